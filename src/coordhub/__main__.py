@@ -1,0 +1,5 @@
+"""``python -m coordhub`` runs the ``coord`` CLI."""
+
+from coordhub.cli.main import main
+
+main()

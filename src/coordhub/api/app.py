@@ -1,0 +1,66 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from coordhub import __version__
+from coordhub.api import errors
+from coordhub.api.auth import Authenticator
+from coordhub.api.limits import BodyLimit
+from coordhub.api.routes import admin, components, locks, messages, todos, workflows
+from coordhub.core.hub import Hub
+from coordhub.errors import Unavailable
+
+log = logging.getLogger("coordhub.api")
+
+
+async def _sweep_forever(hub: Hub, every: float) -> None:
+    """Record expired leases every ``every`` seconds (queries never depend on it; records do)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await hub.sweep()
+        except Unavailable:
+            pass
+        except Exception:  # keep sweeping; the error is logged for the operator
+            log.exception("lease sweep failed")
+
+
+def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_576,
+               sweep_seconds: float = 5.0, retry_after: int = 30) -> FastAPI:
+    """Build the HTTP app over an opened hub.
+
+    The caller owns the store's lifecycle (open before serving, close after).
+    ``sweep_seconds <= 0`` disables the background sweeper (tests drive
+    ``hub.sweep()`` themselves). ``retry_after`` is the seconds a 503 asks
+    clients to wait (seed 001: 30).
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_sweep_forever(hub, sweep_seconds)) if sweep_seconds > 0 else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(title="coordhub", version=__version__, lifespan=lifespan,
+                  description="Coordination hub for fleets of AI coding-agent sessions: messages, fenced leases, "
+                              "todos, workflows, components, halt. The seed-001 protocol under /api/coord/.")
+    app.state.hub = hub
+    app.state.auth = Authenticator(hub, no_auth=no_auth)
+    app.state.retry_after = retry_after
+    errors.install(app)
+    for module in (admin, locks, messages, todos, workflows, components):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    return app

@@ -1,0 +1,131 @@
+"""The one JSON error envelope, and the handlers that produce it.
+
+Every error response, whatever raised it, has this shape::
+
+    {"error": {"code": "lease_conflict", "message": "…", …details},
+     "detail": "…same message…"}
+
+``detail`` repeats the message for clients written against seed 001 (whose
+503 body was ``{"detail": …, "retry_after": 30}``; 503 responses also carry
+``retry_after`` and the ``Retry-After`` header).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from coordhub.errors import CoordError, Unavailable
+
+log = logging.getLogger("coordhub.api")
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+               415: "unsupported_media_type", 422: "invalid", 423: "halted", 429: "rate_limited",
+               503: "database_unavailable"}
+
+
+class ErrorBody(BaseModel):
+    """The ``error`` member of the envelope; extra members carry details."""
+
+    model_config = ConfigDict(extra="allow")
+    code: str
+    message: str
+
+
+class ErrorEnvelope(BaseModel):
+    """Every non-2xx response body."""
+
+    model_config = ConfigDict(extra="allow")
+    error: ErrorBody
+    detail: str
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request: invalid JSON, non-UTF-8 body, bad header.",
+    401: "Missing, unknown or revoked bearer token.",
+    403: "Not allowed: the request names another session, or needs the holder or an admin.",
+    404: "No such object.",
+    409: "Conflict with current state (lease held by another session, stale fence).",
+    413: "Request body larger than the limit (1 MiB by default).",
+    422: "Invalid values: unknown or missing fields, wrong types, bad ids, reused Idempotency-Key.",
+    423: "The fleet is halted; the body says who halted it, why and when.",
+    503: "The database is unavailable; retry after the Retry-After seconds.",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given error status codes."""
+    return {c: {"model": ErrorEnvelope, "description": _DESCRIPTIONS[c]} for c in codes}
+
+
+def envelope(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+             **details: Any) -> JSONResponse:
+    """Build an error response in the one envelope."""
+    content: dict[str, Any] = {"error": {"code": code, "message": message, **details}, "detail": message}
+    if "retry_after" in details:
+        content["retry_after"] = details["retry_after"]
+    return JSONResponse(content, status_code=status, headers=headers)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc if p != "body") or "body"
+
+
+def _validation_message(exc: RequestValidationError, raw: bytes) -> tuple[int, str, list[dict[str, Any]]]:
+    problems = []
+    status = 422
+    for err in exc.errors():
+        kind = err.get("type", "")
+        if kind == "json_invalid":
+            status = 400
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return 400, "body is not UTF-8 text", [{"field": "body", "problem": "not UTF-8"}]
+            err = {**err, "loc": ("body",)}
+        if kind == "extra_forbidden":
+            text = f"unknown field {_location(err['loc'])!r}"
+        elif kind == "missing":
+            text = f"missing field {_location(err['loc'])!r}"
+        elif kind == "json_invalid":
+            text = f"body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})"
+        else:
+            text = f"{_location(err['loc'])}: {err.get('msg', 'invalid')}"
+        problems.append({"field": _location(err.get("loc", ())), "problem": text})
+    message = "; ".join(p["problem"] for p in problems) or "invalid request"
+    return status, message, problems
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into the envelope."""
+
+    @app.exception_handler(CoordError)
+    async def coord_error(request: Request, exc: CoordError) -> JSONResponse:
+        if isinstance(exc, Unavailable):
+            wait = request.app.state.retry_after
+            message = f"Database unavailable. Retry after {wait} seconds."
+            return envelope(503, exc.code, message, {"Retry-After": str(wait)}, retry_after=wait)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return envelope(exc.status, exc.code, exc.message, headers, **exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        status, message, problems = _validation_message(exc, await request.body())
+        return envelope(status, _HTTP_CODES[status], message, problems=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        return envelope(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return envelope(500, "internal", "internal error in the hub; it has been logged")

@@ -1,0 +1,85 @@
+"""Status, halt and resume, tokens, and health."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from coordhub import __version__
+from coordhub.api.auth import Caller, caller
+from coordhub.api.errors import responses
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
+from coordhub.api.schemas import (HaltOut, HaltSet, HealthOut, Line, ResumeOut, StatusOut, TokenCreate, TokenOut,
+                                  TokenRevokeOut)
+from coordhub.core import halt, status, tokens
+from coordhub.errors import Unavailable
+
+router = APIRouter(tags=["admin"])
+
+
+@router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut,
+            "description": "The database is unreachable: status degraded, database disconnected."}})
+async def health(request: Request) -> JSONResponse:
+    """Liveness and database reachability (seed 001); needs no token."""
+    store = hub(request).store
+    try:
+        ok = await hub(request).query(lambda tx, now: tx.ping())
+    except Unavailable:
+        ok = False
+    body = {"status": "ok" if ok else "degraded", "database": "connected" if ok else "disconnected",
+            "backend": store.name, "durability": store.durability, "version": __version__}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/api/coord/status", response_model=StatusOut, responses=responses(*READ_ERRORS))
+async def overview(request: Request, project_key: str | None = None, session_id: str | None = None,
+                   who: Caller = Depends(caller)) -> JSONResponse:
+    """Snapshot: live leases, recent components, active workflows, your unread count, any halt."""
+    viewer = who.viewer(session_id, "session_id")
+    return await query(request, lambda tx, now: status.overview(tx, viewer, now, project_key))
+
+
+@router.get("/api/coord/halt", response_model=HaltOut, responses=responses(*READ_ERRORS))
+async def get_halt(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """The standing halt, or ``{"halted": false}``."""
+    return await query(request, lambda tx, now: halt.current(tx) or {"halted": False})
+
+
+@router.post("/api/coord/halt", status_code=201, response_model=HaltOut, responses=responses(*WRITE_ERRORS, 409))
+async def set_halt(body: HaltSet, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Halt the fleet (admin): every mutating call except resume answers 423 until resumed."""
+    actor = who.act()
+    return await mutate(request, actor, lambda tx, now: halt.set_halt(tx, actor, body.reason, now), status=201)
+
+
+@router.post("/api/coord/resume", response_model=ResumeOut, responses=responses(400, 401, 403, 413, 422, 503))
+async def resume(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Lift the halt (admin). The one mutation allowed while halted."""
+    actor = who.act()
+    return await mutate(request, actor, lambda tx, now: halt.resume(tx, actor, now), during_halt=True)
+
+
+@router.post("/api/coord/tokens", status_code=201, response_model=TokenOut, responses=responses(*WRITE_ERRORS))
+async def create_token(body: TokenCreate, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Create a token acting as session ``name`` (admin). The token appears only in this response."""
+    actor = who.act()
+    return await mutate(request, actor, lambda tx, now: tokens.create(tx, actor, body.name, body.admin, now),
+                        status=201)
+
+
+@router.get("/api/coord/tokens", response_model=list[TokenOut], responses=responses(*READ_ERRORS))
+async def list_tokens(request: Request, include_revoked: bool = False,
+                      who: Caller = Depends(caller)) -> JSONResponse:
+    """Token records, without the tokens (admin)."""
+    actor = who.act()
+    return await query(request, lambda tx, now: tokens.find(tx, actor, include_revoked))
+
+
+@router.delete("/api/coord/tokens/{name:path}", response_model=TokenRevokeOut,
+               responses=responses(*WRITE_ERRORS, 404, 409))
+async def revoke_token(name: Line, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Revoke every token of a session (admin); refused if it would leave no admin token."""
+    actor = who.act()
+    response = await mutate(request, actor, lambda tx, now: tokens.revoke(tx, actor, name, now))
+    request.app.state.auth.invalidate()
+    return response

@@ -1,0 +1,41 @@
+"""Component deploy states (seed 001)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from coordhub.api.auth import Caller, caller
+from coordhub.api.errors import responses
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
+from coordhub.api.schemas import ComponentOut, ComponentSet, ComponentState, Line
+from coordhub.core import components
+
+router = APIRouter(prefix="/api/coord/components", tags=["components"])
+
+
+async def _set(request: Request, who: Caller, project_key: str, component: str, body: ComponentState) -> JSONResponse:
+    actor = who.act((body.updated_by, "updated_by"))
+    return await mutate(request, actor, lambda tx, now: components.set_state(
+        tx, actor, project_key=project_key, component=component, state=body.state, version=body.version,
+        notes=body.notes, fence=body.fence, now=now))
+
+
+@router.put("", response_model=ComponentOut, responses=responses(*WRITE_ERRORS, 409))
+async def upsert(body: ComponentSet, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Record a component's state (seed 001 body form). States by convention: building, built,
+    deploying, deployed, degraded, unknown."""
+    return await _set(request, who, body.project_key, body.component, body)
+
+
+@router.put("/{project_key}/{component}", response_model=ComponentOut, responses=responses(*WRITE_ERRORS, 409))
+async def upsert_path(project_key: Line, component: Line, body: ComponentState, request: Request,
+                      who: Caller = Depends(caller)) -> JSONResponse:
+    """Record a component's state (path form, as seed 001's softfail queue example writes it)."""
+    return await _set(request, who, project_key, component, body)
+
+
+@router.get("", response_model=list[ComponentOut], responses=responses(*READ_ERRORS))
+async def find(request: Request, project_key: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
+    """Component states, most recently updated first."""
+    return await query(request, lambda tx, now: components.find(tx, project_key))

@@ -1,0 +1,77 @@
+"""Leases, under seed 001's ``/api/coord/locks`` paths."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from coordhub.api.auth import Caller, caller
+from coordhub.api.errors import responses
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
+from coordhub.api.schemas import FenceCheckOut, LeaseOut, LockClaim, LockRenew, ReleaseAllOut
+from coordhub.core import leases
+from coordhub.errors import Invalid
+
+router = APIRouter(prefix="/api/coord/locks", tags=["locks"])
+
+
+@router.post("", status_code=201, response_model=LeaseOut, responses=responses(*WRITE_ERRORS, 409))
+async def claim(body: LockClaim, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Claim a lease. 409 names the live holder of an overlapping lease; success carries a ``fence``."""
+    actor = who.act((body.session_id, "session_id"))
+    return await mutate(request, actor, lambda tx, now: leases.claim(
+        tx, actor, project_key=body.project_key, resource=body.resource, description=body.description,
+        ttl_hours=body.ttl_hours, now=now), status=201)
+
+
+@router.get("", response_model=list[LeaseOut], responses=responses(*READ_ERRORS))
+async def list_live(request: Request, project_key: str | None = None, resource: str | None = None,
+                    session_id: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
+    """Live leases; ``resource`` narrows to leases overlapping it (seed 001's conflict check)."""
+    return await query(request, lambda tx, now: leases.live(tx, now, project_key, resource, session_id))
+
+
+@router.delete("", response_model=ReleaseAllOut, responses=responses(*WRITE_ERRORS))
+async def release_all(request: Request, session_id: str | None = None, release_all: bool = False,
+                      who: Caller = Depends(caller)) -> JSONResponse:
+    """Release every lease of a session (seed 001 session clean-up: ``?session_id=&release_all=true``)."""
+    if not release_all:
+        raise Invalid("add release_all=true to release every lease of the session", field="release_all")
+    admin = who.token_actor if who.token_actor is not None and who.token_actor.is_admin else None
+    # An admin may clear another session's leases; anyone else only their own.
+    actor = admin or who.act((session_id, "session_id"))
+    target = session_id or actor.session_id
+    return await mutate(request, actor, lambda tx, now: leases.release_all(tx, actor, target, now))
+
+
+@router.get("/check", response_model=FenceCheckOut, responses=responses(*READ_ERRORS))
+async def check(request: Request, fence: int = Query(ge=1, le=2**62), resource: str | None = None,
+                project_key: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
+    """Is ``fence`` still the live grant (covering ``resource``)? For anything about to act as holder."""
+    return await query(request, lambda tx, now: leases.check_fence(tx, fence, now, resource, project_key))
+
+
+@router.get("/{lease_id}", response_model=LeaseOut, responses=responses(*READ_ERRORS, 404))
+async def get(lease_id: uuid.UUID, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """One lease in any state."""
+    return await query(request, lambda tx, now: leases.get(tx, str(lease_id), now))
+
+
+@router.delete("/{lease_id}", response_model=LeaseOut, responses=responses(*WRITE_ERRORS, 404))
+async def release(lease_id: uuid.UUID, request: Request, session_id: str | None = None, force: bool = False,
+                  who: Caller = Depends(caller)) -> JSONResponse:
+    """Release a lease (holder only, else 403); ``force=true`` lets an admin force-release it."""
+    actor = who.act((session_id, "session_id"))
+    if force:
+        return await mutate(request, actor, lambda tx, now: leases.revoke(tx, actor, str(lease_id), now))
+    return await mutate(request, actor, lambda tx, now: leases.release(tx, actor, str(lease_id), now))
+
+
+@router.post("/{lease_id}/renew", response_model=LeaseOut, responses=responses(*WRITE_ERRORS, 404, 409))
+async def renew(lease_id: uuid.UUID, body: LockRenew, request: Request,
+                who: Caller = Depends(caller)) -> JSONResponse:
+    """Extend a live lease (holder only); 409 ``stale_fence`` when it already ended."""
+    actor = who.act((body.session_id, "session_id"))
+    return await mutate(request, actor, lambda tx, now: leases.renew(tx, actor, str(lease_id), body.ttl_hours, now))

@@ -1,0 +1,80 @@
+"""Messages: seed 001's ``/api/coord/messages`` plus ack and unread count."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from coordhub.api.auth import Caller, caller
+from coordhub.api.errors import responses
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
+from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut
+from coordhub.core import messages
+from coordhub.core.identity import Actor
+from coordhub.errors import Invalid
+
+router = APIRouter(prefix="/api/coord/messages", tags=["messages"])
+
+
+@router.post("", status_code=201, response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
+async def send(body: MessageSend, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Send a message; ``to_session`` omitted, null or ``ALL_SESSIONS`` broadcasts to the fleet."""
+    actor = who.act((body.from_session, "from_session"))
+    return await mutate(request, actor, lambda tx, now: messages.send(
+        tx, actor, to_session=body.to_session, subject=body.subject, body=body.body,
+        project_key=body.project_key, thread_id=body.thread_id, reply_to=body.reply_to,
+        importance=body.importance, message_type=body.message_type, requires_ack=body.requires_ack,
+        now=now), status=201)
+
+
+def _viewer(who: Caller, claimed: str | None, field: str) -> str:
+    viewer = who.viewer(claimed, field)
+    if viewer is None:
+        raise Invalid(f"name the session whose inbox to read: {field}=MACHINE/name", field=field)
+    return viewer
+
+
+@router.get("", response_model=list[MessageOut], responses=responses(*READ_ERRORS))
+async def inbox(request: Request, to_session: str | None = None, unread_only: bool = False,
+                limit: int = Query(100, ge=1, le=messages.MAX_INBOX), before_seq: int | None = Query(None, ge=1),
+                who: Caller = Depends(caller)) -> JSONResponse:
+    """A session's inbox (seed 001): ``unread_only=true`` gives unread direct messages and broadcasts."""
+    viewer = _viewer(who, to_session, "to_session")
+    return await query(request, lambda tx, now: messages.inbox(
+        tx, viewer, unread_only=unread_only, limit=limit, before_seq=before_seq))
+
+
+@router.get("/unread-count", response_model=UnreadCountOut, responses=responses(*READ_ERRORS))
+async def unread_count(request: Request, session_id: str | None = None,
+                       who: Caller = Depends(caller)) -> JSONResponse:
+    """How many messages a session has not read."""
+    viewer = _viewer(who, session_id, "session_id")
+    return await query(request, lambda tx, now: {"session_id": viewer,
+                                                 "unread": messages.unread_count(tx, viewer)})
+
+
+@router.get("/{message_id}", response_model=MessageOut, responses=responses(*READ_ERRORS, 404))
+async def get(message_id: uuid.UUID, request: Request, session_id: str | None = None,
+              who: Caller = Depends(caller)) -> JSONResponse:
+    """One message the caller sent, received, or that was broadcast."""
+    viewer = _viewer(who, session_id, "session_id")
+    actor = who.token_actor or Actor(viewer, is_admin=True)
+    return await query(request, lambda tx, now: messages.get(tx, actor, str(message_id)))
+
+
+@router.put("/{message_id}/read", response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
+async def mark_read(message_id: uuid.UUID, request: Request, session_id: str | None = None,
+                    who: Caller = Depends(caller)) -> JSONResponse:
+    """Mark a message read for the caller only (a broadcast stays unread for everyone else)."""
+    actor = who.act((session_id, "session_id"))
+    return await mutate(request, actor, lambda tx, now: messages.mark_read(tx, actor, str(message_id), now))
+
+
+@router.post("/{message_id}/ack", response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
+async def ack(message_id: uuid.UUID, request: Request, session_id: str | None = None,
+              who: Caller = Depends(caller)) -> JSONResponse:
+    """Acknowledge a message (marks it read too); acking twice is harmless."""
+    actor = who.act((session_id, "session_id"))
+    return await mutate(request, actor, lambda tx, now: messages.ack(tx, actor, str(message_id), now))

@@ -1,0 +1,57 @@
+"""Fleet todos (seed 000) under ``/api/coord/todos``."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from coordhub.api.auth import Caller, caller
+from coordhub.api.errors import responses
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
+from coordhub.api.schemas import TodoAdd, TodoDone, TodoOut
+from coordhub.core import todos
+from coordhub.errors import Invalid
+
+router = APIRouter(prefix="/api/coord/todos", tags=["todos"])
+
+
+def _one(a: str | None, b: str | None, names: str) -> str | None:
+    if a is not None and b is not None and a != b:
+        raise Invalid(f"{names} are the same field; send one of them")
+    return a if a is not None else b
+
+
+@router.post("", status_code=201, response_model=TodoOut, responses=responses(*WRITE_ERRORS, 404))
+async def add(body: TodoAdd, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Create a pending todo (``created_by`` is the caller; ``created_by_machine`` defaults to its machine)."""
+    actor = who.act((body.created_by, "created_by"))
+    project = _one(body.project_key, body.project, "project_key and project")
+    parent = _one(body.parent_id, body.parent, "parent_id and parent")
+    return await mutate(request, actor, lambda tx, now: todos.add(
+        tx, actor, text=body.text, user=body.user, project_key=project, parent_id=parent, source=body.source,
+        auto=body.auto, created_by_user=body.created_by_user, created_by_machine=body.created_by_machine,
+        now=now), status=201)
+
+
+@router.get("", response_model=list[TodoOut], responses=responses(*READ_ERRORS))
+async def find(request: Request, user: str | None = None, project_key: str | None = None,
+               status: str = Query("pending", description="pending, done or all"),
+               who: Caller = Depends(caller)) -> JSONResponse:
+    """Todos by user, project and status (default: pending)."""
+    return await query(request, lambda tx, now: todos.find(tx, user=user, project_key=project_key, status=status))
+
+
+@router.get("/{todo_id}", response_model=TodoOut, responses=responses(*READ_ERRORS, 404))
+async def get(todo_id: uuid.UUID, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """One todo."""
+    return await query(request, lambda tx, now: todos.get(tx, str(todo_id)))
+
+
+@router.post("/{todo_id}/done", response_model=TodoOut, responses=responses(*WRITE_ERRORS, 404))
+async def done(todo_id: uuid.UUID, request: Request, body: TodoDone | None = None,
+               who: Caller = Depends(caller)) -> JSONResponse:
+    """Mark a todo done (sets ``completed_by`` to the caller)."""
+    actor = who.act((body.completed_by if body else None, "completed_by"))
+    return await mutate(request, actor, lambda tx, now: todos.done(tx, actor, str(todo_id), now))

@@ -1,0 +1,74 @@
+"""Workflows and work items (seed 001)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from coordhub.api.auth import Caller, caller
+from coordhub.api.errors import responses
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
+from coordhub.api.schemas import (WorkflowCreate, WorkflowDetailOut, WorkflowOut, WorkflowPatch, WorkItemCreate,
+                                  WorkItemOut, WorkItemPatch, dump)
+from coordhub.core import workflows
+
+router = APIRouter(prefix="/api/coord", tags=["workflows"])
+
+
+@router.post("/workflows", status_code=201, response_model=WorkflowOut, responses=responses(*WRITE_ERRORS))
+async def create(body: WorkflowCreate, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Create a workflow (statuses: planning, active, blocked, completed, cancelled)."""
+    actor = who.act((body.created_by, "created_by"))
+    return await mutate(request, actor, lambda tx, now: workflows.create(
+        tx, actor, project_key=body.project_key, name=body.name, description=body.description,
+        status=body.status, now=now), status=201)
+
+
+@router.get("/workflows", response_model=list[WorkflowOut], responses=responses(*READ_ERRORS))
+async def find(request: Request, project_key: str | None = None, status: str | None = None,
+               who: Caller = Depends(caller)) -> JSONResponse:
+    """Workflows, optionally of one project and status."""
+    return await query(request, lambda tx, now: workflows.find_workflows(tx, project_key=project_key, status=status))
+
+
+@router.get("/workflows/{workflow_id}", response_model=WorkflowDetailOut, responses=responses(*READ_ERRORS, 404))
+async def get(workflow_id: uuid.UUID, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """A workflow with its work items."""
+    return await query(request, lambda tx, now: workflows.get_workflow(tx, str(workflow_id)))
+
+
+@router.patch("/workflows/{workflow_id}", response_model=WorkflowOut, responses=responses(*WRITE_ERRORS, 404))
+async def patch(workflow_id: uuid.UUID, body: WorkflowPatch, request: Request,
+                who: Caller = Depends(caller)) -> JSONResponse:
+    """Change a workflow's status."""
+    actor = who.act((body.updated_by, "updated_by"))
+    return await mutate(request, actor, lambda tx, now: workflows.set_workflow_status(
+        tx, actor, str(workflow_id), body.status, now))
+
+
+@router.post("/work-items", status_code=201, response_model=WorkItemOut, responses=responses(*WRITE_ERRORS, 404))
+async def add_item(body: WorkItemCreate, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Add a work item (statuses: pending, in_progress, blocked, completed, cancelled)."""
+    actor = who.act((body.created_by, "created_by"))
+    return await mutate(request, actor, lambda tx, now: workflows.add_item(
+        tx, actor, workflow_id=body.workflow_id, title=body.title, project_key=body.project_key,
+        description=body.description, status=body.status, priority=body.priority, assigned_to=body.assigned_to,
+        now=now), status=201)
+
+
+@router.get("/work-items/{item_id}", response_model=WorkItemOut, responses=responses(*READ_ERRORS, 404))
+async def get_item(item_id: uuid.UUID, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """One work item."""
+    return await query(request, lambda tx, now: workflows.get_item(tx, str(item_id)))
+
+
+@router.patch("/work-items/{item_id}", response_model=WorkItemOut, responses=responses(*WRITE_ERRORS, 404, 409))
+async def patch_item(item_id: uuid.UUID, body: WorkItemPatch, request: Request,
+                     who: Caller = Depends(caller)) -> JSONResponse:
+    """Update a work item; with ``fence`` the update is refused (409) unless that lease is still yours."""
+    actor = who.act((body.updated_by, "updated_by"))
+    changes = dump(body, exclude=("updated_by", "fence"))
+    return await mutate(request, actor, lambda tx, now: workflows.update_item(
+        tx, actor, str(item_id), changes, fence=body.fence, now=now))

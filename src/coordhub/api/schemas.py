@@ -1,0 +1,379 @@
+"""Request and response bodies of the REST API, as pydantic models.
+
+Requests are strict: unknown fields, wrong types and missing fields are
+refused with 422 and change nothing. Field names are seed 001's. Responses
+are documented here and produced by the core's ``render`` functions; the
+OpenAPI document at ``/openapi.json`` is generated from these models.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _line(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must be one line without control characters")
+    return value
+
+
+def _text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Line = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_line)]
+LongLine = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_line)]
+Subject = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_line)]
+Text = Annotated[str, Field(max_length=524_288), AfterValidator(_text)]
+Fence = Annotated[int, Field(ge=1, le=2**62)]
+
+
+class Strict(BaseModel):
+    """Base of request bodies: no unknown fields, no type coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Out(BaseModel):
+    """Base of response bodies (documentation; extra fields allowed for forward compatibility)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# ---- leases (seed 001 "locks") -------------------------------------------------
+
+class LockClaim(Strict):
+    """``POST /api/coord/locks``: claim a lease."""
+
+    project_key: Line
+    resource: LongLine = Field(description="A path (`server/src/`), glob (`src/**/*.py`) or name (`deploy:staging`).")
+    session_id: Line | None = Field(None, description="Must be the caller's own session (with auth).")
+    description: Text | None = None
+    ttl_hours: float = Field(2.0, description="Hours until expiry; 0 = never (seed 001). Must be ≥ 0.")
+
+
+class LockRenew(Strict):
+    """``POST /api/coord/locks/{id}/renew``: extend a live lease."""
+
+    ttl_hours: float | None = Field(None, description="New TTL from now; default: the lease's own TTL.")
+    session_id: Line | None = None
+
+
+class LeaseOut(Out):
+    """A lease (seed 001 lock fields plus fence, kind, state and time left)."""
+
+    id: str
+    fence: int
+    project_key: str
+    resource: str
+    kind: str
+    session_id: str
+    description: str | None
+    ttl_hours: float
+    acquired_at: str
+    renewed_at: str | None
+    expires_at: str | None
+    expires_in_seconds: float | None
+    state: str
+    released_at: str | None
+    released_by: str | None
+
+
+class ReleaseAllOut(Out):
+    """Result of releasing every lease of a session."""
+
+    session_id: str
+    released: int
+    lease_ids: list[str]
+
+
+class FenceCheckOut(Out):
+    """Whether a fence is still the live grant covering a resource."""
+
+    fence: int
+    current: bool
+    reason: str | None
+    lease: LeaseOut | None
+
+
+# ---- messages --------------------------------------------------------------------
+
+class MessageSend(Strict):
+    """``POST /api/coord/messages``. ``to_session`` omitted, null or ``ALL_SESSIONS``: broadcast."""
+
+    subject: Subject
+    body: Text = ""
+    to_session: Line | None = None
+    from_session: Line | None = Field(None, description="Must be the caller's own session (with auth).")
+    project_key: Line | None = None
+    thread_id: Line | None = None
+    reply_to: Line | None = Field(None, description="Id of the message this answers; joins its thread.")
+    importance: str = Field("normal", description="low, normal, high or urgent.")
+    message_type: Line | None = Field(None, description="Free label; seed 002's types are the documented set.")
+    requires_ack: bool = False
+
+
+class MessageOut(Out):
+    """A message as one session sees it (its own read and ack state)."""
+
+    id: str
+    seq: int
+    from_session: str
+    to_session: str
+    broadcast: bool
+    project_key: str | None
+    subject: str
+    body: str
+    thread_id: str | None
+    reply_to: str | None
+    importance: str
+    message_type: str | None
+    requires_ack: bool
+    created_at: str
+    read: bool
+    read_at: str | None
+    acked_at: str | None
+
+
+class UnreadCountOut(Out):
+    """How many messages a session has not read."""
+
+    session_id: str | None
+    unread: int
+
+
+# ---- todos -------------------------------------------------------------------------
+
+class TodoAdd(Strict):
+    """``POST /api/coord/todos`` (seed 000 fields; ``project``/``parent`` accepted as the CLI names them)."""
+
+    text: Annotated[str, Field(min_length=1, max_length=65_536), AfterValidator(_text)]
+    user: Line | None = None
+    project_key: Line | None = None
+    project: Line | None = Field(None, description="Alias of project_key.")
+    parent_id: Line | None = None
+    parent: Line | None = Field(None, description="Alias of parent_id.")
+    source: Text | None = None
+    auto: bool = False
+    created_by: Line | None = Field(None, description="Must be the caller's own session (with auth).")
+    created_by_user: Line | None = None
+    created_by_machine: Line | None = None
+
+
+class TodoDone(Strict):
+    """``POST /api/coord/todos/{id}/done``."""
+
+    completed_by: Line | None = Field(None, description="Must be the caller's own session (with auth).")
+
+
+class TodoOut(Out):
+    """A todo."""
+
+    id: str
+    text: str
+    user: str | None
+    project_key: str | None
+    parent_id: str | None
+    source: str | None
+    auto: bool
+    status: str
+    created_by: str
+    created_by_user: str | None
+    created_by_machine: str | None
+    completed_by: str | None
+    created_at: str
+    updated_at: str
+    completed_at: str | None
+
+
+# ---- workflows and work items --------------------------------------------------
+
+class WorkflowCreate(Strict):
+    """``POST /api/coord/workflows``."""
+
+    project_key: Line
+    name: Line
+    description: Text | None = None
+    status: str = "planning"
+    created_by: Line | None = None
+
+
+class WorkflowPatch(Strict):
+    """``PATCH /api/coord/workflows/{id}``."""
+
+    status: str
+    updated_by: Line | None = None
+
+
+class WorkflowOut(Out):
+    """A workflow."""
+
+    id: str
+    project_key: str
+    name: str
+    description: str | None
+    status: str
+    created_by: str
+    created_at: str
+    updated_at: str
+
+
+class WorkItemCreate(Strict):
+    """``POST /api/coord/work-items``."""
+
+    workflow_id: Line
+    title: LongLine
+    project_key: Line | None = None
+    description: Text | None = None
+    status: str = "pending"
+    priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] = 0
+    assigned_to: Line | None = None
+    created_by: Line | None = None
+
+
+class WorkItemPatch(Strict):
+    """``PATCH /api/coord/work-items/{id}``; ``fence`` makes the update as a lease holder."""
+
+    status: str | None = None
+    title: LongLine | None = None
+    description: Text | None = None
+    priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] | None = None
+    assigned_to: Line | None = None
+    updated_by: Line | None = None
+    fence: Fence | None = None
+
+
+class WorkItemOut(Out):
+    """A work item."""
+
+    id: str
+    workflow_id: str
+    project_key: str
+    title: str
+    description: str | None
+    status: str
+    priority: int
+    assigned_to: str | None
+    created_by: str
+    updated_by: str
+    created_at: str
+    updated_at: str
+
+
+class WorkflowDetailOut(WorkflowOut):
+    """A workflow with its work items."""
+
+    work_items: list[WorkItemOut]
+
+
+# ---- components -----------------------------------------------------------------
+
+class ComponentState(Strict):
+    """``PUT /api/coord/components/{project_key}/{component}``."""
+
+    state: Line
+    version: Line | None = None
+    notes: Text | None = None
+    updated_by: Line | None = Field(None, description="Must be the caller's own session (with auth).")
+    fence: Fence | None = None
+
+
+class ComponentSet(ComponentState):
+    """``PUT /api/coord/components`` (seed 001 form, project and component in the body)."""
+
+    project_key: Line
+    component: Line
+
+
+class ComponentOut(Out):
+    """A component's deploy state."""
+
+    project_key: str
+    component: str
+    state: str
+    version: str | None
+    notes: str | None
+    updated_by: str
+    created_at: str
+    updated_at: str
+
+
+# ---- halt, tokens, status, health -------------------------------------------------
+
+class HaltSet(Strict):
+    """``POST /api/coord/halt``."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_text)]
+
+
+class HaltOut(Out):
+    """A standing halt."""
+
+    halted: bool
+    halted_by: str | None = None
+    reason: str | None = None
+    halted_at: str | None = None
+
+
+class ResumeOut(Out):
+    """Result of a resume."""
+
+    halted: bool
+    resumed_by: str
+    was: HaltOut | None
+
+
+class TokenCreate(Strict):
+    """``POST /api/coord/tokens``: ``name`` is the session id the token acts as."""
+
+    name: Line
+    admin: bool = False
+
+
+class TokenOut(Out):
+    """A token record; ``token`` appears only in the response that created it."""
+
+    id: str
+    name: str
+    admin: bool
+    created_at: str
+    revoked_at: str | None
+    token: str | None = None
+
+
+class TokenRevokeOut(Out):
+    """Result of revoking a name's tokens."""
+
+    name: str
+    revoked: int
+
+
+class StatusOut(Out):
+    """The seed 001 status overview."""
+
+    server_time: str
+    halt: HaltOut | None
+    session_id: str | None
+    active_locks: list[LeaseOut]
+    components: list[ComponentOut]
+    active_workflows: list[WorkflowOut]
+    unread_messages: int
+
+
+class HealthOut(Out):
+    """``GET /health``: ``ok``/``connected`` or ``degraded``/``disconnected`` (seed 001)."""
+
+    status: str
+    database: str
+    backend: str
+    durability: str
+    version: str
+
+
+def dump(model: Strict, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields a client actually sent (unset optional fields left out), minus ``exclude``."""
+    return {k: v for k, v in model.model_dump(exclude_unset=True).items() if k not in exclude}

@@ -1,0 +1,70 @@
+"""``coord lock``: claim, release, renew, list, check (seed 000 plus fences)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+
+from coordhub.cli.common import JSON_OPT, call, show
+from coordhub.cli.output import console, table
+
+app = typer.Typer(help="Leases on files, folders, globs and services, with fencing tokens.", no_args_is_help=True)
+
+COLUMNS = [("id", "id"), ("fence", "fence"), ("project_key", "project"), ("resource", "resource"),
+           ("session_id", "holder"), ("expires_at", "expires"), ("description", "description")]
+
+
+@app.command()
+def claim(
+    ctx: typer.Context,
+    project: str = typer.Argument(..., help="Project key, e.g. gururmm."),
+    resource: str = typer.Argument(..., help="Path (server/src/), glob (src/**/*.py) or name (deploy:staging)."),
+    description: str = typer.Argument(..., help="What you are doing."),
+    ttl: float = typer.Option(2.0, "--ttl", help="Hours until it expires; 0 = never."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Claim a lease. Exit 4 if another session holds an overlapping one (its holder is named)."""
+    lease = call(ctx, lambda c: c.claim(project, resource, description, ttl))
+    show(lease, as_json, lambda x: console.print(
+        f"claimed {x['id']} fence {x['fence']} on {x['resource']} "
+        f"({'no expiry' if x['expires_at'] is None else 'expires ' + x['expires_at']})"))
+
+
+@app.command()
+def release(ctx: typer.Context, lease_id: str = typer.Argument(..., help="Lease id."),
+            force: bool = typer.Option(False, "--force", help="Admin: force-release another session's lease."),
+            as_json: bool = JSON_OPT) -> None:
+    """Release a lease you hold."""
+    lease = call(ctx, lambda c: c.release(lease_id, force=force))
+    show(lease, as_json, lambda x: console.print(f"{x['state']} {x['id']}"))
+
+
+@app.command()
+def renew(ctx: typer.Context, lease_id: str = typer.Argument(..., help="Lease id."),
+          ttl: Optional[float] = typer.Option(None, "--ttl", help="New TTL in hours from now."),
+          as_json: bool = JSON_OPT) -> None:
+    """Extend a live lease you hold."""
+    lease = call(ctx, lambda c: c.renew(lease_id, ttl))
+    show(lease, as_json, lambda x: console.print(f"renewed {x['id']} until {x['expires_at'] or 'forever'}"))
+
+
+@app.command("list")
+def list_(ctx: typer.Context, project: Optional[str] = typer.Option(None, "--project", help="Only this project."),
+          resource: Optional[str] = typer.Option(None, "--resource", help="Only leases overlapping this."),
+          as_json: bool = JSON_OPT) -> None:
+    """List live leases."""
+    rows = call(ctx, lambda c: c.locks(project, resource))
+    show(rows, as_json, lambda r: table(r, COLUMNS, "no live leases"))
+
+
+@app.command()
+def check(ctx: typer.Context, fence: int = typer.Argument(..., help="The fence to check."),
+          resource: Optional[str] = typer.Option(None, "--resource", help="Resource it must cover."),
+          project: Optional[str] = typer.Option(None, "--project", help="Project it must be in."),
+          as_json: bool = JSON_OPT) -> None:
+    """Is this fence still the current holder's? Exit 4 if not."""
+    result: Any = call(ctx, lambda c: c.check_fence(fence, resource, project))
+    show(result, as_json, lambda r: console.print("current" if r["current"] else f"stale: {r['reason']}"))
+    if not result["current"]:
+        raise typer.Exit(4)

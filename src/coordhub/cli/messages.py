@@ -1,0 +1,79 @@
+"""``coord msg``: send, inbox, read, ack (seed 000)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from coordhub.cli.common import JSON_OPT, call, expand_recipient, read_text_arg, show
+from coordhub.cli.output import console, message_banner, table
+
+app = typer.Typer(help="Messages: send, read your inbox, mark read, ack.", no_args_is_help=True)
+
+
+@app.command()
+def send(
+    ctx: typer.Context,
+    to: str = typer.Argument(..., help="ALL / fleet / broadcast for the whole fleet; a machine name "
+                                       "(HOWARD-HOME → HOWARD-HOME/claude-main); or a full session id."),
+    subject: str = typer.Argument(..., help="One-line subject."),
+    body: Optional[str] = typer.Argument(None, help="Message body (or use --body-file)."),
+    body_file: Optional[Path] = typer.Option(None, "--body-file", help="Read the body from a file ('-' = stdin)."),
+    project: Optional[str] = typer.Option(None, "--project", help="Project key the message is about."),
+    importance: str = typer.Option("normal", "--importance", help="low, normal, high or urgent."),
+    message_type: Optional[str] = typer.Option(None, "--type", help="Label, e.g. READY_FOR_REVIEW (seed 002)."),
+    requires_ack: bool = typer.Option(False, "--requires-ack", help="Ask the recipient to acknowledge."),
+    reply_to: Optional[str] = typer.Option(None, "--reply-to", help="Id of the message this answers."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Send a message to a session, a machine, or the whole fleet."""
+    text = read_text_arg(body, body_file, "body")
+    extra: dict[str, Any] = {"importance": importance, "requires_ack": requires_ack}
+    for key, value in (("project_key", project), ("message_type", message_type), ("reply_to", reply_to)):
+        if value is not None:
+            extra[key] = value
+    msg = call(ctx, lambda c: c.send_message(expand_recipient(to), subject, text, **extra))
+    show(msg, as_json, lambda m: console.print(f"sent {m['id']} to {m['to_session']}"))
+
+
+@app.command()
+def inbox(
+    ctx: typer.Context,
+    all_: bool = typer.Option(False, "--all", help="Every message (read too), newest first."),
+    limit: int = typer.Option(100, "--limit", min=1, max=500, help="At most this many."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Your unread messages (direct and broadcast), shown prominently; --all for history."""
+    msgs = call(ctx, lambda c: c.inbox(unread_only=not all_, limit=limit))
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        if all_:
+            table(rows, [("id", "id"), ("created_at", "sent"), ("from_session", "from"), ("to_session", "to"),
+                         ("subject", "subject"), ("read", "read")], "no messages")
+            return
+        if not rows:
+            console.print("no unread messages")
+        for m in rows:
+            console.print(message_banner(m), markup=False)
+        if rows:
+            console.print(f"{len(rows)} unread. Mark each read with `coord msg read <id>`.")
+
+    show(msgs, as_json, human)
+
+
+@app.command()
+def read(ctx: typer.Context, message_id: str = typer.Argument(..., help="Message id."),
+         as_json: bool = JSON_OPT) -> None:
+    """Mark a message read (for you only)."""
+    msg = call(ctx, lambda c: c.mark_read(message_id))
+    show(msg, as_json, lambda m: console.print(f"read {m['id']}"))
+
+
+@app.command()
+def ack(ctx: typer.Context, message_id: str = typer.Argument(..., help="Message id."),
+        as_json: bool = JSON_OPT) -> None:
+    """Acknowledge a message (also marks it read)."""
+    msg = call(ctx, lambda c: c.ack(message_id))
+    show(msg, as_json, lambda m: console.print(f"acked {m['id']}"))

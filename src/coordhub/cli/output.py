@@ -1,0 +1,48 @@
+"""How the CLI prints: JSON for scripts (``--json``), readable tables and banners for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], empty: str) -> None:
+    """Print rows as a table of ``(key, heading)`` columns, or ``empty`` when there are none."""
+    if not rows:
+        console.print(empty)
+        return
+    t = Table(show_edge=False, pad_edge=False, header_style="bold")
+    for _, heading in columns:
+        t.add_column(heading, overflow="fold")
+    for row in rows:
+        t.add_row(*("" if row.get(k) is None else str(row.get(k)) for k, _ in columns))
+    console.print(t)
+
+
+def message_banner(msg: dict[str, Any]) -> str:
+    """A message shown prominently, as seed 000 asks for unread coord messages."""
+    rule = "=" * 60
+    tags = [msg["importance"].upper()] if msg.get("importance") not in (None, "normal") else []
+    if msg.get("broadcast"):
+        tags.append("BROADCAST")
+    if msg.get("message_type"):
+        tags.append(msg["message_type"])
+    if msg.get("requires_ack") and not msg.get("acked_at"):
+        tags.append("ACK REQUIRED")
+    head = f"MESSAGE FROM {msg['from_session']} — {msg['subject']}"
+    meta = f"id {msg['id']} · {msg['created_at']}" + (f" · {' · '.join(tags)}" if tags else "")
+    if msg.get("project_key"):
+        meta += f" · project {msg['project_key']}"
+    return f"{rule}\n{head}\n{meta}\n{rule}\n{msg['body']}\n{rule}"

@@ -1,0 +1,50 @@
+"""``coord serve``: run the hub. Every flag also reads its ``COORD_*`` variable (see coordhub.config)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from coordhub.cli.common import EXIT_REFUSED, fail
+from coordhub.config import ServerConfig, setting
+
+
+def opt(name: str, **extra: Any) -> Any:
+    """A Typer option built from the one definition of a setting."""
+    s = setting(name)
+    return typer.Option(s.default, s.flag, envvar=s.env, help=s.help, show_default=s.default is not None, **extra)
+
+
+def serve(
+    host: str = opt("host"),
+    port: int = opt("port", min=1, max=65535),
+    data_dir: Optional[Path] = opt("data_dir"),
+    database_url: Optional[str] = opt("database_url"),
+    no_auth: bool = opt("no_auth"),
+    allow_remote_no_auth: bool = opt("allow_remote_no_auth"),
+    sqlite_synchronous: str = opt("sqlite_synchronous"),
+    max_body_bytes: int = opt("max_body_bytes", min=1024),
+    retry_after: int = opt("retry_after", min=1),
+    sweep_seconds: float = opt("sweep_seconds", min=0.0),
+    log_level: str = opt("log_level"),
+) -> None:
+    """Run the hub (SQLite in the data dir by default). First start creates the data dir and admin.token."""
+    from coordhub.server import StartupError
+    from coordhub.server import serve as run
+
+    if log_level.lower() not in ("debug", "info", "warning", "error"):
+        fail(f"--log-level must be debug, info, warning or error, not {log_level!r}", 2)
+    if sqlite_synchronous.upper() not in ("FULL", "NORMAL"):
+        fail(f"--sqlite-synchronous must be FULL or NORMAL, not {sqlite_synchronous!r}", 2)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = ServerConfig(host=host, port=port, data_dir=data_dir, database_url=database_url, no_auth=no_auth,
+                       allow_remote_no_auth=allow_remote_no_auth, sqlite_synchronous=sqlite_synchronous.upper(),
+                       max_body_bytes=max_body_bytes, retry_after=retry_after, sweep_seconds=sweep_seconds,
+                       log_level=log_level.lower())
+    try:
+        run(cfg)
+    except StartupError as exc:
+        fail(str(exc), EXIT_REFUSED)

@@ -1,0 +1,59 @@
+"""``coord todo``: add, list, done (seed 000)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from coordhub.cli.common import JSON_OPT, call, read_text_arg, show
+from coordhub.cli.output import console, table
+
+app = typer.Typer(help="Fleet todos: durable reminders until marked done.", no_args_is_help=True)
+
+
+@app.command()
+def add(
+    ctx: typer.Context,
+    text: Optional[str] = typer.Argument(None, help="What needs doing (or use --text-file)."),
+    user: Optional[str] = typer.Option(None, "--user", help="Who it is for."),
+    project: Optional[str] = typer.Option(None, "--project", help="Project key."),
+    parent: Optional[str] = typer.Option(None, "--parent", help="Id of a parent todo."),
+    source: Optional[str] = typer.Option(None, "--source", help="Where it came from (free text)."),
+    auto: bool = typer.Option(False, "--auto", help="Mark as created automatically."),
+    text_file: Optional[Path] = typer.Option(None, "--text-file", help="Read the text from a file ('-' = stdin)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Create a todo (created_by_user/created_by_machine filled from identity.json)."""
+    body = read_text_arg(text, text_file, "text")
+
+    def create(c: Any) -> Any:
+        fields = {"user": user, "project_key": project, "parent_id": parent, "source": source, "auto": auto,
+                  "created_by_user": c.settings.user, "created_by_machine": c.settings.machine}
+        return c.add_todo(body, **{k: v for k, v in fields.items() if v is not None})
+
+    todo = call(ctx, create)
+    show(todo, as_json, lambda t: console.print(f"added todo {t['id']}"))
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    user: Optional[str] = typer.Option(None, "--user", help="Only this user's."),
+    project: Optional[str] = typer.Option(None, "--project", help="Only this project's."),
+    status: str = typer.Option("pending", "--status", help="pending, done or all."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """List todos (pending by default)."""
+    rows = call(ctx, lambda c: c.todos(user=user, project_key=project, status=status))
+    show(rows, as_json, lambda r: table(r, [("id", "id"), ("status", "status"), ("project_key", "project"),
+                                            ("user", "user"), ("text", "text"), ("created_by", "by")],
+                                        "no todos"))
+
+
+@app.command()
+def done(ctx: typer.Context, todo_id: str = typer.Argument(..., help="Todo id."), as_json: bool = JSON_OPT) -> None:
+    """Mark a todo done (sets completed_by to you)."""
+    todo = call(ctx, lambda c: c.todo_done(todo_id))
+    show(todo, as_json, lambda t: console.print(f"done {t['id']}"))

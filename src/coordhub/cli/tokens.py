@@ -1,0 +1,36 @@
+"""``coord token``: create, list, revoke (admin)."""
+
+from __future__ import annotations
+
+import typer
+
+from coordhub.cli.common import JSON_OPT, call, show
+from coordhub.cli.output import console, table
+
+app = typer.Typer(help="Bearer tokens (needs an admin token).", no_args_is_help=True)
+
+
+@app.command()
+def create(ctx: typer.Context, name: str = typer.Argument(..., help="Session id it acts as, "
+                                                                    "e.g. HOWARD-HOME/claude-main."),
+           admin: bool = typer.Option(False, "--admin", help="Make it an admin token.")) -> None:
+    """Create a token and print just the token on stdout (it is not shown again)."""
+    result = call(ctx, lambda c: c.create_token(name, admin))
+    typer.echo(result["token"])
+
+
+@app.command("list")
+def list_(ctx: typer.Context, include_revoked: bool = typer.Option(False, "--revoked", help="Include revoked."),
+          as_json: bool = JSON_OPT) -> None:
+    """List tokens (never the tokens themselves)."""
+    rows = call(ctx, lambda c: c.tokens(include_revoked))
+    show(rows, as_json, lambda r: table(r, [("name", "name"), ("admin", "admin"), ("created_at", "created"),
+                                            ("revoked_at", "revoked"), ("id", "id")], "no tokens"))
+
+
+@app.command()
+def revoke(ctx: typer.Context, name: str = typer.Argument(..., help="Session id whose tokens to revoke."),
+           as_json: bool = JSON_OPT) -> None:
+    """Revoke every token of a session."""
+    result = call(ctx, lambda c: c.revoke_token(name))
+    show(result, as_json, lambda r: console.print(f"revoked {r['revoked']} token(s) of {r['name']}"))

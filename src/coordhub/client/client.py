@@ -1,0 +1,252 @@
+"""The coordhub client (synchronous), with seed 001's softfail behaviour.
+
+Writes never block work: on a network error, a timeout or a 5xx answer, a
+mutating call is appended to the softfail queue with its idempotency key and
+the call returns :class:`Queued`. A 503 with ``Retry-After`` is waited out once
+(at most :data:`MAX_RETRY_WAIT` seconds) and retried before queueing. Before
+any call, a non-empty queue is drained in order, so queued writes reach the
+hub before newer ones; ``sync()`` drains explicitly. Reads cannot be queued:
+an unreachable hub raises :class:`Unreachable`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+
+from coordhub import __version__
+from coordhub.client.queue import Entry, SoftfailQueue
+from coordhub.client.settings import ClientSettings
+
+MAX_RETRY_WAIT = 60.0
+SESSION_HEADER = "X-Coord-Session"
+
+
+class HubError(Exception):
+    """The hub answered with an error (4xx, or 5xx on a read). ``code`` is the envelope's code."""
+
+    def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.body = body
+
+
+class Unreachable(Exception):
+    """The hub could not be reached (network error, timeout, or 5xx) and the call could not be queued."""
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A write that did not reach the hub and waits in the softfail queue."""
+
+    method: str
+    path: str
+    idempotency_key: str
+    pending: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Failure:
+    reason: str
+    retry_after: float | None = None
+
+
+class CoordClient:
+    """Talks to one hub as one session. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, settings: ClientSettings, *, transport: httpx2.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = settings
+        self.queue = SoftfailQueue(settings.queue_file)
+        self._sleep = sleep
+        headers = {"User-Agent": f"coordhub/{__version__}"}
+        if settings.token:
+            headers["Authorization"] = f"Bearer {settings.token}"
+        elif settings.session:
+            headers[SESSION_HEADER] = settings.session
+        self._http = httpx2.Client(base_url=settings.url, headers=headers, timeout=settings.timeout,
+                                   transport=transport)
+
+    def __enter__(self) -> CoordClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._http.close()
+
+    # -- transport --------------------------------------------------------------
+
+    def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
+              key: str | None) -> Any | _Failure:
+        """One attempt: the decoded 2xx body, a ``_Failure`` (retryable), or ``HubError`` raised (4xx)."""
+        headers = {"Idempotency-Key": key} if key else None
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(method, path, params=clean or None, json=body, headers=headers)
+        except httpx2.TimeoutException:
+            return _Failure("timed out")
+        except httpx2.TransportError as exc:
+            return _Failure(f"cannot reach {self.settings.url} ({type(exc).__name__})")
+        if response.status_code >= 500:
+            retry = response.headers.get("Retry-After")
+            return _Failure(f"hub answered {response.status_code}",
+                            float(retry) if retry and retry.isdigit() else None)
+        data = _json(response)
+        if response.status_code >= 400:
+            error = data.get("error", {}) if isinstance(data, dict) else {}
+            raise HubError(response.status_code, error.get("code", "error"),
+                           error.get("message") or response.text, data)
+        return data
+
+    def _attempt(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
+                 key: str | None) -> Any | _Failure:
+        result = self._send(method, path, params, body, key)
+        if isinstance(result, _Failure) and result.retry_after is not None:
+            self._sleep(min(result.retry_after, MAX_RETRY_WAIT))  # seed 001: wait once, then retry
+            result = self._send(method, path, params, body, key)
+        return result
+
+    def call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+             idempotency_key: str | None = None, queue: bool = True) -> Any:
+        """Call the hub. Reads return the body or raise ``Unreachable``; writes may return :class:`Queued`.
+
+        ``queue=False`` makes a write behave like a read when the hub is
+        unreachable (raise instead of queueing). Raises :class:`HubError` when
+        the hub refuses the request (4xx).
+        """
+        if len(self.queue):
+            self.sync()
+        if method == "GET" or not queue:
+            result = self._attempt(method, path, params, body, None if method == "GET" else str(uuid.uuid4()))
+            if isinstance(result, _Failure):
+                raise Unreachable(result.reason)
+            return result
+        key = idempotency_key or str(uuid.uuid4())
+        result = self._attempt(method, path, params, body, key)
+        if isinstance(result, _Failure):
+            entry = Entry(method, path, body, key, params, self.settings.session)
+            return Queued(method, path, key, self.queue.append(entry), result.reason)
+        return result
+
+    def sync(self) -> tuple[int, int, int]:
+        """Drain the softfail queue in order; return ``(applied, rejected, left)``."""
+
+        def send(entry: Entry) -> str:
+            try:
+                result = self._send(entry.method, entry.path, entry.params, entry.body, entry.idempotency_key)
+            except HubError:
+                return "rejected"
+            return "retry" if isinstance(result, _Failure) else "applied"
+
+        return self.queue.drain(send)
+
+    # -- the API, one method per endpoint -----------------------------------------
+
+    def health(self) -> Any:
+        """``GET /health`` (no token needed)."""
+        return self.call("GET", "/health")
+
+    def status(self, project_key: str | None = None) -> Any:
+        """The status overview."""
+        return self.call("GET", "/api/coord/status", params={"project_key": project_key})
+
+    def send_message(self, to_session: str | None, subject: str, body: str, **extra: Any) -> Any:
+        """Send a message; ``to_session=None`` broadcasts."""
+        return self.call("POST", "/api/coord/messages",
+                         body={"to_session": to_session, "subject": subject, "body": body, **extra})
+
+    def inbox(self, unread_only: bool = True, limit: int = 100) -> Any:
+        """This session's messages (unread only by default)."""
+        return self.call("GET", "/api/coord/messages",
+                         params={"unread_only": str(unread_only).lower(), "limit": limit})
+
+    def mark_read(self, message_id: str) -> Any:
+        """Mark a message read for this session."""
+        return self.call("PUT", f"/api/coord/messages/{message_id}/read")
+
+    def ack(self, message_id: str) -> Any:
+        """Acknowledge a message."""
+        return self.call("POST", f"/api/coord/messages/{message_id}/ack")
+
+    def add_todo(self, text: str, **fields: Any) -> Any:
+        """Create a todo (seed 000 fields)."""
+        return self.call("POST", "/api/coord/todos", body={"text": text, **fields})
+
+    def todos(self, user: str | None = None, project_key: str | None = None, status: str = "pending") -> Any:
+        """List todos."""
+        return self.call("GET", "/api/coord/todos", params={"user": user, "project_key": project_key,
+                                                            "status": status})
+
+    def todo_done(self, todo_id: str) -> Any:
+        """Mark a todo done."""
+        return self.call("POST", f"/api/coord/todos/{todo_id}/done")
+
+    def claim(self, project_key: str, resource: str, description: str | None, ttl_hours: float = 2.0) -> Any:
+        """Claim a lease; ``HubError`` with code ``lease_conflict`` names the holder.
+
+        Never queued: a lease that might be granted later is not a lease held
+        now, so an unreachable hub raises :class:`Unreachable`.
+        """
+        return self.call("POST", "/api/coord/locks", body={"project_key": project_key, "resource": resource,
+                                                           "description": description, "ttl_hours": ttl_hours},
+                         queue=False)
+
+    def release(self, lease_id: str, force: bool = False) -> Any:
+        """Release a lease (``force`` for an admin's force-release)."""
+        return self.call("DELETE", f"/api/coord/locks/{lease_id}", params={"force": "true" if force else None})
+
+    def renew(self, lease_id: str, ttl_hours: float | None = None) -> Any:
+        """Renew a lease."""
+        return self.call("POST", f"/api/coord/locks/{lease_id}/renew", body={"ttl_hours": ttl_hours})
+
+    def locks(self, project_key: str | None = None, resource: str | None = None) -> Any:
+        """Live leases."""
+        return self.call("GET", "/api/coord/locks", params={"project_key": project_key, "resource": resource})
+
+    def check_fence(self, fence: int, resource: str | None = None, project_key: str | None = None) -> Any:
+        """Whether a fence is still current."""
+        return self.call("GET", "/api/coord/locks/check",
+                         params={"fence": fence, "resource": resource, "project_key": project_key})
+
+    def set_component(self, project_key: str, component: str, state: str, **fields: Any) -> Any:
+        """Record a component's state."""
+        return self.call("PUT", "/api/coord/components",
+                         body={"project_key": project_key, "component": component, "state": state, **fields})
+
+    def halt(self, reason: str) -> Any:
+        """Halt the fleet (admin)."""
+        return self.call("POST", "/api/coord/halt", body={"reason": reason})
+
+    def resume(self) -> Any:
+        """Lift the halt (admin)."""
+        return self.call("POST", "/api/coord/resume")
+
+    def create_token(self, name: str, admin: bool = False) -> Any:
+        """Create a token (admin); the result's ``token`` is shown only now."""
+        return self.call("POST", "/api/coord/tokens", body={"name": name, "admin": admin})
+
+    def tokens(self, include_revoked: bool = False) -> Any:
+        """Token records (admin)."""
+        return self.call("GET", "/api/coord/tokens", params={"include_revoked": str(include_revoked).lower()})
+
+    def revoke_token(self, name: str) -> Any:
+        """Revoke a session's tokens (admin)."""
+        return self.call("DELETE", f"/api/coord/tokens/{name}")
+
+
+def _json(response: httpx2.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {"error": {"code": "bad_response", "message": response.text[:200]}}

@@ -1,0 +1,49 @@
+"""Time as a parameter.
+
+The hub decides lease expiry, presence and ack deadlines on its own clock only
+(never a client's). Everything that compares with "now" receives a ``now``
+argument or a :class:`Clock`; tests pass a :class:`ManualClock` and move it
+instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """A source of the current time in seconds since the Unix epoch (UTC, float)."""
+
+    def now(self) -> float: ...
+
+
+class SystemClock:
+    """The wall clock (``time.time()``)."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+class ManualClock:
+    """A clock that only moves when told to; for tests.
+
+    ``start`` is epoch seconds; :meth:`advance` moves forward by ``seconds``.
+    """
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self._now = start
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+
+
+def isoformat(ts: float | None) -> str | None:
+    """Render epoch seconds as an RFC 3339 UTC timestamp with microseconds, or None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,118 @@
+"""Every setting, defined once.
+
+Each :class:`Setting` has a name, a type, a default and help text. From it come
+the ``COORD_*`` environment variable, the CLI flag (``coord serve --port``),
+validation, and the settings table in ``docs/configuration.md`` (a test fails
+when the table and this module disagree). Pattern from datasette's
+``SETTINGS`` list.
+
+Precedence, highest first: CLI flag, ``COORD_*`` environment variable,
+``.claude/identity.json`` (client settings only), default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PORT = 8001  # the port the seed-001 protocol used
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: ``scope`` is ``"server"`` (coord serve) or ``"client"`` (every other command)."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    scope: str
+
+    @property
+    def env(self) -> str:
+        """The environment variable, e.g. ``COORD_DATABASE_URL``."""
+        return "COORD_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        """The CLI flag, e.g. ``--database-url``."""
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", str, "127.0.0.1", "Interface the hub listens on.", "server"),
+    Setting("port", int, DEFAULT_PORT, "TCP port the hub listens on.", "server"),
+    Setting("data_dir", str, None, "Directory for the SQLite database and admin.token "
+            "[default: $XDG_DATA_HOME/coordhub, else ~/.local/share/coordhub].", "server"),
+    Setting("database_url", str, None, "Database to use: a sqlite:///PATH or postgresql://… URL "
+            "[default: SQLite file coord.db in the data dir].", "server"),
+    Setting("no_auth", bool, False, "Trusted-network mode of seed 001: no tokens, identity taken "
+            "from the request body. Refused on a non-loopback host without --allow-remote-no-auth.", "server"),
+    Setting("allow_remote_no_auth", bool, False, "Permit --no-auth on a non-loopback --host "
+            "(anyone who can reach the port can act as anyone).", "server"),
+    Setting("sqlite_synchronous", str, "FULL", "SQLite durability: FULL (fsync every commit, "
+            "the default) or NORMAL (WAL without fsync on commit; a power cut can lose the last commits).",
+            "server"),
+    Setting("max_body_bytes", int, 1_048_576, "Largest request body accepted; larger answers 413.", "server"),
+    Setting("retry_after", int, 30, "Seconds sent in Retry-After when the database is unavailable (seed 001).",
+            "server"),
+    Setting("sweep_seconds", float, 5.0, "How often expired leases are recorded as expired.", "server"),
+    Setting("log_level", str, "info", "Server log level: debug, info, warning, error.", "server"),
+    Setting("url", str, None, "Hub base URL, e.g. http://10.0.0.5:8001 "
+            "[default: identity.json coord_api, else http://127.0.0.1:8001].", "client"),
+    Setting("token", str, None, "Bearer token of this session [default: the local hub's admin.token "
+            "when the hub is on this machine].", "client"),
+    Setting("session", str, None, "This session's id, e.g. HOWARD-HOME/claude-main; only used with a "
+            "--no-auth hub [default: <identity.json machine>/claude-main].", "client"),
+    Setting("queue_file", str, ".claude/coord-queue.jsonl", "Softfail queue of writes that could not "
+            "reach the hub (seed 001).", "client"),
+    Setting("timeout", float, 10.0, "Seconds the client waits for the hub before it queues a write.", "client"),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def setting(name: str) -> Setting:
+    """Look up a setting by name; KeyError if there is none."""
+    return _BY_NAME[name]
+
+
+def env_value(name: str) -> str | None:
+    """The raw ``COORD_*`` environment value of a setting, or None when unset or empty."""
+    value = os.environ.get(setting(name).env)
+    return value if value else None
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/coordhub``, else ``~/.local/share/coordhub`` (XDG Base Directory spec)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "coordhub"
+
+
+@dataclass
+class ServerConfig:
+    """The resolved settings of one ``coord serve`` run."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path | None = None
+    database_url: str | None = None
+    no_auth: bool = False
+    allow_remote_no_auth: bool = False
+    sqlite_synchronous: str = "FULL"
+    max_body_bytes: int = 1_048_576
+    retry_after: int = 30
+    sweep_seconds: float = 5.0
+    log_level: str = "info"
+
+    def resolved_data_dir(self) -> Path:
+        """The data directory, defaulting per :func:`default_data_dir`."""
+        return self.data_dir if self.data_dir is not None else default_data_dir()
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to ``sqlite:///<data-dir>/coord.db``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir() / 'coord.db'}"

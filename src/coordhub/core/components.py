@@ -1,0 +1,47 @@
+"""Component deploy states (seed 001): the fleet's shared view of what is deployed where.
+
+Upserted on (project_key, component). States are a convention, not enforced
+(seed 001): :data:`CONVENTIONAL_STATES`. A write may carry the ``fence`` of a
+lease the caller holds (e.g. ``deploy:staging``); a stale fence refuses it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordhub.clock import isoformat
+from coordhub.core import leases
+from coordhub.core.events import emit
+from coordhub.core.identity import Actor
+from coordhub.store.base import Row
+from coordhub.store.tx import Tx
+
+CONVENTIONAL_STATES = ("building", "built", "deploying", "deployed", "degraded", "unknown")
+
+
+def render(row: Row) -> dict[str, Any]:
+    """The JSON form of a component state."""
+    return {"project_key": row["project_key"], "component": row["component"], "state": row["state"],
+            "version": row["version"], "notes": row["notes"], "updated_by": row["updated_by"],
+            "created_at": isoformat(row["created_at"]), "updated_at": isoformat(row["updated_at"])}
+
+
+def set_state(tx: Tx, actor: Actor, *, project_key: str, component: str, state: str,
+              version: str | None = None, notes: str | None = None, fence: int | None = None,
+              now: float) -> dict[str, Any]:
+    """Record a component's state, version and notes, attributed to the actor."""
+    if fence is not None:
+        leases.assert_fence(tx, actor, fence, now)
+    tx.components.upsert({"project_key": project_key, "component": component, "state": state,
+                          "version": version, "notes": notes, "updated_by": actor.session_id,
+                          "created_at": now, "updated_at": now})
+    emit(tx, "component.set", now, session_id=actor.session_id, project_key=project_key, subject_id=component,
+         state=state, version=version)
+    row = tx.components.get(project_key, component)
+    assert row is not None
+    return render(row)
+
+
+def find(tx: Tx, project_key: str | None = None) -> list[dict[str, Any]]:
+    """Component states, most recently updated first, optionally of one project."""
+    return [render(r) for r in tx.components.find(project_key)]

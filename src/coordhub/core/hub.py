@@ -1,0 +1,96 @@
+"""The core's one entry point for front ends.
+
+Front ends (HTTP, MCP, tests) hand the hub an *operation*: a function
+``op(tx, now) -> body`` built from the core modules. The hub wraps it in the
+rules every mutation shares and runs the lot as one unit of work (one
+transaction):
+
+1. an ``Idempotency-Key`` seen before returns its first response, untouched;
+2. while the fleet is halted, the mutation is refused with 423 (except resume);
+3. the acting session is recorded as seen;
+4. the operation runs with ``now`` read from the hub's clock *inside* the
+   transaction, so expiry decisions use the time the write is applied;
+5. the response is stored under the idempotency key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
+
+from coordhub.clock import Clock, SystemClock
+from coordhub.core import halt, idempotency, leases
+from coordhub.core.idempotency import IdempotentRequest
+from coordhub.core.identity import Actor
+from coordhub.store.base import Store
+from coordhub.store.tx import Tx
+
+T = TypeVar("T")
+Operation = Callable[[Tx, float], Any]
+
+
+class Outcome(NamedTuple):
+    """A mutation's answer: HTTP status, JSON body, and whether it was an idempotent replay."""
+
+    status: int
+    body: Any
+    replayed: bool = False
+
+
+class Hub:
+    """Runs operations against a store on a clock; see the module docstring for the rules."""
+
+    def __init__(self, store: Store, clock: Clock | None = None) -> None:
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+
+    def _unit(self, actor: Actor, op: Operation, status: int, idem: IdempotentRequest | None,
+              during_halt: bool) -> Callable[[Tx], Outcome]:
+        def unit(tx: Tx) -> Outcome:
+            now = self.clock.now()
+            if idem is not None:
+                stored = idempotency.replay(tx, actor.session_id, idem)
+                if stored is not None:
+                    return Outcome(*stored, replayed=True)
+            if not during_halt:
+                halt.refuse_if_halted(tx)
+            tx.sessions.touch(actor.session_id, now)
+            body = op(tx, now)
+            if idem is not None:
+                idempotency.remember(tx, actor.session_id, idem, status, body, now)
+            return Outcome(status, body)
+
+        return unit
+
+    async def mutate(self, actor: Actor, op: Operation, *, status: int = 200,
+                     idem: IdempotentRequest | None = None, during_halt: bool = False) -> Outcome:
+        """Run a mutation as ``actor``; return its :class:`Outcome`.
+
+        Raises the ``CoordError`` the operation raised (nothing of it is
+        kept), ``Halted`` while halted, ``IdempotencyKeyReused`` for a key
+        reused with another request, ``Unavailable`` when the database is down.
+        """
+        return await self.store.write(self._unit(actor, op, status, idem, during_halt))
+
+    def mutate_sync(self, actor: Actor, op: Operation, *, status: int = 200,
+                    idem: IdempotentRequest | None = None, during_halt: bool = False) -> Outcome:
+        """Blocking form of :meth:`mutate`."""
+        return self.store.write_sync(self._unit(actor, op, status, idem, during_halt))
+
+    async def query(self, op: Callable[[Tx, float], T]) -> T:
+        """Run a read-only operation on a consistent snapshot."""
+        return await self.store.read(lambda tx: op(tx, self.clock.now()))
+
+    def query_sync(self, op: Callable[[Tx, float], T]) -> T:
+        """Blocking form of :meth:`query`."""
+        return self.store.read_sync(lambda tx: op(tx, self.clock.now()))
+
+    async def sweep(self) -> int:
+        """Record expired leases and forget old idempotency records; return leases expired."""
+
+        def unit(tx: Tx) -> int:
+            now = self.clock.now()
+            idempotency.purge(tx, now)
+            return leases.expire_due(tx, now)
+
+        return await self.store.write(unit)

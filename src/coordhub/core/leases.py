@@ -1,0 +1,256 @@
+"""Leases on resources, with fencing tokens (contract §2.3 and §2.4).
+
+A lease is a row with an expiry (rq's ``StartedJobRegistry`` pattern): claim is
+one transaction that checks every live lease of the project for overlap and
+inserts the grant with the next value of the one persisted fencing counter.
+Expiry is decided by the hub's clock alone: a lease whose ``expires_at`` has
+passed stops conflicting at once (every query filters on it) and the sweeper,
+or the next claim, records it as ``expired``.
+
+Field names and ``ttl_hours`` semantics (default 2, 0 = no expiry) are seed
+001's. A session's own leases never conflict with its new claims.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+from coordhub.clock import isoformat
+from coordhub.core import paths
+from coordhub.core.events import emit
+from coordhub.core.identity import Actor, require_admin
+from coordhub.errors import Forbidden, Invalid, LeaseConflict, NotFound, StaleFence
+from coordhub.store.base import Row
+from coordhub.store.tx import Tx
+
+DEFAULT_TTL_HOURS = 2.0  # seed 001: "use 2 for normal work"
+MAX_TTL_HOURS = 24.0 * 365
+
+
+def render(row: Row, now: float) -> dict[str, Any]:
+    """The JSON form of a lease (seed 001 fields plus fence, state and time left)."""
+    expires_at = row["expires_at"]
+    live = row["state"] == "active" and (expires_at is None or expires_at > now)
+    return {
+        "id": row["id"],
+        "fence": row["fence"],
+        "project_key": row["project_key"],
+        "resource": row["resource"],
+        "kind": row["kind"],
+        "session_id": row["session_id"],
+        "description": row["description"],
+        "ttl_hours": row["ttl_hours"],
+        "acquired_at": isoformat(row["acquired_at"]),
+        "renewed_at": isoformat(row["renewed_at"]),
+        "expires_at": isoformat(expires_at),
+        "expires_in_seconds": None if expires_at is None else max(0.0, round(expires_at - now, 3)),
+        "state": row["state"] if not (row["state"] == "active" and not live) else "expired",
+        "released_at": isoformat(row["released_at"]),
+        "released_by": row["released_by"],
+    }
+
+
+def check_ttl(ttl_hours: float) -> float:
+    """Return ``ttl_hours`` if it is finite, ≥ 0 and ≤ one year; raise ``Invalid`` otherwise."""
+    if not math.isfinite(ttl_hours) or ttl_hours < 0:
+        raise Invalid(f"ttl_hours must be a number ≥ 0 (0 = no expiry), not {ttl_hours!r}", field="ttl_hours")
+    if ttl_hours > MAX_TTL_HOURS:
+        raise Invalid(f"ttl_hours must be at most {MAX_TTL_HOURS:g} (one year); use 0 for no expiry",
+                      field="ttl_hours")
+    return ttl_hours
+
+
+def _expiry(ttl_hours: float, now: float) -> float | None:
+    return None if ttl_hours == 0 else now + ttl_hours * 3600.0
+
+
+def _kind(resource: str) -> str:
+    try:
+        return paths.classify(resource).value
+    except ValueError as exc:
+        raise Invalid(f"resource {resource!r}: {exc}", field="resource") from exc
+
+
+def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description: str | None,
+          ttl_hours: float, now: float) -> dict[str, Any]:
+    """Grant a lease or raise ``LeaseConflict`` (409) naming the live holder of an overlapping one.
+
+    Atomic (one unit of work). Paths conflict by hierarchy, globs with every
+    path or glob they could share a file with, names by equality (see
+    ``coordhub.core.paths``). Returns the new lease with its ``fence``, taken
+    from the one strictly increasing counter.
+    """
+    kind = _kind(resource)
+    ttl_hours = check_ttl(ttl_hours)
+    expire_due(tx, now)
+    for held in tx.leases.live_in_project(project_key, now):
+        if held["session_id"] != actor.session_id and paths.overlaps(held["resource"], resource):
+            raise _conflict(held, resource, now)
+    row = {
+        "id": str(uuid.uuid4()), "fence": tx.leases.next_fence(), "project_key": project_key,
+        "resource": resource, "kind": kind, "session_id": actor.session_id, "description": description,
+        "ttl_hours": ttl_hours, "acquired_at": now, "renewed_at": None, "expires_at": _expiry(ttl_hours, now),
+        "state": "active", "released_at": None, "released_by": None, "updated_at": now,
+    }
+    tx.leases.add(row)
+    emit(tx, "lease.granted", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
+         resource=resource, fence=row["fence"], expires_at=row["expires_at"])
+    return render(row, now)
+
+
+def _conflict(held: Row, resource: str, now: float) -> LeaseConflict:
+    expires_at = held["expires_at"]
+    left = None if expires_at is None else round(expires_at - now, 3)
+    when = "never expires" if left is None else f"expires in {left / 60:.0f} min"
+    return LeaseConflict(
+        f"{resource!r} overlaps {held['resource']!r}, leased by {held['session_id']} "
+        f"({held['description'] or 'no description'}); lease {held['id']} {when}",
+        holder=held["session_id"], lease_id=held["id"], resource=held["resource"],
+        description=held["description"], expires_at=isoformat(expires_at), expires_in_seconds=left,
+        fence=held["fence"],
+    )
+
+
+def _get(tx: Tx, lease_id: str) -> Row:
+    row = tx.leases.get(lease_id)
+    if row is None:
+        raise NotFound(f"no lease {lease_id!r}")
+    return row
+
+
+def _is_live(row: Row, now: float) -> bool:
+    return row["state"] == "active" and (row["expires_at"] is None or row["expires_at"] > now)
+
+
+def release(tx: Tx, actor: Actor, lease_id: str, now: float) -> dict[str, Any]:
+    """Release a lease held by the actor; 403 for anyone else (admins use :func:`revoke`).
+
+    Releasing a lease that already ended returns it unchanged (a retried
+    release is harmless).
+    """
+    row = _get(tx, lease_id)
+    if row["session_id"] != actor.session_id:
+        raise Forbidden(f"lease {lease_id} is held by {row['session_id']}, not {actor.session_id}; only the "
+                        "holder may release it (an admin can force-release)", holder=row["session_id"])
+    if row["state"] == "active":
+        state = "released" if _is_live(row, now) else "expired"
+        _end(tx, row, state, now, actor.session_id)
+    return render(_get(tx, lease_id), now)
+
+
+def revoke(tx: Tx, actor: Actor, lease_id: str, now: float) -> dict[str, Any]:
+    """Force-release any lease (admin only); the old holder's fence stops being current."""
+    require_admin(actor, "force-release")
+    row = _get(tx, lease_id)
+    if row["state"] == "active":
+        _end(tx, row, "revoked", now, actor.session_id)
+    return render(_get(tx, lease_id), now)
+
+
+def _end(tx: Tx, row: Row, state: str, now: float, by: str | None) -> None:
+    tx.leases.end(row["id"], state, now, by)
+    emit(tx, f"lease.{state}", now, session_id=row["session_id"], project_key=row["project_key"],
+         subject_id=row["id"], resource=row["resource"], fence=row["fence"], by=by)
+
+
+def renew(tx: Tx, actor: Actor, lease_id: str, ttl_hours: float | None, now: float) -> dict[str, Any]:
+    """Extend a live lease held by the actor to ``now + ttl_hours`` (default: its own TTL).
+
+    The fence does not change. 403 for a non-holder; ``StaleFence`` (409) when
+    the lease already expired, was released or was revoked — the holder must
+    claim again and take a new fence.
+    """
+    row = _get(tx, lease_id)
+    if row["session_id"] != actor.session_id:
+        raise Forbidden(f"lease {lease_id} is held by {row['session_id']}; only the holder may renew it")
+    if not _is_live(row, now):
+        raise StaleFence(f"lease {lease_id} is no longer live ({render(row, now)['state']}); claim again",
+                         lease_id=lease_id, fence=row["fence"])
+    ttl = check_ttl(row["ttl_hours"] if ttl_hours is None else ttl_hours)
+    tx.leases.extend(lease_id, ttl, _expiry(ttl, now), now)
+    emit(tx, "lease.renewed", now, session_id=actor.session_id, project_key=row["project_key"],
+         subject_id=lease_id, fence=row["fence"], ttl_hours=ttl)
+    return render(_get(tx, lease_id), now)
+
+
+def release_all(tx: Tx, actor: Actor, session_id: str, now: float) -> dict[str, Any]:
+    """Release every live lease of ``session_id`` (the actor's own, or any session's for an admin)."""
+    if session_id != actor.session_id:
+        require_admin(actor, f"releasing the leases of {session_id}")
+    rows = tx.leases.live(now, session_id=session_id)
+    for row in rows:
+        _end(tx, row, "released" if session_id == actor.session_id else "revoked", now, actor.session_id)
+    return {"session_id": session_id, "released": len(rows), "lease_ids": [r["id"] for r in rows]}
+
+
+def expire_due(tx: Tx, now: float) -> int:
+    """Record every lease past its ``expires_at`` as expired; return how many. Idempotent."""
+    rows = tx.leases.due(now)
+    for row in rows:
+        _end(tx, row, "expired", now, None)
+    return len(rows)
+
+
+def live(tx: Tx, now: float, project_key: str | None = None, resource: str | None = None,
+         session_id: str | None = None) -> list[dict[str, Any]]:
+    """Live leases, filtered by project, holder, and by overlap with ``resource`` (seed 001's query)."""
+    rows = tx.leases.live(now, project_key=project_key, session_id=session_id)
+    if resource is not None:
+        _kind(resource)
+        rows = [r for r in rows if paths.overlaps(r["resource"], resource)]
+    return [render(r, now) for r in rows]
+
+
+def get(tx: Tx, lease_id: str, now: float) -> dict[str, Any]:
+    """One lease in any state; ``NotFound`` if there is none."""
+    return render(_get(tx, lease_id), now)
+
+
+def covers(lease_resource: str, resource: str) -> bool:
+    """True if holding ``lease_resource`` includes ``resource``.
+
+    Equal resources, a path under a leased path, or (soundly) anything a
+    leased glob could match. Names only cover themselves.
+    """
+    if paths.normalize(lease_resource) == paths.normalize(resource):
+        return True
+    if paths.classify(lease_resource) is paths.ResourceKind.NAME:
+        return False
+    if paths.classify(lease_resource) is paths.ResourceKind.GLOB:
+        return paths.overlaps(lease_resource, resource)
+    return paths.classify(resource) is paths.ResourceKind.PATH and paths.is_within(resource, lease_resource)
+
+
+def check_fence(tx: Tx, fence: int, now: float, resource: str | None = None,
+                project_key: str | None = None) -> dict[str, Any]:
+    """Whether ``fence`` is the live grant of its lease and, if given, covers ``resource`` in ``project_key``.
+
+    Anything about to act as a holder (a deploy script, the git guard) asks
+    this first. Never raises for a stale fence: ``current`` is False and
+    ``reason`` says why.
+    """
+    row = tx.leases.by_fence(fence)
+    reason = None
+    if row is None:
+        reason = "no lease was granted with this fence"
+    elif not _is_live(row, now):
+        reason = f"the lease is {render(row, now)['state']}"
+    elif project_key is not None and row["project_key"] != project_key:
+        reason = f"the lease is in project {row['project_key']!r}"
+    elif resource is not None and not covers(row["resource"], resource):
+        reason = f"the lease is on {row['resource']!r}, which does not cover {resource!r}"
+    return {"fence": fence, "current": reason is None, "reason": reason,
+            "lease": None if row is None else render(row, now)}
+
+
+def assert_fence(tx: Tx, actor: Actor, fence: int, now: float) -> Row:
+    """Raise ``StaleFence`` unless ``fence`` is a live lease held by the actor; return that lease."""
+    row = tx.leases.by_fence(fence)
+    if row is None or not _is_live(row, now) or row["session_id"] != actor.session_id:
+        why = ("no such grant" if row is None else
+               f"held by {row['session_id']}" if row["session_id"] != actor.session_id else
+               f"lease is {render(row, now)['state']}")
+        raise StaleFence(f"fence {fence} is not current ({why}); the write is refused", fence=fence)
+    return row

@@ -1,0 +1,524 @@
+"""Classify lease resources and decide whether two of them overlap.
+
+The rule is **sound: may over-report, never miss**. A false "overlap" only
+delays a session; a missed one lets two sessions edit the same file. Every
+approximation below errs towards reporting an overlap. Standard library only:
+the hook script imports this module and must start fast.
+
+Kinds (``classify``):
+
+* NAME: a scheme-like prefix, ``^[A-Za-z][A-Za-z0-9+._-]+:`` (two or more
+  characters before the first ``:``, which therefore precedes any ``/``), e.g.
+  ``deploy:staging``. A NAME overlaps only an identical NAME (compared
+  case-sensitively after stripping surrounding whitespace), never a PATH/GLOB.
+* GLOB: otherwise, if it contains any of ``* ? [ {``.
+* PATH: everything else. ``C:\\src`` is a PATH: one letter before ``:`` is a
+  Windows drive.
+
+Normalization (``normalize``; lexical, no filesystem access): strip
+surrounding whitespace; ``\\`` becomes ``/`` (in globs too: a backslash is a
+Windows separator, never an escape); collapse repeated ``/``; drop ``.``
+segments and a trailing ``/`` (directories and files are treated alike);
+resolve ``a/..``; a ``..`` that climbs above a relative start stays, one
+above an absolute root is dropped. A trailing ``**`` segment is dropped too,
+because every resource already denotes everything beneath it. Letters are
+case-folded one character at a time (length-preserving, so ``?`` still counts
+characters): the fleet includes case-insensitive Windows and macOS file
+systems, and over-reporting on Linux is the accepted price. Class bodies in
+globs keep their case (``[A-Z]`` is matched case-insensitively instead).
+Absolute paths keep their root (``/`` or ``c:/``), so ``/src`` and ``src`` are
+*different* paths: callers must pass project-relative paths, and a path
+that escapes the project with ``..`` is compared lexically too. The project
+root (``.``) and a bare filesystem root (``/``, ``C:\\``) denote everything
+and overlap every PATH and GLOB. ``normalize`` returns ``.`` for the root.
+Unicode normalization forms (NFC/NFD) are not unified.
+
+Hierarchy: a PATH or GLOB denotes every file that is a matching path or lies
+beneath one. Two resources overlap iff some file is denoted by both, i.e.
+iff some match ``p`` of one and ``q`` of the other are equal or one lies
+beneath the other at a segment boundary (``src`` covers ``src/x``, not
+``srcx``).
+
+Glob syntax: ``*`` any run within a segment (it matches dotfiles; a lone
+``*`` segment is never empty); ``?`` one character; ``[abc]``, ``[a-z]``,
+``[!a-z]``/``[^a-z]`` a class (a leading ``]`` is literal, a reversed range is
+swapped; a class never matches ``/``, and a ``[`` without a closing ``]`` in
+its segment is a literal); ``**`` as a whole segment matches zero or more
+segments; ``**`` inside a segment, and a class naming a non-ASCII character,
+are over-approximated (as ``**`` and as ``?``); ``{a,b}`` alternatives nest
+and expand to their union (``{a}`` is just ``a``; an unmatched brace is a
+literal). If expansion exceeds 64 alternatives each outermost group becomes
+a ``**``-like span; a group that could climb (contains ``..``) or change the
+root (starts in the first two characters) makes the glob denote everything.
+
+Decision procedure: each glob compiles to a small NFA whose edges carry
+character predicates. With ``Pre(L)`` = ``L`` plus every segment-prefix of a
+word of ``L``, A and B overlap iff ``L(A) & Pre(L(B))`` or
+``Pre(L(A)) & L(B)`` is non-empty, found by a search of the product
+automaton. Two predicates share a character iff one of a finite set of
+witnesses satisfies both (see ``_witnesses``). Wildcard-free resources use a
+plain segment-prefix test. Parses and glob-pair decisions are memoized.
+
+Input errors: ``ValueError`` for an empty (or all-whitespace) string, one over
+1024 characters, or one containing a control character (C0, DEL, C1).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+__all__ = ["Resource", "ResourceKind", "classify", "covers_file", "is_within", "normalize", "overlaps", "parse"]
+
+MAX_LENGTH = 1024
+MAX_ALTERNATIVES = 64
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+._-]+:")
+_DRIVE_RE = re.compile(r"[A-Za-z]:")
+_GLOB_RE = re.compile(r"[*?\[{]")
+_WILD_RE = re.compile(r"[*?\[]")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SPAN = "\x00"  # an over-long brace group; valid input never contains NUL
+_FIXED_WITNESSES = "a{[0\u00e9"  # see _witnesses
+
+
+class ResourceKind(str, enum.Enum):
+    """What a resource string denotes."""
+
+    PATH = "path"  # a file or directory path, relative or absolute
+    GLOB = "glob"  # a path pattern
+    NAME = "name"  # an opaque name such as "deploy:staging" or "svc:db"
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A parsed resource: ``key`` is its normalized form, ``alternatives`` its brace-expanded keys.
+
+    ``universal`` means it denotes every file (the project or a filesystem
+    root); ``literal`` that no alternative contains a wildcard.
+    """
+
+    kind: ResourceKind
+    key: str
+    alternatives: tuple[str, ...]
+    universal: bool
+    literal: bool
+
+    def overlaps(self, other: Resource) -> bool:
+        """Whether some file is denoted by both (sound: may over-report, never miss)."""
+        if self.kind is ResourceKind.NAME or other.kind is ResourceKind.NAME:
+            return self.kind is other.kind and self.key == other.key
+        if self.universal or other.universal:
+            return True
+        if self.literal and other.literal:
+            return any(_nested(p, q) for p in self.alternatives for q in other.alternatives)
+        first, second = sorted((self.alternatives, other.alternatives))  # one cache entry per pair
+        return _automata_overlap(first, second)
+
+
+def classify(resource: str) -> ResourceKind:
+    """The kind of ``resource``; ``ValueError`` on invalid input (see the module docstring)."""
+    return parse(resource).kind
+
+
+def normalize(resource: str) -> str:
+    """The canonical form used for comparison (NAMEs: stripped; ``.`` for the root); ``ValueError`` on bad input."""
+    return parse(resource).key
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Whether some file is denoted by both resources; sound: may over-report, never miss.
+
+    Symmetric; NAMEs overlap only an identical NAME. ``ValueError`` on invalid input.
+    """
+    return parse(a).overlaps(parse(b))
+
+
+def covers_file(resource: str, file_path: str) -> bool:
+    """Whether holding ``resource`` includes the concrete path ``file_path``: ``overlaps`` restricted to a PATH.
+
+    So a leased file "covers" its directory (they share a file). Always False
+    for a NAME. ``ValueError`` if ``file_path`` is a GLOB or NAME or invalid.
+    """
+    target = parse(file_path)
+    if target.kind is not ResourceKind.PATH:
+        raise ValueError(f"covers_file needs a concrete path, got a {target.kind.value}: {file_path!r}")
+    return parse(resource).overlaps(target)
+
+
+def is_within(path: str, ancestor: str) -> bool:
+    """Whether PATH ``path`` equals or lies beneath PATH ``ancestor`` after normalization.
+
+    Lexical segment-prefix containment, except that a root (``.``, ``/``,
+    ``C:\\``) contains everything, as in ``overlaps``. ``ValueError`` if either
+    is not a valid PATH.
+    """
+    inner, outer = parse(path), parse(ancestor)
+    for item, text in ((inner, path), (outer, ancestor)):
+        if item.kind is not ResourceKind.PATH:
+            raise ValueError(f"is_within needs paths, got a {item.kind.value}: {text!r}")
+    if outer.universal:
+        return True
+    p, q = outer.alternatives[0], inner.alternatives[0]
+    return q.startswith(p) and (len(q) == len(p) or q[len(p)] == "/")
+
+
+@lru_cache(maxsize=4096)
+def parse(resource: str) -> Resource:
+    """Validate, classify and normalize ``resource`` (memoized); ``ValueError`` on invalid input."""
+    if len(resource) > MAX_LENGTH:
+        raise ValueError(f"resource is longer than {MAX_LENGTH} characters")
+    if (bad := _CONTROL_RE.search(resource)) is not None:
+        raise ValueError(f"resource contains control character {bad.group()!r}")
+    text = resource.strip()
+    if not text:
+        raise ValueError("resource is empty")
+    if _NAME_RE.match(text):
+        return Resource(ResourceKind.NAME, text, (), False, True)
+    text = text.replace("\\", "/")
+    kind = ResourceKind.GLOB if _GLOB_RE.search(text) else ResourceKind.PATH
+    key = _key(*_split(text, display=True)) or "."
+    texts = _expand(text) if kind is ResourceKind.GLOB else [text]
+    if texts is None:
+        spanned = _spanned(text)
+        texts = [] if spanned is None else [spanned]
+    splits = [_split(t, display=False) for t in texts]
+    universal = not splits or any(not segs for _, segs in splits)
+    alternatives = tuple(sorted({_key(root, segs) for root, segs in splits}))
+    literal = not any(_WILD_RE.search(alt) for alt in alternatives)
+    return Resource(kind, key, alternatives, universal, literal)
+
+
+# --- normalization -------------------------------------------------------------------------
+
+
+def _split(text: str, display: bool) -> tuple[str, list[str]]:
+    """Lexically normalize slash-separated ``text`` into (root, segments).
+
+    ``display`` keeps brace groups intact for ``normalize``; otherwise (one
+    expanded alternative) segments with an inner ``**`` or span become ``**``.
+    """
+    root, rest = "", text
+    if _DRIVE_RE.match(text):
+        root, rest = text[0].lower() + ":/", text[2:]
+    elif text.startswith("/"):
+        root = "/"
+    out: list[str] = []
+    for seg in rest.split("/"):
+        if seg == "..":
+            _parent(out, bool(root), display)
+        elif seg not in ("", "."):
+            out.append(seg)
+    tidy: list[str] = []
+    for seg in out:
+        seg = seg if display or not _spans(seg) else "**"
+        if not (seg == "**" and tidy and tidy[-1] == "**"):
+            tidy.append(seg)
+    while tidy and tidy[-1] == "**":  # everything beneath is denoted anyway
+        tidy.pop()
+    return root, tidy
+
+
+def _parent(out: list[str], absolute: bool, display: bool) -> None:
+    """Apply one ``..`` to ``out`` in place, over-approximating after multi-segment wildcards."""
+    if display and any("{" in s or "}" in s for s in out):
+        out.append("..")  # alternatives may differ in depth; resolved per alternative after expansion
+        return
+    spanned = False
+    while out and _spans(out[-1]):  # S/.. is parent(before S) or beneath before-S: cover both
+        out.pop()
+        spanned = True
+    if spanned and not out:
+        return  # the root already denotes everything
+    if out and out[-1] != "..":
+        out.pop()
+    elif not absolute and not spanned:
+        out.append("..")
+    if spanned:
+        out.append("**")
+
+
+def _spans(seg: str) -> bool:
+    """Whether a segment can stand for several segments (``**`` anywhere, or a brace span)."""
+    return "**" in seg or _SPAN in seg
+
+
+def _key(root: str, segs: list[str]) -> str:
+    return root + "/".join(_fold_glob(seg) for seg in segs)
+
+
+def _fold(text: str) -> str:
+    """Case-fold one character at a time, so that lengths are preserved."""
+    folded = text.casefold()
+    return folded if len(folded) == len(text) else "".join(_fold_char(c) for c in text)
+
+
+@lru_cache(maxsize=1024)
+def _fold_char(ch: str) -> str:
+    for variant in (ch.casefold(), ch.lower()):
+        if len(variant) == 1:
+            return variant
+    return ch
+
+
+def _fold_glob(seg: str) -> str:
+    """Fold a segment except inside character classes (``[Z-a]`` must keep its range)."""
+    if "[" not in seg:
+        return _fold(seg)
+    out, i = [], 0
+    while i < len(seg):
+        found = _scan_class(seg, i) if seg[i] == "[" else None
+        end = found[0] if found else i + 1
+        out.append(seg[i:end] if found else _fold(seg[i]))
+        i = end
+    return "".join(out)
+
+
+def _scan_class(seg: str, i: int) -> tuple[int, bool, tuple[tuple[str, str], ...]] | None:
+    """Parse the class opening at ``seg[i]``: (end index, negated, ranges), or None if unterminated."""
+    j = i + 1
+    negated = j < len(seg) and seg[j] in "!^"
+    start = j = j + negated
+    j += j < len(seg) and seg[j] == "]"  # a leading ] is a member
+    j = seg.find("]", j)
+    if j < 0:
+        return None
+    body, ranges, k = seg[start:j], [], 0
+    while k < len(body):
+        if k + 2 < len(body) and body[k + 1] == "-":
+            lo, hi = sorted((body[k], body[k + 2]))
+            ranges.append((lo, hi))
+            k += 3
+        else:
+            ranges.append((body[k], body[k]))
+            k += 1
+    return j + 1, negated, tuple(ranges)
+
+
+# --- brace expansion -----------------------------------------------------------------------
+
+
+def _first_group(text: str, start: int) -> tuple[int, int, list[str]] | None:
+    """The leftmost matched ``{...}`` at or after ``start``: (open, close, top-level alternatives)."""
+    stack: list[int] = []
+    best: tuple[int, int] | None = None
+    for j in range(start, len(text)):
+        if text[j] == "{":
+            stack.append(j)
+        elif text[j] == "}" and stack:
+            opened = stack.pop()
+            best = (opened, j) if best is None or opened < best[0] else best
+            if not stack:
+                break
+    if best is None:
+        return None
+    opened, closed = best
+    alternatives, depth, mark = [], 0, opened + 1
+    for j in range(opened + 1, closed):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if text[j] == "," and depth == 0:
+            alternatives.append(text[mark:j])
+            mark = j + 1
+    return opened, closed, alternatives + [text[mark:closed]]
+
+
+def _expand(text: str) -> list[str] | None:
+    """All brace expansions of ``text``, or None if there would be more than ``MAX_ALTERNATIVES``."""
+    pending, done = [(text, 0)], []
+    while pending:
+        current, start = pending.pop()
+        group = _first_group(current, start)
+        if group is None:
+            done.append(current)
+            continue
+        opened, closed, alternatives = group
+        # The prefix before ``opened`` holds no matched group, so later searches start there.
+        pending += [(current[:opened] + alt + current[closed + 1:], opened) for alt in alternatives]
+        if len(pending) + len(done) > MAX_ALTERNATIVES:  # each pending item yields at least one
+            return None
+    return done
+
+
+def _spanned(text: str) -> str | None:
+    """Replace each outermost brace group by a span, or None (denote everything) if unsafe."""
+    out, i = [], 0
+    while (group := _first_group(text, i)) is not None:
+        opened, closed, _ = group
+        if opened <= 1 or ".." in text[opened:closed]:
+            return None
+        out += [text[i:opened], _SPAN]
+        i = closed + 1
+    return "".join(out) + text[i:]
+
+
+# --- automata ------------------------------------------------------------------------------
+
+_LIT, _NONSLASH, _CLASS = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Pred:
+    """A set of (folded) characters: one literal, any but ``/``, or an ASCII class."""
+
+    kind: int
+    char: str = ""
+    negated: bool = False
+    ranges: tuple[tuple[str, str], ...] = ()
+
+
+_ANY = _Pred(_NONSLASH)
+_SLASH = _Pred(_LIT, "/")
+
+
+def _matches(pred: _Pred, c: str) -> bool:
+    """Whether folded character ``c`` is in ``pred``; a class matches if ``c`` or a case variant folding to ``c`` is in it."""
+    if pred.kind == _LIT:
+        return c == pred.char
+    if c == "/":
+        return False
+    if pred.kind == _NONSLASH:
+        return True
+    variants = (v for v in (c, c.upper(), c.lower()) if v == c or (len(v) == 1 and _fold_char(v) == c))
+    return any(lo <= v <= hi for v in variants for lo, hi in pred.ranges) != pred.negated
+
+
+def _witnesses(p: _Pred, q: _Pred) -> set[str]:
+    """Folded characters such that if two class/any predicates share a character, they share one of these.
+
+    Membership is piecewise constant over code points; pieces start at a range
+    start or end+1, its lower-case image (case variants), ``a`` and ``{`` (the
+    lower-case letters), ``[`` (after the upper-case letters, which no folded
+    character is), ``0`` (after ``/``, which no predicate here admits).
+    Non-ASCII characters all behave like ``é`` because classes are ASCII-only.
+    """
+    points = set(_FIXED_WITNESSES)
+    for lo, hi in p.ranges + q.ranges:
+        for ch in (lo, chr(ord(hi) + 1)):
+            points.update((ch, ch.lower()))
+    return {_fold_char(ch) for ch in points}
+
+
+@lru_cache(maxsize=8192)
+def _meet(p: _Pred, q: _Pred) -> bool:
+    """Whether some folded character satisfies both predicates."""
+    if p.kind == _LIT:
+        return _matches(q, p.char)
+    if q.kind == _LIT:
+        return _matches(p, q.char)
+    return any(_matches(p, c) and _matches(q, c) for c in _witnesses(p, q))
+
+
+class _Builder:
+    """Builds an epsilon-free NFA; ``cur`` is the set of states where the next token starts."""
+
+    def __init__(self) -> None:
+        self.edges: list[list[tuple[_Pred, int]]] = []
+        self.cur: set[int] = set()
+
+    def new(self) -> int:
+        self.edges.append([])
+        return len(self.edges) - 1
+
+    def step(self, pred: _Pred) -> None:
+        target = self.new()
+        for s in self.cur:
+            self.edges[s].append((pred, target))
+        self.cur = {target}
+
+    def star(self) -> None:
+        loop = self.new()
+        for s in self.cur:
+            self.edges[s].append((_ANY, loop))
+        self.edges[loop].append((_ANY, loop))
+        self.cur = self.cur | {loop}
+
+    def globstar(self, leading: bool) -> None:
+        """Zero or more segments: ``(x+ /)*`` when leading, else ``(/ x+)*`` (it takes the separator before it)."""
+        a, b = self.new(), self.new()
+        first, second = (_ANY, _SLASH) if leading else (_SLASH, _ANY)
+        for s in self.cur:
+            self.edges[s].append((first, a))
+        self.edges[a] += [(_ANY, a)] if leading else []
+        self.edges[a].append((second, b))
+        self.edges[b] += [(_ANY, a)] if leading else [(_ANY, b), (_SLASH, a)]
+        self.cur = self.cur | {b}
+
+
+@dataclass(frozen=True, slots=True)
+class _Nfa:
+    starts: tuple[int, ...]
+    edges: tuple[tuple[tuple[_Pred, int], ...], ...]
+    accept: frozenset[int]
+    pre: frozenset[int]  # accepting states of Pre(L)
+
+
+def _class_pred(negated: bool, ranges: tuple[tuple[str, str], ...]) -> _Pred:
+    if any(not (lo.isascii() and hi.isascii()) for lo, hi in ranges):
+        return _ANY  # keeps witness finding simple; a class never admits more than "any but /"
+    return _Pred(_CLASS, negated=negated, ranges=ranges)
+
+
+def _compile_segment(builder: _Builder, seg: str) -> None:
+    if seg == "*":  # segments are never empty, so a lone star needs a character
+        builder.step(_ANY)
+    i = 0
+    while i < len(seg):
+        found = _scan_class(seg, i) if seg[i] == "[" else None
+        if found is not None:
+            builder.step(_class_pred(found[1], found[2]))
+            i = found[0]
+            continue
+        if seg[i] == "*":
+            builder.star()
+        else:
+            builder.step(_ANY if seg[i] == "?" else _Pred(_LIT, seg[i]))
+        i += 1
+
+
+@lru_cache(maxsize=1024)
+def _compile(alternatives: tuple[str, ...]) -> _Nfa:
+    """One NFA for the union of normalized alternatives (``/a`` starts with an empty segment)."""
+    builder, starts, accept = _Builder(), [], set()
+    for key in alternatives:
+        start = builder.new()
+        starts.append(start)
+        builder.cur = {start}
+        for i, seg in enumerate(key.split("/")):
+            if seg == "**":
+                builder.globstar(leading=i == 0)
+                continue
+            if i > 0 and not (i == 1 and key.startswith("**/")):
+                builder.step(_SLASH)
+            _compile_segment(builder, seg)
+        accept |= builder.cur
+    edges = tuple(tuple(e) for e in builder.edges)
+    # Every predicate is satisfiable, so every state reaches acceptance: a state
+    # is in Pre(L) iff it accepts or can read "/" next.
+    pre = accept | {s for s, out in enumerate(edges) if any(p == _SLASH for p, _ in out)}
+    return _Nfa(tuple(starts), edges, frozenset(accept), frozenset(pre))
+
+
+@lru_cache(maxsize=8192)
+def _automata_overlap(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """Whether ``L(a) & Pre(L(b))`` or ``Pre(L(a)) & L(b)`` is non-empty (depth-first product search)."""
+    x, y = _compile(a), _compile(b)
+    stack = [(s, t) for s in x.starts for t in y.starts]
+    seen = set(stack)
+    while stack:
+        s, t = stack.pop()
+        if (s in x.accept and t in y.pre) or (s in x.pre and t in y.accept):
+            return True
+        for p, s2 in x.edges[s]:
+            for q, t2 in y.edges[t]:
+                if (s2, t2) not in seen and _meet(p, q):
+                    seen.add((s2, t2))
+                    stack.append((s2, t2))
+    return False
+
+
+def _nested(p: str, q: str) -> bool:
+    """Whether one non-root key equals the other or lies beneath it at a segment boundary."""
+    if len(p) > len(q):
+        p, q = q, p
+    return q.startswith(p) and (len(q) == len(p) or q[len(p)] == "/")

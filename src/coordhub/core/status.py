@@ -1,0 +1,30 @@
+"""The status overview (seed 001 ``GET /api/coord/status``).
+
+One consistent snapshot: live leases, recent component states, active
+workflows, the caller's unread message count, and the halt if one stands.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordhub.clock import isoformat
+from coordhub.core import components, halt, leases, messages, workflows
+from coordhub.store.tx import Tx
+
+RECENT_COMPONENTS = 50
+
+
+def overview(tx: Tx, session_id: str | None, now: float, project_key: str | None = None) -> dict[str, Any]:
+    """Snapshot of the fleet, optionally narrowed to one project; unread count is the caller's."""
+    active = [workflows.render_workflow(r) for r in tx.workflows.in_states(workflows.ACTIVE_WORKFLOW_STATUSES)
+              if project_key is None or r["project_key"] == project_key]
+    return {
+        "server_time": isoformat(now),
+        "halt": halt.current(tx),
+        "session_id": session_id,
+        "active_locks": leases.live(tx, now, project_key=project_key),
+        "components": components.find(tx, project_key)[:RECENT_COMPONENTS],
+        "active_workflows": active,
+        "unread_messages": messages.unread_count(tx, session_id) if session_id else 0,
+    }

@@ -1,0 +1,89 @@
+"""Fleet todos (seed 000): durable reminders that stay until someone marks them done.
+
+Fields are seed 000's: ``text``, ``user``, ``project`` (stored as
+``project_key``), ``parent`` (``parent_id``), ``source``, ``auto``,
+``created_by_user``, ``created_by_machine``, ``completed_by``; status
+``pending`` or ``done``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from coordhub.clock import isoformat
+from coordhub.core.events import emit
+from coordhub.core.identity import Actor
+from coordhub.errors import Invalid, NotFound
+from coordhub.store.base import Row
+from coordhub.store.tx import Tx
+
+STATUSES = ("pending", "done")
+
+
+def render(row: Row) -> dict[str, Any]:
+    """The JSON form of a todo."""
+    return {
+        "id": row["id"], "text": row["text"], "user": row["user_name"], "project_key": row["project_key"],
+        "parent_id": row["parent_id"], "source": row["source"], "auto": bool(row["auto"]),
+        "status": row["status"], "created_by": row["created_by"], "created_by_user": row["created_by_user"],
+        "created_by_machine": row["created_by_machine"], "completed_by": row["completed_by"],
+        "created_at": isoformat(row["created_at"]), "updated_at": isoformat(row["updated_at"]),
+        "completed_at": isoformat(row["completed_at"]),
+    }
+
+
+def machine_of(session_id: str) -> str | None:
+    """The machine part of a ``MACHINE/name`` session id, or None for a bare id."""
+    return session_id.split("/", 1)[0] if "/" in session_id else None
+
+
+def add(tx: Tx, actor: Actor, *, text: str, user: str | None = None, project_key: str | None = None,
+        parent_id: str | None = None, source: str | None = None, auto: bool = False,
+        created_by_user: str | None = None, created_by_machine: str | None = None, now: float) -> dict[str, Any]:
+    """Create a pending todo; ``created_by_machine`` defaults to the actor's machine.
+
+    Raises ``Invalid`` for empty text and ``NotFound`` for an unknown parent.
+    """
+    if not text.strip():
+        raise Invalid("a todo needs text", field="text")
+    if parent_id is not None and tx.todos.get(parent_id) is None:
+        raise NotFound(f"no parent todo {parent_id!r}")
+    row = {"id": str(uuid.uuid4()), "text": text, "user_name": user, "project_key": project_key,
+           "parent_id": parent_id, "source": source, "auto": int(auto), "status": "pending",
+           "created_by": actor.session_id, "created_by_user": created_by_user,
+           "created_by_machine": created_by_machine or machine_of(actor.session_id), "completed_by": None,
+           "created_at": now, "updated_at": now, "completed_at": None}
+    tx.todos.add(row)
+    emit(tx, "todo.added", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
+         text=text[:200])
+    return render(row)
+
+
+def find(tx: Tx, *, user: str | None = None, project_key: str | None = None, status: str = "pending",
+         limit: int = 500) -> list[dict[str, Any]]:
+    """Todos filtered by user, project and status (``pending``, ``done`` or ``all``), oldest first."""
+    if status not in (*STATUSES, "all"):
+        raise Invalid(f"status must be pending, done or all, not {status!r}", field="status")
+    rows = tx.todos.find(limit, user_name=user, project_key=project_key, status=None if status == "all" else status)
+    return [render(r) for r in rows]
+
+
+def get(tx: Tx, todo_id: str) -> dict[str, Any]:
+    """One todo; ``NotFound`` if there is none."""
+    row = tx.todos.get(todo_id)
+    if row is None:
+        raise NotFound(f"no todo {todo_id!r}")
+    return render(row)
+
+
+def done(tx: Tx, actor: Actor, todo_id: str, now: float) -> dict[str, Any]:
+    """Mark a todo done, recording the actor as ``completed_by``; idempotent."""
+    row = tx.todos.get(todo_id)
+    if row is None:
+        raise NotFound(f"no todo {todo_id!r}")
+    if row["status"] != "done":
+        tx.todos.change(todo_id, {"status": "done", "completed_by": actor.session_id, "completed_at": now,
+                                  "updated_at": now})
+        emit(tx, "todo.done", now, session_id=actor.session_id, project_key=row["project_key"], subject_id=todo_id)
+    return get(tx, todo_id)

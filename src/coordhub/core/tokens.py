@@ -1,0 +1,94 @@
+"""Bearer tokens: one per session (or admin), stored only as SHA-256 hashes.
+
+A token is 32 random bytes, URL-safe base64, prefixed ``coord_`` so it is
+recognisable in logs and secret scanners. The hub keeps only its hash; the
+token is shown once, when created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from typing import Any
+
+from coordhub.clock import isoformat
+from coordhub.core.events import emit
+from coordhub.core.identity import Actor, require_admin, validate_session_id
+from coordhub.errors import Conflict, NotFound
+from coordhub.store.base import Row
+from coordhub.store.tx import Tx
+
+PREFIX = "coord_"
+ADMIN_NAME = "admin"
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 hex digest of a token (what the store keeps)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def render(row: Row) -> dict[str, Any]:
+    """The JSON form of a token record (never the token or its hash)."""
+    return {"id": row["id"], "name": row["name"], "admin": bool(row["is_admin"]),
+            "created_at": isoformat(row["created_at"]), "revoked_at": isoformat(row.get("revoked_at"))}
+
+
+def _insert(tx: Tx, name: str, is_admin: bool, now: float) -> tuple[str, Row]:
+    token = PREFIX + secrets.token_urlsafe(32)
+    row = {"id": str(uuid.uuid4()), "name": name, "token_hash": hash_token(token), "is_admin": int(is_admin),
+           "created_at": now, "revoked_at": None}
+    tx.tokens.add(row)
+    return token, row
+
+
+def create(tx: Tx, actor: Actor, name: str, is_admin: bool, now: float) -> dict[str, Any]:
+    """Create a token acting as session ``name`` (admin only); the result carries the token once."""
+    require_admin(actor, "creating tokens")
+    validate_session_id(name, "name")
+    token, row = _insert(tx, name, is_admin, now)
+    emit(tx, "token.created", now, session_id=actor.session_id, subject_id=row["id"], name=name, admin=is_admin)
+    return {**render(row), "token": token}
+
+
+def ensure_admin(tx: Tx, existing: str | None, now: float) -> str | None:
+    """Bootstrap: return a new admin token unless ``existing`` is a valid admin token (then None)."""
+    if existing:
+        row = tx.tokens.by_hash(hash_token(existing))
+        if row is not None and row["is_admin"]:
+            return None
+    token, row = _insert(tx, ADMIN_NAME, True, now)
+    emit(tx, "token.created", now, session_id=None, subject_id=row["id"], name=ADMIN_NAME, admin=True)
+    return token
+
+
+def authenticate(tx: Tx, token: str) -> Actor | None:
+    """The actor a token acts as, or None when it is unknown or revoked."""
+    row = tx.tokens.by_hash(hash_token(token))
+    if row is None:
+        return None
+    return Actor(row["name"], bool(row["is_admin"]))
+
+
+def find(tx: Tx, actor: Actor, include_revoked: bool = False) -> list[dict[str, Any]]:
+    """Every token record (admin only)."""
+    require_admin(actor, "listing tokens")
+    return [render(r) for r in tx.tokens.all(include_revoked)]
+
+
+def revoke(tx: Tx, actor: Actor, name: str, now: float) -> dict[str, Any]:
+    """Revoke every token of ``name`` (admin only).
+
+    ``NotFound`` when it has none; ``Conflict`` when that would leave no admin
+    token (the hub could not be administered any more).
+    """
+    require_admin(actor, "revoking tokens")
+    live = [r for r in tx.tokens.all() if r["name"] == name]
+    if not live:
+        raise NotFound(f"no live token named {name!r}")
+    admins_here = sum(1 for r in live if r["is_admin"])
+    if admins_here and admins_here >= tx.tokens.admin_count():
+        raise Conflict(f"revoking {name!r} would leave no admin token; create another admin token first")
+    count = tx.tokens.revoke(name, now)
+    emit(tx, "token.revoked", now, session_id=actor.session_id, name=name, count=count)
+    return {"name": name, "revoked": count}

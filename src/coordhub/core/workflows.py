@@ -1,0 +1,132 @@
+"""Workflows and their work items (seed 001).
+
+A workflow is a multi-step initiative; work items are its tasks. Statuses are
+seed 001's and are enforced here. A work-item update may carry the ``fence``
+of a lease the caller holds; a stale fence refuses the update (contract §2.3).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from coordhub.clock import isoformat
+from coordhub.core import leases
+from coordhub.core.events import emit
+from coordhub.core.identity import Actor
+from coordhub.errors import Invalid, NotFound
+from coordhub.store.base import Row
+from coordhub.store.tx import Tx
+
+WORKFLOW_STATUSES = ("planning", "active", "blocked", "completed", "cancelled")
+WORK_ITEM_STATUSES = ("pending", "in_progress", "blocked", "completed", "cancelled")
+ACTIVE_WORKFLOW_STATUSES = ("planning", "active", "blocked")
+
+
+def _status(value: str, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise Invalid(f"{what} status must be one of {', '.join(allowed)}, not {value!r}", field="status")
+    return value
+
+
+def render_workflow(row: Row) -> dict[str, Any]:
+    """The JSON form of a workflow."""
+    return {"id": row["id"], "project_key": row["project_key"], "name": row["name"],
+            "description": row["description"], "status": row["status"], "created_by": row["created_by"],
+            "created_at": isoformat(row["created_at"]), "updated_at": isoformat(row["updated_at"])}
+
+
+def render_item(row: Row) -> dict[str, Any]:
+    """The JSON form of a work item."""
+    return {"id": row["id"], "workflow_id": row["workflow_id"], "project_key": row["project_key"],
+            "title": row["title"], "description": row["description"], "status": row["status"],
+            "priority": row["priority"], "assigned_to": row["assigned_to"], "created_by": row["created_by"],
+            "updated_by": row["updated_by"], "created_at": isoformat(row["created_at"]),
+            "updated_at": isoformat(row["updated_at"])}
+
+
+def create(tx: Tx, actor: Actor, *, project_key: str, name: str, description: str | None = None,
+           status: str = "planning", now: float) -> dict[str, Any]:
+    """Create a workflow (default status ``planning``)."""
+    row = {"id": str(uuid.uuid4()), "project_key": project_key, "name": name, "description": description,
+           "status": _status(status, WORKFLOW_STATUSES, "workflow"), "created_by": actor.session_id,
+           "created_at": now, "updated_at": now}
+    tx.workflows.add(row)
+    emit(tx, "workflow.created", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
+         name=name)
+    return render_workflow(row)
+
+
+def _workflow(tx: Tx, workflow_id: str) -> Row:
+    row = tx.workflows.get(workflow_id)
+    if row is None:
+        raise NotFound(f"no workflow {workflow_id!r}")
+    return row
+
+
+def get_workflow(tx: Tx, workflow_id: str) -> dict[str, Any]:
+    """A workflow with its work items; ``NotFound`` if there is none."""
+    out = render_workflow(_workflow(tx, workflow_id))
+    out["work_items"] = [render_item(r) for r in tx.work_items.find(workflow_id=workflow_id)]
+    return out
+
+
+def find_workflows(tx: Tx, *, project_key: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    """Workflows, optionally of one project and one status, oldest first."""
+    if status is not None:
+        _status(status, WORKFLOW_STATUSES, "workflow")
+    return [render_workflow(r) for r in tx.workflows.find(project_key=project_key, status=status)]
+
+
+def set_workflow_status(tx: Tx, actor: Actor, workflow_id: str, status: str, now: float) -> dict[str, Any]:
+    """Change a workflow's status."""
+    row = _workflow(tx, workflow_id)
+    tx.workflows.change(workflow_id, {"status": _status(status, WORKFLOW_STATUSES, "workflow"), "updated_at": now})
+    emit(tx, "workflow.updated", now, session_id=actor.session_id, project_key=row["project_key"],
+         subject_id=workflow_id, status=status)
+    return render_workflow(_workflow(tx, workflow_id))
+
+
+def add_item(tx: Tx, actor: Actor, *, workflow_id: str, title: str, project_key: str | None = None,
+             description: str | None = None, status: str = "pending", priority: int = 0,
+             assigned_to: str | None = None, now: float) -> dict[str, Any]:
+    """Add a work item to a workflow; ``project_key`` defaults to the workflow's."""
+    wf = _workflow(tx, workflow_id)
+    row = {"id": str(uuid.uuid4()), "workflow_id": workflow_id, "project_key": project_key or wf["project_key"],
+           "title": title, "description": description, "status": _status(status, WORK_ITEM_STATUSES, "work item"),
+           "priority": priority, "assigned_to": assigned_to, "created_by": actor.session_id,
+           "updated_by": actor.session_id, "created_at": now, "updated_at": now}
+    tx.work_items.add(row)
+    emit(tx, "work_item.created", now, session_id=actor.session_id, project_key=row["project_key"],
+         subject_id=row["id"], workflow_id=workflow_id, title=title)
+    return render_item(row)
+
+
+def update_item(tx: Tx, actor: Actor, item_id: str, changes: dict[str, Any], *, fence: int | None,
+                now: float) -> dict[str, Any]:
+    """Apply ``changes`` (status, title, description, priority, assigned_to) to a work item.
+
+    With ``fence``, the update is made as a lease holder: it is refused with
+    ``StaleFence`` unless that fence is a live lease of the actor.
+    """
+    row = tx.work_items.get(item_id)
+    if row is None:
+        raise NotFound(f"no work item {item_id!r}")
+    if fence is not None:
+        leases.assert_fence(tx, actor, fence, now)
+    if "status" in changes:
+        _status(changes["status"], WORK_ITEM_STATUSES, "work item")
+    tx.work_items.change(item_id, {**changes, "updated_by": actor.session_id, "updated_at": now})
+    emit(tx, "work_item.updated", now, session_id=actor.session_id, project_key=row["project_key"],
+         subject_id=item_id, changes=changes, fence=fence)
+    updated = tx.work_items.get(item_id)
+    assert updated is not None
+    return render_item(updated)
+
+
+def get_item(tx: Tx, item_id: str) -> dict[str, Any]:
+    """One work item; ``NotFound`` if there is none."""
+    row = tx.work_items.get(item_id)
+    if row is None:
+        raise NotFound(f"no work item {item_id!r}")
+    return render_item(row)

@@ -1,0 +1,118 @@
+"""One exception tree for the whole hub.
+
+Every error a client can cause is a :class:`CoordError` subclass carrying the
+HTTP status, a stable machine-readable ``code`` and a human message; the API
+turns them into the one JSON error envelope (see ``coordhub.api.errors``), the
+CLI into a one-line message and an exit code. Anything that is not a
+``CoordError`` is a bug in the hub and is reported as a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CoordError(Exception):
+    """Root of all errors the hub reports to clients.
+
+    ``details`` holds extra JSON-serialisable fields that go into the error
+    envelope next to ``code`` and ``message`` (for a lease conflict: the holder,
+    its lease id, description and time left).
+    """
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class BadRequest(CoordError):
+    """The request is malformed (400): bad JSON, non-UTF-8, bad query value."""
+
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(CoordError):
+    """No bearer token, or one that is unknown or revoked (401)."""
+
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(CoordError):
+    """The caller is known but may not do this (403): impersonation, non-holder release, non-admin."""
+
+    status, code = 403, "forbidden"
+
+
+class NotFound(CoordError):
+    """The named object does not exist (404)."""
+
+    status, code = 404, "not_found"
+
+
+class Conflict(CoordError):
+    """The request conflicts with current state (409)."""
+
+    status, code = 409, "conflict"
+
+
+class LeaseConflict(Conflict):
+    """Another live session holds an overlapping lease (409); details name the holder."""
+
+    code = "lease_conflict"
+
+
+class StaleFence(Conflict):
+    """A fencing token is no longer the current holder's (409).
+
+    Rule: fencing tokens as described by Kleppmann, "How to do distributed
+    locking" (2016): a write carrying an older fence than the current grant is
+    refused where the effect happens.
+    """
+
+    code = "stale_fence"
+
+
+class PayloadTooLarge(CoordError):
+    """The request body exceeds the configured limit (413)."""
+
+    status, code = 413, "payload_too_large"
+
+
+class Invalid(CoordError):
+    """The body or query is well-formed but its values are wrong (422)."""
+
+    status, code = 422, "invalid"
+
+
+class IdempotencyKeyReused(CoordError):
+    """An ``Idempotency-Key`` was replayed with a different request (422).
+
+    Status per the IETF draft "The Idempotency-Key HTTP Header Field"
+    (draft-ietf-httpapi-idempotency-key-header), section 2.7.
+    """
+
+    status, code = 422, "idempotency_key_reused"
+
+
+class Halted(CoordError):
+    """The fleet is halted; mutating calls other than resume are refused (423)."""
+
+    status, code = 423, "halted"
+
+
+class Unavailable(CoordError):
+    """The database cannot be reached (503); clients should retry after ``retry_after`` seconds.
+
+    Body and header follow seed 001: ``Retry-After: 30`` and a JSON body saying
+    the database is unavailable.
+    """
+
+    status, code = 503, "database_unavailable"
+
+    def __init__(self, message: str = "Database unavailable. Retry after 30 seconds.", retry_after: int = 30) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after

@@ -1,0 +1,142 @@
+"""``coord serve``: open the store, make sure an admin token exists, and serve HTTP until signalled.
+
+Start-up failures (port in use, database unreachable, data dir not writable,
+``--no-auth`` on a public interface) raise :class:`StartupError` with a
+one-line message; the CLI prints it without a traceback and exits 1.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from coordhub import __version__
+from coordhub.config import ServerConfig
+from coordhub.core.identity import Actor
+from coordhub.errors import Unavailable
+
+log = logging.getLogger("coordhub")
+
+ADMIN_TOKEN_FILE = "admin.token"
+SYSTEM = Actor("coordhub/system", is_admin=True)  # the hub itself, for start-up bookkeeping
+
+
+class StartupError(Exception):
+    """The hub cannot start; the message says why in one line."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Create the data dir (mode 0700) and prove it is writable, or raise ``StartupError``."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(f"data dir {path} is not writable: {exc.strerror or exc}") from exc
+
+
+def write_secret(path: Path, secret: str) -> None:
+    """Write ``secret`` to ``path`` with mode 0600, atomically (temp file + rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket now, so a busy port is a clear error rather than a traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(f"port {port} on {host} is already in use (another hub? pick one with --port)") from exc
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(cfg: ServerConfig) -> None:
+    """Run the hub in the foreground until SIGINT/SIGTERM; raise ``StartupError`` if it cannot start."""
+    import uvicorn
+
+    from coordhub.api.app import create_app
+    from coordhub.core import tokens
+    from coordhub.core.hub import Hub
+    from coordhub.store import open_store
+
+    if cfg.no_auth and not is_loopback(cfg.host) and not cfg.allow_remote_no_auth:
+        raise StartupError(f"refusing --no-auth on {cfg.host}: anyone who reaches it could act as any session; "
+                           "bind to 127.0.0.1 or add --allow-remote-no-auth")
+    data_dir = cfg.resolved_data_dir()
+    prepare_data_dir(data_dir)
+    sock = bind(cfg.host, cfg.port)
+    try:
+        store = open_store(cfg.resolved_database_url(), sqlite_synchronous=cfg.sqlite_synchronous)
+        store.open()
+    except Unavailable as exc:
+        sock.close()
+        raise StartupError(f"database unreachable: {exc.message}") from exc
+    except (OSError, ValueError, RuntimeError) as exc:
+        sock.close()
+        raise StartupError(f"cannot open the database {cfg.resolved_database_url()}: {exc}") from exc
+    hub = Hub(store)
+    token_path = data_dir / ADMIN_TOKEN_FILE
+    existing = token_path.read_text().strip() if token_path.exists() else None
+    new = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.ensure_admin(tx, existing, now), during_halt=True).body
+    if new:
+        write_secret(token_path, new)
+    _announce(cfg, store.name, store.durability, token_path, bool(new))
+    app = create_app(hub, no_auth=cfg.no_auth, max_body_bytes=cfg.max_body_bytes, sweep_seconds=cfg.sweep_seconds,
+                     retry_after=cfg.retry_after)
+    config = uvicorn.Config(app, log_level=cfg.log_level, access_log=False, timeout_graceful_shutdown=5)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        store.close()
+        sock.close()
+
+
+def _redacted(url: str) -> str:
+    """A database URL with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(":" + parts.password + "@", ":***@")).geturl()
+
+
+def _announce(cfg: ServerConfig, backend: str, durability: str, token_path: Path, new_token: bool) -> None:
+    out = sys.stderr
+    where = f"http://{cfg.host}:{cfg.port}" if ":" not in cfg.host else f"http://[{cfg.host}]:{cfg.port}"
+    print(f"coordhub {__version__} serving on {where}", file=out)
+    print(f"  database: {_redacted(cfg.resolved_database_url())} ({durability})", file=out)
+    print(f"  admin token: {token_path}{' (new)' if new_token else ''}", file=out)
+    if cfg.no_auth:
+        print("  WARNING: --no-auth: NO AUTHENTICATION. Any client can act as any session, read every "
+              "message and release any lease. Use only on a trusted network.", file=out)
+    out.flush()

@@ -1,0 +1,112 @@
+"""The Store interface every backend implements, and the pieces they share.
+
+A store runs *units of work*: plain synchronous functions ``fn(tx) -> T`` that
+receive a :class:`~coordhub.store.tx.Tx` (the domain tables, each a small
+query object) and run inside one database transaction. The core is written as
+such functions, so an operation that touches leases, events and idempotency
+records is one transaction by construction (contract §2.1).
+
+Writes are serialised: each backend has exactly one writer connection, fed by
+a queue, that commits queued units of work in batches (group commit). Every
+unit in a batch runs inside its own SAVEPOINT, so one failing unit rolls back
+alone; the batch's COMMIT is the durability point and no unit's result is
+released to its caller before that COMMIT returned. Reads run on separate
+connections and see only committed data.
+
+Capabilities differ in attributes, not in ``isinstance`` checks (pattern from
+huey's ``BaseStorage``).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+
+class Executor(Protocol):
+    """What the table objects need from a connection: run SQL with ``?`` placeholders.
+
+    SQL is written once, in the SQLite dialect subset both backends share
+    (``?`` placeholders, ``RETURNING``, ``ON CONFLICT``); the PostgreSQL
+    executor translates placeholders.
+    """
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """Run a statement; return the number of rows it changed."""
+        ...
+
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
+        """Run a query; return the first row as a dict, or None when there is none."""
+        ...
+
+    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        """Run a query; return every row as a dict (an empty list when there are none)."""
+        ...
+
+
+class Store(abc.ABC):
+    """All durable state of one hub.
+
+    Capability attributes:
+
+    - ``name``: ``"sqlite"`` or ``"postgresql"``.
+    - ``durability``: the declared durability level, reported by ``/health``
+      and by benchmarks (contract §2.9).
+    """
+
+    name: str
+    durability: str
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect and migrate the schema to the newest version.
+
+        Blocking; call before serving. Raises ``coordhub.errors.Unavailable``
+        when the database cannot be reached and ``OSError`` when a SQLite file
+        cannot be created.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Finish queued writes, then close every connection. Idempotent."""
+
+    @abc.abstractmethod
+    def submit_write(self, fn: Callable[[Any], T]) -> Future[T]:
+        """Queue a unit of work for the writer; the future resolves after its batch committed.
+
+        Atomic: ``fn``'s effects commit entirely or not at all. If ``fn``
+        raises, its effects are rolled back and the future carries the
+        exception. If the commit itself fails, every unit of the batch fails
+        with ``Unavailable`` and nothing of the batch is visible.
+        """
+
+    @abc.abstractmethod
+    def submit_read(self, fn: Callable[[Any], T]) -> Future[T]:
+        """Run ``fn`` on a read connection in one read transaction (a consistent snapshot).
+
+        ``fn`` must not write. Raises ``Unavailable`` through the future when
+        the database cannot be reached.
+        """
+
+    async def write(self, fn: Callable[[Any], T]) -> T:
+        """``await`` form of :meth:`submit_write`."""
+        return await asyncio.wrap_future(self.submit_write(fn))
+
+    async def read(self, fn: Callable[[Any], T]) -> T:
+        """``await`` form of :meth:`submit_read`."""
+        return await asyncio.wrap_future(self.submit_read(fn))
+
+    def write_sync(self, fn: Callable[[Any], T]) -> T:
+        """Blocking form of :meth:`submit_write`, for tests and maintenance commands."""
+        return self.submit_write(fn).result()
+
+    def read_sync(self, fn: Callable[[Any], T]) -> T:
+        """Blocking form of :meth:`submit_read`."""
+        return self.submit_read(fn).result()
+

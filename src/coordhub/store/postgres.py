@@ -1,0 +1,155 @@
+"""The PostgreSQL backend, for larger fleets and several hub processes.
+
+It keeps the SQLite backend's shape: one writer connection per hub with group
+commit, reads from a small pool. Each write batch first takes a transaction-
+scoped advisory lock, so the batches of several hub processes sharing one
+database are serialised too, and every read-then-write decision (lease free?
+key used?) holds across the whole fleet, with ids increasing in commit order.
+Durability is PostgreSQL's commit (``synchronous_commit`` as the server sets it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import lru_cache
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from coordhub.errors import Unavailable
+from coordhub.store import migrate
+from coordhub.store.base import Row, Store
+from coordhub.store.tx import Tx
+from coordhub.store.writer import BatchWriter
+
+T = TypeVar("T")
+log = logging.getLogger("coordhub.store")
+
+# Arbitrary but fixed: the advisory lock key that serialises writers (ASCII "coordhub").
+_WRITER_LOCK = 0x636F6F7264687562
+_MIGRATION_LOCK = _WRITER_LOCK + 1
+_CONNECT_TIMEOUT = 3  # seconds
+
+
+@lru_cache(maxsize=1024)
+def _translate(sql: str) -> str:
+    """SQLite-style ``?`` placeholders to psycopg's ``%s`` (no SQL of ours has a literal ``?``)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresExecutor:
+    """Runs SQL on one psycopg connection."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        return self.conn.execute(_translate(sql), params).rowcount
+
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
+        row: Row | None = self.conn.execute(_translate(sql), params).fetchone()
+        return row
+
+    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        rows: list[Row] = self.conn.execute(_translate(sql), params).fetchall()
+        return rows
+
+
+class _WriterConnection:
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self.executor = PostgresExecutor(conn)
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN")
+        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITER_LOCK,))
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if not self.conn.closed:
+            self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout))
+
+
+class PostgresStore(Store):
+    """A store in one PostgreSQL database, named by a ``postgresql://`` URL."""
+
+    name = "postgresql"
+    durability = "postgresql commit (server's synchronous_commit), group commit"
+
+    def __init__(self, url: str, *, readers: int = 4) -> None:
+        self.url = url
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=readers, open=False, timeout=_CONNECT_TIMEOUT,
+            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": _CONNECT_TIMEOUT},
+            check=ConnectionPool.check_connection, name="coord-readers",
+        )
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="coord-reader")
+        self._writer = BatchWriter(self._connect_writer, Tx, _is_unavailable, name="coord-pg-writer")
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=_CONNECT_TIMEOUT)
+
+    def _connect_writer(self) -> _WriterConnection:
+        return _WriterConnection(self._connect())
+
+    def open(self) -> None:
+        try:
+            conn = self._connect()
+        except psycopg.OperationalError as exc:
+            raise Unavailable(f"cannot connect to PostgreSQL: {str(exc).strip().splitlines()[0]}") from exc
+        with conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+            self._migrate(conn)
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+        self._pool.open(wait=False)
+        self._writer.start()
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                     "(name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+
+        def applied() -> set[str]:
+            return {r["name"] for r in conn.execute("SELECT name FROM schema_migrations").fetchall()}
+
+        def run(name: str, sql: str) -> None:
+            with conn.transaction():
+                conn.execute(sql.encode())
+                conn.execute("INSERT INTO schema_migrations VALUES (%s, extract(epoch FROM now()))", (name,))
+
+        migrate.apply_all("postgres", applied, run)
+
+    def close(self) -> None:
+        self._writer.stop()
+        self._readers.shutdown(wait=True)
+        self._pool.close()
+
+    def submit_write(self, fn: Callable[[Any], T]) -> Future[T]:
+        return self._writer.submit(fn)
+
+    def submit_read(self, fn: Callable[[Any], T]) -> Future[T]:
+        try:
+            return self._readers.submit(self._run_read, fn)
+        except RuntimeError:
+            future: Future[T] = Future()
+            future.set_exception(Unavailable("The hub's store is closed."))
+            return future
+
+    def _run_read(self, fn: Callable[[Tx], T]) -> T:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                return fn(Tx(PostgresExecutor(conn)))
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            raise Unavailable() from exc

@@ -1,0 +1,169 @@
+"""The SQLite backend: the embedded default.
+
+Discipline (after datasette's ``Database``): WAL journal, a busy timeout, one
+writer connection driven by :class:`~coordhub.store.writer.BatchWriter`
+(``BEGIN IMMEDIATE`` batches with group commit), and reads on their own
+connections, one per reader thread. ``synchronous=FULL`` by default: every
+commit is fsynced before any write in it is acknowledged.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from coordhub.errors import Unavailable
+from coordhub.store import migrate
+from coordhub.store.base import Row, Store
+from coordhub.store.tx import Tx
+from coordhub.store.writer import BatchWriter
+
+T = TypeVar("T")
+_SYNC_LEVELS = ("FULL", "NORMAL")
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
+    return {d[0]: v for d, v in zip(cursor.description, row)}
+
+
+class SQLiteExecutor:
+    """Runs SQL on one sqlite3 connection (autocommit mode; transactions are explicit)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        return self.conn.execute(sql, params).rowcount
+
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
+        row: Row | None = self.conn.execute(sql, params).fetchone()
+        return row
+
+    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        rows: list[Row] = self.conn.execute(sql, params).fetchall()
+        return rows
+
+
+class _WriterConnection:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.executor = SQLiteExecutor(conn)
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    # "database is locked" (another process outlasted busy_timeout), disk I/O
+    # errors and a full disk are conditions of the store, not of the request.
+    return isinstance(exc, sqlite3.OperationalError)
+
+
+class SQLiteStore(Store):
+    """A store in one SQLite file. ``synchronous`` is FULL (default) or NORMAL."""
+
+    name = "sqlite"
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL", readers: int = 4) -> None:
+        synchronous = synchronous.upper()
+        if synchronous not in _SYNC_LEVELS:
+            raise ValueError(f"sqlite_synchronous must be one of {', '.join(_SYNC_LEVELS)}, not {synchronous!r}")
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.durability = f"sqlite WAL synchronous={synchronous}, group commit"
+        self._local = threading.local()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="coord-reader")
+        self._writer = BatchWriter(self._connect_writer, Tx, _is_unavailable, name="coord-sqlite-writer")
+        self._lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
+        conn.row_factory = _dict_row
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        return conn
+
+    def _connect_writer(self) -> _WriterConnection:
+        return _WriterConnection(self._connect())
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            if mode is None or str(next(iter(mode.values()))).lower() != "wal":
+                raise Unavailable(f"SQLite at {self.path} refused WAL mode")
+            self._migrate(conn)
+        finally:
+            conn.close()
+        self._writer.start()
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+
+        def applied() -> set[str]:
+            return {r["name"] for r in conn.execute("SELECT name FROM schema_migrations").fetchall()}
+
+        def run(name: str, sql: str) -> None:
+            # executescript would commit between statements; wrap the script in
+            # one explicit transaction so a failing migration changes nothing.
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\n;INSERT INTO schema_migrations VALUES ('{name}', CAST(strftime('%s', 'now') AS REAL));\nCOMMIT;"
+            )
+
+        migrate.apply_all("sqlite", applied, run)
+
+    def close(self) -> None:
+        self._writer.stop()
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for conn in self._all_readers:
+                conn.close()
+            self._all_readers.clear()
+
+    def submit_write(self, fn: Callable[[Any], T]) -> Future[T]:
+        return self._writer.submit(fn)
+
+    def submit_read(self, fn: Callable[[Any], T]) -> Future[T]:
+        try:
+            return self._readers.submit(self._run_read, fn)
+        except RuntimeError:  # executor shut down
+            future: Future[T] = Future()
+            future.set_exception(Unavailable("The hub's store is closed."))
+            return future
+
+    def _reader_tx(self) -> Tx:
+        tx: Tx | None = getattr(self._local, "tx", None)
+        if tx is None:
+            conn = self._connect()
+            with self._lock:
+                self._all_readers.append(conn)
+            tx = self._local.tx = Tx(SQLiteExecutor(conn))
+        return tx
+
+    def _run_read(self, fn: Callable[[Tx], T]) -> T:
+        tx = self._reader_tx()
+        conn = tx.ex.conn  # type: ignore[attr-defined]
+        conn.execute("BEGIN")
+        try:
+            return fn(tx)
+        except sqlite3.OperationalError as exc:
+            raise Unavailable() from exc
+        finally:
+            conn.execute("COMMIT")

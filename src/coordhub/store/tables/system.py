@@ -1,0 +1,60 @@
+"""Halt records, the event log and idempotency records."""
+
+from __future__ import annotations
+
+from coordhub.store.base import Row
+from coordhub.store.tables.base import Table
+
+
+class Halts(Table):
+    """The ``halts`` table: a row present means that scope is halted."""
+
+    def get(self, scope: str = "*") -> Row | None:
+        """The halt of a scope, or None when it is not halted."""
+        return self.ex.one("SELECT * FROM halts WHERE scope = ?", (scope,))
+
+    def put(self, row: Row) -> None:
+        """Record a halt (replacing an earlier one of the same scope)."""
+        self.ex.execute("DELETE FROM halts WHERE scope = ?", (row["scope"],))
+        self.insert("halts", row)
+
+    def clear(self, scope: str = "*") -> int:
+        """Lift the halt of a scope; return 1 if there was one."""
+        return self.ex.execute("DELETE FROM halts WHERE scope = ?", (scope,))
+
+
+class Events(Table):
+    """The append-only event log; ids increase strictly in commit order (single writer)."""
+
+    def append(self, row: Row) -> int:
+        """Append an event; return its id."""
+        cols = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        got = self.ex.one(f"INSERT INTO events ({cols}) VALUES ({marks}) RETURNING id", tuple(row.values()))
+        assert got is not None
+        return int(got["id"])
+
+    def after(self, after_id: int, limit: int = 1000) -> list[Row]:
+        """Events with id greater than ``after_id``, oldest first."""
+        return self.ex.all("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
+
+    def last_id(self) -> int:
+        """The newest event id, 0 when the log is empty."""
+        row = self.ex.one("SELECT MAX(id) AS id FROM events")
+        return int(row["id"]) if row and row["id"] is not None else 0
+
+
+class Idempotency(Table):
+    """Stored first responses, keyed by (acting session, Idempotency-Key)."""
+
+    def get(self, scope: str, key: str) -> Row | None:
+        """The stored record, or None when the key is new."""
+        return self.ex.one("SELECT * FROM idempotency WHERE scope = ? AND key = ?", (scope, key))
+
+    def put(self, row: Row) -> None:
+        """Store the first response of a key."""
+        self.insert("idempotency", row)
+
+    def purge(self, before: float) -> int:
+        """Delete records created before ``before``; return how many."""
+        return self.ex.execute("DELETE FROM idempotency WHERE created_at < ?", (before,))

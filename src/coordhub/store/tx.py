@@ -1,0 +1,38 @@
+"""The object a unit of work receives: every table's query object on one connection."""
+
+from __future__ import annotations
+
+from coordhub.store.base import Executor, Row
+from coordhub.store.tables.leases import Leases
+from coordhub.store.tables.messages import Messages
+from coordhub.store.tables.records import Components, Todos, WorkItems, Workflows
+from coordhub.store.tables.sessions import Sessions
+from coordhub.store.tables.system import Events, Halts, Idempotency
+from coordhub.store.tables.tokens import Tokens
+
+
+class Tx:
+    """Query objects bound to the connection of the running transaction.
+
+    Built once per connection and reused; it holds no transaction state of
+    its own, so the same object serves every unit of work on that connection.
+    """
+
+    def __init__(self, ex: Executor) -> None:
+        self.ex = ex
+        self.sessions = Sessions(ex)
+        self.tokens = Tokens(ex)
+        self.leases = Leases(ex)
+        self.messages = Messages(ex)
+        self.todos = Todos(ex)
+        self.workflows = Workflows(ex)
+        self.work_items = WorkItems(ex)
+        self.components = Components(ex)
+        self.halts = Halts(ex)
+        self.events = Events(ex)
+        self.idempotency = Idempotency(ex)
+
+    def ping(self) -> bool:
+        """True when a trivial query succeeds (used by /health)."""
+        row: Row | None = self.ex.one("SELECT 1 AS ok")
+        return row is not None

@@ -1,0 +1,345 @@
+"""Tests for ``coordhub.core.paths``: tables, soundness against an independent oracle, errors.
+
+The oracle never touches the module's automata: it translates a structured
+pattern to a Python regex and enumerates a finite universe of files.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import string
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coordhub.core import paths
+from coordhub.core.paths import ResourceKind, classify, covers_file, is_within, normalize, overlaps
+
+OVERLAPS = [
+    ("server/src/", "server/src/api/x.rs", True),
+    ("server/src", "server/srcx/a.rs", False),
+    ("src/*.py", "src/a.py", True),
+    ("src/*.py", "src/a/b.py", False),
+    ("src/*.py", "src/a.py/x", True),  # src/a.py may be a directory
+    ("src/**", "src/a/b/c.py", True),
+    ("src/**", "srcx/a.py", False),
+    ("**/*.rs", "server/x.rs", True),
+    ("**/*.rs", "server/x.py", False),
+    ("*.py", "src/a.py", False),  # top level only
+    ("*", "src/a.py", True),  # src matches * and a.py lies under it
+    ("src/*.py", "src/*.rs", False),
+    ("src/a*", "src/*b", True),  # src/ab
+    ("src/[a-c].py", "src/[!a-c].py", False),
+    ("src/[a-c].py", "src/[^b-z].py", True),
+    ("src/{a,b}.py", "src/b.py", True),
+    ("src/{a,b}.py", "src/c.py", False),
+    ("src/{a,{b,c}}.py", "src/c.py", True),
+    ("Src/A.py", "src/a.py", True),
+    ("src/[A-C].py", "src/b.py", True),
+    ("src/[!A-C].py", "src/b.py", False),
+    ("deploy:staging", "deploy:staging", True),
+    (" deploy:staging ", "deploy:staging", True),
+    ("deploy:staging", "deploy:prod", False),
+    ("deploy:staging", "deploy", False),
+    ("deploy:staging", "Deploy:staging", False),  # names are case-sensitive
+    ("deploy:staging", "**", False),
+    ("C:\\repo\\x.py", "c:/repo/x.py", True),
+    ("C:\\repo", "c:/repo/x.py", True),
+    (".", "anything/x", True),
+    ("./", "/etc/passwd", True),
+    ("/", "src/a", True),  # a bare root denotes everything
+    ("/src", "src", False),  # absolute paths are compared lexically
+    ("a/**/b", "a/b", True),
+    ("a/**/b", "a/c", True),  # a/c/b lies under a/c
+    ("a/**/b", "c/b", False),
+    ("**/x/**", "a/b/x", True),
+    ("a?", "ab/c", True),
+    ("a?", "abc", False),
+    ("src/**/../x.py", "x.py", True),  # ** may be zero segments
+    ("src/**/../x.py", "src/a/x.py", True),
+    ("a**b/../c", "c", True),  # in-segment ** is one or more segments
+    ("src/x[", "src/x[", True),  # unterminated class: a literal "["
+    ("src/x[", "src/xa", False),
+    ("src/*", "src", True),
+]
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), OVERLAPS)
+def test_overlaps_table(a: str, b: str, expected: bool) -> None:
+    assert overlaps(a, b) is expected
+    assert overlaps(b, a) is expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("./a//b/../c", "a/c"),
+        ("Src\\A.PY", "src/a.py"),
+        ("  src/x/  ", "src/x"),
+        (".", "."),
+        ("./", "."),
+        ("a/..", "."),
+        ("../x", "../x"),
+        ("a/../../x", "../x"),
+        ("/a/../../x", "/x"),
+        ("/", "/"),
+        ("C:\\repo\\X.py", "c:/repo/x.py"),
+        ("C:", "c:/"),
+        ("src/**", "src"),
+        ("src/**/**/x", "src/**/x"),
+        ("src/[A-Z]*.PY", "src/[A-Z]*.py"),
+        ("x/{a,b/c}/../d", "x/{a,b/c}/../d"),  # brace alternatives may differ in depth
+        ("a/b/**/../c", "a/**/c"),
+        ("deploy:Staging ", "deploy:Staging"),
+        ("STRASSE/ß", "strasse/ß"),  # folding keeps lengths
+    ],
+)
+def test_normalize(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        ("deploy:staging", ResourceKind.NAME),
+        ("svc:db", ResourceKind.NAME),
+        ("db:migrations/x", ResourceKind.NAME),
+        ("C:\\src\\x.py", ResourceKind.PATH),
+        ("C:/src", ResourceKind.PATH),
+        ("src/a:b", ResourceKind.PATH),  # the ":" comes after a "/"
+        ("src/a.py", ResourceKind.PATH),
+        ("src/*.py", ResourceKind.GLOB),
+        ("src/?", ResourceKind.GLOB),
+        ("src/[ab]", ResourceKind.GLOB),
+        ("src/{a,b}", ResourceKind.GLOB),
+        ("C:\\src\\*.py", ResourceKind.GLOB),
+    ],
+)
+def test_classify(raw: str, kind: ResourceKind) -> None:
+    assert classify(raw) is kind
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "a\x00b", "a\tb", "a\nb", "x\x7f", "x\x85", "a" * 1025])
+def test_invalid_input_raises(bad: str) -> None:
+    with pytest.raises(ValueError):
+        classify(bad)
+    with pytest.raises(ValueError):
+        normalize(bad)
+    with pytest.raises(ValueError):
+        overlaps("src", bad)
+    with pytest.raises(ValueError):
+        overlaps(bad, "src")
+
+
+def test_length_limit_is_inclusive() -> None:
+    assert classify("a" * 1024) is ResourceKind.PATH
+
+
+def test_covers_file() -> None:
+    assert covers_file("src/a", "src/a/b.py")
+    assert covers_file("src/a/b.py", "src/a")  # they share a file
+    assert covers_file("src/*.py", "Src/A.py")
+    assert not covers_file("src/*.py", "src/a/b.py")
+    assert not covers_file("deploy:x", "src/a")
+    for not_a_path in ("src/*.py", "deploy:x"):
+        with pytest.raises(ValueError):
+            covers_file("src", not_a_path)
+
+
+def test_is_within() -> None:
+    assert is_within("src/a/b.py", "src/a")
+    assert is_within("src/a", "src/a/")
+    assert not is_within("src/a", "src/a/b.py")
+    assert not is_within("src/ab", "src/a")
+    assert is_within("/etc/x", ".")
+    with pytest.raises(ValueError):
+        is_within("src/a", "src/*")
+
+
+def test_brace_overflow_stays_sound() -> None:
+    pattern = "src/x{a,b}{c,d}{e,f}{g,h}{i,j}{k,l}{m,n}.py"  # 128 alternatives
+    resource = paths.parse(pattern)
+    assert not resource.universal
+    for letters in itertools.product("ab", "cd", "ef", "gh", "ij", "kl", "mn"):
+        assert overlaps(pattern, "src/x" + "".join(letters) + ".py")
+    assert not overlaps(pattern, "lib/x.py")
+    climbing = "src/{" + ",".join(["..", *map(str, range(70))]) + "}/x.py"
+    assert overlaps(climbing, "x.py")
+
+
+@given(st.text(alphabet="ab{},[]!^*?/\\.:-Z ", min_size=1, max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_arbitrary_syntax_never_raises_and_is_symmetric(text: str) -> None:
+    if not text.strip():
+        return
+    for other in ("a/b", "*/a", "{a,b}/**", text):
+        assert overlaps(text, other) == overlaps(other, text)
+    assert overlaps(text, text)
+
+
+def test_pathological_inputs_are_handled() -> None:
+    for text in ("{" * 1024, "[" * 1024, "a/" * 512, "{a,b}" * 204, "**/" * 341, "{" * 500 + "}" * 500):
+        assert overlaps(text, "src/a") in (True, False)
+
+
+# --- the oracle ------------------------------------------------------------------------------
+
+GLOBSTAR = "**"
+TOKEN_REGEX = {
+    "a": "a", "b": "b", ".": r"\.", "*": "[^/\n]*", "?": "[^/\n]", "[ab]": "[ab]", "[!a]": "[^a/\n]",
+    "{a,b}": "(?:a|b)", "**": ".*",  # "**" inside a segment may cross "/"
+}
+SEGMENTS = ["".join(p) for n in (1, 2) for p in itertools.product("ab.z", repeat=n)]  # z is fresh
+UNIVERSE = ["/".join(p) for n in (1, 2, 3) for p in itertools.product(SEGMENTS, repeat=n)]
+UNIVERSE_TEXT = "\n".join(UNIVERSE)
+PLAIN_PATHS = [p for p in UNIVERSE if not {".", ".."} & set(p.split("/"))]
+
+Pattern = tuple[object, ...]  # segments: GLOBSTAR or a tuple of tokens
+
+
+def pattern_text(pattern: Pattern) -> str:
+    return "/".join(seg if seg == GLOBSTAR else "".join(seg) for seg in pattern)  # type: ignore[arg-type]
+
+
+def oracle_regex(pattern: Pattern) -> str:
+    if pattern == (GLOBSTAR,):
+        return ".*"
+    out = ""
+    for i, seg in enumerate(pattern):
+        if seg == GLOBSTAR:
+            out += "(?:[^/\n]+/)*" if i == 0 else "(?:/[^/\n]+)*"
+            continue
+        if i > 0 and not (i == 1 and pattern[0] == GLOBSTAR):
+            out += "/"
+        out += "".join(TOKEN_REGEX[t] for t in seg)  # type: ignore[attr-defined]
+    return out
+
+
+def oracle_matches(pattern: Pattern) -> set[str]:
+    found = re.finditer(f"(?m)^(?:{oracle_regex(pattern)})$", UNIVERSE_TEXT)
+    return {m.group() for m in found}
+
+
+def prefixes(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+
+
+def oracle_overlap(a: Pattern, b: Pattern) -> bool:
+    """Some universe file is denoted by both: matches that are equal or nested."""
+    ma, mb = oracle_matches(a), oracle_matches(b)
+    return any(p in mb for q in ma for p in prefixes(q)) or any(p in ma for q in mb for p in prefixes(q))
+
+
+def segment(tokens: list[str]) -> st.SearchStrategy[tuple[str, ...]]:
+    def ok(seg: tuple[str, ...]) -> bool:
+        text = "".join(seg)
+        return text not in (".", "..") and ("**" not in text or "**" in seg)
+
+    return st.lists(st.sampled_from(tokens), min_size=1, max_size=2).map(tuple).filter(ok)
+
+
+def patterns(tokens: list[str]) -> st.SearchStrategy[Pattern]:
+    seg = st.one_of(st.just(GLOBSTAR), segment(tokens))
+    no_adjacent_globstars = lambda p: all(not (x == y == GLOBSTAR) for x, y in zip(p, p[1:]))  # noqa: E731
+    return st.lists(seg, min_size=1, max_size=3).map(tuple).filter(no_adjacent_globstars)
+
+
+EXACT_TOKENS = ["a", "b", ".", "*", "?", "[ab]", "[!a]", "{a,b}"]
+paths_st = st.sampled_from(PLAIN_PATHS).map(lambda p: tuple(tuple(s) for s in p.split("/")))
+exact_st = st.one_of(patterns(EXACT_TOKENS), paths_st)
+sound_st = st.one_of(patterns([*EXACT_TOKENS, "**"]), paths_st)
+
+
+def fixed_segments(pattern: Pattern) -> int:
+    return sum(seg != GLOBSTAR for seg in pattern)
+
+
+@given(sound_st, sound_st)
+@settings(max_examples=150, deadline=None)
+def test_no_missed_overlap(a: Pattern, b: Pattern) -> None:
+    ta, tb = pattern_text(a), pattern_text(b)
+    result = overlaps(ta, tb)
+    assert result == overlaps(tb, ta)
+    assert overlaps(ta, ta)
+    if oracle_overlap(a, b):
+        assert result, (ta, tb)
+
+
+@given(exact_st, exact_st)
+@settings(max_examples=150, deadline=None)
+def test_exact_when_universe_is_complete(a: Pattern, b: Pattern) -> None:
+    # With <= 2 tokens per segment a shared segment needs <= 2 characters, and a
+    # witness needs no more segments than the two patterns' fixed segments.
+    if fixed_segments(a) + fixed_segments(b) <= 3:
+        assert overlaps(pattern_text(a), pattern_text(b)) == oracle_overlap(a, b)
+
+
+@given(st.sampled_from(PLAIN_PATHS), st.sampled_from(PLAIN_PATHS))
+@settings(max_examples=200, deadline=None)
+def test_plain_paths_are_exact(p: str, q: str) -> None:
+    expected = p == q or q.startswith(p + "/") or p.startswith(q + "/")
+    assert overlaps(p, q) is expected
+    assert covers_file(p, q) is expected
+
+
+def add_noise(text: str, data: st.DataObject) -> str:
+    segs = text.split("/")
+    at = data.draw(st.integers(0, len(segs)))
+    segs.insert(at, "zz/..")  # resolved lexically
+    text = "/".join(segs)
+    text = "".join(c.upper() if data.draw(st.booleans()) else c for c in text)
+    sep = data.draw(st.sampled_from(["/", "\\", "//", "/./"]))
+    return data.draw(st.sampled_from(["", "./"])) + text.replace("/", sep) + data.draw(st.sampled_from(["", "/"]))
+
+
+@given(exact_st, exact_st, st.data())
+@settings(max_examples=100, deadline=None)
+def test_normalization_preserves_meaning(a: Pattern, b: Pattern, data: st.DataObject) -> None:
+    ta, tb = pattern_text(a), pattern_text(b)
+    noisy = add_noise(ta, data)
+    assert overlaps(noisy, tb) == overlaps(ta, tb)
+    assert overlaps(normalize(noisy), tb) == overlaps(ta, tb)
+
+
+# --- character predicates ----------------------------------------------------------------------
+
+CLASS_CHARS = string.ascii_letters + string.digits + "[]`{}@_-.!^ ~"
+SAFE_CHARS = string.ascii_letters + string.digits + "_-@~`^!"  # plain path characters
+
+
+@given(st.text(alphabet=CLASS_CHARS, min_size=1, max_size=6), st.booleans())
+@settings(max_examples=150, deadline=None)
+def test_classes_match_like_re_ignorecase(body: str, negated: bool) -> None:
+    glob = "x[" + ("!" if negated else "") + body + "]"
+    rx = re.compile("x[" + ("^" if negated else "") + re.escape(body).replace(r"\-", "-") + "]", re.IGNORECASE)
+    if paths.parse(glob).literal or body.startswith("]") or "[" in body and "]" not in body[body.index("["):]:
+        return  # not a single well-formed class: covered elsewhere
+    try:
+        valid = re.compile(rx.pattern)
+    except re.error:
+        return  # reversed range: swapped by the module, rejected by re
+    del valid
+    for c in SAFE_CHARS:
+        assert overlaps(glob, "x" + c) == bool(rx.fullmatch("x" + c)), (glob, c)
+
+
+ranges_st = st.lists(
+    st.tuples(st.sampled_from(CLASS_CHARS), st.sampled_from(CLASS_CHARS)).map(lambda r: tuple(sorted(r))),
+    min_size=1, max_size=3,
+).map(tuple)
+pred_st = st.one_of(
+    st.just(paths._ANY),
+    st.sampled_from(string.ascii_lowercase + "[`{0é").map(lambda c: paths._Pred(paths._LIT, c)),
+    st.builds(lambda neg, rs: paths._Pred(paths._CLASS, negated=neg, ranges=rs), st.booleans(), ranges_st),
+)
+FOLDED = {paths._fold_char(chr(i)) for i in range(0x20, 0x7F)} | set("éıßſ\u212a\u0130")
+
+
+@given(pred_st, pred_st)
+@settings(max_examples=300, deadline=None)
+def test_witnesses_are_complete(p: paths._Pred, q: paths._Pred) -> None:
+    brute = any(paths._matches(p, c) and paths._matches(q, c) for c in FOLDED)
+    assert paths._meet(p, q) == brute
