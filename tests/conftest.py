@@ -1,0 +1,231 @@
+"""Shared fixtures: stores on both backends, a hub on a manual clock, an HTTP client, a real server.
+
+PostgreSQL tests use the server at ``COORD_TEST_PG`` (default
+``postgresql://postgres@127.0.0.1:5432``): one scratch database per test run,
+emptied before each test. When that server is unreachable the PostgreSQL
+half is skipped, unless ``COORD_REQUIRE_POSTGRES=1`` (set by ``.ci/run``),
+which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from fastapi.testclient import TestClient
+
+from coordhub.api.app import create_app
+from coordhub.clock import ManualClock
+from coordhub.core import tokens
+from coordhub.core.hub import Hub
+from coordhub.server import SYSTEM
+from coordhub.store import Store
+from coordhub.store.sqlite import SQLiteStore
+
+PG_BASE = os.environ.get("COORD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+REQUIRE_PG = os.environ.get("COORD_REQUIRE_POSTGRES") == "1"
+TABLES = ("receipts", "messages", "leases", "sessions", "tokens", "todos", "work_items", "workflows", "components",
+          "halts", "events", "idempotency")
+
+
+def _pg_admin_conn() -> Any:
+    import psycopg
+
+    return psycopg.connect(f"{PG_BASE}/postgres", autocommit=True, connect_timeout=3)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A scratch PostgreSQL database for this run (dropped at the end)."""
+    try:
+        conn = _pg_admin_conn()
+    except Exception as exc:  # the server is not there
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL required (COORD_REQUIRE_POSTGRES=1) but unreachable at {PG_BASE}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {PG_BASE}")
+    name = f"coordhub_test_{uuid.uuid4().hex[:10]}"
+    conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{PG_BASE}/{name}"
+    finally:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.close()
+
+
+def _empty_pg(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass('public.leases') IS NOT NULL").fetchone()
+        if exists and exists[0]:
+            conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+            conn.execute("UPDATE counters SET value = 0")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The name of the backend under test; tests using it run once per backend."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store_factory(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[], Store]]:
+    """Opens stores of the backend under test on one database; all are closed after the test."""
+    opened: list[Store] = []
+    if backend == "postgres":
+        url = request.getfixturevalue("pg_url")
+        _empty_pg(url)
+
+    def make() -> Store:
+        from coordhub.store import open_store
+
+        s = open_store(url) if backend == "postgres" else SQLiteStore(tmp_path / "coord.db")
+        s.open()
+        opened.append(s)
+        return s
+
+    yield make
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture
+def store(store_factory: Callable[[], Store]) -> Store:
+    """An open, empty store of the backend under test."""
+    return store_factory()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock that moves only when the test says so."""
+    return ManualClock()
+
+
+@pytest.fixture
+def hub(store: Store, clock: ManualClock) -> Hub:
+    """A hub over the store on the manual clock."""
+    return Hub(store, clock)
+
+
+class Api:
+    """An in-process HTTP client for the hub with helpers to mint session tokens."""
+
+    def __init__(self, client: TestClient, hub: Hub, admin_token: str) -> None:
+        self.client = client
+        self.hub = hub
+        self.admin_token = admin_token
+        self.admin = {"Authorization": f"Bearer {admin_token}"}
+
+    def token(self, session_id: str, admin: bool = False) -> dict[str, str]:
+        """Create a token for ``session_id``; return the headers that use it."""
+        r = self.client.post("/api/coord/tokens", json={"name": session_id, "admin": admin}, headers=self.admin)
+        assert r.status_code == 201, r.text
+        return {"Authorization": f"Bearer {r.json()['token']}"}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+@pytest.fixture
+def api(hub: Hub) -> Iterator[Api]:
+    """The HTTP app over ``hub`` (auth on), with an admin token."""
+    admin = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.ensure_admin(tx, None, now)).body
+    app = create_app(hub, sweep_seconds=0)
+    with TestClient(app, raise_server_exceptions=True) as client:
+        yield Api(client, hub, admin)
+
+
+@pytest.fixture
+def open_api(hub: Hub) -> Iterator[TestClient]:
+    """The HTTP app over ``hub`` in --no-auth mode."""
+    with TestClient(create_app(hub, no_auth=True, sweep_seconds=0)) as client:
+        yield client
+
+
+# ---- a real `coord serve` subprocess ---------------------------------------------------------
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveHub:
+    """A ``coord serve`` child process on a free port with its own data dir."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = args
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir / "hub.log"
+
+    def start(self, wait: bool = True) -> LiveHub:
+        """Start the process and wait until /health answers."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "coordhub", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
+               "--sweep-seconds", "0.5", "--retry-after", "1", *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=self.env)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Block until /health answers 200; fail with the log if the process dies or times out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"hub exited {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                if httpx2.get(self.url + "/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx2.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"hub not ready in {timeout}s:\n{self.log.read_text()}")
+
+    @property
+    def admin_token(self) -> str:
+        """The admin token the hub wrote at first start."""
+        return (self.data_dir / "admin.token").read_text().strip()
+
+    def token(self, session_id: str, admin: bool = False) -> str:
+        """Create a token for ``session_id`` through the admin API."""
+        r = httpx2.post(self.url + "/api/coord/tokens", json={"name": session_id, "admin": admin},
+                        headers={"Authorization": f"Bearer {self.admin_token}"})
+        assert r.status_code == 201, r.text
+        return str(r.json()["token"])
+
+    def stop(self, sig: int = 15) -> int:
+        """Signal the process (SIGTERM by default) and return its exit code."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=20)
+        self.proc = None
+        return code
+
+
+@pytest.fixture
+def live_hub(tmp_path: Path) -> Iterator[LiveHub]:
+    """A running ``coord serve`` on SQLite in a temp data dir."""
+    h = LiveHub(tmp_path / "hub").start()
+    try:
+        yield h
+    finally:
+        h.stop()
