@@ -12,6 +12,7 @@ Every error response, whatever raised it, has this shape::
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -78,24 +79,33 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if p != "body") or "body"
 
 
+def _undecodable(raw: bytes) -> str | None:
+    """Why a request body cannot be read as JSON text, or None if it can."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "body is not UTF-8 text"
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        return f"body is not valid JSON ({exc.msg})"
+    except RecursionError:
+        return "body is not valid JSON (nested too deeply)"
+    return None
+
+
 def _validation_message(exc: RequestValidationError, raw: bytes) -> tuple[int, str, list[dict[str, Any]]]:
     problems = []
     status = 422
     for err in exc.errors():
         kind = err.get("type", "")
         if kind == "json_invalid":
-            status = 400
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return 400, "body is not UTF-8 text", [{"field": "body", "problem": "not UTF-8"}]
-            err = {**err, "loc": ("body",)}
+            why = _undecodable(raw) or "body is not valid JSON"
+            return 400, why, [{"field": "body", "problem": why}]
         if kind == "extra_forbidden":
             text = f"unknown field {_location(err['loc'])!r}"
         elif kind == "missing":
             text = f"missing field {_location(err['loc'])!r}"
-        elif kind == "json_invalid":
-            text = f"body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})"
         else:
             text = f"{_location(err['loc'])}: {err.get('msg', 'invalid')}"
         problems.append({"field": _location(err.get("loc", ())), "problem": text})
@@ -123,7 +133,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
-        return envelope(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+        message = str(exc.detail)
+        if exc.status_code == 400:  # Starlette could not parse the body; say why
+            message = _undecodable(await request.body()) or message
+        return envelope(exc.status_code, code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

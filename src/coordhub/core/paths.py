@@ -394,9 +394,8 @@ def _witnesses(p: _Pred, q: _Pred) -> set[str]:
     """
     points = set(_FIXED_WITNESSES)
     for lo, hi in p.ranges + q.ranges:
-        for ch in (lo, chr(ord(hi) + 1)):
-            points.update((ch, ch.lower()))
-    return {_fold_char(ch) for ch in points}
+        points.update((lo, chr(ord(hi) + 1)))
+    return {_fold_char(ch) for ch in points}  # folding also yields the lower-case images
 
 
 @lru_cache(maxsize=8192)

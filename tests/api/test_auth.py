@@ -1,0 +1,108 @@
+"""Identity comes from the token (contract §2.2): 401 without one, 403 for impersonation."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import Api
+
+ME = "HOWARD-HOME/claude-main"
+OTHER = "DESKTOP-0O8A1RL/claude-main"
+
+
+def test_every_coord_route_needs_a_token(api: Api) -> None:
+    spec = api.get("/openapi.json").json()
+    for path, methods in spec["paths"].items():
+        if path == "/health":
+            continue
+        concrete = path.replace("{lease_id}", "00000000-0000-0000-0000-000000000000")
+        for name in ("project_key", "component", "message_id", "todo_id", "workflow_id", "item_id", "name"):
+            concrete = concrete.replace("{" + name + "}", "00000000-0000-0000-0000-000000000000")
+        concrete = concrete.replace("{name:path}", "x")
+        for method in methods:
+            for headers in ({}, {"Authorization": "Bearer coord_wrong"}, {"Authorization": "Basic abc"}):
+                r = api.request(method.upper(), concrete, headers=headers, json={})
+                assert r.status_code == 401, (method, path, headers, r.text)
+                assert r.json()["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize(("method", "path", "body", "params"), [
+    ("POST", "/api/coord/locks", {"project_key": "p", "resource": "x", "session_id": OTHER}, None),
+    ("POST", "/api/coord/messages", {"subject": "s", "from_session": OTHER}, None),
+    ("PUT", "/api/coord/components", {"project_key": "p", "component": "c", "state": "x", "updated_by": OTHER}, None),
+    ("POST", "/api/coord/workflows", {"project_key": "p", "name": "n", "created_by": OTHER}, None),
+    ("POST", "/api/coord/todos", {"text": "t", "created_by": OTHER}, None),
+    ("DELETE", "/api/coord/locks", None, {"session_id": OTHER, "release_all": "true"}),
+])
+def test_naming_another_session_is_403_and_changes_nothing(api: Api, method: str, path: str, body: dict | None,
+                                                           params: dict | None) -> None:
+    me = api.token(ME)
+    before = api.hub.query_sync(lambda tx, now: tx.events.last_id())
+    r = api.request(method, path, json=body, params=params, headers=me)
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "forbidden" and OTHER in r.json()["error"]["message"]
+    assert api.hub.query_sync(lambda tx, now: tx.events.last_id()) == before
+
+
+def test_naming_yourself_is_fine(api: Api) -> None:
+    me = api.token(ME)
+    r = api.post("/api/coord/locks", json={"project_key": "p", "resource": "x", "session_id": ME}, headers=me)
+    assert r.status_code == 201 and r.json()["session_id"] == ME
+
+
+def test_cannot_read_another_sessions_inbox_or_release_its_lease(api: Api) -> None:
+    me, other = api.token(ME), api.token(OTHER)
+    lease = api.post("/api/coord/locks", json={"project_key": "p", "resource": "x"}, headers=other).json()
+    assert api.delete(f"/api/coord/locks/{lease['id']}", headers=me).status_code == 403
+    assert api.post(f"/api/coord/locks/{lease['id']}/renew", json={}, headers=me).status_code == 403
+    assert api.get("/api/coord/messages", params={"to_session": OTHER}, headers=me).status_code == 403
+    msg = api.post("/api/coord/messages", json={"to_session": OTHER, "subject": "secret"}, headers=other).json()
+    assert api.get(f"/api/coord/messages/{msg['id']}", headers=me).status_code == 404
+    assert api.post(f"/api/coord/messages/{msg['id']}/ack", headers=me).status_code == 404
+    # an admin may look, and force-release
+    assert api.get("/api/coord/messages", params={"to_session": OTHER}, headers=api.admin).status_code == 200
+    r = api.delete(f"/api/coord/locks/{lease['id']}", params={"force": "true"}, headers=api.admin)
+    assert r.json()["state"] == "revoked"
+
+
+def test_admin_only_operations(api: Api) -> None:
+    me = api.token(ME)
+    assert api.post("/api/coord/halt", json={"reason": "x"}, headers=me).status_code == 403
+    assert api.post("/api/coord/resume", headers=me).status_code == 403
+    assert api.post("/api/coord/tokens", json={"name": "X/y"}, headers=me).status_code == 403
+    assert api.get("/api/coord/tokens", headers=me).status_code == 403
+
+
+def test_revoked_token_is_refused_and_only_hashes_are_stored(api: Api) -> None:
+    r = api.post("/api/coord/tokens", json={"name": ME}, headers=api.admin)
+    token = r.json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert api.get("/api/coord/status", headers=headers).status_code == 200
+    rows = api.hub.query_sync(lambda tx, now: tx.ex.all("SELECT * FROM tokens"))
+    assert all(token not in str(row.values()) for row in rows)
+    assert api.delete(f"/api/coord/tokens/{ME}", headers=api.admin).json()["revoked"] == 1
+    assert api.get("/api/coord/status", headers=headers).status_code == 401
+    listed = api.get("/api/coord/tokens", params={"include_revoked": "true"}, headers=api.admin).json()
+    assert any(t["name"] == ME and t["revoked_at"] for t in listed)
+    assert all("token" not in t or t["token"] is None for t in listed)
+
+
+def test_last_admin_token_cannot_be_revoked(api: Api) -> None:
+    r = api.delete("/api/coord/tokens/admin", headers=api.admin)
+    assert r.status_code == 409
+
+
+def test_no_auth_mode_takes_identity_from_the_body(open_api: TestClient) -> None:
+    r = open_api.post("/api/coord/locks", json={"project_key": "p", "resource": "x", "session_id": OTHER})
+    assert r.status_code == 201 and r.json()["session_id"] == OTHER
+    r = open_api.post("/api/coord/locks", json={"project_key": "p", "resource": "x", "session_id": ME})
+    assert r.status_code == 409
+    r = open_api.post("/api/coord/messages", json={"from_session": ME, "to_session": OTHER, "subject": "s"})
+    assert r.status_code == 201
+    r = open_api.get("/api/coord/messages", params={"to_session": OTHER, "unread_only": "true"})
+    assert [m["subject"] for m in r.json()] == ["s"]
+    r = open_api.post("/api/coord/locks", json={"project_key": "p", "resource": "y"})
+    assert r.status_code == 422 and "no-auth" in r.json()["error"]["message"]
+    r = open_api.post("/api/coord/todos", json={"text": "t"}, headers={"X-Coord-Session": ME})
+    assert r.status_code == 201 and r.json()["created_by"] == ME

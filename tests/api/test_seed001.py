@@ -1,0 +1,125 @@
+"""Seed 001's protocol, request by request as the document writes it, on both backends."""
+
+from __future__ import annotations
+
+from tests.conftest import Api
+
+
+def test_seed001_sequence_end_to_end(api: Api) -> None:
+    desktop = api.token("DESKTOP-0O8A1RL/claude-main")
+    howard = api.token("HOWARD-HOME/claude-main")
+
+    # Lock lifecycle: check, claim (save the id), conflict, release with ?session_id=.
+    r = api.get("/api/coord/locks", params={"project_key": "gururmm", "resource": "server/src/api/credentials.rs"},
+                headers=desktop)
+    assert r.status_code == 200 and r.json() == []
+    r = api.post("/api/coord/locks", json={
+        "project_key": "gururmm", "session_id": "DESKTOP-0O8A1RL/claude-main",
+        "resource": "server/src/api/credentials.rs", "description": "Adding credential endpoints",
+        "ttl_hours": 2}, headers=desktop)
+    assert r.status_code == 201, r.text
+    lock = r.json()
+    assert lock["id"] and lock["fence"] >= 1 and lock["session_id"] == "DESKTOP-0O8A1RL/claude-main"
+    r = api.get("/api/coord/locks", params={"project_key": "gururmm", "resource": "server/src/"}, headers=howard)
+    assert [x["id"] for x in r.json()] == [lock["id"]]  # the check sees the overlapping lock
+    r = api.post("/api/coord/locks", json={"project_key": "gururmm", "resource": "server/src/",
+                                           "description": "refactor", "ttl_hours": 2}, headers=howard)
+    assert r.status_code == 409
+    assert r.json()["error"]["holder"] == "DESKTOP-0O8A1RL/claude-main"
+    r = api.delete(f"/api/coord/locks/{lock['id']}", params={"session_id": "HOWARD-HOME/claude-main"},
+                   headers=howard)
+    assert r.status_code == 403
+    r = api.delete(f"/api/coord/locks/{lock['id']}", params={"session_id": "DESKTOP-0O8A1RL/claude-main"},
+                   headers=desktop)
+    assert r.status_code == 200 and r.json()["state"] == "released"
+
+    # Components: upsert (body form and the softfail queue's path form), read by project.
+    r = api.put("/api/coord/components", json={
+        "project_key": "gururmm", "component": "server", "state": "deployed", "version": "0.3.0",
+        "notes": "Deployed 2026-05-12; credential store live", "updated_by": "DESKTOP-0O8A1RL/claude-main"},
+        headers=desktop)
+    assert r.status_code == 200 and r.json()["version"] == "0.3.0"
+    r = api.put("/api/coord/components/gururmm/server", json={"state": "degraded", "version": "0.3.0",
+                                                             "notes": "...", "updated_by": "DESKTOP-0O8A1RL/claude-main"},
+                headers=desktop)
+    assert r.status_code == 200
+    r = api.get("/api/coord/components", params={"project_key": "gururmm"}, headers=howard)
+    assert [(c["component"], c["state"]) for c in r.json()] == [("server", "degraded")]
+
+    # Workflows and work items with the seed's statuses.
+    r = api.post("/api/coord/workflows", json={
+        "project_key": "gururmm", "name": "Network Discovery Phase 1",
+        "description": "TCP probe scanner + DB layer + API + dashboard", "status": "planning",
+        "created_by": "DESKTOP-0O8A1RL/claude-main"}, headers=desktop)
+    assert r.status_code == 201
+    wf = r.json()
+    r = api.post("/api/coord/work-items", json={
+        "workflow_id": wf["id"], "project_key": "gururmm", "title": "Write migrations 017-019 for discovery tables",
+        "status": "pending", "priority": 10}, headers=desktop)
+    assert r.status_code == 201
+    item = r.json()
+    for status in ("in_progress", "blocked", "completed"):
+        r = api.patch(f"/api/coord/work-items/{item['id']}", json={"status": status}, headers=howard)
+        assert r.status_code == 200 and r.json()["status"] == status
+    r = api.patch(f"/api/coord/work-items/{item['id']}", json={"status": "done"}, headers=howard)
+    assert r.status_code == 422
+
+    # Messages: direct, broadcast (omitted to_session), unread inbox, mark read.
+    r = api.post("/api/coord/messages", json={
+        "from_session": "DESKTOP-0O8A1RL/claude-main", "to_session": "HOWARD-HOME/claude-main",
+        "project_key": "gururmm", "subject": "macOS build pipeline ready for wiring",
+        "body": "build-agents.sh updated. Section marked TODO-MACOS. Wire in from your end."}, headers=desktop)
+    assert r.status_code == 201
+    direct = r.json()
+    r = api.post("/api/coord/messages", json={"from_session": "DESKTOP-0O8A1RL/claude-main",
+                                              "project_key": "gururmm", "subject": "fleet note", "body": "hi"},
+                 headers=desktop)
+    assert r.status_code == 201 and r.json()["broadcast"]
+    r = api.get("/api/coord/messages", params={"to_session": "HOWARD-HOME/claude-main", "unread_only": "true"},
+                headers=howard)
+    assert [m["subject"] for m in r.json()] == ["macOS build pipeline ready for wiring", "fleet note"]
+    r = api.put(f"/api/coord/messages/{direct['id']}/read", headers=howard)
+    assert r.status_code == 200 and r.json()["read"]
+    r = api.get("/api/coord/messages/unread-count", params={"session_id": "HOWARD-HOME/claude-main"},
+                headers=howard)
+    assert r.json()["unread"] == 1
+
+    # Status overview: active locks, components, active workflows, unread count.
+    r = api.get("/api/coord/status", headers=howard)
+    s = r.json()
+    assert r.status_code == 200 and s["unread_messages"] == 1 and s["halt"] is None
+    assert [w["name"] for w in s["active_workflows"]] == ["Network Discovery Phase 1"]
+    assert s["components"][0]["component"] == "server"
+
+    # Session clean-up: release every lock of the session.
+    for res in ("a.rs", "b.rs"):
+        api.post("/api/coord/locks", json={"project_key": "gururmm", "resource": res}, headers=howard)
+    r = api.delete("/api/coord/locks", params={"session_id": "HOWARD-HOME/claude-main", "release_all": "true"},
+                   headers=howard)
+    assert r.status_code == 200 and r.json()["released"] == 2
+    assert api.get("/api/coord/locks", params={"project_key": "gururmm"}, headers=howard).json() == []
+
+    # Health.
+    assert api.get("/health").json()["status"] == "ok"
+
+
+def test_todos_seed000_fields(api: Api) -> None:
+    me = api.token("HOWARD-HOME/claude-main")
+    r = api.post("/api/coord/todos", json={"text": "roll out config", "user": "howard", "project": "gururmm",
+                                           "source": "fleet rollout", "auto": True,
+                                           "created_by_user": "howard"}, headers=me)
+    assert r.status_code == 201, r.text
+    parent = r.json()
+    assert parent["project_key"] == "gururmm" and parent["created_by_machine"] == "HOWARD-HOME"
+    r = api.post("/api/coord/todos", json={"text": "child", "parent": parent["id"]}, headers=me)
+    child = r.json()
+    assert child["parent_id"] == parent["id"]
+    r = api.post(f"/api/coord/todos/{child['id']}/done", headers=me)
+    assert r.json()["status"] == "done" and r.json()["completed_by"] == "HOWARD-HOME/claude-main"
+    lists = {s: sorted(t["text"] for t in api.get("/api/coord/todos", params={"status": s}, headers=me).json())
+             for s in ("pending", "done", "all")}
+    assert lists == {"pending": ["roll out config"], "done": ["child"], "all": ["child", "roll out config"]}
+    r = api.get("/api/coord/todos", params={"user": "howard", "project_key": "gururmm"}, headers=me)
+    assert [t["id"] for t in r.json()] == [parent["id"]]
+    r = api.post("/api/coord/todos", json={"text": "x", "parent_id": "nope"}, headers=me)
+    assert r.status_code == 404
