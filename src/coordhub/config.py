@@ -45,9 +45,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "127.0.0.1", "Interface the hub listens on.", "server"),
     Setting("port", int, DEFAULT_PORT, "TCP port the hub listens on.", "server"),
     Setting("data_dir", str, None, "Directory for the SQLite database and admin.token "
-            "[default: $XDG_DATA_HOME/coordhub, else ~/.local/share/coordhub].", "server"),
+            "(default: $XDG_DATA_HOME/coordhub, else ~/.local/share/coordhub).", "server"),
     Setting("database_url", str, None, "Database to use: a sqlite:///PATH or postgresql://… URL "
-            "[default: SQLite file coord.db in the data dir].", "server"),
+            "(default: SQLite file coord.db in the data dir).", "server"),
     Setting("no_auth", bool, False, "Trusted-network mode of seed 001: no tokens, identity taken "
             "from the request body. Refused on a non-loopback host without --allow-remote-no-auth.", "server"),
     Setting("allow_remote_no_auth", bool, False, "Permit --no-auth on a non-loopback --host "
@@ -61,11 +61,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sweep_seconds", float, 5.0, "How often expired leases are recorded as expired.", "server"),
     Setting("log_level", str, "info", "Server log level: debug, info, warning, error.", "server"),
     Setting("url", str, None, "Hub base URL, e.g. http://10.0.0.5:8001 "
-            "[default: identity.json coord_api, else http://127.0.0.1:8001].", "client"),
-    Setting("token", str, None, "Bearer token of this session [default: the local hub's admin.token "
-            "when the hub is on this machine].", "client"),
+            "(default: identity.json coord_api, else http://127.0.0.1:8001).", "client"),
+    Setting("token", str, None, "Bearer token of this session (default: the local hub's admin.token "
+            "when the hub is on this machine).", "client"),
     Setting("session", str, None, "This session's id, e.g. HOWARD-HOME/claude-main; only used with a "
-            "--no-auth hub [default: <identity.json machine>/claude-main].", "client"),
+            "--no-auth hub (default: <identity.json machine>/claude-main).", "client"),
     Setting("queue_file", str, ".claude/coord-queue.jsonl", "Softfail queue of writes that could not "
             "reach the hub (seed 001).", "client"),
     Setting("timeout", float, 10.0, "Seconds the client waits for the hub before it queues a write.", "client"),
@@ -116,3 +116,13 @@ class ServerConfig:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.resolved_data_dir() / 'coord.db'}"
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, as ``docs/configuration.md`` carries it (a test compares)."""
+    rows = ["| setting | environment | flag | default | meaning |", "|---|---|---|---|---|"]
+    for s in SETTINGS:
+        flag = f"`coord serve {s.flag}`" if s.scope == "server" else f"`coord {s.flag} …`"
+        default = "" if s.default is None else f"`{s.default}`"
+        rows.append(f"| `{s.name}` | `{s.env}` | {flag} | {default} | {s.help} |")
+    return "\n".join(rows)

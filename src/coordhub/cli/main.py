@@ -8,10 +8,10 @@ import typer
 
 from coordhub import __version__
 from coordhub.cli import components, locks, messages, todos, tokens
-from coordhub.cli.common import JSON_OPT, EXIT_OK, Options, call, client, fail, show, EXIT_UNREACHABLE
+from coordhub.cli.common import EXIT_UNREACHABLE, JSON_OPT, Options, call, client, show
 from coordhub.cli.output import console, message_banner, table
 from coordhub.cli.serve import serve
-from coordhub.client import Unreachable
+from coordhub.config import setting
 
 app = typer.Typer(
     name="coord",
@@ -36,19 +36,21 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _client_opt(name: str) -> Any:
+    """A global client option from the one definition of its setting (env and identity.json are
+    resolved by ``coordhub.client.settings``, which knows their precedence)."""
+    s = setting(name)
+    return typer.Option(None, s.flag, help=f"{s.help} (env {s.env})", show_default=False)
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
-    url: Optional[str] = typer.Option(None, "--url", help="Hub URL [env COORD_URL; identity.json coord_api; "
-                                                           "default http://127.0.0.1:8001]."),
-    token: Optional[str] = typer.Option(None, "--token", help="Bearer token [env COORD_TOKEN; identity.json "
-                                                               "token; the local hub's admin.token]."),
-    session: Optional[str] = typer.Option(None, "--session", help="Session id for a --no-auth hub "
-                                                                   "[env COORD_SESSION; <machine>/claude-main]."),
-    queue_file: Optional[str] = typer.Option(None, "--queue-file", help="Softfail queue [env COORD_QUEUE_FILE; "
-                                                                         ".claude/coord-queue.jsonl]."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds to wait for the hub [env "
-                                                                     "COORD_TIMEOUT; 10]."),
+    url: Optional[str] = _client_opt("url"),
+    token: Optional[str] = _client_opt("token"),
+    session: Optional[str] = _client_opt("session"),
+    queue_file: Optional[str] = _client_opt("queue_file"),
+    timeout: Optional[float] = _client_opt("timeout"),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """Global options, given before the command."""
