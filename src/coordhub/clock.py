@@ -9,7 +9,7 @@ instead of sleeping.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -46,4 +46,4 @@ def isoformat(ts: float | None) -> str | None:
     """Render epoch seconds as an RFC 3339 UTC timestamp with microseconds, or None."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")

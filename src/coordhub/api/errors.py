@@ -87,7 +87,7 @@ def _undecodable(raw: bytes) -> str | None:
         return "body is not UTF-8 text"
     try:
         json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         return f"body is not valid JSON ({exc.msg})"
     except RecursionError:
         return "body is not valid JSON (nested too deeply)"

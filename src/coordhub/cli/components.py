@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from coordhub.cli.common import JSON_OPT, call, show
@@ -18,9 +16,9 @@ def set_(
     project: str = typer.Argument(..., help="Project key."),
     component: str = typer.Argument(..., help="Component name, e.g. dashboard."),
     state: str = typer.Argument(..., help="building, built, deploying, deployed, degraded, unknown (convention)."),
-    version: Optional[str] = typer.Option(None, "--version", help="Version or git SHA."),
-    notes: Optional[str] = typer.Option(None, "--notes", help="Free-text notes."),
-    fence: Optional[int] = typer.Option(None, "--fence", help="Fence of a lease you hold; refused if stale."),
+    version: str | None = typer.Option(None, "--version", help="Version or git SHA."),
+    notes: str | None = typer.Option(None, "--notes", help="Free-text notes."),
+    fence: int | None = typer.Option(None, "--fence", help="Fence of a lease you hold; refused if stale."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Record a component's state (updated_by is you)."""
@@ -31,7 +29,7 @@ def set_(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, project: Optional[str] = typer.Option(None, "--project", help="Only this project."),
+def list_(ctx: typer.Context, project: str | None = typer.Option(None, "--project", help="Only this project."),
           as_json: bool = JSON_OPT) -> None:
     """List component states."""
     rows = call(ctx, lambda c: c.call("GET", "/api/coord/components", params={"project_key": project}))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -42,7 +42,7 @@ def release(ctx: typer.Context, lease_id: str = typer.Argument(..., help="Lease 
 
 @app.command()
 def renew(ctx: typer.Context, lease_id: str = typer.Argument(..., help="Lease id."),
-          ttl: Optional[float] = typer.Option(None, "--ttl", help="New TTL in hours from now."),
+          ttl: float | None = typer.Option(None, "--ttl", help="New TTL in hours from now."),
           as_json: bool = JSON_OPT) -> None:
     """Extend a live lease you hold."""
     lease = call(ctx, lambda c: c.renew(lease_id, ttl))
@@ -50,8 +50,8 @@ def renew(ctx: typer.Context, lease_id: str = typer.Argument(..., help="Lease id
 
 
 @app.command("list")
-def list_(ctx: typer.Context, project: Optional[str] = typer.Option(None, "--project", help="Only this project."),
-          resource: Optional[str] = typer.Option(None, "--resource", help="Only leases overlapping this."),
+def list_(ctx: typer.Context, project: str | None = typer.Option(None, "--project", help="Only this project."),
+          resource: str | None = typer.Option(None, "--resource", help="Only leases overlapping this."),
           as_json: bool = JSON_OPT) -> None:
     """List live leases."""
     rows = call(ctx, lambda c: c.locks(project, resource))
@@ -60,8 +60,8 @@ def list_(ctx: typer.Context, project: Optional[str] = typer.Option(None, "--pro
 
 @app.command()
 def check(ctx: typer.Context, fence: int = typer.Argument(..., help="The fence to check."),
-          resource: Optional[str] = typer.Option(None, "--resource", help="Resource it must cover."),
-          project: Optional[str] = typer.Option(None, "--project", help="Project it must be in."),
+          resource: str | None = typer.Option(None, "--resource", help="Resource it must cover."),
+          project: str | None = typer.Option(None, "--project", help="Project it must be in."),
           as_json: bool = JSON_OPT) -> None:
     """Is this fence still the current holder's? Exit 4 if not."""
     result: Any = call(ctx, lambda c: c.check_fence(fence, resource, project))

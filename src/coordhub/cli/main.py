@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -46,11 +46,11 @@ def _client_opt(name: str) -> Any:
 @app.callback()
 def root(
     ctx: typer.Context,
-    url: Optional[str] = _client_opt("url"),
-    token: Optional[str] = _client_opt("token"),
-    session: Optional[str] = _client_opt("session"),
-    queue_file: Optional[str] = _client_opt("queue_file"),
-    timeout: Optional[float] = _client_opt("timeout"),
+    url: str | None = _client_opt("url"),
+    token: str | None = _client_opt("token"),
+    session: str | None = _client_opt("session"),
+    queue_file: str | None = _client_opt("queue_file"),
+    timeout: float | None = _client_opt("timeout"),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """Global options, given before the command."""
@@ -58,7 +58,7 @@ def root(
 
 
 @app.command()
-def status(ctx: typer.Context, project: Optional[str] = typer.Option(None, "--project", help="Only this project."),
+def status(ctx: typer.Context, project: str | None = typer.Option(None, "--project", help="Only this project."),
            as_json: bool = JSON_OPT) -> None:
     """Fleet status: halt, live leases, components, active workflows, your unread count."""
     data = call(ctx, lambda c: c.status(project))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -19,13 +19,13 @@ def send(
     to: str = typer.Argument(..., help="ALL / fleet / broadcast for the whole fleet; a machine name "
                                        "(HOWARD-HOME → HOWARD-HOME/claude-main); or a full session id."),
     subject: str = typer.Argument(..., help="One-line subject."),
-    body: Optional[str] = typer.Argument(None, help="Message body (or use --body-file)."),
-    body_file: Optional[Path] = typer.Option(None, "--body-file", help="Read the body from a file ('-' = stdin)."),
-    project: Optional[str] = typer.Option(None, "--project", help="Project key the message is about."),
+    body: str | None = typer.Argument(None, help="Message body (or use --body-file)."),
+    body_file: Path | None = typer.Option(None, "--body-file", help="Read the body from a file ('-' = stdin)."),
+    project: str | None = typer.Option(None, "--project", help="Project key the message is about."),
     importance: str = typer.Option("normal", "--importance", help="low, normal, high or urgent."),
-    message_type: Optional[str] = typer.Option(None, "--type", help="Label, e.g. READY_FOR_REVIEW (seed 002)."),
+    message_type: str | None = typer.Option(None, "--type", help="Label, e.g. READY_FOR_REVIEW (seed 002)."),
     requires_ack: bool = typer.Option(False, "--requires-ack", help="Ask the recipient to acknowledge."),
-    reply_to: Optional[str] = typer.Option(None, "--reply-to", help="Id of the message this answers."),
+    reply_to: str | None = typer.Option(None, "--reply-to", help="Id of the message this answers."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Send a message to a session, a machine, or the whole fleet."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -21,8 +21,8 @@ def opt(name: str, **extra: Any) -> Any:
 def serve(
     host: str = opt("host"),
     port: int = opt("port", min=1, max=65535),
-    data_dir: Optional[Path] = opt("data_dir"),
-    database_url: Optional[str] = opt("database_url"),
+    data_dir: Path | None = opt("data_dir"),
+    database_url: str | None = opt("database_url"),
     no_auth: bool = opt("no_auth"),
     allow_remote_no_auth: bool = opt("allow_remote_no_auth"),
     sqlite_synchronous: str = opt("sqlite_synchronous"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -16,13 +16,13 @@ app = typer.Typer(help="Fleet todos: durable reminders until marked done.", no_a
 @app.command()
 def add(
     ctx: typer.Context,
-    text: Optional[str] = typer.Argument(None, help="What needs doing (or use --text-file)."),
-    user: Optional[str] = typer.Option(None, "--user", help="Who it is for."),
-    project: Optional[str] = typer.Option(None, "--project", help="Project key."),
-    parent: Optional[str] = typer.Option(None, "--parent", help="Id of a parent todo."),
-    source: Optional[str] = typer.Option(None, "--source", help="Where it came from (free text)."),
+    text: str | None = typer.Argument(None, help="What needs doing (or use --text-file)."),
+    user: str | None = typer.Option(None, "--user", help="Who it is for."),
+    project: str | None = typer.Option(None, "--project", help="Project key."),
+    parent: str | None = typer.Option(None, "--parent", help="Id of a parent todo."),
+    source: str | None = typer.Option(None, "--source", help="Where it came from (free text)."),
     auto: bool = typer.Option(False, "--auto", help="Mark as created automatically."),
-    text_file: Optional[Path] = typer.Option(None, "--text-file", help="Read the text from a file ('-' = stdin)."),
+    text_file: Path | None = typer.Option(None, "--text-file", help="Read the text from a file ('-' = stdin)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Create a todo (created_by_user/created_by_machine filled from identity.json)."""
@@ -40,8 +40,8 @@ def add(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    user: Optional[str] = typer.Option(None, "--user", help="Only this user's."),
-    project: Optional[str] = typer.Option(None, "--project", help="Only this project's."),
+    user: str | None = typer.Option(None, "--user", help="Only this user's."),
+    project: str | None = typer.Option(None, "--project", help="Only this project's."),
     status: str = typer.Option("pending", "--status", help="pending, done or all."),
     as_json: bool = JSON_OPT,
 ) -> None:

@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ class SoftfailQueue:
 
     def append(self, entry: Entry) -> int:
         """Add an entry at the end (durably: fsynced); return how many entries are now queued."""
-        entry.ts = entry.ts or datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        entry.ts = entry.ts or datetime.now(UTC).isoformat().replace("+00:00", "Z")
         with self._locked():
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(entry.to_json() + "\n")

@@ -50,7 +50,7 @@ def set_halt(tx: Tx, actor: Actor, reason: str, now: float) -> dict[str, Any]:
         raise Invalid("a halt needs a reason")
     if tx.halts.get(FLEET) is not None:
         raise Conflict("the fleet is already halted", halt=current(tx))
-    row = {"scope": FLEET, "halted_by": actor.session_id, "reason": reason, "halted_at": now}
+    row: Row = {"scope": FLEET, "halted_by": actor.session_id, "reason": reason, "halted_at": now}
     tx.halts.put(row)
     emit(tx, "halt.set", now, session_id=actor.session_id, reason=reason)
     halt = render(row)

@@ -88,7 +88,7 @@ def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description:
     for held in tx.leases.live_in_project(project_key, now):
         if held["session_id"] != actor.session_id and paths.overlaps(held["resource"], resource):
             raise _conflict(held, resource, now)
-    row = {
+    row: Row = {
         "id": str(uuid.uuid4()), "fence": tx.leases.next_fence(), "project_key": project_key,
         "resource": resource, "kind": kind, "session_id": actor.session_id, "description": description,
         "ttl_hours": ttl_hours, "acquired_at": now, "renewed_at": None, "expires_at": _expiry(ttl_hours, now),

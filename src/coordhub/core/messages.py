@@ -68,7 +68,7 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     if reply_to is not None:
         parent = _visible(tx, actor, reply_to)
         thread_id = thread_id or parent["thread_id"] or parent["id"]
-    row = {"id": str(uuid.uuid4()), "from_session": actor.session_id, "to_session": to,
+    row: Row = {"id": str(uuid.uuid4()), "from_session": actor.session_id, "to_session": to,
            "project_key": project_key, "subject": subject, "body": body, "thread_id": thread_id,
            "reply_to": reply_to, "importance": importance, "message_type": message_type,
            "requires_ack": int(requires_ack), "created_at": now}

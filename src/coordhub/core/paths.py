@@ -83,8 +83,8 @@ _SPAN = "\x00"  # an over-long brace group; valid input never contains NUL
 _FIXED_WITNESSES = "a{[0\u00e9"  # see _witnesses
 
 
-class ResourceKind(str, enum.Enum):
-    """What a resource string denotes."""
+class ResourceKind(enum.StrEnum):
+    """What a resource string denotes (a ``str`` subclass: members compare equal to their values)."""
 
     PATH = "path"  # a file or directory path, relative or absolute
     GLOB = "glob"  # a path pattern
@@ -178,16 +178,22 @@ def parse(resource: str) -> Resource:
         return Resource(ResourceKind.NAME, text, (), False, True)
     text = text.replace("\\", "/")
     kind = ResourceKind.GLOB if _GLOB_RE.search(text) else ResourceKind.PATH
-    key = _key(*_split(text, display=True)) or "."
-    texts = _expand(text) if kind is ResourceKind.GLOB else [text]
-    if texts is None:
-        spanned = _spanned(text)
-        texts = [] if spanned is None else [spanned]
-    splits = [_split(t, display=False) for t in texts]
+    shown = _split(text, display=True)
+    key = _key(*shown) or "."
+    splits = [shown] if kind is ResourceKind.PATH else _glob_splits(text)
     universal = not splits or any(not segs for _, segs in splits)
     alternatives = tuple(sorted({_key(root, segs) for root, segs in splits}))
     literal = not any(_WILD_RE.search(alt) for alt in alternatives)
     return Resource(kind, key, alternatives, universal, literal)
+
+
+def _glob_splits(text: str) -> list[tuple[str, list[str]]]:
+    """The normalized (root, segments) of each brace alternative; none at all means "everything"."""
+    texts = _expand(text)
+    if texts is None:
+        spanned = _spanned(text)
+        texts = [] if spanned is None else [spanned]
+    return [_split(t, display=False) for t in texts]
 
 
 # --- normalization -------------------------------------------------------------------------
@@ -316,7 +322,7 @@ def _first_group(text: str, start: int) -> tuple[int, int, list[str]] | None:
     opened, closed = best
     alternatives, depth, mark = [], 0, opened + 1
     for j in range(opened + 1, closed):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        depth += (text[j] == "{") - (text[j] == "}")
         if text[j] == "," and depth == 0:
             alternatives.append(text[mark:j])
             mark = j + 1
@@ -372,7 +378,10 @@ _SLASH = _Pred(_LIT, "/")
 
 
 def _matches(pred: _Pred, c: str) -> bool:
-    """Whether folded character ``c`` is in ``pred``; a class matches if ``c`` or a case variant folding to ``c`` is in it."""
+    """Whether folded character ``c`` is in ``pred``.
+
+    A class admits ``c`` if ``c``, or a case variant of it that folds to ``c``, is in its ranges.
+    """
     if pred.kind == _LIT:
         return c == pred.char
     if c == "/":

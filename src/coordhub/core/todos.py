@@ -49,7 +49,7 @@ def add(tx: Tx, actor: Actor, *, text: str, user: str | None = None, project_key
         raise Invalid("a todo needs text", field="text")
     if parent_id is not None and tx.todos.get(parent_id) is None:
         raise NotFound(f"no parent todo {parent_id!r}")
-    row = {"id": str(uuid.uuid4()), "text": text, "user_name": user, "project_key": project_key,
+    row: Row = {"id": str(uuid.uuid4()), "text": text, "user_name": user, "project_key": project_key,
            "parent_id": parent_id, "source": source, "auto": int(auto), "status": "pending",
            "created_by": actor.session_id, "created_by_user": created_by_user,
            "created_by_machine": created_by_machine or machine_of(actor.session_id), "completed_by": None,

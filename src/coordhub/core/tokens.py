@@ -36,7 +36,7 @@ def render(row: Row) -> dict[str, Any]:
 
 def _insert(tx: Tx, name: str, is_admin: bool, now: float) -> tuple[str, Row]:
     token = PREFIX + secrets.token_urlsafe(32)
-    row = {"id": str(uuid.uuid4()), "name": name, "token_hash": hash_token(token), "is_admin": int(is_admin),
+    row: Row = {"id": str(uuid.uuid4()), "name": name, "token_hash": hash_token(token), "is_admin": int(is_admin),
            "created_at": now, "revoked_at": None}
     tx.tokens.add(row)
     return token, row

@@ -8,8 +8,8 @@ transactional).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
-from typing import Callable
 
 
 def migration_scripts(backend: str) -> list[tuple[str, str]]:

@@ -62,7 +62,11 @@ class PostgresExecutor:
 class _WriterConnection:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
-        self.executor = PostgresExecutor(conn)
+        self._executor = PostgresExecutor(conn)
+
+    @property
+    def executor(self) -> PostgresExecutor:
+        return self._executor
 
     def begin(self) -> None:
         self.conn.execute("BEGIN")

@@ -27,7 +27,7 @@ _SYNC_LEVELS = ("FULL", "NORMAL")
 
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
-    return {d[0]: v for d, v in zip(cursor.description, row)}
+    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
 
 
 class SQLiteExecutor:
@@ -51,7 +51,11 @@ class SQLiteExecutor:
 class _WriterConnection:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.executor = SQLiteExecutor(conn)
+        self._executor = SQLiteExecutor(conn)
+
+    @property
+    def executor(self) -> SQLiteExecutor:
+        return self._executor
 
     def begin(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
@@ -123,9 +127,8 @@ class SQLiteStore(Store):
         def run(name: str, sql: str) -> None:
             # executescript would commit between statements; wrap the script in
             # one explicit transaction so a failing migration changes nothing.
-            conn.executescript(
-                f"BEGIN IMMEDIATE;\n{sql}\n;INSERT INTO schema_migrations VALUES ('{name}', CAST(strftime('%s', 'now') AS REAL));\nCOMMIT;"
-            )
+            record = f"INSERT INTO schema_migrations VALUES ('{name}', CAST(strftime('%s', 'now') AS REAL))"
+            conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\n;{record};\nCOMMIT;")
 
         migrate.apply_all("sqlite", applied, run)
 

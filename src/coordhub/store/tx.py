@@ -5,7 +5,7 @@ from __future__ import annotations
 from coordhub.store.base import Executor, Row
 from coordhub.store.tables.leases import Leases
 from coordhub.store.tables.messages import Messages
-from coordhub.store.tables.records import Components, Todos, WorkItems, Workflows
+from coordhub.store.tables.records import Components, Todos, Workflows, WorkItems
 from coordhub.store.tables.sessions import Sessions
 from coordhub.store.tables.system import Events, Halts, Idempotency
 from coordhub.store.tables.tokens import Tokens

@@ -34,7 +34,9 @@ _RECONNECT_BACKOFF = 1.0  # seconds a failed connect is remembered, so an outage
 class WriterConnection(Protocol):
     """One backend connection as the writer drives it."""
 
-    executor: Executor
+    @property
+    def executor(self) -> Executor:
+        """The executor units of work run their SQL on."""
 
     def begin(self) -> None:
         """Start the batch transaction (SQLite: BEGIN IMMEDIATE)."""
@@ -144,17 +146,18 @@ class BatchWriter:
                 outcomes.append((future, *self._run_unit(conn, fn, single)))
             conn.commit()
         except BaseException as exc:  # the whole batch is lost: nothing was acknowledged
-            error = self._batch_failure(exc)
-            outcomes = [(future, None, error) for _, future in batch]
+            lost = self._batch_failure(exc)
+            outcomes = [(future, None, lost) for _, future in batch]
         self.batches += 1
         self.units += len(batch)
-        for future, result, error in outcomes:
-            if error is None:
+        for future, result, failure in outcomes:
+            if failure is None:
                 future.set_result(result)
             else:
-                future.set_exception(error)
+                future.set_exception(failure)
 
-    def _run_unit(self, conn: WriterConnection, fn: Callable[[Any], Any], single: bool) -> tuple[Any, BaseException | None]:
+    def _run_unit(self, conn: WriterConnection, fn: Callable[[Any], Any],
+                  single: bool) -> tuple[Any, BaseException | None]:
         ex = conn.executor
         if not single:
             ex.execute("SAVEPOINT unit")

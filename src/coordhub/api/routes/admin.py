@@ -9,8 +9,17 @@ from coordhub import __version__
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
-from coordhub.api.schemas import (HaltOut, HaltSet, HealthOut, Line, ResumeOut, StatusOut, TokenCreate, TokenOut,
-                                  TokenRevokeOut)
+from coordhub.api.schemas import (
+    HaltOut,
+    HaltSet,
+    HealthOut,
+    Line,
+    ResumeOut,
+    StatusOut,
+    TokenCreate,
+    TokenOut,
+    TokenRevokeOut,
+)
 from coordhub.core import halt, status, tokens
 from coordhub.errors import Unavailable
 

@@ -10,8 +10,16 @@ from fastapi.responses import JSONResponse
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
-from coordhub.api.schemas import (WorkflowCreate, WorkflowDetailOut, WorkflowOut, WorkflowPatch, WorkItemCreate,
-                                  WorkItemOut, WorkItemPatch, dump)
+from coordhub.api.schemas import (
+    WorkflowCreate,
+    WorkflowDetailOut,
+    WorkflowOut,
+    WorkflowPatch,
+    WorkItemCreate,
+    WorkItemOut,
+    WorkItemPatch,
+    dump,
+)
 from coordhub.core import workflows
 
 router = APIRouter(prefix="/api/coord", tags=["workflows"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
 
@@ -37,7 +39,8 @@ class Leases(Table):
 
     def live(self, now: float, project_key: str | None = None, session_id: str | None = None) -> list[Row]:
         """Live leases, optionally of one project and/or one holder, oldest grant first."""
-        sql, params = f"SELECT * FROM leases WHERE {_LIVE}", [now]
+        sql = f"SELECT * FROM leases WHERE {_LIVE}"
+        params: list[Any] = [now]
         if project_key is not None:
             sql, params = sql + " AND project_key = ?", [*params, project_key]
         if session_id is not None:

@@ -80,7 +80,8 @@ class Messages(Table):
         """Set the session's ``read_at`` on a message (creating the receipt for a broadcast); idempotent."""
         self.ex.execute(
             "INSERT INTO receipts (session_id, message_seq, read_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (session_id, message_seq) DO UPDATE SET read_at = COALESCE(receipts.read_at, excluded.read_at)",
+            "ON CONFLICT (session_id, message_seq) DO UPDATE SET "
+            "read_at = COALESCE(receipts.read_at, excluded.read_at)",
             (session_id, seq, now),
         )
 
