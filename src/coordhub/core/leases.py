@@ -208,19 +208,11 @@ def get(tx: Tx, lease_id: str, now: float) -> dict[str, Any]:
     return render(_get(tx, lease_id), now)
 
 
-def covers(lease_resource: str, resource: str) -> bool:
-    """True if holding ``lease_resource`` includes ``resource``.
-
-    Equal resources, a path under a leased path, or (soundly) anything a
-    leased glob could match. Names only cover themselves.
-    """
-    if paths.normalize(lease_resource) == paths.normalize(resource):
-        return True
-    if paths.classify(lease_resource) is paths.ResourceKind.NAME:
-        return False
-    if paths.classify(lease_resource) is paths.ResourceKind.GLOB:
-        return paths.overlaps(lease_resource, resource)
-    return paths.classify(resource) is paths.ResourceKind.PATH and paths.is_within(resource, lease_resource)
+def _contains(lease_resource: str, resource: str) -> bool:
+    try:
+        return paths.contains(lease_resource, resource)
+    except ValueError as exc:
+        raise Invalid(f"resource {resource!r}: {exc}", field="resource") from exc
 
 
 def check_fence(tx: Tx, fence: int, now: float, resource: str | None = None,
@@ -239,7 +231,7 @@ def check_fence(tx: Tx, fence: int, now: float, resource: str | None = None,
         reason = f"the lease is {render(row, now)['state']}"
     elif project_key is not None and row["project_key"] != project_key:
         reason = f"the lease is in project {row['project_key']!r}"
-    elif resource is not None and not covers(row["resource"], resource):
+    elif resource is not None and not _contains(row["resource"], resource):
         reason = f"the lease is on {row['resource']!r}, which does not cover {resource!r}"
     return {"fence": fence, "current": reason is None, "reason": reason,
             "lease": None if row is None else render(row, now)}

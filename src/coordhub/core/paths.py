@@ -26,11 +26,15 @@ case-folded one character at a time (length-preserving, so ``?`` still counts
 characters): the fleet includes case-insensitive Windows and macOS file
 systems, and over-reporting on Linux is the accepted price. Class bodies in
 globs keep their case (``[A-Z]`` is matched case-insensitively instead).
-Absolute paths keep their root (``/`` or ``c:/``), so ``/src`` and ``src`` are
-*different* paths: callers must pass project-relative paths, and a path
-that escapes the project with ``..`` is compared lexically too. The project
+Absolute paths keep their root (``/`` or ``c:/``; a drive-relative ``C:x`` is
+read as ``c:/x``), so ``/src`` and ``src`` are *different* paths: callers
+must pass project-relative paths, and a path that escapes the project with
+``..`` is compared lexically too. The project
 root (``.``) and a bare filesystem root (``/``, ``C:\\``) denote everything
-and overlap every PATH and GLOB. ``normalize`` returns ``.`` for the root.
+and overlap every PATH and GLOB. ``normalize`` returns ``.`` for the root
+and keeps a leading ``./`` (or trailing ``/``) where dropping it would turn
+``./ab:c`` into a NAME, ``./c:`` into a drive or strip a space at either end:
+its output parses back to the same meaning.
 Unicode normalization forms (NFC/NFD) are not unified.
 
 Hierarchy: a PATH or GLOB denotes every file that is a matching path or lies
@@ -67,10 +71,9 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["Resource", "ResourceKind", "classify", "covers_file", "is_within", "normalize", "overlaps", "parse"]
+__all__ = ["Resource", "ResourceKind", "classify", "contains", "normalize", "overlaps", "parse"]
 
 MAX_LENGTH = 1024
 MAX_ALTERNATIVES = 64
@@ -91,19 +94,25 @@ class ResourceKind(enum.StrEnum):
     NAME = "name"  # an opaque name such as "deploy:staging" or "svc:db"
 
 
-@dataclass(frozen=True, slots=True)
 class Resource:
-    """A parsed resource: ``key`` is its normalized form, ``alternatives`` its brace-expanded keys.
+    """A parsed resource (read-only; ``parse`` shares instances): ``key`` is its normalized form.
 
-    ``universal`` means it denotes every file (the project or a filesystem
-    root); ``literal`` that no alternative contains a wildcard.
+    ``alternatives`` are its brace-expanded normalized keys, ``universal``
+    means it denotes every file (the project or a filesystem root), and
+    ``literal`` that no alternative contains a wildcard. A plain slotted class
+    rather than a dataclass: importing ``dataclasses`` would double the hook's
+    import time.
     """
 
-    kind: ResourceKind
-    key: str
-    alternatives: tuple[str, ...]
-    universal: bool
-    literal: bool
+    __slots__ = ("kind", "key", "alternatives", "universal", "literal")
+
+    def __init__(self, kind: ResourceKind, key: str, alternatives: tuple[str, ...], universal: bool,
+                 literal: bool) -> None:
+        self.kind, self.key, self.alternatives = kind, key, alternatives
+        self.universal, self.literal = universal, literal
+
+    def __repr__(self) -> str:
+        return f"Resource({self.kind.value}, {self.key!r}, alternatives={self.alternatives!r})"
 
     def overlaps(self, other: Resource) -> bool:
         """Whether some file is denoted by both (sound: may over-report, never miss)."""
@@ -135,33 +144,30 @@ def overlaps(a: str, b: str) -> bool:
     return parse(a).overlaps(parse(b))
 
 
-def covers_file(resource: str, file_path: str) -> bool:
-    """Whether holding ``resource`` includes the concrete path ``file_path``: ``overlaps`` restricted to a PATH.
+def contains(resource: str, path: str) -> bool:
+    """Whether holding ``resource`` includes ``path`` and everything beneath it: for *permission* checks.
 
-    So a leased file "covers" its directory (they share a file). Always False
-    for a NAME. ``ValueError`` if ``file_path`` is a GLOB or NAME or invalid.
+    Unlike :func:`overlaps` (sound for conflicts: may over-report), this asks
+    whether a lease grants acting on ``path``, so it holds only when a match
+    of ``resource`` equals ``path`` or one of its ancestors: holding ``src/``
+    contains ``src/a.py``, holding ``src/a.py`` does not contain ``src``. NAMEs
+    contain only themselves. Over-approximated glob parts (an inner ``**``, a
+    non-ASCII class, a brace overflow) still count as matches. ``ValueError``
+    if ``path`` is a GLOB or either string is invalid.
     """
-    target = parse(file_path)
+    held, target = parse(resource), parse(path)
+    if held.kind is ResourceKind.NAME or target.kind is ResourceKind.NAME:
+        return held.kind is target.kind and held.key == target.key
     if target.kind is not ResourceKind.PATH:
-        raise ValueError(f"covers_file needs a concrete path, got a {target.kind.value}: {file_path!r}")
-    return parse(resource).overlaps(target)
-
-
-def is_within(path: str, ancestor: str) -> bool:
-    """Whether PATH ``path`` equals or lies beneath PATH ``ancestor`` after normalization.
-
-    Lexical segment-prefix containment, except that a root (``.``, ``/``,
-    ``C:\\``) contains everything, as in ``overlaps``. ``ValueError`` if either
-    is not a valid PATH.
-    """
-    inner, outer = parse(path), parse(ancestor)
-    for item, text in ((inner, path), (outer, ancestor)):
-        if item.kind is not ResourceKind.PATH:
-            raise ValueError(f"is_within needs paths, got a {item.kind.value}: {text!r}")
-    if outer.universal:
+        raise ValueError(f"contains needs a concrete path, got a {target.kind.value}: {path!r}")
+    if held.universal:
         return True
-    p, q = outer.alternatives[0], inner.alternatives[0]
-    return q.startswith(p) and (len(q) == len(p) or q[len(p)] == "/")
+    if target.universal:
+        return False
+    key = target.alternatives[0]
+    if held.literal:
+        return any(key.startswith(p) and (len(key) == len(p) or key[len(p)] == "/") for p in held.alternatives)
+    return _accepts_prefix(_compile(held.alternatives), key)
 
 
 @lru_cache(maxsize=4096)
@@ -179,12 +185,19 @@ def parse(resource: str) -> Resource:
     text = text.replace("\\", "/")
     kind = ResourceKind.GLOB if _GLOB_RE.search(text) else ResourceKind.PATH
     shown = _split(text, display=True)
-    key = _key(*shown) or "."
     splits = [shown] if kind is ResourceKind.PATH else _glob_splits(text)
     universal = not splits or any(not segs for _, segs in splits)
     alternatives = tuple(sorted({_key(root, segs) for root, segs in splits}))
     literal = not any(_WILD_RE.search(alt) for alt in alternatives)
-    return Resource(kind, key, alternatives, universal, literal)
+    return Resource(kind, _display(*shown), alternatives, universal, literal)
+
+
+def _display(root: str, segs: list[str]) -> str:
+    """The text ``normalize`` returns; it parses back to the same meaning."""
+    key = _key(root, segs) or "."
+    if not root and (key[0].isspace() or _NAME_RE.match(key) or _DRIVE_RE.match(key)):
+        key = "./" + key  # would otherwise be stripped, or read as a NAME or a drive
+    return key + "/" if key[-1].isspace() else key  # a trailing space would be stripped
 
 
 def _glob_splits(text: str) -> list[tuple[str, list[str]]]:
@@ -363,14 +376,22 @@ def _spanned(text: str) -> str | None:
 _LIT, _NONSLASH, _CLASS = 0, 1, 2
 
 
-@dataclass(frozen=True, slots=True)
 class _Pred:
-    """A set of (folded) characters: one literal, any but ``/``, or an ASCII class."""
+    """A set of (folded) characters: one literal, any but ``/``, or an ASCII class. Compared by value."""
 
-    kind: int
-    char: str = ""
-    negated: bool = False
-    ranges: tuple[tuple[str, str], ...] = ()
+    __slots__ = ("kind", "char", "negated", "ranges", "_value", "_hash")
+
+    def __init__(self, kind: int, char: str = "", negated: bool = False,
+                 ranges: tuple[tuple[str, str], ...] = ()) -> None:
+        self.kind, self.char, self.negated, self.ranges = kind, char, negated, ranges
+        self._value = (kind, char, negated, ranges)
+        self._hash = hash(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Pred) and self._value == other._value
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 _ANY = _Pred(_NONSLASH)
@@ -453,12 +474,13 @@ class _Builder:
         self.cur = self.cur | {b}
 
 
-@dataclass(frozen=True, slots=True)
 class _Nfa:
-    starts: tuple[int, ...]
-    edges: tuple[tuple[tuple[_Pred, int], ...], ...]
-    accept: frozenset[int]
-    pre: frozenset[int]  # accepting states of Pre(L)
+    __slots__ = ("starts", "edges", "accept", "pre")
+
+    def __init__(self, starts: tuple[int, ...], edges: tuple[tuple[tuple[_Pred, int], ...], ...],
+                 accept: frozenset[int], pre: frozenset[int]) -> None:
+        self.starts, self.edges, self.accept = starts, edges, accept
+        self.pre = pre  # the accepting states of Pre(L)
 
 
 def _class_pred(negated: bool, ranges: tuple[tuple[str, str], ...]) -> _Pred:
@@ -523,6 +545,18 @@ def _automata_overlap(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
                     seen.add((s2, t2))
                     stack.append((s2, t2))
     return False
+
+
+def _accepts_prefix(nfa: _Nfa, key: str) -> bool:
+    """Whether ``key`` or one of its segment-prefixes is in the NFA's language (set simulation)."""
+    states = set(nfa.starts)
+    for c in key:
+        if c == "/" and states & nfa.accept:
+            return True
+        states = {t for s in states for p, t in nfa.edges[s] if _matches(p, c)}
+        if not states:
+            return False
+    return bool(states & nfa.accept)
 
 
 def _nested(p: str, q: str) -> bool:
