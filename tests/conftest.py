@@ -178,7 +178,8 @@ class LiveHub:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "coordhub", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
                "--sweep-seconds", "0.5", "--retry-after", "1", *self.args]
-        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=self.env)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         if wait:
             self.wait_ready()
         return self

@@ -14,7 +14,10 @@ import os
 import socket
 import sys
 from pathlib import Path
+from types import FrameType
 from urllib.parse import urlsplit
+
+import uvicorn
 
 from coordhub import __version__
 from coordhub.config import ServerConfig
@@ -29,6 +32,20 @@ SYSTEM = Actor("coordhub/system", is_admin=True)  # the hub itself, for start-up
 
 class StartupError(Exception):
     """The hub cannot start; the message says why in one line."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising the caught signal after a graceful shutdown.
+
+    uvicorn re-sends SIGTERM/SIGINT to the process once it has stopped, which
+    kills it before the store is closed (exit -15) or turns into a
+    KeyboardInterrupt (exit 130). A signal here means "stop cleanly": the
+    store closes and ``coord serve`` exits 0.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
 
 def is_loopback(host: str) -> bool:
@@ -83,8 +100,6 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(cfg: ServerConfig) -> None:
     """Run the hub in the foreground until SIGINT/SIGTERM; raise ``StartupError`` if it cannot start."""
-    import uvicorn
-
     from coordhub.api.app import create_app
     from coordhub.core import tokens
     from coordhub.core.hub import Hub
@@ -116,7 +131,7 @@ def serve(cfg: ServerConfig) -> None:
                      retry_after=cfg.retry_after)
     config = uvicorn.Config(app, log_level=cfg.log_level, access_log=False, timeout_graceful_shutdown=5)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        _Server(config).run(sockets=[sock])
     finally:
         store.close()
         sock.close()
