@@ -28,10 +28,6 @@ A = "DESKTOP-0O8A1RL/claude-main"
 B = "HOWARD-HOME/claude-main"
 RULE = "=" * 60
 
-# tests/conftest.py LiveHub.start() passes ``stdout=open(self.log, "ab")`` to Popen and never closes it, so
-# the file object is collected unclosed; under ``-W error`` that ResourceWarning fails the test. Only that
-# one warning is ignored here (reported as a conftest bug).
-pytestmark = pytest.mark.filterwarnings(r"ignore:unclosed file .*hub\.log:ResourceWarning")
 UNKNOWN_UUID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 
 
@@ -546,8 +542,6 @@ def test_bad_identity_json_is_a_one_line_usage_error(tmp_path: Path) -> None:
 
 # ---- rough edges -------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="src/coordhub/cli/output.py table(): rich folds columns to the 80-column "
-                                       "default when stdout is not a terminal, splitting ids over lines")
 def test_tables_keep_ids_whole_at_default_width(fleet: Fleet) -> None:
     """Agents run ``coord`` without a TTY; an id split over two lines cannot be copied into ``lock release``."""
     lease = fleet.a.json("lock", "claim", "gururmm", "server/src/api/credentials.rs", "long description here")
@@ -559,9 +553,6 @@ def test_tables_keep_ids_whole_at_default_width(fleet: Fleet) -> None:
 VERBATIM_BODY = "Column\tseparated\tvalues\nSee :warning: and :smile: literally, and C:\\temp\\x.\n"
 
 
-@pytest.mark.xfail(strict=True, reason="src/coordhub/cli/messages.py inbox(): console.print(message_banner(m), "
-                                       "markup=False) still expands tabs and replaces :emoji: codes, so the body "
-                                       "is not shown verbatim")
 def test_inbox_shows_bodies_verbatim(fleet: Fleet, tmp_path: Path) -> None:
     """Seed 000: unread messages must be reproduced verbatim; tabs and ``:name:`` are ordinary text."""
     f = tmp_path / "body.txt"
@@ -572,9 +563,6 @@ def test_inbox_shows_bodies_verbatim(fleet: Fleet, tmp_path: Path) -> None:
     assert VERBATIM_BODY in out, out
 
 
-@pytest.mark.xfail(strict=True, reason="src/coordhub/cli/main.py halt()/status(): the halt reason is interpolated "
-                                       "into rich markup; '[word]' vanishes and a stray '[/]' raises MarkupError "
-                                       "(traceback, exit 1) after the halt was already applied")
 def test_halt_and_status_show_a_reason_with_brackets(fleet: Fleet) -> None:
     reason = "freeze [/] now, [deploy] team"
     r = fleet.admin("halt", reason)
@@ -586,8 +574,6 @@ def test_halt_and_status_show_a_reason_with_brackets(fleet: Fleet) -> None:
     assert reason in r.out, r
 
 
-@pytest.mark.xfail(strict=True, reason="src/coordhub/cli/output.py table(): cell values are parsed as rich markup, "
-                                       "so '[urgent]' in a todo text disappears from `todo list`")
 def test_todo_list_shows_text_with_brackets(fleet: Fleet) -> None:
     fleet.a.ok("todo", "add", "[urgent] rotate the keys")
     out = fleet.a.ok("todo", "list").out

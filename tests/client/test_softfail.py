@@ -30,9 +30,6 @@ A = "DESKTOP-0O8A1RL/claude-main"
 B = "HOWARD-HOME/claude-main"
 UNKNOWN_UUID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 
-# tests/conftest.py LiveHub.start() hands Popen an open() it never closes; under -W error the resulting
-# ResourceWarning would fail the test. Only that one warning is ignored (reported as a conftest bug).
-pytestmark = pytest.mark.filterwarnings(r"ignore:unclosed file .*hub\.log:ResourceWarning")
 
 
 # ---- running the CLI ---------------------------------------------------------------------------
@@ -237,7 +234,8 @@ def test_writes_queue_while_down_and_sync_applies_each_once_in_order(outage: Out
         comps = outage.a.json("component", "list")
         assert [(c["component"], c["state"], c["notes"]) for c in comps] == [("server", "deployed", "after build")]
         assert outage.a.json("lock", "list") == []
-        return comps[0]
+        first: dict[str, Any] = comps[0]
+        return first
 
     comp = check_applied_once()
 
@@ -485,9 +483,6 @@ def test_cli_against_503_retries_once_then_queues_but_never_queues_a_claim(
 
 # ---- rough edges -------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="src/coordhub/client/client.py CoordClient.sync()/call(): queued entries are "
-                                       "replayed with whatever token the current run has (Entry.session is None "
-                                       "with token auth and is never checked), so A's queued write is applied as B")
 def test_a_queued_write_is_not_replayed_as_another_session(outage: Outage) -> None:
     outage.stop()
     outage.a.queued("msg", "send", "ALL", "written by A", "x")
@@ -498,9 +493,6 @@ def test_a_queued_write_is_not_replayed_as_another_session(outage: Outage) -> No
     assert [m["from_session"] for m in seen.values()] == [A], seen
 
 
-@pytest.mark.xfail(strict=True, reason="src/coordhub/client/client.py CoordClient.sync(): a 423 (fleet halted) on "
-                                       "replay counts as a permanent refusal, so writes queued during an outage are "
-                                       "moved to coord-queue.rejected.jsonl instead of waiting for `coord resume`")
 def test_queued_writes_wait_out_a_halt(outage: Outage) -> None:
     outage.stop()
     outage.a.queued("todo", "add", "queued before the halt")

@@ -104,6 +104,8 @@ def _validation_message(exc: RequestValidationError, raw: bytes) -> tuple[int, s
             return 400, why, [{"field": "body", "problem": why}]
         if kind == "extra_forbidden":
             text = f"unknown field {_location(err['loc'])!r}"
+        elif kind.startswith("uuid"):
+            text = f"{_location(err['loc']).split('.')[-1]} {err.get('input')!r} is not a valid id (a UUID)"
         elif kind == "missing":
             text = f"missing field {_location(err['loc'])!r}"
         else:

@@ -89,12 +89,24 @@ def call(ctx: typer.Context, fn: Callable[[CoordClient], Any]) -> Any:
             fail(f"{err.message} [{err.status} {err.code}]", _exit_code(err))
         except Unreachable as err:
             fail(f"hub at {c.settings.url} is unreachable: {err}", EXIT_UNREACHABLE)
+        _report_drain(c)
         if isinstance(result, Queued):
             console.print(f"hub unreachable ({result.reason}); {result.method} {result.path} queued in "
                           f"{c.settings.queue_file} ({result.pending} pending). It is sent by `coord sync` "
                           "or the next command that reaches the hub.")
             raise typer.Exit(EXIT_OK)
         return result
+
+
+def _report_drain(c: CoordClient) -> None:
+    """Say on stderr what a drain of the softfail queue before this command did."""
+    if c.last_drain is None:
+        return
+    applied, rejected, left = c.last_drain
+    if applied or rejected:
+        typer.echo(f"coord: sent {applied} queued write(s) first" + (
+            f"; {rejected} refused by the hub, kept in {c.queue.rejected}" if rejected else "") + (
+            f"; {left} still queued" if left else ""), err=True)
 
 
 def show(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:

@@ -9,7 +9,7 @@ import typer
 from coordhub import __version__
 from coordhub.cli import components, locks, messages, todos, tokens
 from coordhub.cli.common import EXIT_UNREACHABLE, JSON_OPT, Options, call, client, show
-from coordhub.cli.output import console, message_banner, table
+from coordhub.cli.output import console, heading, message_banner, table, verbatim
 from coordhub.cli.serve import serve
 from coordhub.config import setting
 
@@ -66,14 +66,14 @@ def status(ctx: typer.Context, project: str | None = typer.Option(None, "--proje
     def human(s: dict[str, Any]) -> None:
         if s["halt"]:
             h = s["halt"]
-            console.print(f"[bold red]HALTED[/] by {h['halted_by']} at {h['halted_at']}: {h['reason']}")
+            console.print(f"HALTED by {h['halted_by']} at {h['halted_at']}: {h['reason']}", style="bold red")
         console.print(f"unread messages: {s['unread_messages']}")
-        console.print("[bold]leases[/]")
+        heading("leases")
         table(s["active_locks"], locks.COLUMNS, "  none")
-        console.print("[bold]components[/]")
+        heading("components")
         table(s["components"], [("project_key", "project"), ("component", "component"), ("state", "state"),
                                 ("version", "version"), ("updated_at", "updated")], "  none")
-        console.print("[bold]active workflows[/]")
+        heading("active workflows")
         table(s["active_workflows"], [("id", "id"), ("project_key", "project"), ("name", "name"),
                                       ("status", "status")], "  none")
 
@@ -114,7 +114,7 @@ def sync(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
                       f"{c.queue.rejected})" if rejected else "") + (f"; {left} still pending: hub unreachable"
                                                                      if left else ""))
         for m in unread:
-            console.print(message_banner(m), markup=False)
+            verbatim(message_banner(m))
     if left:
         raise typer.Exit(EXIT_UNREACHABLE)
 

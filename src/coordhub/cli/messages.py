@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from coordhub.cli.common import JSON_OPT, call, expand_recipient, read_text_arg, show
-from coordhub.cli.output import console, message_banner, table
+from coordhub.cli.output import console, message_banner, table, verbatim
 
 app = typer.Typer(help="Messages: send, read your inbox, mark read, ack.", no_args_is_help=True)
 
@@ -56,7 +56,7 @@ def inbox(
         if not rows:
             console.print("no unread messages")
         for m in rows:
-            console.print(message_banner(m), markup=False)
+            verbatim(message_banner(m))
         if rows:
             console.print(f"{len(rows)} unread. Mark each read with `coord msg read <id>`.")
 

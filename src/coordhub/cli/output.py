@@ -10,7 +10,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False, soft_wrap=True)
+# No markup, emoji or highlighting: reasons, subjects and todo texts are shown
+# exactly as written. When stdout is not a terminal (an agent reading the
+# output) tables never wrap, so ids stay whole and copyable.
+console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False,
+                  width=None if sys.stdout.isatty() else 100_000)
 
 
 def print_json(data: Any) -> None:
@@ -24,11 +28,22 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], em
         console.print(empty)
         return
     t = Table(show_edge=False, pad_edge=False, header_style="bold")
-    for _, heading in columns:
-        t.add_column(heading, overflow="fold")
+    for key, heading in columns:
+        t.add_column(heading, overflow="fold", no_wrap=key == "id")
     for row in rows:
         t.add_row(*("" if row.get(k) is None else str(row.get(k)) for k, _ in columns))
     console.print(t)
+
+
+def heading(text: str) -> None:
+    """Print a section heading."""
+    console.print(text, style="bold")
+
+
+def verbatim(text: str) -> None:
+    """Print text exactly as given (no tab expansion, no markup), with a newline."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def message_banner(msg: dict[str, Any]) -> str:

@@ -11,10 +11,13 @@ an unreachable hub raises :class:`Unreachable`.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx2
@@ -66,6 +69,8 @@ class CoordClient:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self.queue = SoftfailQueue(settings.queue_file)
+        self.actor = _actor(settings.token, settings.session)
+        self.last_drain: tuple[int, int, int] | None = None
         self._sleep = sleep
         headers = {"User-Agent": f"coordhub/{__version__}"}
         if settings.token:
@@ -99,9 +104,10 @@ class CoordClient:
         except httpx2.TransportError as exc:
             return _Failure(f"cannot reach {self.settings.url} ({type(exc).__name__})")
         if response.status_code >= 500:
-            retry = response.headers.get("Retry-After")
-            return _Failure(f"hub answered {response.status_code}",
-                            float(retry) if retry and retry.isdigit() else None)
+            reason = f"hub answered {response.status_code}"
+            if response.status_code == 503 and "database" in response.text:
+                reason = "the hub's database is unavailable (503)"
+            return _Failure(reason, _retry_after(response.headers.get("Retry-After")))
         data = _json(response)
         if response.status_code >= 400:
             error = data.get("error", {}) if isinstance(data, dict) else {}
@@ -126,7 +132,7 @@ class CoordClient:
         the hub refuses the request (4xx).
         """
         if len(self.queue):
-            self.sync()
+            self.last_drain = self.sync()
         if method == "GET" or not queue:
             result = self._attempt(method, path, params, body, None if method == "GET" else str(uuid.uuid4()))
             if isinstance(result, _Failure):
@@ -135,7 +141,7 @@ class CoordClient:
         key = idempotency_key or str(uuid.uuid4())
         result = self._attempt(method, path, params, body, key)
         if isinstance(result, _Failure):
-            entry = Entry(method, path, body, key, params, self.settings.session)
+            entry = Entry(method, path, body, key, params, self.settings.session, actor=self.actor)
             return Queued(method, path, key, self.queue.append(entry), result.reason)
         return result
 
@@ -145,11 +151,12 @@ class CoordClient:
         def send(entry: Entry) -> str:
             try:
                 result = self._send(entry.method, entry.path, entry.params, entry.body, entry.idempotency_key)
-            except HubError:
-                return "rejected"
+            except HubError as err:
+                # A halt is temporary: keep the write for after `coord resume`.
+                return "retry" if err.status == 423 else "rejected"
             return "retry" if isinstance(result, _Failure) else "applied"
 
-        return self.queue.drain(send)
+        return self.queue.drain(send, self.actor)
 
     # -- the API, one method per endpoint -----------------------------------------
 
@@ -243,6 +250,28 @@ class CoordClient:
     def revoke_token(self, name: str) -> Any:
         """Revoke a session's tokens (admin)."""
         return self.call("DELETE", f"/api/coord/tokens/{name}")
+
+
+def _actor(token: str | None, session: str | None) -> str | None:
+    """Who queues writes: a prefix of the token's SHA-256 (never the token), else the session."""
+    if token:
+        return "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+    return f"session:{session}" if session else None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _json(response: httpx2.Response) -> Any:

@@ -1,9 +1,14 @@
 """The softfail queue (seed 001): writes that could not reach the hub, kept in order for later.
 
 One JSON object per line in ``.claude/coord-queue.jsonl`` (seed 001's file):
-``{"ts", "method", "path", "params", "body", "idempotency_key", "session"}``.
-The idempotency key is the one the first attempt used, so a replay after the
-hub had in fact applied the write has no second effect (contract §2.5).
+``{"ts", "method", "path", "params", "body", "idempotency_key", "session",
+"actor"}``. The idempotency key is the one the first attempt used, so a replay
+after the hub had in fact applied the write has no second effect (contract
+§2.5). ``actor`` fingerprints the credential that queued the write (a prefix
+of the token's SHA-256, never the token): only the same credential replays
+it, so one session never sends another's queued writes as itself. Lines in
+seed 001's own shape (``ts``, ``method``, ``path``, ``body``; no key) are
+accepted too: their key is derived from the line, so replays still dedupe.
 
 Appends and drains hold an exclusive ``flock`` on ``<file>.lock``, so several
 CLI processes in one working directory never interleave or lose entries.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -36,22 +42,26 @@ class Entry:
     params: dict[str, Any] | None = None
     session: str | None = None
     ts: str = ""
+    actor: str | None = None
 
     def to_json(self) -> str:
         """The entry as one JSON line (without the newline)."""
         return json.dumps({"ts": self.ts, "method": self.method, "path": self.path, "params": self.params,
-                           "body": self.body, "idempotency_key": self.idempotency_key, "session": self.session},
-                          separators=(",", ":"))
+                           "body": self.body, "idempotency_key": self.idempotency_key, "session": self.session,
+                           "actor": self.actor}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, line: str) -> Entry:
         """Parse one line; ``ValueError`` if it is not a queue entry."""
         data = json.loads(line)
-        if not isinstance(data, dict) or not {"method", "path", "idempotency_key"} <= data.keys():
+        if not isinstance(data, dict) or not {"method", "path"} <= data.keys():
             raise ValueError("not a queue entry")
-        return cls(method=data["method"], path=data["path"], body=data.get("body"),
-                   idempotency_key=data["idempotency_key"], params=data.get("params"),
-                   session=data.get("session"), ts=data.get("ts", ""))
+        if not isinstance(data["method"], str) or not isinstance(data["path"], str):
+            raise ValueError("not a queue entry")
+        key = data.get("idempotency_key") or "seed-" + hashlib.sha256(line.strip().encode()).hexdigest()[:32]
+        return cls(method=data["method"].upper(), path=data["path"], body=data.get("body"), idempotency_key=key,
+                   params=data.get("params"), session=data.get("session"), ts=data.get("ts", ""),
+                   actor=data.get("actor"))
 
 
 class SoftfailQueue:
@@ -112,30 +122,39 @@ class SoftfailQueue:
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
 
-    def drain(self, send: Callable[[Entry], str]) -> tuple[int, int, int]:
-        """Replay entries in order through ``send``; return ``(applied, rejected, left)``.
+    def drain(self, send: Callable[[Entry], str], actor: str | None = None) -> tuple[int, int, int]:
+        """Replay ``actor``'s entries in order through ``send``; return ``(applied, rejected, left)``.
 
         ``send`` returns ``"applied"`` (2xx), ``"rejected"`` (the hub refused
         it for good: moved to the rejected file) or ``"retry"`` (hub still
-        unreachable: stop, keep this and the rest). Lines that do not parse are
-        moved to the rejected file.
+        unreachable or halted: stop, keep this and the rest). Entries queued
+        by another credential stay where they are; entries with no actor
+        (seed 001 lines) are replayed by whoever drains. Lines that do not
+        parse are moved to the rejected file. ``left`` counts every entry
+        still queued.
         """
         applied = rejected = 0
         with self._locked():
             lines = self._read()
+            kept: list[str] = []
             while lines:
+                line, lines = lines[0], lines[1:]
                 try:
-                    outcome = send(Entry.from_json(lines[0]))
+                    entry = Entry.from_json(line)
                 except ValueError:
-                    outcome = "rejected"
+                    entry = None
+                if entry is not None and entry.actor not in (None, actor):
+                    kept.append(line)
+                    continue
+                outcome = "rejected" if entry is None else send(entry)
                 if outcome == "retry":
+                    kept += [line, *lines]
                     break
                 if outcome == "rejected":
                     with open(self.rejected, "a", encoding="utf-8") as f:
-                        f.write(lines[0] + "\n")
+                        f.write(line + "\n")
                     rejected += 1
                 else:
                     applied += 1
-                lines = lines[1:]
-                self._rewrite(lines)
-            return applied, rejected, len(lines)
+                self._rewrite(kept + lines)
+            return applied, rejected, len(kept)

@@ -32,11 +32,23 @@ class IdempotentRequest:
 
     @classmethod
     def of(cls, key: str, method: str, path: str, body: bytes) -> IdempotentRequest:
-        """Fingerprint = SHA-256 of method, path and body; raise ``Invalid`` for an unusable key."""
+        """Fingerprint = SHA-256 of method, path and the body; raise ``Invalid`` for an unusable key.
+
+        A JSON body is fingerprinted in canonical form (sorted keys, no
+        spaces), so a replay that serialises the same JSON differently (a
+        catch-up script, another client) is still recognised as the same request.
+        """
         if not key or len(key) > MAX_KEY or not key.isprintable():
             raise Invalid(f"Idempotency-Key must be 1-{MAX_KEY} printable characters", field="Idempotency-Key")
-        digest = hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
+        digest = hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + _canonical(body)).hexdigest()
         return cls(key, digest)
+
+
+def _canonical(body: bytes) -> bytes:
+    try:
+        return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, RecursionError):
+        return body
 
 
 def replay(tx: Tx, scope: str, req: IdempotentRequest) -> tuple[int, Any] | None:

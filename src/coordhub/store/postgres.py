@@ -1,7 +1,7 @@
 """The PostgreSQL backend, for larger fleets and several hub processes.
 
 It keeps the SQLite backend's shape: one writer connection per hub with group
-commit, reads from a small pool. Each write batch first takes a transaction-
+commit, reads on a few reader threads with a connection each. Each write batch first takes a transaction-
 scoped advisory lock, so the batches of several hub processes sharing one
 database are serialised too, and every read-then-write decision (lease free?
 key used?) holds across the whole fleet, with ids increasing in commit order.
@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from functools import lru_cache
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from coordhub.errors import Unavailable
 from coordhub.store import migrate
 from coordhub.store.base import Row, Store
+from coordhub.store.readers import ReaderThreads
 from coordhub.store.tx import Tx
 from coordhub.store.writer import BatchWriter
 
@@ -59,7 +59,7 @@ class PostgresExecutor:
         return rows
 
 
-class _WriterConnection:
+class _Connection:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
         self._executor = PostgresExecutor(conn)
@@ -84,7 +84,7 @@ class _WriterConnection:
 
 
 def _is_unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout))
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
 
 
 class PostgresStore(Store):
@@ -95,19 +95,14 @@ class PostgresStore(Store):
 
     def __init__(self, url: str, *, readers: int = 4) -> None:
         self.url = url
-        self._pool = ConnectionPool(
-            url, min_size=1, max_size=readers, open=False, timeout=_CONNECT_TIMEOUT,
-            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": _CONNECT_TIMEOUT},
-            check=ConnectionPool.check_connection, name="coord-readers",
-        )
-        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="coord-reader")
-        self._writer = BatchWriter(self._connect_writer, Tx, _is_unavailable, name="coord-pg-writer")
+        self._readers = ReaderThreads(self._connection, Tx, _is_unavailable, threads=readers)
+        self._writer = BatchWriter(self._connection, Tx, _is_unavailable, name="coord-pg-writer")
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=_CONNECT_TIMEOUT)
 
-    def _connect_writer(self) -> _WriterConnection:
-        return _WriterConnection(self._connect())
+    def _connection(self) -> _Connection:
+        return _Connection(self._connect())
 
     def open(self) -> None:
         try:
@@ -118,7 +113,6 @@ class PostgresStore(Store):
             conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
             self._migrate(conn)
             conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
-        self._pool.open(wait=False)
         self._writer.start()
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
@@ -137,23 +131,10 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self._writer.stop()
-        self._readers.shutdown(wait=True)
-        self._pool.close()
+        self._readers.close()
 
     def submit_write(self, fn: Callable[[Any], T]) -> Future[T]:
         return self._writer.submit(fn)
 
     def submit_read(self, fn: Callable[[Any], T]) -> Future[T]:
-        try:
-            return self._readers.submit(self._run_read, fn)
-        except RuntimeError:
-            future: Future[T] = Future()
-            future.set_exception(Unavailable("The hub's store is closed."))
-            return future
-
-    def _run_read(self, fn: Callable[[Tx], T]) -> T:
-        try:
-            with self._pool.connection() as conn, conn.transaction():
-                return fn(Tx(PostgresExecutor(conn)))
-        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
-            raise Unavailable() from exc
+        return self._readers.submit(fn)

@@ -10,15 +10,15 @@ commit is fsynced before any write in it is acknowledged.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
 from coordhub.errors import Unavailable
 from coordhub.store import migrate
 from coordhub.store.base import Row, Store
+from coordhub.store.readers import ReaderThreads
 from coordhub.store.tx import Tx
 from coordhub.store.writer import BatchWriter
 
@@ -48,7 +48,7 @@ class SQLiteExecutor:
         return rows
 
 
-class _WriterConnection:
+class _Connection:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._executor = SQLiteExecutor(conn)
@@ -89,11 +89,8 @@ class SQLiteStore(Store):
         self.path = Path(path)
         self.synchronous = synchronous
         self.durability = f"sqlite WAL synchronous={synchronous}, group commit"
-        self._local = threading.local()
-        self._all_readers: list[sqlite3.Connection] = []
-        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="coord-reader")
-        self._writer = BatchWriter(self._connect_writer, Tx, _is_unavailable, name="coord-sqlite-writer")
-        self._lock = threading.Lock()
+        self._readers = ReaderThreads(self._connection, Tx, _is_unavailable, threads=readers)
+        self._writer = BatchWriter(self._connection, Tx, _is_unavailable, name="coord-sqlite-writer")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
@@ -103,8 +100,8 @@ class SQLiteStore(Store):
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         return conn
 
-    def _connect_writer(self) -> _WriterConnection:
-        return _WriterConnection(self._connect())
+    def _connection(self) -> _Connection:
+        return _Connection(self._connect())
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,39 +131,10 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         self._writer.stop()
-        self._readers.shutdown(wait=True)
-        with self._lock:
-            for conn in self._all_readers:
-                conn.close()
-            self._all_readers.clear()
+        self._readers.close()
 
     def submit_write(self, fn: Callable[[Any], T]) -> Future[T]:
         return self._writer.submit(fn)
 
     def submit_read(self, fn: Callable[[Any], T]) -> Future[T]:
-        try:
-            return self._readers.submit(self._run_read, fn)
-        except RuntimeError:  # executor shut down
-            future: Future[T] = Future()
-            future.set_exception(Unavailable("The hub's store is closed."))
-            return future
-
-    def _reader_tx(self) -> Tx:
-        tx: Tx | None = getattr(self._local, "tx", None)
-        if tx is None:
-            conn = self._connect()
-            with self._lock:
-                self._all_readers.append(conn)
-            tx = self._local.tx = Tx(SQLiteExecutor(conn))
-        return tx
-
-    def _run_read(self, fn: Callable[[Tx], T]) -> T:
-        tx = self._reader_tx()
-        conn = tx.ex.conn  # type: ignore[attr-defined]
-        conn.execute("BEGIN")
-        try:
-            return fn(tx)
-        except sqlite3.OperationalError as exc:
-            raise Unavailable() from exc
-        finally:
-            conn.execute("COMMIT")
+        return self._readers.submit(fn)

@@ -77,6 +77,7 @@ class BatchWriter:
         self._conn: WriterConnection | None = None
         self._tx: Any = None
         self._failed_at = 0.0
+        self._down = False  # log an outage once, not on every retry
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.batches = 0
         self.units = 0
@@ -131,9 +132,14 @@ class BatchWriter:
                 self._conn = self._connect()
             except Exception as exc:
                 self._failed_at = time.monotonic()
-                log.warning("store writer cannot connect: %s", exc)
+                if not self._down:
+                    log.warning("database unavailable, writes answer 503 until it is back: %s", exc)
+                self._down = True
                 raise Unavailable() from exc
             self._tx = self._make_tx(self._conn.executor)
+            if self._down:
+                log.warning("database reachable again")
+                self._down = False
         return self._conn
 
     def _run_batch(self, batch: list[tuple[Callable[[Any], Any], Future[Any]]]) -> None:
@@ -188,7 +194,9 @@ class BatchWriter:
         if isinstance(exc, CoordError):
             return exc
         if self._is_unavailable(exc):
-            log.warning("store write failed, database unavailable: %s", exc)
+            if not self._down:
+                log.warning("store write failed, database unavailable: %s", exc)
+            self._down = True
             if conn is not None:
                 try:
                     conn.close()
