@@ -39,9 +39,8 @@ def test_seed001_sequence_end_to_end(api: Api) -> None:
         "notes": "Deployed 2026-05-12; credential store live", "updated_by": "DESKTOP-0O8A1RL/claude-main"},
         headers=desktop)
     assert r.status_code == 200 and r.json()["version"] == "0.3.0"
-    r = api.put("/api/coord/components/gururmm/server", json={"state": "degraded", "version": "0.3.0",
-                                                             "notes": "...", "updated_by": "DESKTOP-0O8A1RL/claude-main"},
-                headers=desktop)
+    r = api.put("/api/coord/components/gururmm/server", headers=desktop, json={
+        "state": "degraded", "version": "0.3.0", "notes": "...", "updated_by": "DESKTOP-0O8A1RL/claude-main"})
     assert r.status_code == 200
     r = api.get("/api/coord/components", params={"project_key": "gururmm"}, headers=howard)
     assert [(c["component"], c["state"]) for c in r.json()] == [("server", "degraded")]

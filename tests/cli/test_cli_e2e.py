@@ -12,10 +12,7 @@ ever picked up; ``COORD_*`` variables of the outer environment are removed.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,84 +20,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveHub
+from tests.coordcli import Coord, isolated_env
 
 A = "DESKTOP-0O8A1RL/claude-main"
 B = "HOWARD-HOME/claude-main"
 RULE = "=" * 60
 
 UNKNOWN_UUID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
-
-
-# ---- running the CLI ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Result:
-    """What one ``coord`` run did."""
-
-    args: tuple[str, ...]
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-    def __str__(self) -> str:
-        return f"coord {' '.join(self.args)} -> exit {self.code}\n--- stdout\n{self.out}--- stderr\n{self.err}"
-
-
-def isolated_env(root: Path, **extra: str) -> dict[str, str]:
-    """The environment for a CLI run: private HOME/XDG_DATA_HOME, no outer COORD_* settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COORD_")}
-    home, xdg = root / "home", root / "xdg"
-    home.mkdir(parents=True, exist_ok=True)
-    xdg.mkdir(parents=True, exist_ok=True)
-    env.update(HOME=str(home), XDG_DATA_HOME=str(xdg), COLUMNS="250", NO_COLOR="1", TERM="dumb")
-    env.pop("FORCE_COLOR", None)
-    env.update(extra)
-    return env
-
-
-@dataclass(frozen=True)
-class Coord:
-    """Runs ``python -m coordhub [--url U] [--token T] ARGS`` in ``cwd`` with ``env``."""
-
-    cwd: Path
-    env: dict[str, str]
-    url: str | None = None
-    token: str | None = None
-
-    def as_token(self, token: str | None) -> Coord:
-        return replace(self, token=token)
-
-    def __call__(self, *args: str, stdin: str | None = None) -> Result:
-        cmd = [sys.executable, "-m", "coordhub"]
-        if self.url is not None:
-            cmd += ["--url", self.url]
-        if self.token is not None:
-            cmd += ["--token", self.token]
-        cmd += list(args)
-        p = subprocess.run(cmd, cwd=self.cwd, env=self.env, capture_output=True, text=True, input=stdin,
-                           stdin=subprocess.DEVNULL if stdin is None else None, timeout=90)
-        return Result(tuple(args), p.returncode, p.stdout, p.stderr)
-
-    def ok(self, *args: str, stdin: str | None = None) -> Result:
-        r = self(*args, stdin=stdin)
-        assert r.code == 0, r
-        assert "Traceback" not in r.err, r
-        return r
-
-    def json(self, *args: str, stdin: str | None = None) -> Any:
-        return self.ok(*args, "--json", stdin=stdin).json()
-
-    def fails(self, code: int, *args: str) -> Result:
-        """Run, expect exit ``code`` with exactly one ``coord: …`` line on stderr and no traceback."""
-        r = self(*args)
-        assert r.code == code, r
-        assert "Traceback" not in r.err and "Traceback" not in r.out, r
-        lines = r.err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("coord: "), r
-        return r
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,10 @@ against a tiny real HTTP server that always answers 503 with ``Retry-After: 1``.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,83 +22,12 @@ import pytest
 from coordhub.client import ClientSettings, CoordClient, Queued, Unreachable
 from coordhub.client.queue import Entry
 from tests.conftest import LiveHub, free_port
+from tests.coordcli import Coord, isolated_env
 
 A = "DESKTOP-0O8A1RL/claude-main"
 B = "HOWARD-HOME/claude-main"
 UNKNOWN_UUID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 
-
-
-# ---- running the CLI ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Result:
-    args: tuple[str, ...]
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-    def __str__(self) -> str:
-        return f"coord {' '.join(self.args)} -> exit {self.code}\n--- stdout\n{self.out}--- stderr\n{self.err}"
-
-
-def isolated_env(root: Path, **extra: str) -> dict[str, str]:
-    """Private HOME/XDG_DATA_HOME, no outer COORD_* settings, wide deterministic output."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COORD_")}
-    for name in ("home", "xdg"):
-        (root / name).mkdir(parents=True, exist_ok=True)
-    env.update(HOME=str(root / "home"), XDG_DATA_HOME=str(root / "xdg"), COLUMNS="250", NO_COLOR="1",
-               TERM="dumb")
-    env.update(extra)
-    return env
-
-
-@dataclass(frozen=True)
-class Coord:
-    """``python -m coordhub --url U [--token T] [GLOBALS] ARGS`` in ``cwd``."""
-
-    cwd: Path
-    env: dict[str, str]
-    url: str
-    token: str | None = None
-    globals_: tuple[str, ...] = ()
-
-    def with_(self, **changes: Any) -> Coord:
-        return replace(self, **changes)
-
-    def __call__(self, *args: str) -> Result:
-        cmd = [sys.executable, "-m", "coordhub", "--url", self.url]
-        if self.token is not None:
-            cmd += ["--token", self.token]
-        cmd += [*self.globals_, *args]
-        p = subprocess.run(cmd, cwd=self.cwd, env=self.env, capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL, timeout=90)
-        r = Result(tuple(args), p.returncode, p.stdout, p.stderr)
-        assert "Traceback" not in r.out + r.err, r
-        return r
-
-    def ok(self, *args: str) -> Result:
-        r = self(*args)
-        assert r.code == 0, r
-        return r
-
-    def json(self, *args: str) -> Any:
-        return self.ok(*args, "--json").json()
-
-    def queued(self, *args: str) -> Result:
-        """Run a write against a down hub: exit 0 and a message that it was queued."""
-        r = self.ok(*args)
-        assert "queued" in r.out, r
-        return r
-
-    def unreachable(self, *args: str) -> Result:
-        r = self(*args)
-        assert r.code == 3, r
-        assert "unreachable" in r.err and len(r.err.strip().splitlines()) == 1, r
-        return r
 
 
 def read_queue(path: Path) -> list[dict[str, Any]]:

@@ -11,8 +11,6 @@ Durability is PostgreSQL's commit (``synchronous_commit`` as the server sets it)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from concurrent.futures import Future
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -21,10 +19,8 @@ from psycopg.rows import dict_row
 
 from coordhub.errors import Unavailable
 from coordhub.store import migrate
-from coordhub.store.base import Row, Store
-from coordhub.store.readers import ReaderThreads
-from coordhub.store.tx import Tx
-from coordhub.store.writer import BatchWriter
+from coordhub.store.base import Row
+from coordhub.store.threaded import ThreadedStore
 
 T = TypeVar("T")
 log = logging.getLogger("coordhub.store")
@@ -87,7 +83,7 @@ def _is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
 
 
-class PostgresStore(Store):
+class PostgresStore(ThreadedStore):
     """A store in one PostgreSQL database, named by a ``postgresql://`` URL."""
 
     name = "postgresql"
@@ -95,8 +91,7 @@ class PostgresStore(Store):
 
     def __init__(self, url: str, *, readers: int = 4) -> None:
         self.url = url
-        self._readers = ReaderThreads(self._connection, Tx, _is_unavailable, threads=readers)
-        self._writer = BatchWriter(self._connection, Tx, _is_unavailable, name="coord-pg-writer")
+        super().__init__(self._connection, _is_unavailable, readers=readers, name="pg")
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=_CONNECT_TIMEOUT)
@@ -113,7 +108,7 @@ class PostgresStore(Store):
             conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
             self._migrate(conn)
             conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
-        self._writer.start()
+        self._start_writer()
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -128,13 +123,3 @@ class PostgresStore(Store):
                 conn.execute("INSERT INTO schema_migrations VALUES (%s, extract(epoch FROM now()))", (name,))
 
         migrate.apply_all("postgres", applied, run)
-
-    def close(self) -> None:
-        self._writer.stop()
-        self._readers.close()
-
-    def submit_write(self, fn: Callable[[Any], T]) -> Future[T]:
-        return self._writer.submit(fn)
-
-    def submit_read(self, fn: Callable[[Any], T]) -> Future[T]:
-        return self._readers.submit(fn)

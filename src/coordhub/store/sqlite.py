@@ -10,17 +10,13 @@ commit is fsynced before any write in it is acknowledged.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
 from coordhub.errors import Unavailable
 from coordhub.store import migrate
-from coordhub.store.base import Row, Store
-from coordhub.store.readers import ReaderThreads
-from coordhub.store.tx import Tx
-from coordhub.store.writer import BatchWriter
+from coordhub.store.base import Row
+from coordhub.store.threaded import ThreadedStore
 
 T = TypeVar("T")
 _SYNC_LEVELS = ("FULL", "NORMAL")
@@ -77,7 +73,7 @@ def _is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(ThreadedStore):
     """A store in one SQLite file. ``synchronous`` is FULL (default) or NORMAL."""
 
     name = "sqlite"
@@ -89,8 +85,7 @@ class SQLiteStore(Store):
         self.path = Path(path)
         self.synchronous = synchronous
         self.durability = f"sqlite WAL synchronous={synchronous}, group commit"
-        self._readers = ReaderThreads(self._connection, Tx, _is_unavailable, threads=readers)
-        self._writer = BatchWriter(self._connection, Tx, _is_unavailable, name="coord-sqlite-writer")
+        super().__init__(self._connection, _is_unavailable, readers=readers, name="sqlite")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
@@ -113,7 +108,7 @@ class SQLiteStore(Store):
             self._migrate(conn)
         finally:
             conn.close()
-        self._writer.start()
+        self._start_writer()
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
@@ -128,13 +123,3 @@ class SQLiteStore(Store):
             conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\n;{record};\nCOMMIT;")
 
         migrate.apply_all("sqlite", applied, run)
-
-    def close(self) -> None:
-        self._writer.stop()
-        self._readers.close()
-
-    def submit_write(self, fn: Callable[[Any], T]) -> Future[T]:
-        return self._writer.submit(fn)
-
-    def submit_read(self, fn: Callable[[Any], T]) -> Future[T]:
-        return self._readers.submit(fn)

@@ -19,6 +19,14 @@ class Table:
         marks = ", ".join("?" * len(row))
         self.ex.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
 
+    def insert_returning(self, table: str, row: Row, column: str) -> int:
+        """INSERT one row; return the integer ``column`` the database assigned (an id or seq)."""
+        cols = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        got = self.ex.one(f"INSERT INTO {table} ({cols}) VALUES ({marks}) RETURNING {column}", tuple(row.values()))
+        assert got is not None
+        return int(got[column])
+
     def update(self, table: str, key: str, key_value: Any, changes: Row) -> int:
         """UPDATE the row whose ``key`` column equals ``key_value``; return rows changed."""
         sets = ", ".join(f"{c} = ?" for c in changes)

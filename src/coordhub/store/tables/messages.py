@@ -21,11 +21,7 @@ class Messages(Table):
 
     def add(self, row: Row) -> int:
         """Insert a message; return its ``seq`` (increasing in commit order)."""
-        cols = ", ".join(row)
-        marks = ", ".join("?" * len(row))
-        got = self.ex.one(f"INSERT INTO messages ({cols}) VALUES ({marks}) RETURNING seq", tuple(row.values()))
-        assert got is not None
-        return int(got["seq"])
+        return self.insert_returning("messages", row, "seq")
 
     def add_receipt(self, session_id: str, seq: int) -> None:
         """Create the unread receipt of a direct message for its recipient."""

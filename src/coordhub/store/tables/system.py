@@ -28,11 +28,7 @@ class Events(Table):
 
     def append(self, row: Row) -> int:
         """Append an event; return its id."""
-        cols = ", ".join(row)
-        marks = ", ".join("?" * len(row))
-        got = self.ex.one(f"INSERT INTO events ({cols}) VALUES ({marks}) RETURNING id", tuple(row.values()))
-        assert got is not None
-        return int(got["id"])
+        return self.insert_returning("events", row, "id")
 
     def after(self, after_id: int, limit: int = 1000) -> list[Row]:
         """Events with id greater than ``after_id``, oldest first."""

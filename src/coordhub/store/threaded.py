@@ -1,0 +1,43 @@
+"""The shape both backends share: one batch writer, a few reader threads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from coordhub.store.base import Store
+from coordhub.store.readers import ReaderConnection, ReaderThreads
+from coordhub.store.tx import Tx
+from coordhub.store.writer import BatchWriter, WriterConnection
+
+T = TypeVar("T")
+
+
+class ThreadedStore(Store):
+    """A store whose writes go through one :class:`BatchWriter` and reads through :class:`ReaderThreads`.
+
+    Subclasses provide ``connect`` (a new connection, usable by the writer and
+    by readers) and ``is_unavailable`` (does an exception mean the database is
+    lost?), and call :meth:`_start_writer` at the end of ``open``.
+    """
+
+    def __init__(self, connect: Callable[[], Any], is_unavailable: Callable[[BaseException], bool], *,
+                 readers: int, name: str) -> None:
+        writer_connect: Callable[[], WriterConnection] = connect
+        reader_connect: Callable[[], ReaderConnection] = connect
+        self._readers = ReaderThreads(reader_connect, Tx, is_unavailable, threads=readers)
+        self._writer = BatchWriter(writer_connect, Tx, is_unavailable, name=f"coord-{name}-writer")
+
+    def _start_writer(self) -> None:
+        self._writer.start()
+
+    def close(self) -> None:
+        self._writer.stop()
+        self._readers.close()
+
+    def submit_write(self, fn: Callable[[Any], T]) -> Future[T]:
+        return self._writer.submit(fn)
+
+    def submit_read(self, fn: Callable[[Any], T]) -> Future[T]:
+        return self._readers.submit(fn)
