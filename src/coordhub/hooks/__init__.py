@@ -1,0 +1,1 @@
+"""Claude Code hook handlers (``coord-hook <event>``): standard library only, so they start fast."""
