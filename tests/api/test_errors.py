@@ -37,25 +37,31 @@ def _assert_envelope(r: Any, declared: dict[str, Any], where: str) -> None:
 
 def test_bad_input_everywhere_is_a_declared_4xx_envelope_and_writes_nothing(api: Api) -> None:
     me = api.token("HOWARD-HOME/claude-main")
-    events = api.hub.query_sync(lambda tx, now: tx.events.last_id())
+
+    def send(method: str, target: str, declared: dict[str, Any], where: str, **kw: Any) -> None:
+        before = api.hub.query_sync(lambda tx, now: tx.events.last_id())
+        r = api.request(method, target, headers={**me, **kw.pop("headers", {})}, **kw)
+        _assert_envelope(r, declared, where)
+        if r.status_code >= 400:  # refused: nothing may have been written
+            assert api.hub.query_sync(lambda tx, now: tx.events.last_id()) == before, where
+
     for method, path, op in _operations(api):
+        if (method, path) == ("GET", "/api/coord/events"):
+            continue  # an endless SSE stream; its bad input is checked in tests/api/test_events.py
         declared = op["responses"]
         for ident in IDS:
             target = _concrete(path, ident)
             if method in ("POST", "PUT", "PATCH", "DELETE"):
                 for body in BAD_BODIES:
-                    r = api.request(method, target, json=body, headers=me)
-                    _assert_envelope(r, declared, f"{method} {target} {body!r}")
+                    send(method, target, declared, f"{method} {target} {body!r}", json=body)
                 for raw in BAD_RAW:
-                    r = api.request(method, target, content=raw, headers={**me, "content-type": "application/json"})
-                    _assert_envelope(r, declared, f"{method} {target} raw")
+                    send(method, target, declared, f"{method} {target} raw", content=raw,
+                         headers={"content-type": "application/json"})
             else:
-                for params in ({}, {"limit": "x", "fence": "-3", "unread_only": "maybe", "status": "weird"},
-                               {"fence": "99999999999999999999999"}):
-                    r = api.request(method, target, params=params, headers=me)
-                    _assert_envelope(r, declared, f"{method} {target} {params}")
-    # Admin-only routes reached with the admin token only now; none of the above may have written.
-    assert api.hub.query_sync(lambda tx, now: tx.events.last_id()) == events
+                for params in ({"timeout": "0"}, {"limit": "x", "fence": "-3", "unread_only": "maybe",
+                                                  "status": "weird", "timeout": "0"},
+                               {"fence": "99999999999999999999999", "timeout": "0"}, {"timeout": "-1"}):
+                    send(method, target, declared, f"{method} {target} {params}", params=params)
 
 
 def test_oversized_body_is_413(api: Api) -> None:

@@ -84,8 +84,7 @@ def test_sweep_records_expired(hub: Hub, clock: ManualClock) -> None:
     lease = claim(hub, A, "x", ttl=0.5)
     clock.advance(1801)
     assert hub.query_sync(lambda tx, now: leases.live(tx, now)) == []
-    import asyncio
-    assert asyncio.run(hub.sweep()) == 1
+    assert hub.sweep_sync()["expired_leases"] == 1
     assert hub.query_sync(lambda tx, now: leases.get(tx, lease["id"], now))["state"] == "expired"
 
 

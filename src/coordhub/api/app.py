@@ -13,7 +13,7 @@ from coordhub import __version__
 from coordhub.api import errors
 from coordhub.api.auth import Authenticator
 from coordhub.api.limits import BodyLimit
-from coordhub.api.routes import admin, components, locks, messages, todos, workflows
+from coordhub.api.routes import admin, components, events, locks, messages, presence, todos, workflows
 from coordhub.core.hub import Hub
 from coordhub.errors import Unavailable
 
@@ -32,6 +32,18 @@ async def _sweep_forever(hub: Hub, every: float) -> None:
             log.exception("lease sweep failed")
 
 
+async def _follow_forever(hub: Hub) -> None:
+    """Pick up events committed by other hub processes on a shared database (and any the feed missed)."""
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            await hub.follow_log()
+        except Unavailable:
+            pass
+        except Exception:
+            log.exception("following the event log failed")
+
+
 def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_576,
                sweep_seconds: float = 5.0, retry_after: int = 30) -> FastAPI:
     """Build the HTTP app over an opened hub.
@@ -44,12 +56,17 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_sweep_forever(hub, sweep_seconds)) if sweep_seconds > 0 else None
+        await hub.start_bus()
+        tasks = [asyncio.create_task(_follow_forever(hub))]
+        if sweep_seconds > 0:
+            tasks.append(asyncio.create_task(_sweep_forever(hub, sweep_seconds)))
         try:
             yield
         finally:
-            if task is not None:
+            hub.stop_bus()
+            for task in tasks:
                 task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
@@ -60,7 +77,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     app.state.auth = Authenticator(hub, no_auth=no_auth)
     app.state.retry_after = retry_after
     errors.install(app)
-    for module in (admin, locks, messages, todos, workflows, components):
+    for module in (admin, locks, messages, todos, workflows, components, presence, events):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app

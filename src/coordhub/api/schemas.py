@@ -115,6 +115,11 @@ class MessageSend(Strict):
     importance: str = Field("normal", description="low, normal, high or urgent.")
     message_type: Line | None = Field(None, description="Free label; seed 002's types are the documented set.")
     requires_ack: bool = False
+    ack_wait_seconds: float | None = Field(None, description="Redeliver if not acked this long (default 300).")
+    max_deliveries: int | None = Field(None, description="Dead-letter after this many deliveries (default 3).")
+    escalate_to: Line | None = Field(None, description="Session told (with the sender) when it is dead-lettered.")
+    to_incarnation: int | None = Field(None, ge=1, description="Recipient incarnation it is meant for "
+                                                                "(default: the recipient's live one).")
 
 
 class MessageOut(Out):
@@ -137,6 +142,24 @@ class MessageOut(Out):
     read: bool
     read_at: str | None
     acked_at: str | None
+    to_incarnation: int | None
+    delivered_at: str | None
+    deliveries: int
+    ack_deadline: str | None
+    dead_lettered_at: str | None
+
+
+class Unshown(Strict):
+    """``POST /api/coord/messages/unshown``."""
+
+    limit: int = Field(5, ge=1, le=500)
+
+
+class UnshownOut(Out):
+    """Messages just shown to the agent, and how many more are waiting."""
+
+    messages: list[MessageOut]
+    more: int
 
 
 class UnreadCountOut(Out):
@@ -144,6 +167,89 @@ class UnreadCountOut(Out):
 
     session_id: str | None
     unread: int
+
+
+# ---- presence, events, notifications --------------------------------------------
+
+class PresenceRegister(Strict):
+    """``POST /api/coord/presence/register``."""
+
+    client: Line | None = Field(None, description="The agent kind, e.g. claude-code, codex, cli.")
+    client_session: Line | None = Field(None, description="The agent's own session id (Claude's session_id).")
+    cwd: LongLine | None = None
+    session_id: Line | None = Field(None, description="Must be the caller's own session (with auth).")
+
+
+class PresenceBeat(Strict):
+    """``POST /api/coord/presence/heartbeat``."""
+
+    incarnation: int | None = Field(None, ge=1)
+    session_id: Line | None = None
+
+
+class PresenceEnd(Strict):
+    """``POST /api/coord/presence/deregister``."""
+
+    incarnation: int | None = Field(None, ge=1)
+    release_leases: bool = False
+    session_id: Line | None = None
+
+
+class PresenceOut(Out):
+    """One session's presence."""
+
+    session_id: str
+    incarnation: int
+    state: str
+    registered_at: str | None
+    last_heartbeat: str | None
+    seconds_since_heartbeat: float | None
+    deregistered_at: str | None
+    client: str | None
+    client_session: str | None
+    cwd: str | None
+
+
+class WhoamiOut(Out):
+    """The caller."""
+
+    session_id: str | None
+    admin: bool
+    presence: PresenceOut | None
+
+
+class EventOut(Out):
+    """One event of the log."""
+
+    id: int
+    kind: str
+    session_id: str | None
+    project_key: str | None
+    subject_id: str | None
+    target: str | None
+    created_at: str
+    payload: dict[str, Any]
+
+
+class ClientEvent(Strict):
+    """``POST /api/coord/events``: an event a client reports (the git guard's bypasses)."""
+
+    kind: Annotated[str, Field(pattern=r"^(guard|hook)\.[a-z_][a-z0-9_.]{0,60}$")]
+    project_key: Line | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class NotificationsOut(Out):
+    """The caller's events after its notification cursor."""
+
+    cursor: int
+    events: list[EventOut]
+
+
+class NotificationsAck(Strict):
+    """``POST /api/coord/notifications/ack``."""
+
+    up_to: int = Field(ge=0)
 
 
 # ---- todos -------------------------------------------------------------------------

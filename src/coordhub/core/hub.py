@@ -15,11 +15,13 @@ transaction):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 from coordhub.clock import Clock, SystemClock
-from coordhub.core import halt, idempotency, leases
+from coordhub.core import halt, idempotency, leases, messages
+from coordhub.core.bus import EventBus
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
 from coordhub.store.base import Store
@@ -40,9 +42,38 @@ class Outcome(NamedTuple):
 class Hub:
     """Runs operations against a store on a clock; see the module docstring for the rules."""
 
-    def __init__(self, store: Store, clock: Clock | None = None) -> None:
+    def __init__(self, store: Store, clock: Clock | None = None, *, escalation_session: str | None = None) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
+        self.escalation_session = escalation_session
+        self.bus: EventBus | None = None
+
+    async def start_bus(self) -> EventBus:
+        """Create the event bus and feed it from every commit; call from the serving event loop."""
+        loop = asyncio.get_running_loop()
+        bus = EventBus(await self.query(lambda tx, now: tx.events.last_id()))
+        fed = [bus.last_id]
+
+        def feed(tx: Tx) -> None:
+            rows = tx.events.after(fed[0], 10_000)
+            if rows:
+                fed[0] = rows[-1]["id"]
+                loop.call_soon_threadsafe(bus.publish, rows)
+
+        self.store.set_after_commit(feed)
+        self.bus = bus
+        return bus
+
+    def stop_bus(self) -> None:
+        """Stop feeding the bus."""
+        self.store.set_after_commit(None)
+
+    async def follow_log(self) -> None:
+        """Publish events committed by other hub processes sharing the database (polls once a second)."""
+        bus = self.bus
+        assert bus is not None
+        rows = await self.query(lambda tx, now: tx.events.after(bus.last_id, 10_000))
+        bus.publish(rows)
 
     def _unit(self, actor: Actor, op: Operation, status: int, idem: IdempotentRequest | None,
               during_halt: bool) -> Callable[[Tx], Outcome]:
@@ -85,12 +116,19 @@ class Hub:
         """Blocking form of :meth:`query`."""
         return self.store.read_sync(lambda tx: op(tx, self.clock.now()))
 
-    async def sweep(self) -> int:
-        """Record expired leases and forget old idempotency records; return leases expired."""
+    def _sweep_unit(self, tx: Tx) -> dict[str, int]:
+        now = self.clock.now()
+        idempotency.purge(tx, now)
+        return {"expired_leases": leases.expire_due(tx, now),
+                **messages.process_ack_deadlines(tx, now, self.escalation_session)}
 
-        def unit(tx: Tx) -> int:
-            now = self.clock.now()
-            idempotency.purge(tx, now)
-            return leases.expire_due(tx, now)
+    async def sweep(self) -> dict[str, int]:
+        """Record expired leases, redeliver or dead-letter unacked messages, forget old idempotency records.
 
-        return await self.store.write(unit)
+        Returns the counts (``expired_leases``, ``redelivered``, ``dead_lettered``).
+        """
+        return await self.store.write(self._sweep_unit)
+
+    def sweep_sync(self) -> dict[str, int]:
+        """Blocking form of :meth:`sweep`."""
+        return self.store.write_sync(self._sweep_unit)

@@ -15,8 +15,9 @@ import uuid
 from typing import Any
 
 from coordhub.clock import isoformat
+from coordhub.core import presence
 from coordhub.core.events import emit
-from coordhub.core.identity import Actor, recipient
+from coordhub.core.identity import Actor, recipient, validate_session_id
 from coordhub.errors import Forbidden, Invalid, NotFound
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
@@ -26,6 +27,9 @@ KNOWN_TYPES = ("READY_FOR_REVIEW", "REVIEW_COMPLETE", "REVIEW_FAILED", "CONTRACT
                "CONTRACT_APPROVED", "META_CHANGE_REQUEST", "GENERAL", "NOTIFICATION")  # seed 002
 BROADCAST = "ALL_SESSIONS"
 MAX_INBOX = 500
+SYSTEM_SENDER = "coordhub"
+DEFAULT_ACK_WAIT_SECONDS = 300.0  # redeliver an unacked ack-required message after 5 minutes
+DEFAULT_MAX_DELIVERIES = 3        # then dead-letter it and tell the sender
 
 
 def render(row: Row) -> dict[str, Any]:
@@ -48,37 +52,66 @@ def render(row: Row) -> dict[str, Any]:
         "read": row.get("read_at") is not None,
         "read_at": isoformat(row.get("read_at")),
         "acked_at": isoformat(row.get("acked_at")),
+        "to_incarnation": row.get("to_incarnation"),
+        "delivered_at": isoformat(row.get("delivered_at")),
+        "deliveries": row.get("deliveries") or 1,
+        "ack_deadline": isoformat(row.get("ack_deadline")),
+        "dead_lettered_at": isoformat(row.get("dead_at")),
     }
 
 
 def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: str,
          project_key: str | None = None, thread_id: str | None = None, reply_to: str | None = None,
          importance: str = "normal", message_type: str | None = None, requires_ack: bool = False,
-         now: float) -> dict[str, Any]:
+         ack_wait_seconds: float | None = None, max_deliveries: int | None = None,
+         escalate_to: str | None = None, to_incarnation: int | None = None, now: float) -> dict[str, Any]:
     """Store a message from the actor; a direct one gets its recipient's unread receipt at once.
 
     ``reply_to`` must name a message the actor can see; the reply joins its
     thread (``thread_id`` defaults to the parent's thread, else the parent's
-    id). Raises ``Invalid`` for an unknown importance, ``NotFound`` for an
-    unknown ``reply_to``.
+    id). A direct message records the recipient's live incarnation (or the
+    given ``to_incarnation``) so a successor never takes it as news. An
+    ack-required direct message is redelivered every ``ack_wait_seconds``
+    until acked, at most ``max_deliveries`` times, then dead-lettered (see
+    :func:`process_ack_deadlines`). Raises ``Invalid`` for bad values,
+    ``NotFound`` for an unknown ``reply_to``.
     """
     to = recipient(to_session)
     if importance not in IMPORTANCE:
         raise Invalid(f"importance must be one of {', '.join(IMPORTANCE)}, not {importance!r}", field="importance")
+    wait, tries = _ack_policy(ack_wait_seconds, max_deliveries)
+    if escalate_to is not None:
+        validate_session_id(escalate_to, "escalate_to")
     if reply_to is not None:
         parent = _visible(tx, actor, reply_to)
         thread_id = thread_id or parent["thread_id"] or parent["id"]
+    if to is not None and to_incarnation is None:
+        to_incarnation = presence.live_incarnation(tx, to, now)
     row: Row = {"id": str(uuid.uuid4()), "from_session": actor.session_id, "to_session": to,
-           "project_key": project_key, "subject": subject, "body": body, "thread_id": thread_id,
-           "reply_to": reply_to, "importance": importance, "message_type": message_type,
-           "requires_ack": int(requires_ack), "created_at": now}
+                "project_key": project_key, "subject": subject, "body": body, "thread_id": thread_id,
+                "reply_to": reply_to, "importance": importance, "message_type": message_type,
+                "requires_ack": int(requires_ack), "created_at": now,
+                "to_incarnation": to_incarnation if to is not None else None,
+                "ack_wait_seconds": wait if requires_ack else None, "max_deliveries": tries if requires_ack else None,
+                "escalate_to": escalate_to}
     seq = tx.messages.add(row)
+    deadline = now + wait if requires_ack and to is not None else None
     if to is not None:
-        tx.messages.add_receipt(to, seq)
+        tx.messages.add_receipt(to, seq, deadline)
     emit(tx, "message.sent", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
-         to_session=to or BROADCAST, subject=subject, importance=importance, message_type=message_type,
-         thread_id=thread_id, requires_ack=requires_ack)
-    return render({**row, "seq": seq})
+         target=to or "*", seq=seq, to_session=to or BROADCAST, subject=subject, importance=importance,
+         message_type=message_type, thread_id=thread_id, requires_ack=requires_ack)
+    return render({**row, "seq": seq, "ack_deadline": deadline})
+
+
+def _ack_policy(wait: float | None, tries: int | None) -> tuple[float, int]:
+    wait = DEFAULT_ACK_WAIT_SECONDS if wait is None else wait
+    tries = DEFAULT_MAX_DELIVERIES if tries is None else tries
+    if not 1 <= wait <= 7 * 86400:
+        raise Invalid("ack_wait_seconds must be between 1 and 604800 (a week)", field="ack_wait_seconds")
+    if not 1 <= tries <= 100:
+        raise Invalid("max_deliveries must be between 1 and 100", field="max_deliveries")
+    return wait, tries
 
 
 def _visible(tx: Tx, actor: Actor, message_id: str) -> Row:
@@ -106,16 +139,57 @@ def inbox(tx: Tx, session_id: str, *, unread_only: bool, limit: int = 100,
     limit = max(1, min(limit, MAX_INBOX))
     if not unread_only:
         return [render(r) for r in tx.messages.history(session_id, before_seq or 2**62, limit)]
-    cursor = tx.sessions.broadcast_cursor(session_id)
-    rows = tx.messages.unread_direct(session_id, limit) + tx.messages.unread_broadcasts(session_id, cursor, limit)
+    return [render(r) for r in _unread(tx, session_id, limit, 0)]
+
+
+def _unread(tx: Tx, session_id: str, limit: int, after_seq: int) -> list[Row]:
+    row = tx.sessions.get(session_id)
+    incarnation = int(row["incarnation"]) if row else 0
+    cursor = max(int(row["broadcast_cursor"]) if row else 0, after_seq)
+    rows = (tx.messages.unread_direct(session_id, incarnation, limit, after_seq)
+            + tx.messages.unread_broadcasts(session_id, cursor, limit))
     rows.sort(key=lambda r: r["seq"])
-    return [render(r) for r in rows[:limit]]
+    return rows[:limit]
+
+
+def unread_after(tx: Tx, session_id: str, after_seq: int, limit: int = 100) -> list[dict[str, Any]]:
+    """Unread messages of a session with ``seq > after_seq``, oldest first (what a long-poll waits for)."""
+    return [render(r) for r in _unread(tx, session_id, max(1, min(limit, MAX_INBOX)), after_seq)]
 
 
 def unread_count(tx: Tx, session_id: str) -> int:
     """How many messages the session has not read (direct and broadcast)."""
-    cursor = tx.sessions.broadcast_cursor(session_id)
-    return tx.messages.unread_direct_count(session_id) + tx.messages.unread_broadcast_count(session_id, cursor)
+    row = tx.sessions.get(session_id)
+    incarnation = int(row["incarnation"]) if row else 0
+    cursor = int(row["broadcast_cursor"]) if row else 0
+    return (tx.messages.unread_direct_count(session_id, incarnation)
+            + tx.messages.unread_broadcast_count(session_id, cursor))
+
+
+def unshown(tx: Tx, actor: Actor, limit: int, now: float) -> dict[str, Any]:
+    """The actor's unread messages not yet shown to its agent (oldest first, at most ``limit``), now marked shown.
+
+    "Shown" is the first step of a delivery (shown → read → acked): a hook
+    injects these into the agent's context once. A redelivered message
+    becomes unshown again. ``more`` counts what is left beyond ``limit``.
+    """
+    limit = max(1, min(limit, MAX_INBOX))
+    row = tx.sessions.get(actor.session_id)
+    incarnation = int(row["incarnation"]) if row else 0
+    cursor = int(row["broadcast_shown_cursor"]) if row else 0
+    window = limit + 1000
+    rows = (tx.messages.unshown_direct(actor.session_id, incarnation, window)
+            + tx.messages.unshown_broadcasts(actor.session_id, cursor, window))
+    rows.sort(key=lambda r: r["seq"])
+    shown, rest = rows[:limit], rows[limit:]
+    for r in shown:
+        tx.messages.mark_delivered(actor.session_id, r["seq"], now)
+    if any(r["to_session"] is None for r in shown):
+        first = tx.messages.first_unshown_broadcast(actor.session_id, cursor)
+        new = first - 1 if first is not None else tx.messages.last_broadcast_seq()
+        if new > cursor:
+            tx.sessions.set_cursor(actor.session_id, "broadcast_shown_cursor", new)
+    return {"messages": [render({**r, "delivered_at": now}) for r in shown], "more": len(rest)}
 
 
 def _recipient_of(actor: Actor, row: Row, verb: str) -> None:
@@ -131,7 +205,8 @@ def mark_read(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, An
         tx.messages.mark_read(actor.session_id, row["seq"], now)
         if row["to_session"] is None:
             _advance_broadcast_cursor(tx, actor.session_id)
-        emit(tx, "message.read", now, session_id=actor.session_id, subject_id=message_id)
+        emit(tx, "message.read", now, session_id=actor.session_id, subject_id=message_id,
+             target=row["from_session"])
     return render(_visible(tx, actor, message_id))
 
 
@@ -144,7 +219,7 @@ def ack(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, Any]:
         if row["to_session"] is None:
             _advance_broadcast_cursor(tx, actor.session_id)
         emit(tx, "message.acked", now, session_id=actor.session_id, subject_id=message_id,
-             from_session=row["from_session"])
+             target=row["from_session"], from_session=row["from_session"])
     return render(_visible(tx, actor, message_id))
 
 
@@ -155,3 +230,39 @@ def _advance_broadcast_cursor(tx: Tx, session_id: str) -> None:
     new = first_unread - 1 if first_unread is not None else tx.messages.last_broadcast_seq()
     if new > cursor:
         tx.sessions.set_broadcast_cursor(session_id, new)
+
+
+def process_ack_deadlines(tx: Tx, now: float, escalation_session: str | None = None) -> dict[str, int]:
+    """Redeliver or dead-letter every ack-required receipt whose deadline passed; return the counts.
+
+    Redelivery (at-least-once, as NATS JetStream's AckWait/MaxDeliver): the
+    receipt becomes unread and unshown again, ``deliveries`` grows by one and
+    a new deadline is set. After ``max_deliveries`` it is dead-lettered: the
+    sender (and the message's ``escalate_to``, else ``escalation_session``)
+    gets a message saying so. Idempotent for a given ``now``.
+    """
+    redelivered = dead = 0
+    for r in tx.messages.ack_due(now):
+        if r["deliveries"] < (r["max_deliveries"] or DEFAULT_MAX_DELIVERIES):
+            wait = r["ack_wait_seconds"] or DEFAULT_ACK_WAIT_SECONDS
+            tx.messages.redeliver(r["recipient"], r["seq"], now + wait)
+            emit(tx, "message.redelivered", now, session_id=None, subject_id=r["id"], target=r["recipient"],
+                 seq=r["seq"], deliveries=r["deliveries"] + 1, subject=r["subject"])
+            redelivered += 1
+            continue
+        tx.messages.dead_letter(r["recipient"], r["seq"], now)
+        emit(tx, "message.dead_lettered", now, session_id=None, subject_id=r["id"], target=r["from_session"],
+             recipient=r["recipient"], deliveries=r["deliveries"], subject=r["subject"])
+        _tell_dead_letter(tx, r, escalation_session, now)
+        dead += 1
+    return {"redelivered": redelivered, "dead_lettered": dead}
+
+
+def _tell_dead_letter(tx: Tx, r: Row, escalation_session: str | None, now: float) -> None:
+    system = Actor(SYSTEM_SENDER, is_admin=True)
+    text = (f"Message {r['id']} to {r['recipient']} (\"{r['subject']}\") was not acknowledged after "
+            f"{r['deliveries']} deliveries and is dead-lettered.")
+    for to in dict.fromkeys(x for x in (r["from_session"], r["escalate_to"] or escalation_session) if x):
+        send(tx, system, to_session=to, subject=f"Not acknowledged: {r['subject']}"[:500], body=text,
+             project_key=r["project_key"], importance="high", message_type="DEAD_LETTER", reply_to=None,
+             thread_id=r["thread_id"] or r["id"], now=now)

@@ -94,6 +94,15 @@ class Store(abc.ABC):
         the database cannot be reached.
         """
 
+    @abc.abstractmethod
+    def set_after_commit(self, listener: Callable[[Any], None] | None) -> None:
+        """Call ``listener(tx)`` in the writer after every successful commit (None removes it).
+
+        It runs outside any transaction, on the writer's connection, before the
+        committed units' callers are answered; it must be quick and must not
+        write. Its exceptions are logged and otherwise ignored.
+        """
+
     async def write(self, fn: Callable[[Any], T]) -> T:
         """``await`` form of :meth:`submit_write`."""
         return await asyncio.wrap_future(self.submit_write(fn))

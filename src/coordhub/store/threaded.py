@@ -29,6 +29,9 @@ class ThreadedStore(Store):
         self._readers = ReaderThreads(reader_connect, Tx, is_unavailable, threads=readers)
         self._writer = BatchWriter(writer_connect, Tx, is_unavailable, name=f"coord-{name}-writer")
 
+    def set_after_commit(self, listener: Callable[[Any], None] | None) -> None:
+        self._writer.after_commit = listener
+
     def _start_writer(self) -> None:
         self._writer.start()
 

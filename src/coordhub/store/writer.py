@@ -81,6 +81,9 @@ class BatchWriter:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.batches = 0
         self.units = 0
+        # Called in the writer thread after each successful commit, outside any
+        # transaction, with the writer's query objects (the hub feeds its event bus).
+        self.after_commit: Callable[[Any], None] | None = None
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -151,6 +154,7 @@ class BatchWriter:
             for fn, future in batch:
                 outcomes.append((future, *self._run_unit(conn, fn, single)))
             conn.commit()
+            self._notify_commit()
         except BaseException as exc:  # the whole batch is lost: nothing was acknowledged
             lost = self._batch_failure(exc)
             outcomes = [(future, None, lost) for _, future in batch]
@@ -161,6 +165,15 @@ class BatchWriter:
                 future.set_result(result)
             else:
                 future.set_exception(failure)
+
+    def _notify_commit(self) -> None:
+        hook = self.after_commit
+        if hook is None:
+            return
+        try:
+            hook(self._tx)
+        except Exception:  # a listener's failure must not undo an acknowledged commit
+            log.exception("after-commit listener failed")
 
     def _run_unit(self, conn: WriterConnection, fn: Callable[[Any], Any],
                   single: bool) -> tuple[Any, BaseException | None]:

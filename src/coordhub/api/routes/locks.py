@@ -53,6 +53,15 @@ async def check(request: Request, fence: int = Query(ge=1, le=2**62), resource: 
     return await query(request, lambda tx, now: leases.check_fence(tx, fence, now, resource, project_key))
 
 
+@router.get("/conflicts", response_model=list[LeaseOut], responses=responses(*READ_ERRORS))
+async def conflicts(request: Request, project_key: str, resource: str, session_id: str | None = None,
+                    who: Caller = Depends(caller)) -> JSONResponse:
+    """Live leases overlapping ``resource`` held by sessions other than the caller (the edit hook asks this)."""
+    me = who.viewer(session_id, "session_id")
+    return await query(request, lambda tx, now: [
+        x for x in leases.live(tx, now, project_key, resource) if x["session_id"] != me])
+
+
 @router.get("/{lease_id}", response_model=LeaseOut, responses=responses(*READ_ERRORS, 404))
 async def get(lease_id: uuid.UUID, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """One lease in any state."""

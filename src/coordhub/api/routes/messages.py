@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -9,13 +10,16 @@ from fastapi.responses import JSONResponse
 
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
-from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
+from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
 from coordhub.core import messages
+from coordhub.core.bus import EventBus
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid
 
 router = APIRouter(prefix="/api/coord/messages", tags=["messages"])
+MAX_WAIT_SECONDS = 60.0
+NEWS = ("message.sent", "message.redelivered")  # event kinds that can bring a session an unread message
 
 
 @router.post("", status_code=201, response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
@@ -26,7 +30,8 @@ async def send(body: MessageSend, request: Request, who: Caller = Depends(caller
         tx, actor, to_session=body.to_session, subject=body.subject, body=body.body,
         project_key=body.project_key, thread_id=body.thread_id, reply_to=body.reply_to,
         importance=body.importance, message_type=body.message_type, requires_ack=body.requires_ack,
-        now=now), status=201)
+        ack_wait_seconds=body.ack_wait_seconds, max_deliveries=body.max_deliveries, escalate_to=body.escalate_to,
+        to_incarnation=body.to_incarnation, now=now), status=201)
 
 
 def _viewer(who: Caller, claimed: str | None, field: str) -> str:
@@ -53,6 +58,45 @@ async def unread_count(request: Request, session_id: str | None = None,
     viewer = _viewer(who, session_id, "session_id")
     return await query(request, lambda tx, now: {"session_id": viewer,
                                                  "unread": messages.unread_count(tx, viewer)})
+
+
+@router.get("/wait", response_model=list[MessageOut], responses=responses(*READ_ERRORS))
+async def wait(request: Request, timeout: float = Query(30.0, ge=0, le=MAX_WAIT_SECONDS),
+               after_seq: int = Query(0, ge=0), session_id: str | None = None,
+               who: Caller = Depends(caller)) -> JSONResponse:
+    """Long-poll: answer as soon as the caller has an unread message with ``seq > after_seq``, else ``[]``."""
+    viewer = _viewer(who, session_id, "session_id")
+    h = hub(request)
+    bus = h.bus
+    assert bus is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        cursor = bus.last_id  # before the query: nothing committed after it can be missed
+        found = await h.query(lambda tx, now: messages.unread_after(tx, viewer, after_seq))
+        if found or not await _message_for(bus, viewer, cursor, deadline):
+            return JSONResponse(found)
+
+
+async def _message_for(bus: EventBus, viewer: str, cursor: int, deadline: float) -> bool:
+    """Wait until an event that may bring ``viewer`` a message is published; False at the deadline."""
+    while (left := deadline - time.monotonic()) > 0:
+        if not await bus.wait(cursor, left):
+            return False
+        new = bus.since(cursor)
+        if new is None:
+            return True
+        cursor = bus.last_id
+        if any(r["kind"] in NEWS and r["target"] in (viewer, "*") for r in new):
+            return True
+    return False
+
+
+@router.post("/unshown", response_model=UnshownOut, responses=responses(*WRITE_ERRORS))
+async def unshown(request: Request, body: Unshown | None = None, who: Caller = Depends(caller)) -> JSONResponse:
+    """The caller's unread messages not yet shown to its agent, oldest first, now marked shown (hooks use it)."""
+    actor = who.act()
+    limit = body.limit if body else 5
+    return await mutate(request, actor, lambda tx, now: messages.unshown(tx, actor, limit, now))
 
 
 @router.get("/{message_id}", response_model=MessageOut, responses=responses(*READ_ERRORS, 404))

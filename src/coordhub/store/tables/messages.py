@@ -1,10 +1,15 @@
-"""Messages and per-recipient receipts.
+"""Messages and per-recipient receipts (delivery, read and ack state).
 
 Direct messages get a receipt row at send time, so a session's unread direct
 messages are an index range (``receipts_unread``). Broadcasts are stored once
 and never copied; a session's unread broadcasts are those above its
 ``broadcast_cursor`` that it has no read receipt for, so both costs grow with
-what is unread, not with history.
+what is unread, not with history. The same holds for "not yet shown to the
+agent" (``delivered_at``), with ``broadcast_shown_cursor``.
+
+Incarnations: a direct message sent to a live incarnation records it in
+``to_incarnation``; the unread and unshown queries of a later incarnation skip
+it (it was meant for a predecessor).
 """
 
 from __future__ import annotations
@@ -13,7 +18,13 @@ from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
 
 _COLS = ("m.seq, m.id, m.from_session, m.to_session, m.project_key, m.subject, m.body, m.thread_id, "
-         "m.reply_to, m.importance, m.message_type, m.requires_ack, m.created_at")
+         "m.reply_to, m.importance, m.message_type, m.requires_ack, m.created_at, m.to_incarnation, "
+         "m.ack_wait_seconds, m.max_deliveries, m.escalate_to")
+_RECEIPT = "r.read_at, r.acked_at, r.delivered_at, r.deliveries, r.ack_deadline, r.dead_at"
+_CURRENT = "(m.to_incarnation IS NULL OR m.to_incarnation >= ?)"
+_DIRECT = f"SELECT {_COLS}, {_RECEIPT} FROM receipts r JOIN messages m ON m.seq = r.message_seq "
+_BROADCAST = (f"SELECT {_COLS}, {_RECEIPT} FROM messages m LEFT JOIN receipts r "
+              "ON r.message_seq = m.seq AND r.session_id = ? ")
 
 
 class Messages(Table):
@@ -23,77 +34,85 @@ class Messages(Table):
         """Insert a message; return its ``seq`` (increasing in commit order)."""
         return self.insert_returning("messages", row, "seq")
 
-    def add_receipt(self, session_id: str, seq: int) -> None:
+    def add_receipt(self, session_id: str, seq: int, ack_deadline: float | None) -> None:
         """Create the unread receipt of a direct message for its recipient."""
-        self.ex.execute("INSERT INTO receipts (session_id, message_seq) VALUES (?, ?)", (session_id, seq))
+        self.ex.execute("INSERT INTO receipts (session_id, message_seq, ack_deadline) VALUES (?, ?, ?)",
+                        (session_id, seq, ack_deadline))
 
     def get(self, message_id: str, session_id: str) -> Row | None:
-        """A message with ``session_id``'s ``read_at``/``acked_at`` (None if it has no receipt)."""
-        return self.ex.one(
-            f"SELECT {_COLS}, r.read_at, r.acked_at FROM messages m LEFT JOIN receipts r "
-            "ON r.message_seq = m.seq AND r.session_id = ? WHERE m.id = ?",
-            (session_id, message_id),
-        )
+        """A message with ``session_id``'s receipt fields (None where it has no receipt)."""
+        return self.ex.one(_BROADCAST + "WHERE m.id = ?", (session_id, message_id))
 
-    def unread_direct(self, session_id: str, limit: int) -> list[Row]:
-        """Oldest-first unread direct messages of a session."""
+    def by_seq(self, seq: int, session_id: str) -> Row | None:
+        """A message by seq with ``session_id``'s receipt fields."""
+        return self.ex.one(_BROADCAST + "WHERE m.seq = ?", (session_id, seq))
+
+    def unread_direct(self, session_id: str, incarnation: int, limit: int, after_seq: int = 0) -> list[Row]:
+        """Oldest-first unread direct messages of a session's current incarnation."""
         return self.ex.all(
-            f"SELECT {_COLS}, r.read_at, r.acked_at FROM receipts r JOIN messages m ON m.seq = r.message_seq "
-            "WHERE r.session_id = ? AND r.read_at IS NULL AND m.to_session IS NOT NULL "
-            "ORDER BY r.message_seq LIMIT ?",
-            (session_id, limit),
-        )
+            _DIRECT + f"WHERE r.session_id = ? AND r.read_at IS NULL AND m.to_session IS NOT NULL "
+            f"AND r.message_seq > ? AND {_CURRENT} ORDER BY r.message_seq LIMIT ?",
+            (session_id, after_seq, incarnation, limit))
 
     def unread_broadcasts(self, session_id: str, after_seq: int, limit: int) -> list[Row]:
         """Oldest-first broadcasts above ``after_seq`` not sent by and not yet read by the session."""
         return self.ex.all(
-            f"SELECT {_COLS}, r.read_at, r.acked_at FROM messages m LEFT JOIN receipts r "
-            "ON r.message_seq = m.seq AND r.session_id = ? "
-            "WHERE m.to_session IS NULL AND m.seq > ? AND m.from_session <> ? AND r.read_at IS NULL "
+            _BROADCAST + "WHERE m.to_session IS NULL AND m.seq > ? AND m.from_session <> ? AND r.read_at IS NULL "
             "ORDER BY m.seq LIMIT ?",
-            (session_id, after_seq, session_id, limit),
-        )
+            (session_id, after_seq, session_id, limit))
+
+    def unshown_direct(self, session_id: str, incarnation: int, limit: int) -> list[Row]:
+        """Oldest-first unread direct messages not yet shown (delivered) to the session's agent."""
+        return self.ex.all(
+            _DIRECT + f"WHERE r.session_id = ? AND r.delivered_at IS NULL AND r.read_at IS NULL "
+            f"AND m.to_session IS NOT NULL AND {_CURRENT} ORDER BY r.message_seq LIMIT ?",
+            (session_id, incarnation, limit))
+
+    def unshown_broadcasts(self, session_id: str, after_seq: int, limit: int) -> list[Row]:
+        """Oldest-first broadcasts above ``after_seq`` (not its own) neither shown to nor read by the session."""
+        return self.ex.all(
+            _BROADCAST + "WHERE m.to_session IS NULL AND m.seq > ? AND m.from_session <> ? "
+            "AND r.read_at IS NULL AND r.delivered_at IS NULL ORDER BY m.seq LIMIT ?",
+            (session_id, after_seq, session_id, limit))
 
     def history(self, session_id: str, before_seq: int, limit: int) -> list[Row]:
         """Newest-first messages to a session (direct and broadcast, read or not) below ``before_seq``."""
-        direct = (
-            f"SELECT {_COLS}, r.read_at, r.acked_at FROM receipts r JOIN messages m ON m.seq = r.message_seq "
-            "WHERE r.session_id = ? AND m.to_session IS NOT NULL AND r.message_seq < ? "
-            "ORDER BY r.message_seq DESC LIMIT ?"
-        )
-        broadcast = (
-            f"SELECT {_COLS}, r.read_at, r.acked_at FROM messages m LEFT JOIN receipts r "
-            "ON r.message_seq = m.seq AND r.session_id = ? "
-            "WHERE m.to_session IS NULL AND m.seq < ? ORDER BY m.seq DESC LIMIT ?"
-        )
+        direct = _DIRECT + ("WHERE r.session_id = ? AND m.to_session IS NOT NULL AND r.message_seq < ? "
+                            "ORDER BY r.message_seq DESC LIMIT ?")
+        broadcast = _BROADCAST + "WHERE m.to_session IS NULL AND m.seq < ? ORDER BY m.seq DESC LIMIT ?"
         return self.ex.all(
             f"SELECT * FROM (SELECT * FROM ({direct}) d UNION ALL SELECT * FROM ({broadcast}) b) u "
             "ORDER BY seq DESC LIMIT ?",
-            (session_id, before_seq, limit, session_id, before_seq, limit, limit),
-        )
+            (session_id, before_seq, limit, session_id, before_seq, limit, limit))
+
+    def _upsert(self, session_id: str, seq: int, column: str, now: float) -> None:
+        self.ex.execute(
+            f"INSERT INTO receipts (session_id, message_seq, {column}) VALUES (?, ?, ?) "
+            f"ON CONFLICT (session_id, message_seq) DO UPDATE SET {column} = COALESCE(receipts.{column}, "
+            f"excluded.{column})",
+            (session_id, seq, now))
 
     def mark_read(self, session_id: str, seq: int, now: float) -> None:
         """Set the session's ``read_at`` on a message (creating the receipt for a broadcast); idempotent."""
-        self.ex.execute(
-            "INSERT INTO receipts (session_id, message_seq, read_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (session_id, message_seq) DO UPDATE SET "
-            "read_at = COALESCE(receipts.read_at, excluded.read_at)",
-            (session_id, seq, now),
-        )
+        self._upsert(session_id, seq, "read_at", now)
+
+    def mark_delivered(self, session_id: str, seq: int, now: float) -> None:
+        """Set ``delivered_at``: the message was shown to the session's agent; idempotent."""
+        self._upsert(session_id, seq, "delivered_at", now)
 
     def mark_acked(self, session_id: str, seq: int, now: float) -> None:
         """Set ``acked_at`` (and ``read_at``) of the session's receipt; idempotent."""
-        self.ex.execute(
-            "INSERT INTO receipts (session_id, message_seq, read_at, acked_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (session_id, message_seq) DO UPDATE SET "
-            "read_at = COALESCE(receipts.read_at, excluded.read_at), "
-            "acked_at = COALESCE(receipts.acked_at, excluded.acked_at)",
-            (session_id, seq, now, now),
-        )
+        self._upsert(session_id, seq, "read_at", now)
+        self._upsert(session_id, seq, "acked_at", now)
 
     def first_unread_broadcast(self, session_id: str, after_seq: int) -> int | None:
         """The lowest seq of an unread broadcast (not the session's own) above ``after_seq``, or None."""
         row = self.unread_broadcasts(session_id, after_seq, 1)
+        return int(row[0]["seq"]) if row else None
+
+    def first_unshown_broadcast(self, session_id: str, after_seq: int) -> int | None:
+        """The lowest seq of an unshown broadcast (not the session's own) above ``after_seq``, or None."""
+        row = self.unshown_broadcasts(session_id, after_seq, 1)
         return int(row[0]["seq"]) if row else None
 
     def last_broadcast_seq(self) -> int:
@@ -101,11 +120,11 @@ class Messages(Table):
         row = self.ex.one("SELECT MAX(seq) AS seq FROM messages WHERE to_session IS NULL")
         return int(row["seq"]) if row and row["seq"] is not None else 0
 
-    def unread_direct_count(self, session_id: str) -> int:
-        """How many direct messages the session has not read."""
+    def unread_direct_count(self, session_id: str, incarnation: int) -> int:
+        """How many direct messages the session's current incarnation has not read."""
         row = self.ex.one("SELECT COUNT(*) AS n FROM receipts r JOIN messages m ON m.seq = r.message_seq "
-                          "WHERE r.session_id = ? AND r.read_at IS NULL AND m.to_session IS NOT NULL",
-                          (session_id,))
+                          f"WHERE r.session_id = ? AND r.read_at IS NULL AND m.to_session IS NOT NULL AND {_CURRENT}",
+                          (session_id, incarnation))
         return int(row["n"]) if row else 0
 
     def unread_broadcast_count(self, session_id: str, after_seq: int) -> int:
@@ -114,6 +133,24 @@ class Messages(Table):
             "SELECT COUNT(*) AS n FROM messages m LEFT JOIN receipts r ON r.message_seq = m.seq "
             "AND r.session_id = ? WHERE m.to_session IS NULL AND m.seq > ? AND m.from_session <> ? "
             "AND r.read_at IS NULL",
-            (session_id, after_seq, session_id),
-        )
+            (session_id, after_seq, session_id))
         return int(row["n"]) if row else 0
+
+    def ack_due(self, now: float, limit: int = 500) -> list[Row]:
+        """Receipts whose ack deadline passed unacked and not dead-lettered, with their message's fields."""
+        return self.ex.all(
+            f"SELECT r.session_id AS recipient, {_COLS}, {_RECEIPT} FROM receipts r "
+            "JOIN messages m ON m.seq = r.message_seq WHERE r.ack_deadline IS NOT NULL AND r.ack_deadline <= ? "
+            "AND r.acked_at IS NULL AND r.dead_at IS NULL ORDER BY r.ack_deadline LIMIT ?",
+            (now, limit))
+
+    def redeliver(self, session_id: str, seq: int, ack_deadline: float) -> None:
+        """Make a receipt unread and unshown again, one more delivery, with a new deadline."""
+        self.ex.execute(
+            "UPDATE receipts SET read_at = NULL, delivered_at = NULL, deliveries = deliveries + 1, "
+            "ack_deadline = ? WHERE session_id = ? AND message_seq = ?", (ack_deadline, session_id, seq))
+
+    def dead_letter(self, session_id: str, seq: int, now: float) -> None:
+        """Stop redelivering a receipt: it is dead-lettered."""
+        self.ex.execute("UPDATE receipts SET dead_at = ? WHERE session_id = ? AND message_seq = ?",
+                        (now, session_id, seq))

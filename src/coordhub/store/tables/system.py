@@ -34,6 +34,12 @@ class Events(Table):
         """Events with id greater than ``after_id``, oldest first."""
         return self.ex.all("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
 
+    def for_target(self, session_id: str, after_id: int, limit: int) -> list[Row]:
+        """Events addressed to a session (or to everyone) after ``after_id``, not caused by it, oldest first."""
+        return self.ex.all(
+            "SELECT * FROM events WHERE target IN (?, '*') AND id > ? AND (session_id IS NULL OR session_id <> ?) "
+            "ORDER BY id LIMIT ?", (session_id, after_id, session_id, limit))
+
     def last_id(self) -> int:
         """The newest event id, 0 when the log is empty."""
         row = self.ex.one("SELECT MAX(id) AS id FROM events")

@@ -17,7 +17,7 @@ ALTER TABLE messages ADD COLUMN max_deliveries INTEGER;
 ALTER TABLE messages ADD COLUMN escalate_to TEXT;
 
 ALTER TABLE receipts ADD COLUMN delivered_at REAL;        -- last time it was shown to the agent
-ALTER TABLE receipts ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE receipts ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 1;  -- delivery attempts (1 + redeliveries)
 ALTER TABLE receipts ADD COLUMN ack_deadline REAL;        -- redelivery is due at this time
 ALTER TABLE receipts ADD COLUMN dead_at REAL;             -- dead-lettered after max deliveries
 

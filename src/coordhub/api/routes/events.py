@@ -1,0 +1,139 @@
+"""The event log: Server-Sent Events, JSON pages, client-reported events, notifications."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from coordhub.api.auth import Caller, caller
+from coordhub.api.errors import responses
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
+from coordhub.api.schemas import ClientEvent, EventOut, NotificationsAck, NotificationsOut
+from coordhub.core import events, notifications
+from coordhub.core.hub import Hub
+from coordhub.errors import Invalid
+from coordhub.store.base import Row
+
+router = APIRouter(prefix="/api/coord", tags=["events"])
+PING_SECONDS = 15.0  # SSE keep-alive comment interval
+PAGE = 1000
+
+
+def _kinds(kinds: str | None) -> tuple[str, ...]:
+    return tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else ()
+
+
+def _start(request: Request, after: int | None, default: int) -> int:
+    header = request.headers.get("Last-Event-ID")
+    if header is not None:
+        if not header.strip().isdigit():
+            raise Invalid(f"Last-Event-ID {header!r} is not an event id", field="Last-Event-ID")
+        return int(header.strip())
+    return default if after is None else after
+
+
+def _sse(row: Row) -> str:
+    data = json.dumps(events.render(row), separators=(",", ":"))
+    return f"id: {row['id']}\nevent: {row['kind']}\ndata: {data}\n\n"
+
+
+async def _stream(h: Hub, cursor: int, keep: Any) -> AsyncIterator[str]:
+    bus = h.bus
+    assert bus is not None
+    yield "retry: 2000\n: connected\n\n"
+    while True:
+        rows = bus.since(cursor)
+        if rows is None:  # fell behind the in-memory ring: catch up from the store
+            rows = await h.query(lambda tx, now, after=cursor: tx.events.after(after, PAGE))
+        if rows:
+            cursor = rows[-1]["id"]
+            chunk = "".join(_sse(r) for r in rows if keep(r))
+            if chunk:
+                yield chunk
+            continue
+        if not await bus.wait(cursor, PING_SECONDS):
+            yield ": ping\n\n"
+
+
+@router.get("/events", response_class=StreamingResponse, responses={
+    200: {"content": {"text/event-stream": {}}, "description": "A stream of events: `id`, `event` (kind), "
+          "`data` (the event as JSON)."}, **responses(*READ_ERRORS)})
+async def stream(request: Request, after: int | None = Query(None, ge=0), kinds: str | None = None,
+                 project_key: str | None = None, to_session: str | None = None, session_id: str | None = None,
+                 who: Caller = Depends(caller)) -> StreamingResponse:
+    """Follow the event log live; resume with ``Last-Event-ID`` or ``?after=`` (default: from now on)."""
+    h = hub(request)
+    assert h.bus is not None
+    cursor = _start(request, after, h.bus.last_id)
+    viewer, admin = _viewer(who)
+    prefixes = _kinds(kinds)
+
+    def keep(row: Row) -> bool:
+        return events.visible(row, viewer, admin) and events.matches(row, prefixes, project_key, to_session,
+                                                                     session_id)
+
+    return StreamingResponse(_stream(h, cursor, keep), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _viewer(who: Caller) -> tuple[str, bool]:
+    if who.token_actor is None:  # --no-auth: a trusted network sees everything
+        return who.header_session or "", True
+    return who.token_actor.session_id, who.token_actor.is_admin
+
+
+@router.get("/audit", response_model=list[EventOut], responses=responses(*READ_ERRORS))
+async def audit(request: Request, after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=PAGE),
+                kinds: str | None = None, project_key: str | None = None,
+                who: Caller = Depends(caller)) -> JSONResponse:
+    """The event log as JSON, oldest first after ``after`` (what the caller may see)."""
+    viewer, admin = _viewer(who)
+    prefixes = _kinds(kinds)
+
+    def page(tx: Any, now: float) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        cursor = after
+        while len(out) < limit:
+            rows = tx.events.after(cursor, PAGE)
+            if not rows:
+                break
+            cursor = rows[-1]["id"]
+            out += [events.render(r) for r in rows
+                    if events.visible(r, viewer, admin) and events.matches(r, prefixes, project_key)]
+        return out[:limit]
+
+    return await query(request, page)
+
+
+@router.post("/events", status_code=201, response_model=EventOut, responses=responses(*WRITE_ERRORS))
+async def record(body: ClientEvent, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Record a client-side event (kinds ``guard.*`` and ``hook.*``), e.g. a git guard bypass."""
+    actor = who.act()
+
+    def op(tx: Any, now: float) -> dict[str, Any]:
+        event_id = events.emit(tx, body.kind, now, session_id=actor.session_id, project_key=body.project_key,
+                               detail=body.detail)
+        return events.render(tx.events.after(event_id - 1, 1)[0])
+
+    return await mutate(request, actor, op, status=201)
+
+
+@router.get("/notifications", response_model=NotificationsOut, responses=responses(*READ_ERRORS))
+async def pending(request: Request, limit: int = Query(100, ge=1, le=notifications.MAX_LIMIT),
+                  session_id: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
+    """The caller's events after its notification cursor (seed 002's notifications); reading never destroys."""
+    viewer = who.viewer(session_id, "session_id")
+    if viewer is None:
+        raise Invalid("name the session: session_id=MACHINE/name", field="session_id")
+    return await query(request, lambda tx, now: notifications.pending(tx, viewer, limit))
+
+
+@router.post("/notifications/ack", response_model=dict[str, int], responses=responses(*WRITE_ERRORS))
+async def ack(body: NotificationsAck, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Advance the caller's notification cursor to ``up_to``."""
+    actor = who.act()
+    return await mutate(request, actor, lambda tx, now: notifications.ack(tx, actor, body.up_to, now))

@@ -1,0 +1,55 @@
+"""Presence (register, heartbeat, deregister, list) and whoami."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from coordhub.api.auth import Caller, caller
+from coordhub.api.errors import responses
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
+from coordhub.api.schemas import PresenceBeat, PresenceEnd, PresenceOut, PresenceRegister, WhoamiOut
+from coordhub.core import presence
+from coordhub.errors import Invalid
+
+router = APIRouter(prefix="/api/coord", tags=["presence"])
+
+
+@router.get("/whoami", response_model=WhoamiOut, responses=responses(*READ_ERRORS))
+async def whoami(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """The caller's session, whether it is an admin, and its presence."""
+    me = who.viewer(None, "session_id")
+    admin = who.token_actor.is_admin if who.token_actor else True
+    return await query(request, lambda tx, now: {
+        "session_id": me, "admin": admin, "presence": presence.of(tx, me, now) if me else None})
+
+
+@router.post("/presence/register", response_model=PresenceOut, responses=responses(*WRITE_ERRORS))
+async def register(body: PresenceRegister, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Start a new incarnation of the caller (an agent process started)."""
+    actor = who.act((body.session_id, "session_id"))
+    return await mutate(request, actor, lambda tx, now: presence.register(
+        tx, actor, client=body.client, client_session=body.client_session, cwd=body.cwd, now=now))
+
+
+@router.post("/presence/heartbeat", response_model=PresenceOut, responses=responses(*WRITE_ERRORS, 409))
+async def heartbeat(body: PresenceBeat, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Keep the caller's presence alive; 409 ``stale_incarnation`` if a newer incarnation registered."""
+    actor = who.act((body.session_id, "session_id"))
+    return await mutate(request, actor, lambda tx, now: presence.heartbeat(tx, actor, body.incarnation, now))
+
+
+@router.post("/presence/deregister", response_model=PresenceOut, responses=responses(*WRITE_ERRORS, 409))
+async def deregister(body: PresenceEnd, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """End the caller's incarnation (offline at once), optionally releasing its leases."""
+    actor = who.act((body.session_id, "session_id"))
+    return await mutate(request, actor, lambda tx, now: presence.deregister(
+        tx, actor, body.incarnation, body.release_leases, now))
+
+
+@router.get("/presence", response_model=list[PresenceOut], responses=responses(*READ_ERRORS))
+async def find(request: Request, state: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
+    """Sessions that registered presence, with their state (active, idle, stale, offline)."""
+    if state is not None and state not in presence.STATES:
+        raise Invalid(f"state must be one of {', '.join(presence.STATES)}", field="state")
+    return await query(request, lambda tx, now: presence.find(tx, now, state))
