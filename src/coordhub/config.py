@@ -58,7 +58,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_body_bytes", int, 1_048_576, "Largest request body accepted; larger answers 413.", "server"),
     Setting("retry_after", int, 30, "Seconds sent in Retry-After when the database is unavailable (seed 001).",
             "server"),
-    Setting("sweep_seconds", float, 5.0, "How often expired leases are recorded as expired.", "server"),
+    Setting("sweep_seconds", float, 5.0, "How often expired leases are recorded as expired and unacked "
+            "messages redelivered.", "server"),
+    Setting("escalation_session", str, None, "Session told, with the sender, when an ack-required message is "
+            "dead-lettered (unless the message names its own escalate_to).", "server"),
     Setting("log_level", str, "info", "Server log level: debug, info, warning, error.", "server"),
     Setting("url", str, None, "Hub base URL, e.g. http://10.0.0.5:8001 "
             "(default: identity.json coord_api, else http://127.0.0.1:8001).", "client"),
@@ -105,6 +108,7 @@ class ServerConfig:
     max_body_bytes: int = 1_048_576
     retry_after: int = 30
     sweep_seconds: float = 5.0
+    escalation_session: str | None = None
     log_level: str = "info"
 
     def resolved_data_dir(self) -> Path:

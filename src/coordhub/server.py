@@ -21,8 +21,8 @@ import uvicorn
 
 from coordhub import __version__
 from coordhub.config import ServerConfig
-from coordhub.core.identity import Actor
-from coordhub.errors import Unavailable
+from coordhub.core.identity import Actor, validate_session_id
+from coordhub.errors import Invalid, Unavailable
 
 log = logging.getLogger("coordhub")
 
@@ -105,6 +105,11 @@ def serve(cfg: ServerConfig) -> None:
     from coordhub.core.hub import Hub
     from coordhub.store import open_store
 
+    if cfg.escalation_session is not None:
+        try:
+            validate_session_id(cfg.escalation_session, "--escalation-session")
+        except Invalid as exc:
+            raise StartupError(exc.message) from exc
     if cfg.no_auth and not is_loopback(cfg.host) and not cfg.allow_remote_no_auth:
         raise StartupError(f"refusing --no-auth on {cfg.host}: anyone who reaches it could act as any session; "
                            "bind to 127.0.0.1 or add --allow-remote-no-auth")
@@ -120,7 +125,7 @@ def serve(cfg: ServerConfig) -> None:
     except (OSError, ValueError, RuntimeError) as exc:
         sock.close()
         raise StartupError(f"cannot open the database {cfg.resolved_database_url()}: {exc}") from exc
-    hub = Hub(store)
+    hub = Hub(store, escalation_session=cfg.escalation_session)
     token_path = data_dir / ADMIN_TOKEN_FILE
     existing = token_path.read_text().strip() if token_path.exists() else None
     new = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.ensure_admin(tx, existing, now), during_halt=True).body

@@ -29,6 +29,7 @@ def serve(
     max_body_bytes: int = opt("max_body_bytes", min=1024),
     retry_after: int = opt("retry_after", min=1),
     sweep_seconds: float = opt("sweep_seconds", min=0.0),
+    escalation_session: str | None = opt("escalation_session"),
     log_level: str = opt("log_level"),
 ) -> None:
     """Run the hub (SQLite in the data dir by default). First start creates the data dir and admin.token."""
@@ -43,6 +44,7 @@ def serve(
     cfg = ServerConfig(host=host, port=port, data_dir=data_dir, database_url=database_url, no_auth=no_auth,
                        allow_remote_no_auth=allow_remote_no_auth, sqlite_synchronous=sqlite_synchronous.upper(),
                        max_body_bytes=max_body_bytes, retry_after=retry_after, sweep_seconds=sweep_seconds,
+                       escalation_session=escalation_session,
                        log_level=log_level.lower())
     try:
         run(cfg)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 
@@ -159,6 +159,41 @@ class CoordClient:
         return self.queue.drain(send, self.actor)
 
     # -- the API, one method per endpoint -----------------------------------------
+
+    def events(self, after: int | None = None, kinds: str | None = None, project_key: str | None = None,
+               to_session: str | None = None, reconnect: bool = True) -> Iterator[dict[str, Any]]:
+        """Follow the hub's event stream (SSE), yielding events as dicts, forever.
+
+        Resumes where it left off after a dropped connection (``Last-Event-ID``),
+        so nothing is missed or repeated; raises :class:`Unreachable` when the
+        hub cannot be reached and ``reconnect`` is False, ``HubError`` on a 4xx.
+        """
+        cursor = after
+        params = {"kinds": kinds, "project_key": project_key, "to_session": to_session}
+        while True:
+            headers = {"Last-Event-ID": str(cursor)} if cursor is not None else {}
+            try:
+                with self._http.sse("/api/coord/events", params={k: v for k, v in params.items() if v},
+                                    headers=headers, timeout=httpx2.Timeout(self.settings.timeout, read=60.0)) as src:
+                    if src.response.status_code >= 400:
+                        src.response.read()
+                        data = _json(src.response)
+                        error = data.get("error", {}) if isinstance(data, dict) else {}
+                        raise HubError(src.response.status_code, error.get("code", "error"),
+                                       error.get("message", src.response.text), data)
+                    for event in src:
+                        if event.id:
+                            cursor = int(event.id)
+                            payload = cast(dict[str, Any], event.json())
+                            yield payload
+            except httpx2.TransportError as exc:
+                if not reconnect:
+                    raise Unreachable(f"event stream from {self.settings.url} lost ({type(exc).__name__})") from exc
+                self._sleep(1.0)
+
+    def presence(self, state: str | None = None) -> Any:
+        """Sessions and their presence states."""
+        return self.call("GET", "/api/coord/presence", params={"state": state})
 
     def health(self) -> Any:
         """``GET /health`` (no token needed)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -17,6 +17,7 @@ from coordhub.core import events, notifications
 from coordhub.core.hub import Hub
 from coordhub.errors import Invalid
 from coordhub.store.base import Row
+from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord", tags=["events"])
 PING_SECONDS = 15.0  # SSE keep-alive comment interval
@@ -41,6 +42,10 @@ def _sse(row: Row) -> str:
     return f"id: {row['id']}\nevent: {row['kind']}\ndata: {data}\n\n"
 
 
+def _page_after(cursor: int) -> Callable[[Tx, float], list[Row]]:
+    return lambda tx, now: tx.events.after(cursor, PAGE)
+
+
 async def _stream(h: Hub, cursor: int, keep: Any) -> AsyncIterator[str]:
     bus = h.bus
     assert bus is not None
@@ -48,7 +53,7 @@ async def _stream(h: Hub, cursor: int, keep: Any) -> AsyncIterator[str]:
     while True:
         rows = bus.since(cursor)
         if rows is None:  # fell behind the in-memory ring: catch up from the store
-            rows = await h.query(lambda tx, now, after=cursor: tx.events.after(after, PAGE))
+            rows = await h.query(_page_after(cursor))
         if rows:
             cursor = rows[-1]["id"]
             chunk = "".join(_sse(r) for r in rows if keep(r))

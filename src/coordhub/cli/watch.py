@@ -1,0 +1,80 @@
+"""``coord watch`` and ``coord presence``: the fleet, live."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from typing import Any
+
+import typer
+
+from coordhub.cli.common import EXIT_UNREACHABLE, JSON_OPT, call, client, fail, show
+from coordhub.cli.output import console, table, verbatim
+from coordhub.client import HubError, Unreachable
+
+NOTIFY_KINDS = ("message.sent", "message.redelivered", "message.dead_lettered", "halt.set")
+
+
+def describe(event: dict[str, Any]) -> str:
+    """One readable line for an event."""
+    p = event.get("payload", {})
+    who = event.get("session_id") or "hub"
+    detail = {
+        "message.sent": lambda: f"{who} → {p.get('to_session')}: {p.get('subject')}",
+        "lease.granted": lambda: f"{who} leased {p.get('resource')} (fence {p.get('fence')})",
+        "lease.released": lambda: f"{who} released {p.get('resource')}",
+        "lease.expired": lambda: f"lease of {who} on {p.get('resource')} expired",
+        "lease.revoked": lambda: f"lease of {who} on {p.get('resource')} force-released by {p.get('by')}",
+        "halt.set": lambda: f"FLEET HALTED by {who}: {p.get('reason')}",
+        "halt.lifted": lambda: f"fleet resumed by {who}",
+    }.get(event["kind"], lambda: f"{who} {event.get('subject_id') or ''}".rstrip())()
+    project = f"[{event['project_key']}] " if event.get("project_key") else ""
+    return f"{event['created_at']}  #{event['id']}  {event['kind']:<22} {project}{detail}"
+
+
+def _desktop(event: dict[str, Any]) -> None:
+    if event["kind"] not in NOTIFY_KINDS or not shutil.which("notify-send"):
+        return
+    p = event.get("payload", {})
+    title = "coord: " + (p.get("subject") or p.get("reason") or event["kind"])
+    subprocess.run(["notify-send", title, describe(event)], check=False, timeout=5)
+
+
+def watch(
+    ctx: typer.Context,
+    project: str | None = typer.Option(None, "--project", help="Only events of this project."),
+    kinds: str | None = typer.Option(None, "--kinds", help="Comma-separated kind prefixes, e.g. message.,lease."),
+    after: int | None = typer.Option(None, "--after", help="Start after this event id (default: from now)."),
+    notify: bool = typer.Option(False, "--notify", help="Also raise a desktop notification (notify-send) for "
+                                                         "messages and halts."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Tail the hub's events live (Ctrl-C to stop); reconnects and resumes without gaps."""
+    with client(ctx) as c:
+        try:
+            for event in c.events(after=after, kinds=kinds, project_key=project):
+                if as_json:
+                    verbatim(json.dumps(event, ensure_ascii=False))
+                else:
+                    console.print(describe(event))
+                if notify:
+                    _desktop(event)
+        except HubError as err:
+            fail(f"{err.message} [{err.status} {err.code}]", 1)
+        except Unreachable as err:
+            fail(str(err), EXIT_UNREACHABLE)
+        except KeyboardInterrupt:
+            raise typer.Exit(0) from None
+
+
+def presence(
+    ctx: typer.Context,
+    state: str | None = typer.Option(None, "--state", help="Only this state: active, idle, stale, offline."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Sessions and whether they are online (active, idle, stale, offline)."""
+    rows = call(ctx, lambda c: c.presence(state))
+    show(rows, as_json, lambda r: table(r, [("session_id", "session"), ("state", "state"),
+                                            ("incarnation", "inc"), ("last_heartbeat", "last heartbeat"),
+                                            ("client", "client"), ("cwd", "cwd")], "no sessions"))
