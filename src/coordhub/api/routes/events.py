@@ -38,8 +38,12 @@ def _start(request: Request, after: int | None, default: int) -> int:
 
 
 def _sse(row: Row) -> str:
-    data = json.dumps(events.render(row), separators=(",", ":"))
-    return f"id: {row['id']}\nevent: {row['kind']}\ndata: {data}\n\n"
+    """The event as an SSE frame, rendered once per event however many subscribers send it."""
+    frame: str | None = row.get("_sse")
+    if frame is None:
+        data = json.dumps(events.render(row), separators=(",", ":"))
+        frame = row["_sse"] = f"id: {row['id']}\nevent: {row['kind']}\ndata: {data}\n\n"
+    return frame
 
 
 def _page_after(cursor: int) -> Callable[[Tx, float], list[Row]]:
