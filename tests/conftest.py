@@ -177,7 +177,7 @@ class LiveHub:
         """Start the process and wait until /health answers."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "coordhub", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
-               "--sweep-seconds", "0.5", "--retry-after", "1", *self.args]
+               "--sweep-seconds", "0.5", "--retry-after", "1", "--rate-limit", "0", *self.args]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         if wait:

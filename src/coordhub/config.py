@@ -56,6 +56,9 @@ SETTINGS: tuple[Setting, ...] = (
             "the default) or NORMAL (WAL without fsync on commit; a power cut can lose the last commits).",
             "server"),
     Setting("max_body_bytes", int, 1_048_576, "Largest request body accepted; larger answers 413.", "server"),
+    Setting("rate_limit", float, 100.0, "Requests per second each token may make on average; more answer 429 "
+            "with Retry-After (0 turns the limit off).", "server"),
+    Setting("rate_burst", int, 200, "Requests a token may make at once before the rate limit applies.", "server"),
     Setting("retry_after", int, 30, "Seconds sent in Retry-After when the database is unavailable (seed 001).",
             "server"),
     Setting("sweep_seconds", float, 5.0, "How often expired leases are recorded as expired and unacked "
@@ -106,6 +109,8 @@ class ServerConfig:
     allow_remote_no_auth: bool = False
     sqlite_synchronous: str = "FULL"
     max_body_bytes: int = 1_048_576
+    rate_limit: float = 100.0
+    rate_burst: int = 200
     retry_after: int = 30
     sweep_seconds: float = 5.0
     escalation_session: str | None = None

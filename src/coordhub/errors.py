@@ -104,6 +104,16 @@ class Halted(CoordError):
     status, code = 423, "halted"
 
 
+class RateLimited(CoordError):
+    """The caller's token sent more requests than its rate limit allows (429); retry after ``retry_after``."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
 class Unavailable(CoordError):
     """The database cannot be reached (503); clients should retry after ``retry_after`` seconds.
 

@@ -133,7 +133,7 @@ def serve(cfg: ServerConfig) -> None:
         write_secret(token_path, new)
     _announce(cfg, store.name, store.durability, token_path, bool(new))
     app = create_app(hub, no_auth=cfg.no_auth, max_body_bytes=cfg.max_body_bytes, sweep_seconds=cfg.sweep_seconds,
-                     retry_after=cfg.retry_after)
+                     retry_after=cfg.retry_after, rate_limit=cfg.rate_limit, rate_burst=cfg.rate_burst)
     config = uvicorn.Config(app, log_level=cfg.log_level, access_log=False, timeout_graceful_shutdown=5)
     try:
         _Server(config).run(sockets=[sock])

@@ -113,3 +113,20 @@ def test_halt_survives_restart(api: Api, store_factory: Callable[[], Store], clo
     with TestClient(create_app(reopened, sweep_seconds=0)) as client:
         r = client.post("/api/coord/todos", json={"text": "t"}, headers=api.admin)
         assert r.status_code == 423 and r.json()["error"]["halt"]["reason"] == "maintenance"
+
+
+def test_rate_limit_answers_429_with_retry_after(hub: Hub) -> None:
+    from coordhub.core import tokens
+    from coordhub.server import SYSTEM
+
+    admin = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.ensure_admin(tx, None, now)).body
+    with TestClient(create_app(hub, sweep_seconds=0, rate_limit=1.0, rate_burst=3)) as client:
+        headers = {"Authorization": f"Bearer {admin}"}
+        codes = [client.get("/api/coord/status", headers=headers).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        r = client.get("/api/coord/status", headers=headers)
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+        assert r.json()["error"]["code"] == "rate_limited"
+        other = client.post("/api/coord/tokens", json={"name": "B/x"}, headers=headers)
+        assert other.status_code == 429  # writes count too, and nothing was written
+        assert client.get("/health").status_code == 200  # health needs no token and is not limited

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from coordhub import __version__
 from coordhub.api import errors
-from coordhub.api.auth import Authenticator
+from coordhub.api.auth import Authenticator, RateLimiter
 from coordhub.api.limits import BodyLimit
 from coordhub.api.routes import admin, components, events, locks, messages, presence, todos, workflows
 from coordhub.core.hub import Hub
@@ -45,13 +45,15 @@ async def _follow_forever(hub: Hub) -> None:
 
 
 def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_576,
-               sweep_seconds: float = 5.0, retry_after: int = 30) -> FastAPI:
+               sweep_seconds: float = 5.0, retry_after: int = 30, rate_limit: float = 0.0,
+               rate_burst: int = 200) -> FastAPI:
     """Build the HTTP app over an opened hub.
 
     The caller owns the store's lifecycle (open before serving, close after).
     ``sweep_seconds <= 0`` disables the background sweeper (tests drive
     ``hub.sweep()`` themselves). ``retry_after`` is the seconds a 503 asks
-    clients to wait (seed 001: 30).
+    clients to wait (seed 001: 30). ``rate_limit`` is requests per second per
+    token (bursts of ``rate_burst``); 0 turns it off.
     """
 
     @contextlib.asynccontextmanager
@@ -74,7 +76,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
                   description="Coordination hub for fleets of AI coding-agent sessions: messages, fenced leases, "
                               "todos, workflows, components, halt. The seed-001 protocol under /api/coord/.")
     app.state.hub = hub
-    app.state.auth = Authenticator(hub, no_auth=no_auth)
+    app.state.auth = Authenticator(hub, no_auth=no_auth, limiter=RateLimiter(rate_limit, rate_burst))
     app.state.retry_after = retry_after
     errors.install(app)
     for module in (admin, locks, messages, todos, workflows, components, presence, events):

@@ -16,6 +16,7 @@ PostgreSQL database may honour a revoked token for up to that long.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from coordhub.core import tokens
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor, assert_acting_as, validate_session_id
-from coordhub.errors import Invalid, Unauthorized
+from coordhub.errors import Invalid, RateLimited, Unauthorized
 
 CACHE_SECONDS = 5.0
 SESSION_HEADER = "X-Coord-Session"
@@ -33,12 +34,41 @@ SESSION_HEADER = "X-Coord-Session"
 bearer = HTTPBearer(auto_error=False, description="A token from `coord token create NAME`.")
 
 
-class Authenticator:
-    """Resolves bearer tokens to actors, with a short positive cache."""
+class RateLimiter:
+    """A token bucket per caller: ``rate`` requests per second on average, bursts of ``burst``.
 
-    def __init__(self, hub: Hub, *, no_auth: bool) -> None:
+    In memory and per hub process (a fleet behind several hubs gets the limit
+    per process). ``rate <= 0`` disables it.
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, monotonic time)
+
+    def check(self, key: str) -> None:
+        """Spend one request of ``key``; raise ``RateLimited`` (429) with the seconds to wait when there is none."""
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        tokens, then = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            wait = max(1, math.ceil((1.0 - tokens) / self.rate))
+            raise RateLimited(f"rate limit of {self.rate:g} requests/s exceeded; retry in {wait} s", wait)
+        if len(self._buckets) > 100_000:
+            self._buckets.clear()
+        self._buckets[key] = (tokens - 1.0, now)
+
+
+class Authenticator:
+    """Resolves bearer tokens to actors, with a short positive cache, and applies the rate limit."""
+
+    def __init__(self, hub: Hub, *, no_auth: bool, limiter: RateLimiter | None = None) -> None:
         self.hub = hub
         self.no_auth = no_auth
+        self.limiter = limiter or RateLimiter(0, 1)
         self._cache: dict[str, tuple[Actor, float]] = {}
 
     def invalidate(self) -> None:
@@ -114,8 +144,12 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
     """FastAPI dependency: resolve the caller or raise 401."""
     auth: Authenticator = request.app.state.auth
     if auth.no_auth:
-        return Caller(None, request.headers.get(SESSION_HEADER))
+        session = request.headers.get(SESSION_HEADER)
+        auth.limiter.check(session or (request.client.host if request.client else "?"))
+        return Caller(None, session)
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>' "
                            "(create one with `coord token create NAME`)")
-    return Caller(await auth.actor(credentials.credentials))
+    actor = await auth.actor(credentials.credentials)
+    auth.limiter.check(tokens.hash_token(credentials.credentials))
+    return Caller(actor)

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from coordhub.errors import CoordError, Unavailable
+from coordhub.errors import CoordError, RateLimited, Unavailable
 
 log = logging.getLogger("coordhub.api")
 
@@ -57,6 +57,7 @@ _DESCRIPTIONS = {
     413: "Request body larger than the limit (1 MiB by default).",
     422: "Invalid values: unknown or missing fields, wrong types, bad ids, reused Idempotency-Key.",
     423: "The fleet is halted; the body says who halted it, why and when.",
+    429: "Too many requests from this token; retry after the Retry-After seconds.",
     503: "The database is unavailable; retry after the Retry-After seconds.",
 }
 
@@ -125,6 +126,8 @@ def install(app: FastAPI) -> None:
             message = f"Database unavailable. Retry after {wait} seconds."
             return envelope(503, exc.code, message, {"Retry-After": str(wait)}, retry_after=wait)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
         return envelope(exc.status, exc.code, exc.message, headers, **exc.details)
 
     @app.exception_handler(RequestValidationError)

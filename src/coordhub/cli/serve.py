@@ -27,6 +27,8 @@ def serve(
     allow_remote_no_auth: bool = opt("allow_remote_no_auth"),
     sqlite_synchronous: str = opt("sqlite_synchronous"),
     max_body_bytes: int = opt("max_body_bytes", min=1024),
+    rate_limit: float = opt("rate_limit", min=0.0),
+    rate_burst: int = opt("rate_burst", min=1),
     retry_after: int = opt("retry_after", min=1),
     sweep_seconds: float = opt("sweep_seconds", min=0.0),
     escalation_session: str | None = opt("escalation_session"),
@@ -43,7 +45,8 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = ServerConfig(host=host, port=port, data_dir=data_dir, database_url=database_url, no_auth=no_auth,
                        allow_remote_no_auth=allow_remote_no_auth, sqlite_synchronous=sqlite_synchronous.upper(),
-                       max_body_bytes=max_body_bytes, retry_after=retry_after, sweep_seconds=sweep_seconds,
+                       max_body_bytes=max_body_bytes, rate_limit=rate_limit, rate_burst=rate_burst,
+                       retry_after=retry_after, sweep_seconds=sweep_seconds,
                        escalation_session=escalation_session,
                        log_level=log_level.lower())
     try:

@@ -61,7 +61,7 @@ async def set_halt(body: HaltSet, request: Request, who: Caller = Depends(caller
     return await mutate(request, actor, lambda tx, now: halt.set_halt(tx, actor, body.reason, now), status=201)
 
 
-@router.post("/api/coord/resume", response_model=ResumeOut, responses=responses(400, 401, 403, 413, 422, 503))
+@router.post("/api/coord/resume", response_model=ResumeOut, responses=responses(400, 401, 403, 413, 422, 429, 503))
 async def resume(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Lift the halt (admin). The one mutation allowed while halted."""
     actor = who.act()
