@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from coordhub import __version__
-from coordhub.cli import components, locks, messages, todos, tokens, watch
+from coordhub.cli import bench, components, locks, messages, todos, tokens, watch
 from coordhub.cli.common import EXIT_UNREACHABLE, JSON_OPT, Options, call, client, show
 from coordhub.cli.output import console, heading, message_banner, table, verbatim
 from coordhub.cli.serve import serve
@@ -30,6 +30,7 @@ app.add_typer(tokens.app, name="token")
 app.command()(serve)
 app.command()(watch.watch)
 app.command()(watch.presence)
+app.command()(bench.bench)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,338 @@
+"""The benchmark scenarios. Each takes a :class:`Context` and returns a JSON-able result.
+
+A result has ``headline`` (the one number DESIGN.md §6 sets a target for:
+``ops_per_s`` and/or latency percentiles), ``series`` (per kind of request),
+and whatever else the scenario measures (hub RSS, missing receipts, …).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+
+from coordhub.bench.driver import Agent, Tick, close, make_agents, run_for, timed
+from coordhub.bench.stats import Series, percentile
+from coordhub.bench.target import Target, mint_tokens
+
+
+@dataclass
+class Context:
+    """What a scenario runs against and for how long."""
+
+    target: Target
+    clients: int
+    duration: float
+    tick: Tick
+    run_id: str
+
+
+Scenario = Callable[[Context], Coroutine[Any, Any, dict[str, Any]]]
+
+
+async def _with_agents(ctx: Context, n: int, op: Callable[[Agent, dict[str, Series]], Awaitable[None]],
+                       series: tuple[str, ...], project: str) -> dict[str, Any]:
+    tokens = await mint_tokens(ctx.target, f"BENCH-{ctx.run_id}-{project}", n)
+    agents = make_agents(ctx.target, tokens, f"bench-{ctx.run_id}-{project}")
+    try:
+        return await run_for(agents, op, series, ctx.duration, ctx.target, ctx.tick)
+    finally:
+        await close(agents)
+
+
+# ---- leases ---------------------------------------------------------------------------------------
+
+async def _lease_cycle(agent: Agent, out: dict[str, Series]) -> None:
+    t0 = time.perf_counter()
+    claim = await timed(out["claim"], agent.client.post("/api/coord/locks", json={
+        "project_key": agent.project, "resource": f"agents/{agent.index}/work.py", "description": "bench",
+        "ttl_hours": 0.1}), 201)
+    if claim is None:
+        return
+    if await timed(out["release"], agent.client.delete(f"/api/coord/locks/{claim.json()['id']}"), 200):
+        out["cycle"].latencies.append(time.perf_counter() - t0)
+
+
+async def lease(ctx: Context) -> dict[str, Any]:
+    """Each agent claims and releases its own file, over and over (uncontended): cycles/s."""
+    r = await _with_agents(ctx, ctx.clients, _lease_cycle, ("cycle", "claim", "release"), "lease")
+    return {"headline": r["cycle"], **r}
+
+
+async def _contended(agent: Agent, out: dict[str, Series]) -> None:
+    resource = f"shared/{random.randrange(8)}.py"
+    t0 = time.perf_counter()
+    try:
+        r = await agent.client.post("/api/coord/locks", json={"project_key": agent.project, "resource": resource,
+                                                              "ttl_hours": 0.1})
+    except httpx2.HTTPError as exc:
+        out["attempt"].fail(str(exc))
+        return
+    if r.status_code == 409:
+        out["attempt"].latencies.append(time.perf_counter() - t0)
+        return
+    if r.status_code != 201:
+        out["attempt"].fail(f"{r.status_code} {r.text}")
+        return
+    out["attempt"].latencies.append(time.perf_counter() - t0)
+    out["grant"].latencies.append(time.perf_counter() - t0)
+    await timed(out["release"], agent.client.delete(f"/api/coord/locks/{r.json()['id']}"), 200)
+
+
+async def lease_contended(ctx: Context) -> dict[str, Any]:
+    """All agents fight over 8 files: claim attempts/s (a 409 is a correct answer), grants, releases."""
+    r = await _with_agents(ctx, ctx.clients, _contended, ("attempt", "grant", "release"), "contended")
+    return {"headline": r["attempt"], **r}
+
+
+# ---- messages -------------------------------------------------------------------------------------
+
+async def _send_and_read(agent: Agent, out: dict[str, Series]) -> None:
+    agent.n += 1
+    await timed(out["send"], agent.client.post("/api/coord/messages", json={
+        "to_session": agent.peer, "subject": f"bench {agent.n}", "body": "x" * 200}), 201)
+    await timed(out["inbox"], agent.client.get("/api/coord/messages", params={
+        "to_session": agent.session, "unread_only": "true", "limit": "20"}), 200)
+
+
+async def message(ctx: Context) -> dict[str, Any]:
+    """Each agent sends a direct message to the next, then fetches its unread inbox: sends/s."""
+    r = await _with_agents(ctx, ctx.clients, _send_and_read, ("send", "inbox"), "message")
+    return {"headline": r["send"], **r}
+
+
+async def broadcast(ctx: Context, sessions: int = 10_000, sends: int = 200) -> dict[str, Any]:
+    """With ``sessions`` registered sessions, time broadcast sends one at a time (one write each)."""
+    tokens = await mint_tokens(ctx.target, f"FLEET-{ctx.run_id}", sessions, concurrency=32)
+    sem = asyncio.Semaphore(32)
+    async with httpx2.AsyncClient(base_url=ctx.target.url, timeout=60.0) as c:
+
+        async def register(token: str) -> None:
+            async with sem:
+                await c.post("/api/coord/presence/register", json={"client": "bench"},
+                             headers={"Authorization": f"Bearer {token}"})
+
+        await asyncio.gather(*(register(t) for _, t in tokens))
+        sender = {"Authorization": f"Bearer {tokens[0][1]}"}
+        send, unread = Series(), Series()
+        t0 = time.perf_counter()
+        for i in range(sends):
+            await timed(send, c.post("/api/coord/messages", json={"subject": f"fleet {i}", "body": "all"},
+                                     headers=sender), 201)
+            reader = {"Authorization": f"Bearer {random.choice(tokens[1:])[1]}"}
+            await timed(unread, c.get("/api/coord/messages", params={"unread_only": "true", "limit": "5"},
+                                      headers=reader), 200)
+            ctx.tick((i + 1) / sends)
+        seconds = time.perf_counter() - t0
+    return {"headline": send.summary(seconds), "sessions": sessions, "send": send.summary(seconds),
+            "inbox_after": unread.summary(seconds)}
+
+
+# ---- push -----------------------------------------------------------------------------------------
+
+async def push(ctx: Context, subscribers: int = 1000, sends: int = 30, interval: float = 0.2) -> dict[str, Any]:
+    """``subscribers`` SSE streams; latency from before a broadcast's POST to each subscriber having it."""
+    tokens = await mint_tokens(ctx.target, f"PUSH-{ctx.run_id}", subscribers + 1, concurrency=32)
+    sent: dict[str, float] = {}
+    lat: list[float] = []
+    ready, count = asyncio.Event(), [0]
+
+    async def follow(client: httpx2.AsyncClient, token: str) -> None:
+        async with client.stream("GET", "/api/coord/events", params={"kinds": "message.sent"},
+                                 headers={"Authorization": f"Bearer {token}"}) as r:
+            async for line in r.aiter_lines():
+                if line.startswith(": connected"):
+                    count[0] += 1
+                    if count[0] == subscribers:
+                        ready.set()
+                elif line.startswith("data: "):
+                    now = time.monotonic()
+                    subject = json.loads(line[6:])["payload"]["subject"]
+                    if subject in sent:
+                        lat.append(now - sent[subject])
+
+    limits = httpx2.Limits(max_connections=subscribers + 10, max_keepalive_connections=subscribers + 10)
+    async with httpx2.AsyncClient(base_url=ctx.target.url, limits=limits, timeout=httpx2.Timeout(60, read=None)) as c:
+        tasks = [asyncio.create_task(follow(c, t)) for _, t in tokens[1:]]
+        await asyncio.wait_for(ready.wait(), 300)
+        rss_open = ctx.target.rss_mib()
+        for i in range(sends):
+            subject = f"push-{ctx.run_id}-{i}"
+            sent[subject] = time.monotonic()
+            r = await c.post("/api/coord/messages", json={"subject": subject, "body": "x"},
+                             headers={"Authorization": f"Bearer {tokens[0][1]}"})
+            r.raise_for_status()
+            ctx.tick((i + 1) / sends)
+            await asyncio.sleep(interval)
+        await asyncio.sleep(2.0)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    ms = sorted(x * 1000 for x in lat)
+
+    def p(q: float) -> float | None:
+        v = percentile(ms, q)
+        return None if v is None else round(v, 2)
+
+    summary: dict[str, Any] = {"ops": len(ms), "ops_per_s": None, "p50_ms": p(50), "p95_ms": p(95), "p99_ms": p(99),
+               "errors": subscribers * sends - len(ms), "error_samples": []}
+    return {"headline": summary, "subscribers": subscribers, "broadcasts": sends,
+            "missing": subscribers * sends - len(ms), "rss_mib_all_open": rss_open}
+
+
+# ---- inbox with a large history ------------------------------------------------------------------
+
+def populate_inbox(database_url: str, run_id: str, total: int, sessions: int = 1000, unread: int = 5,
+                   tick: Tick = lambda _: None) -> None:
+    """Fill a store with ``total`` direct messages spread over ``sessions``, all read but ``unread`` each."""
+    from coordhub.store import open_store
+    from coordhub.store.tx import Tx
+
+    per = max(unread, total // sessions)
+    store = open_store(database_url)
+    store.open()
+    now = time.time()
+
+    def chunk(first: int, last: int) -> Callable[[Tx], None]:
+        def unit(tx: Tx) -> None:
+            for k in range(first, last):
+                session, nth = f"INBOX-{run_id}/agent{k % sessions:05d}", k // sessions
+                seq = tx.messages.add({"id": f"{run_id}-{k}", "from_session": "BENCH/sender", "to_session": session,
+                                       "subject": f"history {k}", "body": "x" * 100, "importance": "normal",
+                                       "requires_ack": 0, "created_at": now})
+                tx.messages.add_receipt(session, seq, None)
+                if nth < per - unread:
+                    tx.messages.mark_read(session, seq, now)
+        return unit
+
+    try:
+        step = 5000
+        for first in range(0, per * sessions, step):
+            store.write_sync(chunk(first, min(first + step, per * sessions)))
+            tick(min(1.0, (first + step) / (per * sessions)))
+    finally:
+        store.close()
+
+
+async def _fetch_unread(agent: Agent, out: dict[str, Series]) -> None:
+    r = await timed(out["inbox"], agent.client.get("/api/coord/messages", params={
+        "to_session": agent.session, "unread_only": "true", "limit": "100"}), 200)
+    if r is not None and len(r.json()) != agent.state["unread"]:
+        out["inbox"].fail(f"expected {agent.state['unread']} unread, got {len(r.json())}")
+
+
+async def inbox(ctx: Context, unread: int = 5) -> dict[str, Any]:
+    """Unread-inbox fetches of sessions whose history the hub was filled with beforehand (see populate_inbox)."""
+    tokens = await mint_tokens(ctx.target, f"INBOX-{ctx.run_id}", ctx.clients)
+    agents = make_agents(ctx.target, tokens, "inbox")
+    for a in agents:
+        a.state["unread"] = unread
+    try:
+        r = await run_for(agents, _fetch_unread, ("inbox",), ctx.duration, ctx.target, ctx.tick)
+    finally:
+        await close(agents)
+    return {"headline": r["inbox"], **r}
+
+
+# ---- soak -----------------------------------------------------------------------------------------
+
+WEIGHTS = (("heartbeat", 30), ("send", 15), ("read", 15), ("ack", 5), ("lease", 20), ("work_item", 15))
+
+
+async def _soak_step(agent: Agent, out: dict[str, Series]) -> None:
+    kind = random.choices([k for k, _ in WEIGHTS], [w for _, w in WEIGHTS])[0]
+    c, s = agent.client, out[kind]
+    if kind == "heartbeat":
+        await timed(s, c.post("/api/coord/presence/heartbeat", json={}), 200)
+    elif kind == "send":
+        peer = random.choice(agent.state["peers"])
+        r = await timed(s, c.post("/api/coord/messages", json={
+            "to_session": peer, "subject": f"soak {agent.session}", "body": "work update",
+            "requires_ack": random.random() < 0.2}), 201)
+        if r is not None:
+            agent.state["sent"].setdefault(peer, set()).add(r.json()["id"])
+    elif kind in ("read", "ack"):
+        r = await timed(s, c.get("/api/coord/messages", params={"unread_only": "true", "limit": "5"}), 200)
+        for m in (r.json() if r is not None else [])[:2]:
+            verb = ("put", f"/api/coord/messages/{m['id']}/read") if kind == "read" else (
+                "post", f"/api/coord/messages/{m['id']}/ack")
+            await timed(s, getattr(c, verb[0])(verb[1]), 200)
+    elif kind == "lease":
+        r = await timed(s, c.post("/api/coord/locks", json={"project_key": agent.project,
+                                                            "resource": f"soak/{agent.index}.py", "ttl_hours": 0.05}),
+                        201)
+        if r is not None:
+            lease_id = r.json()["id"]
+            await timed(s, c.post(f"/api/coord/locks/{lease_id}/renew", json={}), 200)
+            await timed(s, c.delete(f"/api/coord/locks/{lease_id}"), 200)
+    else:
+        status = random.choice(("pending", "in_progress", "blocked", "completed"))
+        await timed(s, c.patch(f"/api/coord/work-items/{agent.state['item']}", json={"status": status}), 200)
+
+
+async def _setup_soak(agents: list[Agent]) -> None:
+    sessions = [a.session for a in agents]
+    first = agents[0].client
+    wf = (await first.post("/api/coord/workflows", json={"project_key": agents[0].project, "name": "soak"})).json()
+
+    async def setup(a: Agent) -> None:
+        a.state.update(peers=[s for s in random.sample(sessions, min(8, len(sessions))) if s != a.session], sent={})
+        await a.client.post("/api/coord/presence/register", json={"client": "bench"})
+        item = await a.client.post("/api/coord/work-items", json={"workflow_id": wf["id"], "title": a.session})
+        a.state["item"] = item.json()["id"]
+
+    sem = asyncio.Semaphore(32)
+
+    async def limited(a: Agent) -> None:
+        async with sem:
+            await setup(a)
+
+    await asyncio.gather(*(limited(a) for a in agents))
+
+
+async def _lost(agents: list[Agent]) -> int:
+    """Messages acknowledged to their sender that the recipient's full history does not contain."""
+    expected: dict[str, set[str]] = {}
+    for a in agents:
+        for peer, ids in a.state["sent"].items():
+            expected.setdefault(peer, set()).update(ids)
+    by_session = {a.session: a for a in agents}
+    lost = 0
+    for session, ids in expected.items():
+        seen: set[str] = set()
+        before: int | None = None
+        while True:
+            params = {"unread_only": "false", "limit": "500", **({"before_seq": str(before)} if before else {})}
+            page = (await by_session[session].client.get("/api/coord/messages", params=params)).json()
+            if not page:
+                break
+            seen.update(m["id"] for m in page)
+            before = page[-1]["seq"]
+        lost += len(ids - seen)
+    return lost
+
+
+async def soak(ctx: Context) -> dict[str, Any]:
+    """``clients`` agents (500 by default) doing a realistic mix for ``duration`` (600 s): 0 errors, 0 lost."""
+    tokens = await mint_tokens(ctx.target, f"SOAK-{ctx.run_id}", ctx.clients, concurrency=32)
+    agents = make_agents(ctx.target, tokens, f"soak-{ctx.run_id}")
+    try:
+        await _setup_soak(agents)
+        r = await run_for(agents, _soak_step, tuple(k for k, _ in WEIGHTS), ctx.duration, ctx.target, ctx.tick)
+        lost = await _lost(agents)
+    finally:
+        await close(agents)
+    total = Series()
+    for kind, _ in WEIGHTS:
+        total.errors += r[kind]["errors"]
+    ops = sum(r[k]["ops"] for k, _ in WEIGHTS)
+    headline = {"ops": ops, "ops_per_s": round(ops / r["seconds"], 1), "p50_ms": None, "p95_ms": None,
+                "p99_ms": max((r[k]["p99_ms"] or 0) for k, _ in WEIGHTS), "errors": total.errors,
+                "error_samples": [x for k, _ in WEIGHTS for x in r[k]["error_samples"]][:3]}
+    return {"headline": headline, "lost_messages": lost, "agents": ctx.clients, **r}

@@ -1,0 +1,136 @@
+"""The hub (or ceiling) under test: starting it, minting tokens, reading its CPU and memory."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Target:
+    """A server being measured; ``proc`` is set only when this run started it."""
+
+    url: str
+    admin_token: str
+    proc: subprocess.Popen[bytes] | None = None
+    workdir: tempfile.TemporaryDirectory[str] | None = None
+
+    def _status(self, key: str) -> int:
+        if self.proc is None:
+            return 0
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == key:
+                return int(value.split()[0])
+        return 0
+
+    def rss_mib(self) -> float | None:
+        """Resident memory now (MiB), None when the process is not ours."""
+        return round(self._status("VmRSS") / 1024, 1) if self.proc else None
+
+    def peak_rss_mib(self) -> float | None:
+        """Peak resident memory (MiB), None when the process is not ours."""
+        return round(self._status("VmHWM") / 1024, 1) if self.proc else None
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU seconds used so far, None when the process is not ours."""
+        if self.proc is None:
+            return None
+        utime, stime = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13]
+        return (int(utime) + int(stime)) / 100.0
+
+    def stop(self) -> None:
+        """Stop the process (if ours) and remove its data dir."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.workdir is not None:
+            self.workdir.cleanup()
+
+
+def _wait_ready(target: Target, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    assert target.proc is not None
+    while time.monotonic() < deadline:
+        if target.proc.poll() is not None:
+            raise SystemExit(f"bench: the server exited {target.proc.returncode}:\n{log.read_text()}")
+        try:
+            if httpx2.get(target.url + "/health", timeout=1.0).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        time.sleep(0.05)
+    target.stop()
+    raise SystemExit("bench: the server did not answer /health within 60 s")
+
+
+def start(args: list[str], data_dir: Path | None = None) -> Target:
+    """Start ``python -m coordhub serve`` (extra ``args``) on a free port; return once /health answers.
+
+    ``data_dir`` reuses a prepared data dir (the inbox scenario fills one first);
+    by default a temporary one is made and removed afterwards.
+    """
+    workdir = None if data_dir is not None else tempfile.TemporaryDirectory(prefix="coord-bench-")
+    folder = data_dir or Path(workdir.name)  # type: ignore[union-attr]
+    port = free_port()
+    log = folder / "hub.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "coordhub", "serve", "--log-level", "warning", "--port",
+                                 str(port), "--data-dir", str(folder), *args], stdout=out, stderr=subprocess.STDOUT)
+    target = Target(f"http://127.0.0.1:{port}", "", proc, workdir)
+    _wait_ready(target, log)
+    target.admin_token = (folder / "admin.token").read_text().strip()
+    return target
+
+
+def start_ceiling() -> Target:
+    """Start the in-memory ceiling server (``coordhub.bench.ceiling``) on a free port."""
+    workdir = tempfile.TemporaryDirectory(prefix="coord-ceiling-")
+    port = free_port()
+    log = Path(workdir.name) / "ceiling.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "coordhub.bench.ceiling", str(port)], stdout=out,
+                                stderr=subprocess.STDOUT)
+    target = Target(f"http://127.0.0.1:{port}", "ceiling", proc, workdir)
+    _wait_ready(target, log)
+    return target
+
+
+async def mint_tokens(target: Target, prefix: str, n: int, concurrency: int = 16) -> list[tuple[str, str]]:
+    """Create ``n`` session tokens through the admin API: ``[(session id, token)]`` in order."""
+    if target.admin_token == "ceiling":  # the ceiling has no auth: any token is fine
+        return [(f"{prefix}/agent{i:05d}", "x") for i in range(n)]
+    out: list[tuple[str, str]] = [("", "")] * n
+    sem = asyncio.Semaphore(concurrency)
+    async with httpx2.AsyncClient(base_url=target.url, timeout=60.0,
+                                  headers={"Authorization": f"Bearer {target.admin_token}"}) as c:
+
+        async def one(i: int) -> None:
+            session = f"{prefix}/agent{i:05d}"
+            async with sem:
+                r = await c.post("/api/coord/tokens", json={"name": session})
+            if r.status_code != 201:
+                raise SystemExit(f"bench: cannot create a token for {session}: {r.status_code} {r.text}")
+            out[i] = (session, r.json()["token"])
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+    return out

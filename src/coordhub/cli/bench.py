@@ -1,0 +1,84 @@
+"""``coord bench``: measure a hub against the design targets (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+
+from coordhub.cli.output import console
+
+SCENARIOS = ("lease", "lease-contended", "message", "broadcast", "inbox", "push", "soak")
+DEFAULT = ("lease", "message")
+
+
+def bench(
+    scenario: list[str] = typer.Argument(None, help=f"Scenarios to run: {', '.join(SCENARIOS)}, or all "
+                                                     f"(default: {' '.join(DEFAULT)})."),
+    clients: int | None = typer.Option(None, "--clients", min=1, help="Simulated agents (default 64; soak 500)."),
+    duration: float | None = typer.Option(None, "--duration", min=0.5, help="Seconds per scenario (default 10; "
+                                                                           "soak 600)."),
+    url: str | None = typer.Option(None, "--url", help="Measure the hub at this URL instead of starting one."),
+    token: str | None = typer.Option(None, "--token", help="Admin token of the hub at --url."),
+    database_url: str | None = typer.Option(None, "--database-url", help="Start hubs on this database."),
+    sqlite_synchronous: str | None = typer.Option(None, "--sqlite-synchronous", help="FULL or NORMAL."),
+    ceiling: bool = typer.Option(True, "--ceiling/--no-ceiling", help="Also measure the in-memory ceiling "
+                                                                      "(lease, message) and report the ratio."),
+    messages: int = typer.Option(1_000_000, "--messages", min=1000, help="Stored messages for the inbox scenario."),
+    subscribers: int = typer.Option(1000, "--subscribers", min=1, help="SSE subscribers for the push scenario."),
+    sessions: int = typer.Option(10_000, "--sessions", min=2, help="Registered sessions for the broadcast scenario."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
+) -> None:
+    """Drive a hub with simulated agents; report ops/s, p50/p95/p99, errors, RSS, and the ratio to the ceiling."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from coordhub.bench.runner import Options, run
+
+    names = list(SCENARIOS[:-1]) if scenario == ["all"] else (scenario or list(DEFAULT))
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise typer.BadParameter(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)} or all")
+    if bool(url) != bool(token):
+        raise typer.BadParameter("--url and --token go together")
+    opts = Options(clients, duration, url, token, database_url, sqlite_synchronous, ceiling and not url,
+                   messages, subscribers, sessions)
+    with Progress(TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(),
+                  console=console.__class__(stderr=True), transient=True) as bar:
+
+        def progress(label: str) -> Any:
+            task = bar.add_task(label, total=1.0)
+            return lambda done: bar.update(task, completed=done)
+
+        report = run(names, opts, progress)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        _table(report)
+    if any(r["headline"]["errors"] for r in report.values()) or any(r.get("lost_messages") for r in report.values()):
+        raise typer.Exit(1)
+
+
+def _table(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(show_edge=False, header_style="bold")
+    for col in ("scenario", "ops", "ops/s", "p50 ms", "p95 ms", "p99 ms", "errors", "RSS MiB", "ceiling ops/s",
+                "ratio", "target"):
+        t.add_column(col)
+    for name, r in report.items():
+        h = r["headline"]
+        ceiling = r.get("ceiling", {}).get("headline", {}).get("ops_per_s")
+        cells = [name, h["ops"], h["ops_per_s"], h["p50_ms"], h["p95_ms"], h["p99_ms"], h["errors"],
+                 r.get("peak_rss_mib"), ceiling, r.get("ratio_to_ceiling"), r["target"]]
+        t.add_row(*("-" if c is None else str(c) for c in cells))
+    console.print(t)
+    first = next(iter(report.values()))
+    console.print(f"backend {first['backend']} ({first['durability']}); driver: one Python asyncio process on the "
+                  "same cores")
+    for name, r in report.items():
+        if r.get("lost_messages") is not None:
+            console.print(f"{name}: lost messages {r['lost_messages']}")
+        for sample in r["headline"].get("error_samples", []):
+            console.print(f"{name} error sample: {sample}")
