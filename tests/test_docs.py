@@ -10,6 +10,7 @@ import typer.main
 from coordhub.api.app import create_app
 from coordhub.cli.main import app as cli_app
 from coordhub.config import settings_table
+from coordhub.hooks.settings import settings_table as hook_settings_table
 from coordhub.core.hub import Hub
 from coordhub.store.sqlite import SQLiteStore
 
@@ -19,6 +20,10 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 def test_settings_table_is_current() -> None:
     assert settings_table() in (DOCS / "configuration.md").read_text(), \
         "regenerate the table in docs/configuration.md from coordhub.config.settings_table()"
+
+
+def test_hook_settings_table_is_current() -> None:
+    assert hook_settings_table() in (DOCS / "hooks.md").read_text()
 
 
 def _commands(group: object, prefix: str = "coord") -> list[str]:

@@ -178,7 +178,8 @@ def test_lease_conflicts_endpoint_names_only_others(live_hub: LiveHub, fleet: di
     ask = {"project_key": "p", "resource": "src/app.py"}
     mine = httpx2.get(live_hub.url + "/api/coord/locks/conflicts", params=ask, headers=fleet[A]).json()
     theirs = httpx2.get(live_hub.url + "/api/coord/locks/conflicts", params=ask, headers=fleet[B]).json()
-    assert mine == [] and [x["session_id"] for x in theirs] == [A]
+    assert mine["leases"] == [] and [x["session_id"] for x in mine["own"]] == [A]
+    assert [x["session_id"] for x in theirs["leases"]] == [A] and theirs["own"] == [] and theirs["halt"] is None
 
 
 def test_coord_watch_prints_events(live_hub: LiveHub, fleet: dict[str, dict[str, str]], tmp_path: Any) -> None:

@@ -130,3 +130,20 @@ def test_rate_limit_answers_429_with_retry_after(hub: Hub) -> None:
         other = client.post("/api/coord/tokens", json={"name": "B/x"}, headers=headers)
         assert other.status_code == 429  # writes count too, and nothing was written
         assert client.get("/health").status_code == 200  # health needs no token and is not limited
+
+
+def test_bookkeeping_still_works_while_halted(api: Api) -> None:
+    me = api.token(ME)
+    other = api.token("B/x")
+    msg = api.post("/api/coord/messages", json={"to_session": ME, "subject": "s", "requires_ack": True},
+                   headers=other).json()
+    api.post("/api/coord/halt", json={"reason": "freeze"}, headers=api.admin)
+    assert api.post("/api/coord/presence/register", json={}, headers=me).status_code == 200
+    assert api.post("/api/coord/presence/heartbeat", json={}, headers=me).status_code == 200
+    assert api.post("/api/coord/messages/unshown", json={}, headers=me).json()["messages"][0]["id"] == msg["id"]
+    assert api.put(f"/api/coord/messages/{msg['id']}/read", headers=me).status_code == 200
+    assert api.post(f"/api/coord/messages/{msg['id']}/ack", headers=me).status_code == 200
+    assert api.post("/api/coord/events", json={"kind": "guard.bypassed"}, headers=me).status_code == 201
+    conflicts = api.get("/api/coord/locks/conflicts", params={"project_key": "p", "resource": "a"}, headers=me)
+    assert conflicts.json()["halt"]["reason"] == "freeze"
+    assert api.post("/api/coord/messages", json={"subject": "work"}, headers=me).status_code == 423

@@ -91,6 +91,14 @@ class ReleaseAllOut(Out):
     lease_ids: list[str]
 
 
+class ConflictsOut(Out):
+    """What an edit would collide with."""
+
+    leases: list[LeaseOut]
+    own: list[LeaseOut]
+    halt: HaltOut | None
+
+
 class FenceCheckOut(Out):
     """Whether a fence is still the live grant covering a resource."""
 
@@ -478,6 +486,9 @@ class HealthOut(Out):
     backend: str
     durability: str
     version: str
+
+
+ConflictsOut.model_rebuild()
 
 
 def dump(model: Strict, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from coordhub import __version__
-from coordhub.cli import bench, components, locks, messages, todos, tokens, watch
+from coordhub.cli import bench, components, hooks, locks, messages, todos, tokens, watch
 from coordhub.cli.common import EXIT_UNREACHABLE, JSON_OPT, Options, call, client, show
 from coordhub.cli.output import console, heading, message_banner, table, verbatim
 from coordhub.cli.serve import serve
@@ -31,6 +31,9 @@ app.command()(serve)
 app.command()(watch.watch)
 app.command()(watch.presence)
 app.command()(bench.bench)
+app.command("install-hooks")(hooks.install_hooks)
+app.command("uninstall-hooks")(hooks.uninstall_hooks)
+app.command("install-git-hook")(hooks.install_git_hook)
 
 
 def _version(value: bool) -> None:

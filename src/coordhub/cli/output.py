@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from coordhub.hooks.inbox import banner
+
 # No markup, emoji or highlighting: reasons, subjects and todo texts are shown
 # exactly as written. When stdout is not a terminal (an agent reading the
 # output) tables never wrap, so ids stay whole and copyable.
@@ -47,17 +49,5 @@ def verbatim(text: str) -> None:
 
 
 def message_banner(msg: dict[str, Any]) -> str:
-    """A message shown prominently, as seed 000 asks for unread coord messages."""
-    rule = "=" * 60
-    tags = [msg["importance"].upper()] if msg.get("importance") not in (None, "normal") else []
-    if msg.get("broadcast"):
-        tags.append("BROADCAST")
-    if msg.get("message_type"):
-        tags.append(msg["message_type"])
-    if msg.get("requires_ack") and not msg.get("acked_at"):
-        tags.append("ACK REQUIRED")
-    head = f"MESSAGE FROM {msg['from_session']} — {msg['subject']}"
-    meta = f"id {msg['id']} · {msg['created_at']}" + (f" · {' · '.join(tags)}" if tags else "")
-    if msg.get("project_key"):
-        meta += f" · project {msg['project_key']}"
-    return f"{rule}\n{head}\n{meta}\n{rule}\n{msg['body']}\n{rule}"
+    """A message shown prominently, as seed 000 asks for unread coord messages (shared with the hooks)."""
+    return banner(msg)

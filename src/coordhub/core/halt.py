@@ -1,8 +1,12 @@
 """The fleet halt switch (contract §2.8).
 
 A halt is a durable record of who halted, why and when. While it stands every
-mutating call except resume is refused with 423 and the record; reads show it.
-It survives restarts because it is a row like any other.
+mutating call that changes shared work (messages sent, leases, todos, work
+items, components, tokens) is refused with 423 and the record; reads show it.
+Resume, and the bookkeeping that keeps agents informed while they stand still
+(presence heartbeats, marking messages shown, read or acked, notification
+cursors, audit events), still go through. It survives restarts because it is a
+row like any other.
 """
 
 from __future__ import annotations

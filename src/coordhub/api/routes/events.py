@@ -128,7 +128,7 @@ async def record(body: ClientEvent, request: Request, who: Caller = Depends(call
                                detail=body.detail)
         return events.render(tx.events.after(event_id - 1, 1)[0])
 
-    return await mutate(request, actor, op, status=201)
+    return await mutate(request, actor, op, status=201, during_halt=True)
 
 
 @router.get("/notifications", response_model=NotificationsOut, responses=responses(*READ_ERRORS))
@@ -145,4 +145,5 @@ async def pending(request: Request, limit: int = Query(100, ge=1, le=notificatio
 async def ack(body: NotificationsAck, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Advance the caller's notification cursor to ``up_to``."""
     actor = who.act()
-    return await mutate(request, actor, lambda tx, now: notifications.ack(tx, actor, body.up_to, now))
+    return await mutate(request, actor, lambda tx, now: notifications.ack(tx, actor, body.up_to, now),
+                        during_halt=True)

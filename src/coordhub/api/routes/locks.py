@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -10,9 +11,10 @@ from fastapi.responses import JSONResponse
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
-from coordhub.api.schemas import FenceCheckOut, LeaseOut, LockClaim, LockRenew, ReleaseAllOut
-from coordhub.core import leases
+from coordhub.api.schemas import ConflictsOut, FenceCheckOut, LeaseOut, LockClaim, LockRenew, ReleaseAllOut
+from coordhub.core import halt, leases
 from coordhub.errors import Invalid
+from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord/locks", tags=["locks"])
 
@@ -53,13 +55,21 @@ async def check(request: Request, fence: int = Query(ge=1, le=2**62), resource: 
     return await query(request, lambda tx, now: leases.check_fence(tx, fence, now, resource, project_key))
 
 
-@router.get("/conflicts", response_model=list[LeaseOut], responses=responses(*READ_ERRORS))
+@router.get("/conflicts", response_model=ConflictsOut, responses=responses(*READ_ERRORS))
 async def conflicts(request: Request, project_key: str, resource: str, session_id: str | None = None,
                     who: Caller = Depends(caller)) -> JSONResponse:
-    """Live leases overlapping ``resource`` held by sessions other than the caller (the edit hook asks this)."""
+    """What an edit of ``resource`` would collide with: others' overlapping live leases, the caller's own, any halt.
+
+    One round trip for the edit hook and the git guard.
+    """
     me = who.viewer(session_id, "session_id")
-    return await query(request, lambda tx, now: [
-        x for x in leases.live(tx, now, project_key, resource) if x["session_id"] != me])
+
+    def op(tx: Tx, now: float) -> dict[str, Any]:
+        found = leases.live(tx, now, project_key, resource)
+        return {"leases": [x for x in found if x["session_id"] != me],
+                "own": [x for x in found if x["session_id"] == me], "halt": halt.current(tx)}
+
+    return await query(request, op)
 
 
 @router.get("/{lease_id}", response_model=LeaseOut, responses=responses(*READ_ERRORS, 404))

@@ -96,7 +96,7 @@ async def unshown(request: Request, body: Unshown | None = None, who: Caller = D
     """The caller's unread messages not yet shown to its agent, oldest first, now marked shown (hooks use it)."""
     actor = who.act()
     limit = body.limit if body else 5
-    return await mutate(request, actor, lambda tx, now: messages.unshown(tx, actor, limit, now))
+    return await mutate(request, actor, lambda tx, now: messages.unshown(tx, actor, limit, now), during_halt=True)
 
 
 @router.get("/{message_id}", response_model=MessageOut, responses=responses(*READ_ERRORS, 404))
@@ -113,7 +113,8 @@ async def mark_read(message_id: uuid.UUID, request: Request, session_id: str | N
                     who: Caller = Depends(caller)) -> JSONResponse:
     """Mark a message read for the caller only (a broadcast stays unread for everyone else)."""
     actor = who.act((session_id, "session_id"))
-    return await mutate(request, actor, lambda tx, now: messages.mark_read(tx, actor, str(message_id), now))
+    return await mutate(request, actor, lambda tx, now: messages.mark_read(tx, actor, str(message_id), now),
+                        during_halt=True)
 
 
 @router.post("/{message_id}/ack", response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
@@ -121,4 +122,5 @@ async def ack(message_id: uuid.UUID, request: Request, session_id: str | None = 
               who: Caller = Depends(caller)) -> JSONResponse:
     """Acknowledge a message (marks it read too); acking twice is harmless."""
     actor = who.act((session_id, "session_id"))
-    return await mutate(request, actor, lambda tx, now: messages.ack(tx, actor, str(message_id), now))
+    return await mutate(request, actor, lambda tx, now: messages.ack(tx, actor, str(message_id), now),
+                        during_halt=True)

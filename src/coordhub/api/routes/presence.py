@@ -29,14 +29,16 @@ async def register(body: PresenceRegister, request: Request, who: Caller = Depen
     """Start a new incarnation of the caller (an agent process started)."""
     actor = who.act((body.session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: presence.register(
-        tx, actor, client=body.client, client_session=body.client_session, cwd=body.cwd, now=now))
+        tx, actor, client=body.client, client_session=body.client_session, cwd=body.cwd, now=now),
+        during_halt=True)
 
 
 @router.post("/presence/heartbeat", response_model=PresenceOut, responses=responses(*WRITE_ERRORS, 409))
 async def heartbeat(body: PresenceBeat, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Keep the caller's presence alive; 409 ``stale_incarnation`` if a newer incarnation registered."""
     actor = who.act((body.session_id, "session_id"))
-    return await mutate(request, actor, lambda tx, now: presence.heartbeat(tx, actor, body.incarnation, now))
+    return await mutate(request, actor, lambda tx, now: presence.heartbeat(tx, actor, body.incarnation, now),
+                        during_halt=True)
 
 
 @router.post("/presence/deregister", response_model=PresenceOut, responses=responses(*WRITE_ERRORS, 409))
@@ -44,7 +46,7 @@ async def deregister(body: PresenceEnd, request: Request, who: Caller = Depends(
     """End the caller's incarnation (offline at once), optionally releasing its leases."""
     actor = who.act((body.session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: presence.deregister(
-        tx, actor, body.incarnation, body.release_leases, now))
+        tx, actor, body.incarnation, body.release_leases, now), during_halt=True)
 
 
 @router.get("/presence", response_model=list[PresenceOut], responses=responses(*READ_ERRORS))

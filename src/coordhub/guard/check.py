@@ -1,0 +1,134 @@
+"""The guard's decision: may these paths be committed (or pushed) by this session?
+
+For each path (project-relative, as git names it):
+
+* a live lease of **another** session overlapping it refuses the path
+  (overlap is decided by :mod:`coordhub.core.paths`, the hub's own rule);
+* a live lease of **the committer** overlapping it is accepted only if
+  ``GET /locks/check`` says its fence is current (asked once per lease);
+* a lease of the committer that the guard saw earlier and that is no longer
+  live (see :mod:`coordhub.guard.ledger`) refuses the path unless a current
+  lease of the committer covers it again, or the hub says it was released by
+  its holder (then it is simply forgotten).
+
+Requests: ``GET /whoami`` and ``GET /locks?project_key=`` once, plus one
+``GET /locks/check`` per own lease involved; never one per path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from coordhub.core.paths import ResourceKind, classify, contains, overlaps, parse
+from coordhub.guard import ledger
+from coordhub.hooks import leases as leases_text
+from coordhub.hooks.project import as_resource
+
+FenceCheck = Callable[[int, str | None], dict[str, Any]]
+
+
+class Problem(NamedTuple):
+    """Why one path is refused: ``held`` by another session, or a ``stale`` lease of one's own."""
+
+    path: str
+    kind: str
+    lease: dict[str, Any]
+    reason: str | None = None
+
+    def line(self) -> str:
+        """One line naming the path, the holder or the stale lease, its id, purpose and end."""
+        lease = self.lease
+        if self.kind == "held":
+            return f"{self.path}: leased by {leases_text.held(lease)}"
+        return (f"{self.path}: your lease {lease.get('id')} on {lease.get('resource')} (fence {lease.get('fence')}) "
+                f"is no longer current: {self.reason}")
+
+
+class Verdict(NamedTuple):
+    """The outcome: problems (empty: accept), paths that could not be checked, ledger ids involved."""
+
+    problems: list[Problem]
+    unchecked: list[str]
+    ended_ids: list[str]
+
+
+def evaluate(paths: list[str], me: str | None, project_key: str, live: list[dict[str, Any]],
+             known: dict[str, ledger.Entry], check: FenceCheck) -> Verdict:
+    """Decide on ``paths`` given the project's ``live`` leases and the ledger ``known`` (see the module docstring).
+
+    ``check(fence, resource)`` asks the hub about a fence. ``known`` loses
+    the entries of leases the hub says were released by their holder.
+    ``ended_ids`` are the ledger entries of ended leases that overlap the
+    paths (the caller drops them once the run is accepted or bypassed).
+    Paths that are not valid resources (e.g. a control character in the
+    name) are returned in ``unchecked``.
+    """
+    resources: dict[str, str] = {}
+    unchecked = []
+    for p in paths:
+        try:
+            parse(as_resource(p))
+            resources[p] = as_resource(p)
+        except ValueError:
+            unchecked.append(p)
+    problems = [Problem(p, "held", lease) for p, r in resources.items() for lease in live
+                if lease.get("session_id") != me and _overlaps(lease.get("resource"), r)]
+    covered: set[str] = set()
+    for lease in (x for x in live if x.get("session_id") == me):
+        mine = [p for p, r in resources.items() if _overlaps(lease.get("resource"), r)]
+        if not mine:
+            continue
+        answer = check(int(lease["fence"]), _concrete(lease, mine, resources))
+        if answer.get("current"):
+            covered.update(mine)
+        else:
+            problems += [Problem(p, "stale", lease, answer.get("reason")) for p in mine]
+    live_ids = {str(x.get("id")) for x in live}
+    ended_ids = []
+    for lease_id, entry in list(known.items()):
+        if lease_id in live_ids or entry.get("session_id") != me or entry.get("project_key") != project_key:
+            continue
+        touched = [p for p, r in resources.items() if _overlaps(entry.get("resource"), r)]
+        if not touched:
+            continue
+        ended_ids.append(lease_id)
+        todo = [p for p in touched if p not in covered]
+        if not todo:
+            continue
+        answer = check(int(entry["fence"]), None)
+        lease = answer.get("lease") or {"id": lease_id, **entry}
+        if lease.get("state") == "released":
+            del known[lease_id]  # its holder let it go: editing on without it is the holder's choice
+        elif not answer.get("current"):
+            problems += [Problem(p, "stale", lease, _ended(answer, lease)) for p in todo]
+    return Verdict(problems, unchecked, ended_ids)
+
+
+def _overlaps(resource: Any, path_resource: str) -> bool:
+    try:
+        return isinstance(resource, str) and overlaps(resource, path_resource)
+    except ValueError:
+        return True  # a lease we cannot parse may cover anything: sound, never miss
+
+
+def _concrete(lease: dict[str, Any], mine: list[str], resources: dict[str, str]) -> str | None:
+    """A path of ``mine`` the lease contains, to pass to ``/locks/check`` (None: ask about the fence alone)."""
+    for p in mine:
+        r = resources[p]
+        try:
+            if classify(r) is ResourceKind.PATH and contains(lease["resource"], r):
+                return r
+        except ValueError:
+            continue
+    return None
+
+
+def _ended(answer: dict[str, Any], lease: dict[str, Any]) -> str:
+    """The hub's reason, with who ended the lease and when if the hub says."""
+    reason = str(answer.get("reason") or f"the lease is {lease.get('state')}")
+    if lease.get("released_at"):
+        reason += f" since {leases_text.when(lease['released_at'])}"
+        if lease.get("released_by"):
+            reason += f" (by {lease['released_by']})"
+    return reason

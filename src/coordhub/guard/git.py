@@ -1,0 +1,98 @@
+"""What the guard asks git: the paths a commit or a push changes, and where hooks and state live.
+
+Every call runs ``git`` with the environment git gave the hook, so
+``GIT_INDEX_FILE`` (the temporary index of ``git commit -a`` or ``git commit
+<paths>``) and ``GIT_DIR`` are honoured. Paths come NUL-separated (``-z``),
+so no name is quoted or mangled.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ZERO = "0" * 40
+
+
+class GitError(Exception):
+    """A git command failed; the message carries its stderr."""
+
+
+def git(args: list[str], cwd: Path | None = None) -> str:
+    """Run ``git ARGS`` and return stdout (text); ``GitError`` on a non-zero exit or no git at all."""
+    try:
+        p = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise GitError(f"cannot run git: {exc}") from None
+    if p.returncode != 0:
+        raise GitError(f"git {' '.join(args)}: {p.stderr.strip() or f'exit {p.returncode}'}")
+    return p.stdout
+
+
+def _names(out: str) -> list[str]:
+    """NUL-separated names (``-z`` output), in order, without duplicates or empties."""
+    seen: dict[str, None] = {}
+    for name in out.split("\0"):
+        name = name.strip("\n")
+        if name:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def toplevel(cwd: Path | None = None) -> Path:
+    """The working tree's top directory."""
+    return Path(git(["rev-parse", "--show-toplevel"], cwd).strip())
+
+
+def git_path(name: str, cwd: Path | None = None) -> Path:
+    """``git rev-parse --git-path NAME`` as an absolute path (honours core.hooksPath and worktrees)."""
+    out = Path(git(["rev-parse", "--git-path", name], cwd).strip())
+    return out if out.is_absolute() else (cwd or Path.cwd()) / out
+
+
+def staged_paths(cwd: Path | None = None) -> list[str]:
+    """Every path the commit being made changes: added, modified, deleted, and both sides of a rename.
+
+    ``--no-renames`` reports a rename as a deletion plus an addition, so a
+    lease on either the old or the new name is seen. Works on an unborn
+    branch (the first commit) too.
+    """
+    return _names(git(["diff", "--cached", "--name-only", "-z", "--no-renames"], cwd))
+
+
+def pushed_paths(remote: str, updates: list[tuple[str, str, str, str]], cwd: Path | None = None) -> list[str]:
+    """Every path changed by a commit that ``git push`` is about to send.
+
+    ``updates`` are the pre-push stdin lines (githooks(5)): local ref, local
+    sha, remote ref, remote sha. A deleted ref sends no commits. For a new
+    ref, or one whose remote tip is unknown here, the commits are those not on
+    any ref of ``remote``; otherwise ``remote_sha..local_sha``.
+    """
+    names: list[str] = []
+    for _local_ref, local_sha, _remote_ref, remote_sha in updates:
+        if local_sha == ZERO:
+            continue
+        if remote_sha != ZERO and _has_commit(remote_sha, cwd):
+            revs = [f"{remote_sha}..{local_sha}"]
+        else:
+            revs = [local_sha, "--not", f"--remotes={remote}"]
+        names += _names(git(["log", "--format=", "--name-only", "-z", "--no-renames", *revs], cwd))
+    return list(dict.fromkeys(names))
+
+
+def _has_commit(sha: str, cwd: Path | None) -> bool:
+    try:
+        git(["cat-file", "-e", f"{sha}^{{commit}}"], cwd)
+    except GitError:
+        return False
+    return True
+
+
+def parse_push_updates(text: str) -> list[tuple[str, str, str, str]]:
+    """The ``<local ref> <local sha> <remote ref> <remote sha>`` lines of pre-push stdin (blank lines skipped)."""
+    updates = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            updates.append((parts[0], parts[1], parts[2], parts[3]))
+    return updates

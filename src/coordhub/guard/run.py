@@ -1,0 +1,165 @@
+"""``coord-hook git-pre-commit`` / ``git-pre-push``: refuse a commit or push touching paths leased by others.
+
+Exit status is git's: 0 accepts, 1 refuses. Everything is said on stderr,
+prefixed ``coord guard:``: on refusal one line per problem (path, holder or
+stale lease, lease id, purpose, time left) and what to do.
+
+* Nothing to check (no paths) → 0, no request.
+* ``COORD_GUARD_BYPASS=1`` → 0 whatever the check finds, and a
+  ``guard.bypassed`` event (``detail``: hook, paths, reason from
+  ``COORD_GUARD_BYPASS_REASON``, the problems found, repository, HEAD) is
+  recorded on the hub; if even that fails, stderr says the bypass was not
+  recorded.
+* The hub cannot be asked → ``COORD_HOOK_FAIL_MODE``: ``open`` (default)
+  accepts with a warning, ``closed`` refuses.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from coordhub.guard import check, git, ledger
+from coordhub.hooks import settings as hook_settings
+from coordhub.hooks.hub import HubError
+from coordhub.hooks.invocation import Invocation
+
+MAX_LINES = 50
+MAX_RECORDED_PATHS = 200
+
+
+def say(text: str) -> None:
+    """Write ``coord guard: TEXT`` on stderr."""
+    sys.stderr.write(f"coord guard: {text}\n")
+    sys.stderr.flush()
+
+
+def main(event: str, args: list[str]) -> int:
+    """Run the guard for ``git-pre-commit`` or ``git-pre-push`` (``args``: git's hook arguments)."""
+    hook = event.removeprefix("git-")
+    settings = hook_settings.load()
+    bypass = hook_settings.get_bool("guard_bypass")
+    try:
+        top = git.toplevel()
+        changed = (git.staged_paths(top) if hook == "pre-commit" else
+                   git.pushed_paths(args[0] if args else "origin", git.parse_push_updates(sys.stdin.read()), top))
+        ledger_file = git.git_path("coordhub/leases.json", top)
+    except git.GitError as exc:
+        return _unchecked(settings.fail_closed, hook, f"cannot read what is being committed: {exc}")
+    if not changed:
+        return 0
+    inv = Invocation(event, {}, settings, cwd=top, claude_project_dir=False)
+    try:
+        verdict, error = _check(inv, changed, ledger_file, accept_if_clean=not bypass), None
+    except HubError as exc:
+        verdict, error = None, exc
+    finally:
+        inv.close()
+    if bypass:
+        return _bypass(inv, hook, changed, top, verdict, error, ledger_file)
+    if error is not None:
+        return _unchecked(settings.fail_closed, hook, f"the hub could not be asked ({error})")
+    assert verdict is not None
+    for p in verdict.unchecked:
+        say(f"{p}: not checked (not a valid lease resource)")
+    if not verdict.problems:
+        return 0
+    _refuse(hook, inv.project.key, verdict.problems)
+    return 1
+
+
+def _check(inv: Invocation, changed: list[str], ledger_file: Path, accept_if_clean: bool) -> check.Verdict:
+    """Ask the hub and decide; keep the ledger up to date (raises ``HubError`` when the hub cannot be asked)."""
+    hub, key = inv.hub, inv.project.key
+    whoami = hub.get("/whoami")
+    me = whoami.get("session_id") if isinstance(whoami, dict) else None
+    rows = hub.get("/locks", project_key=key)
+    live = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+    known = ledger.load(ledger_file)
+
+    def fence_check(fence: int, resource: str | None) -> dict[str, Any]:
+        answer = hub.get("/locks/check", fence=fence, resource=resource, project_key=key)
+        return answer if isinstance(answer, dict) else {}
+
+    verdict = check.evaluate(changed, me, key, live, known, fence_check)
+    ledger.record(known, [r for r in live if r.get("session_id") == me], time.time())
+    if accept_if_clean and not verdict.problems:
+        for lease_id in verdict.ended_ids:
+            known.pop(lease_id, None)
+    _save(ledger_file, known)
+    return verdict
+
+
+def _save(path: Path, known: dict[str, ledger.Entry]) -> None:
+    try:
+        ledger.save(path, known)
+    except OSError as exc:
+        say(f"cannot write {path} ({exc}); leases of yours that end later may go unnoticed")
+
+
+def _refuse(hook: str, project_key: str, problems: list[check.Problem]) -> None:
+    what = "commit" if hook == "pre-commit" else "push"
+    say(f"{what} refused: it touches paths leased in project {project_key} by other sessions, or under a "
+        "lease of yours that is no longer current:")
+    for problem in problems[:MAX_LINES]:
+        sys.stderr.write(f"  {problem.line()}\n")
+    if len(problems) > MAX_LINES:
+        sys.stderr.write(f"  … and {len(problems) - MAX_LINES} more\n")
+    holders = sorted({str(p.lease.get("session_id")) for p in problems if p.kind == "held"})
+    steps = []
+    if holders:
+        steps.append(f"ask the holder ({', '.join(holders)}) via `coord msg send`, or wait until the lease ends")
+    if any(p.kind == "stale" for p in problems):
+        steps.append("claim the paths again (`coord lock claim`) and check your work against changes made meanwhile")
+    steps.append(f"or, if you must, `COORD_GUARD_BYPASS=1 COORD_GUARD_BYPASS_REASON=\"…\" git {what} …` "
+                 "(recorded on the hub)")
+    say("; ".join(steps) + ".")
+    sys.stderr.flush()
+
+
+def _unchecked(fail_closed: bool, hook: str, why: str) -> int:
+    what = "commit" if hook == "pre-commit" else "push"
+    if fail_closed:
+        say(f"{what} refused: {why}, and COORD_HOOK_FAIL_MODE=closed. Retry when the hub answers, "
+            "or bypass with COORD_GUARD_BYPASS=1.")
+        return 1
+    say(f"warning: {why}; {what} accepted unchecked (COORD_HOOK_FAIL_MODE=open).")
+    return 0
+
+
+def _bypass(inv: Invocation, hook: str, changed: list[str], top: Path, verdict: check.Verdict | None,
+            error: HubError | None, ledger_file: Path) -> int:
+    """Accept, record a ``guard.bypassed`` event, and say what was bypassed and whether it was recorded."""
+    problems = verdict.problems if verdict else []
+    reason = hook_settings.get_str("guard_bypass_reason")
+    detail: dict[str, Any] = {
+        "hook": hook, "paths": changed[:MAX_RECORDED_PATHS], "path_count": len(changed), "reason": reason,
+        "problems": [p.line() for p in problems[:MAX_LINES]], "checked": error is None, "repository": str(top),
+        "head": _head(top)}
+    found = (f"despite {len(problems)} problem(s)" if problems else
+             "unchecked (the hub could not be asked)" if error else "with no problems found")
+    say(f"COORD_GUARD_BYPASS=1: {hook} accepted {found}.")
+    for problem in problems[:MAX_LINES]:
+        sys.stderr.write(f"  {problem.line()}\n")
+    try:
+        event = inv.hub.post("/events", {"kind": "guard.bypassed", "project_key": inv.project.key, "detail": detail})
+        say(f"bypass recorded on the hub as event {event.get('id') if isinstance(event, dict) else '?'}.")
+        if verdict is not None:  # the committer chose to go on: ended leases of these paths are settled
+            known = ledger.load(ledger_file)
+            for lease_id in verdict.ended_ids:
+                known.pop(lease_id, None)
+            _save(ledger_file, known)
+    except HubError as exc:
+        say(f"the bypass could NOT be recorded on the hub ({exc}); tell the fleet yourself.")
+    finally:
+        inv.close()
+    return 0
+
+
+def _head(top: Path) -> str | None:
+    try:
+        return git.git(["rev-parse", "--verify", "-q", "HEAD"], top).strip() or None
+    except git.GitError:
+        return None

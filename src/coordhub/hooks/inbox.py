@@ -1,0 +1,202 @@
+"""Unread messages in front of the agent: the ``prompt`` and ``post-tool-use`` injections and the ``stop`` check.
+
+Seed 000's convention: unread coord messages are shown as an
+``UNREAD COORD MESSAGES`` block, each message prominently (a rule of ``=``,
+``MESSAGE FROM <from> — <subject>``, a meta line, a rule, the body), and the
+agent reproduces them verbatim at the top of its reply because the user cannot
+see injected context. Injection is cursor-based: ``POST /messages/unshown``
+returns only what this session's agent has not been shown and marks it shown,
+so a message is injected once (the hub makes an unacked ack-required message
+unshown again when it redelivers it). What one hook injects is capped at
+``COORD_HOOK_MAX_ITEMS`` messages and ``COORD_HOOK_MAX_CHARS`` characters;
+longer bodies are truncated and the rest is counted with a pointer to
+``coord msg inbox``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from coordhub.hooks import output
+from coordhub.hooks.hub import HubError, HubRefused, halt_of
+from coordhub.hooks.invocation import Invocation
+from coordhub.hooks.leases import when
+from coordhub.hooks.output import Answer
+
+RULE = "=" * 60
+TITLE = "UNREAD COORD MESSAGES"
+INSTRUCTION = ("reproduce each message below verbatim at the top of your reply, before doing anything else "
+               "(the user cannot see this context)")
+MAX_LISTED = 500  # the hub's own inbox page limit
+MIN_BODY = 80  # a shown message keeps at least this much of its body (room for the truncation note)
+
+
+def banner(msg: dict[str, Any], body: str | None = None) -> str:
+    """One message shown prominently (seed 000), with ``body`` in place of the message's own if given."""
+    tags = [str(msg["importance"]).upper()] if msg.get("importance") not in (None, "normal") else []
+    if msg.get("broadcast"):
+        tags.append("BROADCAST")
+    if msg.get("message_type"):
+        tags.append(str(msg["message_type"]))
+    if msg.get("requires_ack") and not msg.get("acked_at"):
+        tags.append("ACK REQUIRED")
+    if (msg.get("deliveries") or 1) > 1:
+        tags.append(f"DELIVERY {msg['deliveries']}")
+    meta = f"id {msg.get('id')} · {when(msg.get('created_at'))}" + "".join(f" · {t}" for t in tags)
+    if msg.get("project_key"):
+        meta += f" · project {msg['project_key']}"
+    head = f"MESSAGE FROM {msg.get('from_session')} — {msg.get('subject')}"
+    text = (msg.get("body") or "") if body is None else body
+    return f"{RULE}\n{head}\n{meta}\n{RULE}\n{text}\n{RULE}"
+
+
+class Block(NamedTuple):
+    """A rendered block and how many of the given messages it shows (a prefix of them)."""
+
+    text: str
+    shown: int
+
+
+def render(messages: list[dict[str, Any]], more: int, max_chars: int) -> Block | None:
+    """The ``UNREAD COORD MESSAGES`` block for ``messages`` (oldest first), at most ``max_chars`` long.
+
+    ``more`` counts unread messages not in ``messages``. Whole messages are
+    dropped from the end (and counted in the footer) until their frames fit
+    with at least :data:`MIN_BODY` characters of each body; then the bodies
+    share what is left, short ones whole, long ones truncated with a note.
+    None when there is nothing to show. ``max_chars`` below about 300 may
+    leave room for no message at all: the block is then one line with the
+    count (which may itself exceed a tiny ``max_chars``).
+    """
+    if not messages and more <= 0:
+        return None
+    for shown in range(len(messages), -1, -1):
+        frame = _frame(messages[:shown], more + len(messages) - shown)
+        least = sum(min(len(str(m.get("body") or "")), MIN_BODY) for m in messages[:shown])
+        if len(frame) + least <= max_chars or shown == 0:
+            break
+    if shown == 0:
+        return Block(f"{TITLE}: {more + len(messages)} unread; run `coord msg inbox` to read them.", 0)
+    chosen = messages[:shown]
+    bodies = [str(m.get("body") or "") for m in chosen]
+    allowances = _share([len(b) for b in bodies], max_chars - len(frame))
+    text = _compose(chosen, [_truncate(b, a) for b, a in zip(bodies, allowances, strict=True)],
+                    more + len(messages) - shown)
+    return Block(text, shown)
+
+
+def _frame(messages: list[dict[str, Any]], hidden: int) -> str:
+    """The block with every body empty: its length is what the bodies cannot use."""
+    return _compose(messages, [""] * len(messages), hidden)
+
+
+def _compose(messages: list[dict[str, Any]], bodies: list[str], hidden: int) -> str:
+    total = len(messages) + hidden
+    count = f"{len(messages)} of {total}" if hidden else str(total)
+    lines = [f"{TITLE} ({count}): {INSTRUCTION}."]
+    lines += [banner(m, b) for m, b in zip(messages, bodies, strict=True)]
+    if hidden:
+        lines.append(f"{hidden} more unread: run `coord msg inbox`.")
+    if messages:
+        ack = any(m.get("requires_ack") and not m.get("acked_at") for m in messages)
+        lines.append("When you have shown them, mark each read with `coord msg read <id>`"
+                     + (" and acknowledge ACK REQUIRED ones with `coord msg ack <id>`." if ack else "."))
+    return "\n".join(lines)
+
+
+def _share(lengths: list[int], budget: int) -> list[int]:
+    """Split ``budget`` characters over bodies of ``lengths``: short ones whole, the rest equally (water-filling)."""
+    allowance = [0] * len(lengths)
+    left = max(0, budget)
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    for rank, i in enumerate(order):
+        allowance[i] = min(lengths[i], left // (len(order) - rank))
+        left -= allowance[i]
+    return allowance
+
+
+def _truncate(body: str, allowance: int) -> str:
+    """``body`` cut to at most ``allowance`` characters, ending in a note of how much is missing."""
+    if len(body) <= allowance:
+        return body
+    widest = len(_cut_note(len(body)))
+    if allowance < widest:
+        return "…"[:allowance]
+    keep = allowance - widest
+    return body[:keep] + _cut_note(len(body) - keep)
+
+
+def _cut_note(missing: int) -> str:
+    return f"… [{missing} more characters: `coord msg inbox`]"
+
+
+def halt_notice(halt: dict[str, Any]) -> str:
+    """The text that tells the agent the fleet is halted, by whom, since when and why."""
+    return (f"FLEET HALTED by {halt.get('halted_by')} since {when(halt.get('halted_at'))}: {halt.get('reason')}\n"
+            "Make no changes until an admin runs `coord resume`: the hub refuses writes and the coord hook "
+            "denies file edits while the halt stands. Tell the user.")
+
+
+def inject(inv: Invocation, event_name: str) -> Answer | None:
+    """Ask the hub for the messages not yet shown to this agent and answer them as context, or None.
+
+    While the fleet is halted the hub refuses to mark messages shown (a
+    write), so the answer is the halt notice instead, with a pointer to the
+    inbox: it is repeated on every prompt and tool call until the halt ends.
+    """
+    try:
+        data = inv.hub.post("/messages/unshown", {"limit": inv.settings.max_items})
+    except HubRefused as exc:
+        halt = halt_of(exc)
+        if halt is None:
+            raise
+        return output.context(event_name, halt_notice(halt) + "\nUnread messages: `coord msg inbox`.")
+    data = data if isinstance(data, dict) else {}
+    messages = [m for m in data.get("messages") or [] if isinstance(m, dict)]
+    more = data.get("more")
+    block = render(messages, more if isinstance(more, int) else 0, inv.settings.max_chars)
+    return output.context(event_name, block.text) if block else None
+
+
+def prompt(inv: Invocation) -> Answer | None:
+    """UserPromptSubmit: prints ``additionalContext`` with the messages not yet shown, else nothing.
+
+    One request. When the hub cannot be asked the prompt goes on unchanged
+    and one line on stderr says why.
+    """
+    return inject_or_log(inv, "UserPromptSubmit")
+
+
+def inject_or_log(inv: Invocation, event_name: str) -> Answer | None:
+    """:func:`inject` with hub errors logged instead of raised."""
+    try:
+        return inject(inv, event_name)
+    except HubError as exc:
+        output.log(inv.event, f"no message check: {exc}")
+        return None
+
+
+def stop(inv: Invocation) -> Answer | None:
+    """Stop: prints ``{"decision": "block"}`` while an urgent, ack-required message is unread, else nothing.
+
+    Never blocks when ``stop_hook_active`` is true (the agent is already
+    continuing because of a Stop hook), so it blocks at most once per stop and
+    can never loop. One request, only when it may block.
+    """
+    if inv.payload.get("stop_hook_active") is True:
+        return None
+    try:
+        unread = inv.hub.get("/messages", unread_only=True, limit=MAX_LISTED)
+    except HubError as exc:
+        output.log(inv.event, f"no urgent-message check: {exc}")
+        return None
+    urgent = [m for m in unread if isinstance(m, dict) and m.get("importance") == "urgent"
+              and m.get("requires_ack") and not m.get("acked_at")] if isinstance(unread, list) else []
+    if not urgent:
+        return None
+    listed = "; ".join(f"from {m.get('from_session')}: \"{m.get('subject')}\" (id {m.get('id')})" for m in urgent[:5])
+    more = f" and {len(urgent) - 5} more" if len(urgent) > 5 else ""
+    return output.block(
+        f"coord: {len(urgent)} urgent message(s) need your acknowledgement before you finish: {listed}{more}. "
+        "Read them with `coord msg inbox`, show them to the user, act on them, then acknowledge each with "
+        "`coord msg ack <id>`.")

@@ -1,0 +1,84 @@
+"""One run of a hook: its payload, settings, identity, project and hub connection, each loaded on first use.
+
+Nothing is loaded up front, so a handler that decides from the payload alone
+(a file outside the project, ``stop_hook_active``) never reads identity.json
+or opens a connection.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from coordhub.client.settings import ClientSettings, find_identity, load_identity
+from coordhub.client.settings import resolve as resolve_client
+from coordhub.errors import CoordError
+from coordhub.hooks import project
+from coordhub.hooks.hub import Hub, NotConfigured
+from coordhub.hooks.project import Project
+from coordhub.hooks.settings import HookSettings
+
+
+class Invocation:
+    """Everything one hook run needs; ``payload`` is the JSON object Claude Code sent (``{}`` for git hooks).
+
+    ``cwd`` defaults to the payload's ``cwd``, else the process's;
+    ``claude_project_dir`` says whether ``$CLAUDE_PROJECT_DIR`` picks the
+    project (see :func:`coordhub.hooks.project.resolve`).
+    """
+
+    def __init__(self, event: str, payload: dict[str, Any], settings: HookSettings,
+                 cwd: Path | None = None, *, claude_project_dir: bool = True) -> None:
+        self.event = event
+        self.claude_project_dir = claude_project_dir
+        self.payload = payload
+        self.settings = settings
+        given = payload.get("cwd")
+        self.cwd = cwd or (Path(given) if isinstance(given, str) and given else Path(os.getcwd()))
+
+    @cached_property
+    def identity_file(self) -> Path | None:
+        """The nearest ``.claude/identity.json`` from the hook's ``cwd`` (else the home one), or None."""
+        return find_identity(self.cwd)
+
+    @cached_property
+    def identity(self) -> dict[str, Any]:
+        """identity.json's fields; ``{}`` without one. Raises ``NotConfigured`` if it is not a JSON object."""
+        if self.identity_file is None:
+            return {}
+        try:
+            return load_identity(self.identity_file)
+        except CoordError as exc:
+            raise NotConfigured(exc.message) from None
+
+    @cached_property
+    def client(self) -> ClientSettings:
+        """Hub URL, token and session, by the precedence of :mod:`coordhub.client.settings`."""
+        self.identity  # noqa: B018 - raises NotConfigured before resolve() reports it less clearly
+        try:
+            return resolve_client(timeout=self.settings.timeout, identity_file=self.identity_file)
+        except CoordError as exc:
+            raise NotConfigured(exc.message) from None
+
+    @cached_property
+    def project(self) -> Project:
+        """The project the hook works in (see :mod:`coordhub.hooks.project`)."""
+        try:
+            identity = self.identity
+        except NotConfigured:
+            identity = {}
+        return project.resolve(self.cwd, identity, claude_project_dir=self.claude_project_dir)
+
+    @cached_property
+    def hub(self) -> Hub:
+        """A connection to the hub as this session (opened lazily by the first request)."""
+        c = self.client
+        return Hub(c.url, c.token, c.session, self.settings.timeout)
+
+    def close(self) -> None:
+        """Close the hub connection if one was opened."""
+        if "hub" in self.__dict__:
+            self.hub.close()
+

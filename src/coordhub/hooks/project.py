@@ -1,0 +1,123 @@
+"""Which project a hook is working in, and project-relative paths (standard library only, no ``git`` call).
+
+Lease resources are project-relative (``src/app.py``), while Claude Code gives
+absolute paths. The **root** that paths are made relative to is the git
+working tree containing ``$CLAUDE_PROJECT_DIR`` (else the hook's ``cwd``),
+or that directory itself outside git. The **project key** is, first found:
+``COORD_PROJECT``; the ``project`` field of ``.claude/identity.json``; the
+name of the repository's *main* working tree. The last rule matters for
+fleets that give each agent its own ``git worktree``: every worktree of one
+repository gets the same key (the main tree's directory name), so their
+leases meet. Git is found by looking for ``.git`` upwards (a directory, or a
+file ``gitdir: …`` for worktrees and submodules) rather than by running
+``git``, because the edit hook must start fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from coordhub.hooks import settings
+
+
+class Project:
+    """A project: its lease key and the directory its resources are relative to."""
+
+    __slots__ = ("key", "root")
+
+    def __init__(self, key: str, root: Path) -> None:
+        self.key, self.root = key, root
+
+    def __repr__(self) -> str:
+        return f"Project({self.key!r}, {str(self.root)!r})"
+
+    def relative(self, file_path: str, cwd: Path | None = None) -> str | None:
+        """``file_path`` relative to the root with ``/`` separators; None when it lies outside the root.
+
+        A relative ``file_path`` is taken from ``cwd`` (default: the root).
+        The comparison is lexical first, then with symlinks resolved, so a
+        path through a symlinked checkout still counts as inside. The root
+        itself gives ``"."``.
+        """
+        path = Path(file_path)
+        if not path.is_absolute():
+            path = (cwd or self.root) / path
+        for candidate, root in ((Path(os.path.normpath(path)), Path(os.path.normpath(self.root))),
+                                (Path(os.path.realpath(path)), Path(os.path.realpath(self.root)))):
+            try:
+                return candidate.relative_to(root).as_posix()
+            except ValueError:
+                continue
+        return None
+
+
+def git_worktree(start: Path) -> Path | None:
+    """The top of the git working tree containing ``start`` (``start`` itself included), else None."""
+    here = Path(os.path.abspath(start))
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def repository_name(worktree: Path) -> str:
+    """The name of the repository ``worktree`` belongs to: its main working tree's directory name.
+
+    A linked worktree has a ``.git`` file pointing at ``<main>/.git/worktrees/<name>``,
+    whose ``commondir`` leads back to ``<main>/.git`` (or to ``<repo>.git`` of
+    a bare repository, named without ``.git``). A submodule's ``.git`` file
+    points into the superproject's ``.git/modules`` and has no ``commondir``:
+    it is named after its own directory.
+    """
+    main = _main_git_dir(worktree)
+    if main is None:
+        return worktree.name
+    return main.parent.name if main.name == ".git" else main.name.removesuffix(".git")
+
+
+def _main_git_dir(worktree: Path) -> Path | None:
+    dotgit = worktree / ".git"
+    if not dotgit.is_file():
+        return None
+    try:
+        line = dotgit.read_text(encoding="utf-8").strip()
+        if not line.startswith("gitdir:"):
+            return None
+        gitdir = Path(line.removeprefix("gitdir:").strip())
+        gitdir = gitdir if gitdir.is_absolute() else worktree / gitdir
+        return (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    except OSError:
+        return None
+
+
+def resolve(cwd: Path, identity: dict[str, Any] | None = None, *, claude_project_dir: bool = True) -> Project:
+    """The project of a hook running for ``cwd`` (see the module docstring for the rules).
+
+    ``claude_project_dir=False`` ignores ``$CLAUDE_PROJECT_DIR``: the git
+    guard works on the repository git runs it in, even when an agent's Bash
+    tool (which inherits that variable) commits in another one.
+    """
+    start = Path((claude_project_dir and os.environ.get("CLAUDE_PROJECT_DIR")) or cwd)
+    tree = git_worktree(start)
+    root = tree or Path(os.path.abspath(start))
+    key = settings.get_str("project") or _identity_project(identity)
+    if not key:
+        key = (repository_name(tree) if tree else root.name) or "default"
+    return Project(key, root)
+
+
+def as_resource(rel: str) -> str:
+    """A project-relative path as a lease resource that the hub always reads as a relative PATH.
+
+    A file named ``deploy:notes.md`` would otherwise be read as a NAME and
+    ``C:x`` as a Windows drive (see :mod:`coordhub.core.paths`); a leading
+    ``./`` keeps both relative paths and changes nothing else.
+    """
+    return rel if rel.startswith("./") else "./" + rel
+
+
+def _identity_project(identity: dict[str, Any] | None) -> str | None:
+    value = (identity or {}).get("project")
+    return value.strip() if isinstance(value, str) and value.strip() else None

@@ -1,0 +1,342 @@
+"""Every Claude Code hook end to end: a real ``coord-hook`` process, real payloads, a real ``coord serve``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.hooks.conftest import PROJECT, A, B, Fleet, run_hook
+
+RULE = "=" * 60
+HEAVY = ("httpx2", "httpx", "fastapi", "starlette", "pydantic", "typer", "click", "rich", "mcp", "uvicorn",
+         "sqlite3", "psycopg")
+
+
+def edit(path: Path | str, tool: str = "Edit") -> dict[str, object]:
+    """The tool fields of a PreToolUse payload changing ``path`` with ``tool``."""
+    tool_input: dict[str, object] = {
+        "Edit": {"file_path": str(path), "old_string": "a", "new_string": "b", "replace_all": False},
+        "Write": {"file_path": str(path), "content": "print('hi')\n"},
+        "MultiEdit": {"file_path": str(path), "edits": [{"old_string": "a", "new_string": "b"}]},
+        "NotebookEdit": {"notebook_path": str(path), "new_source": "x = 1", "cell_id": "c1", "edit_mode": "replace"},
+    }[tool]
+    return {"hook_event_name": "PreToolUse", "tool_name": tool, "tool_input": tool_input,
+            "tool_use_id": "toolu_01ABC"}
+
+
+# ---- start-up cost --------------------------------------------------------------------------------
+
+def test_hook_imports_nothing_heavy() -> None:
+    code = ("import sys, coordhub.hooks.run, coordhub.hooks.edits, coordhub.hooks.inbox, coordhub.hooks.presence, "
+            "coordhub.guard.run; print(sorted({m.split('.')[0] for m in sys.modules}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(json.loads(out.replace("'", '"')))
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+# ---- session-start --------------------------------------------------------------------------------
+
+def test_session_start_registers_exports_and_shows_unread_leases(fleet: Fleet, tmp_path: Path) -> None:
+    a, b = fleet.a, fleet.b
+    b.send(A, "deploy tonight", "Please hold merges to main until 22:00.", importance="high")
+    b.send(None, "fleet notice", "New lint rules are live.")
+    lease = a.claim("src/api/", "rework the API")
+    env_file = tmp_path / "claude-env.sh"
+    env_file.write_text("export EXISTING=1\n")
+
+    r = a.hook("session-start", hook_event_name="SessionStart", source="startup", model="claude-x",
+               env={"CLAUDE_ENV_FILE": str(env_file)})
+    ctx = r.context("SessionStart")
+    assert ctx.startswith("UNREAD COORD MESSAGES (2): reproduce each message below verbatim")
+    assert f"{RULE}\nMESSAGE FROM {B} — deploy tonight\n" in ctx
+    assert "HIGH" in ctx and "Please hold merges to main until 22:00." in ctx
+    assert f"MESSAGE FROM {B} — fleet notice" in ctx and "BROADCAST" in ctx
+    assert ctx.index("deploy tonight") < ctx.index("fleet notice")  # oldest first
+    assert "YOUR COORD LEASES (1)" in ctx and lease["id"] in ctx and "rework the API" in ctx
+    assert f"you are {A} (incarnation 1)" in ctx and f"project {PROJECT}" in ctx
+    assert env_file.read_text() == f"export EXISTING=1\nexport COORD_SESSION='{A}'\n"
+    me = a.presence()
+    assert me["state"] == "active" and me["client"] == "claude-code" and me["client_session"] == a.claude_session
+    assert me["cwd"] == str(a.project_dir)
+
+    # what session-start showed is not injected again by the next prompt
+    a.hook("prompt", hook_event_name="UserPromptSubmit", prompt="go on").silent()
+
+
+def test_session_start_shows_a_halt_first(fleet: Fleet) -> None:
+    fleet.admin_api("POST", "/halt", json={"reason": "bad migration on prod"})
+    ctx = fleet.a.hook("session-start", hook_event_name="SessionStart", source="startup").context("SessionStart")
+    assert ctx.startswith("FLEET HALTED by ")
+    assert "bad migration on prod" in ctx and "coord resume" in ctx
+    assert "YOUR COORD LEASES: none." in ctx
+
+
+def test_session_start_after_clear_or_compact_keeps_the_incarnation(fleet: Fleet) -> None:
+    a = fleet.a
+    a.hook("session-start", hook_event_name="SessionStart", source="startup")
+    assert a.presence()["incarnation"] == 1
+    a.hook("session-end", hook_event_name="SessionEnd", reason="clear").silent()
+    assert a.presence()["state"] == "active"
+    for source in ("clear", "compact", "resume"):
+        ctx = a.hook("session-start", hook_event_name="SessionStart", source=source).context("SessionStart")
+        assert "(incarnation 1)" in ctx
+    a.hook("session-start", hook_event_name="SessionStart", source="startup")
+    assert a.presence()["incarnation"] == 2
+
+
+def test_session_start_after_clear_shows_messages_shown_before(fleet: Fleet) -> None:
+    a = fleet.a
+    fleet.b.send(A, "still unread", "You saw me once already.")
+    a.hook("session-start", hook_event_name="SessionStart", source="startup")
+    ctx = a.hook("session-start", hook_event_name="SessionStart", source="clear").context("SessionStart")
+    assert "MESSAGE FROM " + B + " — still unread" in ctx
+
+
+def test_session_start_with_the_hub_down_says_so(fleet: Fleet, closed_url: str) -> None:
+    ctx = fleet.a.hook("session-start", hook_event_name="SessionStart", source="startup",
+                       env={"COORD_URL": closed_url}).context("SessionStart")
+    assert "could not register with the hub" in ctx and "refused the connection" in ctx
+
+
+# ---- prompt and post-tool-use ---------------------------------------------------------------------
+
+def test_prompt_injects_only_what_was_not_shown(fleet: Fleet) -> None:
+    a, b = fleet.a, fleet.b
+    prompt = {"hook_event_name": "UserPromptSubmit", "prompt": "fix the tests"}
+    a.hook("prompt", **prompt).silent()
+    b.send(A, "first", "one")
+    ctx = a.hook("prompt", **prompt).context("UserPromptSubmit")
+    assert f"MESSAGE FROM {B} — first" in ctx and "UNREAD COORD MESSAGES (1)" in ctx
+    a.hook("prompt", **prompt).silent()
+    b.send(A, "second", "two")
+    ctx = a.hook("prompt", **prompt).context("UserPromptSubmit")
+    assert "— second" in ctx and "— first" not in ctx
+
+
+def test_prompt_caps_items_and_characters(fleet: Fleet) -> None:
+    a, b = fleet.a, fleet.b
+    for i in range(8):
+        b.send(A, f"report {i}", f"line {i} " + "x" * 3000)
+    env = {"COORD_HOOK_MAX_ITEMS": "3", "COORD_HOOK_MAX_CHARS": "1500"}
+    ctx = a.hook("prompt", hook_event_name="UserPromptSubmit", prompt="hi", env=env).context("UserPromptSubmit")
+    assert len(ctx) <= 1500
+    assert [f"report {i}" in ctx for i in range(8)] == [True] * 3 + [False] * 5
+    assert "UNREAD COORD MESSAGES (3 of 8)" in ctx and "5 more unread: run `coord msg inbox`." in ctx
+    assert "more characters: `coord msg inbox`]" in ctx
+    ctx = a.hook("prompt", hook_event_name="UserPromptSubmit", prompt="hi", env=env).context("UserPromptSubmit")
+    assert "report 3" in ctx and "report 0" not in ctx and "2 more unread" in ctx
+
+
+def test_post_tool_use_heartbeats_and_injects_through_additional_context(fleet: Fleet) -> None:
+    a = fleet.a
+    a.hook("session-start", hook_event_name="SessionStart", source="startup")
+    before = a.presence()["last_heartbeat"]
+    payload = {"hook_event_name": "PostToolUse", "tool_name": "Bash", "tool_input": {"command": "ls"},
+               "tool_response": {"stdout": "a\n", "stderr": "", "interrupted": False}, "tool_use_id": "toolu_02"}
+    a.hook("post-tool-use", **payload).silent()
+    assert a.presence()["last_heartbeat"] > before
+    fleet.b.send(A, "review ready", "PR 12 is ready for review.", message_type="READY_FOR_REVIEW")
+    ctx = a.hook("post-tool-use", **payload).context("PostToolUse")
+    assert f"MESSAGE FROM {B} — review ready" in ctx and "READY_FOR_REVIEW" in ctx
+    a.hook("post-tool-use", **payload).silent()
+
+
+def test_post_tool_use_of_a_superseded_incarnation_still_injects(fleet: Fleet) -> None:
+    a = fleet.a
+    a.hook("session-start", hook_event_name="SessionStart", source="startup")
+    a.api("POST", "/presence/register", json={"client": "other"})  # another process took over the session
+    fleet.b.send(A, "hello", "there")
+    r = a.hook("post-tool-use", hook_event_name="PostToolUse", tool_name="Read", tool_input={"file_path": "/x"},
+               tool_response={}, tool_use_id="toolu_03")
+    assert "stale_incarnation" in r.err
+    assert "— hello" in r.context("PostToolUse")
+
+
+def test_prompt_with_the_hub_down_is_silent(fleet: Fleet, closed_url: str) -> None:
+    r = fleet.a.hook("prompt", hook_event_name="UserPromptSubmit", prompt="x", env={"COORD_URL": closed_url})
+    r.silent()
+    assert "no message check" in r.err
+
+
+# ---- pre-tool-use ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tool", ["Edit", "Write", "MultiEdit", "NotebookEdit"])
+def test_pre_tool_use_denies_a_file_leased_by_another_session(fleet: Fleet, tool: str) -> None:
+    lease = fleet.b.claim("src/", "refactor auth", ttl_hours=1)
+    r = fleet.a.hook("pre-tool-use", **edit(fleet.a.project_dir / "src" / "app.py", tool))
+    data = r.json()
+    assert set(data) == {"hookSpecificOutput"}
+    out = data["hookSpecificOutput"]
+    assert out["hookEventName"] == "PreToolUse" and out["permissionDecision"] == "deny"
+    reason = out["permissionDecisionReason"]
+    assert reason.startswith(f"coord: src/app.py is leased by {B} — \"refactor auth\"")
+    assert lease["id"] in reason and f"until {lease['expires_at'][:19]}Z, 60 min left)" in reason
+    assert f"coord msg send {B}" in reason
+
+
+def test_pre_tool_use_is_silent_on_free_own_and_outside_files(fleet: Fleet, tmp_path: Path) -> None:
+    a, b = fleet.a, fleet.b
+    b.claim("src/auth/", "auth work")
+    a.claim("src/api/", "api work")
+    a.hook("pre-tool-use", **edit(a.project_dir / "src" / "free.py")).silent()
+    a.hook("pre-tool-use", **edit(a.project_dir / "src" / "api" / "routes.py", "Write")).silent()
+    a.hook("pre-tool-use", **edit(tmp_path / "elsewhere" / "src" / "auth" / "x.py")).silent()
+    a.hook("pre-tool-use", **edit(a.project_dir / "src" / "auth" / "x.py")).json()  # denied: the control
+    # tools that do not write files are never checked
+    a.hook("pre-tool-use", hook_event_name="PreToolUse", tool_name="Read",
+           tool_input={"file_path": str(a.project_dir / "src" / "auth" / "x.py")}, tool_use_id="t").silent()
+
+
+def test_pre_tool_use_resolves_relative_paths_and_claude_project_dir(fleet: Fleet) -> None:
+    a = fleet.b.claim("src/auth/", "auth work")
+    sub = fleet.a.project_dir / "src"
+    payload = {"session_id": "s", "cwd": str(sub), **edit("auth/login.py")}
+    env = {**fleet.a.env, "CLAUDE_PROJECT_DIR": str(fleet.a.project_dir)}
+    reason = run_hook("pre-tool-use", payload, env, sub).json()["hookSpecificOutput"]["permissionDecisionReason"]
+    assert reason.startswith("coord: src/auth/login.py is leased by") and a["id"] in reason
+
+
+def test_pre_tool_use_fail_open_and_fail_closed(fleet: Fleet, closed_url: str) -> None:
+    path = fleet.a.project_dir / "src" / "app.py"
+    r = fleet.a.hook("pre-tool-use", **edit(path), env={"COORD_URL": closed_url})
+    r.silent()
+    assert "could not be asked" in r.err and "edit of src/app.py allowed (COORD_HOOK_FAIL_MODE=open)" in r.err
+    r = fleet.a.hook("pre-tool-use", **edit(path), env={"COORD_URL": closed_url, "COORD_HOOK_FAIL_MODE": "closed"})
+    out = r.json()["hookSpecificOutput"]
+    assert out["permissionDecision"] == "deny"
+    assert "cannot check whether src/app.py is leased" in out["permissionDecisionReason"]
+    assert "COORD_HOOK_FAIL_MODE=closed" in out["permissionDecisionReason"]
+
+
+def test_pre_tool_use_outside_the_project_never_asks_even_fail_closed(fleet: Fleet, closed_url: str,
+                                                                       tmp_path: Path) -> None:
+    fleet.a.hook("pre-tool-use", **edit(tmp_path / "notes.txt"),
+                 env={"COORD_URL": closed_url, "COORD_HOOK_FAIL_MODE": "closed"}).silent()
+
+
+def test_pre_tool_use_with_a_bad_token_follows_the_fail_mode(fleet: Fleet) -> None:
+    path = fleet.a.project_dir / "src" / "app.py"
+    r = fleet.a.hook("pre-tool-use", **edit(path), env={"COORD_TOKEN": "nope"})
+    r.silent()
+    assert "unauthorized" in r.err
+    r = fleet.a.hook("pre-tool-use", **edit(path), env={"COORD_TOKEN": "nope", "COORD_HOOK_FAIL_MODE": "closed"})
+    assert r.json()["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+# ---- stop -----------------------------------------------------------------------------------------
+
+def test_stop_blocks_once_for_an_urgent_ack_required_message(fleet: Fleet) -> None:
+    a, b = fleet.a, fleet.b
+    a.hook("stop", hook_event_name="Stop", stop_hook_active=False).silent()
+    b.send(A, "not urgent", "fyi", requires_ack=True)
+    b.send(A, "urgent but no ack", "fyi", importance="urgent")
+    a.hook("stop", hook_event_name="Stop", stop_hook_active=False).silent()
+    msg = b.send(A, "stop the deploy", "Roll back now.", importance="urgent", requires_ack=True)
+    data = a.hook("stop", hook_event_name="Stop", stop_hook_active=False,
+                  last_assistant_message="Done.").json()
+    assert data["decision"] == "block" and set(data) == {"decision", "reason"}
+    assert msg["id"] in data["reason"] and "stop the deploy" in data["reason"] and B in data["reason"]
+    assert "coord msg ack" in data["reason"]
+    a.hook("stop", hook_event_name="Stop", stop_hook_active=True).silent()
+    a.api("POST", f"/messages/{msg['id']}/ack")
+    a.hook("stop", hook_event_name="Stop", stop_hook_active=False).silent()
+
+
+# ---- session-end ----------------------------------------------------------------------------------
+
+def test_session_end_deregisters(fleet: Fleet) -> None:
+    a = fleet.a
+    a.hook("session-start", hook_event_name="SessionStart", source="startup")
+    lease = a.claim("docs/", "docs")
+    a.hook("session-end", hook_event_name="SessionEnd", reason="prompt_input_exit").silent()
+    assert a.presence()["state"] == "offline"
+    assert a.api("GET", f"/locks/{lease['id']}")["state"] == "active"
+
+
+def test_session_end_releases_leases_when_asked(fleet: Fleet) -> None:
+    a = fleet.a
+    a.hook("session-start", hook_event_name="SessionStart", source="startup")
+    lease = a.claim("docs/", "docs")
+    a.hook("session-end", hook_event_name="SessionEnd", reason="logout",
+           env={"COORD_HOOK_RELEASE_ON_END": "1"}).silent()
+    assert a.presence()["state"] == "offline"
+    assert a.api("GET", f"/locks/{lease['id']}")["state"] == "released"
+
+
+def test_session_end_of_a_superseded_process_leaves_the_new_one_online(fleet: Fleet) -> None:
+    a = fleet.a
+    a.hook("session-start", hook_event_name="SessionStart", source="startup")
+    a.api("POST", "/presence/register", json={"client": "other"})  # a newer process of the same session
+    r = a.hook("session-end", hook_event_name="SessionEnd", reason="other")
+    r.silent()
+    assert "stale_incarnation" in r.err
+    assert a.presence()["state"] == "active"
+
+
+def test_two_claude_sessions_sharing_one_identity(fleet: Fleet) -> None:
+    a = fleet.a
+    a.hook("session-start", hook_event_name="SessionStart", source="startup", session_id="claude-1")
+    a.hook("session-start", hook_event_name="SessionStart", source="startup", session_id="claude-2")
+    assert a.presence()["incarnation"] == 2
+    r = a.hook("session-end", hook_event_name="SessionEnd", reason="prompt_input_exit", session_id="claude-1")
+    assert "session claude-2 uses this coord identity now" in r.err
+    assert a.presence()["state"] == "active"
+    a.hook("session-end", hook_event_name="SessionEnd", reason="prompt_input_exit", session_id="claude-2").silent()
+    assert a.presence()["state"] == "offline"
+
+
+# ---- malformed input ------------------------------------------------------------------------------
+
+MALFORMED = [
+    (b"", "stdin is empty"),
+    (b"{not json", "stdin is not JSON"),
+    (b"\xff\xfe", "stdin is not JSON"),
+    (b"[1, 2]", "not an object"),
+    (b'{"hook_event_name": "Notification", "session_id": "s"}', "hook_event_name 'Notification'"),
+    (b'{"session_id": "s"}', "hook_event_name None"),
+]
+
+
+@pytest.mark.parametrize("event", ["session-start", "prompt", "pre-tool-use", "post-tool-use", "stop",
+                                   "session-end"])
+def test_malformed_stdin_is_reported_and_changes_nothing(fleet: Fleet, event: str) -> None:
+    fleet.b.claim("src/", "held")  # so that a pre-tool-use that went ahead would have something to deny
+    before = fleet.events()
+    for raw, problem in MALFORMED:
+        r = run_hook(event, raw, fleet.a.env, fleet.a.project_dir)
+        r.silent()
+        lines = r.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"coord-hook {event}: ") and problem in lines[0], (raw, r.err)
+        assert lines[0].endswith("nothing done.")
+    assert fleet.events() == before
+    assert fleet.a.api("GET", "/whoami")["presence"]["incarnation"] == 0  # never registered
+
+
+def test_unknown_event_prints_usage_and_exits_0(fleet: Fleet) -> None:
+    r = run_hook("pre-commit", b"{}", fleet.a.env, fleet.a.project_dir)
+    r.silent()
+    assert "unknown event 'pre-commit'" in r.err and "usage: coord-hook EVENT" in r.err
+    p = subprocess.run([sys.executable, "-m", "coordhub.hooks.run"], capture_output=True, text=True,
+                       env=fleet.a.env, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0 and p.stdout == "" and "usage: coord-hook EVENT" in p.stderr
+
+
+def test_bad_setting_values_fall_back_to_defaults(fleet: Fleet) -> None:
+    fleet.b.send(A, "hi", "there")
+    r = fleet.a.hook("prompt", hook_event_name="UserPromptSubmit", prompt="x",
+                     env={"COORD_HOOK_MAX_ITEMS": "many", "COORD_HOOK_FAIL_MODE": "sideways"})
+    assert "— hi" in r.context("UserPromptSubmit")
+    assert "ignoring COORD_HOOK_MAX_ITEMS='many'" in r.err and "ignoring COORD_HOOK_FAIL_MODE='sideways'" in r.err
+
+
+def test_installed_console_script_runs(fleet: Fleet) -> None:
+    script = Path(sys.executable).parent / "coord-hook"
+    fleet.b.claim("src/", "x")
+    payload = {"session_id": "s", "cwd": str(fleet.a.project_dir), **edit(fleet.a.project_dir / "src" / "a.py")}
+    p = subprocess.run([str(script), "pre-tool-use"], input=json.dumps(payload), capture_output=True, text=True,
+                       env=fleet.a.env, cwd=fleet.a.project_dir)
+    assert p.returncode == 0 and json.loads(p.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
