@@ -13,16 +13,18 @@ Precedence, highest first: CLI flag, ``COORD_*`` environment variable,
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 DEFAULT_PORT = 8001  # the port the seed-001 protocol used
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One setting: ``scope`` is ``"server"`` (coord serve) or ``"client"`` (every other command)."""
+class Setting(NamedTuple):
+    """One setting: ``scope`` is ``"server"`` (coord serve) or ``"client"`` (every other command).
+
+    A NamedTuple rather than a dataclass: the hook script imports this module
+    and ``dataclasses`` would add milliseconds to every edit.
+    """
 
     name: str
     type: type
@@ -95,36 +97,6 @@ def default_data_dir() -> Path:
     """``$XDG_DATA_HOME/coordhub``, else ``~/.local/share/coordhub`` (XDG Base Directory spec)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "coordhub"
-
-
-@dataclass
-class ServerConfig:
-    """The resolved settings of one ``coord serve`` run."""
-
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    data_dir: Path | None = None
-    database_url: str | None = None
-    no_auth: bool = False
-    allow_remote_no_auth: bool = False
-    sqlite_synchronous: str = "FULL"
-    max_body_bytes: int = 1_048_576
-    rate_limit: float = 100.0
-    rate_burst: int = 200
-    retry_after: int = 30
-    sweep_seconds: float = 5.0
-    escalation_session: str | None = None
-    log_level: str = "info"
-
-    def resolved_data_dir(self) -> Path:
-        """The data directory, defaulting per :func:`default_data_dir`."""
-        return self.data_dir if self.data_dir is not None else default_data_dir()
-
-    def resolved_database_url(self) -> str:
-        """The database URL, defaulting to ``sqlite:///<data-dir>/coord.db``."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{self.resolved_data_dir() / 'coord.db'}"
 
 
 def settings_table() -> str:

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from coordhub import __version__
-from coordhub.config import ServerConfig
+from coordhub.config import DEFAULT_PORT, default_data_dir
 from coordhub.core.identity import Actor, validate_session_id
 from coordhub.errors import Invalid, Unavailable
 
@@ -28,6 +29,36 @@ log = logging.getLogger("coordhub")
 
 ADMIN_TOKEN_FILE = "admin.token"
 SYSTEM = Actor("coordhub/system", is_admin=True)  # the hub itself, for start-up bookkeeping
+
+
+@dataclass
+class ServerConfig:
+    """The resolved settings of one ``coord serve`` run."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path | None = None
+    database_url: str | None = None
+    no_auth: bool = False
+    allow_remote_no_auth: bool = False
+    sqlite_synchronous: str = "FULL"
+    max_body_bytes: int = 1_048_576
+    rate_limit: float = 100.0
+    rate_burst: int = 200
+    retry_after: int = 30
+    sweep_seconds: float = 5.0
+    escalation_session: str | None = None
+    log_level: str = "info"
+
+    def resolved_data_dir(self) -> Path:
+        """The data directory, defaulting per :func:`default_data_dir`."""
+        return self.data_dir if self.data_dir is not None else default_data_dir()
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to ``sqlite:///<data-dir>/coord.db``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir() / 'coord.db'}"
 
 
 class StartupError(Exception):

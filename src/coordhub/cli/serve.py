@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from coordhub.cli.common import EXIT_REFUSED, fail
-from coordhub.config import ServerConfig, setting
+from coordhub.config import setting
 
 
 def opt(name: str, **extra: Any) -> Any:
@@ -35,7 +35,7 @@ def serve(
     log_level: str = opt("log_level"),
 ) -> None:
     """Run the hub (SQLite in the data dir by default). First start creates the data dir and admin.token."""
-    from coordhub.server import StartupError
+    from coordhub.server import ServerConfig, StartupError
     from coordhub.server import serve as run
 
     if log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -13,9 +13,8 @@ hub's ``admin.token`` is used.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from coordhub import config
@@ -24,8 +23,7 @@ from coordhub.errors import Invalid
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-@dataclass(frozen=True)
-class ClientSettings:
+class ClientSettings(NamedTuple):
     """Resolved client settings."""
 
     url: str

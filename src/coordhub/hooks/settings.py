@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from coordhub.config import Setting
 
@@ -84,8 +84,7 @@ def get_number(name: str, minimum: float) -> float:
     return number
 
 
-@dataclass(frozen=True)
-class HookSettings:
+class HookSettings(NamedTuple):
     """The resolved hook settings of one run."""
 
     fail_mode: str

@@ -1,0 +1,175 @@
+"""The asyncio client: one session's calls to a hub, for the MCP tools.
+
+Unlike :class:`coordhub.client.client.CoordClient` there is no softfail
+queue: an MCP tool reports a failure to its agent at once instead of
+promising a later write. Every mutating call carries a fresh
+``Idempotency-Key``, so a caller that retries after a lost answer never
+applies a write twice. Errors: the hub's 4xx/5xx answers raise
+:class:`~coordhub.client.client.HubError` with the envelope's code and
+message; network errors and timeouts raise
+:class:`~coordhub.client.client.Unreachable`.
+
+Two ways to reach the hub: over HTTP (``httpx2``; ``transport`` may replace
+the network, e.g. ``httpx2.ASGITransport``), or, inside the hub itself,
+``app=``: the request is handed straight to the hub's ASGI app, with the same
+method, path, query, headers and body, so authentication, the halt,
+idempotency and validation are exactly those of HTTP. That path skips the HTTP
+client's request and response objects and costs about half as much per call.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import httpx2
+
+from coordhub import __version__
+from coordhub.client.client import SESSION_HEADER, HubError, Unreachable
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+DEFAULT_TIMEOUT = 10.0
+USER_AGENT = f"coordhub/{__version__}"
+
+
+def identity_headers(token: str | None, session: str | None) -> dict[str, str]:
+    """The headers that make a request act as a session: the bearer token, else ``X-Coord-Session``
+    (``--no-auth`` hubs only)."""
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    return {SESSION_HEADER: session} if session else {}
+
+
+class AsyncCoordClient:
+    """Talks to one hub as one session. Use ``async with``, or call :meth:`aclose`.
+
+    ``app`` calls that ASGI app in-process instead of the network (the hub's
+    own ``/mcp``); ``transport`` replaces the network for the HTTP client.
+    ``session_id`` may be given when the caller's identity is already known
+    (it saves a ``whoami`` round trip).
+    """
+
+    def __init__(self, base_url: str, token: str | None = None, session: str | None = None,
+                 transport: httpx2.AsyncBaseTransport | None = None, *, timeout: float = DEFAULT_TIMEOUT,
+                 app: ASGIApp | None = None, session_id: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._headers = {"User-Agent": USER_AGENT, **identity_headers(token, session)}
+        self._app = app
+        self._http = None if app is not None else httpx2.AsyncClient(transport=transport, timeout=timeout)
+        self._session_id = session_id or (None if token else session)
+
+    async def __aenter__(self) -> AsyncCoordClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (nothing to close in-process)."""
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def call(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None,
+                   idempotency_key: str | None = None, *, timeout: float | None = None) -> Any:
+        """One request; the decoded JSON body of a 2xx answer.
+
+        ``None`` values in ``params`` are left out. Mutating methods send
+        ``idempotency_key`` or a fresh one. ``timeout`` (seconds) overrides
+        the client's for this call (long polls; in-process calls have none).
+        Raises ``HubError`` for a 4xx/5xx answer, ``Unreachable`` when no
+        answer came.
+        """
+        headers = dict(self._headers)
+        if method != "GET":
+            headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
+        query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        if self._app is not None:
+            status, raw = await asgi_request(self._app, method, path, query, headers, content or b"")
+        else:
+            status, raw = await self._send(method, path, query, headers, content, timeout)
+        data = _decode(raw)
+        if status >= 400:
+            error = data.get("error") if isinstance(data, dict) else None
+            error = error if isinstance(error, dict) else {}
+            text = raw.decode("utf-8", "replace")[:200]
+            raise HubError(status, str(error.get("code") or f"http_{status}"),
+                           str(error.get("message") or text or f"HTTP {status}"), data)
+        return data
+
+    async def _send(self, method: str, path: str, query: dict[str, Any], headers: dict[str, str],
+                    content: bytes | None, timeout: float | None) -> tuple[int, bytes]:
+        assert self._http is not None
+        try:
+            response = await self._http.request(method, self.base_url + path, params=query or None,
+                                                content=content, headers=headers,
+                                                timeout=self.timeout if timeout is None else timeout)
+        except httpx2.TimeoutException as exc:
+            raise Unreachable(f"the hub at {self.base_url} did not answer in time") from exc
+        except httpx2.TransportError as exc:
+            raise Unreachable(f"cannot reach the hub at {self.base_url} ({type(exc).__name__}: {exc})") from exc
+        return response.status_code, response.content
+
+    async def session_id(self) -> str:
+        """The session this client acts as (``GET /api/coord/whoami``, asked once)."""
+        if self._session_id is None:
+            me = await self.call("GET", "/api/coord/whoami")
+            self._session_id = str(me["session_id"])
+        return self._session_id
+
+
+async def asgi_request(app: ASGIApp, method: str, path: str, query: dict[str, Any], headers: dict[str, str],
+                       body: bytes) -> tuple[int, bytes]:
+    """Hand one HTTP request to an ASGI app in-process; its status and body.
+
+    An exception escaping the app is a 500 (as the server would answer), like
+    ``httpx2.ASGITransport(raise_app_exceptions=False)``.
+    """
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+             "query_string": urlencode(query).encode(), "server": ("coordhub.internal", 80),
+             "client": ("127.0.0.1", 0),
+             "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]}
+    delivered = False
+    status = 0
+    chunks: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if delivered:
+            return {"type": "http.disconnect"}
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    try:
+        await app(scope, receive, send)
+    except Exception:  # the app's error middleware has answered 500 already, or nothing was sent
+        return status or 500, b"".join(chunks)
+    return status, b"".join(chunks)
+
+
+def _decode(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _param(value: Any) -> Any:
+    """Query values as the hub parses them (``true``/``false`` for booleans)."""
+    return str(value).lower() if isinstance(value, bool) else value

@@ -1,0 +1,208 @@
+"""Seed 002's MCP tools, by their names and arguments, over the hub's REST API.
+
+What changed from seed 002, on purpose:
+
+* The sender, acker and presence role are the caller's session (its token),
+  never an argument. ``role`` must name the caller; anything else is an MCP
+  error, where seed 002 let any session register or heartbeat as another.
+* Failures are MCP errors (``is_error``) with ``<code>: <message>``, not
+  ``{"success": false}`` results; successes still carry ``success: true``.
+* ``coord_check_messages`` reads an inbox (the caller's by default; another's
+  only with an admin token, else the hub's 403). Broadcasts are included;
+  ``to_instance="all"`` keeps only them.
+  ``from_instance``, ``msg_type`` and ``pending_only`` filter the newest
+  :data:`SCAN_LIMIT` messages of that inbox.
+* Ack state is per recipient (seed 002 had one flag per message), and an ack
+  ``comment`` is delivered to the sender as a reply (the hub keeps no ack
+  comment).
+* Notifications are a cursor over the hub's event log, not a destructive
+  pop: reading twice returns the same events until ``ack=true`` advances the
+  cursor past what was returned.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from coordhub.mcp.connect import call, drop_none, me
+from coordhub.mcp.tools import API, recipient
+
+# Seed 002's MessageType enum at its last commit (26 values; the README lists the first 8 kinds).
+MessageType = Literal[
+    "READY_FOR_REVIEW", "REVIEW_COMPLETE", "REVIEW_FAILED", "CONTRACT_CHANGE_PROPOSED", "CONTRACT_REVIEW_NEEDED",
+    "CONTRACT_FEEDBACK", "CONTRACT_APPROVED", "CONTRACT_REJECTED", "META_CHANGE_REQUEST", "META_CHANGE_COMPLETE",
+    "INTERFACE_UPDATE", "BLOCKING_ISSUE", "GENERAL", "STATUS_UPDATE", "HEARTBEAT", "NOTIFICATION",
+    "DEVOPS_STARTED", "DEVOPS_STEP_UPDATE", "DEVOPS_COMPLETE", "DEVOPS_FAILED", "SESSION_START", "SESSION_END",
+    "SWARM_STARTED", "SWARM_REVIEWER_COMPLETE", "SWARM_COMPLETE", "SWARM_FAILED",
+]
+SCAN_LIMIT = 5000  # inbox messages coord_check_messages looks through for its filters
+PAGE = 500  # the hub's largest inbox page
+Limit = Annotated[int, Field(ge=1, le=1000)]
+BROADCAST = "all"  # seed 002's broadcast recipient
+
+
+def seed_message(m: dict[str, Any], viewer: str) -> dict[str, Any]:
+    """A hub message in seed 002's ``CoordinationMessage`` shape, with ``viewer``'s ack state."""
+    acked = m.get("acked_at") is not None
+    return {"id": m["id"], "type": m.get("message_type"), "from": m["from_session"],
+            "to": BROADCAST if m.get("broadcast") else m["to_session"], "timestamp": m["created_at"],
+            "requires_ack": m["requires_ack"], "acknowledged": acked,
+            "payload": {"subject": m["subject"], "description": m["body"]},
+            "ack_by": viewer if acked else None, "ack_timestamp": m.get("acked_at"),
+            "seq": m["seq"], "read": m.get("read", False)}
+
+
+async def _as_self(ctx: Context, role: str) -> str:
+    """The caller's session, if ``role`` names it; ``ToolError`` otherwise."""
+    session = await me(ctx)
+    if role != session:
+        raise ToolError(f"forbidden: role {role!r} is not you: this session is {session!r}; "
+                        "identity comes from the token, not from arguments")
+    return session
+
+
+async def coord_publish_message(
+    ctx: Context,
+    msg_type: MessageType,
+    subject: str,
+    description: str,
+    to_instance: Annotated[str, Field(description="Recipient instance, or 'all'.")] = "orchestrator",
+    requires_ack: bool = True,
+) -> dict[str, Any]:
+    """Publish a message to another instance (from yours)."""
+    m = await call(ctx, "POST", f"{API}/messages", body={
+        "to_session": recipient(to_instance), "subject": subject, "body": description, "message_type": msg_type,
+        "requires_ack": requires_ack})
+    return {"success": True, "message_id": m["id"], "type": m["message_type"], "from": m["from_session"],
+            "to": BROADCAST if m["broadcast"] else m["to_session"], "timestamp": m["created_at"],
+            "requires_ack": m["requires_ack"]}
+
+
+async def coord_check_messages(
+    ctx: Context,
+    to_instance: Annotated[str | None, Field(description="Whose inbox (default yours); 'all': broadcasts.")]
+    = None,
+    from_instance: str | None = None,
+    msg_type: MessageType | None = None,
+    pending_only: Annotated[bool, Field(description="Only ones needing an ack not yet given.")] = False,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    """Query messages with filters, newest first."""
+    broadcasts = to_instance is not None and recipient(to_instance) is None
+    owner = None if broadcasts else to_instance
+    viewer = owner or await me(ctx)
+    found: list[dict[str, Any]] = []
+    before: int | None = None
+    for _ in range(SCAN_LIMIT // PAGE):
+        page = await call(ctx, "GET", f"{API}/messages",
+                          params={"to_session": owner, "limit": PAGE, "before_seq": before})
+        found.extend(m for m in page if _matches(m, from_instance, msg_type, pending_only)
+                     and (m["broadcast"] or not broadcasts))
+        if len(found) >= limit or len(page) < PAGE:
+            break
+        before = page[-1]["seq"]
+    messages = [seed_message(m, viewer) for m in found[:limit]]
+    return {"success": True, "count": len(messages), "messages": messages}
+
+
+def _matches(m: dict[str, Any], sender: str | None, msg_type: str | None, pending_only: bool) -> bool:
+    return ((sender is None or m["from_session"] == sender) and (msg_type is None or m["message_type"] == msg_type)
+            and (not pending_only or (m["requires_ack"] and m.get("acked_at") is None)))
+
+
+async def coord_ack_message(ctx: Context, message_id: str,
+                            comment: Annotated[str | None, Field(description="Sent to the sender as a reply.")]
+                            = None) -> dict[str, Any]:
+    """Acknowledge a message."""
+    m = await call(ctx, "POST", f"{API}/messages/{message_id}/ack")
+    session = await me(ctx)
+    out: dict[str, Any] = {"success": True, "message_id": m["id"], "acknowledged_by": session}
+    if comment and m["from_session"] != session:
+        sent = await call(ctx, "POST", f"{API}/messages", body=drop_none({
+            "to_session": m["from_session"], "subject": f"Re: {m['subject']}"[:500], "body": comment,
+            "reply_to": m["id"]}))
+        out["comment_message_id"] = sent["id"]
+    return out
+
+
+async def coord_get_presence(ctx: Context) -> dict[str, Any]:
+    """Check instance presence."""
+    rows = await call(ctx, "GET", f"{API}/presence")
+    instances = {r["session_id"]: seed_presence(r) for r in rows}
+    return {"success": True, "instances": instances}
+
+
+def seed_presence(r: dict[str, Any]) -> dict[str, Any]:
+    """A hub presence row in seed 002's ``PresenceInfo`` shape (plus the hub's state and incarnation)."""
+    return {"instance_id": r["session_id"], "active": r.get("state") in ("active", "idle"),
+            "last_heartbeat": r.get("last_heartbeat"), "session_id": r.get("client_session"),
+            "stale": r.get("state") == "stale", "seconds_since_heartbeat": r.get("seconds_since_heartbeat"),
+            "state": r.get("state"), "incarnation": r.get("incarnation")}
+
+
+async def coord_get_notifications(
+    ctx: Context,
+    limit: Limit = 100,
+    ack: Annotated[bool, Field(description="Advance past the ones returned; else they come back next time.")]
+    = False,
+) -> dict[str, Any]:
+    """Your pending notifications (events since your cursor), oldest first."""
+    page = await call(ctx, "GET", f"{API}/notifications", params={"limit": limit})
+    events = page["events"][:limit]
+    cursor = page["cursor"]
+    if ack and events:
+        cursor = (await call(ctx, "POST", f"{API}/notifications/ack", body={"up_to": events[-1]["id"]}))["cursor"]
+    notes = [seed_notification(e) for e in events]
+    return {"success": True, "count": len(notes), "notifications": notes, "cursor": cursor}
+
+
+def seed_notification(e: dict[str, Any]) -> dict[str, Any]:
+    """A hub event as a notification: a sent message in seed 002's ``NotificationEvent`` shape
+    (``event: message_published``), any other event by its kind with its payload as ``detail``."""
+    p = e.get("payload") or {}
+    if e["kind"] == "message.sent":
+        to = p.get("to_session")
+        return {"id": e["id"], "event": "message_published", "message_id": e["subject_id"],
+                "type": p.get("message_type"), "from": e["session_id"], "to": BROADCAST if to == "ALL_SESSIONS" else to,
+                "requires_ack": p.get("requires_ack"), "subject": p.get("subject"), "timestamp": e["created_at"]}
+    return {"id": e["id"], "event": e["kind"], "from": e["session_id"], "subject_id": e["subject_id"],
+            "timestamp": e["created_at"], "detail": p}
+
+
+async def coord_register_presence(
+    ctx: Context,
+    role: Annotated[str, Field(description="Must be your own session id.")],
+    worktree_path: str | None = None,
+    session_id: Annotated[str | None, Field(description="Client session id (e.g. Claude Code's).")] = None,
+) -> dict[str, Any]:
+    """Register your presence."""
+    await _as_self(ctx, role)
+    p = await call(ctx, "POST", f"{API}/presence/register", body=drop_none({
+        "client": "coord-mcp", "client_session": session_id, "cwd": worktree_path}))
+    return {"success": True, "role": role, "registered_at": p.get("registered_at") or p.get("last_heartbeat"),
+            "worktree_path": worktree_path, "session_id": session_id, "incarnation": p.get("incarnation")}
+
+
+async def coord_deregister_presence(ctx: Context, role: str) -> dict[str, Any]:
+    """Mark yourself offline."""
+    await _as_self(ctx, role)
+    await call(ctx, "POST", f"{API}/presence/deregister", body={})
+    return {"success": True, "role": role}
+
+
+async def coord_heartbeat(ctx: Context, role: str) -> dict[str, Any]:
+    """Keep your presence alive."""
+    await _as_self(ctx, role)
+    p = await call(ctx, "POST", f"{API}/presence/heartbeat", body={})
+    return {"success": True, "role": role, "last_heartbeat": p.get("last_heartbeat"),
+            "incarnation": p.get("incarnation")}
+
+
+READ_ONLY = {"coord_check_messages", "coord_get_presence"}
+
+SEED002 = (coord_publish_message, coord_check_messages, coord_ack_message, coord_get_presence,
+           coord_get_notifications, coord_register_presence, coord_deregister_presence, coord_heartbeat)

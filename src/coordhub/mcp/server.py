@@ -1,0 +1,84 @@
+"""The MCP server: one tool set per profile, served over any transport.
+
+Profiles (``coord mcp --tools``, env ``COORD_MCP_TOOLS``):
+
+* ``default``: the compact set of :mod:`coordhub.mcp.tools`; its
+  ``tools/list`` must stay under 5,000 tokens (tested);
+* ``seed002``: seed 002's eight ``coord_*`` tools only (:mod:`coordhub.mcp.seed002`);
+* ``all``: both.
+
+The caller's connection to the hub comes from ``connector``, an async
+context manager factory entered once in the server's lifespan: stdio uses a
+client built from ``COORD_URL``/``COORD_TOKEN``; ``/mcp`` uses the hub's own
+app in-process with the HTTP caller's token.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import ToolAnnotations
+
+from coordhub import __version__
+from coordhub.mcp import PROFILE_ENV, PROFILE_NAMES, seed002, tools
+from coordhub.mcp.connect import Connector
+
+__all__ = ["PROFILE_ENV", "PROFILES", "build_server"]
+
+PROFILES: dict[str, tuple[Callable[..., Any], ...]] = dict(
+    zip(PROFILE_NAMES, (tools.DEFAULT, seed002.SEED002, tools.DEFAULT + seed002.SEED002), strict=True))
+READ_ONLY = tools.READ_ONLY | seed002.READ_ONLY
+INSTRUCTIONS = ("coordhub: the coordination hub of a fleet of coding agents (messages, leases, todos, work items, "
+                "presence, status). You act as the session of your token: you are always the sender of what "
+                "you send. Lease what you are about to change and release it when done.")
+
+
+def build_server(profile: str, connector: Callable[[], AbstractAsyncContextManager[Connector]]) -> MCPServer:
+    """An MCP server offering ``profile``'s tools; ``connector()`` is entered for the server's lifetime.
+
+    Raises ``ValueError`` for an unknown profile.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown tool profile {profile!r}: use one of {', '.join(PROFILES)}")
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer) -> AsyncIterator[Connector]:
+        async with connector() as conn:
+            yield conn
+
+    return MCPServer("coordhub", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
+                     tools=list(_tools(profile)), log_level="WARNING")
+
+
+@functools.cache
+def _tools(profile: str) -> tuple[Tool, ...]:
+    """The profile's tools, built once per process (schemas come from the signatures; a server per hub
+    app and profile would otherwise rebuild them)."""
+    return tuple(_tool(fn) for fn in PROFILES[profile])
+
+
+def _tool(fn: Callable[..., Any]) -> Tool:
+    read_only = ToolAnnotations(read_only_hint=True) if fn.__name__ in READ_ONLY else None
+    tool = Tool.from_function(fn, annotations=read_only, structured_output=True)
+    _compact(tool.parameters)
+    if tool.output_schema is not None:
+        _compact(tool.output_schema)
+    return tool
+
+
+def _compact(schema: Any) -> None:
+    """Drop the generated ``title`` keywords from a JSON schema, in place (they repeat the names and cost
+    context; a property *named* ``title`` is a dict and stays)."""
+    if isinstance(schema, dict):
+        if isinstance(schema.get("title"), str):
+            del schema["title"]
+        for value in schema.values():
+            _compact(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            _compact(item)

@@ -1,0 +1,230 @@
+"""The default tool set: messages, leases, todos, work items, components, presence and status.
+
+Each tool is one REST call (two for ``reply`` and ``read_message``) made as
+the caller; the sender, holder or author is always the caller's session,
+never an argument. Descriptions are kept short on purpose: the whole
+``tools/list`` of this set must stay well under 5,000 tokens of an agent's
+context. Every result is a JSON object (lists are wrapped, e.g.
+``{"messages": [...]}``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from coordhub.mcp.connect import call, drop_none, me
+
+API = "/api/coord"
+Importance = Literal["low", "normal", "high", "urgent"]
+ItemStatus = Literal["pending", "in_progress", "blocked", "completed", "cancelled"]
+Project = Annotated[str | None, Field(description="Project key; omit for all.")]
+Fence = Annotated[int | None, Field(description="Fence of your lease: refused unless it is still current.")]
+
+
+def recipient(to: str) -> str | None:
+    """The REST ``to_session`` for a tool's ``to``: ``None`` (broadcast) for ``all`` (seed 002) or
+    ``ALL_SESSIONS`` (seed 000)."""
+    return None if to.strip().lower() in ("all", "all_sessions") else to
+
+
+# ---- messages ------------------------------------------------------------------------
+
+async def send_message(
+    ctx: Context,
+    to: Annotated[str, Field(description="Recipient session id, or 'all' to broadcast.")],
+    subject: str,
+    body: str = "",
+    message_type: str | None = None,
+    requires_ack: bool = False,
+    importance: Importance = "normal",
+    thread_id: str | None = None,
+    project_key: str | None = None,
+) -> dict[str, Any]:
+    """Send a message from your session."""
+    return dict(await call(ctx, "POST", f"{API}/messages", body=drop_none({
+        "to_session": recipient(to), "subject": subject, "body": body, "message_type": message_type,
+        "requires_ack": requires_ack, "importance": importance, "thread_id": thread_id,
+        "project_key": project_key})))
+
+
+async def reply(ctx: Context, message_id: str, body: str, subject: str | None = None,
+                requires_ack: bool = False) -> dict[str, Any]:
+    """Reply to a message: goes to its sender, in its thread."""
+    original = await call(ctx, "GET", f"{API}/messages/{message_id}")
+    title = original["subject"] if original["subject"].startswith("Re: ") else f"Re: {original['subject']}"
+    return dict(await call(ctx, "POST", f"{API}/messages", body=drop_none({
+        "to_session": original["from_session"], "subject": subject or title[:500], "body": body,
+        "reply_to": message_id, "requires_ack": requires_ack, "project_key": original.get("project_key")})))
+
+
+async def inbox(ctx: Context, unread_only: bool = True,
+                limit: Annotated[int, Field(ge=1, le=500)] = 20) -> dict[str, Any]:
+    """Your messages: unread ones oldest first, or all newest first. Does not mark them read."""
+    found = await call(ctx, "GET", f"{API}/messages", params={"unread_only": unread_only, "limit": limit})
+    return {"messages": found, "count": len(found)}
+
+
+async def read_message(ctx: Context, message_id: str) -> dict[str, Any]:
+    """One message; marks it read for you."""
+    message = dict(await call(ctx, "GET", f"{API}/messages/{message_id}"))
+    session = await me(ctx)
+    addressed = message["to_session"] == session or (message["broadcast"] and message["from_session"] != session)
+    if addressed and not message["read"]:  # a message you sent has no read state of yours to set
+        message = dict(await call(ctx, "PUT", f"{API}/messages/{message_id}/read"))
+    return message
+
+
+async def ack_message(ctx: Context, message_id: str) -> dict[str, Any]:
+    """Acknowledge a message (also marks it read)."""
+    return dict(await call(ctx, "POST", f"{API}/messages/{message_id}/ack"))
+
+
+async def wait_for_messages(
+    ctx: Context,
+    timeout: Annotated[float, Field(ge=0, le=60, description="Seconds.")] = 30,
+    after_seq: Annotated[int | None, Field(description="Only messages with a higher seq.")] = None,
+) -> dict[str, Any]:
+    """Wait until you have unread messages; returns them, or none at the timeout."""
+    found = await call(ctx, "GET", f"{API}/messages/wait", params={"timeout": timeout, "after_seq": after_seq},
+                       timeout=timeout + 15)
+    return {"messages": found, "count": len(found)}
+
+
+# ---- leases --------------------------------------------------------------------------
+
+async def claim_lease(
+    ctx: Context,
+    project_key: str,
+    resource: Annotated[str, Field(description="Path (src/api/), glob (src/**/*.py) or name (deploy:staging).")],
+    description: str | None = None,
+    ttl_hours: Annotated[float, Field(ge=0, description="0 = never expires.")] = 2.0,
+) -> dict[str, Any]:
+    """Lease a resource before changing it. Returns the lease and its fence; lease_conflict names the holder."""
+    return dict(await call(ctx, "POST", f"{API}/locks", body=drop_none({
+        "project_key": project_key, "resource": resource, "description": description, "ttl_hours": ttl_hours})))
+
+
+async def renew_lease(ctx: Context, lease_id: str,
+                      ttl_hours: Annotated[float | None, Field(ge=0, description="Default: its TTL.")] = None,
+                      ) -> dict[str, Any]:
+    """Extend your live lease from now."""
+    return dict(await call(ctx, "POST", f"{API}/locks/{lease_id}/renew", body=drop_none({"ttl_hours": ttl_hours})))
+
+
+async def release_lease(ctx: Context, lease_id: str) -> dict[str, Any]:
+    """Release your lease."""
+    return dict(await call(ctx, "DELETE", f"{API}/locks/{lease_id}"))
+
+
+async def list_leases(
+    ctx: Context,
+    project_key: Project = None,
+    resource: Annotated[str | None, Field(description="Only leases overlapping it.")] = None,
+    session_id: Annotated[str | None, Field(description="Only this holder's.")] = None,
+) -> dict[str, Any]:
+    """Live leases."""
+    found = await call(ctx, "GET", f"{API}/locks",
+                       params={"project_key": project_key, "resource": resource, "session_id": session_id})
+    return {"leases": found, "count": len(found)}
+
+
+async def check_fence(ctx: Context, fence: int, resource: str | None = None,
+                      project_key: str | None = None) -> dict[str, Any]:
+    """Is this fence still the live lease covering resource? Ask before acting on an old lease."""
+    return dict(await call(ctx, "GET", f"{API}/locks/check",
+                           params={"fence": fence, "resource": resource, "project_key": project_key}))
+
+
+# ---- todos ---------------------------------------------------------------------------
+
+async def add_todo(ctx: Context, text: str, project_key: str | None = None, parent_id: str | None = None,
+                   user: str | None = None) -> dict[str, Any]:
+    """Add a todo."""
+    return dict(await call(ctx, "POST", f"{API}/todos", body=drop_none({
+        "text": text, "project_key": project_key, "parent_id": parent_id, "user": user})))
+
+
+async def list_todos(ctx: Context, project_key: Project = None,
+                     status: Literal["pending", "done", "all"] = "pending",
+                     user: str | None = None) -> dict[str, Any]:
+    """Todos."""
+    found = await call(ctx, "GET", f"{API}/todos", params={"project_key": project_key, "status": status,
+                                                             "user": user})
+    return {"todos": found, "count": len(found)}
+
+
+async def complete_todo(ctx: Context, todo_id: str) -> dict[str, Any]:
+    """Mark a todo done."""
+    return dict(await call(ctx, "POST", f"{API}/todos/{todo_id}/done"))
+
+
+# ---- workflows and work items --------------------------------------------------------
+
+async def get_workflow(ctx: Context, workflow_id: str) -> dict[str, Any]:
+    """A workflow with its work items."""
+    return dict(await call(ctx, "GET", f"{API}/workflows/{workflow_id}"))
+
+
+async def update_work_item(
+    ctx: Context,
+    item_id: str,
+    status: ItemStatus | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    priority: int | None = None,
+    assigned_to: str | None = None,
+    fence: Fence = None,
+) -> dict[str, Any]:
+    """Change a work item; only the fields given."""
+    return dict(await call(ctx, "PATCH", f"{API}/work-items/{item_id}", body=drop_none({
+        "status": status, "title": title, "description": description, "priority": priority,
+        "assigned_to": assigned_to, "fence": fence})))
+
+
+# ---- components ----------------------------------------------------------------------
+
+async def set_component(
+    ctx: Context,
+    project_key: str,
+    component: str,
+    state: Annotated[str, Field(description="building, built, deploying, deployed, degraded or unknown.")],
+    version: str | None = None,
+    notes: str | None = None,
+    fence: Fence = None,
+) -> dict[str, Any]:
+    """Record a component's deploy state."""
+    return dict(await call(ctx, "PUT", f"{API}/components", body=drop_none({
+        "project_key": project_key, "component": component, "state": state, "version": version,
+        "notes": notes, "fence": fence})))
+
+
+async def list_components(ctx: Context, project_key: Project = None) -> dict[str, Any]:
+    """Components and their states, most recently updated first."""
+    found = await call(ctx, "GET", f"{API}/components", params={"project_key": project_key})
+    return {"components": found, "count": len(found)}
+
+
+# ---- presence and status -------------------------------------------------------------
+
+async def presence(ctx: Context,
+                   state: Literal["active", "idle", "stale", "offline"] | None = None) -> dict[str, Any]:
+    """Sessions and their presence."""
+    found = await call(ctx, "GET", f"{API}/presence", params={"state": state})
+    return {"sessions": found, "count": len(found)} if isinstance(found, list) else dict(found)
+
+
+async def status(ctx: Context, project_key: Project = None) -> dict[str, Any]:
+    """Fleet snapshot: halt, live leases, components, active workflows, your session and unread count."""
+    return dict(await call(ctx, "GET", f"{API}/status", params={"project_key": project_key}))
+
+
+READ_ONLY = {"inbox", "wait_for_messages", "list_leases", "check_fence", "list_todos", "get_workflow",
+             "list_components", "presence", "status"}
+
+DEFAULT = (send_message, reply, inbox, read_message, ack_message, wait_for_messages,
+           claim_lease, renew_lease, release_lease, list_leases, check_fence,
+           add_todo, list_todos, complete_todo, get_workflow, update_work_item,
+           set_component, list_components, presence, status)
