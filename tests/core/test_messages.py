@@ -129,3 +129,11 @@ def test_inbox_cost_follows_unread_not_history(hub: Hub) -> None:
     cursor = hub.query_sync(lambda tx, now: tx.sessions.broadcast_cursor(B.session_id))
     tail = hub.query_sync(lambda tx, now: tx.messages.unread_broadcasts(B.session_id, cursor, 1000))
     assert tail == [] and cursor >= 300
+
+
+def test_reply_without_recipient_goes_to_the_parents_sender(hub: Hub) -> None:
+    root = send(hub, A, None, "question for all")
+    reply = send(hub, B, None, "answer", reply_to=root["id"])
+    assert reply["to_session"] == A.session_id and not reply["broadcast"]
+    everyone = send(hub, B, "ALL_SESSIONS", "answer for all", reply_to=root["id"])
+    assert everyone["broadcast"]

@@ -82,4 +82,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     for module in (admin, locks, messages, todos, workflows, components, presence, events):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    from coordhub.mcp.http import mount as mount_mcp  # the mcp SDK (~0.8 s to import) loads only with an app
+
+    mount_mcp(app)
     return app

@@ -9,6 +9,7 @@ import typer
 from coordhub import __version__
 from coordhub.cli import bench, components, hooks, locks, messages, todos, tokens, watch
 from coordhub.cli.common import EXIT_UNREACHABLE, JSON_OPT, Options, call, client, show
+from coordhub.cli.mcp import mcp, mcp_config
 from coordhub.cli.output import console, heading, message_banner, table, verbatim
 from coordhub.cli.serve import serve
 from coordhub.config import setting
@@ -31,6 +32,8 @@ app.command()(serve)
 app.command()(watch.watch)
 app.command()(watch.presence)
 app.command()(bench.bench)
+app.command("mcp")(mcp)
+app.command("mcp-config")(mcp_config)
 app.command("install-hooks")(hooks.install_hooks)
 app.command("uninstall-hooks")(hooks.uninstall_hooks)
 app.command("install-git-hook")(hooks.install_git_hook)

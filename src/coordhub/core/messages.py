@@ -69,13 +69,16 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
 
     ``reply_to`` must name a message the actor can see; the reply joins its
     thread (``thread_id`` defaults to the parent's thread, else the parent's
-    id). A direct message records the recipient's live incarnation (or the
+    id) and, unless ``to_session`` says otherwise (``"ALL_SESSIONS"`` to
+    answer the whole fleet), goes to the parent's sender. A direct message records the recipient's live incarnation (or the
     given ``to_incarnation``) so a successor never takes it as news. An
     ack-required direct message is redelivered every ``ack_wait_seconds``
     until acked, at most ``max_deliveries`` times, then dead-lettered (see
     :func:`process_ack_deadlines`). Raises ``Invalid`` for bad values,
     ``NotFound`` for an unknown ``reply_to``.
     """
+    if reply_to is not None and to_session is None:
+        to_session = _visible(tx, actor, reply_to)["from_session"]  # a reply goes to the parent's sender
     to = recipient(to_session)
     if importance not in IMPORTANCE:
         raise Invalid(f"importance must be one of {', '.join(IMPORTANCE)}, not {importance!r}", field="importance")

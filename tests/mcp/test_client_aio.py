@@ -1,0 +1,89 @@
+"""The asyncio client the MCP tools use: in-process (ASGI) and over HTTP, errors, idempotency keys."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx2
+import pytest
+
+from coordhub.client.aio import AsyncCoordClient, asgi_request
+from coordhub.client.client import HubError, Unreachable
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.anyio
+
+
+class Echo:
+    """An ASGI app answering with what it received (or an error envelope, or an exception)."""
+
+    def __init__(self, status: int = 200, body: bytes | None = None, explode: bool = False) -> None:
+        self.status, self.body, self.explode = status, body, explode
+        self.seen: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        message = await receive()
+        if self.explode:
+            raise RuntimeError("boom")
+        seen = {"method": scope["method"], "path": scope["path"], "query": scope["query_string"].decode(),
+                "headers": {k.decode(): v.decode() for k, v in scope["headers"]},
+                "body": message["body"].decode()}
+        self.seen.append(seen)
+        await send({"type": "http.response.start", "status": self.status,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": self.body or json.dumps(seen).encode()})
+
+
+async def test_in_process_request_carries_identity_query_and_body(anyio_backend: str) -> None:
+    app = Echo()
+    async with AsyncCoordClient("http://hub", "tok", app=app) as c:  # type: ignore[arg-type]
+        got = await c.call("POST", "/api/coord/x", params={"a": 1, "b": None, "flag": True}, body={"k": "v"})
+        await c.call("POST", "/api/coord/x")
+        await c.call("GET", "/api/coord/y")
+    assert got["method"] == "POST" and got["path"] == "/api/coord/x" and got["query"] == "a=1&flag=true"
+    assert got["headers"]["authorization"] == "Bearer tok" and json.loads(got["body"]) == {"k": "v"}
+    assert got["headers"]["content-type"] == "application/json"
+    keys = [s["headers"].get("idempotency-key") for s in app.seen]
+    assert keys[0] and keys[1] and keys[0] != keys[1] and keys[2] is None  # fresh per write, none on reads
+
+
+async def test_no_auth_identity_is_the_session_header(anyio_backend: str) -> None:
+    app = Echo()
+    async with AsyncCoordClient("http://hub", None, "M/s", app=app) as c:  # type: ignore[arg-type]
+        got = await c.call("GET", "/api/coord/y")
+        assert await c.session_id() == "M/s"
+    assert got["headers"]["x-coord-session"] == "M/s" and "authorization" not in got["headers"]
+
+
+async def test_error_envelope_becomes_hub_error(anyio_backend: str) -> None:
+    envelope = {"error": {"code": "lease_conflict", "message": "held by B"}, "detail": "held by B"}
+    app = Echo(409, json.dumps(envelope).encode())
+    async with AsyncCoordClient("http://hub", "tok", app=app) as c:  # type: ignore[arg-type]
+        with pytest.raises(HubError) as caught:
+            await c.call("POST", "/api/coord/locks", body={})
+    assert (caught.value.status, caught.value.code, caught.value.message) == (409, "lease_conflict", "held by B")
+    async with AsyncCoordClient("http://hub", "tok", app=Echo(502, b"bad gateway")) as c:  # type: ignore[arg-type]
+        with pytest.raises(HubError) as caught:
+            await c.call("GET", "/x")
+    assert (caught.value.code, caught.value.message) == ("http_502", "bad gateway")
+
+
+async def test_an_exception_in_the_app_is_a_500(anyio_backend: str) -> None:
+    assert await asgi_request(Echo(explode=True), "GET", "/x", {}, {}, b"") == (500, b"")  # type: ignore[arg-type]
+    async with AsyncCoordClient("http://hub", "tok", app=Echo(explode=True)) as c:  # type: ignore[arg-type]
+        with pytest.raises(HubError) as caught:
+            await c.call("GET", "/x")
+    assert caught.value.status == 500
+
+
+async def test_over_http_and_unreachable(anyio_backend: str) -> None:
+    transport = httpx2.ASGITransport(app=Echo())  # type: ignore[arg-type]
+    async with AsyncCoordClient("http://hub/", "tok", transport=transport) as c:
+        got = await c.call("PUT", "/api/coord/z", params={"q": "a b"}, body=[1])
+    assert got["path"] == "/api/coord/z" and got["query"] == "q=a+b" and got["body"] == "[1]"
+    assert got["headers"]["idempotency-key"]
+    down = f"http://127.0.0.1:{free_port()}"
+    async with AsyncCoordClient(down, "tok") as c:
+        with pytest.raises(Unreachable, match="cannot reach the hub at " + down):
+            await c.call("GET", "/health")

@@ -1,0 +1,83 @@
+"""``coord mcp``: the stdio server as Claude Code launches it, a real subprocess against a real hub."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+from tests.conftest import LiveHub, free_port
+from tests.mcp.conftest import MODES, error, ok
+
+pytestmark = pytest.mark.anyio
+
+COORD = [sys.executable, "-m", "coordhub"]
+A, B = "HOST-A/claude-main", "HOST-B/claude-main"
+
+
+@asynccontextmanager
+async def stdio(tmp_path: Path, url: str, token: str | None, *args: str, mode: str = "legacy",
+                session: str | None = None) -> AsyncIterator[Client]:
+    """``coord mcp`` as a child process, with a clean home (no identity.json, no local admin.token)."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env = {"COORD_URL": url, "HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "PYTHONUNBUFFERED": "1"}
+    env.update({"COORD_TOKEN": token} if token else {})
+    env.update({"COORD_SESSION": session} if session else {})
+    params = StdioServerParameters(command=COORD[0], args=[*COORD[1:], "mcp", *args], env=env, cwd=str(home))
+    async with Client(params, mode=mode) as c:
+        yield c
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_two_agents_over_stdio(live_hub: LiveHub, tmp_path: Path, mode: str) -> None:
+    async with stdio(tmp_path, live_hub.url, live_hub.token(A), mode=mode) as a, \
+            stdio(tmp_path, live_hub.url, live_hub.token(B), mode=mode) as b:
+        assert len((await a.list_tools()).tools) == 20
+        sent = ok(await a.call_tool("send_message", {"to": B, "subject": "from stdio", "requires_ack": True}))
+        assert sent["from_session"] == A  # the token's session, whatever the arguments say
+        box = ok(await b.call_tool("inbox", {}))
+        assert [(m["id"], m["from_session"]) for m in box["messages"]] == [(sent["id"], A)]
+        ok(await b.call_tool("ack_message", {"message_id": sent["id"]}))
+        lease = ok(await a.call_tool("claim_lease", {"project_key": "p", "resource": "docs/"}))
+        text = error(await b.call_tool("claim_lease", {"project_key": "p", "resource": "docs/api.md"}))
+        assert "lease_conflict" in text and A in text and lease["id"] in text
+        assert ok(await b.call_tool("status", {}))["session_id"] == B
+
+
+async def test_seed002_profile_over_stdio(live_hub: LiveHub, tmp_path: Path) -> None:
+    async with stdio(tmp_path, live_hub.url, live_hub.token("backend"), "--tools", "seed002") as be, \
+            stdio(tmp_path, live_hub.url, live_hub.token("orchestrator"), "--tools", "seed002") as orch:
+        assert len((await be.list_tools()).tools) == 8
+        ok(await be.call_tool("coord_register_presence", {"role": "backend"}))
+        sent = ok(await be.call_tool("coord_publish_message", {"msg_type": "READY_FOR_REVIEW", "subject": "s",
+                                                               "description": "d"}))
+        assert sent["from"] == "backend" and sent["to"] == "orchestrator"
+        got = ok(await orch.call_tool("coord_check_messages", {"pending_only": True}))
+        assert [m["id"] for m in got["messages"]] == [sent["message_id"]]
+        ok(await orch.call_tool("coord_ack_message", {"message_id": sent["message_id"]}))
+        assert ok(await orch.call_tool("coord_get_presence", {}))["instances"]["backend"]["active"] is True
+        assert "identity comes from the token" in error(await orch.call_tool("coord_heartbeat", {"role": "backend"}))
+
+
+async def test_unreachable_hub_and_bad_token_are_clear_errors(live_hub: LiveHub, tmp_path: Path) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    async with stdio(tmp_path, down, "whatever") as c:
+        text = error(await c.call_tool("status", {}))
+        assert "hub_unreachable" in text and down in text
+    async with stdio(tmp_path, live_hub.url, "not-a-token") as c:
+        assert "unauthorized: unknown or revoked token" in error(await c.call_tool("inbox", {}))
+
+
+async def test_no_auth_hub_over_stdio(tmp_path: Path) -> None:
+    hub = LiveHub(tmp_path / "open", args=("--no-auth",)).start()
+    try:
+        async with stdio(tmp_path, hub.url, None, session=A, mode="auto") as a:
+            assert ok(await a.call_tool("send_message", {"to": B, "subject": "x"}))["from_session"] == A
+            assert ok(await a.call_tool("status", {}))["session_id"] == A
+    finally:
+        hub.stop()

@@ -1,0 +1,170 @@
+"""The default tool set end to end: a real SDK client over streamable HTTP to ``/mcp``, in both protocol modes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import anyio
+import pytest
+
+from tests.mcp.conftest import MODES, McpHub, error, ok
+
+pytestmark = pytest.mark.anyio
+
+A, B = "HOST-A/claude-main", "HOST-B/claude-main"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_messages_send_inbox_read_ack_reply(mcp_hub: McpHub, mode: str) -> None:
+    async with mcp_hub.client(A, mode) as a, mcp_hub.client(B, mode) as b:
+        sent = ok(await a.call_tool("send_message", {"to": B, "subject": "review?", "body": "branch x",
+                                                     "requires_ack": True, "message_type": "READY_FOR_REVIEW"}))
+        assert sent["from_session"] == A and sent["to_session"] == B  # the sender is the token's session
+
+        box = ok(await b.call_tool("inbox", {}))
+        assert [m["id"] for m in box["messages"]] == [sent["id"]] and box["count"] == 1
+        assert ok(await b.call_tool("inbox", {}))["count"] == 1  # listing does not consume
+
+        read = ok(await b.call_tool("read_message", {"message_id": sent["id"]}))
+        assert read["read"] and read["body"] == "branch x"
+        assert ok(await b.call_tool("inbox", {}))["count"] == 0
+        assert ok(await b.call_tool("inbox", {"unread_only": False}))["count"] == 1
+
+        acked = ok(await b.call_tool("ack_message", {"message_id": sent["id"]}))
+        assert acked["acked_at"] is not None
+
+        answer = ok(await b.call_tool("reply", {"message_id": sent["id"], "body": "looks good"}))
+        assert answer["from_session"] == B and answer["to_session"] == A
+        assert answer["reply_to"] == sent["id"] and answer["thread_id"] == sent["id"]
+        assert answer["subject"] == "Re: review?"
+        got = ok(await a.call_tool("inbox", {}))["messages"]
+        assert [(m["from_session"], m["body"]) for m in got] == [(B, "looks good")]
+
+        # the sender reading its own message sees it, without read state of its own to set
+        mine = ok(await a.call_tool("read_message", {"message_id": sent["id"]}))
+        assert mine["id"] == sent["id"] and mine["from_session"] == A
+
+
+async def test_broadcast_reaches_everyone_but_the_sender(mcp_hub: McpHub) -> None:
+    async with mcp_hub.client(A) as a, mcp_hub.client(B) as b:
+        sent = ok(await a.call_tool("send_message", {"to": "all", "subject": "deploying", "importance": "high"}))
+        assert sent["broadcast"] and sent["importance"] == "high"
+        assert [m["id"] for m in ok(await b.call_tool("inbox", {}))["messages"]] == [sent["id"]]
+        assert ok(await a.call_tool("inbox", {}))["count"] == 0
+        ok(await b.call_tool("read_message", {"message_id": sent["id"]}))
+        assert ok(await b.call_tool("inbox", {}))["count"] == 0
+
+
+async def test_wait_for_messages_returns_when_a_message_arrives(mcp_hub: McpHub) -> None:
+    async with mcp_hub.client(A) as a, mcp_hub.client(B) as b:
+        assert ok(await b.call_tool("wait_for_messages", {"timeout": 0}))["count"] == 0
+        result: dict[str, object] = {}
+
+        async def wait() -> None:
+            started = time.monotonic()
+            result.update(ok(await b.call_tool("wait_for_messages", {"timeout": 20})))
+            result["took"] = time.monotonic() - started
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await anyio.sleep(0.3)
+            sent = ok(await a.call_tool("send_message", {"to": B, "subject": "wake up"}))
+        assert [m["id"] for m in result["messages"]] == [sent["id"]]  # type: ignore[attr-defined]
+        assert 0.2 < result["took"] < 10  # type: ignore[operator]
+        again = ok(await b.call_tool("wait_for_messages", {"timeout": 0.2, "after_seq": sent["seq"]}))
+        assert again["count"] == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_lease_conflict_names_the_holder(mcp_hub: McpHub, mode: str) -> None:
+    async with mcp_hub.client(A, mode) as a, mcp_hub.client(B, mode) as b:
+        lease = ok(await a.call_tool("claim_lease", {"project_key": "p", "resource": "src/",
+                                                     "description": "refactor"}))
+        assert lease["session_id"] == A and lease["fence"] >= 1
+        text = error(await b.call_tool("claim_lease", {"project_key": "p", "resource": "src/api/x.py"}))
+        assert text.count("\n") == 0
+        assert "lease_conflict" in text and A in text and "'src/'" in text and "refactor" in text
+
+        check = ok(await b.call_tool("check_fence", {"fence": lease["fence"], "resource": "src/api/x.py",
+                                                     "project_key": "p"}))
+        assert check["current"] is True
+        assert ok(await b.call_tool("list_leases", {"resource": "src/api/", "project_key": "p"}))["count"] == 1
+        assert ok(await b.call_tool("list_leases", {"session_id": B}))["count"] == 0
+        assert "forbidden" in error(await b.call_tool("release_lease", {"lease_id": lease["id"]}))
+
+        renewed = ok(await a.call_tool("renew_lease", {"lease_id": lease["id"], "ttl_hours": 1}))
+        assert renewed["ttl_hours"] == 1
+        released = ok(await a.call_tool("release_lease", {"lease_id": lease["id"]}))
+        assert released["state"] == "released"
+        stale = ok(await b.call_tool("check_fence", {"fence": lease["fence"]}))
+        assert stale["current"] is False
+        ok(await b.call_tool("claim_lease", {"project_key": "p", "resource": "src/api/x.py"}))
+
+
+async def test_todos_work_items_components(mcp_hub: McpHub) -> None:
+    async with mcp_hub.client(A) as a:
+        todo = ok(await a.call_tool("add_todo", {"text": "write docs", "project_key": "p"}))
+        assert todo["created_by"] == A
+        assert [t["id"] for t in ok(await a.call_tool("list_todos", {"project_key": "p"}))["todos"]] == [todo["id"]]
+        done = ok(await a.call_tool("complete_todo", {"todo_id": todo["id"]}))
+        assert done["status"] == "done" and done["completed_by"] == A
+        assert ok(await a.call_tool("list_todos", {"project_key": "p"}))["count"] == 0
+
+        token = await mcp_hub.token(A)
+        flow = await mcp_hub.rest("POST", "/api/coord/workflows", token, json={"project_key": "p", "name": "f"})
+        item = await mcp_hub.rest("POST", "/api/coord/work-items", token,
+                                  json={"workflow_id": flow["id"], "title": "t"})
+        got = ok(await a.call_tool("get_workflow", {"workflow_id": flow["id"]}))
+        assert [w["id"] for w in got["work_items"]] == [item["id"]]
+        changed = ok(await a.call_tool("update_work_item", {"item_id": item["id"], "status": "in_progress",
+                                                            "assigned_to": A}))
+        assert changed["status"] == "in_progress" and changed["assigned_to"] == A and changed["title"] == "t"
+        assert "stale_fence" in error(await a.call_tool("update_work_item", {"item_id": item["id"],
+                                                                             "status": "completed", "fence": 999}))
+
+        comp = ok(await a.call_tool("set_component", {"project_key": "p", "component": "api", "state": "deployed",
+                                                      "version": "1.0"}))
+        assert comp["updated_by"] == A
+        listed = ok(await a.call_tool("list_components", {"project_key": "p"}))
+        assert [(c["component"], c["state"]) for c in listed["components"]] == [("api", "deployed")]
+
+
+async def test_status_shows_the_halt_and_writes_are_refused(mcp_hub: McpHub) -> None:
+    async with mcp_hub.client(A) as a:
+        snap = ok(await a.call_tool("status", {}))
+        assert snap["halt"] is None and snap["session_id"] == A
+        await mcp_hub.rest("POST", "/api/coord/halt", json={"reason": "bad deploy"})
+        snap = ok(await a.call_tool("status", {}))
+        assert snap["halt"]["reason"] == "bad deploy"
+        text = error(await a.call_tool("send_message", {"to": B, "subject": "x"}))
+        assert text.endswith("(an admin lifts it with `coord resume`)") and "halted: " in text
+        assert "bad deploy" in text
+
+
+async def test_presence_lists_registered_sessions(mcp_hub: McpHub) -> None:
+    await mcp_hub.rest("POST", "/api/coord/presence/register", await mcp_hub.token(B), json={"client": "test"})
+    async with mcp_hub.client(A) as a:
+        found = ok(await a.call_tool("presence", {}))
+        assert [(s["session_id"], s["state"]) for s in found["sessions"]] == [(B, "active")]
+        assert ok(await a.call_tool("presence", {"state": "offline"}))["count"] == 0
+
+
+async def test_argument_errors_are_mcp_errors(mcp_hub: McpHub) -> None:
+    async with mcp_hub.client(A) as a:
+        text = error(await a.call_tool("send_message", {"to": 3, "subject": "x"}))
+        assert "to" in text and "valid string" in text
+        text = error(await a.call_tool("send_message", {"subject": "x"}))
+        assert "to" in text and "required" in text.lower()
+        text = error(await a.call_tool("claim_lease", {"project_key": "p", "resource": "r", "ttl_hours": -1}))
+        assert "ttl_hours" in text
+        text = error(await a.call_tool("send_message", {"to": "not a session!", "subject": "x"}))
+        assert text.startswith("Error executing tool send_message: invalid: ") and "to_session" in text
+        unknown = str(uuid.uuid4())
+        text = error(await a.call_tool("read_message", {"message_id": unknown}))
+        assert "not_found" in text and unknown in text
+        assert "invalid" in error(await a.call_tool("ack_message", {"message_id": "nope"}))
+        assert "not_found" in error(await a.call_tool("reply", {"message_id": unknown, "body": "x"}))
+        assert "not_found" in error(await a.call_tool("complete_todo", {"todo_id": unknown}))
+        # the session is still usable after every error
+        assert ok(await a.call_tool("status", {}))["session_id"] == A
