@@ -104,7 +104,7 @@ class Store(abc.ABC):
         """
 
     async def write(self, fn: Callable[[Any], T]) -> T:
-        """``await`` form of :meth:`submit_write`."""
+        """``await`` form of :meth:`submit_write` (backends may settle it more cheaply on the loop)."""
         return await asyncio.wrap_future(self.submit_write(fn))
 
     async def read(self, fn: Callable[[Any], T]) -> T:

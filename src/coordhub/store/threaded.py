@@ -44,3 +44,7 @@ class ThreadedStore(Store):
 
     def submit_read(self, fn: Callable[[Any], T]) -> Future[T]:
         return self._readers.submit(fn)
+
+    async def write(self, fn: Callable[[Any], T]) -> T:
+        result: T = await self._writer.submit_async(fn)
+        return result

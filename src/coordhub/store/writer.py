@@ -14,6 +14,7 @@ ids assigned by the database increase in commit order.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -28,6 +29,18 @@ from coordhub.store.base import Executor
 log = logging.getLogger("coordhub.store")
 
 _STOP = object()
+Reply = Future[Any] | asyncio.Future[Any]  # where a unit's result goes: a thread's or an event loop's future
+
+
+def _settle(items: list[tuple[Reply, Any, BaseException | None]]) -> None:
+    """Resolve futures with their units' results (on the thread or loop that owns them)."""
+    for future, result, failure in items:
+        if future.cancelled():
+            continue
+        if failure is None:
+            future.set_result(result)
+        else:
+            future.set_exception(failure)
 _RECONNECT_BACKOFF = 1.0  # seconds a failed connect is remembered, so an outage fails fast
 
 
@@ -107,6 +120,19 @@ class BatchWriter:
         self._queue.put((fn, future))
         return future
 
+    def submit_async(self, fn: Callable[[Any], Any]) -> asyncio.Future[Any]:
+        """Queue ``fn`` from an event loop; the asyncio future resolves on that loop after the commit.
+
+        Cheaper than wrapping a thread future: all the units of a batch that
+        came from one loop are settled with a single cross-thread wake-up.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if not self._thread.is_alive():
+            future.set_exception(Unavailable("The hub's store is closed."))
+            return future
+        self._queue.put((fn, future))
+        return future
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
@@ -145,8 +171,8 @@ class BatchWriter:
                 self._down = False
         return self._conn
 
-    def _run_batch(self, batch: list[tuple[Callable[[Any], Any], Future[Any]]]) -> None:
-        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+    def _run_batch(self, batch: list[tuple[Callable[[Any], Any], Reply]]) -> None:
+        outcomes: list[tuple[Reply, Any, BaseException | None]] = []
         try:
             conn = self._ensure_connection()
             conn.begin()
@@ -160,11 +186,18 @@ class BatchWriter:
             outcomes = [(future, None, lost) for _, future in batch]
         self.batches += 1
         self.units += len(batch)
-        for future, result, failure in outcomes:
-            if failure is None:
-                future.set_result(result)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Reply, Any, BaseException | None]]] = {}
+        for outcome in outcomes:
+            future = outcome[0]
+            if isinstance(future, asyncio.Future):
+                by_loop.setdefault(future.get_loop(), []).append(outcome)
             else:
-                future.set_exception(failure)
+                _settle([outcome])
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, items)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass
 
     def _notify_commit(self) -> None:
         hook = self.after_commit
