@@ -79,7 +79,8 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     app.state.auth = Authenticator(hub, no_auth=no_auth, limiter=RateLimiter(rate_limit, rate_burst))
     app.state.retry_after = retry_after
     errors.install(app)
-    for module in (admin, locks, messages, todos, workflows, components, presence, events):
+    # Hot routes first: FastAPI matches routes in order, and most requests are messages and leases.
+    for module in (messages, locks, presence, events, todos, workflows, components, admin):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     from coordhub.mcp.http import mount as mount_mcp  # the mcp SDK (~0.8 s to import) loads only with an app
