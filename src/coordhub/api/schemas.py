@@ -8,13 +8,16 @@ OpenAPI document at ``/openapi.json`` is generated from these models.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
 
 def _line(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROL.search(value):
         raise ValueError("must be one line without control characters")
     return value
 
