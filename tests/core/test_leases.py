@@ -189,3 +189,20 @@ def test_query_by_resource_overlap(hub: Hub) -> None:
     claim(hub, B, "docs/")
     found = hub.query_sync(lambda tx, now: leases.live(tx, now, "p", "server/src/api/x.rs"))
     assert [x["resource"] for x in found] == ["server/src/"]
+
+
+def test_fence_of_another_project_is_refused(hub: Hub) -> None:
+    lease = claim(hub, A, "deploy:staging", project="web")
+    with pytest.raises(StaleFence) as err:
+        op(hub, A, lambda tx, now: components.set_state(tx, A, project_key="billing", component="api",
+                                                        state="deployed", fence=lease["fence"], now=now))
+    assert "project 'web'" in err.value.message
+    ok = op(hub, A, lambda tx, now: components.set_state(tx, A, project_key="web", component="api",
+                                                         state="deployed", fence=lease["fence"], now=now))
+    assert ok["state"] == "deployed"
+
+
+def test_force_release_of_an_already_expired_lease_records_expiry(hub: Hub, clock: ManualClock) -> None:
+    lease = claim(hub, A, "x", ttl=1)
+    clock.advance(3601)
+    assert op(hub, ADMIN, lambda tx, now: leases.revoke(tx, ADMIN, lease["id"], now))["state"] == "expired"

@@ -31,7 +31,7 @@ def set_state(tx: Tx, actor: Actor, *, project_key: str, component: str, state: 
               now: float) -> dict[str, Any]:
     """Record a component's state, version and notes, attributed to the actor."""
     if fence is not None:
-        leases.assert_fence(tx, actor, fence, now)
+        leases.assert_fence(tx, actor, fence, now, project_key)
     tx.components.upsert({"project_key": project_key, "component": component, "state": state,
                           "version": version, "notes": notes, "updated_by": actor.session_id,
                           "created_at": now, "updated_at": now})

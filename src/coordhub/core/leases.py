@@ -144,8 +144,8 @@ def revoke(tx: Tx, actor: Actor, lease_id: str, now: float) -> dict[str, Any]:
     """Force-release any lease (admin only); the old holder's fence stops being current."""
     require_admin(actor, "force-release")
     row = _get(tx, lease_id)
-    if row["state"] == "active":
-        _end(tx, row, "revoked", now, actor.session_id)
+    if row["state"] == "active":  # one that already ran out is recorded as expired, not revoked
+        _end(tx, row, "revoked" if _is_live(row, now) else "expired", now, actor.session_id)
     return render(_get(tx, lease_id), now)
 
 
@@ -237,12 +237,19 @@ def check_fence(tx: Tx, fence: int, now: float, resource: str | None = None,
             "lease": None if row is None else render(row, now)}
 
 
-def assert_fence(tx: Tx, actor: Actor, fence: int, now: float) -> Row:
-    """Raise ``StaleFence`` unless ``fence`` is a live lease held by the actor; return that lease."""
+def assert_fence(tx: Tx, actor: Actor, fence: int, now: float, project_key: str | None = None) -> Row:
+    """Raise ``StaleFence`` unless ``fence`` is a live lease of the actor (in ``project_key``); return it."""
     row = tx.leases.by_fence(fence)
-    if row is None or not _is_live(row, now) or row["session_id"] != actor.session_id:
-        why = ("no such grant" if row is None else
-               f"held by {row['session_id']}" if row["session_id"] != actor.session_id else
-               f"lease is {render(row, now)['state']}")
+    why = None
+    if row is None:
+        why = "no such grant"
+    elif row["session_id"] != actor.session_id:
+        why = f"held by {row['session_id']}"
+    elif not _is_live(row, now):
+        why = f"lease is {render(row, now)['state']}"
+    elif project_key is not None and row["project_key"] != project_key:
+        why = f"it is a lease in project {row['project_key']!r}, not {project_key!r}"
+    if why is not None:
         raise StaleFence(f"fence {fence} is not current ({why}); the write is refused", fence=fence)
+    assert row is not None
     return row

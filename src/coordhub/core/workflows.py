@@ -113,7 +113,7 @@ def update_item(tx: Tx, actor: Actor, item_id: str, changes: dict[str, Any], *, 
     if row is None:
         raise NotFound(f"no work item {item_id!r}")
     if fence is not None:
-        leases.assert_fence(tx, actor, fence, now)
+        leases.assert_fence(tx, actor, fence, now, row["project_key"])
     if "status" in changes:
         _status(changes["status"], WORK_ITEM_STATUSES, "work item")
     tx.work_items.change(item_id, {**changes, "updated_by": actor.session_id, "updated_at": now})
