@@ -25,7 +25,6 @@ from mcp.types import CallToolResult, TextContent
 from coordhub.api.app import create_app
 from coordhub.core import tokens
 from coordhub.core.hub import Hub
-from coordhub.mcp.http import mount
 from coordhub.server import SYSTEM
 from coordhub.store.sqlite import SQLiteStore
 from tests.conftest import free_port
@@ -88,8 +87,7 @@ def open_hub(tmp_path: Path, no_auth: bool = False) -> tuple[FastAPI, str, SQLit
     store.open()
     hub = Hub(store)
     admin = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.ensure_admin(tx, None, now)).body
-    app = create_app(hub, no_auth=no_auth, sweep_seconds=0)
-    mount(app)
+    app = create_app(hub, no_auth=no_auth, sweep_seconds=0)  # mounts /mcp itself
     return app, admin, store
 
 

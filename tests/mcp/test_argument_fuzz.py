@@ -1,0 +1,49 @@
+"""Malformed MCP tool arguments: every tool answers a clear tool error or a result, never a crash."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.mcp.conftest import McpHub, text
+
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
+                 st.text(max_size=30), st.text(alphabet="\x00\x01\n/*?[]{}", max_size=5),
+                 st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@pytest.mark.anyio
+async def test_junk_arguments_to_every_tool(mcp_hub: McpHub) -> None:
+    async with mcp_hub.client("A/x", tools="all") as client:
+        listed = (await client.list_tools()).tools
+        schemas = {t.name: t.input_schema for t in listed}
+        assert len(schemas) >= 28
+
+        @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(data=st.data())
+        def cases(data: st.DataObject) -> None:
+            for name, schema in schemas.items():
+                props = list(schema.get("properties", {}))
+                chosen = data.draw(st.lists(st.sampled_from(props), unique=True) if props else st.just([]))
+                args: dict[str, Any] = {p: data.draw(JUNK) for p in chosen}
+                if data.draw(st.booleans()):
+                    args["unexpected_" + data.draw(st.text("abc", min_size=1, max_size=3))] = 1
+                calls.append((name, args))
+
+        calls: list[tuple[str, dict[str, Any]]] = []
+        cases()
+        assert len(calls) >= 8 * len(schemas)
+        errors = 0
+        for name, args in calls:
+            if name == "wait_for_messages":
+                args["timeout"] = 0
+            result = await client.call_tool(name, args)
+            message = text(result) if result.content else ""
+            assert "Traceback" not in message and "Internal" not in message, (name, args, message)
+            if result.is_error:
+                errors += 1
+                assert message.strip(), (name, args)
+        assert errors > len(calls) // 4  # most junk is refused: the calls did reach the tools
