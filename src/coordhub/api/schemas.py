@@ -129,7 +129,7 @@ class MessageSend(Strict):
     ack_wait_seconds: float | None = Field(None, description="Redeliver if not acked this long (default 300).")
     max_deliveries: int | None = Field(None, description="Dead-letter after this many deliveries (default 3).")
     escalate_to: Line | None = Field(None, description="Session told (with the sender) when it is dead-lettered.")
-    to_incarnation: int | None = Field(None, ge=1, description="Recipient incarnation it is meant for "
+    to_incarnation: int | None = Field(None, ge=1, le=2**31 - 1, description="Recipient incarnation it is meant for "
                                                                 "(default: the recipient's live one).")
 
 
@@ -194,14 +194,14 @@ class PresenceRegister(Strict):
 class PresenceBeat(Strict):
     """``POST /api/coord/presence/heartbeat``."""
 
-    incarnation: int | None = Field(None, ge=1)
+    incarnation: int | None = Field(None, ge=1, le=2**31 - 1)
     session_id: Line | None = None
 
 
 class PresenceEnd(Strict):
     """``POST /api/coord/presence/deregister``."""
 
-    incarnation: int | None = Field(None, ge=1)
+    incarnation: int | None = Field(None, ge=1, le=2**31 - 1)
     release_leases: bool = False
     session_id: Line | None = None
 
@@ -260,7 +260,7 @@ class NotificationsOut(Out):
 class NotificationsAck(Strict):
     """``POST /api/coord/notifications/ack``."""
 
-    up_to: int = Field(ge=0)
+    up_to: int = Field(ge=0, le=2**62)
 
 
 # ---- todos -------------------------------------------------------------------------

@@ -1,16 +1,20 @@
 """The ceiling: the hub's hot endpoints on the same stack, in memory, without auth or durability.
 
 Same FastAPI and uvicorn, same request models (so the same validation work),
-same paths and response shapes; state lives in dicts. Whatever the hub does
+same paths and response shapes; state lives in dicts. ``/mcp`` is the same MCP
+SDK server the hub mounts (stateless, JSON responses) with the two tools the
+``mcp`` scenario calls, answered from the same dicts. Whatever the hub does
 beyond this — authentication, the store, idempotency, events, fsync — is what
 a ratio "hub ÷ ceiling" measures. Run: ``python -m coordhub.bench.ceiling PORT``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -53,20 +57,59 @@ def create_app() -> FastAPI:
         held.pop((lease["project_key"], lease["resource"]), None)
         return JSONResponse({**lease, "state": "released"})
 
+    def remember(sender: str, to_session: str | None, subject: str, text: str) -> dict[str, Any]:
+        counter[0] += 1
+        msg = {"id": str(uuid.uuid4()), "seq": counter[0], "from_session": sender, "to_session": to_session,
+               "subject": subject, "body": text, "created_at": time.time(), "read": False}
+        inbox.setdefault(to_session or "*", []).append(msg)
+        return msg
+
     @app.post("/api/coord/messages", status_code=201)
     async def send(body: MessageSend, request: Request) -> JSONResponse:
-        counter[0] += 1
-        msg = {"id": str(uuid.uuid4()), "seq": counter[0], "from_session": request.headers.get("authorization", ""),
-               "to_session": body.to_session, "subject": body.subject, "body": body.body, "created_at": time.time(),
-               "read": False}
-        inbox.setdefault(body.to_session or "*", []).append(msg)
+        msg = remember(request.headers.get("authorization", ""), body.to_session, body.subject, body.body)
         return JSONResponse(msg, status_code=201)
 
     @app.get("/api/coord/messages")
-    async def unread(to_session: str = "*") -> JSONResponse:
-        return JSONResponse([m for m in inbox.get(to_session, [])[-100:] if not m["read"]])
+    async def unread(to_session: str = "*", limit: int = 50) -> JSONResponse:
+        return JSONResponse([m for m in inbox.get(to_session, [])[:limit] if not m["read"]])
 
+    _mount_mcp(app, leases, remember)
     return app
+
+
+def _mount_mcp(app: FastAPI, leases: dict[str, dict[str, Any]],
+               remember: Callable[[str, str | None, str, str], dict[str, Any]]) -> None:
+    """``/mcp`` as the hub serves it (the same SDK server, stateless, JSON responses) with the two tools the
+    ``mcp`` scenario calls answered from memory: what is left is the MCP stack's own cost."""
+    from mcp.server import MCPServer
+    from mcp.server.mcpserver.tools import Tool
+    from mcp.server.transport_security import TransportSecuritySettings
+    from starlette.routing import Route
+
+    async def list_leases(project_key: str | None = None, resource: str | None = None,
+                          session_id: str | None = None) -> dict[str, Any]:
+        """Live leases."""
+        found = [x for x in leases.values() if session_id is None or x["session_id"] == session_id]
+        return {"leases": found, "count": len(found)}
+
+    async def send_message(to: str, subject: str, body: str = "") -> dict[str, Any]:
+        """Send a message from your session."""
+        return remember("mcp", None if to == "all" else to, subject, body)
+
+    server = MCPServer("ceiling", tools=[Tool.from_function(f, structured_output=True)
+                                         for f in (list_leases, send_message)], log_level="WARNING")
+    endpoint = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, json_response=True,
+                                          transport_security=TransportSecuritySettings(
+                                              enable_dns_rebinding_protection=False))
+    app.router.routes.insert(0, Route("/mcp", endpoint=endpoint))
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with inner(a) as state, server.session_manager.run():
+            yield state
+
+    app.router.lifespan_context = lifespan
 
 
 def main() -> None:

@@ -31,6 +31,11 @@ Op = Callable[[Agent, dict[str, Series]], Awaitable[None]]
 Tick = Callable[[float], None]  # progress: fraction done, 0..1
 
 
+def phase(tick: Tick, k: int, n: int) -> Tick:
+    """The progress of phase ``k`` (from 0) of ``n`` equal phases, as a part of the whole bar."""
+    return lambda done: tick((k + done) / n)
+
+
 async def timed(series: Series, call: Awaitable[httpx2.Response], expect: int) -> httpx2.Response | None:
     """Await one request; record its latency if it answered ``expect``, else count an error."""
     t0 = time.perf_counter()

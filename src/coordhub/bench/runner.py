@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,20 +13,22 @@ from typing import Any
 
 import httpx2
 
-from coordhub.bench import scenarios
+from coordhub.bench import hook_load, mcp_load, scenarios
 from coordhub.bench.driver import Tick
 from coordhub.bench.target import Target, start, start_ceiling
 
 TARGETS = {
     "lease": "≥ 2,000 cycles/s, p99 ≤ 25 ms @ 64 clients",
-    "message": "≥ 3,000 sends/s, p99 ≤ 25 ms @ 64 clients",
     "lease-contended": "(no target; correctness under contention)",
+    "message": "≥ 3,000 sends/s, p99 ≤ 25 ms @ 64 clients",
     "broadcast": "one write, ≤ 10 ms, 10,000 sessions",
     "inbox": "p50 ≤ 5 ms with 1,000,000 stored messages",
     "push": "p50 ≤ 5 ms, p99 ≤ 30 ms, 1,000 subscribers; ≤ 150 MB RSS",
+    "mcp": "MCP tools/call ≥ 800/s (headline: the read tool list_leases)",
+    "hook": f"coord-hook pre-tool-use p50 ≤ {hook_load.TARGET_P50_MS:g} ms incl. interpreter start (free file)",
     "soak": "500 agents, 10 min: 0 errors, 0 lost messages",
 }
-WITH_CEILING = ("lease", "message")
+WITH_CEILING = ("lease", "message", "mcp")
 
 
 @dataclass
@@ -42,16 +45,19 @@ class Options:
     messages: int = 1_000_000
     subscribers: int = 1000
     sessions: int = 10_000
+    runs: int = 50
 
 
 def _defaults(name: str, o: Options) -> tuple[int, float]:
-    if name == "soak":
-        return o.clients or 500, o.duration or 600.0
-    return o.clients or 64, o.duration or 10.0
+    """(clients, seconds per phase) of a scenario: soak 500 × 600 s; inbox one client (its target is a latency,
+    not a queue); mcp 32 SDK clients; the rest 64 × 10 s."""
+    default = {"soak": (500, 600.0), "inbox": (1, 10.0), "mcp": (32, 10.0), "hook": (1, 0.0)}.get(name, (64, 10.0))
+    return o.clients or default[0], o.duration or default[1]
 
 
 def _hub_args(o: Options) -> list[str]:
-    args = ["--database-url", o.database_url] if o.database_url else []
+    # the per-token rate limit (100 requests/s by default) would measure itself, not the hub: off
+    args = ["--rate-limit", "0"] + (["--database-url", o.database_url] if o.database_url else [])
     return args + (["--sqlite-synchronous", o.sqlite_synchronous] if o.sqlite_synchronous else [])
 
 
@@ -60,35 +66,47 @@ def _scenario(name: str, o: Options) -> scenarios.Scenario:
         "lease": scenarios.lease, "lease-contended": scenarios.lease_contended, "message": scenarios.message,
         "broadcast": lambda ctx: scenarios.broadcast(ctx, sessions=o.sessions),
         "inbox": scenarios.inbox, "push": lambda ctx: scenarios.push(ctx, subscribers=o.subscribers),
+        "mcp": mcp_load.mcp, "hook": lambda ctx: hook_load.hook(ctx, runs=o.runs),
         "soak": scenarios.soak,
     }[name]
 
 
-def _open(name: str, o: Options, run_id: str, tick: Tick) -> Target:
+def _open(name: str, o: Options, run_id: str, progress: Callable[[str], Tick]) -> tuple[Target, dict[str, Any]]:
+    """The hub to measure, and what preparing it took (the inbox scenario fills its store first)."""
     if o.url:
         if name == "inbox":
             raise SystemExit("bench: the inbox scenario fills its own hub first; run it without --url")
-        return Target(o.url.rstrip("/"), o.token or "")
+        return Target(o.url.rstrip("/"), o.token or ""), {}
     if name != "inbox":
-        return start(_hub_args(o))
-    folder = Path(tempfile.mkdtemp(prefix="coord-bench-inbox-"))
-    scenarios.populate_inbox(o.database_url or f"sqlite:///{folder / 'coord.db'}", run_id, o.messages, tick=tick)
-    return start(_hub_args(o), data_dir=folder)
+        return start(_hub_args(o)), {}
+    folder = tempfile.TemporaryDirectory(prefix="coord-bench-inbox-")
+    try:
+        t0 = time.perf_counter()
+        stored = scenarios.populate_inbox(o.database_url or f"sqlite:///{Path(folder.name) / 'coord.db'}", run_id,
+                                          o.messages, tick=progress(f"{name}: filling the store"))
+        fill = {"stored_messages": stored, "fill_seconds": round(time.perf_counter() - t0, 1)}
+        target = start(_hub_args(o), data_dir=Path(folder.name))
+    except BaseException:
+        folder.cleanup()
+        raise
+    target.workdir = folder  # removed with the hub
+    return target, fill
 
 
 def run(names: list[str], o: Options, progress: Callable[[str], Tick]) -> dict[str, Any]:
-    """Run each scenario on a fresh hub (and, for lease and message, on the ceiling); return the report."""
+    """Run each scenario on a fresh hub (and, for lease, message and mcp, on the ceiling); return the report."""
     results: dict[str, Any] = {}
     for name in names:
         run_id = uuid.uuid4().hex[:8]
         clients, duration = _defaults(name, o)
-        target = _open(name, o, run_id, progress(f"{name}: filling the store"))
+        target, prepared = _open(name, o, run_id, progress)
         try:
             health = httpx2.get(target.url + "/health", timeout=10).json()
             ctx = scenarios.Context(target, clients, duration, progress(name), run_id)
             result: dict[str, Any] = asyncio.run(_scenario(name, o)(ctx))
-            result.update(backend=health.get("backend"), durability=health.get("durability"),
-                          clients=clients, duration=duration, rss_mib=target.rss_mib(),
+            result.update(prepared)
+            result.update(backend=health.get("backend"), durability=health.get("durability"), clients=clients,
+                          duration=None if name == "hook" else duration, rss_mib=target.rss_mib(),
                           peak_rss_mib=target.peak_rss_mib(), target=TARGETS[name])
         finally:
             target.stop()

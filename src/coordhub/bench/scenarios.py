@@ -11,13 +11,13 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 
-from coordhub.bench.driver import Agent, Tick, close, make_agents, run_for, timed
+from coordhub.bench.driver import Agent, Op, Tick, close, make_agents, phase, run_for, timed
 from coordhub.bench.stats import Series, percentile
 from coordhub.bench.target import Target, mint_tokens
 
@@ -36,12 +36,16 @@ class Context:
 Scenario = Callable[[Context], Coroutine[Any, Any, dict[str, Any]]]
 
 
-async def _with_agents(ctx: Context, n: int, op: Callable[[Agent, dict[str, Series]], Awaitable[None]],
-                       series: tuple[str, ...], project: str) -> dict[str, Any]:
+Phase = tuple[Op, tuple[str, ...]]  # what each agent does, and the series it records
+
+
+async def _with_agents(ctx: Context, n: int, phases: list[Phase], project: str) -> list[dict[str, Any]]:
+    """``n`` agents with fresh tokens run each phase (op, series names) for ``ctx.duration``; one result each."""
     tokens = await mint_tokens(ctx.target, f"BENCH-{ctx.run_id}-{project}", n)
     agents = make_agents(ctx.target, tokens, f"bench-{ctx.run_id}-{project}")
     try:
-        return await run_for(agents, op, series, ctx.duration, ctx.target, ctx.tick)
+        return [await run_for(agents, op, series, ctx.duration, ctx.target, phase(ctx.tick, k, len(phases)))
+                for k, (op, series) in enumerate(phases)]
     finally:
         await close(agents)
 
@@ -61,7 +65,7 @@ async def _lease_cycle(agent: Agent, out: dict[str, Series]) -> None:
 
 async def lease(ctx: Context) -> dict[str, Any]:
     """Each agent claims and releases its own file, over and over (uncontended): cycles/s."""
-    r = await _with_agents(ctx, ctx.clients, _lease_cycle, ("cycle", "claim", "release"), "lease")
+    [r] = await _with_agents(ctx, ctx.clients, [(_lease_cycle, ("cycle", "claim", "release"))], "lease")
     return {"headline": r["cycle"], **r}
 
 
@@ -87,24 +91,30 @@ async def _contended(agent: Agent, out: dict[str, Series]) -> None:
 
 async def lease_contended(ctx: Context) -> dict[str, Any]:
     """All agents fight over 8 files: claim attempts/s (a 409 is a correct answer), grants, releases."""
-    r = await _with_agents(ctx, ctx.clients, _contended, ("attempt", "grant", "release"), "contended")
+    [r] = await _with_agents(ctx, ctx.clients, [(_contended, ("attempt", "grant", "release"))], "contended")
     return {"headline": r["attempt"], **r}
 
 
 # ---- messages -------------------------------------------------------------------------------------
 
-async def _send_and_read(agent: Agent, out: dict[str, Series]) -> None:
+async def _send(agent: Agent, out: dict[str, Series]) -> None:
     agent.n += 1
     await timed(out["send"], agent.client.post("/api/coord/messages", json={
         "to_session": agent.peer, "subject": f"bench {agent.n}", "body": "x" * 200}), 201)
+
+
+async def _send_and_read(agent: Agent, out: dict[str, Series]) -> None:
+    await _send(agent, out)
     await timed(out["inbox"], agent.client.get("/api/coord/messages", params={
         "to_session": agent.session, "unread_only": "true", "limit": "20"}), 200)
 
 
 async def message(ctx: Context) -> dict[str, Any]:
-    """Each agent sends a direct message to the next, then fetches its unread inbox: sends/s."""
-    r = await _with_agents(ctx, ctx.clients, _send_and_read, ("send", "inbox"), "message")
-    return {"headline": r["send"], **r}
+    """Each agent sends direct messages to the next: sends only (the headline, sends/s), then, for as long
+    again, a send followed by a fetch of its own unread inbox (``with_inbox``)."""
+    sends, mixed = await _with_agents(ctx, ctx.clients, [(_send, ("send",)), (_send_and_read, ("send", "inbox"))],
+                                      "message")
+    return {"headline": sends["send"], **sends, "with_inbox": mixed}
 
 
 async def broadcast(ctx: Context, sessions: int = 10_000, sends: int = 200) -> dict[str, Any]:
@@ -113,10 +123,12 @@ async def broadcast(ctx: Context, sessions: int = 10_000, sends: int = 200) -> d
     sem = asyncio.Semaphore(32)
     async with httpx2.AsyncClient(base_url=ctx.target.url, timeout=60.0) as c:
 
+        registered = Series()
+
         async def register(token: str) -> None:
             async with sem:
-                await c.post("/api/coord/presence/register", json={"client": "bench"},
-                             headers={"Authorization": f"Bearer {token}"})
+                await timed(registered, c.post("/api/coord/presence/register", json={"client": "bench"},
+                                               headers={"Authorization": f"Bearer {token}"}), 200)
 
         await asyncio.gather(*(register(t) for _, t in tokens))
         sender = {"Authorization": f"Bearer {tokens[0][1]}"}
@@ -130,8 +142,11 @@ async def broadcast(ctx: Context, sessions: int = 10_000, sends: int = 200) -> d
                                       headers=reader), 200)
             ctx.tick((i + 1) / sends)
         seconds = time.perf_counter() - t0
-    return {"headline": send.summary(seconds), "sessions": sessions, "send": send.summary(seconds),
-            "inbox_after": unread.summary(seconds)}
+    headline = send.summary(seconds)
+    headline["errors"] += registered.errors  # a session that did not register would make this less than 10,000
+    headline["error_samples"] += registered.error_samples
+    return {"headline": headline, "sessions": sessions, "registered": len(registered.latencies),
+            "send": send.summary(seconds), "inbox_after": unread.summary(seconds)}
 
 
 # ---- push -----------------------------------------------------------------------------------------
@@ -141,27 +156,45 @@ async def push(ctx: Context, subscribers: int = 1000, sends: int = 30, interval:
     tokens = await mint_tokens(ctx.target, f"PUSH-{ctx.run_id}", subscribers + 1, concurrency=32)
     sent: dict[str, float] = {}
     lat: list[float] = []
-    ready, count = asyncio.Event(), [0]
+    first: dict[str, float] = {}  # per broadcast, the earliest receipt: the hub's part, before the driver's queue
+    ready, count, streams = asyncio.Event(), [0], Series()
+
+    def settled() -> None:
+        count[0] += 1
+        if count[0] == subscribers:
+            ready.set()
 
     async def follow(client: httpx2.AsyncClient, token: str) -> None:
-        async with client.stream("GET", "/api/coord/events", params={"kinds": "message.sent"},
-                                 headers={"Authorization": f"Bearer {token}"}) as r:
-            async for line in r.aiter_lines():
-                if line.startswith(": connected"):
-                    count[0] += 1
-                    if count[0] == subscribers:
-                        ready.set()
-                elif line.startswith("data: "):
-                    now = time.monotonic()
-                    subject = json.loads(line[6:])["payload"]["subject"]
-                    if subject in sent:
-                        lat.append(now - sent[subject])
+        connected = False
+        try:
+            async with client.stream("GET", "/api/coord/events", params={"kinds": "message.sent"},
+                                     headers={"Authorization": f"Bearer {token}"}) as r:
+                if r.status_code != 200:
+                    streams.fail(f"{r.status_code} {(await r.aread()).decode()[:200]}")
+                async for line in r.aiter_lines():
+                    if line.startswith(": connected"):
+                        connected = True
+                        settled()
+                    elif line.startswith("data: "):
+                        now = time.monotonic()
+                        subject = json.loads(line[6:])["payload"]["subject"]
+                        if subject in sent:
+                            lat.append(now - sent[subject])
+                            first.setdefault(subject, now - sent[subject])
+        except httpx2.HTTPError as exc:
+            streams.fail(f"{type(exc).__name__}: {exc}")
+        finally:
+            if not connected:
+                settled()  # counted as settled, so the others need not wait for it
 
     limits = httpx2.Limits(max_connections=subscribers + 10, max_keepalive_connections=subscribers + 10)
     async with httpx2.AsyncClient(base_url=ctx.target.url, limits=limits, timeout=httpx2.Timeout(60, read=None)) as c:
         tasks = [asyncio.create_task(follow(c, t)) for _, t in tokens[1:]]
+        t0 = time.monotonic()
         await asyncio.wait_for(ready.wait(), 300)
+        connect_s = time.monotonic() - t0
         rss_open = ctx.target.rss_mib()
+        cpu0, driver0 = ctx.target.cpu_seconds(), time.process_time()
         for i in range(sends):
             subject = f"push-{ctx.run_id}-{i}"
             sent[subject] = time.monotonic()
@@ -171,6 +204,7 @@ async def push(ctx: Context, subscribers: int = 1000, sends: int = 30, interval:
             ctx.tick((i + 1) / sends)
             await asyncio.sleep(interval)
         await asyncio.sleep(2.0)
+        cpu1, driver_cpu = ctx.target.cpu_seconds(), round(time.process_time() - driver0, 2)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -181,16 +215,25 @@ async def push(ctx: Context, subscribers: int = 1000, sends: int = 30, interval:
         return None if v is None else round(v, 2)
 
     summary: dict[str, Any] = {"ops": len(ms), "ops_per_s": None, "p50_ms": p(50), "p95_ms": p(95), "p99_ms": p(99),
-               "errors": subscribers * sends - len(ms), "error_samples": []}
+               "errors": subscribers * sends - len(ms), "error_samples": streams.error_samples}
+    firsts = sorted(x * 1000 for x in first.values())
     return {"headline": summary, "subscribers": subscribers, "broadcasts": sends,
-            "missing": subscribers * sends - len(ms), "rss_mib_all_open": rss_open}
+            "first_receipt_p50_ms": None if not firsts else round(firsts[len(firsts) // 2], 2),
+            "hub_cpu_s": None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 2), "driver_cpu_s": driver_cpu,
+            "seconds": round(sends * interval + 2.0, 1),
+            "missing": subscribers * sends - len(ms), "max_ms": round(ms[-1], 2) if ms else None,
+            "mean_ms": round(sum(ms) / len(ms), 2) if ms else None, "connect_all_s": round(connect_s, 2),
+            "stream_errors": streams.errors, "rss_mib_all_open": rss_open}
 
 
 # ---- inbox with a large history ------------------------------------------------------------------
 
 def populate_inbox(database_url: str, run_id: str, total: int, sessions: int = 1000, unread: int = 5,
-                   tick: Tick = lambda _: None) -> None:
-    """Fill a store with ``total`` direct messages spread over ``sessions``, all read but ``unread`` each."""
+                   tick: Tick = lambda _: None) -> int:
+    """Fill a store with ``total`` direct messages spread over ``sessions``, all read but ``unread`` each.
+
+    Goes through the store's own unit-of-work interface (no SQL here); returns how many it stored.
+    """
     from coordhub.store import open_store
     from coordhub.store.tx import Tx
 
@@ -218,6 +261,7 @@ def populate_inbox(database_url: str, run_id: str, total: int, sessions: int = 1
             tick(min(1.0, (first + step) / (per * sessions)))
     finally:
         store.close()
+    return per * sessions
 
 
 async def _fetch_unread(agent: Agent, out: dict[str, Series]) -> None:
@@ -228,16 +272,28 @@ async def _fetch_unread(agent: Agent, out: dict[str, Series]) -> None:
 
 
 async def inbox(ctx: Context, unread: int = 5) -> dict[str, Any]:
-    """Unread-inbox fetches of sessions whose history the hub was filled with beforehand (see populate_inbox)."""
+    """Unread-inbox fetches of sessions whose history the hub was filled with beforehand (see populate_inbox),
+    then, as a yardstick, of as many new sessions with the same ``unread`` messages and no history."""
     tokens = await mint_tokens(ctx.target, f"INBOX-{ctx.run_id}", ctx.clients)
+    fresh = await mint_tokens(ctx.target, f"FRESH-{ctx.run_id}", ctx.clients + 1)
     agents = make_agents(ctx.target, tokens, "inbox")
-    for a in agents:
+    newcomers = make_agents(ctx.target, fresh[:-1], "inbox")
+    for a in agents + newcomers:
         a.state["unread"] = unread
     try:
-        r = await run_for(agents, _fetch_unread, ("inbox",), ctx.duration, ctx.target, ctx.tick)
+        async with httpx2.AsyncClient(base_url=ctx.target.url, timeout=60.0,
+                                      headers={"Authorization": f"Bearer {fresh[-1][1]}"}) as sender:
+            for a in newcomers:
+                for i in range(unread):
+                    r = await sender.post("/api/coord/messages", json={"to_session": a.session,
+                                                                       "subject": f"fresh {i}", "body": "x" * 100})
+                    r.raise_for_status()
+        history = await run_for(agents, _fetch_unread, ("inbox",), ctx.duration, ctx.target, phase(ctx.tick, 0, 2))
+        baseline = await run_for(newcomers, _fetch_unread, ("inbox",), ctx.duration, ctx.target,
+                                 phase(ctx.tick, 1, 2))
     finally:
-        await close(agents)
-    return {"headline": r["inbox"], **r}
+        await close(agents + newcomers)
+    return {"headline": history["inbox"], **history, "no_history": baseline}
 
 
 # ---- soak -----------------------------------------------------------------------------------------
@@ -276,16 +332,21 @@ async def _soak_step(agent: Agent, out: dict[str, Series]) -> None:
         await timed(s, c.patch(f"/api/coord/work-items/{agent.state['item']}", json={"status": status}), 200)
 
 
-async def _setup_soak(agents: list[Agent]) -> None:
+async def _setup_soak(agents: list[Agent]) -> Series:
+    """Register every agent and give each a work item in one workflow; the setup requests' series."""
     sessions = [a.session for a in agents]
-    first = agents[0].client
-    wf = (await first.post("/api/coord/workflows", json={"project_key": agents[0].project, "name": "soak"})).json()
+    setup_series = Series()
+    wf = await timed(setup_series, agents[0].client.post("/api/coord/workflows", json={
+        "project_key": agents[0].project, "name": "soak"}), 201)
+    if wf is None:
+        raise SystemExit(f"bench: cannot create the soak workflow: {setup_series.error_samples}")
 
     async def setup(a: Agent) -> None:
         a.state.update(peers=[s for s in random.sample(sessions, min(8, len(sessions))) if s != a.session], sent={})
-        await a.client.post("/api/coord/presence/register", json={"client": "bench"})
-        item = await a.client.post("/api/coord/work-items", json={"workflow_id": wf["id"], "title": a.session})
-        a.state["item"] = item.json()["id"]
+        await timed(setup_series, a.client.post("/api/coord/presence/register", json={"client": "bench"}), 200)
+        item = await timed(setup_series, a.client.post("/api/coord/work-items", json={
+            "workflow_id": wf.json()["id"], "title": a.session}), 201)
+        a.state["item"] = item.json()["id"] if item is not None else "missing"
 
     sem = asyncio.Semaphore(32)
 
@@ -294,6 +355,7 @@ async def _setup_soak(agents: list[Agent]) -> None:
             await setup(a)
 
     await asyncio.gather(*(limited(a) for a in agents))
+    return setup_series
 
 
 async def _lost(agents: list[Agent]) -> int:
@@ -323,16 +385,14 @@ async def soak(ctx: Context) -> dict[str, Any]:
     tokens = await mint_tokens(ctx.target, f"SOAK-{ctx.run_id}", ctx.clients, concurrency=32)
     agents = make_agents(ctx.target, tokens, f"soak-{ctx.run_id}")
     try:
-        await _setup_soak(agents)
+        setup = await _setup_soak(agents)
         r = await run_for(agents, _soak_step, tuple(k for k, _ in WEIGHTS), ctx.duration, ctx.target, ctx.tick)
         lost = await _lost(agents)
     finally:
         await close(agents)
-    total = Series()
-    for kind, _ in WEIGHTS:
-        total.errors += r[kind]["errors"]
+    errors = setup.errors + sum(r[k]["errors"] for k, _ in WEIGHTS)
     ops = sum(r[k]["ops"] for k, _ in WEIGHTS)
     headline = {"ops": ops, "ops_per_s": round(ops / r["seconds"], 1), "p50_ms": None, "p95_ms": None,
-                "p99_ms": max((r[k]["p99_ms"] or 0) for k, _ in WEIGHTS), "errors": total.errors,
-                "error_samples": [x for k, _ in WEIGHTS for x in r[k]["error_samples"]][:3]}
-    return {"headline": headline, "lost_messages": lost, "agents": ctx.clients, **r}
+                "p99_ms": max((r[k]["p99_ms"] or 0) for k, _ in WEIGHTS), "errors": errors,
+                "error_samples": (setup.error_samples + [x for k, _ in WEIGHTS for x in r[k]["error_samples"]])[:3]}
+    return {"headline": headline, "lost_messages": lost, "agents": ctx.clients, "setup": setup.summary(1.0), **r}

@@ -10,16 +10,18 @@ import typer
 
 from coordhub.cli.output import console
 
-SCENARIOS = ("lease", "lease-contended", "message", "broadcast", "inbox", "push", "soak")
+SCENARIOS = ("lease", "lease-contended", "message", "broadcast", "inbox", "push", "mcp", "hook", "soak")
 DEFAULT = ("lease", "message")
+ALL = tuple(s for s in SCENARIOS if s != "soak")  # the 10-minute soak runs only when named
 
 
 def bench(
     scenario: list[str] = typer.Argument(None, help=f"Scenarios to run: {', '.join(SCENARIOS)}, or all "
-                                                     f"(default: {' '.join(DEFAULT)})."),
-    clients: int | None = typer.Option(None, "--clients", min=1, help="Simulated agents (default 64; soak 500)."),
-    duration: float | None = typer.Option(None, "--duration", min=0.5, help="Seconds per scenario (default 10; "
-                                                                           "soak 600)."),
+                                                     f"(every one but soak; default: {' '.join(DEFAULT)})."),
+    clients: int | None = typer.Option(None, "--clients", min=1, help="Simulated agents (default 64; inbox 1, "
+                                                                      "mcp 32, soak 500)."),
+    duration: float | None = typer.Option(None, "--duration", min=0.5, help="Seconds per scenario phase (default "
+                                                                           "10; soak 600)."),
     url: str | None = typer.Option(None, "--url", help="Measure the hub at this URL instead of starting one."),
     token: str | None = typer.Option(None, "--token", help="Admin token of the hub at --url."),
     database_url: str | None = typer.Option(None, "--database-url", help="Start hubs on this database."),
@@ -29,6 +31,7 @@ def bench(
     messages: int = typer.Option(1_000_000, "--messages", min=1000, help="Stored messages for the inbox scenario."),
     subscribers: int = typer.Option(1000, "--subscribers", min=1, help="SSE subscribers for the push scenario."),
     sessions: int = typer.Option(10_000, "--sessions", min=2, help="Registered sessions for the broadcast scenario."),
+    runs: int = typer.Option(50, "--runs", min=1, help="Measured runs per case of the hook scenario."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
     """Drive a hub with simulated agents; report ops/s, p50/p95/p99, errors, RSS, and the ratio to the ceiling."""
@@ -36,14 +39,14 @@ def bench(
 
     from coordhub.bench.runner import Options, run
 
-    names = list(SCENARIOS[:-1]) if scenario == ["all"] else (scenario or list(DEFAULT))
+    names = list(ALL) if scenario == ["all"] else (scenario or list(DEFAULT))
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         raise typer.BadParameter(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)} or all")
     if bool(url) != bool(token):
         raise typer.BadParameter("--url and --token go together")
     opts = Options(clients, duration, url, token, database_url, sqlite_synchronous, ceiling and not url,
-                   messages, subscribers, sessions)
+                   messages, subscribers, sessions, runs)
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(),
                   console=console.__class__(stderr=True), transient=True) as bar:
 
@@ -78,7 +81,38 @@ def _table(report: dict[str, Any]) -> None:
     console.print(f"backend {first['backend']} ({first['durability']}); driver: one Python asyncio process on the "
                   "same cores")
     for name, r in report.items():
-        if r.get("lost_messages") is not None:
-            console.print(f"{name}: lost messages {r['lost_messages']}")
+        for line in _details(r):
+            console.print(f"{name}: {line}")
         for sample in r["headline"].get("error_samples", []):
             console.print(f"{name} error sample: {sample}")
+
+
+def _lat(s: dict[str, Any]) -> str:
+    return f"p50 {s['p50_ms']} / p99 {s['p99_ms']} ms"
+
+
+def _details(r: dict[str, Any]) -> list[str]:
+    """What a scenario measured beyond its headline, one line each."""
+    out = [f"headline = {r['headline_is']}"] if "headline_is" in r else []
+    if "with_inbox" in r:  # message
+        mixed = r["with_inbox"]
+        out.append(f"with inbox fetches: send {mixed['send']['ops_per_s']}/s {_lat(mixed['send'])}, "
+                   f"inbox {_lat(mixed['inbox'])}")
+    if "no_history" in r:  # inbox
+        out.append(f"{r['stored_messages']:,} messages stored in {r['fill_seconds']} s; a session with no history: "
+                   f"{_lat(r['no_history']['inbox'])}")
+    if "send_message" in r:  # mcp
+        sends = r["send_message"]["send_message"]
+        out.append(f"send_message {sends['ops_per_s']} calls/s {_lat(sends)}, errors {sends['errors']}")
+    if "cases" in r:  # hook
+        out += [f"{case}: p50 {c['p50_ms']} / p90 {c['p90_ms']} / p99 {c['p99_ms']} ms, errors {c['errors']}"
+                for case, c in r["cases"].items()]
+    if "rss_mib_all_open" in r:  # push
+        out.append(f"RSS with every stream open {r['rss_mib_all_open']} MiB; missing receipts {r['missing']}; "
+                   f"first receipt of a broadcast p50 {r['first_receipt_p50_ms']} ms, max {r['max_ms']} ms")
+    if r.get("lost_messages") is not None:
+        out.append(f"lost messages {r['lost_messages']}")
+    cpu = next((x for x in (r, r.get("list_leases", {})) if x.get("driver_cpu_s") is not None), None)
+    if cpu is not None:
+        out.append(f"CPU over {cpu['seconds']} s: hub {cpu['hub_cpu_s']} s, driver {cpu['driver_cpu_s']} s")
+    return out

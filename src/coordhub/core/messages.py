@@ -70,8 +70,9 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     ``reply_to`` must name a message the actor can see; the reply joins its
     thread (``thread_id`` defaults to the parent's thread, else the parent's
     id) and, unless ``to_session`` says otherwise (``"ALL_SESSIONS"`` to
-    answer the whole fleet), goes to the parent's sender. A direct message records the recipient's live incarnation (or the
-    given ``to_incarnation``) so a successor never takes it as news. An
+    answer the whole fleet), goes to the parent's sender. A direct message
+    records the recipient's live incarnation (or the given
+    ``to_incarnation``) so a successor never takes it as news. An
     ack-required direct message is redelivered every ``ack_wait_seconds``
     until acked, at most ``max_deliveries`` times, then dead-lettered (see
     :func:`process_ack_deadlines`). Raises ``Invalid`` for bad values,

@@ -15,7 +15,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
 
 # Error codes each kind of route can answer, for the OpenAPI document.
-READ_ERRORS = (400, 401, 403, 422, 429, 503)
+READ_ERRORS = (400, 401, 403, 413, 422, 429, 503)
 WRITE_ERRORS = (400, 401, 403, 413, 422, 423, 429, 503)
 
 

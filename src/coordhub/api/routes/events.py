@@ -71,7 +71,7 @@ async def _stream(h: Hub, cursor: int, keep: Any) -> AsyncIterator[str]:
 @router.get("/events", response_class=StreamingResponse, responses={
     200: {"content": {"text/event-stream": {}}, "description": "A stream of events: `id`, `event` (kind), "
           "`data` (the event as JSON)."}, **responses(*READ_ERRORS)})
-async def stream(request: Request, after: int | None = Query(None, ge=0), kinds: str | None = None,
+async def stream(request: Request, after: int | None = Query(None, ge=0, le=2**62), kinds: str | None = None,
                  project_key: str | None = None, to_session: str | None = None, session_id: str | None = None,
                  who: Caller = Depends(caller)) -> StreamingResponse:
     """Follow the event log live; resume with ``Last-Event-ID`` or ``?after=`` (default: from now on)."""
@@ -96,7 +96,7 @@ def _viewer(who: Caller) -> tuple[str, bool]:
 
 
 @router.get("/audit", response_model=list[EventOut], responses=responses(*READ_ERRORS))
-async def audit(request: Request, after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=PAGE),
+async def audit(request: Request, after: int = Query(0, ge=0, le=2**62), limit: int = Query(100, ge=1, le=PAGE),
                 kinds: str | None = None, project_key: str | None = None,
                 who: Caller = Depends(caller)) -> JSONResponse:
     """The event log as JSON, oldest first after ``after`` (what the caller may see)."""

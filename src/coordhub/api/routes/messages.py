@@ -43,7 +43,8 @@ def _viewer(who: Caller, claimed: str | None, field: str) -> str:
 
 @router.get("", response_model=list[MessageOut], responses=responses(*READ_ERRORS))
 async def inbox(request: Request, to_session: str | None = None, unread_only: bool = False,
-                limit: int = Query(100, ge=1, le=messages.MAX_INBOX), before_seq: int | None = Query(None, ge=1),
+                limit: int = Query(100, ge=1, le=messages.MAX_INBOX),
+                before_seq: int | None = Query(None, ge=1, le=2**62),
                 who: Caller = Depends(caller)) -> JSONResponse:
     """A session's inbox (seed 001): ``unread_only=true`` gives unread direct messages and broadcasts."""
     viewer = _viewer(who, to_session, "to_session")
@@ -62,7 +63,7 @@ async def unread_count(request: Request, session_id: str | None = None,
 
 @router.get("/wait", response_model=list[MessageOut], responses=responses(*READ_ERRORS))
 async def wait(request: Request, timeout: float = Query(30.0, ge=0, le=MAX_WAIT_SECONDS),
-               after_seq: int = Query(0, ge=0), session_id: str | None = None,
+               after_seq: int = Query(0, ge=0, le=2**62), session_id: str | None = None,
                who: Caller = Depends(caller)) -> JSONResponse:
     """Long-poll: answer as soon as the caller has an unread message with ``seq > after_seq``, else ``[]``."""
     viewer = _viewer(who, session_id, "session_id")
