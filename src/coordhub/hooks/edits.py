@@ -19,6 +19,7 @@ reason saying the hub could not be asked.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from coordhub.hooks import leases as leases_text
@@ -64,6 +65,9 @@ def edited_path(inv: Invocation) -> str | None:
         return None
     path = tool_input.get(field) or tool_input.get("file_path")
     if not isinstance(path, str) or not path.strip():
+        return None
+    if "\x00" in path:  # no file system accepts it, so the edit cannot happen: nothing to guard
+        sys.stderr.write(f"coord-hook {inv.event}: tool_input.{field} contains a NUL byte; nothing checked.\n")
         return None
     rel = inv.project.relative(path, inv.cwd)
     return None if rel in (None, ".") else rel

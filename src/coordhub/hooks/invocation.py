@@ -36,7 +36,9 @@ class Invocation:
         self.payload = payload
         self.settings = settings
         given = payload.get("cwd")
-        self.cwd = cwd or (Path(given) if isinstance(given, str) and given else Path(os.getcwd()))
+        if not isinstance(given, str) or not given or "\x00" in given:  # no path can hold a NUL byte
+            given = os.getcwd()
+        self.cwd = cwd or Path(given)
 
     @cached_property
     def identity_file(self) -> Path | None:
