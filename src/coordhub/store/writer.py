@@ -205,8 +205,11 @@ class BatchWriter:
             return
         try:
             hook(self._tx)
-        except Exception:  # a listener's failure must not undo an acknowledged commit
-            log.exception("after-commit listener failed")
+        except Exception as exc:  # a listener's failure must not undo an acknowledged commit
+            if self._is_unavailable(exc):  # the database went away just after the commit
+                log.warning("after-commit listener: database unavailable: %s", exc)
+            else:
+                log.exception("after-commit listener failed")
 
     def _run_unit(self, conn: WriterConnection, fn: Callable[[Any], Any],
                   single: bool) -> tuple[Any, BaseException | None]:
