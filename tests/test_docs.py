@@ -10,8 +10,8 @@ import typer.main
 from coordhub.api.app import create_app
 from coordhub.cli.main import app as cli_app
 from coordhub.config import settings_table
-from coordhub.hooks.settings import settings_table as hook_settings_table
 from coordhub.core.hub import Hub
+from coordhub.hooks.settings import settings_table as hook_settings_table
 from coordhub.store.sqlite import SQLiteStore
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

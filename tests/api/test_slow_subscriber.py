@@ -10,7 +10,6 @@ import httpx2
 from tests.api.test_events import Subscriber
 from tests.conftest import LiveHub
 
-
 N = 1500
 
 

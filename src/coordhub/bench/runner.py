@@ -107,7 +107,7 @@ def run(names: list[str], o: Options, progress: Callable[[str], Tick]) -> dict[s
             result.update(prepared)
             result.update(backend=health.get("backend"), durability=health.get("durability"), clients=clients,
                           duration=None if name == "hook" else duration, rss_mib=target.rss_mib(),
-                          peak_rss_mib=target.peak_rss_mib(), target=TARGETS[name])
+                          peak_rss_mib=target.peak_rss_mib(), hub_log=target.log_problems(), target=TARGETS[name])
         finally:
             target.stop()
         if o.ceiling and name in WITH_CEILING:

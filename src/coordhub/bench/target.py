@@ -10,6 +10,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2
 
@@ -29,6 +30,15 @@ class Target:
     admin_token: str
     proc: subprocess.Popen[bytes] | None = None
     workdir: tempfile.TemporaryDirectory[str] | None = None
+    log: Path | None = None
+
+    def log_problems(self, keep: int = 5) -> dict[str, Any] | None:
+        """Warnings, errors and tracebacks the server logged so far (count and the first few), None if not ours."""
+        if self.log is None or not self.log.exists():
+            return None
+        bad = [line.strip() for line in self.log.read_text(errors="replace").splitlines()
+               if any(word in line for word in ("WARNING", "ERROR", "CRITICAL", "Traceback"))]
+        return {"lines": len(bad), "samples": [line[:300] for line in bad[:keep]]}
 
     def _status(self, key: str) -> int:
         if self.proc is None:
@@ -96,7 +106,7 @@ def start(args: list[str], data_dir: Path | None = None) -> Target:
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "coordhub", "serve", "--log-level", "warning", "--port",
                                  str(port), "--data-dir", str(folder), *args], stdout=out, stderr=subprocess.STDOUT)
-    target = Target(f"http://127.0.0.1:{port}", "", proc, workdir)
+    target = Target(f"http://127.0.0.1:{port}", "", proc, workdir, log)
     _wait_ready(target, log)
     target.admin_token = (folder / "admin.token").read_text().strip()
     return target
@@ -110,7 +120,7 @@ def start_ceiling() -> Target:
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "coordhub.bench.ceiling", str(port)], stdout=out,
                                 stderr=subprocess.STDOUT)
-    target = Target(f"http://127.0.0.1:{port}", "ceiling", proc, workdir)
+    target = Target(f"http://127.0.0.1:{port}", "ceiling", proc, workdir, log)
     _wait_ready(target, log)
     return target
 

@@ -22,12 +22,13 @@ def bench(
                                                                       "mcp 32, soak 500)."),
     duration: float | None = typer.Option(None, "--duration", min=0.5, help="Seconds per scenario phase (default "
                                                                            "10; soak 600)."),
-    url: str | None = typer.Option(None, "--url", help="Measure the hub at this URL instead of starting one."),
+    url: str | None = typer.Option(None, "--url", help="Measure the hub at this URL instead of starting one "
+                                                       "(its per-token rate limit then applies)."),
     token: str | None = typer.Option(None, "--token", help="Admin token of the hub at --url."),
     database_url: str | None = typer.Option(None, "--database-url", help="Start hubs on this database."),
     sqlite_synchronous: str | None = typer.Option(None, "--sqlite-synchronous", help="FULL or NORMAL."),
     ceiling: bool = typer.Option(True, "--ceiling/--no-ceiling", help="Also measure the in-memory ceiling "
-                                                                      "(lease, message) and report the ratio."),
+                                                                      "(lease, message, mcp) and report the ratio."),
     messages: int = typer.Option(1_000_000, "--messages", min=1000, help="Stored messages for the inbox scenario."),
     subscribers: int = typer.Option(1000, "--subscribers", min=1, help="SSE subscribers for the push scenario."),
     sessions: int = typer.Option(10_000, "--sessions", min=2, help="Registered sessions for the broadcast scenario."),
@@ -112,7 +113,10 @@ def _details(r: dict[str, Any]) -> list[str]:
                    f"first receipt of a broadcast p50 {r['first_receipt_p50_ms']} ms, max {r['max_ms']} ms")
     if r.get("lost_messages") is not None:
         out.append(f"lost messages {r['lost_messages']}")
+    if r.get("hub_log") and r["hub_log"]["lines"]:
+        out.append(f"the hub logged {r['hub_log']['lines']} warning/error lines, e.g. {r['hub_log']['samples'][0]}")
     cpu = next((x for x in (r, r.get("list_leases", {})) if x.get("driver_cpu_s") is not None), None)
     if cpu is not None:
-        out.append(f"CPU over {cpu['seconds']} s: hub {cpu['hub_cpu_s']} s, driver {cpu['driver_cpu_s']} s")
+        hub = "n/a (not started here)" if cpu["hub_cpu_s"] is None else f"{cpu['hub_cpu_s']} s"
+        out.append(f"CPU over {cpu['seconds']} s: hub {hub}, driver {cpu['driver_cpu_s']} s")
     return out

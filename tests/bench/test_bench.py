@@ -1,0 +1,65 @@
+"""``coord bench`` runs its scenarios and reports them in the documented JSON shape.
+
+Correctness only: tiny runs (1 s phases, 4 clients, 2 hook runs per case) on
+whatever machine runs the tests, so nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SERIES = {"ops", "ops_per_s", "p50_ms", "p95_ms", "p99_ms", "errors", "error_samples"}
+
+
+def _bench(tmp_path: Path, *args: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COORD_", "CLAUDE_"))}
+    env["HOME"] = str(tmp_path)
+    p = subprocess.run([sys.executable, "-m", "coordhub", "bench", *args, "--json"], capture_output=True, text=True,
+                       env=env, cwd=tmp_path, timeout=170)
+    assert p.returncode == 0, f"exit {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}"
+    report: dict[str, Any] = json.loads(p.stdout)
+    return report
+
+
+def _check(result: dict[str, Any]) -> None:
+    h = result["headline"]
+    assert SERIES <= set(h)
+    assert h["ops"] > 0
+    assert h["errors"] == 0, h["error_samples"]
+    assert result["backend"] == "sqlite"
+    assert "synchronous=FULL" in result["durability"]
+    assert result["peak_rss_mib"] > 0
+    assert set(result["hub_log"]) == {"lines", "samples"}
+
+
+@pytest.mark.timeout(180)
+def test_lease_and_message_against_the_ceiling(tmp_path: Path) -> None:
+    report = _bench(tmp_path, "lease", "message", "--duration", "1", "--clients", "4")
+    assert list(report) == ["lease", "message"]
+    for result in report.values():
+        _check(result)
+        assert result["clients"] == 4
+        assert result["ceiling"]["headline"]["ops"] > 0
+        assert result["ratio_to_ceiling"] > 0
+        assert result["hub_cpu_s"] is not None and result["driver_cpu_s"] is not None
+    assert set(report["lease"]) >= {"cycle", "claim", "release"}
+    assert report["message"]["with_inbox"]["inbox"]["ops"] > 0
+
+
+@pytest.mark.timeout(180)
+def test_hook_end_to_end(tmp_path: Path) -> None:
+    report = _bench(tmp_path, "hook", "--runs", "2")
+    result = report["hook"]
+    _check(result)
+    assert result["headline"]["ops"] == 2
+    assert result["headline"]["p50_ms"] > 0
+    assert set(result["cases"]) == {"python -c pass", "import only", "free file", "held file",
+                                    "hub down (fail-open)"}
+    assert all(case["errors"] == 0 for case in result["cases"].values())
