@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from coordhub.api.app import create_app
+from coordhub.bench.target import wait_healthy
 from coordhub.clock import ManualClock
 from coordhub.core import tokens
 from coordhub.core.hub import Hub
@@ -186,18 +186,8 @@ class LiveHub:
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         """Block until /health answers 200; fail with the log if the process dies or times out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"hub exited {self.proc.returncode}:\n{self.log.read_text()}")
-            try:
-                if httpx2.get(self.url + "/health", timeout=1.0).status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"hub not ready in {timeout}s:\n{self.log.read_text()}")
+        assert self.proc is not None
+        wait_healthy(self.url, self.proc, timeout, self.log.read_text)
 
     @property
     def admin_token(self) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from coordhub.bench.target import wait_healthy
 from tests.conftest import free_port
 
 
@@ -64,17 +65,7 @@ class Served:
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Block until /health answers 200; fail with the output if the process exits or never answers."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"coord serve exited {self.proc.returncode}:\n{self.text()}")
-            try:
-                if httpx2.get(self.url + "/health", timeout=1.0).status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"coord serve not ready in {timeout}s:\n{self.text()}")
+        wait_healthy(self.url, self.proc, timeout, self.text)
 
     def text(self) -> str:
         """Everything the process printed so far."""

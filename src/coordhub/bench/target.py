@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,20 +78,35 @@ class Target:
             self.workdir.cleanup()
 
 
-def _wait_ready(target: Target, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    assert target.proc is not None
+class NotReady(Exception):
+    """A server process exited or did not answer ``/health`` in time; the message says which."""
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float, output: Callable[[], str]) -> None:
+    """Block until ``GET url/health`` answers 200; raise ``NotReady`` (with ``output()``) if not in ``timeout`` s.
+
+    Shared by ``coord bench`` and the tests that start real hubs.
+    """
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if target.proc.poll() is not None:
-            raise SystemExit(f"bench: the server exited {target.proc.returncode}:\n{log.read_text()}")
+        if proc.poll() is not None:
+            raise NotReady(f"the server exited {proc.returncode}:\n{output()}")
         try:
-            if httpx2.get(target.url + "/health", timeout=1.0).status_code == 200:
+            if httpx2.get(url + "/health", timeout=1.0).status_code == 200:
                 return
         except httpx2.TransportError:
             pass
         time.sleep(0.05)
-    target.stop()
-    raise SystemExit("bench: the server did not answer /health within 60 s")
+    raise NotReady(f"the server did not answer /health within {timeout:g} s:\n{output()}")
+
+
+def _wait_ready(target: Target, log: Path) -> None:
+    assert target.proc is not None
+    try:
+        wait_healthy(target.url, target.proc, 60.0, log.read_text)
+    except NotReady as exc:
+        target.stop()
+        raise SystemExit(f"bench: {exc}") from None
 
 
 def start(args: list[str], data_dir: Path | None = None) -> Target:
