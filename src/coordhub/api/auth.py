@@ -75,9 +75,9 @@ class Authenticator:
         """Forget every cached token (after a revoke)."""
         self._cache.clear()
 
-    async def actor(self, token: str) -> Actor:
-        """The actor of a token; ``Unauthorized`` when it is unknown or revoked."""
-        digest = tokens.hash_token(token)
+    async def actor(self, token: str, digest: str | None = None) -> Actor:
+        """The actor of a token (``digest``: its hash, if known); ``Unauthorized`` when unknown or revoked."""
+        digest = digest or tokens.hash_token(token)
         hit = self._cache.get(digest)
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
@@ -150,6 +150,7 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>' "
                            "(create one with `coord token create NAME`)")
-    actor = await auth.actor(credentials.credentials)
-    auth.limiter.check(tokens.hash_token(credentials.credentials))
+    digest = tokens.hash_token(credentials.credentials)  # once: the cache key and the rate-limit key
+    actor = await auth.actor(credentials.credentials, digest)
+    auth.limiter.check(digest)
     return Caller(actor)
