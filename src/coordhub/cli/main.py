@@ -13,6 +13,7 @@ from coordhub.cli.mcp import mcp, mcp_config
 from coordhub.cli.output import console, heading, message_banner, table, verbatim
 from coordhub.cli.serve import serve
 from coordhub.config import setting
+from coordhub.hooks.untrusted import one_line
 
 app = typer.Typer(
     name="coord",
@@ -75,7 +76,7 @@ def status(ctx: typer.Context, project: str | None = typer.Option(None, "--proje
     def human(s: dict[str, Any]) -> None:
         if s["halt"]:
             h = s["halt"]
-            console.print(f"HALTED by {h['halted_by']} at {h['halted_at']}: {h['reason']}", style="bold red")
+            console.print(one_line(f"HALTED by {h['halted_by']} at {h['halted_at']}: {h['reason']}"), style="bold red")
         console.print(f"unread messages: {s['unread_messages']}")
         heading("leases")
         table(s["active_locks"], locks.COLUMNS, "  none")
@@ -94,7 +95,7 @@ def halt(ctx: typer.Context, reason: str = typer.Argument(..., help="Why; every 
          as_json: bool = JSON_OPT) -> None:
     """Halt the whole fleet (admin): every mutating call but resume is refused until `coord resume`."""
     data = call(ctx, lambda c: c.halt(reason))
-    show(data, as_json, lambda h: console.print(f"fleet halted by {h['halted_by']}: {h['reason']}"))
+    show(data, as_json, lambda h: console.print(one_line(f"fleet halted by {h['halted_by']}: {h['reason']}")))
 
 
 @app.command()

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from coordhub.hooks.inbox import banner
+from coordhub.hooks.untrusted import one_line
 
 # No markup, emoji or highlighting: reasons, subjects and todo texts are shown
 # exactly as written. When stdout is not a terminal (an agent reading the
@@ -25,7 +26,11 @@ def print_json(data: Any) -> None:
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], empty: str) -> None:
-    """Print rows as a table of ``(key, heading)`` columns, or ``empty`` when there are none."""
+    """Print rows as a table of ``(key, heading)`` columns, or ``empty`` when there are none.
+
+    Cells are shown with :func:`~coordhub.hooks.untrusted.one_line`: a subject
+    or description cannot break the table or send escape sequences to the terminal.
+    """
     if not rows:
         console.print(empty)
         return
@@ -33,7 +38,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], em
     for key, heading in columns:
         t.add_column(heading, overflow="fold", no_wrap=key == "id")
     for row in rows:
-        t.add_row(*("" if row.get(k) is None else str(row.get(k)) for k, _ in columns))
+        t.add_row(*("" if row.get(k) is None else one_line(row.get(k)) for k, _ in columns))
     console.print(t)
 
 
@@ -49,5 +54,6 @@ def verbatim(text: str) -> None:
 
 
 def message_banner(msg: dict[str, Any]) -> str:
-    """A message shown prominently, as seed 000 asks for unread coord messages (shared with the hooks)."""
+    """A message shown prominently, as seed 000 asks for unread coord messages (the hooks' banner: sender-written
+    text quoted or escaped, so a body cannot forge a second banner)."""
     return banner(msg)

@@ -12,12 +12,13 @@ import typer
 from coordhub.cli.common import EXIT_UNREACHABLE, JSON_OPT, call, client, fail, show
 from coordhub.cli.output import console, table, verbatim
 from coordhub.client import HubError, Unreachable
+from coordhub.hooks.untrusted import one_line
 
 NOTIFY_KINDS = ("message.sent", "message.redelivered", "message.dead_lettered", "halt.set")
 
 
 def describe(event: dict[str, Any]) -> str:
-    """One readable line for an event."""
+    """One readable line for an event (sender-written fields escaped: :func:`coordhub.hooks.untrusted.one_line`)."""
     p = event.get("payload", {})
     who = event.get("session_id") or "hub"
     detail = {
@@ -30,14 +31,14 @@ def describe(event: dict[str, Any]) -> str:
         "halt.lifted": lambda: f"fleet resumed by {who}",
     }.get(event["kind"], lambda: f"{who} {event.get('subject_id') or ''}".rstrip())()
     project = f"[{event['project_key']}] " if event.get("project_key") else ""
-    return f"{event['created_at']}  #{event['id']}  {event['kind']:<22} {project}{detail}"
+    return one_line(f"{event['created_at']}  #{event['id']}  {event['kind']:<22} {project}{detail}")
 
 
 def _desktop(event: dict[str, Any]) -> None:
     if event["kind"] not in NOTIFY_KINDS or not shutil.which("notify-send"):
         return
     p = event.get("payload", {})
-    title = "coord: " + (p.get("subject") or p.get("reason") or event["kind"])
+    title = "coord: " + one_line(p.get("subject") or p.get("reason") or event["kind"])
     subprocess.run(["notify-send", title, describe(event)], check=False, timeout=5)
 
 

@@ -24,6 +24,7 @@ from coordhub.core.paths import ResourceKind, classify, contains, overlaps, pars
 from coordhub.guard import ledger
 from coordhub.hooks import leases as leases_text
 from coordhub.hooks.project import as_resource
+from coordhub.hooks.untrusted import one_line
 
 FenceCheck = Callable[[int, str | None], dict[str, Any]]
 
@@ -38,11 +39,11 @@ class Problem(NamedTuple):
 
     def line(self) -> str:
         """One line naming the path, the holder or the stale lease, its id, purpose and end."""
-        lease = self.lease
+        lease, path = self.lease, one_line(self.path)
         if self.kind == "held":
-            return f"{self.path}: leased by {leases_text.held(lease)}"
-        return (f"{self.path}: your lease {lease.get('id')} on {lease.get('resource')} (fence {lease.get('fence')}) "
-                f"is no longer current: {self.reason}")
+            return f"{path}: leased by {leases_text.held(lease)}"
+        return (f"{path}: your lease {one_line(lease.get('id'))} on {one_line(lease.get('resource'))} "
+                f"(fence {one_line(lease.get('fence'))}) is no longer current: {one_line(self.reason)}")
 
 
 class Verdict(NamedTuple):

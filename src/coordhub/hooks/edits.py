@@ -28,6 +28,7 @@ from coordhub.hooks.hub import HubError
 from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.output import Answer
 from coordhub.hooks.project import as_resource
+from coordhub.hooks.untrusted import one_line
 
 PATH_FIELDS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
 
@@ -49,9 +50,9 @@ def pre_tool_use(inv: Invocation) -> Answer | None:
         return cannot_check(inv, rel, exc)
     leases, halt = _parse(data)
     if halt:
-        return output.deny(f"coord: the fleet is halted by {halt.get('halted_by')} since "
-                           f"{leases_text.when(halt.get('halted_at'))}: "
-                           f"{halt.get('reason')}. No file edits until an admin runs `coord resume`; tell the user.")
+        return output.deny(f"coord: the fleet is halted by {one_line(halt.get('halted_by'))} since "
+                           f"{leases_text.when(halt.get('halted_at'))}: {one_line(halt.get('reason'))}. "
+                           "No file edits until an admin runs `coord resume`; tell the user.")
     if leases:
         return output.deny(deny_reason(rel, inv.project.key, leases))
     return None
