@@ -22,13 +22,13 @@ import uvicorn
 
 from coordhub import __version__
 from coordhub.config import DEFAULT_PORT, default_data_dir
-from coordhub.core.identity import Actor, validate_session_id
+from coordhub.core.identity import SYSTEM_SESSION, Actor, validate_session_id
 from coordhub.errors import Invalid, Unavailable
 
 log = logging.getLogger("coordhub")
 
 ADMIN_TOKEN_FILE = "admin.token"
-SYSTEM = Actor("coordhub/system", is_admin=True)  # the hub itself, for start-up bookkeeping
+SYSTEM = Actor(SYSTEM_SESSION, is_admin=True)  # the hub itself, for start-up bookkeeping
 
 
 @dataclass

@@ -25,7 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from coordhub.core import tokens
 from coordhub.core.hub import Hub
-from coordhub.core.identity import Actor, assert_acting_as, validate_session_id
+from coordhub.core.identity import Actor, assert_acting_as, validate_acting_name, validate_session_id
 from coordhub.errors import Invalid, RateLimited, Unauthorized
 
 CACHE_SECONDS = 5.0
@@ -119,7 +119,7 @@ class Caller:
                           f"or the {SESSION_HEADER} header")
         value, field = named[0] if named else (self.header_session, SESSION_HEADER)
         assert value is not None
-        validate_session_id(value, field)
+        validate_acting_name(value, field, admin=True)
         for other, other_field in named[1:]:
             if other != value:
                 raise Invalid(f"{other_field} {other!r} and {field} {value!r} name different sessions")

@@ -25,10 +25,10 @@ import typer
 
 from coordhub.cli.output import console, print_json
 from coordhub.client import CoordClient, HubError, Queued, Unreachable, resolve
+from coordhub.core.identity import is_broadcast
 from coordhub.errors import CoordError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_CONFLICT, EXIT_HALTED, EXIT_AUTH = range(7)
-BROADCAST_WORDS = ("all", "fleet", "broadcast", "all_sessions")
 
 
 @dataclass
@@ -119,7 +119,7 @@ def show(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
 
 def expand_recipient(to: str) -> str | None:
     """Seed 000 addressing: ALL/fleet/broadcast → None (broadcast); MACHINE → MACHINE/claude-main."""
-    if to.lower() in BROADCAST_WORDS:
+    if is_broadcast(to):
         return None
     return to if "/" in to else f"{to}/claude-main"
 

@@ -14,10 +14,17 @@ from dataclasses import dataclass
 from coordhub.errors import Forbidden, Invalid
 
 # Seed 000 ids look like MACHINE/claude-main; seed 002 instance ids are bare
-# words ("backend", "orchestrator"). Both fit: 1-3 slash-separated parts.
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_.@+-]{1,100}(/[A-Za-z0-9_.@+-]{1,100}){0,2}$")
-BROADCAST_NAMES = ("ALL_SESSIONS", "ALL")  # seed 000 sends ALL_SESSIONS; both mean the fleet
+# words ("backend", "orchestrator"). Both fit: 1-3 slash-separated parts. Used
+# with fullmatch: a pattern anchored with "$" would let "name\n" through.
+_SESSION_ID = re.compile(r"[A-Za-z0-9_.@+-]{1,100}(?:/[A-Za-z0-9_.@+-]{1,100}){0,2}")
+# Words that address the whole fleet, compared case-insensitively: seed 000
+# sends ALL_SESSIONS, its CLI takes ALL/fleet/broadcast, seed 002 says "all".
+BROADCAST_NAMES = frozenset({"all_sessions", "all", "fleet", "broadcast"})
 MAX_SESSION_ID = 200
+ADMIN_NAME = "admin"                # the bootstrap admin token's session
+SYSTEM_SENDER = "coordhub"          # the hub's own messages (dead-letter notices)
+SYSTEM_SESSION = "coordhub/system"  # the hub's own start-up bookkeeping
+HUB_NAMES = frozenset({SYSTEM_SENDER, SYSTEM_SESSION})
 
 
 @dataclass(frozen=True)
@@ -34,14 +41,37 @@ def validate_session_id(value: str, field: str = "session_id") -> str:
     Well-formed: 1 to 3 parts joined by ``/``, each of letters, digits and
     ``_ . @ + -``, at most 200 characters in all (seed 001's column width).
     """
-    if len(value) > MAX_SESSION_ID or not _SESSION_ID.match(value):
+    if len(value) > MAX_SESSION_ID or not _SESSION_ID.fullmatch(value):
         raise Invalid(
             f"{field} {value!r} is not a session id: use MACHINE/name, e.g. HOWARD-HOME/claude-main "
             "(letters, digits, _ . @ + -; at most 3 parts and 200 characters)",
             field=field,
         )
-    if value in BROADCAST_NAMES:
+    if is_broadcast(value):
         raise Invalid(f"{field} {value!r} is reserved for broadcast", field=field)
+    return value
+
+
+def is_broadcast(name: str) -> bool:
+    """True when ``name`` addresses the whole fleet (any case of :data:`BROADCAST_NAMES`)."""
+    return name.strip().lower() in BROADCAST_NAMES
+
+
+def validate_acting_name(value: str, field: str = "session_id", *, admin: bool = False) -> str:
+    """Return ``value`` if a credential or a ``--no-auth`` request may act under it; ``Invalid`` otherwise.
+
+    On top of :func:`validate_session_id`: the hub's own names
+    (:data:`HUB_NAMES`) are never an acting identity, so nobody can send as
+    the hub; ``admin`` (the bootstrap admin token's name) is reserved for
+    admin tokens. Compared case-insensitively, as session ids are (issue 7).
+    """
+    validate_session_id(value, field)
+    folded = value.lower()
+    if folded in HUB_NAMES:
+        raise Invalid(f"{field} {value!r} is reserved: it is the hub's own name", field=field)
+    if folded == ADMIN_NAME and not admin:
+        raise Invalid(f"{field} {value!r} is reserved for admin tokens (`coord token create NAME --admin`)",
+                      field=field)
     return value
 
 
@@ -66,8 +96,8 @@ def recipient(to_session: str | None) -> str | None:
     """The recipient session of a message, or None for a broadcast to the fleet.
 
     Seed 001 sent broadcasts with ``to_session`` omitted or null; seed 000 with
-    the literal ``"ALL_SESSIONS"``. Both (and ``"ALL"``) mean broadcast.
+    the literal ``"ALL_SESSIONS"``. Both (and any :data:`BROADCAST_NAMES`) mean broadcast.
     """
-    if to_session is None or to_session.strip() == "" or to_session in BROADCAST_NAMES:
+    if to_session is None or to_session.strip() == "" or is_broadcast(to_session):
         return None
     return validate_session_id(to_session, "to_session")

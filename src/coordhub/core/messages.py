@@ -17,7 +17,7 @@ from typing import Any
 from coordhub.clock import isoformat
 from coordhub.core import presence
 from coordhub.core.events import emit
-from coordhub.core.identity import Actor, recipient, validate_session_id
+from coordhub.core.identity import SYSTEM_SENDER, Actor, recipient, validate_session_id
 from coordhub.errors import Forbidden, Invalid, NotFound
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
@@ -27,7 +27,6 @@ KNOWN_TYPES = ("READY_FOR_REVIEW", "REVIEW_COMPLETE", "REVIEW_FAILED", "CONTRACT
                "CONTRACT_APPROVED", "META_CHANGE_REQUEST", "GENERAL", "NOTIFICATION")  # seed 002
 BROADCAST = "ALL_SESSIONS"
 MAX_INBOX = 500
-SYSTEM_SENDER = "coordhub"
 DEFAULT_ACK_WAIT_SECONDS = 300.0  # redeliver an unacked ack-required message after 5 minutes
 DEFAULT_MAX_DELIVERIES = 3        # then dead-letter it and tell the sender
 

@@ -14,13 +14,12 @@ from typing import Any
 
 from coordhub.clock import isoformat
 from coordhub.core.events import emit
-from coordhub.core.identity import Actor, require_admin, validate_session_id
+from coordhub.core.identity import ADMIN_NAME, Actor, require_admin, validate_acting_name
 from coordhub.errors import Conflict, NotFound
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
 PREFIX = "coord_"
-ADMIN_NAME = "admin"
 
 
 def hash_token(token: str) -> str:
@@ -43,9 +42,14 @@ def _insert(tx: Tx, name: str, is_admin: bool, now: float) -> tuple[str, Row]:
 
 
 def create(tx: Tx, actor: Actor, name: str, is_admin: bool, now: float) -> dict[str, Any]:
-    """Create a token acting as session ``name`` (admin only); the result carries the token once."""
+    """Create a token acting as session ``name`` (admin only); the result carries the token once.
+
+    Raises ``Invalid`` for a malformed or reserved name (see
+    :func:`~coordhub.core.identity.validate_acting_name`: broadcast words and
+    the hub's own names never, ``admin`` only for an admin token).
+    """
     require_admin(actor, "creating tokens")
-    validate_session_id(name, "name")
+    validate_acting_name(name, "name", admin=is_admin)
     token, row = _insert(tx, name, is_admin, now)
     emit(tx, "token.created", now, session_id=actor.session_id, subject_id=row["id"], name=name, admin=is_admin)
     return {**render(row), "token": token}

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from coordhub.core.identity import is_broadcast
 from coordhub.mcp.connect import call, drop_none, me
 
 API = "/api/coord"
@@ -25,9 +26,9 @@ Fence = Annotated[int | None, Field(description="Fence of your lease: refused un
 
 
 def recipient(to: str) -> str | None:
-    """The REST ``to_session`` for a tool's ``to``: ``None`` (broadcast) for ``all`` (seed 002) or
-    ``ALL_SESSIONS`` (seed 000)."""
-    return None if to.strip().lower() in ("all", "all_sessions") else to
+    """The REST ``to_session`` for a tool's ``to``: ``None`` (broadcast) for ``all`` (seed 002),
+    ``ALL_SESSIONS`` (seed 000) or any other broadcast word, in any case."""
+    return None if is_broadcast(to) else to
 
 
 # ---- messages ------------------------------------------------------------------------
