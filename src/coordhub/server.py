@@ -24,6 +24,7 @@ from coordhub import __version__
 from coordhub.config import DEFAULT_PORT, default_data_dir
 from coordhub.core.identity import SYSTEM_SESSION, Actor, validate_session_id
 from coordhub.errors import Invalid, Unavailable
+from coordhub.store import files
 
 log = logging.getLogger("coordhub")
 
@@ -90,9 +91,25 @@ def is_loopback(host: str) -> bool:
 
 
 def prepare_data_dir(path: Path) -> None:
-    """Create the data dir (mode 0700) and prove it is writable, or raise ``StartupError``."""
+    """Create the data dir (0700, as every directory made for it) and prove it is writable, or raise ``StartupError``.
+
+    An existing data dir that group or others may read is tightened to 0700,
+    with a warning line on stderr (issue 7, point 6): it holds ``admin.token``
+    and, by default, the database.
+    """
     try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        files.private_dir(path)
+    except OSError as exc:
+        raise StartupError(f"cannot create data dir {path}: {exc.strerror or exc}") from exc
+    try:
+        old = files.tighten_dir(path)
+    except OSError as exc:
+        raise StartupError(f"data dir {path} is open to group or others and cannot be made private (0700): "
+                           f"{exc.strerror or exc}; fix its mode or pick another --data-dir") from exc
+    if old is not None:
+        print(f"coordhub: warning: data dir {path} was open to group or others (mode {old:o}); "
+              "tightened to 0700", file=sys.stderr)
+    try:
         probe = path / ".write-test"
         probe.write_text("ok")
         probe.unlink()

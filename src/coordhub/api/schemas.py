@@ -452,7 +452,11 @@ class TokenCreate(Strict):
 
 
 class TokenOut(Out):
-    """A token record; ``token`` appears only in the response that created it."""
+    """A token record; ``token`` appears only in the response that created it.
+
+    A replay of that request (same ``Idempotency-Key``) answers the record
+    with ``token_shown: false`` and a ``message``: the token is never stored.
+    """
 
     id: str
     name: str
@@ -460,6 +464,9 @@ class TokenOut(Out):
     created_at: str
     revoked_at: str | None
     token: str | None = None
+    token_shown: bool | None = Field(None, description="On create: true when `token` is in this response, "
+                                                       "false on an idempotent replay (the token is not stored).")
+    message: str | None = None
 
 
 class TokenRevokeOut(Out):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from coordhub.cli.common import JSON_OPT, call, show
+from coordhub.cli.common import EXIT_REFUSED, JSON_OPT, call, fail, show
 from coordhub.cli.output import console, table
 
 app = typer.Typer(help="Bearer tokens (needs an admin token).", no_args_is_help=True)
@@ -16,6 +16,8 @@ def create(ctx: typer.Context, name: str = typer.Argument(..., help="Session id 
            admin: bool = typer.Option(False, "--admin", help="Make it an admin token.")) -> None:
     """Create a token and print just the token on stdout (it is not shown again)."""
     result = call(ctx, lambda c: c.create_token(name, admin))
+    if not result.get("token"):  # an idempotent replay: the hub never stores a token, so it cannot repeat it
+        fail(str(result.get("message") or "the hub did not return the token"), EXIT_REFUSED)
     typer.echo(result["token"])
 
 

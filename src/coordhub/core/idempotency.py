@@ -7,6 +7,11 @@ refused with 422, as the IETF draft "The Idempotency-Key HTTP Header Field"
 specifies. Only successful responses are stored: a request that failed had no
 effect, so retrying it with the same key simply tries again. Records are kept
 at least :data:`RETENTION_SECONDS`.
+
+Secrets are never kept (issue 7): a response that carries one is a
+:class:`SecretBody`, and what is stored for its replays is the same record
+with the secret fields removed and ``<field>_shown: false`` plus a
+``message`` saying why — a replay answers the record, never the secret.
 """
 
 from __future__ import annotations
@@ -21,6 +26,26 @@ from coordhub.store.tx import Tx
 
 RETENTION_SECONDS = 7 * 24 * 3600.0
 MAX_KEY = 200
+
+
+class SecretBody(dict[str, Any]):
+    """A response body holding secrets in ``fields`` (e.g. a new token), shown once and never stored.
+
+    The live response carries each secret and ``<field>_shown: true``;
+    :meth:`at_rest` is what the idempotency table keeps for replays.
+    """
+
+    def __init__(self, body: dict[str, Any], fields: tuple[str, ...], replay_message: str) -> None:
+        super().__init__(body)
+        self.fields = fields
+        self.replay_message = replay_message
+        for field in fields:
+            self[f"{field}_shown"] = True
+
+    def at_rest(self) -> dict[str, Any]:
+        """The body without its secrets, marked not shown, with the message a replay carries."""
+        kept = {k: v for k, v in self.items() if k not in self.fields}
+        return {**kept, **{f"{field}_shown": False for field in self.fields}, "message": self.replay_message}
 
 
 @dataclass(frozen=True)
@@ -67,7 +92,9 @@ def replay(tx: Tx, scope: str, req: IdempotentRequest) -> tuple[int, Any] | None
 
 
 def remember(tx: Tx, scope: str, req: IdempotentRequest, status: int, body: Any, now: float) -> None:
-    """Store the first response of a key."""
+    """Store the first response of a key (a :class:`SecretBody` without its secrets)."""
+    if isinstance(body, SecretBody):
+        body = body.at_rest()
     tx.idempotency.put({"scope": scope, "key": req.key, "request_hash": req.fingerprint, "status": status,
                         "body": json.dumps(body, separators=(",", ":")), "created_at": now})
 

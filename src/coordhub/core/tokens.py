@@ -14,12 +14,15 @@ from typing import Any
 
 from coordhub.clock import isoformat
 from coordhub.core.events import emit
+from coordhub.core.idempotency import SecretBody
 from coordhub.core.identity import ADMIN_NAME, Actor, require_admin, validate_acting_name
 from coordhub.errors import Conflict, NotFound
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
 PREFIX = "coord_"
+REPLAY_MESSAGE = ("this repeats an earlier token create (same Idempotency-Key): the token was shown only in the "
+                  "first response and is stored nowhere; if it was lost, revoke this name and create a new token")
 
 
 def hash_token(token: str) -> str:
@@ -44,6 +47,9 @@ def _insert(tx: Tx, name: str, is_admin: bool, now: float) -> tuple[str, Row]:
 def create(tx: Tx, actor: Actor, name: str, is_admin: bool, now: float) -> dict[str, Any]:
     """Create a token acting as session ``name`` (admin only); the result carries the token once.
 
+    The token is in this result only: an idempotent replay of the request
+    answers the record with ``token_shown: false`` (see :class:`SecretBody`).
+
     Raises ``Invalid`` for a malformed or reserved name (see
     :func:`~coordhub.core.identity.validate_acting_name`: broadcast words and
     the hub's own names never, ``admin`` only for an admin token).
@@ -52,7 +58,7 @@ def create(tx: Tx, actor: Actor, name: str, is_admin: bool, now: float) -> dict[
     validate_acting_name(name, "name", admin=is_admin)
     token, row = _insert(tx, name, is_admin, now)
     emit(tx, "token.created", now, session_id=actor.session_id, subject_id=row["id"], name=name, admin=is_admin)
-    return {**render(row), "token": token}
+    return SecretBody({**render(row), "token": token}, ("token",), REPLAY_MESSAGE)
 
 
 def ensure_admin(tx: Tx, existing: str | None, now: float) -> str | None:

@@ -9,19 +9,22 @@ commit is fsynced before any write in it is acknowledged.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from coordhub.errors import Unavailable
-from coordhub.store import migrate
+from coordhub.store import files, migrate
 from coordhub.store.base import Row
 from coordhub.store.threaded import ThreadedStore
 from coordhub.store.tx import Tx
 
 T = TypeVar("T")
 _SYNC_LEVELS = ("FULL", "NORMAL")
+_COMPANIONS = ("-wal", "-shm", "-journal")
+log = logging.getLogger("coordhub")
 
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
@@ -131,18 +134,35 @@ class SQLiteStore(ThreadedStore):
             self._inline = None
 
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Create the file (0600, in directories made 0700) if new, migrate, start the writer.
+
+        The migrations run with ``secure_delete`` on and, when any ran, the WAL
+        is truncated afterwards, so what a migration scrubs (0003: tokens kept
+        by older hubs) is not left behind in free pages or old WAL frames.
+        """
+        self._make_private()
         conn = self._connect()
         try:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if mode is None or str(next(iter(mode.values()))).lower() != "wal":
                 raise Unavailable(f"SQLite at {self.path} refused WAL mode")
-            self._migrate(conn)
+            conn.execute("PRAGMA secure_delete = ON")
+            if self._migrate(conn):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()
         self._start_writer()
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
+    def _make_private(self) -> None:
+        """The database and its companions 0600, directories created for it 0700 (issue 7, point 6)."""
+        files.private_dir(self.path.parent)
+        for path in (self.path, *(self.path.with_name(self.path.name + s) for s in _COMPANIONS)):
+            if path == self.path or path.exists():
+                old = files.private_file(path)
+                if old is not None and old & 0o077:
+                    log.warning("%s was readable by others (mode %o); now 0600", path, old)
+
+    def _migrate(self, conn: sqlite3.Connection) -> list[str]:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
 
         def applied() -> set[str]:
@@ -154,4 +174,4 @@ class SQLiteStore(ThreadedStore):
             record = f"INSERT INTO schema_migrations VALUES ('{name}', CAST(strftime('%s', 'now') AS REAL))"
             conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\n;{record};\nCOMMIT;")
 
-        migrate.apply_all("sqlite", applied, run)
+        return migrate.apply_all("sqlite", applied, run)
