@@ -65,6 +65,9 @@ SETTINGS: tuple[Setting, ...] = (
             "server"),
     Setting("sweep_seconds", float, 5.0, "How often expired leases are recorded as expired and unacked "
             "messages redelivered.", "server"),
+    Setting("stale_after_hours", float, 2.0, "Hours without activity of its holder (no heartbeat, renewal or "
+            "write) after which any session may release a no-expiry lease (ttl_hours 0) as a stale takeover: "
+            "seed 001's stale-lock rule (0 turns takeovers off).", "server"),
     Setting("escalation_session", str, None, "Session told, with the sender, when an ack-required message is "
             "dead-lettered (unless the message names its own escalate_to).", "server"),
     Setting("log_level", str, "info", "Server log level: debug, info, warning, error.", "server"),

@@ -48,6 +48,7 @@ class ServerConfig:
     rate_burst: int = 200
     retry_after: int = 30
     sweep_seconds: float = 5.0
+    stale_after_hours: float = 2.0
     escalation_session: str | None = None
     log_level: str = "info"
 
@@ -173,7 +174,7 @@ def serve(cfg: ServerConfig) -> None:
     except (OSError, ValueError, RuntimeError) as exc:
         sock.close()
         raise StartupError(f"cannot open the database {cfg.resolved_database_url()}: {exc}") from exc
-    hub = Hub(store, escalation_session=cfg.escalation_session)
+    hub = Hub(store, escalation_session=cfg.escalation_session, stale_after_hours=cfg.stale_after_hours)
     token_path = data_dir / ADMIN_TOKEN_FILE
     existing = token_path.read_text().strip() if token_path.exists() else None
     new = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.ensure_admin(tx, existing, now), during_halt=True).body

@@ -328,6 +328,15 @@ def test_lock_claim_conflict_release_list(fleet: Fleet) -> None:
     assert mine["session_id"] == B and mine["fence"] > lease["fence"]
 
 
+def test_claiming_what_you_hold_renews_it_and_says_so(fleet: Fleet) -> None:
+    lease = fleet.a.json("lock", "claim", "gururmm", "server/src/", "refactor", "--ttl", "1")
+    r = fleet.a.ok("lock", "claim", "gururmm", "server/src/", "refactor", "--ttl", "2")
+    assert r.out.startswith(f"renewed your lease {lease['id']} fence {lease['fence']} on server/src/ "), r
+    again = fleet.a.json("lock", "claim", "gururmm", "server/src/", "refactor")
+    assert (again["id"], again["fence"], again["renewed"]) == (lease["id"], lease["fence"], True)
+    assert ids(fleet.a.json("lock", "list", "--project", "gururmm")) == [lease["id"]]
+
+
 def test_unknown_lease_id_is_one_line_exit_1(fleet: Fleet) -> None:
     r = fleet.a.fails(1, "lock", "release", UNKNOWN_UUID)
     assert UNKNOWN_UUID in r.err and "404" in r.err

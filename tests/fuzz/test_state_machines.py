@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, rule, run_state_machine_as_test
 
 from coordhub.clock import ManualClock
-from coordhub.core import leases, messages
+from coordhub.core import leases, messages, presence
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.errors import Forbidden, LeaseConflict, NotFound, StaleFence
@@ -89,6 +89,9 @@ _SHARED = [
     ("docs/*.md", "docs/readme.md"),
 ]
 OVERLAP = {frozenset(p) for p in _SHARED} | {frozenset((r,)) for r in RESOURCES}
+# Which spellings name the same resource (case is folded): a holder's claim of one renews its lease on the other.
+SAME = {frozenset(("src/api/x.py", "Src/Api/X.py"))} | {frozenset((r,)) for r in RESOURCES}
+STALE_AFTER = 2 * 3600.0  # the hub's default stale_after_hours (seed 001's two hours)
 HOLDERS = (A, B)  # two sessions are enough to contend, and meet more often than three
 PROJECTS = ("p", "p", "q")  # mostly one project, so claims meet; leases of another never conflict
 TTL_HOURS = (0.0, 0.5, 1.0, 2.0)  # 0: never expires (seed 001)
@@ -97,6 +100,10 @@ STEPS_SECONDS = (60.0, 1800.0, 3600.0, 7200.0)  # land exactly on expiry instant
 
 def overlaps(a: str, b: str) -> bool:
     return frozenset((a, b)) in OVERLAP
+
+
+def same(a: str, b: str) -> bool:
+    return frozenset((a, b)) in SAME
 
 
 @dataclass
@@ -110,7 +117,8 @@ class LeaseModel:
     fence: int
     ttl_hours: float
     expires_at: float | None
-    ended: str | None = None  # "released", "revoked" or "expired" once it ended before its expiry
+    ended: str | None = None  # "released", "revoked", "stale_takeover" or "expired" once it ended
+    taker: str | None = None  # who took it over as stale
 
     def live(self, now: float) -> bool:
         return self.ended is None and (self.expires_at is None or self.expires_at > now)
@@ -122,7 +130,11 @@ class LeaseModel:
 
 
 class LeaseMachine(RuleBasedStateMachine):
-    """Claims, releases, renewals, force-releases and time passing, against :class:`LeaseModel`."""
+    """Claims, re-claims, releases, stale takeovers, renewals, force-releases, heartbeats and time passing.
+
+    Checked against :class:`LeaseModel`; ``last_active`` is when each session last had a write
+    applied (a refused one rolls back, so it does not count), which decides staleness.
+    """
 
     new_store: StoreFactory
 
@@ -132,11 +144,18 @@ class LeaseMachine(RuleBasedStateMachine):
         self.hub = Hub(self.new_store(), self.clock)
         self.model: dict[str, LeaseModel] = {}
         self.max_fence = 0
+        self.last_active: dict[str, float] = {}
 
     granted = Bundle("granted")
 
     def op(self, actor: Actor, fn: Callable[..., Any]) -> Any:
-        return self.hub.mutate_sync(actor, fn).body
+        body = self.hub.mutate_sync(actor, fn).body
+        self.last_active[actor.session_id] = self.now  # only a write that was applied shows activity
+        return body
+
+    def stale(self, m: LeaseModel) -> bool:
+        """Seed 001's rule as the contract states it: no expiry, and the holder idle for the threshold."""
+        return m.live(self.now) and m.expires_at is None and self.now - self.last_active[m.session] >= STALE_AFTER
 
     def row(self, lease_id: str) -> dict[str, Any]:
         return dict(self.hub.query_sync(lambda tx, now: leases.get(tx, lease_id, now)))
@@ -158,7 +177,23 @@ class LeaseMachine(RuleBasedStateMachine):
         resource = data.draw(st.sampled_from([r for r in RESOURCES if overlaps(r, m.resource)]))
         return self._claim(other, m.project, resource, ttl)
 
+    @rule(target=granted, lease_id=granted, ttl=st.sampled_from(TTL_HOURS), data=st.data())
+    def reclaim(self, lease_id: str, ttl: float, data: st.DataObject) -> Any:
+        """The holder claims its lease's resource again, possibly spelled otherwise (live or not)."""
+        m = self.model[lease_id]
+        resource = data.draw(st.sampled_from([r for r in RESOURCES if same(r, m.resource)]))
+        return self._claim(next(a for a in HOLDERS if a.session_id == m.session), m.project, resource, ttl)
+
     def _claim(self, who: Actor, project: str, resource: str, ttl: float) -> Any:
+        mine = sorted((m for m in self.model.values() if m.project == project and m.live(self.now)
+                       and m.session == who.session_id and same(m.resource, resource)), key=lambda m: m.fence)
+        if mine:  # the holder's second claim renews the lease it has: same id, same fence, new TTL
+            got = self.op(who, lambda tx, now: leases.claim(tx, who, project_key=project, resource=resource,
+                                                             description=None, ttl_hours=ttl, now=now))
+            m = mine[0]
+            assert got["renewed"] is True and (got["id"], got["fence"]) == (m.id, m.fence), (got, m)
+            m.ttl_hours, m.expires_at = ttl, None if ttl == 0 else self.now + ttl * 3600
+            return multiple()  # nothing new granted
         holders = {m.session for m in self.model.values() if m.project == project and m.live(self.now)
                    and m.session != who.session_id and overlaps(m.resource, resource)}
         try:
@@ -170,7 +205,7 @@ class LeaseMachine(RuleBasedStateMachine):
             return multiple()  # nothing granted
         assert not holders, f"{who.session_id} granted {project}:{resource} while {holders} hold an overlap"
         assert got["fence"] > self.max_fence, "fences must strictly increase"
-        assert got["session_id"] == who.session_id and got["state"] == "active"
+        assert got["session_id"] == who.session_id and got["state"] == "active" and got["renewed"] is False
         self.max_fence = got["fence"]
         expires = None if ttl == 0 else self.now + ttl * 3600
         self.model[got["id"]] = LeaseModel(got["id"], who.session_id, project, resource, got["fence"], ttl, expires)
@@ -181,18 +216,31 @@ class LeaseMachine(RuleBasedStateMachine):
         m = self.model[lease_id]
         before = self.row(lease_id)
         if who.session_id != m.session:
+            retry, stale = m.ended == "stale_takeover" and m.taker == who.session_id, self.stale(m)
             try:
-                self.op(who, lambda tx, now: leases.release(tx, who, lease_id, now))
+                got = self.op(who, lambda tx, now: leases.release(tx, who, lease_id, now))
             except Forbidden:
+                assert not (retry or stale), f"{who.session_id} refused a stale takeover of {m}"
                 assert self.row(lease_id) == before, "a refused release changed the lease"
                 return
-            raise AssertionError(f"{who.session_id} released a lease of {m.session}")
+            assert retry or stale, f"{who.session_id} released a lease of {m.session} that is not stale: {m}"
+            if stale:
+                m.ended, m.taker = "stale_takeover", who.session_id
+            assert (got["state"], got["released_by"]) == ("stale_takeover", m.taker), got
+            return
         got = self.op(who, lambda tx, now: leases.release(tx, who, lease_id, now))
         if m.live(self.now):
             m.ended = "released"
         elif m.ended is None:
             m.ended = "expired"
         assert got["state"] == m.state(self.now)
+
+    @rule(lease_id=granted, idle=st.sampled_from((STALE_AFTER - 60, STALE_AFTER)))
+    def holder_goes_silent(self, lease_id: str, idle: float) -> None:
+        """Nobody acts for about the stale threshold, then the other session tries seed 001's release."""
+        self.clock.advance(idle)
+        m = self.model[lease_id]
+        self.release(B if m.session == A.session_id else A, lease_id)
 
     @rule(who=st.sampled_from(HOLDERS), lease_id=granted, ttl=st.sampled_from((None, *TTL_HOURS)))
     def renew(self, who: Actor, lease_id: str, ttl: float | None) -> None:
@@ -221,6 +269,11 @@ class LeaseMachine(RuleBasedStateMachine):
         elif m.ended is None:  # it ran out on its own, whether or not the sweeper has recorded that yet
             m.ended = "expired"
         assert got["state"] == m.state(self.now)
+
+    @rule(who=st.sampled_from(HOLDERS))
+    def heartbeat(self, who: Actor) -> None:
+        """A presence heartbeat is activity: it keeps the session's no-expiry leases from going stale."""
+        self.op(who, lambda tx, now: presence.heartbeat(tx, who, None, now))
 
     @rule(seconds=st.sampled_from(STEPS_SECONDS), sweep=st.booleans())
     def advance(self, seconds: float, sweep: bool) -> None:

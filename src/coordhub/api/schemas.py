@@ -84,6 +84,15 @@ class LeaseOut(Out):
     state: str
     released_at: str | None
     released_by: str | None
+    release_reason: str | None = Field(None, description="Why it ended, when a rule or a person said so "
+                                                         "(a stale takeover records the holder's inactivity).")
+
+
+class ClaimOut(LeaseOut):
+    """A claimed lease: a new grant, or the caller's live lease on the same resource, renewed."""
+
+    renewed: bool = Field(description="True when the caller already held this resource: the same lease "
+                                      "(same id and fence) renewed to the new TTL, not a second grant.")
 
 
 class ReleaseAllOut(Out):

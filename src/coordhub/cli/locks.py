@@ -24,20 +24,29 @@ def claim(
     ttl: float = typer.Option(2.0, "--ttl", help="Hours until it expires; 0 = never."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Claim a lease. Exit 4 if another session holds an overlapping one (its holder is named)."""
+    """Claim a lease. Exit 4 if another session holds an overlapping one (its holder is named).
+
+    Claiming what you already hold renews that lease (same id and fence) and says so.
+    """
     lease = call(ctx, lambda c: c.claim(project, resource, description, ttl))
     show(lease, as_json, lambda x: console.print(
-        f"claimed {x['id']} fence {x['fence']} on {x['resource']} "
+        f"{'renewed your lease' if x.get('renewed') else 'claimed'} {x['id']} fence {x['fence']} on {x['resource']} "
         f"({'no expiry' if x['expires_at'] is None else 'expires ' + x['expires_at']})"))
 
 
 @app.command()
 def release(ctx: typer.Context, lease_id: str = typer.Argument(..., help="Lease id."),
             force: bool = typer.Option(False, "--force", help="Admin: force-release another session's lease."),
+            reason: str | None = typer.Option(None, "--reason", help="Why, when taking over a stale lease."),
             as_json: bool = JSON_OPT) -> None:
-    """Release a lease you hold."""
-    lease = call(ctx, lambda c: c.release(lease_id, force=force))
-    show(lease, as_json, lambda x: console.print(f"{x['state']} {x['id']}"))
+    """Release a lease you hold, or take over another session's stale one (seed 001's stale-lock rule).
+
+    Stale: no expiry (ttl 0) and its holder inactive for the hub's stale_after_hours (default 2).
+    """
+    lease = call(ctx, lambda c: c.release(lease_id, force=force, reason=reason))
+    show(lease, as_json, lambda x: console.print(
+        f"{x['state']} {x['id']}" + (f" (was {x['session_id']}'s: {x['release_reason']})"
+                                     if x["state"] == "stale_takeover" else "")))
 
 
 @app.command()

@@ -31,6 +31,7 @@ def serve(
     rate_burst: int = opt("rate_burst", min=1),
     retry_after: int = opt("retry_after", min=1),
     sweep_seconds: float = opt("sweep_seconds", min=0.0),
+    stale_after_hours: float = opt("stale_after_hours", min=0.0, max=24.0 * 365),
     escalation_session: str | None = opt("escalation_session"),
     log_level: str = opt("log_level"),
 ) -> None:
@@ -46,7 +47,7 @@ def serve(
     cfg = ServerConfig(host=host, port=port, data_dir=data_dir, database_url=database_url, no_auth=no_auth,
                        allow_remote_no_auth=allow_remote_no_auth, sqlite_synchronous=sqlite_synchronous.upper(),
                        max_body_bytes=max_body_bytes, rate_limit=rate_limit, rate_burst=rate_burst,
-                       retry_after=retry_after, sweep_seconds=sweep_seconds,
+                       retry_after=retry_after, sweep_seconds=sweep_seconds, stale_after_hours=stale_after_hours,
                        escalation_session=escalation_session,
                        log_level=log_level.lower())
     try:

@@ -244,9 +244,10 @@ class CoordClient:
                                                            "description": description, "ttl_hours": ttl_hours},
                          queue=False)
 
-    def release(self, lease_id: str, force: bool = False) -> Any:
-        """Release a lease (``force`` for an admin's force-release)."""
-        return self.call("DELETE", f"/api/coord/locks/{lease_id}", params={"force": "true" if force else None})
+    def release(self, lease_id: str, force: bool = False, reason: str | None = None) -> Any:
+        """Release a lease (``force`` for an admin's force-release); another's stale one is taken over (``reason``)."""
+        return self.call("DELETE", f"/api/coord/locks/{lease_id}",
+                         params={"force": "true" if force else None, "reason": reason})
 
     def renew(self, lease_id: str, ttl_hours: float | None = None) -> Any:
         """Renew a lease."""

@@ -4,7 +4,7 @@ Event ids increase strictly in commit order (the store has one writer), so a
 reader that remembers the last id it saw can follow the log with no gaps and
 no duplicates (push and audit build on this). Kinds are ``noun.verb``:
 ``lease.granted``, ``lease.released``, ``lease.expired``, ``lease.revoked``,
-``lease.renewed``, ``message.sent``, ``message.read``, ``message.acked``,
+``lease.renewed``, ``lease.stale_takeover``, ``message.sent``, ``message.read``, ``message.acked``,
 ``message.redelivered``, ``message.dead_lettered``, ``todo.added``,
 ``todo.done``, ``workflow.created``, ``workflow.updated``,
 ``work_item.created``, ``work_item.updated``, ``component.set``,

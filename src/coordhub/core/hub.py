@@ -42,10 +42,13 @@ class Outcome(NamedTuple):
 class Hub:
     """Runs operations against a store on a clock; see the module docstring for the rules."""
 
-    def __init__(self, store: Store, clock: Clock | None = None, *, escalation_session: str | None = None) -> None:
+    def __init__(self, store: Store, clock: Clock | None = None, *, escalation_session: str | None = None,
+                 stale_after_hours: float = leases.STALE_AFTER_HOURS) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.escalation_session = escalation_session
+        #: Holder inactivity after which a no-expiry lease may be taken over (seed 001; 0 = never).
+        self.stale_after_hours = leases.check_stale_after(stale_after_hours)
         self.bus: EventBus | None = None
 
     async def start_bus(self) -> EventBus:

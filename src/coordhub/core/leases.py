@@ -8,7 +8,13 @@ passed stops conflicting at once (every query filters on it) and the sweeper,
 or the next claim, records it as ``expired``.
 
 Field names and ``ttl_hours`` semantics (default 2, 0 = no expiry) are seed
-001's. A session's own leases never conflict with its new claims.
+001's. A session's own leases never conflict with its new claims, and a claim
+of a resource the session already holds live in the project (equal after
+``paths.normalize``) is a renewal of that lease, not a second grant: same id,
+same fence, the new TTL from now, answered with ``renewed: true``. A claim of
+a resource that merely *overlaps* one the session holds (``src/`` while
+holding ``src/a.py``) is a new grant with its own fence: the two leases end
+independently, so one cannot stand for the other.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from coordhub.store.tx import Tx
 
 DEFAULT_TTL_HOURS = 2.0  # seed 001: "use 2 for normal work"
 MAX_TTL_HOURS = 24.0 * 365
+STALE_AFTER_HOURS = 2.0  # seed 001's stale-lock rule: 2 hours without activity
+STALE_TAKEOVER = "stale_takeover"
 
 
 def render(row: Row, now: float) -> dict[str, Any]:
@@ -49,6 +57,7 @@ def render(row: Row, now: float) -> dict[str, Any]:
         "state": row["state"] if not (row["state"] == "active" and not live) else "expired",
         "released_at": isoformat(row["released_at"]),
         "released_by": row["released_by"],
+        "release_reason": row.get("release_reason"),
     }
 
 
@@ -80,11 +89,18 @@ def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description:
     Atomic (one unit of work). Paths conflict by hierarchy, globs with every
     path or glob they could share a file with, names by equality (see
     ``coordhub.core.paths``). Returns the new lease with its ``fence``, taken
-    from the one strictly increasing counter.
+    from the one strictly increasing counter, and ``renewed: false``; when the
+    actor already holds a live lease on the same normalised resource in the
+    project, returns that lease renewed to ``ttl_hours`` from ``now`` (same id
+    and fence, description unchanged) with ``renewed: true`` — so a repeated
+    claim is idempotent and never leaves the holder two grants to release.
     """
     kind = _kind(resource)
     ttl_hours = check_ttl(ttl_hours)
     expire_due(tx, now)
+    held = _held_by(tx, actor, project_key, resource, now)
+    if held is not None:
+        return {**_extend(tx, actor, held, ttl_hours, now, reclaimed=True), "renewed": True}
     for held in tx.leases.live_in_project(project_key, now):
         if held["session_id"] != actor.session_id and paths.overlaps(held["resource"], resource):
             raise _conflict(held, resource, now)
@@ -97,7 +113,16 @@ def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description:
     tx.leases.add(row)
     emit(tx, "lease.granted", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
          resource=resource, fence=row["fence"], expires_at=row["expires_at"])
-    return render(row, now)
+    return {**render(row, now), "renewed": False}
+
+
+def _held_by(tx: Tx, actor: Actor, project_key: str, resource: str, now: float) -> Row | None:
+    """The actor's live lease in the project on the same normalised resource (the oldest), or None."""
+    key = paths.normalize(resource)
+    for row in tx.leases.live(now, project_key=project_key, session_id=actor.session_id):
+        if paths.normalize(row["resource"]) == key:
+            return row
+    return None
 
 
 def _conflict(held: Row, resource: str, now: float) -> LeaseConflict:
@@ -124,20 +149,87 @@ def _is_live(row: Row, now: float) -> bool:
     return row["state"] == "active" and (row["expires_at"] is None or row["expires_at"] > now)
 
 
-def release(tx: Tx, actor: Actor, lease_id: str, now: float) -> dict[str, Any]:
-    """Release a lease held by the actor; 403 for anyone else (admins use :func:`revoke`).
+def check_stale_after(hours: float) -> float:
+    """Return ``hours`` if it is a valid stale-takeover threshold (finite, 0 ≤ hours ≤ one year; 0 = never)."""
+    if not math.isfinite(hours) or not 0 <= hours <= MAX_TTL_HOURS:
+        raise ValueError(f"stale_after_hours must be between 0 and {MAX_TTL_HOURS:g}, not {hours!r}")
+    return hours
 
+
+def last_activity(tx: Tx, row: Row) -> float:
+    """When the holder of ``row`` last showed life: its latest write or heartbeat, or this lease's grant or renewal.
+
+    Writes are every mutation the hub applied for the session (``sessions.last_seen``,
+    touched in the same transaction), heartbeats the presence ones; reads leave no trace.
+    """
+    session = tx.sessions.get(row["session_id"]) or {}
+    seen = (session.get("last_seen"), session.get("last_heartbeat"), row["acquired_at"], row["renewed_at"])
+    return float(max(t for t in seen if t is not None))
+
+
+def stale_in(tx: Tx, row: Row, now: float, stale_after_hours: float) -> float | None:
+    """Seconds until a live lease may be taken over as stale (≤ 0: now); None if it never may.
+
+    Only a no-expiry lease (``ttl_hours`` 0) ever goes stale: one with a TTL
+    ends by itself, and a takeover would only race its expiry.
+    """
+    if row["expires_at"] is not None or stale_after_hours == 0:
+        return None
+    return last_activity(tx, row) + stale_after_hours * 3600.0 - now
+
+
+def release(tx: Tx, actor: Actor, lease_id: str, now: float, *, stale_after_hours: float = STALE_AFTER_HOURS,
+            reason: str | None = None) -> dict[str, Any]:
+    """Release a lease held by the actor, or take over a stale one; 403 for anyone else.
+
+    The holder's release records ``released``. Any other session may release a
+    *stale* lease (seed 001's stale-lock rule, made safe): no expiry
+    (``ttl_hours`` 0) and no activity of its holder for ``stale_after_hours``
+    (see :func:`last_activity`); it is recorded as ``stale_takeover`` with the
+    taker in ``released_by`` and the inactivity (and ``reason``, if given) in
+    ``release_reason``, and its fence is stale from then on. A lease whose
+    holder was active more recently is refused with ``Forbidden`` and
+    ``stale_in_seconds``; admins force-release with :func:`revoke`.
     Releasing a lease that already ended returns it unchanged (a retried
-    release is harmless).
+    release or takeover is harmless).
     """
     row = _get(tx, lease_id)
     if row["session_id"] != actor.session_id:
-        raise Forbidden(f"lease {lease_id} is held by {row['session_id']}, not {actor.session_id}; only the "
-                        "holder may release it (an admin can force-release)", holder=row["session_id"])
+        return _take_over(tx, actor, row, now, stale_after_hours, reason)
     if row["state"] == "active":
         state = "released" if _is_live(row, now) else "expired"
         _end(tx, row, state, now, actor.session_id)
     return render(_get(tx, lease_id), now)
+
+
+def _take_over(tx: Tx, actor: Actor, row: Row, now: float, stale_after_hours: float,
+               reason: str | None) -> dict[str, Any]:
+    """A non-holder's release: a stale takeover, the retry of one, or ``Forbidden``."""
+    if row["state"] == STALE_TAKEOVER and row["released_by"] == actor.session_id:
+        return render(row, now)
+    holder = row["session_id"]
+    refusal = f"lease {row['id']} is held by {holder}, not {actor.session_id}; only the holder may release it " \
+              "(an admin can force-release)"
+    if not _is_live(row, now):
+        raise Forbidden(f"{refusal}; it already ended ({render(row, now)['state']})", holder=holder)
+    wait = stale_in(tx, row, now, stale_after_hours)
+    if wait is None:
+        why = (f"it expires in {(row['expires_at'] - now) / 60:.0f} min" if row["expires_at"] is not None else
+               "stale takeovers are turned off on this hub")
+        raise Forbidden(f"{refusal}; {why}", holder=holder, stale_in_seconds=None)
+    idle = now - last_activity(tx, row)
+    if wait > 0:
+        raise Forbidden(f"{refusal}; its holder was active {idle / 60:.0f} min ago, so it is not stale: it may be "
+                        f"taken over after {stale_after_hours:g} h without activity, in {wait / 60:.0f} min",
+                        holder=holder, stale_in_seconds=round(wait, 3))
+    why = (f"stale takeover by {actor.session_id}: no activity of {holder} for {idle / 3600:.1f} h "
+           f"(threshold {stale_after_hours:g} h, seed 001's stale-lock rule)") + (f": {reason}" if reason else "")
+    tx.leases.end(row["id"], STALE_TAKEOVER, now, actor.session_id, why)
+    # The holder is the target: if it comes back, its notifications say who took the lease and why.
+    emit(tx, f"lease.{STALE_TAKEOVER}", now, session_id=actor.session_id, project_key=row["project_key"],
+         subject_id=row["id"], target=holder, resource=row["resource"], fence=row["fence"], holder=holder,
+         by=actor.session_id, reason=why, inactive_seconds=round(idle, 3))
+    return render(_get(tx, row["id"]), now)
 
 
 def revoke(tx: Tx, actor: Actor, lease_id: str, now: float) -> dict[str, Any]:
@@ -168,11 +260,15 @@ def renew(tx: Tx, actor: Actor, lease_id: str, ttl_hours: float | None, now: flo
     if not _is_live(row, now):
         raise StaleFence(f"lease {lease_id} is no longer live ({render(row, now)['state']}); claim again",
                          lease_id=lease_id, fence=row["fence"])
-    ttl = check_ttl(row["ttl_hours"] if ttl_hours is None else ttl_hours)
-    tx.leases.extend(lease_id, ttl, _expiry(ttl, now), now)
+    return _extend(tx, actor, row, check_ttl(row["ttl_hours"] if ttl_hours is None else ttl_hours), now)
+
+
+def _extend(tx: Tx, actor: Actor, row: Row, ttl: float, now: float, reclaimed: bool = False) -> dict[str, Any]:
+    """Renew a live lease of the actor to ``ttl`` hours from ``now``; the fence stays."""
+    tx.leases.extend(row["id"], ttl, _expiry(ttl, now), now)
     emit(tx, "lease.renewed", now, session_id=actor.session_id, project_key=row["project_key"],
-         subject_id=lease_id, fence=row["fence"], ttl_hours=ttl)
-    return render(_get(tx, lease_id), now)
+         subject_id=row["id"], fence=row["fence"], ttl_hours=ttl, reclaimed=reclaimed)
+    return render(_get(tx, row["id"]), now)
 
 
 def release_all(tx: Tx, actor: Actor, session_id: str, now: float) -> dict[str, Any]:

@@ -10,8 +10,17 @@ from fastapi.responses import JSONResponse
 
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
-from coordhub.api.schemas import ConflictsOut, FenceCheckOut, LeaseOut, LockClaim, LockRenew, ReleaseAllOut
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
+from coordhub.api.schemas import (
+    ClaimOut,
+    ConflictsOut,
+    FenceCheckOut,
+    LeaseOut,
+    LockClaim,
+    LockRenew,
+    ReleaseAllOut,
+    Subject,
+)
 from coordhub.core import halt, leases
 from coordhub.errors import Invalid
 from coordhub.store.tx import Tx
@@ -19,9 +28,12 @@ from coordhub.store.tx import Tx
 router = APIRouter(prefix="/api/coord/locks", tags=["locks"])
 
 
-@router.post("", status_code=201, response_model=LeaseOut, responses=responses(*WRITE_ERRORS, 409))
+@router.post("", status_code=201, response_model=ClaimOut, responses=responses(*WRITE_ERRORS, 409))
 async def claim(body: LockClaim, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-    """Claim a lease. 409 names the live holder of an overlapping lease; success carries a ``fence``."""
+    """Claim a lease. 409 names the live holder of an overlapping lease; success carries a ``fence``.
+
+    Claiming a resource the caller already holds renews that lease (same id and fence, ``renewed: true``).
+    """
     actor = who.act((body.session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: leases.claim(
         tx, actor, project_key=body.project_key, resource=body.resource, description=body.description,
@@ -80,12 +92,17 @@ async def get(lease_id: uuid.UUID, request: Request, who: Caller = Depends(calle
 
 @router.delete("/{lease_id}", response_model=LeaseOut, responses=responses(*WRITE_ERRORS, 404))
 async def release(lease_id: uuid.UUID, request: Request, session_id: str | None = None, force: bool = False,
-                  who: Caller = Depends(caller)) -> JSONResponse:
-    """Release a lease (holder only, else 403); ``force=true`` lets an admin force-release it."""
+                  reason: Subject | None = None, who: Caller = Depends(caller)) -> JSONResponse:
+    """Release a lease (holder; anyone for a stale no-expiry lease, seed 001); ``force=true``: admin force-release.
+
+    A non-holder's release of a lease that is not stale answers 403 with ``stale_in_seconds``.
+    """
     actor = who.act((session_id, "session_id"))
     if force:
         return await mutate(request, actor, lambda tx, now: leases.revoke(tx, actor, str(lease_id), now))
-    return await mutate(request, actor, lambda tx, now: leases.release(tx, actor, str(lease_id), now))
+    stale_after = hub(request).stale_after_hours
+    return await mutate(request, actor, lambda tx, now: leases.release(
+        tx, actor, str(lease_id), now, stale_after_hours=stale_after, reason=reason))
 
 
 @router.post("/{lease_id}/renew", response_model=LeaseOut, responses=responses(*WRITE_ERRORS, 404, 409))

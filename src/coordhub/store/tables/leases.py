@@ -54,10 +54,10 @@ class Leases(Table):
             (now,),
         )
 
-    def end(self, lease_id: str, state: str, now: float, by: str | None) -> None:
-        """Move a lease to a final state (released, expired, revoked)."""
-        self.update("leases", "id", lease_id,
-                    {"state": state, "released_at": now, "released_by": by, "updated_at": now})
+    def end(self, lease_id: str, state: str, now: float, by: str | None, reason: str | None = None) -> None:
+        """Move a lease to a final state (released, expired, revoked, stale_takeover), with who and why."""
+        self.update("leases", "id", lease_id, {"state": state, "released_at": now, "released_by": by,
+                                               "release_reason": reason, "updated_at": now})
 
     def extend(self, lease_id: str, ttl_hours: float, expires_at: float | None, now: float) -> None:
         """Record a renewal: new TTL and expiry."""
