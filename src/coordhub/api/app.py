@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from coordhub import __version__
 from coordhub.api import errors
 from coordhub.api.auth import Authenticator, RateLimiter
-from coordhub.api.limits import BodyLimit
+from coordhub.api.inputs import InputGuard
+from coordhub.api.limits import BodyLimit, Limits
 from coordhub.api.routes import admin, components, events, locks, messages, presence, todos, workflows
 from coordhub.core.hub import Hub
 from coordhub.errors import Unavailable
@@ -46,19 +47,21 @@ async def _follow_forever(hub: Hub) -> None:
 
 def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_576,
                sweep_seconds: float = 5.0, retry_after: int = 30, rate_limit: float = 0.0,
-               rate_burst: int = 200) -> FastAPI:
+               rate_burst: int = 200, limits: Limits | None = None) -> FastAPI:
     """Build the HTTP app over an opened hub.
 
     The caller owns the store's lifecycle (open before serving, close after).
     ``sweep_seconds <= 0`` disables the background sweeper (tests drive
     ``hub.sweep()`` themselves). ``retry_after`` is the seconds a 503 asks
     clients to wait (seed 001: 30). ``rate_limit`` is requests per second per
-    token (bursts of ``rate_burst``); 0 turns it off.
+    token (bursts of ``rate_burst``); 0 turns it off. ``limits`` bounds what one
+    client may hold or write (defaults: :class:`Limits`).
     """
+    limits = limits or Limits()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await hub.start_bus()
+        await hub.start_bus(ring_bytes=limits.event_ring_bytes)
         tasks = [asyncio.create_task(_follow_forever(hub))]
         if sweep_seconds > 0:
             tasks.append(asyncio.create_task(_sweep_forever(hub, sweep_seconds)))
@@ -78,10 +81,13 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     app.state.hub = hub
     app.state.auth = Authenticator(hub, no_auth=no_auth, limiter=RateLimiter(rate_limit, rate_burst))
     app.state.retry_after = retry_after
+    app.state.limits = limits
+    app.state.event_quota = RateLimiter(limits.event_quota / 60.0, limits.event_quota)
     errors.install(app)
     # Hot routes first: FastAPI matches routes in order, and most requests are messages and leases.
     for module in (messages, locks, presence, events, todos, workflows, components, admin):
         app.include_router(module.router)
+    app.add_middleware(InputGuard)  # inside BodyLimit: it sees one buffered body
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     from coordhub.mcp.http import mount as mount_mcp  # the mcp SDK (~0.8 s to import) loads only with an app
 

@@ -46,8 +46,11 @@ class RateLimiter:
         self.burst = max(1, burst)
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, monotonic time)
 
-    def check(self, key: str) -> None:
-        """Spend one request of ``key``; raise ``RateLimited`` (429) with the seconds to wait when there is none."""
+    def check(self, key: str, what: str = "requests") -> None:
+        """Spend one request of ``key``; raise ``RateLimited`` (429) with the seconds to wait when there is none.
+
+        ``what`` names the requests in the error message.
+        """
         if self.rate <= 0:
             return
         now = time.monotonic()
@@ -56,7 +59,7 @@ class RateLimiter:
         if tokens < 1.0:
             self._buckets[key] = (tokens, now)
             wait = max(1, math.ceil((1.0 - tokens) / self.rate))
-            raise RateLimited(f"rate limit of {self.rate:g} requests/s exceeded; retry in {wait} s", wait)
+            raise RateLimited(f"rate limit of {self.rate:g} {what}/s exceeded; retry in {wait} s", wait)
         if len(self._buckets) > 100_000:
             self._buckets.clear()
         self._buckets[key] = (tokens - 1.0, now)

@@ -12,7 +12,6 @@ Every error response, whatever raised it, has this shape::
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -22,6 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from coordhub import strictjson
 from coordhub.errors import CoordError, RateLimited, Unavailable
 
 log = logging.getLogger("coordhub.api")
@@ -81,17 +81,11 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 
 def _undecodable(raw: bytes) -> str | None:
-    """Why a request body cannot be read as JSON text, or None if it can."""
+    """Why a request body cannot be read as JSON this hub accepts, or None if it can (never raises)."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "body is not UTF-8 text"
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        return f"body is not valid JSON ({exc.msg})"
-    except RecursionError:
-        return "body is not valid JSON (nested too deeply)"
+        strictjson.loads(raw)
+    except ValueError as exc:  # BadJSON and NulInput both say why
+        return str(exc)
     return None
 
 

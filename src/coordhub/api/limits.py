@@ -1,11 +1,35 @@
-"""Request body limit (ASGI middleware): bodies over the limit answer 413 before any handler runs."""
+"""Per-client bounds of one hub process, and the request body limit (ASGI middleware).
+
+Bodies over the limit answer 413 before any handler runs. :class:`Limits`
+gathers the other bounds one client must not exceed (issue 8: no single
+client can stall, exhaust or crash the hub); each comes from a setting in
+:mod:`coordhub.config`.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds per client and per hub process; every field is the setting of the same name.
+
+    ``event_detail_bytes``: largest ``detail`` of a client event (UTF-8 JSON).
+    ``event_quota``: client events each session may record per minute (a
+    token bucket of that size refilling evenly). ``event_ring_bytes``: the
+    in-memory event ring's budget (estimated bytes). ``streams_per_token``:
+    concurrent SSE streams plus long-polls per session.
+    """
+
+    event_detail_bytes: int = 4096
+    event_quota: int = 120
+    event_ring_bytes: int = 32 * 1024 * 1024
+    streams_per_token: int = 64
 
 
 class BodyLimit:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from coordhub import strictjson
 from coordhub.clock import isoformat
+from coordhub.errors import Invalid
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -59,10 +61,37 @@ def visible(row: Row, session_id: str, is_admin: bool) -> bool:
 
 
 def render(row: Row) -> dict[str, Any]:
-    """The JSON form of an event."""
+    """The JSON form of an event.
+
+    A stored payload that is not strict JSON (a row written before client
+    details were validated: NaN, a lone surrogate, nesting too deep, or not
+    JSON at all) renders as ``{"unreadable": "<why>"}`` rather than failing
+    the whole read, so one bad row cannot break ``/audit`` or a stream.
+    """
     return {"id": row["id"], "kind": row["kind"], "session_id": row["session_id"],
             "project_key": row["project_key"], "subject_id": row["subject_id"], "target": row["target"],
-            "created_at": isoformat(row["created_at"]), "payload": json.loads(row["payload"])}
+            "created_at": isoformat(row["created_at"]), "payload": _payload(row["payload"])}
+
+
+def _payload(text: str) -> Any:
+    try:
+        return strictjson.loads(text)
+    except ValueError as exc:
+        return {"unreadable": str(exc).replace("body", "stored payload", 1)}
+
+
+def check_detail(detail: dict[str, Any], max_bytes: int) -> None:
+    """Refuse a client event's ``detail`` over ``max_bytes`` of UTF-8 JSON with 422 (``Invalid``, field ``detail``).
+
+    Events are metadata: a client's event names what happened, and bodies
+    live in their own tables, so the cap is a few KiB (issue 8: unbounded
+    details let one token fill the hub's memory through the event ring).
+    The request body was already held to strict JSON by the input guard.
+    """
+    size = len(json.dumps(detail, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    if size > max_bytes:
+        raise Invalid(f"detail is {size} bytes of JSON; the limit is {max_bytes} (events are metadata)",
+                      field="detail", limit=max_bytes)
 
 
 def matches(row: Row, kinds: tuple[str, ...] = (), project_key: str | None = None,

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from coordhub.clock import Clock, SystemClock
 from coordhub.core import halt, idempotency, leases, messages
-from coordhub.core.bus import EventBus
+from coordhub.core.bus import RING_BYTES, EventBus
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
 from coordhub.store.base import Store
@@ -51,10 +51,13 @@ class Hub:
         self.stale_after_hours = leases.check_stale_after(stale_after_hours)
         self.bus: EventBus | None = None
 
-    async def start_bus(self) -> EventBus:
-        """Create the event bus and feed it from every commit; call from the serving event loop."""
+    async def start_bus(self, ring_bytes: int = RING_BYTES) -> EventBus:
+        """Create the event bus (its ring holding about ``ring_bytes``) and feed it from every commit.
+
+        Call from the serving event loop.
+        """
         loop = asyncio.get_running_loop()
-        bus = EventBus(await self.query(lambda tx, now: tx.events.last_id()))
+        bus = EventBus(await self.query(lambda tx, now: tx.events.last_id()), max_bytes=ring_bytes)
         fed = [bus.last_id]
 
         def feed(tx: Tx) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -21,7 +21,10 @@ from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord", tags=["events"])
 PING_SECONDS = 15.0  # SSE keep-alive comment interval
-PAGE = 1000
+PAGE = 1000  # events per catch-up read
+PAGE_BYTES = 1024 * 1024  # payload bytes per catch-up read (at least one event)
+CHUNK_BYTES = 64 * 1024  # SSE frames joined into one write
+AUDIT_BYTES = 4 * 1024 * 1024  # payload bytes one /audit answer carries (at least one event)
 
 
 def _kinds(kinds: str | None) -> tuple[str, ...]:
@@ -46,22 +49,47 @@ def _sse(row: Row) -> str:
     return frame
 
 
-def _page_after(cursor: int) -> Callable[[Tx, float], list[Row]]:
-    return lambda tx, now: tx.events.after(cursor, PAGE)
+def _chunks(rows: list[Row], keep: Callable[[Row], bool]) -> Iterator[str]:
+    """The frames of the rows ``keep`` passes, joined into writes of about :data:`CHUNK_BYTES` each."""
+    chunk: list[str] = []
+    size = 0
+    for row in rows:
+        if keep(row):
+            frame = _sse(row)
+            chunk.append(frame)
+            size += len(frame)
+            if size >= CHUNK_BYTES:
+                yield "".join(chunk)
+                chunk, size = [], 0
+    if chunk:
+        yield "".join(chunk)
 
 
-async def _stream(h: Hub, cursor: int, keep: Any) -> AsyncIterator[str]:
+def _catch_up(cursor: int, keep: Callable[[Row], bool]) -> Callable[[Tx, float], tuple[int, list[str]]]:
+    """A read of the next page after ``cursor`` from the store, rendered on the reader thread (off the loop)."""
+    def page(tx: Tx, now: float) -> tuple[int, list[str]]:
+        rows = tx.events.page(cursor, PAGE, PAGE_BYTES)
+        return (rows[-1]["id"] if rows else cursor), list(_chunks(rows, keep))
+
+    return page
+
+
+async def _stream(h: Hub, cursor: int, keep: Callable[[Row], bool]) -> AsyncIterator[str]:
+    """The SSE body: catch up in pages of bounded bytes (from the ring, else the store), then follow live."""
     bus = h.bus
     assert bus is not None
     yield "retry: 2000\n: connected\n\n"
     while True:
         rows = bus.since(cursor)
         if rows is None:  # fell behind the in-memory ring: catch up from the store
-            rows = await h.query(_page_after(cursor))
+            cursor, chunks = await h.query(_catch_up(cursor, keep))
+            for chunk in chunks:
+                yield chunk
+            continue
         if rows:
+            rows = rows[:PAGE]
             cursor = rows[-1]["id"]
-            chunk = "".join(_sse(r) for r in rows if keep(r))
-            if chunk:
+            for chunk in _chunks(rows, keep):
                 yield chunk
             continue
         if not await bus.wait(cursor, PING_SECONDS):
@@ -99,29 +127,43 @@ def _viewer(who: Caller) -> tuple[str, bool]:
 async def audit(request: Request, after: int = Query(0, ge=0, le=2**62), limit: int = Query(100, ge=1, le=PAGE),
                 kinds: str | None = None, project_key: str | None = None,
                 who: Caller = Depends(caller)) -> JSONResponse:
-    """The event log as JSON, oldest first after ``after`` (what the caller may see)."""
+    """The event log as JSON, oldest first after ``after`` (what the caller may see).
+
+    At most ``limit`` events and about 4 MiB of payload per answer (at least
+    one event); page on with ``after`` set to the last id received.
+    """
     viewer, admin = _viewer(who)
     prefixes = _kinds(kinds)
 
     def page(tx: Any, now: float) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        cursor = after
-        while len(out) < limit:
-            rows = tx.events.after(cursor, PAGE)
+        cursor, size = after, 0
+        while len(out) < limit and size < AUDIT_BYTES:
+            rows = tx.events.page(cursor, PAGE, AUDIT_BYTES - size)
             if not rows:
                 break
-            cursor = rows[-1]["id"]
-            out += [events.render(r) for r in rows
-                    if events.visible(r, viewer, admin) and events.matches(r, prefixes, project_key)]
-        return out[:limit]
+            for r in rows:
+                cursor = r["id"]
+                if events.visible(r, viewer, admin) and events.matches(r, prefixes, project_key):
+                    out.append(events.render(r))
+                    size += len(r["payload"])
+                    if len(out) == limit or size >= AUDIT_BYTES:
+                        break
+        return out
 
     return await query(request, page)
 
 
 @router.post("/events", status_code=201, response_model=EventOut, responses=responses(*WRITE_ERRORS))
 async def record(body: ClientEvent, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-    """Record a client-side event (kinds ``guard.*`` and ``hook.*``), e.g. a git guard bypass."""
+    """Record a client-side event (kinds ``guard.*`` and ``hook.*``), e.g. a git guard bypass.
+
+    ``detail`` is capped (``event_detail_bytes``, 422 over it) and each
+    session has a quota of events per minute (``event_quota``, 429 over it).
+    """
     actor = who.act()
+    events.check_detail(body.detail, request.app.state.limits.event_detail_bytes)
+    request.app.state.event_quota.check(actor.session_id, what="client events")
 
     def op(tx: Any, now: float) -> dict[str, Any]:
         event_id = events.emit(tx, body.kind, now, session_id=actor.session_id, project_key=body.project_key,

@@ -34,6 +34,25 @@ class Events(Table):
         """Events with id greater than ``after_id``, oldest first."""
         return self.ex.all("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
 
+    def page(self, after_id: int, limit: int, max_bytes: int) -> list[Row]:
+        """Events after ``after_id``, oldest first: at most ``limit`` of them and ``max_bytes`` of payload.
+
+        Always at least one event when there is one, however large; an empty
+        list when there is none. Sizes are read first, so a page never holds
+        more than the budget (plus one event) in memory.
+        """
+        sizes = self.ex.all("SELECT id, length(payload) AS n FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                            (after_id, limit))
+        if not sizes:
+            return []
+        last, total = sizes[0]["id"], sizes[0]["n"]
+        for row in sizes[1:]:
+            total += row["n"]
+            if total > max_bytes:
+                break
+            last = row["id"]
+        return self.ex.all("SELECT * FROM events WHERE id > ? AND id <= ? ORDER BY id", (after_id, last))
+
     def for_target(self, session_id: str, after_id: int, limit: int) -> list[Row]:
         """Events addressed to a session (or to everyone) after ``after_id``, not caused by it, oldest first."""
         return self.ex.all(
