@@ -61,6 +61,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rate_limit", float, 100.0, "Requests per second each token may make on average; more answer 429 "
             "with Retry-After (0 turns the limit off).", "server"),
     Setting("rate_burst", int, 200, "Requests a token may make at once before the rate limit applies.", "server"),
+    Setting("event_detail_bytes", int, 4096, "Largest detail of a client event (POST /api/coord/events), in bytes "
+            "of JSON; larger answers 422 (events are metadata).", "server"),
+    Setting("event_quota", int, 120, "Client events (POST /api/coord/events) each session may record per minute; "
+            "more answer 429.", "server"),
+    Setting("event_ring_bytes", int, 33_554_432, "Memory budget of the ring of recent events the hub keeps for "
+            "streams (estimated bytes); a subscriber further behind reads the store.", "server"),
+    Setting("streams_per_token", int, 64, "Event streams (SSE) and long-polls one session may hold open at once; "
+            "more answer 429.", "server"),
+    Setting("max_connections", int, 0, "Connections the hub holds at once (0: what the file descriptor limit "
+            "allows, less a reserve of 128); past it the connection waiting longest for its request headers is "
+            "closed. Streams and long-polls together get at most 7/8 of it.", "server"),
+    Setting("header_timeout", float, 10.0, "Seconds a connection may take to send a request's headers, counted "
+            "from connect or from the previous response; slower connections are closed.", "server"),
+    Setting("keepalive_timeout", int, 5, "Seconds an idle keep-alive connection stays open between requests.",
+            "server"),
     Setting("retry_after", int, 30, "Seconds sent in Retry-After when the database is unavailable (seed 001).",
             "server"),
     Setting("sweep_seconds", float, 5.0, "How often expired leases are recorded as expired and unacked "

@@ -114,6 +114,12 @@ class RateLimited(CoordError):
         self.retry_after = retry_after
 
 
+class TooManyStreams(RateLimited):
+    """The caller (or the whole hub) holds its limit of SSE streams and long-polls (429); close one or retry."""
+
+    code = "too_many_streams"
+
+
 class Unavailable(CoordError):
     """The database cannot be reached (503); clients should retry after ``retry_after`` seconds.
 

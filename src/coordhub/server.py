@@ -47,6 +47,13 @@ class ServerConfig:
     rate_limit: float = 100.0
     rate_burst: int = 200
     retry_after: int = 30
+    event_detail_bytes: int = 4096
+    event_quota: int = 120
+    event_ring_bytes: int = 33_554_432
+    streams_per_token: int = 64
+    max_connections: int = 0
+    header_timeout: float = 10.0
+    keepalive_timeout: int = 5
     sweep_seconds: float = 5.0
     stale_after_hours: float = 2.0
     escalation_session: str | None = None
@@ -149,7 +156,11 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(cfg: ServerConfig) -> None:
     """Run the hub in the foreground until SIGINT/SIGTERM; raise ``StartupError`` if it cannot start."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
     from coordhub.api.app import create_app
+    from coordhub.api.connections import connection_budget, guarded_protocol, raise_fd_limit
+    from coordhub.api.limits import Limits
     from coordhub.core import tokens
     from coordhub.core.hub import Hub
     from coordhub.store import open_store
@@ -181,9 +192,19 @@ def serve(cfg: ServerConfig) -> None:
     if new:
         write_secret(token_path, new)
     _announce(cfg, store.name, store.durability, token_path, bool(new))
+    fd_limit = raise_fd_limit()
+    connections, streams = connection_budget(fd_limit, cfg.max_connections)
+    limits = Limits(event_detail_bytes=cfg.event_detail_bytes, event_quota=cfg.event_quota,
+                    event_ring_bytes=cfg.event_ring_bytes, streams_per_token=cfg.streams_per_token,
+                    max_streams=streams)
     app = create_app(hub, no_auth=cfg.no_auth, max_body_bytes=cfg.max_body_bytes, sweep_seconds=cfg.sweep_seconds,
-                     retry_after=cfg.retry_after, rate_limit=cfg.rate_limit, rate_burst=cfg.rate_burst)
-    config = uvicorn.Config(app, log_level=cfg.log_level, access_log=False, timeout_graceful_shutdown=5)
+                     retry_after=cfg.retry_after, rate_limit=cfg.rate_limit, rate_burst=cfg.rate_burst, limits=limits)
+    app.state.max_connections = connections
+    log.info("file descriptors: %d; connections at once: %d; streams and long-polls: %d", fd_limit, connections,
+             streams)
+    http = guarded_protocol(AutoHTTPProtocol, header_timeout=cfg.header_timeout, max_connections=connections)
+    config = uvicorn.Config(app, log_level=cfg.log_level, access_log=False, timeout_graceful_shutdown=5, http=http,
+                            timeout_keep_alive=cfg.keepalive_timeout)
     try:
         _Server(config).run(sockets=[sock])
     finally:

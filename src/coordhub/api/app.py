@@ -12,9 +12,11 @@ from fastapi import FastAPI
 from coordhub import __version__
 from coordhub.api import errors
 from coordhub.api.auth import Authenticator, RateLimiter
+from coordhub.api.health import DatabaseProbe
 from coordhub.api.inputs import InputGuard
 from coordhub.api.limits import BodyLimit, Limits
 from coordhub.api.routes import admin, components, events, locks, messages, presence, todos, workflows
+from coordhub.api.streams import StreamSlots
 from coordhub.core.hub import Hub
 from coordhub.errors import Unavailable
 
@@ -82,6 +84,9 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     app.state.auth = Authenticator(hub, no_auth=no_auth, limiter=RateLimiter(rate_limit, rate_burst))
     app.state.retry_after = retry_after
     app.state.limits = limits
+    app.state.db_probe = DatabaseProbe(hub)
+    app.state.max_connections = None  # set by `coord serve`, which owns the connections
+    app.state.streams = StreamSlots(limits.streams_per_token, limits.max_streams)
     app.state.event_quota = RateLimiter(limits.event_quota / 60.0, limits.event_quota)
     errors.install(app)
     # Hot routes first: FastAPI matches routes in order, and most requests are messages and leases.

@@ -16,12 +16,14 @@ PostgreSQL database may honour a revoked token for up to that long.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import Scope
 
 from coordhub.core import tokens
 from coordhub.core.hub import Hub
@@ -29,6 +31,11 @@ from coordhub.core.identity import Actor, assert_acting_as, validate_acting_name
 from coordhub.errors import Invalid, RateLimited, Unauthorized
 
 CACHE_SECONDS = 5.0
+INNER_REQUEST = "coordhub.inner_request"  # scope key: a request the hub makes to itself (only the app can set it)
+FAILURES_PER_SECOND = 2.0  # failed authentications per client address, on average
+FAILURE_BURST = 30
+MISSING_TOKEN = ("missing bearer token: send 'Authorization: Bearer <token>' "
+                 "(create one with `coord token create NAME`)")
 SESSION_HEADER = "X-Coord-Session"
 
 bearer = HTTPBearer(auto_error=False, description="A token from `coord token create NAME`.")
@@ -53,43 +60,96 @@ class RateLimiter:
         """
         if self.rate <= 0:
             return
-        now = time.monotonic()
-        tokens, then = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        tokens, now = self._level(key)
         if tokens < 1.0:
             self._buckets[key] = (tokens, now)
-            wait = max(1, math.ceil((1.0 - tokens) / self.rate))
-            raise RateLimited(f"rate limit of {self.rate:g} {what}/s exceeded; retry in {wait} s", wait)
+            raise self._refusal(tokens, what)
         if len(self._buckets) > 100_000:
             self._buckets.clear()
         self._buckets[key] = (tokens - 1.0, now)
 
+    def refuse_if_spent(self, key: str, what: str) -> None:
+        """Raise ``RateLimited`` when ``key`` has nothing left, without spending anything."""
+        if self.rate > 0:
+            tokens, _ = self._level(key)
+            if tokens < 1.0:
+                raise self._refusal(tokens, what)
+
+    def _level(self, key: str) -> tuple[float, float]:
+        now = time.monotonic()
+        tokens, then = self._buckets.get(key, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - then) * self.rate), now
+
+    def _refusal(self, tokens: float, what: str) -> RateLimited:
+        wait = max(1, math.ceil((1.0 - tokens) / self.rate))
+        return RateLimited(f"rate limit of {self.rate:g} {what}/s exceeded; retry in {wait} s", wait)
+
 
 class Authenticator:
-    """Resolves bearer tokens to actors, with a short positive cache, and applies the rate limit."""
+    """Resolves bearer tokens to actors, with a short positive cache, and applies the rate limits.
+
+    Two limits: ``limiter`` per token (every authenticated request, REST and
+    ``/mcp``), and :data:`FAILURES_PER_SECOND` failed authentications per
+    client address (bursts of :data:`FAILURE_BURST`). The second is checked
+    before a token missing from the cache is looked up, so a flood of unknown
+    tokens costs one hash each and no store reads once its address is spent;
+    a token already cached is never held up by its address.
+    """
 
     def __init__(self, hub: Hub, *, no_auth: bool, limiter: RateLimiter | None = None) -> None:
         self.hub = hub
         self.no_auth = no_auth
         self.limiter = limiter or RateLimiter(0, 1)
+        self.failures = RateLimiter(FAILURES_PER_SECOND, FAILURE_BURST)
         self._cache: dict[str, tuple[Actor, float]] = {}
 
     def invalidate(self) -> None:
         """Forget every cached token (after a revoke)."""
         self._cache.clear()
 
-    async def actor(self, token: str, digest: str | None = None) -> Actor:
-        """The actor of a token (``digest``: its hash, if known); ``Unauthorized`` when unknown or revoked."""
+    async def actor(self, token: str, digest: str | None = None, address: str | None = None) -> Actor:
+        """The actor of a token (``digest``: its hash, if known); ``Unauthorized`` when unknown or revoked.
+
+        With ``address`` (the client's), an uncached token is looked up only
+        while that address has failed authentications left (else
+        ``RateLimited``), and a failure spends one.
+        """
         digest = digest or tokens.hash_token(token)
         hit = self._cache.get(digest)
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
+        if address is not None:
+            self.failures.refuse_if_spent(address, "failed authentications")
         actor = await self.hub.query(lambda tx, now: tokens.authenticate(tx, token))
         if actor is None:
-            raise Unauthorized("unknown or revoked token; ask an admin for one (`coord token create NAME`)")
+            raise self.failed(address, "unknown or revoked token; ask an admin for one (`coord token create NAME`)")
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (actor, time.monotonic() + CACHE_SECONDS)
+        return actor
+
+    def failed(self, address: str | None, message: str) -> Unauthorized:
+        """Count a failed authentication against ``address`` (if known); the 401 to raise."""
+        if address is not None:
+            with contextlib.suppress(RateLimited):
+                self.failures.check(address)
+        return Unauthorized(message)
+
+    async def authenticate(self, authorization: str | None, address: str, *, inner: bool = False) -> Actor:
+        """The actor of an ``Authorization`` header value, rate limited (per token unless ``inner``).
+
+        ``inner`` marks a request the hub makes to itself on behalf of one
+        already counted (an ``/mcp`` tool call's REST request). Raises
+        ``Unauthorized`` (missing, malformed, unknown, revoked) or ``RateLimited``.
+        """
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized(MISSING_TOKEN)  # costs no hash and no lookup: not counted against the address
+        digest = tokens.hash_token(token)  # once: the cache key and the rate-limit key
+        actor = await self.actor(token, digest, address)
+        if not inner:
+            self.limiter.check(digest)
         return actor
 
 
@@ -144,16 +204,20 @@ class Caller:
 
 
 async def caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
-    """FastAPI dependency: resolve the caller or raise 401."""
+    """FastAPI dependency: resolve the caller or raise 401 (429 when rate limited)."""
     auth: Authenticator = request.app.state.auth
+    address = client_address(request.scope)
+    inner = bool(request.scope.get(INNER_REQUEST))
     if auth.no_auth:
         session = request.headers.get(SESSION_HEADER)
-        auth.limiter.check(session or (request.client.host if request.client else "?"))
+        if not inner:
+            auth.limiter.check(session or address)
         return Caller(None, session)
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>' "
-                           "(create one with `coord token create NAME`)")
-    digest = tokens.hash_token(credentials.credentials)  # once: the cache key and the rate-limit key
-    actor = await auth.actor(credentials.credentials, digest)
-    auth.limiter.check(digest)
+    actor = await auth.authenticate(request.headers.get("authorization"), address, inner=inner)
     return Caller(actor)
+
+
+def client_address(scope: Scope) -> str:
+    """The client's IP address as the server saw it ("?" when unknown)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "?"

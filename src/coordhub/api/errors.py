@@ -116,6 +116,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(CoordError)
     async def coord_error(request: Request, exc: CoordError) -> JSONResponse:
         if isinstance(exc, Unavailable):
+            request.app.state.db_probe.saw_unavailable()
             wait = request.app.state.retry_after
             message = f"Database unavailable. Retry after {wait} seconds."
             return envelope(503, exc.code, message, {"Retry-After": str(wait)}, retry_after=wait)

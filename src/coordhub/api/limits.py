@@ -17,19 +17,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds per client and per hub process; every field is the setting of the same name.
+    """Bounds per client and per hub process; every field but ``max_streams`` is the setting of the same name.
 
     ``event_detail_bytes``: largest ``detail`` of a client event (UTF-8 JSON).
     ``event_quota``: client events each session may record per minute (a
     token bucket of that size refilling evenly). ``event_ring_bytes``: the
     in-memory event ring's budget (estimated bytes). ``streams_per_token``:
-    concurrent SSE streams plus long-polls per session.
+    concurrent SSE streams plus long-polls per session. ``max_streams``: the
+    same for the whole process; ``coord serve`` derives it from the connection
+    limit, keeping headroom for short requests.
     """
 
     event_detail_bytes: int = 4096
     event_quota: int = 120
     event_ring_bytes: int = 32 * 1024 * 1024
     streams_per_token: int = 64
+    max_streams: int = 4096
 
 
 class BodyLimit:

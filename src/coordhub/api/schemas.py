@@ -505,6 +505,8 @@ class HealthOut(Out):
     backend: str
     durability: str
     version: str
+    fd_limit: int | None = None
+    max_connections: int | None = None
 
 
 ConflictsOut.model_rebuild()

@@ -44,9 +44,9 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from coordhub.api.auth import SESSION_HEADER, Authenticator
+from coordhub.api.auth import INNER_REQUEST, SESSION_HEADER, Authenticator, client_address
 from coordhub.client.aio import AsyncCoordClient
-from coordhub.errors import Forbidden, Invalid, Unauthorized
+from coordhub.errors import Forbidden, Invalid
 from coordhub.mcp.server import PROFILE_ENV, PROFILES, build_server
 
 PATH = "/mcp"
@@ -65,16 +65,31 @@ class HttpCaller:
 
 
 class AppConnector:
-    """Gives each tool call a client of the hub's own app (in-process) carrying the HTTP caller's identity."""
+    """Gives each tool call a client of the hub's own app (in-process) carrying the HTTP caller's identity.
+
+    Its requests are marked as the hub's own (``INNER_REQUEST``): the
+    ``/mcp`` request that made them was already counted by the rate limit.
+    """
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
+        self._inner = _Inner(app)
 
     def client(self, ctx: Context) -> AsyncCoordClient:
         """The caller's client; it holds no connection, so it needs no closing."""
         caller: HttpCaller = ctx.request_context.request.scope[SCOPE_KEY]  # type: ignore[union-attr]
-        return AsyncCoordClient(INTERNAL_URL, caller.token, caller.session, app=self.app,
+        return AsyncCoordClient(INTERNAL_URL, caller.token, caller.session, app=self._inner,
                                 session_id=caller.session_id)
+
+
+class _Inner:
+    """The app, with each request marked as made by the hub itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app({**scope, INNER_REQUEST: True}, receive, send)
 
 
 def mount(app: FastAPI, *, allowed_hosts: Sequence[str] = ()) -> None:
@@ -143,7 +158,7 @@ class _Gate:
         headers = Headers(scope=scope)
         if not self.auth.no_auth:
             _same_origin(headers)
-        scope[SCOPE_KEY] = await self._caller(headers)
+        scope[SCOPE_KEY] = await self._caller(headers, client_address(scope))
         profile = QueryParams(scope.get("query_string", b"")).get("tools") or self.default
         if profile not in PROFILES:
             raise Invalid(f"tools={profile!r}: use one of {', '.join(PROFILES)}", field="tools")
@@ -151,16 +166,15 @@ class _Gate:
             raise RuntimeError("/mcp is not running: the app's lifespan has not started")
         await self.endpoints[profile](scope, receive, send)
 
-    async def _caller(self, headers: Headers) -> HttpCaller:
+    async def _caller(self, headers: Headers, address: str) -> HttpCaller:
+        """Who is calling; each ``/mcp`` request counts against the caller's rate limit, like a REST request."""
         if self.auth.no_auth:
             session = headers.get(SESSION_HEADER)
+            self.auth.limiter.check(session or address)
             return HttpCaller(None, session, session)
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>' "
-                               "(create one with `coord token create NAME`)")
-        actor = await self.auth.actor(token.strip())
-        return HttpCaller(token.strip(), None, actor.session_id)
+        authorization = headers.get("authorization")
+        actor = await self.auth.authenticate(authorization, address)
+        return HttpCaller((authorization or "").partition(" ")[2].strip(), None, actor.session_id)
 
 
 def _same_origin(headers: Headers) -> None:

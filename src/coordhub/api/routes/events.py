@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from coordhub.api import streams
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
@@ -102,7 +103,10 @@ async def _stream(h: Hub, cursor: int, keep: Callable[[Row], bool]) -> AsyncIter
 async def stream(request: Request, after: int | None = Query(None, ge=0, le=2**62), kinds: str | None = None,
                  project_key: str | None = None, to_session: str | None = None, session_id: str | None = None,
                  who: Caller = Depends(caller)) -> StreamingResponse:
-    """Follow the event log live; resume with ``Last-Event-ID`` or ``?after=`` (default: from now on)."""
+    """Follow the event log live; resume with ``Last-Event-ID`` or ``?after=`` (default: from now on).
+
+    Each session may hold ``streams_per_token`` streams and long-polls at once (429 ``too_many_streams``).
+    """
     h = hub(request)
     assert h.bus is not None
     cursor = _start(request, after, h.bus.last_id)
@@ -113,8 +117,9 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=2**6
         return events.visible(row, viewer, admin) and events.matches(row, prefixes, project_key, to_session,
                                                                      session_id)
 
-    return StreamingResponse(_stream(h, cursor, keep), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    release = streams.slots(request).acquire(streams.key(who, request))
+    return streams.HeldStream(_stream(h, cursor, keep), release, media_type="text/event-stream",
+                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 def _viewer(who: Caller) -> tuple[str, bool]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from coordhub.api import streams
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
@@ -65,17 +67,21 @@ async def unread_count(request: Request, session_id: str | None = None,
 async def wait(request: Request, timeout: float = Query(30.0, ge=0, le=MAX_WAIT_SECONDS),
                after_seq: int = Query(0, ge=0, le=2**62), session_id: str | None = None,
                who: Caller = Depends(caller)) -> JSONResponse:
-    """Long-poll: answer as soon as the caller has an unread message with ``seq > after_seq``, else ``[]``."""
+    """Long-poll: answer as soon as the caller has an unread message with ``seq > after_seq``, else ``[]``.
+
+    A wait (``timeout`` > 0) holds one of the session's ``streams_per_token`` slots (429 ``too_many_streams``).
+    """
     viewer = _viewer(who, session_id, "session_id")
     h = hub(request)
     bus = h.bus
     assert bus is not None
     deadline = time.monotonic() + timeout
-    while True:
-        cursor = bus.last_id  # before the query: nothing committed after it can be missed
-        found = await h.query(lambda tx, now: messages.unread_after(tx, viewer, after_seq))
-        if found or not await _message_for(bus, viewer, cursor, deadline):
-            return JSONResponse(found)
+    with streams.slots(request).hold(streams.key(who, request)) if timeout > 0 else contextlib.nullcontext():
+        while True:
+            cursor = bus.last_id  # before the query: nothing committed after it can be missed
+            found = await h.query(lambda tx, now: messages.unread_after(tx, viewer, after_seq))
+            if found or not await _message_for(bus, viewer, cursor, deadline):
+                return JSONResponse(found)
 
 
 async def _message_for(bus: EventBus, viewer: str, cursor: int, deadline: float) -> bool:

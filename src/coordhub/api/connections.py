@@ -1,0 +1,126 @@
+"""Connection limits of ``coord serve``: descriptors, a connection cap, and a header-read deadline.
+
+uvicorn bounds the idle time between requests (``timeout_keep_alive``, reset
+by every byte received) but has no deadline for receiving a request's
+headers, and it accepts connections until the process runs out of file
+descriptors, after which nobody (not ``/health``, not an admin) gets in
+(issue 8: ~1,000 half-open requests took a hub at ``ulimit -n 1024``
+offline). :func:`guarded_protocol` wraps uvicorn's HTTP protocol class with:
+
+* a **header deadline**: from the moment a connection opens, and again each
+  time a response completes, the next request's headers must arrive within
+  ``header_timeout`` seconds, or the connection is closed (trickling bytes
+  does not extend it);
+* a **connection cap** below the descriptor limit: when a new connection
+  would pass ``max_connections``, the connection that has waited longest for
+  its headers (half-open, or idle between requests) is closed to make room,
+  or, if every connection is busy with a request, the new one is. Long-lived
+  requests are capped separately (:mod:`coordhub.api.streams`) below this
+  cap, so short requests such as ``/health`` always find room.
+
+:func:`raise_fd_limit` lifts the soft descriptor limit to the hard one at
+start, and :func:`connection_budget` derives the caps from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from typing import Any
+
+FD_RESERVE = 128  # descriptors kept for the database, its reader threads, logs and the listening socket
+STREAM_HEADROOM = 8  # 1/8 of the connections (at least 16) stay free of streams and long-polls
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit where allowed; return the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):  # a container may forbid it; keep what we have
+            pass
+    return int(soft) if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def connection_budget(fd_limit: int, max_connections: int = 0) -> tuple[int, int]:
+    """``(connections, streams)`` the process may hold at once, given its descriptor limit.
+
+    ``max_connections`` 0 means as many as the descriptors allow after
+    :data:`FD_RESERVE`; a larger request is lowered to that. Streams and
+    long-polls get all but :data:`STREAM_HEADROOM`-ths of the connections.
+    """
+    room = max(16, fd_limit - FD_RESERVE)
+    connections = room if max_connections <= 0 else min(max_connections, room)
+    streams = max(1, connections - max(16, connections // STREAM_HEADROOM))
+    return connections, streams
+
+
+def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float,
+                     max_connections: int) -> type[asyncio.Protocol]:
+    """A subclass of uvicorn's HTTP protocol ``base`` (httptools or h11) with the module's two guards.
+
+    Relies on what both uvicorn protocols share: ``connections`` (the
+    server's set of open protocols), ``cycle`` (the current request, replaced
+    when a new request's headers are complete), ``loop``, ``transport``,
+    ``on_response_complete``.
+    """
+    proto: Any = base
+
+    class Guarded(proto):  # type: ignore[misc]
+        _deadline: asyncio.TimerHandle | None = None
+        _armed_cycle: Any = None
+        _waiting_since = 0.0
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+            if len(self.connections) > max_connections and self._open() > max_connections:
+                self._shed()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._deadline is not None and self.cycle is not self._armed_cycle:
+                self._disarm()  # a new request's headers are complete
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+                self._arm()  # idle until the next request: its headers have a deadline too
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._armed_cycle = self.cycle
+            self._waiting_since = time.monotonic()
+            self._deadline = self.loop.call_later(header_timeout, self._expire)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expire(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def _open(self) -> int:
+            # closed connections stay in the set until connection_lost runs: count only live ones (O(n), at the cap)
+            return sum(1 for c in self.connections if not c.transport.is_closing())
+
+        def _shed(self) -> None:
+            waiting = [c for c in self.connections if c._deadline is not None and c is not self
+                       and not c.transport.is_closing()]
+            victim = min(waiting, key=lambda c: c._waiting_since) if waiting else self
+            victim._disarm()
+            victim.transport.close()
+
+    Guarded.__name__ = Guarded.__qualname__ = f"Guarded{base.__name__}"
+    return Guarded

@@ -1,0 +1,103 @@
+"""Caps on long-lived requests: SSE streams and long-polls, per session and per hub process.
+
+Each open stream or long-poll holds a connection (a file descriptor) for as
+long as it lasts, so one client opening thousands of them could take every
+descriptor the hub has (issue 8: 1,100 streams from one token took a hub at
+``ulimit -n 1024`` offline). :class:`StreamSlots` counts them: past
+``per_key`` for one session, or ``total`` for the process, a new one is
+refused with 429 ``too_many_streams`` and a message saying which limit was
+hit. ``total`` is set below the connection limit, so short requests
+(``/health``, admin calls) always find a connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi import Request
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from coordhub.api.auth import Caller
+from coordhub.errors import TooManyStreams
+
+RETRY_SECONDS = 5
+
+
+class StreamSlots:
+    """Counts held streams per key (a session) and in total. Use from the event loop's thread only."""
+
+    def __init__(self, per_key: int, total: int) -> None:
+        self.per_key = per_key
+        self.total = total
+        self.held = 0
+        self._by_key: dict[str, int] = {}
+
+    def acquire(self, key: str) -> Callable[[], None]:
+        """Take a slot for ``key``; return the function that gives it back (idempotent).
+
+        Raises :class:`TooManyStreams` (429) when ``key`` holds ``per_key``
+        slots or the process holds ``total``.
+        """
+        mine = self._by_key.get(key, 0)
+        if mine >= self.per_key:
+            raise TooManyStreams(f"{key} already holds {mine} event streams and long-polls, the limit per token "
+                                 f"(streams_per_token); close one before opening another", RETRY_SECONDS)
+        if self.held >= self.total:
+            raise TooManyStreams(f"the hub holds its limit of {self.total} event streams and long-polls; "
+                                 f"retry in {RETRY_SECONDS} s", RETRY_SECONDS)
+        self._by_key[key] = mine + 1
+        self.held += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self.held -= 1
+            left = self._by_key[key] - 1
+            if left:
+                self._by_key[key] = left
+            else:
+                del self._by_key[key]
+
+        return release
+
+    @contextlib.contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        """A slot for ``key`` for the duration of the ``with`` block (see :meth:`acquire`)."""
+        release = self.acquire(key)
+        try:
+            yield
+        finally:
+            release()
+
+
+class HeldStream(StreamingResponse):
+    """A streaming response that gives its slot back when it ends, however it ends (done, disconnect, error)."""
+
+    def __init__(self, content: Any, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+def slots(request: Request) -> StreamSlots:
+    """The app's stream slots."""
+    held: StreamSlots = request.app.state.streams
+    return held
+
+
+def key(who: Caller, request: Request) -> str:
+    """Whose slots a request uses: its token's session; on a ``--no-auth`` hub the named session, else the address."""
+    if who.token_actor is not None:
+        return who.token_actor.session_id
+    return who.header_session or (request.client.host if request.client else "?")
