@@ -1,0 +1,98 @@
+"""Issue 8 point 6 (rate limits without gaps) and the quotas of point 3, in-process over both backends.
+
+``/mcp`` requests count against the caller's rate limit like REST requests
+(a tool call's inner REST request is not counted twice); unknown tokens are
+limited per client address before their store lookup, while a cached valid
+token from the same address is never held up; ``/health`` pings the database
+at most once a second however many calls arrive; client events have a
+per-session quota.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import pytest
+from fastapi.testclient import TestClient
+
+from coordhub.api.app import create_app
+from coordhub.api.auth import FAILURE_BURST
+from coordhub.api.limits import Limits
+from coordhub.core import tokens
+from coordhub.core.hub import Hub
+from coordhub.server import SYSTEM
+
+JSONRPC = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
+           "MCP-Protocol-Version": "2025-06-18"}
+TOOLS_LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+
+
+@pytest.fixture
+def limited(hub: Hub) -> Iterator[tuple[TestClient, dict[str, str], dict[str, str]]]:
+    """An app with a small rate limit (burst 5, 1 request/s) and a small event quota; admin and session headers."""
+    admin = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.ensure_admin(tx, None, now)).body
+    me = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.create(tx, SYSTEM, "A/x", False, now)).body["token"]
+    app = create_app(hub, sweep_seconds=0, rate_limit=1.0, rate_burst=5, limits=Limits(event_quota=3))
+    with TestClient(app) as client:
+        yield client, {"Authorization": f"Bearer {admin}"}, {"Authorization": f"Bearer {me}"}
+
+
+def test_mcp_tools_list_is_rate_limited(limited: tuple[TestClient, dict[str, str], dict[str, str]]) -> None:
+    client, _, me = limited
+    codes = [client.post("/mcp", json=TOOLS_LIST, headers={**JSONRPC, **me}).status_code for _ in range(8)]
+    assert codes[:5] == [200] * 5, codes
+    assert 429 in codes[5:], codes
+
+
+def test_an_mcp_tool_call_counts_once(limited: tuple[TestClient, dict[str, str], dict[str, str]]) -> None:
+    client, _, me = limited
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "status", "arguments": {}}}
+    for _ in range(5):  # each makes an inner REST request too; counted twice, the burst would end at 3
+        r = client.post("/mcp", json=call, headers={**JSONRPC, **me})
+        assert r.status_code == 200 and '"isError":true' not in r.text.replace(" ", ""), r.text
+
+
+def test_unknown_tokens_are_limited_per_address_before_lookup(
+        limited: tuple[TestClient, dict[str, str], dict[str, str]], hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    client, _, me = limited
+    assert client.get("/api/coord/whoami", headers=me).status_code == 200  # cached from now on
+    lookups = [0]
+    real = tokens.authenticate
+
+    def counting(tx: Any, token: str) -> Any:
+        lookups[0] += 1
+        return real(tx, token)
+
+    monkeypatch.setattr(tokens, "authenticate", counting)
+    codes = [client.get("/api/coord/status", headers={"Authorization": f"Bearer coord_guess{i}"}).status_code
+             for i in range(FAILURE_BURST + 20)]
+    assert codes[:FAILURE_BURST] == [401] * FAILURE_BURST and set(codes[FAILURE_BURST + 1:]) == {429}, codes
+    assert lookups[0] <= FAILURE_BURST + 1  # refused before the store was asked
+    r = client.post("/mcp", json=TOOLS_LIST, headers={**JSONRPC, "Authorization": "Bearer coord_guess-mcp"})
+    assert r.status_code == 429  # /mcp shares the same gate
+    assert client.get("/api/coord/whoami", headers=me).status_code == 200  # a known token is never held up
+
+
+def test_health_pings_the_database_at_most_once_per_second(hub: Hub) -> None:
+    app = create_app(hub, sweep_seconds=0)
+
+    async def flood() -> list[int]:
+        async with app.router.lifespan_context(app):
+            transport = httpx2.ASGITransport(app=app)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://hub") as h:
+                rs = await asyncio.gather(*(h.get("/health") for _ in range(300)))
+        return [r.status_code for r in rs]
+
+    assert set(asyncio.run(flood())) == {200}
+    assert app.state.db_probe.probes <= 2  # the 300 calls shared one or two pings (a second may have passed)
+
+
+def test_client_events_have_a_quota_per_session(limited: tuple[TestClient, dict[str, str], dict[str, str]],
+                                                 hub: Hub) -> None:
+    client, admin, me = limited
+    codes = [client.post("/api/coord/events", json={"kind": "hook.x"}, headers=me).status_code for _ in range(5)]
+    assert codes[:3] == [201] * 3 and codes[3:] == [429, 429], codes
+    assert client.post("/api/coord/events", json={"kind": "hook.x"}, headers=admin).status_code == 201  # per session
