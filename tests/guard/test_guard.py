@@ -123,6 +123,17 @@ def test_hub_down_fails_open_by_default_and_closed_when_asked(fleet: Fleet) -> N
     assert r.code == 0 and "warning: the hub could not be asked" in r.err and "accepted unchecked" in r.err
 
 
+def test_a_path_no_lease_can_name_is_refused_fail_closed_and_reported_fail_open(fleet: Fleet) -> None:
+    """Issue 7, point 13: a file name with a newline is never silently "not checked"."""
+    repo = fleet.repo
+    repo.change("src/new\nline.py")
+    r = repo.commit(env={"COORD_HOOK_FAIL_MODE": "closed"})
+    assert r.code == 1 and "commit refused: 1 path(s) cannot be checked" in r.err, r
+    assert "  src/new\\nline.py: not a valid lease resource" in r.err
+    r = repo.commit()
+    assert r.code == 0 and "warning: 1 path(s) cannot be checked" in r.err and "accepted unchecked" in r.err, r
+
+
 def test_nothing_staged_asks_nothing(fleet: Fleet) -> None:
     r = fleet.repo.git("commit", "-q", "--allow-empty", "-m", "empty",
                        env={"COORD_URL": f"http://127.0.0.1:{free_port()}", "COORD_HOOK_FAIL_MODE": "closed"})

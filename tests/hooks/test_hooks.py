@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -216,12 +217,70 @@ def test_pre_tool_use_fail_open_and_fail_closed(fleet: Fleet, closed_url: str) -
     path = fleet.a.project_dir / "src" / "app.py"
     r = fleet.a.hook("pre-tool-use", **edit(path), env={"COORD_URL": closed_url})
     r.silent()
-    assert "could not be asked" in r.err and "edit of src/app.py allowed (COORD_HOOK_FAIL_MODE=open)" in r.err
+    assert "could not be asked" in r.err and "cannot check src/app.py" in r.err
+    assert "edit allowed (COORD_HOOK_FAIL_MODE=open)" in r.err
     r = fleet.a.hook("pre-tool-use", **edit(path), env={"COORD_URL": closed_url, "COORD_HOOK_FAIL_MODE": "closed"})
     out = r.json()["hookSpecificOutput"]
     assert out["permissionDecision"] == "deny"
     assert "cannot check whether src/app.py is leased" in out["permissionDecisionReason"]
     assert "COORD_HOOK_FAIL_MODE=closed" in out["permissionDecisionReason"]
+
+
+def test_pre_tool_use_sees_through_symlinks_inside_the_project(fleet: Fleet, tmp_path: Path) -> None:
+    """Issue 7, point 13: ``alias/a.py`` (alias -> src) and ``link.py`` -> ``src/a.py`` are the leased file."""
+    root = fleet.a.project_dir
+    (root / "src" / "a.py").write_text("x = 1\n")
+    (root / "alias").symlink_to("src")
+    (root / "link.py").symlink_to("src/a.py")
+    outside = tmp_path / "outside-link.py"
+    outside.symlink_to(root / "src" / "a.py")
+    lease = fleet.b.claim("src/a.py", "a.py work")
+    for path, shown in ((root / "alias" / "a.py", "src/a.py (edited as alias/a.py)"),
+                        (root / "link.py", "src/a.py (edited as link.py)"),
+                        (outside, "src/a.py"), (root / "src" / "a.py", "src/a.py")):
+        reason = fleet.a.hook("pre-tool-use", **edit(path)).json()["hookSpecificOutput"]["permissionDecisionReason"]
+        assert reason.startswith(f"coord: {shown} is leased by {B}") and lease["id"] in reason, (path, reason)
+    fleet.b.api("DELETE", f"/locks/{lease['id']}")
+    lease = fleet.b.claim("alias/", "the lexical name is leased")  # a lease on the link's own name still counts
+    reason = fleet.a.hook("pre-tool-use", **edit(root / "alias" / "a.py")).json()["hookSpecificOutput"]
+    assert lease["id"] in reason["permissionDecisionReason"]
+    fleet.a.hook("pre-tool-use", **edit(root / "src" / "b.py")).silent()
+
+
+@pytest.mark.parametrize("name", ["bad\x00name.py", "src/new\nline.py", "src/" + "d" * 1100 + ".py"])
+def test_pre_tool_use_on_a_path_no_lease_can_name_follows_the_fail_mode(fleet: Fleet, name: str) -> None:
+    """A NUL byte, a control character or an over-long name is never silently "not checked"."""
+    path = f"{fleet.a.project_dir}/{name}"
+    r = fleet.a.hook("pre-tool-use", **edit(path))
+    r.silent()
+    assert "cannot check" in r.err and "edit allowed (COORD_HOOK_FAIL_MODE=open)" in r.err, r.err
+    r = fleet.a.hook("pre-tool-use", **edit(path), env={"COORD_HOOK_FAIL_MODE": "closed"})
+    out = r.json()["hookSpecificOutput"]
+    assert out["permissionDecision"] == "deny" and "cannot check whether" in out["permissionDecisionReason"]
+    assert "\n" not in out["permissionDecisionReason"].split(".")[0]
+
+
+def coord(agent: Any, *args: str, cwd: Path) -> Any:
+    """``coord ARGS --json`` as ``agent`` in ``cwd`` (a real CLI process); the decoded answer."""
+    p = subprocess.run([sys.executable, "-m", "coordhub", *args, "--json"], cwd=cwd, env=agent.env,
+                       capture_output=True, text=True, timeout=90)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_a_lease_claimed_by_absolute_or_relative_path_is_the_one_the_edit_hook_checks(fleet: Fleet) -> None:
+    """Issue 7, point 13: ``coord lock claim P "$PWD/a.py"`` leases the project-relative path the hook asks about."""
+    root = fleet.b.project_dir
+    (root / "src" / "deep").mkdir()
+    lease = coord(fleet.b, "lock", "claim", PROJECT, str(root / "src" / "a.py"), "absolute", cwd=root / "src")
+    assert lease["resource"] == "src/a.py"
+    reason = fleet.a.hook("pre-tool-use", **edit(root / "src" / "a.py")).json()["hookSpecificOutput"]
+    assert lease["id"] in reason["permissionDecisionReason"]
+    other = coord(fleet.b, "lock", "claim", PROJECT, "../b.py", "relative", cwd=root / "src" / "deep")
+    assert other["resource"] == "src/b.py"
+    listed = coord(fleet.b, "lock", "list", "--resource", "b.py", cwd=root / "src")
+    assert [x["id"] for x in listed] == [other["id"]]
+    fleet.a.hook("pre-tool-use", **edit(root / "src" / "b.py")).json()
 
 
 def test_pre_tool_use_outside_the_project_never_asks_even_fail_closed(fleet: Fleet, closed_url: str,

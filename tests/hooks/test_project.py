@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from coordhub.core.paths import ResourceKind, classify
 from coordhub.hooks import project, settings
 
 
@@ -74,12 +75,63 @@ def test_relative_paths(repo: Path, tmp_path: Path) -> None:
     assert project.Project("shop", link).relative(str(repo / "x.py")) == "x.py"
 
 
+def test_names_list_the_lexical_and_the_resolved_name(repo: Path, tmp_path: Path) -> None:
+    """Issue 7, point 13: an edit through a symlink inside the project has two names; both are checked."""
+    p = project.Project("shop", repo)
+    (repo / "src").mkdir()
+    (repo / "src" / "a.py").write_text("")
+    (repo / "alias").symlink_to("src")
+    (repo / "link.py").symlink_to("src/a.py")
+    (repo / "out").symlink_to(tmp_path)
+    outside = tmp_path / "outside.py"
+    outside.symlink_to(repo / "src" / "a.py")
+    assert p.names(str(repo / "alias" / "a.py")) == ["alias/a.py", "src/a.py"]
+    assert p.names(str(repo / "alias" / "new.py")) == ["alias/new.py", "src/new.py"]  # not created yet
+    assert p.names("link.py", cwd=repo) == ["link.py", "src/a.py"]
+    assert p.names(str(outside)) == ["src/a.py"]
+    assert p.names(str(repo / "out" / "x.py")) == ["out/x.py"]  # resolves outside: the lexical name only
+    assert p.names(str(repo / "src" / "a.py")) == ["src/a.py"]
+    assert p.names(str(tmp_path / "elsewhere.py")) == []
+
+
+def test_claimed_paths_are_project_relative_and_directories_end_in_a_slash(repo: Path, tmp_path: Path) -> None:
+    """Issue 7, points 11 and 13: what ``coord lock claim`` and the stdio MCP server send for what was typed."""
+    p = project.Project("shop", repo)
+    (repo / "src" / "api").mkdir(parents=True)
+    (repo / "src" / "a.py").write_text("")
+    (repo / "alias").symlink_to("src")
+    sub = repo / "src"
+    cases = {
+        str(repo / "src" / "a.py"): "src/a.py",  # absolute
+        "a.py": "src/a.py",  # relative to the working directory
+        "../README.md": "README.md",
+        "api": "src/api/",  # an existing directory
+        "api/": "src/api/",
+        "new/": "src/new/",  # typed as a directory
+        "new": "src/new",  # nothing there: a file
+        str(repo / "alias"): "src/",  # through a symlink
+        str(repo / "alias" / "a.py"): "src/a.py",
+        ".": "src/",
+        str(repo): "./",
+        "deploy:notes.md": "deploy:notes.md",  # a NAME
+        "../deploy:notes.md": "./deploy:notes.md",  # a file of that name keeps its ./
+        "**/*.py": "**/*.py",  # globs pass unchanged
+        str(tmp_path / "elsewhere.py"): str(tmp_path / "elsewhere.py"),  # outside the project
+        "C:\\src\\x.py": "C:\\src\\x.py",  # a Windows path on a POSIX machine
+        "bad\nname": "bad\nname",  # invalid: the hub says why
+    }
+    assert {typed: p.claimed(typed, sub) for typed in cases} == cases
+    assert all(classify(r) is ResourceKind.PATH for t, r in cases.items() if t.startswith(("a", "n", "/", ".")))
+    assert p.claimed("C:x", repo) == "C:x" and p.claimed("./C:x", repo) == "./C:x"  # a drive stays; a file too
+
+
 def test_as_resource_keeps_odd_names_relative_paths() -> None:
     from coordhub.core.paths import ResourceKind, classify, overlaps
 
     for name in ("deploy:notes.md", "C:x", "src/a.py"):
         assert classify(project.as_resource(name)) is ResourceKind.PATH
     assert overlaps("src/", project.as_resource("src/a.py"))
+    assert project.as_resource("src/") == "./src/" and classify("./src/") is ResourceKind.PATH
     assert not overlaps("deploy:notes.md", project.as_resource("deploy:notes.md"))  # a NAME is not that file
 
 

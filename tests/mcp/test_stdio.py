@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +13,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.conftest import LiveHub, free_port
+from tests.hooks.test_hub import Canned, json_answer
 from tests.mcp.conftest import MODES, error, ok
 
 pytestmark = pytest.mark.anyio
@@ -21,14 +24,15 @@ A, B = "HOST-A/claude-main", "HOST-B/claude-main"
 
 @asynccontextmanager
 async def stdio(tmp_path: Path, url: str, token: str | None, *args: str, mode: str = "legacy",
-                session: str | None = None) -> AsyncIterator[Client]:
-    """``coord mcp`` as a child process, with a clean home (no identity.json, no local admin.token)."""
+                session: str | None = None, cwd: Path | None = None) -> AsyncIterator[Client]:
+    """``coord mcp`` as a child process (in ``cwd``, default the home), with a clean home (no identity.json,
+    no local admin.token)."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env = {"COORD_URL": url, "HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "PYTHONUNBUFFERED": "1"}
     env.update({"COORD_TOKEN": token} if token else {})
     env.update({"COORD_SESSION": session} if session else {})
-    params = StdioServerParameters(command=COORD[0], args=[*COORD[1:], "mcp", *args], env=env, cwd=str(home))
+    params = StdioServerParameters(command=COORD[0], args=[*COORD[1:], "mcp", *args], env=env, cwd=str(cwd or home))
     async with Client(params, mode=mode) as c:
         yield c
 
@@ -81,3 +85,20 @@ async def test_no_auth_hub_over_stdio(tmp_path: Path) -> None:
             assert ok(await a.call_tool("status", {}))["session_id"] == A
     finally:
         hub.stop()
+
+
+async def test_claim_sends_project_relative_paths_and_directories_with_a_slash(tmp_path: Path) -> None:
+    """Issue 7, points 11 and 13: the stdio server runs in the agent's tree, so it names paths as the hooks do."""
+    repo = tmp_path / "shop"
+    (repo / "src" / "api").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    hub = Canned()
+    hub.answer = json_answer(json.dumps({"id": "l-1", "fence": 1, "resource": "x"}).encode())
+    try:
+        async with stdio(tmp_path, hub.url, "tok", cwd=repo / "src") as c:
+            for typed in ("api", str(repo / "src" / "a.py"), "deploy:staging"):
+                ok(await c.call_tool("claim_lease", {"project_key": "shop", "resource": typed}))
+    finally:
+        hub.close()
+    bodies = [json.loads(r.partition(b"\r\n\r\n")[2]) for r in hub.requests if b" /api/coord/locks " in r]
+    assert [b["resource"] for b in bodies] == ["src/api/", "src/a.py", "deploy:staging"]

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from coordhub.cli.common import JSON_OPT, call, show
 from coordhub.cli.output import console, table
+from coordhub.hooks import project as projects
 
 app = typer.Typer(help="Leases on files, folders, globs and services, with fencing tokens.", no_args_is_help=True)
+
+
+def resource_arg(text: str) -> str:
+    """A resource as typed in the working directory, as the hooks will name it (issue 7, points 11 and 13).
+
+    Paths, absolute or relative to the working directory, become
+    project-relative (the hooks' project root: ``$CLAUDE_PROJECT_DIR``'s git
+    working tree, else the working directory's), symlinks resolved, with a
+    trailing ``/`` for an existing directory; NAMEs and globs are unchanged.
+    See :meth:`coordhub.hooks.project.Project.claimed`.
+    """
+    cwd = Path.cwd()
+    return projects.resolve(cwd).claimed(text, cwd)
+
 
 COLUMNS = [("id", "id"), ("fence", "fence"), ("project_key", "project"), ("resource", "resource"),
            ("session_id", "holder"), ("expires_at", "expires"), ("description", "description")]
@@ -19,7 +35,9 @@ COLUMNS = [("id", "id"), ("fence", "fence"), ("project_key", "project"), ("resou
 def claim(
     ctx: typer.Context,
     project: str = typer.Argument(..., help="Project key, e.g. gururmm."),
-    resource: str = typer.Argument(..., help="Path (server/src/), glob (src/**/*.py) or name (deploy:staging)."),
+    resource: str = typer.Argument(..., help="Path (server/src/; absolute or relative to the working directory: "
+                                             "sent project-relative, a directory with /), glob (src/**/*.py) or "
+                                             "name (deploy:staging)."),
     description: str = typer.Argument(..., help="What you are doing."),
     ttl: float = typer.Option(2.0, "--ttl", help="Hours until it expires; 0 = never."),
     as_json: bool = JSON_OPT,
@@ -28,7 +46,7 @@ def claim(
 
     Claiming what you already hold renews that lease (same id and fence) and says so.
     """
-    lease = call(ctx, lambda c: c.claim(project, resource, description, ttl))
+    lease = call(ctx, lambda c: c.claim(project, resource_arg(resource), description, ttl))
     show(lease, as_json, lambda x: console.print(
         f"{'renewed your lease' if x.get('renewed') else 'claimed'} {x['id']} fence {x['fence']} on {x['resource']} "
         f"({'no expiry' if x['expires_at'] is None else 'expires ' + x['expires_at']})"))
@@ -60,20 +78,23 @@ def renew(ctx: typer.Context, lease_id: str = typer.Argument(..., help="Lease id
 
 @app.command("list")
 def list_(ctx: typer.Context, project: str | None = typer.Option(None, "--project", help="Only this project."),
-          resource: str | None = typer.Option(None, "--resource", help="Only leases overlapping this."),
+          resource: str | None = typer.Option(None, "--resource", help="Only leases overlapping this (a path is "
+                                                                       "taken as for claim)."),
           as_json: bool = JSON_OPT) -> None:
     """List live leases."""
-    rows = call(ctx, lambda c: c.locks(project, resource))
+    rows = call(ctx, lambda c: c.locks(project, None if resource is None else resource_arg(resource)))
     show(rows, as_json, lambda r: table(r, COLUMNS, "no live leases"))
 
 
 @app.command()
 def check(ctx: typer.Context, fence: int = typer.Argument(..., help="The fence to check."),
-          resource: str | None = typer.Option(None, "--resource", help="Resource it must cover."),
+          resource: str | None = typer.Option(None, "--resource", help="Resource it must cover (a path is taken "
+                                                                       "as for claim)."),
           project: str | None = typer.Option(None, "--project", help="Project it must be in."),
           as_json: bool = JSON_OPT) -> None:
     """Is this fence still the current holder's? Exit 4 if not."""
-    result: Any = call(ctx, lambda c: c.check_fence(fence, resource, project))
+    target = None if resource is None else resource_arg(resource)
+    result: Any = call(ctx, lambda c: c.check_fence(fence, target, project))
     show(result, as_json, lambda r: console.print("current" if r["current"] else f"stale: {r['reason']}"))
     if not result["current"]:
         raise typer.Exit(4)

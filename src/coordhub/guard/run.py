@@ -10,8 +10,10 @@ stale lease, lease id, purpose, time left) and what to do.
   ``COORD_GUARD_BYPASS_REASON``, the problems found, repository, HEAD) is
   recorded on the hub; if even that fails, stderr says the bypass was not
   recorded.
-* The hub cannot be asked → ``COORD_HOOK_FAIL_MODE``: ``open`` (default)
-  accepts with a warning, ``closed`` refuses.
+* The hub cannot be asked, or a path cannot be checked at all (a name that
+  is no valid lease resource: a control character such as a newline, or
+  over the length limit) → ``COORD_HOOK_FAIL_MODE``: ``open`` (default)
+  accepts with a warning naming the paths, ``closed`` refuses.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from coordhub.guard import check, git, ledger
 from coordhub.hooks import settings as hook_settings
 from coordhub.hooks.hub import HubError
 from coordhub.hooks.invocation import Invocation
+from coordhub.hooks.untrusted import one_line
 
 MAX_LINES = 50
 MAX_RECORDED_PATHS = 200
@@ -62,12 +65,15 @@ def main(event: str, args: list[str]) -> int:
     if error is not None:
         return _unchecked(settings.fail_closed, hook, f"the hub could not be asked ({error})")
     assert verdict is not None
-    for p in verdict.unchecked:
-        say(f"{p}: not checked (not a valid lease resource)")
-    if not verdict.problems:
-        return 0
-    _refuse(hook, inv.project.key, verdict.problems)
-    return 1
+    if verdict.problems:
+        _refuse(hook, inv.project.key, verdict.problems)
+        return 1
+    if verdict.unchecked:
+        for p in verdict.unchecked[:MAX_LINES]:
+            sys.stderr.write(f"  {one_line(p)}: not a valid lease resource (a control character, or too long)\n")
+        return _unchecked(settings.fail_closed, hook, f"{len(verdict.unchecked)} path(s) cannot be checked "
+                                                      "against leases (listed above)")
+    return 0
 
 
 def _check(inv: Invocation, changed: list[str], ledger_file: Path, accept_if_clean: bool) -> check.Verdict:

@@ -11,20 +11,25 @@ since stopping the whole fleet is what a halt is for. The hook learns of a
 halt only from the same answer (``{"leases": […], "halt": {…}}``); when the
 hub answers a bare list of leases, no halt is checked (no second request).
 
-When the hub cannot be asked (unreachable, refused, misconfigured),
+Symlinks: a path is asked about under its lexical name and, when they
+differ, under the name with symlinks resolved (both inside the project), so
+``alias/a.py`` or ``link.py`` pointing at a leased ``src/a.py`` is denied.
+
+When the hub cannot be asked (unreachable, refused, misconfigured), or the
+path cannot be checked at all (a NUL byte; a name the hub refuses as a lease
+resource with 422: a control character, over the length limit),
 ``COORD_HOOK_FAIL_MODE`` decides: ``open`` (default) prints nothing, so the
-edit goes ahead, and says so in one line on stderr; ``closed`` denies with a
-reason saying the hub could not be asked.
+edit goes ahead, and says why in one line on stderr; ``closed`` denies with
+that reason. Nothing is ever silently left unchecked.
 """
 
 from __future__ import annotations
 
-import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 from coordhub.hooks import leases as leases_text
 from coordhub.hooks import output
-from coordhub.hooks.hub import HubError
+from coordhub.hooks.hub import HubError, HubRefused
 from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.output import Answer
 from coordhub.hooks.project import as_resource
@@ -39,27 +44,48 @@ def pre_tool_use(inv: Invocation) -> Answer | None:
     Nothing is also the answer for other tools, a missing path, a file outside
     the project, and a file free or leased only by this session. Printing
     nothing (rather than ``allow``) leaves Claude Code's own permission
-    prompts in force.
+    prompts in force. A path edited through a symlink is asked about under
+    both its names (one more request only then); either conflicting denies.
     """
-    rel = edited_path(inv)
-    if rel is None:
+    names = edited_names(inv)
+    if names is None:
         return None
-    try:
-        data = inv.hub.get("/locks/conflicts", project_key=inv.project.key, resource=as_resource(rel))
-    except HubError as exc:
-        return cannot_check(inv, rel, exc)
-    leases, halt = _parse(data)
-    if halt:
-        return output.deny(f"coord: the fleet is halted by {one_line(halt.get('halted_by'))} since "
-                           f"{leases_text.when(halt.get('halted_at'))}: {one_line(halt.get('reason'))}. "
-                           "No file edits until an admin runs `coord resume`; tell the user.")
-    if leases:
-        return output.deny(deny_reason(rel, inv.project.key, leases))
+    if isinstance(names, Unguardable):
+        return cannot_check(inv, names.shown, names.why)
+    found: dict[str, dict[str, Any]] = {}
+    for rel in names:
+        try:
+            data = inv.hub.get("/locks/conflicts", project_key=inv.project.key, resource=as_resource(rel))
+        except HubError as exc:
+            return cannot_check(inv, one_line(names[0]), _why(rel, exc))
+        leases, halt = _parse(data)
+        if halt:
+            return output.deny(f"coord: the fleet is halted by {one_line(halt.get('halted_by'))} since "
+                               f"{leases_text.when(halt.get('halted_at'))}: {one_line(halt.get('reason'))}. "
+                               "No file edits until an admin runs `coord resume`; tell the user.")
+        for lease in leases:
+            found.setdefault(str(lease.get("id")), lease)
+    if found:
+        shown = names[-1] + (f" (edited as {names[0]})" if len(names) > 1 else "")
+        return output.deny(deny_reason(one_line(shown), inv.project.key, list(found.values())))
     return None
 
 
-def edited_path(inv: Invocation) -> str | None:
-    """The project-relative path the tool call would change, or None (not an edit tool, no path, outside)."""
+class Unguardable(NamedTuple):
+    """An edit inside the project whose path no lease can be checked for: ``shown`` safely, and why."""
+
+    shown: str
+    why: str
+
+
+def edited_names(inv: Invocation) -> list[str] | Unguardable | None:
+    """The project-relative names of the file the tool call would change (see :meth:`Project.names`).
+
+    None when there is nothing to guard: not an edit tool, no path, a path
+    outside the project or the project root itself. A path with a NUL byte
+    cannot be made relative (no file system takes it) and cannot be asked
+    about, so it is :class:`Unguardable` rather than silently unchecked.
+    """
     field = PATH_FIELDS.get(str(inv.payload.get("tool_name")))
     tool_input = inv.payload.get("tool_input")
     if field is None or not isinstance(tool_input, dict):
@@ -67,11 +93,10 @@ def edited_path(inv: Invocation) -> str | None:
     path = tool_input.get(field) or tool_input.get("file_path")
     if not isinstance(path, str) or not path.strip():
         return None
-    if "\x00" in path:  # no file system accepts it, so the edit cannot happen: nothing to guard
-        sys.stderr.write(f"coord-hook {inv.event}: tool_input.{field} contains a NUL byte; nothing checked.\n")
-        return None
-    rel = inv.project.relative(path, inv.cwd)
-    return None if rel in (None, ".") else rel
+    if "\x00" in path:
+        return Unguardable(one_line(path), f"tool_input.{field} contains a NUL byte, which no lease can name")
+    names = [n for n in inv.project.names(path, inv.cwd) if n != "."]
+    return names or None
 
 
 def _parse(data: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -96,11 +121,18 @@ def deny_reason(rel: str, project_key: str, leases: list[dict[str, Any]]) -> str
             "wait until the lease ends, or work on something else.")
 
 
-def cannot_check(inv: Invocation, rel: str, exc: HubError) -> Answer | None:
-    """The fail-mode answer when the hub could not be asked about ``rel``."""
+def _why(rel: str, exc: HubError) -> str:
+    """Why asking about ``rel`` failed: the hub refused the name itself (422), or it could not be asked."""
+    if isinstance(exc, HubRefused) and exc.status == 422:
+        return f"the hub refuses {one_line(rel)} as a lease resource ({one_line(exc.message)})"
+    return f"the hub could not be asked ({exc})"
+
+
+def cannot_check(inv: Invocation, rel: str, why: str) -> Answer | None:
+    """The fail-mode answer when whether ``rel`` is leased could not be learnt (``why``): deny or report."""
     if inv.settings.fail_closed:
-        return output.deny(f"coord: cannot check whether {rel} is leased by another session: {exc}. "
-                           "COORD_HOOK_FAIL_MODE=closed denies edits until the hub answers again; "
-                           "tell the user the coord hub is down.")
-    output.log(inv.event, f"the hub could not be asked ({exc}); edit of {rel} allowed (COORD_HOOK_FAIL_MODE=open)")
+        return output.deny(f"coord: cannot check whether {rel} is leased by another session: {why}. "
+                           "COORD_HOOK_FAIL_MODE=closed denies edits until the check can be made; "
+                           "tell the user.")
+    output.log(inv.event, f"cannot check {rel}: {why}; edit allowed (COORD_HOOK_FAIL_MODE=open)")
     return None

@@ -16,6 +16,7 @@ file ``gitdir: …`` for worktrees and submodules) rather than by running
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,21 +37,79 @@ class Project:
     def relative(self, file_path: str, cwd: Path | None = None) -> str | None:
         """``file_path`` relative to the root with ``/`` separators; None when it lies outside the root.
 
+        The first of :meth:`names`: the lexical name when the path lies
+        inside lexically, else the resolved one. The root itself gives ``"."``.
+        """
+        found = self.names(file_path, cwd)
+        return found[0] if found else None
+
+    def names(self, file_path: str, cwd: Path | None = None) -> list[str]:
+        """Every project-relative name ``file_path`` is edited under: lexical first, then symlinks resolved.
+
         A relative ``file_path`` is taken from ``cwd`` (default: the root).
-        The comparison is lexical first, then with symlinks resolved, so a
-        path through a symlinked checkout still counts as inside. The root
-        itself gives ``"."``.
+        The lexical name (``..`` and ``.`` collapsed, no file system access)
+        and the name with every symlink resolved (``os.path.realpath``, so a
+        file that does not exist yet is named through its existing parents)
+        are both listed when they differ and lie inside the root: an edit of
+        ``alias/a.py`` where ``alias -> src`` changes ``src/a.py``, and a
+        lease on either name must stop it (issue 7, point 13). A symlinked
+        checkout still counts as inside. Empty when neither lies inside.
         """
         path = Path(file_path)
         if not path.is_absolute():
             path = (cwd or self.root) / path
+        found: list[str] = []
         for candidate, root in ((Path(os.path.normpath(path)), Path(os.path.normpath(self.root))),
                                 (Path(os.path.realpath(path)), Path(os.path.realpath(self.root)))):
             try:
-                return candidate.relative_to(root).as_posix()
+                name = candidate.relative_to(root).as_posix()
             except ValueError:
                 continue
-        return None
+            if name not in found:
+                found.append(name)
+        return found
+
+    def claimed(self, resource: str, cwd: Path) -> str:
+        """The lease resource to claim for what a user typed in ``cwd``: paths made project-relative.
+
+        NAMEs (``deploy:staging``), globs and invalid resources are returned
+        unchanged (the hub judges them). A PATH, absolute or relative to
+        ``cwd``, that lies inside the project becomes the project-relative
+        name of what it points at (symlinks resolved while that stays inside,
+        so a lease on ``alias/`` is a lease on ``src/``), with a trailing ``/``
+        when it is an existing directory or was typed with one (issue 7,
+        points 11 and 13), in the ``./`` form of :func:`as_resource`. A path
+        outside the project, or a Windows-style path on a POSIX system, is
+        returned unchanged. The result carries the ``./`` of :func:`as_resource`
+        only where the bare name would mean something else (``deploy:x.md``,
+        ``C:x``). Loads :mod:`coordhub.core.paths` (for the CLI and the MCP
+        server, never the edit hook).
+        """
+        from coordhub.core.paths import ResourceKind, classify, parse
+
+        try:
+            if classify(resource) is not ResourceKind.PATH:
+                return resource
+        except ValueError:
+            return resource
+        text = resource.strip()
+        if os.sep == "/" and ("\\" in text or _DRIVE.match(text)):
+            return resource
+        path = Path(os.path.expanduser(text))
+        path = path if path.is_absolute() else cwd / path
+        found = self.names(str(path), cwd)
+        if not found:
+            return resource
+        rel = found[-1]  # the resolved name when it lies inside, else the lexical one
+        directory = text.endswith("/") or os.path.isdir(path)
+        if rel == ".":
+            return "./" if directory else "."
+        rel += "/" if directory else ""
+        bare, kept = parse(rel), parse(as_resource(rel))
+        return rel if (bare.kind, bare.key) == (kept.kind, kept.key) else as_resource(rel)
+
+
+_DRIVE = re.compile(r"[A-Za-z]:")
 
 
 def git_worktree(start: Path) -> Path | None:
@@ -113,7 +172,8 @@ def as_resource(rel: str) -> str:
 
     A file named ``deploy:notes.md`` would otherwise be read as a NAME and
     ``C:x`` as a Windows drive (see :mod:`coordhub.core.paths`); a leading
-    ``./`` keeps both relative paths and changes nothing else.
+    ``./`` keeps both relative paths and changes nothing else. A trailing
+    ``/`` (a directory: ``src/`` becomes ``./src/``) is kept.
     """
     return rel if rel.startswith("./") else "./" + rel
 

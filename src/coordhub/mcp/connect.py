@@ -10,6 +10,7 @@ and names the URL.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol, cast
 
 from mcp.server.mcpserver import Context
@@ -17,6 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from coordhub.client.aio import AsyncCoordClient
 from coordhub.client.client import HubError, Unreachable
+from coordhub.hooks import project as projects
 
 
 class Connector(Protocol):
@@ -26,22 +28,45 @@ class Connector(Protocol):
         """The caller's client (never closed by the tool)."""
         ...
 
+    def resource(self, text: str) -> str:
+        """A lease resource as the caller typed it, as the hub should get it (see :class:`FixedConnector`)."""
+        ...
+
 
 class FixedConnector:
-    """One client for every call: the stdio shim, which is one session."""
+    """One client for every call: the stdio shim, which is one session, running in the agent's working tree."""
 
-    def __init__(self, client: AsyncCoordClient) -> None:
+    def __init__(self, client: AsyncCoordClient, cwd: Path | None = None) -> None:
         self._client = client
+        self._cwd = cwd or Path.cwd()
 
     def client(self, ctx: Context) -> AsyncCoordClient:
         """The shim's one client."""
         return self._client
 
+    def resource(self, text: str) -> str:
+        """Paths made project-relative, symlinks resolved, an existing directory given a trailing ``/``.
+
+        The shim runs where the agent works (Claude Code starts it in the
+        project), so it applies the CLI's rule
+        (:meth:`coordhub.hooks.project.Project.claimed`, issue 7, points 11
+        and 13); NAMEs and globs pass unchanged.
+        """
+        return projects.resolve(self._cwd).claimed(text, self._cwd)
+
 
 def client(ctx: Context) -> AsyncCoordClient:
     """The caller's client, from the connector the server's lifespan yielded."""
-    connector = cast(Connector, ctx.request_context.lifespan_context)
-    return connector.client(ctx)
+    return _connector(ctx).client(ctx)
+
+
+def hub_resource(ctx: Context, text: str) -> str:
+    """A resource argument as the hub should get it (the connector's rule; unchanged on the hub's ``/mcp``)."""
+    return _connector(ctx).resource(text)
+
+
+def _connector(ctx: Context) -> Connector:
+    return cast(Connector, ctx.request_context.lifespan_context)
 
 
 def refusal(err: HubError | Unreachable) -> ToolError:

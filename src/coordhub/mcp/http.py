@@ -81,6 +81,10 @@ class AppConnector:
         return AsyncCoordClient(INTERNAL_URL, caller.token, caller.session, app=self._inner,
                                 session_id=caller.session_id)
 
+    def resource(self, text: str) -> str:
+        """``text`` unchanged: the hub's working directory is not the caller's, so it names no local path."""
+        return text
+
 
 class _Inner:
     """The app, with each request marked as made by the hub itself."""

@@ -16,7 +16,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from coordhub.core.identity import is_broadcast
-from coordhub.mcp.connect import call, drop_none, me
+from coordhub.mcp.connect import call, drop_none, hub_resource, me
 
 API = "/api/coord"
 Importance = Literal["low", "normal", "high", "urgent"]
@@ -105,7 +105,8 @@ async def claim_lease(
 ) -> dict[str, Any]:
     """Lease a resource before changing it. Returns the lease and its fence; lease_conflict names the holder."""
     return dict(await call(ctx, "POST", f"{API}/locks", body=drop_none({
-        "project_key": project_key, "resource": resource, "description": description, "ttl_hours": ttl_hours})))
+        "project_key": project_key, "resource": hub_resource(ctx, resource), "description": description,
+        "ttl_hours": ttl_hours})))
 
 
 async def renew_lease(ctx: Context, lease_id: str,
@@ -127,16 +128,18 @@ async def list_leases(
     session_id: Annotated[str | None, Field(description="Only this holder's.")] = None,
 ) -> dict[str, Any]:
     """Live leases."""
-    found = await call(ctx, "GET", f"{API}/locks",
-                       params={"project_key": project_key, "resource": resource, "session_id": session_id})
+    found = await call(ctx, "GET", f"{API}/locks", params={
+        "project_key": project_key, "resource": None if resource is None else hub_resource(ctx, resource),
+        "session_id": session_id})
     return {"leases": found, "count": len(found)}
 
 
 async def check_fence(ctx: Context, fence: int, resource: str | None = None,
                       project_key: str | None = None) -> dict[str, Any]:
     """Is this fence still the live lease covering resource? Ask before acting on an old lease."""
-    return dict(await call(ctx, "GET", f"{API}/locks/check",
-                           params={"fence": fence, "resource": resource, "project_key": project_key}))
+    return dict(await call(ctx, "GET", f"{API}/locks/check", params={
+        "fence": fence, "resource": None if resource is None else hub_resource(ctx, resource),
+        "project_key": project_key}))
 
 
 # ---- todos ---------------------------------------------------------------------------
