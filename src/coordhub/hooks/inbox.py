@@ -26,7 +26,7 @@ from coordhub.hooks.hub import HubError, HubRefused, halt_of
 from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.leases import when
 from coordhub.hooks.output import Answer
-from coordhub.hooks.untrusted import one_line, quoted
+from coordhub.hooks.untrusted import QUOTE, one_line, quoted
 
 RULE = "=" * 60
 TITLE = "UNREAD COORD MESSAGES"
@@ -129,15 +129,20 @@ def _share(lengths: list[int], budget: int) -> list[int]:
 def _truncate(body: str, allowance: int) -> str:
     """Quoted ``body`` cut to at most ``allowance`` characters, ending in a note of how much is missing.
 
-    The note continues the last kept line (a cut just after a line break
-    drops that break), so every line is still either quoted or the note.
+    The note continues the last kept line; a line cut inside its quote
+    mark, and a line break left at the end, are dropped, so every line is
+    still either whole-quoted or the note.
     """
     if len(body) <= allowance:
         return body
     widest = len(_cut_note(len(body)))
     if allowance < widest:
         return "…"[:allowance]
-    kept = body[:allowance - widest].rstrip("\n")
+    kept = body[:allowance - widest]
+    last = kept.rsplit("\n", 1)[-1]
+    if len(last) < len(QUOTE):
+        kept = kept[:len(kept) - len(last)]
+    kept = kept.rstrip("\n")
     return kept + _cut_note(len(body) - len(kept))
 
 
