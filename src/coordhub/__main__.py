@@ -1,5 +1,5 @@
 """``python -m coordhub`` runs the ``coord`` CLI."""
 
-from coordhub.cli.main import main
+from coordhub.cli.entry import main
 
 main()

@@ -63,3 +63,17 @@ def test_hook_end_to_end(tmp_path: Path) -> None:
     assert set(result["cases"]) == {"python -c pass", "import only", "free file", "held file",
                                     "hub down (fail-open)"}
     assert all(case["errors"] == 0 for case in result["cases"].values())
+
+
+@pytest.mark.timeout(180)
+def test_cli_side_by_side(tmp_path: Path) -> None:
+    report = _bench(tmp_path, "cli", "--runs", "2")
+    result = report["cli"]
+    _check(result)
+    assert result["headline"]["ops"] == 2
+    assert set(result["cases"]) == {"python -c pass", "coord --version", "coord msg inbox", "coord lock list",
+                                    "import typer (floor)", "import httpx2 (floor)"}
+    assert all(case["errors"] == 0 and case["ops"] == 2 for case in result["cases"].values())
+    assert set(result["ratios"]) == set(result["cases"]) - {"python -c pass"}
+    assert all(r > 0 for r in result["ratios"].values())
+    assert set(result["targets_met"]) == {"coord --version", "coord msg inbox", "coord lock list"}

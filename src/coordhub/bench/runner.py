@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx2
 
-from coordhub.bench import hook_load, mcp_load, scenarios
+from coordhub.bench import cli_load, hook_load, mcp_load, scenarios
 from coordhub.bench.driver import Tick
 from coordhub.bench.target import Target, start, start_ceiling
 
@@ -27,6 +27,7 @@ TARGETS = {
     "mcp": "MCP tools/call ≥ 800/s (headline: the read tool list_leases)",
     "hook": f"coord-hook pre-tool-use p50 ≤ {hook_load.TARGET_P50_MS:g} ms incl. interpreter start (free file)",
     "soak": "500 agents, 10 min: 0 errors, 0 lost messages",
+    "cli": "p50 vs python -c pass: coord --version ≤ 3×, coord msg inbox / coord lock list ≤ 6×",
 }
 WITH_CEILING = ("lease", "message", "mcp")
 
@@ -51,7 +52,8 @@ class Options:
 def _defaults(name: str, o: Options) -> tuple[int, float]:
     """(clients, seconds per phase) of a scenario: soak 500 × 600 s; inbox one client (its target is a latency,
     not a queue); mcp 32 SDK clients; the rest 64 × 10 s."""
-    default = {"soak": (500, 600.0), "inbox": (1, 10.0), "mcp": (32, 10.0), "hook": (1, 0.0)}.get(name, (64, 10.0))
+    default = {"soak": (500, 600.0), "inbox": (1, 10.0), "mcp": (32, 10.0), "hook": (1, 0.0),
+               "cli": (1, 0.0)}.get(name, (64, 10.0))
     return o.clients or default[0], o.duration or default[1]
 
 
@@ -67,7 +69,7 @@ def _scenario(name: str, o: Options) -> scenarios.Scenario:
         "broadcast": lambda ctx: scenarios.broadcast(ctx, sessions=o.sessions),
         "inbox": scenarios.inbox, "push": lambda ctx: scenarios.push(ctx, subscribers=o.subscribers),
         "mcp": mcp_load.mcp, "hook": lambda ctx: hook_load.hook(ctx, runs=o.runs),
-        "soak": scenarios.soak,
+        "cli": lambda ctx: cli_load.cli(ctx, runs=o.runs), "soak": scenarios.soak,
     }[name]
 
 
@@ -106,7 +108,7 @@ def run(names: list[str], o: Options, progress: Callable[[str], Tick]) -> dict[s
             result: dict[str, Any] = asyncio.run(_scenario(name, o)(ctx))
             result.update(prepared)
             result.update(backend=health.get("backend"), durability=health.get("durability"), clients=clients,
-                          duration=None if name == "hook" else duration, rss_mib=target.rss_mib(),
+                          duration=None if name in ("hook", "cli") else duration, rss_mib=target.rss_mib(),
                           peak_rss_mib=target.peak_rss_mib(), hub_log=target.log_problems(), target=TARGETS[name])
         finally:
             target.stop()

@@ -8,9 +8,9 @@ from typing import Any
 
 import typer
 
-from coordhub.cli.output import console
+from coordhub.cli.output import Console, console
 
-SCENARIOS = ("lease", "lease-contended", "message", "broadcast", "inbox", "push", "mcp", "hook", "soak")
+SCENARIOS = ("lease", "lease-contended", "message", "broadcast", "inbox", "push", "mcp", "hook", "cli", "soak")
 DEFAULT = ("lease", "message")
 ALL = tuple(s for s in SCENARIOS if s != "soak")  # the 10-minute soak runs only when named
 
@@ -32,7 +32,7 @@ def bench(
     messages: int = typer.Option(1_000_000, "--messages", min=1000, help="Stored messages for the inbox scenario."),
     subscribers: int = typer.Option(1000, "--subscribers", min=1, help="SSE subscribers for the push scenario."),
     sessions: int = typer.Option(10_000, "--sessions", min=2, help="Registered sessions for the broadcast scenario."),
-    runs: int = typer.Option(50, "--runs", min=1, help="Measured runs per case of the hook scenario."),
+    runs: int = typer.Option(50, "--runs", min=1, help="Measured runs per case of the hook and cli scenarios."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
     """Drive a hub with simulated agents; report ops/s, p50/p95/p99, errors, RSS, and the ratio to the ceiling."""
@@ -49,7 +49,7 @@ def bench(
     opts = Options(clients, duration, url, token, database_url, sqlite_synchronous, ceiling and not url,
                    messages, subscribers, sessions, runs)
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(),
-                  console=console.__class__(stderr=True), transient=True) as bar:
+                  console=Console(stderr=True).rich, transient=True) as bar:
 
         def progress(label: str) -> Any:
             task = bar.add_task(label, total=1.0)
@@ -105,9 +105,13 @@ def _details(r: dict[str, Any]) -> list[str]:
     if "send_message" in r:  # mcp
         sends = r["send_message"]["send_message"]
         out.append(f"send_message {sends['ops_per_s']} calls/s {_lat(sends)}, errors {sends['errors']}")
-    if "cases" in r:  # hook
+    if "cases" in r:  # hook, cli
         out += [f"{case}: p50 {c['p50_ms']} / p90 {c['p90_ms']} / p99 {c['p99_ms']} ms, errors {c['errors']}"
                 for case, c in r["cases"].items()]
+    if "ratios" in r:  # cli
+        out += [f"{case}: {ratio}× python -c pass" + (f" (target ≤ {r['ratio_targets'][case]:g}×"
+                f"{'' if r['targets_met'][case] else ', NOT MET'})" if case in r["ratio_targets"] else "")
+                for case, ratio in r["ratios"].items()]
     if "rss_mib_all_open" in r:  # push
         out.append(f"RSS with every stream open {r['rss_mib_all_open']} MiB; missing receipts {r['missing']}; "
                    f"first receipt of a broadcast p50 {r['first_receipt_p50_ms']} ms, max {r['max_ms']} ms")

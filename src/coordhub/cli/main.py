@@ -1,4 +1,12 @@
-"""The ``coord`` command: the entry point and the commands that are not per-noun."""
+"""The ``coord`` command: the Typer app, its lazily loaded subcommands, and the commands that are not per-noun.
+
+Start-up is part of every command's cost (issue 7 point 18), so a subcommand's
+module (and what it imports: the server, MCP, Rich tables, the HTTP stack) is
+imported only when that subcommand runs or ``--help`` lists it
+(:mod:`coordhub.cli.group`): the root group knows each one by name and the
+``module:attribute`` that defines it (:data:`LAZY_COMMANDS`, :data:`LAZY_GROUPS`).
+The console script itself is :mod:`coordhub.cli.entry`.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +14,28 @@ from typing import Any
 
 import typer
 
-from coordhub import __version__
-from coordhub.cli import bench, components, hooks, locks, messages, todos, tokens, watch
 from coordhub.cli.common import EXIT_UNREACHABLE, JSON_OPT, Options, call, client, show
-from coordhub.cli.mcp import mcp, mcp_config
+from coordhub.cli.group import lazy_group
 from coordhub.cli.output import console, heading, message_banner, table, verbatim
-from coordhub.cli.serve import serve
 from coordhub.config import setting
 from coordhub.hooks.untrusted import one_line
+
+# name → "module:attribute": a function (one command) or a Typer app (a group). The order is --help's.
+LAZY_COMMANDS = {
+    "serve": "coordhub.cli.serve:serve", "watch": "coordhub.cli.watch:watch",
+    "presence": "coordhub.cli.watch:presence", "bench": "coordhub.cli.bench:bench", "mcp": "coordhub.cli.mcp:mcp",
+    "mcp-config": "coordhub.cli.mcp:mcp_config", "install-hooks": "coordhub.cli.hooks:install_hooks",
+    "uninstall-hooks": "coordhub.cli.hooks:uninstall_hooks", "install-git-hook": "coordhub.cli.hooks:install_git_hook",
+}
+LAZY_GROUPS = {
+    "msg": "coordhub.cli.messages:app", "todo": "coordhub.cli.todos:app", "lock": "coordhub.cli.locks:app",
+    "component": "coordhub.cli.components:app", "token": "coordhub.cli.tokens:app",
+}
+
+
+def _root() -> typer.Typer:
+    return app
+
 
 app = typer.Typer(
     name="coord",
@@ -23,26 +45,15 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=lazy_group(_root, first=LAZY_COMMANDS, last=LAZY_GROUPS),
 )
-app.add_typer(messages.app, name="msg")
-app.add_typer(todos.app, name="todo")
-app.add_typer(locks.app, name="lock")
-app.add_typer(components.app, name="component")
-app.add_typer(tokens.app, name="token")
-app.command()(serve)
-app.command()(watch.watch)
-app.command()(watch.presence)
-app.command()(bench.bench)
-app.command("mcp")(mcp)
-app.command("mcp-config")(mcp_config)
-app.command("install-hooks")(hooks.install_hooks)
-app.command("uninstall-hooks")(hooks.uninstall_hooks)
-app.command("install-git-hook")(hooks.install_git_hook)
 
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"coord {__version__}")
+        from coordhub.cli.entry import version_line
+
+        typer.echo(version_line())
         raise typer.Exit()
 
 
@@ -79,7 +90,9 @@ def status(ctx: typer.Context, project: str | None = typer.Option(None, "--proje
             console.print(one_line(f"HALTED by {h['halted_by']} at {h['halted_at']}: {h['reason']}"), style="bold red")
         console.print(f"unread messages: {s['unread_messages']}")
         heading("leases")
-        table(s["active_locks"], locks.COLUMNS, "  none")
+        from coordhub.cli.locks import COLUMNS
+
+        table(s["active_locks"], COLUMNS, "  none")
         heading("components")
         table(s["components"], [("project_key", "project"), ("component", "component"), ("state", "state"),
                                 ("version", "version"), ("updated_at", "updated")], "  none")
@@ -129,6 +142,9 @@ def sync(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
         raise typer.Exit(EXIT_UNREACHABLE)
 
 
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """The console script's entry point (kept for installs made before :mod:`coordhub.cli.entry`)."""
+    from coordhub.cli.entry import main as entry_main
+
+    entry_main()

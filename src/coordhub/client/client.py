@@ -17,14 +17,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any, cast
-
-import httpx2
+from typing import TYPE_CHECKING, Any, cast
 
 from coordhub import __version__
 from coordhub.client.queue import Entry, SoftfailQueue
 from coordhub.client.settings import ClientSettings
+
+if TYPE_CHECKING:  # httpx2 is imported on the first request: it costs more start-up than the whole CLI
+    import httpx2
 
 MAX_RETRY_WAIT = 60.0
 SESSION_HEADER = "X-Coord-Session"
@@ -72,13 +72,23 @@ class CoordClient:
         self.actor = _actor(settings.token, settings.session)
         self.last_drain: tuple[int, int, int] | None = None
         self._sleep = sleep
-        headers = {"User-Agent": f"coordhub/{__version__}"}
-        if settings.token:
-            headers["Authorization"] = f"Bearer {settings.token}"
-        elif settings.session:
-            headers[SESSION_HEADER] = settings.session
-        self._http = httpx2.Client(base_url=settings.url, headers=headers, timeout=settings.timeout,
-                                   transport=transport)
+        self._transport = transport
+        self._client: httpx2.Client | None = None
+
+    @property
+    def _http(self) -> httpx2.Client:
+        """The HTTP connection pool, created (and httpx2 imported) by the first request."""
+        if self._client is None:
+            import httpx2
+
+            headers = {"User-Agent": f"coordhub/{__version__}"}
+            if self.settings.token:
+                headers["Authorization"] = f"Bearer {self.settings.token}"
+            elif self.settings.session:
+                headers[SESSION_HEADER] = self.settings.session
+            self._client = httpx2.Client(base_url=self.settings.url, headers=headers, timeout=self.settings.timeout,
+                                         transport=self._transport, verify=_tls(self.settings.url))
+        return self._client
 
     def __enter__(self) -> CoordClient:
         return self
@@ -87,14 +97,17 @@ class CoordClient:
         self.close()
 
     def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self._http.close()
+        """Close the HTTP connection pool (if a request opened one)."""
+        if self._client is not None:
+            self._client.close()
 
     # -- transport --------------------------------------------------------------
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
               key: str | None) -> Any | _Failure:
         """One attempt: the decoded 2xx body, a ``_Failure`` (retryable), or ``HubError`` raised (4xx)."""
+        import httpx2
+
         headers = {"Idempotency-Key": key} if key else None
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
@@ -168,6 +181,8 @@ class CoordClient:
         so nothing is missed or repeated; raises :class:`Unreachable` when the
         hub cannot be reached and ``reconnect`` is False, ``HubError`` on a 4xx.
         """
+        import httpx2
+
         cursor = after
         params = {"kinds": kinds, "project_key": project_key, "to_session": to_session}
         while True:
@@ -288,6 +303,21 @@ class CoordClient:
         return self.call("DELETE", f"/api/coord/tokens/{name}")
 
 
+def _tls(url: str) -> Any:
+    """``verify`` for httpx2: the CA bundle for an https hub; none for a plain-http one.
+
+    Every request goes to the hub's own URL, so a plain-http hub never uses TLS;
+    loading the CA bundle anyway cost about 45 ms of CPU per command. The
+    context given instead trusts no CA at all (and still checks host names),
+    so it could only fail closed.
+    """
+    if not url.lower().startswith("http:"):
+        return True
+    import ssl
+
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 def _actor(token: str | None, session: str | None) -> str | None:
     """Who queues writes: a prefix of the token's SHA-256 (never the token), else the session."""
     if token:
@@ -301,6 +331,8 @@ def _retry_after(value: str | None) -> float | None:
         return None
     if value.strip().isdigit():
         return float(value.strip())
+    from email.utils import parsedate_to_datetime
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -1,0 +1,56 @@
+"""The ``coord`` console script: start the CLI, paying only for what the command runs.
+
+Agents run ``coord`` many times an hour, so start-up is part of every command's
+cost (issue 7 point 18; ``coord bench cli`` measures it against a bare
+interpreter). Typer alone costs several times a bare ``python -c pass``, so
+``coord --version`` (the whole command line, nothing else) is answered here
+before Typer is imported; any other form, ``--version`` among other options
+included, goes through the Typer app in :mod:`coordhub.cli.main`, which prints
+the same line.
+
+A closed stdout (``coord msg inbox | head -1``) ends the command quietly: no
+traceback, exit code :data:`EXIT_BROKEN_PIPE` (128 + SIGPIPE, what a shell
+shows for a process the signal ended).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from coordhub import __version__
+
+EXIT_BROKEN_PIPE = 141
+
+
+def version_line() -> str:
+    """What ``coord --version`` prints."""
+    return f"coord {__version__}"
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        if sys.argv[1:] == ["--version"]:
+            sys.stdout.write(version_line() + "\n")
+        else:
+            from coordhub.cli.main import app
+
+            app()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_exit()
+    except SystemExit as exc:
+        # click turns a closed stdout into exit 1 after printing nothing; still flush-guarded below
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_exit()
+        raise exc from None
+
+
+def _quiet_exit() -> None:
+    """Point stdout at /dev/null (so the interpreter's final flush cannot fail) and exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(EXIT_BROKEN_PIPE)

@@ -1,0 +1,175 @@
+"""The root ``coord`` group: subcommands imported on first use, and two corrections to Typer's parameters.
+
+Start-up is part of every command's cost (issue 7 point 18), and three things
+dominated it before a single request was sent:
+
+* every subcommand module (and what it imports: the server, MCP, Rich, the
+  HTTP stack) was imported to build the command tree. Here the root group
+  knows each subcommand by name and the ``module:attribute`` that defines it
+  (:class:`LazyCommands`), and imports it only when it runs or ``--help``
+  lists it;
+* Typer 0.29 coerces every parameter value through a Pydantic ``TypeAdapter``,
+  so any command imported Pydantic and built adapters (about 0.4 s here) even
+  for ``--limit 100``. :class:`FastCoercion` returns at once the values whose
+  coercion cannot change or reject them (a ``str`` for a ``str``, an integer
+  literal within its bounds for an ``int`` …) and hands every other value to
+  Typer's own coercion, so results and error messages are Typer's. It is
+  installed as the way every Typer parameter gets its coercion, since click
+  also creates parameters while parsing (``--help``);
+* (not speed) Typer's help shows a value placeholder (``<bool>``) for boolean
+  flags, which take none: :func:`_display_type` leaves it out, for every flag
+  (``--help`` included).
+
+These rely on Typer internals (``typer._coercion``, ``get_runtime_param``,
+``display_type_rich``), so the
+dependency is pinned below the next minor version, and ``tests/cli/test_startup.py``
+checks the coercion against Typer's own on the same values.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Iterator, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+import typer.main
+from typer._coercion import RuntimeParam, build_runtime_param
+from typer.core import TyperGroup, TyperOption, _TyperParameter
+
+_INT = re.compile(r"-?[0-9]{1,18}")
+_FLOAT = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,15})?")
+
+
+@dataclass(frozen=True)
+class FastCoercion(RuntimeParam):
+    """Typer's coercion of one parameter, without Pydantic for values it would return unchanged.
+
+    ``str`` values of ``str`` parameters, and ``int``/``float`` values (or plain
+    decimal literals) of number parameters within their ``min``/``max`` (and not
+    clamped) are returned as Typer would return them; anything else (other
+    types, other spellings, out of bounds) goes to Typer's Pydantic adapter,
+    which gives the result or the error message.
+    """
+
+    def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+        fast = self._fast(value)
+        if fast is not None:
+            return fast
+        return build_runtime_param(param.type_descriptor)._coerce_value(value, param=param, ctx=ctx)
+
+    def _fast(self, value: Any) -> Any:
+        info, kind = self.parameter_info, self.annotation
+        if kind is str:
+            return value if type(value) is str and info.parser is None else None
+        if kind not in (int, float) or info.parser is not None or info.clamp:
+            return None
+        if type(value) is str:
+            pattern = _INT if kind is int else _FLOAT
+            value = kind(value) if pattern.fullmatch(value) else None
+        if type(value) is not kind:
+            return None
+        if (info.min is not None and value < info.min) or (info.max is not None and value > info.max):
+            return None
+        return value
+
+
+def _runtime_param(param: _TyperParameter) -> RuntimeParam:
+    """Replaces ``_TyperParameter.get_runtime_param``: :class:`FastCoercion`, except for file parameters."""
+    if param._runtime_param is None:
+        d = param.type_descriptor
+        param._runtime_param = (build_runtime_param(d) if d.file_annotation is not None else
+                                FastCoercion(annotation=d.annotation, parameter_info=d.parameter_info))
+    return param._runtime_param
+
+
+# Every parameter Typer creates, the ones click adds while parsing (--help) included.
+_TyperParameter.get_runtime_param = _runtime_param  # type: ignore[method-assign,assignment]
+
+
+def _display_type(option: TyperOption, ctx: Any) -> str | None:
+    """Replaces ``TyperOption.display_type_rich``: no value placeholder for a flag (issue 7 point 19)."""
+    return None if option.is_flag and option.metavar is None else _TYPER_DISPLAY_TYPE(option, ctx)
+
+
+_TYPER_DISPLAY_TYPE = TyperOption.display_type_rich
+TyperOption.display_type_rich = _display_type  # type: ignore[method-assign,assignment]
+
+
+def load(name: str, target: str, root: typer.Typer) -> Any:
+    """The click command of ``target`` (``module:attribute``, a function or a Typer app), named ``name``.
+
+    Built as Typer builds a command registered with ``root.command(name)`` or a
+    group added with ``root.add_typer(app, name=name)``.
+    """
+    module, _, attr = target.partition(":")
+    obj = getattr(importlib.import_module(module), attr)
+    if isinstance(obj, typer.Typer):
+        group = typer.main.get_group(obj)
+        group.name = name
+        return group
+    return typer.main.get_command_from_info(typer.models.CommandInfo(name=name, callback=obj),
+                                           pretty_exceptions_short=root.pretty_exceptions_short,
+                                           rich_markup_mode=root.rich_markup_mode)
+
+
+class LazyCommands(MutableMapping[str, Any]):
+    """A group's commands: every name known up front, a lazy one built (and its module imported) on first lookup.
+
+    ``first`` and ``last`` map names to ``module:attribute`` targets; commands
+    registered on the Typer app itself (``eager``) come between them in --help.
+    """
+
+    def __init__(self, eager: dict[str, Any], first: dict[str, str], last: dict[str, str],
+                 build: Callable[[str, str], Any]) -> None:
+        self._lazy = {**first, **last}
+        self._order = [*first, *(n for n in eager if n not in self._lazy), *last]
+        self._loaded = dict(eager)
+        self._build = build
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._loaded:
+            if name not in self._lazy:
+                raise KeyError(name)
+            self._loaded[name] = self._build(name, self._lazy[name])
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        if name not in self._order:
+            self._order.append(name)
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._order.remove(name)
+        self._loaded.pop(name, None)
+        self._lazy.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._order))
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+
+def lazy_group(root: Callable[[], typer.Typer], first: dict[str, str], last: dict[str, str]) -> type[TyperGroup]:
+    """A ``TyperGroup`` class (for ``typer.Typer(cls=…)``) whose commands are :class:`LazyCommands`.
+
+    ``root`` returns the Typer app the group belongs to (called when a lazy
+    command is built, so the app may be defined after the class).
+    """
+
+    class CoordGroup(TyperGroup):
+        """The root ``coord`` group; listing its command names imports nothing."""
+
+        def __init__(self, *args: Any, commands: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.commands = LazyCommands(dict(commands or {}), first, last,
+                                         lambda name, target: load(name, target, root()))
+
+        def list_commands(self, ctx: Any) -> list[str]:
+            """Every command name, in --help order, without importing any module."""
+            return list(self.commands)
+
+    return CoordGroup
