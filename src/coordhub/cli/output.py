@@ -87,6 +87,8 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], em
         return
     from rich.table import Table
 
+    from coordhub.hooks.untrusted import one_line
+
     t = Table(show_edge=False, pad_edge=False, header_style="bold")
     for key, heading in columns:
         t.add_column(heading, overflow="fold", no_wrap=key == "id")
