@@ -162,6 +162,7 @@ def serve(cfg: ServerConfig) -> None:
     from coordhub.api.connections import connection_budget, guarded_protocol, raise_fd_limit
     from coordhub.api.limits import Limits
     from coordhub.core import tokens
+    from coordhub.core.halt import Exempt
     from coordhub.core.hub import Hub
     from coordhub.store import open_store
 
@@ -188,7 +189,8 @@ def serve(cfg: ServerConfig) -> None:
     hub = Hub(store, escalation_session=cfg.escalation_session, stale_after_hours=cfg.stale_after_hours)
     token_path = data_dir / ADMIN_TOKEN_FILE
     existing = token_path.read_text().strip() if token_path.exists() else None
-    new = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.ensure_admin(tx, existing, now), during_halt=True).body
+    new = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.ensure_admin(tx, existing, now),
+                          during_halt=Exempt.BOOTSTRAP).body
     if new:
         write_secret(token_path, new)
     _announce(cfg, store.name, store.durability, token_path, bool(new))

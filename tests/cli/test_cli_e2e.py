@@ -85,7 +85,7 @@ SEED_FLAGS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("token",): ("create", "list", "revoke"),
     ("token", "create"): ("--admin",),
     ("token", "list"): (),
-    ("token", "revoke"): (),
+    ("token", "revoke"): ("--keep-leases",),
 }
 
 
@@ -388,13 +388,24 @@ def test_token_create_list_revoke(fleet: Fleet) -> None:
     assert "NEW-BOX/claude-main" in listing.out and tok not in listing.out
     assert tok not in json.dumps(fleet.admin.json("token", "list"))
 
+    held = new.json("lock", "claim", "p", "src/", "work of the new box")
     r = ops.ok("token", "revoke", "NEW-BOX/claude-main")
-    assert r.out == "revoked 1 token(s) of NEW-BOX/claude-main\n"
+    assert r.out == "revoked 1 token(s) of NEW-BOX/claude-main; released 1 lease(s)\n"
+    r = fleet.a("lock", "check", str(held["fence"]))
+    assert r.code == 4 and "revoked" in r.out, r
     r = new.fails(6, "status")
     assert "revoked" in r.err
     new.fails(6, "msg", "send", "ALL", "still here?", "x")
     assert "NEW-BOX/claude-main" not in {t["name"] for t in fleet.admin.json("token", "list")}
     assert "NEW-BOX/claude-main" in {t["name"] for t in fleet.admin.json("token", "list", "--revoked")}
+
+
+def test_token_revoke_keep_leases(fleet: Fleet) -> None:
+    keeper = fleet.anon.as_token(fleet.admin.ok("token", "create", "KEEP-BOX/claude-main").out.strip())
+    held = keeper.json("lock", "claim", "p", "docs/", "long job")
+    r = fleet.admin.ok("token", "revoke", "KEEP-BOX/claude-main", "--keep-leases")
+    assert r.out == "revoked 1 token(s) of KEEP-BOX/claude-main; its leases were kept\n"
+    assert [x["id"] for x in fleet.a.json("lock", "list", "--project", "p")] == [held["id"]]
 
 
 def test_unknown_token_exits_6(fleet: Fleet) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from coordhub.clock import ManualClock
-from coordhub.core import components, leases, presence, todos
+from coordhub.core import components, leases, presence, todos, tokens, workflows
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.errors import Forbidden, LeaseConflict, StaleFence
@@ -187,3 +187,79 @@ def test_the_threshold_is_a_hub_parameter_and_zero_turns_it_off(store: Store, cl
     assert "turned off" in err.value.message
     with pytest.raises(ValueError):
         Hub(store, clock, stale_after_hours=-1)
+
+
+# ---- 15: ending a session ends its leases; fences must cover what they guard ---------------------
+
+def mint(hub: Hub, name: str) -> None:
+    hub.mutate_sync(ADMIN, lambda tx, now: tokens.create(tx, ADMIN, name, False, now))
+
+
+def revoke_token(hub: Hub, name: str, keep_leases: bool = False) -> dict[str, Any]:
+    return hub.mutate_sync(ADMIN, lambda tx, now: tokens.revoke(tx, ADMIN, name, now, keep_leases=keep_leases)).body
+
+
+def test_revoking_a_token_revokes_the_leases_of_its_session(hub: Hub) -> None:
+    mint(hub, A.session_id)
+    mine = [claim(hub, A, "src/"), claim(hub, A, "deploy:staging", ttl=0, project="q")]
+    theirs = claim(hub, B, "docs/")
+    out = revoke_token(hub, A.session_id)
+    assert (out["revoked"], out["released_leases"], set(out["lease_ids"])) == (1, 2, {x["id"] for x in mine})
+    for lease in mine:
+        got = hub.query_sync(lambda tx, now, i=lease["id"]: leases.get(tx, i, now))
+        assert (got["state"], got["released_by"]) == ("revoked", ADMIN.session_id)
+        check = hub.query_sync(lambda tx, now, f=lease["fence"]: leases.check_fence(tx, f, now))
+        assert check["current"] is False
+    assert [x["id"] for x in live(hub)] == [theirs["id"]]
+    assert claim(hub, B, "src/a.py")["session_id"] == B.session_id  # free for others at once
+    [event] = events(hub, "token.revoked")
+    assert json.loads(event["payload"])["released_leases"] == 2
+
+
+def test_revoking_a_token_with_keep_leases_keeps_them(hub: Hub) -> None:
+    mint(hub, A.session_id)
+    lease = claim(hub, A, "src/")
+    out = revoke_token(hub, A.session_id, keep_leases=True)
+    assert (out["released_leases"], out["lease_ids"], out["kept_leases"]) == (0, [], True)
+    assert [x["id"] for x in live(hub)] == [lease["id"]]
+
+
+def set_component(hub: Hub, actor: Actor, component: str, fence: int, project: str = "p") -> dict[str, Any]:
+    return hub.mutate_sync(actor, lambda tx, now: components.set_state(
+        tx, actor, project_key=project, component=component, state="deployed", fence=fence, now=now)).body
+
+
+def test_a_component_write_needs_a_fence_that_names_the_component(hub: Hub) -> None:
+    unrelated = claim(hub, A, "src/")
+    with pytest.raises(StaleFence) as err:  # live and in the project, but it guards src/, not the component
+        set_component(hub, A, "api", unrelated["fence"])
+    assert "does not cover component 'api'" in err.value.message and "'component:api'" in err.value.message
+    other = claim(hub, A, "component:web")
+    with pytest.raises(StaleFence):
+        set_component(hub, A, "api", other["fence"])
+    assert hub.query_sync(lambda tx, now: components.find(tx)) == []
+    named = claim(hub, A, "component:api")
+    assert set_component(hub, A, "api", named["fence"])["state"] == "deployed"
+    itself = claim(hub, A, "deploy:staging")  # a component named like a resource is covered by the lease on it
+    assert set_component(hub, A, "deploy:staging", itself["fence"])["updated_by"] == A.session_id
+
+
+def test_a_work_item_write_needs_a_fence_on_the_item_or_its_workflow(hub: Hub) -> None:
+    def op(fn: Any) -> Any:
+        return hub.mutate_sync(A, fn).body
+
+    wf = op(lambda tx, now: workflows.create(tx, A, project_key="p", name="w", now=now))
+    item, sibling = (op(lambda tx, now, t=t: workflows.add_item(tx, A, workflow_id=wf["id"], title=t, now=now))
+                     for t in ("one", "two"))
+
+    def update(fence: int, target: dict[str, Any] = item) -> dict[str, Any]:
+        return op(lambda tx, now: workflows.update_item(tx, A, target["id"], {"status": "in_progress"},
+                                                        fence=fence, now=now))
+
+    for resource in ("src/", f"work-item:{sibling['id']}", "workflow:someone-else"):
+        with pytest.raises(StaleFence):
+            update(claim(hub, A, resource)["fence"])
+    assert hub.query_sync(lambda tx, now: workflows.get_item(tx, item["id"]))["status"] == "pending"
+    assert update(claim(hub, A, f"work-item:{item['id']}")["fence"])["status"] == "in_progress"
+    whole = claim(hub, A, f"workflow:{wf['id']}")
+    assert update(whole["fence"], sibling)["status"] == "in_progress"

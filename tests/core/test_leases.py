@@ -165,7 +165,7 @@ def test_check_fence_current_and_coverage(hub: Hub) -> None:
 def test_fenced_work_item_update(hub: Hub, clock: ManualClock) -> None:
     wf = op(hub, A, lambda tx, now: workflows.create(tx, A, project_key="p", name="w", now=now))
     item = op(hub, A, lambda tx, now: workflows.add_item(tx, A, workflow_id=wf["id"], title="t", now=now))
-    lease = claim(hub, A, "src/", ttl=1)
+    lease = claim(hub, A, f"workflow:{wf['id']}", ttl=1)
     done = op(hub, A, lambda tx, now: workflows.update_item(tx, A, item["id"], {"status": "in_progress"},
                                                             fence=lease["fence"], now=now))
     assert done["status"] == "in_progress"
@@ -192,7 +192,7 @@ def test_query_by_resource_overlap(hub: Hub) -> None:
 
 
 def test_fence_of_another_project_is_refused(hub: Hub) -> None:
-    lease = claim(hub, A, "deploy:staging", project="web")
+    lease = claim(hub, A, "component:api", project="web")
     with pytest.raises(StaleFence) as err:
         op(hub, A, lambda tx, now: components.set_state(tx, A, project_key="billing", component="api",
                                                         state="deployed", fence=lease["fence"], now=now))

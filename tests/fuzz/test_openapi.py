@@ -111,7 +111,7 @@ class Target:
     def after_call(self) -> None:
         """Lift a halt a fuzzed ``POST /halt`` set, so later writes reach the core instead of a 423."""
         if self.hub.query_sync(lambda tx, now: halt.current(tx)) is not None:
-            self.hub.mutate_sync(SYSTEM, lambda tx, now: halt.resume(tx, SYSTEM, now), during_halt=True)
+            self.hub.mutate_sync(SYSTEM, lambda tx, now: halt.resume(tx, SYSTEM, now), during_halt=halt.Exempt.RESUME)
 
 
 def open_target(directory: Path) -> Target:

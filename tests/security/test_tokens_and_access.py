@@ -301,9 +301,10 @@ def test_the_event_stream_never_shows_another_sessions_direct_messages(live_hub:
 
 def test_only_the_holder_ends_renews_or_writes_with_a_lease(api: Api) -> None:
     me, other = api.token(ME), api.token(OTHER)
-    lease = api.post("/api/coord/locks", json={"project_key": "p", "resource": "deploy:staging"}, headers=other).json()
     flow = api.post("/api/coord/workflows", json={"project_key": "p", "name": "w"}, headers=other).json()
     item = api.post("/api/coord/work-items", json={"workflow_id": flow["id"], "title": "t"}, headers=other).json()
+    lease = api.post("/api/coord/locks", json={"project_key": "p", "resource": f"work-item:{item['id']}"},
+                     headers=other).json()
     url = f"/api/coord/locks/{lease['id']}"
 
     refused(api, 403, "DELETE", url, headers=me)
@@ -317,7 +318,7 @@ def test_only_the_holder_ends_renews_or_writes_with_a_lease(api: Api) -> None:
     err = refused(api, 409, "PUT", "/api/coord/components", headers=me,
                   json={"project_key": "p", "component": "api", "state": "deployed", "fence": lease["fence"]})
     assert err["error"]["code"] == "stale_fence"
-    refused(api, 409, "POST", "/api/coord/locks", headers=me, json={"project_key": "p", "resource": "deploy:staging"})
+    refused(api, 409, "POST", "/api/coord/locks", headers=me, json={"project_key": "p", "resource": lease["resource"]})
 
     check = api.get("/api/coord/locks/check", params={"fence": lease["fence"]}, headers=me).json()
     assert check["current"] and check["lease"]["session_id"] == OTHER

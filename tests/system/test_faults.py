@@ -220,8 +220,10 @@ HOLDER = r"""
 import json, sys, httpx2
 url, token, project, component, item, ttl = sys.argv[1:7]
 c = httpx2.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60.0)
-lease = c.post("/api/coord/locks", json={"project_key": project, "resource": "deploy:staging",
+lease = c.post("/api/coord/locks", json={"project_key": project, "resource": f"component:{component}",
                                          "description": "deploying v1", "ttl_hours": float(ttl)}).json()
+item_lease = c.post("/api/coord/locks", json={"project_key": project, "resource": f"work-item:{item}",
+                                              "ttl_hours": float(ttl)}).json()
 fence = lease["fence"]
 first = c.put("/api/coord/components", json={"project_key": project, "component": component, "state": "deploying",
                                              "version": "1", "fence": fence})
@@ -230,7 +232,8 @@ sys.stdin.readline()  # the deploy's work; the test freezes the process here (SI
 answers = {
     "component": c.put("/api/coord/components", json={"project_key": project, "component": component,
                                                       "state": "deployed", "version": "1", "fence": fence}),
-    "work_item": c.patch(f"/api/coord/work-items/{item}", json={"status": "completed", "fence": fence}),
+    "work_item": c.patch(f"/api/coord/work-items/{item}", json={"status": "completed",
+                                                                "fence": item_lease["fence"]}),
     "renew": c.post(f"/api/coord/locks/{lease['id']}/renew", json={}),
 }
 check = c.get("/api/coord/locks/check", params={"fence": fence})
@@ -261,18 +264,22 @@ def _freeze_and_take_over(holder: subprocess.Popen[str], http: httpx2.Client, b_
     holder.stdin.write("go\n")  # read only once it runs again
     holder.stdin.flush()
 
-    # B waits, as an agent would, until the hub lets the frozen holder's lease go (the hub's clock decides).
-    claim = eventually(lambda: http.post("/api/coord/locks", headers=_auth(b_token), json={
-        "project_key": project, "resource": "deploy:staging", "description": "deploying v2", "ttl_hours": 0.1}),
-        lambda r: r.status_code != 409, "B gets the lease once A's expired", timeout=60)
-    assert claim.status_code == 201, describe(claim)
+    # B waits, as an agent would, until the hub lets the frozen holder's leases go (the hub's clock decides);
+    # a fence guards a component or a work item only through a lease naming it.
+    def take(resource: str) -> httpx2.Response:
+        return eventually(lambda: http.post("/api/coord/locks", headers=_auth(b_token), json={
+            "project_key": project, "resource": resource, "description": "deploying v2", "ttl_hours": 0.1}),
+            lambda r: r.status_code != 409, "B gets the lease once A's expired", timeout=60)
+
+    claim, item_claim = take(f"component:{component}"), take(f"work-item:{item_id}")
+    assert (claim.status_code, item_claim.status_code) == (201, 201), (describe(claim), describe(item_claim))
     new = claim.json()["fence"]
     assert new > old
     assert process_state(holder.pid) == "T", "the holder must still be frozen"
     b_comp = http.put("/api/coord/components", headers=_auth(b_token), json={
         "project_key": project, "component": component, "state": "deploying", "version": "2", "fence": new})
     b_item = http.patch(f"/api/coord/work-items/{item_id}", headers=_auth(b_token),
-                        json={"status": "in_progress", "fence": new})
+                        json={"status": "in_progress", "fence": item_claim.json()["fence"]})
     assert (b_comp.status_code, b_item.status_code) == (200, 200), (b_comp.text, b_item.text)
     before = (http.get("/api/coord/components", headers=_auth(b_token), params={"project_key": project}).json(),
               http.get(f"/api/coord/work-items/{item_id}", headers=_auth(b_token)).json())

@@ -479,10 +479,13 @@ class TokenOut(Out):
 
 
 class TokenRevokeOut(Out):
-    """Result of revoking a name's tokens."""
+    """Result of revoking a name's tokens, and of ending its session's leases."""
 
     name: str
     revoked: int
+    released_leases: int = Field(description="Live leases of the session recorded as revoked (0 with keep_leases).")
+    lease_ids: list[str]
+    kept_leases: bool
 
 
 class StatusOut(Out):

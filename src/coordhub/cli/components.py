@@ -18,7 +18,8 @@ def set_(
     state: str = typer.Argument(..., help="building, built, deploying, deployed, degraded, unknown (convention)."),
     version: str | None = typer.Option(None, "--version", help="Version or git SHA."),
     notes: str | None = typer.Option(None, "--notes", help="Free-text notes."),
-    fence: int | None = typer.Option(None, "--fence", help="Fence of a lease you hold; refused if stale."),
+    fence: int | None = typer.Option(None, "--fence", help="Fence of your lease on component:<name> (or the name "
+                                                           "itself); refused if stale or not covering it."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Record a component's state (updated_by is you)."""

@@ -32,7 +32,10 @@ def list_(ctx: typer.Context, include_revoked: bool = typer.Option(False, "--rev
 
 @app.command()
 def revoke(ctx: typer.Context, name: str = typer.Argument(..., help="Session id whose tokens to revoke."),
+           keep_leases: bool = typer.Option(False, "--keep-leases", help="Leave the session's leases live."),
            as_json: bool = JSON_OPT) -> None:
-    """Revoke every token of a session."""
-    result = call(ctx, lambda c: c.revoke_token(name))
-    show(result, as_json, lambda r: console.print(f"revoked {r['revoked']} token(s) of {r['name']}"))
+    """Revoke every token of a session and release (as revoked) the leases it holds."""
+    result = call(ctx, lambda c: c.revoke_token(name, keep_leases))
+    show(result, as_json, lambda r: console.print(
+        f"revoked {r['revoked']} token(s) of {r['name']}; "
+        + ("its leases were kept" if r.get("kept_leases") else f"released {r.get('released_leases', 0)} lease(s)")))

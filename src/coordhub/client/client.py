@@ -298,9 +298,10 @@ class CoordClient:
         """Token records (admin)."""
         return self.call("GET", "/api/coord/tokens", params={"include_revoked": str(include_revoked).lower()})
 
-    def revoke_token(self, name: str) -> Any:
-        """Revoke a session's tokens (admin)."""
-        return self.call("DELETE", f"/api/coord/tokens/{name}")
+    def revoke_token(self, name: str, keep_leases: bool = False) -> Any:
+        """Revoke a session's tokens (admin), ending its leases unless ``keep_leases``."""
+        return self.call("DELETE", f"/api/coord/tokens/{name}",
+                         params={"keep_leases": "true" if keep_leases else None})
 
 
 def _tls(url: str) -> Any:

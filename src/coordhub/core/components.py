@@ -2,7 +2,9 @@
 
 Upserted on (project_key, component). States are a convention, not enforced
 (seed 001): :data:`CONVENTIONAL_STATES`. A write may carry the ``fence`` of a
-lease the caller holds (e.g. ``deploy:staging``); a stale fence refuses it.
+lease the caller holds; it is refused unless that lease is live, in the same
+project and *covers* the component: its resource is ``component:<name>`` or
+the component's name itself (:func:`fence_names`).
 """
 
 from __future__ import annotations
@@ -26,12 +28,22 @@ def render(row: Row) -> dict[str, Any]:
             "created_at": isoformat(row["created_at"]), "updated_at": isoformat(row["updated_at"])}
 
 
+def fence_names(component: str) -> tuple[str, ...]:
+    """The lease resources whose fence may guard writes to ``component``: ``component:<name>`` and the name itself.
+
+    The name itself lets a component named like a resource (``deploy:staging``,
+    ``server/``) be guarded by the lease on it.
+    """
+    return (f"component:{component}", component)
+
+
 def set_state(tx: Tx, actor: Actor, *, project_key: str, component: str, state: str,
               version: str | None = None, notes: str | None = None, fence: int | None = None,
               now: float) -> dict[str, Any]:
     """Record a component's state, version and notes, attributed to the actor."""
     if fence is not None:
-        leases.assert_fence(tx, actor, fence, now, project_key)
+        leases.assert_fence(tx, actor, fence, now, project_key, names=fence_names(component),
+                            what=f"component {component!r}")
     tx.components.upsert({"project_key": project_key, "component": component, "state": state,
                           "version": version, "notes": notes, "updated_by": actor.session_id,
                           "created_at": now, "updated_at": now})

@@ -6,7 +6,8 @@ rules every mutation shares and runs the lot as one unit of work (one
 transaction):
 
 1. an ``Idempotency-Key`` seen before returns its first response, untouched;
-2. while the fleet is halted, the mutation is refused with 423 (except resume);
+2. while the fleet is halted, the mutation is refused with 423 unless it
+   names its row of :class:`coordhub.core.halt.Exempt` (``during_halt``);
 3. the acting session is recorded as seen;
 4. the operation runs with ``now`` read from the hub's clock *inside* the
    transaction, so expiry decisions use the time the write is applied;
@@ -82,14 +83,14 @@ class Hub:
         bus.publish(rows)
 
     def _unit(self, actor: Actor, op: Operation, status: int, idem: IdempotentRequest | None,
-              during_halt: bool) -> Callable[[Tx], Outcome]:
+              during_halt: halt.Exempt | None) -> Callable[[Tx], Outcome]:
         def unit(tx: Tx) -> Outcome:
             now = self.clock.now()
             if idem is not None:
                 stored = idempotency.replay(tx, actor.session_id, idem)
                 if stored is not None:
                     return Outcome(*stored, replayed=True)
-            if not during_halt:
+            if during_halt is None:
                 halt.refuse_if_halted(tx)
             tx.sessions.touch(actor.session_id, now)
             body = op(tx, now)
@@ -100,17 +101,18 @@ class Hub:
         return unit
 
     async def mutate(self, actor: Actor, op: Operation, *, status: int = 200,
-                     idem: IdempotentRequest | None = None, during_halt: bool = False) -> Outcome:
+                     idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None) -> Outcome:
         """Run a mutation as ``actor``; return its :class:`Outcome`.
 
         Raises the ``CoordError`` the operation raised (nothing of it is
-        kept), ``Halted`` while halted, ``IdempotencyKeyReused`` for a key
+        kept), ``Halted`` while halted (unless ``during_halt`` names the
+        exemption this write falls under), ``IdempotencyKeyReused`` for a key
         reused with another request, ``Unavailable`` when the database is down.
         """
         return await self.store.write(self._unit(actor, op, status, idem, during_halt))
 
     def mutate_sync(self, actor: Actor, op: Operation, *, status: int = 200,
-                    idem: IdempotentRequest | None = None, during_halt: bool = False) -> Outcome:
+                    idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None) -> Outcome:
         """Blocking form of :meth:`mutate`."""
         return self.store.write_sync(self._unit(actor, op, status, idem, during_halt))
 

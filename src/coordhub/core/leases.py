@@ -281,6 +281,19 @@ def release_all(tx: Tx, actor: Actor, session_id: str, now: float) -> dict[str, 
     return {"session_id": session_id, "released": len(rows), "lease_ids": [r["id"] for r in rows]}
 
 
+def revoke_session(tx: Tx, actor: Actor, session_id: str, now: float) -> list[str]:
+    """Record every live lease of ``session_id`` as ``revoked`` by the actor (admin only); return their ids.
+
+    For a session whose credential ends: its fences go stale at once, and
+    what it held is free for others.
+    """
+    require_admin(actor, f"revoking the leases of {session_id}")
+    rows = tx.leases.live(now, session_id=session_id)
+    for row in rows:
+        _end(tx, row, "revoked", now, actor.session_id)
+    return [r["id"] for r in rows]
+
+
 def expire_due(tx: Tx, now: float) -> int:
     """Record every lease past its ``expires_at`` as expired; return how many. Idempotent."""
     rows = tx.leases.due(now)
@@ -333,8 +346,34 @@ def check_fence(tx: Tx, fence: int, now: float, resource: str | None = None,
             "lease": None if row is None else render(row, now)}
 
 
-def assert_fence(tx: Tx, actor: Actor, fence: int, now: float, project_key: str | None = None) -> Row:
-    """Raise ``StaleFence`` unless ``fence`` is a live lease of the actor (in ``project_key``); return it."""
+def covers(lease_resource: str, names: tuple[str, ...]) -> bool:
+    """Whether a lease on ``lease_resource`` names one of ``names``: equal after ``paths.normalize``.
+
+    Equality, not overlap or containment: a fence guards a component or a work
+    item only through a lease on a resource that *names* it (see
+    :func:`coordhub.core.components.fence_names`,
+    :func:`coordhub.core.workflows.fence_names`), so a lease on ``src/`` or
+    on the whole project guards no component by accident. A name that is not
+    a valid resource names nothing.
+    """
+    held = paths.normalize(lease_resource)
+    for name in names:
+        try:
+            if paths.normalize(name) == held:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def assert_fence(tx: Tx, actor: Actor, fence: int, now: float, project_key: str, *,
+                 names: tuple[str, ...], what: str) -> Row:
+    """Raise ``StaleFence`` unless ``fence`` is a live lease of the actor in ``project_key`` that covers ``what``.
+
+    Covering: the lease's resource is one of ``names`` (see :func:`covers`);
+    ``what`` describes the guarded object in the refusal (e.g. ``component 'api'``).
+    Returns the lease row.
+    """
     row = tx.leases.by_fence(fence)
     why = None
     if row is None:
@@ -343,8 +382,11 @@ def assert_fence(tx: Tx, actor: Actor, fence: int, now: float, project_key: str 
         why = f"held by {row['session_id']}"
     elif not _is_live(row, now):
         why = f"lease is {render(row, now)['state']}"
-    elif project_key is not None and row["project_key"] != project_key:
+    elif row["project_key"] != project_key:
         why = f"it is a lease in project {row['project_key']!r}, not {project_key!r}"
+    elif not covers(row["resource"], names):
+        why = (f"its lease is on {row['resource']!r}, which does not cover {what}: lease "
+               f"{' or '.join(repr(n) for n in names)} for that")
     if why is not None:
         raise StaleFence(f"fence {fence} is not current ({why}); the write is refused", fence=fence)
     assert row is not None

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 from coordhub.clock import isoformat
+from coordhub.core import leases
 from coordhub.core.events import emit
 from coordhub.core.idempotency import SecretBody
 from coordhub.core.identity import ADMIN_NAME, Actor, require_admin, validate_acting_name
@@ -86,11 +87,14 @@ def find(tx: Tx, actor: Actor, include_revoked: bool = False) -> list[dict[str, 
     return [render(r) for r in tx.tokens.all(include_revoked)]
 
 
-def revoke(tx: Tx, actor: Actor, name: str, now: float) -> dict[str, Any]:
-    """Revoke every token of ``name`` (admin only).
+def revoke(tx: Tx, actor: Actor, name: str, now: float, *, keep_leases: bool = False) -> dict[str, Any]:
+    """Revoke every token of ``name`` (admin only) and, unless ``keep_leases``, end its session's leases.
 
-    ``NotFound`` when it has none; ``Conflict`` when that would leave no admin
-    token (the hub could not be administered any more).
+    Ending a session ends what it holds (issue 7): its live leases are recorded
+    as ``revoked`` by the actor in the same transaction, their fences stale at
+    once; the answer counts them (``released_leases``, ``lease_ids``).
+    ``NotFound`` when it has no live token; ``Conflict`` when that would leave
+    no admin token (the hub could not be administered any more).
     """
     require_admin(actor, "revoking tokens")
     live = [r for r in tx.tokens.all() if r["name"] == name]
@@ -100,5 +104,7 @@ def revoke(tx: Tx, actor: Actor, name: str, now: float) -> dict[str, Any]:
     if admins_here and admins_here >= tx.tokens.admin_count():
         raise Conflict(f"revoking {name!r} would leave no admin token; create another admin token first")
     count = tx.tokens.revoke(name, now)
-    emit(tx, "token.revoked", now, session_id=actor.session_id, name=name, count=count)
-    return {"name": name, "revoked": count}
+    ended = [] if keep_leases else leases.revoke_session(tx, actor, name, now)
+    emit(tx, "token.revoked", now, session_id=actor.session_id, name=name, count=count, released_leases=len(ended))
+    return {"name": name, "revoked": count, "released_leases": len(ended), "lease_ids": ended,
+            "kept_leases": keep_leases}

@@ -2,7 +2,9 @@
 
 A workflow is a multi-step initiative; work items are its tasks. Statuses are
 seed 001's and are enforced here. A work-item update may carry the ``fence``
-of a lease the caller holds; a stale fence refuses the update (contract §2.3).
+of a lease the caller holds; it is refused unless that lease is live, in the
+item's project and *covers* the item: its resource is ``work-item:<id>`` or
+``workflow:<workflow id>`` (:func:`fence_names`; contract §2.3).
 """
 
 from __future__ import annotations
@@ -102,18 +104,29 @@ def add_item(tx: Tx, actor: Actor, *, workflow_id: str, title: str, project_key:
     return render_item(row)
 
 
+def fence_names(item: Row) -> tuple[str, ...]:
+    """The lease resources whose fence may guard an update of work item ``item``.
+
+    ``work-item:<id>`` for the item alone, ``workflow:<workflow id>`` for
+    every item of its workflow.
+    """
+    return (f"work-item:{item['id']}", f"workflow:{item['workflow_id']}")
+
+
 def update_item(tx: Tx, actor: Actor, item_id: str, changes: dict[str, Any], *, fence: int | None,
                 now: float) -> dict[str, Any]:
     """Apply ``changes`` (status, title, description, priority, assigned_to) to a work item.
 
     With ``fence``, the update is made as a lease holder: it is refused with
-    ``StaleFence`` unless that fence is a live lease of the actor.
+    ``StaleFence`` unless that fence is a live lease of the actor covering the
+    item (:func:`fence_names`).
     """
     row = tx.work_items.get(item_id)
     if row is None:
         raise NotFound(f"no work item {item_id!r}")
     if fence is not None:
-        leases.assert_fence(tx, actor, fence, now, row["project_key"])
+        leases.assert_fence(tx, actor, fence, now, row["project_key"], names=fence_names(row),
+                            what=f"work item {item_id}")
     if "status" in changes:
         _status(changes["status"], WORK_ITEM_STATUSES, "work item")
     tx.work_items.change(item_id, {**changes, "updated_by": actor.session_id, "updated_at": now})

@@ -22,7 +22,8 @@ API = "/api/coord"
 Importance = Literal["low", "normal", "high", "urgent"]
 ItemStatus = Literal["pending", "in_progress", "blocked", "completed", "cancelled"]
 Project = Annotated[str | None, Field(description="Project key; omit for all.")]
-Fence = Annotated[int | None, Field(description="Fence of your lease: refused unless it is still current.")]
+Fence = Annotated[int | None, Field(description="Fence of your lease naming what you write (component:<name>, "
+                                                  "work-item:<id>, workflow:<id>): refused unless still current.")]
 
 
 def recipient(to: str) -> str | None:

@@ -70,7 +70,7 @@ async def set_halt(body: HaltSet, request: Request, who: Caller = Depends(caller
 async def resume(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Lift the halt (admin). The one mutation allowed while halted."""
     actor = who.act()
-    return await mutate(request, actor, lambda tx, now: halt.resume(tx, actor, now), during_halt=True)
+    return await mutate(request, actor, lambda tx, now: halt.resume(tx, actor, now), during_halt=halt.Exempt.RESUME)
 
 
 @router.post("/api/coord/tokens", status_code=201, response_model=TokenOut, responses=responses(*WRITE_ERRORS))
@@ -91,9 +91,15 @@ async def list_tokens(request: Request, include_revoked: bool = False,
 
 @router.delete("/api/coord/tokens/{name:path}", response_model=TokenRevokeOut,
                responses=responses(*WRITE_ERRORS, 404, 409))
-async def revoke_token(name: Line, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-    """Revoke every token of a session (admin); refused if it would leave no admin token."""
+async def revoke_token(name: Line, request: Request, keep_leases: bool = False,
+                       who: Caller = Depends(caller)) -> JSONResponse:
+    """Revoke every token of a session (admin) and end its live leases (``revoked``) unless ``keep_leases=true``.
+
+    Refused if it would leave no admin token. Allowed while halted: an incident is when one revokes.
+    """
     actor = who.act()
-    response = await mutate(request, actor, lambda tx, now: tokens.revoke(tx, actor, name, now))
+    response = await mutate(request, actor, lambda tx, now: tokens.revoke(tx, actor, name, now,
+                                                                         keep_leases=keep_leases),
+                            during_halt=halt.Exempt.REVOKE_TOKEN)
     request.app.state.auth.invalidate()
     return response

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from coordhub.core.halt import Exempt
 from coordhub.core.hub import Hub, Operation
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
@@ -26,7 +27,7 @@ def hub(request: Request) -> Hub:
 
 
 async def mutate(request: Request, actor: Actor, op: Operation, *, status: int = 200,
-                 during_halt: bool = False) -> JSONResponse:
+                 during_halt: Exempt | None = None) -> JSONResponse:
     """Run ``op`` as a mutation of ``actor``, honouring the request's ``Idempotency-Key``."""
     idem = None
     key = request.headers.get(IDEMPOTENCY_HEADER)

@@ -15,6 +15,7 @@ from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
 from coordhub.api.schemas import ClientEvent, EventOut, NotificationsAck, NotificationsOut
 from coordhub.core import events, notifications
+from coordhub.core.halt import Exempt
 from coordhub.core.hub import Hub
 from coordhub.errors import Invalid
 from coordhub.store.base import Row
@@ -175,7 +176,7 @@ async def record(body: ClientEvent, request: Request, who: Caller = Depends(call
                                detail=body.detail)
         return events.render(tx.events.after(event_id - 1, 1)[0])
 
-    return await mutate(request, actor, op, status=201, during_halt=True)
+    return await mutate(request, actor, op, status=201, during_halt=Exempt.CLIENT_EVENT)
 
 
 @router.get("/notifications", response_model=NotificationsOut, responses=responses(*READ_ERRORS))
@@ -193,4 +194,4 @@ async def ack(body: NotificationsAck, request: Request, who: Caller = Depends(ca
     """Advance the caller's notification cursor to ``up_to``."""
     actor = who.act()
     return await mutate(request, actor, lambda tx, now: notifications.ack(tx, actor, body.up_to, now),
-                        during_halt=True)
+                        during_halt=Exempt.SEEN)

@@ -57,7 +57,8 @@ async def release_all(request: Request, session_id: str | None = None, release_a
     # An admin may clear another session's leases; anyone else only their own.
     actor = admin or who.act((session_id, "session_id"))
     target = session_id or actor.session_id
-    return await mutate(request, actor, lambda tx, now: leases.release_all(tx, actor, target, now))
+    return await mutate(request, actor, lambda tx, now: leases.release_all(tx, actor, target, now),
+                        during_halt=halt.Exempt.RELEASE)
 
 
 @router.get("/check", response_model=FenceCheckOut, responses=responses(*READ_ERRORS))
@@ -99,10 +100,11 @@ async def release(lease_id: uuid.UUID, request: Request, session_id: str | None 
     """
     actor = who.act((session_id, "session_id"))
     if force:
-        return await mutate(request, actor, lambda tx, now: leases.revoke(tx, actor, str(lease_id), now))
+        return await mutate(request, actor, lambda tx, now: leases.revoke(tx, actor, str(lease_id), now),
+                            during_halt=halt.Exempt.RELEASE)
     stale_after = hub(request).stale_after_hours
     return await mutate(request, actor, lambda tx, now: leases.release(
-        tx, actor, str(lease_id), now, stale_after_hours=stale_after, reason=reason))
+        tx, actor, str(lease_id), now, stale_after_hours=stale_after, reason=reason), during_halt=halt.Exempt.RELEASE)
 
 
 @router.post("/{lease_id}/renew", response_model=LeaseOut, responses=responses(*WRITE_ERRORS, 404, 409))

@@ -16,6 +16,7 @@ from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, q
 from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
 from coordhub.core import messages
 from coordhub.core.bus import EventBus
+from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid
 
@@ -103,7 +104,8 @@ async def unshown(request: Request, body: Unshown | None = None, who: Caller = D
     """The caller's unread messages not yet shown to its agent, oldest first, now marked shown (hooks use it)."""
     actor = who.act()
     limit = body.limit if body else 5
-    return await mutate(request, actor, lambda tx, now: messages.unshown(tx, actor, limit, now), during_halt=True)
+    return await mutate(request, actor, lambda tx, now: messages.unshown(tx, actor, limit, now),
+                        during_halt=Exempt.SEEN)
 
 
 @router.get("/{message_id}", response_model=MessageOut, responses=responses(*READ_ERRORS, 404))
@@ -121,7 +123,7 @@ async def mark_read(message_id: uuid.UUID, request: Request, session_id: str | N
     """Mark a message read for the caller only (a broadcast stays unread for everyone else)."""
     actor = who.act((session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: messages.mark_read(tx, actor, str(message_id), now),
-                        during_halt=True)
+                        during_halt=Exempt.SEEN)
 
 
 @router.post("/{message_id}/ack", response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
@@ -130,4 +132,4 @@ async def ack(message_id: uuid.UUID, request: Request, session_id: str | None = 
     """Acknowledge a message (marks it read too); acking twice is harmless."""
     actor = who.act((session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: messages.ack(tx, actor, str(message_id), now),
-                        during_halt=True)
+                        during_halt=Exempt.SEEN)

@@ -10,6 +10,7 @@ from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
 from coordhub.api.schemas import PresenceBeat, PresenceEnd, PresenceOut, PresenceRegister, WhoamiOut
 from coordhub.core import presence
+from coordhub.core.halt import Exempt
 from coordhub.errors import Invalid
 
 router = APIRouter(prefix="/api/coord", tags=["presence"])
@@ -30,7 +31,7 @@ async def register(body: PresenceRegister, request: Request, who: Caller = Depen
     actor = who.act((body.session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: presence.register(
         tx, actor, client=body.client, client_session=body.client_session, cwd=body.cwd, now=now),
-        during_halt=True)
+        during_halt=Exempt.PRESENCE)
 
 
 @router.post("/presence/heartbeat", response_model=PresenceOut, responses=responses(*WRITE_ERRORS, 409))
@@ -38,7 +39,7 @@ async def heartbeat(body: PresenceBeat, request: Request, who: Caller = Depends(
     """Keep the caller's presence alive; 409 ``stale_incarnation`` if a newer incarnation registered."""
     actor = who.act((body.session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: presence.heartbeat(tx, actor, body.incarnation, now),
-                        during_halt=True)
+                        during_halt=Exempt.PRESENCE)
 
 
 @router.post("/presence/deregister", response_model=PresenceOut, responses=responses(*WRITE_ERRORS, 409))
@@ -46,7 +47,7 @@ async def deregister(body: PresenceEnd, request: Request, who: Caller = Depends(
     """End the caller's incarnation (offline at once), optionally releasing its leases."""
     actor = who.act((body.session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: presence.deregister(
-        tx, actor, body.incarnation, body.release_leases, now), during_halt=True)
+        tx, actor, body.incarnation, body.release_leases, now), during_halt=Exempt.PRESENCE)
 
 
 @router.get("/presence", response_model=list[PresenceOut], responses=responses(*READ_ERRORS))
