@@ -54,3 +54,33 @@ def test_no_auth_cannot_act_as_the_hub(open_api: TestClient) -> None:
     r = open_api.post("/api/coord/messages", json={"subject": "s", "from_session": "coordhub", "to_session": ME})
     assert r.status_code == 422 and "hub's own name" in r.json()["error"]["message"]
     assert open_api.get("/api/coord/messages", params={"to_session": ME}).json() == []
+
+
+# ---- point 5: attribution fields come from the token ---------------------------------------------
+
+def test_created_by_machine_is_the_tokens_machine(api: Api) -> None:
+    me = api.token(ME)
+    r = api.post("/api/coord/todos", json={"text": "t"}, headers=me)
+    assert r.status_code == 201 and r.json()["created_by_machine"] == "HOWARD-HOME"
+    r = api.post("/api/coord/todos", json={"text": "t", "created_by_machine": "howard-home"}, headers=me)
+    assert r.status_code == 201 and r.json()["created_by_machine"] == "HOWARD-HOME"  # stored as the token says
+
+
+@pytest.mark.parametrize(("session", "claimed"), [(ME, "DESKTOP-0O8A1RL"), (ME, "HOWARD-HOME/claude-main"),
+                                                  ("backend", "HOWARD-HOME")])
+def test_another_machine_is_403_and_writes_nothing(api: Api, session: str, claimed: str) -> None:
+    headers = api.token(session)
+    before = api.hub.query_sync(lambda tx, now: tx.events.last_id())
+    r = api.post("/api/coord/todos", json={"text": "t", "created_by_machine": claimed}, headers=headers)
+    assert r.status_code == 403, r.text
+    error = r.json()["error"]
+    assert error["code"] == "forbidden" and "attribution comes from the token" in error["message"]
+    assert api.hub.query_sync(lambda tx, now: tx.events.last_id()) == before
+    assert api.get("/api/coord/todos", headers=api.admin).json() == []
+
+
+def test_no_auth_machine_must_agree_with_the_named_session(open_api: TestClient) -> None:
+    r = open_api.post("/api/coord/todos", json={"text": "t", "created_by": ME, "created_by_machine": "LAPTOP"})
+    assert r.status_code == 403
+    r = open_api.post("/api/coord/todos", json={"text": "t", "created_by": ME, "created_by_machine": "HOWARD-HOME"})
+    assert r.status_code == 201 and r.json()["created_by_machine"] == "HOWARD-HOME"

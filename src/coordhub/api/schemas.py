@@ -287,7 +287,8 @@ class TodoAdd(Strict):
     auto: bool = False
     created_by: Line | None = Field(None, description="Must be the caller's own session (with auth).")
     created_by_user: Line | None = None
-    created_by_machine: Line | None = None
+    created_by_machine: Line | None = Field(None, description="Must be the MACHINE part of the caller's session "
+                                                             "(403 otherwise); default: that machine.")
 
 
 class TodoDone(Strict):

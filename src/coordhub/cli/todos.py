@@ -25,12 +25,12 @@ def add(
     text_file: Path | None = typer.Option(None, "--text-file", help="Read the text from a file ('-' = stdin)."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Create a todo (created_by_user/created_by_machine filled from identity.json)."""
+    """Create a todo (created_by_user from identity.json; the hub attributes the machine from your session)."""
     body = read_text_arg(text, text_file, "text")
 
     def create(c: Any) -> Any:
         fields = {"user": user, "project_key": project, "parent_id": parent, "source": source, "auto": auto,
-                  "created_by_user": c.settings.user, "created_by_machine": c.settings.machine}
+                  "created_by_user": c.settings.user}
         return c.add_todo(body, **{k: v for k, v in fields.items() if v is not None})
 
     todo = call(ctx, create)

@@ -86,6 +86,28 @@ def assert_acting_as(actor: Actor, claimed: str | None, field: str) -> None:
         )
 
 
+def machine_of(session_id: str) -> str | None:
+    """The machine part of a ``MACHINE/name`` session id (seed 000), or None for a bare id (seed 002)."""
+    return session_id.split("/", 1)[0] if "/" in session_id else None
+
+
+def attributed_machine(actor: Actor, claimed: str | None, field: str = "created_by_machine") -> str | None:
+    """The machine a record is attributed to: the actor's own; a ``claimed`` one must agree (403 otherwise).
+
+    Attribution comes from the credential like every identity field (issue 7,
+    point 5): the machine is the MACHINE part of the acting session, compared
+    case-insensitively; a bare session id (no machine part) may claim none.
+    """
+    mine = machine_of(actor.session_id)
+    if claimed is not None and (mine is None or claimed.lower() != mine.lower()):
+        raise Forbidden(
+            f"{field} {claimed!r} is not your machine: this token acts as {actor.session_id!r}"
+            + ("" if mine is not None else ", which names no machine")
+            + "; attribution comes from the token, not from the request (leave it out)",
+            field=field, acting_as=actor.session_id)
+    return mine
+
+
 def require_admin(actor: Actor, what: str) -> None:
     """Refuse (403) unless the actor's token is an admin token."""
     if not actor.is_admin:

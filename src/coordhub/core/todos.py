@@ -13,7 +13,7 @@ from typing import Any
 
 from coordhub.clock import isoformat
 from coordhub.core.events import emit
-from coordhub.core.identity import Actor
+from coordhub.core.identity import Actor, attributed_machine
 from coordhub.errors import Invalid, NotFound
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
@@ -33,18 +33,17 @@ def render(row: Row) -> dict[str, Any]:
     }
 
 
-def machine_of(session_id: str) -> str | None:
-    """The machine part of a ``MACHINE/name`` session id, or None for a bare id."""
-    return session_id.split("/", 1)[0] if "/" in session_id else None
-
-
 def add(tx: Tx, actor: Actor, *, text: str, user: str | None = None, project_key: str | None = None,
         parent_id: str | None = None, source: str | None = None, auto: bool = False,
         created_by_user: str | None = None, created_by_machine: str | None = None, now: float) -> dict[str, Any]:
-    """Create a pending todo; ``created_by_machine`` defaults to the actor's machine.
+    """Create a pending todo; ``created_by_machine`` is the actor's machine (from its session id).
 
-    Raises ``Invalid`` for empty text and ``NotFound`` for an unknown parent.
+    Raises ``Invalid`` for empty text, ``NotFound`` for an unknown parent and
+    ``Forbidden`` for a ``created_by_machine`` other than the actor's own
+    (:func:`~coordhub.core.identity.attributed_machine`). ``created_by_user``
+    is a free label (a token names a session, not a person).
     """
+    machine = attributed_machine(actor, created_by_machine)
     if not text.strip():
         raise Invalid("a todo needs text", field="text")
     if parent_id is not None and tx.todos.get(parent_id) is None:
@@ -52,7 +51,7 @@ def add(tx: Tx, actor: Actor, *, text: str, user: str | None = None, project_key
     row: Row = {"id": str(uuid.uuid4()), "text": text, "user_name": user, "project_key": project_key,
            "parent_id": parent_id, "source": source, "auto": int(auto), "status": "pending",
            "created_by": actor.session_id, "created_by_user": created_by_user,
-           "created_by_machine": created_by_machine or machine_of(actor.session_id), "completed_by": None,
+           "created_by_machine": machine, "completed_by": None,
            "created_at": now, "updated_at": now, "completed_at": None}
     tx.todos.add(row)
     emit(tx, "todo.added", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
