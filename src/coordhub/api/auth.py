@@ -7,7 +7,13 @@ request field naming another session is refused with 403 (contract §2.2).
 With ``--no-auth`` (seed 001's trusted network) the actor is the session the
 request names (``session_id``, ``from_session``, ``created_by``,
 ``updated_by``, or the ``X-Coord-Session`` header) and every caller may do
-admin operations.
+admin operations. Its session ids are refused when malformed (``name\n``
+included) or reserved (the hub's own names, broadcast words).
+
+Every session id entering here — the actor named by a ``--no-auth`` request,
+a viewer, a filter — is replaced by the stored spelling of that session
+(ids compare case-insensitively; see ``core/identity.py``). Stored spellings
+never change, so a known one is cached for the life of the process.
 
 Verified tokens are cached for :data:`CACHE_SECONDS`; revoking through this
 hub clears the cache at once, so only another hub process sharing the same
@@ -27,7 +33,14 @@ from starlette.types import Scope
 
 from coordhub.core import tokens
 from coordhub.core.hub import Hub
-from coordhub.core.identity import Actor, assert_acting_as, validate_acting_name, validate_session_id
+from coordhub.core.identity import (
+    Actor,
+    assert_acting_as,
+    fold,
+    same_session,
+    validate_acting_name,
+    validate_session_id,
+)
 from coordhub.errors import Invalid, RateLimited, Unauthorized
 
 CACHE_SECONDS = 5.0
@@ -102,6 +115,7 @@ class Authenticator:
         self.limiter = limiter or RateLimiter(0, 1)
         self.failures = RateLimiter(FAILURES_PER_SECOND, FAILURE_BURST)
         self._cache: dict[str, tuple[Actor, float]] = {}
+        self._spellings: dict[str, str] = {}  # folded id -> stored spelling (never changes once stored)
 
     def invalidate(self) -> None:
         """Forget every cached token (after a revoke)."""
@@ -153,23 +167,47 @@ class Authenticator:
         return actor
 
 
+    async def spelling(self, name: str) -> str:
+        """The stored spelling of session id ``name``, or ``name`` itself when the hub has never met that session."""
+        key = fold(name)
+        hit = self._spellings.get(key)
+        if hit is not None:
+            return hit
+        row = await self.hub.query(lambda tx, now: tx.sessions.by_key(name))
+        if row is None:
+            return name
+        if len(self._spellings) > 100_000:
+            self._spellings.clear()
+        self._spellings[key] = str(row["session_id"])
+        return self._spellings[key]
+
+
 @dataclass(frozen=True)
 class Caller:
     """The resolved caller of one request.
 
     ``token_actor`` is None in ``--no-auth`` mode, where :meth:`act` takes the
-    identity from the request instead.
+    identity from the request instead. ``auth`` resolves spellings.
     """
 
     token_actor: Actor | None
     header_session: str | None = None
+    auth: Authenticator | None = None
 
-    def act(self, *claims: tuple[str | None, str]) -> Actor:
+    async def _spelling(self, name: str) -> str:
+        return await self.auth.spelling(name) if self.auth is not None else name
+
+    async def session(self, name: str | None) -> str | None:
+        """A session id the request names as a filter or target, in its stored spelling (None stays None)."""
+        return await self._spelling(name) if name else name
+
+    async def act(self, *claims: tuple[str | None, str]) -> Actor:
         """The actor for a mutation, given the ``(value, field)`` pairs the request names.
 
         Auth mode: each named value must be the token's session (else 403).
         No-auth mode: the first named value (or the ``X-Coord-Session``
-        header) is the actor; a request naming nobody is refused with 422.
+        header), in its stored spelling, is the actor; a request naming nobody
+        is refused with 422. Names compare case-insensitively.
         """
         if self.token_actor is not None:
             for claimed, field in claims:
@@ -184,12 +222,12 @@ class Caller:
         assert value is not None
         validate_acting_name(value, field, admin=True)
         for other, other_field in named[1:]:
-            if other != value:
+            if not same_session(other, value):
                 raise Invalid(f"{other_field} {other!r} and {field} {value!r} name different sessions")
-        return Actor(value, is_admin=True)
+        return Actor(await self._spelling(value), is_admin=True)
 
-    def viewer(self, claimed: str | None, field: str) -> str | None:
-        """The session whose view a read shows (inbox owner); None if nobody is named in no-auth mode.
+    async def viewer(self, claimed: str | None, field: str) -> str | None:
+        """The session whose view a read shows (inbox owner), in its stored spelling; None if no-auth names nobody.
 
         In auth mode an admin may read any session's view; anyone else only
         their own (403 otherwise).
@@ -197,10 +235,12 @@ class Caller:
         if self.token_actor is None:
             if claimed is not None:
                 validate_session_id(claimed, field)
-            return claimed or self.header_session
-        if claimed is not None and not self.token_actor.is_admin:
+            return await self.session(claimed or self.header_session)
+        if claimed is None or same_session(claimed, self.token_actor.session_id):
+            return self.token_actor.session_id
+        if not self.token_actor.is_admin:
             assert_acting_as(self.token_actor, claimed, field)
-        return claimed or self.token_actor.session_id
+        return await self._spelling(claimed)
 
 
 async def caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
@@ -212,9 +252,9 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
         session = request.headers.get(SESSION_HEADER)
         if not inner:
             auth.limiter.check(session or address)
-        return Caller(None, session)
+        return Caller(None, session, auth)
     actor = await auth.authenticate(request.headers.get("authorization"), address, inner=inner)
-    return Caller(actor)
+    return Caller(actor, None, auth)
 
 
 def client_address(scope: Scope) -> str:

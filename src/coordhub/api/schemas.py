@@ -167,6 +167,11 @@ class MessageOut(Out):
     deliveries: int
     ack_deadline: str | None
     dead_lettered_at: str | None
+    recipient_known: bool | None = Field(None, description="In the answer to a send only: false when the hub has "
+                                         "never seen the recipient (no token, never acted) — it still gets the "
+                                         "message if it comes later; null for a broadcast.")
+    did_you_mean: list[str] | None = Field(None, description="With recipient_known false: known session ids "
+                                           "that look like the recipient, best first.")
 
 
 class Unshown(Strict):

@@ -9,6 +9,7 @@ import typer
 
 from coordhub.cli.common import JSON_OPT, call, expand_recipient, read_text_arg, show
 from coordhub.cli.output import console, message_banner, table, verbatim
+from coordhub.core.identity import unknown_recipient_warning
 
 app = typer.Typer(help="Messages: send, read your inbox, mark read, ack.", no_args_is_help=True)
 
@@ -35,6 +36,9 @@ def send(
         if value is not None:
             extra[key] = value
     msg = call(ctx, lambda c: c.send_message(expand_recipient(to), subject, text, **extra))
+    if isinstance(msg, dict) and msg.get("recipient_known") is False:  # a typo shows at once (issue 7)
+        typer.echo("coord: warning: " + unknown_recipient_warning(msg["to_session"], msg.get("did_you_mean") or []),
+                   err=True)
     show(msg, as_json, lambda m: console.print(f"sent {m['id']} to {m['to_session']}"))
 
 

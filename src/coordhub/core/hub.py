@@ -8,7 +8,8 @@ transaction):
 1. an ``Idempotency-Key`` seen before returns its first response, untouched;
 2. while the fleet is halted, the mutation is refused with 423 unless it
    names its row of :class:`coordhub.core.halt.Exempt` (``during_halt``);
-3. the acting session is recorded as seen;
+3. the acting session is recorded as seen (under its first spelling; an
+   actor spelled otherwise lost a race to name a new session first: 409, retry);
 4. the operation runs with ``now`` read from the hub's clock *inside* the
    transaction, so expiry decisions use the time the write is applied;
 5. the response is stored under the idempotency key.
@@ -25,6 +26,7 @@ from coordhub.core import halt, idempotency, leases, messages
 from coordhub.core.bus import RING_BYTES, EventBus
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
+from coordhub.errors import Conflict
 from coordhub.store.base import Store
 from coordhub.store.tx import Tx
 
@@ -92,7 +94,10 @@ class Hub:
                     return Outcome(*stored, replayed=True)
             if during_halt is None:
                 halt.refuse_if_halted(tx)
-            tx.sessions.touch(actor.session_id, now)
+            spelling = tx.sessions.touch(actor.session_id, now)
+            if spelling != actor.session_id:
+                raise Conflict(f"session {actor.session_id!r} is already known as {spelling!r} (ids compare "
+                               "case-insensitively); retry the request", session_id=spelling)
             body = op(tx, now)
             if idem is not None:
                 idempotency.remember(tx, actor.session_id, idem, status, body, now)

@@ -4,14 +4,27 @@ Contract §2.2: identity comes from the credential, never from an argument. A
 body or query field that names a session (``session_id``, ``from_session``,
 ``updated_by``, ``created_by``, ``completed_by``) may only repeat the caller's
 own id; naming another session is refused (403) and changes nothing.
+
+Session ids compare case-insensitively (issue 7: ``desktop-0o8a1rl/claude-main``
+is ``DESKTOP-0O8A1RL/claude-main``), by one mechanism: the ``sessions`` table
+maps the case-folded id to the first spelling seen, and every id entering the
+hub is replaced by that spelling where it enters (:func:`canonical` for
+filters and readers, :func:`enroll` for token minting, :func:`address` for
+recipients; ``api/auth.py`` for actors). Stored ids are therefore always
+the canonical spelling and the rest of the core compares them exactly.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from coordhub.errors import Forbidden, Invalid
+
+if TYPE_CHECKING:  # the CLI imports this module for is_broadcast; keep the store out of its start-up
+    from coordhub.store.tx import Tx
 
 # Seed 000 ids look like MACHINE/claude-main; seed 002 instance ids are bare
 # words ("backend", "orchestrator"). Both fit: 1-3 slash-separated parts. Used
@@ -75,9 +88,53 @@ def validate_acting_name(value: str, field: str = "session_id", *, admin: bool =
     return value
 
 
+def fold(session_id: str) -> str:
+    """The key session ids compare by: lower case (ids are ASCII, so this is the store's SQL ``lower()``)."""
+    return session_id.lower()
+
+
+def same_session(a: str, b: str) -> bool:
+    """True when two ids name one session (they differ at most in case)."""
+    return fold(a) == fold(b)
+
+
+def canonical(tx: Tx, spelling: str) -> str:
+    """The stored (first seen) spelling of a session id, or ``spelling`` itself when the hub has never met it."""
+    row = tx.sessions.by_key(spelling)
+    return str(row["session_id"]) if row is not None else spelling
+
+
+def enroll(tx: Tx, spelling: str, now: float) -> str:
+    """Record a session as known (a token is minted for it, or it acts); return its canonical spelling."""
+    return tx.sessions.touch(spelling, now)
+
+
+def address(tx: Tx, spelling: str, now: float) -> tuple[str, bool]:
+    """``(canonical spelling, known)`` of a recipient, recording the spelling if it is new.
+
+    A message may go to a session that has not yet appeared (it may come
+    later): its spelling is recorded so the session finds it under any
+    spelling, but ``known`` stays False until it has a token or acts.
+    """
+    row = tx.sessions.address(spelling, now)
+    return str(row["session_id"]), row["known_since"] is not None
+
+
+def close_matches(tx: Tx, spelling: str, limit: int = 3) -> list[str]:
+    """Known session ids that look like ``spelling`` (difflib, case-insensitive), best first; for typo warnings."""
+    known = {fold(s): s for s in tx.sessions.known_ids()}
+    return [known[k] for k in difflib.get_close_matches(fold(spelling), list(known), n=limit, cutoff=0.6)]
+
+
+def unknown_recipient_warning(to: str, did_you_mean: list[str]) -> str:
+    """The one-line warning front ends show for a message to a session the hub has never seen."""
+    hint = f"; did you mean {' or '.join(did_you_mean)}?" if did_you_mean else ""
+    return f"the hub has never seen {to} (no token, never acted): the message waits in case it comes later{hint}"
+
+
 def assert_acting_as(actor: Actor, claimed: str | None, field: str) -> None:
-    """Refuse (403) a field that names a session other than the actor's own; None passes."""
-    if claimed is not None and claimed != actor.session_id:
+    """Refuse (403) a field that names a session other than the actor's own (in any case); None passes."""
+    if claimed is not None and not same_session(claimed, actor.session_id):
         raise Forbidden(
             f"{field} {claimed!r} is not you: this token acts as {actor.session_id!r}; "
             "identity comes from the token, not from the request",

@@ -17,7 +17,7 @@ from typing import Any
 from coordhub.clock import isoformat
 from coordhub.core import presence
 from coordhub.core.events import emit
-from coordhub.core.identity import SYSTEM_SENDER, Actor, recipient, validate_session_id
+from coordhub.core.identity import SYSTEM_SENDER, Actor, address, close_matches, recipient, validate_session_id
 from coordhub.errors import Forbidden, Invalid, NotFound
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
@@ -76,15 +76,24 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     until acked, at most ``max_deliveries`` times, then dead-lettered (see
     :func:`process_ack_deadlines`). Raises ``Invalid`` for bad values,
     ``NotFound`` for an unknown ``reply_to``.
+
+    Recipients are stored under their first spelling (see
+    :func:`~coordhub.core.identity.address`). A recipient the hub has never
+    seen (no token, never acted) still gets the message, and the answer says
+    so (issue 7): ``recipient_known`` is False and ``did_you_mean`` lists known
+    sessions with similar ids; for a broadcast ``recipient_known`` is None.
     """
     if reply_to is not None and to_session is None:
         to_session = _visible(tx, actor, reply_to)["from_session"]  # a reply goes to the parent's sender
     to = recipient(to_session)
+    known: bool | None = None
+    if to is not None:
+        to, known = address(tx, to, now)
     if importance not in IMPORTANCE:
         raise Invalid(f"importance must be one of {', '.join(IMPORTANCE)}, not {importance!r}", field="importance")
     wait, tries = _ack_policy(ack_wait_seconds, max_deliveries)
     if escalate_to is not None:
-        validate_session_id(escalate_to, "escalate_to")
+        escalate_to, _ = address(tx, validate_session_id(escalate_to, "escalate_to"), now)
     if reply_to is not None:
         parent = _visible(tx, actor, reply_to)
         thread_id = thread_id or parent["thread_id"] or parent["id"]
@@ -104,7 +113,11 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     emit(tx, "message.sent", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
          target=to or "*", seq=seq, to_session=to or BROADCAST, subject=subject, importance=importance,
          message_type=message_type, thread_id=thread_id, requires_ack=requires_ack)
-    return render({**row, "seq": seq, "ack_deadline": deadline})
+    out = render({**row, "seq": seq, "ack_deadline": deadline})
+    out["recipient_known"] = known
+    if known is False and to is not None:
+        out["did_you_mean"] = close_matches(tx, to)
+    return out
 
 
 def _ack_policy(wait: float | None, tries: int | None) -> tuple[float, int]:
@@ -124,6 +137,14 @@ def _visible(tx: Tx, actor: Actor, message_id: str) -> Row:
                            or row["from_session"] == actor.session_id or actor.is_admin):
         raise NotFound(f"no message {message_id!r} for {actor.session_id}")
     return row
+
+
+def recipient_of(tx: Tx, message_id: str) -> str | None:
+    """The one recipient of a direct message, None for a broadcast; ``NotFound`` if there is no such message."""
+    row = tx.messages.get(message_id, "")
+    if row is None:
+        raise NotFound(f"no message {message_id!r}")
+    return str(row["to_session"]) if row["to_session"] is not None else None
 
 
 def get(tx: Tx, actor: Actor, message_id: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from coordhub.clock import isoformat
 from coordhub.core import leases
 from coordhub.core.events import emit
 from coordhub.core.idempotency import SecretBody
-from coordhub.core.identity import ADMIN_NAME, Actor, require_admin, validate_acting_name
+from coordhub.core.identity import ADMIN_NAME, Actor, canonical, enroll, require_admin, validate_acting_name
 from coordhub.errors import Conflict, NotFound
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
@@ -57,6 +57,7 @@ def create(tx: Tx, actor: Actor, name: str, is_admin: bool, now: float) -> dict[
     """
     require_admin(actor, "creating tokens")
     validate_acting_name(name, "name", admin=is_admin)
+    name = enroll(tx, name, now)  # the session's first spelling, whatever the case of this one
     token, row = _insert(tx, name, is_admin, now)
     emit(tx, "token.created", now, session_id=actor.session_id, subject_id=row["id"], name=name, admin=is_admin)
     return SecretBody({**render(row), "token": token}, ("token",), REPLAY_MESSAGE)
@@ -68,7 +69,7 @@ def ensure_admin(tx: Tx, existing: str | None, now: float) -> str | None:
         row = tx.tokens.by_hash(hash_token(existing))
         if row is not None and row["is_admin"]:
             return None
-    token, row = _insert(tx, ADMIN_NAME, True, now)
+    token, row = _insert(tx, enroll(tx, ADMIN_NAME, now), True, now)
     emit(tx, "token.created", now, session_id=None, subject_id=row["id"], name=ADMIN_NAME, admin=True)
     return token
 
@@ -97,6 +98,7 @@ def revoke(tx: Tx, actor: Actor, name: str, now: float, *, keep_leases: bool = F
     no admin token (the hub could not be administered any more).
     """
     require_admin(actor, "revoking tokens")
+    name = canonical(tx, name)
     live = [r for r in tx.tokens.all() if r["name"] == name]
     if not live:
         raise NotFound(f"no live token named {name!r}")

@@ -175,7 +175,8 @@ class _Gate:
         if self.auth.no_auth:
             session = headers.get(SESSION_HEADER)
             self.auth.limiter.check(session or address)
-            return HttpCaller(None, session, session)
+            stored = await self.auth.spelling(session) if session else None  # ids compare case-insensitively
+            return HttpCaller(None, stored, stored)
         authorization = headers.get("authorization")
         actor = await self.auth.authenticate(authorization, address)
         return HttpCaller((authorization or "").partition(" ")[2].strip(), None, actor.session_id)

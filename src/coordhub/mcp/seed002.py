@@ -28,6 +28,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
+from coordhub.core.identity import same_session, unknown_recipient_warning
 from coordhub.mcp.connect import call, drop_none, me
 from coordhub.mcp.tools import API, recipient
 
@@ -59,7 +60,7 @@ def seed_message(m: dict[str, Any], viewer: str) -> dict[str, Any]:
 async def _as_self(ctx: Context, role: str) -> str:
     """The caller's session, if ``role`` names it; ``ToolError`` otherwise."""
     session = await me(ctx)
-    if role != session:
+    if not same_session(role, session):
         raise ToolError(f"forbidden: role {role!r} is not you: this session is {session!r}; "
                         "identity comes from the token, not from arguments")
     return session
@@ -73,13 +74,16 @@ async def coord_publish_message(
     to_instance: Annotated[str, Field(description="Recipient instance, or 'all'.")] = "orchestrator",
     requires_ack: bool = True,
 ) -> dict[str, Any]:
-    """Publish a message to another instance (from yours)."""
+    """Publish a message to another instance (from yours); recipient_known false: the hub never saw it."""
     m = await call(ctx, "POST", f"{API}/messages", body={
         "to_session": recipient(to_instance), "subject": subject, "body": description, "message_type": msg_type,
         "requires_ack": requires_ack})
-    return {"success": True, "message_id": m["id"], "type": m["message_type"], "from": m["from_session"],
-            "to": BROADCAST if m["broadcast"] else m["to_session"], "timestamp": m["created_at"],
-            "requires_ack": m["requires_ack"]}
+    out = {"success": True, "message_id": m["id"], "type": m["message_type"], "from": m["from_session"],
+           "to": BROADCAST if m["broadcast"] else m["to_session"], "timestamp": m["created_at"],
+           "requires_ack": m["requires_ack"], "recipient_known": m.get("recipient_known")}
+    if m.get("recipient_known") is False:
+        out["warning"] = unknown_recipient_warning(m["to_session"], m.get("did_you_mean") or [])
+    return out
 
 
 async def coord_check_messages(

@@ -49,7 +49,7 @@ async def health(request: Request) -> JSONResponse:
 async def overview(request: Request, project_key: str | None = None, session_id: str | None = None,
                    who: Caller = Depends(caller)) -> JSONResponse:
     """Snapshot: live leases, recent components, active workflows, your unread count, any halt."""
-    viewer = who.viewer(session_id, "session_id")
+    viewer = await who.viewer(session_id, "session_id")
     return await query(request, lambda tx, now: status.overview(tx, viewer, now, project_key))
 
 
@@ -62,21 +62,21 @@ async def get_halt(request: Request, who: Caller = Depends(caller)) -> JSONRespo
 @router.post("/api/coord/halt", status_code=201, response_model=HaltOut, responses=responses(*WRITE_ERRORS, 409))
 async def set_halt(body: HaltSet, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Halt the fleet (admin): every mutating call except resume answers 423 until resumed."""
-    actor = who.act()
+    actor = await who.act()
     return await mutate(request, actor, lambda tx, now: halt.set_halt(tx, actor, body.reason, now), status=201)
 
 
 @router.post("/api/coord/resume", response_model=ResumeOut, responses=responses(400, 401, 403, 413, 422, 429, 503))
 async def resume(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Lift the halt (admin). The one mutation allowed while halted."""
-    actor = who.act()
+    actor = await who.act()
     return await mutate(request, actor, lambda tx, now: halt.resume(tx, actor, now), during_halt=halt.Exempt.RESUME)
 
 
 @router.post("/api/coord/tokens", status_code=201, response_model=TokenOut, responses=responses(*WRITE_ERRORS))
 async def create_token(body: TokenCreate, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Create a token acting as session ``name`` (admin). The token appears only in this response."""
-    actor = who.act()
+    actor = await who.act()
     return await mutate(request, actor, lambda tx, now: tokens.create(tx, actor, body.name, body.admin, now),
                         status=201)
 
@@ -85,7 +85,7 @@ async def create_token(body: TokenCreate, request: Request, who: Caller = Depend
 async def list_tokens(request: Request, include_revoked: bool = False,
                       who: Caller = Depends(caller)) -> JSONResponse:
     """Token records, without the tokens (admin)."""
-    actor = who.act()
+    actor = await who.act()
     return await query(request, lambda tx, now: tokens.find(tx, actor, include_revoked))
 
 
@@ -97,7 +97,7 @@ async def revoke_token(name: Line, request: Request, keep_leases: bool = False,
 
     Refused if it would leave no admin token. Allowed while halted: an incident is when one revokes.
     """
-    actor = who.act()
+    actor = await who.act()
     response = await mutate(request, actor, lambda tx, now: tokens.revoke(tx, actor, name, now,
                                                                          keep_leases=keep_leases),
                             during_halt=halt.Exempt.REVOKE_TOKEN)

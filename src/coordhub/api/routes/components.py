@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/coord/components", tags=["components"])
 
 
 async def _set(request: Request, who: Caller, project_key: str, component: str, body: ComponentState) -> JSONResponse:
-    actor = who.act((body.updated_by, "updated_by"))
+    actor = await who.act((body.updated_by, "updated_by"))
     return await mutate(request, actor, lambda tx, now: components.set_state(
         tx, actor, project_key=project_key, component=component, state=body.state, version=body.version,
         notes=body.notes, fence=body.fence, now=now))

@@ -113,6 +113,7 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=2**6
     cursor = _start(request, after, h.bus.last_id)
     viewer, admin = _viewer(who)
     prefixes = _kinds(kinds)
+    to_session, session_id = await who.session(to_session), await who.session(session_id)
 
     def keep(row: Row) -> bool:
         return events.visible(row, viewer, admin) and events.matches(row, prefixes, project_key, to_session,
@@ -167,7 +168,7 @@ async def record(body: ClientEvent, request: Request, who: Caller = Depends(call
     ``detail`` is capped (``event_detail_bytes``, 422 over it) and each
     session has a quota of events per minute (``event_quota``, 429 over it).
     """
-    actor = who.act()
+    actor = await who.act()
     events.check_detail(body.detail, request.app.state.limits.event_detail_bytes)
     request.app.state.event_quota.check(actor.session_id, what="client events")
 
@@ -183,7 +184,7 @@ async def record(body: ClientEvent, request: Request, who: Caller = Depends(call
 async def pending(request: Request, limit: int = Query(100, ge=1, le=notifications.MAX_LIMIT),
                   session_id: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
     """The caller's events after its notification cursor (seed 002's notifications); reading never destroys."""
-    viewer = who.viewer(session_id, "session_id")
+    viewer = await who.viewer(session_id, "session_id")
     if viewer is None:
         raise Invalid("name the session: session_id=MACHINE/name", field="session_id")
     return await query(request, lambda tx, now: notifications.pending(tx, viewer, limit))
@@ -192,6 +193,6 @@ async def pending(request: Request, limit: int = Query(100, ge=1, le=notificatio
 @router.post("/notifications/ack", response_model=dict[str, int], responses=responses(*WRITE_ERRORS))
 async def ack(body: NotificationsAck, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Advance the caller's notification cursor to ``up_to``."""
-    actor = who.act()
+    actor = await who.act()
     return await mutate(request, actor, lambda tx, now: notifications.ack(tx, actor, body.up_to, now),
                         during_halt=Exempt.SEEN)

@@ -34,7 +34,7 @@ async def claim(body: LockClaim, request: Request, who: Caller = Depends(caller)
 
     Claiming a resource the caller already holds renews that lease (same id and fence, ``renewed: true``).
     """
-    actor = who.act((body.session_id, "session_id"))
+    actor = await who.act((body.session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: leases.claim(
         tx, actor, project_key=body.project_key, resource=body.resource, description=body.description,
         ttl_hours=body.ttl_hours, now=now), status=201)
@@ -44,7 +44,8 @@ async def claim(body: LockClaim, request: Request, who: Caller = Depends(caller)
 async def list_live(request: Request, project_key: str | None = None, resource: str | None = None,
                     session_id: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
     """Live leases; ``resource`` narrows to leases overlapping it (seed 001's conflict check)."""
-    return await query(request, lambda tx, now: leases.live(tx, now, project_key, resource, session_id))
+    holder = await who.session(session_id)
+    return await query(request, lambda tx, now: leases.live(tx, now, project_key, resource, holder))
 
 
 @router.delete("", response_model=ReleaseAllOut, responses=responses(*WRITE_ERRORS))
@@ -55,8 +56,8 @@ async def release_all(request: Request, session_id: str | None = None, release_a
         raise Invalid("add release_all=true to release every lease of the session", field="release_all")
     admin = who.token_actor if who.token_actor is not None and who.token_actor.is_admin else None
     # An admin may clear another session's leases; anyone else only their own.
-    actor = admin or who.act((session_id, "session_id"))
-    target = session_id or actor.session_id
+    actor = admin or await who.act((session_id, "session_id"))
+    target = await who.session(session_id) or actor.session_id
     return await mutate(request, actor, lambda tx, now: leases.release_all(tx, actor, target, now),
                         during_halt=halt.Exempt.RELEASE)
 
@@ -75,7 +76,7 @@ async def conflicts(request: Request, project_key: str, resource: str, session_i
 
     One round trip for the edit hook and the git guard.
     """
-    me = who.viewer(session_id, "session_id")
+    me = await who.viewer(session_id, "session_id")
 
     def op(tx: Tx, now: float) -> dict[str, Any]:
         found = leases.live(tx, now, project_key, resource)
@@ -98,7 +99,7 @@ async def release(lease_id: uuid.UUID, request: Request, session_id: str | None 
 
     A non-holder's release of a lease that is not stale answers 403 with ``stale_in_seconds``.
     """
-    actor = who.act((session_id, "session_id"))
+    actor = await who.act((session_id, "session_id"))
     if force:
         return await mutate(request, actor, lambda tx, now: leases.revoke(tx, actor, str(lease_id), now),
                             during_halt=halt.Exempt.RELEASE)
@@ -111,5 +112,5 @@ async def release(lease_id: uuid.UUID, request: Request, session_id: str | None 
 async def renew(lease_id: uuid.UUID, body: LockRenew, request: Request,
                 who: Caller = Depends(caller)) -> JSONResponse:
     """Extend a live lease (holder only); 409 ``stale_fence`` when it already ended."""
-    actor = who.act((body.session_id, "session_id"))
+    actor = await who.act((body.session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: leases.renew(tx, actor, str(lease_id), body.ttl_hours, now))

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from coordhub.api import streams
-from coordhub.api.auth import Caller, caller
+from coordhub.api.auth import SESSION_HEADER, Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
 from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
@@ -28,7 +28,7 @@ NEWS = ("message.sent", "message.redelivered")  # event kinds that can bring a s
 @router.post("", status_code=201, response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
 async def send(body: MessageSend, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Send a message; ``to_session`` omitted, null or ``ALL_SESSIONS`` broadcasts to the fleet."""
-    actor = who.act((body.from_session, "from_session"))
+    actor = await who.act((body.from_session, "from_session"))
     return await mutate(request, actor, lambda tx, now: messages.send(
         tx, actor, to_session=body.to_session, subject=body.subject, body=body.body,
         project_key=body.project_key, thread_id=body.thread_id, reply_to=body.reply_to,
@@ -37,8 +37,8 @@ async def send(body: MessageSend, request: Request, who: Caller = Depends(caller
         to_incarnation=body.to_incarnation, now=now), status=201)
 
 
-def _viewer(who: Caller, claimed: str | None, field: str) -> str:
-    viewer = who.viewer(claimed, field)
+async def _viewer(who: Caller, claimed: str | None, field: str) -> str:
+    viewer = await who.viewer(claimed, field)
     if viewer is None:
         raise Invalid(f"name the session whose inbox to read: {field}=MACHINE/name", field=field)
     return viewer
@@ -50,7 +50,7 @@ async def inbox(request: Request, to_session: str | None = None, unread_only: bo
                 before_seq: int | None = Query(None, ge=1, le=2**62),
                 who: Caller = Depends(caller)) -> JSONResponse:
     """A session's inbox (seed 001): ``unread_only=true`` gives unread direct messages and broadcasts."""
-    viewer = _viewer(who, to_session, "to_session")
+    viewer = await _viewer(who, to_session, "to_session")
     return await query(request, lambda tx, now: messages.inbox(
         tx, viewer, unread_only=unread_only, limit=limit, before_seq=before_seq))
 
@@ -59,7 +59,7 @@ async def inbox(request: Request, to_session: str | None = None, unread_only: bo
 async def unread_count(request: Request, session_id: str | None = None,
                        who: Caller = Depends(caller)) -> JSONResponse:
     """How many messages a session has not read."""
-    viewer = _viewer(who, session_id, "session_id")
+    viewer = await _viewer(who, session_id, "session_id")
     return await query(request, lambda tx, now: {"session_id": viewer,
                                                  "unread": messages.unread_count(tx, viewer)})
 
@@ -72,7 +72,7 @@ async def wait(request: Request, timeout: float = Query(30.0, ge=0, le=MAX_WAIT_
 
     A wait (``timeout`` > 0) holds one of the session's ``streams_per_token`` slots (429 ``too_many_streams``).
     """
-    viewer = _viewer(who, session_id, "session_id")
+    viewer = await _viewer(who, session_id, "session_id")
     h = hub(request)
     bus = h.bus
     assert bus is not None
@@ -102,17 +102,28 @@ async def _message_for(bus: EventBus, viewer: str, cursor: int, deadline: float)
 @router.post("/unshown", response_model=UnshownOut, responses=responses(*WRITE_ERRORS))
 async def unshown(request: Request, body: Unshown | None = None, who: Caller = Depends(caller)) -> JSONResponse:
     """The caller's unread messages not yet shown to its agent, oldest first, now marked shown (hooks use it)."""
-    actor = who.act()
+    actor = await who.act()
     limit = body.limit if body else 5
     return await mutate(request, actor, lambda tx, now: messages.unshown(tx, actor, limit, now),
                         during_halt=Exempt.SEEN)
+
+
+async def _reader(request: Request, who: Caller, message_id: uuid.UUID, session_id: str | None) -> Actor:
+    """Who marks a message read or acks it: the caller, or on a no-auth hub with no session named, its recipient."""
+    if who.token_actor is not None or session_id is not None or who.header_session is not None:
+        return await who.act((session_id, "session_id"))
+    to = await hub(request).query(lambda tx, now: messages.recipient_of(tx, str(message_id)))
+    if to is None:
+        raise Invalid("this message is a broadcast: name the session that read it with session_id=MACHINE/name "
+                      f"or the {SESSION_HEADER} header", field="session_id")
+    return await who.act((to, "session_id"))
 
 
 @router.get("/{message_id}", response_model=MessageOut, responses=responses(*READ_ERRORS, 404))
 async def get(message_id: uuid.UUID, request: Request, session_id: str | None = None,
               who: Caller = Depends(caller)) -> JSONResponse:
     """One message the caller sent, received, or that was broadcast."""
-    viewer = _viewer(who, session_id, "session_id")
+    viewer = await _viewer(who, session_id, "session_id")
     actor = who.token_actor or Actor(viewer, is_admin=True)
     return await query(request, lambda tx, now: messages.get(tx, actor, str(message_id)))
 
@@ -120,8 +131,12 @@ async def get(message_id: uuid.UUID, request: Request, session_id: str | None = 
 @router.put("/{message_id}/read", response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
 async def mark_read(message_id: uuid.UUID, request: Request, session_id: str | None = None,
                     who: Caller = Depends(caller)) -> JSONResponse:
-    """Mark a message read for the caller only (a broadcast stays unread for everyone else)."""
-    actor = who.act((session_id, "session_id"))
+    """Mark a message read for the caller only (a broadcast stays unread for everyone else).
+
+    On a ``--no-auth`` hub a request that names no session (seed 001's own
+    call) acts as the message's recipient; only a broadcast needs one named.
+    """
+    actor = await _reader(request, who, message_id, session_id)
     return await mutate(request, actor, lambda tx, now: messages.mark_read(tx, actor, str(message_id), now),
                         during_halt=Exempt.SEEN)
 
@@ -129,7 +144,7 @@ async def mark_read(message_id: uuid.UUID, request: Request, session_id: str | N
 @router.post("/{message_id}/ack", response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
 async def ack(message_id: uuid.UUID, request: Request, session_id: str | None = None,
               who: Caller = Depends(caller)) -> JSONResponse:
-    """Acknowledge a message (marks it read too); acking twice is harmless."""
-    actor = who.act((session_id, "session_id"))
+    """Acknowledge a message (marks it read too); acking twice is harmless. No-auth: as ``PUT …/read``."""
+    actor = await _reader(request, who, message_id, session_id)
     return await mutate(request, actor, lambda tx, now: messages.ack(tx, actor, str(message_id), now),
                         during_halt=Exempt.SEEN)

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/coord", tags=["presence"])
 @router.get("/whoami", response_model=WhoamiOut, responses=responses(*READ_ERRORS))
 async def whoami(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """The caller's session, whether it is an admin, and its presence."""
-    me = who.viewer(None, "session_id")
+    me = await who.viewer(None, "session_id")
     admin = who.token_actor.is_admin if who.token_actor else True
     return await query(request, lambda tx, now: {
         "session_id": me, "admin": admin, "presence": presence.of(tx, me, now) if me else None})
@@ -28,7 +28,7 @@ async def whoami(request: Request, who: Caller = Depends(caller)) -> JSONRespons
 @router.post("/presence/register", response_model=PresenceOut, responses=responses(*WRITE_ERRORS))
 async def register(body: PresenceRegister, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Start a new incarnation of the caller (an agent process started)."""
-    actor = who.act((body.session_id, "session_id"))
+    actor = await who.act((body.session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: presence.register(
         tx, actor, client=body.client, client_session=body.client_session, cwd=body.cwd, now=now),
         during_halt=Exempt.PRESENCE)
@@ -37,7 +37,7 @@ async def register(body: PresenceRegister, request: Request, who: Caller = Depen
 @router.post("/presence/heartbeat", response_model=PresenceOut, responses=responses(*WRITE_ERRORS, 409))
 async def heartbeat(body: PresenceBeat, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Keep the caller's presence alive; 409 ``stale_incarnation`` if a newer incarnation registered."""
-    actor = who.act((body.session_id, "session_id"))
+    actor = await who.act((body.session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: presence.heartbeat(tx, actor, body.incarnation, now),
                         during_halt=Exempt.PRESENCE)
 
@@ -45,7 +45,7 @@ async def heartbeat(body: PresenceBeat, request: Request, who: Caller = Depends(
 @router.post("/presence/deregister", response_model=PresenceOut, responses=responses(*WRITE_ERRORS, 409))
 async def deregister(body: PresenceEnd, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """End the caller's incarnation (offline at once), optionally releasing its leases."""
-    actor = who.act((body.session_id, "session_id"))
+    actor = await who.act((body.session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: presence.deregister(
         tx, actor, body.incarnation, body.release_leases, now), during_halt=Exempt.PRESENCE)
 

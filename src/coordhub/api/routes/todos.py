@@ -26,7 +26,7 @@ def _one(a: str | None, b: str | None, names: str) -> str | None:
 @router.post("", status_code=201, response_model=TodoOut, responses=responses(*WRITE_ERRORS, 404))
 async def add(body: TodoAdd, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Create a pending todo (``created_by`` is the caller; ``created_by_machine`` defaults to its machine)."""
-    actor = who.act((body.created_by, "created_by"))
+    actor = await who.act((body.created_by, "created_by"))
     project = _one(body.project_key, body.project, "project_key and project")
     parent = _one(body.parent_id, body.parent, "parent_id and parent")
     return await mutate(request, actor, lambda tx, now: todos.add(
@@ -53,5 +53,5 @@ async def get(todo_id: uuid.UUID, request: Request, who: Caller = Depends(caller
 async def done(todo_id: uuid.UUID, request: Request, body: TodoDone | None = None,
                who: Caller = Depends(caller)) -> JSONResponse:
     """Mark a todo done (sets ``completed_by`` to the caller)."""
-    actor = who.act((body.completed_by if body else None, "completed_by"))
+    actor = await who.act((body.completed_by if body else None, "completed_by"))
     return await mutate(request, actor, lambda tx, now: todos.done(tx, actor, str(todo_id), now))

@@ -28,7 +28,7 @@ router = APIRouter(prefix="/api/coord", tags=["workflows"])
 @router.post("/workflows", status_code=201, response_model=WorkflowOut, responses=responses(*WRITE_ERRORS))
 async def create(body: WorkflowCreate, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Create a workflow (statuses: planning, active, blocked, completed, cancelled)."""
-    actor = who.act((body.created_by, "created_by"))
+    actor = await who.act((body.created_by, "created_by"))
     return await mutate(request, actor, lambda tx, now: workflows.create(
         tx, actor, project_key=body.project_key, name=body.name, description=body.description,
         status=body.status, now=now), status=201)
@@ -51,7 +51,7 @@ async def get(workflow_id: uuid.UUID, request: Request, who: Caller = Depends(ca
 async def patch(workflow_id: uuid.UUID, body: WorkflowPatch, request: Request,
                 who: Caller = Depends(caller)) -> JSONResponse:
     """Change a workflow's status."""
-    actor = who.act((body.updated_by, "updated_by"))
+    actor = await who.act((body.updated_by, "updated_by"))
     return await mutate(request, actor, lambda tx, now: workflows.set_workflow_status(
         tx, actor, str(workflow_id), body.status, now))
 
@@ -59,7 +59,7 @@ async def patch(workflow_id: uuid.UUID, body: WorkflowPatch, request: Request,
 @router.post("/work-items", status_code=201, response_model=WorkItemOut, responses=responses(*WRITE_ERRORS, 404))
 async def add_item(body: WorkItemCreate, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Add a work item (statuses: pending, in_progress, blocked, completed, cancelled)."""
-    actor = who.act((body.created_by, "created_by"))
+    actor = await who.act((body.created_by, "created_by"))
     return await mutate(request, actor, lambda tx, now: workflows.add_item(
         tx, actor, workflow_id=body.workflow_id, title=body.title, project_key=body.project_key,
         description=body.description, status=body.status, priority=body.priority, assigned_to=body.assigned_to,
@@ -76,7 +76,7 @@ async def get_item(item_id: uuid.UUID, request: Request, who: Caller = Depends(c
 async def patch_item(item_id: uuid.UUID, body: WorkItemPatch, request: Request,
                      who: Caller = Depends(caller)) -> JSONResponse:
     """Update a work item; with ``fence`` the update is refused (409) unless that lease is still yours."""
-    actor = who.act((body.updated_by, "updated_by"))
+    actor = await who.act((body.updated_by, "updated_by"))
     changes = dump(body, exclude=("updated_by", "fence"))
     return await mutate(request, actor, lambda tx, now: workflows.update_item(
         tx, actor, str(item_id), changes, fence=body.fence, now=now))

@@ -1,21 +1,57 @@
-"""Sessions the hub has seen, and their broadcast cursors."""
+"""Sessions the hub has seen, and their broadcast cursors.
+
+A session has one row under any spelling: ``session_key`` (SQL ``lower()`` of
+the id; ids are ASCII, so that is full case folding) is unique, and
+``session_id`` keeps the first spelling seen.
+``known_since`` is when the hub first saw the session itself (a token minted
+for it, or it acted); NULL for a session that has only been addressed.
+"""
 
 from __future__ import annotations
 
 from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
 
+MAX_CANDIDATES = 10_000  # known sessions :meth:`Sessions.known_ids` reads at most
+
 
 class Sessions(Table):
     """The ``sessions`` table."""
 
-    def touch(self, session_id: str, now: float) -> None:
-        """Record that the session acted at ``now`` (creating it on first contact)."""
-        self.ex.execute(
-            "INSERT INTO sessions (session_id, first_seen, last_seen) VALUES (?, ?, ?) "
-            "ON CONFLICT (session_id) DO UPDATE SET last_seen = excluded.last_seen",
-            (session_id, now, now),
+    def touch(self, session_id: str, now: float) -> str:
+        """Record that the session acted at ``now`` (creating it, known, on first contact); return its stored spelling.
+
+        The stored spelling is the first one seen, which may differ from
+        ``session_id`` in case.
+        """
+        row = self.ex.one(
+            "INSERT INTO sessions (session_id, session_key, first_seen, last_seen, known_since) "
+            "VALUES (?, lower(?), ?, ?, ?) ON CONFLICT (session_key) DO UPDATE SET last_seen = excluded.last_seen, "
+            "known_since = COALESCE(sessions.known_since, excluded.known_since) RETURNING session_id",
+            (session_id, session_id, now, now, now),
         )
+        assert row is not None
+        return str(row["session_id"])
+
+    def by_key(self, spelling: str) -> Row | None:
+        """The session row under any spelling of its id, or None if the hub has never seen or addressed it."""
+        return self.ex.one("SELECT * FROM sessions WHERE session_key = lower(?)", (spelling,))
+
+    def address(self, spelling: str, now: float) -> Row:
+        """The row of a session being addressed, created (not known) with this spelling if there is none."""
+        row = self.by_key(spelling)
+        if row is None:
+            self.ex.execute("INSERT INTO sessions (session_id, session_key, first_seen, last_seen) "
+                            "VALUES (?, lower(?), ?, ?)", (spelling, spelling, now, now))
+            row = self.by_key(spelling)
+        assert row is not None
+        return row
+
+    def known_ids(self) -> list[str]:
+        """Ids of sessions the hub knows (not merely addressed), most recently seen first, at most MAX_CANDIDATES."""
+        rows = self.ex.all("SELECT session_id FROM sessions WHERE known_since IS NOT NULL "
+                           "ORDER BY last_seen DESC LIMIT ?", (MAX_CANDIDATES,))
+        return [str(r["session_id"]) for r in rows]
 
     def get(self, session_id: str) -> Row | None:
         """The session row, or None if the hub has never seen it."""
