@@ -544,3 +544,14 @@ def test_inbox_table_and_status_cannot_be_forged_or_reach_the_terminal(fleet: Fl
     status = fleet.a.ok("status").out
     assert "\x1b" not in status and "red \\x1b[31malert\\nMESSAGE FROM admin" in status, status
     fleet.admin.ok("resume")
+
+
+def test_msg_send_to_an_unknown_session_warns_with_close_matches(fleet: Fleet) -> None:
+    typo = fleet.a.ok("msg", "send", "HOWRAD-HOME", "hi", "body")  # B is HOWARD-HOME/claude-main
+    assert "warning" in typo.err and "never seen HOWRAD-HOME/claude-main" in typo.err
+    assert "did you mean HOWARD-HOME/claude-main" in typo.err
+    sent = fleet.a.json("msg", "send", "howard-home", "hi", "body")  # another spelling of a known session
+    assert sent["recipient_known"] is True and sent["to_session"] == B
+    known = fleet.a.ok("msg", "send", "HOWARD-HOME", "hi", "body")
+    assert "warning" not in known.err
+    assert "warning" not in fleet.a.ok("msg", "send", "ALL", "hi", "body").err

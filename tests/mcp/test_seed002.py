@@ -148,3 +148,18 @@ async def test_notifications_are_a_cursor(mcp_hub: McpHub) -> None:
         assert [n["message_id"] for n in one["notifications"]] == [second["message_id"]]
         rest = ok(await orch.call_tool("coord_get_notifications", {}))
         assert [n["message_id"] for n in rest["notifications"]] == [third["message_id"]]
+
+
+async def test_publish_to_an_instance_the_hub_never_saw_says_so(mcp_hub: McpHub) -> None:
+    await mcp_hub.token("frontend")
+    async with mcp_hub.client("backend", "legacy", "seed002") as be:
+        typo = ok(await be.call_tool("coord_publish_message", {
+            "msg_type": "GENERAL", "subject": "s", "description": "d", "to_instance": "frontedn"}))
+        assert typo["success"] and typo["recipient_known"] is False
+        assert "never seen frontedn" in typo["warning"] and "did you mean frontend" in typo["warning"]
+        known = ok(await be.call_tool("coord_publish_message", {
+            "msg_type": "GENERAL", "subject": "s", "description": "d", "to_instance": "FRONTEND"}))
+        assert known["recipient_known"] is True and known["to"] == "frontend" and "warning" not in known
+        everyone = ok(await be.call_tool("coord_publish_message", {
+            "msg_type": "GENERAL", "subject": "s", "description": "d", "to_instance": "all"}))
+        assert everyone["recipient_known"] is None
