@@ -146,8 +146,8 @@ def api(hub: Hub) -> Iterator[Api]:
 
 @pytest.fixture
 def open_api(hub: Hub) -> Iterator[TestClient]:
-    """The HTTP app over ``hub`` in --no-auth mode."""
-    with TestClient(create_app(hub, no_auth=True, sweep_seconds=0)) as client:
+    """The HTTP app over ``hub`` in --no-auth mode, reached as ``127.0.0.1`` (it answers only loopback names)."""
+    with TestClient(create_app(hub, no_auth=True, sweep_seconds=0), base_url="http://127.0.0.1:8001") as client:
         yield client
 
 

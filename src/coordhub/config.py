@@ -51,7 +51,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", str, None, "Database to use: a sqlite:///PATH or postgresql://… URL "
             "(default: SQLite file coord.db in the data dir).", "server"),
     Setting("no_auth", bool, False, "Trusted-network mode of seed 001: no tokens, identity taken "
-            "from the request body. Refused on a non-loopback host without --allow-remote-no-auth.", "server"),
+            "from the request body. Refused on a non-loopback host without --allow-remote-no-auth. On loopback "
+            "the hub then answers only loopback Host names (DNS-rebinding protection, see api.md).", "server"),
     Setting("allow_remote_no_auth", bool, False, "Permit --no-auth on a non-loopback --host "
             "(anyone who can reach the port can act as anyone).", "server"),
     Setting("sqlite_synchronous", str, "FULL", "SQLite durability: FULL (fsync every commit, "

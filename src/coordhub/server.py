@@ -8,7 +8,6 @@ one-line message; the CLI prints it without a traceback and exits 1.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import os
 import socket
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from coordhub import __version__
+from coordhub.api.hosts import is_loopback
 from coordhub.config import DEFAULT_PORT, default_data_dir
 from coordhub.core.identity import SYSTEM_SESSION, Actor, validate_session_id
 from coordhub.errors import Invalid, Unavailable
@@ -86,16 +86,6 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         self._captured_signals.clear()
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def prepare_data_dir(path: Path) -> None:
@@ -200,7 +190,8 @@ def serve(cfg: ServerConfig) -> None:
                     event_ring_bytes=cfg.event_ring_bytes, streams_per_token=cfg.streams_per_token,
                     max_streams=streams)
     app = create_app(hub, no_auth=cfg.no_auth, max_body_bytes=cfg.max_body_bytes, sweep_seconds=cfg.sweep_seconds,
-                     retry_after=cfg.retry_after, rate_limit=cfg.rate_limit, rate_burst=cfg.rate_burst, limits=limits)
+                     retry_after=cfg.retry_after, rate_limit=cfg.rate_limit, rate_burst=cfg.rate_burst, limits=limits,
+                     loopback_only=cfg.no_auth and is_loopback(cfg.host))
     app.state.max_connections = connections
     log.info("file descriptors: %d; connections at once: %d; streams and long-polls: %d", fd_limit, connections,
              streams)

@@ -13,6 +13,7 @@ from coordhub import __version__
 from coordhub.api import errors
 from coordhub.api.auth import Authenticator, RateLimiter
 from coordhub.api.health import DatabaseProbe
+from coordhub.api.hosts import BrowserGuard
 from coordhub.api.inputs import InputGuard
 from coordhub.api.limits import BodyLimit, Limits
 from coordhub.api.routes import admin, components, events, locks, messages, presence, todos, workflows
@@ -49,7 +50,7 @@ async def _follow_forever(hub: Hub) -> None:
 
 def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_576,
                sweep_seconds: float = 5.0, retry_after: int = 30, rate_limit: float = 0.0,
-               rate_burst: int = 200, limits: Limits | None = None) -> FastAPI:
+               rate_burst: int = 200, limits: Limits | None = None, loopback_only: bool | None = None) -> FastAPI:
     """Build the HTTP app over an opened hub.
 
     The caller owns the store's lifecycle (open before serving, close after).
@@ -57,7 +58,11 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     ``hub.sweep()`` themselves). ``retry_after`` is the seconds a 503 asks
     clients to wait (seed 001: 30). ``rate_limit`` is requests per second per
     token (bursts of ``rate_burst``); 0 turns it off. ``limits`` bounds what one
-    client may hold or write (defaults: :class:`Limits`).
+    client may hold or write (defaults: :class:`Limits`). ``loopback_only``
+    answers only requests whose ``Host`` is a loopback name (DNS-rebinding
+    protection, :mod:`coordhub.api.hosts`); ``None`` means ``no_auth``, and
+    ``coord serve`` passes whether a ``--no-auth`` hub listens on loopback.
+    A cross-origin ``Origin`` is refused always.
     """
     limits = limits or Limits()
 
@@ -94,6 +99,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
         app.include_router(module.router)
     app.add_middleware(InputGuard)  # inside BodyLimit: it sees one buffered body
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BrowserGuard, loopback_only=no_auth if loopback_only is None else loopback_only)  # outermost
     from coordhub.mcp.http import mount as mount_mcp  # the mcp SDK (~0.8 s to import) loads only with an app
 
     mount_mcp(app)

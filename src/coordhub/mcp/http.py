@@ -11,14 +11,11 @@ passes a small gate first:
   through instead.
 * **Tools** are those of the ``COORD_MCP_TOOLS`` profile (default
   ``default``); ``/mcp?tools=seed002`` or ``?tools=all`` picks another.
-* **Browsers.** With auth on, the token is the defence against DNS
-  rebinding (a rebound page cannot present it), so ``Host`` is not
-  restricted and LAN names, IPs and reverse proxies work; a request carrying
-  an ``Origin`` whose host is not the ``Host`` it was sent to is refused
-  with 403 (no web page has a reason to call ``/mcp``). With ``--no-auth``
-  the SDK's DNS-rebinding protection is on: ``Host`` must be loopback
-  (``127.0.0.1``, ``localhost``, ``[::1]``, any port) or listed in
-  ``allowed_hosts``.
+* **Browsers.** ``/mcp`` is behind the hub's one DNS-rebinding and
+  cross-origin check, like every REST route (:mod:`coordhub.api.hosts`): a
+  cross-origin ``Origin`` is refused with 403, and a ``--no-auth`` hub on
+  loopback answers only loopback ``Host`` names (421). The SDK's own check
+  is therefore off.
 
 Each tool then calls the hub's REST API in-process (the request is handed to
 the same app, see :func:`coordhub.client.aio.asgi_request`) carrying the
@@ -32,10 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from mcp.server.mcpserver import Context
@@ -46,13 +42,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coordhub.api.auth import INNER_REQUEST, SESSION_HEADER, Authenticator, client_address
 from coordhub.client.aio import AsyncCoordClient
-from coordhub.errors import Forbidden, Invalid
+from coordhub.errors import Invalid
 from coordhub.mcp.server import PROFILE_ENV, PROFILES, build_server
 
 PATH = "/mcp"
 SCOPE_KEY = "coordhub.mcp.caller"
 INTERNAL_URL = "http://coordhub.internal"  # the hub's own app, reached in-process; never resolved
-LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]")
 
 
 @dataclass(frozen=True)
@@ -96,20 +91,19 @@ class _Inner:
         await self.app({**scope, INNER_REQUEST: True}, receive, send)
 
 
-def mount(app: FastAPI, *, allowed_hosts: Sequence[str] = ()) -> None:
+def mount(app: FastAPI) -> None:
     """Serve MCP at ``/mcp`` on ``app`` (call once, after ``app.state.auth`` is set).
 
     Wraps the app's lifespan so the MCP session managers run while the app
-    does; nothing else is needed. ``allowed_hosts`` (``host`` or
-    ``host:port``, ``host:*`` for any port) widens the loopback-only ``Host``
-    check of ``--no-auth`` hubs. Raises ``ValueError`` if ``COORD_MCP_TOOLS``
-    names no profile.
+    does; nothing else is needed. Raises ``ValueError`` if
+    ``COORD_MCP_TOOLS`` names no profile.
     """
     auth: Authenticator = app.state.auth
     default = os.environ.get(PROFILE_ENV) or "default"
     if default not in PROFILES:
         raise ValueError(f"{PROFILE_ENV}={default!r}: use one of {', '.join(PROFILES)}")
-    security = _security(auth.no_auth, allowed_hosts)
+    # The hub's BrowserGuard middleware checks Host and Origin for every route, /mcp included.
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
     @contextlib.asynccontextmanager
     async def connector() -> AsyncIterator[AppConnector]:
@@ -137,17 +131,8 @@ def mount(app: FastAPI, *, allowed_hosts: Sequence[str] = ()) -> None:
     app.router.lifespan_context = lifespan
 
 
-def _security(no_auth: bool, allowed_hosts: Sequence[str]) -> TransportSecuritySettings:
-    if not no_auth:
-        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    hosts = [*LOOPBACK_HOSTS, *allowed_hosts]
-    origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")]
-    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
-                                     allowed_origins=origins)
-
-
 class _Gate:
-    """The ``/mcp`` endpoint: authenticate, check the origin, pick the profile, hand over to the SDK.
+    """The ``/mcp`` endpoint: authenticate, pick the profile, hand over to the SDK.
 
     Errors are raised as the hub's ``CoordError``\\ s, so the app's handlers
     answer with the one error envelope.
@@ -160,8 +145,6 @@ class _Gate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
-        if not self.auth.no_auth:
-            _same_origin(headers)
         scope[SCOPE_KEY] = await self._caller(headers, client_address(scope))
         profile = QueryParams(scope.get("query_string", b"")).get("tools") or self.default
         if profile not in PROFILES:
@@ -180,10 +163,3 @@ class _Gate:
         authorization = headers.get("authorization")
         actor = await self.auth.authenticate(authorization, address)
         return HttpCaller((authorization or "").partition(" ")[2].strip(), None, actor.session_id)
-
-
-def _same_origin(headers: Headers) -> None:
-    """Refuse a browser request from a page not served by this host (403)."""
-    origin = headers.get("origin")
-    if origin and urlsplit(origin).netloc.lower() != headers.get("host", "").lower():
-        raise Forbidden(f"Origin {origin!r} is not this hub; /mcp does not serve web pages")
