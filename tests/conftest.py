@@ -43,6 +43,12 @@ def _pg_admin_conn() -> Any:
     return psycopg.connect(f"{PG_BASE}/postgres", autocommit=True, connect_timeout=3)
 
 
+@pytest.fixture(autouse=True)
+def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own XDG config dir: the client records trusted URLs and its queue key there."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A scratch PostgreSQL database for this run (dropped at the end)."""

@@ -28,15 +28,22 @@ class Result:
 
 
 def isolated_env(root: Path, **extra: str) -> dict[str, str]:
-    """Private HOME/XDG_DATA_HOME, no outer COORD_* settings, wide deterministic output."""
+    """Private HOME and XDG data/config/state dirs, no outer COORD_* settings, wide deterministic output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COORD_")}
-    for name in ("home", "xdg"):
+    for name in ("home", "xdg", "xdg-config", "xdg-state"):
         (root / name).mkdir(parents=True, exist_ok=True)
-    env.update(HOME=str(root / "home"), XDG_DATA_HOME=str(root / "xdg"), COLUMNS="250", NO_COLOR="1",
-               TERM="dumb")
+    env.update(HOME=str(root / "home"), XDG_DATA_HOME=str(root / "xdg"), XDG_CONFIG_HOME=str(root / "xdg-config"),
+               XDG_STATE_HOME=str(root / "xdg-state"), COLUMNS="250", NO_COLOR="1", TERM="dumb")
     env.pop("FORCE_COLOR", None)
     env.update(extra)
     return env
+
+
+def git_init(path: Path) -> Path:
+    """Make ``path`` a git working tree (identity.json is read only inside one, untracked) and return it."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(path)], check=True, capture_output=True)
+    return path
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,20 @@ class ManualClock:
         self._now += seconds
 
 
+def parse_iso(text: str) -> float:
+    """Epoch seconds of an ISO 8601 / RFC 3339 timestamp (``Z`` or an offset; no offset means UTC).
+
+    Raises ``ValueError`` for anything else, and for years before 2000 or after
+    9999 (a bound on what a client may claim).
+    """
+    when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if when.year < 2000:
+        raise ValueError(f"{text!r} is before the year 2000")
+    return when.timestamp()
+
+
 def isoformat(ts: float | None) -> str | None:
     """Render epoch seconds as an RFC 3339 UTC timestamp with microseconds, or None."""
     if ts is None:

@@ -29,6 +29,7 @@ from coordhub.store import files
 log = logging.getLogger("coordhub")
 
 ADMIN_TOKEN_FILE = "admin.token"
+HUB_ID_FILE = "hub.id"  # beside admin.token: which hub that token belongs to (issue 7 point 2)
 SYSTEM = Actor(SYSTEM_SESSION, is_admin=True)  # the hub itself, for start-up bookkeeping
 
 
@@ -183,6 +184,8 @@ def serve(cfg: ServerConfig) -> None:
                           during_halt=Exempt.BOOTSTRAP).body
     if new:
         write_secret(token_path, new)
+    hub.hub_id = hub.query_sync(lambda tx, now: tx.meta.get("hub_id"))
+    write_secret(data_dir / HUB_ID_FILE, hub.hub_id or "")
     _announce(cfg, store.name, store.durability, token_path, bool(new))
     fd_limit = raise_fd_limit()
     connections, streams = connection_budget(fd_limit, cfg.max_connections)

@@ -21,7 +21,7 @@ import pytest
 
 from coordhub.hooks.untrusted import quoted
 from tests.conftest import LiveHub
-from tests.coordcli import Coord, isolated_env
+from tests.coordcli import Coord, git_init, isolated_env
 
 A = "DESKTOP-0O8A1RL/claude-main"
 B = "HOWARD-HOME/claude-main"
@@ -444,7 +444,7 @@ def test_halt_refuses_writes_until_resume(fleet: Fleet) -> None:
 # ---- identity.json and environment -------------------------------------------------------------
 
 def test_identity_json_in_cwd_is_honoured_without_flags(fleet: Fleet, tmp_path: Path) -> None:
-    project = tmp_path / "project"
+    project = git_init(tmp_path / "project")  # identity.json is read only inside a git repository, untracked
     (project / ".claude").mkdir(parents=True)
     token_b = fleet.hub.token(B)
     (project / ".claude" / "identity.json").write_text(json.dumps(
@@ -481,6 +481,7 @@ def test_environment_variables_and_flag_precedence(fleet: Fleet) -> None:
 
 
 def test_bad_identity_json_is_a_one_line_usage_error(tmp_path: Path) -> None:
+    git_init(tmp_path)
     (tmp_path / ".claude").mkdir()
     (tmp_path / ".claude" / "identity.json").write_text("{not json")
     r = Coord(tmp_path, isolated_env(tmp_path)).fails(2, "status")

@@ -20,9 +20,11 @@ import httpx2
 import pytest
 
 from coordhub.client import ClientSettings, CoordClient, Queued, Unreachable
-from coordhub.client.queue import Entry
+from coordhub.client.client import _actor
+from coordhub.client.queue import Entry, Signer
+from coordhub.client.trust import origin
 from tests.conftest import LiveHub, free_port
-from tests.coordcli import Coord, isolated_env
+from tests.coordcli import Coord, git_init, isolated_env
 
 A = "DESKTOP-0O8A1RL/claude-main"
 B = "HOWARD-HOME/claude-main"
@@ -85,8 +87,7 @@ class Outage:
 @pytest.fixture
 def outage(tmp_path: Path) -> Iterator[Outage]:
     """A hub with tokens for A, B and the admin; up at the start of the test."""
-    work = tmp_path / "work"
-    work.mkdir()
+    work = git_init(tmp_path / "work")  # a project: its queue is <git root>/.claude/coord-queue.jsonl
     port = free_port()
     o = Outage(tmp_path / "hub", port, work, Coord(work, isolated_env(tmp_path), f"http://127.0.0.1:{port}"))
     o.start()
@@ -194,7 +195,9 @@ def test_write_applied_but_unacknowledged_is_not_applied_again(outage: Outage) -
     """The first attempt reached the hub and was applied; the answer was lost, so the client queued it."""
     entry = Entry("POST", "/api/coord/messages",
                   {"to_session": B, "subject": "lost answer", "body": "applied once", "importance": "normal",
-                   "requires_ack": False}, "test-lost-answer-key-1")
+                   "requires_ack": False}, "test-lost-answer-key-1",
+                  actor=_actor(outage.tokens["a"], None), hub=origin(outage.url))
+    Signer(Path(outage.anon.env["XDG_CONFIG_HOME"]) / "coordhub" / "queue.key").sign(entry)  # as A's client would
     assert outage.hub is not None
     first = httpx2.post(outage.url + entry.path, json=entry.body,
                         headers={"Authorization": f"Bearer {outage.tokens['a']}",
@@ -285,7 +288,7 @@ def test_sync_with_hub_still_down_keeps_the_queue_and_exits_3(outage: Outage) ->
     before = outage.queue.read_text(encoding="utf-8")
     r = outage.a("sync")
     assert r.code == 3, r
-    assert "1 still pending" in r.out
+    assert "unreachable" in r.err and "1 queued write(s) stay" in r.err
     assert outage.queue.read_text(encoding="utf-8") == before
 
 
@@ -390,8 +393,7 @@ def test_client_without_retry_after_queues_at_once(unavailable: _RecordingServer
 
 def test_cli_against_503_retries_once_then_queues_but_never_queues_a_claim(
         unavailable: _RecordingServer, tmp_path: Path) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
+    work = git_init(tmp_path / "work")
     coord = Coord(work, isolated_env(tmp_path), unavailable.url, token="coord_test")
     r = coord.queued("component", "set", "gururmm", "server", "deployed")
     assert "503" in r.out, r

@@ -159,6 +159,8 @@ class MessageOut(Out):
     message_type: str | None
     requires_ack: bool
     created_at: str
+    queued_at: str | None = Field(None, description="When the client first tried this write, if it was "
+                                  "replayed from its softfail queue (X-Coord-Queued-At); else null.")
     read: bool
     read_at: str | None
     acked_at: str | None
@@ -318,6 +320,8 @@ class TodoOut(Out):
     created_by_machine: str | None
     completed_by: str | None
     created_at: str
+    queued_at: str | None = Field(None, description="When the client first tried this write, if it was "
+                                  "replayed from its softfail queue (X-Coord-Queued-At); else null.")
     updated_at: str
     completed_at: str | None
 
@@ -516,6 +520,9 @@ class HealthOut(Out):
     version: str
     fd_limit: int | None = None
     max_connections: int | None = None
+    auth: bool = Field(description="Whether the hub needs a bearer token (false: a --no-auth hub).")
+    hub_id: str | None = Field(description="This hub's id (one per database; null only if the database has "
+                                           "been unreachable since start). Written beside admin.token as hub.id.")
 
 
 ConflictsOut.model_rebuild()

@@ -19,14 +19,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
 from coordhub.cli.output import console, print_json
 from coordhub.client import CoordClient, HubError, Queued, Unreachable, resolve
 from coordhub.core.identity import is_broadcast
-from coordhub.errors import CoordError
+from coordhub.errors import CoordError, Invalid
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_CONFLICT, EXIT_HALTED, EXIT_AUTH = range(7)
 
@@ -40,6 +40,7 @@ class Options:
     session: str | None = None
     queue_file: str | None = None
     timeout: float | None = None
+    admin: bool = False
 
 
 def options(ctx: typer.Context) -> Options:
@@ -49,18 +50,33 @@ def options(ctx: typer.Context) -> Options:
 
 
 @contextmanager
-def client(ctx: typer.Context) -> Iterator[CoordClient]:
-    """A client configured from the global options, environment and identity.json."""
+def client(ctx: typer.Context, admin: bool = False) -> Iterator[CoordClient]:
+    """A client configured from the global options, environment and identity.json.
+
+    ``admin`` marks an admin command (``token …``, ``halt``, ``resume``,
+    force-release): without a token of its own it uses the local hub's admin
+    token. Any command uses it with the global ``--admin``. Issue 7 point 1:
+    never otherwise. A bad URL, identity.json or flag is a usage error (2); a
+    credential that is missing or may not be sent here is exit 6.
+    """
     o = options(ctx)
     try:
-        settings = resolve(o.url, o.token, o.session, o.queue_file, o.timeout)
-    except CoordError as exc:
+        settings = resolve(o.url, o.token, o.session, o.queue_file, o.timeout,
+                           admin="always" if o.admin else "fallback" if admin else "never")
+    except Invalid as exc:
         fail(exc.message, EXIT_USAGE)
+    except CoordError as exc:
+        fail(exc.message, EXIT_AUTH)
+    for note in settings.notes:
+        typer.echo(f"coord: warning: {note}", err=True)
     with CoordClient(settings) as c:
-        yield c
+        try:
+            yield c
+        except CoordError as exc:  # no credential, or a URL the token may not go to: nothing was sent
+            fail(exc.message, EXIT_AUTH)
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
     """Print one error line on stderr and exit with ``code``."""
     typer.echo(f"coord: {message}", err=True)
     raise typer.Exit(code)
@@ -76,17 +92,20 @@ def _exit_code(err: HubError) -> int:
     return EXIT_REFUSED
 
 
-def call(ctx: typer.Context, fn: Callable[[CoordClient], Any]) -> Any:
-    """Run ``fn`` with a client; turn hub errors into one line and an exit code.
+def call(ctx: typer.Context, fn: Callable[[CoordClient], Any], admin: bool = False) -> Any:
+    """Run ``fn`` with a client (``admin``: see :func:`client`); turn hub errors into one line and an exit code.
 
     A :class:`Queued` result is reported and the command exits 0 (seed 001
     softfail: coordination must never block work).
     """
-    with client(ctx) as c:
+    with client(ctx, admin) as c:
         try:
             result = fn(c)
         except HubError as err:
-            fail(f"{err.message} [{err.status} {err.code}]", _exit_code(err))
+            hint = ""
+            if admin and err.status == 403 and not c.settings.admin_hub_id:
+                hint = " (to act as the hub's admin on its machine, add --admin)"
+            fail(f"{err.message} [{err.status} {err.code}]{hint}", _exit_code(err))
         except Unreachable as err:
             fail(f"hub at {c.settings.url} is unreachable: {err}", EXIT_UNREACHABLE)
         _report_drain(c)
@@ -99,14 +118,22 @@ def call(ctx: typer.Context, fn: Callable[[CoordClient], Any]) -> Any:
 
 
 def _report_drain(c: CoordClient) -> None:
-    """Say on stderr what a drain of the softfail queue before this command did."""
+    """Say on stderr what a drain of the softfail queue before this command did, and what it left alone."""
     if c.last_drain is None:
         return
-    applied, rejected, left = c.last_drain
-    if applied or rejected:
-        typer.echo(f"coord: sent {applied} queued write(s) first" + (
-            f"; {rejected} refused by the hub, kept in {c.queue.rejected}" if rejected else "") + (
-            f"; {left} still queued" if left else ""), err=True)
+    d = c.last_drain
+    if d.applied or d.rejected:
+        typer.echo(f"coord: sent {d.applied} queued write(s) first" + (
+            f"; {d.rejected} refused by the hub, kept in {c.queue.rejected}" if d.rejected else "") + (
+            f"; {d.left} still queued" if d.left else ""), err=True)
+    if d.foreign:
+        typer.echo(foreign_note(c, d.foreign), err=True)
+
+
+def foreign_note(c: CoordClient, count: int) -> str:
+    """The line that reports queue entries this client did not write."""
+    return (f"coord: {count} entr{'y' if count == 1 else 'ies'} in {c.queue.path} not queued by you (unsigned or "
+            "signed by someone else) left alone: see them with `coord sync --review-foreign`")
 
 
 def show(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
@@ -131,12 +158,11 @@ def read_text_arg(text: str | None, path: Path | None, what: str) -> str:
     if path is None:
         if text is None:
             fail(f"missing {what}: give it as an argument or with --{what}-file", EXIT_USAGE)
-        return text  # type: ignore[return-value]
+        return text
     try:
         return typer.get_text_stream("stdin").read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"cannot read {path}: {exc}", EXIT_USAGE)
-    raise AssertionError("unreachable")
 
 
 JSON_OPT = typer.Option(False, "--json", help="Print JSON instead of a table.")

@@ -61,7 +61,7 @@ def release(ctx: typer.Context, lease_id: str = typer.Argument(..., help="Lease 
 
     Stale: no expiry (ttl 0) and its holder inactive for the hub's stale_after_hours (default 2).
     """
-    lease = call(ctx, lambda c: c.release(lease_id, force=force, reason=reason))
+    lease = call(ctx, lambda c: c.release(lease_id, force=force, reason=reason), admin=force)
     show(lease, as_json, lambda x: console.print(
         f"{x['state']} {x['id']}" + (f" (was {x['session_id']}'s: {x['release_reason']})"
                                      if x["state"] == "stale_takeover" else "")))

@@ -14,10 +14,26 @@ from typing import Any
 
 import typer
 
-from coordhub.cli.common import EXIT_UNREACHABLE, JSON_OPT, Options, call, client, show
+from coordhub.cli.common import (
+    EXIT_AUTH,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    JSON_OPT,
+    Options,
+    call,
+    client,
+    fail,
+    foreign_note,
+    options,
+    show,
+)
 from coordhub.cli.group import lazy_group
 from coordhub.cli.output import console, heading, message_banner, table, verbatim
+from coordhub.client import CoordClient, HubError, Unreachable
+from coordhub.client.queue import safe_target
+from coordhub.client.settings import resolve
 from coordhub.config import setting
+from coordhub.errors import CoordError, Invalid
 from coordhub.hooks.untrusted import one_line
 
 # name → "module:attribute": a function (one command) or a Typer app (a group). The order is --help's.
@@ -72,10 +88,13 @@ def root(
     session: str | None = _client_opt("session"),
     queue_file: str | None = _client_opt("queue_file"),
     timeout: float | None = _client_opt("timeout"),
+    admin: bool = typer.Option(False, "--admin", help="Act as the hub's admin with the admin.token of the hub on "
+                               "this machine (COORD_DATA_DIR, else the default data dir); sent only to the hub "
+                               "that wrote it. Admin commands use it without this flag when no token is given."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """Global options, given before the command."""
-    ctx.obj = Options(url, token, session, queue_file, timeout)
+    ctx.obj = Options(url, token, session, queue_file, timeout, admin)
 
 
 @app.command()
@@ -107,40 +126,108 @@ def status(ctx: typer.Context, project: str | None = typer.Option(None, "--proje
 def halt(ctx: typer.Context, reason: str = typer.Argument(..., help="Why; every session will see it."),
          as_json: bool = JSON_OPT) -> None:
     """Halt the whole fleet (admin): every mutating call but resume is refused until `coord resume`."""
-    data = call(ctx, lambda c: c.halt(reason))
+    data = call(ctx, lambda c: c.halt(reason), admin=True)
     show(data, as_json, lambda h: console.print(one_line(f"fleet halted by {h['halted_by']}: {h['reason']}")))
 
 
 @app.command()
 def resume(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     """Lift the fleet halt (admin)."""
-    data = call(ctx, lambda c: c.resume())
+    data = call(ctx, lambda c: c.resume(), admin=True)
     show(data, as_json, lambda r: console.print("fleet resumed" if r["was"] else "fleet was not halted"))
 
 
 @app.command()
-def sync(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
-    """Send the writes queued while the hub was unreachable, in order, then show unread messages."""
+def sync(ctx: typer.Context,
+         review_foreign: bool = typer.Option(False, "--review-foreign", help="Also show each queued entry you did "
+                                             "not write (a seed-001 queue written by hand, or one that came with a "
+                                             "repository) and send it only if you confirm."),
+         as_json: bool = JSON_OPT) -> None:
+    """Send the writes you queued while the hub was unreachable, in order, then show unread messages.
+
+    Works from anywhere in the project: the queue is at the project root. Exits 3 if the hub is unreachable.
+    """
     with client(ctx) as c:
-        applied, rejected, left = c.sync()
+        try:
+            c.hub_health()
+        except Unreachable as err:
+            fail(f"hub at {c.settings.url} is unreachable ({err}); {len(c.queue)} queued write(s) stay in "
+                 f"{c.queue.path}", EXIT_UNREACHABLE)
+        d = c.sync()
+        reviewed = _review_foreign(c) if review_foreign else None
+        stuck = d.left - d.foreign - d.elsewhere  # own entries for this hub the drain had to stop at
         unread: list[Any] = []
-        if not left:
+        if not stuck:
             try:
                 unread = c.inbox(unread_only=True)
-            except Exception:  # the queue result matters more than the catch-up read
+            except (HubError, Unreachable):  # the queue result matters more than the catch-up read
                 unread = []
-    result = {"applied": applied, "rejected": rejected, "pending": left, "unread": unread}
+    result = {"applied": d.applied, "rejected": d.rejected, "pending": d.left, "foreign": d.foreign,
+              "unread": unread}
     if as_json:
         show(result, True, lambda r: None)
     else:
-        console.print(f"sent {applied} queued write(s)" + (f", {rejected} refused by the hub (kept in "
-                      f"{c.queue.rejected})" if rejected else "") + (f"; {left} still pending: hub unreachable"
-                                                                     if left else ""))
+        console.print(f"sent {d.applied} queued write(s)" + (f", {d.rejected} refused by the hub (kept in "
+                      f"{c.queue.rejected})" if d.rejected else "") + (f"; {stuck} still pending: hub unreachable"
+                                                                     if stuck else ""))
+        if d.foreign and reviewed is None:
+            typer.echo(foreign_note(c, d.foreign), err=True)
         for m in unread:
             verbatim(message_banner(m))
-    if left:
+    if stuck:
         raise typer.Exit(EXIT_UNREACHABLE)
 
+
+def _review_foreign(c: CoordClient) -> int:
+    """Show each foreign queue entry and replay those the user confirms; return how many were sent."""
+    sent = 0
+    for item in c.queue.foreign(c.settings.url, c.actor):
+        entry = item.entry
+        verbatim(f"{c.queue.path}: {item.reason}:")
+        verbatim("  " + item.line[:2000])
+        why = "not a queue entry" if entry is None else safe_target(entry.method, entry.path)
+        if why or entry is None:
+            verbatim(f"  never sent: {why}; left in the queue")
+            continue
+        who = "the admin" if c.settings.admin_hub_id else (c.settings.session or "this token's session")
+        try:
+            yes = typer.confirm(f"  send {entry.method} {entry.path} to {c.settings.url} as {who}?", default=False)
+        except typer.Abort:
+            yes = False
+        if not yes:
+            verbatim("  left in the queue")
+            continue
+        outcome = c.replay(entry)
+        if outcome == "retry":
+            verbatim("  hub unreachable or halted; left in the queue")
+            break
+        c.queue.settle(item.line, outcome)
+        sent += outcome == "applied"
+        verbatim("  sent" if outcome == "applied" else f"  refused by the hub; moved to {c.queue.rejected}")
+    return sent
+
+
+@app.command("trust")
+def trust_url(ctx: typer.Context,
+              url: str = typer.Argument(..., help="The hub URL, e.g. http://10.0.0.5:8001.")) -> None:
+    """Allow your token to be sent to URL. A token goes only to the URL it was first used with, unless trusted here.
+
+    Recorded per token fingerprint (never the token) in ~/.config/coordhub/trusted-urls.json.
+    """
+    from coordhub.client import trust
+
+    o = options(ctx)
+    try:
+        settings = resolve(url, o.token, o.session, o.queue_file, o.timeout)
+    except Invalid as exc:
+        fail(exc.message, EXIT_USAGE)
+    except CoordError as exc:
+        fail(exc.message, EXIT_AUTH)
+    if not settings.token:
+        fail("no token to trust a URL for: give it with --token, COORD_TOKEN or identity.json \"token\"", EXIT_USAGE)
+    added = trust.trust(settings.token, settings.url)
+    console.print(f"the token from {settings.token_source} may {'now' if added else 'already'} be sent to "
+                  f"{trust.origin(settings.url)}")
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from coordhub.cli.common import EXIT_USAGE, fail, options
+from coordhub.cli.common import EXIT_AUTH, EXIT_USAGE, fail, options
 from coordhub.client.settings import ClientSettings, resolve
 from coordhub.errors import CoordError
 from coordhub.mcp import PROFILE_ENV, PROFILE_NAMES
@@ -47,6 +47,13 @@ def mcp(ctx: typer.Context,
     """
     profile = _profile(tools)
     settings = _settings(ctx)
+    if settings.token:  # a token goes only to a URL trusted for it (coordhub.client.trust)
+        from coordhub.client import trust
+
+        try:
+            trust.check(settings.token, settings.url, settings.token_source)
+        except CoordError as exc:
+            fail(exc.message, EXIT_AUTH)
     from coordhub.mcp.stdio import main
 
     main(profile, settings)

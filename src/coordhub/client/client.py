@@ -1,5 +1,13 @@
 """The coordhub client (synchronous), with seed 001's softfail behaviour.
 
+Credentials (issue 7 points 1, 2, 7): before its first request the client
+settles what identifies it. A session token is sent only to a URL trusted
+for it (:mod:`coordhub.client.trust`); the hub's admin token found on disk
+only after ``/health`` of the target answers the hub id written beside it;
+with no token, ``/health`` says whether the hub needs one (then
+:class:`~coordhub.client.settings.NoCredential` says how to get one) or is a
+``--no-auth`` hub (then the session is sent as ``X-Coord-Session``).
+
 Writes never block work: on a network error, a timeout or a 5xx answer, a
 mutating call is appended to the softfail queue with its idempotency key and
 the call returns :class:`Queued`. A 503 with ``Retry-After`` is waited out once
@@ -20,14 +28,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from coordhub import __version__
-from coordhub.client.queue import Entry, SoftfailQueue
-from coordhub.client.settings import ClientSettings
+from coordhub.client import project, trust
+from coordhub.client.queue import Drained, Entry, SoftfailQueue
+from coordhub.client.settings import ClientSettings, NoCredential
 
 if TYPE_CHECKING:  # httpx2 is imported on the first request: it costs more start-up than the whole CLI
     import httpx2
 
 MAX_RETRY_WAIT = 60.0
 SESSION_HEADER = "X-Coord-Session"
+QUEUED_AT_HEADER = "X-Coord-Queued-At"
 
 
 class HubError(Exception):
@@ -68,26 +78,25 @@ class CoordClient:
     def __init__(self, settings: ClientSettings, *, transport: httpx2.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
-        self.queue = SoftfailQueue(settings.queue_file)
+        root = settings.project_root
+        self.queue = SoftfailQueue(settings.queue_file, git_root=project.git_root(root) if root else None)
         self.actor = _actor(settings.token, settings.session)
-        self.last_drain: tuple[int, int, int] | None = None
+        self.last_drain: Drained | None = None
         self._sleep = sleep
+        self._identity: dict[str, str] | None = None
         self._transport = transport
         self._client: httpx2.Client | None = None
 
     @property
     def _http(self) -> httpx2.Client:
-        """The HTTP connection pool, created (and httpx2 imported) by the first request."""
+        """The HTTP connection pool, created (and httpx2 imported) by the first request; it carries no credential
+        (:meth:`identity_headers` adds one per request)."""
         if self._client is None:
             import httpx2
 
-            headers = {"User-Agent": f"coordhub/{__version__}"}
-            if self.settings.token:
-                headers["Authorization"] = f"Bearer {self.settings.token}"
-            elif self.settings.session:
-                headers[SESSION_HEADER] = self.settings.session
-            self._client = httpx2.Client(base_url=self.settings.url, headers=headers, timeout=self.settings.timeout,
-                                         transport=self._transport, verify=_tls(self.settings.url))
+            self._client = httpx2.Client(base_url=self.settings.url, headers={"User-Agent": f"coordhub/{__version__}"},
+                                         timeout=self.settings.timeout, transport=self._transport,
+                                         verify=_tls(self.settings.url))
         return self._client
 
     def __enter__(self) -> CoordClient:
@@ -103,12 +112,69 @@ class CoordClient:
 
     # -- transport --------------------------------------------------------------
 
+    def hub_health(self) -> dict[str, Any]:
+        """``GET /health`` without any credential; the answer even when degraded (503). Raises ``Unreachable``."""
+        import httpx2
+
+        try:
+            response = self._http.get("/health")
+        except httpx2.TimeoutException:
+            raise Unreachable(f"hub at {self.settings.url} timed out") from None
+        except httpx2.TransportError as exc:
+            raise Unreachable(f"cannot reach {self.settings.url} ({type(exc).__name__})") from None
+        data = _json(response)
+        if response.status_code not in (200, 503) or not isinstance(data, dict) or "status" not in data:
+            raise Unreachable(f"{self.settings.url} answered /health with {response.status_code}: not a coordhub hub")
+        return data
+
+    def identity_headers(self) -> dict[str, str]:
+        """The headers that identify this client, settled once (see the module docstring).
+
+        Raises :class:`NoCredential` or :class:`~coordhub.client.trust.Untrusted`
+        (nothing was sent), or ``Unreachable`` when ``/health`` had to be asked
+        and could not be.
+        """
+        if self._identity is not None:
+            return self._identity
+        s = self.settings
+        if s.token and s.admin_hub_id:
+            found = self.hub_health().get("hub_id")
+            if found != s.admin_hub_id:
+                raise NoCredential(
+                    f"not sending the admin token of {s.token_source} to {s.url}: it belongs to hub {s.admin_hub_id}, "
+                    f"and {s.url} is " + (f"hub {found}" if found else "a hub that does not say its id") +
+                    ". Point --url at the hub that wrote it, or COORD_DATA_DIR at the data dir of the hub at "
+                    f"{s.url}")
+            headers = {"Authorization": f"Bearer {s.token}"}
+        elif s.token:
+            trust.check(s.token, s.url, s.token_source)
+            headers = {"Authorization": f"Bearer {s.token}"}
+            if s.session_named and s.session:
+                headers[SESSION_HEADER] = s.session  # the hub refuses a token of another session
+        else:
+            if self.hub_health().get("auth", True):
+                named = f"session {s.session!r} is named but " if s.session else ""
+                raise NoCredential(
+                    f"{named}the hub at {s.url} needs a token: ask its admin for one (`coord token create NAME`) "
+                    "and pass it with --token, COORD_TOKEN or identity.json \"token\" (or act as the hub's admin "
+                    "with --admin)")
+            headers = {SESSION_HEADER: s.session} if s.session else {}
+        self._identity = headers
+        return headers
+
     def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
-              key: str | None) -> Any | _Failure:
+              key: str | None, queued_at: str | None = None) -> Any | _Failure:
         """One attempt: the decoded 2xx body, a ``_Failure`` (retryable), or ``HubError`` raised (4xx)."""
         import httpx2
 
-        headers = {"Idempotency-Key": key} if key else None
+        try:
+            headers = dict(self.identity_headers())
+        except Unreachable as exc:
+            return _Failure(str(exc))
+        if key:
+            headers["Idempotency-Key"] = key
+        if queued_at:
+            headers[QUEUED_AT_HEADER] = queued_at
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = self._http.request(method, path, params=clean or None, json=body, headers=headers)
@@ -129,11 +195,11 @@ class CoordClient:
         return data
 
     def _attempt(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
-                 key: str | None) -> Any | _Failure:
-        result = self._send(method, path, params, body, key)
+                 key: str | None, queued_at: str | None = None) -> Any | _Failure:
+        result = self._send(method, path, params, body, key, queued_at)
         if isinstance(result, _Failure) and result.retry_after is not None:
             self._sleep(min(result.retry_after, MAX_RETRY_WAIT))  # seed 001: wait once, then retry
-            result = self._send(method, path, params, body, key)
+            result = self._send(method, path, params, body, key, queued_at)
         return result
 
     def call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
@@ -154,22 +220,24 @@ class CoordClient:
         key = idempotency_key or str(uuid.uuid4())
         result = self._attempt(method, path, params, body, key)
         if isinstance(result, _Failure):
-            entry = Entry(method, path, body, key, params, self.settings.session, actor=self.actor)
+            entry = Entry(method, path, body, key, params, self.settings.session, actor=self.actor,
+                          hub=trust.origin(self.settings.url))
             return Queued(method, path, key, self.queue.append(entry), result.reason)
         return result
 
-    def sync(self) -> tuple[int, int, int]:
-        """Drain the softfail queue in order; return ``(applied, rejected, left)``."""
+    def replay(self, entry: Entry) -> str:
+        """Send one queued entry with its key and queue time: ``applied``, ``rejected`` (4xx) or ``retry``."""
+        try:
+            result = self._send(entry.method, entry.path, entry.params, entry.body, entry.idempotency_key,
+                                entry.ts or None)
+        except HubError as err:
+            # A halt is temporary: keep the write for after `coord resume`.
+            return "retry" if err.status == 423 else "rejected"
+        return "retry" if isinstance(result, _Failure) else "applied"
 
-        def send(entry: Entry) -> str:
-            try:
-                result = self._send(entry.method, entry.path, entry.params, entry.body, entry.idempotency_key)
-            except HubError as err:
-                # A halt is temporary: keep the write for after `coord resume`.
-                return "retry" if err.status == 423 else "rejected"
-            return "retry" if isinstance(result, _Failure) else "applied"
-
-        return self.queue.drain(send, self.actor)
+    def sync(self) -> Drained:
+        """Drain this client's entries of the softfail queue in order (see :meth:`SoftfailQueue.drain`)."""
+        return self.queue.drain(self.replay, self.settings.url, self.actor)
 
     # -- the API, one method per endpoint -----------------------------------------
 
@@ -186,7 +254,15 @@ class CoordClient:
         cursor = after
         params = {"kinds": kinds, "project_key": project_key, "to_session": to_session}
         while True:
-            headers = {"Last-Event-ID": str(cursor)} if cursor is not None else {}
+            try:
+                headers = dict(self.identity_headers())
+            except Unreachable:
+                if not reconnect:
+                    raise
+                self._sleep(1.0)
+                continue
+            if cursor is not None:
+                headers["Last-Event-ID"] = str(cursor)
             try:
                 with self._http.sse("/api/coord/events", params={k: v for k, v in params.items() if v},
                                     headers=headers, timeout=httpx2.Timeout(self.settings.timeout, read=60.0)) as src:
@@ -211,8 +287,8 @@ class CoordClient:
         return self.call("GET", "/api/coord/presence", params={"state": state})
 
     def health(self) -> Any:
-        """``GET /health`` (no token needed)."""
-        return self.call("GET", "/health")
+        """``GET /health`` (no token needed, none sent); raises ``Unreachable``."""
+        return self.hub_health()
 
     def status(self, project_key: str | None = None) -> Any:
         """The status overview."""

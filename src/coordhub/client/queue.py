@@ -1,34 +1,64 @@
 """The softfail queue (seed 001): writes that could not reach the hub, kept in order for later.
 
-One JSON object per line in ``.claude/coord-queue.jsonl`` (seed 001's file):
-``{"ts", "method", "path", "params", "body", "idempotency_key", "session",
-"actor"}``. The idempotency key is the one the first attempt used, so a replay
-after the hub had in fact applied the write has no second effect (contract
-§2.5). ``actor`` fingerprints the credential that queued the write (a prefix
-of the token's SHA-256, never the token): only the same credential replays
-it, so one session never sends another's queued writes as itself. Lines in
-seed 001's own shape (``ts``, ``method``, ``path``, ``body``; no key) are
-accepted too: their key is derived from the line, so replays still dedupe.
+One JSON object per line in ``.claude/coord-queue.jsonl`` at the project root
+(see :mod:`coordhub.client.settings`): ``{"ts", "method", "path", "params",
+"body", "idempotency_key", "session", "actor", "hub", "mac"}``. The
+idempotency key is the one the first attempt used, so a replay after the hub
+had in fact applied the write has no second effect (contract §2.5); ``ts``
+is when the write was first tried, sent on replay as ``X-Coord-Queued-At``
+so the hub shows it as ``queued_at``.
 
-Appends and drains hold an exclusive ``flock`` on ``<file>.lock``, so several
-CLI processes in one working directory never interleave or lose entries.
-After each entry the hub answers, the remaining entries are rewritten
-atomically (temp file + rename): a crash mid-drain loses nothing and at worst
-replays one entry, which the hub recognises by its key.
+**Only this user's own entries are replayed** (issue 7 point 7): a queue
+file can come with a cloned repository, and replaying it would act with the
+user's token. Each entry carries ``mac``, an HMAC-SHA256 under a per-user
+secret (``<config dir>/queue.key``, 0600, made on first use) over every
+other field, ``hub`` (the origin of the hub it was queued for) included. An
+entry is replayed only if its MAC verifies, only to that hub, only by the
+credential that queued it (``actor``: a prefix of the token's SHA-256, never
+the token), and only as a relative ``/api/coord/…`` path with a write method.
+Anything else is *foreign*: reported, left in place, and replayed only when
+the user confirms it (``coord sync --review-foreign``), e.g. a queue written by
+hand in seed 001's shape (``ts``, ``method``, ``path``, ``body``; its key is
+then derived from the line, so replays still dedupe).
+
+The file is 0600 in a 0700 directory. Appends and drains hold an exclusive
+``flock`` on that directory, so several CLI processes never interleave or
+lose entries, and no lock file is left behind. After each entry the hub
+answers, the remaining entries are rewritten atomically (temp file +
+rename): a crash mid-drain loses nothing and at worst replays one entry,
+which the hub recognises by its key.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
+import hmac
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from coordhub.client import project
+from coordhub.client.trust import origin
+
+KEY_FILE = "queue.key"
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")  # reads are never queued
+_PATH = re.compile(r"/api/coord/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
+MAX_LINE = 2 * 1024 * 1024  # bytes; a line longer than any request the client makes is not an entry
+
+
+def safe_target(method: str, path: str) -> str | None:
+    """Why ``method path`` may not be replayed, or None when it is a write to a relative ``/api/coord/`` path."""
+    if method not in WRITE_METHODS:
+        return f"method {method!r} is not one the client queues ({', '.join(WRITE_METHODS)})"
+    if not _PATH.fullmatch(path) or "//" in path or "/../" in path + "/" or "/./" in path + "/":
+        return f"path {path[:80]!r} is not a relative /api/coord/ path"
+    return None
 
 
 @dataclass
@@ -43,64 +73,158 @@ class Entry:
     session: str | None = None
     ts: str = ""
     actor: str | None = None
+    hub: str | None = None
+    mac: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """Every field but ``mac``: what the MAC covers."""
+        return {"ts": self.ts, "method": self.method, "path": self.path, "params": self.params, "body": self.body,
+                "idempotency_key": self.idempotency_key, "session": self.session, "actor": self.actor,
+                "hub": self.hub}
 
     def to_json(self) -> str:
         """The entry as one JSON line (without the newline)."""
-        return json.dumps({"ts": self.ts, "method": self.method, "path": self.path, "params": self.params,
-                           "body": self.body, "idempotency_key": self.idempotency_key, "session": self.session,
-                           "actor": self.actor}, separators=(",", ":"))
+        return json.dumps({**self.fields(), "mac": self.mac}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, line: str) -> Entry:
         """Parse one line; ``ValueError`` if it is not a queue entry."""
+        if len(line) > MAX_LINE:
+            raise ValueError("line too long")
         data = json.loads(line)
         if not isinstance(data, dict) or not {"method", "path"} <= data.keys():
             raise ValueError("not a queue entry")
         if not isinstance(data["method"], str) or not isinstance(data["path"], str):
             raise ValueError("not a queue entry")
-        key = data.get("idempotency_key") or "seed-" + hashlib.sha256(line.strip().encode()).hexdigest()[:32]
+        params = data.get("params")
+        if params is not None and not isinstance(params, dict):
+            raise ValueError("params is not an object")
+        text = {k: data.get(k) if isinstance(data.get(k), str) else None
+                for k in ("idempotency_key", "session", "ts", "actor", "hub", "mac")}
+        key = text["idempotency_key"] or "seed-" + hashlib.sha256(line.strip().encode()).hexdigest()[:32]
         return cls(method=data["method"].upper(), path=data["path"], body=data.get("body"), idempotency_key=key,
-                   params=data.get("params"), session=data.get("session"), ts=data.get("ts", ""),
-                   actor=data.get("actor"))
+                   params=params, session=text["session"], ts=text["ts"] or "", actor=text["actor"],
+                   hub=text["hub"], mac=text["mac"])
+
+
+class Signer:
+    """Signs and verifies entries with this user's secret (``<config dir>/queue.key``)."""
+
+    def __init__(self, key_file: Path | None = None) -> None:
+        self.key_file = key_file or project.config_dir() / KEY_FILE
+        self._key: bytes | None = None
+
+    def _secret(self, create: bool) -> bytes | None:
+        if self._key is None:
+            with contextlib.suppress(OSError, ValueError):
+                self._key = bytes.fromhex(self.key_file.read_text(encoding="ascii").strip()) or None
+        if self._key is None and create:
+            import secrets  # only the first write of a user ever needs it
+
+            directory = project.private_dir(self.key_file.parent)
+            with project.locked(directory):
+                if not self.key_file.exists():  # another process may have made it meanwhile
+                    project.write_private(self.key_file, secrets.token_hex(32) + "\n")
+                self._key = bytes.fromhex(self.key_file.read_text(encoding="ascii").strip())
+        return self._key
+
+    def _mac(self, entry: Entry, key: bytes) -> str:
+        canonical = json.dumps(entry.fields(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+
+    def sign(self, entry: Entry) -> None:
+        """Set ``entry.mac`` (creating the secret on first use)."""
+        key = self._secret(create=True)
+        assert key is not None
+        entry.mac = self._mac(entry, key)
+
+    def verify(self, entry: Entry) -> bool:
+        """Whether ``entry`` was signed with this user's secret and not changed since."""
+        key = self._secret(create=False)
+        return key is not None and entry.mac is not None and hmac.compare_digest(entry.mac, self._mac(entry, key))
+
+
+class Drained(NamedTuple):
+    """What one drain did: entries ``applied`` and ``rejected`` by the hub, and what is ``left`` in the file.
+
+    ``foreign`` counts the entries left because this client did not write
+    them (unsigned, forged, unparseable); ``elsewhere`` those it wrote for
+    another hub or another credential.
+    """
+
+    applied: int
+    rejected: int
+    left: int
+    foreign: int = 0
+    elsewhere: int = 0
+
+
+class Foreign(NamedTuple):
+    """A line of the queue this client did not write: the line, its parse (None if it does not parse), and why."""
+
+    line: str
+    entry: Entry | None
+    reason: str
 
 
 class SoftfailQueue:
-    """The queue file at ``path``; ``rejected`` is where entries the hub refused (4xx) are moved."""
+    """The queue file at ``path``; ``rejected`` is where entries the hub refused (4xx) are moved.
 
-    def __init__(self, path: Path) -> None:
+    ``git_root``, when the file lies in a git working tree, is where its
+    ``info/exclude`` gets the queue's names on first write (never commit a
+    queue). ``signer`` defaults to this user's.
+    """
+
+    def __init__(self, path: Path, *, signer: Signer | None = None, git_root: Path | None = None) -> None:
         self.path = path
         self.rejected = path.with_name(path.stem + ".rejected" + path.suffix)
-        self._lock_path = path.with_name(path.name + ".lock")
+        self.signer = signer or Signer()
+        self.git_root = git_root
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        if not self.path.parent.is_dir():
+            project.private_dir(self.path.parent)
+        with project.locked(self.path.parent):
+            yield
+
+    def _ignore_in_git(self) -> None:
+        if self.git_root is None:
+            return
+        try:
+            names = tuple("/" + p.resolve().relative_to(self.git_root.resolve()).as_posix()
+                          for p in (self.path, self.rejected))
+        except ValueError:
+            return  # the queue is outside the repository
+        project.exclude(self.git_root, names)
+
+    def _append_line(self, target: Path, line: str) -> None:
+        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
 
     def append(self, entry: Entry) -> int:
-        """Add an entry at the end (durably: fsynced); return how many entries are now queued."""
+        """Sign and add an entry at the end (durably: fsynced); return how many entries are now queued."""
         entry.ts = entry.ts or datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        self.signer.sign(entry)
+        project.private_dir(self.path.parent)
         with self._locked():
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(entry.to_json() + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            if not self.path.exists():
+                self._ignore_in_git()
+            self._append_line(self.path, entry.to_json())
             return len(self._read())
 
     def _read(self) -> list[str]:
         try:
-            with open(self.path, encoding="utf-8") as f:
+            with open(self.path, encoding="utf-8", errors="replace") as f:
                 return [line.rstrip("\n") for line in f if line.strip()]
         except FileNotFoundError:
             return []
 
     def pending(self) -> list[Entry]:
-        """Every queued entry, oldest first (unparseable lines are skipped)."""
+        """Every entry that parses, oldest first, whoever wrote it."""
         out = []
         for line in self._read():
             with contextlib.suppress(ValueError):
@@ -115,46 +239,72 @@ class SoftfailQueue:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("".join(line + "\n" for line in lines))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        project.write_private(self.path, "".join(line + "\n" for line in lines))
 
-    def drain(self, send: Callable[[Entry], str], actor: str | None = None) -> tuple[int, int, int]:
-        """Replay ``actor``'s entries in order through ``send``; return ``(applied, rejected, left)``.
+    def _classify(self, line: str, hub: str, actor: str | None) -> tuple[Entry | None, str]:
+        """(entry, verdict): ``own``, ``elsewhere`` (ours, for another hub or credential) or a foreign reason."""
+        try:
+            entry = Entry.from_json(line)
+        except ValueError:
+            return None, "not a queue entry"
+        if entry.mac is None:
+            return entry, "not signed (written by hand or by another program)"
+        if not self.signer.verify(entry):
+            return entry, "its signature is not this user's"
+        if entry.hub != origin(hub) or entry.actor != actor:
+            return entry, "elsewhere"
+        return entry, "own"
+
+    def drain(self, send: Callable[[Entry], str], hub: str, actor: str | None) -> Drained:
+        """Replay this client's entries for ``hub`` in order through ``send``; see the module docstring.
 
         ``send`` returns ``"applied"`` (2xx), ``"rejected"`` (the hub refused
         it for good: moved to the rejected file) or ``"retry"`` (hub still
-        unreachable or halted: stop, keep this and the rest). Entries queued
-        by another credential stay where they are; entries with no actor
-        (seed 001 lines) are replayed by whoever drains. Lines that do not
-        parse are moved to the rejected file. ``left`` counts every entry
-        still queued.
+        unreachable or halted: stop, keep this and the rest). Entries of
+        another hub or credential and foreign entries stay where they are.
         """
-        applied = rejected = 0
+        applied = rejected = foreign = elsewhere = 0
         with self._locked():
             lines = self._read()
             kept: list[str] = []
             while lines:
                 line, lines = lines[0], lines[1:]
-                try:
-                    entry = Entry.from_json(line)
-                except ValueError:
-                    entry = None
-                if entry is not None and entry.actor not in (None, actor):
+                entry, verdict = self._classify(line, hub, actor)
+                if verdict != "own":
                     kept.append(line)
+                    elsewhere += verdict == "elsewhere"
+                    foreign += verdict != "elsewhere"
                     continue
-                outcome = "rejected" if entry is None else send(entry)
+                assert entry is not None
+                outcome = "rejected" if safe_target(entry.method, entry.path) else send(entry)
                 if outcome == "retry":
                     kept += [line, *lines]
                     break
                 if outcome == "rejected":
-                    with open(self.rejected, "a", encoding="utf-8") as f:
-                        f.write(line + "\n")
+                    self._append_line(self.rejected, line)
                     rejected += 1
                 else:
                     applied += 1
                 self._rewrite(kept + lines)
-            return applied, rejected, len(kept)
+            return Drained(applied, rejected, len(kept), foreign, elsewhere)
+
+    def foreign(self, hub: str, actor: str | None) -> list[Foreign]:
+        """The entries this client did not write, oldest first (nothing is changed)."""
+        out = []
+        for line in self._read():
+            entry, verdict = self._classify(line, hub, actor)
+            if verdict not in ("own", "elsewhere"):
+                out.append(Foreign(line, entry, verdict))
+        return out
+
+    def settle(self, line: str, outcome: str) -> None:
+        """Take one foreign ``line`` out of the queue after the user had it replayed: ``applied`` drops it,
+        ``rejected`` moves it to the rejected file (nothing happens if the line is gone meanwhile)."""
+        with self._locked():
+            lines = self._read()
+            if line not in lines:
+                return
+            lines.remove(line)
+            if outcome == "rejected":
+                self._append_line(self.rejected, line)
+            self._rewrite(lines)

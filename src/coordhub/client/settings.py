@@ -1,30 +1,73 @@
-"""Where a client finds its hub and its identity.
+"""Where a client finds its hub, its credential, its identity file and its softfail queue.
+
+Standard library only: the edit hook resolves its settings here.
 
 Precedence, highest first: explicit arguments (CLI flags), ``COORD_URL`` /
 ``COORD_TOKEN`` / ``COORD_SESSION`` / ``COORD_QUEUE_FILE`` /
 ``COORD_TIMEOUT``, then ``.claude/identity.json`` (seed 000: ``coord_api``,
-``machine``, ``user``; ours may also carry ``token`` and ``session``), found
-in the working directory or the nearest parent that has one, else
-``~/.claude/identity.json``. With no URL anywhere the hub is
-``http://127.0.0.1:8001``. With no token and a hub on this machine, the local
-hub's ``admin.token`` is used.
+``machine``, ``user``; ours may also carry ``token`` and ``session``). With no
+URL anywhere the hub is ``http://127.0.0.1:8001``.
+
+**Which identity.json is trusted** (issue 7 point 7: a repository's files
+never act with the user's credentials): the nearest
+``.claude/identity.json`` from the working directory up to, and not above,
+the root of its git working tree, and only if git does not track it (seed
+000 says to keep it out of git); else ``~/.claude/identity.json``. Outside a
+git repository only the home one is read. Files passed over are named in
+:attr:`ClientSettings.notes`.
+
+**Which credential** (issue 7 point 1): the session's own token (``--token``,
+``COORD_TOKEN``, identity.json ``token``). The hub's ``admin.token`` (in
+``COORD_DATA_DIR``, else the default data dir) is used only when the caller
+asks for it (``admin="fallback"``: admin commands without a token of their
+own; ``admin="always"``: the CLI's ``--admin``), and the client sends it only
+to the hub whose id is written beside it (``hub.id``, checked against
+``/health``). Without a token, a session named by ``--session`` /
+``COORD_SESSION`` / identity.json is the identity on a ``--no-auth`` hub and
+refused on a hub that needs tokens (the client checks ``/health``).
+
+**Where the softfail queue lives** (issue 7 point 17):
+``<project root>/.claude/coord-queue.jsonl``, the project root being the
+directory holding the trusted identity.json, else the git root, else the
+user's state directory (:func:`coordhub.client.project.state_dir`). So an agent
+that ``cd``s into ``src/deep`` keeps using the project's queue.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from coordhub import config
-from coordhub.errors import Invalid
+from coordhub.client import project
+from coordhub.errors import CoordError, Invalid
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+ADMIN_TOKEN_FILE = "admin.token"
+HUB_ID_FILE = "hub.id"
+QUEUE_NAME = "coord-queue.jsonl"
+ADMIN_MODES = ("never", "fallback", "always")
+
+
+class NoCredential(CoordError):
+    """The command needs a credential this client does not have (or may not use here); the message says how."""
+
+    status, code = 401, "no_credential"
 
 
 class ClientSettings(NamedTuple):
-    """Resolved client settings."""
+    """Resolved client settings.
+
+    ``token`` is the credential sent as the bearer token; ``token_source``
+    says where it came from (``--token``, ``COORD_TOKEN``, an identity.json
+    path, or ``admin.token`` for the hub's admin token, which is then bound to
+    ``admin_hub_id``). ``session_named`` is true when the session was named
+    explicitly by ``--session`` or ``COORD_SESSION``: it is then sent with
+    the token too, and the hub refuses a token of another session. ``notes`` are warnings about
+    identity files passed over.
+    """
 
     url: str
     token: str | None
@@ -34,17 +77,67 @@ class ClientSettings(NamedTuple):
     queue_file: Path
     timeout: float
     identity_file: Path | None = None
+    token_source: str | None = None
+    session_named: bool = False
+    admin_hub_id: str | None = None
+    data_dir: Path | None = None
+    project_root: Path | None = None  # None: not in a project (the queue is the user's own)
+    notes: tuple[str, ...] = ()
 
 
-def find_identity(start: Path | None = None) -> Path | None:
-    """The nearest ``.claude/identity.json`` from ``start`` upwards, else the home one, else None."""
-    here = (start or Path.cwd()).resolve()
+def home_identity() -> Path:
+    """``~/.claude/identity.json`` (the user's own; may not exist)."""
+    return Path.home() / ".claude" / "identity.json"
+
+
+def find_identity(start: Path | None = None, notes: list[str] | None = None) -> Path | None:
+    """The trusted identity.json for a client working in ``start`` (see the module docstring), or None.
+
+    Each file passed over (tracked by git, above the git root, or git could
+    not say) is described in ``notes`` when given.
+    """
+    here = Path(os.path.abspath(start or Path.cwd()))
+    root = project.git_root(here)
+    home = home_identity()
+    if root is None:
+        own = here / ".claude" / "identity.json"
+        if own.is_file() and own != home:
+            _note(notes, f"ignoring {own}: not in a git repository; identity.json is trusted only inside a git "
+                         "repository (untracked) or in ~/.claude")
+        return home if home.is_file() else None
     for folder in (here, *here.parents):
         candidate = folder / ".claude" / "identity.json"
+        if candidate == home:
+            break
         if candidate.is_file():
-            return candidate
-    home = Path.home() / ".claude" / "identity.json"
+            state = project.tracked(root, candidate)
+            if state is False:
+                return candidate
+            _note(notes, f"ignoring {candidate}: " + (
+                "git tracks it (a repository's files never choose your hub or credentials; keep it out of "
+                "git, seed 000)" if state else "git cannot say whether it is tracked"))
+            break
+        if folder == root:
+            _above_root(root, notes)
+            break
     return home if home.is_file() else None
+
+
+def _above_root(root: Path, notes: list[str] | None) -> None:
+    """Note an identity.json above the git root, which is never read (only for the explanation)."""
+    if notes is None:
+        return
+    for folder in root.parents:
+        candidate = folder / ".claude" / "identity.json"
+        if candidate.is_file() and candidate != home_identity():
+            _note(notes, f"ignoring {candidate}: it is above the git repository {root}; identity.json is trusted "
+                         "only inside the repository or in ~/.claude")
+            return
+
+
+def _note(notes: list[str] | None, text: str) -> None:
+    if notes is not None:
+        notes.append(text)
 
 
 def load_identity(path: Path) -> dict[str, Any]:
@@ -58,36 +151,98 @@ def load_identity(path: Path) -> dict[str, Any]:
     return data
 
 
-def _api_base(url: str) -> str:
-    url = url.rstrip("/")
-    # seed 000's coord_api is the server root; tolerate one that already ends in /api/coord
-    return url.removesuffix("/api/coord")
+def hub_url(url: str) -> str:
+    """The server root of a hub URL, checked; ``Invalid`` (a usage error) when it is not ``http(s)://host[:port]``.
 
-
-def _local_admin_token(url: str) -> str | None:
-    if urlsplit(url).hostname not in LOCAL_HOSTS:
-        return None
-    path = config.default_data_dir() / "admin.token"
+    Seed 000's ``coord_api`` is the server root; one that already ends in
+    ``/api/coord`` is tolerated.
+    """
     try:
-        return path.read_text(encoding="utf-8").strip() or None
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
+    except ValueError as exc:
+        raise Invalid(f"hub URL {url!r} is not valid: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise Invalid(f"hub URL {url!r} is not valid: expected http(s)://HOST[:PORT], e.g. http://127.0.0.1:8001")
+    return url.strip().rstrip("/").removesuffix("/api/coord")
+
+
+def data_dir() -> Path:
+    """Where the local hub keeps ``admin.token``: ``COORD_DATA_DIR``, else the default data dir."""
+    value = config.env_value("data_dir")
+    return Path(value).expanduser() if value else config.default_data_dir()
+
+
+def local_admin(directory: Path) -> tuple[str, str]:
+    """``(admin token, hub id)`` written by the hub whose data dir is ``directory``; ``NoCredential`` if absent."""
+    try:
+        token = (directory / ADMIN_TOKEN_FILE).read_text(encoding="utf-8").strip()
     except OSError:
-        return None
+        token = ""
+    if not token:
+        raise NoCredential(
+            f"no admin token in {directory / ADMIN_TOKEN_FILE}: run this as the user who started the hub, with "
+            "COORD_DATA_DIR set to the hub's --data-dir if it is not the default, or pass an admin token with "
+            "--token / COORD_TOKEN")
+    try:
+        hub_id = (directory / HUB_ID_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        hub_id = ""
+    if not hub_id:
+        raise NoCredential(f"{directory / ADMIN_TOKEN_FILE} has no {HUB_ID_FILE} beside it, so the hub it belongs "
+                           "to is unknown: restart that hub once (it writes the file), or pass the token with --token")
+    return token, hub_id
+
+
+def project_root(identity_file: Path | None, start: Path | None = None) -> Path | None:
+    """The project's root: the directory holding the trusted identity.json, else the git root, else None."""
+    if identity_file is not None and identity_file != home_identity():
+        return identity_file.parent.parent
+    return project.git_root(Path(os.path.abspath(start or Path.cwd())))
+
+
+def queue_path(root: Path | None) -> Path:
+    """The softfail queue of a project (``<root>/.claude/coord-queue.jsonl``), else the user's state directory's."""
+    return root / ".claude" / QUEUE_NAME if root is not None else project.state_dir() / QUEUE_NAME
 
 
 def resolve(url: str | None = None, token: str | None = None, session: str | None = None,
             queue_file: str | None = None, timeout: float | None = None,
-            identity_file: Path | None = None) -> ClientSettings:
-    """Resolve every client setting by the precedence in the module docstring."""
-    ident_path = identity_file or find_identity()
+            identity_file: Path | None = None, *, admin: str = "never", start: Path | None = None) -> ClientSettings:
+    """Resolve every client setting by the rules in the module docstring.
+
+    ``admin`` is ``never`` (a session command), ``fallback`` (an admin
+    command: the local admin token when no token is given) or ``always``
+    (``--admin``: the local admin token, and an explicit ``--token`` is a
+    usage error). Raises ``Invalid`` for a bad URL, identity.json or flag
+    combination and :class:`NoCredential` when the admin token is wanted and
+    not found.
+    """
+    if admin not in ADMIN_MODES:
+        raise ValueError(f"admin must be one of {ADMIN_MODES}")
+    notes: list[str] = []
+    ident_path = identity_file or find_identity(start, notes)
     ident = load_identity(ident_path) if ident_path else {}
     machine = ident.get("machine")
-    base = _api_base(url or config.env_value("url") or ident.get("coord_api") or f"http://127.0.0.1:{config.DEFAULT_PORT}")
-    session = session or config.env_value("session") or ident.get("session") or (
-        f"{machine}/claude-main" if machine else None)
-    token = token or config.env_value("token") or ident.get("token") or _local_admin_token(base)
+    base = hub_url(url or config.env_value("url") or ident.get("coord_api")
+                   or f"http://127.0.0.1:{config.DEFAULT_PORT}")
+    named = session or config.env_value("session")
+    session = named or ident.get("session") or (f"{machine}/claude-main" if machine else None)
+    source, chosen = next(((s, t) for s, t in (("--token", token), ("COORD_TOKEN", config.env_value("token")),
+                                               (str(ident_path), ident.get("token"))) if t), (None, None))
+    directory = data_dir()
+    hub_id = None
+    if admin == "always" and token:
+        raise Invalid("give --admin or --token, not both")
+    if admin == "always" or (admin == "fallback" and chosen is None):
+        chosen, hub_id = local_admin(directory)
+        source = str(directory / ADMIN_TOKEN_FILE)
+    root = project_root(ident_path, start)
+    queue = queue_file or config.env_value("queue_file")
     return ClientSettings(
-        url=base, token=token, session=session, user=ident.get("user"), machine=machine,
-        queue_file=Path(queue_file or config.env_value("queue_file") or config.setting("queue_file").default),
+        url=base, token=chosen if isinstance(chosen, str) else None, session=session, user=ident.get("user"),
+        machine=machine, queue_file=Path(queue) if queue else queue_path(root),
         timeout=float(timeout or config.env_value("timeout") or config.setting("timeout").default),
-        identity_file=ident_path,
+        identity_file=ident_path, token_source=source, session_named=bool(named), admin_hub_id=hub_id,
+        data_dir=directory, project_root=root, notes=tuple(notes),
     )

@@ -53,6 +53,7 @@ class Hub:
         #: Holder inactivity after which a no-expiry lease may be taken over (seed 001; 0 = never).
         self.stale_after_hours = leases.check_stale_after(stale_after_hours)
         self.bus: EventBus | None = None
+        self.hub_id: str | None = None  # read from the store (hub_meta) by the first /health or at start
 
     async def start_bus(self, ring_bytes: int = RING_BYTES) -> EventBus:
         """Create the event bus (its ring holding about ``ring_bytes``) and feed it from every commit.

@@ -48,6 +48,7 @@ def render(row: Row) -> dict[str, Any]:
         "message_type": row["message_type"],
         "requires_ack": bool(row["requires_ack"]),
         "created_at": isoformat(row["created_at"]),
+        "queued_at": isoformat(row.get("queued_at")),
         "read": row.get("read_at") is not None,
         "read_at": isoformat(row.get("read_at")),
         "acked_at": isoformat(row.get("acked_at")),
@@ -63,7 +64,8 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
          project_key: str | None = None, thread_id: str | None = None, reply_to: str | None = None,
          importance: str = "normal", message_type: str | None = None, requires_ack: bool = False,
          ack_wait_seconds: float | None = None, max_deliveries: int | None = None,
-         escalate_to: str | None = None, to_incarnation: int | None = None, now: float) -> dict[str, Any]:
+         escalate_to: str | None = None, to_incarnation: int | None = None, queued_at: float | None = None,
+         now: float) -> dict[str, Any]:
     """Store a message from the actor; a direct one gets its recipient's unread receipt at once.
 
     ``reply_to`` must name a message the actor can see; the reply joins its
@@ -74,7 +76,9 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     ``to_incarnation``) so a successor never takes it as news. An
     ack-required direct message is redelivered every ``ack_wait_seconds``
     until acked, at most ``max_deliveries`` times, then dead-lettered (see
-    :func:`process_ack_deadlines`). Raises ``Invalid`` for bad values,
+    :func:`process_ack_deadlines`). ``queued_at`` is when a client first
+    tried to send it (replayed from its softfail queue); kept as given unless
+    later than ``now``, which it then becomes. Raises ``Invalid`` for bad values,
     ``NotFound`` for an unknown ``reply_to``.
 
     Recipients are stored under their first spelling (see
@@ -105,7 +109,7 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
                 "requires_ack": int(requires_ack), "created_at": now,
                 "to_incarnation": to_incarnation if to is not None else None,
                 "ack_wait_seconds": wait if requires_ack else None, "max_deliveries": tries if requires_ack else None,
-                "escalate_to": escalate_to}
+                "escalate_to": escalate_to, "queued_at": None if queued_at is None else min(queued_at, now)}
     seq = tx.messages.add(row)
     deadline = now + wait if requires_ack and to is not None else None
     if to is not None:

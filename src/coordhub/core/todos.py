@@ -29,19 +29,23 @@ def render(row: Row) -> dict[str, Any]:
         "status": row["status"], "created_by": row["created_by"], "created_by_user": row["created_by_user"],
         "created_by_machine": row["created_by_machine"], "completed_by": row["completed_by"],
         "created_at": isoformat(row["created_at"]), "updated_at": isoformat(row["updated_at"]),
-        "completed_at": isoformat(row["completed_at"]),
+        "completed_at": isoformat(row["completed_at"]), "queued_at": isoformat(row.get("queued_at")),
     }
 
 
 def add(tx: Tx, actor: Actor, *, text: str, user: str | None = None, project_key: str | None = None,
         parent_id: str | None = None, source: str | None = None, auto: bool = False,
-        created_by_user: str | None = None, created_by_machine: str | None = None, now: float) -> dict[str, Any]:
+        created_by_user: str | None = None, created_by_machine: str | None = None, queued_at: float | None = None,
+        now: float) -> dict[str, Any]:
     """Create a pending todo; ``created_by_machine`` is the actor's machine (from its session id).
 
     Raises ``Invalid`` for empty text, ``NotFound`` for an unknown parent and
     ``Forbidden`` for a ``created_by_machine`` other than the actor's own
     (:func:`~coordhub.core.identity.attributed_machine`). ``created_by_user``
     is a free label (a token names a session, not a person).
+
+    ``queued_at`` is when a client first tried it (replayed from its softfail
+    queue); kept as given unless later than ``now``, which it then becomes.
     """
     machine = attributed_machine(actor, created_by_machine)
     if not text.strip():
@@ -52,7 +56,8 @@ def add(tx: Tx, actor: Actor, *, text: str, user: str | None = None, project_key
            "parent_id": parent_id, "source": source, "auto": int(auto), "status": "pending",
            "created_by": actor.session_id, "created_by_user": created_by_user,
            "created_by_machine": machine, "completed_by": None,
-           "created_at": now, "updated_at": now, "completed_at": None}
+           "created_at": now, "updated_at": now, "completed_at": None,
+           "queued_at": None if queued_at is None else min(queued_at, now)}
     tx.todos.add(row)
     emit(tx, "todo.added", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
          text=text[:200])

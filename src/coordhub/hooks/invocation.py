@@ -12,10 +12,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from coordhub.client import trust
 from coordhub.client.settings import ClientSettings, find_identity, load_identity
 from coordhub.client.settings import resolve as resolve_client
 from coordhub.errors import CoordError
-from coordhub.hooks import project
+from coordhub.hooks import output, project
 from coordhub.hooks.hub import Hub, NotConfigured
 from coordhub.hooks.project import Project
 from coordhub.hooks.settings import HookSettings
@@ -42,8 +43,13 @@ class Invocation:
 
     @cached_property
     def identity_file(self) -> Path | None:
-        """The nearest ``.claude/identity.json`` from the hook's ``cwd`` (else the home one), or None."""
-        return find_identity(self.cwd)
+        """The trusted identity.json for the hook's ``cwd``, or None (the rules of :mod:`coordhub.client.settings`:
+        inside the git root, untracked, else ``~/.claude``); each file passed over is logged on stderr."""
+        notes: list[str] = []
+        found = find_identity(self.cwd, notes)
+        for note in notes:
+            output.log(self.event, note)
+        return found
 
     @cached_property
     def identity(self) -> dict[str, Any]:
@@ -60,7 +66,7 @@ class Invocation:
         """Hub URL, token and session, by the precedence of :mod:`coordhub.client.settings`."""
         self.identity  # noqa: B018 - raises NotConfigured before resolve() reports it less clearly
         try:
-            return resolve_client(timeout=self.settings.timeout, identity_file=self.identity_file)
+            return resolve_client(timeout=self.settings.timeout, identity_file=self.identity_file, start=self.cwd)
         except CoordError as exc:
             raise NotConfigured(exc.message) from None
 
@@ -75,8 +81,17 @@ class Invocation:
 
     @cached_property
     def hub(self) -> Hub:
-        """A connection to the hub as this session (opened lazily by the first request)."""
+        """A connection to the hub as this session (opened lazily by the first request).
+
+        Raises ``NotConfigured`` when the token may not go to this URL (it was
+        first used with another; :mod:`coordhub.client.trust`).
+        """
         c = self.client
+        if c.token:
+            try:
+                trust.check(c.token, c.url, c.token_source)
+            except CoordError as exc:
+                raise NotConfigured(exc.message) from None
         return Hub(c.url, c.token, c.session, self.settings.timeout)
 
     def close(self) -> None:

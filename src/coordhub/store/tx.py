@@ -7,7 +7,7 @@ from coordhub.store.tables.leases import Leases
 from coordhub.store.tables.messages import Messages
 from coordhub.store.tables.records import Components, Todos, Workflows, WorkItems
 from coordhub.store.tables.sessions import Sessions
-from coordhub.store.tables.system import Events, Halts, Idempotency
+from coordhub.store.tables.system import Events, Halts, Idempotency, Meta
 from coordhub.store.tables.tokens import Tokens
 
 
@@ -31,6 +31,7 @@ class Tx:
         self.halts = Halts(ex)
         self.events = Events(ex)
         self.idempotency = Idempotency(ex)
+        self.meta = Meta(ex)
 
     def ping(self) -> bool:
         """True when a trivial query succeeds (used by /health)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import resource
 
 from fastapi import APIRouter, Depends, Request
@@ -23,6 +24,7 @@ from coordhub.api.schemas import (
     TokenRevokeOut,
 )
 from coordhub.core import halt, status, tokens
+from coordhub.errors import Unavailable
 
 router = APIRouter(tags=["admin"])
 
@@ -35,13 +37,21 @@ async def health(request: Request) -> JSONResponse:
     Cheap by design (see :mod:`coordhub.api.health`): the database state is
     at most a second old. ``fd_limit`` is the process's descriptor limit and
     ``max_connections`` the connections it accepts at once (null in-process).
+    ``auth`` says whether the hub needs tokens and ``hub_id`` which hub it is
+    (kept in the database, so every process serving one database answers the
+    same; ``coord serve`` reads it at start): a client sends an admin token it
+    found on disk only to the hub whose id was written beside it.
     """
-    store = hub(request).store
+    h = hub(request)
     ok = await request.app.state.db_probe.reachable()
+    if ok and h.hub_id is None:  # an app built in-process; read once
+        with contextlib.suppress(Unavailable):
+            h.hub_id = await h.query(lambda tx, now: tx.meta.get("hub_id"))
     body = {"status": "ok" if ok else "degraded", "database": "connected" if ok else "disconnected",
-            "backend": store.name, "durability": store.durability, "version": __version__,
+            "backend": h.store.name, "durability": h.store.durability, "version": __version__,
             "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
-            "max_connections": request.app.state.max_connections}
+            "max_connections": request.app.state.max_connections,
+            "auth": not request.app.state.auth.no_auth, "hub_id": h.hub_id}
     return JSONResponse(body, status_code=200 if ok else 503)
 
 

@@ -7,13 +7,16 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from coordhub.clock import parse_iso
 from coordhub.core.halt import Exempt
 from coordhub.core.hub import Hub, Operation
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
+from coordhub.errors import Invalid
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
+QUEUED_AT_HEADER = "X-Coord-Queued-At"
 
 # Error codes each kind of route can answer, for the OpenAPI document.
 READ_ERRORS = (400, 401, 403, 413, 422, 429, 503)
@@ -37,6 +40,24 @@ async def mutate(request: Request, actor: Actor, op: Operation, *, status: int =
     out = await hub(request).mutate(actor, op, status=status, idem=idem, during_halt=during_halt)
     headers = {REPLAY_HEADER: "true"} if out.replayed else None
     return JSONResponse(out.body, status_code=out.status, headers=headers)
+
+
+def queued_at(request: Request) -> float | None:
+    """When the client first tried this write, from ``X-Coord-Queued-At`` (ISO 8601), else None.
+
+    Sent by a client replaying its softfail queue (seed 001), so the record
+    keeps its original time as ``queued_at`` beside ``created_at``. A value
+    that does not parse is refused (422); one later than the hub's clock is
+    taken as the hub's time by the core (clients' clocks drift).
+    """
+    value = request.headers.get(QUEUED_AT_HEADER)
+    if value is None:
+        return None
+    try:
+        return parse_iso(value[:64])
+    except (ValueError, OverflowError):
+        raise Invalid(f"{QUEUED_AT_HEADER} must be an ISO 8601 time such as 2026-01-31T09:30:00Z, "
+                      f"not {value[:64]!r}", field=QUEUED_AT_HEADER) from None
 
 
 async def query(request: Request, op: Any) -> JSONResponse:

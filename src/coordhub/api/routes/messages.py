@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from coordhub.api import streams
 from coordhub.api.auth import SESSION_HEADER, Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query, queued_at
 from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
 from coordhub.core import messages
 from coordhub.core.bus import EventBus
@@ -29,12 +29,13 @@ NEWS = ("message.sent", "message.redelivered")  # event kinds that can bring a s
 async def send(body: MessageSend, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Send a message; ``to_session`` omitted, null or ``ALL_SESSIONS`` broadcasts to the fleet."""
     actor = await who.act((body.from_session, "from_session"))
+    first_tried = queued_at(request)
     return await mutate(request, actor, lambda tx, now: messages.send(
         tx, actor, to_session=body.to_session, subject=body.subject, body=body.body,
         project_key=body.project_key, thread_id=body.thread_id, reply_to=body.reply_to,
         importance=body.importance, message_type=body.message_type, requires_ack=body.requires_ack,
         ack_wait_seconds=body.ack_wait_seconds, max_deliveries=body.max_deliveries, escalate_to=body.escalate_to,
-        to_incarnation=body.to_incarnation, now=now), status=201)
+        to_incarnation=body.to_incarnation, queued_at=first_tried, now=now), status=201)
 
 
 async def _viewer(who: Caller, claimed: str | None, field: str) -> str:

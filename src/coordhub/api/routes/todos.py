@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query, queued_at
 from coordhub.api.schemas import TodoAdd, TodoDone, TodoOut
 from coordhub.core import todos
 from coordhub.errors import Invalid
@@ -29,10 +29,11 @@ async def add(body: TodoAdd, request: Request, who: Caller = Depends(caller)) ->
     actor = await who.act((body.created_by, "created_by"))
     project = _one(body.project_key, body.project, "project_key and project")
     parent = _one(body.parent_id, body.parent, "parent_id and parent")
+    first_tried = queued_at(request)
     return await mutate(request, actor, lambda tx, now: todos.add(
         tx, actor, text=body.text, user=body.user, project_key=project, parent_id=parent, source=body.source,
         auto=body.auto, created_by_user=body.created_by_user, created_by_machine=body.created_by_machine,
-        now=now), status=201)
+        queued_at=first_tried, now=now), status=201)
 
 
 @router.get("", response_model=list[TodoOut], responses=responses(*READ_ERRORS))

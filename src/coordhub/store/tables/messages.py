@@ -19,7 +19,7 @@ from coordhub.store.tables.base import Table
 
 _COLS = ("m.seq, m.id, m.from_session, m.to_session, m.project_key, m.subject, m.body, m.thread_id, "
          "m.reply_to, m.importance, m.message_type, m.requires_ack, m.created_at, m.to_incarnation, "
-         "m.ack_wait_seconds, m.max_deliveries, m.escalate_to")
+         "m.ack_wait_seconds, m.max_deliveries, m.escalate_to, m.queued_at")
 _RECEIPT = "r.read_at, r.acked_at, r.delivered_at, r.deliveries, r.ack_deadline, r.dead_at"
 _CURRENT = "(m.to_incarnation IS NULL OR m.to_incarnation >= ?)"
 _DIRECT = f"SELECT {_COLS}, {_RECEIPT} FROM receipts r JOIN messages m ON m.seq = r.message_seq "

@@ -1,9 +1,18 @@
-"""Halt records, the event log and idempotency records."""
+"""Facts about the hub itself, halt records, the event log and idempotency records."""
 
 from __future__ import annotations
 
 from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
+
+
+class Meta(Table):
+    """The ``hub_meta`` table: one value per key about the hub itself (``hub_id``, set by migration 0004)."""
+
+    def get(self, key: str) -> str | None:
+        """The value of ``key``, or None when it has none."""
+        row = self.ex.one("SELECT value FROM hub_meta WHERE key = ?", (key,))
+        return str(row["value"]) if row is not None else None
 
 
 class Halts(Table):
