@@ -12,6 +12,7 @@ import typer
 
 from coordhub.cli.common import EXIT_REFUSED, EXIT_USAGE, fail
 from coordhub.cli.output import console, verbatim
+from coordhub.client import project
 from coordhub.guard import git
 from coordhub.guard import install as git_install
 from coordhub.hooks import install
@@ -40,6 +41,14 @@ def _read(path: Path) -> dict[str, object]:
     raise AssertionError("unreachable")
 
 
+def _git_ignore(path: Path) -> Path | None:
+    """Add ``path`` (a file we wrote into a working tree) to the repository's ``info/exclude``; that file, or None."""
+    root = git_worktree(path.parent)
+    if root is None:
+        return None
+    return project.exclude(root, ("/" + path.resolve().relative_to(root.resolve()).as_posix(),))
+
+
 def install_hooks(scope: str = SCOPE_OPT, project_dir: Path | None = DIR_OPT, dry_run: bool = DRY_RUN_OPT) -> None:
     """Add the coordhub hooks to a Claude Code settings file, keeping everything else in it.
 
@@ -55,6 +64,10 @@ def install_hooks(scope: str = SCOPE_OPT, project_dir: Path | None = DIR_OPT, dr
     install.write(path, merged)
     console.print(f"coordhub hooks installed in {path} ({', '.join(e for e, *_ in install.HOOK_SET)}), "
                   f"running {' '.join(command)}. Sessions started from now on use them.")
+    if scope == "local":
+        ignored = _git_ignore(path)
+        if ignored:
+            console.print(f"{path.name} is git-ignored through {ignored} (it names this machine's hook command).")
 
 
 def uninstall_hooks(scope: str = SCOPE_OPT, project_dir: Path | None = DIR_OPT,

@@ -20,6 +20,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+EXCLUDE_HEADER = "# coordhub: files it writes into this working tree, never to be committed"
+
 
 def git_root(start: Path) -> Path | None:
     """The top of the git working tree containing ``start`` (``start`` itself included), else None."""
@@ -95,16 +97,15 @@ def exclude(root: Path, patterns: tuple[str, ...]) -> Path | None:
     path = common / "info" / "exclude"
     try:
         current = path.read_text(encoding="utf-8") if path.exists() else ""
-        lines = set(current.splitlines())
+        lines = current.splitlines()
         missing = [p for p in patterns if p not in lines]
         if missing:
+            text = "" if not current or current.endswith("\n") else "\n"
+            if EXCLUDE_HEADER not in lines:
+                text += EXCLUDE_HEADER + "\n"
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a", encoding="utf-8") as f:
-                if current and not current.endswith("\n"):
-                    f.write("\n")
-                f.write("# written by coordhub: local files that must never be committed\n" if not any(
-                    "coordhub" in line for line in lines) else "")
-                f.write("".join(p + "\n" for p in missing))
+                f.write(text + "".join(p + "\n" for p in missing))
     except OSError:
         return None
     return path
