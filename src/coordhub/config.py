@@ -46,8 +46,9 @@ class Setting(NamedTuple):
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "127.0.0.1", "Interface the hub listens on.", "server"),
     Setting("port", int, DEFAULT_PORT, "TCP port the hub listens on.", "server"),
-    Setting("data_dir", str, None, "Directory for the SQLite database and admin.token "
-            "(default: $XDG_DATA_HOME/coordhub, else ~/.local/share/coordhub).", "server"),
+    Setting("data_dir", str, None, "Directory for the SQLite database, admin.token and hub.id "
+            "(default: $XDG_DATA_HOME/coordhub, else ~/.local/share/coordhub). Admin commands and --admin on "
+            "the hub's machine read admin.token from COORD_DATA_DIR too.", "server"),
     Setting("database_url", str, None, "Database to use: a sqlite:///PATH or postgresql://… URL "
             "(default: SQLite file coord.db in the data dir).", "server"),
     Setting("no_auth", bool, False, "Trusted-network mode of seed 001: no tokens, identity taken "
@@ -89,12 +90,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", str, "info", "Server log level: debug, info, warning, error.", "server"),
     Setting("url", str, None, "Hub base URL, e.g. http://10.0.0.5:8001 "
             "(default: identity.json coord_api, else http://127.0.0.1:8001).", "client"),
-    Setting("token", str, None, "Bearer token of this session (default: the local hub's admin.token "
-            "when the hub is on this machine).", "client"),
-    Setting("session", str, None, "This session's id, e.g. HOWARD-HOME/claude-main; only used with a "
-            "--no-auth hub (default: <identity.json machine>/claude-main).", "client"),
-    Setting("queue_file", str, ".claude/coord-queue.jsonl", "Softfail queue of writes that could not "
-            "reach the hub (seed 001).", "client"),
+    Setting("token", str, None, "Bearer token of this session (`coord token create NAME`); sent only to "
+            "the URL it was first used with or one trusted with `coord trust URL`. No default: the hub's "
+            "admin.token is used only by admin commands and --admin.", "client"),
+    Setting("session", str, None, "This session's id, e.g. HOWARD-HOME/claude-main: the identity on a "
+            "--no-auth hub (default: <identity.json machine>/claude-main); refused on a hub that needs tokens "
+            "unless it is the token's own.", "client"),
+    Setting("queue_file", str, None, "Softfail queue of writes that could not reach the hub (seed 001) "
+            "(default: .claude/coord-queue.jsonl at the project root: where identity.json is, else the git "
+            "root, else $XDG_STATE_HOME/coordhub/coord-queue.jsonl).", "client"),
     Setting("timeout", float, 10.0, "Seconds the client waits for the hub before it queues a write.", "client"),
 )
 

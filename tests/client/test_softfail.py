@@ -8,6 +8,7 @@ against a tiny real HTTP server that always answers 503 with ``Retry-After: 1``.
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -431,3 +432,56 @@ def test_queued_writes_wait_out_a_halt(outage: Outage) -> None:
     outage.a.ok("msg", "inbox")  # a read while halted drains the queue
     assert not outage.rejected.exists(), outage.rejected.read_text()
     assert len(read_queue(outage.queue)) == 1
+
+
+# ---- the queue lives with the project (issue 7 point 17) ---------------------------------------
+
+def test_the_queue_is_at_the_project_root_and_sync_drains_it_from_anywhere(outage: Outage) -> None:
+    deep = outage.work / "src" / "deep"
+    deep.mkdir(parents=True)
+    docs = outage.work / "docs"
+    docs.mkdir()
+    outage.stop()
+    r = outage.a.with_(cwd=deep).queued("msg", "send", "HOWARD-HOME", "from deep", "x")
+    assert str(outage.queue) in r.out, r
+    assert not (deep / ".claude").exists()
+    [entry] = read_queue(outage.queue)
+    outage.start()
+    r = outage.a.with_(cwd=docs).ok("sync")
+    assert r.out.startswith("sent 1 queued write(s)\n"), r
+    assert not outage.queue.exists()
+    assert sorted(p.name for p in outage.queue.parent.iterdir()) == []  # no .lock file left behind
+    [m] = outage.b.json("msg", "inbox")
+    assert m["subject"] == "from deep"
+    assert m["queued_at"] is not None and m["queued_at"][:19] == entry["ts"][:19] and m["queued_at"] < m["created_at"]
+    assert "/.claude/coord-queue.jsonl" in (outage.work / ".git" / "info" / "exclude").read_text()
+
+
+def test_sync_with_the_hub_unreachable_exits_3_even_with_nothing_queued(tmp_path: Path) -> None:
+    coord = Coord(git_init(tmp_path / "work"), isolated_env(tmp_path), f"http://127.0.0.1:{free_port()}",
+                  token="coord_test")
+    r = coord.fails(3, "sync")
+    assert "unreachable" in r.err, r
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://127.0.0.1:8001", "http://127.0.0.1:99999", "http://",
+                                 "127.0.0.1:8001"])
+def test_an_invalid_url_is_a_usage_error_and_nothing_is_queued(url: str, tmp_path: Path) -> None:
+    work = git_init(tmp_path / "work")
+    coord = Coord(work, isolated_env(tmp_path), url, token="coord_test")
+    r = coord.fails(2, "msg", "send", "ALL", "never queued", "x")
+    assert "URL" in r.err, r
+    assert not (work / ".claude").exists()
+    assert not list((tmp_path / "xdg-state").rglob("*.jsonl"))
+
+
+def test_install_hooks_git_ignores_the_settings_file_it_writes(tmp_path: Path) -> None:
+    repo = git_init(tmp_path / "repo")
+    Coord(repo, isolated_env(tmp_path)).ok("install-hooks")
+    assert (repo / ".claude" / "settings.local.json").exists()
+    assert "/.claude/settings.local.json" in (repo / ".git" / "info" / "exclude").read_text()
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=all"],
+                            capture_output=True, text=True, check=True).stdout
+    assert status == "", status
+    Coord(repo, isolated_env(tmp_path)).ok("install-hooks")  # a second run adds nothing twice
+    assert (repo / ".git" / "info" / "exclude").read_text().count("settings.local.json") == 1
