@@ -451,7 +451,8 @@ def test_the_queue_is_at_the_project_root_and_sync_drains_it_from_anywhere(outag
     assert r.out.startswith("sent 1 queued write(s)\n"), r
     assert not outage.queue.exists()
     assert sorted(p.name for p in outage.queue.parent.iterdir()) == []  # no .lock file left behind
-    [m] = outage.b.json("msg", "inbox")
+    assert "(queued " in outage.b.ok("msg", "inbox").out  # the banner shows when it was written
+    [m] = outage.b.json("msg", "inbox", "--all")
     assert m["subject"] == "from deep"
     assert m["queued_at"] is not None and m["queued_at"][:19] == entry["ts"][:19] and m["queued_at"] < m["created_at"]
     assert "/.claude/coord-queue.jsonl" in (outage.work / ".git" / "info" / "exclude").read_text()

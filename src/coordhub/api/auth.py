@@ -2,8 +2,7 @@
 
 With auth (the default) every route except ``/health`` needs
 ``Authorization: Bearer <token>``; the token's session is the actor, and a
-request field (or an ``X-Coord-Session`` header) naming another session is
-refused with 403 (contract §2.2).
+request field naming another session is refused with 403 (contract §2.2).
 
 With ``--no-auth`` (seed 001's trusted network) the actor is the session the
 request names (``session_id``, ``from_session``, ``created_by``,

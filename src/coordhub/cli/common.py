@@ -67,7 +67,11 @@ def client(ctx: typer.Context, admin: bool = False) -> Iterator[CoordClient]:
         fail(exc.message, EXIT_USAGE)
     except CoordError as exc:
         fail(exc.message, EXIT_AUTH)
-    for note in settings.notes:
+    notes = list(settings.notes)
+    if o.session and settings.token:
+        notes.append(f"--session {o.session} is not used: the token's own session acts (identity comes from the "
+                     "token)")
+    for note in notes:
         typer.echo(f"coord: warning: {note}", err=True)
     with CoordClient(settings) as c:
         try:

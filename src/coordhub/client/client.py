@@ -149,8 +149,6 @@ class CoordClient:
         elif s.token:
             trust.check(s.token, s.url, s.token_source)
             headers = {"Authorization": f"Bearer {s.token}"}
-            if s.session_named and s.session:
-                headers[SESSION_HEADER] = s.session  # the hub refuses a token of another session
         else:
             if self.hub_health().get("auth", True):
                 named = f"session {s.session!r} is named but " if s.session else ""

@@ -64,8 +64,8 @@ class ClientSettings(NamedTuple):
     says where it came from (``--token``, ``COORD_TOKEN``, an identity.json
     path, or ``admin.token`` for the hub's admin token, which is then bound to
     ``admin_hub_id``). ``session_named`` is true when the session was named
-    explicitly by ``--session`` or ``COORD_SESSION``: it is then sent with
-    the token too, and the hub refuses a token of another session. ``notes`` are warnings about
+    explicitly by ``--session`` or ``COORD_SESSION`` (with a token it is not
+    used: the token decides who acts, contract §2.2). ``notes`` are warnings about
     identity files passed over.
     """
 

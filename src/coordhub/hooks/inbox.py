@@ -53,7 +53,10 @@ def banner(msg: dict[str, Any], body: str | None = None) -> str:
         tags.append("ACK REQUIRED")
     if (msg.get("deliveries") or 1) > 1:
         tags.append(f"DELIVERY {one_line(msg['deliveries'])}")
-    meta = f"id {one_line(msg.get('id'))} · {when(msg.get('created_at'))}" + "".join(f" · {t}" for t in tags)
+    meta = f"id {one_line(msg.get('id'))} · {when(msg.get('created_at'))}"
+    if msg.get("queued_at"):  # written while the hub was unreachable: when the sender wrote it
+        meta += f" (queued {when(msg.get('queued_at'))})"
+    meta += "".join(f" · {t}" for t in tags)
     if msg.get("project_key"):
         meta += f" · project {one_line(msg['project_key'])}"
     head = f"MESSAGE FROM {one_line(msg.get('from_session'))} — {one_line(msg.get('subject'))}"
