@@ -38,7 +38,7 @@ Fence = Annotated[int, Field(ge=1, le=2**62)]
 class Strict(BaseModel):
     """Base of request bodies: no unknown fields, no type coercion."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Out(BaseModel):

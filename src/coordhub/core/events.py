@@ -88,7 +88,10 @@ def check_detail(detail: dict[str, Any], max_bytes: int) -> None:
     details let one token fill the hub's memory through the event ring).
     The request body was already held to strict JSON by the input guard.
     """
-    size = len(json.dumps(detail, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    try:
+        size = len(json.dumps(detail, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    except ValueError:  # a number that overflowed to infinity (1e400): the parser let it through as a float
+        raise Invalid("detail holds a number that is not finite", field="detail") from None
     if size > max_bytes:
         raise Invalid(f"detail is {size} bytes of JSON; the limit is {max_bytes} (events are metadata)",
                       field="detail", limit=max_bytes)

@@ -126,6 +126,15 @@ class Hub:
         """Run a read-only operation on a consistent snapshot."""
         return await self.store.read(lambda tx: op(tx, self.clock.now()))
 
+    async def query_off_loop(self, op: Callable[[Tx, float], T]) -> T:
+        """Like :meth:`query`, but always on a reader thread: for reads that may be large or slow.
+
+        A backend may run :meth:`query` on the event loop itself (SQLite does,
+        as its small indexed reads are cheaper than a thread hop); a catch-up
+        page of the event log is not small, and must not stall other requests.
+        """
+        return await asyncio.wrap_future(self.store.submit_read(lambda tx: op(tx, self.clock.now())))
+
     def query_sync(self, op: Callable[[Tx, float], T]) -> T:
         """Blocking form of :meth:`query`."""
         return self.store.read_sync(lambda tx: op(tx, self.clock.now()))

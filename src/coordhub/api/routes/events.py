@@ -84,7 +84,7 @@ async def _stream(h: Hub, cursor: int, keep: Callable[[Row], bool]) -> AsyncIter
     while True:
         rows = bus.since(cursor)
         if rows is None:  # fell behind the in-memory ring: catch up from the store
-            cursor, chunks = await h.query(_catch_up(cursor, keep))
+            cursor, chunks = await h.query_off_loop(_catch_up(cursor, keep))
             for chunk in chunks:
                 yield chunk
             continue
@@ -158,7 +158,7 @@ async def audit(request: Request, after: int = Query(0, ge=0, le=2**62), limit: 
                         break
         return out
 
-    return await query(request, page)
+    return JSONResponse(await hub(request).query_off_loop(page))
 
 
 @router.post("/events", status_code=201, response_model=EventOut, responses=responses(*WRITE_ERRORS))

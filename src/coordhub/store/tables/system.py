@@ -44,23 +44,29 @@ class Events(Table):
         return self.ex.all("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
 
     def page(self, after_id: int, limit: int, max_bytes: int) -> list[Row]:
-        """Events after ``after_id``, oldest first: at most ``limit`` of them and ``max_bytes`` of payload.
+        """Events after ``after_id``, oldest first: at most ``limit`` of them and about ``max_bytes`` of payload.
 
         Always at least one event when there is one, however large; an empty
-        list when there is none. Sizes are read first, so a page never holds
-        more than the budget (plus one event) in memory.
+        list when there is none. Rows are fetched in batches that start small
+        and grow while rows stay small, so a page of huge rows holds at most
+        a few rows beyond the budget in memory (asking the database for the
+        sizes first would make SQLite read every payload in full).
         """
-        sizes = self.ex.all("SELECT id, length(payload) AS n FROM events WHERE id > ? ORDER BY id LIMIT ?",
-                            (after_id, limit))
-        if not sizes:
-            return []
-        last, total = sizes[0]["id"], sizes[0]["n"]
-        for row in sizes[1:]:
-            total += row["n"]
-            if total > max_bytes:
-                break
-            last = row["id"]
-        return self.ex.all("SELECT * FROM events WHERE id > ? AND id <= ? ORDER BY id", (after_id, last))
+        out: list[Row] = []
+        total, cursor, batch = 0, after_id, 4
+        while len(out) < limit:
+            rows = self.ex.all("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                               (cursor, min(batch, limit - len(out))))
+            for row in rows:
+                size = len(row["payload"])
+                if out and total + size > max_bytes:
+                    return out
+                out.append(row)
+                total += size
+            if len(rows) < batch:
+                return out
+            cursor, batch = rows[-1]["id"], min(2 * batch, 256)
+        return out
 
     def for_target(self, session_id: str, after_id: int, limit: int) -> list[Row]:
         """Events addressed to a session (or to everyone) after ``after_id``, not caused by it, oldest first."""
