@@ -1,0 +1,109 @@
+"""Issue 8 point 4: connections cannot exhaust the hub.
+
+Two reproductions against a real hub under a descriptor limit: one token
+opening more SSE streams than the hub has descriptors (and keeping every
+socket open, even after a 429), and more half-open requests (headers never
+finished) than the hub has descriptors. Before the fix either took the hub
+offline until the attacker let go: at ``ulimit -n 1024``, 1,100 streams or
+~1,000 half-open requests. CI size here (``ulimit -n 256``); the issue's
+full size under ``-m slow``. ``/health`` is sampled on fresh connections
+throughout and must answer each time.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.abuse.conftest import HealthWatch, Hub
+
+RSS_BOUND_MIB = 300
+
+
+def _open(hub: Hub, request: bytes) -> socket.socket | None:
+    s = socket.socket()
+    s.settimeout(5)
+    try:
+        s.connect(("127.0.0.1", hub.port))
+        s.sendall(request)
+    except OSError:
+        s.close()
+        return None
+    return s
+
+
+def _status(s: socket.socket) -> int | None:
+    """The status code of the response on ``s``, None if the hub closed it or said nothing within the timeout."""
+    try:
+        head = s.recv(64)
+    except OSError:
+        return None
+    return int(head.split()[1]) if head.startswith(b"HTTP/1.1 ") else None
+
+
+def _streams(start_hub: Callable[..., Hub], nofile: int, streams: int) -> None:
+    hub = start_hub(nofile=nofile)
+    token = hub.token("ATTACK/x")
+    request = (f"GET /api/coord/events HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {token}\r\n\r\n").encode()
+    held: list[socket.socket] = []
+    with HealthWatch(hub) as watch:
+        for _ in range(streams):
+            s = _open(hub, request)
+            if s is not None:
+                held.append(s)
+        codes = [_status(s) for s in held]  # every socket stays open: an idle one costs the attacker nothing
+        fds = hub.open_fds()
+        time.sleep(1.0)
+    for s in held:
+        s.close()
+    watch.assert_answered()
+    ok, refused = codes.count(200), codes.count(429)
+    print(f"{streams} streams at ulimit -n {nofile}: {ok} served, {refused} refused with 429, "
+          f"{codes.count(None)} closed; hub fds {fds}; {watch.summary()}")
+    assert ok == 64, codes  # streams_per_token
+    assert fds < nofile
+    assert hub.peak_rss_mib() < RSS_BOUND_MIB, watch.summary()
+
+
+def _half_open(start_hub: Callable[..., Hub], nofile: int, connections: int) -> None:
+    hub = start_hub(nofile=nofile, args=("--header-timeout", "2"))
+    held: list[socket.socket] = []
+    with HealthWatch(hub) as watch:
+        for _ in range(connections):
+            s = _open(hub, b"GET /api/coord/status HTTP/1.1\r\nHost: hub\r\n")  # never finished
+            if s is not None:
+                held.append(s)
+        fds = hub.open_fds()
+        time.sleep(3.0)  # past the header deadline: every half-open request is closed by now
+        closed = sum(1 for s in held if _status(s) is None)
+    for s in held:
+        s.close()
+    watch.assert_answered()
+    print(f"{connections} half-open requests at ulimit -n {nofile}: {len(held)} connected, {closed} closed by the "
+          f"hub; hub fds {fds}; {watch.summary()}")
+    assert closed == len(held)
+    assert fds < nofile
+    assert hub.peak_rss_mib() < RSS_BOUND_MIB, watch.summary()
+
+
+def test_one_token_opening_more_streams_than_descriptors(start_hub: Callable[..., Hub]) -> None:
+    _streams(start_hub, nofile=256, streams=300)
+
+
+def test_more_half_open_requests_than_descriptors(start_hub: Callable[..., Hub]) -> None:
+    _half_open(start_hub, nofile=256, connections=300)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_streams_full_size(start_hub: Callable[..., Hub]) -> None:
+    _streams(start_hub, nofile=1024, streams=1100)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_half_open_full_size(start_hub: Callable[..., Hub]) -> None:
+    _half_open(start_hub, nofile=1024, connections=1000)
