@@ -69,8 +69,9 @@ def test_unknown_tokens_are_limited_per_address_before_lookup(
     monkeypatch.setattr(tokens, "authenticate", counting)
     codes = [client.get("/api/coord/status", headers={"Authorization": f"Bearer coord_guess{i}"}).status_code
              for i in range(FAILURE_BURST + 20)]
-    assert codes[:FAILURE_BURST] == [401] * FAILURE_BURST and set(codes[FAILURE_BURST + 1:]) == {429}, codes
-    assert lookups[0] <= FAILURE_BURST + 1  # refused before the store was asked
+    assert codes[:FAILURE_BURST] == [401] * FAILURE_BURST and set(codes) == {401, 429}, codes
+    assert codes.count(429) >= 10, codes  # the bucket refills at 2/s: a slow machine lets a few more through
+    assert lookups[0] == codes.count(401)  # each 429 was refused before the store was asked
     r = client.post("/mcp", json=TOOLS_LIST, headers={**JSONRPC, "Authorization": "Bearer coord_guess-mcp"})
     assert r.status_code == 429  # /mcp shares the same gate
     assert client.get("/api/coord/whoami", headers=me).status_code == 200  # a known token is never held up
