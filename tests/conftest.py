@@ -33,6 +33,7 @@ from coordhub.store.sqlite import SQLiteStore
 
 PG_BASE = os.environ.get("COORD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 REQUIRE_PG = os.environ.get("COORD_REQUIRE_POSTGRES") == "1"
+# hub_meta is deliberately not emptied: migration 0004 makes the hub id once, and nothing writes it again.
 TABLES = ("receipts", "messages", "leases", "sessions", "tokens", "todos", "work_items", "workflows", "components",
           "halts", "events", "idempotency")
 
