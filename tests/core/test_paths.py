@@ -6,6 +6,7 @@ pattern to a Python regex and enumerates a finite universe of files.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 import string
@@ -18,52 +19,82 @@ from coordhub.core import paths
 from coordhub.core.paths import ResourceKind, classify, contains, normalize, overlaps
 
 OVERLAPS = [
-    ("server/src/", "server/src/api/x.rs", True),
+    # seed 001's resources: a file and the folder holding it
+    ("server/src/", "server/src/api/credentials.rs", True),
+    ("server/src/api/credentials.rs", "server/src/api/credentials.rs", True),
+    ("server/src/api/credentials.rs", "server/src/api/users.rs", False),
+    ("server/src", "server/src/api/x.rs", True),  # a path with another beneath it is evidently a directory
     ("server/src", "server/srcx/a.rs", False),
+    # files are files: a glob conflicts only where it can share a file (issue 7, point 11)
+    ("src/**/*.py", "src/main.rs", False),
+    ("src/**/*.py", "src/main.rs/", True),  # written as a directory: it may hold .py files
+    ("src/**/*.py", "src/pkg/a.py", True),
+    ("src/**/*.py", "src/", True),
+    ("**/*.md", "src/a.py", False),
+    ("**/*.md", "docs/intro.md", True),
+    ("**/*.md", "docs/", True),
+    ("**/*.rs", "server/x.py", False),
+    ("**/*.rs", "server/x.rs", True),
     ("src/*.py", "src/a.py", True),
     ("src/*.py", "src/a/b.py", False),
-    ("src/*.py", "src/a.py/x", True),  # src/a.py may be a directory
+    ("src/*.py", "src/a.py/x", True),  # the literal shows src/a.py is a directory, and the glob matches it
+    ("src/*", "src/sub/a.py", True),  # src/sub is evidently a directory (a.py lies beneath it)
+    ("src/*", "src", True),  # the glob itself shows src is a directory
+    ("src/*", "lib", False),
     ("src/**", "src/a/b/c.py", True),
     ("src/**", "srcx/a.py", False),
-    ("**/*.rs", "server/x.rs", True),
-    ("**/*.rs", "server/x.py", True),  # server/x.py/a.rs
     ("src/**/*.rs", "lib/x.rs", False),
     ("*.py", "src/a.py", False),  # top level only
     ("*", "src/a.py", True),  # src matches * and a.py lies under it
+    ("a/**/b", "a/b", True),
+    ("a/**/b", "a/c", False),  # a/c is a file: nothing matching a/**/b lies beneath it
+    ("a/**/b", "a/c/", True),  # ... unless it is a directory
+    ("a/**/b", "c/b", False),
+    ("**/x/**", "a/b/x", True),
+    ("a?", "ab/c", True),
+    ("a?", "abc", False),
+    # globs against globs: their matches may be files or directories
     ("src/*.py", "src/*.rs", False),
     ("src/a*", "src/*b", True),  # src/ab
+    ("pkg1/**/*.py", "pkg2/**/*.py", False),
+    ("src/**/*.py", "src/**/*.rs", True),  # src/x.py/ may be a directory holding .rs files
     ("src/[a-c].py", "src/[!a-c].py", False),
     ("src/[a-c].py", "src/[^b-z].py", True),
     ("src/{a,b}.py", "src/b.py", True),
     ("src/{a,b}.py", "src/c.py", False),
     ("src/{a,{b,c}}.py", "src/c.py", True),
+    ("src/{a,b/c}", "src/b", True),  # the claim itself shows src/b is a directory
+    # spellings of one file are one file (issue 7, point 12)
     ("Src/A.py", "src/a.py", True),
+    ("src/ünïcödé/日本.rs", "src/u\u0308n\u0131\u0308co\u0308de\u0301/日本.rs".replace("\u0131", "i"), True),
+    ("src\\win\\a.py", "src/win/a.py", True),
+    ("src/a.py.", "src/a.py", True),  # Windows drops trailing dots and spaces
+    ("src/a.py ", "src/a.py", True),
+    ("./src/a.py::$DATA", "src/a.py", True),  # the default NTFS stream is the file
+    ("src/./a//b.py", "src/a/b.py", True),
+    ("src/x/../a.py", "src/a.py", True),
+    ("src/a?", "src/a.", True),  # "a." is "a" on Windows, which "a?" matches as "a."
     ("src/[A-C].py", "src/b.py", True),
     ("src/[!A-C].py", "src/b.py", False),
+    # names
     ("deploy:staging", "deploy:staging", True),
     (" deploy:staging ", "deploy:staging", True),
     ("deploy:staging", "deploy:prod", False),
     ("deploy:staging", "deploy", False),
     ("deploy:staging", "Deploy:staging", False),  # names are case-sensitive
     ("deploy:staging", "**", False),
+    # roots and absolute paths
     ("C:\\repo\\x.py", "c:/repo/x.py", True),
     ("C:\\repo", "c:/repo/x.py", True),
     (".", "anything/x", True),
     ("./", "/etc/passwd", True),
     ("/", "src/a", True),  # a bare root denotes everything
     ("/src", "src", False),  # absolute paths are compared lexically
-    ("a/**/b", "a/b", True),
-    ("a/**/b", "a/c", True),  # a/c/b lies under a/c
-    ("a/**/b", "c/b", False),
-    ("**/x/**", "a/b/x", True),
-    ("a?", "ab/c", True),
-    ("a?", "abc", False),
     ("src/**/../x.py", "x.py", True),  # ** may be zero segments
     ("src/**/../x.py", "src/a/x.py", True),
     ("a**b/../c", "c", True),  # in-segment ** is one or more segments
     ("src/x[", "src/x[", True),  # unterminated class: a literal "["
     ("src/x[", "src/xa", False),
-    ("src/*", "src", True),
     ("*", "/etc/x", False),  # a lone * segment is never empty
     ("*/b", "/b", False),
     ("/*", "/etc/x", True),
@@ -81,17 +112,21 @@ def test_overlaps_table(a: str, b: str, expected: bool) -> None:
     [
         ("./a//b/../c", "a/c"),
         ("Src\\A.PY", "src/a.py"),
-        ("  src/x/  ", "src/x"),
+        ("  src/x/  ", "src/x/"),  # a directory keeps its "/"
         (".", "."),
         ("./", "."),
         ("a/..", "."),
-        ("../x", "../x"),
-        ("a/../../x", "../x"),
         ("/a/../../x", "/x"),
         ("/", "/"),
         ("C:\\repo\\X.py", "c:/repo/x.py"),
         ("C:", "c:/"),
-        ("src/**", "src"),
+        ("src/**", "src/"),  # everything beneath: a directory
+        ("src/a.py. ", "src/a.py"),  # Windows drops trailing dots and spaces
+        ("src/A.py::$DATA", "src/a.py"),
+        ("src/a.py:zone:$DATA", "src/a.py"),
+        ("src/.../x", "src/.../x"),  # a segment of dots only is a name like any other
+        ("src/u\u0308ber.py", "src/\u00fcber.py"),  # NFC
+        ("src\\x\\", "src/x/"),
         ("src/**/**/x", "src/**/x"),
         ("src/[A-Z]*.PY", "src/[A-Z]*.py"),
         ("x/{a,b/c}/../d", "x/{a,b/c}/../d"),  # brace alternatives may differ in depth
@@ -183,7 +218,13 @@ def test_brace_overflow_stays_sound() -> None:
 def test_arbitrary_syntax_never_raises_and_is_symmetric(text: str) -> None:
     if not text.strip():
         return
-    key = normalize(text)
+    try:
+        key = normalize(text)
+    except ValueError as exc:  # the one refusal syntax alone can earn: climbing out of the project
+        assert "climbs above" in str(exc)
+        with pytest.raises(ValueError):
+            overlaps(text, "a/b")
+        return
     for other in ("a/b", "*/a", "{a,b}/**", "/z", text):
         assert overlaps(text, other) == overlaps(other, text)
         assert overlaps(key, other) == overlaps(text, other), key
@@ -202,10 +243,18 @@ TOKEN_REGEX = {
     "a": "a", "b": "b", "z": "z", ".": r"\.", "*": "[^/\n]*", "?": "[^/\n]", "[ab]": "[ab]", "[!a]": "[^a/\n]",
     "{a,b}": "(?:a|b)", "**": ".*",  # "**" inside a segment may cross "/"
 }
-SEGMENTS = ["".join(p) for n in (1, 2) for p in itertools.product("ab.z", repeat=n)]  # z is fresh
+WILD_TOKENS = {"*", "?", "[ab]", "[!a]", "**"}
+# Normalized names only: Windows drops trailing dots, so "a." is spelled "a" (and "." / ".." are not names).
+SEGMENTS = [s for s in ("".join(p) for n in (1, 2) for p in itertools.product("ab.z", repeat=n))
+            if not s.endswith(".")]
 UNIVERSE = ["/".join(p) for n in (1, 2, 3) for p in itertools.product(SEGMENTS, repeat=n)]
-UNIVERSE_TEXT = "\n".join(UNIVERSE)
-PLAIN_PATHS = [p for p in UNIVERSE if not {".", ".."} & set(p.split("/"))]
+# Each universe path with up to two trailing dots added to each segment: a glob matching one of these
+# spellings denotes the universe path (z never occurs in a pattern, so it stands for any other name).
+SPELLINGS = [("/".join(seg + dots for seg, dots in zip(path.split("/"), extra, strict=True)), path)
+             for path in UNIVERSE for extra in itertools.product(("", ".", ".."), repeat=path.count("/") + 1)]
+SPELLINGS_TEXT = "\n".join(spelling for spelling, _ in SPELLINGS)
+LINE_STARTS = list(itertools.accumulate((len(s) + 1 for s, _ in SPELLINGS), initial=0))
+PLAIN_PATHS = UNIVERSE
 
 Segment = str | tuple[str, ...]  # GLOBSTAR, or the tokens of one segment
 Pattern = tuple[Segment, ...]
@@ -230,8 +279,9 @@ def oracle_regex(pattern: Pattern) -> str:
 
 
 def oracle_matches(pattern: Pattern) -> set[str]:
-    found = re.finditer(f"(?m)^(?:{oracle_regex(pattern)})$", UNIVERSE_TEXT)
-    return {m.group() for m in found}
+    """The universe paths one of whose spellings the pattern matches."""
+    found = re.finditer(f"(?m)^(?:{oracle_regex(pattern)})$", SPELLINGS_TEXT)
+    return {SPELLINGS[bisect.bisect_right(LINE_STARTS, m.start()) - 1][1] for m in found}
 
 
 def prefixes(path: str) -> list[str]:
@@ -239,10 +289,51 @@ def prefixes(path: str) -> list[str]:
     return ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
 
 
+def is_literal(pattern: Pattern) -> bool:
+    return all(isinstance(seg, tuple) and not WILD_TOKENS & set(seg) for seg in pattern)
+
+
+def evident_dirs(pattern: Pattern) -> set[str]:
+    """Paths the pattern itself shows to be directories: literal leading segments with something beneath."""
+    found: set[str] = set()
+    for alternative in itertools.product(*(expand_segment(seg) for seg in pattern)):
+        lead: list[str] = []
+        for seg in alternative:
+            if seg is None:
+                break
+            lead.append(seg)
+        limit = len(lead) if len(lead) < len(alternative) else len(lead) - 1
+        found.update("/".join(lead[:n]) for n in range(1, limit + 1))
+    return found
+
+
+def expand_segment(seg: Segment) -> list[str | None]:
+    """A segment's literal spellings, normalized (None: it has a wildcard)."""
+    if isinstance(seg, str) or WILD_TOKENS & set(seg):
+        return [None]
+    texts = [""]
+    for token in seg:
+        texts = [t + alt for t in texts for alt in (("a", "b") if token == "{a,b}" else (token,))]
+    return [t.rstrip(".") for t in texts]
+
+
+def beneath(inner: str, outer: str) -> bool:
+    return inner.startswith(outer + "/")
+
+
 def oracle_overlap(a: Pattern, b: Pattern) -> bool:
-    """Some universe file is denoted by both: matches that are equal or nested."""
+    """Some universe file is denoted by both: equal matches, or one beneath a match that may be a directory.
+
+    A glob's match may be a directory; a literal's only if either pattern shows it is one (issue 7, point 11).
+    """
     ma, mb = oracle_matches(a), oracle_matches(b)
-    return any(p in mb for q in ma for p in prefixes(q)) or any(p in ma for q in mb for p in prefixes(q))
+    dirs = evident_dirs(a) | evident_dirs(b)
+
+    def may_be_dir(pattern: Pattern, match: str) -> bool:
+        return not is_literal(pattern) or match in dirs
+
+    return bool(ma & mb) or any(beneath(n, m) and may_be_dir(a, m) for m in ma for n in mb) or any(
+        beneath(m, n) and may_be_dir(b, n) for m in ma for n in mb)
 
 
 def segment(tokens: list[str]) -> st.SearchStrategy[tuple[str, ...]]:
@@ -316,7 +407,7 @@ def add_noise(text: str, data: st.DataObject) -> str:
     text = "/".join(segs)
     text = "".join(c.upper() if data.draw(st.booleans()) else c for c in text)
     sep = data.draw(st.sampled_from(["/", "\\", "//", "/./"]))
-    return data.draw(st.sampled_from(["", "./"])) + text.replace("/", sep) + data.draw(st.sampled_from(["", "/"]))
+    return data.draw(st.sampled_from(["", "./"])) + text.replace("/", sep)  # a trailing "/" has a meaning
 
 
 @given(exact_st, exact_st, st.data())
@@ -326,6 +417,42 @@ def test_normalization_preserves_meaning(a: Pattern, b: Pattern, data: st.DataOb
     noisy = add_noise(ta, data)
     assert overlaps(noisy, tb) == overlaps(ta, tb)
     assert overlaps(normalize(noisy), tb) == overlaps(ta, tb)
+
+
+@given(exact_st, exact_st)
+@settings(max_examples=100, deadline=None)
+def test_a_directory_denotes_at_least_what_the_file_does(a: Pattern, b: Pattern) -> None:
+    ta, tb = pattern_text(a), pattern_text(b)
+    if overlaps(ta, tb):
+        assert overlaps(ta + "/", tb)
+        assert overlaps(ta, tb, is_dir=lambda key: True)
+
+
+def test_is_dir_evidence_from_the_caller() -> None:
+    asked: list[str] = []
+
+    def is_dir(key: str) -> bool:
+        asked.append(key)
+        return key == "src/main"
+
+    assert not overlaps("src/main", "src/**/*.py")
+    assert overlaps("src/main", "src/**/*.py", is_dir=is_dir)
+    assert not overlaps("src/lib.rs", "src/**/*.py", is_dir=is_dir)
+    assert "src/lib.rs" in asked
+
+
+def test_dangerous_glob_pairs_are_bounded_and_sound() -> None:
+    """Issue 8: brace-heavy globs once took 25 s and 385 MB in one call; now a budget answers "overlaps"."""
+    groups = "".join("{x%s*%s*y,z%s*?%sy}" % (c, c, d, d) for c, d in zip("acegi", "bdfhj", strict=True))
+    a, b = groups + "*q*q*q*q*q*q*.py", groups.replace("*y", "?*y") + "*q*?q*q*q*q*q*q*.rs"
+    budget = paths.Budget()
+    assert overlaps(a, b, budget=budget)  # undecided within the budget: reported as an overlap
+    assert budget.left < paths.REQUEST_BUDGET - paths.PAIR_BUDGET
+    spent = paths.Budget(0)
+    assert overlaps("src/{a,b}*x", "lib/*", budget=spent)  # nothing left: no search, "overlaps"
+    assert spent.exhausted
+    with pytest.raises(ValueError, match="too complex"):
+        paths.parse("".join("{x%s*%s*y,z%s*?%sy}" % (c, c, c, c) for c in "abcdef") + "*.py")
 
 
 # --- character predicates ----------------------------------------------------------------------

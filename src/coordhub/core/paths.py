@@ -16,32 +16,46 @@ Kinds (``classify``):
   Windows drive.
 
 Normalization (``normalize``; lexical, no filesystem access): strip
-surrounding whitespace; ``\\`` becomes ``/`` (in globs too: a backslash is a
-Windows separator, never an escape); collapse repeated ``/``; drop ``.``
-segments and a trailing ``/`` (directories and files are treated alike);
-resolve ``a/..``; a ``..`` that climbs above a relative start stays, one
-above an absolute root is dropped. A trailing ``**`` segment is dropped too,
-because every resource already denotes everything beneath it. Letters are
-case-folded one character at a time (length-preserving, so ``?`` still counts
-characters): the fleet includes case-insensitive Windows and macOS file
-systems, and over-reporting on Linux is the accepted price. Class bodies in
-globs keep their case (``[A-Z]`` is matched case-insensitively instead).
-Absolute paths keep their root (``/`` or ``c:/``; a drive-relative ``C:x`` is
-read as ``c:/x``), so ``/src`` and ``src`` are *different* paths: callers
-must pass project-relative paths, and a path that escapes the project with
-``..`` is compared lexically too. The project
-root (``.``) and a bare filesystem root (``/``, ``C:\\``) denote everything
-and overlap every PATH and GLOB. ``normalize`` returns ``.`` for the root
-and keeps a leading ``./`` (or trailing ``/``) where dropping it would turn
-``./ab:c`` into a NAME, ``./c:`` into a drive or strip a space at either end:
-its output parses back to the same meaning.
-Unicode normalization forms (NFC/NFD) are not unified.
+surrounding whitespace; Unicode NFC (macOS writes names decomposed, so an NFD
+and an NFC spelling must be one file); ``\\`` becomes ``/`` (in globs too: a
+backslash is a Windows separator, never an escape); collapse repeated ``/``;
+drop ``.`` segments; resolve ``a/..`` (a ``..`` that climbs above a relative
+start is refused, one above an absolute root is dropped); Windows
+equivalences: each segment loses trailing dots and spaces and a ``::$DATA`` (or
+``:stream:$DATA``) suffix, so ``a.py.``, ``a.py `` and ``a.py::$DATA`` are
+``a.py``. A trailing ``**`` segment is dropped and marks a directory, because
+a directory already denotes everything beneath it. Letters are case-folded one
+character at a time (length-preserving, so ``?`` still counts characters):
+the fleet includes case-insensitive Windows and macOS file systems, and
+over-reporting on Linux is the accepted price. Class bodies in globs keep
+their case (``[A-Z]`` is matched case-insensitively instead). Absolute paths
+keep their root (``/`` or ``c:/``; a drive-relative ``C:x`` is read as
+``c:/x``), so ``/src`` and ``src`` are *different* paths: callers pass
+project-relative paths (the CLI and the hooks convert absolute ones inside the
+project). The project root (``.``) and a bare filesystem root (``/``,
+``C:\\``) denote everything and overlap every PATH and GLOB. ``normalize``
+returns ``.`` for the root, keeps a trailing ``/`` on a directory, and keeps a
+leading ``./`` where dropping it would turn ``./ab:c`` into a NAME, ``./c:``
+into a drive or strip a space: its output parses back to the same meaning.
 
-Hierarchy: a PATH or GLOB denotes every file that is a matching path or lies
-beneath one. Two resources overlap iff some file is denoted by both, i.e.
-iff some match ``p`` of one and ``q`` of the other are equal or one lies
-beneath the other at a segment boundary (``src`` covers ``src/x``, not
-``srcx``).
+Files and directories (issue 7, point 11). A resource ending in ``/`` (or in
+``/**``) is a **directory**: it denotes itself and every file beneath it. A
+literal path without one is a **file**, unless the evidence says it is a
+directory: another path in the same comparison lies beneath it (``src`` and
+``src/a.py``: ``src`` is evidently a directory), or the caller's ``is_dir``
+says so (the hub answers from the project's live leases: a path with a live
+lease beneath it is a directory). A glob's matches may be files or
+directories. So ``src/**/*.py`` does not overlap the file ``src/main.rs`` and
+``**/*.md`` does not overlap ``src/a.py``, while ``src/*`` overlaps
+``src/sub/a.py`` (its match ``src/sub`` is evidently a directory). The one
+trade-off: a directory leased without its ``/`` and without any lease beneath
+it is taken as a file by a glob claim; the CLI, the MCP server and the hooks
+append the ``/`` for a directory that exists in the working tree.
+
+Overlap: two resources overlap iff some file is denoted by both, i.e. iff
+some match ``p`` of one and ``q`` of the other are equal, or one lies beneath
+the other at a segment boundary (``src`` covers ``src/x``, not ``srcx``) and
+the outer one may be a directory by the rule above.
 
 Glob syntax: ``*`` any run within a segment (it matches dotfiles; a lone
 ``*`` segment is never empty); ``?`` one character; ``[abc]``, ``[a-z]``,
@@ -56,34 +70,52 @@ a ``**``-like span; a group that could climb (contains ``..``) or change the
 root (starts in the first two characters) makes the glob denote everything.
 
 Decision procedure: each glob compiles to a small NFA whose edges carry
-character predicates. With ``Pre(L)`` = ``L`` plus every segment-prefix of a
-word of ``L``, A and B overlap iff ``L(A) & Pre(L(B))`` or
-``Pre(L(A)) & L(B)`` is non-empty, found by a search of the product
-automaton. Two predicates share a character iff one of a finite set of
-witnesses satisfies both (see ``_witnesses``). Wildcard-free resources use a
-plain segment-prefix test. Parses and glob-pair decisions are memoized.
+character predicates (closed under the Windows trailing-dot rule: a state
+that can reach the end of a segment over dots and spaces may end it there).
+Glob against glob: with ``Pre(L)`` = ``L`` plus every segment-prefix of a word
+of ``L``, A and B overlap iff ``L(A) & Pre(L(B))`` or ``Pre(L(A)) & L(B)`` is
+non-empty, found by a search of the product automaton. Two predicates share a
+character iff one of a finite set of witnesses satisfies both (see
+``_witnesses``). A literal against a glob runs the glob's NFA over the
+literal. Wildcard-free resources use a plain segment-prefix test. Parses and
+glob-pair decisions are memoized.
+
+Bounds (issue 8, point 1): a glob whose brace expansion exceeds
+:data:`MAX_EXPANDED` characters is refused (``ValueError`` naming the limit),
+and one product search may visit at most :data:`PAIR_BUDGET` state pairs;
+when the budget runs out the answer is "overlaps" (sound, never a miss). A
+:class:`Budget` shared by the checks of one request bounds their total.
 
 Input errors: ``ValueError`` for an empty (or all-whitespace) string, one over
-1024 characters, or one containing a control character (C0, DEL, C1).
+1024 characters, one containing a control character (C0, DEL, C1), a relative
+path that climbs above its start with ``..``, or a glob over the bounds.
 """
 
 from __future__ import annotations
 
 import enum
 import re
+import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
 
-__all__ = ["Resource", "ResourceKind", "classify", "contains", "normalize", "overlaps", "parse"]
+__all__ = ["Budget", "Resource", "ResourceKind", "classify", "contains", "normalize", "overlaps", "parse"]
 
 MAX_LENGTH = 1024
 MAX_ALTERNATIVES = 64
+MAX_EXPANDED = 2048  # characters over all brace alternatives: roughly the states of the glob's automaton
+PAIR_BUDGET = 20_000  # state-pair steps one product search may take before answering "overlaps"
+REQUEST_BUDGET = 100_000  # steps all the overlap checks of one request may take together
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+._-]+:")
 _DRIVE_RE = re.compile(r"[A-Za-z]:")
 _GLOB_RE = re.compile(r"[*?\[{]")
 _WILD_RE = re.compile(r"[*?\[]")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_STREAM_RE = re.compile(r":[^:]*:\$data\Z", re.IGNORECASE)  # NTFS "a.py::$DATA" / "a.py:s:$DATA" is a.py
 _SPAN = "\x00"  # an over-long brace group; valid input never contains NUL
 _FIXED_WITNESSES = "a{[0\u00e9"  # see _witnesses
+
+IsDir = Callable[[str], bool]  # is this normalized literal key known to be a directory?
 
 
 class ResourceKind(enum.StrEnum):
@@ -94,36 +126,80 @@ class ResourceKind(enum.StrEnum):
     NAME = "name"  # an opaque name such as "deploy:staging" or "svc:db"
 
 
+class Budget:
+    """Steps that the overlap checks of one request may still take (issue 8: bounded work per request).
+
+    Shared by every check of a claim or a conflict query; once spent, the
+    remaining checks answer "overlaps" without searching (sound: may
+    over-report, never miss). ``exhausted`` tells the caller it happened.
+    """
+
+    __slots__ = ("left", "exhausted")
+
+    def __init__(self, steps: int = REQUEST_BUDGET) -> None:
+        self.left = steps
+        self.exhausted = False
+
+    def spend(self, steps: int) -> None:
+        """Charge ``steps``; mark the budget exhausted when it goes below zero."""
+        self.left -= steps
+        if self.left < 0:
+            self.exhausted = True
+
+
 class Resource:
     """A parsed resource (read-only; ``parse`` shares instances): ``key`` is its normalized form.
 
-    ``alternatives`` are its brace-expanded normalized keys, ``universal``
-    means it denotes every file (the project or a filesystem root), and
-    ``literal`` that no alternative contains a wildcard. A plain slotted class
-    rather than a dataclass: importing ``dataclasses`` would double the hook's
-    import time.
+    ``alternatives`` are its brace-expanded normalized keys (without a
+    trailing ``/``), ``universal`` means it denotes every file (the project
+    or a filesystem root), ``literal`` that no alternative contains a
+    wildcard, ``directory`` that it was written as a directory (a trailing
+    ``/`` or ``/**``). ``scope`` is the longest literal segment prefix shared
+    by every alternative ("" when there is none): every match lies at or
+    beneath it, which is what the hub's lease index files it under. ``dirs``
+    are the paths the resource itself shows to be directories (the literal
+    segments before a wildcard segment, and proper prefixes of literal
+    alternatives). A plain slotted class rather than a dataclass: importing
+    ``dataclasses`` would double the hook's import time.
     """
 
-    __slots__ = ("kind", "key", "alternatives", "universal", "literal")
+    __slots__ = ("kind", "key", "alternatives", "universal", "literal", "directory", "scope", "dirs")
 
     def __init__(self, kind: ResourceKind, key: str, alternatives: tuple[str, ...], universal: bool,
-                 literal: bool) -> None:
+                 literal: bool, directory: bool = False) -> None:
         self.kind, self.key, self.alternatives = kind, key, alternatives
-        self.universal, self.literal = universal, literal
+        self.universal, self.literal, self.directory = universal, literal, directory
+        self.scope = key if kind is ResourceKind.NAME else "" if universal else _scope(alternatives)
+        self.dirs = frozenset() if kind is ResourceKind.NAME or universal else _evident_dirs(alternatives)
 
     def __repr__(self) -> str:
         return f"Resource({self.kind.value}, {self.key!r}, alternatives={self.alternatives!r})"
 
-    def overlaps(self, other: Resource) -> bool:
-        """Whether some file is denoted by both (sound: may over-report, never miss)."""
+    def overlaps(self, other: Resource, is_dir: IsDir | None = None, budget: Budget | None = None) -> bool:
+        """Whether some file is denoted by both (sound: may over-report, never miss).
+
+        ``is_dir(key)`` may say that a literal path written without ``/`` is a
+        directory all the same (the hub asks its live leases); without it,
+        only the two resources themselves are evidence. ``budget`` bounds the
+        work (see :class:`Budget`).
+        """
         if self.kind is ResourceKind.NAME or other.kind is ResourceKind.NAME:
             return self.kind is other.kind and self.key == other.key
         if self.universal or other.universal:
             return True
         if self.literal and other.literal:
             return any(_nested(p, q) for p in self.alternatives for q in other.alternatives)
+        if self.literal or other.literal:
+            lit, glob = (self, other) if self.literal else (other, self)
+            return _literal_overlaps_glob(lit, glob, is_dir, budget)
         first, second = sorted((self.alternatives, other.alternatives))  # one cache entry per pair
-        return _automata_overlap(first, second)
+        if budget is not None and budget.left <= 0:
+            budget.spend(1)
+            return True
+        found, steps = _automata_overlap(first, second)
+        if budget is not None:
+            budget.spend(steps)
+        return found
 
 
 def classify(resource: str) -> ResourceKind:
@@ -136,12 +212,13 @@ def normalize(resource: str) -> str:
     return parse(resource).key
 
 
-def overlaps(a: str, b: str) -> bool:
+def overlaps(a: str, b: str, is_dir: IsDir | None = None, budget: Budget | None = None) -> bool:
     """Whether some file is denoted by both resources; sound: may over-report, never miss.
 
-    Symmetric; NAMEs overlap only an identical NAME. ``ValueError`` on invalid input.
+    Symmetric; NAMEs overlap only an identical NAME. ``is_dir`` and ``budget``
+    as in :meth:`Resource.overlaps`. ``ValueError`` on invalid input.
     """
-    return parse(a).overlaps(parse(b))
+    return parse(a).overlaps(parse(b), is_dir, budget)
 
 
 def contains(resource: str, path: str) -> bool:
@@ -167,10 +244,10 @@ def contains(resource: str, path: str) -> bool:
     key = target.alternatives[0]
     if held.literal:
         return any(key.startswith(p) and (len(key) == len(p) or key[len(p)] == "/") for p in held.alternatives)
-    return _accepts_prefix(_compile(held.alternatives), key)
+    return _accepts_prefix(_compile(held.alternatives), key, Budget(PAIR_BUDGET))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=16384)
 def parse(resource: str) -> Resource:
     """Validate, classify and normalize ``resource`` (memoized); ``ValueError`` on invalid input."""
     if len(resource) > MAX_LENGTH:
@@ -180,23 +257,35 @@ def parse(resource: str) -> Resource:
     text = resource.strip()
     if not text:
         raise ValueError("resource is empty")
-    if _NAME_RE.match(text):
+    if _NAME_RE.match(text) and not _STREAM_RE.search(text):  # "a.py::$DATA" is a file, not a NAME
         return Resource(ResourceKind.NAME, text, (), False, True)
-    text = text.replace("\\", "/")
+    text = unicodedata.normalize("NFC", text.replace("\\", "/"))
     kind = ResourceKind.GLOB if _GLOB_RE.search(text) else ResourceKind.PATH
     shown = _split(text, display=True)
     splits = [shown] if kind is ResourceKind.PATH else _glob_splits(text)
     universal = not splits or any(not segs for _, segs in splits)
     alternatives = tuple(sorted({_key(root, segs) for root, segs in splits}))
+    expanded = sum(map(len, alternatives))
+    if expanded > MAX_EXPANDED:
+        raise ValueError(f"glob is too complex: its {len(alternatives)} brace alternatives come to {expanded} "
+                         f"characters (limit {MAX_EXPANDED}); use fewer alternatives or several leases")
     literal = not any(_WILD_RE.search(alt) for alt in alternatives)
-    return Resource(kind, _display(*shown), alternatives, universal, literal)
+    directory = not universal and (text.endswith("/") or _ends_in_globstar(text))
+    return Resource(kind, _display(*shown, directory), alternatives, universal, literal, directory)
 
 
-def _display(root: str, segs: list[str]) -> str:
+def _ends_in_globstar(text: str) -> bool:
+    """Whether a segment ``**`` ends ``text`` or one of its brace alternatives (it then denotes a directory)."""
+    return text.rstrip("/").endswith("/**") or text.rstrip("/") == "**" or "**}" in text
+
+
+def _display(root: str, segs: list[str], directory: bool = False) -> str:
     """The text ``normalize`` returns; it parses back to the same meaning."""
     key = _key(root, segs) or "."
     if not root and (key[0].isspace() or _NAME_RE.match(key) or _DRIVE_RE.match(key)):
         key = "./" + key  # would otherwise be stripped, or read as a NAME or a drive
+    if directory and key not in (".", root):
+        return key + "/"
     return key + "/" if key[-1].isspace() else key  # a trailing space would be stripped
 
 
@@ -209,6 +298,34 @@ def _glob_splits(text: str) -> list[tuple[str, list[str]]]:
     return [_split(t, display=False) for t in texts]
 
 
+def _scope(alternatives: tuple[str, ...]) -> str:
+    """The longest run of literal leading segments shared by every alternative ("" if none)."""
+    common: list[str] | None = None
+    for alt in alternatives:
+        segs = alt.split("/")
+        lead = segs if not _WILD_RE.search(alt) else segs[:next(i for i, s in enumerate(segs) if _WILD_RE.search(s))]
+        if common is None:
+            common = lead
+        else:
+            n = 0
+            while n < min(len(common), len(lead)) and common[n] == lead[n]:
+                n += 1
+            common = common[:n]
+    return "/".join(common or [])
+
+
+def _evident_dirs(alternatives: tuple[str, ...]) -> frozenset[str]:
+    """Paths a resource shows to be directories: literal segments with something beneath them."""
+    found: set[str] = set()
+    for alt in alternatives:
+        segs = alt.split("/")
+        wild = next((i for i, s in enumerate(segs) if _WILD_RE.search(s)), None)
+        lead = len(segs) - 1 if wild is None else wild  # a wildcard segment's parent has it beneath
+        found.update("/".join(segs[:n]) for n in range(1, lead + 1))
+    found.discard("")
+    return frozenset(found)
+
+
 # --- normalization -------------------------------------------------------------------------
 
 
@@ -217,6 +334,7 @@ def _split(text: str, display: bool) -> tuple[str, list[str]]:
 
     ``display`` keeps brace groups intact for ``normalize``; otherwise (one
     expanded alternative) segments with an inner ``**`` or span become ``**``.
+    ``ValueError`` when a relative path climbs above its start.
     """
     root, rest = "", text
     if _DRIVE_RE.match(text):
@@ -225,6 +343,8 @@ def _split(text: str, display: bool) -> tuple[str, list[str]]:
         root = "/"
     out: list[str] = []
     for seg in rest.split("/"):
+        if not (display and ("{" in seg or "}" in seg)):  # a brace group's alternatives are stripped one by one
+            seg = _windows_segment(seg)
         if seg == "..":
             _parent(out, bool(root), display)
         elif seg not in ("", "."):
@@ -237,6 +357,15 @@ def _split(text: str, display: bool) -> tuple[str, list[str]]:
     while tidy and tidy[-1] == "**":  # everything beneath is denoted anyway
         tidy.pop()
     return root, tidy
+
+
+def _windows_segment(seg: str) -> str:
+    """One segment as Windows resolves it: no ``::$DATA`` stream suffix, no trailing dots or spaces.
+
+    A segment of dots and spaces only is left as it is (``.`` and ``..`` keep their meaning).
+    """
+    seg = _STREAM_RE.sub("", seg)
+    return seg.rstrip(". ") or seg
 
 
 def _parent(out: list[str], absolute: bool, display: bool) -> None:
@@ -253,7 +382,7 @@ def _parent(out: list[str], absolute: bool, display: bool) -> None:
     if out and out[-1] != "..":
         out.pop()
     elif not absolute and not spanned:
-        out.append("..")
+        raise ValueError("resource climbs above the project root with '..'; lease a path inside the project")
     if spanned:
         out.append("**")
 
@@ -475,12 +604,13 @@ class _Builder:
 
 
 class _Nfa:
-    __slots__ = ("starts", "edges", "accept", "pre")
+    __slots__ = ("starts", "edges", "accept", "pre", "dots")
 
     def __init__(self, starts: tuple[int, ...], edges: tuple[tuple[tuple[_Pred, int], ...], ...],
-                 accept: frozenset[int], pre: frozenset[int]) -> None:
+                 accept: frozenset[int], pre: frozenset[int], dots: tuple[tuple[int, ...], ...]) -> None:
         self.starts, self.edges, self.accept = starts, edges, accept
         self.pre = pre  # the accepting states of Pre(L)
+        self.dots = dots  # per state, the targets of edges that can read a trailing dot or space
 
 
 def _class_pred(negated: bool, ranges: tuple[tuple[str, str], ...]) -> _Pred:
@@ -506,7 +636,7 @@ def _compile_segment(builder: _Builder, seg: str) -> None:
         i += 1
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=4096)
 def _compile(alternatives: tuple[str, ...]) -> _Nfa:
     """One NFA for the union of normalized alternatives (``/a`` starts with an empty segment)."""
     builder, starts, accept = _Builder(), [], set()
@@ -526,37 +656,138 @@ def _compile(alternatives: tuple[str, ...]) -> _Nfa:
     # Every predicate is satisfiable, so every state reaches acceptance: a state
     # is in Pre(L) iff it accepts or can read "/" next.
     pre = accept | {s for s, out in enumerate(edges) if any(p == _SLASH for p, _ in out)}
-    return _Nfa(tuple(starts), edges, frozenset(accept), frozenset(pre))
+    dots = tuple(tuple(t for p, t in out if _trails(p)) for out in edges)
+    return _Nfa(tuple(starts), edges, frozenset(accept), frozenset(pre), dots)
 
 
-@lru_cache(maxsize=8192)
-def _automata_overlap(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-    """Whether ``L(a) & Pre(L(b))`` or ``Pre(L(a)) & L(b)`` is non-empty (depth-first product search)."""
-    x, y = _compile(a), _compile(b)
-    stack = [(s, t) for s in x.starts for t in y.starts]
+def _trails(pred: _Pred) -> bool:
+    """Whether ``pred`` admits a character Windows drops at the end of a segment (a dot or a space)."""
+    return _matches(pred, ".") or _matches(pred, " ")
+
+
+_PAIR_CACHE: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[bool, int]] = {}
+_PAIR_CACHE_SIZE = 8192
+
+
+def _automata_overlap(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[bool, int]:
+    """(``L(a) & Pre(L(b))`` or ``Pre(L(a)) & L(b)`` is non-empty, steps taken); memoized.
+
+    A depth-first product search of at most :data:`PAIR_BUDGET` steps; past
+    that the answer is True (sound). A cached answer costs no steps.
+    """
+    hit = _PAIR_CACHE.get((a, b))
+    if hit is not None:
+        return hit[0], 0
+    answer = _search_product(_compile(a), _compile(b))
+    if len(_PAIR_CACHE) >= _PAIR_CACHE_SIZE:
+        _PAIR_CACHE.clear()
+    _PAIR_CACHE[(a, b)] = answer
+    return answer
+
+
+_SYNC, _X_TRAILS, _Y_TRAILS = 0, 1, 2
+
+
+def _search_product(x: _Nfa, y: _Nfa) -> tuple[bool, int]:
+    """Depth-first search of the product for a shared word, modulo trailing dots and spaces.
+
+    In ``_SYNC`` both automata read the same character. At the end of a
+    segment one of them may read dots and spaces alone (``_X_TRAILS`` /
+    ``_Y_TRAILS``: Windows drops them, so ``a.`` and ``a`` are one name);
+    from there only more of those, a shared ``/`` or acceptance may follow.
+    """
+    stack = [(s, t, _SYNC) for s in x.starts for t in y.starts]
     seen = set(stack)
+    steps = 0
     while stack:
-        s, t = stack.pop()
+        s, t, mode = stack.pop()
         if (s in x.accept and t in y.pre) or (s in x.pre and t in y.accept):
-            return True
+            return True, steps
+        nxt: list[tuple[int, int, int]] = []
+        if mode != _Y_TRAILS:
+            nxt += [(s2, t, _X_TRAILS) for s2 in x.dots[s]]
+        if mode != _X_TRAILS:
+            nxt += [(s, t2, _Y_TRAILS) for t2 in y.dots[t]]
         for p, s2 in x.edges[s]:
             for q, t2 in y.edges[t]:
-                if (s2, t2) not in seen and _meet(p, q):
-                    seen.add((s2, t2))
-                    stack.append((s2, t2))
-    return False
+                if mode == _SYNC and _meet(p, q) or p == _SLASH and q == _SLASH:
+                    nxt.append((s2, t2, _SYNC))
+        steps += 1 + len(nxt) + len(x.edges[s]) * len(y.edges[t])
+        for state in nxt:
+            if state not in seen:
+                seen.add(state)
+                stack.append(state)
+        if steps > PAIR_BUDGET:
+            return True, steps  # undecided within the budget: report the overlap
+    return False, steps
 
 
-def _accepts_prefix(nfa: _Nfa, key: str) -> bool:
-    """Whether ``key`` or one of its segment-prefixes is in the NFA's language (set simulation)."""
-    states = set(nfa.starts)
+def _run(nfa: _Nfa, key: str, budget: Budget, stop_at_accepting_prefix: bool) -> set[int] | None:
+    """The states after reading ``key`` (None: a segment-prefix was accepted on the way, if asked).
+
+    Charges ``budget`` one step per state-edge considered; an exhausted
+    budget gives None, which the callers read as "overlaps" (sound).
+    """
+    states, previous = set(nfa.starts), "/"
     for c in key:
-        if c == "/" and states & nfa.accept:
-            return True
+        if c == "/":
+            if previous != "/":  # an empty segment (the root's) has no trailing dots to drop
+                states = _trailing(nfa, states)
+            if stop_at_accepting_prefix and states & nfa.accept:
+                return None
+        previous = c
+        budget.spend(sum(len(nfa.edges[s]) for s in states))
+        if budget.exhausted:
+            return None
         states = {t for s in states for p, t in nfa.edges[s] if _matches(p, c)}
         if not states:
-            return False
-    return bool(states & nfa.accept)
+            return states
+    return _trailing(nfa, states)
+
+
+def _trailing(nfa: _Nfa, states: set[int]) -> set[int]:
+    """``states`` plus those reached by reading trailing dots and spaces (a literal segment ends here)."""
+    todo = [t for s in states for t in nfa.dots[s]]
+    out = set(states)
+    while todo:
+        t = todo.pop()
+        if t not in out:
+            out.add(t)
+            todo += nfa.dots[t]
+    return out
+
+
+def _accepts_prefix(nfa: _Nfa, key: str, budget: Budget) -> bool:
+    """Whether ``key`` or one of its segment-prefixes is in the NFA's language (set simulation)."""
+    states = _run(nfa, key, budget, stop_at_accepting_prefix=True)
+    return states is None or bool(states & nfa.accept)
+
+
+def _has_match_beneath(nfa: _Nfa, key: str, budget: Budget) -> bool:
+    """Whether the NFA matches some path strictly beneath ``key`` (every state reaches acceptance)."""
+    states = _run(nfa, key + "/", budget, stop_at_accepting_prefix=False)
+    return states is None or bool(states)
+
+
+def _literal_overlaps_glob(lit: Resource, glob: Resource, is_dir: IsDir | None, budget: Budget | None) -> bool:
+    """Literal against glob: a match at or above a literal path, or beneath it if it is a directory.
+
+    A literal path is a directory when written so, when either resource
+    shows it (``dirs``), or when ``is_dir`` says so; otherwise it is a file
+    and the glob's matches beneath it do not count (issue 7, point 11).
+    """
+    spend = budget if budget is not None else Budget(PAIR_BUDGET)
+    if spend.left <= 0:
+        spend.spend(1)
+        return True
+    nfa = _compile(glob.alternatives)
+    for key in lit.alternatives:
+        if _accepts_prefix(nfa, key, spend):
+            return True
+        directory = lit.directory or key in glob.dirs or key in lit.dirs or (is_dir is not None and is_dir(key))
+        if directory and _has_match_beneath(nfa, key, spend):
+            return True
+    return False
 
 
 def _nested(p: str, q: str) -> bool:
