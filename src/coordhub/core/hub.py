@@ -132,6 +132,9 @@ class Hub:
         A backend may run :meth:`query` on the event loop itself (SQLite does,
         as its small indexed reads are cheaper than a thread hop); a catch-up
         page of the event log is not small, and must not stall other requests.
+        Overlap checks of a resource against live leases go here too: their
+        cost depends on the request, and even bounded they must not hold up
+        every other request the loop serves (issue 8).
         """
         return await asyncio.wrap_future(self.store.submit_read(lambda tx: op(tx, self.clock.now())))
 

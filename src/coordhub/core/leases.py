@@ -15,12 +15,23 @@ same fence, the new TTL from now, answered with ``renewed: true``. A claim of
 a resource that merely *overlaps* one the session holds (``src/`` while
 holding ``src/a.py``) is a new grant with its own fence: the two leases end
 independently, so one cannot stand for the other.
+
+Overlap index (issue 8): each lease row carries its ``scope`` (the longest
+literal segment prefix of its resource, see ``paths.Resource.scope``). Two
+resources can only overlap if one's scope is an ancestor of, equal to, or
+beneath the other's, or one has no scope at all (a leading wildcard, the
+root), so a claim reads the leases filed at its scope's ancestors, beneath
+its scope, and at the root, never the whole project. The exact check then
+runs on those candidates only, within one :class:`paths.Budget` per request.
+A path written without ``/`` is a directory when a live lease shows it
+(``Leases.shows_directory``); see ``coordhub.core.paths``.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from coordhub.clock import isoformat
@@ -75,11 +86,65 @@ def _expiry(ttl_hours: float, now: float) -> float | None:
     return None if ttl_hours == 0 else now + ttl_hours * 3600.0
 
 
-def _kind(resource: str) -> str:
+def _parse(resource: str) -> paths.Resource:
+    """The parsed resource; ``Invalid`` (422) naming the rule it breaks (length, control character, size …)."""
     try:
-        return paths.classify(resource).value
+        return paths.parse(resource)
     except ValueError as exc:
         raise Invalid(f"resource {resource!r}: {exc}", field="resource") from exc
+
+
+def _scope_is_dir(res: paths.Resource) -> bool:
+    """Whether the lease shows its scope is a directory (anything but a plain file or a NAME)."""
+    if res.kind is paths.ResourceKind.NAME:
+        return False
+    return res.directory or not res.literal or len(res.alternatives) > 1
+
+
+def _ancestors(scope: str) -> list[str]:
+    """``scope`` and every segment prefix of it, plus "" (where leases without a scope are filed)."""
+    parts = scope.split("/") if scope else []
+    return list({"", *("/".join(parts[:n]) for n in range(1, len(parts) + 1))})
+
+
+def overlapping(tx: Tx, project_key: str, res: paths.Resource, now: float, *, exclude: str | None = None,
+                budget: paths.Budget | None = None, first_only: bool = False) -> Iterator[Row]:
+    """Live leases of ``project_key`` (not held by ``exclude``) that overlap ``res``, through the scope index.
+
+    Reads only candidates (see the module docstring); ``first_only`` stops the
+    scan beneath the scope at one row when every such row must overlap (a
+    literal claim). Leases granted before the index existed are always
+    candidates. Sound: may over-report (an exhausted ``budget`` counts as an
+    overlap), never misses.
+    """
+    known: dict[str, bool] = {}
+
+    def is_dir(key: str) -> bool:
+        if key not in known:
+            known[key] = tx.leases.shows_directory(project_key, key, now)
+        return known[key]
+
+    if res.kind is paths.ResourceKind.NAME:  # a NAME overlaps only itself, filed under its own text
+        groups: tuple[list[Row], ...] = (tx.leases.at_scopes(project_key, [res.scope], now, exclude),)
+    else:
+        scope = "" if res.universal else res.scope
+        # Every path or glob filed strictly beneath a single literal path overlaps it (it shows the path
+        # is a directory), so one such row settles a claim.
+        single = res.literal and not res.universal and len(res.alternatives) == 1
+        groups = (tx.leases.at_scopes(project_key, _ancestors(scope), now, exclude),
+                  tx.leases.unscoped(project_key, now, exclude),
+                  tx.leases.beneath_scope(project_key, scope, now, exclude, limit=1 if first_only and single else None))
+    for rows in groups:
+        for row in rows:
+            if _parse_stored(row).overlaps(res, is_dir, budget):
+                yield row
+
+
+def _parse_stored(row: Row) -> paths.Resource:
+    try:
+        return paths.parse(row["resource"])
+    except ValueError:
+        return paths.parse(".")  # a stored resource the rules now refuse may cover anything: sound
 
 
 def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description: str | None,
@@ -95,20 +160,22 @@ def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description:
     and fence, description unchanged) with ``renewed: true`` — so a repeated
     claim is idempotent and never leaves the holder two grants to release.
     """
-    kind = _kind(resource)
+    res = _parse(resource)
     ttl_hours = check_ttl(ttl_hours)
     expire_due(tx, now)
-    held = _held_by(tx, actor, project_key, resource, now)
+    _file_unscoped(tx, project_key, now)
+    held = _held_by(tx, actor, project_key, res, now)
     if held is not None:
         return {**_extend(tx, actor, held, ttl_hours, now, reclaimed=True), "renewed": True}
-    for held in tx.leases.live_in_project(project_key, now):
-        if held["session_id"] != actor.session_id and paths.overlaps(held["resource"], resource):
-            raise _conflict(held, resource, now)
+    budget = paths.Budget()
+    for held in overlapping(tx, project_key, res, now, exclude=actor.session_id, budget=budget, first_only=True):
+        raise _conflict(held, resource, now, undecided=budget.exhausted)
     row: Row = {
         "id": str(uuid.uuid4()), "fence": tx.leases.next_fence(), "project_key": project_key,
-        "resource": resource, "kind": kind, "session_id": actor.session_id, "description": description,
+        "resource": resource, "kind": res.kind.value, "session_id": actor.session_id, "description": description,
         "ttl_hours": ttl_hours, "acquired_at": now, "renewed_at": None, "expires_at": _expiry(ttl_hours, now),
         "state": "active", "released_at": None, "released_by": None, "updated_at": now,
+        "scope": "" if res.universal else res.scope, "scope_is_dir": int(_scope_is_dir(res)),
     }
     tx.leases.add(row)
     emit(tx, "lease.granted", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
@@ -116,21 +183,31 @@ def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description:
     return {**render(row, now), "renewed": False}
 
 
-def _held_by(tx: Tx, actor: Actor, project_key: str, resource: str, now: float) -> Row | None:
-    """The actor's live lease in the project on the same normalised resource (the oldest), or None."""
-    key = paths.normalize(resource)
-    for row in tx.leases.live(now, project_key=project_key, session_id=actor.session_id):
-        if paths.normalize(row["resource"]) == key:
+def _held_by(tx: Tx, actor: Actor, project_key: str, res: paths.Resource, now: float) -> Row | None:
+    """The actor's live lease in the project on the same normalised resource (the oldest), or None.
+
+    Such a lease is filed under the same scope, so only that scope is read.
+    """
+    for row in tx.leases.at_scopes(project_key, ["" if res.universal else res.scope], now, None):
+        if row["session_id"] == actor.session_id and _parse_stored(row).key == res.key:
             return row
     return None
 
 
-def _conflict(held: Row, resource: str, now: float) -> LeaseConflict:
+def _file_unscoped(tx: Tx, project_key: str, now: float) -> None:
+    """File the project's live leases granted before the scope index existed (once; then there are none)."""
+    for row in tx.leases.unscoped(project_key, now, None):
+        res = _parse_stored(row)
+        tx.leases.file_scope(row["id"], "" if res.universal else res.scope, _scope_is_dir(res))
+
+
+def _conflict(held: Row, resource: str, now: float, undecided: bool = False) -> LeaseConflict:
     expires_at = held["expires_at"]
     left = None if expires_at is None else round(expires_at - now, 3)
     when = "never expires" if left is None else f"expires in {left / 60:.0f} min"
+    verb = ("could not be told apart within the hub's work bound from" if undecided else "overlaps")
     return LeaseConflict(
-        f"{resource!r} overlaps {held['resource']!r}, leased by {held['session_id']} "
+        f"{resource!r} {verb} {held['resource']!r}, leased by {held['session_id']} "
         f"({held['description'] or 'no description'}); lease {held['id']} {when}",
         holder=held["session_id"], lease_id=held["id"], resource=held["resource"],
         description=held["description"], expires_at=isoformat(expires_at), expires_in_seconds=left,
@@ -305,10 +382,16 @@ def expire_due(tx: Tx, now: float) -> int:
 def live(tx: Tx, now: float, project_key: str | None = None, resource: str | None = None,
          session_id: str | None = None) -> list[dict[str, Any]]:
     """Live leases, filtered by project, holder, and by overlap with ``resource`` (seed 001's query)."""
-    rows = tx.leases.live(now, project_key=project_key, session_id=session_id)
-    if resource is not None:
-        _kind(resource)
-        rows = [r for r in rows if paths.overlaps(r["resource"], resource)]
+    if resource is None:
+        rows = tx.leases.live(now, project_key=project_key, session_id=session_id)
+    else:
+        res, budget = _parse(resource), paths.Budget()
+        if project_key is not None:
+            rows = list(overlapping(tx, project_key, res, now, budget=budget))
+        else:  # every project: no index to narrow by, the budget still bounds the work
+            rows = [r for r in tx.leases.live(now) if _parse_stored(r).overlaps(res, budget=budget)]
+        rows = sorted((r for r in rows if session_id is None or r["session_id"] == session_id),
+                      key=lambda r: r["fence"])
     return [render(r, now) for r in rows]
 
 

@@ -131,7 +131,9 @@ class Budget:
 
     Shared by every check of a claim or a conflict query; once spent, the
     remaining checks answer "overlaps" without searching (sound: may
-    over-report, never miss). ``exhausted`` tells the caller it happened.
+    over-report, never miss). ``exhausted`` tells the caller that some answer
+    was given that way (this budget ran out, or one search hit
+    :data:`PAIR_BUDGET`).
     """
 
     __slots__ = ("left", "exhausted")
@@ -199,6 +201,7 @@ class Resource:
         found, steps = _automata_overlap(first, second)
         if budget is not None:
             budget.spend(steps)
+            budget.exhausted |= steps > PAIR_BUDGET
         return found
 
 
@@ -677,7 +680,7 @@ def _automata_overlap(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[bool, int
     """
     hit = _PAIR_CACHE.get((a, b))
     if hit is not None:
-        return hit[0], 0
+        return hit[0], hit[1] if hit[1] > PAIR_BUDGET else 0  # still say it was undecided
     answer = _search_product(_compile(a), _compile(b))
     if len(_PAIR_CACHE) >= _PAIR_CACHE_SIZE:
         _PAIR_CACHE.clear()

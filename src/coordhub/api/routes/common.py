@@ -60,6 +60,11 @@ def queued_at(request: Request) -> float | None:
                       f"not {value[:64]!r}", field=QUEUED_AT_HEADER) from None
 
 
-async def query(request: Request, op: Any) -> JSONResponse:
-    """Run a read-only ``op(tx, now)`` and answer its result as JSON."""
-    return JSONResponse(await hub(request).query(op))
+async def query(request: Request, op: Any, *, off_loop: bool = False) -> JSONResponse:
+    """Run a read-only ``op(tx, now)`` and answer its result as JSON.
+
+    ``off_loop`` runs it on a reader thread: for reads whose cost the request
+    decides (overlap checks), so that they never stall the event loop.
+    """
+    h = hub(request)
+    return JSONResponse(await (h.query_off_loop(op) if off_loop else h.query(op)))

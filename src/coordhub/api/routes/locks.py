@@ -45,7 +45,8 @@ async def list_live(request: Request, project_key: str | None = None, resource: 
                     session_id: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
     """Live leases; ``resource`` narrows to leases overlapping it (seed 001's conflict check)."""
     holder = await who.session(session_id)
-    return await query(request, lambda tx, now: leases.live(tx, now, project_key, resource, holder))
+    return await query(request, lambda tx, now: leases.live(tx, now, project_key, resource, holder),
+                       off_loop=resource is not None)
 
 
 @router.delete("", response_model=ReleaseAllOut, responses=responses(*WRITE_ERRORS))
@@ -83,7 +84,7 @@ async def conflicts(request: Request, project_key: str, resource: str, session_i
         return {"leases": [x for x in found if x["session_id"] != me],
                 "own": [x for x in found if x["session_id"] == me], "halt": halt.current(tx)}
 
-    return await query(request, op)
+    return await query(request, op, off_loop=True)
 
 
 @router.get("/{lease_id}", response_model=LeaseOut, responses=responses(*READ_ERRORS, 404))

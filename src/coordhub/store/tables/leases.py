@@ -31,12 +31,6 @@ class Leases(Table):
         """The lease granted with this fence, in any state, or None."""
         return self.ex.one("SELECT * FROM leases WHERE fence = ?", (fence,))
 
-    def live_in_project(self, project_key: str, now: float) -> list[Row]:
-        """Every live lease of a project, oldest grant first."""
-        return self.ex.all(
-            f"SELECT * FROM leases WHERE project_key = ? AND {_LIVE} ORDER BY fence", (project_key, now)
-        )
-
     def live(self, now: float, project_key: str | None = None, session_id: str | None = None) -> list[Row]:
         """Live leases, optionally of one project and/or one holder, oldest grant first."""
         sql = f"SELECT * FROM leases WHERE {_LIVE}"
@@ -46,6 +40,53 @@ class Leases(Table):
         if session_id is not None:
             sql, params = sql + " AND session_id = ?", [*params, session_id]
         return self.ex.all(sql + " ORDER BY fence", tuple(params))
+
+    def at_scopes(self, project_key: str, scopes: list[str], now: float, exclude: str | None) -> list[Row]:
+        """Live leases of a project filed exactly under one of ``scopes`` (not held by ``exclude``)."""
+        marks = ", ".join("?" * len(scopes))
+        sql = f"SELECT * FROM leases WHERE project_key = ? AND scope IN ({marks}) AND {_LIVE}"
+        return self._held_by_others(sql, (project_key, *scopes, now), exclude)
+
+    def beneath_scope(self, project_key: str, scope: str, now: float, exclude: str | None,
+                      limit: int | None = None) -> list[Row]:
+        """Live path and glob leases of a project filed strictly beneath ``scope`` ("": every one), oldest first.
+
+        NAMEs are left out: they never overlap a path or a glob.
+        """
+        if scope:
+            sql = (f"SELECT * FROM leases WHERE project_key = ? AND scope >= ? AND scope < ? AND {_LIVE} "
+                   "AND kind <> 'name'")
+            params: tuple[Any, ...] = (project_key, scope + "/", scope + "0", now)  # "0" follows "/"
+        else:
+            sql = f"SELECT * FROM leases WHERE project_key = ? AND scope > '' AND {_LIVE} AND kind <> 'name'"
+            params = (project_key, now)
+        return self._held_by_others(sql, params, exclude, limit)
+
+    def unscoped(self, project_key: str, now: float, exclude: str | None) -> list[Row]:
+        """Live leases of a project not yet filed under a scope (granted before the index existed)."""
+        sql = f"SELECT * FROM leases WHERE project_key = ? AND scope IS NULL AND {_LIVE}"
+        return self._held_by_others(sql, (project_key, now), exclude)
+
+    def _held_by_others(self, sql: str, params: tuple[Any, ...], exclude: str | None,
+                        limit: int | None = None) -> list[Row]:
+        if exclude is not None:
+            sql, params = sql + " AND session_id <> ?", (*params, exclude)
+        sql += " ORDER BY fence" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        return self.ex.all(sql, params)
+
+    def shows_directory(self, project_key: str, key: str, now: float) -> bool:
+        """Whether a live lease of the project shows ``key`` is a directory: one lies beneath it, or is a
+        glob or directory filed at it."""
+        row = self.ex.one(
+            f"SELECT 1 AS hit FROM leases WHERE project_key = ? AND {_LIVE} AND "
+            "((scope >= ? AND scope < ?) OR (scope = ? AND scope_is_dir = 1)) LIMIT 1",
+            (project_key, now, key + "/", key + "0", key))
+        return row is not None
+
+    def file_scope(self, lease_id: str, scope: str, scope_is_dir: bool) -> None:
+        """Record the scope of a lease granted before the index existed."""
+        self.ex.execute("UPDATE leases SET scope = ?, scope_is_dir = ? WHERE id = ?",
+                        (scope, int(scope_is_dir), lease_id))
 
     def due(self, now: float) -> list[Row]:
         """Leases still marked active whose ``expires_at`` has passed."""
