@@ -57,16 +57,21 @@ INF = math.inf
 # ---- the resource oracle -----------------------------------------------------------------------
 
 RESOURCES = ("src/", "src/a.py", "SRC\\b.py", "src/*.py", "src/*.md", "docs/", "docs/{a,b}.md",
-             "deploy:x", "deploy:y")
+             "deploy:x", "deploy:y", "src/\u00fc.py", "Src/U\u0308.py", "./src/a.py.")
 # Which pairs of RESOURCES share a file, by hand (contract §2.4 and docs/api.md "Leases"): a directory
 # holds everything beneath it; comparison is case-insensitive and "\" is a separator, so "SRC\b.py" is
 # "src/b.py"; "src/*.py" matches src/a.py and src/b.py but no file "src/*.md" matches (a name cannot end
-# in both ".py" and ".md"); "docs/{a,b}.md" lies under docs/ only; a name overlaps only itself.
+# in both ".py" and ".md"); "docs/{a,b}.md" lies under docs/ only; a name overlaps only itself. One file
+# under three spellings each (issue 7, point 12): "src/ü.py" in NFC and, case-changed, in NFD; "src/a.py"
+# with Windows' dropped trailing dot.
 # Every pair listed here must exclude; every pair not listed must not (all are decidable exactly).
 OVERLAPS = frozenset(frozenset(pair) for pair in [
     ("src/", "src/a.py"), ("src/", "SRC\\b.py"), ("src/", "src/*.py"), ("src/", "src/*.md"),
     ("src/a.py", "src/*.py"), ("SRC\\b.py", "src/*.py"),
     ("docs/", "docs/{a,b}.md"),
+    ("src/\u00fc.py", "Src/U\u0308.py"), ("src/", "src/\u00fc.py"), ("src/", "Src/U\u0308.py"),
+    ("src/*.py", "src/\u00fc.py"), ("src/*.py", "Src/U\u0308.py"),
+    ("./src/a.py.", "src/a.py"), ("./src/a.py.", "src/"), ("./src/a.py.", "src/*.py"),
 ] + [(r, r) for r in RESOURCES])
 
 

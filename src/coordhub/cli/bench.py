@@ -10,9 +10,10 @@ import typer
 
 from coordhub.cli.output import Console, console
 
-SCENARIOS = ("lease", "lease-contended", "message", "broadcast", "inbox", "push", "mcp", "hook", "cli", "soak")
+SCENARIOS = ("lease", "lease-contended", "message", "broadcast", "inbox", "push", "mcp", "hook", "cli", "soak",
+             "lease-scale")
 DEFAULT = ("lease", "message")
-ALL = tuple(s for s in SCENARIOS if s != "soak")  # the 10-minute soak runs only when named
+ALL = tuple(s for s in SCENARIOS if s not in ("soak", "lease-scale"))  # the long ones run only when named
 
 
 def bench(
@@ -32,7 +33,8 @@ def bench(
     messages: int = typer.Option(1_000_000, "--messages", min=1000, help="Stored messages for the inbox scenario."),
     subscribers: int = typer.Option(1000, "--subscribers", min=1, help="SSE subscribers for the push scenario."),
     sessions: int = typer.Option(10_000, "--sessions", min=2, help="Registered sessions for the broadcast scenario."),
-    runs: int = typer.Option(50, "--runs", min=1, help="Measured runs per case of the hook and cli scenarios."),
+    runs: int = typer.Option(50, "--runs", min=1, help="Measured runs per case of the hook and cli scenarios, "
+                                                       "and requests per size of lease-scale."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
     """Drive a hub with simulated agents; report ops/s, p50/p95/p99, errors, RSS, and the ratio to the ceiling."""
@@ -112,6 +114,9 @@ def _details(r: dict[str, Any]) -> list[str]:
         out += [f"{case}: {ratio}× python -c pass" + (f" (target ≤ {r['ratio_targets'][case]:g}×"
                 f"{'' if r['targets_met'][case] else ', NOT MET'})" if case in r["ratio_targets"] else "")
                 for case, ratio in r["ratios"].items()]
+    for point in r.get("curve", []):  # lease-scale
+        out.append(f"{point['layout']} {point['size']:,}: claim {_lat(point['claim'])}, conflict check "
+                   f"{_lat(point['conflicts'])} (filled in {point['fill_seconds']} s, hub {point['rss_mib']} MiB)")
     if "rss_mib_all_open" in r:  # push
         out.append(f"RSS with every stream open {r['rss_mib_all_open']} MiB; missing receipts {r['missing']}; "
                    f"first receipt of a broadcast p50 {r['first_receipt_p50_ms']} ms, max {r['max_ms']} ms")
