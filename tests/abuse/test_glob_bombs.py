@@ -20,10 +20,10 @@ import httpx2
 
 from tests.conftest import LiveHub
 
-GROUPS = "".join("{x%s*%s*y,z%s*?%sy}" % (c, c, d, d) for c, d in zip("aceg", "bdfh", strict=True))
+GROUPS = "".join(f"{{x{c}*{c}*y,z{d}*?{d}y}}" for c, d in zip("aceg", "bdfh", strict=True))
 NEAR_LIMIT = [GROUPS + "*q*q*q*q*q*.py", GROUPS.replace("*y", "?*y") + "*q*?q*q*q*q*q*.rs",
               GROUPS.replace("*y", "*?y") + "*q*q*?q*q*q*.md"]
-OVER_LIMIT = "".join("{x%s*%s*y,z%s*?%sy}" % (c, c, c, c) for c in "abcdef") + "*.py"
+OVER_LIMIT = "".join(f"{{x{c}*{c}*y,z{c}*?{c}y}}" for c in "abcdef") + "*.py"
 
 
 def test_glob_bombs_are_refused_or_bounded_and_health_stays_fast(live_hub: LiveHub) -> None:

@@ -91,7 +91,7 @@ def test_leases_from_before_the_index_are_candidates_and_get_filed(hub: Hub) -> 
 
 
 def test_a_claim_over_the_budget_is_a_conflict_that_says_so(hub: Hub) -> None:
-    groups = "".join("{x%s*%s*y,z%s*?%sy}" % (c, c, d, d) for c, d in zip("aceg", "bdfh", strict=True))
+    groups = "".join(f"{{x{c}*{c}*y,z{d}*?{d}y}}" for c, d in zip("aceg", "bdfh", strict=True))
     claim(hub, A, groups + "*q*q*q*q*q*.py")
     with pytest.raises(LeaseConflict) as err:
         claim(hub, B, groups.replace("*y", "?*y") + "*q*?q*q*q*q*q*.rs")
@@ -101,7 +101,7 @@ def test_a_claim_over_the_budget_is_a_conflict_that_says_so(hub: Hub) -> None:
 def test_too_complex_globs_are_refused_with_the_limit(hub: Hub) -> None:
     from coordhub.errors import Invalid
 
-    bomb = "".join("{x%s*%s*y,z%s*?%sy}" % (c, c, c, c) for c in "abcdef") + "*.py"
+    bomb = "".join(f"{{x{c}*{c}*y,z{c}*?{c}y}}" for c in "abcdef") + "*.py"
     with pytest.raises(Invalid, match=f"limit {paths.MAX_EXPANDED}"):
         claim(hub, A, bomb)
     with pytest.raises(Invalid, match="too complex"):

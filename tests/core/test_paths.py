@@ -443,7 +443,7 @@ def test_is_dir_evidence_from_the_caller() -> None:
 
 def test_dangerous_glob_pairs_are_bounded_and_sound() -> None:
     """Issue 8: brace-heavy globs once took 25 s and 385 MB in one call; now a budget answers "overlaps"."""
-    groups = "".join("{x%s*%s*y,z%s*?%sy}" % (c, c, d, d) for c, d in zip("acegi", "bdfhj", strict=True))
+    groups = "".join(f"{{x{c}*{c}*y,z{d}*?{d}y}}" for c, d in zip("acegi", "bdfhj", strict=True))
     a, b = groups + "*q*q*q*q*q*q*.py", groups.replace("*y", "?*y") + "*q*?q*q*q*q*q*q*.rs"
     budget = paths.Budget()
     assert overlaps(a, b, budget=budget)  # undecided within the budget: reported as an overlap
@@ -452,7 +452,7 @@ def test_dangerous_glob_pairs_are_bounded_and_sound() -> None:
     assert overlaps("src/{a,b}*x", "lib/*", budget=spent)  # nothing left: no search, "overlaps"
     assert spent.exhausted
     with pytest.raises(ValueError, match="too complex"):
-        paths.parse("".join("{x%s*%s*y,z%s*?%sy}" % (c, c, c, c) for c in "abcdef") + "*.py")
+        paths.parse("".join(f"{{x{c}*{c}*y,z{c}*?{c}y}}" for c in "abcdef") + "*.py")
 
 
 # --- character predicates ----------------------------------------------------------------------

@@ -101,8 +101,8 @@ def run(names: list[str], o: Options, progress: Callable[[str], Tick]) -> dict[s
     results: dict[str, Any] = {}
     for name in names:
         if name == "lease-scale":  # fills and starts a hub per size itself
-            result = lease_scale.lease_scale(_hub_args(o), o.database_url, o.runs, progress)
-            results[name] = {**result, "backend": "sqlite", "durability": "sqlite WAL synchronous=FULL",
+            scaled = lease_scale.lease_scale(_hub_args(o), o.database_url, o.runs, progress)
+            results[name] = {**scaled, "backend": "sqlite", "durability": "sqlite WAL synchronous=FULL",
                              "clients": 1, "duration": None, "target": TARGETS[name]}
             continue
         run_id = uuid.uuid4().hex[:8]
