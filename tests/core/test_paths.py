@@ -245,16 +245,28 @@ TOKEN_REGEX = {
 }
 WILD_TOKENS = {"*", "?", "[ab]", "[!a]", "**"}
 # Normalized names only: Windows drops trailing dots, so "a." is spelled "a" (and "." / ".." are not names).
+# "." and ".." stay: a glob may match them, and the module does not rule that out (over-reporting).
 SEGMENTS = [s for s in ("".join(p) for n in (1, 2) for p in itertools.product("ab.z", repeat=n))
-            if not s.endswith(".")]
+            if not s.endswith(".") or s in (".", "..")]
 UNIVERSE = ["/".join(p) for n in (1, 2, 3) for p in itertools.product(SEGMENTS, repeat=n)]
-# Each universe path with up to two trailing dots added to each segment: a glob matching one of these
-# spellings denotes the universe path (z never occurs in a pattern, so it stands for any other name).
-SPELLINGS = [("/".join(seg + dots for seg, dots in zip(path.split("/"), extra, strict=True)), path)
-             for path in UNIVERSE for extra in itertools.product(("", ".", ".."), repeat=path.count("/") + 1)]
+
+
+def spellings(segment: str) -> tuple[str, ...]:
+    """A name as written with up to two trailing dots (dropped on Windows).
+
+    Globs may match the dot-only names "." and "..", which are then spelled with more dots too: the
+    module over-reports there (a literal "..." stays "..."), never in the other direction.
+    """
+    return (segment, segment + ".", segment + "..")
+
+
+# Each universe path under every spelling of its segments: a glob matching one of these spellings
+# denotes the universe path (z never occurs in a pattern, so it stands for any other name).
+SPELLINGS = [("/".join(spelled), path) for path in UNIVERSE
+             for spelled in itertools.product(*(spellings(seg) for seg in path.split("/")))]
 SPELLINGS_TEXT = "\n".join(spelling for spelling, _ in SPELLINGS)
 LINE_STARTS = list(itertools.accumulate((len(s) + 1 for s, _ in SPELLINGS), initial=0))
-PLAIN_PATHS = UNIVERSE
+PLAIN_PATHS = [p for p in UNIVERSE if not {".", ".."} & set(p.split("/"))]
 
 Segment = str | tuple[str, ...]  # GLOBSTAR, or the tokens of one segment
 Pattern = tuple[Segment, ...]
