@@ -348,14 +348,44 @@ class Lease:
         return min(self.possible_expiry(), min((o.answered for o in self.ends), default=INF))
 
 
+# Resources of RESOURCES that name the same file: a holder's claim of one renews its lease on the other.
+SAME_FILE = [frozenset(r for r in RESOURCES if r in group) for group in (
+    {"src/a.py", "./src/a.py."}, {"src/\u00fc.py", "Src/U\u0308.py"})]
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` (both in :data:`RESOURCES`) are one resource under two spellings."""
+    return a == b or any({a, b} <= group for group in SAME_FILE)
+
+
 def leases_of(history: Sequence[Attempt]) -> dict[str, Lease]:
-    """Every lease some client was told it was granted, by id, with its renews and ends."""
+    """Every lease some client was told it was granted, by id, with its renews and ends.
+
+    A holder's claim of a resource it already holds live is a renewal of that
+    lease (same id and fence, ``renewed: true``): it counts as a renew, and a
+    claim of the same file by the holder whose answer was lost may have been
+    one.
+    """
     ops = operations(history)
     leases: dict[str, Lease] = {}
     for op in ops:
-        if op.kind == Kind.CLAIM and op.ok:
+        if op.kind == Kind.CLAIM and op.ok and not op.body.get("renewed"):
             body = op.body
             leases.setdefault(body["id"], Lease(body["id"], op.session, op.args["resource"], body["fence"], op))
+    for op in ops:
+        if op.kind != Kind.CLAIM:
+            continue
+        if op.ok and op.body.get("renewed"):
+            body = op.body
+            if body["id"] in leases:
+                leases[body["id"]].renews.append(op)
+            else:  # the grant's answer was lost: the lease is surely held from this answer on
+                leases[body["id"]] = Lease(body["id"], op.session, op.args["resource"], body["fence"], op)
+        elif op.unknown:
+            leases_too = [x for x in leases.values() if x.session == op.session
+                          and same_file(x.resource, op.args["resource"]) and x.invoked < op.invoked]
+            for lease in leases_too:
+                lease.renews.append(op)
     for op in ops:
         lease = leases.get(op.args.get("lease_id", ""))
         if lease is None:

@@ -99,7 +99,8 @@ import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
 
-__all__ = ["Budget", "Resource", "ResourceKind", "classify", "contains", "normalize", "overlaps", "parse"]
+__all__ = ["Budget", "OutsideProject", "Resource", "ResourceKind", "classify", "contains", "normalize", "overlaps",
+           "parse"]
 
 MAX_LENGTH = 1024
 MAX_ALTERNATIVES = 64
@@ -116,6 +117,10 @@ _SPAN = "\x00"  # an over-long brace group; valid input never contains NUL
 _FIXED_WITNESSES = "a{[0\u00e9"  # see _witnesses
 
 IsDir = Callable[[str], bool]  # is this normalized literal key known to be a directory?
+
+
+class OutsideProject(ValueError):
+    """A relative path that climbs above its start with ``..``: it names nothing inside the project."""
 
 
 class ResourceKind(enum.StrEnum):
@@ -385,7 +390,7 @@ def _parent(out: list[str], absolute: bool, display: bool) -> None:
     if out and out[-1] != "..":
         out.pop()
     elif not absolute and not spanned:
-        raise ValueError("resource climbs above the project root with '..'; lease a path inside the project")
+        raise OutsideProject("resource climbs above the project root with '..'; lease a path inside the project")
     if spanned:
         out.append("**")
 

@@ -85,11 +85,13 @@ class Project:
         ``C:x``). Loads :mod:`coordhub.core.paths` (for the CLI and the MCP
         server, never the edit hook).
         """
-        from coordhub.core.paths import ResourceKind, classify, parse
+        from coordhub.core.paths import OutsideProject, ResourceKind, classify, parse
 
         try:
             if classify(resource) is not ResourceKind.PATH:
                 return resource
+        except OutsideProject:
+            pass  # "../link" typed in a subdirectory may well lie inside the project
         except ValueError:
             return resource
         text = resource.strip()
