@@ -188,7 +188,11 @@ class LiveHub:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         if wait:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:  # the caller never gets the hub to stop: do not leave the process running
+                self.stop(9)
+                raise
         return self
 
     def wait_ready(self, timeout: float = 20.0) -> None:
