@@ -13,10 +13,10 @@ import typer
 from coordhub.cli.common import EXIT_REFUSED, EXIT_USAGE, fail
 from coordhub.cli.output import console, verbatim
 from coordhub.client import project
+from coordhub.client.project import git_root
 from coordhub.guard import git
 from coordhub.guard import install as git_install
 from coordhub.hooks import install
-from coordhub.hooks.project import git_worktree
 
 SCOPE_OPT = typer.Option("local", "--scope", help="Which settings file: local (.claude/settings.local.json, not "
                                                   "committed), project (.claude/settings.json) or user "
@@ -29,7 +29,7 @@ DRY_RUN_OPT = typer.Option(False, "--dry-run", help="Print the resulting setting
 def _settings_file(scope: str, project_dir: Path | None) -> Path:
     if scope not in install.SCOPES:
         fail(f"--scope must be one of {', '.join(install.SCOPES)}, not {scope!r}", EXIT_USAGE)
-    root = project_dir or git_worktree(Path.cwd()) or Path.cwd()
+    root = project_dir or git_root(Path.cwd()) or Path.cwd()
     return install.settings_path(scope, root.resolve())
 
 
@@ -43,7 +43,7 @@ def _read(path: Path) -> dict[str, object]:
 
 def _git_ignore(path: Path) -> Path | None:
     """Add ``path`` (a file we wrote into a working tree) to the repository's ``info/exclude``; that file, or None."""
-    root = git_worktree(path.parent)
+    root = git_root(path.parent)
     if root is None:
         return None
     return project.exclude(root, ("/" + path.resolve().relative_to(root.resolve()).as_posix(),))

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from coordhub.client.project import git_dir, git_root
 from coordhub.hooks import settings
 
 
@@ -114,15 +115,6 @@ class Project:
 _DRIVE = re.compile(r"[A-Za-z]:")
 
 
-def git_worktree(start: Path) -> Path | None:
-    """The top of the git working tree containing ``start`` (``start`` itself included), else None."""
-    here = Path(os.path.abspath(start))
-    for folder in (here, *here.parents):
-        if (folder / ".git").exists():
-            return folder
-    return None
-
-
 def repository_name(worktree: Path) -> str:
     """The name of the repository ``worktree`` belongs to: its main working tree's directory name.
 
@@ -132,25 +124,10 @@ def repository_name(worktree: Path) -> str:
     points into the superproject's ``.git/modules`` and has no ``commondir``:
     it is named after its own directory.
     """
-    main = _main_git_dir(worktree)
-    if main is None:
-        return worktree.name
+    main = git_dir(worktree)
+    if main is None or (main.name != ".git" and not (main / "commondir").exists() and main.parent.name == "modules"):
+        return worktree.name  # no git directory, or a submodule's (under the superproject's .git/modules)
     return main.parent.name if main.name == ".git" else main.name.removesuffix(".git")
-
-
-def _main_git_dir(worktree: Path) -> Path | None:
-    dotgit = worktree / ".git"
-    if not dotgit.is_file():
-        return None
-    try:
-        line = dotgit.read_text(encoding="utf-8").strip()
-        if not line.startswith("gitdir:"):
-            return None
-        gitdir = Path(line.removeprefix("gitdir:").strip())
-        gitdir = gitdir if gitdir.is_absolute() else worktree / gitdir
-        return (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
-    except OSError:
-        return None
 
 
 def resolve(cwd: Path, identity: dict[str, Any] | None = None, *, claude_project_dir: bool = True) -> Project:
@@ -161,7 +138,7 @@ def resolve(cwd: Path, identity: dict[str, Any] | None = None, *, claude_project
     tool (which inherits that variable) commits in another one.
     """
     start = Path((claude_project_dir and os.environ.get("CLAUDE_PROJECT_DIR")) or cwd)
-    tree = git_worktree(start)
+    tree = git_root(start)
     root = tree or Path(os.path.abspath(start))
     key = settings.get_str("project") or _identity_project(identity)
     if not key:
