@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from coordhub import __version__
 from coordhub.api import errors
+from coordhub.api.activity import Heartbeats
 from coordhub.api.auth import Authenticator, RateLimiter
 from coordhub.api.health import DatabaseProbe
 from coordhub.api.hosts import BrowserGuard
@@ -86,6 +87,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
                   description="Coordination hub for fleets of AI coding-agent sessions: messages, fenced leases, "
                               "todos, workflows, components, halt. The seed-001 protocol under /api/coord/.")
     app.state.hub = hub
+    app.state.heartbeats = Heartbeats(hub)
     app.state.auth = Authenticator(hub, no_auth=no_auth, limiter=RateLimiter(rate_limit, rate_burst))
     app.state.retry_after = retry_after
     app.state.limits = limits

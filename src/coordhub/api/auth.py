@@ -31,6 +31,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import Scope
 
+from coordhub.api.activity import HEARTBEAT_HEADER
 from coordhub.core import tokens
 from coordhub.core.hub import Hub
 from coordhub.core.identity import (
@@ -252,8 +253,12 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
         session = request.headers.get(SESSION_HEADER)
         if not inner:
             auth.limiter.check(session or address)
+        if session and request.headers.get(HEARTBEAT_HEADER):
+            await request.app.state.heartbeats.beat(Actor(validate_session_id(session, SESSION_HEADER)))
         return Caller(None, session, auth)
     actor = await auth.authenticate(request.headers.get("authorization"), address, inner=inner)
+    if request.headers.get(HEARTBEAT_HEADER):
+        await request.app.state.heartbeats.beat(actor)
     return Caller(actor, None, auth)
 
 

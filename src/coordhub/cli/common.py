@@ -73,17 +73,42 @@ def client(ctx: typer.Context, admin: bool = False) -> Iterator[CoordClient]:
                      "token)")
     for note in notes:
         typer.echo(f"coord: warning: {note}", err=True)
-    with CoordClient(settings) as c:
+    with CoordClient(settings, heartbeat=True) as c:  # the command counts as its session's activity
         try:
             yield c
         except CoordError as exc:  # no credential, or a URL the token may not go to: nothing was sent
             fail(exc.message, EXIT_AUTH)
 
 
-def fail(message: str, code: int) -> NoReturn:
-    """Print one error line on stderr and exit with ``code``."""
+ERROR_CODES = {EXIT_REFUSED: "refused", EXIT_USAGE: "usage", EXIT_UNREACHABLE: "unreachable",
+               EXIT_CONFLICT: "conflict", EXIT_HALTED: "halted", EXIT_AUTH: "auth"}
+
+
+def fail(message: str, code: int, envelope: dict[str, Any] | None = None) -> NoReturn:
+    """Print one error line on stderr and exit with ``code``.
+
+    With ``--json`` the error is also printed on stdout as the JSON error
+    envelope (issue 7 point 19): ``envelope`` when given (the hub's own), else
+    ``{"error": {"code": <ERROR_CODES name>, "message": message}}``.
+    """
+    if wants_json():
+        print_json(envelope or {"error": {"code": ERROR_CODES.get(code, "error"), "message": message}})
     typer.echo(f"coord: {message}", err=True)
     raise typer.Exit(code)
+
+
+def wants_json() -> bool:
+    """Whether the running command was given ``--json`` (its ``as_json`` parameter)."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    return bool(ctx is not None and ctx.params.get("as_json"))
+
+
+def hub_envelope(err: HubError) -> dict[str, Any]:
+    """The hub's error envelope of a refusal (``{"error": {"code", "message", …}}``), with its HTTP status."""
+    body = err.body if isinstance(err.body, dict) and isinstance(err.body.get("error"), dict) else {}
+    return {"error": {"code": err.code, "message": err.message, **body.get("error", {}), "status": err.status}}
 
 
 def _exit_code(err: HubError) -> int:
@@ -109,7 +134,7 @@ def call(ctx: typer.Context, fn: Callable[[CoordClient], Any], admin: bool = Fal
             hint = ""
             if admin and err.status == 403 and not c.settings.admin_hub_id:
                 hint = " (to act as the hub's admin on its machine, add --admin)"
-            fail(f"{err.message} [{err.status} {err.code}]{hint}", _exit_code(err))
+            fail(f"{err.message} [{err.status} {err.code}]{hint}", _exit_code(err), hub_envelope(err))
         except Unreachable as err:
             fail(f"hub at {c.settings.url} is unreachable: {err}", EXIT_UNREACHABLE)
         _report_drain(c)

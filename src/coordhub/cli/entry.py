@@ -10,7 +10,8 @@ the same line.
 
 A closed stdout (``coord msg inbox | head -1``) ends the command quietly: no
 traceback, exit code :data:`EXIT_BROKEN_PIPE` (128 + SIGPIPE, what a shell
-shows for a process the signal ended).
+shows for a process the signal ended); only ``--help``, which Typer prints
+with its own Rich console, ends with 1 there.
 """
 
 from __future__ import annotations
@@ -40,17 +41,28 @@ def main() -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         _quiet_exit()
-    except SystemExit as exc:
-        # click turns a closed stdout into exit 1 after printing nothing; still flush-guarded below
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:
+    except SystemExit:
+        if _stdout_closed():
             _quiet_exit()
-        raise exc from None
+        raise
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout's reader has gone: click already saw EPIPE (it swaps stdout), or the last flush fails."""
+    if "typer" in sys.modules:
+        from typer._click.utils import PacifyFlushWrapper
+
+        if isinstance(sys.stdout, PacifyFlushWrapper):
+            return True
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    return False
 
 
 def _quiet_exit() -> None:
     """Point stdout at /dev/null (so the interpreter's final flush cannot fail) and exit."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ is not None else 1)
     raise SystemExit(EXIT_BROKEN_PIPE)

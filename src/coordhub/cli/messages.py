@@ -7,8 +7,9 @@ from typing import Any
 
 import typer
 
-from coordhub.cli.common import JSON_OPT, call, expand_recipient, read_text_arg, show
+from coordhub.cli.common import EXIT_USAGE, JSON_OPT, call, expand_recipient, fail, read_text_arg, show
 from coordhub.cli.output import console, message_banner, table, verbatim
+from coordhub.client import Queued
 from coordhub.core.identity import unknown_recipient_warning
 
 app = typer.Typer(help="Messages: send, read your inbox, mark read, ack.", no_args_is_help=True)
@@ -67,12 +68,33 @@ def inbox(
     show(msgs, as_json, human)
 
 
+MAX_READ_ALL = 10_000  # --all marks at most this many (pages of 500), so a flood cannot keep it running
+
+
 @app.command()
-def read(ctx: typer.Context, message_id: str = typer.Argument(..., help="Message id."),
+def read(ctx: typer.Context, message_ids: list[str] = typer.Argument(None, help="Message ids.", show_default=False),
+         all_: bool = typer.Option(False, "--all", help="Mark every unread message read."),
          as_json: bool = JSON_OPT) -> None:
-    """Mark a message read (for you only)."""
-    msg = call(ctx, lambda c: c.mark_read(message_id))
-    show(msg, as_json, lambda m: console.print(f"read {m['id']}"))
+    """Mark messages read (for you only): the ids given, or every unread one with --all."""
+    if bool(message_ids) == all_:
+        fail("give message ids or --all (not both)", EXIT_USAGE)
+
+    def mark(c: Any) -> Any:
+        if not all_:
+            done = [c.mark_read(i) for i in message_ids]
+            queued = [r for r in done if isinstance(r, Queued)]  # hub unreachable: the rest were queued too
+            return queued[-1] if queued else done
+        done = []
+        while len(done) < MAX_READ_ALL:
+            unread = c.inbox(unread_only=True, limit=500)
+            if not unread:
+                break
+            done += [c.mark_read(m["id"]) for m in unread]
+        return done
+
+    msgs = call(ctx, mark)
+    show(msgs, as_json, lambda rows: console.print("\n".join(f"read {m['id']}" for m in rows)
+                                                   if rows else "no unread messages"))
 
 
 @app.command()

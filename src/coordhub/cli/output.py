@@ -8,6 +8,7 @@ cost (issue 7 point 18; ``coord bench cli`` measures it).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -52,7 +53,12 @@ class Console:
         if self._rich is None:
             from rich.console import Console as RichConsole
 
-            self._rich = RichConsole(highlight=False, soft_wrap=True, markup=False, emoji=False, stderr=self.stderr,
+            class _Rich(RichConsole):
+                def on_broken_pipe(self) -> None:
+                    # Rich would exit 1 on its own; the entry point ends every closed stdout alike
+                    raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+            self._rich = _Rich(highlight=False, soft_wrap=True, markup=False, emoji=False, stderr=self.stderr,
                                      width=None if self.stream.isatty() else 100_000)
         return self._rich
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from coordhub.cli.common import EXIT_UNREACHABLE, JSON_OPT, call, client, fail, show
+from coordhub.cli.common import EXIT_UNREACHABLE, JSON_OPT, call, client, fail, hub_envelope, show
 from coordhub.cli.output import console, table, verbatim
 from coordhub.client import HubError, Unreachable
 from coordhub.hooks.untrusted import one_line
@@ -35,7 +35,7 @@ def describe(event: dict[str, Any]) -> str:
 
 
 def _desktop(event: dict[str, Any]) -> None:
-    if event["kind"] not in NOTIFY_KINDS or not shutil.which("notify-send"):
+    if event["kind"] not in NOTIFY_KINDS:
         return
     p = event.get("payload", {})
     title = "coord: " + one_line(p.get("subject") or p.get("reason") or event["kind"])
@@ -52,6 +52,10 @@ def watch(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
     """Tail the hub's events live (Ctrl-C to stop); reconnects and resumes without gaps."""
+    if notify and not shutil.which("notify-send"):
+        typer.echo("coord: warning: --notify needs notify-send (libnotify), which is not on PATH; "
+                   "events are printed without desktop notifications", err=True)
+        notify = False
     with client(ctx) as c:
         try:
             for event in c.events(after=after, kinds=kinds, project_key=project):
@@ -62,7 +66,7 @@ def watch(
                 if notify:
                     _desktop(event)
         except HubError as err:
-            fail(f"{err.message} [{err.status} {err.code}]", 1)
+            fail(f"{err.message} [{err.status} {err.code}]", 1, hub_envelope(err))
         except Unreachable as err:
             fail(str(err), EXIT_UNREACHABLE)
         except KeyboardInterrupt:

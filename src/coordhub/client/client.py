@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # httpx2 is imported on the first request: it costs more star
 MAX_RETRY_WAIT = 60.0
 SESSION_HEADER = "X-Coord-Session"
 QUEUED_AT_HEADER = "X-Coord-Queued-At"
+HEARTBEAT_HEADER = "X-Coord-Heartbeat"
 
 
 class HubError(Exception):
@@ -76,7 +77,7 @@ class CoordClient:
     """Talks to one hub as one session. Use as a context manager, or call :meth:`close`."""
 
     def __init__(self, settings: ClientSettings, *, transport: httpx2.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, heartbeat: bool = False) -> None:
         self.settings = settings
         root = settings.project_root
         self.queue = SoftfailQueue(settings.queue_file, git_root=project.git_root(root) if root else None)
@@ -85,6 +86,8 @@ class CoordClient:
         self._sleep = sleep
         self._identity: dict[str, str] | None = None
         self._transport = transport
+        # One in-band heartbeat per client (the CLI: per invocation), on its first request; see api/activity.py.
+        self._heartbeat = heartbeat
         self._client: httpx2.Client | None = None
 
     @property
@@ -173,6 +176,9 @@ class CoordClient:
             headers["Idempotency-Key"] = key
         if queued_at:
             headers[QUEUED_AT_HEADER] = queued_at
+        if self._heartbeat:
+            headers[HEARTBEAT_HEADER] = "1"
+            self._heartbeat = False
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = self._http.request(method, path, params=clean or None, json=body, headers=headers)
