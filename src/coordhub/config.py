@@ -75,7 +75,8 @@ SETTINGS: tuple[Setting, ...] = (
             "allows, less a reserve of 128); past it the connection waiting longest for its request headers is "
             "closed. Streams and long-polls together get at most 7/8 of it.", "server"),
     Setting("header_timeout", float, 10.0, "Seconds a connection may take to send a request's headers, counted "
-            "from connect or from the previous response; slower connections are closed.", "server"),
+            "from connect or from the previous response (slower connections are closed), and again its body "
+            "(slower answers 408).", "server"),
     Setting("keepalive_timeout", int, 5, "Seconds an idle keep-alive connection stays open between requests.",
             "server"),
     Setting("retry_after", int, 30, "Seconds sent in Retry-After when the database is unavailable (seed 001).",

@@ -191,7 +191,7 @@ def serve(cfg: ServerConfig) -> None:
     connections, streams = connection_budget(fd_limit, cfg.max_connections)
     limits = Limits(event_detail_bytes=cfg.event_detail_bytes, event_quota=cfg.event_quota,
                     event_ring_bytes=cfg.event_ring_bytes, streams_per_token=cfg.streams_per_token,
-                    max_streams=streams)
+                    max_streams=streams, header_timeout=cfg.header_timeout)
     app = create_app(hub, no_auth=cfg.no_auth, max_body_bytes=cfg.max_body_bytes, sweep_seconds=cfg.sweep_seconds,
                      retry_after=cfg.retry_after, rate_limit=cfg.rate_limit, rate_burst=cfg.rate_burst, limits=limits,
                      loopback_only=cfg.no_auth and is_loopback(cfg.host))

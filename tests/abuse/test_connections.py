@@ -89,6 +89,21 @@ def _half_open(start_hub: Callable[..., Hub], nofile: int, connections: int) -> 
     assert hub.peak_rss_mib() < RSS_BOUND_MIB, watch.summary()
 
 
+def test_a_body_trickled_past_the_deadline_is_408(start_hub: Callable[..., Hub]) -> None:
+    hub = start_hub(args=("--header-timeout", "2"))
+    token = hub.token("ATTACK/x")
+    s = _open(hub, (f"POST /api/coord/todos HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {token}\r\n"
+                    "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{").encode())
+    assert s is not None
+    with s, HealthWatch(hub) as watch:
+        time.sleep(1.0)
+        s.sendall(b" ")  # a trickled byte resets uvicorn's keep-alive timer, not the body deadline
+        s.settimeout(5)
+        status = _status(s)  # the deadline passes 2 s after the headers; the 408 arrives then
+    watch.assert_answered()
+    assert status == 408
+
+
 def test_one_token_opening_more_streams_than_descriptors(start_hub: Callable[..., Hub]) -> None:
     _streams(start_hub, nofile=256, streams=300)
 

@@ -8,6 +8,7 @@ client can stall, exhaust or crash the hub); each comes from a setting in
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,8 @@ class Limits:
     in-memory event ring's budget (estimated bytes). ``streams_per_token``:
     concurrent SSE streams plus long-polls per session. ``max_streams``: the
     same for the whole process; ``coord serve`` derives it from the connection
-    limit, keeping headroom for short requests.
+    limit, keeping headroom for short requests. ``header_timeout`` also
+    bounds how long a request's body may take to arrive (408 past it).
     """
 
     event_detail_bytes: int = 4096
@@ -33,18 +35,24 @@ class Limits:
     event_ring_bytes: int = 32 * 1024 * 1024
     streams_per_token: int = 64
     max_streams: int = 4096
+    header_timeout: float = 10.0
+
+
+class _Disconnected(Exception):
+    """The client went away while sending its body."""
 
 
 class BodyLimit:
-    """Buffers each request body up to ``max_bytes``; a larger one is refused with 413.
+    """Buffers each request body up to ``max_bytes``; a larger one is refused with 413, a slower one with 408.
 
     Checks the declared ``Content-Length`` first, then counts what actually
     arrives (a chunked or lying client cannot slip past).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 10.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout  # seconds the whole body may take to arrive (a slow-body client holds a connection)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,19 +62,17 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)
             return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        chunks: list[bytes] = []
+        try:
+            async with asyncio.timeout(self.timeout):
+                if not await self._read(receive, chunks):
+                    await self._refuse(send)
+                    return
+        except TimeoutError:
+            await self._refuse(send, 408, "request_timeout", f"request body not received within {self.timeout:g} s")
+            return
+        except _Disconnected:
+            return
         body = b"".join(chunks)
         replayed = False
 
@@ -79,12 +85,28 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
-        message = f"request body is larger than {self.max_bytes} bytes"
-        payload: dict[str, Any] = {"error": {"code": "payload_too_large", "message": message,
-                                             "limit": self.max_bytes}, "detail": message}
+    async def _read(self, receive: Receive, chunks: list[bytes]) -> bool:
+        """Collect the body into ``chunks``; False when it passes ``max_bytes``."""
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return False
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return True
+
+    async def _refuse(self, send: Send, status: int = 413, code: str = "payload_too_large",
+                      message: str | None = None) -> None:
+        message = message or f"request body is larger than {self.max_bytes} bytes"
+        payload: dict[str, Any] = {"error": {"code": code, "message": message, "limit": self.max_bytes},
+                                   "detail": message}
         data = json.dumps(payload).encode()
-        await send({"type": "http.response.start", "status": 413,
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": data})
