@@ -89,6 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("escalation_session", str, None, "Session told, with the sender, when an ack-required message is "
             "dead-lettered (unless the message names its own escalate_to).", "server"),
     Setting("log_level", str, "info", "Server log level: debug, info, warning, error.", "server"),
+    Setting("access_log", bool, False, "Log one line per HTTP request (client, method, path, status) at info "
+            "level; off by default.", "server"),
     Setting("url", str, None, "Hub base URL, e.g. http://10.0.0.5:8001 "
             "(default: identity.json coord_api, else http://127.0.0.1:8001).", "client"),
     Setting("token", str, None, "Bearer token of this session (`coord token create NAME`); sent only to "

@@ -132,3 +132,19 @@ class Unavailable(CoordError):
     def __init__(self, message: str = "Database unavailable. Retry after 30 seconds.", retry_after: int = 30) -> None:
         super().__init__(message, retry_after=retry_after)
         self.retry_after = retry_after
+
+
+def describe_problem(kind: str, where: str, message: str, value: object = None) -> str:
+    """One invalid value in words, the same from every front end (REST 422 bodies, MCP argument errors).
+
+    ``kind`` is pydantic's error type (``missing``, ``extra_forbidden``,
+    ``uuid_parsing`` …), ``where`` the dotted field path, ``message`` pydantic's
+    own text (used for every other kind), ``value`` the input.
+    """
+    if kind == "extra_forbidden":
+        return f"unknown field {where!r}"
+    if kind.startswith("uuid"):
+        return f"{where.split('.')[-1]} {value!r} is not a valid id (a UUID)"
+    if kind == "missing":
+        return f"missing field {where!r}"
+    return f"{where}: {message}"

@@ -59,6 +59,7 @@ class ServerConfig:
     stale_after_hours: float = 2.0
     escalation_session: str | None = None
     log_level: str = "info"
+    access_log: bool = False
 
     def resolved_data_dir(self) -> Path:
         """The data directory, defaulting per :func:`default_data_dir`."""
@@ -199,8 +200,8 @@ def serve(cfg: ServerConfig) -> None:
     log.info("file descriptors: %d; connections at once: %d; streams and long-polls: %d", fd_limit, connections,
              streams)
     http = guarded_protocol(AutoHTTPProtocol, header_timeout=cfg.header_timeout, max_connections=connections)
-    config = uvicorn.Config(app, log_level=cfg.log_level, access_log=False, timeout_graceful_shutdown=5, http=http,
-                            timeout_keep_alive=cfg.keepalive_timeout)
+    config = uvicorn.Config(app, log_level=cfg.log_level, access_log=cfg.access_log, timeout_graceful_shutdown=5,
+                            http=http, timeout_keep_alive=cfg.keepalive_timeout)
     try:
         _Server(config).run(sockets=[sock])
     finally:

@@ -17,6 +17,7 @@ from coordhub.api.health import DatabaseProbe
 from coordhub.api.hosts import BrowserGuard
 from coordhub.api.inputs import InputGuard
 from coordhub.api.limits import BodyLimit, Limits
+from coordhub.api.query import EmptyQueryValues
 from coordhub.api.routes import admin, components, events, locks, messages, presence, todos, workflows
 from coordhub.api.streams import StreamSlots
 from coordhub.core.hub import Hub
@@ -83,7 +84,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    app = FastAPI(title="coordhub", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="coordhub", version=__version__, lifespan=lifespan, redirect_slashes=False,
                   description="Coordination hub for fleets of AI coding-agent sessions: messages, fenced leases, "
                               "todos, workflows, components, halt. The seed-001 protocol under /api/coord/.")
     app.state.hub = hub
@@ -99,6 +100,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     # Hot routes first: FastAPI matches routes in order, and most requests are messages and leases.
     for module in (messages, locks, presence, events, todos, workflows, components, admin):
         app.include_router(module.router)
+    app.add_middleware(EmptyQueryValues)  # ?project_key= means no filter, for every route
     app.add_middleware(InputGuard)  # inside BodyLimit: it sees one buffered body
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout=limits.header_timeout)
     app.add_middleware(BrowserGuard, loopback_only=no_auth if loopback_only is None else loopback_only)  # outermost

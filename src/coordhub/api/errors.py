@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coordhub import strictjson
-from coordhub.errors import CoordError, RateLimited, Unavailable
+from coordhub.errors import CoordError, RateLimited, Unavailable, describe_problem
 
 log = logging.getLogger("coordhub.api")
 
@@ -55,6 +55,7 @@ _DESCRIPTIONS = {
     404: "No such object.",
     409: "Conflict with current state (lease held by another session, stale fence).",
     413: "Request body larger than the limit (1 MiB by default).",
+    415: "The body was not sent as JSON: send it with 'Content-Type: application/json'.",
     422: "Invalid values: unknown or missing fields, wrong types, bad ids, reused Idempotency-Key.",
     423: "The fleet is halted; the body says who halted it, why and when.",
     429: "Too many requests from this token; retry after the Retry-After seconds.",
@@ -97,17 +98,24 @@ def _validation_message(exc: RequestValidationError, raw: bytes) -> tuple[int, s
         if kind == "json_invalid":
             why = _undecodable(raw) or "body is not valid JSON"
             return 400, why, [{"field": "body", "problem": why}]
-        if kind == "extra_forbidden":
-            text = f"unknown field {_location(err['loc'])!r}"
-        elif kind.startswith("uuid"):
-            text = f"{_location(err['loc']).split('.')[-1]} {err.get('input')!r} is not a valid id (a UUID)"
-        elif kind == "missing":
-            text = f"missing field {_location(err['loc'])!r}"
-        else:
-            text = f"{_location(err['loc'])}: {err.get('msg', 'invalid')}"
+        text = describe_problem(kind, _location(err.get("loc", ())), err.get("msg", "invalid"), err.get("input"))
         problems.append({"field": _location(err.get("loc", ())), "problem": text})
     message = "; ".join(p["problem"] for p in problems) or "invalid request"
     return status, message, problems
+
+
+def is_json_type(content_type: str) -> bool:
+    """Whether a ``Content-Type`` value is JSON (``application/json``, ``application/*+json``, any parameters)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def no_route(method: str, path: str) -> str:
+    """The 404 message for a path no endpoint serves; names an empty id segment (seed 001's ``/locks/``)."""
+    if path.endswith("/") or "//" in path:
+        return (f"no endpoint for {method} {path}: a path segment is empty (an id missing between the "
+                "slashes or before the trailing '/'?)")
+    return f"no endpoint for {method} {path}"
 
 
 def install(app: FastAPI) -> None:
@@ -127,13 +135,22 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        status, message, problems = _validation_message(exc, await request.body())
+        raw = await request.body()
+        content_type = request.headers.get("content-type")
+        if raw and content_type is not None and not is_json_type(content_type):
+            # FastAPI did not read the body as JSON, so every field looks missing: say what to send instead
+            message = (f"send the request body as JSON with 'Content-Type: application/json' "
+                       f"(this one was sent as {content_type!r})")
+            return envelope(415, "unsupported_media_type", message, field="body")
+        status, message, problems = _validation_message(exc, raw)
         return envelope(status, _HTTP_CODES[status], message, problems=problems)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":  # no route matched (slashes are never redirected)
+            message = no_route(request.method, request.url.path)
         if exc.status_code == 400:  # Starlette could not parse the body; say why
             message = _undecodable(await request.body()) or message
         return envelope(exc.status_code, code, message, getattr(exc, "headers", None))

@@ -41,6 +41,7 @@ def serve(
     stale_after_hours: float = opt("stale_after_hours", min=0.0, max=24.0 * 365),
     escalation_session: str | None = opt("escalation_session"),
     log_level: str = opt("log_level"),
+    access_log: bool = opt("access_log"),
 ) -> None:
     """Run the hub (SQLite in the data dir by default). First start creates the data dir and admin.token."""
     from coordhub.server import ServerConfig, StartupError
@@ -60,7 +61,7 @@ def serve(
                        max_connections=max_connections, header_timeout=header_timeout,
                        keepalive_timeout=keepalive_timeout,
                        escalation_session=escalation_session,
-                       log_level=log_level.lower())
+                       log_level=log_level.lower(), access_log=access_log)
     try:
         run(cfg)
     except StartupError as exc:

@@ -9,6 +9,7 @@ the component's name itself (:func:`fence_names`).
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from coordhub.clock import isoformat
@@ -37,13 +38,32 @@ def fence_names(component: str) -> tuple[str, ...]:
     return (f"component:{component}", component)
 
 
+class Keep(enum.Enum):
+    """The type of :data:`KEEP`."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP  # "not given": the component's previous value stays (``None`` clears it)
+
+
 def set_state(tx: Tx, actor: Actor, *, project_key: str, component: str, state: str,
-              version: str | None = None, notes: str | None = None, fence: int | None = None,
+              version: str | None | Keep = KEEP, notes: str | None | Keep = KEEP, fence: int | None = None,
               now: float) -> dict[str, Any]:
-    """Record a component's state, version and notes, attributed to the actor."""
+    """Record a component's state, version and notes, attributed to the actor.
+
+    ``version`` and ``notes`` left as :data:`KEEP` keep the values the
+    component had (none for a new one), so a state change does not erase the
+    deployed version (issue 7 point 20); ``None`` clears them.
+    """
     if fence is not None:
         leases.assert_fence(tx, actor, fence, now, project_key, names=fence_names(component),
                             what=f"component {component!r}")
+    before = tx.components.get(project_key, component)
+    if isinstance(version, Keep):
+        version = before["version"] if before is not None else None
+    if isinstance(notes, Keep):
+        notes = before["notes"] if before is not None else None
     tx.components.upsert({"project_key": project_key, "component": component, "state": state,
                           "version": version, "notes": notes, "updated_by": actor.session_id,
                           "created_at": now, "updated_at": now})

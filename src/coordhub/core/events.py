@@ -38,6 +38,9 @@ def emit(
 ) -> int:
     """Append an event; return its id. ``payload`` must be JSON-serialisable.
 
+    Times in ``payload`` (keys ending in ``_at``) may be given as epoch seconds:
+    they are stored as ISO 8601, so no emitter can put a float time in an event.
+
     ``target`` is the session the event is *for* (``"*"``: everyone): it
     feeds that session's notifications and, for direct-message events, limits
     who may see the event (see :func:`visible`).
@@ -48,9 +51,16 @@ def emit(
         "project_key": project_key,
         "subject_id": subject_id,
         "target": target,
-        "payload": json.dumps(payload, separators=(",", ":"), default=str),
+        "payload": json.dumps(_times(payload), separators=(",", ":"), default=str),
         "created_at": now,
     })
+
+
+def _times(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with every time as ISO 8601 (issue 7 point 20): a number under a key ending in ``_at`` is
+    epoch seconds (the store's form) and is rendered like every other timestamp the hub answers with."""
+    return {k: isoformat(v) if k.endswith("_at") and isinstance(v, int | float) and not isinstance(v, bool) else v
+            for k, v in payload.items()}
 
 
 def visible(row: Row, session_id: str, is_admin: bool) -> bool:

@@ -21,10 +21,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
+from pydantic import ValidationError
 
 from coordhub import __version__
+from coordhub.errors import describe_problem
 from coordhub.mcp import PROFILE_ENV, PROFILE_NAMES, seed002, tools
 from coordhub.mcp.connect import Connector
 
@@ -62,9 +65,29 @@ def _tools(profile: str) -> tuple[Tool, ...]:
     return tuple(_tool(fn) for fn in PROFILES[profile])
 
 
+class CoordTool(Tool):
+    """A tool whose argument errors read like every other refusal: ``invalid: <field>: <problem>``.
+
+    The SDK reports arguments that do not match the input schema with
+    pydantic's multi-line text; docs/mcp.md promises ``<code>: <message>``
+    (issue 7 point 20), worded as the REST API words a 422
+    (:func:`coordhub.errors.describe_problem`).
+    """
+
+    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
+        """Check the arguments (``ToolError`` ``invalid: …`` when they do not fit), then run as the SDK does."""
+        try:
+            self.fn_metadata.validate_arguments(arguments)
+        except ValidationError as exc:
+            problems = "; ".join(describe_problem(e["type"], ".".join(str(p) for p in e["loc"]) or "arguments",
+                                                  e["msg"], e.get("input")) for e in exc.errors())
+            raise ToolError(f"Error executing tool {self.name}: invalid: {problems}") from None
+        return await super().run(arguments, context, convert_result)
+
+
 def _tool(fn: Callable[..., Any]) -> Tool:
     read_only = ToolAnnotations(read_only_hint=True) if fn.__name__ in READ_ONLY else None
-    tool = Tool.from_function(fn, annotations=read_only, structured_output=True)
+    tool = CoordTool.from_function(fn, annotations=read_only, structured_output=True)
     _compact(tool.parameters)
     if tool.output_schema is not None:
         _compact(tool.output_schema)

@@ -20,7 +20,7 @@ QUEUED_AT_HEADER = "X-Coord-Queued-At"
 
 # Error codes each kind of route can answer, for the OpenAPI document.
 READ_ERRORS = (400, 401, 403, 413, 422, 429, 503)
-WRITE_ERRORS = (400, 401, 403, 413, 422, 423, 429, 503)
+WRITE_ERRORS = (400, 401, 403, 413, 415, 422, 423, 429, 503)
 
 
 def hub(request: Request) -> Hub:

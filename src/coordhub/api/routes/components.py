@@ -17,8 +17,9 @@ router = APIRouter(prefix="/api/coord/components", tags=["components"])
 async def _set(request: Request, who: Caller, project_key: str, component: str, body: ComponentState) -> JSONResponse:
     actor = await who.act((body.updated_by, "updated_by"))
     return await mutate(request, actor, lambda tx, now: components.set_state(
-        tx, actor, project_key=project_key, component=component, state=body.state, version=body.version,
-        notes=body.notes, fence=body.fence, now=now))
+        tx, actor, project_key=project_key, component=component, state=body.state,
+        version=body.version if "version" in body.model_fields_set else components.KEEP,
+        notes=body.notes if "notes" in body.model_fields_set else components.KEEP, fence=body.fence, now=now))
 
 
 @router.put("", response_model=ComponentOut, responses=responses(*WRITE_ERRORS, 409))
