@@ -43,12 +43,13 @@ def _integer(text: str) -> int:
     return int(text)
 
 
-def loads(raw: bytes | str) -> Any:
+def loads(raw: bytes | str, *, nul_ok: bool = False) -> Any:
     """Parse a request body strictly; raise :class:`BadJSON` (why) or :class:`NulInput` (where).
 
     Refuses non-UTF-8 bytes, syntax errors, NaN/Infinity, integers over
     :data:`MAX_INT_DIGITS` digits, nesting over :data:`MAX_DEPTH`, lone
-    surrogates and NUL in any string. Never raises anything else.
+    surrogates and (unless ``nul_ok``) NUL in any string. Never raises
+    anything else.
     """
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
@@ -62,15 +63,15 @@ def loads(raw: bytes | str) -> Any:
         raise BadJSON(f"body is not valid JSON (nested deeper than {MAX_DEPTH})") from None
     except ValueError as exc:  # BadJSON from the hooks, or any other conversion the parser refused
         raise exc if isinstance(exc, BadJSON) else BadJSON(f"body is not valid JSON ({exc})") from None
-    check(value)
+    check(value, nul_ok=nul_ok)
     return value
 
 
-def check(value: Any, where: str = "body") -> None:
+def check(value: Any, where: str = "body", *, nul_ok: bool = False) -> None:
     """Refuse a parsed JSON value nested over :data:`MAX_DEPTH`, with non-finite floats, lone surrogates or NUL.
 
     Iterative (a hostile value cannot exhaust the stack); raises
-    :class:`BadJSON` or :class:`NulInput`.
+    :class:`BadJSON` or :class:`NulInput` (never when ``nul_ok``).
     """
     stack: list[tuple[Any, int, str]] = [(value, 1, where)]
     while stack:
@@ -81,16 +82,16 @@ def check(value: Any, where: str = "body") -> None:
             pairs = item.items() if isinstance(item, dict) else enumerate(item)
             for key, sub in pairs:
                 if isinstance(key, str):
-                    _string(key, path)
+                    _string(key, path, nul_ok)
                 stack.append((sub, depth + 1, f"{path}.{key}"))
         elif isinstance(item, str):
-            _string(item, path)
+            _string(item, path, nul_ok)
         elif isinstance(item, float) and item - item != 0.0:  # inf - inf and nan - nan are nan
             raise BadJSON(f"{path}: not a finite number")
 
 
-def _string(text: str, path: str) -> None:
-    if "\x00" in text:
+def _string(text: str, path: str, nul_ok: bool) -> None:
+    if not nul_ok and "\x00" in text:
         raise NulInput(path)
     if _SURROGATE.search(text):
         raise BadJSON(f"{path}: a lone surrogate is not Unicode text (RFC 8259 §8.2)")

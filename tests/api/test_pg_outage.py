@@ -27,6 +27,7 @@ import httpx2
 import pytest
 
 from tests.conftest import LiveHub, free_port
+from tests.coordcli import git_init
 
 PG_BIN = Path(os.environ.get("COORD_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REQUIRE_PG = os.environ.get("COORD_REQUIRE_POSTGRES") == "1"
@@ -286,8 +287,10 @@ def test_503_while_postgres_is_down_then_recovery_without_restarting_the_hub(
 def _coord(tmp_path: Path, url: str, token: str, *args: str, cwd: str = "work-a") -> subprocess.CompletedProcess[str]:
     """Run the CLI; each session has its own working directory (and so its own softfail queue)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COORD_")}
-    for name in ("home", "xdg", cwd):
+    for name in ("home", "xdg"):
         (tmp_path / name).mkdir(exist_ok=True)
+    if not (tmp_path / cwd / ".git").exists():
+        git_init(tmp_path / cwd)  # its own project, so its own softfail queue at the project root
     env.update(HOME=str(tmp_path / "home"), XDG_DATA_HOME=str(tmp_path / "xdg"), COLUMNS="250", NO_COLOR="1")
     p = subprocess.run([sys.executable, "-m", "coordhub", "--url", url, "--token", token, *args],
                        cwd=tmp_path / cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,

@@ -37,7 +37,7 @@ import pytest
 
 from tests.api import test_pg_outage as outage
 from tests.conftest import LiveHub, free_port
-from tests.coordcli import Coord, Result, isolated_env
+from tests.coordcli import Coord, Result, git_init, isolated_env
 from tests.system import test_crash as crash
 from tests.system.history import (
     RESOURCES,
@@ -540,8 +540,7 @@ def test_writes_while_the_hub_is_killed_are_applied_exactly_once_after_sync(scen
     env = isolated_env(tmp_path)
     coords = []
     for i in range(QUEUE_DIRS):
-        work = tmp_path / f"work{i}"
-        work.mkdir()
+        work = git_init(tmp_path / f"work{i}")  # each dir its own project, so its own queue at its root
         coords.append(Coord(work, env, hub.url, hub.token(f"QUEUE-{i}/claude-main")))
     drivers = [CliDriver(coords[i], f"q{i}.{j}", project, to)
                for i in range(QUEUE_DIRS) for j in range(DRIVERS_PER_DIR)]

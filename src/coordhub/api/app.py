@@ -101,7 +101,8 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     for module in (messages, locks, presence, events, todos, workflows, components, admin):
         app.include_router(module.router)
     app.add_middleware(EmptyQueryValues)  # ?project_key= means no filter, for every route
-    app.add_middleware(InputGuard)  # inside BodyLimit: it sees one buffered body
+    # inside BodyLimit, it sees one buffered body; MCP bodies carry NUL to the tools, whose REST call refuses it
+    app.add_middleware(InputGuard, nul_ok_paths=("/mcp",))
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout=limits.header_timeout)
     app.add_middleware(BrowserGuard, loopback_only=no_auth if loopback_only is None else loopback_only)  # outermost
     from coordhub.mcp.http import mount as mount_mcp  # the mcp SDK (~0.8 s to import) loads only with an app

@@ -6,7 +6,10 @@ REST and ``/mcp`` alike and a refused request changes nothing:
 * **NUL** (U+0000) in the path, in any query parameter name or value, or in
   any string (key or value) of a JSON body answers 422 with ``field``.
   PostgreSQL cannot store NUL in text, so both backends refuse it the same
-  way, here, before any SQL runs.
+  way, here, before any SQL runs. Bodies sent to the paths in
+  ``nul_ok_paths`` (``/mcp``) are exempt from the body rule: a JSON-RPC
+  client expects a tool error there, and gets one, because each tool's REST
+  request passes this guard in turn.
 * **JSON that is not interoperable JSON** answers 400 (see
   :mod:`coordhub.strictjson`: NaN/Infinity, lone surrogates, nesting over
   ``MAX_DEPTH``, integers over ``MAX_INT_DIGITS`` digits).
@@ -45,8 +48,9 @@ class InputGuard:
     ``invalid`` with ``field``) and never reaches a handler.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, nul_ok_paths: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.nul_ok_paths = nul_ok_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,7 +65,7 @@ class InputGuard:
         body = message.get("body", b"") if message["type"] == "http.request" else b""
         if body and _is_json(scope) and suspect(body):
             try:
-                loads(body)
+                loads(body, nul_ok=scope.get("path", "") in self.nul_ok_paths)
             except NulInput as exc:
                 await envelope(422, "invalid", str(exc), field=exc.field)(scope, receive, send)
                 return
