@@ -69,22 +69,10 @@ literal). If expansion exceeds 64 alternatives each outermost group becomes
 a ``**``-like span; a group that could climb (contains ``..``) or change the
 root (starts in the first two characters) makes the glob denote everything.
 
-Decision procedure: each glob compiles to a small NFA whose edges carry
-character predicates (closed under the Windows trailing-dot rule: a state
-that can reach the end of a segment over dots and spaces may end it there).
-Glob against glob: with ``Pre(L)`` = ``L`` plus every segment-prefix of a word
-of ``L``, A and B overlap iff ``L(A) & Pre(L(B))`` or ``Pre(L(A)) & L(B)`` is
-non-empty, found by a search of the product automaton. Two predicates share a
-character iff one of a finite set of witnesses satisfies both (see
-``_witnesses``). A literal against a glob runs the glob's NFA over the
-literal. Wildcard-free resources use a plain segment-prefix test. Parses and
-glob-pair decisions are memoized.
-
-Bounds (issue 8, point 1): a glob whose brace expansion exceeds
-:data:`MAX_EXPANDED` characters is refused (``ValueError`` naming the limit),
-and one product search may visit at most :data:`PAIR_BUDGET` state pairs;
-when the budget runs out the answer is "overlaps" (sound, never a miss). A
-:class:`Budget` shared by the checks of one request bounds their total.
+Decision procedure and bounds: see :mod:`coordhub.core.automata`. A glob
+whose brace alternatives come to more than :data:`MAX_EXPANDED` characters is
+refused (``ValueError`` naming the limit); the searches stop at a step budget
+and then answer "overlaps" (sound, never a miss).
 
 Input errors: ``ValueError`` for an empty (or all-whitespace) string, one over
 1024 characters, one containing a control character (C0, DEL, C1), a relative
@@ -99,14 +87,24 @@ import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
 
-__all__ = ["Budget", "OutsideProject", "Resource", "ResourceKind", "classify", "contains", "normalize", "overlaps",
-           "parse"]
+from coordhub.core.automata import (
+    PAIR_BUDGET,
+    REQUEST_BUDGET,
+    Budget,
+    accepts_prefix,
+    compile_nfa,
+    fold_char,
+    has_match_beneath,
+    overlap_of,
+    scan_class,
+)
+
+__all__ = ["PAIR_BUDGET", "REQUEST_BUDGET", "Budget", "OutsideProject", "Resource", "ResourceKind", "classify",
+           "contains", "normalize", "overlaps", "parse"]
 
 MAX_LENGTH = 1024
 MAX_ALTERNATIVES = 64
 MAX_EXPANDED = 2048  # characters over all brace alternatives: roughly the states of the glob's automaton
-PAIR_BUDGET = 20_000  # state-pair steps one product search may take before answering "overlaps"
-REQUEST_BUDGET = 100_000  # steps all the overlap checks of one request may take together
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+._-]+:")
 _DRIVE_RE = re.compile(r"[A-Za-z]:")
 _GLOB_RE = re.compile(r"[*?\[{]")
@@ -114,7 +112,6 @@ _WILD_RE = re.compile(r"[*?\[]")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _STREAM_RE = re.compile(r":[^:]*:\$data\Z", re.IGNORECASE)  # NTFS "a.py::$DATA" / "a.py:s:$DATA" is a.py
 _SPAN = "\x00"  # an over-long brace group; valid input never contains NUL
-_FIXED_WITNESSES = "a{[0\u00e9"  # see _witnesses
 
 IsDir = Callable[[str], bool]  # is this normalized literal key known to be a directory?
 
@@ -129,29 +126,6 @@ class ResourceKind(enum.StrEnum):
     PATH = "path"  # a file or directory path, relative or absolute
     GLOB = "glob"  # a path pattern
     NAME = "name"  # an opaque name such as "deploy:staging" or "svc:db"
-
-
-class Budget:
-    """Steps that the overlap checks of one request may still take (issue 8: bounded work per request).
-
-    Shared by every check of a claim or a conflict query; once spent, the
-    remaining checks answer "overlaps" without searching (sound: may
-    over-report, never miss). ``exhausted`` tells the caller that some answer
-    was given that way (this budget ran out, or one search hit
-    :data:`PAIR_BUDGET`).
-    """
-
-    __slots__ = ("left", "exhausted")
-
-    def __init__(self, steps: int = REQUEST_BUDGET) -> None:
-        self.left = steps
-        self.exhausted = False
-
-    def spend(self, steps: int) -> None:
-        """Charge ``steps``; mark the budget exhausted when it goes below zero."""
-        self.left -= steps
-        if self.left < 0:
-            self.exhausted = True
 
 
 class Resource:
@@ -203,7 +177,7 @@ class Resource:
         if budget is not None and budget.left <= 0:
             budget.spend(1)
             return True
-        found, steps = _automata_overlap(first, second)
+        found, steps = overlap_of(first, second)
         if budget is not None:
             budget.spend(steps)
             budget.exhausted |= steps > PAIR_BUDGET
@@ -252,7 +226,7 @@ def contains(resource: str, path: str) -> bool:
     key = target.alternatives[0]
     if held.literal:
         return any(key.startswith(p) and (len(key) == len(p) or key[len(p)] == "/") for p in held.alternatives)
-    return _accepts_prefix(_compile(held.alternatives), key, Budget(PAIR_BUDGET))
+    return accepts_prefix(compile_nfa(held.alternatives), key, Budget(PAIR_BUDGET))
 
 
 @lru_cache(maxsize=16384)
@@ -407,15 +381,7 @@ def _key(root: str, segs: list[str]) -> str:
 def _fold(text: str) -> str:
     """Case-fold one character at a time, so that lengths are preserved."""
     folded = text.casefold()
-    return folded if len(folded) == len(text) else "".join(_fold_char(c) for c in text)
-
-
-@lru_cache(maxsize=1024)
-def _fold_char(ch: str) -> str:
-    for variant in (ch.casefold(), ch.lower()):
-        if len(variant) == 1:
-            return variant
-    return ch
+    return folded if len(folded) == len(text) else "".join(fold_char(c) for c in text)
 
 
 def _fold_glob(seg: str) -> str:
@@ -424,32 +390,11 @@ def _fold_glob(seg: str) -> str:
         return _fold(seg)
     out, i = [], 0
     while i < len(seg):
-        found = _scan_class(seg, i) if seg[i] == "[" else None
+        found = scan_class(seg, i) if seg[i] == "[" else None
         end = found[0] if found else i + 1
         out.append(seg[i:end] if found else _fold(seg[i]))
         i = end
     return "".join(out)
-
-
-def _scan_class(seg: str, i: int) -> tuple[int, bool, tuple[tuple[str, str], ...]] | None:
-    """Parse the class opening at ``seg[i]``: (end index, negated, ranges), or None if unterminated."""
-    j = i + 1
-    negated = j < len(seg) and seg[j] in "!^"
-    start = j = j + negated
-    j += j < len(seg) and seg[j] == "]"  # a leading ] is a member
-    j = seg.find("]", j)
-    if j < 0:
-        return None
-    body, ranges, k = seg[start:j], [], 0
-    while k < len(body):
-        if k + 2 < len(body) and body[k + 1] == "-":
-            lo, hi = sorted((body[k], body[k + 2]))
-            ranges.append((lo, hi))
-            k += 3
-        else:
-            ranges.append((body[k], body[k]))
-            k += 1
-    return j + 1, negated, tuple(ranges)
 
 
 # --- brace expansion -----------------------------------------------------------------------
@@ -508,275 +453,6 @@ def _spanned(text: str) -> str | None:
     return "".join(out) + text[i:]
 
 
-# --- automata ------------------------------------------------------------------------------
-
-_LIT, _NONSLASH, _CLASS = 0, 1, 2
-
-
-class _Pred:
-    """A set of (folded) characters: one literal, any but ``/``, or an ASCII class. Compared by value."""
-
-    __slots__ = ("kind", "char", "negated", "ranges", "_value", "_hash")
-
-    def __init__(self, kind: int, char: str = "", negated: bool = False,
-                 ranges: tuple[tuple[str, str], ...] = ()) -> None:
-        self.kind, self.char, self.negated, self.ranges = kind, char, negated, ranges
-        self._value = (kind, char, negated, ranges)
-        self._hash = hash(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Pred) and self._value == other._value
-
-    def __hash__(self) -> int:
-        return self._hash
-
-
-_ANY = _Pred(_NONSLASH)
-_SLASH = _Pred(_LIT, "/")
-
-
-def _matches(pred: _Pred, c: str) -> bool:
-    """Whether folded character ``c`` is in ``pred``.
-
-    A class admits ``c`` if ``c``, or a case variant of it that folds to ``c``, is in its ranges.
-    """
-    if pred.kind == _LIT:
-        return c == pred.char
-    if c == "/":
-        return False
-    if pred.kind == _NONSLASH:
-        return True
-    variants = (v for v in (c, c.upper(), c.lower()) if v == c or (len(v) == 1 and _fold_char(v) == c))
-    return any(lo <= v <= hi for v in variants for lo, hi in pred.ranges) != pred.negated
-
-
-def _witnesses(p: _Pred, q: _Pred) -> set[str]:
-    """Folded characters such that if two class/any predicates share a character, they share one of these.
-
-    Membership is piecewise constant over code points; pieces start at a range
-    start or end+1, its lower-case image (case variants), ``a`` and ``{`` (the
-    lower-case letters), ``[`` (after the upper-case letters, which no folded
-    character is), ``0`` (after ``/``, which no predicate here admits).
-    Non-ASCII characters all behave like ``é`` because classes are ASCII-only.
-    """
-    points = set(_FIXED_WITNESSES)
-    for lo, hi in p.ranges + q.ranges:
-        points.update((lo, chr(ord(hi) + 1)))
-    return {_fold_char(ch) for ch in points}  # folding also yields the lower-case images
-
-
-@lru_cache(maxsize=8192)
-def _meet(p: _Pred, q: _Pred) -> bool:
-    """Whether some folded character satisfies both predicates."""
-    if p.kind == _LIT:
-        return _matches(q, p.char)
-    if q.kind == _LIT:
-        return _matches(p, q.char)
-    return any(_matches(p, c) and _matches(q, c) for c in _witnesses(p, q))
-
-
-class _Builder:
-    """Builds an epsilon-free NFA; ``cur`` is the set of states where the next token starts."""
-
-    def __init__(self) -> None:
-        self.edges: list[list[tuple[_Pred, int]]] = []
-        self.cur: set[int] = set()
-
-    def new(self) -> int:
-        self.edges.append([])
-        return len(self.edges) - 1
-
-    def step(self, pred: _Pred) -> None:
-        target = self.new()
-        for s in self.cur:
-            self.edges[s].append((pred, target))
-        self.cur = {target}
-
-    def star(self) -> None:
-        loop = self.new()
-        for s in self.cur:
-            self.edges[s].append((_ANY, loop))
-        self.edges[loop].append((_ANY, loop))
-        self.cur = self.cur | {loop}
-
-    def globstar(self, leading: bool) -> None:
-        """Zero or more segments: ``(x+ /)*`` when leading, else ``(/ x+)*`` (it takes the separator before it)."""
-        a, b = self.new(), self.new()
-        first, second = (_ANY, _SLASH) if leading else (_SLASH, _ANY)
-        for s in self.cur:
-            self.edges[s].append((first, a))
-        self.edges[a] += [(_ANY, a)] if leading else []
-        self.edges[a].append((second, b))
-        self.edges[b] += [(_ANY, a)] if leading else [(_ANY, b), (_SLASH, a)]
-        self.cur = self.cur | {b}
-
-
-class _Nfa:
-    __slots__ = ("starts", "edges", "accept", "pre", "dots")
-
-    def __init__(self, starts: tuple[int, ...], edges: tuple[tuple[tuple[_Pred, int], ...], ...],
-                 accept: frozenset[int], pre: frozenset[int], dots: tuple[tuple[int, ...], ...]) -> None:
-        self.starts, self.edges, self.accept = starts, edges, accept
-        self.pre = pre  # the accepting states of Pre(L)
-        self.dots = dots  # per state, the targets of edges that can read a trailing dot or space
-
-
-def _class_pred(negated: bool, ranges: tuple[tuple[str, str], ...]) -> _Pred:
-    if any(not (lo.isascii() and hi.isascii()) for lo, hi in ranges):
-        return _ANY  # keeps witness finding simple; a class never admits more than "any but /"
-    return _Pred(_CLASS, negated=negated, ranges=ranges)
-
-
-def _compile_segment(builder: _Builder, seg: str) -> None:
-    if seg == "*":  # segments are never empty, so a lone star needs a character
-        builder.step(_ANY)
-    i = 0
-    while i < len(seg):
-        found = _scan_class(seg, i) if seg[i] == "[" else None
-        if found is not None:
-            builder.step(_class_pred(found[1], found[2]))
-            i = found[0]
-            continue
-        if seg[i] == "*":
-            builder.star()
-        else:
-            builder.step(_ANY if seg[i] == "?" else _Pred(_LIT, seg[i]))
-        i += 1
-
-
-@lru_cache(maxsize=4096)
-def _compile(alternatives: tuple[str, ...]) -> _Nfa:
-    """One NFA for the union of normalized alternatives (``/a`` starts with an empty segment)."""
-    builder, starts, accept = _Builder(), [], set()
-    for key in alternatives:
-        start = builder.new()
-        starts.append(start)
-        builder.cur = {start}
-        for i, seg in enumerate(key.split("/")):
-            if seg == "**":
-                builder.globstar(leading=i == 0)
-                continue
-            if i > 0 and not (i == 1 and key.startswith("**/")):
-                builder.step(_SLASH)
-            _compile_segment(builder, seg)
-        accept |= builder.cur
-    edges = tuple(tuple(e) for e in builder.edges)
-    # Every predicate is satisfiable, so every state reaches acceptance: a state
-    # is in Pre(L) iff it accepts or can read "/" next.
-    pre = accept | {s for s, out in enumerate(edges) if any(p == _SLASH for p, _ in out)}
-    dots = tuple(tuple(t for p, t in out if _trails(p)) for out in edges)
-    return _Nfa(tuple(starts), edges, frozenset(accept), frozenset(pre), dots)
-
-
-def _trails(pred: _Pred) -> bool:
-    """Whether ``pred`` admits a character Windows drops at the end of a segment (a dot or a space)."""
-    return _matches(pred, ".") or _matches(pred, " ")
-
-
-_PAIR_CACHE: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[bool, int]] = {}
-_PAIR_CACHE_SIZE = 8192
-
-
-def _automata_overlap(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[bool, int]:
-    """(``L(a) & Pre(L(b))`` or ``Pre(L(a)) & L(b)`` is non-empty, steps taken); memoized.
-
-    A depth-first product search of at most :data:`PAIR_BUDGET` steps; past
-    that the answer is True (sound). A cached answer costs no steps.
-    """
-    hit = _PAIR_CACHE.get((a, b))
-    if hit is not None:
-        return hit[0], hit[1] if hit[1] > PAIR_BUDGET else 0  # still say it was undecided
-    answer = _search_product(_compile(a), _compile(b))
-    if len(_PAIR_CACHE) >= _PAIR_CACHE_SIZE:
-        _PAIR_CACHE.clear()
-    _PAIR_CACHE[(a, b)] = answer
-    return answer
-
-
-_SYNC, _X_TRAILS, _Y_TRAILS = 0, 1, 2
-
-
-def _search_product(x: _Nfa, y: _Nfa) -> tuple[bool, int]:
-    """Depth-first search of the product for a shared word, modulo trailing dots and spaces.
-
-    In ``_SYNC`` both automata read the same character. At the end of a
-    segment one of them may read dots and spaces alone (``_X_TRAILS`` /
-    ``_Y_TRAILS``: Windows drops them, so ``a.`` and ``a`` are one name);
-    from there only more of those, a shared ``/`` or acceptance may follow.
-    """
-    stack = [(s, t, _SYNC) for s in x.starts for t in y.starts]
-    seen = set(stack)
-    steps = 0
-    while stack:
-        s, t, mode = stack.pop()
-        if (s in x.accept and t in y.pre) or (s in x.pre and t in y.accept):
-            return True, steps
-        nxt: list[tuple[int, int, int]] = []
-        if mode != _Y_TRAILS:
-            nxt += [(s2, t, _X_TRAILS) for s2 in x.dots[s]]
-        if mode != _X_TRAILS:
-            nxt += [(s, t2, _Y_TRAILS) for t2 in y.dots[t]]
-        for p, s2 in x.edges[s]:
-            for q, t2 in y.edges[t]:
-                if mode == _SYNC and _meet(p, q) or p == _SLASH and q == _SLASH:
-                    nxt.append((s2, t2, _SYNC))
-        steps += 1 + len(nxt) + len(x.edges[s]) * len(y.edges[t])
-        for state in nxt:
-            if state not in seen:
-                seen.add(state)
-                stack.append(state)
-        if steps > PAIR_BUDGET:
-            return True, steps  # undecided within the budget: report the overlap
-    return False, steps
-
-
-def _run(nfa: _Nfa, key: str, budget: Budget, stop_at_accepting_prefix: bool) -> set[int] | None:
-    """The states after reading ``key`` (None: a segment-prefix was accepted on the way, if asked).
-
-    Charges ``budget`` one step per state-edge considered; an exhausted
-    budget gives None, which the callers read as "overlaps" (sound).
-    """
-    states, previous = set(nfa.starts), "/"
-    for c in key:
-        if c == "/":
-            if previous != "/":  # an empty segment (the root's) has no trailing dots to drop
-                states = _trailing(nfa, states)
-            if stop_at_accepting_prefix and states & nfa.accept:
-                return None
-        previous = c
-        budget.spend(sum(len(nfa.edges[s]) for s in states))
-        if budget.exhausted:
-            return None
-        states = {t for s in states for p, t in nfa.edges[s] if _matches(p, c)}
-        if not states:
-            return states
-    return _trailing(nfa, states)
-
-
-def _trailing(nfa: _Nfa, states: set[int]) -> set[int]:
-    """``states`` plus those reached by reading trailing dots and spaces (a literal segment ends here)."""
-    todo = [t for s in states for t in nfa.dots[s]]
-    out = set(states)
-    while todo:
-        t = todo.pop()
-        if t not in out:
-            out.add(t)
-            todo += nfa.dots[t]
-    return out
-
-
-def _accepts_prefix(nfa: _Nfa, key: str, budget: Budget) -> bool:
-    """Whether ``key`` or one of its segment-prefixes is in the NFA's language (set simulation)."""
-    states = _run(nfa, key, budget, stop_at_accepting_prefix=True)
-    return states is None or bool(states & nfa.accept)
-
-
-def _has_match_beneath(nfa: _Nfa, key: str, budget: Budget) -> bool:
-    """Whether the NFA matches some path strictly beneath ``key`` (every state reaches acceptance)."""
-    states = _run(nfa, key + "/", budget, stop_at_accepting_prefix=False)
-    return states is None or bool(states)
-
-
 def _literal_overlaps_glob(lit: Resource, glob: Resource, is_dir: IsDir | None, budget: Budget | None) -> bool:
     """Literal against glob: a match at or above a literal path, or beneath it if it is a directory.
 
@@ -788,12 +464,12 @@ def _literal_overlaps_glob(lit: Resource, glob: Resource, is_dir: IsDir | None, 
     if spend.left <= 0:
         spend.spend(1)
         return True
-    nfa = _compile(glob.alternatives)
+    nfa = compile_nfa(glob.alternatives)
     for key in lit.alternatives:
-        if _accepts_prefix(nfa, key, spend):
+        if accepts_prefix(nfa, key, spend):
             return True
         directory = lit.directory or key in glob.dirs or key in lit.dirs or (is_dir is not None and is_dir(key))
-        if directory and _has_match_beneath(nfa, key, spend):
+        if directory and has_match_beneath(nfa, key, spend):
             return True
     return False
 
