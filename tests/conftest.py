@@ -9,12 +9,13 @@ which turns the skip into a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,37 @@ def pg_url() -> Iterator[str]:
     finally:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.close()
+
+
+@contextlib.contextmanager
+def pg_database_before(migration: str, rows: Sequence[tuple[str, tuple[Any, ...]]] = ()) -> Iterator[str]:
+    """A scratch PostgreSQL database with the migrations named before ``migration`` and ``rows`` in it; its URL.
+
+    ``rows`` are ``(sql, params)`` with ``?`` placeholders, as the store writes
+    them. For migration tests: the database an older hub left behind. Dropped
+    afterwards.
+    """
+    import psycopg
+
+    from coordhub.store import migrate
+
+    name = f"coordhub_mig_{uuid.uuid4().hex[:10]}"
+    admin = _pg_admin_conn()
+    admin.execute(f"CREATE DATABASE {name}")
+    url = f"{PG_BASE}/{name}"
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+            for mig, sql in migrate.migration_scripts("postgres"):
+                if mig < migration:
+                    conn.execute(sql.encode())
+                    conn.execute("INSERT INTO schema_migrations VALUES (%s, 0)", (mig,))
+            for sql, params in rows:
+                conn.execute(sql.replace("?", "%s"), params)
+        yield url
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
 
 
 def _empty_pg(url: str) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socketserver
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -62,10 +64,12 @@ class Listener(ThreadingHTTPServer):
         return [r for r in self.seen if {k.lower() for k in r["headers"]} & {"authorization", "x-coord-session"}]
 
 
-@pytest.fixture
-def attacker() -> Iterator[Listener]:
-    """A recording listener on loopback, shut down after the test."""
-    srv = Listener()
+S = TypeVar("S", bound=socketserver.BaseServer)
+
+
+@contextlib.contextmanager
+def serving(srv: S) -> Iterator[S]:
+    """Run ``srv`` on a thread for the ``with`` block, then shut it down and close it."""
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     try:
@@ -74,3 +78,10 @@ def attacker() -> Iterator[Listener]:
         srv.shutdown()
         srv.server_close()
         thread.join()
+
+
+@pytest.fixture
+def attacker() -> Iterator[Listener]:
+    """A recording listener on loopback, shut down after the test."""
+    with serving(Listener()) as srv:
+        yield srv

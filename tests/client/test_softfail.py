@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from coordhub.client import ClientSettings, CoordClient, Queued, Unreachable
 from coordhub.client.client import _actor
 from coordhub.client.queue import Entry, Signer
 from coordhub.client.trust import origin
+from tests.client.conftest import serving
 from tests.conftest import LiveHub, free_port
 from tests.coordcli import Coord, git_init, isolated_env
 
@@ -335,15 +335,8 @@ class _RecordingServer(ThreadingHTTPServer):
 
 @pytest.fixture
 def unavailable() -> Iterator[_RecordingServer]:
-    srv = _RecordingServer()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_RecordingServer()) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join()
 
 
 def _client(url: str, queue_file: Path, waits: list[float]) -> CoordClient:

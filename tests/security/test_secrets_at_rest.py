@@ -13,7 +13,6 @@ import os
 import stat
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import pytest
 
 from coordhub.store import migrate
 from coordhub.store.sqlite import SQLiteStore
-from tests.conftest import PG_BASE, Api, LiveHub, _pg_admin_conn
+from tests.conftest import Api, LiveHub, pg_database_before
 
 ME = "HOWARD-HOME/claude-main"
 
@@ -130,34 +129,18 @@ def test_migration_0003_scrubs_tokens_kept_by_sqlite_hubs(tmp_path: Path) -> Non
 
 @pytest.mark.postgres
 def test_migration_0003_scrubs_tokens_kept_by_postgres_hubs(pg_url: str) -> None:
-    import psycopg
-
     from coordhub.store.postgres import PostgresStore
 
-    name = f"coordhub_mig_{uuid.uuid4().hex[:10]}"
-    admin = _pg_admin_conn()
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        url = f"{PG_BASE}/{name}"
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
-            for mig, sql in migrate.migration_scripts("postgres"):
-                if mig < "0003":
-                    conn.execute(sql.encode())
-                    conn.execute("INSERT INTO schema_migrations VALUES (%s, 0)", (mig,))
-            with conn.cursor() as cur:
-                cur.executemany("INSERT INTO idempotency VALUES (%s, %s, %s, %s, %s, %s)", _legacy_rows())
+    rows = [("INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?)", row) for row in _legacy_rows()]
+    with pg_database_before("0003", rows) as url:
         store = PostgresStore(url)
         store.open()
         try:
-            rows = store.read_sync(lambda tx: tx.ex.all("SELECT * FROM idempotency"))
-            _check_scrubbed(rows)
-            assert LEGACY not in repr(rows)
+            found = store.read_sync(lambda tx: tx.ex.all("SELECT * FROM idempotency"))
+            _check_scrubbed(found)
+            assert LEGACY not in repr(found)
         finally:
             store.close()
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
 
 
 # ---- file modes ---------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ unique case-folded key) and every reference uses that spelling.
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 
 from coordhub.store import Store, migrate
 from coordhub.store.sqlite import SQLiteStore
-from tests.conftest import PG_BASE, _pg_admin_conn
+from tests.conftest import pg_database_before
 
 FIRST, LATER, OTHER = "DESKTOP-0O8A1RL/claude-main", "desktop-0o8a1rl/claude-main", "HOWARD-HOME/claude-main"
 
@@ -55,30 +54,10 @@ def _sqlite_legacy(path: Path) -> Store:
 
 
 @pytest.fixture
-def legacy_pg() -> Iterator[str]:
-    """A scratch PostgreSQL database at schema 0002 holding LEGACY."""
-    import psycopg
-
-    try:
-        admin = _pg_admin_conn()
-    except Exception as exc:  # the server is not there
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
-    name = f"coordhub_mig_{uuid.uuid4().hex[:10]}"
-    admin.execute(f"CREATE DATABASE {name}")
-    url = f"{PG_BASE}/{name}"
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
-            for mig, sql in migrate.migration_scripts("postgres"):
-                if mig < "0003":
-                    conn.execute(sql.encode())
-                    conn.execute("INSERT INTO schema_migrations VALUES (%s, 0)", (mig,))
-            for sql, params in LEGACY:
-                conn.execute(sql.replace("?", "%s"), params)
+def legacy_pg(pg_url: str) -> Iterator[str]:
+    """A scratch PostgreSQL database at schema 0002 holding LEGACY (``pg_url``: the server is required as usual)."""
+    with pg_database_before("0003", LEGACY) as url:
         yield url
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
 
 
 def _check(store: Store) -> None:

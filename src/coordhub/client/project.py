@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 EXCLUDE_HEADER = "# coordhub: files it writes into this working tree, never to be committed"
 
@@ -134,6 +136,15 @@ def private_dir(path: Path) -> Path:
         if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
             path.chmod(0o700)
     return path
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object stored in ``path``; ``{}`` when the file is missing, unreadable or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_private(path: Path, text: str) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from coordhub.client import project
@@ -52,14 +51,6 @@ def _path() -> Path:
     return project.config_dir() / TRUST_FILE
 
 
-def _load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def check(token: str, url: str, source: str | None = None) -> None:
     """Allow sending ``token`` to ``url`` or raise :class:`Untrusted`; the first use records ``url``.
 
@@ -69,11 +60,11 @@ def check(token: str, url: str, source: str | None = None) -> None:
     """
     key, here = fingerprint(token), origin(url)
     path = _path()
-    known = _load(path).get(key)
+    known = project.read_json_object(path).get(key)
     if isinstance(known, list) and here in known:
         return  # the common case, without taking the lock
     with project.locked(project.private_dir(path.parent)):
-        data = _load(path)
+        data = project.read_json_object(path)
         known = data.get(key)
         if isinstance(known, list) and known:
             if here in known:
@@ -90,7 +81,7 @@ def trust(token: str, url: str) -> bool:
     key, here = fingerprint(token), origin(url)
     path = _path()
     with project.locked(project.private_dir(path.parent)):
-        data = _load(path)
+        data = project.read_json_object(path)
         known = [u for u in data.get(key, []) if isinstance(u, str)] if isinstance(data.get(key), list) else []
         if here in known:
             return False

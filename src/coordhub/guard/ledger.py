@@ -22,6 +22,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from coordhub.client.project import read_json_object
+
 KEEP_SECONDS = 7 * 86400.0
 
 Entry = dict[str, Any]
@@ -29,11 +31,7 @@ Entry = dict[str, Any]
 
 def load(path: Path) -> dict[str, Entry]:
     """The recorded leases by id (``{}`` when there is no readable ledger)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    leases = data.get("leases") if isinstance(data, dict) else None
+    leases = read_json_object(path).get("leases")
     if not isinstance(leases, dict):
         return {}
     return {k: v for k, v in leases.items() if isinstance(v, dict) and isinstance(v.get("fence"), int)}

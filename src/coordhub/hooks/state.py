@@ -22,11 +22,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from coordhub.client import project
+
 
 def state_dir() -> Path:
-    """``$XDG_STATE_HOME/coordhub/hooks``, else ``~/.local/state/coordhub/hooks`` (XDG Base Directory spec)."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "coordhub" / "hooks"
+    """``hooks`` in the client's state directory (``$XDG_STATE_HOME/coordhub``, see :mod:`coordhub.client.project`)."""
+    return project.state_dir() / "hooks"
 
 
 def path_for(url: str, credential: str | None) -> Path:
@@ -37,11 +38,7 @@ def path_for(url: str, credential: str | None) -> Path:
 
 def load(path: Path) -> dict[str, Any]:
     """The saved state, or ``{}`` when there is none or it is unreadable."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return project.read_json_object(path)
 
 
 def save(path: Path, data: dict[str, Any]) -> None:
