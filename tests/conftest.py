@@ -35,10 +35,6 @@ from coordhub.store.sqlite import SQLiteStore
 PG_BASE = os.environ.get("COORD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 REQUIRE_PG = os.environ.get("COORD_REQUIRE_POSTGRES") == "1"
 # hub_meta is deliberately not emptied: migration 0004 makes the hub id once, and nothing writes it again.
-TABLES = ("receipts", "messages", "leases", "sessions", "tokens", "todos", "work_items", "workflows", "components",
-          "halts", "events", "idempotency")
-
-
 def _pg_admin_conn() -> Any:
     import psycopg
 
@@ -104,9 +100,12 @@ def _empty_pg(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        exists = conn.execute("SELECT to_regclass('public.leases') IS NOT NULL").fetchone()
-        if exists and exists[0]:
-            conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        # every table a migration made, but the migrations' own record and the hub's identity
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename NOT IN ('schema_migrations', 'hub_meta', 'counters')").fetchall()]
+        if tables:
+            conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
             conn.execute("UPDATE counters SET value = 0")
 
 

@@ -18,7 +18,17 @@ from coordhub.api.hosts import BrowserGuard
 from coordhub.api.inputs import InputGuard
 from coordhub.api.limits import BodyLimit, Limits
 from coordhub.api.query import EmptyQueryValues
-from coordhub.api.routes import admin, components, events, locks, messages, presence, todos, workflows
+from coordhub.api.routes import (
+    admin,
+    components,
+    conversations,
+    events,
+    locks,
+    messages,
+    presence,
+    todos,
+    workflows,
+)
 from coordhub.api.streams import StreamSlots
 from coordhub.core.hub import Hub
 from coordhub.errors import Unavailable
@@ -98,7 +108,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     app.state.event_quota = RateLimiter(limits.event_quota / 60.0, limits.event_quota)
     errors.install(app)
     # Hot routes first: FastAPI matches routes in order, and most requests are messages and leases.
-    for module in (messages, locks, presence, events, todos, workflows, components, admin):
+    for module in (messages, locks, presence, events, conversations, todos, workflows, components, admin):
         app.include_router(module.router)
     app.add_middleware(EmptyQueryValues)  # ?project_key= means no filter, for every route
     # inside BodyLimit, it sees one buffered body; MCP bodies carry NUL to the tools, whose REST call refuses it

@@ -63,9 +63,12 @@ def _times(payload: dict[str, Any]) -> dict[str, Any]:
             for k, v in payload.items()}
 
 
+PRIVATE_KINDS = ("message.", "conversation.refused")  # seen only by their parties when aimed at one session
+
+
 def visible(row: Row, session_id: str, is_admin: bool) -> bool:
-    """Whether a session may see an event: direct-message events only by their two parties (and admins)."""
-    if is_admin or not row["kind"].startswith("message.") or row["target"] in (None, "*"):
+    """Whether a session may see an event: direct messages' and refused turns' only by their parties (and admins)."""
+    if is_admin or not row["kind"].startswith(PRIVATE_KINDS) or row["target"] in (None, "*"):
         return True
     return session_id in (row["target"], row["session_id"])
 

@@ -34,6 +34,13 @@ T = TypeVar("T")
 Operation = Callable[[Tx, float], Any]
 
 
+class WithStatus(NamedTuple):
+    """What an operation returns when its HTTP status depends on what it did (e.g. 201 new, 200 a duplicate)."""
+
+    status: int
+    body: Any
+
+
 class Outcome(NamedTuple):
     """A mutation's answer: HTTP status, JSON body, and whether it was an idempotent replay."""
 
@@ -100,9 +107,12 @@ class Hub:
                 raise Conflict(f"session {actor.session_id!r} is already known as {spelling!r} (ids compare "
                                "case-insensitively); retry the request", session_id=spelling)
             body = op(tx, now)
+            code = status
+            if isinstance(body, WithStatus):
+                code, body = body
             if idem is not None:
-                idempotency.remember(tx, actor.session_id, idem, status, body, now)
-            return Outcome(status, body)
+                idempotency.remember(tx, actor.session_id, idem, code, body, now)
+            return Outcome(code, body)
 
         return unit
 

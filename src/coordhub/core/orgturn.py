@@ -207,7 +207,7 @@ def check_tools(tools: tuple[str, ...] | list[str], field_name: str = "tools") -
 
 
 def parse_timestamp(value: str) -> dt.datetime:
-    """An ISO 8601 time with an explicit offset (``Z`` or ``±HH:MM``), seed 004's ``#+TIMESTAMP``; ``Invalid`` otherwise."""
+    """An ISO 8601 time with an explicit offset (``Z``, ``±HH:MM``): seed 004's ``#+TIMESTAMP``; else ``Invalid``."""
     try:
         when = dt.datetime.fromisoformat(value.strip()) if len(value) <= 64 else None
     except ValueError:

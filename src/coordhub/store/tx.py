@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from coordhub.store.base import Executor, Row
+from coordhub.store.tables.conversations import Conversations, SigningKeys
 from coordhub.store.tables.leases import Leases
 from coordhub.store.tables.messages import Messages
 from coordhub.store.tables.records import Components, Todos, Workflows, WorkItems
@@ -32,6 +33,8 @@ class Tx:
         self.events = Events(ex)
         self.idempotency = Idempotency(ex)
         self.meta = Meta(ex)
+        self.conversations = Conversations(ex)
+        self.signing_keys = SigningKeys(ex)
 
     def ping(self) -> bool:
         """True when a trivial query succeeds (used by /health)."""

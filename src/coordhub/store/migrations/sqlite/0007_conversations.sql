@@ -5,6 +5,8 @@
 ALTER TABLE sessions ADD COLUMN machine TEXT;
 ALTER TABLE sessions ADD COLUMN project TEXT;
 ALTER TABLE sessions ADD COLUMN tools TEXT;
+-- The newest turn id the session's agent was shown by a hook (turns to its address with a larger id are news).
+ALTER TABLE sessions ADD COLUMN turns_shown INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX sessions_by_address ON sessions (machine, project) WHERE machine IS NOT NULL;
 
 CREATE TABLE conversations (
@@ -29,6 +31,7 @@ CREATE TABLE turns (
     author           TEXT NOT NULL,
     from_address     TEXT NOT NULL,
     to_address       TEXT NOT NULL,
+    to_machine       TEXT NOT NULL,            -- the machine part of to_address (what sync pages by)
     created_at       REAL NOT NULL,
     stated_timestamp TEXT NOT NULL,            -- the author's #+TIMESTAMP, as written
     stated_sequence  INTEGER,                  -- the author's #+SEQUENCE (advisory)
@@ -46,6 +49,7 @@ CREATE TABLE turns (
 );
 CREATE INDEX turns_by_content ON turns (conversation_id, author, content_sha256);
 CREATE INDEX turns_by_destination ON turns (to_address, id) WHERE decision = 'process';
+CREATE INDEX turns_by_machine ON turns (to_machine, id) WHERE decision = 'process';
 CREATE INDEX turns_by_author ON turns (author, id);
 
 -- OpenPGP public keys sessions registered, to verify their turns' signatures.

@@ -1,0 +1,203 @@
+"""Conversations (issue 9, seed 004): ``/api/coord/conversations`` — profiles, keys, turns, inbox, status.
+
+Signatures are checked before the write's transaction, on a worker thread
+(``gpg`` takes milliseconds and must not hold the event loop or the single
+writer); the transaction then records the verdict with the turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from coordhub import openpgp
+from coordhub.api.auth import Caller, caller
+from coordhub.api.conversation_schemas import (
+    AddressOut,
+    ConversationDetailOut,
+    ConversationOut,
+    KeyAdd,
+    KeyOut,
+    NextSequenceOut,
+    ProfileOut,
+    ProfileSet,
+    StatusOut,
+    TurnOut,
+    TurnRelease,
+    TurnSend,
+    UnshownTurns,
+    UnshownTurnsOut,
+)
+from coordhub.api.errors import responses
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
+from coordhub.core import conversations, halt
+from coordhub.core.conversations import Draft
+from coordhub.core.halt import Exempt
+from coordhub.core.identity import Actor
+from coordhub.errors import Invalid
+
+router = APIRouter(prefix="/api/coord/conversations", tags=["conversations"])
+
+
+async def _actor(who: Caller) -> Actor:
+    return await who.act()
+
+
+@router.get("/profile", response_model=ProfileOut, responses=responses(*READ_ERRORS))
+async def get_profile(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Your conversation address (`<machine>.<project>`) and declared tools."""
+    actor = await _actor(who)
+    return await query(request, lambda tx, now: conversations.profile(tx, actor))
+
+
+@router.put("/profile", response_model=ProfileOut, responses=responses(*WRITE_ERRORS))
+async def set_profile(body: ProfileSet, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Declare your machine, project and/or tools (omitted ones keep their value)."""
+    actor = await _actor(who)
+    return await mutate(request, actor, lambda tx, now: conversations.set_profile(
+        tx, actor, machine=body.machine, project=body.project, tools=body.tools, now=now),
+        during_halt=Exempt.PRESENCE)
+
+
+@router.get("/addresses", response_model=list[AddressOut], responses=responses(*READ_ERRORS))
+async def addresses(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Every declared address with its sessions (and their presence) and pending count."""
+    await _actor(who)
+    return await query(request, lambda tx, now: conversations.addresses(tx, now))
+
+
+@router.post("/keys", status_code=201, response_model=KeyOut, responses=responses(*WRITE_ERRORS))
+async def add_key(body: KeyAdd, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Register an armored OpenPGP public key: your signed turns are verified against your keys."""
+    actor = await _actor(who)
+    try:
+        fingerprint = await asyncio.to_thread(openpgp.fingerprint, body.armored)
+    except openpgp.BadKey as exc:
+        raise Invalid(str(exc), field="armored") from None
+    return await mutate(request, actor, lambda tx, now: conversations.add_key(
+        tx, actor, body.armored, fingerprint, now), status=201)
+
+
+@router.get("/keys", response_model=list[KeyOut], responses=responses(*READ_ERRORS))
+async def keys(request: Request, session_id: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
+    """A session's registered public keys (default: yours); public keys are readable by every session."""
+    actor = await _actor(who)
+    whose = actor.session_id if session_id is None else session_id
+    return await query(request, lambda tx, now: conversations.keys(tx, whose))
+
+
+@router.delete("/keys/{fingerprint}", responses=responses(*WRITE_ERRORS, 404))
+async def delete_key(fingerprint: str, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Remove one of your keys."""
+    actor = await _actor(who)
+    return await mutate(request, actor, lambda tx, now: conversations.delete_key(tx, actor, fingerprint, now),
+                        during_halt=Exempt.RELEASE)
+
+
+async def _send(request: Request, actor: Actor, d: Draft) -> JSONResponse:
+    verdict = None
+    if d.signature is not None:
+        signature = d.signature
+        found = await hub(request).query(lambda tx, now: conversations.armored_keys(tx, actor.session_id))
+        if found:
+            verdict = await asyncio.to_thread(openpgp.verify, d.content.encode("utf-8"), signature, found)
+    return await mutate(request, actor, lambda tx, now: conversations.send(tx, actor, d, verdict, now))
+
+
+@router.post("/turns", status_code=201, response_model=TurnOut, responses=responses(*WRITE_ERRORS, 409),
+             openapi_extra={"responses": {"200": {"description": "An identical retry: the first turn, "
+                                                                 "decision dedup."}}})
+async def send(body: TurnSend, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Send a turn; the hub decides it (process, dedup, query, reject) and assigns its sequence.
+
+    201 for a recorded turn, 200 for an identical retry (the first turn, ``decision: dedup``); 422
+    ``unknown_destination`` lists the known addresses; 409 ``sequence_taken`` answers ``expect_sequence``.
+    """
+    actor = await _actor(who)
+    d = conversations.draft(
+        to=body.to, content=body.content, signature=body.signature, expect_sequence=body.expect_sequence,
+        from_machine=body.from_machine, from_project=body.from_project, conversation_id=body.conversation_id,
+        type=body.type, title=body.title, body=body.body, requires_tools=body.requires_tools,
+        release_status=body.release_status, protocol_version=body.protocol_version, now=hub(request).clock.now())
+    return await _send(request, actor, d)
+
+
+@router.get("/turns", response_model=list[TurnOut], responses=responses(*READ_ERRORS))
+async def turns(request: Request, to_machine: str | None = None, after: int = Query(0, ge=0, le=2**62),
+                limit: int = Query(500, ge=1, le=conversations.MAX_PAGE),
+                who: Caller = Depends(caller)) -> JSONResponse:
+    """Accepted turns to any project on a machine (default: yours) with ``id > after``, oldest first (sync)."""
+    actor = await _actor(who)
+    return await query(request, lambda tx, now: conversations.for_machine(tx, actor, to_machine, after, limit),
+                       off_loop=True)
+
+
+@router.get("/turns/{turn_id}", response_model=TurnOut, responses=responses(*READ_ERRORS, 404))
+async def get_turn(turn_id: int, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """One turn you wrote, or of a conversation your address takes part in."""
+    actor = await _actor(who)
+    return await query(request, lambda tx, now: conversations.turn(tx, actor, turn_id))
+
+
+@router.get("/inbox", response_model=list[TurnOut], responses=responses(*READ_ERRORS))
+async def inbox(request: Request, address: str | None = None,
+                limit: int = Query(100, ge=1, le=conversations.MAX_PAGE),
+                who: Caller = Depends(caller)) -> JSONResponse:
+    """Pending turns to your address, oldest first (pending: no release followed it in its conversation)."""
+    actor = await _actor(who)
+    return await query(request, lambda tx, now: conversations.inbox(tx, actor, address, limit))
+
+
+@router.post("/unshown", response_model=UnshownTurnsOut, responses=responses(*WRITE_ERRORS))
+async def unshown(body: UnshownTurns, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Pending turns your agent has not been shown yet (oldest first), now marked shown: what hooks inject."""
+    actor = await _actor(who)
+    return await mutate(request, actor, lambda tx, now: conversations.unshown(tx, actor, body.limit, now),
+                        during_halt=Exempt.SEEN)
+
+
+@router.get("/status", response_model=StatusOut, responses=responses(*READ_ERRORS))
+async def status(request: Request, machine: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
+    """Seed 004's ``cross-agent-status``: pending count and newest pending turn per project on a machine."""
+    actor = await _actor(who)
+    return await query(request, lambda tx, now: conversations.status(
+        tx, actor, machine, now, halt_active=halt.current(tx) is not None))
+
+
+@router.get("", response_model=list[ConversationOut], responses=responses(*READ_ERRORS))
+async def listing(request: Request, state: str | None = None, project: str | None = None,
+                  limit: int = Query(100, ge=1, le=conversations.MAX_PAGE),
+                  who: Caller = Depends(caller)) -> JSONResponse:
+    """Conversations your address takes part in (every one for an admin), most recently updated first."""
+    actor = await _actor(who)
+    return await query(request, lambda tx, now: conversations.listing(
+        tx, actor, state=state, project=project, limit=limit), off_loop=True)
+
+
+@router.get("/{conversation_id}", response_model=ConversationDetailOut, responses=responses(*READ_ERRORS, 404))
+async def show(conversation_id: str, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """A whole conversation: accepted turns by sequence, plus your own refused ones."""
+    actor = await _actor(who)
+    return await query(request, lambda tx, now: conversations.show(tx, actor, conversation_id), off_loop=True)
+
+
+@router.get("/{conversation_id}/next-sequence", response_model=NextSequenceOut, responses=responses(*READ_ERRORS))
+async def next_sequence(conversation_id: str, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """The sequence the next accepted turn gets (a signing sender writes it into its file, then sends)."""
+    await _actor(who)
+    return await query(request, lambda tx, now: {
+        "conversation_id": conversation_id, "next_sequence": conversations.next_sequence(tx, conversation_id)})
+
+
+@router.post("/{conversation_id}/release", status_code=201, response_model=TurnOut,
+             responses=responses(*WRITE_ERRORS, 404))
+async def release(conversation_id: str, body: TurnRelease, request: Request,
+                  who: Caller = Depends(caller)) -> JSONResponse:
+    """Release a conversation: a ``release`` turn, after which none of its earlier turns is pending."""
+    actor = await _actor(who)
+    h = hub(request)
+    d = await h.query(lambda tx, now: conversations.release_draft(
+        tx, actor, conversation_id, to=body.to, release_status=body.release_status, body=body.body, now=now))
+    return await _send(request, actor, d)

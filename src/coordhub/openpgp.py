@@ -1,0 +1,126 @@
+"""OpenPGP keys and detached signatures, checked by the ``gpg`` binary through python-gnupg.
+
+Seed 004 signs every message file with ``gpg --detach-sign --armor``; its
+users keep their GPG keys. The hub verifies those signatures (issue 9) and
+never does crypto of its own: each check runs ``gpg`` in a private home
+directory holding only the keys the caller passed, so the machine's own
+keyring never decides what the hub trusts.
+
+Every call runs a ``gpg`` subprocess (tens of milliseconds): call from a
+worker thread, never from the event loop. Home directories are cached per
+set of keys (at most :data:`MAX_HOMES`), so repeated checks of one sender
+cost one ``gpg --verify``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import gnupg  # type: ignore[import-untyped]
+
+MAX_KEY_BYTES = 64 * 1024   # an armored public key with a few subkeys and signatures is a few KiB
+MAX_HOMES = 64
+_BEGIN_KEY = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+
+
+class BadKey(ValueError):
+    """The text is not one armored OpenPGP public key (message says why)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of checking a detached signature.
+
+    ``valid``: the signature verifies against one of the given keys;
+    ``fingerprint``: the primary key's fingerprint (upper-case hex) when valid;
+    ``reason``: why not, in words, when not valid.
+    """
+
+    valid: bool
+    fingerprint: str | None = None
+    reason: str | None = None
+
+
+class _Homes:
+    """Private gpg home directories, one per key set, least recently used evicted."""
+
+    def __init__(self) -> None:
+        self._root = Path(tempfile.mkdtemp(prefix="coordhub-gpg-"))
+        self._homes: OrderedDict[str, tuple[gnupg.GPG, threading.Lock]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, keys: tuple[str, ...]) -> tuple[gnupg.GPG, threading.Lock]:
+        digest = hashlib.sha256("\n\x00".join(sorted(keys)).encode()).hexdigest()[:32]
+        with self._lock:
+            found = self._homes.get(digest)
+            if found is not None:
+                self._homes.move_to_end(digest)
+                return found
+        home = self._root / digest
+        home.mkdir(mode=0o700, exist_ok=True)
+        gpg = gnupg.GPG(gnupghome=str(home))
+        for armored in keys:
+            gpg.import_keys(armored)
+        entry = (gpg, threading.Lock())
+        with self._lock:
+            self._homes[digest] = entry
+            while len(self._homes) > MAX_HOMES:
+                old, _ = self._homes.popitem(last=False)
+                shutil.rmtree(self._root / old, ignore_errors=True)
+        return entry
+
+
+_homes = _Homes()
+
+
+def fingerprint(armored: str) -> str:
+    """The primary fingerprint of one armored public key (upper-case hex); :class:`BadKey` otherwise.
+
+    Refuses secret keys, several keys in one block, and text over
+    :data:`MAX_KEY_BYTES`.
+    """
+    text = armored.strip()
+    if len(text.encode("utf-8")) > MAX_KEY_BYTES or not text.startswith(_BEGIN_KEY):
+        raise BadKey(f"a key must be one ASCII-armored OpenPGP public key ({_BEGIN_KEY} …, at most "
+                        f"{MAX_KEY_BYTES} bytes), as `gpg --armor --export KEYID` writes")
+    with tempfile.TemporaryDirectory(prefix="coordhub-gpg-key-") as home:
+        os.chmod(home, 0o700)
+        gpg = gnupg.GPG(gnupghome=home)
+        result = gpg.scan_keys_mem(text)
+        public = [k for k in result if k.get("type") == "pub"]
+        if len(result) != 1 or len(public) != 1:
+            raise BadKey(f"expected one public key, found {len(public)} public and "
+                            f"{len(result) - len(public)} other key(s)")
+        return str(public[0]["fingerprint"]).upper()
+
+
+def verify(data: bytes, signature: str, keys: list[str]) -> Verdict:
+    """Check a detached armored ``signature`` over ``data`` against ``keys`` (armored public keys).
+
+    Blocking (runs ``gpg``). With no keys the answer is not valid, reason
+    ``no key``. Never raises for a bad signature: the verdict says why.
+    """
+    if not keys:
+        return Verdict(False, reason="no key registered")
+    gpg, lock = _homes.get(tuple(keys))
+    with tempfile.NamedTemporaryFile("w", suffix=".asc", delete=False, encoding="utf-8") as sig:
+        sig.write(signature)
+    try:
+        with lock:
+            result = gpg.verify_data(sig.name, data)
+    finally:
+        os.unlink(sig.name)
+    if result.valid:
+        primary = result.pubkey_fingerprint or result.fingerprint
+        return Verdict(True, fingerprint=str(primary).upper())
+    status = result.status or "no valid signature"
+    if result.key_id and status == "no public key":
+        status = f"signed by key {result.key_id}, which is not registered for this session"
+    return Verdict(False, reason=status)

@@ -1,0 +1,143 @@
+"""Conversations, their turns, sessions' conversation addresses and signing keys (issue 9, seed 004).
+
+A turn is addressed to ``<machine>.<project>``; the sessions that declared
+that address (``sessions.machine``/``sessions.project``) receive it. Turns
+are never updated: a conversation's state is two counters on its row
+(``last_sequence``, ``last_release``), so "pending" is an index range
+(``sequence > last_release``) rather than a scan of files.
+"""
+
+from __future__ import annotations
+
+from coordhub.store.base import Row
+from coordhub.store.tables.base import Table
+
+_TURN = "SELECT t.* FROM turns t "
+
+
+class Conversations(Table):
+    """The ``conversations`` and ``turns`` tables."""
+
+    def get(self, conversation_id: str) -> Row | None:
+        """The conversation row, or None."""
+        return self.ex.one("SELECT * FROM conversations WHERE conversation_id = ?", (conversation_id,))
+
+    def create(self, row: Row) -> None:
+        """Insert a new conversation."""
+        self.insert("conversations", row)
+
+    def advance(self, conversation_id: str, sequence: int, release: bool, now: float) -> None:
+        """Record an accepted turn of ``sequence`` (and, for a release, that it releases everything before)."""
+        self.ex.execute(
+            "UPDATE conversations SET last_sequence = ?, updated_at = ?"
+            + (", last_release = ?" if release else "") + " WHERE conversation_id = ?",
+            (sequence, now, sequence, conversation_id) if release else (sequence, now, conversation_id))
+
+    def listing(self, limit: int, state: str | None, project: str | None) -> list[Row]:
+        """Conversations, most recently updated first; ``state`` open/released and ``project`` filter."""
+        where, args = [], []
+        if state == "open":
+            where.append("last_release < last_sequence")
+        elif state == "released":
+            where.append("last_release = last_sequence")
+        if project is not None:
+            where.append("project = ?")
+            args.append(project)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        return self.ex.all(f"SELECT * FROM conversations{clause} ORDER BY updated_at DESC LIMIT ?", (*args, limit))
+
+    def participants(self, conversation_id: str) -> list[str]:
+        """Addresses that sent or received an accepted turn of the conversation, sorted."""
+        rows = self.ex.all("SELECT from_address AS a FROM turns WHERE conversation_id = ? AND decision = 'process' "
+                           "UNION SELECT to_address FROM turns WHERE conversation_id = ? AND decision = 'process'",
+                           (conversation_id, conversation_id))
+        return sorted(str(r["a"]) for r in rows)
+
+    def add_turn(self, row: Row) -> int:
+        """Insert a turn; return its id (increasing in commit order)."""
+        return self.insert_returning("turns", row, "id")
+
+    def turn(self, turn_id: int) -> Row | None:
+        """One turn, or None."""
+        return self.ex.one("SELECT * FROM turns WHERE id = ?", (turn_id,))
+
+    def turns(self, conversation_id: str, author: str | None) -> list[Row]:
+        """Accepted turns of a conversation by sequence, then ``author``'s refused ones by id."""
+        return self.ex.all(
+            "SELECT * FROM turns WHERE conversation_id = ? AND (decision = 'process' OR author = ?) "
+            "ORDER BY sequence IS NULL, sequence, id", (conversation_id, author or ""))
+
+    def same_content(self, conversation_id: str, author: str, sha256: str) -> Row | None:
+        """The first accepted turn of ``author`` in the conversation with this content hash (a retry's original)."""
+        return self.ex.one("SELECT * FROM turns WHERE conversation_id = ? AND author = ? AND content_sha256 = ? "
+                           "AND decision = 'process' ORDER BY id LIMIT 1", (conversation_id, author, sha256))
+
+    def pending_to(self, address: str, limit: int, after_id: int = 0) -> list[Row]:
+        """Accepted non-release turns to ``address`` not followed by a release in their conversation, oldest first."""
+        return self.ex.all(
+            _TURN + "JOIN conversations c ON c.conversation_id = t.conversation_id "
+            "WHERE t.to_address = ? AND t.decision = 'process' AND t.id > ? AND t.type <> 'release' "
+            "AND t.sequence > c.last_release ORDER BY t.id LIMIT ?", (address, after_id, limit))
+
+    def pending_counts(self, addresses: list[str]) -> list[Row]:
+        """``(to_address, pending, newest)`` for each of ``addresses`` that has pending turns."""
+        if not addresses:
+            return []
+        marks = ", ".join("?" * len(addresses))
+        return self.ex.all(
+            "SELECT t.to_address, COUNT(*) AS pending, MAX(t.id) AS newest FROM turns t "
+            "JOIN conversations c ON c.conversation_id = t.conversation_id "
+            f"WHERE t.to_address IN ({marks}) AND t.decision = 'process' AND t.type <> 'release' "
+            "AND t.sequence > c.last_release GROUP BY t.to_address", tuple(addresses))
+
+    def to_machine(self, machine: str, after_id: int, limit: int) -> list[Row]:
+        """Accepted turns addressed to any project on ``machine`` with id above ``after_id``, oldest first."""
+        return self.ex.all(_TURN + "WHERE t.to_machine = ? AND t.decision = 'process' AND t.id > ? "
+                           "ORDER BY t.id LIMIT ?", (machine, after_id, limit))
+
+    # ---- addresses and tools ------------------------------------------------
+
+    def set_profile(self, session_id: str, machine: str | None, project: str | None, tools: str | None) -> None:
+        """Set a session's declared machine, project and tools (JSON array text)."""
+        self.ex.execute("UPDATE sessions SET machine = ?, project = ?, tools = ? WHERE session_id = ?",
+                        (machine, project, tools, session_id))
+
+    def addresses(self) -> list[Row]:
+        """Every session that declared an address: ``session_id, machine, project, tools`` and presence columns."""
+        return self.ex.all("SELECT * FROM sessions WHERE machine IS NOT NULL AND project IS NOT NULL "
+                           "ORDER BY machine, project, session_id")
+
+    def at_address(self, machine: str, project: str) -> list[Row]:
+        """The sessions that declared ``machine.project``."""
+        return self.ex.all("SELECT * FROM sessions WHERE machine = ? AND project = ?", (machine, project))
+
+    def set_turns_shown(self, session_id: str, turn_id: int) -> None:
+        """Move the session's shown-turns cursor."""
+        self.ex.execute("UPDATE sessions SET turns_shown = ? WHERE session_id = ?", (turn_id, session_id))
+
+
+class SigningKeys(Table):
+    """The ``signing_keys`` table: OpenPGP public keys sessions registered."""
+
+    def add(self, row: Row) -> bool:
+        """Register a key; False when the session already has it."""
+        if self.ex.one("SELECT 1 AS x FROM signing_keys WHERE session_id = ? AND fingerprint = ?",
+                       (row["session_id"], row["fingerprint"])):
+            return False
+        self.insert("signing_keys", row)
+        return True
+
+    def of(self, session_id: str) -> list[Row]:
+        """A session's keys, oldest first."""
+        return self.ex.all("SELECT * FROM signing_keys WHERE session_id = ? ORDER BY created_at, fingerprint",
+                           (session_id,))
+
+    def delete(self, session_id: str, fingerprint: str) -> int:
+        """Remove one of a session's keys; return rows removed."""
+        return self.ex.execute("DELETE FROM signing_keys WHERE session_id = ? AND fingerprint = ?",
+                               (session_id, fingerprint))
+
+    def count(self, session_id: str) -> int:
+        """How many keys a session has."""
+        row = self.ex.one("SELECT COUNT(*) AS n FROM signing_keys WHERE session_id = ?", (session_id,))
+        return int(row["n"]) if row else 0

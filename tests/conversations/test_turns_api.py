@@ -1,0 +1,213 @@
+"""Conversation turns over HTTP on both backends: addressing, every decision of seed 004's receiver, sequences,
+pending and release, signatures with a real GnuPG key, visibility."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api
+from tests.conversations.conftest import GpgKey, org
+
+URL = "/api/coord/conversations"
+
+
+def agent(api: Api, session: str, machine: str, project: str, tools: list[str] | None = None) -> dict[str, str]:
+    headers = api.token(session)
+    body: dict[str, Any] = {"machine": machine, "project": project}
+    if tools is not None:
+        body["tools"] = tools
+    r = api.put(f"{URL}/profile", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    return headers
+
+
+@pytest.fixture
+def pair(api: Api) -> tuple[dict[str, str], dict[str, str]]:
+    """``career`` on machine ratio and ``homelab`` on machine velox."""
+    return agent(api, "ratio/career", "ratio", "career"), agent(api, "velox/homelab", "velox", "homelab")
+
+
+def send(api: Api, headers: dict[str, str], to: str, content: str, **extra: Any) -> Any:
+    return api.post(f"{URL}/turns", json={"to": to, "content": content, **extra}, headers=headers)
+
+
+def test_turn_is_processed_numbered_pending_and_released(api: Api, pair: Any) -> None:
+    career, homelab = pair
+    r = send(api, career, "velox.homelab", org(sequence=7))
+    assert r.status_code == 201, r.text
+    t = r.json()
+    assert (t["decision"], t["sequence"], t["stated_sequence"], t["pending"]) == ("process", 1, 7, True)
+    assert (t["from"], t["to"], t["author"]) == ("ratio.career", "velox.homelab", "ratio/career")
+    assert "#+SEQUENCE: 1\n" in t["content"] and "#+TIMESTAMP: 2026-04-27T09:11:42Z\n" in t["content"]
+    assert t["file_name"].endswith("-from-career-prep-fixup-1.org")
+    inbox = api.get(f"{URL}/inbox", headers=homelab).json()
+    assert [x["id"] for x in inbox] == [t["id"]]
+    assert api.get(f"{URL}/inbox", headers=career).json() == []
+    reply = send(api, homelab, "ratio.career", org(kind="progress", body="on it\n", timestamp="2026-04-27T10:00:00Z"))
+    assert reply.json()["sequence"] == 2
+    rel = api.post(f"{URL}/prep-fixup/release", json={}, headers=career)
+    assert rel.status_code == 201, rel.text
+    assert (rel.json()["type"], rel.json()["sequence"], rel.json()["to"]) == ("release", 3, "velox.homelab")
+    assert api.get(f"{URL}/inbox", headers=homelab).json() == []
+    conv = api.get(f"{URL}/prep-fixup", headers=homelab).json()
+    assert conv["state"] == "released" and [x["sequence"] for x in conv["turns"]] == [1, 2, 3]
+    assert conv["participants"] == ["ratio.career", "velox.homelab"]
+
+
+def test_unknown_destination_lists_known_ones(api: Api, pair: Any) -> None:
+    career, _ = pair
+    r = send(api, career, "velox.nowhere", org())
+    assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_destination"
+    assert r.json()["error"]["known"] == ["ratio.career", "velox.homelab"]
+
+
+def test_local_means_the_senders_machine(api: Api) -> None:
+    a = agent(api, "ratio/career", "ratio", "career")
+    agent(api, "ratio/homelab", "ratio", "homelab")
+    assert send(api, a, "local.homelab", org()).json()["to"] == "ratio.homelab"
+
+
+@pytest.mark.parametrize(("content", "field"), [
+    (org().replace("#+MESSAGE_TYPE: request\n", ""), "content"),
+    (org(kind="chat"), "MESSAGE_TYPE"),
+    (org().replace("#+SEQUENCE: 1", "#+SEQUENCE: one"), "SEQUENCE"),
+    (org(timestamp="2026-04-27 04:11"), "TIMESTAMP"),
+    (org(timestamp="yesterday"), "TIMESTAMP"),
+    (org(conversation="../etc"), "CONVERSATION_ID"),
+])
+def test_malformed_files_are_refused_and_change_nothing(api: Api, pair: Any, content: str, field: str) -> None:
+    career, homelab = pair
+    r = send(api, career, "velox.homelab", content)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field
+    assert api.get(f"{URL}/inbox", headers=homelab).json() == []
+    assert api.get(URL, headers=api.admin).json() == []
+
+
+def test_protocol_version_mismatch_is_a_query_seen_only_by_its_author(api: Api, pair: Any) -> None:
+    career, homelab = pair
+    t = send(api, career, "velox.homelab", org(version="4")).json()
+    assert (t["decision"], t["sequence"]) == ("query", None)
+    assert t["reason"] == "PROTOCOL_VERSION mismatch: expected 5, got 4"
+    assert api.get(f"{URL}/inbox", headers=homelab).json() == []
+    assert api.get(f"{URL}/turns/{t['id']}", headers=homelab).status_code == 404
+    assert api.get(f"{URL}/turns/{t['id']}", headers=career).json()["decision"] == "query"
+    # the refused turn took no sequence: the next accepted one is 1
+    assert send(api, career, "velox.homelab", org()).json()["sequence"] == 1
+
+
+def test_required_tools_must_be_declared_by_the_destination(api: Api) -> None:
+    career = agent(api, "ratio/career", "ratio", "career")
+    agent(api, "velox/homelab", "velox", "homelab", tools=["rg"])
+    t = send(api, career, "velox.homelab", org(tools="rg, jq, kubectl")).json()
+    assert (t["decision"], t["reason"]) == ("query", "required tools unavailable: jq, kubectl")
+    ok = send(api, career, "velox.homelab", org(conversation="other", tools="rg")).json()
+    assert ok["decision"] == "process" and ok["requires_tools"] == ["rg"]
+
+
+def test_identical_retry_is_deduplicated_even_renumbered(api: Api, pair: Any) -> None:
+    career, homelab = pair
+    first = send(api, career, "velox.homelab", org(sequence=1))
+    again = send(api, career, "velox.homelab", org(sequence=2))  # the sender renumbered its retry
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["decision"] == "dedup" and again.json()["id"] == first.json()["id"]
+    assert len(api.get(f"{URL}/inbox", headers=homelab).json()) == 1
+    other_body = send(api, career, "velox.homelab", org(body="something else\n"))
+    assert other_body.json()["decision"] == "process" and other_body.json()["sequence"] == 2
+
+
+def test_idempotency_key_replays_the_first_answer(api: Api, pair: Any) -> None:
+    career, _ = pair
+    h = {**career, "Idempotency-Key": "k-1"}
+    a = send(api, h, "velox.homelab", org())
+    b = send(api, h, "velox.homelab", org())
+    assert a.status_code == b.status_code == 201 and b.headers.get("Idempotent-Replayed") == "true"
+    assert a.json() == b.json()
+
+
+def test_expect_sequence_refuses_a_stale_number(api: Api, pair: Any) -> None:
+    career, _ = pair
+    assert send(api, career, "velox.homelab", org(), expect_sequence=1).status_code == 201
+    r = send(api, career, "velox.homelab", org(body="next\n"), expect_sequence=1)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "sequence_taken"
+    assert r.json()["error"]["next_sequence"] == 2
+    assert api.get(f"{URL}/prep-fixup/next-sequence", headers=career).json()["next_sequence"] == 2
+
+
+def test_signed_turn_verified_and_carried_byte_for_byte(api: Api, pair: Any, gpg_keys: tuple[GpgKey, GpgKey]) -> None:
+    author, stranger = gpg_keys
+    career, homelab = pair
+    r = api.post(f"{URL}/keys", json={"armored": author.armored}, headers=career)
+    assert r.status_code == 201 and r.json()["fingerprint"] == author.fingerprint
+    content = org(sequence=1).replace("\n", "\r\n")  # bytes are kept exactly, line ends and all
+    t = send(api, career, "velox.homelab", content, signature=author.sign(content.encode())).json()
+    assert (t["decision"], t["verified"], t["signer"]) == ("process", True, author.fingerprint)
+    assert t["content"] == content
+    seen = api.get(f"{URL}/inbox", headers=homelab).json()[0]
+    assert seen["content"] == content and seen["signature"].startswith("-----BEGIN PGP SIGNATURE-----")
+    forged = org(conversation="forged")
+    bad = send(api, career, "velox.homelab", forged, signature=stranger.sign(forged.encode())).json()
+    assert (bad["decision"], bad["verified"], bad["sequence"]) == ("reject", False, None)
+    assert "registered keys" in bad["reason"]
+    tampered = org(conversation="tampered")
+    sig = author.sign(tampered.encode())
+    t2 = send(api, career, "velox.homelab", tampered.replace("Please", "Kindly"), signature=sig).json()
+    assert t2["decision"] == "reject"
+    assert [x["conversation_id"] for x in api.get(f"{URL}/inbox", headers=homelab).json()] == ["prep-fixup"]
+
+
+def test_bad_key_and_bad_signature_text_are_refused(api: Api, pair: Any) -> None:
+    career, _ = pair
+    r = api.post(f"{URL}/keys", json={"armored": "-----BEGIN PGP PUBLIC KEY BLOCK-----\nnope\n"}, headers=career)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "armored"
+    r = send(api, career, "velox.homelab", org(), signature="not a signature")
+    assert r.status_code == 422 and r.json()["error"]["field"] == "signature"
+
+
+def test_field_form_and_status(api: Api, pair: Any) -> None:
+    career, homelab = pair
+    r = api.post(f"{URL}/turns", json={"to": "velox.homelab", "conversation_id": "q1", "type": "query",
+                                        "title": "A question", "body": "Why?"}, headers=career)
+    assert r.status_code == 201, r.text
+    assert r.json()["content"].startswith("#+TITLE: A question\n#+CONVERSATION_ID: q1\n#+MESSAGE_TYPE: query\n"
+                                          "#+SEQUENCE: 1\n")
+    st = api.get(f"{URL}/status", headers=homelab).json()
+    assert st["machine"] == "velox" and st["halt_active"] is False
+    assert st["projects"][0]["name"] == "homelab" and st["projects"][0]["pending_count"] == 1
+    assert st["projects"][0]["most_recent"]["filename"] == r.json()["file_name"]
+
+
+def test_a_token_cannot_declare_another_machine(api: Api) -> None:
+    h = api.token("ratio/career")
+    r = api.put(f"{URL}/profile", json={"machine": "velox", "project": "homelab"}, headers=h)
+    assert r.status_code == 403
+
+
+def test_turns_are_private_to_participants(api: Api, pair: Any) -> None:
+    career, homelab = pair
+    outsider = agent(api, "zed/spy", "zed", "spy")
+    t = send(api, career, "velox.homelab", org()).json()
+    assert api.get(f"{URL}/turns/{t['id']}", headers=outsider).status_code == 404
+    assert api.get(f"{URL}/prep-fixup", headers=outsider).status_code == 404
+    assert api.get(f"{URL}/turns", params={"to_machine": "velox"}, headers=outsider).status_code == 403
+    assert [x["id"] for x in api.get(f"{URL}/turns", headers=homelab).json()] == [t["id"]]
+
+
+def test_unshown_marks_turns_shown_once(api: Api, pair: Any) -> None:
+    career, homelab = pair
+    for i in range(3):
+        send(api, career, "velox.homelab", org(conversation=f"c{i}"))
+    first = api.post(f"{URL}/unshown", json={"limit": 2}, headers=homelab).json()
+    assert [t["conversation_id"] for t in first["turns"]] == ["c0", "c1"] and first["more"] == 1
+    second = api.post(f"{URL}/unshown", json={"limit": 2}, headers=homelab).json()
+    assert [t["conversation_id"] for t in second["turns"]] == ["c2"] and second["more"] == 0
+
+
+def test_halt_refuses_turns(api: Api, pair: Any) -> None:
+    career, _ = pair
+    assert api.post("/api/coord/halt", json={"reason": "drill"}, headers=api.admin).status_code == 201
+    r = send(api, career, "velox.homelab", org())
+    assert r.status_code == 423
+    assert api.get(f"{URL}/status", headers=career).json()["halt_active"] is True
