@@ -199,10 +199,14 @@ def test_unshown_marks_turns_shown_once(api: Api, pair: Any) -> None:
     career, homelab = pair
     for i in range(3):
         send(api, career, "velox.homelab", org(conversation=f"c{i}"))
-    first = api.post(f"{URL}/unshown", json={"limit": 2}, headers=homelab).json()
-    assert [t["conversation_id"] for t in first["turns"]] == ["c0", "c1"] and first["more"] == 1
-    second = api.post(f"{URL}/unshown", json={"limit": 2}, headers=homelab).json()
-    assert [t["conversation_id"] for t in second["turns"]] == ["c2"] and second["more"] == 0
+    api.post("/api/coord/messages", json={"to_session": "velox/homelab", "subject": "hi"}, headers=career)
+    first = api.post("/api/coord/messages/unshown", json={"limit": 3}, headers=homelab).json()
+    assert [m["subject"] for m in first["messages"]] == ["hi"]  # messages first, turns share the rest of limit
+    assert [t["conversation_id"] for t in first["turns"]] == ["c0", "c1"] and first["turns_more"] == 1
+    second = api.post("/api/coord/messages/unshown", json={"limit": 3}, headers=homelab).json()
+    assert second["messages"] == [] and [t["conversation_id"] for t in second["turns"]] == ["c2"]
+    assert second["turns_more"] == 0
+    assert api.post("/api/coord/messages/unshown", json={"limit": 3}, headers=homelab).json()["turns"] == []
 
 
 def test_halt_refuses_turns(api: Api, pair: Any) -> None:

@@ -169,16 +169,3 @@ class NextSequenceOut(Out):
 
     conversation_id: str
     next_sequence: int
-
-
-class UnshownTurns(Strict):
-    """``POST /api/coord/conversations/unshown``."""
-
-    limit: int = Field(5, ge=1, le=100)
-
-
-class UnshownTurnsOut(Out):
-    """Pending turns just shown to the agent, and how many more are waiting."""
-
-    turns: list[TurnOut]
-    more: int

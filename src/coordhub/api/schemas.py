@@ -183,10 +183,13 @@ class Unshown(Strict):
 
 
 class UnshownOut(Out):
-    """Messages just shown to the agent, and how many more are waiting."""
+    """Messages (and pending conversation turns) just shown to the agent, and how many more are waiting."""
 
     messages: list[MessageOut]
     more: int
+    turns: list[dict[str, Any]] = Field(default_factory=list, description="Pending conversation turns to your "
+                                        "address not shown before (see /api/coord/conversations/turns/{id}).")
+    turns_more: int = 0
 
 
 class UnreadCountOut(Out):

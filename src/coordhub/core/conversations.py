@@ -494,14 +494,15 @@ def inbox(tx: Tx, actor: Actor, address: str | None = None, limit: int = 100) ->
 def unshown(tx: Tx, actor: Actor, limit: int, now: float) -> dict[str, Any]:
     """Pending turns to the actor's address its agent has not been shown yet (oldest first), now marked shown.
 
-    What the prompt and post-tool-use hooks inject, under their cap: ``more``
-    counts the ones left for next time.
+    What the prompt and post-tool-use hooks inject, under their cap, with the
+    unread messages (``POST /messages/unshown``): ``more`` counts the ones
+    left for next time (at most :data:`MAX_PAGE` are counted).
     """
     row = tx.sessions.get(actor.session_id)
     addr = _address_of(tx, actor.session_id)
     if row is None or addr is None:
         return {"turns": [], "more": 0}
-    rows = tx.conversations.pending_to(addr, limit + 1, int(row["turns_shown"]))
+    rows = tx.conversations.pending_to(addr, limit + MAX_PAGE, int(row["turns_shown"]))
     shown, more = rows[:limit], len(rows) - min(len(rows), limit)
     if shown:
         tx.conversations.set_turns_shown(actor.session_id, int(shown[-1]["id"]))

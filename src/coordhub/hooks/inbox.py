@@ -8,6 +8,8 @@ see injected context. Everything the sender wrote is shown through
 :mod:`coordhub.hooks.untrusted`: one-line fields with line breaks and control
 characters escaped, the body as lines each starting with ``| ``, so no
 message can add a line that reads as this block's framing (issue 7, point 8).
+Pending conversation turns to the session's address (seed 004) come in
+the same answer and the same block, each as a ``CONVERSATION TURN``.
 Injection is cursor-based: ``POST /messages/unshown`` returns only what this
 session's agent has not been shown and marks it shown, so a message is
 injected once (the hub makes an unacked ack-required message unshown again
@@ -37,13 +39,32 @@ MAX_LISTED = 500  # the hub's own inbox page limit
 MIN_BODY = 80  # a shown message keeps at least this much of its (quoted) body (room for the truncation note)
 
 
+def turn_banner(turn: dict[str, Any], body: str | None = None) -> str:
+    """One pending conversation turn (seed 004) shown like a message, its body quoted."""
+    meta = (f"turn {one_line(turn.get('id'))} · {when(turn.get('created_at'))} · {one_line(turn.get('type')).upper()}"
+            f" · conversation {one_line(turn.get('conversation_id'))} #{one_line(turn.get('sequence'))}"
+            f" · to {one_line(turn.get('to'))}")
+    if turn.get("requires_tools"):
+        meta += f" · requires {one_line(', '.join(str(t) for t in turn['requires_tools']))}"
+    if turn.get("verified") is True:
+        meta += " · signature verified"
+    head = f"CONVERSATION TURN FROM {one_line(turn.get('from'))} ({one_line(turn.get('author'))}) — " \
+           f"{one_line(turn.get('title'))}"
+    text = quoted(str(turn.get("body") or "")) if body is None else body
+    return f"{RULE}\n{head}\n{meta}\n{RULE}\n{text}\n{RULE}"
+
+
 def banner(msg: dict[str, Any], body: str | None = None) -> str:
     """One message shown prominently (seed 000), with ``body`` (already quoted) in place of the message's own.
+
+    A conversation turn (it has a ``conversation_id``) is shown by :func:`turn_banner`.
 
     The message's own body is shown with :func:`~coordhub.hooks.untrusted.quoted`;
     every field the sender chose goes through
     :func:`~coordhub.hooks.untrusted.one_line`.
     """
+    if "conversation_id" in msg:
+        return turn_banner(msg, body)
     tags = [one_line(msg["importance"]).upper()] if msg.get("importance") not in (None, "normal") else []
     if msg.get("broadcast"):
         tags.append("BROADCAST")
@@ -71,10 +92,12 @@ class Block(NamedTuple):
     shown: int
 
 
-def render(messages: list[dict[str, Any]], more: int, max_chars: int) -> Block | None:
+def render(messages: list[dict[str, Any]], more: int, max_chars: int, more_turns: int = 0) -> Block | None:
     """The ``UNREAD COORD MESSAGES`` block for ``messages`` (oldest first), at most ``max_chars`` long.
 
-    ``more`` counts unread messages not in ``messages``. Whole messages are
+    ``more`` counts unread messages not in ``messages`` (conversation turns,
+    shown like messages, may be among them; ``more_turns`` counts pending turns
+    left out, which are listed by another command). Whole messages are
     dropped from the end (and counted in the footer) until their frames fit
     with at least :data:`MIN_BODY` characters of each body; then the bodies
     share what is left, short ones whole, long ones truncated with a note.
@@ -82,39 +105,47 @@ def render(messages: list[dict[str, Any]], more: int, max_chars: int) -> Block |
     leave room for no message at all: the block is then one line with the
     count (which may itself exceed a tiny ``max_chars``).
     """
-    if not messages and more <= 0:
+    if not messages and more <= 0 and more_turns <= 0:
         return None
     bodies = [quoted(str(m.get("body") or "")) for m in messages]
     for shown in range(len(messages), -1, -1):
-        frame = _frame(messages[:shown], more + len(messages) - shown)
+        frame = _frame(messages[:shown], more + len(messages) - shown, more_turns)
         least = sum(min(len(b), MIN_BODY) for b in bodies[:shown])
         if len(frame) + least <= max_chars or shown == 0:
             break
     if shown == 0:
-        return Block(f"{TITLE}: {more + len(messages)} unread; run `coord msg inbox` to read them.", 0)
+        turns = f" and {more_turns} pending conversation turns (`coord conv inbox`)" if more_turns else ""
+        return Block(f"{TITLE}: {more + len(messages)} unread{turns}; run `coord msg inbox` to read them.", 0)
     chosen, bodies = messages[:shown], bodies[:shown]
     allowances = _share([len(b) for b in bodies], max_chars - len(frame))
     text = _compose(chosen, [_truncate(b, a) for b, a in zip(bodies, allowances, strict=True)],
-                    more + len(messages) - shown)
+                    more + len(messages) - shown, more_turns)
     return Block(text, shown)
 
 
-def _frame(messages: list[dict[str, Any]], hidden: int) -> str:
+def _frame(messages: list[dict[str, Any]], hidden: int, more_turns: int = 0) -> str:
     """The block with every body empty: its length is what the bodies cannot use."""
-    return _compose(messages, [""] * len(messages), hidden)
+    return _compose(messages, [""] * len(messages), hidden, more_turns)
 
 
-def _compose(messages: list[dict[str, Any]], bodies: list[str], hidden: int) -> str:
-    total = len(messages) + hidden
+def _compose(messages: list[dict[str, Any]], bodies: list[str], hidden: int, more_turns: int = 0) -> str:
+    total = len(messages) + hidden + more_turns
     count = f"{len(messages)} of {total}" if hidden else str(total)
     lines = [f"{TITLE} ({count}): {INSTRUCTION}."]
     lines += [banner(m, b) for m, b in zip(messages, bodies, strict=True)]
     if hidden:
         lines.append(f"{hidden} more unread: run `coord msg inbox`.")
-    if messages:
-        ack = any(m.get("requires_ack") and not m.get("acked_at") for m in messages)
+    if more_turns:
+        lines.append(f"{more_turns} more pending conversation turns: run `coord conv inbox`.")
+    plain = [m for m in messages if "conversation_id" not in m]
+    if plain:
+        ack = any(m.get("requires_ack") and not m.get("acked_at") for m in plain)
         lines.append("When you have shown them, mark each read with `coord msg read <id>`"
                      + (" and acknowledge ACK REQUIRED ones with `coord msg ack <id>`." if ack else "."))
+    if len(plain) < len(messages):
+        lines.append("Conversation turns stay pending until the conversation is released: answer with "
+                     "`coord conv send` (or `cross-agent-send`), read it whole with `coord conv show <conversation>`, "
+                     "release it with `coord conv release <conversation>`.")
     return "\n".join(lines)
 
 
@@ -177,8 +208,10 @@ def inject(inv: Invocation, event_name: str) -> Answer | None:
         return output.context(event_name, halt_notice(halt) + "\nUnread messages: `coord msg inbox`.")
     data = data if isinstance(data, dict) else {}
     messages = [m for m in data.get("messages") or [] if isinstance(m, dict)]
-    more = data.get("more")
-    block = render(messages, more if isinstance(more, int) else 0, inv.settings.max_chars)
+    messages += [t for t in data.get("turns") or [] if isinstance(t, dict) and "conversation_id" in t]
+    more, more_turns = data.get("more"), data.get("turns_more")
+    block = render(messages, more if isinstance(more, int) else 0, inv.settings.max_chars,
+                   more_turns if isinstance(more_turns, int) else 0)
     return output.context(event_name, block.text) if block else None
 
 

@@ -27,8 +27,6 @@ from coordhub.api.conversation_schemas import (
     TurnOut,
     TurnRelease,
     TurnSend,
-    UnshownTurns,
-    UnshownTurnsOut,
 )
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
@@ -148,14 +146,6 @@ async def inbox(request: Request, address: str | None = None,
     """Pending turns to your address, oldest first (pending: no release followed it in its conversation)."""
     actor = await _actor(who)
     return await query(request, lambda tx, now: conversations.inbox(tx, actor, address, limit))
-
-
-@router.post("/unshown", response_model=UnshownTurnsOut, responses=responses(*WRITE_ERRORS))
-async def unshown(body: UnshownTurns, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-    """Pending turns your agent has not been shown yet (oldest first), now marked shown: what hooks inject."""
-    actor = await _actor(who)
-    return await mutate(request, actor, lambda tx, now: conversations.unshown(tx, actor, body.limit, now),
-                        during_halt=Exempt.SEEN)
 
 
 @router.get("/status", response_model=StatusOut, responses=responses(*READ_ERRORS))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -14,11 +15,12 @@ from coordhub.api.auth import SESSION_HEADER, Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query, queued_at
 from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
-from coordhub.core import messages
+from coordhub.core import conversations, messages
 from coordhub.core.bus import EventBus
 from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid
+from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord/messages", tags=["messages"])
 MAX_WAIT_SECONDS = 60.0
@@ -102,11 +104,21 @@ async def _message_for(bus: EventBus, viewer: str, cursor: int, deadline: float)
 
 @router.post("/unshown", response_model=UnshownOut, responses=responses(*WRITE_ERRORS))
 async def unshown(request: Request, body: Unshown | None = None, who: Caller = Depends(caller)) -> JSONResponse:
-    """The caller's unread messages not yet shown to its agent, oldest first, now marked shown (hooks use it)."""
+    """The caller's unread messages not yet shown to its agent, oldest first, now marked shown (hooks use it).
+
+    Pending conversation turns to the caller's address that its agent has not
+    been shown come in the same answer (``turns``, ``turns_more``), sharing
+    ``limit`` after the messages, so a hook asks once.
+    """
     actor = await who.act()
     limit = body.limit if body else 5
-    return await mutate(request, actor, lambda tx, now: messages.unshown(tx, actor, limit, now),
-                        during_halt=Exempt.SEEN)
+
+    def op(tx: Tx, now: float) -> dict[str, Any]:
+        out = messages.unshown(tx, actor, limit, now)
+        turns = conversations.unshown(tx, actor, max(0, limit - len(out["messages"])), now)
+        return {**out, "turns": turns["turns"], "turns_more": turns["more"]}
+
+    return await mutate(request, actor, op, during_halt=Exempt.SEEN)
 
 
 async def _reader(request: Request, who: Caller, message_id: uuid.UUID, session_id: str | None) -> Actor:
