@@ -70,6 +70,11 @@ class McpHub:
             self.tokens[session] = made["token"]
         return self.tokens[session]
 
+    async def declare(self, session: str, machine: str, project: str) -> None:
+        """Declare ``session``'s conversation address (what the CLI and hooks do from the git root)."""
+        await self.rest("PUT", "/api/coord/conversations/profile", await self.token(session),
+                        json={"machine": machine, "project": project})
+
     @asynccontextmanager
     async def client(self, session: str | None, mode: str = "legacy", tools: str | None = None,
                      headers: dict[str, str] | None = None) -> AsyncIterator[Client]:

@@ -171,3 +171,27 @@ async def test_argument_errors_are_mcp_errors(mcp_hub: McpHub) -> None:
         assert "not_found" in error(await a.call_tool("complete_todo", {"todo_id": unknown}))
         # the session is still usable after every error
         assert ok(await a.call_tool("status", {}))["session_id"] == A
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_conversation_turns_through_mcp(mcp_hub: McpHub, mode: str) -> None:
+    """Issue 9 point 5: send, inbox, show and release a seed-004 conversation with the default tools."""
+    async with mcp_hub.client(A, mode) as a, mcp_hub.client(B, mode) as b:
+        await mcp_hub.declare(A, "host-a", "career")
+        await mcp_hub.declare(B, "host-b", "homelab")
+        sent = ok(await a.call_tool("conv_send", {"to": "host-b.homelab", "conversation_id": "prep-fixup",
+                                                  "type": "request", "body": "fix prep", "title": "Prep"}))
+        assert (sent["decision"], sent["sequence"], sent["author"]) == ("process", 1, A)
+        box = ok(await b.call_tool("conv_inbox", {}))
+        assert [t["id"] for t in box["turns"]] == [sent["id"]]
+        refused = ok(await a.call_tool("conv_send", {"to": "host-b.homelab", "conversation_id": "x", "type": "query",
+                                                     "body": "?", "requires_tools": ["kubectl"]}))
+        assert (refused["decision"], refused["reason"]) == ("query", "required tools unavailable: kubectl")
+        released = ok(await b.call_tool("conv_release", {"conversation_id": "prep-fixup"}))
+        assert (released["type"], released["to"], released["sequence"]) == ("release", "host-a.career", 2)
+        shown = ok(await a.call_tool("conv_show", {"conversation_id": "prep-fixup"}))
+        assert shown["state"] == "released" and [t["sequence"] for t in shown["turns"]] == [1, 2]
+        assert ok(await b.call_tool("conv_inbox", {}))["count"] == 0
+        bad = await a.call_tool("conv_send", {"to": "nowhere.at-all", "conversation_id": "y", "type": "request",
+                                              "body": "?"})
+        assert "known destinations: host-a.career, host-b.homelab" in error(bad)

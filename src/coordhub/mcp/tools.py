@@ -1,4 +1,4 @@
-"""The default tool set: messages, leases, todos, work items, components, presence and status.
+"""The default tool set: messages, leases, todos, work items, components, conversations, presence and status.
 
 Each tool is one REST call (two for ``reply`` and ``read_message``) made as
 the caller; the sender, holder or author is always the caller's session,
@@ -212,6 +212,49 @@ async def list_components(ctx: Context, project_key: Project = None) -> dict[str
     return {"components": found, "count": len(found)}
 
 
+# ---- conversations (seed 004) --------------------------------------------------------
+
+TurnType = Literal["request", "progress", "query", "pushback", "complete", "release", "escalate"]
+
+
+async def conv_send(
+    ctx: Context,
+    to: Annotated[str, Field(description="<machine>.<project>; local.<project> is your machine.")],
+    conversation_id: Annotated[str, Field(description="Slug, e.g. prep-fixup; a new one starts a conversation.")],
+    type: TurnType,
+    body: str,
+    title: str | None = None,
+    requires_tools: list[str] | None = None,
+) -> dict[str, Any]:
+    """Send a conversation turn; the hub numbers it and answers its decision (process, dedup, query, reject)."""
+    return dict(await call(ctx, "POST", f"{API}/conversations/turns", body=drop_none({
+        "to": to, "conversation_id": conversation_id, "type": type, "body": body, "title": title,
+        "requires_tools": requires_tools})))
+
+
+async def conv_inbox(ctx: Context, limit: Annotated[int, Field(ge=1, le=1000)] = 20) -> dict[str, Any]:
+    """Conversation turns pending for your address (no release after them yet), oldest first."""
+    found = await call(ctx, "GET", f"{API}/conversations/inbox", params={"limit": limit})
+    return {"turns": found, "count": len(found)}
+
+
+async def conv_show(ctx: Context, conversation_id: str) -> dict[str, Any]:
+    """A whole conversation, its turns in sequence order."""
+    return dict(await call(ctx, "GET", f"{API}/conversations/{conversation_id}"))
+
+
+async def conv_release(
+    ctx: Context,
+    conversation_id: str,
+    release_status: Literal["complete", "cancelled", "withdrawn-after-pushback",
+                            "abandoned-after-escalation"] = "complete",
+    body: str | None = None,
+) -> dict[str, Any]:
+    """Release a conversation: none of its turns stays pending."""
+    return dict(await call(ctx, "POST", f"{API}/conversations/{conversation_id}/release", body=drop_none({
+        "release_status": release_status, "body": body})))
+
+
 # ---- presence and status -------------------------------------------------------------
 
 async def presence(ctx: Context,
@@ -227,9 +270,9 @@ async def status(ctx: Context, project_key: Project = None) -> dict[str, Any]:
 
 
 READ_ONLY = {"inbox", "wait_for_messages", "list_leases", "check_fence", "list_todos", "get_workflow",
-             "list_components", "presence", "status"}
+             "list_components", "presence", "status", "conv_inbox", "conv_show"}
 
 DEFAULT = (send_message, reply, inbox, read_message, ack_message, wait_for_messages,
            claim_lease, renew_lease, release_lease, list_leases, check_fence,
            add_todo, list_todos, complete_todo, get_workflow, update_work_item,
-           set_component, list_components, presence, status)
+           set_component, list_components, conv_send, conv_inbox, conv_show, conv_release, presence, status)
