@@ -41,8 +41,8 @@ def _check(result: dict[str, Any]) -> None:
 
 @pytest.mark.timeout(180)
 def test_lease_and_message_against_the_ceiling(tmp_path: Path) -> None:
-    report = _bench(tmp_path, "lease", "message", "--duration", "1", "--clients", "4")
-    assert list(report) == ["lease", "message"]
+    report = _bench(tmp_path, "lease", "message", "turn", "--duration", "1", "--clients", "4")
+    assert list(report) == ["lease", "message", "turn"]
     for result in report.values():
         _check(result)
         assert result["clients"] == 4

@@ -20,7 +20,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from coordhub.api.conversation_schemas import ProfileSet, TurnSend
 from coordhub.api.schemas import LockClaim, MessageSend
+from coordhub.core import conversations
 
 
 def create_app() -> FastAPI:
@@ -72,6 +74,23 @@ def create_app() -> FastAPI:
     @app.get("/api/coord/messages")
     async def unread(to_session: str = "*", limit: int = 50) -> JSONResponse:
         return JSONResponse([m for m in inbox.get(to_session, [])[:limit] if not m["read"]])
+
+    sequences: dict[str, int] = {}
+
+    @app.put("/api/coord/conversations/profile")
+    async def profile(body: ProfileSet) -> JSONResponse:
+        return JSONResponse({"machine": body.machine, "project": body.project, "tools": body.tools or []})
+
+    @app.post("/api/coord/conversations/turns", status_code=201)
+    async def turn(body: TurnSend, request: Request) -> JSONResponse:
+        # the same parsing and checks as the hub's (the draft), the sequence from a dict
+        d = conversations.draft(to=body.to, content=body.content, conversation_id=body.conversation_id,
+                                type=body.type, title=body.title, body=body.body, now=time.time())
+        seq = sequences[d.turn.conversation_id] = sequences.get(d.turn.conversation_id, 0) + 1
+        counter[0] += 1
+        return JSONResponse({"id": counter[0], "conversation_id": d.turn.conversation_id, "sequence": seq,
+                             "type": d.turn.type, "to": body.to, "content": d.content,
+                             "content_sha256": d.turn.sha256(), "decision": "process"}, status_code=201)
 
     _mount_mcp(app, leases, remember)
     return app

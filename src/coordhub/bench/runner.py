@@ -21,6 +21,7 @@ TARGETS = {
     "lease": "≥ 2,000 cycles/s, p99 ≤ 25 ms @ 64 clients",
     "lease-contended": "(no target; correctness under contention)",
     "message": "≥ 3,000 sends/s, p99 ≤ 25 ms @ 64 clients",
+    "turn": "≥ 2,000 turns/s at 64 clients, sequences gapless under races",
     "broadcast": "one write, ≤ 10 ms, 10,000 sessions",
     "inbox": "p50 ≤ 5 ms with 1,000,000 stored messages",
     "push": "p50 ≤ 5 ms, p99 ≤ 30 ms, 1,000 subscribers; ≤ 150 MB RSS",
@@ -30,7 +31,7 @@ TARGETS = {
     "cli": "p50 vs python -c pass: coord --version ≤ 3×, coord msg inbox / coord lock list ≤ 6×",
     "lease-scale": "claim p50 ≤ 5 ms, p99 ≤ 20 ms; conflict check p50 ≤ 3 ms; at 100,000 leases and 10,000 globs",
 }
-WITH_CEILING = ("lease", "message", "mcp")
+WITH_CEILING = ("lease", "message", "turn", "mcp")
 
 
 @dataclass
@@ -67,6 +68,7 @@ def _hub_args(o: Options) -> list[str]:
 def _scenario(name: str, o: Options) -> scenarios.Scenario:
     return {
         "lease": scenarios.lease, "lease-contended": scenarios.lease_contended, "message": scenarios.message,
+        "turn": scenarios.turn,
         "broadcast": lambda ctx: scenarios.broadcast(ctx, sessions=o.sessions),
         "inbox": scenarios.inbox, "push": lambda ctx: scenarios.push(ctx, subscribers=o.subscribers),
         "mcp": mcp_load.mcp, "hook": lambda ctx: hook_load.hook(ctx, runs=o.runs),

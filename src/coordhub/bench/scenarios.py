@@ -117,6 +117,39 @@ async def message(ctx: Context) -> dict[str, Any]:
     return {"headline": sends["send"], **sends, "with_inbox": mixed}
 
 
+# ---- conversations ---------------------------------------------------------------------------------
+
+async def _declare(agent: Agent, out: dict[str, Series]) -> None:
+    if agent.state.get("declared"):
+        return
+    machine = agent.session.split("/", 1)[0].lower()
+    r = await agent.client.put("/api/coord/conversations/profile", json={"machine": machine,
+                                                                         "project": f"p{agent.index}"})
+    if r.status_code != 200:
+        raise SystemExit(f"bench: cannot declare {agent.session}'s address: {r.status_code} {r.text}")
+    agent.state["declared"] = machine
+
+
+async def _turn(agent: Agent, out: dict[str, Series]) -> None:
+    await _declare(agent, out)
+    agent.n += 1
+    peer = (agent.index + 1) % agent.state.setdefault("agents", 1)
+    await timed(out["turn"], agent.client.post("/api/coord/conversations/turns", json={
+        "to": f"{agent.state['declared']}.p{peer}", "conversation_id": f"bench-{agent.index}",
+        "type": "progress", "title": "bench", "body": f"turn {agent.n} " + "x" * 200}), 201)
+
+
+async def turn(ctx: Context) -> dict[str, Any]:
+    """Each agent sends conversation turns (field form, 200-byte bodies) to the next agent's address, in its own
+    conversation: turns/s (issue 9; every turn is decided, numbered and stored with its event)."""
+    async def op(agent: Agent, out: dict[str, Series]) -> None:
+        agent.state["agents"] = ctx.clients
+        await _turn(agent, out)
+
+    [r] = await _with_agents(ctx, ctx.clients, [(op, ("turn",))], "turn")
+    return {"headline": r["turn"], **r}
+
+
 async def broadcast(ctx: Context, sessions: int = 10_000, sends: int = 200) -> dict[str, Any]:
     """With ``sessions`` registered sessions, time broadcast sends one at a time (one write each)."""
     tokens = await mint_tokens(ctx.target, f"FLEET-{ctx.run_id}", sessions, concurrency=32)

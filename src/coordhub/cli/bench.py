@@ -10,7 +10,7 @@ import typer
 
 from coordhub.cli.output import Console, console
 
-SCENARIOS = ("lease", "lease-contended", "message", "broadcast", "inbox", "push", "mcp", "hook", "cli", "soak",
+SCENARIOS = ("lease", "lease-contended", "message", "turn", "broadcast", "inbox", "push", "mcp", "hook", "cli", "soak",
              "lease-scale")
 DEFAULT = ("lease", "message")
 ALL = tuple(s for s in SCENARIOS if s not in ("soak", "lease-scale"))  # the long ones run only when named
