@@ -183,6 +183,17 @@ def test_a_token_cannot_declare_another_machine(api: Api) -> None:
     h = api.token("ratio/career")
     r = api.put(f"{URL}/profile", json={"machine": "velox", "project": "homelab"}, headers=h)
     assert r.status_code == 403
+    bare = api.token("backend")  # seed 002 style: nothing binds it to a machine
+    r = api.put(f"{URL}/profile", json={"machine": "velox", "project": "homelab"}, headers=bare)
+    assert r.status_code == 403 and "coord token create velox/backend" in r.json()["error"]["message"]
+    assert api.put(f"{URL}/profile", json={"machine": "velox", "project": "x"}, headers=api.admin).status_code == 200
+
+
+def test_field_form_turn_over_the_size_limit_is_refused(api: Api, pair: Any) -> None:
+    career, _ = pair
+    r = api.post(f"{URL}/turns", json={"to": "velox.homelab", "conversation_id": "big", "type": "request",
+                                        "body": "x" * 300_000}, headers=career)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "body"
 
 
 def test_turns_are_private_to_participants(api: Api, pair: Any) -> None:

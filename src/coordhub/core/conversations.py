@@ -141,6 +141,9 @@ def draft(*, to: str, content: str | None = None, signature: str | None = None,
         turn = orgturn.build(keys, body)
         turn = orgturn.Turn(**{**turn.__dict__, "sequence": None})
         content = orgturn.render(keys, body)
+        if len(content.encode("utf-8")) > orgturn.MAX_CONTENT_BYTES:
+            raise Invalid(f"the turn is over {orgturn.MAX_CONTENT_BYTES} bytes", field="body",
+                          limit=orgturn.MAX_CONTENT_BYTES)
     return Draft(to=to, turn=turn, content=content, signature=signature, expect_sequence=expect_sequence,
                  from_machine=from_machine, from_project=from_project)
 
@@ -169,16 +172,22 @@ def set_profile(tx: Tx, actor: Actor, *, machine: str | None = None, project: st
                 tools: list[str] | None = None, now: float) -> dict[str, Any]:
     """Declare the actor's machine, project and/or tools; omitted ones keep their value.
 
-    A session whose id names a machine (``MACHINE/name``) may declare only
-    that machine, so one token cannot take another machine's turns (403).
+    A session may declare only the machine its id names (``MACHINE/name``),
+    so one token cannot take another machine's turns (403); a session whose
+    id names no machine (seed 002's ``backend``) cannot declare one, since
+    nothing would bind it to a machine. Admins (and ``--no-auth`` callers) may
+    declare any machine.
     """
     row = tx.sessions.get(actor.session_id) or {}
     new_machine = row.get("machine") if machine is None else name(machine, "machine")
     new_project = row.get("project") if project is None else name(project, "project")
     own = machine_of(actor.session_id)
-    if new_machine is not None and own is not None and not actor.is_admin and new_machine != own.lower():
-        raise Forbidden(f"machine {new_machine!r} is not yours: this token acts as {actor.session_id!r}, "
-                        f"whose machine is {own.lower()!r}", field="machine", acting_as=actor.session_id)
+    if new_machine is not None and not actor.is_admin and (own is None or new_machine != own.lower()):
+        why = (f"whose machine is {own.lower()!r}" if own is not None else
+               "which names no machine: use a token named MACHINE/name (`coord token create "
+               f"{new_machine}/{actor.session_id}`)")
+        raise Forbidden(f"machine {new_machine!r} is not yours: this token acts as {actor.session_id!r}, {why}",
+                        field="machine", acting_as=actor.session_id)
     if tools is not None:
         orgturn.check_tools(tools)
     new_tools = json.dumps(list(dict.fromkeys(tools))) if tools is not None else row.get("tools")
@@ -350,6 +359,7 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
     conv = tx.conversations.get(turn.conversation_id)
     sequence = None
     content = d.content
+    pending = False
     if decision == PROCESS:
         sequence = (conv["last_sequence"] if conv else 0) + 1
         if d.expect_sequence is not None and d.expect_sequence != sequence:
@@ -364,6 +374,7 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
                                      "project": project, "created_by": actor.session_id, "created_at": now,
                                      "updated_at": now, "last_sequence": 0, "last_release": 0})
         tx.conversations.advance(turn.conversation_id, sequence, turn.type == "release", now)
+        pending = turn.type != "release"  # nothing released it yet: it is the newest turn
     row: Row = {"conversation_id": turn.conversation_id, "sequence": sequence, "type": turn.type,
                 "author": actor.session_id, "from_address": f"{machine}.{project}", "to_address": to,
                 "to_machine": to_machine, "created_at": now, "stated_timestamp": turn.timestamp,
@@ -386,7 +397,7 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
         emit(tx, "conversation.refused", now, session_id=actor.session_id, project_key=to_project,
              subject_id=turn.conversation_id, target=actor.session_id, id=row["id"],
              conversation_id=turn.conversation_id, decision=decision, reason=reason, to=to)
-    return WithStatus(201, render(row, pending=_pending(tx, row)))
+    return WithStatus(201, render(row, pending=pending))
 
 
 # ---- reads --------------------------------------------------------------------------
