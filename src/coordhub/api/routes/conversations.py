@@ -8,8 +8,9 @@ writer); the transaction then records the verdict with the turn.
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from coordhub import openpgp
@@ -133,7 +134,7 @@ async def turns(request: Request, to_machine: str | None = None, after: int = Qu
 
 
 @router.get("/turns/{turn_id}", response_model=TurnOut, responses=responses(*READ_ERRORS, 404))
-async def get_turn(turn_id: int, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+async def get_turn(turn_id: Annotated[int, Path(ge=1, le=2**62)], request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """One turn you wrote, or of a conversation your address takes part in."""
     actor = await _actor(who)
     return await query(request, lambda tx, now: conversations.turn(tx, actor, turn_id))
