@@ -134,7 +134,8 @@ async def turns(request: Request, to_machine: str | None = None, after: int = Qu
 
 
 @router.get("/turns/{turn_id}", response_model=TurnOut, responses=responses(*READ_ERRORS, 404))
-async def get_turn(turn_id: Annotated[int, Path(ge=1, le=2**62)], request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+async def get_turn(turn_id: Annotated[int, Path(ge=1, le=2**62)], request: Request,
+                   who: Caller = Depends(caller)) -> JSONResponse:
     """One turn you wrote, or of a conversation your address takes part in."""
     actor = await _actor(who)
     return await query(request, lambda tx, now: conversations.turn(tx, actor, turn_id))
