@@ -99,9 +99,15 @@ class IdempotencyKeyReused(CoordError):
 
 
 class Halted(CoordError):
-    """The fleet is halted; mutating calls other than resume are refused (423)."""
+    """A halt covers the caller (the fleet, its machine or its project); its writes are refused (423)."""
 
     status, code = 423, "halted"
+
+
+class Paused(CoordError):
+    """The caller was active under a halt since lifted and has not re-engaged (423; seed 004's asymmetry)."""
+
+    status, code = 423, "paused"
 
 
 class RateLimited(CoordError):

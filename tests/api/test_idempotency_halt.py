@@ -103,7 +103,7 @@ def test_halt_refuses_mutations_shows_on_reads_and_resume_lifts(api: Api) -> Non
     assert api.post("/api/coord/halt", json={"reason": "again"}, headers=api.admin).status_code in (409, 423)
     assert api.post("/api/coord/resume", headers=api.admin).json()["was"]["reason"] == "bad deploy, everyone stop"
     assert api.post("/api/coord/messages", json={"subject": "x"}, headers=me).status_code == 201
-    assert api.get("/api/coord/halt", headers=me).json() == {"halted": False}
+    assert api.get("/api/coord/halt", headers=me).json() == {"halted": False, "halts": [], "paused": None}
 
 
 def test_halt_survives_restart(api: Api, store_factory: Callable[[], Store], clock: ManualClock) -> None:

@@ -108,7 +108,8 @@ class ConflictsOut(Out):
 
     leases: list[LeaseOut]
     own: list[LeaseOut]
-    halt: HaltOut | None
+    halt: HaltOut | None = Field(description="The halt that covers the caller (the fleet's first), else null.")
+    paused: PauseOut | None = Field(None, description="The caller's pause, else null.")
 
 
 class FenceCheckOut(Out):
@@ -238,6 +239,7 @@ class PresenceOut(Out):
     client: str | None
     client_session: str | None
     cwd: str | None
+    paused: bool = Field(description="Paused after a resume: its writes answer 423 `paused` until it engages.")
 
 
 class WhoamiOut(Out):
@@ -443,27 +445,75 @@ class ComponentOut(Out):
 
 # ---- halt, tokens, status, health -------------------------------------------------
 
+ScopeText = Annotated[str, Field(min_length=1, max_length=210, description=(
+    "`fleet` (the default), `machine:<m>` or `project:<p>`. Admin only, except `machine:<m>` for a session "
+    "whose id is `<m>/…`."))]
+
+
 class HaltSet(Strict):
     """``POST /api/coord/halt``."""
 
     reason: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_text)]
+    scope: ScopeText | None = None
 
 
 class HaltOut(Out):
-    """A standing halt."""
+    """A halt: ``halted`` false (and nothing else) when none stands."""
 
     halted: bool
+    scope: str | None = Field(None, description="`fleet`, `machine:<m>` or `project:<p>`.")
     halted_by: str | None = None
     reason: str | None = None
     halted_at: str | None = None
+
+
+class ListedHaltOut(HaltOut):
+    """A standing halt, and whether it covers the caller."""
+
+    applies: bool = Field(description="True when the halt covers the caller: its writes are refused.")
+
+
+class PauseOut(Out):
+    """A session's pause after a resume: it was active under a halt since lifted."""
+
+    paused: bool
+    paused_at: str
+    scope: str | None = Field(description="The scope of the halt whose lifting paused the session.")
+
+
+class HaltsOut(HaltOut):
+    """``GET /api/coord/halt``: the fleet halt (the fields of :class:`HaltOut`), every standing halt, your pause."""
+
+    halts: list[ListedHaltOut]
+    paused: PauseOut | None = Field(description="The caller's pause, null when it may write.")
+
+
+class ResumeIn(Strict):
+    """``POST /api/coord/resume`` (the body is optional: without one, the fleet)."""
+
+    scope: ScopeText | None = None
+    engage_all: bool = Field(False, description="Clear the pause of every session in the scope instead of pausing "
+                                                "the ones active under the halt.")
 
 
 class ResumeOut(Out):
     """Result of a resume."""
 
     halted: bool
+    scope: str
     resumed_by: str
     was: HaltOut | None
+    paused: list[str] = Field(description="Sessions paused now: active under the halt, they write again after "
+                                          "`POST /engage`.")
+    engaged: list[str] = Field(description="Sessions whose pause `engage_all` cleared.")
+
+
+class EngageOut(Out):
+    """Result of ``POST /api/coord/engage``."""
+
+    session_id: str
+    paused: bool
+    was: PauseOut | None
 
 
 class TokenCreate(Strict):
@@ -505,7 +555,9 @@ class StatusOut(Out):
     """The seed 001 status overview."""
 
     server_time: str
-    halt: HaltOut | None
+    halt: HaltOut | None = Field(description="The fleet halt, null when none stands.")
+    halts: list[ListedHaltOut]
+    paused: PauseOut | None
     session_id: str | None
     active_locks: list[LeaseOut]
     components: list[ComponentOut]

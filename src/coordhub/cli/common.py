@@ -8,7 +8,7 @@ Exit codes (also in ``docs/cli.md``):
 2     usage error (unknown command, bad flag or argument)
 3     the hub is unreachable (reads cannot be queued)
 4     conflict: a lease is held by another session, or a stale fence
-5     the fleet is halted
+5     halted or paused: a halt covers you (fleet, machine, project), or a resume paused you (`coord engage`)
 6     authentication or permission: missing/unknown token, not yours
 ====  ==========================================================
 """

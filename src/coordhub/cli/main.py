@@ -100,13 +100,14 @@ def root(
 @app.command()
 def status(ctx: typer.Context, project: str | None = typer.Option(None, "--project", help="Only this project."),
            as_json: bool = JSON_OPT) -> None:
-    """Fleet status: halt, live leases, components, active workflows, your unread count."""
+    """Fleet status: halts, your pause, live leases, components, active workflows, your unread count."""
     data = call(ctx, lambda c: c.status(project))
 
     def human(s: dict[str, Any]) -> None:
-        if s["halt"]:
-            h = s["halt"]
-            console.print(one_line(f"HALTED by {h['halted_by']} at {h['halted_at']}: {h['reason']}"), style="bold red")
+        for h in s.get("halts") or ([s["halt"]] if s["halt"] else []):
+            console.print(halt_line(h), style="bold red")
+        if s.get("paused"):
+            console.print(pause_line(s["paused"]), style="bold yellow")
         console.print(f"unread messages: {s['unread_messages']}")
         heading("leases")
         from coordhub.cli.locks import COLUMNS
@@ -122,19 +123,92 @@ def status(ctx: typer.Context, project: str | None = typer.Option(None, "--proje
     show(data, as_json, human)
 
 
+def halt_line(h: dict[str, Any]) -> str:
+    """One standing halt in a line: ``HALTED (machine:m) by … at …: reason``, marked when it covers you."""
+    scope = h.get("scope") or "fleet"
+    mine = " — covers you" if h.get("applies") and scope != "fleet" else ""
+    return one_line(f"HALTED{'' if scope == 'fleet' else f' ({scope})'} by {h['halted_by']} at {h['halted_at']}: "
+                    f"{h['reason']}{mine}")
+
+
+def pause_line(p: dict[str, Any]) -> str:
+    """The caller's pause in a line, saying how to end it."""
+    return one_line(f"PAUSED since {p['paused_at']} (the halt of {p.get('scope')} was lifted): your writes are "
+                    "refused until you run `coord engage`")
+
+
+def _scope(machine: str | None, project: str | None) -> str | None:
+    """The ``scope`` of --machine / --project (None: the fleet); both at once is a usage error."""
+    if machine is not None and project is not None:
+        fail("give --machine or --project, not both", EXIT_USAGE)
+    if machine is not None:
+        return f"machine:{machine}"
+    return f"project:{project}" if project is not None else None
+
+
+MACHINE_OPT = typer.Option(None, "--machine", metavar="M", show_default=False,
+                           help="Only machine M: sessions that declared machine M, or whose id is M/…")
+PROJECT_OPT = typer.Option(None, "--project", metavar="P", show_default=False,
+                           help="Only project P: sessions that declared project P (their conversation address).")
+
+
 @app.command()
 def halt(ctx: typer.Context, reason: str = typer.Argument(..., help="Why; every session will see it."),
-         as_json: bool = JSON_OPT) -> None:
-    """Halt the whole fleet (admin): every mutating call but resume is refused until `coord resume`."""
-    data = call(ctx, lambda c: c.halt(reason), admin=True)
-    show(data, as_json, lambda h: console.print(one_line(f"fleet halted by {h['halted_by']}: {h['reason']}")))
+         machine: str | None = MACHINE_OPT, project: str | None = PROJECT_OPT, as_json: bool = JSON_OPT) -> None:
+    """Halt the fleet, one machine or one project: the hub refuses their writes (exit 5) until `coord resume`.
+
+    Without --machine or --project the whole fleet stops. Reads, presence, reading messages and releasing
+    leases still work. The fleet and a project need an admin token; any session may halt its own machine
+    (the M of its id M/name), e.g. `coord halt "runaway loop" --machine $(hostname)`.
+    """
+    data = call(ctx, lambda c: c.halt(reason, _scope(machine, project)), admin=True)
+    show(data, as_json, lambda h: console.print(one_line(
+        f"{_words(h.get('scope'))} halted by {h['halted_by']}: {h['reason']}")))
 
 
 @app.command()
-def resume(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
-    """Lift the fleet halt (admin)."""
-    data = call(ctx, lambda c: c.resume(), admin=True)
-    show(data, as_json, lambda r: console.print("fleet resumed" if r["was"] else "fleet was not halted"))
+def resume(ctx: typer.Context, machine: str | None = MACHINE_OPT, project: str | None = PROJECT_OPT,
+           engage_all: bool = typer.Option(False, "--engage-all", help="Let every session in the scope write "
+                                           "again at once, instead of pausing the ones that were active."),
+           as_json: bool = JSON_OPT) -> None:
+    """Lift the halt of the fleet, a machine or a project (the same rights as `coord halt`).
+
+    Resuming does not revive sessions: each one that was active under the halt stays paused (its writes
+    exit 5) until it runs `coord engage` — tell each agent when it may go on. That way a session stopped on
+    purpose does not come back unnoticed, and you can look around first. --engage-all lets them all go on.
+    """
+    data = call(ctx, lambda c: c.resume(_scope(machine, project), engage_all), admin=True)
+
+    def human(r: dict[str, Any]) -> None:
+        where = _words(r.get("scope"))
+        console.print(f"{where} resumed" if r["was"] else f"{where} was not halted")
+        if r.get("paused"):
+            console.print(one_line(f"paused {len(r['paused'])} session(s) active under the halt: "
+                                   f"{', '.join(r['paused'])}"))
+            console.print("each writes again after `coord engage` (tell its agent when), or resume with "
+                          "--engage-all")
+        if r.get("engaged"):
+            console.print(one_line(f"engaged {len(r['engaged'])} session(s): {', '.join(r['engaged'])}"))
+
+    show(data, as_json, human)
+
+
+@app.command()
+def engage(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """Re-engage your session after a resume paused it, so its writes go through again.
+
+    A session that was active when a halt fell stays paused after `coord resume` (writes exit 5, "paused").
+    An agent runs this only when its user says to go on. A halt that still stands keeps refusing writes.
+    """
+    data = call(ctx, lambda c: c.engage())
+    show(data, as_json, lambda r: console.print(one_line(
+        f"{r['session_id']} engaged: its writes go through again" if r["was"] else
+        f"{r['session_id']} was not paused")))
+
+
+def _words(scope: str | None) -> str:
+    """``fleet`` → ``fleet``; ``machine:m`` → ``machine m``."""
+    return "fleet" if not scope or scope == "fleet" else scope.replace(":", " ", 1)
 
 
 @app.command()

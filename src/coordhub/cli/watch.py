@@ -27,11 +27,18 @@ def describe(event: dict[str, Any]) -> str:
         "lease.released": lambda: f"{who} released {p.get('resource')}",
         "lease.expired": lambda: f"lease of {who} on {p.get('resource')} expired",
         "lease.revoked": lambda: f"lease of {who} on {p.get('resource')} force-released by {p.get('by')}",
-        "halt.set": lambda: f"FLEET HALTED by {who}: {p.get('reason')}",
-        "halt.lifted": lambda: f"fleet resumed by {who}",
+        "halt.set": lambda: f"{_halted(p.get('scope'))} by {who}: {p.get('reason')}",
+        "halt.lifted": lambda: f"{p.get('scope') or 'fleet'} resumed by {who}",
+        "session.paused": lambda: f"{p.get('paused_session')} paused (active under the halt of {p.get('scope')}); "
+                                  "it writes again after `coord engage`",
+        "session.engaged": lambda: f"{p.get('engaged_session')} engaged by {who}",
     }.get(event["kind"], lambda: f"{who} {event.get('subject_id') or ''}".rstrip())()
     project = f"[{event['project_key']}] " if event.get("project_key") else ""
     return one_line(f"{event['created_at']}  #{event['id']}  {event['kind']:<22} {project}{detail}")
+
+
+def _halted(scope: Any) -> str:
+    return "FLEET HALTED" if scope in (None, "fleet") else f"HALTED {scope}"
 
 
 def _desktop(event: dict[str, Any]) -> None:
@@ -78,8 +85,8 @@ def presence(
     state: str | None = typer.Option(None, "--state", help="Only this state: active, idle, stale, offline."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Sessions and whether they are online (active, idle, stale, offline)."""
+    """Sessions, whether they are online (active, idle, stale, offline) and whether a resume paused them."""
     rows = call(ctx, lambda c: c.presence(state))
-    show(rows, as_json, lambda r: table(r, [("session_id", "session"), ("state", "state"),
+    show(rows, as_json, lambda r: table(r, [("session_id", "session"), ("state", "state"), ("paused", "paused"),
                                             ("incarnation", "inc"), ("last_heartbeat", "last heartbeat"),
                                             ("client", "client"), ("cwd", "cwd")], "no sessions"))

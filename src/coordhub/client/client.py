@@ -362,13 +362,18 @@ class CoordClient:
         return self.call("PUT", "/api/coord/components",
                          body={"project_key": project_key, "component": component, "state": state, **fields})
 
-    def halt(self, reason: str) -> Any:
-        """Halt the fleet (admin)."""
-        return self.call("POST", "/api/coord/halt", body={"reason": reason})
+    def halt(self, reason: str, scope: str | None = None) -> Any:
+        """Halt ``scope`` (``fleet`` by default, ``machine:<m>``, ``project:<p>``)."""
+        return self.call("POST", "/api/coord/halt", body={"reason": reason, **({"scope": scope} if scope else {})})
 
-    def resume(self) -> Any:
-        """Lift the halt (admin)."""
-        return self.call("POST", "/api/coord/resume")
+    def resume(self, scope: str | None = None, engage_all: bool = False) -> Any:
+        """Lift the halt of ``scope`` (the fleet by default); ``engage_all`` clears every pause in it."""
+        body = {**({"scope": scope} if scope else {}), **({"engage_all": True} if engage_all else {})}
+        return self.call("POST", "/api/coord/resume", body=body or None)
+
+    def engage(self) -> Any:
+        """Re-engage this session after a resume paused it (never queued: it must be seen to take effect)."""
+        return self.call("POST", "/api/coord/engage", queue=False)
 
     def create_token(self, name: str, admin: bool = False) -> Any:
         """Create a token (admin); the result's ``token`` is shown only now."""

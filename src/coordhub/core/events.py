@@ -8,7 +8,8 @@ no duplicates (push and audit build on this). Kinds are ``noun.verb``:
 ``message.redelivered``, ``message.dead_lettered``, ``todo.added``,
 ``todo.done``, ``workflow.created``, ``workflow.updated``,
 ``work_item.created``, ``work_item.updated``, ``component.set``,
-``halt.set``, ``halt.lifted``, ``token.created``, ``token.revoked``,
+``halt.set``, ``halt.lifted`` (both with the halt's ``scope``), ``session.paused``,
+``session.engaged``, ``token.created``, ``token.revoked``,
 ``presence.registered``, ``presence.deregistered``, and the client-reported
 ``guard.*`` and ``hook.*``.
 """

@@ -1,11 +1,17 @@
-"""The fleet halt switch (contract §2.8).
+"""The halt switch: the fleet, one machine or one project (contract §2.8, issue 9 point 8).
 
-A halt is a durable record of who halted, why and when. While it stands every
-mutating call is refused with 423 and the record, except the writes listed in
-:class:`Exempt` — the one table of what a halt lets through and why (front
-ends name the row they use; ``docs/api.md`` carries the table, a test
-compares). Reads show the halt. It survives restarts because it is a row like
-any other.
+A halt is a durable record of who halted what (its :mod:`scope
+<coordhub.core.scope>`), why and when. While it stands every mutating call of
+a session in its scope is refused with 423 and the record, except the writes
+listed in :class:`Exempt` — the one table of what a halt lets through and why
+(front ends name the row they use; ``docs/api.md`` carries the table, a test
+compares). Reads show every standing halt. It survives restarts because it is
+a row like any other. Lifting a halt does not revive the sessions it stopped:
+they are paused until they re-engage (:mod:`coordhub.core.pause`, seed 004).
+
+Who may: an admin token halts and resumes any scope; any other session only
+its own machine (:func:`coordhub.core.scope.may_act_on`), and it may not lift
+a halt an admin set there — the session an operator stopped cannot undo that.
 
 The rule behind the table: a halt stops everything that starts, extends or
 changes shared work (claims and renewals, messages sent, todos, workflows and
@@ -20,26 +26,29 @@ import enum
 from typing import Any
 
 from coordhub.clock import isoformat
+from coordhub.core import pause
 from coordhub.core.events import emit
-from coordhub.core.identity import Actor, require_admin
-from coordhub.errors import Conflict, Halted, Invalid
+from coordhub.core.identity import Actor
+from coordhub.core.scope import FLEET, FLEET_KEY, Scope, from_key, may_act_on
+from coordhub.errors import Conflict, Forbidden, Halted, Invalid
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
-
-FLEET = "*"
 
 
 class Exempt(enum.Enum):
     """A kind of write a standing halt lets through: ``writes`` says which, ``why`` why (see the module docstring).
 
     :meth:`coordhub.core.hub.Hub.mutate` takes one of these as ``during_halt``;
-    every other mutation is refused while halted.
+    every other mutation of a session in a halt's scope is refused while it
+    stands, and every other mutation of a paused session until it engages.
     """
 
     writes: str
     why: str
 
     RESUME = ("`POST /resume`", "lifting the halt is what ends it")
+    ENGAGE = ("`POST /engage`: a paused session re-engaging itself",
+              "it is how a session comes back after a resume; it changes no shared work")
     PRESENCE = ("presence register, heartbeat and deregister (with `release_leases`, see below)",
                 "agents stay visible while they stand still; it changes no shared work")
     SEEN = ("marking messages shown (`/messages/unshown`), read or acked; the notification cursor",
@@ -70,45 +79,118 @@ def render(row: Row | None) -> dict[str, Any] | None:
     """The JSON form of a halt record, or None when not halted."""
     if row is None:
         return None
-    return {"halted": True, "halted_by": row["halted_by"], "reason": row["reason"],
-            "halted_at": isoformat(row["halted_at"])}
+    return {"halted": True, "scope": from_key(row["scope"]).label, "halted_by": row["halted_by"],
+            "reason": row["reason"], "halted_at": isoformat(row["halted_at"])}
 
 
 def current(tx: Tx) -> dict[str, Any] | None:
     """The standing fleet halt, or None."""
-    return render(tx.halts.get(FLEET))
+    return render(tx.halts.get(FLEET_KEY))
 
 
-def refuse_if_halted(tx: Tx) -> None:
-    """Raise ``Halted`` (423) with who, why and when if the fleet is halted."""
-    halt = current(tx)
-    if halt is not None:
-        raise Halted(
-            f"the fleet is halted by {halt['halted_by']} since {halt['halted_at']}: {halt['reason']} "
-            "(an admin lifts it with `coord resume`)",
-            halt=halt,
-        )
+def standing(tx: Tx) -> list[Row]:
+    """Every standing halt's row, oldest first (one query)."""
+    return tx.halts.all()
 
 
-def set_halt(tx: Tx, actor: Actor, reason: str, now: float) -> dict[str, Any]:
-    """Halt the fleet (admin only); raise ``Conflict`` if it already is halted."""
-    require_admin(actor, "halt")
+def listing(tx: Tx, session_id: str | None, me: Row | None = None) -> list[dict[str, Any]]:
+    """Every standing halt, oldest first, each with ``applies``: whether it covers ``session_id`` (False for None).
+
+    ``me`` is the session's row when the caller has it (else it is read, and
+    only when a halt other than the fleet's stands).
+    """
+    rows = standing(tx)
+    if me is None and session_id and any(r["scope"] != FLEET_KEY for r in rows):
+        me = tx.sessions.get(session_id)
+    return [{**(render(r) or {}), "applies": session_id is not None and from_key(r["scope"]).covers(session_id, me)}
+            for r in rows]
+
+
+def for_session(tx: Tx, session_id: str | None) -> dict[str, Any]:
+    """What stops ``session_id``'s writes: ``{"halts": [...], "halt": <the fleet's, else the oldest that applies,
+    or None>, "paused": <its pause or None>}`` (two queries)."""
+    me = tx.sessions.get(session_id) if session_id else None
+    halts = listing(tx, session_id, me)
+    applies = sorted((h for h in halts if h["applies"]), key=lambda h: h["scope"] != "fleet")
+    return {"halts": halts, "halt": applies[0] if applies else None, "paused": pause.render(me)}
+
+
+def overview(tx: Tx, session_id: str | None) -> dict[str, Any]:
+    """``GET /halt``: the fleet halt in its old shape, every standing halt, and the caller's pause."""
+    mine = for_session(tx, session_id)
+    fleet = next((h for h in mine["halts"] if h["scope"] == "fleet"), None)
+    shown = {k: v for k, v in fleet.items() if k != "applies"} if fleet else {"halted": False}
+    return {**shown, "halts": mine["halts"], "paused": mine["paused"]}
+
+
+def refuse_fleet(halts: list[Row]) -> None:
+    """Raise ``Halted`` if ``halts`` (from :func:`standing`) holds the fleet's."""
+    for row in halts:
+        if row["scope"] == FLEET_KEY:
+            raise _refusal(row)
+
+
+def refuse_in_scope(halts: list[Row], session_id: str, session: Row) -> None:
+    """Raise ``Halted`` if a halt of ``halts`` covers the session (its id and ``sessions`` row)."""
+    for row in halts:
+        if from_key(row["scope"]).covers(session_id, session):
+            raise _refusal(row)
+
+
+def _refusal(row: Row) -> Halted:
+    halt = render(row)
+    assert halt is not None
+    scope = from_key(row["scope"])
+    lift = "`coord resume`" if scope.kind == "fleet" else f"`coord resume --{scope.kind} {scope.name}`"
+    who = "an admin" if row["by_admin"] else f"an admin or a session of machine {scope.name}"
+    subject = "the fleet is" if scope.kind == "fleet" else f"{scope.words} is"
+    return Halted(f"{subject} halted by {halt['halted_by']} since {halt['halted_at']}: {halt['reason']} "
+                  f"({who} lifts it with {lift})", halt=halt)
+
+
+def set_halt(tx: Tx, actor: Actor, reason: str, now: float, scope: Scope | None = None) -> dict[str, Any]:
+    """Halt ``scope`` (default: the fleet); see the module docstring for who may.
+
+    Raises ``Forbidden`` (403) for a scope the actor may not halt,
+    ``Invalid`` for a blank reason, ``Conflict`` if the scope already is halted.
+    """
+    scope = scope or FLEET
+    may_act_on(actor, scope, "halt")
     if not reason.strip():
         raise Invalid("a halt needs a reason")
-    if tx.halts.get(FLEET) is not None:
-        raise Conflict("the fleet is already halted", halt=current(tx))
-    row: Row = {"scope": FLEET, "halted_by": actor.session_id, "reason": reason, "halted_at": now}
+    if tx.halts.get(scope.key) is not None:
+        raise Conflict(f"{scope.words} is already halted", halt=render(tx.halts.get(scope.key)))
+    row: Row = {"scope": scope.key, "halted_by": actor.session_id, "reason": reason, "halted_at": now,
+                "by_admin": int(actor.is_admin)}
     tx.halts.put(row)
-    emit(tx, "halt.set", now, session_id=actor.session_id, reason=reason)
+    emit(tx, "halt.set", now, session_id=actor.session_id, reason=reason, scope=scope.label)
     halt = render(row)
     assert halt is not None
     return halt
 
 
-def resume(tx: Tx, actor: Actor, now: float) -> dict[str, Any]:
-    """Lift the fleet halt (admin only); resuming a fleet that is not halted is a no-op."""
-    require_admin(actor, "resume")
-    was = current(tx)
-    if tx.halts.clear(FLEET):
-        emit(tx, "halt.lifted", now, session_id=actor.session_id)
-    return {"halted": False, "resumed_by": actor.session_id, "was": was}
+def resume(tx: Tx, actor: Actor, now: float, scope: Scope | None = None, engage_all: bool = False) -> dict[str, Any]:
+    """Lift the halt of ``scope`` (default: the fleet); resuming a scope that is not halted lifts nothing.
+
+    The sessions that were active under the halt are paused
+    (:func:`coordhub.core.pause.pause_after`), unless ``engage_all``, which
+    instead clears every pause in the scope, of this halt or an earlier one.
+    Answers ``{"halted": false, "scope", "resumed_by", "was": <halt or None>,
+    "paused": [ids], "engaged": [ids]}``. Raises ``Forbidden`` for a scope
+    the actor may not resume, or a session's own machine halted by an admin.
+    """
+    scope = scope or FLEET
+    may_act_on(actor, scope, "resume")
+    row = tx.halts.get(scope.key)
+    if row is not None and row["by_admin"] and not actor.is_admin:
+        raise Forbidden(f"the halt of {scope.words} was set by {row['halted_by']}, an admin: an admin lifts it",
+                        scope=scope.label)
+    paused: list[str] = []
+    if row is not None:
+        tx.halts.clear(scope.key)
+        emit(tx, "halt.lifted", now, session_id=actor.session_id, scope=scope.label, engage_all=engage_all)
+        if not engage_all:
+            paused = pause.pause_after(tx, scope, row["halted_at"], actor, now)
+    engaged = pause.engage_all(tx, scope, actor, now) if engage_all else []
+    return {"halted": False, "scope": scope.label, "resumed_by": actor.session_id, "was": render(row),
+            "paused": paused, "engaged": engaged}

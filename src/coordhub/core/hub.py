@@ -6,13 +6,19 @@ rules every mutation shares and runs the lot as one unit of work (one
 transaction):
 
 1. an ``Idempotency-Key`` seen before returns its first response, untouched;
-2. while the fleet is halted, the mutation is refused with 423 unless it
-   names its row of :class:`coordhub.core.halt.Exempt` (``during_halt``);
+2. while a halt covers the acting session (the fleet's, or one of its
+   machine or project), or the session is paused after a resume, the
+   mutation is refused with 423 unless it names its row of
+   :class:`coordhub.core.halt.Exempt` (``during_halt``);
 3. the acting session is recorded as seen (under its first spelling; an
    actor spelled otherwise lost a race to name a new session first: 409, retry);
 4. the operation runs with ``now`` read from the hub's clock *inside* the
    transaction, so expiry decisions use the time the write is applied;
 5. the response is stored under the idempotency key.
+
+Rules 2 and 3 cost two statements: one reads every standing halt (usually
+none), and the statement that records the session as seen returns what the
+scope and pause checks need (declared machine and project, pause).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 from coordhub.clock import Clock, SystemClock
-from coordhub.core import halt, idempotency, leases, messages
+from coordhub.core import halt, idempotency, leases, messages, pause
 from coordhub.core.bus import RING_BYTES, EventBus
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
@@ -100,12 +106,16 @@ class Hub:
                 stored = idempotency.replay(tx, actor.session_id, idem)
                 if stored is not None:
                     return Outcome(*stored, replayed=True)
-            if during_halt is None:
-                halt.refuse_if_halted(tx)
-            spelling = tx.sessions.touch(actor.session_id, now)
+            halts = halt.standing(tx) if during_halt is None else []
+            halt.refuse_fleet(halts)
+            acting = tx.sessions.act(actor.session_id, now)
+            spelling = acting["session_id"]
             if spelling != actor.session_id:
                 raise Conflict(f"session {actor.session_id!r} is already known as {spelling!r} (ids compare "
                                "case-insensitively); retry the request", session_id=spelling)
+            if during_halt is None:
+                halt.refuse_in_scope(halts, spelling, acting)
+                pause.refuse_if_paused(spelling, acting)
             body = op(tx, now)
             code = status
             if isinstance(body, WithStatus):
@@ -121,8 +131,9 @@ class Hub:
         """Run a mutation as ``actor``; return its :class:`Outcome`.
 
         Raises the ``CoordError`` the operation raised (nothing of it is
-        kept), ``Halted`` while halted (unless ``during_halt`` names the
-        exemption this write falls under), ``IdempotencyKeyReused`` for a key
+        kept), ``Halted`` while a halt covers the actor and ``Paused`` while
+        it is paused (unless ``during_halt`` names the exemption this write
+        falls under), ``IdempotencyKeyReused`` for a key
         reused with another request, ``Unavailable`` when the database is down.
         """
         return await self.store.write(self._unit(actor, op, status, idem, during_halt))

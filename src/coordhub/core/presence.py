@@ -65,7 +65,8 @@ def render(row: Row, now: float) -> dict[str, Any]:
             "last_heartbeat": isoformat(beat),
             "seconds_since_heartbeat": None if beat is None else round(now - beat, 3),
             "deregistered_at": isoformat(row.get("deregistered_at")), "client": row.get("client"),
-            "client_session": row.get("client_session"), "cwd": row.get("cwd")}
+            "client_session": row.get("client_session"), "cwd": row.get("cwd"),
+            "paused": row.get("paused_at") is not None}
 
 
 def register(tx: Tx, actor: Actor, *, client: str | None = None, client_session: str | None = None,

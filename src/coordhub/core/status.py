@@ -1,7 +1,9 @@
 """The status overview (seed 001 ``GET /api/coord/status``).
 
 One consistent snapshot: live leases, recent component states, active
-workflows, the caller's unread message count, and the halt if one stands.
+workflows, the caller's unread message count, the fleet halt if one stands
+(``halt``, seed 001's field), every standing halt (``halts``, each saying
+whether it covers the caller) and the caller's pause (``paused``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ def overview(tx: Tx, session_id: str | None, now: float, project_key: str | None
     """Snapshot of the fleet, optionally narrowed to one project; unread count is the caller's."""
     active = [workflows.render_workflow(r) for r in tx.workflows.in_states(workflows.ACTIVE_WORKFLOW_STATUSES)
               if project_key is None or r["project_key"] == project_key]
+    stop = halt.for_session(tx, session_id)
     return {
         "server_time": isoformat(now),
         "halt": halt.current(tx),
+        "halts": stop["halts"],
+        "paused": stop["paused"],
         "session_id": session_id,
         "active_locks": leases.live(tx, now, project_key=project_key),
         "components": components.find(tx, project_key)[:RECENT_COMPONENTS],

@@ -6,10 +6,13 @@ path>``, which answers the live leases overlapping the path held by *other*
 sessions (the caller's own leases never conflict). A file outside the
 project root is never denied and costs no request.
 
-Halt: while the fleet is halted every edit inside the project is denied,
-since stopping the whole fleet is what a halt is for. The hook learns of a
-halt only from the same answer (``{"leases": […], "halt": {…}}``); when the
-hub answers a bare list of leases, no halt is checked (no second request).
+Halt and pause: while a halt covers the session (the fleet's, or one of its
+machine or project) every edit inside the project is denied, since stopping
+work is what a halt is for; so it is while a resume has left the session
+paused, until it re-engages (``coord engage``, which the agent runs only once
+its user says so). The hook learns of both only from the same answer
+(``{"leases": […], "halt": {…}, "paused": {…}}``); when the hub answers a
+bare list of leases, neither is checked (no second request).
 
 Symlinks: a path is asked about under its lexical name and, when they
 differ, under the name with symlinks resolved (both inside the project), so
@@ -58,11 +61,18 @@ def pre_tool_use(inv: Invocation) -> Answer | None:
             data = inv.hub.get("/locks/conflicts", project_key=inv.project.key, resource=as_resource(rel))
         except HubError as exc:
             return cannot_check(inv, one_line(names[0]), _why(rel, exc))
-        leases, halt = _parse(data)
+        leases, halt, paused = _parse(data)
         if halt:
-            return output.deny(f"coord: the fleet is halted by {one_line(halt.get('halted_by'))} since "
+            scope = str(halt.get("scope") or "fleet")
+            what = "the fleet is halted" if scope == "fleet" else f"{one_line(scope)} is halted (it covers you)"
+            return output.deny(f"coord: {what} by {one_line(halt.get('halted_by'))} since "
                                f"{leases_text.when(halt.get('halted_at'))}: {one_line(halt.get('reason'))}. "
-                               "No file edits until an admin runs `coord resume`; tell the user.")
+                               "No file edits until it is resumed (`coord resume`); tell the user.")
+        if paused:
+            return output.deny(f"coord: your session is paused since {leases_text.when(paused.get('paused_at'))}: "
+                               f"the halt of {one_line(paused.get('scope'))} was lifted, but a resume does not "
+                               "revive sessions that were active under it. No file edits until you re-engage; "
+                               "tell the user, and run `coord engage` only once the user says to go on.")
         for lease in leases:
             found.setdefault(str(lease.get("id")), lease)
     if found:
@@ -99,16 +109,17 @@ def edited_names(inv: Invocation) -> list[str] | Unguardable | None:
     return names or None
 
 
-def _parse(data: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """(conflicting leases, standing halt) from either answer shape (see the module docstring)."""
+def _parse(data: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[str, Any] | None]:
+    """(conflicting leases, halt covering the caller, its pause) from either answer shape (module docstring)."""
     if isinstance(data, list):
-        return [x for x in data if isinstance(x, dict)], None
+        return [x for x in data if isinstance(x, dict)], None, None
     if isinstance(data, dict):
         rows = data.get("leases", data.get("conflicts", []))
-        halt = data.get("halt")
+        halt, paused = data.get("halt"), data.get("paused")
         halted = halt if isinstance(halt, dict) and halt.get("halted", True) else None
-        return [x for x in rows if isinstance(x, dict)] if isinstance(rows, list) else [], halted
-    return [], None
+        return ([x for x in rows if isinstance(x, dict)] if isinstance(rows, list) else [], halted,
+                paused if isinstance(paused, dict) else None)
+    return [], None, None
 
 
 def deny_reason(rel: str, project_key: str, leases: list[dict[str, Any]]) -> str:

@@ -193,6 +193,15 @@ def halt_of(exc: BaseException) -> dict[str, Any] | None:
     return halt if isinstance(halt, dict) else {"halted_by": "?", "halted_at": "?", "reason": exc.message}
 
 
+def paused_of(exc: BaseException) -> dict[str, Any] | None:
+    """The caller's pause a 423 ``paused`` refusal carries (``error.paused``), else None."""
+    if not isinstance(exc, HubRefused) or exc.code != "paused" or not isinstance(exc.body, dict):
+        return None
+    error = exc.body.get("error")
+    paused = error.get("paused") if isinstance(error, dict) else None
+    return paused if isinstance(paused, dict) else {"paused_at": "?", "scope": "?"}
+
+
 def _param(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

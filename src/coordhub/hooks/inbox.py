@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from coordhub.hooks import output
-from coordhub.hooks.hub import HubError, HubRefused, halt_of
+from coordhub.hooks.hub import HubError, HubRefused, halt_of, paused_of
 from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.leases import when
 from coordhub.hooks.output import Answer
@@ -185,27 +185,39 @@ def _cut_note(missing: int) -> str:
 
 
 def halt_notice(halt: dict[str, Any]) -> str:
-    """The text that tells the agent the fleet is halted, by whom, since when and why."""
-    return (f"FLEET HALTED by {one_line(halt.get('halted_by'))} since {when(halt.get('halted_at'))}: "
+    """The text that tells the agent a halt covers it (fleet, its machine or project): by whom, since when, why."""
+    scope = str(halt.get("scope") or "fleet")
+    what = "FLEET HALTED" if scope == "fleet" else f"HALTED ({one_line(scope)}, which covers you)"
+    return (f"{what} by {one_line(halt.get('halted_by'))} since {when(halt.get('halted_at'))}: "
             f"{one_line(halt.get('reason'))}\n"
-            "Make no changes until an admin runs `coord resume`: the hub refuses writes and the coord hook "
+            "Make no changes until it is resumed (`coord resume`): the hub refuses writes and the coord hook "
             "denies file edits while the halt stands. Tell the user.")
+
+
+def pause_notice(paused: dict[str, Any]) -> str:
+    """The text that tells the agent its session is paused after a resume, and when to re-engage."""
+    return (f"COORD PAUSED since {when(paused.get('paused_at'))}: the halt of {one_line(paused.get('scope'))} was "
+            "lifted, but a resume does not revive sessions that were active under it. The hub refuses your writes "
+            "and the coord hook denies file edits until you re-engage. Tell the user; run `coord engage` only once "
+            "the user says to go on.")
 
 
 def inject(inv: Invocation, event_name: str) -> Answer | None:
     """Ask the hub for the messages not yet shown to this agent and answer them as context, or None.
 
-    While the fleet is halted the hub refuses to mark messages shown (a
-    write), so the answer is the halt notice instead, with a pointer to the
-    inbox: it is repeated on every prompt and tool call until the halt ends.
+    A hub that refuses to mark messages shown because of a halt or a pause
+    (the hub lets that bookkeeping through both today; older hubs did not)
+    gets the halt or pause notice as the answer instead, with a pointer to
+    the inbox.
     """
     try:
         data = inv.hub.post("/messages/unshown", {"limit": inv.settings.max_items})
     except HubRefused as exc:
-        halt = halt_of(exc)
-        if halt is None:
+        halt, paused = halt_of(exc), paused_of(exc)
+        if halt is None and paused is None:
             raise
-        return output.context(event_name, halt_notice(halt) + "\nUnread messages: `coord msg inbox`.")
+        notice = halt_notice(halt) if halt is not None else pause_notice(paused or {})
+        return output.context(event_name, notice + "\nUnread messages: `coord msg inbox`.")
     data = data if isinstance(data, dict) else {}
     messages = [m for m in data.get("messages") or [] if isinstance(m, dict)]
     messages += [t for t in data.get("turns") or [] if isinstance(t, dict) and "conversation_id" in t]

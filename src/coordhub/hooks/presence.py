@@ -98,8 +98,9 @@ def _start(inv: Invocation) -> dict[str, Any]:
 def session_start(inv: Invocation) -> Answer:
     """SessionStart: prints ``additionalContext`` briefing the agent; also exports ``COORD_SESSION``.
 
-    The context holds, in this order: a ``FLEET HALTED`` notice if the fleet
-    is halted; the ``UNREAD COORD MESSAGES`` block (every unread message, not
+    The context holds, in this order: a ``HALTED`` notice for each halt that
+    covers the session (the fleet, its machine, its project) and a ``COORD
+    PAUSED`` notice if a resume paused it; the ``UNREAD COORD MESSAGES`` block (every unread message, not
     only unshown ones, since after ``/clear`` or compaction the agent no
     longer has the earlier ones; capped like every injection); the session's
     live leases; one line naming the session, incarnation and project. The
@@ -119,15 +120,27 @@ def session_start(inv: Invocation) -> Answer:
     _export(inv, "COORD_SESSION", me["session_id"])
     parts: list[str] = []
     try:
-        halt = inv.hub.get("/halt")
-        if isinstance(halt, dict) and halt.get("halted"):
-            parts.append(inbox.halt_notice(halt))
+        parts.extend(_stops(inv.hub.get("/halt")))
         parts.extend(_unread(inv))
         parts.append(_leases(inv, me["session_id"]))
     except HubError as exc:
         parts.append(f"coord: the hub stopped answering during the check ({exc}); run `coord status` later.")
     parts.append(f"coord: you are {me['session_id']} {who} on {inv.client.url}; project {inv.project.key}.")
     return output.context("SessionStart", "\n\n".join(p for p in parts if p))
+
+
+def _stops(answer: Any) -> list[str]:
+    """Notices of every halt covering the session and of its pause, from ``GET /halt`` (a hub before scoped halts
+    answers only the fleet's)."""
+    if not isinstance(answer, dict):
+        return []
+    halts = answer.get("halts")
+    if isinstance(halts, list):
+        parts = [inbox.halt_notice(h) for h in halts if isinstance(h, dict) and h.get("applies")]
+    else:
+        parts = [inbox.halt_notice(answer)] if answer.get("halted") else []
+    paused = answer.get("paused")
+    return parts + ([inbox.pause_notice(paused)] if isinstance(paused, dict) else [])
 
 
 def _identify(inv: Invocation) -> tuple[dict[str, Any], str]:

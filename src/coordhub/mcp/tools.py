@@ -1,4 +1,4 @@
-"""The default tool set: messages, leases, todos, work items, components, conversations, presence and status.
+"""The default tool set: messages, leases, todos, work items, components, conversations, presence, status, engage.
 
 Each tool is one REST call (two for ``reply`` and ``read_message``) made as
 the caller; the sender, holder or author is always the caller's session,
@@ -269,10 +269,16 @@ async def status(ctx: Context, project_key: Project = None) -> dict[str, Any]:
     return dict(await call(ctx, "GET", f"{API}/status", params={"project_key": project_key}))
 
 
+async def engage(ctx: Context) -> dict[str, Any]:
+    """After a halt is lifted your writes answer 'paused' until you re-engage: call this only when your user says so."""
+    return dict(await call(ctx, "POST", f"{API}/engage"))
+
+
 READ_ONLY = {"inbox", "wait_for_messages", "list_leases", "check_fence", "list_todos", "get_workflow",
              "list_components", "presence", "status", "conv_inbox", "conv_show"}
 
 DEFAULT = (send_message, reply, inbox, read_message, ack_message, wait_for_messages,
            claim_lease, renew_lease, release_lease, list_leases, check_fence,
            add_todo, list_todos, complete_todo, get_workflow, update_work_item,
-           set_component, list_components, conv_send, conv_inbox, conv_show, conv_release, presence, status)
+           set_component, list_components, conv_send, conv_inbox, conv_show, conv_release, presence, status,
+           engage)

@@ -13,17 +13,20 @@ from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
 from coordhub.api.schemas import (
+    EngageOut,
     HaltOut,
     HaltSet,
+    HaltsOut,
     HealthOut,
     Line,
+    ResumeIn,
     ResumeOut,
     StatusOut,
     TokenCreate,
     TokenOut,
     TokenRevokeOut,
 )
-from coordhub.core import halt, status, tokens
+from coordhub.core import halt, pause, scope, status, tokens
 from coordhub.errors import Unavailable
 
 router = APIRouter(tags=["admin"])
@@ -63,24 +66,41 @@ async def overview(request: Request, project_key: str | None = None, session_id:
     return await query(request, lambda tx, now: status.overview(tx, viewer, now, project_key))
 
 
-@router.get("/api/coord/halt", response_model=HaltOut, responses=responses(*READ_ERRORS))
+@router.get("/api/coord/halt", response_model=HaltsOut, responses=responses(*READ_ERRORS))
 async def get_halt(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-    """The standing halt, or ``{"halted": false}``."""
-    return await query(request, lambda tx, now: halt.current(tx) or {"halted": False})
+    """The fleet halt (or ``halted: false``), every standing halt (``halts``, each with ``applies``), your pause."""
+    me = await who.viewer(None, "session_id")
+    return await query(request, lambda tx, now: halt.overview(tx, me))
 
 
 @router.post("/api/coord/halt", status_code=201, response_model=HaltOut, responses=responses(*WRITE_ERRORS, 409))
 async def set_halt(body: HaltSet, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-    """Halt the fleet (admin): every mutating call except resume answers 423 until resumed."""
+    """Halt a scope: the fleet (admin), a project (admin) or a machine (admin, or a session of that machine).
+
+    Until resumed, every mutating call of a session in the scope answers 423, except the exempt ones.
+    """
     actor = await who.act()
-    return await mutate(request, actor, lambda tx, now: halt.set_halt(tx, actor, body.reason, now), status=201)
+    where = scope.parse(body.scope)
+    return await mutate(request, actor, lambda tx, now: halt.set_halt(tx, actor, body.reason, now, where), status=201)
 
 
 @router.post("/api/coord/resume", response_model=ResumeOut, responses=responses(400, 401, 403, 413, 422, 429, 503))
-async def resume(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-    """Lift the halt (admin). The one mutation allowed while halted."""
+async def resume(request: Request, body: ResumeIn | None = None, who: Caller = Depends(caller)) -> JSONResponse:
+    """Lift the halt of a scope (same rights as halting it); allowed while halted.
+
+    Sessions active under the halt are paused until they engage, unless ``engage_all``.
+    """
     actor = await who.act()
-    return await mutate(request, actor, lambda tx, now: halt.resume(tx, actor, now), during_halt=halt.Exempt.RESUME)
+    where, engage_all = (scope.parse(body.scope), body.engage_all) if body is not None else (scope.FLEET, False)
+    return await mutate(request, actor, lambda tx, now: halt.resume(tx, actor, now, where, engage_all),
+                        during_halt=halt.Exempt.RESUME)
+
+
+@router.post("/api/coord/engage", response_model=EngageOut, responses=responses(400, 401, 403, 413, 422, 429, 503))
+async def engage(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Re-engage the caller's own session after a resume paused it; allowed while halted or paused."""
+    actor = await who.act()
+    return await mutate(request, actor, lambda tx, now: pause.engage(tx, actor, now), during_halt=halt.Exempt.ENGAGE)
 
 
 @router.post("/api/coord/tokens", status_code=201, response_model=TokenOut, responses=responses(*WRITE_ERRORS))

@@ -73,7 +73,8 @@ async def check(request: Request, fence: int = Query(ge=1, le=2**62), resource: 
 @router.get("/conflicts", response_model=ConflictsOut, responses=responses(*READ_ERRORS))
 async def conflicts(request: Request, project_key: str, resource: str, session_id: str | None = None,
                     who: Caller = Depends(caller)) -> JSONResponse:
-    """What an edit of ``resource`` would collide with: others' overlapping live leases, the caller's own, any halt.
+    """What an edit of ``resource`` would collide with: others' overlapping live leases, the caller's own, the
+    halt that covers the caller (``halt``) and its pause (``paused``).
 
     One round trip for the edit hook and the git guard.
     """
@@ -81,8 +82,9 @@ async def conflicts(request: Request, project_key: str, resource: str, session_i
 
     def op(tx: Tx, now: float) -> dict[str, Any]:
         found = leases.live(tx, now, project_key, resource)
+        stop = halt.for_session(tx, me)
         return {"leases": [x for x in found if x["session_id"] != me],
-                "own": [x for x in found if x["session_id"] == me], "halt": halt.current(tx)}
+                "own": [x for x in found if x["session_id"] == me], "halt": stop["halt"], "paused": stop["paused"]}
 
     return await query(request, op, off_loop=True)
 

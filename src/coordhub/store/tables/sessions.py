@@ -18,20 +18,27 @@ MAX_CANDIDATES = 256  # known sessions :meth:`Sessions.known_ids` reads at most 
 class Sessions(Table):
     """The ``sessions`` table."""
 
-    def touch(self, session_id: str, now: float) -> str:
-        """Record that the session acted at ``now`` (creating it, known, on first contact); return its stored spelling.
+    def act(self, session_id: str, now: float) -> Row:
+        """Record that the session acted at ``now`` (creating it, known, on first contact); return what a write checks.
 
-        The stored spelling is the first one seen, which may differ from
-        ``session_id`` in case.
+        One statement, on every mutation: the row returned holds the stored
+        spelling (``session_id``, the first one seen, which may differ from
+        the argument in case), the declared ``machine`` and ``project``, and
+        the pause (``paused_at``, ``paused_scope``; NULL when not paused).
         """
         row = self.ex.one(
             "INSERT INTO sessions (session_id, session_key, first_seen, last_seen, known_since) "
             "VALUES (?, lower(?), ?, ?, ?) ON CONFLICT (session_key) DO UPDATE SET last_seen = excluded.last_seen, "
-            "known_since = COALESCE(sessions.known_since, excluded.known_since) RETURNING session_id",
+            "known_since = COALESCE(sessions.known_since, excluded.known_since) "
+            "RETURNING session_id, machine, project, paused_at, paused_scope",
             (session_id, session_id, now, now, now),
         )
         assert row is not None
-        return str(row["session_id"])
+        return row
+
+    def touch(self, session_id: str, now: float) -> str:
+        """:meth:`act`, returning only the stored spelling."""
+        return str(self.act(session_id, now)["session_id"])
 
     def by_key(self, spelling: str) -> Row | None:
         """The session row under any spelling of its id, or None if the hub has never seen or addressed it."""
@@ -94,3 +101,25 @@ class Sessions(Table):
     def registered(self) -> list[Row]:
         """Every session that ever registered presence, by id."""
         return self.ex.all("SELECT * FROM sessions WHERE incarnation > 0 ORDER BY session_id")
+
+    def heartbeating_since(self, since: float) -> list[Row]:
+        """Sessions whose last heartbeat (or registration) is at ``since`` or later, by id; [] when none.
+
+        Not indexed: it runs when a halt is lifted, rarely, and an index on
+        ``last_heartbeat`` would cost every heartbeat a write.
+        """
+        return self.ex.all("SELECT * FROM sessions WHERE last_heartbeat >= ? ORDER BY session_id", (since,))
+
+    def paused(self) -> list[Row]:
+        """Every paused session, by id; [] when none."""
+        return self.ex.all("SELECT * FROM sessions WHERE paused_at IS NOT NULL ORDER BY session_id")
+
+    def pause(self, session_id: str, scope: str, now: float) -> None:
+        """Mark a session paused at ``now`` by the lifting of the halt of ``scope`` (an earlier pause is kept)."""
+        self.ex.execute("UPDATE sessions SET paused_at = ?, paused_scope = ? WHERE session_id = ? "
+                        "AND paused_at IS NULL", (now, scope, session_id))
+
+    def engage(self, session_id: str) -> int:
+        """Clear a session's pause; return 1 if it was paused, else 0."""
+        return self.ex.execute("UPDATE sessions SET paused_at = NULL, paused_scope = NULL WHERE session_id = ? "
+                               "AND paused_at IS NOT NULL", (session_id,))

@@ -22,6 +22,10 @@ class Halts(Table):
         """The halt of a scope, or None when it is not halted."""
         return self.ex.one("SELECT * FROM halts WHERE scope = ?", (scope,))
 
+    def all(self) -> list[Row]:
+        """Every standing halt, oldest first; [] when none (one query: every mutation asks)."""
+        return self.ex.all("SELECT * FROM halts ORDER BY halted_at, scope")
+
     def put(self, row: Row) -> None:
         """Record a halt (replacing an earlier one of the same scope)."""
         self.ex.execute("DELETE FROM halts WHERE scope = ?", (row["scope"],))

@@ -1,0 +1,109 @@
+"""What a halt covers: the fleet, one machine or one project (contract §2.8, issue 9 point 8).
+
+A scope is written ``fleet``, ``machine:<m>`` or ``project:<p>``; names
+compare case-insensitively and are kept in lower case. A session is in a
+scope by where it acts from:
+
+* its **machine** is the machine it declared (``sessions.machine``, seed
+  004's ``<machine>.<project>`` address), else the MACHINE part of its id
+  (``MACHINE/name``, seed 000); a bare id (seed 002) that declared none has
+  no machine;
+* its **project** is the project it declared (``sessions.project``); none
+  when undeclared.
+
+Who may halt or resume a scope (:func:`may_act_on`) is a separate question
+from who is in it: that right comes from the credential only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from coordhub.core.identity import Actor, machine_of
+from coordhub.errors import Forbidden, Invalid
+from coordhub.store.base import Row
+
+FLEET_KEY = "*"  # the key migration 0001 gave the fleet halt's row
+KINDS = ("fleet", "machine", "project")
+# A machine or project name: a session id's MACHINE part (seed 000) or a seed-004 address part.
+_NAME = re.compile(r"[a-z0-9_.@+-]{1,100}")
+
+
+class Scope(NamedTuple):
+    """One scope: ``kind`` is one of :data:`KINDS`; ``name`` the machine or project (lower case), None for the fleet."""
+
+    kind: str
+    name: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The ``halts.scope`` value: ``*`` for the fleet, else the label."""
+        return FLEET_KEY if self.kind == "fleet" else self.label
+
+    @property
+    def label(self) -> str:
+        """The scope as the API and CLI write it: ``fleet``, ``machine:<m>`` or ``project:<p>``."""
+        return "fleet" if self.kind == "fleet" else f"{self.kind}:{self.name}"
+
+    @property
+    def words(self) -> str:
+        """The scope in a sentence: ``the fleet``, ``machine m``, ``project p``."""
+        return "the fleet" if self.kind == "fleet" else f"{self.kind} {self.name}"
+
+    def covers(self, session_id: str, row: Row | None) -> bool:
+        """Whether the session (its id and ``sessions`` row, None when unknown) acts inside this scope."""
+        if self.kind == "fleet":
+            return True
+        if self.kind == "machine":
+            return machine_in(session_id, row) == self.name
+        project = row.get("project") if row is not None else None
+        return isinstance(project, str) and project.lower() == self.name
+
+
+FLEET = Scope("fleet")
+
+
+def parse(text: str | None) -> Scope:
+    """The scope written ``text`` (None: the fleet); ``Invalid`` (422) for anything else."""
+    if text is None or text.strip().lower() == "fleet":
+        return FLEET
+    kind, sep, name = text.strip().partition(":")
+    kind, name = kind.lower(), name.strip().lower()
+    if not sep or kind not in ("machine", "project") or not _NAME.fullmatch(name):
+        raise Invalid(f"scope {text[:120]!r} is not a scope: use fleet, machine:<name> or project:<name> "
+                      "(names of letters, digits and _ . @ + -, at most 100)", field="scope")
+    return Scope(kind, name)
+
+
+def from_key(key: str) -> Scope:
+    """The scope of a stored ``halts.scope`` value."""
+    return FLEET if key == FLEET_KEY else parse(key)
+
+
+def machine_in(session_id: str, row: Row | None) -> str | None:
+    """The machine a session acts from, lower case: declared, else its id's MACHINE part, else None."""
+    declared = row.get("machine") if row is not None else None
+    machine = declared if isinstance(declared, str) and declared else machine_of(session_id)
+    return machine.lower() if machine else None
+
+
+def may_act_on(actor: Actor, scope: Scope, verb: str) -> None:
+    """Refuse (403) unless ``actor`` may halt or resume ``scope`` (``verb``: ``halt`` or ``resume``).
+
+    An admin token may act on any scope. Any other session only on its own
+    machine, and its own machine is the MACHINE part of its session id: the
+    id is what the admin minted the token for, so it comes from the
+    credential (contract §2.2). A *declared* machine does not count here: a
+    session declares it itself (``PUT /profile``), so one token could
+    declare any machine and then halt it.
+    """
+    if actor.is_admin:
+        return
+    own = machine_of(actor.session_id)
+    if scope.kind == "machine" and own is not None and own.lower() == scope.name:
+        return
+    mine = f"only machine:{own.lower()} (the machine part of its id)" if own else \
+        "no scope (its id names no machine)"
+    raise Forbidden(f"{verb} of {scope.label} needs an admin token; {actor.session_id!r} may {verb} {mine}",
+                    scope=scope.label)
