@@ -434,10 +434,13 @@ def test_halt_refuses_writes_until_resume(fleet: Fleet) -> None:
     fleet.b.ok("msg", "inbox")  # reads still work
     fleet.b.fails(6, "resume")
 
-    assert fleet.admin.ok("resume").out == "fleet resumed\n"
+    r = fleet.admin.ok("resume")
+    assert r.out.startswith("fleet resumed\n") and A in r.out and B in r.out  # both were active: now paused
     assert fleet.admin.ok("resume").out == "fleet was not halted\n"
     assert fleet.a.json("status")["halt"] is None
     assert "HALTED" not in fleet.a.ok("status").out
+    assert "coord engage" in fleet.a.fails(5, "msg", "send", "ALL", "back", "to work").err
+    fleet.a.ok("engage")
     fleet.a.ok("msg", "send", "ALL", "back", "to work")
 
 

@@ -41,7 +41,7 @@ from schemathesis.specs.openapi.checks import (
 
 from coordhub.api.app import create_app
 from coordhub.clock import ManualClock
-from coordhub.core import halt, tokens
+from coordhub.core import halt, scope, tokens
 from coordhub.core.hub import Hub
 from coordhub.server import SYSTEM
 from coordhub.store import Store, open_store
@@ -132,9 +132,16 @@ class Target:
             case.query = {**query, "timeout": 0}
 
     def after_call(self) -> None:
-        """Lift a halt a fuzzed ``POST /halt`` set, so later writes reach the core instead of a 423."""
-        if self.hub.query_sync(lambda tx, now: halt.current(tx)) is not None:
-            self.hub.mutate_sync(SYSTEM, lambda tx, now: halt.resume(tx, SYSTEM, now), during_halt=halt.Exempt.RESUME)
+        """Lift every halt a fuzzed ``POST /halt`` set and the pauses a fuzzed resume left, so later writes reach
+        the core instead of a 423."""
+        def stops(tx: Any, now: float) -> list[str]:
+            keys = [str(r["scope"]) for r in tx.halts.all()]
+            return keys or ([scope.FLEET_KEY] if tx.sessions.paused() else [])
+
+        for key in self.hub.query_sync(stops):
+            self.hub.mutate_sync(SYSTEM, lambda tx, now, k=key: halt.resume(tx, SYSTEM, now, scope.from_key(k),
+                                                                             engage_all=True),
+                                 during_halt=halt.Exempt.RESUME)
 
 
 def open_target(directory: Path, pg_url: str | None = None) -> Target:

@@ -76,6 +76,31 @@ def test_session_start_shows_a_halt_first(fleet: Fleet) -> None:
     assert "YOUR COORD LEASES: none." in ctx
 
 
+def test_a_machine_halt_and_the_pause_after_it_reach_only_that_machine(fleet: Fleet) -> None:
+    a, b = fleet.a, fleet.b
+    a.hook("session-start", hook_event_name="SessionStart", source="startup")  # active when the halt falls
+    fleet.admin_api("POST", "/halt", json={"reason": "its poll loop runs away", "scope": "machine:DESKTOP-0O8A1RL"})
+    ctx = a.hook("session-start", hook_event_name="SessionStart", source="clear").context("SessionStart")
+    assert ctx.startswith("HALTED (machine:desktop-0o8a1rl, which covers you) by admin since ")
+    assert "its poll loop runs away" in ctx
+    assert "HALTED" not in b.hook("session-start", hook_event_name="SessionStart",
+                                  source="startup").context("SessionStart")
+    reason = a.hook("pre-tool-use", **edit(a.project_dir / "src" / "app.py")).json()["hookSpecificOutput"][
+        "permissionDecisionReason"]
+    assert reason.startswith("coord: machine:desktop-0o8a1rl is halted (it covers you) by admin since ")
+    b.hook("pre-tool-use", **edit(b.project_dir / "src" / "app.py")).silent()
+
+    assert fleet.admin_api("POST", "/resume", json={"scope": "machine:desktop-0o8a1rl"})["paused"] == [A]
+    ctx = a.hook("session-start", hook_event_name="SessionStart", source="clear").context("SessionStart")
+    assert ctx.startswith("COORD PAUSED since ") and "machine:desktop-0o8a1rl" in ctx and "coord engage" in ctx
+    out = a.hook("pre-tool-use", **edit(a.project_dir / "src" / "app.py")).json()["hookSpecificOutput"]
+    assert out["permissionDecision"] == "deny" and out["permissionDecisionReason"].startswith(
+        "coord: your session is paused since ")
+    assert "run `coord engage` only once the user says to go on" in out["permissionDecisionReason"]
+    a.api("POST", "/engage")
+    a.hook("pre-tool-use", **edit(a.project_dir / "src" / "app.py")).silent()
+
+
 def test_session_start_after_clear_or_compact_keeps_the_incarnation(fleet: Fleet) -> None:
     a = fleet.a
     a.hook("session-start", hook_event_name="SessionStart", source="startup")

@@ -100,6 +100,24 @@ def test_a_halt_refusal_becomes_the_halt_notice(hub: Canned, tmp_path: Path) -> 
     assert ctx.startswith("FLEET HALTED by admin since 2026-11-20T10:00:00Z: bad deploy\n")
 
 
+def test_a_pause_in_the_conflicts_answer_denies_the_edit(hub: Canned, tmp_path: Path) -> None:
+    paused = {"paused": True, "paused_at": "2026-11-20T10:05:00.5Z", "scope": "project:shop"}
+    hub.answer = json_answer(json.dumps({"leases": [], "halt": None, "paused": paused}).encode())
+    reason = call("pre-tool-use", tmp_path, **edit(tmp_path, "src/a.py"))["hookSpecificOutput"][
+        "permissionDecisionReason"]
+    assert reason.startswith("coord: your session is paused since 2026-11-20T10:05:00Z: the halt of project:shop ")
+    assert "`coord engage`" in reason and len(hub.requests) == 1
+
+
+def test_a_paused_refusal_becomes_the_pause_notice(hub: Canned, tmp_path: Path) -> None:
+    paused = {"paused": True, "paused_at": "2026-11-20T10:05:00.5Z", "scope": "fleet"}
+    envelope = {"error": {"code": "paused", "message": "paused", "paused": paused}}
+    hub.answer = json_answer(json.dumps(envelope).encode(), "423 Locked")
+    ctx = call("prompt", tmp_path, prompt="hi")["hookSpecificOutput"]["additionalContext"]
+    assert ctx.startswith("COORD PAUSED since 2026-11-20T10:05:00Z: the halt of fleet was lifted")
+    assert "run `coord engage` only once the user says to go on" in ctx
+
+
 def test_stop_asks_once_and_not_at_all_when_already_continuing(hub: Canned, tmp_path: Path) -> None:
     hub.answer = json_answer(b"[]")
     assert call("stop", tmp_path, stop_hook_active=True) is None

@@ -142,6 +142,20 @@ async def test_status_shows_the_halt_and_writes_are_refused(mcp_hub: McpHub) -> 
         assert "bad deploy" in text
 
 
+async def test_a_paused_session_is_told_so_and_engage_lets_it_go_on(mcp_hub: McpHub) -> None:
+    await mcp_hub.rest("POST", "/api/coord/presence/register", await mcp_hub.token(A), json={})
+    await mcp_hub.rest("POST", "/api/coord/halt", json={"reason": "incident"})
+    assert (await mcp_hub.rest("POST", "/api/coord/resume"))["paused"] == [A]
+    async with mcp_hub.client(A) as a:
+        assert ok(await a.call_tool("status", {}))["paused"]["scope"] == "fleet"
+        text = error(await a.call_tool("send_message", {"to": B, "subject": "x"}))
+        assert "paused: " in text and "coord engage" in text
+        engaged = ok(await a.call_tool("engage", {}))
+        assert engaged["session_id"] == A and engaged["was"]["scope"] == "fleet"
+        assert ok(await a.call_tool("send_message", {"to": B, "subject": "x"}))["from_session"] == A
+        assert ok(await a.call_tool("engage", {}))["was"] is None
+
+
 async def test_presence_lists_registered_sessions(mcp_hub: McpHub) -> None:
     await mcp_hub.rest("POST", "/api/coord/presence/register", await mcp_hub.token(B), json={"client": "test"})
     async with mcp_hub.client(A) as a:

@@ -158,8 +158,9 @@ def set_halt(tx: Tx, actor: Actor, reason: str, now: float, scope: Scope | None 
     may_act_on(actor, scope, "halt")
     if not reason.strip():
         raise Invalid("a halt needs a reason")
-    if tx.halts.get(scope.key) is not None:
-        raise Conflict(f"{scope.words} is already halted", halt=render(tx.halts.get(scope.key)))
+    standing_one = tx.halts.get(scope.key)
+    if standing_one is not None:
+        raise Conflict(f"{scope.words} is already halted", halt=render(standing_one))
     row: Row = {"scope": scope.key, "halted_by": actor.session_id, "reason": reason, "halted_at": now,
                 "by_admin": int(actor.is_admin)}
     tx.halts.put(row)

@@ -1,0 +1,300 @@
+"""Halts of a machine or a project, who may set them, and the pause after a resume (issue 9 point 8), both backends.
+
+Sessions declare their machine and project through the conversations API;
+these tests write the two columns directly (:func:`declare`), which is all
+the halt reads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from coordhub.api.app import create_app
+from coordhub.clock import ManualClock
+from coordhub.core.hub import Hub
+from coordhub.core.presence import ACTIVE_SECONDS
+from coordhub.store import Store
+from tests.conftest import Api
+
+A = "HOST-A/claude-main"
+A2 = "host-a/worker"
+B = "HOST-B/claude-main"
+HALTS = "/api/coord/halt"
+
+
+def declare(api: Api, session_id: str, machine: str | None = None, project: str | None = None) -> None:
+    """Set a session's declared machine and project (what ``PUT /profile`` records)."""
+    api.hub.store.write_sync(lambda tx: tx.ex.execute(
+        "UPDATE sessions SET machine = ?, project = ? WHERE session_key = lower(?)", (machine, project, session_id)))
+
+
+def todo(api: Api, headers: dict[str, str]) -> Any:
+    """A plain write (adding a todo): 201 unless halted or paused."""
+    return api.post("/api/coord/todos", json={"text": "work"}, headers=headers)
+
+
+def register(api: Api, headers: dict[str, str]) -> None:
+    assert api.post("/api/coord/presence/register", json={}, headers=headers).status_code == 200
+
+
+def events(api: Api, kind: str) -> list[dict[str, Any]]:
+    rows = api.hub.query_sync(lambda tx, now: tx.events.after(0, 10_000))
+    return [{**r, "payload": json.loads(r["payload"])} for r in rows if r["kind"] == kind]
+
+
+def halt_rows(api: Api) -> list[str]:
+    return [r["scope"] for r in api.hub.query_sync(lambda tx, now: tx.halts.all())]
+
+
+# ---- scope matching -------------------------------------------------------------------------
+
+def test_a_machine_halt_refuses_exactly_the_sessions_of_that_machine(api: Api) -> None:
+    a, b = api.token(A), api.token(B)
+    bare, moved, away = api.token("bare-agent"), api.token("HOST-B/moved"), api.token("HOST-A/away")
+    declare(api, "bare-agent", machine="host-a")     # no machine in its id: its declaration counts
+    declare(api, "HOST-B/moved", machine="host-a")   # a declared machine beats the id's
+    declare(api, "HOST-A/away", machine="host-c")
+    r = api.post(HALTS, json={"reason": "runaway poll loop", "scope": "machine:HOST-A"}, headers=api.admin)
+    assert r.status_code == 201, r.text
+    assert r.json()["scope"] == "machine:host-a" and r.json()["halted_by"] == "admin"
+    for headers in (a, bare, moved):
+        r = todo(api, headers)
+        assert r.status_code == 423, r.text
+        err = r.json()["error"]
+        assert err["code"] == "halted" and err["halt"]["scope"] == "machine:host-a"
+        assert err["halt"]["reason"] == "runaway poll loop" and err["halt"]["halted_by"] == "admin"
+        assert "coord resume --machine host-a" in err["message"]
+    for headers in (b, away):
+        assert todo(api, headers).status_code == 201
+    assert api.hub.query_sync(lambda tx, now: tx.ex.one("SELECT COUNT(*) AS n FROM todos"))["n"] == 2
+
+
+def test_a_project_halt_refuses_the_sessions_that_declared_that_project(api: Api) -> None:
+    career, homelab, none = api.token("M1/career-agent"), api.token("M1/homelab-agent"), api.token("M1/plain")
+    declare(api, "M1/career-agent", "m1", "career")
+    declare(api, "M1/homelab-agent", "m1", "homelab")
+    assert api.post(HALTS, json={"reason": "schema rewrite", "scope": "project:Career"},
+                    headers=api.admin).json()["scope"] == "project:career"
+    r = todo(api, career)
+    assert r.status_code == 423 and r.json()["error"]["halt"]["scope"] == "project:career"
+    assert todo(api, homelab).status_code == 201 and todo(api, none).status_code == 201
+
+
+def test_the_fleet_is_the_default_scope_and_get_halt_keeps_its_old_fields(api: Api) -> None:
+    a = api.token(A)
+    assert api.post(HALTS, json={"reason": "everyone stop"}, headers=api.admin).json()["scope"] == "fleet"
+    r = todo(api, a)
+    assert r.status_code == 423 and r.json()["error"]["halt"]["scope"] == "fleet"
+    assert api.post(HALTS, json={"reason": "b", "scope": "project:x"}, headers=api.admin).status_code == 423
+    got = api.get(HALTS, headers=a).json()
+    assert got["halted"] is True and got["reason"] == "everyone stop" and got["scope"] == "fleet"
+    assert [(h["scope"], h["applies"]) for h in got["halts"]] == [("fleet", True)]
+
+
+def test_every_standing_halt_is_listed_with_whether_it_covers_the_caller(api: Api, clock: ManualClock) -> None:
+    a, b = api.token(A), api.token(B)
+    declare(api, B, project="career")
+    api.post(HALTS, json={"reason": "box on fire", "scope": "machine:host-a"}, headers=api.admin)
+    clock.advance(1)
+    api.post(HALTS, json={"reason": "rewrite", "scope": "project:career"}, headers=api.admin)
+    for headers, applies in ((a, [True, False]), (b, [False, True]), (api.admin, [False, False])):
+        got = api.get(HALTS, headers=headers).json()
+        assert got["halted"] is False and got["paused"] is None  # the fleet itself is not halted
+        assert [h["scope"] for h in got["halts"]] == ["machine:host-a", "project:career"]
+        assert [h["applies"] for h in got["halts"]] == applies
+        status = api.get("/api/coord/status", headers=headers).json()
+        assert status["halt"] is None and [h["applies"] for h in status["halts"]] == applies
+    conflicts = api.get("/api/coord/locks/conflicts", params={"project_key": "p", "resource": "x"}, headers=a).json()
+    assert conflicts["halt"]["scope"] == "machine:host-a" and conflicts["paused"] is None
+    free = api.get("/api/coord/locks/conflicts", params={"project_key": "p", "resource": "x"},
+                   headers=api.admin).json()
+    assert free["halt"] is None
+
+
+def test_one_halt_per_scope_and_bad_scopes_are_refused(api: Api) -> None:
+    api.post(HALTS, json={"reason": "one", "scope": "machine:host-a"}, headers=api.admin)
+    r = api.post(HALTS, json={"reason": "two", "scope": "MACHINE:Host-A"}, headers=api.admin)
+    assert r.status_code == 409 and r.json()["error"]["halt"]["reason"] == "one"
+    for bad in ("galaxy:x", "machine:", "machine:a b", "project:" + "x" * 101, "machine", "*"):
+        r = api.post(HALTS, json={"reason": "r", "scope": bad}, headers=api.admin)
+        assert r.status_code == 422, (bad, r.text)
+        assert api.post("/api/coord/resume", json={"scope": bad}, headers=api.admin).status_code == 422
+    assert halt_rows(api) == ["machine:host-a"]
+
+
+# ---- who may halt and resume ------------------------------------------------------------------
+
+def test_a_session_may_halt_and_resume_only_its_own_machine(api: Api) -> None:
+    a, a2, b, bare = api.token(A), api.token(A2), api.token(B), api.token("loner")
+    for headers, scope in ((a, "machine:host-b"), (a, "fleet"), (a, "project:career"), (b, "machine:host-a"),
+                           (bare, "machine:loner"), (bare, "machine:host-a")):
+        r = api.post(HALTS, json={"reason": "no", "scope": scope}, headers=headers)
+        assert r.status_code == 403, (scope, r.text)
+    assert api.post(HALTS, json={"reason": "no"}, headers=a).status_code == 403
+    # a declared machine is the session's own say-so: it grants no right to halt that machine
+    declare(api, A, machine="host-b")
+    assert api.post(HALTS, json={"reason": "no", "scope": "machine:host-b"}, headers=a).status_code == 403
+    assert halt_rows(api) == []
+
+    r = api.post(HALTS, json={"reason": "my loop runs away", "scope": "machine:Host-A"}, headers=a2)
+    assert r.status_code == 201 and r.json()["halted_by"] == A2
+    assert todo(api, a2).status_code == 423  # it halted itself
+    assert api.post("/api/coord/resume", json={"scope": "machine:host-a"}, headers=b).status_code == 403
+    assert api.post("/api/coord/resume", json={"scope": "fleet"}, headers=a2).status_code == 403
+    assert halt_rows(api) == ["machine:host-a"]
+    r = api.post("/api/coord/resume", json={"scope": "machine:host-a"}, headers=a)  # a peer on that machine
+    assert r.status_code == 200 and r.json()["was"]["halted_by"] == A2
+    assert halt_rows(api) == []
+
+
+def test_a_session_cannot_lift_a_halt_an_admin_set_on_its_machine(api: Api) -> None:
+    a = api.token(A)
+    api.post(HALTS, json={"reason": "stopped by ops", "scope": "machine:host-a"}, headers=api.admin)
+    r = api.post("/api/coord/resume", json={"scope": "machine:host-a"}, headers=a)
+    assert r.status_code == 403 and "admin" in r.json()["error"]["message"]
+    assert halt_rows(api) == ["machine:host-a"] and todo(api, a).status_code == 423
+    assert api.post("/api/coord/resume", json={"scope": "machine:host-a"}, headers=api.admin).status_code == 200
+
+
+# ---- the pause after a resume -----------------------------------------------------------------
+
+def test_resume_pauses_the_sessions_active_under_the_halt_until_each_engages(api: Api, clock: ManualClock) -> None:
+    active, late, quiet, old = api.token(A), api.token(A2), api.token("HOST-C/script"), api.token(B)
+    register(api, old)
+    clock.advance(ACTIVE_SECONDS + 1)          # B's last heartbeat is now older than "active"
+    register(api, active)                       # active when the halt falls
+    api.post(HALTS, json={"reason": "incident"}, headers=api.admin)
+    clock.advance(600)
+    register(api, late)                         # starts while the halt stands (presence is exempt)
+    assert todo(api, quiet).status_code == 423  # never heartbeats: refused, and leaves no sign of life
+    clock.advance(60)
+    r = api.post("/api/coord/resume", headers=api.admin)
+    assert r.status_code == 200, r.text
+    assert sorted(r.json()["paused"]) == sorted([A, A2]) and r.json()["engaged"] == []
+
+    refused = todo(api, active)
+    assert refused.status_code == 423
+    err = refused.json()["error"]
+    assert err["code"] == "paused" and err["paused"]["scope"] == "fleet" and "coord engage" in err["message"]
+    assert todo(api, quiet).status_code == 201 and todo(api, old).status_code == 201
+    presence = {p["session_id"]: p["paused"] for p in api.get("/api/coord/presence", headers=old).json()}
+    assert presence == {A: True, A2: True, B: False}
+    mine = api.get(HALTS, headers=active).json()
+    assert mine["halted"] is False and mine["halts"] == [] and mine["paused"]["scope"] == "fleet"
+    assert api.get("/api/coord/status", headers=active).json()["paused"]["paused_at"]
+    assert api.get("/api/coord/locks/conflicts", params={"project_key": "p", "resource": "x"},
+                   headers=active).json()["paused"]["scope"] == "fleet"
+
+    lifted = events(api, "halt.lifted")
+    assert [e["payload"]["scope"] for e in lifted] == ["fleet"]
+    paused = events(api, "session.paused")
+    assert sorted((e["target"], e["payload"]["scope"]) for e in paused) == sorted([(A, "fleet"), (A2, "fleet")])
+    notes = api.get("/api/coord/notifications", headers=active).json()["events"]
+    assert [e["kind"] for e in notes if e["kind"].startswith("session.")] == ["session.paused"]
+
+    r = api.post("/api/coord/engage", headers=active)
+    assert r.status_code == 200 and r.json()["was"]["scope"] == "fleet" and r.json()["paused"] is False
+    assert todo(api, active).status_code == 201
+    assert todo(api, late).status_code == 423  # engaging is per session
+    assert api.post("/api/coord/engage", headers=active).json()["was"] is None
+    assert [e["payload"]["engaged_session"] for e in events(api, "session.engaged")] == [A]
+
+
+def test_only_sessions_in_the_lifted_scope_are_paused(api: Api) -> None:
+    a, b = api.token(A), api.token(B)
+    register(api, a)
+    register(api, b)
+    api.post(HALTS, json={"reason": "box on fire", "scope": "machine:host-a"}, headers=api.admin)
+    r = api.post("/api/coord/resume", json={"scope": "machine:host-a"}, headers=api.admin)
+    assert r.json()["paused"] == [A] and r.json()["scope"] == "machine:host-a"
+    assert todo(api, a).json()["error"]["paused"]["scope"] == "machine:host-a"
+    assert todo(api, b).status_code == 201
+
+
+def test_the_session_that_resumes_is_not_paused(api: Api) -> None:
+    a, a2 = api.token(A), api.token(A2)
+    register(api, a)
+    register(api, a2)
+    api.post(HALTS, json={"reason": "mine", "scope": "machine:host-a"}, headers=a)
+    assert api.post("/api/coord/resume", json={"scope": "machine:host-a"}, headers=a).json()["paused"] == [A2]
+    assert todo(api, a).status_code == 201 and todo(api, a2).status_code == 423
+
+
+def test_engage_all_lets_everyone_in_the_scope_go_on(api: Api, clock: ManualClock) -> None:
+    a, a2, b = api.token(A), api.token(A2), api.token(B)
+    for headers in (a, a2, b):
+        register(api, headers)
+    api.post(HALTS, json={"reason": "one"}, headers=api.admin)
+    assert len(api.post("/api/coord/resume", headers=api.admin).json()["paused"]) == 3
+    # without a halt standing, --engage-all of one machine clears that machine's pauses only
+    r = api.post("/api/coord/resume", json={"scope": "machine:host-a", "engage_all": True}, headers=api.admin)
+    assert r.json()["was"] is None and r.json()["paused"] == [] and sorted(r.json()["engaged"]) == sorted([A, A2])
+    assert todo(api, a).status_code == 201 and todo(api, a2).status_code == 201 and todo(api, b).status_code == 423
+    # a halt resumed with engage_all pauses nobody
+    api.post(HALTS, json={"reason": "two"}, headers=api.admin)
+    clock.advance(5)
+    r = api.post("/api/coord/resume", json={"engage_all": True}, headers=api.admin)
+    assert r.json()["was"]["reason"] == "two" and r.json()["paused"] == [] and r.json()["engaged"] == [B]
+    for headers in (a, a2, b):
+        assert todo(api, headers).status_code == 201
+    # a session may engage everyone on its own machine, and nobody elsewhere
+    assert api.post("/api/coord/resume", json={"scope": "machine:host-b", "engage_all": True},
+                    headers=a).status_code == 403
+
+
+def test_a_paused_session_keeps_its_exempt_writes(api: Api) -> None:
+    a, other = api.token(A), api.token(B)
+    lease = api.post("/api/coord/locks", json={"project_key": "p", "resource": "src/"}, headers=a).json()
+    msg = api.post("/api/coord/messages", json={"to_session": A, "subject": "s", "requires_ack": True},
+                   headers=other).json()
+    register(api, a)
+    api.post(HALTS, json={"reason": "freeze"}, headers=api.admin)
+    api.post("/api/coord/resume", headers=api.admin)
+    assert api.post("/api/coord/presence/heartbeat", json={}, headers=a).status_code == 200
+    assert api.post("/api/coord/messages/unshown", json={}, headers=a).json()["messages"][0]["id"] == msg["id"]
+    assert api.put(f"/api/coord/messages/{msg['id']}/read", headers=a).status_code == 200
+    assert api.post(f"/api/coord/messages/{msg['id']}/ack", headers=a).status_code == 200
+    assert api.post("/api/coord/events", json={"kind": "hook.denied"}, headers=a).status_code == 201
+    assert api.delete(f"/api/coord/locks/{lease['id']}", headers=a).status_code == 200
+    for method, path, body in (("POST", "/api/coord/locks", {"project_key": "p", "resource": "r"}),
+                               ("POST", "/api/coord/messages", {"subject": "x"}),
+                               ("PUT", "/api/coord/components", {"project_key": "p", "component": "c",
+                                                                 "state": "deployed"})):
+        r = api.request(method, path, json=body, headers=a)
+        assert r.status_code == 423 and r.json()["error"]["code"] == "paused", (path, r.text)
+    assert api.get("/api/coord/messages", headers=a).status_code == 200  # reads go through
+
+
+def test_engage_is_allowed_while_a_halt_still_covers_the_session(api: Api) -> None:
+    a = api.token(A)
+    register(api, a)
+    api.post(HALTS, json={"reason": "one"}, headers=api.admin)
+    api.post("/api/coord/resume", headers=api.admin)
+    api.post(HALTS, json={"reason": "box", "scope": "machine:host-a"}, headers=api.admin)
+    assert api.post("/api/coord/engage", headers=a).json()["was"]["scope"] == "fleet"
+    assert todo(api, a).json()["error"]["code"] == "halted"  # the standing halt still refuses
+
+
+@pytest.mark.parametrize("resume_first", [False, True])
+def test_scoped_halts_and_pauses_survive_a_restart(api: Api, store_factory: Callable[[], Store],
+                                                   clock: ManualClock, resume_first: bool) -> None:
+    a = api.token(A)
+    register(api, a)
+    api.post(HALTS, json={"reason": "maintenance", "scope": "machine:host-a"}, headers=api.admin)
+    if resume_first:
+        api.post("/api/coord/resume", json={"scope": "machine:host-a"}, headers=api.admin)
+    api.hub.store.close()
+    reopened = Hub(store_factory(), clock)
+    with TestClient(create_app(reopened, sweep_seconds=0)) as client:
+        r = client.post("/api/coord/todos", json={"text": "t"}, headers=a)
+        assert r.status_code == 423
+        err = r.json()["error"]
+        if resume_first:
+            assert err["code"] == "paused" and err["paused"]["scope"] == "machine:host-a"
+        else:
+            assert err["code"] == "halted" and err["halt"]["reason"] == "maintenance"

@@ -1,0 +1,117 @@
+"""``coord halt --machine/--project``, ``coord resume --engage-all`` and ``coord engage``: real CLI, real hub.
+
+Sessions ``DESKTOP-0O8A1RL/claude-main`` (A), ``desktop-0o8a1rl/worker`` (A2,
+the same machine in another case) and ``HOWARD-HOME/claude-main`` (B), plus
+the hub's admin. Every CLI command heartbeats its session, so a session that
+ran a command shortly before a halt counts as active under it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LiveHub
+from tests.coordcli import Coord, git_init, isolated_env
+
+A = "DESKTOP-0O8A1RL/claude-main"
+A2 = "desktop-0o8a1rl/worker"
+B = "HOWARD-HOME/claude-main"
+
+
+@dataclass(frozen=True)
+class Fleet:
+    admin: Coord
+    a: Coord
+    a2: Coord
+    b: Coord
+
+
+@pytest.fixture
+def fleet(live_hub: LiveHub, tmp_path: Path) -> Fleet:
+    base = Coord(git_init(tmp_path / "work"), isolated_env(tmp_path), url=live_hub.url)
+    return Fleet(base.as_token(live_hub.admin_token), base.as_token(live_hub.token(A)),
+                 base.as_token(live_hub.token(A2)), base.as_token(live_hub.token(B)))
+
+
+def test_a_session_may_halt_no_other_scope(fleet: Fleet) -> None:
+    assert "machine:desktop-0o8a1rl" in fleet.a.fails(6, "halt", "no", "--machine", "HOWARD-HOME").err
+    fleet.a.fails(6, "halt", "no", "--project", "career")
+    fleet.a.fails(6, "halt", "no")
+    fleet.a.fails(6, "resume")
+    fleet.a.fails(2, "halt", "no", "--machine", "x", "--project", "y")
+    fleet.admin.fails(1, "halt", "no", "--machine", "not a name")
+    assert fleet.b.json("status")["halts"] == []
+
+
+def test_a_session_halts_its_own_machine_and_only_that(fleet: Fleet) -> None:
+    for coord in (fleet.a2, fleet.b):
+        coord.ok("status")  # each runs a command before the halt: active under it
+    r = fleet.a.ok("halt", "poll loop runs away", "--machine", "DESKTOP-0O8A1RL")
+    assert r.out == f"machine desktop-0o8a1rl halted by {A}: poll loop runs away\n"
+
+    r = fleet.a2.fails(5, "todo", "add", "x")
+    assert "machine desktop-0o8a1rl is halted by" in r.err and "poll loop runs away" in r.err
+    assert "coord resume --machine desktop-0o8a1rl" in r.err
+    status = fleet.b.ok("status").out
+    assert f"HALTED (machine:desktop-0o8a1rl) by {A}" in status and "covers you" not in status
+    assert "covers you" in fleet.a2.ok("status").out
+    halts = fleet.b.json("status")["halts"]
+    assert [(h["scope"], h["applies"]) for h in halts] == [("machine:desktop-0o8a1rl", False)]
+
+    fleet.b.fails(6, "resume", "--machine", "desktop-0o8a1rl")
+    fleet.a2.fails(5, "halt", "again", "--machine", "desktop-0o8a1rl")  # a halted session halts nothing
+
+    r = fleet.a.ok("resume", "--machine", "desktop-0o8a1rl")
+    assert r.out.splitlines()[0] == "machine desktop-0o8a1rl resumed"
+    assert A2 in r.out.splitlines()[1] and "coord engage" in r.out  # A2 is paused; A resumed, so it is not
+
+
+def test_a_paused_session_exits_5_until_it_engages(fleet: Fleet) -> None:
+    fleet.a.ok("status")
+    fleet.admin.ok("halt", "bad deploy")
+    fleet.a.fails(5, "todo", "add", "x")
+    data = fleet.admin.json("resume")
+    assert data["paused"] == [A] and data["was"]["reason"] == "bad deploy"
+
+    r = fleet.a.fails(5, "todo", "add", "x")
+    assert "is paused" in r.err and "coord engage" in r.err
+    envelope = fleet.a("todo", "add", "x", "--json")
+    assert envelope.code == 5 and envelope.json()["error"]["code"] == "paused"
+    assert "PAUSED since" in fleet.a.ok("status").out and "coord engage" in fleet.a.ok("status").out
+    assert fleet.a.json("status")["paused"]["scope"] == "fleet"
+    assert {p["session_id"]: p["paused"] for p in fleet.a.json("presence")}[A] is True
+    assert "paused" in fleet.a.ok("presence").out.splitlines()[0]
+
+    assert fleet.a.ok("engage").out == f"{A} engaged: its writes go through again\n"
+    fleet.a.ok("todo", "add", "x")
+    assert fleet.a.json("engage")["was"] is None
+    assert fleet.a.ok("engage").out == f"{A} was not paused\n"
+
+
+def test_resume_engage_all_lets_every_session_go_on(fleet: Fleet) -> None:
+    for coord in (fleet.a, fleet.a2, fleet.b):
+        coord.ok("status")
+    fleet.admin.ok("halt", "freeze")
+    r = fleet.admin.ok("resume", "--engage-all")
+    assert r.out == "fleet resumed\n"
+    fleet.a.ok("todo", "add", "back to work")
+
+    fleet.admin.ok("halt", "again")
+    assert sorted(fleet.admin.json("resume")["paused"]) == sorted([A, A2, B])
+    r = fleet.admin.ok("resume", "--machine", "DESKTOP-0O8A1RL", "--engage-all")
+    assert r.out.splitlines() == ["machine desktop-0o8a1rl was not halted", f"engaged 2 session(s): {A}, {A2}"]
+    fleet.a.ok("todo", "add", "x")
+    fleet.b.fails(5, "todo", "add", "x")
+
+
+def test_help_teaches_scopes_and_the_pause(tmp_path: Path) -> None:
+    coord = Coord(tmp_path, isolated_env(tmp_path))
+    text = coord.ok("halt", "--help").out
+    assert "--machine" in text and "--project" in text and "own machine" in text and "--json" in text
+    text = coord.ok("resume", "--help").out
+    assert "--engage-all" in text and "coord engage" in text and "paused" in text
+    text = coord.ok("engage", "--help").out
+    assert "paused" in text and "--json" in text
