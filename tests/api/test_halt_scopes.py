@@ -1,8 +1,7 @@
 """Halts of a machine or a project, who may set them, and the pause after a resume (issue 9 point 8), both backends.
 
-Sessions declare their machine and project through the conversations API;
-these tests write the two columns directly (:func:`declare`), which is all
-the halt reads.
+Sessions declare their machine and project with ``PUT /conversations/profile``
+(:func:`declare`), which is what a scope matches besides the session id.
 """
 
 from __future__ import annotations
@@ -27,10 +26,11 @@ B = "HOST-B/claude-main"
 HALTS = "/api/coord/halt"
 
 
-def declare(api: Api, session_id: str, machine: str | None = None, project: str | None = None) -> None:
-    """Set a session's declared machine and project (what ``PUT /profile`` records)."""
-    api.hub.store.write_sync(lambda tx: tx.ex.execute(
-        "UPDATE sessions SET machine = ?, project = ? WHERE session_key = lower(?)", (machine, project, session_id)))
+def declare(api: Api, headers: dict[str, str], machine: str | None = None, project: str | None = None) -> None:
+    """Declare the session's machine and/or project, as a seed-004 session does."""
+    body = {k: v for k, v in (("machine", machine), ("project", project)) if v is not None}
+    r = api.put("/api/coord/conversations/profile", json=body, headers=headers)
+    assert r.status_code == 200, r.text
 
 
 def todo(api: Api, headers: dict[str, str]) -> Any:
@@ -54,30 +54,29 @@ def halt_rows(api: Api) -> list[str]:
 # ---- scope matching -------------------------------------------------------------------------
 
 def test_a_machine_halt_refuses_exactly_the_sessions_of_that_machine(api: Api) -> None:
-    a, b = api.token(A), api.token(B)
-    bare, moved, away = api.token("bare-agent"), api.token("HOST-B/moved"), api.token("HOST-A/away")
-    declare(api, "bare-agent", machine="host-a")     # no machine in its id: its declaration counts
-    declare(api, "HOST-B/moved", machine="host-a")   # a declared machine beats the id's
-    declare(api, "HOST-A/away", machine="host-c")
+    a, b, bare = api.token(A), api.token(B), api.token("bare-agent")
+    declared, roamer = api.token("host-a/declared"), api.token("OPS/roamer", admin=True)
+    declare(api, declared, machine="host-a", project="career")
+    declare(api, roamer, machine="host-a")  # an admin may declare any machine: the declared one counts
     r = api.post(HALTS, json={"reason": "runaway poll loop", "scope": "machine:HOST-A"}, headers=api.admin)
     assert r.status_code == 201, r.text
     assert r.json()["scope"] == "machine:host-a" and r.json()["halted_by"] == "admin"
-    for headers in (a, bare, moved):
+    for headers in (a, declared, roamer):
         r = todo(api, headers)
         assert r.status_code == 423, r.text
         err = r.json()["error"]
         assert err["code"] == "halted" and err["halt"]["scope"] == "machine:host-a"
         assert err["halt"]["reason"] == "runaway poll loop" and err["halt"]["halted_by"] == "admin"
         assert "coord resume --machine host-a" in err["message"]
-    for headers in (b, away):
+    for headers in (b, bare):
         assert todo(api, headers).status_code == 201
     assert api.hub.query_sync(lambda tx, now: tx.ex.one("SELECT COUNT(*) AS n FROM todos"))["n"] == 2
 
 
 def test_a_project_halt_refuses_the_sessions_that_declared_that_project(api: Api) -> None:
     career, homelab, none = api.token("M1/career-agent"), api.token("M1/homelab-agent"), api.token("M1/plain")
-    declare(api, "M1/career-agent", "m1", "career")
-    declare(api, "M1/homelab-agent", "m1", "homelab")
+    declare(api, career, "m1", "career")
+    declare(api, homelab, project="homelab")
     assert api.post(HALTS, json={"reason": "schema rewrite", "scope": "project:Career"},
                     headers=api.admin).json()["scope"] == "project:career"
     r = todo(api, career)
@@ -98,7 +97,7 @@ def test_the_fleet_is_the_default_scope_and_get_halt_keeps_its_old_fields(api: A
 
 def test_every_standing_halt_is_listed_with_whether_it_covers_the_caller(api: Api, clock: ManualClock) -> None:
     a, b = api.token(A), api.token(B)
-    declare(api, B, project="career")
+    declare(api, b, project="career")
     api.post(HALTS, json={"reason": "box on fire", "scope": "machine:host-a"}, headers=api.admin)
     clock.advance(1)
     api.post(HALTS, json={"reason": "rewrite", "scope": "project:career"}, headers=api.admin)
@@ -136,8 +135,10 @@ def test_a_session_may_halt_and_resume_only_its_own_machine(api: Api) -> None:
         r = api.post(HALTS, json={"reason": "no", "scope": scope}, headers=headers)
         assert r.status_code == 403, (scope, r.text)
     assert api.post(HALTS, json={"reason": "no"}, headers=a).status_code == 403
-    # a declared machine is the session's own say-so: it grants no right to halt that machine
-    declare(api, A, machine="host-b")
+    # the right comes from the id alone: a declared machine other than it (which the profile refuses to record
+    # today) would grant nothing
+    api.hub.store.write_sync(lambda tx: tx.ex.execute("UPDATE sessions SET machine = 'host-b' WHERE session_id = ?",
+                                                      (A,)))
     assert api.post(HALTS, json={"reason": "no", "scope": "machine:host-b"}, headers=a).status_code == 403
     assert halt_rows(api) == []
 

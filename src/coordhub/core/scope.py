@@ -93,10 +93,10 @@ def may_act_on(actor: Actor, scope: Scope, verb: str) -> None:
 
     An admin token may act on any scope. Any other session only on its own
     machine, and its own machine is the MACHINE part of its session id: the
-    id is what the admin minted the token for, so it comes from the
-    credential (contract §2.2). A *declared* machine does not count here: a
-    session declares it itself (``PUT /profile``), so one token could
-    declare any machine and then halt it.
+    id is what the admin minted the token for, so the right comes from the
+    credential (contract §2.2), never from a declaration. (``PUT /profile``
+    lets a session declare no machine but its id's anyway; checking the id
+    keeps this rule from resting on that one.)
     """
     if actor.is_admin:
         return
