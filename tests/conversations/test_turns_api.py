@@ -226,3 +226,13 @@ def test_halt_refuses_turns(api: Api, pair: Any) -> None:
     r = send(api, career, "velox.homelab", org())
     assert r.status_code == 423
     assert api.get(f"{URL}/status", headers=career).json()["halt_active"] is True
+
+
+def test_a_machine_halt_shows_in_that_machines_status_only(api: Api, pair: Any) -> None:
+    career, homelab = pair
+    r = api.post("/api/coord/halt", json={"reason": "drill", "scope": "machine:velox"}, headers=api.admin)
+    assert r.status_code == 201, r.text
+    assert api.get(f"{URL}/status", headers=homelab).json()["halt_active"] is True
+    assert api.get(f"{URL}/status", headers=career).json()["halt_active"] is False
+    assert send(api, homelab, "ratio.career", org()).status_code == 423
+    assert send(api, career, "velox.homelab", org()).status_code == 201  # the sender's machine is not halted

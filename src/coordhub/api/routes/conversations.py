@@ -152,10 +152,13 @@ async def inbox(request: Request, address: str | None = None,
 
 @router.get("/status", response_model=StatusOut, responses=responses(*READ_ERRORS))
 async def status(request: Request, machine: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
-    """Seed 004's ``cross-agent-status``: pending count and newest pending turn per project on a machine."""
+    """Seed 004's ``cross-agent-status``: pending count and newest pending turn per project on a machine.
+
+    ``halt_active``: a halt covers the caller (the fleet's, its machine's or its project's).
+    """
     actor = await _actor(who)
     return await query(request, lambda tx, now: conversations.status(
-        tx, actor, machine, now, halt_active=halt.current(tx) is not None))
+        tx, actor, machine, now, halt_active=halt.for_session(tx, actor.session_id)["halt"] is not None))
 
 
 @router.get("", response_model=list[ConversationOut], responses=responses(*READ_ERRORS))
