@@ -25,6 +25,7 @@ from coordhub.api.routes import (
     events,
     locks,
     messages,
+    orchestrator,
     presence,
     todos,
     workflows,
@@ -46,6 +47,22 @@ async def _sweep_forever(hub: Hub, every: float) -> None:
             pass
         except Exception:  # keep sweeping; the error is logged for the operator
             log.exception("lease sweep failed")
+
+
+async def _reconcile_forever(app: FastAPI, hub: Hub, every: float) -> None:
+    """Run the orchestrator's reconciler every ``every`` seconds (see ``coordhub.core.reconcile``)."""
+    from coordhub.core import reconcile
+
+    while True:
+        await asyncio.sleep(every)
+        try:
+            done = await hub.store.write(lambda tx: reconcile.run(tx, hub.clock.now()))
+            if done["requeued"] or done["failed"]:
+                app.state.auth.invalidate()  # lost attempts' worker tokens were revoked
+        except Unavailable:
+            pass
+        except Exception:
+            log.exception("orchestrator reconcile failed")
 
 
 async def _follow_forever(hub: Hub) -> None:
@@ -84,6 +101,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
         tasks = [asyncio.create_task(_follow_forever(hub))]
         if sweep_seconds > 0:
             tasks.append(asyncio.create_task(_sweep_forever(hub, sweep_seconds)))
+            tasks.append(asyncio.create_task(_reconcile_forever(app, hub, sweep_seconds)))
         try:
             yield
         finally:
@@ -108,7 +126,8 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     app.state.event_quota = RateLimiter(limits.event_quota / 60.0, limits.event_quota)
     errors.install(app)
     # Hot routes first: FastAPI matches routes in order, and most requests are messages and leases.
-    for module in (messages, locks, presence, events, conversations, todos, workflows, components, admin):
+    for module in (messages, locks, presence, events, conversations, orchestrator, todos, workflows, components,
+                   admin):
         app.include_router(module.router)
     app.add_middleware(EmptyQueryValues)  # ?project_key= means no filter, for every route
     # inside BodyLimit, it sees one buffered body; MCP bodies carry NUL to the tools, whose REST call refuses it

@@ -10,8 +10,12 @@ no duplicates (push and audit build on this). Kinds are ``noun.verb``:
 ``work_item.created``, ``work_item.updated``, ``component.set``,
 ``halt.set``, ``halt.lifted`` (both with the halt's ``scope``), ``session.paused``,
 ``session.engaged``, ``token.created``, ``token.revoked``,
-``presence.registered``, ``presence.deregistered``, and the client-reported
-``guard.*`` and ``hook.*``.
+``presence.registered``, ``presence.deregistered``, the orchestrator's
+``assignment.<state>`` (``queued``, ``dispatched``, ``running``, ``done``,
+``failed``, ``stuck``, ``needs_input``, ``cancelled``), ``assignment.telemetry``,
+``assignment.adopted``, ``host.registered``, ``host.stale``, ``host.back``,
+``orchestrator.config_applied`` and ``orchestrator.paused``, and the
+client-reported ``guard.*`` and ``hook.*``.
 """
 
 from __future__ import annotations

@@ -60,6 +60,11 @@ class Exempt(enum.Enum):
                "it only reduces what is held and starts no work: nothing can be claimed until resume")
     REVOKE_TOKEN = ("revoking a session's tokens (`DELETE /tokens/{name}`), which also ends its leases",
                     "an incident is exactly when a credential has to be cut off")
+    ORCHESTRATOR = ("worker hosts' register, heartbeat and `next` (which dispatches nothing while a halt covers the "
+                    "host or the assignment's project), their reports and log lines; `coord stop` of an assignment; a "
+                    "reconciliation pass",
+                    "hosts stay visible and record what their workers did and saved; stopping work only reduces "
+                    "it. A halt stops new work at dispatch, and hosts pause running workers")
     BOOTSTRAP = ("the hub's own start-up bookkeeping (minting the first admin token)",
                  "a halted hub must still be administrable after a restart")
 

@@ -16,7 +16,15 @@ from coordhub.clock import isoformat
 from coordhub.core import leases
 from coordhub.core.events import emit
 from coordhub.core.idempotency import SecretBody
-from coordhub.core.identity import ADMIN_NAME, Actor, canonical, enroll, require_admin, validate_acting_name
+from coordhub.core.identity import (
+    ADMIN_NAME,
+    SYSTEM_SESSION,
+    Actor,
+    canonical,
+    enroll,
+    require_admin,
+    validate_acting_name,
+)
 from coordhub.errors import Conflict, NotFound
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
@@ -61,6 +69,36 @@ def create(tx: Tx, actor: Actor, name: str, is_admin: bool, now: float) -> dict[
     token, row = _insert(tx, name, is_admin, now)
     emit(tx, "token.created", now, session_id=actor.session_id, subject_id=row["id"], name=name, admin=is_admin)
     return SecretBody({**render(row), "token": token}, ("token",), REPLAY_MESSAGE)
+
+
+def mint(tx: Tx, name: str, now: float, *, purpose: str) -> str:
+    """Mint a session token for ``name`` on the hub's own authority; return it (shown to nobody else).
+
+    For credentials the hub hands out itself: the orchestrator's per-worker
+    session at dispatch (issue 11). Not reachable as an API call; the caller
+    decides who may cause it. Raises ``Invalid`` for a malformed name.
+    """
+    validate_acting_name(name, "name")
+    name = enroll(tx, name, now)
+    token, row = _insert(tx, name, False, now)
+    emit(tx, "token.created", now, session_id=SYSTEM_SESSION, subject_id=row["id"], name=name, admin=False,
+         purpose=purpose)
+    return token
+
+
+def retire(tx: Tx, name: str, now: float, *, reason: str) -> dict[str, int]:
+    """Revoke every live token of session ``name`` and end its live leases, on the hub's authority.
+
+    The end of a credential the hub minted (:func:`mint`): its leases are
+    recorded ``revoked`` by the hub, their fences stale at once. Nothing to
+    revoke is not an error (a retried end). Returns ``{"revoked", "released_leases"}``.
+    """
+    count = tx.tokens.revoke(name, now)
+    ended = leases.revoke_session(tx, Actor(SYSTEM_SESSION, is_admin=True), name, now)
+    if count or ended:
+        emit(tx, "token.revoked", now, session_id=SYSTEM_SESSION, name=name, count=count,
+             released_leases=len(ended), reason=reason)
+    return {"revoked": count, "released_leases": len(ended)}
 
 
 def ensure_admin(tx: Tx, existing: str | None, now: float) -> str | None:

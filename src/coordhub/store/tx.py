@@ -6,6 +6,7 @@ from coordhub.store.base import Executor, Row
 from coordhub.store.tables.conversations import Conversations, SigningKeys
 from coordhub.store.tables.leases import Leases
 from coordhub.store.tables.messages import Messages
+from coordhub.store.tables.orchestrator import AssignmentLogs, Assignments, Attempts, Hosts, OrchestratorState
 from coordhub.store.tables.records import Components, Todos, Workflows, WorkItems
 from coordhub.store.tables.sessions import Sessions
 from coordhub.store.tables.system import Events, Halts, Idempotency, Meta
@@ -35,6 +36,11 @@ class Tx:
         self.meta = Meta(ex)
         self.conversations = Conversations(ex)
         self.signing_keys = SigningKeys(ex)
+        self.orchestrator = OrchestratorState(ex)
+        self.hosts = Hosts(ex)
+        self.assignments = Assignments(ex)
+        self.attempts = Attempts(ex)
+        self.assignment_logs = AssignmentLogs(ex)
 
     def ping(self) -> bool:
         """True when a trivial query succeeds (used by /health)."""

@@ -1,0 +1,106 @@
+"""The orchestrator's endpoints for the client: one method per endpoint, for the CLI and ``coord agent``.
+
+Nothing here is softfail-queued (``queue=False``): an assignment queued
+later is not one queued now, and a host's calls are about the present.
+Errors are :class:`~coordhub.client.client.HubError` (the hub refused) and
+:class:`~coordhub.client.client.Unreachable`, as for every client call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordhub.client.client import CoordClient
+
+BASE = "/api/coord/orchestrator"
+
+
+class OrchestratorClient:
+    """Wraps a :class:`CoordClient` (which keeps its credential and connection) with the orchestrator's calls."""
+
+    def __init__(self, client: CoordClient) -> None:
+        self.client = client
+
+    def _post(self, path: str, body: Any = None) -> Any:
+        return self.client.call("POST", BASE + path, body=body, queue=False)
+
+    # -- users --------------------------------------------------------------------------
+
+    def assign(self, repo: str, issue: int, *, machine: str | None = None, **fields: Any) -> Any:
+        """Queue an issue (``machine`` None: any capable machine); fields as ``POST /assignments`` takes them."""
+        target: dict[str, Any] = {"machine": machine} if machine else {"any": True}
+        return self._post("/assignments", {**target, "repo": repo, "issue": issue,
+                                           **{k: v for k, v in fields.items() if v is not None}})
+
+    def assignments(self, state: str | None = None, machine: str | None = None, repo: str | None = None,
+                    limit: int | None = None) -> Any:
+        """Assignments, newest first."""
+        return self.client.call("GET", BASE + "/assignments",
+                                params={"state": state, "machine": machine, "repo": repo, "limit": limit})
+
+    def assignment(self, assignment_id: str) -> Any:
+        """One assignment with its briefing and attempts."""
+        return self.client.call("GET", f"{BASE}/assignments/{assignment_id}")
+
+    def stop(self, assignment_id: str) -> Any:
+        """Cancel a live assignment."""
+        return self._post(f"/assignments/{assignment_id}/stop")
+
+    def retry(self, assignment_id: str, model: str | None = None) -> Any:
+        """Queue a failed, cancelled, stuck or needs-input assignment again."""
+        return self._post(f"/assignments/{assignment_id}/retry", {"model": model} if model else None)
+
+    def resume_stuck(self, assignment_id: str, guidance: str) -> Any:
+        """Resume a stuck or needs-input worker's session with guidance."""
+        return self._post(f"/assignments/{assignment_id}/resume-stuck", {"guidance": guidance})
+
+    def log(self, assignment_id: str, offset: int = 0) -> Any:
+        """The relayed log from a character offset: ``{text, offset, size, truncated, state}``."""
+        return self.client.call("GET", f"{BASE}/assignments/{assignment_id}/log", params={"offset": offset})
+
+    def status(self, machine: str | None = None) -> Any:
+        """Machines, queue, assignments, pause and costs."""
+        return self.client.call("GET", BASE + "/status", params={"machine": machine})
+
+    def config(self) -> Any:
+        """The hub's active configuration and its version."""
+        return self.client.call("GET", BASE + "/config")
+
+    def apply_config(self, config: dict[str, Any]) -> Any:
+        """Make ``config`` (coordinator.yml parsed to JSON) the hub's active configuration (admin)."""
+        return self.client.call("PUT", BASE + "/config", body=config, queue=False)
+
+    def reconcile(self) -> Any:
+        """Run a reconciliation pass now."""
+        return self._post("/reconcile")
+
+    # -- hosts (coord agent) ---------------------------------------------------------------
+
+    def register(self, machine: str, *, slots: int, capabilities: list[str] | None = None,
+                 repos: dict[str, str] | None = None, agent_version: str | None = None) -> Any:
+        """Register this machine's host: a new incarnation; answers timing and the active config."""
+        return self._post("/hosts/register", {"machine": machine, "slots": slots,
+                                              "capabilities": capabilities or [], "repos": repos or {},
+                                              "agent_version": agent_version})
+
+    def heartbeat(self, machine: str, incarnation: int, *, free_slots: int, running: list[str]) -> Any:
+        """Heartbeat; the answer says what to cancel and whether to pause."""
+        return self._post("/hosts/heartbeat", {"machine": machine, "host_incarnation": incarnation,
+                                               "free_slots": free_slots, "running": running})
+
+    def next(self, machine: str, incarnation: int, wait: float = 0.0) -> Any:
+        """Long-poll for the next assignment (``{"assignment": … | None}``).
+
+        The client's timeout must exceed ``wait``: give the ``CoordClient`` a
+        timeout of at least ``wait + 10`` seconds.
+        """
+        return self._post("/hosts/next", {"machine": machine, "host_incarnation": incarnation, "wait": wait})
+
+    def report(self, assignment_id: str, attempt: int, **fields: Any) -> Any:
+        """Report on an attempt (fields: state, reason, telemetry, worktree, branch, pushed, wip_commit)."""
+        return self._post(f"/assignments/{assignment_id}/report",
+                          {"attempt": attempt, **{k: v for k, v in fields.items() if v is not None}})
+
+    def append_log(self, assignment_id: str, attempt: int, offset: int, text: str) -> Any:
+        """Append filtered log text at a character offset; answers ``{size}``."""
+        return self._post(f"/assignments/{assignment_id}/log", {"attempt": attempt, "offset": offset, "text": text})

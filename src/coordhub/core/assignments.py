@@ -1,0 +1,613 @@
+"""Assignments: one issue for one headless worker, queued, dispatched, reported on (issue 11 point 3).
+
+States are a table, in one place (:data:`TRANSITIONS`); every change goes
+through :func:`transition`, which checks the table inside the transaction and
+emits the event ``assignment.<state>``::
+
+    queued -> dispatched -> running -> done | failed | stuck | needs_input | cancelled
+       ^          |             |
+       +----------+-------------+  re-queued: host lost, files busy, retry, resume-stuck
+
+An **attempt** is one dispatch of an assignment (an incarnation, as Gas Town
+#909 needed): ``attempt`` counts them, and every host report and log line
+names the attempt it belongs to. A report of an attempt that is not the
+current one, or of one the hub gave up as lost, is refused with 409
+``stale_attempt`` and changes nothing, so a late completion of a dead attempt
+never closes a newer one. Each attempt runs as its own hub session
+``<machine>/worker-<id>`` with a token minted at dispatch and retired, with
+every lease the worker held, when the attempt ends.
+
+Who may: any session may queue, stop, retry and resume (the briefing is all
+it chooses: repos, paths, tools and budgets come from the admin's
+``coordinator.yml``, never from the request — seed 003's agent ran whatever
+``repo_path`` and ``system_prompt`` a caller sent), except a worker session,
+which may not dispatch more workers. Only the host running an attempt
+(``<machine>/agent``) or an admin reports on it.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import secrets
+from typing import Any
+
+from coordhub.clock import isoformat
+from coordhub.core import coordinator, tokens
+from coordhub.core.events import emit
+from coordhub.core.identity import Actor, fold
+from coordhub.errors import Conflict, Forbidden, Invalid, NotFound
+from coordhub.orchestrator.config import Config, model_for, next_model
+from coordhub.store.base import Row
+from coordhub.store.tx import Tx
+
+MAX_BRIEFING_BYTES = 65_536
+MAX_GUIDANCE_BYTES = 65_536
+MAX_LOG_CHARS = 1_048_576      # the relayed log kept per assignment (its newest part)
+MAX_LOG_READ_CHARS = 262_144   # one GET of the log answers at most this much
+RATE_LIMIT_REASON = "rate limit"
+
+
+class State(enum.StrEnum):
+    """An assignment's state."""
+
+    QUEUED = "queued"
+    DISPATCHED = "dispatched"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    STUCK = "stuck"
+    NEEDS_INPUT = "needs_input"
+    CANCELLED = "cancelled"
+
+
+S = State
+TRANSITIONS: dict[State, frozenset[State]] = {
+    S.QUEUED: frozenset({S.DISPATCHED, S.CANCELLED, S.FAILED}),
+    S.DISPATCHED: frozenset({S.RUNNING, S.DONE, S.FAILED, S.STUCK, S.NEEDS_INPUT, S.CANCELLED, S.QUEUED}),
+    S.RUNNING: frozenset({S.DONE, S.FAILED, S.STUCK, S.NEEDS_INPUT, S.CANCELLED, S.QUEUED}),
+    S.STUCK: frozenset({S.QUEUED, S.CANCELLED}),
+    S.NEEDS_INPUT: frozenset({S.QUEUED, S.CANCELLED}),
+    S.FAILED: frozenset({S.QUEUED}),
+    S.CANCELLED: frozenset({S.QUEUED}),
+    S.DONE: frozenset(),
+}
+LIVE = ("queued", "dispatched", "running", "stuck", "needs_input")  # the issue is taken
+ACTIVE = ("dispatched", "running")  # a worker slot is held
+WAITING = ("stuck", "needs_input")  # the attempt ended; a human or resume-stuck decides
+REPORTED = ("running", "done", "failed", "stuck", "needs_input")  # what a host may report
+
+
+class StaleAttempt(Conflict):
+    """A host reported on an attempt that is not the assignment's current one, or was given up as lost (409)."""
+
+    code = "stale_attempt"
+
+
+class AlreadyAssigned(Conflict):
+    """The issue already has a live assignment (409); details name it."""
+
+    code = "already_assigned"
+
+
+class InvalidTransition(Conflict):
+    """The assignment's state does not allow this (409); details give the state."""
+
+    code = "invalid_transition"
+
+
+class LogGap(Conflict):
+    """A log chunk starts past the end of what the hub holds (409); resend from ``size``."""
+
+    code = "log_gap"
+
+
+# ---- ids, names, rendering ----------------------------------------------------------
+
+_ID = re.compile(r"[0-9a-f]{8}")
+
+
+def check_id(assignment_id: str) -> str:
+    """``assignment_id`` if it looks like one (8 lowercase hex characters); ``NotFound`` otherwise."""
+    if not _ID.fullmatch(assignment_id):
+        raise NotFound(f"no assignment {assignment_id[:40]!r} (ids are 8 hex characters, e.g. a1b2c3d4)")
+    return assignment_id
+
+
+def worker_session(machine: str, assignment_id: str) -> str:
+    """The hub session a worker acts as: ``<machine>/worker-<id>``."""
+    return f"{machine}/worker-{assignment_id}"
+
+
+def host_session(machine: str) -> str:
+    """The hub session a machine's ``coord agent`` acts as: ``<machine>/agent``."""
+    return f"{machine}/agent"
+
+
+def is_worker(session_id: str) -> bool:
+    """Whether a session is an orchestrator worker (``<machine>/worker-<id>``)."""
+    return bool(re.fullmatch(r"[^/]+/worker-[0-9a-f]{8}", session_id))
+
+
+def may_act_for_host(actor: Actor, machine: str) -> None:
+    """Refuse (403) unless ``actor`` is ``<machine>/agent`` or an admin."""
+    if actor.is_admin or fold(actor.session_id) == fold(host_session(machine)):
+        return
+    raise Forbidden(f"{actor.session_id!r} may not act for the host of machine {machine!r}: only "
+                    f"{host_session(machine)!r} (or an admin) may", machine=machine)
+
+
+def branch_for(issue: int, title: str | None) -> str:
+    """Seed 003's branch name ``issue-<N>-<slug of the title>`` (slug at most 40 characters); ``issue-<N>`` bare."""
+    slug = re.sub(r"[^a-z0-9]+", "-", (title or "").lower()).strip("-")[:40].strip("-")
+    return f"issue-{issue}-{slug}" if slug else f"issue-{issue}"
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    return default if text is None else json.loads(text)
+
+
+def render(row: Row, *, briefing: bool = True) -> dict[str, Any]:
+    """The JSON form of an assignment (``briefing=False``: its size instead of its text, for lists)."""
+    out: dict[str, Any] = {
+        "id": row["id"], "state": row["state"], "attempt": row["attempt"], "repo": row["repo"],
+        "issue": row["issue"], "title": row["title"], "labels": _loads(row["labels"], []),
+        "machine": row["machine"], "any": row["machine"] is None, "avoid_machine": row["avoid_machine"],
+        "ran_on": row["ran_on"], "requires": _loads(row["requires"], []), "model": row["model"],
+        "model_source": row["model_source"], "files_likely": _loads(row["files_likely"], []),
+        "branch": row["branch"], "worktree": row["worktree"], "session_id": row["claude_session"],
+        "resume": ({"session_id": row["resume_session"], "guidance": row["guidance"]}
+                   if row["resume_session"] else None),
+        "reason": row["reason"], "cost_usd": row["cost_usd"], "total_cost_usd": row["total_cost_usd"],
+        "turns": row["turns"], "last_tool": row["last_tool"], "last_file": row["last_file"],
+        "progress": row["progress"], "status_line": row["status_line"], "result": _loads(row["result"], None),
+        "pushed": bool(row["pushed"]), "wip_commit": row["wip_commit"], "worker_session": row["worker_session"],
+        "lease_id": row["lease_id"], "fence": row["fence"], "budget_usd": row["budget_usd"],
+        "wall_clock_seconds": row["wall_clock_seconds"], "not_before": isoformat(row["not_before"]),
+        "created_by": row["created_by"], "created_at": isoformat(row["created_at"]),
+        "queued_at": isoformat(row["queued_at"]), "dispatched_at": isoformat(row["dispatched_at"]),
+        "started_at": isoformat(row["started_at"]), "ended_at": isoformat(row["ended_at"]),
+        "updated_at": isoformat(row["updated_at"]),
+    }
+    if briefing:
+        out["briefing"] = row["briefing"]
+    else:
+        out["briefing_bytes"] = len(row["briefing"].encode("utf-8"))
+    return out
+
+
+def render_attempt(row: Row) -> dict[str, Any]:
+    """The JSON form of one attempt."""
+    return {"attempt": row["attempt"], "machine": row["machine"], "host_incarnation": row["host_incarnation"],
+            "model": row["model"], "state": row["state"], "reason": row["reason"], "cost_usd": row["cost_usd"],
+            "turns": row["turns"], "session_id": row["claude_session"],
+            "dispatched_at": isoformat(row["dispatched_at"]), "started_at": isoformat(row["started_at"]),
+            "ended_at": isoformat(row["ended_at"])}
+
+
+def get_row(tx: Tx, assignment_id: str) -> Row:
+    """The assignment's row; ``NotFound`` if there is none."""
+    row = tx.assignments.get(check_id(assignment_id))
+    if row is None:
+        raise NotFound(f"no assignment {assignment_id!r}")
+    return row
+
+
+def get(tx: Tx, assignment_id: str) -> dict[str, Any]:
+    """One assignment with its briefing and its ``attempts``."""
+    row = get_row(tx, assignment_id)
+    return {**render(row), "attempts": [render_attempt(a) for a in tx.attempts.of(row["id"])]}
+
+
+def find(tx: Tx, state: str | None = None, machine: str | None = None, repo: str | None = None,
+         limit: int = 200) -> list[dict[str, Any]]:
+    """Assignments (newest queue position first), filtered; ``state`` may be ``live`` or ``active``."""
+    states: tuple[str, ...] | None
+    if state is None:
+        states = None
+    elif state == "live":
+        states = LIVE
+    elif state == "active":
+        states = ACTIVE
+    elif state in {s.value for s in State}:
+        states = (state,)
+    else:
+        raise Invalid(f"state must be one of {', '.join(s.value for s in State)}, live or active", field="state")
+    return [render(r, briefing=False) for r in tx.assignments.find(states, machine, repo, limit)]
+
+
+# ---- the one way a state changes --------------------------------------------------------
+
+def transition(tx: Tx, row: Row, to: State, now: float, *, by: str | None, **changes: Any) -> Row:
+    """Move an assignment to ``to`` (checked against :data:`TRANSITIONS`), apply ``changes``, emit the event.
+
+    Raises ``InvalidTransition`` (409) when the table does not allow it.
+    Returns the updated row.
+    """
+    current = State(row["state"])
+    if to not in TRANSITIONS[current]:
+        raise InvalidTransition(f"assignment {row['id']} is {current.value}; it cannot become {to.value}",
+                                state=current.value)
+    changes = {**changes, "state": to.value, "updated_at": now}
+    tx.assignments.set(row["id"], changes)
+    new = {**row, **changes}
+    emit(tx, f"assignment.{to.value}", now, session_id=by, project_key=new["repo"], subject_id=new["id"],
+         **_event_payload(new))
+    return new
+
+
+def _event_payload(row: Row) -> dict[str, Any]:
+    """The compact payload of an assignment event."""
+    return {"assignment_id": row["id"], "attempt": row["attempt"], "repo": row["repo"], "issue": row["issue"],
+            "machine": row["ran_on"] or row["machine"], "model": row["model"], "state": row["state"],
+            "reason": row["reason"], "cost_usd": row["cost_usd"]}
+
+
+# ---- queueing ---------------------------------------------------------------------------
+
+def _new_id(tx: Tx) -> str:
+    while True:
+        candidate = secrets.token_hex(4)
+        if tx.assignments.get(candidate) is None:
+            return candidate
+
+
+def _check_target(config: Config, machine: str | None, repo: str, requires: list[str]) -> str | None:
+    """The machine as spelled in the config (None for any); ``Invalid`` naming what is unknown or unserved."""
+    if config.repo(repo) is None:
+        raise Invalid(f"unknown repo {repo!r}; coordinator.yml has {', '.join(r.name for r in config.repos)}",
+                      field="repo")
+    if machine is None:
+        capable = [m.name for m in config.machines if repo in m.repos and set(requires) <= set(m.capabilities)]
+        if not capable:
+            needs = f" with capabilities {', '.join(requires)}" if requires else ""
+            raise Invalid(f"no machine in coordinator.yml serves repo {repo!r}{needs}", field="repo")
+        return None
+    m = config.machine(machine)
+    if m is None:
+        raise Invalid(f"unknown machine {machine!r}; coordinator.yml has "
+                      f"{', '.join(x.name for x in config.machines)}", field="machine")
+    if repo not in m.repos:
+        raise Invalid(f"machine {m.name!r} does not serve repo {repo!r} (its repos: {', '.join(m.repos) or 'none'})",
+                      field="repo")
+    missing = sorted(set(requires) - set(m.capabilities))
+    if missing:
+        raise Invalid(f"machine {m.name!r} lacks capabilities {', '.join(missing)}", field="requires")
+    return m.name
+
+
+def _check_size(text: str, limit: int, field: str) -> None:
+    size = len(text.encode("utf-8"))
+    if size > limit:
+        raise Invalid(f"{field} is {size} bytes; the limit is {limit} (put long context in the issue or a file "
+                      "the worker reads)", field=field, limit=limit)
+
+
+def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, issue: int,
+           model: str | None = None, labels: list[str] | None = None, title: str | None = None,
+           briefing: str = "", files_likely: list[str] | None = None, requires: list[str] | None = None,
+           budget_usd: float | None = None, wall_clock_seconds: int | None = None,
+           dry_run: bool = False) -> dict[str, Any]:
+    """Queue an assignment of issue ``repo#issue`` (``machine`` None: any capable machine); return it.
+
+    The model is ``model`` > the first of ``labels`` that ``models.labels``
+    maps > ``models.default`` (``model_source`` says which). Raises
+    ``NotConfigured`` (409) before any config is applied, ``Invalid`` (422)
+    for an unknown repo or machine, a machine that does not serve the repo,
+    or a briefing over :data:`MAX_BRIEFING_BYTES`; ``AlreadyAssigned`` (409)
+    when the issue has a live assignment; ``Forbidden`` for a worker session.
+    ``dry_run`` checks and resolves everything and writes nothing.
+    """
+    if is_worker(actor.session_id):
+        raise Forbidden("a worker may not dispatch workers; ask a human or the coordinator session")
+    config = coordinator.require(tx)
+    requires = requires or []
+    spelled = _check_target(config, machine, repo, requires)
+    _check_size(briefing, MAX_BRIEFING_BYTES, "briefing")
+    existing = tx.assignments.live_for_issue(repo, issue)
+    if existing is not None:
+        raise AlreadyAssigned(f"{repo}#{issue} already has assignment {existing['id']} ({existing['state']}); "
+                              f"stop it first (`coord stop {existing['id']}`) or retry that one",
+                              assignment_id=existing["id"], state=existing["state"])
+    labels = labels or []
+    chosen, source = model_for(config.models, model, labels)
+    row: Row = {
+        "id": _new_id(tx), "seq": 0, "state": State.QUEUED.value, "attempt": 0, "repo": repo, "issue": issue,
+        "title": title, "labels": json.dumps(labels), "machine": spelled, "avoid_machine": None, "ran_on": None,
+        "requires": json.dumps(requires), "model": chosen, "model_source": source, "briefing": briefing,
+        "files_likely": json.dumps(files_likely or []), "branch": branch_for(issue, title),
+        "budget_usd": budget_usd if budget_usd is not None else config.workers.max_budget_usd,
+        "wall_clock_seconds": wall_clock_seconds or config.workers.wall_clock_seconds,
+        "created_by": actor.session_id, "created_at": now, "queued_at": now, "updated_at": now,
+    }
+    position = len(tx.assignments.queued()) + 1
+    if dry_run:
+        full = {**_blank(), **row}
+        return {**render(full), "dry_run": True, "position": position}
+    row["seq"] = tx.assignments.next_seq()
+    tx.assignments.add(row)
+    full = {**_blank(), **row}
+    emit(tx, "assignment.queued", now, session_id=actor.session_id, project_key=repo, subject_id=row["id"],
+         **_event_payload(full))
+    return {**render(full), "dry_run": False, "position": position}
+
+
+def _blank() -> Row:
+    """Every assignment column a new row leaves at its default."""
+    return {k: None for k in ("worktree", "claude_session", "resume_session", "guidance", "reason", "turns",
+                              "last_tool", "last_file", "progress", "status_line", "result", "wip_commit",
+                              "worker_session", "lease_id", "fence", "host_incarnation", "not_before",
+                              "dispatched_at", "started_at", "ended_at")} | {"cost_usd": 0.0, "total_cost_usd": 0.0,
+                                                                              "pushed": 0}
+
+
+# ---- the end of an attempt, and re-queueing ---------------------------------------------------
+
+def end_attempt(tx: Tx, row: Row, outcome: str, reason: str | None, now: float) -> None:
+    """Record how the current attempt ended (``outcome``: a state or ``lost``) and retire its worker credential.
+
+    The worker's token is revoked and every lease its session held (the
+    issue lease, ``files_likely``) ends in the same transaction.
+    """
+    if row["attempt"] and row["ran_on"]:
+        tx.attempts.set(row["id"], row["attempt"], {"state": outcome, "reason": reason, "ended_at": now,
+                                                    "cost_usd": row["cost_usd"], "turns": row["turns"],
+                                                    "claude_session": row["claude_session"]})
+    if row["worker_session"]:
+        tokens.retire(tx, row["worker_session"], now, reason=f"assignment {row['id']} attempt {row['attempt']} "
+                                                             f"ended: {outcome}")
+
+
+def requeue(tx: Tx, row: Row, config: Config, now: float, *, reason: str, lost: bool, by: str | None) -> Row:
+    """End the current attempt and queue the assignment again with backoff, or fail it after ``max_retries``.
+
+    Backoff is ``backoff_base × 2^(attempt-1)`` seconds (seed 003's
+    ``backoff_base``); the assignment keeps its queue position (FIFO by the
+    time it was first queued). With ``auto_reassign`` it may then run on any
+    capable machine, another one when possible. ``lost``: the attempt's host
+    went away (its late reports are refused from now on).
+    """
+    end_attempt(tx, row, "lost" if lost else State.FAILED.value, reason, now)
+    c = config.concurrency
+    if row["attempt"] > c.max_retries:
+        return transition(tx, row, State.FAILED, now, by=by, ended_at=now,
+                          reason=f"{reason}; gave up after {row['attempt']} attempt(s) (max_retries {c.max_retries})")
+    changes: Row = {"reason": reason, "not_before": now + c.backoff_base * 2 ** (row["attempt"] - 1),
+                    "worker_session": None, "lease_id": None, "fence": None, "queued_at": now}
+    if c.auto_reassign:
+        changes.update(machine=None, avoid_machine=row["ran_on"])
+    return transition(tx, row, State.QUEUED, now, by=by, **changes)
+
+
+def lose(tx: Tx, row: Row, config: Config, now: float, reason: str) -> Row:
+    """The attempt's host went away (stale, restarted, or never got it): re-queue or fail (see :func:`requeue`)."""
+    return requeue(tx, row, config, now, reason=reason, lost=True, by=None)
+
+
+# ---- what users do --------------------------------------------------------------------
+
+def stop(tx: Tx, actor: Actor, assignment_id: str, now: float) -> dict[str, Any]:
+    """Cancel a live assignment; a running worker is told to stop in its host's next heartbeat answer.
+
+    ``InvalidTransition`` (409) when it already ended.
+    """
+    row = get_row(tx, assignment_id)
+    if row["state"] not in LIVE:
+        raise InvalidTransition(f"assignment {row['id']} already ended ({row['state']})", state=row["state"])
+    if row["state"] in ACTIVE:
+        end_attempt(tx, row, State.CANCELLED.value, f"stopped by {actor.session_id}", now)
+    return render(transition(tx, row, State.CANCELLED, now, by=actor.session_id, ended_at=now,
+                             reason=f"stopped by {actor.session_id}"))
+
+
+def _other_machine(config: Config, row: Row) -> bool:
+    """Whether a machine other than the last one could run the assignment."""
+    needs = set(_loads(row["requires"], []))
+    return any(m.name != row["ran_on"] and row["repo"] in m.repos and needs <= set(m.capabilities)
+               for m in config.machines)
+
+
+def _reopen(tx: Tx, row: Row, what: str) -> None:
+    """Refuse a retry or resume when another assignment took the issue meanwhile."""
+    other = tx.assignments.live_for_issue(row["repo"], row["issue"])
+    if other is not None and other["id"] != row["id"]:
+        raise AlreadyAssigned(f"cannot {what} {row['id']}: {row['repo']}#{row['issue']} has assignment "
+                              f"{other['id']} ({other['state']}) now", assignment_id=other["id"],
+                              state=other["state"])
+
+
+def retry(tx: Tx, actor: Actor, assignment_id: str, now: float, model: str | None = None) -> dict[str, Any]:
+    """Queue a failed, cancelled, stuck or needs-input assignment again as a fresh attempt (seed 003 ``retry``).
+
+    On another machine when one could run it (seed 003), with the model one
+    step up ``models.escalation`` unless ``model`` is given. 409 for a live
+    or done assignment, or when the issue was assigned again meanwhile.
+    """
+    row = get_row(tx, assignment_id)
+    if row["state"] not in ("failed", "cancelled", "stuck", "needs_input"):
+        raise InvalidTransition(f"assignment {row['id']} is {row['state']}; only a failed, cancelled, stuck or "
+                                "needs_input one is retried", state=row["state"])
+    _reopen(tx, row, "retry")
+    config = coordinator.require(tx)
+    changes: Row = {"model": model or next_model(config.models, row["model"]),
+                    "model_source": "flag" if model else "escalation", "reason": None, "not_before": None,
+                    "resume_session": None, "guidance": None, "worktree": None, "ended_at": None,
+                    "queued_at": now, "result": None}
+    if row["ran_on"] and _other_machine(config, row):
+        changes.update(machine=None, avoid_machine=row["ran_on"])
+    return render(transition(tx, row, State.QUEUED, now, by=actor.session_id, **changes))
+
+
+def resume_stuck(tx: Tx, actor: Actor, assignment_id: str, guidance: str, now: float) -> dict[str, Any]:
+    """Queue a stuck or needs-input assignment to resume its Claude session with ``guidance``.
+
+    Same machine and worktree (a session resumes only from where it ran),
+    the model one step up the ladder; the host runs ``claude -p --resume
+    <session> "<guidance>"``. One resume at a time per session: the
+    assignment is live until it reports again. 409 when it is not stuck or
+    needs input, or no Claude session id was reported (then ``retry``).
+    """
+    _check_size(guidance, MAX_GUIDANCE_BYTES, "guidance")
+    row = get_row(tx, assignment_id)
+    if row["state"] not in WAITING:
+        raise InvalidTransition(f"assignment {row['id']} is {row['state']}; only a stuck or needs_input one is "
+                                "resumed", state=row["state"])
+    if not row["claude_session"]:
+        raise InvalidTransition(f"assignment {row['id']} never reported its Claude session id, so it cannot be "
+                                f"resumed; use `coord retry {row['id']}`", state=row["state"])
+    config = coordinator.require(tx)
+    return render(transition(tx, row, State.QUEUED, now, by=actor.session_id, machine=row["ran_on"],
+                             avoid_machine=None, resume_session=row["claude_session"], guidance=guidance,
+                             model=next_model(config.models, row["model"]), model_source="escalation",
+                             reason=None, not_before=None, ended_at=None, queued_at=now))
+
+
+# ---- what hosts report ----------------------------------------------------------------
+
+def _current_attempt(tx: Tx, actor: Actor, assignment_id: str, attempt: int) -> Row:
+    """The assignment, if ``attempt`` is its current attempt and ``actor`` may report on it; else 403/409."""
+    row = get_row(tx, assignment_id)
+    if row["ran_on"] is None:
+        raise StaleAttempt(f"assignment {row['id']} was never dispatched", current=row["attempt"])
+    runs = {a["attempt"]: a for a in tx.attempts.of(row["id"])}
+    may_act_for_host(actor, runs[attempt]["machine"] if attempt in runs else row["ran_on"])
+    if attempt != row["attempt"]:
+        raise StaleAttempt(f"attempt {attempt} of assignment {row['id']} is not its current attempt "
+                           f"({row['attempt']}); the report is ignored", current=row["attempt"])
+    if runs.get(attempt, {}).get("state") == "lost":
+        raise StaleAttempt(f"attempt {attempt} of assignment {row['id']} was given up as lost "
+                           f"({runs[attempt]['reason']}); the report is ignored", current=row["attempt"])
+    return row
+
+
+def _telemetry_changes(row: Row, telemetry: dict[str, Any], extra: dict[str, Any]) -> Row:
+    """Columns a report updates: telemetry fields and the record fields (worktree, branch, pushed, wip commit)."""
+    changes: Row = {}
+    for src, col in (("session_id", "claude_session"), ("turns", "turns"), ("last_tool", "last_tool"),
+                     ("last_file", "last_file"), ("progress", "progress"), ("status_line", "status_line")):
+        if telemetry.get(src) is not None:
+            changes[col] = telemetry[src]
+    if telemetry.get("cost_usd") is not None:  # cumulative for the attempt: the latest result wins
+        changes["cost_usd"] = float(telemetry["cost_usd"])
+    if telemetry.get("result") is not None:
+        changes["result"] = json.dumps(telemetry["result"])
+    for key in ("worktree", "branch", "wip_commit"):
+        if extra.get(key) is not None:
+            changes[key] = extra[key]
+    if extra.get("pushed") is not None:
+        changes["pushed"] = int(bool(extra["pushed"]))
+    return changes
+
+
+def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *, state: str | None = None,
+           reason: str | None = None, telemetry: dict[str, Any] | None = None,
+           **extra: Any) -> dict[str, Any]:
+    """Apply a host's report on the current attempt; return the assignment.
+
+    ``state`` (one of :data:`REPORTED`) moves it on; ``telemetry`` updates
+    what is shown (cost is the attempt's running total); ``extra`` carries
+    ``worktree``, ``branch``, ``pushed``, ``wip_commit``. Rules:
+
+    * ``done`` with ``result.is_error`` is recorded ``failed`` (an auth
+      failure looks like success, research §1);
+    * ``failed`` with a reason starting ``files_busy`` is re-queued (attempt
+      counts, backoff, failed after ``max_retries``); any other failure is
+      final unless ``auto_reassign``;
+    * a ``rate_limited_until`` pauses dispatch fleet-wide until then;
+    * on an assignment that already ended (stopped meanwhile) the record
+      fields are kept and the state is not changed.
+
+    ``StaleAttempt`` (409) for another attempt or one given up as lost.
+    """
+    telemetry = telemetry or {}
+    row = _current_attempt(tx, actor, assignment_id, attempt)
+    changes = _telemetry_changes(row, telemetry, extra)
+    if changes.get("cost_usd") is not None:
+        tx.attempts.set(row["id"], attempt, {"cost_usd": changes["cost_usd"]})
+        changes["total_cost_usd"] = tx.attempts.total_cost(row["id"])
+    until = telemetry.get("rate_limited_until")
+    if until is not None:
+        coordinator.pause(tx, float(until), f"{RATE_LIMIT_REASON} reported by {row['ran_on']} (assignment "
+                          f"{row['id']})", now, by=actor.session_id)
+    if changes:
+        tx.assignments.set(row["id"], {**changes, "updated_at": now})
+        row = {**row, **changes, "updated_at": now}
+    if row["state"] not in ACTIVE:  # ended meanwhile: keep what it saved, change nothing else
+        return render(row)
+    if state is None or state == "running":
+        return render(_running(tx, row, actor, now, bool(changes)))
+    return render(_finish(tx, row, actor, State(state), reason, now))
+
+
+def _running(tx: Tx, row: Row, actor: Actor, now: float, changed: bool) -> Row:
+    if row["state"] == State.DISPATCHED.value:
+        tx.attempts.set(row["id"], row["attempt"], {"state": "running", "started_at": now})
+        return transition(tx, row, State.RUNNING, now, by=actor.session_id, started_at=now)
+    if changed:
+        emit(tx, "assignment.telemetry", now, session_id=actor.session_id, project_key=row["repo"],
+             subject_id=row["id"], assignment_id=row["id"], attempt=row["attempt"], turns=row["turns"],
+             cost_usd=row["cost_usd"], last_tool=row["last_tool"], last_file=row["last_file"],
+             status_line=row["status_line"])
+    return row
+
+
+def _finish(tx: Tx, row: Row, actor: Actor, to: State, reason: str | None, now: float) -> Row:
+    result = _loads(row["result"], None) or {}
+    if to is State.DONE and result.get("is_error"):
+        to = State.FAILED
+        reason = reason or ("claude reported an error: " + "/".join(
+            str(result.get(k)) for k in ("subtype", "terminal_reason") if result.get(k)))
+    config = coordinator.require(tx)
+    by = actor.session_id
+    if to is State.FAILED and (reason or "").startswith("files_busy"):
+        return requeue(tx, row, config, now, reason=reason or "files_busy", lost=False, by=by)
+    if to is State.FAILED and config.concurrency.auto_reassign and row["attempt"] <= config.concurrency.max_retries:
+        end_attempt(tx, row, to.value, reason, now)
+        return transition(tx, row, State.QUEUED, now, by=by, reason=reason, machine=None,
+                          avoid_machine=row["ran_on"], worker_session=None, lease_id=None, fence=None,
+                          queued_at=now, not_before=now + config.concurrency.backoff_base * 2 ** (row["attempt"] - 1))
+    end_attempt(tx, row, to.value, reason, now)
+    ended = now if to in (State.DONE, State.FAILED) else None
+    return transition(tx, row, to, now, by=by, reason=reason, ended_at=ended, worker_session=None)
+
+
+# ---- the relayed log -------------------------------------------------------------------
+
+def append_log(tx: Tx, actor: Actor, assignment_id: str, attempt: int, offset: int, text: str,
+               now: float) -> dict[str, int]:
+    """Append the host's filtered log at character ``offset``; return ``{size}`` (characters relayed so far).
+
+    A chunk that overlaps what is held (a retry) adds only its new part; one
+    that starts past the end raises ``LogGap`` (409) with ``size``. Only the
+    newest :data:`MAX_LOG_CHARS` (about 1 MiB) are kept. ``StaleAttempt`` for
+    another attempt.
+    """
+    row = _current_attempt(tx, actor, assignment_id, attempt)
+    size = tx.assignment_logs.size(row["id"])
+    if offset > size:
+        raise LogGap(f"the log of {row['id']} holds {size} characters; send from there, not {offset}", size=size)
+    fresh = text[size - offset:]
+    if fresh:
+        tx.assignment_logs.append(row["id"], size, fresh, now)
+        size += len(fresh)
+        tx.assignment_logs.trim(row["id"], size - MAX_LOG_CHARS)
+    return {"size": size}
+
+
+def read_log(tx: Tx, assignment_id: str, offset: int) -> dict[str, Any]:
+    """The relayed log from character ``offset``: ``{text, offset, size, truncated}``.
+
+    ``offset`` in the answer is where ``text`` starts: later than asked when
+    the older part was dropped (``truncated: true``). At most
+    :data:`MAX_LOG_READ_CHARS` per call; ask again from ``offset + len(text)``.
+    """
+    row = get_row(tx, assignment_id)
+    size = tx.assignment_logs.size(row["id"])
+    chunks = tx.assignment_logs.read(row["id"], offset, MAX_LOG_READ_CHARS)
+    if not chunks:
+        return {"text": "", "offset": min(offset, size), "size": size, "truncated": False, "state": row["state"]}
+    start = max(offset, int(chunks[0]["start"]))
+    text = "".join(c["text"] for c in chunks)[start - int(chunks[0]["start"]):]
+    return {"text": text, "offset": start, "size": size, "truncated": start > offset, "state": row["state"]}
+

@@ -1,0 +1,184 @@
+"""The scheduler: which queued assignment a host runs next, decided and taken in one transaction.
+
+Seed 003 parsed ``max_workers`` and never enforced it (five parallel assigns
+ran five workers at ``max_workers: 3``), and its claim check raced between
+check and act. Here a host asks ``next`` and the hub, inside one write
+transaction (the store has one writer, so decisions are serialised):
+
+1. refuses while a halt covers the host (fleet or ``machine:<m>``) or a
+   rate-limit pause stands;
+2. counts the workers running fleet-wide (``max_workers``) and on the
+   machine (the host's ``slots``);
+3. picks the oldest queued assignment this host may run (FIFO by the time it
+   was first queued): its machine, or any capable machine (repo registered by
+   the host, ``requires`` ⊆ capabilities, "another machine when possible"
+   after a retry), past its backoff, its project not halted, no repo it
+   ``depends_on`` with work in flight (seed 003), and its issue lease
+   ``issue:<repo>#<n>`` free;
+4. waits ``stagger_seconds`` since the previous dispatch, fleet-wide;
+5. takes the issue lease for the worker session, mints the worker's token,
+   moves the assignment ``queued → dispatched`` with ``attempt + 1``, and
+   records the attempt.
+
+:func:`plan` is steps 1–4 without writing, so a long-poll can ask cheaply
+whether waking up is worth a write, and how long to sleep.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+from coordhub.core import assignments, coordinator, hosts, leases, tokens
+from coordhub.core.assignments import State
+from coordhub.core.identity import Actor
+from coordhub.errors import LeaseConflict
+from coordhub.orchestrator.config import Config
+from coordhub.store.base import Row
+from coordhub.store.tx import Tx
+
+SCAN_LIMIT = 1000  # queued assignments one decision looks at (oldest first)
+
+
+class Plan(NamedTuple):
+    """What :func:`plan` found: the assignment to dispatch (or None), when to look again, and why not now."""
+
+    row: Row | None
+    wake_at: float | None
+    why: str
+
+
+def issue_resource(repo: str, issue: int) -> str:
+    """The lease a dispatch takes on an issue: ``issue:<repo>#<n>`` (project: the repo)."""
+    return f"issue:{repo}#{issue}"
+
+
+def plan(tx: Tx, config: Config, host: Row, now: float) -> Plan:
+    """Decide, without writing, whether ``host`` gets an assignment now (see the module docstring)."""
+    machine = host["machine"]
+    if hosts.halt_over_machine(tx, machine) is not None:
+        return Plan(None, None, "halted")
+    paused = coordinator.paused_until(tx, now)
+    if paused is not None:
+        return Plan(None, paused, "rate-limit pause")
+    c = config.concurrency
+    if tx.assignments.active_count() >= c.max_workers:
+        return Plan(None, None, f"max_workers ({c.max_workers}) running")
+    if tx.assignments.active_count(machine) >= host["slots"]:
+        return Plan(None, None, f"all {host['slots']} slots of {machine} busy")
+    row, wake = _oldest_runnable(tx, config, host, now)
+    if row is None:
+        return Plan(None, wake, "nothing runnable")
+    last = tx.orchestrator.get()["last_dispatch_at"]
+    if last is not None and now < last + c.stagger_seconds:
+        return Plan(None, last + c.stagger_seconds, "stagger")
+    return Plan(row, None, "")
+
+
+def _oldest_runnable(tx: Tx, config: Config, host: Row, now: float) -> tuple[Row | None, float | None]:
+    machine = host["machine"]
+    served = set(json.loads(host["repos"]))
+    caps = set(json.loads(host["capabilities"]))
+    busy_repos = {a["repo"] for a in tx.assignments.active()}
+    wake: float | None = None
+    for row in tx.assignments.queued(SCAN_LIMIT):
+        if row["repo"] not in served or not set(json.loads(row["requires"])) <= caps:
+            continue
+        if row["machine"] is not None and row["machine"] != machine:
+            continue
+        if row["machine"] is None and row["avoid_machine"] == machine and _another_host(tx, config, row, now):
+            continue
+        if row["not_before"] is not None and row["not_before"] > now:
+            wake = row["not_before"] if wake is None else min(wake, row["not_before"])
+            continue
+        if hosts.project_halted(tx, row["repo"]):
+            continue
+        repo = config.repo(row["repo"])
+        if repo is not None and busy_repos & set(repo.depends_on):
+            continue
+        if _issue_held(tx, row, machine, now):
+            continue
+        return row, None
+    return None, wake
+
+
+def _another_host(tx: Tx, config: Config, row: Row, now: float) -> bool:
+    """Whether an online host other than the one to avoid could run ``row``."""
+    needs = set(json.loads(row["requires"]))
+    for h in tx.hosts.all():
+        if (h["machine"] != row["avoid_machine"] and hosts.state_of(h, config, now) == "online"
+                and row["repo"] in json.loads(h["repos"]) and needs <= set(json.loads(h["capabilities"]))):
+            return True
+    return False
+
+
+def _issue_held(tx: Tx, row: Row, machine: str, now: float) -> bool:
+    """Whether someone other than this attempt's worker session holds the issue's lease."""
+    mine = assignments.worker_session(machine, row["id"])
+    held = leases.live(tx, now, project_key=row["repo"], resource=issue_resource(row["repo"], row["issue"]))
+    return any(lease["session_id"] != mine for lease in held)
+
+
+def next_for(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -> dict[str, Any] | None:
+    """Dispatch the next assignment to ``machine``'s host, or None; the payload carries the worker token once.
+
+    Counts as a heartbeat of the host's liveness. Raises as
+    :func:`coordhub.core.hosts.current` does, and ``NotConfigured``.
+    """
+    config = coordinator.require(tx)
+    host = hosts.current(tx, actor, config, machine, incarnation)
+    tx.hosts.set(host["machine"], {"last_heartbeat": now})
+    found = plan(tx, config, host, now)
+    if found.row is None:
+        return None
+    try:
+        return _dispatch(tx, actor, config, host, found.row, now)
+    except LeaseConflict:  # taken between plan and claim cannot happen (one writer); a rule refused it: skip
+        return None
+
+
+def _dispatch(tx: Tx, actor: Actor, config: Config, host: Row, row: Row, now: float) -> dict[str, Any]:
+    machine = host["machine"]
+    session = assignments.worker_session(machine, row["id"])
+    window = hosts.stale_after(config)
+    lease = leases.claim(tx, Actor(session), project_key=row["repo"],
+                         resource=issue_resource(row["repo"], row["issue"]),
+                         description=f"assignment {row['id']} attempt {row['attempt'] + 1} on {machine}",
+                         ttl_hours=2 * window / 3600.0, now=now)
+    token = tokens.mint(tx, session, now, purpose=f"orchestrator worker of assignment {row['id']}")
+    attempt = int(row["attempt"]) + 1
+    resume = row["resume_session"]
+    new = assignments.transition(
+        tx, row, State.DISPATCHED, now, by=actor.session_id, attempt=attempt, ran_on=machine,
+        host_incarnation=host["incarnation"], worker_session=session, lease_id=lease["id"], fence=lease["fence"],
+        dispatched_at=now, started_at=None, ended_at=None, cost_usd=0.0, turns=None, last_tool=None, last_file=None,
+        progress=None, status_line=None, result=None, pushed=0, reason=None, not_before=None,
+        claude_session=resume, worktree=row["worktree"] if resume else None)
+    tx.attempts.add({"assignment_id": row["id"], "attempt": attempt, "machine": machine,
+                     "host_incarnation": host["incarnation"], "model": row["model"], "state": "dispatched",
+                     "dispatched_at": now})
+    tx.orchestrator.set({"last_dispatch_at": now})
+    repo = config.repo(row["repo"])
+    w = config.workers
+    return {
+        "id": new["id"], "attempt": attempt, "repo": new["repo"], "issue": new["issue"], "title": new["title"],
+        "labels": json.loads(new["labels"]), "branch": new["branch"], "model": new["model"],
+        "model_source": new["model_source"], "briefing": new["briefing"],
+        "files_likely": json.loads(new["files_likely"]), "permission_mode": w.permission_mode,
+        "allowed_tools": w.allowed_tools, "disallowed_tools": sorted({*w.disallowed_tools, "AskUserQuestion"}),
+        "budget_usd": new["budget_usd"], "wall_clock_seconds": new["wall_clock_seconds"],
+        "first_output_seconds": w.first_output_seconds, "silence_seconds": w.silence_seconds,
+        "worker_session": session, "worker_token": token, "lease_id": lease["id"], "fence": lease["fence"],
+        "worktree": new["worktree"],
+        "resume": {"session_id": resume, "guidance": new["guidance"]} if resume else None,
+        "repo_config": {"default_branch": repo.default_branch if repo else "main",
+                        "build_command": repo.build_command if repo else None,
+                        "test_command": repo.test_command if repo else None,
+                        "github": repo.github if repo else None},
+    }
+
+
+def look(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -> Plan:
+    """:func:`plan` for a host, read-only, with the checks of :func:`next_for` (for a long-poll to decide cheaply)."""
+    config = coordinator.require(tx)
+    return plan(tx, config, hosts.current(tx, actor, config, machine, incarnation), now)

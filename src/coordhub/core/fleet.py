@@ -1,0 +1,80 @@
+"""The orchestrator's status view: machines and their slots, the queue, assignments, costs (issue 11 points 3, 7).
+
+What ``coord status`` shows beside the hub's own overview (seed 003's
+``status`` listed machines and assignments; here the hub holds the truth,
+so the view is one consistent snapshot, not a poll of every agent). Costs
+are the attempts' reported ``total_cost_usd`` (the latest ``result`` of each
+attempt), totalled per machine for the current UTC day and per UTC day over
+the last :data:`COST_DAYS` days.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from coordhub.clock import isoformat
+from coordhub.core import assignments, coordinator, hosts
+from coordhub.store.tx import Tx
+
+COST_DAYS = 30
+RECENT = 50  # ended assignments shown
+
+
+def _day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).date().isoformat()
+
+
+def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
+    """``{configured, config_version, machines, queue, assignments, paused, totals}``, optionally for one machine.
+
+    ``machines`` lists every machine of the config (``state`` ``online``,
+    ``stale`` or ``never`` when its agent never registered); ``queue`` the
+    queued assignments in dispatch order (``position`` from 1); ``assignments``
+    the live ones that are not queued plus the :data:`RECENT` most recently
+    ended. Before any config is applied, ``configured`` is false and the
+    lists are empty.
+    """
+    config = coordinator.active(tx)
+    version = tx.orchestrator.get()["config_version"]
+    empty: dict[str, Any] = {"configured": False, "config_version": version, "machines": [], "queue": [],
+                             "assignments": [], "paused": None,
+                             "totals": {"cost_usd": 0.0, "by_day": {}, "running": 0, "queued": 0}}
+    if config is None:
+        return empty
+    today = _day(now)
+    by_day: dict[str, float] = defaultdict(float)
+    by_machine_today: dict[str, float] = defaultdict(float)
+    for a in tx.attempts.costs(now - COST_DAYS * 86_400):
+        day = _day(a["dispatched_at"])
+        by_day[day] += a["cost_usd"]
+        if day == today:
+            by_machine_today[a["machine"]] += a["cost_usd"]
+    host_rows = {h["machine"]: h for h in tx.hosts.all()}
+    active = tx.assignments.active()
+    machines = []
+    for m in config.machines:
+        if machine is not None and m.name.lower() != machine.lower():
+            continue
+        h = host_rows.get(m.name)
+        running = sum(1 for a in active if a["ran_on"] == m.name)
+        machines.append({
+            "machine": m.name, "state": hosts.state_of(h, config, now) if h else "never",
+            "slots": h["slots"] if h else 0, "free_slots": h["free_slots"] if h else 0, "running": running,
+            "incarnation": h["incarnation"] if h else 0, "repos": m.repos, "capabilities": m.capabilities,
+            "last_heartbeat": isoformat(h["last_heartbeat"]) if h else None,
+            "seconds_since_heartbeat": round(now - h["last_heartbeat"], 3) if h else None,
+            "cost_today_usd": round(by_machine_today.get(m.name, 0.0), 6)})
+    queue = [{**assignments.render(r, briefing=False), "position": i + 1}
+             for i, r in enumerate(tx.assignments.queued())
+             if machine is None or r["machine"] in (None, machine)]
+    shown = [r for r in tx.assignments.find(assignments.LIVE, limit=1000) if r["state"] != "queued"]
+    shown += tx.assignments.find(("done", "failed", "cancelled"), limit=RECENT)
+    rows = [assignments.render(r, briefing=False) for r in shown
+            if machine is None or (r["ran_on"] or r["machine"] or "").lower() == machine.lower()]
+    return {"configured": True, "config_version": version, "machines": machines, "queue": queue,
+            "assignments": rows, "paused": coordinator.pause_view(tx, now),
+            "totals": {"cost_usd": round(tx.attempts.cost_total(), 6),
+                       "by_day": {d: round(c, 6) for d, c in sorted(by_day.items())},
+                       "running": len(active), "queued": len(queue)}}

@@ -1,0 +1,207 @@
+"""Worker hosts: one ``coord agent`` per machine, connected out to the hub (issue 11 point 2).
+
+A host registers (each registration is a new **incarnation**), then
+heartbeats every ``concurrency.heartbeat_seconds``. Its presence is a lease:
+a host silent for ``stale_threshold`` heartbeats (seed 003 counted missed
+polls) is stale, and the reconciler re-queues what it was running
+(:mod:`coordhub.core.reconcile`). Hosts act as the session
+``<machine>/agent``, with a token an admin minted for that machine; nothing
+listens on a worker machine, so seed 003's unauthenticated agent port (which
+ran Claude with Bash for whoever reached it) does not exist.
+
+The heartbeat is also where a host and the hub reconcile what runs
+(contract amendment A2): the host lists the assignments it runs; the hub
+answers which of them to ``cancel`` (stopped, re-queued, ended), adopts those
+a restarted host re-attached, gives up as lost those it did not, renews the
+issue leases of the ones that live, and says whether a halt pauses them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from coordhub.clock import isoformat
+from coordhub.core import assignments, coordinator, leases, presence
+from coordhub.core.events import emit
+from coordhub.core.halt import render as render_halt
+from coordhub.core.identity import Actor, fold
+from coordhub.core.presence import StaleIncarnation
+from coordhub.errors import Conflict, Forbidden, Invalid, StaleFence
+from coordhub.orchestrator.config import Config, Machine
+from coordhub.store.base import Row
+from coordhub.store.tx import Tx
+
+FLEET_HALT = "*"  # the halts row of the fleet (migration 0001); machine and project halts are keyed by scope label
+
+
+class NotRegistered(Conflict):
+    """A heartbeat or ``next`` from a machine whose host never registered (409); register first."""
+
+    code = "not_registered"
+
+
+def machine_of_config(config: Config, machine: str) -> Machine:
+    """The config's machine ``machine`` (case-insensitive); ``Invalid`` (422) listing the known ones."""
+    m = config.machine(machine)
+    if m is None:
+        raise Invalid(f"unknown machine {machine!r}: coordinator.yml has "
+                      f"{', '.join(x.name for x in config.machines)} (start the agent with --machine NAME)",
+                      field="machine")
+    return m
+
+
+def stale_after(config: Config) -> float:
+    """Seconds without a heartbeat after which a host is stale."""
+    return config.concurrency.stale_after_seconds
+
+
+def state_of(row: Row, config: Config, now: float) -> str:
+    """``online`` while heartbeats arrive in time, else ``stale``."""
+    return "online" if now - row["last_heartbeat"] <= stale_after(config) else "stale"
+
+
+def render(row: Row, config: Config, now: float) -> dict[str, Any]:
+    """The JSON form of a host."""
+    return {"machine": row["machine"], "state": state_of(row, config, now), "incarnation": row["incarnation"],
+            "session_id": row["session_id"], "capabilities": json.loads(row["capabilities"]),
+            "repos": json.loads(row["repos"]), "slots": row["slots"], "free_slots": row["free_slots"],
+            "running": json.loads(row["running"]), "agent_version": row["agent_version"],
+            "registered_at": isoformat(row["registered_at"]), "last_heartbeat": isoformat(row["last_heartbeat"]),
+            "seconds_since_heartbeat": round(now - row["last_heartbeat"], 3),
+            "stale_since": isoformat(row["stale_since"])}
+
+
+def halt_over_machine(tx: Tx, machine: str) -> dict[str, Any] | None:
+    """The standing halt that covers a machine's host (the fleet's, else the machine's), or None."""
+    for key in (FLEET_HALT, f"machine:{machine.lower()}"):
+        row = tx.halts.get(key)
+        if row is not None:
+            return render_halt(row)
+    return None
+
+
+def project_halted(tx: Tx, repo: str) -> bool:
+    """Whether a halt of project ``repo`` stands (a repo is the project of its assignments and leases)."""
+    return tx.halts.get(f"project:{repo.lower()}") is not None
+
+
+def _timing(config: Config) -> dict[str, float]:
+    return {"heartbeat_seconds": config.concurrency.heartbeat_seconds, "stale_after_seconds": stale_after(config)}
+
+
+def register(tx: Tx, actor: Actor, now: float, *, machine: str, capabilities: list[str], repos: dict[str, str],
+             slots: int, agent_version: str | None) -> dict[str, Any]:
+    """Start a new incarnation of a machine's host; answer its incarnation, timing and the active config.
+
+    Raises ``NotConfigured`` (409) before any config is applied, ``Invalid``
+    (422) for a machine the config does not have or repos it does not give
+    that machine, ``Forbidden`` unless the actor is ``<machine>/agent`` or an admin.
+    """
+    config = coordinator.require(tx)
+    m = machine_of_config(config, machine)
+    assignments.may_act_for_host(actor, m.name)
+    extra = sorted(set(repos) - set(m.repos))
+    if extra:
+        raise Invalid(f"coordinator.yml does not give machine {m.name!r} the repos {', '.join(extra)} (it has "
+                      f"{', '.join(m.repos) or 'none'})", field="repos")
+    previous = tx.hosts.get(m.name)
+    incarnation = (int(previous["incarnation"]) if previous else 0) + 1
+    tx.hosts.put({"machine": m.name, "session_id": actor.session_id, "incarnation": incarnation,
+                  "capabilities": json.dumps(sorted(set(capabilities))), "repos": json.dumps(repos), "slots": slots,
+                  "free_slots": slots, "running": "[]", "agent_version": agent_version, "registered_at": now,
+                  "last_heartbeat": now, "beats": 0, "stale_since": None})
+    if not actor.is_admin:
+        presence.register(tx, actor, client="coord-agent", now=now)
+    emit(tx, "host.registered", now, session_id=actor.session_id, subject_id=m.name, machine=m.name,
+         incarnation=incarnation, slots=slots, repos=sorted(repos), capabilities=sorted(set(capabilities)))
+    version = tx.orchestrator.get()["config_version"]
+    return {"machine": m.name, "host_incarnation": incarnation, **_timing(config), "config_version": version,
+            "config": config.as_json()}
+
+
+def current(tx: Tx, actor: Actor, config: Config, machine: str, incarnation: int) -> Row:
+    """The host row of ``machine`` if ``actor`` may act for it and ``incarnation`` is its current one.
+
+    ``Forbidden`` (403), ``NotRegistered`` (409) or ``StaleIncarnation`` (409:
+    a newer agent registered for that machine; this one should exit).
+    """
+    m = machine_of_config(config, machine)
+    assignments.may_act_for_host(actor, m.name)
+    row = tx.hosts.get(m.name)
+    if row is None:
+        raise NotRegistered(f"the host of machine {m.name!r} is not registered; register first")
+    if incarnation != row["incarnation"]:
+        raise StaleIncarnation(f"incarnation {incarnation} of the host of {m.name!r} was superseded by "
+                               f"{row['incarnation']}; this agent should exit", current=row["incarnation"])
+    return row
+
+
+def heartbeat(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, free_slots: int,
+              running: list[str]) -> dict[str, Any]:
+    """Keep a host alive and reconcile what it runs (see the module docstring); answer what it must do.
+
+    Answer: ``{ok, config_version, heartbeat_seconds, stale_after_seconds,
+    paused, halt, paused_assignments, cancel, rate_limited_until}``.
+    """
+    config = coordinator.require(tx)
+    row = current(tx, actor, config, machine, incarnation)
+    name = row["machine"]
+    listed = set(running)
+    first = int(row["beats"]) == 0
+    if row["stale_since"] is not None:
+        emit(tx, "host.back", now, session_id=actor.session_id, subject_id=name, machine=name,
+             incarnation=incarnation, stale_since=row["stale_since"])
+    tx.hosts.set(name, {"last_heartbeat": now, "free_slots": free_slots, "running": json.dumps(sorted(listed)),
+                        "beats": int(row["beats"]) + 1, "stale_since": None})
+    kept = _settle(tx, config, name, incarnation, listed, first, now)
+    if not actor.is_admin and fold(actor.session_id) == fold(assignments.host_session(name)):
+        presence.heartbeat(tx, actor, None, now)
+    halt = halt_over_machine(tx, name)
+    pause = coordinator.paused_until(tx, now)
+    return {"ok": True, "machine": name, "config_version": tx.orchestrator.get()["config_version"],
+            **_timing(config), "paused": halt is not None, "halt": halt,
+            "paused_assignments": [a["id"] for a in kept if halt is not None or project_halted(tx, a["repo"])],
+            "cancel": sorted(listed - {a["id"] for a in kept}), "rate_limited_until": isoformat(pause)}
+
+
+def _settle(tx: Tx, config: Config, machine: str, incarnation: int, listed: set[str], first: bool,
+            now: float) -> list[Row]:
+    """Adopt, give up or keep each assignment live on this host; return those it should go on running."""
+    kept = []
+    window = stale_after(config)
+    for a in tx.assignments.on_machine(machine, assignments.ACTIVE):
+        if a["host_incarnation"] != incarnation:
+            if a["id"] in listed:  # a restarted host re-attached it
+                tx.assignments.set(a["id"], {"host_incarnation": incarnation, "updated_at": now})
+                emit(tx, "assignment.adopted", now, session_id=None, project_key=a["repo"], subject_id=a["id"],
+                     assignment_id=a["id"], attempt=a["attempt"], machine=machine, incarnation=incarnation)
+                kept.append(a)
+            else:
+                assignments.lose(tx, a, config, now, f"host_restarted: {machine} came back as incarnation "
+                                 f"{incarnation} without it" + ("" if first else " (not adopted)"))
+            continue
+        if a["state"] == "dispatched" and a["id"] not in listed and now - a["dispatched_at"] > window:
+            assignments.lose(tx, a, config, now, f"dispatch_lost: {machine} never listed it in {window:g} s")
+            continue
+        kept.append(a)
+        _renew_issue_lease(tx, a, window, now)
+    return kept
+
+
+def _renew_issue_lease(tx: Tx, a: Row, window: float, now: float) -> None:
+    """Keep the issue lease of a live assignment two stale windows ahead (renewed when one is left)."""
+    if not a["lease_id"] or not a["worker_session"]:
+        return
+    lease = tx.leases.get(a["lease_id"])
+    if lease is None or lease["expires_at"] is None or lease["expires_at"] - now > window:
+        return
+    try:
+        leases.renew(tx, Actor(a["worker_session"]), a["lease_id"], 2 * window / 3600.0, now)
+    except (StaleFence, Forbidden):
+        pass  # an admin ended it: the worker goes on without it; the lease was the admin's call
+
+
+def find(tx: Tx, config: Config, now: float) -> list[dict[str, Any]]:
+    """Every registered host."""
+    return [render(r, config, now) for r in tx.hosts.all()]

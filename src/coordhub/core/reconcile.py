@@ -1,0 +1,50 @@
+"""The reconciler: moves assignments forward when their host is gone (issue 11 point 8).
+
+Seed 003 moved its board only when a human ran ``coord resume``; here the
+hub runs a pass every ``--sweep-seconds`` in ``coord serve`` (and on demand,
+``coord reconcile``). One pass, one transaction:
+
+* a host silent for ``stale_threshold`` heartbeats is marked stale (once,
+  event ``host.stale``), and every assignment it was running (dispatched or
+  running) is given up as **lost**: its worker's token and leases end, and it
+  is re-queued with backoff ``backoff_base × 2^(attempt-1)``, or failed
+  after ``max_retries`` (:func:`coordhub.core.assignments.requeue`); with
+  ``auto_reassign`` another machine may take it;
+* stuck and needs-input assignments stay where they are: resuming them needs
+  the worktree on that machine.
+
+A late report of a lost attempt is refused (409 ``stale_attempt``), and the
+host, if it comes back, is told to cancel it in its heartbeat answer. What a
+restarted host did not re-attach is handled in its first heartbeat
+(:mod:`coordhub.core.hosts`). Idempotent: a second pass finds nothing to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordhub.core import assignments, coordinator, hosts
+from coordhub.core.events import emit
+from coordhub.store.tx import Tx
+
+
+def run(tx: Tx, now: float) -> dict[str, Any]:
+    """One reconciliation pass at ``now``; return ``{stale_hosts, requeued, failed}`` (machine names and ids)."""
+    done: dict[str, Any] = {"stale_hosts": [], "requeued": [], "failed": []}
+    config = coordinator.active(tx)
+    if config is None:
+        return done
+    for host in tx.hosts.all():
+        if hosts.state_of(host, config, now) != "stale":
+            continue
+        name = host["machine"]
+        if host["stale_since"] is None:
+            tx.hosts.set(name, {"stale_since": now})
+            emit(tx, "host.stale", now, session_id=None, subject_id=name, machine=name,
+                 incarnation=host["incarnation"], last_heartbeat=host["last_heartbeat"])
+            done["stale_hosts"].append(name)
+        silent = round(now - host["last_heartbeat"], 1)
+        for row in tx.assignments.on_machine(name, assignments.ACTIVE):
+            new = assignments.lose(tx, row, config, now, f"host_stale: no heartbeat from {name} for {silent:g} s")
+            done["requeued" if new["state"] == "queued" else "failed"].append(row["id"])
+    return done

@@ -1,0 +1,396 @@
+"""``coordinator.yml``: seed 003's configuration of repos, machines, concurrency and models, validated.
+
+The schema is seed 003's (``repos``, ``machines``, ``concurrency``, ``models``,
+``hooks``, ``reviews``, ``smoke_tests``) plus one section of ours,
+``workers`` (the tool policy and budgets every worker runs with, which the
+seed left to prompt text). Everything is checked by pydantic with unknown
+keys refused, then by the cross-references pydantic cannot see (a machine
+naming a repo that does not exist, a ``depends_on`` cycle). Every problem
+names its key path (``machines[1].repos[0]``) and what was expected, and every
+problem of a kind is reported at once (:class:`ConfigError`): first those of
+shape and type, then, once the shape is right, the cross-references.
+
+The same model validates the file on the CLI (``coord config``), the JSON the
+hub receives (``PUT /api/coord/orchestrator/config``) and what a host gets
+back, so every machine and the hub's scheduler agree on one parsed config.
+
+Seed 003 meanings kept: ``stale_threshold`` counts missed heartbeats (the seed
+counted failed polls), ``auto_reassign`` re-queues a failed assignment on
+another machine, ``models.escalation`` is the ladder ``retry`` and
+``resume-stuck`` climb one step at a time, ``models.labels`` maps a GitHub
+label to a model (the seed parsed it and never used it; here it decides).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+FILE_NAME = "coordinator.yml"
+MAX_FILE_BYTES = 1_048_576
+# A repo or machine name: it becomes part of a branch, a lease (`issue:<repo>#<n>`) and a session id.
+_NAME = re.compile(r"[A-Za-z0-9_.@+-]{1,64}")
+# A model: an alias (sonnet) or a full id (claude-sonnet-4-6); it is passed to `claude --model` as one argument.
+_MODEL = re.compile(r"[A-Za-z0-9._:\[\]-]{1,100}")
+# A tool rule as `--allowedTools` takes it: `Read`, `Bash(git diff *)`, `mcp__coord__*`.
+_TOOL = re.compile(r"[A-Za-z0-9_*-]{1,100}(\([^()\x00-\x1f]{0,200}\))?")
+PERMISSION_MODES = ("default", "acceptEdits", "plan", "auto", "dontAsk", "bypassPermissions")
+
+
+def _name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a name: use 1-64 letters, digits and _ . @ + -")
+    return value
+
+
+def _model(value: str) -> str:
+    if not _MODEL.fullmatch(value):
+        raise ValueError(f"{value!r} is not a model name (an alias such as sonnet, or a full id)")
+    return value
+
+
+def _permission_mode(value: str) -> str:
+    if value not in PERMISSION_MODES:
+        raise ValueError(f"{value!r} is not a permission mode: use one of {', '.join(PERMISSION_MODES)}")
+    return value
+
+
+def _tool(value: str) -> str:
+    if not _TOOL.fullmatch(value):
+        raise ValueError(f"{value!r} is not a tool rule such as Read, Edit or Bash(git diff *)")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+Model = Annotated[str, AfterValidator(_model)]
+Tool = Annotated[str, AfterValidator(_tool)]
+Command = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors (a typo such as ``max_worker`` is never silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class Repo(Section):
+    """One repository (seed 003 ``repos[]``)."""
+
+    name: Name
+    github: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")] | None = None
+    default_branch: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s~^:?*\[\\]+$")] = "main"
+    build_command: Command | None = None
+    test_command: Command | None = None
+    depends_on: list[Name] = Field(default_factory=list)
+
+
+class Machine(Section):
+    """One worker machine (seed 003 ``machines[]``); ``host`` is informational: hosts connect out to the hub."""
+
+    name: Name
+    host: Annotated[str, Field(min_length=1, max_length=255)] = "localhost"
+    capabilities: list[Name] = Field(default_factory=list)
+    repos: list[Name] = Field(default_factory=list)
+    repo_paths: dict[str, Annotated[str, Field(min_length=1, max_length=4096)]] = Field(default_factory=dict)
+
+
+class Concurrency(Section):
+    """How much runs at once and how failures are retried (seed 003 ``concurrency``; ``heartbeat_seconds`` is ours)."""
+
+    max_workers: Annotated[int, Field(ge=1, le=1000)] = 3
+    stagger_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    backoff_base: Annotated[float, Field(ge=0, le=86_400)] = 60.0
+    max_retries: Annotated[int, Field(ge=0, le=100)] = 3
+    auto_reassign: bool = False
+    stale_threshold: Annotated[int, Field(ge=1, le=1000)] = 3
+    heartbeat_seconds: Annotated[float, Field(ge=0.2, le=300)] = 5.0
+
+    @property
+    def stale_after_seconds(self) -> float:
+        """Seconds without a heartbeat after which a host is stale: ``stale_threshold`` missed heartbeats."""
+        return self.stale_threshold * self.heartbeat_seconds
+
+
+class Models(Section):
+    """Model choice (seed 003 ``models``): the default, the escalation ladder, and labels that pick a model."""
+
+    default: Model = "sonnet"
+    escalation: Annotated[list[Model], Field(min_length=1, max_length=20)] = Field(
+        default_factory=lambda: ["haiku", "sonnet", "opus"])
+    labels: dict[str, Model] = Field(default_factory=dict)
+
+
+class Hooks(Section):
+    """Seed 003 ``hooks`` (built-in hook names run by the pipeline; parsed now, used by the next issue)."""
+
+    on_round_complete: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list)
+    on_session_end: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list)
+
+
+class Reviews(Section):
+    """Seed 003 ``reviews`` (parsed now, used by the next issue)."""
+
+    enabled: bool = False
+    auto_dispatch: bool = True
+    require_approval: bool = False
+    checklist: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(default_factory=list)
+    repo_overrides: dict[str, list[Annotated[str, Field(min_length=1, max_length=2000)]]] = Field(
+        default_factory=dict)
+
+
+class CapabilityRule(Section):
+    """A smoke-test routing rule: changes under ``files`` need a machine with ``requires``."""
+
+    files: Annotated[list[Annotated[str, Field(min_length=1, max_length=1024)]], Field(min_length=1)]
+    requires: Annotated[list[Name], Field(min_length=1)]
+
+
+class SmokeTests(Section):
+    """Seed 003 ``smoke_tests`` (parsed now, used by the next issue)."""
+
+    auto_queue: bool = False
+    default_command: Command | None = None
+    timeout_seconds: Annotated[int, Field(ge=1, le=86_400)] = 600
+    capability_rules: list[CapabilityRule] = Field(default_factory=list)
+
+
+class Workers(Section):
+    """What every worker runs with (ours: the seed put its deny-list in prompt text, which binds nothing).
+
+    ``allowed_tools``/``disallowed_tools`` become ``--allowedTools``/``--disallowedTools``
+    (``AskUserQuestion`` is always disallowed: it errors out in ``-p`` mode);
+    ``max_budget_usd`` becomes ``--max-budget-usd`` and the host's own ceiling;
+    the three ``*_seconds`` are the host's watchdogs (wall clock, first output,
+    output silence).
+    """
+
+    permission_mode: Annotated[str, AfterValidator(_permission_mode)] = "acceptEdits"
+    allowed_tools: list[Tool] = Field(default_factory=lambda: ["Read", "Edit", "Write", "Glob", "Grep", "Bash"])
+    disallowed_tools: list[Tool] = Field(default_factory=lambda: ["AskUserQuestion"])
+    max_budget_usd: Annotated[float, Field(gt=0, le=10_000)] | None = None
+    wall_clock_seconds: Annotated[int, Field(ge=10, le=7 * 86_400)] = 3600
+    first_output_seconds: Annotated[int, Field(ge=5, le=86_400)] = 600
+    silence_seconds: Annotated[int, Field(ge=5, le=86_400)] = 900
+
+
+class Config(Section):
+    """The whole ``coordinator.yml``."""
+
+    repos: Annotated[list[Repo], Field(min_length=1)]
+    machines: Annotated[list[Machine], Field(min_length=1)]
+    concurrency: Concurrency = Field(default_factory=Concurrency)
+    models: Models = Field(default_factory=Models)
+    hooks: Hooks = Field(default_factory=Hooks)
+    reviews: Reviews = Field(default_factory=Reviews)
+    smoke_tests: SmokeTests = Field(default_factory=SmokeTests)
+    workers: Workers = Field(default_factory=Workers)
+
+    def repo(self, name: str) -> Repo | None:
+        """The repo called ``name`` (exact), or None."""
+        return next((r for r in self.repos if r.name == name), None)
+
+    def machine(self, name: str) -> Machine | None:
+        """The machine called ``name``, compared case-insensitively (machine names are host names), or None."""
+        key = name.lower()
+        return next((m for m in self.machines if m.name.lower() == key), None)
+
+    def as_json(self) -> dict[str, Any]:
+        """The config as plain JSON (every default filled in): what the hub stores and hosts receive."""
+        return self.model_dump(mode="json")
+
+
+class Problem(BaseModel):
+    """One thing wrong with a config: where (a key path such as ``machines[1].repos[0]``) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; ``problems`` lists every problem found, each with its key path."""
+
+    def __init__(self, problems: list[Problem], source: str = FILE_NAME) -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source} is invalid: " + "; ".join(str(p) for p in problems))
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a key path: ``("machines", 1, "repos", 0)`` → ``machines[1].repos[0]``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "constrained-str") or str(part).startswith("function-"):
+            continue  # pydantic's names for validators, not keys of the document
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _expected(err: Any) -> str:
+    """Pydantic's message in the words of this file's reader."""
+    kind, msg = err.get("type", ""), err.get("msg", "invalid")
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling against docs/orchestrator.md)"
+    if kind == "value_error":
+        return str(msg).removeprefix("Value error, ")
+    return str(msg)
+
+
+def validate(data: Any, source: str = FILE_NAME) -> Config:
+    """Validate parsed YAML/JSON ``data`` as a config; raise :class:`ConfigError` listing every problem."""
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise ConfigError([Problem(path="", message=f"expected a mapping with repos and machines, got {got}")],
+                          source)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = [Problem(path=key_path(tuple(e["loc"])), message=_expected(e)) for e in exc.errors()]
+        raise ConfigError(problems, source) from None
+    problems = cross_references(config)
+    if problems:
+        raise ConfigError(problems, source)
+    return config
+
+
+def cross_references(config: Config) -> list[Problem]:
+    """What pydantic cannot see: names unique, every repo a machine or rule names exists, no dependency cycle."""
+    problems: list[Problem] = []
+    repos = [r.name for r in config.repos]
+    known = ", ".join(repos)
+    _unique(problems, "repos", repos, case_insensitive=False)
+    _unique(problems, "machines", [m.name for m in config.machines], case_insensitive=True)
+    for i, repo in enumerate(config.repos):
+        for j, dep in enumerate(repo.depends_on):
+            if dep not in repos:
+                problems.append(Problem(path=f"repos[{i}].depends_on[{j}]", message=f"unknown repo {dep!r} "
+                                        f"(known: {known})"))
+            elif dep == repo.name:
+                problems.append(Problem(path=f"repos[{i}].depends_on[{j}]", message="a repo cannot depend on itself"))
+    graph: dict[str, list[str]] = {}
+    for repo in config.repos:
+        graph.setdefault(repo.name, []).extend(d for d in repo.depends_on if d in repos and d != repo.name)
+    cycle = _cycle(graph)
+    if cycle:
+        problems.append(Problem(path="repos", message="depends_on has a cycle: " + " -> ".join(cycle)))
+    for i, machine in enumerate(config.machines):
+        for j, name in enumerate(machine.repos):
+            if name not in repos:
+                problems.append(Problem(path=f"machines[{i}].repos[{j}]", message=f"unknown repo {name!r} "
+                                        f"(known: {known})"))
+        for name in machine.repo_paths:
+            if name not in machine.repos:
+                problems.append(Problem(path=f"machines[{i}].repo_paths.{name}", message=f"repo {name!r} is not "
+                                        f"in this machine's repos ({', '.join(machine.repos) or 'none'})"))
+    for name in config.reviews.repo_overrides:
+        if name not in repos:
+            problems.append(Problem(path=f"reviews.repo_overrides.{name}", message=f"unknown repo (known: {known})"))
+    return problems
+
+
+def _unique(problems: list[Problem], section: str, names: list[str], *, case_insensitive: bool) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        key = name.lower() if case_insensitive else name
+        if key in seen:
+            problems.append(Problem(path=f"{section}[{i}].name", message=f"{name!r} is already the name of "
+                                    f"{section}[{seen[key]}]"))
+        else:
+            seen[key] = i
+
+
+def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """One dependency cycle as a path (first node repeated at the end), or None."""
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(node: str, trail: list[str]) -> list[str] | None:
+        if state.get(node) == 1:
+            return [*trail[trail.index(node):], node]
+        if state.get(node) == 2:
+            return None
+        state[node] = 1
+        for nxt in graph.get(node, []):
+            found = visit(nxt, [*trail, node])
+            if found:
+                return found
+        state[node] = 2
+        return None
+
+    for start in graph:
+        found = visit(start, [])
+        if found:
+            return found
+    return None
+
+
+def parse_yaml(text: str, source: str = FILE_NAME) -> Config:
+    """Parse and validate YAML text; :class:`ConfigError` for YAML syntax (with line and column) or content."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(path=where, message=f"not valid YAML: {problem}")], source) from None
+    return validate(data, source)
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a ``coordinator.yml``; :class:`ConfigError` when it is unreadable, too large or invalid."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([Problem(path="", message=f"cannot read it: {exc.strerror or exc}")], str(path)) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError([Problem(path="", message=f"{len(raw)} bytes; the limit is {MAX_FILE_BYTES}")], str(path))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([Problem(path="", message="not UTF-8 text")], str(path)) from None
+    return parse_yaml(text, str(path))
+
+
+def next_model(models: Models, current: str) -> str:
+    """One step up ``models.escalation`` from ``current``; the top stays the top (seed 003's ladder).
+
+    A full model id is placed on the ladder by the alias it contains
+    (``claude-sonnet-4-6`` is ``sonnet``); a model the ladder does not know
+    is not escalated.
+    """
+    ladder = models.escalation
+    if current in ladder:
+        index = ladder.index(current)
+    else:
+        found = [i for i, step in enumerate(ladder) if step.lower() in current.lower()]
+        if not found:
+            return current
+        index = found[-1]
+    return ladder[min(index + 1, len(ladder) - 1)]
+
+
+def model_for(models: Models, flag: str | None, labels: list[str]) -> tuple[str, str]:
+    """The model an assignment runs with and why: ``--model`` > ``models.labels`` > ``models.default``.
+
+    Returns ``(model, source)`` with source ``flag``, ``label:<name>`` (the
+    first of the issue's labels, in their order, that the config maps) or
+    ``default``.
+    """
+    if flag:
+        return flag, "flag"
+    for label in labels:
+        if label in models.labels:
+            return models.labels[label], f"label:{label}"
+    return models.default, "default"

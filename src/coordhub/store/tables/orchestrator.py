@@ -1,0 +1,183 @@
+"""The orchestrator's tables: its one state row, worker hosts, assignments, their attempts and relayed logs."""
+
+from __future__ import annotations
+
+from coordhub.store.base import Row
+from coordhub.store.tables.base import Table
+
+ACTIVE = ("dispatched", "running")  # states that hold a worker slot
+
+
+class OrchestratorState(Table):
+    """The ``orchestrator`` table: one row (id 1) with the active config and fleet-wide dispatch state."""
+
+    EMPTY: Row = {"id": 1, "config": None, "config_version": 0, "config_applied_at": None,
+                  "config_applied_by": None, "last_dispatch_at": None, "paused_until": None, "pause_reason": None}
+
+    def get(self) -> Row:
+        """The row; its empty form when there is none (migration 0010 makes it, a wiped database may not have it)."""
+        row = self.ex.one("SELECT * FROM orchestrator WHERE id = 1")
+        return row if row is not None else dict(self.EMPTY)
+
+    def set(self, changes: Row) -> None:
+        """Update columns of the row (creating it first if it is missing)."""
+        if not self.update("orchestrator", "id", 1, changes):
+            self.insert("orchestrator", {**self.EMPTY, **changes})
+
+
+class Hosts(Table):
+    """The ``hosts`` table: one row per machine whose agent registered."""
+
+    def get(self, machine: str) -> Row | None:
+        """The host of ``machine`` (as spelled in the config), or None if it never registered."""
+        return self.ex.one("SELECT * FROM hosts WHERE machine = ?", (machine,))
+
+    def all(self) -> list[Row]:
+        """Every host, by machine name."""
+        return self.ex.all("SELECT * FROM hosts ORDER BY machine")
+
+    def put(self, row: Row) -> None:
+        """Insert or replace a host's row (a register)."""
+        self.ex.execute("DELETE FROM hosts WHERE machine = ?", (row["machine"],))
+        self.insert("hosts", row)
+
+    def set(self, machine: str, changes: Row) -> None:
+        """Update columns of a host's row."""
+        self.update("hosts", "machine", machine, changes)
+
+
+class Assignments(Table):
+    """The ``assignments`` table."""
+
+    def next_seq(self) -> int:
+        """Take the next queue position (strictly increasing, from the ``counters`` table)."""
+        row = self.ex.one("UPDATE counters SET value = value + 1 WHERE name = 'assignment' RETURNING value")
+        assert row is not None
+        return int(row["value"])
+
+    def add(self, row: Row) -> None:
+        """Insert a new assignment."""
+        self.insert("assignments", row)
+
+    def get(self, assignment_id: str) -> Row | None:
+        """The assignment with this id, or None."""
+        return self.ex.one("SELECT * FROM assignments WHERE id = ?", (assignment_id,))
+
+    def set(self, assignment_id: str, changes: Row) -> None:
+        """Update columns of an assignment."""
+        self.update("assignments", "id", assignment_id, changes)
+
+    def live_for_issue(self, repo: str, issue: int) -> Row | None:
+        """The live (queued, dispatched, running, stuck, needs_input) assignment of an issue, or None."""
+        return self.ex.one("SELECT * FROM assignments WHERE repo = ? AND issue = ? AND state IN "
+                           "('queued', 'dispatched', 'running', 'stuck', 'needs_input')", (repo, issue))
+
+    def queued(self, limit: int | None = None) -> list[Row]:
+        """Queued assignments, oldest queue position first."""
+        sql = "SELECT * FROM assignments WHERE state = 'queued' ORDER BY seq"
+        return self.ex.all(sql + (f" LIMIT {int(limit)}" if limit is not None else ""))
+
+    def active(self, machine: str | None = None) -> list[Row]:
+        """Assignments holding a worker slot (dispatched or running), optionally on one machine."""
+        if machine is None:
+            return self.ex.all("SELECT * FROM assignments WHERE state IN ('dispatched', 'running') ORDER BY seq")
+        return self.ex.all("SELECT * FROM assignments WHERE state IN ('dispatched', 'running') AND ran_on = ? "
+                           "ORDER BY seq", (machine,))
+
+    def active_count(self, machine: str | None = None) -> int:
+        """How many assignments hold a worker slot, fleet-wide or on one machine."""
+        if machine is None:
+            row = self.ex.one("SELECT COUNT(*) AS n FROM assignments WHERE state IN ('dispatched', 'running')")
+        else:
+            row = self.ex.one("SELECT COUNT(*) AS n FROM assignments WHERE state IN ('dispatched', 'running') "
+                              "AND ran_on = ?", (machine,))
+        return int(row["n"]) if row else 0
+
+    def on_machine(self, machine: str, states: tuple[str, ...]) -> list[Row]:
+        """Assignments whose current or last attempt ran on ``machine``, in ``states``."""
+        marks = ", ".join("?" * len(states))
+        return self.ex.all(f"SELECT * FROM assignments WHERE ran_on = ? AND state IN ({marks}) ORDER BY seq",
+                           (machine, *states))
+
+    def find(self, states: tuple[str, ...] | None = None, machine: str | None = None, repo: str | None = None,
+             limit: int = 200) -> list[Row]:
+        """Assignments filtered by state, machine (asked for or ran on) and repo; queue order, newest first."""
+        sql, params = "SELECT * FROM assignments WHERE 1 = 1", []
+        if states:
+            sql += f" AND state IN ({', '.join('?' * len(states))})"
+            params += list(states)
+        if machine is not None:
+            sql += " AND (ran_on = ? OR machine = ?)"
+            params += [machine, machine]
+        if repo is not None:
+            sql += " AND repo = ?"
+            params.append(repo)
+        return self.ex.all(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit))
+
+
+class Attempts(Table):
+    """The ``assignment_attempts`` table: one row per dispatched attempt."""
+
+    def add(self, row: Row) -> None:
+        """Record a new attempt (at dispatch)."""
+        self.insert("assignment_attempts", row)
+
+    def set(self, assignment_id: str, attempt: int, changes: Row) -> None:
+        """Update columns of one attempt."""
+        sets = ", ".join(f"{c} = ?" for c in changes)
+        self.ex.execute(f"UPDATE assignment_attempts SET {sets} WHERE assignment_id = ? AND attempt = ?",
+                        (*changes.values(), assignment_id, attempt))
+
+    def of(self, assignment_id: str) -> list[Row]:
+        """Every attempt of an assignment, first first."""
+        return self.ex.all("SELECT * FROM assignment_attempts WHERE assignment_id = ? ORDER BY attempt",
+                           (assignment_id,))
+
+    def total_cost(self, assignment_id: str) -> float:
+        """The cost of every attempt of an assignment, in USD."""
+        row = self.ex.one("SELECT COALESCE(SUM(cost_usd), 0) AS c FROM assignment_attempts WHERE assignment_id = ?",
+                          (assignment_id,))
+        return float(row["c"]) if row else 0.0
+
+    def costs(self, since: float) -> list[Row]:
+        """``machine``, ``dispatched_at`` and ``cost_usd`` of every attempt dispatched since ``since``."""
+        return self.ex.all("SELECT machine, dispatched_at, cost_usd FROM assignment_attempts WHERE dispatched_at >= ?",
+                           (since,))
+
+    def cost_total(self) -> float:
+        """The cost of every attempt ever recorded, in USD."""
+        row = self.ex.one("SELECT COALESCE(SUM(cost_usd), 0) AS c FROM assignment_attempts")
+        return float(row["c"]) if row else 0.0
+
+
+class AssignmentLogs(Table):
+    """The ``assignment_logs`` table: each assignment's relayed log as chunks at character offsets."""
+
+    def size(self, assignment_id: str) -> int:
+        """Characters relayed so far (the end of the newest chunk); 0 when none was."""
+        row = self.ex.one("SELECT start, length(text) AS n FROM assignment_logs WHERE assignment_id = ? "
+                          "ORDER BY start DESC LIMIT 1", (assignment_id,))
+        return int(row["start"]) + int(row["n"]) if row else 0
+
+    def append(self, assignment_id: str, start: int, text: str, now: float) -> None:
+        """Store a chunk beginning at character offset ``start``."""
+        self.insert("assignment_logs", {"assignment_id": assignment_id, "start": start, "text": text,
+                                        "created_at": now})
+
+    def trim(self, assignment_id: str, keep_from: int) -> int:
+        """Drop the chunks that end at or before ``keep_from``; return how many."""
+        return self.ex.execute("DELETE FROM assignment_logs WHERE assignment_id = ? AND start + length(text) <= ?",
+                               (assignment_id, keep_from))
+
+    def read(self, assignment_id: str, offset: int, max_chars: int) -> list[Row]:
+        """Chunks holding text at or after ``offset``, oldest first, until about ``max_chars`` are covered."""
+        rows = self.ex.all("SELECT start, text FROM assignment_logs WHERE assignment_id = ? "
+                           "AND start + length(text) > ? ORDER BY start LIMIT 64", (assignment_id, offset))
+        out: list[Row] = []
+        total = 0
+        for row in rows:
+            if out and total + len(row["text"]) > max_chars:
+                break
+            out.append(row)
+            total += len(row["text"])
+        return out

@@ -1,0 +1,267 @@
+"""Assignments over HTTP, both backends: queueing, bad input, reports, the per-worker token, logs, models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordhub.clock import ManualClock
+from tests.conftest import Api
+from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config, get
+
+
+def test_nothing_is_assigned_before_a_config_is_applied(api: Api) -> None:
+    me = api.token("desk/claude-main")
+    r = api.post(f"{ORCH}/assignments", headers=me, json={"machine": "laptop", "repo": "api", "issue": 1})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_configured"
+    agent = api.token("laptop/agent")
+    r = api.post(f"{ORCH}/hosts/register", headers=agent, json={"machine": "laptop", "slots": 1})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_configured"
+    assert api.get(f"{ORCH}/config", headers=me).json()["config"] is None
+
+
+def test_config_apply_is_admin_only_and_names_every_problem(api: Api) -> None:
+    me = api.token("desk/claude-main")
+    assert api.put(f"{ORCH}/config", headers=me, json=config()).status_code == 403
+    bad = config(machines=[{"name": "laptop", "repos": ["api", "ghost"]}])
+    r = api.put(f"{ORCH}/config", headers=api.admin, json=bad)
+    assert r.status_code == 422
+    assert r.json()["error"]["problems"] == [{"path": "machines[0].repos[1]",
+                                              "message": "unknown repo 'ghost' (known: api, lib)"}]
+    r = api.put(f"{ORCH}/config", headers=api.admin, json=config(concurrency={"max_workers": -1}))
+    assert r.status_code == 422 and r.json()["error"]["problems"][0]["path"] == "concurrency.max_workers"
+    first = apply_config(api)
+    assert first["version"] == 1 and first["config"]["workers"]["permission_mode"] == "acceptEdits"
+    assert apply_config(api)["version"] == 1  # the same config again is the same version
+    assert apply_config(api, config(concurrency={"max_workers": 5}))["version"] == 2
+
+
+def test_assign_bad_input_is_refused_and_changes_nothing(orch: Api, user: dict[str, str]) -> None:
+    def refused(code: int, field: str, **body: Any) -> str:
+        r = orch.post(f"{ORCH}/assignments", headers=user, json=body)
+        assert r.status_code == code, r.text
+        assert r.json()["error"].get("field", field) == field or field in r.text
+        return str(r.json()["error"]["message"])
+
+    assert "unknown machine 'desktop'" in refused(422, "machine", machine="desktop", repo="api", issue=1)
+    assert "unknown repo 'web'" in refused(422, "repo", machine="laptop", repo="web", issue=1)
+    assert "exactly one of machine" in refused(422, "body", repo="api", issue=1)
+    assert "exactly one of machine" in refused(422, "body", machine="laptop", any=True, repo="api", issue=1)
+    assert "the limit is 65536" in refused(422, "briefing", machine="laptop", repo="api", issue=1,
+                                           briefing="é" * 40_000)
+    refused(422, "issue", machine="laptop", repo="api", issue=0)
+    refused(422, "machine", machine="lap top", repo="api", issue=1)
+    assert orch.get(f"{ORCH}/assignments", headers=user).json() == []
+
+
+def test_assign_resolves_the_model_and_the_queue(orch: Api, user: dict[str, str]) -> None:
+    a = assign(orch, user, issue=1, machine="laptop", labels=["bug", "documentation"], title="Fix the auth bug!")
+    assert (a["state"], a["model"], a["model_source"], a["position"]) == ("queued", "haiku", "label:documentation", 1)
+    assert a["branch"] == "issue-1-fix-the-auth-bug" and a["machine"] == "laptop" and a["attempt"] == 0
+    b = assign(orch, user, issue=2, model="opus", labels=["documentation"])
+    assert (b["model"], b["model_source"], b["any"], b["position"]) == ("opus", "flag", True, 2)
+    c = assign(orch, user, issue=3, machine="LAPTOP")
+    assert (c["model"], c["model_source"], c["machine"]) == ("sonnet", "default", "laptop")
+    dry = orch.post(f"{ORCH}/assignments", headers=user, json={"repo": "api", "issue": 4, "any": True,
+                                                               "dry_run": True})
+    assert dry.status_code == 200 and dry.json()["dry_run"] is True and dry.json()["position"] == 4
+    listed = orch.get(f"{ORCH}/assignments", headers=user).json()
+    assert [x["issue"] for x in listed] == [3, 2, 1] and "briefing" not in listed[0]
+    assert "briefing_bytes" in listed[0]
+
+
+def test_one_issue_one_live_assignment(orch: Api, user: dict[str, str]) -> None:
+    first = assign(orch, user, issue=7)
+    r = orch.post(f"{ORCH}/assignments", headers=user, json={"repo": "api", "issue": 7, "machine": "server"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "already_assigned"
+    assert r.json()["error"]["assignment_id"] == first["id"]
+    assign(orch, user, repo="lib", issue=7)  # same number, another repo: another issue
+
+
+def test_a_worker_may_not_dispatch_workers(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    assign(orch, user, issue=1)
+    job = laptop.next()
+    assert job is not None
+    worker = {"Authorization": f"Bearer {job['worker_token']}"}
+    r = orch.post(f"{ORCH}/assignments", headers=worker, json={"repo": "api", "issue": 2, "any": True})
+    assert r.status_code == 403
+
+
+def test_dispatch_payload_token_and_issue_lease(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    a = assign(orch, user, issue=42, machine="laptop", briefing="Fix the auth bug", files_likely=["src/auth.py"],
+               title="Fix auth")
+    job = laptop.next()
+    assert job is not None and job["id"] == a["id"] and job["attempt"] == 1
+    assert job["worker_session"] == f"laptop/worker-{a['id']}" and job["worker_token"].startswith("coord_")
+    assert job["briefing"] == "Fix the auth bug" and job["files_likely"] == ["src/auth.py"]
+    assert job["branch"] == "issue-42-fix-auth" and job["repo_config"]["default_branch"] == "main"
+    assert job["repo_config"]["test_command"] == "make test" and job["resume"] is None
+    assert "AskUserQuestion" in job["disallowed_tools"] and job["permission_mode"] == "acceptEdits"
+    worker = {"Authorization": f"Bearer {job['worker_token']}"}
+    me = orch.get("/api/coord/whoami", headers=worker)
+    assert me.status_code == 200 and me.json()["session_id"] == job["worker_session"]
+    lease = orch.get(f"/api/coord/locks/{job['lease_id']}", headers=user).json()
+    assert (lease["resource"], lease["session_id"], lease["fence"]) == ("issue:api#42", job["worker_session"],
+                                                                        job["fence"])
+    # the worker leases its files with its own token
+    claim = orch.post("/api/coord/locks", headers=worker, json={"project_key": "api", "resource": "src/auth.py"})
+    assert claim.status_code == 201
+    assert get(orch, a["id"])["state"] == "dispatched"
+    laptop.report(job, "running", telemetry={"session_id": "3f0c9a7e-5b1d-4c1e-9a0f-2d7c8e1b4a55", "turns": 2,
+                                             "cost_usd": 0.1, "last_tool": "Edit"})
+    laptop.report(job, "done", telemetry={"cost_usd": 0.45, "turns": 6, "result": {"is_error": False,
+                  "subtype": "success", "terminal_reason": "completed", "num_turns": 6}}, pushed=True,
+                  branch="issue-42-fix-auth", worktree="/wt/42")
+    done = get(orch, a["id"])
+    assert (done["state"], done["cost_usd"], done["total_cost_usd"], done["pushed"]) == ("done", 0.45, 0.45, True)
+    assert done["session_id"] == "3f0c9a7e-5b1d-4c1e-9a0f-2d7c8e1b4a55"
+    assert [x["state"] for x in done["attempts"]] == ["done"]
+    # the token ended with the assignment, and so did every lease of the worker
+    assert orch.get("/api/coord/whoami", headers=worker).status_code == 401
+    assert orch.get(f"/api/coord/locks/{job['lease_id']}", headers=user).json()["state"] == "revoked"
+    assert orch.get("/api/coord/locks", headers=user, params={"session_id": job["worker_session"]}).json() == []
+
+
+def test_reports_need_the_machine_s_host(orch: Api, laptop: Host, server: Host, user: dict[str, str]) -> None:
+    assign(orch, user, issue=1, machine="laptop")
+    job = laptop.next()
+    assert job is not None
+    r = orch.post(f"{ORCH}/assignments/{job['id']}/report", headers=server.headers,
+                  json={"attempt": 1, "state": "done"})
+    assert r.status_code == 403
+    r = orch.post(f"{ORCH}/assignments/{job['id']}/report", headers=user, json={"attempt": 1, "state": "done"})
+    assert r.status_code == 403
+    # a host may not register or poll as another machine either
+    r = orch.post(f"{ORCH}/hosts/register", headers=server.headers, json={"machine": "laptop", "slots": 1})
+    assert r.status_code == 403
+    r = orch.post(f"{ORCH}/hosts/register", headers=laptop.headers, json={"machine": "desktop", "slots": 1})
+    assert r.status_code == 422 and "unknown machine 'desktop'" in r.text
+    r = orch.post(f"{ORCH}/hosts/register", headers=laptop.headers,
+                  json={"machine": "laptop", "slots": 1, "repos": {"web": "/src/web"}})
+    assert r.status_code == 422 and "web" in r.json()["error"]["message"]
+
+
+def test_outcomes_from_the_worker(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    # an auth failure looks like success: judged by is_error
+    a = assign(orch, user, issue=1, machine="laptop")
+    job = laptop.next()
+    assert job is not None
+    laptop.report(job, "done", telemetry={"result": {"is_error": True, "subtype": "success",
+                                                     "terminal_reason": "api_error"}})
+    got = get(orch, a["id"])
+    assert got["state"] == "failed" and "api_error" in got["reason"]
+    # stuck, then resumed with guidance in the same session, machine and worktree, one model up
+    b = assign(orch, user, issue=2, machine="laptop")
+    job = laptop.next()
+    assert job is not None
+    laptop.report(job, "stuck", reason="STUCK: which database?", worktree="/wt/2",
+                  telemetry={"session_id": "11111111-2222-4333-8444-555555555555"})
+    assert get(orch, b["id"])["state"] == "stuck"
+    r = orch.post(f"{ORCH}/assignments/{b['id']}/resume-stuck", headers=user, json={"guidance": "use sqlite"})
+    assert r.status_code == 200 and r.json()["state"] == "queued" and r.json()["model"] == "opus"
+    job2 = laptop.next()
+    assert job2 is not None and job2["id"] == b["id"] and job2["attempt"] == 2
+    assert job2["resume"] == {"session_id": "11111111-2222-4333-8444-555555555555", "guidance": "use sqlite"}
+    assert job2["worktree"] == "/wt/2" and job2["model"] == "opus"
+    r = orch.post(f"{ORCH}/assignments/{b['id']}/resume-stuck", headers=user, json={"guidance": "again"})
+    assert r.status_code == 409  # it is dispatched: one resume at a time
+
+
+def test_retry_escalates_and_prefers_another_machine(orch: Api, laptop: Host, server: Host,
+                                                     user: dict[str, str]) -> None:
+    a = assign(orch, user, issue=5, machine="laptop", model="haiku")
+    job = laptop.next()
+    assert job is not None
+    laptop.report(job, "failed", reason="tests failed")
+    assert get(orch, a["id"])["state"] == "failed"  # auto_reassign is off: final
+    r = orch.post(f"{ORCH}/assignments/{a['id']}/retry", headers=user)
+    assert r.status_code == 200
+    assert (r.json()["model"], r.json()["any"], r.json()["avoid_machine"]) == ("sonnet", True, "laptop")
+    assert laptop.next() is None  # another machine can: laptop is avoided
+    job = server.next()
+    assert job is not None and job["attempt"] == 2 and job["model"] == "sonnet"
+    assert orch.post(f"{ORCH}/assignments/{a['id']}/retry", headers=user).status_code == 409  # it is live
+
+
+def test_stop_cancels_and_the_host_hears_it(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    queued = assign(orch, user, issue=1, machine="server")
+    r = orch.post(f"{ORCH}/assignments/{queued['id']}/stop", headers=user)
+    assert r.status_code == 200 and r.json()["state"] == "cancelled"
+    a = assign(orch, user, issue=2, machine="laptop")
+    job = laptop.next()
+    assert job is not None
+    assert laptop.beat()["cancel"] == []
+    assert orch.post(f"{ORCH}/assignments/{a['id']}/stop", headers=user).json()["state"] == "cancelled"
+    assert laptop.beat()["cancel"] == [a["id"]]
+    worker = {"Authorization": f"Bearer {job['worker_token']}"}
+    assert orch.get("/api/coord/whoami", headers=worker).status_code == 401
+    # the killed worker's last report keeps what it saved, and changes no state
+    out = laptop.report(job, "failed", reason="killed", wip_commit="abc1234", pushed=False)
+    assert out["state"] == "cancelled" and out["wip_commit"] == "abc1234"
+    assert orch.post(f"{ORCH}/assignments/{a['id']}/stop", headers=user).status_code == 409
+
+
+def test_files_busy_requeues_with_backoff_then_fails(orch: Api, clock: ManualClock, laptop: Host,
+                                                     user: dict[str, str]) -> None:
+    a = assign(orch, user, issue=3, machine="laptop")
+    for attempt in (1, 2, 3):
+        job = laptop.next()
+        assert job is not None and job["attempt"] == attempt
+        laptop.report(job, "failed", reason="files_busy: src/a.py leased by desk/claude-main")
+        state = get(orch, a["id"])
+        if attempt < 3:  # max_retries 2
+            assert state["state"] == "queued" and state["not_before"] is not None
+            assert laptop.next() is None  # backoff: 10 s, then 20 s
+            clock.advance(10 * 2 ** (attempt - 1))
+    assert state["state"] == "failed" and "gave up after 3 attempt(s)" in state["reason"]
+    assert [x["state"] for x in state["attempts"]] == ["failed", "failed", "failed"]
+
+
+def test_rate_limit_pauses_dispatch_fleet_wide(orch: Api, clock: ManualClock, laptop: Host, server: Host,
+                                                user: dict[str, str]) -> None:
+    assign(orch, user, issue=1, machine="laptop")
+    assign(orch, user, issue=2, machine="server")
+    job = laptop.next()
+    assert job is not None
+    laptop.report(job, "running", telemetry={"rate_limited_until": clock.now() + 120})
+    assert server.next() is None
+    status = orch.get(f"{ORCH}/status", headers=user).json()
+    assert status["paused"]["reason"].startswith("rate limit reported by laptop")
+    assert laptop.beat()["rate_limited_until"] is not None
+    clock.advance(121)
+    assert server.next() is not None
+
+
+def test_log_relay_is_resumable_and_bounded(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    from coordhub.core import assignments
+
+    a = assign(orch, user, issue=9, machine="laptop")
+    job = laptop.next()
+    assert job is not None
+
+    def put(offset: int, text: str, attempt: int = 1) -> Any:
+        return orch.post(f"{ORCH}/assignments/{a['id']}/log", headers=laptop.headers,
+                         json={"attempt": attempt, "offset": offset, "text": text})
+
+    assert put(0, "[init] sonnet\n").json() == {"size": 14}
+    assert put(0, "[init] sonnet\n[tool] Read a.py\n").json() == {"size": 31}  # a retry adds only the new part
+    gap = put(99, "x")
+    assert gap.status_code == 409 and gap.json()["error"] == {**gap.json()["error"], "code": "log_gap", "size": 31}
+    assert put(31, "x", attempt=2).json()["error"]["code"] == "stale_attempt"
+    got = orch.get(f"{ORCH}/assignments/{a['id']}/log", headers=user, params={"offset": 7}).json()
+    assert (got["text"], got["offset"], got["size"], got["truncated"]) == ("sonnet\n[tool] Read a.py\n", 7, 31,
+                                                                           False)
+    chunk = "y" * 65_536
+    size = 31
+    for _ in range(assignments.MAX_LOG_CHARS // len(chunk) + 2):
+        size = put(size, chunk).json()["size"]
+    got = orch.get(f"{ORCH}/assignments/{a['id']}/log", headers=user, params={"offset": 0}).json()
+    assert got["truncated"] is True and got["offset"] > 0 and got["size"] == size
+    kept = size - got["offset"]
+    assert assignments.MAX_LOG_CHARS - len(chunk) <= kept <= assignments.MAX_LOG_CHARS + len(chunk)
+
+
+def test_ids_and_states_are_checked(orch: Api, user: dict[str, str]) -> None:
+    assert orch.get(f"{ORCH}/assignments/zzzz", headers=user).status_code == 404
+    assert orch.get(f"{ORCH}/assignments/0123abcd", headers=user).status_code == 404
+    assert orch.get(f"{ORCH}/assignments", headers=user, params={"state": "bogus"}).status_code == 422
+    assert orch.post(f"{ORCH}/assignments/0123abcd/stop", headers=user).status_code == 404

@@ -1,0 +1,124 @@
+"""Crash recovery, both backends: stale hosts, restarted hosts, lost dispatches, late reports, max_retries."""
+
+from __future__ import annotations
+
+from coordhub.clock import ManualClock
+from coordhub.core import reconcile
+from tests.conftest import Api
+from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config, get
+
+
+def reconcile_now(api: Api) -> dict[str, list[str]]:
+    r = api.post(f"{ORCH}/reconcile", headers=api.admin)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_stale_host_requeues_and_the_late_report_is_ignored(orch: Api, clock: ManualClock, laptop: Host,
+                                                            server: Host, user: dict[str, str]) -> None:
+    a = assign(orch, user, issue=1)
+    old = laptop.next()
+    assert old is not None and old["attempt"] == 1
+    laptop.report(old, "running", telemetry={"cost_usd": 0.2})
+    worker = {"Authorization": f"Bearer {old['worker_token']}"}
+    clock.advance(10)
+    server.beat()
+    assert reconcile_now(orch) == {"stale_hosts": [], "requeued": [], "failed": []}  # 10 s < 3 × 5 s
+    clock.advance(6)
+    server.beat()
+    assert reconcile_now(orch) == {"stale_hosts": ["laptop"], "requeued": [a["id"]], "failed": []}
+    assert reconcile_now(orch) == {"stale_hosts": [], "requeued": [], "failed": []}  # idempotent
+    got = get(orch, a["id"])
+    assert got["state"] == "queued" and got["attempt"] == 1 and got["reason"].startswith("host_stale")
+    assert [x["state"] for x in got["attempts"]] == ["lost"]
+    assert orch.get("/api/coord/whoami", headers=worker).status_code == 401  # the lost worker's token ended
+    assert orch.get(f"/api/coord/locks/{old['lease_id']}", headers=user).json()["state"] == "revoked"
+    clock.advance(10)  # backoff_base 10 × 2^0
+    new = server.next()
+    assert new is not None and new["id"] == a["id"] and new["attempt"] == 2 and new["fence"] > old["fence"]
+    # the dead attempt's completion arrives late: refused, and it changes nothing
+    r = orch.post(f"{ORCH}/assignments/{a['id']}/report", headers=laptop.headers,
+                  json={"attempt": 1, "state": "done", "telemetry": {"cost_usd": 9.0}})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "stale_attempt"
+    got = get(orch, a["id"])
+    assert (got["state"], got["attempt"], got["ran_on"], got["cost_usd"]) == ("dispatched", 2, "server", 0.0)
+    # the laptop comes back: it is told to cancel what it still runs
+    beat = laptop.beat()
+    assert beat["cancel"] == [a["id"]]
+    server.report(new, "done", telemetry={"cost_usd": 0.3})
+    got = get(orch, a["id"])
+    assert (got["state"], got["total_cost_usd"]) == ("done", 0.5)
+    assert [x["state"] for x in got["attempts"]] == ["lost", "done"]
+
+
+def test_max_retries_then_failed(orch: Api, clock: ManualClock, laptop: Host, user: dict[str, str]) -> None:
+    apply_config(orch, config(concurrency={"max_retries": 1, "backoff_base": 0}))
+    a = assign(orch, user, issue=1, machine="laptop")
+    for attempt in (1, 2):
+        job = laptop.next()
+        assert job is not None and job["attempt"] == attempt
+        clock.advance(16)
+        reconcile_now(orch)
+        laptop.register()  # the agent restarts after each loss
+    got = get(orch, a["id"])
+    assert got["state"] == "failed" and "gave up after 2 attempt(s) (max_retries 1)" in got["reason"]
+    assert laptop.next() is None
+
+
+def test_restarted_host_adopts_what_it_reattached(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    kept = assign(orch, user, issue=1)
+    lost = assign(orch, user, issue=2)
+    jobs = [laptop.next(), laptop.next()]
+    assert all(jobs)
+    laptop.register()  # a new incarnation; it found the process of `kept` and re-attached it
+    laptop.running = [kept["id"]]
+    beat = laptop.beat()
+    assert beat["cancel"] == []
+    assert get(orch, kept["id"])["state"] == "dispatched"
+    got = get(orch, lost["id"])
+    assert got["state"] == "queued" and got["reason"].startswith("host_restarted")
+    # the old incarnation is superseded
+    r = orch.post(f"{ORCH}/hosts/heartbeat", headers=laptop.headers, json={
+        "machine": "laptop", "host_incarnation": laptop.incarnation - 1, "free_slots": 0, "running": []})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "stale_incarnation"
+    # the adopted one reports under its attempt as before
+    laptop.report(jobs[0], "done")  # type: ignore[arg-type]
+    assert get(orch, kept["id"])["state"] == "done"
+
+
+def test_a_lost_dispatch_answer_is_requeued(orch: Api, clock: ManualClock, laptop: Host,
+                                            user: dict[str, str]) -> None:
+    a = assign(orch, user, issue=1)
+    job = laptop.next()
+    assert job is not None
+    laptop.running = []  # the answer never reached the host
+    clock.advance(5)
+    assert laptop.beat()["cancel"] == []
+    assert get(orch, a["id"])["state"] == "dispatched"  # within the window: maybe still starting
+    clock.advance(11)
+    laptop.beat()
+    got = get(orch, a["id"])
+    assert got["state"] == "queued" and got["reason"].startswith("dispatch_lost")
+
+
+def test_auto_reassign_moves_failed_work_to_another_machine(orch: Api, laptop: Host, server: Host,
+                                                            user: dict[str, str]) -> None:
+    apply_config(orch, config(concurrency={"auto_reassign": True, "backoff_base": 0}))
+    a = assign(orch, user, issue=1, machine="laptop")
+    job = laptop.next()
+    assert job is not None
+    laptop.report(job, "failed", reason="exit 1")
+    got = get(orch, a["id"])
+    assert (got["state"], got["any"], got["avoid_machine"]) == ("queued", True, "laptop")
+    assert laptop.next() is None
+    job = server.next()
+    assert job is not None and job["attempt"] == 2
+
+
+def test_the_background_pass_is_the_same_pass(orch: Api, clock: ManualClock, laptop: Host,
+                                              user: dict[str, str]) -> None:
+    a = assign(orch, user, issue=1)
+    assert laptop.next() is not None
+    clock.advance(20)
+    done = orch.hub.store.write_sync(lambda tx: reconcile.run(tx, clock.now()))
+    assert done["requeued"] == [a["id"]]

@@ -1,0 +1,131 @@
+"""The scheduler, both backends: max_workers fleet-wide and per machine, FIFO, stagger, the issue lease, halt."""
+
+from __future__ import annotations
+
+from coordhub.clock import ManualClock
+from tests.conftest import Api
+from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config, get
+
+
+def test_six_assignments_two_hosts_max_workers_two(orch: Api, clock: ManualClock, user: dict[str, str]) -> None:
+    apply_config(orch, config(concurrency={"max_workers": 2, "stagger_seconds": 30}))
+    hosts = [Host(orch, m, orch.token(f"{m}/agent"), slots=2) for m in ("laptop", "server")]
+    for h in hosts:
+        h.register()
+    queued = [assign(orch, user, issue=n)["id"] for n in range(1, 7)]
+    order: list[str] = []
+    dispatched_at: list[float] = []
+    active_max = 0
+    while len(order) < 6:
+        for h in hosts:
+            job = h.next()
+            if job is not None:
+                order.append(job["id"])
+                dispatched_at.append(clock.now())
+                h.report(job, "running")
+            active = sum(len(x.running) for x in hosts)
+            active_max = max(active_max, active)
+            status = orch.get(f"{ORCH}/status", headers=user).json()
+            assert status["totals"]["running"] == active <= 2
+        clock.advance(10)
+        # the oldest running one finishes every 40 s of hub time
+        if clock.now() % 40 == 0:
+            for h in hosts:
+                if h.running:
+                    h.report(h.jobs[h.running[0]], "done", telemetry={"cost_usd": 0.5})
+                    break
+    assert active_max == 2
+    assert order == queued  # FIFO: the oldest first, whichever host asked
+    gaps = [b - a for a, b in zip(dispatched_at, dispatched_at[1:], strict=False)]
+    assert min(gaps) >= 30  # stagger_seconds, fleet-wide
+    for h in hosts:
+        for job_id in list(h.running):
+            h.report(h.jobs[job_id], "done", telemetry={"cost_usd": 0.5})
+    status = orch.get(f"{ORCH}/status", headers=user).json()
+    assert status["totals"]["cost_usd"] == 3.0 and sum(status["totals"]["by_day"].values()) == 3.0
+    assert sum(m["cost_today_usd"] for m in status["machines"]) == 3.0
+    assert all(a["state"] == "done" for a in status["assignments"]) and len(status["assignments"]) == 6
+
+
+def test_per_machine_slots_and_pinned_machines(orch: Api, user: dict[str, str]) -> None:
+    apply_config(orch, config(concurrency={"max_workers": 5}))
+    laptop = Host(orch, "laptop", orch.token("laptop/agent"), slots=1)
+    laptop.register()
+    server = Host(orch, "server", orch.token("server/agent"), slots=2)
+    server.register()
+    a = assign(orch, user, issue=1, machine="server")
+    b = assign(orch, user, issue=2, machine="laptop")
+    c = assign(orch, user, issue=3, machine="laptop")
+    job = laptop.next()
+    assert job is not None and job["id"] == b["id"]  # a is pinned to server: laptop skips it, FIFO among its own
+    assert laptop.next() is None  # one slot
+    job = server.next()
+    assert job is not None and job["id"] == a["id"]
+    assert server.next() is None  # c is laptop's
+    laptop.report(laptop.jobs[b["id"]], "done")
+    job = laptop.next()
+    assert job is not None and job["id"] == c["id"]
+
+
+def test_capabilities_and_repos_of_the_host(orch: Api, user: dict[str, str]) -> None:
+    server = Host(orch, "server", orch.token("server/agent"))
+    server.register(repos={"lib": "/src/lib"}, capabilities=["python"])
+    assign(orch, user, issue=1, repo="api")  # the host did not register api
+    docker = assign(orch, user, issue=2, repo="lib", requires=["docker"])  # the host lacks docker
+    assert server.next() is None
+    server.register(repos={"lib": "/src/lib"}, capabilities=["python", "docker"])
+    job = server.next()
+    assert job is not None and job["id"] == docker["id"]
+
+
+def test_the_issue_lease_blocks_a_second_dispatch(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    human = orch.token("desk/claude-2")
+    held = orch.post("/api/coord/locks", headers=human, json={"project_key": "api", "resource": "issue:api#8"})
+    assert held.status_code == 201
+    a = assign(orch, user, issue=8)
+    assert laptop.next() is None  # someone works on issue 8 already
+    b = assign(orch, user, issue=9)
+    job = laptop.next()
+    assert job is not None and job["id"] == b["id"]  # the next one in line is not held up
+    orch.delete(f"/api/coord/locks/{held.json()['id']}", headers=human)
+    job = laptop.next()
+    assert job is not None and job["id"] == a["id"]
+    # and while the worker holds it, nobody else can claim the issue
+    r = orch.post("/api/coord/locks", headers=human, json={"project_key": "api", "resource": "issue:api#8"})
+    assert r.status_code == 409 and r.json()["error"]["holder"] == job["worker_session"]
+
+
+def test_depends_on_holds_back_downstream_work(orch: Api, laptop: Host, server: Host, user: dict[str, str]) -> None:
+    cfg = config()
+    cfg["repos"][0]["depends_on"] = ["lib"]
+    apply_config(orch, cfg)
+    up = assign(orch, user, repo="lib", issue=1, machine="laptop")
+    down = assign(orch, user, repo="api", issue=2, machine="server")
+    assert laptop.next() is not None
+    assert server.next() is None  # api depends on lib, which has work in flight
+    laptop.report(laptop.jobs[up["id"]], "done")
+    job = server.next()
+    assert job is not None and job["id"] == down["id"]
+
+
+def test_halt_stops_dispatch_and_pauses_hosts(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    running = assign(orch, user, issue=1)
+    job = laptop.next()
+    assert job is not None
+    waiting = assign(orch, user, issue=2)
+    assert orch.post("/api/coord/halt", headers=orch.admin, json={"reason": "incident"}).status_code == 201
+    beat = laptop.beat()
+    assert beat["paused"] is True and beat["halt"]["reason"] == "incident"
+    assert beat["paused_assignments"] == [running["id"]]
+    assert laptop.next() is None  # allowed, answers nothing
+    r = orch.post(f"{ORCH}/assignments", headers=user, json={"repo": "api", "issue": 3, "any": True})
+    assert r.status_code == 423  # new work is refused
+    laptop.report(job, "done", telemetry={"cost_usd": 1.0})  # what finishes is still recorded
+    assert get(orch, running["id"])["state"] == "done"
+    assert orch.post(f"{ORCH}/assignments/{waiting['id']}/stop", headers=user).status_code == 200  # stop reduces
+    assign_after = None
+    assert orch.post("/api/coord/resume", headers=orch.admin).status_code == 200
+    assert laptop.beat()["paused"] is False
+    assign_after = assign(orch, user, issue=4)
+    job = laptop.next()
+    assert job is not None and job["id"] == assign_after["id"]
