@@ -129,3 +129,42 @@ def test_halt_stops_dispatch_and_pauses_hosts(orch: Api, laptop: Host, user: dic
     assign_after = assign(orch, user, issue=4)
     job = laptop.next()
     assert job is not None and job["id"] == assign_after["id"]
+
+
+def test_machine_and_project_halts(orch: Api, laptop: Host, server: Host, user: dict[str, str]) -> None:
+    apply_config(orch, config(concurrency={"max_workers": 5}))
+    on_laptop = assign(orch, user, issue=1, machine="laptop")
+    lib_work = assign(orch, user, repo="lib", issue=2, machine="server")
+    api_work = assign(orch, user, repo="api", issue=3, machine="server")
+    admin = orch.admin
+    assert orch.post("/api/coord/halt", headers=admin, json={"reason": "laptop fan", "scope": "machine:laptop"}
+                     ).status_code == 201
+    assert orch.post("/api/coord/halt", headers=admin, json={"reason": "lib freeze", "scope": "project:lib"}
+                     ).status_code == 201
+    assert laptop.next() is None and laptop.beat()["paused"] is True
+    job = server.next()
+    assert job is not None and job["id"] == api_work["id"]  # lib is halted: the next one in line goes
+    beat = server.beat()
+    assert beat["paused"] is False and beat["paused_assignments"] == []
+    assert orch.post("/api/coord/resume", headers=admin, json={"scope": "machine:laptop"}).status_code == 200
+    job = laptop.next()
+    assert job is not None and job["id"] == on_laptop["id"]
+    assert server.next() is None
+    orch.post("/api/coord/resume", headers=admin, json={"scope": "project:lib"})
+    job = server.next()
+    assert job is not None and job["id"] == lib_work["id"]
+
+
+def test_a_resume_does_not_pause_the_orchestrator_s_sessions(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    assign(orch, user, issue=1)
+    job = laptop.next()
+    assert job is not None
+    worker = {"Authorization": f"Bearer {job['worker_token']}", "X-Coord-Heartbeat": "1"}
+    assert orch.get("/api/coord/whoami", headers=worker).status_code == 200  # an in-band heartbeat: it is active
+    orch.post("/api/coord/halt", headers=orch.admin, json={"reason": "pause the fleet"})
+    assert laptop.beat()["paused"] is True  # the host stops its workers (SIGSTOP)
+    resumed = orch.post("/api/coord/resume", headers=orch.admin).json()
+    assert not any(s.endswith(("/agent", f"/worker-{job['id']}")) for s in resumed["paused"])
+    assert laptop.beat()["paused"] is False  # … and continues them (SIGCONT); the worker may write again
+    claim = orch.post("/api/coord/locks", headers=worker, json={"project_key": "api", "resource": "src/x.py"})
+    assert claim.status_code == 201, claim.text

@@ -80,6 +80,7 @@ def _oldest_runnable(tx: Tx, config: Config, host: Row, now: float) -> tuple[Row
     served = set(json.loads(host["repos"]))
     caps = set(json.loads(host["capabilities"]))
     busy_repos = {a["repo"] for a in tx.assignments.active()}
+    halted = hosts.halted_projects(tx)
     wake: float | None = None
     for row in tx.assignments.queued(SCAN_LIMIT):
         if row["repo"] not in served or not set(json.loads(row["requires"])) <= caps:
@@ -91,7 +92,7 @@ def _oldest_runnable(tx: Tx, config: Config, host: Row, now: float) -> tuple[Row
         if row["not_before"] is not None and row["not_before"] > now:
             wake = row["not_before"] if wake is None else min(wake, row["not_before"])
             continue
-        if hosts.project_halted(tx, row["repo"]):
+        if row["repo"].lower() in halted:
             continue
         repo = config.repo(row["repo"])
         if repo is not None and busy_repos & set(repo.depends_on):

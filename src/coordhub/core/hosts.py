@@ -22,17 +22,15 @@ import json
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import assignments, coordinator, leases, presence
+from coordhub.core import assignments, coordinator, halt, leases, presence
 from coordhub.core.events import emit
-from coordhub.core.halt import render as render_halt
 from coordhub.core.identity import Actor, fold
 from coordhub.core.presence import StaleIncarnation
+from coordhub.core.scope import from_key
 from coordhub.errors import Conflict, Forbidden, Invalid, StaleFence
 from coordhub.orchestrator.config import Config, Machine
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
-
-FLEET_HALT = "*"  # the halts row of the fleet (migration 0001); machine and project halts are keyed by scope label
 
 
 class NotRegistered(Conflict):
@@ -73,17 +71,17 @@ def render(row: Row, config: Config, now: float) -> dict[str, Any]:
 
 
 def halt_over_machine(tx: Tx, machine: str) -> dict[str, Any] | None:
-    """The standing halt that covers a machine's host (the fleet's, else the machine's), or None."""
-    for key in (FLEET_HALT, f"machine:{machine.lower()}"):
-        row = tx.halts.get(key)
-        if row is not None:
-            return render_halt(row)
+    """The standing halt that covers a machine's host (the fleet's first, else the machine's), or None."""
+    for row in sorted(halt.standing(tx), key=lambda r: from_key(r["scope"]).kind != "fleet"):
+        scope = from_key(row["scope"])
+        if scope.kind == "fleet" or (scope.kind == "machine" and scope.name == machine.lower()):
+            return halt.render(row)
     return None
 
 
-def project_halted(tx: Tx, repo: str) -> bool:
-    """Whether a halt of project ``repo`` stands (a repo is the project of its assignments and leases)."""
-    return tx.halts.get(f"project:{repo.lower()}") is not None
+def halted_projects(tx: Tx) -> set[str]:
+    """The projects (lower case) a standing halt covers; a repo is the project of its assignments and leases."""
+    return {s.name for s in (from_key(r["scope"]) for r in halt.standing(tx)) if s.kind == "project" and s.name}
 
 
 def _timing(config: Config) -> dict[str, float]:
@@ -157,11 +155,12 @@ def heartbeat(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: in
     kept = _settle(tx, config, name, incarnation, listed, first, now)
     if not actor.is_admin and fold(actor.session_id) == fold(assignments.host_session(name)):
         presence.heartbeat(tx, actor, None, now)
-    halt = halt_over_machine(tx, name)
+    standing = halt_over_machine(tx, name)
+    projects = halted_projects(tx)
     pause = coordinator.paused_until(tx, now)
     return {"ok": True, "machine": name, "config_version": tx.orchestrator.get()["config_version"],
-            **_timing(config), "paused": halt is not None, "halt": halt,
-            "paused_assignments": [a["id"] for a in kept if halt is not None or project_halted(tx, a["repo"])],
+            **_timing(config), "paused": standing is not None, "halt": standing,
+            "paused_assignments": [a["id"] for a in kept if standing is not None or a["repo"].lower() in projects],
             "cancel": sorted(listed - {a["id"] for a in kept}), "rate_limited_until": isoformat(pause)}
 
 

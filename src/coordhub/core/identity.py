@@ -154,6 +154,19 @@ def machine_of(session_id: str) -> str | None:
     return session_id.split("/", 1)[0] if "/" in session_id else None
 
 
+_ORCHESTRATED = re.compile(r"[A-Za-z0-9_.@+-]{1,100}/(agent|worker-[0-9a-f]{8})")
+
+
+def is_orchestrated(session_id: str) -> bool:
+    """Whether a session is the orchestrator's: a machine's host (``<m>/agent``) or a worker (``<m>/worker-<id>``).
+
+    Issue 11: the host pauses and resumes its workers itself (SIGSTOP and
+    SIGCONT) as halts stand and lift, so these sessions are left out of the
+    pause after a resume (:mod:`coordhub.core.pause`).
+    """
+    return bool(_ORCHESTRATED.fullmatch(session_id))
+
+
 def attributed_machine(actor: Actor, claimed: str | None, field: str = "created_by_machine") -> str | None:
     """The machine a record is attributed to: the actor's own; a ``claimed`` one must agree (403 otherwise).
 

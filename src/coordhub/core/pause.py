@@ -14,7 +14,9 @@ measure, when the halt fell, or showing life while it stood — is paused. A
 registration counts as a heartbeat, and so do the in-band heartbeats of the
 ``coord`` CLI and the hooks, so every agent working through them counts.
 Not paused: the session that lifts the halt (resuming is its explicit act),
-the hub's own names, and sessions that never heartbeat (a plain REST
+the hub's own names, the orchestrator's hosts and workers (``<m>/agent``,
+``<m>/worker-<id>``: the host stops its workers with SIGSTOP under a halt
+and continues them on resume, issue 11 point 9), and sessions that never heartbeat (a plain REST
 script; its writes under the halt were refused, leaving no sign of life to
 go by). A session already paused keeps its first pause.
 
@@ -31,7 +33,7 @@ from typing import Any
 
 from coordhub.clock import isoformat
 from coordhub.core.events import emit
-from coordhub.core.identity import HUB_NAMES, Actor, fold, same_session
+from coordhub.core.identity import HUB_NAMES, Actor, fold, is_orchestrated, same_session
 from coordhub.core.presence import ACTIVE_SECONDS
 from coordhub.core.scope import Scope
 from coordhub.errors import Paused
@@ -68,7 +70,7 @@ def pause_after(tx: Tx, scope: Scope, halted_at: float, resumer: Actor, now: flo
     for row in tx.sessions.heartbeating_since(halted_at - ACTIVE_BEFORE):
         sid = str(row["session_id"])
         if (row["paused_at"] is not None or same_session(sid, resumer.session_id) or fold(sid) in HUB_NAMES
-                or not scope.covers(sid, row)):
+                or is_orchestrated(sid) or not scope.covers(sid, row)):
             continue
         tx.sessions.pause(sid, scope.label, now)
         emit(tx, "session.paused", now, session_id=resumer.session_id, subject_id=sid, target=sid,
