@@ -42,6 +42,7 @@ LAZY_COMMANDS = {
     "presence": "coordhub.cli.watch:presence", "bench": "coordhub.cli.bench:bench", "mcp": "coordhub.cli.mcp:mcp",
     "mcp-config": "coordhub.cli.mcp:mcp_config", "install-hooks": "coordhub.cli.hooks:install_hooks",
     "uninstall-hooks": "coordhub.cli.hooks:uninstall_hooks", "install-git-hook": "coordhub.cli.hooks:install_git_hook",
+    "agent": "coordhub.cli.agent:agent",
 }
 LAZY_GROUPS = {
     "msg": "coordhub.cli.messages:app", "todo": "coordhub.cli.todos:app", "lock": "coordhub.cli.locks:app",

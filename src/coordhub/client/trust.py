@@ -88,3 +88,17 @@ def trust(token: str, url: str) -> bool:
         data[key] = [*known, here][-MAX_URLS_PER_TOKEN:]
         project.write_private(path, json.dumps(data, indent=1, sort_keys=True))
         return True
+
+
+def forget(token: str) -> bool:
+    """Drop every URL recorded for ``token`` (a worker's token, which dies with its assignment); False if none was."""
+    key = fingerprint(token)
+    path = _path()
+    if key not in project.read_json_object(path):
+        return False
+    with project.locked(project.private_dir(path.parent)):
+        data = project.read_json_object(path)
+        if data.pop(key, None) is None:
+            return False
+        project.write_private(path, json.dumps(data, indent=1, sort_keys=True))
+        return True

@@ -1,0 +1,466 @@
+"""``coord agent``: the worker host of one machine (issue 11 points 2, 8, 9).
+
+It only connects **out** to the hub, with a token bound to its machine
+(session ``<machine>/agent``): nothing listens on the machine, so seed 003's
+open port 7433 — which ran Claude with Bash for anyone who could reach it —
+has no counterpart. Its life:
+
+1. **Recover** what a previous host process on this machine left
+   (:meth:`Host.recover`): every worker in the state file is either re-attached
+   (its ``claude`` still runs; the host tails its log again from the recorded
+   offset) or finished from its log (it ended while nobody watched); processes
+   whose working directory is one of this host's worktrees but that no record
+   names are killed (process group); worktrees no record names are saved (a
+   ``wip`` commit) and removed, so none blocks its branch; directories that are
+   not worktrees any more are moved to ``lost+found``. What it did is logged
+   and sent with the registration.
+2. **Register** (capabilities, repos, slots) and receive an incarnation; the
+   first heartbeat lists the re-attached assignments, so the hub adopts them
+   and re-queues the rest (contract A2).
+3. **Heartbeat** every ``heartbeat_seconds`` (from the hub's answers): free
+   slots and the assignments it holds; the answer carries halts
+   (``paused_assignments``: SIGSTOP, SIGCONT when lifted; ``cancel``: stop).
+   The heartbeat thread also delivers final reports a worker could not, and
+   cleans parked (stuck / needs-input) worktrees the hub no longer needs.
+4. **Long-poll** ``next`` while a slot is free and nothing is halted, and
+   start a :class:`~coordhub.orchestrator.worker.Worker` for each assignment.
+5. On SIGTERM/SIGINT: stop polling, stop every worker (work saved, reported
+   ``failed: host_stopped``, so the hub re-queues it), wait for their reports.
+
+A second host for the same machine on one box refuses to start (the state
+directory is locked).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coordhub import __version__
+from coordhub.client import Unreachable
+from coordhub.orchestrator import worktree
+from coordhub.orchestrator.dispatch import Dispatch
+from coordhub.orchestrator.hoststate import group_alive, process_alive
+from coordhub.orchestrator.link import Refused, Stale
+from coordhub.orchestrator.worker import Context, Worker
+
+log = logging.getLogger("coordhub.agent")
+
+HEARTBEAT_SECONDS = 5.0  # until the hub's answer says otherwise (contract: every ≤ 5 s)
+POLL_WAIT = 25.0  # seconds a `next` long-poll may wait (the contract allows ≤ 30)
+PARKED_CHECK_SECONDS = 60.0
+LIVE_ON_HUB = ("queued", "dispatched", "running", "stuck", "needs_input")
+
+
+@dataclass
+class HostConfig:
+    """What this host is: its machine name, slots, repos (name → path) and capabilities."""
+
+    machine: str
+    slots: int
+    repos: dict[str, Path]
+    capabilities: list[str] = field(default_factory=list)
+    poll_wait: float = POLL_WAIT
+    problems: list[str] = field(default_factory=list)
+
+
+class Host:
+    """One ``coord agent`` process. :meth:`run` blocks until :meth:`shutdown` (or a signal)."""
+
+    def __init__(self, cfg: HostConfig, ctx: Context) -> None:
+        self.cfg, self.ctx = cfg, ctx
+        self.workers: dict[str, Worker] = {}
+        self.mutex = threading.Lock()
+        self.incarnation: int | None = None
+        self.heartbeat_seconds = HEARTBEAT_SECONDS
+        self.paused_ids: set[str] = set()
+        self.paused_all = False
+        self.recovered: list[dict[str, Any]] = []
+        self.wake = threading.Event()
+        self._last_parked_check = 0.0
+
+    @property
+    def stopping(self) -> threading.Event:
+        return self.ctx.stopping
+
+    # -- the main loop -----------------------------------------------------------------
+
+    def run(self, install_signals: bool = True) -> None:
+        """Lock the state dir, recover, register, then heartbeat and poll until stopped."""
+        self.ctx.state.lock()
+        try:
+            if install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    signal.signal(sig, lambda *_: self.shutdown())
+            reattach = self.recover()
+            if not self._register():
+                return
+            self._adopt(reattach)
+            beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+            beat.start()
+            poll = threading.Thread(target=self._poll_loop, name="poll", daemon=True)
+            poll.start()
+            while not self.stopping.wait(1.0):
+                pass
+            self._stop_workers()
+        finally:
+            self.ctx.link.close()
+            self.ctx.state.unlock()
+
+    def shutdown(self) -> None:
+        """Ask the host to stop (from a signal handler or another thread)."""
+        self.stopping.set()
+        self.wake.set()
+
+    def free_slots(self) -> int:
+        with self.mutex:
+            return max(0, self.cfg.slots - len(self.workers))
+
+    def held(self) -> list[str]:
+        """Assignments this host holds (contract A2): live workers, and final reports not yet delivered."""
+        with self.mutex:
+            ids = set(self.workers)
+        for aid, rec in self.ctx.state.workers().items():
+            if rec.get("pending") is not None:
+                ids.add(aid)
+        return sorted(ids)
+
+    def _register(self) -> bool:
+        delay = 1.0
+        while not self.stopping.is_set():
+            try:
+                answer = self.ctx.link.register(self.cfg.capabilities, {k: str(v) for k, v in self.cfg.repos.items()},
+                                                self.cfg.slots, __version__, self.recovered, self.cfg.problems)
+            except Unreachable as exc:
+                log.warning("hub unreachable (%s); registering again in %.0f s", exc, delay)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            except Refused as exc:
+                log.error("the hub refused to register machine %s: %s", self.cfg.machine, exc)
+                self.shutdown()
+                return False
+            self.incarnation = int(answer.get("host_incarnation") or 0)
+            self._take_timing(answer)
+            log.info("registered machine %s (incarnation %s, %d slots, repos %s)", self.cfg.machine,
+                     self.incarnation, self.cfg.slots, ", ".join(sorted(self.cfg.repos)) or "none")
+            return True
+        return False
+
+    def _take_timing(self, answer: dict[str, Any]) -> None:
+        value = answer.get("heartbeat_seconds")
+        if isinstance(value, int | float) and 0.2 <= value <= 300:
+            self.heartbeat_seconds = float(value)
+
+    # -- heartbeats -------------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        while not self.stopping.wait(self.heartbeat_seconds):
+            self.heartbeat()
+
+    def heartbeat(self) -> dict[str, Any] | None:
+        """One heartbeat, and what its answer asks (halts, cancels); also retries undelivered final reports."""
+        assert self.incarnation is not None
+        try:
+            answer = self.ctx.link.heartbeat(self.incarnation, self.free_slots(), self.held())
+        except Unreachable as exc:
+            log.warning("heartbeat: hub unreachable (%s)", exc)
+            return None
+        except Stale as exc:  # the hub no longer knows this incarnation (e.g. it thinks the host died)
+            log.warning("heartbeat refused (%s); registering again", exc)
+            self._register()
+            return None
+        except Refused as exc:
+            log.error("heartbeat refused: %s", exc)
+            return None
+        self._take_timing(answer)
+        self._apply_halt(answer)
+        for aid in answer.get("cancel") or []:
+            with self.mutex:
+                w = self.workers.get(str(aid))
+            if w is not None:
+                log.info("assignment %s: cancelled by the hub; stopping its worker", aid)
+                w.cancel()
+        self._deliver_pending()
+        if time.time() - self._last_parked_check > PARKED_CHECK_SECONDS:
+            self._last_parked_check = time.time()
+            self._check_parked()
+        return answer
+
+    def _apply_halt(self, answer: dict[str, Any]) -> None:
+        paused_all = bool(answer.get("paused"))
+        listed = answer.get("paused_assignments")
+        ids = {str(x) for x in listed} if isinstance(listed, list) else set()
+        with self.mutex:
+            workers = dict(self.workers)
+        for aid, w in workers.items():
+            if paused_all or aid in ids:
+                if not w.paused:
+                    log.info("assignment %s: halted; pausing its worker (SIGSTOP)", aid)
+                w.pause()
+            elif w.paused:
+                log.info("assignment %s: halt lifted; resuming its worker (SIGCONT)", aid)
+                w.unpause()
+        was = self.paused_all
+        self.paused_all, self.paused_ids = paused_all, ids
+        if was and not paused_all:
+            self.wake.set()
+
+    def _deliver_pending(self) -> None:
+        with self.mutex:
+            live = set(self.workers)
+        for aid, rec in self.ctx.state.workers().items():
+            body = rec.get("pending")
+            if body is None or aid in live:
+                continue
+            try:
+                self.ctx.link.report(aid, body)
+            except Unreachable:
+                return
+            except (Stale, Refused) as exc:
+                log.info("assignment %s: final report not taken: %s", aid, exc)
+            log.info("assignment %s: delivered the final report kept from earlier", aid)
+            if rec.get("phase") == "parked":
+                self.ctx.state.put(aid, pending=None)
+            else:
+                self.ctx.state.drop(aid)
+
+    def _check_parked(self) -> None:
+        """Remove parked worktrees (stuck / needs-input, kept for resume-stuck) of assignments that moved on."""
+        with self.mutex:
+            live = set(self.workers)
+        for aid, rec in self.ctx.state.workers().items():
+            if rec.get("phase") != "parked" or aid in live or rec.get("pending") is not None:
+                continue
+            try:
+                state = self.ctx.link.assignment(aid).get("state")
+            except Unreachable:
+                return
+            except Refused as exc:
+                if exc.status != 404:
+                    continue
+                state = "gone"
+            if state in LIVE_ON_HUB:
+                continue
+            self._clean_record(aid, rec, f"assignment is {state} on the hub")
+
+    def _clean_record(self, aid: str, rec: dict[str, Any], why: str) -> None:
+        path = Path(rec["worktree"]) if rec.get("worktree") else None
+        repo = Path(rec["repo_path"]) if rec.get("repo_path") else None
+        if path is not None and repo is not None and path.exists():
+            try:
+                wip = worktree.save_work(path, f"wip: assignment {aid}, saved before cleaning its parked worktree",
+                                         on_branch=True, machine=self.cfg.machine)
+                worktree.remove(repo, path)
+            except worktree.GitError as exc:
+                log.warning("assignment %s: parked worktree %s kept: %s", aid, path, exc)
+                return
+            log.info("assignment %s: removed its parked worktree %s (%s)%s", aid, path, why,
+                     f"; uncommitted work saved as {wip[:12]}" if wip else "")
+        self.ctx.state.drop(aid)
+
+    # -- polling for work ---------------------------------------------------------------
+
+    def _poll_loop(self) -> None:
+        delay = 1.0
+        while not self.stopping.is_set():
+            if self.free_slots() <= 0 or self.paused_all or self.incarnation is None:
+                self.wake.wait(1.0)
+                self.wake.clear()
+                continue
+            try:
+                payload = self.ctx.link.next(self.incarnation, self.cfg.poll_wait)
+            except Unreachable as exc:
+                log.warning("next: hub unreachable (%s); again in %.0f s", exc, delay)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            except (Stale, Refused) as exc:
+                log.warning("next refused (%s)", exc)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            delay = 1.0
+            if payload is not None:
+                self.take(payload)
+
+    def take(self, payload: dict[str, Any]) -> Worker | None:
+        """Start a worker for a dispatch payload (or report why not); the worker, or None."""
+        try:
+            d = Dispatch.parse(payload)
+        except ValueError as exc:
+            log.error("refusing a dispatch: %s", exc)
+            aid, attempt = payload.get("id"), payload.get("attempt")
+            if isinstance(aid, str) and isinstance(attempt, int):
+                self._report_quietly(aid, {"attempt": attempt, "state": "failed", "reason": f"bad_payload: {exc}"})
+            return None
+        with self.mutex:
+            if d.id in self.workers:
+                log.warning("assignment %s: dispatched again while its worker runs; ignored", d.id)
+                return None
+            if self.stopping.is_set():
+                stopping = True
+            else:
+                stopping = False
+                w = Worker(self.ctx, d, on_exit=self._gone)
+                self.workers[d.id] = w
+        if stopping:
+            self._report_quietly(d.id, {"attempt": d.attempt, "state": "failed",
+                                        "reason": "host_stopped: the host was stopping when it arrived"})
+            return None
+        log.info("assignment %s (attempt %d): %s #%d on %s%s", d.id, d.attempt, d.repo, d.issue, d.branch,
+                 f", resuming session {d.resume.session_id[:8]}" if d.resume else "")
+        w.start()
+        return w
+
+    def _gone(self, w: Worker) -> None:
+        with self.mutex:
+            if self.workers.get(w.d.id) is w:
+                del self.workers[w.d.id]
+        verdict = w.verdict
+        log.info("assignment %s: %s", w.d.id, f"{verdict.state or 'stopped'}: {verdict.reason}" if verdict else
+                 "worker ended")
+        self.wake.set()
+
+    def _report_quietly(self, aid: str, body: dict[str, Any]) -> None:
+        try:
+            self.ctx.link.report(aid, body)
+        except (Unreachable, Refused) as exc:
+            log.warning("assignment %s: report not delivered: %s", aid, exc)
+
+    def _stop_workers(self) -> None:
+        with self.mutex:
+            workers = list(self.workers.values())
+        for w in workers:
+            w.stop()
+        deadline = time.time() + self.ctx.limits.stop_grace + 30
+        for w in workers:
+            w.finished.wait(max(0.0, deadline - time.time()))
+
+    # -- recovery -----------------------------------------------------------------------
+
+    def recover(self) -> list[tuple[Dispatch, dict[str, Any]]]:
+        """Find what a previous host process left; the workers to re-attach (started by :meth:`_adopt`).
+
+        Records in the state file: parked ones stay; the others are returned
+        for re-attaching (alive) or finishing (dead). Processes in this host's
+        worktrees that no record names are killed; worktrees no record names
+        are saved and removed; stray directories go to ``lost+found``.
+        """
+        records = self.ctx.state.workers()
+        reattach: list[tuple[Dispatch, dict[str, Any]]] = []
+        known_pids: set[int] = set()
+        for aid, rec in records.items():
+            if rec.get("phase") == "parked":
+                continue
+            try:
+                d = Dispatch.parse(rec.get("payload") or {})
+            except ValueError as exc:
+                self._note(aid, "dropped", f"unreadable record: {exc}")
+                self.ctx.state.drop(aid)
+                continue
+            pid = rec.get("pid")
+            if isinstance(pid, int) and process_alive(pid, rec.get("start_ticks")):
+                known_pids.add(pid)
+                self._note(aid, "re-attach", f"claude pid {pid} still runs")
+            elif rec.get("pending") is not None and not (rec.get("worktree") and Path(rec["worktree"]).exists()):
+                self._note(aid, "deliver", "its final report was not delivered yet")
+                continue  # the heartbeat delivers it
+            else:
+                self._note(aid, "finish", "its claude ended while no host watched")
+            reattach.append((d, rec))
+        self._kill_strays(known_pids)
+        self._clean_strays({Path(r["worktree"]).resolve() for r in records.values() if r.get("worktree")})
+        for entry in self.recovered:
+            log.info("recovery: assignment %s: %s (%s)", entry.get("assignment") or "-", entry["action"],
+                     entry["detail"])
+        return reattach
+
+    def _note(self, aid: str | None, action: str, detail: str, **extra: Any) -> None:
+        self.recovered.append({"assignment": aid, "action": action, "detail": detail, **extra})
+
+    def _adopt(self, reattach: list[tuple[Dispatch, dict[str, Any]]]) -> None:
+        """First heartbeat listing the re-attached assignments (the hub adopts them, A2), then take them over."""
+        with self.mutex:
+            for d, _ in reattach:
+                self.workers[d.id] = Worker(self.ctx, d, on_exit=self._gone)
+        answer = self.heartbeat() or {}
+        cancel = {str(x) for x in answer.get("cancel") or []}
+        for d, rec in reattach:
+            w = self.workers[d.id]
+            if d.id in cancel:
+                w.stale = True
+            w.reattach(rec)
+
+    def _kill_strays(self, keep: set[int]) -> None:
+        """Kill the process groups of processes working in this host's worktrees that no record names."""
+        root = self.ctx.worktrees.resolve()
+        groups: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cwd = Path(os.readlink(entry / "cwd"))
+                pgid = os.getpgid(int(entry.name))
+            except OSError:
+                continue
+            if cwd == root or root in cwd.parents:
+                groups.setdefault(pgid, []).append(int(entry.name))
+        for pgid, pids in groups.items():
+            if keep & set(pids) or pgid in keep or pgid == os.getpgid(0):
+                continue
+            for sig in (signal.SIGCONT, signal.SIGTERM):
+                try:
+                    os.killpg(pgid, sig)
+                except OSError:
+                    pass
+            deadline = time.time() + 5
+            while group_alive(pgid) and time.time() < deadline:
+                time.sleep(0.1)
+            if group_alive(pgid):
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except OSError:
+                    pass
+            self._note(None, "killed", f"process group {pgid} (pids {', '.join(map(str, pids))}) ran in a worktree "
+                       "no record names")
+
+    def _clean_strays(self, recorded: set[Path]) -> None:
+        """Save and remove this host's worktrees that no record names; move other leftovers to lost+found."""
+        owned = self.ctx.worktrees
+        registered: set[Path] = set()
+        for repo in self.cfg.repos.values():
+            try:
+                found = worktree.owned_worktrees(repo, owned)
+            except worktree.GitError:
+                continue
+            for path, branch in found:
+                registered.add(path.resolve())
+                if path.resolve() in recorded:
+                    continue
+                try:
+                    wip = worktree.save_work(path, "wip: saved by coordhub from a worktree no record named",
+                                             on_branch=True, machine=self.cfg.machine) if path.exists() else None
+                    worktree.remove(repo, path)
+                except worktree.GitError as exc:
+                    self._note(None, "kept", f"worktree {path}: {exc}")
+                    continue
+                self._note(None, "removed", f"worktree {path} of branch {branch or '(detached)'}"
+                           + (f"; uncommitted work saved as {wip[:12]}" if wip else ""), wip_commit=wip)
+        if not owned.is_dir():
+            return
+        for entry in owned.iterdir():
+            if entry.resolve() in recorded or entry.resolve() in registered:
+                continue
+            lost = self.ctx.state.dir / "lost+found"
+            lost.mkdir(parents=True, exist_ok=True)
+            target = lost / f"{entry.name}.{int(time.time())}"
+            shutil.move(str(entry), target)
+            self._note(None, "moved", f"{entry} is not a worktree of any repo served here; moved to {target}")

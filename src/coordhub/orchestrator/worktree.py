@@ -1,0 +1,248 @@
+"""Git worktrees for workers: one per assignment, on the issue's branch, never losing work.
+
+Seed 003's agent made ``issue-<N>-<slug>`` from ``origin/<branch>`` and removed
+the worktree with ``--force`` when the worker ended, throwing away anything
+uncommitted; a failed spawn or a crash leaked the worktree, which then held
+the branch and made every later dispatch of that issue fail ("already checked
+out"). Here:
+
+* :func:`create` fetches ``origin``, reuses the branch when it exists (locally,
+  else from ``origin``: follow-ups land on the same branch) and otherwise
+  branches from ``origin/<default_branch>``. A stale worktree of ours holding
+  the branch is saved and removed first; a checkout outside our worktrees
+  directory (the user's own) is never touched and makes :class:`GitError`.
+* :func:`save_work` keeps uncommitted changes before any removal: as a ``wip``
+  commit on the branch (so a retry or resume continues from it), or, for a
+  finished run, as a commit under ``refs/coordhub/wip/…`` that leaves the
+  branch as the worker made it. Either way its id is returned and reported.
+* Git operations on one repository are serialised (an ``flock`` on its common
+  git directory), so two workers — or two hosts on one box — never race on
+  ``git worktree add``/``fetch`` (seed 003 did not serialise them).
+
+Every git call has ``GIT_*`` variables of the caller removed and a timeout,
+and raises :class:`GitError` with git's message on failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from coordhub.client import project
+
+GIT_TIMEOUT = 120.0  # seconds; a fetch or push over a slow link
+WIP_REF = "refs/coordhub/wip"
+AGENT_NAME = "coordhub agent"
+
+
+class GitError(Exception):
+    """A git command failed (the message has git's stderr), or a repository is not usable."""
+
+
+@dataclass(frozen=True)
+class Worktree:
+    """A worker's checkout: ``path`` on ``branch`` of the repository at ``repo``; ``base`` is the commit the run
+    started from (new commits are counted from it)."""
+
+    repo: Path
+    path: Path
+    branch: str
+    base: str
+
+
+def git(cwd: Path, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT) -> str:
+    """Run ``git -C cwd ARGS``; its stdout (stripped). ``GitError`` when it fails and ``check``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k.startswith(("GIT_AUTHOR_",
+                                                                                               "GIT_COMMITTER_"))}
+    env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+    try:
+        p = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, env=env,
+                           timeout=timeout, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GitError(f"git {' '.join(args[:2])} in {cwd}: {exc}") from None
+    if check and p.returncode != 0:
+        raise GitError(f"git {' '.join(args[:3])} in {cwd} failed: {(p.stderr or p.stdout).strip()[:500]}")
+    return p.stdout.strip()
+
+
+def check_repo(path: Path) -> Path:
+    """``path`` resolved if it is the top of a git working tree; ``GitError`` saying what it is otherwise."""
+    path = path.expanduser()
+    if not path.is_dir():
+        raise GitError(f"{path} does not exist or is not a directory")
+    try:
+        top = git(path, "rev-parse", "--show-toplevel", timeout=10)
+    except GitError:
+        raise GitError(f"{path} is not a git repository") from None
+    return Path(top).resolve()
+
+
+def slug(title: str, limit: int = 40) -> str:
+    """A branch-name slug of ``title``: lower case, ``[a-z0-9-]``, at most ``limit`` characters."""
+    s = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    return s[:limit].rstrip("-")
+
+
+def branch_name(issue: int, title: str | None = None) -> str:
+    """``issue-<N>-<slug>`` (seed 003's branch names), or ``issue-<N>`` without a title."""
+    s = slug(title or "")
+    return f"issue-{issue}-{s}" if s else f"issue-{issue}"
+
+
+@contextlib.contextmanager
+def repo_lock(repo: Path) -> Iterator[None]:
+    """Serialise git operations on ``repo`` across threads and processes (``flock`` on its common git dir)."""
+    common = project.git_dir(repo) or repo / ".git"
+    with project.locked(common):
+        yield
+
+
+def _checked_out(repo: Path) -> dict[str, Path]:
+    """Branch name -> the worktree that has it checked out."""
+    out: dict[str, Path] = {}
+    path: Path | None = None
+    for line in git(repo, "worktree", "list", "--porcelain").splitlines():
+        if line.startswith("worktree "):
+            path = Path(line[len("worktree "):])
+        elif line.startswith("branch refs/heads/") and path is not None:
+            out[line[len("branch refs/heads/"):]] = path
+    return out
+
+
+def _has_ref(repo: Path, ref: str) -> bool:
+    return bool(git(repo, "rev-parse", "--verify", "--quiet", ref + "^{commit}", check=False))
+
+
+def create(repo: Path, path: Path, branch: str, default_branch: str, owned: Path) -> Worktree:
+    """Make the worktree ``path`` of ``repo`` on ``branch`` (see the module docstring); return it.
+
+    ``owned`` is the directory holding this host's worktrees: a stale worktree
+    there that holds ``branch`` is saved (:func:`save_work`) and removed; one
+    elsewhere raises ``GitError``. Raises ``GitError`` when ``origin`` or
+    ``origin/<default_branch>`` is missing, or git fails.
+    """
+    with repo_lock(repo):
+        if not git(repo, "remote", "get-url", "origin", check=False):
+            raise GitError(f"{repo} has no remote 'origin' to branch from and push to")
+        git(repo, "fetch", "--quiet", "--prune", "origin")
+        git(repo, "worktree", "prune")
+        holder = _checked_out(repo).get(branch)
+        if holder is not None:
+            if not _inside(holder, owned):
+                raise GitError(f"branch {branch} is checked out at {holder}, outside this host's worktrees; "
+                               "switch that checkout to another branch")
+            _save_and_remove(repo, holder, f"stale worktree of {branch}")
+        if path.exists():
+            _save_and_remove(repo, path, "leftover worktree")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if _has_ref(repo, f"refs/heads/{branch}"):
+            git(repo, "worktree", "add", "--quiet", str(path), branch)
+        elif _has_ref(repo, f"refs/remotes/origin/{branch}"):
+            git(repo, "worktree", "add", "--quiet", "--track", "-b", branch, str(path), f"origin/{branch}")
+        else:
+            if not _has_ref(repo, f"refs/remotes/origin/{default_branch}"):
+                raise GitError(f"{repo}: origin has no branch {default_branch!r} (the repo's default_branch)")
+            git(repo, "worktree", "add", "--quiet", "--no-track", "-b", branch, str(path), f"origin/{default_branch}")
+        base = git(path, "rev-parse", "HEAD")
+    return Worktree(repo=repo, path=path, branch=branch, base=base)
+
+
+def new_commits(wt: Worktree) -> int:
+    """Commits on the worktree's HEAD since its run started (``base``)."""
+    return int(git(wt.path, "rev-list", "--count", f"{wt.base}..HEAD") or 0)
+
+
+def dirty(path: Path) -> bool:
+    """Whether the worktree has uncommitted changes (untracked files included, ignored ones not)."""
+    return bool(git(path, "status", "--porcelain", "--untracked-files=all"))
+
+
+def _identity(path: Path, machine: str) -> list[str]:
+    """``-c user.name/email`` for the host's own commits when the repository has no identity configured."""
+    if git(path, "config", "user.email", check=False):
+        return []
+    return ["-c", f"user.name={AGENT_NAME}", "-c", f"user.email=agent@{machine or 'localhost'}.coordhub"]
+
+
+def save_work(path: Path, message: str, *, on_branch: bool, ref_name: str | None = None,
+              machine: str = "") -> str | None:
+    """Keep the worktree's uncommitted changes; the commit id, or None when there were none.
+
+    ``on_branch``: commit them on the checked-out branch (``--no-verify``: the
+    host's own safety commit must not be refused by a pre-commit guard). Else
+    record them as a commit under ``refs/coordhub/wip/<ref_name>`` without
+    moving the branch (``git stash create`` makes the commit without touching
+    the shared stash list).
+    """
+    if not dirty(path):
+        return None
+    ident = _identity(path, machine)
+    git(path, "add", "-A")
+    if on_branch:
+        git(path, *ident, "commit", "--quiet", "--no-verify", "-m", message)
+        return git(path, "rev-parse", "HEAD")
+    sha = git(path, *ident, "stash", "create", message)
+    if not sha:
+        return None
+    git(path, "update-ref", "-m", message, f"{WIP_REF}/{ref_name or 'unnamed'}", sha)
+    git(path, "reset", "--quiet")  # unstage again: the tree stays as the worker left it
+    return sha
+
+
+def push(wt: Worktree) -> None:
+    """Push the branch to ``origin`` (setting upstream); ``GitError`` when refused (e.g. not a fast-forward)."""
+    git(wt.path, "push", "--quiet", "-u", "origin", f"HEAD:refs/heads/{wt.branch}")
+
+
+def remove(repo: Path, path: Path) -> None:
+    """Remove a worktree (already saved by the caller) and prune git's record of it; the branch stays."""
+    with repo_lock(repo):
+        _remove(repo, path)
+
+
+def _remove(repo: Path, path: Path) -> None:
+    if path.exists():
+        git(repo, "worktree", "remove", "--force", str(path), check=False)
+        if path.exists():  # not a registered worktree (half-made): plain removal
+            shutil.rmtree(path, ignore_errors=True)
+    git(repo, "worktree", "prune")
+
+
+def _save_and_remove(repo: Path, path: Path, why: str) -> None:
+    if (path / ".git").exists():
+        try:
+            save_work(path, f"wip: {why}, saved by coordhub before removal", on_branch=True)
+        except GitError:
+            pass  # a detached or broken checkout: removal below still keeps every commit
+    _remove(repo, path)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def owned_worktrees(repo: Path, owned: Path) -> list[tuple[Path, str | None]]:
+    """The worktrees of ``repo`` inside ``owned``: ``(path, branch or None)``."""
+    out: list[tuple[Path, str | None]] = []
+    path: Path | None = None
+    branch: str | None = None
+    for line in [*git(repo, "worktree", "list", "--porcelain").splitlines(), ""]:
+        if line.startswith("worktree "):
+            path, branch = Path(line[len("worktree "):]), None
+        elif line.startswith("branch refs/heads/"):
+            branch = line[len("branch refs/heads/"):]
+        elif not line and path is not None:
+            if _inside(path, owned):
+                out.append((path, branch))
+            path = None
+    return out

@@ -1,0 +1,276 @@
+"""Each scenario of the fake ``claude`` → the state and reason the worker reports (issue 11 point 6).
+
+Real parts: the fake CLI as a process in its own group, real git worktrees of
+a repository with a bare ``origin``; the hub's host endpoints are the
+in-process :class:`FakeHub`, which records every report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from coordhub.orchestrator.worker import Context, Limits, Worker
+from tests.orchestrator.host.conftest import FAST, Repo
+from tests.orchestrator.host.fakehub import FakeHub
+
+
+def test_success_is_done_pushed_and_cleaned(run_worker: Callable[..., Worker], fake_hub: FakeHub, repo: Repo) -> None:
+    w = run_worker(briefing="Fix the parser.")
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "done", final
+    assert final["reason"].startswith("completed: 1 commit(s)")
+    assert final["pushed"] is True and final["branch"] == "issue-7-fix-it"
+    assert "issue-7-fix-it" in repo.remote_branches()
+    assert repo.log("issue-7-fix-it")[0].startswith("issue work (success")
+    assert not Path(final["worktree"]).exists()  # cleaned
+    t = final["telemetry"]
+    assert t["session_id"] == w.session_id and t["turns"] >= 4 and t["cost_usd"] > 0
+    assert t["result"] == {"is_error": False, "subtype": "success", "terminal_reason": "completed"}
+    assert t["model"].startswith("claude-sonnet")
+    states = [r.get("state") for r in fake_hub.assignments["a1b2c3d4"].reports]
+    assert states[0] == "running" and states[-1] == "done"
+    log = fake_hub.assignments["a1b2c3d4"].log
+    for tag in ("[start]", "[init]", "[status] reading", "[tool] Write", "[tool] Bash", "[result] completed",
+                "[end] done"):
+        assert tag in log, log
+    assert w.ctx.state.get("a1b2c3d4") is None  # nothing left in the host's state file
+
+
+def test_stuck_line_in_a_text_block_is_stuck_with_work_kept(run_worker: Callable[..., Worker],
+                                                            fake_hub: FakeHub, repo: Repo) -> None:
+    w = run_worker(briefing="fake: stuck")
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "stuck"
+    assert final["reason"] == "STUCK: the config loader this issue names does not exist"
+    assert final["wip_commit"] and final["pushed"] is False  # the uncommitted edit became a wip commit
+    wt = Path(final["worktree"])
+    assert wt.is_dir()  # parked for resume-stuck
+    rec = w.ctx.state.get("a1b2c3d4")
+    assert rec is not None and rec["phase"] == "parked" and rec["session_id"] == w.session_id
+    assert "[stuck] the config loader" in fake_hub.assignments["a1b2c3d4"].log
+
+
+def test_a_final_question_is_needs_input(run_worker: Callable[..., Worker], fake_hub: FakeHub) -> None:
+    run_worker(briefing="fake: question")
+    final = fake_hub.final("a1b2c3d4")
+    assert (final["state"], final["reason"]) == ("needs_input", "question: Should I also update the documentation?")
+
+
+def test_no_commit_is_not_done_and_the_work_is_saved(run_worker: Callable[..., Worker], fake_hub: FakeHub,
+                                                     repo: Repo) -> None:
+    run_worker(briefing="fake: no_commit")
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "stuck" and final["reason"].startswith("no_commit")
+    sha = final["wip_commit"]
+    assert sha
+    files = (repo.path / ".git").parent
+    from tests.orchestrator.host.conftest import run
+    assert "fake/issue-7.txt" in run(files, "git", "show", "--name-only", "--format=", sha)
+
+
+def test_permission_denial_is_stuck(run_worker: Callable[..., Worker], fake_hub: FakeHub) -> None:
+    run_worker(briefing="fake: denied", permission_mode="default", allowed_tools=["Read", "Bash"])
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "stuck"
+    assert final["reason"].startswith("permission_denied: Write ") and final["reason"].endswith("fake/issue-7.txt")
+    assert final["telemetry"]["permission_denials"][0]["tool_name"] == "Write"
+
+
+def test_max_turns_is_stuck(run_worker: Callable[..., Worker], fake_hub: FakeHub) -> None:
+    w = run_worker(briefing="fake: max_turns", max_turns=3)
+    assert "--max-turns" in w.argv(Path("s.json"))
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "stuck"
+    assert final["reason"].startswith("max_turns: Reached maximum number of turns (3)")
+
+
+def test_budget_exhausted_by_the_cli_is_failed(run_worker: Callable[..., Worker], fake_hub: FakeHub) -> None:
+    w = run_worker(briefing="fake: budget cost=0.02", budget_usd=0.05)
+    argv = w.argv(Path("s.json"))
+    assert argv[argv.index("--max-budget-usd") + 1] == "0.05"
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "failed" and final["reason"].startswith("budget_exhausted: $0.06")
+
+
+def test_overspending_past_the_cli_budget_is_killed_by_the_host(run_worker: Callable[..., Worker],
+                                                                fake_hub: FakeHub) -> None:
+    w = run_worker(briefing="fake: overspend step=0.02", budget_usd=0.05)
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "failed"
+    assert final["reason"].startswith("budget: estimated cost $0.06 over the $0.05 budget"), final
+    assert w.exit_code == 143  # SIGTERM, handled by the CLI
+
+
+def test_rate_limit_events_are_reported_and_the_run_completes(run_worker: Callable[..., Worker],
+                                                              fake_hub: FakeHub) -> None:
+    before = time.time()
+    run_worker(briefing="fake: rate_limit reset=120")
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "done"
+    log = fake_hub.assignments["a1b2c3d4"].log
+    assert "[rate_limit] rejected until" in log and "[retry] API error 429 (attempt 3/10)" in log
+    assert "[rate_limit] allowed" in log
+    # the last rate_limit_event allowed again: the final telemetry carries no pause
+    assert "rate_limited_until" not in final["telemetry"]
+    del before
+
+
+def test_auth_failure_that_looks_like_success_is_failed(run_worker: Callable[..., Worker], fake_hub: FakeHub) -> None:
+    run_worker(briefing="fake: auth")
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "failed"
+    assert final["reason"] == "auth: Not logged in · Please run /login"
+    assert final["telemetry"]["result"] == {"is_error": True, "subtype": "success", "terminal_reason": "api_error"}
+
+
+def test_a_crash_without_result_is_failed_with_stderr(run_worker: Callable[..., Worker], fake_hub: FakeHub) -> None:
+    run_worker(briefing="fake: crash")
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "failed"
+    assert final["reason"] == "no_result: claude exited 1 without a result: Error: Request failed: socket hang up"
+
+
+def test_first_output_watchdog(make_ctx: Callable[..., Context], run_worker: Callable[..., Worker],
+                               fake_hub: FakeHub) -> None:
+    ctx = make_ctx(Limits(**{**FAST.__dict__, "first_output": 1.0}))
+    w = run_worker(ctx, briefing="fake: hang_start")
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "failed" and final["reason"].startswith("first_output: no output in 1 s")
+    assert w.exit_code == 143
+
+
+def test_output_silence_watchdog_kills_the_whole_process_group(make_ctx: Callable[..., Context],
+                                                               run_worker: Callable[..., Worker], fake_hub: FakeHub,
+                                                               host_env: dict[str, str]) -> None:
+    ctx = make_ctx(Limits(**{**FAST.__dict__, "silence": 1.0}))
+    w = run_worker(ctx, briefing="fake: hang_mid child=1")
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "failed" and final["reason"].startswith("silence: no output for 1 s")
+    child = int((Path(host_env["CLAUDE_CONFIG_DIR"]) / "pids" / f"{w.session_id}.txt").read_text())
+    assert not _alive(child)  # the tool's own process went with claude
+
+
+def test_tool_progress_heartbeats_keep_a_long_tool_alive(make_ctx: Callable[..., Context],
+                                                        run_worker: Callable[..., Worker], fake_hub: FakeHub) -> None:
+    ctx = make_ctx(Limits(**{**FAST.__dict__, "silence": 1.0}))
+    run_worker(ctx, briefing="fake: slow work=2.5 beat=0.3")
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "done", final
+
+
+def test_linger_after_result_is_killed_and_judged_by_its_result(make_ctx: Callable[..., Context],
+                                                                run_worker: Callable[..., Worker],
+                                                                fake_hub: FakeHub) -> None:
+    ctx = make_ctx(Limits(**{**FAST.__dict__, "linger": 0.5}))
+    w = run_worker(ctx, briefing="fake: hang_after_result")
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "done" and final["pushed"] is True
+    assert "(killed 1 s after its result)" in final["reason"] or "(killed 0 s after its result)" in final["reason"]
+    assert w.exit_code == 143
+
+
+def test_wall_clock_limit_from_the_payload(run_worker: Callable[..., Worker], fake_hub: FakeHub) -> None:
+    run_worker(briefing="fake: slow work=20 beat=0.2", wall_clock_seconds=1)
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "failed" and final["reason"].startswith("wall_clock: ran 1 s, over the 1 s limit")
+    assert final["wip_commit"]  # the edit it had made was kept
+
+
+def test_a_huge_line_is_skipped_and_bounded(run_worker: Callable[..., Worker], fake_hub: FakeHub) -> None:
+    w = run_worker(briefing="fake: huge")
+    assert fake_hub.final("a1b2c3d4")["state"] == "done"
+    assert w.telemetry.oversized_lines == 1
+    assert "[skip] a line over 1048576 bytes" in fake_hub.assignments["a1b2c3d4"].log
+
+
+def test_cancel_stops_with_sigterm_and_reports_no_state(run_worker: Callable[..., Worker], fake_hub: FakeHub) -> None:
+    w = run_worker(wait=False, briefing="fake: slow work=30 beat=0.2")
+    _wait_for(lambda: w.telemetry.tool_progress > 0)
+    w.cancel()
+    assert w.finished.wait(20)
+    final = fake_hub.final("a1b2c3d4")
+    assert "state" not in final and final["reason"] == "cancelled: stopped on the hub's request"
+    assert w.exit_code == 143
+    assert final["wip_commit"] and not Path(final["worktree"]).exists()
+
+
+def test_halt_pauses_with_sigstop_and_the_watchdogs_wait(make_ctx: Callable[..., Context],
+                                                         run_worker: Callable[..., Worker], fake_hub: FakeHub) -> None:
+    ctx = make_ctx(Limits(**{**FAST.__dict__, "silence": 1.0}))
+    w = run_worker(ctx, wait=False, briefing="fake: slow work=1.5 beat=0.2")
+    _wait_for(lambda: w.telemetry.tool_progress > 0)
+    w.pause()
+    assert w.pid is not None
+    _wait_for(lambda: _state(w.pid) == "T")  # type: ignore[arg-type]
+    time.sleep(2.0)  # longer than the silence limit: a paused worker does not age
+    assert not w.finished.is_set() and w.kill_reason is None
+    w.unpause()
+    assert w.finished.wait(30)
+    assert fake_hub.final("a1b2c3d4")["state"] == "done"
+    assert "[halt] paused (SIGSTOP)" in fake_hub.assignments["a1b2c3d4"].log
+
+
+def test_missing_claude_is_a_clear_failure(make_ctx: Callable[..., Context], run_worker: Callable[..., Worker],
+                                           fake_hub: FakeHub, tmp_path: Path) -> None:
+    run_worker(make_ctx(claude="no-such-claude"))
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "failed"
+    assert final["reason"].startswith("claude_missing: 'no-such-claude' is not found on the worker's PATH on m1")
+    assert not (tmp_path / "host" / "worktrees" / "a1b2c3d4").exists()
+
+
+def test_unknown_repo_is_a_clear_failure(run_worker: Callable[..., Worker], fake_hub: FakeHub) -> None:
+    run_worker(repo="nope")
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "failed"
+    assert final["reason"] == "unknown_repo: machine m1 has no path for repo 'nope' (it serves app)"
+
+
+def test_environment_is_scrubbed_and_carries_the_worker_identity(run_worker: Callable[..., Worker],
+                                                                 fake_hub: FakeHub, host_env: dict[str, str]) -> None:
+    w = run_worker(worker_token="worker-token-xyz")
+    dump = json.loads((Path(host_env["CLAUDE_CONFIG_DIR"]) / "env" / f"{w.session_id}.json").read_text())
+    env = dump["env"]
+    for gone in ("CLAUDECODE", "CLAUDE_CODE_SESSION_ID", "CLAUDE_CODE_MESSAGING_SOCKET", "COORD_DATA_DIR",
+                 "SECRET_OF_THE_HOST"):
+        assert gone not in env, gone
+    assert env["COORD_TOKEN"] == "worker-token-xyz"  # the worker's own, never the host's
+    assert env["COORD_SESSION"] == "m1/worker-a1b2c3d4" and env["COORD_PROJECT"] == "app"
+    assert env["CLAUDE_CONFIG_DIR"] == host_env["CLAUDE_CONFIG_DIR"] and env["HOME"] == host_env["HOME"]
+    assert env["DISABLE_AUTOUPDATER"] == "1"
+    # its own session and process group, in the worktree
+    assert dump["sid"] == dump["pid"] and dump["pgid"] == dump["pid"]
+    assert dump["cwd"].endswith("/worktrees/a1b2c3d4")
+    argv = dump["argv"]
+    assert argv[:2] == ["-p", "Issue #7 of app.\n\nFix it.\n"]  # the prompt first: the tool lists are variadic
+    assert argv[argv.index("--session-id") + 1] == w.session_id
+    assert argv[argv.index("--disallowedTools") + 1].startswith("AskUserQuestion")
+    settings = json.loads(Path(argv[argv.index("--settings") + 1]).read_text())
+    assert "coord-hook" in settings["hooks"]["PreToolUse"][0]["hooks"][0]["command"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return _state(pid) not in ("Z", "X", None)
+
+
+def _state(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2:].split()[0]
+
+
+def _wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.time() + timeout
+    while not cond():
+        assert time.time() < deadline, "condition not met in time"
+        time.sleep(0.05)
