@@ -134,19 +134,25 @@ class Host:
 
     def _register(self) -> bool:
         delay = 1.0
+        extra = True  # the recovery notes and problems (contract amendment H1), dropped if this hub refuses them
         while not self.stopping.is_set():
             try:
                 answer = self.ctx.link.register(self.cfg.capabilities, {k: str(v) for k, v in self.cfg.repos.items()},
-                                                self.cfg.slots, __version__, self.recovered, self.cfg.problems)
+                                                self.cfg.slots, __version__, self.recovered if extra else [],
+                                                self.cfg.problems if extra else [])
+            except Refused as exc:
+                if exc.status == 422 and extra and (self.recovered or self.cfg.problems):
+                    log.warning("the hub does not take recovery notes (%s); registering without them", exc)
+                    extra = False
+                    continue
+                log.error("the hub refused to register machine %s: %s", self.cfg.machine, exc)
+                self.shutdown()
+                return False
             except Unreachable as exc:
                 log.warning("hub unreachable (%s); registering again in %.0f s", exc, delay)
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 30.0)
                 continue
-            except Refused as exc:
-                log.error("the hub refused to register machine %s: %s", self.cfg.machine, exc)
-                self.shutdown()
-                return False
             self.incarnation = int(answer.get("host_incarnation") or 0)
             self._take_timing(answer)
             log.info("registered machine %s (incarnation %s, %d slots, repos %s)", self.cfg.machine,

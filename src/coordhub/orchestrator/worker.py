@@ -518,7 +518,7 @@ class Worker:
         stamp = time.strftime("%H:%M:%S", time.gmtime())
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.human_path, "a", encoding="utf-8") as f:
-            f.write("".join(f"{stamp} {line}\n" for line in lines))
+            f.write("".join(f"{stamp} {line}\n".replace("\x00", "") for line in lines))
 
     def _maybe_push_log(self, now: float, force: bool = False) -> None:
         """Relay new lines of the human log (whole lines, ≤ 64 KiB a request) at the hub's character offset."""

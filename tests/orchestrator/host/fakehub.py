@@ -61,6 +61,13 @@ class FakeHub:
             self.queue.append(aid)
             return a
 
+    def dispatched(self, aid: str, attempt: int = 1, **payload: Any) -> Assignment:
+        """An assignment already handed to this machine (attempt ``attempt``), e.g. before the host died."""
+        with self.lock:
+            a = Assignment(aid, payload, state="running", attempt=attempt, machine=self.machine)
+            self.assignments[aid] = a
+            return a
+
     def requeue(self, aid: str, **changes: Any) -> None:
         with self.lock:
             a = self.assignments[aid]
