@@ -69,6 +69,8 @@ def agent(
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s coord agent: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")
+    for noisy in ("httpx2", "httpx", "httpcore", "httpcore2"):  # one line per request would drown the rest
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
     from coordhub.orchestrator import environment
 
     bad = [n for n in pass_env if environment.forbidden(n)]

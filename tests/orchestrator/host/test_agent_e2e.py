@@ -1,0 +1,229 @@
+"""End to end (issue 11, "Show it"): a real ``coord serve``, two real ``coord agent`` processes with different
+machine names on this box, real git repositories cloned from one bare ``origin``, the fake ``claude`` on PATH.
+
+* 6 issues, ``max_workers: 2``, two hosts of 2 slots each: never more than 2 workers at once (the recorded
+  start and end of every claude process, and the hub's dispatch and end times), all done, every branch pushed,
+  every worktree cleaned, costs totalled.
+* kill -9 of a host mid-run: the restarted host re-attaches to its running worker (nothing lost, nothing run
+  twice); and once the hub has given the attempt up, the restarted host kills the orphan, saves its work, and
+  the new attempt finishes on the same branch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from tests.conftest import LiveHub
+from tests.orchestrator.host.conftest import Repo, make_repo, run
+
+API = "/api/coord/orchestrator"
+
+
+@dataclass
+class Agent:
+    machine: str
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log: Path
+    state: Path
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(60)
+
+
+class Fleet:
+    """A hub with a config applied, clones per machine, and ``coord agent`` processes started on demand."""
+
+    def __init__(self, hub: LiveHub, root: Path, claude_bin: Path, repo: Repo, machines: list[str]) -> None:
+        self.hub, self.root, self.claude_bin, self.repo = hub, root, claude_bin, repo
+        self.admin = {"Authorization": f"Bearer {hub.admin_token}"}
+        self.clones = {m: self._clone(m) for m in machines}
+        self.agents: list[Agent] = []
+        config = {"repos": [{"name": "app", "default_branch": "main"}],
+                  "machines": [{"name": m, "repos": ["app"], "repo_paths": {"app": str(p)}}
+                               for m, p in self.clones.items()],
+                  "concurrency": {"max_workers": 2, "stagger_seconds": 0, "heartbeat_seconds": 0.5,
+                                  "stale_threshold": 4},
+                  "workers": {"first_output_seconds": 30, "silence_seconds": 30}}
+        r = httpx2.put(hub.url + f"{API}/config", json=config, headers=self.admin)
+        assert r.status_code == 200, r.text
+        self.tokens = {m: hub.token(f"{m}/agent") for m in machines}
+
+    def _clone(self, machine: str) -> Path:
+        path = self.root / f"clone-{machine}"
+        run(self.root, "git", "clone", "-q", str(self.repo.origin), str(path))
+        run(path, "git", "config", "user.email", f"dev@{machine}")
+        run(path, "git", "config", "user.name", machine)
+        return path
+
+    def start(self, machine: str, *args: str) -> Agent:
+        home = self.root / f"home-{machine}"
+        home.mkdir(exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COORD_")}
+        env.update(PATH=f"{self.claude_bin}{os.pathsep}{os.environ['PATH']}", HOME=str(home),
+                   XDG_CONFIG_HOME=str(home / ".config"), XDG_STATE_HOME=str(home / ".state"),
+                   CLAUDE_CONFIG_DIR=str(self.root / "claude"))
+        log = self.root / f"agent-{machine}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "coordhub", "--url", self.hub.url, "--token",
+                                     self.tokens[machine], "agent", "--machine", machine, "--poll-wait", "2",
+                                     "--linger", "3", "--stop-grace", "3", *args],
+                                    env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        agent = Agent(machine, proc, env, log, home / ".state" / "coordhub" / "agent" / machine)
+        self.agents.append(agent)
+        return agent
+
+    def assign(self, issue: int, briefing: str, **extra: Any) -> str:
+        body = {"repo": "app", "issue": issue, "briefing": briefing, **({"any": True} if "machine" not in extra
+                                                                         else {}), **extra}
+        r = httpx2.post(self.hub.url + f"{API}/assignments", json=body, headers=self.admin)
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    def get(self, aid: str) -> dict[str, Any]:
+        r = httpx2.get(self.hub.url + f"{API}/assignments/{aid}", headers=self.admin)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def wait(self, aid: str, cond: Callable[[dict[str, Any]], bool], timeout: float = 90.0) -> dict[str, Any]:
+        deadline = time.time() + timeout
+        while True:
+            a = self.get(aid)
+            if cond(a):
+                return a
+            if time.time() > deadline:
+                logs = "\n".join(f"--- {x.machine}\n{x.log.read_text()[-3000:]}" for x in self.agents)
+                raise AssertionError(f"assignment {aid} never got there: {a}\n{logs}")
+            time.sleep(0.2)
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every claude process the fake recorded (its start, and its end when it finished normally)."""
+        d = self.root / "claude" / "env"
+        return [json.loads(p.read_text()) for p in d.iterdir()] if d.is_dir() else []
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, claude_bin: Path, live_hub: LiveHub) -> Iterator[Fleet]:
+    repo = make_repo(tmp_path, "app")
+    f = Fleet(live_hub, tmp_path, claude_bin, repo, ["m1", "m2"])
+    yield f
+    for a in f.agents:
+        a.stop(signal.SIGKILL if a.proc.poll() is None else 0)
+    for r in f.runs():  # no fake claude outlives the test
+        try:
+            os.killpg(r["pgid"], signal.SIGKILL)
+        except OSError:
+            pass
+
+
+ENDED = ("done", "failed", "stuck", "needs_input", "cancelled")
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_six_issues_two_hosts_max_two_workers(fleet: Fleet) -> None:
+    agents = [fleet.start("m1"), fleet.start("m2")]
+    ids = [fleet.assign(n, "fake: slow work=1 beat=0.2") for n in range(1, 7)]
+    finals = [fleet.wait(aid, lambda a: a["state"] in ENDED) for aid in ids]
+    assert [a["state"] for a in finals] == ["done"] * 6, [a["reason"] for a in finals]
+    # never more than max_workers at once: the claude processes' own start/end, and the hub's dispatch/end
+    runs = fleet.runs()
+    assert len(runs) == 6 and all("ended" in r for r in runs)
+    assert most_at_once([(r["started"], r["ended"]) for r in runs]) <= 2
+    from datetime import datetime
+    def ts(v: str) -> float:
+        return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+    assert most_at_once([(ts(a["dispatched_at"]), ts(a["ended_at"])) for a in finals]) <= 2
+    assert {a["ran_on"] for a in finals} <= {"m1", "m2"}
+    # branches pushed to the bare origin, worktrees cleaned, costs totalled
+    assert sorted(b for b in fleet.repo.remote_branches() if b != "main") == sorted(a["branch"] for a in finals)
+    assert all(a["pushed"] for a in finals)
+    for agent in agents:
+        wts = agent.state / "worktrees"
+        assert not wts.exists() or list(wts.iterdir()) == [], list(wts.iterdir())
+    status = httpx2.get(fleet.hub.url + f"{API}/status", headers=fleet.admin).json()
+    assert status["totals"]["cost_usd"] == pytest.approx(sum(a["cost_usd"] for a in finals))
+    assert sum(a["cost_usd"] for a in finals) > 0
+    log = httpx2.get(fleet.hub.url + f"{API}/assignments/{ids[0]}/log", headers=fleet.admin).json()
+    assert "[init]" in log["text"] and "[result] completed" in log["text"] and "[end] done" in log["text"]
+    for agent in agents:
+        assert agent.stop() == 0  # SIGTERM: a clean stop
+        assert "Traceback" not in agent.log.read_text()
+
+
+def _pid_of_running_claude(fleet: Fleet, aid: str) -> int:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        for r in fleet.runs():
+            if r["cwd"].endswith(f"/worktrees/{aid}") and "ended" not in r:
+                return int(r["pid"])
+        time.sleep(0.1)
+    raise AssertionError("no claude started")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:].split()[0] not in ("Z", "X")
+
+
+def test_kill_9_of_a_host_mid_run_then_restart_reattaches(fleet: Fleet) -> None:
+    agent = fleet.start("m1")
+    aid = fleet.assign(1, "fake: slow work=4 beat=0.2", machine="m1")
+    fleet.wait(aid, lambda a: a["state"] == "running")
+    pid = _pid_of_running_claude(fleet, aid)
+    assert agent.stop(signal.SIGKILL) == -9
+    assert _alive(pid)  # the worker goes on without its host
+    again = fleet.start("m1")
+    final = fleet.wait(aid, lambda a: a["state"] in ENDED)
+    assert final["state"] == "done" and final["attempt"] == 1 and final["pushed"], final
+    assert len(fleet.runs()) == 1  # nothing ran twice
+    assert "re-attach" in again.log.read_text()
+    assert not (again.state / "worktrees" / aid).exists()
+    assert again.stop() == 0
+
+
+def test_kill_9_then_the_hub_gives_the_attempt_up_the_orphan_is_stopped(fleet: Fleet) -> None:
+    agent = fleet.start("m1")
+    aid = fleet.assign(1, "fake: slow work=60 beat=0.2", machine="m1")
+    fleet.wait(aid, lambda a: a["state"] == "running")
+    pid = _pid_of_running_claude(fleet, aid)
+    agent.stop(signal.SIGKILL)
+    # the host is silent: after stale_after_seconds (4 x 0.5 s) the hub re-queues the attempt
+    fleet.wait(aid, lambda a: a["state"] == "queued", timeout=30)
+    again = fleet.start("m1")
+    deadline = time.time() + 30
+    while _alive(pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)  # the dead attempt's worker never runs beside the new one
+    second = fleet.wait(aid, lambda a: a["attempt"] == 2 and a["state"] == "running")
+    assert second["branch"] == "issue-1"
+    # the new attempt starts from the branch holding the old attempt's saved work
+    wip = run(fleet.clones["m1"], "git", "log", "--format=%s", "issue-1")
+    assert wip.splitlines()[0].startswith("wip: assignment " + aid + " attempt 1")
+    httpx2.post(fleet.hub.url + f"{API}/assignments/{aid}/stop", headers=fleet.admin)
+    fleet.wait(aid, lambda a: a["state"] == "cancelled")
+    assert again.stop() == 0
