@@ -227,3 +227,61 @@ def test_kill_9_then_the_hub_gives_the_attempt_up_the_orphan_is_stopped(fleet: F
     httpx2.post(fleet.hub.url + f"{API}/assignments/{aid}/stop", headers=fleet.admin)
     fleet.wait(aid, lambda a: a["state"] == "cancelled")
     assert again.stop() == 0
+
+
+def test_overlapping_files_never_run_at_once(fleet: Fleet) -> None:
+    """Two workers briefed with overlapping files: the second is refused (files_busy), re-queued, and runs after."""
+    httpx2.put(fleet.hub.url + f"{API}/config", headers=fleet.admin, json={
+        **httpx2.get(fleet.hub.url + f"{API}/config", headers=fleet.admin).json()["config"],
+        "concurrency": {"max_workers": 2, "stagger_seconds": 0, "heartbeat_seconds": 0.5, "stale_threshold": 4,
+                        "backoff_base": 0.5, "max_retries": 20}}).raise_for_status()
+    fleet.start("m1")
+    fleet.start("m2")
+    first = fleet.assign(1, "fake: slow work=3 beat=0.2", files_likely=["src/"])
+    fleet.wait(first, lambda a: a["state"] == "running")
+    second = fleet.assign(2, "fake: success", files_likely=["src/parser.py"])
+    a1 = fleet.wait(first, lambda a: a["state"] in ENDED)
+    a2 = fleet.wait(second, lambda a: a["state"] in ENDED)
+    assert (a1["state"], a2["state"]) == ("done", "done")
+    assert a2["attempt"] >= 2  # refused at least once while the first held src/
+    runs = {r["cwd"].rsplit("/", 1)[-1]: r for r in fleet.runs()}
+    assert len(runs) == 2 and runs[second]["started"] > runs[first]["ended"]  # never both editing
+
+
+def test_agent_bad_input_is_one_clear_line(fleet: Fleet, tmp_path: Path) -> None:
+    def agent(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COORD_")}
+        env.update(HOME=str(tmp_path / "h"), XDG_CONFIG_HOME=str(tmp_path / "h" / "c"),
+                   XDG_STATE_HOME=str(tmp_path / "h" / "s"))
+        return subprocess.run([sys.executable, "-m", "coordhub", "--url", fleet.hub.url, "--token",
+                               token or fleet.tokens["m1"], "agent", *args], env=env, capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+    p = agent("--machine", "nosuch")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().endswith("coord: machine 'nosuch' is not in the hub's coordinator.yml (machines: m1, m2); "
+                                     "pass --machine")
+    p = agent("--machine", "m1", "--pass-env", "CLAUDECODE")
+    assert p.returncode == 2 and "binds a process to another Claude Code session" in p.stderr
+    p = agent("--machine", "m1", "--repo", "broken")
+    assert p.returncode == 2 and "expected NAME=PATH" in p.stderr
+    p = agent("--machine", "m1", "--install-service")
+    assert p.returncode == 0, p.stderr
+    unit = tmp_path / "h" / "c" / "systemd" / "user" / "coord-agent-m1.service"
+    text = unit.read_text()
+    assert f"ExecStart={sys.executable} -m coordhub agent --machine m1" in text and "KillMode=mixed" in text
+    env_file = tmp_path / "h" / "c" / "coordhub" / "agent-m1.env"
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    assert env_file.read_text() == f"COORD_URL={fleet.hub.url}\nCOORD_TOKEN={fleet.tokens['m1']}\n"
+    assert fleet.tokens["m1"] not in text  # the token is only in the private env file
+
+
+def test_a_repo_path_that_is_not_a_git_repository_is_reported(fleet: Fleet, tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    agent = fleet.start("m1", "--repo", f"app={plain}")
+    deadline = time.time() + 60
+    while "not a git repository" not in agent.log.read_text():
+        assert time.time() < deadline and agent.proc.poll() is None, agent.log.read_text()
+        time.sleep(0.2)
+    assert f"repo app: {plain} is not a git repository; not offered to the hub" in agent.log.read_text()
+    assert agent.stop() == 0
