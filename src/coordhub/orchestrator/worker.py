@@ -436,10 +436,13 @@ class Worker:
             self.last_output_at = now
             self.raw_offset += len(chunk)
             had_result = self.telemetry.result is not None
+            limited = self.telemetry.rate_limited_until
             self._human(self.parser.feed(chunk))
             if not had_result and self.telemetry.result is not None:
                 self.result_at = now
                 self.last_report = 0.0  # report the result at once
+            if self.telemetry.rate_limited_until not in (None, limited):
+                self.last_report = 0.0  # and a rate limit: the hub pauses dispatch fleet-wide on it
 
     def _watch(self, now: float) -> None:
         """Run the watchdogs (none while paused)."""
