@@ -25,8 +25,10 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.conftest import LiveHub
-from tests.orchestrator.host.conftest import Repo, make_repo, run
+pytest.importorskip("coordhub.core.assignments", reason="needs the hub side of issue 11 (orchestrator endpoints)")
+
+from tests.conftest import LiveHub  # noqa: E402
+from tests.orchestrator.host.conftest import Repo, make_repo, run  # noqa: E402
 
 API = "/api/coord/orchestrator"
 

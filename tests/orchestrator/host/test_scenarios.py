@@ -8,8 +8,8 @@ in-process :class:`FakeHub`, which records every report.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
