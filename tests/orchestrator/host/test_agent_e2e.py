@@ -65,6 +65,12 @@ class Fleet:
         assert r.status_code == 200, r.text
         self.tokens = {m: hub.token(f"{m}/agent") for m in machines}
 
+    def configure(self, **concurrency: Any) -> None:
+        """Apply the config again with these ``concurrency`` settings changed."""
+        config = httpx2.get(self.hub.url + f"{API}/config", headers=self.admin).json()["config"]
+        config["concurrency"].update(concurrency)
+        httpx2.put(self.hub.url + f"{API}/config", json=config, headers=self.admin).raise_for_status()
+
     def _clone(self, machine: str) -> Path:
         path = self.root / f"clone-{machine}"
         run(self.root, "git", "clone", "-q", str(self.repo.origin), str(path))
@@ -193,6 +199,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_kill_9_of_a_host_mid_run_then_restart_reattaches(fleet: Fleet) -> None:
+    fleet.configure(stale_threshold=120)  # the host is back well before the hub would give it up
     agent = fleet.start("m1")
     aid = fleet.assign(1, "fake: slow work=4 beat=0.2", machine="m1")
     fleet.wait(aid, lambda a: a["state"] == "running")
@@ -233,10 +240,7 @@ def test_kill_9_then_the_hub_gives_the_attempt_up_the_orphan_is_stopped(fleet: F
 
 def test_overlapping_files_never_run_at_once(fleet: Fleet) -> None:
     """Two workers briefed with overlapping files: the second is refused (files_busy), re-queued, and runs after."""
-    httpx2.put(fleet.hub.url + f"{API}/config", headers=fleet.admin, json={
-        **httpx2.get(fleet.hub.url + f"{API}/config", headers=fleet.admin).json()["config"],
-        "concurrency": {"max_workers": 2, "stagger_seconds": 0, "heartbeat_seconds": 0.5, "stale_threshold": 4,
-                        "backoff_base": 0.5, "max_retries": 20}}).raise_for_status()
+    fleet.configure(backoff_base=0.5, max_retries=20)
     fleet.start("m1")
     fleet.start("m2")
     first = fleet.assign(1, "fake: slow work=3 beat=0.2", files_likely=["src/"])
