@@ -97,8 +97,8 @@ SETTINGS: tuple[Setting, ...] = (
             "the URL it was first used with or one trusted with `coord trust URL`. No default: the hub's "
             "admin.token is used only by admin commands and --admin.", "client"),
     Setting("session", str, None, "This session's id, e.g. HOWARD-HOME/claude-main: the identity on a "
-            "--no-auth hub (default: <identity.json machine>/claude-main); refused on a hub that needs tokens "
-            "unless it is the token's own.", "client"),
+            "--no-auth hub (default: identity.json session, else <identity.json machine>/claude-main, else seed 002's "
+            "CLAUDE_INSTANCE_ID); refused on a hub that needs tokens unless it is the token's own.", "client"),
     Setting("queue_file", str, None, "Softfail queue of writes that could not reach the hub (seed 001) "
             "(default: .claude/coord-queue.jsonl at the project root: where identity.json is, else the git "
             "root, else $XDG_STATE_HOME/coordhub/coord-queue.jsonl).", "client"),

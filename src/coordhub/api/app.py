@@ -23,6 +23,7 @@ from coordhub.api.routes import (
     components,
     conversations,
     events,
+    imports,
     locks,
     messages,
     orchestrator,
@@ -127,7 +128,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     errors.install(app)
     # Hot routes first: FastAPI matches routes in order, and most requests are messages and leases.
     for module in (messages, locks, presence, events, conversations, orchestrator, todos, workflows, components,
-                   admin):
+                   admin, imports):
         app.include_router(module.router)
     app.add_middleware(EmptyQueryValues)  # ?project_key= means no filter, for every route
     # inside BodyLimit, it sees one buffered body; MCP bodies carry NUL to the tools, whose REST call refuses it

@@ -170,6 +170,8 @@ class MessageOut(Out):
     deliveries: int
     ack_deadline: str | None
     dead_lettered_at: str | None
+    origin_id: str | None = Field(None, description="The id it had in the system it was imported from (seed "
+                                  "002's msg-…), which front ends accept for it; null for messages sent here.")
     recipient_known: bool | None = Field(None, description="In the answer to a send only: false when the hub has "
                                          "never seen the recipient (no token, never acted) — it still gets the "
                                          "message if it comes later; null for a broadcast.")

@@ -47,6 +47,7 @@ LAZY_COMMANDS = {
 LAZY_GROUPS = {
     "msg": "coordhub.cli.messages:app", "todo": "coordhub.cli.todos:app", "lock": "coordhub.cli.locks:app",
     "component": "coordhub.cli.components:app", "token": "coordhub.cli.tokens:app",
+    "import": "coordhub.cli.imports:app", "compat": "coordhub.cli.compat:app",
 }
 
 

@@ -1,4 +1,4 @@
-"""``coord msg``: send, inbox, read, ack (seed 000)."""
+"""``coord msg``: send, inbox, read, ack (seed 000); publish, check and ``ack --comment`` (seed 002)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from coordhub.cli import seed002
 from coordhub.cli.common import EXIT_USAGE, JSON_OPT, call, expand_recipient, fail, read_text_arg, show
 from coordhub.cli.output import console, message_banner, table, verbatim
 from coordhub.client import Queued
@@ -97,9 +98,7 @@ def read(ctx: typer.Context, message_ids: list[str] = typer.Argument(None, help=
                                                    if rows else "no unread messages"))
 
 
-@app.command()
-def ack(ctx: typer.Context, message_id: str = typer.Argument(..., help="Message id."),
-        as_json: bool = JSON_OPT) -> None:
-    """Acknowledge a message (also marks it read)."""
-    msg = call(ctx, lambda c: c.ack(message_id))
-    show(msg, as_json, lambda m: console.print(f"acked {m['id']}"))
+# Seed 002's script verbs (publish, check, ack with --comment) live in their own module.
+app.command()(seed002.ack)
+app.command()(seed002.publish)
+app.command()(seed002.check)

@@ -8,6 +8,13 @@ Precedence, highest first: explicit arguments (CLI flags), ``COORD_URL`` /
 ``machine``, ``user``; ours may also carry ``token`` and ``session``). With no
 URL anywhere the hub is ``http://127.0.0.1:8001``.
 
+**Which session name** (issue 10): ``--session``, ``COORD_SESSION``,
+identity.json ``session``, ``<identity.json machine>/claude-main``, and last
+seed 002's ``CLAUDE_INSTANCE_ID`` (``backend``, ``orchestrator``; its
+``unknown`` placeholder is ignored, as seed 002 ignored it), so a seed-002
+agent keeps its instance id where nothing else names it. A name is a claim,
+not a credential: with a token, the token's session acts.
+
 **Which identity.json is trusted** (issue 7 point 7: a repository's files
 never act with the user's credentials): the nearest
 ``.claude/identity.json`` from the working directory up to, and not above,
@@ -49,6 +56,7 @@ ADMIN_TOKEN_FILE = "admin.token"
 HUB_ID_FILE = "hub.id"
 QUEUE_NAME = "coord-queue.jsonl"
 ADMIN_MODES = ("never", "fallback", "always")
+INSTANCE_ENV = "CLAUDE_INSTANCE_ID"  # seed 002's instance id: the session name where nothing else names one
 
 
 class NoCredential(CoordError):
@@ -194,6 +202,12 @@ def local_admin(directory: Path) -> tuple[str, str]:
     return token, hub_id
 
 
+def instance_id() -> str | None:
+    """Seed 002's ``CLAUDE_INSTANCE_ID``, or None when unset, empty or its placeholder ``unknown``."""
+    value = os.environ.get(INSTANCE_ENV, "").strip()
+    return value if value and value.lower() != "unknown" else None
+
+
 def project_root(identity_file: Path | None, start: Path | None = None) -> Path | None:
     """The project's root: the directory holding the trusted identity.json, else the git root, else None."""
     if identity_file is not None and identity_file != home_identity():
@@ -227,7 +241,7 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
     base = hub_url(url or config.env_value("url") or ident.get("coord_api")
                    or f"http://127.0.0.1:{config.DEFAULT_PORT}")
     named = session or config.env_value("session")
-    session = named or ident.get("session") or (f"{machine}/claude-main" if machine else None)
+    session = named or ident.get("session") or (f"{machine}/claude-main" if machine else None) or instance_id()
     source, chosen = next(((s, t) for s, t in (("--token", token), ("COORD_TOKEN", config.env_value("token")),
                                                (str(ident_path), ident.get("token"))) if t), (None, None))
     directory = data_dir()

@@ -57,6 +57,7 @@ def render(row: Row) -> dict[str, Any]:
         "deliveries": row.get("deliveries") or 1,
         "ack_deadline": isoformat(row.get("ack_deadline")),
         "dead_lettered_at": isoformat(row.get("dead_at")),
+        "origin_id": row.get("origin_id"),
     }
 
 

@@ -15,6 +15,8 @@ What changed from seed 002, on purpose:
 * Ack state is per recipient (seed 002 had one flag per message), and an ack
   ``comment`` is delivered to the sender as a reply (the hub keeps no ack
   comment).
+* Message ids: an imported message (``coord import redis``) is shown by its
+  seed id (``msg-1a2b3c4d``), and either id is accepted.
 * Notifications are a cursor over the hub's event log, not a destructive
   pop: reading twice returns the same events until ``ack=true`` advances the
   cursor past what was returned.
@@ -29,6 +31,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from coordhub.core.identity import same_session, unknown_recipient_warning
+from coordhub.core.seed002 import BROADCAST, hub_message_id, matches, seed_message, seed_notification, seed_presence
 from coordhub.mcp.connect import call, drop_none, me
 from coordhub.mcp.tools import API, recipient
 
@@ -43,18 +46,6 @@ MessageType = Literal[
 SCAN_LIMIT = 5000  # inbox messages coord_check_messages looks through for its filters
 PAGE = 500  # the hub's largest inbox page
 Limit = Annotated[int, Field(ge=1, le=1000)]
-BROADCAST = "all"  # seed 002's broadcast recipient
-
-
-def seed_message(m: dict[str, Any], viewer: str) -> dict[str, Any]:
-    """A hub message in seed 002's ``CoordinationMessage`` shape, with ``viewer``'s ack state."""
-    acked = m.get("acked_at") is not None
-    return {"id": m["id"], "type": m.get("message_type"), "from": m["from_session"],
-            "to": BROADCAST if m.get("broadcast") else m["to_session"], "timestamp": m["created_at"],
-            "requires_ack": m["requires_ack"], "acknowledged": acked,
-            "payload": {"subject": m["subject"], "description": m["body"]},
-            "ack_by": viewer if acked else None, "ack_timestamp": m.get("acked_at"),
-            "seq": m["seq"], "read": m.get("read", False)}
 
 
 async def _as_self(ctx: Context, role: str) -> str:
@@ -104,7 +95,7 @@ async def coord_check_messages(
     for _ in range(SCAN_LIMIT // PAGE):
         page = await call(ctx, "GET", f"{API}/messages",
                           params={"to_session": owner, "limit": PAGE, "before_seq": before})
-        found.extend(m for m in page if _matches(m, from_instance, msg_type, pending_only)
+        found.extend(m for m in page if matches(m, from_instance, msg_type, pending_only)
                      and (m["broadcast"] or not broadcasts))
         if len(found) >= limit or len(page) < PAGE:
             break
@@ -113,16 +104,13 @@ async def coord_check_messages(
     return {"success": True, "count": len(messages), "messages": messages}
 
 
-def _matches(m: dict[str, Any], sender: str | None, msg_type: str | None, pending_only: bool) -> bool:
-    return ((sender is None or m["from_session"] == sender) and (msg_type is None or m["message_type"] == msg_type)
-            and (not pending_only or (m["requires_ack"] and m.get("acked_at") is None)))
-
-
-async def coord_ack_message(ctx: Context, message_id: str,
+async def coord_ack_message(ctx: Context,
+                            message_id: Annotated[str, Field(description="A hub id, or an imported message's "
+                                                                         "seed id (msg-…).")],
                             comment: Annotated[str | None, Field(description="Sent to the sender as a reply.")]
                             = None) -> dict[str, Any]:
     """Acknowledge a message."""
-    m = await call(ctx, "POST", f"{API}/messages/{message_id}/ack")
+    m = await call(ctx, "POST", f"{API}/messages/{hub_message_id(message_id)}/ack")
     session = await me(ctx)
     out: dict[str, Any] = {"success": True, "message_id": m["id"], "acknowledged_by": session}
     if comment and m["from_session"] != session:
@@ -140,14 +128,6 @@ async def coord_get_presence(ctx: Context) -> dict[str, Any]:
     return {"success": True, "instances": instances}
 
 
-def seed_presence(r: dict[str, Any]) -> dict[str, Any]:
-    """A hub presence row in seed 002's ``PresenceInfo`` shape (plus the hub's state and incarnation)."""
-    return {"instance_id": r["session_id"], "active": r.get("state") in ("active", "idle"),
-            "last_heartbeat": r.get("last_heartbeat"), "session_id": r.get("client_session"),
-            "stale": r.get("state") == "stale", "seconds_since_heartbeat": r.get("seconds_since_heartbeat"),
-            "state": r.get("state"), "incarnation": r.get("incarnation")}
-
-
 async def coord_get_notifications(
     ctx: Context,
     limit: Limit = 100,
@@ -162,19 +142,6 @@ async def coord_get_notifications(
         cursor = (await call(ctx, "POST", f"{API}/notifications/ack", body={"up_to": events[-1]["id"]}))["cursor"]
     notes = [seed_notification(e) for e in events]
     return {"success": True, "count": len(notes), "notifications": notes, "cursor": cursor}
-
-
-def seed_notification(e: dict[str, Any]) -> dict[str, Any]:
-    """A hub event as a notification: a sent message in seed 002's ``NotificationEvent`` shape
-    (``event: message_published``), any other event by its kind with its payload as ``detail``."""
-    p = e.get("payload") or {}
-    if e["kind"] == "message.sent":
-        to = p.get("to_session")
-        return {"id": e["id"], "event": "message_published", "message_id": e["subject_id"],
-                "type": p.get("message_type"), "from": e["session_id"], "to": BROADCAST if to == "ALL_SESSIONS" else to,
-                "requires_ack": p.get("requires_ack"), "subject": p.get("subject"), "timestamp": e["created_at"]}
-    return {"id": e["id"], "event": e["kind"], "from": e["session_id"], "subject_id": e["subject_id"],
-            "timestamp": e["created_at"], "detail": p}
 
 
 async def coord_register_presence(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from coordhub.store.base import Executor, Row
 from coordhub.store.tables.conversations import Conversations, SigningKeys
+from coordhub.store.tables.imports import Imported
 from coordhub.store.tables.leases import Leases
 from coordhub.store.tables.messages import Messages
 from coordhub.store.tables.orchestrator import AssignmentLogs, Assignments, Attempts, Hosts, OrchestratorState
@@ -41,6 +42,7 @@ class Tx:
         self.assignments = Assignments(ex)
         self.attempts = Attempts(ex)
         self.assignment_logs = AssignmentLogs(ex)
+        self.imported = Imported(ex)
 
     def ping(self) -> bool:
         """True when a trivial query succeeds (used by /health)."""

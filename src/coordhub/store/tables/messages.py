@@ -19,7 +19,7 @@ from coordhub.store.tables.base import Table
 
 _COLS = ("m.seq, m.id, m.from_session, m.to_session, m.project_key, m.subject, m.body, m.thread_id, "
          "m.reply_to, m.importance, m.message_type, m.requires_ack, m.created_at, m.to_incarnation, "
-         "m.ack_wait_seconds, m.max_deliveries, m.escalate_to, m.queued_at")
+         "m.ack_wait_seconds, m.max_deliveries, m.escalate_to, m.queued_at, m.origin_id")
 _RECEIPT = "r.read_at, r.acked_at, r.delivered_at, r.deliveries, r.ack_deadline, r.dead_at"
 _CURRENT = "(m.to_incarnation IS NULL OR m.to_incarnation >= ?)"
 _DIRECT = f"SELECT {_COLS}, {_RECEIPT} FROM receipts r JOIN messages m ON m.seq = r.message_seq "
@@ -38,6 +38,15 @@ class Messages(Table):
         """Create the unread receipt of a direct message for its recipient."""
         self.ex.execute("INSERT INTO receipts (session_id, message_seq, ack_deadline) VALUES (?, ?, ?)",
                         (session_id, seq, ack_deadline))
+
+    def add_settled_receipt(self, session_id: str, seq: int, read_at: float | None, acked_at: float | None) -> None:
+        """Give a session a receipt already read and/or acked (an imported message's state); never un-reads or
+        un-acks one that exists, so applying the same state twice changes nothing."""
+        self.ex.execute(
+            "INSERT INTO receipts (session_id, message_seq, read_at, acked_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (session_id, message_seq) DO UPDATE SET read_at = COALESCE(receipts.read_at, "
+            "excluded.read_at), acked_at = COALESCE(receipts.acked_at, excluded.acked_at)",
+            (session_id, seq, read_at, acked_at))
 
     def get(self, message_id: str, session_id: str) -> Row | None:
         """A message with ``session_id``'s receipt fields (None where it has no receipt)."""

@@ -123,3 +123,14 @@ class Sessions(Table):
         """Clear a session's pause; return 1 if it was paused, else 0."""
         return self.ex.execute("UPDATE sessions SET paused_at = NULL, paused_scope = NULL WHERE session_id = ? "
                                "AND paused_at IS NOT NULL", (session_id,))
+
+    def import_presence(self, session_id: str, last_seen: float, client: str, client_session: str | None) -> None:
+        """Record a session's presence from another system as one ended incarnation last seen at ``last_seen``.
+
+        Only for a session that never registered on the hub (incarnation 0)
+        or whose only incarnation is an earlier import by ``client``.
+        """
+        self.ex.execute(
+            "UPDATE sessions SET incarnation = 1, registered_at = ?, last_heartbeat = ?, deregistered_at = ?, "
+            "client = ?, client_session = ? WHERE session_id = ? AND (incarnation = 0 OR (incarnation = 1 "
+            "AND client = ?))", (last_seen, last_seen, last_seen, client, client_session, session_id, client))

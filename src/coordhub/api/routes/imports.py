@@ -1,0 +1,27 @@
+"""Imports from other coordination systems (admin): ``POST /api/coord/imports/seed002``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from coordhub.api.auth import Caller, caller
+from coordhub.api.errors import responses
+from coordhub.api.import_schemas import ImportBatch, ImportOut
+from coordhub.api.routes.common import WRITE_ERRORS, mutate
+from coordhub.core import imports
+
+router = APIRouter(prefix="/api/coord/imports", tags=["imports"])
+
+
+@router.post("/seed002", response_model=ImportOut, responses=responses(*WRITE_ERRORS))
+async def seed002(body: ImportBatch, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Write a batch of seed 002's records (admin; what ``coord import redis`` sends), in one transaction.
+
+    Each item is written at most once however often it is sent (``already``);
+    an item that cannot be written is ``skipped`` with the reason and the
+    rest of the batch is still written.
+    """
+    actor = await who.act()
+    items = [item.model_dump() for item in body.items]
+    return await mutate(request, actor, lambda tx, now: imports.apply(tx, actor, body.source, items, now))

@@ -1,0 +1,84 @@
+"""``coord compat``: drop-in files for the users of the seed systems (``coord compat seed002-scripts DIR``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from coordhub.cli.common import EXIT_REFUSED, EXIT_USAGE, fail
+from coordhub.cli.output import console
+
+app = typer.Typer(help="Drop-in files for teams moving from the seed systems.", no_args_is_help=True)
+
+# Each wrapper keeps its seed-002 script's name and argument order, and hands the positional arguments
+# to coord after "--" so a subject or description that starts with "-" is never taken for an option.
+_HEADER = """#!/usr/bin/env bash
+# Seed 002's {name}, backed by coordhub: written by `coord compat seed002-scripts`.
+# Usage: {usage}
+# Runs `coord msg {verb}` ($COORD_BIN, default: coord on PATH). The sender is this session: its token
+# (COORD_TOKEN or identity.json), named by COORD_SESSION or CLAUDE_INSTANCE_ID where nothing else names it.
+# Exit codes are coord's (docs/cli.md): 0 ok or queued while the hub is unreachable, 1 refused, 2 usage,
+# 3 hub unreachable, 6 no credential.
+set -euo pipefail
+"""
+
+SCRIPTS = {
+    "publish-message.sh": ("publish", "publish-message.sh <type> <subject> <description> [--to <instance>] [--no-ack]",
+                           """if [ "$#" -lt 3 ]; then
+    echo "usage: $(basename "$0") <type> <subject> <description> [--to <instance>] [--no-ack]" >&2
+    exit 2
+fi
+type="$1" subject="$2" description="$3"
+shift 3
+exec "${COORD_BIN:-coord}" msg publish "$@" -- "$type" "$subject" "$description"
+"""),
+    "check-messages.sh": ("check", "check-messages.sh [--pending] [--all] [--from <instance>] [--type <type>]",
+                          """exec "${COORD_BIN:-coord}" msg check "$@"
+"""),
+    "ack-message.sh": ("ack", "ack-message.sh <message-id> [--comment <comment>]",
+                       """if [ "$#" -lt 1 ]; then
+    echo "usage: $(basename "$0") <message-id> [--comment <comment>]" >&2
+    exit 2
+fi
+id="$1"
+shift
+exec "${COORD_BIN:-coord}" msg ack "$@" -- "$id"
+"""),
+}
+
+
+def script(name: str) -> str:
+    """The text of one wrapper script (a key of :data:`SCRIPTS`)."""
+    verb, usage, body = SCRIPTS[name]
+    return _HEADER.format(name=name, usage=usage, verb=verb) + body
+
+
+@app.command("seed002-scripts")
+def seed002_scripts(
+    directory: Path = typer.Argument(..., help="Where to write them, e.g. scripts/coordination (created if "
+                                     "missing)."),
+    force: bool = typer.Option(False, "--force", help="Replace scripts already there (the seed's own)."),
+) -> None:
+    """Write publish-message.sh, check-messages.sh and ack-message.sh: seed 002's scripts as wrappers over coord.
+
+    A repository's existing ./scripts/coordination/*.sh calls keep working, with the hub's guarantees.
+    """
+    if directory.exists() and not directory.is_dir():
+        fail(f"{directory} is not a directory", EXIT_USAGE)
+    present = [n for n in SCRIPTS if (directory / n).exists()]
+    if present and not force:
+        fail(f"{', '.join(present)} already in {directory}: add --force to replace them", EXIT_REFUSED)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in SCRIPTS:
+            path = directory / name
+            tmp = path.with_name(f".{name}.tmp")
+            tmp.write_text(script(name), encoding="utf-8")
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, path)
+    except OSError as exc:
+        fail(f"cannot write the scripts in {directory}: {exc}", EXIT_REFUSED)
+    for name in SCRIPTS:
+        console.print(f"wrote {directory / name}")

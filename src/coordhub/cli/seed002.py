@@ -1,0 +1,161 @@
+"""Seed 002's script verbs on the hub: ``coord msg publish``, ``coord msg check``, ``coord msg ack [--comment]``.
+
+Same arguments in the same order as seed 002's ``publish-message.sh``,
+``check-messages.sh`` and ``ack-message.sh`` (``coord compat seed002-scripts``
+writes those three as wrappers over these verbs). What changed, on purpose:
+
+* Redis down made the seed's scripts fail fast; here the hub's softfail
+  rules hold: a publish or an ack that cannot reach the hub is queued and
+  sent later (exit 0), a check cannot be queued (exit 3).
+* The sender is the caller's session (its token), never the environment;
+  ``CLAUDE_INSTANCE_ID`` names the session only where nothing else does
+  (docs/configuration.md).
+* ``check`` lists the caller's own inbox (direct messages and broadcasts),
+  newest first; seed 002's ``--all`` showed every instance's traffic, which
+  the hub shows a session never, so ``--all`` is accepted and says so.
+* Message ids: seed ids (``msg-1a2b3c4d``) of imported messages and hub ids
+  are both accepted; an imported message is shown by its seed id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from coordhub.cli.common import EXIT_USAGE, JSON_OPT, call, fail, show
+from coordhub.cli.output import console, verbatim
+from coordhub.client import CoordClient, Queued, Unreachable
+from coordhub.core.identity import is_broadcast, unknown_recipient_warning
+from coordhub.core.seed002 import (
+    TO_ORCHESTRATOR,
+    default_recipient,
+    display_id,
+    hub_message_id,
+    matches,
+    message_type,
+    seed_message,
+)
+from coordhub.errors import Invalid
+
+PAGE = 500          # the hub's largest inbox page
+SCAN_LIMIT = 5000   # inbox messages `check` looks through for its filters (as the MCP tool does)
+
+
+def _type(text: str) -> str:
+    try:
+        return message_type(text).value
+    except Invalid as exc:
+        fail(exc.message, EXIT_USAGE)
+
+
+def _me(c: CoordClient) -> str | None:
+    """This client's session: the hub's answer, else the configured name (hub unreachable)."""
+    try:
+        return str(c.call("GET", "/api/coord/whoami")["session_id"])
+    except Unreachable:
+        session: str | None = c.settings.session
+        return session
+
+
+def publish(
+    ctx: typer.Context,
+    msg_type: str = typer.Argument(..., metavar="TYPE", help="READY_FOR_REVIEW, REVIEW_COMPLETE, REVIEW_FAILED, "
+                                   "CONTRACT_CHANGE_PROPOSED, CONTRACT_APPROVED, META_CHANGE_REQUEST, GENERAL, "
+                                   "NOTIFICATION (or another of seed 002's types)."),
+    subject: str = typer.Argument(..., help="One-line subject."),
+    description: str = typer.Argument(..., help="The message."),
+    to: str | None = typer.Option(None, "--to", help="Recipient instance (session id), or 'all'. Default as seed "
+                                  "002's script: orchestrator for review, contract-change and meta-change requests; "
+                                  "backend and frontend each other; else all."),
+    no_ack: bool = typer.Option(False, "--no-ack", help="Do not ask for an acknowledgement."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Publish a typed message (seed 002's publish-message.sh): TYPE SUBJECT DESCRIPTION [--to INSTANCE]."""
+    kind = _type(msg_type)
+
+    def send(c: CoordClient) -> Any:
+        target = to if to is not None else default_recipient(kind, None if kind in TO_ORCHESTRATOR else _me(c))
+        return c.send_message(None if is_broadcast(target) else target, subject, description, message_type=kind,
+                              requires_ack=not no_ack)
+
+    m = call(ctx, send)
+    if m.get("recipient_known") is False:
+        typer.echo("coord: warning: " + unknown_recipient_warning(m["to_session"], m.get("did_you_mean") or []),
+                   err=True)
+    out = {**seed_message(m, m["from_session"]), "recipient_known": m.get("recipient_known")}
+    show(out, as_json, lambda s: console.print(f"published {s['id']} {s['type']} {s['from']} → {s['to']}: "
+                                               f"{m['subject']}"))
+
+
+def check(
+    ctx: typer.Context,
+    pending: bool = typer.Option(False, "--pending", help="Only messages that need your ack and have none."),
+    all_: bool = typer.Option(False, "--all", help="Accepted for seed 002's scripts: the hub shows a session its "
+                              "own inbox only."),
+    sender: str | None = typer.Option(None, "--from", help="Only messages from this instance."),
+    msg_type: str | None = typer.Option(None, "--type", help="Only messages of this type."),
+    limit: int = typer.Option(100, "--limit", min=1, max=1000, help="At most this many, newest first."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Your messages, newest first, read or not (seed 002's check-messages.sh): [--pending] [--from I] [--type T]."""
+    kind = _type(msg_type) if msg_type else None
+    if all_:
+        typer.echo("coord: note: --all: the hub shows each session only its own inbox (direct messages and "
+                   "broadcasts), not every instance's", err=True)
+
+    def scan(c: CoordClient) -> tuple[str, list[dict[str, Any]]]:
+        me = str(c.call("GET", "/api/coord/whoami")["session_id"])
+        found: list[dict[str, Any]] = []
+        before = None
+        for _ in range(SCAN_LIMIT // PAGE):
+            page = c.call("GET", "/api/coord/messages", params={"limit": PAGE, "before_seq": before})
+            found += [m for m in page if matches(m, sender, kind, pending)]
+            if len(found) >= limit or len(page) < PAGE:
+                break
+            before = page[-1]["seq"]
+        return me, found[:limit]
+
+    me, msgs = call(ctx, scan)
+    rows = [seed_message(m, me) for m in msgs]
+    show({"count": len(rows), "messages": rows}, as_json, lambda d: _listing(d["messages"]))
+
+
+def _listing(rows: list[dict[str, Any]]) -> None:
+    from coordhub.hooks.untrusted import one_line
+
+    if not rows:
+        console.print("no messages")
+    for s in rows:
+        mark = "ACK" if s["acknowledged"] else "PENDING" if s["requires_ack"] else "INFO"
+        verbatim(f"[{mark}] {s['id']} {s['type'] or '-'} {s['from']} → {s['to']} {s['timestamp']}")
+        verbatim(f"    {one_line(s['payload']['subject'])}")
+        if s["payload"]["description"]:
+            verbatim(f"    {one_line(s['payload']['description'])}")
+
+
+def ack(
+    ctx: typer.Context,
+    message_id: str = typer.Argument(..., help="Message id (a hub id, or an imported message's seed id msg-…)."),
+    comment: str | None = typer.Option(None, "--comment", help="Sent to the message's sender as a reply."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Acknowledge a message (also marks it read); --comment replies to its sender (seed 002's ack-message.sh)."""
+    hub_id = hub_message_id(message_id)
+
+    def acknowledge(c: CoordClient) -> Any:
+        m = c.ack(hub_id)
+        if not comment:
+            return m
+        if isinstance(m, Queued):  # the hub is unreachable: the comment waits in the queue behind the ack
+            c.send_message(None, f"Ack comment on {message_id}"[:500], comment, reply_to=hub_id)
+            return m
+        if m["from_session"].lower() != str(_me(c)).lower():
+            reply = c.send_message(None, f"Re: {m['subject']}"[:500], comment, reply_to=m["id"])
+            m = {**m, "comment_message": reply}
+        return m
+
+    m = call(ctx, acknowledge)
+    sent = m.get("comment_message")
+    show(m, as_json, lambda r: console.print(f"acked {display_id(r)}" + (
+        f"; comment sent to {r['from_session']} as {sent['id']}" if isinstance(sent, dict) else "")))

@@ -1,0 +1,524 @@
+"""Seed 002's Python API on the hub: ``get_coordination_client(instance_id=…)``, ``MessageType`` and friends.
+
+A codebase written against seed 002's ``src.infrastructure.coordination``
+changes one import::
+
+    # before: from src.infrastructure.coordination import get_coordination_client, MessageType
+    from coordhub.client.seed002 import get_coordination_client, MessageType
+
+    client = await get_coordination_client(instance_id="backend")
+    await client.publish_message(msg_type=MessageType.READY_FOR_REVIEW, subject="feature-branch",
+                                 description="Ready for review", to_instance="orchestrator")
+
+The client is async and a thin typed layer over
+:class:`~coordhub.client.aio.AsyncCoordClient`. It offers the calls seed
+002's MCP tools expose (``publish_message``, ``check_messages``,
+``ack_message``, ``get_presence``, ``get_notifications``,
+``register_presence``, ``deregister_presence``, ``heartbeat``) and, for code
+that used the seed's client, its method names (``get_messages``,
+``get_message``, ``acknowledge_message``, ``register_instance``,
+``unregister_instance``, ``pop_notifications``, ``health_check``).
+
+What the hub changes, on purpose:
+
+* **Identity comes from the credential.** The hub, the token and the
+  session name are resolved as for the CLI (``COORD_URL``/``COORD_TOKEN``,
+  identity.json; the session name from ``instance_id``, else
+  ``COORD_SESSION`` …, else ``CLAUDE_INSTANCE_ID``). With a token,
+  ``instance_id`` must be that token's session (else
+  :class:`CoordinationError`); without one it is the identity only on a
+  ``--no-auth`` hub, and refused on a hub that needs tokens. Arguments that
+  named the acting instance (``from_instance``, ``ack_by``, ``instance_id``
+  of presence calls) must name this session.
+* **Writes never block work** (seed 001's softfail). A publish or an ack
+  that cannot reach the hub (network error, timeout, 5xx) is appended to
+  the project's softfail queue with its idempotency key and returns with
+  ``queued=True`` (a queued publish has no id yet); the next call that
+  reaches the hub, or :meth:`CoordinationClient.sync`, sends it first, and
+  the key makes a replay harmless. Reads raise :class:`CoordinationError`.
+* **Ack state is per recipient**, including for broadcasts; an ack's
+  comment is sent to the sender as a reply.
+* **Notifications are not popped destructively**: ``get_notifications``
+  returns the same events until ``ack=True`` (or ``pop_notifications``)
+  moves the cursor past the ones returned; nothing beyond ``limit`` is lost.
+* One client per ``(instance_id, url, token)``, not one per process (seed
+  002's factory ignored ``instance_id`` after its first call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from coordhub.client.aio import AsyncCoordClient
+from coordhub.client.client import CoordClient, HubError, Unreachable
+from coordhub.client.queue import Drained, Entry
+from coordhub.client.settings import ClientSettings, resolve
+from coordhub.client.trust import origin
+from coordhub.core.identity import is_broadcast, same_session
+from coordhub.core.seed002 import (
+    BROADCAST,
+    MessageType,
+    hub_message_id,
+    matches,
+    seed_message,
+    seed_notification,
+    seed_presence,
+)
+from coordhub.errors import CoordError
+
+__all__ = ["AckResult", "AcknowledgeError", "CoordinationClient", "CoordinationError", "CoordinationMessage",
+           "MessagePayload", "MessageType", "NotificationEvent", "PresenceError", "PresenceInfo", "PublishError",
+           "get_coordination_client", "reset_coordination_client"]
+
+API = "/api/coord"
+PAGE = 500          # the hub's largest inbox page
+SCAN_LIMIT = 5000   # inbox messages check_messages looks through for its filters
+MESSAGES = f"{API}/messages"
+
+
+class CoordinationError(Exception):
+    """A call failed: the hub refused it (``status``, ``code``), or a read could not reach the hub (``status`` 0).
+
+    Seed 002's error names are subclasses, so ``except PublishError`` keeps working.
+    """
+
+    def __init__(self, message: str, status: int = 0, code: str = "unreachable") -> None:
+        super().__init__(message)
+        self.message, self.status, self.code = message, status, code
+
+
+class PublishError(CoordinationError):
+    """Publishing failed (the hub refused the message)."""
+
+
+class AcknowledgeError(CoordinationError):
+    """Acknowledging failed (the hub refused; an unknown message is ``False``, not an error)."""
+
+
+class PresenceError(CoordinationError):
+    """A presence call failed."""
+
+
+@dataclass(frozen=True)
+class MessagePayload:
+    """A message's text (seed 002's only content fields)."""
+
+    subject: str
+    description: str
+
+
+@dataclass(frozen=True)
+class CoordinationMessage:
+    """A message as one session sees it (seed 002's fields; ``ack_by`` is that session when it acked).
+
+    ``id`` is the seed id of an imported message, else the hub id
+    (``hub_id``); both are accepted wherever an id is asked for. A publish
+    queued while the hub was unreachable has ``queued=True`` and no id yet.
+    """
+
+    id: str | None
+    type: str | None
+    from_instance: str
+    to_instance: str
+    timestamp: datetime | None
+    requires_ack: bool
+    acknowledged: bool
+    payload: MessagePayload
+    ack_by: str | None = None
+    ack_timestamp: datetime | None = None
+    hub_id: str | None = None
+    read: bool = False
+    queued: bool = False
+
+    @property
+    def msg_type(self) -> MessageType | None:
+        """The type as :class:`MessageType`, None for a label outside seed 002's set."""
+        return MessageType.__members__.get(self.type) if self.type else None
+
+    @classmethod
+    def from_hub(cls, m: dict[str, Any], viewer: str) -> CoordinationMessage:
+        """From a hub message (``viewer``'s read and ack state)."""
+        s = seed_message(m, viewer)
+        return cls(id=s["id"], type=s["type"], from_instance=s["from"], to_instance=s["to"],
+                   timestamp=_time(s["timestamp"]), requires_ack=s["requires_ack"], acknowledged=s["acknowledged"],
+                   payload=MessagePayload(**s["payload"]), ack_by=s["ack_by"], ack_timestamp=_time(s["ack_timestamp"]),
+                   hub_id=s["hub_id"], read=s["read"])
+
+
+@dataclass(frozen=True)
+class AckResult:
+    """What an ack did: ``comment_message_id`` is the reply that carried the comment; ``queued`` while offline."""
+
+    message_id: str
+    acknowledged_by: str | None
+    comment_message_id: str | None = None
+    queued: bool = False
+
+
+@dataclass(frozen=True)
+class PresenceInfo:
+    """One session's presence (seed 002's fields, plus the hub's ``state``: active, idle, stale or offline)."""
+
+    instance_id: str
+    active: bool
+    last_heartbeat: datetime | None
+    session_id: str | None
+    stale: bool
+    state: str
+    incarnation: int = 0
+    seconds_since_heartbeat: float | None = None
+
+
+@dataclass(frozen=True)
+class NotificationEvent:
+    """A notification: seed 002's ``message_published`` events, or another hub event by its kind.
+
+    ``cursor`` is the hub event id (acknowledge up to it).
+    """
+
+    event: str
+    message_id: str | None
+    msg_type: str | None
+    from_instance: str | None
+    to_instance: str | None
+    requires_ack: bool | None
+    timestamp: datetime | None
+    cursor: int
+    subject: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _failure(err: HubError | Unreachable, kind: type[CoordinationError]) -> CoordinationError:
+    if isinstance(err, HubError):
+        return kind(f"{err.message} [{err.status} {err.code}]", err.status, err.code)
+    return kind(str(err))
+
+
+class CoordinationClient:
+    """One session's seed-002 calls to a hub; make it with :func:`get_coordination_client`."""
+
+    def __init__(self, settings: ClientSettings, instance_id: str | None = None) -> None:
+        self.settings = settings
+        self.instance_id = instance_id
+        self._sync = CoordClient(settings)  # its identity rules, softfail queue and drain, used in a thread
+        self._http: AsyncCoordClient | None = None
+        self._me: str | None = None
+        self.last_drain: Drained | None = None
+
+    async def __aenter__(self) -> CoordinationClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        self._sync.close()
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    async def _client(self) -> AsyncCoordClient:
+        """The HTTP client, once the identity is settled (the CLI's rules: trusted URL, no silent admin)."""
+        if self._http is None:
+            try:
+                headers = await asyncio.to_thread(self._sync.identity_headers)
+            except CoordError as exc:
+                raise CoordinationError(exc.message, 401, "no_credential") from None
+            except Unreachable as exc:
+                raise CoordinationError(str(exc)) from None
+            token = self.settings.token if "Authorization" in headers else None
+            self._http = AsyncCoordClient(self.settings.url, token, self.settings.session,
+                                          timeout=self.settings.timeout)
+        return self._http
+
+    async def session_id(self) -> str:
+        """This client's session on the hub (asked once); ``CoordinationError`` if ``instance_id`` is not it."""
+        if self._me is None:
+            me = str((await self._read("GET", f"{API}/whoami"))["session_id"])
+            if self.instance_id and not same_session(self.instance_id, me):
+                raise CoordinationError(f"instance_id {self.instance_id!r} is not this client's session {me!r}: "
+                                        "identity comes from the token (give the token of "
+                                        f"{self.instance_id!r})", 403, "forbidden")
+            self._me = me
+        return self._me
+
+    async def _own(self, name: str | None, what: str) -> str:
+        """This session, checking that an argument naming the acting instance names it."""
+        me = await self.session_id()
+        if name is not None and not same_session(name, me):
+            raise CoordinationError(f"{what} {name!r} is not you: this session is {me!r}; identity comes from "
+                                    "the token, not from arguments", 403, "forbidden")
+        return me
+
+    async def _drain(self) -> None:
+        if len(self._sync.queue):
+            self.last_drain = await asyncio.to_thread(self._sync.sync)
+
+    async def _read(self, method: str, path: str, params: dict[str, Any] | None = None,
+                    kind: type[CoordinationError] = CoordinationError) -> Any:
+        http = await self._client()
+        await self._drain()
+        try:
+            return await http.call(method, path, params=params)
+        except (HubError, Unreachable) as err:
+            raise _failure(err, kind) from None
+
+    async def _write(self, method: str, path: str, body: Any, kind: type[CoordinationError],
+                     idempotency_key: str | None = None) -> Any:
+        """A write with an idempotency key; queued (softfail) when the hub cannot be reached or answers 5xx."""
+        key = idempotency_key or str(uuid.uuid4())
+        http = await self._client()
+        await self._drain()
+        try:
+            return await http.call(method, path, body=body, idempotency_key=key)
+        except HubError as err:
+            if err.status < 500:
+                raise _failure(err, kind) from None
+            reason = f"hub answered {err.status}"
+        except Unreachable as err:
+            reason = str(err)
+        entry = Entry(method, path, body, key, None, self.settings.session, actor=self._sync.actor,
+                      hub=origin(self.settings.url))
+        await asyncio.to_thread(self._sync.queue.append, entry)
+        return _QueuedWrite(reason)
+
+    async def sync(self) -> Drained:
+        """Send the writes queued while the hub was unreachable, in order (with their keys); what it did."""
+        await self._client()
+        return await asyncio.to_thread(self._sync.sync)
+
+    # -- messages ----------------------------------------------------------------------------------
+
+    async def publish_message(self, msg_type: MessageType | str, subject: str, description: str,
+                              to_instance: str = "orchestrator", requires_ack: bool = True, *,
+                              from_instance: str | None = None,
+                              idempotency_key: str | None = None) -> CoordinationMessage:
+        """Publish a message from this session; ``to_instance="all"`` to every session.
+
+        ``from_instance``, if given, must name this session. A retry with the
+        same ``idempotency_key`` returns the first result and sends nothing
+        twice. Raises :class:`PublishError` when the hub refuses it.
+        """
+        kind = MessageType(msg_type).value
+        me = await self._own(from_instance, "from_instance") if from_instance else None
+        body = {"to_session": None if is_broadcast(to_instance) else to_instance, "subject": subject,
+                "body": description, "message_type": kind, "requires_ack": requires_ack}
+        m = await self._write("POST", MESSAGES, body, PublishError, idempotency_key)
+        if isinstance(m, _QueuedWrite):
+            return CoordinationMessage(id=None, type=kind, from_instance=me or self.settings.session or "",
+                                       to_instance=BROADCAST if body["to_session"] is None else to_instance,
+                                       timestamp=None, requires_ack=requires_ack, acknowledged=False,
+                                       payload=MessagePayload(subject, description), queued=True)
+        return CoordinationMessage.from_hub(m, m["from_session"])
+
+    async def check_messages(self, to_instance: str | None = None, from_instance: str | None = None,
+                             msg_type: MessageType | str | None = None, pending_only: bool = False,
+                             limit: int = 100) -> list[CoordinationMessage]:
+        """Messages of an inbox (yours by default; another's needs an admin token), newest first.
+
+        Broadcasts are included; ``to_instance="all"`` keeps only them. The
+        filters look through the newest :data:`SCAN_LIMIT` messages.
+        """
+        kind = MessageType(msg_type).value if msg_type else None
+        broadcasts = to_instance is not None and is_broadcast(to_instance)
+        owner = None if broadcasts else to_instance
+        viewer = owner or await self.session_id()
+        found: list[dict[str, Any]] = []
+        before: int | None = None
+        for _ in range(SCAN_LIMIT // PAGE):
+            page = await self._read("GET", MESSAGES, {"to_session": owner, "limit": PAGE, "before_seq": before})
+            found += [m for m in page if matches(m, from_instance, kind, pending_only)
+                      and (m["broadcast"] or not broadcasts)]
+            if len(found) >= limit or len(page) < PAGE:
+                break
+            before = page[-1]["seq"]
+        return [CoordinationMessage.from_hub(m, viewer) for m in found[:max(1, min(limit, 1000))]]
+
+    async def get_messages(self, query: Any = None, **filters: Any) -> list[CoordinationMessage]:
+        """Seed 002's name: ``query`` may be an object with ``to_instance``/``from_instance``/``msg_type``/
+        ``pending_only``/``limit`` attributes (its ``MessageQuery``), or give them as keywords."""
+        names = ("to_instance", "from_instance", "msg_type", "pending_only", "limit")
+        given = {n: getattr(query, n) for n in names if query is not None and getattr(query, n, None) is not None}
+        return await self.check_messages(**{**given, **filters})
+
+    async def get_message(self, message_id: str) -> CoordinationMessage | None:
+        """One message you sent or received (by hub id or seed id), or None when there is no such message."""
+        try:
+            m = await self._read("GET", f"{MESSAGES}/{hub_message_id(message_id)}")
+        except CoordinationError as err:
+            if err.status == 404:
+                return None
+            raise
+        return CoordinationMessage.from_hub(m, await self.session_id())
+
+    async def ack_message(self, message_id: str, comment: str | None = None) -> AckResult:
+        """Acknowledge a message (hub id or seed id); a ``comment`` is sent to its sender as a reply.
+
+        Raises :class:`AcknowledgeError` when the hub refuses (404: no such
+        message for you).
+        """
+        hub_id = hub_message_id(message_id)
+        m = await self._write("POST", f"{MESSAGES}/{hub_id}/ack", None, AcknowledgeError)
+        if isinstance(m, _QueuedWrite):
+            if comment:
+                note = {"to_session": None, "subject": f"Ack comment on {message_id}"[:500], "body": comment,
+                        "reply_to": hub_id}  # the hub sends a reply to the parent's sender
+                await self._write("POST", MESSAGES, note, AcknowledgeError)
+            return AckResult(message_id, self.settings.session, queued=True)
+        me = await self.session_id()
+        reply = None
+        if comment and not same_session(m["from_session"], me):
+            sent = await self._write("POST", MESSAGES, {"to_session": m["from_session"],
+                                                        "subject": f"Re: {m['subject']}"[:500], "body": comment,
+                                                        "reply_to": m["id"]}, AcknowledgeError)
+            reply = None if isinstance(sent, _QueuedWrite) else str(sent["id"])
+        return AckResult(message_id, me, reply)
+
+    async def acknowledge_message(self, message_id: str, ack_by: str | None = None,
+                                  comment: str | None = None) -> bool:
+        """Seed 002's name: True when acknowledged (or queued), False when there is no such message for you."""
+        if ack_by is not None:
+            await self._own(ack_by, "ack_by")
+        try:
+            await self.ack_message(message_id, comment)
+        except AcknowledgeError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    # -- presence ----------------------------------------------------------------------------------
+
+    async def get_presence(self) -> dict[str, PresenceInfo]:
+        """Every session that ever registered, by id, with its presence."""
+        rows = await self._read("GET", f"{API}/presence", kind=PresenceError)
+        return {r["session_id"]: _presence(r) for r in rows}
+
+    async def register_presence(self, session_id: str | None = None, worktree_path: str | None = None,
+                                client: str = "coordhub-seed002") -> PresenceInfo:
+        """Register this session as online (a new incarnation); ``session_id`` is the agent's own id."""
+        body = {k: v for k, v in {"client": client, "client_session": session_id, "cwd": worktree_path}.items()
+                if v is not None}
+        r = await self._write("POST", f"{API}/presence/register", body, PresenceError)
+        return self._presence_or_queued(r)
+
+    async def heartbeat(self, instance_id: str | None = None) -> PresenceInfo:
+        """Keep this session's presence alive (``instance_id``, if given, must be this session)."""
+        if instance_id is not None:
+            await self._own(instance_id, "instance_id")
+        return self._presence_or_queued(await self._write("POST", f"{API}/presence/heartbeat", {}, PresenceError))
+
+    async def deregister_presence(self) -> PresenceInfo:
+        """Mark this session offline."""
+        return self._presence_or_queued(await self._write("POST", f"{API}/presence/deregister", {}, PresenceError))
+
+    async def register_instance(self, instance_id: str | None = None, session_id: str | None = None) -> bool:
+        """Seed 002's name for :meth:`register_presence` (``instance_id``, if given, must be this session)."""
+        if instance_id is not None:
+            await self._own(instance_id, "instance_id")
+        await self.register_presence(session_id)
+        return True
+
+    async def unregister_instance(self, instance_id: str | None = None) -> bool:
+        """Seed 002's name for :meth:`deregister_presence`."""
+        if instance_id is not None:
+            await self._own(instance_id, "instance_id")
+        await self.deregister_presence()
+        return True
+
+    def _presence_or_queued(self, r: Any) -> PresenceInfo:
+        if isinstance(r, _QueuedWrite):
+            return PresenceInfo(self.settings.session or "", False, None, None, False, "unknown")
+        return _presence(r)
+
+    # -- notifications -----------------------------------------------------------------------------
+
+    async def get_notifications(self, limit: int = 100, ack: bool = False) -> list[NotificationEvent]:
+        """Your notifications (events since your cursor), oldest first; ``ack=True`` moves the cursor past them."""
+        page = await self._read("GET", f"{API}/notifications", {"limit": max(1, min(limit, 1000))})
+        events = page["events"][:limit]
+        if ack and events:
+            await self._write("POST", f"{API}/notifications/ack", {"up_to": events[-1]["id"]}, CoordinationError)
+        return [_notification(e) for e in events]
+
+    async def pop_notifications(self, instance_id: str | None = None, limit: int = 100) -> list[NotificationEvent]:
+        """Seed 002's name: the notifications, acknowledged (what lies beyond ``limit`` stays for the next call)."""
+        if instance_id is not None:
+            await self._own(instance_id, "instance_id")
+        return await self.get_notifications(limit, ack=True)
+
+    async def health_check(self) -> dict[str, Any]:
+        """Whether the hub answers (seed 002's shape: ``connected``, ``status``, ``latency_ms``), never raising."""
+        start = time.monotonic()
+        try:
+            health = await asyncio.to_thread(self._sync.hub_health)
+        except Unreachable as exc:
+            return {"connected": False, "status": "unhealthy", "error": str(exc)}
+        ok = health.get("status") == "ok"
+        return {"connected": ok, "status": "healthy" if ok else "unhealthy",
+                "latency_ms": round((time.monotonic() - start) * 1000, 2), "hub": self.settings.url}
+
+
+@dataclass(frozen=True)
+class _QueuedWrite:
+    reason: str
+
+
+def _presence(r: dict[str, Any]) -> PresenceInfo:
+    s = seed_presence(r)
+    return PresenceInfo(s["instance_id"], s["active"], _time(s["last_heartbeat"]), s["session_id"], s["stale"],
+                        s["state"], s["incarnation"] or 0, s["seconds_since_heartbeat"])
+
+
+def _notification(e: dict[str, Any]) -> NotificationEvent:
+    n = seed_notification(e)
+    return NotificationEvent(event=n["event"], message_id=n.get("message_id"), msg_type=n.get("type"),
+                             from_instance=n.get("from"), to_instance=n.get("to"),
+                             requires_ack=n.get("requires_ack"), timestamp=_time(n.get("timestamp")), cursor=n["id"],
+                             subject=n.get("subject"), detail=n.get("detail") or {})
+
+
+_clients: dict[tuple[str | None, str | None, str | None], CoordinationClient] = {}
+_lock = asyncio.Lock()
+
+
+async def get_coordination_client(instance_id: str | None = None, *, url: str | None = None,
+                                  token: str | None = None) -> CoordinationClient:
+    """The client of this session (one per ``(instance_id, url, token)``, made on first use).
+
+    ``instance_id`` names the session (else ``COORD_SESSION`` …,
+    ``CLAUDE_INSTANCE_ID``; docs/configuration.md); ``url`` and ``token``
+    override ``COORD_URL``/``COORD_TOKEN``/identity.json. Nothing is sent
+    until the first call, which raises :class:`CoordinationError` when this
+    client may not act (no token on a hub that needs one, a token of another
+    session than ``instance_id``, a URL the token is not trusted for).
+    """
+    key = (instance_id, url, token)
+    async with _lock:
+        if key not in _clients:
+            try:
+                settings = resolve(url, token, instance_id)
+            except CoordError as exc:
+                raise CoordinationError(exc.message, 400, exc.code) from None
+            _clients[key] = CoordinationClient(settings, instance_id)
+        return _clients[key]
+
+
+async def reset_coordination_client() -> None:
+    """Close and forget every client made by :func:`get_coordination_client` (tests; a changed environment)."""
+    async with _lock:
+        for c in _clients.values():
+            await c.aclose()
+        _clients.clear()
