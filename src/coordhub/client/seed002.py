@@ -241,17 +241,29 @@ class CoordinationClient:
             token = self.settings.token if "Authorization" in headers else None
             self._http = AsyncCoordClient(self.settings.url, token, self.settings.session,
                                           timeout=self.settings.timeout)
+        if self.instance_id and self._me is None:
+            await self._check_instance(self._http)
         return self._http
+
+    async def _check_instance(self, http: AsyncCoordClient) -> None:
+        """Refuse an ``instance_id`` that is not the credential's session (unchecked while the hub is unreachable:
+        a queued write is then checked by the hub, which acts as the token's session anyway)."""
+        try:
+            me = str((await http.call("GET", f"{API}/whoami"))["session_id"])
+        except Unreachable:
+            return
+        except HubError as err:
+            raise _failure(err, CoordinationError) from None
+        if not same_session(str(self.instance_id), me):
+            raise CoordinationError(f"instance_id {self.instance_id!r} is not this client's session {me!r}: "
+                                    f"identity comes from the token (give the token of {self.instance_id!r})",
+                                    403, "forbidden")
+        self._me = me
 
     async def session_id(self) -> str:
         """This client's session on the hub (asked once); ``CoordinationError`` if ``instance_id`` is not it."""
         if self._me is None:
-            me = str((await self._read("GET", f"{API}/whoami"))["session_id"])
-            if self.instance_id and not same_session(self.instance_id, me):
-                raise CoordinationError(f"instance_id {self.instance_id!r} is not this client's session {me!r}: "
-                                        "identity comes from the token (give the token of "
-                                        f"{self.instance_id!r})", 403, "forbidden")
-            self._me = me
+            self._me = str((await self._read("GET", f"{API}/whoami"))["session_id"])
         return self._me
 
     async def _own(self, name: str | None, what: str) -> str:

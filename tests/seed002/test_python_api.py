@@ -1,0 +1,140 @@
+"""Seed 002's Python API (``coordhub.client.seed002``) against a real ``coord serve``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coordhub.client import seed002 as api
+from coordhub.client.seed002 import MessageType, get_coordination_client
+from tests.conftest import LiveHub, free_port
+from tests.coordcli import git_init
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A private HOME and project (the softfail queue lives there); no COORD_* of the outer environment."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    for name in ("COORD_URL", "COORD_TOKEN", "COORD_SESSION", "CLAUDE_INSTANCE_ID", "COORD_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(git_init(tmp_path / "project"))
+    yield
+
+
+def run(coro: Callable[[], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        try:
+            return await coro()
+        finally:
+            await api.reset_coordination_client()
+
+    return asyncio.run(main())
+
+
+def test_the_seeds_example_then_check_ack_presence_notifications(live_hub: LiveHub) -> None:
+    tokens = {s: live_hub.token(s) for s in ("backend", "orchestrator")}
+
+    async def go() -> None:
+        be = await get_coordination_client(instance_id="backend", url=live_hub.url, token=tokens["backend"])
+        orch = await get_coordination_client(instance_id="orchestrator", url=live_hub.url,
+                                             token=tokens["orchestrator"])
+        assert be is await get_coordination_client(instance_id="backend", url=live_hub.url, token=tokens["backend"])
+        msg = await be.publish_message(msg_type=MessageType.READY_FOR_REVIEW, subject="feature-branch",
+                                       description="Ready for review", to_instance="orchestrator")
+        assert (msg.from_instance, msg.to_instance, msg.msg_type, msg.acknowledged) == (
+            "backend", "orchestrator", MessageType.READY_FOR_REVIEW, False)
+        assert msg.id and not msg.queued
+        again = await be.publish_message(MessageType.GENERAL, "once", "retried", "orchestrator",
+                                         idempotency_key="k-1")
+        assert (await be.publish_message(MessageType.GENERAL, "once", "retried", "orchestrator",
+                                         idempotency_key="k-1")).id == again.id
+
+        pending = await orch.check_messages(pending_only=True)
+        assert [m.payload.subject for m in pending] == ["once", "feature-branch"]
+        assert [m.id for m in await orch.get_messages(msg_type="READY_FOR_REVIEW")] == [msg.id]
+        result = await orch.ack_message(str(msg.id), comment="merged")
+        assert result.acknowledged_by == "orchestrator" and result.comment_message_id
+        assert await orch.acknowledge_message("00000000-0000-0000-0000-000000000000") is False
+        done = await orch.get_message(str(msg.id))
+        assert done is not None and done.acknowledged and done.ack_by == "orchestrator"
+        (reply,) = [m for m in await be.check_messages() if m.from_instance == "orchestrator"]
+        assert reply.payload.description == "merged"
+
+        with pytest.raises(api.CoordinationError) as refused:
+            await be.publish_message(MessageType.GENERAL, "s", "d", from_instance="orchestrator")
+        assert refused.value.code == "forbidden"
+        with pytest.raises(api.PublishError):
+            await be.publish_message(MessageType.GENERAL, "", "empty subject")
+        with pytest.raises(ValueError):
+            await be.publish_message("NOT_A_TYPE", "s", "d")
+
+        await be.register_presence(session_id="claude-123", worktree_path="/w/backend")
+        await be.heartbeat("backend")
+        seen = await orch.get_presence()
+        assert seen["backend"].active and seen["backend"].session_id == "claude-123"
+        assert (await be.health_check())["connected"]
+
+        notes = await orch.get_notifications()
+        assert [n.message_id for n in notes if n.event == "message_published"][:1] == [msg.hub_id]
+        assert await orch.get_notifications() == notes  # reading does not consume
+        popped = await orch.pop_notifications()
+        assert popped == notes and await orch.get_notifications() == []
+        assert await be.unregister_instance("backend")
+        assert not (await orch.get_presence())["backend"].active
+
+    run(go)
+
+
+def test_instance_id_must_be_the_tokens_session(live_hub: LiveHub) -> None:
+    token = live_hub.token("frontend")
+
+    async def go() -> None:
+        c = await get_coordination_client(instance_id="backend", url=live_hub.url, token=token)
+        with pytest.raises(api.CoordinationError) as err:
+            await c.publish_message(MessageType.GENERAL, "s", "d", to_instance="all")
+        assert "not this client's session 'frontend'" in err.value.message
+        no_token = await get_coordination_client(instance_id="backend", url=live_hub.url)
+        with pytest.raises(api.CoordinationError) as err:
+            await no_token.check_messages()
+        assert "needs a token" in err.value.message and err.value.status == 401
+
+    run(go)
+
+
+def test_writes_queue_while_the_hub_is_down_and_are_sent_once(tmp_path: Path) -> None:
+    port = free_port()
+    hub = LiveHub(tmp_path / "hub", port=port).start()
+    token = hub.token("backend")
+    hub.stop()
+
+    async def offline() -> None:
+        c = await get_coordination_client("backend", url=hub.url, token=token)
+        # the identity was settled while the hub was up? no: a token needs no /health, so writes can queue
+        queued = await c.publish_message(MessageType.GENERAL, "while down", "queued", "orchestrator")
+        assert queued.queued and queued.id is None
+        assert (await c.ack_message("msg-00001234")).queued
+        with pytest.raises(api.CoordinationError):
+            await c.check_messages()
+
+    run(offline)
+    hub.start()
+    try:
+        orch_token = hub.token("orchestrator")
+
+        async def online() -> None:
+            c = await get_coordination_client("backend", url=hub.url, token=token)
+            drained = await c.sync()
+            assert (drained.applied, drained.rejected) == (1, 1)  # the ack of an unknown message is refused
+            orch = await get_coordination_client("orchestrator", url=hub.url, token=orch_token)
+            got = await orch.check_messages()
+            assert [m.payload.subject for m in got] == ["while down"]
+            assert (await c.sync()).applied == 0
+
+        run(online)
+    finally:
+        hub.stop()

@@ -1,0 +1,142 @@
+"""Seed 002's script verbs (``coord msg publish/check/ack``), its wrapper scripts run as subprocesses with the
+seed's argument order, and ``CLAUDE_INSTANCE_ID`` as the session name."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coordhub.client.settings import resolve
+from tests.conftest import LiveHub, free_port
+from tests.coordcli import Coord, git_init, isolated_env
+
+
+@pytest.fixture
+def team(live_hub: LiveHub, tmp_path: Path) -> dict[str, Coord]:
+    """CLIs acting as the seed's three instances, each with its own token."""
+    base = Coord(git_init(tmp_path / "work"), isolated_env(tmp_path / "env"), url=live_hub.url)
+    return {name: base.as_token(live_hub.token(name)) for name in ("backend", "frontend", "orchestrator")}
+
+
+def test_publish_check_ack_with_seed_types_and_recipients(team: dict[str, Coord]) -> None:
+    be, fe, orch = team["backend"], team["frontend"], team["orchestrator"]
+    sent = be.json("msg", "publish", "READY_FOR_REVIEW", "feature-x", "ready for review")
+    assert (sent["from"], sent["to"], sent["type"], sent["requires_ack"]) == (
+        "backend", "orchestrator", "READY_FOR_REVIEW", True)  # the seed's default recipient for a review
+    assert be.json("msg", "publish", "general", "hi", "frontend?")["to"] == "frontend"  # backend ↔ frontend
+    assert orch.json("msg", "publish", "CONTRACT_APPROVED", "v2", "ok", "--no-ack")["to"] == "all"
+    assert fe.json("msg", "publish", "GENERAL", "x", "y", "--to", "orchestrator")["to"] == "orchestrator"
+
+    bad = be.fails(2, "msg", "publish", "BUILD_BROKEN", "s", "d")
+    assert "unknown message type 'BUILD_BROKEN'" in bad.err and "READY_FOR_REVIEW" in bad.err \
+        and "SWARM_FAILED" in bad.err
+
+    got = orch.json("msg", "check")
+    assert [(m["type"], m["from"], m["to"]) for m in got["messages"]] == [
+        ("GENERAL", "frontend", "orchestrator"), ("CONTRACT_APPROVED", "orchestrator", "all"),
+        ("READY_FOR_REVIEW", "backend", "orchestrator")]
+    assert [m["type"] for m in orch.json("msg", "check", "--pending")["messages"]] == ["GENERAL", "READY_FOR_REVIEW"]
+    assert orch.json("msg", "check", "--from", "BACKEND")["count"] == 1
+    assert orch.json("msg", "check", "--type", "contract_approved")["count"] == 1
+    listing = orch.ok("msg", "check", "--all")
+    assert "[PENDING]" in listing.out and "[INFO]" in listing.out and "--all" in listing.err
+
+    acked = orch.ok("msg", "ack", sent["id"], "--comment", "merged, thanks")
+    assert f"acked {sent['id']}" in acked.out and "comment sent to backend" in acked.out
+    assert [m["type"] for m in orch.json("msg", "check", "--pending")["messages"]] == ["GENERAL"]
+    (reply,) = [m for m in be.json("msg", "check")["messages"] if m["to"] == "backend"]
+    assert reply["payload"] == {"subject": "Re: feature-x", "description": "merged, thanks"}
+    assert "[ACK]" in orch.ok("msg", "check", "--type", "READY_FOR_REVIEW").out
+
+
+def test_softfail_publish_and_ack_queue_while_check_fails(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    cli = Coord(git_init(tmp_path / "work"), isolated_env(tmp_path / "env"), url=url, token="coord_x")
+    cli.queued("msg", "publish", "GENERAL", "s", "d", "--to", "backend")
+    cli.queued("msg", "ack", "msg-0000abcd", "--comment", "later")
+    cli.unreachable("msg", "check")
+
+
+def coord_shim(tmp_path: Path) -> Path:
+    """An executable that runs this checkout's coord (what `COORD_BIN` points the wrappers at)."""
+    shim = tmp_path / "bin" / "coord"
+    shim.parent.mkdir(parents=True, exist_ok=True)
+    shim.write_text(f"#!/bin/sh\nexec {sys.executable} -m coordhub \"$@\"\n")
+    shim.chmod(0o755)
+    return shim
+
+
+def test_wrapper_scripts_run_with_the_seeds_arguments(live_hub: LiveHub, tmp_path: Path) -> None:
+    repo = git_init(tmp_path / "repo")
+    env = isolated_env(tmp_path / "env", COORD_URL=live_hub.url, COORD_BIN=str(coord_shim(tmp_path)))
+    cli = Coord(repo, env)
+    scripts = repo / "scripts" / "coordination"
+    scripts.mkdir(parents=True)
+    (scripts / "publish-message.sh").write_text("#!/bin/sh\necho the seed's own script\n")
+    refused = cli.fails(1, "compat", "seed002-scripts", str(scripts))
+    assert "--force" in refused.err
+    cli.ok("compat", "seed002-scripts", str(scripts), "--force")
+    for name in ("publish-message.sh", "check-messages.sh", "ack-message.sh"):
+        assert (scripts / name).stat().st_mode & stat.S_IXUSR
+
+    def run(who: str, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+        agent = {**env, "CLAUDE_INSTANCE_ID": who, "COORD_TOKEN": live_hub.token(who)}
+        return subprocess.run([str(scripts / script), *args], cwd=repo, env=agent, capture_output=True, text=True,
+                              timeout=60)
+
+    p = run("backend", "publish-message.sh", "READY_FOR_REVIEW", "-feature-x", "--starts with dashes", "--to",
+            "orchestrator")
+    assert p.returncode == 0, p.stderr
+    assert "READY_FOR_REVIEW backend → orchestrator: -feature-x" in p.stdout
+    p = run("orchestrator", "check-messages.sh", "--pending", "--from", "backend")
+    assert p.returncode == 0 and "[PENDING]" in p.stdout and "--starts with dashes" in p.stdout, p.stdout + p.stderr
+    msg_id = p.stdout.split()[1]
+    p = run("orchestrator", "ack-message.sh", msg_id, "--comment", "merged")
+    assert p.returncode == 0 and f"acked {msg_id}" in p.stdout, p.stderr
+    assert "no messages" in run("orchestrator", "check-messages.sh", "--pending").stdout
+    usage = run("backend", "publish-message.sh", "GENERAL", "only-two")
+    assert usage.returncode == 2 and "usage: publish-message.sh" in usage.stderr
+    bad = run("backend", "publish-message.sh", "NOPE", "s", "d")
+    assert bad.returncode == 2 and "unknown message type" in bad.stderr
+
+
+def test_claude_instance_id_names_the_session_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = git_init(tmp_path / "w")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ("COORD_SESSION", "COORD_TOKEN", "COORD_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLAUDE_INSTANCE_ID", "backend")
+    assert resolve(start=work).session == "backend"
+    monkeypatch.setenv("CLAUDE_INSTANCE_ID", "unknown")  # seed 002's placeholder names nobody
+    assert resolve(start=work).session is None
+    monkeypatch.setenv("CLAUDE_INSTANCE_ID", "backend")
+    (work / ".claude").mkdir()
+    (work / ".claude" / "identity.json").write_text('{"machine": "HOWARD-HOME"}')
+    assert resolve(start=work).session == "HOWARD-HOME/claude-main"  # identity.json comes first
+    monkeypatch.setenv("COORD_SESSION", "frontend")
+    assert resolve(start=work).session == "frontend"
+    assert resolve(session="orchestrator", start=work).session == "orchestrator"
+
+
+def test_claude_instance_id_is_the_identity_only_on_a_no_auth_hub(tmp_path: Path) -> None:
+    open_hub = LiveHub(tmp_path / "open", args=("--no-auth",)).start()
+    auth_hub = LiveHub(tmp_path / "auth").start()
+    try:
+        env = isolated_env(tmp_path / "env", CLAUDE_INSTANCE_ID="backend")
+        cli = Coord(git_init(tmp_path / "work"), env)
+        sent = cli.with_(url=open_hub.url).json("msg", "publish", "GENERAL", "s", "d", "--to", "frontend")
+        assert sent["from"] == "backend"
+        refused = cli.with_(url=auth_hub.url).fails(6, "msg", "publish", "GENERAL", "s", "d", "--to", "frontend")
+        assert "session 'backend' is named but" in refused.err and "needs a token" in refused.err
+        # a token decides who acts, whatever CLAUDE_INSTANCE_ID says; no silent admin either
+        as_fe = cli.with_(url=auth_hub.url).as_token(auth_hub.token("frontend"))
+        assert as_fe.json("msg", "publish", "GENERAL", "s", "d", "--to", "backend")["from"] == "frontend"
+        assert "admin" not in os.environ.get("COORD_TOKEN", "")
+    finally:
+        open_hub.stop()
+        auth_hub.stop()
