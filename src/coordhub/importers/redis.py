@@ -174,7 +174,7 @@ def read(client: Any, prefix: str, renames: dict[str, str] | None = None,
             messages.append((_epoch(item["created_at"]), mid, item))
             if comment is not None:
                 comments.append((_epoch(comment["created_at"]), mid, comment))
-    missing = sorted((raw.timeline.keys() | raw.pending | raw.inbox_ids) - raw.messages.keys())
+    missing = sorted((raw.timeline.keys() | raw.pending | raw.inbox_ids) - raw.messages.keys() - raw.unreadable)
     if missing:
         snap.skip("message", ", ".join(missing[:5]) + (" …" if len(missing) > 5 else ""),
                   f"{len(missing)} id(s) in the timeline, inboxes or pending set have no {prefix}:msg:{{id}} key "
@@ -197,6 +197,7 @@ class _Raw:
         self.inboxes: dict[str, set[str]] = {}
         self.presence: dict[str, str] = {}
         self.queues: dict[str, list[str]] = {}
+        self.unreadable: set[str] = set()  # message ids whose key is there but could not be read
 
     @property
     def inbox_ids(self) -> set[str]:
@@ -225,13 +226,17 @@ class _Raw:
             snap.note("key", key, "not part of seed 002's layout: left alone")
             return
         if kind not in expected[role] or isinstance(reply, Exception):
+            if role == "msg":
+                self.unreadable.add(name)
             why = f"is a Redis {kind}" if not isinstance(reply, Exception) else f"could not be read ({reply})"
             snap.skip("key", key, f"{why}, not a {' or '.join(expected[role])} as seed 002's {role} key is: "
                                   "left out")
             return
         if role == "msg":
             fields = _fields(reply, kind, key, snap)
-            if fields is not None:
+            if fields is None:
+                self.unreadable.add(name)
+            else:
                 self.messages[name] = fields
         elif role == "timeline":
             self.timeline = _scored(reply, kind, key, snap)
