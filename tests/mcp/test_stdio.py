@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
+from coordhub.mcp.server import PROFILES
 from tests.conftest import LiveHub, free_port
 from tests.hooks.test_hub import Canned, json_answer
 from tests.mcp.conftest import MODES, error, ok
@@ -41,7 +42,7 @@ async def stdio(tmp_path: Path, url: str, token: str | None, *args: str, mode: s
 async def test_two_agents_over_stdio(live_hub: LiveHub, tmp_path: Path, mode: str) -> None:
     async with stdio(tmp_path, live_hub.url, live_hub.token(A), mode=mode) as a, \
             stdio(tmp_path, live_hub.url, live_hub.token(B), mode=mode) as b:
-        assert len((await a.list_tools()).tools) == 20
+        assert len((await a.list_tools()).tools) == len(PROFILES["default"])
         sent = ok(await a.call_tool("send_message", {"to": B, "subject": "from stdio", "requires_ack": True}))
         assert sent["from_session"] == A  # the token's session, whatever the arguments say
         box = ok(await b.call_tool("inbox", {}))
