@@ -7,6 +7,9 @@ machine names on this box, real git repositories cloned from one bare ``origin``
 * kill -9 of a host mid-run: the restarted host re-attaches to its running worker (nothing lost, nothing run
   twice); and once the hub has given the attempt up, the restarted host kills the orphan, saves its work, and
   the new attempt finishes on the same branch.
+* ``resume-stuck`` through the hub continues the same Claude session in the same worktree; a fleet halt
+  stops the running worker (SIGSTOP) and the resume continues it; overlapping files never run at once; bad
+  input to ``coord agent`` is one clear line.
 """
 
 from __future__ import annotations
@@ -25,10 +28,8 @@ from typing import Any
 import httpx2
 import pytest
 
-pytest.importorskip("coordhub.core.assignments", reason="needs the hub side of issue 11 (orchestrator endpoints)")
-
-from tests.conftest import LiveHub  # noqa: E402
-from tests.orchestrator.host.conftest import Repo, make_repo, run  # noqa: E402
+from tests.conftest import LiveHub
+from tests.orchestrator.host.conftest import Repo, make_repo, run
 
 API = "/api/coord/orchestrator"
 
@@ -290,4 +291,59 @@ def test_a_repo_path_that_is_not_a_git_repository_is_reported(fleet: Fleet, tmp_
         assert time.time() < deadline and agent.proc.poll() is None, agent.log.read_text()
         time.sleep(0.2)
     assert f"repo app: {plain} is not a git repository; not offered to the hub" in agent.log.read_text()
+    assert agent.stop() == 0
+
+
+def _state(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2:].split()[0]
+
+
+def test_resume_stuck_through_the_hub_continues_the_session_in_its_worktree(fleet: Fleet) -> None:
+    agent = fleet.start("m1")
+    aid = fleet.assign(1, "fake: stuck", machine="m1")
+    stuck = fleet.wait(aid, lambda a: a["state"] in ENDED)
+    assert stuck["state"] == "stuck" and stuck["reason"].startswith("STUCK: the config loader")
+    assert Path(stuck["worktree"]).is_dir() and stuck["wip_commit"]  # kept for the resume, work saved
+    r = httpx2.post(fleet.hub.url + f"{API}/assignments/{aid}/resume-stuck", headers=fleet.admin,
+                    json={"guidance": "The loader is config/legacy.py; use it."})
+    assert r.status_code == 200, r.text
+    done = fleet.wait(aid, lambda a: a["attempt"] == 2 and a["state"] in ENDED)
+    assert done["state"] == "done" and done["pushed"], done
+    assert (done["session_id"], done["worktree"]) == (stuck["session_id"], stuck["worktree"])
+    argv = json.loads((fleet.root / "claude" / "env" / f"{stuck['session_id']}.json").read_text())["argv"]
+    assert argv[argv.index("--resume") + 1] == stuck["session_id"]
+    assert "The loader is config/legacy.py" in argv[1]
+    assert not Path(done["worktree"]).exists()
+    assert agent.stop() == 0
+
+
+def test_a_fleet_halt_pauses_the_running_worker_and_the_resume_continues_it(fleet: Fleet) -> None:
+    fleet.configure(stale_threshold=120)
+    agent = fleet.start("m1")
+    aid = fleet.assign(1, "fake: slow work=3 beat=0.2", machine="m1")
+    running = fleet.wait(aid, lambda a: a["state"] == "running" and a["worktree"])
+    pid = _pid_of_running_claude(fleet, aid)
+    # halt once its edit is made (an edit tried under the halt is refused by the hook: the worker would be stuck)
+    deadline = time.time() + 30
+    while not (Path(running["worktree"]) / "fake" / "issue-1.txt").exists():
+        assert time.time() < deadline
+        time.sleep(0.05)
+    r = httpx2.post(fleet.hub.url + "/api/coord/halt", headers=fleet.admin, json={"reason": "estop"})
+    assert r.status_code == 201, r.text
+    deadline = time.time() + 30
+    while _state(pid) != "T":
+        assert time.time() < deadline, _state(pid)
+        time.sleep(0.1)
+    time.sleep(4)  # longer than the worker's whole run: stopped, it does not go on
+    assert _state(pid) == "T" and fleet.get(aid)["state"] == "running"
+    r = httpx2.post(fleet.hub.url + "/api/coord/resume", headers=fleet.admin, json={})
+    assert r.status_code == 200, r.text
+    done = fleet.wait(aid, lambda a: a["state"] in ENDED)
+    assert done["state"] == "done" and done["attempt"] == 1, (done["reason"], done)
+    assert "[halt] paused (SIGSTOP)" in httpx2.get(fleet.hub.url + f"{API}/assignments/{aid}/log",
+                                                    headers=fleet.admin).json()["text"]
     assert agent.stop() == 0
