@@ -8,7 +8,9 @@ its own state file and sends it again, so nothing it reports is lost and
 nothing is replayed out of order. Errors become three exceptions the host
 acts on: :class:`Stale` (409: this attempt or incarnation is no longer the
 current one — stop working on it), :class:`Refused` (any other 4xx) and
-:class:`~coordhub.client.Unreachable` (try again later).
+:class:`~coordhub.client.Unreachable` (try again later: no answer, a 5xx, or
+429 — a host with many busy workers may meet its token's rate limit, and a
+final report must never be dropped for that).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ def _call(client: CoordClient, method: str, path: str, body: Any = None, params:
     try:
         return client.call(method, path, body=body, params=params, queue=False)
     except HubError as err:
+        if err.status == 429:  # the token's rate limit: a moment later it goes through, so retry like a network error
+            raise Unreachable(f"rate limited by the hub ({err.message})") from None
         if err.status == 409 and err.code == "log_gap":
             raise LogGap(err.status, err.code, err.message, int(_detail(err, "size") or 0)) from None
         cls = Stale if err.status == 409 else Refused

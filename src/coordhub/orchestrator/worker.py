@@ -567,10 +567,12 @@ class Worker:
         stderr_tail = _tail(self.err_path)
         verdict = decide(self.telemetry, Ending(self.exit_code, self.kill_reason, self.kill_detail, new, stderr_tail))
         state, reason = verdict.state, verdict.reason
+        if self.stale:  # the hub gave this attempt up: its work is kept on the branch, never pushed or reported
+            reason = f"{reason} (attempt {d.attempt} given up by the hub; not reported)"
         pushed, wip, keep = False, None, False
         if self.wt is not None:
             try:
-                if state == "done":
+                if state == "done" and not self.stale:
                     wip = worktree.save_work(self.wt.path, f"wip: leftovers of assignment {d.id} attempt "
                                              f"{d.attempt}", on_branch=False, ref_name=f"{_safe(d.id)}-{d.attempt}",
                                              machine=self.ctx.machine)
