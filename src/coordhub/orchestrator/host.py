@@ -77,6 +77,7 @@ class Host:
     def __init__(self, cfg: HostConfig, ctx: Context) -> None:
         self.cfg, self.ctx = cfg, ctx
         self.workers: dict[str, Worker] = {}
+        self.next_attempts: dict[str, dict[str, Any]] = {}  # a newer attempt waiting for the old worker to stop
         self.mutex = threading.Lock()
         self.incarnation: int | None = None
         self.heartbeat_seconds = HEARTBEAT_SECONDS
@@ -308,8 +309,16 @@ class Host:
                 self._report_quietly(aid, {"attempt": attempt, "state": "failed", "reason": f"bad_payload: {exc}"})
             return None
         with self.mutex:
-            if d.id in self.workers:
-                log.warning("assignment %s: dispatched again while its worker runs; ignored", d.id)
+            running = self.workers.get(d.id)
+            if running is not None:
+                if running.d.attempt == d.attempt:
+                    log.warning("assignment %s: attempt %d dispatched twice; ignored", d.id, d.attempt)
+                elif d.id not in self.next_attempts:
+                    # the previous attempt's worker is still being stopped (the hub gave it up): the new one
+                    # starts the moment it is gone, in the same worktree path, never beside it
+                    log.info("assignment %s: attempt %d waits for attempt %d to finish stopping", d.id, d.attempt,
+                             running.d.attempt)
+                    self.next_attempts[d.id] = payload
                 return None
             if self.stopping.is_set():
                 stopping = True
@@ -330,9 +339,12 @@ class Host:
         with self.mutex:
             if self.workers.get(w.d.id) is w:
                 del self.workers[w.d.id]
+            waiting = self.next_attempts.pop(w.d.id, None)
         verdict = w.verdict
         log.info("assignment %s: %s", w.d.id, f"{verdict.state or 'stopped'}: {verdict.reason}" if verdict else
                  "worker ended")
+        if waiting is not None:
+            self.take(waiting)
         self.wake.set()
 
     def _report_quietly(self, aid: str, body: dict[str, Any]) -> None:
