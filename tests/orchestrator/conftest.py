@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import Api, LiveHub
 
 BASE_CONFIG: dict[str, Any] = {
     "repos": [{"name": "api", "github": "acme/api", "build_command": "make", "test_command": "make test"},
@@ -131,3 +133,20 @@ def server(orch: Api) -> Host:
     h = Host(orch, "server", orch.token("server/agent"))
     h.register()
     return h
+
+
+@pytest.fixture
+def live(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveHub]:
+    """A real ``coord serve`` on the backend under test (PostgreSQL: the run's scratch database, emptied)."""
+    from tests.conftest import _empty_pg
+
+    args: tuple[str, ...] = ()
+    if backend == "postgres":
+        url = request.getfixturevalue("pg_url")
+        _empty_pg(url)
+        args = ("--database-url", url)
+    hub = LiveHub(tmp_path / "hub", args=args).start()
+    try:
+        yield hub
+    finally:
+        hub.stop()

@@ -114,7 +114,7 @@ class AssignCreate(Strict):
     labels: list[Line] = Field(default_factory=list, max_length=50,
                                description="The issue's GitHub labels, in order: `models.labels` may pick the model.")
     title: Subject | None = None
-    briefing: str = Field("", max_length=65_536)
+    briefing: str = Field("", max_length=262_144, description="At most 64 KiB of UTF-8 (checked by the hub).")
     files_likely: list[LongLine] = Field(default_factory=list, max_length=200)
     requires: list[Name] = Field(default_factory=list, max_length=32)
     budget_usd: Annotated[float, Field(gt=0, le=10_000)] | None = None
@@ -139,7 +139,7 @@ class AssignRetry(Strict):
 class AssignResume(Strict):
     """``POST …/assignments/{id}/resume-stuck``."""
 
-    guidance: Text = Field(min_length=1, max_length=65_536)
+    guidance: Text = Field(min_length=1, max_length=262_144, description="At most 64 KiB of UTF-8.")
 
 
 class AssignmentOut(Out):

@@ -43,11 +43,17 @@ LAZY_COMMANDS = {
     "mcp-config": "coordhub.cli.mcp:mcp_config", "install-hooks": "coordhub.cli.hooks:install_hooks",
     "uninstall-hooks": "coordhub.cli.hooks:uninstall_hooks", "install-git-hook": "coordhub.cli.hooks:install_git_hook",
     "agent": "coordhub.cli.agent:agent",
+    # the orchestrator (seed 003's verbs)
+    "init": "coordhub.cli.orchestrator:init", "assign": "coordhub.cli.orchestrator:assign",
+    "stop": "coordhub.cli.orchestrator:stop", "wait": "coordhub.cli.orchestrator:wait",
+    "retry": "coordhub.cli.orchestrator:retry", "resume-stuck": "coordhub.cli.orchestrator:resume_stuck",
+    "log": "coordhub.cli.orchestrator:log", "reconcile": "coordhub.cli.orchestrator:reconcile",
 }
 LAZY_GROUPS = {
     "msg": "coordhub.cli.messages:app", "todo": "coordhub.cli.todos:app", "lock": "coordhub.cli.locks:app",
     "component": "coordhub.cli.components:app", "token": "coordhub.cli.tokens:app",
     "import": "coordhub.cli.imports:app", "compat": "coordhub.cli.compat:app",
+    "config": "coordhub.cli.orchestrator:config_app",
 }
 
 
@@ -101,9 +107,13 @@ def root(
 
 @app.command()
 def status(ctx: typer.Context, project: str | None = typer.Option(None, "--project", help="Only this project."),
+           machine: str | None = typer.Option(None, "--machine", help="Only this machine's orchestrator view."),
            as_json: bool = JSON_OPT) -> None:
-    """Fleet status: halts, your pause, live leases, components, active workflows, your unread count."""
-    data = call(ctx, lambda c: c.status(project))
+    """Fleet status: halts, your pause, live leases, components, active workflows, your unread count; and the
+    orchestrator's machines, queue, assignments and costs once a coordinator.yml is applied."""
+    from coordhub.cli.fleet import orchestrator_view, show_orchestrator
+
+    data = call(ctx, lambda c: {**c.status(project), "orchestrator": orchestrator_view(c, machine)})
 
     def human(s: dict[str, Any]) -> None:
         for h in s.get("halts") or ([s["halt"]] if s["halt"] else []):
@@ -121,6 +131,7 @@ def status(ctx: typer.Context, project: str | None = typer.Option(None, "--proje
         heading("active workflows")
         table(s["active_workflows"], [("id", "id"), ("project_key", "project"), ("name", "name"),
                                       ("status", "status")], "  none")
+        show_orchestrator(s["orchestrator"])
 
     show(data, as_json, human)
 

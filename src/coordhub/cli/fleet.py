@@ -1,0 +1,55 @@
+"""The orchestrator's part of ``coord status``: machines and slots, the queue, assignments, costs, a pause."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordhub.cli.output import console, heading, table
+from coordhub.client import CoordClient, HubError
+from coordhub.client.orchestrator import OrchestratorClient
+from coordhub.hooks.untrusted import one_line
+
+
+def orchestrator_view(c: CoordClient, machine: str | None) -> dict[str, Any] | None:
+    """The hub's orchestrator status, or None from a hub that has no orchestrator (an older one: 404)."""
+    try:
+        view: dict[str, Any] = OrchestratorClient(c).status(machine)
+    except HubError as err:
+        if err.status == 404:
+            return None
+        raise
+    return view
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
+
+
+def show_orchestrator(view: dict[str, Any] | None) -> None:
+    """Print the orchestrator's sections (nothing before a coordinator.yml is applied)."""
+    if not view or not view.get("configured"):
+        return
+    if view.get("paused"):
+        p = view["paused"]
+        console.print(one_line(f"DISPATCH PAUSED until {p['paused_until']}: {p['reason']}"), style="bold yellow")
+    heading("machines")
+    rows = [{**m, "slots": f"{m['running']}/{m['slots']}", "heartbeat": _age(m["seconds_since_heartbeat"]),
+             "cost": f"${m['cost_today_usd']:.2f}"} for m in view["machines"]]
+    table(rows, [("machine", "machine"), ("state", "state"), ("slots", "running/slots"), ("heartbeat", "heartbeat"),
+                 ("cost", "cost today")], "  none")
+    heading("queue")
+    queue = [{**a, "what": f"{a['repo']} #{a['issue']}", "where": a["machine"] or "any"} for a in view["queue"]]
+    table(queue, [("position", "#"), ("id", "id"), ("what", "issue"), ("where", "machine"), ("model", "model"),
+                  ("not_before", "not before"), ("reason", "why re-queued")], "  empty")
+    heading("assignments")
+    shown = [{**a, "what": f"{a['repo']} #{a['issue']}", "where": a["ran_on"] or a["machine"] or "any",
+              "cost": f"${a['total_cost_usd']:.2f}", "note": a["status_line"] or a["reason"] or a["last_tool"]}
+             for a in view["assignments"]]
+    table(shown, [("id", "id"), ("state", "state"), ("attempt", "try"), ("what", "issue"), ("where", "machine"),
+                  ("model", "model"), ("cost", "cost"), ("note", "status")], "  none")
+    t = view["totals"]
+    today = list(t["by_day"].items())[-1:] if t["by_day"] else []
+    console.print(f"workers running: {t['running']}, queued: {t['queued']}; cost: ${t['cost_usd']:.2f} in all"
+                  + (f", ${today[0][1]:.2f} on {today[0][0]}" if today else ""))

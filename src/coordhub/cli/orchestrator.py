@@ -1,0 +1,288 @@
+"""Seed 003's coordinator verbs over the hub: assign, stop, wait, retry, resume-stuck, log, reconcile, config, init.
+
+Thin front ends: each parses its arguments, makes one call through
+:class:`coordhub.client.orchestrator.OrchestratorClient` and prints the
+answer (``--json`` for scripts). The rules live in the hub
+(``coordhub.core.assignments``, ``coordhub.core.dispatch``). ``coord init``
+and ``coord config`` work on the local ``coordinator.yml`` and need no hub;
+``coord config apply`` makes it the hub's.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from coordhub.cli.common import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    JSON_OPT,
+    call,
+    fail,
+    read_text_arg,
+    show,
+)
+from coordhub.cli.output import console, print_json, verbatim
+from coordhub.client import CoordClient
+from coordhub.client.orchestrator import OrchestratorClient
+from coordhub.hooks.untrusted import one_line
+
+EXIT_TIMEOUT = 124  # `coord wait --timeout` ran out (as timeout(1) exits)
+ENDED = ("done", "failed", "cancelled", "stuck", "needs_input")
+FILE_OPT = typer.Option(Path("coordinator.yml"), "--file", "-f", help="The coordinator.yml to read.")
+
+
+def orch(c: CoordClient) -> OrchestratorClient:
+    """The orchestrator calls over a client."""
+    return OrchestratorClient(c)
+
+
+def _where(a: dict[str, Any]) -> str:
+    return a.get("ran_on") or a.get("machine") or "any machine"
+
+
+def _model(a: dict[str, Any]) -> str:
+    source = a.get("model_source") or ""
+    why = {"flag": "--model", "default": "models.default", "escalation": "escalated"}.get(
+        source, source.replace("label:", "label ") or "?")
+    return f"{a['model']} ({why})"
+
+
+def assign(
+    ctx: typer.Context,
+    target: list[str] = typer.Argument(..., metavar="MACHINE REPO ISSUE",
+                                       help="Where and what: MACHINE REPO ISSUE, or REPO ISSUE with --any."),
+    any_machine: bool = typer.Option(False, "--any", help="Let the hub pick an idle capable machine."),
+    model: str | None = typer.Option(None, "--model", help="haiku, sonnet, opus or a full model id (default: "
+                                                           "models.labels for --label, else models.default)."),
+    briefing: str | None = typer.Option(None, "--briefing", help="What the worker should do (≤ 64 KiB)."),
+    briefing_file: Path | None = typer.Option(None, "--briefing-file", help="Read the briefing from a file "
+                                                                           "('-': stdin)."),
+    title: str | None = typer.Option(None, "--title", help="The issue's title (names the branch issue-N-<slug>)."),
+    label: list[str] = typer.Option([], "--label", help="The issue's GitHub labels, in order (repeat); "
+                                                        "models.labels picks the model from them."),
+    files: list[str] = typer.Option([], "--file", help="A file the worker will likely touch (repeat): leased for "
+                                                       "it before it starts."),
+    requires: list[str] = typer.Option([], "--requires", help="A capability the machine needs (repeat)."),
+    budget_usd: float | None = typer.Option(None, "--budget-usd", min=0.01, help="Cost ceiling of the worker "
+                                                                                 "(default: workers.max_budget_usd)."),
+    wall_clock: int | None = typer.Option(None, "--wall-clock", min=10, help="Seconds the worker may run "
+                                                                             "(default: workers.wall_clock_seconds)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check and resolve everything; queue nothing."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Queue an issue for a headless worker (seed 003 `assign`). The hub dispatches it when a slot is free.
+
+    Exit 4 when the issue already has a live assignment; 1 for an unknown machine or repo.
+    """
+    want = 2 if any_machine else 3
+    if len(target) != want:
+        fail("give MACHINE REPO ISSUE, or --any REPO ISSUE", EXIT_USAGE)
+    machine = None if any_machine else target[0]
+    repo, issue_text = target[-2], target[-1]
+    if not issue_text.isdigit():
+        fail(f"ISSUE must be an issue number, not {issue_text!r}", EXIT_USAGE)
+    text = "" if briefing is None and briefing_file is None else read_text_arg(briefing, briefing_file, "briefing")
+    a = call(ctx, lambda c: orch(c).assign(
+        repo, int(issue_text), machine=machine, model=model, briefing=text, title=title, labels=label or None,
+        files_likely=files or None, requires=requires or None, budget_usd=budget_usd,
+        wall_clock_seconds=wall_clock, dry_run=dry_run or None))
+
+    def human(x: dict[str, Any]) -> None:
+        console.print(one_line(f"{_where(x)} → {x['repo']} #{x['issue']}" + (f": {x['title']}" if x['title'] else "")))
+        console.print(f"model: {_model(x)}")
+        if x.get("dry_run"):
+            console.print(f"dry run: would be queued at position {x['position']} on branch {x['branch']} "
+                          "(nothing written)")
+        else:
+            console.print(f"queued (assignment {x['id']}), position {x['position']} in the queue, "
+                          f"branch {x['branch']}")
+
+    show(a, as_json, human)
+
+
+def stop(ctx: typer.Context, assignment_id: str = typer.Argument(..., help="Assignment id."),
+         as_json: bool = JSON_OPT) -> None:
+    """Cancel an assignment; a running worker is stopped by its host within a heartbeat (its work is kept)."""
+    a = call(ctx, lambda c: orch(c).stop(assignment_id))
+    show(a, as_json, lambda x: console.print(f"cancelled {x['id']} ({x['repo']} #{x['issue']})"))
+
+
+def retry(ctx: typer.Context, assignment_id: str = typer.Argument(..., help="Assignment id."),
+          model: str | None = typer.Option(None, "--model", help="Default: one step up models.escalation."),
+          as_json: bool = JSON_OPT) -> None:
+    """Queue a failed, cancelled or stuck assignment again: another machine when possible, the model escalated."""
+    a = call(ctx, lambda c: orch(c).retry(assignment_id, model))
+    show(a, as_json, lambda x: console.print(f"queued {x['id']} again on {_where(x)}, model {_model(x)}"
+                                             + (f" (avoiding {x['avoid_machine']})" if x["avoid_machine"] else "")))
+
+
+def resume_stuck(
+    ctx: typer.Context,
+    assignment_id: str = typer.Argument(..., help="Assignment id."),
+    guidance: str | None = typer.Option(None, "--guidance", help="The answer or direction for the worker."),
+    guidance_file: Path | None = typer.Option(None, "--guidance-file", help="Read the guidance from a file."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Resume a stuck or needs-input worker's Claude session with guidance (same machine, same worktree)."""
+    text = read_text_arg(guidance, guidance_file, "guidance")
+    a = call(ctx, lambda c: orch(c).resume_stuck(assignment_id, text))
+    show(a, as_json, lambda x: console.print(f"queued {x['id']} to resume session {x['resume']['session_id']} "
+                                             f"on {_where(x)}, model {_model(x)}"))
+
+
+def reconcile(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """Run the hub's reconciliation pass now (it also runs by itself in `coord serve`)."""
+    done = call(ctx, lambda c: orch(c).reconcile())
+    show(done, as_json, lambda d: console.print(
+        f"stale hosts: {', '.join(d['stale_hosts']) or 'none'}; re-queued: {', '.join(d['requeued']) or 'none'}; "
+        f"failed: {', '.join(d['failed']) or 'none'}"))
+
+
+def wait(
+    ctx: typer.Context,
+    assignment_id: str = typer.Argument(..., help="Assignment id."),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.0, help="Give up after this many seconds "
+                                                                          "(exit 124)."),
+    interval: float = typer.Option(1.0, "--interval", min=0.1, max=60.0, help="Seconds between checks."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Block until the assignment ends. Exit 0 when done, 1 when failed, cancelled, stuck or needs input."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        a = call(ctx, lambda c: orch(c).assignment(assignment_id))
+        if a["state"] in ENDED:
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            show(a, as_json, lambda x: console.print(f"{x['id']} is still {x['state']}"))
+            raise typer.Exit(EXIT_TIMEOUT)
+        time.sleep(interval)
+    show(a, as_json, lambda x: console.print(one_line(
+        f"{x['id']} {x['state']}" + (f": {x['reason']}" if x["reason"] else "")
+        + f" (attempt {x['attempt']} on {_where(x)}, ${x['total_cost_usd']:.2f})")))
+    raise typer.Exit(0 if a["state"] == "done" else EXIT_REFUSED)
+
+
+def log(
+    ctx: typer.Context,
+    assignment_id: str = typer.Argument(..., help="Assignment id."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing as the worker goes, until it ends."),
+    interval: float = typer.Option(1.0, "--interval", min=0.1, max=60.0, help="Seconds between checks with -f."),
+) -> None:
+    """The worker's filtered log ([init], [tool], [stuck], [result] …) from any machine, through the hub."""
+    offset = 0
+
+    def piece(at: int) -> Any:
+        return call(ctx, lambda c: orch(c).log(assignment_id, at))
+
+    while True:
+        got = piece(offset)
+        if got["truncated"]:
+            verbatim(f"[… {got['offset'] - offset} older characters dropped by the hub]")
+        if got["text"]:
+            sys.stdout.write(got["text"])
+            sys.stdout.flush()
+        offset = got["offset"] + len(got["text"])
+        if offset < got["size"]:
+            continue
+        if not follow or got["state"] in ("done", "failed", "cancelled", "stuck", "needs_input"):
+            return
+        time.sleep(interval)
+
+
+# ---- coordinator.yml -------------------------------------------------------------------
+
+config_app = typer.Typer(help="coordinator.yml: show it parsed (`coord config`), make it the hub's "
+                              "(`coord config apply`).", invoke_without_command=True)
+
+
+def _load(path: Path) -> Any:
+    from coordhub.orchestrator.config import ConfigError, load
+
+    try:
+        return load(path)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_REFUSED)
+
+
+@config_app.callback()
+def config_show(ctx: typer.Context, file: Path = FILE_OPT,
+                hub: bool = typer.Option(False, "--hub", help="Show the hub's active config instead."),
+                as_json: bool = JSON_OPT) -> None:
+    """Pretty-print coordinator.yml as parsed, every default filled in (exit 1 with every problem's key path)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if hub:
+        data = call(ctx, lambda c: orch(c).config())
+        if as_json:
+            print_json(data)
+            return
+        if data["config"] is None:
+            console.print("the hub has no coordinator.yml applied (`coord config apply`)")
+            return
+        console.print(f"the hub's coordinator.yml, version {data['version']}, applied by {data['applied_by']} at "
+                      f"{data['applied_at']}:")
+        _print_yaml(data["config"])
+        return
+    parsed = _load(file).as_json()
+    if as_json:
+        print_json(parsed)
+        return
+    console.print(f"{file}: valid — {len(parsed['repos'])} repo(s), {len(parsed['machines'])} machine(s)")
+    _print_yaml(parsed)
+
+
+def _print_yaml(data: dict[str, Any]) -> None:
+    import yaml
+
+    verbatim(yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip())
+
+
+@config_app.command("apply")
+def config_apply(ctx: typer.Context, file: Path = FILE_OPT, as_json: bool = JSON_OPT) -> None:
+    """Make coordinator.yml the hub's active config (admin), so every host and the scheduler use it."""
+    parsed = _load(file).as_json()
+    data = call(ctx, lambda c: orch(c).apply_config(parsed), admin=True)
+    show(data, as_json, lambda d: console.print(f"applied {file} as version {d['version']}: "
+                                                f"{len(d['config']['repos'])} repo(s), "
+                                                f"{len(d['config']['machines'])} machine(s)"))
+
+
+def init(
+    path: Path = typer.Option(Path("coordinator.yml"), "--path", help="Where to write it."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Take every default without asking (for scripts)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+    machine: str | None = typer.Option(None, "--machine", help="This machine's name (default: the host name)."),
+    search: list[Path] = typer.Option([], "--search", help="Where to look for git repositories (repeat; default: "
+                                                           "the working directory and ~/src)."),
+) -> None:
+    """Write coordinator.yml: detects git repositories in the working directory and ~/src (seed 003 `init`)."""
+    from coordhub.orchestrator import setup
+
+    if path.exists() and not force:
+        fail(f"{path} already exists; edit it, or add --force to write a new one", EXIT_REFUSED)
+    found = setup.detect(search or [Path.cwd(), Path.home() / "src"])
+    if not found:
+        where = ", ".join(str(p) for p in (search or [Path.cwd(), Path.home() / "src"]))
+        fail(f"no git repositories found in {where}; run `coord init` in or above one, or give --search DIR",
+             EXIT_REFUSED)
+    name = machine or setup.machine_name()
+    max_workers = 2
+    if not yes:
+        found = [r for r in found if typer.confirm(f"include {r.name} ({r.path})?", default=True)]
+        if not found:
+            fail("no repository chosen; nothing written", EXIT_REFUSED)
+        name = typer.prompt("this machine's name", default=name)
+        max_workers = typer.prompt("workers at once (concurrency.max_workers)", default=max_workers, type=int)
+    try:
+        text = setup.render(found, name, max_workers)
+    except ValueError as exc:
+        fail(str(exc), EXIT_REFUSED)
+    path.write_text(text, encoding="utf-8")
+    console.print(f"wrote {path}: {len(found)} repo(s) ({', '.join(r.name for r in found)}), machine {name}. "
+                  f"Check it with `coord config`, then `coord config apply`.")
+

@@ -1,0 +1,153 @@
+"""Seed 003's verbs end to end: real ``coord`` subprocesses against a real ``coord serve``, hosts driven over HTTP."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import yaml
+
+from tests.conftest import LiveHub
+from tests.coordcli import Coord, git_init, isolated_env
+from tests.orchestrator.conftest import ORCH, config
+
+
+class HttpHost:
+    """A machine's host speaking to the live hub with its own token."""
+
+    def __init__(self, hub: LiveHub, machine: str) -> None:
+        self.url = hub.url + ORCH
+        self.machine = machine
+        self.headers = {"Authorization": f"Bearer {hub.token(f'{machine}/agent')}"}
+        r = httpx2.post(self.url + "/hosts/register", headers=self.headers,
+                        json={"machine": machine, "slots": 2, "repos": {"api": "/src/api"}, "capabilities": ["python"]})
+        assert r.status_code == 200, r.text
+        self.incarnation = r.json()["host_incarnation"]
+
+    def next(self, wait: float = 0) -> dict[str, Any] | None:
+        r = httpx2.post(self.url + "/hosts/next", headers=self.headers, timeout=wait + 10,
+                        json={"machine": self.machine, "host_incarnation": self.incarnation, "wait": wait})
+        assert r.status_code == 200, r.text
+        return r.json()["assignment"]  # type: ignore[no-any-return]
+
+    def post(self, path: str, body: dict[str, Any]) -> httpx2.Response:
+        return httpx2.post(self.url + path, headers=self.headers, json=body)
+
+
+@pytest.fixture
+def cli(live_hub: LiveHub, tmp_path: Path) -> tuple[Coord, Coord]:
+    """``coord`` as the hub's admin and as a user session, in a git working directory with a coordinator.yml."""
+    work = git_init(tmp_path / "work")
+    (work / "coordinator.yml").write_text(yaml.safe_dump(config()))
+    base = Coord(work, isolated_env(tmp_path), url=live_hub.url)
+    return base.as_token(live_hub.admin_token), base.as_token(live_hub.token("desk/claude-main"))
+
+
+def test_init_detects_repositories_and_writes_a_valid_file(tmp_path: Path) -> None:
+    work = tmp_path / "projects"
+    api = git_init(work / "api")
+    subprocess.run(["git", "-C", str(api), "remote", "add", "origin", "git@github.com:acme/api.git"], check=True)
+    git_init(work / "lib")
+    (work / "notes").mkdir()
+    env = isolated_env(tmp_path)
+    coord = Coord(work, env)
+    r = coord.ok("init", "--yes", "--machine", "laptop")
+    assert "2 repo(s) (api, lib), machine laptop" in r.out
+    written = yaml.safe_load((work / "coordinator.yml").read_text())
+    assert [x["name"] for x in written["repos"]] == ["api", "lib"]
+    assert written["repos"][0]["github"] == "acme/api" and "github" not in written["repos"][1]
+    assert written["machines"][0]["repo_paths"] == {"api": str(api.resolve()), "lib": str((work / "lib").resolve())}
+    shown = coord.ok("config")
+    assert "valid — 2 repo(s), 1 machine(s)" in shown.out and "max_workers: 2" in shown.out
+    assert coord.json("config")["workers"]["permission_mode"] == "acceptEdits"
+    coord.fails(1, "init", "--yes")  # never overwrites without --force
+    # interactive: leave lib out, name the machine, two workers
+    coord.ok("init", "--force", stdin="y\nn\ndesk\n2\n")
+    written = yaml.safe_load((work / "coordinator.yml").read_text())
+    assert [x["name"] for x in written["repos"]] == ["api"] and written["machines"][0]["name"] == "desk"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = Coord(empty, env).fails(1, "init", "--yes", "--search", str(empty))
+    assert "no git repositories found" in r.err
+
+
+def test_config_errors_name_key_paths(tmp_path: Path) -> None:
+    work = git_init(tmp_path / "w")
+    bad = config(machines=[{"name": "laptop", "repos": ["api", "web"]}], concurrency={"max_workers": 0})
+    (work / "coordinator.yml").write_text(yaml.safe_dump(bad))
+    r = Coord(work, isolated_env(tmp_path)).fails(1, "config")
+    assert "concurrency.max_workers: Input should be greater than or equal to 1" in r.err
+    (work / "coordinator.yml").write_text("repos: [\n")
+    r = Coord(work, isolated_env(tmp_path)).fails(1, "config")
+    assert "not valid YAML" in r.err and "line " in r.err
+
+
+def test_assign_and_status(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    admin, me = cli
+    me.fails(4, "assign", "laptop", "api", "1")  # 409 not_configured: nothing applied yet
+    applied = admin.ok("config", "apply")
+    assert "as version 1: 2 repo(s), 2 machine(s)" in applied.out
+    assert admin.json("config", "--hub")["version"] == 1
+    out = me.ok("assign", "laptop", "api", "42", "--label", "documentation", "--title", "Fix auth",
+                "--briefing", "Fix the auth bug").out
+    assert "laptop → api #42: Fix auth" in out and "model: haiku (label documentation)" in out
+    assert "position 1 in the queue, branch issue-42-fix-auth" in out
+    other = me.json("assign", "--any", "api", "43", "--model", "opus", "--file", "src/a.py")
+    assert other["any"] is True and other["files_likely"] == ["src/a.py"]
+    me.fails(4, "assign", "server", "api", "42")  # already assigned
+    assert "unknown machine 'desktop'" in me.fails(1, "assign", "desktop", "api", "1").err
+    assert "unknown repo 'web'" in me.fails(1, "assign", "laptop", "web", "1").err
+    me.fails(2, "assign", "laptop", "api")
+    big = me.cwd / "big.txt"
+    big.write_text("x" * 70_000)
+    assert "the limit is 65536" in me.fails(1, "assign", "laptop", "api", "44", "--briefing-file", str(big)).err
+    dry = me.json("assign", "laptop", "api", "45", "--dry-run")
+    assert dry["dry_run"] is True and dry["position"] == 3
+    host = HttpHost(live_hub, "laptop")
+    job = host.next()
+    assert job is not None and job["issue"] == 42
+    orch = me.json("status")["orchestrator"]
+    assert [m["machine"] for m in orch["machines"]] == ["laptop", "server"]
+    assert orch["machines"][0]["state"] == "online" and orch["machines"][1]["state"] == "never"
+    assert [q["issue"] for q in orch["queue"]] == [43] and orch["assignments"][0]["state"] == "dispatched"
+    human = me.ok("status", "--machine", "laptop").out
+    assert "machines" in human and "1/2" in human and "queue" in human and "dispatched" in human
+
+
+def test_log_wait_stop_retry(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    admin, me = cli
+    admin.ok("config", "apply")
+    first = me.json("assign", "laptop", "api", "42", "--model", "haiku")
+    queued = me.json("assign", "server", "api", "43", "--model", "opus")["id"]
+    host = HttpHost(live_hub, "laptop")
+    job = host.next()
+    assert job is not None and job["id"] == first["id"]
+    assert host.post(f"/assignments/{job['id']}/log", {"attempt": 1, "offset": 0,
+                                                       "text": "[init] haiku session 3f0c\n"}).status_code == 200
+    assert me.ok("log", job["id"]).out == "[init] haiku session 3f0c\n"
+
+    def finish() -> None:
+        host.post(f"/assignments/{job['id']}/log", {"attempt": 1, "offset": 26, "text": "[result] done\n"})
+        host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "done",
+                                                       "telemetry": {"cost_usd": 0.45}})
+
+    timer = threading.Timer(1.5, finish)
+    timer.start()
+    followed = me.ok("log", job["id"], "-f", "--interval", "0.2").out
+    timer.join()
+    assert followed == "[init] haiku session 3f0c\n[result] done\n"
+    waited = me.ok("wait", job["id"], "--interval", "0.2")
+    assert f"{job['id']} done" in waited.out and "$0.45" in waited.out
+    me.fails(4, "retry", queued)  # queued: nothing to retry
+    me.ok("stop", queued)
+    r = me("wait", queued, "--interval", "0.2")
+    assert r.code == 1 and "cancelled" in r.out
+    again = me.json("retry", queued)
+    assert again["state"] == "queued" and again["model"] == "opus"
+    assert me("wait", queued, "--timeout", "0.3", "--interval", "0.1").code == 124
+    assert "stale hosts: none" in me.ok("reconcile").out
+    assert "only a stuck or needs_input one is resumed" in me.fails(4, "resume-stuck", queued, "--guidance", "x").err
