@@ -265,3 +265,17 @@ def test_ids_and_states_are_checked(orch: Api, user: dict[str, str]) -> None:
     assert orch.get(f"{ORCH}/assignments/0123abcd", headers=user).status_code == 404
     assert orch.get(f"{ORCH}/assignments", headers=user, params={"state": "bogus"}).status_code == 422
     assert orch.post(f"{ORCH}/assignments/0123abcd/stop", headers=user).status_code == 404
+
+
+def test_register_carries_problems_and_recovery_into_status(orch: Api, user: dict[str, str]) -> None:
+    agent = orch.token("laptop/agent")
+    r = orch.post(f"{ORCH}/hosts/register", headers=agent, json={
+        "machine": "laptop", "slots": 1, "repos": {"api": "/src/api"},
+        "problems": ["repo lib: /src/lib is not a git repository", "claude: not found on PATH"],
+        "recovered": [{"assignment": "0123abcd", "action": "killed", "detail": "orphaned process group 4242"}]})
+    assert r.status_code == 200, r.text
+    laptop = orch.get(f"{ORCH}/status", headers=user).json()["machines"][0]
+    assert laptop["problems"] == ["repo lib: /src/lib is not a git repository", "claude: not found on PATH"]
+    assert laptop["recovered"][0]["action"] == "killed"
+    events = orch.get("/api/coord/audit", headers=orch.admin, params={"kinds": "host."}).json()
+    assert events[-1]["payload"]["problems"][1] == "claude: not found on PATH"

@@ -33,6 +33,12 @@ class HostRegister(Strict):
                                     description="Repo name -> its path on this machine.")
     slots: int = Field(ge=1, le=64, description="Workers this host runs at most at once.")
     agent_version: Line | None = None
+    problems: list[Annotated[str, Field(max_length=2000)]] = Field(
+        default_factory=list, max_length=50, description="What the agent found wrong at start (a repo path that is "
+                                                         "not a git repository, no claude binary): shown in status.")
+    recovered: list[dict[str, Any]] = Field(
+        default_factory=list, max_length=200, description="What a restarted agent found and did, one entry per "
+                                                          "orphan: {assignment, action, detail, wip_commit?}.")
 
 
 class HostHeartbeat(Strict):

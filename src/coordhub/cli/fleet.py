@@ -39,6 +39,9 @@ def show_orchestrator(view: dict[str, Any] | None) -> None:
              "cost": f"${m['cost_today_usd']:.2f}"} for m in view["machines"]]
     table(rows, [("machine", "machine"), ("state", "state"), ("slots", "running/slots"), ("heartbeat", "heartbeat"),
                  ("cost", "cost today")], "  none")
+    for m in view["machines"]:
+        for problem in m.get("problems") or []:
+            console.print(one_line(f"  {m['machine']}: {problem}"), style="bold red")
     heading("queue")
     queue = [{**a, "what": f"{a['repo']} #{a['issue']}", "where": a["machine"] or "any"} for a in view["queue"]]
     table(queue, [("position", "#"), ("id", "id"), ("what", "issue"), ("where", "machine"), ("model", "model"),

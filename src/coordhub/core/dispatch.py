@@ -169,6 +169,7 @@ def _dispatch(tx: Tx, actor: Actor, config: Config, host: Row, row: Row, now: fl
         "allowed_tools": w.allowed_tools, "disallowed_tools": sorted({*w.disallowed_tools, "AskUserQuestion"}),
         "budget_usd": new["budget_usd"], "wall_clock_seconds": new["wall_clock_seconds"],
         "first_output_seconds": w.first_output_seconds, "silence_seconds": w.silence_seconds,
+        "max_turns": w.max_turns,
         "worker_session": session, "worker_token": token, "lease_id": lease["id"], "fence": lease["fence"],
         "worktree": new["worktree"],
         "resume": {"session_id": resume, "guidance": new["guidance"]} if resume else None,

@@ -10,6 +10,7 @@ the last :data:`COST_DAYS` days.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -65,7 +66,8 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
             "incarnation": h["incarnation"] if h else 0, "repos": m.repos, "capabilities": m.capabilities,
             "last_heartbeat": isoformat(h["last_heartbeat"]) if h else None,
             "seconds_since_heartbeat": round(now - h["last_heartbeat"], 3) if h else None,
-            "cost_today_usd": round(by_machine_today.get(m.name, 0.0), 6)})
+            "cost_today_usd": round(by_machine_today.get(m.name, 0.0), 6),
+            "problems": json.loads(h["problems"]) if h else [], "recovered": json.loads(h["recovered"]) if h else []})
     queue = [{**assignments.render(r, briefing=False), "position": i + 1}
              for i, r in enumerate(tx.assignments.queued())
              if machine is None or r["machine"] in (None, machine)]

@@ -67,7 +67,8 @@ def render(row: Row, config: Config, now: float) -> dict[str, Any]:
             "running": json.loads(row["running"]), "agent_version": row["agent_version"],
             "registered_at": isoformat(row["registered_at"]), "last_heartbeat": isoformat(row["last_heartbeat"]),
             "seconds_since_heartbeat": round(now - row["last_heartbeat"], 3),
-            "stale_since": isoformat(row["stale_since"])}
+            "stale_since": isoformat(row["stale_since"]), "problems": json.loads(row["problems"]),
+            "recovered": json.loads(row["recovered"])}
 
 
 def halt_over_machine(tx: Tx, machine: str) -> dict[str, Any] | None:
@@ -89,8 +90,14 @@ def _timing(config: Config) -> dict[str, float]:
 
 
 def register(tx: Tx, actor: Actor, now: float, *, machine: str, capabilities: list[str], repos: dict[str, str],
-             slots: int, agent_version: str | None) -> dict[str, Any]:
+             slots: int, agent_version: str | None, problems: list[str] | None = None,
+             recovered: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Start a new incarnation of a machine's host; answer its incarnation, timing and the active config.
+
+    ``problems`` (what the agent found wrong: a repo path that is not a git
+    repository, no ``claude``) are shown in status until the next register;
+    ``recovered`` (what a restarted agent did with orphaned workers and
+    worktrees) is kept the same way and goes into the ``host.registered`` event.
 
     Raises ``NotConfigured`` (409) before any config is applied, ``Invalid``
     (422) for a machine the config does not have or repos it does not give
@@ -108,11 +115,13 @@ def register(tx: Tx, actor: Actor, now: float, *, machine: str, capabilities: li
     tx.hosts.put({"machine": m.name, "session_id": actor.session_id, "incarnation": incarnation,
                   "capabilities": json.dumps(sorted(set(capabilities))), "repos": json.dumps(repos), "slots": slots,
                   "free_slots": slots, "running": "[]", "agent_version": agent_version, "registered_at": now,
-                  "last_heartbeat": now, "beats": 0, "stale_since": None})
+                  "last_heartbeat": now, "beats": 0, "stale_since": None,
+                  "problems": json.dumps(problems or []), "recovered": json.dumps(recovered or [])})
     if not actor.is_admin:
         presence.register(tx, actor, client="coord-agent", now=now)
     emit(tx, "host.registered", now, session_id=actor.session_id, subject_id=m.name, machine=m.name,
-         incarnation=incarnation, slots=slots, repos=sorted(repos), capabilities=sorted(set(capabilities)))
+         incarnation=incarnation, slots=slots, repos=sorted(repos), capabilities=sorted(set(capabilities)),
+         problems=problems or [], recovered=recovered or [])
     version = tx.orchestrator.get()["config_version"]
     return {"machine": m.name, "host_incarnation": incarnation, **_timing(config), "config_version": version,
             "config": config.as_json()}

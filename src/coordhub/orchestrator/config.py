@@ -162,7 +162,8 @@ class Workers(Section):
 
     ``allowed_tools``/``disallowed_tools`` become ``--allowedTools``/``--disallowedTools``
     (``AskUserQuestion`` is always disallowed: it errors out in ``-p`` mode);
-    ``max_budget_usd`` becomes ``--max-budget-usd`` and the host's own ceiling;
+    ``max_budget_usd`` becomes ``--max-budget-usd`` and the host's own ceiling,
+    ``max_turns`` ``--max-turns``;
     the three ``*_seconds`` are the host's watchdogs (wall clock, first output,
     output silence).
     """
@@ -171,6 +172,7 @@ class Workers(Section):
     allowed_tools: list[Tool] = Field(default_factory=lambda: ["Read", "Edit", "Write", "Glob", "Grep", "Bash"])
     disallowed_tools: list[Tool] = Field(default_factory=lambda: ["AskUserQuestion"])
     max_budget_usd: Annotated[float, Field(gt=0, le=10_000)] | None = None
+    max_turns: Annotated[int, Field(ge=1, le=10_000)] | None = None
     wall_clock_seconds: Annotated[int, Field(ge=10, le=7 * 86_400)] = 3600
     first_output_seconds: Annotated[int, Field(ge=5, le=86_400)] = 600
     silence_seconds: Annotated[int, Field(ge=5, le=86_400)] = 900

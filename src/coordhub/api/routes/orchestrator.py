@@ -66,7 +66,8 @@ async def register(body: HostRegister, request: Request, who: Caller = Depends(c
     actor = await who.act()
     return await mutate(request, actor, lambda tx, now: hosts.register(
         tx, actor, now, machine=body.machine, capabilities=body.capabilities, repos=body.repos, slots=body.slots,
-        agent_version=body.agent_version), during_halt=Exempt.ORCHESTRATOR)
+        agent_version=body.agent_version, problems=body.problems, recovered=body.recovered),
+        during_halt=Exempt.ORCHESTRATOR)
 
 
 @router.post("/hosts/heartbeat", response_model=HeartbeatOut, responses=responses(*WRITE_ERRORS, 409))
