@@ -79,8 +79,6 @@ def test_help_lists_every_command_in_order(tmp_path: Path) -> None:
     assert names == ["serve", "watch", "presence", "bench", "mcp", "mcp-config", "install-hooks", "uninstall-hooks",
                      "install-git-hook", "agent", "init", "assign", "stop", "wait", "retry", "resume-stuck", "log",
                      "reconcile", "status", "halt", "resume", "engage", "sync", "trust", "msg", "todo", "lock",
-                     "install-git-hook", "agent", "init", "assign", "stop", "wait", "retry", "resume-stuck", "log",
-                     "reconcile", "status", "halt", "resume", "engage", "sync", "trust", "msg", "todo", "lock",
                      "component", "token", "import", "compat", "config"]
 
 
