@@ -58,6 +58,8 @@ def agent(
     stop_grace: float = typer.Option(10.0, "--stop-grace", min=0.1, help="Seconds between SIGTERM and SIGKILL."),
     poll_wait: float = typer.Option(25.0, "--poll-wait", min=0.0, max=30.0, help="Seconds one long-poll for work "
                                     "may wait."),
+    keep_logs: float = typer.Option(14.0, "--keep-logs", min=0.0, help="Days the logs of finished assignments are "
+                                    "kept on this machine (checked at start)."),
     install_service: bool = typer.Option(False, "--install-service", help="Write a systemd user unit that runs "
                                          "this agent (with these options), then print how to enable it."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at debug level."),
@@ -90,7 +92,7 @@ def agent(
         _install_service(name, settings.url, settings.token, sys.argv)
         return
     _run(name, settings, slots, overrides, claude, state_dir, tuple(pass_env), wall_clock, first_output, silence,
-         linger, stop_grace, poll_wait)
+         linger, stop_grace, poll_wait, keep_logs)
 
 
 def _repo_overrides(items: list[str]) -> dict[str, Path]:
@@ -105,7 +107,7 @@ def _repo_overrides(items: list[str]) -> dict[str, Path]:
 
 def _run(name: str, settings: Any, slots: int | None, overrides: dict[str, Path], claude: str,
          state_dir: Path | None, pass_env: tuple[str, ...], wall_clock: float | None, first_output: float | None,
-         silence: float | None, linger: float, stop_grace: float, poll_wait: float) -> None:
+         silence: float | None, linger: float, stop_grace: float, poll_wait: float, keep_logs: float) -> None:
     from coordhub.orchestrator.host import Host, HostConfig
     from coordhub.orchestrator.hoststate import AlreadyRunning, HostState
     from coordhub.orchestrator.link import HubLink, Refused
@@ -163,7 +165,7 @@ def _run(name: str, settings: Any, slots: int | None, overrides: dict[str, Path]
                   limits=limits, claude=claude, host_env=dict(os.environ), pass_env=pass_env)
     cfg = HostConfig(machine=name, slots=slots or int(concurrency.get("max_workers") or 2), repos=repos,
                      capabilities=[str(c) for c in entry.get("capabilities") or []], poll_wait=poll_wait,
-                     problems=problems)
+                     problems=problems, keep_logs_days=keep_logs)
     log.info("machine %s: %d slot(s), state in %s, hub %s", name, cfg.slots, base, settings.url)
     try:
         Host(cfg, ctx).run()

@@ -69,6 +69,7 @@ class HostConfig:
     capabilities: list[str] = field(default_factory=list)
     poll_wait: float = POLL_WAIT
     problems: list[str] = field(default_factory=list)
+    keep_logs_days: float = 14.0
 
 
 class Host:
@@ -395,6 +396,7 @@ class Host:
                 self._note(aid, "finish", "its claude ended while no host watched")
             reattach.append((d, rec))
         self._kill_strays(known_pids)
+        self._prune_logs(set(records))
         self._clean_strays({Path(r["worktree"]).resolve() for r in records.values() if r.get("worktree")})
         for entry in self.recovered:
             log.info("recovery: assignment %s: %s (%s)", entry.get("assignment") or "-", entry["action"],
@@ -416,6 +418,25 @@ class Host:
             if d.id in cancel:
                 w.stale = True
             w.reattach(rec)
+
+    def _prune_logs(self, recorded: set[str]) -> None:
+        """Delete the logs of assignments no record names, untouched for ``keep_logs_days`` (raw logs are the
+        host's to keep, but not forever)."""
+        cutoff = time.time() - self.cfg.keep_logs_days * 86400
+        folder = self.ctx.workers_dir
+        if not folder.is_dir():
+            return
+        for entry in folder.iterdir():
+            if entry.name in recorded or not entry.is_dir():
+                continue
+            try:
+                newest = max((p.stat().st_mtime for p in entry.iterdir()), default=entry.stat().st_mtime)
+            except OSError:
+                continue
+            if newest < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+                log.info("removed the logs of assignment %s (older than %g days)", entry.name,
+                         self.cfg.keep_logs_days)
 
     def _kill_strays(self, keep: set[int]) -> None:
         """Kill the process groups of processes working in this host's worktrees that no record names."""

@@ -138,3 +138,37 @@ def test_sigterm_exits_143(cli: Any, claude_bin: Path, tmp_path: Path) -> None:
         time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 143
+
+
+def test_stream_json_input_runs_one_turn_per_line_until_stdin_closes(cli: Any, claude_bin: Path,
+                                                                     tmp_path: Path) -> None:
+    env = {"PATH": f"{claude_bin}{os.pathsep}{os.environ['PATH']}", "HOME": str(tmp_path),
+           "CLAUDE_CONFIG_DIR": str(tmp_path / "cfg")}
+    turns = [{"type": "user", "message": {"role": "user", "content": "Issue #5: first"}, "parent_tool_use_id": None},
+             {"type": "control_request", "request_id": "r1", "request": {"subtype": "interrupt"}},
+             {"type": "user", "message": {"role": "user", "content": [{"type": "text", "text": "fake: question"}]}}]
+    p = subprocess.run(["claude", "-p", "--input-format", "stream-json", "--output-format", "stream-json",
+                        "--verbose", "--permission-mode", "acceptEdits", "--allowedTools", "Bash"], cwd=cli.work,
+                       env=env, input="".join(json.dumps(t) + "\n" for t in turns), capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    evs = events(p.stdout)
+    inits = [e for e in evs if e.get("subtype") == "init"]
+    results = [e for e in evs if e["type"] == "result"]
+    assert len(inits) == 2 and len(results) == 2 and evs[-1] is results[-1]
+    assert inits[0]["session_id"] == inits[1]["session_id"]
+    assert results[1]["total_cost_usd"] > results[0]["total_cost_usd"]  # cumulative: read the latest, don't sum
+    assert results[1]["result"].endswith("Should I also update the documentation?")
+    assert any(e["type"] == "control_response" for e in evs)
+    bad = cli("-p", "--input-format", "stream-json", "--output-format", "json")
+    assert bad.returncode == 1 and "requires output-format=stream-json" in bad.stderr
+
+
+def test_compaction_events_are_parsed(cli: Any) -> None:
+    from coordhub.orchestrator.streamjson import Parser
+
+    p = cli("-p", "fake: success compact=1", "--output-format", "stream-json", "--verbose", "--permission-mode",
+            "acceptEdits", "--allowedTools", "Bash")
+    parser = Parser()
+    out = parser.feed(p.stdout.encode())
+    assert "[compact] compacting the conversation" in out and parser.telemetry.result is not None

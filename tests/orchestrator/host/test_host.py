@@ -4,6 +4,7 @@ what a dead host left (re-attach, orphans killed, worktrees saved and cleaned)."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -237,3 +238,20 @@ def test_the_state_file_is_private_and_replaced_atomically(tmp_path: Path) -> No
     assert json.loads(s.path.read_text())["workers"]["a"]["worker_token"] == "secret"
     assert HostState(tmp_path / "host", "m1").get("a") == {"worker_token": "secret", "phase": "running"}
     assert [p.name for p in s.dir.iterdir()] == ["workers.json"]
+
+
+def test_old_logs_of_finished_assignments_are_pruned_at_start(make_ctx: Callable[..., Context],
+                                                              start_host: Callable[..., Host],
+                                                              fake_hub: FakeHub) -> None:
+    ctx = make_ctx()
+    old, recent, kept = (ctx.workers_dir / n for n in ("00000001", "00000002", "00000003"))
+    for d in (old, recent, kept):
+        d.mkdir(parents=True)
+        (d / "stream.1.jsonl").write_text("{}\n")
+    long_ago = time.time() - 15 * 86400
+    for d in (old, kept):
+        os.utime(d / "stream.1.jsonl", (long_ago, long_ago))
+    ctx.state.put("00000003", phase="parked", attempt=1, payload={})  # a parked assignment keeps its logs
+    start_host(ctx=ctx)
+    wait_for(lambda: fake_hub.registrations)
+    assert not old.exists() and recent.exists() and kept.exists()
