@@ -502,9 +502,13 @@ class Worker:
             self._send(body)
         except Unreachable:
             return
-        except (Stale, Refused) as exc:
-            self.stale = True
-            self._kill("cancelled", f"the hub refused a report for attempt {self.d.attempt} ({exc})")
+        except Refused as exc:
+            if isinstance(exc, Stale) or exc.status == 404:  # the attempt is over on the hub: stop working on it
+                self.stale = True
+                self._kill("cancelled", f"the hub refused a report for attempt {self.d.attempt} ({exc})")
+            else:  # a report it cannot take (a bug, a limit) is no reason to kill a working worker
+                log.warning("worker %s: telemetry report refused: %s", self.d.id, exc)
+                self.last_sent = compact
             return
         self.running_reported = True
         self.last_sent = compact
@@ -650,9 +654,13 @@ class Worker:
             try:
                 self._send(body)
                 break
-            except (Stale, Refused) as exc:
-                log.info("worker %s: final report not taken: %s", d.id, exc)
-                break
+            except Refused as exc:
+                minimal: dict[str, Any] = {k: body[k] for k in ("attempt", "state", "reason") if k in body}
+                if isinstance(exc, Stale) or exc.status == 404 or body == minimal:
+                    log.info("worker %s: final report not taken: %s", d.id, exc)
+                    break
+                log.warning("worker %s: final report refused (%s); sending its state and reason alone", d.id, exc)
+                body = minimal
             except Unreachable as exc:
                 if self.ctx.stopping.is_set():
                     log.warning("worker %s: hub unreachable (%s); the report waits in %s", d.id, exc,

@@ -48,6 +48,7 @@ class FakeHub:
         self.paused_assignments: set[str] = set()
         self.cancel: set[str] = set()
         self.down = False
+        self.refuse_telemetry = False  # answer 422 to any report carrying telemetry (a hub that cannot take it)
         self.running_log: list[tuple[float, str, str]] = []  # (time, id, "start"|"end")
         self.arrived = threading.Condition(self.lock)
 
@@ -148,6 +149,8 @@ class FakeHub:
                 raise Refused(404, "not_found", f"no assignment {assignment}")
             if body.get("attempt") != a.attempt:
                 raise Stale(409, "stale_attempt", f"attempt {body.get('attempt')} is not {a.attempt}")
+            if self.refuse_telemetry and "telemetry" in body:
+                raise Refused(422, "invalid", "telemetry: not taken")
             a.reports.append(copy.deepcopy(body))
             state = body.get("state")
             if state == "running" and a.state == "dispatched":

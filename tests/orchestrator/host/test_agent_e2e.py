@@ -349,3 +349,25 @@ def test_a_fleet_halt_pauses_the_running_worker_and_the_resume_continues_it(flee
     assert "[halt] paused (SIGSTOP)" in httpx2.get(fleet.hub.url + f"{API}/assignments/{aid}/log",
                                                     headers=fleet.admin).json()["text"]
     assert agent.stop() == 0
+
+
+def test_the_user_cli_drives_a_real_worker_and_shows_its_log(fleet: Fleet, tmp_path: Path) -> None:
+    """`coord assign` → a real `coord agent` runs the fake → `coord wait`, `coord log` and `coord status` from
+    another directory (any machine: they only talk to the hub)."""
+    from tests.coordcli import Coord, git_init, isolated_env
+
+    agent = fleet.start("m1")
+    coord = Coord(git_init(tmp_path / "elsewhere"), isolated_env(tmp_path / "user"), url=fleet.hub.url,
+                  token=fleet.hub.admin_token)
+    out = coord.json("assign", "m1", "app", "12", "--title", "Fix the parser", "--briefing", "fake: success")
+    aid = out["id"]
+    assert out["branch"] == "issue-12-fix-the-parser"
+    coord.ok("wait", aid, "--timeout", "120")
+    text = coord.ok("log", aid).out
+    for tag in ("[init]", "[tool] Write", "[result] completed", "[end] done"):
+        assert tag in text, text
+    status = coord.json("status")
+    json_text = json.dumps(status)
+    assert aid in json_text and "m1" in json_text
+    assert "issue-12-fix-the-parser" in fleet.repo.remote_branches()
+    assert agent.stop() == 0

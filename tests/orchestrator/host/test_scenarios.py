@@ -278,3 +278,13 @@ def _wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> None:
     while not cond():
         assert time.time() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def test_a_report_the_hub_cannot_take_does_not_kill_the_worker(run_worker: Callable[..., Worker],
+                                                               fake_hub: FakeHub) -> None:
+    fake_hub.refuse_telemetry = True
+    w = run_worker(briefing="fake: success")
+    final = fake_hub.final("a1b2c3d4")
+    assert w.kill_reason is None
+    assert final == {"attempt": 1, "state": "done", "reason": final["reason"]}  # state and reason alone
+    assert final["reason"].startswith("completed: 1 commit(s)")
