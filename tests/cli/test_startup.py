@@ -2,8 +2,9 @@
 
 No timing here (the machine is noisy; ``coord bench cli`` measures): these tests
 check the mechanism, i.e. which modules a real ``coord`` process has imported
-when it exits, that the fast coercion gives Typer's own
-results and errors, and that ``--help`` shows no placeholder for flags.
+when it exits (the hot reads none of Typer, httpx2 or Rich; other commands
+only their own module), that the fast coercion gives Typer's own results and
+errors, and that ``--help`` shows no placeholder for flags.
 """
 
 from __future__ import annotations
@@ -30,17 +31,19 @@ HEAVY = ("pydantic", "rich", "fastapi", "starlette", "uvicorn", "mcp", "coordhub
 
 
 _RUN = ("import atexit, json, sys\n"
-        "out = sys.argv.pop(1)\n"
+        "out, fast = sys.argv.pop(1), sys.argv.pop(1) == 'fast'\n"
         "atexit.register(lambda: open(out, 'w').write(json.dumps(sorted(sys.modules))))\n"
         "from coordhub.cli.entry import main\n"
-        "main()\n")
+        "main(fast=fast)\n")
 
 
-def _imported(tmp_path: Path, *args: str, **env: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
-    """The modules a real ``coord ARGS`` process had imported when it exited, and the process."""
+def _imported(tmp_path: Path, *args: str, fast: bool = True,
+              **env: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+    """The modules a real ``coord ARGS`` process had imported when it exited, and the process (``fast=False``:
+    with the fast path of ``coordhub.cli.fast`` off, as for a command line it does not serve)."""
     out = tmp_path / "modules.json"
-    p = subprocess.run([sys.executable, "-c", _RUN, str(out), *args], capture_output=True, text=True,
-                       env=isolated_env(tmp_path, **env), cwd=tmp_path, timeout=60)
+    p = subprocess.run([sys.executable, "-c", _RUN, str(out), "fast" if fast else "typer", *args], capture_output=True,
+                       text=True, env=isolated_env(tmp_path, **env), cwd=tmp_path, timeout=60)
     modules = set(json.loads(out.read_text()))
     assert "coordhub.cli.entry" in modules, p.stderr[-500:]
     return modules, p
@@ -62,9 +65,19 @@ def test_version_among_other_options_is_the_same_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args", [("lock", "list"), ("msg", "inbox"), ("lock", "list", "--json"),
+                                  ("msg", "inbox", "--limit", "5"), ("status",)])
+def test_a_hot_read_imports_neither_typer_nor_httpx2(live_hub: LiveHub, tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Served by the fast path (``tests/cli/test_fast.py`` compares its output with the Typer CLI's)."""
+    modules, p = _imported(tmp_path, *args, COORD_URL=live_hub.url, COORD_TOKEN=live_hub.token("LAPTOP/claude-main"))
+    assert p.returncode == 0, p.stderr[-500:]
+    assert [h for h in (*HEAVY, "typer", "httpx2", "click", "coordhub.cli.main") if _loaded(modules, h)] == []
+
+
+@pytest.mark.parametrize("args", [("lock", "list"), ("msg", "inbox"), ("lock", "list", "--json"),
                                   ("msg", "inbox", "--limit", "5")])
 def test_a_read_imports_only_its_own_command(live_hub: LiveHub, tmp_path: Path, args: tuple[str, ...]) -> None:
-    modules, p = _imported(tmp_path, *args, COORD_URL=live_hub.url, COORD_TOKEN=live_hub.token("LAPTOP/claude-main"))
+    modules, p = _imported(tmp_path, *args, fast=False, COORD_URL=live_hub.url,
+                           COORD_TOKEN=live_hub.token("LAPTOP/claude-main"))
     assert p.returncode == 0, p.stderr[-500:]
     assert [h for h in HEAVY if _loaded(modules, h)] == []
     others = {"coordhub.cli.messages", "coordhub.cli.locks", "coordhub.cli.todos", "coordhub.cli.bench",

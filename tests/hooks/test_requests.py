@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from coordhub.hooks import run
-from tests.hooks.test_hub import Canned, json_answer
+from tests.client.test_wire import Canned, json_answer
 
 HALT = {"halted": True, "halted_by": "admin", "reason": "bad deploy", "halted_at": "2026-11-20T10:00:00.123456Z"}
 LEASE = {"id": "l-1", "fence": 7, "project_key": "shop", "resource": "src/", "session_id": "B/claude-main",

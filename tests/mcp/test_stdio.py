@@ -14,7 +14,7 @@ from mcp import Client, StdioServerParameters
 
 from coordhub.mcp.server import PROFILES
 from tests.conftest import LiveHub, free_port
-from tests.hooks.test_hub import Canned, json_answer
+from tests.client.test_wire import Canned, json_answer
 from tests.mcp.conftest import MODES, error, ok
 
 pytestmark = pytest.mark.anyio

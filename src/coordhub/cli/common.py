@@ -1,16 +1,7 @@
 """What every client command shares: global options, the client, and errors → exit codes.
 
-Exit codes (also in ``docs/cli.md``):
-
-====  ==========================================================
-0     success, or a write queued for later (hub unreachable)
-1     the hub refused the request (bad input, not found, …)
-2     usage error (unknown command, bad flag or argument)
-3     the hub is unreachable (reads cannot be queued)
-4     conflict: a lease is held by another session, or a stale fence
-5     halted or paused: a halt covers you (fleet, machine, project), or a resume paused you (`coord engage`)
-6     authentication or permission: missing/unknown token, not yours
-====  ==========================================================
+The exit codes, envelopes and error lines are :mod:`coordhub.cli.exits`'
+(shared with the fast path of :mod:`coordhub.cli.fast`).
 """
 
 from __future__ import annotations
@@ -23,12 +14,24 @@ from typing import Any, NoReturn
 
 import typer
 
+from coordhub.cli import exits
+from coordhub.cli.exits import (
+    ERROR_CODES,
+    EXIT_AUTH,
+    EXIT_CONFLICT,
+    EXIT_HALTED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+)
 from coordhub.cli.output import console, print_json
 from coordhub.client import CoordClient, HubError, Queued, Unreachable, resolve
 from coordhub.core.identity import is_broadcast
 from coordhub.errors import CoordError, Invalid
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_CONFLICT, EXIT_HALTED, EXIT_AUTH = range(7)
+__all__ = ["ERROR_CODES", "EXIT_AUTH", "EXIT_CONFLICT", "EXIT_HALTED", "EXIT_OK", "EXIT_REFUSED", "EXIT_UNREACHABLE",
+           "EXIT_USAGE"]
 
 
 @dataclass
@@ -80,10 +83,6 @@ def client(ctx: typer.Context, admin: bool = False) -> Iterator[CoordClient]:
             fail(exc.message, EXIT_AUTH)
 
 
-ERROR_CODES = {EXIT_REFUSED: "refused", EXIT_USAGE: "usage", EXIT_UNREACHABLE: "unreachable",
-               EXIT_CONFLICT: "conflict", EXIT_HALTED: "halted", EXIT_AUTH: "auth"}
-
-
 def fail(message: str, code: int, envelope: dict[str, Any] | None = None) -> NoReturn:
     """Print one error line on stderr and exit with ``code``.
 
@@ -92,7 +91,7 @@ def fail(message: str, code: int, envelope: dict[str, Any] | None = None) -> NoR
     ``{"error": {"code": <ERROR_CODES name>, "message": message}}``.
     """
     if wants_json():
-        print_json(envelope or {"error": {"code": ERROR_CODES.get(code, "error"), "message": message}})
+        print_json(envelope or exits.error_envelope(code, message))
     typer.echo(f"coord: {message}", err=True)
     raise typer.Exit(code)
 
@@ -107,18 +106,7 @@ def wants_json() -> bool:
 
 def hub_envelope(err: HubError) -> dict[str, Any]:
     """The hub's error envelope of a refusal (``{"error": {"code", "message", …}}``), with its HTTP status."""
-    body = err.body if isinstance(err.body, dict) and isinstance(err.body.get("error"), dict) else {}
-    return {"error": {"code": err.code, "message": err.message, **body.get("error", {}), "status": err.status}}
-
-
-def _exit_code(err: HubError) -> int:
-    if err.status == 409:
-        return EXIT_CONFLICT
-    if err.status == 423:
-        return EXIT_HALTED
-    if err.status in (401, 403):
-        return EXIT_AUTH
-    return EXIT_REFUSED
+    return exits.hub_envelope(err.status, err.code, err.message, err.body)
 
 
 def call(ctx: typer.Context, fn: Callable[[CoordClient], Any], admin: bool = False) -> Any:
@@ -134,9 +122,10 @@ def call(ctx: typer.Context, fn: Callable[[CoordClient], Any], admin: bool = Fal
             hint = ""
             if admin and err.status == 403 and not c.settings.admin_hub_id:
                 hint = " (to act as the hub's admin on its machine, add --admin)"
-            fail(f"{err.message} [{err.status} {err.code}]{hint}", _exit_code(err), hub_envelope(err))
+            fail(exits.refusal(err.message, err.status, err.code) + hint, exits.exit_code(err.status),
+                 hub_envelope(err))
         except Unreachable as err:
-            fail(f"hub at {c.settings.url} is unreachable: {err}", EXIT_UNREACHABLE)
+            fail(exits.unreachable(c.settings.url, str(err)), EXIT_UNREACHABLE)
         _report_drain(c)
         if isinstance(result, Queued):
             console.print(f"hub unreachable ({result.reason}); {result.method} {result.path} queued in "

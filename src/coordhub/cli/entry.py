@@ -4,9 +4,11 @@ Agents run ``coord`` many times an hour, so start-up is part of every command's
 cost (issue 7 point 18; ``coord bench cli`` measures it against a bare
 interpreter). Typer alone costs several times a bare ``python -c pass``, so
 ``coord --version`` (the whole command line, nothing else) is answered here
-before Typer is imported; any other form, ``--version`` among other options
-included, goes through the Typer app in :mod:`coordhub.cli.main`, which prints
-the same line.
+before Typer is imported, and the read commands agents run in loops (``msg
+inbox``, ``lock list``, ``status``) are served by the standard-library fast
+path of :mod:`coordhub.cli.fast` when it can reproduce the Typer CLI's run
+exactly. Anything else, ``--version`` among other options included, goes
+through the Typer app in :mod:`coordhub.cli.main`, which prints the same.
 
 A closed stdout (``coord msg inbox | head -1``) ends the command quietly: no
 traceback, exit code :data:`EXIT_BROKEN_PIPE` (128 + SIGPIPE, what a shell
@@ -29,15 +31,21 @@ def version_line() -> str:
     return f"coord {__version__}"
 
 
-def main() -> None:
-    """Console-script entry point."""
+def main(fast: bool = True) -> None:
+    """Console-script entry point; ``fast=False`` leaves every command line to the Typer CLI (tests compare)."""
     try:
-        if sys.argv[1:] == ["--version"]:
+        argv = sys.argv[1:]
+        if argv == ["--version"]:
             sys.stdout.write(version_line() + "\n")
         else:
-            from coordhub.cli.main import app
+            code = _fast(argv) if fast else None
+            if code is None:
+                from coordhub.cli.main import app
 
-            app()
+                app()
+            elif code:
+                sys.stdout.flush()
+                raise SystemExit(code)
         sys.stdout.flush()
     except BrokenPipeError:
         _quiet_exit()
@@ -45,6 +53,20 @@ def main() -> None:
         if _stdout_closed():
             _quiet_exit()
         raise
+
+
+def _fast(argv: list[str]) -> int | None:
+    """The exit code of the fast path's run, or None when the Typer CLI must run the command line.
+
+    Ctrl-C ends it as click ends a command: ``Aborted!`` on stderr, exit 1.
+    """
+    from coordhub.cli.fast import run
+
+    try:
+        return run(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("\nAborted!\n")
+        raise SystemExit(1) from None
 
 
 def _stdout_closed() -> bool:

@@ -7,8 +7,9 @@ from typing import Any
 
 import typer
 
+from coordhub.cli import views
 from coordhub.cli.common import JSON_OPT, call, show
-from coordhub.cli.output import console, table
+from coordhub.cli.output import console
 from coordhub.hooks import project as projects
 
 app = typer.Typer(help="Leases on files, folders, globs and services, with fencing tokens.", no_args_is_help=True)
@@ -27,8 +28,6 @@ def resource_arg(text: str) -> str:
     return projects.resolve(cwd).claimed(text, cwd)
 
 
-COLUMNS = [("id", "id"), ("fence", "fence"), ("project_key", "project"), ("resource", "resource"),
-           ("session_id", "holder"), ("expires_at", "expires"), ("description", "description")]
 
 
 @app.command()
@@ -83,7 +82,7 @@ def list_(ctx: typer.Context, project: str | None = typer.Option(None, "--projec
           as_json: bool = JSON_OPT) -> None:
     """List live leases."""
     rows = call(ctx, lambda c: c.locks(project, None if resource is None else resource_arg(resource)))
-    show(rows, as_json, lambda r: table(r, COLUMNS, "no live leases"))
+    show(rows, as_json, views.leases)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from coordhub.cli import views
 from coordhub.cli.common import (
     EXIT_AUTH,
     EXIT_UNREACHABLE,
@@ -122,9 +123,7 @@ def status(ctx: typer.Context, project: str | None = typer.Option(None, "--proje
             console.print(pause_line(s["paused"]), style="bold yellow")
         console.print(f"unread messages: {s['unread_messages']}")
         heading("leases")
-        from coordhub.cli.locks import COLUMNS
-
-        table(s["active_locks"], COLUMNS, "  none")
+        table(s["active_locks"], views.LEASE_COLUMNS, "  none")
         heading("components")
         table(s["components"], [("project_key", "project"), ("component", "component"), ("state", "state"),
                                 ("version", "version"), ("updated_at", "updated")], "  none")

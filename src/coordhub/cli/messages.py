@@ -7,9 +7,9 @@ from typing import Any
 
 import typer
 
-from coordhub.cli import seed002
+from coordhub.cli import seed002, views
 from coordhub.cli.common import EXIT_USAGE, JSON_OPT, call, expand_recipient, fail, read_text_arg, show
-from coordhub.cli.output import console, message_banner, table, verbatim
+from coordhub.cli.output import console
 from coordhub.client import Queued
 from coordhub.core.identity import unknown_recipient_warning
 
@@ -53,20 +53,7 @@ def inbox(
 ) -> None:
     """Your unread messages (direct and broadcast), shown prominently; --all for history."""
     msgs = call(ctx, lambda c: c.inbox(unread_only=not all_, limit=limit))
-
-    def human(rows: list[dict[str, Any]]) -> None:
-        if all_:
-            table(rows, [("id", "id"), ("created_at", "sent"), ("from_session", "from"), ("to_session", "to"),
-                         ("subject", "subject"), ("read", "read")], "no messages")
-            return
-        if not rows:
-            console.print("no unread messages")
-        for m in rows:
-            verbatim(message_banner(m))
-        if rows:
-            console.print(f"{len(rows)} unread. Mark each read with `coord msg read <id>`.")
-
-    show(msgs, as_json, human)
+    show(msgs, as_json, lambda rows: views.inbox(rows, history=all_))
 
 
 MAX_READ_ALL = 10_000  # --all marks at most this many (pages of 500), so a flood cannot keep it running

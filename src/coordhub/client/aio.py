@@ -28,7 +28,8 @@ from urllib.parse import urlencode
 import httpx2
 
 from coordhub import __version__
-from coordhub.client.client import SESSION_HEADER, HubError, Unreachable
+from coordhub.client.client import HubError, Unreachable
+from coordhub.client.wire import SESSION_HEADER
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp

@@ -1,10 +1,11 @@
 """The coordhub client (synchronous), with seed 001's softfail behaviour.
 
 Credentials (issue 7 points 1, 2, 7): before its first request the client
-settles what identifies it. A session token is sent only to a URL trusted
-for it (:mod:`coordhub.client.trust`); the hub's admin token found on disk
-only after ``/health`` of the target answers the hub id written beside it;
-with no token, ``/health`` says whether the hub needs one (then
+settles what identifies it, by the rules in :mod:`coordhub.client.credentials`
+(shared with the CLI's fast path): a session token is sent only to a URL
+trusted for it; the hub's admin token found on disk only after ``/health`` of
+the target answers the hub id written beside it; with no token, ``/health``
+says whether the hub needs one (then
 :class:`~coordhub.client.settings.NoCredential` says how to get one) or is a
 ``--no-auth`` hub (then the session is sent as ``X-Coord-Session``).
 
@@ -28,15 +29,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from coordhub import __version__
-from coordhub.client import project, trust
+from coordhub.client import credentials, project, trust
 from coordhub.client.queue import Drained, Entry, SoftfailQueue
-from coordhub.client.settings import ClientSettings, NoCredential
+from coordhub.client.settings import ClientSettings
 
 if TYPE_CHECKING:  # httpx2 is imported on the first request: it costs more start-up than the whole CLI
     import httpx2
 
 MAX_RETRY_WAIT = 60.0
-SESSION_HEADER = "X-Coord-Session"
 QUEUED_AT_HEADER = "X-Coord-Queued-At"
 HEARTBEAT_HEADER = "X-Coord-Heartbeat"
 
@@ -137,31 +137,9 @@ class CoordClient:
         (nothing was sent), or ``Unreachable`` when ``/health`` had to be asked
         and could not be.
         """
-        if self._identity is not None:
-            return self._identity
-        s = self.settings
-        if s.token and s.admin_hub_id:
-            found = self.hub_health().get("hub_id")
-            if found != s.admin_hub_id:
-                raise NoCredential(
-                    f"not sending the admin token of {s.token_source} to {s.url}: it belongs to hub {s.admin_hub_id}, "
-                    f"and {s.url} is " + (f"hub {found}" if found else "a hub that does not say its id") +
-                    ". Point --url at the hub that wrote it, or COORD_DATA_DIR at the data dir of the hub at "
-                    f"{s.url}")
-            headers = {"Authorization": f"Bearer {s.token}"}
-        elif s.token:
-            trust.check(s.token, s.url, s.token_source)
-            headers = {"Authorization": f"Bearer {s.token}"}
-        else:
-            if self.hub_health().get("auth", True):
-                named = f"session {s.session!r} is named but " if s.session else ""
-                raise NoCredential(
-                    f"{named}the hub at {s.url} needs a token: ask its admin for one (`coord token create NAME`) "
-                    "and pass it with --token, COORD_TOKEN or identity.json \"token\" (or act as the hub's admin "
-                    "with --admin)")
-            headers = {SESSION_HEADER: s.session} if s.session else {}
-        self._identity = headers
-        return headers
+        if self._identity is None:
+            self._identity = credentials.identity_headers(self.settings, self.hub_health)
+        return self._identity
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
               key: str | None, queued_at: str | None = None) -> Any | _Failure:

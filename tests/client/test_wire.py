@@ -1,4 +1,5 @@
-"""The hooks' socket HTTP client against canned answers from a real TCP server (one thread, no hub)."""
+"""The standard-library hub client (the hooks', and the CLI fast path's) against canned answers from a real TCP
+server (one thread, no hub)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from coordhub.hooks.hub import Hub, HubRefused, HubUnreachable
+from coordhub.client.wire import Failed, Hub, HubRefused, HubUnreachable
 
 
 class Canned:
@@ -128,3 +129,41 @@ def test_timeout_and_refused_connection(canned: Canned) -> None:
 def test_not_an_http_url() -> None:
     with pytest.raises(HubUnreachable, match="not an http"):
         Hub("ftp://x", None, None, 1.0)
+
+
+def test_exchange_returns_any_status_with_its_fields(canned: Canned) -> None:
+    canned.answer = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 30\r\ncontent-length: 2\r\n\r\n{}"
+    reply = Hub(canned.url, None, None, 2.0, agent="coordhub").exchange(
+        "GET", "/health", params={"a": None}, headers={"X-Coord-Heartbeat": "1"})
+    assert (reply.status, reply.fields["retry-after"], reply.body) == (503, "30", b"{}")
+    request = canned.requests[0]
+    assert request.startswith(b"GET /health HTTP/1.1\r\n") and b"\r\nX-Coord-Heartbeat: 1\r\n" in request
+    assert b"\r\nUser-Agent: coordhub/" in request and b"Authorization" not in request
+
+
+def test_exchange_says_whether_anything_was_sent(canned: Canned) -> None:
+    """``connect``: no connection; ``read``: the request went out and the answer was lost or unreadable."""
+    canned.answer = b"SSH-2.0-OpenSSH\r\n"
+    with pytest.raises(Failed) as err:
+        Hub(canned.url, "t", None, 2.0).exchange("GET", "/api/coord/locks")
+    assert err.value.phase == "read" and isinstance(err.value.error, ValueError)
+    port = canned.url.rsplit(":", 1)[1]
+    canned.close()
+    with pytest.raises(Failed) as err:
+        Hub(f"http://127.0.0.1:{port}", "t", None, 1.0).exchange("GET", "/api/coord/locks")
+    assert err.value.phase == "connect" and isinstance(err.value.error, ConnectionRefusedError)
+
+
+@pytest.mark.parametrize("token, session", [("tok\r\nX-Evil: 1", None), (None, "S/x\nAuthorization: Bearer y"),
+                                            ("tök€n", None)])
+def test_a_credential_that_would_break_the_request_is_never_sent(canned: Canned, token: str | None,
+                                                                 session: str | None) -> None:
+    """A line break in a token or session (from identity.json, say) would start a header of its own."""
+    canned.answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]"
+    hub = Hub(canned.url, token, session, 2.0)
+    with pytest.raises(Failed) as err:
+        hub.exchange("GET", "/api/coord/locks")
+    assert err.value.phase == "request"
+    with pytest.raises(HubUnreachable, match="not asking the hub"):
+        hub.get("/locks")
+    assert canned.requests == []

@@ -1,0 +1,318 @@
+"""The fast path: the read commands agents run in loops, served with the standard library only.
+
+Importing Typer costs about 6× a bare interpreter and httpx2 about 9×, so no
+command that imports them can meet issue 7 point 18's 6× for ``coord msg
+inbox`` and ``coord lock list``. :func:`run` serves exactly these command
+lines without either:
+
+* ``coord [GLOBAL…] msg inbox [--all] [--limit N] [--json]``
+* ``coord [GLOBAL…] lock list [--project P] [--json]``
+* ``coord [GLOBAL…] status [--project P] [--json]``
+
+where ``GLOBAL`` is ``--url``, ``--token``, ``--session``, ``--queue-file``,
+``--timeout`` (each ``--opt VALUE`` or ``--opt=VALUE``) or ``--admin``, each
+at most once. It settles the credential by the same rules
+(:mod:`coordhub.client.credentials`, so issue 7 points 1, 2 and 7 hold), asks
+the hub with :class:`coordhub.client.wire.Hub`, and prints through the same
+functions as the Typer commands (:mod:`coordhub.cli.views`,
+:mod:`coordhub.cli.output`, :mod:`coordhub.cli.exits`), so the output, the
+error lines and the exit codes are the same byte for byte.
+
+Anything it does not reproduce exactly is left to the Typer CLI, which runs
+as if the fast path did not exist (:func:`run` returns None before printing
+anything): any other command line (``--help``, an unknown or repeated
+option, a value it would have to coerce differently, ``--resource``), an
+``https`` hub (httpx2's trust store rules), proxy variables, macOS and
+Windows (system proxy settings), a non-UTF-8 stdout or stderr, a softfail
+queue to drain first, and any answer it does not expect: a lost or
+unreadable answer, a 5xx (the full client waits out ``Retry-After`` once), a
+body that is not JSON, an error without the hub's envelope. A read asked
+twice that way changes nothing but one more heartbeat.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Any, NamedTuple
+
+GLOBAL_VALUES = ("--url", "--token", "--session", "--queue-file", "--timeout")
+_COUNT = re.compile(r"[0-9]{1,18}")  # what Typer's own coercion reads as an int, as is (cli/group.py)
+_SECONDS = re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?")
+MAX_LIMIT = 500  # `msg inbox --limit`'s max (cli/messages.py)
+HEARTBEAT_HEADER = "X-Coord-Heartbeat"  # as the full client sends it (coordhub.client.client)
+# click strips these from what it echoes to a stream that is not a terminal (click's ``strip_ansi``)
+_ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
+
+
+class Command(NamedTuple):
+    """A command line the fast path serves: ``name`` (``msg inbox``, ``lock list``, ``status``), its options
+    and the global ones, as the Typer CLI would have parsed them."""
+
+    name: str
+    globals_: dict[str, str]
+    admin: bool
+    as_json: bool
+    history: bool = False  # msg inbox --all
+    limit: int = 100
+    project: str | None = None
+
+
+class FallThrough(Exception):
+    """The fast path cannot reproduce this run exactly; the Typer CLI serves it."""
+
+
+def parse(argv: list[str]) -> Command | None:
+    """The :class:`Command` of ``argv`` (without the program name), or None when it is not a shape served here."""
+    given: dict[str, str] = {}
+    admin = False
+    i = 0
+    while i < len(argv) and argv[i].startswith("--"):
+        name, eq, value = argv[i].partition("=")
+        if name == "--admin" and not eq and not admin:
+            admin, i = True, i + 1
+            continue
+        if name not in GLOBAL_VALUES or name in given:
+            return None
+        if not eq:
+            if i + 1 >= len(argv):
+                return None
+            value, i = argv[i + 1], i + 1
+        if value.startswith("-"):
+            return None
+        given[name], i = value, i + 1
+    if "--timeout" in given and not _SECONDS.fullmatch(given["--timeout"]):
+        return None
+    words = argv[i:i + 2]
+    if words == ["msg", "inbox"]:
+        return _options(Command("msg inbox", given, admin, False), argv[i + 2:], ("--all", "--json"), ("--limit",))
+    if words == ["lock", "list"]:
+        return _options(Command("lock list", given, admin, False), argv[i + 2:], ("--json",), ("--project",))
+    if words[:1] == ["status"]:
+        return _options(Command("status", given, admin, False), argv[i + 1:], ("--json",), ("--project",))
+    return None
+
+
+def _options(command: Command, args: list[str], flags: tuple[str, ...], valued: tuple[str, ...]) -> Command | None:
+    """``command`` with its own ``args`` applied; None for anything else (a repeated option included)."""
+    seen: dict[str, str | None] = {}
+    i = 0
+    while i < len(args):
+        name, eq, value = args[i].partition("=")
+        if name in seen:
+            return None
+        if name in flags and not eq:
+            seen[name], i = None, i + 1
+        elif name in valued:
+            if not eq:
+                if i + 1 >= len(args):
+                    return None
+                value, i = args[i + 1], i + 1
+            if value.startswith("-"):
+                return None
+            seen[name], i = value, i + 1
+        else:
+            return None
+    limit = seen.get("--limit")
+    if limit is not None and not (_COUNT.fullmatch(limit) and 1 <= int(limit) <= MAX_LIMIT):
+        return None
+    return command._replace(as_json="--json" in seen, history="--all" in seen,
+                            limit=int(limit) if limit is not None else command.limit, project=seen.get("--project"))
+
+
+def plain_environment() -> bool:
+    """Whether nothing around this process would make the Typer CLI's run differ (see the module docstring)."""
+    if os.name != "posix" or sys.platform == "darwin":
+        return False
+    if any(k.lower() in ("http_proxy", "all_proxy") and v for k, v in os.environ.items()):
+        return False
+    streams = (sys.stdout, sys.stderr)
+    return all(s is not None and (getattr(s, "encoding", None) or "").lower().replace("-", "") == "utf8"
+               for s in streams)
+
+
+def run(argv: list[str]) -> int | None:
+    """Serve ``argv`` (without the program name) and return its exit code; None when the Typer CLI must run it.
+
+    None is returned before anything is printed.
+    """
+    command = parse(argv)
+    if command is None or not plain_environment():
+        return None
+    try:
+        outcome = _ask(command)
+    except FallThrough:
+        return None
+    except Exception:  # anything unforeseen: the Typer CLI shows what it shows
+        return None
+    return _show(command, *outcome)
+
+
+def _ask(command: Command) -> tuple[list[str], Any, tuple[str, int, Any] | None]:
+    """(warnings, the hub's answer, the error to report as (line, exit code, JSON envelope) or None).
+
+    Raises :class:`FallThrough` when the Typer CLI must serve the command.
+    """
+    from coordhub.cli import exits
+    from coordhub.client.credentials import identity_headers
+    from coordhub.client.settings import resolve
+    from coordhub.errors import CoordError, Invalid
+
+    g = command.globals_
+    timeout = float(g["--timeout"]) if "--timeout" in g else None
+    try:
+        settings = resolve(g.get("--url"), g.get("--token"), g.get("--session"), g.get("--queue-file"), timeout,
+                           admin="always" if command.admin else "never")
+    except Invalid as exc:
+        return [], None, (exc.message, exits.EXIT_USAGE, None)
+    except CoordError as exc:
+        return [], None, (exc.message, exits.EXIT_AUTH, None)
+    notes = [f"coord: warning: {note}" for note in settings.notes]
+    if g.get("--session") and settings.token:
+        notes.append(f"coord: warning: --session {g['--session']} is not used: the token's own session acts "
+                     "(identity comes from the token)")
+    if (not settings.url.lower().startswith("http://") or "@" in settings.url.partition("//")[2].partition("/")[0]
+            or os.path.lexists(settings.queue_file)):
+        raise FallThrough  # https (httpx2's trust store), credentials in the URL (httpx2 sends them), a queue
+    hub = _Hub(settings.url, settings.timeout)
+    try:
+        headers = identity_headers(settings, hub.health)
+        data = hub.get(_PATHS[command.name], _params(command), {**headers, HEARTBEAT_HEADER: "1"})
+    except CoordError as exc:  # no credential, or a URL the token may not go to: nothing was sent
+        return notes, None, (exc.message, exits.EXIT_AUTH, None)
+    except _Unreachable as exc:
+        return notes, None, (exits.unreachable(settings.url, str(exc)), exits.EXIT_UNREACHABLE, None)
+    except _Refused as exc:
+        return notes, None, (exits.refusal(exc.message, exc.status, exc.code), exits.exit_code(exc.status),
+                             exits.hub_envelope(exc.status, exc.code, exc.message, exc.body))
+    if not command.as_json and not _SHAPES[command.name](data):
+        raise FallThrough  # the Typer CLI fails on it its own way
+    return notes, data, None
+
+
+def _show(command: Command, notes: list[str], data: Any, error: tuple[str, int, Any] | None) -> int:
+    """Print what the Typer command prints for this outcome (warnings, then the answer or the error); the exit code."""
+    from coordhub.cli import exits, views
+    from coordhub.cli.output import print_json
+
+    for line in notes:
+        _echo_err(line)
+    if error is not None:
+        line, code, envelope = error
+        if command.as_json:
+            print_json(envelope or exits.error_envelope(code, line))
+        _echo_err(f"coord: {line}")
+        return code
+    if command.as_json:
+        print_json(data)
+    elif command.name == "msg inbox":
+        views.inbox(data, history=command.history)
+    elif command.name == "lock list":
+        views.leases(data)
+    else:
+        views.status(data)
+    return 0
+
+
+def _echo_err(line: str) -> None:
+    """Write a line on stderr as ``typer.echo(line, err=True)`` does (escape sequences dropped off a terminal)."""
+    if not sys.stderr.isatty():
+        line = _ANSI.sub("", line)
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+_PATHS = {"msg inbox": "/api/coord/messages", "lock list": "/api/coord/locks", "status": "/api/coord/status"}
+
+
+def _params(command: Command) -> dict[str, Any]:
+    """The query :class:`coordhub.client.client.CoordClient` sends for the command (None values left out)."""
+    if command.name == "msg inbox":
+        return {"unread_only": str(not command.history).lower(), "limit": command.limit}
+    return {"project_key": command.project}
+
+
+def _rows(data: Any) -> bool:
+    return isinstance(data, list) and all(isinstance(row, dict) for row in data)
+
+
+def _status(data: Any) -> bool:
+    """Whether :func:`coordhub.cli.views.status` can show ``data`` (what it reads is there)."""
+    if not isinstance(data, dict) or "unread_messages" not in data or not (data.get("halts") or "halt" in data):
+        return False
+    halts = data.get("halts") or ([data["halt"]] if data["halt"] else [])
+    paused = data.get("paused")
+    return (isinstance(halts, list) and all(isinstance(h, dict) and {"halted_by", "halted_at", "reason"} <= h.keys()
+                                            for h in halts)
+            and (not paused or (isinstance(paused, dict) and "paused_at" in paused))
+            and all(_rows(data.get(k)) for k in ("active_locks", "components", "active_workflows")))
+
+
+_SHAPES = {"msg inbox": _rows, "lock list": _rows, "status": _status}
+
+
+class _Unreachable(Exception):
+    """No answer, reported as the full client reports it (its text is the reason)."""
+
+
+class _Refused(Exception):
+    """A 4xx answer with the hub's error envelope."""
+
+    def __init__(self, status: int, code: Any, message: str, body: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.body = status, code, message, body
+
+
+class _Hub:
+    """GET requests to the hub, with the full client's outcomes (``coordhub.client.client``) or :class:`FallThrough`.
+
+    httpx2 reports a connection that could not be made as ``ConnectError``
+    and any timeout as one; those are the only failures reported here.
+    """
+
+    def __init__(self, url: str, timeout: float) -> None:
+        from coordhub.client.wire import Hub
+
+        self.url = url
+        self._hub = Hub(url, None, None, timeout, agent="coordhub")
+
+    def _exchange(self, path: str, params: dict[str, Any] | None, headers: dict[str, str] | None,
+                  timed_out: str) -> tuple[int, Any]:
+        import json
+
+        from coordhub.client.wire import Failed
+
+        try:
+            status, fields, body = self._hub.exchange("GET", path, params=params, headers=headers)
+        except Failed as exc:
+            if exc.phase != "connect" or not isinstance(exc.error, OSError):
+                raise FallThrough from None
+            raise _Unreachable(timed_out if isinstance(exc.error, TimeoutError)
+                               else f"cannot reach {self.url} (ConnectError)") from None
+        if fields.get("content-encoding", "identity").lower() != "identity":
+            raise FallThrough
+        try:
+            data = json.loads(body)
+            # a lone surrogate (a "\\ud800" escape) cannot be printed in UTF-8: the Typer CLI fails its own way
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except ValueError:  # UnicodeEncodeError included
+            raise FallThrough from None
+        return status, data
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health`` without a credential (``CoordClient.hub_health``)."""
+        status, data = self._exchange("/health", None, None, f"hub at {self.url} timed out")
+        if status not in (200, 503) or not isinstance(data, dict) or "status" not in data:
+            raise FallThrough
+        return data
+
+    def get(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Any:
+        """The decoded 2xx answer, or :class:`_Refused` for a 4xx with the hub's envelope."""
+        status, data = self._exchange(path, params, headers, "timed out")
+        if 200 <= status < 300:
+            return data
+        error = data.get("error") if isinstance(data, dict) else None
+        if 400 <= status < 500 and isinstance(error, dict) and error.get("message"):
+            raise _Refused(status, error.get("code", "error"), error["message"], data)
+        raise FallThrough

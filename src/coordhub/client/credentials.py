@@ -1,0 +1,57 @@
+"""Which headers identify a client to its hub: the credential rules of issue 7 points 1, 2 and 7, in one place.
+
+Standard library only: the full client (:class:`coordhub.client.client.CoordClient`)
+and the CLI's fast path (:mod:`coordhub.cli.fast`) both settle their identity
+here, so the rules cannot drift apart:
+
+* a session token (``--token``, ``COORD_TOKEN``, identity.json) goes only to a
+  URL trusted for it (:func:`coordhub.client.trust.check`);
+* the hub's admin token found on disk (only when the caller asked for it,
+  see :func:`coordhub.client.settings.resolve`) goes only to the hub whose id
+  is written beside it, checked against that URL's ``/health`` first;
+* with no token, ``/health`` says whether the hub needs one (then
+  :class:`~coordhub.client.settings.NoCredential` says how to get one) or is
+  a ``--no-auth`` hub (then the session, if any, is sent as ``X-Coord-Session``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from coordhub.client import trust
+from coordhub.client.settings import ClientSettings, NoCredential
+from coordhub.client.wire import SESSION_HEADER
+
+__all__ = ["SESSION_HEADER", "identity_headers"]
+
+
+def identity_headers(settings: ClientSettings, health: Callable[[], dict[str, Any]]) -> dict[str, str]:
+    """The headers that identify a client with ``settings`` (see the module docstring).
+
+    ``health`` returns the hub's ``/health`` answer, asked without any
+    credential; it is called only when the rules need it (an admin token
+    found on disk, or no token at all) and whatever it raises propagates.
+    Raises :class:`NoCredential` or :class:`~coordhub.client.trust.Untrusted`
+    when nothing may be sent (no credential was sent then).
+    """
+    s = settings
+    if s.token and s.admin_hub_id:
+        found = health().get("hub_id")
+        if found != s.admin_hub_id:
+            raise NoCredential(
+                f"not sending the admin token of {s.token_source} to {s.url}: it belongs to hub {s.admin_hub_id}, "
+                f"and {s.url} is " + (f"hub {found}" if found else "a hub that does not say its id") +
+                ". Point --url at the hub that wrote it, or COORD_DATA_DIR at the data dir of the hub at "
+                f"{s.url}")
+        return {"Authorization": f"Bearer {s.token}"}
+    if s.token:
+        trust.check(s.token, s.url, s.token_source)
+        return {"Authorization": f"Bearer {s.token}"}
+    if health().get("auth", True):
+        named = f"session {s.session!r} is named but " if s.session else ""
+        raise NoCredential(
+            f"{named}the hub at {s.url} needs a token: ask its admin for one (`coord token create NAME`) "
+            "and pass it with --token, COORD_TOKEN or identity.json \"token\" (or act as the hub's admin "
+            "with --admin)")
+    return {SESSION_HEADER: s.session} if s.session else {}

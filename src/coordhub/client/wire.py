@@ -1,0 +1,255 @@
+"""A small JSON client for the hub over one socket: standard library only, one short timeout, never a retry.
+
+Two front ends must start in tens of milliseconds and so cannot import the
+HTTP stack the full client uses: the hooks, which run before and after every
+tool call, and the CLI's fast path for the read commands agents run in loops
+(:mod:`coordhub.cli.fast`). Both talk to the hub through :class:`Hub`: one
+HTTP/1.1 request per connection (``Connection: close``), JSON in and out.
+``http.client`` would cost about as much start-up time as everything else the
+edit hook imports (it pulls in the ``email`` parser and ``ssl``); ``ssl`` is
+imported here only for an ``https`` hub.
+
+Two levels:
+
+* :meth:`Hub.exchange` sends one request and returns the whole :class:`Reply`
+  (status, header fields, body), or raises :class:`Failed` saying in which
+  phase it failed (``request``: a header value that would break the request;
+  ``connect``: the TCP connection or TLS handshake; ``read``: after the
+  request went out), so a caller can tell "nothing reached the hub" from
+  "the answer was lost".
+* :meth:`Hub.request` (what the hooks use) decodes the answer: it raises
+  :class:`HubUnreachable` when no answer could be had (connection error,
+  timeout, a 5xx, an answer that is not HTTP or not JSON) and
+  :class:`HubRefused` for a 4xx, carrying the error envelope's ``code`` and
+  ``message`` (docs/api.md). It never queues: a hook's effect is only useful
+  now. Both derive from :class:`HubError`, so a caller that only needs
+  "could the hub be asked?" catches one class.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from typing import Any, NamedTuple
+from urllib.parse import quote, urlsplit
+
+from coordhub import __version__
+
+API = "/api/coord"
+SESSION_HEADER = "X-Coord-Session"
+MAX_ANSWER = 16 * 1024 * 1024  # bytes; far above any answer a hook or the CLI's fast path asks for
+_FIELD = re.compile(r"[\x20-\x7e\x80-\xff]*")  # what a header value (and our path) may hold: no CR, LF, NUL …
+
+
+class HubError(Exception):
+    """The hub could not be asked, or did not agree: the root of this module's errors."""
+
+
+class HubUnreachable(HubError):
+    """No usable answer from the hub: network error, timeout, 5xx or a body that is not JSON."""
+
+
+class HubRefused(HubError):
+    """The hub answered 4xx; ``code`` and ``message`` come from its error envelope."""
+
+    def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
+        super().__init__(f"{message} [{status} {code}]")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.body = body
+
+
+class Failed(Exception):
+    """One exchange failed: ``phase`` is ``request`` (it could not be written: a control character in a header
+    value; nothing was sent), ``connect`` (no connection; nothing was sent) or ``read`` (sent, answer lost or
+    unreadable); ``error`` is the ``OSError`` or ``ValueError`` (an answer that is not HTTP) behind it."""
+
+    def __init__(self, phase: str, error: OSError | ValueError) -> None:
+        super().__init__(f"{phase}: {error}")
+        self.phase = phase
+        self.error = error
+
+
+class Reply(NamedTuple):
+    """A complete answer: the status, the header fields (names lower-cased) and the body (de-chunked)."""
+
+    status: int
+    fields: dict[str, str]
+    body: bytes
+
+
+class Hub:
+    """Talks to one hub as one session; ``timeout`` (seconds) bounds each whole request.
+
+    ``url`` is the server root (``http://host:8001``, optionally with a path
+    prefix). ``agent`` is the ``User-Agent`` product name. With neither
+    ``token`` nor ``session`` no credential is sent. Each request opens its
+    own connection, so there is nothing to close; :meth:`close` exists for
+    symmetry.
+    """
+
+    def __init__(self, url: str, token: str | None, session: str | None, timeout: float,
+                 *, agent: str = "coordhub-hook") -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise HubUnreachable(f"hub URL {url!r} is not an http(s) URL")
+        self.url = url
+        self.timeout = timeout
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        self._prefix = parts.path.rstrip("/")
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self._headers = {"Host": host if parts.port is None else f"{host}:{parts.port}",
+                         "User-Agent": f"{agent}/{__version__}", "Accept": "application/json",
+                         "Connection": "close"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        elif session:
+            self._headers[SESSION_HEADER] = session
+
+    def get(self, path: str, **params: Any) -> Any:
+        """``GET /api/coord{path}`` with the non-None ``params``; the decoded JSON body."""
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: Any) -> Any:
+        """``POST /api/coord{path}`` with a JSON body; the decoded JSON body."""
+        return self.request("POST", path, body=body)
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+        """One request to ``/api/coord{path}``; raises ``HubUnreachable`` or ``HubRefused`` (module docstring)."""
+        try:
+            status, _, raw = self.exchange(method, API + path, params=params, body=body)
+        except Failed as exc:
+            if exc.phase == "request":
+                raise HubUnreachable(f"not asking the hub at {self.url}: {exc.error}") from None
+            raise HubUnreachable(_describe(exc.error, self.url, self.timeout)) from None
+        if status >= 500:
+            raise HubUnreachable(f"hub at {self.url} answered {status}")
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            raise HubUnreachable(f"hub at {self.url} answered {status} with a body that is not JSON") from None
+        if status >= 400:
+            error = data.get("error", {}) if isinstance(data, dict) else {}
+            error = error if isinstance(error, dict) else {}
+            message = str(error.get("message") or raw[:200].decode("utf-8", "replace"))
+            raise HubRefused(status, str(error.get("code", "error")), message, data)
+        return data
+
+    def exchange(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+                 headers: dict[str, str] | None = None) -> Reply:
+        """Send one request to ``path`` (from the server root: ``/health``, ``/api/coord/locks``) and read the
+        whole answer, whatever its status.
+
+        ``params`` with a None value are left out; ``body`` (when not None) is
+        sent as JSON; ``headers`` are added to this client's. Raises
+        :class:`Failed`.
+        """
+        query = "&".join(f"{quote(k)}={quote(_param(v), safe='')}" for k, v in (params or {}).items()
+                         if v is not None)
+        target = f"{self._prefix}{path}" + (f"?{query}" if query else "")
+        payload = b"" if body is None else json.dumps(body).encode()
+        sent = {**self._headers, **(headers or {})}
+        if body is not None:
+            sent["Content-Type"] = "application/json"
+            sent["Content-Length"] = str(len(payload))
+        if not all(_FIELD.fullmatch(v) for v in sent.values()) or not _FIELD.fullmatch(target):
+            # a line break in a token or session from a file would start a header of its own (RFC 9110 §5.5)
+            raise Failed("request", ValueError("a header value or the path holds a control character"))
+        head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in sent.items()) + "\r\n"
+        deadline = time.monotonic() + self.timeout
+        try:
+            sock = self._connect()
+        except OSError as exc:
+            raise Failed("connect", exc) from None
+        try:
+            with sock:
+                sock.sendall(head.encode("latin-1") + payload)
+                chunks = []
+                while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError
+                    sock.settimeout(left)
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    if sum(map(len, chunks)) > MAX_ANSWER:
+                        raise ValueError(f"answer larger than {MAX_ANSWER} bytes")
+            return _parse_response(b"".join(chunks))
+        except (OSError, ValueError) as exc:
+            raise Failed("read", exc) from None
+
+    def _connect(self) -> socket.socket:
+        """A connected socket (TLS for an https hub); ``OSError`` (``TimeoutError`` included) on failure."""
+        raw_sock = socket.create_connection((self._host, self._port), timeout=self.timeout)
+        if not self._https:
+            return raw_sock
+        try:
+            import ssl  # only for https hubs: ssl alone costs a few ms of start-up
+
+            return ssl.create_default_context().wrap_socket(raw_sock, server_hostname=self._host)
+        except BaseException:
+            raw_sock.close()
+            raise
+
+    def close(self) -> None:
+        """Nothing to release: every request had its own connection."""
+
+
+def _parse_response(data: bytes) -> Reply:
+    """The :class:`Reply` of a complete HTTP/1.1 answer read to EOF; ``ValueError`` if it is not one."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        raise ValueError("the answer is not HTTP (no end of headers)")
+    lines = head.decode("latin-1").split("\r\n")
+    version, _, rest = lines[0].partition(" ")
+    if not version.startswith("HTTP/"):
+        raise ValueError(f"the answer is not HTTP: {lines[0][:60]!r}")
+    status = int(rest[:3])
+    fields = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        fields[name.strip().lower()] = value.strip()
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        body = _dechunk(body)
+    elif "content-length" in fields:
+        length = int(fields["content-length"])
+        if len(body) < length:
+            raise ValueError("the answer ended early")
+        body = body[:length]
+    return Reply(status, fields, body)
+
+
+def _dechunk(body: bytes) -> bytes:
+    """The payload of a ``Transfer-Encoding: chunked`` body (RFC 9112 §7.1); ``ValueError`` if malformed."""
+    out: list[bytes] = []
+    pos = 0
+    while True:
+        end = body.index(b"\r\n", pos)
+        size = int(body[pos:end].split(b";", 1)[0], 16)
+        if size == 0:
+            return b"".join(out)
+        out.append(body[end + 2:end + 2 + size])
+        pos = end + 2 + size + 2
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _describe(exc: BaseException, url: str, timeout: float) -> str:
+    if isinstance(exc, ValueError):
+        return f"hub at {url} gave an answer that is not readable HTTP ({exc})"
+    if isinstance(exc, TimeoutError):
+        return f"hub at {url} did not answer within {timeout:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"hub at {url} refused the connection"
+    return f"cannot reach the hub at {url} ({type(exc).__name__}: {exc})"
