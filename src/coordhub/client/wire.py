@@ -187,7 +187,10 @@ class Hub:
 
     def _connect(self) -> socket.socket:
         """A connected socket (TLS for an https hub); ``OSError`` (``TimeoutError`` included) on failure."""
-        raw_sock = socket.create_connection((self._host, self._port), timeout=self.timeout)
+        # an ASCII name as bytes: a str is IDNA-encoded first, which imports the idna codec and unicodedata
+        # (milliseconds of start-up) to leave an ASCII name as it is
+        host: str | bytes = self._host.encode("ascii") if self._host.isascii() else self._host
+        raw_sock = socket.create_connection((host, self._port), timeout=self.timeout)  # type: ignore[arg-type]
         if not self._https:
             return raw_sock
         try:

@@ -21,14 +21,16 @@ longer bodies are truncated and the rest is counted with a pointer to
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from coordhub.hooks import output
 from coordhub.hooks.hub import HubError, HubRefused, halt_of, paused_of
-from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.leases import when
 from coordhub.hooks.output import Answer
 from coordhub.hooks.untrusted import QUOTE, one_line, quoted
+
+if TYPE_CHECKING:  # the CLI imports this module for banner(); what runs a hook is not its concern
+    from coordhub.hooks.invocation import Invocation
 
 RULE = "=" * 60
 TITLE = "UNREAD COORD MESSAGES"
