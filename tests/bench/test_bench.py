@@ -77,3 +77,4 @@ def test_cli_side_by_side(tmp_path: Path) -> None:
     assert set(result["ratios"]) == set(result["cases"]) - {"python -c pass"}
     assert all(r > 0 for r in result["ratios"].values())
     assert set(result["targets_met"]) == {"coord --version", "coord msg inbox", "coord lock list"}
+    assert isinstance(result["bytecode_cached"], bool)

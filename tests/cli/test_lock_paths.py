@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.coordcli import Coord, isolated_env
 from tests.client.test_wire import Canned, json_answer
+from tests.coordcli import Coord, isolated_env
 
 LEASE = {"id": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "fence": 1, "project_key": "shop", "resource": "x",
          "session_id": "A", "description": "d", "expires_at": None, "state": "active"}

@@ -13,8 +13,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from coordhub.mcp.server import PROFILES
-from tests.conftest import LiveHub, free_port
 from tests.client.test_wire import Canned, json_answer
+from tests.conftest import LiveHub, free_port
 from tests.mcp.conftest import MODES, error, ok
 
 pytestmark = pytest.mark.anyio

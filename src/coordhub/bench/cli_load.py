@@ -8,11 +8,14 @@ token, in an isolated HOME, one process at a time; the cases are interleaved
 (one run of each, then the next round), so machine load drifts over all of them
 alike. The session has three unread messages and three live leases, so
 ``msg inbox`` prints banners and ``lock list`` prints its table, as agents see
-them. Two more cases import only ``typer`` and only ``httpx2``, the CLI
-framework and the HTTP client every command that reaches the hub needs: their
-ratios are floors no amount of lazy importing in coordhub can go below.
+them; both are served by the standard-library fast path
+(:mod:`coordhub.cli.fast`). Two more cases import only ``typer`` and only
+``httpx2``, the CLI framework and the HTTP client of every other command that
+reaches the hub: their ratios are floors for those commands.
 Percentiles are nearest-rank, in ms; a run that exits non-zero counts as an
-error.
+error. ``bytecode_cached`` says whether coordhub's modules had bytecode caches:
+an install has them, while a source tree run under ``PYTHONDONTWRITEBYTECODE``
+has none, and then every run compiles what it imports (tens of ms).
 """
 
 from __future__ import annotations
@@ -40,6 +43,17 @@ def coord_command() -> list[str]:
     """How to run ``coord``: the console script next to ``sys.executable``, else ``python -m coordhub``."""
     beside = Path(sys.executable).parent / ("coord.exe" if os.name == "nt" else "coord")
     return [str(beside)] if beside.is_file() else [sys.executable, "-m", "coordhub"]
+
+
+def bytecode_cached() -> bool:
+    """Whether the CLI's entry modules have their bytecode caches next to them (see the module docstring)."""
+    import importlib.util
+
+    import coordhub.cli.entry
+    import coordhub.cli.fast
+
+    return all(os.path.exists(importlib.util.cache_from_source(m.__file__ or ""))
+               for m in (coordhub.cli.entry, coordhub.cli.fast))
 
 
 def _summary(series: Series) -> dict[str, Any]:
@@ -99,5 +113,6 @@ async def cli(ctx: Context, runs: int = 50, warmup: int = 3) -> dict[str, Any]:
     met = {name: ratios[name] is not None and ratios[name] <= limit  # type: ignore[operator]
            for name, limit in TARGETS.items()}
     return {"headline": results["coord msg inbox"], "headline_is": "coord msg inbox p50",
-            "command": " ".join(coord), "runs": runs, "warmup": warmup, "cases": results,
+            "command": " ".join(coord), "bytecode_cached": bytecode_cached(), "runs": runs, "warmup": warmup,
+            "cases": results,
             "ratios": ratios, "ratio_targets": TARGETS, "targets_met": met}
