@@ -197,14 +197,18 @@ def test_what_around_the_command_the_fast_path_does_not_reproduce_goes_to_typer(
 
 
 class _Odd(BaseHTTPRequestHandler):
-    """A hub that answers ``/health`` like a hub and the reads in ways the fast path leaves to the full client:
-    a 503 without ``Retry-After``, and a 404 that is plain text, not the error envelope."""
+    """A hub that answers ``/health`` like a hub and the reads in ways the fast path leaves to the full client
+    (a 503 without ``Retry-After``; a 404 that is plain text, not the error envelope), or with a refusal whose
+    message holds a terminal escape sequence (which click drops from what it echoes to a pipe)."""
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         if self.path == "/health":
             status, kind, body = 200, "application/json", b'{"status": "ok", "auth": true, "hub_id": "odd"}'
         elif self.path.startswith("/api/coord/messages"):
             status, kind, body = 503, "application/json", b'{"error": {"code": "x", "message": "busy"}}'
+        elif self.path.startswith("/api/coord/status"):
+            status, kind = 404, "application/json"
+            body = b'{"error": {"code": "not_found", "message": "no \\u001b[31mred\\u001b[0m here", "extra": 1}}'
         else:
             status, kind, body = 404, "text/plain", b"no such thing"
         self.send_response(status)
@@ -223,12 +227,17 @@ def odd_hub() -> Iterator[str]:
         yield f"http://127.0.0.1:{srv.server_address[1]}"
 
 
-def test_answers_the_fast_path_does_not_expect_go_to_typer(odd_hub: str, cli: Cli) -> None:
+def test_unusual_answers_print_the_same(odd_hub: str, cli: Cli) -> None:
     env = {"COORD_URL": odd_hub, "COORD_TOKEN": "token-for-the-odd-hub"}
     r = cli.same("msg", "inbox", **env, fast=False)
     assert r.code == 3 and "503" in r.err
     r = cli.same("lock", "list", "--json", **env, fast=False)
     assert r.code == 1 and "no such thing" in r.err
+    r = cli.same("status", **env)
+    assert r.code == 1 and r.err == "coord: no red here [404 not_found]\n"
+    r = cli.same("status", "--json", **env)
+    assert r.json() == {"error": {"code": "not_found", "message": "no \x1b[31mred\x1b[0m here", "extra": 1,
+                                  "status": 404}}
 
 
 def test_a_no_auth_hub_prints_the_same(tmp_path: Path, cli: Cli) -> None:
