@@ -124,6 +124,16 @@ def test_reads_print_the_same(live_hub: LiveHub, cli: Cli) -> None:
         assert r.code == 0 and r.out
     r = cli.same("msg", "inbox", **env)
     assert f"MESSAGE FROM {B} — héllo 日本 [bold]x[/] \\u202eevil" in r.out and "2 unread" in r.out
+    # standing halts of the fleet and of a project come first in status, then the caller's pause after a resume
+    admin = live_hub.admin_token
+    _post(live_hub, admin, "/api/coord/halt", {"reason": "freeze \u202e other", "scope": "project:other"})
+    _post(live_hub, admin, "/api/coord/halt", {"reason": "incident", "scope": "fleet"})
+    r = cli.same("status", **env)
+    assert "HALTED (project:other) by admin" in r.out and "HALTED by admin" in r.out
+    cli.same("status", "--json", **env)
+    _post(live_hub, admin, "/api/coord/resume", {"scope": "fleet"})
+    r = cli.same("status", **env)
+    assert "PAUSED since" in r.out and "HALTED (project:other)" in r.out
     r = cli.same("--url", live_hub.url, "--token", s, "--session", "SOMEONE/else", "msg", "inbox", "--all")
     assert "--session SOMEONE/else is not used" in r.err
     cli.same("--timeout", "5", "--url=" + live_hub.url, "lock", "list", COORD_TOKEN=s)
