@@ -96,7 +96,7 @@ def _post(hub: LiveHub, token: str, path: str, body: dict[str, Any]) -> Any:
 def test_empty_reads_print_the_same(live_hub: LiveHub, cli: Cli) -> None:
     env = {"COORD_URL": live_hub.url, "COORD_TOKEN": live_hub.token(S)}
     for args in (("msg", "inbox"), ("msg", "inbox", "--json"), ("msg", "inbox", "--all"), ("lock", "list"),
-                 ("lock", "list", "--json"), ("status",), ("status", "--json")):
+                 ("lock", "list", "--json")):
         r = cli.same(*args, **env)
         assert r.code == 0
 
@@ -118,22 +118,11 @@ def test_reads_print_the_same(live_hub: LiveHub, cli: Cli) -> None:
     for args in (("msg", "inbox"), ("msg", "inbox", "--json"), ("msg", "inbox", "--all"),
                  ("msg", "inbox", "--all", "--json", "--limit", "1"), ("msg", "inbox", "--limit=1"),
                  ("lock", "list"), ("lock", "list", "--project", "other"),
-                 ("lock", "list", "--project=proj", "--json"), ("lock", "list", "--project", ""), ("status",),
-                 ("status", "--project", "other"), ("status", "--json")):
+                 ("lock", "list", "--project=proj", "--json"), ("lock", "list", "--project", "")):
         r = cli.same(*args, **env)
         assert r.code == 0 and r.out
     r = cli.same("msg", "inbox", **env)
     assert f"MESSAGE FROM {B} — héllo 日本 [bold]x[/] \\u202eevil" in r.out and "2 unread" in r.out
-    # standing halts of the fleet and of a project come first in status, then the caller's pause after a resume
-    admin = live_hub.admin_token
-    _post(live_hub, admin, "/api/coord/halt", {"reason": "freeze \u202e other", "scope": "project:other"})
-    _post(live_hub, admin, "/api/coord/halt", {"reason": "incident", "scope": "fleet"})
-    r = cli.same("status", **env)
-    assert "HALTED (project:other) by admin" in r.out and "HALTED by admin" in r.out
-    cli.same("status", "--json", **env)
-    _post(live_hub, admin, "/api/coord/resume", {"scope": "fleet"})
-    r = cli.same("status", **env)
-    assert "PAUSED since" in r.out and "HALTED (project:other)" in r.out
     r = cli.same("--url", live_hub.url, "--token", s, "--session", "SOMEONE/else", "msg", "inbox", "--all")
     assert "--session SOMEONE/else is not used" in r.err
     cli.same("--timeout", "5", "--url=" + live_hub.url, "lock", "list", COORD_TOKEN=s)
@@ -148,9 +137,9 @@ def test_errors_print_the_same(live_hub: LiveHub, cli: Cli) -> None:
         assert r.code == 3 and "unreachable" in r.err
         r = cli.same(*args, **env, COORD_TOKEN="not-a-token")
         assert r.code == 6
-    r = cli.same("status", "--json", COORD_URL=down)  # no token: /health is asked first
+    r = cli.same("msg", "inbox", "--all", "--json", COORD_URL=down)  # no token: /health is asked first
     assert r.code == 3 and r.json()["error"]["code"] == "unreachable"
-    r = cli.same("status", **env)  # issue 7 point 1: no credential is an error that says how to get one
+    r = cli.same("lock", "list", **env)  # issue 7 point 1: no credential is an error that says how to get one
     assert r.code == 6 and "needs a token" in r.err
     r = cli.same("msg", "inbox", "--json", **env, COORD_SESSION=S)  # a named session without its token: refused
     assert r.code == 6 and "is named but" in r.err
@@ -173,7 +162,7 @@ def test_the_admin_token_and_identity_rules_print_the_same(live_hub: LiveHub, cl
     (elsewhere / "hub.id").write_text("some-other-hub\n")
     r = cli.same("--admin", "lock", "list", **env, COORD_DATA_DIR=str(elsewhere))
     assert r.code == 6 and "not sending the admin token" in r.err
-    r = cli.same("--admin", "--token", s, "status", **env)
+    r = cli.same("--admin", "--token", s, "lock", "list", **env)
     assert r.code == 2
 
     # an identity.json git tracks is passed over, with a warning
@@ -188,7 +177,8 @@ def test_command_lines_the_fast_path_does_not_reproduce_go_to_typer(live_hub: Li
     env = {"COORD_URL": live_hub.url, "COORD_TOKEN": live_hub.token(S)}
     for args in (("msg", "inbox", "--help"), ("lock", "list", "--resource", "src/"), ("msg", "inbox", "--limit", "0"),
                  ("msg", "inbox", "--limit", "+5"), ("msg", "inbox", "--bogus"), ("msg", "inbox", "--json", "--json"),
-                 ("status", "--project"), ("--url", live_hub.url, "--url", live_hub.url, "lock", "list"),
+                 ("lock", "list", "--project"), ("--url", live_hub.url, "--url", live_hub.url, "lock", "list"),
+                 ("status",), ("status", "--json"),
                  ("--timeout", "1e1", "lock", "list"), ("msg", "inbox", "extra"), ("msg", "read")):
         cli.same(*args, **env, fast=False)
 
@@ -214,9 +204,9 @@ class _Odd(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         if self.path == "/health":
             status, kind, body = 200, "application/json", b'{"status": "ok", "auth": true, "hub_id": "odd"}'
-        elif self.path.startswith("/api/coord/messages"):
+        elif self.path.startswith("/api/coord/messages?unread_only=true"):
             status, kind, body = 503, "application/json", b'{"error": {"code": "x", "message": "busy"}}'
-        elif self.path.startswith("/api/coord/status"):
+        elif self.path.startswith("/api/coord/messages"):
             status, kind = 404, "application/json"
             body = b'{"error": {"code": "not_found", "message": "no \\u001b[31mred\\u001b[0m here", "extra": 1}}'
         else:
@@ -243,9 +233,9 @@ def test_unusual_answers_print_the_same(odd_hub: str, cli: Cli) -> None:
     assert r.code == 3 and "503" in r.err
     r = cli.same("lock", "list", "--json", **env, fast=False)
     assert r.code == 1 and "no such thing" in r.err
-    r = cli.same("status", **env)
+    r = cli.same("msg", "inbox", "--all", **env)
     assert r.code == 1 and r.err == "coord: no red here [404 not_found]\n"
-    r = cli.same("status", "--json", **env)
+    r = cli.same("msg", "inbox", "--all", "--json", **env)
     assert r.json() == {"error": {"code": "not_found", "message": "no \x1b[31mred\x1b[0m here", "extra": 1,
                                   "status": 404}}
 

@@ -65,7 +65,7 @@ def test_version_among_other_options_is_the_same_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args", [("lock", "list"), ("msg", "inbox"), ("lock", "list", "--json"),
-                                  ("msg", "inbox", "--limit", "5"), ("status",)])
+                                  ("msg", "inbox", "--limit", "5")])
 def test_a_hot_read_imports_neither_typer_nor_httpx2(live_hub: LiveHub, tmp_path: Path, args: tuple[str, ...]) -> None:
     """Served by the fast path (``tests/cli/test_fast.py`` compares its output with the Typer CLI's)."""
     modules, p = _imported(tmp_path, *args, COORD_URL=live_hub.url, COORD_TOKEN=live_hub.token("LAPTOP/claude-main"))

@@ -5,7 +5,7 @@ cost (issue 7 point 18; ``coord bench cli`` measures it against a bare
 interpreter). Typer alone costs several times a bare ``python -c pass``, so
 ``coord --version`` (the whole command line, nothing else) is answered here
 before Typer is imported, and the read commands agents run in loops (``msg
-inbox``, ``lock list``, ``status``) are served by the standard-library fast
+inbox``, ``lock list``) are served by the standard-library fast
 path of :mod:`coordhub.cli.fast` when it can reproduce the Typer CLI's run
 exactly. Anything else, ``--version`` among other options included, goes
 through the Typer app in :mod:`coordhub.cli.main`, which prints the same.

@@ -7,7 +7,6 @@ lines without either:
 
 * ``coord [GLOBAL…] msg inbox [--all] [--limit N] [--json]``
 * ``coord [GLOBAL…] lock list [--project P] [--json]``
-* ``coord [GLOBAL…] status [--project P] [--json]``
 
 where ``GLOBAL`` is ``--url``, ``--token``, ``--session``, ``--queue-file``,
 ``--timeout`` (each ``--opt VALUE`` or ``--opt=VALUE``) or ``--admin``, each
@@ -47,8 +46,8 @@ _ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
 
 
 class Command(NamedTuple):
-    """A command line the fast path serves: ``name`` (``msg inbox``, ``lock list``, ``status``), its options
-    and the global ones, as the Typer CLI would have parsed them."""
+    """A command line the fast path serves: ``name`` (``msg inbox`` or ``lock list``), its options and the
+    global ones, as the Typer CLI would have parsed them."""
 
     name: str
     globals_: dict[str, str]
@@ -89,9 +88,7 @@ def parse(argv: list[str]) -> Command | None:
         return _options(Command("msg inbox", given, admin, False), argv[i + 2:], ("--all", "--json"), ("--limit",))
     if words == ["lock", "list"]:
         return _options(Command("lock list", given, admin, False), argv[i + 2:], ("--json",), ("--project",))
-    if words[:1] == ["status"]:
-        return _options(Command("status", given, admin, False), argv[i + 1:], ("--json",), ("--project",))
-    return None
+    return None  # `coord status` too: it also asks the orchestrator's endpoints (coordhub.cli.fleet)
 
 
 def _options(command: Command, args: list[str], flags: tuple[str, ...], valued: tuple[str, ...]) -> Command | None:
@@ -208,10 +205,8 @@ def _show(command: Command, notes: list[str], data: Any, error: tuple[str, int, 
         print_json(data)
     elif command.name == "msg inbox":
         views.inbox(data, history=command.history)
-    elif command.name == "lock list":
-        views.leases(data)
     else:
-        views.status(data)
+        views.leases(data)
     return 0
 
 
@@ -223,7 +218,7 @@ def _echo_err(line: str) -> None:
     sys.stderr.flush()
 
 
-_PATHS = {"msg inbox": "/api/coord/messages", "lock list": "/api/coord/locks", "status": "/api/coord/status"}
+_PATHS = {"msg inbox": "/api/coord/messages", "lock list": "/api/coord/locks"}
 
 
 def _params(command: Command) -> dict[str, Any]:
@@ -237,19 +232,7 @@ def _rows(data: Any) -> bool:
     return isinstance(data, list) and all(isinstance(row, dict) for row in data)
 
 
-def _status(data: Any) -> bool:
-    """Whether :func:`coordhub.cli.views.status` can show ``data`` (what it reads is there)."""
-    if not isinstance(data, dict) or "unread_messages" not in data or not (data.get("halts") or "halt" in data):
-        return False
-    halts = data.get("halts") or ([data["halt"]] if data["halt"] else [])
-    paused = data.get("paused")
-    return (isinstance(halts, list) and all(isinstance(h, dict) and {"halted_by", "halted_at", "reason"} <= h.keys()
-                                            for h in halts)
-            and (not paused or (isinstance(paused, dict) and "paused_at" in paused))
-            and all(_rows(data.get(k)) for k in ("active_locks", "components", "active_workflows")))
-
-
-_SHAPES = {"msg inbox": _rows, "lock list": _rows, "status": _status}
+_SHAPES = {"msg inbox": _rows, "lock list": _rows}
 
 
 class _Unreachable(Exception):
