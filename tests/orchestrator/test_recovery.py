@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from coordhub.clock import ManualClock
 from coordhub.core import reconcile
+from coordhub.store import Store
 from tests.conftest import Api
 from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config, get
 
@@ -122,3 +123,33 @@ def test_the_background_pass_is_the_same_pass(orch: Api, clock: ManualClock, lap
     clock.advance(20)
     done = orch.hub.store.write_sync(lambda tx: reconcile.run(tx, clock.now()))
     assert done["requeued"] == [a["id"]]
+
+
+def test_a_restarted_hub_gives_hosts_a_stale_window_first(store: Store, clock: ManualClock) -> None:
+    from fastapi.testclient import TestClient
+
+    from coordhub.api.app import create_app
+    from coordhub.core import tokens
+    from coordhub.core.hub import Hub
+    from coordhub.server import SYSTEM
+
+    hub = Hub(store, clock)
+    admin = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.ensure_admin(tx, None, now)).body
+    with TestClient(create_app(hub, sweep_seconds=0)) as client:
+        api = Api(client, hub, admin)
+        apply_config(api)
+        laptop = Host(api, "laptop", api.token("laptop/agent"))
+        laptop.register()
+        a = assign(api, api.token("desk/claude-main"), issue=1)
+        assert laptop.next() is not None
+    clock.advance(600)  # the hub was down for ten minutes: no heartbeat could arrive
+    with TestClient(create_app(hub, sweep_seconds=0)) as client:
+        api = Api(client, hub, admin)
+        assert reconcile_now(api)["requeued"] == []  # the host gets a window to reach the restarted hub
+        laptop.api = api
+        clock.advance(10)
+        laptop.beat()
+        clock.advance(10)
+        assert reconcile_now(api)["requeued"] == []  # it heartbeats: nothing is lost
+        clock.advance(6)
+        assert reconcile_now(api)["requeued"] == [a["id"]]  # silent for a window after the restart: lost

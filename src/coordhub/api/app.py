@@ -57,7 +57,7 @@ async def _reconcile_forever(app: FastAPI, hub: Hub, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            done = await hub.store.write(lambda tx: reconcile.run(tx, hub.clock.now()))
+            done = await hub.store.write(lambda tx: reconcile.run(tx, hub.clock.now(), app.state.up_since))
             if done["requeued"] or done["failed"]:
                 app.state.auth.invalidate()  # lost attempts' worker tokens were revoked
         except Unavailable:
@@ -99,6 +99,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start_bus(ring_bytes=limits.event_ring_bytes)
+        app.state.up_since = hub.clock.now()  # the reconciler counts the hub's own downtime for no host
         tasks = [asyncio.create_task(_follow_forever(hub))]
         if sweep_seconds > 0:
             tasks.append(asyncio.create_task(_sweep_forever(hub, sweep_seconds)))
@@ -117,6 +118,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
                   description="Coordination hub for fleets of AI coding-agent sessions: messages, fenced leases, "
                               "todos, workflows, components, halt. The seed-001 protocol under /api/coord/.")
     app.state.hub = hub
+    app.state.up_since = hub.clock.now()
     app.state.heartbeats = Heartbeats(hub)
     app.state.auth = Authenticator(hub, no_auth=no_auth, limiter=RateLimiter(rate_limit, rate_burst))
     app.state.retry_after = retry_after

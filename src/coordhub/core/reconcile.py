@@ -13,6 +13,11 @@ hub runs a pass every ``--sweep-seconds`` in ``coord serve`` (and on demand,
 * stuck and needs-input assignments stay where they are: resuming them needs
   the worktree on that machine.
 
+A hub that was down saw no heartbeats either: ``up_since`` (when this hub
+process started serving) is counted as a heartbeat of every host, so a
+restarted hub gives hosts a full stale window to reach it again before it
+re-queues anything (kill -9 of the hub must not make work run twice).
+
 A late report of a lost attempt is refused (409 ``stale_attempt``), and the
 host, if it comes back, is told to cancel it in its heartbeat answer. What a
 restarted host did not re-attach is handled in its first heartbeat
@@ -28,14 +33,18 @@ from coordhub.core.events import emit
 from coordhub.store.tx import Tx
 
 
-def run(tx: Tx, now: float) -> dict[str, Any]:
-    """One reconciliation pass at ``now``; return ``{stale_hosts, requeued, failed}`` (machine names and ids)."""
+def run(tx: Tx, now: float, up_since: float | None = None) -> dict[str, Any]:
+    """One reconciliation pass at ``now``; return ``{stale_hosts, requeued, failed}`` (machine names and ids).
+
+    ``up_since``: when this hub process started serving (see the module docstring); None counts no grace.
+    """
     done: dict[str, Any] = {"stale_hosts": [], "requeued": [], "failed": []}
     config = coordinator.active(tx)
     if config is None:
         return done
+    window = hosts.stale_after(config)
     for host in tx.hosts.all():
-        if hosts.state_of(host, config, now) != "stale":
+        if now - max(host["last_heartbeat"], up_since or 0.0) <= window:
             continue
         name = host["machine"]
         if host["stale_since"] is None:

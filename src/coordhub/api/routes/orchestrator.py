@@ -260,6 +260,8 @@ async def put_config(request: Request, body: dict[str, Any] = Body(...),
 async def reconcile_now(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Run a reconciliation pass now (``coord serve`` runs one every ``--sweep-seconds``)."""
     actor = await who.act()
-    response = await mutate(request, actor, lambda tx, now: reconcile.run(tx, now), during_halt=Exempt.ORCHESTRATOR)
+    since = request.app.state.up_since
+    response = await mutate(request, actor, lambda tx, now: reconcile.run(tx, now, since),
+                            during_halt=Exempt.ORCHESTRATOR)
     return _forget_tokens(request, response)
 
