@@ -78,3 +78,12 @@ def test_cli_side_by_side(tmp_path: Path) -> None:
     assert all(r > 0 for r in result["ratios"].values())
     assert set(result["targets_met"]) == {"coord --version", "coord msg inbox", "coord lock list"}
     assert isinstance(result["bytecode_cached"], bool)
+
+
+@pytest.mark.timeout(180)
+def test_dispatch_latency_with_fifty_queued(tmp_path: Path) -> None:
+    report = _bench(tmp_path, "dispatch", "--runs", "3")
+    result = report["dispatch"]
+    _check(result)
+    assert result["headline"]["ops"] == 3 and result["queued"] == 50
+    assert result["burst"]["ops"] == 50 and result["burst"]["errors"] == 0

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx2
 
-from coordhub.bench import cli_load, hook_load, lease_scale, mcp_load, scenarios
+from coordhub.bench import cli_load, dispatch, hook_load, lease_scale, mcp_load, scenarios
 from coordhub.bench.driver import Tick
 from coordhub.bench.target import Target, start, start_ceiling
 
@@ -30,6 +30,7 @@ TARGETS = {
     "soak": "500 agents, 10 min: 0 errors, 0 lost messages",
     "cli": "p50 vs python -c pass: coord --version ≤ 3×, coord msg inbox / coord lock list ≤ 6×",
     "lease-scale": "claim p50 ≤ 5 ms, p99 ≤ 20 ms; conflict check p50 ≤ 3 ms; at 100,000 leases and 10,000 globs",
+    "dispatch": "orchestrator: assign → dispatched p50 ≤ 1 s with 50 queued (hub overhead)",
 }
 WITH_CEILING = ("lease", "message", "turn", "mcp")
 
@@ -106,6 +107,10 @@ def run(names: list[str], o: Options, progress: Callable[[str], Tick]) -> dict[s
             scaled = lease_scale.lease_scale(_hub_args(o), o.database_url, o.runs, progress)
             results[name] = {**scaled, "backend": "sqlite", "durability": "sqlite WAL synchronous=FULL",
                              "clients": 1, "duration": None, "target": TARGETS[name]}
+            continue
+        if name == "dispatch":  # starts its own hub and two host threads
+            measured = dispatch.dispatch(_hub_args(o), o.runs, progress)
+            results[name] = {**measured, "clients": 2, "duration": None, "target": TARGETS[name]}
             continue
         run_id = uuid.uuid4().hex[:8]
         clients, duration = _defaults(name, o)

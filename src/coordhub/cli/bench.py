@@ -11,7 +11,7 @@ import typer
 from coordhub.cli.output import Console, console
 
 SCENARIOS = ("lease", "lease-contended", "message", "turn", "broadcast", "inbox", "push", "mcp", "hook", "cli", "soak",
-             "lease-scale")
+             "lease-scale", "dispatch")
 DEFAULT = ("lease", "message")
 ALL = tuple(s for s in SCENARIOS if s not in ("soak", "lease-scale"))  # the long ones run only when named
 
@@ -114,6 +114,10 @@ def _details(r: dict[str, Any]) -> list[str]:
         out += [f"{case}: {ratio}× python -c pass" + (f" (target ≤ {r['ratio_targets'][case]:g}×"
                 f"{'' if r['targets_met'][case] else ', NOT MET'})" if case in r["ratio_targets"] else "")
                 for case, ratio in r["ratios"].items()]
+    if "burst" in r:  # dispatch
+        b = r["burst"]
+        out.append(f"{r['queued']} queued at once, drained by two hosts: {_lat(b)} (max wait in line), "
+                   f"errors {b['errors']}")
     for point in r.get("curve", []):  # lease-scale
         out.append(f"{point['layout']} {point['size']:,}: claim {_lat(point['claim'])}, conflict check "
                    f"{_lat(point['conflicts'])} (filled in {point['fill_seconds']} s, hub {point['rss_mib']} MiB)")
