@@ -151,3 +151,25 @@ def test_log_wait_stop_retry(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> Non
     assert me("wait", queued, "--timeout", "0.3", "--interval", "0.1").code == 124
     assert "re-queued: none; failed: none" in me.ok("reconcile").out  # (laptop may be stale by now: no beats)
     assert "only a stuck or needs_input one is resumed" in me.fails(4, "resume-stuck", queued, "--guidance", "x").err
+
+
+def test_watch_with_an_id_follows_the_worker(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    admin, me = cli
+    admin.ok("config", "apply")
+    a = me.json("assign", "laptop", "api", "5")
+    host = HttpHost(live_hub, "laptop")
+    job = host.next()
+    assert job is not None
+    host.post(f"/assignments/{job['id']}/log", {"attempt": 1, "offset": 0, "text": "[init] sonnet\n[result] ok\n"})
+    host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "done"})
+    assert me.ok("watch", a["id"]).out == "[init] sonnet\n[result] ok\n"
+
+
+def test_assignment_events_read_as_lines() -> None:
+    from coordhub.cli.watch import describe
+
+    event = {"id": 9, "kind": "assignment.dispatched", "session_id": "laptop/agent", "project_key": "api",
+             "created_at": "2026-11-29T10:00:00Z",
+             "payload": {"assignment_id": "25a03ecb", "repo": "api", "issue": 42, "model": "haiku",
+                         "machine": "laptop", "attempt": 2}}
+    assert describe(event).endswith("[api] 25a03ecb api #42 [haiku] dispatched to laptop (attempt 2)")

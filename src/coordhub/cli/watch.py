@@ -32,9 +32,25 @@ def describe(event: dict[str, Any]) -> str:
         "session.paused": lambda: f"{p.get('paused_session')} paused (active under the halt of {p.get('scope')}); "
                                   "it writes again after `coord engage`",
         "session.engaged": lambda: f"{p.get('engaged_session')} engaged by {who}",
+        "assignment.queued": lambda: _assignment(p, "queued"),
+        "assignment.dispatched": lambda: _assignment(p, f"dispatched to {p.get('machine')} "
+                                                        f"(attempt {p.get('attempt')})"),
+        "assignment.running": lambda: _assignment(p, f"running on {p.get('machine')}"),
+        "assignment.done": lambda: _assignment(p, f"done on {p.get('machine')}, ${p.get('cost_usd') or 0:.2f}"),
+        "assignment.failed": lambda: _assignment(p, f"failed: {p.get('reason')}"),
+        "assignment.stuck": lambda: _assignment(p, f"stuck: {p.get('reason')}"),
+        "assignment.needs_input": lambda: _assignment(p, f"needs input: {p.get('reason')}"),
+        "assignment.cancelled": lambda: _assignment(p, f"cancelled: {p.get('reason')}"),
+        "host.stale": lambda: f"host {p.get('machine')} stale (no heartbeat): its work is re-queued",
+        "host.registered": lambda: f"host {p.get('machine')} registered (incarnation {p.get('incarnation')}, "
+                                   f"{p.get('slots')} slots)",
     }.get(event["kind"], lambda: f"{who} {event.get('subject_id') or ''}".rstrip())()
     project = f"[{event['project_key']}] " if event.get("project_key") else ""
     return one_line(f"{event['created_at']}  #{event['id']}  {event['kind']:<22} {project}{detail}")
+
+
+def _assignment(p: dict[str, Any], what: str) -> str:
+    return f"{p.get('assignment_id')} {p.get('repo')} #{p.get('issue')} [{p.get('model')}] {what}"
 
 
 def _halted(scope: Any) -> str:
@@ -51,6 +67,9 @@ def _desktop(event: dict[str, Any]) -> None:
 
 def watch(
     ctx: typer.Context,
+    assignment_id: str | None = typer.Argument(None, metavar="[ID]", help="An assignment: follow its worker's "
+                                                                          "filtered log until it ends (seed 003 "
+                                                                          "`watch`; `coord log ID -f`)."),
     project: str | None = typer.Option(None, "--project", help="Only events of this project."),
     kinds: str | None = typer.Option(None, "--kinds", help="Comma-separated kind prefixes, e.g. message.,lease."),
     after: int | None = typer.Option(None, "--after", help="Start after this event id (default: from now)."),
@@ -58,7 +77,13 @@ def watch(
                                                          "messages and halts."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
-    """Tail the hub's events live (Ctrl-C to stop); reconnects and resumes without gaps."""
+    """Tail the hub's events live (Ctrl-C to stop); reconnects and resumes without gaps. With an assignment id,
+    follow that worker's filtered log instead ([init], [tool], [stuck], [result] …)."""
+    if assignment_id is not None:
+        from coordhub.cli.orchestrator import log
+
+        log(ctx, assignment_id, follow=True, interval=1.0)
+        return
     if notify and not shutil.which("notify-send"):
         typer.echo("coord: warning: --notify needs notify-send (libnotify), which is not on PATH; "
                    "events are printed without desktop notifications", err=True)
