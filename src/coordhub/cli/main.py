@@ -54,7 +54,7 @@ LAZY_GROUPS = {
     "msg": "coordhub.cli.messages:app", "todo": "coordhub.cli.todos:app", "lock": "coordhub.cli.locks:app",
     "component": "coordhub.cli.components:app", "token": "coordhub.cli.tokens:app",
     "import": "coordhub.cli.imports:app", "compat": "coordhub.cli.compat:app",
-    "config": "coordhub.cli.orchestrator:config_app",
+    "config": "coordhub.cli.orchestrator:config_app", "conv": "coordhub.cli.conversations:app",
 }
 
 

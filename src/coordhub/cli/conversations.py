@@ -1,0 +1,433 @@
+"""``coord conv``: seed 004's conversations between projects, on the hub.
+
+A conversation is a sequence of typed turns (request, progress, query,
+pushback, complete, release, escalate) between addresses ``<machine>.<project>``
+(``local.<project>`` is this machine). The hub numbers turns, decides on each
+one as seed 004's receiver did (process, dedup, query, reject) and keeps a
+turn pending for its destination until a ``release`` follows it.
+
+Your address is your machine (identity.json ``machine``, else your session's
+``MACHINE/…``, else the host name) and your project (``COORD_PROJECT``, else
+identity.json ``project``, else the git root's name); every send declares it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from coordhub.cli.common import (
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    JSON_OPT,
+    call,
+    client,
+    fail,
+    hub_envelope,
+    read_text_arg,
+    show,
+)
+from coordhub.cli.output import console, print_json, table, verbatim
+from coordhub.client import CoordClient, HubError, Unreachable
+from coordhub.hooks.untrusted import one_line
+
+app = typer.Typer(help="Conversations between projects (seed 004): send turns, see what is pending, release, and keep "
+                       "the org-file inboxes in sync.", no_args_is_help=True)
+tools_app = typer.Typer(help="The tools you declare for REQUIRES_TOOLS (a turn needing others is answered 'query').",
+                        no_args_is_help=True)
+keys_app = typer.Typer(help="OpenPGP public keys the hub checks your signed turns against.", no_args_is_help=True)
+app.add_typer(tools_app, name="tools")
+app.add_typer(keys_app, name="keys")
+
+
+def me(c: CoordClient) -> tuple[str, str | None]:
+    """``(machine, project)`` of this client (the hub is asked only for a token's session id)."""
+    from coordhub.compat.crossagent.common import Me
+
+    who = Me(c)
+    return who.machine, who.project
+
+
+def destination(c: CoordClient, to: str) -> str:
+    """``to`` as an address, ``local`` made this machine; a usage error when it is not one."""
+    from coordhub.client import address
+
+    try:
+        return str(address.parse(to, me(c)[0]))
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def _refusal(turn: dict[str, Any]) -> None:
+    """Exit 1 with the reason when the hub recorded the turn as query or reject (not delivered)."""
+    if turn.get("decision") in ("query", "reject"):
+        if typer.get_current_context().params.get("as_json"):
+            print_json(turn)
+        fail(f"not delivered: {turn['decision']}: {turn.get('reason')} (turn {turn.get('id')}, visible to you only)",
+             EXIT_REFUSED, {"error": {"code": turn["decision"], "message": turn.get("reason"), "turn": turn}})
+
+
+def turn_line(t: dict[str, Any]) -> str:
+    """One turn in a line: id, conversation #sequence, type, from → to, decision when not process, title."""
+    seq = f"#{t['sequence']}" if t.get("sequence") is not None else "#-"
+    decision = "" if t.get("decision") in (None, "process") else f" [{t['decision']}: {t.get('reason')}]"
+    return one_line(f"{t['id']}  {t['conversation_id']} {seq}  {t['type']:<8} {t['from']} → {t['to']}  "
+                    f"{t.get('title') or ''}{decision}")
+
+
+@app.command()
+def send(
+    ctx: typer.Context,
+    to: str = typer.Argument(..., help="Destination MACHINE.PROJECT (local.PROJECT: this machine)."),
+    file: Path | None = typer.Argument(None, help="A seed-004 message file (org frontmatter + body); or give the "
+                                                  "fields below instead.", show_default=False),
+    type_: str | None = typer.Option(None, "--type", help="request, progress, query, pushback, complete, release "
+                                                          "or escalate."),
+    conversation: str | None = typer.Option(None, "--conversation", help="Conversation id, a slug such as "
+                                                                         "prep-fixup (new or existing)."),
+    title: str | None = typer.Option(None, "--title", help="Title (default: the conversation's)."),
+    body: str | None = typer.Option(None, "--body", help="The turn's text."),
+    body_file: Path | None = typer.Option(None, "--body-file", help="Read the text from a file ('-' = stdin)."),
+    requires_tools: str | None = typer.Option(None, "--requires-tools", help="Comma-separated tools the "
+                                                                            "receiver needs."),
+    release_status: str | None = typer.Option(None, "--release-status", help="With --type release: complete, "
+                                              "cancelled, withdrawn-after-pushback, abandoned-after-escalation."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Send a turn: a message file as is (the hub numbers it), or built from --conversation, --type and --body.
+
+    Exit 1 when the hub answers query or reject (the reason is shown; the turn is visible to you only).
+    For a signed file use `cross-agent-send`.
+    """
+    fields = (type_, conversation, title, body, body_file, requires_tools, release_status)
+    if file is not None and any(f is not None for f in fields):
+        fail("give a message FILE or the fields (--type, --conversation, --body …), not both", EXIT_USAGE)
+    content = None
+    extra: dict[str, Any] = {}
+    if file is not None:
+        content = read_text_arg(None, file, "file")
+    else:
+        if type_ is None or conversation is None:
+            fail("without a FILE give --conversation and --type (and --body or --body-file)", EXIT_USAGE)
+        extra = {"conversation_id": conversation, "type": type_, "title": title,
+                 "body": read_text_arg(body, body_file, "body"), "release_status": release_status,
+                 "requires_tools": [t.strip() for t in requires_tools.split(",") if t.strip()]
+                 if requires_tools else None}
+
+    def go(c: CoordClient) -> Any:
+        machine, project = me(c)
+        return c.send_turn(destination(c, to), content, from_machine=machine, from_project=project, **extra)
+
+    turn = call(ctx, go)
+    _refusal(turn)
+    show(turn, as_json, lambda t: console.print(
+        ("identical retry: already delivered as " if t["decision"] == "dedup" else "sent ") +
+        f"turn {t['id']}: {t['conversation_id']} #{t['sequence']} {t['type']} → {t['to']} ({t['file_name']})"))
+
+
+@app.command()
+def release(
+    ctx: typer.Context,
+    conversation_id: str = typer.Argument(..., help="The conversation to release."),
+    status: str = typer.Option("complete", "--status", help="complete, cancelled, withdrawn-after-pushback or "
+                                                            "abandoned-after-escalation."),
+    body: str | None = typer.Option(None, "--body", help="A closing note."),
+    to: str | None = typer.Option(None, "--to", help="Address to release to (default: the other party of the "
+                                                     "last turn)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Send the release turn: the conversation's turns stop being pending (seed 004)."""
+    turn = call(ctx, lambda c: c.release_conversation(conversation_id, destination(c, to) if to else None, status,
+                                                      body))
+    _refusal(turn)
+    show(turn, as_json, lambda t: console.print(f"released {t['conversation_id']} ({status}) with turn {t['id']} "
+                                                f"#{t['sequence']} → {t['to']}"))
+
+
+@app.command("show")
+def show_(ctx: typer.Context, conversation_id: str = typer.Argument(..., help="Conversation id."),
+          as_json: bool = JSON_OPT) -> None:
+    """A whole conversation: its state and every turn in order, with bodies."""
+    conv = call(ctx, lambda c: c.conversation(conversation_id))
+
+    def human(v: dict[str, Any]) -> None:
+        console.print(one_line(f"{v['conversation_id']}: {v['title']} [{v['state']}] project {v['project']}, "
+                               f"{v['pending']} pending, participants {', '.join(v['participants'])}"))
+        for t in v.get("turns", []):
+            console.print("")
+            console.print(turn_line(t) + one_line(f"  ({t['created_at']}, by {t['author']})"))
+            for line in (t.get("body") or "").rstrip("\n").split("\n"):
+                verbatim("    | " + one_line(line))
+
+    show(conv, as_json, human)
+
+
+@app.command("list")
+def list_(ctx: typer.Context,
+          state: str | None = typer.Option(None, "--state", help="open or released."),
+          project: str | None = typer.Option(None, "--project", help="Only this project's."),
+          as_json: bool = JSON_OPT) -> None:
+    """Conversations, newest activity last."""
+    rows = call(ctx, lambda c: c.conversations(state, project))
+    show(rows, as_json, lambda r: table(r, [("conversation_id", "conversation"), ("state", "state"),
+                                            ("project", "project"), ("last_sequence", "seq"),
+                                            ("pending", "pending"), ("updated_at", "updated"), ("title", "title")],
+                                        "no conversations"))
+
+
+@app.command()
+def inbox(ctx: typer.Context,
+          address: str | None = typer.Option(None, "--address", help="Another address (default: yours)."),
+          as_json: bool = JSON_OPT) -> None:
+    """Turns pending for you (not yet released), oldest first."""
+    def read(c: CoordClient) -> Any:
+        if address:
+            return c.conversation_inbox(destination(c, address))
+        machine, project = me(c)
+        return c.conversation_inbox(f"{machine}.{project}" if project else None)
+
+    rows = call(ctx, read)
+
+    def human(r: list[dict[str, Any]]) -> None:
+        if not r:
+            console.print("no pending turns")
+            return
+        for t in r:
+            console.print(turn_line(t))
+        console.print(f"{len(r)} pending. Read one with `coord conv show <conversation>`; end a conversation "
+                      "with `coord conv release <conversation>`.")
+
+    show(rows, as_json, human)
+
+
+@app.command()
+def status(ctx: typer.Context,
+           machine: str | None = typer.Option(None, "--machine", help="Another machine (default: this one)."),
+           as_json: bool = JSON_OPT) -> None:
+    """Per project on this machine: pending turns and the most recent one (seed 004's cross-agent-status)."""
+    from coordhub.compat.crossagent.status import table_lines
+
+    data = call(ctx, lambda c: c.conversation_status(machine.lower() if machine else me(c)[0]))
+
+    def human(d: dict[str, Any]) -> None:
+        if d.get("halt_active"):
+            console.print("⚠ HALT ACTIVE — cross-agent comms paused (see `coord status`)")
+        rows = d.get("projects") or []
+        console.print("\n".join(table_lines(rows)) if rows else "no projects with conversations — 0 pending")
+
+    show(data, as_json, human)
+
+
+@app.command()
+def profile(ctx: typer.Context,
+            machine: str | None = typer.Option(None, "--machine", help="Declare this machine (default: worked out "
+                                                                      "as `coord conv --help` says)."),
+            project: str | None = typer.Option(None, "--project", help="Declare this project (default: COORD_PROJECT, "
+                                                                      "identity.json project, the git root's name)."),
+            show_only: bool = typer.Option(False, "--show", help="Only show what the hub has; declare nothing."),
+            as_json: bool = JSON_OPT) -> None:
+    """Declare your address MACHINE.PROJECT at the hub (so others can send to it) and show it."""
+    from coordhub.client import address as addr
+
+    def go(c: CoordClient) -> Any:
+        if show_only:
+            return c.profile()
+        m, p = me(c)
+        try:
+            m = addr.part(machine) if machine else m
+            p = addr.part(project) if project else p
+        except ValueError as exc:
+            fail(str(exc), EXIT_USAGE)
+        if p is None:
+            fail("no project here (not in a git repository, no COORD_PROJECT or identity.json project): give "
+                 "--project", EXIT_USAGE)
+        return c.set_profile(machine=m, project=p)
+
+    data = call(ctx, go)
+    show(data, as_json, lambda d: console.print(one_line(
+        f"{d['session_id']}: address {d.get('address') or '(none declared)'}, tools: "
+        f"{', '.join(d.get('tools') or []) or '(none)'}")))
+
+
+@tools_app.command("set")
+def tools_set(ctx: typer.Context,
+              names: list[str] = typer.Argument(None, help="Tool names (none: declare no tools).", show_default=False),
+              as_json: bool = JSON_OPT) -> None:
+    """Declare the tools you have (replacing the list); REQUIRES_TOOLS is checked against them at send time."""
+    def go(c: CoordClient) -> Any:
+        machine, project = me(c)
+        return c.set_profile(machine=machine, project=project, tools=list(dict.fromkeys(names or [])))
+
+    data = call(ctx, go)
+    show(data, as_json, lambda d: console.print(f"tools of {d['session_id']}: {', '.join(d['tools']) or '(none)'}"))
+
+
+@tools_app.command("show")
+def tools_show(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """The tools you declared."""
+    data = call(ctx, lambda c: c.profile())
+    show(data, as_json, lambda d: console.print(f"tools of {d['session_id']}: "
+                                                f"{', '.join(d.get('tools') or []) or '(none)'}"))
+
+
+@keys_app.command("add")
+def keys_add(ctx: typer.Context,
+             file: Path | None = typer.Argument(None, help="An armored public key file.", show_default=False),
+             gpg_key: str | None = typer.Option(None, "--gpg", help="Export this key id from your keyring "
+                                                                   "(`gpg --armor --export KEYID`)."),
+             as_json: bool = JSON_OPT) -> None:
+    """Register an OpenPGP public key: your signed turns are verified against your keys."""
+    if (file is None) == (gpg_key is None):
+        fail("give a key FILE or --gpg KEYID (one of them)", EXIT_USAGE)
+    if gpg_key is not None:
+        from coordhub.compat import gpg
+
+        try:
+            armored = gpg.export(gpg_key)
+        except gpg.GpgError as exc:
+            fail(str(exc), EXIT_USAGE)
+    else:
+        armored = read_text_arg(None, file, "file")
+    data = call(ctx, lambda c: c.add_key(armored))
+    show(data, as_json, lambda d: console.print(f"registered key {d['fingerprint']} for {d['session_id']}"))
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context,
+              session: str | None = typer.Option(None, "--session", help="Another session's keys."),
+              as_json: bool = JSON_OPT) -> None:
+    """Registered public keys (yours by default)."""
+    rows = call(ctx, lambda c: c.keys(session))
+    show(rows, as_json, lambda r: table(r, [("fingerprint", "fingerprint"), ("session_id", "session"),
+                                            ("created_at", "registered")], "no keys"))
+
+
+@keys_app.command("remove")
+def keys_remove(ctx: typer.Context, fingerprint: str = typer.Argument(..., help="The key's fingerprint."),
+                as_json: bool = JSON_OPT) -> None:
+    """Remove one of your keys."""
+    data = call(ctx, lambda c: c.delete_key(fingerprint))
+    show(data, as_json, lambda d: console.print(f"removed {d.get('deleted', 0)} key(s)"))
+
+
+@app.command()
+def sync(
+    ctx: typer.Context,
+    follow: bool = typer.Option(False, "--follow", help="Keep going: write new turns as they arrive (Ctrl-C to "
+                                                        "stop)."),
+    inbox_root: Path | None = typer.Option(None, "--inbox-root", help="Write to DIR/<project>/inbox/from-agents "
+                                           "instead of ~/projects/… (a project's inbox_path in "
+                                           "~/.config/coordhub/conversations.toml still wins)."),
+    from_start: bool = typer.Option(False, "--from-start", help="Ignore the saved cursor: look at every turn "
+                                                                "again (files already there are left alone)."),
+    poll: float = typer.Option(30.0, "--poll", min=0.1, help="With --follow: also check every this many seconds."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Write the turns addressed to this machine's projects into their inbox folders as seed-004 files.
+
+    Each turn becomes inbox/from-agents/<file_name> (its .asc first when signed), so agents that poll the folder and
+    run cross-agent-recv keep working. A file already there is never overwritten: an identical one is left alone,
+    a different one makes the turn take another name. A cursor per hub and machine (~/.local/state/coordhub/
+    conv-sync/) makes the next run read only newer turns. Folders: see docs/conversations.md.
+    """
+    from coordhub.compat import orgsync
+    from coordhub.compat.inboxes import Inboxes
+
+    try:
+        inboxes = Inboxes(root=inbox_root)
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    with client(ctx) as c:
+        try:
+            machine = me(c)[0]
+            path = orgsync.cursor_file(c.settings.url, machine)
+            after = 0 if from_start else orgsync.load_cursor(path)
+
+            def progress(t: orgsync.Tally) -> None:
+                if follow or not as_json:
+                    typer.echo(f"{t.written} turns written" + (f" ({t.present} already there)" if t.present else ""),
+                               err=not follow)
+
+            syncer = orgsync.Syncer(lambda a, n: c.turns(machine, a, n), machine, inboxes, path, c.settings.url,
+                                    after, progress)
+            if follow:
+                _follow(ctx, syncer, poll)
+            tally = syncer.run_once()
+        except HubError as err:
+            fail(f"{err.message} [{err.status} {err.code}]", EXIT_REFUSED, hub_envelope(err))
+        except Unreachable as err:
+            fail(f"hub at {c.settings.url} is unreachable: {err}", EXIT_UNREACHABLE)
+        except OSError as err:
+            fail(f"cannot write the inbox: {err}", EXIT_REFUSED)
+    show(tally.as_json(), as_json, lambda t: console.print(
+        f"{t['written']} turns written" + (f", {t['present']} already there" if t["present"] else "") +
+        (f", {t['renamed']} under another name (the usual one held a different file)" if t["renamed"] else "")))
+
+
+def _follow(ctx: typer.Context, syncer: Any, poll: float) -> None:
+    """Run the syncer forever, woken by the hub's conversation events (on a second client) and every ``poll`` s."""
+    wakeups: queue.Queue[object] = queue.Queue()
+
+    def listen() -> None:
+        with client(ctx) as events:
+            try:
+                for _ in events.events(kinds="conversation.turn"):
+                    wakeups.put(None)
+            except (HubError, Unreachable):  # the poll keeps the sync going
+                return
+
+    threading.Thread(target=listen, daemon=True, name="conv-sync-events").start()
+    try:
+        syncer.follow(wakeups, poll)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="A message file, or a folder of them (e.g. a project's "
+                                          "inbox/from-agents/)."),
+    to: str | None = typer.Option(None, "--to", help="Import to this address (default: this machine's address of "
+                                                     "the folder's project)."),
+    unsigned: bool = typer.Option(False, "--unsigned", help="Leave the .asc signatures out (their keys are not "
+                                                            "registered for you)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Send seed-004 message files to the hub and report a decision per file (process, dedup, query, reject, error).
+
+    Files are checked first: a file that is not a valid message is an error and is not sent. Importing the same
+    files again answers dedup. Exit 1 when any file was an error.
+    """
+    from coordhub.compat import orgimport
+    from coordhub.compat.inboxes import Inboxes
+
+    try:
+        paths = orgimport.files_in(path)
+        inboxes = Inboxes()
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc), EXIT_USAGE)
+
+    def go(c: CoordClient) -> Any:
+        machine, project = me(c)
+        return orgimport.import_files(
+            paths, lambda dest, text, sig: c.send_turn(dest, text, signature=sig, queue=False, from_machine=machine,
+                                                       from_project=project),
+            lambda p: orgimport.destination(p, inboxes, machine, project, to), unsigned)
+
+    outcomes = call(ctx, go)
+    counts = {d: sum(o.decision == d for o in outcomes) for d in orgimport.DECISIONS}
+    if as_json:
+        print_json({"files": [o.as_json() for o in outcomes], "counts": counts})
+    else:
+        for o in outcomes:
+            where = f" (turn {o.turn_id}: {o.conversation_id} #{o.sequence} → {o.to})" if o.turn_id else ""
+            console.print(one_line(f"{o.file}: {o.decision}{where}" + (f" — {o.reason}" if o.reason else "")))
+        console.print(f"{len(outcomes)} file(s): " + ", ".join(f"{n} {d}" for d, n in counts.items() if n))
+    if counts["error"]:
+        raise typer.Exit(EXIT_REFUSED)

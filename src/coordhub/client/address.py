@@ -1,0 +1,97 @@
+"""The caller's conversation address, ``<machine>.<project>`` (seed 004), worked out on the client.
+
+Standard library only (the drop-in ``cross-agent-*`` commands start from it).
+
+Seed 004 addresses a project on a machine as ``<machine>.<project>`` and
+spells the caller's own machine ``local``. The hub keeps each session's
+declared address (``PUT /api/coord/conversations/profile``, or on every turn
+sent); this module decides what a client declares:
+
+* **machine**: identity.json ``machine`` (seed 000's field), else the MACHINE
+  part of the session id ``MACHINE/name``, else the short host name (what the
+  seed compared ``<machine>`` with);
+* **project**: ``COORD_PROJECT``, else identity.json ``project``, else the name
+  of the git root's directory (the seed derived it from ``~/projects/<name>/``,
+  which is the same directory for its users).
+
+Both are lower-cased, and any character the hub does not take in an address
+part (it takes ``[a-z0-9_-]``, at most 64, starting with a letter or digit) is
+replaced by ``-``: ``My.Project`` becomes ``my-project``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from coordhub.client import project as places
+
+LOCAL = "local"  # seed 004: local.<project> is this machine
+PROJECT_ENV = "COORD_PROJECT"
+_PART = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+class Address(NamedTuple):
+    """A ``machine.project`` pair, both parts lower case."""
+
+    machine: str
+    project: str
+
+    def __str__(self) -> str:
+        return f"{self.machine}.{self.project}"
+
+
+def part(value: str) -> str:
+    """``value`` as an address part: lower case, other characters ``-``, at most 64; ``ValueError`` if none is left."""
+    text = re.sub(r"[^a-z0-9_-]+", "-", value.strip().lower()).strip("-_")[:64]
+    if not _PART.fullmatch(text):
+        raise ValueError(f"{value!r} has no letters or digits to make an address part of")
+    return text
+
+
+def machine(identity: dict[str, Any], session: str | None = None, hostname: str | None = None) -> str:
+    """This client's machine: identity.json ``machine``, else ``MACHINE`` of ``MACHINE/name``, else the host name."""
+    for candidate in (identity.get("machine"), session.split("/", 1)[0] if session and "/" in session else None):
+        if isinstance(candidate, str) and candidate.strip():
+            return part(candidate)
+    return part((hostname or socket.gethostname()).split(".", 1)[0])
+
+
+def project_name(identity: dict[str, Any], start: Path | None = None) -> str | None:
+    """This client's project: ``COORD_PROJECT``, else identity.json ``project``, else the git root's name; or None."""
+    for candidate in (os.environ.get(PROJECT_ENV), identity.get("project")):
+        if isinstance(candidate, str) and candidate.strip():
+            return part(candidate)
+    root = places.git_root(Path(os.path.abspath(start or Path.cwd())))
+    return part(root.name) if root is not None else None
+
+
+def parse(text: str, local_machine: str) -> Address:
+    """``machine.project`` as an :class:`Address`, ``local`` replaced by ``local_machine``.
+
+    Raises ``ValueError`` (its message says what is wrong) for a text without
+    a dot or with a part that cannot be an address part.
+    """
+    head, dot, tail = text.strip().partition(".")
+    if not dot or not head or not tail:
+        raise ValueError(f"destination must be <machine>.<project>; got {text!r}")
+    m = local_machine if head.lower() == LOCAL else head
+    if not _PART.fullmatch(m.lower()) or not _PART.fullmatch(tail.lower()):
+        raise ValueError(f"{text!r} is not an address: each part is letters, digits, _ or - (at most 64)")
+    return Address(m.lower(), tail.lower())
+
+
+def of(settings: Any, session_id: str | None = None, start: Path | None = None) -> tuple[str, str | None]:
+    """``(machine, project)`` of a client with these :class:`~coordhub.client.settings.ClientSettings`.
+
+    ``session_id`` is the acting session when known (the hub's answer for a
+    token); else the session the settings name. ``project`` is None outside
+    any project (no ``COORD_PROJECT``, identity.json ``project`` or git root).
+    """
+    from coordhub.client.settings import load_identity
+
+    ident = load_identity(settings.identity_file) if settings.identity_file is not None else {}
+    return machine(ident, session_id or settings.session), project_name(ident, start)

@@ -1,0 +1,140 @@
+"""What the seven ``cross-agent-*`` drop-ins share: the hub client, the caller's address, the halt they obey.
+
+Seed 004's scripts found their state in files (``~/.config/cross-agent-comms/HALT``,
+``peers.toml``); these find it at the hub named the way every coordhub client
+finds it (``COORD_URL``, ``COORD_TOKEN``, ``.claude/identity.json``: see
+docs/configuration.md). They take exactly the seed's arguments, so none of
+those settings is a flag.
+
+A halt covers this machine when the hub holds one for the fleet, for this
+machine (``machine:<m>``) or for this machine's project (``project:<p>``).
+When the hub cannot be asked, the drop-ins that obey a halt treat the state
+as halted, as the seed treated a HALT file it could not read (fail closed).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from coordhub.client import address
+
+if TYPE_CHECKING:
+    from coordhub.client.client import CoordClient
+
+EXIT_HALT = 5  # seed 004: every command that obeys HALT exits 5
+
+
+def err(message: str) -> None:
+    """One line on stderr (the seed's scripts print their errors bare)."""
+    print(message, file=sys.stderr)
+
+
+def die(message: str, code: int) -> NoReturn:
+    """Print ``message`` on stderr and exit with ``code``."""
+    err(message)
+    raise SystemExit(code)
+
+
+@contextmanager
+def connect(code: int = 1) -> Iterator[CoordClient]:
+    """A client of the hub configured like ``coord`` (env and identity.json); exit ``code`` when it cannot be."""
+    from coordhub.client import CoordClient, resolve
+    from coordhub.errors import CoordError
+
+    try:
+        settings = resolve()
+    except CoordError as exc:
+        die(f"coordhub settings: {exc.message}", code)
+    with CoordClient(settings) as client:
+        yield client
+
+
+class Me:
+    """This client's address, asked of the hub only when local settings cannot say (the session of a token)."""
+
+    def __init__(self, client: CoordClient) -> None:
+        self.client = client
+        self._profile: dict[str, Any] | None = None
+        self._machine: str | None = None
+        self._project: str | None = None
+        self._resolved = False
+
+    def profile(self) -> dict[str, Any]:
+        """``GET …/conversations/profile`` (once)."""
+        if self._profile is None:
+            self._profile = self.client.profile()
+        return self._profile
+
+    def _resolve(self) -> None:
+        if self._resolved:
+            return
+        s = self.client.settings
+        session = None
+        if s.token and not s.session_named:  # the token decides who acts; its id names the machine
+            session = self.profile().get("session_id")
+        self._machine, self._project = address.of(s, session)
+        self._resolved = True
+
+    @property
+    def machine(self) -> str:
+        """This machine, lower case (seed 004's ``local``)."""
+        self._resolve()
+        assert self._machine is not None
+        return self._machine
+
+    @property
+    def project(self) -> str | None:
+        """This client's project, lower case; None outside any project."""
+        self._resolve()
+        return self._project
+
+
+def halts(client: CoordClient, machine: str, project: str | None) -> list[dict[str, Any]]:
+    """The halts standing over ``machine`` (and ``project``): fleet, ``machine:<m>``, ``project:<p>``.
+
+    Raises what the client raises (``Unreachable``, ``HubError``).
+    """
+    data = client.call("GET", "/api/coord/halt")
+    records: list[Any] = []
+    if isinstance(data, dict) and isinstance(data.get("halts"), list):
+        records = data["halts"]
+    elif isinstance(data, dict) and data.get("halted"):
+        records = [data]
+    wanted = {"fleet", "*", f"machine:{machine}"} | ({f"project:{project}"} if project else set())
+    return [h for h in records if isinstance(h, dict) and str(h.get("scope", "fleet")).lower() in wanted]
+
+
+def halt_or_unknown(client: CoordClient, machine: str, project: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """``(halts, None)``, or ``([], why)`` when the hub could not say (the caller fails closed)."""
+    from coordhub.client import HubError, Unreachable
+
+    try:
+        return halts(client, machine, project), None
+    except Unreachable as exc:
+        return [], f"hub at {client.settings.url} unreachable ({exc})"
+    except HubError as exc:
+        return [], f"the hub refused to say ({exc.status} {exc.code}: {exc.message})"
+
+
+def describe(halt: dict[str, Any]) -> str:
+    """One halt in words: ``<reason> (machine:m, by S at T)``."""
+    scope = halt.get("scope") or "fleet"
+    by = halt.get("halted_by")
+    when = halt.get("halted_at")
+    return f"{halt.get('reason') or ''} ({scope}" + (f", by {by}" if by else "") + (f" at {when}" if when else "") + ")"
+
+
+def banner(found: list[dict[str, Any]], unknown: str | None, clear_hint: bool) -> list[str]:
+    """Seed 004's halt banner (status and discover print it before their normal output); [] when not halted."""
+    if not found and unknown is None:
+        return []
+    lines = ["⚠ HALT ACTIVE — cross-agent comms paused"]
+    lines += [f"  reason: {describe(h)}" for h in found]
+    if unknown is not None:
+        lines.append(f"  reason: (halt state unknown: {unknown}; treated as halted)")
+    if clear_hint:
+        lines.append("  clear: cross-agent-resume (or: coord resume)")
+    return [*lines, ""]

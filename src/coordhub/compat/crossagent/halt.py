@@ -1,0 +1,144 @@
+"""``cross-agent-halt [reason] [--tailnet] [--no-stop-watcher]`` and ``cross-agent-resume [--tailnet]``.
+
+Seed 004 halted by writing a HALT file on this machine (``--tailnet``: on
+every peer over SSH, reporting each). Here the halt is one record at the hub,
+which then refuses every write in its scope (423) and which every drop-in and
+hook sees: ``machine:<this machine>``, or with ``--tailnet`` the fleet. A
+session may halt or resume its own machine; the fleet needs an admin token
+(or the hub's ``admin.token`` on its machine, as ``coord halt`` uses it).
+
+As in the seed, halting also stops the ``cross-agent-watch.path`` systemd
+user unit (unless ``--no-stop-watcher``) and resuming starts it, both best
+effort; and resuming does not revive agents: sessions that were active under
+the halt stay paused (the hub answers their writes with 423 ``paused``) until
+each re-engages (``coord engage``), for the seed's two reasons (an
+intentional kill is not silently undone; the operator may inspect first).
+
+Exit codes: 0 done (a halt already standing counts: its reason is shown), 1
+the hub refused (e.g. the fleet without an admin token) or is unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from typing import Any
+
+from coordhub.compat.crossagent.common import Me, connect, describe, die, err
+
+WATCH_UNIT = "cross-agent-watch.path"
+
+
+def _systemctl(verb: str) -> None:
+    """``systemctl --user <verb> cross-agent-watch.path``, best effort (no systemd, no unit: nothing to do)."""
+    try:
+        subprocess.run(["systemctl", "--user", verb, WATCH_UNIT], capture_output=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+
+
+def _machines(client: Any) -> int:
+    try:
+        return len({a["machine"] for a in client.addresses()})
+    except Exception:  # noqa: BLE001 - a count for a summary line; the halt itself already stands
+        return 0
+
+
+def halt_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cross-agent-halt",
+                                description="Halt cross-agent comms on this machine (or the whole fleet).")
+    p.add_argument("reason", nargs="?", default="", help="Optional human-readable reason")
+    p.add_argument("--tailnet", action="store_true", help="Halt the whole fleet, every machine")
+    p.add_argument("--no-stop-watcher", action="store_true",
+                   help=f"Do not stop the {WATCH_UNIT} systemd user unit")
+    return p
+
+
+def main_halt(argv: list[str] | None = None) -> int:
+    """``cross-agent-halt`` entry point."""
+    args = halt_parser().parse_args(argv)
+    with connect() as client:
+        from coordhub.client import HubError, Unreachable
+
+        me = Me(client)
+        try:
+            scope = "fleet" if args.tailnet else f"machine:{me.machine}"
+            reason = args.reason.strip() or f"cross-agent-halt on {me.machine}"
+            try:
+                client.call("POST", "/api/coord/halt", body={"reason": reason, "scope": scope}, queue=False)
+                detail = f"halt recorded at the hub for {scope}"
+            except HubError as exc:
+                if exc.status != 409:
+                    raise
+                standing = exc.body.get("error", {}).get("halt") if isinstance(exc.body, dict) else None
+                detail = f"already halted: {describe(standing)}" if isinstance(standing, dict) else "already halted"
+            if not args.no_stop_watcher:
+                _systemctl("stop")
+            where = "fleet" if args.tailnet else "locally"
+            print(f"Halting {where} ✓ ({detail})")
+            print()
+            if args.tailnet:
+                print(f"Halt active across {_machines(client)} machine(s).")
+            else:
+                print("Halt active. Run cross-agent-resume to clear.")
+            print("Every write by a session in scope is refused by the hub (423) until then; cross-agent-send and "
+                  "cross-agent-recv exit 5.")
+            return 0
+        except HubError as exc:
+            die(f"halt refused by the hub: {exc.message} [{exc.status} {exc.code}]", 1)
+        except Unreachable as exc:
+            die(f"cannot halt: hub at {client.settings.url} unreachable ({exc})", 1)
+
+
+def resume_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cross-agent-resume", description="Resume cross-agent comms after a halt.")
+    p.add_argument("--tailnet", action="store_true", help="Lift the fleet halt")
+    return p
+
+
+RE_ENGAGE = """
+Halt cleared. Watcher restarted.
+
+Agent polling does NOT auto-resume — per the failsafe asymmetry rule,
+agents stay paused until you explicitly re-engage each session.
+The hub answers writes of every session that was active under the halt
+with 423 "paused" until it re-engages: open the relevant Claude session
+and tell the agent to resume polling for its conversation (it runs
+`coord engage`). `coord resume --engage-all` re-engages every session at once."""
+
+
+def main_resume(argv: list[str] | None = None) -> int:
+    """``cross-agent-resume`` entry point."""
+    args = resume_parser().parse_args(argv)
+    with connect() as client:
+        from coordhub.client import HubError, Unreachable
+
+        me = Me(client)
+        try:
+            scope = "fleet" if args.tailnet else f"machine:{me.machine}"
+            answer = client.call("POST", "/api/coord/resume", body={"scope": scope}, queue=False)
+        except HubError as exc:
+            die(f"resume refused by the hub: {exc.message} [{exc.status} {exc.code}]", 1)
+        except Unreachable as exc:
+            die(f"cannot resume: hub at {client.settings.url} unreachable ({exc})", 1)
+        _systemctl("start")
+        was = answer.get("was") if isinstance(answer, dict) else None
+        where = "fleet" if args.tailnet else "locally"
+        print(f"Resuming {where} ✓ " + ("(HALT cleared)" if was else "(no HALT was active)"))
+        print(RE_ENGAGE)
+        still_halted(client, me)
+    return 0
+
+
+def still_halted(client: Any, me: Me) -> None:
+    """Say on stderr when a wider halt still covers this machine (a fleet or project halt is not lifted here)."""
+    from coordhub.compat.crossagent.common import halt_or_unknown
+
+    found, _ = halt_or_unknown(client, me.machine, me.project)
+    for h in found:
+        err(f"note: still halted: {describe(h)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main_halt())

@@ -1,0 +1,134 @@
+"""``coord conv import``: seed-004 message files (an inbox's history, a machine not yet migrated) into the hub.
+
+Each ``.org`` file is checked here first (:func:`coordhub.core.orgturn.parse`:
+a file that is not a message gets an ``error`` naming the problem and is never
+sent), then sent as a file-form turn with its ``<file>.asc`` when present, so
+the hub runs its receiver checks and answers a decision: ``process``,
+``dedup`` (already imported: importing the same files again changes nothing),
+``query`` or ``reject`` with the reason.
+
+**Destination.** A file found in project P's inbox on this machine was sent to
+this machine's P, so that is its ``to``: the project is the one whose inbox
+folder holds it (:meth:`coordhub.compat.inboxes.Inboxes.project_of`: a
+configured ``inbox_path``, else ``…/<P>/inbox/from-agents/``), else the
+caller's own project; ``--to`` overrides. The author is the caller (identity
+comes from the token), so a signed file is accepted only if its key is one the
+caller registered (``coord conv keys add``); ``--unsigned`` imports the text
+without the ``.asc``.
+
+In a folder every regular file is looked at, in name order, except staging
+files (``.tmp.*``) and the ``.asc`` beside a ``.org``; anything else is
+reported as an ``error`` and left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from coordhub.client import address
+from coordhub.compat.inboxes import Inboxes
+from coordhub.compat.orgfiles import TMP_PREFIX
+from coordhub.core import orgturn
+from coordhub.errors import Invalid
+
+DECISIONS = ("process", "dedup", "query", "reject", "error")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one file."""
+
+    file: str
+    decision: str  # one of DECISIONS
+    reason: str | None = None
+    to: str | None = None
+    turn_id: int | None = None
+    conversation_id: str | None = None
+    sequence: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def files_in(path: Path) -> list[Path]:
+    """The files an import of ``path`` looks at (see the module docstring); ``FileNotFoundError`` if none is there."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    names = {p.name for p in path.iterdir()}
+    return [p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(TMP_PREFIX)
+            and not (p.name.endswith(".org.asc") and p.name.removesuffix(".asc") in names)]
+
+
+def read(path: Path, unsigned: bool) -> tuple[str, str | None]:
+    """``(text, signature)`` of a message file, checked; ``Invalid`` saying why it cannot be imported."""
+    if path.name.endswith(".asc"):
+        raise Invalid("a signature without its .org message file")
+    if path.suffix != ".org":
+        raise Invalid("not a seed-004 message file (*.org)")
+    try:
+        text = orgturn.decode(path.read_bytes())
+    except OSError as exc:
+        raise Invalid(f"cannot read: {exc.strerror or exc}") from None
+    orgturn.parse(text)
+    sig_path = path.with_name(path.name + ".asc")
+    if unsigned or not sig_path.is_file():
+        return text, None
+    try:
+        signature = sig_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Invalid(f"cannot read its signature {sig_path.name}: {exc}") from None
+    try:
+        orgturn.check_signature(signature)
+    except Invalid as exc:
+        raise Invalid(f"{sig_path.name}: {exc.message}") from None
+    return text, signature
+
+
+def destination(path: Path, inboxes: Inboxes, machine: str, own_project: str | None, to: str | None) -> str:
+    """The address a file is imported to (see the module docstring); ``Invalid`` when none can be told."""
+    if to:
+        try:
+            return str(address.parse(to, machine))
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+    found = inboxes.project_of(path.parent)
+    try:
+        project = address.part(found) if found else own_project
+    except ValueError:
+        project = own_project
+    if not project:
+        raise Invalid("cannot tell which project's inbox this is: not in …/<project>/inbox/from-agents/ nor a "
+                      "configured inbox_path, and you are in no project; give --to MACHINE.PROJECT")
+    return f"{machine}.{project}"
+
+
+def import_files(paths: list[Path], send: Callable[[str, str, str | None], Any],
+                 where: Callable[[Path], str], unsigned: bool) -> list[Outcome]:
+    """Import each file: ``send(to, text, signature)`` is the client's file-form send (it raises ``HubError``).
+
+    A refusal by the hub (4xx) is that file's ``error``; ``Unreachable`` is
+    not caught (nothing more can be imported).
+    """
+    from coordhub.client import HubError
+
+    out = []
+    for path in paths:
+        try:
+            text, signature = read(path, unsigned)
+            to = where(path)
+        except Invalid as exc:
+            out.append(Outcome(str(path), "error", exc.message))
+            continue
+        try:
+            turn = send(to, text, signature)
+        except HubError as exc:
+            out.append(Outcome(str(path), "error", f"{exc.message} [{exc.status} {exc.code}]", to))
+            continue
+        out.append(Outcome(str(path), str(turn.get("decision")), turn.get("reason"), to, turn.get("id"),
+                           turn.get("conversation_id"), turn.get("sequence")))
+    return out

@@ -1,0 +1,128 @@
+"""``coord conv sync``: the hub's turns for this machine's projects, written into their seed-004 inbox folders.
+
+Agents whose polling loop still reads ``inbox/from-agents/`` and runs seed
+004's ``cross-agent-recv`` on each file keep working: every accepted turn
+addressed to a project on this machine becomes one ``.org`` file (and its
+``.asc``) in that project's folder (:mod:`coordhub.compat.inboxes`), written
+by :func:`coordhub.compat.orgfiles.place_all`.
+
+Turns are read in pages of :data:`PAGE` (``GET …/turns?after=&limit=``,
+oldest first). A cursor (the id of the last turn placed) is kept per hub and
+machine in ``$XDG_STATE_HOME/coordhub/conv-sync/``, saved after each page, so
+a second sync asks only for newer turns; without it (or with ``--from-start``)
+every file is looked at again and an identical one is left alone. ``follow``
+keeps going: the hub's event stream (kind ``conversation.turn``) wakes it, and
+it also reads a page every ``poll`` seconds, so a turn recorded while the
+stream was reconnecting is not left waiting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coordhub.client import project as places
+from coordhub.compat.inboxes import Inboxes
+from coordhub.compat.orgfiles import place_all
+
+PAGE = 1000  # the hub's largest page of turns
+
+
+@dataclass
+class Tally:
+    """What a sync did: turns ``written``, already ``present``, written under another name (``renamed``)."""
+
+    written: int = 0
+    present: int = 0
+    renamed: int = 0
+    cursor: int = 0
+    files: list[str] = field(default_factory=list)  # paths written, in order (for --json)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"written": self.written, "present": self.present, "renamed": self.renamed, "cursor": self.cursor,
+                "files": self.files}
+
+
+def cursor_file(url: str, machine: str) -> Path:
+    """Where the cursor of this hub and machine is kept."""
+    key = hashlib.sha256(f"{url.rstrip('/')}\n{machine}".encode()).hexdigest()[:16]
+    return places.state_dir() / "conv-sync" / f"{machine}-{key}.json"
+
+
+def load_cursor(path: Path) -> int:
+    """The saved cursor (0 when none)."""
+    value = places.read_json_object(path).get("after", 0)
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+def save_cursor(path: Path, url: str, machine: str, after: int) -> None:
+    """Save the cursor atomically (the state dir is created 0700)."""
+    places.private_dir(path.parent)
+    places.write_private(path, json.dumps({"url": url, "machine": machine, "after": after}) + "\n")
+
+
+class Syncer:
+    """Writes the turns of one machine into its projects' inbox folders.
+
+    ``fetch(after, limit)`` returns the next page of turns (the client's
+    ``turns``); ``progress`` is told after each page with a non-empty page.
+    """
+
+    def __init__(self, fetch: Callable[[int, int], list[dict[str, Any]]], machine: str, inboxes: Inboxes,
+                 cursor_path: Path | None, url: str, after: int = 0,
+                 progress: Callable[[Tally], None] | None = None) -> None:
+        self.fetch = fetch
+        self.machine = machine
+        self.inboxes = inboxes
+        self.cursor_path = cursor_path
+        self.url = url
+        self.tally = Tally(cursor=after)
+        self.progress = progress
+
+    def run_once(self) -> Tally:
+        """Page until the hub has nothing newer; returns the running tally.
+
+        Each page is written with :func:`~coordhub.compat.orgfiles.place_all`
+        and the cursor saved after it. ``OSError`` when a folder is unwritable:
+        the cursor then stays before that page (a rerun finds what was written).
+        """
+        while True:
+            page = self.fetch(self.tally.cursor, PAGE)
+            if not page:
+                return self.tally
+            mine = []
+            for turn in page:
+                machine, _, project = str(turn.get("to", "")).partition(".")
+                if machine == self.machine and project and turn.get("content") is not None:
+                    mine.append((self.inboxes.path_for(project), turn))
+            for (folder, _), placed in zip(mine, place_all(mine), strict=True):
+                if placed.written:
+                    self.tally.written += 1
+                    self.tally.files.append(str(folder / placed.name))
+                else:
+                    self.tally.present += 1
+                self.tally.renamed += placed.renamed
+            self.tally.cursor = max(self.tally.cursor, *(int(t["id"]) for t in page))
+            if self.cursor_path is not None:
+                save_cursor(self.cursor_path, self.url, self.machine, self.tally.cursor)
+            if self.progress is not None:
+                self.progress(self.tally)
+            if len(page) < PAGE:
+                return self.tally
+
+    def follow(self, wakeups: queue.Queue[object], poll: float, stop: threading.Event | None = None) -> None:
+        """Sync, then again on each wake-up (an event) or every ``poll`` seconds, until ``stop`` is set."""
+        while stop is None or not stop.is_set():
+            self.run_once()
+            try:
+                wakeups.get(timeout=poll)
+                while True:  # a burst of events is one more page read, not one per event
+                    wakeups.get_nowait()
+            except queue.Empty:
+                pass
