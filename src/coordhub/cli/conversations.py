@@ -344,7 +344,10 @@ def sync(
         fail(str(exc), EXIT_USAGE)
     with client(ctx) as c:
         try:
-            machine = me(c)[0]
+            declared = c.profile().get("machine")
+            machine = declared or me(c)[0]
+            if declared is None:  # the hub serves a session the turns of its own declared machine only
+                c.set_profile(machine=machine)
             path = orgsync.cursor_file(c.settings.url, machine)
             after = 0 if from_start else orgsync.load_cursor(path)
 

@@ -431,6 +431,10 @@ class CoordClient:
         """One conversation with its turns (``HubError`` 404 when unknown)."""
         return self.call("GET", f"{CONVERSATIONS}/{conversation_id}")
 
+    def next_sequence(self, conversation_id: str) -> Any:
+        """``{"conversation_id", "next_sequence"}``: the sequence the conversation's next accepted turn gets."""
+        return self.call("GET", f"{CONVERSATIONS}/{conversation_id}/next-sequence")
+
     def release_conversation(self, conversation_id: str, to: str | None = None, release_status: str | None = None,
                              body: str | None = None) -> Any:
         """Send the ``release`` turn that ends the pending state of a conversation's turns (seed 004)."""

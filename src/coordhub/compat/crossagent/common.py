@@ -40,7 +40,8 @@ def die(message: str, code: int) -> NoReturn:
 
 @contextmanager
 def connect(code: int = 1) -> Iterator[CoordClient]:
-    """A client of the hub configured like ``coord`` (env and identity.json); exit ``code`` when it cannot be."""
+    """A client of the hub configured like ``coord`` (env and identity.json); exit ``code`` when it cannot be
+    (bad settings, no credential, a token not trusted for this URL)."""
     from coordhub.client import CoordClient, resolve
     from coordhub.errors import CoordError
 
@@ -49,7 +50,10 @@ def connect(code: int = 1) -> Iterator[CoordClient]:
     except CoordError as exc:
         die(f"coordhub settings: {exc.message}", code)
     with CoordClient(settings) as client:
-        yield client
+        try:
+            yield client
+        except CoordError as exc:  # no credential, or a URL the token may not go to: nothing was sent
+            die(f"coordhub: {exc.message}", code)
 
 
 class Me:

@@ -57,14 +57,7 @@ def parser() -> argparse.ArgumentParser:
 
 def next_sequence(client: Any, conversation_id: str) -> int:
     """The sequence the hub would give the conversation's next turn (1 for a new conversation)."""
-    from coordhub.client import HubError
-
-    try:
-        return int(client.conversation(conversation_id).get("last_sequence") or 0) + 1
-    except HubError as exc:
-        if exc.status == 404:
-            return 1
-        raise
+    return int(client.next_sequence(conversation_id)["next_sequence"])
 
 
 def mark_failed(destination: str, message: Path, error: str, log: list[str]) -> Path:
@@ -207,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         except HubError as exc:
             return refused(exc)
         except Unreachable as exc:
-            die(f"hub at {client.settings.url} is unreachable: {exc}", EXIT_DELIVERY)
+            err(f"hub at {client.settings.url} is unreachable: {exc}")
+            err(f"marker written: {mark_failed(args.destination, args.message_file, 'hub unreachable', [str(exc)])}")
+            return EXIT_DELIVERY
 
 
 if __name__ == "__main__":

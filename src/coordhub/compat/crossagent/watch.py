@@ -63,6 +63,9 @@ class Watcher:
         return project
 
     def file_name(self, payload: dict[str, Any]) -> str:
+        """The turn's file name: the event carries it; else the hub is asked."""
+        if isinstance(payload.get("file_name"), str):
+            return str(payload["file_name"])
         from coordhub.client import HubError, Unreachable
 
         try:
