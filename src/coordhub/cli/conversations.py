@@ -65,9 +65,7 @@ def destination(c: CoordClient, to: str) -> str:
 
 def _refusal(turn: dict[str, Any]) -> None:
     """Exit 1 with the reason when the hub recorded the turn as query or reject (not delivered)."""
-    if turn.get("decision") in ("query", "reject"):
-        if typer.get_current_context().params.get("as_json"):
-            print_json(turn)
+    if turn.get("decision") in ("query", "reject"):  # with --json the envelope carries the turn
         fail(f"not delivered: {turn['decision']}: {turn.get('reason')} (turn {turn.get('id')}, visible to you only)",
              EXIT_REFUSED, {"error": {"code": turn["decision"], "message": turn.get("reason"), "turn": turn}})
 
@@ -348,7 +346,7 @@ def sync(
             machine = declared or me(c)[0]
             if declared is None:  # the hub serves a session the turns of its own declared machine only
                 c.set_profile(machine=machine)
-            path = orgsync.cursor_file(c.settings.url, machine)
+            path = orgsync.cursor_file(c.settings.url, machine, inboxes)
             after = 0 if from_start else orgsync.load_cursor(path)
 
             def progress(t: orgsync.Tally) -> None:

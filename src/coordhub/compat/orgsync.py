@@ -7,8 +7,8 @@ addressed to a project on this machine becomes one ``.org`` file (and its
 by :func:`coordhub.compat.orgfiles.place_all`.
 
 Turns are read in pages of :data:`PAGE` (``GET …/turns?after=&limit=``,
-oldest first). A cursor (the id of the last turn placed) is kept per hub and
-machine in ``$XDG_STATE_HOME/coordhub/conv-sync/``, saved after each page, so
+oldest first). A cursor (the id of the last turn placed) is kept per hub,
+machine and set of inbox folders in ``$XDG_STATE_HOME/coordhub/conv-sync/``, saved after each page, so
 a second sync asks only for newer turns; without it (or with ``--from-start``)
 every file is looked at again and an identical one is left alone. ``follow``
 keeps going: the hub's event stream (kind ``conversation.turn``) wakes it, and
@@ -49,9 +49,11 @@ class Tally:
                 "files": self.files}
 
 
-def cursor_file(url: str, machine: str) -> Path:
-    """Where the cursor of this hub and machine is kept."""
-    key = hashlib.sha256(f"{url.rstrip('/')}\n{machine}".encode()).hexdigest()[:16]
+def cursor_file(url: str, machine: str, inboxes: Inboxes) -> Path:
+    """Where the cursor of this hub, machine and set of inbox folders is kept (another ``--inbox-root`` or
+    configured folder starts from the beginning, since its folders hold none of the turns yet)."""
+    where = "\n".join([str(inboxes.root), *(f"{p}={d}" for p, d in sorted(inboxes.explicit.items()))])
+    key = hashlib.sha256(f"{url.rstrip('/')}\n{machine}\n{where}".encode()).hexdigest()[:16]
     return places.state_dir() / "conv-sync" / f"{machine}-{key}.json"
 
 

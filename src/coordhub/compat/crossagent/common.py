@@ -96,8 +96,10 @@ class Me:
         return self._project
 
 
-def halts(client: CoordClient, machine: str, project: str | None) -> list[dict[str, Any]]:
-    """The halts standing over ``machine`` (and ``project``): fleet, ``machine:<m>``, ``project:<p>``.
+def halt_state(client: CoordClient, machine: str, projects: list[str]) -> tuple[list[dict[str, Any]],
+                                                                             dict[str, Any] | None]:
+    """``(halts, pause)``: the halts standing over ``machine`` or one of ``projects`` (fleet, ``machine:<m>``,
+    ``project:<p>``), and the caller's own pause after a resume (None when it is not paused).
 
     Raises what the client raises (``Unreachable``, ``HubError``).
     """
@@ -107,8 +109,15 @@ def halts(client: CoordClient, machine: str, project: str | None) -> list[dict[s
         records = data["halts"]
     elif isinstance(data, dict) and data.get("halted"):
         records = [data]
-    wanted = {"fleet", "*", f"machine:{machine}"} | ({f"project:{project}"} if project else set())
-    return [h for h in records if isinstance(h, dict) and str(h.get("scope", "fleet")).lower() in wanted]
+    wanted = {"fleet", "*", f"machine:{machine}"} | {f"project:{p}" for p in projects}
+    found = [h for h in records if isinstance(h, dict) and str(h.get("scope", "fleet")).lower() in wanted]
+    paused = data.get("paused") if isinstance(data, dict) and isinstance(data.get("paused"), dict) else None
+    return found, paused
+
+
+def halts(client: CoordClient, machine: str, project: str | None) -> list[dict[str, Any]]:
+    """The halts standing over ``machine`` and ``project`` (see :func:`halt_state`)."""
+    return halt_state(client, machine, [project] if project else [])[0]
 
 
 def halt_or_unknown(client: CoordClient, machine: str, project: str | None) -> tuple[list[dict[str, Any]], str | None]:

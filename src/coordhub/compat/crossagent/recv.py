@@ -18,8 +18,10 @@ The checks run on the file, in the seed's order; the first that fails decides:
 6. else ``process``.
 
 Exit codes: 0 process, 1 dedup, 2 query, 3 reject (also a file that does not
-exist), 5 halt: a halt over this machine or project at the hub, or a hub that
-cannot say (fail closed); the file is left where it is.
+exist), 5 halt: a halt over this machine or project at the hub, a hub that
+cannot say (fail closed), or this session paused after a resume until it
+re-engages (``coord engage``, seed 004's asymmetry); the file is left where
+it is.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from coordhub.compat.crossagent.common import EXIT_HALT, Me, connect, describe, err, halt_or_unknown
+from coordhub.compat.crossagent.common import EXIT_HALT, Me, connect, describe, err, halt_state
 from coordhub.core import orgturn
 from coordhub.errors import Invalid
 
@@ -186,13 +188,19 @@ def main(argv: list[str] | None = None) -> int:
         me = Me(client)
         from coordhub.client import HubError, Unreachable
 
+        paused = None
         try:
-            found, unknown = halt_or_unknown(client, me.machine, me.project)
-        except (HubError, Unreachable) as exc:  # the profile, asked for the machine of a token's session
+            found, paused = halt_state(client, me.machine, [me.project] if me.project else [])
+            unknown = None
+        except (HubError, Unreachable) as exc:
             found, unknown = [], str(exc)
         if found or unknown:
             why = describe(found[0]) if found else f"halt state unknown: {unknown}; treated as halted"
             err(f"halt active; leaving inbound message in place (resume will pick up): {why}")
+            return EXIT_HALT
+        if paused:  # seed 004's asymmetry: after a resume an agent's polling stays stopped until it re-engages
+            err("paused since the halt was lifted; leaving inbound message in place: re-engage this session with "
+                "`coord engage`, then receive again")
             return EXIT_HALT
         return Receiver(args, me).decide()
 

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from coordhub.compat.crossagent.common import Me, banner, connect, die, halt_or_unknown
+from coordhub.compat.crossagent.common import Me, banner, connect, die, halt_state
 
 DEFAULT_GLOB = "~/projects/*/inbox/from-agents/"
 
@@ -79,10 +79,14 @@ def main(argv: list[str] | None = None) -> int:
             data = client.conversation_status(me.machine)
         except (HubError, Unreachable) as exc:
             die(f"cannot read status from the hub at {client.settings.url}: {exc}", 1)
-        found, unknown = halt_or_unknown(client, me.machine, me.project) if data.get("halt_active") else ([], None)
+        rows = list(data.get("projects") or [])
+        try:
+            found, _ = halt_state(client, me.machine, [r["name"] for r in rows])
+            unknown = None
+        except (HubError, Unreachable) as exc:
+            found, unknown = [], str(exc)
         if data.get("halt_active") and not found and unknown is None:
             unknown = "the hub reports a halt over this machine"
-    rows = list(data.get("projects") or [])
     if args.projects_glob:
         from coordhub.compat.inboxes import Inboxes
 
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in banner(found, unknown, clear_hint=True):  # on stderr with --json, so stdout stays one JSON value
         print(line, file=sys.stderr if args.json else sys.stdout)
     if args.json:
-        print(json.dumps({"scanned_at": data.get("scanned_at"), "halt_active": bool(data.get("halt_active")),
+        print(json.dumps({"scanned_at": data.get("scanned_at"), "halt_active": bool(found or unknown),
                           "projects": rows}, indent=2, ensure_ascii=False))
         return 0
     if not rows:

@@ -1,0 +1,83 @@
+"""``coord conv`` end to end: real ``coord`` subprocesses against a real hub, on both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.compat.conftest import GpgKey, World, write
+
+
+def test_a_conversation_from_first_turn_to_release(world: World) -> None:
+    career, homelab, conv = world.career, world.homelab, world.conv
+    to = homelab.address
+    r = career.coord("conv", "send", to, "--conversation", conv, "--type", "request", "--title", "Prep fix-up",
+                     "--body", "Please fix the prep script.\nThanks.")
+    assert r.code == 0, r
+    assert r.out.startswith("sent turn ") and f": {conv} #1 request → {to} (" in r.out
+    turn = career.coord("conv", "send", to, "--conversation", conv, "--type", "progress", "--body", "started",
+                        "--json").json()
+    assert (turn["sequence"], turn["decision"], turn["from"], turn["to"]) == (2, "process", career.address, to)
+
+    pending = homelab.coord("conv", "inbox", "--json").json()
+    assert [(t["sequence"], t["pending"]) for t in pending] == [(1, True), (2, True)]
+    human = homelab.coord("conv", "inbox")
+    assert human.code == 0 and "2 pending." in human.out and f"{conv} #1" in human.out
+    status = homelab.coord("conv", "status", "--json").json()
+    assert status["projects"] == [{"name": "homelab", "pending_count": 2, "most_recent": {
+        "filename": turn["file_name"], "age_seconds": status["projects"][0]["most_recent"]["age_seconds"]}}]
+    table = homelab.coord("conv", "status").out.splitlines()
+    assert table[0].split() == ["project", "pending", "most-recent"] and table[1].split()[:3] == \
+        ["homelab", "2", turn["file_name"]]
+
+    shown = homelab.coord("conv", "show", conv)
+    assert shown.code == 0 and "    | Please fix the prep script." in shown.out and "    | Thanks." in shown.out
+    assert [c["conversation_id"] for c in homelab.coord("conv", "list", "--json").json()] == [conv]
+
+    done = homelab.coord("conv", "release", conv, "--body", "fixed")
+    assert done.code == 0 and f"released {conv} (complete) with turn" in done.out and f"→ {career.address}" in done.out
+    assert homelab.coord("conv", "inbox", "--json").json() == []
+    assert homelab.coord("conv", "inbox").out.strip() == "no pending turns"
+    assert homelab.coord("conv", "show", conv, "--json").json()["state"] == "released"
+
+
+def test_send_usage_and_refusals_have_the_documented_exit_codes(world: World, tmp_path: Path) -> None:
+    career, to, conv = world.career, world.homelab.address, world.conv
+    msg = write(tmp_path / "m.org", world.org(sequence=9))
+    assert career.coord("conv", "send", to, str(msg), "--type", "request").code == 2
+    assert career.coord("conv", "send", to, "--body", "x").code == 2  # no conversation or type
+    assert career.coord("conv", "send", "nodot", str(msg)).code == 2
+    unknown = career.coord("conv", "send", to.replace("homelab", "garden"), str(msg))
+    assert unknown.code == 1 and "not found" in unknown.err and to in unknown.err
+    ok = career.coord("conv", "send", to, str(msg), "--json").json()
+    assert (ok["sequence"], ok["stated_sequence"]) == (1, 9) and "#+SEQUENCE: 1\n" in ok["content"]
+    again = career.coord("conv", "send", to, str(msg))
+    assert again.code == 0 and again.out.startswith("identical retry: already delivered as turn")
+    needs = career.coord("conv", "send", to, "--conversation", conv, "--type", "request", "--body", "b",
+                         "--requires-tools", "jq,rg", "--json")
+    assert needs.code == 1 and needs.json()["error"]["code"] == "query", needs
+    assert "required tools unavailable: jq, rg" in needs.err and "visible to you only" in needs.err
+    assert world.homelab.coord("conv", "tools", "set", "jq", "rg").code == 0
+    assert world.homelab.coord("conv", "tools", "show", "--json").json()["tools"] == ["jq", "rg"]
+    assert career.coord("conv", "send", to, "--conversation", conv, "--type", "request", "--body", "b",
+                        "--requires-tools", "jq,rg").code == 0
+    v4 = career.coord("conv", "send", to, str(write(tmp_path / "v4.org", world.org(version="4", body="v4\n"))))
+    assert v4.code == 1 and "PROTOCOL_VERSION mismatch" in v4.err
+
+
+def test_keys_and_profile(world: World, keys: dict[str, GpgKey]) -> None:
+    career = world.career
+    added = career.coord("conv", "keys", "add", "--gpg", keys["career"].fingerprint, "--json").json()
+    assert added["fingerprint"] == keys["career"].fingerprint
+    assert [k["fingerprint"] for k in career.coord("conv", "keys", "list", "--json").json()] == \
+        [keys["career"].fingerprint]
+    public = write(career.cwd.parent / "stranger.asc", keys["stranger"].armored)
+    assert career.coord("conv", "keys", "add", str(public)).code == 0
+    assert career.coord("conv", "keys", "add", "--gpg", "nobody@example.org").code == 2
+    assert career.coord("conv", "keys", "add").code == 2
+    assert career.coord("conv", "keys", "remove", keys["stranger"].fingerprint).code == 0
+    assert len(world.homelab.coord("conv", "keys", "list", "--session", career.session, "--json").json()) == 1
+    shown = career.coord("conv", "profile", "--show", "--json").json()
+    assert (shown["session_id"], shown["address"]) == (career.session, career.address)
+    # a session may declare only the machine its id names
+    other = career.coord("conv", "profile", "--machine", world.homelab.machine)
+    assert other.code == 6, other
