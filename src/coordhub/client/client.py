@@ -225,12 +225,15 @@ class CoordClient:
     # -- the API, one method per endpoint -----------------------------------------
 
     def events(self, after: int | None = None, kinds: str | None = None, project_key: str | None = None,
-               to_session: str | None = None, reconnect: bool = True) -> Iterator[dict[str, Any]]:
+               to_session: str | None = None, reconnect: bool = True,
+               on_connect: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
         """Follow the hub's event stream (SSE), yielding events as dicts, forever.
 
         Resumes where it left off after a dropped connection (``Last-Event-ID``),
         so nothing is missed or repeated; raises :class:`Unreachable` when the
         hub cannot be reached and ``reconnect`` is False, ``HubError`` on a 4xx.
+        ``on_connect`` is called each time the hub has accepted the stream: from
+        then on every new event reaches this iterator.
         """
         import httpx2
 
@@ -255,6 +258,8 @@ class CoordClient:
                         error = data.get("error", {}) if isinstance(data, dict) else {}
                         raise HubError(src.response.status_code, error.get("code", "error"),
                                        error.get("message", src.response.text), data)
+                    if on_connect is not None:
+                        on_connect()
                     for event in src:
                         if event.id:
                             cursor = int(event.id)

@@ -114,11 +114,16 @@ def main(argv: list[str] | None = None) -> int:
             die(str(exc), 1)
         except (HubError, Unreachable) as exc:
             die(f"cross-agent-watch: {exc}", 1)
-        if not args.quiet:
-            print(f"cross-agent-watch: following turns for {me.machine} at {client.settings.url}; log: {log}",
-                  flush=True)
+        said: list[bool] = []
+
+        def connected() -> None:  # said once the hub streams to us, so a turn sent after it is never missed
+            if not args.quiet and not said:
+                print(f"cross-agent-watch: following turns for {me.machine} at {client.settings.url}; log: {log}",
+                      flush=True)
+            said.append(True)
+
         try:
-            for event in client.events(kinds="conversation.turn"):
+            for event in client.events(kinds="conversation.turn", on_connect=connected):
                 watcher.handle(event)
         except KeyboardInterrupt:
             return 0
