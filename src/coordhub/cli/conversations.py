@@ -36,8 +36,18 @@ from coordhub.cli.output import console, print_json, table, verbatim
 from coordhub.client import CoordClient, HubError, Unreachable
 from coordhub.hooks.untrusted import one_line
 
-app = typer.Typer(help="Conversations between projects (seed 004): send turns, see what is pending, release, and keep "
-                       "the org-file inboxes in sync.", no_args_is_help=True)
+app = typer.Typer(
+    help="Conversations between projects (seed 004): typed turns (request, progress, query, pushback, complete, "
+         "release, escalate) between addresses MACHINE.PROJECT, numbered and decided by the hub.\n\n"
+         "A typical exchange: `coord conv send ratio.homelab --conversation prep-fixup --type request --body '…'`; "
+         "the other side sees it in `coord conv inbox`, answers with `coord conv send velox.career …`, and ends it "
+         "with `coord conv release prep-fixup`. Your address: identity.json machine (else your session's MACHINE/, "
+         "else the host name) and COORD_PROJECT (else identity.json project, else the git root's name); "
+         "`coord conv profile` declares it.\n\n"
+         "Agents that poll org files keep working: `coord conv sync --follow` writes turns into "
+         "~/projects/<project>/inbox/from-agents/, `coord conv import` reads such files in, and seed 004's own "
+         "commands (cross-agent-send, cross-agent-recv, …) are installed too.",
+    no_args_is_help=True)
 tools_app = typer.Typer(help="The tools you declare for REQUIRES_TOOLS (a turn needing others is answered 'query').",
                         no_args_is_help=True)
 keys_app = typer.Typer(help="OpenPGP public keys the hub checks your signed turns against.", no_args_is_help=True)
@@ -170,7 +180,7 @@ def list_(ctx: typer.Context,
           state: str | None = typer.Option(None, "--state", help="open or released."),
           project: str | None = typer.Option(None, "--project", help="Only this project's."),
           as_json: bool = JSON_OPT) -> None:
-    """Conversations, newest activity last."""
+    """Conversations you take part in (every one for an admin), most recently updated first."""
     rows = call(ctx, lambda c: c.conversations(state, project))
     show(rows, as_json, lambda r: table(r, [("conversation_id", "conversation"), ("state", "state"),
                                             ("project", "project"), ("last_sequence", "seq"),

@@ -12,7 +12,8 @@ sent); this module decides what a client declares:
   seed compared ``<machine>`` with);
 * **project**: ``COORD_PROJECT``, else identity.json ``project``, else the name
   of the git root's directory (the seed derived it from ``~/projects/<name>/``,
-  which is the same directory for its users).
+  which is the same directory for its users); every linked worktree of a
+  repository counts as its main working tree, as the hooks' project key does.
 
 Both are lower-cased, and any character the hub does not take in an address
 part (it takes ``[a-z0-9_-]``, at most 64, starting with a letter or digit) is
@@ -66,7 +67,15 @@ def project_name(identity: dict[str, Any], start: Path | None = None) -> str | N
         if isinstance(candidate, str) and candidate.strip():
             return part(candidate)
     root = places.git_root(Path(os.path.abspath(start or Path.cwd())))
-    return part(root.name) if root is not None else None
+    if root is None:
+        return None
+    common = places.git_dir(root)  # a linked worktree counts as its repository's main tree, as for hooks
+    name = root.name if common is None else common.parent.name if common.name == ".git" else \
+        common.name.removesuffix(".git")
+    try:
+        return part(name or root.name)
+    except ValueError:
+        return None
 
 
 def parse(text: str, local_machine: str) -> Address:
