@@ -92,7 +92,7 @@ def test_help_lists_every_command_in_order(tmp_path: Path) -> None:
     assert names == ["serve", "watch", "presence", "bench", "mcp", "mcp-config", "install-hooks", "uninstall-hooks",
                      "install-git-hook", "agent", "init", "assign", "stop", "wait", "retry", "resume-stuck", "log",
                      "reconcile", "status", "halt", "resume", "engage", "sync", "trust", "msg", "todo", "lock",
-                     "component", "token", "import", "compat", "config"]
+                     "component", "token", "import", "compat", "config", "conv"]
 
 
 def _walk(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

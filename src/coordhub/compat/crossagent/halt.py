@@ -126,6 +126,9 @@ def main_resume(argv: list[str] | None = None) -> int:
         was = answer.get("was") if isinstance(answer, dict) else None
         where = "fleet" if args.tailnet else "locally"
         print(f"Resuming {where} ✓ " + ("(HALT cleared)" if was else "(no HALT was active)"))
+        paused = answer.get("paused") if isinstance(answer, dict) else None
+        if paused:
+            print(f"Paused until each re-engages: {', '.join(str(p) for p in paused)}")
         print(RE_ENGAGE)
         still_halted(client, me)
     return 0
