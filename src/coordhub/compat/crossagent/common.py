@@ -49,7 +49,7 @@ def connect(code: int = 1) -> Iterator[CoordClient]:
         settings = resolve()
     except CoordError as exc:
         die(f"coordhub settings: {exc.message}", code)
-    with CoordClient(settings) as client:
+    with CoordClient(settings, heartbeat=True) as client:  # an agent running these is active, as with `coord`
         try:
             yield client
         except CoordError as exc:  # no credential, or a URL the token may not go to: nothing was sent

@@ -69,7 +69,7 @@ def main_halt(argv: list[str] | None = None) -> int:
                 client.call("POST", "/api/coord/halt", body={"reason": reason, "scope": scope}, queue=False)
                 detail = f"halt recorded at the hub for {scope}"
             except HubError as exc:
-                if exc.status != 409:
+                if exc.status not in (409, 423):  # 409: this scope is halted; 423: a halt covers us already
                     raise
                 standing = exc.body.get("error", {}).get("halt") if isinstance(exc.body, dict) else None
                 detail = f"already halted: {describe(standing)}" if isinstance(standing, dict) else "already halted"

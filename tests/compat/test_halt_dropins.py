@@ -1,0 +1,81 @@
+"""cross-agent-halt, -resume, and the halt as the other drop-ins see it, with halt scopes at the hub."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.compat.conftest import World, write
+from tests.compat.test_fleet_views import Watch, fake_notify, send, wait_for
+
+
+def test_watch_logs_but_does_not_notify_while_this_machine_is_halted(world: World, tmp_path: Path) -> None:
+    env, notified = fake_notify(tmp_path)
+    log = tmp_path / "watch.log"
+    w = Watch(world.homelab, ["--log", str(log)], env)
+    try:
+        assert world.homelab.drop("halt", "inspecting", "--no-stop-watcher").code == 0
+        turn = send(world, world.homelab.address, "during the halt")  # career's machine is not halted: it sends
+        assert wait_for(log, 1)[0].endswith(f"\thomelab\t{turn['file_name']}\t(suppressed by HALT)")
+        assert w.line().endswith(f"] homelab: {turn['file_name']} (suppressed by HALT)")
+        assert world.homelab.drop("resume").code == 0
+        after = send(world, world.homelab.address, "after the resume")
+        assert wait_for(log, 2)[1].endswith(f"\thomelab\t{after['file_name']}")
+        assert [json.loads(n)[1] for n in wait_for(notified, 1)] == [f"homelab: {after['file_name']}"]
+    finally:
+        code, err = w.stop()
+    assert code == 0 and "Traceback" not in err, err
+
+
+def test_halt_and_resume_of_this_machine(world: World, tmp_path: Path) -> None:
+    career, homelab = world.career, world.homelab
+    msg = write(tmp_path / "m.org", world.org())
+    r = career.drop("halt", "runaway poll loop", "--no-stop-watcher")
+    assert r.code == 0, r
+    assert r.out.splitlines() == [f"Halting locally ✓ (halt recorded at the hub for machine:{career.machine})", "",
+                                  "Halt active. Run cross-agent-resume to clear.",
+                                  "Every write by a session in scope is refused by the hub (423) until then; "
+                                  "cross-agent-send and cross-agent-recv exit 5."]
+    again = career.drop("halt", "second reason")
+    assert again.code == 0 and "already halted: runaway poll loop" in again.out
+    sent = career.drop("send", homelab.address, str(msg), "--no-sign")
+    assert sent.code == 5 and "runaway poll loop" in sent.err, sent
+    assert career.drop("recv", "--no-verify", str(msg)).code == 5
+    status = career.drop("status")
+    assert status.out.splitlines()[:2] == ["⚠ HALT ACTIVE — cross-agent comms paused",
+                                           f"  reason: runaway poll loop (machine:{career.machine}, by "
+                                           f"{career.session} at " + status.out.splitlines()[1].split(" at ")[-1]]
+    assert json.loads(career.drop("status", "--json").out)["halt_active"] is True
+    # another machine is not halted: it sends, and its own views show no halt
+    assert homelab.drop("send", career.address, str(msg), "--no-sign").code == 0
+    assert "HALT" not in homelab.drop("status").out
+
+    # the operator resumes career's machine from that machine (identity.json names it; the admin token does not)
+    write(career.cwd / ".claude" / "identity.json", json.dumps({"machine": career.machine.upper()}))
+    operator = career.with_env(COORD_TOKEN=world.hub.admin_token)
+    back = operator.drop("resume")
+    assert back.code == 0, back
+    assert back.out.splitlines()[:2] == ["Resuming locally ✓ (HALT cleared)",
+                                         f"Paused until each re-engages: {career.session}"]
+    assert "Agent polling does NOT auto-resume" in back.out and "coord engage" in back.out
+    # seed 004's asymmetry: the session active under the halt stays paused until it re-engages
+    paused = career.drop("send", homelab.address, str(msg), "--no-sign")
+    assert paused.code == 5 and "paused" in paused.err, paused
+    assert career.drop("recv", "--no-verify", str(msg)).code == 5
+    assert career.coord("engage").code == 0
+    assert career.drop("send", homelab.address, str(msg), "--no-sign").code == 0
+    assert career.drop("resume").out.splitlines()[0] == "Resuming locally ✓ (no HALT was active)"
+
+
+def test_halting_the_fleet_needs_an_admin(world: World) -> None:
+    r = world.career.drop("halt", "everyone stop", "--tailnet")
+    assert r.code == 1 and "admin" in r.err, r
+    admin = world.career.with_env(COORD_TOKEN=world.hub.admin_token)
+    done = admin.drop("halt", "everyone stop", "--tailnet", "--no-stop-watcher")
+    assert done.code == 0, done
+    assert done.out.splitlines()[0] == "Halting fleet ✓ (halt recorded at the hub for fleet)"
+    assert re.fullmatch(r"Halt active across \d+ machine\(s\)\.", done.out.splitlines()[2])
+    assert world.homelab.drop("recv", "--no-verify", str(write(world.homelab.cwd / "x.org", world.org()))).code == 5
+    back = admin.drop("resume", "--tailnet")
+    assert back.code == 0 and back.out.splitlines()[0] == "Resuming fleet ✓ (HALT cleared)", back
