@@ -54,8 +54,9 @@ def shared_hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         with contextlib.closing(_pg_admin_conn()) as admin:
             admin.execute(f"CREATE DATABASE {name}")
         args = ("--database-url", f"{PG_BASE}/{name}")
-    hub = LiveHub(tmp_path_factory.mktemp("hub"), args=args).start()
+    hub = LiveHub(tmp_path_factory.mktemp("hub"), args=args).start(wait=False)
     try:
+        hub.wait_ready(timeout=90)  # every test of the module needs it: be patient with a loaded machine
         yield hub
     finally:
         hub.stop()

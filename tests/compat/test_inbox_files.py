@@ -37,8 +37,9 @@ def public_keyring(tmp_path: Path, key: GpgKey) -> Path:
     """A GnuPG home holding only ``key``'s public half: what a seed-004 receiver has of its sender."""
     home = tmp_path / "receiver-gnupg"
     home.mkdir(mode=0o700)
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--import"], input=key.armored.encode(),
-                   capture_output=True, check=True)
+    done = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--no-autostart", "--import"],
+                          input=key.armored.encode(), capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr.decode()
     return home
 
 

@@ -211,6 +211,11 @@ def test_recv_stops_with_exit_5_while_halted_and_when_the_hub_cannot_say(world: 
     assert r.code == 5 and r.out == "" and "investigating a runaway loop" in r.err, r
     assert path.read_text() == world.org()  # left in place for after the resume
     assert world.admin("resume").code == 0
+    # seed 004's asymmetry: homelab was active under the halt (its recv counts), so it stays paused until it
+    # re-engages
+    paused = world.homelab.drop("recv", "--no-verify", str(path))
+    assert paused.code == 5 and "coord engage" in paused.err, paused
+    assert world.homelab.coord("engage").code == 0
     assert world.homelab.drop("recv", "--no-verify", str(path)).code == 0
     down = world.homelab.with_env(COORD_URL=f"http://127.0.0.1:{free_port()}")
     assert down.coord("trust", down.env["COORD_URL"]).code == 0

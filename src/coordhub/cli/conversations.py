@@ -20,6 +20,7 @@ from typing import Any
 
 import typer
 
+from coordhub.cli import exits
 from coordhub.cli.common import (
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
@@ -370,7 +371,7 @@ def sync(
                 _follow(ctx, syncer, poll)
             tally = syncer.run_once()
         except HubError as err:
-            fail(f"{err.message} [{err.status} {err.code}]", EXIT_REFUSED, hub_envelope(err))
+            fail(exits.refusal(err.message, err.status, err.code), exits.exit_code(err.status), hub_envelope(err))
         except Unreachable as err:
             fail(f"hub at {c.settings.url} is unreachable: {err}", EXIT_UNREACHABLE)
         except OSError as err:

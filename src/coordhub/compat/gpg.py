@@ -82,7 +82,9 @@ def sign(data: bytes, key: str | None) -> str:
 def verify(message: Path, signature: Path, home: Path | None = None) -> Verdict:
     """Check ``signature`` (a detached signature file) over ``message`` with the keyring of ``home`` (default:
     the user's, as the seed's ``gpg --verify``)."""
-    done = _run(["--batch", "--status-fd", "1", "--verify", str(signature), str(message)], home)
+    # a private home never starts an agent: verifying needs none, and one started under load may time out
+    quiet = ["--no-autostart"] if home is not None else []
+    done = _run(["--batch", *quiet, "--status-fd", "1", "--verify", str(signature), str(message)], home)
     status = [line.split()[1:] for line in done.stdout.decode("utf-8", "replace").splitlines()
               if line.startswith("[GNUPG:] ")]
     valid = [s for s in status if s and s[0] == "VALIDSIG"]
@@ -115,7 +117,7 @@ def keyring(armored_keys: list[str]) -> Iterator[Path]:
     try:
         os.chmod(home, 0o700)
         for armored in armored_keys:
-            _run(["--batch", "--import"], home, armored.encode("utf-8"))
+            _run(["--batch", "--no-autostart", "--import"], home, armored.encode("utf-8"))
         yield home
     finally:
         with contextlib.suppress(OSError, GpgError, subprocess.SubprocessError):

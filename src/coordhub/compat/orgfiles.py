@@ -1,4 +1,4 @@
-"""Writing one turn into a seed-004 inbox folder: ``.asc`` first, nothing overwritten, nothing half-written.
+"""Writing turns into a seed-004 inbox folder: ``.asc`` first, nothing overwritten, nothing half-written.
 
 Seed 004's receivers act on ``*.org`` files and verify each against the
 ``<file>.asc`` beside it, so a ``.org`` must never be visible without its
@@ -17,6 +17,8 @@ watcher skip) and renamed it into place, the ``.asc`` before the ``.org``.
   folder is fsynced after the ``.asc`` is linked and before the ``.org`` is,
   so after a crash a ``.org`` never survives without its ``.asc``.
 
+:func:`place_all` does the same for a page of turns with far fewer disk
+waits (concurrent fsyncs of the temporary files, one folder fsync per phase).
 On a filesystem without hard links the final step is a rename after a check
 that the name is free (a concurrent writer of the same name could then win
 the race; the file it leaves is still complete).
