@@ -9,7 +9,6 @@ import time
 import httpx2
 import pytest
 
-
 from tests.orchestrator.host.test_agent_e2e import API, ENDED, Fleet, fleet  # noqa: E402,F401
 
 
