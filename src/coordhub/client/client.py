@@ -394,7 +394,7 @@ class CoordClient:
 
     def keys(self, session_id: str | None = None) -> Any:
         """The public keys registered for ``session_id`` (default: this session)."""
-        return self.call("GET", f"{CONVERSATIONS}/keys", params={"session_id": session_id})
+        return self.call("GET", f"{CONVERSATIONS}/keys", params={"of": session_id})
 
     def delete_key(self, fingerprint: str) -> Any:
         """Remove one of this session's keys."""

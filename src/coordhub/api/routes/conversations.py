@@ -80,10 +80,12 @@ async def add_key(body: KeyAdd, request: Request, who: Caller = Depends(caller))
 
 
 @router.get("/keys", response_model=list[KeyOut], responses=responses(*READ_ERRORS))
-async def keys(request: Request, session_id: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
-    """A session's registered public keys (default: yours); public keys are readable by every session."""
+async def keys(request: Request, of: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
+    """A session's registered public keys (``?of=SESSION``, default: yours); public keys are readable by every
+    session, so a receiver can verify a turn without trusting the hub. (Not ``session_id``: that name only ever
+    repeats the caller's own id.)"""
     actor = await _actor(who)
-    whose = actor.session_id if session_id is None else session_id
+    whose = actor.session_id if of is None else of
     return await query(request, lambda tx, now: conversations.keys(tx, whose))
 
 
