@@ -498,6 +498,8 @@ def _address_for(tx: Tx, actor: Actor, address: str | None) -> str:
 
 def inbox(tx: Tx, actor: Actor, address: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """Pending turns to the actor's address (or, for an admin, any address), oldest first."""
+    if address is None and actor.is_admin and _address_of(tx, actor.session_id) is None:
+        return []  # an admin without an address has no inbox of its own; it names one with ``address``
     addr = _address_for(tx, actor, address)
     return [render(r, pending=True) for r in tx.conversations.pending_to(addr, min(max(limit, 1), MAX_PAGE))]
 
@@ -528,12 +530,14 @@ def for_machine(tx: Tx, actor: Actor, machine: str | None, after: int, limit: in
     """
     own = (tx.sessions.get(actor.session_id) or {}).get("machine")
     want = own if machine is None or machine == LOCAL else name(machine, "to_machine")
-    if want is None:
+    if want is None and not actor.is_admin:
         raise Invalid(f"{actor.session_id} has no machine declared: declare one (`coord conv profile`)",
                       field="to_machine")
     if not actor.is_admin and want != own:
         raise Forbidden(f"machine {want!r} is not {actor.session_id}'s", field="to_machine")
-    rows = tx.conversations.to_machine(want, after, min(max(limit, 1), MAX_PAGE))
+    page = min(max(limit, 1), MAX_PAGE)
+    # an admin naming no machine (and declaring none) reads every machine's turns
+    rows = tx.conversations.to_machine(want, after, page) if want else tx.conversations.accepted(after, page)
     releases: dict[str, int] = {}
     out = []
     for r in rows:

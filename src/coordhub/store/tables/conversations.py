@@ -90,6 +90,10 @@ class Conversations(Table):
             f"WHERE t.to_address IN ({marks}) AND t.decision = 'process' AND t.type <> 'release' "
             "AND t.sequence > c.last_release GROUP BY t.to_address", tuple(addresses))
 
+    def accepted(self, after_id: int, limit: int) -> list[Row]:
+        """Accepted turns to any address with id above ``after_id``, oldest first (an admin's view)."""
+        return self.ex.all(_TURN + "WHERE t.decision = 'process' AND t.id > ? ORDER BY t.id LIMIT ?", (after_id, limit))
+
     def to_machine(self, machine: str, after_id: int, limit: int) -> list[Row]:
         """Accepted turns addressed to any project on ``machine`` with id above ``after_id``, oldest first."""
         return self.ex.all(_TURN + "WHERE t.to_machine = ? AND t.decision = 'process' AND t.id > ? "
