@@ -84,6 +84,14 @@ def test_a_worker_may_not_dispatch_workers(orch: Api, laptop: Host, user: dict[s
     worker = {"Authorization": f"Bearer {job['worker_token']}"}
     r = orch.post(f"{ORCH}/assignments", headers=worker, json={"repo": "api", "issue": 2, "any": True})
     assert r.status_code == 403
+    # nor may it (or its host) stop, retry or resume work: a prompt-injected worker cannot steer the fleet
+    for who in (worker, laptop.headers):
+        r = orch.post(f"{ORCH}/assignments/{job['id']}/stop", headers=who)
+        assert r.status_code == 403, r.text
+        for verb, body in (("retry", {}), ("resume-stuck", {"guidance": "go on"})):
+            r = orch.post(f"{ORCH}/assignments/{job['id']}/{verb}", headers=who, json=body)
+            assert r.status_code == 403, (verb, r.text)
+    assert get(orch, job["id"])["state"] == "dispatched"
 
 
 def test_dispatch_payload_token_and_issue_lease(orch: Api, laptop: Host, user: dict[str, str]) -> None:

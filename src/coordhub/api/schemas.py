@@ -457,6 +457,8 @@ class HaltSet(Strict):
 
     reason: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_text)]
     scope: ScopeText | None = None
+    kill: bool = Field(False, description="Also stop the orchestrator's running workers in the scope (their "
+                       "assignments go back to the queue, work saved on their branches); without it they pause.")
 
 
 class HaltOut(Out):
@@ -467,6 +469,8 @@ class HaltOut(Out):
     halted_by: str | None = None
     reason: str | None = None
     halted_at: str | None = None
+    killed: list[str] | None = Field(None, description="With `kill`: the assignments whose workers are stopped "
+                                     "and re-queued.")
 
 
 class ListedHaltOut(HaltOut):

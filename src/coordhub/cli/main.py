@@ -166,16 +166,28 @@ PROJECT_OPT = typer.Option(None, "--project", metavar="P", show_default=False,
 
 @app.command()
 def halt(ctx: typer.Context, reason: str = typer.Argument(..., help="Why; every session will see it."),
-         machine: str | None = MACHINE_OPT, project: str | None = PROJECT_OPT, as_json: bool = JSON_OPT) -> None:
+         machine: str | None = MACHINE_OPT, project: str | None = PROJECT_OPT,
+         kill: bool = typer.Option(False, "--kill", help="Stop the orchestrator's running workers in the scope "
+                                   "instead of pausing them; their assignments go back to the queue (work saved "
+                                   "on their branches) and run again after the resume."),
+         as_json: bool = JSON_OPT) -> None:
     """Halt the fleet, one machine or one project: the hub refuses their writes (exit 5) until `coord resume`.
 
     Without --machine or --project the whole fleet stops. Reads, presence, reading messages and releasing
     leases still work. The fleet and a project need an admin token; any session may halt its own machine
-    (the M of its id M/name), e.g. `coord halt "runaway loop" --machine $(hostname)`.
+    (the M of its id M/name), e.g. `coord halt "runaway loop" --machine $(hostname)`. Workers that
+    `coord agent` runs in the scope are paused (SIGSTOP) until the resume, or stopped with --kill.
     """
-    data = call(ctx, lambda c: c.halt(reason, _scope(machine, project)), admin=True)
-    show(data, as_json, lambda h: console.print(one_line(
-        f"{_words(h.get('scope'))} halted by {h['halted_by']}: {h['reason']}")))
+    data = call(ctx, lambda c: c.halt(reason, _scope(machine, project), kill), admin=True)
+
+    def human(h: dict[str, Any]) -> None:
+        console.print(one_line(f"{_words(h.get('scope'))} halted by {h['halted_by']}: {h['reason']}"))
+        if h.get("killed") is not None:
+            killed = h["killed"]
+            console.print(one_line(f"stopping {len(killed)} worker(s), re-queued: {', '.join(killed)}"
+                                   if killed else "no worker was running in the scope"))
+
+    show(data, as_json, human)
 
 
 @app.command()

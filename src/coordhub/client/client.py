@@ -346,9 +346,12 @@ class CoordClient:
         return self.call("PUT", "/api/coord/components",
                          body={"project_key": project_key, "component": component, "state": state, **fields})
 
-    def halt(self, reason: str, scope: str | None = None) -> Any:
-        """Halt ``scope`` (``fleet`` by default, ``machine:<m>``, ``project:<p>``)."""
-        return self.call("POST", "/api/coord/halt", body={"reason": reason, **({"scope": scope} if scope else {})})
+    def halt(self, reason: str, scope: str | None = None, kill: bool = False) -> Any:
+        """Halt ``scope`` (``fleet`` by default, ``machine:<m>``, ``project:<p>``); ``kill`` stops its workers."""
+        body: dict[str, Any] = {"reason": reason, **({"scope": scope} if scope else {})}
+        if kill:
+            body["kill"] = True
+        return self.call("POST", "/api/coord/halt", body=body)
 
     def resume(self, scope: str | None = None, engage_all: bool = False) -> Any:
         """Lift the halt of ``scope`` (the fleet by default); ``engage_all`` clears every pause in it."""

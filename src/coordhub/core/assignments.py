@@ -20,8 +20,8 @@ every lease the worker held, when the attempt ends.
 Who may: any session may queue, stop, retry and resume (the briefing is all
 it chooses: repos, paths, tools and budgets come from the admin's
 ``coordinator.yml``, never from the request — seed 003's agent ran whatever
-``repo_path`` and ``system_prompt`` a caller sent), except a worker session,
-which may not dispatch more workers. Only the host running an attempt
+``repo_path`` and ``system_prompt`` a caller sent), except the orchestrator's
+own sessions: a worker or a host may not direct work (:func:`may_direct`). Only the host running an attempt
 (``<machine>/agent``) or an admin reports on it.
 """
 
@@ -136,6 +136,23 @@ def may_act_for_host(actor: Actor, machine: str) -> None:
         return
     raise Forbidden(f"{actor.session_id!r} may not act for the host of machine {machine!r}: only "
                     f"{host_session(machine)!r} (or an admin) may", machine=machine)
+
+
+def may_direct(actor: Actor) -> None:
+    """Refuse (403) an orchestrator worker or host directing work (assign, stop, retry, resume-stuck).
+
+    A worker runs Claude with Bash in a repository anyone may have written
+    to; were its token able to assign, one prompt injection would start
+    workers with briefings of its choosing on every machine (seed 003's
+    agent port ran Claude for anyone: research/claude-coordinator.md). A
+    host acts only for its own machine. People's sessions and admins direct.
+    """
+    if actor.is_admin:
+        return
+    sid = actor.session_id
+    if is_worker(sid) or re.fullmatch(r"[^/]+/agent", sid, flags=re.IGNORECASE):
+        raise Forbidden(f"{sid!r} is an orchestrator {'worker' if is_worker(sid) else 'host'}: it may not "
+                        "assign, stop, retry or resume work (a person's session or an admin does)")
 
 
 def branch_for(issue: int, title: str | None) -> str:
@@ -299,8 +316,7 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
     when the issue has a live assignment; ``Forbidden`` for a worker session.
     ``dry_run`` checks and resolves everything and writes nothing.
     """
-    if is_worker(actor.session_id):
-        raise Forbidden("a worker may not dispatch workers; ask a human or the coordinator session")
+    may_direct(actor)
     config = coordinator.require(tx)
     requires = requires or []
     spelled = _check_target(config, machine, repo, requires)
@@ -392,6 +408,7 @@ def stop(tx: Tx, actor: Actor, assignment_id: str, now: float) -> dict[str, Any]
 
     ``InvalidTransition`` (409) when it already ended.
     """
+    may_direct(actor)
     row = get_row(tx, assignment_id)
     if row["state"] not in LIVE:
         raise InvalidTransition(f"assignment {row['id']} already ended ({row['state']})", state=row["state"])
@@ -424,6 +441,7 @@ def retry(tx: Tx, actor: Actor, assignment_id: str, now: float, model: str | Non
     step up ``models.escalation`` unless ``model`` is given. 409 for a live
     or done assignment, or when the issue was assigned again meanwhile.
     """
+    may_direct(actor)
     row = get_row(tx, assignment_id)
     if row["state"] not in ("failed", "cancelled", "stuck", "needs_input"):
         raise InvalidTransition(f"assignment {row['id']} is {row['state']}; only a failed, cancelled, stuck or "
@@ -448,6 +466,7 @@ def resume_stuck(tx: Tx, actor: Actor, assignment_id: str, guidance: str, now: f
     assignment is live until it reports again. 409 when it is not stuck or
     needs input, or no Claude session id was reported (then ``retry``).
     """
+    may_direct(actor)
     _check_size(guidance, MAX_GUIDANCE_BYTES, "guidance")
     row = get_row(tx, assignment_id)
     if row["state"] not in WAITING:

@@ -351,6 +351,42 @@ def test_a_fleet_halt_pauses_the_running_worker_and_the_resume_continues_it(flee
     assert agent.stop() == 0
 
 
+def test_halt_kill_stops_the_worker_saves_its_work_and_the_resume_runs_it_again(fleet: Fleet) -> None:
+    fleet.configure(stale_threshold=120)
+    agent = fleet.start("m1")
+    aid = fleet.assign(1, "fake: slow work=3 beat=0.2", machine="m1")
+    running = fleet.wait(aid, lambda a: a["state"] == "running" and a["worktree"])
+    pid = _pid_of_running_claude(fleet, aid)
+    deadline = time.time() + 30
+    while not (Path(running["worktree"]) / "fake" / "issue-1.txt").exists():
+        assert time.time() < deadline
+        time.sleep(0.05)
+    r = httpx2.post(fleet.hub.url + "/api/coord/halt", headers=fleet.admin,
+                    json={"reason": "runaway", "scope": "machine:m1", "kill": True})
+    assert r.status_code == 201, r.text
+    assert r.json()["killed"] == [aid]
+    queued = fleet.get(aid)
+    assert queued["state"] == "queued" and queued["machine"] == "m1" and "halted with --kill" in queued["reason"]
+    deadline = time.time() + 30
+    while _alive(pid):  # the host stops it on its next heartbeat
+        assert time.time() < deadline, "the killed worker still runs"
+        time.sleep(0.1)
+    # its uncommitted edit is saved on the branch in m1's clone, and nothing is dispatched under the halt
+    branch = running["branch"]
+    deadline = time.time() + 30
+    while "issue-1" not in run(fleet.clones["m1"], "git", "log", "--stat", "--format=%s", branch):
+        assert time.time() < deadline, run(fleet.clones["m1"], "git", "log", "--format=%s", branch)
+        time.sleep(0.1)
+    time.sleep(2)
+    assert fleet.get(aid)["state"] == "queued"
+    attempts = httpx2.get(fleet.hub.url + f"{API}/assignments/{aid}", headers=fleet.admin).json()
+    r = httpx2.post(fleet.hub.url + "/api/coord/resume", headers=fleet.admin, json={"scope": "machine:m1"})
+    assert r.status_code == 200, r.text
+    done = fleet.wait(aid, lambda a: a["state"] in ENDED)
+    assert done["state"] == "done" and done["attempt"] == 2 and done["pushed"], (done["reason"], done, attempts)
+    assert agent.stop() == 0
+
+
 def test_the_user_cli_drives_a_real_worker_and_shows_its_log(fleet: Fleet, tmp_path: Path) -> None:
     """`coord assign` → a real `coord agent` runs the fake → `coord wait`, `coord log` and `coord status` from
     another directory (any machine: they only talk to the hub)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import resource
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -26,8 +27,9 @@ from coordhub.api.schemas import (
     TokenOut,
     TokenRevokeOut,
 )
-from coordhub.core import halt, pause, scope, status, tokens
+from coordhub.core import halt, killswitch, pause, scope, status, tokens
 from coordhub.errors import Unavailable
+from coordhub.store.tx import Tx
 
 router = APIRouter(tags=["admin"])
 
@@ -78,10 +80,18 @@ async def set_halt(body: HaltSet, request: Request, who: Caller = Depends(caller
     """Halt a scope: the fleet (admin), a project (admin) or a machine (admin, or a session of that machine).
 
     Until resumed, every mutating call of a session in the scope answers 423, except the exempt ones.
+    The orchestrator's workers in the scope pause; with ``kill`` they stop and their assignments re-queue.
     """
     actor = await who.act()
     where = scope.parse(body.scope)
-    return await mutate(request, actor, lambda tx, now: halt.set_halt(tx, actor, body.reason, now, where), status=201)
+
+    def run(tx: Tx, now: float) -> dict[str, Any]:
+        standing = halt.set_halt(tx, actor, body.reason, now, where)
+        if not body.kill:
+            return standing
+        return {**standing, "killed": killswitch.kill(tx, where, now, by=actor.session_id, reason=body.reason)}
+
+    return await mutate(request, actor, run, status=201)
 
 
 @router.post("/api/coord/resume", response_model=ResumeOut, responses=responses(400, 401, 403, 413, 422, 429, 503))
