@@ -21,7 +21,7 @@ import shlex
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -30,6 +30,10 @@ from coordhub.cli.output import console
 from coordhub.client import Unreachable, project
 from coordhub.client.settings import resolve
 from coordhub.errors import CoordError, Invalid
+
+if TYPE_CHECKING:  # the orchestrator's modules load only when the agent runs (the CLI starts fast)
+    from coordhub.orchestrator.host import HostConfig
+    from coordhub.orchestrator.worker import Limits
 
 log = logging.getLogger("coordhub.agent")
 
@@ -108,11 +112,10 @@ def _repo_overrides(items: list[str]) -> dict[str, Path]:
 def _run(name: str, settings: Any, slots: int | None, overrides: dict[str, Path], claude: str,
          state_dir: Path | None, pass_env: tuple[str, ...], wall_clock: float | None, first_output: float | None,
          silence: float | None, linger: float, stop_grace: float, poll_wait: float, keep_logs: float) -> None:
-    from coordhub.orchestrator.host import Host, HostConfig
+    from coordhub.orchestrator.host import Host
     from coordhub.orchestrator.hoststate import AlreadyRunning, HostState
     from coordhub.orchestrator.link import HubLink, Refused
-    from coordhub.orchestrator.worker import Context, Limits
-    from coordhub.orchestrator.worktree import GitError, check_repo
+    from coordhub.orchestrator.worker import Context
 
     link = HubLink(settings, name)
     try:
@@ -124,16 +127,63 @@ def _run(name: str, settings: Any, slots: int | None, overrides: dict[str, Path]
              else EXIT_REFUSED)
     except CoordError as exc:
         fail(exc.message, EXIT_AUTH)
-    config = answer.get("config") if isinstance(answer.get("config"), dict) or "config" in answer else answer
-    if not isinstance(config, dict):
+    try:
+        cfg, limits = _host_config(answer, name, slots, overrides, poll_wait, keep_logs, (wall_clock, first_output,
+                                                                                          silence, linger, stop_grace))
+    except NoConfig:
         fail(f"the hub at {settings.url} has no coordinator.yml applied: an admin runs `coord config apply` first",
              EXIT_REFUSED)
+    except UnknownMachine as exc:
+        fail(str(exc), EXIT_USAGE)
+    name = cfg.machine
+    base = (state_dir or project.state_dir() / "agent" / name).expanduser()
+    state = HostState(base, name)
+    host_settings = settings._replace(queue_file=base / "queue.jsonl")
+    link = HubLink(host_settings, name)
+    ctx = Context(machine=name, link=link, state=state, hub_settings=host_settings, repos=dict(cfg.repos),
+                  worktrees=project.private_dir(base / "worktrees"), workers_dir=project.private_dir(base / "workers"),
+                  limits=limits, claude=claude, host_env=dict(os.environ), pass_env=pass_env)
+
+    def reload() -> tuple[HostConfig, Limits]:  # a heartbeat said the configuration changed
+        return _host_config(link.config(), name, slots, overrides, poll_wait, keep_logs,
+                            (wall_clock, first_output, silence, linger, stop_grace))
+
+    log.info("machine %s: %d slot(s), state in %s, hub %s", name, cfg.slots, base, settings.url)
+    try:
+        Host(cfg, ctx, reload).run()
+    except AlreadyRunning as exc:
+        fail(str(exc), EXIT_REFUSED)
+
+
+class NoConfig(ValueError):
+    """The hub has no coordinator.yml applied."""
+
+
+class UnknownMachine(ValueError):
+    """The machine is not in the hub's coordinator.yml."""
+
+
+def _host_config(answer: dict[str, Any], name: str, slots: int | None, overrides: dict[str, Path],
+                 poll_wait: float, keep_logs: float, flags: tuple[float | None, ...]) -> tuple[HostConfig, Limits]:
+    """This machine's ``(HostConfig, Limits)`` from the hub's configuration answer and the command's flags.
+
+    Flags win over the config (``slots``, ``--repo`` overrides, the watchdog seconds). Raises
+    :class:`NoConfig` when no config is applied, :class:`UnknownMachine` when the machine is not in
+    it. Used at start and again when a heartbeat says the configuration changed.
+    """
+    from coordhub.orchestrator.host import HostConfig
+    from coordhub.orchestrator.worker import Limits
+    from coordhub.orchestrator.worktree import GitError, check_repo
+
+    config = answer.get("config") if isinstance(answer.get("config"), dict) or "config" in answer else answer
+    if not isinstance(config, dict):
+        raise NoConfig("the hub has no coordinator.yml applied")
     entry = next((m for m in config.get("machines") or [] if isinstance(m, dict)
                   and str(m.get("name", "")).lower() == name.lower()), None)
     if entry is None:
         known = ", ".join(str(m.get("name")) for m in config.get("machines") or [] if isinstance(m, dict))
-        fail(f"machine {name!r} is not in the hub's coordinator.yml (machines: {known or 'none'}); pass --machine",
-             EXIT_USAGE)
+        raise UnknownMachine(f"machine {name!r} is not in the hub's coordinator.yml (machines: {known or 'none'}); "
+                         "pass --machine")
     name = str(entry["name"])
     paths = {str(k): Path(str(v)).expanduser() for k, v in (entry.get("repo_paths") or {}).items()}
     wanted = [str(r) for r in entry.get("repos") or []] or sorted(paths)
@@ -152,25 +202,16 @@ def _run(name: str, settings: Any, slots: int | None, overrides: dict[str, Path]
         log.warning("%s; not offered to the hub", p)
     concurrency = _obj(config.get("concurrency"))
     workers_cfg = _obj(config.get("workers"))
-    base = (state_dir or project.state_dir() / "agent" / name).expanduser()
+    wall_clock, first_output, silence, linger, stop_grace = flags
+    assert linger is not None and stop_grace is not None
     limits = Limits(wall_clock=wall_clock or float(workers_cfg.get("wall_clock_seconds") or 3600),
                     first_output=first_output or float(workers_cfg.get("first_output_seconds") or 600),
                     silence=silence or float(workers_cfg.get("silence_seconds") or 900),
                     linger=linger, stop_grace=stop_grace)
-    state = HostState(base, name)
-    host_settings = settings._replace(queue_file=base / "queue.jsonl")
-    link = HubLink(host_settings, name)
-    ctx = Context(machine=name, link=link, state=state, hub_settings=host_settings, repos=repos,
-                  worktrees=project.private_dir(base / "worktrees"), workers_dir=project.private_dir(base / "workers"),
-                  limits=limits, claude=claude, host_env=dict(os.environ), pass_env=pass_env)
     cfg = HostConfig(machine=name, slots=slots or int(concurrency.get("max_workers") or 2), repos=repos,
                      capabilities=[str(c) for c in entry.get("capabilities") or []], poll_wait=poll_wait,
                      problems=problems, keep_logs_days=keep_logs)
-    log.info("machine %s: %d slot(s), state in %s, hub %s", name, cfg.slots, base, settings.url)
-    try:
-        Host(cfg, ctx).run()
-    except AlreadyRunning as exc:
-        fail(str(exc), EXIT_REFUSED)
+    return cfg, limits
 
 
 UNIT = """[Unit]

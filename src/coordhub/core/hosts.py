@@ -208,8 +208,3 @@ def _renew_issue_lease(tx: Tx, a: Row, window: float, now: float) -> None:
         leases.renew(tx, Actor(a["worker_session"]), a["lease_id"], 2 * window / 3600.0, now)
     except (StaleFence, Forbidden):
         pass  # an admin ended it: the worker goes on without it; the lease was the admin's call
-
-
-def find(tx: Tx, config: Config, now: float) -> list[dict[str, Any]]:
-    """Every registered host."""
-    return [render(r, config, now) for r in tx.hosts.all()]

@@ -39,6 +39,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ from coordhub.orchestrator import worktree
 from coordhub.orchestrator.dispatch import Dispatch
 from coordhub.orchestrator.hoststate import group_alive, process_alive
 from coordhub.orchestrator.link import Refused, Stale
-from coordhub.orchestrator.worker import Context, Worker
+from coordhub.orchestrator.worker import Context, Limits, Worker
 
 log = logging.getLogger("coordhub.agent")
 
@@ -75,8 +76,11 @@ class HostConfig:
 class Host:
     """One ``coord agent`` process. :meth:`run` blocks until :meth:`shutdown` (or a signal)."""
 
-    def __init__(self, cfg: HostConfig, ctx: Context) -> None:
-        self.cfg, self.ctx = cfg, ctx
+    def __init__(self, cfg: HostConfig, ctx: Context,
+                 reload: Callable[[], tuple[HostConfig, Limits]] | None = None) -> None:
+        """``reload`` reads this machine's part of the hub's configuration again (when a heartbeat says it changed)."""
+        self.cfg, self.ctx, self.reload = cfg, ctx, reload
+        self.config_version: Any = None
         self.workers: dict[str, Worker] = {}
         self.next_attempts: dict[str, dict[str, Any]] = {}  # a newer attempt waiting for the old worker to stop
         self.mutex = threading.Lock()
@@ -156,6 +160,8 @@ class Host:
                 delay = min(delay * 2, 30.0)
                 continue
             self.incarnation = int(answer.get("host_incarnation") or 0)
+            self.config_version = answer.get("config_version", self.config_version)
+            self.recovered = []  # delivered: a later registration (config change, hub restart) repeats none
             self._take_timing(answer)
             log.info("registered machine %s (incarnation %s, %d slots, repos %s)", self.cfg.machine,
                      self.incarnation, self.cfg.slots, ", ".join(sorted(self.cfg.repos)) or "none")
@@ -190,6 +196,7 @@ class Host:
             return None
         self._take_timing(answer)
         self._apply_halt(answer)
+        self._follow_config(answer.get("config_version"))
         for aid in answer.get("cancel") or []:
             with self.mutex:
                 w = self.workers.get(str(aid))
@@ -201,6 +208,37 @@ class Host:
             self._last_parked_check = time.time()
             self._check_parked()
         return answer
+
+    def _follow_config(self, version: Any) -> None:
+        """Take a changed configuration without a restart: new repos, paths, slots, capabilities and limits.
+
+        Running workers keep what they started with. When what the hub knows
+        of this host changed, the host registers again (a new incarnation; the
+        next heartbeat lists its running workers, so the hub adopts them).
+        """
+        if version is None or version == self.config_version:
+            return
+        if self.config_version is None or self.reload is None:
+            self.config_version = version
+            return
+        try:
+            new, limits = self.reload()
+        except (Unreachable, Refused, ValueError) as exc:
+            log.error("the configuration changed (version %s) but this host cannot take it: %s; keeping the old "
+                      "one", version, exc)
+            self.config_version = version
+            return
+        log.info("the configuration changed (version %s → %s); taking it", self.config_version, version)
+        self.config_version = version
+        announced = (self.cfg.slots, self.cfg.repos, sorted(self.cfg.capabilities))
+        self.ctx.limits = limits
+        self.ctx.repos.clear()
+        self.ctx.repos.update(new.repos)
+        new.poll_wait, new.keep_logs_days = self.cfg.poll_wait, self.cfg.keep_logs_days
+        self.cfg = new
+        if (new.slots, new.repos, sorted(new.capabilities)) != announced:
+            self._register()
+            self.wake.set()
 
     def _apply_halt(self, answer: dict[str, Any]) -> None:
         paused_all = bool(answer.get("paused"))

@@ -387,6 +387,43 @@ def test_halt_kill_stops_the_worker_saves_its_work_and_the_resume_runs_it_again(
     assert agent.stop() == 0
 
 
+def test_a_running_agent_takes_a_changed_config_without_a_restart(fleet: Fleet) -> None:
+    agent = fleet.start("m1")
+    lib = make_repo(fleet.root, "lib")
+    clone = fleet.root / "clone-lib-m1"
+    run(fleet.root, "git", "clone", "-q", str(lib.origin), str(clone))
+    for key, value in (("user.email", "dev@m1"), ("user.name", "m1")):
+        run(clone, "git", "config", key, value)
+    deadline = time.time() + 30
+    while _machine(fleet, "m1")["state"] != "online":
+        assert time.time() < deadline
+        time.sleep(0.1)
+    first = _machine(fleet, "m1")["incarnation"]
+    config = httpx2.get(fleet.hub.url + f"{API}/config", headers=fleet.admin).json()["config"]
+    config["repos"].append({"name": "lib", "default_branch": "main"})
+    m1 = next(m for m in config["machines"] if m["name"] == "m1")
+    m1["repos"].append("lib")
+    m1["repo_paths"]["lib"] = str(clone)
+    httpx2.put(fleet.hub.url + f"{API}/config", json=config, headers=fleet.admin).raise_for_status()
+    deadline = time.time() + 30
+    while _machine(fleet, "m1")["incarnation"] == first:  # it registered again, now offering lib
+        assert time.time() < deadline, agent.log.read_text()[-2000:]
+        time.sleep(0.1)
+    r = httpx2.post(fleet.hub.url + f"{API}/assignments", headers=fleet.admin,
+                    json={"repo": "lib", "issue": 7, "briefing": "fake: work", "machine": "m1"})
+    assert r.status_code == 201, r.text
+    done = fleet.wait(r.json()["id"], lambda a: a["state"] in ENDED)
+    assert done["state"] == "done" and done["pushed"], done
+    assert "configuration changed" in agent.log.read_text()
+    assert agent.stop() == 0
+
+
+def _machine(fleet: Fleet, name: str) -> dict[str, Any]:
+    r = httpx2.get(fleet.hub.url + f"{API}/status", headers=fleet.admin)
+    assert r.status_code == 200, r.text
+    return dict(next(m for m in r.json()["machines"] if m["machine"] == name))
+
+
 def test_the_user_cli_drives_a_real_worker_and_shows_its_log(fleet: Fleet, tmp_path: Path) -> None:
     """`coord assign` → a real `coord agent` runs the fake → `coord wait`, `coord log` and `coord status` from
     another directory (any machine: they only talk to the hub)."""
