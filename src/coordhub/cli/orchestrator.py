@@ -73,9 +73,14 @@ def assign(
     wall_clock: int | None = typer.Option(None, "--wall-clock", min=10, help="Seconds the worker may run "
                                                                              "(default: workers.wall_clock_seconds)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check and resolve everything; queue nothing."),
+    no_github: bool = typer.Option(False, "--no-github", help="Do not ask gh for the issue's labels and title "
+                                                             "(asked when the repo has github: and no --label)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Queue an issue for a headless worker (seed 003 `assign`). The hub dispatches it when a slot is free.
+
+    For a repo with `github:` and no --label, the issue's labels (and title, unless --title) are read with
+    `gh issue view N --json labels,title` on this machine, so models.labels picks the model.
 
     Exit 4 when the issue already has a live assignment; 1 for an unknown machine or repo.
     """
@@ -87,6 +92,10 @@ def assign(
     if not issue_text.isdigit():
         fail(f"ISSUE must be an issue number, not {issue_text!r}", EXIT_USAGE)
     text = "" if briefing is None and briefing_file is None else read_text_arg(briefing, briefing_file, "briefing")
+    if not label and not no_github:
+        found = _from_github(ctx, repo, int(issue_text))
+        label = found.get("labels") or []
+        title = title or found.get("title")
     a = call(ctx, lambda c: orch(c).assign(
         repo, int(issue_text), machine=machine, model=model, briefing=text, title=title, labels=label or None,
         files_likely=files or None, requires=requires or None, budget_usd=budget_usd,
@@ -103,6 +112,28 @@ def assign(
                           f"branch {x['branch']}")
 
     show(a, as_json, human)
+
+
+def _from_github(ctx: typer.Context, repo: str, issue: int) -> dict[str, Any]:
+    """The issue's ``{labels, title}`` from ``gh`` when the hub's config gives the repo a ``github:``; {} otherwise.
+
+    No gh on this machine means no lookup; a gh that fails (not logged in, no such issue) is a warning on
+    stderr, not a failure. Either way the model falls back to ``models.default`` and the output says so.
+    """
+    from coordhub.orchestrator.github import GhMissing, GitHub, GitHubError
+
+    config = (call(ctx, lambda c: orch(c).config()) or {}).get("config") or {}
+    slug = next((r.get("github") for r in config.get("repos") or [] if r.get("name") == repo), None)
+    if not slug:
+        return {}
+    try:
+        return GitHub(slug).issue(issue)
+    except GhMissing:
+        return {}
+    except GitHubError as exc:
+        print(one_line(f"warning: no labels from GitHub for {slug}#{issue} ({exc.message}); models.labels "
+                       "not applied (give --label, or --no-github)"), file=sys.stderr)
+        return {}
 
 
 def stop(ctx: typer.Context, assignment_id: str = typer.Argument(..., help="Assignment id."),
