@@ -67,9 +67,13 @@ async def _reconcile_forever(app: FastAPI, hub: Hub, every: float) -> None:
 
 
 async def _follow_forever(hub: Hub) -> None:
-    """Pick up events committed by other hub processes on a shared database (and any the feed missed)."""
+    """Pick up events committed by other hub processes on a shared database (and any the feed missed).
+
+    The fallback of the store's announcements (``Hub.follow_interval``): every second while they are
+    not coming (SQLite, or a lost LISTEN connection), else every ten as a safety net.
+    """
     while True:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(hub.follow_interval())
         try:
             await hub.follow_log()
         except Unavailable:
@@ -98,7 +102,8 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await hub.start_bus(ring_bytes=limits.event_ring_bytes)
+        bus = await hub.start_bus(ring_bytes=limits.event_ring_bytes)
+        bus.listeners.append(app.state.auth.revocations)  # revocations through any hub end cached tokens
         app.state.up_since = hub.clock.now()  # the reconciler counts the hub's own downtime for no host
         tasks = [asyncio.create_task(_follow_forever(hub))]
         if sweep_seconds > 0:

@@ -15,9 +15,12 @@ a viewer, a filter — is replaced by the stored spelling of that session
 (ids compare case-insensitively; see ``core/identity.py``). Stored spellings
 never change, so a known one is cached for the life of the process.
 
-Verified tokens are cached for :data:`CACHE_SECONDS`; revoking through this
-hub clears the cache at once, so only another hub process sharing the same
-PostgreSQL database may honour a revoked token for up to that long.
+Verified tokens are cached for :data:`CACHE_SECONDS`. Every ``token.revoked``
+event clears the cache as the hub's event bus publishes it: at once for a
+revocation through this hub, and within milliseconds for one through another
+hub process on the same PostgreSQL database (the commit announcement,
+:mod:`coordhub.store.announce`; while that is lost, within the one-second
+fallback poll). A lookup that raced a revocation is not cached.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from coordhub.core.identity import (
     validate_session_id,
 )
 from coordhub.errors import Invalid, RateLimited, Unauthorized
+from coordhub.store.base import Row
 
 CACHE_SECONDS = 5.0
 INNER_REQUEST = "coordhub.inner_request"  # scope key: a request the hub makes to itself (only the app can set it)
@@ -116,11 +120,18 @@ class Authenticator:
         self.limiter = limiter or RateLimiter(0, 1)
         self.failures = RateLimiter(FAILURES_PER_SECOND, FAILURE_BURST)
         self._cache: dict[str, tuple[Actor, float]] = {}
+        self._generation = 0  # bumped by every invalidation: a lookup that straddles one is not cached
         self._spellings: dict[str, str] = {}  # folded id -> stored spelling (never changes once stored)
 
     def invalidate(self) -> None:
         """Forget every cached token (after a revoke)."""
         self._cache.clear()
+        self._generation += 1
+
+    def revocations(self, rows: list[Row]) -> None:
+        """Event-bus listener: forget every cached token when ``rows`` hold a ``token.revoked`` (any hub's)."""
+        if any(r["kind"] == "token.revoked" for r in rows):
+            self.invalidate()
 
     async def actor(self, token: str, digest: str | None = None, address: str | None = None) -> Actor:
         """The actor of a token (``digest``: its hash, if known); ``Unauthorized`` when unknown or revoked.
@@ -135,9 +146,12 @@ class Authenticator:
             return hit[0]
         if address is not None:
             self.failures.refuse_if_spent(address, "failed authentications")
+        generation = self._generation
         actor = await self.hub.query(lambda tx, now: tokens.authenticate(tx, token))
         if actor is None:
             raise self.failed(address, "unknown or revoked token; ask an admin for one (`coord token create NAME`)")
+        if generation != self._generation:  # a revocation landed while we read: answer, but do not remember
+            return actor
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (actor, time.monotonic() + CACHE_SECONDS)

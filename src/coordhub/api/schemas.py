@@ -571,6 +571,17 @@ class StatusOut(Out):
     unread_messages: int
 
 
+class ListenOut(Out):
+    """``/health``'s ``listen``: the state of the hub's LISTEN connection (PostgreSQL)."""
+
+    connected: bool
+    since: str | None = Field(description="When it last connected or was lost.")
+    reconnects: int = Field(description="Times it came back after being lost.")
+    announcements: int = Field(description="Commit announcements received (this hub's own included).")
+    ignored: int = Field(description="Notifications on the channel that were not coordhub's, ignored.")
+    error: str | None = Field(description="Why it was last lost (null while connected).")
+
+
 class HealthOut(Out):
     """``GET /health``: ``ok``/``connected`` or ``degraded``/``disconnected`` (seed 001)."""
 
@@ -582,6 +593,9 @@ class HealthOut(Out):
     fd_limit: int | None = None
     max_connections: int | None = None
     auth: bool = Field(description="Whether the hub needs a bearer token (false: a --no-auth hub).")
+    listen: ListenOut | None = Field(None, description="PostgreSQL only: this process's LISTEN connection for other "
+                                     "hubs' commit announcements (docs/scaling.md). While it is not connected the "
+                                     "hub follows the log by polling once a second.")
     hub_id: str | None = Field(description="This hub's id (one per database; null only if the database has "
                                            "been unreachable since start). Written beside admin.token as hub.id.")
 

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
+from collections.abc import Callable
 
 from coordhub.store.base import Row
+
+log = logging.getLogger("coordhub.bus")
 
 RING_SIZE = 10_000
 RING_BYTES = 32 * 1024 * 1024
@@ -46,6 +50,8 @@ class EventBus:
         self._changed = asyncio.Event()
         self.last_id = last_id
         self._complete_after = last_id  # the ring holds every event with id > this
+        # Called with each publish's new rows, before waiters wake (the hub applies revocations here).
+        self.listeners: list[Callable[[list[Row]], None]] = []
 
     def publish(self, rows: list[Row]) -> None:
         """Add committed events (ascending ids, newer than any before) and wake every waiter."""
@@ -60,6 +66,11 @@ class EventBus:
         if len(self._ring) > 2 * self._size or self.bytes > self._max_bytes:
             self._trim()
         self.last_id = fresh[-1]["id"]
+        for listener in self.listeners:
+            try:
+                listener(fresh)
+            except Exception:  # one listener's bug must not stop the stream
+                log.exception("event bus listener failed")
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 

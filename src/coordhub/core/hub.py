@@ -66,12 +66,20 @@ class Hub:
         #: Holder inactivity after which a no-expiry lease may be taken over (seed 001; 0 = never).
         self.stale_after_hours = leases.check_stale_after(stale_after_hours)
         self.bus: EventBus | None = None
+        self.listener: Any = None  # the store's announcement listener while the bus runs (None: SQLite)
+        self._following: asyncio.Future[None] | None = None
+        self._follow_again = False
         self.hub_id: str | None = None  # read from the store (hub_meta) by the first /health or at start
 
     async def start_bus(self, ring_bytes: int = RING_BYTES) -> EventBus:
         """Create the event bus (its ring holding about ``ring_bytes``) and feed it from every commit.
 
-        Call from the serving event loop.
+        Two feeds: this process's own commits (the writer's after-commit
+        hook), and, on a store shared by several hub processes, the others'
+        commits as the store announces them (PostgreSQL ``LISTEN``/``NOTIFY``,
+        :mod:`coordhub.store.announce`): an announcement makes the hub read the
+        log after its cursor. :meth:`follow_log` on a timer
+        (:meth:`follow_interval`) is the fallback. Call from the serving event loop.
         """
         loop = asyncio.get_running_loop()
         bus = EventBus(await self.query(lambda tx, now: tx.events.last_id()), max_bytes=ring_bytes)
@@ -83,20 +91,57 @@ class Hub:
                 fed[0] = rows[-1]["id"]
                 loop.call_soon_threadsafe(bus.publish, rows)
 
+        def announced(origin: str | None, high_water: int | None) -> None:  # on the listening thread
+            if origin is not None and origin == self.store.origin:
+                return  # our own commit: the feed above has it already
+            loop.call_soon_threadsafe(self._announced, high_water)
+
         self.store.set_after_commit(feed)
         self.bus = bus
+        self.listener = self.store.listen(announced)
         return bus
 
     def stop_bus(self) -> None:
-        """Stop feeding the bus."""
+        """Stop feeding the bus (and stop listening for other processes' commits)."""
         self.store.set_after_commit(None)
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
+
+    def follow_interval(self) -> float:
+        """Seconds between fallback polls of the log: 1 without announcements, 10 (a safety net) with them."""
+        listener = self.listener
+        return 10.0 if listener is not None and listener.state.connected else 1.0
+
+    def _announced(self, high_water: int | None) -> None:
+        """Another process committed up to ``high_water`` (None: unknown, catch up): read the log (coalesced)."""
+        bus = self.bus
+        if bus is None or (high_water is not None and high_water <= bus.last_id):
+            return
+        if self._following is not None and not self._following.done():
+            self._follow_again = True  # the running read goes round once more
+            return
+        self._following = asyncio.ensure_future(self._follow_announced())
+
+    async def _follow_announced(self) -> None:
+        while True:
+            self._follow_again = False
+            try:
+                await self.follow_log()
+            except Exception:  # the database went away: the fallback poll and the next announcement retry
+                return
+            if not self._follow_again:
+                return
 
     async def follow_log(self) -> None:
-        """Publish events committed by other hub processes sharing the database (polls once a second)."""
+        """Publish events committed by other hub processes sharing the database (every batch up to the log's end)."""
         bus = self.bus
         assert bus is not None
-        rows = await self.query(lambda tx, now: tx.events.after(bus.last_id, 10_000))
-        bus.publish(rows)
+        while True:
+            rows = await self.query(lambda tx, now: tx.events.after(bus.last_id, 10_000))
+            bus.publish(rows)
+            if len(rows) < 10_000:
+                return
 
     def _unit(self, actor: Actor, op: Operation, status: int, idem: IdempotentRequest | None,
               during_halt: halt.Exempt | None) -> Callable[[Tx], Outcome]:

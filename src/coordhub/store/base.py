@@ -103,6 +103,19 @@ class Store(abc.ABC):
         write. Its exceptions are logged and otherwise ignored.
         """
 
+    origin: str | None = None  # the id this process's commit announcements carry (None: the store announces none)
+
+    def listen(self, on_announce: Callable[[str | None, int | None], None]) -> Any:
+        """Follow other processes' commits: call ``on_announce(origin, high_water_event_id)`` on each.
+
+        Returns an object with ``stop()`` and ``state`` (a
+        :class:`~coordhub.store.announce.ListenState`), or None when the
+        backend has no cross-process announcements (SQLite: one process owns
+        the file). ``on_announce(None, None)`` means "announcements may have
+        been missed: catch up from the log". See :mod:`coordhub.store.announce`.
+        """
+        return None
+
     async def write(self, fn: Callable[[Any], T]) -> T:
         """``await`` form of :meth:`submit_write` (backends may settle it more cheaply on the loop)."""
         return await asyncio.wrap_future(self.submit_write(fn))

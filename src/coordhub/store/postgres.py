@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from coordhub.errors import Unavailable
-from coordhub.store import migrate
+from coordhub.store import announce, migrate
 from coordhub.store.base import Row
 from coordhub.store.threaded import ThreadedStore
 
@@ -56,9 +56,11 @@ class PostgresExecutor:
 
 
 class _Connection:
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], origin: str) -> None:
         self.conn = conn
         self._executor = PostgresExecutor(conn)
+        # Announce the batch to every hub (delivered only if it commits), in COMMIT's round trip.
+        self._commit_sql = (announce.notify_sql(origin) + "; COMMIT").encode()
 
     @property
     def executor(self) -> PostgresExecutor:
@@ -69,7 +71,7 @@ class _Connection:
         self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITER_LOCK,))
 
     def commit(self) -> None:
-        self.conn.execute("COMMIT")
+        self.conn.execute(self._commit_sql)
 
     def rollback(self) -> None:
         if not self.conn.closed:
@@ -91,13 +93,21 @@ class PostgresStore(ThreadedStore):
 
     def __init__(self, url: str, *, readers: int = 4) -> None:
         self.url = url
+        self._origin = announce.new_origin()  # names this process's announcements (see store/announce.py)
+        self.origin = self._origin
         super().__init__(self._connection, _is_unavailable, readers=readers, name="pg")
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=_CONNECT_TIMEOUT)
 
     def _connection(self) -> _Connection:
-        return _Connection(self._connect())
+        return _Connection(self._connect(), self._origin)
+
+    def listen(self, on_announce: announce.Announced) -> announce.Listener:
+        """Start a :class:`~coordhub.store.announce.Listener` on its own connection; the caller stops it."""
+        listener = announce.Listener(self._connect, on_announce)
+        listener.start()
+        return listener
 
     def open(self) -> None:
         try:

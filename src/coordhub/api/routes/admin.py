@@ -27,6 +27,7 @@ from coordhub.api.schemas import (
     TokenOut,
     TokenRevokeOut,
 )
+from coordhub.clock import isoformat
 from coordhub.core import halt, killswitch, pause, scope, status, tokens
 from coordhub.errors import Unavailable
 from coordhub.store.tx import Tx
@@ -57,6 +58,9 @@ async def health(request: Request) -> JSONResponse:
             "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
             "max_connections": request.app.state.max_connections,
             "auth": not request.app.state.auth.no_auth, "hub_id": h.hub_id}
+    if h.listener is not None:
+        listen = h.listener.state.as_dict()
+        body["listen"] = {**listen, "since": isoformat(listen["since"])}
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
