@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,20 @@ def test_a_machine_halt_and_the_pause_after_it_reach_only_that_machine(fleet: Fl
     assert "run `coord engage` only once the user says to go on" in out["permissionDecisionReason"]
     a.api("POST", "/engage")
     a.hook("pre-tool-use", **edit(a.project_dir / "src" / "app.py")).silent()
+
+
+def test_an_edit_under_a_halt_waits_for_the_resume_when_asked_to(fleet: Fleet) -> None:
+    """COORD_HOOK_HALT_WAIT (an orchestrator worker's): the edit goes on once the halt lifts, else it is denied."""
+    a = fleet.a
+    fleet.admin_api("POST", "/halt", json={"reason": "estop"})
+    started = time.monotonic()
+    out = a.hook("pre-tool-use", env={"COORD_HOOK_HALT_WAIT": "1"}, **edit(a.project_dir / "src" / "app.py"))
+    assert out.json()["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert time.monotonic() - started >= 1.0  # it waited before denying
+    threading.Timer(1.5, lambda: fleet.admin_api("POST", "/resume", json={"engage_all": True})).start()
+    started = time.monotonic()
+    a.hook("pre-tool-use", env={"COORD_HOOK_HALT_WAIT": "30"}, **edit(a.project_dir / "src" / "app.py")).silent()
+    assert 1.4 <= time.monotonic() - started < 20
 
 
 def test_session_start_after_clear_or_compact_keeps_the_incarnation(fleet: Fleet) -> None:

@@ -138,18 +138,18 @@ def test_as_resource_keeps_odd_names_relative_paths() -> None:
 def test_settings_parse_and_fall_back(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     for s in settings.HOOK_SETTINGS:
         monkeypatch.delenv(s.env, raising=False)
-    assert settings.load() == settings.HookSettings("open", 2.0, 5, 4000, False)
+    assert settings.load() == settings.HookSettings("open", 2.0, 0.0, 5, 4000, False)
     monkeypatch.setenv("COORD_HOOK_FAIL_MODE", "CLOSED")
     monkeypatch.setenv("COORD_HOOK_TIMEOUT", "0.5")
     monkeypatch.setenv("COORD_HOOK_MAX_ITEMS", "2")
     monkeypatch.setenv("COORD_HOOK_RELEASE_ON_END", "yes")
     loaded = settings.load()
-    assert loaded == settings.HookSettings("closed", 0.5, 2, 4000, True) and loaded.fail_closed
+    assert loaded == settings.HookSettings("closed", 0.5, 0.0, 2, 4000, True) and loaded.fail_closed
     assert capsys.readouterr().err == ""
     for name, value in (("COORD_HOOK_TIMEOUT", "nan"), ("COORD_HOOK_MAX_CHARS", "-1"),
                         ("COORD_HOOK_MAX_ITEMS", "2.5"), ("COORD_HOOK_RELEASE_ON_END", "maybe")):
         monkeypatch.setenv(name, value)
-    assert settings.load() == settings.HookSettings("closed", 2.0, 5, 4000, False)
+    assert settings.load() == settings.HookSettings("closed", 2.0, 0.0, 5, 4000, False)
     err = capsys.readouterr().err
     assert err.count("coord-hook: ignoring") == 4
 

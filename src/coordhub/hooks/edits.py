@@ -10,7 +10,11 @@ Halt and pause: while a halt covers the session (the fleet's, or one of its
 machine or project) every edit inside the project is denied, since stopping
 work is what a halt is for; so it is while a resume has left the session
 paused, until it re-engages (``coord engage``, which the agent runs only once
-its user says so). The hook learns of both only from the same answer
+its user says so). With ``COORD_HOOK_HALT_WAIT`` (set for the orchestrator's
+workers) a halted edit first waits that long for the halt to lift, asking
+again every second: the worker's host pauses it (SIGSTOP) under a halt, so an
+edit caught between the halt and the pause goes on after the resume instead
+of ending the worker as stuck on a permission denial. The hook learns of both only from the same answer
 (``{"leases": […], "halt": {…}, "paused": {…}}``); when the hub answers a
 bare list of leases, neither is checked (no second request).
 
@@ -28,6 +32,7 @@ that reason. Nothing is ever silently left unchecked.
 
 from __future__ import annotations
 
+import time
 from typing import Any, NamedTuple
 
 from coordhub.hooks import leases as leases_text
@@ -38,6 +43,7 @@ from coordhub.hooks.output import Answer
 from coordhub.hooks.project import as_resource
 from coordhub.hooks.untrusted import one_line
 
+HALT_POLL_SECONDS = 1.0
 PATH_FIELDS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
 
 
@@ -57,11 +63,16 @@ def pre_tool_use(inv: Invocation) -> Answer | None:
         return cannot_check(inv, names.shown, names.why)
     found: dict[str, dict[str, Any]] = {}
     for rel in names:
-        try:
-            data = inv.hub.get("/locks/conflicts", project_key=inv.project.key, resource=as_resource(rel))
-        except HubError as exc:
-            return cannot_check(inv, one_line(names[0]), _why(rel, exc))
-        leases, halt, paused = _parse(data)
+        deadline = time.monotonic() + inv.settings.halt_wait
+        while True:
+            try:
+                data = inv.hub.get("/locks/conflicts", project_key=inv.project.key, resource=as_resource(rel))
+            except HubError as exc:
+                return cannot_check(inv, one_line(names[0]), _why(rel, exc))
+            leases, halt, paused = _parse(data)
+            if not halt or time.monotonic() >= deadline:
+                break
+            time.sleep(min(HALT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
         if halt:
             scope = str(halt.get("scope") or "fleet")
             what = "the fleet is halted" if scope == "fleet" else f"{one_line(scope)} is halted (it covers you)"

@@ -19,6 +19,7 @@ from typing import NamedTuple
 from coordhub.config import Setting
 
 FAIL_MODES = ("open", "closed")
+MAX_HALT_WAIT = 50.0  # seconds: below Claude Code's default hook timeout (60 s), which would let the edit through
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -27,6 +28,10 @@ HOOK_SETTINGS: tuple[Setting, ...] = (
             "asked: `open` allows (and says so on stderr), `closed` denies the edit or refuses the commit.",
             "hook"),
     Setting("hook_timeout", float, 2.0, "Seconds a hook waits for each answer from the hub.", "hook"),
+    Setting("hook_halt_wait", float, 0.0, "Seconds the edit hook waits for a halt to lift before it denies "
+            "an edit (at most 50, under Claude Code's hook timeout). `coord agent` sets 50 for its workers: "
+            "their host pauses them under a halt, so an edit caught in between waits for the resume instead "
+            "of ending the worker stuck.", "hook"),
     Setting("hook_max_items", int, 5, "Most messages one hook injects into the agent's context; the rest "
             "are counted with a pointer to `coord msg inbox`.", "hook"),
     Setting("hook_max_chars", int, 4000, "Most characters of messages one hook injects; longer bodies are "
@@ -92,6 +97,7 @@ class HookSettings(NamedTuple):
 
     fail_mode: str
     timeout: float
+    halt_wait: float
     max_items: int
     max_chars: int
     release_on_end: bool
@@ -111,6 +117,7 @@ def load() -> HookSettings:
     return HookSettings(
         fail_mode=mode,
         timeout=get_number("hook_timeout", 0.05),
+        halt_wait=min(get_number("hook_halt_wait", 0.0), MAX_HALT_WAIT),
         max_items=int(get_number("hook_max_items", 1)),
         max_chars=int(get_number("hook_max_chars", 200)),
         release_on_end=get_bool("hook_release_on_end"),

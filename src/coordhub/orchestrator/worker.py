@@ -56,6 +56,7 @@ from typing import Any
 from coordhub.client import Unreachable
 from coordhub.client.settings import ClientSettings
 from coordhub.hooks import install as hook_install
+from coordhub.hooks.settings import MAX_HALT_WAIT
 from coordhub.orchestrator import worktree
 from coordhub.orchestrator.dispatch import Dispatch
 from coordhub.orchestrator.environment import worker_env
@@ -315,7 +316,9 @@ class Worker:
     def _env(self) -> dict[str, str]:
         d = self.d
         identity = {"COORD_URL": self.ctx.hub_settings.url, "COORD_SESSION": d.worker_session,
-                    "COORD_PROJECT": d.repo, "COORD_ASSIGNMENT": d.id}
+                    "COORD_PROJECT": d.repo, "COORD_ASSIGNMENT": d.id,
+                    # an edit caught between a halt and this host's SIGSTOP waits for the resume (hooks/edits.py)
+                    "COORD_HOOK_HALT_WAIT": f"{MAX_HALT_WAIT:g}"}
         if d.worker_token:
             identity["COORD_TOKEN"] = d.worker_token
         return worker_env(self.ctx.host_env, identity, self.ctx.pass_env)
