@@ -54,6 +54,20 @@ def test_lease_and_message_against_the_ceiling(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(180)
+def test_wrk_drives_lease_and_message_with_each_holder_releasing(tmp_path: Path) -> None:
+    report = _bench(tmp_path, "lease", "message", "--driver", "wrk", "--duration", "1", "--clients", "4")
+    assert list(report) == ["lease", "message"]
+    for result in report.values():
+        _check(result)
+        assert result["driver"] == "wrk" and result["wrk"]["requests"] > 0
+        assert result["ceiling"]["headline"]["ops"] > 0 and result["ratio_to_ceiling"] > 0
+        assert result["hub_cpu_us_per_request"] > 0
+    # each claim was released by its holder (a wrong holder or id would be a non-2xx error above), so only the
+    # claims still waiting for their release when wrk stopped are live
+    assert report["lease"]["wrk"]["live_leases_after"] <= 4
+
+
+@pytest.mark.timeout(180)
 def test_hook_end_to_end(tmp_path: Path) -> None:
     report = _bench(tmp_path, "hook", "--runs", "2")
     result = report["hook"]

@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx2
 
-from coordhub.bench import cli_load, dispatch, hook_load, lease_scale, mcp_load, scenarios
+from coordhub.bench import cli_load, dispatch, hook_load, lease_scale, mcp_load, scenarios, wrk
 from coordhub.bench.driver import Tick
-from coordhub.bench.target import Target, start, start_ceiling
+from coordhub.bench.target import Target, mint_tokens, start, start_ceiling
 
 TARGETS = {
     "lease": "≥ 2,000 cycles/s, p99 ≤ 25 ms @ 64 clients",
@@ -50,6 +50,7 @@ class Options:
     subscribers: int = 1000
     sessions: int = 10_000
     runs: int = 50
+    driver: str = "python"
 
 
 def _defaults(name: str, o: Options) -> tuple[int, float]:
@@ -114,6 +115,9 @@ def run(names: list[str], o: Options, progress: Callable[[str], Tick]) -> dict[s
             continue
         run_id = uuid.uuid4().hex[:8]
         clients, duration = _defaults(name, o)
+        if o.driver == "wrk" and name in wrk.SCENARIOS:
+            results[name] = _with_wrk(name, o, clients, duration, run_id, progress)
+            continue
         target, prepared = _open(name, o, run_id, progress)
         try:
             health = httpx2.get(target.url + "/health", timeout=10).json()
@@ -131,6 +135,52 @@ def run(names: list[str], o: Options, progress: Callable[[str], Tick]) -> dict[s
             result["ratio_to_ceiling"] = round(ratio, 2)
         results[name] = result
     return results
+
+
+def _wrk_once(target: Target, name: str, clients: int, duration: float, run_id: str) -> dict[str, Any]:
+    agents = asyncio.run(mint_tokens(target, f"wrk-{run_id}", max(clients, 8)))
+    cpu0 = target.cpu_seconds()
+    report = wrk.run(target.url, name, agents, clients, duration)
+    cpu1 = target.cpu_seconds()
+    errors = report["non_2xx"] + report["socket_errors"]
+    headline = {"ops": report["requests"] // (2 if name == "lease" else 1), "ops_per_s": report["ops_per_s"],
+                "p50_ms": report["p50_ms"], "p95_ms": None, "p99_ms": report["p99_ms"], "errors": errors,
+                "error_samples": []}
+    hub_cpu = None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 2)
+    per_request_us = (round(hub_cpu / max(report["requests"], 1) * 1e6, 1) if hub_cpu is not None else None)
+    if name == "lease" and target.admin_token != "ceiling":  # every cycle released: only the last claims live on
+        r = httpx2.get(target.url + "/api/coord/locks", params={"project_key": wrk.PROJECT}, timeout=30,
+                       headers={"Authorization": f"Bearer {target.admin_token}"})
+        report["live_leases_after"] = len(r.json()) if r.status_code == 200 else None
+    return {"headline": headline, "wrk": report, "hub_cpu_s": hub_cpu, "hub_cpu_us_per_request": per_request_us,
+            "seconds": duration}
+
+
+def _with_wrk(name: str, o: Options, clients: int, duration: float, run_id: str,
+              progress: Callable[[str], Tick]) -> dict[str, Any]:
+    """One REST scenario driven by wrk on a fresh hub and then on the ceiling (:mod:`coordhub.bench.wrk`)."""
+    wrk.available()
+    tick = progress(f"{name} (wrk)")
+    target, _ = _open(name, o, run_id, progress)
+    try:
+        health = httpx2.get(target.url + "/health", timeout=10).json()
+        result = _wrk_once(target, name, clients, duration, run_id)
+        result.update(backend=health.get("backend"), durability=health.get("durability"), clients=clients,
+                      duration=duration, rss_mib=target.rss_mib(), peak_rss_mib=target.peak_rss_mib(),
+                      hub_log=target.log_problems(), target=TARGETS[name], driver="wrk")
+    finally:
+        target.stop()
+    tick(0.5)
+    if o.ceiling:
+        ceiling = start_ceiling()
+        try:
+            result["ceiling"] = _wrk_once(ceiling, name, clients, duration, run_id)
+        finally:
+            ceiling.stop()
+        ratio = result["headline"]["ops_per_s"] / max(result["ceiling"]["headline"]["ops_per_s"], 0.001)
+        result["ratio_to_ceiling"] = round(ratio, 2)
+    tick(1.0)
+    return result
 
 
 def _ceiling(name: str, o: Options, clients: int, duration: float, tick: Tick) -> dict[str, Any]:

@@ -35,6 +35,9 @@ def bench(
     sessions: int = typer.Option(10_000, "--sessions", min=2, help="Registered sessions for the broadcast scenario."),
     runs: int = typer.Option(50, "--runs", min=1, help="Measured runs per case of the hook and cli scenarios, "
                                                        "and requests per size of lease-scale."),
+    driver: str = typer.Option("python", "--driver", help="python (every scenario) or wrk: the C load driver "
+                                                         "(Debian's wrk) for lease and message, which costs the "
+                                                         "shared cores far less than the Python driver."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
     """Drive a hub with simulated agents; report ops/s, p50/p95/p99, errors, RSS, and the ratio to the ceiling."""
@@ -46,10 +49,19 @@ def bench(
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         raise typer.BadParameter(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)} or all")
+    if driver not in ("python", "wrk"):
+        raise typer.BadParameter(f"--driver is python or wrk, not {driver!r}")
+    if driver == "wrk":
+        from coordhub.bench.wrk import WrkMissing, available
+
+        try:
+            available()
+        except WrkMissing as exc:
+            raise typer.BadParameter(str(exc)) from None
     if bool(url) != bool(token):
         raise typer.BadParameter("--url and --token go together")
     opts = Options(clients, duration, url, token, database_url, sqlite_synchronous, ceiling and not url,
-                   messages, subscribers, sessions, runs)
+                   messages, subscribers, sessions, runs, driver)
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True).rich, transient=True) as bar:
 
@@ -81,8 +93,8 @@ def _table(report: dict[str, Any]) -> None:
         t.add_row(*("-" if c is None else str(c) for c in cells))
     console.print(t)
     first = next(iter(report.values()))
-    console.print(f"backend {first['backend']} ({first['durability']}); driver: one Python asyncio process on the "
-                  "same cores")
+    driver = ("wrk (C), 2 threads" if first.get("driver") == "wrk" else "one Python asyncio process")
+    console.print(f"backend {first['backend']} ({first['durability']}); driver: {driver} on the same cores")
     for name, r in report.items():
         for line in _details(r):
             console.print(f"{name}: {line}")
@@ -128,6 +140,11 @@ def _details(r: dict[str, Any]) -> list[str]:
         out.append(f"lost messages {r['lost_messages']}")
     if r.get("hub_log") and r["hub_log"]["lines"]:
         out.append(f"the hub logged {r['hub_log']['lines']} warning/error lines, e.g. {r['hub_log']['samples'][0]}")
+    if r.get("hub_cpu_us_per_request") is not None:  # wrk
+        ceiling = r.get("ceiling", {}).get("hub_cpu_us_per_request")
+        out.append(f"hub CPU {r['hub_cpu_us_per_request']} µs per request" +
+                   (f" (ceiling {ceiling} µs)" if ceiling is not None else "") +
+                   f"; wrk p75 {r['wrk']['p75_ms']} / p90 {r['wrk']['p90_ms']} ms")
     cpu = next((x for x in (r, r.get("list_leases", {})) if x.get("driver_cpu_s") is not None), None)
     if cpu is not None:
         hub = "n/a (not started here)" if cpu["hub_cpu_s"] is None else f"{cpu['hub_cpu_s']} s"
