@@ -26,6 +26,23 @@ class SystemClock:
         return time.time()
 
 
+class OffsetClock:
+    """The wall clock corrected by an offset another authority measured (``offset`` seconds, added).
+
+    On PostgreSQL the database's clock decides expiry for every hub process
+    sharing it (issue 14): the store measures ``database time - local time``
+    at the start of each write batch and sets :attr:`offset`, so a hub whose
+    own clock is minutes off still stamps and compares the database's time.
+    Reads use the offset of the last batch (or of the store's opening).
+    """
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = offset
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+
 class ManualClock:
     """A clock that only moves when told to; for tests.
 

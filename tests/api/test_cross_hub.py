@@ -236,3 +236,47 @@ def test_health_shows_listen_on_postgres_only(hubs: tuple[LiveHub, LiveHub], tmp
         assert "listen" not in httpx2.get(lite.url + "/health").json()
     finally:
         lite.stop()
+
+
+def _libfaketime() -> str | None:
+    for folder in ("/usr/lib/x86_64-linux-gnu/faketime", "/usr/lib/aarch64-linux-gnu/faketime", "/usr/lib/faketime"):
+        lib = Path(folder) / "libfaketimeMT.so.1"
+        if lib.exists():
+            return str(lib)
+    return None
+
+
+def test_a_hub_minutes_off_cannot_disagree_on_expiry(hubs: tuple[LiveHub, LiveHub], database: str,
+                                                      tmp_path: Path) -> None:
+    """Hub C's clock runs 5 minutes ahead (libfaketime); the database's clock decides expiry for all hubs.
+
+    On its own clock C would see A's 36-second lease as long expired and grant the same resource again,
+    and its own leases would carry expiry times 5 minutes late.
+    """
+    lib = _libfaketime()
+    if lib is None:
+        pytest.fail("libfaketime is missing: apt-get install faketime (.ci/run installs it)")
+    a, _ = hubs
+    c = LiveHub(tmp_path / "c", args=("--database-url", database),
+                env={"LD_PRELOAD": lib, "FAKETIME": "+5m", "FAKETIME_DONT_RESET": "1"}).start()
+    try:
+        one, two = a.token(f"SKEW-1-{uuid.uuid4().hex[:4]}/x"), a.token(f"SKEW-2-{uuid.uuid4().hex[:4]}/x")
+        project = f"skew-{uuid.uuid4().hex[:6]}"
+
+        def claim(hub: LiveHub, token: str, resource: str) -> httpx2.Response:
+            return httpx2.post(f"{hub.url}/api/coord/locks", headers=_auth(token), json={
+                "project_key": project, "resource": resource, "ttl_hours": 0.01, "description": "skew"})
+
+        held = claim(a, one, "src/a.py")
+        assert held.status_code == 201, held.text
+        r = claim(c, two, "src/a.py")
+        assert r.status_code == 409, f"the skewed hub granted a live lease again: {r.text}"
+        mine = claim(c, two, "src/b.py")
+        assert mine.status_code == 201, mine.text
+        from coordhub.clock import parse_iso
+
+        late = parse_iso(mine.json()["expires_at"]) - (time.time() + 36)
+        assert abs(late) < 5, f"the skewed hub's lease expires {late:+.1f} s off the database's clock"
+        assert claim(a, one, "src/b.py").status_code == 409
+    finally:
+        c.stop()

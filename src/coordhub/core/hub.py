@@ -61,7 +61,8 @@ class Hub:
     def __init__(self, store: Store, clock: Clock | None = None, *, escalation_session: str | None = None,
                  stale_after_hours: float = leases.STALE_AFTER_HOURS) -> None:
         self.store = store
-        self.clock: Clock = clock or SystemClock()
+        # A store whose database keeps the time (PostgreSQL) lends its clock, so hubs sharing it cannot disagree.
+        self.clock: Clock = clock or store.clock or SystemClock()
         self.escalation_session = escalation_session
         #: Holder inactivity after which a no-expiry lease may be taken over (seed 001; 0 = never).
         self.stale_after_hours = leases.check_stale_after(stale_after_hours)

@@ -103,6 +103,7 @@ class Store(abc.ABC):
         write. Its exceptions are logged and otherwise ignored.
         """
 
+    clock: Any = None  # a Clock the store's database keeps (PostgreSQL: its clock decides expiry), else None
     origin: str | None = None  # the id this process's commit announcements carry (None: the store announces none)
 
     def listen(self, on_announce: Callable[[str | None, int | None], None]) -> Any:

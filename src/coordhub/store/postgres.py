@@ -6,17 +6,24 @@ scoped advisory lock, so the batches of several hub processes sharing one
 database are serialised too, and every read-then-write decision (lease free?
 key used?) holds across the whole fleet, with ids increasing in commit order.
 Durability is PostgreSQL's commit (``synchronous_commit`` as the server sets it).
+
+Time is the database's: each batch reads PostgreSQL's clock with its writer
+lock and the hub's clock follows it (:class:`~coordhub.clock.OffsetClock`),
+so hubs whose own clocks disagree by minutes still agree on every expiry.
+Each batch also announces its commit to the other hubs (:mod:`coordhub.store.announce`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from functools import lru_cache
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
 
+from coordhub.clock import OffsetClock
 from coordhub.errors import Unavailable
 from coordhub.store import announce, migrate
 from coordhub.store.base import Row
@@ -29,6 +36,8 @@ log = logging.getLogger("coordhub.store")
 _WRITER_LOCK = 0x636F6F7264687562
 _MIGRATION_LOCK = _WRITER_LOCK + 1
 _CONNECT_TIMEOUT = 3  # seconds
+# clock_timestamp(), not now(): the time when the lock was granted, not when the transaction began.
+_LOCK_AND_TIME = "SELECT pg_advisory_xact_lock(%s), extract(epoch FROM clock_timestamp())::float8 AS db_now"
 
 
 @lru_cache(maxsize=1024)
@@ -56,8 +65,9 @@ class PostgresExecutor:
 
 
 class _Connection:
-    def __init__(self, conn: psycopg.Connection[Any], origin: str) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], origin: str, clock: OffsetClock) -> None:
         self.conn = conn
+        self._clock = clock
         self._executor = PostgresExecutor(conn)
         # Announce the batch to every hub (delivered only if it commits), in COMMIT's round trip.
         self._commit_sql = (announce.notify_sql(origin) + "; COMMIT").encode()
@@ -68,7 +78,10 @@ class _Connection:
 
     def begin(self) -> None:
         self.conn.execute("BEGIN")
-        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITER_LOCK,))
+        # The lock's answer carries the database's clock: this batch's units decide on it (see OffsetClock).
+        row = self.conn.execute(_LOCK_AND_TIME, (_WRITER_LOCK,)).fetchone()
+        if row is not None:
+            self._clock.offset = float(row["db_now"]) - time.time()
 
     def commit(self) -> None:
         self.conn.execute(self._commit_sql)
@@ -95,13 +108,15 @@ class PostgresStore(ThreadedStore):
         self.url = url
         self._origin = announce.new_origin()  # names this process's announcements (see store/announce.py)
         self.origin = self._origin
+        self._clock = OffsetClock()
+        self.clock = self._clock  # the database's clock decides expiry for every hub on it
         super().__init__(self._connection, _is_unavailable, readers=readers, name="pg")
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=_CONNECT_TIMEOUT)
 
     def _connection(self) -> _Connection:
-        return _Connection(self._connect(), self._origin)
+        return _Connection(self._connect(), self._origin, self._clock)
 
     def listen(self, on_announce: announce.Announced) -> announce.Listener:
         """Start a :class:`~coordhub.store.announce.Listener` on its own connection; the caller stops it."""
@@ -115,6 +130,9 @@ class PostgresStore(ThreadedStore):
         except psycopg.OperationalError as exc:
             raise Unavailable(f"cannot connect to PostgreSQL: {str(exc).strip().splitlines()[0]}") from exc
         with conn:
+            row = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8 AS db_now").fetchone()
+            if row is not None:
+                self._clock.offset = float(row["db_now"]) - time.time()
             conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
             self._migrate(conn)
             conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))

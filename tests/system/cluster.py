@@ -1,0 +1,164 @@
+"""A real cluster for tests: N ``coord serve`` processes on one PostgreSQL database behind HAProxy.
+
+The database is a private one on the test server (created and dropped here),
+the hubs are :class:`~tests.conftest.LiveHub` processes with their own data
+dirs, and HAProxy (Debian's ``haproxy``) balances them round-robin with HTTP
+health checks on ``/health`` every 100 ms. Clients use only :attr:`Cluster.url`.
+A connection refused by a dead hub is retried on another one by HAProxy
+(``retries`` + ``option redispatch``); a request a hub died while serving
+answers 502, which callers treat as "outcome unknown", like a broken connection.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from tests.conftest import PG_BASE, REQUIRE_PG, LiveHub, free_port
+
+HAPROXY_CONFIG = """\
+global
+    maxconn 4096
+    log stderr format raw local0 notice
+
+defaults
+    mode http
+    log global
+    option dontlognull
+    timeout connect 1s
+    timeout client 1h
+    timeout server 1h
+    timeout tunnel 1h
+    timeout http-request 10s
+    retries 3
+    option redispatch 1
+
+frontend coord
+    bind 127.0.0.1:{port}
+    default_backend hubs
+
+backend hubs
+    balance roundrobin
+    option httpchk GET /health
+    http-check expect status 200
+    default-server inter 100ms fastinter 100ms downinter 200ms fall 2 rise 2
+{servers}
+"""
+
+
+def haproxy_binary() -> str:
+    """The haproxy binary, or the test fails (``.ci/run`` installs Debian's package)."""
+    found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+    if found is None:
+        pytest.fail("haproxy is missing: apt-get install haproxy (.ci/run installs it)")
+    return found
+
+
+class Cluster:
+    """``hubs`` hub processes on one private database behind one HAProxy; :meth:`stop` removes it all."""
+
+    def __init__(self, root: Path, hubs: int = 3, hub_args: tuple[str, ...] = ()) -> None:
+        self.root = root
+        self.database_name = f"coord_cluster_{uuid.uuid4().hex[:10]}"
+        self.database = f"{PG_BASE}/{self.database_name}"
+        self.hubs = [LiveHub(root / f"hub{i}", args=("--database-url", self.database, *hub_args))
+                     for i in range(hubs)]
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proxy: subprocess.Popen[bytes] | None = None
+        self.proxy_log = root / "haproxy.log"
+
+    def start(self) -> Cluster:
+        """Create the database, start every hub, then HAProxy; wait until the balancer answers /health."""
+        import psycopg
+
+        try:
+            admin = psycopg.connect(f"{PG_BASE}/postgres", autocommit=True, connect_timeout=3)
+        except Exception as exc:
+            if REQUIRE_PG:
+                pytest.fail(f"PostgreSQL required (COORD_REQUIRE_POSTGRES=1) but unreachable at {PG_BASE}: {exc}")
+            pytest.skip(f"PostgreSQL unreachable at {PG_BASE}")
+        with admin:
+            admin.execute(f"CREATE DATABASE {self.database_name}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.hubs[0].start()  # migrates the database alone; the others then start on it at once
+            for h in self.hubs[1:]:
+                h.start(wait=False)
+            for h in self.hubs[1:]:
+                h.wait_ready(timeout=60)
+            self._start_proxy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_proxy(self) -> None:
+        servers = "\n".join(f"    server hub{i} 127.0.0.1:{h.port} check" for i, h in enumerate(self.hubs))
+        config = self.root / "haproxy.cfg"
+        config.write_text(HAPROXY_CONFIG.format(port=self.port, servers=servers))
+        with open(self.proxy_log, "ab") as log:
+            self.proxy = subprocess.Popen([haproxy_binary(), "-db", "-f", str(config)], stdout=log,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx2.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except httpx2.TransportError:
+                pass
+            if self.proxy.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"haproxy did not come up:\n{self.proxy_log.read_text(errors='replace')}")
+            time.sleep(0.05)
+
+    @property
+    def admin_token(self) -> str:
+        """The first hub's admin token (valid on every hub: tokens live in the database)."""
+        return self.hubs[0].admin_token
+
+    def token(self, session_id: str, admin: bool = False) -> str:
+        """A new token for ``session_id``, created through the balancer."""
+        r = httpx2.post(self.url + "/api/coord/tokens", json={"name": session_id, "admin": admin},
+                        headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=30)
+        assert r.status_code == 201, r.text
+        return str(r.json()["token"])
+
+    def wait_balanced(self, up: int, timeout: float = 10.0) -> None:
+        """Wait until HAProxy's checks see ``up`` hubs answering (counted by asking each hub directly)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = 0
+            for h in self.hubs:
+                try:
+                    alive += httpx2.get(h.url + "/health", timeout=1).status_code == 200
+                except httpx2.TransportError:
+                    pass
+            if alive >= up:
+                time.sleep(0.3)  # `rise 2` checks 100 ms apart
+                return
+            assert time.monotonic() < deadline, f"only {alive} of {up} hubs answer"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop HAProxy and every hub, and drop the database."""
+        if self.proxy is not None and self.proxy.poll() is None:
+            self.proxy.terminate()
+            self.proxy.wait(10)
+        for h in self.hubs:
+            try:
+                h.stop(9)
+            except Exception:  # already gone
+                pass
+        import psycopg
+
+        try:
+            with psycopg.connect(f"{PG_BASE}/postgres", autocommit=True, connect_timeout=3) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {self.database_name} WITH (FORCE)")
+        except Exception:  # the server went away; nothing left to drop
+            pass
