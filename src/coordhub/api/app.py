@@ -29,11 +29,13 @@ from coordhub.api.routes import (
     orchestrator,
     presence,
     todos,
+    web,
     workflows,
 )
 from coordhub.api.streams import StreamSlots
 from coordhub.core.hub import Hub
 from coordhub.errors import Unavailable
+from coordhub.web import mount as mount_web
 
 log = logging.getLogger("coordhub.api")
 
@@ -135,7 +137,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     errors.install(app)
     # Hot routes first: FastAPI matches routes in order, and most requests are messages and leases.
     for module in (messages, locks, presence, events, conversations, orchestrator, todos, workflows, components,
-                   admin, imports):
+                   admin, imports, web):
         app.include_router(module.router)
     app.add_middleware(EmptyQueryValues)  # ?project_key= means no filter, for every route
     # inside BodyLimit, it sees one buffered body; MCP bodies carry NUL to the tools, whose REST call refuses it
@@ -145,4 +147,5 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     from coordhub.mcp.http import mount as mount_mcp  # the mcp SDK (~0.8 s to import) loads only with an app
 
     mount_mcp(app)
+    mount_web(app)
     return app

@@ -21,21 +21,34 @@ revocation through this hub, and within milliseconds for one through another
 hub process on the same PostgreSQL database (the commit announcement,
 :mod:`coordhub.store.announce`; while that is lost, within the one-second
 fallback poll). A lookup that raced a revocation is not cached.
+
+The dashboard's browsers authenticate with the web-session cookie instead
+(``coordhub.core.websessions``), used only when a request carries no
+``Authorization`` header. A request so authenticated that can change
+something (any method but GET, HEAD, OPTIONS) must also carry an ``Origin``
+(which :class:`~coordhub.api.hosts.BrowserGuard` has already matched to the
+``Host``) and echo the web session's CSRF token in ``X-CSRF-Token``; else 403.
+The cookie is ``SameSite=Strict`` besides, so a page on another site never
+sends it at all: three independent locks on cross-site request forgery.
+Web sessions are cached like tokens, and forgotten with them on every
+``token.revoked``, and on every ``web.signed_out`` (any hub process's).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import Scope
 
 from coordhub.api.activity import HEARTBEAT_HEADER
-from coordhub.core import tokens
+from coordhub.core import tokens, websessions
 from coordhub.core.hub import Hub
 from coordhub.core.identity import (
     Actor,
@@ -45,7 +58,7 @@ from coordhub.core.identity import (
     validate_acting_name,
     validate_session_id,
 )
-from coordhub.errors import Invalid, RateLimited, Unauthorized
+from coordhub.errors import Forbidden, Invalid, RateLimited, Unauthorized
 from coordhub.store.base import Row
 
 CACHE_SECONDS = 5.0
@@ -55,6 +68,8 @@ FAILURE_BURST = 30
 MISSING_TOKEN = ("missing bearer token: send 'Authorization: Bearer <token>' "
                  "(create one with `coord token create NAME`)")
 SESSION_HEADER = "X-Coord-Session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SIGNED_OUT = "the dashboard's web session ended (signed out, expired or its token revoked): sign in again"
 
 bearer = HTTPBearer(auto_error=False, description="A token from `coord token create NAME`.")
 
@@ -121,17 +136,67 @@ class Authenticator:
         self.failures = RateLimiter(FAILURES_PER_SECOND, FAILURE_BURST)
         self._cache: dict[str, tuple[Actor, float]] = {}
         self._generation = 0  # bumped by every invalidation: a lookup that straddles one is not cached
+        self._web: dict[str, tuple[websessions.WebSession, float]] = {}  # cookie hash -> (web session, until)
         self._spellings: dict[str, str] = {}  # folded id -> stored spelling (never changes once stored)
 
     def invalidate(self) -> None:
-        """Forget every cached token (after a revoke)."""
+        """Forget every cached token and web session (after a revoke)."""
         self._cache.clear()
+        self._web.clear()
         self._generation += 1
 
     def revocations(self, rows: list[Row]) -> None:
         """Event-bus listener: forget every cached token when ``rows`` hold a ``token.revoked`` (any hub's)."""
         if any(r["kind"] == "token.revoked" for r in rows):
             self.invalidate()
+        elif any(r["kind"] == "web.signed_out" for r in rows):  # a sign-out through another hub process
+            self._web.clear()
+
+    def forget_web(self, cookie: str) -> None:
+        """Forget the cached web session of ``cookie`` (after it was signed out)."""
+        self._web.pop(tokens.hash_token(cookie), None)
+
+    async def web_session(self, cookie: str) -> websessions.WebSession | None:
+        """The live web session of a cookie value (cached for :data:`CACHE_SECONDS`), or None."""
+        digest = tokens.hash_token(cookie)
+        hit = self._web.get(digest)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        generation = self._generation
+        found = await self.hub.query(lambda tx, now: websessions.resolve(tx, cookie, now))
+        if found is None:
+            self._web.pop(digest, None)
+            return None
+        if generation != self._generation:  # a revocation landed while we read: answer, but do not remember
+            return found
+        if len(self._web) > 10_000:
+            self._web.clear()
+        self._web[digest] = (found, time.monotonic() + CACHE_SECONDS)
+        return found
+
+    async def web_actor(self, cookie: str, method: str, headers: Any, address: str) -> Actor:
+        """The actor of a dashboard request authenticated by its web-session cookie, rate limited per token.
+
+        A state-changing ``method`` must carry an ``Origin`` header and the web
+        session's CSRF token in ``X-CSRF-Token`` (403 otherwise). Raises
+        ``Unauthorized`` when the web session is not live (signed out,
+        expired, its token revoked); an unknown cookie counts as a failed
+        authentication of ``address``.
+        """
+        self.failures.refuse_if_spent(address, "failed authentications")
+        session = await self.web_session(cookie)
+        if session is None:
+            raise self.failed(address, SIGNED_OUT)
+        if method not in SAFE_METHODS:
+            if headers.get("origin") is None:
+                raise Forbidden("a request made with the dashboard's cookie must carry the Origin header (a browser "
+                                "sends it); send a bearer token from any other client")
+            sent = headers.get(websessions.CSRF_HEADER) or ""
+            if not secrets.compare_digest(sent.encode("utf-8", "replace"), session.csrf_token.encode()):
+                raise Forbidden(f"missing or wrong {websessions.CSRF_HEADER}: a request made with the dashboard's "
+                                "cookie must echo the CSRF token of its web session (GET /api/coord/web/session)")
+        self.limiter.check(session.token_hash)
+        return session.actor
 
     async def actor(self, token: str, digest: str | None = None, address: str | None = None) -> Actor:
         """The actor of a token (``digest``: its hash, if known); ``Unauthorized`` when unknown or revoked.
@@ -270,7 +335,12 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
         if session and request.headers.get(HEARTBEAT_HEADER):
             await request.app.state.heartbeats.beat(Actor(validate_session_id(session, SESSION_HEADER)))
         return Caller(None, session, auth)
-    actor = await auth.authenticate(request.headers.get("authorization"), address, inner=inner)
+    authorization = request.headers.get("authorization")
+    cookie = request.cookies.get(websessions.COOKIE_NAME)
+    if authorization is None and cookie is not None and not inner:
+        actor = await auth.web_actor(cookie, request.method, request.headers, address)
+    else:
+        actor = await auth.authenticate(authorization, address, inner=inner)
     if request.headers.get(HEARTBEAT_HEADER):
         await request.app.state.heartbeats.beat(actor)
     return Caller(actor, None, auth)

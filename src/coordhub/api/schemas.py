@@ -606,3 +606,24 @@ ConflictsOut.model_rebuild()
 def dump(model: Strict, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """The fields a client actually sent (unset optional fields left out), minus ``exclude``."""
     return {k: v for k, v in model.model_dump(exclude_unset=True).items() if k not in exclude}
+
+
+# ---- the dashboard's sign-in (issue 13) ------------------------------------------
+
+class WebSignIn(Strict):
+    """``POST /api/coord/web/session``: sign a browser in with a token."""
+
+    token: Line = Field(description="Any session's or an admin's token; the page then acts as that session.")
+
+
+class WebSessionOut(Out):
+    """A browser's web session (never the token)."""
+
+    signed_in: bool
+    no_auth: bool
+    session_id: str | None = None
+    admin: bool | None = None
+    csrf_token: str | None = Field(None, description="Echo it in `X-CSRF-Token` on every state-changing request.")
+    expires_at: str | None = None
+    last_event_id: int | None = Field(None, description="The newest event id now (GET only): follow the stream "
+                                      "from here after the first reads.")

@@ -43,7 +43,7 @@ LAZY_COMMANDS = {
     "presence": "coordhub.cli.watch:presence", "bench": "coordhub.cli.bench:bench", "mcp": "coordhub.cli.mcp:mcp",
     "mcp-config": "coordhub.cli.mcp:mcp_config", "install-hooks": "coordhub.cli.hooks:install_hooks",
     "uninstall-hooks": "coordhub.cli.hooks:uninstall_hooks", "install-git-hook": "coordhub.cli.hooks:install_git_hook",
-    "agent": "coordhub.cli.agent:agent",
+    "agent": "coordhub.cli.agent:agent", "web": "coordhub.cli.web:web",
     # the orchestrator (seed 003's verbs)
     "init": "coordhub.cli.orchestrator:init", "assign": "coordhub.cli.orchestrator:assign",
     "stop": "coordhub.cli.orchestrator:stop", "wait": "coordhub.cli.orchestrator:wait",

@@ -14,7 +14,8 @@ no duplicates (push and audit build on this). Kinds are ``noun.verb``:
 ``assignment.<state>`` (``queued``, ``dispatched``, ``running``, ``done``,
 ``failed``, ``stuck``, ``needs_input``, ``cancelled``), ``assignment.telemetry``,
 ``assignment.adopted``, ``host.registered``, ``host.stale``, ``host.back``,
-``orchestrator.config_applied`` and ``orchestrator.paused``, and the
+``orchestrator.config_applied`` and ``orchestrator.paused``, the dashboard's
+``web.signed_in`` and ``web.signed_out``, and the
 client-reported ``guard.*`` and ``hook.*``.
 """
 

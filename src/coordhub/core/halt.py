@@ -65,6 +65,8 @@ class Exempt(enum.Enum):
                     "reconciliation pass",
                     "hosts stay visible and record what their workers did and saved; stopping work only reduces "
                     "it. A halt stops new work at dispatch, and hosts pause running workers")
+    WEB_SESSION = ("signing in to and out of the dashboard (`POST`/`DELETE /web/session`)",
+                   "an admin must be able to reach the resume button; it changes no shared work")
     BOOTSTRAP = ("the hub's own start-up bookkeeping (minting the first admin token)",
                  "a halted hub must still be administrable after a restart")
 

@@ -12,6 +12,7 @@ from coordhub.store.tables.records import Components, Todos, Workflows, WorkItem
 from coordhub.store.tables.sessions import Sessions
 from coordhub.store.tables.system import Events, Halts, Idempotency, Meta
 from coordhub.store.tables.tokens import Tokens
+from coordhub.store.tables.web_sessions import WebSessions
 
 
 class Tx:
@@ -43,6 +44,7 @@ class Tx:
         self.attempts = Attempts(ex)
         self.assignment_logs = AssignmentLogs(ex)
         self.imported = Imported(ex)
+        self.web_sessions = WebSessions(ex)
 
     def ping(self) -> bool:
         """True when a trivial query succeeds (used by /health)."""

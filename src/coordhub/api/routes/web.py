@@ -1,0 +1,95 @@
+"""The dashboard's sign-in: trade a token for an HttpOnly web-session cookie, read it back, sign out.
+
+See :mod:`coordhub.core.websessions` for what is stored and
+:mod:`coordhub.api.auth` for how the cookie then authenticates requests
+(with the CSRF token on every state-changing one).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from coordhub.api.auth import Authenticator, Caller, caller, client_address
+from coordhub.api.errors import responses
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub
+from coordhub.api.schemas import WebSessionOut, WebSignIn
+from coordhub.core import websessions
+from coordhub.core.halt import Exempt
+from coordhub.errors import Invalid
+from coordhub.store.tx import Tx
+
+router = APIRouter(prefix="/api/coord/web", tags=["dashboard"])
+
+
+def _auth(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.auth
+    return auth
+
+
+def _signed_out(no_auth: bool) -> dict[str, object]:
+    return {"signed_in": False, "no_auth": no_auth}
+
+
+@router.post("/session", status_code=201, response_model=WebSessionOut, responses=responses(*WRITE_ERRORS))
+async def sign_in(body: WebSignIn, request: Request) -> JSONResponse:
+    """Sign a browser in with a token: 201 with the identity and CSRF token, and the web-session cookie.
+
+    The cookie is HttpOnly, ``SameSite=Strict``, ``Path=/``, and ``Secure``
+    when the request came over TLS. Failed sign-ins count against the client
+    address like bad bearer tokens (429 past the limit). Allowed while
+    halted. 422 on a ``--no-auth`` hub, which has nothing to sign in to.
+    """
+    auth = _auth(request)
+    if auth.no_auth:
+        raise Invalid("this hub runs with --no-auth: the dashboard needs no sign-in", field="token")
+    actor = await auth.actor(body.token, address=client_address(request.scope))
+    made: list[str] = []
+
+    def op(tx: Tx, now: float) -> dict[str, object]:
+        cookie, session = websessions.start(tx, body.token, now)
+        made.append(cookie)
+        return session.render()
+
+    out = await hub(request).mutate(actor, op, status=201, during_halt=Exempt.WEB_SESSION)
+    response = JSONResponse(out.body, status_code=out.status, headers={"Cache-Control": "no-store"})
+    response.set_cookie(websessions.COOKIE_NAME, made[0], max_age=websessions.LIFETIME_SECONDS, path="/",
+                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return response
+
+
+@router.get("/session", response_model=WebSessionOut, responses=responses(*READ_ERRORS))
+async def current(request: Request) -> JSONResponse:
+    """The browser's web session: ``{signed_in, session_id, admin, csrf_token, expires_at, no_auth, last_event_id}``.
+
+    ``{signed_in: false, no_auth}`` when the cookie is missing or its web
+    session ended (never 401: the page asks this first, to decide whether to
+    show the sign-in form).
+    """
+    auth = _auth(request)
+    cookie = request.cookies.get(websessions.COOKIE_NAME)
+    found = None if auth.no_auth or not cookie else await auth.web_session(cookie)
+    body = found.render() if found is not None else _signed_out(auth.no_auth)
+    bus = hub(request).bus
+    body["last_event_id"] = bus.last_id if bus is not None else 0  # the page streams from here after its first reads
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.delete("/session", response_model=WebSessionOut, responses=responses(*WRITE_ERRORS))
+async def sign_out(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Sign out: end the web session server-side (its cookie is dead from now on) and clear the cookie.
+
+    Needs the cookie and its CSRF token like every state-changing dashboard
+    request; 422 when the request carries no web-session cookie.
+    """
+    cookie = request.cookies.get(websessions.COOKIE_NAME)
+    if not cookie or who.token_actor is None:
+        raise Invalid("signing out ends a dashboard web session: send its cookie", field="cookie")
+    actor = who.token_actor
+    await hub(request).mutate(actor, lambda tx, now: websessions.end(tx, cookie, actor.session_id, now),
+                              during_halt=Exempt.WEB_SESSION)
+    _auth(request).forget_web(cookie)
+    response = JSONResponse(_signed_out(False), headers={"Cache-Control": "no-store"})
+    response.delete_cookie(websessions.COOKIE_NAME, path="/", httponly=True, samesite="strict",
+                           secure=request.url.scheme == "https")
+    return response

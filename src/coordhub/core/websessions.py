@@ -1,0 +1,84 @@
+"""Dashboard sign-in: a browser trades a token for a server-side web session held by an HttpOnly cookie.
+
+Issue 13: the page never sees the token after sign-in (not in the page, the
+URL or local storage). The browser keeps a random cookie; the hub keeps only
+its SHA-256 hash (as for tokens), the token it stands for (revoking that token
+ends every web session made with it) and a CSRF token that every
+state-changing request made with the cookie must echo in a header (see
+``coordhub.api.auth``). Signing out deletes the row. A web session lasts
+:data:`LIFETIME_SECONDS` from sign-in; one token keeps at most
+:data:`PER_TOKEN` of them (the oldest go first).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from coordhub.clock import isoformat
+from coordhub.core import tokens
+from coordhub.core.events import emit
+from coordhub.core.identity import Actor
+from coordhub.errors import Unauthorized
+from coordhub.store.tx import Tx
+
+LIFETIME_SECONDS = 12 * 3600
+PER_TOKEN = 16
+COOKIE_NAME = "coord_web"
+CSRF_HEADER = "X-CSRF-Token"
+MAX_COOKIE_CHARS = 128  # a cookie value longer than ours is refused unhashed
+
+
+@dataclass(frozen=True)
+class WebSession:
+    """A live web session: who it acts as, its CSRF token, its token's hash (the rate-limit key), expiry (epoch s)."""
+
+    actor: Actor
+    csrf_token: str
+    token_hash: str
+    expires_at: float
+
+    def render(self, no_auth: bool = False) -> dict[str, Any]:
+        """The JSON the page reads at start (``GET /web/session``): identity and the CSRF token, never the token."""
+        return {"signed_in": True, "session_id": self.actor.session_id, "admin": self.actor.is_admin,
+                "csrf_token": self.csrf_token, "expires_at": isoformat(self.expires_at), "no_auth": no_auth}
+
+
+def start(tx: Tx, token: str, now: float) -> tuple[str, WebSession]:
+    """Sign in with ``token``: return the new cookie value (shown once) and its web session.
+
+    Raises ``Unauthorized`` when the token is unknown or revoked. Expired web
+    sessions are deleted on the way, and all but the newest
+    ``PER_TOKEN - 1`` of this token's, so a loop of sign-ins holds no more rows.
+    """
+    row = tx.tokens.by_hash(tokens.hash_token(token))
+    if row is None:
+        raise Unauthorized("unknown or revoked token; ask an admin for one (`coord token create NAME`)")
+    tx.web_sessions.prune(row["id"], PER_TOKEN - 1, now)
+    cookie = secrets.token_urlsafe(32)
+    session = WebSession(Actor(row["name"], bool(row["is_admin"])), secrets.token_urlsafe(32), row["token_hash"],
+                         now + LIFETIME_SECONDS)
+    tx.web_sessions.add({"cookie_hash": tokens.hash_token(cookie), "token_id": row["id"],
+                         "csrf_token": session.csrf_token, "created_at": now, "expires_at": session.expires_at})
+    emit(tx, "web.signed_in", now, session_id=row["name"], subject_id=row["id"])
+    return cookie, session
+
+
+def resolve(tx: Tx, cookie: str, now: float) -> WebSession | None:
+    """The live web session of a cookie value, or None (unknown, signed out, expired, token revoked, malformed)."""
+    if not cookie or len(cookie) > MAX_COOKIE_CHARS:
+        return None
+    row = tx.web_sessions.live(tokens.hash_token(cookie), now)
+    if row is None:
+        return None
+    return WebSession(Actor(row["name"], bool(row["is_admin"])), row["csrf_token"], row["token_hash"],
+                      float(row["expires_at"]))
+
+
+def end(tx: Tx, cookie: str, session_id: str, now: float) -> dict[str, bool]:
+    """Sign out: delete the web session of ``cookie`` → ``{"signed_out": bool}`` (False: it had already ended)."""
+    gone = tx.web_sessions.remove(tokens.hash_token(cookie)) > 0
+    if gone:
+        emit(tx, "web.signed_out", now, session_id=session_id)
+    return {"signed_out": gone}

@@ -1,0 +1,153 @@
+// The dashboard's shell: sign-in, navigation, the halt banner on every view, halt/resume, the stream status.
+
+import { render } from "../vendor/preact-htm.js";
+import { call, live, me, loadSession, signIn, signOut, actAs, whenSignedOut } from "./api.js";
+import { html, useState, useEffect, useNow, useResource, Time } from "./ui.js";
+import { FleetView } from "./views/fleet.js";
+import { MessagesView } from "./views/messages.js";
+import { ConversationsView } from "./views/conversations.js";
+import { LeasesView } from "./views/leases.js";
+import { WorkView } from "./views/work.js";
+import { BoardView } from "./views/board.js";
+import { EventsView } from "./views/events.js";
+
+const VIEWS = [
+  ["fleet", "Fleet", FleetView],
+  ["messages", "Messages", MessagesView],
+  ["conversations", "Conversations", ConversationsView],
+  ["leases", "Leases", LeasesView],
+  ["work", "Work", WorkView],
+  ["board", "Orchestrator", BoardView],
+  ["events", "Events", EventsView],
+];
+
+function currentView() {
+  const name = location.hash.replace(/^#\/?/, "");
+  return VIEWS.find(([key]) => key === name) ? name : "fleet";
+}
+
+function SignIn({ onDone }) {
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e) => {
+    e.preventDefault();
+    const field = e.currentTarget.elements.secret;
+    setBusy(true); setError(null);
+    try {
+      if (me.noAuth) actAs(field.value.trim()); else await signIn(field.value.trim());
+      field.value = "";  // the token leaves the page: only the HttpOnly cookie stays
+      onDone();
+    } catch (err) { setError(err.message); } finally { setBusy(false); }
+  };
+  return html`<main class="signin">
+    <h1>coordhub</h1>
+    ${me.noAuth ? html`<${NoAuthBanner} />` : null}
+    <form class="card" onSubmit=${submit} aria-labelledby="signin-h">
+      <h2 id="signin-h">${me.noAuth ? "Act as a session" : "Sign in"}</h2>
+      ${me.noAuth ? html`<label>Session id <input name="secret" required autocomplete="off" placeholder="MACHINE/overseer" autofocus /></label>`
+        : html`<label>Token <input name="secret" type="password" required autocomplete="off" autofocus
+            placeholder="coord_…" /></label>
+          <p class="meta">Any session's token, or an admin's (coord token create NAME). The page acts as that session.
+            The token is exchanged for a browser session and not kept by the page.</p>`}
+      <p class="buttons"><button type="submit" class="primary" disabled=${busy}>${me.noAuth ? "Continue" : "Sign in"}</button></p>
+      ${error ? html`<p class="error" role="alert">${error}</p>` : null}
+    </form>
+  </main>`;
+}
+
+function NoAuthBanner() {
+  return html`<p class="banner danger" role="alert"><strong>This hub runs with --no-auth.</strong>
+    Anyone who can reach it may act as any session and as an admin; nothing here proves who you are.</p>`;
+}
+
+function HaltBanner({ halt, now }) {
+  if (!halt || !halt.halts || !halt.halts.length) return null;
+  return html`<div class="banner halt" role="alert" aria-live="assertive">${halt.halts.map((h) => html`<p key=${h.scope}>
+    <strong>HALTED (${h.scope})</strong> by ${h.halted_by} <${Time} iso=${h.halted_at} now=${now} />: <q>${h.reason}</q></p>`)}
+  </div>`;
+}
+
+function HaltControl({ halt }) {
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  if (!me.admin) return null;
+  const fleet = halt && halt.halts ? halt.halts.find((h) => h.scope === "fleet") : null;
+  const submit = async (e) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const reason = form.elements.reason.value.trim();
+    if (!reason) { setError("a reason is required"); return; }
+    if (!window.confirm("Halt the whole fleet? Every session's writes are refused until resume.\nReason: " + reason)) return;
+    setBusy(true); setError(null);
+    try { await call("POST", "/halt", { reason }); form.reset(); }
+    catch (err) { setError(err.message); } finally { setBusy(false); }
+  };
+  const resume = async () => {
+    if (!window.confirm("Resume the fleet? Halted by " + fleet.halted_by + ": " + fleet.reason)) return;
+    setBusy(true); setError(null);
+    try { await call("POST", "/resume", { scope: "fleet" }); } catch (err) { setError(err.message); } finally { setBusy(false); }
+  };
+  return html`<div class="haltctl">
+    ${fleet ? html`<button type="button" class="primary" disabled=${busy} onClick=${resume}>Resume fleet</button>`
+      : html`<form onSubmit=${submit} class="row" aria-label="Halt the fleet">
+          <label class="sr-only" for="halt-reason">Reason for the halt</label>
+          <input id="halt-reason" name="reason" required maxlength="500" placeholder="reason for a fleet halt" />
+          <button type="submit" class="danger" disabled=${busy}>Halt fleet</button></form>`}
+    ${error ? html`<span class="error" role="alert">${error}</span>` : null}
+  </div>`;
+}
+
+function StreamStatus() {
+  const [status, setStatus] = useState(live.status);
+  useEffect(() => live.onStatus(setStatus), []);
+  const text = { live: "live", connecting: "connecting…", reconnecting: "reconnecting…", idle: "offline" }[status];
+  return html`<span class=${"stream " + status} role="status" title="The hub's event stream">● ${text}</span>`;
+}
+
+function Shell({ onSignOut }) {
+  const [view, setView] = useState(currentView());
+  const now = useNow();
+  const halt = useResource("/halt", ["halt.", "session."]);
+  useEffect(() => {
+    const go = () => setView(currentView());
+    addEventListener("hashchange", go);
+    return () => removeEventListener("hashchange", go);
+  }, []);
+  const View = VIEWS.find(([key]) => key === view)[2];
+  return html`<div class="shell">
+    <header class="top">
+      <h1>coordhub</h1>
+      <nav aria-label="Views"><ul>${VIEWS.map(([key, label]) => html`<li key=${key}>
+        <a href=${"#/" + key} aria-current=${key === view ? "page" : undefined}>${label}</a></li>`)}</ul></nav>
+      <div class="who">
+        <${StreamStatus} />
+        <span class="identity" title="The page acts as this session">${me.sessionId}${me.admin ? html` <span class="badge admin">admin</span>` : null}</span>
+        <button type="button" onClick=${onSignOut}>${me.noAuth ? "Switch" : "Sign out"}</button>
+      </div>
+    </header>
+    ${me.noAuth ? html`<${NoAuthBanner} />` : null}
+    <${HaltBanner} halt=${halt.data} now=${now} />
+    <${HaltControl} halt=${halt.data} />
+    <main id="main" tabindex="-1"><${View} key=${view} /></main>
+  </div>`;
+}
+
+function App() {
+  const [phase, setPhase] = useState("loading");
+  const [error, setError] = useState(null);
+  const start = async () => {
+    try {
+      await loadSession();
+      setPhase(me.signedIn ? "in" : "out");
+      if (me.signedIn) live.start(me.lastEventId);
+    } catch (err) { setError(err.message); setPhase("error"); }
+  };
+  useEffect(() => { whenSignedOut(() => { live.stop(); setPhase("out"); }); start(); }, []);
+  if (phase === "loading") return html`<p class="state loading" role="status">Loading the dashboard…</p>`;
+  if (phase === "error") return html`<p class="state error" role="alert">The hub did not answer: ${error}
+    <button type="button" onClick=${() => { setPhase("loading"); start(); }}>Retry</button></p>`;
+  if (phase === "out") return html`<${SignIn} onDone=${() => { setPhase("loading"); start(); }} />`;
+  return html`<${Shell} onSignOut=${() => signOut().catch(() => {})} />`;
+}
+
+render(html`<${App} />`, document.getElementById("app"));

@@ -1,0 +1,59 @@
+// Fleet: every session with its presence, incarnation, machine, project, last heartbeat and what it holds.
+
+import { call } from "../api.js";
+import { html, useState, useMemo, useNow, useResource, Loaded, Time, VirtualTable, Badge, machineOf } from "../ui.js";
+import { useLeases } from "./leases.js";
+
+const ORDER = { active: 0, idle: 1, stale: 2, offline: 3 };
+
+async function loadFleet() {
+  const [sessions, addresses] = await Promise.all([
+    call("GET", "/presence"),
+    call("GET", "/conversations/addresses").catch(() => []),  // projects are declared there; optional
+  ]);
+  const project = new Map();
+  for (const a of addresses) for (const s of a.sessions || []) project.set(s.session_id, a.project);
+  return sessions.map((s) => ({ ...s, machine: machineOf(s.session_id), project: project.get(s.session_id) || "" }))
+    .sort((a, b) => (ORDER[a.state] ?? 9) - (ORDER[b.state] ?? 9) || a.session_id.localeCompare(b.session_id));
+}
+
+export function FleetView() {
+  const res = useResource(loadFleet, ["presence.", "session.", "conversation.profile", "token."]);
+  const leases = useLeases();
+  const now = useNow();
+  const [filter, setFilter] = useState("");
+  const held = useMemo(() => {
+    const by = new Map();
+    for (const l of leases.byId.values()) {
+      const list = by.get(l.session_id) || [];
+      list.push(l.resource);
+      by.set(l.session_id, list);
+    }
+    return by;
+  }, [leases.version]);
+  return html`<section aria-labelledby="fleet-h">
+    <h2 id="fleet-h">Fleet</h2>
+    <form class="filters" role="search" onSubmit=${(e) => e.preventDefault()}>
+      <label>Session, machine or project <input name="filter" value=${filter}
+        onInput=${(e) => setFilter(e.currentTarget.value)} /></label>
+    </form>
+    <${Loaded} res=${res} empty="No session has registered its presence yet.">${(rows) => {
+      const shown = filter ? rows.filter((s) => [s.session_id, s.machine, s.project].some((v) => v.includes(filter))) : rows;
+      const counts = {};
+      for (const s of rows) counts[s.state] = (counts[s.state] || 0) + 1;
+      return html`<p class="count">${rows.length} sessions:
+          ${Object.entries(counts).map(([k, n]) => html` <${Badge} kind=${k}>${n} ${k}</${Badge}>`)}</p>
+        <${VirtualTable} label="Sessions" items=${shown} keyOf=${(s) => s.session_id}
+          head=${["Session", "State", "Incarnation", "Machine", "Project", "Last heartbeat", "Holds"]}
+          row=${(s) => {
+            const holds = held.get(s.session_id) || [];
+            return html`<td title=${s.session_id}>${s.session_id}</td>
+              <td><${Badge} kind=${s.state}>${s.state}</${Badge}>${s.paused ? html` <${Badge} kind="paused">paused</${Badge}>` : null}</td>
+              <td class="num">${s.incarnation}</td><td>${s.machine}</td><td>${s.project}</td>
+              <td><${Time} iso=${s.last_heartbeat} now=${now} /></td>
+              <td title=${holds.join("\n")}>${holds.length ? holds.length + ": " + holds.slice(0, 3).join(", ") +
+                (holds.length > 3 ? " …" : "") : html`<span class="muted">nothing</span>`}</td>`;
+          }} />`;
+    }}</${Loaded}>
+  </section>`;
+}

@@ -1,0 +1,108 @@
+// Messages: the signed-in session's inbox (unread and acked state, importance, threads), mark read, ack,
+// and compose as the overseer: direct or broadcast, importance, ack required, reply in thread.
+
+import { call, me } from "../api.js";
+import { html, useState, useNow, useResource, Loaded, Time, VirtualTable, Badge, Action } from "../ui.js";
+
+const IMPORTANCE = ["low", "normal", "high", "urgent"];
+const PAGE = 200;
+
+export function MessagesView() {
+  const [older, setOlder] = useState([]);
+  const [open, setOpen] = useState(null);
+  const [reply, setReply] = useState(null);
+  const res = useResource(() => call("GET", "/messages?limit=" + PAGE + "&to_session=" + encodeURIComponent(me.sessionId)),
+                          ["message."]);
+  const now = useNow();
+  const first = res.data || [];
+  const seen = new Set(first.map((m) => m.id));
+  const all = [...first, ...older.filter((m) => !seen.has(m.id))];
+  const loadOlder = async () => {
+    const last = all[all.length - 1];
+    const page = await call("GET", "/messages?limit=" + PAGE + "&to_session=" + encodeURIComponent(me.sessionId) +
+                            "&before_seq=" + last.seq);
+    setOlder((o) => [...o, ...page]);
+  };
+  const selected = open && all.find((m) => m.id === open);
+  const thread = selected ? all.filter((m) => (m.thread_id || m.id) === (selected.thread_id || selected.id))
+    .sort((a, b) => a.seq - b.seq) : [];
+  const unread = all.filter((m) => !m.read).length;
+  return html`<section aria-labelledby="messages-h" class="split">
+    <div>
+      <h2 id="messages-h">Inbox of ${me.sessionId} ${unread ? html`<${Badge} kind="unread">${unread} unread</${Badge}>` : null}</h2>
+      <${Loaded} res=${res} empty="No messages yet.">${() => html`
+        <${VirtualTable} label="Inbox" items=${all} keyOf=${(m) => m.id} rowHeight=${38} cols=${["1.6rem", "22%", "", "7rem", "7rem", "8rem"]}
+          head=${["", "From", "Subject", "Importance", "Sent", ""]}
+          row=${(m) => html`<td>${m.read ? "" : html`<span class="dot" title="unread" aria-label="unread"></span>`}</td>
+            <td title=${m.from_session}>${m.from_session}${m.broadcast ? html` <${Badge} kind="bc">all</${Badge}>` : null}</td>
+            <td><button type="button" class="link msg-subject" onClick=${() => setOpen(m.id)}
+              aria-label=${"Open message " + m.subject}>${m.subject}</button></td>
+            <td><${Badge} kind=${m.importance}>${m.importance}</${Badge}></td>
+            <td><${Time} iso=${m.created_at} now=${now} /></td>
+            <td>${m.requires_ack ? (m.acked_at ? html`<${Badge} kind="ok">acked</${Badge}>`
+              : html`<${Badge} kind="high">ack required</${Badge}>`) : null}</td>`} />
+        ${all.length >= PAGE ? html`<button type="button" onClick=${loadOlder}>Load older</button>` : null}`}</${Loaded}>
+      ${selected ? html`<${MessageDetail} m=${selected} thread=${thread} now=${now}
+          onReply=${() => setReply(selected)} onClose=${() => setOpen(null)} />` : null}
+    </div>
+    <${Compose} key=${reply ? reply.id : "new"} reply=${reply} onDone=${() => setReply(null)} />
+  </section>`;
+}
+
+function MessageDetail({ m, thread, now, onReply, onClose }) {
+  return html`<article class="card" aria-label="Message">
+    <header><h3>${m.subject}</h3><button type="button" class="link" onClick=${onClose} aria-label="Close message">×</button></header>
+    <p class="meta">From <strong>${m.from_session}</strong> to ${m.broadcast ? "everyone" : m.to_session},
+      <${Time} iso=${m.created_at} now=${now} />${m.project_key ? " · " + m.project_key : ""}
+      ${m.message_type ? html` · <${Badge}>${m.message_type}</${Badge}>` : null}</p>
+    <pre class="body">${m.body}</pre>
+    <p class="buttons">
+      ${m.read ? null : html`<${Action} run=${() => call("PUT", `/messages/${m.id}/read`)}>Mark read</${Action}>`}
+      ${m.requires_ack && !m.acked_at ? html`<${Action} run=${() => call("POST", `/messages/${m.id}/ack`)}>Ack</${Action}>` : null}
+      <button type="button" onClick=${onReply}>Reply in thread</button>
+    </p>
+    ${thread.length > 1 ? html`<h4>Thread (${thread.length})</h4><ol class="thread">
+      ${thread.map((t) => html`<li key=${t.id} class=${t.id === m.id ? "current" : ""}>
+        <strong>${t.from_session}</strong> <${Time} iso=${t.created_at} now=${now} />: ${t.subject}</li>`)}</ol>` : null}
+  </article>`;
+}
+
+function Compose({ reply, onDone }) {
+  const [sent, setSent] = useState(null);
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e) => {
+    e.preventDefault();
+    const f = e.currentTarget;
+    const broadcast = f.elements.mode.value === "broadcast";
+    const body = { subject: f.elements.subject.value, body: f.elements.body.value,
+                   importance: f.elements.importance.value, requires_ack: f.elements.ack.checked };
+    if (!broadcast) body.to_session = f.elements.to.value.trim();
+    if (f.elements.project.value.trim()) body.project_key = f.elements.project.value.trim();
+    if (reply) { body.thread_id = reply.thread_id || reply.id; body.reply_to = reply.id; }
+    setBusy(true); setError(null);
+    try {
+      const out = await call("POST", "/messages", body);
+      setSent(out); f.reset(); onDone();
+    } catch (err) { setError(err.message); } finally { setBusy(false); }
+  };
+  return html`<form class="card compose" onSubmit=${submit} aria-labelledby="compose-h">
+    <h3 id="compose-h">${reply ? "Reply in thread: " + reply.subject : "Compose as " + me.sessionId}</h3>
+    <fieldset><legend>To</legend>
+      <label><input type="radio" name="mode" value="direct" defaultChecked=${true} /> One session</label>
+      <label><input type="radio" name="mode" value="broadcast" /> Broadcast to all</label>
+    </fieldset>
+    <label>Session <input name="to" defaultValue=${reply ? reply.from_session : ""} placeholder="MACHINE/name" autocomplete="off" /></label>
+    <label>Subject <input name="subject" required maxlength="500" defaultValue=${reply ? "Re: " + reply.subject : ""} /></label>
+    <label>Body <textarea name="body" rows="5" maxlength="524288"></textarea></label>
+    <label>Project <input name="project" placeholder="optional" /></label>
+    <div class="row">
+      <label>Importance <select name="importance">${IMPORTANCE.map((i) => html`<option selected=${i === "normal"}>${i}</option>`)}</select></label>
+      <label><input type="checkbox" name="ack" /> Ack required</label>
+    </div>
+    <p class="buttons"><button type="submit" class="primary" disabled=${busy}>Send</button>
+      ${reply ? html`<button type="button" onClick=${onDone}>Cancel reply</button>` : null}</p>
+    ${error ? html`<p class="error" role="alert">${error}</p>` : null}
+    ${sent ? html`<p class="ok" role="status">Sent “${sent.subject}” (#${sent.seq}).</p>` : null}
+  </form>`;
+}
