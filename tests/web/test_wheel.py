@@ -58,8 +58,8 @@ def _join(path: str, rel: str) -> str:
 @pytest.mark.timeout(300)
 def test_the_built_wheel_serves_the_page(tmp_path: Path) -> None:
     out = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(out), str(ROOT)],
-                   check=True, timeout=240)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                    "-w", str(out), str(ROOT)], check=True, timeout=240)
     wheel = next(out.glob("coordhub-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "coordhub/web/static/index.html" in names and "coordhub/web/static/vendor/LICENSE.preact" in names
