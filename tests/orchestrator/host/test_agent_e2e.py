@@ -323,17 +323,22 @@ def test_resume_stuck_through_the_hub_continues_the_session_in_its_worktree(flee
     assert agent.stop() == 0
 
 
-def test_a_fleet_halt_pauses_the_running_worker_and_the_resume_continues_it(fleet: Fleet) -> None:
+def _slow_worker_past_its_edit(fleet: Fleet) -> tuple[Agent, str, dict[str, Any], int]:
+    """A worker on m1 that has made its edit and runs on for 3 s: ``(agent, id, assignment, claude's pid)``."""
     fleet.configure(stale_threshold=120)
     agent = fleet.start("m1")
     aid = fleet.assign(1, "fake: slow work=3 beat=0.2", machine="m1")
     running = fleet.wait(aid, lambda a: a["state"] == "running" and a["worktree"])
     pid = _pid_of_running_claude(fleet, aid)
-    # halt once its edit is made (an edit tried under the halt is refused by the hook: the worker would be stuck)
     deadline = time.time() + 30
     while not (Path(running["worktree"]) / "fake" / "issue-1.txt").exists():
         assert time.time() < deadline
         time.sleep(0.05)
+    return agent, aid, running, pid
+
+
+def test_a_fleet_halt_pauses_the_running_worker_and_the_resume_continues_it(fleet: Fleet) -> None:
+    agent, aid, _, pid = _slow_worker_past_its_edit(fleet)
     r = httpx2.post(fleet.hub.url + "/api/coord/halt", headers=fleet.admin, json={"reason": "estop"})
     assert r.status_code == 201, r.text
     deadline = time.time() + 30
@@ -352,15 +357,7 @@ def test_a_fleet_halt_pauses_the_running_worker_and_the_resume_continues_it(flee
 
 
 def test_halt_kill_stops_the_worker_saves_its_work_and_the_resume_runs_it_again(fleet: Fleet) -> None:
-    fleet.configure(stale_threshold=120)
-    agent = fleet.start("m1")
-    aid = fleet.assign(1, "fake: slow work=3 beat=0.2", machine="m1")
-    running = fleet.wait(aid, lambda a: a["state"] == "running" and a["worktree"])
-    pid = _pid_of_running_claude(fleet, aid)
-    deadline = time.time() + 30
-    while not (Path(running["worktree"]) / "fake" / "issue-1.txt").exists():
-        assert time.time() < deadline
-        time.sleep(0.05)
+    agent, aid, running, pid = _slow_worker_past_its_edit(fleet)
     r = httpx2.post(fleet.hub.url + "/api/coord/halt", headers=fleet.admin,
                     json={"reason": "runaway", "scope": "machine:m1", "kill": True})
     assert r.status_code == 201, r.text
