@@ -99,6 +99,9 @@ class AssignmentReport(Strict):
     branch: Annotated[str, Field(min_length=1, max_length=250)] | None = None
     pushed: bool | None = None
     wip_commit: Annotated[str, Field(pattern=r"^[0-9a-f]{7,64}$")] | None = None
+    changed_files: list[Annotated[str, Field(min_length=1, max_length=1024)]] | None = Field(
+        None, max_length=5000, description="Paths the branch changed against its base (at `done`): "
+                                           "smoke_tests.capability_rules route its smoke test by them.")
 
 
 class LogAppend(Strict):

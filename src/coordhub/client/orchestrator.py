@@ -54,6 +54,35 @@ class OrchestratorClient:
         """Resume a stuck or needs-input worker's session with guidance."""
         return self._post(f"/assignments/{assignment_id}/resume-stuck", {"guidance": guidance})
 
+    def test(self, assignment_id: str, verdict: str | None = None, reason: str | None = None) -> Any:
+        """Run the smoke test now (``verdict`` None), or record ``passed``/``failed``; the stage run."""
+        body = {"verdict": verdict, **({"reason": reason} if reason else {})} if verdict else None
+        return self._post(f"/assignments/{assignment_id}/test", body)
+
+    def review(self, assignment_id: str) -> Any:
+        """Run a review of the branch now; the stage run."""
+        return self._post(f"/assignments/{assignment_id}/review")
+
+    def fix(self, assignment_id: str, guidance: str | None = None) -> Any:
+        """Dispatch a fix worker with the last failure's findings; the assignment."""
+        return self._post(f"/assignments/{assignment_id}/fix", {"guidance": guidance} if guidance else None)
+
+    def accept(self, assignment_id: str) -> Any:
+        """Pass the approval gate; the assignment."""
+        return self._post(f"/assignments/{assignment_id}/accept")
+
+    def stages(self, assignment_id: str) -> Any:
+        """The assignment's stage, gates and stage runs."""
+        return self.client.call("GET", f"{BASE}/assignments/{assignment_id}/stages")
+
+    def summary(self) -> Any:
+        """What ran, passed and merged since the last ``coord done``; cost per model and machine."""
+        return self.client.call("GET", f"{BASE}/summary")
+
+    def done(self) -> Any:
+        """Close the session: ``{hooks, summary}``."""
+        return self._post("/done")
+
     def log(self, assignment_id: str, offset: int = 0) -> Any:
         """The relayed log from a character offset: ``{text, offset, size, truncated, state}``."""
         return self.client.call("GET", f"{BASE}/assignments/{assignment_id}/log", params={"offset": offset})

@@ -71,7 +71,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     S.NEEDS_INPUT: frozenset({S.QUEUED, S.CANCELLED}),
     S.FAILED: frozenset({S.QUEUED}),
     S.CANCELLED: frozenset({S.QUEUED}),
-    S.DONE: frozenset(),
+    S.DONE: frozenset({S.QUEUED}),  # only a fix worker on the same branch (core/stages.py)
 }
 LIVE = ("queued", "dispatched", "running", "stuck", "needs_input")  # the issue is taken
 ACTIVE = ("dispatched", "running")  # a worker slot is held
@@ -186,6 +186,9 @@ def render(row: Row, *, briefing: bool = True) -> dict[str, Any]:
         "queued_at": isoformat(row["queued_at"]), "dispatched_at": isoformat(row["dispatched_at"]),
         "started_at": isoformat(row["started_at"]), "ended_at": isoformat(row["ended_at"]),
         "updated_at": isoformat(row["updated_at"]),
+        "stage": row.get("stage", "work"), "stage_reason": row.get("stage_reason"),
+        "fix_round": row.get("fix_round", 0), "fix_stage": row.get("fix_stage"),
+        "stage_at": isoformat(row.get("stage_at")), "changed_files": _loads(row.get("changed_files"), []),
     }
     if briefing:
         out["briefing"] = row["briefing"]
@@ -292,6 +295,11 @@ def _check_target(config: Config, machine: str | None, repo: str, requires: list
     if missing:
         raise Invalid(f"machine {m.name!r} lacks capabilities {', '.join(missing)}", field="requires")
     return m.name
+
+
+def check_guidance(text: str) -> None:
+    """``Invalid`` (422) when guidance for a worker is over :data:`MAX_GUIDANCE_BYTES`."""
+    _check_size(text, MAX_GUIDANCE_BYTES, "guidance")
 
 
 def _check_size(text: str, limit: int, field: str) -> None:
@@ -514,6 +522,8 @@ def _telemetry_changes(row: Row, telemetry: dict[str, Any], extra: dict[str, Any
     for key in ("worktree", "branch", "wip_commit"):
         if extra.get(key) is not None:
             changes[key] = extra[key]
+    if extra.get("changed_files") is not None:  # what the branch changed, for smoke_tests.capability_rules
+        changes["changed_files"] = json.dumps(list(extra["changed_files"]))
     if extra.get("pushed") is not None:
         changes["pushed"] = int(bool(extra["pushed"]))
     return changes

@@ -62,9 +62,10 @@ def plan(tx: Tx, config: Config, host: Row, now: float) -> Plan:
     if paused is not None:
         return Plan(None, paused, "rate-limit pause")
     c = config.concurrency
-    if tx.assignments.active_count() >= c.max_workers:
+    # reviews are Claude sessions too (max_workers); smoke tests and reviews share the host's slots
+    if tx.assignments.active_count() + tx.stage_runs.active_count(stage="review") >= c.max_workers:
         return Plan(None, None, f"max_workers ({c.max_workers}) running")
-    if tx.assignments.active_count(machine) >= host["slots"]:
+    if tx.assignments.active_count(machine) + tx.stage_runs.active_count(machine) >= host["slots"]:
         return Plan(None, None, f"all {host['slots']} slots of {machine} busy")
     row, wake = _oldest_runnable(tx, config, host, now)
     if row is None:
@@ -164,7 +165,7 @@ def _dispatch(tx: Tx, actor: Actor, config: Config, host: Row, row: Row, now: fl
     return {
         "id": new["id"], "attempt": attempt, "repo": new["repo"], "issue": new["issue"], "title": new["title"],
         "labels": json.loads(new["labels"]), "branch": new["branch"], "model": new["model"],
-        "model_source": new["model_source"], "briefing": new["briefing"],
+        "model_source": new["model_source"], "briefing": _briefing(new),
         "files_likely": json.loads(new["files_likely"]), "permission_mode": w.permission_mode,
         "allowed_tools": w.allowed_tools, "disallowed_tools": sorted({*w.disallowed_tools, "AskUserQuestion"}),
         "budget_usd": new["budget_usd"], "wall_clock_seconds": new["wall_clock_seconds"],
@@ -178,6 +179,13 @@ def _dispatch(tx: Tx, actor: Actor, config: Config, host: Row, row: Row, now: fl
                         "test_command": repo.test_command if repo else None,
                         "github": repo.github if repo else None},
     }
+
+
+def _briefing(row: Row) -> str:
+    """The briefing a worker gets: a fix worker's (guidance without a session to resume) has the findings added."""
+    if row["guidance"] and not row["resume_session"]:
+        return f"{row['briefing']}\n\n{row['guidance']}".strip()
+    return str(row["briefing"])
 
 
 def look(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -> Plan:

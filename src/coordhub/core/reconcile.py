@@ -11,7 +11,11 @@ hub runs a pass every ``--sweep-seconds`` in ``coord serve`` (and on demand,
   after ``max_retries`` (:func:`coordhub.core.assignments.requeue`); with
   ``auto_reassign`` another machine may take it;
 * stuck and needs-input assignments stay where they are: resuming them needs
-  the worktree on that machine.
+  the worktree on that machine;
+* the pipeline moves on (:func:`coordhub.core.stages.sweep`): a done work or
+  fix attempt still in its stage advances, and the smoke tests and reviews of
+  a stale or restarted host are queued again (the key ``pipeline`` of the
+  answer lists them, present only when there was something to do).
 
 A hub that was down saw no heartbeats either: ``up_since`` (when this hub
 process started serving) is counted as a heartbeat of every host, so a
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordhub.core import assignments, coordinator, hosts
+from coordhub.core import assignments, coordinator, hosts, stages
 from coordhub.core.events import emit
 from coordhub.store.tx import Tx
 
@@ -56,4 +60,7 @@ def run(tx: Tx, now: float, up_since: float | None = None) -> dict[str, Any]:
         for row in tx.assignments.on_machine(name, assignments.ACTIVE):
             new = assignments.lose(tx, row, config, now, f"host_stale: no heartbeat from {name} for {silent:g} s")
             done["requeued" if new["state"] == "queued" else "failed"].append(row["id"])
+    swept = stages.sweep(tx, now)  # after the hosts: a stale host's stage runs are handled in the same pass
+    if any(swept.values()):
+        done["pipeline"] = swept
     return done

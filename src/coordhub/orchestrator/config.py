@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -65,6 +65,7 @@ def _tool(value: str) -> str:
 
 
 Name = Annotated[str, AfterValidator(_name)]
+StageName = Literal["test", "review", "merge"]
 Model = Annotated[str, AfterValidator(_model)]
 Tool = Annotated[str, AfterValidator(_tool)]
 Command = Annotated[str, Field(min_length=1, max_length=2000)]
@@ -85,6 +86,8 @@ class Repo(Section):
     build_command: Command | None = None
     test_command: Command | None = None
     depends_on: list[Name] = Field(default_factory=list)
+    stages: list[StageName] | None = None
+    require_approval: bool | None = None
 
 
 class Machine(Section):
@@ -178,6 +181,27 @@ class Workers(Section):
     silence_seconds: Annotated[int, Field(ge=5, le=86_400)] = 900
 
 
+def _all_stages() -> list[StageName]:
+    return ["test", "review", "merge"]
+
+
+class Pipeline(Section):
+    """What happens after a worker's ``done`` (ours; issue 12): the stages, the fix loop and who hears of a stop.
+
+    ``stages`` (each repo may override it with ``repos[].stages``) lists the
+    gates a branch passes in order, then ``merge`` hands it to the merge
+    queue; a stage left out is skipped (``test`` is skipped too when the repo
+    has no command to run, ``review`` unless ``reviews.enabled``). A failed
+    gate dispatches a fix worker at most ``max_fix_rounds`` times, then the
+    assignment stops at ``needs_input`` and ``escalation_session`` gets a
+    message.
+    """
+
+    stages: list[StageName] = Field(default_factory=_all_stages)
+    max_fix_rounds: Annotated[int, Field(ge=0, le=20)] = 2
+    escalation_session: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+
 class Config(Section):
     """The whole ``coordinator.yml``."""
 
@@ -189,6 +213,7 @@ class Config(Section):
     reviews: Reviews = Field(default_factory=Reviews)
     smoke_tests: SmokeTests = Field(default_factory=SmokeTests)
     workers: Workers = Field(default_factory=Workers)
+    pipeline: Pipeline = Field(default_factory=Pipeline)
 
     def repo(self, name: str) -> Repo | None:
         """The repo called ``name`` (exact), or None."""

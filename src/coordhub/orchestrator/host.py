@@ -23,7 +23,9 @@ has no counterpart. Its life:
    The heartbeat thread also delivers final reports a worker could not, and
    cleans parked (stuck / needs-input) worktrees the hub no longer needs.
 4. **Long-poll** ``next`` while a slot is free and nothing is halted, and
-   start a :class:`~coordhub.orchestrator.worker.Worker` for each assignment.
+   start a :class:`~coordhub.orchestrator.worker.Worker` for each assignment;
+   beside it, ``next-run`` for smoke tests and reviews
+   (:class:`~coordhub.orchestrator.runs.RunPoller`), which share the slots.
 5. On SIGTERM/SIGINT: stop polling, stop every worker (work saved, reported
    ``failed: host_stopped``, so the hub re-queues it), wait for their reports.
 
@@ -50,6 +52,7 @@ from coordhub.orchestrator import worktree
 from coordhub.orchestrator.dispatch import Dispatch
 from coordhub.orchestrator.hoststate import group_alive, process_alive
 from coordhub.orchestrator.link import Refused, Stale
+from coordhub.orchestrator.runs import RunPoller
 from coordhub.orchestrator.worker import Context, Limits, Worker
 
 log = logging.getLogger("coordhub.agent")
@@ -91,6 +94,8 @@ class Host:
         self.recovered: list[dict[str, Any]] = []
         self.wake = threading.Event()
         self._last_parked_check = 0.0
+        self.runs = RunPoller(ctx, self.free_slots, lambda: self.incarnation, lambda: self.paused_all,
+                              cfg.poll_wait)
 
     @property
     def stopping(self) -> threading.Event:
@@ -113,6 +118,7 @@ class Host:
             beat.start()
             poll = threading.Thread(target=self._poll_loop, name="poll", daemon=True)
             poll.start()
+            threading.Thread(target=self.runs.loop, name="poll-runs", daemon=True).start()
             while not self.stopping.wait(1.0):
                 pass
             self._stop_workers()
@@ -124,10 +130,12 @@ class Host:
         """Ask the host to stop (from a signal handler or another thread)."""
         self.stopping.set()
         self.wake.set()
+        self.runs.wake.set()
 
     def free_slots(self) -> int:
         with self.mutex:
-            return max(0, self.cfg.slots - len(self.workers))
+            workers = len(self.workers)
+        return max(0, self.cfg.slots - workers - self.runs.count())
 
     def held(self) -> list[str]:
         """Assignments this host holds (contract A2): live workers, and final reports not yet delivered."""

@@ -145,6 +145,19 @@ class HubLink:
                      {"attempt": attempt, "offset": offset, "text": text})
         return int(data.get("size", offset + len(text))) if isinstance(data, dict) else offset + len(text)
 
+    def next_run(self, incarnation: int, wait: float) -> dict[str, Any] | None:
+        """Long-poll for a smoke test or review for at most ``wait`` seconds; its payload, or None."""
+        client = self._client("runs", timeout=wait + 15.0)
+        data = _call(client, "POST", f"{BASE}/hosts/next-run",
+                     {"machine": self.machine, "host_incarnation": incarnation, "wait": wait})
+        found = data.get("run") if isinstance(data, dict) else None
+        return found if isinstance(found, dict) else None
+
+    def report_run(self, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Report on a stage run (``{attempt, state, exit_code?, verdict?, …}``); the run as the hub has it."""
+        data = _call(self._client("run-report"), "POST", f"{BASE}/stage-runs/{run_id}/report", body)
+        return data if isinstance(data, dict) else {}
+
     def assignment(self, assignment: str) -> dict[str, Any]:
         """The assignment as the hub has it (``GET …/assignments/{id}``)."""
         data = _call(self._client("main"), "GET", f"{BASE}/assignments/{assignment}")

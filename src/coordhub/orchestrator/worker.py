@@ -577,6 +577,12 @@ class Worker:
         if self.stale:  # the hub gave this attempt up: its work is kept on the branch, never pushed or reported
             reason = f"{reason} (attempt {d.attempt} given up by the hub; not reported)"
         pushed, wip, keep = False, None, False
+        changed: list[str] | None = None
+        if self.wt is not None and state == "done":
+            try:  # what the branch changed routes its smoke test (smoke_tests.capability_rules)
+                changed = worktree.changed_files(self.wt, d.default_branch)
+            except worktree.GitError as exc:
+                log.warning("worker %s: cannot list changed files: %s", d.id, exc)
         if self.wt is not None:
             try:
                 if state == "done" and not self.stale:
@@ -612,6 +618,8 @@ class Worker:
             body.update(worktree=str(self.wt.path), branch=self.wt.branch)
         if wip:
             body["wip_commit"] = wip
+        if changed is not None:
+            body["changed_files"] = changed
         self._deliver(body, parked=keep and state in ("stuck", "needs_input"))
 
     def _end_early(self, verdict: Verdict) -> None:

@@ -153,6 +153,32 @@ def create(repo: Path, path: Path, branch: str, default_branch: str, owned: Path
     return Worktree(repo=repo, path=path, branch=branch, base=base)
 
 
+def checkout_detached(repo: Path, path: Path, branch: str, owned: Path) -> str:
+    """A fresh worktree at ``path`` with ``origin/<branch>`` checked out detached (a smoke test's or review's: it
+    never holds the branch, so the worker's own checkout is never in the way); the commit it is at.
+
+    A leftover at ``path`` is removed first (inside ``owned`` only). ``GitError`` when origin has no such branch.
+    """
+    with repo_lock(repo):
+        git(repo, "fetch", "--quiet", "--prune", "origin")
+        git(repo, "worktree", "prune")
+        if path.exists():
+            if not _inside(path, owned):
+                raise GitError(f"{path} is outside this host's worktrees")
+            _remove(repo, path)
+        if not _has_ref(repo, f"refs/remotes/origin/{branch}"):
+            raise GitError(f"origin has no branch {branch!r} (was it pushed?)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        git(repo, "worktree", "add", "--quiet", "--detach", str(path), f"origin/{branch}")
+        return git(path, "rev-parse", "HEAD")
+
+
+def changed_files(wt: Worktree, default_branch: str, limit: int = 2000) -> list[str]:
+    """Paths the worktree's HEAD changed against ``origin/<default_branch>`` (at most ``limit``)."""
+    out = git(wt.path, "diff", "--name-only", f"origin/{default_branch}...HEAD", check=False)
+    return [line for line in out.splitlines() if line][:limit]
+
+
 def new_commits(wt: Worktree) -> int:
     """Commits on the worktree's HEAD since its run started (``base``)."""
     return int(git(wt.path, "rev-list", "--count", f"{wt.base}..HEAD") or 0)

@@ -8,6 +8,7 @@ from coordhub.store.tables.imports import Imported
 from coordhub.store.tables.leases import Leases
 from coordhub.store.tables.messages import Messages
 from coordhub.store.tables.orchestrator import AssignmentLogs, Assignments, Attempts, Hosts, OrchestratorState
+from coordhub.store.tables.pipeline import StageRuns
 from coordhub.store.tables.records import Components, Todos, Workflows, WorkItems
 from coordhub.store.tables.sessions import Sessions
 from coordhub.store.tables.system import Events, Halts, Idempotency, Meta
@@ -45,6 +46,7 @@ class Tx:
         self.assignment_logs = AssignmentLogs(ex)
         self.imported = Imported(ex)
         self.web_sessions = WebSessions(ex)
+        self.stage_runs = StageRuns(ex)
 
     def ping(self) -> bool:
         """True when a trivial query succeeds (used by /health)."""

@@ -40,7 +40,7 @@ from coordhub.api.orchestrator_schemas import (
 )
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
 from coordhub.clock import parse_iso
-from coordhub.core import assignments, coordinator, dispatch, fleet, hosts, reconcile
+from coordhub.core import assignments, coordinator, dispatch, fleet, hosts, reconcile, stages
 from coordhub.core.halt import Exempt
 from coordhub.errors import Invalid
 from coordhub.store.tx import Tx
@@ -109,11 +109,11 @@ async def next_assignment(body: HostNext, request: Request, who: Caller = Depend
             if left <= 0:
                 return JSONResponse({"assignment": None})
             sleep = left if found.wake_at is None else max(0.01, min(left, found.wake_at - h.clock.now()))
-            await _wake(request, cursor, sleep)
+            await wake(request, cursor, sleep)
 
 
-async def _wake(request: Request, cursor: int, timeout: float) -> None:
-    """Wait until an event that may make an assignment runnable is published, or ``timeout`` seconds."""
+async def wake(request: Request, cursor: int, timeout: float, kinds: tuple[str, ...] = WAKE_KINDS) -> None:
+    """Wait until an event of ``kinds`` (prefixes) is published, or ``timeout`` seconds."""
     bus = hub(request).bus
     if bus is None:
         await asyncio.sleep(timeout)
@@ -123,7 +123,7 @@ async def _wake(request: Request, cursor: int, timeout: float) -> None:
         if not await bus.wait(cursor, left):
             return
         new = bus.since(cursor)
-        if new is None or any(r["kind"].startswith(WAKE_KINDS) for r in new):
+        if new is None or any(r["kind"].startswith(kinds) for r in new):
             return
         cursor = bus.last_id
 
@@ -144,10 +144,10 @@ async def report(assignment_id: str, body: AssignmentReport, request: Request,
                           field="telemetry.rate_limited_until") from None
     if isinstance(telemetry.get("permission_denials"), list):
         telemetry["permission_denials"] = len(telemetry["permission_denials"])
-    response = await mutate(request, actor, lambda tx, now: assignments.report(
+    response = await mutate(request, actor, lambda tx, now: stages.after_report(tx, assignments.report(
         tx, actor, assignment_id, body.attempt, now, state=body.state, reason=body.reason, telemetry=telemetry,
-        worktree=body.worktree, branch=body.branch, pushed=body.pushed, wip_commit=body.wip_commit),
-        during_halt=Exempt.ORCHESTRATOR)
+        worktree=body.worktree, branch=body.branch, pushed=body.pushed, wip_commit=body.wip_commit,
+        changed_files=body.changed_files), now, by=actor.session_id), during_halt=Exempt.ORCHESTRATOR)
     return _forget_tokens(request, response)
 
 

@@ -12,7 +12,8 @@ class OrchestratorState(Table):
     """The ``orchestrator`` table: one row (id 1) with the active config and fleet-wide dispatch state."""
 
     EMPTY: Row = {"id": 1, "config": None, "config_version": 0, "config_applied_at": None,
-                  "config_applied_by": None, "last_dispatch_at": None, "paused_until": None, "pause_reason": None}
+                  "config_applied_by": None, "last_dispatch_at": None, "paused_until": None, "pause_reason": None,
+                  "session_since": None, "round_completed_at": None}
 
     def get(self) -> Row:
         """The row; its empty form when there is none (migration 0010 makes it, a wiped database may not have it)."""
@@ -115,6 +116,18 @@ class Assignments(Table):
         return self.ex.all(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit))
 
 
+    def in_stage(self, stage: str, repo: str | None = None) -> list[Row]:
+        """Assignments in pipeline ``stage`` (optionally of one repo), the earliest to enter it first."""
+        if repo is None:
+            return self.ex.all("SELECT * FROM assignments WHERE stage = ? ORDER BY stage_at, seq", (stage,))
+        return self.ex.all("SELECT * FROM assignments WHERE stage = ? AND repo = ? ORDER BY stage_at, seq",
+                           (stage, repo))
+
+    def updated_since(self, since: float) -> list[Row]:
+        """Assignments changed at or after ``since``, in queue order."""
+        return self.ex.all("SELECT * FROM assignments WHERE updated_at >= ? ORDER BY seq", (since,))
+
+
 class Attempts(Table):
     """The ``assignment_attempts`` table: one row per dispatched attempt."""
 
@@ -142,6 +155,11 @@ class Attempts(Table):
     def costs(self, since: float) -> list[Row]:
         """``machine``, ``dispatched_at`` and ``cost_usd`` of every attempt dispatched since ``since``."""
         return self.ex.all("SELECT machine, dispatched_at, cost_usd FROM assignment_attempts WHERE dispatched_at >= ?",
+                           (since,))
+
+    def since(self, since: float) -> list[Row]:
+        """Every attempt dispatched at or after ``since`` (for the session summary)."""
+        return self.ex.all("SELECT * FROM assignment_attempts WHERE dispatched_at >= ? ORDER BY dispatched_at",
                            (since,))
 
     def cost_total(self) -> float:

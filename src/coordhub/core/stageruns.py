@@ -1,0 +1,325 @@
+"""Stage runs: one smoke test or review of an assignment's branch, queued by the hub, run by a host (issue 12).
+
+A run is a row (``stage_runs``) with its evidence: for a test the command,
+its exit code and the tail of its output; for a review the verdict, the
+summary and the findings. States::
+
+    queued -> dispatched -> running -> passed | failed | error
+       ^           |            |
+       +-----------+------------+   its host went away: dispatched again (``attempt`` + 1, at most
+                                    MAX_RUN_ATTEMPTS), then ``error``
+    queued | dispatched | running -> cancelled   (a human's verdict or a fix replaced it)
+
+**The verdict is the hub's, from the evidence**: a test passed iff the
+command's own exit code is 0 (seed 003 took Claude's exit code for the
+test's); a review passed iff its parsed verdict is ``approve``, and a review
+without a valid verdict is an ``error``, never an approval.
+
+Where it runs: a host long-polls ``POST …/hosts/next-run``; it gets the
+oldest queued run it may take — its repo served, the capabilities
+``smoke_tests.capability_rules`` require for the files the branch changed,
+a free slot (stage runs share the host's ``slots`` with workers; reviews,
+being Claude sessions, also count against ``max_workers``), no halt over it.
+A review avoids the worker's own machine while another online host could
+take it (seed 003: idle different, busy different, then the same).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from coordhub.clock import isoformat
+from coordhub.core import assignments, coordinator, hosts, paths, reviews
+from coordhub.core.events import emit
+from coordhub.core.identity import Actor
+from coordhub.errors import Conflict, NotFound
+from coordhub.orchestrator.config import Config, Repo
+from coordhub.store.base import Row
+from coordhub.store.tx import Tx
+
+ENDED = ("passed", "failed", "error", "cancelled")
+ACTIVE = ("dispatched", "running")
+MAX_RUN_ATTEMPTS = 3
+MAX_TAIL_CHARS = 8000
+SCAN_LIMIT = 200
+
+
+class StaleRun(Conflict):
+    """A host reported on a run attempt that is not current, or on a run that already ended (409)."""
+
+    code = "stale_attempt"
+
+
+def _new_id(tx: Tx) -> str:
+    while True:
+        candidate = secrets.token_hex(4)
+        if tx.stage_runs.get(candidate) is None:
+            return candidate
+
+
+def get_row(tx: Tx, run_id: str) -> Row:
+    """The run's row; ``NotFound`` when there is none."""
+    row = tx.stage_runs.get(assignments.check_id(run_id))
+    if row is None:
+        raise NotFound(f"no stage run {run_id!r}")
+    return row
+
+
+def render(row: Row) -> dict[str, Any]:
+    """The JSON form of a run."""
+    return {"id": row["id"], "assignment_id": row["assignment_id"], "stage": row["stage"], "round": row["round"],
+            "state": row["state"], "verdict": row["verdict"], "manual": bool(row["manual"]),
+            "attempt": row["attempt"], "machine": row["machine"], "requires": json.loads(row["requires"]),
+            "avoid_machine": row["avoid_machine"], "branch": row["branch"], "base": row["base"],
+            "commit": row["commit_sha"], "model": row["model"], "command": row["command"],
+            "exit_code": row["exit_code"], "output_tail": row["output_tail"],
+            "findings": json.loads(row["findings"]) if row["findings"] else [], "summary": row["summary"],
+            "reason": row["reason"], "cost_usd": row["cost_usd"], "timeout_seconds": row["timeout_seconds"],
+            "created_by": row["created_by"], "created_at": isoformat(row["created_at"]),
+            "dispatched_at": isoformat(row["dispatched_at"]), "started_at": isoformat(row["started_at"]),
+            "ended_at": isoformat(row["ended_at"])}
+
+
+def evidence(run: Row) -> str:
+    """A failed run's evidence as text for a fix worker: the command, exit code and output tail, or the findings."""
+    if run["stage"] == "test":
+        head = f"Smoke test `{run['command']}` exited {run['exit_code']}" if run["command"] else "Smoke test failed"
+        body = run["output_tail"] or ""
+        why = f" ({run['reason']})" if run["reason"] else ""
+        return f"{head}{why}.\nOutput (tail):\n{body}".rstrip()
+    findings = json.loads(run["findings"]) if run["findings"] else []
+    lines = [f"Review verdict: {run['verdict']}. {run['summary'] or ''}".rstrip()]
+    for f in findings:
+        where = f"{f.get('file')}:{f['line']}" if f.get("line") else str(f.get("file") or "-")
+        lines.append(f"- [{f.get('severity', 'major')}] {where}: {f.get('message', '')}")
+    if run["manual"] and run["reason"]:
+        lines.append(run["reason"])
+    return "\n".join(lines)
+
+
+def smoke_command(config: Config, repo: Repo | None) -> str | None:
+    """The smoke test a repo runs: ``build_command && test_command``, else ``smoke_tests.default_command``."""
+    parts = [c for c in ((repo.build_command, repo.test_command) if repo else ()) if c]
+    if len(parts) == 2:
+        return f"( {parts[0]} ) && ( {parts[1]} )"
+    return parts[0] if parts else config.smoke_tests.default_command
+
+
+def capability_requires(config: Config, changed: list[str]) -> list[str]:
+    """The capabilities ``smoke_tests.capability_rules`` require for the ``changed`` files (sorted, unique)."""
+    need: set[str] = set()
+    for rule in config.smoke_tests.capability_rules:
+        for pattern in rule.files:
+            try:
+                if any(paths.contains(pattern, path) for path in changed):
+                    need.update(rule.requires)
+                    break
+            except ValueError:
+                continue  # a changed path the lease grammar cannot express (never a reason to skip a rule silently)
+    return sorted(need)
+
+
+def queue(tx: Tx, config: Config, row: Row, stage: str, now: float, *, by: str | None) -> Row:
+    """Queue a ``test`` or ``review`` run of the assignment's branch; return it (event ``stage_run.queued``)."""
+    repo = config.repo(row["repo"])
+    changed = json.loads(row["changed_files"]) if row["changed_files"] else []
+    test = stage == "test"
+    run: Row = {
+        "id": _new_id(tx), "assignment_id": row["id"], "stage": stage, "round": row["fix_round"], "state": "queued",
+        "verdict": None, "manual": 0, "attempt": 0, "machine": None, "host_incarnation": None,
+        "requires": json.dumps(capability_requires(config, changed) if test else []),
+        "avoid_machine": None if test else row["ran_on"], "branch": row["branch"],
+        "base": repo.default_branch if repo else "main", "commit_sha": None,
+        "model": None if test else config.models.default,
+        "command": smoke_command(config, repo) if test else None, "exit_code": None, "output_tail": None,
+        "findings": None, "summary": None, "reason": None, "cost_usd": 0.0,
+        "timeout_seconds": config.smoke_tests.timeout_seconds if test else config.workers.wall_clock_seconds,
+        "created_by": by, "created_at": now, "dispatched_at": None, "started_at": None, "ended_at": None}
+    tx.stage_runs.add(run)
+    _event(tx, run, "queued", now, by)
+    return run
+
+
+def record_manual(tx: Tx, config: Config, row: Row, passed: bool, reason: str | None, now: float, *,
+                  by: str) -> Row:
+    """A human's smoke verdict as an ended run (``manual``); return it."""
+    state = "passed" if passed else "failed"
+    run: Row = {
+        "id": _new_id(tx), "assignment_id": row["id"], "stage": "test", "round": row["fix_round"], "state": state,
+        "verdict": state, "manual": 1, "attempt": 0, "machine": None, "host_incarnation": None, "requires": "[]",
+        "avoid_machine": None, "branch": row["branch"], "base": "", "commit_sha": None, "model": None,
+        "command": smoke_command(config, config.repo(row["repo"])), "exit_code": None, "output_tail": None,
+        "findings": None, "summary": None, "reason": (reason or f"recorded by {by}")[:4000], "cost_usd": 0.0,
+        "timeout_seconds": None, "created_by": by, "created_at": now, "dispatched_at": None, "started_at": None,
+        "ended_at": now}
+    tx.stage_runs.add(run)
+    _event(tx, run, state, now, by)
+    return run
+
+
+def cancel(tx: Tx, run: Row, now: float, *, reason: str, by: str | None) -> None:
+    """End a live run as ``cancelled`` (its host stops it: its next report is refused)."""
+    tx.stage_runs.set(run["id"], {"state": "cancelled", "reason": reason, "ended_at": now})
+    _event(tx, {**run, "state": "cancelled", "reason": reason}, "cancelled", now, by)
+
+
+def _event(tx: Tx, run: Row, what: str, now: float, by: str | None) -> None:
+    emit(tx, f"stage_run.{what}", now, session_id=by, subject_id=run["assignment_id"], run_id=run["id"],
+         assignment_id=run["assignment_id"], stage=run["stage"], state=run["state"], verdict=run["verdict"],
+         machine=run["machine"], attempt=run["attempt"], exit_code=run.get("exit_code"), reason=run.get("reason"))
+
+
+# ---- dispatch --------------------------------------------------------------------------------
+
+def _busy(tx: Tx, machine: str) -> int:
+    return tx.assignments.active_count(machine) + tx.stage_runs.active_count(machine)
+
+
+def plan(tx: Tx, config: Config, host: Row, now: float) -> Row | None:
+    """The run ``host`` should take now, or None (see the module docstring); writes nothing."""
+    machine = host["machine"]
+    if hosts.halt_over_machine(tx, machine) is not None or _busy(tx, machine) >= host["slots"]:
+        return None
+    served = set(json.loads(host["repos"]))
+    caps = set(json.loads(host["capabilities"]))
+    halted = hosts.halted_projects(tx)
+    claude_full = (tx.assignments.active_count() + tx.stage_runs.active_count(stage="review")
+                   >= config.concurrency.max_workers) or coordinator.paused_until(tx, now) is not None
+    for run in tx.stage_runs.queued(SCAN_LIMIT):
+        row = tx.assignments.get(run["assignment_id"])
+        if row is None or row["repo"] not in served or not set(json.loads(run["requires"])) <= caps:
+            continue
+        if row["repo"].lower() in halted or (run["stage"] == "review" and claude_full):
+            continue
+        if run["avoid_machine"] == machine and _another_host(tx, config, row, run, now):
+            continue
+        return run
+    return None
+
+
+def _another_host(tx: Tx, config: Config, row: Row, run: Row, now: float) -> bool:
+    """Whether an online host other than ``run.avoid_machine`` could take the run (a review's other machine)."""
+    needs = set(json.loads(run["requires"]))
+    return any(h["machine"] != run["avoid_machine"] and hosts.state_of(h, config, now) == "online"
+               and row["repo"] in json.loads(h["repos"]) and needs <= set(json.loads(h["capabilities"]))
+               for h in tx.hosts.all())
+
+
+def look(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -> Row | None:
+    """:func:`plan` for a host, read-only, with the host checks (for a long-poll to decide cheaply)."""
+    config = coordinator.require(tx)
+    return plan(tx, config, hosts.current(tx, actor, config, machine, incarnation), now)
+
+
+def next_for(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -> dict[str, Any] | None:
+    """Dispatch the next run to ``machine``'s host (``queued → dispatched``, attempt + 1); its payload, or None.
+
+    Counts as a heartbeat. Raises as :func:`coordhub.core.hosts.current` does.
+    """
+    config = coordinator.require(tx)
+    host = hosts.current(tx, actor, config, machine, incarnation)
+    tx.hosts.set(host["machine"], {"last_heartbeat": now})
+    run = plan(tx, config, host, now)
+    if run is None:
+        return None
+    changes: Row = {"state": "dispatched", "attempt": run["attempt"] + 1, "machine": host["machine"],
+                    "host_incarnation": host["incarnation"], "dispatched_at": now, "started_at": None}
+    tx.stage_runs.set(run["id"], changes)
+    run = {**run, **changes}
+    _event(tx, run, "dispatched", now, actor.session_id)
+    row = assignments.get_row(tx, run["assignment_id"])
+    payload: dict[str, Any] = {
+        "id": run["id"], "attempt": run["attempt"], "stage": run["stage"], "assignment_id": row["id"],
+        "repo": row["repo"], "issue": row["issue"], "title": row["title"], "branch": run["branch"],
+        "base": run["base"], "command": run["command"], "timeout_seconds": run["timeout_seconds"],
+        "model": run["model"]}
+    if run["stage"] == "review":
+        payload["review"] = reviews.payload(config, row)
+    return payload
+
+
+# ---- reports -----------------------------------------------------------------------------------
+
+def _current(tx: Tx, actor: Actor, run_id: str, attempt: int) -> Row:
+    run = get_row(tx, run_id)
+    if run["machine"] is None:
+        raise StaleRun(f"stage run {run['id']} was never dispatched", current=run["attempt"])
+    assignments.may_act_for_host(actor, run["machine"])
+    if attempt != run["attempt"] or run["state"] not in ACTIVE:
+        raise StaleRun(f"attempt {attempt} of stage run {run['id']} is not current (it is {run['state']}, attempt "
+                       f"{run['attempt']}); the report is ignored", current=run["attempt"], state=run["state"])
+    return run
+
+
+def report(tx: Tx, actor: Actor, run_id: str, attempt: int, now: float, *, state: str,
+           exit_code: int | None = None, output_tail: str | None = None, commit: str | None = None,
+           verdict: str | None = None, summary: str | None = None, findings: list[dict[str, Any]] | None = None,
+           reason: str | None = None, cost_usd: float | None = None) -> Row:
+    """Apply a host's report on the current attempt of a run; return the run.
+
+    ``state``: ``running`` (started), ``done`` (ran to the end: the hub
+    decides passed or failed from ``exit_code`` or ``verdict``), ``error``
+    (could not run: a git failure, no ``claude``, a review without a valid
+    verdict). ``StaleRun`` (409) for another attempt or an ended run.
+    """
+    run = _current(tx, actor, run_id, attempt)
+    changes: Row = {}
+    if commit is not None:
+        changes["commit_sha"] = commit
+    if cost_usd is not None:
+        changes["cost_usd"] = float(cost_usd)
+    if output_tail is not None:
+        changes["output_tail"] = output_tail[-MAX_TAIL_CHARS:]
+    if state == "running":
+        changes.update(state="running", started_at=run["started_at"] or now)
+    elif state == "error":
+        changes.update(state="error", reason=(reason or "error")[:4000], ended_at=now, exit_code=exit_code)
+    elif run["stage"] == "test":
+        if exit_code is None:
+            changes.update(state="error", reason="the host reported no exit code", ended_at=now)
+        else:
+            ok = exit_code == 0
+            changes.update(state="passed" if ok else "failed", verdict="passed" if ok else "failed",
+                           exit_code=exit_code, reason=reason[:4000] if reason else None, ended_at=now)
+    else:
+        checked = reviews.check_verdict(verdict, summary, findings)
+        if checked is None:
+            changes.update(state="error", ended_at=now, reason=f"review_verdict_invalid: {verdict!r} is not "
+                           "approve or request_changes")
+        else:
+            changes.update(state="passed" if checked["verdict"] == "approve" else "failed", ended_at=now,
+                           verdict=checked["verdict"], summary=checked["summary"],
+                           findings=json.dumps(checked["findings"]))
+    tx.stage_runs.set(run["id"], changes)
+    run = {**run, **changes}
+    if run["state"] != "running" or state == "running":
+        _event(tx, run, run["state"], now, actor.session_id)
+    return run
+
+
+def reap(tx: Tx, now: float) -> dict[str, list[str]]:
+    """Runs whose host the reconciler marked stale, or that restarted (another incarnation): queued again, or
+    ``error`` after :data:`MAX_RUN_ATTEMPTS`. Returns ``{requeued, failed}`` (run ids).
+
+    Staleness is the reconciler's (``hosts.stale_since``), which gives hosts a
+    full window after a hub restart: a run survives a kill -9 of the hub.
+    """
+    out: dict[str, list[str]] = {"requeued": [], "failed": []}
+    host_rows = {h["machine"]: h for h in tx.hosts.all()}
+    for run in tx.stage_runs.active():
+        h = host_rows.get(run["machine"])
+        if h is not None and h["incarnation"] == run["host_incarnation"] and h["stale_since"] is None:
+            continue
+        why = f"host_lost: {run['machine']} went away while it ran attempt {run['attempt']}"
+        if run["attempt"] >= MAX_RUN_ATTEMPTS:
+            tx.stage_runs.set(run["id"], {"state": "error", "reason": f"{why}; gave up after {run['attempt']} "
+                                                                      "attempts", "ended_at": now})
+            _event(tx, {**run, "state": "error", "reason": why}, "error", now, None)
+            out["failed"].append(run["id"])
+        else:
+            tx.stage_runs.set(run["id"], {"state": "queued", "reason": why, "machine": None})
+            _event(tx, {**run, "state": "queued", "reason": why}, "queued", now, None)
+            out["requeued"].append(run["id"])
+    return out

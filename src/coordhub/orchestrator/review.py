@@ -1,0 +1,128 @@
+"""An adversarial review on the host: a fresh, read-only Claude session on the branch under review (issue 12 point 3).
+
+Seed 003's reviewer started from ``main`` on a new branch (so it reviewed
+nothing) and was told in prose what not to do. Here:
+
+* the worktree is ``origin/<branch>`` checked out detached
+  (:func:`coordhub.orchestrator.worktree.checkout_detached`): the reviewer
+  reads the code under review, and cannot move the branch;
+* the prompt carries the issue, the worker's briefing, the diff against
+  ``origin/<base>`` (at most :data:`MAX_DIFF_CHARS`), the repository's
+  ``CLAUDE.md`` and the checklist;
+* the tools are limited by flags, not words: ``--tools Read,Grep,Glob,Bash``,
+  read-only Bash rules in ``--allowedTools`` and edits, commits, pushes and
+  ``gh`` in ``--disallowedTools``, in ``default`` permission mode (in ``-p``
+  anything not allowed is denied); no hub token in its environment;
+* the verdict is the JSON the CLI validated against ``--json-schema``
+  (``structured_output``), else the final ```json block
+  (:mod:`coordhub.orchestrator.verdict`); none is an error, never an approval.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coordhub.orchestrator import smoke, worktree
+from coordhub.orchestrator import verdict as review_verdict
+
+MAX_DIFF_CHARS = 100_000
+MAX_CLAUDE_MD_CHARS = 20_000
+TOOLS = "Read,Grep,Glob,Bash"
+
+
+@dataclass(frozen=True)
+class Review:
+    """What a review run ended with: the verdict (None with ``error``), its cost, and the denials it met."""
+
+    verdict: dict[str, Any] | None
+    error: str
+    cost_usd: float
+    denials: int
+    output_tail: str
+
+
+def prompt(p: dict[str, Any], diff: str, claude_md: str) -> str:
+    """The reviewer's prompt (see the module docstring)."""
+    r = p.get("review") or {}
+    items = "\n".join(f"- {c}" for c in r.get("checklist") or []) or "- (none configured)"
+    if len(diff) > MAX_DIFF_CHARS:
+        diff = diff[:MAX_DIFF_CHARS] + f"\n[… diff cut at {MAX_DIFF_CHARS} characters; read the files]\n"
+    title = f": {r.get('title')}" if r.get("title") else ""
+    parts = [
+        f"Review branch {p['branch']} of {p['repo']} for issue #{p['issue']}{title}. You are an adversarial "
+        f"reviewer: find what is wrong, missing or risky. The branch is checked out in the current directory; "
+        f"compare with origin/{p['base']}. You may read files and run read-only commands; you cannot edit.",
+        f"## The worker's briefing\n{(r.get('briefing') or '(none)').strip()}",
+        f"## Checklist\n{items}",
+        f"## Diff against origin/{p['base']}\n```diff\n{diff.rstrip()}\n```",
+    ]
+    if claude_md.strip():
+        parts.append(f"## The repository's CLAUDE.md\n{claude_md.strip()[:MAX_CLAUDE_MD_CHARS]}")
+    parts.append("## Your answer\nEnd your final message with one fenced ```json block: {\"verdict\": \"approve\" | "
+                 "\"request_changes\", \"summary\": \"…\", \"findings\": [{\"file\": \"…\", \"line\": 1, "
+                 "\"severity\": \"blocker|major|minor|nit\", \"message\": \"…\"}]}. Request changes for anything a "
+                 "checklist item or the issue needs that is missing.")
+    return "\n\n".join(parts) + "\n"
+
+
+def argv(claude: str, p: dict[str, Any], text: str, session_id: str) -> list[str]:
+    """The reviewer's ``claude`` command line (the prompt right after ``-p``: the tool options are variadic)."""
+    r = p.get("review") or {}
+    cmd = [claude, "-p", text, "--output-format", "stream-json", "--verbose", "--session-id", session_id,
+           "--permission-mode", "default", "--tools", TOOLS,
+           "--allowedTools", ",".join(r.get("allowed_tools") or ["Read", "Grep", "Glob"]),
+           "--disallowedTools", ",".join(r.get("disallowed_tools") or ["Edit", "Write"]),
+           "--json-schema", json.dumps(r.get("schema") or review_verdict.SCHEMA, separators=(",", ":")),
+           "--append-system-prompt", "You are a code reviewer started by coordhub. Read only; never edit, commit "
+                                     "or push. Your final message must end with the JSON verdict block."]
+    if p.get("model"):
+        cmd += ["--model", str(p["model"])]
+    return cmd
+
+
+def final_result(stream: Path) -> dict[str, Any] | None:
+    """The last stream-json ``result`` object in a reviewer's output file, or None."""
+    found: dict[str, Any] | None = None
+    try:
+        with open(stream, "rb") as f:
+            for raw in f:
+                if b'"result"' not in raw:
+                    continue
+                try:
+                    obj = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict) and obj.get("type") == "result":
+                    found = obj
+    except OSError:
+        return None
+    return found
+
+
+def run(claude: str, p: dict[str, Any], wt: Path, env: dict[str, str], out_dir: Path,
+        stop: threading.Event) -> Review:
+    """Review the worktree ``wt`` (already on the branch); see the module docstring."""
+    base = f"origin/{p['base']}"
+    diff = worktree.git(wt, "diff", f"{base}...HEAD", check=False)
+    md = wt / "CLAUDE.md"
+    claude_md = md.read_text(encoding="utf-8", errors="replace")[:MAX_CLAUDE_MD_CHARS] if md.is_file() else ""
+    stream = out_dir / f"review.{p['attempt']}.jsonl"
+    command = argv(claude, p, prompt(p, diff, claude_md), str(uuid.uuid4()))
+    err = out_dir / f"review.{p['attempt']}.err"
+    ended = smoke.run_command(command, wt, env, float(p.get("timeout_seconds") or 3600), stream, stop,
+                              err_path=err)
+    result = final_result(stream)
+    cost = float(result.get("total_cost_usd") or 0.0) if result else 0.0
+    denials = len(result.get("permission_denials") or []) if result else 0
+    if ended.killed:
+        return Review(None, f"review_{ended.killed}: the reviewer was stopped ({ended.killed})", cost, denials, "")
+    checked, why = review_verdict.from_result(result)
+    if checked is None:
+        return Review(None, f"review_verdict_missing: {why} (exit {ended.exit_code})", cost, denials,
+                      smoke.tail(err, 2000))
+    return Review(checked, "", cost, denials, "")
