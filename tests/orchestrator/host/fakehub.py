@@ -123,6 +123,12 @@ class FakeHub:
             return {"ok": True, "paused": self.paused, "paused_assignments": paused, "cancel": cancel,
                     "heartbeat_seconds": 0.3}
 
+    def next_run(self, incarnation: int, wait: float) -> dict[str, Any] | None:
+        """No stage runs here (the pipeline's host side is tested against the real hub)."""
+        self._check()
+        time.sleep(min(wait, 0.3))
+        return None
+
     def next(self, incarnation: int, wait: float) -> dict[str, Any] | None:
         self._check()
         deadline = time.time() + min(wait, 0.3)
