@@ -287,3 +287,21 @@ def test_register_carries_problems_and_recovery_into_status(orch: Api, user: dic
     assert laptop["recovered"][0]["action"] == "killed"
     events = orch.get("/api/coord/audit", headers=orch.admin, params={"kinds": "host."}).json()
     assert events[-1]["payload"]["problems"][1] == "claude: not found on PATH"
+
+
+def test_a_worker_or_host_may_not_kill_work_through_a_machine_halt(orch: Api, laptop: Host,
+                                                                    user: dict[str, str]) -> None:
+    # A session of machine M may halt M (a pause); `kill` would also end every worker's attempt on M, which is
+    # stopping work: a prompt-injected worker could end its siblings' runs over and over (halt --kill, resume).
+    assign(orch, user, issue=1, machine="laptop")
+    job = laptop.next()
+    assert job is not None
+    worker = {"Authorization": f"Bearer {job['worker_token']}"}
+    for who in (worker, laptop.headers):
+        r = orch.post("/api/coord/halt", headers=who, json={"scope": "machine:laptop", "reason": "x", "kill": True})
+        assert r.status_code == 403, r.text
+        assert orch.get("/api/coord/halt", headers=user).json()["halts"] == []  # nothing half-done: no halt either
+    assert get(orch, job["id"])["state"] == "dispatched"
+    r = orch.post("/api/coord/halt", headers=worker, json={"scope": "machine:laptop", "reason": "pause"})
+    assert r.status_code == 201, r.text  # a plain halt of its own machine stays allowed (it pauses, kills nothing)
+    assert get(orch, job["id"])["state"] == "dispatched"

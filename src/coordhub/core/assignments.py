@@ -139,7 +139,7 @@ def may_act_for_host(actor: Actor, machine: str) -> None:
 
 
 def may_direct(actor: Actor) -> None:
-    """Refuse (403) an orchestrator worker or host directing work (assign, stop, retry, resume-stuck).
+    """Refuse (403) an orchestrator worker or host directing work (assign, stop, retry, resume-stuck, halt --kill).
 
     A worker runs Claude with Bash in a repository anyone may have written
     to; were its token able to assign, one prompt injection would start

@@ -16,6 +16,11 @@ back to the queue:
 * a killed attempt keeps its number but never fails the assignment by
   itself (``max_retries`` is checked only when an attempt fails on its own).
 
+Who may: whoever may halt the scope, except the orchestrator's own sessions
+(:func:`coordhub.core.assignments.may_direct`). A worker may halt its own
+machine (a pause), but ``--kill`` would end every attempt on it: a
+prompt-injected worker could stop its siblings' work, which ``stop`` refuses it.
+
 Which assignments a scope covers: the fleet, all; ``machine:<m>``, those
 running on ``m``; ``project:<p>``, those of repo ``p`` (a repo is its
 assignments' project, as for the pause of :mod:`coordhub.core.hosts`).
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 from coordhub.core import assignments
 from coordhub.core.assignments import State
-from coordhub.core.identity import fold
+from coordhub.core.identity import Actor, fold
 from coordhub.core.scope import Scope
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
@@ -39,13 +44,16 @@ def _covers(scope: Scope, row: Row) -> bool:
     return fold(row["repo"]) == scope.name
 
 
-def kill(tx: Tx, scope: Scope, now: float, *, by: str, reason: str) -> list[str]:
+def kill(tx: Tx, scope: Scope, now: float, *, actor: Actor, reason: str) -> list[str]:
     """End every active assignment in ``scope`` and re-queue it; return their ids (sorted).
 
-    ``by``: the session that halted; ``reason``: the halt's reason (both
-    recorded on the attempt and the assignment). Runs inside the halt's
-    transaction, so a halt either stops all of them or none.
+    ``actor``: who halted; ``reason``: the halt's reason (both recorded on
+    the attempt and the assignment). Runs inside the halt's transaction, so a
+    halt either stops all of them or none. ``Forbidden`` (403) for an
+    orchestrator worker or host, which rolls the halt back with it.
     """
+    assignments.may_direct(actor)
+    by = actor.session_id
     killed = []
     why = f"halted with --kill by {by}: {reason}"
     for row in tx.assignments.active():

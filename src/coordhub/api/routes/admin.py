@@ -93,7 +93,7 @@ async def set_halt(body: HaltSet, request: Request, who: Caller = Depends(caller
         standing = halt.set_halt(tx, actor, body.reason, now, where)
         if not body.kill:
             return standing
-        return {**standing, "killed": killswitch.kill(tx, where, now, by=actor.session_id, reason=body.reason)}
+        return {**standing, "killed": killswitch.kill(tx, where, now, actor=actor, reason=body.reason)}
 
     return await mutate(request, actor, run, status=201)
 
