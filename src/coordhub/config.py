@@ -83,6 +83,24 @@ SETTINGS: tuple[Setting, ...] = (
             "server"),
     Setting("sweep_seconds", float, 5.0, "How often expired leases are recorded as expired and unacked "
             "messages redelivered.", "server"),
+    Setting("retain_events_hours", float, 168.0, "Hours the event log is kept (0: forever); older events are "
+            "pruned unless a live cursor still needs them (see retention.md).", "server"),
+    Setting("retain_messages_hours", float, 720.0, "Hours a settled message is kept: a direct message read (and "
+            "acked when an ack was required), a broadcast read by every live session; with its receipts (0: "
+            "forever). Unread and unacked messages are never pruned.", "server"),
+    Setting("retain_leases_hours", float, 168.0, "Hours an ended lease (released, expired, revoked) is kept (0: "
+            "forever). Live leases are never pruned.", "server"),
+    Setting("retain_idempotency_hours", float, 168.0, "Hours an Idempotency-Key's first response is kept; a retry "
+            "after that runs again (0: forever). Keep it longer than any client queues writes offline.", "server"),
+    Setting("retain_assignments_hours", float, 720.0, "Hours an orchestrator assignment that ended (done, failed, "
+            "cancelled) is kept with its attempts and relayed log (0: forever).", "server"),
+    Setting("cursor_hold_hours", float, 24.0, "A session seen within these hours is live: the events after its "
+            "notification cursor and after where its last event stream ended are kept past retain_events_hours "
+            "(0: every session holds its cursors forever).", "server"),
+    Setting("prune_seconds", float, 60.0, "How often the pruner removes what is past retention, in batches "
+            "(0 turns the pruner off).", "server"),
+    Setting("prune_batch", int, 500, "Most rows one pruning batch removes (one short transaction on the "
+            "writer).", "server"),
     Setting("stale_after_hours", float, 2.0, "Hours without activity of its holder (no heartbeat, renewal or "
             "write) after which any session may release a no-expiry lease (ttl_hours 0) as a stale takeover: "
             "seed 001's stale-lock rule (0 turns takeovers off).", "server"),

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
@@ -24,6 +24,7 @@ from coordhub import __version__
 from coordhub.api.hosts import is_loopback
 from coordhub.config import DEFAULT_PORT, default_data_dir
 from coordhub.core.identity import SYSTEM_SESSION, Actor, validate_session_id
+from coordhub.core.retention import Policy
 from coordhub.errors import Invalid, Unavailable
 from coordhub.store import files
 
@@ -60,6 +61,8 @@ class ServerConfig:
     sweep_seconds: float = 5.0
     stale_after_hours: float = 2.0
     escalation_session: str | None = None
+    retention: Policy = field(default_factory=Policy)
+    prune_seconds: float = 60.0
     log_level: str = "info"
     access_log: bool = False
 
@@ -197,7 +200,8 @@ def serve(cfg: ServerConfig) -> None:
                     max_streams=streams, header_timeout=cfg.header_timeout)
     app = create_app(hub, no_auth=cfg.no_auth, max_body_bytes=cfg.max_body_bytes, sweep_seconds=cfg.sweep_seconds,
                      retry_after=cfg.retry_after, rate_limit=cfg.rate_limit, rate_burst=cfg.rate_burst, limits=limits,
-                     loopback_only=cfg.no_auth and is_loopback(cfg.host))
+                     loopback_only=cfg.no_auth and is_loopback(cfg.host), retention=cfg.retention,
+                     prune_seconds=cfg.prune_seconds)
     app.state.max_connections = connections
     log.info("file descriptors: %d; connections at once: %d; streams and long-polls: %d", fd_limit, connections,
              streams)

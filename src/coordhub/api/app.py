@@ -35,6 +35,7 @@ from coordhub.api.routes import (
 )
 from coordhub.api.streams import StreamSlots
 from coordhub.core.hub import Hub
+from coordhub.core.retention import Policy, Pruner
 from coordhub.errors import Unavailable
 from coordhub.web import mount as mount_web
 
@@ -69,6 +70,18 @@ async def _reconcile_forever(app: FastAPI, hub: Hub, every: float) -> None:
             log.exception("orchestrator reconcile failed")
 
 
+async def _prune_forever(hub: Hub, pruner: Pruner, every: float) -> None:
+    """Remove what is past retention every ``every`` seconds (see ``coordhub.core.retention``)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await pruner.run_pass(hub.store, hub.clock.now)
+        except Unavailable:
+            pass
+        except Exception:  # keep pruning; the error is logged for the operator
+            log.exception("pruning failed")
+
+
 async def _follow_forever(hub: Hub) -> None:
     """Pick up events committed by other hub processes on a shared database (and any the feed missed).
 
@@ -87,7 +100,8 @@ async def _follow_forever(hub: Hub) -> None:
 
 def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_576,
                sweep_seconds: float = 5.0, retry_after: int = 30, rate_limit: float = 0.0,
-               rate_burst: int = 200, limits: Limits | None = None, loopback_only: bool | None = None) -> FastAPI:
+               rate_burst: int = 200, limits: Limits | None = None, loopback_only: bool | None = None,
+               retention: Policy | None = None, prune_seconds: float = 0.0) -> FastAPI:
     """Build the HTTP app over an opened hub.
 
     The caller owns the store's lifecycle (open before serving, close after).
@@ -99,9 +113,12 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     answers only requests whose ``Host`` is a loopback name (DNS-rebinding
     protection, :mod:`coordhub.api.hosts`); ``None`` means ``no_auth``, and
     ``coord serve`` passes whether a ``--no-auth`` hub listens on loopback.
-    A cross-origin ``Origin`` is refused always.
+    A cross-origin ``Origin`` is refused always. ``retention`` says what the
+    pruner keeps (default :class:`Policy`); it runs every ``prune_seconds``
+    (0, the default here, leaves it off: ``coord serve`` passes 60).
     """
     limits = limits or Limits()
+    pruner = Pruner(retention or Policy(), hub.stream_cursors)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -112,6 +129,8 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
         if sweep_seconds > 0:
             tasks.append(asyncio.create_task(_sweep_forever(hub, sweep_seconds)))
             tasks.append(asyncio.create_task(_reconcile_forever(app, hub, sweep_seconds)))
+        if prune_seconds > 0:
+            tasks.append(asyncio.create_task(_prune_forever(hub, pruner, prune_seconds)))
         try:
             yield
         finally:
@@ -126,6 +145,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
                   description="Coordination hub for fleets of AI coding-agent sessions: messages, fenced leases, "
                               "todos, workflows, components, halt. The seed-001 protocol under /api/coord/.")
     app.state.hub = hub
+    app.state.pruner = pruner
     app.state.up_since = hub.clock.now()
     app.state.heartbeats = Heartbeats(hub)
     app.state.auth = Authenticator(hub, no_auth=no_auth, limiter=RateLimiter(rate_limit, rate_burst))

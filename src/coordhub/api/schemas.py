@@ -273,11 +273,19 @@ class ClientEvent(Strict):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class EventGap(Out):
+    """Events after ``after`` up to ``pruned_through`` were removed by retention before they were read."""
+
+    after: int
+    pruned_through: int
+
+
 class NotificationsOut(Out):
     """The caller's events after its notification cursor."""
 
     cursor: int
     events: list[EventOut]
+    gap: EventGap | None = None
 
 
 class NotificationsAck(Strict):

@@ -39,11 +39,20 @@ def serve(
     keepalive_timeout: int = opt("keepalive_timeout", min=1),
     sweep_seconds: float = opt("sweep_seconds", min=0.0),
     stale_after_hours: float = opt("stale_after_hours", min=0.0, max=24.0 * 365),
+    retain_events_hours: float = opt("retain_events_hours", min=0.0),
+    retain_messages_hours: float = opt("retain_messages_hours", min=0.0),
+    retain_leases_hours: float = opt("retain_leases_hours", min=0.0),
+    retain_idempotency_hours: float = opt("retain_idempotency_hours", min=0.0),
+    retain_assignments_hours: float = opt("retain_assignments_hours", min=0.0),
+    cursor_hold_hours: float = opt("cursor_hold_hours", min=0.0),
+    prune_seconds: float = opt("prune_seconds", min=0.0),
+    prune_batch: int = opt("prune_batch", min=1, max=10_000),
     escalation_session: str | None = opt("escalation_session"),
     log_level: str = opt("log_level"),
     access_log: bool = opt("access_log"),
 ) -> None:
     """Run the hub (SQLite in the data dir by default). First start creates the data dir and admin.token."""
+    from coordhub.core.retention import Policy
     from coordhub.server import ServerConfig, StartupError
     from coordhub.server import serve as run
 
@@ -60,6 +69,12 @@ def serve(
                        event_ring_bytes=event_ring_bytes, streams_per_token=streams_per_token,
                        max_connections=max_connections, header_timeout=header_timeout,
                        keepalive_timeout=keepalive_timeout,
+                       retention=Policy(events_hours=retain_events_hours, messages_hours=retain_messages_hours,
+                                        leases_hours=retain_leases_hours,
+                                        idempotency_hours=retain_idempotency_hours,
+                                        assignments_hours=retain_assignments_hours,
+                                        cursor_hold_hours=cursor_hold_hours, batch=prune_batch),
+                       prune_seconds=prune_seconds,
                        escalation_session=escalation_session,
                        log_level=log_level.lower(), access_log=access_log)
     try:

@@ -32,6 +32,7 @@ from coordhub.core import halt, idempotency, leases, messages, pause
 from coordhub.core.bus import RING_BYTES, EventBus
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
+from coordhub.core.retention import StreamCursors
 from coordhub.errors import Conflict
 from coordhub.store.base import Store
 from coordhub.store.tx import Tx
@@ -71,6 +72,8 @@ class Hub:
         self._following: asyncio.Future[None] | None = None
         self._follow_again = False
         self.hub_id: str | None = None  # read from the store (hub_meta) by the first /health or at start
+        #: Positions of the event streams open on this process: the pruner keeps what they still need.
+        self.stream_cursors = StreamCursors()
 
     async def start_bus(self, ring_bytes: int = RING_BYTES) -> EventBus:
         """Create the event bus (its ring holding about ``ring_bytes``) and feed it from every commit.
@@ -211,12 +214,11 @@ class Hub:
 
     def _sweep_unit(self, tx: Tx) -> dict[str, int]:
         now = self.clock.now()
-        idempotency.purge(tx, now)
         return {"expired_leases": leases.expire_due(tx, now),
                 **messages.process_ack_deadlines(tx, now, self.escalation_session)}
 
     async def sweep(self) -> dict[str, int]:
-        """Record expired leases, redeliver or dead-letter unacked messages, forget old idempotency records.
+        """Record expired leases, redeliver or dead-letter unacked messages (old records go to the pruner).
 
         Returns the counts (``expired_leases``, ``redelivered``, ``dead_lettered``).
         """

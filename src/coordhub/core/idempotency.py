@@ -6,7 +6,7 @@ neither does. A replay with a different request (method, path or body) is
 refused with 422, as the IETF draft "The Idempotency-Key HTTP Header Field"
 specifies. Only successful responses are stored: a request that failed had no
 effect, so retrying it with the same key simply tries again. Records are kept
-at least :data:`RETENTION_SECONDS`.
+``retain_idempotency_hours`` (7 days by default; ``coordhub.core.retention``).
 
 Secrets are never kept (issue 7): a response that carries one is a
 :class:`SecretBody`, and what is stored for its replays is the same record
@@ -24,7 +24,6 @@ from typing import Any
 from coordhub.errors import IdempotencyKeyReused, Invalid
 from coordhub.store.tx import Tx
 
-RETENTION_SECONDS = 7 * 24 * 3600.0
 MAX_KEY = 200
 
 
@@ -98,7 +97,3 @@ def remember(tx: Tx, scope: str, req: IdempotentRequest, status: int, body: Any,
     tx.idempotency.put({"scope": scope, "key": req.key, "request_hash": req.fingerprint, "status": status,
                         "body": json.dumps(body, separators=(",", ":")), "created_at": now})
 
-
-def purge(tx: Tx, now: float) -> int:
-    """Forget records older than the retention period; return how many."""
-    return tx.idempotency.purge(now - RETENTION_SECONDS)

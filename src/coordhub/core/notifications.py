@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordhub.core import events
+from coordhub.core import events, retention
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid
 from coordhub.store.tx import Tx
@@ -21,11 +21,16 @@ MAX_LIMIT = 1000
 
 
 def pending(tx: Tx, session_id: str, limit: int = 100) -> dict[str, Any]:
-    """Events for the session after its notification cursor, oldest first, and that cursor."""
+    """Events for the session after its notification cursor, oldest first, that cursor, and ``gap``.
+
+    ``gap`` is ``{"after": cursor, "pruned_through": N}`` when events after
+    the cursor were pruned by retention (some of them may have been for the
+    session: it was not live while they aged out), else None.
+    """
     row = tx.sessions.get(session_id)
     cursor = int(row["notify_cursor"]) if row else 0
     rows = tx.events.for_target(session_id, cursor, max(1, min(limit, MAX_LIMIT)))
-    return {"cursor": cursor, "events": [events.render(r) for r in rows]}
+    return {"cursor": cursor, "events": [events.render(r) for r in rows], "gap": retention.gap(tx, cursor)}
 
 
 def ack(tx: Tx, actor: Actor, up_to: int, now: float) -> dict[str, Any]:

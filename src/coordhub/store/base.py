@@ -117,6 +117,15 @@ class Store(abc.ABC):
         """
         return None
 
+    def reclaim_unit(self) -> Callable[[Any], int] | None:
+        """A unit of work that returns some free space to the file system and returns how much is left to
+        reclaim (0: done), or None when the backend reclaims space by itself (PostgreSQL's autovacuum).
+
+        Capability of SQLite with incremental auto-vacuum; run it on the writer
+        after pruning, as often as it asks.
+        """
+        return None
+
     async def write(self, fn: Callable[[Any], T]) -> T:
         """``await`` form of :meth:`submit_write` (backends may settle it more cheaply on the loop)."""
         return await asyncio.wrap_future(self.submit_write(fn))

@@ -23,6 +23,8 @@ from coordhub.store.tx import Tx
 
 T = TypeVar("T")
 _SYNC_LEVELS = ("FULL", "NORMAL")
+RECLAIM_PAGES = 64  # free pages one reclaim unit returns to the OS (~50 µs each: a few ms per unit)
+WAL_LIMIT = 64 * 1024 * 1024  # bytes the WAL file is truncated to after a checkpoint
 _COMPANIONS = ("-wal", "-shm", "-journal")
 log = logging.getLogger("coordhub")
 
@@ -99,6 +101,7 @@ class SQLiteStore(ThreadedStore):
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")
         return conn
 
     def _connection(self) -> _Connection:
@@ -143,15 +146,48 @@ class SQLiteStore(ThreadedStore):
         self._make_private()
         conn = self._connect()
         try:
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect at once on a new, empty file
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if mode is None or str(next(iter(mode.values()))).lower() != "wal":
                 raise Unavailable(f"SQLite at {self.path} refused WAL mode")
             conn.execute("PRAGMA secure_delete = ON")
             if self._migrate(conn):
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._make_incremental(conn)
         finally:
             conn.close()
         self._start_writer()
+
+    def _make_incremental(self, conn: sqlite3.Connection) -> None:
+        """Switch a database made by an older hub to incremental auto-vacuum: one VACUUM, once.
+
+        Pages freed by the pruner are then returned to the file system a few
+        at a time (:meth:`reclaim_unit`) instead of only being reused. The
+        VACUUM rewrites the whole file (it needs as much free disk again) and
+        runs before the hub serves; a new database needs none.
+        """
+        row = conn.execute("PRAGMA auto_vacuum").fetchone()
+        if row is not None and int(next(iter(row.values()))) == 2:
+            return
+        size = self.path.stat().st_size / 1e6
+        log.warning("converting %s to incremental auto-vacuum: a one-time VACUUM of %.0f MB", self.path, size)
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        log.warning("converted %s to incremental auto-vacuum", self.path)
+
+    def reclaim_unit(self) -> Callable[[Any], int]:
+        """A unit of work returning up to :data:`RECLAIM_PAGES` free pages to the file system; it returns the
+        free pages left (0: nothing more to reclaim). The file shrinks at the next checkpoint."""
+        def unit(tx: Tx) -> int:
+            ex = tx.ex
+            free = int(next(iter((ex.one("PRAGMA freelist_count") or {"n": 0}).values())))
+            # Python's sqlite3 steps a PRAGMA once, and one step of incremental_vacuum frees one page.
+            for _ in range(min(free, RECLAIM_PAGES)):
+                ex.execute("PRAGMA incremental_vacuum(1)")
+            return max(0, free - RECLAIM_PAGES)
+
+        return unit
 
     def _make_private(self) -> None:
         """The database and its companions 0600, directories created for it 0700 (issue 7, point 6)."""

@@ -10,6 +10,7 @@ from coordhub.store.tables.messages import Messages
 from coordhub.store.tables.orchestrator import AssignmentLogs, Assignments, Attempts, Hosts, OrchestratorState
 from coordhub.store.tables.pipeline import StageRuns
 from coordhub.store.tables.records import Components, Todos, Workflows, WorkItems
+from coordhub.store.tables.retention import Retention
 from coordhub.store.tables.sessions import Sessions
 from coordhub.store.tables.system import Events, Halts, Idempotency, Meta
 from coordhub.store.tables.tokens import Tokens
@@ -47,6 +48,7 @@ class Tx:
         self.imported = Imported(ex)
         self.web_sessions = WebSessions(ex)
         self.stage_runs = StageRuns(ex)
+        self.retention = Retention(ex)
 
     def ping(self) -> bool:
         """True when a trivial query succeeds (used by /health)."""

@@ -14,7 +14,7 @@ from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
 from coordhub.api.schemas import ClientEvent, EventOut, NotificationsAck, NotificationsOut
-from coordhub.core import events, notifications
+from coordhub.core import events, notifications, retention
 from coordhub.core.halt import Exempt
 from coordhub.core.hub import Hub
 from coordhub.errors import Invalid
@@ -70,32 +70,53 @@ def _chunks(rows: list[Row], keep: Callable[[Row], bool]) -> Iterator[str]:
 def _catch_up(cursor: int, keep: Callable[[Row], bool]) -> Callable[[Tx, float], tuple[int, list[str]]]:
     """A read of the next page after ``cursor`` from the store, rendered on the reader thread (off the loop)."""
     def page(tx: Tx, now: float) -> tuple[int, list[str]]:
+        gap = retention.gap(tx, cursor)
+        if gap is not None:  # pruned past this cursor: say so, then go on from the pruned bound
+            return gap["pruned_through"], [retention.gap_frame(gap)]
         rows = tx.events.page(cursor, PAGE, PAGE_BYTES)
         return (rows[-1]["id"] if rows else cursor), list(_chunks(rows, keep))
 
     return page
 
 
-async def _stream(h: Hub, cursor: int, keep: Callable[[Row], bool]) -> AsyncIterator[str]:
-    """The SSE body: catch up in pages of bounded bytes (from the ring, else the store), then follow live."""
+async def _stream(h: Hub, cursor: int, keep: Callable[[Row], bool], viewer: str) -> AsyncIterator[str]:
+    """The SSE body: catch up in pages of bounded bytes (from the ring, else the store), then follow live.
+
+    Its position is registered with the hub's stream cursors while it runs,
+    and recorded as ``viewer``'s stream cursor when it ends, so the pruner
+    keeps what this stream and its resume need (``coordhub.core.retention``).
+    """
     bus = h.bus
     assert bus is not None
-    yield "retry: 2000\n: connected\n\n"
-    while True:
-        rows = bus.since(cursor)
-        if rows is None:  # fell behind the in-memory ring: catch up from the store
-            cursor, chunks = await h.query_off_loop(_catch_up(cursor, keep))
-            for chunk in chunks:
-                yield chunk
-            continue
-        if rows:
-            rows = rows[:PAGE]
-            cursor = rows[-1]["id"]
-            for chunk in _chunks(rows, keep):
-                yield chunk
-            continue
-        if not await bus.wait(cursor, PING_SECONDS):
-            yield ": ping\n\n"
+    handle = h.stream_cursors.open(cursor)
+    try:
+        yield "retry: 2000\n: connected\n\n"
+        while True:
+            h.stream_cursors.move(handle, cursor)
+            rows = bus.since(cursor)
+            if rows is None:  # fell behind the in-memory ring: catch up from the store
+                cursor, chunks = await h.query_off_loop(_catch_up(cursor, keep))
+                for chunk in chunks:
+                    yield chunk
+                continue
+            if rows:
+                rows = rows[:PAGE]
+                cursor = rows[-1]["id"]
+                for chunk in _chunks(rows, keep):
+                    yield chunk
+                continue
+            if not await bus.wait(cursor, PING_SECONDS):
+                yield ": ping\n\n"
+    finally:
+        h.stream_cursors.close(handle)
+        if viewer:
+            _record_end(h, viewer, cursor)
+
+
+def _record_end(h: Hub, viewer: str, cursor: int) -> None:
+    """Record where a stream ended, without waiting (it runs as the stream is torn down)."""
+    future = h.store.submit_write(lambda tx: retention.record_stream_end(tx, viewer, cursor, h.clock.now()))
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())  # a store outage only loses a hint
 
 
 @router.get("/events", response_class=StreamingResponse, responses={
@@ -120,7 +141,7 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=2**6
                                                                      session_id)
 
     release = streams.slots(request).acquire(streams.key(who, request))
-    return streams.HeldStream(_stream(h, cursor, keep), release, media_type="text/event-stream",
+    return streams.HeldStream(_stream(h, cursor, keep, viewer), release, media_type="text/event-stream",
                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
@@ -137,7 +158,9 @@ async def audit(request: Request, after: int = Query(0, ge=0, le=2**62), limit: 
     """The event log as JSON, oldest first after ``after`` (what the caller may see).
 
     At most ``limit`` events and about 4 MiB of payload per answer (at least
-    one event); page on with ``after`` set to the last id received.
+    one event); page on with ``after`` set to the last id received. When
+    events after ``after`` were pruned, the ``Coord-Gap`` header carries the
+    pruned bound (the answer starts after it).
     """
     viewer, admin = _viewer(who)
     prefixes = _kinds(kinds)
@@ -158,7 +181,12 @@ async def audit(request: Request, after: int = Query(0, ge=0, le=2**62), limit: 
                         break
         return out
 
-    return JSONResponse(await hub(request).query_off_loop(page))
+    def with_gap(tx: Any, now: float) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+        return page(tx, now), retention.gap(tx, after)
+
+    out, gap = await hub(request).query_off_loop(with_gap)
+    headers = {"Coord-Gap": str(gap["pruned_through"])} if gap is not None else None
+    return JSONResponse(out, headers=headers)
 
 
 @router.post("/events", status_code=201, response_model=EventOut, responses=responses(*WRITE_ERRORS))

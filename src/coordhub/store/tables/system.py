@@ -14,6 +14,11 @@ class Meta(Table):
         row = self.ex.one("SELECT value FROM hub_meta WHERE key = ?", (key,))
         return str(row["value"]) if row is not None else None
 
+    def put(self, key: str, value: str) -> None:
+        """Set the value of ``key`` (inserting or replacing it)."""
+        self.ex.execute("INSERT INTO hub_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                        "SET value = excluded.value", (key, value))
+
 
 class Halts(Table):
     """The ``halts`` table: a row present means that scope is halted."""
@@ -94,7 +99,3 @@ class Idempotency(Table):
     def put(self, row: Row) -> None:
         """Store the first response of a key."""
         self.insert("idempotency", row)
-
-    def purge(self, before: float) -> int:
-        """Delete records created before ``before``; return how many."""
-        return self.ex.execute("DELETE FROM idempotency WHERE created_at < ?", (before,))

@@ -1,0 +1,4 @@
+-- Retention (issue 14 point 4): where a session's last event stream ended, so the pruner keeps the
+-- events its resume needs, and an index that finds ended leases oldest first without a scan.
+ALTER TABLE sessions ADD COLUMN stream_cursor INTEGER;
+CREATE INDEX leases_ended ON leases (updated_at) WHERE state <> 'active';
