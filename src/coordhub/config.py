@@ -99,7 +99,7 @@ SETTINGS: tuple[Setting, ...] = (
             "(0: every session holds its cursors forever).", "server"),
     Setting("prune_seconds", float, 60.0, "How often the pruner removes what is past retention, in batches "
             "(0 turns the pruner off).", "server"),
-    Setting("prune_batch", int, 500, "Most rows one pruning batch removes (one short transaction on the "
+    Setting("prune_batch", int, 200, "Most rows one pruning batch removes (one short transaction on the "
             "writer).", "server"),
     Setting("stale_after_hours", float, 2.0, "Hours without activity of its holder (no heartbeat, renewal or "
             "write) after which any session may release a no-expiry lease (ttl_hours 0) as a stale takeover: "

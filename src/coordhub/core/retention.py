@@ -80,7 +80,7 @@ class Policy(NamedTuple):
     idempotency_hours: float = 168.0
     assignments_hours: float = 720.0
     cursor_hold_hours: float = 24.0
-    batch: int = 500
+    batch: int = 200
     pause: float = 0.005
 
     def before(self, hours: float, now: float) -> float | None:
@@ -243,10 +243,13 @@ class Pruner:
     async def _reclaim(self, store: Any) -> None:
         """Return freed pages to the file system where the backend needs it done (SQLite), a few per batch."""
         unit = store.reclaim_unit()
+        if unit is None:
+            return
         for _ in range(RECLAIM_BATCHES):
-            if unit is None or not await self._timed(store, unit):  # 0 pages left
-                return
+            if not await self._timed(store, unit):  # 0 pages left
+                break
             await asyncio.sleep(self.policy.pause)
+        await asyncio.to_thread(store.checkpoint)
 
     async def _drain(self, store: Any, unit: Callable[[Tx], int]) -> int:
         """Run ``unit`` until it removes fewer than a batch; return the total removed."""

@@ -126,6 +126,11 @@ class Store(abc.ABC):
         """
         return None
 
+    def checkpoint(self) -> None:
+        """Blocking: make what :meth:`reclaim_unit` freed visible to the file system (SQLite: a PASSIVE WAL
+        checkpoint); a no-op where the backend needs none. Never waits for readers or the writer."""
+        return None
+
     async def write(self, fn: Callable[[Any], T]) -> T:
         """``await`` form of :meth:`submit_write` (backends may settle it more cheaply on the loop)."""
         return await asyncio.wrap_future(self.submit_write(fn))

@@ -176,6 +176,16 @@ class SQLiteStore(ThreadedStore):
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         log.warning("converted %s to incremental auto-vacuum", self.path)
 
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file without waiting for anyone (PASSIVE) on a connection of its own;
+        when every frame is copied SQLite truncates the file to its pages, so space :meth:`reclaim_unit` freed
+        reaches the file system even when too little was written since to trigger the automatic checkpoint."""
+        conn = self._connect()
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()
+
     def reclaim_unit(self) -> Callable[[Any], int]:
         """A unit of work returning up to :data:`RECLAIM_PAGES` free pages to the file system; it returns the
         free pages left (0: nothing more to reclaim). The file shrinks at the next checkpoint."""
