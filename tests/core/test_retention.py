@@ -211,7 +211,8 @@ def test_finished_assignments_go_with_attempts_logs_and_stage_runs(api: Api) -> 
     assert left == {"a3", "a4", "a5", "a6", "in-review", "rerun"}
     for table in ("assignment_attempts", "assignment_logs", "stage_runs"):
         assert count(api, f"SELECT COUNT(*) FROM {table} WHERE assignment_id NOT IN (SELECT id FROM assignments)") == 0
-    assert count(api, "SELECT COUNT(*) FROM assignment_logs") == 6 and count(api, "SELECT COUNT(*) FROM stage_runs") == 2
+    assert count(api, "SELECT COUNT(*) FROM assignment_logs") == 6
+    assert count(api, "SELECT COUNT(*) FROM stage_runs") == 2
 
 
 def test_zero_keeps_a_kind_forever(api: Api, fleet: dict[str, dict[str, str]]) -> None:
