@@ -18,16 +18,16 @@ export function BoardView() {
       ${s.paused ? html`<p class="banner warn" role="status">Dispatch paused: ${s.paused.reason || ""}</p>` : null}
       <p class="count">${s.totals.running} running · ${s.totals.queued} queued · $${s.totals.cost_usd.toFixed(2)} spent</p>
       ${s.assignments.filter((a) => WAITING.includes(a.state)).map((a) => html`<div class="banner warn" key=${"w" + a.id}>
-        <strong>${a.state === "stuck" ? "Stuck" : "Needs input"}: ${a.repo}#${a.issue}</strong> ${a.title || ""}
-        <q>${a.reason || a.status_line || "no question recorded"}</q>
+        <strong>${a.state === "stuck" ? "Stuck" : "Needs input"}: ${a.repo}#${a.issue}</strong> ${a.title || ""}${" "}
+        <q>${a.reason || a.status_line || "no question recorded"}</q>${" "}
         <button type="button" class="link" onClick=${() => setLogOf(a.id)}>Log</button></div>`)}
       <h3>Machines</h3>
-      <table class="grid"><thead><tr><th scope="col">Machine</th><th scope="col">State</th><th scope="col">Slots</th>
+      <div class="scroll"><table class="grid"><thead><tr><th scope="col">Machine</th><th scope="col">State</th><th scope="col">Slots</th>
         <th scope="col">Running</th><th scope="col">Heartbeat</th><th scope="col">Cost today</th></tr></thead>
       <tbody>${s.machines.map((m) => html`<tr key=${m.machine}><td>${m.machine}</td>
         <td><${Badge} kind=${m.state}>${m.state}</${Badge}></td><td class="num">${m.free_slots} free of ${m.slots}</td>
         <td class="num">${m.running}</td><td><${Time} iso=${m.last_heartbeat} now=${now} /></td>
-        <td class="num">$${m.cost_today_usd.toFixed(2)}</td></tr>`)}</tbody></table>
+        <td class="num">$${m.cost_today_usd.toFixed(2)}</td></tr>`)}</tbody></table></div>
       <h3>Queue (${s.queue.length})</h3>
       ${s.queue.length ? html`<ol class="list">${s.queue.map((a) => html`<li key=${a.id}>${a.repo}#${a.issue} ${a.title || ""}
         <span class="meta">${a.model} · ${a.machine || "any machine"} · queued <${Time} iso=${a.queued_at} now=${now} /></span></li>`)}</ol>`
@@ -41,7 +41,7 @@ export function BoardView() {
 function Assignments({ rows, now, onLog }) {
   if (!rows.length) return html`<p class="state empty">No assignments yet.</p>`;
   const sorted = [...rows].sort((a, b) => STATE_ORDER.indexOf(a.state) - STATE_ORDER.indexOf(b.state));
-  return html`<table class="grid"><thead><tr><th scope="col">Issue</th><th scope="col">State</th><th scope="col">Machine</th>
+  return html`<div class="scroll"><table class="grid"><thead><tr><th scope="col">Issue</th><th scope="col">State</th><th scope="col">Machine</th>
     <th scope="col">Model</th><th scope="col">Cost</th><th scope="col">Last tool</th><th scope="col">Progress</th>
     <th scope="col">Updated</th><th scope="col">Log</th></tr></thead>
   <tbody>${sorted.map((a) => html`<tr key=${a.id} class=${WAITING.includes(a.state) ? "attention" : ""}>
@@ -51,7 +51,7 @@ function Assignments({ rows, now, onLog }) {
     <td class="mono">${a.last_tool || ""}${a.last_file ? " " + a.last_file : ""}</td>
     <td>${a.progress || a.status_line || ""}</td><td><${Time} iso=${a.updated_at} now=${now} /></td>
     <td><button type="button" class="link" onClick=${() => onLog(a.id)} aria-label=${"Log of " + a.repo + "#" + a.issue}>Log</button></td>
-  </tr>`)}</tbody></table>`;
+  </tr>`)}</tbody></table></div>`;
 }
 
 /** The relayed log of one assignment, read on from its offset whenever that assignment reports. */

@@ -20,23 +20,23 @@ export function ConversationsView() {
           <option value="released" selected=${state === "released"}>released</option>
           <option value="" selected=${state === ""}>all</option></select></label>
       </form>
-      <${Loaded} res=${list} empty="No conversations.">${(rows) => html`<table class="grid">
+      <${Loaded} res=${list} empty="No conversations.">${(rows) => html`<div class="scroll"><table class="grid">
         <thead><tr><th scope="col">Title</th><th scope="col">Project</th><th scope="col">Participants</th>
           <th scope="col">Seq</th><th scope="col">Pending</th><th scope="col">Updated</th></tr></thead>
         <tbody>${rows.map((c) => html`<tr key=${c.conversation_id}>
           <td><button type="button" class="link" onClick=${() => setOpen(c.conversation_id)}>${c.title || c.conversation_id}</button></td>
           <td>${c.project}</td><td>${(c.participants || []).join(", ")}</td><td class="num">${c.last_sequence}</td>
           <td>${c.pending ? html`<${Badge} kind="high">${c.pending}</${Badge}>` : "0"}</td>
-          <td><${Time} iso=${c.updated_at} now=${now} /></td></tr>`)}</tbody></table>`}</${Loaded}>
+          <td><${Time} iso=${c.updated_at} now=${now} /></td></tr>`)}</tbody></table></div>`}</${Loaded}>
       ${open ? html`<${Turns} id=${open} now=${now} onClose=${() => setOpen(null)} />` : null}
     </div>
     <div>
       <h3>Pending turns per project</h3>
-      <${Loaded} res=${addresses} empty="No project has declared a conversation address.">${(rows) => html`<table class="grid">
+      <${Loaded} res=${addresses} empty="No project has declared a conversation address.">${(rows) => html`<div class="scroll"><table class="grid">
         <thead><tr><th scope="col">Address</th><th scope="col">Sessions</th><th scope="col">Pending</th></tr></thead>
         <tbody>${rows.map((a) => html`<tr key=${a.address}><td>${a.address}</td>
           <td>${(a.sessions || []).map((s) => s.session_id).join(", ")}</td>
-          <td>${a.pending ? html`<${Badge} kind="high">${a.pending}</${Badge}>` : "0"}</td></tr>`)}</tbody></table>`}</${Loaded}>
+          <td>${a.pending ? html`<${Badge} kind="high">${a.pending}</${Badge}>` : "0"}</td></tr>`)}</tbody></table></div>`}</${Loaded}>
     </div>
   </section>`;
 }

@@ -97,7 +97,7 @@ function Compose({ reply, onDone }) {
     <label>Body <textarea name="body" rows="5" maxlength="524288"></textarea></label>
     <label>Project <input name="project" placeholder="optional" /></label>
     <div class="row">
-      <label>Importance <select name="importance">${IMPORTANCE.map((i) => html`<option selected=${i === "normal"}>${i}</option>`)}</select></label>
+      <label>Importance <select name="importance">${IMPORTANCE.map((i) => html`<option value=${i} selected=${i === "normal"}>${i}</option>`)}</select></label>
       <label><input type="checkbox" name="ack" /> Ack required</label>
     </div>
     <p class="buttons"><button type="submit" class="primary" disabled=${busy}>Send</button>

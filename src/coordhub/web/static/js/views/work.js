@@ -22,9 +22,9 @@ function Todos({ now }) {
   const res = useResource(() => call("GET", "/todos?status=" + status), ["todo."], [status]);
   return html`<div class="card"><h3>Todos</h3>
     <label>Status <select onChange=${(e) => setStatus(e.currentTarget.value)}>
-      ${["pending", "done", "all"].map((s) => html`<option selected=${s === status}>${s}</option>`)}</select></label>
+      ${["pending", "done", "all"].map((s) => html`<option value=${s} selected=${s === status}>${s}</option>`)}</select></label>
     <${Loaded} res=${res} empty="No todos.">${(rows) => html`<ul class="list">${rows.slice(0, 500).map((t) => html`
-      <li key=${t.id}><${Badge} kind=${t.status === "done" ? "ok" : ""}>${t.status}</${Badge}> ${t.text}
+      <li key=${t.id}><${Badge} kind=${t.status === "done" ? "ok" : ""}>${t.status}</${Badge}> ${t.text}${" "}
         <span class="meta">${t.project_key || ""} · ${t.created_by} · <${Time} iso=${t.created_at} now=${now} /></span></li>`)}</ul>
       ${rows.length > 500 ? html`<p class="meta">and ${rows.length - 500} more (coord todo list)</p>` : null}`}</${Loaded}>
   </div>`;
@@ -36,7 +36,7 @@ function Workflows({ now }) {
   return html`<div class="card"><h3>Workflows</h3>
     <${Loaded} res=${res} empty="No workflows.">${(rows) => html`<ul class="list">${rows.map((w) => html`
       <li key=${w.id}><button type="button" class="link" aria-expanded=${open === w.id}
-          onClick=${() => setOpen(open === w.id ? null : w.id)}>${w.name}</button>
+          onClick=${() => setOpen(open === w.id ? null : w.id)}>${w.name}</button>${" "}
         <${Badge} kind=${w.status}>${w.status}</${Badge}> <span class="meta">${w.project_key} · <${Time} iso=${w.updated_at} now=${now} /></span>
         ${open === w.id ? html`<${Items} id=${w.id} />` : null}</li>`)}</ul>`}</${Loaded}>
   </div>`;
@@ -45,11 +45,11 @@ function Workflows({ now }) {
 function Items({ id }) {
   const res = useResource(() => call("GET", "/workflows/" + encodeURIComponent(id)), ["work_item.", "workflow."], [id]);
   return html`<${Loaded} res=${res} isEmpty=${(w) => !w.work_items.length} empty="No work items.">${(w) => html`
-    <table class="grid"><thead><tr><th scope="col">Item</th><th scope="col">Status</th><th scope="col">Priority</th>
+    <div class="scroll"><table class="grid"><thead><tr><th scope="col">Item</th><th scope="col">Status</th><th scope="col">Priority</th>
       <th scope="col">Assigned to</th></tr></thead>
     <tbody>${w.work_items.map((i) => html`<tr key=${i.id}><td>${i.title}</td>
       <td><${Badge} kind=${i.status}>${i.status}</${Badge}></td><td class="num">${i.priority}</td>
-      <td>${i.assigned_to || ""}</td></tr>`)}</tbody></table>`}</${Loaded}>`;
+      <td>${i.assigned_to || ""}</td></tr>`)}</tbody></table></div>`}</${Loaded}>`;
 }
 
 function Components({ now }) {
@@ -58,7 +58,7 @@ function Components({ now }) {
   const history = useResource(() => call("GET", "/audit?kinds=component.set&limit=1000&after=" +
                                           Math.max(0, me.lastEventId - HISTORY_WINDOW)), ["component."]);
   return html`<div class="card"><h3>Components</h3>
-    <${Loaded} res=${res} empty="No component states recorded.">${(rows) => html`<table class="grid">
+    <${Loaded} res=${res} empty="No component states recorded.">${(rows) => html`<div class="scroll"><table class="grid">
       <thead><tr><th scope="col">Project</th><th scope="col">Component</th><th scope="col">State</th>
         <th scope="col">Version</th><th scope="col">By</th><th scope="col">Updated</th></tr></thead>
       <tbody>${rows.map((c) => {
@@ -67,13 +67,12 @@ function Components({ now }) {
                                                       e.subject_id === c.component).reverse();
         return html`<tr key=${key}><td>${c.project_key}</td>
           <td><button type="button" class="link" aria-expanded=${open === key}
-            onClick=${() => setOpen(open === key ? null : key)}>${c.component}</button>
-            ${open === key ? html`<ol class="history">${past.length ? past.map((e) => html`<li key=${e.id}>
-              <${Badge} kind=${e.payload.state}>${e.payload.state}</${Badge}> ${e.payload.version || ""}
-              by ${e.session_id} <${Time} iso=${e.created_at} now=${now} /></li>`)
-              : html`<li class="muted">No recent history.</li>`}</ol>` : null}</td>
+            onClick=${() => setOpen(open === key ? null : key)}>${c.component}</button></td>
           <td><${Badge} kind=${c.state}>${c.state}</${Badge}></td><td>${c.version || ""}</td>
-          <td>${c.updated_by}</td><td><${Time} iso=${c.updated_at} now=${now} /></td></tr>`;
-      })}</tbody></table>`}</${Loaded}>
+          <td>${c.updated_by}</td><td><${Time} iso=${c.updated_at} now=${now} /></td></tr>
+          ${open === key ? html`<tr key=${key + "/history"} class="history"><td colspan="6"><ol class="history">
+            ${past.length ? past.map((e) => html`<li key=${e.id}><${Badge} kind=${e.payload.state}>${e.payload.state}</${Badge}> ${e.payload.version || ""} by ${e.session_id}, <${Time} iso=${e.created_at} now=${now} /></li>`)
+              : html`<li class="muted">No recent history.</li>`}</ol></td></tr>` : null}`;
+      })}</tbody></table></div>`}</${Loaded}>
   </div>`;
 }

@@ -1,0 +1,326 @@
+"""The dashboard in a real browser (issue 13): Debian's Chromium against a real ``coord serve``.
+
+One hub and one browser serve the module; each test opens its own browser
+context (its own cookies). The restart test has a hub of its own.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from coordhub.core import messages
+from coordhub.core.hub import Hub
+from coordhub.core.identity import Actor
+from coordhub.store.sqlite import SQLiteStore
+from tests.conftest import LiveHub, free_port
+from tests.web.conftest import AGENT, OVERSEER, Fleet, open_page
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def test_sign_in_and_a_message_appears_live_without_reload(browser: Any, fleet: Fleet) -> None:
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "messages")
+    page.wait_for_selector("h2#messages-h")
+    assert page.locator(".identity").inner_text().startswith(OVERSEER)
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    subject = f"live check {time.time()}"
+    fleet.call("POST", "/api/coord/messages", AGENT, 201,
+               json={"subject": subject, "body": "b", "to_session": OVERSEER})
+    sent = time.monotonic()
+    page.wait_for_selector(f"text={subject}", timeout=1000)  # the issue's bound: within a second
+    assert time.monotonic() - sent < 1.0
+    assert navigations == []  # no reload
+    # the token is nowhere the page can reach: not in the DOM, URL, storage, or a script-readable cookie
+    token = fleet.token(OVERSEER)
+    assert token not in page.content() and token not in page.url
+    assert page.evaluate("document.cookie") == ""
+    assert token not in page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage)")
+    cookies = page.context.cookies()
+    assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("coord_web", True, "Strict")]
+    assert page.errors == []
+
+
+def test_compose_a_broadcast_from_the_page_and_two_sessions_read_it(browser: Any, fleet: Fleet) -> None:
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "messages")
+    subject = f"fleet notice {time.time()}"
+    page.check("input[name=mode][value=broadcast]")
+    page.fill("input[name=subject]", subject)
+    page.fill("textarea[name=body]", "stop pushing to main for ten minutes")
+    page.select_option("select[name=importance]", "high")
+    page.check("input[name=ack]")
+    page.click("form.compose button[type=submit]")
+    page.wait_for_selector(f"text=Sent “{subject}”")
+    for reader in ("m2/agent", "m3/agent"):
+        inbox = fleet.call("GET", "/api/coord/messages", reader, 200,
+                           params={"to_session": reader, "unread_only": "true"}).json()
+        mine = [m for m in inbox if m["subject"] == subject]
+        assert len(mine) == 1, inbox
+        m = mine[0]
+        assert (m["from_session"], m["broadcast"], m["importance"], m["requires_ack"]) == (OVERSEER, True, "high", True)
+    assert page.errors == []
+
+
+def test_admin_force_releases_a_lease_and_a_non_admin_has_no_such_control(browser: Any, fleet: Fleet) -> None:
+    resource = f"src/force-{time.time_ns()}.py"
+    lease = fleet.call("POST", "/api/coord/locks", AGENT, 201, json={"project_key": "web", "resource": resource}).json()
+    viewer = open_page(browser, fleet.hub.url, fleet.token("m2/agent"), "leases")
+    viewer.wait_for_selector(f"text={resource}")
+    assert viewer.locator("button", has_text="Force-release").count() == 0
+    assert viewer.locator("th", has_text="Admin").count() == 0
+
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "leases")
+    page.fill("input[name=resource]", resource)
+    row = page.locator("tr", has_text=resource)
+    dialogs: list[str] = []
+
+    def confirm(d: Any) -> None:
+        dialogs.append(d.message)
+        d.accept()
+
+    page.on("dialog", confirm)
+    row.locator("button", has_text="Force-release").click()
+    page.wait_for_selector(f"text={resource}", state="detached", timeout=5000)
+    assert len(dialogs) == 1 and AGENT in dialogs[0] and resource in dialogs[0]  # the confirmation names the holder
+    ended = fleet.call("GET", f"/api/coord/locks/{lease['id']}", AGENT, 200).json()
+    assert ended["state"] == "revoked" and ended["released_by"] == OVERSEER
+    # and the API refuses a non-admin whatever the page shows
+    other = fleet.call("POST", "/api/coord/locks", AGENT, 201, json={"project_key": "web", "resource": resource}).json()
+    r = fleet.call("DELETE", f"/api/coord/locks/{other['id']}", "m2/agent", params={"force": "true"})
+    assert r.status_code == 403
+    assert page.errors == [] and viewer.errors == []
+
+
+def test_halt_from_the_page_refuses_writes_then_resume(browser: Any, fleet: Fleet) -> None:
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "fleet")
+    watcher = open_page(browser, fleet.hub.url, fleet.token("m2/agent"), "fleet")
+    assert watcher.locator("button", has_text="Halt fleet").count() == 0  # admin-only control
+    page.on("dialog", lambda d: d.accept())
+    page.click("button:has-text('Halt fleet')")  # no reason: the browser's required check stops it
+    assert fleet.call("GET", "/api/coord/halt", AGENT, 200).json()["halted"] is False
+    page.fill("#halt-reason", "bad deploy <b>rollback</b>")
+    page.click("button:has-text('Halt fleet')")
+    page.wait_for_selector(".banner.halt")
+    watcher.wait_for_selector(".banner.halt", timeout=2000)  # everyone watching sees it live
+    assert "bad deploy <b>rollback</b>" in watcher.locator(".banner.halt").inner_text()
+    r = fleet.call("POST", "/api/coord/todos", AGENT, json={"text": "write during halt"})
+    assert r.status_code == 423, r.text
+    page.click("button:has-text('Resume fleet')")
+    page.wait_for_selector(".banner.halt", state="detached")
+    watcher.wait_for_selector(".banner.halt", state="detached", timeout=2000)
+    fleet.call("POST", "/api/coord/todos", AGENT, 201, json={"text": "write after resume"})
+    assert page.errors == [] and watcher.errors == []
+
+
+def test_hostile_text_renders_as_text(browser: Any, fleet: Fleet) -> None:
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "messages")
+    alerts: list[str] = []
+    page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
+    body = "<script>alert(2)</script><a href='javascript:alert(3)'>x</a>"
+    fleet.call("POST", "/api/coord/messages", AGENT, 201,
+               json={"subject": HOSTILE, "body": body, "to_session": OVERSEER})
+    fleet.call("POST", "/api/coord/locks", AGENT, 201,
+               json={"project_key": "web", "resource": f"x{time.time_ns()}", "description": HOSTILE})
+    link = page.locator("button.msg-subject", has_text=HOSTILE).first
+    link.wait_for()
+    link.click()
+    assert page.locator("pre.body").inner_text() == body
+    page.goto(fleet.hub.url + "/#/leases")
+    page.wait_for_selector(f"td:has-text('{HOSTILE}')")
+    page.goto(fleet.hub.url + "/#/events")
+    page.wait_for_selector("td[data-event-id]")
+    time.sleep(0.3)
+    assert page.locator("img[src=x]").count() == 0 and page.locator("a[href^=javascript]").count() == 0
+    assert page.evaluate("document.scripts.length") == 1  # app.js alone (its imports are modules, not elements)
+    assert alerts == [] and page.errors == []
+
+
+class _Attacker(http.server.BaseHTTPRequestHandler):
+    """A page on another origin (same host, other port: same-site, so SameSite alone would not stop it)."""
+
+    target = ""
+
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        # the classic JSON-by-text/plain form: a cross-origin "simple" request that needs no preflight
+        action = f"{self.target}/api/coord/messages"
+        page = "<p>another origin</p>" if self.path != "/" else (
+                f"<form id=f method=POST enctype=text/plain action='{action}'>"
+                "<input name='{\"subject\":\"csrf-pwned\",\"body\":\"x\",\"to_session\":\"m2/agent\",\"x\":\"' "
+                "value='\"}'></form><script>document.getElementById('f').submit()</script>")
+        data = page.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def attacker(fleet: Fleet) -> Iterator[str]:
+    handler = type("Attacker", (_Attacker,), {"target": fleet.hub.url})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_cross_origin_form_post_with_the_victims_cookie_is_refused(browser: Any, fleet: Fleet,
+                                                                     attacker: str) -> None:
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "messages")
+    evil = page.context.new_page()  # the same browser, signed in: its cookie would go along
+    with evil.expect_response(lambda r: r.url.endswith("/api/coord/messages") and r.request.method == "POST") as got:
+        evil.goto(attacker)
+    response = got.value
+    assert response.status == 403, response.text()
+    assert "cross-origin" in response.text()
+    # a fetch from that origin with credentials fares no better (no-cors: sent, but the answer is unreadable)
+    evil.goto(attacker + "blank")
+    status = evil.evaluate("""async (url) => (await fetch(url + '/api/coord/todos', {method: 'POST',
+        credentials: 'include', mode: 'no-cors', body: '{"text":"csrf-todo"}'})).type""", fleet.hub.url)
+    assert status == "opaque"
+    inbox = fleet.call("GET", "/api/coord/messages", "m2/agent", 200, params={"to_session": "m2/agent"}).json()
+    assert not [m for m in inbox if m["subject"] == "csrf-pwned"]
+    todos = fleet.call("GET", "/api/coord/todos", OVERSEER, 200, params={"status": "all"}).json()
+    assert not [t for t in todos if t["text"] == "csrf-todo"]
+
+
+def test_the_stream_reconnects_after_a_hub_restart_and_shows_what_it_missed(browser: Any, tmp_path: Path) -> None:
+    hub = LiveHub(tmp_path / "hub").start()
+    try:
+        admin = hub.admin_token
+        agent = {"Authorization": f"Bearer {hub.token(AGENT)}"}
+        page = open_page(browser, hub.url, admin, "events")
+        httpx2.post(hub.url + "/api/coord/messages", headers=agent, json={"subject": "before restart", "body": "b"})
+        page.wait_for_selector("text=subject: before restart")
+        hub.stop(9)  # a crash: the stream drops mid-flight
+        page.wait_for_selector(".stream.reconnecting", timeout=10_000)
+        # while the page is cut off, another writer on the same database records events it has not seen
+        store = SQLiteStore(hub.data_dir / "coord.db")
+        store.open()
+        try:
+            offline = Hub(store)
+            for i in range(3):
+                offline.mutate_sync(Actor(AGENT), lambda tx, now, i=i: messages.send(
+                    tx, Actor(AGENT), to_session=None, subject=f"missed {i}", body="b", now=now))
+        finally:
+            store.close()
+        hub.start()  # the page's hub is back on its port
+        page.wait_for_selector(".stream.live", timeout=15_000)
+        for i in range(3):
+            page.wait_for_selector(f"text=subject: missed {i}", timeout=5000)
+        httpx2.post(hub.url + "/api/coord/messages", headers=agent, json={"subject": "after restart", "body": "b"})
+        page.wait_for_selector("text=subject: after restart", timeout=2000)
+        ids = [int(x) for x in page.locator("td[data-event-id]").all_inner_texts()]
+        assert ids == sorted(ids, reverse=True) and len(ids) == len(set(ids))  # nothing twice, newest first
+        assert page.errors == []
+    finally:
+        hub.stop(9)
+
+
+def _populate(fleet: Fleet) -> None:
+    """A small fleet doing things: presence, leases, messages in a thread, work, a conversation, an orchestrator."""
+    from tests.orchestrator.conftest import BASE_CONFIG
+
+    for name in ("laptop/claude-main", "server/claude-main", "server/codex"):
+        fleet.call("POST", "/api/coord/presence/register", name, 200, json={"client": "claude-code"})
+        fleet.call("PUT", "/api/coord/conversations/profile", name, 200,
+                   json={"machine": name.split("/")[0], "project": "api" if name != "server/codex" else "docs"})
+    for name, resource in (("laptop/claude-main", "src/auth/"), ("server/claude-main", "deploy:staging"),
+                           ("server/codex", "docs/**/*.md")):
+        fleet.call("POST", "/api/coord/locks", name, 201,
+                   json={"project_key": "api", "resource": resource, "description": "refactor", "ttl_hours": 1})
+    first = fleet.call("POST", "/api/coord/messages", "laptop/claude-main", 201, json={
+        "subject": "Ready for review: auth refactor", "body": "Branch issue-42; tests pass.",
+        "importance": "high", "requires_ack": True, "message_type": "READY_FOR_REVIEW"}).json()
+    fleet.call("POST", "/api/coord/messages", "server/codex", 201, json={
+        "subject": "Re: Ready for review: auth refactor", "body": "Looks good.", "to_session": OVERSEER,
+        "thread_id": first["id"], "reply_to": first["id"]})
+    fleet.call("POST", "/api/coord/todos", "laptop/claude-main", 201, json={"text": "Rotate the staging keys",
+                                                                            "project_key": "api"})
+    wf = fleet.call("POST", "/api/coord/workflows", OVERSEER, 201, json={"project_key": "api", "name": "Release 2.1",
+                                                                         "status": "active"}).json()
+    fleet.call("POST", "/api/coord/work-items", OVERSEER, 201, json={
+        "workflow_id": wf["id"], "title": "Changelog", "status": "in_progress", "assigned_to": "server/codex"})
+    for state in ("building", "deployed"):
+        fleet.call("PUT", "/api/coord/components", "server/claude-main", 200,
+                   json={"project_key": "api", "component": "gateway", "state": state, "version": "2.1.0"})
+    fleet.call("POST", "/api/coord/conversations/turns", "laptop/claude-main", 201, json={
+        "to": "server.api", "conversation_id": "auth-handoff", "type": "request", "title": "Hand over the auth work",
+        "body": "* Request\nPlease take over =src/auth/= after 17:00."})
+    fleet.call("PUT", "/api/coord/orchestrator/config", OVERSEER, 200, json=BASE_CONFIG)
+    host = fleet.headers("laptop/agent")
+    reg = httpx2.post(fleet.hub.url + "/api/coord/orchestrator/hosts/register", headers=host, json={
+        "machine": "laptop", "capabilities": ["python"], "repos": {"api": "/src/api", "lib": "/src/lib"}, "slots": 2})
+    assert reg.status_code == 200, reg.text
+    incarnation = reg.json()["host_incarnation"]
+    for issue, title in ((42, "Fix token refresh"), (43, "Flaky login test"), (44, "Docs for scopes")):
+        fleet.call("POST", "/api/coord/orchestrator/assignments", OVERSEER, 201,
+                   json={"any": True, "repo": "api", "issue": issue, "title": title})
+    jobs = []
+    for _ in range(2):
+        r = httpx2.post(fleet.hub.url + "/api/coord/orchestrator/hosts/next", headers=host,
+                        json={"machine": "laptop", "host_incarnation": incarnation, "wait": 0})
+        jobs.append(r.json()["assignment"])
+    report = fleet.hub.url + "/api/coord/orchestrator/assignments/{}/report"
+    httpx2.post(report.format(jobs[0]["id"]), headers=host, json={"attempt": jobs[0]["attempt"], "state": "running",
+                "telemetry": {"cost_usd": 0.42, "turns": 9, "last_tool": "Edit", "last_file": "src/auth/refresh.py"}})
+    httpx2.post(report.format(jobs[1]["id"]), headers=host, json={"attempt": jobs[1]["attempt"],
+                "state": "needs_input", "reason": "Which test database should the login test use?"})
+    httpx2.post(fleet.hub.url + f"/api/coord/orchestrator/assignments/{jobs[0]['id']}/log", headers=host,
+                json={"attempt": jobs[0]["attempt"], "offset": 0,
+                      "text": "Reading src/auth/refresh.py\nRunning tests\n"})
+
+
+VIEWS = {"fleet": "laptop/claude-main", "messages": "Ready for review", "conversations": "Hand over the auth work",
+         "leases": "deploy:staging", "work": "Release 2.1", "board": "Which test database", "events": "lease.granted"}
+
+
+def test_every_view_renders_the_fleet_and_is_pictured(browser: Any, fleet: Fleet, tmp_path: Path) -> None:
+    from tests.web.conftest import screenshot_dir
+
+    _populate(fleet)
+    out = screenshot_dir(tmp_path)
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "fleet")
+    for view, expect in VIEWS.items():
+        page.click(f"nav a[href='#/{view}']")  # keyboard-reachable links, not script-only controls
+        page.wait_for_selector(f"text={expect}", timeout=5000)
+        assert page.locator(".state.error").count() == 0, view
+        if view == "messages":
+            page.click("button.msg-subject >> nth=1")
+            page.wait_for_selector("pre.body")
+        elif view == "conversations":  # one conversation's turns, its org-mode text shown as text
+            page.click("text=Hand over the auth work")
+            page.wait_for_selector("pre.body >> text=Please take over")
+        elif view == "board":  # the relayed log of the running assignment
+            page.click("button[aria-label='Log of api#42']")
+            page.wait_for_selector("pre.log >> text=Running tests")
+        elif view == "work":
+            page.click("text=Release 2.1")
+            page.wait_for_selector("text=Changelog")
+            page.click("button:has-text('gateway')")
+            page.wait_for_selector("ol.history li >> nth=1")  # both states of its history
+        page.screenshot(path=str(out / f"{view}.png"))
+    page.keyboard.press("Tab")  # the first Tab lands on a focusable control
+    assert page.evaluate("document.activeElement.tagName") in ("A", "BUTTON", "INPUT")
+    phone = page.context.new_page()
+    phone.set_viewport_size({"width": 390, "height": 760})
+    phone.goto(fleet.hub.url + "/#/leases")
+    phone.wait_for_selector("text=deploy:staging")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 400  # no sideways scrolling on a phone
+    phone.screenshot(path=str(out / "phone-leases.png"))
+    assert page.errors == []
