@@ -141,7 +141,10 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
+    # No /docs or /redoc: FastAPI's pages run a CDN's script (floating versions) on the origin where the
+    # dashboard's cookie acts as its token, an admin's included. The document stays at /openapi.json.
     app = FastAPI(title="coordhub", version=__version__, lifespan=lifespan, redirect_slashes=False,
+                  docs_url=None, redoc_url=None,
                   description="Coordination hub for fleets of AI coding-agent sessions: messages, fenced leases, "
                               "todos, workflows, components, halt. The seed-001 protocol under /api/coord/.")
     app.state.hub = hub

@@ -1,0 +1,43 @@
+"""Attacks on the dashboard's origin through a real ``coord serve``: what runs beside the web-session cookie.
+
+The cookie (``coord_web``) acts as its token, an admin's included, for any
+script of the hub's origin, which can read the CSRF token from
+``GET /api/coord/web/session`` and then write. So every page the hub serves
+must run only the hub's own code: a page loading a script from another origin
+(FastAPI's stock ``/docs`` and ``/redoc`` take ``swagger-ui-dist@5`` and
+``redoc@2`` from a CDN, floating versions, no integrity) hands that origin
+every signed-in admin's power — e.g. ``POST /api/coord/tokens`` for a new
+admin token.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from tests.conftest import LiveHub
+
+FOREIGN = re.compile(r"""<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
+    h = LiveHub(Path(tmp_path_factory.mktemp("origin")) / "hub").start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def test_no_page_of_the_hub_loads_code_from_another_origin(hub: LiveHub) -> None:
+    for path in ("/", "/docs", "/redoc", "/docs/oauth2-redirect"):
+        r = httpx2.get(hub.url + path)
+        if r.status_code == 404:
+            continue
+        assert r.status_code == 200, (path, r.status_code)
+        assert not FOREIGN.search(r.text), f"{path} loads from another origin: {FOREIGN.findall(r.text)}"
+    assert httpx2.get(hub.url + "/openapi.json").json()["info"]["title"] == "coordhub"  # the document stays
