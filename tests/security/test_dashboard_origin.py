@@ -41,3 +41,17 @@ def test_no_page_of_the_hub_loads_code_from_another_origin(hub: LiveHub) -> None
         assert r.status_code == 200, (path, r.status_code)
         assert not FOREIGN.search(r.text), f"{path} loads from another origin: {FOREIGN.findall(r.text)}"
     assert httpx2.get(hub.url + "/openapi.json").json()["info"]["title"] == "coordhub"  # the document stays
+
+
+def test_sign_in_counts_against_its_tokens_rate_limit(tmp_path: Path) -> None:
+    # Each sign-in is a write and an event: were it outside the token's limit, one token could flood the
+    # writer and the event log at any rate (its other requests answer 429 past the limit).
+    h = LiveHub(tmp_path / "hub", args=("--rate-limit", "0.5", "--rate-burst", "5")).start()
+    try:
+        token = h.token("m1/claude-main")
+        codes = [httpx2.post(h.url + "/api/coord/web/session", json={"token": token}).status_code for _ in range(12)]
+        assert codes[:5] == [201] * 5 and codes[-1] == 429, codes
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert httpx2.get(h.url + "/api/coord/status", headers=bearer).status_code == 429  # one budget for both
+    finally:
+        h.stop()

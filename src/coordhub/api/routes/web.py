@@ -14,7 +14,7 @@ from coordhub.api.auth import Authenticator, Caller, caller, client_address
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub
 from coordhub.api.schemas import WebSessionOut, WebSignIn
-from coordhub.core import websessions
+from coordhub.core import tokens, websessions
 from coordhub.core.halt import Exempt
 from coordhub.errors import Invalid
 from coordhub.store.tx import Tx
@@ -37,13 +37,15 @@ async def sign_in(body: WebSignIn, request: Request) -> JSONResponse:
 
     The cookie is HttpOnly, ``SameSite=Strict``, ``Path=/``, and ``Secure``
     when the request came over TLS. Failed sign-ins count against the client
-    address like bad bearer tokens (429 past the limit). Allowed while
+    address like bad bearer tokens (429 past the limit), and each one
+    spends a request of the token's rate limit. Allowed while
     halted. 422 on a ``--no-auth`` hub, which has nothing to sign in to.
     """
     auth = _auth(request)
     if auth.no_auth:
         raise Invalid("this hub runs with --no-auth: the dashboard needs no sign-in", field="token")
     actor = await auth.actor(body.token, address=client_address(request.scope))
+    auth.limiter.check(tokens.hash_token(body.token))  # a sign-in is a write: within its token's rate limit
     made: list[str] = []
 
     def op(tx: Tx, now: float) -> dict[str, object]:
