@@ -173,3 +173,35 @@ def test_assignment_events_read_as_lines() -> None:
              "payload": {"assignment_id": "25a03ecb", "repo": "api", "issue": 42, "model": "haiku",
                          "machine": "laptop", "attempt": 2}}
     assert describe(event).endswith("[api] 25a03ecb api #42 [haiku] dispatched to laptop (attempt 2)")
+
+
+def test_pipeline_verbs_test_fix_stages_done(live_hub: LiveHub, cli: tuple[Coord, Coord], tmp_path: Path) -> None:
+    admin, me = cli
+    cfg = config(smoke_tests={"auto_queue": False}, hooks={"on_session_end": ["summary_report"]})
+    (me.cwd / "coordinator.yml").write_text(yaml.safe_dump(cfg))
+    admin.ok("config", "apply")
+    host = HttpHost(live_hub, "laptop")
+    aid = me.ok("assign", "laptop", "api", "7", "--json").json()["id"]
+    job = host.next()
+    assert job is not None
+    assert host.post(f"/assignments/{aid}/report", {"attempt": 1, "state": "done"}).status_code == 200
+    me.fails(2, "test", "--passed", "--fail", aid)  # one verdict
+    r = me.ok("test", aid)
+    assert "test run" in r.out and "queued" in r.out
+    run = httpx2.post(host.url + "/hosts/next-run", headers=host.headers,
+                      json={"machine": "laptop", "host_incarnation": host.incarnation}).json()["run"]
+    assert host.post(f"/stage-runs/{run['id']}/report", {"attempt": 1, "state": "done", "exit_code": 1,
+                                                        "output_tail": "E   assert 1 == 2"}).status_code == 200
+    shown = me.ok("stages", aid).out
+    assert "stage fix" in shown and "(exit 1)" in shown and "E   assert 1 == 2" in shown
+    assert me("fix", aid).code == 4  # a fix is already queued: refused (409)
+    job = host.next()
+    assert job is not None and job["model"] == "opus"
+    assert host.post(f"/assignments/{aid}/report", {"attempt": 2, "state": "done"}).status_code == 200
+    r = me.ok("test", "--passed", aid, "--reason", "checked by hand")
+    assert "passed" in r.out
+    assert "stage merge" in me.ok("stages", aid).out
+    done = me.ok("done").out
+    assert "1 assignment(s), 2 attempt(s), 1 fix round(s)" in done and "hook summary_report: ran" in done
+    # the fix's automatic rerun was still queued when the human's verdict came: cancelled by it
+    assert "by stage: merge 1" in done and "test runs: cancelled 1, failed 1, passed 1" in done

@@ -205,3 +205,22 @@ def test_done_runs_the_hooks_and_summarises(orch: Api, clock: ManualClock, lapto
     assert s["cost"]["by_machine"] == {"laptop": 0.0} and s["cost"]["by_model"] == {"sonnet": 0.0}
     clock.advance(1)
     assert orch.get(f"{ORCH}/summary", headers=user).json()["assignments"]["total"] == 0  # a new session
+
+
+def test_on_round_complete_runs_once_when_the_queue_drains(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    apply_config(orch, config(smoke_tests={"auto_queue": True}, hooks={"on_round_complete": ["summary_report"]}))
+    work_done(laptop, orch, user)
+
+    def reconcile() -> dict[str, Any]:
+        r = orch.post(f"{ORCH}/reconcile", headers=orch.admin)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    assert "pipeline" not in reconcile()  # a smoke test is still queued: the round is not over
+    report_run(laptop, next_run(laptop) or {}, state="done", exit_code=0)
+    ran = reconcile()["pipeline"]["round_complete"]
+    assert [(h["hook"], h["status"]) for h in ran] == [("summary_report", "ran")]
+    assert ran[0]["result"]["summary"]["runs"] == {"test": {"passed": 1}}
+    assert "pipeline" not in reconcile()  # once per drain
+    events = orch.get("/api/coord/audit", headers=orch.admin, params={"kinds": "orchestrator.round_complete"}).json()
+    assert len(events) == 1

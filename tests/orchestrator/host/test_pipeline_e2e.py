@@ -76,6 +76,14 @@ def overhead(f: Fleet, aid: str) -> dict[str, float]:
             out[f"done→{r['stage']} queued (round {r['round']})"] = round((_ts(r["created_at"]) - before) * 1000, 1)
         out[f"{r['stage']} queued→dispatched (round {r['round']})"] = round(
             (_ts(r["dispatched_at"]) - _ts(r["created_at"])) * 1000, 1)
+        if r["state"] == "failed":
+            fix = min((_ts(t["dispatched_at"]) for t in attempts if _ts(t["dispatched_at"]) >= _ts(r["ended_at"])),
+                      default=None)
+            if fix is not None:
+                out[f"{r['stage']} failed→fix worker dispatched"] = round((fix - _ts(r["ended_at"])) * 1000, 1)
+    if runs and runs[-1]["state"] == "passed" and a["stage_at"]:
+        out[f"{runs[-1]['stage']} passed→{a['stage']}"] = round((_ts(a["stage_at"]) - _ts(runs[-1]["ended_at"])) * 1000,
+                                                                1)
     return out
 
 

@@ -1,0 +1,86 @@
+"""The host's pieces of a stage run, without a hub: verdicts read from a reviewer's result, the smoke runner's
+exit codes and timeout, the detached checkout of the branch under test."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from coordhub.orchestrator import review, smoke, worktree
+from coordhub.orchestrator.verdict import from_result, normalize
+from tests.orchestrator.host.conftest import Repo, run
+
+
+def result(text: str | None = None, **extra: object) -> dict[str, object]:
+    return {"type": "result", "subtype": "success", "is_error": False, "result": text, **extra}
+
+
+def test_the_verdict_comes_from_structured_output_or_the_last_json_block() -> None:
+    ok = {"verdict": "approve", "summary": "fine", "findings": []}
+    assert from_result(result("prose", structured_output=ok))[0] == ok
+    text = "first\n```json\n{\"verdict\": \"request_changes\"}\n```\nthen\n```json\n" + json.dumps(ok) + "\n```\n"
+    assert from_result(result(text))[0] == ok  # the last block counts
+    changes = from_result(result('```json\n{"verdict": "request_changes", "summary": "no test", "findings": []}\n```'))
+    assert changes[0] is not None and changes[0]["findings"][0]["message"] == "no test"  # something to fix
+
+
+def test_no_verdict_is_never_an_approval() -> None:
+    assert from_result(None) == (None, "the reviewer ended without a result")
+    assert "no ```json block" in from_result(result("Looks good to me, I approve."))[1]
+    assert "not JSON" in from_result(result("```json\n{verdict: approve}\n```"))[1]
+    assert "'lgtm' is not approve" in from_result(result('```json\n{"verdict": "lgtm"}\n```'))[1]
+    assert "not a JSON object" in from_result(result('```json\n["approve"]\n```'))[1]
+    failed = from_result({"type": "result", "subtype": "error_max_structured_output_retries", "is_error": True,
+                          "errors": ["Failed to provide valid structured output after 3 attempts"]})
+    assert failed[0] is None and "error_max_structured_output_retries" in failed[1]
+    auth = from_result(result("Not logged in", is_error=True, structured_output={"verdict": "approve"}))
+    assert auth[0] is None  # is_error wins over anything else in the result
+
+
+def test_findings_are_bounded_and_cleaned() -> None:
+    got = normalize("request_changes", "x" * 5000, [{"message": "m" * 5000, "line": -1, "severity": "huge"}, "junk",
+                                                    {"file": "a.py"}] + [{"message": "n"}] * 100)
+    assert got is not None and len(got["summary"]) == 2000 and len(got["findings"]) == 50
+    first = got["findings"][0]
+    assert (first["line"], first["severity"], len(first["message"])) == (None, "major", 2000)
+
+
+def test_the_smoke_runner_reports_the_command_s_own_exit_code_and_times_out(tmp_path: Path) -> None:
+    stop = threading.Event()
+    env = {"PATH": "/usr/bin:/bin"}
+    red = smoke.run_command("echo one; echo two >&2; exit 3", tmp_path, env, 10, tmp_path / "a.log", stop)
+    assert (red.exit_code, red.killed) == (3, None) and "one" in red.tail and "two" in red.tail
+    green = smoke.run_command("true", tmp_path, env, 10, tmp_path / "b.log", stop)
+    assert green.exit_code == 0
+    slow = smoke.run_command("sleep 30 & sleep 30; echo never", tmp_path, env, 0.5, tmp_path / "c.log", stop, grace=1)
+    assert (slow.exit_code, slow.killed) == (124, "timeout") and slow.seconds < 5 and "never" not in slow.tail
+
+
+def test_a_run_checks_out_the_branch_tip_detached_and_the_reviewer_is_read_only(tmp_path: Path, repo: Repo) -> None:
+    run(repo.path, "git", "checkout", "-q", "-b", "issue-1")
+    (repo.path / "x.txt").write_text("x\n")
+    run(repo.path, "git", "add", "x.txt")
+    run(repo.path, "git", "commit", "-q", "-m", "work")
+    run(repo.path, "git", "push", "-q", "origin", "issue-1")
+    tip = run(repo.path, "git", "rev-parse", "HEAD")
+    owned = tmp_path / "wts"
+    sha = worktree.checkout_detached(repo.path, owned / "run-1", "issue-1", owned)
+    assert sha == tip and (owned / "run-1" / "x.txt").exists()
+    assert run(owned / "run-1", "git", "branch", "--show-current") == ""  # detached: the branch stays free
+    p = {"id": "r1", "attempt": 1, "repo": "app", "issue": 1, "branch": "issue-1", "base": "main", "model": "opus",
+         "review": {"checklist": ["tests?"], "briefing": "fake: success", "title": "Fix it",
+                    "allowed_tools": ["Read", "Bash(git diff *)"], "disallowed_tools": ["Edit", "Write"]}}
+    text = review.prompt(p, "+x", "Be careful.")
+    assert "- tests?" in text and "+x" in text and "Be careful." in text and "```json" in text
+    argv = review.argv("claude", p, text, "3f0c9a7e-5b1d-4c1e-9a0f-2d7c8e1b4a55")
+    assert argv[1:3] == ["-p", text]  # the prompt before the variadic tool options
+    assert argv[argv.index("--tools") + 1] == "Read,Grep,Glob,Bash"
+    assert argv[argv.index("--disallowedTools") + 1] == "Edit,Write"
+    assert json.loads(argv[argv.index("--json-schema") + 1])["required"] == ["verdict", "summary", "findings"]
+    try:
+        worktree.checkout_detached(repo.path, owned / "run-2", "issue-404", owned)
+    except worktree.GitError as exc:
+        assert "origin has no branch 'issue-404'" in str(exc)
+    else:
+        raise AssertionError("a missing branch must be an error")
