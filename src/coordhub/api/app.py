@@ -25,6 +25,7 @@ from coordhub.api.routes import (
     events,
     imports,
     locks,
+    merging,
     messages,
     orchestrator,
     pipeline,
@@ -160,8 +161,8 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     app.state.event_quota = RateLimiter(limits.event_quota / 60.0, limits.event_quota)
     errors.install(app)
     # Hot routes first: FastAPI matches routes in order, and most requests are messages and leases.
-    for module in (messages, locks, presence, events, conversations, orchestrator, pipeline, todos, workflows,
-                   components, admin, imports, web):
+    for module in (messages, locks, presence, events, conversations, orchestrator, pipeline, merging,
+                   todos, workflows, components, admin, imports, web):
         app.include_router(module.router)
     app.add_middleware(EmptyQueryValues)  # ?project_key= means no filter, for every route
     # inside BodyLimit, it sees one buffered body; MCP bodies carry NUL to the tools, whose REST call refuses it

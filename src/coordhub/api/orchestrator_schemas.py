@@ -258,3 +258,4 @@ class ReconcileOut(Out):
     stale_hosts: list[str]
     requeued: list[str]
     failed: list[str]
+    merge: dict[str, list[str]] = Field(default_factory=dict, description="What the merge queue's pass did.")

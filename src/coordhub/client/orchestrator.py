@@ -103,6 +103,24 @@ class OrchestratorClient:
         """Run a reconciliation pass now."""
         return self._post("/reconcile")
 
+    def merges(self, repo: str | None = None) -> Any:
+        """The merge queue: ``{queue, fixing, needs_input, recent}``."""
+        return self.client.call("GET", BASE + "/merges", params={"repo": repo})
+
+    def merge(self, ids: list[str] | None = None, *, repo: str | None = None, method: str | None = None,
+              order: list[str] | None = None, dry_run: bool = False) -> Any:
+        """Enter or re-queue ``ids``, reorder, or (``dry_run``) only look; what was done and the queue."""
+        body = {"ids": ids or [], "repo": repo, "method": method, "order": order or [], "dry_run": dry_run}
+        return self._post("/merges", {k: v for k, v in body.items() if v is not None})
+
+    def merge_entry(self, entry_id: str) -> Any:
+        """One merge entry with its reason and evidence."""
+        return self.client.call("GET", f"{BASE}/merges/{entry_id}")
+
+    def cancel_merge(self, entry_id: str) -> Any:
+        """Take an entry out of the merge queue."""
+        return self._post(f"/merges/{entry_id}/cancel")
+
     # -- hosts (coord agent) ---------------------------------------------------------------
 
     def register(self, machine: str, *, slots: int, capabilities: list[str] | None = None,

@@ -34,7 +34,7 @@ import secrets
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import coordinator, tokens
+from coordhub.core import coordinator, repodeps, tokens
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, fold
 from coordhub.errors import Conflict, Forbidden, Invalid, NotFound
@@ -71,7 +71,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     S.NEEDS_INPUT: frozenset({S.QUEUED, S.CANCELLED}),
     S.FAILED: frozenset({S.QUEUED}),
     S.CANCELLED: frozenset({S.QUEUED}),
-    S.DONE: frozenset({S.QUEUED}),  # only a fix worker on the same branch (core/stages.py)
+    S.DONE: frozenset({S.QUEUED}),  # only a fix worker on the same branch (core/stages.py, core/mergequeue.py)
 }
 LIVE = ("queued", "dispatched", "running", "stuck", "needs_input")  # the issue is taken
 ACTIVE = ("dispatched", "running")  # a worker slot is held
@@ -321,7 +321,9 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
     ``NotConfigured`` (409) before any config is applied, ``Invalid`` (422)
     for an unknown repo or machine, a machine that does not serve the repo,
     or a briefing over :data:`MAX_BRIEFING_BYTES`; ``AlreadyAssigned`` (409)
-    when the issue has a live assignment; ``Forbidden`` for a worker session.
+    when the issue has a live assignment; ``UpstreamInFlight`` (409) while a
+    repo it ``depends_on`` has work running or in the merge queue;
+    ``Forbidden`` for a worker session.
     ``dry_run`` checks and resolves everything and writes nothing.
     """
     may_direct(actor)
@@ -329,6 +331,7 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
     requires = requires or []
     spelled = _check_target(config, machine, repo, requires)
     _check_size(briefing, MAX_BRIEFING_BYTES, "briefing")
+    repodeps.check_assign(tx, config, repo)
     existing = tx.assignments.live_for_issue(repo, issue)
     if existing is not None:
         raise AlreadyAssigned(f"{repo}#{issue} already has assignment {existing['id']} ({existing['state']}); "

@@ -13,7 +13,8 @@ transaction (the store has one writer, so decisions are serialised):
    was first queued): its machine, or any capable machine (repo registered by
    the host, ``requires`` ⊆ capabilities, "another machine when possible"
    after a retry), past its backoff, its project not halted, no repo it
-   ``depends_on`` with work in flight (seed 003), and its issue lease
+   ``depends_on`` (transitively) with work running or in the merge queue
+   (seed 003; :mod:`coordhub.core.repodeps`), and its issue lease
    ``issue:<repo>#<n>`` free;
 4. waits ``stagger_seconds`` since the previous dispatch, fleet-wide;
 5. takes the issue lease for the worker session, mints the worker's token,
@@ -29,7 +30,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from coordhub.core import assignments, coordinator, hosts, leases, tokens
+from coordhub.core import assignments, coordinator, hosts, leases, repodeps, tokens
 from coordhub.core.assignments import State
 from coordhub.core.identity import Actor
 from coordhub.errors import LeaseConflict
@@ -80,7 +81,7 @@ def _oldest_runnable(tx: Tx, config: Config, host: Row, now: float) -> tuple[Row
     machine = host["machine"]
     served = set(json.loads(host["repos"]))
     caps = set(json.loads(host["capabilities"]))
-    busy_repos = {a["repo"] for a in tx.assignments.active()}
+    busy_repos = {a["repo"] for a in tx.assignments.active()} | repodeps.merging_repos(tx)
     halted = hosts.halted_projects(tx)
     wake: float | None = None
     for row in tx.assignments.queued(SCAN_LIMIT):
@@ -96,7 +97,7 @@ def _oldest_runnable(tx: Tx, config: Config, host: Row, now: float) -> tuple[Row
         if row["repo"].lower() in halted:
             continue
         repo = config.repo(row["repo"])
-        if repo is not None and busy_repos & set(repo.depends_on):
+        if repo is not None and busy_repos & set(repodeps.upstream(config, repo.name)):
             continue
         if _issue_held(tx, row, machine, now):
             continue

@@ -15,7 +15,11 @@ hub runs a pass every ``--sweep-seconds`` in ``coord serve`` (and on demand,
 * the pipeline moves on (:func:`coordhub.core.stages.sweep`): a done work or
   fix attempt still in its stage advances, and the smoke tests and reviews of
   a stale or restarted host are queued again (the key ``pipeline`` of the
-  answer lists them, present only when there was something to do).
+  answer lists them, present only when there was something to do);
+* the merge queue moves on (:func:`coordhub.core.mergequeue.advance`): runs
+  whose host went away go back to the queue, entries whose fix worker ended
+  are queued again or wait for a human, ``merge.auto_queue`` enters done work (the key
+  ``merge``, present only when there was something to do).
 
 A hub that was down saw no heartbeats either: ``up_since`` (when this hub
 process started serving) is counted as a heartbeat of every host, so a
@@ -32,13 +36,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordhub.core import assignments, coordinator, hosts, stages
+from coordhub.core import assignments, coordinator, hosts, mergequeue, stages
 from coordhub.core.events import emit
 from coordhub.store.tx import Tx
 
 
 def run(tx: Tx, now: float, up_since: float | None = None) -> dict[str, Any]:
-    """One reconciliation pass at ``now``; return ``{stale_hosts, requeued, failed}`` (machine names and ids).
+    """One reconciliation pass at ``now``; return ``{stale_hosts, requeued, failed}`` (machine names and ids), plus
+    ``pipeline`` and ``merge`` when the pipeline's sweep or the merge queue's pass did something.
 
     ``up_since``: when this hub process started serving (see the module docstring); None counts no grace.
     """
@@ -63,4 +68,7 @@ def run(tx: Tx, now: float, up_since: float | None = None) -> dict[str, Any]:
     swept = stages.sweep(tx, now)  # after the hosts: a stale host's stage runs are handled in the same pass
     if any(swept.values()):
         done["pipeline"] = swept
+    merged = mergequeue.advance(tx, config, now, up_since)
+    if any(merged.values()):
+        done["merge"] = merged
     return done

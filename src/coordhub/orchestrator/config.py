@@ -160,6 +160,41 @@ class SmokeTests(Section):
     capability_rules: list[CapabilityRule] = Field(default_factory=list)
 
 
+MERGE_METHODS = ("rebase", "squash", "merge")
+
+
+def _method(value: str) -> str:
+    if value not in MERGE_METHODS:
+        raise ValueError(f"{value!r} is not a merge method: use one of {', '.join(MERGE_METHODS)}")
+    return value
+
+
+class Merge(Section):
+    """The merge queue (ours; seed 003 merged by hand, smallest first, with no gate): how branches land.
+
+    ``gate_command`` runs at the rebased tip (default: the repo's
+    ``build_command`` then ``test_command``; none of them: no gate).
+    ``batch`` > 1 tests that many queued branches stacked at the tip and
+    bisects when red (Bors); on GitHub each PR lands alone. At most
+    ``max_per_tick`` merges land per ``tick_seconds`` (code-coordinator turned
+    auto-drain off after a tick merged three PRs at once).
+    """
+
+    method: Annotated[str, AfterValidator(_method)] = "rebase"
+    gate_command: Command | None = None
+    gate_timeout_seconds: Annotated[int, Field(ge=1, le=86_400)] = 1800
+    batch: Annotated[int, Field(ge=1, le=64)] = 1
+    max_per_tick: Annotated[int, Field(ge=1, le=10_000)] = 10
+    tick_seconds: Annotated[float, Field(ge=0, le=86_400)] = 60.0
+    conflict_fixes: Annotated[int, Field(ge=0, le=20)] = 2
+    red_fixes: Annotated[int, Field(ge=0, le=20)] = 2
+    require_checks: bool = True
+    checks_timeout_seconds: Annotated[int, Field(ge=1, le=86_400)] = 3600
+    delete_branch: bool = False
+    close_issues: bool = True
+    auto_queue: bool = False
+
+
 class Workers(Section):
     """What every worker runs with (ours: the seed put its deny-list in prompt text, which binds nothing).
 
@@ -214,6 +249,7 @@ class Config(Section):
     smoke_tests: SmokeTests = Field(default_factory=SmokeTests)
     workers: Workers = Field(default_factory=Workers)
     pipeline: Pipeline = Field(default_factory=Pipeline)
+    merge: Merge = Field(default_factory=Merge)
 
     def repo(self, name: str) -> Repo | None:
         """The repo called ``name`` (exact), or None."""

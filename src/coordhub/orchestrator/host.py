@@ -25,7 +25,8 @@ has no counterpart. Its life:
 4. **Long-poll** ``next`` while a slot is free and nothing is halted, and
    start a :class:`~coordhub.orchestrator.worker.Worker` for each assignment;
    beside it, ``next-run`` for smoke tests and reviews
-   (:class:`~coordhub.orchestrator.runs.RunPoller`), which share the slots.
+   (:class:`~coordhub.orchestrator.runs.RunPoller`), which share the slots; a third long-poll takes
+   merge-queue runs (:class:`~coordhub.orchestrator.merging.MergeRunner`).
 5. On SIGTERM/SIGINT: stop polling, stop every worker (work saved, reported
    ``failed: host_stopped``, so the hub re-queues it), wait for their reports.
 
@@ -52,6 +53,7 @@ from coordhub.orchestrator import worktree
 from coordhub.orchestrator.dispatch import Dispatch
 from coordhub.orchestrator.hoststate import group_alive, process_alive
 from coordhub.orchestrator.link import Refused, Stale
+from coordhub.orchestrator.merging import MergeRunner
 from coordhub.orchestrator.runs import RunPoller
 from coordhub.orchestrator.worker import Context, Limits, Worker
 
@@ -119,12 +121,19 @@ class Host:
             poll = threading.Thread(target=self._poll_loop, name="poll", daemon=True)
             poll.start()
             threading.Thread(target=self.runs.loop, name="poll-runs", daemon=True).start()
+            threading.Thread(target=self._merge_runner().loop, name="merge", daemon=True).start()
             while not self.stopping.wait(1.0):
                 pass
             self._stop_workers()
         finally:
             self.ctx.link.close()
             self.ctx.state.unlock()
+
+    def _merge_runner(self) -> MergeRunner:
+        """The merge queue's runner (:mod:`coordhub.orchestrator.merging`): this host's repos as configured now."""
+        return MergeRunner(self.ctx.link, self.cfg.machine, lambda: self.cfg.repos, self.ctx.worktrees,
+                           dict(self.ctx.host_env), self.stopping, lambda: self.incarnation,
+                           poll_wait=self.cfg.poll_wait)
 
     def shutdown(self) -> None:
         """Ask the host to stop (from a signal handler or another thread)."""

@@ -153,9 +153,23 @@ class HubLink:
         found = data.get("run") if isinstance(data, dict) else None
         return found if isinstance(found, dict) else None
 
+    def merge_next(self, incarnation: int, wait: float) -> dict[str, Any] | None:
+        """Long-poll for a merge run for at most ``wait`` seconds; the run, or None."""
+        client = self._client("merge", timeout=wait + 15.0)
+        data = _call(client, "POST", f"{BASE}/merges/next",
+                     {"machine": self.machine, "host_incarnation": incarnation, "wait": wait})
+        found = data.get("run") if isinstance(data, dict) else None
+        return found if isinstance(found, dict) else None
+
     def report_run(self, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Report on a stage run (``{attempt, state, exit_code?, verdict?, …}``); the run as the hub has it."""
         data = _call(self._client("run-report"), "POST", f"{BASE}/stage-runs/{run_id}/report", body)
+        return data if isinstance(data, dict) else {}
+
+    def merge_report(self, incarnation: int, body: dict[str, Any]) -> dict[str, Any]:
+        """Report on a merge run (``{batch_id, outcome, …}``); ``{outcome, entries}``."""
+        data = _call(self._client("merge-report"), "POST", f"{BASE}/merges/report",
+                     {"machine": self.machine, "host_incarnation": incarnation, **body})
         return data if isinstance(data, dict) else {}
 
     def assignment(self, assignment: str) -> dict[str, Any]:

@@ -7,7 +7,8 @@ the branch and made every later dispatch of that issue fail ("already checked
 out"). Here:
 
 * :func:`create` fetches ``origin``, reuses the branch when it exists (locally,
-  else from ``origin``: follow-ups land on the same branch) and otherwise
+  caught up with ``origin`` when it is only behind; else from ``origin``:
+  follow-ups land on the same branch) and otherwise
   branches from ``origin/<default_branch>``. A stale worktree of ours holding
   the branch is saved and removed first; a checkout outside our worktrees
   directory (the user's own) is never touched and makes :class:`GitError`.
@@ -54,6 +55,7 @@ class Worktree:
     path: Path
     branch: str
     base: str
+    remote: str | None = None  # origin's branch commit when the run started from exactly it (see :func:`push`)
 
 
 def git(cwd: Path, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT) -> str:
@@ -141,7 +143,12 @@ def create(repo: Path, path: Path, branch: str, default_branch: str, owned: Path
         if path.exists():
             _save_and_remove(repo, path, "leftover worktree")
         path.parent.mkdir(parents=True, exist_ok=True)
+        remote = git(repo, "rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}",
+                     check=False) or None
         if _has_ref(repo, f"refs/heads/{branch}"):
+            local = git(repo, "rev-parse", f"refs/heads/{branch}")
+            if remote and local != remote and _ancestor(repo, local, remote):
+                git(repo, "branch", "--quiet", "-f", branch, remote)  # behind origin (another machine's work): catch up
             git(repo, "worktree", "add", "--quiet", str(path), branch)
         elif _has_ref(repo, f"refs/remotes/origin/{branch}"):
             git(repo, "worktree", "add", "--quiet", "--track", "-b", branch, str(path), f"origin/{branch}")
@@ -150,7 +157,16 @@ def create(repo: Path, path: Path, branch: str, default_branch: str, owned: Path
                 raise GitError(f"{repo}: origin has no branch {default_branch!r} (the repo's default_branch)")
             git(repo, "worktree", "add", "--quiet", "--no-track", "-b", branch, str(path), f"origin/{default_branch}")
         base = git(path, "rev-parse", "HEAD")
-    return Worktree(repo=repo, path=path, branch=branch, base=base)
+    return Worktree(repo=repo, path=path, branch=branch, base=base, remote=remote if remote == base else None)
+
+
+def _ancestor(repo: Path, commit: str, of: str) -> bool:
+    """Whether ``commit`` is an ancestor of ``of`` (git exits 1 when not)."""
+    try:
+        git(repo, "merge-base", "--is-ancestor", commit, of)
+    except GitError:
+        return False
+    return True
 
 
 def checkout_detached(repo: Path, path: Path, branch: str, owned: Path) -> str:
@@ -222,8 +238,15 @@ def save_work(path: Path, message: str, *, on_branch: bool, ref_name: str | None
 
 
 def push(wt: Worktree) -> None:
-    """Push the branch to ``origin`` (setting upstream); ``GitError`` when refused (e.g. not a fast-forward)."""
-    git(wt.path, "push", "--quiet", "-u", "origin", f"HEAD:refs/heads/{wt.branch}")
+    """Push the branch to ``origin`` (setting upstream); ``GitError`` when refused.
+
+    A run that started from exactly origin's branch (``wt.remote``) may have
+    rewritten it (a conflict-fix worker rebases onto the target): it pushes
+    with ``--force-with-lease`` on that commit, so it replaces the branch only
+    if nobody else moved it meanwhile. Any other run pushes fast-forward only.
+    """
+    lease = [f"--force-with-lease=refs/heads/{wt.branch}:{wt.remote}"] if wt.remote else []
+    git(wt.path, "push", "--quiet", *lease, "-u", "origin", f"HEAD:refs/heads/{wt.branch}")
 
 
 def remove(repo: Path, path: Path) -> None:

@@ -6,6 +6,7 @@ from coordhub.store.base import Executor, Row
 from coordhub.store.tables.conversations import Conversations, SigningKeys
 from coordhub.store.tables.imports import Imported
 from coordhub.store.tables.leases import Leases
+from coordhub.store.tables.merging import GithubPosts, MergeEntries
 from coordhub.store.tables.messages import Messages
 from coordhub.store.tables.orchestrator import AssignmentLogs, Assignments, Attempts, Hosts, OrchestratorState
 from coordhub.store.tables.pipeline import StageRuns
@@ -49,6 +50,8 @@ class Tx:
         self.web_sessions = WebSessions(ex)
         self.stage_runs = StageRuns(ex)
         self.retention = Retention(ex)
+        self.merge_entries = MergeEntries(ex)
+        self.github_posts = GithubPosts(ex)
 
     def ping(self) -> bool:
         """True when a trivial query succeeds (used by /health)."""

@@ -147,6 +147,15 @@ class FakeHub:
                 return None
             time.sleep(0.02)
 
+    def merge_next(self, incarnation: int, wait: float) -> dict[str, Any] | None:
+        """No merge runs here (the merge queue is tested against the real hub); waits like a long-poll."""
+        self._check()
+        time.sleep(min(wait, 0.3))
+        return None
+
+    def merge_report(self, incarnation: int, body: dict[str, Any]) -> dict[str, Any]:
+        raise Stale(409, "stale_run", "the fake hub starts no merge runs")
+
     def report(self, assignment: str, body: dict[str, Any]) -> dict[str, Any]:
         self._check()
         with self.arrived:

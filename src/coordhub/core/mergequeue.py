@@ -1,0 +1,467 @@
+"""The merge queue: per (repo, target branch), fair FIFO; each branch rebased at the tip, gated, merged once.
+
+Seed 003 merged by hand, smallest diff first, with no gate, and its queue
+was filled only by ``coord resume``; Gas Town's newest-first refinery
+starved old merge requests for 44 h. Here (research orchestrator.md §5):
+
+* An **entry** is one time an assignment's branch entered the queue of its
+  (repo, ``default_branch``): :func:`enqueue` (``coord merge <id>``, the
+  pipeline's merge stage, or ``merge.auto_queue`` for a done, pushed branch).
+  ``seq`` is its FIFO position, kept across retries and fix rounds.
+* A **run** takes the oldest queued entry of a queue with nothing running
+  (the oldest head across queues first), plus up to ``merge.batch - 1`` entries
+  queued right behind it (Bors), and hands them to a host (:func:`claim`): a
+  ``coord agent`` serving the repo, with capability ``github`` when the repo
+  has ``github:`` (workers never get GitHub credentials). The host rebases
+  (or squashes, or merges: ``method``) onto the current target, runs the gate
+  at the tip, waits for the PR's CI checks on GitHub, and lands it.
+* A report classifies the outcome (:func:`report`): ``landing`` (the tip about
+  to land, recorded **before** the push: write-ahead), ``merged``;
+  ``conflict`` → a conflict-fix worker on that branch (at most
+  ``merge.conflict_fixes``), ``red`` → a fix worker with the gate's output (at
+  most ``merge.red_fixes``; a red batch is bisected first), ``policy``
+  (branch protection, a required review) → ``needs_input`` with the reason,
+  ``retry`` (the target moved) → queued again.
+* At most ``merge.max_per_tick`` entries land (or run) per ``tick_seconds``.
+* ``depends_on``: an entry waits while an upstream repo has an earlier entry
+  in the queue, so upstream lands first (:mod:`coordhub.core.repodeps`).
+
+Nothing merges twice and no branch is lost across a kill -9 of the hub or the
+host: entries are rows changed in one transaction each; a run whose host went
+away goes back to the queue with its recorded tip, and the next run first asks
+git whether the target already contains that tip (or the branch) and then
+only records the merge. Branches are deleted (``merge.delete_branch``) only
+after the merge is recorded.
+
+States are a table (:data:`TRANSITIONS`); every change goes through
+:func:`transition`, which emits ``merge.<state>``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import secrets
+from typing import Any
+
+from coordhub.clock import isoformat
+from coordhub.core import assignments, coordinator, hosts, repodeps
+from coordhub.core.events import emit
+from coordhub.core.identity import Actor
+from coordhub.errors import Conflict, Invalid, NotFound
+from coordhub.orchestrator.config import MERGE_METHODS, Config, next_model
+from coordhub.store.base import Row
+from coordhub.store.tx import Tx
+
+MAX_EVIDENCE_CHARS = 8000  # the output tail kept per entry
+OUTCOMES = ("landing", "merged", "conflict", "red", "policy", "retry", "error")
+
+
+class State(enum.StrEnum):
+    """A merge entry's state."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    MERGED = "merged"
+    FIXING = "fixing"
+    NEEDS_INPUT = "needs_input"
+    CANCELLED = "cancelled"
+
+
+S = State
+TRANSITIONS: dict[State, frozenset[State]] = {
+    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED}),
+    S.RUNNING: frozenset({S.MERGED, S.QUEUED, S.FIXING, S.NEEDS_INPUT, S.CANCELLED}),
+    S.FIXING: frozenset({S.QUEUED, S.NEEDS_INPUT, S.CANCELLED}),
+    S.NEEDS_INPUT: frozenset({S.QUEUED, S.CANCELLED}),
+    S.CANCELLED: frozenset(),
+    S.MERGED: frozenset(),
+}
+IN_QUEUE = ("queued", "running")
+LIVE = ("queued", "running", "fixing", "needs_input")
+
+
+class StaleRun(Conflict):
+    """A host reported on a run that is not the entries' current one (409); nothing changes."""
+
+    code = "stale_run"
+
+
+class NotMergeable(Conflict):
+    """The assignment cannot enter the queue (409): not done, or its branch was never pushed."""
+
+    code = "not_mergeable"
+
+
+# ---- rendering and the one way a state changes ------------------------------------------------------
+
+def render(row: Row) -> dict[str, Any]:
+    """The JSON form of an entry."""
+    return {"id": row["id"], "seq": row["seq"], "assignment_id": row["assignment_id"], "repo": row["repo"],
+            "target": row["target"], "branch": row["branch"], "issue": row["issue"], "title": row["title"],
+            "method": row["method"], "state": row["state"], "attempt": row["attempt"], "machine": row["machine"],
+            "batch_id": row["batch_id"], "batch_cap": row["batch_cap"], "tip": row["tip"],
+            "merged_sha": row["merged_sha"], "pr_number": row["pr_number"], "pr_url": row["pr_url"],
+            "conflict_fixes": row["conflict_fixes"], "red_fixes": row["red_fixes"], "reason": row["reason"],
+            "evidence": json.loads(row["evidence"]) if row["evidence"] else None, "created_by": row["created_by"],
+            "created_at": isoformat(row["created_at"]), "started_at": isoformat(row["started_at"]),
+            "ended_at": isoformat(row["ended_at"]), "updated_at": isoformat(row["updated_at"])}
+
+
+def transition(tx: Tx, row: Row, to: State, now: float, *, by: str | None, **changes: Any) -> Row:
+    """Move an entry to ``to`` (checked against :data:`TRANSITIONS`), apply ``changes``, emit ``merge.<state>``.
+
+    ``assignments.InvalidTransition`` (409) when the table does not allow it.
+    """
+    current = State(row["state"])
+    if to not in TRANSITIONS[current]:
+        raise assignments.InvalidTransition(f"merge entry {row['id']} is {current.value}; it cannot become "
+                                            f"{to.value}", state=current.value)
+    changes = {**changes, "state": to.value, "updated_at": now}
+    tx.merge_entries.set(row["id"], changes)
+    new = {**row, **changes}
+    emit(tx, f"merge.{to.value}", now, session_id=by, project_key=new["repo"], subject_id=new["id"],
+         entry_id=new["id"], assignment_id=new["assignment_id"], repo=new["repo"], target=new["target"],
+         branch=new["branch"], issue=new["issue"], state=new["state"], reason=new["reason"],
+         merged_sha=new["merged_sha"], machine=new["machine"])
+    return new
+
+
+def get_row(tx: Tx, entry_id: str) -> Row:
+    """The entry; ``NotFound`` when there is none."""
+    row = tx.merge_entries.get(assignments.check_id(entry_id))
+    if row is None:
+        raise NotFound(f"no merge entry {entry_id!r}")
+    return row
+
+
+# ---- entering the queue --------------------------------------------------------------------------------
+
+def enqueue(tx: Tx, assignment_id: str, now: float, *, by: str | None, method: str | None = None) -> tuple[Row, bool]:
+    """Enter a done assignment's pushed branch into its queue; ``(entry, created)``.
+
+    Idempotent: an assignment with a live entry gets that entry back
+    (``created`` false). ``NotMergeable`` (409) unless the assignment is
+    ``done`` with its branch pushed; ``Invalid`` for an unknown ``method``.
+    """
+    config = coordinator.require(tx)
+    a = assignments.get_row(tx, assignment_id)
+    live = tx.merge_entries.live_for(a["id"])
+    if live is not None:
+        return live, False
+    if a["state"] != "done" or not a["pushed"]:
+        raise NotMergeable(f"assignment {a['id']} is {a['state']}" + ("" if a["pushed"] else ", its branch not "
+                           "pushed") + "; only a done assignment with a pushed branch enters the merge queue",
+                           state=a["state"])
+    method = method or config.merge.method
+    if method not in MERGE_METHODS:
+        raise Invalid(f"method must be one of {', '.join(MERGE_METHODS)}", field="method")
+    repo = config.repo(a["repo"])
+    row: Row = {"id": _new_id(tx), "seq": tx.merge_entries.next_seq(), "assignment_id": a["id"], "repo": a["repo"],
+                "target": repo.default_branch if repo else "main", "branch": a["branch"], "issue": a["issue"],
+                "title": a["title"], "method": method, "state": State.QUEUED.value, "attempt": 0, "machine": None,
+                "host_incarnation": None, "batch_id": None, "batch_cap": None, "tip": None, "merged_sha": None,
+                "pr_number": None, "pr_url": None, "conflict_fixes": 0, "red_fixes": 0, "fix_attempt": None,
+                "briefing": a["briefing"], "reason": None, "evidence": None, "created_by": by or "hub",
+                "created_at": now, "started_at": None, "ended_at": None, "updated_at": now}
+    tx.merge_entries.add(row)
+    emit(tx, "merge.queued", now, session_id=by, project_key=row["repo"], subject_id=row["id"], entry_id=row["id"],
+         assignment_id=a["id"], repo=row["repo"], target=row["target"], branch=row["branch"], issue=row["issue"],
+         state="queued", reason=None, merged_sha=None, machine=None)
+    return row, True
+
+
+def _new_id(tx: Tx) -> str:
+    while True:
+        candidate = secrets.token_hex(4)
+        if tx.merge_entries.get(candidate) is None:
+            return candidate
+
+
+# ---- moving entries forward without a host ---------------------------------------------------------------
+
+def advance(tx: Tx, config: Config, now: float, up_since: float | None = None) -> dict[str, list[str]]:
+    """One pass over the queue: runs whose host went away, fix workers that ended, ``auto_queue``.
+
+    Returns ``{requeued, fixed, needs_input, entered}`` (entry ids).
+    Idempotent: a second pass finds nothing to do.
+    """
+    done: dict[str, list[str]] = {"requeued": [], "fixed": [], "needs_input": [], "entered": []}
+    window = hosts.stale_after(config)
+    for row in tx.merge_entries.in_states(("running",)):
+        host = tx.hosts.get(row["machine"]) if row["machine"] else None
+        gone = (host is None or host["incarnation"] != row["host_incarnation"]
+                or now - max(host["last_heartbeat"], up_since or 0.0) > window)
+        if gone:
+            transition(tx, row, State.QUEUED, now, by=None, batch_id=None,
+                       reason=f"merge host lost: {row['machine']} went away during the run (tip "
+                              f"{(row['tip'] or 'none')[:12]} is checked before anything lands again)")
+            done["requeued"].append(row["id"])
+    for row in tx.merge_entries.in_states(("fixing",)):
+        a = tx.assignments.get(row["assignment_id"])
+        if a is None or a["state"] in assignments.LIVE:
+            continue
+        if a["state"] == "done" and a["attempt"] > (row["fix_attempt"] or 0) and a["pushed"]:
+            transition(tx, row, State.QUEUED, now, by=None, tip=None, batch_cap=None, reason=None)
+            done["fixed"].append(row["id"])
+        else:
+            transition(tx, row, State.NEEDS_INPUT, now, by=None,
+                       reason=f"the fix worker ended {a['state']}: {a['reason'] or 'no reason given'}")
+            done["needs_input"].append(row["id"])
+    if config.merge.auto_queue:
+        for a in tx.merge_entries.unentered_done():
+            row, _ = enqueue(tx, a["id"], now, by=None)
+            done["entered"].append(row["id"])
+    return done
+
+
+# ---- what a host gets ------------------------------------------------------------------------------------
+
+def _serves(host: Row, config: Config, repo: str) -> bool:
+    """Whether ``host`` may run merges of ``repo``: it registered the repo, and has ``github`` for a GitHub repo."""
+    r = config.repo(repo)
+    if repo not in json.loads(host["repos"]):
+        return False
+    return not (r is not None and r.github and "github" not in json.loads(host["capabilities"]))
+
+
+def plan(tx: Tx, config: Config, host: Row | None, now: float) -> tuple[list[Row], float | None, str]:
+    """The entries the next run takes (for ``host``; None: any host), when to look again, and why not now."""
+    m = config.merge
+    rows = tx.merge_entries.in_states(("queued", "running", "fixing"))
+    running = [r for r in rows if r["state"] == "running"]
+    budget = m.max_per_tick
+    if m.tick_seconds > 0:
+        budget -= tx.merge_entries.landed_since(now - m.tick_seconds) + len(running)
+        if budget <= 0:
+            return [], now + min(m.tick_seconds, 5.0), f"max_per_tick ({m.max_per_tick} per {m.tick_seconds:g} s)"
+    busy = {(r["repo"], r["target"]) for r in running}
+    queues: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        if r["state"] == "queued":
+            queues.setdefault((r["repo"], r["target"]), []).append(r)
+    why = "the queue is empty" if not queues else "nothing this host can run"
+    for key, entries in sorted(queues.items(), key=lambda kv: kv[1][0]["seq"]):
+        head = entries[0]
+        if key in busy:
+            continue
+        ups = set(repodeps.upstream(config, head["repo"]))
+        if any(r["repo"] in ups and r["seq"] < head["seq"] for r in rows):
+            why = f"{head['repo']} waits for an upstream repo's earlier entry"
+            continue
+        if host is not None and not _serves(host, config, head["repo"]):
+            continue
+        repo = config.repo(head["repo"])
+        cap = 1 if repo is not None and repo.github else min(m.batch, head["batch_cap"] or m.batch, budget)
+        return _consecutive(entries, cap), None, ""
+    return [], None, why
+
+
+def _consecutive(entries: list[Row], cap: int) -> list[Row]:
+    """The head and the entries right behind it, at most ``cap`` (a capped entry limits the batch it joins)."""
+    out: list[Row] = []
+    for r in entries:
+        limit = min(cap, r["batch_cap"] or cap)
+        if len(out) >= limit:
+            break
+        out.append(r)
+        cap = limit
+    return out
+
+
+def claim(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -> dict[str, Any] | None:
+    """Start the next run on ``machine``'s host; its job (see :func:`job`), or None.
+
+    Counts as a heartbeat of the host. Raises as
+    :func:`coordhub.core.hosts.current` does, and ``NotConfigured``.
+    """
+    config = coordinator.require(tx)
+    host = hosts.current(tx, actor, config, machine, incarnation)
+    tx.hosts.set(host["machine"], {"last_heartbeat": now})
+    advance(tx, config, now)
+    entries, _, _ = plan(tx, config, host, now)
+    if not entries:
+        return None
+    batch_id = secrets.token_hex(6)
+    started = [transition(tx, r, State.RUNNING, now, by=actor.session_id, attempt=r["attempt"] + 1,
+                          machine=host["machine"], host_incarnation=host["incarnation"], batch_id=batch_id,
+                          started_at=now, reason=None) for r in entries]
+    return job(config, started)
+
+
+def look(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -> tuple[bool, float | None]:
+    """Whether :func:`claim` would do something for ``machine``'s host now, and when to look again (read-only)."""
+    config = coordinator.require(tx)
+    host = hosts.current(tx, actor, config, machine, incarnation)
+    entries, wake, _ = plan(tx, config, host, now)
+    return bool(entries) or _advance_due(tx, config, now), wake
+
+
+def _advance_due(tx: Tx, config: Config, now: float) -> bool:
+    """Whether :func:`advance` has something to do (cheap: it reads, never writes)."""
+    for row in tx.merge_entries.in_states(("fixing",)):
+        a = tx.assignments.get(row["assignment_id"])
+        if a is not None and a["state"] not in assignments.LIVE:
+            return True
+    for row in tx.merge_entries.in_states(("running",)):
+        host = tx.hosts.get(row["machine"]) if row["machine"] else None
+        if host is None or host["incarnation"] != row["host_incarnation"]:
+            return True
+    return bool(config.merge.auto_queue and tx.merge_entries.unentered_done(1))
+
+
+def job(config: Config, entries: list[Row]) -> dict[str, Any]:
+    """What a host needs for one run: the entries in order and the repo's merge settings."""
+    head = entries[0]
+    repo = config.repo(head["repo"])
+    m = config.merge
+    gate = m.gate_command
+    if gate is None and repo is not None:
+        parts = [c for c in (repo.build_command, repo.test_command) if c]
+        gate = " && ".join(f"({c})" for c in parts) or None
+    return {"batch_id": head["batch_id"], "repo": head["repo"], "target": head["target"], "method": head["method"],
+            "github": repo.github if repo else None, "gate_command": gate,
+            "gate_timeout_seconds": m.gate_timeout_seconds, "require_checks": m.require_checks,
+            "checks_timeout_seconds": m.checks_timeout_seconds, "delete_branch": m.delete_branch,
+            "entries": [{"id": r["id"], "assignment_id": r["assignment_id"], "branch": r["branch"],
+                         "issue": r["issue"], "title": r["title"], "attempt": r["attempt"], "prior_tip": r["tip"],
+                         "pr_number": r["pr_number"]} for r in entries]}
+
+
+# ---- what a host reports ------------------------------------------------------------------------------------
+
+def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, batch_id: str, outcome: str,
+           tip: str | None = None, sha: str | None = None, culprit: str | None = None, reason: str | None = None,
+           evidence: dict[str, Any] | None = None, pr_number: int | None = None,
+           pr_url: str | None = None, only: list[str] | None = None) -> dict[str, Any]:
+    """Apply a host's report on run ``batch_id``; return ``{outcome, entries}`` (rendered, queue order).
+
+    ``outcome`` is one of :data:`OUTCOMES` (see the module docstring);
+    ``landing`` needs ``tip``, ``merged`` needs ``sha``, ``conflict`` names
+    the ``culprit`` entry; ``only`` limits the outcome to some of the run's
+    entries (a host found some already merged). ``StaleRun`` (409, nothing changes) when the run
+    is not current (its host was given up, or it ended); ``Invalid`` for a bad
+    outcome or a missing field.
+    """
+    config = coordinator.require(tx)
+    host = hosts.current(tx, actor, config, machine, incarnation)
+    if outcome not in OUTCOMES:
+        raise Invalid(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
+    rows = [r for r in tx.merge_entries.batch(batch_id) if r["state"] == "running"]
+    if not rows or any(r["machine"] != host["machine"] or r["host_incarnation"] != incarnation for r in rows):
+        raise StaleRun(f"run {batch_id} is not running on {host['machine']} (incarnation {incarnation}) any more; "
+                       "nothing changes", batch_id=batch_id)
+    if only:
+        rows = [r for r in rows if r["id"] in set(only)]
+        if not rows:
+            raise Invalid("only names none of the run's entries", field="only")
+    by = actor.session_id
+    ev = _evidence(evidence)
+    pr = {k: v for k, v in (("pr_number", pr_number), ("pr_url", pr_url)) if v is not None}
+    if outcome == "landing":
+        if not tip:
+            raise Invalid("a landing report names the tip about to land", field="tip")
+        for r in rows:
+            tx.merge_entries.set(r["id"], {"tip": tip, "updated_at": now, **pr})
+        emit(tx, "merge.landing", now, session_id=by, project_key=rows[0]["repo"], subject_id=batch_id,
+             batch_id=batch_id, tip=tip, entries=[r["id"] for r in rows])
+        out = [tx.merge_entries.get(r["id"]) or r for r in rows]
+    elif outcome == "merged":
+        if not sha:
+            raise Invalid("a merged report names the commit the target now has", field="sha")
+        out = [transition(tx, r, State.MERGED, now, by=by, merged_sha=sha, ended_at=now, reason=reason,
+                          evidence=ev, **pr) for r in rows]
+    elif outcome == "conflict":
+        out = _conflict(tx, config, rows, culprit, reason, ev, now, by, pr)
+    elif outcome == "red":
+        out = _red(tx, config, rows, reason, ev, now, by, pr)
+    elif outcome == "retry":
+        out = [transition(tx, r, State.QUEUED, now, by=by, batch_id=None, reason=reason, **pr) for r in rows]
+    else:  # policy, error: a human decides
+        why = reason or outcome
+        out = [transition(tx, r, State.NEEDS_INPUT, now, by=by, batch_id=None, evidence=ev,
+                          reason=f"{outcome}: {why}", **pr) for r in rows]
+    return {"outcome": outcome, "entries": [render(r) for r in out]}
+
+
+def _evidence(evidence: dict[str, Any] | None) -> str | None:
+    if not evidence:
+        return None
+    text = json.dumps(evidence)
+    if len(text) > MAX_EVIDENCE_CHARS:
+        out = str(evidence.get("output") or "")
+        evidence = {**evidence, "output": out[-(MAX_EVIDENCE_CHARS // 2):]}
+        text = json.dumps(evidence)[:MAX_EVIDENCE_CHARS * 2]
+    return text
+
+
+def _conflict(tx: Tx, config: Config, rows: list[Row], culprit: str | None, reason: str | None, ev: str | None,
+              now: float, by: str, pr: dict[str, Any]) -> list[Row]:
+    bad = next((r for r in rows if r["id"] == culprit), None)
+    if bad is None:
+        raise Invalid("a conflict report names the culprit: one of the run's entries", field="culprit")
+    out = [transition(tx, r, State.QUEUED, now, by=by, batch_id=None, reason=None)
+           for r in rows if r["id"] != bad["id"]]
+    detail = reason or "the branch does not rebase cleanly onto the target"
+    out.append(fix(tx, config, bad, "conflict", detail, ev, now, by, pr))
+    return sorted(out, key=lambda r: r["seq"])
+
+
+def _red(tx: Tx, config: Config, rows: list[Row], reason: str | None, ev: str | None, now: float, by: str,
+         pr: dict[str, Any]) -> list[Row]:
+    if len(rows) > 1:  # bisect (Bors): the next runs test halves of this batch until the culprit stands alone
+        cap = (len(rows) + 1) // 2
+        return [transition(tx, r, State.QUEUED, now, by=by, batch_id=None, batch_cap=cap,
+                           reason=f"bisecting: a batch of {len(rows)} was red ({reason or 'the gate failed'})")
+                for r in rows]
+    return [fix(tx, config, rows[0], "red", reason or "the gate failed at the rebased tip", ev, now, by, pr)]
+
+
+def fix(tx: Tx, config: Config, row: Row, kind: str, detail: str, ev: str | None, now: float, by: str | None,
+        pr: dict[str, Any] | None = None) -> Row:
+    """Queue a fix worker on the entry's branch (``kind`` ``conflict`` or ``red``), or stop at the cap.
+
+    The assignment (done) is queued again with a briefing that names the
+    problem and quotes the original briefing, the model one step up
+    ``models.escalation``; the entry waits in ``fixing`` until that worker
+    ends (:func:`advance`). After ``merge.conflict_fixes`` / ``merge.red_fixes``
+    rounds, or when the assignment cannot be queued, the entry is
+    ``needs_input`` with the reason.
+    """
+    pr = pr or {}
+    count_col, cap = (("conflict_fixes", config.merge.conflict_fixes) if kind == "conflict"
+                      else ("red_fixes", config.merge.red_fixes))
+    a = tx.assignments.get(row["assignment_id"])
+    stop = None
+    if row[count_col] >= cap:
+        stop = f"{kind}: {detail} (after {row[count_col]} fix worker(s); merge.{count_col} is {cap})"
+    elif a is None or a["state"] != "done":
+        stop = f"{kind}: {detail} (no fix worker: the assignment is {a['state'] if a else 'gone'})"
+    elif (other := tx.assignments.live_for_issue(a["repo"], a["issue"])) is not None:
+        stop = f"{kind}: {detail} (no fix worker: the issue has assignment {other['id']} now)"
+    if stop is not None or a is None:
+        return transition(tx, row, State.NEEDS_INPUT, now, by=by, batch_id=None, evidence=ev, reason=stop, **pr)
+    assignments.transition(tx, a, assignments.State.QUEUED, now, by=by,
+                           briefing=fix_briefing(kind, row, detail, ev), model=next_model(config.models, a["model"]),
+                           model_source="escalation", reason=f"merge queue: {kind}", not_before=None, ended_at=None,
+                           queued_at=now, resume_session=None, guidance=None, worktree=None, result=None)
+    return transition(tx, row, State.FIXING, now, by=by, batch_id=None, fix_attempt=a["attempt"], evidence=ev,
+                      reason=f"{kind}: {detail}; fix worker queued", **{count_col: row[count_col] + 1}, **pr)
+
+
+def fix_briefing(kind: str, row: Row, detail: str, ev: str | None) -> str:
+    """The briefing of a fix worker: what the queue found, what to do, and the original briefing (≤ 64 KiB)."""
+    target = row["target"]
+    if kind == "conflict":
+        files = ", ".join((json.loads(ev) if ev else {}).get("files") or []) or "see git status"
+        todo = (f"The merge queue could not rebase branch {row['branch']} onto origin/{target}: {detail}. "
+                f"Conflicting files: {files}. Run `git fetch origin && git rebase origin/{target}`, resolve every "
+                "conflict keeping the intent of both sides, run the tests, and commit (finish the rebase). The host "
+                "pushes the branch.")
+    else:
+        output = (json.loads(ev) if ev else {}).get("output") or ""
+        todo = (f"The merge queue's gate failed on branch {row['branch']} rebased onto origin/{target}: {detail}. "
+                f"Fix the code on this branch (rebase onto origin/{target} first if the failure comes from there), "
+                f"run the gate, and commit.\n\nThe gate's output (its end):\n{output[-4000:]}")
+    text = f"Merge queue fix ({kind}) for #{row['issue']}.\n\n{todo}\n\nThe original briefing:\n{row['briefing']}"
+    return text.encode("utf-8")[:assignments.MAX_BRIEFING_BYTES].decode("utf-8", "ignore")

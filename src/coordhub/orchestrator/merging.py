@@ -1,0 +1,378 @@
+"""The host side of the merge queue: a ``coord agent`` thread that runs what ``…/merges/next`` hands it.
+
+One run is one or more entries of one (repo, target) queue, in order
+(:mod:`coordhub.core.mergequeue` decides). In a scratch worktree of the
+host's clone, detached at ``origin/<target>``:
+
+1. **Already merged?** An entry whose recorded tip (write-ahead, from a run
+   whose host or hub died) is contained in the target, or whose branch is,
+   or whose every commit is already there by patch id, is only reported
+   ``merged``: nothing merges twice.
+2. **Stack** each branch on the current tip: rebase (``git rebase --onto``),
+   squash (``git merge --squash``, one commit ``title (#N)``) or merge
+   (``--no-ff``). A conflict names its files and the culprit entry.
+3. **Gate** at the tip: the configured command (``sh -c``, its own process
+   group, a timeout); its exit code is the verdict, the output tail the
+   evidence.
+4. **Landing** is reported (the tip) and must be acknowledged before anything
+   is pushed; then ``git push origin <tip>:<target>`` — never forced: a
+   target that moved refuses it (``retry``), a hook or protection that
+   declines it is a ``policy`` refusal.
+5. On GitHub (the repo has ``github:``; only a host with capability
+   ``github`` gets such runs) the rebased branch is pushed to the PR's head
+   (``--force-with-lease``), the PR opened if there is none, its CI checks
+   awaited (required with ``merge.require_checks``), and ``gh pr merge
+   --match-head-commit`` lands it.
+
+Reports are delivered until the hub answers (a hub that is down is waited
+for); a 409 means the run was given up, and the host stops without pushing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coordhub.client import Unreachable
+from coordhub.orchestrator import worktree
+from coordhub.orchestrator.github import GitHub, GitHubError
+from coordhub.orchestrator.link import HubLink, Refused, Stale
+from coordhub.orchestrator.worktree import GitError, git
+
+log = logging.getLogger("coordhub.agent.merge")
+
+POLL_WAIT = 20.0
+OUTPUT_TAIL = 6000  # characters of the gate's output kept as evidence
+CHECKS_POLL = 1.0  # seconds between two reads of a PR's checks
+_SCRUB = ("COORD_TOKEN",)
+
+
+class Abandoned(Exception):
+    """The hub gave the run up (409): stop, push nothing."""
+
+
+@dataclass
+class Outcome:
+    """How a run (or part of it) ended: a report body without the host's fields."""
+
+    outcome: str
+    fields: dict[str, Any]
+
+
+class MergeRunner:
+    """Polls for merge runs and executes them, one at a time, until ``stopping`` is set.
+
+    ``repos`` and ``incarnation`` are read when a run starts (the host
+    follows config changes and re-registers; a run reports with the
+    incarnation it started under).
+    """
+
+    def __init__(self, link: HubLink, machine: str, repos: Callable[[], dict[str, Path]], scratch: Path,
+                 env: dict[str, str], stopping: threading.Event, incarnation: Any, poll_wait: float = POLL_WAIT,
+                 checks_poll: float = CHECKS_POLL) -> None:
+        self.link, self.machine, self.repos, self.scratch = link, machine, repos, scratch
+        self.env = {k: v for k, v in env.items() if k not in _SCRUB}
+        self.stopping = stopping
+        self.current = incarnation
+        self.poll_wait = poll_wait
+        self.checks_poll = checks_poll
+
+    def loop(self) -> None:
+        """Poll and run until stopped (the thread's target)."""
+        delay = 1.0
+        while not self.stopping.is_set():
+            inc = self.current()
+            if inc is None:
+                self.stopping.wait(1.0)
+                continue
+            try:
+                run = self.link.merge_next(inc, self.poll_wait)
+            except (Unreachable, Refused) as exc:
+                log.warning("merges/next: %s; again in %.0f s", exc, delay)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            delay = 1.0
+            if run is not None:
+                try:
+                    self.execute(run, inc)
+                except Abandoned as exc:
+                    log.warning("merge run %s abandoned: %s", run.get("batch_id"), exc)
+                except Exception:  # a bug must not kill the thread; the hub requeues the run when we re-register
+                    log.exception("merge run %s failed", run.get("batch_id"))
+
+    # -- one run -------------------------------------------------------------------------------
+
+    def execute(self, run: dict[str, Any], inc: int) -> None:
+        """Run one merge job and report it (see the module docstring)."""
+        batch = str(run["batch_id"])
+        repo = self.repos().get(str(run["repo"]))
+        if repo is None:
+            self._report(inc, batch, Outcome("error", {"reason": f"machine {self.machine} has no path for repo "
+                                                                 f"{run['repo']}"}))
+            return
+        log.info("merge run %s: %s into %s/%s (%s)", batch, ", ".join(e["branch"] for e in run["entries"]),
+                 run["repo"], run["target"], run["method"])
+        path = self.scratch / f"merge-{batch}"
+        try:
+            with worktree.repo_lock(repo):
+                git(repo, "fetch", "--quiet", "--prune", "origin")
+                git(repo, "worktree", "prune")
+                if path.exists():
+                    worktree._remove(repo, path)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                git(repo, "worktree", "add", "--quiet", "--detach", str(path), f"origin/{run['target']}")
+        except GitError as exc:
+            self._report(inc, batch, Outcome("retry", {"reason": f"git: {exc}"[:1000]}))
+            return
+        try:
+            if run.get("github"):
+                self._github(run, inc, batch, path)
+            else:
+                self._local(run, inc, batch, path)
+        finally:
+            try:
+                worktree.remove(repo, path)
+            except GitError as exc:
+                log.warning("merge run %s: cannot remove %s: %s", batch, path, exc)
+
+    def _already(self, run: dict[str, Any], inc: int, batch: str, wt: Path) -> list[dict[str, Any]]:
+        """Report the entries the target already contains; return the others."""
+        target = f"origin/{run['target']}"
+        left = []
+        for e in run["entries"]:
+            branch = f"origin/{e['branch']}"
+            tip = e.get("prior_tip")
+            if tip and _ancestor(wt, tip, target):
+                self._report(inc, batch, Outcome("merged", {"sha": tip, "only": [e["id"]],
+                                                            "reason": "found landed by an earlier run"}))
+            elif not _exists(wt, branch):
+                self._report(inc, batch, Outcome("error", {"only": [e["id"]], "reason": f"branch {e['branch']} is not "
+                                                           "on origin"}))
+            elif _ancestor(wt, branch, target) or not _unmerged(wt, target, branch):
+                sha = git(wt, "rev-parse", target)
+                self._report(inc, batch, Outcome("merged", {"sha": sha, "only": [e["id"]],
+                                                            "reason": "every commit of the branch is on the target"}))
+            else:
+                left.append(e)
+        return left
+
+    def _local(self, run: dict[str, Any], inc: int, batch: str, wt: Path) -> None:
+        entries = self._already(run, inc, batch, wt)
+        if not entries:
+            return
+        only = [e["id"] for e in entries]
+        for e in entries:
+            problem = self._apply(run, e, wt)
+            if problem is not None:
+                self._report(inc, batch, Outcome("conflict", {"culprit": e["id"], **problem}))
+                return
+        gate = self._gate(run, wt)
+        if gate is not None:
+            self._report(inc, batch, Outcome("red", {**gate, "only": only}))
+            return
+        tip = git(wt, "rev-parse", "HEAD")
+        self._report(inc, batch, Outcome("landing", {"tip": tip, "only": only}))
+        p = subprocess.run(["git", "-C", str(wt), "push", "--porcelain", "origin", f"{tip}:refs/heads/{run['target']}"],
+                           capture_output=True, text=True, timeout=worktree.GIT_TIMEOUT, env=_git_env())
+        if p.returncode != 0:
+            self._report(inc, batch, _push_refused(p.stdout + p.stderr, only))
+            return
+        self._report(inc, batch, Outcome("merged", {"sha": tip, "only": only}))
+        if run.get("delete_branch"):
+            for e in entries:
+                git(wt, "push", "--quiet", "origin", "--delete", e["branch"], check=False)
+
+    def _apply(self, run: dict[str, Any], e: dict[str, Any], wt: Path) -> dict[str, Any] | None:
+        """Put entry ``e`` on top of the worktree's HEAD; None, or ``{reason, evidence}`` on a conflict."""
+        ident = worktree._identity(wt, self.machine)
+        stack = git(wt, "rev-parse", "HEAD")
+        branch = f"origin/{e['branch']}"
+        method = run["method"]
+        if method == "rebase":
+            fork = git(wt, "merge-base", f"origin/{run['target']}", branch)
+            git(wt, "checkout", "--quiet", "--detach", branch)
+            p = _git(wt, *ident, "rebase", "--quiet", "--onto", stack, fork)
+            undo: tuple[str, ...] = ("rebase", "--abort")
+        elif method == "squash":
+            p = _git(wt, "merge", "--squash", branch)
+            undo = ("reset", "--hard", "--quiet", stack)
+        else:
+            p = _git(wt, *ident, "merge", "--no-ff", "--no-edit", "-m", f"Merge branch '{e['branch']}' (#{e['issue']})",
+                     branch)
+            undo = ("merge", "--abort")
+        if p.returncode != 0:
+            files = git(wt, "diff", "--name-only", "--diff-filter=U", check=False).splitlines()
+            git(wt, *undo, check=False)
+            git(wt, "checkout", "--quiet", "--force", "--detach", stack, check=False)
+            return {"reason": f"{e['branch']} does not {method} cleanly onto {run['target']}: conflicts in "
+                              f"{', '.join(files) or 'the tree'}"[:1000],
+                    "evidence": {"files": files, "output": (p.stdout + p.stderr)[-OUTPUT_TAIL:]}}
+        if method == "squash":
+            title = e.get("title") or e["branch"]
+            git(wt, *ident, "commit", "--quiet", "--no-verify", "-m", f"{title} (#{e['issue']})")
+        return None
+
+    def _gate(self, run: dict[str, Any], wt: Path) -> dict[str, Any] | None:
+        """Run the gate at the tip; None when green (or no gate), else ``{reason, evidence}``."""
+        cmd = run.get("gate_command")
+        if not cmd:
+            return None
+        timeout = float(run.get("gate_timeout_seconds") or 1800)
+        proc = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=wt, env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, text=True)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            code = 124
+        if code == 0:
+            return None
+        tail = (out or "")[-OUTPUT_TAIL:]
+        why = "timed out" if code == 124 else f"exited {code}"
+        return {"reason": f"the gate `{cmd[:200]}` {why}",
+                "evidence": {"command": cmd, "exit_code": code, "output": tail}}
+
+    # -- GitHub ----------------------------------------------------------------------------------------
+
+    def _github(self, run: dict[str, Any], inc: int, batch: str, wt: Path) -> None:
+        (e,) = run["entries"]
+        gh = GitHub(str(run["github"]), env=self.env)
+        try:
+            pr = gh.pr_view(int(e["pr_number"]), "number,url,state,mergeCommit") if e.get("pr_number") else \
+                gh.pr_for(e["branch"], run["target"])
+            if pr and pr.get("state") == "MERGED":
+                sha = (pr.get("mergeCommit") or {}).get("oid") or git(wt, "rev-parse", f"origin/{run['target']}")
+                self._report(inc, batch, Outcome("merged", {"sha": sha, "pr_number": pr.get("number"),
+                                                            "reason": "the PR was merged already"}))
+                return
+            if not self._already(run, inc, batch, wt):
+                return
+            problem = self._apply({**run, "method": "rebase"}, e, wt)
+            if problem is not None:
+                self._report(inc, batch, Outcome("conflict", {"culprit": e["id"], **problem}))
+                return
+            gate = self._gate(run, wt)
+            if gate is not None:
+                self._report(inc, batch, Outcome("red", gate))
+                return
+            tip = git(wt, "rev-parse", "HEAD")
+            old = git(wt, "rev-parse", f"origin/{e['branch']}")
+            if tip != old:
+                git(wt, "push", "--quiet", f"--force-with-lease=refs/heads/{e['branch']}:{old}", "origin",
+                    f"{tip}:refs/heads/{e['branch']}")
+            if not pr or pr.get("state") != "OPEN":
+                url = gh.pr_create(e["branch"], run["target"], e.get("title") or e["branch"],
+                                   f"Closes #{e['issue']}\n\n<!-- coord:pr entry={e['id']} -->")
+                pr = {"number": int(url.rstrip("/").rsplit("/", 1)[-1]), "url": url}
+            number = int(pr["number"])
+            info = {"pr_number": number, "pr_url": pr.get("url")}
+            red = self._checks(gh, number, run)
+            if red is not None:
+                self._report(inc, batch, Outcome("red", {**red, **info}))
+                return
+            self._report(inc, batch, Outcome("landing", {"tip": tip, **info}))
+            try:
+                gh.merge(number, run["method"], tip, bool(run.get("delete_branch")))
+            except GitHubError as exc:
+                self._report(inc, batch, _gh_refused(exc, e["id"], info))
+                return
+            merged = gh.pr_view(number, "mergeCommit")
+            sha = (merged.get("mergeCommit") or {}).get("oid") or tip
+            self._report(inc, batch, Outcome("merged", {"sha": sha, **info}))
+        except GitHubError as exc:
+            self._report(inc, batch, Outcome("error", {"reason": f"gh: {exc.message}"[:1000]}))
+        except GitError as exc:
+            self._report(inc, batch, Outcome("retry", {"reason": f"git: {exc}"[:1000]}))
+
+    def _checks(self, gh: GitHub, number: int, run: dict[str, Any]) -> dict[str, Any] | None:
+        """Wait for the PR's checks; None when they passed (or none are required), else ``{reason, evidence}``."""
+        if not run.get("require_checks", True):
+            return None
+        deadline = time.monotonic() + float(run.get("checks_timeout_seconds") or 3600)
+        while True:
+            checks = gh.checks(number)
+            if checks.failed:
+                return {"reason": f"CI checks failed: {', '.join(checks.failed)}", "evidence": {"checks": checks.rows}}
+            if not checks.pending:
+                return None
+            if time.monotonic() > deadline or self.stopping.is_set():
+                return {"reason": "CI checks still pending at checks_timeout_seconds", "evidence": {"checks":
+                                                                                                      checks.rows}}
+            self.stopping.wait(self.checks_poll)
+
+    # -- reports ---------------------------------------------------------------------------------------
+
+    def _report(self, inc: int, batch: str, out: Outcome) -> dict[str, Any]:
+        """Deliver a report, waiting for the hub as long as it takes; ``Abandoned`` on a 409 or a refusal."""
+        body = {"batch_id": batch, "outcome": out.outcome, **{k: v for k, v in out.fields.items() if v is not None}}
+        delay = 0.5
+        while True:
+            try:
+                return self.link.merge_report(inc, body)
+            except Stale as exc:
+                raise Abandoned(f"{out.outcome}: {exc}") from None
+            except Refused as exc:
+                raise Abandoned(f"{out.outcome} refused: {exc}") from None
+            except Unreachable as exc:
+                if self.stopping.is_set() and out.outcome != "landing":
+                    log.warning("merge run %s: report %s not delivered (stopping): %s", batch, out.outcome, exc)
+                    raise Abandoned("stopping") from None
+                log.warning("merge run %s: hub unreachable (%s); report %s again in %.1f s", batch, exc,
+                            out.outcome, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+
+def _git_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+    return env
+
+
+def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, env=_git_env(),
+                          timeout=worktree.GIT_TIMEOUT, stdin=subprocess.DEVNULL)
+
+
+def _ancestor(wt: Path, commit: str, of: str) -> bool:
+    return _git(wt, "merge-base", "--is-ancestor", commit, of).returncode == 0
+
+
+def _exists(wt: Path, ref: str) -> bool:
+    return _git(wt, "rev-parse", "--verify", "--quiet", ref + "^{commit}").returncode == 0
+
+
+def _unmerged(wt: Path, target: str, branch: str) -> bool:
+    """Whether ``branch`` has a commit whose change is not on ``target`` (``git cherry``: ``+`` lines)."""
+    return any(line.startswith("+") for line in git(wt, "cherry", target, branch).splitlines())
+
+
+def _push_refused(output: str, only: list[str]) -> Outcome:
+    """Classify a refused push: the target moved (retry) or a hook/protection declined it (policy)."""
+    text = " ".join(output.split())[:1000]
+    if "[remote rejected]" in output or "declined" in output or "protected" in output:
+        return Outcome("policy", {"reason": f"push refused by the remote: {text}", "only": only})
+    return Outcome("retry", {"reason": f"the target moved or the push failed: {text}", "only": only})
+
+
+def _gh_refused(exc: GitHubError, entry: str, info: dict[str, Any]) -> Outcome:
+    """Classify a refused ``gh pr merge`` (GitHub's own messages, research orchestrator.md §6)."""
+    msg = exc.message
+    if "cannot be cleanly created" in msg or "CONFLICTING" in msg:
+        return Outcome("conflict", {"culprit": entry, "reason": f"GitHub: {msg}"[:1000], **info})
+    if "policy prohibits" in msg or "review" in msg.lower() or "protected" in msg:
+        return Outcome("policy", {"reason": f"GitHub: {' '.join(msg.split())}"[:1000], **info})
+    if "was modified" in msg:
+        return Outcome("retry", {"reason": f"GitHub: {msg}"[:1000], **info})
+    return Outcome("error", {"reason": f"gh pr merge: {msg}"[:1000], **info})
