@@ -1,0 +1,178 @@
+"""The merge queue's rules through the HTTP API, on both backends, with hosts driven by the test (fast: no git).
+
+FIFO per (repo, target) and across queues, one run per queue at a time, idempotent entering, write-ahead
+landing, stale runs refused, conflict → fix worker (the assignment queued again, the model escalated) → queued
+again when it is done, caps → needs_input, bisection caps, the per-tick limit, a lost host's run re-queued with
+its tip, GitHub repos only for hosts with capability ``github``, and ``depends_on`` at assign and in the queue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api
+from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config
+
+M = ORCH + "/merges"
+
+
+def merge_config(**merge: Any) -> dict[str, Any]:
+    cfg = config(merge={"tick_seconds": 0, "red_fixes": 1, "conflict_fixes": 1, **merge})
+    cfg["repos"][1]["github"] = None  # lib is local only; api stays on GitHub (acme/api)
+    return cfg
+
+
+def finish(orch: Api, host: Host, user: dict[str, str], repo: str, issue: int) -> str:
+    a = assign(orch, user, repo=repo, issue=issue, machine=host.machine)
+    job = host.next()
+    assert job is not None and job["id"] == a["id"]
+    host.report(job, "done", branch=job["branch"], pushed=True)
+    return str(a["id"])
+
+
+def next_run(host: Host, expect: int = 200) -> dict[str, Any] | None:
+    r = host.api.post(M + "/next", headers=host.headers, json={"machine": host.machine,
+                                                               "host_incarnation": host.incarnation})
+    assert r.status_code == expect, r.text
+    return r.json()["run"] if expect == 200 else None  # type: ignore[no-any-return]
+
+
+def report(host: Host, run: dict[str, Any], outcome: str, expect: int = 200, **body: Any) -> dict[str, Any]:
+    r = host.api.post(M + "/report", headers=host.headers, json={
+        "machine": host.machine, "host_incarnation": host.incarnation, "batch_id": run["batch_id"],
+        "outcome": outcome, **body})
+    assert r.status_code == expect, r.text
+    return dict(r.json())
+
+
+def enter(orch: Api, ids: list[str], expect: int = 200, **body: Any) -> dict[str, Any]:
+    r = orch.post(M, headers=orch.admin, json={"ids": ids, **body})
+    assert r.status_code == expect, r.text
+    return dict(r.json())
+
+
+@pytest.fixture
+def mq(orch: Api) -> Api:
+    apply_config(orch, merge_config())
+    return orch
+
+
+@pytest.fixture
+def gh_host(mq: Api) -> Host:
+    h = Host(mq, "server", mq.token("server/agent"))
+    h.register(capabilities=["python", "github"])
+    return h
+
+
+def test_fifo_one_run_per_queue_write_ahead_and_stale_runs(mq: Api, laptop: Host, gh_host: Host,
+                                                            user: dict[str, str]) -> None:
+    ids = [finish(mq, laptop, user, "lib", n) for n in (1, 2)]
+    api_id = finish(mq, laptop, user, "api", 3)
+    out = enter(mq, [ids[0], ids[1], api_id])
+    assert [e["repo"] for e in out["queue"]] == ["lib", "lib", "api"] and out["next"] == out["entered"][:1]
+    assert enter(mq, [ids[0]])["unchanged"] == [out["entered"][0]]  # idempotent
+    run = next_run(laptop)
+    assert run is not None and [e["id"] for e in run["entries"]] == out["entered"][:1]
+    assert run["github"] is None and run["target"] == "main" and run["method"] == "rebase"
+    # the api queue's head is a GitHub repo: not for laptop (no `github` capability); lib is busy
+    assert next_run(laptop) is None
+    api_run = next_run(gh_host)
+    assert api_run is not None and api_run["github"] == "acme/api" and api_run["entries"][0]["issue"] == 3
+    report(laptop, run, "landing", tip="ab" * 20)
+    assert mq.get(f"{M}/{run['entries'][0]['id']}", headers=mq.admin).json()["tip"] == "ab" * 20
+    done = report(laptop, run, "merged", sha="ab" * 20)
+    assert [e["state"] for e in done["entries"]] == ["merged"]
+    report(laptop, run, "merged", expect=409, sha="ab" * 20)  # a late or repeated report of an ended run
+    second = next_run(laptop)
+    assert second is not None and second["entries"][0]["id"] == out["entered"][1]
+
+
+def test_conflict_queues_a_fix_worker_then_the_entry_again(mq: Api, laptop: Host, user: dict[str, str]) -> None:
+    aid = finish(mq, laptop, user, "lib", 5)
+    (entry,) = enter(mq, [aid])["entered"]
+    run = next_run(laptop)
+    assert run is not None
+    out = report(laptop, run, "conflict", culprit=entry, reason="conflicts in shared.txt",
+                 evidence={"files": ["shared.txt"]})
+    assert out["entries"][0]["state"] == "fixing" and out["entries"][0]["conflict_fixes"] == 1
+    a = mq.get(f"{ORCH}/assignments/{aid}", headers=mq.admin).json()
+    assert a["state"] == "queued" and a["model"] == "opus" and a["model_source"] == "escalation"
+    assert a["briefing"].startswith("Merge queue fix (conflict) for #5.") and "shared.txt" in a["briefing"]
+    assert next_run(laptop) is None  # fixing: not in the queue
+    job = laptop.next()
+    assert job is not None and job["id"] == aid and job["attempt"] == 2
+    laptop.report(job, "done", branch=job["branch"], pushed=True)
+    again = next_run(laptop)  # the fix ended done: queued again at its old position, and taken
+    assert again is not None and again["entries"][0]["id"] == entry
+    out = report(laptop, again, "conflict", culprit=entry, reason="still conflicting")
+    e = out["entries"][0]
+    assert e["state"] == "needs_input" and "merge.conflict_fixes is 1" in e["reason"]
+    back = enter(mq, [entry])  # a human sends it back
+    assert back["requeued"] == [entry]
+
+
+def test_a_red_batch_is_bisected_and_the_tick_limit_holds(mq: Api, laptop: Host, user: dict[str, str]) -> None:
+    apply_config(mq, merge_config(batch=4, max_per_tick=3, tick_seconds=3600))
+    ids = [finish(mq, laptop, user, "lib", n) for n in (10, 11, 12, 13)]
+    entries = enter(mq, ids)["entered"]
+    run = next_run(laptop)
+    assert run is not None and len(run["entries"]) == 3  # the tick's budget (3) caps the batch of 4
+    out = report(laptop, run, "red", reason="the gate exited 1", evidence={"exit_code": 1, "output": "x" * 50000})
+    assert {e["state"] for e in out["entries"]} == {"queued"} and {e["batch_cap"] for e in out["entries"]} == {2}
+    run = next_run(laptop)
+    assert run is not None and [e["id"] for e in run["entries"]] == entries[:2]
+    report(laptop, run, "merged", sha="cd" * 20)
+    run = next_run(laptop)
+    assert run is not None and [e["id"] for e in run["entries"]] == entries[2:3]  # 2 landed: 1 left this tick
+    report(laptop, run, "retry", reason="the target moved")
+    assert next_run(laptop) is not None
+    assert next_run(laptop) is None  # one running (1) + two landed (2) = max_per_tick
+
+
+def test_a_lost_host_run_is_requeued_with_its_tip(mq: Api, laptop: Host, user: dict[str, str]) -> None:
+    aid = finish(mq, laptop, user, "lib", 20)
+    (entry,) = enter(mq, [aid])["entered"]
+    run = next_run(laptop)
+    assert run is not None
+    report(laptop, run, "landing", tip="ef" * 20)
+    laptop.register()  # kill -9 and restart: a new incarnation
+    again = next_run(laptop)
+    assert again is not None and again["entries"][0]["id"] == entry and again["entries"][0]["prior_tip"] == "ef" * 20
+    assert again["entries"][0]["attempt"] == 2
+    r = mq.post(M + "/report", headers=laptop.headers, json={  # the old incarnation's report: refused
+        "machine": "laptop", "host_incarnation": laptop.incarnation - 1, "batch_id": run["batch_id"],
+        "outcome": "merged", "sha": "ef" * 20})
+    assert r.status_code == 409
+
+
+def test_depends_on_refuses_assign_and_orders_the_queue(mq: Api, laptop: Host, user: dict[str, str]) -> None:
+    cfg = merge_config()
+    cfg["repos"][0]["depends_on"] = ["lib"]
+    apply_config(mq, cfg)
+    up = assign(mq, user, repo="lib", issue=30, machine="laptop")
+    job = laptop.next()
+    assert job is not None and job["id"] == up["id"]  # running upstream work
+    r = mq.post(f"{ORCH}/assignments", headers=user, json={"any": True, "repo": "api", "issue": 31})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "upstream_in_flight"
+    assert "lib#30" in r.json()["error"]["message"]
+    laptop.report(job, "done", branch=job["branch"], pushed=True)
+    (lib_entry,) = enter(mq, [up["id"]])["entered"]
+    r = mq.post(f"{ORCH}/assignments", headers=user, json={"any": True, "repo": "api", "issue": 31})
+    assert r.status_code == 409  # upstream still in the merge queue
+    mq.post(f"{M}/{lib_entry}/cancel", headers=mq.admin).raise_for_status()
+    assign(mq, user, repo="api", issue=31, machine="laptop")
+
+
+def test_bad_input_is_refused_and_changes_nothing(mq: Api, laptop: Host, user: dict[str, str]) -> None:
+    a = assign(mq, user, repo="lib", issue=40, machine="laptop")
+    r = mq.post(M, headers=mq.admin, json={"ids": [a["id"]]})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_mergeable"
+    assert mq.post(M, headers=mq.admin, json={"ids": ["nothexid"]}).status_code == 422
+    assert mq.post(M, headers=mq.admin, json={"ids": ["0badc0de"]}).status_code == 404
+    assert mq.post(M, headers=mq.admin, json={"ids": [], "method": "octopus"}).status_code == 422
+    r = mq.post(M + "/report", headers=user, json={"machine": "laptop", "host_incarnation": laptop.incarnation,
+                                                   "batch_id": "abcdef", "outcome": "merged", "sha": "ab" * 20})
+    assert r.status_code == 403  # only the machine's host reports
+    assert mq.get(M, headers=mq.admin).json()["queue"] == []
