@@ -45,7 +45,7 @@ import secrets
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import assignments, coordinator, hosts, repodeps
+from coordhub.core import assignments, coordinator, hosts, repodeps, stages
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.errors import Conflict, Invalid, NotFound
@@ -55,6 +55,7 @@ from coordhub.store.tx import Tx
 
 MAX_EVIDENCE_CHARS = 8000  # the output tail kept per entry
 OUTCOMES = ("landing", "merged", "conflict", "red", "policy", "retry", "error")
+_PIPELINE_BUSY = ("fix", "test", "review", "approval")  # stages in which a fixed branch is still being checked
 
 
 class State(enum.StrEnum):
@@ -147,6 +148,8 @@ def enqueue(tx: Tx, assignment_id: str, now: float, *, by: str | None, method: s
     config = coordinator.require(tx)
     a = assignments.get_row(tx, assignment_id)
     live = tx.merge_entries.live_for(a["id"])
+    if live is not None and live["state"] == "fixing" and a["state"] == "done" and a["pushed"]:
+        return transition(tx, live, State.QUEUED, now, by=by, tip=None, batch_cap=None, reason=None), False
     if live is not None:
         return live, False
     if a["state"] != "done" or not a["pushed"]:
@@ -169,6 +172,26 @@ def enqueue(tx: Tx, assignment_id: str, now: float, *, by: str | None, method: s
          assignment_id=a["id"], repo=row["repo"], target=row["target"], branch=row["branch"], issue=row["issue"],
          state="queued", reason=None, merged_sha=None, machine=None)
     return row, True
+
+
+def _on_merge_stage(tx: Tx, row: Row, now: float) -> None:
+    """The pipeline's seam (``stages.MERGE_ENTRY_HOOKS``): a branch that passed its gates enters the queue; one
+    whose entry waited for a fix worker of the pipeline goes back to its old place. A branch that cannot enter
+    (never pushed) is an event ``merge.refused``, not an error in the pipeline's transaction."""
+    try:
+        enqueue(tx, row["id"], now, by=None)
+    except NotMergeable as exc:
+        emit(tx, "merge.refused", now, session_id=None, project_key=row["repo"], subject_id=row["id"],
+             assignment_id=row["id"], reason=str(exc))
+
+
+stages.MERGE_ENTRY_HOOKS.append(_on_merge_stage)
+
+
+def _piped(tx: Tx, row: Row) -> bool:
+    """Whether the entry's assignment is in the pipeline's ``merge`` stage (its failures go to the pipeline)."""
+    a = tx.assignments.get(row["assignment_id"])
+    return a is not None and a["stage"] == stages.Stage.MERGE.value
 
 
 def _new_id(tx: Tx) -> str:
@@ -200,6 +223,12 @@ def advance(tx: Tx, config: Config, now: float, up_since: float | None = None) -
     for row in tx.merge_entries.in_states(("fixing",)):
         a = tx.assignments.get(row["assignment_id"])
         if a is None or a["state"] in assignments.LIVE:
+            continue
+        if a["stage"] in _PIPELINE_BUSY:  # the pipeline's fix loop and gates decide; entering merge re-queues it
+            continue
+        if a["stage"] == stages.Stage.MERGE.value and a["state"] == "done":
+            transition(tx, row, State.QUEUED, now, by=None, tip=None, batch_cap=None, reason=None)
+            done["fixed"].append(row["id"])
             continue
         if a["state"] == "done" and a["attempt"] > (row["fix_attempt"] or 0) and a["pushed"]:
             transition(tx, row, State.QUEUED, now, by=None, tip=None, batch_cap=None, reason=None)
@@ -371,6 +400,9 @@ def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, 
             raise Invalid("a merged report names the commit the target now has", field="sha")
         out = [transition(tx, r, State.MERGED, now, by=by, merged_sha=sha, ended_at=now, reason=reason,
                           evidence=ev, **pr) for r in rows]
+        for r in rows:
+            if _piped(tx, r):
+                stages.merged(tx, r["assignment_id"], now, by=by, commit=sha)
     elif outcome == "conflict":
         out = _conflict(tx, config, rows, culprit, reason, ev, now, by, pr)
     elif outcome == "red":
@@ -381,6 +413,9 @@ def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, 
         why = reason or outcome
         out = [transition(tx, r, State.NEEDS_INPUT, now, by=by, batch_id=None, evidence=ev,
                           reason=f"{outcome}: {why}", **pr) for r in rows]
+        for r in rows:
+            if _piped(tx, r):
+                stages.merge_failed(tx, r["assignment_id"], now, kind=outcome, reason=why, by=by)
     return {"outcome": outcome, "entries": [render(r) for r in out]}
 
 
@@ -421,10 +456,12 @@ def fix(tx: Tx, config: Config, row: Row, kind: str, detail: str, ev: str | None
         pr: dict[str, Any] | None = None) -> Row:
     """Queue a fix worker on the entry's branch (``kind`` ``conflict`` or ``red``), or stop at the cap.
 
-    The assignment (done) is queued again with a briefing that names the
-    problem and quotes the original briefing, the model one step up
-    ``models.escalation``; the entry waits in ``fixing`` until that worker
-    ends (:func:`advance`). After ``merge.conflict_fixes`` / ``merge.red_fixes``
+    An assignment in the pipeline's ``merge`` stage goes to the pipeline's fix
+    loop (``stages.merge_failed``: its rounds, its cap; entering ``merge``
+    again re-queues the entry). Otherwise the assignment (done) is queued
+    again with the queue's instructions beside its briefing (``guidance``),
+    the model one step up ``models.escalation``; the entry waits in
+    ``fixing`` until that worker ends (:func:`advance`). After ``merge.conflict_fixes`` / ``merge.red_fixes``
     rounds, or when the assignment cannot be queued, the entry is
     ``needs_input`` with the reason.
     """
@@ -432,6 +469,13 @@ def fix(tx: Tx, config: Config, row: Row, kind: str, detail: str, ev: str | None
     count_col, cap = (("conflict_fixes", config.merge.conflict_fixes) if kind == "conflict"
                       else ("red_fixes", config.merge.red_fixes))
     a = tx.assignments.get(row["assignment_id"])
+    if a is not None and a["stage"] == stages.Stage.MERGE.value:  # the pipeline's fix loop (its rounds, its cap)
+        row = transition(tx, row, State.FIXING, now, by=by, batch_id=None, fix_attempt=a["attempt"], evidence=ev,
+                         reason=f"{kind}: {detail}; handed to the pipeline's fix loop",
+                         **{count_col: row[count_col] + 1}, **pr)
+        stages.merge_failed(tx, a["id"], now, kind="conflict" if kind == "conflict" else "test", reason=detail,
+                            by=by, findings=fix_instructions(kind, row, detail, ev))
+        return tx.merge_entries.get(row["id"]) or row
     stop = None
     if row[count_col] >= cap:
         stop = f"{kind}: {detail} (after {row[count_col]} fix worker(s); merge.{count_col} is {cap})"
@@ -441,16 +485,17 @@ def fix(tx: Tx, config: Config, row: Row, kind: str, detail: str, ev: str | None
         stop = f"{kind}: {detail} (no fix worker: the issue has assignment {other['id']} now)"
     if stop is not None or a is None:
         return transition(tx, row, State.NEEDS_INPUT, now, by=by, batch_id=None, evidence=ev, reason=stop, **pr)
-    assignments.transition(tx, a, assignments.State.QUEUED, now, by=by,
-                           briefing=fix_briefing(kind, row, detail, ev), model=next_model(config.models, a["model"]),
-                           model_source="escalation", reason=f"merge queue: {kind}", not_before=None, ended_at=None,
-                           queued_at=now, resume_session=None, guidance=None, worktree=None, result=None)
+    instructions = fix_instructions(kind, row, detail, ev)
+    assignments.transition(tx, a, assignments.State.QUEUED, now, by=by, guidance=instructions,
+                           model=next_model(config.models, a["model"]), model_source="escalation",
+                           reason=f"merge queue: {kind}", not_before=None, ended_at=None, queued_at=now,
+                           resume_session=None, worktree=None, result=None)
     return transition(tx, row, State.FIXING, now, by=by, batch_id=None, fix_attempt=a["attempt"], evidence=ev,
                       reason=f"{kind}: {detail}; fix worker queued", **{count_col: row[count_col] + 1}, **pr)
 
 
-def fix_briefing(kind: str, row: Row, detail: str, ev: str | None) -> str:
-    """The briefing of a fix worker: what the queue found, what to do, and the original briefing (≤ 64 KiB)."""
+def fix_instructions(kind: str, row: Row, detail: str, ev: str | None) -> str:
+    """What a fix worker is told beside its original briefing: what the queue found and what to do (≤ 64 KiB)."""
     target = row["target"]
     if kind == "conflict":
         files = ", ".join((json.loads(ev) if ev else {}).get("files") or []) or "see git status"
@@ -463,5 +508,5 @@ def fix_briefing(kind: str, row: Row, detail: str, ev: str | None) -> str:
         todo = (f"The merge queue's gate failed on branch {row['branch']} rebased onto origin/{target}: {detail}. "
                 f"Fix the code on this branch (rebase onto origin/{target} first if the failure comes from there), "
                 f"run the gate, and commit.\n\nThe gate's output (its end):\n{output[-4000:]}")
-    text = f"Merge queue fix ({kind}) for #{row['issue']}.\n\n{todo}\n\nThe original briefing:\n{row['briefing']}"
-    return text.encode("utf-8")[:assignments.MAX_BRIEFING_BYTES].decode("utf-8", "ignore")
+    text = f"Merge queue fix ({kind}) for #{row['issue']}.\n\n{todo}"
+    return text.encode("utf-8")[:assignments.MAX_GUIDANCE_BYTES].decode("utf-8", "ignore")

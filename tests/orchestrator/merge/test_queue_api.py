@@ -19,7 +19,8 @@ M = ORCH + "/merges"
 
 
 def merge_config(**merge: Any) -> dict[str, Any]:
-    cfg = config(merge={"tick_seconds": 0, "red_fixes": 1, "conflict_fixes": 1, **merge})
+    cfg = config(merge={"tick_seconds": 0, "red_fixes": 1, "conflict_fixes": 1, **merge},
+                 pipeline={"stages": []})  # entries by hand here; test_pipeline_seam has the pipeline
     cfg["repos"][1]["github"] = None  # lib is local only; api stays on GitHub (acme/api)
     return cfg
 
@@ -99,10 +100,10 @@ def test_conflict_queues_a_fix_worker_then_the_entry_again(mq: Api, laptop: Host
     assert out["entries"][0]["state"] == "fixing" and out["entries"][0]["conflict_fixes"] == 1
     a = mq.get(f"{ORCH}/assignments/{aid}", headers=mq.admin).json()
     assert a["state"] == "queued" and a["model"] == "opus" and a["model_source"] == "escalation"
-    assert a["briefing"].startswith("Merge queue fix (conflict) for #5.") and "shared.txt" in a["briefing"]
     assert next_run(laptop) is None  # fixing: not in the queue
     job = laptop.next()
     assert job is not None and job["id"] == aid and job["attempt"] == 2
+    assert "Merge queue fix (conflict) for #5." in job["briefing"] and "shared.txt" in job["briefing"]
     laptop.report(job, "done", branch=job["branch"], pushed=True)
     again = next_run(laptop)  # the fix ended done: queued again at its old position, and taken
     assert again is not None and again["entries"][0]["id"] == entry
@@ -176,3 +177,35 @@ def test_bad_input_is_refused_and_changes_nothing(mq: Api, laptop: Host, user: d
                                                    "batch_id": "abcdef", "outcome": "merged", "sha": "ab" * 20})
     assert r.status_code == 403  # only the machine's host reports
     assert mq.get(M, headers=mq.admin).json()["queue"] == []
+
+
+def test_pipeline_seam_merge_stage_enters_fix_loop_returns_merged(orch: Api, laptop: Host,
+                                                                  user: dict[str, str]) -> None:
+    cfg = merge_config()
+    cfg["pipeline"] = {"stages": ["test", "review", "merge"], "max_fix_rounds": 2}  # lib has no test command
+    apply_config(orch, cfg)
+    aid = finish(orch, laptop, user, "lib", 50)
+    a = orch.get(f"{ORCH}/assignments/{aid}", headers=orch.admin).json()
+    assert a["stage"] == "merge"
+    (entry,) = [e for e in orch.get(M, headers=orch.admin).json()["queue"] if e["assignment_id"] == aid]
+    run = next_run(laptop)
+    assert run is not None and run["entries"][0]["id"] == entry["id"]
+    out = report(laptop, run, "conflict", culprit=entry["id"], reason="conflicts in x.txt", evidence={"files": ["x"]})
+    assert out["entries"][0]["state"] == "fixing"
+    a = orch.get(f"{ORCH}/assignments/{aid}", headers=orch.admin).json()
+    assert (a["stage"], a["state"], a["fix_round"], a["fix_stage"]) == ("fix", "queued", 1, "merge")
+    job = laptop.next()
+    assert job is not None and "Merge queue fix (conflict) for #50." in job["briefing"]
+    laptop.report(job, "done", branch=job["branch"], pushed=True)
+    again = next_run(laptop)  # the pipeline re-entered merge: the same entry, at its old place
+    assert again is not None and again["entries"][0]["id"] == entry["id"]
+    report(laptop, again, "merged", sha="12" * 20)
+    a = orch.get(f"{ORCH}/assignments/{aid}", headers=orch.admin).json()
+    assert a["stage"] == "merged" and "1212" in a["stage_reason"]
+    # a policy refusal stops the pipeline at needs_input with the reason
+    bid = finish(orch, laptop, user, "lib", 51)
+    run = next_run(laptop)
+    assert run is not None
+    report(laptop, run, "policy", reason="protected branch: main needs a review")
+    b = orch.get(f"{ORCH}/assignments/{bid}", headers=orch.admin).json()
+    assert b["stage"] == "needs_input" and "protected branch" in b["stage_reason"]

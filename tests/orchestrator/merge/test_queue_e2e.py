@@ -47,7 +47,8 @@ def test_a_conflict_gets_a_conflict_fix_worker_then_merges(mfleet: MergeFleet) -
     assert e["conflict_fixes"] == 1
     a = mfleet.get(ids[1])
     assert a["attempt"] == 2 and a["model_source"] == "escalation" and a["model"] == "opus"
-    assert "Merge queue fix (conflict)" in a["briefing"] and "shared.txt" in a["briefing"]
+    prompts = [" ".join(r["argv"]) for r in mfleet.runs()]
+    assert sum("Merge queue fix (conflict)" in p and "shared.txt" in p for p in prompts) == 1
     shared = run(mfleet.repo.origin, "git", "show", "main:shared.txt").splitlines()
     assert len(shared) == 2 and not any(x.startswith(("<<<", "===", ">>>")) for x in shared)
 

@@ -63,3 +63,10 @@ CREATE TABLE github_posts (
     updated_at    REAL NOT NULL
 );
 CREATE INDEX github_posts_pending ON github_posts (created_at) WHERE state IN ('pending', 'running');
+
+-- One row (id 1): how far the audit trail has read the event log (the posts above are made from events).
+CREATE TABLE github_trail (
+    id           INTEGER PRIMARY KEY,
+    event_cursor BIGINT NOT NULL DEFAULT 0
+);
+INSERT INTO github_trail (id) VALUES (1);
