@@ -119,18 +119,22 @@ class Retention(Table):
 
         Finished: the work ended (done, failed, cancelled), no pipeline gate
         waits (stage ``work``, ``fix``, ``passed`` or ``merged``) and no stage
-        run is live. ``coord retry`` of a pruned assignment finds nothing.
+        run is live, and no merge entry is in the queue (queued, running,
+        fixing, needs_input); its ended merge entries and audit-trail posts go
+        with it. ``coord retry`` of a pruned assignment finds nothing.
         """
         rows = self.ex.all(
             f"SELECT a.id FROM assignments a WHERE a.state IN ({_marks(_TERMINAL)}) AND a.updated_at < ? "
             f"AND a.stage IN ({_marks(_FINISHED_STAGES)}) AND COALESCE(a.stage_at, 0) < ? "
             f"AND NOT EXISTS (SELECT 1 FROM stage_runs r WHERE r.assignment_id = a.id "
-            f"AND r.state IN ({_marks(_LIVE_RUNS)})) ORDER BY a.updated_at LIMIT ?",
+            f"AND r.state IN ({_marks(_LIVE_RUNS)})) AND NOT EXISTS (SELECT 1 FROM merge_entries m "
+            f"WHERE m.assignment_id = a.id AND m.state IN ('queued', 'running', 'fixing', 'needs_input')) "
+            f"ORDER BY a.updated_at LIMIT ?",
             (*_TERMINAL, before, *_FINISHED_STAGES, before, *_LIVE_RUNS, limit))
         ids = [r["id"] for r in rows]
         if not ids:
             return 0
-        for table in ("assignment_logs", "assignment_attempts", "stage_runs"):
+        for table in ("assignment_logs", "assignment_attempts", "stage_runs", "merge_entries", "github_posts"):
             self.ex.execute(f"DELETE FROM {table} WHERE assignment_id IN ({_marks(ids)})", tuple(ids))
         return self.ex.execute(f"DELETE FROM assignments WHERE id IN ({_marks(ids)})", tuple(ids))
 
