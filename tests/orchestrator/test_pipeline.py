@@ -224,3 +224,26 @@ def test_on_round_complete_runs_once_when_the_queue_drains(orch: Api, laptop: Ho
     assert "pipeline" not in reconcile()  # once per drain
     events = orch.get("/api/coord/audit", headers=orch.admin, params={"kinds": "orchestrator.round_complete"}).json()
     assert len(events) == 1
+
+
+def test_no_worker_or_host_may_pass_a_gate_or_steer_the_pipeline(orch: Api, laptop: Host,
+                                                                 user: dict[str, str]) -> None:
+    # A prompt-injected worker (any live one, on any issue) or a host must not record a smoke verdict, pass the
+    # approval gate, queue runs or fixes, or close the session: else one injection merges unverified work.
+    apply_config(orch, config(smoke_tests={"auto_queue": False}, reviews={"require_approval": True}))
+    a = work_done(laptop, orch, user, issue=1)
+    assert (a["state"], a["stage"]) == ("done", "test")
+    assign(orch, user, issue=2)
+    other = laptop.next()
+    assert other is not None and other["id"] != a["id"]
+    worker = {"Authorization": f"Bearer {other['worker_token']}"}
+    for who in (worker, laptop.headers):
+        for verb, body in (("test", {"verdict": "passed"}), ("test", None), ("review", None), ("fix", None),
+                           ("accept", None)):
+            r = orch.post(f"{ORCH}/assignments/{a['id']}/{verb}", headers=who, json=body)
+            assert r.status_code == 403, (verb, body, r.text)
+        assert orch.post(f"{ORCH}/done", headers=who).status_code == 403
+    v = stages_of(orch, a["id"])
+    assert v["stage"] == "test" and v["runs"] == []  # nothing recorded, nothing queued
+    r = orch.post(f"{ORCH}/assignments/{a['id']}/test", headers=user, json={"verdict": "passed"})
+    assert r.status_code == 200, r.text  # a person's session still may

@@ -139,7 +139,12 @@ def may_act_for_host(actor: Actor, machine: str) -> None:
 
 
 def may_direct(actor: Actor) -> None:
-    """Refuse (403) an orchestrator worker or host directing work (assign, stop, retry, resume-stuck, halt --kill).
+    """Refuse (403) an orchestrator worker or host directing work.
+
+    Directing: assign, stop, retry, resume-stuck, ``halt --kill``, and the
+    pipeline's ``test`` (a run or a verdict), ``review``, ``fix``, ``accept``
+    and ``done``: a worker that could record a passing verdict or pass the
+    approval gate would merge unverified work.
 
     A worker runs Claude with Bash in a repository anyone may have written
     to; were its token able to assign, one prompt injection would start

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import coordinator
+from coordhub.core import assignments, coordinator
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.store.tx import Tx
@@ -86,6 +86,7 @@ def run_hooks(tx: Tx, names: list[str], now: float, since: float | None, *, even
 
 def done(tx: Tx, actor: Actor, now: float) -> dict[str, Any]:
     """``coord done``: run ``hooks.on_session_end``, answer ``{hooks, summary}``, start a new session window."""
+    assignments.may_direct(actor)  # a person's or an admin's verb, never a worker's or a host's
     config = coordinator.require(tx)
     since = tx.orchestrator.get()["session_since"]
     ran = run_hooks(tx, config.hooks.on_session_end, now, since, event="orchestrator.session_end",

@@ -307,6 +307,7 @@ def run_now(tx: Tx, actor: Actor, assignment_id: str, stage: str, now: float) ->
     not merging), or when a run of it is already live; 422 for a test of a
     repo with no command.
     """
+    assignments.may_direct(actor)  # a person's or an admin's verb, never a worker's or a host's
     gate = G.TEST if stage == "test" else G.REVIEW
     row = _done_row(tx, assignment_id, f"run the {gate.value} stage of", _RERUNNABLE)
     config = coordinator.require(tx)
@@ -325,6 +326,7 @@ def run_now(tx: Tx, actor: Actor, assignment_id: str, stage: str, now: float) ->
 def manual_verdict(tx: Tx, actor: Actor, assignment_id: str, passed: bool, reason: str | None,
                    now: float) -> dict[str, Any]:
     """``coord test --passed|--fail <id> [--reason]``: record a human's smoke verdict and move on; return it."""
+    assignments.may_direct(actor)  # a person's or an admin's verb, never a worker's or a host's
     row = _done_row(tx, assignment_id, "record a test verdict for", _RERUNNABLE)
     config = coordinator.require(tx)
     live = tx.stage_runs.live_of(row["id"])
@@ -343,6 +345,7 @@ def fix_by_hand(tx: Tx, actor: Actor, assignment_id: str, guidance: str | None, 
     It fixes what the last failed run found (the last failed stage runs again
     after it; the first gate when none failed).
     """
+    assignments.may_direct(actor)  # a person's or an admin's verb, never a worker's or a host's
     if guidance is not None:
         assignments.check_guidance(guidance)
     row = _done_row(tx, assignment_id, "fix", FIXABLE)
@@ -358,6 +361,7 @@ def fix_by_hand(tx: Tx, actor: Actor, assignment_id: str, guidance: str | None, 
 
 def accept(tx: Tx, actor: Actor, assignment_id: str, now: float) -> dict[str, Any]:
     """``coord accept <id>``: a human passes the ``approval`` gate (``require_approval``); return the assignment."""
+    assignments.may_direct(actor)  # a person's or an admin's verb, never a worker's or a host's
     row = _done_row(tx, assignment_id, "accept", (G.APPROVAL,))
     config = coordinator.require(tx)
     new = _after(tx, config, row, G.APPROVAL, now, by=actor.session_id)
