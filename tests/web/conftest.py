@@ -73,13 +73,24 @@ class Fleet:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """One ``coord serve`` (SQLite) for the module, with an admin overseer token."""
-    hub = LiveHub(tmp_path_factory.mktemp("webhub") / "hub").start()
+    hub = start_hub(LiveHub(tmp_path_factory.mktemp("webhub") / "hub"))
     try:
         f = Fleet(hub)
         f.token(OVERSEER, admin=True)
         yield f
     finally:
         hub.stop()
+
+
+def start_hub(hub: LiveHub) -> LiveHub:
+    """Start ``hub`` and wait up to 90 s for it: on a loaded 2-core machine a start can take 20 s and more."""
+    hub.start(wait=False)
+    try:
+        hub.wait_ready(timeout=90)
+    except BaseException:
+        hub.stop(9)
+        raise
+    return hub
 
 
 def open_page(browser: Any, url: str, token: str, view: str = "fleet", **context: Any) -> Any:

@@ -21,7 +21,7 @@ from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.store.sqlite import SQLiteStore
 from tests.conftest import LiveHub, free_port
-from tests.web.conftest import AGENT, OVERSEER, Fleet, open_page
+from tests.web.conftest import AGENT, OVERSEER, Fleet, open_page, start_hub
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -200,7 +200,7 @@ def test_a_cross_origin_form_post_with_the_victims_cookie_is_refused(browser: An
 
 
 def test_the_stream_reconnects_after_a_hub_restart_and_shows_what_it_missed(browser: Any, tmp_path: Path) -> None:
-    hub = LiveHub(tmp_path / "hub").start()
+    hub = start_hub(LiveHub(tmp_path / "hub"))
     try:
         admin = hub.admin_token
         agent = {"Authorization": f"Bearer {hub.token(AGENT)}"}
@@ -219,7 +219,7 @@ def test_the_stream_reconnects_after_a_hub_restart_and_shows_what_it_missed(brow
                     tx, Actor(AGENT), to_session=None, subject=f"missed {i}", body="b", now=now))
         finally:
             store.close()
-        hub.start()  # the page's hub is back on its port
+        start_hub(hub)  # the page's hub is back on its port
         page.wait_for_selector(".stream.live", timeout=15_000)
         for i in range(3):
             page.wait_for_selector(f"text=subject: missed {i}", timeout=5000)
