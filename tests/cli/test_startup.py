@@ -92,9 +92,9 @@ def test_help_lists_every_command_in_order(tmp_path: Path) -> None:
     names = re.findall(r"^│ (\S+)\s{2,}", p.stdout.split("Commands")[1], flags=re.M)
     assert names == ["serve", "watch", "presence", "bench", "mcp", "mcp-config", "install-hooks", "uninstall-hooks",
                      "install-git-hook", "agent", "web", "init", "assign", "stop", "wait", "retry", "resume-stuck",
-                     "log", "reconcile", "test", "review", "fix", "accept", "stages", "done", "merge", "status",
-                     "halt", "resume", "engage", "sync", "trust", "msg", "todo", "lock", "component", "token",
-                     "import", "compat", "config", "conv"]
+                     "log", "reconcile", "test", "review", "fix", "accept", "stages", "done", "merge", "pr", "notify",
+                     "status", "halt", "resume", "engage", "sync", "trust", "msg", "todo", "lock", "component",
+                     "token", "import", "compat", "config", "conv"]
 
 
 def _walk(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

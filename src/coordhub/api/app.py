@@ -23,6 +23,7 @@ from coordhub.api.routes import (
     components,
     conversations,
     events,
+    ghtrail,
     imports,
     locks,
     merging,
@@ -161,7 +162,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     app.state.event_quota = RateLimiter(limits.event_quota / 60.0, limits.event_quota)
     errors.install(app)
     # Hot routes first: FastAPI matches routes in order, and most requests are messages and leases.
-    for module in (messages, locks, presence, events, conversations, orchestrator, pipeline, merging,
+    for module in (messages, locks, presence, events, conversations, orchestrator, pipeline, merging, ghtrail,
                    todos, workflows, components, admin, imports, web):
         app.include_router(module.router)
     app.add_middleware(EmptyQueryValues)  # ?project_key= means no filter, for every route

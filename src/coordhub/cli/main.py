@@ -52,7 +52,7 @@ LAZY_COMMANDS = {
     "test": "coordhub.cli.pipeline:test", "review": "coordhub.cli.pipeline:review", "fix": "coordhub.cli.pipeline:fix",
     "accept": "coordhub.cli.pipeline:accept", "stages": "coordhub.cli.pipeline:stages",
     "done": "coordhub.cli.pipeline:done",
-    "merge": "coordhub.cli.merging:merge",
+    "merge": "coordhub.cli.merging:merge", "pr": "coordhub.cli.merging:pr", "notify": "coordhub.cli.merging:notify",
 }
 LAZY_GROUPS = {
     "msg": "coordhub.cli.messages:app", "todo": "coordhub.cli.todos:app", "lock": "coordhub.cli.locks:app",

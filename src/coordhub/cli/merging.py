@@ -72,3 +72,27 @@ def merge(
         d = call(ctx, lambda c: orch(c).merge(ids or [], repo=repo, method=method, order=order_ids,
                                               dry_run=dry_run))
     show(d, as_json, _human)
+
+
+def pr(ctx: typer.Context, assignment_id: str = typer.Argument(..., help="A done assignment."),
+       no_review: bool = typer.Option(False, "--no-review", help="Ask for no review run (the pipeline's review "
+                                                                 "gate, when configured, still runs)."),
+       as_json: bool = JSON_OPT) -> None:
+    """Open the pull request of a done assignment's branch (seed 003 `pr`): a host with capability `github` opens
+    it with its own gh, once (found by head and base if it exists); the URL shows in `coord notify`."""
+    p = call(ctx, lambda c: orch(c).pr(assignment_id, review=not no_review))
+    show(p, as_json, lambda x: console.print(f"PR of {x['assignment_id']} ({x['github']}#{x['issue']}) queued: "
+                                             f"{x['state']}" + (f" {x['url']}" if x.get("url") else "")))
+
+
+def notify(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """Run the GitHub audit trail now (seed 003 `notify`): queue the comments new events call for; hosts with
+    capability `github` post each once, with a marker. Shows what waits to be posted."""
+    d = call(ctx, lambda c: orch(c).notify())
+
+    def human(x: dict[str, Any]) -> None:
+        console.print(f"queued {x['made']} post(s); waiting for a github host: {len(x['pending'])}")
+        for p in x["pending"]:
+            verbatim(one_line(f"  {p['key']} {p['kind']} {p['github']}#{p['issue']} {p['state']}"))
+
+    show(d, as_json, human)

@@ -117,6 +117,18 @@ class OrchestratorClient:
         """One merge entry with its reason and evidence."""
         return self.client.call("GET", f"{BASE}/merges/{entry_id}")
 
+    def pr(self, assignment_id: str, review: bool = True) -> Any:
+        """Queue opening the PR of a done assignment (a host with capability ``github`` opens it)."""
+        return self._post(f"/assignments/{assignment_id}/pr", {"review": review})
+
+    def notify(self) -> Any:
+        """Make the audit-trail posts the new events call for now: ``{made, pending}``."""
+        return self._post("/notify")
+
+    def trail(self, assignment_id: str) -> Any:
+        """The audit trail of one assignment: ``{posts}``."""
+        return self.client.call("GET", f"{BASE}/assignments/{assignment_id}/trail")
+
     def cancel_merge(self, entry_id: str) -> Any:
         """Take an entry out of the merge queue."""
         return self._post(f"/merges/{entry_id}/cancel")

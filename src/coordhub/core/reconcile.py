@@ -19,7 +19,9 @@ hub runs a pass every ``--sweep-seconds`` in ``coord serve`` (and on demand,
 * the merge queue moves on (:func:`coordhub.core.mergequeue.advance`): runs
   whose host went away go back to the queue, entries whose fix worker ended
   are queued again or wait for a human, ``merge.auto_queue`` enters done work (the key
-  ``merge``, present only when there was something to do).
+  ``merge``, present only when there was something to do);
+* the GitHub audit trail reads the new events (:func:`coordhub.core.ghtrail.collect`;
+  ``github_posts``: how many posts it queued, when any).
 
 A hub that was down saw no heartbeats either: ``up_since`` (when this hub
 process started serving) is counted as a heartbeat of every host, so a
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordhub.core import assignments, coordinator, hosts, mergequeue, stages
+from coordhub.core import assignments, coordinator, ghtrail, hosts, mergequeue, stages
 from coordhub.core.events import emit
 from coordhub.store.tx import Tx
 
@@ -71,4 +73,7 @@ def run(tx: Tx, now: float, up_since: float | None = None) -> dict[str, Any]:
     merged = mergequeue.advance(tx, config, now, up_since)
     if any(merged.values()):
         done["merge"] = merged
+    posts = ghtrail.collect(tx, now)
+    if posts:
+        done["github_posts"] = posts
     return done

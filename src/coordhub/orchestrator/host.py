@@ -26,7 +26,8 @@ has no counterpart. Its life:
    start a :class:`~coordhub.orchestrator.worker.Worker` for each assignment;
    beside it, ``next-run`` for smoke tests and reviews
    (:class:`~coordhub.orchestrator.runs.RunPoller`), which share the slots; a third long-poll takes
-   merge-queue runs (:class:`~coordhub.orchestrator.merging.MergeRunner`).
+   merge-queue runs (:class:`~coordhub.orchestrator.merging.MergeRunner`); with capability ``github``, a
+   poster makes the audit trail's comments (:class:`~coordhub.orchestrator.ghposter.GitHubPoster`).
 5. On SIGTERM/SIGINT: stop polling, stop every worker (work saved, reported
    ``failed: host_stopped``, so the hub re-queues it), wait for their reports.
 
@@ -51,6 +52,7 @@ from coordhub import __version__
 from coordhub.client import Unreachable
 from coordhub.orchestrator import worktree
 from coordhub.orchestrator.dispatch import Dispatch
+from coordhub.orchestrator.ghposter import GitHubPoster
 from coordhub.orchestrator.hoststate import group_alive, process_alive
 from coordhub.orchestrator.link import Refused, Stale
 from coordhub.orchestrator.merging import MergeRunner
@@ -122,6 +124,9 @@ class Host:
             poll.start()
             threading.Thread(target=self.runs.loop, name="poll-runs", daemon=True).start()
             threading.Thread(target=self._merge_runner().loop, name="merge", daemon=True).start()
+            poster = GitHubPoster(self.ctx.link, dict(self.ctx.host_env), self.stopping, lambda: self.incarnation,
+                                  lambda: "github" in self.cfg.capabilities)
+            threading.Thread(target=poster.loop, name="github", daemon=True).start()
             while not self.stopping.wait(1.0):
                 pass
             self._stop_workers()

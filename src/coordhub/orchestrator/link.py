@@ -166,6 +166,19 @@ class HubLink:
         data = _call(self._client("run-report"), "POST", f"{BASE}/stage-runs/{run_id}/report", body)
         return data if isinstance(data, dict) else {}
 
+    def github_next(self, incarnation: int) -> list[dict[str, Any]]:
+        """Audit-trail posts this host (capability ``github``) should make now."""
+        data = _call(self._client("github"), "POST", f"{BASE}/github/next",
+                     {"machine": self.machine, "host_incarnation": incarnation})
+        posts = data.get("posts") if isinstance(data, dict) else None
+        return [p for p in posts if isinstance(p, dict)] if isinstance(posts, list) else []
+
+    def github_report(self, incarnation: int, body: dict[str, Any]) -> dict[str, Any]:
+        """Report a post made (``{key, ok, url}``) or failed (``{key, ok: false, error}``)."""
+        data = _call(self._client("github"), "POST", f"{BASE}/github/report",
+                     {"machine": self.machine, "host_incarnation": incarnation, **body})
+        return data if isinstance(data, dict) else {}
+
     def merge_report(self, incarnation: int, body: dict[str, Any]) -> dict[str, Any]:
         """Report on a merge run (``{batch_id, outcome, …}``); ``{outcome, entries}``."""
         data = _call(self._client("merge-report"), "POST", f"{BASE}/merges/report",

@@ -153,6 +153,12 @@ class FakeHub:
         time.sleep(min(wait, 0.3))
         return None
 
+    def github_next(self, incarnation: int) -> list[dict[str, Any]]:
+        return []
+
+    def github_report(self, incarnation: int, body: dict[str, Any]) -> dict[str, Any]:
+        raise Stale(409, "not_found", "the fake hub queues no posts")
+
     def merge_report(self, incarnation: int, body: dict[str, Any]) -> dict[str, Any]:
         raise Stale(409, "stale_run", "the fake hub starts no merge runs")
 

@@ -24,11 +24,16 @@ MERGE: dict[str, Any] = {"gate_command": "test -f README.md", "tick_seconds": 0,
 class MergeFleet(Fleet):
     """A :class:`Fleet` (hub, clones, agents) with the ``merge`` section set and merge-queue helpers."""
 
-    def set_merge(self, pipeline: list[str] | None = None, **merge: Any) -> None:
-        """Set ``merge`` keys; the pipeline's stages are ``pipeline`` (default none: entries come by hand)."""
+    def set_merge(self, pipeline: list[str] | None = None, github: str | None = None,
+                  capabilities: list[str] | None = None, **merge: Any) -> None:
+        """Set ``merge`` keys; the pipeline's stages are ``pipeline`` (default none: entries come by hand);
+        ``github`` gives the repo a GitHub slug, ``capabilities`` the machines'."""
         config = httpx2.get(self.hub.url + f"{API}/config", headers=self.admin).json()["config"]
         config["merge"].update({**MERGE, **merge})
         config["pipeline"]["stages"] = pipeline or []
+        config["repos"][0]["github"] = github
+        for m in config["machines"]:
+            m["capabilities"] = capabilities or []
         httpx2.put(self.hub.url + f"{API}/config", json=config, headers=self.admin).raise_for_status()
 
     def done(self, issues: list[int], briefing: Callable[[int], str]) -> list[str]:

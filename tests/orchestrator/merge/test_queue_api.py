@@ -209,3 +209,30 @@ def test_pipeline_seam_merge_stage_enters_fix_loop_returns_merged(orch: Api, lap
     report(laptop, run, "policy", reason="protected branch: main needs a review")
     b = orch.get(f"{ORCH}/assignments/{bid}", headers=orch.admin).json()
     assert b["stage"] == "needs_input" and "protected branch" in b["stage_reason"]
+
+
+def test_pr_requests_and_the_trail_are_keyed_once(mq: Api, laptop: Host, gh_host: Host, user: dict[str, str]) -> None:
+    aid = finish(mq, laptop, user, "api", 60)  # api is on GitHub (acme/api)
+    first = mq.post(f"{ORCH}/assignments/{aid}/pr", headers=user, json={"review": False})
+    again = mq.post(f"{ORCH}/assignments/{aid}/pr", headers=user)
+    assert first.status_code == 200 and again.status_code == 200, first.text
+    assert first.json()["key"] == again.json()["key"] == f"{aid}:1:pr" and first.json()["state"] == "pending"
+    lib = finish(mq, laptop, user, "lib", 61)
+    r = mq.post(f"{ORCH}/assignments/{lib}/pr", headers=user)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_on_github"
+    made = mq.post(f"{ORCH}/notify", headers=user).json()
+    assert mq.post(f"{ORCH}/notify", headers=user).json()["made"] == 0 and made["made"] >= 2  # briefing, completion
+    body = {"machine": "laptop", "host_incarnation": laptop.incarnation}
+    assert mq.post(f"{ORCH}/github/next", headers=laptop.headers, json=body).json()["posts"] == []  # no `github`
+    body = {"machine": "server", "host_incarnation": gh_host.incarnation}
+    posts = mq.post(f"{ORCH}/github/next", headers=gh_host.headers, json=body).json()["posts"]
+    assert {p["key"] for p in posts} == {f"{aid}:1:briefing", f"{aid}:1:completion", f"{aid}:1:pr"}
+    assert all(p["github"] == "acme/api" and "<!-- coord:post key=" in p["body"] for p in posts)
+    assert mq.post(f"{ORCH}/github/next", headers=gh_host.headers, json=body).json()["posts"] == []  # taken
+    for p in posts:
+        r = mq.post(f"{ORCH}/github/report", headers=gh_host.headers,
+                    json={**body, "key": p["key"], "ok": True, "url": f"https://github.com/acme/api/x/{p['event']}"})
+        assert r.status_code == 200 and r.json()["state"] == "posted"
+    trail = mq.get(f"{ORCH}/assignments/{aid}/trail", headers=user).json()["posts"]
+    assert {p["state"] for p in trail} == {"posted"} and len(trail) == 3
+    assert mq.get(f"{ORCH}/assignments/{lib}/trail", headers=user).json()["posts"] == []  # local only: hub trail

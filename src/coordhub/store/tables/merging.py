@@ -99,6 +99,16 @@ class GithubPosts(Table):
         return self.ex.all("SELECT * FROM github_posts WHERE state IN ('pending', 'running') ORDER BY created_at "
                            "LIMIT ?", (limit,))
 
+    def cursor(self) -> int:
+        """The id of the last event the trail read (0 before any)."""
+        row = self.ex.one("SELECT event_cursor FROM github_trail WHERE id = 1")
+        return int(row["event_cursor"]) if row else 0
+
+    def set_cursor(self, event_id: int) -> None:
+        """Record the last event the trail read."""
+        if not self.ex.execute("UPDATE github_trail SET event_cursor = ? WHERE id = 1", (event_id,)):
+            self.insert("github_trail", {"id": 1, "event_cursor": event_id})
+
     def of_assignment(self, assignment_id: str) -> list[Row]:
         """Every post of an assignment, oldest first."""
         return self.ex.all("SELECT * FROM github_posts WHERE assignment_id = ? ORDER BY created_at", (assignment_id,))

@@ -1,0 +1,58 @@
+"""The host's poster makes each audit-trail post once, even when the hub offers it again (its report was lost):
+it finds its own marker among the issue's comments, and a PR by its head and base. Against the fake ``gh``."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from coordhub.orchestrator.ghposter import GitHubPoster
+from tests.fakes.ghstore import FakeGitHub
+from tests.orchestrator.host.conftest import make_repo, run
+
+
+class Recorder:
+    """Stands in for the hub link: records the reports (the hub side is tested over HTTP elsewhere)."""
+
+    def __init__(self) -> None:
+        self.reports: list[dict[str, Any]] = []
+
+    def github_report(self, incarnation: int, body: dict[str, Any]) -> dict[str, Any]:
+        self.reports.append(body)
+        return body
+
+
+def test_a_post_offered_twice_is_made_once(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, "app")
+    fake = FakeGitHub(tmp_path)
+    fake.setup_repo("acme/app", repo.origin)
+    issue = fake.add_issue("acme/app", "A bug")
+    env = {**os.environ, **fake.env, "PATH": f"{fake.bin}{os.pathsep}{os.environ['PATH']}"}
+    link = Recorder()
+    poster = GitHubPoster(link, env, threading.Event(), lambda: 1, lambda: True)  # type: ignore[arg-type]
+    post = {"key": "a1b2c3d4:1:completion", "github": "acme/app", "issue": issue, "kind": "comment",
+            "body": "**coordhub**: done\n\n<!-- coord:post key=a1b2c3d4:1:completion -->"}
+    poster.make(post, 1)
+    poster.make(post, 1)  # the first report was lost: the hub offers it again
+    comments = fake.item("acme/app", issue)["comments"]
+    assert len(comments) == 1
+    assert [r["ok"] for r in link.reports] == [True, True] and link.reports[0]["url"] == link.reports[1]["url"]
+    # a PR: opened once, found by head and base the second time
+    run(repo.path, "git", "checkout", "-q", "-b", "issue-1")
+    (repo.path / "x.txt").write_text("x\n")
+    run(repo.path, "git", "add", "x.txt")
+    run(repo.path, "git", "commit", "-q", "-m", "x")
+    run(repo.path, "git", "push", "-q", "origin", "issue-1")
+    pr = {"key": "a1b2c3d4:1:pr", "github": "acme/app", "issue": issue, "kind": "pr", "branch": "issue-1",
+          "base": "main", "body": "A bug\n\nCloses #1"}
+    poster.make(pr, 1)
+    poster.make(pr, 1)
+    prs = [i for i in fake.state()["repos"]["acme/app"]["items"].values() if i["kind"] == "pr"]
+    assert len(prs) == 1 and prs[0]["title"] == "A bug" and prs[0]["body"] == "Closes #1"
+    assert link.reports[-1]["url"] == link.reports[-2]["url"] == prs[0]["url"]
+    # gh failing (not logged in) is reported, never raised
+    fake.set_auth(False)
+    poster.make({**post, "key": "a1b2c3d4:2:failure"}, 1)
+    assert link.reports[-1]["ok"] is False and "gh exit 4" in link.reports[-1]["error"]

@@ -1,0 +1,66 @@
+"""GitHub end to end with the fake ``gh`` (backed by the same bare origin): the merge queue opens the PR, waits
+for its CI checks (pending, then passed), lands it with ``gh pr merge --match-head-commit``; the audit trail posts
+the briefing, completion and merged comments on the issue exactly once each (markers), and closes it. The host
+with capability ``github`` does all of it; the worker's environment has no GitHub state."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from tests.fakes.ghstore import FakeGitHub
+from tests.orchestrator.host.conftest import run
+from tests.orchestrator.merge.conftest import API, MergeFleet
+
+
+def _trail(mfleet: MergeFleet, aid: str) -> list[dict[str, Any]]:
+    r = httpx2.get(mfleet.hub.url + f"{API}/assignments/{aid}/trail", headers=mfleet.admin)
+    assert r.status_code == 200, r.text
+    return list(r.json()["posts"])
+
+
+def test_pr_checks_merge_and_comments_exactly_once(mfleet: MergeFleet, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeGitHub(tmp_path)
+    fake.setup_repo("acme/app", mfleet.repo.origin, checks=[{"name": "ci", "conclusion": "success", "polls": 2}])
+    issue = fake.add_issue("acme/app", "Add the widget", number=30)
+    monkeypatch.setenv("PATH", f"{fake.bin}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_GH_STATE", str(fake.root))
+    mfleet.set_merge(github="acme/app", capabilities=["github"], close_issues=True)
+    mfleet.start("m1")
+    (aid,) = mfleet.done([issue], lambda n: "fake: success file=widget.txt")
+    (entry,) = mfleet.enter([aid])["entered"]
+    e = mfleet.wait_entry(entry, ("merged", "needs_input"), timeout=120)
+    assert e["state"] == "merged", e
+    assert e["pr_number"] == 31 and e["pr_url"] == "https://github.com/acme/app/pull/31"
+    pr = fake.item("acme/app", 31)
+    assert pr["state"] == "MERGED" and pr["mergeCommit"] == e["merged_sha"]
+    assert run(mfleet.repo.origin, "git", "rev-parse", "main") == e["merged_sha"]
+    checks = [c for c in fake.calls() if c[:2] == ["pr", "checks"]]
+    assert len(checks) >= 2  # polled while pending
+    merge_calls = [c for c in fake.calls() if c[:2] == ["pr", "merge"]]
+    assert len(merge_calls) == 1 and "--match-head-commit" in merge_calls[0] and "--rebase" in merge_calls[0]
+    deadline = time.time() + 60
+    while not (len(_trail(mfleet, aid)) >= 4 and all(p["state"] == "posted" for p in _trail(mfleet, aid))):
+        assert time.time() < deadline, _trail(mfleet, aid)
+        time.sleep(0.2)
+    posts = _trail(mfleet, aid)
+    assert sorted(p["event"] for p in posts) == ["briefing", "closed", "completion", "merged"]
+    for _ in range(3):  # a forced pass changes nothing: every event already has its post
+        r = httpx2.post(mfleet.hub.url + f"{API}/notify", headers=mfleet.admin)
+        assert r.status_code == 200 and r.json()["made"] == 0
+    comments = fake.item("acme/app", issue)["comments"]
+    keys = [p["key"] for p in posts if p["kind"] == "comment"]
+    for key in keys:
+        assert sum(f"<!-- coord:post key={key} -->" in c["body"] for c in comments) == 1
+    assert len(comments) == 3 and fake.item("acme/app", issue)["state"] == "CLOSED"
+    assert all(p["url"].startswith(f"https://github.com/acme/app/issues/{issue}#issuecomment-")
+               for p in posts if p["kind"] == "comment")
+    # the worker never saw GitHub state: its environment had neither the fake's store nor gh's config
+    envs = [r["env"] for r in mfleet.runs()]
+    assert envs and not any("FAKE_GH_STATE" in env or "GH_TOKEN" in env for env in envs)
