@@ -20,8 +20,7 @@ hub runs a pass every ``--sweep-seconds`` in ``coord serve`` (and on demand,
   whose host went away go back to the queue, entries whose fix worker ended
   are queued again or wait for a human, ``merge.auto_queue`` enters done work (the key
   ``merge``, present only when there was something to do);
-* the GitHub audit trail reads the new events (:func:`coordhub.core.ghtrail.collect`;
-  ``github_posts``: how many posts it queued, when any).
+* the GitHub audit trail reads the new events (:func:`coordhub.core.ghtrail.collect`).
 
 A hub that was down saw no heartbeats either: ``up_since`` (when this hub
 process started serving) is counted as a heartbeat of every host, so a
@@ -73,7 +72,5 @@ def run(tx: Tx, now: float, up_since: float | None = None) -> dict[str, Any]:
     merged = mergequeue.advance(tx, config, now, up_since)
     if any(merged.values()):
         done["merge"] = merged
-    posts = ghtrail.collect(tx, now)
-    if posts:
-        done["github_posts"] = posts
+    ghtrail.collect(tx, now)  # what it queued shows in `coord notify` and each assignment's trail
     return done
