@@ -92,3 +92,28 @@ def test_a_batch_with_one_bad_branch_bisects_to_it(mfleet: MergeFleet) -> None:
     attempts = collections.Counter(e["attempt"] for e in finals)
     assert finals[0]["attempt"] == 3 and finals[1]["attempt"] == 3 and finals[2]["attempt"] == 2, attempts
     assert finals[2]["batch_id"] == finals[3]["batch_id"]
+
+
+def test_the_pipeline_hands_passed_branches_to_the_queue_in_fifo_order(mfleet: MergeFleet) -> None:
+    """work → test (the smoke test's exit code) → merge: three issues land on main in the order they passed,
+    each exactly once, and each assignment's stage ends ``merged``; nobody runs `coord merge`."""
+    import httpx2
+
+    from tests.orchestrator.merge.conftest import API
+
+    config = httpx2.get(mfleet.hub.url + f"{API}/config", headers=mfleet.admin).json()["config"]
+    config["repos"][0]["test_command"] = "test -f README.md"
+    config["smoke_tests"]["auto_queue"] = True
+    httpx2.put(mfleet.hub.url + f"{API}/config", json=config, headers=mfleet.admin).raise_for_status()
+    mfleet.set_merge(pipeline=["test", "merge"], gate_command=None)  # the queue's gate: the repo's test_command
+    mfleet.start("m1")
+    before = len(mfleet.main_subjects())
+    ids = [mfleet.assign(n, f"fake: success file=p{n}.txt") for n in (40, 41, 42)]
+    finals = [mfleet.wait(aid, lambda a: a.get("stage") in ("merged", "needs_input"), timeout=150) for aid in ids]
+    assert [a["stage"] for a in finals] == ["merged"] * 3, [a.get("stage_reason") for a in finals]
+    queue = httpx2.get(mfleet.hub.url + f"{API}/merges", headers=mfleet.admin).json()
+    merged = sorted((e for e in queue["recent"] if e["state"] == "merged"), key=lambda e: e["seq"])
+    assert sorted(e["assignment_id"] for e in merged) == sorted(ids)
+    landed = [f for f in mfleet.main_files() if f.startswith("p")]
+    assert landed == [f"p{next(a['issue'] for a in finals if a['id'] == e['assignment_id'])}.txt" for e in merged]
+    assert len(mfleet.main_subjects()) == before + 3
