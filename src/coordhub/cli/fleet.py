@@ -48,10 +48,12 @@ def show_orchestrator(view: dict[str, Any] | None) -> None:
                   ("not_before", "not before"), ("reason", "why re-queued")], "  empty")
     heading("assignments")
     shown = [{**a, "what": f"{a['repo']} #{a['issue']}", "where": a["ran_on"] or a["machine"] or "any",
-              "cost": f"${a['total_cost_usd']:.2f}", "note": a["status_line"] or a["reason"] or a["last_tool"]}
+              "cost": f"${a['total_cost_usd']:.2f}", "stage": a.get("stage") or "work",
+              "note": (a.get("stage_reason") if a["state"] == "done" else None) or a["status_line"] or a["reason"]
+              or a["last_tool"]}
              for a in view["assignments"]]
-    table(shown, [("id", "id"), ("state", "state"), ("attempt", "try"), ("what", "issue"), ("where", "machine"),
-                  ("model", "model"), ("cost", "cost"), ("note", "status")], "  none")
+    table(shown, [("id", "id"), ("state", "state"), ("stage", "stage"), ("attempt", "try"), ("what", "issue"),
+                  ("where", "machine"), ("model", "model"), ("cost", "cost"), ("note", "status")], "  none")
     t = view["totals"]
     today = list(t["by_day"].items())[-1:] if t["by_day"] else []
     console.print(f"workers running: {t['running']}, queued: {t['queued']}; cost: ${t['cost_usd']:.2f} in all"

@@ -82,6 +82,7 @@ class RunPoller:
 
     def _run(self, p: dict[str, Any]) -> None:
         run_id = str(p["id"])
+        body: dict[str, Any] | None
         try:
             body = execute(self.ctx, p)
         except Exception as exc:  # a bug or an OS error: report it, never leave the slot hanging
@@ -92,7 +93,8 @@ class RunPoller:
             with self.mutex:
                 self.running.pop(run_id, None)
             self.wake.set()
-        deliver(self.ctx, run_id, body)
+        if body is not None:
+            deliver(self.ctx, run_id, body)
 
 
 def _report(ctx: Context, run_id: str, body: dict[str, Any]) -> bool:
@@ -125,8 +127,12 @@ def deliver(ctx: Context, run_id: str, body: dict[str, Any]) -> None:
             delay = min(delay * 2, 5.0)
 
 
-def execute(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    """Run a smoke test or review in a fresh detached worktree; the final report's body."""
+def execute(ctx: Context, p: dict[str, Any]) -> dict[str, Any] | None:
+    """Run a smoke test or review in a fresh detached worktree; the final report's body.
+
+    None when the host stopped it: that is no verdict on the branch, and the hub runs it again once it
+    sees this host restarted or gone (an ``error`` would stop the pipeline for a human).
+    """
     run_id, attempt, stage = str(p["id"]), int(p["attempt"]), str(p.get("stage"))
     repo = ctx.repos.get(str(p.get("repo")))
     if repo is None:
@@ -149,8 +155,7 @@ def execute(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
             ended = smoke.run_command(str(p["command"]), path, env, float(p.get("timeout_seconds") or 600),
                                       out_dir / f"output.{attempt}.log", ctx.stopping)
             if ended.killed == "stopped":
-                return {"attempt": attempt, "state": "error", "reason": "host_stopped: the host stopped the test",
-                        "commit": sha}
+                return None
             return {"attempt": attempt, "state": "done", "exit_code": ended.exit_code, "output_tail": ended.tail,
                     "commit": sha, "reason": f"timeout after {p.get('timeout_seconds')} s" if ended.killed else None}
         claude = shutil.which(ctx.claude, path=env.get("PATH"))
@@ -158,6 +163,8 @@ def execute(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
             return {"attempt": attempt, "state": "error", "commit": sha,
                     "reason": f"claude_missing: {ctx.claude!r} is not on the reviewer's PATH on {ctx.machine}"}
         got = review.run(claude, p, path, env, out_dir, ctx.stopping)
+        if ctx.stopping.is_set() and got.verdict is None:
+            return None
         body: dict[str, Any] = {"attempt": attempt, "commit": sha, "cost_usd": got.cost_usd}
         if got.verdict is None:
             return {**body, "state": "error", "reason": got.error[:4000], "output_tail": got.output_tail}

@@ -170,3 +170,24 @@ def test_kill_9_of_the_hub_mid_smoke_the_stage_continues(fleet: Fleet) -> None: 
     assert (r["state"], r["attempt"], r["exit_code"]) == ("passed", 1, 0)  # the same run, not started again
     starts = (fleet.root / f"home-{agent.machine}" / "smoke-starts").read_text().splitlines()
     assert starts == ["started"]
+
+
+def test_kill_9_of_a_host_mid_smoke_runs_it_again_after_its_restart(fleet: Fleet) -> None:  # noqa: F811
+    apply(fleet, repos=[{"name": "app", "default_branch": "main",
+                         "test_command": "echo started >> $HOME/smoke-starts; sleep 2; echo ok"}],
+          smoke_tests={"auto_queue": True})
+    agent = fleet.start("m1")
+    aid = fleet.assign(5, "fake: success")
+    deadline = time.time() + 60
+    while not [r for r in stages_of(fleet, aid)["runs"] if r["state"] == "running"]:
+        assert time.time() < deadline, stages_of(fleet, aid)
+        time.sleep(0.1)
+    assert agent.stop(signal.SIGKILL) == -signal.SIGKILL
+    again = fleet.start("m1")  # a new incarnation: the hub queues the run again, the host cleans the orphan
+    v = settle(fleet, aid)
+    assert v["stage"] == "merge", v
+    (r,) = v["runs"]
+    assert (r["state"], r["attempt"], r["exit_code"]) == ("passed", 2, 0)
+    starts = (fleet.root / "home-m1" / "smoke-starts").read_text().splitlines()
+    assert len(starts) == 2  # the first run was killed with its host, the second ran to its end
+    assert again.stop() == 0 and "Traceback" not in again.log.read_text()
