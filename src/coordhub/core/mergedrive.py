@@ -60,9 +60,11 @@ def drive(tx: Tx, actor: Actor, now: float, *, ids: list[str], repo: str | None 
 
     Answer: ``{dry_run, entered, requeued, unchanged, ordered, next, why, queue…}`` where ``next`` lists
     the entries the next run would take (on any host) and ``why`` says why nothing would run.
-    ``NotMergeable`` (409) for an assignment that is not done with a pushed branch; ``Invalid`` for too many
+    ``NotMergeable`` (409) for an assignment that is not done with a pushed branch, or has not passed its
+    pipeline's gates; ``Forbidden`` (403) for an orchestrator worker or host; ``Invalid`` for too many
     ids or an ``order`` naming an entry that is not queued. ``dry_run`` checks everything and writes nothing.
     """
+    assignments.may_direct(actor)  # a person's or an admin's: a worker must not push a branch into the queue
     if len(ids) > MAX_IDS or len(order or []) > MAX_IDS:
         raise Invalid(f"at most {MAX_IDS} ids at a time", field="ids")
     config = coordinator.require(tx)
@@ -122,6 +124,7 @@ def reorder(tx: Tx, ids: list[str], now: float, *, by: str | None, dry_run: bool
 
 def cancel(tx: Tx, actor: Actor, entry_id: str, now: float) -> dict[str, Any]:
     """Take an entry out of the queue (its branch stays). ``InvalidTransition`` (409) for a running or ended one."""
+    assignments.may_direct(actor)
     row = mergequeue.get_row(tx, entry_id)
     if row["state"] == "running":
         raise assignments.InvalidTransition(f"merge entry {row['id']} is running on {row['machine']}; it can be "

@@ -56,6 +56,8 @@ from coordhub.store.tx import Tx
 MAX_EVIDENCE_CHARS = 8000  # the output tail kept per entry
 OUTCOMES = ("landing", "merged", "conflict", "red", "policy", "retry", "error")
 _PIPELINE_BUSY = ("fix", "test", "review", "approval")  # stages in which a fixed branch is still being checked
+# stages in which a branch has not passed its gates: it enters no queue (contract §2.11), by hand or auto_queue
+_UNPASSED = (*_PIPELINE_BUSY, "needs_input")
 
 
 class State(enum.StrEnum):
@@ -143,7 +145,9 @@ def enqueue(tx: Tx, assignment_id: str, now: float, *, by: str | None, method: s
 
     Idempotent: an assignment with a live entry gets that entry back
     (``created`` false). ``NotMergeable`` (409) unless the assignment is
-    ``done`` with its branch pushed; ``Invalid`` for an unknown ``method``.
+    ``done`` with its branch pushed, and past its pipeline's gates (not in
+    stage test, review, approval, fix or needs_input); ``Invalid`` for an
+    unknown ``method``.
     """
     config = coordinator.require(tx)
     a = assignments.get_row(tx, assignment_id)
@@ -156,6 +160,9 @@ def enqueue(tx: Tx, assignment_id: str, now: float, *, by: str | None, method: s
         raise NotMergeable(f"assignment {a['id']} is {a['state']}" + ("" if a["pushed"] else ", its branch not "
                            "pushed") + "; only a done assignment with a pushed branch enters the merge queue",
                            state=a["state"])
+    if a["stage"] in _UNPASSED:
+        raise NotMergeable(f"assignment {a['id']} is in stage {a['stage']}: it has not passed its pipeline's gates "
+                           "(a person may record them: coord test --passed, coord accept)", state=a["state"])
     method = method or config.merge.method
     if method not in MERGE_METHODS:
         raise Invalid(f"method must be one of {', '.join(MERGE_METHODS)}", field="method")
@@ -238,7 +245,7 @@ def advance(tx: Tx, config: Config, now: float, up_since: float | None = None) -
                        reason=f"the fix worker ended {a['state']}: {a['reason'] or 'no reason given'}")
             done["needs_input"].append(row["id"])
     if config.merge.auto_queue:
-        for a in tx.merge_entries.unentered_done():
+        for a in tx.merge_entries.unentered_done(skip_stages=_UNPASSED):  # its gates decide (stage merge enters)
             row, _ = enqueue(tx, a["id"], now, by=None)
             done["entered"].append(row["id"])
     return done
@@ -336,7 +343,7 @@ def _advance_due(tx: Tx, config: Config, now: float) -> bool:
         host = tx.hosts.get(row["machine"]) if row["machine"] else None
         if host is None or host["incarnation"] != row["host_incarnation"]:
             return True
-    return bool(config.merge.auto_queue and tx.merge_entries.unentered_done(1))
+    return bool(config.merge.auto_queue and tx.merge_entries.unentered_done(1, _UNPASSED))
 
 
 def job(config: Config, entries: list[Row]) -> dict[str, Any]:

@@ -236,3 +236,26 @@ def test_pr_requests_and_the_trail_are_keyed_once(mq: Api, laptop: Host, gh_host
     trail = mq.get(f"{ORCH}/assignments/{aid}/trail", headers=user).json()["posts"]
     assert {p["state"] for p in trail} == {"posted"} and len(trail) == 3
     assert mq.get(f"{ORCH}/assignments/{lib}/trail", headers=user).json()["posts"] == []  # local only: hub trail
+
+
+def test_nothing_enters_the_queue_before_passing_its_gates_and_no_worker_drives_it(orch: Api, laptop: Host,
+                                                                                    user: dict[str, str]) -> None:
+    # Contract §2.11: a branch waiting for its review (or smoke test, or approval) must not reach the queue, neither by
+    # merge.auto_queue nor by hand; and a worker's token (one prompt injection) may not drive the queue at all.
+    cfg = config(merge={"tick_seconds": 0, "auto_queue": True}, smoke_tests={"auto_queue": False},
+                 reviews={"enabled": True, "require_approval": True})
+    cfg["repos"][1]["github"] = None
+    apply_config(orch, cfg)
+    aid = finish(orch, laptop, user, "lib", 1)
+    assert orch.get(f"{ORCH}/assignments/{aid}", headers=user).json()["stage"] == "review"
+    r = orch.post(M, headers=user, json={})  # runs a pass of the queue (auto_queue included)
+    assert r.status_code == 200 and r.json()["entered"] == [] and r.json()["queue"] == [], r.text
+    r = orch.post(M, headers=user, json={"ids": [aid]})
+    assert r.status_code == 409 and "stage review" in r.text, r.text
+    assign(orch, user, repo="lib", issue=2, machine="laptop")
+    other = laptop.next()
+    assert other is not None
+    worker = {"Authorization": f"Bearer {other['worker_token']}"}
+    for who in (worker, laptop.headers):
+        assert orch.post(M, headers=who, json={"ids": [aid]}).status_code == 403
+    assert orch.get(M, headers=user).json()["queue"] == []

@@ -68,11 +68,13 @@ class MergeEntries(Table):
                           (since,))
         return int(row["n"]) if row else 0
 
-    def unentered_done(self, limit: int = 100) -> list[Row]:
-        """Done assignments with a pushed branch that never entered a queue (``merge.auto_queue``), oldest first."""
-        return self.ex.all("SELECT a.* FROM assignments a WHERE a.state = 'done' AND a.pushed = 1 AND NOT EXISTS "
-                           "(SELECT 1 FROM merge_entries m WHERE m.assignment_id = a.id) ORDER BY a.seq LIMIT ?",
-                           (limit,))
+    def unentered_done(self, limit: int = 100, skip_stages: tuple[str, ...] = ()) -> list[Row]:
+        """Done assignments with a pushed branch that never entered a queue (``merge.auto_queue``), oldest first;
+        none in a pipeline stage of ``skip_stages``."""
+        skip = "".join(" AND a.stage <> ?" for _ in skip_stages)
+        return self.ex.all("SELECT a.* FROM assignments a WHERE a.state = 'done' AND a.pushed = 1" + skip
+                           + " AND NOT EXISTS (SELECT 1 FROM merge_entries m WHERE m.assignment_id = a.id) "
+                           "ORDER BY a.seq LIMIT ?", (*skip_stages, limit))
 
     def seq_free(self, seq: int) -> bool:
         """Whether no entry holds queue position ``seq``."""
