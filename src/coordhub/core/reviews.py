@@ -21,7 +21,10 @@ READ_ONLY_TOOLS = ("Read", "Grep", "Glob", "Bash(git diff *)", "Bash(git log *)"
                    "Bash(git status *)", "Bash(ls *)", "Bash(cat *)", "Bash(grep *)", "Bash(wc *)")
 DENIED_TOOLS = ("Edit", "Write", "NotebookEdit", "MultiEdit", "AskUserQuestion", "WebFetch", "Task",
                 "Bash(git push *)", "Bash(git commit *)", "Bash(git checkout *)", "Bash(git reset *)",
-                "Bash(rm *)", "Bash(gh *)")
+                "Bash(rm *)", "Bash(gh *)",
+                # git log/show/diff write their output to any path with --output=<file> (a commit message of the
+                # branch's author, with --format=%B): the allowed read-only git rules must not reach it
+                "Bash(git *--out*)")
 
 
 def checklist(config: Config, repo: str) -> list[str]:
