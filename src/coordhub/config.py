@@ -107,6 +107,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("escalation_session", str, None, "Session told, with the sender, when an ack-required message is "
             "dead-lettered (unless the message names its own escalate_to).", "server"),
     Setting("log_level", str, "info", "Server log level: debug, info, warning, error.", "server"),
+    Setting("log_format", str, "text", "Server log lines: text, or json (one object a line with time, level, "
+            "logger, message, request_id, session and route).", "server"),
+    Setting("metrics_address", str, None, "Also serve Prometheus /metrics WITHOUT a token on this HOST:PORT "
+            "(keep it on loopback or a private network; /metrics on the main port needs an admin token).",
+            "server"),
     Setting("access_log", bool, False, "Log one line per HTTP request (client, method, path, status) at info "
             "level; off by default.", "server"),
     Setting("url", str, None, "Hub base URL, e.g. http://10.0.0.5:8001 "

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -65,6 +66,8 @@ class ServerConfig:
     prune_seconds: float = 60.0
     log_level: str = "info"
     access_log: bool = False
+    log_format: str = "text"
+    metrics_address: tuple[str, int] | None = None
 
     def resolved_data_dir(self) -> Path:
         """The data directory, defaulting per :func:`default_data_dir`."""
@@ -201,13 +204,15 @@ def serve(cfg: ServerConfig) -> None:
     app = create_app(hub, no_auth=cfg.no_auth, max_body_bytes=cfg.max_body_bytes, sweep_seconds=cfg.sweep_seconds,
                      retry_after=cfg.retry_after, rate_limit=cfg.rate_limit, rate_burst=cfg.rate_burst, limits=limits,
                      loopback_only=cfg.no_auth and is_loopback(cfg.host), retention=cfg.retention,
-                     prune_seconds=cfg.prune_seconds)
+                     prune_seconds=cfg.prune_seconds, metrics_address=cfg.metrics_address)
     app.state.max_connections = connections
     log.info("file descriptors: %d; connections at once: %d; streams and long-polls: %d", fd_limit, connections,
              streams)
     http = guarded_protocol(AutoHTTPProtocol, header_timeout=cfg.header_timeout, max_connections=connections)
+    # JSON lines: uvicorn's loggers propagate to the root logger `coord serve` configured, not to uvicorn's own
+    log_config: Any = None if cfg.log_format == "json" else uvicorn.config.LOGGING_CONFIG
     config = uvicorn.Config(app, log_level=cfg.log_level, access_log=cfg.access_log, timeout_graceful_shutdown=5,
-                            http=http, timeout_keep_alive=cfg.keepalive_timeout)
+                            http=http, timeout_keep_alive=cfg.keepalive_timeout, log_config=log_config)
     settle_heap()
     try:
         _Server(config).run(sockets=[sock])

@@ -8,9 +8,10 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from prometheus_client import start_http_server
 
 from coordhub import __version__
-from coordhub.api import errors
+from coordhub.api import errors, metrics
 from coordhub.api.activity import Heartbeats
 from coordhub.api.auth import Authenticator, RateLimiter
 from coordhub.api.health import DatabaseProbe
@@ -103,7 +104,8 @@ async def _follow_forever(hub: Hub) -> None:
 def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_576,
                sweep_seconds: float = 5.0, retry_after: int = 30, rate_limit: float = 0.0,
                rate_burst: int = 200, limits: Limits | None = None, loopback_only: bool | None = None,
-               retention: Policy | None = None, prune_seconds: float = 0.0) -> FastAPI:
+               retention: Policy | None = None, prune_seconds: float = 0.0,
+               metrics_address: tuple[str, int] | None = None) -> FastAPI:
     """Build the HTTP app over an opened hub.
 
     The caller owns the store's lifecycle (open before serving, close after).
@@ -117,7 +119,9 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     ``coord serve`` passes whether a ``--no-auth`` hub listens on loopback.
     A cross-origin ``Origin`` is refused always. ``retention`` says what the
     pruner keeps (default :class:`Policy`); it runs every ``prune_seconds``
-    (0, the default here, leaves it off: ``coord serve`` passes 60).
+    (0, the default here, leaves it off: ``coord serve`` passes 60). Prometheus metrics are at
+    ``/metrics`` for admin tokens, and also without a token on
+    ``metrics_address`` (host, port) when given (:mod:`coordhub.api.metrics`).
     """
     limits = limits or Limits()
     pruner = Pruner(retention or Policy(), hub.stream_cursors)
@@ -126,8 +130,14 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bus = await hub.start_bus(ring_bytes=limits.event_ring_bytes)
         bus.listeners.append(app.state.auth.revocations)  # revocations through any hub end cached tokens
+        hub.lag_observer = measured.observe_lag
+        hub.store.set_batch_observer(measured.observe_batch)
         app.state.up_since = hub.clock.now()  # the reconciler counts the hub's own downtime for no host
         tasks = [asyncio.create_task(_follow_forever(hub))]
+        exporter = None
+        if metrics_address is not None:
+            exporter, _ = start_http_server(metrics_address[1], metrics_address[0], registry=measured.registry)
+            tasks.append(asyncio.create_task(metrics.refresh_forever(app)))
         if sweep_seconds > 0:
             tasks.append(asyncio.create_task(_sweep_forever(hub, sweep_seconds)))
             tasks.append(asyncio.create_task(_reconcile_forever(app, hub, sweep_seconds)))
@@ -137,6 +147,9 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
             yield
         finally:
             hub.stop_bus()
+            hub.store.set_batch_observer(None)
+            if exporter is not None:
+                exporter.shutdown()
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -161,6 +174,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     app.state.streams = StreamSlots(limits.streams_per_token, limits.max_streams)
     app.state.event_quota = RateLimiter(limits.event_quota / 60.0, limits.event_quota)
     errors.install(app)
+    measured = metrics.install(app)  # first, so innermost: it sees the route the router matched
     # Hot routes first: FastAPI matches routes in order, and most requests are messages and leases.
     for module in (messages, locks, presence, events, conversations, orchestrator, pipeline, merging, ghtrail,
                    todos, workflows, components, admin, imports, web):

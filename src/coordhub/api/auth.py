@@ -59,6 +59,7 @@ from coordhub.core.identity import (
     validate_session_id,
 )
 from coordhub.errors import Forbidden, Invalid, RateLimited, Unauthorized
+from coordhub.jsonlog import SESSION_KEY
 from coordhub.store.base import Row
 
 CACHE_SECONDS = 5.0
@@ -85,6 +86,7 @@ class RateLimiter:
         self.rate = rate
         self.burst = max(1, burst)
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, monotonic time)
+        self.refusals = 0  # requests refused so far (metrics)
 
     def check(self, key: str, what: str = "requests") -> None:
         """Spend one request of ``key``; raise ``RateLimited`` (429) with the seconds to wait when there is none.
@@ -114,6 +116,7 @@ class RateLimiter:
         return min(float(self.burst), tokens + (now - then) * self.rate), now
 
     def _refusal(self, tokens: float, what: str) -> RateLimited:
+        self.refusals += 1
         wait = max(1, math.ceil((1.0 - tokens) / self.rate))
         return RateLimited(f"rate limit of {self.rate:g} {what}/s exceeded; retry in {wait} s", wait)
 
@@ -330,6 +333,7 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
     inner = bool(request.scope.get(INNER_REQUEST))
     if auth.no_auth:
         session = request.headers.get(SESSION_HEADER)
+        request.scope[SESSION_KEY] = session
         if not inner:
             auth.limiter.check(session or address)
         if session and request.headers.get(HEARTBEAT_HEADER):
@@ -341,6 +345,7 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
         actor = await auth.web_actor(cookie, request.method, request.headers, address)
     else:
         actor = await auth.authenticate(authorization, address, inner=inner)
+    request.scope[SESSION_KEY] = actor.session_id  # JSON log lines name it (coordhub.jsonlog)
     if request.headers.get(HEARTBEAT_HEADER):
         await request.app.state.heartbeats.beat(actor)
     return Caller(actor, None, auth)

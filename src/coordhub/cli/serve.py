@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from coordhub import jsonlog
 from coordhub.cli.common import EXIT_REFUSED, fail
 from coordhub.config import setting
 
@@ -49,7 +49,9 @@ def serve(
     prune_batch: int = opt("prune_batch", min=1, max=10_000),
     escalation_session: str | None = opt("escalation_session"),
     log_level: str = opt("log_level"),
+    log_format: str = opt("log_format"),
     access_log: bool = opt("access_log"),
+    metrics_address: str | None = opt("metrics_address"),
 ) -> None:
     """Run the hub (SQLite in the data dir by default). First start creates the data dir and admin.token."""
     from coordhub.core.retention import Policy
@@ -60,7 +62,15 @@ def serve(
         fail(f"--log-level must be debug, info, warning or error, not {log_level!r}", 2)
     if sqlite_synchronous.upper() not in ("FULL", "NORMAL"):
         fail(f"--sqlite-synchronous must be FULL or NORMAL, not {sqlite_synchronous!r}", 2)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_format.lower() not in ("text", "json"):
+        fail(f"--log-format must be text or json, not {log_format!r}", 2)
+    metrics_at = None
+    if metrics_address:
+        host_part, sep, port_part = metrics_address.rpartition(":")
+        if not sep or not host_part or not port_part.isdigit() or not 0 < int(port_part) < 65536:
+            fail(f"--metrics-address must be HOST:PORT, not {metrics_address!r}", 2)
+        metrics_at = (host_part.strip("[]"), int(port_part))
+    jsonlog.configure(log_level, log_format.lower())
     cfg = ServerConfig(host=host, port=port, data_dir=data_dir, database_url=database_url, no_auth=no_auth,
                        allow_remote_no_auth=allow_remote_no_auth, sqlite_synchronous=sqlite_synchronous.upper(),
                        max_body_bytes=max_body_bytes, rate_limit=rate_limit, rate_burst=rate_burst,
@@ -76,7 +86,8 @@ def serve(
                                         cursor_hold_hours=cursor_hold_hours, batch=prune_batch),
                        prune_seconds=prune_seconds,
                        escalation_session=escalation_session,
-                       log_level=log_level.lower(), access_log=access_log)
+                       log_level=log_level.lower(), access_log=access_log, log_format=log_format.lower(),
+                       metrics_address=metrics_at)
     try:
         run(cfg)
     except StartupError as exc:

@@ -53,11 +53,14 @@ class EventBus:
         # Called with each publish's new rows, before waiters wake (the hub applies revocations here).
         self.listeners: list[Callable[[list[Row]], None]] = []
 
-    def publish(self, rows: list[Row]) -> None:
-        """Add committed events (ascending ids, newer than any before) and wake every waiter."""
+    def publish(self, rows: list[Row]) -> list[Row]:
+        """Add committed events (ascending ids; those not newer than any before are dropped), wake every waiter.
+
+        Returns the rows that were new.
+        """
         fresh = [r for r in rows if r["id"] > self.last_id]
         if not fresh:
-            return
+            return fresh
         costs = [cost(r) for r in fresh]
         self._ring.extend(fresh)
         self._ids.extend(r["id"] for r in fresh)
@@ -73,6 +76,7 @@ class EventBus:
                 log.exception("event bus listener failed")
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+        return fresh
 
     def _trim(self) -> None:
         cut = max(0, len(self._ring) - self._size)

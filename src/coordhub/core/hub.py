@@ -34,7 +34,7 @@ from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
 from coordhub.core.retention import StreamCursors
 from coordhub.errors import Conflict
-from coordhub.store.base import Store
+from coordhub.store.base import Row, Store
 from coordhub.store.tx import Tx
 
 T = TypeVar("T")
@@ -70,6 +70,8 @@ class Hub:
         self.bus: EventBus | None = None
         self.listener: Any = None  # the store's announcement listener while the bus runs (None: SQLite)
         self._following: asyncio.Future[None] | None = None
+        #: Called with ("local" | "remote", seconds from an event's write time to its publication here): metrics.
+        self.lag_observer: Callable[[str, float], None] | None = None
         self._follow_again = False
         self.hub_id: str | None = None  # read from the store (hub_meta) by the first /health or at start
         #: Positions of the event streams open on this process: the pruner keeps what they still need.
@@ -93,7 +95,7 @@ class Hub:
             rows = tx.events.after(fed[0], 10_000)
             if rows:
                 fed[0] = rows[-1]["id"]
-                loop.call_soon_threadsafe(bus.publish, rows)
+                loop.call_soon_threadsafe(self._publish, rows, "local")
 
         def announced(origin: str | None, high_water: int | None) -> None:  # on the listening thread
             if origin is not None and origin == self.store.origin:
@@ -111,6 +113,14 @@ class Hub:
         if self.listener is not None:
             self.listener.stop()
             self.listener = None
+
+    def _publish(self, rows: list[Row], source: str) -> None:
+        """Publish on the bus; report the newest new event's lag (write time → now) as ``local`` or ``remote``."""
+        assert self.bus is not None
+        fresh = self.bus.publish(rows)
+        observe = self.lag_observer
+        if fresh and observe is not None:
+            observe(source, self.clock.now() - float(fresh[-1]["created_at"]))
 
     def follow_interval(self) -> float:
         """Seconds between fallback polls of the log: 1 without announcements, 10 (a safety net) with them."""
@@ -143,7 +153,7 @@ class Hub:
         assert bus is not None
         while True:
             rows = await self.query(lambda tx, now: tx.events.after(bus.last_id, 10_000))
-            bus.publish(rows)
+            self._publish(rows, "remote")
             if len(rows) < 10_000:
                 return
 

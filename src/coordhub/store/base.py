@@ -131,6 +131,13 @@ class Store(abc.ABC):
         checkpoint); a no-op where the backend needs none. Never waits for readers or the writer."""
         return None
 
+    def set_batch_observer(self, observer: Callable[[int, float], None] | None) -> None:
+        """Call ``observer(units, commit_seconds)`` on the writer after each committed batch (metrics; quick).
+
+        A store without batches ignores it.
+        """
+        return None
+
     async def write(self, fn: Callable[[Any], T]) -> T:
         """``await`` form of :meth:`submit_write` (backends may settle it more cheaply on the loop)."""
         return await asyncio.wrap_future(self.submit_write(fn))

@@ -32,6 +32,9 @@ class ThreadedStore(Store):
     def set_after_commit(self, listener: Callable[[Any], None] | None) -> None:
         self._writer.after_commit = listener
 
+    def set_batch_observer(self, observer: Callable[[int, float], None] | None) -> None:
+        self._writer.on_batch = observer
+
     def _start_writer(self) -> None:
         self._writer.start()
 

@@ -97,6 +97,8 @@ class BatchWriter:
         # Called in the writer thread after each successful commit, outside any
         # transaction, with the writer's query objects (the hub feeds its event bus).
         self.after_commit: Callable[[Any], None] | None = None
+        # Called on the writer thread after each commit with (units in the batch, COMMIT seconds): metrics.
+        self.on_batch: Callable[[int, float], None] | None = None
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -179,7 +181,9 @@ class BatchWriter:
             single = len(batch) == 1
             for fn, future in batch:
                 outcomes.append((future, *self._run_unit(conn, fn, single)))
+            committing = time.perf_counter()
             conn.commit()
+            self._observe(len(batch), time.perf_counter() - committing)
             self._notify_commit()
         except BaseException as exc:  # the whole batch is lost: nothing was acknowledged
             lost = self._batch_failure(exc)
@@ -198,6 +202,14 @@ class BatchWriter:
                 loop.call_soon_threadsafe(_settle, items)
             except RuntimeError:  # that loop is closed: nobody is waiting any more
                 pass
+
+    def _observe(self, units: int, seconds: float) -> None:
+        observe = self.on_batch
+        if observe is not None:
+            try:
+                observe(units, seconds)
+            except Exception:  # metrics must never fail a committed batch
+                log.exception("batch observer failed")
 
     def _notify_commit(self) -> None:
         hook = self.after_commit

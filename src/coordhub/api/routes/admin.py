@@ -7,9 +7,11 @@ import resource
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from coordhub import __version__
+from coordhub.api import metrics
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
@@ -29,6 +31,7 @@ from coordhub.api.schemas import (
 )
 from coordhub.clock import isoformat
 from coordhub.core import halt, killswitch, pause, scope, status, tokens
+from coordhub.core.identity import require_admin
 from coordhub.errors import Unavailable
 from coordhub.store.tx import Tx
 
@@ -62,6 +65,20 @@ async def health(request: Request) -> JSONResponse:
         listen = h.listener.state.as_dict()
         body["listen"] = {**listen, "since": isoformat(listen["since"])}
     return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", response_class=Response, responses={
+    200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text exposition."},
+    **responses(*READ_ERRORS)})
+async def prometheus_metrics(request: Request, who: Caller = Depends(caller)) -> Response:
+    """This hub process's Prometheus metrics (admin token; see :mod:`coordhub.api.metrics` and docs/scaling.md).
+
+    ``coord serve --metrics-address HOST:PORT`` serves the same without a token on a separate listener.
+    """
+    if who.token_actor is not None:
+        require_admin(who.token_actor, "reading metrics")
+    await metrics.refresh_db_gauges(request.app)
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/api/coord/status", response_model=StatusOut, responses=responses(*READ_ERRORS))

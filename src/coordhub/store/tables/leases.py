@@ -41,6 +41,11 @@ class Leases(Table):
             sql, params = sql + " AND session_id = ?", [*params, session_id]
         return self.ex.all(sql + " ORDER BY fence", tuple(params))
 
+    def count_live(self, now: float) -> int:
+        """How many leases are live at ``now`` (for metrics)."""
+        row = self.ex.one(f"SELECT COUNT(*) AS n FROM leases WHERE {_LIVE}", (now,))
+        return int(row["n"]) if row else 0
+
     def at_scopes(self, project_key: str, scopes: list[str], now: float, exclude: str | None) -> list[Row]:
         """Live leases of a project filed exactly under one of ``scopes`` (not held by ``exclude``)."""
         marks = ", ".join("?" * len(scopes))

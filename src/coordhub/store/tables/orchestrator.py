@@ -94,6 +94,11 @@ class Assignments(Table):
                               "AND ran_on = ?", (machine,))
         return int(row["n"]) if row else 0
 
+    def queued_count(self) -> int:
+        """How many assignments wait in the queue (for metrics)."""
+        row = self.ex.one("SELECT COUNT(*) AS n FROM assignments WHERE state = 'queued'")
+        return int(row["n"]) if row else 0
+
     def on_machine(self, machine: str, states: tuple[str, ...]) -> list[Row]:
         """Assignments whose current or last attempt ran on ``machine``, in ``states``."""
         marks = ", ".join("?" * len(states))

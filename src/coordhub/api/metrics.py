@@ -1,0 +1,206 @@
+"""Prometheus metrics of one hub process (issue 14 point 5), through the ``prometheus_client`` library.
+
+Where they are served: ``GET /metrics`` on the hub's own address, for an
+admin token only (the numbers tell who is busy); or, with
+``--metrics-address HOST:PORT``, on a separate listener without a token, meant
+for a private network or loopback where the scraper runs (docs/scaling.md).
+
+What is measured, and what it costs:
+
+* per route template, method and status class: one histogram
+  (``coord_http_request_seconds``; its ``_count`` is the request rate),
+  recorded by :class:`RequestMetrics`, an ASGI middleware next to the router.
+  Per request it costs two ``perf_counter`` calls, a dict lookup of the
+  route's cached histogram child and one observation (about 5 µs measured;
+  ``coord bench`` before and after is in docs/benchmarks.md). Streams (SSE)
+  are counted with 0 s: their duration is the client's choice.
+* per write batch: its units (``coord_writer_batch_units``) and commit
+  latency (``coord_writer_commit_seconds``), from the store's batch observer.
+* per published event page: the lag from the write's time to this hub's bus
+  (``coord_event_publish_lag_seconds``), by source: ``local`` (this process's
+  commits) or ``remote`` (another hub's, announced by NOTIFY: the cross-hub lag).
+* read when scraped, never on the request path: live leases, queued and
+  running assignments (one query each, at most every :data:`DB_GAUGE_SECONDS`),
+  SSE streams and long-polls held, rate-limit refusals, LISTEN state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from coordhub.core.hub import Hub
+from coordhub.errors import Unavailable
+from coordhub.jsonlog import CURRENT_SCOPE
+
+log = logging.getLogger("coordhub.api")
+
+DB_GAUGE_SECONDS = 5.0  # the database-derived gauges are at most this old
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+UNMATCHED = "unmatched"  # the route label of a request no route took (404, 405)
+MCP = "/mcp"  # the MCP mount has no route template of its own
+STREAMS = frozenset({"/api/coord/events", MCP})  # GETs that stream (SSE): counted, not timed
+
+
+class HubMetrics:
+    """The process's metrics in a registry of its own (several apps may live in one test process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        # One histogram carries both rate and latency (its _count by status class is the request rate): one
+        # observation per request is the whole hot-path cost.
+        self.requests = Histogram("coord_http_request_seconds", "Time from a request's arrival at the router to "
+                                  "its last response byte, by route template, method and status class; "
+                                  "streams (SSE) count with 0 s, their length being the client's choice.",
+                                  ("route", "method", "status"), buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_units = Histogram("coord_writer_batch_units", "Units of work per write batch (group commit).",
+                                     buckets=BATCH_BUCKETS, registry=r)
+        self.commit_seconds = Histogram("coord_writer_commit_seconds", "Latency of each write batch's COMMIT.",
+                                        buckets=LATENCY_BUCKETS, registry=r)
+        self.publish_lag = Histogram("coord_event_publish_lag_seconds", "From an event's write time to its "
+                                     "publication on this hub's bus; source=remote is another hub's commit "
+                                     "(cross-hub notify lag).", ("source",), buckets=LAG_BUCKETS, registry=r)
+        self._children: dict[tuple[str, str, int], Any] = {}
+        self._lag = {source: self.publish_lag.labels(source) for source in ("local", "remote")}
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count and time one answered request (a stream with ``seconds`` 0)."""
+        key = (route, method, status // 100)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.requests.labels(route, method, f"{status // 100}xx")
+        child.observe(seconds)
+
+    def observe_batch(self, units: int, commit_seconds: float) -> None:
+        """One committed write batch (called on the writer thread)."""
+        self.batch_units.observe(units)
+        self.commit_seconds.observe(commit_seconds)
+
+    def observe_lag(self, source: str, seconds: float) -> None:
+        """Lag of one published event page (``source``: local or remote)."""
+        self._lag[source].observe(max(0.0, seconds))
+
+
+class RequestMetrics:
+    """ASGI middleware: per-route request counts and latencies into :class:`HubMetrics`.
+
+    It also makes the request's scope the current one for JSON log lines (:mod:`coordhub.jsonlog`).
+
+    Install it innermost (added before the other middlewares), so it sees the
+    scope the router fills in with the matched route.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: HubMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        CURRENT_SCOPE.set(scope)  # JSON log lines name this request (coordhub.jsonlog)
+        started = time.perf_counter()
+        status = [500]
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            if route is not None:
+                template = route.path
+            else:
+                template = MCP if scope["path"].startswith(MCP) else UNMATCHED
+            method = scope["method"]
+            stream = method == "GET" and template in STREAMS
+            self.metrics.observe_request(template, method, status[0],
+                                         0.0 if stream else time.perf_counter() - started)
+
+
+class StateCollector(Collector):
+    """Values read when scraped: streams held, rate-limit refusals, LISTEN state, and the database gauges."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.db: dict[str, float] = {}  # refreshed by refresh_db_gauges
+
+    def collect(self) -> Iterator[Any]:
+        state = self.app.state
+        yield GaugeMetricFamily("coord_streams_open", "SSE streams and long-polls held open now.",
+                                value=state.streams.held)
+        refused = CounterMetricFamily("coord_rate_limit_refusals", "Requests refused with 429 by a rate limit.",
+                                      labels=("limit",))
+        refused.add_metric(("token",), state.auth.limiter.refusals)
+        refused.add_metric(("failed_auth",), state.auth.failures.refusals)
+        refused.add_metric(("events",), state.event_quota.refusals)
+        yield refused
+        hub: Hub = state.hub
+        if hub.listener is not None:
+            listen = hub.listener.state
+            yield GaugeMetricFamily("coord_listen_connected", "1 while the LISTEN connection for other hubs' "
+                                    "commits is up.", value=1.0 if listen.connected else 0.0)
+            yield CounterMetricFamily("coord_listen_reconnects", "Times the LISTEN connection came back.",
+                                      value=listen.reconnects)
+            yield CounterMetricFamily("coord_listen_ignored", "Notifications on the channel that were not ours.",
+                                      value=listen.ignored)
+        if hub.bus is not None:
+            yield GaugeMetricFamily("coord_event_last_id", "Newest event id this hub has published.",
+                                    value=hub.bus.last_id)
+        for name, help_text in (("coord_leases_live", "Live leases (database)."),
+                                ("coord_assignments_queued", "Orchestrator assignments queued (database)."),
+                                ("coord_assignments_running", "Assignments dispatched or running (database).")):
+            if name in self.db:
+                yield GaugeMetricFamily(name, help_text, value=self.db[name])
+
+
+def install(app: Any) -> HubMetrics:
+    """Create the app's metrics, its middleware and scrape-time collector; return them (``app.state.metrics``)."""
+    metrics = HubMetrics()
+    collector = StateCollector(app)
+    metrics.registry.register(collector)
+    app.state.metrics = metrics
+    app.state.metrics_state = collector
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    return metrics
+
+
+async def refresh_db_gauges(app: Any) -> None:
+    """Read the database gauges now, unless they were read less than :data:`DB_GAUGE_SECONDS` ago."""
+    collector: StateCollector = app.state.metrics_state
+    if time.monotonic() - collector.db.get("_at", -1e9) < DB_GAUGE_SECONDS:
+        return
+    hub: Hub = app.state.hub
+
+    def counts(tx: Any, now: float) -> dict[str, float]:
+        return {"coord_leases_live": float(tx.leases.count_live(now)),
+                "coord_assignments_queued": float(tx.assignments.queued_count()),
+                "coord_assignments_running": float(tx.assignments.active_count())}
+
+    with contextlib.suppress(Unavailable):
+        collector.db = {**await hub.query_off_loop(counts), "_at": time.monotonic()}
+
+
+async def refresh_forever(app: Any) -> None:
+    """Keep the database gauges fresh for a separate metrics listener (which cannot await a query)."""
+    while True:
+        try:
+            await refresh_db_gauges(app)
+        except Exception:
+            log.exception("refreshing the metrics' database gauges failed")
+        await asyncio.sleep(DB_GAUGE_SECONDS)

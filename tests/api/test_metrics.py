@@ -1,0 +1,106 @@
+"""Prometheus /metrics and JSON log lines (issue 14 point 5)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import httpx2
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import Api, LiveHub, free_port
+
+A = "METRICS-A/claude-main"
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def _value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_count_routes_batches_leases_and_refusals(api: Api) -> None:
+    me = api.token(A)
+    for i in range(3):
+        r = api.post("/api/coord/locks", headers=me, json={"project_key": "m", "resource": f"f{i}.py",
+                                                          "ttl_hours": 1})
+        assert r.status_code == 201, r.text
+    assert api.get("/api/coord/definitely-not-a-route", headers=me).status_code == 404
+    assert api.get("/metrics", headers=me).status_code == 403  # admin only on the main port
+    r = api.get("/metrics", headers=api.admin)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    s = _samples(r.text)
+    assert _value(s, "coord_http_request_seconds_count", route="/api/coord/locks", method="POST", status="2xx") == 3
+    assert _value(s, "coord_http_request_seconds_sum", route="/api/coord/locks", method="POST", status="2xx") > 0
+    assert _value(s, "coord_http_request_seconds_count", route="unmatched", method="GET", status="4xx") == 1
+    assert _value(s, "coord_writer_batch_units_count") >= 4  # the token, three claims
+    assert _value(s, "coord_writer_batch_units_sum") >= 4
+    assert _value(s, "coord_writer_commit_seconds_count") >= 4
+    assert _value(s, "coord_leases_live") == 3
+    assert _value(s, "coord_assignments_queued") == 0
+    assert _value(s, "coord_streams_open") == 0
+    assert _value(s, "coord_event_publish_lag_seconds_count", source="local") >= 4
+    assert ("coord_rate_limit_refusals_total", (("limit", "token"),)) in s
+
+
+def test_rate_limit_refusals_are_counted(hub: object) -> None:
+    from fastapi.testclient import TestClient
+
+    from coordhub.api.app import create_app
+    from coordhub.core import tokens
+    from coordhub.server import SYSTEM
+
+    admin = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.ensure_admin(tx, None, now)).body  # type: ignore[attr-defined]
+    with TestClient(create_app(hub, sweep_seconds=0, rate_limit=0.5, rate_burst=2)) as c:  # type: ignore[arg-type]
+        auth = {"Authorization": f"Bearer {admin}"}
+        codes = [c.get("/api/coord/locks", headers=auth).status_code for _ in range(4)]
+        assert codes.count(429) >= 1, codes
+        refused = c.app.state.auth.limiter.refusals  # type: ignore[attr-defined]
+        assert refused == codes.count(429)
+
+
+def test_separate_metrics_address_and_json_logs(tmp_path: Path) -> None:
+    port = free_port()
+    hub = LiveHub(tmp_path / "hub", args=("--log-format", "json", "--access-log",
+                                          "--metrics-address", f"127.0.0.1:{port}")).start()
+    try:
+        token = hub.token(A)
+        r = httpx2.get(hub.url + "/api/coord/locks", headers={"Authorization": f"Bearer {token}",
+                                                               "X-Request-ID": "req-42"})
+        assert r.status_code == 200
+        scraped = httpx2.get(f"http://127.0.0.1:{port}/metrics")  # no token on the separate listener
+        assert scraped.status_code == 200
+        s = _samples(scraped.text)
+        assert _value(s, "coord_http_request_seconds_count", route="/api/coord/locks", method="GET", status="2xx") == 1
+        deadline = time.monotonic() + 5
+        while "req-42" not in hub.log.read_text():
+            assert time.monotonic() < deadline, hub.log.read_text()[-2000:]
+            time.sleep(0.05)
+    finally:
+        hub.stop()
+    lines = [line for line in hub.log.read_text().splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in lines]
+    assert records and all({"time", "level", "logger", "message", "request_id", "session", "route"} <= set(r)
+                           for r in records)
+    mine = [r for r in records if r["request_id"] == "req-42"]
+    assert mine and mine[0]["session"] == A and mine[0]["route"] == "/api/coord/locks", mine
+    generated = [r for r in records if r["request_id"] not in (None, "req-42")]
+    assert generated and all(re.fullmatch(r"[0-9a-f]{16}", r["request_id"]) for r in generated)
+
+
+def test_bad_metrics_address_and_log_format_are_usage_errors(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    for args in (("--metrics-address", "nope"), ("--metrics-address", "127.0.0.1:99999"), ("--log-format", "xml")):
+        p = subprocess.run([sys.executable, "-m", "coordhub", "serve", "--data-dir", str(tmp_path / "d"), *args],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2, (args, p.stdout, p.stderr)
