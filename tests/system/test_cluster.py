@@ -249,3 +249,48 @@ def test_three_hubs_behind_haproxy_lose_two_and_lose_nothing(cluster: Cluster, t
     _long_poll_fails_over(cluster)
     print(f"cluster: {json.dumps(measured)}; halt refused on the three hubs after "
           f"{', '.join(f'{x * 1000:.1f}' for x in took)} ms")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_longer_run_with_more_kills(tmp_path: Path) -> None:
+    """30 s of the workload with six hubs' deaths and restarts, each hub killed twice."""
+    c = Cluster(tmp_path / "cluster").start()
+    try:
+        schedule = [(3.0, "kill", 0), (5.0, "start", 0), (8.0, "kill", 1), (10.0, "kill", 2), (12.0, "start", 1),
+                    (14.0, "start", 2), (17.0, "kill", 0), (19.0, "kill", 1), (21.0, "start", 0),
+                    (23.0, "start", 1), (25.0, "kill", 2), (27.0, "start", 2)]
+        measured = _survive(c, tmp_path, Plan(workers=6, seconds=30.0, seed=11), schedule)
+        print(f"cluster (long): {json.dumps(measured)}")
+    finally:
+        c.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_message_throughput_with_one_two_three_hubs(tmp_path: Path) -> None:
+    """The bench driver's message scenario through HAProxy with 1, 2 and 3 hubs, and against one hub directly.
+
+    Prints the numbers for docs/scaling.md; asserts only that nothing failed (two cores cannot scale out).
+    """
+    import asyncio
+
+    from coordhub.bench import scenarios
+    from coordhub.bench.target import Target
+
+    results = {}
+    for n in (1, 2, 3):
+        c = Cluster(tmp_path / f"c{n}", hubs=n, hub_args=("--rate-limit", "0")).start()
+        try:
+            targets = [("haproxy", Target(c.url, c.admin_token))]
+            if n == 1:
+                targets.append(("direct", Target(c.hubs[0].url, c.admin_token)))
+            for how, target in targets:
+                ctx = scenarios.Context(target, 32, 8.0, lambda _: None, uuid.uuid4().hex[:8])
+                out = asyncio.run(scenarios.message(ctx))
+                series = out["headline"]
+                assert series["errors"] == 0, series
+                results[f"{n} hub(s), {how}"] = {k: series[k] for k in ("ops_per_s", "p50_ms", "p99_ms")}
+        finally:
+            c.stop()
+    print("message throughput: " + json.dumps(results))

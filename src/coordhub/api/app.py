@@ -101,6 +101,43 @@ async def _follow_forever(hub: Hub) -> None:
             log.exception("following the event log failed")
 
 
+SHARE_SECONDS = 0.25  # how often a hub charges its rate-limit spending to the shared buckets
+
+
+async def _share_rate_limits(hub: Hub, limiter: RateLimiter) -> None:
+    """Charge what each token spent here to the buckets every hub shares (PostgreSQL), adopt their levels.
+
+    Fails open: while the database cannot take the charge, each hub limits on
+    its own (per process) and says so once in its log. Authentication never
+    fails open: it needs the database anyway.
+    """
+    buckets = hub.store.rate_buckets()
+    if buckets is None or limiter.rate <= 0:
+        return
+    limiter.share()
+    down = False
+    try:
+        while True:
+            await asyncio.sleep(SHARE_SECONDS)
+            spent = limiter.take_spent()
+            if not spent:
+                continue
+            try:
+                levels = await asyncio.to_thread(buckets.charge, limiter.rate, limiter.burst, hub.clock.now(), spent)
+            except Exception as exc:
+                if not down:
+                    log.warning("shared rate limits unavailable (%s): each hub limits on its own until the "
+                                "database is back", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+                down = True
+                continue
+            if down:
+                log.warning("shared rate limits back")
+                down = False
+            limiter.settle(levels)
+    finally:
+        await asyncio.to_thread(buckets.close)
+
+
 def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_576,
                sweep_seconds: float = 5.0, retry_after: int = 30, rate_limit: float = 0.0,
                rate_burst: int = 200, limits: Limits | None = None, loopback_only: bool | None = None,
@@ -133,7 +170,8 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
         hub.lag_observer = measured.observe_lag
         hub.store.set_batch_observer(measured.observe_batch)
         app.state.up_since = hub.clock.now()  # the reconciler counts the hub's own downtime for no host
-        tasks = [asyncio.create_task(_follow_forever(hub))]
+        tasks = [asyncio.create_task(_follow_forever(hub)),
+                 asyncio.create_task(_share_rate_limits(hub, app.state.auth.limiter))]
         exporter = None
         if metrics_address is not None:
             exporter, _ = start_http_server(metrics_address[1], metrics_address[0], registry=measured.registry)

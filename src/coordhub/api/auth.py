@@ -78,8 +78,13 @@ bearer = HTTPBearer(auto_error=False, description="A token from `coord token cre
 class RateLimiter:
     """A token bucket per caller: ``rate`` requests per second on average, bursts of ``burst``.
 
-    In memory and per hub process (a fleet behind several hubs gets the limit
-    per process). ``rate <= 0`` disables it.
+    In memory, on the request path. On a database shared by several hub
+    processes (PostgreSQL) the hub also calls :meth:`share`, then a few times a
+    second charges what each key spent to one shared bucket
+    (:meth:`take_spent`, :mod:`coordhub.store.ratebuckets`) and adopts the
+    shared level (:meth:`settle`): a client spreading requests over several
+    hubs gets one budget (docs/scaling.md, "Rate limits across hubs").
+    ``rate <= 0`` disables it.
     """
 
     def __init__(self, rate: float, burst: int) -> None:
@@ -87,6 +92,7 @@ class RateLimiter:
         self.burst = max(1, burst)
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, monotonic time)
         self.refusals = 0  # requests refused so far (metrics)
+        self._spent: dict[str, int] | None = None  # when shared: requests let through since the last charge
 
     def check(self, key: str, what: str = "requests") -> None:
         """Spend one request of ``key``; raise ``RateLimited`` (429) with the seconds to wait when there is none.
@@ -102,6 +108,28 @@ class RateLimiter:
         if len(self._buckets) > 100_000:
             self._buckets.clear()
         self._buckets[key] = (tokens - 1.0, now)
+        if self._spent is not None:
+            self._spent[key] = self._spent.get(key, 0) + 1
+
+    def share(self) -> None:
+        """Start counting what each key spends, for :meth:`take_spent`."""
+        self._spent = {}
+
+    def take_spent(self) -> dict[str, int]:
+        """What each key spent since the last call (and start counting afresh)."""
+        spent, self._spent = self._spent or {}, {}
+        return spent
+
+    def settle(self, levels: dict[str, float]) -> None:
+        """Adopt the shared buckets' levels (key → tokens left, negative while in debt) after a charge.
+
+        What a key spent here while the charge was on its way is taken off
+        again (it is charged next time).
+        """
+        now = time.monotonic()
+        pending = self._spent or {}
+        for key, level in levels.items():
+            self._buckets[key] = (min(float(self.burst), level - pending.get(key, 0)), now)
 
     def refuse_if_spent(self, key: str, what: str) -> None:
         """Raise ``RateLimited`` when ``key`` has nothing left, without spending anything."""

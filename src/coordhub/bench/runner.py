@@ -31,6 +31,7 @@ TARGETS = {
     "cli": "p50 vs python -c pass: coord --version ≤ 3×, coord msg inbox / coord lock list ≤ 6×",
     "lease-scale": "claim p50 ≤ 5 ms, p99 ≤ 20 ms; conflict check p50 ≤ 3 ms; at 100,000 leases and 10,000 globs",
     "dispatch": "orchestrator: assign → dispatched p50 ≤ 1 s with 50 queued (hub overhead)",
+    "cross-hub push": "p50 ≤ 10 ms, p99 ≤ 50 ms (3 hubs on one PostgreSQL; sent via hub A, streamed from B and C)",
 }
 WITH_CEILING = ("lease", "message", "turn", "mcp")
 
@@ -51,6 +52,7 @@ class Options:
     sessions: int = 10_000
     runs: int = 50
     driver: str = "python"
+    hubs: int = 1
 
 
 def _defaults(name: str, o: Options) -> tuple[int, float]:
@@ -115,6 +117,9 @@ def run(names: list[str], o: Options, progress: Callable[[str], Tick]) -> dict[s
             continue
         run_id = uuid.uuid4().hex[:8]
         clients, duration = _defaults(name, o)
+        if name == "push" and o.hubs > 1:
+            results[name] = _push_across_hubs(o, clients, duration, run_id, progress)
+            continue
         if o.driver == "wrk" and name in wrk.SCENARIOS:
             results[name] = _with_wrk(name, o, clients, duration, run_id, progress)
             continue
@@ -135,6 +140,29 @@ def run(names: list[str], o: Options, progress: Callable[[str], Tick]) -> dict[s
             result["ratio_to_ceiling"] = round(ratio, 2)
         results[name] = result
     return results
+
+
+def _push_across_hubs(o: Options, clients: int, duration: float, run_id: str,
+                      progress: Callable[[str], Tick]) -> dict[str, Any]:
+    """``push`` with ``o.hubs`` hub processes on one PostgreSQL database: sent through the first, streamed from
+    the others (issue 14: an event written through hub A reaches a subscriber on hub B)."""
+    if not (o.database_url or "").startswith(("postgresql://", "postgres://")):
+        raise SystemExit("bench: push --hubs N needs --database-url postgresql://… (hubs share one database)")
+    hubs: list[Target] = []
+    try:
+        for _ in range(o.hubs):
+            hubs.append(start(_hub_args(o)))
+        health = httpx2.get(hubs[0].url + "/health", timeout=10).json()
+        ctx = scenarios.Context(hubs[0], clients, duration, progress(f"push ({o.hubs} hubs)"), run_id)
+        result: dict[str, Any] = asyncio.run(scenarios.push(ctx, subscribers=o.subscribers,
+                                                            subscribe_urls=[h.url for h in hubs[1:]]))
+        result.update(backend=health.get("backend"), durability=health.get("durability"), clients=clients,
+                      duration=duration, rss_mib=hubs[1].rss_mib(), hub_log=hubs[1].log_problems(),
+                      target=TARGETS["cross-hub push"])
+        return result
+    finally:
+        for h in hubs:
+            h.stop()
 
 
 def _wrk_once(target: Target, name: str, clients: int, duration: float, run_id: str) -> dict[str, Any]:

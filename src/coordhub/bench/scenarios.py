@@ -184,8 +184,13 @@ async def broadcast(ctx: Context, sessions: int = 10_000, sends: int = 200) -> d
 
 # ---- push -----------------------------------------------------------------------------------------
 
-async def push(ctx: Context, subscribers: int = 1000, sends: int = 30, interval: float = 0.2) -> dict[str, Any]:
-    """``subscribers`` SSE streams; latency from before a broadcast's POST to each subscriber having it."""
+async def push(ctx: Context, subscribers: int = 1000, sends: int = 30, interval: float = 0.2,
+               subscribe_urls: list[str] | None = None) -> dict[str, Any]:
+    """``subscribers`` SSE streams; latency from before a broadcast's POST to each subscriber having it.
+
+    With ``subscribe_urls`` (other hub processes on the same PostgreSQL database) the streams are spread
+    over those hubs round-robin while every broadcast is sent through ``ctx.target``: cross-hub push.
+    """
     tokens = await mint_tokens(ctx.target, f"PUSH-{ctx.run_id}", subscribers + 1, concurrency=32)
     sent: dict[str, float] = {}
     lat: list[float] = []
@@ -197,10 +202,10 @@ async def push(ctx: Context, subscribers: int = 1000, sends: int = 30, interval:
         if count[0] == subscribers:
             ready.set()
 
-    async def follow(client: httpx2.AsyncClient, token: str) -> None:
+    async def follow(client: httpx2.AsyncClient, token: str, where: str) -> None:
         connected = False
         try:
-            async with client.stream("GET", "/api/coord/events", params={"kinds": "message.sent"},
+            async with client.stream("GET", where + "/api/coord/events", params={"kinds": "message.sent"},
                                      headers={"Authorization": f"Bearer {token}"}) as r:
                 if r.status_code != 200:
                     streams.fail(f"{r.status_code} {(await r.aread()).decode()[:200]}")
@@ -222,7 +227,8 @@ async def push(ctx: Context, subscribers: int = 1000, sends: int = 30, interval:
 
     limits = httpx2.Limits(max_connections=subscribers + 10, max_keepalive_connections=subscribers + 10)
     async with httpx2.AsyncClient(base_url=ctx.target.url, limits=limits, timeout=httpx2.Timeout(60, read=None)) as c:
-        tasks = [asyncio.create_task(follow(c, t)) for _, t in tokens[1:]]
+        urls = subscribe_urls or [ctx.target.url]
+        tasks = [asyncio.create_task(follow(c, t, urls[i % len(urls)])) for i, (_, t) in enumerate(tokens[1:])]
         t0 = time.monotonic()
         await asyncio.wait_for(ready.wait(), 300)
         connect_s = time.monotonic() - t0
@@ -231,7 +237,7 @@ async def push(ctx: Context, subscribers: int = 1000, sends: int = 30, interval:
         for i in range(sends):
             subject = f"push-{ctx.run_id}-{i}"
             sent[subject] = time.monotonic()
-            r = await c.post("/api/coord/messages", json={"subject": subject, "body": "x"},
+            r = await c.post(ctx.target.url + "/api/coord/messages", json={"subject": subject, "body": "x"},
                              headers={"Authorization": f"Bearer {tokens[0][1]}"})
             r.raise_for_status()
             ctx.tick((i + 1) / sends)
@@ -250,7 +256,7 @@ async def push(ctx: Context, subscribers: int = 1000, sends: int = 30, interval:
     summary: dict[str, Any] = {"ops": len(ms), "ops_per_s": None, "p50_ms": p(50), "p95_ms": p(95), "p99_ms": p(99),
                "errors": subscribers * sends - len(ms), "error_samples": streams.error_samples}
     firsts = sorted(x * 1000 for x in first.values())
-    return {"headline": summary, "subscribers": subscribers, "broadcasts": sends,
+    return {"headline": summary, "subscribers": subscribers, "broadcasts": sends, "hubs": 1 + len(subscribe_urls or []),
             "first_receipt_p50_ms": None if not firsts else round(firsts[len(firsts) // 2], 2),
             "hub_cpu_s": None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 2), "driver_cpu_s": driver_cpu,
             "seconds": round(sends * interval + 2.0, 1),

@@ -32,6 +32,9 @@ def bench(
                                                                       "(lease, message, mcp) and report the ratio."),
     messages: int = typer.Option(1_000_000, "--messages", min=1000, help="Stored messages for the inbox scenario."),
     subscribers: int = typer.Option(1000, "--subscribers", min=1, help="SSE subscribers for the push scenario."),
+    hubs: int = typer.Option(1, "--hubs", min=1, max=16, help="push: start this many hubs on --database-url "
+                                                              "(PostgreSQL), send through the first and stream "
+                                                              "from the others (cross-hub push latency)."),
     sessions: int = typer.Option(10_000, "--sessions", min=2, help="Registered sessions for the broadcast scenario."),
     runs: int = typer.Option(50, "--runs", min=1, help="Measured runs per case of the hook and cli scenarios, "
                                                        "and requests per size of lease-scale."),
@@ -61,7 +64,7 @@ def bench(
     if bool(url) != bool(token):
         raise typer.BadParameter("--url and --token go together")
     opts = Options(clients, duration, url, token, database_url, sqlite_synchronous, ceiling and not url,
-                   messages, subscribers, sessions, runs, driver)
+                   messages, subscribers, sessions, runs, driver, hubs)
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True).rich, transient=True) as bar:
 

@@ -131,6 +131,13 @@ class Store(abc.ABC):
         checkpoint); a no-op where the backend needs none. Never waits for readers or the writer."""
         return None
 
+    def rate_buckets(self) -> Any:
+        """Rate budgets shared with other hub processes, or None (SQLite: one process; its limits stay in memory).
+
+        PostgreSQL returns a :class:`~coordhub.store.ratebuckets.SharedBuckets`.
+        """
+        return None
+
     def set_batch_observer(self, observer: Callable[[int, float], None] | None) -> None:
         """Call ``observer(units, commit_seconds)`` on the writer after each committed batch (metrics; quick).
 

@@ -27,6 +27,7 @@ from coordhub.clock import OffsetClock
 from coordhub.errors import Unavailable
 from coordhub.store import announce, migrate
 from coordhub.store.base import Row
+from coordhub.store.ratebuckets import SharedBuckets
 from coordhub.store.threaded import ThreadedStore
 
 T = TypeVar("T")
@@ -117,6 +118,10 @@ class PostgresStore(ThreadedStore):
 
     def _connection(self) -> _Connection:
         return _Connection(self._connect(), self._origin, self._clock)
+
+    def rate_buckets(self) -> SharedBuckets:
+        """Rate budgets shared by every hub on this database (:mod:`coordhub.store.ratebuckets`)."""
+        return SharedBuckets(self._connect)
 
     def listen(self, on_announce: announce.Announced) -> announce.Listener:
         """Start a :class:`~coordhub.store.announce.Listener` on its own connection; the caller stops it."""
