@@ -59,11 +59,14 @@ def database() -> Iterator[str]:
 def hubs(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveHub, LiveHub]]:
     """Hub A and hub B, two processes on the one database."""
     root = tmp_path_factory.mktemp("cross")
-    a = LiveHub(root / "a", args=("--database-url", database)).start()
+    a, b = (LiveHub(root / name, args=("--database-url", database)) for name in ("a", "b"))
     try:
-        b = LiveHub(root / "b", args=("--database-url", database)).start()
+        for h in (a, b):  # one after the other: the first migrates the database
+            h.start(wait=False)
+            h.wait_ready(timeout=90)  # a loaded CI machine starts hubs slowly
     except BaseException:
-        a.stop()
+        b.stop(9)
+        a.stop(9)
         raise
     try:
         yield a, b
@@ -231,8 +234,9 @@ def test_lost_listen_connection_reconnects_and_catches_up(hubs: tuple[LiveHub, L
 def test_health_shows_listen_on_postgres_only(hubs: tuple[LiveHub, LiveHub], tmp_path: Path) -> None:
     listen = httpx2.get(hubs[0].url + "/health").json()["listen"]
     assert listen["connected"] is True and listen["announcements"] > 0
-    lite = LiveHub(tmp_path / "lite").start()
+    lite = LiveHub(tmp_path / "lite").start(wait=False)
     try:
+        lite.wait_ready(timeout=90)
         assert "listen" not in httpx2.get(lite.url + "/health").json()
     finally:
         lite.stop()
@@ -258,8 +262,9 @@ def test_a_hub_minutes_off_cannot_disagree_on_expiry(hubs: tuple[LiveHub, LiveHu
         pytest.fail("libfaketime is missing: apt-get install faketime (.ci/run installs it)")
     a, _ = hubs
     c = LiveHub(tmp_path / "c", args=("--database-url", database),
-                env={"LD_PRELOAD": lib, "FAKETIME": "+5m", "FAKETIME_DONT_RESET": "1"}).start()
+                env={"LD_PRELOAD": lib, "FAKETIME": "+5m", "FAKETIME_DONT_RESET": "1"}).start(wait=False)
     try:
+        c.wait_ready(timeout=90)
         one, two = a.token(f"SKEW-1-{uuid.uuid4().hex[:4]}/x"), a.token(f"SKEW-2-{uuid.uuid4().hex[:4]}/x")
         project = f"skew-{uuid.uuid4().hex[:6]}"
 

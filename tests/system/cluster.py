@@ -88,11 +88,12 @@ class Cluster:
             admin.execute(f"CREATE DATABASE {self.database_name}")
         self.root.mkdir(parents=True, exist_ok=True)
         try:
-            self.hubs[0].start()  # migrates the database alone; the others then start on it at once
+            self.hubs[0].start(wait=False)  # migrates the database alone; the others then start on it at once
+            self.hubs[0].wait_ready(timeout=90)  # a loaded CI machine starts hubs slowly
             for h in self.hubs[1:]:
                 h.start(wait=False)
             for h in self.hubs[1:]:
-                h.wait_ready(timeout=60)
+                h.wait_ready(timeout=90)
             self._start_proxy()
         except BaseException:
             self.stop()
