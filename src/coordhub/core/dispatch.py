@@ -179,7 +179,15 @@ def _dispatch(tx: Tx, actor: Actor, config: Config, host: Row, row: Row, now: fl
                         "build_command": repo.build_command if repo else None,
                         "test_command": repo.test_command if repo else None,
                         "github": repo.github if repo else None},
+        "freshness": {"depends_on": [{"repo": r, "default_branch": _default_branch(config, r)}
+                                     for r in repodeps.upstream(config, new["repo"])],
+                      "auto_pull": w.auto_pull},
     }
+
+
+def _default_branch(config: Config, name: str) -> str:
+    repo = config.repo(name)
+    return repo.default_branch if repo is not None else "main"
 
 
 def _briefing(row: Row) -> str:

@@ -203,7 +203,10 @@ class Workers(Section):
     ``max_budget_usd`` becomes ``--max-budget-usd`` and the host's own ceiling,
     ``max_turns`` ``--max-turns``;
     the three ``*_seconds`` are the host's watchdogs (wall clock, first output,
-    output silence).
+    output silence). Before a worker starts, the repos its repo ``depends_on``
+    are compared with their origin on that machine (seed 003's freshness
+    check): stale ones are named in the worker's log, or, with ``auto_pull``,
+    pulled first (``--ff-only``).
     """
 
     permission_mode: Annotated[str, AfterValidator(_permission_mode)] = "acceptEdits"
@@ -214,6 +217,7 @@ class Workers(Section):
     wall_clock_seconds: Annotated[int, Field(ge=10, le=7 * 86_400)] = 3600
     first_output_seconds: Annotated[int, Field(ge=5, le=86_400)] = 600
     silence_seconds: Annotated[int, Field(ge=5, le=86_400)] = 900
+    auto_pull: bool = False
 
 
 def _all_stages() -> list[StageName]:

@@ -54,6 +54,8 @@ class Dispatch:
     default_branch: str = "main"
     resume: Resume | None = None
     worktree: str | None = None
+    depends_on: tuple[tuple[str, str], ...] = ()  # (repo, its default branch): checked for freshness first
+    auto_pull: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -103,8 +105,20 @@ class Dispatch:
             silence_seconds=_number(d.get("silence_seconds")),
             default_branch=str(repo_config.get("default_branch") or d.get("default_branch") or "main"),
             resume=parsed_resume, worktree=d.get("worktree") if isinstance(d.get("worktree"), str) else None,
+            depends_on=_deps(_obj(d.get("freshness")).get("depends_on")),
+            auto_pull=_obj(d.get("freshness")).get("auto_pull") is True,
             raw=dict(d),
         )
+
+
+def _deps(value: Any) -> tuple[tuple[str, str], ...]:
+    """``freshness.depends_on`` as ``(repo, default branch)`` pairs; entries that are not well formed are dropped."""
+    out = []
+    for item in value if isinstance(value, list) else []:
+        repo, branch = _obj(item).get("repo"), _obj(item).get("default_branch") or "main"
+        if isinstance(repo, str) and isinstance(branch, str) and _BRANCH.match(branch):
+            out.append((repo, branch))
+    return tuple(out)
 
 
 def _number(value: Any) -> float | None:

@@ -295,6 +295,11 @@ class Worker:
             raise EndEarly("failed", f"git: {exc}") from None
         self._record(phase="preparing", worktree=str(self.wt.path), branch=self.wt.branch, base=self.wt.base,
                      repo_path=str(repo))
+        for dep, branch in d.depends_on:  # seed 003's freshness check of the repos this one depends on
+            dep_path = ctx.repos.get(dep)
+            note = worktree.freshness(dep_path, branch, d.auto_pull) if dep_path is not None else \
+                "not on this machine"
+            self._human([f"[fresh] {dep}: {note}"])
 
     def _lease_files(self) -> None:
         d = self.d

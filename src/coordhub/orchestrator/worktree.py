@@ -295,3 +295,29 @@ def owned_worktrees(repo: Path, owned: Path) -> list[tuple[Path, str | None]]:
                 out.append((path, branch))
             path = None
     return out
+
+
+def freshness(path: Path, branch: str, pull: bool) -> str:
+    """Compare the clone at ``path`` with ``origin/<branch>`` after a fetch (seed 003's freshness check); with
+    ``pull``, fast-forward it (``git pull --ff-only``) when it is behind and on that branch. A one-line note:
+    ``fresh …``, ``pulled …`` or ``STALE: …`` (never raises: a check that cannot run says why)."""
+    try:
+        with repo_lock(path):
+            git(path, "fetch", "--quiet", "origin")
+            remote = git(path, "rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}",
+                         check=False)
+            if not remote:
+                return f"STALE?: origin has no branch {branch}"
+            behind = int(git(path, "rev-list", "--count", f"HEAD..{remote}") or 0)
+            if behind == 0:
+                return f"fresh: at or ahead of origin/{branch}"
+            current = git(path, "branch", "--show-current", check=False)
+            if not pull:
+                return f"STALE: {behind} commit(s) behind origin/{branch} (workers.auto_pull is off)"
+            if current != branch:
+                return f"STALE: {behind} commit(s) behind origin/{branch}, checked out on {current or 'no branch'}: " \
+                       "not pulled"
+            git(path, "merge", "--ff-only", "--quiet", remote)
+            return f"pulled {behind} commit(s) from origin/{branch} (--ff-only)"
+    except (GitError, ValueError) as exc:
+        return f"STALE?: the check failed: {exc}"[:500]
