@@ -23,6 +23,9 @@ starved old merge requests for 44 h. Here (research orchestrator.md §5):
   (branch protection, a required review) → ``needs_input`` with the reason,
   ``retry`` (the target moved) → queued again.
 * At most ``merge.max_per_tick`` entries land (or run) per ``tick_seconds``.
+  A halt of the fleet or the host's machine stops new runs; a project halt
+  stops runs into that repo. A run that never reports (beyond the gate's and
+  the checks' timeouts plus 10 minutes) is taken back like a lost host's.
 * ``depends_on``: an entry waits while an upstream repo has an earlier entry
   in the queue, so upstream lands first (:mod:`coordhub.core.repodeps`).
 
@@ -56,6 +59,7 @@ from coordhub.store.tx import Tx
 MAX_EVIDENCE_CHARS = 8000  # the output tail kept per entry
 OUTCOMES = ("landing", "merged", "conflict", "red", "policy", "retry", "error")
 _PIPELINE_BUSY = ("fix", "test", "review", "approval")  # stages in which a fixed branch is still being checked
+RUN_MARGIN_SECONDS = 600.0  # beyond the gate's and the checks' timeouts, before a silent run is taken back
 # stages in which a branch has not passed its gates: it enters no queue (contract §2.11), by hand or auto_queue
 _UNPASSED = (*_PIPELINE_BUSY, "needs_input")
 
@@ -218,10 +222,17 @@ def advance(tx: Tx, config: Config, now: float, up_since: float | None = None) -
     """
     done: dict[str, list[str]] = {"requeued": [], "fixed": [], "needs_input": [], "entered": []}
     window = hosts.stale_after(config)
+    deadline = config.merge.gate_timeout_seconds + config.merge.checks_timeout_seconds + RUN_MARGIN_SECONDS
     for row in tx.merge_entries.in_states(("running",)):
         host = tx.hosts.get(row["machine"]) if row["machine"] else None
         gone = (host is None or host["incarnation"] != row["host_incarnation"]
                 or now - max(host["last_heartbeat"], up_since or 0.0) > window)
+        if not gone and row["started_at"] is not None and now - row["started_at"] > deadline:
+            transition(tx, row, State.QUEUED, now, by=None, batch_id=None,
+                       reason=f"the run on {row['machine']} did not report within {deadline:g} s (gate and checks "
+                              "timeouts); queued again, its tip checked first")
+            done["requeued"].append(row["id"])
+            continue
         if gone:
             transition(tx, row, State.QUEUED, now, by=None, batch_id=None,
                        reason=f"merge host lost: {row['machine']} went away during the run (tip "
@@ -272,6 +283,7 @@ def plan(tx: Tx, config: Config, host: Row | None, now: float) -> tuple[list[Row
         if budget <= 0:
             return [], now + min(m.tick_seconds, 5.0), f"max_per_tick ({m.max_per_tick} per {m.tick_seconds:g} s)"
     busy = {(r["repo"], r["target"]) for r in running}
+    halted = hosts.halted_projects(tx)  # a project halt stops merges into that repo
     queues: dict[tuple[str, str], list[Row]] = {}
     for r in rows:
         if r["state"] == "queued":
@@ -279,7 +291,7 @@ def plan(tx: Tx, config: Config, host: Row | None, now: float) -> tuple[list[Row
     why = "the queue is empty" if not queues else "nothing this host can run"
     for key, entries in sorted(queues.items(), key=lambda kv: kv[1][0]["seq"]):
         head = entries[0]
-        if key in busy:
+        if key in busy or head["repo"].lower() in halted:
             continue
         ups = set(repodeps.upstream(config, head["repo"]))
         if any(r["repo"] in ups and r["seq"] < head["seq"] for r in rows):

@@ -259,3 +259,13 @@ def test_nothing_enters_the_queue_before_passing_its_gates_and_no_worker_drives_
     for who in (worker, laptop.headers):
         assert orch.post(M, headers=who, json={"ids": [aid]}).status_code == 403
     assert orch.get(M, headers=user).json()["queue"] == []
+
+
+def test_a_project_halt_stops_merges_into_that_repo(mq: Api, laptop: Host, user: dict[str, str]) -> None:
+    aid = finish(mq, laptop, user, "lib", 70)
+    enter(mq, [aid])
+    r = mq.post("/api/coord/halt", headers=mq.admin, json={"reason": "freeze", "scope": "project:lib"})
+    assert r.status_code == 201, r.text
+    assert next_run(laptop) is None
+    assert mq.post("/api/coord/resume", headers=mq.admin, json={"scope": "project:lib"}).status_code == 200
+    assert next_run(laptop) is not None
