@@ -1,8 +1,9 @@
 """The host side of the GitHub audit trail: a ``coord agent`` with capability ``github`` makes the posts the hub
 queued (:mod:`coordhub.core.ghtrail`) with its own logged-in ``gh``; workers never see GitHub credentials.
 
-Exactly once: before a comment is posted, the issue's comments are searched
-for the post's marker (``<!-- coord:post key=… -->``), so a post made by a
+Exactly once: before a comment is posted, the issue's comments made by this
+``gh`` account (``viewerDidAuthor``: anyone else may paste a marker) are
+searched for the post's marker (``<!-- coord:post key=… -->``), so a post made by a
 host that died before reporting it is found and recorded, not posted again;
 a PR is looked up by its head and base before one is opened.
 """
@@ -72,7 +73,7 @@ class GitHubPoster:
             title, _, rest = str(post["body"]).partition("\n\n")
             return gh.pr_create(str(post["branch"]), str(post["base"]), title[:250], rest)
         mark = marker(str(post["key"]))
-        for c in gh.comments(issue):
-            if mark in str(c.get("body") or ""):
+        for c in gh.comments(issue):  # only our own: anyone may paste a marker into a public issue's comments
+            if c.get("viewerDidAuthor") is True and mark in str(c.get("body") or ""):
                 return str(c.get("url") or "") or None
         return gh.comment(issue, str(post["body"]))

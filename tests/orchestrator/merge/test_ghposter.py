@@ -4,6 +4,7 @@ it finds its own marker among the issue's comments, and a PR by its head and bas
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -56,3 +57,23 @@ def test_a_post_offered_twice_is_made_once(tmp_path: Path) -> None:
     fake.set_auth(False)
     poster.make({**post, "key": "a1b2c3d4:2:failure"}, 1)
     assert link.reports[-1]["ok"] is False and "gh exit 4" in link.reports[-1]["error"]
+
+
+def test_a_marker_in_someone_elses_comment_does_not_stand_for_the_post(tmp_path: Path) -> None:
+    # Anyone who can comment on a public issue can copy a post's marker (the assignment id is in the briefing
+    # comment): were that taken as "already posted", an outsider could suppress the failure, stuck or merged notice.
+    repo = make_repo(tmp_path, "app")
+    fake = FakeGitHub(tmp_path)
+    fake.setup_repo("acme/app", repo.origin)
+    issue = fake.add_issue("acme/app", "A bug")
+    env = {**os.environ, **fake.env, "PATH": f"{fake.bin}{os.pathsep}{os.environ['PATH']}"}
+    forged = subprocess.run(["gh", "issue", "comment", str(issue), "-R", "acme/app", "--body",
+                             "nothing to see <!-- coord:post key=a1b2c3d4:1:failure -->"],
+                            env={**env, "FAKE_GH_USER": "mallory"}, check=True, capture_output=True, text=True).stdout
+    link = Recorder()
+    poster = GitHubPoster(link, env, threading.Event(), lambda: 1, lambda: True)  # type: ignore[arg-type]
+    poster.make({"key": "a1b2c3d4:1:failure", "github": "acme/app", "issue": issue, "kind": "comment",
+                 "body": "**coordhub**: failed\n\n<!-- coord:post key=a1b2c3d4:1:failure -->"}, 1)
+    comments = fake.item("acme/app", issue)["comments"]
+    assert [c["author"] for c in comments] == ["mallory", fake.state()["user"]]
+    assert link.reports[-1]["ok"] is True and link.reports[-1]["url"] != forged.strip()
