@@ -133,7 +133,7 @@ async def summary(request: Request, who: Caller = Depends(caller)) -> JSONRespon
         tx, tx.orchestrator.get()["session_since"], now))
 
 
-@router.post("/done", response_model=DoneOut, responses=responses(*WRITE_ERRORS))
+@router.post("/done", response_model=DoneOut, responses=responses(*WRITE_ERRORS, 409))
 async def done(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Close the session: run ``hooks.on_session_end`` and answer the summary (seed 003 ``coord done``)."""
     actor = await who.act()
