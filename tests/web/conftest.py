@@ -93,9 +93,21 @@ def start_hub(hub: LiveHub) -> LiveHub:
     return hub
 
 
+_contexts: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_contexts() -> Iterator[None]:
+    """Close the test's browser contexts after it: their event streams end, so a hub stops at once."""
+    yield
+    while _contexts:
+        _contexts.pop().close()
+
+
 def open_page(browser: Any, url: str, token: str, view: str = "fleet", **context: Any) -> Any:
     """A new browser context signed in with ``token`` on ``url``, showing ``view``; page errors fail the test."""
     ctx = browser.new_context(viewport={"width": 1200, "height": 760}, color_scheme="light", **context)
+    _contexts.append(ctx)
     page = ctx.new_page()
     page.errors = []  # type: ignore[attr-defined]
     page.on("pageerror", lambda e: page.errors.append(str(e)))

@@ -46,6 +46,30 @@ def test_sign_in_and_a_message_appears_live_without_reload(browser: Any, fleet: 
     assert token not in page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage)")
     cookies = page.context.cookies()
     assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("coord_web", True, "Strict")]
+
+    # read, ack and reply in its thread from the page
+    asks = fleet.call("POST", "/api/coord/messages", AGENT, 201, json={
+        "subject": f"please ack {time.time()}", "body": "b", "to_session": OVERSEER, "requires_ack": True}).json()
+    page.click(f"button.msg-subject:has-text('{asks['subject']}')")
+    ack = page.get_by_role("button", name="Ack", exact=True)
+    ack.click()
+    ack.wait_for(state="detached")
+    got = fleet.call("GET", f"/api/coord/messages/{asks['id']}", OVERSEER, 200).json()
+    assert got["acked_at"] is not None and got["read"] is True
+    page.click("button:has-text('Reply in thread')")
+    page.fill("textarea[name=body]", "on it")
+    page.click("form.compose button[type=submit]")
+    page.wait_for_selector("text=Sent “Re: please ack")
+    reply = [m for m in fleet.call("GET", "/api/coord/messages", AGENT, 200, params={"to_session": AGENT}).json()
+             if m["reply_to"] == asks["id"]]
+    assert len(reply) == 1 and reply[0]["thread_id"] == asks["id"] and reply[0]["to_session"] == AGENT
+
+    # sign out: back to the form, and the cookie the browser had is dead on the hub
+    cookie = cookies[0]["value"]
+    page.click("button:has-text('Sign out')")
+    page.wait_for_selector("input[name=secret]")
+    r = httpx2.get(fleet.hub.url + "/api/coord/whoami", cookies={"coord_web": cookie})
+    assert r.status_code == 401
     assert page.errors == []
 
 
@@ -197,6 +221,29 @@ def test_a_cross_origin_form_post_with_the_victims_cookie_is_refused(browser: An
     assert not [m for m in inbox if m["subject"] == "csrf-pwned"]
     todos = fleet.call("GET", "/api/coord/todos", OVERSEER, 200, params={"status": "all"}).json()
     assert not [t for t in todos if t["text"] == "csrf-todo"]
+
+
+def test_a_no_auth_hub_says_so_and_the_page_acts_as_the_named_session(browser: Any, tmp_path: Path) -> None:
+    hub = start_hub(LiveHub(tmp_path / "open", args=("--no-auth",)))
+    try:
+        ctx = browser.new_context(viewport={"width": 1200, "height": 760})
+        page = ctx.new_page()
+        page.goto(hub.url + "/#/messages")
+        assert "--no-auth" in page.locator(".banner.danger").inner_text()
+        page.fill("input[name=secret]", OVERSEER)
+        page.click("button[type=submit]")
+        page.wait_for_selector(".stream.live")
+        assert "--no-auth" in page.locator(".banner.danger").inner_text()  # on every view, not only at the door
+        page.fill("input[name=to]", AGENT)
+        page.fill("input[name=subject]", "from an open hub")
+        page.click("form.compose button[type=submit]")
+        page.wait_for_selector("text=Sent “from an open hub”")
+        inbox = httpx2.get(hub.url + "/api/coord/messages", params={"to_session": AGENT},
+                           headers={"X-Coord-Session": AGENT}).json()
+        assert [(m["from_session"], m["subject"]) for m in inbox] == [(OVERSEER, "from an open hub")]
+        ctx.close()
+    finally:
+        hub.stop(9)
 
 
 def test_the_stream_reconnects_after_a_hub_restart_and_shows_what_it_missed(browser: Any, tmp_path: Path) -> None:

@@ -96,7 +96,7 @@ export function LeasesView() {
     <${Loaded} res=${res} empty=${store.byId.size ? "No lease matches the filters." : "No live leases."}>${(shown) => {
       return html`<p class="count">${shown.length} of ${store.byId.size} live leases</p>
         <${VirtualTable} label="Live leases" items=${shown} keyOf=${(l) => l.id} head=${head}
-          cols=${["10%", "", "16%", "5rem", "16%", "8rem", ...(me.admin ? ["9rem"] : [])]}
+          cols=${["10%", "", "16%", "5rem", "14%", "9.5rem", ...(me.admin ? ["10rem"] : [])]}
           row=${(l) => html`<td>${l.project_key}</td><td class="mono" title=${l.resource}>${l.resource}</td>
             <td title=${l.session_id}>${l.session_id}</td><td class="num">${l.fence}</td>
             <td title=${l.description || ""}>${l.description || ""}</td>

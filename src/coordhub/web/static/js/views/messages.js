@@ -11,6 +11,7 @@ export function MessagesView() {
   const [older, setOlder] = useState([]);
   const [open, setOpen] = useState(null);
   const [reply, setReply] = useState(null);
+  const [sent, setSent] = useState(null);  // kept here: a reply's form is replaced by a new one once sent
   const res = useResource(() => call("GET", "/messages?limit=" + PAGE + "&to_session=" + encodeURIComponent(me.sessionId)),
                           ["message."]);
   const now = useNow();
@@ -45,7 +46,8 @@ export function MessagesView() {
       ${selected ? html`<${MessageDetail} m=${selected} thread=${thread} now=${now}
           onReply=${() => setReply(selected)} onClose=${() => setOpen(null)} />` : null}
     </div>
-    <${Compose} key=${reply ? reply.id : "new"} reply=${reply} onDone=${() => setReply(null)} />
+    <${Compose} key=${reply ? reply.id : "new"} reply=${reply} sent=${sent} onSent=${setSent}
+      onDone=${() => setReply(null)} />
   </section>`;
 }
 
@@ -67,8 +69,7 @@ function MessageDetail({ m, thread, now, onReply, onClose }) {
   </article>`;
 }
 
-function Compose({ reply, onDone }) {
-  const [sent, setSent] = useState(null);
+function Compose({ reply, sent, onSent, onDone }) {
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   const submit = async (e) => {
@@ -80,10 +81,10 @@ function Compose({ reply, onDone }) {
     if (!broadcast) body.to_session = f.elements.to.value.trim();
     if (f.elements.project.value.trim()) body.project_key = f.elements.project.value.trim();
     if (reply) { body.thread_id = reply.thread_id || reply.id; body.reply_to = reply.id; }
-    setBusy(true); setError(null);
+    setBusy(true); setError(null); onSent(null);
     try {
       const out = await call("POST", "/messages", body);
-      setSent(out); f.reset(); onDone();
+      onSent(out); f.reset(); onDone();
     } catch (err) { setError(err.message); } finally { setBusy(false); }
   };
   return html`<form class="card compose" onSubmit=${submit} aria-labelledby="compose-h">
