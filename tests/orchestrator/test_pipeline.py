@@ -36,10 +36,11 @@ def stages_of(api: Api, aid: str) -> dict[str, Any]:
 
 
 def work_done(host: Host, api: Api, user: dict[str, str], issue: int = 1, **extra: Any) -> dict[str, Any]:
+    changed = extra.pop("changed", ["src/a.py"])
     a = assign(api, user, issue=issue, **extra)
     job = host.next()
     assert job is not None and job["id"] == a["id"]
-    host.report(job, "done", pushed=True, changed_files=extra.pop("changed", ["src/a.py"]))
+    host.report(job, "done", pushed=True, changed_files=changed)
     return get(api, a["id"])
 
 
@@ -48,6 +49,8 @@ def test_a_red_smoke_is_fixed_with_an_escalated_model_then_passes(orch: Api, lap
     apply_config(orch, PIPE)
     a = work_done(laptop, orch, user, model="sonnet")
     assert a["state"] == "done" and a["stage"] == "test"
+    (waiting,) = orch.get(f"{ORCH}/status", headers=user).json()["stage_runs"]  # visible while it waits
+    assert (waiting["stage"], waiting["state"], waiting["machine"]) == ("test", "queued", None)
     run = next_run(laptop)
     assert run is not None and run["stage"] == "test" and run["command"] == "( make ) && ( make test )"
     assert run["branch"] == a["branch"] and run["base"] == "main" and run["timeout_seconds"] == 30
@@ -247,3 +250,15 @@ def test_no_worker_or_host_may_pass_a_gate_or_steer_the_pipeline(orch: Api, lapt
     assert v["stage"] == "test" and v["runs"] == []  # nothing recorded, nothing queued
     r = orch.post(f"{ORCH}/assignments/{a['id']}/test", headers=user, json={"verdict": "passed"})
     assert r.status_code == 200, r.text  # a person's session still may
+
+
+def test_a_test_no_machine_can_run_stops_at_once_with_the_reason(orch: Api, laptop: Host,
+                                                                 user: dict[str, str]) -> None:
+    apply_config(orch, config(smoke_tests={"auto_queue": True,
+                                           "capability_rules": [{"files": ["gpu/**"], "requires": ["cuda"]}]}))
+    a = work_done(laptop, orch, user, changed=["gpu/kernel.cu"])
+    assert a["stage"] == "needs_input"
+    assert "no machine in coordinator.yml serves repo api with capabilities cuda" in a["stage_reason"]
+    (run,) = stages_of(orch, a["id"])["runs"]
+    assert run["state"] == "error" and run["requires"] == ["cuda"]
+    assert next_run(laptop) is None

@@ -46,6 +46,12 @@ def show_orchestrator(view: dict[str, Any] | None) -> None:
     queue = [{**a, "what": f"{a['repo']} #{a['issue']}", "where": a["machine"] or "any"} for a in view["queue"]]
     table(queue, [("position", "#"), ("id", "id"), ("what", "issue"), ("where", "machine"), ("model", "model"),
                   ("not_before", "not before"), ("reason", "why re-queued")], "  empty")
+    if view.get("stage_runs"):
+        heading("smoke tests and reviews")
+        runs = [{**r, "where": r["machine"] or "waiting", "needs": ", ".join(r["requires"]) or "-"}
+                for r in view["stage_runs"]]
+        table(runs, [("id", "id"), ("stage", "stage"), ("assignment_id", "assignment"), ("state", "state"),
+                     ("where", "machine"), ("needs", "needs"), ("attempt", "try")], "  none")
     heading("assignments")
     shown = [{**a, "what": f"{a['repo']} #{a['issue']}", "where": a["ran_on"] or a["machine"] or "any",
               "cost": f"${a['total_cost_usd']:.2f}", "stage": a.get("stage") or "work",

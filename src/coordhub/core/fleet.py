@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import assignments, coordinator, hosts
+from coordhub.core import assignments, coordinator, hosts, stageruns
 from coordhub.store.tx import Tx
 
 COST_DAYS = 30
@@ -28,11 +28,13 @@ def _day(ts: float) -> str:
 
 
 def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
-    """``{configured, config_version, machines, queue, assignments, paused, totals}``, optionally for one machine.
+    """``{configured, config_version, machines, queue, stage_runs, assignments, paused, totals}``, optionally for
+    one machine.
 
     ``machines`` lists every machine of the config (``state`` ``online``,
     ``stale`` or ``never`` when its agent never registered); ``queue`` the
-    queued assignments in dispatch order (``position`` from 1); ``assignments``
+    queued assignments in dispatch order (``position`` from 1); ``stage_runs``
+    the smoke tests and reviews queued or running; ``assignments``
     the live ones that are not queued plus the :data:`RECENT` most recently
     ended. Before any config is applied, ``configured`` is false and the
     lists are empty.
@@ -40,7 +42,7 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
     config = coordinator.active(tx)
     version = tx.orchestrator.get()["config_version"]
     empty: dict[str, Any] = {"configured": False, "config_version": version, "machines": [], "queue": [],
-                             "assignments": [], "paused": None,
+                             "assignments": [], "stage_runs": [], "paused": None,
                              "totals": {"cost_usd": 0.0, "by_day": {}, "running": 0, "queued": 0}}
     if config is None:
         return empty
@@ -75,8 +77,10 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
     shown += tx.assignments.find(("done", "failed", "cancelled"), limit=RECENT)
     rows = [assignments.render(r, briefing=False) for r in shown
             if machine is None or (r["ran_on"] or r["machine"] or "").lower() == machine.lower()]
+    runs = [stageruns.render(r) for r in tx.stage_runs.live()
+            if machine is None or (r["machine"] or "").lower() in ("", machine.lower())]
     return {"configured": True, "config_version": version, "machines": machines, "queue": queue,
-            "assignments": rows, "paused": coordinator.pause_view(tx, now),
+            "assignments": rows, "stage_runs": runs, "paused": coordinator.pause_view(tx, now),
             "totals": {"cost_usd": round(tx.attempts.cost_total(), 6),
                        "by_day": {d: round(c, 6) for d, c in sorted(by_day.items())},
                        "running": len(active), "queued": len(queue)}}

@@ -137,9 +137,20 @@ def queue(tx: Tx, config: Config, row: Row, stage: str, now: float, *, by: str |
         "findings": None, "summary": None, "reason": None, "cost_usd": 0.0,
         "timeout_seconds": config.smoke_tests.timeout_seconds if test else config.workers.wall_clock_seconds,
         "created_by": by, "created_at": now, "dispatched_at": None, "started_at": None, "ended_at": None}
+    nobody = _no_machine(config, row["repo"], json.loads(run["requires"]))
+    if nobody:  # a run no machine of the config could take would wait forever: a clear error instead
+        run.update(state="error", reason=nobody, ended_at=now)
     tx.stage_runs.add(run)
-    _event(tx, run, "queued", now, by)
+    _event(tx, run, run["state"], now, by)
     return run
+
+
+def _no_machine(config: Config, repo: str, requires: list[str]) -> str | None:
+    """Why no machine of the config can run a run of ``repo`` needing ``requires``, or None when one can."""
+    if any(repo in m.repos and set(requires) <= set(m.capabilities) for m in config.machines):
+        return None
+    needs = f" with capabilities {', '.join(requires)} (smoke_tests.capability_rules)" if requires else ""
+    return f"no_machine: no machine in coordinator.yml serves repo {repo}{needs}"
 
 
 def record_manual(tx: Tx, config: Config, row: Row, passed: bool, reason: str | None, now: float, *,

@@ -161,7 +161,9 @@ def _enter(tx: Tx, config: Config, row: Row, stage: Stage, now: float, *, by: st
     """Enter a gate; a test or review is queued at once when ``auto`` (else it waits for `coord test`)."""
     row = move(tx, row, stage, now, by=by, reason=reason)
     if stage in (G.TEST, G.REVIEW) and auto:
-        stageruns.queue(tx, config, row, stage.value, now, by=by)
+        run = stageruns.queue(tx, config, row, stage.value, now, by=by)
+        if run["state"] == "error":
+            return stop_for_input(tx, config, row, now, f"{stage.value} cannot run: {run['reason']}", by=by)
     return row
 
 
@@ -320,7 +322,10 @@ def run_now(tx: Tx, actor: Actor, assignment_id: str, stage: str, now: float) ->
                            f"({live['state']})", stage=row["stage"], state=row["state"])
     if row["stage"] != gate.value:
         row = move(tx, row, gate, now, by=actor.session_id, reason=f"by {actor.session_id}")
-    return stageruns.render(stageruns.queue(tx, config, row, gate.value, now, by=actor.session_id))
+    run = stageruns.queue(tx, config, row, gate.value, now, by=actor.session_id)
+    if run["state"] == "error":
+        stop_for_input(tx, config, row, now, f"{gate.value} cannot run: {run['reason']}", by=actor.session_id)
+    return stageruns.render(run)
 
 
 def manual_verdict(tx: Tx, actor: Actor, assignment_id: str, passed: bool, reason: str | None,

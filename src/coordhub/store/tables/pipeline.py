@@ -40,6 +40,11 @@ class StageRuns(Table):
         return self.ex.all("SELECT * FROM stage_runs WHERE state = 'queued' ORDER BY seq LIMIT ?",
                            (limit,))
 
+    def live(self, limit: int = 200) -> list[Row]:
+        """Queued, dispatched or running runs, oldest first (at most ``limit``)."""
+        return self.ex.all("SELECT * FROM stage_runs WHERE state IN ('queued', 'dispatched', 'running') "
+                           "ORDER BY seq LIMIT ?", (limit,))
+
     def active(self, machine: str | None = None) -> list[Row]:
         """Dispatched or running runs, fleet-wide or on one machine."""
         if machine is None:
