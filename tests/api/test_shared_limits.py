@@ -66,3 +66,40 @@ def test_a_client_spreading_over_two_hubs_gets_one_budget(two_hubs: tuple[TestCl
     assert allowed >= one_budget - RATE * 0.5, allowed  # and the budget is not lost either
     refused = a.app.state.auth.limiter.refusals + b.app.state.auth.limiter.refusals  # type: ignore[attr-defined]
     assert refused > 0
+
+
+def test_rate_limits_fail_open_to_each_hub_when_the_database_cannot_take_the_charge(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Charges to a database that does not answer: each hub goes on limiting alone, and says so once."""
+    import asyncio
+    import logging
+
+    from coordhub.api.app import _share_rate_limits
+    from coordhub.api.auth import RateLimiter
+    from coordhub.errors import RateLimited
+    from coordhub.store.postgres import PostgresStore
+
+    store = PostgresStore("postgresql://postgres@127.0.0.1:1/nowhere")  # nothing listens on port 1
+    hub = Hub(store)
+    limiter = RateLimiter(1.0, 3)
+
+    async def scenario() -> list[bool]:
+        task = asyncio.create_task(_share_rate_limits(hub, limiter))
+        let: list[bool] = []
+        for _ in range(6):
+            try:
+                limiter.check("k")
+                let.append(True)
+            except RateLimited:
+                let.append(False)
+            await asyncio.sleep(0.2)  # the charging task runs (and fails) in between
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return let
+
+    with caplog.at_level(logging.WARNING, logger="coordhub.api"):
+        let = asyncio.run(scenario())
+    assert let[:3] == [True, True, True] and let.count(True) <= 5, let  # still limited, per process
+    warned = [r for r in caplog.records if "shared rate limits unavailable" in r.getMessage()]
+    assert len(warned) == 1, [r.getMessage() for r in caplog.records]
