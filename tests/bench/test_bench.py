@@ -68,6 +68,16 @@ def test_wrk_drives_lease_and_message_with_each_holder_releasing(tmp_path: Path)
 
 
 @pytest.mark.timeout(180)
+def test_push_with_the_raw_socket_receiver_counts_every_receipt(tmp_path: Path) -> None:
+    report = _bench(tmp_path, "push", "--driver", "wrk", "--subscribers", "12")
+    push = report["push"]
+    _check(push)
+    assert push["receiver"] == "raw" and push["stream_errors"] == 0
+    assert push["headline"]["ops"] == 12 * push["broadcasts"] and push["missing"] == 0  # each stream got each one
+    assert 0 < push["headline"]["p50_ms"] <= push["headline"]["p99_ms"] <= push["max_ms"]
+
+
+@pytest.mark.timeout(180)
 def test_hook_end_to_end(tmp_path: Path) -> None:
     report = _bench(tmp_path, "hook", "--runs", "2")
     result = report["hook"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx2
 
-from coordhub.bench import cli_load, dispatch, hook_load, lease_scale, mcp_load, scenarios, wrk
+from coordhub.bench import cli_load, dispatch, hook_load, lease_scale, mcp_load, push_raw, scenarios, wrk
 from coordhub.bench.driver import Tick
 from coordhub.bench.target import Target, mint_tokens, start, start_ceiling
 
@@ -74,7 +74,9 @@ def _scenario(name: str, o: Options) -> scenarios.Scenario:
         "lease": scenarios.lease, "lease-contended": scenarios.lease_contended, "message": scenarios.message,
         "turn": scenarios.turn,
         "broadcast": lambda ctx: scenarios.broadcast(ctx, sessions=o.sessions),
-        "inbox": scenarios.inbox, "push": lambda ctx: scenarios.push(ctx, subscribers=o.subscribers),
+        "inbox": scenarios.inbox,
+        "push": (lambda ctx: push_raw.push_raw(ctx, subscribers=o.subscribers)) if o.driver == "wrk"
+        else (lambda ctx: scenarios.push(ctx, subscribers=o.subscribers)),
         "mcp": mcp_load.mcp, "hook": lambda ctx: hook_load.hook(ctx, runs=o.runs),
         "cli": lambda ctx: cli_load.cli(ctx, runs=o.runs), "soak": scenarios.soak,
     }[name]

@@ -39,7 +39,8 @@ def bench(
     runs: int = typer.Option(50, "--runs", min=1, help="Measured runs per case of the hook and cli scenarios, "
                                                        "and requests per size of lease-scale."),
     driver: str = typer.Option("python", "--driver", help="python (every scenario) or wrk: the C load driver "
-                                                         "(Debian's wrk) for lease and message, which costs the "
+                                                         "(Debian's wrk) for lease and message, and a raw-socket "
+                                                         "SSE receiver in its own process for push; both cost the "
                                                          "shared cores far less than the Python driver."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
