@@ -51,6 +51,10 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 UNMATCHED = "unmatched"  # the route label of a request no route took (404, 405)
 MCP = "/mcp"  # the MCP mount has no route template of its own
 STREAMS = frozenset({"/api/coord/events", MCP})  # GETs that stream (SSE): counted, not timed
+# The method label's values: the client chooses the method, and each new one would be a histogram child kept
+# for the life of the process, so any other (WebDAV's PROPFIND, …; any token with h11) is counted as "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 
 
 class HubMetrics:
@@ -127,7 +131,7 @@ class RequestMetrics:
                 template = route.path
             else:
                 template = MCP if scope["path"].startswith(MCP) else UNMATCHED
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in METHODS else OTHER_METHOD
             stream = method == "GET" and template in STREAMS
             self.metrics.observe_request(template, method, status[0],
                                          0.0 if stream else time.perf_counter() - started)
