@@ -280,6 +280,14 @@ class EventGap(Out):
     pruned_through: int
 
 
+class RetentionOut(Out):
+    """``GET /api/coord/retention``: the policy, the event log's pruned bound and the pruner's progress."""
+
+    policy: dict[str, float]
+    events_pruned_through: int
+    pruner: dict[str, Any]
+
+
 class NotificationsOut(Out):
     """The caller's events after its notification cursor."""
 

@@ -357,7 +357,8 @@ async def _soak_step(agent: Agent, out: dict[str, Series]) -> None:
         for m in (r.json() if r is not None else [])[:2]:
             verb = ("put", f"/api/coord/messages/{m['id']}/read") if kind == "read" else (
                 "post", f"/api/coord/messages/{m['id']}/ack")
-            await timed(s, getattr(c, verb[0])(verb[1]), 200)
+            if await timed(s, getattr(c, verb[0])(verb[1]), 200) is not None:
+                agent.state["read"].add(m["id"])  # delivered: retention may remove it from history from now on
     elif kind == "lease":
         r = await timed(s, c.post("/api/coord/locks", json={"project_key": agent.project,
                                                             "resource": f"soak/{agent.index}.py", "ttl_hours": 0.05}),
@@ -381,7 +382,8 @@ async def _setup_soak(agents: list[Agent]) -> Series:
         raise SystemExit(f"bench: cannot create the soak workflow: {setup_series.error_samples}")
 
     async def setup(a: Agent) -> None:
-        a.state.update(peers=[s for s in random.sample(sessions, min(8, len(sessions))) if s != a.session], sent={})
+        a.state.update(peers=[s for s in random.sample(sessions, min(8, len(sessions))) if s != a.session], sent={},
+                       read=set())
         await timed(setup_series, a.client.post("/api/coord/presence/register", json={"client": "bench"}), 200)
         item = await timed(setup_series, a.client.post("/api/coord/work-items", json={
             "workflow_id": wf.json()["id"], "title": a.session}), 201)
@@ -398,7 +400,12 @@ async def _setup_soak(agents: list[Agent]) -> Series:
 
 
 async def _lost(agents: list[Agent]) -> int:
-    """Messages acknowledged to their sender that the recipient's full history does not contain."""
+    """Messages acknowledged to their sender that the recipient neither read nor finds in its full history.
+
+    A message the recipient read may have been pruned since (retention); one
+    it never read must still be there, however old (unread messages are never
+    pruned).
+    """
     expected: dict[str, set[str]] = {}
     for a in agents:
         for peer, ids in a.state["sent"].items():
@@ -415,7 +422,7 @@ async def _lost(agents: list[Agent]) -> int:
                 break
             seen.update(m["id"] for m in page)
             before = page[-1]["seq"]
-        lost += len(ids - seen)
+        lost += len(ids - seen - by_session[session].state["read"])
     return lost
 
 
@@ -423,15 +430,42 @@ async def soak(ctx: Context) -> dict[str, Any]:
     """``clients`` agents (500 by default) doing a realistic mix for ``duration`` (600 s): 0 errors, 0 lost."""
     tokens = await mint_tokens(ctx.target, f"SOAK-{ctx.run_id}", ctx.clients, concurrency=32)
     agents = make_agents(ctx.target, tokens, f"soak-{ctx.run_id}")
+    curve: list[tuple[float, float | None]] = []
+    sampler = asyncio.create_task(_sample_storage(ctx.target, curve))
     try:
         setup = await _setup_soak(agents)
         r = await run_for(agents, _soak_step, tuple(k for k, _ in WEIGHTS), ctx.duration, ctx.target, ctx.tick)
         lost = await _lost(agents)
+        pruned = await asyncio.to_thread(_retention, ctx.target)
     finally:
+        sampler.cancel()
         await close(agents)
     errors = setup.errors + sum(r[k]["errors"] for k, _ in WEIGHTS)
     ops = sum(r[k]["ops"] for k, _ in WEIGHTS)
     headline = {"ops": ops, "ops_per_s": round(ops / r["seconds"], 1), "p50_ms": None, "p95_ms": None,
                 "p99_ms": max((r[k]["p99_ms"] or 0) for k, _ in WEIGHTS), "errors": errors,
                 "error_samples": (setup.error_samples + [x for k, _ in WEIGHTS for x in r[k]["error_samples"]])[:3]}
-    return {"headline": headline, "lost_messages": lost, "agents": ctx.clients, "setup": setup.summary(1.0), **r}
+    return {"headline": headline, "lost_messages": lost, "agents": ctx.clients, "setup": setup.summary(1.0),
+            "storage_mb": curve, "retention": pruned, **r}
+
+
+def _retention(target: Target) -> Any:
+    """The hub's retention overview (policy and pruner progress), None when it cannot be read."""
+    try:
+        r = httpx2.get(target.url + "/api/coord/retention", headers={"Authorization": f"Bearer {target.admin_token}"},
+                       timeout=10)
+    except httpx2.HTTPError:
+        return None
+    return r.json() if r.status_code == 200 else None
+
+
+STORAGE_EVERY = 10.0  # seconds between two samples of the soak's storage curve
+
+
+async def _sample_storage(target: Target, curve: list[tuple[float, float | None]]) -> None:
+    """Append ``(seconds since the start, MB the hub's SQLite files take)`` every :data:`STORAGE_EVERY` s."""
+    t0 = time.perf_counter()
+    while True:
+        size = target.storage_bytes()
+        curve.append((round(time.perf_counter() - t0, 1), None if size is None else round(size / 1e6, 2)))
+        await asyncio.sleep(STORAGE_EVERY)

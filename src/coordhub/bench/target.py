@@ -65,6 +65,17 @@ class Target:
         utime, stime = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13]
         return (int(utime) + int(stime)) / 100.0
 
+    def storage_bytes(self) -> int | None:
+        """Bytes the hub's SQLite database takes now (file, WAL and shared memory), None when it is not ours or
+        not SQLite."""
+        if self.log is None:
+            return None
+        db = self.log.parent / "coord.db"
+        if not db.exists():
+            return None
+        return sum(p.stat().st_size for p in (db, db.with_name("coord.db-wal"), db.with_name("coord.db-shm"))
+                   if p.exists())
+
     def stop(self) -> None:
         """Stop the process (if ours) and remove its data dir."""
         if self.proc is not None and self.proc.poll() is None:

@@ -59,6 +59,7 @@ LAZY_GROUPS = {
     "component": "coordhub.cli.components:app", "token": "coordhub.cli.tokens:app",
     "import": "coordhub.cli.imports:app", "compat": "coordhub.cli.compat:app",
     "config": "coordhub.cli.orchestrator:config_app", "conv": "coordhub.cli.conversations:app",
+    "archive": "coordhub.cli.archive:app",
 }
 
 

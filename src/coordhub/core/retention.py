@@ -150,6 +150,7 @@ class Stats:
         self.batches = 0
         self.batch_ms: list[float] = []  # the last pass's batches
         self.max_batch_ms = 0.0
+        self.max_ms_by_kind: dict[str, float] = {}
         self.passes = 0
         self.last_pass_at: float | None = None
 
@@ -158,7 +159,9 @@ class Stats:
         ms = sorted(self.batch_ms)
         return {"removed": dict(self.removed), "batches": self.batches, "passes": self.passes,
                 "last_pass_batches": len(ms), "last_pass_p50_ms": round(ms[len(ms) // 2], 3) if ms else None,
-                "max_batch_ms": round(self.max_batch_ms, 3), "last_pass_at": self.last_pass_at}
+                "max_batch_ms": round(self.max_batch_ms, 3),
+                "max_batch_ms_by_kind": {k: round(v, 3) for k, v in self.max_ms_by_kind.items()},
+                "last_pass_at": self.last_pass_at}
 
 
 Writer = Callable[[Callable[[Tx], Any]], Any]  # awaitable: the store's write
@@ -185,7 +188,7 @@ class Pruner:
         events_before = p.before(p.events_hours, t)
         if events_before is not None:
             floor = await store.read(lambda tx: self._event_floor(tx, live_since))
-            done["events"] = await self._drain(store, lambda tx: self._events(tx, events_before, floor))
+            done["events"] = await self._drain(store, lambda tx: self._events(tx, events_before, floor), "events")
         messages_before = p.before(p.messages_hours, t)
         if messages_before is not None:
             done["messages"] = await self._messages(store, messages_before, live_since)
@@ -194,7 +197,7 @@ class Pruner:
                                    ("assignments", p.assignments_hours, "prune_assignments")):
             before = p.before(hours, t)
             if before is not None:
-                done[kind] = await self._drain(store, self._simple(prune, before))
+                done[kind] = await self._drain(store, self._simple(prune, before), kind)
         if any(done.values()):
             await self._reclaim(store)
         for kind, n in done.items():
@@ -233,7 +236,7 @@ class Pruner:
                 seqs = tx.retention.message_window(after, before, self.policy.batch)
                 return tx.retention.prune_messages(seqs, live_since), (seqs[-1] if seqs else None)
 
-            removed, last = await self._timed(store, unit)
+            removed, last = await self._timed(store, unit, "messages")
             total += int(removed)
             if last is None:
                 return total
@@ -246,22 +249,22 @@ class Pruner:
         if unit is None:
             return
         for _ in range(RECLAIM_BATCHES):
-            if not await self._timed(store, unit):  # 0 pages left
+            if not await self._timed(store, unit, "reclaim"):  # 0 pages left
                 break
             await asyncio.sleep(self.policy.pause)
         await asyncio.to_thread(store.checkpoint)
 
-    async def _drain(self, store: Any, unit: Callable[[Tx], int]) -> int:
+    async def _drain(self, store: Any, unit: Callable[[Tx], int], kind: str) -> int:
         """Run ``unit`` until it removes fewer than a batch; return the total removed."""
         total = 0
         while True:
-            removed: int = await self._timed(store, unit)
+            removed: int = await self._timed(store, unit, kind)
             total += removed
             if removed < self.policy.batch or removed == 0:
                 return total
             await asyncio.sleep(self.policy.pause)
 
-    async def _timed(self, store: Any, unit: Callable[[Tx], Any]) -> Any:
+    async def _timed(self, store: Any, unit: Callable[[Tx], Any], kind: str) -> Any:
         spent: list[float] = []
 
         def timed(tx: Tx) -> Any:
@@ -276,4 +279,5 @@ class Pruner:
         if spent:
             self.stats.batch_ms.append(spent[0])
             self.stats.max_batch_ms = max(self.stats.max_batch_ms, spent[0])
+            self.stats.max_ms_by_kind[kind] = max(self.stats.max_ms_by_kind.get(kind, 0.0), spent[0])
         return result

@@ -117,6 +117,18 @@ class Store(abc.ABC):
         """
         return None
 
+    @abc.abstractmethod
+    def columns(self, table: str) -> frozenset[str]:
+        """The column names of ``table`` (empty for a table that does not exist). Blocking; for maintenance."""
+
+    #: The phrase that lets an INSERT set a generated key itself (an archive import keeps every id).
+    identity_clause = ""
+
+    def identity_sync_unit(self) -> Callable[[Any], None] | None:
+        """A unit of work that moves the generators of ids past the highest id stored (after an import that set
+        ids itself), or None when the backend does so by itself (SQLite's AUTOINCREMENT)."""
+        return None
+
     def reclaim_unit(self) -> Callable[[Any], int] | None:
         """A unit of work that returns some free space to the file system and returns how much is left to
         reclaim (0: done), or None when the backend reclaims space by itself (PostgreSQL's autovacuum).

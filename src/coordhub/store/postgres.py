@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -99,10 +100,30 @@ def _is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
 
 
+_IDENTITIES = (("events", "id"), ("messages", "seq"), ("turns", "id"))  # GENERATED ALWAYS AS IDENTITY columns
+
+
 class PostgresStore(ThreadedStore):
     """A store in one PostgreSQL database, named by a ``postgresql://`` URL."""
 
     name = "postgresql"
+    identity_clause = "OVERRIDING SYSTEM VALUE"
+
+    def columns(self, table: str) -> frozenset[str]:
+        """The column names of ``table`` in the current schema; empty when there is no such table."""
+        rows = self.read_sync(lambda tx: tx.ex.all(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = ?", (table,)))
+        return frozenset(str(r["column_name"]) for r in rows)
+
+    def identity_sync_unit(self) -> Callable[[Any], None]:
+        """Set each identity column's sequence to the highest id stored (after an archive import)."""
+        def unit(tx: Any) -> None:
+            for table, column in _IDENTITIES:
+                tx.ex.one(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), MAX({column})) "
+                          f"FROM {table} HAVING MAX({column}) IS NOT NULL")
+
+        return unit
     durability = "postgresql commit (server's synchronous_commit), group commit"
 
     def __init__(self, url: str, *, readers: int = 4) -> None:

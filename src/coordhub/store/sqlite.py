@@ -176,6 +176,11 @@ class SQLiteStore(ThreadedStore):
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         log.warning("converted %s to incremental auto-vacuum", self.path)
 
+    def columns(self, table: str) -> frozenset[str]:
+        """The column names of ``table`` (``pragma_table_info``); empty when there is no such table."""
+        rows = self.read_sync(lambda tx: tx.ex.all("SELECT name FROM pragma_table_info(?)", (table,)))
+        return frozenset(str(r["name"]) for r in rows)
+
     def checkpoint(self) -> None:
         """Copy the WAL into the database file without waiting for anyone (PASSIVE) on a connection of its own;
         when every frame is copied SQLite truncates the file to its pages, so space :meth:`reclaim_unit` freed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from coordhub.store.base import Executor, Row
+from coordhub.store.tables.archive import Archive
 from coordhub.store.tables.conversations import Conversations, SigningKeys
 from coordhub.store.tables.imports import Imported
 from coordhub.store.tables.leases import Leases
@@ -52,6 +53,7 @@ class Tx:
         self.retention = Retention(ex)
         self.merge_entries = MergeEntries(ex)
         self.github_posts = GithubPosts(ex)
+        self.archive = Archive(ex)
 
     def ping(self) -> bool:
         """True when a trivial query succeeds (used by /health)."""
