@@ -45,7 +45,8 @@ KINDS: dict[str, tuple[str, ...]] = {
     "messages": ("messages", "receipts"),
     "leases": ("leases",),
     "conversations": ("conversations", "turns"),
-    "assignments": ("assignments", "assignment_attempts", "assignment_logs", "stage_runs"),
+    "assignments": ("assignments", "assignment_attempts", "assignment_logs", "stage_runs", "merge_entries",
+                    "github_posts"),
 }
 
 

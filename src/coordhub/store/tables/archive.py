@@ -36,10 +36,13 @@ TABLES: dict[str, Spec] = {
     "assignment_attempts": Spec(("assignment_id", "attempt"), parent=("assignments", "id", "assignment_id")),
     "assignment_logs": Spec(("assignment_id", "start"), parent=("assignments", "id", "assignment_id")),
     "stage_runs": Spec(("id",), parent=("assignments", "id", "assignment_id")),
+    "merge_entries": Spec(("id",), parent=("assignments", "id", "assignment_id")),
+    "github_posts": Spec(("key",), parent=("assignments", "id", "assignment_id")),
 }
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # counters the hub hands out from, and the column whose highest value each must not fall below after an import
-_COUNTERS = (("fence", "leases", "fence"), ("assignment", "assignments", "seq"), ("stage_run", "stage_runs", "seq"))
+_COUNTERS = (("fence", "leases", "fence"), ("assignment", "assignments", "seq"), ("stage_run", "stage_runs", "seq"),
+             ("merge_entry", "merge_entries", "seq"))
 
 
 def spec(table: str) -> Spec:
