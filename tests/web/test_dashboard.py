@@ -362,6 +362,20 @@ def test_every_view_renders_the_fleet_and_is_pictured(browser: Any, fleet: Fleet
             page.click("button:has-text('gateway')")
             page.wait_for_selector("ol.history li >> nth=1")  # both states of its history
         page.screenshot(path=str(out / f"{view}.png"))
+    # the feed filters by kind prefix, session and project
+    page.fill("input[name=kind]", "lease.")
+    page.fill("input[name=session]", "server/")
+    kinds = page.locator("td:nth-child(2)").all_inner_texts()
+    sessions = page.locator("td:nth-child(3)").all_inner_texts()
+    assert kinds and all(k.startswith("lease.") for k in kinds) and all(x.startswith("server/") for x in sessions)
+    # the session a conversation was addressed to releases it from the page (a turn needs the sender's address)
+    party = open_page(browser, fleet.hub.url, fleet.token("server/claude-main"), "conversations")
+    party.on("dialog", lambda d: d.accept())
+    party.click("text=Hand over the auth work")
+    party.click("button:has-text('Release')")
+    party.wait_for_selector("text=No conversations.")  # the open list empties live
+    conv = fleet.call("GET", "/api/coord/conversations/auth-handoff", OVERSEER, 200).json()
+    assert conv["state"] == "released"
     page.keyboard.press("Tab")  # the first Tab lands on a focusable control
     assert page.evaluate("document.activeElement.tagName") in ("A", "BUTTON", "INPUT")
     phone = page.context.new_page()
