@@ -36,13 +36,14 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from coordhub.client import Unreachable
 from coordhub.orchestrator import worktree
+from coordhub.orchestrator.environment import worker_env
 from coordhub.orchestrator.github import GitHub, GitHubError
 from coordhub.orchestrator.link import HubLink, Refused, Stale
 from coordhub.orchestrator.worktree import GitError, git
@@ -77,9 +78,12 @@ class MergeRunner:
 
     def __init__(self, link: HubLink, machine: str, repos: Callable[[], dict[str, Path]], scratch: Path,
                  env: dict[str, str], stopping: threading.Event, incarnation: Any, poll_wait: float = POLL_WAIT,
-                 checks_poll: float = CHECKS_POLL) -> None:
+                 checks_poll: float = CHECKS_POLL, pass_env: Iterable[str] = ()) -> None:
         self.link, self.machine, self.repos, self.scratch = link, machine, repos, scratch
-        self.env = {k: v for k, v in env.items() if k not in _SCRUB}
+        self.env = {k: v for k, v in env.items() if k not in _SCRUB}  # git and gh (GH_TOKEN on a github host)
+        # The gate runs the branch's own code: a worker's allowlisted environment, as smoke tests get (no GitHub
+        # or hub credential, nothing else of the host's), never the host's.
+        self.gate_env = worker_env(env, {}, pass_env)
         self.stopping = stopping
         self.current = incarnation
         self.poll_wait = poll_wait
@@ -227,7 +231,7 @@ class MergeRunner:
         if not cmd:
             return None
         timeout = float(run.get("gate_timeout_seconds") or 1800)
-        proc = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=wt, env=self.env, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=wt, env=self.gate_env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, text=True)
         try:
             out, _ = proc.communicate(timeout=timeout)
