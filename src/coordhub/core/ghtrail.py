@@ -138,8 +138,9 @@ def request_pr(tx: Tx, actor: Actor, assignment_id: str, now: float, review: boo
     ``review`` false asks for no review run (``--no-review``); with the
     pipeline's review gate it runs anyway. ``NotOnGitHub`` (409) for a repo
     without ``github:``; ``assignments.InvalidTransition`` (409) unless done
-    and pushed.
+    and pushed; ``Forbidden`` (403) for an orchestrator worker or host.
     """
+    assignments.may_direct(actor)  # a person's verb: a worker's token opens no pull requests
     config = coordinator.require(tx)
     a = assignments.get_row(tx, assignment_id)
     if a["state"] != "done" or not a["pushed"]:

@@ -258,6 +258,7 @@ def test_nothing_enters_the_queue_before_passing_its_gates_and_no_worker_drives_
     worker = {"Authorization": f"Bearer {other['worker_token']}"}
     for who in (worker, laptop.headers):
         assert orch.post(M, headers=who, json={"ids": [aid]}).status_code == 403
+        assert orch.post(f"{ORCH}/assignments/{aid}/pr", headers=who).status_code == 403
     assert orch.get(M, headers=user).json()["queue"] == []
 
 
