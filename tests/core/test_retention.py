@@ -233,3 +233,18 @@ def test_the_pruner_times_its_batches(api: Api, fleet: dict[str, dict[str, str]]
     stats = pruner.stats.summary()
     assert stats["removed"]["events"] >= 10 and stats["batches"] >= 4  # batches of 3
     assert stats["max_batch_ms"] > 0 and stats["last_pass_p50_ms"] is not None
+
+
+def test_the_overview_and_metrics_show_the_pruner(api: Api, fleet: dict[str, dict[str, str]]) -> None:
+    send(api, fleet[A], B)
+    later(api, 1.5)
+    pruner = api.client.app.state.pruner  # the app's own (coord serve runs it every prune_seconds)
+    pruner.policy = KEEP
+    asyncio.run(pruner.run_pass(api.hub.store, api.hub.clock.now))
+    assert api.get("/api/coord/retention", headers=fleet[A]).status_code == 403  # admins only
+    body = api.get("/api/coord/retention", headers=api.admin).json()
+    assert body["policy"]["events_hours"] == 1.0 and body["events_pruned_through"] > 0
+    assert body["pruner"]["removed"]["events"] == body["events_pruned_through"]
+    text = api.get("/metrics", headers=api.admin).text
+    assert f'coord_pruned_rows_total{{kind="events"}} {float(body["events_pruned_through"])}' in text
+    assert 'coord_prune_worst_batch_ms{kind="events"}' in text

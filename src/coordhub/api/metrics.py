@@ -163,6 +163,18 @@ class StateCollector(Collector):
                                       value=listen.reconnects)
             yield CounterMetricFamily("coord_listen_ignored", "Notifications on the channel that were not ours.",
                                       value=listen.ignored)
+        pruner = getattr(state, "pruner", None)
+        if pruner is not None:  # retention (coordhub.core.retention): this process's pruner
+            pruned = CounterMetricFamily("coord_pruned_rows", "Rows the pruner removed, per kind.", labels=("kind",))
+            worst = GaugeMetricFamily("coord_prune_worst_batch_ms", "Longest a pruning batch held the writer, "
+                                      "per kind (ms).", labels=("kind",))
+            for kind, n in pruner.stats.removed.items():
+                pruned.add_metric((kind,), n)
+            for kind, ms in pruner.stats.max_ms_by_kind.items():
+                worst.add_metric((kind,), ms)
+            yield pruned
+            yield worst
+            yield CounterMetricFamily("coord_prune_batches", "Pruning batches run.", value=pruner.stats.batches)
         if hub.bus is not None:
             yield GaugeMetricFamily("coord_event_last_id", "Newest event id this hub has published.",
                                     value=hub.bus.last_id)
