@@ -8,13 +8,12 @@ answers none while the fleet or the machine is halted).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from coordhub.api import streams
+from coordhub.api import longpoll
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.merge_schemas import (
@@ -27,8 +26,7 @@ from coordhub.api.merge_schemas import (
     MergeReport,
     MergeReportOut,
 )
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
-from coordhub.api.routes.orchestrator import wake
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
 from coordhub.core import mergedrive, mergequeue
 from coordhub.core.halt import Exempt
 from coordhub.core.hosts import halt_over_machine
@@ -81,25 +79,14 @@ async def next_run(body: MergeNext, request: Request, who: Caller = Depends(call
     """A host long-polls for a merge run; the hub starts it in this call (``coordhub.core.mergequeue.claim``).
     Counts as a heartbeat. Nothing while a halt covers the machine."""
     actor = await who.act()
-    h = hub(request)
-    deadline = time.monotonic() + body.wait
-    with streams.slots(request).hold(streams.key(who, request)):
-        while True:
-            cursor = h.bus.last_id if h.bus is not None else 0
-            halted = await h.query(lambda tx, now: halt_over_machine(tx, body.machine))
-            ready, wake_at = (False, None) if halted else await h.query(lambda tx, now: mergequeue.look(
-                tx, actor, now, machine=body.machine, incarnation=body.host_incarnation))
-            if ready:
-                out = await h.mutate(actor, lambda tx, now: mergequeue.claim(
-                    tx, actor, now, machine=body.machine, incarnation=body.host_incarnation),
-                    during_halt=Exempt.ORCHESTRATOR)
-                if out.body is not None:
-                    return JSONResponse({"run": out.body})
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return JSONResponse({"run": None})
-            sleep = left if wake_at is None else max(0.01, min(left, wake_at - h.clock.now()))
-            await wake(request, cursor, sleep, WAKE_KINDS)
+
+    def look(tx: Tx, now: float) -> tuple[bool, float | None]:
+        if halt_over_machine(tx, body.machine) is not None:
+            return False, None
+        return mergequeue.look(tx, actor, now, machine=body.machine, incarnation=body.host_incarnation)
+
+    return await longpoll.poll(request, who, actor, body.wait, "run", look, lambda tx, now: mergequeue.claim(
+        tx, actor, now, machine=body.machine, incarnation=body.host_incarnation), WAKE_KINDS)
 
 
 @router.post("/report", response_model=MergeReportOut, responses=responses(*WRITE_ERRORS, 409))

@@ -8,15 +8,12 @@ authenticator's cache: the token stops working at once on this hub process.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from coordhub.api import streams
+from coordhub.api import longpoll
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.orchestrator_schemas import (
@@ -38,7 +35,7 @@ from coordhub.api.orchestrator_schemas import (
     ReconcileOut,
     RegisterOut,
 )
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
 from coordhub.clock import parse_iso
 from coordhub.core import assignments, coordinator, dispatch, fleet, hosts, reconcile, stages
 from coordhub.core.halt import Exempt
@@ -91,41 +88,13 @@ async def next_assignment(body: HostNext, request: Request, who: Caller = Depend
     stored). A wait holds one of the session's ``streams_per_token`` slots.
     """
     actor = await who.act()
-    h = hub(request)
-    deadline = time.monotonic() + body.wait
-    hold = streams.slots(request).hold(streams.key(who, request)) if body.wait > 0 else contextlib.nullcontext()
-    with hold:
-        while True:
-            cursor = h.bus.last_id if h.bus is not None else 0
-            found = await h.query(lambda tx, now: dispatch.look(tx, actor, now, machine=body.machine,
-                                                                incarnation=body.host_incarnation))
-            if found.row is not None:
-                out = await h.mutate(actor, lambda tx, now: dispatch.next_for(
-                    tx, actor, now, machine=body.machine, incarnation=body.host_incarnation),
-                    during_halt=Exempt.ORCHESTRATOR)
-                if out.body is not None:
-                    return JSONResponse({"assignment": out.body})
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return JSONResponse({"assignment": None})
-            sleep = left if found.wake_at is None else max(0.01, min(left, found.wake_at - h.clock.now()))
-            await wake(request, cursor, sleep)
 
+    def look(tx: Tx, now: float) -> tuple[bool, float | None]:
+        plan = dispatch.look(tx, actor, now, machine=body.machine, incarnation=body.host_incarnation)
+        return plan.row is not None, plan.wake_at
 
-async def wake(request: Request, cursor: int, timeout: float, kinds: tuple[str, ...] = WAKE_KINDS) -> None:
-    """Wait until an event of ``kinds`` (prefixes) is published, or ``timeout`` seconds."""
-    bus = hub(request).bus
-    if bus is None:
-        await asyncio.sleep(timeout)
-        return
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        if not await bus.wait(cursor, left):
-            return
-        new = bus.since(cursor)
-        if new is None or any(r["kind"].startswith(kinds) for r in new):
-            return
-        cursor = bus.last_id
+    return await longpoll.poll(request, who, actor, body.wait, "assignment", look, lambda tx, now: dispatch.next_for(
+        tx, actor, now, machine=body.machine, incarnation=body.host_incarnation), WAKE_KINDS)
 
 
 @router.post("/assignments/{assignment_id}/report", response_model=AssignmentOut,

@@ -9,13 +9,10 @@ assignment's stages, and close the session (``coord done``). The rules are
 
 from __future__ import annotations
 
-import contextlib
-import time
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from coordhub.api import streams
+from coordhub.api import longpoll
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.orchestrator_schemas import AssignmentOut
@@ -30,10 +27,10 @@ from coordhub.api.pipeline_schemas import (
     SummaryOut,
     TestVerdict,
 )
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
-from coordhub.api.routes.orchestrator import wake
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
 from coordhub.core import session_close, stageruns, stages
 from coordhub.core.halt import Exempt
+from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord/orchestrator", tags=["orchestrator"])
 WAKE_KINDS = ("stage_run.", "stage.", "assignment.", "halt.", "orchestrator.", "host.")
@@ -43,24 +40,12 @@ WAKE_KINDS = ("stage_run.", "stage.", "assignment.", "halt.", "orchestrator.", "
 async def next_run(body: HostNextRun, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Long-poll for the next smoke test or review this host may run; the hub dispatches it in this call."""
     actor = await who.act()
-    h = hub(request)
-    deadline = time.monotonic() + body.wait
-    hold = streams.slots(request).hold(streams.key(who, request)) if body.wait > 0 else contextlib.nullcontext()
-    with hold:
-        while True:
-            cursor = h.bus.last_id if h.bus is not None else 0
-            found = await h.query(lambda tx, now: stageruns.look(tx, actor, now, machine=body.machine,
-                                                                 incarnation=body.host_incarnation))
-            if found is not None:
-                out = await h.mutate(actor, lambda tx, now: stageruns.next_for(
-                    tx, actor, now, machine=body.machine, incarnation=body.host_incarnation),
-                    during_halt=Exempt.ORCHESTRATOR)
-                if out.body is not None:
-                    return JSONResponse({"run": out.body})
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return JSONResponse({"run": None})
-            await wake(request, cursor, left, WAKE_KINDS)
+
+    def look(tx: Tx, now: float) -> tuple[bool, float | None]:
+        return stageruns.look(tx, actor, now, machine=body.machine, incarnation=body.host_incarnation) is not None, None
+
+    return await longpoll.poll(request, who, actor, body.wait, "run", look, lambda tx, now: stageruns.next_for(
+        tx, actor, now, machine=body.machine, incarnation=body.host_incarnation), WAKE_KINDS)
 
 
 @router.post("/stage-runs/{run_id}/report", response_model=StageRunOut, responses=responses(*WRITE_ERRORS, 404, 409))

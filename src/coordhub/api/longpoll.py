@@ -1,0 +1,71 @@
+"""The orchestrator's host long-polls: wait for work, then take it, in one request (issue 11 point 2).
+
+A ``coord agent`` asks for its next assignment (``/hosts/next``), smoke test
+or review (``/hosts/next-run``) and merge run (``/merges/next``) the same
+way: the hub looks in a read transaction whether something is ready for that
+machine; if so it takes it in a write transaction (which decides again, so
+two hosts never take one thing); else it sleeps until an event of the kinds
+that could change the answer is published, or until the moment the look
+named (a backoff ending), or the wait runs out. A waiting request holds one
+of its session's ``streams_per_token`` slots, like an SSE stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from coordhub.api import streams
+from coordhub.api.auth import Caller
+from coordhub.api.routes.common import hub
+from coordhub.core.halt import Exempt
+from coordhub.core.identity import Actor
+from coordhub.store.tx import Tx
+
+Look = Callable[[Tx, float], tuple[bool, float | None]]  # → (ready, wake_at: epoch seconds or None)
+Take = Callable[[Tx, float], Any]  # → the JSON body of what was taken, or None when another host won it
+
+
+async def wake(request: Request, cursor: int, timeout: float, kinds: tuple[str, ...]) -> None:
+    """Wait until an event whose kind starts with one of ``kinds`` is published after ``cursor``, or ``timeout`` s."""
+    bus = hub(request).bus
+    if bus is None:
+        await asyncio.sleep(timeout)
+        return
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        if not await bus.wait(cursor, left):
+            return
+        new = bus.since(cursor)
+        if new is None or any(r["kind"].startswith(kinds) for r in new):
+            return
+        cursor = bus.last_id
+
+
+async def poll(request: Request, who: Caller, actor: Actor, wait: float, field: str, look: Look, take: Take,
+               kinds: tuple[str, ...]) -> JSONResponse:
+    """Answer ``{field: <what was taken>}`` as soon as ``look`` finds something ``take`` gets, else
+    ``{field: null}`` after ``wait`` seconds. ``take`` runs as ``actor`` and is allowed while halted (the
+    look decides whether a halt stops new work)."""
+    h = hub(request)
+    deadline = time.monotonic() + wait
+    hold = streams.slots(request).hold(streams.key(who, request)) if wait > 0 else contextlib.nullcontext()
+    with hold:
+        while True:
+            cursor = h.bus.last_id if h.bus is not None else 0
+            ready, wake_at = await h.query(look)
+            if ready:
+                out = await h.mutate(actor, take, during_halt=Exempt.ORCHESTRATOR)
+                if out.body is not None:
+                    return JSONResponse({field: out.body})
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return JSONResponse({field: None})
+            sleep = left if wake_at is None else max(0.01, min(left, wake_at - h.clock.now()))
+            await wake(request, cursor, sleep, kinds)
