@@ -248,3 +248,14 @@ def test_the_overview_and_metrics_show_the_pruner(api: Api, fleet: dict[str, dic
     text = api.get("/metrics", headers=api.admin).text
     assert f'coord_pruned_rows_total{{kind="events"}} {float(body["events_pruned_through"])}' in text
     assert 'coord_prune_worst_batch_ms{kind="events"}' in text
+
+
+def test_a_log_pruned_empty_still_knows_its_last_id(api: Api, fleet: dict[str, dict[str, str]]) -> None:
+    send(api, fleet[A], B)
+    last = count(api, "SELECT MAX(id) FROM events")
+    later(api, 1.5)
+    prune(api, KEEP._replace(cursor_hold_hours=0.1))
+    assert count(api, "SELECT COUNT(*) FROM events") == 0
+    assert api.hub.store.read_sync(lambda tx: tx.events.last_id()) == last  # a restarted hub's bus starts here
+    send(api, fleet[A], B)
+    assert count(api, "SELECT MIN(id) FROM events") > last

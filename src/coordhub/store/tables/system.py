@@ -84,9 +84,13 @@ class Events(Table):
             "ORDER BY id LIMIT ?", (session_id, after_id, session_id, limit))
 
     def last_id(self) -> int:
-        """The newest event id, 0 when the log is empty."""
+        """The newest event id, 0 when the log is empty; when retention pruned every event, the pruned bound
+        (``events_pruned_through``), so a hub started on a pruned log does not count from 0 again."""
         row = self.ex.one("SELECT MAX(id) AS id FROM events")
-        return int(row["id"]) if row and row["id"] is not None else 0
+        if row and row["id"] is not None:
+            return int(row["id"])
+        pruned = self.ex.one("SELECT value FROM hub_meta WHERE key = 'events_pruned_through'")
+        return int(pruned["value"]) if pruned else 0
 
 
 class Idempotency(Table):
