@@ -285,3 +285,25 @@ def test_a_hub_minutes_off_cannot_disagree_on_expiry(hubs: tuple[LiveHub, LiveHu
         assert claim(a, one, "src/b.py").status_code == 409
     finally:
         c.stop()
+
+
+def test_health_names_a_lost_listen_connection_by_its_class_only() -> None:
+    """``/health`` answers without a token: the failure's text (database host, user) stays in the hub's log."""
+    import psycopg
+
+    def connect() -> None:
+        raise psycopg.OperationalError('connection to server at "db.internal" (10.1.2.3), port 5432 failed: '
+                                       'FATAL: password authentication failed for user "coord_prod"')
+
+    listener = announce.Listener(connect, lambda origin, high: None)
+    listener.start()
+    try:
+        deadline = time.monotonic() + 5
+        while listener.state.error is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        listener.stop()
+    shown = json.dumps(listener.state.as_dict())
+    assert listener.state.error == "OperationalError" and not listener.state.connected
+    assert "db.internal" not in shown and "coord_prod" not in shown and "10.1.2.3" not in shown
