@@ -131,7 +131,7 @@ class MergeRunner:
                 git(repo, "fetch", "--quiet", "--prune", "origin")
                 git(repo, "worktree", "prune")
                 if path.exists():
-                    worktree._remove(repo, path)
+                    worktree.remove_worktree(repo, path)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 git(repo, "worktree", "add", "--quiet", "--detach", str(path), f"origin/{run['target']}")
         except GitError as exc:
@@ -197,7 +197,7 @@ class MergeRunner:
 
     def _apply(self, run: dict[str, Any], e: dict[str, Any], wt: Path) -> dict[str, Any] | None:
         """Put entry ``e`` on top of the worktree's HEAD; None, or ``{reason, evidence}`` on a conflict."""
-        ident = worktree._identity(wt, self.machine)
+        ident = worktree.commit_identity(wt, self.machine)
         stack = git(wt, "rev-parse", "HEAD")
         branch = f"origin/{e['branch']}"
         method = run["method"]

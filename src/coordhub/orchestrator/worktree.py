@@ -181,7 +181,7 @@ def checkout_detached(repo: Path, path: Path, branch: str, owned: Path) -> str:
         if path.exists():
             if not _inside(path, owned):
                 raise GitError(f"{path} is outside this host's worktrees")
-            _remove(repo, path)
+            remove_worktree(repo, path)
         if not _has_ref(repo, f"refs/remotes/origin/{branch}"):
             raise GitError(f"origin has no branch {branch!r} (was it pushed?)")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,7 +205,7 @@ def dirty(path: Path) -> bool:
     return bool(git(path, "status", "--porcelain", "--untracked-files=all"))
 
 
-def _identity(path: Path, machine: str) -> list[str]:
+def commit_identity(path: Path, machine: str) -> list[str]:
     """``-c user.name/email`` for the host's own commits when the repository has no identity configured."""
     if git(path, "config", "user.email", check=False):
         return []
@@ -224,7 +224,7 @@ def save_work(path: Path, message: str, *, on_branch: bool, ref_name: str | None
     """
     if not dirty(path):
         return None
-    ident = _identity(path, machine)
+    ident = commit_identity(path, machine)
     git(path, "add", "-A")
     if on_branch:
         git(path, *ident, "commit", "--quiet", "--no-verify", "-m", message)
@@ -252,10 +252,15 @@ def push(wt: Worktree) -> None:
 def remove(repo: Path, path: Path) -> None:
     """Remove a worktree (already saved by the caller) and prune git's record of it; the branch stays."""
     with repo_lock(repo):
-        _remove(repo, path)
+        remove_worktree(repo, path)
 
 
-def _remove(repo: Path, path: Path) -> None:
+def remove_worktree(repo: Path, path: Path) -> None:
+    """Remove the worktree ``path`` of ``repo`` (a half-made one by plain removal) and prune git's records.
+
+    The caller holds :func:`repo_lock` (:func:`remove` takes it). Nothing is saved first: callers save
+    work (:func:`save_work`) before, or know there is none.
+    """
     if path.exists():
         git(repo, "worktree", "remove", "--force", str(path), check=False)
         if path.exists():  # not a registered worktree (half-made): plain removal
@@ -269,7 +274,7 @@ def _save_and_remove(repo: Path, path: Path, why: str) -> None:
             save_work(path, f"wip: {why}, saved by coordhub before removal", on_branch=True)
         except GitError:
             pass  # a detached or broken checkout: removal below still keeps every commit
-    _remove(repo, path)
+    remove_worktree(repo, path)
 
 
 def _inside(path: Path, folder: Path) -> bool:
