@@ -22,6 +22,8 @@ BASE_CONFIG: dict[str, Any] = {
                     "stale_threshold": 3, "heartbeat_seconds": 5},
     "models": {"default": "sonnet", "escalation": ["haiku", "sonnet", "opus"],
                "labels": {"documentation": "haiku", "architecture": "opus"}},
+    # every gate and the merge queue (the product's default stops a passed branch before merge)
+    "pipeline": {"stages": ["test", "review", "merge"]},
 }
 
 

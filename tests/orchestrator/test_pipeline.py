@@ -97,6 +97,19 @@ def test_after_max_fix_rounds_it_stops_and_tells_the_escalation_session(orch: Ap
     assert job is not None and "use the new clock" in job["briefing"] and "boom again" in job["briefing"]
 
 
+def test_by_default_a_passed_branch_waits_before_the_merge_queue(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    """Merge is opt-in (`pipeline.stages`): with no test command or reviews, the default would land unchecked work."""
+    cfg = config(smoke_tests={"auto_queue": False})
+    del cfg["pipeline"]
+    apply_config(orch, cfg)
+    a = work_done(laptop, orch, user)
+    r = orch.post(f"{ORCH}/assignments/{a['id']}/test", headers=user, json={"verdict": "passed"})
+    assert r.status_code == 200
+    assert get(orch, a["id"])["stage"] == "passed"
+    queue = orch.get(f"{ORCH}/merges", headers=user)
+    assert queue.status_code == 200 and a["id"] not in queue.text  # nothing entered the queue by itself
+
+
 def test_manual_verdicts_and_bad_requests(orch: Api, laptop: Host, user: dict[str, str]) -> None:
     apply_config(orch, config(smoke_tests={"auto_queue": False}))
     a = work_done(laptop, orch, user)

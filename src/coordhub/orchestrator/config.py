@@ -220,8 +220,10 @@ class Workers(Section):
     auto_pull: bool = False
 
 
-def _all_stages() -> list[StageName]:
-    return ["test", "review", "merge"]
+def _default_stages() -> list[StageName]:
+    # merge is opt-in: with no test command and reviews off, the default would land a worker's branch on the
+    # target with no gate at all. A passed branch waits (stage passed) for `coord merge ID` unless listed.
+    return ["test", "review"]
 
 
 class Pipeline(Section):
@@ -236,7 +238,7 @@ class Pipeline(Section):
     message.
     """
 
-    stages: list[StageName] = Field(default_factory=_all_stages)
+    stages: list[StageName] = Field(default_factory=_default_stages)
     max_fix_rounds: Annotated[int, Field(ge=0, le=20)] = 2
     escalation_session: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 

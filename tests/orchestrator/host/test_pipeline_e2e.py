@@ -91,7 +91,8 @@ def test_a_red_smoke_is_fixed_with_an_escalated_model_and_passes(fleet: Fleet) -
     # the smoke test passes only once the branch has two commits: the worker's, and the fix worker's
     check = 'n=$(git rev-list --count origin/main..HEAD); echo "commits on the branch: $n"; test "$n" -ge 2'
     apply(fleet, repos=[{"name": "app", "default_branch": "main", "test_command": check}],
-          smoke_tests={"auto_queue": True, "timeout_seconds": 60}, pipeline={"max_fix_rounds": 2},
+          smoke_tests={"auto_queue": True, "timeout_seconds": 60},
+          pipeline={"stages": ["test", "review", "merge"], "max_fix_rounds": 2},
           models={"default": "sonnet", "escalation": ["haiku", "sonnet", "opus"], "labels": {}})
     fleet.start("m1")
     aid = fleet.assign(1, "fake: success")
@@ -114,6 +115,7 @@ def test_a_review_requests_changes_then_approves_on_the_branch_under_review(flee
           pipeline={"stages": ["review", "merge"], "max_fix_rounds": 2})
     fleet.start("m1")
     fleet.start("m2")
+    base = run(fleet.repo.origin, "git", "rev-parse", "main")  # the merge stage may land the branch on main later
     aid = fleet.assign(2, "fake: success\nfake-review: request_changes until_commits=2 try_write=1 "
                           "finding=add-a-test", machine="m1")
     v = settle(fleet, aid)
@@ -122,12 +124,11 @@ def test_a_review_requests_changes_then_approves_on_the_branch_under_review(flee
     assert [(r["state"], r["verdict"]) for r in reviews] == [("failed", "request_changes"), ("passed", "approve")]
     assert reviews[0]["findings"][0]["message"] == "add-a-test"
     assert all(r["machine"] == "m2" for r in reviews)  # not the worker's machine while another was online
-    main = run(fleet.repo.origin, "git", "rev-parse", "main")
     records = {r["head"]: r for r in fleet.runs() if "review" in r}
     assert len(records) == 2
     for r in reviews:
         rec = records[r["commit"]]  # the reviewer's checkout was the branch's tip when it ran
-        assert rec["head"] != main and "/worktrees/run-" in rec["cwd"]
+        assert rec["head"] != base and "/worktrees/run-" in rec["cwd"]
         assert rec["wrote"] is False  # its Write was denied
         argv = rec["argv"]
         assert "Write" in argv[argv.index("--disallowedTools") + 1].split(",")
