@@ -252,8 +252,30 @@ def parse(resource: str) -> Resource:
         raise ValueError(f"glob is too complex: its {len(alternatives)} brace alternatives come to {expanded} "
                          f"characters (limit {MAX_EXPANDED}); use fewer alternatives or several leases")
     literal = not any(_WILD_RE.search(alt) for alt in alternatives)
-    directory = not universal and (text.endswith("/") or _ends_in_globstar(text))
+    written = _without_dot_segments(text)
+    directory = not universal and (written.endswith("/") or _ends_in_globstar(written))
     return Resource(kind, _display(*shown, directory), alternatives, universal, literal, directory)
+
+
+def _without_dot_segments(text: str) -> str:
+    """``text`` with its ``.`` and ``seg/..`` segments removed lexically, keeping how it ends.
+
+    Whether a resource is a directory is read from how it is written (a
+    trailing ``/`` or ``**``); a ``..`` takes that from what it returns to, so
+    ``a/**/zz/..`` is ``a/**`` (a directory) and ``aa/zz/..`` is ``aa`` (a file).
+    """
+    kept: list[str] = []
+    for seg in text.split("/"):
+        if seg == "..":
+            while kept and kept[-1] == "":
+                kept.pop()
+            if kept and kept[-1] != "..":
+                kept.pop()
+            else:
+                kept.append(seg)  # climbing above the start: the split refuses it
+        else:
+            kept.append("" if seg == "." else seg)
+    return "/".join(kept)
 
 
 def _ends_in_globstar(text: str) -> bool:
