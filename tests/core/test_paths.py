@@ -466,8 +466,8 @@ def test_dangerous_glob_pairs_are_bounded_and_sound() -> None:
         paths.parse("".join(f"{{x{c}*{c}*y,z{c}*?{c}y}}" for c in "abcdef") + "*.py")
 
 
-@pytest.mark.parametrize(("written", "same_as"), [("a/**/zz/..", "a/**"), ("aa/zz/..", "aa"), ("a/b//zz/..", "a/b/"),
-                                                  ("a/b/.", "a/b/"), ("a/x/../y/..", "a")])
+@pytest.mark.parametrize(("written", "same_as"), [("a/**/zz/..", "a/**"), ("aa/zz/..", "aa"), ("b//b//zz//..", "b/b"),
+                                                  ("a/b/zz/../", "a/b/"), ("a/x/../y/..", "a")])
 def test_a_dot_dot_takes_its_kind_from_what_it_returns_to(written: str, same_as: str) -> None:
     """Hypothesis found ``a/**/zz/..`` normalized to the file ``a`` while ``a/**`` is a directory."""
     assert normalize(written) == normalize(same_as)

@@ -258,24 +258,22 @@ def parse(resource: str) -> Resource:
 
 
 def _without_dot_segments(text: str) -> str:
-    """``text`` with its ``.`` and ``seg/..`` segments removed lexically, keeping how it ends.
+    """``text`` with its empty, ``.`` and ``seg/..`` segments removed lexically, keeping a trailing ``/``.
 
     Whether a resource is a directory is read from how it is written (a
     trailing ``/`` or ``**``); a ``..`` takes that from what it returns to, so
-    ``a/**/zz/..`` is ``a/**`` (a directory) and ``aa/zz/..`` is ``aa`` (a file).
+    ``a/**/zz/..`` is ``a/**`` (a directory) and ``aa//zz/..`` is ``aa`` (a file).
     """
     kept: list[str] = []
     for seg in text.split("/"):
         if seg == "..":
-            while kept and kept[-1] == "":
-                kept.pop()
             if kept and kept[-1] != "..":
                 kept.pop()
             else:
                 kept.append(seg)  # climbing above the start: the split refuses it
-        else:
-            kept.append("" if seg == "." else seg)
-    return "/".join(kept)
+        elif seg not in ("", "."):
+            kept.append(seg)
+    return "/".join(kept) + ("/" if text.endswith("/") else "")
 
 
 def _ends_in_globstar(text: str) -> bool:
