@@ -32,6 +32,7 @@ from coordhub.api.routes import (
     orchestrator,
     pipeline,
     presence,
+    proposals,
     todos,
     web,
     workflows,
@@ -216,7 +217,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     measured = metrics.install(app)  # first, so innermost: it sees the route the router matched
     # Hot routes first: FastAPI matches routes in order, and most requests are messages and leases.
     for module in (messages, locks, presence, events, conversations, orchestrator, pipeline, merging, ghtrail,
-                   todos, workflows, components, admin, imports, web, retention_routes):
+                   proposals, todos, workflows, components, admin, imports, web, retention_routes):
         app.include_router(module.router)
     app.add_middleware(EmptyQueryValues)  # ?project_key= means no filter, for every route
     # inside BodyLimit, it sees one buffered body; MCP bodies carry NUL to the tools, whose REST call refuses it

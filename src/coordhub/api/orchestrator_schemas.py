@@ -102,6 +102,9 @@ class AssignmentReport(Strict):
     changed_files: list[Annotated[str, Field(min_length=1, max_length=1024)]] | None = Field(
         None, max_length=5000, description="Paths the branch changed against its base (at `done`): "
                                            "smoke_tests.capability_rules route its smoke test by them.")
+    freshness: list[Annotated[str, Field(max_length=500)]] | None = Field(
+        None, max_length=50, description="What the freshness check found on this machine before the worker "
+                                         "started: one note per dependency repo (`lib: STALE: …`).")
 
 
 class LogAppend(Strict):

@@ -53,6 +53,7 @@ LAZY_COMMANDS = {
     "accept": "coordhub.cli.pipeline:accept", "stages": "coordhub.cli.pipeline:stages",
     "done": "coordhub.cli.pipeline:done",
     "merge": "coordhub.cli.merging:merge", "pr": "coordhub.cli.merging:pr", "notify": "coordhub.cli.merging:notify",
+    "plan": "coordhub.cli.brain:plan", "approve": "coordhub.cli.brain:approve", "split": "coordhub.cli.brain:split",
 }
 LAZY_GROUPS = {
     "msg": "coordhub.cli.messages:app", "todo": "coordhub.cli.todos:app", "lock": "coordhub.cli.locks:app",

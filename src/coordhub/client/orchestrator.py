@@ -133,6 +133,26 @@ class OrchestratorClient:
         """Take an entry out of the merge queue."""
         return self._post(f"/merges/{entry_id}/cancel")
 
+    def propose(self, proposals: list[dict[str, Any]], dry_run: bool = False) -> Any:
+        """Store a plan's proposals (``dry_run``: only check them); ``{plan_id, proposals, superseded}``."""
+        return self._post("/proposals", {"proposals": proposals, "dry_run": dry_run})
+
+    def proposals(self, state: str | None = None, repo: str | None = None) -> Any:
+        """Proposals, newest first."""
+        return self.client.call("GET", BASE + "/proposals", params={"state": state, "repo": repo})
+
+    def proposal(self, proposal_id: int) -> Any:
+        """One proposal."""
+        return self.client.call("GET", f"{BASE}/proposals/{proposal_id}")
+
+    def approve(self, ids: list[int], *, auto_pull: bool = False, skip_freshness: bool = False) -> Any:
+        """Queue assign proposals through the assign path; ``{results}``."""
+        return self._post("/proposals/approve", {"ids": ids, "auto_pull": auto_pull, "skip_freshness": skip_freshness})
+
+    def record_split(self, proposal_id: int, created: list[dict[str, Any]], done: bool = False) -> Any:
+        """Record sub-issues created for a split proposal; ``done`` closes it."""
+        return self._post(f"/proposals/{proposal_id}/split", {"created": created, "done": done})
+
     # -- hosts (coord agent) ---------------------------------------------------------------
 
     def register(self, machine: str, *, slots: int, capabilities: list[str] | None = None,

@@ -47,6 +47,8 @@ MAX_GUIDANCE_BYTES = 65_536
 MAX_LOG_CHARS = 1_048_576      # the relayed log kept per assignment (its newest part)
 MAX_LOG_READ_CHARS = 262_144   # one GET of the log answers at most this much
 RATE_LIMIT_REASON = "rate limit"
+FRESHNESS = (None, "pull", "skip")  # per assignment: workers.auto_pull, pull first, or no check (coord approve)
+MAX_FRESHNESS_NOTES = 50
 
 
 class State(enum.StrEnum):
@@ -194,6 +196,7 @@ def render(row: Row, *, briefing: bool = True) -> dict[str, Any]:
         "stage": row.get("stage", "work"), "stage_reason": row.get("stage_reason"),
         "fix_round": row.get("fix_round", 0), "fix_stage": row.get("fix_stage"),
         "stage_at": isoformat(row.get("stage_at")), "changed_files": _loads(row.get("changed_files"), []),
+        "freshness": {"mode": row.get("freshness") or "config", "notes": _loads(row.get("freshness_notes"), None)},
     }
     if briefing:
         out["briefing"] = row["briefing"]
@@ -278,8 +281,11 @@ def _new_id(tx: Tx) -> str:
             return candidate
 
 
-def _check_target(config: Config, machine: str | None, repo: str, requires: list[str]) -> str | None:
-    """The machine as spelled in the config (None for any); ``Invalid`` naming what is unknown or unserved."""
+def check_target(config: Config, machine: str | None, repo: str, requires: list[str]) -> str | None:
+    """The machine as spelled in the config (None for any); ``Invalid`` naming what is unknown or unserved.
+
+    Shared by ``assign`` and the planning brain's proposals (``coordhub.core.proposals``).
+    """
     if config.repo(repo) is None:
         raise Invalid(f"unknown repo {repo!r}; coordinator.yml has {', '.join(r.name for r in config.repos)}",
                       field="repo")
@@ -318,7 +324,7 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
            model: str | None = None, labels: list[str] | None = None, title: str | None = None,
            briefing: str = "", files_likely: list[str] | None = None, requires: list[str] | None = None,
            budget_usd: float | None = None, wall_clock_seconds: int | None = None,
-           dry_run: bool = False) -> dict[str, Any]:
+           dry_run: bool = False, freshness: str | None = None, model_source: str | None = None) -> dict[str, Any]:
     """Queue an assignment of issue ``repo#issue`` (``machine`` None: any capable machine); return it.
 
     The model is ``model`` > the first of ``labels`` that ``models.labels``
@@ -330,11 +336,17 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
     repo it ``depends_on`` has work running or in the merge queue;
     ``Forbidden`` for a worker session.
     ``dry_run`` checks and resolves everything and writes nothing.
+    ``freshness`` (:data:`FRESHNESS`) overrides ``workers.auto_pull`` for
+    this assignment: ``pull`` fast-forwards stale dependency repos on the
+    target machine first, ``skip`` checks none (``coord approve``);
+    ``model_source`` names where a given ``model`` came from (``proposal``).
     """
     may_direct(actor)
+    if freshness not in FRESHNESS:
+        raise Invalid(f"freshness must be one of {', '.join(str(f) for f in FRESHNESS)}", field="freshness")
     config = coordinator.require(tx)
     requires = requires or []
-    spelled = _check_target(config, machine, repo, requires)
+    spelled = check_target(config, machine, repo, requires)
     _check_size(briefing, MAX_BRIEFING_BYTES, "briefing")
     repodeps.check_assign(tx, config, repo)
     existing = tx.assignments.live_for_issue(repo, issue)
@@ -344,6 +356,8 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
                               assignment_id=existing["id"], state=existing["state"])
     labels = labels or []
     chosen, source = model_for(config.models, model, labels)
+    if source == "flag" and model_source:
+        source = model_source
     row: Row = {
         "id": _new_id(tx), "seq": 0, "state": State.QUEUED.value, "attempt": 0, "repo": repo, "issue": issue,
         "title": title, "labels": json.dumps(labels), "machine": spelled, "avoid_machine": None, "ran_on": None,
@@ -352,6 +366,7 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
         "budget_usd": budget_usd if budget_usd is not None else config.workers.max_budget_usd,
         "wall_clock_seconds": wall_clock_seconds or config.workers.wall_clock_seconds,
         "created_by": actor.session_id, "created_at": now, "queued_at": now, "updated_at": now,
+        "freshness": freshness,
     }
     position = len(tx.assignments.queued()) + 1
     if dry_run:
@@ -370,8 +385,8 @@ def _blank() -> Row:
     return {k: None for k in ("worktree", "claude_session", "resume_session", "guidance", "reason", "turns",
                               "last_tool", "last_file", "progress", "status_line", "result", "wip_commit",
                               "worker_session", "lease_id", "fence", "host_incarnation", "not_before",
-                              "dispatched_at", "started_at", "ended_at")} | {"cost_usd": 0.0, "total_cost_usd": 0.0,
-                                                                              "pushed": 0}
+                              "dispatched_at", "started_at", "ended_at", "freshness_notes")} | {
+        "cost_usd": 0.0, "total_cost_usd": 0.0, "pushed": 0}
 
 
 # ---- the end of an attempt, and re-queueing ---------------------------------------------------
@@ -534,6 +549,8 @@ def _telemetry_changes(row: Row, telemetry: dict[str, Any], extra: dict[str, Any
         changes["changed_files"] = json.dumps(list(extra["changed_files"]))
     if extra.get("pushed") is not None:
         changes["pushed"] = int(bool(extra["pushed"]))
+    if extra.get("freshness") is not None:  # what the host's freshness check found, one note per dependency repo
+        changes["freshness_notes"] = json.dumps([str(n)[:500] for n in extra["freshness"]][:MAX_FRESHNESS_NOTES])
     return changes
 
 

@@ -156,7 +156,7 @@ def _dispatch(tx: Tx, actor: Actor, config: Config, host: Row, row: Row, now: fl
         host_incarnation=host["incarnation"], worker_session=session, lease_id=lease["id"], fence=lease["fence"],
         dispatched_at=now, started_at=None, ended_at=None, cost_usd=0.0, turns=None, last_tool=None, last_file=None,
         progress=None, status_line=None, result=None, pushed=0, reason=None, not_before=None,
-        claude_session=resume, worktree=row["worktree"] if resume else None)
+        claude_session=resume, worktree=row["worktree"] if resume else None, freshness_notes=None)
     tx.attempts.add({"assignment_id": row["id"], "attempt": attempt, "machine": machine,
                      "host_incarnation": host["incarnation"], "model": row["model"], "state": "dispatched",
                      "dispatched_at": now})
@@ -179,10 +179,18 @@ def _dispatch(tx: Tx, actor: Actor, config: Config, host: Row, row: Row, now: fl
                         "build_command": repo.build_command if repo else None,
                         "test_command": repo.test_command if repo else None,
                         "github": repo.github if repo else None},
-        "freshness": {"depends_on": [{"repo": r, "default_branch": _default_branch(config, r)}
-                                     for r in repodeps.upstream(config, new["repo"])],
-                      "auto_pull": w.auto_pull},
+        "freshness": _freshness(config, new),
     }
+
+
+def _freshness(config: Config, row: Row) -> dict[str, Any]:
+    """What the host checks before the worker starts: the repos ``row``'s repo depends on (transitively), and
+    whether to pull them (``workers.auto_pull``, or the assignment's own ``freshness`` from ``coord approve``:
+    ``pull``, or ``skip``: no check)."""
+    mode = row.get("freshness")
+    deps = [] if mode == "skip" else [{"repo": r, "default_branch": _default_branch(config, r)}
+                                      for r in repodeps.upstream(config, row["repo"])]
+    return {"depends_on": deps, "auto_pull": mode == "pull" or config.workers.auto_pull, "skip": mode == "skip"}
 
 
 def _default_branch(config: Config, name: str) -> str:

@@ -56,6 +56,7 @@ class Dispatch:
     worktree: str | None = None
     depends_on: tuple[tuple[str, str], ...] = ()  # (repo, its default branch): checked for freshness first
     auto_pull: bool = False
+    skip_freshness: bool = False  # coord approve --skip-freshness: no check at all
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -107,6 +108,7 @@ class Dispatch:
             resume=parsed_resume, worktree=d.get("worktree") if isinstance(d.get("worktree"), str) else None,
             depends_on=_deps(_obj(d.get("freshness")).get("depends_on")),
             auto_pull=_obj(d.get("freshness")).get("auto_pull") is True,
+            skip_freshness=_obj(d.get("freshness")).get("skip") is True,
             raw=dict(d),
         )
 

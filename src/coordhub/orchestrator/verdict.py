@@ -66,15 +66,16 @@ def normalize(verdict: Any, summary: Any, findings: Any) -> dict[str, Any] | Non
     return {"verdict": verdict, "summary": text, "findings": out}
 
 
-def last_block(text: str) -> Any:
-    """The last fenced ```json block of ``text``, parsed; ``ValueError`` when there is none or it is not JSON."""
+def last_block(text: str, what: str = "the review") -> Any:
+    """The last fenced ```json block of ``text``, parsed; ``ValueError`` (naming ``what``: ``the review``, ``the
+    plan``) when there is none or it is not JSON. Shared with the planning brain (``coordhub.orchestrator.brain``)."""
     blocks = _BLOCK.findall(text or "")
     if not blocks:
-        raise ValueError("the review's final message has no ```json block")
+        raise ValueError(f"{what}'s final message has no ```json block")
     try:
         return json.loads(blocks[-1])
     except ValueError as exc:
-        raise ValueError(f"the review's final ```json block is not JSON: {exc}") from None
+        raise ValueError(f"{what}'s final ```json block is not JSON: {exc}") from None
 
 
 def from_result(result: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str]:

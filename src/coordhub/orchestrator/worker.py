@@ -159,6 +159,7 @@ class Worker:
         self.kill_sent: float | None = None
         self.stale = False
         self.running_reported = False
+        self.freshness_notes: list[str] = []  # what the freshness check found (_prepare), sent with a report
         self.last_report = 0.0
         self.last_sent: dict[str, Any] | None = None
         self.last_log_push = 0.0
@@ -295,11 +296,17 @@ class Worker:
             raise EndEarly("failed", f"git: {exc}") from None
         self._record(phase="preparing", worktree=str(self.wt.path), branch=self.wt.branch, base=self.wt.base,
                      repo_path=str(repo))
+        notes = []
         for dep, branch in d.depends_on:  # seed 003's freshness check of the repos this one depends on
             dep_path = ctx.repos.get(dep)
             note = worktree.freshness(dep_path, branch, d.auto_pull) if dep_path is not None else \
                 "not on this machine"
+            notes.append(f"{dep}: {note}")
             self._human([f"[fresh] {dep}: {note}"])
+        if d.skip_freshness:
+            notes.append("skipped (coord approve --skip-freshness)")
+            self._human(["[fresh] skipped (coord approve --skip-freshness)"])
+        self.freshness_notes = notes  # reported with the first report: `coord approve` shows stale ones
 
     def _lease_files(self) -> None:
         d = self.d
@@ -504,7 +511,8 @@ class Worker:
         body: dict[str, Any] = {"attempt": self.d.attempt, "telemetry": compact}
         if not self.running_reported:
             assert self.wt is not None
-            body.update(state="running", worktree=str(self.wt.path), branch=self.wt.branch)
+            body.update(state="running", worktree=str(self.wt.path), branch=self.wt.branch,
+                        freshness=self.freshness_notes)
         self.last_report = now
         try:
             self._send(body)
@@ -625,6 +633,8 @@ class Worker:
             body["wip_commit"] = wip
         if changed is not None:
             body["changed_files"] = changed
+        if not self.running_reported and self.freshness_notes:  # ended before its first report: still tell
+            body["freshness"] = self.freshness_notes
         self._deliver(body, parked=keep and state in ("stuck", "needs_input"))
 
     def _end_early(self, verdict: Verdict) -> None:
@@ -641,7 +651,9 @@ class Worker:
             except worktree.GitError as exc:  # kept, and the record says so: a later restart saves it again
                 log.warning("worker %s: worktree %s kept: %s", self.d.id, self.wt.path, exc)
         self._human([f"[end] {verdict.state}: {verdict.reason}"])
-        body = {"attempt": self.d.attempt, "state": verdict.state, "reason": verdict.reason}
+        body: dict[str, Any] = {"attempt": self.d.attempt, "state": verdict.state, "reason": verdict.reason}
+        if not self.running_reported and self.freshness_notes:  # ended before its first report: still tell
+            body["freshness"] = self.freshness_notes
         self._deliver(body, parked=parked)
 
     def _crash(self, exc: BaseException) -> None:

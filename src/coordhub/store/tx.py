@@ -11,6 +11,7 @@ from coordhub.store.tables.merging import GithubPosts, MergeEntries
 from coordhub.store.tables.messages import Messages
 from coordhub.store.tables.orchestrator import AssignmentLogs, Assignments, Attempts, Hosts, OrchestratorState
 from coordhub.store.tables.pipeline import StageRuns
+from coordhub.store.tables.proposals import Proposals
 from coordhub.store.tables.records import Components, Todos, Workflows, WorkItems
 from coordhub.store.tables.retention import Retention
 from coordhub.store.tables.sessions import Sessions
@@ -53,6 +54,7 @@ class Tx:
         self.retention = Retention(ex)
         self.merge_entries = MergeEntries(ex)
         self.github_posts = GithubPosts(ex)
+        self.proposals = Proposals(ex)
         self.archive = Archive(ex)
 
     def ping(self) -> bool:

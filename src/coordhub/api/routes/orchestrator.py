@@ -116,7 +116,8 @@ async def report(assignment_id: str, body: AssignmentReport, request: Request,
     response = await mutate(request, actor, lambda tx, now: stages.after_report(tx, assignments.report(
         tx, actor, assignment_id, body.attempt, now, state=body.state, reason=body.reason, telemetry=telemetry,
         worktree=body.worktree, branch=body.branch, pushed=body.pushed, wip_commit=body.wip_commit,
-        changed_files=body.changed_files), now, by=actor.session_id), during_halt=Exempt.ORCHESTRATOR)
+        changed_files=body.changed_files, freshness=body.freshness), now, by=actor.session_id),
+        during_halt=Exempt.ORCHESTRATOR)
     return _forget_tokens(request, response)
 
 
