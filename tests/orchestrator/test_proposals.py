@@ -1,0 +1,122 @@
+"""Proposals of the planning brain in the hub (issue 12 point 7), on every backend: stored all or nothing,
+approved exactly once through the path of ``coord assign`` (with its depends_on refusal), splits recorded
+idempotently, and only people's sessions or admins direct them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Api
+from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config, get
+
+P = f"{ORCH}/proposals"
+
+
+def _assign(issue: int, **kw: Any) -> dict[str, Any]:
+    return {"kind": "assign", "repo": "api", "issue": issue, "machine": "laptop", "model": "haiku",
+            "briefing": f"do #{issue}", "files_likely": ["src/x.py"], "rationale": "small", **kw}
+
+
+def _split(issue: int) -> dict[str, Any]:
+    return {"kind": "split", "repo": "api", "issue": issue, "title": "Big one", "rationale": "too big",
+            "children": [{"title": "part one", "body": "first"}, {"title": "part two", "body": "second",
+                                                                   "labels": ["sub-task"]}]}
+
+
+def _store(api: Api, headers: dict[str, str], proposals: list[dict[str, Any]], expect: int = 201,
+           **body: Any) -> dict[str, Any]:
+    r = api.post(P, headers=headers, json={"proposals": proposals, **body})
+    assert r.status_code == expect, r.text
+    return dict(r.json())
+
+
+def _approve(api: Api, headers: dict[str, str], ids: list[int], expect: int = 200, **body: Any) -> dict[str, Any]:
+    r = api.post(f"{P}/approve", headers=headers, json={"ids": ids, **body})
+    assert r.status_code == expect, r.text
+    return dict(r.json())
+
+
+def test_a_plan_is_stored_all_or_nothing(orch: Api, user: dict[str, str]) -> None:
+    bad = _store(orch, user, [_assign(1), _assign(2, machine="nowhere")], expect=422)
+    assert "proposals[1]" in bad["error"]["message"] and "nowhere" in bad["error"]["message"]
+    assert orch.get(P, headers=user).json() == []
+    dry = _store(orch, user, [_assign(1)], expect=200, dry_run=True)
+    assert dry["dry_run"] and dry["proposals"][0]["id"] is None and orch.get(P, headers=user).json() == []
+    plan = _store(orch, user, [_assign(1), _split(2)])
+    ids = [p["id"] for p in plan["proposals"]]
+    assert [p["state"] for p in plan["proposals"]] == ["pending", "pending"] and ids[1] == ids[0] + 1
+    again = _store(orch, user, [_assign(1, model="opus")])  # the same issue proposed again: the old one goes
+    assert again["superseded"] == [ids[0]]
+    states = {p["id"]: p["state"] for p in orch.get(P, headers=user).json()}
+    assert states == {ids[0]: "superseded", ids[1]: "pending", again["proposals"][0]["id"]: "pending"}
+    assert _approve(orch, user, [ids[0]], expect=409)["error"]["code"] == "proposal_closed"
+    too_few = _store(orch, user, [{**_split(3), "children": [{"title": "only", "body": ""}]}], expect=422)
+    assert "children" in too_few["error"]["message"]
+
+
+def test_approve_queues_through_assign_exactly_once(orch: Api, user: dict[str, str], laptop: Host) -> None:
+    plan = _store(orch, user, [_assign(5), _assign(6, machine=None, model=None, labels=["documentation"])])
+    first, second = (p["id"] for p in plan["proposals"])
+    out = _approve(orch, user, [first, second], auto_pull=True)
+    a, b = (r["assignment"] for r in out["results"])
+    assert [r["already"] for r in out["results"]] == [False, False]
+    assert (a["state"], a["machine"], a["model"], a["model_source"]) == ("queued", "laptop", "haiku", "proposal")
+    assert a["briefing"] == "do #5" and a["files_likely"] == ["src/x.py"] and a["freshness"]["mode"] == "pull"
+    assert (b["machine"], b["model"], b["model_source"]) == (None, "haiku", "label:documentation")
+    again = _approve(orch, user, [first])
+    assert again["results"][0]["already"] and again["results"][0]["assignment"]["id"] == a["id"]
+    assert len(orch.get(f"{ORCH}/assignments", headers=user, params={"repo": "api"}).json()) == 2
+    p = orch.get(f"{P}/{first}", headers=user).json()
+    assert (p["state"], p["assignment_id"], p["decided_by"]) == ("approved", a["id"], "desk/claude-main")
+    job = laptop.next()  # the host gets the approved proposal as any assignment, with the freshness mode
+    assert job is not None and job["id"] == a["id"] and job["freshness"]["auto_pull"] is True
+    assert job["freshness"]["skip"] is False
+
+
+def test_approve_is_refused_while_upstream_has_work(api: Api) -> None:
+    cfg = config()
+    cfg["repos"][0]["depends_on"] = ["lib"]  # api depends on lib
+    apply_config(api, cfg)
+    user = api.token("desk/claude-main")
+    upstream = assign(api, user, repo="lib", issue=9)
+    host = Host(api, "laptop", api.token("laptop/agent"))
+    host.register()
+    assert host.next()["id"] == upstream["id"]  # lib has work in flight
+    pid = _store(api, user, [_assign(7)])["proposals"][0]["id"]
+    refused = _approve(api, user, [pid], expect=409)
+    assert refused["error"]["code"] == "upstream_in_flight"
+    assert api.get(f"{P}/{pid}", headers=user).json()["state"] == "pending"
+    assert [x["issue"] for x in api.get(f"{ORCH}/assignments", headers=user).json()] == [9]
+    host.report(host.jobs[upstream["id"]], "running")
+    host.report(host.jobs[upstream["id"]], "failed", reason="boom")
+    ok = _approve(api, user, [pid], skip_freshness=True)  # upstream idle again: it goes through
+    queued = ok["results"][0]["assignment"]
+    assert queued["freshness"]["mode"] == "skip" and ok["results"][0]["depends_on"] == []
+    assert get(api, queued["id"])["state"] == "queued"
+
+
+def test_split_children_are_recorded_once(orch: Api, user: dict[str, str]) -> None:
+    plan = _store(orch, user, [_split(2), _assign(3)])
+    sid, aid = (p["id"] for p in plan["proposals"])
+    assert _approve(orch, user, [sid], expect=422)["error"]["message"].startswith(f"proposal {sid} is a split")
+    r = orch.post(f"{P}/{aid}/split", headers=user, json={"created": []})
+    assert r.status_code == 422
+    r = orch.post(f"{P}/{sid}/split", headers=user, json={"created": [{"index": 0, "number": 11}], "done": True})
+    assert r.status_code == 422 and "[1]" in r.json()["error"]["message"]  # child 1 has no issue yet
+    for _ in range(2):  # a retry records nothing new
+        r = orch.post(f"{P}/{sid}/split", headers=user, json={"created": [{"index": 0, "number": 11}]})
+        assert r.status_code == 200 and r.json()["created"] == {"0": {"number": 11, "url": None}}
+    r = orch.post(f"{P}/{sid}/split", headers=user, json={"created": [{"index": 0, "number": 12}]})
+    assert r.status_code == 409  # a second issue for one child is refused
+    r = orch.post(f"{P}/{sid}/split", headers=user, json={"created": [{"index": 1, "number": 13}], "done": True})
+    assert r.status_code == 200 and r.json()["state"] == "split"
+    r = orch.post(f"{P}/{sid}/split", headers=user, json={"done": True})
+    assert r.status_code == 200 and r.json()["state"] == "split"
+
+
+def test_workers_and_hosts_may_not_plan_or_approve(orch: Api, user: dict[str, str], laptop: Host) -> None:
+    pid = _store(orch, user, [_assign(4)])["proposals"][0]["id"]
+    for who in (laptop.headers, orch.token("laptop/worker-0123abcd")):
+        assert _store(orch, who, [_assign(8)], expect=403)["error"]["code"] == "forbidden"
+        assert _approve(orch, who, [pid], expect=403)["error"]["code"] == "forbidden"
+    assert orch.get(f"{P}/{pid}", headers=user).json()["state"] == "pending"
