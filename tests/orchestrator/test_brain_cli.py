@@ -59,7 +59,8 @@ PLAN = {"proposals": [
      "briefing": "Raise the timeout to 120 s and add a test", "files_likely": ["src/auth.py"],
      "rationale": "small and well specified"},
     {"kind": "split", "repo": "api", "issue": 2, "rationale": "three features in one issue",
-     "children": [{"title": "Auth: tokens", "body": "the token part"}, {"title": "Auth: sessions", "body": "the rest"}]},
+     "children": [{"title": "Auth: tokens", "body": "the token part"},
+                  {"title": "Auth: sessions", "body": "the rest"}]},
 ]}
 
 
