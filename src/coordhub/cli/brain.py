@@ -108,13 +108,15 @@ def plan(
 ) -> None:
     """Ask a Claude session which open issues to start, where, with which model, and which to split.
 
-    Gathers the open issues of each repo with `github:` (`gh issue list` on this machine), the machines with
-    their free slots and the work in flight (from the hub), then runs one `claude -p --output-format json
-    --json-schema …` here, with your Claude credentials (the hub never holds them). The answer must be a valid
-    JSON plan naming only gathered issues; anything else is an error and stores nothing (exit 1). The proposals
-    are stored as pending: `coord approve ID…` queues assignments, `coord split ID…` creates sub-issues.
+    What it reads: open issues of repos with `github:` (gh issue list, here), machines and work in flight (hub).
 
-    Example: coord plan --dry-run; coord plan --repo api; coord approve 3,4 --auto-pull
+    How it asks: one `claude -p --output-format json --json-schema …` on this machine, with your credentials.
+
+    The answer must be a valid JSON plan of those issues; anything else is an error (exit 1) and stores nothing.
+
+    Next: `coord approve ID…` queues assignments, `coord split ID…` creates sub-issues.
+
+    Examples: coord plan --dry-run | coord plan --repo api | coord approve 3,4 --auto-pull
     """
     situation, notes = _gather(ctx, repo)
     for note in notes:
@@ -184,11 +186,12 @@ def approve(
 ) -> None:
     """Queue proposed assignments, exactly as `coord assign` would (same checks, same queue).
 
-    All or nothing: exit 4 when one is refused (its repo depends on a repo with work in flight, the issue is
-    already assigned, or the proposal was superseded), and nothing is queued. Approving a proposal again shows
-    its assignment and queues nothing. Freshness: just before the worker starts, its machine compares each repo
-    the proposal's repo depends on with its origin; stale ones are printed as warnings here (waiting up to
-    --wait seconds for the check). --auto-pull fast-forwards them first; --skip-freshness checks none.
+    All or nothing: exit 4 when one is refused (upstream work in flight, already assigned, superseded).
+
+    Approving a proposal again shows its assignment and queues nothing.
+
+    Freshness: before the worker starts, its machine compares each repo this one depends on with its origin;
+    stale ones are warnings here. --auto-pull fast-forwards them first; --skip-freshness checks none.
 
     Example: coord approve 3,4 --auto-pull
     """
@@ -284,9 +287,9 @@ def split(
 ) -> None:
     """Create the sub-issues a split proposal names, with `gh issue create` on this machine.
 
-    The parent issue's body is never changed: it gets one comment listing the sub-issues, and each sub-issue
-    says `Part of #N`. Safe to run again: each created issue is recorded in the hub at once (and carries a
-    marker a retry finds), so a retry creates only what is missing and never a duplicate.
+    The parent's body is never changed: it gets one comment listing the sub-issues ("Part of #N" in each).
+
+    Safe to run again: each issue is recorded in the hub as soon as it exists, so a retry adds only what is missing.
 
     Example: coord split 5
     """

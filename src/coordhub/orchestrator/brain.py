@@ -93,7 +93,8 @@ class Situation:
         return next((i for i in self.issues.get(repo, []) if i.get("number") == number), None)
 
     def open_count(self) -> int:
-        return sum(len(v) for v in self.issues.values())
+        """Open issues the brain may plan: gathered, without a pending proposal."""
+        return sum(1 for repo, rows in self.issues.items() for i in rows if (repo, i["number"]) not in self.pending)
 
 
 def clean_issue(raw: dict[str, Any]) -> dict[str, Any]:
