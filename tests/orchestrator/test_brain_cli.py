@@ -46,7 +46,8 @@ class World:
 
     def planner_runs(self) -> list[dict[str, Any]]:
         d = self.claude_home / "env"
-        return [json.loads(p.read_text()) for p in d.iterdir()] if d.is_dir() else []
+        runs = [json.loads(p.read_text()) for p in d.iterdir()] if d.is_dir() else []
+        return sorted(runs, key=lambda r: float(r["started"]))
 
 
 @pytest.fixture
@@ -89,6 +90,7 @@ def test_plan_stores_the_brains_proposals(world: World) -> None:
     assert "- laptop: never, 0 free slot(s)" in run["prompt"]
     human = world.coord.ok("plan", "--repo", "api", "--claude", world.claude)  # planned again: supersedes
     assert "superseded" in human.out and "assign api#1: Fix the timeout → laptop, model haiku" in human.out
+    assert "### api#1: Fix the timeout (a proposal is pending" in world.planner_runs()[-1]["prompt"]
     pending = [p for p in world.proposals() if p["state"] == "pending"]
     assert len(pending) == 2 and len(world.proposals()) == 4
     pid = next(p["id"] for p in pending if p["kind"] == "assign")

@@ -79,7 +79,7 @@ class Situation:
     ``issues``: ``{repo: [{number, title, body, labels}]}``; ``machines`` and
     ``in_flight`` as the hub's status gives them; ``config`` the active
     coordinator.yml (dict); ``pending``: ``[(repo, issue)]`` with a pending
-    proposal (not offered again).
+    proposal (marked in the prompt: proposing it again replaces that proposal).
     """
 
     config: dict[str, Any]
@@ -93,8 +93,8 @@ class Situation:
         return next((i for i in self.issues.get(repo, []) if i.get("number") == number), None)
 
     def open_count(self) -> int:
-        """Open issues the brain may plan: gathered, without a pending proposal."""
-        return sum(1 for repo, rows in self.issues.items() for i in rows if (repo, i["number"]) not in self.pending)
+        """Open issues the brain may plan."""
+        return sum(len(rows) for rows in self.issues.values())
 
 
 def clean_issue(raw: dict[str, Any]) -> dict[str, Any]:
@@ -126,8 +126,10 @@ def prompt(s: Situation) -> str:
     for r in s.config.get("repos") or []:
         name = r["name"]
         deps = f" (depends on {', '.join(r.get('depends_on') or [])})" if r.get("depends_on") else ""
-        rows = [f"### {name}#{i['number']}: {i['title']}\nlabels: {', '.join(i['labels']) or 'none'}\n{i['body']}"
-                for i in s.issues.get(name, []) if (name, i["number"]) not in s.pending]
+        rows = [f"### {name}#{i['number']}: {i['title']}"
+                + (" (a proposal is pending; proposing it again replaces it)" if (name, i["number"]) in s.pending
+                   else "") + f"\nlabels: {', '.join(i['labels']) or 'none'}\n{i['body']}"
+                for i in s.issues.get(name, [])]
         repos.append(f"## Repo {name}{deps}\n" + ("\n\n".join(rows) if rows else "(no open issues to plan)"))
     return "\n\n".join([
         "You are the planning brain of a fleet of headless Claude Code workers (coordhub). Propose which open "
