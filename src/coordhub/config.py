@@ -59,6 +59,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sqlite_synchronous", str, "FULL", "SQLite durability: FULL (fsync every commit, "
             "the default) or NORMAL (WAL without fsync on commit; a power cut can lose the last commits).",
             "server"),
+    Setting("workers", int, 1, "Serving processes (1 … 64): more use more cores. They share the socket and "
+            "the database (writes stay serialised, events reach every worker at once); see docs/scaling.md.",
+            "server"),
     Setting("max_body_bytes", int, 1_048_576, "Largest request body accepted; larger answers 413.", "server"),
     Setting("rate_limit", float, 100.0, "Requests per second each token may make on average; more answer 429 "
             "with Retry-After (0 turns the limit off).", "server"),

@@ -68,6 +68,7 @@ class ServerConfig:
     access_log: bool = False
     log_format: str = "text"
     metrics_address: tuple[str, int] | None = None
+    workers: int = 1
 
     def resolved_data_dir(self) -> Path:
         """The data directory, defaulting per :func:`default_data_dir`."""
@@ -155,17 +156,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(cfg: ServerConfig) -> None:
-    """Run the hub in the foreground until SIGINT/SIGTERM; raise ``StartupError`` if it cannot start."""
-    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+    """Run the hub in the foreground until SIGINT/SIGTERM; raise ``StartupError`` if it cannot start.
 
-    from coordhub.api.app import create_app
-    from coordhub.api.connections import connection_budget, guarded_protocol, raise_fd_limit
-    from coordhub.api.limits import Limits
-    from coordhub.core import tokens
-    from coordhub.core.halt import Exempt
-    from coordhub.core.hub import Hub
-    from coordhub.store import open_store
-
+    With ``cfg.workers`` > 1 this process prepares the database and the
+    listening socket, then supervises that many serving processes
+    (:mod:`coordhub.workers`).
+    """
     if cfg.escalation_session is not None:
         try:
             validate_session_id(cfg.escalation_session, "--escalation-session")
@@ -178,24 +174,69 @@ def serve(cfg: ServerConfig) -> None:
     prepare_data_dir(data_dir)
     sock = bind(cfg.host, cfg.port)
     try:
-        store = open_store(cfg.resolved_database_url(), sqlite_synchronous=cfg.sqlite_synchronous)
+        store, hub, new_token = _open_hub(cfg)
+    except StartupError:
+        sock.close()
+        raise
+    _announce(cfg, store.name, store.durability, data_dir / ADMIN_TOKEN_FILE, new_token)
+    if cfg.workers > 1:
+        from coordhub import workers
+
+        store.close()  # each worker opens its own; this process only supervises
+        try:
+            workers.supervise(cfg, sock)
+        finally:
+            sock.close()
+        return
+    try:
+        run_app(cfg, store, hub, sock)
+    finally:
+        store.close()
+        sock.close()
+
+
+def _open_hub(cfg: ServerConfig, worker: int | None = None) -> tuple[Any, Any, bool]:
+    """Open (and migrate) the store; make sure the admin token and hub id exist. ``(store, hub, new_token)``.
+
+    ``worker`` is the serving process's number under ``--workers`` (the
+    supervisor has written the admin token already; a worker only reads it).
+    """
+    from coordhub.core import tokens
+    from coordhub.core.halt import Exempt
+    from coordhub.core.hub import Hub
+    from coordhub.store import open_store
+
+    try:
+        store = open_store(cfg.resolved_database_url(), sqlite_synchronous=cfg.sqlite_synchronous,
+                           shared=cfg.workers > 1)
         store.open()
     except Unavailable as exc:
-        sock.close()
         raise StartupError(f"database unreachable: {exc.message}") from exc
     except (OSError, ValueError, RuntimeError) as exc:
-        sock.close()
         raise StartupError(f"cannot open the database {cfg.resolved_database_url()}: {exc}") from exc
     hub = Hub(store, escalation_session=cfg.escalation_session, stale_after_hours=cfg.stale_after_hours)
-    token_path = data_dir / ADMIN_TOKEN_FILE
-    existing = token_path.read_text().strip() if token_path.exists() else None
-    new = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.ensure_admin(tx, existing, now),
-                          during_halt=Exempt.BOOTSTRAP).body
-    if new:
-        write_secret(token_path, new)
+    new = None
+    if worker is None:
+        token_path = cfg.resolved_data_dir() / ADMIN_TOKEN_FILE
+        existing = token_path.read_text().strip() if token_path.exists() else None
+        new = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.ensure_admin(tx, existing, now),
+                              during_halt=Exempt.BOOTSTRAP).body
+        if new:
+            write_secret(token_path, new)
     hub.hub_id = hub.query_sync(lambda tx, now: tx.meta.get("hub_id"))
-    write_secret(data_dir / HUB_ID_FILE, hub.hub_id or "")
-    _announce(cfg, store.name, store.durability, token_path, bool(new))
+    if worker is None:
+        write_secret(cfg.resolved_data_dir() / HUB_ID_FILE, hub.hub_id or "")
+    return store, hub, bool(new)
+
+
+def run_app(cfg: ServerConfig, store: Any, hub: Any, sock: socket.socket, worker: int | None = None) -> None:
+    """Build the app on ``hub`` and serve it on the listening ``sock`` until signalled (one process)."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    from coordhub.api.app import create_app
+    from coordhub.api.connections import connection_budget, guarded_protocol, raise_fd_limit
+    from coordhub.api.limits import Limits
+
     fd_limit = raise_fd_limit()
     connections, streams = connection_budget(fd_limit, cfg.max_connections)
     limits = Limits(event_detail_bytes=cfg.event_detail_bytes, event_quota=cfg.event_quota,
@@ -204,8 +245,10 @@ def serve(cfg: ServerConfig) -> None:
     app = create_app(hub, no_auth=cfg.no_auth, max_body_bytes=cfg.max_body_bytes, sweep_seconds=cfg.sweep_seconds,
                      retry_after=cfg.retry_after, rate_limit=cfg.rate_limit, rate_burst=cfg.rate_burst, limits=limits,
                      loopback_only=cfg.no_auth and is_loopback(cfg.host), retention=cfg.retention,
-                     prune_seconds=cfg.prune_seconds, metrics_address=cfg.metrics_address)
+                     prune_seconds=cfg.prune_seconds,
+                     metrics_address=cfg.metrics_address if worker in (None, 1) else None)
     app.state.max_connections = connections
+    app.state.worker = worker
     log.info("file descriptors: %d; connections at once: %d; streams and long-polls: %d", fd_limit, connections,
              streams)
     http = guarded_protocol(AutoHTTPProtocol, header_timeout=cfg.header_timeout, max_connections=connections)
@@ -214,11 +257,7 @@ def serve(cfg: ServerConfig) -> None:
     config = uvicorn.Config(app, log_level=cfg.log_level, access_log=cfg.access_log, timeout_graceful_shutdown=5,
                             http=http, timeout_keep_alive=cfg.keepalive_timeout, log_config=log_config)
     settle_heap()
-    try:
-        _Server(config).run(sockets=[sock])
-    finally:
-        store.close()
-        sock.close()
+    _Server(config).run(sockets=[sock])
 
 
 def settle_heap() -> None:
@@ -250,6 +289,8 @@ def _announce(cfg: ServerConfig, backend: str, durability: str, token_path: Path
     print(f"coordhub {__version__} serving on {where}", file=out)
     print(f"  database: {_redacted(cfg.resolved_database_url())} ({durability})", file=out)
     print(f"  admin token: {token_path}{' (new)' if new_token else ''}", file=out)
+    if cfg.workers > 1:
+        print(f"  workers: {cfg.workers} processes", file=out)
     if cfg.no_auth:
         print("  WARNING: --no-auth: NO AUTHENTICATION. Any client can act as any session, read every "
               "message and release any lease. Use only on a trusted network.", file=out)

@@ -609,9 +609,12 @@ class HealthOut(Out):
     fd_limit: int | None = None
     max_connections: int | None = None
     auth: bool = Field(description="Whether the hub needs a bearer token (false: a --no-auth hub).")
-    listen: ListenOut | None = Field(None, description="PostgreSQL only: this process's LISTEN connection for other "
-                                     "hubs' commit announcements (docs/scaling.md). While it is not connected the "
-                                     "hub follows the log by polling once a second.")
+    listen: ListenOut | None = Field(None, description="This process's channel for other hub processes' commit "
+                                     "announcements: PostgreSQL's LISTEN connection, or the worker datagram socket "
+                                     "of a SQLite hub run with --workers (docs/scaling.md). While it is not "
+                                     "connected the hub follows the log by polling once a second.")
+    worker: int | None = Field(None, description="Which worker process answered (1…N) under `coord serve --workers "
+                                                 "N`; null for a single-process hub.")
     hub_id: str | None = Field(description="This hub's id (one per database; null only if the database has "
                                            "been unreachable since start). Written beside admin.token as hub.id.")
 

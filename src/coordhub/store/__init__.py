@@ -9,17 +9,18 @@ from __future__ import annotations
 from coordhub.store.base import Store
 
 
-def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> Store:
+def open_store(url: str, *, sqlite_synchronous: str = "FULL", shared: bool = False) -> Store:
     """Build (but do not open) the store a database URL names.
 
     ``sqlite:///path/to/file.db`` selects SQLite, ``postgresql://…`` (or
     ``postgres://…``) PostgreSQL. Raises ``ValueError`` for any other scheme, and
-    ``RuntimeError`` with the install command when the PostgreSQL driver is missing.
+    ``RuntimeError`` with the install command when the PostgreSQL driver is missing. ``shared``: several
+    processes on this machine will serve from one SQLite file (PostgreSQL is always shareable).
     """
     if url.startswith("sqlite:///"):
         from coordhub.store.sqlite import SQLiteStore
 
-        return SQLiteStore(url.removeprefix("sqlite:///"), synchronous=sqlite_synchronous)
+        return SQLiteStore(url.removeprefix("sqlite:///"), synchronous=sqlite_synchronous, shared=shared)
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         try:
             from coordhub.store.postgres import PostgresStore

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from coordhub.errors import Unavailable
-from coordhub.store import files, migrate
+from coordhub.store import announce, files, migrate
 from coordhub.store.base import Row
+from coordhub.store.localannounce import LocalAnnouncer, writer_lock
+from coordhub.store.sqlitebuckets import SQLiteBuckets
 from coordhub.store.threaded import ThreadedStore
 from coordhub.store.tx import Tx
 
@@ -52,23 +54,51 @@ class SQLiteExecutor:
 
 
 class _Connection:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, lock: Callable[[], Callable[[], None]] | None = None,
+                 announcer: LocalAnnouncer | None = None) -> None:
         self.conn = conn
         self._executor = SQLiteExecutor(conn)
+        self._lock = lock  # shared file: the writers of all processes take turns (see localannounce.writer_lock)
+        self._release: Callable[[], None] | None = None
+        self._announcer = announcer
 
     @property
     def executor(self) -> SQLiteExecutor:
         return self._executor
 
     def begin(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        if self._lock is not None:
+            self._release = self._lock()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._unlock()
+            raise
 
     def commit(self) -> None:
-        self.conn.execute("COMMIT")
+        high_water = None
+        try:
+            if self._announcer is not None:
+                row = self.conn.execute("SELECT coalesce(max(id), 0) AS hw FROM events").fetchone()
+                high_water = int(row["hw"]) if row is not None else 0
+            self.conn.execute("COMMIT")
+        finally:
+            if not self.conn.in_transaction:
+                self._unlock()
+        if self._announcer is not None and high_water is not None:
+            self._announcer.announce(high_water)  # after COMMIT: peers read only what is durable
 
     def rollback(self) -> None:
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
     def close(self) -> None:
         self.conn.close()
@@ -81,19 +111,33 @@ def _is_unavailable(exc: BaseException) -> bool:
 
 
 class SQLiteStore(ThreadedStore):
-    """A store in one SQLite file. ``synchronous`` is FULL (default) or NORMAL."""
+    """A store in one SQLite file. ``synchronous`` is FULL (default) or NORMAL.
+
+    ``shared=True`` when several hub processes on this machine serve from the
+    file (``coord serve --workers N``): their writers take turns on an
+    ``flock``, each commit is announced to the others over Unix datagrams
+    (:mod:`coordhub.store.localannounce`), and rate budgets are kept in the
+    file (:class:`~coordhub.store.sqlitebuckets.SQLiteBuckets`).
+    """
 
     name = "sqlite"
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL", readers: int = 4) -> None:
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL", readers: int = 4,
+                 shared: bool = False) -> None:
         synchronous = synchronous.upper()
         if synchronous not in _SYNC_LEVELS:
             raise ValueError(f"sqlite_synchronous must be one of {', '.join(_SYNC_LEVELS)}, not {synchronous!r}")
         self.path = Path(path)
         self.synchronous = synchronous
+        self.shared = shared
         self.durability = f"sqlite WAL synchronous={synchronous}, group commit"
-        super().__init__(self._connection, _is_unavailable, readers=readers, name="sqlite")
+        self._announcer: LocalAnnouncer | None = None
+        if shared:
+            self.origin = announce.new_origin()
+        super().__init__(self._connection, _is_unavailable, readers=readers, name="sqlite",
+                         writer_connect=self._writer_connection)
         self._inline: tuple[sqlite3.Connection, Tx] | None = None
+        self._writer_lock: Callable[[], Callable[[], None]] | None = None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
@@ -106,6 +150,19 @@ class SQLiteStore(ThreadedStore):
 
     def _connection(self) -> _Connection:
         return _Connection(self._connect())
+
+    def _writer_connection(self) -> _Connection:
+        return _Connection(self._connect(), self._writer_lock, self._announcer)
+
+    def listen(self, on_announce: announce.Announced) -> Any:
+        """Other worker processes' commits (shared file only; else None): see :mod:`coordhub.store.localannounce`."""
+        return self._announcer.listen(on_announce) if self._announcer is not None else None
+
+    def rate_buckets(self) -> SQLiteBuckets | None:
+        """Rate budgets shared by the worker processes of a shared file (else None: limits stay in memory)."""
+        if not self.shared:
+            return None
+        return SQLiteBuckets(self._connect, self._writer_lock)
 
     async def read(self, fn: Callable[[Any], T]) -> T:
         """Run a read on the event loop's own connection, without a thread hop.
@@ -135,6 +192,9 @@ class SQLiteStore(ThreadedStore):
         if self._inline is not None:
             self._inline[0].close()
             self._inline = None
+        if self._announcer is not None:
+            self._announcer.close()
+            self._announcer = None
 
     def open(self) -> None:
         """Create the file (0600, in directories made 0700) if new, migrate, start the writer.
@@ -144,6 +204,9 @@ class SQLiteStore(ThreadedStore):
         by older hubs) is not left behind in free pages or old WAL frames.
         """
         self._make_private()
+        if self.shared:  # the processes opening one file at once migrate it one at a time
+            self._writer_lock = writer_lock(self.path)
+        release = self._writer_lock() if self._writer_lock is not None else None
         conn = self._connect()
         try:
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect at once on a new, empty file
@@ -156,6 +219,11 @@ class SQLiteStore(ThreadedStore):
             self._make_incremental(conn)
         finally:
             conn.close()
+            if release is not None:
+                release()
+        if self.shared:
+            assert self.origin is not None
+            self._announcer = LocalAnnouncer(self.path, self.origin)
         self._start_writer()
 
     def _make_incremental(self, conn: sqlite3.Connection) -> None:

@@ -18,16 +18,17 @@ class ThreadedStore(Store):
     """A store whose writes go through one :class:`BatchWriter` and reads through :class:`ReaderThreads`.
 
     Subclasses provide ``connect`` (a new connection, usable by the writer and
-    by readers) and ``is_unavailable`` (does an exception mean the database is
-    lost?), and call :meth:`_start_writer` at the end of ``open``.
+    by readers; ``writer_connect`` when the writer's differs) and
+    ``is_unavailable`` (does an exception mean the database is lost?), and
+    call :meth:`_start_writer` at the end of ``open``.
     """
 
     def __init__(self, connect: Callable[[], Any], is_unavailable: Callable[[BaseException], bool], *,
-                 readers: int, name: str) -> None:
-        writer_connect: Callable[[], WriterConnection] = connect
+                 readers: int, name: str, writer_connect: Callable[[], Any] | None = None) -> None:
+        writer: Callable[[], WriterConnection] = writer_connect or connect
         reader_connect: Callable[[], ReaderConnection] = connect
         self._readers = ReaderThreads(reader_connect, Tx, is_unavailable, threads=readers)
-        self._writer = BatchWriter(writer_connect, Tx, is_unavailable, name=f"coord-{name}-writer")
+        self._writer = BatchWriter(writer, Tx, is_unavailable, name=f"coord-{name}-writer")
 
     def set_after_commit(self, listener: Callable[[Any], None] | None) -> None:
         self._writer.after_commit = listener

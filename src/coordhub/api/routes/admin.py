@@ -60,7 +60,8 @@ async def health(request: Request) -> JSONResponse:
             "backend": h.store.name, "durability": h.store.durability, "version": __version__,
             "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
             "max_connections": request.app.state.max_connections,
-            "auth": not request.app.state.auth.no_auth, "hub_id": h.hub_id}
+            "auth": not request.app.state.auth.no_auth, "hub_id": h.hub_id,
+            "worker": getattr(request.app.state, "worker", None)}
     if h.listener is not None:
         listen = h.listener.state.as_dict()
         body["listen"] = {**listen, "since": isoformat(listen["since"])}

@@ -1,0 +1,116 @@
+"""``coord serve --workers N``: N hub processes on one listening socket and one database, under a supervisor.
+
+One Python process runs its event loop and its writer under one GIL, so a
+single hub uses about one core however many the machine has (issue 15). With
+``--workers N`` the ``coord serve`` process opens and migrates the database,
+writes the admin token, binds the socket, and then only supervises: it starts
+N serving processes (``spawn``, so none inherits a half-made store or
+thread), each of which opens the store itself and accepts connections on the
+shared socket. What keeps N processes one hub:
+
+* **Writes** stay serialised across processes, with ids in commit order:
+  PostgreSQL's writers take the advisory lock (as several hubs do), SQLite's
+  take an ``flock`` before ``BEGIN IMMEDIATE``
+  (:func:`coordhub.store.localannounce.writer_lock`). Each process still
+  group-commits its own units.
+* **Events** written through one worker reach subscribers on the others at
+  once: NOTIFY on PostgreSQL, Unix datagrams on SQLite
+  (:mod:`coordhub.store.localannounce`); every stream reads the one log.
+* **Rate limits** are one budget per token across workers (the shared
+  buckets of each backend).
+* **Halts and revocations** are read in each write's own transaction, and a
+  revocation's event clears every worker's token cache.
+
+A worker that dies is started again (after a pause that grows while workers
+keep dying at start); SIGINT/SIGTERM to the supervisor stop every worker
+gracefully and it exits 0. ``--metrics-address`` is served by worker 1 only:
+its figures are that process's.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import threading
+import time
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+log = logging.getLogger("coordhub")
+
+MAX_WORKERS = 64
+STOP_SECONDS = 10.0  # a worker still running this long after SIGTERM is killed
+RESTART_FIRST = 0.5  # seconds before restarting a worker that died; doubles while they die young
+RESTART_MAX = 10.0
+YOUNG_SECONDS = 5.0  # a worker that dies sooner than this after its start died "young"
+
+
+def supervise(cfg: Any, sock: socket.socket) -> None:
+    """Run ``cfg.workers`` serving processes on ``sock`` until SIGINT/SIGTERM; restart any that die."""
+    ctx = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    procs: dict[int, BaseProcess] = {}
+    started: dict[int, float] = {}
+    pause = RESTART_FIRST
+    try:
+        for n in range(1, cfg.workers + 1):
+            procs[n], started[n] = _start(ctx, cfg, sock, n), time.monotonic()
+        while not stop.wait(0.2):
+            for n, proc in list(procs.items()):
+                if proc.is_alive():
+                    continue
+                young = time.monotonic() - started[n] < YOUNG_SECONDS
+                log.warning("worker %d (pid %s) exited with %s; starting it again in %.1f s", n, proc.pid,
+                            proc.exitcode, pause)
+                if stop.wait(pause):
+                    break
+                pause = min(RESTART_MAX, pause * 2) if young else RESTART_FIRST
+                procs[n], started[n] = _start(ctx, cfg, sock, n), time.monotonic()
+    finally:
+        _stop_all(procs)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _start(ctx: Any, cfg: Any, sock: socket.socket, n: int) -> BaseProcess:
+    proc: BaseProcess = ctx.Process(target=_worker_main, args=(cfg, sock, n), name=f"coord-worker-{n}", daemon=False)
+    proc.start()
+    return proc
+
+
+def _stop_all(procs: dict[int, BaseProcess]) -> None:
+    for proc in procs.values():
+        if proc.is_alive() and proc.pid is not None:
+            proc.terminate()  # SIGTERM: uvicorn finishes its requests, the store closes
+    deadline = time.monotonic() + STOP_SECONDS
+    for proc in procs.values():
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            log.warning("worker %s did not stop in %.0f s; killing it", proc.name, STOP_SECONDS)
+            proc.kill()
+            proc.join()
+
+
+def _worker_main(cfg: Any, sock: socket.socket, n: int) -> None:
+    """One serving process: its own store, hub and app on the shared socket (runs in the spawned child)."""
+    from coordhub import jsonlog
+    from coordhub.server import StartupError, _open_hub, run_app
+
+    jsonlog.configure(cfg.log_level, cfg.log_format)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides: it sends SIGTERM
+    try:
+        store, hub, _ = _open_hub(cfg, worker=n)
+    except StartupError as exc:
+        log.error("worker %d cannot start: %s", n, exc)
+        raise SystemExit(1) from None
+    try:
+        run_app(cfg, store, hub, sock, worker=n)
+    finally:
+        store.close()
