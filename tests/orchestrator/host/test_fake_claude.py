@@ -172,3 +172,30 @@ def test_compaction_events_are_parsed(cli: Any) -> None:
     parser = Parser()
     out = parser.feed(p.stdout.encode())
     assert "[compact] compacting the conversation" in out and parser.telemetry.result is not None
+
+
+def test_a_scripted_answer_is_checked_against_the_json_schema(cli: Any, tmp_path: Path) -> None:
+    """``FAKE_CLAUDE_ANSWER`` (the planning brain's tests): with ``--output-format json`` the stdout is the one
+    result object; a JSON answer that matches ``--json-schema`` is its ``structured_output``, anything else ends
+    as the CLI does when the model never gives valid structured output (exit 1, ``is_error``, no ``result``)."""
+    schema = json.dumps({"type": "object", "properties": {"proposals": {"type": "array", "items": {
+        "type": "object", "properties": {"issue": {"type": "integer", "minimum": 1}}, "required": ["issue"]}}},
+        "required": ["proposals"], "additionalProperties": False})
+    answer = tmp_path / "answer.txt"
+
+    def ask(text: str) -> tuple[int, dict[str, Any]]:
+        answer.write_text(text)
+        p = cli("-p", "plan", "--output-format", "json", "--json-schema", schema, "--tools", "",
+                extra={"FAKE_CLAUDE_ANSWER": str(answer)})
+        lines = p.stdout.splitlines()
+        assert len(lines) == 1, p.stdout
+        return p.returncode, json.loads(lines[0])
+
+    code, res = ask('{"proposals": [{"issue": 3}]}')
+    assert code == 0 and res["type"] == "result" and res["subtype"] == "success" and not res["is_error"]
+    assert res["structured_output"] == {"proposals": [{"issue": 3}]}
+    assert res["result"] == '{"proposals": [{"issue": 3}]}'
+    for bad in ('{"proposals": [{"issue": 0}]}', '{"proposals": [], "extra": 1}', "issue 3, I think"):
+        code, res = ask(bad)
+        assert code == 1 and res["is_error"] and res["subtype"] == "error_max_structured_output_retries", bad
+        assert "result" not in res and "structured_output" not in res and res["errors"]

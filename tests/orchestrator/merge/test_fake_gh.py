@@ -134,3 +134,19 @@ def test_merge_needs_exactly_one_method_and_a_failing_check_exits_1(gh: Any) -> 
     assert gh("pr", "checks", "1", "-R", "acme/red").returncode == 8
     c = gh("pr", "checks", "1", "-R", "acme/red", "--json", "name,state,bucket")
     assert c.returncode == 1 and json.loads(c.stdout) == [{"bucket": "fail", "name": "ci", "state": "FAILURE"}]
+
+
+def test_issue_create_needs_title_and_body_and_prints_the_url(gh: Any) -> None:
+    """What ``coord split`` relies on: non-interactive ``gh issue create`` needs both --title and --body (an empty
+    body is fine), reads ``--body-file -`` from stdin, and prints only the new issue's URL."""
+    p = gh("issue", "create", "-R", "acme/app", "--title", "Part A")
+    assert p.returncode == 1 and "must provide `--title` and `--body`" in p.stderr and p.stdout == ""
+    p = subprocess.run(["gh", "issue", "create", "-R", "acme/app", "--title", "Part A", "--body-file", "-",
+                        "--label", "sub-task"], input="the body\n", capture_output=True, text=True, timeout=60,
+                       env={**os.environ, **gh.fake.env, "PATH": f"{gh.fake.bin}{os.pathsep}{os.environ['PATH']}"})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "https://github.com/acme/app/issues/1\n"
+    item = gh.fake.item("acme/app", 1)
+    assert (item["title"], item["body"], item["labels"]) == ("Part A", "the body\n", ["sub-task"])
+    p = gh("issue", "create", "-R", "acme/app", "--title", "Part B", "--body", "")
+    assert p.returncode == 0 and p.stdout.strip().endswith("/issues/2")
