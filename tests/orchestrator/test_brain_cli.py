@@ -29,7 +29,7 @@ class World:
         self.admin = {"Authorization": f"Bearer {hub.admin_token}"}
         httpx2.put(hub.url + f"{ORCH}/config", headers=self.admin, json=config()).raise_for_status()
         self.gh = FakeGitHub(root)
-        self.gh.setup_repo("acme/api", make_repo(root, "api").origin)
+        self.gh.setup_repo("acme/api", make_repo(root, "api").origin, labels={"sub-task": "part of a split"})
         self.claude = str(claude_dir / "claude")
         self.answer = root / "answer.txt"
         self.claude_home = root / "claude-home"
@@ -122,7 +122,8 @@ def test_a_malformed_answer_is_an_error_and_stores_nothing(world: World, answer:
 def _split_proposal(world: World, parent: int) -> int:
     r = httpx2.post(world.hub.url + P, headers=world.admin, json={"proposals": [
         {"kind": "split", "repo": "api", "issue": parent, "rationale": "big", "children": [
-            {"title": "Part A", "body": "do A", "labels": ["sub-task"]}, {"title": "Part B", "body": "do B"}]}]})
+            {"title": "Part A", "body": "do A", "labels": ["sub-task"]},
+            {"title": "Part B", "body": "do B", "labels": ["no-such-label"]}]}]})
     assert r.status_code == 201, r.text
     return int(r.json()["proposals"][0]["id"])
 
@@ -138,7 +139,8 @@ def test_split_creates_sub_issues_once_and_never_rewrites_the_parent(world: Worl
     assert out["state"] == "split" and len(out["made"]) == 2
     issues = _issues(world)
     a, b = (issues[n] for n in out["made"])
-    assert (a["title"], a["labels"], b["title"]) == ("Part A", ["sub-task"], "Part B")
+    assert (a["title"], a["labels"], b["title"], b["labels"]) == ("Part A", ["sub-task"], "Part B", [])
+    assert out["dropped_labels"] == ["no-such-label"]
     assert f"Part of #{parent}" in a["body"] and a["body"].startswith("do A")
     assert issues[parent]["body"] == "The original description.\n- tokens\n- sessions"
     comments = issues[parent]["comments"]

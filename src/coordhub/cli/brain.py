@@ -244,7 +244,7 @@ def _split_one(ctx: typer.Context, config: dict[str, Any], pid: int) -> dict[str
     if p["kind"] != "split":
         fail(f"proposal {pid} is an assignment: approve it with `coord approve {pid}`", EXIT_REFUSED)
     if p["state"] == "split":
-        return {**p, "made": []}
+        return {**p, "made": [], "dropped_labels": []}
     if p["state"] != "pending":
         fail(f"proposal {pid} is {p['state']}: nothing to split", EXIT_CONFLICT)
     slug = _github(config, p["repo"])
@@ -261,13 +261,16 @@ def _split_one(ctx: typer.Context, config: dict[str, Any], pid: int) -> dict[str
             if hit is not None:
                 created[i] = {"number": hit["number"], "url": hit.get("url")}
                 _record(ctx, pid, i, created[i])
-    made = []
+    made, dropped = [], set()
+    known = {str(x.get("name")) for x in gh.json("label", "list", "--limit", "500", "--json", "name")} \
+        if len(created) < len(p["children"]) else set()
     for i, child in enumerate(p["children"]):
         if i in created:
             continue
+        dropped |= {lab for lab in child.get("labels") or [] if lab not in known}  # gh refuses unknown labels
         body = (f"{child['body'].rstrip()}\n\nPart of #{parent} (split by coord, proposal {pid}).\n\n"
                 + SPLIT_MARK.format(parent=parent, pid=pid, index=i))
-        labels = [x for label in child.get("labels") or [] for x in ("--label", label)]
+        labels = [x for label in child.get("labels") or [] if label in known for x in ("--label", label)]
         url = gh.run("issue", "create", "--title", child["title"], "--body-file", "-", *labels, stdin=body).stdout
         created[i] = {"number": _number(url), "url": url.strip()}
         made.append(created[i]["number"])
@@ -277,7 +280,7 @@ def _split_one(ctx: typer.Context, config: dict[str, Any], pid: int) -> dict[str
         lines = "\n".join(f"- [ ] #{created[i]['number']} {c['title']}" for i, c in enumerate(p["children"]))
         gh.comment(parent, f"Split into sub-issues (coord, proposal {pid}):\n\n{lines}\n\n{mark}")
     done = call(ctx, lambda c: orch(c).record_split(pid, [], done=True))
-    return {**done, "made": made}
+    return {**done, "made": made, "dropped_labels": sorted(dropped)}
 
 
 def split(
@@ -306,4 +309,7 @@ def split(
             numbers = ", ".join(f"#{v['number']}" for _, v in sorted(d["created"].items(), key=lambda kv: int(kv[0])))
             new = f" (created now: {', '.join(f'#{n}' for n in d['made'])})" if d["made"] else " (nothing new)"
             console.print(one_line(f"split {d['id']}: {d['repo']}#{d['issue']} → {numbers}{new}"))
+            if d["dropped_labels"]:
+                console.print(one_line(f"   labels the repository does not have, left off: "
+                                       f"{', '.join(d['dropped_labels'])}"))
     show(done, as_json, human)

@@ -142,11 +142,13 @@ def test_issue_create_needs_title_and_body_and_prints_the_url(gh: Any) -> None:
     p = gh("issue", "create", "-R", "acme/app", "--title", "Part A")
     assert p.returncode == 1 and "must provide `--title` and `--body`" in p.stderr and p.stdout == ""
     p = subprocess.run(["gh", "issue", "create", "-R", "acme/app", "--title", "Part A", "--body-file", "-",
-                        "--label", "sub-task"], input="the body\n", capture_output=True, text=True, timeout=60,
+                        "--label", "documentation"], input="the body\n", capture_output=True, text=True, timeout=60,
                        env={**os.environ, **gh.fake.env, "PATH": f"{gh.fake.bin}{os.pathsep}{os.environ['PATH']}"})
     assert p.returncode == 0, p.stderr
     assert p.stdout == "https://github.com/acme/app/issues/1\n"
     item = gh.fake.item("acme/app", 1)
-    assert (item["title"], item["body"], item["labels"]) == ("Part A", "the body\n", ["sub-task"])
+    assert (item["title"], item["body"], item["labels"]) == ("Part A", "the body\n", ["documentation"])
+    p = gh("issue", "create", "-R", "acme/app", "--title", "Part C", "--body", "x", "--label", "nope")
+    assert p.returncode == 1 and p.stderr.strip() == "could not add label: 'nope' not found"
     p = gh("issue", "create", "-R", "acme/app", "--title", "Part B", "--body", "")
-    assert p.returncode == 0 and p.stdout.strip().endswith("/issues/2")
+    assert p.returncode == 0 and p.stdout.strip().endswith("/issues/2")  # the refused one took no number
