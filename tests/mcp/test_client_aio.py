@@ -39,13 +39,28 @@ async def test_in_process_request_carries_identity_query_and_body(anyio_backend:
     app = Echo()
     async with AsyncCoordClient("http://hub", "tok", app=app) as c:  # type: ignore[arg-type]
         got = await c.call("POST", "/api/coord/x", params={"a": 1, "b": None, "flag": True}, body={"k": "v"})
-        await c.call("POST", "/api/coord/x")
+        await c.call("POST", "/api/coord/x", idempotency_key="k-1")
         await c.call("GET", "/api/coord/y")
     assert got["method"] == "POST" and got["path"] == "/api/coord/x" and got["query"] == "a=1&flag=true"
     assert got["headers"]["authorization"] == "Bearer tok" and json.loads(got["body"]) == {"k": "v"}
     assert got["headers"]["content-type"] == "application/json"
     keys = [s["headers"].get("idempotency-key") for s in app.seen]
-    assert keys[0] and keys[1] and keys[0] != keys[1] and keys[2] is None  # fresh per write, none on reads
+    # in-process: never retried, so no fresh key (it would only cost an idempotency record); a given key is sent
+    assert keys == [None, "k-1", None]
+
+
+async def test_over_the_network_each_write_gets_a_fresh_idempotency_key(anyio_backend: str) -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request.headers.get("idempotency-key"))
+        return httpx2.Response(200, json={})
+
+    async with AsyncCoordClient("http://hub", "tok", transport=httpx2.MockTransport(handler)) as c:
+        await c.call("POST", "/api/coord/x")
+        await c.call("POST", "/api/coord/x")
+        await c.call("GET", "/api/coord/y")
+    assert seen[0] and seen[1] and seen[0] != seen[1] and seen[2] is None
 
 
 async def test_no_auth_identity_is_the_session_header(anyio_backend: str) -> None:

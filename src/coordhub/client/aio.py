@@ -81,14 +81,18 @@ class AsyncCoordClient:
         """One request; the decoded JSON body of a 2xx answer.
 
         ``None`` values in ``params`` are left out. Mutating methods send
-        ``idempotency_key`` or a fresh one. ``timeout`` (seconds) overrides
+        ``idempotency_key`` or, over the network, a fresh one. ``timeout`` (seconds) overrides
         the client's for this call (long polls; in-process calls have none).
         Raises ``HubError`` for a 4xx/5xx answer, ``Unreachable`` when no
         answer came.
         """
         headers = dict(self._headers)
-        if method != "GET":
-            headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        elif method != "GET" and self._app is None:
+            # A fresh key makes a retry over the network safe; a request handed to the app in-process is never
+            # retried, so it would only cost the hub an idempotency record per write.
+            headers["Idempotency-Key"] = str(uuid.uuid4())
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         if content is not None:
