@@ -66,6 +66,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rate_limit", float, 100.0, "Requests per second each token may make on average; more answer 429 "
             "with Retry-After (0 turns the limit off).", "server"),
     Setting("rate_burst", int, 200, "Requests a token may make at once before the rate limit applies.", "server"),
+    Setting("rate_limit_store", str, None, "Share the per-token rate limit between hubs through this Redis "
+            "(redis://HOST:6379/0, optional ?prefix=KEYS:) instead of the PostgreSQL table; needs "
+            "coordhub[redis]. While it is down each hub limits on its own (fail open, logged once); "
+            "authentication never depends on it.", "server"),
     Setting("event_detail_bytes", int, 4096, "Largest detail of a client event (POST /api/coord/events), in bytes "
             "of JSON; larger answers 422 (events are metadata).", "server"),
     Setting("event_quota", int, 120, "Client events (POST /api/coord/events) each session may record per minute; "

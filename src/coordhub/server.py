@@ -51,6 +51,7 @@ class ServerConfig:
     max_body_bytes: int = 1_048_576
     rate_limit: float = 100.0
     rate_burst: int = 200
+    rate_limit_store: str | None = None  # a Redis URL (coordhub.store.redisbuckets); None: the database's table
     retry_after: int = 30
     event_detail_bytes: int = 4096
     event_quota: int = 120
@@ -155,6 +156,18 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _rate_limit_store(url: str | None) -> Any:
+    """The Redis buckets of ``--rate-limit-store`` (None without one); ``StartupError`` for a bad URL or no driver."""
+    if not url:
+        return None
+    from coordhub.store.redisbuckets import RedisBuckets
+
+    try:
+        return RedisBuckets(url)
+    except (ValueError, RuntimeError) as exc:
+        raise StartupError(f"--rate-limit-store: {exc}") from exc
+
+
 def serve(cfg: ServerConfig) -> None:
     """Run the hub in the foreground until SIGINT/SIGTERM; raise ``StartupError`` if it cannot start.
 
@@ -170,6 +183,9 @@ def serve(cfg: ServerConfig) -> None:
     if cfg.no_auth and not is_loopback(cfg.host) and not cfg.allow_remote_no_auth:
         raise StartupError(f"refusing --no-auth on {cfg.host}: anyone who reaches it could act as any session; "
                            "bind to 127.0.0.1 or add --allow-remote-no-auth")
+    checked = _rate_limit_store(cfg.rate_limit_store)  # a bad URL or a missing driver stops the start here
+    if checked is not None:
+        checked.close()  # each serving process opens its own (run_app)
     data_dir = cfg.resolved_data_dir()
     prepare_data_dir(data_dir)
     sock = bind(cfg.host, cfg.port)
@@ -246,7 +262,8 @@ def run_app(cfg: ServerConfig, store: Any, hub: Any, sock: socket.socket, worker
                      retry_after=cfg.retry_after, rate_limit=cfg.rate_limit, rate_burst=cfg.rate_burst, limits=limits,
                      loopback_only=cfg.no_auth and is_loopback(cfg.host), retention=cfg.retention,
                      prune_seconds=cfg.prune_seconds,
-                     metrics_address=cfg.metrics_address if worker in (None, 1) else None)
+                     metrics_address=cfg.metrics_address if worker in (None, 1) else None,
+                     rate_buckets=_rate_limit_store(cfg.rate_limit_store))
     app.state.max_connections = connections
     app.state.worker = worker
     log.info("file descriptors: %d; connections at once: %d; streams and long-polls: %d", fd_limit, connections,

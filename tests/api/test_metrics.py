@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx2
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Api, LiveHub, free_port
@@ -109,3 +110,47 @@ def test_bad_metrics_address_and_log_format_are_usage_errors(tmp_path: Path) -> 
         p = subprocess.run([sys.executable, "-m", "coordhub", "serve", "--data-dir", str(tmp_path / "d"), *args],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 2, (args, p.stdout, p.stderr)
+
+
+DASHBOARD = Path(__file__).parents[2] / "docs" / "grafana-dashboard.json"
+HISTOGRAM_SERIES = ("_bucket", "_count", "_sum")
+
+
+def _exposed_names(text: str) -> set[str]:
+    """Every series name a scrape can hold: declared families (with a histogram's series), and samples."""
+    names: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            names |= {name, *(name + suffix for suffix in HISTOGRAM_SERIES)} if kind == "histogram" else {name}
+        elif line and not line.startswith("#"):
+            names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+    return names
+
+
+@pytest.mark.postgres
+def test_grafana_dashboard_queries_only_metrics_a_hub_exposes(tmp_path: Path, pg_url: str) -> None:
+    # On PostgreSQL, so the LISTEN metrics are there too; the pruner runs by default.
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["__inputs"][0]["pluginId"] == "prometheus"  # Grafana asks for the data source on import
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    exprs += [v["query"]["query"] for v in dashboard["templating"]["list"]]
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+    assert all(p["targets"] and p["datasource"]["uid"] == "${DS_PROMETHEUS}" for p in panels)
+    hub = LiveHub(tmp_path / "hub", args=("--database-url", pg_url)).start()
+    try:
+        assert httpx2.get(hub.url + "/api/coord/locks", headers={"Authorization": f"Bearer {hub.token(A)}"}
+                          ).status_code == 200
+        scraped = httpx2.get(hub.url + "/metrics", headers={"Authorization": f"Bearer {hub.admin_token}"})
+        assert scraped.status_code == 200
+    finally:
+        hub.stop()
+    exposed = _exposed_names(scraped.text)
+    used = {name for e in exprs for name in re.findall(r"\bcoord_[a-z_]+\b", e)}
+    assert used - exposed == set(), f"the dashboard queries metrics no hub exposes: {sorted(used - exposed)}"
+    # and every family a hub exposes has a panel (a histogram's creation time, prometheus_client's own, aside)
+    families = {line.split(" ")[2] for line in scraped.text.splitlines() if line.startswith("# TYPE coord_")
+                and not line.split(" ")[2].endswith("_created")}
+    shown = {f for f in families if any(n == f or n.startswith(f + "_") for n in used)}
+    assert shown == families, f"metrics with no panel: {sorted(families - shown)}"

@@ -111,3 +111,16 @@ def test_dispatch_latency_with_fifty_queued(tmp_path: Path) -> None:
     _check(result)
     assert result["headline"]["ops"] == 3 and result["queued"] == 50
     assert result["burst"]["ops"] == 50 and result["burst"]["errors"] == 0
+
+
+@pytest.mark.timeout(180)
+def test_soak_loses_nothing_and_its_agents_ack_what_asks_for_an_ack(tmp_path: Path) -> None:
+    # An agent that only marks an ack-required message read leaves it for redelivery, kept by the hub until
+    # acked or dead-lettered: the soak's storage grew by that (docs/retention.md), so its agents ack.
+    report = _bench(tmp_path, "soak", "--duration", "4", "--clients", "6", "--no-ceiling")
+    soak = report["soak"]
+    _check(soak)
+    assert soak["headline"]["ops"] > 50
+    assert soak["lost_messages"] == 0
+    assert soak["read_unacked"] == 0
+    assert soak["storage_mb"] and soak["storage_mb"][0][1] > 0

@@ -5,8 +5,12 @@ the hubs are :class:`~tests.conftest.LiveHub` processes with their own data
 dirs, and HAProxy (Debian's ``haproxy``) balances them round-robin with HTTP
 health checks on ``/health`` every 100 ms. Clients use only :attr:`Cluster.url`.
 A connection refused by a dead hub is retried on another one by HAProxy
-(``retries`` + ``option redispatch``); a request a hub died while serving
-answers 502, which callers treat as "outcome unknown", like a broken connection.
+(``retries`` + ``option redispatch``). A request a hub died while serving (the
+connection closed with no answer: ``retry-on empty-response``) is retried too
+when replaying it is safe: a read (GET, HEAD, OPTIONS) or a write carrying an
+``Idempotency-Key`` (the hub answers its replay with the first response and no
+second effect); any other write answers 502, which callers treat as "outcome
+unknown", like a broken connection. docs/scaling.md gives the same config.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ defaults
     timeout http-request 10s
     retries 3
     option redispatch 1
+    retry-on conn-failure empty-response junk-response
 
 frontend coord
     bind 127.0.0.1:{port}
@@ -45,6 +50,9 @@ frontend coord
 
 backend hubs
     balance roundrobin
+    acl replay_safe method GET HEAD OPTIONS
+    acl keyed req.hdr(Idempotency-Key) -m found
+    http-request disable-l7-retry unless replay_safe || keyed
     option httpchk GET /health
     http-check expect status 200
     default-server inter 100ms fastinter 100ms downinter 200ms fall 2 rise 2

@@ -15,7 +15,8 @@ balancer; when their hub dies they reconnect through it with
 * every follower saw every ``message.sent`` in the log exactly once, in order,
   although some had to reconnect;
 * a halt set through one hub refuses the very next write on each of the three;
-* a long-poll whose hub dies is retried through the balancer and gets its answer from another hub.
+* a long-poll whose hub dies is retried through the balancer and gets its answer from another hub;
+* long-polls held by a hub that is killed are replayed by HAProxy on another hub (``retry-on``): no 502.
 
 The slow variant (``-m slow``) runs longer with more kills, and measures
 message throughput through the balancer with one, two and three hubs.
@@ -241,12 +242,48 @@ def _long_poll_fails_over(cluster: Cluster) -> None:
     doomed.start()
 
 
+def _balancer_replays_what_a_dead_hub_held(cluster: Cluster) -> None:
+    """Long-polls through the balancer, two on each hub, and a hub killed while they wait: HAProxy replays the
+    ones the dead hub held on another hub (``retry-on empty-response``: a read is safe to replay), so every
+    client gets the message and none sees a 502."""
+    cluster.wait_balanced(3)
+    to = f"HELD-{uuid.uuid4().hex[:6]}/claude-main"
+    waiter, sender = cluster.token(to), cluster.token(f"SEND-{uuid.uuid4().hex[:6]}/claude-main")
+    after = {"timeout": 20, "after_seq": 0}
+    answers: dict[int, Any] = {}
+
+    def poll(i: int) -> None:
+        try:
+            answers[i] = httpx2.get(f"{cluster.url}/api/coord/messages/wait", params=after, headers=_auth(waiter),
+                                    timeout=30)
+        except httpx2.TransportError as exc:
+            answers[i] = type(exc).__name__
+
+    polls = [threading.Thread(target=poll, args=(i,)) for i in range(2 * len(cluster.hubs))]  # round-robin
+    for t in polls:
+        t.start()
+    time.sleep(1.0)
+    assert answers == {}, answers  # all still waiting
+    cluster.hubs[1].stop(9)
+    time.sleep(0.5)
+    sent = httpx2.post(f"{cluster.url}/api/coord/messages", json={"to_session": to, "subject": "held", "body": "x"},
+                       headers=_auth(sender), timeout=10)
+    assert sent.status_code == 201, sent.text
+    for t in polls:
+        t.join(25)
+    got = {i: (a.status_code, [m["id"] for m in a.json()] if a.status_code == 200 else a.text)
+           if not isinstance(a, str) else a for i, a in answers.items()}
+    assert got == {i: (200, [sent.json()["id"]]) for i in range(len(polls))}, got
+    cluster.hubs[1].start()
+
+
 @pytest.mark.timeout(240)  # about a minute here; the margin is for a loaded CI machine
 def test_three_hubs_behind_haproxy_lose_two_and_lose_nothing(cluster: Cluster, tmp_path: Path) -> None:
     schedule = [(2.0, "kill", 0), (4.0, "kill", 1), (5.5, "start", 0), (7.0, "start", 1)]
     measured = _survive(cluster, tmp_path, Plan(workers=4, seconds=10.0, seed=7), schedule)
     took = _halt_reaches_every_hub(cluster)  # the first write after the halt, on every hub: no window at all
     _long_poll_fails_over(cluster)
+    _balancer_replays_what_a_dead_hub_held(cluster)
     print(f"cluster: {json.dumps(measured)}; halt refused on the three hubs after "
           f"{', '.join(f'{x * 1000:.1f}' for x in took)} ms")
 

@@ -42,6 +42,7 @@ from coordhub.api.streams import StreamSlots
 from coordhub.core.hub import Hub
 from coordhub.core.retention import Policy, Pruner
 from coordhub.errors import Unavailable
+from coordhub.store.ratebuckets import RateBuckets
 from coordhub.web import mount as mount_web
 
 log = logging.getLogger("coordhub.api")
@@ -106,14 +107,16 @@ async def _follow_forever(hub: Hub) -> None:
 SHARE_SECONDS = 0.25  # how often a hub charges its rate-limit spending to the shared buckets
 
 
-async def _share_rate_limits(hub: Hub, limiter: RateLimiter) -> None:
-    """Charge what each token spent here to the buckets every hub shares (PostgreSQL), adopt their levels.
+async def _share_rate_limits(hub: Hub, limiter: RateLimiter, buckets: RateBuckets | None = None) -> None:
+    """Charge what each token spent here to the buckets every hub shares, adopt their levels.
 
-    Fails open: while the database cannot take the charge, each hub limits on
-    its own (per process) and says so once in its log. Authentication never
-    fails open: it needs the database anyway.
+    The buckets are ``buckets`` when given (Redis: ``--rate-limit-store``),
+    else the database's (PostgreSQL; none on SQLite). Fails open: while they
+    cannot take the charge, each hub limits on its own (per process) and says
+    so once in its log. Authentication never fails open: it needs the database
+    anyway, and never Redis.
     """
-    buckets = hub.store.rate_buckets()
+    buckets = buckets if buckets is not None else hub.store.rate_buckets()
     if buckets is None or limiter.rate <= 0:
         return
     limiter.share()
@@ -129,7 +132,8 @@ async def _share_rate_limits(hub: Hub, limiter: RateLimiter) -> None:
             except Exception as exc:
                 if not down:
                     log.warning("shared rate limits unavailable (%s): each hub limits on its own until the "
-                                "database is back", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+                                "%s is back", str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
+                                buckets.where)
                 down = True
                 continue
             if down:
@@ -144,7 +148,8 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
                sweep_seconds: float = 5.0, retry_after: int = 30, rate_limit: float = 0.0,
                rate_burst: int = 200, limits: Limits | None = None, loopback_only: bool | None = None,
                retention: Policy | None = None, prune_seconds: float = 0.0,
-               metrics_address: tuple[str, int] | None = None) -> FastAPI:
+               metrics_address: tuple[str, int] | None = None,
+               rate_buckets: RateBuckets | None = None) -> FastAPI:
     """Build the HTTP app over an opened hub.
 
     The caller owns the store's lifecycle (open before serving, close after).
@@ -161,6 +166,8 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     (0, the default here, leaves it off: ``coord serve`` passes 60). Prometheus metrics are at
     ``/metrics`` for admin tokens, and also without a token on
     ``metrics_address`` (host, port) when given (:mod:`coordhub.api.metrics`).
+    ``rate_buckets`` shares the rate limit between hubs through Redis
+    (:class:`coordhub.store.redisbuckets.RedisBuckets`) instead of the database.
     """
     limits = limits or Limits()
     pruner = Pruner(retention or Policy(), hub.stream_cursors)
@@ -173,7 +180,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
         hub.store.set_batch_observer(measured.observe_batch)
         app.state.up_since = hub.clock.now()  # the reconciler counts the hub's own downtime for no host
         tasks = [asyncio.create_task(_follow_forever(hub)),
-                 asyncio.create_task(_share_rate_limits(hub, app.state.auth.limiter))]
+                 asyncio.create_task(_share_rate_limits(hub, app.state.auth.limiter, rate_buckets))]
         exporter = None
         if metrics_address is not None:
             exporter, _ = start_http_server(metrics_address[1], metrics_address[0], registry=measured.registry)

@@ -355,7 +355,10 @@ async def _soak_step(agent: Agent, out: dict[str, Series]) -> None:
     elif kind in ("read", "ack"):
         r = await timed(s, c.get("/api/coord/messages", params={"unread_only": "true", "limit": "5"}), 200)
         for m in (r.json() if r is not None else [])[:2]:
-            verb = ("put", f"/api/coord/messages/{m['id']}/read") if kind == "read" else (
+            # A real agent acks what asks for an ack once it has read it; one that only marks it read leaves
+            # it for redelivery (at-least-once), kept until acked or dead-lettered, and the hub's storage grows
+            # by what such agents leave behind (docs/retention.md).
+            verb = ("put", f"/api/coord/messages/{m['id']}/read") if kind == "read" and not m["requires_ack"] else (
                 "post", f"/api/coord/messages/{m['id']}/ack")
             if await timed(s, getattr(c, verb[0])(verb[1]), 200) is not None:
                 agent.state["read"].add(m["id"])  # delivered: retention may remove it from history from now on
@@ -399,19 +402,21 @@ async def _setup_soak(agents: list[Agent]) -> Series:
     return setup_series
 
 
-async def _lost(agents: list[Agent]) -> int:
-    """Messages acknowledged to their sender that the recipient neither read nor finds in its full history.
+async def _lost(agents: list[Agent]) -> tuple[int, int]:
+    """``(lost, read_unacked)``: messages acknowledged to their sender that the recipient neither read nor finds in
+    its full history, and messages asking for an ack that their recipient read but never acked.
 
     A message the recipient read may have been pruned since (retention); one
     it never read must still be there, however old (unread messages are never
-    pruned).
+    pruned). A read, unacked message is kept for redelivery until acked or
+    dead-lettered: what an agent that forgets its acks leaves in storage.
     """
     expected: dict[str, set[str]] = {}
     for a in agents:
         for peer, ids in a.state["sent"].items():
             expected.setdefault(peer, set()).update(ids)
     by_session = {a.session: a for a in agents}
-    lost = 0
+    lost = read_unacked = 0
     for session, ids in expected.items():
         seen: set[str] = set()
         before: int | None = None
@@ -421,9 +426,11 @@ async def _lost(agents: list[Agent]) -> int:
             if not page:
                 break
             seen.update(m["id"] for m in page)
+            read_unacked += sum(1 for m in page if m["requires_ack"] and m["read"] and m["acked_at"] is None
+                                and m["dead_lettered_at"] is None)
             before = page[-1]["seq"]
         lost += len(ids - seen - by_session[session].state["read"])
-    return lost
+    return lost, read_unacked
 
 
 async def soak(ctx: Context) -> dict[str, Any]:
@@ -435,7 +442,7 @@ async def soak(ctx: Context) -> dict[str, Any]:
     try:
         setup = await _setup_soak(agents)
         r = await run_for(agents, _soak_step, tuple(k for k, _ in WEIGHTS), ctx.duration, ctx.target, ctx.tick)
-        lost = await _lost(agents)
+        lost, read_unacked = await _lost(agents)
         pruned = await asyncio.to_thread(_retention, ctx.target)
     finally:
         sampler.cancel()
@@ -445,7 +452,8 @@ async def soak(ctx: Context) -> dict[str, Any]:
     headline = {"ops": ops, "ops_per_s": round(ops / r["seconds"], 1), "p50_ms": None, "p95_ms": None,
                 "p99_ms": max((r[k]["p99_ms"] or 0) for k, _ in WEIGHTS), "errors": errors,
                 "error_samples": (setup.error_samples + [x for k, _ in WEIGHTS for x in r[k]["error_samples"]])[:3]}
-    return {"headline": headline, "lost_messages": lost, "agents": ctx.clients, "setup": setup.summary(1.0),
+    return {"headline": headline, "lost_messages": lost, "read_unacked": read_unacked, "agents": ctx.clients,
+            "setup": setup.summary(1.0),
             "storage_mb": curve, "retention": pruned, **r}
 
 

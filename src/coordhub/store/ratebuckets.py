@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 # One statement for all known keys: refill each bucket for the time since its last charge (capped at the burst),
 # take what was spent, and never let the debt pass one burst (a flood then waits one burst's refill, no more).
@@ -33,8 +33,24 @@ RETURNING key, tokens
 """
 
 
+class RateBuckets(Protocol):
+    """What the hub's charging task needs of shared buckets: :class:`SharedBuckets` (PostgreSQL),
+    :class:`coordhub.store.sqlitebuckets.SQLiteBuckets` (workers of one SQLite file) or
+    :class:`coordhub.store.redisbuckets.RedisBuckets`."""
+
+    where: str  # what the hub's log names when a charge fails
+
+    def charge(self, rate: float, burst: int, now: float, spent: dict[str, int]) -> dict[str, float]:
+        """Charge ``spent`` (key → requests); return each charged key's level (tokens left, negative: debt)."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
 class SharedBuckets:
     """Charges spent requests to ``rate_buckets`` over one dedicated connection (thread-safe, blocking)."""
+
+    where = "database"  # named in the hub's log when the charge fails
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         self._connect = connect

@@ -27,6 +27,8 @@ RETURNING tokens
 class SQLiteBuckets:
     """Charges spent requests to ``rate_buckets`` in the shared file (thread-safe, blocking)."""
 
+    where = "database"  # named in the hub's log when the charge fails
+
     def __init__(self, connect: Callable[[], sqlite3.Connection],
                  lock: Callable[[], Callable[[], None]] | None) -> None:
         self._connect = connect
