@@ -249,7 +249,9 @@ def _balancer_replays_what_a_dead_hub_held(cluster: Cluster) -> None:
     cluster.wait_balanced(3)
     to = f"HELD-{uuid.uuid4().hex[:6]}/claude-main"
     waiter, sender = cluster.token(to), cluster.token(f"SEND-{uuid.uuid4().hex[:6]}/claude-main")
-    after = {"timeout": 20, "after_seq": 0}
+    seen = httpx2.get(f"{cluster.url}/api/coord/messages", params={"unread_only": "false", "limit": 500},
+                      headers=_auth(waiter), timeout=10).json()  # the workload's broadcasts are everyone's
+    after = {"timeout": 20, "after_seq": max((m["seq"] for m in seen), default=0)}
     answers: dict[int, Any] = {}
 
     def poll(i: int) -> None:
