@@ -275,3 +275,50 @@ def test_a_test_no_machine_can_run_stops_at_once_with_the_reason(orch: Api, lapt
     (run,) = stages_of(orch, a["id"])["runs"]
     assert run["state"] == "error" and run["requires"] == ["cuda"]
     assert next_run(laptop) is None
+
+
+def test_reviews_run_with_reviews_model_the_same_every_round(orch: Api, laptop: Host, server: Host,
+                                                            user: dict[str, str]) -> None:
+    apply_config(orch, config(reviews={"enabled": True, "model": "claude-opus-4-5"},
+                              pipeline={"stages": ["review", "merge"], "max_fix_rounds": 2}))
+    a = work_done(laptop, orch, user, model="haiku")
+    run = next_run(server)
+    assert run is not None and run["stage"] == "review" and run["model"] == "claude-opus-4-5"
+    report_run(server, run, state="done", verdict="request_changes", summary="no test", findings=[])
+    fix = laptop.next() or server.next()
+    assert fix is not None and fix["model"] == "sonnet"  # the fix worker climbs the ladder; the reviewer does not
+    (laptop if fix["id"] in laptop.jobs else server).report(fix, "done", pushed=True)
+    again = next_run(server)
+    assert again is not None and again["model"] == "claude-opus-4-5"
+    assert [r["model"] for r in stages_of(orch, a["id"])["runs"]] == ["claude-opus-4-5"] * 2
+    # without reviews.model a reviewer runs with models.default, as before
+    apply_config(orch, config(reviews={"enabled": True}, pipeline={"stages": ["review", "merge"]}))
+    b = work_done(laptop, orch, user, issue=2)
+    assert [r["model"] for r in stages_of(orch, b["id"])["runs"]] == ["sonnet"]
+
+
+def test_after_a_review_fix_the_tests_run_again_before_the_re_review(orch: Api, laptop: Host, server: Host,
+                                                                     user: dict[str, str]) -> None:
+    apply_config(orch, config(smoke_tests={"auto_queue": False}, reviews={"enabled": True, "auto_dispatch": False},
+                              pipeline={"stages": ["test", "review", "merge"], "max_fix_rounds": 1}))
+    a = work_done(laptop, orch, user)
+    assert a["stage"] == "test" and next_run(laptop) is None  # auto_queue off: it waits for `coord test`
+    assert orch.post(f"{ORCH}/assignments/{a['id']}/test", headers=user).status_code == 200
+    report_run(laptop, next_run(laptop) or {}, state="done", exit_code=0)
+    assert get(orch, a["id"])["stage"] == "review"
+    assert orch.post(f"{ORCH}/assignments/{a['id']}/review", headers=user).status_code == 200
+    report_run(server, next_run(server) or {}, state="done", verdict="request_changes", summary="rename it",
+               findings=[])
+    fix = laptop.next() or server.next()
+    assert fix is not None
+    (laptop if fix["id"] in laptop.jobs else server).report(fix, "done", pushed=True)
+    # the fix changed the branch: the test runs again first, by itself (the loop is automatic), then the review
+    assert get(orch, a["id"])["stage"] == "test"
+    again = next_run(laptop)
+    assert again is not None and again["stage"] == "test"
+    report_run(laptop, again, state="done", exit_code=1, output_tail="the rename broke test_x")
+    a = get(orch, a["id"])
+    assert (a["stage"], a["fix_round"]) == ("needs_input", 1) and "test failed" in a["stage_reason"]
+    assert orch.hub.store.read_sync(lambda tx: stages.merge_queue(tx)) == []  # it never reached merge
+    runs = stages_of(orch, a["id"])["runs"]
+    assert [(r["stage"], r["state"]) for r in runs] == [("test", "passed"), ("review", "failed"), ("test", "failed")]

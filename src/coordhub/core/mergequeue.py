@@ -244,6 +244,11 @@ def advance(tx: Tx, config: Config, now: float, up_since: float | None = None) -
             continue
         if a["stage"] in _PIPELINE_BUSY:  # the pipeline's fix loop and gates decide; entering merge re-queues it
             continue
+        if a["stage"] == stages.Stage.NEEDS_INPUT.value:  # the fixed branch failed a gate again: a human decides
+            transition(tx, row, State.NEEDS_INPUT, now, by=None,
+                       reason=f"the pipeline stopped after the fix: {a['stage_reason'] or 'needs input'}")
+            done["needs_input"].append(row["id"])
+            continue
         if a["stage"] == stages.Stage.MERGE.value and a["state"] == "done":
             transition(tx, row, State.QUEUED, now, by=None, tip=None, batch_cap=None, reason=None)
             done["fixed"].append(row["id"])

@@ -32,6 +32,11 @@ def checklist(config: Config, repo: str) -> list[str]:
     return [*config.reviews.checklist, *config.reviews.repo_overrides.get(repo, [])]
 
 
+def model(config: Config) -> str:
+    """The reviewer's model: ``reviews.model``, else ``models.default`` (the same for every round)."""
+    return config.reviews.model or config.models.default
+
+
 def payload(config: Config, row: Row) -> dict[str, Any]:
     """The review part of a run's dispatch payload: the issue, the checklist, the tools it may use."""
     return {"issue": row["issue"], "title": row["title"], "briefing": row["briefing"],

@@ -132,7 +132,7 @@ def queue(tx: Tx, config: Config, row: Row, stage: str, now: float, *, by: str |
         "requires": json.dumps(capability_requires(config, changed) if test else []),
         "avoid_machine": None if test else row["ran_on"], "branch": row["branch"],
         "base": repo.default_branch if repo else "main", "commit_sha": None,
-        "model": None if test else config.models.default,
+        "model": None if test else reviews.model(config),
         "command": smoke_command(config, repo) if test else None, "exit_code": None, "output_tail": None,
         "findings": None, "summary": None, "reason": None, "cost_usd": 0.0,
         "timeout_seconds": config.smoke_tests.timeout_seconds if test else config.workers.wall_clock_seconds,

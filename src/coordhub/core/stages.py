@@ -14,7 +14,8 @@ stages of a repo are ``repos[].stages`` or ``pipeline.stages`` (see
 :func:`gates`). The assignment's own state (``queued … done``) is the work
 stage's; a fix worker is the same assignment queued again (a new attempt on
 the same branch, the model one step up ``models.escalation``, the findings
-added to its briefing), and its ``done`` reruns the stage that failed.
+added to its briefing), and its ``done`` runs the gates again from the first
+(the fix changed the branch), automatically up to the stage that failed.
 
 Who advances: the hub, in the transaction that records what happened — a
 host's ``done`` report (:func:`after_report`), a smoke test's or review's
@@ -174,18 +175,36 @@ def _auto(config: Config, stage: Stage) -> bool:
     return stage is G.REVIEW and config.reviews.auto_dispatch
 
 
-def _after(tx: Tx, config: Config, row: Row, done: Stage | None, now: float, *, by: str | None) -> Row:
+def _rechecking(plan: list[Stage], row: Row, stage: Stage) -> bool:
+    """Whether ``stage`` is one a fix sent the branch back through: at or before the stage that failed.
+
+    Those gates run automatically whatever ``auto_queue`` / ``auto_dispatch``
+    say (the fix loop is automatic, and the failed stage is among them).
+    """
+    failed = Stage(row["fix_stage"]) if row["fix_round"] and row["fix_stage"] else None
+    if failed is None or stage not in plan:
+        return False
+    return failed not in plan or plan.index(stage) <= plan.index(failed)
+
+
+def _after(tx: Tx, config: Config, row: Row, done: Stage | None, now: float, *, by: str | None,
+           reason: str | None = None) -> Row:
     """Go to the gate after ``done`` (None: the first gate)."""
     plan = gates(config, row["repo"])
     nxt = plan[0] if done is None or done not in plan else plan[min(plan.index(done) + 1, len(plan) - 1)]
-    return _enter(tx, config, row, nxt, now, by=by, auto=_auto(config, nxt))
+    auto = _auto(config, nxt) or _rechecking(plan, row, nxt)
+    return _enter(tx, config, row, nxt, now, by=by, auto=auto, reason=reason)
 
 
 def after_report(tx: Tx, assignment: dict[str, Any], now: float, by: str | None = None) -> dict[str, Any]:
     """After a host's report: a ``done`` work or fix attempt moves the pipeline on; return the assignment JSON.
 
-    Work → the first gate; a fix → the stage that failed runs again (auto,
-    whatever ``auto_queue`` says: the loop is automatic).
+    Work → the first gate. A fix → the first gate too, not only the stage
+    that failed: a done fix always committed (``outcome`` rule 8), so the
+    branch is new code, and a test that passed before the fix says nothing
+    about it (issue 12: nothing merges that did not pass on its final commit;
+    a review's requested change can break the tests). The gates up to the
+    failed one run automatically (:func:`_rechecking`).
     """
     if assignment.get("state") != State.DONE.value:
         return assignment
@@ -193,11 +212,8 @@ def after_report(tx: Tx, assignment: dict[str, Any], now: float, by: str | None 
     if row["stage"] not in (G.WORK, G.FIX):
         return assignment
     config = coordinator.require(tx)
-    if row["stage"] == G.FIX and row["fix_stage"]:
-        row = _enter(tx, config, row, Stage(row["fix_stage"]), now, by=by, auto=True,
-                     reason=f"fix round {row['fix_round']} done")
-    else:
-        row = _after(tx, config, row, None, now, by=by)
+    reason = f"fix round {row['fix_round']} done" if row["stage"] == G.FIX else None
+    row = _after(tx, config, row, None, now, by=by, reason=reason)
     return {**assignment, **render(row)}
 
 

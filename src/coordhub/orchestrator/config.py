@@ -134,11 +134,18 @@ class Hooks(Section):
 
 
 class Reviews(Section):
-    """Seed 003 ``reviews`` (parsed now, used by the next issue)."""
+    """Seed 003 ``reviews``, plus ``model`` (ours: the seed's reviewer ran with the worker's default model).
+
+    ``model`` is the reviewer's ``claude --model`` (None: ``models.default``).
+    A review that runs again after a fix keeps it: the seed escalates the
+    model of fix workers (``coord fix``), never of reviewers, and a reviewer
+    that grew with each round would judge the rounds by different standards.
+    """
 
     enabled: bool = False
     auto_dispatch: bool = True
     require_approval: bool = False
+    model: Model | None = None
     checklist: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(default_factory=list)
     repo_overrides: dict[str, list[Annotated[str, Field(min_length=1, max_length=2000)]]] = Field(
         default_factory=dict)

@@ -111,7 +111,7 @@ def test_a_red_smoke_is_fixed_with_an_escalated_model_and_passes(fleet: Fleet) -
 
 
 def test_a_review_requests_changes_then_approves_on_the_branch_under_review(fleet: Fleet) -> None:  # noqa: F811
-    apply(fleet, reviews={"enabled": True, "checklist": ["Did the worker add tests?"]},
+    apply(fleet, reviews={"enabled": True, "checklist": ["Did the worker add tests?"], "model": "claude-haiku-4-5"},
           pipeline={"stages": ["review", "merge"], "max_fix_rounds": 2})
     fleet.start("m1")
     fleet.start("m2")
@@ -134,11 +134,35 @@ def test_a_review_requests_changes_then_approves_on_the_branch_under_review(flee
         assert "Write" in argv[argv.index("--disallowedTools") + 1].split(",")
         assert argv[argv.index("--permission-mode") + 1] == "default"
         assert "COORD_TOKEN" not in rec["env"]
+        assert argv[argv.index("--model") + 1] == "claude-haiku-4-5"  # reviews.model, the same in both rounds
     branch = fleet.get(aid)["branch"]
     assert "fake/review-was-here.txt" not in run(fleet.repo.origin, "git", "ls-tree", "-r", "--name-only", branch)
     fix = fleet.get(aid)
     assert fix["attempts"][-1]["model"] == "opus"
     print("hub overhead per stage:", overhead(fleet, aid))
+
+
+def test_a_review_fix_that_breaks_the_tests_does_not_merge(fleet: Fleet) -> None:  # noqa: F811
+    # the tests pass with the worker's one commit and fail once the fix worker adds a second; the reviewer asks
+    # for changes until the branch has two commits; the merge gate does not run the tests (a build-only gate)
+    check = 'n=$(git rev-list --count origin/main..HEAD); echo "commits on the branch: $n"; test "$n" -lt 2'
+    apply(fleet, repos=[{"name": "app", "default_branch": "main", "test_command": check}],
+          smoke_tests={"auto_queue": True, "timeout_seconds": 60}, reviews={"enabled": True},
+          pipeline={"stages": ["test", "review", "merge"], "max_fix_rounds": 1},
+          merge={"gate_command": "true", "tick_seconds": 0})
+    fleet.start("m1")
+    base = run(fleet.repo.origin, "git", "rev-parse", "main")
+    aid = fleet.assign(4, "fake: success\nfake-review: request_changes until_commits=2 finding=rename-it")
+    v = settle(fleet, aid, timeout=120)
+    assert v["stage"] == "needs_input", v
+    assert [(r["stage"], r["state"]) for r in v["runs"]] == [("test", "passed"), ("review", "failed"),
+                                                             ("test", "failed")]
+    last = v["runs"][-1]
+    assert "commits on the branch: 2" in last["output_tail"] and last["commit"] != v["runs"][0]["commit"]
+    assert run(fleet.repo.origin, "git", "rev-parse", "main") == base  # nothing landed
+    r = httpx2.get(fleet.hub.url + f"{API}/merges", headers=fleet.admin)
+    assert r.status_code == 200 and not any(e["assignment_id"] == aid for k in ("queue", "recent", "fixing")
+                                            for e in r.json()[k])
 
 
 def test_a_review_without_a_verdict_is_a_failure_not_an_approval(fleet: Fleet) -> None:  # noqa: F811
