@@ -304,8 +304,7 @@ def plan(tx: Tx, config: Config, host: Row | None, now: float) -> tuple[list[Row
             continue
         if host is not None and not _serves(host, config, head["repo"]):
             continue
-        repo = config.repo(head["repo"])
-        cap = 1 if repo is not None and repo.github else min(m.batch, head["batch_cap"] or m.batch, budget)
+        cap = min(m.batch, head["batch_cap"] or m.batch, budget)  # on GitHub too: one gate, PRs land in order
         return _consecutive(entries, cap), None, ""
     return [], None, why
 

@@ -182,7 +182,9 @@ class Merge(Section):
     ``gate_command`` runs at the rebased tip (default: the repo's
     ``build_command`` then ``test_command``; none of them: no gate).
     ``batch`` > 1 tests that many queued branches stacked at the tip and
-    bisects when red (Bors); on GitHub each PR lands alone. At most
+    bisects when red (Bors); on GitHub the gate runs once for the batch and
+    each PR then lands alone, in order, only if its code is what the gate
+    passed. At most
     ``max_per_tick`` merges land per ``tick_seconds`` (code-coordinator turned
     auto-drain off after a tick merged three PRs at once).
     """

@@ -19,7 +19,10 @@ host's clone, detached at ``origin/<target>``:
    target that moved refuses it (``retry``), a hook or protection that
    declines it is a ``policy`` refusal.
 5. On GitHub (the repo has ``github:``; only a host with capability
-   ``github`` gets such runs) the rebased branch is pushed to the PR's head
+   ``github`` gets such runs) the gate runs once at the stacked tip of the
+   batch, then each PR lands alone, in order: its branch rebased onto the
+   target as the PRs before it left it (landing only when that tree is the
+   one the gate passed at its place in the stack), pushed to the PR's head
    (``--force-with-lease``), the PR opened if there is none, its CI checks
    awaited (required with ``merge.require_checks``), and ``gh pr merge
    --match-head-commit`` lands it.
@@ -250,54 +253,103 @@ class MergeRunner:
     # -- GitHub ----------------------------------------------------------------------------------------
 
     def _github(self, run: dict[str, Any], inc: int, batch: str, wt: Path) -> None:
-        (e,) = run["entries"]
+        """A run on GitHub: one gate for the whole batch at its stacked tip, then each PR lands alone, in order.
+
+        GitHub merges one PR at a time and pins only its head (``--match-head-commit``), so a batch cannot land
+        as one push. Each entry is therefore rebased onto the target as it stands after the PRs before it
+        landed, and lands only if that tree is the very tree the gate passed at its place in the stack (the
+        gate's verdict covers exactly that code); otherwise the rest goes back to the queue (``retry``).
+        """
         gh = GitHub(str(run["github"]), env=self.env)
         try:
+            pending = self._merged_prs(gh, run, inc, batch, wt)
+            entries = self._already({**run, "entries": [e for e, _ in pending]}, inc, batch, wt)
+            prs = {e["id"]: pr for e, pr in pending}
+            if not entries:
+                return
+            trees: list[str] = []
+            for e in entries:
+                problem = self._apply({**run, "method": "rebase"}, e, wt)
+                if problem is not None:
+                    self._report(inc, batch, Outcome("conflict", {"culprit": e["id"], **problem}))
+                    return
+                trees.append(git(wt, "rev-parse", "HEAD^{tree}"))
+            gate = self._gate(run, wt)
+            if gate is not None:
+                self._report(inc, batch, Outcome("red", {**gate, "only": [e["id"] for e in entries]}))
+                return
+            for k, e in enumerate(entries):
+                rest = [x["id"] for x in entries[k + 1:]]
+                if not self._land_pr(gh, run, inc, batch, wt, e, prs.get(e["id"]), trees[k]):
+                    if rest:
+                        self._report(inc, batch, Outcome("retry", {"only": rest, "reason": "an earlier PR of the "
+                                                                   "batch did not land; queued again"}))
+                    return
+        except GitHubError as exc:
+            self._report(inc, batch, Outcome("error", {"reason": f"gh: {exc.message}"[:1000]}))
+        except GitError as exc:
+            self._report(inc, batch, Outcome("retry", {"reason": f"git: {exc}"[:1000]}))
+
+    def _merged_prs(self, gh: GitHub, run: dict[str, Any], inc: int, batch: str,
+                    wt: Path) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """Report the entries whose PR GitHub already merged (a run that died after ``gh pr merge``); the others
+        with their PR (None: none yet)."""
+        out = []
+        for e in run["entries"]:
             pr = gh.pr_view(int(e["pr_number"]), "number,url,state,mergeCommit") if e.get("pr_number") else \
                 gh.pr_for(e["branch"], run["target"])
             if pr and pr.get("state") == "MERGED":
                 sha = (pr.get("mergeCommit") or {}).get("oid") or git(wt, "rev-parse", f"origin/{run['target']}")
                 self._report(inc, batch, Outcome("merged", {"sha": sha, "pr_number": pr.get("number"),
-                                                            "reason": "the PR was merged already"}))
-                return
-            if not self._already(run, inc, batch, wt):
-                return
-            problem = self._apply({**run, "method": "rebase"}, e, wt)
-            if problem is not None:
-                self._report(inc, batch, Outcome("conflict", {"culprit": e["id"], **problem}))
-                return
-            gate = self._gate(run, wt)
-            if gate is not None:
-                self._report(inc, batch, Outcome("red", gate))
-                return
-            tip = git(wt, "rev-parse", "HEAD")
-            old = git(wt, "rev-parse", f"origin/{e['branch']}")
-            if tip != old:
-                git(wt, "push", "--quiet", f"--force-with-lease=refs/heads/{e['branch']}:{old}", "origin",
-                    f"{tip}:refs/heads/{e['branch']}")
-            if not pr or pr.get("state") != "OPEN":
-                url = gh.pr_create(e["branch"], run["target"], e.get("title") or e["branch"],
-                                   f"Closes #{e['issue']}\n\n<!-- coord:pr entry={e['id']} -->")
-                pr = {"number": int(url.rstrip("/").rsplit("/", 1)[-1]), "url": url}
-            number = int(pr["number"])
-            info = {"pr_number": number, "pr_url": pr.get("url")}
-            red = self._checks(gh, number, run)
-            if red is not None:
-                self._report(inc, batch, Outcome("red", {**red, **info}))
-                return
-            self._report(inc, batch, Outcome("landing", {"tip": tip, **info}))
-            try:
-                gh.merge(number, run["method"], tip, bool(run.get("delete_branch")))
-            except GitHubError as exc:
-                self._report(inc, batch, _gh_refused(exc, e["id"], info))
-                return
-            merged = gh.pr_view(number, "mergeCommit")
-            sha = (merged.get("mergeCommit") or {}).get("oid") or tip
-            self._report(inc, batch, Outcome("merged", {"sha": sha, **info}))
+                                                            "only": [e["id"]], "reason": "the PR was merged already"}))
+            else:
+                out.append((e, pr))
+        return out
+
+    def _land_pr(self, gh: GitHub, run: dict[str, Any], inc: int, batch: str, wt: Path, e: dict[str, Any],
+                 pr: dict[str, Any] | None, gated_tree: str) -> bool:
+        """Land entry ``e``'s PR: its branch rebased onto the target now (after the PRs before it), checked
+        against ``gated_tree``, pushed to the PR's head, the PR opened, its checks awaited, ``gh pr merge``
+        pinned to that head. Whether it merged (every other ending is reported here)."""
+        only = [e["id"]]
+        target = run["target"]
+        # stacked alone on the target as it is now (after the PRs before it landed, as GitHub left them)
+        git(wt, "fetch", "--quiet", "origin")
+        git(wt, "checkout", "--quiet", "--force", "--detach", f"origin/{target}")
+        problem = self._apply({**run, "method": "rebase"}, e, wt)
+        if problem is not None:
+            self._report(inc, batch, Outcome("conflict", {"culprit": e["id"], "only": only, **problem}))
+            return False
+        if git(wt, "rev-parse", "HEAD^{tree}") != gated_tree:
+            self._report(inc, batch, Outcome("retry", {"only": only, "reason": f"{target} moved during the batch: "
+                                                       "the code differs from what the gate passed"}))
+            return False
+        tip = git(wt, "rev-parse", "HEAD")
+        old = git(wt, "rev-parse", f"origin/{e['branch']}")
+        if tip != old:
+            git(wt, "push", "--quiet", f"--force-with-lease=refs/heads/{e['branch']}:{old}", "origin",
+                f"{tip}:refs/heads/{e['branch']}")
+        if not pr or pr.get("state") != "OPEN":
+            url = gh.pr_create(e["branch"], target, e.get("title") or e["branch"],
+                               f"Closes #{e['issue']}\n\n<!-- coord:pr entry={e['id']} -->")
+            pr = {"number": int(url.rstrip("/").rsplit("/", 1)[-1]), "url": url}
+        number = int(pr["number"])
+        info = {"pr_number": number, "pr_url": pr.get("url"), "only": only}
+        red = self._checks(gh, number, run)
+        if red is not None:
+            self._report(inc, batch, Outcome("red", {**red, **info}))
+            return False
+        self._report(inc, batch, Outcome("landing", {"tip": tip, **info}))
+        try:
+            gh.merge(number, run["method"], tip, bool(run.get("delete_branch")))
         except GitHubError as exc:
-            self._report(inc, batch, Outcome("error", {"reason": f"gh: {exc.message}"[:1000]}))
-        except GitError as exc:
-            self._report(inc, batch, Outcome("retry", {"reason": f"git: {exc}"[:1000]}))
+            refused = _gh_refused(exc, e["id"], info)
+            self._report(inc, batch, refused)
+            return False
+        merged = gh.pr_view(number, "mergeCommit")
+        sha = (merged.get("mergeCommit") or {}).get("oid") or tip
+        self._report(inc, batch, Outcome("merged", {"sha": sha, **info}))
+        return True
 
     def _checks(self, gh: GitHub, number: int, run: dict[str, Any]) -> dict[str, Any] | None:
         """Wait for the PR's checks; None when they passed (or none are required), else ``{reason, evidence}``."""

@@ -64,3 +64,32 @@ def test_pr_checks_merge_and_comments_exactly_once(mfleet: MergeFleet, tmp_path:
     # the worker never saw GitHub state: its environment had neither the fake's store nor gh's config
     envs = [r["env"] for r in mfleet.runs()]
     assert envs and not any("FAKE_GH_STATE" in env or "GH_TOKEN" in env for env in envs)
+
+
+def test_a_batch_on_github_gates_once_then_lands_each_pr_pinned_in_order(mfleet: MergeFleet, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeGitHub(tmp_path)
+    fake.setup_repo("acme/app", mfleet.repo.origin, checks=[{"name": "ci", "conclusion": "success", "polls": 1}])
+    issues = [fake.add_issue("acme/app", f"Part {n}", number=40 + n) for n in range(3)]
+    monkeypatch.setenv("PATH", f"{fake.bin}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_GH_STATE", str(fake.root))
+    gate = tmp_path / "gate.log"
+    mfleet.set_merge(github="acme/app", capabilities=["github"], batch=3, close_issues=False,
+                     gate_command=f"ls b*.txt >> {gate}; echo >> {gate}")
+    mfleet.start("m1")
+    ids = mfleet.done(issues, lambda n: f"fake: success file=b{n}.txt")
+    before = len(mfleet.main_subjects())
+    entries = mfleet.enter(ids)["entered"]  # one transaction: the first run takes the three
+    finals = [mfleet.wait_entry(e, ("merged", "needs_input"), timeout=180) for e in entries]
+    assert [e["state"] for e in finals] == ["merged"] * 3, finals
+    # one gate, at the tip of all three stacked
+    assert gate.read_text().split() == ["b40.txt", "b41.txt", "b42.txt"]
+    merges = [c for c in fake.calls() if c[:2] == ["pr", "merge"]]
+    assert len(merges) == 3 and all("--match-head-commit" in c for c in merges)
+    assert [int(c[2]) for c in merges] == [e["pr_number"] for e in finals]  # in queue order
+    for e in finals:
+        assert fake.item("acme/app", e["pr_number"])["state"] == "MERGED"
+    assert len(mfleet.main_subjects()) == before + 3
+    assert [f for f in mfleet.main_files() if f.startswith("b")] == ["b40.txt", "b41.txt", "b42.txt"]
+    assert finals[-1]["merged_sha"] == run(mfleet.repo.origin, "git", "rev-parse", "main")
+    assert len({e["batch_id"] for e in finals}) == 1
