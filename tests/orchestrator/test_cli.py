@@ -205,3 +205,27 @@ def test_pipeline_verbs_test_fix_stages_done(live_hub: LiveHub, cli: tuple[Coord
     assert "1 assignment(s), 2 attempt(s), 1 fix round(s)" in done and "hook summary_report: ran" in done
     # the fix's automatic rerun was still queued when the human's verdict came: cancelled by it
     assert "by stage: merge 1" in done and "test runs: cancelled 1, failed 1, passed 1" in done
+
+
+def test_status_shows_the_merge_queue(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    admin, me = cli
+    (me.cwd / "coordinator.yml").write_text(yaml.safe_dump(config(pipeline={"stages": []})))
+    admin.ok("config", "apply")
+    host = HttpHost(live_hub, "laptop")
+    ids = []
+    for issue in (50, 51):
+        aid = me.json("assign", "laptop", "api", str(issue))["id"]
+        job = host.next()
+        assert job is not None and job["id"] == aid
+        assert host.post(f"/assignments/{aid}/report", {"attempt": 1, "state": "done", "pushed": True,
+                                                        "branch": job["branch"]}).status_code == 200
+        ids.append(aid)
+    assert "merge queue" not in me.ok("status").out  # nothing entered yet: no section
+    entered = me.json("merge", *ids)["entered"]
+    merges = me.json("status")["orchestrator"]["merges"]
+    assert [(e["id"], e["assignment_id"], e["repo"], e["target"], e["state"], e["position"]) for e in merges] == [
+        (entered[0], ids[0], "api", "main", "queued", 1), (entered[1], ids[1], "api", "main", "queued", 2)]
+    assert [e["id"] for e in me.json("status", "--machine", "server")["orchestrator"]["merges"]] == entered
+    human = me.ok("status").out
+    assert "merge queue" in human and "api → main" in human and entered[0] in human and "api#51" in human
+    assert "merge queue: 2" in human

@@ -52,6 +52,14 @@ def show_orchestrator(view: dict[str, Any] | None) -> None:
                 for r in view["stage_runs"]]
         table(runs, [("id", "id"), ("stage", "stage"), ("assignment_id", "assignment"), ("state", "state"),
                      ("where", "machine"), ("needs", "needs"), ("attempt", "try")], "  none")
+    if view.get("merges"):
+        heading("merge queue")
+        merges = [{**e, "what": f"{e['repo']}#{e['issue']}", "into": f"{e['repo']} → {e['target']}",
+                   "pos": str(e["position"]) if e.get("position") else "-",
+                   "note": f"on {e['machine']}" if e["state"] == "running" else e.get("reason")}
+                  for e in view["merges"]]
+        table(merges, [("into", "queue"), ("pos", "#"), ("id", "entry"), ("what", "issue"), ("branch", "branch"),
+                       ("state", "state"), ("note", "note")], "  empty")
     heading("assignments")
     shown = [{**a, "what": f"{a['repo']} #{a['issue']}", "where": a["ran_on"] or a["machine"] or "any",
               "cost": f"${a['total_cost_usd']:.2f}", "stage": a.get("stage") or "work",
@@ -62,5 +70,6 @@ def show_orchestrator(view: dict[str, Any] | None) -> None:
                   ("where", "machine"), ("model", "model"), ("cost", "cost"), ("note", "status")], "  none")
     t = view["totals"]
     today = list(t["by_day"].items())[-1:] if t["by_day"] else []
-    console.print(f"workers running: {t['running']}, queued: {t['queued']}; cost: ${t['cost_usd']:.2f} in all"
+    merging = f"; merge queue: {len(view['merges'])}" if view.get("merges") else ""
+    console.print(f"workers running: {t['running']}, queued: {t['queued']}{merging}; cost: ${t['cost_usd']:.2f} in all"
                   + (f", ${today[0][1]:.2f} on {today[0][0]}" if today else ""))

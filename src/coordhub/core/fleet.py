@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import assignments, coordinator, hosts, stageruns
+from coordhub.core import assignments, coordinator, hosts, mergedrive, stageruns
 from coordhub.store.tx import Tx
 
 COST_DAYS = 30
@@ -28,13 +28,16 @@ def _day(ts: float) -> str:
 
 
 def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
-    """``{configured, config_version, machines, queue, stage_runs, assignments, paused, totals}``, optionally for
-    one machine.
+    """``{configured, config_version, machines, queue, stage_runs, merges, assignments, paused, totals}``,
+    optionally for one machine.
 
     ``machines`` lists every machine of the config (``state`` ``online``,
     ``stale`` or ``never`` when its agent never registered); ``queue`` the
     queued assignments in dispatch order (``position`` from 1); ``stage_runs``
-    the smoke tests and reviews queued or running; ``assignments``
+    the smoke tests and reviews queued or running; ``merges`` the merge
+    queue's live entries (:func:`coordhub.core.mergedrive.live`: per repo and
+    target, in order with ``position``, then those fixing or waiting for a
+    human; with a machine, the running ones only if they run there); ``assignments``
     the live ones that are not queued plus the :data:`RECENT` most recently
     ended. Before any config is applied, ``configured`` is false and the
     lists are empty.
@@ -42,7 +45,7 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
     config = coordinator.active(tx)
     version = tx.orchestrator.get()["config_version"]
     empty: dict[str, Any] = {"configured": False, "config_version": version, "machines": [], "queue": [],
-                             "assignments": [], "stage_runs": [], "paused": None,
+                             "assignments": [], "stage_runs": [], "merges": [], "paused": None,
                              "totals": {"cost_usd": 0.0, "by_day": {}, "running": 0, "queued": 0}}
     if config is None:
         return empty
@@ -79,8 +82,11 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
             if machine is None or (r["ran_on"] or r["machine"] or "").lower() == machine.lower()]
     runs = [stageruns.render(r) for r in tx.stage_runs.live()
             if machine is None or (r["machine"] or "").lower() in ("", machine.lower())]
+    pending = mergedrive.live(tx)
+    merges = [e for e in (*pending["queue"], *pending["fixing"], *pending["needs_input"])
+              if machine is None or (e["machine"] or "").lower() == machine.lower() or e["state"] != "running"]
     return {"configured": True, "config_version": version, "machines": machines, "queue": queue,
-            "assignments": rows, "stage_runs": runs, "paused": coordinator.pause_view(tx, now),
+            "assignments": rows, "stage_runs": runs, "merges": merges, "paused": coordinator.pause_view(tx, now),
             "totals": {"cost_usd": round(tx.attempts.cost_total(), 6),
                        "by_day": {d: round(c, 6) for d, c in sorted(by_day.items())},
                        "running": len(active), "queued": len(queue)}}

@@ -29,9 +29,9 @@ from coordhub.store.tx import Tx
 MAX_IDS = 200
 
 
-def overview(tx: Tx, repo: str | None = None) -> dict[str, Any]:
-    """``{queue, fixing, needs_input, recent}``: ``queue`` in FIFO order with ``position`` within its (repo,
-    target); ``recent`` the 20 most recently merged or cancelled entries."""
+def live(tx: Tx, repo: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """``{queue, fixing, needs_input}``: the entries still to merge. ``queue`` (queued and running) in FIFO order,
+    each with ``position`` from 1 within its (repo, target) queue."""
     positions: dict[tuple[str, str], int] = {}
     queue = []
     for row in tx.merge_entries.in_states(mergequeue.IN_QUEUE, repo=repo):
@@ -40,8 +40,12 @@ def overview(tx: Tx, repo: str | None = None) -> dict[str, Any]:
         queue.append({**mergequeue.render(row), "position": positions[key]})
     return {"queue": queue,
             "fixing": [mergequeue.render(r) for r in tx.merge_entries.in_states(("fixing",), repo=repo)],
-            "needs_input": [mergequeue.render(r) for r in tx.merge_entries.in_states(("needs_input",), repo=repo)],
-            "recent": [mergequeue.render(r) for r in tx.merge_entries.recent(20, repo)]}
+            "needs_input": [mergequeue.render(r) for r in tx.merge_entries.in_states(("needs_input",), repo=repo)]}
+
+
+def overview(tx: Tx, repo: str | None = None) -> dict[str, Any]:
+    """:func:`live` plus ``recent``: the 20 most recently merged or cancelled entries."""
+    return {**live(tx, repo), "recent": [mergequeue.render(r) for r in tx.merge_entries.recent(20, repo)]}
 
 
 def _resolve(tx: Tx, ident: str) -> tuple[Row | None, Row | None]:
