@@ -162,3 +162,13 @@ def test_model_resolution_and_escalation() -> None:
     assert [cfg.next_model(models, m) for m in ("haiku", "sonnet", "opus")] == ["sonnet", "opus", "opus"]
     assert cfg.next_model(models, "claude-haiku-4-5") == "sonnet"  # a full id climbs from its alias
     assert cfg.next_model(models, "gpt-x") == "gpt-x"  # not on the ladder: unchanged
+
+
+def test_reviews_model_is_a_model_name_and_defaults_to_none() -> None:
+    found = problems("""
+repos: [{name: api}]
+machines: [{name: laptop, repos: [api]}]
+reviews: {enabled: true, model: "opus; rm -rf /"}
+""")
+    assert set(found) == {"reviews.model"} and "not a model name" in found["reviews.model"]
+    assert cfg.Reviews().model is None and cfg.Reviews(model="claude-opus-4-5").model == "claude-opus-4-5"

@@ -6,7 +6,7 @@ caller's transaction, and emits ``stage.<stage>``::
 
     work -> test -> review -> [approval] -> merge -> merged
               \\        \\          \\          \\
-               +--------+----------+----------+--> fix -> (the failed stage again)
+               +--------+----------+----------+--> fix -> (the gates again, from the first)
                                                       \\-> needs_input (after max_fix_rounds)
 
 ``passed`` ends the pipeline of a repo whose stages leave out ``merge``. The
@@ -30,7 +30,8 @@ verdict (:func:`report_run`), a human's verdict — and the reconciler's
   called as ``hook(tx, row, now)`` in the same transaction;
 * the queue reports back with :func:`merged` (→ ``merged``) or
   :func:`merge_failed` (a red gate or a conflict → the fix loop, whose
-  ``done`` re-enters ``merge``; a policy refusal → ``needs_input``).
+  ``done`` runs the gates again, then re-enters ``merge``; a policy refusal →
+  ``needs_input``).
 """
 
 from __future__ import annotations
@@ -259,7 +260,7 @@ def fix_briefing(row: Row, stage: Stage, findings: str, guidance: str | None) ->
     if len(text) > MAX_FINDINGS_CHARS:
         text = "[…]\n" + text[-MAX_FINDINGS_CHARS:]
     parts = [f"## Fix round {row['fix_round'] + 1}: the {stage.value} stage failed on branch {row['branch']}",
-             "Fix the problems below on this same branch and commit; the stage runs again when you finish."]
+             "Fix the problems below on this same branch and commit; the checks run again when you finish."]
     if text:
         parts.append(f"### Findings\n{text}")
     if guidance:
@@ -404,8 +405,8 @@ def merged(tx: Tx, assignment_id: str, now: float, *, by: str | None, commit: st
 
 def merge_failed(tx: Tx, assignment_id: str, now: float, *, kind: str, reason: str, by: str | None,
                  findings: str = "") -> Row:
-    """The merge queue could not merge: ``kind`` ``test`` or ``conflict`` → the fix loop (its ``done`` re-enters
-    ``merge``); ``policy`` (or anything else) → ``needs_input`` with ``reason``."""
+    """The merge queue could not merge: ``kind`` ``test`` or ``conflict`` → the fix loop (its ``done`` runs the
+    gates again, then re-enters ``merge``); ``policy`` (or anything else) → ``needs_input`` with ``reason``."""
     row = assignments.get_row(tx, assignment_id)
     config = coordinator.require(tx)
     if kind in ("test", "conflict"):
