@@ -135,6 +135,8 @@ def test_kill_9_of_the_hub_on_github_while_checks_wait(mfleet: MergeFleet, tmp_p
     assert mfleet.hub.stop(signal.SIGKILL) == -signal.SIGKILL
     mfleet.hub.start()
     e = mfleet.wait_entry(entry, ("merged", "needs_input"), timeout=120)
-    assert e["state"] == "merged" and e["attempt"] == 1, e  # the host waited for the hub and finished its run
+    # the host waits for the hub and finishes its run (attempt 1); on a loaded machine the restarted hub may give
+    # the host up first (this fleet's stale window is 2 s) and run it again: either way the PR lands once
+    assert e["state"] == "merged" and e["attempt"] in (1, 2), e
     assert len([c for c in fake.calls() if c[:2] == ["pr", "merge"]]) == 1
     assert len(mfleet.main_subjects()) == before + 1 and mfleet.main_files().count("g24.txt") == 1
