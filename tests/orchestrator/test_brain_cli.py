@@ -94,6 +94,8 @@ def test_plan_stores_the_brains_proposals(world: World) -> None:
     pending = [p for p in world.proposals() if p["state"] == "pending"]
     assert len(pending) == 2 and len(world.proposals()) == 4
     pid = next(p["id"] for p in pending if p["kind"] == "assign")
+    dry = world.coord.ok("approve", str(pid), "--dry-run")
+    assert f"dry run: {pid} would queue api#1 at position 2 on laptop, model haiku" in dry.out
     first = world.coord.ok("approve", str(pid), "--wait", "0", "--json").json()["results"][0]
     assert not first["already"] and first["assignment"]["model_source"] == "proposal"
     again = world.coord.ok("approve", str(pid), "--wait", "0")
@@ -167,3 +169,14 @@ def test_a_split_interrupted_after_creating_an_issue_does_not_duplicate_it(world
     assert out["created"]["0"]["number"] == orphan and len(out["made"]) == 1
     assert sorted(_issues(world)) == [parent, orphan, out["made"][0]]
     assert _issues(world)[parent]["body"] == "as it was"
+
+
+def test_plan_says_what_it_could_not_read_and_asks_nobody_about_nothing(world: World) -> None:
+    """lib has `github: acme/lib`, which the fake gh does not know: a note, not a crash. With no open issue
+    anywhere the planner is not run at all."""
+    r = world.coord("plan", "--claude", world.claude)
+    assert r.code == 0, r
+    assert "note: lib: gh issue list failed (GraphQL: Could not resolve to a Repository" in r.err
+    assert "no open issues to plan" in r.out and world.planner_runs() == []
+    unknown = world.coord("plan", "--repo", "web", "--claude", world.claude)
+    assert unknown.code == 2 and "unknown repo 'web'" in unknown.err

@@ -57,6 +57,10 @@ def test_a_plan_is_stored_all_or_nothing(orch: Api, user: dict[str, str]) -> Non
 def test_approve_queues_through_assign_exactly_once(orch: Api, user: dict[str, str], laptop: Host) -> None:
     plan = _store(orch, user, [_assign(5), _assign(6, machine=None, model=None, labels=["documentation"])])
     first, second = (p["id"] for p in plan["proposals"])
+    dry = _approve(orch, user, [first, second], dry_run=True)
+    assert dry["dry_run"] and [r["assignment"]["dry_run"] for r in dry["results"]] == [True, True]
+    assert orch.get(f"{ORCH}/assignments", headers=user).json() == []
+    assert orch.get(f"{P}/{first}", headers=user).json()["state"] == "pending"
     out = _approve(orch, user, [first, second], auto_pull=True)
     a, b = (r["assignment"] for r in out["results"])
     assert [r["already"] for r in out["results"]] == [False, False]

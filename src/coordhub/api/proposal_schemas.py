@@ -26,6 +26,7 @@ class ProposalsApprove(Strict):
     ids: list[ProposalId] = Field(min_length=1, max_length=50)
     auto_pull: bool = Field(False, description="The target machine fast-forwards stale dependency repos first.")
     skip_freshness: bool = Field(False, description="No freshness check of the dependency repos.")
+    dry_run: bool = Field(False, description="Make every check; queue nothing.")
 
     @model_validator(mode="after")
     def _one_mode(self) -> ProposalsApprove:
@@ -69,6 +70,7 @@ class PlanOut(Out):
 
 
 class ApproveOut(Out):
-    """``{results: [{proposal, assignment, already, depends_on}]}``."""
+    """``{results: [{proposal, assignment, already, depends_on}], dry_run}``."""
 
     results: list[dict[str, Any]]
+    dry_run: bool

@@ -180,6 +180,8 @@ def approve(
     auto_pull: bool = typer.Option(False, "--auto-pull", help="On the target machine, `git pull --ff-only` each "
                                                               "stale dependency repo before the worker starts."),
     skip_freshness: bool = typer.Option(False, "--skip-freshness", help="Do not check the dependency repos."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Make every check (as `coord assign --dry-run`); "
+                                                          "queue nothing."),
     wait: float = typer.Option(30.0, "--wait", min=0.0, help="Seconds to wait for the freshness check to report "
                                                              "(0: do not wait; `coord log ID` shows it later)."),
     as_json: bool = JSON_OPT,
@@ -198,14 +200,19 @@ def approve(
     if auto_pull and skip_freshness:
         fail("give at most one of --auto-pull and --skip-freshness", EXIT_USAGE)
     numbers = _ids(ids)
-    answer = call(ctx, lambda c: orch(c).approve(numbers, auto_pull=auto_pull, skip_freshness=skip_freshness))
+    answer = call(ctx, lambda c: orch(c).approve(numbers, auto_pull=auto_pull, skip_freshness=skip_freshness,
+                                                 dry_run=dry_run))
     results = answer["results"]
-    if wait > 0:
+    if wait > 0 and not dry_run:
         _await_freshness(ctx, results, wait)
 
     def human(d: dict[str, Any]) -> None:
         for r in d["results"]:
             p, a = r["proposal"], r["assignment"]
+            if d.get("dry_run"):
+                console.print(one_line(f"dry run: {p['id']} would queue {a['repo']}#{a['issue']} at position "
+                                       f"{a['position']} on {a.get('machine') or 'any machine'}, model {a['model']}"))
+                continue
             verb = "already approved" if r["already"] else "approved"
             console.print(one_line(f"{verb} {p['id']}: {a['repo']}#{a['issue']} → assignment {a['id']} "
                                    f"({a['state']}, {a.get('ran_on') or a.get('machine') or 'any machine'}, "

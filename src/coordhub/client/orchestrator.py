@@ -145,9 +145,11 @@ class OrchestratorClient:
         """One proposal."""
         return self.client.call("GET", f"{BASE}/proposals/{proposal_id}")
 
-    def approve(self, ids: list[int], *, auto_pull: bool = False, skip_freshness: bool = False) -> Any:
-        """Queue assign proposals through the assign path; ``{results}``."""
-        return self._post("/proposals/approve", {"ids": ids, "auto_pull": auto_pull, "skip_freshness": skip_freshness})
+    def approve(self, ids: list[int], *, auto_pull: bool = False, skip_freshness: bool = False,
+                dry_run: bool = False) -> Any:
+        """Queue assign proposals through the assign path (``dry_run``: only check); ``{results, dry_run}``."""
+        return self._post("/proposals/approve", {"ids": ids, "auto_pull": auto_pull, "skip_freshness": skip_freshness,
+                                                 "dry_run": dry_run})
 
     def record_split(self, proposal_id: int, created: list[dict[str, Any]], done: bool = False) -> Any:
         """Record sub-issues created for a split proposal; ``done`` closes it."""

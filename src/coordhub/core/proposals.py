@@ -228,7 +228,8 @@ def store(tx: Tx, actor: Actor, now: float, proposals: list[Any], *, dry_run: bo
 
 # ---- approving ----------------------------------------------------------------------------------
 
-def approve(tx: Tx, actor: Actor, now: float, ids: list[int], *, freshness: str | None = None) -> dict[str, Any]:
+def approve(tx: Tx, actor: Actor, now: float, ids: list[int], *, freshness: str | None = None,
+            dry_run: bool = False) -> dict[str, Any]:
     """Queue each ``assign`` proposal of ``ids`` as ``coord assign`` would; ``{results: [...]}`` in ``ids`` order.
 
     Each result: ``{proposal, assignment, already, depends_on}`` —
@@ -238,7 +239,9 @@ def approve(tx: Tx, actor: Actor, now: float, ids: list[int], *, freshness: str 
     ``skip``). ``freshness``: None (``workers.auto_pull``), ``pull`` or
     ``skip``. All or nothing, in one transaction: the first refusal
     (``UpstreamInFlight``, ``AlreadyAssigned``, ``ProposalClosed``,
-    ``Invalid`` for a split proposal, ``NotFound``) queues none.
+    ``Invalid`` for a split proposal, ``NotFound``) queues none. ``dry_run``
+    makes every check and writes nothing (each assignment as ``coord assign
+    --dry-run`` shows it).
     """
     assignments.may_direct(actor)
     config = coordinator.require(tx)
@@ -260,11 +263,15 @@ def approve(tx: Tx, actor: Actor, now: float, ids: list[int], *, freshness: str 
         a = assignments.create(
             tx, actor, now, machine=row["machine"], repo=row["repo"], issue=row["issue"], model=row["model"],
             labels=_loads(row["labels"], []), title=row["title"], briefing=row["briefing"],
-            files_likely=_loads(row["files_likely"], []), freshness=freshness, model_source="proposal")
+            files_likely=_loads(row["files_likely"], []), freshness=freshness, model_source="proposal",
+            dry_run=dry_run)
+        if dry_run:
+            results.append({"proposal": render(row), "assignment": a, "already": False, "depends_on": deps})
+            continue
         row = _move(tx, row, State.APPROVED, now, actor.session_id, assignment_id=a["id"],
                     decided_by=actor.session_id, decided_at=now)
         results.append({"proposal": render(row), "assignment": a, "already": False, "depends_on": deps})
-    return {"results": results}
+    return {"results": results, "dry_run": dry_run}
 
 
 # ---- splitting ----------------------------------------------------------------------------------

@@ -59,10 +59,16 @@ async def get(proposal_id: int, request: Request, who: Caller = Depends(caller))
 async def approve(body: ProposalsApprove, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Queue assign proposals as ``POST …/assignments`` would, all or nothing; one approved before answers its
     assignment (``already: true``) and queues nothing. 409 ``upstream_in_flight``, ``already_assigned`` or
-    ``proposal_closed``; 422 for a split proposal; 403 for a worker or host."""
+    ``proposal_closed``; 422 for a split proposal; 403 for a worker or host. ``dry_run`` writes nothing."""
     actor = await who.act()
     mode = "pull" if body.auto_pull else "skip" if body.skip_freshness else None
-    return await mutate(request, actor, lambda tx, now: proposals.approve(tx, actor, now, body.ids, freshness=mode))
+
+    def op(tx: Tx, now: float) -> dict[str, Any]:
+        return proposals.approve(tx, actor, now, body.ids, freshness=mode, dry_run=body.dry_run)
+
+    if body.dry_run:
+        return await query(request, op)
+    return await mutate(request, actor, op)
 
 
 @router.post("/{proposal_id}/split", response_model=ProposalOut, responses=responses(*WRITE_ERRORS, 404, 409))
