@@ -151,6 +151,26 @@ def test_redis_down_fails_open_to_each_hub(tmp_path: Path, caplog: pytest.LogCap
     assert len(warned) == 1 and "until the Redis is back" in warned[0], [r.getMessage() for r in caplog.records]
 
 
+def test_coord_serve_charges_its_budgets_to_redis(tmp_path: Path, prefix: str) -> None:
+    hub = LiveHub(tmp_path / "hub", args=("--rate-limit", "50", "--rate-burst", "20", "--rate-limit-store",
+                                          _store_url(prefix))).start()
+    try:
+        token = hub.token("CHARGED/claude-main")
+        for _ in range(3):
+            assert httpx2.get(hub.url + "/api/coord/locks", headers={"Authorization": f"Bearer {token}"}
+                              ).status_code == 200
+        r = redis_or_skip()
+        deadline = time.monotonic() + 10
+        while not list(r.scan_iter(match=prefix + "*")):  # charged within a quarter of a second
+            assert time.monotonic() < deadline, hub.log.read_text()[-2000:]
+            time.sleep(0.05)
+        levels = [float(r.hget(k, "tokens")) for k in r.scan_iter(match=prefix + "*")]
+        assert levels and all(level < 20 for level in levels), levels  # spent from a full burst
+    finally:
+        hub.stop()
+    assert "shared rate limits unavailable" not in hub.log.read_text()
+
+
 def test_a_hub_whose_redis_is_down_serves_and_still_checks_tokens(tmp_path: Path) -> None:
     hub = LiveHub(tmp_path / "hub", args=("--rate-limit", "50", "--rate-limit-store",
                                           f"redis://127.0.0.1:{free_port()}/0")).start()
