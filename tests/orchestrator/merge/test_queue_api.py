@@ -211,6 +211,44 @@ def test_pipeline_seam_merge_stage_enters_fix_loop_returns_merged(orch: Api, lap
     assert b["stage"] == "needs_input" and "protected branch" in b["stage_reason"]
 
 
+def _smoke(orch: Api, host: Host, aid: str, exit_code: int) -> None:
+    """Take the assignment's queued smoke test on ``host`` and report ``exit_code``."""
+    r = host.api.post(f"{ORCH}/hosts/next-run", headers=host.headers,
+                      json={"machine": host.machine, "host_incarnation": host.incarnation})
+    run = r.json()["run"]
+    assert run is not None and run["stage"] == "test" and run["assignment_id"] == aid, r.text
+    r = host.api.post(f"{ORCH}/stage-runs/{run['id']}/report", headers=host.headers,
+                      json={"attempt": run["attempt"], "state": "done", "exit_code": exit_code})
+    assert r.status_code == 200, r.text
+
+
+def test_a_merge_fix_runs_the_tests_again_and_a_red_one_never_lands(orch: Api, laptop: Host,
+                                                                     user: dict[str, str]) -> None:
+    cfg = merge_config()
+    cfg["repos"][1]["test_command"] = "make check"
+    cfg["smoke_tests"] = {"auto_queue": True}
+    cfg["pipeline"] = {"stages": ["test", "merge"], "max_fix_rounds": 1}
+    apply_config(orch, cfg)
+    aid = finish(orch, laptop, user, "lib", 52)
+    _smoke(orch, laptop, aid, 0)
+    (entry,) = [e for e in orch.get(M, headers=orch.admin).json()["queue"] if e["assignment_id"] == aid]
+    run = next_run(laptop)
+    assert run is not None
+    report(laptop, run, "red", reason="the gate failed at the rebased tip")
+    job = laptop.next()
+    assert job is not None and job["id"] == aid
+    laptop.report(job, "done", branch=job["branch"], pushed=True)
+    a = orch.get(f"{ORCH}/assignments/{aid}", headers=orch.admin).json()
+    assert a["stage"] == "test"  # the fix changed the branch: its tests first, not straight back to the queue
+    assert next_run(laptop) is None
+    _smoke(orch, laptop, aid, 1)  # the fixed branch is red: the pipeline stops (max_fix_rounds 1) ...
+    a = orch.get(f"{ORCH}/assignments/{aid}", headers=orch.admin).json()
+    assert a["stage"] == "needs_input"
+    assert next_run(laptop) is None  # ... and so does its merge entry: it waits for a human, it never lands
+    e = orch.get(f"{M}/{entry['id']}", headers=orch.admin).json()
+    assert e["state"] == "needs_input" and "the pipeline stopped after the fix" in e["reason"], e
+
+
 def test_pr_requests_and_the_trail_are_keyed_once(mq: Api, laptop: Host, gh_host: Host, user: dict[str, str]) -> None:
     aid = finish(mq, laptop, user, "api", 60)  # api is on GitHub (acme/api)
     first = mq.post(f"{ORCH}/assignments/{aid}/pr", headers=user, json={"review": False})
