@@ -180,3 +180,29 @@ def test_plan_says_what_it_could_not_read_and_asks_nobody_about_nothing(world: W
     assert "no open issues to plan" in r.out and world.planner_runs() == []
     unknown = world.coord("plan", "--repo", "web", "--claude", world.claude)
     assert unknown.code == 2 and "unknown repo 'web'" in unknown.err
+
+
+def test_approve_is_refused_like_assign_while_upstream_work_is_in_flight(world: World) -> None:
+    cfg = config()
+    cfg["repos"][0]["depends_on"] = ["lib"]
+    httpx2.put(world.hub.url + f"{ORCH}/config", headers=world.admin, json=cfg).raise_for_status()
+    r = httpx2.post(world.hub.url + f"{ORCH}/assignments", headers=world.admin,
+                    json={"repo": "lib", "issue": 9, "machine": "laptop"})
+    assert r.status_code == 201, r.text
+    host = {"Authorization": f"Bearer {world.hub.token('laptop/agent')}"}
+    reg = httpx2.post(world.hub.url + f"{ORCH}/hosts/register", headers=host, json={
+        "machine": "laptop", "capabilities": [], "repos": {"api": "/src/api", "lib": "/src/lib"}, "slots": 2,
+        "agent_version": "test"})
+    assert reg.status_code == 200, reg.text
+    job = httpx2.post(world.hub.url + f"{ORCH}/hosts/next", headers=host, json={
+        "machine": "laptop", "host_incarnation": reg.json()["host_incarnation"], "wait": 0}).json()["assignment"]
+    assert job is not None and job["repo"] == "lib"  # lib has work in flight now
+    r = httpx2.post(world.hub.url + P, headers=world.admin, json={"proposals": [
+        {"kind": "assign", "repo": "api", "issue": 4, "machine": "laptop", "rationale": "r", "briefing": "b"}]})
+    pid = r.json()["proposals"][0]["id"]
+    refused = world.coord("approve", str(pid), "--wait", "0")
+    assert refused.code == 4, refused
+    assert "api depends on lib, which has work in flight (lib#9 assignment" in refused.err
+    assert [p["state"] for p in world.proposals()] == ["pending"]
+    assign = world.coord("assign", "laptop", "api", "4", "--no-github")  # the same refusal as assign's
+    assert assign.code == 4 and "api depends on lib" in assign.err
