@@ -145,8 +145,9 @@ def may_direct(actor: Actor) -> None:
 
     Directing: assign, stop, retry, resume-stuck, ``halt --kill``, and the
     pipeline's ``test`` (a run or a verdict), ``review``, ``fix``, ``accept``
-    and ``done``: a worker that could record a passing verdict or pass the
-    approval gate would merge unverified work.
+    and ``done``, and the planning brain's proposals (store, approve,
+    record a split): a worker that could record a passing verdict or pass
+    the approval gate would merge unverified work.
 
     A worker runs Claude with Bash in a repository anyone may have written
     to; were its token able to assign, one prompt injection would start
