@@ -364,8 +364,9 @@ def manual_verdict(tx: Tx, actor: Actor, assignment_id: str, passed: bool, reaso
 def fix_by_hand(tx: Tx, actor: Actor, assignment_id: str, guidance: str | None, now: float) -> dict[str, Any]:
     """``coord fix <id> [--guidance]``: a fix worker now, whatever the round count; return the assignment.
 
-    It fixes what the last failed run found (the last failed stage runs again
-    after it; the first gate when none failed).
+    It fixes what the last failed run found; after it the gates run again
+    from the first, automatically up to that failed stage (or the first gate
+    when none failed).
     """
     assignments.may_direct(actor)  # a person's or an admin's verb, never a worker's or a host's
     if guidance is not None:
