@@ -93,3 +93,40 @@ def test_a_batch_on_github_gates_once_then_lands_each_pr_pinned_in_order(mfleet:
     assert [f for f in mfleet.main_files() if f.startswith("b")] == ["b40.txt", "b41.txt", "b42.txt"]
     assert finals[-1]["merged_sha"] == run(mfleet.repo.origin, "git", "rev-parse", "main")
     assert len({e["batch_id"] for e in finals}) == 1
+
+
+def test_a_github_batch_whose_target_moves_between_prs_is_gated_again(mfleet: MergeFleet, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeGitHub(tmp_path)
+    fake.setup_repo("acme/app", mfleet.repo.origin, checks=[{"name": "ci", "conclusion": "success", "polls": 1}])
+    issues = [fake.add_issue("acme/app", f"Part {n}", number=50 + n) for n in range(3)]
+    # someone else lands a commit on main right after the first PR of the batch merged
+    other = tmp_path / "other"
+    run(tmp_path, "git", "clone", "-q", str(mfleet.repo.origin), str(other))
+    run(other, "git", "config", "user.email", "other@example.com")
+    run(other, "git", "config", "user.name", "other")
+    mark = tmp_path / "moved"
+    wrap = tmp_path / "ghwrap"
+    wrap.mkdir()
+    (wrap / "gh").write_text(f'#!/bin/sh\n"{fake.bin}/gh" "$@"\nrc=$?\n'
+                             f'if [ "$1 $2" = "pr merge" ] && [ $rc -eq 0 ] && [ ! -e "{mark}" ]; then\n'
+                             f'  touch "{mark}"; cd "{other}" && git pull -q origin main && echo x > intruder.txt && '
+                             f'git add intruder.txt && git commit -qm intruder && git push -q origin HEAD:main\n'
+                             f'fi\nexit $rc\n')
+    (wrap / "gh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrap}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_GH_STATE", str(fake.root))
+    gate = tmp_path / "gate.log"
+    mfleet.set_merge(github="acme/app", capabilities=["github"], batch=3, close_issues=False,
+                     gate_command=f"echo $(ls b*.txt intruder.txt 2>/dev/null) >> {gate}")
+    mfleet.start("m1")
+    ids = mfleet.done(issues, lambda n: f"fake: success file=b{n}.txt")
+    entries = mfleet.enter(ids)["entered"]
+    finals = [mfleet.wait_entry(e, ("merged", "needs_input"), timeout=180) for e in entries]
+    assert [e["state"] for e in finals] == ["merged"] * 3, [(e["state"], e["reason"]) for e in finals]
+    # the first gate saw the three; the code of the second PR then differed from what it passed (main moved), so
+    # the rest of the batch went back to the queue and was gated again with the intruder's commit in it
+    assert gate.read_text().splitlines() == ["b50.txt b51.txt b52.txt", "b50.txt b51.txt b52.txt intruder.txt"]
+    assert len([c for c in fake.calls() if c[:2] == ["pr", "merge"]]) == 3
+    files = mfleet.main_files()
+    assert [f for f in files if f.startswith(("b", "intruder"))] == ["b50.txt", "intruder.txt", "b51.txt", "b52.txt"]
