@@ -115,6 +115,9 @@ class Context:
                                           admin_hub_id=None)
 
 
+MAX_NOTES, MAX_NOTE_CHARS = 50, 500  # freshness notes in a report (the hub refuses more: AssignmentReport)
+
+
 class EndEarly(Exception):
     """The worker ends before (or without) running claude; ``verdict`` is what gets reported."""
 
@@ -306,7 +309,8 @@ class Worker:
         if d.skip_freshness:
             notes.append("skipped (coord approve --skip-freshness)")
             self._human(["[fresh] skipped (coord approve --skip-freshness)"])
-        self.freshness_notes = notes  # reported with the first report: `coord approve` shows stale ones
+        # reported with the first report (`coord approve` shows stale ones), within the report's limits
+        self.freshness_notes = [n[:MAX_NOTE_CHARS] for n in notes][:MAX_NOTES]
 
     def _lease_files(self) -> None:
         d = self.d
