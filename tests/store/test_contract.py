@@ -57,6 +57,34 @@ def test_failing_unit_in_a_batch_rolls_back_alone(store: Store) -> None:
     assert all((r is None) == (i % 3 == 0) for i, r in enumerate(results))
 
 
+def test_a_halt_set_or_undone_inside_a_batch_is_seen_by_the_units_after_it(store: Store) -> None:
+    """The standing halts are read once per batch (one round trip less per unit): a unit that sets a halt,
+    or sets one and is rolled back, must still be seen exactly so by the units after it in the same batch."""
+    halt = {"scope": "*", "halted_by": "admin", "reason": "r", "halted_at": 1.0, "by_admin": 1}
+
+    def sees(tx: Tx) -> int:
+        return len(tx.halts.all())
+
+    def sets_and_fails(tx: Tx) -> None:
+        tx.halts.put(dict(halt))
+        raise NotFound("rolled back")
+
+    gate = threading.Event()
+    store.submit_write(lambda tx: gate.wait(5))  # hold the writer so the next units batch together
+    units: list[Callable[[Tx], object]] = [sees, sets_and_fails, sees, lambda tx: tx.halts.put(dict(halt)), sees,
+                                           lambda tx: tx.halts.clear("*"), sees]
+    futures = [store.submit_write(u) for u in units]
+    gate.set()
+    seen = []
+    for f in futures:
+        try:
+            seen.append(f.result(10))
+        except NotFound:
+            seen.append("failed")
+    assert [seen[0], seen[1], seen[2], seen[4], seen[6]] == [0, "failed", 0, 1, 0]
+    assert store.read_sync(lambda tx: tx.halts.all()) == []
+
+
 def test_event_ids_strictly_increase_in_commit_order(store: Store) -> None:
     ids = [store.write_sync(lambda tx: _event(tx, "e")) for _ in range(50)]
     assert ids == sorted(ids) and len(set(ids)) == 50

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from coordhub.errors import Forbidden, Invalid
 
 if TYPE_CHECKING:  # the CLI imports this module for is_broadcast; keep the store out of its start-up
+    from coordhub.store.base import Row
     from coordhub.store.tx import Tx
 
 # Seed 000 ids look like MACHINE/claude-main; seed 002 instance ids are bare
@@ -116,8 +117,14 @@ def address(tx: Tx, spelling: str, now: float) -> tuple[str, bool]:
     later): its spelling is recorded so the session finds it under any
     spelling, but ``known`` stays False until it has a token or acts.
     """
+    spelling, known, _ = addressed(tx, spelling, now)
+    return spelling, known
+
+
+def addressed(tx: Tx, spelling: str, now: float) -> tuple[str, bool, Row]:
+    """:func:`address`, with the recipient's ``sessions`` row (a send reads its incarnation from it)."""
     row = tx.sessions.address(spelling, now)
-    return str(row["session_id"]), row["known_since"] is not None
+    return str(row["session_id"]), row["known_since"] is not None, row
 
 
 def close_matches(tx: Tx, spelling: str, limit: int = 3) -> list[str]:

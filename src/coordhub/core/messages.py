@@ -17,7 +17,15 @@ from typing import Any
 from coordhub.clock import isoformat
 from coordhub.core import presence
 from coordhub.core.events import emit
-from coordhub.core.identity import SYSTEM_SENDER, Actor, address, close_matches, recipient, validate_session_id
+from coordhub.core.identity import (
+    SYSTEM_SENDER,
+    Actor,
+    address,
+    addressed,
+    close_matches,
+    recipient,
+    validate_session_id,
+)
 from coordhub.errors import Forbidden, Invalid, NotFound
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
@@ -92,8 +100,9 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
         to_session = _visible(tx, actor, reply_to)["from_session"]  # a reply goes to the parent's sender
     to = recipient(to_session)
     known: bool | None = None
+    row_to: Row | None = None
     if to is not None:
-        to, known = address(tx, to, now)
+        to, known, row_to = addressed(tx, to, now)  # one read: the spelling, known, and the live incarnation
     if importance not in IMPORTANCE:
         raise Invalid(f"importance must be one of {', '.join(IMPORTANCE)}, not {importance!r}", field="importance")
     wait, tries = _ack_policy(ack_wait_seconds, max_deliveries)
@@ -103,7 +112,7 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
         parent = _visible(tx, actor, reply_to)
         thread_id = thread_id or parent["thread_id"] or parent["id"]
     if to is not None and to_incarnation is None:
-        to_incarnation = presence.live_incarnation(tx, to, now)
+        to_incarnation = presence.live_incarnation(row_to, now)
     row: Row = {"id": str(uuid.uuid4()), "from_session": actor.session_id, "to_session": to,
                 "project_key": project_key, "subject": subject, "body": body, "thread_id": thread_id,
                 "reply_to": reply_to, "importance": importance, "message_type": message_type,

@@ -51,9 +51,9 @@ def state_of(row: Row | None, now: float) -> str:
     return "stale" if age <= STALE_SECONDS else "offline"
 
 
-def live_incarnation(tx: Tx, session_id: str, now: float) -> int | None:
-    """The incarnation of a session that is not offline, else None (messages then wait for any successor)."""
-    row = tx.sessions.get(session_id)
+def live_incarnation(row: Row | None, now: float) -> int | None:
+    """The incarnation of a session (its ``sessions`` row) that is not offline, else None (messages then wait for
+    any successor)."""
     return int(row["incarnation"]) if row is not None and state_of(row, now) != "offline" else None
 
 

@@ -39,7 +39,8 @@ _WRITER_LOCK = 0x636F6F7264687562
 _MIGRATION_LOCK = _WRITER_LOCK + 1
 _CONNECT_TIMEOUT = 3  # seconds
 # clock_timestamp(), not now(): the time when the lock was granted, not when the transaction began.
-_LOCK_AND_TIME = "SELECT pg_advisory_xact_lock(%s), extract(epoch FROM clock_timestamp())::float8 AS db_now"
+_BEGIN_LOCK_AND_TIME = (f"BEGIN; SELECT pg_advisory_xact_lock({_WRITER_LOCK}), "
+                        "extract(epoch FROM clock_timestamp())::float8 AS db_now").encode()
 
 
 @lru_cache(maxsize=1024)
@@ -48,22 +49,54 @@ def _translate(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+# The writer's savepoint bookkeeping: nothing reads their answers, so they can wait for the next statement.
+_DEFERRABLE = frozenset({"SAVEPOINT unit", "RELEASE SAVEPOINT unit"})
+
+
 class PostgresExecutor:
-    """Runs SQL on one psycopg connection."""
+    """Runs SQL on one psycopg connection.
+
+    Each statement is a network round trip, and a unit of work in a batch
+    is wrapped in ``SAVEPOINT``/``RELEASE`` (see
+    :mod:`coordhub.store.writer`). Those two are held back and sent with the
+    next statement in one pipeline (psycopg's pipeline mode: one round trip
+    for both), or prefixed to the batch's ``COMMIT`` (:meth:`take_deferred`).
+    An error in a held-back statement surfaces on the statement it travelled
+    with, inside the same transaction, so the writer's handling is unchanged.
+    """
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
+        self._deferred: list[str] = []
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> psycopg.Cursor[Any]:
+        if not self._deferred:
+            return self.conn.execute(_translate(sql), params)
+        pending, self._deferred = self._deferred, []
+        with self.conn.pipeline():
+            for statement in pending:
+                self.conn.execute(statement)
+            cur = self.conn.execute(_translate(sql), params)
+        return cur
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        return self.conn.execute(_translate(sql), params).rowcount
+        if not params and sql in _DEFERRABLE:
+            self._deferred.append(sql)
+            return 0
+        return self._run(sql, params).rowcount
 
     def one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
-        row: Row | None = self.conn.execute(_translate(sql), params).fetchone()
+        row: Row | None = self._run(sql, params).fetchone()
         return row
 
     def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
-        rows: list[Row] = self.conn.execute(_translate(sql), params).fetchall()
+        rows: list[Row] = self._run(sql, params).fetchall()
         return rows
+
+    def take_deferred(self) -> str:
+        """The held-back statements as one ``;``-terminated text (emptied), to travel with the next simple query."""
+        pending, self._deferred = self._deferred, []
+        return "".join(f"{statement}; " for statement in pending)
 
 
 class _Connection:
@@ -79,16 +112,18 @@ class _Connection:
         return self._executor
 
     def begin(self) -> None:
-        self.conn.execute("BEGIN")
-        # The lock's answer carries the database's clock: this batch's units decide on it (see OffsetClock).
-        row = self.conn.execute(_LOCK_AND_TIME, (_WRITER_LOCK,)).fetchone()
+        self._executor.take_deferred()  # left by a batch that failed: its transaction is gone
+        # One round trip: BEGIN and the lock, whose answer carries the database's clock (see OffsetClock).
+        cur = self.conn.execute(_BEGIN_LOCK_AND_TIME)
+        row = cur.fetchone() if cur.nextset() else None
         if row is not None:
             self._clock.offset = float(row["db_now"]) - time.time()
 
     def commit(self) -> None:
-        self.conn.execute(self._commit_sql)
+        self.conn.execute(self._executor.take_deferred().encode() + self._commit_sql)
 
     def rollback(self) -> None:
+        self._executor.take_deferred()
         if not self.conn.closed:
             self.conn.execute("ROLLBACK")
 

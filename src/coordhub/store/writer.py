@@ -178,14 +178,18 @@ class BatchWriter:
         try:
             conn = self._ensure_connection()
             conn.begin()
+            self._tx.halts.batch(True)
             single = len(batch) == 1
             for fn, future in batch:
                 outcomes.append((future, *self._run_unit(conn, fn, single)))
             committing = time.perf_counter()
+            self._tx.halts.batch(False)
             conn.commit()
             self._observe(len(batch), time.perf_counter() - committing)
             self._notify_commit()
         except BaseException as exc:  # the whole batch is lost: nothing was acknowledged
+            if self._tx is not None:
+                self._tx.halts.batch(False)
             lost = self._batch_failure(exc)
             outcomes = [(future, None, lost) for _, future in batch]
         self.batches += 1
@@ -238,6 +242,7 @@ class BatchWriter:
                 raise
             ex.execute("ROLLBACK TO SAVEPOINT unit")
             ex.execute("RELEASE SAVEPOINT unit")
+            self._tx.halts.forget()
             if not isinstance(exc, CoordError):
                 log.exception("unit of work failed")
             return None, exc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coordhub.store.base import Row
+from coordhub.store.base import Executor, Row
 from coordhub.store.tables.base import Table
 
 
@@ -21,23 +21,50 @@ class Meta(Table):
 
 
 class Halts(Table):
-    """The ``halts`` table: a row present means that scope is halted."""
+    """The ``halts`` table: a row present means that scope is halted.
+
+    Every mutation asks for the standing halts in its own transaction. In a
+    write batch (:meth:`batch`) the answer is kept until a unit of the batch
+    changes the table or is rolled back: nobody else can write while the
+    batch holds the writer's lock, so the units after the first ask no query
+    (on PostgreSQL, one round trip less per unit).
+    """
+
+    def __init__(self, ex: Executor) -> None:
+        super().__init__(ex)
+        self._batch = False
+        self._standing: list[Row] | None = None
+
+    def batch(self, active: bool) -> None:
+        """Start (True) or end (False) a write batch; either way, forget what was read."""
+        self._batch, self._standing = active, None
+
+    def forget(self) -> None:
+        """Drop what was read (a unit of the batch was rolled back)."""
+        self._standing = None
 
     def get(self, scope: str = "*") -> Row | None:
         """The halt of a scope, or None when it is not halted."""
         return self.ex.one("SELECT * FROM halts WHERE scope = ?", (scope,))
 
     def all(self) -> list[Row]:
-        """Every standing halt, oldest first; [] when none (one query: every mutation asks)."""
-        return self.ex.all("SELECT * FROM halts ORDER BY halted_at, scope")
+        """Every standing halt, oldest first; [] when none (one query per batch, see the class)."""
+        if self._standing is not None:
+            return list(self._standing)
+        rows = self.ex.all("SELECT * FROM halts ORDER BY halted_at, scope")
+        if self._batch:
+            self._standing = rows
+        return list(rows)
 
     def put(self, row: Row) -> None:
         """Record a halt (replacing an earlier one of the same scope)."""
+        self._standing = None
         self.ex.execute("DELETE FROM halts WHERE scope = ?", (row["scope"],))
         self.insert("halts", row)
 
     def clear(self, scope: str = "*") -> int:
         """Lift the halt of a scope; return 1 if there was one."""
+        self._standing = None
         return self.ex.execute("DELETE FROM halts WHERE scope = ?", (scope,))
 
 
