@@ -42,7 +42,7 @@ defaults
     timeout http-request 10s
     retries 3
     option redispatch 1
-    retry-on conn-failure empty-response junk-response
+    retry-on conn-failure empty-response
 
 frontend coord
     bind 127.0.0.1:{port}

@@ -402,6 +402,23 @@ async def _setup_soak(agents: list[Agent]) -> Series:
     return setup_series
 
 
+async def _read_json(client: httpx2.AsyncClient, path: str, params: dict[str, str], tries: int = 5) -> Any:
+    """GET ``path`` and return its JSON, trying again after a transport error (a read: safe to repeat).
+
+    After ten minutes of load a keep-alive connection the hub closed may be
+    reused once more; that must not cost the whole report.
+    """
+    for attempt in range(tries):
+        try:
+            r = await client.get(path, params=params)
+            r.raise_for_status()
+            return r.json()
+        except httpx2.TransportError:
+            if attempt == tries - 1:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def _lost(agents: list[Agent]) -> tuple[int, int]:
     """``(lost, read_unacked)``: messages acknowledged to their sender that the recipient neither read nor finds in
     its full history, and messages asking for an ack that their recipient read but never acked.
@@ -422,7 +439,7 @@ async def _lost(agents: list[Agent]) -> tuple[int, int]:
         before: int | None = None
         while True:
             params = {"unread_only": "false", "limit": "500", **({"before_seq": str(before)} if before else {})}
-            page = (await by_session[session].client.get("/api/coord/messages", params=params)).json()
+            page = await _read_json(by_session[session].client, "/api/coord/messages", params)
             if not page:
                 break
             seen.update(m["id"] for m in page)
