@@ -22,42 +22,22 @@ names (``from``/``from_instance``, ``payload`` as JSON …), times may be ISO
 is reported (:class:`Problem`) and left out; what was mapped with a change
 (a subject cut to the hub's 500 characters, a timestamp taken from the
 timeline) is reported as a note. Nothing here raises for bad data.
-
-**Mapping.** Seed 002 had one ack flag per message and no read state. A
-message in ``pending`` (needs an ack, has none) becomes unread and
-unacknowledged for its recipient (for a broadcast: for everyone); any other
-message is imported as read, acked by its recipient (a broadcast: by
-``ack_by``) if it was acknowledged, so years of history do not all arrive as
-news. An ``ack_comment`` becomes a reply from the acker to the sender.
-Instance names are session ids as they are; a name the hub cannot take
-(``admin``, ``all``, one with spaces …) is reported with the ``--rename
-OLD=NEW`` that would map it, and its records are left out.
+See :mod:`coordhub.importers.seed002map` for how what is read becomes import items.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from coordhub.clock import isoformat, parse_iso
-from coordhub.core.seed002 import BROADCAST, MessageType, instance_problem
+from coordhub.importers.seed002map import Snapshot, map_snapshot
 
 INSTALL_HINT = "pip install 'coordhub[redis]'"
-SUBJECT_MAX = 500      # the hub's subject limit (api/schemas.py Subject)
-BODY_MAX = 524_288     # the hub's body limit (api/schemas.py Text)
-LINE_MAX = 200         # the hub's label limit (message_type, ids)
-MAX_READERS = 1000     # read_by of one broadcast (api/import_schemas.py)
 PIPELINE = 500         # commands per round trip
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
-_FALSE = frozenset({"0", "false", "f", "no", "n", "off", ""})
 
 
 class MissingDriver(Exception):
@@ -66,31 +46,6 @@ class MissingDriver(Exception):
 
 class RedisUnavailable(Exception):
     """Redis could not be reached or refused the connection; the message is one line."""
-
-
-class Problem(NamedTuple):
-    """Something in Redis that was left out (``skipped``) or mapped with a change (``note``)."""
-
-    kind: str      # message, presence, notification, key
-    ref: str       # the message id, instance or key
-    reason: str
-    skipped: bool = True
-
-
-@dataclass
-class Snapshot:
-    """What was read: import items in the order to send them, and what could not be mapped."""
-
-    items: list[dict[str, Any]] = field(default_factory=list)
-    keys: Counter[str] = field(default_factory=Counter)       # keys found, by layout role
-    problems: list[Problem] = field(default_factory=list)
-    unknown_types: Counter[str] = field(default_factory=Counter)
-
-    def skip(self, kind: str, ref: str, reason: str) -> None:
-        self.problems.append(Problem(kind, ref, reason))
-
-    def note(self, kind: str, ref: str, reason: str) -> None:
-        self.problems.append(Problem(kind, ref, reason, skipped=False))
 
 
 def redis_url(url: str | None = None, env: dict[str, str] | None = None) -> str:
@@ -162,32 +117,11 @@ def read(client: Any, prefix: str, renames: dict[str, str] | None = None,
     has been written then).
     """
     snap = Snapshot()
-    raw = _Raw.load(client, prefix, snap, progress or (lambda n: None))
-    names = _Names(renames or {}, snap)
-    known = names.known(raw)
-    messages: list[tuple[float, str, dict[str, Any]]] = []
-    comments: list[tuple[float, str, dict[str, Any]]] = []
-    for mid, fields in raw.messages.items():
-        mapped = _message(mid, fields, raw, names, known, snap)
-        if mapped is not None:
-            item, comment = mapped
-            messages.append((_epoch(item["created_at"]), mid, item))
-            if comment is not None:
-                comments.append((_epoch(comment["created_at"]), mid, comment))
-    missing = sorted((raw.timeline.keys() | raw.pending | raw.inbox_ids) - raw.messages.keys() - raw.unreadable)
-    if missing:
-        snap.skip("message", ", ".join(missing[:5]) + (" …" if len(missing) > 5 else ""),
-                  f"{len(missing)} id(s) in the timeline, inboxes or pending set have no {prefix}:msg:{{id}} key "
-                  "(expired after seed 002's 30-day TTL, or deleted): nothing left to import")
-    snap.items += [item for _, _, item in sorted(messages, key=lambda t: t[:2])]
-    snap.items += [item for _, _, item in sorted(comments, key=lambda t: t[:2])]
-    snap.items += _presence(raw.presence, names, snap)
-    for instance, entries in sorted(raw.queues.items()):
-        snap.items += _notifications(instance, entries, raw, names, snap)
-    return snap
+    raw = RawKeys.load(client, prefix, snap, progress or (lambda n: None))
+    return map_snapshot(raw, prefix, renames or {}, snap)
 
 
-class _Raw:
+class RawKeys:
     """Decoded contents of the keys under a prefix, by layout role."""
 
     def __init__(self) -> None:
@@ -204,7 +138,7 @@ class _Raw:
         return set().union(*self.inboxes.values()) if self.inboxes else set()
 
     @classmethod
-    def load(cls, client: Any, prefix: str, snap: Snapshot, progress: Callable[[int], None]) -> _Raw:
+    def load(cls, client: Any, prefix: str, snap: Snapshot, progress: Callable[[int], None]) -> RawKeys:
         raw = cls()
         keys = list(client.scan_iter(match=_glob_escape(prefix) + b":*", count=1000))
         names = [_text(key, snap, "key", "a key name") for key in keys]
@@ -325,309 +259,3 @@ def _scored(reply: Any, kind: str, key: str, snap: Snapshot) -> dict[str, float]
     if kind != "zset":
         return dict.fromkeys(_members(reply, kind, key, snap), 0.0)
     return {_text(m, snap, "key", key): float(score) for m, score in reply}
-
-
-# ---- mapping ---------------------------------------------------------------------------------------------
-
-class _Names:
-    """Instance names → session ids: ``--rename`` first (exact, then any case), then checked."""
-
-    def __init__(self, renames: dict[str, str], snap: Snapshot) -> None:
-        self.renames = renames
-        self.folded = {k.lower(): v for k, v in renames.items()}
-        self.snap = snap
-        self.reported: set[str] = set()
-
-    def map(self, name: str) -> tuple[str, str | None]:
-        """``(session id, problem)``; the problem names the ``--rename`` that would fix it."""
-        mapped = self.renames.get(name) or self.folded.get(name.lower()) or name
-        why = instance_problem(mapped)
-        if why is None:
-            return mapped, None
-        return mapped, (f"instance {name!r} cannot be a session id on the hub ({why}); map it with "
-                        f"--rename {json.dumps(name + '=NEW-NAME')}")
-
-    def known(self, raw: _Raw) -> list[str]:
-        """Every instance the data names that can be a session (readers of old broadcasts), sorted."""
-        names: set[str] = set(raw.inboxes) | set(raw.queues)
-        names |= {k.rpartition(".")[0] for k in raw.presence if "." in k}
-        for fields in raw.messages.values():
-            names |= {v for k in ("from", "from_instance", "to", "to_instance") if (v := fields.get(k))}
-        mapped = {self.map(n)[0] for n in names if n.lower() != BROADCAST and self.map(n)[1] is None}
-        folded: dict[str, list[str]] = {}
-        for n in mapped:
-            folded.setdefault(n.lower(), []).append(n)
-        for spellings in folded.values():
-            if len(spellings) > 1:
-                self.snap.note("instance", " / ".join(sorted(spellings)), "these differ only in case; the hub "
-                               "compares session ids case-insensitively, so they become one session")
-        return sorted({spellings[0] for spellings in folded.values()}, key=str.lower)
-
-
-def _pick(fields: dict[str, str], *names: str) -> str | None:
-    for name in names:
-        value = fields.get(name)
-        if value is not None and value != "":
-            return value
-    return None
-
-
-def _payload(fields: dict[str, str]) -> dict[str, Any]:
-    raw = fields.get("payload")
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return {"description": raw}
-    return data if isinstance(data, dict) else {"description": raw}
-
-
-def _epoch(value: str) -> float:
-    return parse_iso(value)
-
-
-def when(value: str | None) -> float | None:
-    """Unix seconds of a seed-002 time: ISO 8601 (``Z``, an offset, or none: UTC) or Unix seconds/milliseconds.
-
-    None for anything else, or a time before 2000.
-    """
-    if value is None:
-        return None
-    text = str(value).strip()
-    try:
-        number = float(text)
-    except ValueError:
-        try:
-            return parse_iso(text)
-        except (ValueError, OverflowError):
-            return None
-    if number > 1e11:  # milliseconds
-        number /= 1000.0
-    return number if 946_684_800 <= number < 253_402_300_800 else None
-
-
-def _flag(value: str | None, default: bool, snap: Snapshot, ref: str, name: str) -> bool:
-    if value is None:
-        return default
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    snap.note("message", ref, f"{name} {value!r} is not a boolean: taken as {default}")
-    return default
-
-
-def _line(text: str, limit: int) -> tuple[str, bool]:
-    """One line of at most ``limit`` characters; whether it had to change."""
-    line = _CONTROL.sub(" ", text).strip()
-    if len(line) > limit:
-        line = line[:limit - 1] + "…"
-    return line, line != text
-
-
-def _message(mid: str, fields: dict[str, str], raw: _Raw, names: _Names, known: list[str],
-             snap: Snapshot) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
-    """The import item of one message (and of its ack comment), or None (reported) when it cannot be mapped."""
-    if len(mid) > LINE_MAX or _CONTROL.search(mid):
-        snap.skip("message", mid[:80], f"its id is not one line of at most {LINE_MAX} characters")
-        return None
-    if fields.get("id") not in (None, mid):
-        snap.note("message", mid, f"its id field says {fields['id']!r}: the key's id is kept")
-    payload = _payload(fields)
-    sender_name = _pick(fields, "from", "from_instance", "sender")
-    if sender_name is None:
-        snap.skip("message", mid, "no sender (from): left out")
-        return None
-    to_name = _pick(fields, "to", "to_instance", "recipient")
-    if to_name is None:
-        owners = [name for name, ids in raw.inboxes.items() if mid in ids]
-        if len(owners) != 1:
-            snap.skip("message", mid, "no recipient (to), and no single inbox holds it: left out")
-            return None
-        to_name = owners[0]
-        snap.note("message", mid, f"no recipient field: taken from the inbox it is in ({to_name})")
-    sender, why = names.map(sender_name)
-    to, why_to = (None, None) if to_name.lower() == BROADCAST else names.map(to_name)
-    if why or why_to:
-        snap.skip("message", mid, str(why or why_to))
-        return None
-    created = _created(mid, fields, raw, snap)
-    if created is None:
-        return None
-    subject_text = _pick(fields, "subject", "payload.subject") or str(payload.get("subject") or "")
-    subject, cut = _line(subject_text, SUBJECT_MAX)
-    if cut:
-        snap.note("message", mid, f"subject made one line of at most {SUBJECT_MAX} characters")
-    if not subject:
-        subject = "(no subject)"
-    body = _pick(fields, "description", "payload.description", "body") or str(payload.get("description") or "")
-    if "\x00" in body or len(body) > BODY_MAX:
-        body = body.replace("\x00", "")[:BODY_MAX]
-        snap.note("message", mid, f"description without NUL characters, at most {BODY_MAX} characters")
-    msg_type = _type(_pick(fields, "type", "msg_type", "message_type"), mid, snap)
-    requires_ack = _flag(_pick(fields, "requires_ack"), True, snap, mid, "requires_ack")
-    pending = mid in raw.pending
-    ack_by_name = _pick(fields, "ack_by", "acknowledged_by")
-    said_acked = _flag(_pick(fields, "acknowledged", "acked"), False, snap, mid, "acknowledged") or bool(ack_by_name)
-    if pending and said_acked:
-        snap.note("message", mid, "in the pending set but marked acknowledged: imported as unacknowledged "
-                                  "(the pending set decides)")
-    acked = said_acked and not pending
-    acked_at = when(_pick(fields, "ack_timestamp", "acked_at")) if acked else None
-    item: dict[str, Any] = {
-        "kind": "message", "id": mid, "from_session": sender, "to_session": to, "subject": subject, "body": body,
-        "message_type": msg_type, "requires_ack": requires_ack, "created_at": isoformat(created),
-        "acked_at": isoformat(acked_at or created) if acked else None}
-    acker = _acker(mid, to, ack_by_name if acked else None, names, snap)
-    needs_you = requires_ack and not acked
-    if to is not None:
-        item["acked_by"] = to if acked else None
-        item["read_by"] = [] if needs_you else [to]
-    else:
-        item["acked_by"] = acker
-        readers = [] if needs_you else [s for s in known if s.lower() not in (sender.lower(), (acker or "").lower())]
-        item["read_by"] = readers[:MAX_READERS]
-    comment = _pick(fields, "ack_comment")
-    reply = None
-    if acked and comment:
-        reply = _comment(mid, item, acker or to, comment, snap)
-    return item, reply
-
-
-def _created(mid: str, fields: dict[str, str], raw: _Raw, snap: Snapshot) -> float | None:
-    stamp = _pick(fields, "timestamp", "created_at", "sent_at")
-    created = when(stamp)
-    if created is None:
-        scored = raw.timeline.get(mid)
-        created = when(str(scored)) if scored else None
-        if created is None:
-            snap.skip("message", mid, f"no usable timestamp ({stamp!r}) and not in the timeline: left out")
-            return None
-        snap.note("message", mid, f"timestamp {stamp!r} unusable: taken from the timeline")
-    return created
-
-
-def _type(value: str | None, mid: str, snap: Snapshot) -> str | None:
-    if value is None:
-        snap.note("message", mid, "no type: imported without one")
-        return None
-    label, changed = _line(value, LINE_MAX)
-    if changed or not label:
-        snap.note("message", mid, f"type {value[:80]!r} is not a one-line label: imported without a type")
-        return None
-    if label not in MessageType.__members__:
-        snap.unknown_types[label] += 1
-    return label
-
-
-def _acker(mid: str, to: str | None, ack_by: str | None, names: _Names, snap: Snapshot) -> str | None:
-    """Who acked, as a session; for a direct message always its recipient (seed 002 let anyone ack)."""
-    if ack_by is None:
-        return None
-    session, why = names.map(ack_by)
-    if to is not None:
-        if session.lower() != to.lower():
-            snap.note("message", mid, f"acknowledged by {ack_by}, not its recipient {to}: recorded as {to}'s ack "
-                                      "(ack state is per recipient on the hub)")
-        return to
-    if why:
-        snap.note("message", mid, f"acknowledged by {ack_by!r}, which cannot be a session: the ack is left out")
-        return None
-    return session
-
-
-def _comment(mid: str, item: dict[str, Any], acker: str | None, comment: str, snap: Snapshot) -> dict[str, Any] | None:
-    if acker is None:
-        snap.skip("message", mid + ".ack-comment", "its ack comment has no acker that can be a session: left out")
-        return None
-    return {"kind": "message", "id": f"{mid}.ack-comment", "from_session": acker, "to_session": item["from_session"],
-            "subject": _line(f"Re: {item['subject']}", SUBJECT_MAX)[0], "body": comment.replace("\x00", "")[:BODY_MAX],
-            "message_type": None, "requires_ack": False, "created_at": item["acked_at"],
-            "read_by": [item["from_session"]], "acked_by": None, "acked_at": None, "reply_to": mid}
-
-
-def _presence(fields: dict[str, str], names: _Names, snap: Snapshot) -> list[dict[str, Any]]:
-    """Presence items from the ``presence`` hash (``{instance}.{field}``; also a JSON object per instance)."""
-    by_instance: dict[str, dict[str, str]] = {}
-    for name, value in fields.items():
-        instance, dot, attr = name.rpartition(".")
-        if dot:
-            by_instance.setdefault(instance, {})[attr] = value
-            continue
-        try:
-            data = json.loads(value)
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            by_instance.setdefault(name, {}).update({k: str(v) for k, v in data.items()})
-        else:
-            snap.skip("presence", name, "a presence field that is neither INSTANCE.FIELD nor a JSON object: left out")
-    items = []
-    for instance, attrs in sorted(by_instance.items()):
-        session, why = names.map(instance)
-        seen = when(attrs.get("last_heartbeat"))
-        if why:
-            snap.skip("presence", instance, why)
-        elif seen is None:
-            snap.skip("presence", instance, f"no usable last_heartbeat ({attrs.get('last_heartbeat')!r}): left out")
-        else:
-            items.append({"kind": "presence", "session_id": session, "last_seen": isoformat(seen),
-                          "client_session": (attrs.get("session_id") or None) and attrs["session_id"][:LINE_MAX]})
-    return items
-
-
-def _notifications(instance: str, entries: list[str], raw: _Raw, names: _Names,
-                   snap: Snapshot) -> list[dict[str, Any]]:
-    """Notification items of one instance's queue, oldest first (the queue is newest first)."""
-    target, why = names.map(instance)
-    if why:
-        snap.skip("notification", instance, f"{len(entries)} queued notification(s) left out: {why}")
-        return []
-    items, seen = [], Counter[str]()
-    for raw_entry in reversed(entries):
-        seen[raw_entry] += 1
-        key = "seed002:notification:" + hashlib.sha256(
-            f"{instance}\x00{seen[raw_entry]}\x00{raw_entry}".encode()).hexdigest()[:40]
-        item = _notification(instance, target, raw_entry, key, raw, names, snap)
-        if item is not None:
-            items.append(item)
-    return items
-
-
-def _notification(instance: str, target: str, entry: str, key: str, raw: _Raw, names: _Names,
-                  snap: Snapshot) -> dict[str, Any] | None:
-    ref = f"{instance}: {entry[:60]}"
-    try:
-        data = json.loads(entry)
-    except ValueError as exc:
-        snap.skip("notification", ref, f"not JSON ({exc}): left out")
-        return None
-    if not isinstance(data, dict):
-        snap.skip("notification", ref, "not a JSON object: left out")
-        return None
-    mid, sender_name = data.get("message_id"), data.get("from") or data.get("from_instance")
-    if not isinstance(mid, str) or not mid or not isinstance(sender_name, str) or not sender_name:
-        snap.skip("notification", ref, "no message_id or from: left out")
-        return None
-    sender, why = names.map(sender_name)
-    to_name = data.get("to") or data.get("to_instance") or instance
-    to, why_to = (None, None) if str(to_name).lower() == BROADCAST else names.map(str(to_name))
-    if why or why_to:
-        snap.skip("notification", ref, str(why or why_to))
-        return None
-    sent = when(data.get("timestamp"))
-    if sent is None:
-        message = raw.messages.get(mid)
-        sent = when(_pick(message, "timestamp")) if message else None
-        if sent is None:
-            snap.skip("notification", ref, f"no usable timestamp ({data.get('timestamp')!r}): left out")
-            return None
-    raw_type = data.get("type") or data.get("msg_type")
-    msg_type = _type(str(raw_type), mid, snap) if raw_type else None
-    requires_ack = _flag(str(data["requires_ack"]) if "requires_ack" in data else None, True, snap, ref,
-                         "requires_ack")
-    return {"kind": "notification", "key": key, "session_id": target, "message_id": mid[:LINE_MAX],
-            "message_type": msg_type, "from_session": sender, "to_session": to, "requires_ack": requires_ack,
-            "sent_at": isoformat(sent)}
