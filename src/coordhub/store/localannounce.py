@@ -14,9 +14,16 @@ file and its origin, and registers the origin as an empty file in
 to every registered peer, non-blocking: a full peer buffer drops the datagram
 (that peer is busy reading the log anyway, and its safety-net poll catches
 up); a peer whose socket is gone (``ECONNREFUSED``) had died, and its file is
-removed. Anyone on the machine can send to an abstract socket, so payloads
-are parsed strictly and anything else is counted and ignored, as on the
-PostgreSQL channel.
+removed. Anyone on the machine can send to an abstract socket, so a
+datagram whose sender (the kernel's ``SCM_CREDENTIALS``) is another user, or
+whose payload is not ours, is counted and ignored, as on the PostgreSQL
+channel; and the datagrams waiting at one wake are read together and make at
+most one announcement (the highest high-water), so a flood costs the hub one
+log read per wake, not one per datagram. The registry directory and the lock
+file must be this user's and closed to others (a planted
+``<database>.peers/`` could otherwise point every commit at a peer list of
+the planter's choosing, and a planted lock file could be held to stop every
+write): anything else is refused with :class:`UnsafePath`.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import hashlib
 import logging
 import os
 import socket
+import stat
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +47,22 @@ log = logging.getLogger("coordhub.store")
 
 REFRESH_SECONDS = 1.0  # how often a sender re-reads the registry for new peers
 MAX_DATAGRAM = 128
+MAX_PEERS = 256  # registry entries a sender reads (workers are at most 64 per supervisor)
+MAX_DRAIN = 1024  # datagrams read at one wake before they are announced (the rest wait for the next wake)
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+class UnsafePath(OSError):
+    """The registry directory or the lock file is not this user's, or others may write or open it."""
+
+
+def _check_private(path: Path, st: os.stat_result, kind: str) -> None:
+    """Refuse ``path`` unless it is a ``kind`` owned by this user with no group or world permissions."""
+    is_kind = stat.S_ISDIR(st.st_mode) if kind == "directory" else stat.S_ISREG(st.st_mode)
+    if not is_kind or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise UnsafePath(f"{path} must be a {kind} owned by uid {os.getuid()} with no group or world permissions "
+                         f"(it is uid {st.st_uid}, mode {stat.filemode(st.st_mode)}); remove it, or make it so, "
+                         "and start again")
 
 
 def peers_dir(database: Path) -> Path:
@@ -64,14 +89,16 @@ class LocalAnnouncer:
         self.origin = origin
         self._dir = peers_dir(database)
         self._entry = self._dir / origin
+        self._dir.mkdir(mode=0o700, exist_ok=True)
+        _check_private(self._dir, os.lstat(self._dir), "directory")
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)  # each datagram carries its sender's uid
         self._sock.bind(_address(database, origin))
         self._sock.setblocking(False)
         self._send_lock = threading.Lock()
         self._peers: list[tuple[str, bytes]] = []
         self._read_at = 0.0
         self.dropped = 0  # datagrams a busy peer could not take
-        self._dir.mkdir(mode=0o700, exist_ok=True)
         self._entry.touch(mode=0o600)
 
     def announce(self, high_water: int) -> None:
@@ -94,10 +121,12 @@ class LocalAnnouncer:
         if now - self._read_at >= REFRESH_SECONDS:
             self._read_at = now
             try:
-                names = sorted(p.name for p in self._dir.iterdir())
+                names = sorted(n for n in os.listdir(self._dir) if n != self.origin and _is_origin(n))
             except OSError:
                 names = []
-            self._peers = [(n, _address(self.database, n)) for n in names if n != self.origin and _is_origin(n)]
+            if len(names) > MAX_PEERS:
+                log.warning("%s lists %d processes; announcing to the first %d", self._dir, len(names), MAX_PEERS)
+            self._peers = [(n, _address(self.database, n)) for n in names[:MAX_PEERS]]
         return self._peers
 
     def _forget(self, origin: str) -> None:
@@ -110,7 +139,7 @@ class LocalAnnouncer:
 
     def listen(self, on_announce: Announced) -> LocalListener:
         """Start the receiving thread; it calls ``on_announce(origin, high_water)`` per valid datagram."""
-        listener = LocalListener(self._sock, on_announce)
+        listener = LocalListener(self._sock, on_announce, self.origin)
         listener.start()
         return listener
 
@@ -130,9 +159,11 @@ def _is_origin(name: str) -> bool:
 class LocalListener:
     """The receiving thread: the same ``state`` and ``stop()`` as the PostgreSQL :class:`~announce.Listener`."""
 
-    def __init__(self, sock: socket.socket, on_announce: Announced) -> None:
+    def __init__(self, sock: socket.socket, on_announce: Announced, origin: str | None = None) -> None:
         self._sock = sock
         self._on_announce = on_announce
+        self._origin = origin  # this process's: it never sends to itself, so a datagram naming it is forged
+        self._uid = os.getuid()
         self._stop = threading.Event()
         self.state = ListenState()
         self._thread = threading.Thread(target=self._run, name="coord-local-listen", daemon=True)
@@ -158,25 +189,43 @@ class LocalListener:
             try:
                 if not poller.poll(announce.WAKE_SECONDS * 1000):
                     continue
-                while True:
-                    try:
-                        data = self._sock.recv(MAX_DATAGRAM)
-                    except BlockingIOError:
-                        break
-                    self._received(data)
+                self._drain()
             except OSError as exc:  # the socket was closed under us: the store is closing
                 if not self._stop.is_set():
                     log.warning("commit announcements stopped: %s", exc)
                     self.state.connected, self.state.error = False, type(exc).__name__
                 return
 
-    def _received(self, data: bytes) -> None:
+    def _drain(self) -> None:
+        """Read what is waiting (at most :data:`MAX_DRAIN`); announce the highest valid high-water once."""
+        best: tuple[str, int] | None = None
+        for _ in range(MAX_DRAIN):
+            try:
+                data, ancillary, _flags, _addr = self._sock.recvmsg(MAX_DATAGRAM, socket.CMSG_SPACE(_UCRED.size))
+            except BlockingIOError:
+                break
+            parsed = self._parse(data, ancillary)
+            if parsed is None:
+                self.state.ignored += 1
+                continue
+            self.state.announcements += 1
+            if best is None or parsed[1] > best[1]:
+                best = parsed
+        if best is not None:
+            self._on_announce(*best)
+
+    def _parse(self, data: bytes, ancillary: list[tuple[int, int, bytes]]) -> tuple[str, int] | None:
+        """``(origin, high-water)`` of a datagram this user sent with our payload, else None."""
+        uid = None
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(value) >= _UCRED.size:
+                uid = _UCRED.unpack_from(value)[1]
+        if uid != self._uid:
+            return None
         parsed = announce.parse(data.decode("ascii", "replace"))
-        if parsed is None:
-            self.state.ignored += 1
-            return
-        self.state.announcements += 1
-        self._on_announce(*parsed)
+        if parsed is None or not _is_origin(parsed[0]) or parsed[0] == self._origin:
+            return None
+        return parsed
 
 
 def writer_lock(database: Path) -> Callable[[], Callable[[], None]]:
@@ -190,7 +239,12 @@ def writer_lock(database: Path) -> Callable[[], Callable[[], None]]:
     import fcntl
 
     path = database.with_name(database.name + ".writer.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        _check_private(path, os.fstat(fd), "regular file")
+    except BaseException:
+        os.close(fd)
+        raise
     mutex = threading.Lock()  # flock is per open file: the threads of one process also take turns here
 
     def acquire() -> Callable[[], None]:
