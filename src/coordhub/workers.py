@@ -23,14 +23,19 @@ shared socket. What keeps N processes one hub:
 
 A worker that dies is started again (after a pause that grows while workers
 keep dying at start); SIGINT/SIGTERM to the supervisor stop every worker
-gracefully and it exits 0. ``--metrics-address`` is served by worker 1 only:
+gracefully and it exits 0. A supervisor killed outright (``kill -9``, the
+OOM killer) takes its workers with it (Linux's parent-death signal): orphans
+would go on serving the port and the file, and a restarted hub could not bind.
+``--metrics-address`` is served by worker 1 only:
 its figures are that process's.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import threading
@@ -45,6 +50,7 @@ STOP_SECONDS = 10.0  # a worker still running this long after SIGTERM is killed
 RESTART_FIRST = 0.5  # seconds before restarting a worker that died; doubles while they die young
 RESTART_MAX = 10.0
 YOUNG_SECONDS = 5.0  # a worker that dies sooner than this after its start died "young"
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def supervise(cfg: Any, sock: socket.socket) -> None:
@@ -80,7 +86,8 @@ def supervise(cfg: Any, sock: socket.socket) -> None:
 
 
 def _start(ctx: Any, cfg: Any, sock: socket.socket, n: int) -> BaseProcess:
-    proc: BaseProcess = ctx.Process(target=_worker_main, args=(cfg, sock, n), name=f"coord-worker-{n}", daemon=False)
+    proc: BaseProcess = ctx.Process(target=_worker_main, args=(cfg, sock, n, os.getpid()), name=f"coord-worker-{n}",
+                                    daemon=False)
     proc.start()
     return proc
 
@@ -98,13 +105,31 @@ def _stop_all(procs: dict[int, BaseProcess]) -> None:
             proc.join()
 
 
-def _worker_main(cfg: Any, sock: socket.socket, n: int) -> None:
+def _die_with(supervisor: int) -> None:
+    """Have the kernel SIGTERM this process when ``supervisor`` (its parent) dies, however it dies (Linux).
+
+    Elsewhere (no ``prctl``) nothing is set: the supervisor's own shutdown
+    still stops its workers, only an outright kill leaves them.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            log.warning("cannot ask to be stopped with the supervisor: %s", os.strerror(ctypes.get_errno()))
+            return
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != supervisor:  # it died before the request was made: no signal will come
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker_main(cfg: Any, sock: socket.socket, n: int, supervisor: int) -> None:
     """One serving process: its own store, hub and app on the shared socket (runs in the spawned child)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides: it sends SIGTERM
+    _die_with(supervisor)
     from coordhub import jsonlog
     from coordhub.server import StartupError, _open_hub, run_app
 
     jsonlog.configure(cfg.log_level, cfg.log_format)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides: it sends SIGTERM
     try:
         store, hub, _ = _open_hub(cfg, worker=n)
     except StartupError as exc:

@@ -208,3 +208,27 @@ def test_workers_flag_is_checked(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "coordhub", "serve", "--workers", "0", "--data-dir",
                         str(tmp_path / "d")], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "--workers" in p.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_workers_do_not_outlive_a_killed_supervisor(workers_hub: LiveHub) -> None:
+    """kill -9 of the supervisor stops its workers: no orphan keeps the port and the file (a restart could not bind)."""
+    workers = _serving_workers(workers_hub)
+    assert len(workers) == WORKERS
+    assert workers_hub.proc is not None
+    os.kill(workers_hub.proc.pid, signal.SIGKILL)
+    workers_hub.proc.wait(30)
+
+    def alive(pid: int) -> bool:
+        try:
+            return "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 60  # a bound on waiting, not a timing claim: they go at once or never
+    while time.monotonic() < deadline and any(alive(p) for p in workers):
+        time.sleep(0.2)
+    left = [p for p in workers if alive(p)]
+    for pid in left:  # do not leave them serving after the test
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their supervisor"
