@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -99,6 +100,10 @@ def agent(
          linger, stop_grace, poll_wait, keep_logs)
 
 
+def _stop_during_start_up(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
 def _repo_overrides(items: list[str]) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for item in items:
@@ -117,6 +122,10 @@ def _run(name: str, settings: Any, slots: int | None, overrides: dict[str, Path]
     from coordhub.orchestrator.link import HubLink, Refused
     from coordhub.orchestrator.worker import Context
 
+    # Until the host installs its own handlers, a stop asked during start-up ends the agent cleanly (exit 0, as
+    # a stop does later) instead of by the signal's default action; nothing is held yet.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_during_start_up)
     link = HubLink(settings, name)
     try:
         answer = link.config()

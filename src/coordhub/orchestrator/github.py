@@ -106,6 +106,9 @@ class GitHub:
         try:
             return json.loads(p.stdout)
         except ValueError:
+            if p.returncode != 0 and not p.stdout.strip():  # an accepted failure code that printed only its reason
+                raise GitHubError(p.returncode, p.stderr.strip()[:500] or f"gh exited {p.returncode}",
+                                  list(args)) from None
             raise GitHubError(p.returncode, f"gh {' '.join(args[:2])} printed no JSON: {p.stdout[:200]!r}") from None
 
     # -- issues -------------------------------------------------------------------------------

@@ -152,3 +152,24 @@ def test_issue_create_needs_title_and_body_and_prints_the_url(gh: Any) -> None:
     assert p.returncode == 1 and p.stderr.strip() == "could not add label: 'nope' not found"
     p = gh("issue", "create", "-R", "acme/app", "--title", "Part B", "--body", "")
     assert p.returncode == 0 and p.stdout.strip().endswith("/issues/2")  # the refused one took no number
+
+
+def test_a_pr_with_no_checks_has_empty_checks_not_an_error(tmp_path: Path) -> None:
+    """``gh pr checks`` on a PR with no CI exits 1 with "no checks reported" on stderr and nothing on stdout: the
+    queue must read that as no checks (exit 1 is accepted there because it also means a failed check)."""
+    from coordhub.orchestrator.github import GitHub
+
+    repo = make_repo(tmp_path, "app")
+    fake = FakeGitHub(tmp_path)
+    fake.setup_repo("acme/app", repo.origin)
+    run(repo.path, "git", "checkout", "-q", "-b", "issue-7")
+    (repo.path / "y.txt").write_text("y\n")
+    run(repo.path, "git", "add", "y.txt")
+    run(repo.path, "git", "commit", "-q", "-m", "y")
+    run(repo.path, "git", "push", "-q", "origin", "issue-7")
+    env = {**os.environ, **fake.env, "PATH": f"{fake.bin}{os.pathsep}{os.environ['PATH']}"}
+    gh = GitHub("acme/app", binary=str(fake.bin / "gh"), env=env)
+    url = gh.pr_create("issue-7", "main", "Y", "Closes nothing")
+    number = int(url.rstrip("/").rsplit("/", 1)[1])
+    checks = gh.checks(number)
+    assert checks.rows == [] and not checks.pending and checks.failed == []

@@ -37,7 +37,7 @@ from coordhub.api.orchestrator_schemas import (
 )
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
 from coordhub.clock import parse_iso
-from coordhub.core import assignments, coordinator, dispatch, fleet, hosts, reconcile, stages
+from coordhub.core import assignments, coordinator, dispatch, fleet, hostreports, hosts, reconcile, stages
 from coordhub.core.halt import Exempt
 from coordhub.errors import Invalid
 from coordhub.store.tx import Tx
@@ -113,7 +113,7 @@ async def report(assignment_id: str, body: AssignmentReport, request: Request,
                           field="telemetry.rate_limited_until") from None
     if isinstance(telemetry.get("permission_denials"), list):
         telemetry["permission_denials"] = len(telemetry["permission_denials"])
-    response = await mutate(request, actor, lambda tx, now: stages.after_report(tx, assignments.report(
+    response = await mutate(request, actor, lambda tx, now: stages.after_report(tx, hostreports.report(
         tx, actor, assignment_id, body.attempt, now, state=body.state, reason=body.reason, telemetry=telemetry,
         worktree=body.worktree, branch=body.branch, pushed=body.pushed, wip_commit=body.wip_commit,
         changed_files=body.changed_files, freshness=body.freshness), now, by=actor.session_id),
@@ -127,7 +127,7 @@ async def append_log(assignment_id: str, body: LogAppend, request: Request,
                      who: Caller = Depends(caller)) -> JSONResponse:
     """Append the host's filtered log at a character offset; 409 ``log_gap`` (with ``size``) past the end."""
     actor = await who.act()
-    return await mutate(request, actor, lambda tx, now: assignments.append_log(
+    return await mutate(request, actor, lambda tx, now: hostreports.append_log(
         tx, actor, assignment_id, body.attempt, body.offset, body.text, now), during_halt=Exempt.ORCHESTRATOR)
 
 
@@ -203,7 +203,7 @@ async def read_log(assignment_id: str, request: Request, offset: int = Query(0, 
                    who: Caller = Depends(caller)) -> JSONResponse:
     """The relayed log from a character ``offset`` (at most 256 Ki characters per call; ``truncated`` when the
     older part was dropped: the hub keeps the newest ~1 MiB)."""
-    return await query(request, lambda tx, now: assignments.read_log(tx, assignment_id, offset))
+    return await query(request, lambda tx, now: hostreports.read_log(tx, assignment_id, offset))
 
 
 @router.get("/status", response_model=FleetOut, responses=responses(*READ_ERRORS))

@@ -1,0 +1,187 @@
+"""What a host reports on the attempt it runs: state, telemetry, record fields, and the relayed log (issue 11).
+
+The host running an attempt (``<machine>/agent``) or an admin reports; a
+report on an attempt that is not the current one, or one the hub gave up as
+lost, is refused with 409 ``stale_attempt`` and changes nothing (see
+:mod:`coordhub.core.assignments`, whose one :func:`~coordhub.core.assignments.transition`
+every state change here goes through).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from coordhub.core import coordinator
+from coordhub.core.assignments import (
+    ACTIVE,
+    MAX_FRESHNESS_NOTES,
+    MAX_LOG_CHARS,
+    MAX_LOG_READ_CHARS,
+    RATE_LIMIT_REASON,
+    LogGap,
+    StaleAttempt,
+    State,
+    end_attempt,
+    get_row,
+    may_act_for_host,
+    render,
+    requeue,
+    transition,
+)
+from coordhub.core.events import emit
+from coordhub.core.identity import Actor
+from coordhub.store.base import Row
+from coordhub.store.tx import Tx
+
+
+def _current_attempt(tx: Tx, actor: Actor, assignment_id: str, attempt: int) -> Row:
+    """The assignment, if ``attempt`` is its current attempt and ``actor`` may report on it; else 403/409."""
+    row = get_row(tx, assignment_id)
+    if row["ran_on"] is None:
+        raise StaleAttempt(f"assignment {row['id']} was never dispatched", current=row["attempt"])
+    runs = {a["attempt"]: a for a in tx.attempts.of(row["id"])}
+    may_act_for_host(actor, runs[attempt]["machine"] if attempt in runs else row["ran_on"])
+    if attempt != row["attempt"]:
+        raise StaleAttempt(f"attempt {attempt} of assignment {row['id']} is not its current attempt "
+                           f"({row['attempt']}); the report is ignored", current=row["attempt"])
+    if runs.get(attempt, {}).get("state") == "lost":
+        raise StaleAttempt(f"attempt {attempt} of assignment {row['id']} was given up as lost "
+                           f"({runs[attempt]['reason']}); the report is ignored", current=row["attempt"])
+    return row
+
+
+def _telemetry_changes(row: Row, telemetry: dict[str, Any], extra: dict[str, Any]) -> Row:
+    """Columns a report updates: telemetry fields and the record fields (worktree, branch, pushed, wip commit)."""
+    changes: Row = {}
+    for src, col in (("session_id", "claude_session"), ("turns", "turns"), ("last_tool", "last_tool"),
+                     ("last_file", "last_file"), ("progress", "progress"), ("status_line", "status_line")):
+        if telemetry.get(src) is not None:
+            changes[col] = telemetry[src]
+    if telemetry.get("cost_usd") is not None:  # cumulative for the attempt: the latest result wins
+        changes["cost_usd"] = float(telemetry["cost_usd"])
+    if telemetry.get("result") is not None:
+        changes["result"] = json.dumps(telemetry["result"])
+    for key in ("worktree", "branch", "wip_commit"):
+        if extra.get(key) is not None:
+            changes[key] = extra[key]
+    if extra.get("changed_files") is not None:  # what the branch changed, for smoke_tests.capability_rules
+        changes["changed_files"] = json.dumps(list(extra["changed_files"]))
+    if extra.get("pushed") is not None:
+        changes["pushed"] = int(bool(extra["pushed"]))
+    if extra.get("freshness") is not None:  # what the host's freshness check found, one note per dependency repo
+        changes["freshness_notes"] = json.dumps([str(n)[:500] for n in extra["freshness"]][:MAX_FRESHNESS_NOTES])
+    return changes
+
+
+def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *, state: str | None = None,
+           reason: str | None = None, telemetry: dict[str, Any] | None = None,
+           **extra: Any) -> dict[str, Any]:
+    """Apply a host's report on the current attempt; return the assignment.
+
+    ``state`` (one of :data:`REPORTED`) moves it on; ``telemetry`` updates
+    what is shown (cost is the attempt's running total); ``extra`` carries
+    ``worktree``, ``branch``, ``pushed``, ``wip_commit``. Rules:
+
+    * ``done`` with ``result.is_error`` is recorded ``failed`` (an auth
+      failure looks like success, research §1);
+    * ``failed`` with a reason starting ``files_busy`` is re-queued (attempt
+      counts, backoff, failed after ``max_retries``); any other failure is
+      final unless ``auto_reassign``;
+    * a ``rate_limited_until`` pauses dispatch fleet-wide until then;
+    * on an assignment that already ended (stopped meanwhile) the record
+      fields are kept and the state is not changed.
+
+    ``StaleAttempt`` (409) for another attempt or one given up as lost.
+    """
+    telemetry = telemetry or {}
+    row = _current_attempt(tx, actor, assignment_id, attempt)
+    changes = _telemetry_changes(row, telemetry, extra)
+    if changes.get("cost_usd") is not None:
+        tx.attempts.set(row["id"], attempt, {"cost_usd": changes["cost_usd"]})
+        changes["total_cost_usd"] = tx.attempts.total_cost(row["id"])
+    until = telemetry.get("rate_limited_until")
+    if until is not None:
+        coordinator.pause(tx, float(until), f"{RATE_LIMIT_REASON} reported by {row['ran_on']} (assignment "
+                          f"{row['id']})", now, by=actor.session_id)
+    if changes:
+        tx.assignments.set(row["id"], {**changes, "updated_at": now})
+        row = {**row, **changes, "updated_at": now}
+    if row["state"] not in ACTIVE:  # ended meanwhile: keep what it saved, change nothing else
+        return render(row)
+    if state is None or state == "running":
+        return render(_running(tx, row, actor, now, bool(changes)))
+    return render(_finish(tx, row, actor, State(state), reason, now))
+
+
+def _running(tx: Tx, row: Row, actor: Actor, now: float, changed: bool) -> Row:
+    if row["state"] == State.DISPATCHED.value:
+        tx.attempts.set(row["id"], row["attempt"], {"state": "running", "started_at": now})
+        return transition(tx, row, State.RUNNING, now, by=actor.session_id, started_at=now)
+    if changed:
+        emit(tx, "assignment.telemetry", now, session_id=actor.session_id, project_key=row["repo"],
+             subject_id=row["id"], assignment_id=row["id"], attempt=row["attempt"], turns=row["turns"],
+             cost_usd=row["cost_usd"], last_tool=row["last_tool"], last_file=row["last_file"],
+             status_line=row["status_line"])
+    return row
+
+
+def _finish(tx: Tx, row: Row, actor: Actor, to: State, reason: str | None, now: float) -> Row:
+    result = (json.loads(row["result"]) if row["result"] else None) or {}
+    if to is State.DONE and result.get("is_error"):
+        to = State.FAILED
+        reason = reason or ("claude reported an error: " + "/".join(
+            str(result.get(k)) for k in ("subtype", "terminal_reason") if result.get(k)))
+    config = coordinator.require(tx)
+    by = actor.session_id
+    if to is State.FAILED and (reason or "").startswith("files_busy"):
+        return requeue(tx, row, config, now, reason=reason or "files_busy", lost=False, by=by)
+    if to is State.FAILED and config.concurrency.auto_reassign and row["attempt"] <= config.concurrency.max_retries:
+        end_attempt(tx, row, to.value, reason, now)
+        return transition(tx, row, State.QUEUED, now, by=by, reason=reason, machine=None,
+                          avoid_machine=row["ran_on"], worker_session=None, lease_id=None, fence=None,
+                          queued_at=now, not_before=now + config.concurrency.backoff_base * 2 ** (row["attempt"] - 1))
+    end_attempt(tx, row, to.value, reason, now)
+    ended = now if to in (State.DONE, State.FAILED) else None
+    return transition(tx, row, to, now, by=by, reason=reason, ended_at=ended, worker_session=None)
+
+
+# ---- the relayed log -------------------------------------------------------------------
+
+def append_log(tx: Tx, actor: Actor, assignment_id: str, attempt: int, offset: int, text: str,
+               now: float) -> dict[str, int]:
+    """Append the host's filtered log at character ``offset``; return ``{size}`` (characters relayed so far).
+
+    A chunk that overlaps what is held (a retry) adds only its new part; one
+    that starts past the end raises ``LogGap`` (409) with ``size``. Only the
+    newest :data:`MAX_LOG_CHARS` (about 1 MiB) are kept. ``StaleAttempt`` for
+    another attempt.
+    """
+    row = _current_attempt(tx, actor, assignment_id, attempt)
+    size = tx.assignment_logs.size(row["id"])
+    if offset > size:
+        raise LogGap(f"the log of {row['id']} holds {size} characters; send from there, not {offset}", size=size)
+    fresh = text[size - offset:]
+    if fresh:
+        tx.assignment_logs.append(row["id"], size, fresh, now)
+        size += len(fresh)
+        tx.assignment_logs.trim(row["id"], size - MAX_LOG_CHARS)
+    return {"size": size}
+
+
+def read_log(tx: Tx, assignment_id: str, offset: int) -> dict[str, Any]:
+    """The relayed log from character ``offset``: ``{text, offset, size, truncated}``.
+
+    ``offset`` in the answer is where ``text`` starts: later than asked when
+    the older part was dropped (``truncated: true``). At most
+    :data:`MAX_LOG_READ_CHARS` per call; ask again from ``offset + len(text)``.
+    """
+    row = get_row(tx, assignment_id)
+    size = tx.assignment_logs.size(row["id"])
+    chunks = tx.assignment_logs.read(row["id"], offset, MAX_LOG_READ_CHARS)
+    if not chunks:
+        return {"text": "", "offset": min(offset, size), "size": size, "truncated": False, "state": row["state"]}
+    start = max(offset, int(chunks[0]["start"]))
+    text = "".join(c["text"] for c in chunks)[start - int(chunks[0]["start"]):]
+    return {"text": text, "offset": start, "size": size, "truncated": start > offset, "state": row["state"]}
+
