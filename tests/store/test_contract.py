@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Callable
 
+import psycopg
 import pytest
 
 from coordhub.errors import NotFound, Unavailable
@@ -55,6 +58,78 @@ def test_failing_unit_in_a_batch_rolls_back_alone(store: Store) -> None:
     kinds = store.read_sync(lambda tx: [e["kind"] for e in tx.events.after(0)])
     assert kinds == [f"ok{i}" for i in range(20) if i % 3]
     assert all((r is None) == (i % 3 == 0) for i, r in enumerate(results))
+
+
+def _insert_meta(tx: Tx, key: str) -> None:
+    """A plain INSERT: a second one of the same key is the database's unique violation, not ours."""
+    tx.ex.execute("INSERT INTO hub_meta (key, value) VALUES (?, 'v')", (key,))
+
+
+def _batch(store: Store, units: list[Callable[[Tx], object]]) -> list[object]:
+    """Run ``units`` as one write batch; each unit's result, or its exception's kind ("duplicate" for the
+    database's unique violation on either backend, else the class name)."""
+    gate = threading.Event()
+    store.submit_write(lambda tx: gate.wait(5))  # hold the writer so the next units batch together
+    futures = [store.submit_write(u) for u in units]
+    gate.set()
+    out: list[object] = []
+    for f in futures:
+        try:
+            out.append(f.result(20))
+        except Exception as exc:
+            duplicate = isinstance(exc, (sqlite3.IntegrityError, psycopg.errors.UniqueViolation))
+            out.append("duplicate" if duplicate else type(exc).__name__)
+    return out
+
+
+def test_database_errors_in_a_batch_roll_back_their_unit_alone_and_the_next_batch_starts_clean(store: Store) -> None:
+    """A unit whose first statement the database refuses (on PostgreSQL it travels in one pipeline with the held-
+    back RELEASE of the unit before and its own SAVEPOINT), one that fails before any SQL, and a last unit that
+    fails (its rollback travels with COMMIT) each lose only themselves; the batch after is clean."""
+    def dup_first(tx: Tx) -> None:
+        _insert_meta(tx, "dup")
+
+    def no_sql(tx: Tx) -> None:
+        raise NotFound("before any SQL")
+
+    def write_then_dup(tx: Tx) -> None:
+        _event(tx, "lost")
+        _insert_meta(tx, "dup")
+
+    units: list[Callable[[Tx], object]] = [
+        lambda tx: _insert_meta(tx, "dup"), dup_first, lambda tx: _event(tx, "e1"), no_sql, no_sql,
+        lambda tx: _event(tx, "e2"), write_then_dup, lambda tx: tx.meta.get("dup"), dup_first]
+    got = _batch(store, units)
+    assert got[0] is None and got[2] == 1 and got[5] == 2 and got[7] == "v", got
+    assert [got[i] for i in (1, 3, 4, 6, 8)] == ["duplicate", "NotFound", "NotFound", "duplicate", "duplicate"], got
+    assert store.read_sync(lambda tx: [e["kind"] for e in tx.events.after(0)]) == ["e1", "e2"]
+    # The next batches: a lone write, then a batch, on the same connection, with nothing left over.
+    assert store.write_sync(lambda tx: _event(tx, "e3")) > 0
+    again = _batch(store, [lambda tx: _event(tx, "e4"), dup_first, lambda tx: _event(tx, "e5")])
+    assert again[1] == "duplicate" and isinstance(again[0], int) and isinstance(again[2], int)
+    assert store.read_sync(lambda tx: [e["kind"] for e in tx.events.after(0)]) == ["e1", "e2", "e3", "e4", "e5"]
+
+
+def test_a_connection_lost_mid_batch_loses_that_batch_and_the_next_starts_clean(
+        store: Store, backend: str) -> None:
+    """The writer's connection dies while a unit's statement is in flight (PostgreSQL: pipelined with the
+    held-back SAVEPOINT): the whole batch is lost as Unavailable, and the next batch commits on a new connection."""
+    if backend != "postgres":
+        pytest.skip("only PostgreSQL lets a statement end its own connection")
+
+    def cut(tx: Tx) -> None:
+        tx.ex.one("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    got = _batch(store, [lambda tx: _event(tx, "gone1"), cut, lambda tx: _event(tx, "gone2")])
+    assert got == ["Unavailable"] * 3, got
+    again: list[object] = ["Unavailable"] * 3
+    deadline = time.monotonic() + 60  # the writer reconnects after its backoff; until then it answers Unavailable
+    while again == ["Unavailable"] * 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        again = _batch(store, [lambda tx: _event(tx, "a"), lambda tx: _insert_meta(tx, "x"),
+                               lambda tx: _event(tx, "b")])
+    assert isinstance(again[0], int) and again[1] is None and isinstance(again[2], int), again
+    assert store.read_sync(lambda tx: [e["kind"] for e in tx.events.after(0)]) == ["a", "b"]
 
 
 def test_a_halt_set_or_undone_inside_a_batch_is_seen_by_the_units_after_it(store: Store) -> None:
