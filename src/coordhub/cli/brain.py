@@ -261,7 +261,9 @@ def _split_one(ctx: typer.Context, config: dict[str, Any], pid: int) -> dict[str
     parent = p["issue"]
     created = {int(k): v for k, v in (p.get("created") or {}).items()}
     if len(created) < len(p["children"]):  # a run that died after creating, before recording: find its issues
-        rows = gh.json("issue", "list", "--state", "all", "--limit", "1000", "--json", "number,body,url")
+        # Only this gh account's: anyone may open an issue carrying a marker, and the ids in it are easy to guess.
+        rows = gh.json("issue", "list", "--state", "all", "--author", "@me", "--limit", "1000", "--json",
+                       "number,body,url")
         for i in range(len(p["children"])):
             mark = SPLIT_MARK.format(parent=parent, pid=pid, index=i)
             hit = next((r for r in rows if i not in created and mark in str(r.get("body") or "")), None)
@@ -283,7 +285,7 @@ def _split_one(ctx: typer.Context, config: dict[str, Any], pid: int) -> dict[str
         made.append(created[i]["number"])
         _record(ctx, pid, i, created[i])
     mark = PARENT_MARK.format(parent=parent, pid=pid)
-    if not any(mark in str(c.get("body") or "") for c in gh.comments(parent)):
+    if not any(c.get("viewerDidAuthor") is True and mark in str(c.get("body") or "") for c in gh.comments(parent)):
         lines = "\n".join(f"- [ ] #{created[i]['number']} {c['title']}" for i, c in enumerate(p["children"]))
         gh.comment(parent, f"Split into sub-issues (coord, proposal {pid}):\n\n{lines}\n\n{mark}")
     done = call(ctx, lambda c: orch(c).record_split(pid, [], done=True))
