@@ -36,6 +36,20 @@ def _approve(api: Api, headers: dict[str, str], ids: list[int], expect: int = 20
     return dict(r.json())
 
 
+def test_a_proposed_model_is_one_the_config_names_and_a_label_rule_wins(orch: Api, user: dict[str, str]) -> None:
+    """The planner reads issue bodies anyone may write: a proposal may not pick a model coordinator.yml does not
+    name (the ladder, the default, the label rules), and a label rule that applies wins over the proposed model,
+    as the planner's prompt says."""
+    bad = _store(orch, user, [_assign(1, model="claude-opus-4-1[1m]")], expect=422)
+    assert "proposals[0].model" in bad["error"]["message"], bad
+    plan = _store(orch, user, [_assign(2, model="opus", labels=["documentation"]), _assign(3, model="opus")])
+    first, second = plan["proposals"]
+    done = _approve(orch, user, [first["id"], second["id"]])["results"]
+    a, b = done[0]["assignment"], done[1]["assignment"]
+    assert (a["model"], a["model_source"]) == ("haiku", "label:documentation")
+    assert (b["model"], b["model_source"]) == ("opus", "proposal")
+
+
 def test_a_plan_is_stored_all_or_nothing(orch: Api, user: dict[str, str]) -> None:
     bad = _store(orch, user, [_assign(1), _assign(2, machine="nowhere")], expect=422)
     assert "proposals[1]" in bad["error"]["message"] and "nowhere" in bad["error"]["message"]

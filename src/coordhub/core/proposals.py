@@ -142,7 +142,7 @@ def check(config: Config, p: Any, where: str) -> Row:
 
     ``p``: ``{kind: assign|split, repo, issue, title?, labels?, rationale?}``
     plus, for ``assign``, ``machine`` (null: any capable machine), ``model``
-    (null: the config decides), ``briefing``, ``files_likely``; for
+    (null: the config decides; see :func:`_model`), ``briefing``, ``files_likely``; for
     ``split``, ``children: [{title, body, labels?}]`` (2 to
     :data:`MAX_CHILDREN`). ``Invalid`` naming ``where`` and the field.
     """
@@ -166,10 +166,7 @@ def check(config: Config, p: Any, where: str) -> Row:
             row["machine"] = assignments.check_target(config, p.get("machine"), repo, [])
         except Invalid as exc:
             raise Invalid(f"{where}: {exc.message}", field=f"{where}.machine") from None
-        model = p.get("model")
-        if model is not None and (not isinstance(model, str) or not _MODEL.fullmatch(model)):
-            raise Invalid(f"{where}.model {str(model)[:64]!r} is not a model name", field=f"{where}.model")
-        row["model"] = model
+        row["model"] = _model(config, p.get("model"), json.loads(row["labels"]), where)
         row["briefing"] = _text(p.get("briefing"), f"{where}.briefing", assignments.MAX_BRIEFING_BYTES)
         row["files_likely"] = json.dumps(_strings(p.get("files_likely"), f"{where}.files_likely", MAX_FILES))
         return row
@@ -183,6 +180,23 @@ def check(config: Config, p: Any, where: str) -> Row:
          "labels": _strings(c.get("labels"), f"{where}.children[{i}].labels", 20)}
         for i, c in enumerate(children)])
     return row
+
+
+def _model(config: Config, model: Any, labels: list[str], where: str) -> str | None:
+    """The model an assign proposal keeps: None when a ``models.labels`` rule applies to ``labels`` (the rule
+    wins, as the planner is told) or none was proposed; else ``model``, which must be one coordinator.yml names
+    (the escalation ladder, the default, a label rule's): the planner reads issue bodies anyone may write, so
+    what it proposes is held to the models the user configured. ``Invalid`` otherwise."""
+    if model is None:
+        return None
+    if not isinstance(model, str) or not _MODEL.fullmatch(model):
+        raise Invalid(f"{where}.model {str(model)[:64]!r} is not a model name", field=f"{where}.model")
+    models = config.models
+    named = {*models.escalation, models.default, *models.labels.values()}
+    if model not in named:
+        raise Invalid(f"{where}.model {model!r} is not a model coordinator.yml names (models: "
+                      f"{', '.join(sorted(named))})", field=f"{where}.model")
+    return None if any(label in models.labels for label in labels) else model
 
 
 def store(tx: Tx, actor: Actor, now: float, proposals: list[Any], *, dry_run: bool = False) -> dict[str, Any]:
