@@ -171,6 +171,20 @@ def test_a_split_interrupted_after_creating_an_issue_does_not_duplicate_it(world
     assert _issues(world)[parent]["body"] == "as it was"
 
 
+def test_a_long_title_in_another_script_is_planned(world: World) -> None:
+    """GitHub counts a title's 256 in characters: a title of 200 characters of three bytes each (anyone may open
+    such an issue) is stored with the plan, not refused, which lost the whole plan."""
+    title = "認証" * 100
+    number = world.gh.add_issue("acme/api", title, "both parts")
+    world.says({"proposals": [{"kind": "assign", "repo": "api", "issue": number, "machine": "laptop",
+                               "model": None, "briefing": "do it", "files_likely": [], "rationale": "small"}]})
+    out = world.coord.ok("plan", "--repo", "api", "--claude", world.claude, "--json").json()
+    assert [p["title"] for p in out["proposals"]] == [title]
+    pid = out["proposals"][0]["id"]
+    queued = world.coord.ok("approve", str(pid), "--wait", "0", "--json").json()["results"][0]["assignment"]
+    assert queued["title"] == title and queued["state"] == "queued"
+
+
 def test_markers_planted_by_someone_else_are_not_taken_for_coords_own(world: World) -> None:
     """Anyone may open an issue or comment on a public repository, and proposal ids and parent numbers are easy to
     guess: an outsider's issue carrying a child's marker is not taken as that child (the split would list the

@@ -41,7 +41,7 @@ from coordhub.store.tx import Tx
 
 MAX_PROPOSALS = 50       # one plan
 MAX_CHILDREN = 20        # sub-issues of one split
-MAX_TITLE = 256          # GitHub's issue title limit
+MAX_TITLE = 256          # characters: GitHub's issue title limit (counted in characters, not bytes)
 MAX_BODY_BYTES = 65_536  # a sub-issue's body, as a briefing
 MAX_RATIONALE = 2000
 MAX_FILES = 200
@@ -117,13 +117,14 @@ def _move(tx: Tx, row: Row, to: State, now: float, by: str | None, **changes: An
 
 # ---- storing a plan -----------------------------------------------------------------------------
 
-def _text(value: Any, field: str, limit: int, *, required: bool = False) -> str:
+def _text(value: Any, field: str, limit: int, *, required: bool = False, chars: bool = False) -> str:
+    """``value`` as a string of at most ``limit`` UTF-8 bytes (``chars``: characters, as GitHub counts a title)."""
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value.strip()):
         raise Invalid(f"{field} must be a{' non-empty' if required else ''} string", field=field)
-    if len(value.encode("utf-8")) > limit:
-        raise Invalid(f"{field} is over {limit} bytes", field=field, limit=limit)
+    if (len(value) if chars else len(value.encode("utf-8"))) > limit:
+        raise Invalid(f"{field} is over {limit} {'characters' if chars else 'bytes'}", field=field, limit=limit)
     return value
 
 
@@ -157,7 +158,7 @@ def check(config: Config, p: Any, where: str) -> Row:
     if not isinstance(issue, int) or isinstance(issue, bool) or not 0 < issue < 2**31:
         raise Invalid(f"{where}.issue must be an issue number", field=f"{where}.issue")
     row: Row = {"kind": kind, "repo": repo, "issue": issue,
-                "title": _text(p.get("title"), f"{where}.title", MAX_TITLE) or None,
+                "title": _text(p.get("title"), f"{where}.title", MAX_TITLE, chars=True) or None,
                 "labels": json.dumps(_strings(p.get("labels"), f"{where}.labels", 50)),
                 "rationale": _text(p.get("rationale"), f"{where}.rationale", MAX_RATIONALE),
                 "machine": None, "model": None, "briefing": "", "files_likely": "[]", "children": "[]"}
@@ -175,7 +176,7 @@ def check(config: Config, p: Any, where: str) -> Row:
         raise Invalid(f"{where}.children must list 2 to {MAX_CHILDREN} sub-issues", field=f"{where}.children")
     row["children"] = json.dumps([
         {"title": _text(c.get("title") if isinstance(c, dict) else None, f"{where}.children[{i}].title", MAX_TITLE,
-                        required=True),
+                        required=True, chars=True),
          "body": _text(c.get("body"), f"{where}.children[{i}].body", MAX_BODY_BYTES),
          "labels": _strings(c.get("labels"), f"{where}.children[{i}].labels", 20)}
         for i, c in enumerate(children)])
