@@ -176,6 +176,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bus = await hub.start_bus(ring_bytes=limits.event_ring_bytes)
         bus.listeners.append(app.state.auth.revocations)  # revocations through any hub end cached tokens
+        bus.listeners.append(app.state.fanout.publish)  # live SSE streams, one pass per publish
         hub.lag_observer = measured.observe_lag
         hub.store.set_batch_observer(measured.observe_batch)
         app.state.up_since = hub.clock.now()  # the reconciler counts the hub's own downtime for no host
@@ -194,6 +195,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
             yield
         finally:
             hub.stop_bus()
+            app.state.fanout.close()
             hub.store.set_batch_observer(None)
             if exporter is not None:
                 exporter.shutdown()
@@ -219,6 +221,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     app.state.db_probe = DatabaseProbe(hub)
     app.state.max_connections = None  # set by `coord serve`, which owns the connections
     app.state.streams = StreamSlots(limits.streams_per_token, limits.max_streams)
+    app.state.fanout = events.make_fanout()
     app.state.event_quota = RateLimiter(limits.event_quota / 60.0, limits.event_quota)
     errors.install(app)
     measured = metrics.install(app)  # first, so innermost: it sees the route the router matched

@@ -21,7 +21,7 @@ What is measured, and what it costs:
   commits) or ``remote`` (another hub's, announced by NOTIFY: the cross-hub lag).
 * read when scraped, never on the request path: live leases, queued and
   running assignments (one query each, at most every :data:`DB_GAUGE_SECONDS`),
-  SSE streams and long-polls held, rate-limit refusals, LISTEN state.
+  SSE streams and long-polls held, SSE streams dropped to catch-up, rate-limit refusals, LISTEN state.
 """
 
 from __future__ import annotations
@@ -148,6 +148,9 @@ class StateCollector(Collector):
         state = self.app.state
         yield GaugeMetricFamily("coord_streams_open", "SSE streams and long-polls held open now.",
                                 value=state.streams.held)
+        yield CounterMetricFamily("coord_sse_catch_up_drops", "Live SSE streams whose client read slower than "
+                                  "events came, dropped to catching up from the log by cursor.",
+                                  value=state.fanout.drops)
         refused = CounterMetricFamily("coord_rate_limit_refusals", "Requests refused with 429 by a rate limit.",
                                       labels=("limit",))
         refused.add_metric(("token",), state.auth.limiter.refusals)

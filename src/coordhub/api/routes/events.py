@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from coordhub.api import streams
+from coordhub.api import fanout, streams
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
@@ -42,46 +43,57 @@ def _start(request: Request, after: int | None, default: int) -> int:
     return default if after is None else after
 
 
-def _sse(row: Row) -> str:
-    """The event as an SSE frame, rendered once per event however many subscribers send it."""
-    frame: str | None = row.get("_sse")
-    if frame is None:
-        data = json.dumps(events.render(row), separators=(",", ":"))
-        frame = row["_sse"] = f"id: {row['id']}\nevent: {row['kind']}\ndata: {data}\n\n"
-    return frame
+def _sse(row: Row) -> bytes:
+    """The event as an SSE frame (UTF-8), rendered once per event however many subscribers send it."""
+    return fanout.cached(row, _render)
 
 
-def _chunks(rows: list[Row], keep: Callable[[Row], bool]) -> Iterator[str]:
-    """The frames of the rows ``keep`` passes, joined into writes of about :data:`CHUNK_BYTES` each."""
-    chunk: list[str] = []
+def _render(row: Row) -> bytes:
+    data = json.dumps(events.render(row), separators=(",", ":"))
+    return f"id: {row['id']}\nevent: {row['kind']}\ndata: {data}\n\n".encode()
+
+
+def _chunks(frames: Iterable[bytes]) -> Iterator[bytes]:
+    """``frames`` joined into writes of about :data:`CHUNK_BYTES` each."""
+    chunk: list[bytes] = []
     size = 0
-    for row in rows:
-        if keep(row):
-            frame = _sse(row)
-            chunk.append(frame)
-            size += len(frame)
-            if size >= CHUNK_BYTES:
-                yield "".join(chunk)
-                chunk, size = [], 0
+    for frame in frames:
+        chunk.append(frame)
+        size += len(frame)
+        if size >= CHUNK_BYTES:
+            yield b"".join(chunk)
+            chunk, size = [], 0
     if chunk:
-        yield "".join(chunk)
+        yield b"".join(chunk)
 
 
-def _catch_up(cursor: int, keep: Callable[[Row], bool]) -> Callable[[Tx, float], tuple[int, list[str]]]:
+def _kept(rows: list[Row], keep: Callable[[Row], bool]) -> Iterator[bytes]:
+    return (_sse(row) for row in rows if keep(row))
+
+
+def _catch_up(cursor: int, keep: Callable[[Row], bool]) -> Callable[[Tx, float], tuple[int, list[bytes]]]:
     """A read of the next page after ``cursor`` from the store, rendered on the reader thread (off the loop)."""
-    def page(tx: Tx, now: float) -> tuple[int, list[str]]:
+    def page(tx: Tx, now: float) -> tuple[int, list[bytes]]:
         gap = retention.gap(tx, cursor)
         if gap is not None:  # pruned past this cursor: say so, then go on from the pruned bound
-            return gap["pruned_through"], [retention.gap_frame(gap)]
+            return gap["pruned_through"], [retention.gap_frame(gap).encode()]
         rows = tx.events.page(cursor, PAGE, PAGE_BYTES)
-        return (rows[-1]["id"] if rows else cursor), list(_chunks(rows, keep))
+        return (rows[-1]["id"] if rows else cursor), list(_chunks(_kept(rows, keep)))
 
     return page
 
 
-async def _stream(h: Hub, cursor: int, keep: Callable[[Row], bool], viewer: str) -> AsyncIterator[str]:
+def make_fanout() -> fanout.Fanout:
+    """The live-stream fan-out of one app (``create_app`` makes it; its lifespan feeds it from the bus)."""
+    return fanout.Fanout(_render, PING_SECONDS)
+
+
+async def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: Callable[[Row], bool],
+                  viewer: str) -> AsyncIterator[bytes]:
     """The SSE body: catch up in pages of bounded bytes (from the ring, else the store), then follow live.
 
+    Live, the frames come from the fan-out (:mod:`coordhub.api.fanout`), which
+    drops a stream that falls behind back to catching up by its cursor.
     Its position is registered with the hub's stream cursors while it runs,
     and recorded as ``viewer``'s stream cursor when it ends, so the pruner
     keeps what this stream and its resume need (``coordhub.core.retention``).
@@ -89,28 +101,42 @@ async def _stream(h: Hub, cursor: int, keep: Callable[[Row], bool], viewer: str)
     bus = h.bus
     assert bus is not None
     handle = h.stream_cursors.open(cursor)
+    sub = fan.join(keep, cursor)
     try:
-        yield "retry: 2000\n: connected\n\n"
+        yield b"retry: 2000\n: connected\n\n"
         while True:
-            h.stream_cursors.move(handle, cursor)
-            rows = bus.since(cursor)
-            if rows is None:  # fell behind the in-memory ring: catch up from the store
-                cursor, chunks = await h.query_off_loop(_catch_up(cursor, keep))
-                for chunk in chunks:
+            h.stream_cursors.move(handle, sub.sent)
+            if sub.behind:
+                rows = bus.since(sub.sent)
+                if rows is None:  # fell behind the in-memory ring: catch up from the store
+                    sub.sent, chunks = await h.query_off_loop(_catch_up(sub.sent, keep))
+                    for chunk in chunks:
+                        yield chunk
+                    continue
+                if rows:
+                    rows = rows[:PAGE]
+                    sub.sent = rows[-1]["id"]
+                    for chunk in _chunks(_kept(rows, keep)):
+                        yield chunk
+                    continue
+                sub.go_live()  # at the ring's newest event, nothing awaited since reading it
+            frames = sub.take()
+            if frames:
+                for chunk in _chunks(frames):
                     yield chunk
+                sub.idle_since = time.monotonic()
                 continue
-            if rows:
-                rows = rows[:PAGE]
-                cursor = rows[-1]["id"]
-                for chunk in _chunks(rows, keep):
-                    yield chunk
+            if sub.ping:
+                sub.ping = False
+                sub.idle_since = time.monotonic()
+                yield b": ping\n\n"
                 continue
-            if not await bus.wait(cursor, PING_SECONDS):
-                yield ": ping\n\n"
+            await sub.wait()
     finally:
+        fan.leave(sub)
         h.stream_cursors.close(handle)
         if viewer:
-            _record_end(h, viewer, cursor)
+            _record_end(h, viewer, sub.sent)
 
 
 def _record_end(h: Hub, viewer: str, cursor: int) -> None:
@@ -141,7 +167,8 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=2**6
                                                                      session_id)
 
     release = streams.slots(request).acquire(streams.key(who, request))
-    return streams.HeldStream(_stream(h, cursor, keep, viewer), release, media_type="text/event-stream",
+    body = _stream(h, request.app.state.fanout, cursor, keep, viewer)
+    return streams.HeldStream(body, release, media_type="text/event-stream",
                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

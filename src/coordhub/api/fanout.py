@@ -1,0 +1,201 @@
+"""One-pass fan-out of committed events to the live SSE streams (issue 15, "fan-out in one pass").
+
+Each open ``GET /api/coord/events`` stream is a :class:`Subscriber` held by
+the app's :class:`Fanout`. The fan-out is an event-bus listener: on every
+publish it makes **one loop over the subscribers**, and for each one that is
+live appends the SSE frames of the events its filter keeps (each frame rendered
+once per event, shared by every subscriber, see :func:`frame`) to that
+subscriber's queue, then wakes its stream with a plain future. No task, timer
+or per-event queue object is made per subscriber per event (the former design
+had each stream wait on the bus with ``asyncio.wait_for``: a task and a timer
+per subscriber per event, about 60 µs of hub CPU per subscriber per event).
+Keep-alive pings come from one timer for all streams (:meth:`Fanout.tick`).
+
+A subscriber is in one of two modes:
+
+* **live**: the fan-out queues its frames; its stream sends them in order.
+* **behind** (catch-up): nothing is queued for it; its stream reads the log
+  itself by its cursor, from the bus's in-memory ring or else from the store,
+  and turns live once it has reached the ring's newest event. Every stream
+  starts behind (it may resume from ``Last-Event-ID``), and a live one whose
+  queue passes :data:`LIVE_FRAMES` frames or :data:`LIVE_BYTES` bytes (its
+  client reads slower than events arrive) is dropped back to behind: its queue
+  is discarded and its cursor set back to the last frame it was handed, so
+  memory per subscriber stays bounded and the frames come again from the log.
+
+Why every subscriber sees every event exactly once, in order: ``sent`` is the
+id of the last event the stream has handed to the connection (or skipped by
+its filter); ``queued`` (live mode) the id of the last event the fan-out has
+considered for it. Both only move forward, and everything happens on the
+event loop's thread: the switch to live happens with no ``await`` between the
+read that found nothing newer than ``sent`` in the ring and setting
+``queued = sent``, so no publish falls between them; a drop back to behind
+sets ``queued = sent`` and the catch-up reads strictly after ``sent``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from coordhub.store.base import Row
+
+LIVE_FRAMES = 1000  # frames queued for one live subscriber before it drops to catch-up
+LIVE_BYTES = 1024 * 1024  # bytes of frames queued for one live subscriber before it drops to catch-up
+FRAME_KEY = "_sse"  # the ring row's cached frame (rendered once per event)
+
+
+def cached(row: Row, render: Callable[[Row], bytes]) -> bytes:
+    """``render(row)``, computed once per row and kept on it under :data:`FRAME_KEY` (the ring's rows are shared)."""
+    data: bytes | None = row.get(FRAME_KEY)
+    if data is None:
+        data = row[FRAME_KEY] = render(row)
+    return data
+
+
+class Subscriber:
+    """One open event stream's place in the fan-out. Use from the event loop's thread only.
+
+    ``keep(row)`` is its filter (visibility and the stream's query filters);
+    ``sent`` its cursor (event id, see the module docstring).
+    """
+
+    __slots__ = ("keep", "sent", "queued", "frames", "size", "behind", "ping", "idle_since", "_waiter")
+
+    def __init__(self, keep: Callable[[Row], bool], cursor: int) -> None:
+        self.keep = keep
+        self.sent = cursor
+        self.queued = cursor
+        self.frames: list[bytes] = []
+        self.size = 0
+        self.behind = True
+        self.ping = False  # the ping timer asks the stream for a keep-alive comment
+        self.idle_since = time.monotonic()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        """Resume the stream if it is waiting (cheap when it is not)."""
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until there is something to do: frames queued, behind (read the log), or a ping due."""
+        if self.frames or self.ping:
+            return
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def go_live(self) -> None:
+        """Switch to live mode; call only with ``sent`` at the bus's newest event and no ``await`` since reading it."""
+        self.behind = False
+        self.queued = self.sent
+
+    def take(self) -> list[bytes]:
+        """The queued frames (oldest first), now counted as sent."""
+        frames = self.frames
+        if frames:
+            self.frames, self.size = [], 0
+        self.sent = self.queued
+        return frames
+
+    def offer(self, rows: list[Row], frame: Callable[[Row], bytes]) -> bool:
+        """Queue the frames (``frame(row)``) of the ``rows`` (new events, ascending ids) this subscriber keeps.
+
+        Returns True when this dropped the subscriber to catch-up (its queue passed its bound).
+        """
+        if self.behind:
+            self.wake()  # its stream reads the log itself
+            return False
+        frames = self.frames
+        size = self.size
+        queued = self.queued
+        for row in rows:
+            if row["id"] > queued and self.keep(row):
+                data = frame(row)
+                frames.append(data)
+                size += len(data)
+        if rows[-1]["id"] > queued:
+            self.queued = rows[-1]["id"]
+        if len(frames) > LIVE_FRAMES or size > LIVE_BYTES:  # a slow reader: back to reading the log by cursor
+            self.frames, self.size, self.queued, self.behind = [], 0, self.sent, True
+            self.wake()
+            return True
+        self.size = size
+        if frames:
+            self.wake()
+        return False
+
+
+class Fanout:
+    """The live streams of one app, fed by the event bus in one pass per publish (see the module docstring).
+
+    ``render(row)`` makes an event's SSE frame (bytes); the fan-out caches it
+    on the row under :data:`FRAME_KEY` so it is rendered once per event.
+    ``ping_seconds`` is the keep-alive interval: a stream with nothing sent
+    for that long gets a ping within a third of it more.
+    """
+
+    def __init__(self, render: Callable[[Row], bytes], ping_seconds: float) -> None:
+        self._render = render
+        self.ping_seconds = ping_seconds
+        self._subs: dict[Subscriber, None] = {}  # insertion-ordered set
+        self._timer: asyncio.TimerHandle | None = None
+        self.drops = 0  # live subscribers dropped to catch-up so far (metrics)
+
+    def __len__(self) -> int:
+        return len(self._subs)
+
+    def frame(self, row: Row) -> bytes:
+        """The event's SSE frame, rendered on first use and cached on the row (:func:`cached`)."""
+        return cached(row, self._render)
+
+    def join(self, keep: Callable[[Row], bool], cursor: int) -> Subscriber:
+        """A new subscriber after event ``cursor`` (behind: its stream catches up first)."""
+        sub = Subscriber(keep, cursor)
+        self._subs[sub] = None
+        if self._timer is None:
+            self._arm()
+        return sub
+
+    def leave(self, sub: Subscriber) -> None:
+        """Forget a subscriber (its stream ended)."""
+        self._subs.pop(sub, None)
+        if not self._subs and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def publish(self, rows: list[Row]) -> None:
+        """Event-bus listener: offer a publish's new rows to every subscriber, in one loop."""
+        if not rows:
+            return
+        frame = self.frame
+        for sub in self._subs:
+            if sub.offer(rows, frame):
+                self.drops += 1
+
+    def _arm(self) -> None:
+        self._timer = asyncio.get_running_loop().call_later(self.ping_seconds / 3, self.tick)
+
+    def tick(self) -> None:
+        """The one ping timer: wake every stream idle for ``ping_seconds`` to send a keep-alive comment."""
+        self._timer = None
+        due = time.monotonic() - self.ping_seconds
+        for sub in self._subs:
+            if sub.idle_since <= due:
+                sub.ping = True
+                sub.wake()
+        if self._subs:
+            self._arm()
+
+    def close(self) -> None:
+        """Stop the ping timer (the app is shutting down)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
