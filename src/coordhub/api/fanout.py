@@ -37,13 +37,49 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from typing import Any
+
+from starlette.types import Send
 
 from coordhub.store.base import Row
 
 LIVE_FRAMES = 1000  # frames queued for one live subscriber before it drops to catch-up
 LIVE_BYTES = 1024 * 1024  # bytes of frames queued for one live subscriber before it drops to catch-up
 FRAME_KEY = "_sse"  # the ring row's cached frame (rendered once per event)
+PING = b": ping\n\n"  # the keep-alive comment
+
+
+class _Resumed:
+    """Finishes, as a task, an ASGI ``send`` that :meth:`Subscriber.write_now` ran one step of.
+
+    ``step`` is the send's ``__await__`` iterator and ``pending`` what its first
+    step yielded (the future it waits for); the task waits for that and
+    resumes the send, step by step, exactly as if the task had started it.
+    """
+
+    def __init__(self, step: Generator[Any, Any, None], pending: Any) -> None:
+        self._step = step
+        self._pending = pending
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        pending = self._pending
+        while True:
+            try:
+                yield pending
+            except BaseException as exc:  # cancelled (or the future failed): into the coroutine, as a task would
+                try:
+                    pending = self._step.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    pending = self._step.send(None)
+                except StopIteration:
+                    return
+
+    async def run(self) -> None:
+        await self
 
 
 def cached(row: Row, render: Callable[[Row], bytes]) -> bytes:
@@ -61,10 +97,15 @@ class Subscriber:
     ``sent`` its cursor (event id, see the module docstring).
     """
 
-    __slots__ = ("keep", "sent", "queued", "frames", "size", "behind", "ping", "idle_since", "_waiter")
+    __slots__ = ("keep", "sent", "queued", "frames", "size", "behind", "ping", "idle_since", "_waiter", "send",
+                 "parked", "inflight", "dead")
 
-    def __init__(self, keep: Callable[[Row], bool], cursor: int) -> None:
+    def __init__(self, keep: Callable[[Row], bool], cursor: int, send: Send | None = None) -> None:
         self.keep = keep
+        self.send = send  # the connection's ASGI send, for direct writes; None: the stream's task sends everything
+        self.parked = False  # the stream's task waits with nothing to send: the fan-out may write for it
+        self.inflight: asyncio.Future[None] | None = None  # a direct write that had to wait for the socket
+        self.dead = False  # the connection failed a direct write
         self.sent = cursor
         self.queued = cursor
         self.frames: list[bytes] = []
@@ -83,14 +124,42 @@ class Subscriber:
                 waiter.set_result(None)
 
     async def wait(self) -> None:
-        """Until there is something to do: frames queued, behind (read the log), or a ping due."""
-        if self.frames or self.ping:
+        """Parked until the stream's task has something to do: frames queued, behind, a ping, a write to finish.
+
+        While parked, the fan-out writes this stream's frames itself (:meth:`offer`).
+        """
+        if self.frames or self.ping or self.behind or self.inflight is not None or self.dead:
             return
         waiter = self._waiter = asyncio.get_running_loop().create_future()
+        self.parked = True
         try:
             await waiter
         finally:
+            self.parked = False
             self._waiter = None
+
+    def write_now(self, data: bytes) -> None:
+        """Write ``data`` to the connection from the fan-out's loop, without waking the stream's task.
+
+        Runs the ASGI ``send`` coroutine one step: uvicorn writes to the
+        transport at once unless the socket's buffer is full (flow control);
+        then the rest of that send runs as a task (``inflight``) and the
+        stream's task is woken to wait for it before it sends anything else.
+        Call only while parked, with nothing queued and nothing in flight.
+        """
+        assert self.send is not None
+        step = self.send({"type": "http.response.body", "body": data, "more_body": True}).__await__()
+        try:
+            pending = step.send(None)
+        except StopIteration:
+            self.idle_since = time.monotonic()
+            return
+        except Exception:  # the connection failed: the stream's task ends the stream
+            self.dead = True
+            self.wake()
+            return
+        self.inflight = asyncio.ensure_future(_Resumed(step, pending).run())
+        self.wake()
 
     def go_live(self) -> None:
         """Switch to live mode; call only with ``sent`` at the bus's newest event and no ``await`` since reading it."""
@@ -127,6 +196,13 @@ class Subscriber:
             self.frames, self.size, self.queued, self.behind = [], 0, self.sent, True
             self.wake()
             return True
+        if self.parked and self.inflight is None and self.send is not None and not self.dead:
+            # the common case: write now, in this loop over subscribers; no task wakes for it
+            self.frames, self.size = [], 0
+            self.sent = self.queued
+            if frames:
+                self.write_now(frames[0] if len(frames) == 1 else b"".join(frames))
+            return False
         self.size = size
         if frames:
             self.wake()
@@ -156,9 +232,9 @@ class Fanout:
         """The event's SSE frame, rendered on first use and cached on the row (:func:`cached`)."""
         return cached(row, self._render)
 
-    def join(self, keep: Callable[[Row], bool], cursor: int) -> Subscriber:
-        """A new subscriber after event ``cursor`` (behind: its stream catches up first)."""
-        sub = Subscriber(keep, cursor)
+    def join(self, keep: Callable[[Row], bool], cursor: int, send: Send | None = None) -> Subscriber:
+        """A new subscriber after event ``cursor`` (behind: its stream catches up first), writing through ``send``."""
+        sub = Subscriber(keep, cursor, send)
         self._subs[sub] = None
         if self._timer is None:
             self._arm()
@@ -189,8 +265,11 @@ class Fanout:
         due = time.monotonic() - self.ping_seconds
         for sub in self._subs:
             if sub.idle_since <= due:
-                sub.ping = True
-                sub.wake()
+                if sub.parked and sub.inflight is None and sub.send is not None and not sub.dead:
+                    sub.write_now(PING)
+                else:
+                    sub.ping = True
+                    sub.wake()
         if self._subs:
             self._arm()
 

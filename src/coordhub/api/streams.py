@@ -12,12 +12,12 @@ hit. ``total`` is set below the connection limit, so short requests
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
 
 from fastapi import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from coordhub.api.auth import Caller
@@ -76,18 +76,46 @@ class StreamSlots:
             release()
 
 
-class HeldStream(StreamingResponse):
-    """A streaming response that gives its slot back when it ends, however it ends (done, disconnect, error)."""
+class LiveStream(Response):
+    """A streaming response written by ``body(send)`` until the client goes away; gives its slot back however it ends.
 
-    def __init__(self, content: Any, release: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
+    ``body`` sends only ``http.response.body`` messages (``more_body``: true)
+    and may hand ``send`` to others for the life of the stream (the SSE fan-out
+    writes through it from its own loop, :mod:`coordhub.api.fanout`). The
+    response starts before ``body`` runs; a task per stream (not per write)
+    waits for the client's disconnect and then cancels ``body``.
+    """
+
+    def __init__(self, body: Callable[[Send], Awaitable[None]], release: Callable[[], None], *,
+                 media_type: str, headers: dict[str, str]) -> None:
+        self._body = body
         self._release = release
+        self.status_code = 200
+        self.media_type = media_type
+        self.background = None
+        self.init_headers(headers)  # no body attribute: no Content-Length (the stream's length is unknown)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            writing = asyncio.ensure_future(self._body(send))
+            listening = asyncio.ensure_future(_disconnected(receive))
+            try:
+                await asyncio.wait((writing, listening), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (writing, listening):
+                    task.cancel()
+                for task in (writing, listening):
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task  # a failure of the body is raised here
         finally:
             self._release()
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client has gone away."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def slots(request: Request) -> StreamSlots:

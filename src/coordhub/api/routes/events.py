@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Send
 
 from coordhub.api import fanout, streams
 from coordhub.api.auth import Caller, caller
@@ -88,55 +89,70 @@ def make_fanout() -> fanout.Fanout:
     return fanout.Fanout(_render, PING_SECONDS)
 
 
-async def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: Callable[[Row], bool],
-                  viewer: str) -> AsyncIterator[bytes]:
+def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: Callable[[Row], bool],
+            viewer: str) -> Callable[[Send], Awaitable[None]]:
     """The SSE body: catch up in pages of bounded bytes (from the ring, else the store), then follow live.
 
-    Live, the frames come from the fan-out (:mod:`coordhub.api.fanout`), which
-    drops a stream that falls behind back to catching up by its cursor.
-    Its position is registered with the hub's stream cursors while it runs,
-    and recorded as ``viewer``'s stream cursor when it ends, so the pruner
-    keeps what this stream and its resume need (``coordhub.core.retention``).
+    Live, the fan-out (:mod:`coordhub.api.fanout`) writes the frames itself
+    while this task is parked, and drops a stream that falls behind back to
+    catching up by its cursor; this task sends what the fan-out queued or
+    could not finish. Its position is registered with the hub's stream
+    cursors while it runs, and recorded as ``viewer``'s stream cursor when
+    it ends, so the pruner keeps what this stream and its resume need
+    (``coordhub.core.retention``).
     """
-    bus = h.bus
-    assert bus is not None
-    handle = h.stream_cursors.open(cursor)
-    sub = fan.join(keep, cursor)
-    try:
-        yield b"retry: 2000\n: connected\n\n"
-        while True:
-            h.stream_cursors.move(handle, sub.sent)
-            if sub.behind:
-                rows = bus.since(sub.sent)
-                if rows is None:  # fell behind the in-memory ring: catch up from the store
-                    sub.sent, chunks = await h.query_off_loop(_catch_up(sub.sent, keep))
-                    for chunk in chunks:
-                        yield chunk
+    async def body(send: Send) -> None:
+        bus = h.bus
+        assert bus is not None
+
+        async def write(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        handle = h.stream_cursors.open(cursor)
+        sub = fan.join(keep, cursor, send)
+        try:
+            await write(b"retry: 2000\n: connected\n\n")
+            while not sub.dead:
+                if sub.inflight is not None:  # a write the fan-out began: it finishes before anything else
+                    await sub.inflight
+                    sub.inflight = None
                     continue
-                if rows:
-                    rows = rows[:PAGE]
-                    sub.sent = rows[-1]["id"]
-                    for chunk in _chunks(_kept(rows, keep)):
-                        yield chunk
+                h.stream_cursors.move(handle, sub.sent)
+                if sub.behind:
+                    rows = bus.since(sub.sent)
+                    if rows is None:  # fell behind the in-memory ring: catch up from the store
+                        sub.sent, chunks = await h.query_off_loop(_catch_up(sub.sent, keep))
+                        for chunk in chunks:
+                            await write(chunk)
+                        continue
+                    if rows:
+                        rows = rows[:PAGE]
+                        sub.sent = rows[-1]["id"]
+                        for chunk in _chunks(_kept(rows, keep)):
+                            await write(chunk)
+                        continue
+                    sub.go_live()  # at the ring's newest event, nothing awaited since reading it
+                frames = sub.take()
+                if frames:
+                    for chunk in _chunks(frames):
+                        await write(chunk)
+                    sub.idle_since = time.monotonic()
                     continue
-                sub.go_live()  # at the ring's newest event, nothing awaited since reading it
-            frames = sub.take()
-            if frames:
-                for chunk in _chunks(frames):
-                    yield chunk
-                sub.idle_since = time.monotonic()
-                continue
-            if sub.ping:
-                sub.ping = False
-                sub.idle_since = time.monotonic()
-                yield b": ping\n\n"
-                continue
-            await sub.wait()
-    finally:
-        fan.leave(sub)
-        h.stream_cursors.close(handle)
-        if viewer:
-            _record_end(h, viewer, sub.sent)
+                if sub.ping:
+                    sub.ping = False
+                    sub.idle_since = time.monotonic()
+                    await write(fanout.PING)
+                    continue
+                await sub.wait()
+        finally:
+            fan.leave(sub)
+            if sub.inflight is not None:
+                sub.inflight.cancel()
+            h.stream_cursors.close(handle)
+            if viewer:
+                _record_end(h, viewer, sub.sent)
+
+    return body
 
 
 def _record_end(h: Hub, viewer: str, cursor: int) -> None:
@@ -150,7 +166,7 @@ def _record_end(h: Hub, viewer: str, cursor: int) -> None:
           "`data` (the event as JSON)."}, **responses(*READ_ERRORS)})
 async def stream(request: Request, after: int | None = Query(None, ge=0, le=2**62), kinds: str | None = None,
                  project_key: str | None = None, to_session: str | None = None, session_id: str | None = None,
-                 who: Caller = Depends(caller)) -> StreamingResponse:
+                 who: Caller = Depends(caller)) -> Response:
     """Follow the event log live; resume with ``Last-Event-ID`` or ``?after=`` (default: from now on).
 
     Each session may hold ``streams_per_token`` streams and long-polls at once (429 ``too_many_streams``).
@@ -168,7 +184,7 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=2**6
 
     release = streams.slots(request).acquire(streams.key(who, request))
     body = _stream(h, request.app.state.fanout, cursor, keep, viewer)
-    return streams.HeldStream(body, release, media_type="text/event-stream",
+    return streams.LiveStream(body, release, media_type="text/event-stream",
                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
