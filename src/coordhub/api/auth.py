@@ -166,6 +166,8 @@ class Authenticator:
         self.limiter = limiter or RateLimiter(0, 1)
         self.failures = RateLimiter(FAILURES_PER_SECOND, FAILURE_BURST)
         self._cache: dict[str, tuple[Actor, float]] = {}
+        # token -> (actor, until, digest): the same cache keyed by the token as sent, so a hit costs no hash
+        self._known: dict[str, tuple[Actor, float, str]] = {}
         self._generation = 0  # bumped by every invalidation: a lookup that straddles one is not cached
         self._web: dict[str, tuple[websessions.WebSession, float]] = {}  # cookie hash -> (web session, until)
         self._spellings: dict[str, str] = {}  # folded id -> stored spelling (never changes once stored)
@@ -173,6 +175,7 @@ class Authenticator:
     def invalidate(self) -> None:
         """Forget every cached token and web session (after a revoke)."""
         self._cache.clear()
+        self._known.clear()
         self._web.clear()
         self._generation += 1
 
@@ -271,8 +274,17 @@ class Authenticator:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized(MISSING_TOKEN)  # costs no hash and no lookup: not counted against the address
-        digest = tokens.hash_token(token)  # once: the cache key and the rate-limit key
-        actor = await self.actor(token, digest, address)
+        hit = self._known.get(token)
+        if hit is not None and hit[1] > time.monotonic():  # a token seen lately: no hash (issue 15, hot path)
+            actor, _, digest = hit
+        else:
+            digest = tokens.hash_token(token)  # once: the cache key and the rate-limit key
+            actor = await self.actor(token, digest, address)
+            cached = self._cache.get(digest)
+            if cached is not None and cached[0] is actor:  # remembered, until the same moment as by its digest
+                if len(self._known) > 10_000:
+                    self._known.clear()
+                self._known[token] = (actor, cached[1], digest)
         if not inner:
             self.limiter.check(digest)
         return actor

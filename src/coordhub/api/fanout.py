@@ -37,49 +37,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Generator
-from typing import Any
+from collections.abc import Callable
 
 from starlette.types import Send
 
+from coordhub.api import eager
 from coordhub.store.base import Row
 
 LIVE_FRAMES = 1000  # frames queued for one live subscriber before it drops to catch-up
 LIVE_BYTES = 1024 * 1024  # bytes of frames queued for one live subscriber before it drops to catch-up
 FRAME_KEY = "_sse"  # the ring row's cached frame (rendered once per event)
 PING = b": ping\n\n"  # the keep-alive comment
-
-
-class _Resumed:
-    """Finishes, as a task, an ASGI ``send`` that :meth:`Subscriber.write_now` ran one step of.
-
-    ``step`` is the send's ``__await__`` iterator and ``pending`` what its first
-    step yielded (the future it waits for); the task waits for that and
-    resumes the send, step by step, exactly as if the task had started it.
-    """
-
-    def __init__(self, step: Generator[Any, Any, None], pending: Any) -> None:
-        self._step = step
-        self._pending = pending
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        pending = self._pending
-        while True:
-            try:
-                yield pending
-            except BaseException as exc:  # cancelled (or the future failed): into the coroutine, as a task would
-                try:
-                    pending = self._step.throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    pending = self._step.send(None)
-                except StopIteration:
-                    return
-
-    async def run(self) -> None:
-        await self
 
 
 def cached(row: Row, render: Callable[[Row], bytes]) -> bytes:
@@ -141,24 +109,24 @@ class Subscriber:
     def write_now(self, data: bytes) -> None:
         """Write ``data`` to the connection from the fan-out's loop, without waking the stream's task.
 
-        Runs the ASGI ``send`` coroutine one step: uvicorn writes to the
+        Runs the ASGI ``send`` one step (:mod:`coordhub.api.eager`): uvicorn writes to the
         transport at once unless the socket's buffer is full (flow control);
         then the rest of that send runs as a task (``inflight``) and the
         stream's task is woken to wait for it before it sends anything else.
         Call only while parked, with nothing queued and nothing in flight.
         """
         assert self.send is not None
-        step = self.send({"type": "http.response.body", "body": data, "more_body": True}).__await__()
         try:
-            pending = step.send(None)
-        except StopIteration:
-            self.idle_since = time.monotonic()
-            return
+            done, _, pending = eager.start(self.send({"type": "http.response.body", "body": data, "more_body": True}))
         except Exception:  # the connection failed: the stream's task ends the stream
             self.dead = True
             self.wake()
             return
-        self.inflight = asyncio.ensure_future(_Resumed(step, pending).run())
+        if done:
+            self.idle_since = time.monotonic()
+            return
+        assert pending is not None
+        self.inflight = asyncio.ensure_future(eager.finish(pending))
         self.wake()
 
     def go_live(self) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from coordhub.api import eager
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -58,22 +60,32 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
-            return
-        chunks: list[bytes] = []
-        try:
-            async with asyncio.timeout(self.timeout):
-                if not await self._read(receive, chunks):
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if value.isdigit() and int(value) > self.max_bytes:
                     await self._refuse(send)
                     return
+                break
+        chunks: list[bytes] = []
+        try:
+            # Most bodies are in by the time the headers are: take them without arming a timer (issue 15).
+            done, first, pending = eager.start(receive())
+            if not done or first is None or first.get("more_body", False):
+                async with asyncio.timeout(self.timeout):
+                    if pending is not None:
+                        first = await eager.finish(pending)
+                    if not await self._read(receive, chunks, first):
+                        await self._refuse(send)
+                        return
+            elif self._take(first, chunks, 0) < 0:
+                await self._refuse(send)
+                return
         except TimeoutError:
             await self._refuse(send, 408, "request_timeout", f"request body not received within {self.timeout:g} s")
             return
         except _Disconnected:
             return
-        body = b"".join(chunks)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         replayed = False
 
         async def replay() -> Message:
@@ -85,20 +97,29 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _read(self, receive: Receive, chunks: list[bytes]) -> bool:
-        """Collect the body into ``chunks``; False when it passes ``max_bytes``."""
+    async def _read(self, receive: Receive, chunks: list[bytes], message: Message | None) -> bool:
+        """Collect the body into ``chunks``, starting with ``message`` if given; False when it passes ``max_bytes``."""
         size = 0
         while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _Disconnected
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
+            if message is None:
+                message = await receive()
+            size = self._take(message, chunks, size)
+            if size < 0:
                 return False
-            chunks.append(chunk)
             if not message.get("more_body", False):
                 return True
+            message = None
+
+    def _take(self, message: Message, chunks: list[bytes], size: int) -> int:
+        """Add one message's body to ``chunks``; the body's size so far, or -1 past ``max_bytes``."""
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > self.max_bytes:
+            return -1
+        chunks.append(chunk)
+        return size
 
     async def _refuse(self, send: Send, status: int = 413, code: str = "payload_too_large",
                       message: str | None = None) -> None:
