@@ -3,17 +3,22 @@
 Each open ``GET /api/coord/events`` stream is a :class:`Subscriber` held by
 the app's :class:`Fanout`. The fan-out is an event-bus listener: on every
 publish it makes **one loop over the subscribers**, and for each one that is
-live appends the SSE frames of the events its filter keeps (each frame rendered
-once per event, shared by every subscriber, see :func:`frame`) to that
-subscriber's queue, then wakes its stream with a plain future. No task, timer
-or per-event queue object is made per subscriber per event (the former design
-had each stream wait on the bus with ``asyncio.wait_for``: a task and a timer
-per subscriber per event, about 60 µs of hub CPU per subscriber per event).
+live it filters the new events and writes their SSE frames (each rendered once
+per event, shared by every subscriber, see :func:`cached`) to the connection
+itself, running the ASGI ``send`` one step (:meth:`Subscriber.write_now`). No
+task wakes, and no task, timer or queue object is made, per subscriber per
+event (the former design had each stream wait on the bus with
+``asyncio.wait_for``: a task and a timer per subscriber per event, about 40 µs
+of hub CPU per subscriber per event). A send that must wait for the socket
+finishes as a task, and the stream's own task takes over until it is done:
+frames that arrive meanwhile are queued for it, in order.
 Keep-alive pings come from one timer for all streams (:meth:`Fanout.tick`).
 
 A subscriber is in one of two modes:
 
-* **live**: the fan-out queues its frames; its stream sends them in order.
+* **live**: the fan-out writes its frames while its stream's task is parked
+  with nothing to send, and queues them for that task otherwise (a write in
+  flight, a ping due); only one of the two writes at a time, so order holds.
 * **behind** (catch-up): nothing is queued for it; its stream reads the log
   itself by its cursor, from the bus's in-memory ring or else from the store,
   and turns live once it has reached the ring's newest event. Every stream
@@ -30,7 +35,8 @@ considered for it. Both only move forward, and everything happens on the
 event loop's thread: the switch to live happens with no ``await`` between the
 read that found nothing newer than ``sent`` in the ring and setting
 ``queued = sent``, so no publish falls between them; a drop back to behind
-sets ``queued = sent`` and the catch-up reads strictly after ``sent``.
+sets ``queued = sent`` and the catch-up reads strictly after ``sent``. A
+direct write moves ``sent`` to ``queued`` as it hands the frames to ``send``.
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ recent events in memory, bounded both by count (:data:`RING_SIZE`) and by
 estimated bytes (:data:`RING_BYTES`, see :func:`cost`), and wakes every waiter
 once per publish. A subscriber owns its cursor and pulls at its own pace: one
 that falls behind the ring reads the rest from the store, and one that is slow
-to drain its socket only delays itself — nothing is queued per subscriber, so
-neither memory nor other subscribers suffer.
+to drain its socket only delays itself, so neither memory nor other
+subscribers suffer. Live SSE streams are fed by a listener instead, in one
+pass per publish (``coordhub.api.fanout``), and drop back to pulling by cursor
+when they fall behind; long-polls wait here.
 """
 
 from __future__ import annotations
