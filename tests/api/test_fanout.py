@@ -70,6 +70,43 @@ def test_a_subscriber_past_its_queue_bound_drops_to_catch_up_at_its_cursor() -> 
     asyncio.run(run())
 
 
+def test_a_direct_write_that_must_wait_hands_the_stream_to_its_task() -> None:
+    """Parked: the fan-out writes itself; a send that waits for the socket goes on as a task, later frames queue."""
+    async def run() -> None:
+        written: list[bytes] = []
+        full = asyncio.Event()  # the socket's buffer: set = room again
+
+        async def send(message: dict[str, object]) -> None:  # an ASGI send under flow control, as uvicorn's
+            if not full.is_set():
+                await full.wait()
+            body = message["body"]
+            assert isinstance(body, bytes)
+            written.append(body)
+
+        fan = Fanout(_render, 15.0)
+        sub = fan.join(lambda r: True, 0, send)
+        sub.go_live()
+        full.set()
+        parked = asyncio.ensure_future(sub.wait())
+        await asyncio.sleep(0)
+        assert sub.parked
+        fan.publish([_row(1)])  # written at once, in the publish loop: the stream's task is not woken
+        assert written == [_render(_row(1))] and sub.sent == 1 and not parked.done()
+        full.clear()
+        fan.publish([_row(2)])  # the send must wait: it goes on as a task, and the stream's task is woken
+        assert sub.inflight is not None
+        fan.publish([_row(3)])  # queued for the stream's task, behind the write in flight
+        assert sub.frames == [_render(_row(3))]
+        await parked
+        full.set()
+        await sub.inflight
+        assert written == [_render(_row(i)) for i in (1, 2)]
+        assert sub.take() == [_render(_row(3))] and sub.sent == 3
+        fan.leave(sub)
+
+    asyncio.run(run())
+
+
 def test_idle_stream_is_pinged_by_the_shared_timer() -> None:
     async def run() -> None:
         fan = Fanout(_render, 0.3)
