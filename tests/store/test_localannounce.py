@@ -78,6 +78,29 @@ def test_junk_and_our_own_origin_are_ignored(tmp_path: Path) -> None:
         ann.close()
 
 
+def test_junk_asks_for_a_catch_up_from_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Junk fills the socket's short queue and crowds out the peers' datagrams (dropped at the sender): junk
+    makes the listener ask for a catch-up from the log (at most once per NOISE_CATCH_UP_SECONDS)."""
+    from coordhub.store import localannounce
+
+    monkeypatch.setattr(localannounce, "NOISE_CATCH_UP_SECONDS", 0.0)
+    db = tmp_path / "hub.db"
+    ann = LocalAnnouncer(db, announce.new_origin())
+    try:
+        calls, _, listener = _listen(ann)
+        try:
+            for _ in range(200):
+                if listener.state.ignored:  # type: ignore[attr-defined]
+                    break
+                _send(db, ann.origin, [b"junk"])
+                threading.Event().wait(0.05)
+        finally:
+            listener.stop()  # type: ignore[attr-defined]
+        assert listener.state.ignored and calls.count((None, None)) >= 2, calls  # type: ignore[attr-defined]
+    finally:
+        ann.close()
+
+
 @pytest.mark.skipif(os.getuid() != 0, reason="sending as another user needs root")
 def test_a_datagram_from_another_user_is_ignored(tmp_path: Path) -> None:
     db = tmp_path / "hub.db"

@@ -19,7 +19,11 @@ datagram whose sender (the kernel's ``SCM_CREDENTIALS``) is another user, or
 whose payload is not ours, is counted and ignored, as on the PostgreSQL
 channel; and the datagrams waiting at one wake are read together and make at
 most one announcement (the highest high-water), so a flood costs the hub one
-log read per wake, not one per datagram. The registry directory and the lock
+log read per wake, not one per datagram. A socket's queue is short
+(``net.unix.max_dgram_qlen``, often 10), so junk can crowd out the peers'
+datagrams (they are dropped, not queued): while junk arrives the listener
+asks for a catch-up from the log at most once per
+:data:`NOISE_CATCH_UP_SECONDS`, as the hub polls without announcements. The registry directory and the lock
 file must be this user's and closed to others (a planted
 ``<database>.peers/`` could otherwise point every commit at a peer list of
 the planter's choosing, and a planted lock file could be held to stop every
@@ -49,6 +53,7 @@ REFRESH_SECONDS = 1.0  # how often a sender re-reads the registry for new peers
 MAX_DATAGRAM = 128
 MAX_PEERS = 256  # registry entries a sender reads (workers are at most 64 per supervisor)
 MAX_DRAIN = 1024  # datagrams read at one wake before they are announced (the rest wait for the next wake)
+NOISE_CATCH_UP_SECONDS = 1.0  # while junk arrives, read the log at most this often (it may have crowded ours out)
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
@@ -164,6 +169,7 @@ class LocalListener:
         self._on_announce = on_announce
         self._origin = origin  # this process's: it never sends to itself, so a datagram naming it is forged
         self._uid = os.getuid()
+        self._caught_up = time.monotonic()  # when the log was last read in full on this thread's word
         self._stop = threading.Event()
         self.state = ListenState()
         self._thread = threading.Thread(target=self._run, name="coord-local-listen", daemon=True)
@@ -183,6 +189,7 @@ class LocalListener:
         import select
 
         self._on_announce(None, None)
+        self._caught_up = time.monotonic()
         poller = select.poll()
         poller.register(self._sock.fileno(), select.POLLIN)
         while not self._stop.is_set():
@@ -199,6 +206,7 @@ class LocalListener:
     def _drain(self) -> None:
         """Read what is waiting (at most :data:`MAX_DRAIN`); announce the highest valid high-water once."""
         best: tuple[str, int] | None = None
+        noise = False
         for _ in range(MAX_DRAIN):
             try:
                 data, ancillary, _flags, _addr = self._sock.recvmsg(MAX_DATAGRAM, socket.CMSG_SPACE(_UCRED.size))
@@ -207,12 +215,16 @@ class LocalListener:
             parsed = self._parse(data, ancillary)
             if parsed is None:
                 self.state.ignored += 1
+                noise = True
                 continue
             self.state.announcements += 1
             if best is None or parsed[1] > best[1]:
                 best = parsed
         if best is not None:
             self._on_announce(*best)
+        elif noise and time.monotonic() - self._caught_up >= NOISE_CATCH_UP_SECONDS:
+            self._caught_up = time.monotonic()
+            self._on_announce(None, None)  # a peer's announcement may have been dropped for the junk
 
     def _parse(self, data: bytes, ancillary: list[tuple[int, int, bytes]]) -> tuple[str, int] | None:
         """``(origin, high-water)`` of a datagram this user sent with our payload, else None."""
