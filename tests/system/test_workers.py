@@ -11,6 +11,7 @@ lost; SIGTERM stops every worker and the supervisor exits 0.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -22,7 +23,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.conftest import LiveHub
+from tests.conftest import PG_BASE, LiveHub, _pg_admin_conn
 from tests.system.test_cluster import Follower
 from tests.system.test_history import Plan, assert_clean_and_meaningful, one_line, run_history
 
@@ -31,15 +32,28 @@ WORKERS = 2
 
 @pytest.fixture
 def workers_hub(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveHub]:
-    """``coord serve --workers 2`` on the backend under test."""
-    args: tuple[str, ...] = ("--workers", str(WORKERS))
-    if backend == "postgres":
-        args += ("--database-url", request.getfixturevalue("pg_url"))
-    hub = _started(LiveHub(tmp_path / "hub", args=args))
-    try:
+    """``coord serve --workers 2`` on the backend under test (on PostgreSQL, a database of its own: the session's
+    scratch database carries other tests' broadcasts, which a stream here would count)."""
+    with contextlib.ExitStack() as stack:
+        args: tuple[str, ...] = ("--workers", str(WORKERS))
+        if backend == "postgres":
+            request.getfixturevalue("pg_url")  # fails, or skips, as every PostgreSQL test does when it is down
+            args += ("--database-url", stack.enter_context(_private_database()))
+        hub = _started(LiveHub(tmp_path / "hub", args=args))
+        stack.callback(hub.stop)
         yield hub
+
+
+@contextlib.contextmanager
+def _private_database() -> Iterator[str]:
+    conn = _pg_admin_conn()
+    name = f"coordhub_workers_{uuid.uuid4().hex[:10]}"
+    conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{PG_BASE}/{name}"
     finally:
-        hub.stop()
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.close()
 
 
 def _started(hub: LiveHub) -> LiveHub:
