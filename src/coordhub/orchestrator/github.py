@@ -135,10 +135,15 @@ class GitHub:
     # -- pull requests --------------------------------------------------------------------------
 
     def pr_for(self, head: str, base: str) -> dict[str, Any] | None:
-        """The newest PR (any state) from ``head`` into ``base``: ``{number, url, state, headRefOid}``, or None."""
+        """The newest PR (any state) from this repository's branch ``head`` into ``base``: ``{number, url, state,
+        headRefOid}``, or None. ``--head`` matches the branch name in any fork, and branch names are guessable
+        (``issue-<N>-<slug>``): a PR from a fork is never ours (it would be linked, checked and merged as ours)."""
         rows = self.json("pr", "list", "--head", head, "--base", base, "--state", "all", "--json",
-                         "number,url,state,headRefOid")
-        return rows[0] if rows else None
+                         "number,url,state,headRefOid,isCrossRepository")
+        for row in rows:
+            if row.get("isCrossRepository") is False:
+                return {k: v for k, v in row.items() if k != "isCrossRepository"}
+        return None
 
     def pr_create(self, head: str, base: str, title: str, body: str) -> str:
         """Open a PR; its URL. An existing open PR for the branch is returned, not an error."""

@@ -77,3 +77,42 @@ def test_a_marker_in_someone_elses_comment_does_not_stand_for_the_post(tmp_path:
     comments = fake.item("acme/app", issue)["comments"]
     assert [c["author"] for c in comments] == ["mallory", fake.state()["user"]]
     assert link.reports[-1]["ok"] is True and link.reports[-1]["url"] != forged.strip()
+
+
+def test_a_pr_from_a_fork_with_the_same_branch_name_is_not_taken_for_ours(tmp_path: Path) -> None:
+    """Branch names are guessable (``issue-<N>-<slug of the title>``) and anyone may open a PR from a fork whose
+    branch has that name (``gh pr list --head`` matches the name in any repository): were it taken for ours, the
+    assignment would link an outsider's PR, and the merge queue would check and try to merge it."""
+    from coordhub.orchestrator.github import GitHub
+    from tests.fakes.ghstore import module
+
+    repo = make_repo(tmp_path, "app")
+    fake = FakeGitHub(tmp_path)
+    fake.setup_repo("acme/app", repo.origin)
+    issue = fake.add_issue("acme/app", "A bug")
+    env = {**os.environ, **fake.env, "PATH": f"{fake.bin}{os.pathsep}{os.environ['PATH']}"}
+    with module().store(fake.root) as st:  # mallory's PR from mallory/app:issue-1
+        r = st["repos"]["acme/app"]
+        n = r["next_number"]
+        r["next_number"] += 1
+        r["items"][str(n)] = {"kind": "pr", "number": n, "title": "A bug", "body": "Closes #1", "state": "OPEN",
+                              "stateReason": "", "isDraft": False, "labels": [], "headRefName": "issue-1",
+                              "baseRefName": "main", "reviews": [], "comments": [], "author": "mallory",
+                              "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z",
+                              "closedAt": None, "mergedAt": None, "mergeCommit": None, "id": "PR_kwDO99999999",
+                              "url": f"https://github.com/acme/app/pull/{n}", "isCrossRepository": True,
+                              "headRefOid": "0" * 40}
+    gh = GitHub("acme/app", env=env)
+    assert gh.pr_for("issue-1", "main") is None
+    run(repo.path, "git", "checkout", "-q", "-b", "issue-1")
+    (repo.path / "x.txt").write_text("x\n")
+    run(repo.path, "git", "add", "x.txt")
+    run(repo.path, "git", "commit", "-q", "-m", "x")
+    run(repo.path, "git", "push", "-q", "origin", "issue-1")
+    link = Recorder()
+    poster = GitHubPoster(link, env, threading.Event(), lambda: 1, lambda: True)  # type: ignore[arg-type]
+    poster.make({"key": "a1b2c3d4:1:pr", "github": "acme/app", "issue": issue, "kind": "pr", "branch": "issue-1",
+                 "base": "main", "body": "A bug\n\nCloses #1"}, 1)
+    assert link.reports[-1]["ok"] and link.reports[-1]["url"] != f"https://github.com/acme/app/pull/{n}"
+    ours = gh.pr_for("issue-1", "main")
+    assert ours is not None and ours["number"] != n and ours["url"] == link.reports[-1]["url"]
