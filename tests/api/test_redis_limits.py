@@ -9,8 +9,6 @@ authentication goes on as before.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import subprocess
 import sys
 import time
@@ -22,15 +20,20 @@ import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
-from coordhub.api.app import _share_rate_limits, create_app
+from coordhub.api.app import create_app
 from coordhub.api.auth import RateLimiter
 from coordhub.core import tokens
 from coordhub.core.hub import Hub
-from coordhub.errors import RateLimited
 from coordhub.server import SYSTEM
 from coordhub.store import open_store
 from coordhub.store.redisbuckets import RedisBuckets
-from tests.api.test_shared_limits import BURST, RATE, SECONDS, _spread  # the PostgreSQL buckets' own test
+from tests.api.test_shared_limits import (  # the PostgreSQL buckets' own test
+    BURST,
+    RATE,
+    SECONDS,
+    _spread,
+    limited_while_sharing_fails,
+)
 from tests.conftest import LiveHub, free_port
 from tests.seed002.conftest import REDIS_URL, redis_or_skip
 
@@ -128,26 +131,7 @@ def test_redis_down_fails_open_to_each_hub(tmp_path: Path, caplog: pytest.LogCap
     hub = Hub(open_store(f"sqlite:///{tmp_path / 'coord.db'}"))
     limiter = RateLimiter(1.0, 3)
     down = RedisBuckets(f"redis://127.0.0.1:{free_port()}/0")
-
-    async def scenario() -> list[bool]:
-        task = asyncio.create_task(_share_rate_limits(hub, limiter, down))
-        let: list[bool] = []
-        for _ in range(6):
-            try:
-                limiter.check("k")
-                let.append(True)
-            except RateLimited:
-                let.append(False)
-            await asyncio.sleep(0.2)  # the charging task runs (and fails) in between
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        return let
-
-    with caplog.at_level(logging.WARNING, logger="coordhub.api"):
-        let = asyncio.run(scenario())
-    assert let[:3] == [True, True, True] and let.count(True) <= 5, let  # still limited, per process
-    warned = [r.getMessage() for r in caplog.records if "shared rate limits unavailable" in r.getMessage()]
+    warned = limited_while_sharing_fails(hub, limiter, down, caplog)
     assert len(warned) == 1 and "until the Redis is back" in warned[0], [r.getMessage() for r in caplog.records]
 
 

@@ -71,20 +71,29 @@ def test_a_client_spreading_over_two_hubs_gets_one_budget(two_hubs: tuple[TestCl
 def test_rate_limits_fail_open_to_each_hub_when_the_database_cannot_take_the_charge(
         caplog: pytest.LogCaptureFixture) -> None:
     """Charges to a database that does not answer: each hub goes on limiting alone, and says so once."""
-    import asyncio
-    import logging
-
-    from coordhub.api.app import _share_rate_limits
     from coordhub.api.auth import RateLimiter
-    from coordhub.errors import RateLimited
     from coordhub.store.postgres import PostgresStore
 
     store = PostgresStore("postgresql://postgres@127.0.0.1:1/nowhere")  # nothing listens on port 1
     hub = Hub(store)
     limiter = RateLimiter(1.0, 3)
 
+    warned = limited_while_sharing_fails(hub, limiter, None, caplog)
+    assert len(warned) == 1, [r.getMessage() for r in caplog.records]
+
+
+def limited_while_sharing_fails(hub: Hub, limiter: Any, buckets: Any, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Run the sharing task against ``buckets`` (None: the store's) that cannot take a charge, while one key asks
+    six times, 0.2 s apart: assert it was still limited per process; return the warnings the hub logged."""
+    import asyncio
+    import logging
+
+    from coordhub.api.app import _share_rate_limits
+    from coordhub.errors import RateLimited
+
     async def scenario() -> list[bool]:
-        task = asyncio.create_task(_share_rate_limits(hub, limiter))
+        task = asyncio.create_task(_share_rate_limits(hub, limiter, buckets) if buckets is not None
+                                   else _share_rate_limits(hub, limiter))
         let: list[bool] = []
         for _ in range(6):
             try:
@@ -101,5 +110,4 @@ def test_rate_limits_fail_open_to_each_hub_when_the_database_cannot_take_the_cha
     with caplog.at_level(logging.WARNING, logger="coordhub.api"):
         let = asyncio.run(scenario())
     assert let[:3] == [True, True, True] and let.count(True) <= 5, let  # still limited, per process
-    warned = [r for r in caplog.records if "shared rate limits unavailable" in r.getMessage()]
-    assert len(warned) == 1, [r.getMessage() for r in caplog.records]
+    return [r.getMessage() for r in caplog.records if "shared rate limits unavailable" in r.getMessage()]
