@@ -47,22 +47,30 @@ def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A scratch PostgreSQL database for this run (dropped at the end)."""
+@contextlib.contextmanager
+def scratch_database(prefix: str = "coordhub_test") -> Iterator[str]:
+    """A new PostgreSQL database ``<prefix>_<hex>`` (its URL), dropped after; fails (CI) or skips the test when
+    the server is not there."""
     try:
         conn = _pg_admin_conn()
     except Exception as exc:  # the server is not there
         if REQUIRE_PG:
             pytest.fail(f"PostgreSQL required (COORD_REQUIRE_POSTGRES=1) but unreachable at {PG_BASE}: {exc}")
         pytest.skip(f"PostgreSQL unreachable at {PG_BASE}")
-    name = f"coordhub_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     conn.execute(f"CREATE DATABASE {name}")
     try:
         yield f"{PG_BASE}/{name}"
     finally:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A scratch PostgreSQL database for this run (dropped at the end)."""
+    with scratch_database() as url:
+        yield url
 
 
 @contextlib.contextmanager

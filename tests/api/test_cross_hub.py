@@ -24,35 +24,18 @@ import httpx2
 import pytest
 
 from coordhub.store import announce
-from tests.conftest import PG_BASE, REQUIRE_PG, LiveHub
+from tests.conftest import LiveHub, scratch_database
 
 pytestmark = pytest.mark.postgres
 SENDER = "CROSS-A/claude-main"
 READER = "CROSS-B/claude-main"
 
 
-def _admin_conn() -> Any:
-    import psycopg
-
-    return psycopg.connect(f"{PG_BASE}/postgres", autocommit=True, connect_timeout=3)
-
-
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
     """A private database for this module's hubs (event ids of their own, nothing truncated under them)."""
-    try:
-        admin = _admin_conn()
-    except Exception as exc:
-        if REQUIRE_PG:
-            pytest.fail(f"PostgreSQL required (COORD_REQUIRE_POSTGRES=1) but unreachable at {PG_BASE}: {exc}")
-        pytest.skip(f"PostgreSQL unreachable at {PG_BASE}")
-    name = f"coord_cross_{uuid.uuid4().hex[:10]}"
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{PG_BASE}/{name}"
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with scratch_database("coord_cross") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

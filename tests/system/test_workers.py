@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.conftest import PG_BASE, LiveHub, _pg_admin_conn
+from tests.conftest import LiveHub, scratch_database
 from tests.system.test_cluster import Follower
 from tests.system.test_history import Plan, assert_clean_and_meaningful, one_line, run_history
 
@@ -37,23 +37,11 @@ def workers_hub(backend: str, tmp_path: Path, request: pytest.FixtureRequest) ->
     with contextlib.ExitStack() as stack:
         args: tuple[str, ...] = ("--workers", str(WORKERS))
         if backend == "postgres":
-            request.getfixturevalue("pg_url")  # fails, or skips, as every PostgreSQL test does when it is down
-            args += ("--database-url", stack.enter_context(_private_database()))
+            args += ("--database-url", stack.enter_context(scratch_database("coordhub_workers")))
         hub = _started(LiveHub(tmp_path / "hub", args=args))
         stack.callback(hub.stop)
         yield hub
 
-
-@contextlib.contextmanager
-def _private_database() -> Iterator[str]:
-    conn = _pg_admin_conn()
-    name = f"coordhub_workers_{uuid.uuid4().hex[:10]}"
-    conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{PG_BASE}/{name}"
-    finally:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.close()
 
 
 def _started(hub: LiveHub) -> LiveHub:

@@ -8,14 +8,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import PG_BASE, LiveHub, _pg_admin_conn
+from tests.conftest import LiveHub, scratch_database
 from tests.orchestrator.host.conftest import claude_bin, make_repo, run  # noqa: F401 (a fixture)
 from tests.orchestrator.host.test_agent_e2e import Fleet
 from tests.orchestrator.host.test_pipeline_e2e import apply, settle, stages_of
@@ -25,30 +24,23 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def pg_fleet(tmp_path: Path, claude_bin: Path) -> Iterator[Fleet]:  # noqa: F811
-    try:
-        admin = _pg_admin_conn()
-    except Exception as exc:  # the server is not there
-        pytest.skip(f"PostgreSQL unreachable at {PG_BASE}: {exc}")
-    name = f"coordhub_pipeline_{uuid.uuid4().hex[:10]}"
-    admin.execute(f"CREATE DATABASE {name}")
-    hub = LiveHub(tmp_path / "hub", args=("--database-url", f"{PG_BASE}/{name}"))
-    f: Fleet | None = None
-    try:
-        hub.start(wait=False)
-        hub.wait_ready(timeout=90)
-        f = Fleet(hub, tmp_path, claude_bin, make_repo(tmp_path, "app"), ["m1", "m2"])
-        yield f
-    finally:
-        for a in f.agents if f else []:
-            a.stop(signal.SIGKILL if a.proc.poll() is None else 0)
-        for r in f.runs() if f else []:
-            try:
-                os.killpg(r["pgid"], signal.SIGKILL)
-            except OSError:
-                pass
-        hub.stop()
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with scratch_database("coordhub_pipeline") as url:
+        hub = LiveHub(tmp_path / "hub", args=("--database-url", url))
+        f: Fleet | None = None
+        try:
+            hub.start(wait=False)
+            hub.wait_ready(timeout=90)
+            f = Fleet(hub, tmp_path, claude_bin, make_repo(tmp_path, "app"), ["m1", "m2"])
+            yield f
+        finally:
+            for a in f.agents if f else []:
+                a.stop(signal.SIGKILL if a.proc.poll() is None else 0)
+            for r in f.runs() if f else []:
+                try:
+                    os.killpg(r["pgid"], signal.SIGKILL)
+                except OSError:
+                    pass
+            hub.stop()
 
 
 def test_the_pipeline_end_to_end_on_postgresql(pg_fleet: Fleet) -> None:
