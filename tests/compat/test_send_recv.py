@@ -117,7 +117,8 @@ import os, subprocess, sys
 if not os.path.exists({str(marker)!r}):
     open({str(marker)!r}, "w").close()
     subprocess.run([sys.executable, "-m", "coordhub", "conv", "send", {to!r}, "--conversation",
-                    {conv!r}, "--type", "progress", "--body", "me first"], check=True, stdout=subprocess.DEVNULL)
+                    {conv!r}, "--type", "progress", "--body", f"me first ({{os.getpid()}})"], check=True,
+                   stdout=subprocess.DEVNULL)
 os.execvp("/usr/bin/gpg", ["gpg", *sys.argv[1:]])
 """)
     gpg.chmod(gpg.stat().st_mode | stat.S_IXUSR)
@@ -130,7 +131,8 @@ os.execvp("/usr/bin/gpg", ["gpg", *sys.argv[1:]])
     second = shown["turns"][1]
     assert (second["sequence"], second["verified"], second["body"]) == (2, True, "second\n")
     assert "#+SEQUENCE: 2\n" in second["content"]
-    # with no retries left the send gives up (exit 1) and says why
+    # with no retries left the send gives up (exit 1) and says why; the racing turn differs from the first one
+    # (its pid is in it): an identical one within the same second would be the hub's deduplicated retry
     marker.unlink()
     again = career.drop("send", to, str(write(tmp_path / "n.org", world.org(body="third\n"))), "--retries",
                         "0", env=path)

@@ -110,12 +110,11 @@ def test_database_errors_in_a_batch_roll_back_their_unit_alone_and_the_next_batc
     assert store.read_sync(lambda tx: [e["kind"] for e in tx.events.after(0)]) == ["e1", "e2", "e3", "e4", "e5"]
 
 
-def test_a_connection_lost_mid_batch_loses_that_batch_and_the_next_starts_clean(
-        store: Store, backend: str) -> None:
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_a_connection_lost_mid_batch_loses_that_batch_and_the_next_starts_clean(store: Store) -> None:
     """The writer's connection dies while a unit's statement is in flight (PostgreSQL: pipelined with the
-    held-back SAVEPOINT): the whole batch is lost as Unavailable, and the next batch commits on a new connection."""
-    if backend != "postgres":
-        pytest.skip("only PostgreSQL lets a statement end its own connection")
+    held-back SAVEPOINT; only PostgreSQL lets a statement end its own connection): the whole batch is lost as
+    Unavailable, and the next batch commits on a new connection."""
 
     def cut(tx: Tx) -> None:
         tx.ex.one("SELECT pg_terminate_backend(pg_backend_pid())")

@@ -4,9 +4,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from coordhub.api.auth import Caller, caller
@@ -23,6 +23,7 @@ from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
 from coordhub.core import proposals
 from coordhub.store.tx import Tx
 
+PathId = Annotated[int, Path(ge=1, le=2**62, description="A proposal's id.")]  # a larger one is a 422, not a 500
 router = APIRouter(prefix="/api/coord/orchestrator/proposals", tags=["orchestrator"])
 
 
@@ -50,7 +51,7 @@ async def find(request: Request, state: str | None = Query(None, max_length=20),
 
 
 @router.get("/{proposal_id}", response_model=ProposalOut, responses=responses(*READ_ERRORS, 404))
-async def get(proposal_id: int, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+async def get(proposal_id: PathId, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """One proposal."""
     return await query(request, lambda tx, now: proposals.render(proposals.get_row(tx, proposal_id)))
 
@@ -72,7 +73,8 @@ async def approve(body: ProposalsApprove, request: Request, who: Caller = Depend
 
 
 @router.post("/{proposal_id}/split", response_model=ProposalOut, responses=responses(*WRITE_ERRORS, 404, 409))
-async def split(proposal_id: int, body: SplitRecord, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+async def split(proposal_id: PathId, body: SplitRecord, request: Request,
+                who: Caller = Depends(caller)) -> JSONResponse:
     """Record the sub-issues ``coord split`` created; ``done`` closes the split once every child has one. 409 when a
     child already has another issue number (create nothing more), or the proposal was superseded."""
     actor = await who.act()
