@@ -286,10 +286,15 @@ def settle_heap() -> None:
     modules, the app and its models. After ``gc.freeze()`` a full collection
     walks only what was made since start; a larger first threshold makes the
     young collections (each a few ms) rarer. Cycles are still collected.
+    From here on every collection's pause is timed into the hub's metrics
+    (``coord_gc_pause_seconds``, :data:`coordhub.api.metrics.GC_PAUSES`).
     """
+    from coordhub.api.metrics import GC_PAUSES
+
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    GC_PAUSES.install()
 
 
 def _redacted(url: str) -> str:

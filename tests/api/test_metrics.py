@@ -154,3 +154,44 @@ def test_grafana_dashboard_queries_only_metrics_a_hub_exposes(tmp_path: Path, pg
                 and not line.split(" ")[2].endswith("_created")}
     shown = {f for f in families if any(n == f or n.startswith(f + "_") for n in used)}
     assert shown == families, f"metrics with no panel: {sorted(families - shown)}"
+
+
+def test_gc_probe_times_every_collection_by_generation() -> None:
+    """The ``gc.callbacks`` probe counts each collection in its generation, with its pause, as a histogram."""
+    import gc
+
+    from coordhub.api.metrics import GC_BUCKETS, GcPauses
+
+    probe = GcPauses()
+    probe.install()
+    try:
+        for gen in (0, 1, 2, 2):
+            gc.collect(gen)
+    finally:
+        gc.callbacks.remove(probe)
+    assert [sum(c) for c in probe.counts][1:] == [1, 2]  # young ones may also have run on their own
+    assert sum(probe.counts[0]) >= 1
+    assert probe.longest[2] > 0 and probe.sums[2] >= probe.longest[2]
+    families = {f.name: f for f in probe.families()}
+    full = [s for s in families["coord_gc_pause_seconds"].samples if s.labels.get("generation") == "2"]
+    buckets = [s.value for s in full if s.name.endswith("_bucket")]
+    assert len(buckets) == len(GC_BUCKETS) + 1 and buckets == sorted(buckets) and buckets[-1] == 2  # cumulative
+    longest = {s.labels["generation"]: s.value for s in families["coord_gc_pause_longest_seconds"].samples}
+    assert longest["2"] == probe.longest[2]
+    probe.install()  # installing again forgets what was recorded and adds no second callback
+    assert probe.longest == [0.0, 0.0, 0.0]
+    gc.callbacks.remove(probe)
+    assert probe not in gc.callbacks
+
+
+def test_a_serving_hub_reports_its_gc_pauses(live_hub: LiveHub) -> None:
+    """``coord serve`` installs the probe once start-up is settled: a scrape shows the collections since."""
+    admin = {"Authorization": f"Bearer {live_hub.admin_token}"}
+    headers = {"Authorization": f"Bearer {live_hub.token(A)}"}
+    with httpx2.Client(base_url=live_hub.url, headers=headers) as c:
+        for i in range(300):  # enough allocation for young collections at the hub's thresholds
+            assert c.post("/api/coord/messages", json={"subject": f"gc {i}", "body": "x" * 200}).status_code == 201
+    samples = _samples(httpx2.get(live_hub.url + "/metrics", headers=admin).text)
+    collections = sum(_value(samples, "coord_gc_pause_seconds_count", generation=str(g)) for g in range(3))
+    assert collections >= 1
+    assert _value(samples, "coord_gc_pause_longest_seconds", generation="0") > 0

@@ -65,6 +65,8 @@ def test_wrk_drives_lease_and_message_with_each_holder_releasing(tmp_path: Path)
     # each claim was released by its holder (a wrong holder or id would be a non-2xx error above), so only the
     # claims still waiting for their release when wrk stopped are live
     assert report["lease"]["wrk"]["live_leases_after"] <= 4
+    for result in report.values():  # the hub's GC pauses, read from its /metrics (the ceiling has none)
+        assert result["gc"]["pauses"] >= result["gc"]["over_10_ms"] >= 0 and result["gc"]["longest_ms"] >= 0
 
 
 @pytest.mark.timeout(180)
@@ -75,6 +77,7 @@ def test_push_with_the_raw_socket_receiver_counts_every_receipt(tmp_path: Path) 
     assert push["receiver"] == "raw" and push["stream_errors"] == 0
     assert push["headline"]["ops"] == 12 * push["broadcasts"] and push["missing"] == 0  # each stream got each one
     assert 0 < push["headline"]["p50_ms"] <= push["headline"]["p99_ms"] <= push["max_ms"]
+    assert set(push["gc"]) == {"longest_ms", "pauses", "over_10_ms", "by_generation"}
 
 
 @pytest.mark.timeout(180)

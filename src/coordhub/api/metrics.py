@@ -19,6 +19,11 @@ What is measured, and what it costs:
 * per published event page: the lag from the write's time to this hub's bus
   (``coord_event_publish_lag_seconds``), by source: ``local`` (this process's
   commits) or ``remote`` (another hub's, announced by NOTIFY: the cross-hub lag).
+* per garbage collection of the process: how long it held the interpreter
+  (``coord_gc_pause_seconds`` by generation, and the longest so far in
+  ``coord_gc_pause_longest_seconds``), timed by :data:`GC_PAUSES`, a
+  ``gc.callbacks`` probe that ``coord serve`` installs once start-up is settled
+  (two ``perf_counter`` calls and a bisect per collection, nothing per request).
 * read when scraped, never on the request path: live leases, queued and
   running assignments (one query each, at most every :data:`DB_GAUGE_SECONDS`),
   SSE streams and long-polls held, SSE streams dropped to catch-up, rate-limit refusals, LISTEN state.
@@ -27,14 +32,16 @@ What is measured, and what it costs:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,6 +55,8 @@ DB_GAUGE_SECONDS = 5.0  # the database-derived gauges are at most this old
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+GC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+GC_GENERATIONS = 3  # CPython's generations 0, 1 and 2 (2: a full collection)
 UNMATCHED = "unmatched"  # the route label of a request no route took (404, 405)
 MCP = "/mcp"  # the MCP mount has no route template of its own
 STREAMS = frozenset({"/api/coord/events", MCP})  # GETs that stream (SSE): counted, not timed
@@ -95,6 +104,69 @@ class HubMetrics:
     def observe_lag(self, source: str, seconds: float) -> None:
         """Lag of one published event page (``source``: local or remote)."""
         self._lag[source].observe(max(0.0, seconds))
+
+
+class GcPauses:
+    """A ``gc.callbacks`` probe: how long each garbage collection of this process held the interpreter.
+
+    CPython calls it at the start and the end of every collection, on the
+    thread that triggered it and with the GIL held, so every other thread and
+    the event loop wait for exactly the time between the two calls; that time
+    is recorded per generation into :data:`GC_BUCKETS` counts, a sum and a
+    maximum (seconds). GC is per process, so there is one probe per process
+    (:data:`GC_PAUSES`), read by every app's collector when scraped.
+    """
+
+    def __init__(self) -> None:
+        self.counts: list[list[int]] = []  # per generation, per bucket (not cumulative)
+        self.sums: list[float] = []
+        self.longest: list[float] = []
+        self._started = 0.0
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget what was recorded."""
+        self.counts = [[0] * (len(GC_BUCKETS) + 1) for _ in range(GC_GENERATIONS)]
+        self.sums = [0.0] * GC_GENERATIONS
+        self.longest = [0.0] * GC_GENERATIONS
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        seconds = time.perf_counter() - self._started
+        gen = info["generation"]
+        self.counts[gen][bisect.bisect_left(GC_BUCKETS, seconds)] += 1
+        self.sums[gen] += seconds
+        if seconds > self.longest[gen]:
+            self.longest[gen] = seconds
+
+    def install(self) -> None:
+        """Start timing collections (idempotent); what was recorded before is forgotten."""
+        self.clear()
+        if self not in gc.callbacks:
+            gc.callbacks.append(self)
+
+    def families(self) -> Iterator[Any]:
+        """The Prometheus families: the pause histogram and the longest pause, by generation."""
+        pauses = HistogramMetricFamily("coord_gc_pause_seconds", "Garbage-collection pauses of this hub process "
+                                       "(the interpreter is held for each), by generation (2 = full), since it "
+                                       "started serving.", labels=("generation",))
+        longest = GaugeMetricFamily("coord_gc_pause_longest_seconds", "The longest garbage-collection pause of "
+                                    "this hub process since it started serving, by generation.",
+                                    labels=("generation",))
+        for gen in range(GC_GENERATIONS):
+            total, buckets = 0, []
+            for bound, n in zip((*GC_BUCKETS, float("inf")), self.counts[gen], strict=True):
+                total += n
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), total))
+            pauses.add_metric((str(gen),), buckets, self.sums[gen])
+            longest.add_metric((str(gen),), self.longest[gen])
+        yield pauses
+        yield longest
+
+
+GC_PAUSES = GcPauses()  # this process's probe; ``coord serve`` installs it (coordhub.server.settle_heap)
 
 
 class RequestMetrics:
@@ -178,6 +250,7 @@ class StateCollector(Collector):
             yield pruned
             yield worst
             yield CounterMetricFamily("coord_prune_batches", "Pruning batches run.", value=pruner.stats.batches)
+        yield from GC_PAUSES.families()
         if hub.bus is not None:
             yield GaugeMetricFamily("coord_event_last_id", "Newest event id this hub has published.",
                                     value=hub.bus.last_id)

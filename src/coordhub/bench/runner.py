@@ -133,7 +133,8 @@ def run(names: list[str], o: Options, progress: Callable[[str], Tick]) -> dict[s
             result.update(prepared)
             result.update(backend=health.get("backend"), durability=health.get("durability"), clients=clients,
                           duration=None if name in ("hook", "cli") else duration, rss_mib=target.rss_mib(),
-                          peak_rss_mib=target.peak_rss_mib(), hub_log=target.log_problems(), target=TARGETS[name])
+                          peak_rss_mib=target.peak_rss_mib(), hub_log=target.log_problems(), target=TARGETS[name],
+                          gc=target.gc_pauses())
         finally:
             target.stop()
         if o.ceiling and name in WITH_CEILING:
@@ -197,7 +198,7 @@ def _with_wrk(name: str, o: Options, clients: int, duration: float, run_id: str,
         result = _wrk_once(target, name, clients, duration, run_id)
         result.update(backend=health.get("backend"), durability=health.get("durability"), clients=clients,
                       duration=duration, rss_mib=target.rss_mib(), peak_rss_mib=target.peak_rss_mib(),
-                      hub_log=target.log_problems(), target=TARGETS[name], driver="wrk")
+                      hub_log=target.log_problems(), target=TARGETS[name], driver="wrk", gc=target.gc_pauses())
     finally:
         target.stop()
     tick(0.5)

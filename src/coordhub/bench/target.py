@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def free_port() -> int:
@@ -64,6 +65,34 @@ class Target:
             return None
         utime, stime = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13]
         return (int(utime) + int(stime)) / 100.0
+
+    def gc_pauses(self) -> dict[str, Any] | None:
+        """The hub's garbage-collection pauses since it started serving, from its ``/metrics`` (admin token).
+
+        ``{"longest_ms", "pauses", "over_10_ms", "by_generation": {gen: longest_ms}}``, summed over the
+        generations (``coord_gc_pause_seconds``, ``coord_gc_pause_longest_seconds``); None when the
+        metrics cannot be read (no admin token, the ceiling, an older hub).
+        """
+        try:
+            r = httpx2.get(self.url + "/metrics", headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=10)
+        except httpx2.HTTPError:
+            return None
+        if r.status_code != 200:
+            return None
+        longest: dict[str, float] = {}
+        pauses = under = 0.0
+        for family in text_string_to_metric_families(r.text):
+            for sample in family.samples:
+                if sample.name == "coord_gc_pause_longest_seconds":
+                    longest[sample.labels["generation"]] = round(sample.value * 1000, 2)
+                elif sample.name == "coord_gc_pause_seconds_count":
+                    pauses += sample.value
+                elif sample.name == "coord_gc_pause_seconds_bucket" and float(sample.labels["le"]) == 0.01:
+                    under += sample.value
+        if not longest:
+            return None
+        return {"longest_ms": max(longest.values()), "pauses": int(pauses), "over_10_ms": int(pauses - under),
+                "by_generation": longest}
 
     def storage_bytes(self) -> int | None:
         """Bytes the hub's SQLite database takes now (file, WAL and shared memory), None when it is not ours or

@@ -142,6 +142,9 @@ def _details(r: dict[str, Any]) -> list[str]:
                    f"first receipt of a broadcast p50 {r['first_receipt_p50_ms']} ms, max {r['max_ms']} ms")
     if r.get("lost_messages") is not None:
         out.append(f"lost messages {r['lost_messages']}; read but never acked {r.get('read_unacked')}")
+    if r.get("gc"):  # the hub's garbage-collection pauses (coord_gc_pause_seconds)
+        g = r["gc"]
+        out.append(f"GC: longest pause {g['longest_ms']} ms ({g['pauses']} collections, {g['over_10_ms']} over 10 ms)")
     if r.get("hub_log") and r["hub_log"]["lines"]:
         out.append(f"the hub logged {r['hub_log']['lines']} warning/error lines, e.g. {r['hub_log']['samples'][0]}")
     if r.get("hub_cpu_us_per_request") is not None:  # wrk
