@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from prometheus_client import start_http_server
 
 from coordhub import __version__
-from coordhub.api import errors, metrics
+from coordhub.api import errors, metrics, wire
 from coordhub.api.activity import Heartbeats
 from coordhub.api.auth import Authenticator, RateLimiter
 from coordhub.api.health import DatabaseProbe
@@ -222,6 +222,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     app.state.max_connections = None  # set by `coord serve`, which owns the connections
     app.state.streams = StreamSlots(limits.streams_per_token, limits.max_streams)
     app.state.fanout = events.make_fanout()
+    wire.install(app)  # the server's own send in each scope: live SSE frames go straight to the transport
     app.state.event_quota = RateLimiter(limits.event_quota / 60.0, limits.event_quota)
     errors.install(app)
     measured = metrics.install(app)  # first, so innermost: it sees the route the router matched

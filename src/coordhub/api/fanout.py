@@ -5,13 +5,17 @@ the app's :class:`Fanout`. The fan-out is an event-bus listener: on every
 publish it makes **one loop over the subscribers**, and for each one that is
 live it filters the new events and writes their SSE frames (each rendered once
 per event, shared by every subscriber, see :func:`cached`) to the connection
-itself, running the ASGI ``send`` one step (:meth:`Subscriber.write_now`). No
-task wakes, and no task, timer or queue object is made, per subscriber per
+itself (:meth:`Subscriber.write_now`): straight to the transport through the
+stream's :class:`~coordhub.api.wire.Wire` when it has one (uvicorn), else by
+running the ASGI ``send`` one step. No task wakes, and no task, timer or queue object is made, per subscriber per
 event (the former design had each stream wait on the bus with
 ``asyncio.wait_for``: a task and a timer per subscriber per event, about 40 µs
-of hub CPU per subscriber per event). A send that must wait for the socket
-finishes as a task, and the stream's own task takes over until it is done:
-frames that arrive meanwhile are queued for it, in order.
+of hub CPU per subscriber per event). When the socket is backed up (the
+transport paused writing) the wire writes nothing and the frames are queued
+for the stream's task, which sends them the ASGI way, waiting for the socket;
+an ASGI send that must wait finishes as a task, and the stream's own task
+takes over until it is done. Frames that arrive meanwhile are queued for it,
+in order.
 Keep-alive pings come from one timer for all streams (:meth:`Fanout.tick`).
 
 A subscriber is in one of two modes:
@@ -36,18 +40,19 @@ event loop's thread: the switch to live happens with no ``await`` between the
 read that found nothing newer than ``sent`` in the ring and setting
 ``queued = sent``, so no publish falls between them; a drop back to behind
 sets ``queued = sent`` and the catch-up reads strictly after ``sent``. A
-direct write moves ``sent`` to ``queued`` as it hands the frames to ``send``.
+direct write moves ``sent`` to ``queued`` only once the frames are handed to
+the transport or to ``send``; frames a backed-up wire refused stay queued.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from starlette.types import Send
 
-from coordhub.api import eager
+from coordhub.api import eager, wire
 from coordhub.store.base import Row
 
 LIVE_FRAMES = 1000  # frames queued for one live subscriber before it drops to catch-up
@@ -72,11 +77,13 @@ class Subscriber:
     """
 
     __slots__ = ("keep", "sent", "queued", "frames", "size", "behind", "ping", "idle_since", "_waiter", "send",
-                 "parked", "inflight", "dead")
+                 "wire", "parked", "inflight", "dead")
 
-    def __init__(self, keep: Callable[[Row], bool], cursor: int, send: Send | None = None) -> None:
+    def __init__(self, keep: Callable[[Row], bool], cursor: int, send: Send | None = None,
+                 wire: wire.Wire | None = None) -> None:
         self.keep = keep
         self.send = send  # the connection's ASGI send, for direct writes; None: the stream's task sends everything
+        self.wire = wire  # the connection's transport, for direct writes past the ASGI send chain (preferred)
         self.parked = False  # the stream's task waits with nothing to send: the fan-out may write for it
         self.inflight: asyncio.Future[None] | None = None  # a direct write that had to wait for the socket
         self.dead = False  # the connection failed a direct write
@@ -112,28 +119,48 @@ class Subscriber:
             self.parked = False
             self._waiter = None
 
-    def write_now(self, data: bytes) -> None:
-        """Write ``data`` to the connection from the fan-out's loop, without waking the stream's task.
+    def can_write_now(self) -> bool:
+        """Whether the fan-out may write for this stream now: parked, nothing in flight, a way to write, alive."""
+        return self.parked and self.inflight is None and not self.dead and (
+            self.wire is not None or self.send is not None)
 
-        Runs the ASGI ``send`` one step (:mod:`coordhub.api.eager`): uvicorn writes to the
-        transport at once unless the socket's buffer is full (flow control);
-        then the rest of that send runs as a task (``inflight``) and the
-        stream's task is woken to wait for it before it sends anything else.
-        Call only while parked, with nothing queued and nothing in flight.
+    def write_now(self, data: bytes) -> bool:
+        """Hand ``data`` to the connection from the fan-out's loop, without waking the stream's task.
+
+        With a wire (:mod:`coordhub.api.wire`), one chunk straight to the
+        transport, unless the socket is backed up (False: nothing written,
+        the caller leaves ``data`` for the stream's task) or the connection is
+        gone (False, and the stream ends). Without one, runs the ASGI ``send``
+        one step (:mod:`coordhub.api.eager`): uvicorn writes to the transport at
+        once unless the socket's buffer is full (flow control); then the rest
+        of that send runs as a task (``inflight``) and the stream's task is
+        woken to wait for it before it sends anything else. Returns whether
+        ``data`` was handed over. Call only when :meth:`can_write_now`.
         """
+        if self.wire is not None:
+            done = self.wire.write(wire.chunk(data))
+            if done == wire.WRITTEN:
+                self.idle_since = time.monotonic()
+                return True
+            if done == wire.GONE:
+                self.dead = True
+            self.wake()  # backed up: the stream's task sends what is queued, waiting for the socket
+            return False
         assert self.send is not None
         try:
-            done, _, pending = eager.start(self.send({"type": "http.response.body", "body": data, "more_body": True}))
+            done_now, _, pending = eager.start(self.send({"type": "http.response.body", "body": data,
+                                                          "more_body": True}))
         except Exception:  # the connection failed: the stream's task ends the stream
             self.dead = True
             self.wake()
-            return
-        if done:
+            return False
+        if done_now:
             self.idle_since = time.monotonic()
-            return
+            return True
         assert pending is not None
         self.inflight = asyncio.ensure_future(eager.finish(pending))
         self.wake()
+        return True
 
     def go_live(self) -> None:
         """Switch to live mode; call only with ``sent`` at the bus's newest event and no ``await`` since reading it."""
@@ -170,14 +197,13 @@ class Subscriber:
             self.frames, self.size, self.queued, self.behind = [], 0, self.sent, True
             self.wake()
             return True
-        if self.parked and self.inflight is None and self.send is not None and not self.dead:
-            # the common case: write now, in this loop over subscribers; no task wakes for it
-            self.frames, self.size = [], 0
-            self.sent = self.queued
-            if frames:
-                self.write_now(frames[0] if len(frames) == 1 else b"".join(frames))
-            return False
         self.size = size
+        if self.can_write_now():
+            # the common case: write now, in this loop over subscribers; no task wakes for it
+            if not frames or self.write_now(frames[0] if len(frames) == 1 else b"".join(frames)):
+                self.frames, self.size = [], 0
+                self.sent = self.queued
+            return False
         if frames:
             self.wake()
         return False
@@ -202,13 +228,19 @@ class Fanout:
     def __len__(self) -> int:
         return len(self._subs)
 
+    def __iter__(self) -> Iterator[Subscriber]:
+        """The current subscribers, in the order a publish visits them."""
+        return iter(list(self._subs))
+
     def frame(self, row: Row) -> bytes:
         """The event's SSE frame, rendered on first use and cached on the row (:func:`cached`)."""
         return cached(row, self._render)
 
-    def join(self, keep: Callable[[Row], bool], cursor: int, send: Send | None = None) -> Subscriber:
-        """A new subscriber after event ``cursor`` (behind: its stream catches up first), writing through ``send``."""
-        sub = Subscriber(keep, cursor, send)
+    def join(self, keep: Callable[[Row], bool], cursor: int, send: Send | None = None,
+             wire: wire.Wire | None = None) -> Subscriber:
+        """A new subscriber after event ``cursor`` (behind: its stream catches up first), writing through ``wire``
+        when given, else ``send``."""
+        sub = Subscriber(keep, cursor, send, wire)
         self._subs[sub] = None
         if self._timer is None:
             self._arm()
@@ -239,9 +271,7 @@ class Fanout:
         due = time.monotonic() - self.ping_seconds
         for sub in self._subs:
             if sub.idle_since <= due:
-                if sub.parked and sub.inflight is None and sub.send is not None and not sub.dead:
-                    sub.write_now(PING)
-                else:
+                if not (sub.can_write_now() and sub.write_now(PING)):
                     sub.ping = True
                     sub.wake()
         if self._subs:

@@ -20,6 +20,7 @@ from fastapi import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from coordhub.api import wire
 from coordhub.api.auth import Caller
 from coordhub.errors import TooManyStreams
 
@@ -77,16 +78,19 @@ class StreamSlots:
 
 
 class LiveStream(Response):
-    """A streaming response written by ``body(send)`` until the client goes away; gives its slot back however it ends.
+    """A streaming response written by ``body(send, wire)`` until the client goes away; gives its slot back however
+    it ends.
 
     ``body`` sends only ``http.response.body`` messages (``more_body``: true)
-    and may hand ``send`` to others for the life of the stream (the SSE fan-out
-    writes through it from its own loop, :mod:`coordhub.api.fanout`). The
+    and may hand ``send`` or ``wire`` (the connection's transport once the
+    response has started, when the server is uvicorn: :mod:`coordhub.api.wire`;
+    else None) to others for the life of the stream (the SSE fan-out writes
+    through them from its own loop, :mod:`coordhub.api.fanout`). The
     response starts before ``body`` runs; a task per stream (not per write)
     waits for the client's disconnect and then cancels ``body``.
     """
 
-    def __init__(self, body: Callable[[Send], Awaitable[None]], release: Callable[[], None], *,
+    def __init__(self, body: Callable[[Send, wire.Wire | None], Awaitable[None]], release: Callable[[], None], *,
                  media_type: str, headers: dict[str, str]) -> None:
         self._body = body
         self._release = release
@@ -98,7 +102,7 @@ class LiveStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            writing = asyncio.ensure_future(self._body(send))
+            writing = asyncio.ensure_future(self._body(send, wire.of(scope)))
             listening = asyncio.ensure_future(_disconnected(receive))
             try:
                 await asyncio.wait((writing, listening), return_when=asyncio.FIRST_COMPLETED)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Send
 
-from coordhub.api import fanout, streams
+from coordhub.api import fanout, streams, wire
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
@@ -90,18 +90,19 @@ def make_fanout() -> fanout.Fanout:
 
 
 def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: Callable[[Row], bool],
-            viewer: str) -> Callable[[Send], Awaitable[None]]:
+            viewer: str) -> Callable[[Send, wire.Wire | None], Awaitable[None]]:
     """The SSE body: catch up in pages of bounded bytes (from the ring, else the store), then follow live.
 
     Live, the fan-out (:mod:`coordhub.api.fanout`) writes the frames itself
-    while this task is parked, and drops a stream that falls behind back to
+    while this task is parked (straight to the transport ``through`` a wire
+    when the server gives one), and drops a stream that falls behind back to
     catching up by its cursor; this task sends what the fan-out queued or
     could not finish. Its position is registered with the hub's stream
     cursors while it runs, and recorded as ``viewer``'s stream cursor when
     it ends, so the pruner keeps what this stream and its resume need
     (``coordhub.core.retention``).
     """
-    async def body(send: Send) -> None:
+    async def body(send: Send, through: wire.Wire | None) -> None:
         bus = h.bus
         assert bus is not None
 
@@ -109,7 +110,7 @@ def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: Callable[[Row], bool]
             await send({"type": "http.response.body", "body": data, "more_body": True})
 
         handle = h.stream_cursors.open(cursor)
-        sub = fan.join(keep, cursor, send)
+        sub = fan.join(keep, cursor, send, through)
         try:
             await write(b"retry: 2000\n: connected\n\n")
             while not sub.dead:

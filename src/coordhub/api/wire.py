@@ -1,0 +1,110 @@
+"""Live SSE frames written straight to the connection's transport, past the ASGI send chain (issue 15).
+
+A frame sent the ASGI way passes through every ``send`` wrapper between the
+route and the server (the route's and the app's exception handlers, the
+metrics middleware, Starlette's error middleware), each a coroutine, before
+uvicorn frames it as an HTTP/1.1 chunk and writes it to the transport. The
+fan-out (:mod:`coordhub.api.fanout`) writes one frame to every live stream
+per event, so those layers were most of its cost per delivery after the write
+itself. A :class:`Wire` does only what uvicorn's own ``send`` does for a body
+chunk of a started chunked response: the chunk framing (RFC 9112 §7.1) and
+one ``transport.write``. It refuses (returns :data:`BACKED_UP`) whenever
+uvicorn's send would have to wait: the transport has paused writing (flow
+control: its buffer passed the high-water mark because the client reads
+slowly). The caller then queues the frame for the stream's task, which sends
+it the ASGI way and waits for the socket, so the transport's buffer never
+grows past one write beyond its high-water mark, and a reader that stays
+slow is dropped to catch-up by the fan-out's bounds.
+
+The server's own ``send`` is not visible inside the app (every middleware
+wraps it), so :func:`install` records it in each HTTP request's scope from
+outside the whole middleware stack; :func:`of` turns it into a :class:`Wire`
+when it is uvicorn's httptools cycle with a chunked response started, and
+gives None otherwise (another server or protocol, a test transport): then
+the stream writes the ASGI way, as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+CYCLE: type[Any] | None  # uvicorn's httptools request-response cycle, the one server send a wire knows
+try:
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as CYCLE
+except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools; without it streams use ASGI sends
+    CYCLE = None
+
+SERVER_SEND = "coordhub.server_send"  # the scope key of the server's own ASGI send
+WRITTEN, BACKED_UP, GONE = 0, 1, 2  # what Wire.write did: written; refused (flow control); connection gone
+
+
+def install(app: Starlette) -> None:
+    """Record the server's ``send`` in every HTTP scope (under :data:`SERVER_SEND`), from outside every middleware.
+
+    It wraps what Starlette builds as the app's middleware stack, so it costs
+    one coroutine call per request; the entry is removed when the request ends.
+    """
+    build = app.build_middleware_stack
+
+    def build_with_send() -> ASGIApp:
+        inner = build()
+
+        async def outermost(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await inner(scope, receive, send)
+                return
+            scope[SERVER_SEND] = send
+            try:
+                await inner(scope, receive, send)
+            finally:
+                # uvicorn's cycle holds the scope: kept in it, its send would make every request a reference
+                # cycle, freed only by the garbage collector (measured: ~15 objects of cyclic garbage a request)
+                del scope[SERVER_SEND]
+
+        return outermost
+
+    app.build_middleware_stack = build_with_send  # type: ignore[method-assign]
+
+
+def of(scope: Scope) -> Wire | None:
+    """The wire of a request whose chunked response has started; None when this server's send is not known."""
+    cycle = getattr(scope.get(SERVER_SEND), "__self__", None)
+    if CYCLE is None or not isinstance(cycle, CYCLE):
+        return None
+    if not cycle.response_started or cycle.chunked_encoding is not True:
+        return None
+    return Wire(cycle)
+
+
+class Wire:
+    """The body of one started chunked HTTP/1.1 response on uvicorn's httptools protocol (event loop's thread only)."""
+
+    __slots__ = ("_cycle", "_transport", "_flow")
+
+    def __init__(self, cycle: Any) -> None:
+        self._cycle = cycle
+        self._transport = cycle.transport
+        self._flow = cycle.flow
+
+    def write(self, chunk: bytes) -> int:
+        """Write ``chunk`` (already framed, see :func:`chunk`) unless the connection is backed up or gone.
+
+        Returns :data:`WRITTEN`, :data:`BACKED_UP` (nothing written: the
+        transport paused writing; send it the ASGI way, which waits) or
+        :data:`GONE` (nothing written: the client went away or the response ended).
+        """
+        cycle = self._cycle
+        if cycle.disconnected or cycle.response_complete or self._transport.is_closing():
+            return GONE
+        if self._flow.write_paused:
+            return BACKED_UP
+        self._transport.write(chunk)
+        return WRITTEN
+
+
+def chunk(data: bytes) -> bytes:
+    """``data`` framed as one HTTP/1.1 chunk (RFC 9112 §7.1: size in hex, CRLF, data, CRLF), as uvicorn frames it."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
