@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx2
+import orjson
 
 from coordhub import __version__
 from coordhub.client.client import HubError, Unreachable
@@ -94,7 +95,7 @@ class AsyncCoordClient:
             # retried, so it would only cost the hub an idempotency record per write.
             headers["Idempotency-Key"] = str(uuid.uuid4())
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
-        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        content = None if body is None else _encode(body)
         if content is not None:
             headers["Content-Type"] = "application/json"
         if self._app is not None:
@@ -168,11 +169,25 @@ async def asgi_request(app: ASGIApp, method: str, path: str, query: dict[str, An
     return status, b"".join(chunks)
 
 
-def _decode(raw: bytes) -> Any:
+def _encode(body: Any) -> bytes:
+    """``body`` as compact UTF-8 JSON (orjson; the standard library for what orjson refuses, e.g. integers past
+    64 bits, which the hub then answers with its 422)."""
     try:
-        return json.loads(raw) if raw else None
-    except ValueError:
+        return orjson.dumps(body)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _decode(raw: bytes) -> Any:
+    if not raw:
         return None
+    try:
+        return orjson.loads(raw)
+    except ValueError:  # orjson.JSONDecodeError is a ValueError: not JSON, or numbers orjson does not take
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
 
 
 def _param(value: Any) -> Any:

@@ -13,8 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import PrivateAttr
 
 from coordhub.client.aio import AsyncCoordClient
 from coordhub.client.client import HubError, Unreachable
@@ -55,6 +57,33 @@ class FixedConnector:
         return projects.resolve(self._cwd).claimed(text, self._cwd)
 
 
+class CallerContext(Context):
+    """A tool's context made by the hub's direct ``tools/call`` (:mod:`coordhub.mcp.direct`).
+
+    It carries the connector and the ``/mcp`` caller itself instead of an SDK
+    request context, which that path does not build;
+    ``request_context`` raises ``ValueError`` on it (no tool here needs one).
+    """
+
+    _connector: Connector = PrivateAttr()
+    _caller: object = PrivateAttr()
+
+    def __init__(self, server: MCPServer, connector: Connector, caller: object) -> None:
+        super().__init__(mcp_server=server)
+        self._connector = connector
+        self._caller = caller
+
+    @property
+    def connector(self) -> Connector:
+        """What the tool reaches the hub through."""
+        return self._connector
+
+    @property
+    def caller(self) -> object:
+        """Who the ``/mcp`` request acts as (see :class:`coordhub.mcp.http.HttpCaller`)."""
+        return self._caller
+
+
 def client(ctx: Context) -> AsyncCoordClient:
     """The caller's client, from the connector the server's lifespan yielded."""
     return _connector(ctx).client(ctx)
@@ -66,6 +95,8 @@ def hub_resource(ctx: Context, text: str) -> str:
 
 
 def _connector(ctx: Context) -> Connector:
+    if isinstance(ctx, CallerContext):
+        return ctx.connector
     return cast(Connector, ctx.request_context.lifespan_context)
 
 

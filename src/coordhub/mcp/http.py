@@ -22,7 +22,9 @@ the same app, see :func:`coordhub.client.aio.asgi_request`) carrying the
 caller's token, so identity, the halt, idempotency, rate limits and validation
 are exactly the REST ones. The MCP transport is stateless
 (``stateless_http=True``, JSON responses): any hub process can answer any
-request, and legacy (initialize handshake) and 2026 clients both work.
+request, and legacy (initialize handshake) and 2026 clients both work. A plain
+``tools/call`` is answered by :class:`coordhub.mcp.direct.DirectCalls` without
+the SDK's per-request transport; every other request goes to the SDK.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from coordhub.api.auth import INNER_REQUEST, SESSION_HEADER, Authenticator, client_address
 from coordhub.client.aio import AsyncCoordClient
 from coordhub.errors import Invalid
-from coordhub.mcp.server import PROFILE_ENV, PROFILES, build_server
+from coordhub.mcp.connect import CallerContext
+from coordhub.mcp.direct import DirectCalls
+from coordhub.mcp.server import PROFILE_ENV, PROFILES, build_server, profile_tools
 
 PATH = "/mcp"
 SCOPE_KEY = "coordhub.mcp.caller"
@@ -72,7 +76,11 @@ class AppConnector:
 
     def client(self, ctx: Context) -> AsyncCoordClient:
         """The caller's client; it holds no connection, so it needs no closing."""
-        caller: HttpCaller = ctx.request_context.request.scope[SCOPE_KEY]  # type: ignore[union-attr]
+        if isinstance(ctx, CallerContext):  # a direct tools/call (coordhub.mcp.direct)
+            caller = ctx.caller
+        else:
+            caller = ctx.request_context.request.scope[SCOPE_KEY]  # type: ignore[union-attr]
+        assert isinstance(caller, HttpCaller)
         return AsyncCoordClient(INTERNAL_URL, caller.token, caller.session, app=self._inner,
                                 session_id=caller.session_id)
 
@@ -105,12 +113,16 @@ def mount(app: FastAPI) -> None:
     # The hub's BrowserGuard middleware checks Host and Origin for every route, /mcp included.
     security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
+    app_connector = AppConnector(app)
+
     @contextlib.asynccontextmanager
     async def connector() -> AsyncIterator[AppConnector]:
-        yield AppConnector(app)
+        yield app_connector
 
     servers = {profile: build_server(profile, connector) for profile in PROFILES}
     gate = _Gate(default, auth)
+    gate.direct = {profile: DirectCalls(server, profile_tools(profile), app_connector)
+                   for profile, server in servers.items()}
     # first, so /mcp is not matched against every REST route; its one path shadows nothing
     app.router.routes.insert(0, Route(PATH, endpoint=gate, include_in_schema=False))
     inner = app.router.lifespan_context
@@ -140,17 +152,24 @@ class _Gate:
 
     def __init__(self, default: str, auth: Authenticator) -> None:
         self.endpoints: dict[str, ASGIApp] = {}  # filled while the app's lifespan runs
+        self.direct: dict[str, DirectCalls] = {}  # plain tools/call requests, per profile
         self.default = default
         self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
-        scope[SCOPE_KEY] = await self._caller(headers, client_address(scope))
-        profile = QueryParams(scope.get("query_string", b"")).get("tools") or self.default
+        caller = scope[SCOPE_KEY] = await self._caller(headers, client_address(scope))
+        query = scope.get("query_string", b"")
+        profile = (QueryParams(query).get("tools") if query else None) or self.default
         if profile not in PROFILES:
             raise Invalid(f"tools={profile!r}: use one of {', '.join(PROFILES)}", field="tools")
         if profile not in self.endpoints:
             raise RuntimeError("/mcp is not running: the app's lifespan has not started")
+        if scope["method"] == "POST" and profile in self.direct:
+            body = await _body(receive)
+            if await self.direct[profile].answer(headers, body, caller, send):
+                return
+            receive = _replay(body, receive)
         await self.endpoints[profile](scope, receive, send)
 
     async def _caller(self, headers: Headers, address: str) -> HttpCaller:
@@ -163,3 +182,29 @@ class _Gate:
         authorization = headers.get("authorization")
         actor = await self.auth.authenticate(authorization, address)
         return HttpCaller((authorization or "").partition(" ")[2].strip(), None, actor.session_id)
+
+
+async def _body(receive: Receive) -> bytes:
+    """The whole request body (the hub's body limit has bounded it already)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away: an empty body, which the SDK refuses
+            return b""
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that yields ``body`` once more, then what the client sends next (its disconnect)."""
+    pending = True
+
+    async def again() -> Any:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again

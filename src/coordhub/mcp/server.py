@@ -21,7 +21,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from mcp.server import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 from pydantic import ValidationError
@@ -31,7 +31,7 @@ from coordhub.errors import describe_problem
 from coordhub.mcp import PROFILE_ENV, PROFILE_NAMES, seed002, tools
 from coordhub.mcp.connect import Connector
 
-__all__ = ["PROFILE_ENV", "PROFILES", "build_server"]
+__all__ = ["PROFILE_ENV", "PROFILES", "build_server", "profile_tools"]
 
 PROFILES: dict[str, tuple[Callable[..., Any], ...]] = dict(
     zip(PROFILE_NAMES, (tools.DEFAULT, seed002.SEED002, tools.DEFAULT + seed002.SEED002), strict=True))
@@ -58,6 +58,11 @@ def build_server(profile: str, connector: Callable[[], AbstractAsyncContextManag
                      tools=list(_tools(profile)), log_level="WARNING")
 
 
+def profile_tools(profile: str) -> dict[str, Tool]:
+    """The tools ``build_server(profile, …)`` serves, by name (the same objects)."""
+    return {tool.name: tool for tool in _tools(profile)}
+
+
 @functools.cache
 def _tools(profile: str) -> tuple[Tool, ...]:
     """The profile's tools, built once per process (schemas come from the signatures; a server per hub
@@ -75,14 +80,17 @@ class CoordTool(Tool):
     """
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
-        """Check the arguments (``ToolError`` ``invalid: …`` when they do not fit), then run as the SDK does."""
+        """Run as the SDK does; arguments that do not fit (checked once, by the SDK) are ``ToolError`` ``invalid:``."""
         try:
-            self.fn_metadata.validate_arguments(arguments)
-        except ValidationError as exc:
+            return await super().run(arguments, context, convert_result)
+        except UnexpectedToolError:  # a crash, whatever its cause: the SDK's generic text
+            raise
+        except ToolError as err:
+            if not isinstance(err.__cause__, ValidationError):  # the tool's own refusal
+                raise
             problems = "; ".join(describe_problem(e["type"], ".".join(str(p) for p in e["loc"]) or "arguments",
-                                                  e["msg"], e.get("input")) for e in exc.errors())
+                                                  e["msg"], e.get("input")) for e in err.__cause__.errors())
             raise ToolError(f"Error executing tool {self.name}: invalid: {problems}") from None
-        return await super().run(arguments, context, convert_result)
 
 
 def _tool(fn: Callable[..., Any]) -> Tool:

@@ -1,0 +1,179 @@
+"""A plain ``tools/call`` on the hub's ``/mcp``, answered without the SDK's per-request transport.
+
+In stateless mode the SDK serves each handshake-era (legacy) POST by
+building a transport, memory streams, a JSON-RPC dispatcher and a server
+task for that one request, and a 2026 single-exchange POST by running its
+request pipeline (classification, OpenTelemetry span, request-state
+boundary, surface validation); for a ``tools/call`` that machinery cost
+about as much hub CPU as the tool's own REST request (issue 15). The SDK
+offers no option to skip it, so :class:`DirectCalls` answers the one
+request shape that dominates traffic itself and hands everything else to
+the SDK unchanged.
+
+What it answers: a POST whose body is one JSON-RPC request (``jsonrpc``,
+``id``, ``method``, ``params`` and nothing else) with ``method``
+``tools/call``, naming a tool of the profile, ``Content-Type:
+application/json`` and an ``Accept`` that allows JSON, at a handshake-era
+protocol version (or none) or at a 2026 version whose envelope and routing
+headers pass the SDK's own ladder (:func:`mcp.shared.inbound.classify_inbound_request`)
+and that carries no ``Mcp-Param-*`` header. Anything else, including every
+malformed request, goes to the SDK, which answers it as before.
+
+How: the tool runs through the SDK's own :meth:`Tool.run` (argument
+validation, the ``Error executing tool …`` wording, result conversion), a
+failure becomes the same ``is_error`` result as the SDK's handler makes, and
+the result is shaped for the wire by the SDK's per-version surface
+(:func:`mcp_types.methods.serialize_server_result`); a 2026 answer carries
+the ``serverInfo`` stamp and a JSON-RPC error its mapped status, as the SDK's
+single-exchange entry does. ``tests/mcp/test_direct.py`` compares the two
+answers for every tool shape, so an SDK upgrade that changes the wire fails
+there. The tool's REST call is unchanged: it is handed to the hub's own app
+(:class:`coordhub.mcp.http.AppConnector`), so identity, the halt,
+idempotency and validation are the REST rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import (
+    ERROR_CODE_HTTP_STATUS,
+    InboundModernRoute,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+)
+from mcp.types import CallToolResult, TextContent
+from mcp_types import DEFAULT_NEGOTIATED_VERSION
+from mcp_types.methods import serialize_server_result
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+from starlette.datastructures import Headers
+from starlette.types import Send
+
+from coordhub.mcp.connect import CallerContext, Connector
+
+log = logging.getLogger("coordhub.mcp")
+
+METHOD = "tools/call"
+ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
+PARAM_KEYS = frozenset({"name", "arguments", "_meta"})
+SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class DirectCalls:
+    """Answers plain ``tools/call`` requests of one profile's tools (see the module docstring).
+
+    ``tools`` are the profile's SDK tools by name, ``server`` the SDK server
+    that lists them (its name and version stamp 2026 answers), ``connector``
+    what the tools reach the hub through.
+    """
+
+    def __init__(self, server: MCPServer, tools: Mapping[str, Tool], connector: Connector) -> None:
+        self.server = server
+        self.tools = dict(tools)
+        self.connector = connector
+        self.server_info = {"name": server.name, "version": server.version}
+        self.answered = 0  # requests answered here (tests and profiles read it)
+
+    async def answer(self, headers: Headers, body: bytes, caller: object, send: Send) -> bool:
+        """Answer the request if it is a plain ``tools/call``; ``False`` (nothing sent) if the SDK must.
+
+        ``caller`` is who the ``/mcp`` request acts as (already authenticated),
+        handed to the connector through the tool's context.
+        """
+        version = self._version(headers)
+        if version is None:
+            return False
+        try:
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return False
+        tool, request_id, arguments = self._plain_call(message)
+        if tool is None:
+            return False
+        modern = version in MODERN_PROTOCOL_VERSIONS
+        if modern and not _modern_route_ok(message, headers):
+            return False
+        self.answered += 1
+        try:
+            result = await self._run(tool, arguments, caller)
+        except MCPError as err:  # a protocol error the tool raised on purpose: a JSON-RPC error, as the SDK sends it
+            error = err.error.model_dump(by_alias=True, mode="json", exclude_none=True)
+            status = ERROR_CODE_HTTP_STATUS.get(err.error.code, 200) if modern else 200
+            await _send_json(send, status, {"jsonrpc": "2.0", "id": request_id, "error": error})
+            return True
+        wire = serialize_server_result(METHOD, version, result.model_dump(by_alias=True, mode="json",
+                                                                           exclude_none=True))
+        if modern:
+            meta = wire.get("_meta")
+            wire["_meta"] = {**(meta if isinstance(meta, dict) else {}), SERVER_INFO_KEY: dict(self.server_info)}
+        await _send_json(send, 200, {"jsonrpc": "2.0", "id": request_id, "result": wire})
+        return True
+
+    @staticmethod
+    def _version(headers: Headers) -> str | None:
+        """The protocol version the request is served at, if JSON is what it sends and accepts; else ``None``."""
+        if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return None
+        accepted = {part.split(";")[0].strip().lower() for part in headers.get("accept", "").split(",")}
+        if accepted.isdisjoint(("application/json", "application/*", "*/*")):
+            return None
+        version = headers.get("mcp-protocol-version")
+        if version is None:
+            return DEFAULT_NEGOTIATED_VERSION
+        return version if version in HANDSHAKE_PROTOCOL_VERSIONS or version in MODERN_PROTOCOL_VERSIONS else None
+
+    def _plain_call(self, message: Any) -> tuple[Tool | None, Any, dict[str, Any]]:
+        """(tool, request id, arguments) of a well-formed ``tools/call`` of a known tool; ``(None, …)`` otherwise."""
+        if not isinstance(message, dict) or message.keys() != ENVELOPE_KEYS or message["jsonrpc"] != "2.0" \
+                or message["method"] != METHOD:
+            return None, None, {}
+        request_id, params = message["id"], message["params"]
+        if isinstance(request_id, bool) or not isinstance(request_id, int | str) or not isinstance(params, dict) \
+                or not params.keys() <= PARAM_KEYS:
+            return None, None, {}
+        name, arguments, meta = params.get("name"), params.get("arguments"), params.get("_meta")
+        if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)) \
+                or not (meta is None or isinstance(meta, dict)):
+            return None, None, {}
+        return self.tools.get(name), request_id, arguments or {}
+
+    async def _run(self, tool: Tool, arguments: dict[str, Any], caller: object) -> CallToolResult:
+        """The tool's result; a failure as the SDK's handler reports it (``is_error``, the error's text)."""
+        context = CallerContext(self.server, self.connector, caller)
+        try:
+            result = await tool.run(arguments, context, convert_result=True)
+        except MCPError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, ToolError) and not isinstance(exc, UnexpectedToolError):
+                log.info("Tool %r failed: %r", tool.name, str(exc))
+            else:
+                log.exception("Tool %r raised an unexpected exception", tool.name)
+            return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
+        if not isinstance(result, CallToolResult):  # our tools return plain objects; a multi-round result is not ours
+            raise TypeError(f"tool {tool.name!r} returned {type(result).__name__}, not a CallToolResult")
+        return result
+
+
+def _modern_route_ok(message: dict[str, Any], headers: Headers) -> bool:
+    """Whether a 2026 request passes the SDK's routing ladder with no ``Mcp-Param-*`` header to check."""
+    if any(key.startswith("mcp-param-") for key in headers):
+        return False
+    if find_duplicated_routing_header(headers.items()) is not None:
+        return False
+    return isinstance(classify_inbound_request(message, headers=dict(headers)), InboundModernRoute)
+
+
+async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+    body = orjson.dumps(payload)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -1,0 +1,194 @@
+"""The direct ``tools/call`` on the hub's ``/mcp`` (coordhub.mcp.direct): the SDK's answer, the REST rules.
+
+A plain ``tools/call`` is answered without the SDK's per-request transport;
+these tests pin that its answers are the SDK's own (compared with the SDK
+answering the same request) and that the tool's REST call still goes
+through the app with the caller's identity, the halt and validation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx2
+import pytest
+
+from coordhub.mcp.direct import DirectCalls
+from coordhub.mcp.http import PATH
+from tests.mcp.conftest import MODES, McpHub, error, ok
+
+pytestmark = pytest.mark.anyio
+
+A, B = "HOST-A/claude-main", "HOST-B/claude-main"
+LEGACY = "2025-11-25"
+MODERN = "2026-07-28"
+
+
+def _gate(hub: McpHub) -> Any:
+    route = hub.app.router.routes[0]
+    assert getattr(route, "path", None) == PATH
+    return route.endpoint  # type: ignore[attr-defined]
+
+
+def direct(hub: McpHub, profile: str = "default") -> DirectCalls:
+    """The hub's direct-call handler of ``profile``."""
+    found: DirectCalls = _gate(hub).direct[profile]
+    return found
+
+
+@contextmanager
+def sdk_only(hub: McpHub) -> Iterator[None]:
+    """Every ``/mcp`` request answered by the SDK, as before the direct path existed."""
+    gate = _gate(hub)
+    saved, gate.direct = gate.direct, {}
+    try:
+        yield
+    finally:
+        gate.direct = saved
+
+
+def request(name: str, arguments: dict[str, Any], version: str | None, request_id: Any = 7,
+            ) -> tuple[dict[str, str], bytes]:
+    """Headers and body of a raw ``tools/call`` at ``version`` (``None``: no version header)."""
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    params: dict[str, Any] = {"name": name, "arguments": arguments}
+    if version is not None:
+        headers["MCP-Protocol-Version"] = version
+    if version == MODERN:
+        headers.update({"Mcp-Method": "tools/call", "Mcp-Name": name})
+        params["_meta"] = {"io.modelcontextprotocol/protocolVersion": MODERN,
+                           "io.modelcontextprotocol/clientCapabilities": {}}
+    body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+    return headers, json.dumps(body).encode()
+
+
+async def post(hub: McpHub, token: str, headers: dict[str, str], body: bytes) -> httpx2.Response:
+    async with hub.http({**headers, "Authorization": f"Bearer {token}"}) as h:
+        return await h.post(PATH, content=body)
+
+
+CALLS = [  # read-only or refused calls: the same request answers the same twice
+    ("presence", {}),
+    ("list_leases", {"project_key": "p"}),
+    ("check_fence", {"fence": 1, "resource": "src/a.py", "project_key": "p"}),
+    ("inbox", {"unread_only": False, "limit": 5}),
+    ("send_message", {"to": 5, "subject": "x"}),  # arguments that do not fit the schema
+    ("send_message", {"to": B, "subject": "s" * 501}),  # refused by the REST validation (422)
+    ("release_lease", {"lease_id": "7b0c1f4e-8d4e-4a57-9a51-0a9f6f0c2d11"}),  # refused: not found
+    ("list_todos", {"status": "all", "user": "nobody"}),
+]
+
+
+@pytest.mark.parametrize("version", [None, "2025-06-18", LEGACY, MODERN])
+async def test_answers_are_the_sdks_own(mcp_hub: McpHub, version: str | None) -> None:
+    """Status, content type and JSON body equal the SDK's answer to the same request (fails if the SDK's wire
+    form changes under us, e.g. on an upgrade)."""
+    token = await mcp_hub.token(A)
+    lease = {"project_key": "p", "resource": "src/a.py", "ttl_hours": 0}  # never expires: no countdown to differ
+    await mcp_hub.rest("POST", "/api/coord/locks", token, json=lease)
+    for name, arguments in CALLS:
+        headers, body = request(name, arguments, version, request_id=f"id-{name}")
+        before = direct(mcp_hub).answered
+        fast = await post(mcp_hub, token, headers, body)
+        assert direct(mcp_hub).answered == before + 1, f"{name} did not take the direct path"
+        with sdk_only(mcp_hub):
+            slow = await post(mcp_hub, token, headers, body)
+        assert (fast.status_code, fast.headers["content-type"]) == (slow.status_code, slow.headers["content-type"])
+        assert fast.json() == slow.json(), name
+        assert fast.headers.get("mcp-session-id") is None
+
+
+async def test_anything_unusual_goes_to_the_sdk(mcp_hub: McpHub) -> None:
+    """Malformed or other requests are not answered here: the SDK answers them as before."""
+    token = await mcp_hub.token(A)
+    headers, body = request("status", {}, LEGACY)
+    cases = [
+        (headers, b"{not json"),
+        (headers, json.dumps([json.loads(body)]).encode()),  # a batch
+        (headers, body.replace(b'"status"', b'"no_such_tool"')),
+        (headers, body.replace(b'"tools/call"', b'"tools/list"')),
+        ({**headers, "MCP-Protocol-Version": "1999-01-01"}, body),
+        ({**headers, "Content-Type": "text/plain"}, body),
+        ({**headers, "Accept": "text/event-stream"}, body),
+        (request("status", {}, MODERN)[0] | {"Mcp-Name": "inbox"}, request("status", {}, MODERN)[1]),
+    ]
+    for case_headers, case_body in cases:
+        before = direct(mcp_hub).answered
+        fast = await post(mcp_hub, token, case_headers, case_body)
+        assert direct(mcp_hub).answered == before
+        with sdk_only(mcp_hub):
+            slow = await post(mcp_hub, token, case_headers, case_body)
+        assert fast.status_code == slow.status_code, case_body
+        if slow.headers.get("content-type", "").startswith("application/json"):
+            assert fast.json() == slow.json()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_sdk_clients_take_the_direct_path(mcp_hub: McpHub, mode: str) -> None:
+    async with mcp_hub.client(A, mode) as a:
+        before = direct(mcp_hub).answered
+        assert ok(await a.call_tool("status", {}))["session_id"] == A
+        assert ok(await a.call_tool("send_message", {"to": B, "subject": "hi"}))["from_session"] == A
+        assert direct(mcp_hub).answered == before + 2
+
+
+@pytest.mark.parametrize("version", [LEGACY, MODERN])
+async def test_a_halted_hub_refuses_a_direct_write(mcp_hub: McpHub, version: str) -> None:
+    tokens = [await mcp_hub.token(A), await mcp_hub.token(B)]  # minted before the halt
+    await mcp_hub.rest("POST", "/api/coord/halt", json={"reason": "bad deploy"})
+    headers, body = request("send_message", {"to": B, "subject": "during the halt"}, version)
+    answer = (await post(mcp_hub, tokens[0], headers, body)).json()["result"]
+    assert answer["isError"] is True
+    text = answer["content"][0]["text"]
+    assert "halted: " in text and "bad deploy" in text and "\n" not in text
+    box = await mcp_hub.rest("GET", "/api/coord/messages", tokens[1], params={"unread_only": "false"})
+    assert box == []
+
+
+async def test_concurrent_callers_act_as_themselves(mcp_hub: McpHub) -> None:
+    """The direct path is shared by every caller: each call acts as its own token's session, never another's."""
+    tokens = {A: await mcp_hub.token(A), B: await mcp_hub.token(B)}
+
+    async def send(me: str, peer: str, n: int) -> dict[str, Any]:
+        headers, body = request("send_message", {"to": peer, "subject": f"{me} {n}"}, LEGACY)
+        answer = (await post(mcp_hub, tokens[me], headers, body)).json()["result"]
+        assert not answer.get("isError"), answer
+        return dict(answer["structuredContent"])
+
+    sent = await asyncio.gather(*(send(me, peer, n) for n in range(10) for me, peer in ((A, B), (B, A))))
+    assert all(m["from_session"] == m["subject"].rsplit(" ", 1)[0] for m in sent)
+    assert sorted(m["from_session"] for m in sent) == [A] * 10 + [B] * 10
+
+
+async def test_validation_errors_are_one_line_tool_errors(mcp_hub: McpHub) -> None:
+    async with mcp_hub.client(A) as a:
+        before = direct(mcp_hub).answered
+        text = error(await a.call_tool("send_message", {"to": 3, "subject": "x"}))
+        assert text == "Error executing tool send_message: invalid: to: Input should be a valid string"
+        text = error(await a.call_tool("send_message", {"to": B, "subject": "s" * 501}))  # the REST 422
+        assert text.startswith("Error executing tool send_message: invalid: ") and "subject" in text
+        assert "\n" not in text
+        assert direct(mcp_hub).answered == before + 2
+
+
+async def test_an_inner_request_cannot_be_forged_from_outside(mcp_hub: McpHub) -> None:
+    """Only the app marks a request as the hub's own: no header makes an outside request skip the browser guard
+    or act without its token."""
+    token = await mcp_hub.token(A)
+    forged = {"coordhub.inner_request": "1", "coordhub-inner-request": "true", "X-Coord-Inner": "1"}
+    async with mcp_hub.http({**forged, "Authorization": f"Bearer {token}", "Origin": "http://evil.example"}) as h:
+        r = await h.post("/api/coord/messages", json={"to_session": B, "subject": "x"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    async with mcp_hub.http(forged) as h:
+        r = await h.post("/api/coord/messages", json={"to_session": B, "subject": "x"})
+    assert r.status_code == 401
+    headers, body = request("send_message", {"to": B, "subject": "x"}, LEGACY)
+    async with mcp_hub.http({**headers, **forged}) as h:
+        r = await h.post(PATH, content=body)
+    assert r.status_code == 401
+    box = await mcp_hub.rest("GET", "/api/coord/messages", await mcp_hub.token(B), params={"unread_only": "false"})
+    assert box == []
