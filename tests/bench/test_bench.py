@@ -127,3 +127,18 @@ def test_soak_loses_nothing_and_its_agents_ack_what_asks_for_an_ack(tmp_path: Pa
     assert soak["lost_messages"] == 0
     assert soak["read_unacked"] == 0
     assert soak["storage_mb"] and soak["storage_mb"][0][1] > 0
+
+
+@pytest.mark.timeout(180)
+def test_mcp_reports_its_cpu_per_call_against_rest(tmp_path: Path) -> None:
+    """Issue 15: the mcp scenario gives hub CPU per MCP call and per REST request of the same operation, and
+    their ratio, measured in the same run."""
+    report = _bench(tmp_path, "mcp", "--duration", "1", "--clients", "2", "--no-ceiling")
+    result = report["mcp"]
+    _check(result)
+    for tool in ("list_leases", "send_message"):
+        assert result["rest"][tool][tool]["ops"] > 0 and result["rest"][tool][tool]["errors"] == 0
+        assert result[tool][tool]["errors"] == 0
+        cpu = result["hub_cpu_us_per_call"][tool]
+        assert cpu["mcp"] > 0 and cpu["rest"] > 0
+        assert result["cpu_ratio_mcp_to_rest"][tool] == round(cpu["mcp"] / cpu["rest"], 2)

@@ -51,6 +51,10 @@ def create_app() -> FastAPI:
         held[key] = lease["id"]
         return JSONResponse(lease, status_code=201)
 
+    @app.get("/api/coord/locks")
+    async def live(session_id: str | None = None) -> JSONResponse:
+        return JSONResponse([x for x in leases.values() if session_id is None or x["session_id"] == session_id])
+
     @app.delete("/api/coord/locks/{lease_id}")
     async def release(lease_id: uuid.UUID) -> JSONResponse:
         lease = leases.pop(str(lease_id), None)

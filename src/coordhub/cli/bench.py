@@ -123,6 +123,10 @@ def _details(r: dict[str, Any]) -> list[str]:
     if "send_message" in r:  # mcp
         sends = r["send_message"]["send_message"]
         out.append(f"send_message {sends['ops_per_s']} calls/s {_lat(sends)}, errors {sends['errors']}")
+        for tool, cpu in r.get("hub_cpu_us_per_call", {}).items():
+            if cpu["mcp"] is not None:
+                out.append(f"{tool}: hub CPU {cpu['mcp']} µs per MCP call, {cpu['rest']} µs per REST request "
+                           f"(ratio {r['cpu_ratio_mcp_to_rest'][tool]}, target ≤ 1.5)")
     if "cases" in r:  # hook, cli
         out += [f"{case}: p50 {c['p50_ms']} / p90 {c['p90_ms']} / p99 {c['p99_ms']} ms, errors {c['errors']}"
                 for case, c in r["cases"].items()]
