@@ -115,6 +115,8 @@ async def test_anything_unusual_goes_to_the_sdk(mcp_hub: McpHub) -> None:
         ({**headers, "Content-Type": "text/plain"}, body),
         ({**headers, "Accept": "text/event-stream"}, body),
         (request("status", {}, MODERN)[0] | {"Mcp-Name": "inbox"}, request("status", {}, MODERN)[1]),
+        (request("inbox", {"limit": 3}, MODERN)[0] | {"Mcp-Param-Limit": "3"},
+         request("inbox", {"limit": 3}, MODERN)[1]),
     ]
     for case_headers, case_body in cases:
         before = direct(mcp_hub).answered

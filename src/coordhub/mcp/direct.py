@@ -64,6 +64,7 @@ METHOD = "tools/call"
 ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
 PARAM_KEYS = frozenset({"name", "arguments", "_meta"})
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
+HEADER_KEYWORD = b'"x-mcp-header"'  # an input-schema keyword: the argument travels in an Mcp-Param-* header too
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -78,6 +79,8 @@ class DirectCalls:
     def __init__(self, server: MCPServer, tools: Mapping[str, Tool], connector: Connector) -> None:
         self.server = server
         self.tools = dict(tools)
+        # a 2026 request names such a tool's declared arguments in Mcp-Param-* headers, which the SDK checks
+        self.header_tools = {name for name, tool in tools.items() if HEADER_KEYWORD in orjson.dumps(tool.parameters)}
         self.connector = connector
         self.server_info = {"name": server.name, "version": server.version}
         self.answered = 0  # requests answered here (tests and profiles read it)
@@ -88,7 +91,11 @@ class DirectCalls:
         ``caller`` is who the ``/mcp`` request acts as (already authenticated),
         handed to the connector through the tool's context.
         """
-        version = self._version(headers)
+        pairs = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in headers.raw]
+        first: dict[str, str] = {}
+        for key, value in pairs:  # the first of a repeated header counts, as Starlette's Headers.get
+            first.setdefault(key, value)
+        version = self._version(first)
         if version is None:
             return False
         try:
@@ -99,7 +106,7 @@ class DirectCalls:
         if tool is None:
             return False
         modern = version in MODERN_PROTOCOL_VERSIONS
-        if modern and not _modern_route_ok(message, headers):
+        if modern and (tool.name in self.header_tools or not _modern_route_ok(message, pairs, first)):
             return False
         self.answered += 1
         try:
@@ -118,7 +125,7 @@ class DirectCalls:
         return True
 
     @staticmethod
-    def _version(headers: Headers) -> str | None:
+    def _version(headers: Mapping[str, str]) -> str | None:
         """The protocol version the request is served at, if JSON is what it sends and accepts; else ``None``."""
         if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
             return None
@@ -163,13 +170,17 @@ class DirectCalls:
         return result
 
 
-def _modern_route_ok(message: dict[str, Any], headers: Headers) -> bool:
-    """Whether a 2026 request passes the SDK's routing ladder with no ``Mcp-Param-*`` header to check."""
-    if any(key.startswith("mcp-param-") for key in headers):
+def _modern_route_ok(message: dict[str, Any], pairs: list[tuple[str, str]], first: dict[str, str]) -> bool:
+    """Whether a 2026 request passes the SDK's routing ladder with no ``Mcp-Param-*`` header to check.
+
+    ``pairs`` are the request's headers as sent (lower-case names), ``first``
+    the first value of each name.
+    """
+    if any(key.startswith("mcp-param-") for key in first):
         return False
-    if find_duplicated_routing_header(headers.items()) is not None:
+    if find_duplicated_routing_header(pairs) is not None:
         return False
-    return isinstance(classify_inbound_request(message, headers=dict(headers)), InboundModernRoute)
+    return isinstance(classify_inbound_request(message, headers=first), InboundModernRoute)
 
 
 async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
