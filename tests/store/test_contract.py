@@ -212,3 +212,49 @@ def test_closed_store_refuses_with_unavailable(store_factory: Callable[[], Store
 def test_declares_durability(store: Store) -> None:
     assert store.name in ("sqlite", "postgresql")
     assert "commit" in store.durability
+
+
+def _defer_meta(tx: Tx, key: str) -> None:
+    """The same INSERT as :func:`_insert_meta`, deferred: on PostgreSQL it fails only when it is sent."""
+    tx.ex.defer("INSERT INTO hub_meta (key, value) VALUES (?, 'v')", (key,))
+
+
+def _note(tx: Tx, kind: str) -> None:
+    tx.events.append_nowait({"kind": kind, "session_id": "s", "project_key": None, "subject_id": None,
+                             "payload": "{}", "created_at": 1.0})
+
+
+def test_a_deferred_write_that_fails_fails_its_own_unit_alone_wherever_it_surfaces(store: Store) -> None:
+    """On PostgreSQL a deferred write travels with a later statement: its own unit's (the error is raised there),
+    the next unit's first one (the unit already ended: the batch runs again without it), or the COMMIT. Each
+    failing unit is absent, whole; the others commit once each, their events in order; the next batch is clean."""
+    def own_read_after(tx: Tx) -> object:
+        _note(tx, "lost-own")
+        _defer_meta(tx, "dup")
+        return tx.meta.get("dup")  # on PostgreSQL the failure surfaces here, in the unit itself
+
+    def surfaces_later(tx: Tx) -> None:
+        _note(tx, "lost-later")
+        _defer_meta(tx, "dup")  # on PostgreSQL the failure surfaces on the next unit's first statement
+
+    units: list[Callable[[Tx], object]] = [
+        lambda tx: (_defer_meta(tx, "dup"), _note(tx, "e0")), surfaces_later, lambda tx: tx.meta.get("dup"),
+        lambda tx: _note(tx, "e2"), own_read_after, lambda tx: _note(tx, "e3"), surfaces_later, surfaces_later]
+    got = _batch(store, units)
+    assert got == [(None, None), "duplicate", "v", None, "duplicate", None, "duplicate", "duplicate"], got
+    events = store.read_sync(lambda tx: tx.events.after(0))
+    assert [e["kind"] for e in events] == ["e0", "e2", "e3"]
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    assert store.write_sync(lambda tx: _event(tx, "e4")) > events[-1]["id"]
+    assert _batch(store, [lambda tx: _note(tx, "e5"), lambda tx: _note(tx, "e6")]) == [None, None]
+    assert [e["kind"] for e in store.read_sync(lambda tx: tx.events.after(0))] == ["e0", "e2", "e3", "e4", "e5", "e6"]
+
+
+def test_a_lone_unit_whose_deferred_write_fails_at_commit_fails_and_leaves_nothing(store: Store) -> None:
+    """Alone in its batch, the unit's deferred write travels with the COMMIT: the batch (that unit) fails."""
+    store.write_sync(lambda tx: _insert_meta(tx, "dup"))
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
+        store.write_sync(lambda tx: (_note(tx, "lost"), _defer_meta(tx, "dup")))
+    assert store.read_sync(lambda tx: tx.events.after(0)) == []
+    store.write_sync(lambda tx: _note(tx, "next"))
+    assert [e["kind"] for e in store.read_sync(lambda tx: tx.events.after(0))] == ["next"]

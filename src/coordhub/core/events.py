@@ -51,7 +51,28 @@ def emit(
     feeds that session's notifications and, for direct-message events, limits
     who may see the event (see :func:`visible`).
     """
-    return tx.events.append({
+    return tx.events.append(_row(kind, now, session_id, project_key, subject_id, target, payload))
+
+
+def emit_nowait(
+    tx: Tx,
+    kind: str,
+    now: float,
+    *,
+    session_id: str | None,
+    project_key: str | None = None,
+    subject_id: str | None = None,
+    target: str | None = None,
+    **payload: Any,
+) -> None:
+    """:func:`emit` for a caller that needs no id: the store may send the insert with the unit's next
+    statement (``Executor.defer``; on PostgreSQL no round trip of its own). Same order, same log."""
+    tx.events.append_nowait(_row(kind, now, session_id, project_key, subject_id, target, payload))
+
+
+def _row(kind: str, now: float, session_id: str | None, project_key: str | None, subject_id: str | None,
+         target: str | None, payload: dict[str, Any]) -> Row:
+    return {
         "kind": kind,
         "session_id": session_id,
         "project_key": project_key,
@@ -59,7 +80,7 @@ def emit(
         "target": target,
         "payload": json.dumps(_times(payload), separators=(",", ":"), default=str),
         "created_at": now,
-    })
+    }
 
 
 def _times(payload: dict[str, Any]) -> dict[str, Any]:

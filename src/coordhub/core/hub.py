@@ -17,8 +17,10 @@ transaction):
 5. the response is stored under the idempotency key.
 
 Rules 2 and 3 cost two statements: one reads every standing halt (usually
-none), and the statement that records the session as seen returns what the
-scope and pause checks need (declared machine and project, pause).
+none; once per write batch), and the statement that records the session as
+seen returns what the scope and pause checks need (declared machine and
+project, pause). On PostgreSQL that statement travels with the operation's
+first one (``Executor.expect``), and the checks run before its answer is used.
 """
 
 from __future__ import annotations
@@ -167,14 +169,19 @@ class Hub:
                     return Outcome(*stored, replayed=True)
             halts = halt.standing(tx) if during_halt is None else []
             halt.refuse_fleet(halts)
-            acting = tx.sessions.act(actor.session_id, now)
-            spelling = acting["session_id"]
-            if spelling != actor.session_id:
-                raise Conflict(f"session {actor.session_id!r} is already known as {spelling!r} (ids compare "
-                               "case-insensitively); retry the request", session_id=spelling)
-            if during_halt is None:
-                halt.refuse_in_scope(halts, spelling, acting)
-                pause.refuse_if_paused(spelling, acting)
+
+            def check(acting: Row) -> None:
+                spelling = acting["session_id"]
+                if spelling != actor.session_id:
+                    raise Conflict(f"session {actor.session_id!r} is already known as {spelling!r} (ids compare "
+                                   "case-insensitively); retry the request", session_id=spelling)
+                if during_halt is None:
+                    halt.refuse_in_scope(halts, spelling, acting)
+                    pause.refuse_if_paused(spelling, acting)
+
+            # The check may run only when the operation's first statement comes back (PostgreSQL: one round trip
+            # for both); it still decides first, and what the operation did meanwhile is rolled back with it.
+            tx.sessions.act_then(actor.session_id, now, check)
             body = op(tx, now)
             code = status
             if isinstance(body, WithStatus):

@@ -36,10 +36,11 @@ from typing import Any
 
 from coordhub.clock import isoformat
 from coordhub.core import paths
-from coordhub.core.events import emit
+from coordhub.core.events import emit_nowait
 from coordhub.core.identity import Actor, require_admin
 from coordhub.errors import Forbidden, Invalid, LeaseConflict, NotFound, StaleFence
 from coordhub.store.base import Row
+from coordhub.store.tables.leases import Candidates
 from coordhub.store.tx import Tx
 
 DEFAULT_TTL_HOURS = 2.0  # seed 001: "use 2 for normal work"
@@ -117,6 +118,28 @@ def overlapping(tx: Tx, project_key: str, res: paths.Resource, now: float, *, ex
     candidates. Sound: may over-report (an exhausted ``budget`` counts as an
     overlap), never misses.
     """
+    seen = _candidates(tx, project_key, res, now, exclude=exclude, first_only=first_only, due=False)
+    return _overlaps(tx, project_key, res, now, seen, exclude=exclude, budget=budget)
+
+
+def _candidates(tx: Tx, project_key: str, res: paths.Resource, now: float, *, exclude: str | None,
+                first_only: bool, due: bool) -> Candidates:
+    """Every lease row that may overlap ``res`` (see :func:`overlapping`), read in one go; with ``due``, also the
+    leases waiting to be recorded as expired. ``at_scopes`` includes the scope of ``res`` itself, anyone's."""
+    if res.kind is paths.ResourceKind.NAME:  # a NAME overlaps only itself, filed under its own text
+        return tx.leases.candidates(project_key, now, scopes=[res.scope], beneath=None, exclude=exclude,
+                                    beneath_limit=None, due=due)
+    scope = "" if res.universal else res.scope
+    # Every path or glob filed strictly beneath a single literal path overlaps it (it shows the path
+    # is a directory), so one such row settles a claim.
+    single = res.literal and not res.universal and len(res.alternatives) == 1
+    return tx.leases.candidates(project_key, now, scopes=_ancestors(scope), beneath=scope, exclude=exclude,
+                                beneath_limit=1 if first_only and single else None, due=due)
+
+
+def _overlaps(tx: Tx, project_key: str, res: paths.Resource, now: float, seen: Candidates, *,
+              exclude: str | None, budget: paths.Budget | None) -> Iterator[Row]:
+    """The rows of ``seen`` (not held by ``exclude``) that overlap ``res``, in :func:`overlapping`'s order."""
     known: dict[str, bool] = {}
 
     def is_dir(key: str) -> bool:
@@ -124,19 +147,11 @@ def overlapping(tx: Tx, project_key: str, res: paths.Resource, now: float, *, ex
             known[key] = tx.leases.shows_directory(project_key, key, now)
         return known[key]
 
-    if res.kind is paths.ResourceKind.NAME:  # a NAME overlaps only itself, filed under its own text
-        groups: tuple[list[Row], ...] = (tx.leases.at_scopes(project_key, [res.scope], now, exclude),)
-    else:
-        scope = "" if res.universal else res.scope
-        # Every path or glob filed strictly beneath a single literal path overlaps it (it shows the path
-        # is a directory), so one such row settles a claim.
-        single = res.literal and not res.universal and len(res.alternatives) == 1
-        groups = (tx.leases.at_scopes(project_key, _ancestors(scope), now, exclude),
-                  tx.leases.unscoped(project_key, now, exclude),
-                  tx.leases.beneath_scope(project_key, scope, now, exclude, limit=1 if first_only and single else None))
+    groups = (seen.at_scopes,) if res.kind is paths.ResourceKind.NAME else (seen.at_scopes, seen.unscoped,
+                                                                            seen.beneath)
     for rows in groups:
         for row in rows:
-            if _parse_stored(row).overlaps(res, is_dir, budget):
+            if row["session_id"] != exclude and _parse_stored(row).overlaps(res, is_dir, budget):
                 yield row
 
 
@@ -162,13 +177,18 @@ def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description:
     """
     res = _parse(resource)
     ttl_hours = check_ttl(ttl_hours)
-    expire_due(tx, now)
-    _file_unscoped(tx, project_key, now)
-    held = _held_by(tx, actor, project_key, res, now)
+    # One read for everything the claim decides on (a round trip on PostgreSQL); when leases are due to be
+    # recorded as expired, or wait to be filed under their scope, that is done first and the rows read again.
+    seen = _candidates(tx, project_key, res, now, exclude=actor.session_id, first_only=True, due=True)
+    if seen.due or seen.unscoped:
+        expire_due(tx, now)
+        _file_unscoped(tx, project_key, now)
+        seen = _candidates(tx, project_key, res, now, exclude=actor.session_id, first_only=True, due=False)
+    held = _held_by(actor, res, seen.at_scopes)
     if held is not None:
         return {**_extend(tx, actor, held, ttl_hours, now, reclaimed=True), "renewed": True}
     budget = paths.Budget()
-    for held in overlapping(tx, project_key, res, now, exclude=actor.session_id, budget=budget, first_only=True):
+    for held in _overlaps(tx, project_key, res, now, seen, exclude=actor.session_id, budget=budget):
         raise _conflict(held, resource, now, undecided=budget.exhausted)
     row: Row = {
         "id": str(uuid.uuid4()), "fence": tx.leases.next_fence(), "project_key": project_key,
@@ -178,18 +198,18 @@ def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description:
         "scope": "" if res.universal else res.scope, "scope_is_dir": int(_scope_is_dir(res)),
     }
     tx.leases.add(row)
-    emit(tx, "lease.granted", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
+    emit_nowait(tx, "lease.granted", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
          resource=resource, fence=row["fence"], expires_at=row["expires_at"])
     return {**render(row, now), "renewed": False}
 
 
-def _held_by(tx: Tx, actor: Actor, project_key: str, res: paths.Resource, now: float) -> Row | None:
-    """The actor's live lease in the project on the same normalised resource (the oldest), or None.
-
-    Such a lease is filed under the same scope, so only that scope is read.
-    """
-    for row in tx.leases.at_scopes(project_key, ["" if res.universal else res.scope], now, None):
-        if row["session_id"] == actor.session_id and _parse_stored(row).key == res.key:
+def _held_by(actor: Actor, res: paths.Resource, at_scopes: list[Row]) -> Row | None:
+    """The actor's live lease on the same normalised resource (the oldest), or None, among ``at_scopes``
+    (the project's live leases filed at the scope of ``res`` and its ancestors, oldest first): such a lease
+    is filed under the same scope."""
+    scope = "" if res.universal else res.scope
+    for row in at_scopes:
+        if row["scope"] == scope and row["session_id"] == actor.session_id and _parse_stored(row).key == res.key:
             return row
     return None
 
@@ -303,7 +323,7 @@ def _take_over(tx: Tx, actor: Actor, row: Row, now: float, stale_after_hours: fl
            f"(threshold {stale_after_hours:g} h, seed 001's stale-lock rule)") + (f": {reason}" if reason else "")
     tx.leases.end(row["id"], STALE_TAKEOVER, now, actor.session_id, why)
     # The holder is the target: if it comes back, its notifications say who took the lease and why.
-    emit(tx, f"lease.{STALE_TAKEOVER}", now, session_id=actor.session_id, project_key=row["project_key"],
+    emit_nowait(tx, f"lease.{STALE_TAKEOVER}", now, session_id=actor.session_id, project_key=row["project_key"],
          subject_id=row["id"], target=holder, resource=row["resource"], fence=row["fence"], holder=holder,
          by=actor.session_id, reason=why, inactive_seconds=round(idle, 3))
     return render(_get(tx, row["id"]), now)
@@ -320,7 +340,7 @@ def revoke(tx: Tx, actor: Actor, lease_id: str, now: float) -> dict[str, Any]:
 
 def _end(tx: Tx, row: Row, state: str, now: float, by: str | None) -> None:
     tx.leases.end(row["id"], state, now, by)
-    emit(tx, f"lease.{state}", now, session_id=row["session_id"], project_key=row["project_key"],
+    emit_nowait(tx, f"lease.{state}", now, session_id=row["session_id"], project_key=row["project_key"],
          subject_id=row["id"], resource=row["resource"], fence=row["fence"], by=by)
 
 
@@ -343,7 +363,7 @@ def renew(tx: Tx, actor: Actor, lease_id: str, ttl_hours: float | None, now: flo
 def _extend(tx: Tx, actor: Actor, row: Row, ttl: float, now: float, reclaimed: bool = False) -> dict[str, Any]:
     """Renew a live lease of the actor to ``ttl`` hours from ``now``; the fence stays."""
     tx.leases.extend(row["id"], ttl, _expiry(ttl, now), now)
-    emit(tx, "lease.renewed", now, session_id=actor.session_id, project_key=row["project_key"],
+    emit_nowait(tx, "lease.renewed", now, session_id=actor.session_id, project_key=row["project_key"],
          subject_id=row["id"], fence=row["fence"], ttl_hours=ttl, reclaimed=reclaimed)
     return render(_get(tx, row["id"]), now)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from coordhub.clock import isoformat
 from coordhub.core import presence
-from coordhub.core.events import emit
+from coordhub.core.events import emit_nowait
 from coordhub.core.identity import (
     SYSTEM_SENDER,
     Actor,
@@ -124,7 +124,7 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     deadline = now + wait if requires_ack and to is not None else None
     if to is not None:
         tx.messages.add_receipt(to, seq, deadline)
-    emit(tx, "message.sent", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
+    emit_nowait(tx, "message.sent", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
          target=to or "*", seq=seq, to_session=to or BROADCAST, subject=subject, importance=importance,
          message_type=message_type, thread_id=thread_id, requires_ack=requires_ack)
     out = render({**row, "seq": seq, "ack_deadline": deadline})
@@ -243,7 +243,7 @@ def mark_read(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, An
         tx.messages.mark_read(actor.session_id, row["seq"], now)
         if row["to_session"] is None:
             _advance_broadcast_cursor(tx, actor.session_id)
-        emit(tx, "message.read", now, session_id=actor.session_id, subject_id=message_id,
+        emit_nowait(tx, "message.read", now, session_id=actor.session_id, subject_id=message_id,
              target=row["from_session"])
     return render(_visible(tx, actor, message_id))
 
@@ -256,7 +256,7 @@ def ack(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, Any]:
         tx.messages.mark_acked(actor.session_id, row["seq"], now)
         if row["to_session"] is None:
             _advance_broadcast_cursor(tx, actor.session_id)
-        emit(tx, "message.acked", now, session_id=actor.session_id, subject_id=message_id,
+        emit_nowait(tx, "message.acked", now, session_id=actor.session_id, subject_id=message_id,
              target=row["from_session"], from_session=row["from_session"])
     return render(_visible(tx, actor, message_id))
 
@@ -284,12 +284,12 @@ def process_ack_deadlines(tx: Tx, now: float, escalation_session: str | None = N
         if r["deliveries"] < (r["max_deliveries"] or DEFAULT_MAX_DELIVERIES):
             wait = r["ack_wait_seconds"] or DEFAULT_ACK_WAIT_SECONDS
             tx.messages.redeliver(r["recipient"], r["seq"], now + wait)
-            emit(tx, "message.redelivered", now, session_id=None, subject_id=r["id"], target=r["recipient"],
+            emit_nowait(tx, "message.redelivered", now, session_id=None, subject_id=r["id"], target=r["recipient"],
                  seq=r["seq"], deliveries=r["deliveries"] + 1, subject=r["subject"])
             redelivered += 1
             continue
         tx.messages.dead_letter(r["recipient"], r["seq"], now)
-        emit(tx, "message.dead_lettered", now, session_id=None, subject_id=r["id"], target=r["from_session"],
+        emit_nowait(tx, "message.dead_lettered", now, session_id=None, subject_id=r["id"], target=r["from_session"],
              recipient=r["recipient"], deliveries=r["deliveries"], subject=r["subject"])
         _tell_dead_letter(tx, r, escalation_session, now)
         dead += 1

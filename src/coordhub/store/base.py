@@ -49,6 +49,37 @@ class Executor(Protocol):
         """Run a query; return every row as a dict (an empty list when there are none)."""
         ...
 
+    def many(self, queries: list[tuple[str, tuple[Any, ...]]]) -> list[list[Row]]:
+        """Run independent queries, in order; return each one's rows (PostgreSQL: all in one round trip)."""
+        ...
+
+    def defer(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """Run a statement whose answer nobody reads (an INSERT or UPDATE whose row count does not matter).
+
+        A backend may hold it back and send it with the next statement, the
+        next unit's first one, or the batch's ``COMMIT`` (PostgreSQL: no round
+        trip of its own); statements still run in the order they were given.
+        If it fails, the unit of work that deferred it fails, whole, as if it
+        had failed here (see :mod:`coordhub.store.writer`).
+        """
+        ...
+
+    def expect(self, sql: str, params: tuple[Any, ...], check: Callable[[Row | None], None]) -> None:
+        """Run a query and hand its first row (None when there is none) to ``check``.
+
+        A backend may hold the query back and send it with the unit's next
+        statement; ``check`` then runs when that round trip returns, before the
+        next statement's answer is used, and an exception it raises wins over
+        anything later in the unit (the writer settles a check still waiting
+        when the unit ends or fails: :meth:`settle`). What the unit did in the
+        meantime is rolled back with it, so the outcome is as if ``check`` ran here.
+        """
+        ...
+
+    def settle(self) -> None:
+        """Run every :meth:`expect` check still waiting (sending what is held back); a no-op when none waits."""
+        ...
+
 
 class Store(abc.ABC):
     """All durable state of one hub.

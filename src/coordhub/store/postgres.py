@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
@@ -29,7 +29,9 @@ from coordhub.errors import Unavailable
 from coordhub.store import announce, migrate
 from coordhub.store.base import Row
 from coordhub.store.ratebuckets import SharedBuckets
+from coordhub.store.tables.system import Halts
 from coordhub.store.threaded import ThreadedStore
+from coordhub.store.writer import UnitLost
 
 T = TypeVar("T")
 log = logging.getLogger("coordhub.store")
@@ -40,7 +42,7 @@ _MIGRATION_LOCK = _WRITER_LOCK + 1
 _CONNECT_TIMEOUT = 3  # seconds
 # clock_timestamp(), not now(): the time when the lock was granted, not when the transaction began.
 _BEGIN_LOCK_AND_TIME = (f"BEGIN; SELECT pg_advisory_xact_lock({_WRITER_LOCK}), "
-                        "extract(epoch FROM clock_timestamp())::float8 AS db_now").encode()
+                        "extract(epoch FROM clock_timestamp())::float8 AS db_now")
 
 
 @lru_cache(maxsize=1024)
@@ -49,54 +51,157 @@ def _translate(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-# The writer's savepoint bookkeeping: nothing reads their answers, so they can wait for the next statement.
-_DEFERRABLE = frozenset({"SAVEPOINT unit", "RELEASE SAVEPOINT unit"})
+class _Held(NamedTuple):
+    """A statement held back to travel with the next one (see :class:`PostgresExecutor`)."""
+
+    sql: str  # already translated to psycopg's placeholders
+    params: tuple[Any, ...]
+    unit: int  # the batch position of the unit that gave it (counted by the writer's SAVEPOINTs)
+    check: Callable[[Row | None], None] | None  # an expect()'s check, run on the first row
+
+
+_SAVEPOINT, _RELEASE, _ROLLBACK_TO = "SAVEPOINT unit", "RELEASE SAVEPOINT unit", "ROLLBACK TO SAVEPOINT unit"
 
 
 class PostgresExecutor:
-    """Runs SQL on one psycopg connection.
+    """Runs SQL on one psycopg connection, holding back what nobody waits for.
 
-    Each statement is a network round trip, and a unit of work in a batch
-    is wrapped in ``SAVEPOINT``/``RELEASE`` (see
-    :mod:`coordhub.store.writer`). Those two are held back and sent with the
-    next statement in one pipeline (psycopg's pipeline mode: one round trip
-    for both), or prefixed to the batch's ``COMMIT`` (:meth:`take_deferred`).
-    An error in a held-back statement surfaces on the statement it travelled
-    with, inside the same transaction, so the writer's handling is unchanged.
+    Each statement sent alone is a network round trip. Statements whose answer
+    is not needed yet are held back and sent, in order, with the next one that
+    needs an answer, in one pipeline (psycopg's pipeline mode: one round trip
+    for all): the writer's ``SAVEPOINT``/``RELEASE`` around each unit,
+    :meth:`defer`'s writes, and :meth:`expect`'s queries (whose checks run as
+    soon as their answers are back, before any later answer is used). What is
+    still held when the batch commits travels with the ``COMMIT``.
+
+    A held statement may thus fail on a later unit's round trip. Each one
+    carries the position of its unit in the batch (the writer's ``SAVEPOINT``
+    statements count them), so the failure is laid at the right unit's door:
+    on the unit's own statement it is raised there, as if it had failed at
+    once; a unit already finished raises :class:`~coordhub.store.writer.UnitLost`
+    and the writer runs the batch again without it.
     """
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
-        self._deferred: list[str] = []
+        self._held: list[_Held] = []
+        self._unit = -1  # the running unit's position in the batch; -1 before its first SAVEPOINT
+        self._drop_release = False  # the failed unit's SAVEPOINT was never sent: nothing to roll back or release
+        # A check that failed: every later statement of its unit raises it again, and so does settle(), so the
+        # unit fails even if its code caught the exception (as some catch every CoordError of their own).
+        self._refused: BaseException | None = None
 
-    def _run(self, sql: str, params: tuple[Any, ...]) -> psycopg.Cursor[Any]:
-        if not self._deferred:
-            return self.conn.execute(_translate(sql), params)
-        pending, self._deferred = self._deferred, []
-        with self.conn.pipeline():
-            for statement in pending:
-                self.conn.execute(statement)
-            cur = self.conn.execute(_translate(sql), params)
-        return cur
+    def start_batch(self) -> None:
+        """Forget what a failed batch left held back (its transaction is gone) and count units from 0."""
+        self._held, self._unit, self._drop_release, self._refused = [], -1, False, None
+
+    def _refuse_again(self) -> None:
+        if self._refused is not None:
+            raise self._refused
+
+    def _hold(self, sql: str, params: tuple[Any, ...], check: Callable[[Row | None], None] | None = None) -> None:
+        self._held.append(_Held(sql, params, max(self._unit, 0), check))
+
+    def _send(self, sql: str, params: tuple[Any, ...]) -> psycopg.Cursor[Any]:
+        self._refuse_again()
+        if not self._held:
+            return self.conn.execute(sql, params)
+        return self._pipeline([(sql, params)], max(self._unit, 0))[0]
+
+    def _pipeline(self, tail: list[tuple[str, tuple[Any, ...]]], own: int | None) -> list[psycopg.Cursor[Any]]:
+        """Send what is held, then ``tail``, in one round trip; run the checks; return ``tail``'s cursors.
+
+        A held statement of unit ``own`` that fails raises its error here; one
+        of any other unit raises :class:`UnitLost`.
+        """
+        held, self._held = self._held, []
+        cursors: list[psycopg.Cursor[Any]] = []
+        try:
+            with self.conn.pipeline():
+                for h in held:
+                    cursors.append(self.conn.execute(h.sql, h.params))
+                for sql, params in tail:
+                    cursors.append(self.conn.execute(sql, params))
+        except psycopg.Error as exc:
+            if _is_unavailable(exc):
+                raise
+            # The first statement without an answer is the one that failed; those after it never ran.
+            failed = next((i for i, c in enumerate(cursors) if c.pgresult is None), len(cursors))
+            self._check(held[:failed], cursors)  # a check that came first wins, as it would have at once
+            if failed < len(held) and held[failed].unit != own:
+                raise UnitLost(held[failed].unit, exc) from exc
+            raise
+        self._check(held, cursors)
+        return cursors[len(held):]
+
+    def _check(self, held: list[_Held], cursors: list[psycopg.Cursor[Any]]) -> None:
+        for h, cur in zip(held, cursors, strict=False):
+            if h.check is not None:
+                try:
+                    h.check(cur.fetchone())
+                except BaseException as exc:
+                    self._refused = exc
+                    raise
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        if not params and sql in _DEFERRABLE:
-            self._deferred.append(sql)
-            return 0
-        return self._run(sql, params).rowcount
+        if not params and sql in (_SAVEPOINT, _RELEASE, _ROLLBACK_TO):
+            return self._savepoint(sql)
+        return self._send(_translate(sql), params).rowcount
+
+    def _savepoint(self, sql: str) -> int:
+        if sql == _SAVEPOINT:
+            self._unit += 1
+            self._hold(sql, ())
+        elif sql == _RELEASE:
+            if not self._drop_release:
+                self._hold(sql, ())
+            self._drop_release = False
+        else:  # the running unit failed: what it still holds would only be undone
+            self._refused = None
+            mine = [h for h in self._held if h.unit == self._unit]
+            self._held = [h for h in self._held if h.unit != self._unit]
+            if mine and mine[0].sql == _SAVEPOINT:  # it never reached the server: nothing to undo
+                self._drop_release = True
+                return 0
+            self._send(sql, ())
+        return 0
 
     def one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
-        row: Row | None = self._run(sql, params).fetchone()
+        row: Row | None = self._send(_translate(sql), params).fetchone()
         return row
 
     def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
-        rows: list[Row] = self._run(sql, params).fetchall()
+        rows: list[Row] = self._send(_translate(sql), params).fetchall()
         return rows
 
-    def take_deferred(self) -> str:
-        """The held-back statements as one ``;``-terminated text (emptied), to travel with the next simple query."""
-        pending, self._deferred = self._deferred, []
-        return "".join(f"{statement}; " for statement in pending)
+    def many(self, queries: list[tuple[str, tuple[Any, ...]]]) -> list[list[Row]]:
+        self._refuse_again()
+        cursors = self._pipeline([(_translate(sql), params) for sql, params in queries], max(self._unit, 0))
+        return [cur.fetchall() for cur in cursors]
+
+    def defer(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        self._hold(_translate(sql), params)
+
+    def expect(self, sql: str, params: tuple[Any, ...], check: Callable[[Row | None], None]) -> None:
+        self._hold(_translate(sql), params, check)
+
+    def settle(self) -> None:
+        self._refuse_again()
+        if any(h.check is not None for h in self._held):
+            self._pipeline([], max(self._unit, 0))
+
+    def commit(self, tail: list[str]) -> None:
+        """Send what is held, then ``tail`` (parameterless statements ending in ``COMMIT``), in one round trip.
+
+        A held write that fails here fails its unit: :class:`UnitLost` when
+        the batch has several units (each in its savepoint), else the error itself.
+        """
+        if all(h.sql in (_SAVEPOINT, _RELEASE) for h in self._held):  # bookkeeping only: one simple query
+            text = "".join(f"{h.sql}; " for h in self._held) + "; ".join(tail)
+            self._held = []
+            self.conn.execute(text.encode())
+            return
+        self._pipeline([(sql, ()) for sql in tail], None if self._unit >= 0 else 0)
 
 
 class _Connection:
@@ -105,25 +210,29 @@ class _Connection:
         self._clock = clock
         self._executor = PostgresExecutor(conn)
         # Announce the batch to every hub (delivered only if it commits), in COMMIT's round trip.
-        self._commit_sql = (announce.notify_sql(origin) + "; COMMIT").encode()
+        self._commit_tail = [announce.notify_sql(origin), "COMMIT"]
+        self._begin_sql = f"{_BEGIN_LOCK_AND_TIME}; {Halts.STANDING}".encode()
 
     @property
     def executor(self) -> PostgresExecutor:
         return self._executor
 
-    def begin(self) -> None:
-        self._executor.take_deferred()  # left by a batch that failed: its transaction is gone
-        # One round trip: BEGIN and the lock, whose answer carries the database's clock (see OffsetClock).
-        cur = self.conn.execute(_BEGIN_LOCK_AND_TIME)
+    def begin(self) -> list[Row]:
+        self._executor.start_batch()  # a failed batch may have left statements held: its transaction is gone
+        # One round trip: BEGIN, the lock, whose answer carries the database's clock (see OffsetClock), and
+        # the standing halts, which every unit of the batch checks (Halts.batch).
+        cur = self.conn.execute(self._begin_sql)
         row = cur.fetchone() if cur.nextset() else None
         if row is not None:
             self._clock.offset = float(row["db_now"]) - time.time()
+        halts: list[Row] = cur.fetchall() if cur.nextset() else []
+        return halts
 
     def commit(self) -> None:
-        self.conn.execute(self._executor.take_deferred().encode() + self._commit_sql)
+        self._executor.commit(self._commit_tail)
 
     def rollback(self) -> None:
-        self._executor.take_deferred()
+        self._executor.start_batch()
         if not self.conn.closed:
             self.conn.execute("ROLLBACK")
 

@@ -52,6 +52,19 @@ class SQLiteExecutor:
         rows: list[Row] = self.conn.execute(sql, params).fetchall()
         return rows
 
+    # In process there is no round trip to save: what PostgreSQL may hold back runs at once here.
+    def many(self, queries: list[tuple[str, tuple[Any, ...]]]) -> list[list[Row]]:
+        return [self.all(sql, params) for sql, params in queries]
+
+    def defer(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        self.conn.execute(sql, params)
+
+    def expect(self, sql: str, params: tuple[Any, ...], check: Callable[[Row | None], None]) -> None:
+        check(self.one(sql, params))
+
+    def settle(self) -> None:
+        return None
+
 
 class _Connection:
     def __init__(self, conn: sqlite3.Connection, lock: Callable[[], Callable[[], None]] | None = None,

@@ -44,6 +44,21 @@ def _settle(items: list[tuple[Reply, Any, BaseException | None]]) -> None:
 _RECONNECT_BACKOFF = 1.0  # seconds a failed connect is remembered, so an outage fails fast
 
 
+class UnitLost(BaseException):
+    """A statement a unit had deferred failed after the unit had ended (raised by the executor, caught here).
+
+    ``unit`` is the unit's position in the batch, ``cause`` the database's
+    error. The batch's transaction is then aborted; the writer rolls it back
+    and runs the batch again without that unit, which fails with ``cause``.
+    A ``BaseException``, so that no unit of work's ``except Exception`` takes it for its own.
+    """
+
+    def __init__(self, unit: int, cause: BaseException) -> None:
+        super().__init__(unit, cause)
+        self.unit = unit
+        self.cause = cause
+
+
 class WriterConnection(Protocol):
     """One backend connection as the writer drives it."""
 
@@ -51,8 +66,12 @@ class WriterConnection(Protocol):
     def executor(self) -> Executor:
         """The executor units of work run their SQL on."""
 
-    def begin(self) -> None:
-        """Start the batch transaction (SQLite: BEGIN IMMEDIATE)."""
+    def begin(self) -> list[Any] | None:
+        """Start the batch transaction (SQLite: BEGIN IMMEDIATE).
+
+        Returns the standing halts when the backend reads them in the same
+        round trip (PostgreSQL), else None (see ``Halts.batch``).
+        """
 
     def commit(self) -> None:
         """Commit durably at the store's declared level."""
@@ -174,24 +193,29 @@ class BatchWriter:
         return self._conn
 
     def _run_batch(self, batch: list[tuple[Callable[[Any], Any], Reply]]) -> None:
-        outcomes: list[tuple[Reply, Any, BaseException | None]] = []
-        try:
-            conn = self._ensure_connection()
-            conn.begin()
-            self._tx.halts.batch(True)
-            single = len(batch) == 1
-            for fn, future in batch:
-                outcomes.append((future, *self._run_unit(conn, fn, single)))
-            committing = time.perf_counter()
-            self._tx.halts.batch(False)
-            conn.commit()
-            self._observe(len(batch), time.perf_counter() - committing)
-            self._notify_commit()
-        except BaseException as exc:  # the whole batch is lost: nothing was acknowledged
-            if self._tx is not None:
+        lost: dict[int, BaseException] = {}  # units that failed after they ended (UnitLost), by batch position
+        while True:
+            running = [i for i in range(len(batch)) if i not in lost]
+            if not running:
+                results = []
+                break
+            try:
+                results = self._attempt([batch[i][0] for i in running])
+            except UnitLost as failure:  # run the batch again without that unit
                 self._tx.halts.batch(False)
-            lost = self._batch_failure(exc)
-            outcomes = [(future, None, lost) for _, future in batch]
+                self._rollback()
+                lost[running[failure.unit]] = failure.cause
+                if not isinstance(failure.cause, CoordError):
+                    log.error("unit of work failed", exc_info=failure.cause)
+                continue
+            except BaseException as exc:  # the whole batch is lost: nothing was acknowledged
+                if self._tx is not None:
+                    self._tx.halts.batch(False)
+                results = [(None, self._batch_failure(exc))] * len(running)
+            break
+        by_position = dict(zip(running, results, strict=True))
+        outcomes = [(future, *(by_position[i] if i in by_position else (None, lost[i])))
+                    for i, (_, future) in enumerate(batch)]
         self.batches += 1
         self.units += len(batch)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Reply, Any, BaseException | None]]] = {}
@@ -205,6 +229,27 @@ class BatchWriter:
             try:
                 loop.call_soon_threadsafe(_settle, items)
             except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass
+
+    def _attempt(self, units: list[Callable[[Any], Any]]) -> list[tuple[Any, BaseException | None]]:
+        """Run ``units`` in one transaction and commit; return each one's (result, failure)."""
+        conn = self._ensure_connection()
+        self._tx.halts.batch(True, conn.begin())
+        single = len(units) == 1
+        results = [self._run_unit(conn, fn, single) for fn in units]
+        committing = time.perf_counter()
+        self._tx.halts.batch(False)
+        conn.commit()
+        self._observe(len(units), time.perf_counter() - committing)
+        self._notify_commit()
+        return results
+
+    def _rollback(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            try:
+                conn.rollback()
+            except Exception:  # the connection may already be gone
                 pass
 
     def _observe(self, units: int, seconds: float) -> None:
@@ -233,7 +278,10 @@ class BatchWriter:
         if not single:
             ex.execute("SAVEPOINT unit")
         try:
-            result = fn(self._tx)
+            try:
+                result = fn(self._tx)
+            finally:  # a check the unit's SQL still waits for comes first, even before the unit's own error
+                ex.settle()
         except Exception as exc:
             if self._is_unavailable(exc):
                 raise
@@ -252,11 +300,7 @@ class BatchWriter:
 
     def _batch_failure(self, exc: BaseException) -> BaseException:
         conn = self._conn
-        if conn is not None:
-            try:
-                conn.rollback()
-            except Exception:  # the connection may already be gone
-                pass
+        self._rollback()
         if isinstance(exc, CoordError):
             return exc
         if self._is_unavailable(exc):

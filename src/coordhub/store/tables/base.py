@@ -14,10 +14,10 @@ class Table:
         self.ex = ex
 
     def insert(self, table: str, row: Row) -> None:
-        """INSERT one row given as a column → value dict."""
+        """INSERT one row given as a column → value dict (deferred: see ``Executor.defer``)."""
         cols = ", ".join(row)
         marks = ", ".join("?" * len(row))
-        self.ex.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
+        self.ex.defer(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
 
     def insert_returning(self, table: str, row: Row, column: str) -> int:
         """INSERT one row; return the integer ``column`` the database assigned (an id or seq)."""

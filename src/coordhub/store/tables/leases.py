@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
 
 _LIVE = "state = 'active' AND (expires_at IS NULL OR expires_at > ?)"
+
+
+class Candidates(NamedTuple):
+    """The rows :meth:`Leases.candidates` read, each list oldest grant first ([] for what was not read)."""
+
+    at_scopes: list[Row]
+    unscoped: list[Row]
+    beneath: list[Row]
+    due: list[Row]
 
 
 class Leases(Table):
@@ -48,9 +57,7 @@ class Leases(Table):
 
     def at_scopes(self, project_key: str, scopes: list[str], now: float, exclude: str | None) -> list[Row]:
         """Live leases of a project filed exactly under one of ``scopes`` (not held by ``exclude``)."""
-        marks = ", ".join("?" * len(scopes))
-        sql = f"SELECT * FROM leases WHERE project_key = ? AND scope IN ({marks}) AND {_LIVE}"
-        return self._held_by_others(sql, (project_key, *scopes, now), exclude)
+        return self.ex.all(*self._at_scopes(project_key, scopes, now, exclude))
 
     def beneath_scope(self, project_key: str, scope: str, now: float, exclude: str | None,
                       limit: int | None = None) -> list[Row]:
@@ -58,6 +65,38 @@ class Leases(Table):
 
         NAMEs are left out: they never overlap a path or a glob.
         """
+        return self.ex.all(*self._beneath_scope(project_key, scope, now, exclude, limit))
+
+    def unscoped(self, project_key: str, now: float, exclude: str | None) -> list[Row]:
+        """Live leases of a project not yet filed under a scope (granted before the index existed)."""
+        return self.ex.all(*self._unscoped(project_key, now, exclude))
+
+    def candidates(self, project_key: str, now: float, *, scopes: list[str], beneath: str | None,
+                   exclude: str | None, beneath_limit: int | None, due: bool) -> Candidates:
+        """What a claim or an overlap check reads, in one go (``Executor.many``: one round trip on PostgreSQL).
+
+        :meth:`at_scopes` for ``scopes`` (held by anyone: the caller leaves
+        ``exclude`` out itself), :meth:`unscoped` (anyone's),
+        :meth:`beneath_scope` for ``beneath`` (None: not read) without
+        ``exclude``'s, at most ``beneath_limit``, and :meth:`due` when ``due``.
+        Empty lists for what was not read.
+        """
+        queries = [self._at_scopes(project_key, scopes, now, None), self._unscoped(project_key, now, None)]
+        if beneath is not None:
+            queries.append(self._beneath_scope(project_key, beneath, now, exclude, beneath_limit))
+        if due:
+            queries.append(self._due(now))
+        rows = self.ex.many(queries)
+        return Candidates(rows[0], rows[1], rows[2] if beneath is not None else [], rows[-1] if due else [])
+
+    def _at_scopes(self, project_key: str, scopes: list[str], now: float,
+                   exclude: str | None) -> tuple[str, tuple[Any, ...]]:
+        marks = ", ".join("?" * len(scopes))
+        sql = f"SELECT * FROM leases WHERE project_key = ? AND scope IN ({marks}) AND {_LIVE}"
+        return self._held_by_others(sql, (project_key, *scopes, now), exclude)
+
+    def _beneath_scope(self, project_key: str, scope: str, now: float, exclude: str | None,
+                       limit: int | None) -> tuple[str, tuple[Any, ...]]:
         if scope:
             sql = (f"SELECT * FROM leases WHERE project_key = ? AND scope >= ? AND scope < ? AND {_LIVE} "
                    "AND kind <> 'name'")
@@ -67,17 +106,17 @@ class Leases(Table):
             params = (project_key, now)
         return self._held_by_others(sql, params, exclude, limit)
 
-    def unscoped(self, project_key: str, now: float, exclude: str | None) -> list[Row]:
-        """Live leases of a project not yet filed under a scope (granted before the index existed)."""
+    def _unscoped(self, project_key: str, now: float, exclude: str | None) -> tuple[str, tuple[Any, ...]]:
         sql = f"SELECT * FROM leases WHERE project_key = ? AND scope IS NULL AND {_LIVE}"
         return self._held_by_others(sql, (project_key, now), exclude)
 
-    def _held_by_others(self, sql: str, params: tuple[Any, ...], exclude: str | None,
-                        limit: int | None = None) -> list[Row]:
+    @staticmethod
+    def _held_by_others(sql: str, params: tuple[Any, ...], exclude: str | None,
+                        limit: int | None = None) -> tuple[str, tuple[Any, ...]]:
         if exclude is not None:
             sql, params = sql + " AND session_id <> ?", (*params, exclude)
         sql += " ORDER BY fence" + (f" LIMIT {int(limit)}" if limit is not None else "")
-        return self.ex.all(sql, params)
+        return sql, params
 
     def shows_directory(self, project_key: str, key: str, now: float) -> bool:
         """Whether a live lease of the project shows ``key`` is a directory: one lies beneath it, or is a
@@ -95,15 +134,16 @@ class Leases(Table):
 
     def due(self, now: float) -> list[Row]:
         """Leases still marked active whose ``expires_at`` has passed."""
-        return self.ex.all(
-            "SELECT * FROM leases WHERE state = 'active' AND expires_at IS NOT NULL AND expires_at <= ?",
-            (now,),
-        )
+        return self.ex.all(*self._due(now))
+
+    @staticmethod
+    def _due(now: float) -> tuple[str, tuple[Any, ...]]:
+        return "SELECT * FROM leases WHERE state = 'active' AND expires_at IS NOT NULL AND expires_at <= ?", (now,)
 
     def end(self, lease_id: str, state: str, now: float, by: str | None, reason: str | None = None) -> None:
-        """Move a lease to a final state (released, expired, revoked, stale_takeover), with who and why."""
-        self.update("leases", "id", lease_id, {"state": state, "released_at": now, "released_by": by,
-                                               "release_reason": reason, "updated_at": now})
+        """Move a lease to a final state (released, expired, revoked, stale_takeover), with who and why (deferred)."""
+        self.ex.defer("UPDATE leases SET state = ?, released_at = ?, released_by = ?, release_reason = ?, "
+                      "updated_at = ? WHERE id = ?", (state, now, by, reason, now, lease_id))
 
     def extend(self, lease_id: str, ttl_hours: float, expires_at: float | None, now: float) -> None:
         """Record a renewal: new TTL and expiry."""

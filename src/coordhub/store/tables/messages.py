@@ -35,8 +35,8 @@ class Messages(Table):
         return self.insert_returning("messages", row, "seq")
 
     def add_receipt(self, session_id: str, seq: int, ack_deadline: float | None) -> None:
-        """Create the unread receipt of a direct message for its recipient."""
-        self.ex.execute("INSERT INTO receipts (session_id, message_seq, ack_deadline) VALUES (?, ?, ?)",
+        """Create the unread receipt of a direct message for its recipient (deferred: see ``Executor.defer``)."""
+        self.ex.defer("INSERT INTO receipts (session_id, message_seq, ack_deadline) VALUES (?, ?, ?)",
                         (session_id, seq, ack_deadline))
 
     def add_settled_receipt(self, session_id: str, seq: int, read_at: float | None, acked_at: float | None) -> None:

@@ -9,9 +9,15 @@ for it, or it acted); NULL for a session that has only been addressed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
 
+_ACT = ("INSERT INTO sessions (session_id, session_key, first_seen, last_seen, known_since) "
+        "VALUES (?, lower(?), ?, ?, ?) ON CONFLICT (session_key) DO UPDATE SET last_seen = excluded.last_seen, "
+        "known_since = COALESCE(sessions.known_since, excluded.known_since) "
+        "RETURNING session_id, machine, project, paused_at, paused_scope")
 MAX_CANDIDATES = 256  # known sessions :meth:`Sessions.known_ids` reads at most (difflib costs ~40 µs each)
 
 
@@ -26,15 +32,18 @@ class Sessions(Table):
         the argument in case), the declared ``machine`` and ``project``, and
         the pause (``paused_at``, ``paused_scope``; NULL when not paused).
         """
-        row = self.ex.one(
-            "INSERT INTO sessions (session_id, session_key, first_seen, last_seen, known_since) "
-            "VALUES (?, lower(?), ?, ?, ?) ON CONFLICT (session_key) DO UPDATE SET last_seen = excluded.last_seen, "
-            "known_since = COALESCE(sessions.known_since, excluded.known_since) "
-            "RETURNING session_id, machine, project, paused_at, paused_scope",
-            (session_id, session_id, now, now, now),
-        )
+        row = self.ex.one(_ACT, (session_id, session_id, now, now, now))
         assert row is not None
         return row
+
+    def act_then(self, session_id: str, now: float, check: Callable[[Row], None]) -> None:
+        """:meth:`act`, handing the row to ``check`` (``Executor.expect``: on PostgreSQL it travels with the
+        unit's next statement, and ``check`` runs before that statement's answer is used)."""
+        def checked(row: Row | None) -> None:
+            assert row is not None
+            check(row)
+
+        self.ex.expect(_ACT, (session_id, session_id, now, now, now), checked)
 
     def touch(self, session_id: str, now: float) -> str:
         """:meth:`act`, returning only the stored spelling."""

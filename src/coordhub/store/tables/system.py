@@ -30,14 +30,20 @@ class Halts(Table):
     (on PostgreSQL, one round trip less per unit).
     """
 
+    STANDING = "SELECT * FROM halts ORDER BY halted_at, scope"  # every standing halt, oldest first
+
     def __init__(self, ex: Executor) -> None:
         super().__init__(ex)
         self._batch = False
         self._standing: list[Row] | None = None
 
-    def batch(self, active: bool) -> None:
-        """Start (True) or end (False) a write batch; either way, forget what was read."""
-        self._batch, self._standing = active, None
+    def batch(self, active: bool, standing: list[Row] | None = None) -> None:
+        """Start (True) or end (False) a write batch, forgetting what was read.
+
+        ``standing`` is what :data:`STANDING` answered when the backend read it
+        with the batch's ``BEGIN`` (PostgreSQL), kept as this batch's first answer.
+        """
+        self._batch, self._standing = active, (standing if active else None)
 
     def forget(self) -> None:
         """Drop what was read (a unit of the batch was rolled back)."""
@@ -51,7 +57,7 @@ class Halts(Table):
         """Every standing halt, oldest first; [] when none (one query per batch, see the class)."""
         if self._standing is not None:
             return list(self._standing)
-        rows = self.ex.all("SELECT * FROM halts ORDER BY halted_at, scope")
+        rows = self.ex.all(self.STANDING)
         if self._batch:
             self._standing = rows
         return list(rows)
@@ -74,6 +80,10 @@ class Events(Table):
     def append(self, row: Row) -> int:
         """Append an event; return its id."""
         return self.insert_returning("events", row, "id")
+
+    def append_nowait(self, row: Row) -> None:
+        """Append an event without reading back its id (deferred: see ``Executor.defer``)."""
+        self.insert("events", row)
 
     def after(self, after_id: int, limit: int = 1000) -> list[Row]:
         """Events with id greater than ``after_id``, oldest first."""

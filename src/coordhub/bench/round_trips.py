@@ -1,0 +1,180 @@
+"""Round trips per unit of work between the hub's writer and PostgreSQL, counted on the wire (issue 15).
+
+Runs a hub (the core's :class:`~coordhub.core.hub.Hub` with its event bus, as
+``coord serve`` does) on a PostgreSQL database under ``strace -f``, drives
+message sends to a known recipient, lease claims and lease releases, each
+alone (one unit per batch) and in batches of ``--batch`` units, and counts the
+writer thread's round trips: a ``sendto`` followed by a ``recvfrom`` is one.
+Every batch is counted whole (``BEGIN`` … ``COMMIT`` and the bus's read of the
+new events after it), and divided by its units. To make a batch of exactly
+``--batch`` units, a unit that runs no SQL holds the writer while they queue;
+its own batch is left out of the count (each commit is marked on the writer
+thread by a ``stat`` of a path that does not exist, which splits the trace
+into batches).
+
+Run (needs Debian's ``strace``; use a scratch database, the run writes to it)::
+
+    python -m coordhub.bench.round_trips --database-url postgresql://postgres@127.0.0.1:5432/scratch
+
+It prints one JSON object: for each case, round trips per unit and the units
+and batches counted. ``--inner`` is the traced half (not for direct use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from coordhub.core import leases, messages
+from coordhub.core.hub import Hub
+from coordhub.core.identity import Actor
+from coordhub.store import open_store
+
+MARK = "/coordhub-round-trips-commit-mark"  # stat()ed on the writer thread after every commit
+SENDER, RECIPIENT = Actor("rt/sender"), Actor("rt/recipient")
+_LINE = re.compile(r"^(\d+)\s+(?:<\.\.\. )?(\w+)")
+
+
+async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
+    """The traced half: run every case, return what the trace must be split by (writer tid, batches, cases)."""
+    store = open_store(url)
+    store.open()
+    hub = Hub(store)
+    await hub.start_bus()
+    writer = store._writer  # type: ignore[attr-defined]  # the writer's counters and hooks, for marking batches
+    feed = writer.after_commit
+
+    def after_commit(tx: Any) -> None:
+        if feed is not None:
+            feed(tx)
+        try:
+            os.stat(MARK)
+        except OSError:
+            pass
+
+    writer.after_commit = after_commit
+    sizes: list[int] = []  # units of each committed batch, in order (as the marks)
+    writer.on_batch = lambda units, seconds: sizes.append(units)
+    tid = next(t.native_id for t in threading.enumerate() if t.name.endswith("-writer"))
+    for actor in (RECIPIENT, SENDER):  # both known to the hub before anything is counted
+        await hub.mutate(actor, lambda tx, now: None)
+    held: list[str] = []
+
+    def send(tx: Any, now: float) -> Any:
+        return messages.send(tx, SENDER, to_session=RECIPIENT.session_id, subject="s", body="b", now=now)
+
+    def claim(tx: Any, now: float) -> Any:
+        out = leases.claim(tx, SENDER, project_key="rt", resource=f"src/f{len(held)}-{now}.py",
+                           description=None, ttl_hours=1, now=now)
+        return out
+
+    def release(tx: Any, now: float) -> Any:
+        return leases.release(tx, SENDER, held.pop(), now)
+
+    async def one(op: Callable[[Any, float], Any]) -> None:
+        out = await hub.mutate(SENDER, op)
+        if op is claim:
+            held.append(out.body["id"])
+
+    cases: list[dict[str, Any]] = []
+    blockers: list[int] = []
+    for name, op in (("send", send), ("claim", claim), ("release", release)):
+        first = writer.batches
+        for _ in range(batch * rounds):
+            await one(op)
+        cases.append({"case": f"{name} alone", "batches": [first, writer.batches]})
+        first = writer.batches
+        for _ in range(rounds):
+            gate, running = threading.Event(), threading.Event()
+            blockers.append(writer.batches)
+
+            def block(tx: Any, gate: threading.Event = gate, running: threading.Event = running) -> None:
+                running.set()
+                gate.wait()
+
+            blocked = writer.submit_async(block)
+            await asyncio.to_thread(running.wait)
+            queued = [asyncio.ensure_future(one(op)) for _ in range(batch)]
+            await asyncio.sleep(0.05)  # every unit is in the writer's queue
+            gate.set()
+            await blocked
+            await asyncio.gather(*queued)
+        cases.append({"case": f"{name} in a batch of {batch}", "batches": [first, writer.batches]})
+    store.close()
+    return {"tid": tid, "cases": cases, "blockers": blockers, "sizes": sizes}
+
+
+def _batches(trace: str, tid: int) -> list[int]:
+    """Round trips of each committed batch of the writer thread, in order (the trace split at each mark)."""
+    out, trips, last = [], 0, ""
+    for line in trace.splitlines():
+        m = _LINE.match(line)
+        if m is None or int(m.group(1)) != tid:
+            continue
+        call = m.group(2)
+        if MARK in line:
+            out.append(trips)
+            trips, last = 0, ""
+        elif call in ("sendto", "recvfrom") and "resumed" not in line:
+            if call == "recvfrom" and last == "sendto":
+                trips += 1
+            last = call
+    return out
+
+
+def _per_unit(inner: dict[str, Any], per_batch: list[int]) -> list[dict[str, Any]]:
+    """Each case's round trips per unit, over its batches but the blockers'."""
+    blockers, sizes = set(inner["blockers"]), inner["sizes"]
+    if len(per_batch) != len(sizes):
+        raise RuntimeError(f"the trace holds {len(per_batch)} commits, the writer made {len(sizes)}")
+    report = []
+    for case in inner["cases"]:
+        first, end = case["batches"]
+        counted = [i for i in range(first, end) if i not in blockers]
+        trips = sum(per_batch[i] for i in counted)
+        units = sum(sizes[i] for i in counted)
+        report.append({"case": case["case"], "round_trips_per_unit": round(trips / units, 2), "units": units,
+                       "batches": len(counted)})
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments; trace the inner half and print the report (or, with ``--inner``, be the inner half)."""
+    p = argparse.ArgumentParser(prog="python -m coordhub.bench.round_trips", description=__doc__.split("\n")[0])
+    p.add_argument("--database-url", required=True)
+    p.add_argument("--batch", type=int, default=20)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--inner", action="store_true")
+    args = p.parse_args(argv)
+    if args.inner:
+        print(json.dumps(asyncio.run(_drive(args.database_url, args.batch, args.rounds))))
+        return 0
+    if shutil.which("strace") is None:
+        print("strace is missing: apt-get install strace", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "trace")
+        run = subprocess.run(["strace", "-f", "-o", out, "-e", "trace=sendto,recvfrom,%file", "-s", "64",
+                              sys.executable, "-m", "coordhub.bench.round_trips", "--inner",
+                              "--database-url", args.database_url, "--batch", str(args.batch),
+                              "--rounds", str(args.rounds)], capture_output=True, text=True, check=True)
+        with open(out, encoding="utf-8", errors="replace") as f:
+            trace = f.read()
+    inner = json.loads(run.stdout.strip().splitlines()[-1])
+    report = _per_unit(inner, _batches(trace, inner["tid"]))
+    print(json.dumps({"batch": args.batch, "cases": report}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

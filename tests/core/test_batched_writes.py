@@ -1,0 +1,123 @@
+"""The hub's rules hold when writes share a batch and their SQL is held back (issue 15: PostgreSQL round trips).
+
+On PostgreSQL the acting session's row travels with the operation's first
+statement, and writes nobody reads wait for a later round trip; on SQLite all
+of it runs at once. Both backends must give the same answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from coordhub.clock import ManualClock
+from coordhub.core import leases, messages
+from coordhub.core.hub import Hub, Operation
+from coordhub.core.identity import Actor
+from coordhub.errors import CoordError, Invalid, Paused
+from coordhub.store import Store
+from coordhub.store.tx import Tx
+
+A, B, C = Actor("A/main"), Actor("B/main"), Actor("C/main")
+
+
+def _batch(hub: Hub, calls: list[tuple[Actor, Operation]]) -> list[Any]:
+    """Run ``calls`` as mutations in one write batch; each one's body, or its exception's class name."""
+    async def run() -> list[Any]:
+        gate = threading.Event()
+        held = hub.store.submit_write(lambda tx: gate.wait(10))  # the next units queue behind it: one batch
+        tasks = [asyncio.ensure_future(hub.mutate(actor, op)) for actor, op in calls]
+        await asyncio.sleep(0)  # each task has queued its unit
+        gate.set()
+        await asyncio.wrap_future(held)
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        return [type(d).__name__ if isinstance(d, BaseException) else d.body for d in done]
+
+    return asyncio.run(run())
+
+
+def _events(store: Store) -> list[dict[str, Any]]:
+    return [{**e, "payload": json.loads(e["payload"])} for e in store.read_sync(lambda tx: tx.events.after(0))]
+
+
+def test_a_refusal_decides_first_even_when_the_operation_errs_or_swallows_it(store: Store, clock: ManualClock) -> None:
+    """A paused session is refused (423) before anything its operation does: whether the operation raises its
+    own error before any SQL, writes and returns, or catches every ``CoordError`` around its first statement
+    and goes on writing (on PostgreSQL the refusal surfaces on that statement). Nothing of theirs is kept."""
+    hub = Hub(store, clock)
+    hub.mutate_sync(A, lambda tx, now: tx.sessions.pause(A.session_id, "*", now))
+
+    def invalid(tx: Tx, now: float) -> None:
+        raise Invalid("the operation's own error")
+
+    def writes(tx: Tx, now: float) -> Any:
+        return messages.send(tx, A, to_session=B.session_id, subject="s", body="b", now=now)
+
+    def swallows(tx: Tx, now: float) -> None:
+        try:
+            tx.meta.get("anything")
+        except CoordError:
+            pass
+        messages.send(tx, A, to_session=B.session_id, subject="after", body="b", now=now)
+
+    ops: list[Callable[[Tx, float], Any]] = [invalid, writes, swallows]
+    got = _batch(hub, [(A, op) for op in ops] + [(B, lambda tx, now: messages.send(
+        tx, B, to_session=C.session_id, subject="from B", body="b", now=now))])
+    assert got[:3] == ["Paused"] * 3 and got[3]["from_session"] == B.session_id, got
+    for op in ops:  # alone in their batches too
+        try:
+            hub.mutate_sync(A, op)
+            raise AssertionError("not refused")
+        except Paused:
+            pass
+    assert [e["payload"].get("subject") for e in _events(store) if e["kind"] == "message.sent"] == ["from B"]
+
+
+def test_fences_seqs_and_event_ids_follow_commit_order_through_failing_units(store: Store,
+                                                                            clock: ManualClock) -> None:
+    """Claims, sends and releases in shared batches, some refused by the rules (conflicts) and some by the
+    database (a deferred write failing after its unit ended): the grants that commit hold strictly increasing
+    fences, in the order of their events; message seqs increase with their events' ids; a failed unit leaves
+    no lease, message or event behind; fences go on increasing in the next batches."""
+    hub = Hub(store, clock)
+    hub.mutate_sync(A, lambda tx, now: tx.ex.execute("INSERT INTO hub_meta (key, value) VALUES ('dup', 'v')"))
+
+    def claim(actor: Actor, resource: str) -> Operation:
+        return lambda tx, now: leases.claim(tx, actor, project_key="p", resource=resource, description=None,
+                                            ttl_hours=1, now=now)
+
+    def claim_then_lost(tx: Tx, now: float) -> Any:
+        out = claim(C, "lost.py")(tx, now)
+        tx.ex.defer("INSERT INTO hub_meta (key, value) VALUES ('dup', 'v')")  # fails when sent: after the unit
+        return out
+
+    def send(actor: Actor, subject: str) -> Operation:
+        return lambda tx, now: messages.send(tx, actor, to_session=B.session_id, subject=subject, body="b", now=now)
+
+    calls: list[tuple[Actor, Operation]] = []
+    for round_ in range(3):
+        calls += [(A, claim(A, f"src/{round_}/")), (B, claim(B, f"src/{round_}/x.py")), (C, claim_then_lost),
+                  (B, send(B, f"m{round_}")), (C, claim(C, f"docs/{round_}.md")), (A, send(A, f"n{round_}"))]
+    got = _batch(hub, calls)
+    assert [type(g).__name__ if not isinstance(g, str) else g for g in got] == \
+        ["dict", "LeaseConflict", "UniqueViolation" if store.name == "postgresql" else "IntegrityError",
+         "dict", "dict", "dict"] * 3, got
+    released = _batch(hub, [(A, lambda tx, now, i=g["id"]: leases.release(tx, A, i, now)) for g in got[0::6]])
+    assert [r["state"] for r in released] == ["released"] * 3
+    later = [claim(A, f"src/{i}/") for i in range(3)]
+    regranted = _batch(hub, [(A, op) for op in later])
+
+    events = _events(store)
+    granted = [e["payload"]["fence"] for e in events if e["kind"] == "lease.granted"]
+    assert granted == sorted(set(granted)) and len(granted) == 9
+    rows = store.read_sync(lambda tx: tx.ex.all("SELECT resource, fence FROM leases ORDER BY fence"))
+    assert [r["fence"] for r in rows] == granted
+    assert "lost.py" not in {r["resource"] for r in rows}
+    assert [g["fence"] for g in regranted] == granted[-3:] and min(granted[-3:]) > max(granted[:-3])
+    seqs = [e["payload"]["seq"] for e in events if e["kind"] == "message.sent"]
+    assert seqs == sorted(seqs) and len(seqs) == 6
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    assert not any(e["payload"].get("resource") == "lost.py" for e in events)
