@@ -113,15 +113,19 @@ class GcPauses:
     thread that triggered it and with the GIL held, so every other thread and
     the event loop wait for exactly the time between the two calls; that time
     is recorded per generation into :data:`GC_BUCKETS` counts, a sum and a
-    maximum (seconds). GC is per process, so there is one probe per process
-    (:data:`GC_PAUSES`), read by every app's collector when scraped.
+    maximum (seconds). That wall-clock time includes any time the OS gave the
+    core to another process meanwhile; the collection's own CPU time (the
+    thread's) is kept too, as its longest per generation, to tell the two
+    apart on a loaded machine. GC is per process, so there is one probe per
+    process (:data:`GC_PAUSES`), read by every app's collector when scraped.
     """
 
     def __init__(self) -> None:
         self.counts: list[list[int]] = []  # per generation, per bucket (not cumulative)
         self.sums: list[float] = []
         self.longest: list[float] = []
-        self._started = 0.0
+        self.longest_cpu: list[float] = []
+        self._started = self._started_cpu = 0.0
         self.clear()
 
     def clear(self) -> None:
@@ -129,17 +133,22 @@ class GcPauses:
         self.counts = [[0] * (len(GC_BUCKETS) + 1) for _ in range(GC_GENERATIONS)]
         self.sums = [0.0] * GC_GENERATIONS
         self.longest = [0.0] * GC_GENERATIONS
+        self.longest_cpu = [0.0] * GC_GENERATIONS
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
+            self._started_cpu = time.thread_time()
             self._started = time.perf_counter()
             return
         seconds = time.perf_counter() - self._started
+        cpu = time.thread_time() - self._started_cpu
         gen = info["generation"]
         self.counts[gen][bisect.bisect_left(GC_BUCKETS, seconds)] += 1
         self.sums[gen] += seconds
         if seconds > self.longest[gen]:
             self.longest[gen] = seconds
+        if cpu > self.longest_cpu[gen]:
+            self.longest_cpu[gen] = cpu
 
     def install(self) -> None:
         """Start timing collections (idempotent); what was recorded before is forgotten."""
@@ -148,13 +157,17 @@ class GcPauses:
             gc.callbacks.append(self)
 
     def families(self) -> Iterator[Any]:
-        """The Prometheus families: the pause histogram and the longest pause, by generation."""
+        """The Prometheus families: the pause histogram and the longest pause (wall clock, CPU), by generation."""
         pauses = HistogramMetricFamily("coord_gc_pause_seconds", "Garbage-collection pauses of this hub process "
                                        "(the interpreter is held for each), by generation (2 = full), since it "
                                        "started serving.", labels=("generation",))
         longest = GaugeMetricFamily("coord_gc_pause_longest_seconds", "The longest garbage-collection pause of "
                                     "this hub process since it started serving, by generation.",
                                     labels=("generation",))
+        longest_cpu = GaugeMetricFamily("coord_gc_pause_longest_cpu_seconds", "The most CPU time one garbage "
+                                        "collection of this hub process took since it started serving, by "
+                                        "generation (its pause, less any time the core served other processes).",
+                                        labels=("generation",))
         for gen in range(GC_GENERATIONS):
             total, buckets = 0, []
             for bound, n in zip((*GC_BUCKETS, float("inf")), self.counts[gen], strict=True):
@@ -162,8 +175,10 @@ class GcPauses:
                 buckets.append(("+Inf" if bound == float("inf") else repr(bound), total))
             pauses.add_metric((str(gen),), buckets, self.sums[gen])
             longest.add_metric((str(gen),), self.longest[gen])
+            longest_cpu.add_metric((str(gen),), self.longest_cpu[gen])
         yield pauses
         yield longest
+        yield longest_cpu
 
 
 GC_PAUSES = GcPauses()  # this process's probe; ``coord serve`` installs it (coordhub.server.settle_heap)

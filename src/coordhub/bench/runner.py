@@ -53,6 +53,7 @@ class Options:
     runs: int = 50
     driver: str = "python"
     hubs: int = 1
+    workers: int = 1  # serving processes per started hub (coord serve --workers)
 
 
 def _defaults(name: str, o: Options) -> tuple[int, float]:
@@ -66,6 +67,7 @@ def _defaults(name: str, o: Options) -> tuple[int, float]:
 def _hub_args(o: Options) -> list[str]:
     # the per-token rate limit (100 requests/s by default) would measure itself, not the hub: off
     args = ["--rate-limit", "0"] + (["--database-url", o.database_url] if o.database_url else [])
+    args += ["--workers", str(o.workers)] if o.workers > 1 else []
     return args + (["--sqlite-synchronous", o.sqlite_synchronous] if o.sqlite_synchronous else [])
 
 

@@ -42,35 +42,61 @@ class Target:
                if any(word in line for word in ("WARNING", "ERROR", "CRITICAL", "Traceback"))]
         return {"lines": len(bad), "samples": [line[:300] for line in bad[:keep]]}
 
-    def _status(self, key: str) -> int:
+    def _pids(self) -> list[int]:
+        """The process and its descendants alive now (``coord serve --workers N``: the supervisor and its workers)."""
         if self.proc is None:
-            return 0
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name == key:
-                return int(value.split()[0])
-        return 0
+            return []
+        pids, i = [self.proc.pid], 0
+        while i < len(pids):
+            for task in Path(f"/proc/{pids[i]}/task").glob("*/children"):
+                try:
+                    pids += [int(p) for p in task.read_text().split()]
+                except OSError:  # the process or thread ended meanwhile
+                    pass
+            i += 1
+        return pids
+
+    def _status(self, key: str) -> int:
+        """``key`` of /proc/PID/status (kB), summed over the process and its descendants."""
+        total = 0
+        for pid in self._pids():
+            try:
+                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                name, _, value = line.partition(":")
+                if name == key:
+                    total += int(value.split()[0])
+        return total
 
     def rss_mib(self) -> float | None:
-        """Resident memory now (MiB), None when the process is not ours."""
+        """Resident memory now (MiB) of the process and its descendants, None when it is not ours."""
         return round(self._status("VmRSS") / 1024, 1) if self.proc else None
 
     def peak_rss_mib(self) -> float | None:
-        """Peak resident memory (MiB), None when the process is not ours."""
+        """Peak resident memory (MiB), summed over the process and its descendants, None when it is not ours."""
         return round(self._status("VmHWM") / 1024, 1) if self.proc else None
 
     def cpu_seconds(self) -> float | None:
-        """User + system CPU seconds used so far, None when the process is not ours."""
+        """User + system CPU seconds used so far by the process and its descendants, None when it is not ours."""
         if self.proc is None:
             return None
-        utime, stime = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13]
-        return (int(utime) + int(stime)) / 100.0
+        total = 0
+        for pid in self._pids():
+            try:
+                utime, stime = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13]
+            except OSError:
+                continue
+            total += int(utime) + int(stime)
+        return total / 100.0
 
     def gc_pauses(self) -> dict[str, Any] | None:
         """The hub's garbage-collection pauses since it started serving, from its ``/metrics`` (admin token).
 
-        ``{"longest_ms", "pauses", "over_10_ms", "by_generation": {gen: longest_ms}}``, summed over the
-        generations (``coord_gc_pause_seconds``, ``coord_gc_pause_longest_seconds``); None when the
+        ``{"longest_ms", "longest_cpu_ms", "pauses", "over_10_ms", "by_generation": {gen: longest_ms}}``
+        over the generations (``coord_gc_pause_seconds``, ``coord_gc_pause_longest_seconds``, and the CPU time
+        of the costliest collection, ``coord_gc_pause_longest_cpu_seconds``); None when the
         metrics cannot be read (no admin token, the ceiling, an older hub).
         """
         try:
@@ -80,19 +106,22 @@ class Target:
         if r.status_code != 200:
             return None
         longest: dict[str, float] = {}
+        cpu: dict[str, float] = {}
         pauses = under = 0.0
         for family in text_string_to_metric_families(r.text):
             for sample in family.samples:
                 if sample.name == "coord_gc_pause_longest_seconds":
                     longest[sample.labels["generation"]] = round(sample.value * 1000, 2)
+                elif sample.name == "coord_gc_pause_longest_cpu_seconds":
+                    cpu[sample.labels["generation"]] = round(sample.value * 1000, 2)
                 elif sample.name == "coord_gc_pause_seconds_count":
                     pauses += sample.value
                 elif sample.name == "coord_gc_pause_seconds_bucket" and float(sample.labels["le"]) == 0.01:
                     under += sample.value
         if not longest:
             return None
-        return {"longest_ms": max(longest.values()), "pauses": int(pauses), "over_10_ms": int(pauses - under),
-                "by_generation": longest}
+        return {"longest_ms": max(longest.values()), "longest_cpu_ms": max(cpu.values(), default=None),
+                "pauses": int(pauses), "over_10_ms": int(pauses - under), "by_generation": longest}
 
     def storage_bytes(self) -> int | None:
         """Bytes the hub's SQLite database takes now (file, WAL and shared memory), None when it is not ours or

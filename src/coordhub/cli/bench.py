@@ -35,6 +35,9 @@ def bench(
     hubs: int = typer.Option(1, "--hubs", min=1, max=16, help="push: start this many hubs on --database-url "
                                                               "(PostgreSQL), send through the first and stream "
                                                               "from the others (cross-hub push latency)."),
+    workers: int = typer.Option(1, "--workers", min=1, max=8, help="Start each hub as this many serving processes "
+                                                                  "(coord serve --workers N); its CPU and memory "
+                                                                  "are summed over them."),
     sessions: int = typer.Option(10_000, "--sessions", min=2, help="Registered sessions for the broadcast scenario."),
     runs: int = typer.Option(50, "--runs", min=1, help="Measured runs per case of the hook and cli scenarios, "
                                                        "and requests per size of lease-scale."),
@@ -65,7 +68,7 @@ def bench(
     if bool(url) != bool(token):
         raise typer.BadParameter("--url and --token go together")
     opts = Options(clients, duration, url, token, database_url, sqlite_synchronous, ceiling and not url,
-                   messages, subscribers, sessions, runs, driver, hubs)
+                   messages, subscribers, sessions, runs, driver, hubs, workers)
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True).rich, transient=True) as bar:
 
@@ -148,7 +151,8 @@ def _details(r: dict[str, Any]) -> list[str]:
         out.append(f"lost messages {r['lost_messages']}; read but never acked {r.get('read_unacked')}")
     if r.get("gc"):  # the hub's garbage-collection pauses (coord_gc_pause_seconds)
         g = r["gc"]
-        out.append(f"GC: longest pause {g['longest_ms']} ms ({g['pauses']} collections, {g['over_10_ms']} over 10 ms)")
+        out.append(f"GC: longest pause {g['longest_ms']} ms, costliest {g['longest_cpu_ms']} ms of CPU "
+                   f"({g['pauses']} collections, {g['over_10_ms']} over 10 ms)")
     if r.get("hub_log") and r["hub_log"]["lines"]:
         out.append(f"the hub logged {r['hub_log']['lines']} warning/error lines, e.g. {r['hub_log']['samples'][0]}")
     if r.get("hub_cpu_us_per_request") is not None:  # wrk
