@@ -195,3 +195,22 @@ def test_a_serving_hub_reports_its_gc_pauses(live_hub: LiveHub) -> None:
     collections = sum(_value(samples, "coord_gc_pause_seconds_count", generation=str(g)) for g in range(3))
     assert collections >= 1
     assert _value(samples, "coord_gc_pause_longest_seconds", generation="0") > 0
+
+
+def test_what_survives_a_young_collection_is_frozen() -> None:
+    """``coord serve``'s GC setting: the older generations stay empty, so their collections walk nothing."""
+    import gc
+
+    from coordhub.server import freeze_survivors
+
+    keep = [[i] for i in range(1000)]  # alive across the collection: survivors (lists are always tracked)
+    gc.callbacks.append(freeze_survivors)
+    try:
+        before = gc.get_freeze_count()
+        gc.collect(0)
+        assert gc.get_freeze_count() >= before + len(keep)
+        assert gc.get_objects(1) == [] and gc.get_objects(2) == []
+    finally:
+        gc.callbacks.remove(freeze_survivors)
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0

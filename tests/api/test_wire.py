@@ -219,3 +219,34 @@ def test_requests_leave_no_reference_cycles_behind(tmp_path: Path) -> None:
             finally:
                 gc.enable()
     assert garbage < 100, f"{garbage} objects in reference cycles after 200 requests"
+
+
+def test_streams_leave_no_reference_cycles_behind(tmp_path: Path) -> None:
+    """Opening, following and closing SSE streams makes no cyclic garbage either: a stream's objects, frozen by
+    ``coord serve`` once they outlive a young collection (coordhub.server.freeze_survivors), are freed by
+    reference counting when it ends."""
+    import gc
+
+    with serving(tmp_path) as hub:
+        tokens_ = [hub.token(f"R{i}/x") for i in range(20)]
+        sender = hub.token("A/x")
+        gc.collect()
+        gc.disable()
+        try:
+            socks = [_open_stream(hub.port, t) for t in tokens_]
+            readers = [ChunkedSse(s) for s in socks]
+            for r in readers:
+                r.connected()
+            _send(hub.url, sender, [f"m{i}" for i in range(10)])
+            for r in readers:
+                assert r.subjects(10) == [f"m{i}" for i in range(10)]
+            for s in socks:
+                s.close()
+            deadline = time.monotonic() + 20
+            while list(hub.app.state.fanout):  # every stream noticed its client went away and ended
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            garbage = gc.collect()
+        finally:
+            gc.enable()
+    assert garbage < 100, f"{garbage} objects in reference cycles after 20 streams"

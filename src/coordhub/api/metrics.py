@@ -179,6 +179,10 @@ class GcPauses:
         yield pauses
         yield longest
         yield longest_cpu
+        yield GaugeMetricFamily("coord_gc_frozen_objects", "Objects in the permanent generation (gc.freeze: the "
+                                "start-up heap and what survived young collections; coordhub.server."
+                                "freeze_survivors); it should stay level under steady load.",
+                                value=gc.get_freeze_count())
 
 
 GC_PAUSES = GcPauses()  # this process's probe; ``coord serve`` installs it (coordhub.server.settle_heap)
