@@ -77,7 +77,8 @@ def test_push_with_the_raw_socket_receiver_counts_every_receipt(tmp_path: Path) 
     assert push["receiver"] == "raw" and push["stream_errors"] == 0
     assert push["headline"]["ops"] == 12 * push["broadcasts"] and push["missing"] == 0  # each stream got each one
     assert 0 < push["headline"]["p50_ms"] <= push["headline"]["p99_ms"] <= push["max_ms"]
-    assert set(push["gc"]) == {"longest_ms", "longest_cpu_ms", "pauses", "over_10_ms", "by_generation"}
+    assert set(push["gc"]) == {"longest_ms", "longest_cpu_ms", "pauses", "over_10_ms", "by_generation",
+                               "frozen_objects"}
 
 
 @pytest.mark.timeout(180)
