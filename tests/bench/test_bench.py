@@ -143,3 +143,17 @@ def test_mcp_reports_its_cpu_per_call_against_rest(tmp_path: Path) -> None:
         cpu = result["hub_cpu_us_per_call"][tool]
         assert cpu["mcp"] > 0 and cpu["rest"] > 0
         assert result["cpu_ratio_mcp_to_rest"][tool] == round(cpu["mcp"] / cpu["rest"], 2)
+
+
+@pytest.mark.timeout(180)
+def test_wrk_drives_mcp_and_rest_for_the_cpu_ratio(tmp_path: Path) -> None:
+    report = _bench(tmp_path, "mcp", "--driver", "wrk", "--duration", "1", "--clients", "4")
+    result = report["mcp"]
+    _check(result)
+    assert result["driver"] == "wrk"
+    for kind, r in result["passes"].items():
+        assert r["wrk"]["requests"] > 0 and r["wrk"]["non_2xx"] == 0 and r["wrk"]["socket_errors"] == 0, kind
+    for tool in ("list_leases", "send_message"):
+        cpu = result["hub_cpu_us_per_call"][tool]
+        assert cpu["mcp"] > 0 and cpu["rest"] > 0
+        assert result["cpu_ratio_mcp_to_rest"][tool] == round(cpu["mcp"] / cpu["rest"], 2)

@@ -124,6 +124,9 @@ def run(names: list[str], o: Options, progress: Callable[[str], Tick]) -> dict[s
         if name == "push" and o.hubs > 1:
             results[name] = _push_across_hubs(o, clients, duration, run_id, progress)
             continue
+        if o.driver == "wrk" and name == "mcp":
+            results[name] = _mcp_with_wrk(o, clients, duration, run_id, progress)
+            continue
         if o.driver == "wrk" and name in wrk.SCENARIOS:
             results[name] = _with_wrk(name, o, clients, duration, run_id, progress)
             continue
@@ -172,6 +175,12 @@ def _push_across_hubs(o: Options, clients: int, duration: float, run_id: str,
 
 def _wrk_once(target: Target, name: str, clients: int, duration: float, run_id: str) -> dict[str, Any]:
     agents = asyncio.run(mint_tokens(target, f"wrk-{run_id}", max(clients, 8)))
+    return _wrk_pass(target, name, agents, clients, duration)
+
+
+def _wrk_pass(target: Target, name: str, agents: list[tuple[str, str]], clients: int,
+              duration: float) -> dict[str, Any]:
+    """One wrk run of ``name`` (a scenario or an ``mcp`` kind) with these agents; the report with hub CPU."""
     cpu0 = target.cpu_seconds()
     report = wrk.run(target.url, name, agents, clients, duration)
     cpu1 = target.cpu_seconds()
@@ -214,6 +223,51 @@ def _with_wrk(name: str, o: Options, clients: int, duration: float, run_id: str,
         result["ratio_to_ceiling"] = round(ratio, 2)
     tick(1.0)
     return result
+
+
+MCP_OPS = (("list_leases", "list"), ("send_message", "send"))
+
+
+def _mcp_with_wrk(o: Options, clients: int, duration: float, run_id: str,
+                  progress: Callable[[str], Tick]) -> dict[str, Any]:
+    """``mcp`` driven by wrk: each tool as an MCP ``tools/call`` and as the same REST request, one after the other
+    on one fresh hub; hub CPU per request of each and their ratio (issue 15: at most 1.5). No ceiling run."""
+    wrk.available()
+    tick = progress("mcp (wrk)")
+    target, _ = _open("mcp", o, run_id, progress)
+    try:
+        health = httpx2.get(target.url + "/health", timeout=10).json()
+        agents = asyncio.run(mint_tokens(target, f"wrk-{run_id}", max(clients, 8)))
+        _first_calls_succeed(target, agents)
+        passes: dict[str, Any] = {}
+        for i, kind in enumerate(wrk.MCP_KINDS):
+            passes[kind] = _wrk_pass(target, kind, agents, clients, duration)
+            tick((i + 1) / len(wrk.MCP_KINDS))
+        rss, peak, problems, gc = target.rss_mib(), target.peak_rss_mib(), target.log_problems(), target.gc_pauses()
+    finally:
+        target.stop()
+    cpu = {tool: {"mcp": passes[f"mcp-{op}"]["hub_cpu_us_per_request"],
+                  "rest": passes[f"rest-{op}"]["hub_cpu_us_per_request"]} for tool, op in MCP_OPS}
+    ratio = {tool: None if c["mcp"] is None or not c["rest"] else round(c["mcp"] / c["rest"], 2)
+             for tool, c in cpu.items()}
+    return {"headline": passes["mcp-list"]["headline"], "headline_is": "list_leases calls/s over MCP",
+            "passes": passes, "hub_cpu_us_per_call": cpu, "cpu_ratio_mcp_to_rest": ratio, "mode": "legacy",
+            "backend": health.get("backend"), "durability": health.get("durability"), "clients": clients,
+            "duration": duration, "rss_mib": rss, "peak_rss_mib": peak, "hub_log": problems,
+            "target": TARGETS["mcp"], "driver": "wrk", "gc": gc}
+
+
+def _first_calls_succeed(target: Target, agents: list[tuple[str, str]]) -> None:
+    """One MCP call of each tool the wrk passes make (wrk counts an ``isError`` answer as a success)."""
+    session, token = agents[0]
+    headers = {**wrk.MCP_HEADERS, "Authorization": f"Bearer {token}"}
+    for tool, arguments in (("list_leases", {"session_id": session}),
+                            ("send_message", {"to": agents[1][0], "subject": "wrk check"})):
+        r = httpx2.post(target.url + "/mcp", headers=headers, timeout=30, json={
+            "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
+        result = r.json().get("result", {}) if r.status_code == 200 else {}
+        if not result or result.get("isError"):
+            raise SystemExit(f"bench: MCP {tool} failed before the wrk run: {r.status_code} {r.text[:300]}")
 
 
 def _ceiling(name: str, o: Options, clients: int, duration: float, tick: Tick) -> dict[str, Any]:

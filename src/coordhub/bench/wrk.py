@@ -17,6 +17,13 @@ Scenarios (``SCENARIOS``):
   next request releases the oldest one before it claims again (every claim
   is of a new file, so none conflicts); one op = one claim + release cycle.
 
+For the ``mcp`` scenario (``MCP_KINDS``), each request is one operation made
+either as an MCP ``tools/call`` on ``/mcp`` (a stateless, handshake-era call,
+``MCP-Protocol-Version: 2025-11-25``, as the SDK's legacy client sends it)
+or as the same REST request: ``mcp-list``/``rest-list`` read the token's own
+leases (``list_leases``, ``GET /api/coord/locks?session_id=…``),
+``mcp-send``/``rest-send`` send a direct message to the next session.
+
 The bench installs nothing: when ``wrk`` is missing it says how to get it
 (Debian's ``wrk`` package).
 """
@@ -32,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 SCENARIOS = ("message", "lease")
+MCP_KINDS = ("mcp-list", "rest-list", "mcp-send", "rest-send")
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
 PROJECT = "bench-wrk"
 
 _LUA = r"""
@@ -39,6 +48,7 @@ local tokens = %(tokens)s
 local sessions = %(sessions)s
 local kind = "%(kind)s"
 local project = "%(project)s"
+local mcp_headers = %(mcp_headers)s
 local n, i, tid = #tokens, 0, 0
 local granted, head, tail = {}, 1, 0   -- FIFO of {id, token} waiting for their release
 local counter = 0
@@ -70,6 +80,20 @@ function request()
     return wrk.format("POST", "/api/coord/locks", headers, body)
   end
   local to = sessions[((i + 1) %% n) + 1]
+  if kind == "rest-list" then
+    local auth = {["Authorization"] = "Bearer " .. tokens[k]}
+    return wrk.format("GET", "/api/coord/locks?session_id=" .. sessions[k], auth, nil)
+  end
+  if kind == "mcp-list" or kind == "mcp-send" then
+    for name, value in pairs(mcp_headers) do headers[name] = value end
+    local call = '"name":"list_leases","arguments":{"session_id":"' .. sessions[k] .. '"}'
+    if kind == "mcp-send" then
+      call = '"name":"send_message","arguments":{"to":"' .. to .. '","subject":"wrk ' .. i ..
+             '","body":"load from wrk"}'
+    end
+    local envelope = '{"jsonrpc":"2.0","id":' .. i .. ',"method":"tools/call","params":{' .. call .. '}}'
+    return wrk.format("POST", "/mcp", headers, envelope)
+  end
   local body = '{"to_session":"' .. to .. '","subject":"wrk ' .. i .. '","body":"load from wrk"}'
   return wrk.format("POST", "/api/coord/messages", headers, body)
 end
@@ -102,14 +126,15 @@ def available() -> str:
 
 def script(kind: str, agents: list[tuple[str, str]]) -> str:
     """The Lua script for ``kind`` with these ``(session id, token)`` pairs."""
-    if kind not in SCENARIOS:
-        raise ValueError(f"wrk drives {', '.join(SCENARIOS)}, not {kind!r}")
+    if kind not in SCENARIOS + MCP_KINDS:
+        raise ValueError(f"wrk drives {', '.join(SCENARIOS + MCP_KINDS)}, not {kind!r}")
 
     def table(items: list[str]) -> str:
         return "{" + ",".join(json.dumps(x) for x in items) + "}"
 
     return _LUA % {"tokens": table([t for _, t in agents]), "sessions": table([s for s, _ in agents]),
-                   "kind": kind, "project": PROJECT}
+                   "kind": kind, "project": PROJECT,
+                   "mcp_headers": "{" + ",".join(f'["{k}"]={json.dumps(v)}' for k, v in MCP_HEADERS.items()) + "}"}
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}

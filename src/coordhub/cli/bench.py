@@ -42,7 +42,8 @@ def bench(
     runs: int = typer.Option(50, "--runs", min=1, help="Measured runs per case of the hook and cli scenarios, "
                                                        "and requests per size of lease-scale."),
     driver: str = typer.Option("python", "--driver", help="python (every scenario) or wrk: the C load driver "
-                                                         "(Debian's wrk) for lease and message, and a raw-socket "
+                                                         "(Debian's wrk) for lease, message and mcp (each tool "
+                                                         "as MCP and as REST: the CPU ratio), and a raw-socket "
                                                          "SSE receiver in its own process for push; both cost the "
                                                          "shared cores far less than the Python driver."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
@@ -126,10 +127,10 @@ def _details(r: dict[str, Any]) -> list[str]:
     if "send_message" in r:  # mcp
         sends = r["send_message"]["send_message"]
         out.append(f"send_message {sends['ops_per_s']} calls/s {_lat(sends)}, errors {sends['errors']}")
-        for tool, cpu in r.get("hub_cpu_us_per_call", {}).items():
-            if cpu["mcp"] is not None:
-                out.append(f"{tool}: hub CPU {cpu['mcp']} µs per MCP call, {cpu['rest']} µs per REST request "
-                           f"(ratio {r['cpu_ratio_mcp_to_rest'][tool]}, target ≤ 1.5)")
+    for tool, cpu in r.get("hub_cpu_us_per_call", {}).items():  # mcp
+        if cpu["mcp"] is not None:
+            out.append(f"{tool}: hub CPU {cpu['mcp']} µs per MCP call, {cpu['rest']} µs per REST request "
+                       f"(ratio {r['cpu_ratio_mcp_to_rest'][tool]}, target ≤ 1.5)")
     if "cases" in r:  # hook, cli
         out += [f"{case}: p50 {c['p50_ms']} / p90 {c['p90_ms']} / p99 {c['p99_ms']} ms, errors {c['errors']}"
                 for case, c in r["cases"].items()]
