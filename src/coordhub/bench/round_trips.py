@@ -4,13 +4,14 @@ Runs a hub (the core's :class:`~coordhub.core.hub.Hub` with its event bus, as
 ``coord serve`` does) on a PostgreSQL database under ``strace -f``, drives
 message sends to a known recipient, lease claims and lease releases, each
 alone (one unit per batch) and in batches of ``--batch`` units, and counts the
-writer thread's round trips: a ``sendto`` followed by a ``recvfrom`` is one.
-Every batch is counted whole (``BEGIN`` … ``COMMIT`` and the bus's read of the
-new events after it), and divided by its units. To make a batch of exactly
+writer thread's round trips: a ``sendto`` followed by a ``recvfrom`` on the
+same descriptor is one. Every batch is counted whole (``BEGIN`` … ``COMMIT``,
+and any read of the new events for the event bus after it), and divided by its units. To make a batch of exactly
 ``--batch`` units, a unit that runs no SQL holds the writer while they queue;
 its own batch is left out of the count (each commit is marked on the writer
 thread by a ``stat`` of a path that does not exist, which splits the trace
-into batches).
+into batches). Each case starts after a few uncounted units, so that the
+count is the steady state's.
 
 Run (needs Debian's ``strace``; use a scratch database, the run writes to it)::
 
@@ -42,7 +43,8 @@ from coordhub.store import open_store
 
 MARK = "/coordhub-round-trips-commit-mark"  # stat()ed on the writer thread after every commit
 SENDER, RECIPIENT = Actor("rt/sender"), Actor("rt/recipient")
-_LINE = re.compile(r"^(\d+)\s+(?:<\.\.\. )?(\w+)")
+_WARM_UP = 6  # units of each kind run before counting
+_CALL = re.compile(r"^(sendto|recvfrom)\((\d+),")
 
 
 async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
@@ -89,6 +91,8 @@ async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
     cases: list[dict[str, Any]] = []
     blockers: list[int] = []
     for name, op in (("send", send), ("claim", claim), ("release", release)):
+        for _ in range(_WARM_UP):  # not counted: psycopg prepares a statement on its 5th use (one more round trip)
+            await one(op)
         first = writer.batches
         for _ in range(batch * rounds):
             await one(op)
@@ -115,20 +119,39 @@ async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
 
 
 def _batches(trace: str, tid: int) -> list[int]:
-    """Round trips of each committed batch of the writer thread, in order (the trace split at each mark)."""
-    out, trips, last = [], 0, ""
+    """Round trips of each committed batch of the writer thread, in order (the trace split at each mark).
+
+    A round trip is a ``sendto`` on a descriptor followed by a ``recvfrom``
+    on that descriptor that received data (one that found nothing yet,
+    ``EAGAIN``, is psycopg polling, not an answer). Calls strace split in two
+    (``<unfinished ...>`` … ``<... resumed>``) are joined.
+    """
+    out, trips = [], 0
+    sent: dict[str, bool] = {}  # descriptor → sent since its last answer
+    pending = ""  # the start of a call of this thread that strace split
     for line in trace.splitlines():
-        m = _LINE.match(line)
-        if m is None or int(m.group(1)) != tid:
+        tid_text, _, rest = line.partition(" ")
+        if not tid_text.isdigit() or int(tid_text) != tid:
             continue
-        call = m.group(2)
-        if MARK in line:
+        rest = rest.strip()
+        if rest.endswith("<unfinished ...>"):
+            pending = rest
+            continue
+        if rest.startswith("<..."):
+            rest, pending = pending + rest.split("resumed>", 1)[-1], ""
+        if MARK in rest:
             out.append(trips)
-            trips, last = 0, ""
-        elif call in ("sendto", "recvfrom") and "resumed" not in line:
-            if call == "recvfrom" and last == "sendto":
-                trips += 1
-            last = call
+            trips = 0
+            continue
+        call = _CALL.match(rest)
+        if call is None:
+            continue
+        name, fd, result = call.group(1), call.group(2), rest.rsplit("= ", 1)[-1]
+        if name == "sendto":
+            sent[fd] = True
+        elif sent.get(fd) and not result.startswith("-1"):
+            trips += 1
+            sent[fd] = False
     return out
 
 

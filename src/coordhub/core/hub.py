@@ -93,8 +93,14 @@ class Hub:
         bus = EventBus(await self.query(lambda tx, now: tx.events.last_id()), max_bytes=ring_bytes)
         fed = [bus.last_id]
 
+        committed: list[list[Row]] = []  # what read() found in the batch, once it committed
+
+        def read(tx: Tx) -> None:  # in the batch's transaction: its events come back with the COMMIT
+            committed.clear()
+            tx.events.after_then(fed[0], 10_000, committed.append)
+
         def feed(tx: Tx) -> None:
-            rows = tx.events.after(fed[0], 10_000)
+            rows = committed.pop() if committed else tx.events.after(fed[0], 10_000)
             if rows:
                 fed[0] = rows[-1]["id"]
                 loop.call_soon_threadsafe(self._publish, rows, "local")
@@ -104,7 +110,7 @@ class Hub:
                 return  # our own commit: the feed above has it already
             loop.call_soon_threadsafe(self._announced, high_water)
 
-        self.store.set_after_commit(feed)
+        self.store.set_after_commit(feed, read)
         self.bus = bus
         self.listener = self.store.listen(announced)
         return bus

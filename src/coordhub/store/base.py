@@ -64,8 +64,8 @@ class Executor(Protocol):
         """
         ...
 
-    def expect(self, sql: str, params: tuple[Any, ...], check: Callable[[Row | None], None]) -> None:
-        """Run a query and hand its first row (None when there is none) to ``check``.
+    def expect(self, sql: str, params: tuple[Any, ...], check: Callable[[list[Row]], None]) -> None:
+        """Run a query and hand its rows (an empty list when there are none) to ``check``.
 
         A backend may hold the query back and send it with the unit's next
         statement; ``check`` then runs when that round trip returns, before the
@@ -126,12 +126,17 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def set_after_commit(self, listener: Callable[[Any], None] | None) -> None:
+    def set_after_commit(self, listener: Callable[[Any], None] | None,
+                         before: Callable[[Any], None] | None = None) -> None:
         """Call ``listener(tx)`` in the writer after every successful commit (None removes it).
 
         It runs outside any transaction, on the writer's connection, before the
         committed units' callers are answered; it must be quick and must not
-        write. Its exceptions are logged and otherwise ignored.
+        write. Its exceptions are logged and otherwise ignored. ``before(tx)``,
+        if given, runs in each batch's transaction after its units, just before
+        the COMMIT: a read it queues with ``Executor.expect`` (sees the batch's
+        own writes) travels with the COMMIT on PostgreSQL, so ``listener`` need
+        not ask again; it must not write, and an exception it raises loses the batch.
         """
 
     clock: Any = None  # a Clock the store's database keeps (PostgreSQL: its clock decides expiry), else None

@@ -57,7 +57,7 @@ class _Held(NamedTuple):
     sql: str  # already translated to psycopg's placeholders
     params: tuple[Any, ...]
     unit: int  # the batch position of the unit that gave it (counted by the writer's SAVEPOINTs)
-    check: Callable[[Row | None], None] | None  # an expect()'s check, run on the first row
+    check: Callable[[list[Row]], None] | None  # an expect()'s check, run on its rows
 
 
 _SAVEPOINT, _RELEASE, _ROLLBACK_TO = "SAVEPOINT unit", "RELEASE SAVEPOINT unit", "ROLLBACK TO SAVEPOINT unit"
@@ -99,7 +99,7 @@ class PostgresExecutor:
         if self._refused is not None:
             raise self._refused
 
-    def _hold(self, sql: str, params: tuple[Any, ...], check: Callable[[Row | None], None] | None = None) -> None:
+    def _hold(self, sql: str, params: tuple[Any, ...], check: Callable[[list[Row]], None] | None = None) -> None:
         self._held.append(_Held(sql, params, max(self._unit, 0), check))
 
     def _send(self, sql: str, params: tuple[Any, ...]) -> psycopg.Cursor[Any]:
@@ -138,7 +138,7 @@ class PostgresExecutor:
         for h, cur in zip(held, cursors, strict=False):
             if h.check is not None:
                 try:
-                    h.check(cur.fetchone())
+                    h.check(cur.fetchall())
                 except BaseException as exc:
                     self._refused = exc
                     raise
@@ -182,7 +182,7 @@ class PostgresExecutor:
     def defer(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         self._hold(_translate(sql), params)
 
-    def expect(self, sql: str, params: tuple[Any, ...], check: Callable[[Row | None], None]) -> None:
+    def expect(self, sql: str, params: tuple[Any, ...], check: Callable[[list[Row]], None]) -> None:
         self._hold(_translate(sql), params, check)
 
     def settle(self) -> None:

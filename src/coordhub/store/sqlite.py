@@ -59,8 +59,8 @@ class SQLiteExecutor:
     def defer(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         self.conn.execute(sql, params)
 
-    def expect(self, sql: str, params: tuple[Any, ...], check: Callable[[Row | None], None]) -> None:
-        check(self.one(sql, params))
+    def expect(self, sql: str, params: tuple[Any, ...], check: Callable[[list[Row]], None]) -> None:
+        check(self.all(sql, params))
 
     def settle(self) -> None:
         return None

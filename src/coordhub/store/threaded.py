@@ -30,8 +30,9 @@ class ThreadedStore(Store):
         self._readers = ReaderThreads(reader_connect, Tx, is_unavailable, threads=readers)
         self._writer = BatchWriter(writer, Tx, is_unavailable, name=f"coord-{name}-writer")
 
-    def set_after_commit(self, listener: Callable[[Any], None] | None) -> None:
-        self._writer.after_commit = listener
+    def set_after_commit(self, listener: Callable[[Any], None] | None,
+                         before: Callable[[Any], None] | None = None) -> None:
+        self._writer.after_commit, self._writer.before_commit = listener, before
 
     def set_batch_observer(self, observer: Callable[[int, float], None] | None) -> None:
         self._writer.on_batch = observer

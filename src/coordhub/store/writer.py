@@ -116,6 +116,8 @@ class BatchWriter:
         # Called in the writer thread after each successful commit, outside any
         # transaction, with the writer's query objects (the hub feeds its event bus).
         self.after_commit: Callable[[Any], None] | None = None
+        # Called in the writer thread in each batch's transaction just before COMMIT (see Store.set_after_commit).
+        self.before_commit: Callable[[Any], None] | None = None
         # Called on the writer thread after each commit with (units in the batch, COMMIT seconds): metrics.
         self.on_batch: Callable[[int, float], None] | None = None
 
@@ -237,6 +239,8 @@ class BatchWriter:
         self._tx.halts.batch(True, conn.begin())
         single = len(units) == 1
         results = [self._run_unit(conn, fn, single) for fn in units]
+        if self.before_commit is not None:
+            self.before_commit(self._tx)
         committing = time.perf_counter()
         self._tx.halts.batch(False)
         conn.commit()

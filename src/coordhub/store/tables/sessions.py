@@ -39,9 +39,8 @@ class Sessions(Table):
     def act_then(self, session_id: str, now: float, check: Callable[[Row], None]) -> None:
         """:meth:`act`, handing the row to ``check`` (``Executor.expect``: on PostgreSQL it travels with the
         unit's next statement, and ``check`` runs before that statement's answer is used)."""
-        def checked(row: Row | None) -> None:
-            assert row is not None
-            check(row)
+        def checked(rows: list[Row]) -> None:
+            check(rows[0])  # the upsert returns its one row
 
         self.ex.expect(_ACT, (session_id, session_id, now, now, now), checked)
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from coordhub.store.base import Executor, Row
 from coordhub.store.tables.base import Table
+
+_AFTER = "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?"
 
 
 class Meta(Table):
@@ -87,7 +91,12 @@ class Events(Table):
 
     def after(self, after_id: int, limit: int = 1000) -> list[Row]:
         """Events with id greater than ``after_id``, oldest first."""
-        return self.ex.all("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
+        return self.ex.all(_AFTER, (after_id, limit))
+
+    def after_then(self, after_id: int, limit: int, then: Callable[[list[Row]], None]) -> None:
+        """:meth:`after`, handing the rows to ``then`` (``Executor.expect``: on PostgreSQL they may come back
+        with the unit's next statement, or with the batch's COMMIT)."""
+        self.ex.expect(_AFTER, (after_id, limit), then)
 
     def page(self, after_id: int, limit: int, max_bytes: int) -> list[Row]:
         """Events after ``after_id``, oldest first: at most ``limit`` of them and about ``max_bytes`` of payload.

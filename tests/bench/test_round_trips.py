@@ -1,0 +1,35 @@
+"""``coordhub.bench.round_trips``: the writer's round trips per unit of work on PostgreSQL, counted by strace.
+
+The counts are exact (they do not depend on the machine's speed), so this
+holds issue 15's bound: at most 3 round trips per message send, lease claim
+and lease release in a batch, and 4 for one alone in its batch (BEGIN with
+the standing halts, the unit's two, and COMMIT with the event bus's read of
+the batch's events).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import scratch_database
+
+
+@pytest.mark.postgres
+def test_each_unit_of_work_costs_at_most_three_round_trips_in_a_batch() -> None:
+    if shutil.which("strace") is None:
+        pytest.fail("strace is missing: apt-get install strace")
+    with scratch_database("coordhub_rt") as url:
+        p = subprocess.run([sys.executable, "-m", "coordhub.bench.round_trips", "--database-url", url,
+                            "--rounds", "1"], capture_output=True, text=True, timeout=170)
+    assert p.returncode == 0, p.stderr
+    cases = {c["case"]: c for c in json.loads(p.stdout)["cases"]}
+    for unit in ("send", "claim", "release"):
+        alone, batched = cases[f"{unit} alone"], cases[f"{unit} in a batch of 20"]
+        assert batched["units"] == 20 and batched["batches"] == 1, batched
+        assert batched["round_trips_per_unit"] <= 3, batched
+        assert alone["units"] == alone["batches"] == 20 and alone["round_trips_per_unit"] <= 4, alone
