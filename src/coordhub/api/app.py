@@ -11,11 +11,12 @@ from fastapi import FastAPI
 from prometheus_client import start_http_server
 
 from coordhub import __version__
-from coordhub.api import errors, metrics, wire
+from coordhub.api import errors, hotpath, metrics, wire
 from coordhub.api.activity import Heartbeats
 from coordhub.api.auth import Authenticator, RateLimiter
 from coordhub.api.health import DatabaseProbe
 from coordhub.api.hosts import BrowserGuard
+from coordhub.api.hotpath import HotRoutes
 from coordhub.api.inputs import InputGuard
 from coordhub.api.limits import BodyLimit, Limits
 from coordhub.api.query import EmptyQueryValues
@@ -149,7 +150,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
                rate_burst: int = 200, limits: Limits | None = None, loopback_only: bool | None = None,
                retention: Policy | None = None, prune_seconds: float = 0.0,
                metrics_address: tuple[str, int] | None = None,
-               rate_buckets: RateBuckets | None = None) -> FastAPI:
+               rate_buckets: RateBuckets | None = None, hot_routes: bool = True) -> FastAPI:
     """Build the HTTP app over an opened hub.
 
     The caller owns the store's lifecycle (open before serving, close after).
@@ -168,6 +169,8 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     ``metrics_address`` (host, port) when given (:mod:`coordhub.api.metrics`).
     ``rate_buckets`` shares the rate limit between hubs through Redis
     (:class:`coordhub.store.redisbuckets.RedisBuckets`) instead of the database.
+    ``hot_routes`` serves the hottest routes without FastAPI's resolver
+    (:mod:`coordhub.api.hotpath`; off only to compare the two, in tests and benchmarks).
     """
     limits = limits or Limits()
     pruner = Pruner(retention or Policy(), hub.stream_cursors)
@@ -225,11 +228,16 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     wire.install(app)  # the server's own send in each scope: live SSE frames go straight to the transport
     app.state.event_quota = RateLimiter(limits.event_quota / 60.0, limits.event_quota)
     errors.install(app)
-    measured = metrics.install(app)  # first, so innermost: it sees the route the router matched
+    app.state.hot_routes = hotpath.Counts()
+    if hot_routes:  # innermost: every layer added after it applies to the hot routes too
+        app.add_middleware(HotRoutes, plans=lambda: hotpath.plans(app), counts=app.state.hot_routes)
+    measured = metrics.install(app)  # next, so it sees the route the router (or HotRoutes) matched
     # Hot routes first: FastAPI matches routes in order, and most requests are messages and leases.
     for module in (messages, locks, presence, events, conversations, orchestrator, pipeline, merging, ghtrail,
                    proposals, todos, workflows, components, admin, imports, web, retention_routes):
         app.include_router(module.router)
+    if hot_routes:
+        hotpath.plans(app)  # fails now, not at the first request, if a hot route stopped fitting the fast path
     app.add_middleware(EmptyQueryValues)  # ?project_key= means no filter, for every route
     # inside BodyLimit, it sees one buffered body; MCP bodies carry NUL to the tools, whose REST call refuses it
     app.add_middleware(InputGuard, nul_ok_paths=("/mcp",))

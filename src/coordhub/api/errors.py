@@ -17,11 +17,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coordhub import strictjson
+from coordhub.api.answers import JSONResponse
 from coordhub.errors import CoordError, RateLimited, Unavailable, describe_problem
 
 log = logging.getLogger("coordhub.api")

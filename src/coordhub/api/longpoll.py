@@ -19,9 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
 
 from coordhub.api import streams
+from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Caller
 from coordhub.api.routes.common import hub
 from coordhub.core.halt import Exempt

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
 
+from coordhub.api.answers import JSONResponse
 from coordhub.clock import parse_iso
 from coordhub.core.halt import Exempt
 from coordhub.core.hub import Hub, Operation

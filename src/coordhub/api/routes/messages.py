@@ -8,9 +8,9 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
 
 from coordhub.api import streams
+from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import SESSION_HEADER, Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query, queued_at

@@ -10,9 +10,9 @@ assignment's stages, and close the session (``coord done``). The rules are
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 
 from coordhub.api import longpoll
+from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.orchestrator_schemas import AssignmentOut

@@ -8,8 +8,8 @@ See :mod:`coordhub.core.websessions` for what is stored and
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 
+from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Authenticator, Caller, caller, client_address
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub

@@ -1,0 +1,204 @@
+"""The lean hot path (coordhub.api.hotpath) answers exactly as FastAPI's routes do.
+
+Two hubs on the same manual clock run the same script of requests, one app
+with the hot routes served by :class:`~coordhub.api.hotpath.HotRoutes`, one
+without; every answer (status, the headers a client acts on, the JSON body
+with random ids masked) must be the same. The script covers each hot route's
+accepted requests and its refusals (bad bodies, parameters and paths, auth,
+identity, halts, idempotent replays), and the fast app's counters prove the
+fast path served the first kind and handed the second to FastAPI.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.testclient import TestClient
+
+from coordhub.api.app import create_app
+from coordhub.api.auth import Caller, caller
+from coordhub.api.hotpath import HOT, NotLean, plans
+from coordhub.clock import ManualClock
+from coordhub.core import tokens
+from coordhub.core.hub import Hub
+from coordhub.server import SYSTEM
+from coordhub.store.sqlite import SQLiteStore
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+KEPT_HEADERS = ("content-type", "idempotent-replayed", "retry-after", "www-authenticate")
+
+
+@dataclass
+class Side:
+    """One hub and its app, with the tokens of the script's sessions and the ids its answers gave."""
+
+    client: TestClient
+    hub: Hub
+    tokens: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def call(self, method: str, path: str, who: str | None, *, body: Any = None, raw: bytes | None = None,
+             content_type: str | None = "application/json", params: dict[str, str] | None = None,
+             headers: dict[str, str] | None = None, keep: str | None = None) -> tuple[int, dict[str, str], Any]:
+        sent = dict(headers or {})
+        if who is not None:
+            sent["Authorization"] = f"Bearer {self.tokens.get(who, who)}"
+        if content_type is not None and (body is not None or raw is not None):
+            sent["Content-Type"] = content_type
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        r = self.client.request(method, path.format(**self.ids), content=data, params=params, headers=sent)
+        answer = r.json() if r.content else None
+        if keep is not None and r.status_code < 300:
+            self.ids[keep] = answer["id"]
+        kept = {k: v for k, v in r.headers.items() if k in KEPT_HEADERS}
+        return r.status_code, kept, _masked(answer)
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    if isinstance(value, str):
+        return UUID.sub("<uuid>", value)
+    return value
+
+
+def _side(tmp: Path, hot: bool) -> Iterator[Side]:
+    store = SQLiteStore(tmp / "coord.db")
+    store.open()
+    hub = Hub(store, ManualClock())
+    admin = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.ensure_admin(tx, None, now)).body
+    with TestClient(create_app(hub, sweep_seconds=0, hot_routes=hot)) as client:
+        side = Side(client, hub, {"admin": admin})
+        for name in ("M/a", "M/b"):
+            r = client.post("/api/coord/tokens", json={"name": name}, headers={"Authorization": f"Bearer {admin}"})
+            side.tokens[name] = r.json()["token"]
+        yield side
+    store.close()
+
+
+@pytest.fixture
+def sides(tmp_path: Path) -> Iterator[tuple[Side, Side]]:
+    (tmp_path / "fast").mkdir()
+    (tmp_path / "slow").mkdir()
+    fast = _side(tmp_path / "fast", True)
+    slow = _side(tmp_path / "slow", False)
+    yield next(fast), next(slow)
+    for gen in (fast, slow):
+        next(gen, None)
+
+
+MSG = "/api/coord/messages"
+LOCKS = "/api/coord/locks"
+CLAIM = {"project_key": "p", "resource": "src/app/", "description": "work", "ttl_hours": 1}
+
+# (method, path, caller, keyword arguments of Side.call); the script runs top to bottom on both hubs.
+SCRIPT: list[tuple[str, str, str | None, dict[str, Any]]] = [
+    ("POST", MSG, "M/a", {"body": {"to_session": "M/b", "subject": "hello", "body": "one"}}),
+    ("POST", MSG, "M/a", {"body": {"subject": "to all", "importance": "high"}}),
+    ("POST", MSG, "M/a", {"body": {"to_session": "m/B", "subject": "case", "requires_ack": True}}),
+    ("POST", MSG, "M/a", {"body": {"from_session": "M/b", "subject": "as another"}}),
+    ("POST", MSG, "M/a", {"body": {"to_session": "M/b"}}),
+    ("POST", MSG, "M/a", {"body": {"subject": "x", "surplus": 1}}),
+    ("POST", MSG, "M/a", {"body": {"subject": "x", "requires_ack": "yes"}}),
+    ("POST", MSG, "M/a", {"body": {"subject": "line\nbreak"}}),
+    ("POST", MSG, "M/a", {"body": ["subject"]}),
+    ("POST", MSG, "M/a", {"body": None, "raw": b"{\"subject\": \"x\""}),
+    ("POST", MSG, "M/a", {"raw": b"", "content_type": "application/json"}),
+    ("POST", MSG, "M/a", {"raw": b"{\"subject\":\"x\"}", "content_type": "text/plain"}),
+    ("POST", MSG, "M/a", {"raw": b"{\"subject\":\"x\"}", "content_type": None}),
+    ("POST", MSG, "M/a", {"raw": b"{\"subject\":\"x\"}", "content_type": "application/json; charset=utf-8"}),
+    ("POST", MSG, "M/a", {"raw": b"{\"subject\":\"x\"}", "content_type": "application/vnd.coord+json"}),
+    ("POST", MSG, "M/a", {"raw": b"{\"subject\":\"big\",\"max_deliveries\":123456789012345678901234}"}),
+    ("POST", MSG, "M/a", {"body": {"to_session": "nobody/here", "subject": "unknown recipient"}}),
+    ("POST", MSG, None, {"body": {"subject": "no token"}}),
+    ("POST", MSG, "coord_not-a-token", {"body": {"subject": "bad token"}}),
+    ("POST", MSG, "M/a", {"body": {"subject": "keyed"}, "headers": {"Idempotency-Key": "k-1"}}),
+    ("POST", MSG, "M/a", {"body": {"subject": "keyed"}, "headers": {"Idempotency-Key": "k-1"}}),
+    ("POST", MSG, "M/a", {"body": {"subject": "other"}, "headers": {"Idempotency-Key": "k-1"}}),
+    ("POST", MSG, "M/a", {"body": {"subject": "late"}, "headers": {"X-Coord-Queued-At": "2026-01-01T00:00:00Z"}}),
+    ("POST", MSG, "M/a", {"body": {"subject": "late"}, "headers": {"X-Coord-Queued-At": "yesterday"}}),
+    ("GET", MSG, "M/b", {"params": {"unread_only": "true", "limit": "5"}}),
+    ("GET", MSG, "M/b", {}),
+    ("GET", MSG, "M/b", {"params": {"unread_only": "TRUE", "limit": "+3"}}),
+    ("GET", MSG, "M/b", {"params": {"unread_only": "yes", "limit": " 2"}}),
+    ("GET", MSG, "M/b", {"params": {"limit": "0"}}),
+    ("GET", MSG, "M/b", {"params": {"limit": "501"}}),
+    ("GET", MSG, "M/b", {"params": {"limit": "abc"}}),
+    ("GET", MSG, "M/b", {"params": {"unread_only": "maybe"}}),
+    ("GET", MSG, "M/b", {"params": {"before_seq": "0"}}),
+    ("GET", MSG, "M/b", {"params": {"before_seq": "3"}}),
+    ("GET", MSG, "M/b", {"params": {"to_session": "M/a"}}),
+    ("GET", MSG, "admin", {"params": {"to_session": "m/b"}}),
+    ("GET", MSG, "admin", {}),
+    ("POST", LOCKS, "M/a", {"body": CLAIM, "keep": "lease"}),
+    ("POST", LOCKS, "M/b", {"body": {**CLAIM, "resource": "src/app/main.py"}}),
+    ("POST", LOCKS, "M/a", {"body": CLAIM}),
+    ("POST", LOCKS, "M/a", {"body": {**CLAIM, "ttl_hours": -1}}),
+    ("POST", LOCKS, "M/a", {"body": {**CLAIM, "session_id": "M/b"}}),
+    ("POST", LOCKS, "M/a", {"body": {"resource": "x"}}),
+    ("POST", LOCKS, "M/b", {"body": {**CLAIM, "resource": "docs/"}, "keep": "other"}),
+    ("GET", LOCKS + "/conflicts", "M/b", {"params": {"project_key": "p", "resource": "src/app/x.py"}}),
+    ("GET", LOCKS + "/conflicts", "M/a", {"params": {"project_key": "p", "resource": "src/**"}}),
+    ("GET", LOCKS + "/conflicts", "M/a", {"params": {"project_key": "p"}}),
+    ("GET", LOCKS + "/conflicts", "M/a", {"params": {"project_key": "p", "resource": "x", "session_id": "M/b"}}),
+    ("POST", LOCKS + "/{lease}/renew", "M/a", {"body": {"ttl_hours": 3}}),
+    ("POST", LOCKS + "/{lease}/renew", "M/b", {"body": {}}),
+    ("POST", LOCKS + "/{lease}/renew", "M/a", {"body": {"ttl_hours": "3"}}),
+    ("POST", LOCKS + "/00000000-0000-4000-8000-000000000000/renew", "M/a", {"body": {}}),
+    ("POST", LOCKS + "/not-a-uuid/renew", "M/a", {"body": {}}),
+    ("DELETE", LOCKS + "/{lease}", "M/b", {}),
+    ("DELETE", LOCKS + "/{lease}", "M/b", {"params": {"force": "true", "reason": "stuck"}}),
+    ("DELETE", LOCKS + "/{lease}", "M/a", {"params": {"reason": "bad\nreason"}}),
+    ("DELETE", LOCKS + "/{lease}", "M/a", {"params": {"session_id": "M/b"}}),
+    ("DELETE", LOCKS + "/check", "M/a", {}),
+    ("DELETE", LOCKS + "/{lease}", "M/a", {"params": {"reason": "done"}}),
+    ("DELETE", LOCKS + "/{lease}", "M/a", {}),
+    ("POST", "/api/coord/halt", "admin", {"body": {"reason": "freeze"}}),
+    ("POST", MSG, "M/a", {"body": {"subject": "during halt"}}),
+    ("POST", LOCKS, "M/a", {"body": CLAIM}),
+    ("DELETE", LOCKS + "/{other}", "M/b", {}),
+    ("GET", MSG, "M/b", {"params": {"limit": "2"}}),
+]
+
+
+def test_hot_routes_answer_as_fastapi_does(sides: tuple[Side, Side]) -> None:
+    fast, slow = sides
+    for step, (method, path, who, kwargs) in enumerate(SCRIPT):
+        got = fast.call(method, path, who, **kwargs)
+        want = slow.call(method, path, who, **kwargs)
+        assert got == want, f"step {step}: {method} {path} {kwargs}"
+    counts = fast.client.app.state.hot_routes  # type: ignore[attr-defined]
+    # Both branches ran: accepted requests served by the fast path, refused ones handed to FastAPI.
+    assert counts.served >= 30 and counts.passed_on >= 15, counts
+    assert slow.client.app.state.hot_routes.served == 0  # type: ignore[attr-defined]
+
+
+def test_every_hot_route_is_planned_from_its_own_declaration() -> None:
+    app = create_app(Hub(SQLiteStore(":memory:"), ManualClock()), sweep_seconds=0)
+    found = plans(app)
+    assert [(p.method, p.route.path) for p in found] == list(HOT)
+    inbox = next(p for p in found if p.method == "GET" and p.route.path.endswith("/messages"))
+    assert [q.name for q in inbox.query] == ["to_session", "unread_only", "limit", "before_seq"]
+    assert inbox.body is None and inbox.caller_name == "who"
+
+
+def test_a_route_the_fast_path_cannot_resolve_exactly_is_refused_when_the_app_is_built() -> None:
+    app = FastAPI()
+
+    @app.post("/api/coord/messages")
+    async def send(request: Request, x_thing: str = Header(), who: Caller = Depends(caller)) -> None:
+        """A header parameter: resolved by FastAPI only."""
+
+    with pytest.raises(NotLean, match="headers"):
+        plans(app, [("POST", "/api/coord/messages")])
+    with pytest.raises(NotLean, match="no route"):
+        plans(app, [("GET", "/api/coord/nowhere")])
