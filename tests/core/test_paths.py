@@ -97,6 +97,8 @@ OVERLAPS = [
     ("*", "/etc/x", False),  # a lone * segment is never empty
     ("*/b", "/b", False),
     ("/*", "/etc/x", True),
+    ("**/a", "aa/a**", True),  # a last segment a** is over-approximated: aa/a matches both (hypothesis found it)
+    ("aa/b**", "aa/x.py", True),
 ]
 
 

@@ -277,8 +277,10 @@ def _without_dot_segments(text: str) -> str:
 
 
 def _ends_in_globstar(text: str) -> bool:
-    """Whether a segment ``**`` ends ``text`` or one of its brace alternatives (it then denotes a directory)."""
-    return text.rstrip("/").endswith("/**") or text.rstrip("/") == "**" or "**}" in text
+    """Whether a segment holding ``**`` ends ``text`` or one of its brace alternatives (it then denotes a
+    directory: such a last segment, ``**`` or an over-approximated ``a**``, is dropped from the key, so
+    ``aa/a**`` is the directory ``aa/``, which overlaps ``**/a`` through ``aa/a``)."""
+    return "**" in text.rstrip("/").rsplit("/", 1)[-1] or "**}" in text
 
 
 def _display(root: str, segs: list[str], directory: bool = False) -> str:
