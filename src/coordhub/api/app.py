@@ -210,8 +210,10 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
 
     # No /docs or /redoc: FastAPI's pages run a CDN's script (floating versions) on the origin where the
     # dashboard's cookie acts as its token, an admin's included. The document stays at /openapi.json.
+    # FastAPI's OpenTelemetry hooks off: the hub's own metrics are Prometheus (/metrics), and the hooks' per-request
+    # check of the global providers costs ~2 % of a send's CPU (issue 15's profile).
     app = FastAPI(title="coordhub", version=__version__, lifespan=lifespan, redirect_slashes=False,
-                  docs_url=None, redoc_url=None,
+                  docs_url=None, redoc_url=None, telemetry={"tracing": False, "metrics": False, "logs": False},
                   description="Coordination hub for fleets of AI coding-agent sessions: messages, fenced leases, "
                               "todos, workflows, components, halt. The seed-001 protocol under /api/coord/.")
     app.state.hub = hub

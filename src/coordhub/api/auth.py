@@ -380,8 +380,9 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
             await request.app.state.heartbeats.beat(Actor(validate_session_id(session, SESSION_HEADER)))
         return Caller(None, session, auth)
     authorization = request.headers.get("authorization")
-    cookie = request.cookies.get(websessions.COOKIE_NAME)
-    if authorization is None and cookie is not None and not inner:
+    # the cookie is parsed only when there is no Authorization header: the only case it is used
+    cookie = request.cookies.get(websessions.COOKIE_NAME) if authorization is None and not inner else None
+    if cookie is not None:
         actor = await auth.web_actor(cookie, request.method, request.headers, address)
     else:
         actor = await auth.authenticate(authorization, address, inner=inner)

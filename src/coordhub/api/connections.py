@@ -71,8 +71,12 @@ def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float,
     proto: Any = base
 
     class Guarded(proto):  # type: ignore[misc]
+        # One timer per connection, re-armed lazily: a request on a kept-alive connection only moves
+        # ``_waiting_since`` (no timer made or cancelled per request, issue 15's profile); when the timer fires
+        # early it sleeps again for what is left of the wait.
         _deadline: asyncio.TimerHandle | None = None
         _armed_cycle: Any = None
+        _waiting = False
         _waiting_since = 0.0
 
         def connection_made(self, transport: asyncio.Transport) -> None:
@@ -83,8 +87,8 @@ def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float,
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
-            if self._deadline is not None and self.cycle is not self._armed_cycle:
-                self._disarm()  # a new request's headers are complete
+            if self._waiting and self.cycle is not self._armed_cycle:
+                self._waiting = False  # a new request's headers are complete
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -96,19 +100,26 @@ def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float,
             super().connection_lost(exc)
 
         def _arm(self) -> None:
-            self._disarm()
             self._armed_cycle = self.cycle
+            self._waiting = True
             self._waiting_since = time.monotonic()
-            self._deadline = self.loop.call_later(header_timeout, self._expire)
+            if self._deadline is None:
+                self._deadline = self.loop.call_later(header_timeout, self._expire)
 
         def _disarm(self) -> None:
+            self._waiting = False
             if self._deadline is not None:
                 self._deadline.cancel()
                 self._deadline = None
 
         def _expire(self) -> None:
             self._deadline = None
-            if not self.transport.is_closing():
+            if not self._waiting or self.transport.is_closing():
+                return  # serving a request (the next wait arms the timer again), or closed
+            left = self._waiting_since + header_timeout - time.monotonic()
+            if left > 0:
+                self._deadline = self.loop.call_later(left, self._expire)
+            else:
                 self.transport.close()
 
         def _open(self) -> int:
@@ -116,7 +127,7 @@ def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float,
             return sum(1 for c in self.connections if not c.transport.is_closing())
 
         def _shed(self) -> None:
-            waiting = [c for c in self.connections if c._deadline is not None and c is not self
+            waiting = [c for c in self.connections if c._waiting and c is not self
                        and not c.transport.is_closing()]
             victim = min(waiting, key=lambda c: c._waiting_since) if waiting else self
             victim._disarm()
