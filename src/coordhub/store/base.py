@@ -114,7 +114,11 @@ class Store(abc.ABC):
         Atomic: ``fn``'s effects commit entirely or not at all. If ``fn``
         raises, its effects are rolled back and the future carries the
         exception. If the commit itself fails, every unit of the batch fails
-        with ``Unavailable`` and nothing of the batch is visible.
+        with ``Unavailable`` and nothing of the batch is visible. ``fn`` may
+        run more than once before its batch commits (when a write another unit
+        deferred fails after that unit ended, the batch is rolled back and run
+        again without it: :class:`~coordhub.store.writer.UnitLost`); only the
+        last run counts, so ``fn`` must act on nothing but ``tx``.
         """
 
     @abc.abstractmethod

@@ -1,0 +1,83 @@
+"""The writer's own capacity: units of work per second through the core, with no HTTP in the way (issue 15).
+
+``coord bench`` measures the whole hub, whose request handling may saturate a
+core before the writer does; this drives :meth:`~coordhub.core.hub.Hub.mutate`
+directly from 64 tasks on one event loop (as the HTTP handlers would), so the
+figure is the store's: its round trips, its SQL and the writer thread's
+Python. Cases: ``send`` (a message to a known recipient) and ``lease`` (a claim,
+then its release: two units). Prints one line of JSON: units, batches, units
+per second and process CPU per unit (µs; the loop's share included).
+
+Run on a scratch database (it writes)::
+
+    python -m coordhub.bench.writer_load --database-url postgresql://postgres@127.0.0.1:5432/scratch send
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import sys
+import time
+from typing import Any
+
+from coordhub.core import leases, messages
+from coordhub.core.hub import Hub
+from coordhub.core.identity import Actor
+from coordhub.store import open_store
+
+SENDER, RECIPIENT = Actor("load/sender"), Actor("load/recipient")
+
+
+async def run(url: str, case: str, units: int, tasks: int = 64) -> dict[str, Any]:
+    """Drive ``units`` units of ``case`` from ``tasks`` concurrent tasks; return the figures."""
+    store = open_store(url)
+    store.open()
+    hub = Hub(store)
+    await hub.start_bus()
+    for actor in (RECIPIENT, SENDER):
+        await hub.mutate(actor, lambda tx, now: None)
+    names = itertools.count()
+
+    async def send() -> None:
+        await hub.mutate(SENDER, lambda tx, now: messages.send(tx, SENDER, to_session=RECIPIENT.session_id,
+                                                               subject="s", body="b", now=now))
+
+    async def cycle() -> None:
+        name = f"f{next(names)}"
+        got = await hub.mutate(SENDER, lambda tx, now: leases.claim(tx, SENDER, project_key="p", resource=name,
+                                                                    description=None, ttl_hours=1, now=now))
+        await hub.mutate(SENDER, lambda tx, now: leases.release(tx, SENDER, got.body["id"], now))
+
+    one, per = (send, 1) if case == "send" else (cycle, 2)
+
+    async def worker() -> None:
+        for _ in range(units // (tasks * per)):
+            await one()
+
+    writer = store._writer  # type: ignore[attr-defined]  # its batch and unit counters
+    batches, done = writer.batches, writer.units
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*[worker() for _ in range(tasks)])
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    done = writer.units - done
+    store.close()
+    return {"case": case, "backend": store.name, "units": done, "batches": writer.batches - batches,
+            "units_per_s": round(done / wall), "cpu_us_per_unit": round(1e6 * cpu / done)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run one case, print its JSON line."""
+    p = argparse.ArgumentParser(prog="python -m coordhub.bench.writer_load", description=__doc__.split("\n")[0])
+    p.add_argument("--database-url", required=True)
+    p.add_argument("--units", type=int, default=3200)
+    p.add_argument("case", choices=("send", "lease"))
+    args = p.parse_args(argv)
+    print(json.dumps(asyncio.run(run(args.database_url, args.case, args.units))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
