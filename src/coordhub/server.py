@@ -8,7 +8,6 @@ one-line message; the CLI prints it without a traceback and exits 1.
 from __future__ import annotations
 
 import errno
-import gc
 import logging
 import os
 import socket
@@ -27,6 +26,7 @@ from coordhub.config import DEFAULT_PORT, default_data_dir
 from coordhub.core.identity import SYSTEM_SESSION, Actor, validate_session_id
 from coordhub.core.retention import Policy
 from coordhub.errors import Invalid, Unavailable
+from coordhub.heap import settle_heap
 from coordhub.store import files
 
 log = logging.getLogger("coordhub")
@@ -34,7 +34,6 @@ log = logging.getLogger("coordhub")
 ADMIN_TOKEN_FILE = "admin.token"
 HUB_ID_FILE = "hub.id"  # beside admin.token: which hub that token belongs to (issue 7 point 2)
 SYSTEM = Actor(SYSTEM_SESSION, is_admin=True)  # the hub itself, for start-up bookkeeping
-GC_THRESHOLDS = (20_000, 20, 20)  # CPython's are (700, 10, 10): see settle_heap
 
 
 @dataclass
@@ -275,50 +274,6 @@ def run_app(cfg: ServerConfig, store: Any, hub: Any, sock: socket.socket, worker
                             http=http, timeout_keep_alive=cfg.keepalive_timeout, log_config=log_config)
     settle_heap()
     _Server(config).run(sockets=[sock])
-
-
-def settle_heap() -> None:
-    """Move everything built at start to the permanent generation, make young collections rarer, and from then on
-    freeze what survives each young collection (:func:`freeze_survivors`).
-
-    Measured under ``coord bench message --driver wrk`` (issue 15): with
-    CPython's defaults a hub ran 14 full collections in 10 s, up to 271 ms
-    each (2.4 s in all), because each one walked every object of the
-    modules, the app and its models. After ``gc.freeze()`` a full collection
-    walks only what was made since start; a larger first threshold makes the
-    young collections (each a few ms) rarer (a smaller one, 2,000 or 10,000,
-    measured worse: the 64 requests in flight keep the young generation full,
-    so collections came 10 to 100 times as often, and the older generations'
-    collections with them). From here on every collection's pause is timed
-    into the hub's metrics (``coord_gc_pause_seconds``,
-    :data:`coordhub.api.metrics.GC_PAUSES`).
-    """
-    from coordhub.api.metrics import GC_PAUSES
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-    GC_PAUSES.install()
-    if freeze_survivors not in gc.callbacks:
-        gc.callbacks.append(freeze_survivors)
-
-
-def freeze_survivors(phase: str, info: dict[str, int]) -> None:
-    """``gc.callbacks`` hook: after each young collection, move what survived it to the permanent generation.
-
-    What outlives a young collection here is long-lived (open streams and
-    their connections, the event ring, caches); walking it again in the
-    older generations' collections is what made the long pauses: with 1,000
-    SSE streams open, one generation-1 collection took 90-95 ms of CPU
-    (``coord bench push``, issue 15). Frozen objects are still freed by
-    reference counting when they die; what the garbage collector no longer
-    sees is a reference cycle that includes an object frozen while alive.
-    The hub's request and stream paths make no cycles (``tests/api/test_wire.py``
-    counts them), so that is a bounded risk; ``coord_gc_frozen_objects``
-    shows the frozen heap, which should stay level under steady load.
-    """
-    if phase == "stop" and info["generation"] == 0:
-        gc.freeze()
 
 
 def _redacted(url: str) -> str:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import time
+import weakref
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from coordhub.heap import Freezer, settle_heap
 from tests.conftest import Api, LiveHub, free_port
 
 A = "METRICS-A/claude-main"
@@ -158,7 +162,6 @@ def test_grafana_dashboard_queries_only_metrics_a_hub_exposes(tmp_path: Path, pg
 
 def test_gc_probe_times_every_collection_by_generation() -> None:
     """The ``gc.callbacks`` probe counts each collection in its generation, with its pause, as a histogram."""
-    import gc
 
     from coordhub.api.metrics import GC_BUCKETS, GcPauses
 
@@ -199,18 +202,76 @@ def test_a_serving_hub_reports_its_gc_pauses(live_hub: LiveHub) -> None:
 
 def test_what_survives_a_young_collection_is_frozen() -> None:
     """``coord serve``'s GC setting: the older generations stay empty, so their collections walk nothing."""
-    import gc
-
-    from coordhub.server import freeze_survivors
-
+    freezer = Freezer()
     keep = [[i] for i in range(1000)]  # alive across the collection: survivors (lists are always tracked)
-    gc.callbacks.append(freeze_survivors)
+    gc.callbacks.append(freezer)
     try:
         before = gc.get_freeze_count()
         gc.collect(0)
         assert gc.get_freeze_count() >= before + len(keep)
         assert gc.get_objects(1) == [] and gc.get_objects(2) == []
     finally:
-        gc.callbacks.remove(freeze_survivors)
+        gc.callbacks.remove(freezer)
         gc.unfreeze()
     assert gc.get_freeze_count() == 0
+
+
+class _Node:
+    """One half of a reference cycle (weak-referenceable, so the test can see it freed)."""
+
+    other: Any = None
+
+
+def _frozen_cycles(n: int) -> list[weakref.ref[_Node]]:
+    """``n`` reference cycles alive across a young collection, then dropped: garbage only a collector can find."""
+    cycles = []
+    for _ in range(n):
+        a, b = _Node(), _Node()
+        a.other, b.other = b, a
+        cycles.append(a)
+    gc.collect(0)  # the freezer runs here: the cycles, alive, are frozen
+    refs = [weakref.ref(a) for a in cycles]
+    del cycles, a, b
+    return refs
+
+
+def test_cycles_frozen_while_alive_are_collected_once_the_frozen_heap_grows_by_the_slack() -> None:
+    """Garbage cycles frozen mid-request would pile up forever (a client sending bad requests could grow the hub
+    without bound); past ``slack`` objects of growth the freezer stops and a full collection frees them."""
+    gc.collect()
+    gc.freeze()  # as settle_heap does: the baseline is the heap as it is now
+    freezer = Freezer(slack=2_000)
+    gc.callbacks.append(freezer)
+    try:
+        refs = _frozen_cycles(300)  # 600 objects: within the slack
+        gc.collect()
+        assert not freezer.due and all(r() is not None for r in refs)  # frozen: even a full collection misses them
+        keep = [[i] for i in range(3_000)]  # the frozen heap grows past the slack
+        gc.collect(0)
+        assert freezer.due and len(keep) == 3_000
+        assert freezer.reclaim() >= 2 * 300
+        assert all(r() is None for r in refs) and not freezer.due
+        assert abs(freezer.baseline - gc.get_freeze_count()) < 100  # the new level to grow from
+    finally:
+        gc.callbacks.remove(freezer)
+        gc.unfreeze()
+
+
+def test_a_serving_hub_reclaims_its_frozen_garbage_in_its_reclaimer_thread() -> None:
+    """``settle_heap`` starts the thread that runs the full collection once the freezer says it is due."""
+    before = list(gc.callbacks)
+    freezer = settle_heap(slack=2_000)
+    try:
+        refs = _frozen_cycles(300)
+        gc.collect()
+        assert all(r() is not None for r in refs)
+        keep = [[i] for i in range(3_000)]
+        gc.collect(0)
+        deadline = time.monotonic() + 30
+        while freezer.reclaims == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(r() is None for r in refs) and freezer.reclaims >= 1 and len(keep) == 3_000
+    finally:
+        gc.callbacks[:] = before
+        gc.unfreeze()
+        gc.set_threshold(700, 10, 10)

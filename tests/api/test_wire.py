@@ -223,7 +223,7 @@ def test_requests_leave_no_reference_cycles_behind(tmp_path: Path) -> None:
 
 def test_streams_leave_no_reference_cycles_behind(tmp_path: Path) -> None:
     """Opening, following and closing SSE streams makes no cyclic garbage either: a stream's objects, frozen by
-    ``coord serve`` once they outlive a young collection (coordhub.server.freeze_survivors), are freed by
+    ``coord serve`` once they outlive a young collection (coordhub.heap.Freezer), are freed by
     reference counting when it ends."""
     import gc
 

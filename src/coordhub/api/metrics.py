@@ -180,12 +180,12 @@ class GcPauses:
         yield longest
         yield longest_cpu
         yield GaugeMetricFamily("coord_gc_frozen_objects", "Objects in the permanent generation (gc.freeze: the "
-                                "start-up heap and what survived young collections; coordhub.server."
-                                "freeze_survivors); it should stay level under steady load.",
+                                "start-up heap and what survived young collections; coordhub.heap."
+                                "Freezer); it should stay level under steady load.",
                                 value=gc.get_freeze_count())
 
 
-GC_PAUSES = GcPauses()  # this process's probe; ``coord serve`` installs it (coordhub.server.settle_heap)
+GC_PAUSES = GcPauses()  # this process's probe; ``coord serve`` installs it (coordhub.heap.settle_heap)
 
 
 class RequestMetrics:

@@ -1,0 +1,104 @@
+"""How ``coord serve`` keeps garbage-collection pauses short without letting garbage pile up (issue 15).
+
+CPython's collector walks every tracked object of the generations it
+collects. A hub holds many long-lived objects (its modules and models, open
+streams and their connections, the event ring, caches), and walking them again
+and again made the long pauses: 14 full collections in 10 s under load, up to
+271 ms each, and with 1,000 SSE streams open one generation-1 collection took
+90–95 ms of CPU (``coord bench``, docs/benchmarks.md).
+
+So :func:`settle_heap` freezes what start-up built, raises the first
+threshold, and installs a :class:`Freezer`: after each young collection what
+survived it is moved to the permanent generation, so the older generations
+stay nearly empty and their collections walk almost nothing.
+
+Frozen objects are still freed by reference counting when they die; what the
+collector no longer sees is a reference cycle that was alive when it was
+frozen (an exception and its traceback, say, caught in a request that was in
+flight during a young collection). Left alone, such cycles would pile up for
+the life of the process: a client sending bad requests could grow the hub
+without bound. The freezer bounds that: once the frozen heap has grown by
+:data:`FREEZE_SLACK` objects since the last full collection it stops freezing,
+and the hub's reclaimer thread unfreezes everything and runs one full
+collection (a pause of the old kind, paid once per that much growth, never
+under steady load, where the frozen heap stays level), then freezing resumes
+from the new level. ``coord_gc_frozen_objects`` and ``coord_gc_pause_seconds``
+(generation 2) show both.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+
+GC_THRESHOLDS = (20_000, 20, 20)  # CPython's are (700, 10, 10): see settle_heap
+FREEZE_SLACK = 500_000  # objects frozen since the last full collection before everything is collected again
+RECLAIM_CHECK_SECONDS = 1.0
+
+
+class Freezer:
+    """A ``gc.callbacks`` hook: freezes what survives each young collection, up to ``slack`` objects of growth.
+
+    ``due`` turns True when the frozen heap has grown by more than ``slack``
+    objects since :attr:`baseline`; then nothing more is frozen until
+    :meth:`reclaim` runs a full collection over everything.
+    """
+
+    def __init__(self, slack: int = FREEZE_SLACK) -> None:
+        self.slack = slack
+        self.baseline = gc.get_freeze_count()
+        self.due = False
+        self.reclaims = 0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase != "stop" or info["generation"] != 0 or self.due:
+            return
+        gc.freeze()
+        if gc.get_freeze_count() - self.baseline > self.slack:
+            self.due = True  # the collector must see the frozen heap again (reclaim); until then, freeze no more
+
+    def reclaim(self) -> int:
+        """Unfreeze everything, run a full collection, freeze what is left; the number of objects collected."""
+        gc.unfreeze()
+        collected = gc.collect()
+        gc.freeze()
+        self.baseline = gc.get_freeze_count()
+        self.due = False
+        self.reclaims += 1
+        return collected
+
+
+def _reclaim_forever(freezer: Freezer) -> None:
+    # A thread, not the event loop's task: settle_heap runs before the loop exists, and a full collection
+    # stops every thread alike. It never waits on a lock a collection could interrupt (no Event): it polls.
+    while True:
+        time.sleep(RECLAIM_CHECK_SECONDS)
+        if freezer.due:
+            freezer.reclaim()
+
+
+def settle_heap(slack: int = FREEZE_SLACK) -> Freezer:
+    """Freeze start-up's heap, raise the first threshold, install a :class:`Freezer` and its reclaimer thread.
+
+    Measured under ``coord bench message --driver wrk`` (issue 15): with
+    CPython's defaults a hub ran 14 full collections in 10 s, up to 271 ms
+    each; a smaller first threshold than 20,000 (2,000 or 10,000) measured
+    worse: the 64 requests in flight keep the young generation full, so
+    collections came 10 to 100 times as often. From here on every
+    collection's pause is timed into the hub's metrics
+    (``coord_gc_pause_seconds``, :data:`coordhub.api.metrics.GC_PAUSES`).
+    Returns the installed freezer (one per process: a second call replaces
+    the first's hook).
+    """
+    from coordhub.api.metrics import GC_PAUSES
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    GC_PAUSES.install()
+    gc.callbacks[:] = [c for c in gc.callbacks if not isinstance(c, Freezer)]
+    freezer = Freezer(slack)
+    gc.callbacks.append(freezer)
+    threading.Thread(target=_reclaim_forever, args=(freezer,), name="coord-gc-reclaim", daemon=True).start()
+    return freezer
