@@ -40,9 +40,10 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticUndefined
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coordhub.api.auth import caller
+from coordhub.api.limits import replay
 
 # The routes served here: (method, path template). Each must be an APIRoute whose only dependency is
 # `caller`, with a `request` parameter and at most one body parameter (checked when the app is built).
@@ -201,11 +202,11 @@ class HotRoutes:
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
-        request = Request(scope, _replay(body, receive))
+        request = Request(scope, replay(body, receive))
         kwargs = self._arguments(p, request, raw_path, body)
         if kwargs is None:  # FastAPI decides (and words the error)
             self.counts.passed_on += 1
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send)
             return
         self.counts.served += 1
         scope["route"], scope["endpoint"], scope["path_params"] = p.route, p.route.endpoint, raw_path
@@ -256,17 +257,3 @@ def _handler(app: Any, exc: Exception) -> Callable[..., Any] | None:
         if cls in handlers:
             return handlers[cls]  # type: ignore[no-any-return]
     return None
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that gives ``body`` once, then defers to the connection's (for disconnects)."""
-    given = False
-
-    async def replay() -> Message:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

@@ -85,17 +85,7 @@ class BodyLimit:
             return
         except _Disconnected:
             return
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay(chunks[0] if len(chunks) == 1 else b"".join(chunks), receive), send)
 
     async def _read(self, receive: Receive, chunks: list[bytes], message: Message | None) -> bool:
         """Collect the body into ``chunks``, starting with ``message`` if given; False when it passes ``max_bytes``."""
@@ -131,3 +121,18 @@ class BodyLimit:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": data})
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the buffered ``body`` as one message, then defers to the connection's
+    ``receive`` (for the disconnect). Used by :class:`BodyLimit` and the hot routes' fallback."""
+    given = False
+
+    async def replayed() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
