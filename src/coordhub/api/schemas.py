@@ -461,7 +461,7 @@ class ComponentOut(Out):
     updated_at: str
 
 
-# ---- halt, tokens, status, health -------------------------------------------------
+# ---- halt and status -----------------------------------------------------------
 
 ScopeText = Annotated[str, Field(min_length=1, max_length=210, description=(
     "`fleet` (the default), `machine:<m>` or `project:<p>`. Admin only, except `machine:<m>` for a session "
@@ -530,49 +530,6 @@ class ResumeOut(Out):
     engaged: list[str] = Field(description="Sessions whose pause `engage_all` cleared.")
 
 
-class EngageOut(Out):
-    """Result of ``POST /api/coord/engage``."""
-
-    session_id: str
-    paused: bool
-    was: PauseOut | None
-
-
-class TokenCreate(Strict):
-    """``POST /api/coord/tokens``: ``name`` is the session id the token acts as."""
-
-    name: Line
-    admin: bool = False
-
-
-class TokenOut(Out):
-    """A token record; ``token`` appears only in the response that created it.
-
-    A replay of that request (same ``Idempotency-Key``) answers the record
-    with ``token_shown: false`` and a ``message``: the token is never stored.
-    """
-
-    id: str
-    name: str
-    admin: bool
-    created_at: str
-    revoked_at: str | None
-    token: str | None = None
-    token_shown: bool | None = Field(None, description="On create: true when `token` is in this response, "
-                                                       "false on an idempotent replay (the token is not stored).")
-    message: str | None = None
-
-
-class TokenRevokeOut(Out):
-    """Result of revoking a name's tokens, and of ending its session's leases."""
-
-    name: str
-    revoked: int
-    released_leases: int = Field(description="Live leases of the session recorded as revoked (0 with keep_leases).")
-    lease_ids: list[str]
-    kept_leases: bool
-
-
 class StatusOut(Out):
     """The seed 001 status overview."""
 
@@ -587,62 +544,9 @@ class StatusOut(Out):
     unread_messages: int
 
 
-class ListenOut(Out):
-    """``/health``'s ``listen``: the state of the hub's LISTEN connection (PostgreSQL)."""
-
-    connected: bool
-    since: str | None = Field(description="When it last connected or was lost.")
-    reconnects: int = Field(description="Times it came back after being lost.")
-    announcements: int = Field(description="Commit announcements received (this hub's own included).")
-    ignored: int = Field(description="Notifications on the channel that were not coordhub's, ignored.")
-    error: str | None = Field(description="Why it was last lost (null while connected).")
-
-
-class HealthOut(Out):
-    """``GET /health``: ``ok``/``connected`` or ``degraded``/``disconnected`` (seed 001)."""
-
-    status: str
-    database: str
-    backend: str
-    durability: str
-    version: str
-    fd_limit: int | None = None
-    max_connections: int | None = None
-    auth: bool = Field(description="Whether the hub needs a bearer token (false: a --no-auth hub).")
-    listen: ListenOut | None = Field(None, description="This process's channel for other hub processes' commit "
-                                     "announcements: PostgreSQL's LISTEN connection, or the worker datagram socket "
-                                     "of a SQLite hub run with --workers (docs/scaling.md). While it is not "
-                                     "connected the hub follows the log by polling once a second.")
-    worker: int | None = Field(None, description="Which worker process answered (1…N) under `coord serve --workers "
-                                                 "N`; null for a single-process hub.")
-    hub_id: str | None = Field(description="This hub's id (one per database; null only if the database has "
-                                           "been unreachable since start). Written beside admin.token as hub.id.")
-
-
 ConflictsOut.model_rebuild()
 
 
 def dump(model: Strict, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """The fields a client actually sent (unset optional fields left out), minus ``exclude``."""
     return {k: v for k, v in model.model_dump(exclude_unset=True).items() if k not in exclude}
-
-
-# ---- the dashboard's sign-in (issue 13) ------------------------------------------
-
-class WebSignIn(Strict):
-    """``POST /api/coord/web/session``: sign a browser in with a token."""
-
-    token: Line = Field(description="Any session's or an admin's token; the page then acts as that session.")
-
-
-class WebSessionOut(Out):
-    """A browser's web session (never the token)."""
-
-    signed_in: bool
-    no_auth: bool
-    session_id: str | None = None
-    admin: bool | None = None
-    csrf_token: str | None = Field(None, description="Echo it in `X-CSRF-Token` on every state-changing request.")
-    expires_at: str | None = None
-    last_event_id: int | None = Field(None, description="The newest event id now (GET only): follow the stream "
-                                      "from here after the first reads.")

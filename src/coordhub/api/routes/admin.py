@@ -12,24 +12,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from coordhub import __version__
 from coordhub.api import metrics
+from coordhub.api.admin_schemas import EngageOut, HealthOut, TokenCreate, TokenOut, TokenRevokeOut
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
-from coordhub.api.schemas import (
-    EngageOut,
-    HaltOut,
-    HaltSet,
-    HaltsOut,
-    HealthOut,
-    Line,
-    ResumeIn,
-    ResumeOut,
-    StatusOut,
-    TokenCreate,
-    TokenOut,
-    TokenRevokeOut,
-)
+from coordhub.api.schemas import HaltOut, HaltSet, HaltsOut, Line, ResumeIn, ResumeOut, StatusOut
 from coordhub.clock import isoformat
 from coordhub.core import halt, killswitch, pause, scope, status, tokens
 from coordhub.core.identity import require_admin

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from coordhub.api.admin_schemas import WebSessionOut, WebSignIn
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Authenticator, Caller, caller, client_address
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub
-from coordhub.api.schemas import WebSessionOut, WebSignIn
 from coordhub.core import tokens, websessions
 from coordhub.core.halt import Exempt
 from coordhub.errors import Invalid
