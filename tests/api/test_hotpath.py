@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.testclient import TestClient
 
 from coordhub.api.app import create_app
@@ -202,3 +202,10 @@ def test_a_route_the_fast_path_cannot_resolve_exactly_is_refused_when_the_app_is
         plans(app, [("POST", "/api/coord/messages")])
     with pytest.raises(NotLean, match="no route"):
         plans(app, [("GET", "/api/coord/nowhere")])
+
+    @app.get("/api/coord/kinds")
+    async def kinds(request: Request, kind: list[str] = Query([]), who: Caller = Depends(caller)) -> None:
+        """A list parameter (every ?kind=): FastAPI reads all of them, so it is FastAPI's to resolve."""
+
+    with pytest.raises(NotLean, match="single values"):
+        plans(app, [("GET", "/api/coord/kinds")])

@@ -29,9 +29,11 @@ and log lines.
 from __future__ import annotations
 
 import re
+import types
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import orjson
 from fastapi import FastAPI
@@ -85,8 +87,26 @@ class NotLean(ValueError):
     """A route listed as hot declares something the fast path cannot resolve exactly as FastAPI does."""
 
 
+_SCALARS = (str, int, float, bool, uuid.UUID, type(None))
+
+
+def _scalar(annotation: Any) -> bool:
+    """Whether a parameter's type is one value (``str``, ``int``, ``float``, ``bool``, ``UUID``, optional or
+    constrained): a list parameter takes every repetition of its name, which ``query.get`` would not."""
+    if annotation in _SCALARS:
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _scalar(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return all(_scalar(a) for a in get_args(annotation))
+    return False
+
+
 def _param(field: Any) -> _Param:
     info = field.field_info
+    if not _scalar(info.annotation):
+        raise NotLean(f"parameter {field.name!r}: only single values are served here, not {info.annotation!r}")
     # The same validation FastAPI applies to the parameter: its annotation and its constraints (Ge, Le, ...).
     form: Any = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
     adapter: TypeAdapter[Any] = TypeAdapter(form)
