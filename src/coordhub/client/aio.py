@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 import httpx2
 import orjson
 
-from coordhub import __version__
+from coordhub import __version__, jsonbytes
 from coordhub.client.client import HubError, Unreachable
 from coordhub.client.wire import SESSION_HEADER
 
@@ -95,7 +95,7 @@ class AsyncCoordClient:
             # retried, so it would only cost the hub an idempotency record per write.
             headers["Idempotency-Key"] = str(uuid.uuid4())
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
-        content = None if body is None else _encode(body)
+        content = None if body is None else jsonbytes.dumps(body)
         if content is not None:
             headers["Content-Type"] = "application/json"
         if self._app is not None:
@@ -167,15 +167,6 @@ async def asgi_request(app: ASGIApp, method: str, path: str, query: dict[str, An
     except Exception:  # the app's error middleware has answered 500 already, or nothing was sent
         return status or 500, b"".join(chunks)
     return status, b"".join(chunks)
-
-
-def _encode(body: Any) -> bytes:
-    """``body`` as compact UTF-8 JSON (orjson; the standard library for what orjson refuses, e.g. integers past
-    64 bits, which the hub then answers with its 422)."""
-    try:
-        return orjson.dumps(body)
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _decode(raw: bytes) -> Any:

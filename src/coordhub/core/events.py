@@ -24,9 +24,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import orjson
-
-from coordhub import strictjson
+from coordhub import jsonbytes, strictjson
 from coordhub.clock import isoformat
 from coordhub.errors import Invalid
 from coordhub.store.base import Row
@@ -80,18 +78,9 @@ def _row(kind: str, now: float, session_id: str | None, project_key: str | None,
         "project_key": project_key,
         "subject_id": subject_id,
         "target": target,
-        "payload": _text(_times(payload)),
+        "payload": jsonbytes.dumps(_times(payload), default=str).decode(),
         "created_at": now,
     }
-
-
-def _text(payload: dict[str, Any]) -> str:
-    """``payload`` as compact JSON text: orjson (a hot path: every write emits), the standard library for what
-    orjson refuses (an integer past 64 bits); anything else not JSON is written as its ``str``."""
-    try:
-        return orjson.dumps(payload, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:
-        return json.dumps(payload, separators=(",", ":"), default=str)
 
 
 def _times(payload: dict[str, Any]) -> dict[str, Any]:
