@@ -3,7 +3,7 @@
 Every line carries ``time`` (RFC 3339 UTC), ``level``, ``logger``,
 ``message``, and ``request_id``, ``session`` and ``route`` (null outside a
 request). The request is found through :data:`CURRENT_SCOPE`, which the
-hub's innermost middleware sets per request (one context-variable set: the
+hub's one ASGI layer (coordhub.api.door) sets per request (one context-variable set: the
 hot path pays nothing else). The route is the matched route's template
 (``/api/coord/locks/{lease_id}``), the session the authenticated caller's;
 the request id is the client's ``X-Request-ID`` when it is short and

@@ -11,15 +11,12 @@ from fastapi import FastAPI
 from prometheus_client import start_http_server
 
 from coordhub import __version__
-from coordhub.api import errors, hotpath, metrics, wire
+from coordhub.api import door, errors, hotpath, metrics
 from coordhub.api.activity import Heartbeats
 from coordhub.api.auth import Authenticator, RateLimiter
 from coordhub.api.health import DatabaseProbe
-from coordhub.api.hosts import BrowserGuard
 from coordhub.api.hotpath import HotRoutes
-from coordhub.api.inputs import InputGuard
-from coordhub.api.limits import BodyLimit, Limits
-from coordhub.api.query import EmptyQueryValues
+from coordhub.api.limits import Limits
 from coordhub.api.routes import (
     admin,
     components,
@@ -227,24 +224,22 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     app.state.max_connections = None  # set by `coord serve`, which owns the connections
     app.state.streams = StreamSlots(limits.streams_per_token, limits.max_streams)
     app.state.fanout = events.make_fanout()
-    wire.install(app)  # the server's own send in each scope: live SSE frames go straight to the transport
     app.state.event_quota = RateLimiter(limits.event_quota / 60.0, limits.event_quota)
     errors.install(app)
     app.state.hot_routes = hotpath.Counts()
-    if hot_routes:  # innermost: every layer added after it applies to the hot routes too
-        app.add_middleware(HotRoutes, plans=lambda: hotpath.plans(app), counts=app.state.hot_routes)
-    measured = metrics.install(app)  # next, so it sees the route the router (or HotRoutes) matched
+    measured = metrics.install(app)
     # Hot routes first: FastAPI matches routes in order, and most requests are messages and leases.
     for module in (messages, locks, presence, events, conversations, orchestrator, pipeline, merging, ghtrail,
                    proposals, todos, workflows, components, admin, imports, web, retention_routes):
         app.include_router(module.router)
+    hot = None
     if hot_routes:
         hotpath.plans(app)  # fails now, not at the first request, if a hot route stopped fitting the fast path
-    app.add_middleware(EmptyQueryValues)  # ?project_key= means no filter, for every route
-    # inside BodyLimit, it sees one buffered body; MCP bodies carry NUL to the tools, whose REST call refuses it
-    app.add_middleware(InputGuard, nul_ok_paths=("/mcp",))
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout=limits.header_timeout)
-    app.add_middleware(BrowserGuard, loopback_only=no_auth if loopback_only is None else loopback_only)  # outermost
+        hot = HotRoutes(lambda: hotpath.plans(app), app.state.hot_routes)
+    # The request rules, metrics and hot routes, in one layer outside FastAPI's stack (coordhub.api.door).
+    # MCP bodies carry NUL to the tools, whose REST request (through this layer again) refuses it.
+    door.install(app, measured, hot, max_body_bytes=max_body_bytes, body_timeout=limits.header_timeout,
+                 loopback_only=no_auth if loopback_only is None else loopback_only, nul_ok_paths=("/mcp",))
     from coordhub.mcp.http import mount as mount_mcp  # the mcp SDK (~0.8 s to import) loads only with an app
 
     mount_mcp(app)

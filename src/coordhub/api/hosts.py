@@ -6,8 +6,8 @@ page's requests to a hub listening on loopback, with ``Host:
 evil.example:8001`` and the page's own origin, so the browser lets the page
 read the answers. Without auth (``--no-auth``) nothing else tells such a
 request from a local agent's, and the page could read direct messages or
-halt the fleet. Two rules, one ASGI middleware in front of every route (REST,
-``/mcp``, ``/health``, the docs):
+halt the fleet. Two rules, applied by :class:`~coordhub.api.door.Door` in front of
+every route (REST, ``/mcp``, ``/health``, the docs):
 
 * **Origin** (always): a request whose ``Origin`` header does not name the
   ``Host`` it was sent to (scheme ignored, host and port compared
@@ -32,13 +32,12 @@ Both answers use the one JSON error envelope. Requests other than HTTP
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from urllib.parse import urlsplit
 
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import Response
 
-from coordhub.api.auth import INNER_REQUEST
 from coordhub.api.errors import envelope
 
 MISDIRECTED = 421
@@ -63,28 +62,24 @@ def host_name(authority: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
-class BrowserGuard:
-    """ASGI middleware applying the module's two rules; ``loopback_only`` turns the ``Host`` rule on."""
+def refusal(host: str, origin: str | None, *, loopback_only: bool) -> Response | None:
+    """The answer refusing a request by the module's two rules (421 or 403 envelope), or None to let it in.
 
-    def __init__(self, app: ASGIApp, *, loopback_only: bool) -> None:
-        self.app = app
-        self.loopback_only = loopback_only
+    ``host`` and ``origin`` are the request's headers (``""`` and None when
+    absent); ``loopback_only`` turns the ``Host`` rule on.
+    """
+    if loopback_only and not _loopback_host(host):
+        return envelope(MISDIRECTED, "misdirected_request",
+                        f"Host {host!r} is not a loopback name: a --no-auth hub on loopback answers only "
+                        "requests sent to 127.0.0.1, [::1] or localhost (DNS-rebinding protection)")
+    if origin is not None and urlsplit(origin).netloc.lower() != host.lower():
+        return envelope(403, "forbidden", f"Origin {origin!r} is not this hub ({host!r}): the hub answers no "
+                                          "cross-origin browser requests")
+    return None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get(INNER_REQUEST):  # the hub's own in-process requests (/mcp tools)
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        host = headers.get("host", "")
-        if self.loopback_only and not is_loopback(host_name(host)):
-            await envelope(MISDIRECTED, "misdirected_request",
-                           f"Host {host!r} is not a loopback name: a --no-auth hub on loopback answers only "
-                           "requests sent to 127.0.0.1, [::1] or localhost (DNS-rebinding protection)",
-                           )(scope, receive, send)
-            return
-        origin = headers.get("origin")
-        if origin is not None and urlsplit(origin).netloc.lower() != host.lower():
-            await envelope(403, "forbidden", f"Origin {origin!r} is not this hub ({host!r}): the hub answers no "
-                                             "cross-origin browser requests")(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+
+@functools.lru_cache(maxsize=64)
+def _loopback_host(authority: str) -> bool:
+    # A hub sees a handful of Host values; parsing an address per request showed in profiles. The cache is
+    # bounded, so a client sending endless names costs a parse each, as before, and no memory.
+    return is_loopback(host_name(authority))

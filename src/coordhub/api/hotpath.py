@@ -20,10 +20,10 @@ ever answers requests FastAPI would have accepted, with the endpoint's answer.
 A :class:`~coordhub.errors.CoordError` the endpoint raises becomes the error
 envelope through the app's own exception handlers (:mod:`coordhub.api.errors`).
 
-It sits innermost among the app's middlewares (inside the host, body, input
-and metrics layers), so those apply to hot routes as to every other route; it
-sets the scope's ``route`` and ``endpoint`` as the router would, for metrics
-and log lines.
+:class:`~coordhub.api.door.Door` calls it after the host, body, input and
+query rules, so those apply to hot routes as to every other route; it sets the
+scope's ``route`` and ``endpoint`` as the router would, for metrics and log
+lines.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticUndefined
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from coordhub.api.auth import caller
 from coordhub.api.limits import replay
@@ -175,13 +175,12 @@ class Counts:
 
 
 class HotRoutes:
-    """ASGI middleware: serves the planned routes (see the module docstring); passes every other request on.
+    """Serves the planned routes (see the module docstring) for :class:`~coordhub.api.door.Door`.
 
     ``plans`` is called once, at the first request (the app's routes exist by then); ``counts`` is updated.
     """
 
-    def __init__(self, app: ASGIApp, plans: Callable[[], list[_Plan]], counts: Counts | None = None) -> None:
-        self.app = app
+    def __init__(self, plans: Callable[[], list[_Plan]], counts: Counts | None = None) -> None:
         self._make = plans
         self.counts = counts or Counts()
         self._exact: dict[tuple[str, str], _Plan] | None = None
@@ -197,7 +196,11 @@ class HotRoutes:
         self._exact = exact
         return exact
 
-    def _match(self, scope: Scope) -> tuple[_Plan, dict[str, str]] | None:
+    def match(self, scope: Scope) -> tuple[_Plan, dict[str, str]] | None:
+        """The plan of an HTTP request's route and its raw path parameters; None when it is not a hot route
+        (or is under a ``root_path``, which FastAPI strips and the plans do not)."""
+        if scope.get("root_path"):
+            return None
         exact = self._exact if self._exact is not None else self._load()
         method, path = scope["method"], scope["path"]
         hit = exact.get((method, path))
@@ -208,37 +211,36 @@ class HotRoutes:
                 return p, m.groupdict()
         return None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = self._match(scope) if scope["type"] == "http" and not scope.get("root_path") else None
-        if found is None:
-            await self.app(scope, receive, send)
-            return
+    async def serve(self, found: tuple[_Plan, dict[str, str]], scope: Scope, body: bytes, receive: Receive,
+                    send: Send) -> int | None:
+        """Answer a request :meth:`match` found with its route's endpoint; the status sent, or None (nothing
+        sent) when FastAPI should take the request instead.
+
+        ``body`` is the whole request body, buffered. An exception the app has
+        no handler for gets the app's catch-all answer (500), as Starlette's
+        server-error layer gives it, and is raised on to the server.
+        """
         p, raw_path = found
-        body = b""
-        while True:  # the body limit has buffered it: this is one message in practice
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away before its body arrived
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
         request = Request(scope, replay(body, receive))
         kwargs = self._arguments(p, request, raw_path, body)
         if kwargs is None:  # FastAPI decides (and words the error)
             self.counts.passed_on += 1
-            await self.app(scope, replay(body, receive), send)
-            return
+            return None
         self.counts.served += 1
         scope["route"], scope["endpoint"], scope["path_params"] = p.route, p.route.endpoint, raw_path
+        unexpected: Exception | None = None
         try:
             kwargs[p.caller_name] = await caller(request, None)
             response: Response = await p.route.endpoint(**kwargs)
         except Exception as exc:
             handler = _handler(scope["app"], exc)
             if handler is None:
-                raise
+                handler, unexpected = scope["app"].exception_handlers[Exception], exc
             response = await handler(request, exc)
         await response(scope, receive, send)
+        if unexpected is not None:
+            raise unexpected
+        return response.status_code
 
     @staticmethod
     def _arguments(p: _Plan, request: Request, raw_path: dict[str, str], body: bytes) -> dict[str, Any] | None:
@@ -269,7 +271,7 @@ class HotRoutes:
 
 def _handler(app: Any, exc: Exception) -> Callable[..., Any] | None:
     """The app's exception handler for ``exc`` (by its class's MRO, as Starlette looks it up), None if none but
-    the catch-all 500 (left to the server-error layer, which logs it)."""
+    the catch-all 500."""
     handlers = app.exception_handlers
     for cls in type(exc).__mro__:
         if cls is Exception:

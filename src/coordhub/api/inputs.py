@@ -1,7 +1,8 @@
-"""Hostile-input guard (ASGI middleware): refuse what no handler or store should ever see.
+"""Hostile-input rules: refuse what no handler or store should ever see.
 
-Checked for every request before routing, so the rule is one mechanism for
-REST and ``/mcp`` alike and a refused request changes nothing:
+Checked for every request before routing (by :class:`~coordhub.api.door.Door`),
+so the rule is one mechanism for REST and ``/mcp`` alike and a refused request
+changes nothing:
 
 * **NUL** (U+0000) in the path, in any query parameter name or value, or in
   any string (key or value) of a JSON body answers 422 with ``field``.
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Scope
 
 from coordhub.api.errors import envelope
 from coordhub.strictjson import BadJSON, NulInput, loads, suspect
@@ -41,52 +43,22 @@ def query_nul(scope: Scope) -> str | None:
     return None
 
 
-class InputGuard:
-    """ASGI middleware applying the module's rules; sits inside :class:`~coordhub.api.limits.BodyLimit`.
+def refusal(scope: Scope, body: bytes, content_type: bytes | None, nul_ok: bool = False) -> Response | None:
+    """The answer refusing a request by the module's rules (422 ``invalid`` with ``field``, 400 ``bad_request``),
+    or None when it may go on.
 
-    A refused request gets the one error envelope (400 ``bad_request`` or 422
-    ``invalid`` with ``field``) and never reaches a handler.
+    ``body`` is the whole buffered body; ``content_type`` its header's value
+    (None: absent, read as JSON, as FastAPI does). ``nul_ok`` exempts the body
+    (not the path or query) from the NUL rule: ``/mcp``.
     """
-
-    def __init__(self, app: ASGIApp, nul_ok_paths: tuple[str, ...] = ()) -> None:
-        self.app = app
-        self.nul_ok_paths = nul_ok_paths
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        field = query_nul(scope)
-        if field is not None:
-            await envelope(422, "invalid", f"{field} must not contain NUL characters", field=field)(
-                scope, receive, send)
-            return
-        message = await receive()
-        body = message.get("body", b"") if message["type"] == "http.request" else b""
-        if body and _is_json(scope) and suspect(body):
-            try:
-                loads(body, nul_ok=scope.get("path", "") in self.nul_ok_paths)
-            except NulInput as exc:
-                await envelope(422, "invalid", str(exc), field=exc.field)(scope, receive, send)
-                return
-            except BadJSON as exc:
-                await envelope(400, "bad_request", str(exc), problems=[{"field": "body", "problem": str(exc)}])(
-                    scope, receive, send)
-                return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return message
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-def _is_json(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            return b"json" in value.lower()
-    return True  # FastAPI parses a body without a content type as JSON too
+    field = query_nul(scope)
+    if field is not None:
+        return envelope(422, "invalid", f"{field} must not contain NUL characters", field=field)
+    if body and (content_type is None or b"json" in content_type.lower()) and suspect(body):
+        try:
+            loads(body, nul_ok=nul_ok)
+        except NulInput as exc:
+            return envelope(422, "invalid", str(exc), field=exc.field)
+        except BadJSON as exc:
+            return envelope(400, "bad_request", str(exc), problems=[{"field": "body", "problem": str(exc)}])
+    return None

@@ -1,6 +1,7 @@
-"""Per-client bounds of one hub process, and the request body limit (ASGI middleware).
+"""Per-client bounds of one hub process, and the request body limit.
 
-Bodies over the limit answer 413 before any handler runs. :class:`Limits`
+Bodies over the limit answer 413 before any handler runs (:func:`read_body`,
+applied by :class:`~coordhub.api.door.Door` to every request). :class:`Limits`
 gathers the other bounds one client must not exceed (issue 8: no single
 client can stall, exhaust or crash the hub); each comes from a setting in
 :mod:`coordhub.config`.
@@ -13,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Send
 
 from coordhub.api import eager
 
@@ -40,92 +41,82 @@ class Limits:
     header_timeout: float = 10.0
 
 
-class _Disconnected(Exception):
+class Disconnected(Exception):
     """The client went away while sending its body."""
 
 
-class BodyLimit:
-    """Buffers each request body up to ``max_bytes``; a larger one is refused with 413, a slower one with 408.
+class BodyRefused(Exception):
+    """A request body the hub will not take: over ``limit`` bytes (413) or too slow to arrive (408).
 
-    Checks the declared ``Content-Length`` first, then counts what actually
-    arrives (a chunked or lying client cannot slip past).
+    :meth:`answer` sends the refusal, which closes the connection (the rest of
+    the body is not read).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 10.0) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.timeout = timeout  # seconds the whole body may take to arrive (a slow-body client holds a connection)
+    def __init__(self, limit: int, status: int = 413, code: str = "payload_too_large", message: str = "") -> None:
+        super().__init__(message or f"request body is larger than {limit} bytes")
+        self.limit, self.status, self.code = limit, status, code
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if value.isdigit() and int(value) > self.max_bytes:
-                    await self._refuse(send)
-                    return
-                break
-        chunks: list[bytes] = []
-        try:
-            # Most bodies are in by the time the headers are: take them without arming a timer (issue 15).
-            done, first, pending = eager.start(receive())
-            if not done or first is None or first.get("more_body", False):
-                async with asyncio.timeout(self.timeout):
-                    if pending is not None:
-                        first = await eager.finish(pending)
-                    if not await self._read(receive, chunks, first):
-                        await self._refuse(send)
-                        return
-            elif self._take(first, chunks, 0) < 0:
-                await self._refuse(send)
-                return
-        except TimeoutError:
-            await self._refuse(send, 408, "request_timeout", f"request body not received within {self.timeout:g} s")
-            return
-        except _Disconnected:
-            return
-        await self.app(scope, replay(chunks[0] if len(chunks) == 1 else b"".join(chunks), receive), send)
-
-    async def _read(self, receive: Receive, chunks: list[bytes], message: Message | None) -> bool:
-        """Collect the body into ``chunks``, starting with ``message`` if given; False when it passes ``max_bytes``."""
-        size = 0
-        while True:
-            if message is None:
-                message = await receive()
-            size = self._take(message, chunks, size)
-            if size < 0:
-                return False
-            if not message.get("more_body", False):
-                return True
-            message = None
-
-    def _take(self, message: Message, chunks: list[bytes], size: int) -> int:
-        """Add one message's body to ``chunks``; the body's size so far, or -1 past ``max_bytes``."""
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > self.max_bytes:
-            return -1
-        chunks.append(chunk)
-        return size
-
-    async def _refuse(self, send: Send, status: int = 413, code: str = "payload_too_large",
-                      message: str | None = None) -> None:
-        message = message or f"request body is larger than {self.max_bytes} bytes"
-        payload: dict[str, Any] = {"error": {"code": code, "message": message, "limit": self.max_bytes},
+    async def answer(self, send: Send) -> None:
+        """Send the refusal in the one error envelope (with ``limit``), asking the client to close."""
+        message = str(self)
+        payload: dict[str, Any] = {"error": {"code": self.code, "message": message, "limit": self.limit},
                                    "detail": message}
         data = json.dumps(payload).encode()
-        await send({"type": "http.response.start", "status": status,
+        await send({"type": "http.response.start", "status": self.status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": data})
 
 
+async def read_body(receive: Receive, declared: bytes | None, max_bytes: int, timeout: float) -> bytes:
+    """The whole request body, buffered, up to ``max_bytes``.
+
+    ``declared`` is the ``Content-Length`` header's value, checked first; then
+    what actually arrives is counted, so a chunked or lying client cannot slip
+    past. The whole body must arrive within ``timeout`` seconds (a slow-body
+    client holds a connection). Raises :class:`BodyRefused` (413 over the
+    limit, 408 too slow) and :class:`Disconnected` (the client went away).
+    """
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise BodyRefused(max_bytes)
+    chunks: list[bytes] = []
+    # Most bodies are in by the time the headers are: take them without arming a timer (issue 15).
+    done, first, pending = eager.start(receive())
+    if done and first is not None and not first.get("more_body", False):
+        _take(first, chunks, 0, max_bytes)
+        return chunks[0]
+    try:
+        async with asyncio.timeout(timeout):
+            if pending is not None:
+                first = await eager.finish(pending)
+            size, message = 0, first
+            while True:
+                if message is None:
+                    message = await receive()
+                size = _take(message, chunks, size, max_bytes)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                message = None
+    except TimeoutError:
+        raise BodyRefused(max_bytes, 408, "request_timeout",
+                          f"request body not received within {timeout:g} s") from None
+
+
+def _take(message: Message, chunks: list[bytes], size: int, max_bytes: int) -> int:
+    """Add one message's body to ``chunks``; the body's size so far. Raises past ``max_bytes``, or on disconnect."""
+    if message["type"] == "http.disconnect":
+        raise Disconnected
+    chunk = message.get("body", b"")
+    size += len(chunk)
+    if size > max_bytes:
+        raise BodyRefused(max_bytes)
+    chunks.append(chunk)
+    return size
+
+
 def replay(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that gives the buffered ``body`` as one message, then defers to the connection's
-    ``receive`` (for the disconnect). Used by :class:`BodyLimit` and the hot routes' fallback."""
+    ``receive`` (for the disconnect). Used by :class:`~coordhub.api.door.Door` to hand a buffered body on."""
     given = False
 
     async def replayed() -> Message:

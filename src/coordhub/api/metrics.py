@@ -9,8 +9,9 @@ What is measured, and what it costs:
 
 * per route template, method and status class: one histogram
   (``coord_http_request_seconds``; its ``_count`` is the request rate),
-  recorded by :class:`RequestMetrics`, an ASGI middleware next to the router.
-  Per request it costs two ``perf_counter`` calls, a dict lookup of the
+  recorded by :meth:`HubMetrics.observe_answer`, which the app's one ASGI layer
+  (:class:`~coordhub.api.door.Door`) calls for every request that reached a
+  route. Per request it costs two ``perf_counter`` calls, a dict lookup of the
   route's cached histogram child and one observation (about 5 µs measured;
   ``coord bench`` before and after is in docs/benchmarks.md). Streams (SSE)
   are counted with 0 s: their duration is the client's choice.
@@ -43,11 +44,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from coordhub.core.hub import Hub
 from coordhub.errors import Unavailable
-from coordhub.jsonlog import CURRENT_SCOPE
 
 log = logging.getLogger("coordhub.api")
 
@@ -95,6 +95,18 @@ class HubMetrics:
         if child is None:
             child = self._children[key] = self.requests.labels(route, method, f"{status // 100}xx")
         child.observe(seconds)
+
+    def observe_answer(self, scope: Scope, status: int, started: float) -> None:
+        """Count and time one answered HTTP request by its route template (the scope's ``route``, which the router
+        or the hot routes set), from ``started`` (``time.perf_counter()``) to now; a stream counts with 0 s."""
+        route = scope.get("route")
+        if route is not None:
+            template = route.path
+        else:
+            template = MCP if scope["path"].startswith(MCP) else UNMATCHED
+        method = scope["method"] if scope["method"] in METHODS else OTHER_METHOD
+        stream = method == "GET" and template in STREAMS
+        self.observe_request(template, method, status, 0.0 if stream else time.perf_counter() - started)
 
     def observe_batch(self, units: int, commit_seconds: float) -> None:
         """One committed write batch (called on the writer thread)."""
@@ -188,46 +200,6 @@ class GcPauses:
 GC_PAUSES = GcPauses()  # this process's probe; ``coord serve`` installs it (coordhub.heap.settle_heap)
 
 
-class RequestMetrics:
-    """ASGI middleware: per-route request counts and latencies into :class:`HubMetrics`.
-
-    It also makes the request's scope the current one for JSON log lines (:mod:`coordhub.jsonlog`).
-
-    Install it innermost (added before the other middlewares), so it sees the
-    scope the router fills in with the matched route.
-    """
-
-    def __init__(self, app: ASGIApp, metrics: HubMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        CURRENT_SCOPE.set(scope)  # JSON log lines name this request (coordhub.jsonlog)
-        started = time.perf_counter()
-        status = [500]
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("route")
-            if route is not None:
-                template = route.path
-            else:
-                template = MCP if scope["path"].startswith(MCP) else UNMATCHED
-            method = scope["method"] if scope["method"] in METHODS else OTHER_METHOD
-            stream = method == "GET" and template in STREAMS
-            self.metrics.observe_request(template, method, status[0],
-                                         0.0 if stream else time.perf_counter() - started)
-
-
 class StateCollector(Collector):
     """Values read when scraped: streams held, rate-limit refusals, LISTEN state, and the database gauges."""
 
@@ -281,13 +253,12 @@ class StateCollector(Collector):
 
 
 def install(app: Any) -> HubMetrics:
-    """Create the app's metrics, its middleware and scrape-time collector; return them (``app.state.metrics``)."""
+    """Create the app's metrics and scrape-time collector; return them (``app.state.metrics``)."""
     metrics = HubMetrics()
     collector = StateCollector(app)
     metrics.registry.register(collector)
     app.state.metrics = metrics
     app.state.metrics_state = collector
-    app.add_middleware(RequestMetrics, metrics=metrics)
     return metrics
 
 

@@ -2,7 +2,7 @@
 
 Seed 001's clients build URLs from templates, so ``?project_key=&resource=``
 reaches the hub for "any project, any resource"; FastAPI would pass ``""`` as
-a filter that matches nothing. :class:`EmptyQueryValues` drops every
+a filter that matches nothing. :class:`~coordhub.api.door.Door` drops every
 parameter whose value is empty (``a=`` or a bare ``a``) from the query string
 before routing, so each endpoint sees it as absent, the one mechanism for all
 of them (the idempotency fingerprint, built from the same scope, sees it absent
@@ -11,24 +11,7 @@ too).
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
 
 def without_empty_values(query: bytes) -> bytes:
     """``query`` (raw, percent-encoded) without the parameters whose value is empty; order kept."""
     return b"&".join(p for p in query.split(b"&") if p.partition(b"=")[2])
-
-
-class EmptyQueryValues:
-    """ASGI middleware: see the module docstring."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        query = scope.get("query_string", b"") if scope["type"] in ("http", "websocket") else b""
-        if query:
-            cleaned = without_empty_values(query)
-            if cleaned != query:
-                scope = {**scope, "query_string": cleaned}
-        await self.app(scope, receive, send)

@@ -17,8 +17,8 @@ grows past one write beyond its high-water mark, and a reader that stays
 slow is dropped to catch-up by the fan-out's bounds.
 
 The server's own ``send`` is not visible inside the app (every middleware
-wraps it), so :func:`install` records it in each HTTP request's scope from
-outside the whole middleware stack; :func:`of` turns it into a :class:`Wire`
+wraps it), so the app's outermost layer (:class:`~coordhub.api.door.Door`)
+records it in each HTTP request's scope; :func:`of` turns it into a :class:`Wire`
 when it is uvicorn's httptools cycle with a chunked response started, and
 gives None otherwise (another server or protocol, a test transport): then
 the stream writes the ASGI way, as before.
@@ -28,8 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 CYCLE: type[Any] | None  # uvicorn's httptools request-response cycle, the one server send a wire knows
 try:
@@ -39,34 +38,6 @@ except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools; wi
 
 SERVER_SEND = "coordhub.server_send"  # the scope key of the server's own ASGI send
 WRITTEN, BACKED_UP, GONE = 0, 1, 2  # what Wire.write did: written; refused (flow control); connection gone
-
-
-def install(app: Starlette) -> None:
-    """Record the server's ``send`` in every HTTP scope (under :data:`SERVER_SEND`), from outside every middleware.
-
-    It wraps what Starlette builds as the app's middleware stack, so it costs
-    one coroutine call per request; the entry is removed when the request ends.
-    """
-    build = app.build_middleware_stack
-
-    def build_with_send() -> ASGIApp:
-        inner = build()
-
-        async def outermost(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                await inner(scope, receive, send)
-                return
-            scope[SERVER_SEND] = send
-            try:
-                await inner(scope, receive, send)
-            finally:
-                # uvicorn's cycle holds the scope: kept in it, its send would make every request a reference
-                # cycle, freed only by the garbage collector (measured: ~15 objects of cyclic garbage a request)
-                del scope[SERVER_SEND]
-
-        return outermost
-
-    app.build_middleware_stack = build_with_send  # type: ignore[method-assign]
 
 
 def of(scope: Scope) -> Wire | None:

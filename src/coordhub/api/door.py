@@ -1,0 +1,151 @@
+"""The hub's one ASGI layer in front of every route: the request rules, metrics and the hot routes in one pass.
+
+Every HTTP request the hub answers passes the same rules before any route
+sees it, each defined in its own module:
+
+1. the browser rules (:mod:`coordhub.api.hosts`: a cross-origin ``Origin``,
+   a non-loopback ``Host`` on a loopback ``--no-auth`` hub), except for the
+   hub's own in-process requests (``INNER_REQUEST``, the ``/mcp`` tools');
+2. the body limit (:func:`coordhub.api.limits.read_body`: 413 over the
+   limit, 408 too slow), which buffers the body;
+3. the hostile-input rules (:mod:`coordhub.api.inputs`: NUL, JSON that is not
+   interoperable), on that buffered body;
+4. empty query values dropped (:mod:`coordhub.api.query`).
+
+Then the request is counted and timed (:meth:`HubMetrics.observe_answer`) and
+answered by a hot route (:mod:`coordhub.api.hotpath`) when it is one, else by
+FastAPI's own stack (its error layers, the router). A refused request never
+reaches a route and is not counted.
+
+Why one layer: these were six ASGI middlewares, each a coroutine per request,
+two of them wrapping ``send`` and two wrapping ``receive``; together they were
+~20 % of a send's CPU (issue 15's profiles, docs/benchmarks.md). Here the
+headers are read once and nothing is wrapped on the hot path.
+
+:func:`install` puts it outside FastAPI's whole stack, so it also records the
+server's own ``send`` in each HTTP scope for the live SSE streams
+(:data:`coordhub.api.wire.SERVER_SEND`). Being outside Starlette's
+server-error layer, it answers the hot routes' unexpected errors itself, the
+same way (:meth:`HotRoutes.serve`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from coordhub.api import hosts, inputs
+from coordhub.api.auth import INNER_REQUEST
+from coordhub.api.hotpath import HotRoutes
+from coordhub.api.limits import BodyRefused, Disconnected, read_body, replay
+from coordhub.api.metrics import HubMetrics
+from coordhub.api.query import without_empty_values
+from coordhub.api.wire import SERVER_SEND
+from coordhub.jsonlog import CURRENT_SCOPE
+
+
+class Door:
+    """The layer (see the module docstring) in front of ``app``, FastAPI's own middleware stack.
+
+    ``max_body_bytes``/``body_timeout``: the body limit (bytes, seconds).
+    ``loopback_only``: the ``Host`` rule. ``nul_ok_paths``: paths whose bodies
+    may carry NUL (``/mcp``: its tools' REST requests pass this layer in turn).
+    ``hot``: the hot routes, or None to send every request to ``app``.
+    """
+
+    __slots__ = ("app", "metrics", "hot", "max_body_bytes", "body_timeout", "loopback_only", "nul_ok_paths")
+
+    def __init__(self, app: ASGIApp, metrics: HubMetrics, hot: HotRoutes | None, *, max_body_bytes: int,
+                 body_timeout: float, loopback_only: bool, nul_ok_paths: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.hot = hot
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
+        self.loopback_only = loopback_only
+        self.nul_ok_paths = nul_ok_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "websocket" and scope.get("query_string"):
+                scope["query_string"] = without_empty_values(scope["query_string"])
+            await self.app(scope, receive, send)
+            return
+        scope[SERVER_SEND] = send
+        try:
+            await self._http(scope, receive, send)
+        finally:
+            # uvicorn's cycle holds the scope: kept in it, its send would make every request a reference
+            # cycle, freed only by the garbage collector (measured: ~15 objects of cyclic garbage a request)
+            del scope[SERVER_SEND]
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        host = origin = length = content_type = None
+        for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get reads them
+            if name == b"host":
+                host = host if host is not None else value
+            elif name == b"content-type":
+                content_type = content_type if content_type is not None else value
+            elif name == b"content-length":
+                length = length if length is not None else value
+            elif name == b"origin":
+                origin = origin if origin is not None else value
+        if not scope.get(INNER_REQUEST):
+            refused = hosts.refusal("" if host is None else host.decode("latin-1"),
+                                    None if origin is None else origin.decode("latin-1"),
+                                    loopback_only=self.loopback_only)
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
+        try:
+            body = await read_body(receive, length, self.max_body_bytes, self.body_timeout)
+        except BodyRefused as exc:
+            await exc.answer(send)
+            return
+        except Disconnected:
+            return
+        refused = inputs.refusal(scope, body, content_type, nul_ok=scope["path"] in self.nul_ok_paths)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
+        query = scope["query_string"]
+        if query:
+            scope["query_string"] = without_empty_values(query)
+        await self._answer(scope, body, receive, send)
+
+    async def _answer(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
+        CURRENT_SCOPE.set(scope)  # JSON log lines name this request (coordhub.jsonlog)
+        started = time.perf_counter()
+        status = [500]  # what an exception before the answer started counts as: the 500 the server sends
+        try:
+            found = self.hot.match(scope) if self.hot is not None else None
+            if found is not None:
+                assert self.hot is not None
+                served = await self.hot.serve(found, scope, body, receive, send)
+                if served is not None:
+                    status[0] = served
+                    return
+
+            async def sending(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status[0] = message["status"]
+                await send(message)
+
+            await self.app(scope, replay(body, receive), sending)
+        finally:
+            self.metrics.observe_answer(scope, status[0], started)
+
+
+def install(app: FastAPI, metrics: HubMetrics, hot: HotRoutes | None, **rules: Any) -> None:
+    """Put a :class:`Door` in front of the middleware stack FastAPI builds for ``app`` (``rules``: its keyword
+    arguments). Call it instead of adding middlewares: anything added with ``add_middleware`` runs inside."""
+    build = app.build_middleware_stack
+
+    def build_with_door() -> ASGIApp:
+        return Door(build(), metrics, hot, **rules)
+
+    app.build_middleware_stack = build_with_door  # type: ignore[method-assign]
