@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from coordhub.api.app import create_app
 from coordhub.api.auth import Caller, caller
@@ -162,6 +163,15 @@ SCRIPT: list[tuple[str, str, str | None, dict[str, Any]]] = [
     ("DELETE", LOCKS + "/check", "M/a", {}),
     ("DELETE", LOCKS + "/{lease}", "M/a", {"params": {"reason": "done"}}),
     ("DELETE", LOCKS + "/{lease}", "M/a", {}),
+    # the rules in front of every route (coordhub.api.door), on the hot routes as on the others
+    ("POST", MSG, "M/a", {"body": {"subject": "nul \u0000 inside"}}),
+    ("POST", MSG, "M/a", {"raw": b"{\"subject\": \"x\", \"max_deliveries\": NaN}"}),
+    ("POST", MSG, "M/a", {"raw": b"{\"subject\": \"" + b"x" * 1_100_000 + b"\"}"}),
+    ("POST", MSG, "M/a", {"body": {"subject": "from a page"}, "headers": {"Origin": "http://evil.example"}}),
+    ("POST", MSG, "M/a", {"body": {"subject": "same origin"}, "headers": {"Origin": "http://testserver"}}),
+    ("GET", MSG, "M/b", {"params": {"to_session": "M/\u0000b"}}),
+    ("GET", MSG, "M/b", {"params": {"limit": "", "unread_only": "", "before_seq": ""}}),
+    ("GET", LOCKS + "/conflicts", "M/a", {"params": {"project_key": "p", "resource": "src/", "session_id": ""}}),
     ("POST", "/api/coord/halt", "admin", {"body": {"reason": "freeze"}}),
     ("POST", MSG, "M/a", {"body": {"subject": "during halt"}}),
     ("POST", LOCKS, "M/a", {"body": CLAIM}),
@@ -209,3 +219,47 @@ def test_a_route_the_fast_path_cannot_resolve_exactly_is_refused_when_the_app_is
 
     with pytest.raises(NotLean, match="single values"):
         plans(app, [("GET", "/api/coord/kinds")])
+
+
+def test_an_unexpected_error_in_a_hot_route_is_the_same_500_and_reaches_the_server(
+        sides: tuple[Side, Side], monkeypatch: pytest.MonkeyPatch) -> None:
+    for side in sides:
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(side.hub, "mutate", broken)
+    fast, slow = sides
+    answers = []
+    for side in (fast, slow):
+        with pytest.raises(RuntimeError, match="a bug"):  # raised on to the server, as Starlette's error layer does
+            side.call("POST", MSG, "M/a", body={"subject": "x"})
+        with TestClient(side.client.app, raise_server_exceptions=False) as quiet:
+            r = quiet.post(MSG, json={"subject": "x"}, headers={"Authorization": f"Bearer {side.tokens['M/a']}"})
+            answers.append((r.status_code, r.json()))
+    assert answers[0] == answers[1] == (500, {"error": {"code": "internal", "message": "internal error in the hub; "
+                                                        "it has been logged"},
+                                              "detail": "internal error in the hub; it has been logged"})
+    assert fast.client.app.state.hot_routes.served >= 2  # type: ignore[attr-defined]
+
+
+def test_hot_routes_are_counted_by_template_and_refusals_are_not(sides: tuple[Side, Side]) -> None:
+    fast, _ = sides
+    fast.call("POST", MSG, "M/a", body={"to_session": "M/b", "subject": "one"})
+    fast.call("POST", LOCKS, "M/a", body=CLAIM, keep="lease")
+    fast.call("DELETE", LOCKS + "/{lease}", "M/a")
+    fast.call("POST", MSG, "M/a", body={"subject": "x"}, headers={"Origin": "http://evil.example"})  # 403
+    fast.call("POST", MSG, "M/a", body={"subject": "nul \u0000"})  # 422 from the input rules
+    fast.call("POST", MSG, "M/a", body={"subject": "x", "surplus": 1})  # 422 from FastAPI: reached the route
+    text = fast.client.get("/metrics", headers={"Authorization": f"Bearer {fast.tokens['admin']}"}).text
+
+    counted = {(s.labels["route"], s.labels["method"], s.labels["status"]): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == "coord_http_request_seconds_count"}
+
+    def count(route: str, method: str, status: str) -> float:
+        return counted.get((route, method, status), 0.0)
+
+    assert count(MSG, "POST", "2xx") == 1
+    assert count(MSG, "POST", "4xx") == 1  # the surplus field only; the 403 and the NUL never reached a route
+    assert count(LOCKS, "POST", "2xx") == 1
+    assert count(LOCKS + "/{lease_id}", "DELETE", "2xx") == 1

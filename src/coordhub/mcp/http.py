@@ -43,6 +43,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coordhub.api.auth import INNER_REQUEST, SESSION_HEADER, Authenticator, client_address
+from coordhub.api.limits import replay
 from coordhub.client.aio import AsyncCoordClient
 from coordhub.errors import Invalid
 from coordhub.mcp.connect import CallerContext
@@ -169,7 +170,7 @@ class _Gate:
             body = await _body(receive)
             if await self.direct[profile].answer(headers, body, caller, send):
                 return
-            receive = _replay(body, receive)
+            receive = replay(body, receive)
         await self.endpoints[profile](scope, receive, send)
 
     async def _caller(self, headers: Headers, address: str) -> HttpCaller:
@@ -194,17 +195,3 @@ async def _body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that yields ``body`` once more, then what the client sends next (its disconnect)."""
-    pending = True
-
-    async def again() -> Any:
-        nonlocal pending
-        if pending:
-            pending = False
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return again
