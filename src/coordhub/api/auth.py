@@ -48,6 +48,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import Scope
 
 from coordhub.api.activity import HEARTBEAT_HEADER
+from coordhub.api.headers import header
 from coordhub.core import tokens, websessions
 from coordhub.core.hub import Hub
 from coordhub.core.identity import (
@@ -372,14 +373,14 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
     address = client_address(request.scope)
     inner = bool(request.scope.get(INNER_REQUEST))
     if auth.no_auth:
-        session = request.headers.get(SESSION_HEADER)
+        session = header(request.scope, SESSION_HEADER)
         request.scope[SESSION_KEY] = session
         if not inner:
             auth.limiter.check(session or address)
-        if session and request.headers.get(HEARTBEAT_HEADER):
+        if session and header(request.scope, HEARTBEAT_HEADER):
             await request.app.state.heartbeats.beat(Actor(validate_session_id(session, SESSION_HEADER)))
         return Caller(None, session, auth)
-    authorization = request.headers.get("authorization")
+    authorization = header(request.scope, "authorization")
     # the cookie is parsed only when there is no Authorization header: the only case it is used
     cookie = request.cookies.get(websessions.COOKIE_NAME) if authorization is None and not inner else None
     if cookie is not None:
@@ -387,7 +388,7 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
     else:
         actor = await auth.authenticate(authorization, address, inner=inner)
     request.scope[SESSION_KEY] = actor.session_id  # JSON log lines name it (coordhub.jsonlog)
-    if request.headers.get(HEARTBEAT_HEADER):
+    if header(request.scope, HEARTBEAT_HEADER):
         await request.app.state.heartbeats.beat(actor)
     return Caller(actor, None, auth)
 

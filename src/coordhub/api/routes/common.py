@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import Request
 
 from coordhub.api.answers import JSONResponse
+from coordhub.api.headers import header
 from coordhub.clock import parse_iso
 from coordhub.core.halt import Exempt
 from coordhub.core.hub import Hub, Operation
@@ -33,7 +34,7 @@ async def mutate(request: Request, actor: Actor, op: Operation, *, status: int =
                  during_halt: Exempt | None = None) -> JSONResponse:
     """Run ``op`` as a mutation of ``actor``, honouring the request's ``Idempotency-Key``."""
     idem = None
-    key = request.headers.get(IDEMPOTENCY_HEADER)
+    key = header(request.scope, IDEMPOTENCY_HEADER)
     if key is not None:
         target = request.url.path + ("?" + request.url.query if request.url.query else "")
         idem = IdempotentRequest.of(key, request.method, target, await request.body())
@@ -50,7 +51,7 @@ def queued_at(request: Request) -> float | None:
     that does not parse is refused (422); one later than the hub's clock is
     taken as the hub's time by the core (clients' clocks drift).
     """
-    value = request.headers.get(QUEUED_AT_HEADER)
+    value = header(request.scope, QUEUED_AT_HEADER)
     if value is None:
         return None
     try:
