@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any, NamedTuple, TypeVar
 
 import psycopg
@@ -28,6 +27,7 @@ from coordhub.clock import OffsetClock
 from coordhub.errors import Unavailable
 from coordhub.store import announce, migrate
 from coordhub.store.base import Row
+from coordhub.store.pgpipe import Answer, Pipe
 from coordhub.store.ratebuckets import SharedBuckets
 from coordhub.store.tables.system import Halts
 from coordhub.store.threaded import ThreadedStore
@@ -45,16 +45,10 @@ _BEGIN_LOCK_AND_TIME = (f"BEGIN; SELECT pg_advisory_xact_lock({_WRITER_LOCK}), "
                         "extract(epoch FROM clock_timestamp())::float8 AS db_now")
 
 
-@lru_cache(maxsize=1024)
-def _translate(sql: str) -> str:
-    """SQLite-style ``?`` placeholders to psycopg's ``%s`` (no SQL of ours has a literal ``?``)."""
-    return sql.replace("%", "%%").replace("?", "%s")
-
-
 class _Held(NamedTuple):
     """A statement held back to travel with the next one (see :class:`PostgresExecutor`)."""
 
-    sql: str  # already translated to psycopg's placeholders
+    sql: str
     params: tuple[Any, ...]
     unit: int  # the batch position of the unit that gave it (counted by the writer's SAVEPOINTs)
     check: Callable[[list[Row]], None] | None  # an expect()'s check, run on its rows
@@ -64,15 +58,15 @@ _SAVEPOINT, _RELEASE, _ROLLBACK_TO = "SAVEPOINT unit", "RELEASE SAVEPOINT unit",
 
 
 class PostgresExecutor:
-    """Runs SQL on one psycopg connection, holding back what nobody waits for.
+    """Runs SQL on one connection's :class:`~coordhub.store.pgpipe.Pipe`, holding back what nobody waits for.
 
     Each statement sent alone is a network round trip. Statements whose answer
     is not needed yet are held back and sent, in order, with the next one that
-    needs an answer, in one pipeline (psycopg's pipeline mode: one round trip
-    for all): the writer's ``SAVEPOINT``/``RELEASE`` around each unit,
-    :meth:`defer`'s writes, and :meth:`expect`'s queries (whose checks run as
-    soon as their answers are back, before any later answer is used). What is
-    still held when the batch commits travels with the ``COMMIT``.
+    needs an answer, in one pipeline (one round trip for all): the writer's
+    ``SAVEPOINT``/``RELEASE`` around each unit, :meth:`defer`'s writes, and
+    :meth:`expect`'s queries (whose checks run as soon as their answers are
+    back, before any later answer is used). What is still held when the batch
+    commits travels with the ``COMMIT``.
 
     A held statement may thus fail on a later unit's round trip. Each one
     carries the position of its unit in the batch (the writer's ``SAVEPOINT``
@@ -82,8 +76,8 @@ class PostgresExecutor:
     and the writer runs the batch again without it.
     """
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.conn = conn
+    def __init__(self, pipe: Pipe) -> None:
+        self.pipe = pipe
         self._held: list[_Held] = []
         self._unit = -1  # the running unit's position in the batch; -1 before its first SAVEPOINT
         self._drop_release = False  # the failed unit's SAVEPOINT was never sent: nothing to roll back or release
@@ -102,43 +96,30 @@ class PostgresExecutor:
     def _hold(self, sql: str, params: tuple[Any, ...], check: Callable[[list[Row]], None] | None = None) -> None:
         self._held.append(_Held(sql, params, max(self._unit, 0), check))
 
-    def _send(self, sql: str, params: tuple[Any, ...]) -> psycopg.Cursor[Any]:
+    def _send(self, sql: str, params: tuple[Any, ...]) -> Answer:
         self._refuse_again()
-        if not self._held:
-            return self.conn.execute(sql, params)
         return self._pipeline([(sql, params)], max(self._unit, 0))[0]
 
-    def _pipeline(self, tail: list[tuple[str, tuple[Any, ...]]], own: int | None) -> list[psycopg.Cursor[Any]]:
-        """Send what is held, then ``tail``, in one round trip; run the checks; return ``tail``'s cursors.
+    def _pipeline(self, tail: list[tuple[str, tuple[Any, ...]]], own: int | None) -> list[Answer]:
+        """Send what is held, then ``tail``, in one round trip; run the checks; return ``tail``'s answers.
 
         A held statement of unit ``own`` that fails raises its error here; one
         of any other unit raises :class:`UnitLost`.
         """
         held, self._held = self._held, []
-        cursors: list[psycopg.Cursor[Any]] = []
-        try:
-            with self.conn.pipeline():
-                for h in held:
-                    cursors.append(self.conn.execute(h.sql, h.params))
-                for sql, params in tail:
-                    cursors.append(self.conn.execute(sql, params))
-        except psycopg.Error as exc:
-            if _is_unavailable(exc):
-                raise
-            # The first statement without an answer is the one that failed; those after it never ran.
-            failed = next((i for i, c in enumerate(cursors) if c.pgresult is None), len(cursors))
-            self._check(held[:failed], cursors)  # a check that came first wins, as it would have at once
-            if failed < len(held) and held[failed].unit != own:
-                raise UnitLost(held[failed].unit, exc) from exc
-            raise
-        self._check(held, cursors)
-        return cursors[len(held):]
+        done = self.pipe.run([(h.sql, h.params) for h in held] + tail if held else tail)
+        self._check(held, done.answers)  # a check that came before a failure wins, as it would have at once
+        if done.error is not None:
+            if done.failed < len(held) and held[done.failed].unit != own:
+                raise UnitLost(held[done.failed].unit, done.error) from done.error
+            raise done.error
+        return done.answers[len(held):]
 
-    def _check(self, held: list[_Held], cursors: list[psycopg.Cursor[Any]]) -> None:
-        for h, cur in zip(held, cursors, strict=False):
+    def _check(self, held: list[_Held], answers: list[Answer]) -> None:
+        for h, answer in zip(held, answers, strict=False):
             if h.check is not None:
                 try:
-                    h.check(cur.fetchall())
+                    h.check(answer.rows)
                 except BaseException as exc:
                     self._refused = exc
                     raise
@@ -146,7 +127,7 @@ class PostgresExecutor:
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         if not params and sql in (_SAVEPOINT, _RELEASE, _ROLLBACK_TO):
             return self._savepoint(sql)
-        return self._send(_translate(sql), params).rowcount
+        return self._send(sql, params).rowcount
 
     def _savepoint(self, sql: str) -> int:
         if sql == _SAVEPOINT:
@@ -167,23 +148,21 @@ class PostgresExecutor:
         return 0
 
     def one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
-        row: Row | None = self._send(_translate(sql), params).fetchone()
-        return row
+        rows = self._send(sql, params).rows
+        return rows[0] if rows else None
 
     def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
-        rows: list[Row] = self._send(_translate(sql), params).fetchall()
-        return rows
+        return self._send(sql, params).rows
 
     def many(self, queries: list[tuple[str, tuple[Any, ...]]]) -> list[list[Row]]:
         self._refuse_again()
-        cursors = self._pipeline([(_translate(sql), params) for sql, params in queries], max(self._unit, 0))
-        return [cur.fetchall() for cur in cursors]
+        return [answer.rows for answer in self._pipeline(queries, max(self._unit, 0))]
 
     def defer(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        self._hold(_translate(sql), params)
+        self._hold(sql, params)
 
     def expect(self, sql: str, params: tuple[Any, ...], check: Callable[[list[Row]], None]) -> None:
-        self._hold(_translate(sql), params, check)
+        self._hold(sql, params, check)
 
     def settle(self) -> None:
         self._refuse_again()
@@ -199,7 +178,7 @@ class PostgresExecutor:
         if all(h.sql in (_SAVEPOINT, _RELEASE) for h in self._held):  # bookkeeping only: one simple query
             text = "".join(f"{h.sql}; " for h in self._held) + "; ".join(tail)
             self._held = []
-            self.conn.execute(text.encode())
+            self.pipe.simple(text.encode())
             return
         self._pipeline([(sql, ()) for sql in tail], None if self._unit >= 0 else 0)
 
@@ -208,7 +187,7 @@ class _Connection:
     def __init__(self, conn: psycopg.Connection[Any], origin: str, clock: OffsetClock) -> None:
         self.conn = conn
         self._clock = clock
-        self._executor = PostgresExecutor(conn)
+        self._executor = PostgresExecutor(Pipe(conn))
         # Announce the batch to every hub (delivered only if it commits), in COMMIT's round trip.
         self._commit_tail = [announce.notify_sql(origin), "COMMIT"]
         self._begin_sql = f"{_BEGIN_LOCK_AND_TIME}; {Halts.STANDING}".encode()
@@ -221,12 +200,9 @@ class _Connection:
         self._executor.start_batch()  # a failed batch may have left statements held: its transaction is gone
         # One round trip: BEGIN, the lock, whose answer carries the database's clock (see OffsetClock), and
         # the standing halts, which every unit of the batch checks (Halts.batch).
-        cur = self.conn.execute(self._begin_sql)
-        row = cur.fetchone() if cur.nextset() else None
-        if row is not None:
-            self._clock.offset = float(row["db_now"]) - time.time()
-        halts: list[Row] = cur.fetchall() if cur.nextset() else []
-        return halts
+        _, lock, halts = self._executor.pipe.simple(self._begin_sql)
+        self._clock.offset = float(lock.rows[0]["db_now"]) - time.time()
+        return halts.rows
 
     def commit(self) -> None:
         self._executor.commit(self._commit_tail)
@@ -234,7 +210,7 @@ class _Connection:
     def rollback(self) -> None:
         self._executor.start_batch()
         if not self.conn.closed:
-            self.conn.execute("ROLLBACK")
+            self._executor.pipe.simple(b"ROLLBACK")
 
     def close(self) -> None:
         self.conn.close()

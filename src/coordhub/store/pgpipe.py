@@ -1,0 +1,197 @@
+"""Statements sent to PostgreSQL in one round trip, straight through libpq (issue 15: the writer's CPU).
+
+psycopg's cursors cost ~100 µs of Python per statement (a cursor, a query
+object, an adapters map, a row maker and a pipeline generator each time),
+four to five times what libpq and psycopg's own C adapters need. A
+:class:`Pipe` keeps the psycopg connection (its connect, its type adapters, its
+error classes) and drives the connection's libpq handle itself: parameters
+are dumped and rows loaded by psycopg's C ``Transformer``, exactly as a cursor
+would (same dumpers, same loaders, so the values a unit of work sees do not
+change), and each statement is prepared on the server on its first use, so
+later uses skip the parse and plan (what psycopg does after a statement's
+fifth use).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import select
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import psycopg
+from psycopg import errors, pq
+from psycopg.abc import Buffer
+from psycopg.adapt import PyFormat, Transformer
+from psycopg.pq.abc import PGresult
+
+Row = dict[str, Any]
+_MAX_PREPARED = 512  # statements each connection keeps prepared; past it, new ones are sent unprepared
+_OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY)
+_AUTO = PyFormat.AUTO
+
+
+@lru_cache(maxsize=4096)
+def numbered(sql: str) -> bytes:
+    """SQLite-style ``?`` placeholders to libpq's ``$1, $2, …`` (no SQL of ours has a literal ``?``)."""
+    count = iter(range(1, 1 << 16))
+    return re.sub(r"\?", lambda _: f"${next(count)}", sql).encode()
+
+
+# A statement ready to send: its SQL ($n placeholders), its parameters dumped, their type oids and formats.
+_Ready = tuple[bytes, Sequence["Buffer | None"], tuple[int, ...], Sequence[pq.Format]]
+
+
+class Answer(NamedTuple):
+    """What one statement returned: its rows (empty for a command) and the rows it changed or returned."""
+
+    rows: list[Row]
+    rowcount: int
+
+
+class Outcome(NamedTuple):
+    """What a :meth:`Pipe.run` did: the answers of the statements before ``failed``, and why ``failed`` failed.
+
+    ``failed`` is the position of the first statement that failed
+    (``len(statements)`` when none did); the statements after it never ran.
+    ``error`` is the database's error for it (a ``psycopg.Error``), or the
+    error its parameters raised when they could not be adapted (then it was
+    never sent, and the transaction is not aborted); None when none failed.
+    """
+
+    answers: list[Answer]
+    failed: int
+    error: BaseException | None
+
+
+class Pipe:
+    """One psycopg connection's libpq handle, driven directly (the psycopg connection stays idle meanwhile).
+
+    Not thread-safe: one thread uses it (the writer, or one reader). A
+    connection error (``psycopg.OperationalError``) leaves it unusable: close
+    the connection.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._pg = conn.pgconn
+        self._encoding = conn.info.encoding
+        self._tx = Transformer(conn)
+        self._prepared: dict[tuple[bytes, tuple[int, ...]], bytes] = {}  # confirmed by the server
+        self._columns: dict[bytes, list[str]] = {}  # the column names of a prepared statement's rows
+        self._names = itertools.count()  # a name is never reused: one whose PREPARE failed may still be taken
+        self._poll = select.poll()
+        self._poll.register(self._pg.socket, select.POLLIN)
+
+    def run(self, statements: Sequence[tuple[str, tuple[Any, ...]]]) -> Outcome:
+        """Send ``statements`` (``?`` placeholders) in order in one pipeline, one round trip; see :class:`Outcome`.
+
+        Raises ``psycopg.OperationalError`` when the connection is lost.
+        """
+        sent: list[_Ready] = []
+        bad: BaseException | None = None
+        tx = self._tx
+        for sql, params in statements:
+            try:
+                values = tx.dump_sequence(params, [_AUTO] * len(params))
+            except Exception as exc:  # a value psycopg cannot adapt: the statements before it still run
+                bad = exc
+                break
+            sent.append((numbered(sql), values, tx.types or (), tx.formats or ()))
+        results = self._exchange(sent)
+        answers: list[Answer] = []
+        for res, name in results:
+            if res.status not in _OK:
+                return Outcome(answers, len(answers), errors.error_from_result(res, encoding=self._encoding))
+            answers.append(self._answer(res, name))
+        return Outcome(answers, len(answers), bad)
+
+    def simple(self, text: bytes) -> list[Answer]:
+        """Run ``text`` (statements without parameters, ``;``-separated) in one round trip; every answer.
+
+        Raises the database's error (``psycopg.Error``) when a statement fails.
+        """
+        pg = self._pg
+        pg.send_query(text)
+        self._flush()
+        answers: list[Answer] = []
+        failure: BaseException | None = None
+        while (res := self._result()) is not None:
+            if res.status not in _OK:
+                failure = failure or errors.error_from_result(res, encoding=self._encoding)
+            elif failure is None:
+                answers.append(self._answer(res, None))
+        if failure is not None:
+            raise failure
+        return answers
+
+    def _exchange(self, sent: list[_Ready]) -> list[tuple[PGresult, bytes | None]]:
+        """Send the statements and a sync in pipeline mode; return each one's result and prepared name, in order."""
+        pg = self._pg
+        fresh: dict[tuple[bytes, tuple[int, ...]], tuple[bytes, int]] = {}  # prepared in this pipeline: name, slot
+        slots: list[tuple[int, bytes | None]] = []  # each statement's result's position among the results, its name
+        commands = 0
+        pg.enter_pipeline_mode()
+        try:
+            for sql, values, types, formats in sent:
+                key = (sql, types)
+                name = self._prepared.get(key)
+                if name is None and key in fresh:
+                    name = fresh[key][0]
+                if name is None and len(self._prepared) + len(fresh) < _MAX_PREPARED:
+                    name = f"coord_{next(self._names)}".encode()
+                    pg.send_prepare(name, sql, param_types=types)
+                    fresh[key] = (name, commands)
+                    commands += 1
+                if name is None:
+                    pg.send_query_params(sql, values, param_types=types, param_formats=formats)
+                else:
+                    pg.send_query_prepared(name, values, param_formats=formats)
+                slots.append((commands, name))
+                commands += 1
+            pg.pipeline_sync()
+            self._flush()
+            results = []
+            for _ in range(commands):
+                res = self._result()
+                assert res is not None
+                while self._result() is not None:  # a statement's results end with a NULL
+                    pass
+                results.append(res)
+            sync = self._result()
+            assert sync is not None and sync.status == pq.ExecStatus.PIPELINE_SYNC
+        finally:
+            if pg.pipeline_status != pq.PipelineStatus.OFF and not pg.is_busy():
+                pg.exit_pipeline_mode()
+        for key, (name, slot) in fresh.items():
+            if results[slot].status == pq.ExecStatus.COMMAND_OK:
+                self._prepared[key] = name
+        return [(results[slot], name) for slot, name in slots]
+
+    def _flush(self) -> None:
+        pg = self._pg
+        while pg.flush():  # the socket's buffer is full: wait until the server reads (and answers)
+            select.select([pg.socket], [pg.socket], [])
+            pg.consume_input()
+
+    def _result(self) -> PGresult | None:
+        pg = self._pg
+        while pg.is_busy():
+            self._poll.poll()  # releases the GIL while the server works
+            pg.consume_input()
+        return pg.get_result()
+
+    def _answer(self, res: PGresult, name: bytes | None) -> Answer:
+        """The rows of ``res`` as dicts; ``name``: the prepared statement it came from (its columns never change)."""
+        count = res.command_tuples
+        if res.status != pq.ExecStatus.TUPLES_OK:
+            return Answer([], -1 if count is None else count)
+        names = self._columns.get(name) if name is not None else None
+        if names is None:
+            names = [(res.fname(i) or b"").decode() for i in range(res.nfields)]
+            if name is not None:
+                self._columns[name] = names
+        self._tx.set_pgresult(res)
+        rows: list[Row] = self._tx.load_rows(0, res.ntuples, lambda values: dict(zip(names, values, strict=True)))
+        return Answer(rows, len(rows) if count is None else count)
