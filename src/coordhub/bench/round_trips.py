@@ -91,7 +91,7 @@ async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
     cases: list[dict[str, Any]] = []
     blockers: list[int] = []
     for name, op in (("send", send), ("claim", claim), ("release", release)):
-        for _ in range(_WARM_UP):  # not counted: psycopg prepares a statement on its 5th use (one more round trip)
+        for _ in range(_WARM_UP):  # not counted: the first uses of each statement (warm caches)
             await one(op)
         first = writer.batches
         for _ in range(batch * rounds):
