@@ -18,7 +18,8 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def conn(pg_url: str) -> Iterator[psycopg.Connection[Any]]:
     c = psycopg.connect(pg_url, autocommit=True, row_factory=dict_row)
-    c.execute("CREATE TEMP TABLE pipe_t (id BIGINT GENERATED ALWAYS AS IDENTITY, name TEXT UNIQUE, at DOUBLE PRECISION)")
+    c.execute("CREATE TEMP TABLE pipe_t "
+              "(id BIGINT GENERATED ALWAYS AS IDENTITY, name TEXT UNIQUE, at DOUBLE PRECISION)")
     yield c
     c.close()
 
