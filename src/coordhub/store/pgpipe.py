@@ -55,7 +55,9 @@ class Outcome(NamedTuple):
     """What a :meth:`Pipe.run` did: the answers of the statements before ``failed``, and why ``failed`` failed.
 
     ``failed`` is the position of the first statement that failed
-    (``len(statements)`` when none did); the statements after it never ran.
+    (``len(statements)`` when none did); the statements after it never ran
+    (and outside ``BEGIN`` those before it are undone too: a pipeline up to
+    its sync is one implicit transaction).
     ``error`` is the database's error for it (a ``psycopg.Error``), or the
     error its parameters raised when they could not be adapted (then it was
     never sent, and the transaction is not aborted); None when none failed.
