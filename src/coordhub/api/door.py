@@ -13,9 +13,10 @@ sees it, each defined in its own module:
 4. empty query values dropped (:mod:`coordhub.api.query`).
 
 Then the request is counted and timed (:meth:`HubMetrics.observe_answer`) and
-answered by a hot route (:mod:`coordhub.api.hotpath`) when it is one, else by
-FastAPI's own stack (its error layers, the router). A refused request never
-reaches a route and is not counted.
+answered by a hot route (:mod:`coordhub.api.hotpath`) when it is one, by an
+endpoint registered with :func:`serve_directly` (``/mcp``) when its path is
+that endpoint's, else by FastAPI's own stack (its error layers, the router). A
+refused request never reaches a route and is not counted.
 
 Why one layer: these were six ASGI middlewares, each a coroutine per request,
 two of them wrapping ``send`` and two wrapping ``receive``; together they were
@@ -35,11 +36,12 @@ import time
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordhub.api import hosts, inputs
 from coordhub.api.auth import INNER_REQUEST
-from coordhub.api.hotpath import HotRoutes
+from coordhub.api.hotpath import HotRoutes, error_answer
 from coordhub.api.limits import BodyRefused, Disconnected, read_body, replay
 from coordhub.api.metrics import HubMetrics
 from coordhub.api.query import without_empty_values
@@ -54,15 +56,22 @@ class Door:
     ``loopback_only``: the ``Host`` rule. ``nul_ok_paths``: paths whose bodies
     may carry NUL (``/mcp``: its tools' REST requests pass this layer in turn).
     ``hot``: the hot routes, or None to send every request to ``app``.
+    ``hub_app``: the FastAPI app (its exception handlers answer errors raised
+    outside its stack); ``direct``: ASGI endpoints by exact path, answered
+    without FastAPI's stack (:func:`serve_directly`).
     """
 
-    __slots__ = ("app", "metrics", "hot", "max_body_bytes", "body_timeout", "loopback_only", "nul_ok_paths")
+    __slots__ = ("app", "hub_app", "metrics", "hot", "direct", "max_body_bytes", "body_timeout", "loopback_only",
+                 "nul_ok_paths")
 
-    def __init__(self, app: ASGIApp, metrics: HubMetrics, hot: HotRoutes | None, *, max_body_bytes: int,
-                 body_timeout: float, loopback_only: bool, nul_ok_paths: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp, hub_app: FastAPI, metrics: HubMetrics, hot: HotRoutes | None, *,
+                 direct: dict[str, ASGIApp], max_body_bytes: int, body_timeout: float, loopback_only: bool,
+                 nul_ok_paths: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.hub_app = hub_app
         self.metrics = metrics
         self.hot = hot
+        self.direct = direct
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.loopback_only = loopback_only
@@ -130,6 +139,11 @@ class Door:
                     status[0] = served
                     return
 
+            endpoint = self.direct.get(scope["path"]) if not scope.get("root_path") else None
+            if endpoint is not None:
+                await self._direct(endpoint, scope, replay(body, receive), send, status)
+                return
+
             async def sending(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     status[0] = message["status"]
@@ -139,13 +153,44 @@ class Door:
         finally:
             self.metrics.observe_answer(scope, status[0], started)
 
+    async def _direct(self, endpoint: ASGIApp, scope: Scope, receive: Receive, send: Send, status: list[int]) -> None:
+        """Run ``endpoint``; an error it raises before its answer started gets the app's answer, as FastAPI's
+        exception layers would give it (the catch-all 500 is raised on to the server after it is sent)."""
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started, status[0] = True, message["status"]
+            await send(message)
+
+        try:
+            await endpoint(scope, receive, sending)
+        except Exception as exc:
+            if started:
+                raise
+            response, unexpected = await error_answer(self.hub_app, Request(scope, receive), exc)
+            await response(scope, receive, sending)
+            if unexpected:
+                raise
+
 
 def install(app: FastAPI, metrics: HubMetrics, hot: HotRoutes | None, **rules: Any) -> None:
     """Put a :class:`Door` in front of the middleware stack FastAPI builds for ``app`` (``rules``: its keyword
     arguments). Call it instead of adding middlewares: anything added with ``add_middleware`` runs inside."""
     build = app.build_middleware_stack
+    direct: dict[str, ASGIApp] = {}
+    app.state.direct_endpoints = direct
 
     def build_with_door() -> ASGIApp:
-        return Door(build(), metrics, hot, **rules)
+        return Door(build(), app, metrics, hot, direct=direct, **rules)
 
     app.build_middleware_stack = build_with_door  # type: ignore[method-assign]
+
+
+def serve_directly(app: FastAPI, path: str, endpoint: ASGIApp) -> None:
+    """Have the app's :class:`Door` answer requests to exactly ``path`` with ``endpoint`` (an ASGI app), past
+    FastAPI's stack; errors it raises get the app's exception handlers. Register the same endpoint as a route
+    too: requests under a root path take the route.
+    """
+    app.state.direct_endpoints[path] = endpoint

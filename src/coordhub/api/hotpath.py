@@ -228,18 +228,15 @@ class HotRoutes:
             return None
         self.counts.served += 1
         scope["route"], scope["endpoint"], scope["path_params"] = p.route, p.route.endpoint, raw_path
-        unexpected: Exception | None = None
         try:
             kwargs[p.caller_name] = await caller(request, None)
             response: Response = await p.route.endpoint(**kwargs)
         except Exception as exc:
-            handler = _handler(scope["app"], exc)
-            if handler is None:
-                handler, unexpected = scope["app"].exception_handlers[Exception], exc
-            response = await handler(request, exc)
+            response, unexpected = await error_answer(scope["app"], request, exc)
+            if unexpected:
+                await response(scope, receive, send)
+                raise
         await response(scope, receive, send)
-        if unexpected is not None:
-            raise unexpected
         return response.status_code
 
     @staticmethod
@@ -269,13 +266,19 @@ class HotRoutes:
         return kwargs
 
 
-def _handler(app: Any, exc: Exception) -> Callable[..., Any] | None:
-    """The app's exception handler for ``exc`` (by its class's MRO, as Starlette looks it up), None if none but
-    the catch-all 500."""
+async def error_answer(app: Any, request: Request, exc: Exception) -> tuple[Response, bool]:
+    """``app``'s answer to ``exc``, raised while serving ``request`` outside FastAPI's stack, and whether it is
+    the catch-all 500.
+
+    The handler is found by the exception's class hierarchy, as Starlette's
+    exception layer looks it up; an exception with none but the catch-all gets
+    that 500 (which logs it) and must then be raised on to the server, as
+    Starlette's server-error layer does.
+    """
     handlers = app.exception_handlers
     for cls in type(exc).__mro__:
         if cls is Exception:
-            return None
+            break
         if cls in handlers:
-            return handlers[cls]  # type: ignore[no-any-return]
-    return None
+            return await handlers[cls](request, exc), False
+    return await handlers[Exception](request, exc), True

@@ -43,6 +43,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coordhub.api.auth import INNER_REQUEST, SESSION_HEADER, Authenticator, client_address
+from coordhub.api.door import serve_directly
 from coordhub.api.limits import replay
 from coordhub.client.aio import AsyncCoordClient
 from coordhub.errors import Invalid
@@ -126,6 +127,7 @@ def mount(app: FastAPI) -> None:
                    for profile, server in servers.items()}
     # first, so /mcp is not matched against every REST route; its one path shadows nothing
     app.router.routes.insert(0, Route(PATH, endpoint=gate, include_in_schema=False))
+    serve_directly(app, PATH, gate)  # past FastAPI's stack: the gate raises CoordErrors the app answers
     inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
