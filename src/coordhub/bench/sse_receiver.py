@@ -6,15 +6,33 @@ broadcasts, so at 1,000 subscribers it measures its own queue as much as the
 hub. This receiver runs in its **own process**: it opens the streams as
 plain non-blocking sockets (one ``GET /api/coord/events`` each, written by
 hand), waits on them with ``selectors`` (epoll), and for every chunk that
-arrives notes ``time.monotonic()`` against each broadcast subject the chunk
-carries (a byte search, no JSON decoding). ``CLOCK_MONOTONIC`` is one clock
-for every process of the machine, so the sender's timestamps and these
-compare directly.
+arrives notes two times against each broadcast subject the chunk carries (a
+byte search, no JSON decoding):
+
+* the **kernel's receive time**: each socket has ``SO_TIMESTAMPNS`` set, so
+  ``recvmsg`` hands back, as ancillary data, the time the kernel queued the
+  chunk's last segment on the socket (on loopback: within microseconds of the
+  hub's ``write``). It does not depend on when this process gets round to
+  the socket, so it measures the hub and not this receiver, which shares
+  the machine's cores with the hub and reads its 1,000 sockets one after
+  another;
+* the **receiver's clock**: ``time.monotonic()`` when this process got to
+  the socket (the figure the benchmark reported before it had the kernel's).
+
+The kernel's time is ``CLOCK_REALTIME``; it is turned into
+``CLOCK_MONOTONIC`` (one clock for every process of the machine, so the
+sender's timestamps and these compare directly) by the offset between the
+two clocks, read once at start (:func:`realtime_offset`). When two subjects
+arrive in one read, both get the time of the read's last segment (the
+kernel keeps one time per read), which can only make a receipt look later.
 
 Protocol with the parent (:func:`spawn`): it prints ``ready <connected>``
 once every stream answered its headers (or failed), then reads lines of
 subjects to expect on stdin until ``end``, and prints one JSON object:
-``{"receipts": {subject: [monotonic seconds, …]}, "failed": N, "samples": […]}``.
+``{"receipts": {subject: [monotonic seconds, …]}, "kernel": {subject:
+[monotonic seconds or null, …]}, "failed": N, "samples": […]}``; the two
+lists of a subject are in the same order (one entry per receipt), and an
+entry of ``kernel`` is null when the kernel gave no time.
 """
 
 from __future__ import annotations
@@ -23,6 +41,7 @@ import json
 import re
 import selectors
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -31,6 +50,30 @@ from urllib.parse import urlsplit
 
 SUBJECT = re.compile(rb'"subject":"([A-Za-z0-9_.:-]{1,200})"')
 CHUNK = 65_536
+# Linux's SO_TIMESTAMPNS (= SCM_TIMESTAMPNS, include/uapi/asm-generic/socket.h); Python's socket module lacks it
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+TIMESPEC = struct.Struct("@qq")  # struct timespec on a 64-bit Linux: tv_sec, tv_nsec
+ANCILLARY = socket.CMSG_SPACE(TIMESPEC.size)
+
+
+def realtime_offset(samples: int = 50) -> float:
+    """``CLOCK_REALTIME - CLOCK_MONOTONIC`` in seconds, from the tightest of ``samples`` bracketed readings."""
+    best = (float("inf"), 0.0)
+    for _ in range(samples):
+        before = time.monotonic_ns()
+        real = time.time_ns()
+        after = time.monotonic_ns()
+        best = min(best, (after - before, (real - (before + after) / 2) / 1e9))
+    return best[1]
+
+
+def kernel_time(ancillary: list[tuple[int, int, bytes]]) -> float | None:
+    """The ``CLOCK_REALTIME`` seconds of a ``recvmsg``'s ``SCM_TIMESTAMPNS`` ancillary item; None when absent."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= TIMESPEC.size:
+            sec, nsec = TIMESPEC.unpack_from(data)
+            return sec + nsec / 1e9
+    return None
 
 
 def _request(host: str, port: int, token: str, kinds: str) -> bytes:
@@ -47,11 +90,14 @@ def receive(url: str, tokens: list[str], kinds: str = "message.sent", timeout: f
     failed, samples = 0, []
     for token in tokens:
         s = socket.create_connection((host, port), timeout=30)
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         s.sendall(_request(host, port, token, kinds))
         s.setblocking(False)
         state[s] = {"head": b"", "open": False, "tail": b""}
         sel.register(s, selectors.EVENT_READ)
     receipts: dict[str, list[float]] = {}
+    kernel: dict[str, list[float | None]] = {}
+    offset = realtime_offset()
     by_fd = {s.fileno(): s for s in state}
     stdin_fd = sys.stdin.fileno()
     waiting = len(state)
@@ -73,11 +119,11 @@ def receive(url: str, tokens: list[str], kinds: str = "message.sent", timeout: f
             s = by_fd[key.fd]
             st = state[s]
             try:
-                data = s.recv(CHUNK)
+                data, ancillary, _, _ = s.recvmsg(CHUNK, ANCILLARY)
             except BlockingIOError:
                 continue
             except OSError as exc:
-                data, st["error"] = b"", str(exc)
+                data, ancillary, st["error"] = b"", [], str(exc)
             if not data:
                 sel.unregister(s)
                 s.close()
@@ -101,13 +147,17 @@ def receive(url: str, tokens: list[str], kinds: str = "message.sent", timeout: f
                 data = st["head"].split(b"\r\n\r\n", 1)[1]
             old = len(st["tail"])
             text = st["tail"] + data
+            real = kernel_time(ancillary)
+            arrived = None if real is None else real - offset
             for m in SUBJECT.finditer(text):
                 if m.end() > old:  # one that ended in the kept tail was counted with the previous read
-                    receipts.setdefault(m.group(1).decode(), []).append(now)
+                    subject = m.group(1).decode()
+                    receipts.setdefault(subject, []).append(now)
+                    kernel.setdefault(subject, []).append(arrived)
             st["tail"] = text[-300:]  # a subject cut across two reads is found in the next one
     for s in list(state):
         s.close()
-    sys.stdout.write(json.dumps({"receipts": receipts, "failed": failed, "samples": samples[:5]}) + "\n")
+    sys.stdout.write(json.dumps({"receipts": receipts, "kernel": kernel, "failed": failed, "samples": samples[:5]}) + "\n")
     sys.stdout.flush()
 
 
