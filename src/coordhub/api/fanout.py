@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterator
 from starlette.types import Send
 
 from coordhub.api import eager, wire
+from coordhub.core import events
 from coordhub.store.base import Row
 
 LIVE_FRAMES = 1000  # frames queued for one live subscriber before it drops to catch-up
@@ -73,15 +74,19 @@ class Subscriber:
     """One open event stream's place in the fan-out. Use from the event loop's thread only.
 
     ``keep(row)`` is its filter (visibility and the stream's query filters);
-    ``sent`` its cursor (event id, see the module docstring).
+    when it is an :class:`~coordhub.core.events.Filter`, ``asked`` is its
+    shared part (the fan-out decides once per distinct ``asked`` for a
+    public event), else None. ``sent`` is its cursor (event id, see the
+    module docstring).
     """
 
-    __slots__ = ("keep", "sent", "queued", "frames", "size", "behind", "ping", "idle_since", "_waiter", "send",
+    __slots__ = ("keep", "asked", "sent", "queued", "frames", "size", "behind", "ping", "idle_since", "_waiter", "send",
                  "wire", "parked", "inflight", "dead")
 
     def __init__(self, keep: Callable[[Row], bool], cursor: int, send: Send | None = None,
                  wire: wire.Wire | None = None) -> None:
         self.keep = keep
+        self.asked = keep.asked if isinstance(keep, events.Filter) else None
         self.send = send  # the connection's ASGI send, for direct writes; None: the stream's task sends everything
         self.wire = wire  # the connection's transport, for direct writes past the ASGI send chain (preferred)
         self.parked = False  # the stream's task waits with nothing to send: the fan-out may write for it
@@ -139,7 +144,7 @@ class Subscriber:
         """
         if self.wire is not None:
             done = self.wire.write(wire.chunk(data))
-            if done == wire.WRITTEN:
+            if done == wire.OPEN:
                 self.idle_since = time.monotonic()
                 return True
             if done == wire.GONE:
@@ -254,11 +259,48 @@ class Fanout:
             self._timer = None
 
     def publish(self, rows: list[Row]) -> None:
-        """Event-bus listener: offer a publish's new rows to every subscriber, in one loop."""
+        """Event-bus listener: offer a publish's new rows to every subscriber, in one loop.
+
+        The common case, one new event and a subscriber parked on an open
+        wire with nothing queued, is decided here without a call per
+        subscriber beyond the write itself: the filter runs once per
+        distinct ``asked`` when the event is public, the chunk is framed
+        once, and the transport's ``write`` is called directly
+        (:meth:`coordhub.api.wire.Wire.state` checked just before). Anything
+        else goes through :meth:`Subscriber.offer`.
+        """
         if not rows:
             return
         frame = self.frame
+        one = rows[0] if len(rows) == 1 else None
+        rid = one["id"] if one is not None else 0
+        now = time.monotonic()
+        public: bool | None = None  # whether the one event is public; read when first needed
+        data: bytes | None = None  # its chunk, framed when first written (an event nobody keeps is not rendered)
+        decided: dict[tuple[object, ...], bool] = {}
         for sub in self._subs:
+            through = sub.wire
+            if (one is not None and through is not None and sub.parked and not sub.frames and not sub.behind
+                    and sub.inflight is None and not sub.dead and sub.queued < rid):
+                asked = sub.asked
+                if asked is not None and public is None:
+                    public = events.public(one)
+                if asked is None or not public:
+                    kept = sub.keep(one)
+                elif (known := decided.get(asked)) is not None:
+                    kept = known
+                else:
+                    kept = decided[asked] = sub.keep(one)
+                if not kept:
+                    sub.queued = sub.sent = rid
+                    continue
+                if data is None:
+                    data = wire.chunk(frame(one))
+                if through.state() == wire.OPEN and len(data) <= LIVE_BYTES:  # (a bigger one: the bound, in offer)
+                    through.send(data)
+                    sub.queued = sub.sent = rid
+                    sub.idle_since = now
+                    continue
             if sub.offer(rows, frame):
                 self.drops += 1
 

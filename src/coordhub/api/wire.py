@@ -26,6 +26,7 @@ the stream writes the ASGI way, as before.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import Scope
@@ -37,7 +38,7 @@ except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools; wi
     CYCLE = None
 
 SERVER_SEND = "coordhub.server_send"  # the scope key of the server's own ASGI send
-WRITTEN, BACKED_UP, GONE = 0, 1, 2  # what Wire.write did: written; refused (flow control); connection gone
+OPEN, BACKED_UP, GONE = 0, 1, 2  # a wire's state: writable now; refused (flow control); connection gone
 
 
 def of(scope: Scope) -> Wire | None:
@@ -53,27 +54,36 @@ def of(scope: Scope) -> Wire | None:
 class Wire:
     """The body of one started chunked HTTP/1.1 response on uvicorn's httptools protocol (event loop's thread only)."""
 
-    __slots__ = ("_cycle", "_transport", "_flow")
+    __slots__ = ("_cycle", "_transport", "_flow", "send")
 
     def __init__(self, cycle: Any) -> None:
         self._cycle = cycle
         self._transport = cycle.transport
         self._flow = cycle.flow
+        #: The transport's ``write``: takes a framed chunk (:func:`chunk`); call only right after :meth:`state`
+        #: said :data:`OPEN`, with nothing run on the event loop in between.
+        self.send: Callable[[bytes], object] = self._transport.write
 
-    def write(self, chunk: bytes) -> int:
-        """Write ``chunk`` (already framed, see :func:`chunk`) unless the connection is backed up or gone.
-
-        Returns :data:`WRITTEN`, :data:`BACKED_UP` (nothing written: the
-        transport paused writing; send it the ASGI way, which waits) or
-        :data:`GONE` (nothing written: the client went away or the response ended).
-        """
+    def state(self) -> int:
+        """:data:`OPEN` (a write now is taken whole, in order), :data:`BACKED_UP` (the transport paused writing:
+        send the ASGI way, which waits) or :data:`GONE` (the client went away or the response ended)."""
         cycle = self._cycle
         if cycle.disconnected or cycle.response_complete or self._transport.is_closing():
             return GONE
         if self._flow.write_paused:
             return BACKED_UP
-        self._transport.write(chunk)
-        return WRITTEN
+        return OPEN
+
+    def write(self, chunk: bytes) -> int:
+        """Write ``chunk`` (already framed, see :func:`chunk`) unless the connection is backed up or gone.
+
+        Returns :data:`OPEN` (written), else :data:`BACKED_UP` or :data:`GONE` with nothing written (see
+        :meth:`state`).
+        """
+        state = self.state()
+        if state == OPEN:
+            self.send(chunk)
+        return state
 
 
 def chunk(data: bytes) -> bytes:

@@ -72,7 +72,7 @@ def kernel_time(ancillary: list[tuple[int, int, bytes]]) -> float | None:
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= TIMESPEC.size:
             sec, nsec = TIMESPEC.unpack_from(data)
-            return sec + nsec / 1e9
+            return float(sec + nsec / 1e9)
     return None
 
 
@@ -157,7 +157,8 @@ def receive(url: str, tokens: list[str], kinds: str = "message.sent", timeout: f
             st["tail"] = text[-300:]  # a subject cut across two reads is found in the next one
     for s in list(state):
         s.close()
-    sys.stdout.write(json.dumps({"receipts": receipts, "kernel": kernel, "failed": failed, "samples": samples[:5]}) + "\n")
+    report = {"receipts": receipts, "kernel": kernel, "failed": failed, "samples": samples[:5]}
+    sys.stdout.write(json.dumps(report) + "\n")
     sys.stdout.flush()
 
 

@@ -93,9 +93,14 @@ def _times(payload: dict[str, Any]) -> dict[str, Any]:
 PRIVATE_KINDS = ("message.", "conversation.refused")  # seen only by their parties when aimed at one session
 
 
+def public(row: Row) -> bool:
+    """Whether every session may see an event (:func:`visible` is then True whoever asks)."""
+    return not row["kind"].startswith(PRIVATE_KINDS) or row["target"] in (None, "*")
+
+
 def visible(row: Row, session_id: str, is_admin: bool) -> bool:
     """Whether a session may see an event: direct messages' and refused turns' only by their parties (and admins)."""
-    if is_admin or not row["kind"].startswith(PRIVATE_KINDS) or row["target"] in (None, "*"):
+    if is_admin or public(row):
         return True
     return session_id in (row["target"], row["session_id"])
 
@@ -135,6 +140,28 @@ def check_detail(detail: dict[str, Any], max_bytes: int) -> None:
     if size > max_bytes:
         raise Invalid(f"detail is {size} bytes of JSON; the limit is {max_bytes} (events are metadata)",
                       field="detail", limit=max_bytes)
+
+
+class Filter:
+    """What one event stream keeps: the events ``viewer`` may see (:func:`visible`) that pass its subscription
+    filters (:func:`matches`); call it with an event row.
+
+    ``asked`` is the subscription filters alone (kinds, project key, target
+    session, acting session), hashable: for a :func:`public` event, streams
+    with equal ``asked`` keep the same events whoever views, so a fan-out
+    decides once per distinct ``asked`` (:mod:`coordhub.api.fanout`).
+    """
+
+    __slots__ = ("viewer", "admin", "asked")
+
+    def __init__(self, viewer: str, admin: bool, kinds: tuple[str, ...] = (), project_key: str | None = None,
+                 to_session: str | None = None, session_id: str | None = None) -> None:
+        self.viewer = viewer
+        self.admin = admin
+        self.asked = (kinds, project_key, to_session, session_id)
+
+    def __call__(self, row: Row) -> bool:
+        return visible(row, self.viewer, self.admin) and matches(row, *self.asked)
 
 
 def matches(row: Row, kinds: tuple[str, ...] = (), project_key: str | None = None,

@@ -179,10 +179,7 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=2**6
     prefixes = _kinds(kinds)
     to_session, session_id = await who.session(to_session), await who.session(session_id)
 
-    def keep(row: Row) -> bool:
-        return events.visible(row, viewer, admin) and events.matches(row, prefixes, project_key, to_session,
-                                                                     session_id)
-
+    keep = events.Filter(viewer, admin, prefixes, project_key, to_session, session_id)
     release = streams.slots(request).acquire(streams.key(who, request))
     body = _stream(h, request.app.state.fanout, cursor, keep, viewer)
     return streams.LiveStream(body, release, media_type="text/event-stream",
