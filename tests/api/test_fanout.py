@@ -12,8 +12,9 @@ from pathlib import Path
 
 import httpx2
 
-from coordhub.api import fanout
+from coordhub.api import fanout, wire
 from coordhub.api.fanout import Fanout
+from coordhub.core import events
 from coordhub.store.base import Row
 from tests.api.test_events import Subscriber
 from tests.conftest import LiveHub
@@ -208,3 +209,77 @@ def test_streams_dropped_to_catch_up_get_every_event_once_in_order(tmp_path: Pat
         go.set()
         fast.close()
         live_hub.stop()
+
+
+class _Transport:
+    """What a :class:`~coordhub.api.wire.Wire` uses of uvicorn's cycle and transport; records what is written."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.transport = self
+        self.flow = self
+        self.write_paused = False  # flow control: the socket is backed up
+        self.disconnected = self.response_complete = False
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        assert not self.write_paused, "written while backed up"
+        self.chunks.append(data)
+
+
+class _Counted(events.Filter):
+    """A stream filter that counts its calls."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self, viewer: str, kinds: tuple[str, ...] = ()) -> None:
+        super().__init__(viewer, False, kinds)
+        self.calls = 0
+
+    def __call__(self, row: Row) -> bool:
+        self.calls += 1
+        return super().__call__(row)
+
+
+def _event(i: int, kind: str = "message.sent", target: str | None = "*", by: str = "A") -> Row:
+    return {"id": i, "kind": kind, "target": target, "session_id": by, "project_key": None, "payload": "{}"}
+
+
+def test_one_event_reaches_each_open_wire_once_its_filter_decided_once_per_subscription() -> None:
+    """The publish loop's own path (one event, parked subscribers on wires): each subscriber gets exactly the
+    events it may see and asked for, once, in order; a public event is filtered once per distinct subscription,
+    a private one per subscriber; a backed-up wire gets nothing written and its frames queue for its task."""
+    async def run() -> None:
+        fan = Fanout(_render, 15.0)
+        wires = {name: _Transport() for name in ("B", "C", "D", "E")}
+        keeps = {"B": _Counted("B", ("message.",)), "C": _Counted("C", ("message.",)),
+                 "D": _Counted("D", ("message.",)), "E": _Counted("E", ("lease.",))}
+        subs = {name: fan.join(keeps[name], 0, None, wire.Wire(wires[name])) for name in wires}
+        parked = []
+        for sub in subs.values():
+            sub.go_live()
+            parked.append(asyncio.ensure_future(sub.wait()))
+        await asyncio.sleep(0)
+        fan.publish([_event(1)])  # public, to everyone
+        fan.publish([_event(2, target="C")])  # a direct message from A to C: only C may see it
+        fan.publish([_event(3, kind="lease.granted")])
+        wires["D"].write_paused = True
+        fan.publish([_event(4)])
+        framed = {i: wire.chunk(_render(_event(i))) for i in (1, 2, 3, 4)}
+        assert wires["B"].chunks == [framed[1], framed[4]]
+        assert wires["C"].chunks == [framed[1], framed[2], framed[4]]
+        assert wires["D"].chunks == [framed[1]]  # 4 was not written: the socket is backed up
+        assert wires["E"].chunks == [framed[3]]
+        assert subs["D"].frames == [_render(_event(4))] and subs["D"].sent == 3  # queued for its woken task
+        assert all(subs[name].sent == 4 for name in "BCE")
+        # the three "message." subscriptions share one decision per public event (1 and 3: one call among them;
+        # 4: B's and C's, then D's in offer as its wire is backed up), and each decides the private one itself
+        assert keeps["B"].calls + keeps["C"].calls + keeps["D"].calls == 2 + 3 + 2
+        await parked[2]  # D's task was woken to send what is queued
+        assert not any(p.done() for i, p in enumerate(parked) if i != 2)  # the others were never woken
+        for sub in subs.values():
+            fan.leave(sub)
+
+    asyncio.run(run())

@@ -77,6 +77,12 @@ def test_push_with_the_raw_socket_receiver_counts_every_receipt(tmp_path: Path) 
     assert push["receiver"] == "raw" and push["stream_errors"] == 0
     assert push["headline"]["ops"] == 12 * push["broadcasts"] and push["missing"] == 0  # each stream got each one
     assert 0 < push["headline"]["p50_ms"] <= push["headline"]["p99_ms"] <= push["max_ms"]
+    # each receipt's kernel time comes before the receiver read it, so every figure by the kernel's clock is at
+    # most the same figure by the receiver's (wrongly converted kernel times would be off by decades)
+    assert push["clock"] == "kernel receive time"
+    by_receiver = push["receiver_clock"]
+    assert push["headline"]["p50_ms"] <= by_receiver["p50_ms"] and push["max_ms"] <= by_receiver["max_ms"]
+    assert 0 < push["first_receipt_p50_ms"] <= by_receiver["first_receipt_p50_ms"]
     assert set(push["gc"]) == {"longest_ms", "longest_cpu_ms", "pauses", "over_10_ms", "by_generation",
                                "frozen_objects"}
 

@@ -1,0 +1,39 @@
+"""The raw SSE receiver's kernel receive times (``SO_TIMESTAMPNS``): the moment data reached the socket, not the
+moment the receiver got round to reading it."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from coordhub.bench import sse_receiver
+
+
+def test_a_late_read_still_gets_the_time_the_data_arrived() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    reader = socket.create_connection(listener.getsockname())
+    writer, _ = listener.accept()
+    try:
+        reader.setsockopt(socket.SOL_SOCKET, sse_receiver.SO_TIMESTAMPNS, 1)
+        offset = sse_receiver.realtime_offset()
+        before = time.monotonic()
+        writer.sendall(b'data: {"subject":"s1"}\n\n')
+        after = time.monotonic()
+        time.sleep(0.3)  # the receiver is busy elsewhere: it reads late
+        data, ancillary, _, _ = reader.recvmsg(sse_receiver.CHUNK, sse_receiver.ANCILLARY)
+        read_at = time.monotonic()
+        real = sse_receiver.kernel_time(ancillary)
+        assert data == b'data: {"subject":"s1"}\n\n'
+        assert real is not None, ancillary
+        arrived = real - offset  # on the monotonic clock
+        slack = 0.005  # the offset between the clocks is read to microseconds; NTP may slew a little meanwhile
+        assert before - slack <= arrived <= after + slack  # stamped during the send, on loopback
+        assert read_at - arrived >= 0.3 - slack  # not when it was read
+    finally:
+        for s in (reader, writer, listener):
+            s.close()
+
+
+def test_no_time_without_the_ancillary_item() -> None:
+    assert sse_receiver.kernel_time([]) is None
+    assert sse_receiver.kernel_time([(socket.SOL_SOCKET, socket.SCM_RIGHTS, b"\0" * 16)]) is None
