@@ -99,6 +99,8 @@ OVERLAPS = [
     ("/*", "/etc/x", True),
     ("**/a", "aa/a**", True),  # a last segment a** is over-approximated: aa/a matches both (hypothesis found it)
     ("aa/b**", "aa/x.py", True),
+    (". /.", "*/a", False),  # the file ". " holds nothing (hypothesis found its key read as a directory)
+    (". /", "*/a", True),
 ]
 
 
@@ -136,6 +138,8 @@ def test_overlaps_table(a: str, b: str, expected: bool) -> None:
         ("STRASSE/ß", "strasse/ß"),  # folding keeps lengths
         ("./deploy:x", "./deploy:x"),  # still a PATH, not a NAME
         ("./c:/x", "./c:/x"),  # still relative, not a drive
+        (". /.", ". /."),  # the file ". " (a name of dots and spaces keeps them): "/." keeps it a file
+        (". /", ". /"),  # the directory ". "
     ],
 )
 def test_normalize(raw: str, expected: str) -> None:

@@ -290,7 +290,9 @@ def _display(root: str, segs: list[str], directory: bool = False) -> str:
         key = "./" + key  # would otherwise be stripped, or read as a NAME or a drive
     if directory and key not in (".", root):
         return key + "/"
-    return key + "/" if key[-1].isspace() else key  # a trailing space would be stripped
+    # A trailing space would be stripped: "/." keeps it and, unlike "/", keeps a file a file (". /." is the
+    # file ". ", ". /" the directory).
+    return key + "/." if key[-1].isspace() else key
 
 
 def _glob_splits(text: str) -> list[tuple[str, list[str]]]:
