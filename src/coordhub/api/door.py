@@ -121,7 +121,7 @@ class Door:
         if refused is not None:
             await refused(scope, receive, send)
             return
-        query = scope["query_string"]
+        query = scope.get("query_string", b"")  # an ASGI server always sends it; a bare test caller may not
         if query:
             scope["query_string"] = without_empty_values(query)
         await self._answer(scope, body, receive, send)
