@@ -38,7 +38,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -111,6 +111,17 @@ class HubMetrics:
         self._lag[source].observe(max(0.0, seconds))
 
 
+def cumulative(bounds: tuple[float, ...], counts: Sequence[float]) -> list[tuple[str, float]]:
+    """Per-bucket ``counts`` (one per bound, then the overflow) as the cumulative ``(le, count)`` pairs a
+    ``HistogramMetricFamily`` takes, ending with ``+Inf``."""
+    total: float = 0
+    out = []
+    for bound, n in zip((*bounds, float("inf")), counts, strict=True):
+        total += n
+        out.append(("+Inf" if bound == float("inf") else repr(bound), total))
+    return out
+
+
 class RequestTimes(Collector):
     """``coord_http_request_seconds``: a histogram of request latencies by route template, method and status class.
 
@@ -142,11 +153,7 @@ class RequestTimes(Collector):
     def collect(self) -> Iterator[Any]:
         family = HistogramMetricFamily(self.NAME, self.HELP, labels=("route", "method", "status"))
         for (route, method, status), child in list(self._children.items()):
-            total, buckets = 0.0, []
-            for bound, n in zip((*LATENCY_BUCKETS, float("inf")), child, strict=False):
-                total += n
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), total))
-            family.add_metric((route, method, f"{status}xx"), buckets, child[-1])
+            family.add_metric((route, method, f"{status}xx"), cumulative(LATENCY_BUCKETS, child[:-1]), child[-1])
         yield family
 
 
@@ -213,11 +220,7 @@ class GcPauses:
                                         "generation (its pause, less any time the core served other processes).",
                                         labels=("generation",))
         for gen in range(GC_GENERATIONS):
-            total, buckets = 0, []
-            for bound, n in zip((*GC_BUCKETS, float("inf")), self.counts[gen], strict=True):
-                total += n
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), total))
-            pauses.add_metric((str(gen),), buckets, self.sums[gen])
+            pauses.add_metric((str(gen),), cumulative(GC_BUCKETS, self.counts[gen]), self.sums[gen])
             longest.add_metric((str(gen),), self.longest[gen])
             longest_cpu.add_metric((str(gen),), self.longest_cpu[gen])
         yield pauses
