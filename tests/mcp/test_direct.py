@@ -194,3 +194,38 @@ async def test_an_inner_request_cannot_be_forged_from_outside(mcp_hub: McpHub) -
     assert r.status_code == 401
     box = await mcp_hub.rest("GET", "/api/coord/messages", await mcp_hub.token(B), params={"unread_only": "false"})
     assert box == []
+
+
+ANSWERS = [
+    {"leases": [{"id": "l-1", "holder": A, "description": None, "fence": 12, "expires_at": "2026-11-30T10:00:00Z",
+                 "ratio": 0.1 + 0.2, "big": 2**70, "nested": {"empty": [], "none": None}}], "count": 1},
+    {"text": "héllo ✓ \u2028 \"quoted\" \\ back", "flag": True, "zero": 0.0, "neg": -1e-300},
+    {"single": None},
+]
+
+
+@pytest.mark.parametrize("answer", ANSWERS)
+def test_a_tools_result_is_the_sdks_conversion(answer: dict[str, Any]) -> None:
+    """CoordTool converts a plain answer dict itself: the same CallToolResult as the SDK's convert_result."""
+    from coordhub.mcp.server import profile_tools
+    for tool in profile_tools("all").values():
+        ours = tool._converted(dict(answer))  # type: ignore[attr-defined]
+        assert ours == tool.fn_metadata.convert_result(dict(answer)), tool.name
+        assert ours.structured_content is not None and ours.structured_content == answer
+
+
+@pytest.mark.parametrize("version", ["2024-11-05", "2025-06-18", LEGACY, MODERN])
+@pytest.mark.parametrize("answer", [*ANSWERS, None])
+@pytest.mark.parametrize("is_error", [False, True])
+def test_the_wire_shape_is_the_sdks_surface(answer: dict[str, Any] | None, version: str, is_error: bool) -> None:
+    """The direct answer's result is the SDK surface's dump of the whole CallToolResult, at every version."""
+    from mcp.types import CallToolResult, TextContent
+    from mcp_types.methods import serialize_server_result
+
+    from coordhub.mcp.direct import METHOD, _wire
+    result = CallToolResult(content=[TextContent(type="text", text=json.dumps(answer) + " ✓")],
+                            structured_content=answer, is_error=is_error)
+    expected = serialize_server_result(METHOD, version, result.model_dump(by_alias=True, mode="json",
+                                                                            exclude_none=True))
+    assert json.dumps(_wire(version, result), sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert json.dumps(_wire(version, result), sort_keys=True) == json.dumps(expected, sort_keys=True)  # shape reused

@@ -34,6 +34,7 @@ idempotency and validation are the REST rules.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -116,8 +117,7 @@ class DirectCalls:
             status = ERROR_CODE_HTTP_STATUS.get(err.error.code, 200) if modern else 200
             await _send_json(send, status, {"jsonrpc": "2.0", "id": request_id, "error": error})
             return True
-        wire = serialize_server_result(METHOD, version, result.model_dump(by_alias=True, mode="json",
-                                                                           exclude_none=True))
+        wire = _wire(version, result)
         if modern:
             meta = wire.get("_meta")
             wire["_meta"] = {**(meta if isinstance(meta, dict) else {}), SERVER_INFO_KEY: dict(self.server_info)}
@@ -168,6 +168,44 @@ class DirectCalls:
         if not isinstance(result, CallToolResult):  # our tools return plain objects; a multi-round result is not ours
             raise TypeError(f"tool {tool.name!r} returned {type(result).__name__}, not a CallToolResult")
         return result
+
+
+def _wire(version: str, result: CallToolResult) -> dict[str, Any]:
+    """``result`` shaped for the wire at ``version`` by the SDK's surface.
+
+    A hub tool's result is one text block and, unless it failed, its answer
+    as structured content (see :class:`coordhub.mcp.server.CoordTool`). The
+    surface's dump of such a result depends only on the version, on whether
+    it failed and on whether it has structured content; the text and the
+    answer (JSON already) pass through it unchanged. So the surface shapes one
+    such result per case, once, and each answer is put into a copy of that
+    shape (issue 15: the surface's validation and dump of every answer cost
+    as much as the rest of the MCP-only work). Any other result is shaped by
+    the surface itself.
+    """
+    structured = result.structured_content
+    block = result.content[0] if len(result.content) == 1 else None
+    if not isinstance(block, TextContent) or block.annotations is not None or block.meta is not None \
+            or result.meta is not None or result.result_type != _PLAIN_RESULT_TYPE \
+            or not (structured is None or type(structured) is dict):
+        return serialize_server_result(METHOD, version, result.model_dump(by_alias=True, mode="json",
+                                                                           exclude_none=True))
+    shape = _plain_shape(version, result.is_error, structured is not None)
+    wire = {**shape, "content": [{**shape["content"][0], "text": block.text}]}
+    if structured is not None and "structuredContent" in wire:
+        wire["structuredContent"] = structured
+    return wire
+
+
+_PLAIN_RESULT_TYPE = CallToolResult.model_fields["result_type"].default
+
+
+@functools.cache
+def _plain_shape(version: str, is_error: bool, structured: bool) -> dict[str, Any]:
+    """The surface's dump at ``version`` of a one-text-block result (empty text; empty structured content if any)."""
+    result = CallToolResult(content=[TextContent(type="text", text="")], is_error=is_error,
+                            structured_content={} if structured else None)
+    return serialize_server_result(METHOD, version, result.model_dump(by_alias=True, mode="json", exclude_none=True))
 
 
 def _modern_route_ok(message: dict[str, Any], pairs: list[tuple[str, str]], first: dict[str, str]) -> bool:

@@ -18,12 +18,13 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin
 
+import pydantic_core
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ValidationError
 
 from coordhub import __version__
@@ -77,12 +78,20 @@ class CoordTool(Tool):
     pydantic's multi-line text; docs/mcp.md promises ``<code>: <message>``
     (issue 7 point 20), worded as the REST API words a 422
     (:func:`coordhub.errors.describe_problem`).
+
+    Every hub tool returns ``dict[str, Any]`` built from the hub's decoded JSON
+    answer. The SDK's result conversion validates such a dict against
+    ``dict[str, Any]`` and dumps it to JSON-able values, a copy of the whole
+    answer that changes nothing in it (its keys are strings, its values JSON
+    already); :meth:`run` makes the same :class:`CallToolResult` (the same text
+    block, the dict as structured content) without that copy (issue 15), and
+    leaves every other result to the SDK.
     """
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
         """Run as the SDK does; arguments that do not fit (checked once, by the SDK) are ``ToolError`` ``invalid:``."""
         try:
-            return await super().run(arguments, context, convert_result)
+            result = await super().run(arguments, context, convert_result=False)
         except UnexpectedToolError:  # a crash, whatever its cause: the SDK's generic text
             raise
         except ToolError as err:
@@ -91,6 +100,28 @@ class CoordTool(Tool):
             problems = "; ".join(describe_problem(e["type"], ".".join(str(p) for p in e["loc"]) or "arguments",
                                                   e["msg"], e.get("input")) for e in err.__cause__.errors())
             raise ToolError(f"Error executing tool {self.name}: invalid: {problems}") from None
+        if not convert_result:
+            return result
+        try:
+            return self._converted(result)
+        except Exception as exc:  # as the SDK words a return value that fails output conversion
+            raise UnexpectedToolError(f"Error executing tool {self.name}") from exc
+
+    def _converted(self, result: Any) -> Any:
+        """The SDK's :meth:`FuncMetadata.convert_result` of ``result``, without re-dumping a plain answer dict."""
+        meta = self.fn_metadata
+        if type(result) is not dict or meta.wrap_output or meta.output_schema is None \
+                or not _any_dict(meta.output_model) or not all(type(key) is str for key in result):
+            return meta.convert_result(result)
+        text = pydantic_core.to_json(result, fallback=str, indent=2).decode()  # the SDK's text block
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result)
+
+
+@functools.cache
+def _any_dict(output_model: Any) -> bool:
+    """Whether the SDK's output model is ``dict[str, Any]`` (it wraps that annotation in ``Annotated``)."""
+    inner = get_args(output_model)[0] if get_origin(output_model) is Annotated else output_model
+    return bool(inner == dict[str, Any])
 
 
 def _tool(fn: Callable[..., Any]) -> Tool:
