@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from coordhub.api.conversation_schemas import ProfileSet, TurnSend
 from coordhub.api.schemas import LockClaim, MessageSend
 from coordhub.core import conversations
+from coordhub.ids import new_id
 
 
 def create_app() -> FastAPI:
@@ -43,7 +44,7 @@ def create_app() -> FastAPI:
         if key in held:
             return JSONResponse({"error": {"code": "lease_conflict", "message": "held"}}, status_code=409)
         counter[0] += 1
-        lease: dict[str, Any] = {"id": str(uuid.uuid4()), "fence": counter[0], "project_key": body.project_key,
+        lease: dict[str, Any] = {"id": new_id(), "fence": counter[0], "project_key": body.project_key,
                  "resource": body.resource, "session_id": request.headers.get("authorization", ""),
                  "description": body.description, "ttl_hours": body.ttl_hours, "acquired_at": time.time(),
                  "state": "active"}
@@ -65,7 +66,7 @@ def create_app() -> FastAPI:
 
     def remember(sender: str, to_session: str | None, subject: str, text: str) -> dict[str, Any]:
         counter[0] += 1
-        msg = {"id": str(uuid.uuid4()), "seq": counter[0], "from_session": sender, "to_session": to_session,
+        msg = {"id": new_id(), "seq": counter[0], "from_session": sender, "to_session": to_session,
                "subject": subject, "body": text, "created_at": time.time(), "read": False}
         inbox.setdefault(to_session or "*", []).append(msg)
         return msg

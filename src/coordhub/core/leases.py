@@ -30,7 +30,6 @@ A path written without ``/`` is a directory when a live lease shows it
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +38,7 @@ from coordhub.core import paths
 from coordhub.core.events import emit_nowait
 from coordhub.core.identity import Actor, require_admin
 from coordhub.errors import Forbidden, Invalid, LeaseConflict, NotFound, StaleFence
+from coordhub.ids import new_id
 from coordhub.store.base import Row
 from coordhub.store.tables.leases import Candidates
 from coordhub.store.tx import Tx
@@ -191,7 +191,7 @@ def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description:
     for held in _overlaps(tx, project_key, res, now, seen, exclude=actor.session_id, budget=budget):
         raise _conflict(held, resource, now, undecided=budget.exhausted)
     row: Row = {
-        "id": str(uuid.uuid4()), "fence": tx.leases.next_fence(), "project_key": project_key,
+        "id": new_id(), "fence": tx.leases.next_fence(), "project_key": project_key,
         "resource": resource, "kind": res.kind.value, "session_id": actor.session_id, "description": description,
         "ttl_hours": ttl_hours, "acquired_at": now, "renewed_at": None, "expires_at": _expiry(ttl_hours, now),
         "state": "active", "released_at": None, "released_by": None, "updated_at": now,

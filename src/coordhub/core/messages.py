@@ -11,7 +11,6 @@ and 000 disagree; both are accepted). ``message_type`` is a free label; seed
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from coordhub.clock import isoformat
@@ -27,6 +26,7 @@ from coordhub.core.identity import (
     validate_session_id,
 )
 from coordhub.errors import Forbidden, Invalid, NotFound
+from coordhub.ids import new_id
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -113,7 +113,7 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
         thread_id = thread_id or parent["thread_id"] or parent["id"]
     if to is not None and to_incarnation is None:
         to_incarnation = presence.live_incarnation(row_to, now)
-    row: Row = {"id": str(uuid.uuid4()), "from_session": actor.session_id, "to_session": to,
+    row: Row = {"id": new_id(), "from_session": actor.session_id, "to_session": to,
                 "project_key": project_key, "subject": subject, "body": body, "thread_id": thread_id,
                 "reply_to": reply_to, "importance": importance, "message_type": message_type,
                 "requires_ack": int(requires_ack), "created_at": now,

@@ -8,13 +8,13 @@ Fields are seed 000's: ``text``, ``user``, ``project`` (stored as
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from coordhub.clock import isoformat
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, attributed_machine
 from coordhub.errors import Invalid, NotFound
+from coordhub.ids import new_id
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -52,7 +52,7 @@ def add(tx: Tx, actor: Actor, *, text: str, user: str | None = None, project_key
         raise Invalid("a todo needs text", field="text")
     if parent_id is not None and tx.todos.get(parent_id) is None:
         raise NotFound(f"no parent todo {parent_id!r}")
-    row: Row = {"id": str(uuid.uuid4()), "text": text, "user_name": user, "project_key": project_key,
+    row: Row = {"id": new_id(), "text": text, "user_name": user, "project_key": project_key,
            "parent_id": parent_id, "source": source, "auto": int(auto), "status": "pending",
            "created_by": actor.session_id, "created_by_user": created_by_user,
            "created_by_machine": machine, "completed_by": None,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import uuid
 from typing import Any
 
 from coordhub.clock import isoformat
@@ -26,6 +25,7 @@ from coordhub.core.identity import (
     validate_acting_name,
 )
 from coordhub.errors import Conflict, NotFound
+from coordhub.ids import new_id
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -47,7 +47,7 @@ def render(row: Row) -> dict[str, Any]:
 
 def _insert(tx: Tx, name: str, is_admin: bool, now: float) -> tuple[str, Row]:
     token = PREFIX + secrets.token_urlsafe(32)
-    row: Row = {"id": str(uuid.uuid4()), "name": name, "token_hash": hash_token(token), "is_admin": int(is_admin),
+    row: Row = {"id": new_id(), "name": name, "token_hash": hash_token(token), "is_admin": int(is_admin),
            "created_at": now, "revoked_at": None}
     tx.tokens.add(row)
     return token, row

@@ -9,7 +9,6 @@ item's project and *covers* the item: its resource is ``work-item:<id>`` or
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from coordhub.clock import isoformat
@@ -17,6 +16,7 @@ from coordhub.core import leases
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid, NotFound
+from coordhub.ids import new_id
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -50,7 +50,7 @@ def render_item(row: Row) -> dict[str, Any]:
 def create(tx: Tx, actor: Actor, *, project_key: str, name: str, description: str | None = None,
            status: str = "planning", now: float) -> dict[str, Any]:
     """Create a workflow (default status ``planning``)."""
-    row: Row = {"id": str(uuid.uuid4()), "project_key": project_key, "name": name, "description": description,
+    row: Row = {"id": new_id(), "project_key": project_key, "name": name, "description": description,
            "status": _status(status, WORKFLOW_STATUSES, "workflow"), "created_by": actor.session_id,
            "created_at": now, "updated_at": now}
     tx.workflows.add(row)
@@ -94,7 +94,7 @@ def add_item(tx: Tx, actor: Actor, *, workflow_id: str, title: str, project_key:
              assigned_to: str | None = None, now: float) -> dict[str, Any]:
     """Add a work item to a workflow; ``project_key`` defaults to the workflow's."""
     wf = _workflow(tx, workflow_id)
-    row: Row = {"id": str(uuid.uuid4()), "workflow_id": workflow_id, "project_key": project_key or wf["project_key"],
+    row: Row = {"id": new_id(), "workflow_id": workflow_id, "project_key": project_key or wf["project_key"],
            "title": title, "description": description, "status": _status(status, WORK_ITEM_STATUSES, "work item"),
            "priority": priority, "assigned_to": assigned_to, "created_by": actor.session_id,
            "updated_by": actor.session_id, "created_at": now, "updated_at": now}
