@@ -47,3 +47,24 @@ async def test_junk_arguments_to_every_tool(mcp_hub: McpHub) -> None:
                 errors += 1
                 assert message.strip(), (name, args)
         assert errors > len(calls) // 4  # most junk is refused: the calls did reach the tools
+
+
+_JSONISH = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["null", " null", "\tnull\n", "[]", " [1, 2]", '{"a": 1}', "\n{}", "true", "false", " 7",
+                     "-1.5", '"quoted"', "NaN", "nul", "[", "{", "n", "\ufeffnull", "\u00a0null", "Infinity"]),
+    st.builds(lambda a, b: a + b, st.sampled_from([" ", "\t", "\r\n", ""]), st.text(max_size=6)),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(values=st.lists(st.one_of(_JSONISH, st.integers(), st.none(), st.booleans()), min_size=1, max_size=4))
+def test_the_pre_parse_shortcut_is_the_sdks_pre_parse(values: list[object]) -> None:
+    """Skipping the SDK's JSON pre-parse of some string arguments changes nothing the SDK would have produced."""
+    from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
+
+    from coordhub.mcp.server import profile_tools
+    for tool in profile_tools("all").values():
+        fields = list(tool.fn_metadata.arg_model.model_fields)
+        data = dict(zip(fields, values, strict=False))
+        assert tool.fn_metadata.pre_parse_json(data) == FuncMetadata.pre_parse_json(tool.fn_metadata, data), tool.name

@@ -24,6 +24,7 @@ import pydantic_core
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ValidationError
 
@@ -124,9 +125,34 @@ def _any_dict(output_model: Any) -> bool:
     return bool(inner == dict[str, Any])
 
 
+class _Arguments(FuncMetadata):
+    """The SDK's argument handling, with its JSON pre-parse skipped where it can change nothing.
+
+    Before validating, the SDK tries ``json.loads`` on every string argument
+    whose field is not plainly ``str`` (``str | None`` included) and keeps the
+    result when it is a list, an object or ``null`` (clients that send JSON
+    inside a string). Text whose first character past JSON's whitespace is
+    none of ``[ { n t f`` cannot decode to any of those, and trying costs a
+    raised ``JSONDecodeError`` per argument (issue 15); such arguments are
+    left as they are, as the SDK would leave them.
+    """
+
+    def pre_parse_json(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The SDK's :meth:`FuncMetadata.pre_parse_json` of ``data``."""
+        for value in data.values():
+            if isinstance(value, str) and value.lstrip(" \t\n\r")[:1] in _MAY_DECODE:
+                return super().pre_parse_json(data)
+        return dict(data)
+
+
+_MAY_DECODE = frozenset("[{ntf")  # first characters of JSON arrays, objects, null, true and false
+
+
 def _tool(fn: Callable[..., Any]) -> Tool:
     read_only = ToolAnnotations(read_only_hint=True) if fn.__name__ in READ_ONLY else None
     tool = CoordTool.from_function(fn, annotations=read_only, structured_output=True)
+    meta = tool.fn_metadata
+    tool.fn_metadata = _Arguments.model_construct(**{name: getattr(meta, name) for name in FuncMetadata.model_fields})
     _compact(tool.parameters)
     if tool.output_schema is not None:
         _compact(tool.output_schema)
