@@ -214,7 +214,7 @@ def test_a_tools_result_is_the_sdks_conversion(answer: dict[str, Any]) -> None:
         assert ours.structured_content is not None and ours.structured_content == answer
 
 
-@pytest.mark.parametrize("version", ["2024-11-05", "2025-06-18", LEGACY, MODERN])
+@pytest.mark.parametrize("version", ["2024-11-05", "2025-03-26", "2025-06-18", LEGACY, MODERN])
 @pytest.mark.parametrize("answer", [*ANSWERS, None])
 @pytest.mark.parametrize("is_error", [False, True])
 def test_the_wire_shape_is_the_sdks_surface(answer: dict[str, Any] | None, version: str, is_error: bool) -> None:
@@ -229,3 +229,46 @@ def test_the_wire_shape_is_the_sdks_surface(answer: dict[str, Any] | None, versi
                                                                             exclude_none=True))
     assert json.dumps(_wire(version, result), sort_keys=True) == json.dumps(expected, sort_keys=True)
     assert json.dumps(_wire(version, result), sort_keys=True) == json.dumps(expected, sort_keys=True)  # shape reused
+
+
+@pytest.mark.parametrize("result", [["a", "b"], "plain text", 7, None, {1: "non-string key"}, {"k": (1, 2)}])
+def test_any_other_result_is_converted_by_the_sdk(result: Any) -> None:
+    """What is not a plain answer dict keeps the SDK's own conversion (a list, text, a number, odd keys); a dict
+    with a value JSON has no type for is dumped on the wire as the SDK would have."""
+    from coordhub.mcp.server import profile_tools
+    tool = profile_tools("default")["list_leases"]
+    try:
+        expected: Any = tool.fn_metadata.convert_result(result)
+    except Exception as exc:  # the SDK refuses it: so must we, with the same kind of error
+        with pytest.raises(type(exc)):
+            tool._converted(result)  # type: ignore[attr-defined]
+        return
+    ours = tool._converted(result)  # type: ignore[attr-defined]
+    # the same on the wire (a tuple left in a dict answer is dumped as the list the SDK made of it)
+    assert ours.model_dump(mode="json", by_alias=True) == expected.model_dump(mode="json", by_alias=True)
+
+
+def _unusual_results() -> list[Any]:
+    from mcp.types import Annotations, CallToolResult, ImageContent, TextContent
+    text = TextContent(type="text", text="t")
+    return [
+        CallToolResult(content=[text, TextContent(type="text", text="second")], structured_content={"a": 1}),
+        CallToolResult(content=[TextContent(type="text", text="t", annotations=Annotations(priority=0.5))]),
+        CallToolResult(content=[TextContent(type="text", text="t", _meta={"k": "v"})]),
+        CallToolResult(content=[text], structured_content={"a": 1}, _meta={"trace": "x"}),
+        CallToolResult(content=[ImageContent(type="image", data="aGk=", mime_type="image/png")]),
+        CallToolResult(content=[], is_error=True),
+    ]
+
+
+@pytest.mark.parametrize("version", ["2024-11-05", "2025-06-18", LEGACY, MODERN])
+@pytest.mark.parametrize("index", range(6))
+def test_an_unusual_result_is_shaped_by_the_sdks_surface(version: str, index: int) -> None:
+    """Several blocks, annotations, _meta, an image, no block: the surface shapes them itself, unchanged."""
+    from mcp_types.methods import serialize_server_result
+
+    from coordhub.mcp.direct import METHOD, _wire
+    result = _unusual_results()[index]
+    expected = serialize_server_result(METHOD, version, result.model_dump(by_alias=True, mode="json",
+                                                                            exclude_none=True))
+    assert json.dumps(_wire(version, result), sort_keys=True) == json.dumps(expected, sort_keys=True)

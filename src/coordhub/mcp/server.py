@@ -85,8 +85,9 @@ class CoordTool(Tool):
     ``dict[str, Any]`` and dumps it to JSON-able values, a copy of the whole
     answer that changes nothing in it (its keys are strings, its values JSON
     already); :meth:`run` makes the same :class:`CallToolResult` (the same text
-    block, the dict as structured content) without that copy (issue 15), and
-    leaves every other result to the SDK.
+    block, the dict as structured content, dumped on the wire as the SDK's copy
+    would be) without that copy (issue 15), and leaves every other result to
+    the SDK.
     """
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:

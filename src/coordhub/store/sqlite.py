@@ -168,9 +168,11 @@ class SQLiteStore(ThreadedStore):
         conn = self._connect()
         # A batch runs each unit in a SAVEPOINT, whose undo images SQLite keeps in a statement journal; past
         # 64 KiB that journal goes to a temporary file, created, written (two pwrites a page, twice the WAL's
-        # own writes) and deleted in every batch (issue 15: ~18 % of the writer's CPU per send). Units are
-        # bounded (inputs, pruning batches), so in memory it stays a few pages a unit. Only the writer:
-        # readers and migrations keep temporary files on disk (a VACUUM or a large sort would not fit).
+        # own writes) and deleted in every batch (issue 15: ~18 % of the writer's CPU per send). In memory it
+        # holds ~4 KiB per existing page the unit changes, until the unit ends: a few pages for a request's
+        # unit; the largest units are pruning batches (200 rows by default, at most 10,000: a few thousand
+        # pages, tens of MB for that one unit). Only the writer: readers and migrations (the one-time VACUUM
+        # included) keep temporary files on disk.
         conn.execute("PRAGMA temp_store = MEMORY")
         return _Connection(conn, self._writer_lock, self._announcer)
 
