@@ -54,6 +54,27 @@ def test_lease_and_message_against_the_ceiling(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(180)
+def test_wrk_rounds_report_the_median_round_and_every_round(tmp_path: Path) -> None:
+    report = _bench(tmp_path, "message", "--driver", "wrk", "--duration", "1", "--clients", "4", "--rounds", "3")
+    result = report["message"]
+    _check(result)
+    rounds = result["rounds"]
+    assert len(rounds) == 3 and all(r["ops_per_s"] > 0 and r["ceiling_ops_per_s"] > 0 for r in rounds)
+    ratios = sorted(r["ratio_to_ceiling"] for r in rounds)
+    assert result["ratio_to_ceiling"] == ratios[1] and result["ratio_range"] == [ratios[0], ratios[2]]
+    median = next(r for r in rounds if r["ratio_to_ceiling"] == ratios[1])  # the headline is that round's own
+    assert result["headline"]["ops_per_s"] in {r["ops_per_s"] for r in rounds if r["ratio_to_ceiling"] == ratios[1]}
+    assert median["hub_cpu_us_per_request"] > 0
+
+
+def test_rounds_need_the_wrk_driver(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COORD_", "CLAUDE_"))}
+    p = subprocess.run([sys.executable, "-m", "coordhub", "bench", "message", "--rounds", "2"], capture_output=True,
+                       text=True, env=env, cwd=tmp_path, timeout=60)
+    assert p.returncode == 2 and "--driver wrk" in p.stderr
+
+
+@pytest.mark.timeout(180)
 def test_wrk_drives_lease_and_message_with_each_holder_releasing(tmp_path: Path) -> None:
     report = _bench(tmp_path, "lease", "message", "--driver", "wrk", "--duration", "1", "--clients", "4")
     assert list(report) == ["lease", "message"]

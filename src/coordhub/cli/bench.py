@@ -38,6 +38,11 @@ def bench(
     workers: int = typer.Option(1, "--workers", min=1, max=8, help="Start each hub as this many serving processes "
                                                                   "(coord serve --workers N); its CPU and memory "
                                                                   "are summed over them."),
+    rounds: int = typer.Option(1, "--rounds", min=1, max=15, help="With --driver wrk, run lease and message this "
+                                                                  "many times, each on a fresh hub and ceiling; "
+                                                                  "report the round with the median ratio and "
+                                                                  "every round's figures (the ratio of one round "
+                                                                  "moves with whatever shares the cores)."),
     sessions: int = typer.Option(10_000, "--sessions", min=2, help="Registered sessions for the broadcast scenario."),
     runs: int = typer.Option(50, "--runs", min=1, help="Measured runs per case of the hook and cli scenarios, "
                                                        "and requests per size of lease-scale."),
@@ -66,10 +71,12 @@ def bench(
             available()
         except WrkMissing as exc:
             raise typer.BadParameter(str(exc)) from None
+    if rounds > 1 and driver != "wrk":
+        raise typer.BadParameter("--rounds repeats the wrk-driven lease and message scenarios: add --driver wrk")
     if bool(url) != bool(token):
         raise typer.BadParameter("--url and --token go together")
     opts = Options(clients, duration, url, token, database_url, sqlite_synchronous, ceiling and not url,
-                   messages, subscribers, sessions, runs, driver, hubs, workers)
+                   messages, subscribers, sessions, runs, driver, hubs, workers, rounds)
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True).rich, transient=True) as bar:
 
@@ -117,6 +124,10 @@ def _lat(s: dict[str, Any]) -> str:
 def _details(r: dict[str, Any]) -> list[str]:
     """What a scenario measured beyond its headline, one line each."""
     out = [f"headline = {r['headline_is']}"] if "headline_is" in r else []
+    if "rounds" in r:  # --rounds: the table shows the median round
+        out.append(f"{len(r['rounds'])} rounds, the median shown; ratios "
+                   + ", ".join(str(x["ratio_to_ceiling"]) for x in r["rounds"]) + "; ops/s "
+                   + ", ".join(str(x["ops_per_s"]) for x in r["rounds"]))
     if "with_inbox" in r:  # message
         mixed = r["with_inbox"]
         out.append(f"with inbox fetches: send {mixed['send']['ops_per_s']}/s {_lat(mixed['send'])}, "
