@@ -6,7 +6,7 @@ an id still parses as any UUID does. Ids made later sort after earlier ones,
 so inserting one into a unique index on the id touches the index's last leaf
 page rather than a random page of it: with version 4 ids every message sent
 in a write batch dirtied its own index page, which the commit then wrote to
-the WAL (issue 15: ~10 % of the writer's CPU per send). An id says when its
+the WAL (issue 15: ~15 % of the writer's CPU per send). An id says when its
 record was made to the millisecond, which the record's ``created_at`` says
 anyway; ids are names, never credentials (a token's secret is separate).
 """
