@@ -15,6 +15,14 @@ def test_a_late_read_still_gets_the_time_the_data_arrived() -> None:
     writer, _ = listener.accept()
     try:
         reader.setsockopt(socket.SOL_SOCKET, sse_receiver.SO_TIMESTAMPNS, 1)
+        # The kernel turns receive timestamps on for the whole stack when a first socket asks, and may do it
+        # a moment later (a deferred switch): until then packets arrive unstamped. Wait for a stamped one.
+        for _ in range(200):
+            writer.sendall(b"warm-up")
+            _, warm, _, _ = reader.recvmsg(sse_receiver.CHUNK, sse_receiver.ANCILLARY)
+            if sse_receiver.kernel_time(warm) is not None:
+                break
+            time.sleep(0.01)
         offset = sse_receiver.realtime_offset()
         before = time.monotonic()
         writer.sendall(b'data: {"subject":"s1"}\n\n')
