@@ -222,7 +222,7 @@ def _with_wrk(name: str, o: Options, clients: int, duration: float, run_id: str,
         return rounds[0]
 
     def rank(r: dict[str, Any]) -> float:
-        return float(r.get("ratio_to_ceiling") or r["headline"]["ops_per_s"] or 0.0)
+        return float(r["ratio_to_ceiling"] if o.ceiling else r["headline"]["ops_per_s"])
 
     result = dict(sorted(rounds, key=rank)[len(rounds) // 2])
     result["rounds"] = [{"ops_per_s": r["headline"]["ops_per_s"], "p99_ms": r["headline"]["p99_ms"],

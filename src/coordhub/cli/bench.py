@@ -125,9 +125,10 @@ def _details(r: dict[str, Any]) -> list[str]:
     """What a scenario measured beyond its headline, one line each."""
     out = [f"headline = {r['headline_is']}"] if "headline_is" in r else []
     if "rounds" in r:  # --rounds: the table shows the median round
-        out.append(f"{len(r['rounds'])} rounds, the median shown; ratios "
-                   + ", ".join(str(x["ratio_to_ceiling"]) for x in r["rounds"]) + "; ops/s "
-                   + ", ".join(str(x["ops_per_s"]) for x in r["rounds"]))
+        ratios = [str(x["ratio_to_ceiling"]) for x in r["rounds"] if x["ratio_to_ceiling"] is not None]
+        out.append(f"{len(r['rounds'])} rounds, the median shown; "
+                   + (f"ratios {', '.join(ratios)}; " if ratios else "")
+                   + "ops/s " + ", ".join(str(x["ops_per_s"]) for x in r["rounds"]))
     if "with_inbox" in r:  # message
         mixed = r["with_inbox"]
         out.append(f"with inbox fetches: send {mixed['send']['ops_per_s']}/s {_lat(mixed['send'])}, "

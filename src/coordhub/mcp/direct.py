@@ -188,8 +188,7 @@ def _wire(version: str, result: CallToolResult) -> dict[str, Any]:
     if not isinstance(block, TextContent) or block.annotations is not None or block.meta is not None \
             or result.meta is not None or result.result_type != _PLAIN_RESULT_TYPE \
             or not (structured is None or type(structured) is dict):
-        return serialize_server_result(METHOD, version, result.model_dump(by_alias=True, mode="json",
-                                                                           exclude_none=True))
+        return _surface(version, result)
     shape = _plain_shape(version, result.is_error, structured is not None)
     wire = {**shape, "content": [{**shape["content"][0], "text": block.text}]}
     if structured is not None and "structuredContent" in wire:
@@ -203,8 +202,12 @@ _PLAIN_RESULT_TYPE = CallToolResult.model_fields["result_type"].default
 @functools.cache
 def _plain_shape(version: str, is_error: bool, structured: bool) -> dict[str, Any]:
     """The surface's dump at ``version`` of a one-text-block result (empty text; empty structured content if any)."""
-    result = CallToolResult(content=[TextContent(type="text", text="")], is_error=is_error,
-                            structured_content={} if structured else None)
+    return _surface(version, CallToolResult(content=[TextContent(type="text", text="")], is_error=is_error,
+                                            structured_content={} if structured else None))
+
+
+def _surface(version: str, result: CallToolResult) -> dict[str, Any]:
+    """The SDK's per-version dump of ``result`` (:func:`mcp_types.methods.serialize_server_result`)."""
     return serialize_server_result(METHOD, version, result.model_dump(by_alias=True, mode="json", exclude_none=True))
 
 
