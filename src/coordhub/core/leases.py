@@ -294,9 +294,8 @@ def release(tx: Tx, actor: Actor, lease_id: str, now: float, *, stale_after_hour
     if row["session_id"] != actor.session_id:
         return _take_over(tx, actor, row, now, stale_after_hours, reason)
     if row["state"] == "active":
-        state = "released" if _is_live(row, now) else "expired"
-        _end(tx, row, state, now, actor.session_id)
-    return render(_get(tx, lease_id), now)
+        row = _end(tx, row, "released" if _is_live(row, now) else "expired", now, actor.session_id)
+    return render(row, now)
 
 
 def _take_over(tx: Tx, actor: Actor, row: Row, now: float, stale_after_hours: float,
@@ -334,14 +333,16 @@ def revoke(tx: Tx, actor: Actor, lease_id: str, now: float) -> dict[str, Any]:
     require_admin(actor, "force-release")
     row = _get(tx, lease_id)
     if row["state"] == "active":  # one that already ran out is recorded as expired, not revoked
-        _end(tx, row, "revoked" if _is_live(row, now) else "expired", now, actor.session_id)
-    return render(_get(tx, lease_id), now)
+        row = _end(tx, row, "revoked" if _is_live(row, now) else "expired", now, actor.session_id)
+    return render(row, now)
 
 
-def _end(tx: Tx, row: Row, state: str, now: float, by: str | None) -> None:
+def _end(tx: Tx, row: Row, state: str, now: float, by: str | None) -> Row:
+    """End the lease ``row`` in ``state``; return the row as it now stands (no read: the UPDATE sets just these)."""
     tx.leases.end(row["id"], state, now, by)
     emit_nowait(tx, f"lease.{state}", now, session_id=row["session_id"], project_key=row["project_key"],
          subject_id=row["id"], resource=row["resource"], fence=row["fence"], by=by)
+    return {**row, "state": state, "released_at": now, "released_by": by, "release_reason": None, "updated_at": now}
 
 
 def renew(tx: Tx, actor: Actor, lease_id: str, ttl_hours: float | None, now: float) -> dict[str, Any]:

@@ -80,6 +80,32 @@ class Executor(Protocol):
         """Run every :meth:`expect` check still waiting (sending what is held back); a no-op when none waits."""
         ...
 
+    def next_value(self, counter: str) -> int:
+        """Take the next number of the persisted counter ``counter`` (a row of ``counters``: fences, queue
+        positions). Strictly increasing across every batch and process; numbers of a unit or batch that did
+        not commit may be handed out again, and gaps are possible. PostgreSQL's writer hands them out
+        without a round trip (:mod:`coordhub.store.pgnumbers`). ``LookupError`` for an unknown counter.
+        """
+        ...
+
+    def insert_numbered(self, table: str, row: Row, column: str) -> int:
+        """INSERT ``row`` (column → value) into ``table``; return the integer key ``column`` it was given
+        (an id or ``seq``, increasing in commit order). Where the backend numbers the row itself
+        (PostgreSQL's writer: ``messages.seq``) the INSERT is deferred like :meth:`defer`'s."""
+        ...
+
+    def counters_moved(self) -> None:
+        """SQL of the running unit moved counters or id generators itself (an archive import): numbers
+        handed out after this come from where the database now stands."""
+        ...
+
+
+def insert_sql(table: str, row: Row, *, clause: str = "", returning: str | None = None) -> str:
+    """``INSERT INTO table (columns of row) [clause] VALUES (?, …) [RETURNING returning]`` (names are ours)."""
+    tail = f" RETURNING {returning}" if returning else ""
+    return f"INSERT INTO {table} ({', '.join(row)}) {clause}{' ' if clause else ''}VALUES " \
+           f"({', '.join('?' * len(row))}){tail}"
+
 
 class Store(abc.ABC):
     """All durable state of one hub.

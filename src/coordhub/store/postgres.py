@@ -26,7 +26,8 @@ from psycopg.rows import dict_row
 from coordhub.clock import OffsetClock
 from coordhub.errors import Unavailable
 from coordhub.store import announce, migrate
-from coordhub.store.base import Row
+from coordhub.store.base import Row, insert_sql
+from coordhub.store.pgnumbers import NUMBERED, Numbers
 from coordhub.store.pgpipe import Answer, Pipe
 from coordhub.store.ratebuckets import SharedBuckets
 from coordhub.store.tables.system import Halts
@@ -74,6 +75,10 @@ class PostgresExecutor:
     on the unit's own statement it is raised there, as if it had failed at
     once; a unit already finished raises :class:`~coordhub.store.writer.UnitLost`
     and the writer runs the batch again without it.
+
+    In a write batch, fence tokens and other counters, and message ``seq``
+    values, come from the batch's :class:`~coordhub.store.pgnumbers.Numbers`
+    (no round trip); outside one (a reader's connection) from the database.
     """
 
     def __init__(self, pipe: Pipe) -> None:
@@ -84,10 +89,20 @@ class PostgresExecutor:
         # A check that failed: every later statement of its unit raises it again, and so does settle(), so the
         # unit fails even if its code caught the exception (as some catch every CoordError of their own).
         self._refused: BaseException | None = None
+        self.numbers = Numbers()
+        self._in_batch = False  # between the writer's BEGIN and the batch's end: numbers are handed out here
 
-    def start_batch(self) -> None:
-        """Forget what a failed batch left held back (its transaction is gone) and count units from 0."""
+    def start_batch(self, counters: list[Row] | None = None, sequence: list[Row] | None = None) -> None:
+        """Forget what a failed batch left held back (its transaction is gone) and count units from 0.
+
+        ``counters`` and ``sequence``: the answers of ``numbers.load_sql()``
+        read with the batch's ``BEGIN`` (a write batch), or None (the batch ended).
+        """
         self._held, self._unit, self._drop_release, self._refused = [], -1, False, None
+        self.numbers.reset()
+        self._in_batch = counters is not None
+        if counters is not None:
+            self.numbers.load(counters, sequence or [])
 
     def _refuse_again(self) -> None:
         if self._refused is not None:
@@ -161,6 +176,37 @@ class PostgresExecutor:
     def defer(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         self._hold(sql, params)
 
+    def _number(self, name: str) -> int | None:
+        """The batch's next number of counter ``name``; None outside a write batch or for one it does not keep."""
+        if not self._in_batch:
+            return None
+        if not self.numbers.loaded:  # moved by SQL earlier in the batch (counters_moved): read them again
+            counters, sequence = self.many([(sql, ()) for sql in self.numbers.load_sql().split("; ")])
+            self.numbers.load(counters, sequence)
+        return self.numbers.take(name)
+
+    def next_value(self, counter: str) -> int:
+        n = self._number(counter)
+        if n is not None:
+            return n
+        row = self.one("UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value", (counter,))
+        if row is None:
+            raise LookupError(f"no counter {counter!r}")
+        return int(row["value"])
+
+    def insert_numbered(self, table: str, row: Row, column: str) -> int:
+        name = NUMBERED.get((table, column))
+        n = self._number(name) if name is not None else None
+        if n is None:
+            got = self.one(insert_sql(table, row, returning=column), tuple(row.values()))
+            assert got is not None
+            return int(got[column])
+        self._hold(insert_sql(table, {column: n, **row}, clause="OVERRIDING SYSTEM VALUE"), (n, *row.values()))
+        return n
+
+    def counters_moved(self) -> None:
+        self.numbers.forget()
+
     def expect(self, sql: str, params: tuple[Any, ...], check: Callable[[list[Row]], None]) -> None:
         self._hold(sql, params, check)
 
@@ -174,7 +220,10 @@ class PostgresExecutor:
 
         A held write that fails here fails its unit: :class:`UnitLost` when
         the batch has several units (each in its savepoint), else the error itself.
+        The counters the batch took numbers from move with it (:class:`Numbers`).
         """
+        tail = self.numbers.write_back() + tail
+        self._in_batch = False
         if all(h.sql in (_SAVEPOINT, _RELEASE) for h in self._held):  # bookkeeping only: one simple query
             text = "".join(f"{h.sql}; " for h in self._held) + "; ".join(tail)
             self._held = []
@@ -190,18 +239,24 @@ class _Connection:
         self._executor = PostgresExecutor(Pipe(conn))
         # Announce the batch to every hub (delivered only if it commits), in COMMIT's round trip.
         self._commit_tail = [announce.notify_sql(origin), "COMMIT"]
-        self._begin_sql = f"{_BEGIN_LOCK_AND_TIME}; {Halts.STANDING}".encode()
+        self._begin_sql = b""  # built on the first batch, once the schema is known (see begin)
 
     @property
     def executor(self) -> PostgresExecutor:
         return self._executor
 
     def begin(self) -> list[Row]:
-        self._executor.start_batch()  # a failed batch may have left statements held: its transaction is gone
-        # One round trip: BEGIN, the lock, whose answer carries the database's clock (see OffsetClock), and
-        # the standing halts, which every unit of the batch checks (Halts.batch).
-        _, lock, halts = self._executor.pipe.simple(self._begin_sql)
+        ex = self._executor
+        if not self._begin_sql:
+            named = ex.pipe.simple(b"SELECT pg_get_serial_sequence('messages', 'seq') AS name")[0].rows
+            ex.numbers.sequence = named[0]["name"] if named else None
+            self._begin_sql = f"{_BEGIN_LOCK_AND_TIME}; {Halts.STANDING}; {ex.numbers.load_sql()}".encode()
+        ex.start_batch()  # a failed batch may have left statements held: its transaction is gone
+        # One round trip: BEGIN, the lock, whose answer carries the database's clock (see OffsetClock), the
+        # standing halts, which every unit of the batch checks (Halts.batch), and where the counters stand.
+        _, lock, halts, counters, sequence = ex.pipe.simple(self._begin_sql)
         self._clock.offset = float(lock.rows[0]["db_now"]) - time.time()
+        ex.start_batch(counters.rows, sequence.rows)
         return halts.rows
 
     def commit(self) -> None:
@@ -242,6 +297,7 @@ class PostgresStore(ThreadedStore):
             for table, column in _IDENTITIES:
                 tx.ex.one(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), MAX({column})) "
                           f"FROM {table} HAVING MAX({column}) IS NOT NULL")
+            tx.ex.counters_moved()
 
         return unit
     durability = "postgresql commit (server's synchronous_commit), group commit"

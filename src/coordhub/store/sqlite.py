@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from coordhub.errors import Unavailable
 from coordhub.store import announce, files, migrate
-from coordhub.store.base import Row
+from coordhub.store.base import Row, insert_sql
 from coordhub.store.localannounce import LocalAnnouncer, writer_lock
 from coordhub.store.sqlitebuckets import SQLiteBuckets
 from coordhub.store.threaded import ThreadedStore
@@ -63,6 +63,20 @@ class SQLiteExecutor:
         check(self.all(sql, params))
 
     def settle(self) -> None:
+        return None
+
+    def next_value(self, counter: str) -> int:
+        row = self.one("UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value", (counter,))
+        if row is None:
+            raise LookupError(f"no counter {counter!r}")
+        return int(row["value"])
+
+    def insert_numbered(self, table: str, row: Row, column: str) -> int:
+        got = self.one(insert_sql(table, row, returning=column), tuple(row.values()))
+        assert got is not None
+        return int(got[column])
+
+    def counters_moved(self) -> None:
         return None
 
 

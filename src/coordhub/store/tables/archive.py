@@ -121,3 +121,4 @@ class Archive(Table):
             self.ex.execute(
                 f"UPDATE counters SET value = (SELECT MAX({column}) FROM {table}) WHERE name = ? "
                 f"AND (SELECT MAX({column}) FROM {table}) > value", (name,))
+        self.ex.counters_moved()

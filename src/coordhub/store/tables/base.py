@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordhub.store.base import Executor, Row
+from coordhub.store.base import Executor, Row, insert_sql
 
 
 class Table:
@@ -15,17 +15,11 @@ class Table:
 
     def insert(self, table: str, row: Row) -> None:
         """INSERT one row given as a column → value dict (deferred: see ``Executor.defer``)."""
-        cols = ", ".join(row)
-        marks = ", ".join("?" * len(row))
-        self.ex.defer(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
+        self.ex.defer(insert_sql(table, row), tuple(row.values()))
 
     def insert_returning(self, table: str, row: Row, column: str) -> int:
-        """INSERT one row; return the integer ``column`` the database assigned (an id or seq)."""
-        cols = ", ".join(row)
-        marks = ", ".join("?" * len(row))
-        got = self.ex.one(f"INSERT INTO {table} ({cols}) VALUES ({marks}) RETURNING {column}", tuple(row.values()))
-        assert got is not None
-        return int(got[column])
+        """INSERT one row; return the integer ``column`` it was given (an id or seq: ``Executor.insert_numbered``)."""
+        return self.ex.insert_numbered(table, row, column)
 
     def update(self, table: str, key: str, key_value: Any, changes: Row) -> int:
         """UPDATE the row whose ``key`` column equals ``key_value``; return rows changed."""

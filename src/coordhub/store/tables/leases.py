@@ -24,9 +24,7 @@ class Leases(Table):
 
     def next_fence(self) -> int:
         """Take the next value of the one persisted fencing counter (strictly increasing)."""
-        row = self.ex.one("UPDATE counters SET value = value + 1 WHERE name = 'fence' RETURNING value")
-        assert row is not None
-        return int(row["value"])
+        return self.ex.next_value("fence")
 
     def add(self, row: Row) -> None:
         """Insert a new lease row."""

@@ -14,9 +14,7 @@ class MergeEntries(Table):
 
     def next_seq(self) -> int:
         """Take the next queue position (strictly increasing, from the ``counters`` table)."""
-        row = self.ex.one("UPDATE counters SET value = value + 1 WHERE name = 'merge_entry' RETURNING value")
-        assert row is not None
-        return int(row["value"])
+        return self.ex.next_value("merge_entry")
 
     def add(self, row: Row) -> None:
         """Insert a new entry."""

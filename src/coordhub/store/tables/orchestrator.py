@@ -52,9 +52,7 @@ class Assignments(Table):
 
     def next_seq(self) -> int:
         """Take the next queue position (strictly increasing, from the ``counters`` table)."""
-        row = self.ex.one("UPDATE counters SET value = value + 1 WHERE name = 'assignment' RETURNING value")
-        assert row is not None
-        return int(row["value"])
+        return self.ex.next_value("assignment")
 
     def add(self, row: Row) -> None:
         """Insert a new assignment."""

@@ -13,9 +13,7 @@ class StageRuns(Table):
 
     def add(self, row: Row) -> None:
         """Insert a new run, giving it the next ``seq`` (creation order)."""
-        got = self.ex.one("UPDATE counters SET value = value + 1 WHERE name = 'stage_run' RETURNING value")
-        assert got is not None
-        self.insert("stage_runs", {**row, "seq": int(got["value"])})
+        self.insert("stage_runs", {**row, "seq": self.ex.next_value("stage_run")})
 
     def get(self, run_id: str) -> Row | None:
         """The run with this id, or None."""

@@ -11,9 +11,7 @@ class Proposals(Table):
 
     def next_id(self) -> int:
         """Take the next proposal id (strictly increasing, never reused)."""
-        row = self.ex.one("UPDATE counters SET value = value + 1 WHERE name = 'proposal' RETURNING value")
-        assert row is not None
-        return int(row["value"])
+        return self.ex.next_value("proposal")
 
     def add(self, row: Row) -> None:
         """Insert a new proposal."""
