@@ -201,7 +201,8 @@ class PostgresExecutor:
             got = self.one(insert_sql(table, row, returning=column), tuple(row.values()))
             assert got is not None
             return int(got[column])
-        self._hold(insert_sql(table, {column: n, **row}, clause="OVERRIDING SYSTEM VALUE"), (n, *row.values()))
+        numbered = {**row, column: n}
+        self._hold(insert_sql(table, numbered, clause="OVERRIDING SYSTEM VALUE"), tuple(numbered.values()))
         return n
 
     def counters_moved(self) -> None:
