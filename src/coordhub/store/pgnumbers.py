@@ -28,8 +28,9 @@ from typing import Any
 
 Row = dict[str, Any]
 
+_SEQ = "messages.seq"
 #: Identity columns numbered by the writer: (table, column) → the counter name used here.
-NUMBERED = {("messages", "seq"): "messages.seq"}
+NUMBERED = {("messages", "seq"): _SEQ}
 _NAME = re.compile(r"^[a-z_][a-z0-9_.]*$")  # counter names written into the COMMIT's statements
 
 
@@ -51,18 +52,18 @@ class Numbers:
         """True while the batch knows where its counters stand."""
         return self._next is not None
 
-    def load_sql(self) -> str:
-        """The queries :meth:`load` takes the answers of (two, ``;``-separated; no parameters)."""
+    def queries(self) -> list[str]:
+        """The two queries (no parameters) :meth:`load` takes the answers of: the counters, the sequence."""
         seq = ("SELECT last_value, is_called FROM " + self.sequence) if self.sequence else "SELECT 1 AS none"
-        return f"SELECT name, value FROM counters; {seq}"
+        return ["SELECT name, value FROM counters", seq]
 
     def load(self, counters: Sequence[Row], sequence: Sequence[Row]) -> None:
-        """Take the answers of :meth:`load_sql`: each counter's next number is past what is stored and past
+        """Take the answers of :meth:`queries`: each counter's next number is past what is stored and past
         what this batch already gave out (a reload after :meth:`forget`)."""
         last = {str(r["name"]): int(r["value"]) for r in counters}
         if self.sequence and sequence:
             row = sequence[0]
-            last["messages.seq"] = int(row["last_value"]) if row["is_called"] else int(row["last_value"]) - 1
+            last[_SEQ] = int(row["last_value"]) if row["is_called"] else int(row["last_value"]) - 1
         self._next = {name: max(value, self._top.get(name, 0)) + 1 for name, value in last.items()}
 
     def take(self, name: str) -> int | None:
@@ -84,7 +85,7 @@ class Numbers:
         for name, top in self._top.items():
             if not _NAME.match(name):
                 raise ValueError(f"counter name {name!r}")
-            if name == "messages.seq":
+            if name == _SEQ:
                 assert self.sequence is not None
                 literal = self.sequence.replace("'", "''")
                 out.append(f"SELECT setval('{literal}', GREATEST({top}, last_value)) FROM {self.sequence}")

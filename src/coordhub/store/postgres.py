@@ -95,7 +95,7 @@ class PostgresExecutor:
     def start_batch(self, counters: list[Row] | None = None, sequence: list[Row] | None = None) -> None:
         """Forget what a failed batch left held back (its transaction is gone) and count units from 0.
 
-        ``counters`` and ``sequence``: the answers of ``numbers.load_sql()``
+        ``counters`` and ``sequence``: the answers of ``numbers.queries()``
         read with the batch's ``BEGIN`` (a write batch), or None (the batch ended).
         """
         self._held, self._unit, self._drop_release, self._refused = [], -1, False, None
@@ -181,7 +181,7 @@ class PostgresExecutor:
         if not self._in_batch:
             return None
         if not self.numbers.loaded:  # moved by SQL earlier in the batch (counters_moved): read them again
-            counters, sequence = self.many([(sql, ()) for sql in self.numbers.load_sql().split("; ")])
+            counters, sequence = self.many([(sql, ()) for sql in self.numbers.queries()])
             self.numbers.load(counters, sequence)
         return self.numbers.take(name)
 
@@ -251,7 +251,7 @@ class _Connection:
         if not self._begin_sql:
             named = ex.pipe.simple(b"SELECT pg_get_serial_sequence('messages', 'seq') AS name")[0].rows
             ex.numbers.sequence = named[0]["name"] if named else None
-            self._begin_sql = f"{_BEGIN_LOCK_AND_TIME}; {Halts.STANDING}; {ex.numbers.load_sql()}".encode()
+            self._begin_sql = "; ".join([_BEGIN_LOCK_AND_TIME, Halts.STANDING, *ex.numbers.queries()]).encode()
         ex.start_batch()  # a failed batch may have left statements held: its transaction is gone
         # One round trip: BEGIN, the lock, whose answer carries the database's clock (see OffsetClock), the
         # standing halts, which every unit of the batch checks (Halts.batch), and where the counters stand.
