@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from coordhub.clock import ManualClock
 from coordhub.core import leases, messages
 from coordhub.core.hub import Hub, Operation
@@ -159,3 +161,26 @@ def test_the_database_s_own_generator_goes_on_above_the_writer_s_numbers(store: 
 
     assert store.write_sync(plain) == top + 1
     assert _batch(hub, [_send("after")])[0]["seq"] == top + 2
+
+
+@pytest.mark.postgres
+def test_the_commit_s_counter_moves_are_prepared_once(pg_url: str, clock: ManualClock) -> None:
+    """The statements that move the counters with each COMMIT carry their numbers as parameters: after 40
+    batches that took fences and seqs, the writer's connection holds one prepared statement per kind of
+    move, not one per batch (which filled its 512 prepared slots after ~500 batches, so every statement
+    the writer met later was parsed and planned on each use)."""
+    from coordhub.store import open_store
+
+    store = open_store(pg_url)
+    store.open()
+    try:
+        hub = Hub(store, clock)
+        for i in range(40):
+            _batch(hub, [_claim(f"prep/{i}.py"), _send(f"prep-{i}")])
+        pipe = store._writer._conn.executor.pipe  # type: ignore[attr-defined]
+        texts = [sql.decode() for sql, _ in pipe._prepared]
+        moves = [t for t in texts if "GREATEST" in t]
+        assert len(moves) == 2, moves
+        assert len(texts) < 40, texts
+    finally:
+        store.close()

@@ -22,7 +22,6 @@ as a rolled-back ``UPDATE counters`` would have; gaps are possible (a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +30,6 @@ Row = dict[str, Any]
 _SEQ = "messages.seq"
 #: Identity columns numbered by the writer: (table, column) → the counter name used here.
 NUMBERED = {("messages", "seq"): _SEQ}
-_NAME = re.compile(r"^[a-z_][a-z0-9_.]*$")  # counter names written into the COMMIT's statements
 
 
 class Numbers:
@@ -79,18 +77,17 @@ class Numbers:
         """SQL the batch ran moved counters (an archive import): read them again before the next :meth:`take`."""
         self._next = None
 
-    def write_back(self) -> list[str]:
-        """Statements (no parameters) that move each counter the batch used to its highest number, never down."""
-        out = []
+    def write_back(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """Statements (``?`` parameters, so each one's text is the same every batch and is prepared once) that
+        move each counter the batch used to its highest number, never down."""
+        out: list[tuple[str, tuple[Any, ...]]] = []
         for name, top in self._top.items():
-            if not _NAME.match(name):
-                raise ValueError(f"counter name {name!r}")
             if name == _SEQ:
                 assert self.sequence is not None
-                literal = self.sequence.replace("'", "''")
-                out.append(f"SELECT setval('{literal}', GREATEST({top}, last_value)) FROM {self.sequence}")
+                out.append((f"SELECT setval(?::regclass, GREATEST(?::bigint, last_value)) FROM {self.sequence}",
+                            (self.sequence, top)))
             else:
-                out.append(f"UPDATE counters SET value = GREATEST(value, {top}) WHERE name = '{name}'")
+                out.append(("UPDATE counters SET value = GREATEST(value, ?::bigint) WHERE name = ?", (top, name)))
         return out
 
     def reset(self) -> None:

@@ -42,7 +42,8 @@ _WRITER_LOCK = 0x636F6F7264687562
 _MIGRATION_LOCK = _WRITER_LOCK + 1
 _CONNECT_TIMEOUT = 3  # seconds
 # clock_timestamp(), not now(): the time when the lock was granted, not when the transaction began.
-_BEGIN_LOCK_AND_TIME = (f"BEGIN; SELECT pg_advisory_xact_lock({_WRITER_LOCK}), "
+# READ COMMITTED whatever the server's default: each statement after the lock must see what the last batch committed.
+_BEGIN_LOCK_AND_TIME = (f"BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({_WRITER_LOCK}), "
                         "extract(epoch FROM clock_timestamp())::float8 AS db_now")
 
 
@@ -223,14 +224,14 @@ class PostgresExecutor:
         the batch has several units (each in its savepoint), else the error itself.
         The counters the batch took numbers from move with it (:class:`Numbers`).
         """
-        tail = self.numbers.write_back() + tail
+        moves = self.numbers.write_back()
         self._in_batch = False
-        if all(h.sql in (_SAVEPOINT, _RELEASE) for h in self._held):  # bookkeeping only: one simple query
+        if not moves and all(h.sql in (_SAVEPOINT, _RELEASE) for h in self._held):  # bookkeeping only: one query
             text = "".join(f"{h.sql}; " for h in self._held) + "; ".join(tail)
             self._held = []
             self.pipe.simple(text.encode())
             return
-        self._pipeline([(sql, ()) for sql in tail], None if self._unit >= 0 else 0)
+        self._pipeline(moves + [(sql, ()) for sql in tail], None if self._unit >= 0 else 0)
 
 
 class _Connection:
