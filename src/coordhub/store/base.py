@@ -100,6 +100,22 @@ class Executor(Protocol):
         ...
 
 
+def counter_from_database(ex: Executor, counter: str) -> int:
+    """:meth:`Executor.next_value` by the database itself (``UPDATE counters … RETURNING``); ``LookupError``
+    for an unknown counter. What SQLite always does, and PostgreSQL outside a write batch."""
+    row = ex.one("UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value", (counter,))
+    if row is None:
+        raise LookupError(f"no counter {counter!r}")
+    return int(row["value"])
+
+
+def insert_numbered_by_database(ex: Executor, table: str, row: Row, column: str) -> int:
+    """:meth:`Executor.insert_numbered` by the database itself (``INSERT … RETURNING column``)."""
+    got = ex.one(insert_sql(table, row, returning=column), tuple(row.values()))
+    assert got is not None
+    return int(got[column])
+
+
 def insert_sql(table: str, row: Row, *, clause: str = "", returning: str | None = None) -> str:
     """``INSERT INTO table (columns of row) [clause] VALUES (?, …) [RETURNING returning]`` (names are ours)."""
     tail = f" RETURNING {returning}" if returning else ""

@@ -26,7 +26,7 @@ from psycopg.rows import dict_row
 from coordhub.clock import OffsetClock
 from coordhub.errors import Unavailable
 from coordhub.store import announce, migrate
-from coordhub.store.base import Row, insert_sql
+from coordhub.store.base import Row, counter_from_database, insert_numbered_by_database, insert_sql
 from coordhub.store.pgnumbers import NUMBERED, Numbers
 from coordhub.store.pgpipe import Answer, Pipe
 from coordhub.store.ratebuckets import SharedBuckets
@@ -188,20 +188,13 @@ class PostgresExecutor:
 
     def next_value(self, counter: str) -> int:
         n = self._number(counter)
-        if n is not None:
-            return n
-        row = self.one("UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value", (counter,))
-        if row is None:
-            raise LookupError(f"no counter {counter!r}")
-        return int(row["value"])
+        return counter_from_database(self, counter) if n is None else n
 
     def insert_numbered(self, table: str, row: Row, column: str) -> int:
         name = NUMBERED.get((table, column))
         n = self._number(name) if name is not None else None
         if n is None:
-            got = self.one(insert_sql(table, row, returning=column), tuple(row.values()))
-            assert got is not None
-            return int(got[column])
+            return insert_numbered_by_database(self, table, row, column)
         numbered = {**row, column: n}
         self._hold(insert_sql(table, numbered, clause="OVERRIDING SYSTEM VALUE"), tuple(numbered.values()))
         return n

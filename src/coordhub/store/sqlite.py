@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from coordhub.errors import Unavailable
 from coordhub.store import announce, files, migrate
-from coordhub.store.base import Row, insert_sql
+from coordhub.store.base import Row, counter_from_database, insert_numbered_by_database
 from coordhub.store.localannounce import LocalAnnouncer, writer_lock
 from coordhub.store.sqlitebuckets import SQLiteBuckets
 from coordhub.store.threaded import ThreadedStore
@@ -66,15 +66,10 @@ class SQLiteExecutor:
         return None
 
     def next_value(self, counter: str) -> int:
-        row = self.one("UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value", (counter,))
-        if row is None:
-            raise LookupError(f"no counter {counter!r}")
-        return int(row["value"])
+        return counter_from_database(self, counter)
 
     def insert_numbered(self, table: str, row: Row, column: str) -> int:
-        got = self.one(insert_sql(table, row, returning=column), tuple(row.values()))
-        assert got is not None
-        return int(got[column])
+        return insert_numbered_by_database(self, table, row, column)
 
     def counters_moved(self) -> None:
         return None
