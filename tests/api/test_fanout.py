@@ -14,6 +14,7 @@ import httpx2
 
 from coordhub.api import fanout, wire
 from coordhub.api.fanout import Fanout
+from coordhub.bench.sse_receiver import ANCILLARY, SO_TIMESTAMPNS, kernel_time
 from coordhub.core import events
 from coordhub.store.base import Row
 from tests.api.test_events import Subscriber
@@ -283,3 +284,53 @@ def test_one_event_reaches_each_open_wire_once_its_filter_decided_once_per_subsc
             fan.leave(sub)
 
     asyncio.run(run())
+
+
+def _stamped_read(s: socket.socket, until: bytes) -> tuple[bytes, float | None]:
+    """Read ``s`` until ``until`` has arrived; the bytes and the kernel's receive time of the read that ended it."""
+    buf, stamp = b"", None
+    while until not in buf:
+        data, ancillary, _, _ = s.recvmsg(65_536, ANCILLARY)
+        assert data, f"connection closed; got {buf!r}"
+        buf += data
+        stamp = kernel_time(ancillary)
+    return buf, stamp
+
+
+def test_a_sender_is_answered_before_its_event_is_written_to_the_streams(live_hub: LiveHub) -> None:
+    """The writer hands the loop a batch's answers before its events, and the fan-out's pass waits one round
+    of the loop: the send's response leaves the hub before its frame goes to any of the open streams.
+
+    Judged by the kernel's receive times on loopback sockets (the hub writes each one with its own ``write``,
+    so their order is the order the hub wrote them in)."""
+    token = live_hub.token("A/x")
+    streams = []
+    for i in range(20):
+        s = socket.create_connection(("127.0.0.1", live_hub.port), timeout=20)
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        s.sendall(f"GET /api/coord/events?kinds=message. HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {live_hub.token(f'S{i}/x')}\r\n\r\n".encode())
+        _stamped_read(s, b": connected")
+        streams.append(s)
+    sender = socket.create_connection(("127.0.0.1", live_hub.port), timeout=20)
+    sender.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    sender.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        for _ in range(50):  # receive timestamps may start a moment after the first socket asks for them
+            sender.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            if _stamped_read(sender, b"}")[1] is not None:
+                break
+        time.sleep(0.3)  # every stream has gone live and parked
+        body = json.dumps({"subject": "ordered", "body": "x"}).encode()
+        sender.sendall(b"POST /api/coord/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       b"Authorization: Bearer " + token.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+                       + body)
+        answer, answered = _stamped_read(sender, b'"ordered"')
+        assert answer.startswith(b"HTTP/1.1 201")
+        frames = [_stamped_read(s, b'"ordered"') for s in streams]
+        assert answered is not None and all(t is not None for _, t in frames)
+        assert answered < min(t for _, t in frames if t is not None), (answered, sorted(t for _, t in frames))
+    finally:
+        sender.close()
+        for s in streams:
+            s.close()

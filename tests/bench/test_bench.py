@@ -106,6 +106,13 @@ def test_push_with_the_raw_socket_receiver_counts_every_receipt(tmp_path: Path) 
     assert 0 < push["first_receipt_p50_ms"] <= by_receiver["first_receipt_p50_ms"]
     assert set(push["gc"]) == {"longest_ms", "longest_cpu_ms", "pauses", "over_10_ms", "by_generation",
                                "frozen_objects"}
+    # the parts: the POST answered, and first receipt to last (a sweep can't be longer than the slowest receipt)
+    assert 0 < push["send_p50_ms"] and 0 <= push["sweep_p50_ms"] <= push["max_ms"]
+    # the same measure on the ceiling's bare stream, every receipt counted there too, and the latency ratio
+    ceiling = push["ceiling"]
+    assert ceiling["headline"]["ops"] == 12 * ceiling["broadcasts"] and ceiling["missing"] == 0
+    assert ceiling["stream_errors"] == 0 and ceiling["clock"] == "kernel receive time"
+    assert push["ratio_to_ceiling"] == round(ceiling["headline"]["p50_ms"] / push["headline"]["p50_ms"], 2)
 
 
 @pytest.mark.timeout(180)

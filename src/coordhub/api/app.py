@@ -176,7 +176,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bus = await hub.start_bus(ring_bytes=limits.event_ring_bytes)
         bus.listeners.append(app.state.auth.revocations)  # revocations through any hub end cached tokens
-        bus.listeners.append(app.state.fanout.publish)  # live SSE streams, one pass per publish
+        bus.listeners.append(app.state.fanout.publish_soon)  # live SSE streams, one pass per publish
         hub.lag_observer = measured.observe_lag
         hub.store.set_batch_observer(measured.observe_batch)
         app.state.up_since = hub.clock.now()  # the reconciler counts the hub's own downtime for no host

@@ -258,8 +258,23 @@ class Fanout:
             self._timer.cancel()
             self._timer = None
 
+    def publish_soon(self, rows: list[Row]) -> None:
+        """Event-bus listener: :meth:`publish` these rows once the loop has run what it already holds.
+
+        The writer hands the loop a batch's answers before its events
+        (:meth:`coordhub.store.writer.BatchWriter._run_batch`), and the
+        answers' handlers resume in the loop's next round; deferring the
+        pass to that round lets them write their responses first, so a
+        sender waits for its commit, not for its event to reach every
+        stream (about 14 ms at 1,000 streams). Passes keep the publishes'
+        order (the loop runs callbacks first in, first out), and a stream
+        that caught up meanwhile by reading the ring has ``queued`` past
+        these ids already, so the pass skips it: nothing twice.
+        """
+        asyncio.get_running_loop().call_soon(self.publish, rows)
+
     def publish(self, rows: list[Row]) -> None:
-        """Event-bus listener: offer a publish's new rows to every subscriber, in one loop.
+        """Offer a publish's new rows to every subscriber, in one loop.
 
         The common case, one new event and a subscriber parked on an open
         wire with nothing queued, is decided here without a call per

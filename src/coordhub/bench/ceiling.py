@@ -3,14 +3,19 @@
 Same FastAPI and uvicorn, same request models (so the same validation work),
 same paths and response shapes; state lives in dicts. ``/mcp`` is the same MCP
 SDK server the hub mounts (stateless, JSON responses) with the two tools the
-``mcp`` scenario calls, answered from the same dicts. Whatever the hub does
-beyond this — authentication, the store, idempotency, events, fsync — is what
-a ratio "hub ÷ ceiling" measures. Run: ``python -m coordhub.bench.ceiling PORT``.
+``mcp`` scenario calls, answered from the same dicts. ``GET /api/coord/events``
+is a bare SSE stream (no filters, no cursor, no catch-up) and a send writes its
+frame to every open stream before it answers, one ASGI ``send`` after another:
+the plainest fan-out the stack allows, the push scenario's ceiling. Whatever
+the hub does beyond this — authentication, the store, idempotency, events,
+fsync — is what a ratio "hub ÷ ceiling" measures. Run: ``python -m
+coordhub.bench.ceiling PORT``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import time
 import uuid
@@ -19,6 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from coordhub.api.conversation_schemas import ProfileSet, TurnSend
 from coordhub.api.schemas import LockClaim, MessageSend
@@ -71,9 +77,20 @@ def create_app() -> FastAPI:
         inbox.setdefault(to_session or "*", []).append(msg)
         return msg
 
+    streams = _mount_events(app)
+
     @app.post("/api/coord/messages", status_code=201)
     async def send(body: MessageSend, request: Request) -> JSONResponse:
         msg = remember(request.headers.get("authorization", ""), body.to_session, body.subject, body.body)
+        if streams:
+            event = {"id": msg["seq"], "kind": "message.sent", "payload": msg}
+            frame = f"id: {msg['seq']}\nevent: message.sent\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+            chunk = {"type": "http.response.body", "body": frame.encode(), "more_body": True}
+            for out in list(streams):
+                try:
+                    await out(chunk)
+                except OSError:  # that stream's client is gone; its own task ends it
+                    streams.discard(out)
         return JSONResponse(msg, status_code=201)
 
     @app.get("/api/coord/messages")
@@ -99,6 +116,29 @@ def create_app() -> FastAPI:
 
     _mount_mcp(app, leases, remember)
     return app
+
+
+def _mount_events(app: FastAPI) -> set[Send]:
+    """``GET /api/coord/events`` as a bare SSE stream: headers and ``: connected``, then whatever a send writes
+    to it (every event, unfiltered) until the client goes. Returns the live streams' ASGI ``send`` callables."""
+    from starlette.routing import Route
+
+    streams: set[Send] = set()
+
+    class Events:
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+            await send({"type": "http.response.body", "body": b": connected\n\n", "more_body": True})
+            streams.add(send)
+            try:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+            finally:
+                streams.discard(send)
+
+    app.router.routes.insert(0, Route("/api/coord/events", endpoint=Events(), methods=["GET"]))
+    return streams
 
 
 def _mount_mcp(app: FastAPI, leases: dict[str, dict[str, Any]],

@@ -13,6 +13,15 @@ own clock, when its single process got round to each socket, are under
 times); their difference is the receiver's delay, not the hub's. Where the
 kernel gives no receive times (not Linux), the headline falls back to the
 receiver's clock and ``clock`` says so.
+
+Two parts of the latency are reported apart: ``send_p50_ms``, the
+broadcast's POST round trip (the write, durable, before the fan-out is
+counted on), and ``sweep_p50_ms``, from a broadcast's first receipt to its
+last (one pass over every subscriber's socket). Run against the ceiling
+(:mod:`coordhub.bench.ceiling`, a bare stream and a send that writes to every
+stream in turn) the same figures say what the stack itself costs on this
+machine: an event loop that slept for ``interval`` seconds answers its first
+request slower than a busy one, on some virtual machines by milliseconds.
 """
 
 from __future__ import annotations
@@ -45,12 +54,14 @@ async def push_raw(ctx: Context, subscribers: int = 1000, sends: int = 30, inter
         rss_open = ctx.target.rss_mib()
         cpu0 = ctx.target.cpu_seconds()
         sent: dict[str, float] = {}
+        answered: list[float] = []  # each broadcast's POST round trip (ms)
         async with httpx2.AsyncClient(base_url=ctx.target.url, timeout=60.0,
                                       headers={"Authorization": f"Bearer {tokens[0][1]}"}) as c:
             for i in range(sends):
                 subject = f"push-{ctx.run_id}-{i}"
                 sent[subject] = time.monotonic()
                 r = await c.post("/api/coord/messages", json={"subject": subject, "body": "x"})
+                answered.append((time.monotonic() - sent[subject]) * 1000)
                 r.raise_for_status()
                 ctx.tick((i + 1) / sends)
                 await asyncio.sleep(interval)
@@ -73,6 +84,7 @@ async def push_raw(ctx: Context, subscribers: int = 1000, sends: int = 30, inter
     return {"headline": summary, "clock": "kernel receive time" if by_kernel else "receiver",
             "subscribers": subscribers, "broadcasts": sends, "hubs": 1, "receiver": "raw",
             "first_receipt_p50_ms": _p((kernel if by_kernel else user)["firsts"], 50),
+            "sweep_p50_ms": _p((kernel if by_kernel else user)["sweeps"], 50), "send_p50_ms": _p(sorted(answered), 50),
             "hub_cpu_s": None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 2), "driver_cpu_s": None,
             "seconds": round(sends * interval + 2.0, 1), "missing": missing,
             "max_ms": round(lat[-1], 2) if lat else None, "mean_ms": round(sum(lat) / len(lat), 2) if lat else None,
@@ -81,11 +93,13 @@ async def push_raw(ctx: Context, subscribers: int = 1000, sends: int = 30, inter
 
 
 def latencies(receipts: Mapping[str, Sequence[float | None]], sent: Mapping[str, float]) -> dict[str, list[float]]:
-    """Milliseconds from each broadcast's send to each of its receipts (``all``, sorted) and to its first receipt of
-    all (``firsts``, sorted), from ``{subject: [monotonic seconds or None, …]}``; subjects not sent and None times
+    """Milliseconds from each broadcast's send to each of its receipts (``all``, sorted), to its first receipt of
+    all (``firsts``, sorted), and from its first receipt to its last (``sweeps``, sorted: how long the fan-out took
+    to reach every subscriber), from ``{subject: [monotonic seconds or None, …]}``; subjects not sent and None times
     are left out."""
     every: list[float] = []
     firsts: list[float] = []
+    sweeps: list[float] = []
     for subject, times in receipts.items():
         if subject not in sent:
             continue
@@ -93,7 +107,8 @@ def latencies(receipts: Mapping[str, Sequence[float | None]], sent: Mapping[str,
         every.extend(known)
         if known:
             firsts.append(min(known))
-    return {"all": sorted(every), "firsts": sorted(firsts)}
+            sweeps.append(max(known) - min(known))
+    return {"all": sorted(every), "firsts": sorted(firsts), "sweeps": sorted(sweeps)}
 
 
 def _summary(lat: dict[str, list[float]]) -> dict[str, float | None]:

@@ -160,6 +160,11 @@ def _details(r: dict[str, Any]) -> list[str]:
     if "rss_mib_all_open" in r:  # push
         out.append(f"RSS with every stream open {r['rss_mib_all_open']} MiB; missing receipts {r['missing']}; "
                    f"first receipt of a broadcast p50 {r['first_receipt_p50_ms']} ms, max {r['max_ms']} ms")
+        for who, x in (("hub", r), ("ceiling", r.get("ceiling"))):
+            if x and x.get("sweep_p50_ms") is not None:
+                out.append(f"{who}: send answered p50 {x['send_p50_ms']} ms; first receipt p50 "
+                           f"{x['first_receipt_p50_ms']} ms; first to last receipt p50 {x['sweep_p50_ms']} ms"
+                           + (f"; receipts {_lat(x['headline'])}" if who == "ceiling" else ""))
     if r.get("lost_messages") is not None:
         out.append(f"lost messages {r['lost_messages']}; read but never acked {r.get('read_unacked')}")
     if r.get("gc"):  # the hub's garbage-collection pauses (coord_gc_pause_seconds)
