@@ -308,8 +308,10 @@ def _ratio(result: dict[str, Any]) -> float | None:
     is "as fast as the stack allows" and lower is slower."""
     hub, ceiling = result["headline"], result["ceiling"]["headline"]
     if hub["ops_per_s"] is None:
-        return None if not hub["p50_ms"] or ceiling["p50_ms"] is None else round(ceiling["p50_ms"] / hub["p50_ms"], 2)
-    return round(hub["ops_per_s"] / max(ceiling["ops_per_s"], 0.001), 2)
+        if not hub["p50_ms"] or ceiling["p50_ms"] is None:
+            return None
+        return round(float(ceiling["p50_ms"] / hub["p50_ms"]), 2)
+    return round(float(hub["ops_per_s"] / max(ceiling["ops_per_s"], 0.001)), 2)
 
 
 def _ceiling(name: str, o: Options, clients: int, duration: float, tick: Tick) -> dict[str, Any]:
