@@ -298,8 +298,8 @@ def _stamped_read(s: socket.socket, until: bytes) -> tuple[bytes, float | None]:
 
 
 def test_a_sender_is_answered_before_its_event_is_written_to_the_streams(live_hub: LiveHub) -> None:
-    """The writer hands the loop a batch's answers before its events, and the fan-out's pass waits one round
-    of the loop: the send's response leaves the hub before its frame goes to any of the open streams.
+    """The fan-out's pass is queued two hops after the batch's events, behind the handlers its answers resume:
+    the send's response leaves the hub before its frame goes to any of the open streams.
 
     Judged by the kernel's receive times on loopback sockets (the hub writes each one with its own ``write``,
     so their order is the order the hub wrote them in)."""

@@ -259,19 +259,23 @@ class Fanout:
             self._timer = None
 
     def publish_soon(self, rows: list[Row]) -> None:
-        """Event-bus listener: :meth:`publish` these rows once the loop has run what it already holds.
+        """Event-bus listener: :meth:`publish` these rows once the batch's answers are written.
 
-        The writer hands the loop a batch's answers before its events
-        (:meth:`coordhub.store.writer.BatchWriter._run_batch`), and the
-        answers' handlers resume in the loop's next round; deferring the
-        pass to that round lets them write their responses first, so a
-        sender waits for its commit, not for its event to reach every
-        stream (about 14 ms at 1,000 streams). Passes keep the publishes'
-        order (the loop runs callbacks first in, first out), and a stream
-        that caught up meanwhile by reading the ring has ``queued`` past
-        these ids already, so the pass skips it: nothing twice.
+        The writer queues a batch's events on the loop just before its
+        answers (so that revocations, applied by another bus listener, take
+        effect before any answer of the batch is written); resolving the
+        answers then queues the handlers' resumptions. The pass is queued
+        two hops later (a callback that queues it), so it runs after those
+        handlers have written their responses: a sender waits for its
+        commit, not for its event to reach every stream (about 14 ms at
+        1,000 streams). Should the two arrive in different rounds of the loop,
+        the pass would only run first, as it always did. Passes keep the
+        publishes' order (the loop runs callbacks first in, first out), and
+        a stream that caught up meanwhile by reading the ring has ``queued``
+        past these ids already, so the pass skips it: nothing twice.
         """
-        asyncio.get_running_loop().call_soon(self.publish, rows)
+        loop = asyncio.get_running_loop()
+        loop.call_soon(loop.call_soon, self.publish, rows)
 
     def publish(self, rows: list[Row]) -> None:
         """Offer a publish's new rows to every subscriber, in one loop.

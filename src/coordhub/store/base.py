@@ -176,11 +176,9 @@ class Store(abc.ABC):
                          before: Callable[[Any], None] | None = None) -> None:
         """Call ``listener(tx)`` in the writer after every successful commit (None removes it).
 
-        It runs outside any transaction, on the writer's connection, just after
-        the committed units' answers are handed over: an event loop gets the
-        answers before anything the listener passes it with
-        ``call_soon_threadsafe``, and a caller on a thread may already be
-        running. It must be quick and must not write. Its exceptions are logged and otherwise ignored. ``before(tx)``,
+        It runs outside any transaction, on the writer's connection, before the
+        committed units' callers are answered; it must be quick and must not
+        write. Its exceptions are logged and otherwise ignored. ``before(tx)``,
         if given, runs in each batch's transaction after its units, just before
         the COMMIT: a read it queues with ``Executor.expect`` (sees the batch's
         own writes) travels with the COMMIT on PostgreSQL, so ``listener`` need

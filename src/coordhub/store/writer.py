@@ -196,7 +196,6 @@ class BatchWriter:
 
     def _run_batch(self, batch: list[tuple[Callable[[Any], Any], Reply]]) -> None:
         lost: dict[int, BaseException] = {}  # units that failed after they ended (UnitLost), by batch position
-        committed = False
         while True:
             running = [i for i in range(len(batch)) if i not in lost]
             if not running:
@@ -204,7 +203,6 @@ class BatchWriter:
                 break
             try:
                 results = self._attempt([batch[i][0] for i in running])
-                committed = True
             except UnitLost as failure:  # run the batch again without that unit
                 self._tx.halts.batch(False)
                 self._rollback()
@@ -234,10 +232,6 @@ class BatchWriter:
                 loop.call_soon_threadsafe(_settle, items)
             except RuntimeError:  # that loop is closed: nobody is waiting any more
                 pass
-        if committed:
-            # after the answers are queued: a loop runs the batch's answers before what this hands it (the
-            # events' fan-out), so a sender is not kept waiting while its event is written to every stream
-            self._notify_commit()
 
     def _attempt(self, units: list[Callable[[Any], Any]]) -> list[tuple[Any, BaseException | None]]:
         """Run ``units`` in one transaction and commit; return each one's (result, failure)."""
@@ -251,6 +245,7 @@ class BatchWriter:
         self._tx.halts.batch(False)
         conn.commit()
         self._observe(len(units), time.perf_counter() - committing)
+        self._notify_commit()
         return results
 
     def _rollback(self) -> None:
