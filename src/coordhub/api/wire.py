@@ -149,10 +149,9 @@ class _Held:
         self._parts.append(data)
 
     def release(self) -> Any:
-        """Write what was kept (one write; nothing once the connection is closing) and return the real transport."""
+        """Write what was kept (one write) and return the real transport."""
         if self._parts:
-            if not self.real.is_closing():
-                self.real.write(b"".join(self._parts))
+            self.real.write(b"".join(self._parts))
             self._parts = []
         return self.real
 
