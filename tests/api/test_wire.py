@@ -8,10 +8,8 @@ make the hub buffer more than flow control allows.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import logging
 import socket
 import threading
 import time
@@ -252,66 +250,3 @@ def test_streams_leave_no_reference_cycles_behind(tmp_path: Path) -> None:
         finally:
             gc.enable()
     assert garbage < 100, f"{garbage} objects in reference cycles after 20 streams"
-
-
-class _Recording:
-    """A transport that keeps what is written to it."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(bytes(data))
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-
-def _cycle(transport: _Recording) -> Any:
-    """uvicorn's own request-response cycle for one GET, writing to ``transport``."""
-    from uvicorn.protocols.http.flow_control import FlowControl
-
-    assert wire.CYCLE is not None
-    scope = {"type": "http", "method": "GET", "path": "/", "raw_path": b"/", "query_string": b"", "headers": [],
-             "http_version": "1.1", "scheme": "http", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
-    log = logging.getLogger("tests.wire")
-    return wire.CYCLE(scope, transport, FlowControl(transport), log, log, False, [], asyncio.Event(), False,
-                      True, lambda: None)
-
-
-def test_a_sized_answer_leaves_in_one_write_and_a_stream_s_head_at_once() -> None:
-    async def run() -> None:
-        sized = _Recording()
-        cycle = _cycle(sized)
-        send = wire.coalescing(cycle.send)
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
-        assert sized.writes == []  # the head waits for the body
-        await send({"type": "http.response.body", "body": b"ok"})
-        assert len(sized.writes) == 1 and sized.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
-        assert sized.writes[0].endswith(b"\r\n\r\nok") and cycle.transport is sized and cycle.response_complete
-
-        stream = _Recording()
-        cycle = _cycle(stream)
-        send = wire.coalescing(cycle.send)
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
-        assert len(stream.writes) == 1 and b"transfer-encoding: chunked" in stream.writes[0]
-        await send({"type": "http.response.body", "body": b": connected\n\n", "more_body": True})
-        assert stream.writes[1] == wire.chunk(b": connected\n\n") and cycle.transport is stream
-
-        failed = _Recording()
-        cycle = _cycle(failed)
-        send = wire.coalescing(cycle.send)
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
-        cycle.transport.close()  # what uvicorn does when the app fails after starting its answer
-        assert failed.closed and len(failed.writes) == 1 and failed.writes[0].startswith(b"HTTP/1.1 200")
-
-        async def other(message: Any) -> None:
-            pass
-
-        assert wire.coalescing(other) is other  # not uvicorn's send: unchanged
-
-    asyncio.run(run())
