@@ -45,7 +45,7 @@ from coordhub.api.hotpath import HotRoutes, error_answer
 from coordhub.api.limits import BodyRefused, Disconnected, read_body, replay
 from coordhub.api.metrics import HubMetrics
 from coordhub.api.query import without_empty_values
-from coordhub.api.wire import SERVER_SEND, coalescing
+from coordhub.api.wire import SERVER_SEND
 from coordhub.jsonlog import CURRENT_SCOPE
 
 
@@ -86,7 +86,7 @@ class Door:
             return
         scope[SERVER_SEND] = send
         try:
-            await self._http(scope, receive, coalescing(send))
+            await self._http(scope, receive, send)
         finally:
             # uvicorn's cycle holds the scope: kept in it, its send would make every request a reference
             # cycle, freed only by the garbage collector (measured: ~15 objects of cyclic garbage a request)

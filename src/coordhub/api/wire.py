@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from starlette.types import Message, Scope, Send
+from starlette.types import Scope
 
 CYCLE: type[Any] | None  # uvicorn's httptools request-response cycle, the one server send a wire knows
 try:
@@ -89,74 +89,3 @@ class Wire:
 def chunk(data: bytes) -> bytes:
     """``data`` framed as one HTTP/1.1 chunk (RFC 9112 §7.1: size in hex, CRLF, data, CRLF), as uvicorn frames it."""
     return b"%x\r\n%b\r\n" % (len(data), data)
-
-
-def coalescing(send: Send) -> Send:
-    """``send``, with a sized response's head and body written to the transport in one ``write``.
-
-    uvicorn's httptools ``send`` writes a response's status line and headers
-    on ``http.response.start`` and its body on ``http.response.body``: two
-    writes, each a system call (the transport writes at once when its buffer
-    is empty) and a TCP segment (``TCP_NODELAY``). For a response with a
-    ``Content-Length`` (every JSON answer) the head is held back in a
-    :class:`_Held` transport until the body comes, then both go in one write
-    (py-spy: the two writes were 18 % of the loop's time under a send load,
-    the first 12 %). Chunked responses (event streams) are not touched: their
-    head goes out at once, as their wire (:func:`of`) expects. Any other
-    server's ``send`` is returned unchanged.
-    """
-    cycle = getattr(send, "__self__", None)
-    if CYCLE is None or not isinstance(cycle, CYCLE):
-        return send
-
-    async def coalesced(message: Message) -> None:
-        kind = message["type"]
-        if kind == "http.response.start" and not cycle.response_started and _sized(message):
-            cycle.transport = _Held(cycle.transport)
-            try:
-                await send(message)
-            except BaseException:
-                cycle.transport = cycle.transport.release()
-                raise
-            return
-        held = cycle.transport
-        if kind == "http.response.body" and isinstance(held, _Held):
-            try:
-                await send(message)
-            finally:
-                cycle.transport = held.release()
-            return
-        await send(message)
-
-    return coalesced
-
-
-def _sized(start: Message) -> bool:
-    return any(name.lower() == b"content-length" for name, _ in start.get("headers", ()))
-
-
-class _Held:
-    """A transport standing in for the real one between a response's head and its body: writes are kept, and
-    :meth:`release` writes them as one; ``close`` writes them first. Anything else goes to the real transport."""
-
-    __slots__ = ("real", "_parts")
-
-    def __init__(self, real: Any) -> None:
-        self.real = real
-        self._parts: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self._parts.append(data)
-
-    def release(self) -> Any:
-        """Write what was kept (one write) and return the real transport."""
-        if self._parts:
-            self.real.write(b"".join(self._parts))
-            self._parts = []
-        return self.real
-
-    def close(self) -> None:
-        self.release().close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
