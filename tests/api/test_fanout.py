@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import threading
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx2
+import pytest
 
 from coordhub.api import fanout, wire
 from coordhub.api.fanout import Fanout
@@ -334,3 +336,21 @@ def test_a_sender_is_answered_before_its_event_is_written_to_the_streams(live_hu
         sender.close()
         for s in streams:
             s.close()
+
+
+def test_a_failing_deferred_pass_is_logged_as_a_bus_listener_failure(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(row: Row) -> bytes:
+        raise RuntimeError("render failed")
+
+    async def run() -> None:
+        fan = Fanout(broken, 15.0)
+        sub = fan.join(lambda r: True, 0)
+        sub.go_live()
+        fan.publish_soon([_row(1)])
+        for _ in range(3):  # the pass runs two hops later
+            await asyncio.sleep(0)
+        fan.leave(sub)
+
+    with caplog.at_level(logging.ERROR, logger="coordhub.bus"):
+        asyncio.run(run())
+    assert [r.getMessage() for r in caplog.records if r.name == "coordhub.bus"] == ["event bus listener failed"]

@@ -47,6 +47,7 @@ the transport or to ``send``; frames a backed-up wire refused stay queued.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterator
 
@@ -55,6 +56,8 @@ from starlette.types import Send
 from coordhub.api import eager, wire
 from coordhub.core import events
 from coordhub.store.base import Row
+
+log = logging.getLogger("coordhub.bus")
 
 LIVE_FRAMES = 1000  # frames queued for one live subscriber before it drops to catch-up
 LIVE_BYTES = 1024 * 1024  # bytes of frames queued for one live subscriber before it drops to catch-up
@@ -275,7 +278,13 @@ class Fanout:
         past these ids already, so the pass skips it: nothing twice.
         """
         loop = asyncio.get_running_loop()
-        loop.call_soon(loop.call_soon, self.publish, rows)
+        loop.call_soon(loop.call_soon, self._publish_logged, rows)
+
+    def _publish_logged(self, rows: list[Row]) -> None:
+        try:
+            self.publish(rows)
+        except Exception:  # as the bus logs a listener's failure when it runs it itself
+            log.exception("event bus listener failed")
 
     def publish(self, rows: list[Row]) -> None:
         """Offer a publish's new rows to every subscriber, in one loop.
