@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from coordhub.clock import ManualClock
-from coordhub.core import leases, messages
+from coordhub.core import leases, messages, presence
 from coordhub.core.hub import Hub, Operation
 from coordhub.core.identity import Actor
 from coordhub.errors import CoordError, Invalid, Paused
@@ -24,12 +24,18 @@ from coordhub.store.tx import Tx
 A, B, C = Actor("A/main"), Actor("B/main"), Actor("C/main")
 
 
-def _batch(hub: Hub, calls: list[tuple[Actor, Operation]]) -> list[Any]:
-    """Run ``calls`` as mutations in one write batch; each one's body, or its exception's class name."""
+def _batch(hub: Hub, calls: list[tuple[Actor, Operation]], addresses: list[tuple[str, ...]] | None = None) -> list[Any]:
+    """Run ``calls`` as mutations in one write batch; each one's body, or its exception's class name.
+
+    ``addresses``: what each call names for reading ahead (``Hub.mutate``'s argument), by position.
+    """
+    named = addresses or [()] * len(calls)
+
     async def run() -> list[Any]:
         gate = threading.Event()
         held = hub.store.submit_write(lambda tx: gate.wait(10))  # the next units queue behind it: one batch
-        tasks = [asyncio.ensure_future(hub.mutate(actor, op)) for actor, op in calls]
+        tasks = [asyncio.ensure_future(hub.mutate(actor, op, addresses=names))
+                 for (actor, op), names in zip(calls, named, strict=True)]
         await asyncio.sleep(0)  # each task has queued its unit
         gate.set()
         await asyncio.wrap_future(held)
@@ -121,3 +127,74 @@ def test_fences_seqs_and_event_ids_follow_commit_order_through_failing_units(sto
     assert seqs == sorted(seqs) and len(seqs) == 6
     assert [e["id"] for e in events] == sorted(e["id"] for e in events)
     assert not any(e["payload"].get("resource") == "lost.py" for e in events)
+
+
+def test_a_send_that_names_its_recipient_sees_what_the_batch_did_to_it_first(store: Store,
+                                                                            clock: ManualClock) -> None:
+    """On PostgreSQL a send's recipient is read with the batch's BEGIN (``ReadsAhead``); earlier units of the
+    same batch change that row before the send looks: the recipient acts for the first time (its own upsert,
+    on a row addressed before or on none), acts and is rolled back, or registers a new incarnation (another
+    write to ``sessions``). Each send answers as it would alone after them, and as SQLite answers."""
+    hub = Hub(store, clock)
+    g, h, i = Actor("G/main"), Actor("H/main"), Actor("I/main")
+    for who in (g, i):  # addressed, never seen: rows with no known_since
+        hub.mutate_sync(A, lambda tx, now, who=who: messages.send(tx, A, to_session=who.session_id, subject="hi",
+                                                                  body="", now=now))
+    hub.mutate_sync(h, lambda tx, now: presence.register(tx, h, now=now))
+
+    def to(who: str) -> Operation:
+        return lambda tx, now: messages.send(tx, A, to_session=who, subject="s", body="b", now=now)
+
+    def fails(tx: Tx, now: float) -> None:
+        raise Invalid("after acting")
+
+    k = Actor("K/main")  # never seen before
+
+    def case(*calls: tuple[Actor, Operation, str | None]) -> list[Any]:  # one batch, its rows read afresh
+        return _batch(hub, [(who, op) for who, op, _ in calls], [(n,) if n else () for _, _, n in calls])
+
+    first, acted, known = case((A, to("g/MAIN"), "g/MAIN"), (g, lambda tx, now: None, None),
+                               (A, to("g/MAIN"), "g/MAIN"))  # G acts in between: known from then on
+    assert (first["recipient_known"], known["recipient_known"], known["to_session"]) == (False, True, "G/main")
+    refused, after = case((i, fails, None), (A, to("I/main"), "I/main"))  # I acted, and that was rolled back
+    assert (refused, after["recipient_known"]) == ("Invalid", False)
+    _, created = case((k, lambda tx, now: None, None), (A, to("k/MAIN"), "k/MAIN"))  # K's first act creates it
+    assert (created["recipient_known"], created["to_session"]) == (True, "K/main")
+    _, second = case((h, lambda tx, now: presence.register(tx, h, now=now), None), (A, to("H/main"), "H/main"))
+    assert second["to_incarnation"] == 2
+    new, again = case((A, to("J/new"), "J/new"), (A, to("j/NEW"), "j/NEW"))  # the first addresses it
+    assert [m["recipient_known"] for m in (new, again)] == [False, False]
+    assert [m["to_session"] for m in (new, again)] == ["J/new", "J/new"]
+
+
+def test_refusals_found_after_their_units_ended_cost_the_batch_one_more_run(store: Store,
+                                                                           clock: ManualClock) -> None:
+    """On PostgreSQL a unit's sender check may be answered after the unit ended (here each with the next
+    unit's read); the refused units are lost and the batch runs again without them, settling each check at its
+    unit's end: however many are refused, another unit of the batch runs at most twice (once on SQLite), and
+    only the refused fail."""
+    hub = Hub(store, clock)
+    hub.mutate_sync(A, lambda tx, now: tx.sessions.pause(A.session_id, "*", now))
+    hub.mutate_sync(C, lambda tx, now: None)  # known: a send to C reads nothing more (no close matches)
+    runs = [0]
+
+    def counted(tx: Tx, now: float) -> Any:
+        runs[0] += 1
+        return messages.send(tx, B, to_session=C.session_id, subject="from B", body="b", now=now)
+
+    def from_a(tx: Tx, now: float) -> Any:
+        return messages.send(tx, A, to_session=C.session_id, subject="from A", body="b", now=now)
+
+    def again(tx: Tx, now: float) -> Any:  # a read first: a round trip, which the checks waiting travel with
+        tx.meta.get("anything")
+        return messages.send(tx, B, to_session=C.session_id, subject="again", body="b", now=now)
+
+    calls: list[tuple[Actor, Operation]] = [(B, counted)]
+    for _ in range(5):
+        calls += [(A, from_a), (B, again)]
+    got = _batch(hub, calls, addresses=[(C.session_id,)] * len(calls))
+    assert got[0]["subject"] == "from B" and got[1::2] == ["Paused"] * 5
+    assert [g["subject"] for g in got[2::2]] == ["again"] * 5
+    assert runs[0] == (2 if store.name == "postgresql" else 1), runs
+    sent = [e["payload"]["subject"] for e in _events(store) if e["kind"] == "message.sent"]
+    assert sent == ["from B"] + ["again"] * 5

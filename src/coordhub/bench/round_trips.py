@@ -84,7 +84,7 @@ async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
         return leases.release(tx, SENDER, held.pop(), now)
 
     async def one(op: Callable[[Any, float], Any]) -> None:
-        out = await hub.mutate(SENDER, op)
+        out = await hub.mutate(SENDER, op, addresses=(RECIPIENT.session_id,) if op is send else ())
         if op is claim:
             held.append(out.body["id"])
 

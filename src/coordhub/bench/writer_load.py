@@ -44,7 +44,8 @@ async def run(url: str, case: str, units: int, tasks: int = 64) -> dict[str, Any
 
     async def send() -> None:
         await hub.mutate(SENDER, lambda tx, now: messages.send(tx, SENDER, to_session=RECIPIENT.session_id,
-                                                               subject="s", body="b", now=now))
+                                                               subject="s", body="b", now=now),
+                         addresses=(RECIPIENT.session_id,))  # as the send route names its recipient
 
     async def cycle() -> None:
         name = f"f{next(names)}"

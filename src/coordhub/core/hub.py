@@ -26,7 +26,7 @@ first one (``Executor.expect``), and the checks run before its answer is used.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from coordhub.clock import Clock, SystemClock
@@ -36,7 +36,7 @@ from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
 from coordhub.core.retention import StreamCursors
 from coordhub.errors import Conflict
-from coordhub.store.base import Row, Store
+from coordhub.store.base import ReadsAhead, Row, Store
 from coordhub.store.tx import Tx
 
 T = TypeVar("T")
@@ -199,8 +199,13 @@ class Hub:
         return unit
 
     async def mutate(self, actor: Actor, op: Operation, *, status: int = 200,
-                     idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None) -> Outcome:
+                     idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None,
+                     addresses: Sequence[str | None] = ()) -> Outcome:
         """Run a mutation as ``actor``; return its :class:`Outcome`.
+
+        ``addresses``: session ids (as the request spells them; None ignored)
+        the operation will look up, such as a send's recipient; the store may
+        read them ahead (:class:`~coordhub.store.base.ReadsAhead`).
 
         Raises the ``CoordError`` the operation raised (nothing of it is
         kept), ``Halted`` while a halt covers the actor and ``Paused`` while
@@ -208,7 +213,9 @@ class Hub:
         falls under), ``IdempotencyKeyReused`` for a key
         reused with another request, ``Unavailable`` when the database is down.
         """
-        return await self.store.write(self._unit(actor, op, status, idem, during_halt))
+        unit = self._unit(actor, op, status, idem, during_halt)
+        named = tuple(a for a in addresses if a is not None)
+        return await self.store.write(ReadsAhead(unit, named) if named else unit)
 
     def mutate_sync(self, actor: Actor, op: Operation, *, status: int = 200,
                     idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None) -> Outcome:

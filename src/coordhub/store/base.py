@@ -67,17 +67,31 @@ class Executor(Protocol):
     def expect(self, sql: str, params: tuple[Any, ...], check: Callable[[list[Row]], None]) -> None:
         """Run a query and hand its rows (an empty list when there are none) to ``check``.
 
-        A backend may hold the query back and send it with the unit's next
+        A backend may hold the query back and send it with the next
         statement; ``check`` then runs when that round trip returns, before the
         next statement's answer is used, and an exception it raises wins over
         anything later in the unit (the writer settles a check still waiting
-        when the unit ends or fails: :meth:`settle`). What the unit did in the
-        meantime is rolled back with it, so the outcome is as if ``check`` ran here.
+        when the unit fails: :meth:`settle`). A check still waiting when the
+        unit ends may run with a later unit's round trip or the batch's commit
+        (:meth:`finish_unit`); if it raises then, the unit is lost
+        (:class:`~coordhub.store.writer.UnitLost`) and fails with its exception.
+        What the unit did in the meantime is rolled back with it either way, so
+        the outcome is as if ``check`` ran here.
         """
         ...
 
     def settle(self) -> None:
         """Run every :meth:`expect` check still waiting (sending what is held back); a no-op when none waits."""
+        ...
+
+    def finish_unit(self) -> None:
+        """The running unit ended without error; its checks may keep waiting (see :meth:`expect`).
+
+        PostgreSQL sends them with the next round trip, so units that only
+        write share one (issue 15: a round trip per unit capped the writer);
+        statements given after this and before the next unit (the batch's
+        ``before`` hook) belong to the batch, and their failure loses it whole.
+        """
         ...
 
     def next_value(self, counter: str) -> int:
@@ -98,6 +112,32 @@ class Executor(Protocol):
         """SQL of the running unit moved counters or id generators itself (an archive import): numbers
         handed out after this come from where the database now stands."""
         ...
+
+    def session_ahead(self, spelling: str) -> tuple[bool, Row | None]:
+        """``(True, row)`` when the batch read the ``sessions`` row under ``spelling`` ahead (``row`` None: there
+        is none) and it is still current; ``(False, None)`` when the caller must ask (see :class:`ReadsAhead`)."""
+        ...
+
+
+class ReadsAhead:
+    """A unit of work (called as ``fn(tx)``) with the session ids it will look up (``Sessions.by_key``).
+
+    A backend whose every read is a network round trip (PostgreSQL) reads
+    those rows with its batch's ``BEGIN`` and answers the lookups from them,
+    so a send to a known recipient waits for no answer of its own (issue 15).
+    Each row read ahead follows the batch's own writes to ``sessions``: the
+    sender's upsert (``tables.sessions.ACT``) is applied to it, any other write
+    to the table, or a unit rolled back, drops every row (they are asked again).
+    """
+
+    __slots__ = ("fn", "sessions")
+
+    def __init__(self, fn: Callable[[Any], Any], sessions: tuple[str, ...]) -> None:
+        self.fn = fn
+        self.sessions = sessions
+
+    def __call__(self, tx: Any) -> Any:
+        return self.fn(tx)
 
 
 def counter_from_database(ex: Executor, counter: str) -> int:

@@ -21,12 +21,14 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import dict_row
 
 from coordhub.clock import OffsetClock
 from coordhub.errors import Unavailable
 from coordhub.store import announce, migrate
 from coordhub.store.base import Row, counter_from_database, insert_numbered_by_database, insert_sql
+from coordhub.store.pgahead import SessionsAhead
 from coordhub.store.pgnumbers import NUMBERED, Numbers
 from coordhub.store.pgpipe import Answer, Pipe
 from coordhub.store.ratebuckets import SharedBuckets
@@ -52,11 +54,12 @@ class _Held(NamedTuple):
 
     sql: str
     params: tuple[Any, ...]
-    unit: int  # the batch position of the unit that gave it (counted by the writer's SAVEPOINTs)
+    unit: int  # the batch position of the unit that gave it (counted by the writer's SAVEPOINTs), or _BATCH
     check: Callable[[list[Row]], None] | None  # an expect()'s check, run on its rows
 
 
 _SAVEPOINT, _RELEASE, _ROLLBACK_TO = "SAVEPOINT unit", "RELEASE SAVEPOINT unit", "ROLLBACK TO SAVEPOINT unit"
+_BATCH = -1  # what a statement given after the last unit ended belongs to: the batch (its failure loses it whole)
 
 
 class PostgresExecutor:
@@ -67,19 +70,25 @@ class PostgresExecutor:
     needs an answer, in one pipeline (one round trip for all): the writer's
     ``SAVEPOINT``/``RELEASE`` around each unit, :meth:`defer`'s writes, and
     :meth:`expect`'s queries (whose checks run as soon as their answers are
-    back, before any later answer is used). What is still held when the batch
-    commits travels with the ``COMMIT``.
+    back, before any later answer is used). A unit that ended without error
+    leaves its checks held too (:meth:`finish_unit`): units that only write
+    (the sender's check of every unit, its writes) share one round trip. What
+    is still held when the batch commits is sent just before the ``COMMIT``
+    if a check waits (a check must pass before the commit), else with it.
 
-    A held statement may thus fail on a later unit's round trip. Each one
-    carries the position of its unit in the batch (the writer's ``SAVEPOINT``
-    statements count them), so the failure is laid at the right unit's door:
-    on the unit's own statement it is raised there, as if it had failed at
-    once; a unit already finished raises :class:`~coordhub.store.writer.UnitLost`
-    and the writer runs the batch again without it.
+    A held statement may thus fail, or its check refuse, on a later unit's
+    round trip. Each one carries the position of its unit in the batch (the
+    writer's ``SAVEPOINT`` statements count them), so the failure is laid at
+    the right unit's door: on the unit's own statement it is raised there, as
+    if it had failed at once; units already finished raise
+    :class:`~coordhub.store.writer.UnitLost` (every check of that round trip
+    that refused, at once) and the writer runs the batch again without them.
 
     In a write batch, fence tokens and other counters, and message ``seq``
     values, come from the batch's :class:`~coordhub.store.pgnumbers.Numbers`
     (no round trip); outside one (a reader's connection) from the database.
+    Session lookups the batch's units named are answered from the rows read
+    with its ``BEGIN`` (:mod:`coordhub.store.pgahead`).
     """
 
     def __init__(self, pipe: Pipe) -> None:
@@ -91,7 +100,9 @@ class PostgresExecutor:
         # unit fails even if its code caught the exception (as some catch every CoordError of their own).
         self._refused: BaseException | None = None
         self.numbers = Numbers()
+        self.ahead = SessionsAhead()  # sessions rows read with the batch's BEGIN, kept current
         self._in_batch = False  # between the writer's BEGIN and the batch's end: numbers are handed out here
+        self._ended = False  # the last unit ended (finish_unit) and no other began: statements are the batch's
 
     def start_batch(self, counters: list[Row] | None = None, sequence: list[Row] | None = None) -> None:
         """Forget what a failed batch left held back (its transaction is gone) and count units from 0.
@@ -99,8 +110,9 @@ class PostgresExecutor:
         ``counters`` and ``sequence``: the answers of ``numbers.queries()``
         read with the batch's ``BEGIN`` (a write batch), or None (the batch ended).
         """
-        self._held, self._unit, self._drop_release, self._refused = [], -1, False, None
+        self._held, self._unit, self._drop_release, self._refused, self._ended = [], -1, False, None, False
         self.numbers.reset()
+        self.ahead.clear()
         self._in_batch = counters is not None
         if counters is not None:
             self.numbers.load(counters, sequence or [])
@@ -109,36 +121,54 @@ class PostgresExecutor:
         if self._refused is not None:
             raise self._refused
 
+    @property
+    def _own(self) -> int:
+        """Who a statement given now belongs to: the running unit's position, or ``_BATCH`` after the last."""
+        return _BATCH if self._ended else max(self._unit, 0)
+
     def _hold(self, sql: str, params: tuple[Any, ...], check: Callable[[list[Row]], None] | None = None) -> None:
-        self._held.append(_Held(sql, params, max(self._unit, 0), check))
+        self.ahead.wrote(sql, params)
+        self._held.append(_Held(sql, params, self._own, check))
 
     def _send(self, sql: str, params: tuple[Any, ...]) -> Answer:
         self._refuse_again()
-        return self._pipeline([(sql, params)], max(self._unit, 0))[0]
+        self.ahead.wrote(sql, params)
+        return self._pipeline([(sql, params)], self._own)[0]
 
     def _pipeline(self, tail: list[tuple[str, tuple[Any, ...]]], own: int | None) -> list[Answer]:
         """Send what is held, then ``tail``, in one round trip; run the checks; return ``tail``'s answers.
 
-        A held statement of unit ``own`` that fails raises its error here; one
-        of any other unit raises :class:`UnitLost`.
+        A held statement of unit ``own`` (or of the batch) that fails, or whose
+        check refuses, raises its error here; those of units that have ended
+        raise :class:`UnitLost`.
         """
         held, self._held = self._held, []
         done = self.pipe.run([(h.sql, h.params) for h in held] + tail if held else tail)
-        self._check(held, done.answers)  # a check that came before a failure wins, as it would have at once
+        self._check(held, done.answers, own)  # a check that came before a failure wins, as it would have at once
         if done.error is not None:
-            if done.failed < len(held) and held[done.failed].unit != own:
-                raise UnitLost(held[done.failed].unit, done.error) from done.error
+            if done.failed < len(held) and held[done.failed].unit not in (own, _BATCH):
+                raise UnitLost({held[done.failed].unit: done.error}) from done.error
             raise done.error
         return done.answers[len(held):]
 
-    def _check(self, held: list[_Held], answers: list[Answer]) -> None:
+    def _check(self, held: list[_Held], answers: list[Answer], own: int | None) -> None:
+        """Run the checks of the answered statements, in order; see :meth:`_pipeline` for what a refusal raises."""
+        lost: dict[int, BaseException] = {}
         for h, answer in zip(held, answers, strict=False):
-            if h.check is not None:
-                try:
-                    h.check(answer.rows)
-                except BaseException as exc:
-                    self._refused = exc
-                    raise
+            if h.check is None or h.unit in lost:
+                continue
+            try:
+                h.check(answer.rows)
+            except BaseException as exc:
+                if h.unit not in (own, _BATCH):  # a unit that ended: lost, with every other one refused here
+                    lost[h.unit] = exc
+                    continue
+                if lost:  # the batch runs again anyway; the running unit's check decides again then
+                    raise UnitLost(lost) from None
+                self._refused = exc
+                raise
+        if lost:
+            raise UnitLost(lost)
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         if not params and sql in (_SAVEPOINT, _RELEASE, _ROLLBACK_TO):
@@ -148,6 +178,7 @@ class PostgresExecutor:
     def _savepoint(self, sql: str) -> int:
         if sql == _SAVEPOINT:
             self._unit += 1
+            self._ended = False
             self._hold(sql, ())
         elif sql == _RELEASE:
             if not self._drop_release:
@@ -155,6 +186,7 @@ class PostgresExecutor:
             self._drop_release = False
         else:  # the running unit failed: what it still holds would only be undone
             self._refused = None
+            self.ahead.clear()  # rows it changed are back as they were: read them again
             mine = [h for h in self._held if h.unit == self._unit]
             self._held = [h for h in self._held if h.unit != self._unit]
             if mine and mine[0].sql == _SAVEPOINT:  # it never reached the server: nothing to undo
@@ -172,7 +204,9 @@ class PostgresExecutor:
 
     def many(self, queries: list[tuple[str, tuple[Any, ...]]]) -> list[list[Row]]:
         self._refuse_again()
-        return [answer.rows for answer in self._pipeline(queries, max(self._unit, 0))]
+        for sql, params in queries:
+            self.ahead.wrote(sql, params)
+        return [answer.rows for answer in self._pipeline(queries, self._own)]
 
     def defer(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         self._hold(sql, params)
@@ -202,21 +236,38 @@ class PostgresExecutor:
     def counters_moved(self) -> None:
         self.numbers.forget()
 
+    def session_ahead(self, spelling: str) -> tuple[bool, Row | None]:
+        return self.ahead.get(spelling)
+
     def expect(self, sql: str, params: tuple[Any, ...], check: Callable[[list[Row]], None]) -> None:
         self._hold(sql, params, check)
 
     def settle(self) -> None:
         self._refuse_again()
-        if any(h.check is not None for h in self._held):
-            self._pipeline([], max(self._unit, 0))
+        if self._checks_held():
+            self._pipeline([], self._own)
+
+    def finish_unit(self) -> None:
+        self._refuse_again()
+        self._ended = True
+
+    def _checks_held(self, units_only: bool = False) -> bool:
+        return any(h.check is not None and not (units_only and h.unit == _BATCH) for h in self._held)
 
     def commit(self, tail: list[str]) -> None:
-        """Send what is held, then ``tail`` (parameterless statements ending in ``COMMIT``), in one round trip.
+        """Send what is held, then ``tail`` (parameterless statements ending in ``COMMIT``).
 
-        A held write that fails here fails its unit: :class:`UnitLost` when
-        the batch has several units (each in its savepoint), else the error itself.
-        The counters the batch took numbers from move with it (:class:`Numbers`).
+        One round trip, or two when a unit's check still waits: it must pass
+        before the ``COMMIT`` is sent. A held write that fails here, or a check
+        that refuses, fails its unit: :class:`UnitLost` when the batch has
+        several units (each in its savepoint), else the error itself. The
+        batch's own reads (its ``before`` hook's, which refuse nothing) travel
+        with the ``COMMIT``. The counters the batch took numbers from move with
+        it (:class:`Numbers`).
         """
+        own = None if self._unit >= 0 else 0
+        if self._checks_held(units_only=True):
+            self._pipeline([], own)
         moves = self.numbers.write_back()
         self._in_batch = False
         if not moves and all(h.sql in (_SAVEPOINT, _RELEASE) for h in self._held):  # bookkeeping only: one query
@@ -224,7 +275,7 @@ class PostgresExecutor:
             self._held = []
             self.pipe.simple(text.encode())
             return
-        self._pipeline(moves + [(sql, ()) for sql in tail], None if self._unit >= 0 else 0)
+        self._pipeline(moves + [(sql, ()) for sql in tail], own)
 
 
 class _Connection:
@@ -235,12 +286,13 @@ class _Connection:
         # Announce the batch to every hub (delivered only if it commits), in COMMIT's round trip.
         self._commit_tail = [announce.notify_sql(origin), "COMMIT"]
         self._begin_sql = b""  # built on the first batch, once the schema is known (see begin)
+        self._escaping = pq.Escaping(conn.pgconn)
 
     @property
     def executor(self) -> PostgresExecutor:
         return self._executor
 
-    def begin(self) -> list[Row]:
+    def begin(self, sessions_ahead: list[str] | None = None) -> list[Row]:
         ex = self._executor
         if not self._begin_sql:
             named = ex.pipe.simple(b"SELECT pg_get_serial_sequence('messages', 'seq') AS name")[0].rows
@@ -248,11 +300,20 @@ class _Connection:
             self._begin_sql = "; ".join([_BEGIN_LOCK_AND_TIME, Halts.STANDING, *ex.numbers.queries()]).encode()
         ex.start_batch()  # a failed batch may have left statements held: its transaction is gone
         # One round trip: BEGIN, the lock, whose answer carries the database's clock (see OffsetClock), the
-        # standing halts, which every unit of the batch checks (Halts.batch), and where the counters stand.
-        _, lock, halts, counters, sequence = ex.pipe.simple(self._begin_sql)
+        # standing halts, which every unit of the batch checks (Halts.batch), where the counters stand, and
+        # the sessions its units will look up (after the lock: what the last batch committed).
+        ahead = SessionsAhead.query(sessions_ahead, self._literal) if sessions_ahead else None
+        _, lock, halts, counters, sequence, *rows = ex.pipe.simple(
+            self._begin_sql if ahead is None else self._begin_sql + b"; " + ahead)
         self._clock.offset = float(lock.rows[0]["db_now"]) - time.time()
         ex.start_batch(counters.rows, sequence.rows)
+        if rows:
+            ex.ahead.load(rows[0].rows)
         return halts.rows
+
+    def _literal(self, text: str) -> str:
+        """``text`` as a quoted SQL string literal (libpq's own escaping)."""
+        return self._escaping.escape_literal(text.encode()).decode()
 
     def commit(self) -> None:
         self._executor.commit(self._commit_tail)

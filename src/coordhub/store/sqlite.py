@@ -65,6 +65,12 @@ class SQLiteExecutor:
     def settle(self) -> None:
         return None
 
+    def finish_unit(self) -> None:
+        return None
+
+    def session_ahead(self, spelling: str) -> tuple[bool, Row | None]:
+        return False, None  # every read is local: nothing is read ahead
+
     def next_value(self, counter: str) -> int:
         return counter_from_database(self, counter)
 
@@ -88,7 +94,7 @@ class _Connection:
     def executor(self) -> SQLiteExecutor:
         return self._executor
 
-    def begin(self) -> None:
+    def begin(self, sessions_ahead: list[str] | None = None) -> None:
         if self._lock is not None:
             self._release = self._lock()
         try:

@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from coordhub.errors import CoordError, Unavailable
-from coordhub.store.base import Executor
+from coordhub.store.base import Executor, ReadsAhead
 
 log = logging.getLogger("coordhub.store")
 
@@ -45,18 +45,20 @@ _RECONNECT_BACKOFF = 1.0  # seconds a failed connect is remembered, so an outage
 
 
 class UnitLost(BaseException):
-    """A statement a unit had deferred failed after the unit had ended (raised by the executor, caught here).
+    """Units that failed after they had ended (raised by the executor, caught here).
 
-    ``unit`` is the unit's position in the batch, ``cause`` the database's
-    error. The batch's transaction is then aborted; the writer rolls it back
-    and runs the batch again without that unit, which fails with ``cause``.
-    A ``BaseException``, so that no unit of work's ``except Exception`` takes it for its own.
+    ``lost`` maps each such unit's position in the batch to why it failed: a
+    statement it had deferred failed in the database, or a check it left
+    waiting (``Executor.expect``, settled late: :meth:`Executor.finish_unit`)
+    refused it. The batch's transaction is then abandoned; the writer rolls it
+    back and runs the batch again without those units, each of which fails with
+    its cause. A ``BaseException``, so that no unit of work's ``except
+    Exception`` takes it for its own.
     """
 
-    def __init__(self, unit: int, cause: BaseException) -> None:
-        super().__init__(unit, cause)
-        self.unit = unit
-        self.cause = cause
+    def __init__(self, lost: dict[int, BaseException]) -> None:
+        super().__init__(lost)
+        self.lost = lost
 
 
 class WriterConnection(Protocol):
@@ -66,11 +68,13 @@ class WriterConnection(Protocol):
     def executor(self) -> Executor:
         """The executor units of work run their SQL on."""
 
-    def begin(self) -> list[Any] | None:
+    def begin(self, sessions_ahead: list[str] | None = None) -> list[Any] | None:
         """Start the batch transaction (SQLite: BEGIN IMMEDIATE).
 
         Returns the standing halts when the backend reads them in the same
         round trip (PostgreSQL), else None (see ``Halts.batch``).
+        ``sessions_ahead``: session ids the batch's units will look up
+        (:class:`~coordhub.store.base.ReadsAhead`), which a backend may read now.
         """
 
     def commit(self) -> None:
@@ -202,13 +206,16 @@ class BatchWriter:
                 results = []
                 break
             try:
-                results = self._attempt([batch[i][0] for i in running])
-            except UnitLost as failure:  # run the batch again without that unit
+                # The first run leaves the units' checks waiting (one round trip for many units); a run after a
+                # loss settles each unit's at its end, so refused checks cost a batch at most one more run.
+                results = self._attempt([batch[i][0] for i in running], optimistic=not lost)
+            except UnitLost as failure:  # run the batch again without those units
                 self._tx.halts.batch(False)
                 self._rollback()
-                lost[running[failure.unit]] = failure.cause
-                if not isinstance(failure.cause, CoordError):
-                    log.error("unit of work failed", exc_info=failure.cause)
+                for unit, cause in failure.lost.items():
+                    lost[running[unit]] = cause
+                    if not isinstance(cause, CoordError):
+                        log.error("unit of work failed", exc_info=cause)
                 continue
             except BaseException as exc:  # the whole batch is lost: nothing was acknowledged
                 if self._tx is not None:
@@ -233,12 +240,19 @@ class BatchWriter:
             except RuntimeError:  # that loop is closed: nobody is waiting any more
                 pass
 
-    def _attempt(self, units: list[Callable[[Any], Any]]) -> list[tuple[Any, BaseException | None]]:
-        """Run ``units`` in one transaction and commit; return each one's (result, failure)."""
+    def _attempt(self, units: list[Callable[[Any], Any]], *,
+                 optimistic: bool) -> list[tuple[Any, BaseException | None]]:
+        """Run ``units`` in one transaction and commit; return each one's (result, failure).
+
+        ``optimistic``: a unit that ends without error leaves its checks
+        waiting (:meth:`Executor.finish_unit`); one that refuses it later is
+        lost (:class:`UnitLost`). Else each unit's checks are settled when it ends.
+        """
         conn = self._ensure_connection()
-        self._tx.halts.batch(True, conn.begin())
+        ahead = [spelling for fn in units if isinstance(fn, ReadsAhead) for spelling in fn.sessions]
+        self._tx.halts.batch(True, conn.begin(ahead))
         single = len(units) == 1
-        results = [self._run_unit(conn, fn, single) for fn in units]
+        results = [self._run_unit(conn, fn, single, optimistic) for fn in units]
         if self.before_commit is not None:
             self.before_commit(self._tx)
         committing = time.perf_counter()
@@ -276,15 +290,20 @@ class BatchWriter:
             else:
                 log.exception("after-commit listener failed")
 
-    def _run_unit(self, conn: WriterConnection, fn: Callable[[Any], Any],
-                  single: bool) -> tuple[Any, BaseException | None]:
+    def _run_unit(self, conn: WriterConnection, fn: Callable[[Any], Any], single: bool,
+                  optimistic: bool) -> tuple[Any, BaseException | None]:
         ex = conn.executor
         if not single:
             ex.execute("SAVEPOINT unit")
         try:
             try:
                 result = fn(self._tx)
-            finally:  # a check the unit's SQL still waits for comes first, even before the unit's own error
+            except BaseException:  # a check the unit's SQL still waits for comes first, even before its own error
+                ex.settle()
+                raise
+            if optimistic:
+                ex.finish_unit()
+            else:
                 ex.settle()
         except Exception as exc:
             if self._is_unavailable(exc):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request
@@ -31,14 +32,18 @@ def hub(request: Request) -> Hub:
 
 
 async def mutate(request: Request, actor: Actor, op: Operation, *, status: int = 200,
-                 during_halt: Exempt | None = None) -> JSONResponse:
-    """Run ``op`` as a mutation of ``actor``, honouring the request's ``Idempotency-Key``."""
+                 during_halt: Exempt | None = None, addresses: Sequence[str | None] = ()) -> JSONResponse:
+    """Run ``op`` as a mutation of ``actor``, honouring the request's ``Idempotency-Key``.
+
+    ``addresses``: session ids ``op`` will look up (:meth:`~coordhub.core.hub.Hub.mutate`).
+    """
     idem = None
     key = header(request.scope, IDEMPOTENCY_HEADER)
     if key is not None:
         target = request.url.path + ("?" + request.url.query if request.url.query else "")
         idem = IdempotentRequest.of(key, request.method, target, await request.body())
-    out = await hub(request).mutate(actor, op, status=status, idem=idem, during_halt=during_halt)
+    out = await hub(request).mutate(actor, op, status=status, idem=idem, during_halt=during_halt,
+                                    addresses=addresses)
     headers = {REPLAY_HEADER: "true"} if out.replayed else None
     return JSONResponse(out.body, status_code=out.status, headers=headers)
 

@@ -37,7 +37,8 @@ async def send(body: MessageSend, request: Request, who: Caller = Depends(caller
         project_key=body.project_key, thread_id=body.thread_id, reply_to=body.reply_to,
         importance=body.importance, message_type=body.message_type, requires_ack=body.requires_ack,
         ack_wait_seconds=body.ack_wait_seconds, max_deliveries=body.max_deliveries, escalate_to=body.escalate_to,
-        to_incarnation=body.to_incarnation, queued_at=first_tried, now=now), status=201)
+        to_incarnation=body.to_incarnation, queued_at=first_tried, now=now), status=201,
+        addresses=(body.to_session, body.escalate_to))
 
 
 async def _viewer(who: Caller, claimed: str | None, field: str) -> str:

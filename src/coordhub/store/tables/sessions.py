@@ -14,11 +14,30 @@ from collections.abc import Callable
 from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
 
-_ACT = ("INSERT INTO sessions (session_id, session_key, first_seen, last_seen, known_since) "
+ACT = ("INSERT INTO sessions (session_id, session_key, first_seen, last_seen, known_since) "
         "VALUES (?, lower(?), ?, ?, ?) ON CONFLICT (session_key) DO UPDATE SET last_seen = excluded.last_seen, "
         "known_since = COALESCE(sessions.known_since, excluded.known_since) "
         "RETURNING session_id, machine, project, paused_at, paused_scope")
 MAX_CANDIDATES = 256  # known sessions :meth:`Sessions.known_ids` reads at most (difflib costs ~40 µs each)
+AHEAD_COLUMN = "ahead_spelling"  # the spelling each row of rows_ahead_sql answers
+
+
+def acted(row: Row, now: float) -> Row:
+    """The row an existing session has after :data:`ACT` at ``now``: what its ``ON CONFLICT`` clause sets.
+
+    Lets a batch's rows read ahead (:meth:`Sessions.by_key`) follow the
+    sender's own upsert, which every write runs, without asking the database
+    again; ``tests/store/test_sessions_ahead.py`` compares it with the row the
+    database returns, on both backends.
+    """
+    return {**row, "last_seen": now, "known_since": now if row["known_since"] is None else row["known_since"]}
+
+
+def rows_ahead_sql(literals: list[str]) -> str:
+    """A query with no parameters: for each spelling (``literals``, quoted SQL string literals), a row with
+    :data:`AHEAD_COLUMN` and the columns of the session under that spelling, NULL where there is none."""
+    return (f"SELECT k.{AHEAD_COLUMN}, s.* FROM unnest(ARRAY[{', '.join(literals)}]::text[]) AS k({AHEAD_COLUMN}) "
+            f"LEFT JOIN sessions s ON s.session_key = lower(k.{AHEAD_COLUMN})")
 
 
 class Sessions(Table):
@@ -32,7 +51,7 @@ class Sessions(Table):
         the argument in case), the declared ``machine`` and ``project``, and
         the pause (``paused_at``, ``paused_scope``; NULL when not paused).
         """
-        row = self.ex.one(_ACT, (session_id, session_id, now, now, now))
+        row = self.ex.one(ACT, (session_id, session_id, now, now, now))
         assert row is not None
         return row
 
@@ -42,14 +61,21 @@ class Sessions(Table):
         def checked(rows: list[Row]) -> None:
             check(rows[0])  # the upsert returns its one row
 
-        self.ex.expect(_ACT, (session_id, session_id, now, now, now), checked)
+        self.ex.expect(ACT, (session_id, session_id, now, now, now), checked)
 
     def touch(self, session_id: str, now: float) -> str:
         """:meth:`act`, returning only the stored spelling."""
         return str(self.act(session_id, now)["session_id"])
 
     def by_key(self, spelling: str) -> Row | None:
-        """The session row under any spelling of its id, or None if the hub has never seen or addressed it."""
+        """The session row under any spelling of its id, or None if the hub has never seen or addressed it.
+
+        From the batch's rows read ahead when the unit named this spelling
+        (:class:`~coordhub.store.base.ReadsAhead`; PostgreSQL), else asked.
+        """
+        ahead, row = self.ex.session_ahead(spelling)
+        if ahead:
+            return None if row is None else dict(row)
         return self.ex.one("SELECT * FROM sessions WHERE session_key = lower(?)", (spelling,))
 
     def address(self, spelling: str, now: float) -> Row:
