@@ -19,22 +19,23 @@ from coordhub.core.hub import Hub, Operation
 from coordhub.core.identity import Actor
 from coordhub.errors import CoordError, Invalid, Paused
 from coordhub.store import Store
+from coordhub.store.base import Ahead
 from coordhub.store.tx import Tx
 
 A, B, C = Actor("A/main"), Actor("B/main"), Actor("C/main")
 
 
-def _batch(hub: Hub, calls: list[tuple[Actor, Operation]], addresses: list[tuple[str, ...]] | None = None) -> list[Any]:
+def _batch(hub: Hub, calls: list[tuple[Actor, Operation]], ahead: list[Ahead | None] | None = None) -> list[Any]:
     """Run ``calls`` as mutations in one write batch; each one's body, or its exception's class name.
 
-    ``addresses``: what each call names for reading ahead (``Hub.mutate``'s argument), by position.
+    ``ahead``: what each call names for reading ahead (``Hub.mutate``'s argument), by position.
     """
-    named = addresses or [()] * len(calls)
+    named = ahead or [None] * len(calls)
 
     async def run() -> list[Any]:
         gate = threading.Event()
         held = hub.store.submit_write(lambda tx: gate.wait(10))  # the next units queue behind it: one batch
-        tasks = [asyncio.ensure_future(hub.mutate(actor, op, addresses=names))
+        tasks = [asyncio.ensure_future(hub.mutate(actor, op, ahead=names))
                  for (actor, op), names in zip(calls, named, strict=True)]
         await asyncio.sleep(0)  # each task has queued its unit
         gate.set()
@@ -151,7 +152,7 @@ def test_a_send_that_names_its_recipient_sees_what_the_batch_did_to_it_first(sto
     k = Actor("K/main")  # never seen before
 
     def case(*calls: tuple[Actor, Operation, str | None]) -> list[Any]:  # one batch, its rows read afresh
-        return _batch(hub, [(who, op) for who, op, _ in calls], [(n,) if n else () for _, _, n in calls])
+        return _batch(hub, [(who, op) for who, op, _ in calls], [Ahead.of(sessions=(n,)) for _, _, n in calls])
 
     first, acted, known = case((A, to("g/MAIN"), "g/MAIN"), (g, lambda tx, now: None, None),
                                (A, to("g/MAIN"), "g/MAIN"))  # G acts in between: known from then on
@@ -192,9 +193,34 @@ def test_refusals_found_after_their_units_ended_cost_the_batch_one_more_run(stor
     calls: list[tuple[Actor, Operation]] = [(B, counted)]
     for _ in range(5):
         calls += [(A, from_a), (B, again)]
-    got = _batch(hub, calls, addresses=[(C.session_id,)] * len(calls))
+    got = _batch(hub, calls, ahead=[Ahead(sessions=(C.session_id,))] * len(calls))
     assert got[0]["subject"] == "from B" and got[1::2] == ["Paused"] * 5
     assert [g["subject"] for g in got[2::2]] == ["again"] * 5
     assert runs[0] == (2 if store.name == "postgresql" else 1), runs
     sent = [e["payload"]["subject"] for e in _events(store) if e["kind"] == "message.sent"]
     assert sent == ["from B"] + ["again"] * 5
+
+
+def test_a_release_that_names_its_lease_sees_what_the_batch_did_to_it_first(store: Store, clock: ManualClock) -> None:
+    """On PostgreSQL the lease a release names is read with the batch's BEGIN; a release of the same lease
+    earlier in the batch, or an admin's revocation of it, ends it first: the later release answers the ended
+    lease unchanged and records nothing, as alone (and on SQLite)."""
+    hub = Hub(store, clock)
+    admin = Actor("ADMIN/ops", is_admin=True)
+
+    def claim(resource: str) -> str:
+        out = hub.mutate_sync(A, lambda tx, now: leases.claim(tx, A, project_key="p", resource=resource,
+                                                              description=None, ttl_hours=1, now=now))
+        return str(out.body["id"])
+
+    def release(lease_id: str) -> tuple[Actor, Operation]:
+        return A, lambda tx, now: leases.release(tx, A, lease_id, now)
+
+    first, second = claim("src/a.py"), claim("src/b.py")
+    twice = _batch(hub, [release(first), release(first)], [Ahead(leases=(first,))] * 2)
+    revoked, after = _batch(hub, [(admin, lambda tx, now: leases.revoke(tx, admin, second, now)), release(second)],
+                            [Ahead(leases=(second,))] * 2)
+    assert [r["state"] for r in twice] == ["released", "released"] and twice[0] == twice[1]
+    assert revoked["state"] == after["state"] == "revoked"
+    ended = [e["kind"] for e in _events(store) if e["kind"] in ("lease.released", "lease.revoked")]
+    assert ended == ["lease.released", "lease.revoked"]

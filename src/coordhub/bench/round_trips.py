@@ -40,6 +40,7 @@ from coordhub.core import leases, messages
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.store import open_store
+from coordhub.store.base import Ahead
 
 MARK = "/coordhub-round-trips-commit-mark"  # stat()ed on the writer thread after every commit
 SENDER, RECIPIENT = Actor("rt/sender"), Actor("rt/recipient")
@@ -80,11 +81,17 @@ async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
                            description=None, ttl_hours=1, now=now)
         return out
 
-    def release(tx: Any, now: float) -> Any:
-        return leases.release(tx, SENDER, held.pop(), now)
+    def release(tx: Any, now: float) -> Any:  # stands for the release of the lease claimed last (see one)
+        raise AssertionError("run by one() with the lease's id")
 
     async def one(op: Callable[[Any, float], Any]) -> None:
-        out = await hub.mutate(SENDER, op, addresses=(RECIPIENT.session_id,) if op is send else ())
+        # Each names the rows it looks up, as its route does (the recipient, the lease to release).
+        if op is release:
+            lease_id = held.pop()
+            await hub.mutate(SENDER, lambda tx, now: leases.release(tx, SENDER, lease_id, now),
+                             ahead=Ahead(leases=(lease_id,)))
+            return
+        out = await hub.mutate(SENDER, op, ahead=Ahead(sessions=(RECIPIENT.session_id,)) if op is send else None)
         if op is claim:
             held.append(out.body["id"])
 

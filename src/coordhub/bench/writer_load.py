@@ -28,6 +28,7 @@ from coordhub.core import leases, messages
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.store import open_store
+from coordhub.store.base import Ahead
 
 SENDER, RECIPIENT = Actor("load/sender"), Actor("load/recipient")
 
@@ -45,13 +46,14 @@ async def run(url: str, case: str, units: int, tasks: int = 64) -> dict[str, Any
     async def send() -> None:
         await hub.mutate(SENDER, lambda tx, now: messages.send(tx, SENDER, to_session=RECIPIENT.session_id,
                                                                subject="s", body="b", now=now),
-                         addresses=(RECIPIENT.session_id,))  # as the send route names its recipient
+                         ahead=Ahead(sessions=(RECIPIENT.session_id,)))  # as the send route names its recipient
 
     async def cycle() -> None:
         name = f"f{next(names)}"
         got = await hub.mutate(SENDER, lambda tx, now: leases.claim(tx, SENDER, project_key="p", resource=name,
                                                                     description=None, ttl_hours=1, now=now))
-        await hub.mutate(SENDER, lambda tx, now: leases.release(tx, SENDER, got.body["id"], now))
+        await hub.mutate(SENDER, lambda tx, now: leases.release(tx, SENDER, got.body["id"], now),
+                         ahead=Ahead(leases=(got.body["id"],)))  # as the release route names its lease
 
     one, per = (send, 1) if case == "send" else (cycle, 2)
 

@@ -26,7 +26,7 @@ first one (``Executor.expect``), and the checks run before its answer is used.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 from coordhub.clock import Clock, SystemClock
@@ -36,7 +36,7 @@ from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
 from coordhub.core.retention import StreamCursors
 from coordhub.errors import Conflict
-from coordhub.store.base import ReadsAhead, Row, Store
+from coordhub.store.base import Ahead, ReadsAhead, Row, Store
 from coordhub.store.tx import Tx
 
 T = TypeVar("T")
@@ -200,12 +200,12 @@ class Hub:
 
     async def mutate(self, actor: Actor, op: Operation, *, status: int = 200,
                      idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None,
-                     addresses: Sequence[str | None] = ()) -> Outcome:
+                     ahead: Ahead | None = None) -> Outcome:
         """Run a mutation as ``actor``; return its :class:`Outcome`.
 
-        ``addresses``: session ids (as the request spells them; None ignored)
-        the operation will look up, such as a send's recipient; the store may
-        read them ahead (:class:`~coordhub.store.base.ReadsAhead`).
+        ``ahead``: rows the operation will look up, such as a send's recipient
+        or the lease a release ends; the store may read them ahead
+        (:class:`~coordhub.store.base.ReadsAhead`).
 
         Raises the ``CoordError`` the operation raised (nothing of it is
         kept), ``Halted`` while a halt covers the actor and ``Paused`` while
@@ -214,8 +214,7 @@ class Hub:
         reused with another request, ``Unavailable`` when the database is down.
         """
         unit = self._unit(actor, op, status, idem, during_halt)
-        named = tuple(a for a in addresses if a is not None)
-        return await self.store.write(ReadsAhead(unit, named) if named else unit)
+        return await self.store.write(ReadsAhead(unit, ahead) if ahead else unit)
 
     def mutate_sync(self, actor: Actor, op: Operation, *, status: int = 200,
                     idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None) -> Outcome:

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -113,28 +113,40 @@ class Executor(Protocol):
         handed out after this come from where the database now stands."""
         ...
 
-    def session_ahead(self, spelling: str) -> tuple[bool, Row | None]:
-        """``(True, row)`` when the batch read the ``sessions`` row under ``spelling`` ahead (``row`` None: there
-        is none) and it is still current; ``(False, None)`` when the caller must ask (see :class:`ReadsAhead`)."""
+    def ahead(self, table: str, key: str) -> tuple[bool, Row | None]:
+        """``(True, row)`` when the batch read the row of ``table`` (``sessions``, ``leases``) under ``key`` ahead
+        (``row`` None: there is none) and it is still current; ``(False, None)`` when the caller must ask
+        (see :class:`ReadsAhead`)."""
         ...
 
 
+class Ahead(NamedTuple):
+    """Rows a unit of work will look up: session ids (``Sessions.by_key``) and lease ids (``Leases.get``)."""
+
+    sessions: tuple[str, ...] = ()
+    leases: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, *, sessions: Iterable[str | None] = (), leases: Iterable[str | None] = ()) -> Ahead:
+        """The keys given, None left out."""
+        return cls(tuple(s for s in sessions if s is not None), tuple(x for x in leases if x is not None))
+
+
 class ReadsAhead:
-    """A unit of work (called as ``fn(tx)``) with the session ids it will look up (``Sessions.by_key``).
+    """A unit of work (called as ``fn(tx)``) with the rows it will look up (``ahead``).
 
     A backend whose every read is a network round trip (PostgreSQL) reads
     those rows with its batch's ``BEGIN`` and answers the lookups from them,
-    so a send to a known recipient waits for no answer of its own (issue 15).
-    Each row read ahead follows the batch's own writes to ``sessions``: the
-    sender's upsert (``tables.sessions.ACT``) is applied to it, any other write
-    to the table, or a unit rolled back, drops every row (they are asked again).
+    so a send to a known recipient, or the release of a lease, waits for no
+    answer of its own (issue 15). The rows follow the batch's own writes
+    (:mod:`coordhub.store.pgahead`).
     """
 
-    __slots__ = ("fn", "sessions")
+    __slots__ = ("fn", "ahead")
 
-    def __init__(self, fn: Callable[[Any], Any], sessions: tuple[str, ...]) -> None:
+    def __init__(self, fn: Callable[[Any], Any], ahead: Ahead) -> None:
         self.fn = fn
-        self.sessions = sessions
+        self.ahead = ahead
 
     def __call__(self, tx: Any) -> Any:
         return self.fn(tx)

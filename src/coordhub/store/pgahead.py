@@ -1,91 +1,147 @@
-"""The ``sessions`` rows a PostgreSQL write batch reads with its ``BEGIN`` (issue 15: a round trip per send).
+"""Rows a PostgreSQL write batch reads with its ``BEGIN`` (issue 15: a round trip per send, per release).
 
 A send looks its recipient up (:meth:`~coordhub.store.tables.sessions.Sessions.by_key`)
-before it can write anything, and on PostgreSQL each lookup was a round trip
-of its own, one per unit of a batch. Units that name their lookups
-(:class:`~coordhub.store.base.ReadsAhead`) have those rows read in the
-batch's first round trip instead, and a lookup is answered from them while
-they are current.
+and a release the lease it ends (:meth:`~coordhub.store.tables.leases.Leases.get`)
+before either can decide anything, and on PostgreSQL each lookup was a round
+trip of its own, one per unit of a batch. Units that name their lookups
+(:class:`~coordhub.store.base.ReadsAhead`) have those rows read in the batch's
+first round trip instead, and a lookup is answered from them while they are
+current.
 
 Current means: what a ``SELECT`` at that point of the batch would return. The
 batch's own writes are followed as they are given (held back or not, they run
-before any later read): the sender's upsert that every unit runs
-(:data:`~coordhub.store.tables.sessions.ACT`) is applied to the row it
-touches (:func:`~coordhub.store.tables.sessions.acted`), or drops it when the
-spelling had no row; any other statement that writes ``sessions`` drops every
-row, and so does a unit rolled back to its savepoint. Rows read under the
-writer's lock can change only through the batch itself, since every write to
-the database goes through a writer holding that lock.
+before any later read), by what their SQL says:
+
+* the sender's upsert that every unit runs (:data:`~coordhub.store.tables.sessions.ACT`)
+  is applied to the row it touches (:func:`~coordhub.store.tables.sessions.acted`);
+  a spelling that had no row is dropped (asked again);
+* ``UPDATE <table> SET … WHERE <key> = ?`` (one row by its key) drops that key;
+* a plain ``INSERT`` (no ``ON CONFLICT``) only adds rows: it drops the keys
+  known to have none;
+* any other statement that writes the table drops all of its rows, and a unit
+  rolled back to its savepoint drops every row of every table.
+
+Rows read under the writer's lock change only through the batch itself: every
+write to the database goes through a writer holding that lock.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from coordhub.store.base import Row
-from coordhub.store.tables.sessions import ACT, AHEAD_COLUMN, acted, rows_ahead_sql
+from coordhub.store.base import Ahead, Row
+from coordhub.store.tables.sessions import ACT, acted
 
-MAX_AHEAD = 256  # spellings read ahead per batch; a lookup past them is asked as before
-_SPELLING = re.compile(r"[A-Za-z0-9_.@+/-]{1,200}")  # session ids as the core accepts them (ASCII: lower() agrees)
-_WRITES = re.compile(r"\b(?:insert\s+into|update|delete\s+from|truncate)\s+(?:table\s+)?sessions\b", re.IGNORECASE)
-
-
-@lru_cache(maxsize=2048)
-def writes_sessions(sql: str) -> bool:
-    """Whether ``sql`` writes the ``sessions`` table (our SQL names it plainly)."""
-    return _WRITES.search(sql) is not None
+MAX_AHEAD = 256  # keys read ahead per table per batch; a lookup past them is asked as before
+KEY_COLUMN = "ahead_key"  # the key each row read ahead answers
 
 
-class SessionsAhead:
-    """The rows read ahead for one batch, by the spelling each unit named (empty between batches)."""
+@dataclass(frozen=True)
+class _Table:
+    """How rows of one table are read ahead and followed."""
+
+    name: str
+    joins: str  # the row for key k.ahead_key
+    written: str  # the column a one-row UPDATE names in its WHERE
+    fold: Callable[[str], str]  # keys that name the same row compare equal folded
+    shape: re.Pattern[str]  # well-formed keys (others are never read ahead)
+
+
+TABLES = (
+    # Session ids as the core accepts them: ASCII, so Python's lower() is the database's lower().
+    _Table("sessions", "sessions t ON t.session_key = lower(k.ahead_key)", "session_id", str.lower,
+           re.compile(r"[A-Za-z0-9_.@+/-]{1,200}")),
+    _Table("leases", "leases t ON t.id = k.ahead_key", "id", str, re.compile(r"[0-9a-f-]{36}")),
+)
+_BY_NAME = {t.name: t for t in TABLES}
+
+_ADDS, _ONE_ROW, _OTHER = "adds", "one row", "other"
+
+
+@lru_cache(maxsize=4096)
+def effect(sql: str) -> tuple[str, str] | None:
+    """``(table, kind)`` when ``sql`` writes a followed table (kind: what it may change), else None."""
+    text = " ".join(sql.split())
+    for table in TABLES:
+        name = re.escape(table.name)
+        if not re.search(rf"\b(?:insert\s+into|update|delete\s+from|truncate(?:\s+table)?)\s+{name}\b", text,
+                         re.IGNORECASE):
+            continue
+        if sql == ACT:
+            return table.name, ACT
+        if re.fullmatch(rf"UPDATE {name} SET [a-z_]+ = \?(?:, [a-z_]+ = \?)* WHERE {table.written} = \?", text):
+            return table.name, _ONE_ROW
+        if re.match(rf"INSERT INTO {name} \(", text) and not re.search(r"\bON\s+CONFLICT\b", text, re.IGNORECASE):
+            return table.name, _ADDS
+        return table.name, _OTHER
+    return None
+
+
+def query(ahead: Ahead, literal: Callable[[str], str]) -> list[tuple[str, bytes]]:
+    """The reads for ``ahead`` (each key quoted by ``literal``): ``(table, SQL)`` for each table with keys.
+
+    Only well-formed keys are read (a lookup of anything else cannot have been
+    named by a unit the core accepted), each once, at most :data:`MAX_AHEAD`.
+    """
+    out = []
+    for table, keys in (("sessions", ahead.sessions), ("leases", ahead.leases)):
+        spec = _BY_NAME[table]
+        wanted = list(dict.fromkeys(k for k in keys if spec.shape.fullmatch(k)))[:MAX_AHEAD]
+        if wanted:
+            out.append((table, (f"SELECT k.{KEY_COLUMN}, t.* FROM unnest(ARRAY[{', '.join(map(literal, wanted))}]"
+                                f"::text[]) AS k({KEY_COLUMN}) LEFT JOIN {spec.joins}").encode()))
+    return out
+
+
+class RowsAhead:
+    """The rows read ahead for one batch, by table and by the key each unit named (empty between batches)."""
 
     __slots__ = ("rows",)
 
     def __init__(self) -> None:
-        self.rows: dict[str, Row | None] = {}
+        self.rows: dict[str, dict[str, Row | None]] = {}
 
-    @staticmethod
-    def query(spellings: list[str], literal: Callable[[str], str]) -> bytes | None:
-        """The read for ``spellings`` (each quoted by ``literal``), or None when none can be read ahead.
-
-        Only well-formed session ids are read (a lookup of anything else
-        cannot have been named by a unit the core accepted), each once, at most
-        :data:`MAX_AHEAD`.
-        """
-        wanted = list(dict.fromkeys(s for s in spellings if _SPELLING.fullmatch(s)))[:MAX_AHEAD]
-        return rows_ahead_sql([literal(s) for s in wanted]).encode() if wanted else None
-
-    def load(self, rows: list[Row]) -> None:
-        """Keep the answer of :meth:`query`: each spelling's row, or None when the hub has none under it."""
-        self.rows = {}
+    def load(self, table: str, rows: Sequence[Row]) -> None:
+        """Keep the answer of a :func:`query`: each key's row, or None when there is none under it."""
+        kept: dict[str, Row | None] = {}
         for row in rows:
-            spelling = row.pop(AHEAD_COLUMN)
-            self.rows[spelling] = row if row["session_key"] is not None else None
+            key = row.pop(KEY_COLUMN)
+            kept[key] = None if all(v is None for v in row.values()) else row
+        self.rows[table] = kept
 
-    def get(self, spelling: str) -> tuple[bool, Row | None]:
-        """``(True, row or None)`` when ``spelling`` was read ahead and is current, else ``(False, None)``."""
-        rows = self.rows
-        if spelling in rows:
-            return True, rows[spelling]
+    def get(self, table: str, key: str) -> tuple[bool, Row | None]:
+        """``(True, row or None)`` when ``key`` was read ahead and is current, else ``(False, None)``."""
+        rows = self.rows.get(table)
+        if rows is not None and key in rows:
+            return True, rows[key]
         return False, None
 
     def wrote(self, sql: str, params: tuple[Any, ...]) -> None:
         """Follow a statement the batch gives (before it runs; see the module docstring)."""
-        if not self.rows or not writes_sessions(sql):
+        if not self.rows:
             return
-        if sql is not ACT and sql != ACT:
-            self.rows = {}
+        found = effect(sql)
+        if found is None or found[0] not in self.rows:
             return
-        key, now = str(params[0]).lower(), float(params[2])
-        for spelling, row in list(self.rows.items()):
-            if spelling.lower() == key:
-                if row is None:  # the upsert creates it, with defaults this module does not repeat
-                    del self.rows[spelling]
-                else:
-                    self.rows[spelling] = acted(row, now)
+        table, kind = found
+        rows, fold = self.rows[table], _BY_NAME[table].fold
+        if kind == _OTHER:
+            del self.rows[table]
+        elif kind == _ADDS:
+            for key in [k for k, row in rows.items() if row is None]:
+                del rows[key]
+        else:  # one row, by the key in its last parameter (ACT: its first, and the time it sets)
+            written = fold(str(params[0] if kind == ACT else params[-1]))
+            for key, row in list(rows.items()):
+                if fold(key) == written:
+                    if kind == ACT and row is not None:
+                        rows[key] = acted(row, float(params[2]))
+                    else:
+                        del rows[key]
 
     def clear(self) -> None:
         """Forget every row (a rollback, the batch's end)."""

@@ -26,9 +26,8 @@ from psycopg.rows import dict_row
 
 from coordhub.clock import OffsetClock
 from coordhub.errors import Unavailable
-from coordhub.store import announce, migrate
-from coordhub.store.base import Row, counter_from_database, insert_numbered_by_database, insert_sql
-from coordhub.store.pgahead import SessionsAhead
+from coordhub.store import announce, migrate, pgahead
+from coordhub.store.base import Ahead, Row, counter_from_database, insert_numbered_by_database, insert_sql
 from coordhub.store.pgnumbers import NUMBERED, Numbers
 from coordhub.store.pgpipe import Answer, Pipe
 from coordhub.store.ratebuckets import SharedBuckets
@@ -87,8 +86,8 @@ class PostgresExecutor:
     In a write batch, fence tokens and other counters, and message ``seq``
     values, come from the batch's :class:`~coordhub.store.pgnumbers.Numbers`
     (no round trip); outside one (a reader's connection) from the database.
-    Session lookups the batch's units named are answered from the rows read
-    with its ``BEGIN`` (:mod:`coordhub.store.pgahead`).
+    Lookups the batch's units named (sessions, leases) are answered from the
+    rows read with its ``BEGIN`` (:mod:`coordhub.store.pgahead`).
     """
 
     def __init__(self, pipe: Pipe) -> None:
@@ -100,7 +99,7 @@ class PostgresExecutor:
         # unit fails even if its code caught the exception (as some catch every CoordError of their own).
         self._refused: BaseException | None = None
         self.numbers = Numbers()
-        self.ahead = SessionsAhead()  # sessions rows read with the batch's BEGIN, kept current
+        self.rows_ahead = pgahead.RowsAhead()  # rows read with the batch's BEGIN, kept current
         self._in_batch = False  # between the writer's BEGIN and the batch's end: numbers are handed out here
         self._ended = False  # the last unit ended (finish_unit) and no other began: statements are the batch's
 
@@ -112,7 +111,7 @@ class PostgresExecutor:
         """
         self._held, self._unit, self._drop_release, self._refused, self._ended = [], -1, False, None, False
         self.numbers.reset()
-        self.ahead.clear()
+        self.rows_ahead.clear()
         self._in_batch = counters is not None
         if counters is not None:
             self.numbers.load(counters, sequence or [])
@@ -127,12 +126,12 @@ class PostgresExecutor:
         return _BATCH if self._ended else max(self._unit, 0)
 
     def _hold(self, sql: str, params: tuple[Any, ...], check: Callable[[list[Row]], None] | None = None) -> None:
-        self.ahead.wrote(sql, params)
+        self.rows_ahead.wrote(sql, params)
         self._held.append(_Held(sql, params, self._own, check))
 
     def _send(self, sql: str, params: tuple[Any, ...]) -> Answer:
         self._refuse_again()
-        self.ahead.wrote(sql, params)
+        self.rows_ahead.wrote(sql, params)
         return self._pipeline([(sql, params)], self._own)[0]
 
     def _pipeline(self, tail: list[tuple[str, tuple[Any, ...]]], own: int | None) -> list[Answer]:
@@ -186,7 +185,7 @@ class PostgresExecutor:
             self._drop_release = False
         else:  # the running unit failed: what it still holds would only be undone
             self._refused = None
-            self.ahead.clear()  # rows it changed are back as they were: read them again
+            self.rows_ahead.clear()  # rows it changed are back as they were: read them again
             mine = [h for h in self._held if h.unit == self._unit]
             self._held = [h for h in self._held if h.unit != self._unit]
             if mine and mine[0].sql == _SAVEPOINT:  # it never reached the server: nothing to undo
@@ -205,7 +204,7 @@ class PostgresExecutor:
     def many(self, queries: list[tuple[str, tuple[Any, ...]]]) -> list[list[Row]]:
         self._refuse_again()
         for sql, params in queries:
-            self.ahead.wrote(sql, params)
+            self.rows_ahead.wrote(sql, params)
         return [answer.rows for answer in self._pipeline(queries, self._own)]
 
     def defer(self, sql: str, params: tuple[Any, ...] = ()) -> None:
@@ -236,8 +235,8 @@ class PostgresExecutor:
     def counters_moved(self) -> None:
         self.numbers.forget()
 
-    def session_ahead(self, spelling: str) -> tuple[bool, Row | None]:
-        return self.ahead.get(spelling)
+    def ahead(self, table: str, key: str) -> tuple[bool, Row | None]:
+        return self.rows_ahead.get(table, key)
 
     def expect(self, sql: str, params: tuple[Any, ...], check: Callable[[list[Row]], None]) -> None:
         self._hold(sql, params, check)
@@ -292,7 +291,7 @@ class _Connection:
     def executor(self) -> PostgresExecutor:
         return self._executor
 
-    def begin(self, sessions_ahead: list[str] | None = None) -> list[Row]:
+    def begin(self, ahead: Ahead | None = None) -> list[Row]:
         ex = self._executor
         if not self._begin_sql:
             named = ex.pipe.simple(b"SELECT pg_get_serial_sequence('messages', 'seq') AS name")[0].rows
@@ -301,14 +300,14 @@ class _Connection:
         ex.start_batch()  # a failed batch may have left statements held: its transaction is gone
         # One round trip: BEGIN, the lock, whose answer carries the database's clock (see OffsetClock), the
         # standing halts, which every unit of the batch checks (Halts.batch), where the counters stand, and
-        # the sessions its units will look up (after the lock: what the last batch committed).
-        ahead = SessionsAhead.query(sessions_ahead, self._literal) if sessions_ahead else None
-        _, lock, halts, counters, sequence, *rows = ex.pipe.simple(
-            self._begin_sql if ahead is None else self._begin_sql + b"; " + ahead)
+        # the rows its units will look up (after the lock: what the last batch committed).
+        reads = pgahead.query(ahead, self._literal) if ahead is not None else []
+        text = b"; ".join([self._begin_sql, *(sql for _, sql in reads)])
+        _, lock, halts, counters, sequence, *rows = ex.pipe.simple(text)
         self._clock.offset = float(lock.rows[0]["db_now"]) - time.time()
         ex.start_batch(counters.rows, sequence.rows)
-        if rows:
-            ex.ahead.load(rows[0].rows)
+        for (table, _), answer in zip(reads, rows, strict=True):
+            ex.rows_ahead.load(table, answer.rows)
         return halts.rows
 
     def _literal(self, text: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from coordhub.errors import Unavailable
 from coordhub.store import announce, files, migrate
-from coordhub.store.base import Row, counter_from_database, insert_numbered_by_database
+from coordhub.store.base import Ahead, Row, counter_from_database, insert_numbered_by_database
 from coordhub.store.localannounce import LocalAnnouncer, writer_lock
 from coordhub.store.sqlitebuckets import SQLiteBuckets
 from coordhub.store.threaded import ThreadedStore
@@ -68,7 +68,7 @@ class SQLiteExecutor:
     def finish_unit(self) -> None:
         return None
 
-    def session_ahead(self, spelling: str) -> tuple[bool, Row | None]:
+    def ahead(self, table: str, key: str) -> tuple[bool, Row | None]:
         return False, None  # every read is local: nothing is read ahead
 
     def next_value(self, counter: str) -> int:
@@ -94,7 +94,7 @@ class _Connection:
     def executor(self) -> SQLiteExecutor:
         return self._executor
 
-    def begin(self, sessions_ahead: list[str] | None = None) -> None:
+    def begin(self, ahead: Ahead | None = None) -> None:
         if self._lock is not None:
             self._release = self._lock()
         try:

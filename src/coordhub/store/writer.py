@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from coordhub.errors import CoordError, Unavailable
-from coordhub.store.base import Executor, ReadsAhead
+from coordhub.store.base import Ahead, Executor, ReadsAhead
 
 log = logging.getLogger("coordhub.store")
 
@@ -68,12 +68,12 @@ class WriterConnection(Protocol):
     def executor(self) -> Executor:
         """The executor units of work run their SQL on."""
 
-    def begin(self, sessions_ahead: list[str] | None = None) -> list[Any] | None:
+    def begin(self, ahead: Ahead | None = None) -> list[Any] | None:
         """Start the batch transaction (SQLite: BEGIN IMMEDIATE).
 
         Returns the standing halts when the backend reads them in the same
         round trip (PostgreSQL), else None (see ``Halts.batch``).
-        ``sessions_ahead``: session ids the batch's units will look up
+        ``ahead``: rows the batch's units will look up
         (:class:`~coordhub.store.base.ReadsAhead`), which a backend may read now.
         """
 
@@ -249,8 +249,9 @@ class BatchWriter:
         lost (:class:`UnitLost`). Else each unit's checks are settled when it ends.
         """
         conn = self._ensure_connection()
-        ahead = [spelling for fn in units if isinstance(fn, ReadsAhead) for spelling in fn.sessions]
-        self._tx.halts.batch(True, conn.begin(ahead))
+        named = [fn.ahead for fn in units if isinstance(fn, ReadsAhead)]
+        ahead = Ahead(tuple(s for a in named for s in a.sessions), tuple(x for a in named for x in a.leases))
+        self._tx.halts.batch(True, conn.begin(ahead if named else None))
         single = len(units) == 1
         results = [self._run_unit(conn, fn, single, optimistic) for fn in units]
         if self.before_commit is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request
@@ -15,6 +14,7 @@ from coordhub.core.hub import Hub, Operation
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid
+from coordhub.store.base import Ahead
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -32,10 +32,10 @@ def hub(request: Request) -> Hub:
 
 
 async def mutate(request: Request, actor: Actor, op: Operation, *, status: int = 200,
-                 during_halt: Exempt | None = None, addresses: Sequence[str | None] = ()) -> JSONResponse:
+                 during_halt: Exempt | None = None, ahead: Ahead | None = None) -> JSONResponse:
     """Run ``op`` as a mutation of ``actor``, honouring the request's ``Idempotency-Key``.
 
-    ``addresses``: session ids ``op`` will look up (:meth:`~coordhub.core.hub.Hub.mutate`).
+    ``ahead``: rows ``op`` will look up (:meth:`~coordhub.core.hub.Hub.mutate`).
     """
     idem = None
     key = header(request.scope, IDEMPOTENCY_HEADER)
@@ -43,7 +43,7 @@ async def mutate(request: Request, actor: Actor, op: Operation, *, status: int =
         target = request.url.path + ("?" + request.url.query if request.url.query else "")
         idem = IdempotentRequest.of(key, request.method, target, await request.body())
     out = await hub(request).mutate(actor, op, status=status, idem=idem, during_halt=during_halt,
-                                    addresses=addresses)
+                                    ahead=ahead)
     headers = {REPLAY_HEADER: "true"} if out.replayed else None
     return JSONResponse(out.body, status_code=out.status, headers=headers)
 

@@ -23,6 +23,7 @@ from coordhub.api.schemas import (
 )
 from coordhub.core import halt, leases
 from coordhub.errors import Invalid
+from coordhub.store.base import Ahead
 from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord/locks", tags=["locks"])
@@ -103,12 +104,14 @@ async def release(lease_id: uuid.UUID, request: Request, session_id: str | None 
     A non-holder's release of a lease that is not stale answers 403 with ``stale_in_seconds``.
     """
     actor = await who.act((session_id, "session_id"))
+    ahead = Ahead(leases=(str(lease_id),))
     if force:
         return await mutate(request, actor, lambda tx, now: leases.revoke(tx, actor, str(lease_id), now),
-                            during_halt=halt.Exempt.RELEASE)
+                            during_halt=halt.Exempt.RELEASE, ahead=ahead)
     stale_after = hub(request).stale_after_hours
     return await mutate(request, actor, lambda tx, now: leases.release(
-        tx, actor, str(lease_id), now, stale_after_hours=stale_after, reason=reason), during_halt=halt.Exempt.RELEASE)
+        tx, actor, str(lease_id), now, stale_after_hours=stale_after, reason=reason), during_halt=halt.Exempt.RELEASE,
+        ahead=ahead)
 
 
 @router.post("/{lease_id}/renew", response_model=LeaseOut, responses=responses(*WRITE_ERRORS, 404, 409))
@@ -116,4 +119,5 @@ async def renew(lease_id: uuid.UUID, body: LockRenew, request: Request,
                 who: Caller = Depends(caller)) -> JSONResponse:
     """Extend a live lease (holder only); 409 ``stale_fence`` when it already ended."""
     actor = await who.act((body.session_id, "session_id"))
-    return await mutate(request, actor, lambda tx, now: leases.renew(tx, actor, str(lease_id), body.ttl_hours, now))
+    return await mutate(request, actor, lambda tx, now: leases.renew(tx, actor, str(lease_id), body.ttl_hours, now),
+                        ahead=Ahead(leases=(str(lease_id),)))

@@ -20,6 +20,7 @@ from coordhub.core.bus import EventBus
 from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid
+from coordhub.store.base import Ahead
 from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord/messages", tags=["messages"])
@@ -38,7 +39,7 @@ async def send(body: MessageSend, request: Request, who: Caller = Depends(caller
         importance=body.importance, message_type=body.message_type, requires_ack=body.requires_ack,
         ack_wait_seconds=body.ack_wait_seconds, max_deliveries=body.max_deliveries, escalate_to=body.escalate_to,
         to_incarnation=body.to_incarnation, queued_at=first_tried, now=now), status=201,
-        addresses=(body.to_session, body.escalate_to))
+        ahead=Ahead.of(sessions=(body.to_session, body.escalate_to)))
 
 
 async def _viewer(who: Caller, claimed: str | None, field: str) -> str:

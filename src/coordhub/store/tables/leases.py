@@ -31,7 +31,14 @@ class Leases(Table):
         self.insert("leases", row)
 
     def get(self, lease_id: str) -> Row | None:
-        """The lease with this id in any state, or None."""
+        """The lease with this id in any state, or None.
+
+        From the batch's rows read ahead when the unit named this id
+        (:class:`~coordhub.store.base.ReadsAhead`; PostgreSQL), else asked.
+        """
+        ahead, row = self.ex.ahead("leases", lease_id)
+        if ahead:
+            return None if row is None else dict(row)
         return self.ex.one("SELECT * FROM leases WHERE id = ?", (lease_id,))
 
     def by_fence(self, fence: int) -> Row | None:

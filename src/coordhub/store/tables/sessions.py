@@ -19,25 +19,17 @@ ACT = ("INSERT INTO sessions (session_id, session_key, first_seen, last_seen, kn
         "known_since = COALESCE(sessions.known_since, excluded.known_since) "
         "RETURNING session_id, machine, project, paused_at, paused_scope")
 MAX_CANDIDATES = 256  # known sessions :meth:`Sessions.known_ids` reads at most (difflib costs ~40 µs each)
-AHEAD_COLUMN = "ahead_spelling"  # the spelling each row of rows_ahead_sql answers
 
 
 def acted(row: Row, now: float) -> Row:
     """The row an existing session has after :data:`ACT` at ``now``: what its ``ON CONFLICT`` clause sets.
 
-    Lets a batch's rows read ahead (:meth:`Sessions.by_key`) follow the
+    Lets a batch's rows read ahead (:mod:`coordhub.store.pgahead`) follow the
     sender's own upsert, which every write runs, without asking the database
-    again; ``tests/store/test_sessions_ahead.py`` compares it with the row the
+    again; ``tests/store/test_rows_ahead.py`` compares it with the row the
     database returns, on both backends.
     """
     return {**row, "last_seen": now, "known_since": now if row["known_since"] is None else row["known_since"]}
-
-
-def rows_ahead_sql(literals: list[str]) -> str:
-    """A query with no parameters: for each spelling (``literals``, quoted SQL string literals), a row with
-    :data:`AHEAD_COLUMN` and the columns of the session under that spelling, NULL where there is none."""
-    return (f"SELECT k.{AHEAD_COLUMN}, s.* FROM unnest(ARRAY[{', '.join(literals)}]::text[]) AS k({AHEAD_COLUMN}) "
-            f"LEFT JOIN sessions s ON s.session_key = lower(k.{AHEAD_COLUMN})")
 
 
 class Sessions(Table):
@@ -73,7 +65,7 @@ class Sessions(Table):
         From the batch's rows read ahead when the unit named this spelling
         (:class:`~coordhub.store.base.ReadsAhead`; PostgreSQL), else asked.
         """
-        ahead, row = self.ex.session_ahead(spelling)
+        ahead, row = self.ex.ahead("sessions", spelling)
         if ahead:
             return None if row is None else dict(row)
         return self.ex.one("SELECT * FROM sessions WHERE session_key = lower(?)", (spelling,))
