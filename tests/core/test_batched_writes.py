@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from coordhub.clock import ManualClock
-from coordhub.core import leases, messages, presence
+from coordhub.core import halt, leases, messages, presence, scope
 from coordhub.core.hub import Hub, Operation
 from coordhub.core.identity import Actor
 from coordhub.errors import CoordError, Invalid, Paused
@@ -224,3 +224,21 @@ def test_a_release_that_names_its_lease_sees_what_the_batch_did_to_it_first(stor
     assert revoked["state"] == after["state"] == "revoked"
     ended = [e["kind"] for e in _events(store) if e["kind"] in ("lease.released", "lease.revoked")]
     assert ended == ["lease.released", "lease.revoked"]
+
+
+def test_a_refusal_is_not_decided_by_what_another_refused_unit_did(store: Store, clock: ManualClock) -> None:
+    """Two first contacts of one session in two spellings, on a halted machine, share a batch and wait for their
+    checks together (PostgreSQL): the first is refused (halted), and the second's refusal must not come from
+    the first's upsert, which is rolled back (it would be told the id is "already known" in the other spelling):
+    both are halted, as on SQLite, and the session stays unknown."""
+    hub = Hub(store, clock)
+    admin, first, second = Actor("ops/admin", is_admin=True), Actor("Foo/x"), Actor("foo/x")
+    hub.mutate_sync(C, lambda tx, now: None)  # a known recipient: the sends read nothing
+    hub.mutate_sync(admin, lambda tx, now: halt.set_halt(tx, admin, "incident", now, scope.parse("machine:foo")))
+
+    def send(actor: Actor) -> Operation:
+        return lambda tx, now: messages.send(tx, actor, to_session=C.session_id, subject="s", body="b", now=now)
+
+    got = _batch(hub, [(first, send(first)), (second, send(second))], [Ahead(sessions=(C.session_id,))] * 2)
+    assert got == ["Halted", "Halted"], got
+    assert store.read_sync(lambda tx: tx.sessions.by_key("foo/x")) is None

@@ -157,8 +157,15 @@ def import_archive(store: Store, stream: IO[bytes], progress: Callable[[int], No
                        "--database-url sqlite:///audit.db, then run coord serve on it")
     columns = {t: store.columns(t) for t in TABLES}
     sync = store.identity_sync_unit()
+    start, runs = (stream.tell() if stream.seekable() else None), [0]
 
     def unit(tx: Any) -> int:
+        runs[0] += 1  # the writer may run a unit again (Store.submit_write): read the rows again
+        if runs[0] > 1:
+            if start is None:
+                raise Conflict("the import's write had to run again and its input cannot be read twice: "
+                               "nothing was written, run the import again")
+            stream.seek(start)
         batch: list[dict[str, Any]] = []
         table, written, number, size = "", 0, 1, 0
         while raw := stream.readline(MAX_LINE + 1):

@@ -79,9 +79,9 @@ class PostgresExecutor:
     round trip. Each one carries the position of its unit in the batch (the
     writer's ``SAVEPOINT`` statements count them), so the failure is laid at
     the right unit's door: on the unit's own statement it is raised there, as
-    if it had failed at once; units already finished raise
-    :class:`~coordhub.store.writer.UnitLost` (every check of that round trip
-    that refused, at once) and the writer runs the batch again without them.
+    if it had failed at once; a unit already finished raises
+    :class:`~coordhub.store.writer.UnitLost` and the writer runs the batch
+    again without it, settling each unit's checks as it ends.
 
     In a write batch, fence tokens and other counters, and message ``seq``
     values, come from the batch's :class:`~coordhub.store.pgnumbers.Numbers`
@@ -146,28 +146,28 @@ class PostgresExecutor:
         self._check(held, done.answers, own)  # a check that came before a failure wins, as it would have at once
         if done.error is not None:
             if done.failed < len(held) and held[done.failed].unit not in (own, _BATCH):
-                raise UnitLost({held[done.failed].unit: done.error}) from done.error
+                raise UnitLost(held[done.failed].unit, done.error) from done.error
             raise done.error
         return done.answers[len(held):]
 
     def _check(self, held: list[_Held], answers: list[Answer], own: int | None) -> None:
-        """Run the checks of the answered statements, in order; see :meth:`_pipeline` for what a refusal raises."""
-        lost: dict[int, BaseException] = {}
+        """Run the checks of the answered statements, in order; see :meth:`_pipeline` for what a refusal raises.
+
+        Only the first refusal counts: a later unit's check may have been
+        decided by what the refused unit did (its upsert of the same session,
+        in another spelling), which the batch's rollback undoes, so the later
+        units are judged again in the rerun.
+        """
         for h, answer in zip(held, answers, strict=False):
-            if h.check is None or h.unit in lost:
+            if h.check is None:
                 continue
             try:
                 h.check(answer.rows)
             except BaseException as exc:
-                if h.unit not in (own, _BATCH):  # a unit that ended: lost, with every other one refused here
-                    lost[h.unit] = exc
-                    continue
-                if lost:  # the batch runs again anyway; the running unit's check decides again then
-                    raise UnitLost(lost) from None
+                if h.unit not in (own, _BATCH):  # a unit that ended
+                    raise UnitLost(h.unit, exc) from None
                 self._refused = exc
                 raise
-        if lost:
-            raise UnitLost(lost)
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         if not params and sql in (_SAVEPOINT, _RELEASE, _ROLLBACK_TO):

@@ -45,20 +45,21 @@ _RECONNECT_BACKOFF = 1.0  # seconds a failed connect is remembered, so an outage
 
 
 class UnitLost(BaseException):
-    """Units that failed after they had ended (raised by the executor, caught here).
+    """A unit failed after it had ended (raised by the executor, caught here).
 
-    ``lost`` maps each such unit's position in the batch to why it failed: a
+    ``unit`` is the unit's position in the batch, ``cause`` why it failed: a
     statement it had deferred failed in the database, or a check it left
     waiting (``Executor.expect``, settled late: :meth:`Executor.finish_unit`)
     refused it. The batch's transaction is then abandoned; the writer rolls it
-    back and runs the batch again without those units, each of which fails with
-    its cause. A ``BaseException``, so that no unit of work's ``except
+    back and runs the batch again without that unit, which fails with
+    ``cause``. A ``BaseException``, so that no unit of work's ``except
     Exception`` takes it for its own.
     """
 
-    def __init__(self, lost: dict[int, BaseException]) -> None:
-        super().__init__(lost)
-        self.lost = lost
+    def __init__(self, unit: int, cause: BaseException) -> None:
+        super().__init__(unit, cause)
+        self.unit = unit
+        self.cause = cause
 
 
 class WriterConnection(Protocol):
@@ -209,13 +210,12 @@ class BatchWriter:
                 # The first run leaves the units' checks waiting (one round trip for many units); a run after a
                 # loss settles each unit's at its end, so refused checks cost a batch at most one more run.
                 results = self._attempt([batch[i][0] for i in running], optimistic=not lost)
-            except UnitLost as failure:  # run the batch again without those units
+            except UnitLost as failure:  # run the batch again without that unit
                 self._tx.halts.batch(False)
                 self._rollback()
-                for unit, cause in failure.lost.items():
-                    lost[running[unit]] = cause
-                    if not isinstance(cause, CoordError):
-                        log.error("unit of work failed", exc_info=cause)
+                lost[running[failure.unit]] = failure.cause
+                if not isinstance(failure.cause, CoordError):
+                    log.error("unit of work failed", exc_info=failure.cause)
                 continue
             except BaseException as exc:  # the whole batch is lost: nothing was acknowledged
                 if self._tx is not None:
@@ -302,10 +302,9 @@ class BatchWriter:
             except BaseException:  # a check the unit's SQL still waits for comes first, even before its own error
                 ex.settle()
                 raise
-            if optimistic:
-                ex.finish_unit()
-            else:
+            if not optimistic:
                 ex.settle()
+            ex.finish_unit()
         except Exception as exc:
             if self._is_unavailable(exc):
                 raise
