@@ -48,9 +48,9 @@ def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 
 
 @contextlib.contextmanager
-def scratch_database(prefix: str = "coordhub_test") -> Iterator[str]:
-    """A new PostgreSQL database ``<prefix>_<hex>`` (its URL), dropped after; fails (CI) or skips the test when
-    the server is not there."""
+def scratch_database(prefix: str = "coordhub_test", options: str = "") -> Iterator[str]:
+    """A new PostgreSQL database ``<prefix>_<hex>`` (its URL; ``options`` follow ``CREATE DATABASE``), dropped
+    after; fails (CI) or skips the test when the server is not there."""
     try:
         conn = _pg_admin_conn()
     except Exception as exc:  # the server is not there
@@ -58,7 +58,7 @@ def scratch_database(prefix: str = "coordhub_test") -> Iterator[str]:
             pytest.fail(f"PostgreSQL required (COORD_REQUIRE_POSTGRES=1) but unreachable at {PG_BASE}: {exc}")
         pytest.skip(f"PostgreSQL unreachable at {PG_BASE}")
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    conn.execute(f"CREATE DATABASE {name}")
+    conn.execute(f"CREATE DATABASE {name} {options}")
     try:
         yield f"{PG_BASE}/{name}"
     finally:

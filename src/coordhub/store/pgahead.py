@@ -47,48 +47,57 @@ class _Table:
     name: str
     joins: str  # the row for key k.ahead_key
     written: str  # the column a one-row UPDATE names in its WHERE
+    keys: frozenset[str]  # columns that say which row is which (a one-row UPDATE must not set them)
     fold: Callable[[str], str]  # keys that name the same row compare equal folded
     shape: re.Pattern[str]  # well-formed keys (others are never read ahead)
 
 
 TABLES = (
-    # Session ids as the core accepts them: ASCII, so Python's lower() is the database's lower().
-    _Table("sessions", "sessions t ON t.session_key = lower(k.ahead_key)", "session_id", str.lower,
-           re.compile(r"[A-Za-z0-9_.@+/-]{1,200}")),
-    _Table("leases", "leases t ON t.id = k.ahead_key", "id", str, re.compile(r"[0-9a-f-]{36}")),
+    # Session ids as the core accepts them: ASCII, so Python's lower() is the database's lower() (checked per
+    # connection: ASCII_LOWER; a Turkish collation, say, folds I otherwise, and then no session is read ahead).
+    _Table("sessions", "sessions t ON t.session_key = lower(k.ahead_key)", "session_id",
+           frozenset({"session_id", "session_key"}), str.lower, re.compile(r"[A-Za-z0-9_.@+/-]{1,200}")),
+    _Table("leases", "leases t ON t.id = k.ahead_key", "id", frozenset({"id"}), str, re.compile(r"[0-9a-f-]{36}")),
 )
+ASCII_LOWER = b"SELECT lower('ABCDEFGHIJKLMNOPQRSTUVWXYZ') = 'abcdefghijklmnopqrstuvwxyz' AS ok"
 _BY_NAME = {t.name: t for t in TABLES}
 
 _ADDS, _ONE_ROW, _OTHER = "adds", "one row", "other"
 
 
 @lru_cache(maxsize=4096)
-def effect(sql: str) -> tuple[str, str] | None:
-    """``(table, kind)`` when ``sql`` writes a followed table (kind: what it may change), else None."""
+def effect(sql: str) -> tuple[tuple[str, str], ...]:
+    """``(table, kind)`` for each followed table ``sql`` writes (kind: what it may change); empty if none.
+
+    A statement that writes two of them changes anything in both.
+    """
     text = " ".join(sql.split())
-    for table in TABLES:
-        name = re.escape(table.name)
-        if not re.search(rf"\b(?:insert\s+into|update|delete\s+from|truncate(?:\s+table)?)\s+{name}\b", text,
-                         re.IGNORECASE):
-            continue
-        if sql == ACT:
-            return table.name, ACT
-        if re.fullmatch(rf"UPDATE {name} SET [a-z_]+ = \?(?:, [a-z_]+ = \?)* WHERE {table.written} = \?", text):
-            return table.name, _ONE_ROW
-        if re.match(rf"INSERT INTO {name} \(", text) and not re.search(r"\bON\s+CONFLICT\b", text, re.IGNORECASE):
-            return table.name, _ADDS
-        return table.name, _OTHER
-    return None
+    written = [t for t in TABLES if re.search(
+        rf"\b(?:insert\s+into|update|delete\s+from|truncate(?:\s+table)?)\b[^;]*?\b{t.name}\b", text,
+        re.IGNORECASE)]
+    if len(written) != 1:
+        return tuple((t.name, _OTHER) for t in written)
+    table = written[0]
+    name = re.escape(table.name)
+    if sql == ACT:
+        return ((table.name, ACT),)
+    one = re.fullmatch(rf"UPDATE {name} SET ((?:[a-z_]+ = \?, )*[a-z_]+ = \?) WHERE {table.written} = \?", text)
+    if one is not None and not {s.split(" = ")[0] for s in one.group(1).split(", ")} & table.keys:
+        return ((table.name, _ONE_ROW),)
+    if re.match(rf"INSERT INTO {name} \(", text) and not re.search(r"\bON\s+CONFLICT\b", text, re.IGNORECASE):
+        return ((table.name, _ADDS),)
+    return ((table.name, _OTHER),)
 
 
-def query(ahead: Ahead, literal: Callable[[str], str]) -> list[tuple[str, bytes]]:
+def query(ahead: Ahead, literal: Callable[[str], str], *, sessions: bool = True) -> list[tuple[str, bytes]]:
     """The reads for ``ahead`` (each key quoted by ``literal``): ``(table, SQL)`` for each table with keys.
 
     Only well-formed keys are read (a lookup of anything else cannot have been
-    named by a unit the core accepted), each once, at most :data:`MAX_AHEAD`.
+    named by a unit the core accepted), each once, at most :data:`MAX_AHEAD`;
+    sessions only with ``sessions`` (the database folds ASCII as Python does).
     """
     out = []
-    for table, keys in (("sessions", ahead.sessions), ("leases", ahead.leases)):
+    for table, keys in (("sessions", ahead.sessions if sessions else ()), ("leases", ahead.leases)):
         spec = _BY_NAME[table]
         wanted = list(dict.fromkeys(k for k in keys if spec.shape.fullmatch(k)))[:MAX_AHEAD]
         if wanted:
@@ -124,24 +133,24 @@ class RowsAhead:
         """Follow a statement the batch gives (before it runs; see the module docstring)."""
         if not self.rows:
             return
-        found = effect(sql)
-        if found is None or found[0] not in self.rows:
-            return
-        table, kind = found
-        rows, fold = self.rows[table], _BY_NAME[table].fold
-        if kind == _OTHER:
-            del self.rows[table]
-        elif kind == _ADDS:
-            for key in [k for k, row in rows.items() if row is None]:
-                del rows[key]
-        else:  # one row, by the key in its last parameter (ACT: its first, and the time it sets)
-            written = fold(str(params[0] if kind == ACT else params[-1]))
-            for key, row in list(rows.items()):
-                if fold(key) == written:
-                    if kind == ACT and row is not None:
-                        rows[key] = acted(row, float(params[2]))
-                    else:
-                        del rows[key]
+        for table, kind in effect(sql):
+            rows = self.rows.get(table)
+            if rows is None:
+                continue
+            if kind == _OTHER:
+                del self.rows[table]
+            elif kind == _ADDS:
+                for key in [k for k, row in rows.items() if row is None]:
+                    del rows[key]
+            else:  # one row, by the key in its last parameter (ACT: its first, and the time it sets)
+                fold = _BY_NAME[table].fold
+                written = fold(str(params[0] if kind == ACT else params[-1]))
+                for key, row in list(rows.items()):
+                    if fold(key) == written:
+                        if kind == ACT and row is not None:
+                            rows[key] = acted(row, float(params[2]))
+                        else:
+                            del rows[key]
 
     def clear(self) -> None:
         """Forget every row (a rollback, the batch's end)."""

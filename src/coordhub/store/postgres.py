@@ -269,6 +269,7 @@ class PostgresExecutor:
             self._pipeline([], own)
         moves = self.numbers.write_back()
         self._in_batch = False
+        self.rows_ahead.clear()  # after the COMMIT other hubs may write them: nothing outside a batch reads them
         if not moves and all(h.sql in (_SAVEPOINT, _RELEASE) for h in self._held):  # bookkeeping only: one query
             text = "".join(f"{h.sql}; " for h in self._held) + "; ".join(tail)
             self._held = []
@@ -286,6 +287,7 @@ class _Connection:
         self._commit_tail = [announce.notify_sql(origin), "COMMIT"]
         self._begin_sql = b""  # built on the first batch, once the schema is known (see begin)
         self._escaping = pq.Escaping(conn.pgconn)
+        self._fold_ok = False  # the database's lower() folds ASCII as Python's does (sessions read ahead)
 
     @property
     def executor(self) -> PostgresExecutor:
@@ -297,11 +299,12 @@ class _Connection:
             named = ex.pipe.simple(b"SELECT pg_get_serial_sequence('messages', 'seq') AS name")[0].rows
             ex.numbers.sequence = named[0]["name"] if named else None
             self._begin_sql = "; ".join([_BEGIN_LOCK_AND_TIME, Halts.STANDING, *ex.numbers.queries()]).encode()
+            self._fold_ok = bool(ex.pipe.simple(pgahead.ASCII_LOWER)[0].rows[0]["ok"])
         ex.start_batch()  # a failed batch may have left statements held: its transaction is gone
         # One round trip: BEGIN, the lock, whose answer carries the database's clock (see OffsetClock), the
         # standing halts, which every unit of the batch checks (Halts.batch), where the counters stand, and
         # the rows its units will look up (after the lock: what the last batch committed).
-        reads = pgahead.query(ahead, self._literal) if ahead is not None else []
+        reads = pgahead.query(ahead, self._literal, sessions=self._fold_ok) if ahead is not None else []
         text = b"; ".join([self._begin_sql, *(sql for _, sql in reads)])
         _, lock, halts, counters, sequence, *rows = ex.pipe.simple(text)
         self._clock.offset = float(lock.rows[0]["db_now"]) - time.time()
