@@ -206,3 +206,20 @@ def test_force_release_of_an_already_expired_lease_records_expiry(hub: Hub, cloc
     lease = claim(hub, A, "x", ttl=1)
     clock.advance(3601)
     assert op(hub, ADMIN, lambda tx, now: leases.revoke(tx, ADMIN, lease["id"], now))["state"] == "expired"
+
+
+@pytest.mark.parametrize("ttl", [None, 3, 0.5, 0])
+def test_a_renewal_answers_the_lease_as_it_is_stored(hub: Hub, clock: ManualClock, ttl: float | None) -> None:
+    """Renewing (its own TTL, an integer, a fraction, no expiry) answers from the row as its UPDATE leaves it,
+    without reading it again: the answer is what a read of the lease gives at that moment, and so is a holder's
+    reclaim (a renewal too)."""
+    lease = claim(hub, A, "src/renewed.py")
+    clock.advance(60)
+    renewed = op(hub, A, lambda tx, now: leases.renew(tx, A, lease["id"], ttl, now))
+    stored = hub.store.read_sync(lambda tx: leases.render(tx.leases.get(lease["id"]), clock.now()))
+    assert renewed == stored and renewed["renewed_at"] is not None
+    clock.advance(60)
+    reclaimed = op(hub, A, lambda tx, now: leases.claim(tx, A, project_key="p", resource="src/renewed.py",
+                                                       description=None, ttl_hours=4, now=now))
+    stored = hub.store.read_sync(lambda tx: leases.render(tx.leases.get(lease["id"]), clock.now()))
+    assert {**reclaimed, "renewed": None} == {**stored, "renewed": None} and reclaimed["renewed"] is True

@@ -362,11 +362,13 @@ def renew(tx: Tx, actor: Actor, lease_id: str, ttl_hours: float | None, now: flo
 
 
 def _extend(tx: Tx, actor: Actor, row: Row, ttl: float, now: float, reclaimed: bool = False) -> dict[str, Any]:
-    """Renew a live lease of the actor to ``ttl`` hours from ``now``; the fence stays."""
-    tx.leases.extend(row["id"], ttl, _expiry(ttl, now), now)
+    """Renew a live lease of the actor to ``ttl`` hours from ``now``; the fence stays. Answers from the row as the
+    UPDATE leaves it (it sets just these), as :func:`_end` does: no read after the write."""
+    expires_at = _expiry(ttl, now)
+    tx.leases.extend(row["id"], ttl, expires_at, now)
     emit_nowait(tx, "lease.renewed", now, session_id=actor.session_id, project_key=row["project_key"],
          subject_id=row["id"], fence=row["fence"], ttl_hours=ttl, reclaimed=reclaimed)
-    return render(_get(tx, row["id"]), now)
+    return render({**row, "ttl_hours": ttl, "expires_at": expires_at, "renewed_at": now, "updated_at": now}, now)
 
 
 def release_all(tx: Tx, actor: Actor, session_id: str, now: float) -> dict[str, Any]:
