@@ -297,10 +297,11 @@ class Lease:
     grant: Op
     renews: list[Op] = field(default_factory=list)
     ends: list[Op] = field(default_factory=list)  # release and force operations, in any order
+    since: float | None = None  # first known from a reclaim: when the claim whose answer was lost began
 
     @property
     def invoked(self) -> float:
-        return self.grant.invoked
+        return self.grant.invoked if self.since is None else self.since
 
     @property
     def granted(self) -> float:
@@ -379,8 +380,12 @@ def leases_of(history: Sequence[Attempt]) -> dict[str, Lease]:
             body = op.body
             if body["id"] in leases:
                 leases[body["id"]].renews.append(op)
-            else:  # the grant's answer was lost: the lease is surely held from this answer on
-                leases[body["id"]] = Lease(body["id"], op.session, op.args["resource"], body["fence"], op)
+            else:  # the grant's answer was lost: the lease is surely held from this answer on, and may exist
+                # since the first claim of that file by the session that got no answer
+                lost = [o.invoked for o in ops if o.kind == Kind.CLAIM and o.unknown and o.session == op.session
+                        and same_file(o.args["resource"], op.args["resource"]) and o.invoked < op.invoked]
+                leases[body["id"]] = Lease(body["id"], op.session, op.args["resource"], body["fence"], op,
+                                           since=min(lost) if lost else None)
         elif op.unknown:
             leases_too = [x for x in leases.values() if x.session == op.session
                           and same_file(x.resource, op.args["resource"]) and x.invoked < op.invoked]

@@ -432,6 +432,21 @@ def test_checker_finds_a_decreasing_or_repeated_fence() -> None:
                          _grant("D", 5, 6.05, "deploy:y", "L6", 59)]) == []
 
 
+def test_a_lease_first_seen_in_a_reclaim_dates_from_the_claim_whose_answer_was_lost() -> None:
+    """C's claim of deploy:x gets no answer (its hub died) but was granted, fence 5; D is granted fence 6
+    afterwards; C claims again and is told it holds the lease (renewed). The lease may exist since C's first
+    claim, so fence 5 < 6 is no violation; and it overlaps D's lease from then on, which is one."""
+    lost = _at("C", 5, Kind.CLAIM, 6.0, 6.2, None, None, resource="deploy:x", ttl_hours=0.01)  # type: ignore[arg-type]
+    reclaim = _at("C", 6, Kind.CLAIM, 6.5, 6.6, 201, {"id": "L5", "fence": 5, "resource": "deploy:x",
+                                                     "session_id": "C/claude-main", "expires_in_seconds": 36.0,
+                                                     "renewed": True}, resource="deploy:x", ttl_hours=0.01)
+    other = _grant("D", 5, 6.3, "deploy:y", "L6", 6)
+    assert check_fences([*GOOD, lost, other, reclaim]) == []
+    assert check_fences([*GOOD, other, reclaim]) != []  # without the lost claim, fence 5 came after 6
+    clash = _grant("D", 6, 6.3, "deploy:x", "L7", 7)
+    assert check_all([*GOOD, lost, clash, reclaim], inboxes=GOOD_INBOXES) != []
+
+
 def test_checker_finds_a_double_effect() -> None:
     # one key, two fresh successes with different lease ids
     twice = [*GOOD, _grant("C", 5, 6.0, "deploy:x", "L5", 5, key="kk"), _grant("C", 5, 6.0, "deploy:x", "L6", 6,

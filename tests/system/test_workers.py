@@ -96,8 +96,10 @@ def _serving_workers(hub: LiveHub) -> set[int]:
 
 def test_both_workers_answer_and_a_history_across_them_is_correct(workers_hub: LiveHub, tmp_path: Path) -> None:
     assert _workers_seen(workers_hub.url) == {1, 2}
+    # ~1,100 operations on a quiet machine; the floor only says the run proved something (265 were seen in a CI
+    # run beside the three-hub cluster test on the other core)
     counts = assert_clean_and_meaningful(run_history(workers_hub, tmp_path, Plan(workers=6, seconds=4.0, seed=7)),
-                                         minimum_ops=300)
+                                         minimum_ops=150)
     print(one_line(counts))
 
 
