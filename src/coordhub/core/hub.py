@@ -214,7 +214,9 @@ class Hub:
         reused with another request, ``Unavailable`` when the database is down.
         """
         unit = self._unit(actor, op, status, idem, during_halt)
-        return await self.store.write(ReadsAhead(unit, ahead) if ahead else unit)
+        if ahead is None or not (ahead.sessions or ahead.leases):  # (an Ahead, a tuple, is never falsy itself)
+            return await self.store.write(unit)
+        return await self.store.write(ReadsAhead(unit, ahead))
 
     def mutate_sync(self, actor: Actor, op: Operation, *, status: int = 200,
                     idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None) -> Outcome:

@@ -33,13 +33,9 @@ class Leases(Table):
     def get(self, lease_id: str) -> Row | None:
         """The lease with this id in any state, or None.
 
-        From the batch's rows read ahead when the unit named this id
-        (:class:`~coordhub.store.base.ReadsAhead`; PostgreSQL), else asked.
+        Read ahead when the unit named this id (:meth:`one_ahead`).
         """
-        ahead, row = self.ex.ahead("leases", lease_id)
-        if ahead:
-            return None if row is None else dict(row)
-        return self.ex.one("SELECT * FROM leases WHERE id = ?", (lease_id,))
+        return self.one_ahead("leases", lease_id, "SELECT * FROM leases WHERE id = ?")
 
     def by_fence(self, fence: int) -> Row | None:
         """The lease granted with this fence, in any state, or None."""

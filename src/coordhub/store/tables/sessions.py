@@ -62,13 +62,9 @@ class Sessions(Table):
     def by_key(self, spelling: str) -> Row | None:
         """The session row under any spelling of its id, or None if the hub has never seen or addressed it.
 
-        From the batch's rows read ahead when the unit named this spelling
-        (:class:`~coordhub.store.base.ReadsAhead`; PostgreSQL), else asked.
+        Read ahead when the unit named this spelling (:meth:`one_ahead`).
         """
-        ahead, row = self.ex.ahead("sessions", spelling)
-        if ahead:
-            return None if row is None else dict(row)
-        return self.ex.one("SELECT * FROM sessions WHERE session_key = lower(?)", (spelling,))
+        return self.one_ahead("sessions", spelling, "SELECT * FROM sessions WHERE session_key = lower(?)")
 
     def address(self, spelling: str, now: float) -> Row:
         """The row of a session being addressed, created (not known) with this spelling if there is none."""
