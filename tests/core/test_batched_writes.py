@@ -242,3 +242,72 @@ def test_a_refusal_is_not_decided_by_what_another_refused_unit_did(store: Store,
     got = _batch(hub, [(first, send(first)), (second, send(second))], [Ahead(sessions=(C.session_id,))] * 2)
     assert got == ["Halted", "Halted"], got
     assert store.read_sync(lambda tx: tx.sessions.by_key("foo/x")) is None
+
+
+def _claim(actor: Actor, resource: str, ttl_hours: float = 1) -> tuple[tuple[Actor, Operation], Ahead]:
+    """A claim as its route makes it: the unit, and the leases it names for reading ahead."""
+    return ((actor, lambda tx, now: leases.claim(tx, actor, project_key="p", resource=resource, description=None,
+                                                 ttl_hours=ttl_hours, now=now)),
+            Ahead.of(scans=(leases.claim_scan("p", resource),)))
+
+
+def _claims(hub: Hub, *named: tuple[tuple[Actor, Operation], Ahead]) -> list[Any]:
+    return _batch(hub, [call for call, _ in named], [ahead for _, ahead in named])
+
+
+def test_a_claim_sees_the_leases_granted_earlier_in_its_batch(store: Store, clock: ManualClock) -> None:
+    """On PostgreSQL the leases a claim could collide with are read with the batch's BEGIN; a lease granted
+    earlier in the same batch must still stop it: the same file, a file under a directory claimed, a
+    directory over a file claimed, a glob over it, the same name. And a second claim of one's own lease in
+    the batch renews it. Each answers as it would alone (and as SQLite answers). (One batch a case: a refused
+    claim rolls its unit back, and with it every row read ahead.)"""
+    hub = Hub(store, clock)
+    for first, second in (("src/a.py", "src/a.py"), ("lib/", "lib/x/y.py"), ("doc/x/y.md", "doc"),
+                          ("web/app.ts", "web/**/*.ts"), ("name:deploy", "name:deploy")):
+        granted, refused = _claims(hub, _claim(A, "other/" + first if first[-1] != "/" else "x" + first),
+                                   _claim(B, first), _claim(A, second))[1:]
+        assert (granted["renewed"], refused) == (False, "LeaseConflict"), (first, second, granted, refused)
+    again = _claims(hub, _claim(B, "tests/t.py"), _claim(B, "tests/t.py"))
+    assert [g["renewed"] for g in again] == [False, True] and again[0]["id"] == again[1]["id"]
+    live = store.read_sync(lambda tx: tx.leases.live(clock.now(), project_key="p"))
+    assert sorted(r["resource"] for r in live if r["session_id"] == B.session_id) == [
+        "doc/x/y.md", "lib/", "name:deploy", "src/a.py", "tests/t.py", "web/app.ts"]
+
+
+def test_a_claim_records_a_lease_that_ran_out_during_its_batch(store: Store, clock: ManualClock) -> None:
+    """A claim first records every lease that has run out as expired, whoever holds it. A lease granted
+    earlier in the batch that runs out before a later claim of the batch (the clock moves between them) is
+    recorded by that claim, though it was not due when the batch read what was due."""
+    hub = Hub(store, clock)
+
+    def later(tx: Tx, now: float) -> None:
+        clock.advance(10)
+
+    short = _claim(A, "src/short.py", ttl_hours=0.001)  # 3.6 s
+    granted, _, other = _claims(hub, short, ((A, later), Ahead()), _claim(B, "lib/other.py"))
+    assert other["renewed"] is False
+    kinds = [e["kind"] for e in _events(store) if e["subject_id"] == granted["id"]]
+    assert kinds == ["lease.granted", "lease.expired"], kinds
+
+
+def test_a_claim_sees_leases_ended_earlier_in_its_batch(store: Store, clock: ManualClock) -> None:
+    """A lease released, revoked or run out earlier in the batch no longer stops a claim read ahead: the claim
+    is granted, as alone; one renewed earlier still stops it."""
+    hub = Hub(store, clock)
+    admin = Actor("ADMIN/ops", is_admin=True)
+    ids = {}
+    for resource, ttl in (("src/a.py", 1.0), ("src/b.py", 1.0), ("src/c.py", 0.001), ("src/d.py", 1.0)):
+        out = hub.mutate_sync(A, lambda tx, now, r=resource, t=ttl: leases.claim(
+            tx, A, project_key="p", resource=r, description=None, ttl_hours=t, now=now))
+        ids[resource] = out.body["id"]
+    clock.advance(10)  # src/c.py has run out (3.6 s), not yet recorded as expired
+    release = ((A, lambda tx, now: leases.release(tx, A, ids["src/a.py"], now)), Ahead(leases=(ids["src/a.py"],)))
+    revoke = ((admin, lambda tx, now: leases.revoke(tx, admin, ids["src/b.py"], now)),
+              Ahead(leases=(ids["src/b.py"],)))
+    renew = ((A, lambda tx, now: leases.renew(tx, A, ids["src/d.py"], 2, now)), Ahead(leases=(ids["src/d.py"],)))
+    got = _claims(hub, release, _claim(B, "src/a.py"), revoke, _claim(B, "src/b.py"), _claim(B, "src/c.py"),
+                  _claim(B, "src/c.py"), renew, _claim(B, "src/d.py"))
+    assert [g if isinstance(g, str) else g.get("renewed", g["state"]) for g in got] == [
+        "released", False, "revoked", False, False, True, "active", "LeaseConflict"], got
+    kinds = [e["kind"] for e in _events(store) if e["subject_id"] == ids["src/c.py"]]
+    assert kinds == ["lease.granted", "lease.expired"], kinds

@@ -10,18 +10,22 @@ recognised, with no more latitude than its SQL says.
 from __future__ import annotations
 
 import pathlib
+import random
 import re
+from typing import Any
 
 import pytest
 
 from coordhub.clock import ManualClock
-from coordhub.core import messages
-from coordhub.core.hub import Hub
+from coordhub.core import leases, messages
+from coordhub.core.hub import Hub, Operation
 from coordhub.core.identity import Actor
 from coordhub.store import Store, open_store
-from coordhub.store.base import Ahead
-from coordhub.store.pgahead import MAX_AHEAD, effect, query
+from coordhub.store.base import Ahead, Scan
+from coordhub.store.pgahead import MAX_AHEAD, RowsAhead, effect, query
+from coordhub.store.tables.leases import Candidates
 from coordhub.store.tables.sessions import ACT, acted
+from coordhub.store.tx import Tx
 from tests.conftest import scratch_database
 from tests.core.test_batched_writes import _batch
 
@@ -89,6 +93,130 @@ def test_only_well_formed_keys_are_read_ahead_each_once_and_bounded() -> None:
     assert query(Ahead(sessions=("no good", "")), lambda s: f"'{s}'") == []
     many = dict(query(Ahead(sessions=tuple(f"S/{n}" for n in range(MAX_AHEAD + 50))), lambda s: f"'{s}'"))
     assert many["sessions"].decode().count("'S/") == MAX_AHEAD
+
+
+def _scanned(scans: dict[Scan, list[dict[str, Any]]], due_at: float | None = None) -> RowsAhead:
+    """Rows ahead as a batch's BEGIN would leave them: each scan's filed rows as given, nothing beneath."""
+    ahead = RowsAhead()
+    filed = [row for rows in scans.values() for row in rows]
+    ahead.load(Ahead(scans=tuple(scans)), {"filed": filed, "beneath": [], "due": [{"due_at": due_at}]})
+    return ahead
+
+
+def test_a_scan_is_dropped_by_any_write_that_may_move_a_lease_into_it() -> None:
+    """Writes our code never gives, followed as the rule says: a one-row update that makes a lease active or
+    sets what files it (project, scope, kind) drops every scan, whichever lease it names; an insert whose
+    columns cannot be read, or another statement, drops them and what is known of expiry; a one-row update of
+    another lease, or an insert of an ended one, drops nothing. An insert or a renewal lowers the earliest
+    expiry."""
+    scan = Scan("p", ("", "src", "src/a.py"), "src/a.py")
+    row = {"id": "l1", "project_key": "p", "scope": "src", "kind": "path", "state": "active", "expires_at": 50.0}
+
+    def after(sql: str, params: tuple[Any, ...]) -> RowsAhead:
+        ahead = _scanned({scan: [row]}, due_at=50.0)
+        ahead.wrote(sql, params)
+        return ahead
+
+    assert after("UPDATE leases SET description = ? WHERE id = ?", ("x", "l2")).scanned(scan) is not None
+    assert after("UPDATE leases SET description = ? WHERE id = ?", ("x", "l1")).scanned(scan) is None
+    for sql, params in (("UPDATE leases SET state = ? WHERE id = ?", ("active", "l9")),
+                        ("UPDATE leases SET scope = ?, scope_is_dir = ? WHERE id = ?", ("src", 0, "l9")),
+                        ("UPDATE leases SET project_key = ? WHERE id = ?", ("p", "l9")),
+                        ("UPDATE leases SET kind = ? WHERE id = ?", ("path", "l9")),
+                        ("INSERT INTO leases SELECT * FROM old_leases", ()),
+                        ("INSERT INTO leases (id, project_key, scope) VALUES (?, ?, ?)", ("l9", "q", "x")),
+                        ("DELETE FROM leases WHERE id = ?", ("l9",))):
+        ahead = after(sql, params)
+        assert ahead.scanned(scan) is None, sql
+    assert after("UPDATE leases SET state = ? WHERE id = ?", ("released", "l9")).scanned(scan) is not None
+    ended = "INSERT INTO leases (id, project_key, scope, kind, state, expires_at) VALUES (?, ?, ?, ?, ?, ?)"
+    assert after(ended, ("l9", "p", "src", "path", "released", 1.0)).scanned(scan) == (
+        [row], [], True, 50.0)
+    elsewhere = after(ended, ("l9", "p", "lib", "path", "active", 20.0)).scanned(scan)
+    assert elsewhere is not None and elsewhere.due_at == 20.0
+    assert after(ended, ("l9", "p", "src/a.py/x", "path", "active", 90.0)).scanned(scan) is None  # beneath
+    assert after(ended, ("l9", "p", "src/a.pyc", "path", "active", 90.0)).scanned(scan) is not None
+    assert after(ended, ("l9", "p", "src/a.py/x", "name", "active", 90.0)).scanned(scan) is not None
+    renewed = after("UPDATE leases SET ttl_hours = ?, expires_at = ? WHERE id = ?", (1.0, 10.0, "l9"))
+    assert renewed.scanned(scan) == ([row], [], True, 10.0)
+
+
+def _actual(tx: Tx, scan: Scan, now: float, exclude: str | None, limit: int | None) -> Candidates:
+    """What the claim's queries answer now, asked of the database (Leases.candidates' own SQL)."""
+    t = tx.leases
+    queries = [t._at_scopes(scan.project_key, list(scan.scopes), now, None), t._unscoped(scan.project_key, now, None),
+               t._due(now)]
+    if scan.beneath is not None:
+        queries.append(t._beneath_scope(scan.project_key, scan.beneath, now, exclude, limit))
+    rows = tx.ex.many(queries)
+    return Candidates(rows[0], rows[1], rows[3] if scan.beneath is not None else [], rows[2])
+
+
+@pytest.mark.postgres
+def test_scans_read_ahead_answer_as_the_database_does_through_mixed_batches() -> None:
+    """Random batches of claims (files, directories, globs, names, the whole project), releases, renewals and
+    moves of the clock on PostgreSQL, with a check after every unit: each scan the batch read ahead that is
+    still current answers what the claim's own queries answer at that moment, for every holder excluded and
+    both limits, and says nothing is due only when nothing is."""
+    rng = random.Random(1530)
+    actors = [Actor(f"{n}/main") for n in "ABC"]
+    paths = ["src/a.py", "src/b.py", "src/", "src/x/y.py", "src/x", "lib/z.py", "src/**/*.py", "*.md", "name:db",
+             "name:web", ".", "doc/r.md"]
+    with scratch_database("coordhub_scan") as url:
+        store = open_store(url)
+        store.open()
+        try:
+            clock = ManualClock()
+            hub = Hub(store, clock)
+            held: list[tuple[Actor, str]] = []
+            checked = mismatched = 0
+            for _ in range(16):
+                calls: list[tuple[Actor, Operation]] = []
+                named: list[Ahead | None] = []
+                scans = []
+                for _ in range(rng.randint(4, 10)):
+                    actor, roll = rng.choice(actors), rng.random()
+                    if roll < 0.55 or not held:
+                        resource, ttl = rng.choice(paths), rng.choice([0, 0.001, 1])
+                        calls.append((actor, lambda tx, now, a=actor, r=resource, t=ttl: leases.claim(
+                            tx, a, project_key="p", resource=r, description=None, ttl_hours=t, now=now)))
+                        scan = leases.claim_scan("p", resource)
+                        assert scan is not None
+                        scans.append(scan)
+                        named.append(Ahead(scans=(scan,)))
+                    elif roll < 0.75:
+                        owner, lease_id = rng.choice(held)
+                        calls.append((owner, lambda tx, now, a=owner, x=lease_id: leases.release(tx, a, x, now)))
+                        named.append(Ahead(leases=(lease_id,)))
+                    elif roll < 0.9:
+                        owner, lease_id = rng.choice(held)
+                        calls.append((owner, lambda tx, now, a=owner, x=lease_id: leases.renew(tx, a, x, 0.002,
+                                                                                                now)))
+                        named.append(None)
+                    else:
+                        calls.append((actor, lambda tx, now: clock.advance(rng.choice([1, 5, 10]))))
+                        named.append(None)
+
+                    def check(tx: Tx, now: float, scans: list[Scan] = scans) -> None:
+                        nonlocal checked, mismatched
+                        for scan in set(scans):
+                            for exclude in (None, *(a.session_id for a in actors)):
+                                for limit in (None, 1):
+                                    got = tx.leases._ahead(scan, now, exclude, limit, due=True)
+                                    if got is None:
+                                        continue
+                                    checked += 1
+                                    if got != _actual(tx, scan, now, exclude, limit):
+                                        mismatched += 1
+
+                    calls.append((actors[0], check))
+                    named.append(None)
+                for (actor, _), out in zip(calls, _batch(hub, calls, named), strict=True):
+                    if isinstance(out, dict) and out.get("fence") and out.get("state") == "active":
+                        held.append((actor, out["id"]))
+            assert mismatched == 0 and checked > 150, (mismatched, checked)
+        finally:
+            store.close()
 
 
 @pytest.mark.postgres

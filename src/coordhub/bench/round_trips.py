@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -72,28 +73,32 @@ async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
     for actor in (RECIPIENT, SENDER):  # both known to the hub before anything is counted
         await hub.mutate(actor, lambda tx, now: None)
     held: list[str] = []
+    files = itertools.count()
 
     def send(tx: Any, now: float) -> Any:
         return messages.send(tx, SENDER, to_session=RECIPIENT.session_id, subject="s", body="b", now=now)
 
-    def claim(tx: Any, now: float) -> Any:
-        out = leases.claim(tx, SENDER, project_key="rt", resource=f"src/f{len(held)}-{now}.py",
-                           description=None, ttl_hours=1, now=now)
-        return out
+    def claim(tx: Any, now: float) -> Any:  # stands for a claim of a file of its own (see one)
+        raise AssertionError("run by one() with its resource")
 
     def release(tx: Any, now: float) -> Any:  # stands for the release of the lease claimed last (see one)
         raise AssertionError("run by one() with the lease's id")
 
     async def one(op: Callable[[Any, float], Any]) -> None:
-        # Each names the rows it looks up, as its route does (the recipient, the lease to release).
+        # Each names the rows it looks up, as its route does (the recipient, the lease to release, the leases a
+        # claim could collide with).
         if op is release:
             lease_id = held.pop()
             await hub.mutate(SENDER, lambda tx, now: leases.release(tx, SENDER, lease_id, now),
                              ahead=Ahead(leases=(lease_id,)))
-            return
-        out = await hub.mutate(SENDER, op, ahead=Ahead(sessions=(RECIPIENT.session_id,)) if op is send else None)
-        if op is claim:
+        elif op is claim:
+            resource = f"src/f{next(files)}.py"
+            out = await hub.mutate(SENDER, lambda tx, now: leases.claim(
+                tx, SENDER, project_key="rt", resource=resource, description=None, ttl_hours=1, now=now),
+                ahead=Ahead.of(scans=(leases.claim_scan("rt", resource),)))
             held.append(out.body["id"])
+        else:
+            await hub.mutate(SENDER, op, ahead=Ahead(sessions=(RECIPIENT.session_id,)))
 
     cases: list[dict[str, Any]] = []
     blockers: list[int] = []

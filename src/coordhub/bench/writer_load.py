@@ -51,7 +51,8 @@ async def run(url: str, case: str, units: int, tasks: int = 64) -> dict[str, Any
     async def cycle() -> None:
         name = f"f{next(names)}"
         got = await hub.mutate(SENDER, lambda tx, now: leases.claim(tx, SENDER, project_key="p", resource=name,
-                                                                    description=None, ttl_hours=1, now=now))
+                                                                    description=None, ttl_hours=1, now=now),
+                               ahead=Ahead.of(scans=(leases.claim_scan("p", name),)))  # as the claim route names
         await hub.mutate(SENDER, lambda tx, now: leases.release(tx, SENDER, got.body["id"], now),
                          ahead=Ahead(leases=(got.body["id"],)))  # as the release route names its lease
 

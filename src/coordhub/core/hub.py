@@ -203,8 +203,8 @@ class Hub:
                      ahead: Ahead | None = None) -> Outcome:
         """Run a mutation as ``actor``; return its :class:`Outcome`.
 
-        ``ahead``: rows the operation will look up, such as a send's recipient
-        or the lease a release ends; the store may read them ahead
+        ``ahead``: rows the operation will look up, such as a send's recipient,
+        the lease a release ends or the leases a claim could collide with; the store may read them ahead
         (:class:`~coordhub.store.base.ReadsAhead`).
 
         Raises the ``CoordError`` the operation raised (nothing of it is
@@ -214,7 +214,7 @@ class Hub:
         reused with another request, ``Unavailable`` when the database is down.
         """
         unit = self._unit(actor, op, status, idem, during_halt)
-        if ahead is None or not (ahead.sessions or ahead.leases):  # (an Ahead, a tuple, is never falsy itself)
+        if ahead is None or not any(ahead):  # (an Ahead, a tuple of its fields, is never falsy itself)
             return await self.store.write(unit)
         return await self.store.write(ReadsAhead(unit, ahead))
 

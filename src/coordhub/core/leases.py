@@ -39,8 +39,8 @@ from coordhub.core.events import emit_nowait
 from coordhub.core.identity import Actor, require_admin
 from coordhub.errors import Forbidden, Invalid, LeaseConflict, NotFound, StaleFence
 from coordhub.ids import new_id
-from coordhub.store.base import Row
-from coordhub.store.tables.leases import Candidates
+from coordhub.store.base import Row, Scan
+from coordhub.store.tables.leases import Candidates, is_live
 from coordhub.store.tx import Tx
 
 DEFAULT_TTL_HOURS = 2.0  # seed 001: "use 2 for normal work"
@@ -103,9 +103,28 @@ def _scope_is_dir(res: paths.Resource) -> bool:
 
 
 def _ancestors(scope: str) -> list[str]:
-    """``scope`` and every segment prefix of it, plus "" (where leases without a scope are filed)."""
+    """``scope`` and every segment prefix of it, plus "" (where leases without a scope are filed), sorted."""
     parts = scope.split("/") if scope else []
-    return list({"", *("/".join(parts[:n]) for n in range(1, len(parts) + 1))})
+    return sorted({"", *("/".join(parts[:n]) for n in range(1, len(parts) + 1))})
+
+
+def _scan(project_key: str, res: paths.Resource) -> Scan:
+    """The live leases of ``project_key`` that may overlap ``res``, as :meth:`Leases.candidates` reads them: those
+    filed at its scope or an ancestor (a NAME: at its own text only), and, except for a NAME, the path and glob
+    leases filed beneath its scope."""
+    if res.kind is paths.ResourceKind.NAME:  # a NAME overlaps only itself, filed under its own text
+        return Scan(project_key, (res.scope,), None)
+    scope = "" if res.universal else res.scope
+    return Scan(project_key, tuple(_ancestors(scope)), scope)
+
+
+def claim_scan(project_key: str, resource: str) -> Scan | None:
+    """What a claim of ``resource`` in ``project_key`` will read (for reading it ahead:
+    :class:`~coordhub.store.base.ReadsAhead`), or None when ``resource`` is refused (the claim fails itself)."""
+    try:
+        return _scan(project_key, _parse(resource))
+    except Invalid:
+        return None
 
 
 def overlapping(tx: Tx, project_key: str, res: paths.Resource, now: float, *, exclude: str | None = None,
@@ -126,14 +145,11 @@ def _candidates(tx: Tx, project_key: str, res: paths.Resource, now: float, *, ex
                 first_only: bool, due: bool) -> Candidates:
     """Every lease row that may overlap ``res`` (see :func:`overlapping`), read in one go; with ``due``, also the
     leases waiting to be recorded as expired. ``at_scopes`` includes the scope of ``res`` itself, anyone's."""
-    if res.kind is paths.ResourceKind.NAME:  # a NAME overlaps only itself, filed under its own text
-        return tx.leases.candidates(project_key, now, scopes=[res.scope], beneath=None, exclude=exclude,
-                                    beneath_limit=None, due=due)
-    scope = "" if res.universal else res.scope
+    scan = _scan(project_key, res)
     # Every path or glob filed strictly beneath a single literal path overlaps it (it shows the path
     # is a directory), so one such row settles a claim.
-    single = res.literal and not res.universal and len(res.alternatives) == 1
-    return tx.leases.candidates(project_key, now, scopes=_ancestors(scope), beneath=scope, exclude=exclude,
+    single = res.literal and not res.universal and len(res.alternatives) == 1 and scan.beneath is not None
+    return tx.leases.candidates(project_key, now, scopes=list(scan.scopes), beneath=scan.beneath, exclude=exclude,
                                 beneath_limit=1 if first_only and single else None, due=due)
 
 
@@ -242,10 +258,6 @@ def _get(tx: Tx, lease_id: str) -> Row:
     return row
 
 
-def _is_live(row: Row, now: float) -> bool:
-    return row["state"] == "active" and (row["expires_at"] is None or row["expires_at"] > now)
-
-
 def check_stale_after(hours: float) -> float:
     """Return ``hours`` if it is a valid stale-takeover threshold (finite, 0 ≤ hours ≤ one year; 0 = never)."""
     if not math.isfinite(hours) or not 0 <= hours <= MAX_TTL_HOURS:
@@ -294,7 +306,7 @@ def release(tx: Tx, actor: Actor, lease_id: str, now: float, *, stale_after_hour
     if row["session_id"] != actor.session_id:
         return _take_over(tx, actor, row, now, stale_after_hours, reason)
     if row["state"] == "active":
-        row = _end(tx, row, "released" if _is_live(row, now) else "expired", now, actor.session_id)
+        row = _end(tx, row, "released" if is_live(row, now) else "expired", now, actor.session_id)
     return render(row, now)
 
 
@@ -306,7 +318,7 @@ def _take_over(tx: Tx, actor: Actor, row: Row, now: float, stale_after_hours: fl
     holder = row["session_id"]
     refusal = f"lease {row['id']} is held by {holder}, not {actor.session_id}; only the holder may release it " \
               "(an admin can force-release)"
-    if not _is_live(row, now):
+    if not is_live(row, now):
         raise Forbidden(f"{refusal}; it already ended ({render(row, now)['state']})", holder=holder)
     wait = stale_in(tx, row, now, stale_after_hours)
     if wait is None:
@@ -333,7 +345,7 @@ def revoke(tx: Tx, actor: Actor, lease_id: str, now: float) -> dict[str, Any]:
     require_admin(actor, "force-release")
     row = _get(tx, lease_id)
     if row["state"] == "active":  # one that already ran out is recorded as expired, not revoked
-        row = _end(tx, row, "revoked" if _is_live(row, now) else "expired", now, actor.session_id)
+        row = _end(tx, row, "revoked" if is_live(row, now) else "expired", now, actor.session_id)
     return render(row, now)
 
 
@@ -355,7 +367,7 @@ def renew(tx: Tx, actor: Actor, lease_id: str, ttl_hours: float | None, now: flo
     row = _get(tx, lease_id)
     if row["session_id"] != actor.session_id:
         raise Forbidden(f"lease {lease_id} is held by {row['session_id']}; only the holder may renew it")
-    if not _is_live(row, now):
+    if not is_live(row, now):
         raise StaleFence(f"lease {lease_id} is no longer live ({render(row, now)['state']}); claim again",
                          lease_id=lease_id, fence=row["fence"])
     return _extend(tx, actor, row, check_ttl(row["ttl_hours"] if ttl_hours is None else ttl_hours), now)
@@ -442,7 +454,7 @@ def check_fence(tx: Tx, fence: int, now: float, resource: str | None = None,
     reason = None
     if row is None:
         reason = "no lease was granted with this fence"
-    elif not _is_live(row, now):
+    elif not is_live(row, now):
         reason = f"the lease is {render(row, now)['state']}"
     elif project_key is not None and row["project_key"] != project_key:
         reason = f"the lease is in project {row['project_key']!r}"
@@ -486,7 +498,7 @@ def assert_fence(tx: Tx, actor: Actor, fence: int, now: float, project_key: str,
         why = "no such grant"
     elif row["session_id"] != actor.session_id:
         why = f"held by {row['session_id']}"
-    elif not _is_live(row, now):
+    elif not is_live(row, now):
         why = f"lease is {render(row, now)['state']}"
     elif row["project_key"] != project_key:
         why = f"it is a lease in project {row['project_key']!r}, not {project_key!r}"

@@ -119,17 +119,54 @@ class Executor(Protocol):
         (see :class:`ReadsAhead`)."""
         ...
 
+    def scanned(self, scan: Scan) -> Scanned | None:
+        """The rows of ``scan`` when the batch read them ahead and they are still current, else None (the caller
+        asks; see :class:`ReadsAhead`)."""
+        ...
+
+
+class Scan(NamedTuple):
+    """The live leases a claim decides on (``Leases.candidates``): those of ``project_key`` filed at one of
+    ``scopes`` or at no scope, and (``beneath`` not None) its path and glob leases filed strictly beneath
+    ``beneath`` ("": every scope). ``scopes`` sorted, so equal scans compare equal."""
+
+    project_key: str
+    scopes: tuple[str, ...]
+    beneath: str | None
+
+
+class Scanned(NamedTuple):
+    """A :class:`Scan` as the batch read it ahead and kept current: its active rows, oldest grant first, before
+    any filter on expiry or holder (``filed``: at its scopes or at none; ``beneath``: every such row), and the
+    earliest ``expires_at`` of any active lease (None: none expires), when known (``due_known``)."""
+
+    filed: list[Row]
+    beneath: list[Row]
+    due_known: bool
+    due_at: float | None
+
 
 class Ahead(NamedTuple):
-    """Rows a unit of work will look up: session ids (``Sessions.by_key``) and lease ids (``Leases.get``)."""
+    """Rows a unit of work will look up: session ids (``Sessions.by_key``), lease ids (``Leases.get``) and the
+    leases a claim decides on (:class:`Scan`)."""
 
     sessions: tuple[str, ...] = ()
     leases: tuple[str, ...] = ()
+    scans: tuple[Scan, ...] = ()
 
     @classmethod
-    def of(cls, *, sessions: Iterable[str | None] = (), leases: Iterable[str | None] = ()) -> Ahead:
+    def of(cls, *, sessions: Iterable[str | None] = (), leases: Iterable[str | None] = (),
+           scans: Iterable[Scan | None] = ()) -> Ahead:
         """The keys given, None left out."""
-        return cls(tuple(s for s in sessions if s is not None), tuple(x for x in leases if x is not None))
+        return cls(tuple(s for s in sessions if s is not None), tuple(x for x in leases if x is not None),
+                   tuple(x for x in scans if x is not None))
+
+    @classmethod
+    def merged(cls, named: Iterable[Ahead]) -> Ahead:
+        """Everything several units name, in their order."""
+        named = list(named)
+        return cls(tuple(s for a in named for s in a.sessions), tuple(x for a in named for x in a.leases),
+                   tuple(x for a in named for x in a.scans))
 
 
 class ReadsAhead:

@@ -1,12 +1,14 @@
-"""Rows a PostgreSQL write batch reads with its ``BEGIN`` (issue 15: a round trip per send, per release).
+"""Rows a PostgreSQL write batch reads with its ``BEGIN`` (issue 15: a round trip per send, per release, per claim).
 
-A send looks its recipient up (:meth:`~coordhub.store.tables.sessions.Sessions.by_key`)
-and a release the lease it ends (:meth:`~coordhub.store.tables.leases.Leases.get`)
-before either can decide anything, and on PostgreSQL each lookup was a round
-trip of its own, one per unit of a batch. Units that name their lookups
-(:class:`~coordhub.store.base.ReadsAhead`) have those rows read in the batch's
-first round trip instead, and a lookup is answered from them while they are
-current.
+A send looks its recipient up (:meth:`~coordhub.store.tables.sessions.Sessions.by_key`),
+a release the lease it ends (:meth:`~coordhub.store.tables.leases.Leases.get`)
+and a claim the live leases it could collide with
+(:meth:`~coordhub.store.tables.leases.Leases.candidates`, a
+:class:`~coordhub.store.base.Scan`) before any can decide anything, and on
+PostgreSQL each lookup was a round trip of its own, one per unit of a batch.
+Units that name their lookups (:class:`~coordhub.store.base.ReadsAhead`) have
+those rows read in the batch's first round trip instead, and a lookup is
+answered from them while they are current.
 
 Current means: what a ``SELECT`` at that point of the batch would return. The
 batch's own writes are followed as they are given (held back or not, they run
@@ -21,6 +23,14 @@ before any later read), by what their SQL says:
 * any other statement that writes the table drops all of its rows, and a unit
   rolled back to its savepoint drops every row of every table.
 
+A scan is followed by the same statements, through what they do to leases that
+are ``active`` (the only ones it holds): a plain ``INSERT`` of an active lease
+drops each scan the new row belongs to (an earlier claim of the batch is a
+candidate of a later one), and lowers the earliest expiry; a one-row ``UPDATE``
+drops each scan holding that lease, unless it may move a lease into a scan (it
+sets the project, scope or kind, or makes a lease active): then every scan is
+dropped, as for any other write.
+
 Rows read under the writer's lock change only through the batch itself: every
 write to the database goes through a writer holding that lock.
 """
@@ -33,7 +43,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from coordhub.store.base import Ahead, Row
+from coordhub.store.base import Ahead, Row, Scan, Scanned
 from coordhub.store.tables.sessions import ACT, acted
 
 MAX_AHEAD = 256  # keys read ahead per table per batch; a lookup past them is asked as before
@@ -63,6 +73,8 @@ ASCII_LOWER = b"SELECT lower('ABCDEFGHIJKLMNOPQRSTUVWXYZ') = 'abcdefghijklmnopqr
 _BY_NAME = {t.name: t for t in TABLES}
 
 _ADDS, _ONE_ROW, _OTHER = "adds", "one row", "other"
+_MOVES = frozenset({"project_key", "scope", "kind"})  # columns that decide which scans a lease belongs to
+_SCAN_ROWS = MAX_AHEAD  # rows of one scan's kind read at most; a scan with more is asked as before
 
 
 @lru_cache(maxsize=4096)
@@ -103,24 +115,100 @@ def query(ahead: Ahead, literal: Callable[[str], str], *, sessions: bool = True)
         if wanted:
             out.append((table, (f"SELECT k.{KEY_COLUMN}, t.* FROM unnest(ARRAY[{', '.join(map(literal, wanted))}]"
                                 f"::text[]) AS k({KEY_COLUMN}) LEFT JOIN {spec.joins}").encode()))
+    scans = scan_list(ahead)
+    if scans:
+        out.extend(_scan_queries(scans, literal))
     return out
 
 
-class RowsAhead:
-    """The rows read ahead for one batch, by table and by the key each unit named (empty between batches)."""
+def scan_list(ahead: Ahead) -> list[Scan]:
+    """The scans of ``ahead`` that are read: each once, at most :data:`MAX_AHEAD`."""
+    return list(dict.fromkeys(ahead.scans))[:MAX_AHEAD]
 
-    __slots__ = ("rows",)
+
+def _array(values: Sequence[str], literal: Callable[[str], str]) -> str:
+    return f"ARRAY[{', '.join(map(literal, values))}]::text[]"
+
+
+def _scan_queries(scans: list[Scan], literal: Callable[[str], str]) -> list[tuple[str, bytes]]:
+    """The three reads of :func:`query` for ``scans``: ``filed`` (active leases of their projects at their scopes
+    or at none, oldest first, one row more than kept), ``beneath`` (per scan, by its position, one row more than
+    kept) and ``due`` (the earliest expiry of an active lease). Leases.candidates' predicates, before expiry."""
+    projects = list(dict.fromkeys(s.project_key for s in scans))
+    scopes = list(dict.fromkeys(x for s in scans for x in s.scopes))
+    filed = (f"SELECT * FROM leases WHERE state = 'active' AND project_key = ANY({_array(projects, literal)}) "
+             f"AND (scope IS NULL OR scope = ANY({_array(scopes, literal)})) ORDER BY fence LIMIT {_SCAN_ROWS + 1}")
+    out = [("filed", filed.encode())]
+    under = [(str(n), s) for n, s in enumerate(scans) if s.beneath is not None]
+    if under:
+        keys = _array([n for n, _ in under], literal)
+        owners = _array([s.project_key for _, s in under], literal)
+        tops = _array([s.beneath or "" for _, s in under], literal)
+        out.append(("beneath", (
+            f"SELECT s.{KEY_COLUMN}, t.* FROM unnest({keys}, {owners}, {tops}) AS s({KEY_COLUMN}, project, top) "
+            "CROSS JOIN LATERAL (SELECT * FROM leases WHERE project_key = s.project AND state = 'active' "
+            "AND kind <> 'name' AND CASE WHEN s.top = '' THEN scope > '' "
+            "ELSE scope >= s.top || '/' AND scope < s.top || '0' END "  # "0" follows "/"
+            f"ORDER BY fence LIMIT {_SCAN_ROWS + 1}) t").encode()))
+    out.append(("due", b"SELECT min(expires_at) AS due_at FROM leases WHERE state = 'active'"))
+    return out
+
+
+def _filed_in(scan: Scan, row: Row) -> bool:
+    """Whether an active lease ``row`` is one of ``scan``'s filed rows (at one of its scopes, or at none)."""
+    return row.get("project_key") == scan.project_key and (row.get("scope") is None or row["scope"] in scan.scopes)
+
+
+def _beneath(scan: Scan, row: Row) -> bool:
+    """Whether an active lease ``row`` is one of ``scan``'s rows beneath its scope (Python's order of code points
+    is the "C" collation's order of UTF-8 bytes, the ``scope`` column's)."""
+    top, scope = scan.beneath, row.get("scope")
+    if top is None or scope is None or row.get("kind") == "name" or row.get("project_key") != scan.project_key:
+        return False
+    return bool(scope > "" if top == "" else top + "/" <= scope < top + "0")
+
+
+def _columns(sql: str, pattern: str) -> list[str] | None:
+    found = re.fullmatch(pattern, " ".join(sql.split()))
+    return None if found is None else [c.split(" = ")[0] for c in found.group(1).split(", ")]
+
+
+class RowsAhead:
+    """The rows read ahead for one batch, by table and by the key each unit named, and the scans (empty between
+    batches)."""
+
+    __slots__ = ("rows", "scans", "due_known", "due_at")
 
     def __init__(self) -> None:
         self.rows: dict[str, dict[str, Row | None]] = {}
+        self.scans: dict[Scan, tuple[list[Row], list[Row]]] = {}  # filed, beneath
+        self.due_known = False
+        self.due_at: float | None = None
 
-    def load(self, table: str, rows: Sequence[Row]) -> None:
-        """Keep the answer of a :func:`query`: each key's row, or None when there is none under it."""
-        kept: dict[str, Row | None] = {}
-        for row in rows:
-            key = row.pop(KEY_COLUMN)
-            kept[key] = None if all(v is None for v in row.values()) else row
-        self.rows[table] = kept
+    def load(self, ahead: Ahead, answers: dict[str, Sequence[Row]]) -> None:
+        """Keep the answers of :func:`query`'s reads by name: each key's row (None when there is none under it),
+        and each scan whose rows all came back."""
+        for table, rows in answers.items():
+            if table not in _BY_NAME:
+                continue
+            kept: dict[str, Row | None] = {}
+            for row in rows:
+                key = row.pop(KEY_COLUMN)
+                kept[key] = None if all(v is None for v in row.values()) else row
+            self.rows[table] = kept
+        if "due" not in answers:
+            return
+        self.due_known, self.due_at = True, answers["due"][0]["due_at"]
+        filed = answers["filed"]
+        if len(filed) > _SCAN_ROWS:
+            return
+        below: dict[str, list[Row]] = {}
+        for row in answers.get("beneath", ()):
+            below.setdefault(row.pop(KEY_COLUMN), []).append(row)
+        for n, scan in enumerate(scan_list(ahead)):
+            under = below.get(str(n), [])
+            if len(under) <= _SCAN_ROWS:
+                self.scans[scan] = ([r for r in filed if _filed_in(scan, r)], under)
 
     def get(self, table: str, key: str) -> tuple[bool, Row | None]:
         """``(True, row or None)`` when ``key`` was read ahead and is current, else ``(False, None)``."""
@@ -129,11 +217,21 @@ class RowsAhead:
             return True, rows[key]
         return False, None
 
+    def scanned(self, scan: Scan) -> Scanned | None:
+        """The rows of ``scan`` when read ahead and current (copies), else None."""
+        kept = self.scans.get(scan)
+        if kept is None:
+            return None
+        filed, beneath = kept
+        return Scanned([dict(r) for r in filed], [dict(r) for r in beneath], self.due_known, self.due_at)
+
     def wrote(self, sql: str, params: tuple[Any, ...]) -> None:
         """Follow a statement the batch gives (before it runs; see the module docstring)."""
-        if not self.rows:
+        if not self.rows and not self.scans and not self.due_known:
             return
         for table, kind in effect(sql):
+            if table == "leases":
+                self._follow_scans(sql, params, kind)
             rows = self.rows.get(table)
             if rows is None:
                 continue
@@ -152,6 +250,41 @@ class RowsAhead:
                         else:
                             del rows[key]
 
+    def _follow_scans(self, sql: str, params: tuple[Any, ...], kind: str) -> None:
+        """Follow a write to ``leases`` in the scans and the earliest expiry (see the module docstring)."""
+        if kind == _ADDS:
+            columns = _columns(sql, r"INSERT INTO leases \(((?:[a-z_]+, )*[a-z_]+)\) VALUES \(\?(?:, \?)*\)")
+            row = None if columns is None or len(columns) != len(params) else dict(zip(columns, params, strict=True))
+            if row is None or "state" not in row:
+                return self._forget_scans()
+            if row["state"] == "active":
+                self._lower_due(row.get("expires_at"))
+                for scan in [s for s in self.scans if _filed_in(s, row) or _beneath(s, row)]:
+                    del self.scans[scan]
+            return None
+        if kind == _ONE_ROW:
+            columns = _columns(sql, r"UPDATE leases SET ((?:[a-z_]+ = \?, )*[a-z_]+ = \?) WHERE id = \?") or []
+            changes = dict(zip(columns, params, strict=False))
+            if _MOVES & changes.keys() or changes.get("state", "") == "active":
+                return self._forget_scans()
+            if "expires_at" in changes:
+                self._lower_due(changes["expires_at"])
+            lease_id = params[-1]
+            for scan, (filed, beneath) in list(self.scans.items()):
+                if any(r["id"] == lease_id for r in filed) or any(r["id"] == lease_id for r in beneath):
+                    del self.scans[scan]
+            return None
+        return self._forget_scans()
+
+    def _lower_due(self, expires_at: Any) -> None:
+        if expires_at is not None and self.due_known:
+            self.due_at = expires_at if self.due_at is None else min(self.due_at, expires_at)
+
+    def _forget_scans(self) -> None:
+        self.scans = {}
+        self.due_known, self.due_at = False, None
+
     def clear(self) -> None:
         """Forget every row (a rollback, the batch's end)."""
         self.rows = {}
+        self._forget_scans()

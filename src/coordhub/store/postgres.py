@@ -27,7 +27,15 @@ from psycopg.rows import dict_row
 from coordhub.clock import OffsetClock
 from coordhub.errors import Unavailable
 from coordhub.store import announce, migrate, pgahead
-from coordhub.store.base import Ahead, Row, counter_from_database, insert_numbered_by_database, insert_sql
+from coordhub.store.base import (
+    Ahead,
+    Row,
+    Scan,
+    Scanned,
+    counter_from_database,
+    insert_numbered_by_database,
+    insert_sql,
+)
 from coordhub.store.pgnumbers import NUMBERED, Numbers
 from coordhub.store.pgpipe import Answer, Pipe
 from coordhub.store.ratebuckets import SharedBuckets
@@ -238,6 +246,9 @@ class PostgresExecutor:
     def ahead(self, table: str, key: str) -> tuple[bool, Row | None]:
         return self.rows_ahead.get(table, key)
 
+    def scanned(self, scan: Scan) -> Scanned | None:
+        return self.rows_ahead.scanned(scan)
+
     def expect(self, sql: str, params: tuple[Any, ...], check: Callable[[list[Row]], None]) -> None:
         self._hold(sql, params, check)
 
@@ -309,8 +320,8 @@ class _Connection:
         _, lock, halts, counters, sequence, *rows = ex.pipe.simple(text)
         self._clock.offset = float(lock.rows[0]["db_now"]) - time.time()
         ex.start_batch(counters.rows, sequence.rows)
-        for (table, _), answer in zip(reads, rows, strict=True):
-            ex.rows_ahead.load(table, answer.rows)
+        if ahead is not None:
+            ex.rows_ahead.load(ahead, {name: answer.rows for (name, _), answer in zip(reads, rows, strict=True)})
         return halts.rows
 
     def _literal(self, text: str) -> str:

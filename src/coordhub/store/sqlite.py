@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from coordhub.errors import Unavailable
 from coordhub.store import announce, files, migrate
-from coordhub.store.base import Ahead, Row, counter_from_database, insert_numbered_by_database
+from coordhub.store.base import Ahead, Row, Scan, Scanned, counter_from_database, insert_numbered_by_database
 from coordhub.store.localannounce import LocalAnnouncer, writer_lock
 from coordhub.store.sqlitebuckets import SQLiteBuckets
 from coordhub.store.threaded import ThreadedStore
@@ -70,6 +70,9 @@ class SQLiteExecutor:
 
     def ahead(self, table: str, key: str) -> tuple[bool, Row | None]:
         return False, None  # every read is local: nothing is read ahead
+
+    def scanned(self, scan: Scan) -> Scanned | None:
+        return None
 
     def next_value(self, counter: str) -> int:
         return counter_from_database(self, counter)

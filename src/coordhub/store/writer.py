@@ -250,8 +250,7 @@ class BatchWriter:
         """
         conn = self._ensure_connection()
         named = [fn.ahead for fn in units if isinstance(fn, ReadsAhead)]
-        ahead = Ahead(tuple(s for a in named for s in a.sessions), tuple(x for a in named for x in a.leases))
-        self._tx.halts.batch(True, conn.begin(ahead if named else None))
+        self._tx.halts.batch(True, conn.begin(Ahead.merged(named) if named else None))
         single = len(units) == 1
         results = [self._run_unit(conn, fn, single, optimistic) for fn in units]
         if self.before_commit is not None:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from coordhub.store.base import Row
+from coordhub.store.base import Row, Scan
 from coordhub.store.tables.base import Table
 
 _LIVE = "state = 'active' AND (expires_at IS NULL OR expires_at > ?)"
+
+
+def is_live(row: Row, now: float) -> bool:
+    """``_LIVE`` for a row in hand: active and not past ``expires_at`` at ``now``."""
+    return row["state"] == "active" and (row["expires_at"] is None or row["expires_at"] > now)
 
 
 class Candidates(NamedTuple):
@@ -82,6 +87,9 @@ class Leases(Table):
         ``exclude``'s, at most ``beneath_limit``, and :meth:`due` when ``due``.
         Empty lists for what was not read.
         """
+        ahead = self._ahead(Scan(project_key, tuple(scopes), beneath), now, exclude, beneath_limit, due)
+        if ahead is not None:
+            return ahead
         queries = [self._at_scopes(project_key, scopes, now, None), self._unscoped(project_key, now, None)]
         if beneath is not None:
             queries.append(self._beneath_scope(project_key, beneath, now, exclude, beneath_limit))
@@ -89,6 +97,20 @@ class Leases(Table):
             queries.append(self._due(now))
         rows = self.ex.many(queries)
         return Candidates(rows[0], rows[1], rows[2] if beneath is not None else [], rows[-1] if due else [])
+
+    def _ahead(self, scan: Scan, now: float, exclude: str | None, beneath_limit: int | None,
+               due: bool) -> Candidates | None:
+        """:meth:`candidates` from the rows the batch read ahead (the unit named ``scan``; PostgreSQL), filtered
+        here as the queries filter, or None when they are not known (or leases are due: their rows are asked)."""
+        scanned = self.ex.scanned(scan)
+        if scanned is None or (due and not scanned.due_known):
+            return None
+        if due and scanned.due_at is not None and scanned.due_at <= now:
+            return None
+        live = [r for r in scanned.filed if is_live(r, now)]
+        below = [r for r in scanned.beneath if is_live(r, now) and r["session_id"] != exclude]
+        return Candidates([r for r in live if r["scope"] in scan.scopes], [r for r in live if r["scope"] is None],
+                          below[:beneath_limit] if beneath_limit is not None else below, [])
 
     def _at_scopes(self, project_key: str, scopes: list[str], now: float,
                    exclude: str | None) -> tuple[str, tuple[Any, ...]]:
