@@ -219,6 +219,44 @@ def test_scans_read_ahead_answer_as_the_database_does_through_mixed_batches() ->
             store.close()
 
 
+def test_only_scans_in_printable_ascii_are_read_ahead() -> None:
+    """A scan spelled otherwise (its literal would be other text in another client encoding, and libpq's
+    quoting stops at a NUL) is asked as before; the reads of the others bound what they keep."""
+    plain = Scan("p", ("", "src", "src/a.py"), "src/a.py")
+    others = [Scan("café", ("",), ""), Scan("p", ("", "é"), "é"), Scan("p\x00x", ("",), ""),
+              Scan("p", ("name:\x00",), None)]
+    reads = dict(query(Ahead(scans=(plain, *others, plain)), lambda s: f"'{s}'"))
+    assert set(reads) == {"filed", "beneath", "due"}
+    assert "é" not in reads["filed"].decode() and "\x00" not in reads["filed"].decode()
+    assert query(Ahead(scans=tuple(others)), lambda s: f"'{s}'") == []
+    assert reads["filed"].decode().endswith(f"LIMIT {MAX_AHEAD + 1}")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("latin1_database", [True, False])
+def test_a_claim_in_another_client_encoding_still_sees_its_conflict(latin1_database: bool,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a LATIN1 database, or a UTF-8 one reached in LATIN1, a second claim of ``café/a.py`` named for
+    reading ahead is refused as the first holds it (a UTF-8 literal there would read other text, find no
+    lease, and grant it twice)."""
+    if not latin1_database:
+        monkeypatch.setenv("PGCLIENTENCODING", "LATIN1")
+    options = "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0" if latin1_database else ""
+    with scratch_database("coordhub_enc", options) as url:
+        store = open_store(url)
+        store.open()
+        try:
+            hub = Hub(store, ManualClock())
+            a, b = Actor("A/main"), Actor("B/main")
+            claims = [((who, lambda tx, now, who=who: leases.claim(tx, who, project_key="p", resource="café/a.py",
+                                                                   description=None, ttl_hours=1, now=now)),
+                       Ahead.of(scans=(leases.claim_scan("p", "café/a.py"),))) for who in (a, b)]
+            hub.mutate_sync(*claims[0][0])
+            assert _batch(hub, [claims[1][0]], [claims[1][1]]) == ["LeaseConflict"]
+        finally:
+            store.close()
+
+
 @pytest.mark.postgres
 def test_a_database_whose_lower_folds_ascii_otherwise_reads_no_session_ahead() -> None:
     """Under a Turkish collation ``lower('IAN/x')`` is ``ıan/x``: ``IAN/x`` and ``ian/x`` are two sessions

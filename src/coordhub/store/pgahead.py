@@ -121,9 +121,20 @@ def query(ahead: Ahead, literal: Callable[[str], str], *, sessions: bool = True)
     return out
 
 
+_PLAIN = re.compile(r"[\x20-\x7e]{0,1024}")  # printable ASCII: the same bytes in every client encoding
+
+
+def _plain(scan: Scan) -> bool:
+    """Whether ``scan`` is spelled in printable ASCII only. Others are asked as before: the literals are UTF-8,
+    which a connection in another client encoding would read as other text (a scan that finds nothing, kept as
+    complete), or refuse for the whole batch; and libpq's quoting ends a string at a NUL."""
+    return all(_PLAIN.fullmatch(text) for text in (scan.project_key, *scan.scopes, scan.beneath or ""))
+
+
 def scan_list(ahead: Ahead) -> list[Scan]:
-    """The scans of ``ahead`` that are read: each once, at most :data:`MAX_AHEAD`."""
-    return list(dict.fromkeys(ahead.scans))[:MAX_AHEAD]
+    """The scans of ``ahead`` that are read: each once, in printable ASCII (:func:`_plain`), at most
+    :data:`MAX_AHEAD`."""
+    return [s for s in dict.fromkeys(ahead.scans) if _plain(s)][:MAX_AHEAD]
 
 
 def _array(values: Sequence[str], literal: Callable[[str], str]) -> str:
@@ -144,12 +155,15 @@ def _scan_queries(scans: list[Scan], literal: Callable[[str], str]) -> list[tupl
         keys = _array([n for n, _ in under], literal)
         owners = _array([s.project_key for _, s in under], literal)
         tops = _array([s.beneath or "" for _, s in under], literal)
+        # Two branches, each a range of the (project_key, scope) index: one CASE of both would be a filter
+        # over every active lease, under the writer's lock.
+        below = ("(SELECT * FROM leases WHERE project_key = s.project AND state = 'active' AND kind <> 'name' "
+                 "AND {} ORDER BY fence LIMIT " + str(_SCAN_ROWS + 1) + ")")
         out.append(("beneath", (
             f"SELECT s.{KEY_COLUMN}, t.* FROM unnest({keys}, {owners}, {tops}) AS s({KEY_COLUMN}, project, top) "
-            "CROSS JOIN LATERAL (SELECT * FROM leases WHERE project_key = s.project AND state = 'active' "
-            "AND kind <> 'name' AND CASE WHEN s.top = '' THEN scope > '' "
-            "ELSE scope >= s.top || '/' AND scope < s.top || '0' END "  # "0" follows "/"
-            f"ORDER BY fence LIMIT {_SCAN_ROWS + 1}) t").encode()))
+            "CROSS JOIN LATERAL (" + below.format("s.top = '' AND scope > ''") + " UNION ALL "
+            + below.format("s.top <> '' AND scope >= s.top || '/' AND scope < s.top || '0'")  # "0" follows "/"
+            + ") t").encode()))
     out.append(("due", b"SELECT min(expires_at) AS due_at FROM leases WHERE state = 'active'"))
     return out
 
@@ -206,7 +220,7 @@ class RowsAhead:
         for row in answers.get("beneath", ()):
             below.setdefault(row.pop(KEY_COLUMN), []).append(row)
         for n, scan in enumerate(scan_list(ahead)):
-            under = below.get(str(n), [])
+            under = [r for r in below.get(str(n), []) if _beneath(scan, r)]
             if len(under) <= _SCAN_ROWS:
                 self.scans[scan] = ([r for r in filed if _filed_in(scan, r)], under)
 

@@ -11,8 +11,11 @@ _LIVE = "state = 'active' AND (expires_at IS NULL OR expires_at > ?)"
 
 
 def is_live(row: Row, now: float) -> bool:
-    """``_LIVE`` for a row in hand: active and not past ``expires_at`` at ``now``."""
-    return row["state"] == "active" and (row["expires_at"] is None or row["expires_at"] > now)
+    """``_LIVE`` for a row in hand: active and not past ``expires_at`` at ``now``.
+
+    A NaN ``expires_at`` (only an archive could bring one) counts as live, as PostgreSQL's ``NaN > now`` does.
+    """
+    return row["state"] == "active" and (row["expires_at"] is None or not row["expires_at"] <= now)
 
 
 class Candidates(NamedTuple):
