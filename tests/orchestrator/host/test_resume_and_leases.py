@@ -66,7 +66,7 @@ def test_files_likely_are_leased_as_the_worker_and_released(make_ctx: Callable[.
                    briefing="fake: slow work=1.5 beat=0.2")
     admin = {"Authorization": f"Bearer {live_hub.admin_token}"}
     deadline = time.time() + 20
-    while not w.leases and time.time() < deadline:
+    while not w.leases.ids and time.time() < deadline:
         time.sleep(0.05)
     held = httpx2.get(live_hub.url + "/api/coord/locks", params={"project_key": "app"}, headers=admin).json()
     assert sorted((x["resource"], x["session_id"]) for x in held) == [("docs/", "m1/worker-a1b2c3d4"),
