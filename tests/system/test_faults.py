@@ -195,10 +195,11 @@ def _assert_contention_happened(history: list[Attempt], rounds: int) -> None:
 
 
 def test_kill_9_under_load_loses_nothing_and_never_double_grants(tmp_path: Path, hub_args: tuple[str, ...]) -> None:
-    """Three rounds of kill -9 under load, on SQLite and on PostgreSQL."""
+    """Two rounds of kill -9 under load, on SQLite and on PostgreSQL (the second on what the first left; twenty
+    rounds under ``-m slow``)."""
     run = CrashRun(tmp_path / "hub", hub_args, {}, {})
-    crash_rounds(run, rounds=3)
-    _assert_contention_happened(run.history, 3)
+    crash_rounds(run, rounds=2)
+    _assert_contention_happened(run.history, 2)
 
 
 @pytest.mark.slow
