@@ -9,9 +9,11 @@ recognised, with no more latitude than its SQL says.
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import random
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,6 +32,19 @@ from tests.conftest import scratch_database
 from tests.core.test_batched_writes import _batch
 
 SRC = pathlib.Path(__file__).resolve().parents[2] / "src" / "coordhub"
+
+
+@contextlib.contextmanager
+def _hub_on(prefix: str, options: str = "") -> Iterator[tuple[Hub, ManualClock]]:
+    """A hub on a manual clock over a new PostgreSQL database (``scratch_database``'s arguments)."""
+    with scratch_database(prefix, options) as url:
+        store = open_store(url)
+        store.open()
+        try:
+            clock = ManualClock()
+            yield Hub(store, clock), clock
+        finally:
+            store.close()
 
 
 def _row(store: Store, session_id: str) -> dict[str, object]:
@@ -162,61 +177,54 @@ def test_scans_read_ahead_answer_as_the_database_does_through_mixed_batches() ->
     actors = [Actor(f"{n}/main") for n in "ABC"]
     paths = ["src/a.py", "src/b.py", "src/", "src/x/y.py", "src/x", "lib/z.py", "src/**/*.py", "*.md", "name:db",
              "name:web", ".", "doc/r.md"]
-    with scratch_database("coordhub_scan") as url:
-        store = open_store(url)
-        store.open()
-        try:
-            clock = ManualClock()
-            hub = Hub(store, clock)
-            held: list[tuple[Actor, str]] = []
-            checked = mismatched = 0
-            for _ in range(16):
-                calls: list[tuple[Actor, Operation]] = []
-                named: list[Ahead | None] = []
-                scans = []
-                for _ in range(rng.randint(4, 10)):
-                    actor, roll = rng.choice(actors), rng.random()
-                    if roll < 0.55 or not held:
-                        resource, ttl = rng.choice(paths), rng.choice([0, 0.001, 1])
-                        calls.append((actor, lambda tx, now, a=actor, r=resource, t=ttl: leases.claim(
-                            tx, a, project_key="p", resource=r, description=None, ttl_hours=t, now=now)))
-                        scan = leases.claim_scan("p", resource)
-                        assert scan is not None
-                        scans.append(scan)
-                        named.append(Ahead(scans=(scan,)))
-                    elif roll < 0.75:
-                        owner, lease_id = rng.choice(held)
-                        calls.append((owner, lambda tx, now, a=owner, x=lease_id: leases.release(tx, a, x, now)))
-                        named.append(Ahead(leases=(lease_id,)))
-                    elif roll < 0.9:
-                        owner, lease_id = rng.choice(held)
-                        calls.append((owner, lambda tx, now, a=owner, x=lease_id: leases.renew(tx, a, x, 0.002,
-                                                                                                now)))
-                        named.append(None)
-                    else:
-                        calls.append((actor, lambda tx, now: clock.advance(rng.choice([1, 5, 10]))))
-                        named.append(None)
-
-                    def check(tx: Tx, now: float, scans: list[Scan] = scans) -> None:
-                        nonlocal checked, mismatched
-                        for scan in set(scans):
-                            for exclude in (None, *(a.session_id for a in actors)):
-                                for limit in (None, 1):
-                                    got = tx.leases._ahead(scan, now, exclude, limit, due=True)
-                                    if got is None:
-                                        continue
-                                    checked += 1
-                                    if got != _actual(tx, scan, now, exclude, limit):
-                                        mismatched += 1
-
-                    calls.append((actors[0], check))
+    with _hub_on("coordhub_scan") as (hub, clock):
+        held: list[tuple[Actor, str]] = []
+        checked = mismatched = 0
+        for _ in range(16):
+            calls: list[tuple[Actor, Operation]] = []
+            named: list[Ahead | None] = []
+            scans = []
+            for _ in range(rng.randint(4, 10)):
+                actor, roll = rng.choice(actors), rng.random()
+                if roll < 0.55 or not held:
+                    resource, ttl = rng.choice(paths), rng.choice([0, 0.001, 1])
+                    calls.append((actor, lambda tx, now, a=actor, r=resource, t=ttl: leases.claim(
+                        tx, a, project_key="p", resource=r, description=None, ttl_hours=t, now=now)))
+                    scan = leases.claim_scan("p", resource)
+                    assert scan is not None
+                    scans.append(scan)
+                    named.append(Ahead(scans=(scan,)))
+                elif roll < 0.75:
+                    owner, lease_id = rng.choice(held)
+                    calls.append((owner, lambda tx, now, a=owner, x=lease_id: leases.release(tx, a, x, now)))
+                    named.append(Ahead(leases=(lease_id,)))
+                elif roll < 0.9:
+                    owner, lease_id = rng.choice(held)
+                    calls.append((owner, lambda tx, now, a=owner, x=lease_id: leases.renew(tx, a, x, 0.002,
+                                                                                            now)))
                     named.append(None)
-                for (actor, _), out in zip(calls, _batch(hub, calls, named), strict=True):
-                    if isinstance(out, dict) and out.get("fence") and out.get("state") == "active":
-                        held.append((actor, out["id"]))
-            assert mismatched == 0 and checked > 150, (mismatched, checked)
-        finally:
-            store.close()
+                else:
+                    calls.append((actor, lambda tx, now: clock.advance(rng.choice([1, 5, 10]))))
+                    named.append(None)
+
+                def check(tx: Tx, now: float, scans: list[Scan] = scans) -> None:
+                    nonlocal checked, mismatched
+                    for scan in set(scans):
+                        for exclude in (None, *(a.session_id for a in actors)):
+                            for limit in (None, 1):
+                                got = tx.leases._ahead(scan, now, exclude, limit, due=True)
+                                if got is None:
+                                    continue
+                                checked += 1
+                                if got != _actual(tx, scan, now, exclude, limit):
+                                    mismatched += 1
+
+                calls.append((actors[0], check))
+                named.append(None)
+            for (actor, _), out in zip(calls, _batch(hub, calls, named), strict=True):
+                if isinstance(out, dict) and out.get("fence") and out.get("state") == "active":
+                    held.append((actor, out["id"]))
+        assert mismatched == 0 and checked > 150, (mismatched, checked)
 
 
 def test_only_scans_in_printable_ascii_are_read_ahead() -> None:
@@ -242,19 +250,13 @@ def test_a_claim_in_another_client_encoding_still_sees_its_conflict(latin1_datab
     if not latin1_database:
         monkeypatch.setenv("PGCLIENTENCODING", "LATIN1")
     options = "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0" if latin1_database else ""
-    with scratch_database("coordhub_enc", options) as url:
-        store = open_store(url)
-        store.open()
-        try:
-            hub = Hub(store, ManualClock())
-            a, b = Actor("A/main"), Actor("B/main")
-            claims = [((who, lambda tx, now, who=who: leases.claim(tx, who, project_key="p", resource="café/a.py",
-                                                                   description=None, ttl_hours=1, now=now)),
-                       Ahead.of(scans=(leases.claim_scan("p", "café/a.py"),))) for who in (a, b)]
-            hub.mutate_sync(*claims[0][0])
-            assert _batch(hub, [claims[1][0]], [claims[1][1]]) == ["LeaseConflict"]
-        finally:
-            store.close()
+    with _hub_on("coordhub_enc", options) as (hub, clock):
+        a, b = Actor("A/main"), Actor("B/main")
+        claims = [((who, lambda tx, now, who=who: leases.claim(tx, who, project_key="p", resource="café/a.py",
+                                                               description=None, ttl_hours=1, now=now)),
+                   Ahead.of(scans=(leases.claim_scan("p", "café/a.py"),))) for who in (a, b)]
+        hub.mutate_sync(*claims[0][0])
+        assert _batch(hub, [claims[1][0]], [claims[1][1]]) == ["LeaseConflict"]
 
 
 @pytest.mark.postgres
@@ -263,18 +265,12 @@ def test_a_database_whose_lower_folds_ascii_otherwise_reads_no_session_ahead() -
     there, which Python's fold would take for one. Such a database reads no session ahead: a send to ``ian/x``
     (addressed only) after ``IAN/x`` acted in the same batch still finds ``ian/x`` unknown."""
     options = "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'tr-TR'"
-    with scratch_database("coordhub_tr", options) as url:
-        store = open_store(url)
-        store.open()
-        try:
-            hub = Hub(store, ManualClock())
-            a, upper = Actor("A/main"), Actor("IAN/x")
-            hub.mutate_sync(a, lambda tx, now: messages.send(tx, a, to_session="ian/x", subject="hi", body="",
-                                                             now=now))
-            got = _batch(hub, [(upper, lambda tx, now: None),
-                               (a, lambda tx, now: messages.send(tx, a, to_session="ian/x", subject="s", body="b",
-                                                                 now=now))],
-                         [None, Ahead(sessions=("ian/x",))])
-            assert got[1]["recipient_known"] is False and got[1]["to_session"] == "ian/x", got
-        finally:
-            store.close()
+    with _hub_on("coordhub_tr", options) as (hub, clock):
+        a, upper = Actor("A/main"), Actor("IAN/x")
+        hub.mutate_sync(a, lambda tx, now: messages.send(tx, a, to_session="ian/x", subject="hi", body="",
+                                                         now=now))
+        got = _batch(hub, [(upper, lambda tx, now: None),
+                           (a, lambda tx, now: messages.send(tx, a, to_session="ian/x", subject="s", body="b",
+                                                             now=now))],
+                     [None, Ahead(sessions=("ian/x",))])
+        assert got[1]["recipient_known"] is False and got[1]["to_session"] == "ian/x", got
