@@ -274,3 +274,29 @@ def test_a_database_whose_lower_folds_ascii_otherwise_reads_no_session_ahead() -
                                                              now=now))],
                      [None, Ahead(sessions=("ian/x",))])
         assert got[1]["recipient_known"] is False and got[1]["to_session"] == "ian/x", got
+
+
+@pytest.mark.postgres
+def test_a_lease_read_ahead_follows_its_renewal_and_its_end_column_for_column() -> None:
+    """A renewal (a whole-number TTL included) and a release change the lease's row read ahead as they change
+    the stored one: after each, the row kept equals a live ``SELECT`` of it, types included (``2`` hours is
+    read back as ``2.0``), so a later lookup of it in the batch asks nothing and answers the same."""
+    a = Actor("A/main")
+    with _hub_on("coordhub_follow") as (hub, clock):
+        lease_id = hub.mutate_sync(a, lambda tx, now: leases.claim(tx, a, project_key="p", resource="src/a.py",
+                                                                  description=None, ttl_hours=1, now=now)).body["id"]
+        seen: list[tuple[Any, Any]] = []
+
+        def compare(tx: Tx, now: float) -> None:
+            known, row = tx.ex.ahead("leases", lease_id)
+            live = tx.ex.one("SELECT * FROM leases WHERE id = ?", (lease_id,))
+            seen.append((known, row == live and all(type(row[c]) is type(live[c]) for c in live)))
+
+        ops: list[tuple[Actor, Operation]] = [
+            (a, lambda tx, now: leases.renew(tx, a, lease_id, 2, now)), (a, compare),
+            (a, lambda tx, now: leases.claim(tx, a, project_key="p", resource="src/a.py", description=None,
+                                             ttl_hours=3, now=now)), (a, compare),
+            (a, lambda tx, now: leases.release(tx, a, lease_id, now)), (a, compare)]
+        got = _batch(hub, ops, [Ahead(leases=(lease_id,))] * len(ops))
+        assert got[2]["renewed"] is True and got[4]["state"] == "released", got
+        assert seen == [(True, True)] * 3, seen

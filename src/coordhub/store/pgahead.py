@@ -17,7 +17,9 @@ before any later read), by what their SQL says:
 * the sender's upsert that every unit runs (:data:`~coordhub.store.tables.sessions.ACT`)
   is applied to the row it touches (:func:`~coordhub.store.tables.sessions.acted`);
   a spelling that had no row is dropped (asked again);
-* ``UPDATE <table> SET … WHERE <key> = ?`` (one row by its key) drops that key;
+* ``UPDATE <table> SET … WHERE <key> = ?`` (one row by its key) drops that key
+  (a lease's row: is changed as it says, so a release after a renewal in one
+  batch still reads nothing);
 * a plain ``INSERT`` (no ``ON CONFLICT``) only adds rows: it drops the keys
   known to have none;
 * any other statement that writes the table drops all of its rows, and a unit
@@ -182,6 +184,20 @@ def _beneath(scan: Scan, row: Row) -> bool:
     return bool(scope > "" if top == "" else top + "/" <= scope < top + "0")
 
 
+def _changed(sql: str, params: tuple[Any, ...], row: Row) -> Row | None:
+    """``row`` as a one-row ``UPDATE … SET a = ?, … WHERE id = ?`` of ``leases`` leaves it (None when its SQL has
+    another shape). A whole number given for a column that holds a float (DOUBLE PRECISION) is read back as a
+    float, as the database would answer it."""
+    columns = _columns(sql, r"UPDATE leases SET ((?:[a-z_]+ = \?, )*[a-z_]+ = \?) WHERE id = \?")
+    if columns is None or len(columns) != len(params) - 1 or not set(columns) <= row.keys():
+        return None
+    out = dict(row)
+    for column, value in zip(columns, params, strict=False):
+        kept = row[column]
+        out[column] = float(value) if isinstance(kept, float) and type(value) is int else value
+    return out
+
+
 def _columns(sql: str, pattern: str) -> list[str] | None:
     found = re.fullmatch(pattern, " ".join(sql.split()))
     return None if found is None else [c.split(" = ")[0] for c in found.group(1).split(", ")]
@@ -261,6 +277,8 @@ class RowsAhead:
                     if fold(key) == written:
                         if kind == ACT and row is not None:
                             rows[key] = acted(row, float(params[2]))
+                        elif table == "leases" and row is not None and (changed := _changed(sql, params, row)):
+                            rows[key] = changed
                         else:
                             del rows[key]
 

@@ -172,6 +172,7 @@ class Leases(Table):
                       "updated_at = ? WHERE id = ?", (state, now, by, reason, now, lease_id))
 
     def extend(self, lease_id: str, ttl_hours: float, expires_at: float | None, now: float) -> None:
-        """Record a renewal: new TTL and expiry (and ``renewed_at``, ``updated_at``: ``now``; nothing else)."""
-        self.update("leases", "id", lease_id,
-                    {"ttl_hours": ttl_hours, "expires_at": expires_at, "renewed_at": now, "updated_at": now})
+        """Record a renewal: new TTL and expiry (and ``renewed_at``, ``updated_at``: ``now``; nothing else). Deferred
+        (``Executor.defer``): the caller read the live row first, so it changes exactly that one."""
+        self.ex.defer("UPDATE leases SET ttl_hours = ?, expires_at = ?, renewed_at = ?, updated_at = ? WHERE id = ?",
+                      (ttl_hours, expires_at, now, now, lease_id))
