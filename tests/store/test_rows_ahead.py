@@ -35,13 +35,13 @@ SRC = pathlib.Path(__file__).resolve().parents[2] / "src" / "coordhub"
 
 
 @contextlib.contextmanager
-def _hub_on(prefix: str, options: str = "") -> Iterator[tuple[Hub, ManualClock]]:
-    """A hub on a manual clock over a new PostgreSQL database (``scratch_database``'s arguments)."""
+def _hub_on(prefix: str, options: str = "", start: float = 1_800_000_000.0) -> Iterator[tuple[Hub, ManualClock]]:
+    """A hub on a manual clock at ``start`` over a new PostgreSQL database (``scratch_database``'s arguments)."""
     with scratch_database(prefix, options) as url:
         store = open_store(url)
         store.open()
         try:
-            clock = ManualClock()
+            clock = ManualClock(start)
             yield Hub(store, clock), clock
         finally:
             store.close()
@@ -282,7 +282,8 @@ def test_a_lease_read_ahead_follows_its_renewal_and_its_end_column_for_column() 
     the stored one: after each, the row kept equals a live ``SELECT`` of it, types included (``2`` hours is
     read back as ``2.0``), so a later lookup of it in the batch asks nothing and answers the same."""
     a = Actor("A/main")
-    with _hub_on("coordhub_follow") as (hub, clock):
+    # A clock at a whole number: renewed_at and released_at go from NULL to an int, read back as a float.
+    with _hub_on("coordhub_follow", start=1_800_000_000) as (hub, clock):
         lease_id = hub.mutate_sync(a, lambda tx, now: leases.claim(tx, a, project_key="p", resource="src/a.py",
                                                                   description=None, ttl_hours=1, now=now)).body["id"]
         seen: list[tuple[Any, Any]] = []

@@ -75,6 +75,7 @@ ASCII_LOWER = b"SELECT lower('ABCDEFGHIJKLMNOPQRSTUVWXYZ') = 'abcdefghijklmnopqr
 _BY_NAME = {t.name: t for t in TABLES}
 
 _ADDS, _ONE_ROW, _OTHER = "adds", "one row", "other"
+_LEASE_FLOATS = frozenset({"ttl_hours", "acquired_at", "renewed_at", "expires_at", "released_at", "updated_at"})
 _MOVES = frozenset({"project_key", "scope", "kind"})  # columns that decide which scans a lease belongs to
 _SCAN_ROWS = MAX_AHEAD  # rows of one scan's kind read at most; a scan with more is asked as before
 
@@ -186,15 +187,14 @@ def _beneath(scan: Scan, row: Row) -> bool:
 
 def _changed(sql: str, params: tuple[Any, ...], row: Row) -> Row | None:
     """``row`` as a one-row ``UPDATE … SET a = ?, … WHERE id = ?`` of ``leases`` leaves it (None when its SQL has
-    another shape). A whole number given for a column that holds a float (DOUBLE PRECISION) is read back as a
-    float, as the database would answer it."""
+    another shape). A whole number given for a DOUBLE PRECISION column is kept as a float, as the database would
+    answer it."""
     columns = _columns(sql, r"UPDATE leases SET ((?:[a-z_]+ = \?, )*[a-z_]+ = \?) WHERE id = \?")
     if columns is None or len(columns) != len(params) - 1 or not set(columns) <= row.keys():
         return None
     out = dict(row)
     for column, value in zip(columns, params, strict=False):
-        kept = row[column]
-        out[column] = float(value) if isinstance(kept, float) and type(value) is int else value
+        out[column] = float(value) if column in _LEASE_FLOATS and type(value) is int else value
     return out
 
 
