@@ -189,7 +189,7 @@ def _changed(sql: str, params: tuple[Any, ...], row: Row) -> Row | None:
     """``row`` as a one-row ``UPDATE … SET a = ?, … WHERE id = ?`` of ``leases`` leaves it (None when its SQL has
     another shape). A whole number given for a DOUBLE PRECISION column is kept as a float, as the database would
     answer it."""
-    columns = _columns(sql, r"UPDATE leases SET ((?:[a-z_]+ = \?, )*[a-z_]+ = \?) WHERE id = \?")
+    columns = _columns(sql, _LEASE_UPDATE)
     if columns is None or len(columns) != len(params) - 1 or not set(columns) <= row.keys():
         return None
     out = dict(row)
@@ -198,9 +198,16 @@ def _changed(sql: str, params: tuple[Any, ...], row: Row) -> Row | None:
     return out
 
 
-def _columns(sql: str, pattern: str) -> list[str] | None:
+_LEASE_UPDATE = r"UPDATE leases SET ((?:[a-z_]+ = \?, )*[a-z_]+ = \?) WHERE id = \?"
+_LEASE_INSERT = r"INSERT INTO leases \(((?:[a-z_]+, )*[a-z_]+)\) VALUES \(\?(?:, \?)*\)"
+
+
+@lru_cache(maxsize=4096)
+def _columns(sql: str, pattern: str) -> tuple[str, ...] | None:
+    """The columns ``sql`` names, when it has the shape of ``pattern`` (:data:`_LEASE_UPDATE`, :data:`_LEASE_INSERT`);
+    cached, as :func:`effect` is: the writer sees the same few texts for every unit."""
     found = re.fullmatch(pattern, " ".join(sql.split()))
-    return None if found is None else [c.split(" = ")[0] for c in found.group(1).split(", ")]
+    return None if found is None else tuple(c.split(" = ")[0] for c in found.group(1).split(", "))
 
 
 class RowsAhead:
@@ -285,7 +292,7 @@ class RowsAhead:
     def _follow_scans(self, sql: str, params: tuple[Any, ...], kind: str) -> None:
         """Follow a write to ``leases`` in the scans and the earliest expiry (see the module docstring)."""
         if kind == _ADDS:
-            columns = _columns(sql, r"INSERT INTO leases \(((?:[a-z_]+, )*[a-z_]+)\) VALUES \(\?(?:, \?)*\)")
+            columns = _columns(sql, _LEASE_INSERT)
             row = None if columns is None or len(columns) != len(params) else dict(zip(columns, params, strict=True))
             if row is None or "state" not in row:
                 return self._forget_scans()
@@ -295,7 +302,7 @@ class RowsAhead:
                     del self.scans[scan]
             return None
         if kind == _ONE_ROW:
-            columns = _columns(sql, r"UPDATE leases SET ((?:[a-z_]+ = \?, )*[a-z_]+ = \?) WHERE id = \?") or []
+            columns = _columns(sql, _LEASE_UPDATE) or ()
             changes = dict(zip(columns, params, strict=False))
             if _MOVES & changes.keys() or changes.get("state", "") == "active":
                 return self._forget_scans()
