@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from coordhub.clock import ManualClock
 from coordhub.core import halt, leases, messages, presence, scope
 from coordhub.core.hub import Hub, Operation
@@ -311,3 +313,73 @@ def test_a_claim_sees_leases_ended_earlier_in_its_batch(store: Store, clock: Man
         "released", False, "revoked", False, False, True, "active", "LeaseConflict"], got
     kinds = [e["kind"] for e in _events(store) if e["subject_id"] == ids["src/c.py"]]
     assert kinds == ["lease.granted", "lease.expired"], kinds
+
+
+def test_writes_sent_ahead_keep_each_unit_whole(store: Store, clock: ManualClock,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a batch's held writes go to the server while its later units run (every few statements
+    here, so the sending falls inside units and between them). Units that fail in every way still fail alone:
+    one that raises after writing (its SAVEPOINT already sent), one that raises with writes sent and not yet
+    answered, one whose write fails on the server after it ended, one with a value the driver cannot send. The
+    others' messages, leases and events are all kept, in order, and the failed ones leave nothing. Both
+    backends answer the same."""
+    sent_ahead = [0]
+    if store.name == "postgresql":
+        from coordhub.store import postgres
+        from coordhub.store.pgpipe import Pipe
+
+        monkeypatch.setattr(postgres, "SEND_AHEAD", 3)
+        send_ahead = Pipe.send_ahead
+
+        def counted(pipe: Pipe, statements: Any) -> int:
+            sent_ahead[0] += 1
+            return send_ahead(pipe, statements)
+
+        monkeypatch.setattr(Pipe, "send_ahead", counted)
+    hub = Hub(store, clock)
+    hub.mutate_sync(A, lambda tx, now: tx.ex.execute("INSERT INTO hub_meta (key, value) VALUES ('dup', 'v')"))
+
+    def send(actor: Actor, subject: str) -> Operation:
+        return lambda tx, now: messages.send(tx, actor, to_session=C.session_id, subject=subject, body="b", now=now)
+
+    def raises_after_writing(tx: Tx, now: float) -> Any:
+        send(B, "raised")(tx, now)
+        send(B, "raised again")(tx, now)
+        raise Invalid("after writing")
+
+    def raises_after_sending(tx: Tx, now: float) -> Any:  # its check answered by the read: nothing to settle
+        tx.meta.get("anything")
+        for i in range(4):
+            tx.ex.defer("INSERT INTO hub_meta (key, value) VALUES (?, 'v')", (f"gone{i}",))
+        raise Invalid("after its writes went ahead")
+
+    def lost_after_ending(tx: Tx, now: float) -> Any:
+        out = send(B, "lost")(tx, now)
+        tx.ex.defer("INSERT INTO hub_meta (key, value) VALUES ('dup', 'v')")  # fails on the server, later
+        return out
+
+    def unadaptable(tx: Tx, now: float) -> Any:
+        out = send(B, "unsendable")(tx, now)
+        tx.ex.defer("INSERT INTO hub_meta (key, value) VALUES (?, ?)", ("odd", object()))
+        return out
+
+    calls: list[tuple[Actor, Operation]] = []
+    for n in range(3):
+        calls += [(A, send(A, f"a{n}")), (B, raises_after_writing), (A, lambda tx, now, n=n: leases.claim(
+            tx, A, project_key="p", resource=f"src/{n}.py", description=None, ttl_hours=1, now=now)),
+            (B, lost_after_ending), (A, send(A, f"b{n}")), (B, unadaptable), (A, send(A, f"c{n}")),
+            (B, raises_after_sending)]
+    got = _batch(hub, calls)
+    kinds = [g if isinstance(g, str) else "ok" for g in got]
+    assert kinds[0::8] == kinds[2::8] == kinds[4::8] == kinds[6::8] == ["ok"] * 3, got
+    assert kinds[1::8] == kinds[7::8] == ["Invalid"] * 3 and "ok" not in kinds[3::8] + kinds[5::8], got
+    if store.name == "postgresql":
+        assert sent_ahead[0] >= 3, sent_ahead
+    subjects = [e["payload"]["subject"] for e in _events(store) if e["kind"] == "message.sent"]
+    assert subjects == [s for n in range(3) for s in (f"a{n}", f"b{n}", f"c{n}")], subjects
+    stored = store.read_sync(lambda tx: tx.ex.all("SELECT subject FROM messages ORDER BY seq"))
+    assert [r["subject"] for r in stored] == subjects
+    fences = [g["fence"] for g in got[2::8]]
+    assert fences == sorted(fences) and len(set(fences)) == 3
+    kept = store.read_sync(lambda tx: tx.ex.all("SELECT key FROM hub_meta WHERE key = 'odd' OR key LIKE 'gone%'"))
+    assert kept == []

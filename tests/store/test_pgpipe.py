@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -77,3 +78,63 @@ def test_simple_runs_several_statements_and_raises_the_first_failure(conn: psyco
     with pytest.raises(psycopg.errors.UndefinedTable):
         pipe.simple(b"SELECT 1; SELECT * FROM no_such_table")
     assert pipe.simple(b"SELECT 2 AS two")[0].rows == [{"two": 2}]
+
+
+def test_statements_sent_ahead_are_answered_first_by_the_next_run(conn: psycopg.Connection[Any]) -> None:
+    """What ``send_ahead`` sent runs on the server at once (another connection sees a sequence it moves before
+    any answer is read: sequences are not transactional); the next ``run`` returns its answers first, then its
+    own, as one pipeline; a statement first prepared in the part sent ahead is known as prepared afterwards."""
+    pipe = Pipe(conn)
+    fresh = f"INSERT INTO pipe_t (name, at) VALUES (?, ?) -- {uuid.uuid4().hex}"
+    sequence = f"pipe_seq_{uuid.uuid4().hex}"
+    conn.execute(f"CREATE SEQUENCE {sequence}")
+    try:
+        assert pipe.send_ahead([(fresh, ("a", 1.0)), (f"SELECT nextval('{sequence}') AS n", ())]) == 2
+        with psycopg.connect(conn.info.dsn, autocommit=True) as other:
+            for _ in range(500):  # the server runs what was sent while nothing is read back
+                if other.execute(f"SELECT is_called FROM {sequence}").fetchone() == (True,):
+                    break
+                time.sleep(0.01)
+            else:
+                raise AssertionError("what was sent ahead did not run")
+        done = pipe.run([(fresh, ("b", 2.0)), ("SELECT name FROM pipe_t ORDER BY id", ())])
+        assert done.error is None and done.failed == 4
+        assert [a.rowcount for a in done.answers] == [1, 1, 1, 2]
+        assert done.answers[1].rows == [{"n": 1}] and done.answers[3].rows == [{"name": "a"}, {"name": "b"}]
+        assert sum(1 for key in pipe._prepared if key[0] == numbered(fresh)) == 1
+    finally:
+        conn.execute(f"DROP SEQUENCE {sequence}")
+
+
+def test_a_failure_sent_ahead_is_reported_at_its_place_by_the_next_run(conn: psycopg.Connection[Any]) -> None:
+    """A statement sent ahead that fails stops the pipeline there: the next run reports it at its position,
+    after the answers of those before it, and nothing after it ran; the pipe is usable afterwards."""
+    pipe = Pipe(conn)
+    assert pipe.send_ahead([("INSERT INTO pipe_t (name) VALUES (?)", ("a",)),
+                            ("INSERT INTO pipe_t (name) VALUES (?)", ("a",))]) == 2
+    done = pipe.run([("INSERT INTO pipe_t (name) VALUES (?)", ("c",))])
+    assert done.failed == 1 and isinstance(done.error, psycopg.errors.UniqueViolation)
+    assert [a.rowcount for a in done.answers] == [1]
+    assert pipe.run([("SELECT count(*) AS n FROM pipe_t", ())]).answers[0].rows == [{"n": 0}]
+
+
+def test_send_ahead_stops_before_a_value_that_cannot_be_adapted(conn: psycopg.Connection[Any]) -> None:
+    """Nothing from the unadaptable statement on is sent ahead; the run that sends it reports it in its place."""
+    pipe = Pipe(conn)
+    statements = [("INSERT INTO pipe_t (name) VALUES (?)", ("a",)), ("INSERT INTO pipe_t (name) VALUES (?)",
+                                                                     (object(),)),
+                  ("INSERT INTO pipe_t (name) VALUES (?)", ("c",))]
+    assert pipe.send_ahead(statements) == 1
+    done = pipe.run(statements[1:])
+    assert done.failed == 1 and isinstance(done.error, psycopg.ProgrammingError)
+    assert conn.execute("SELECT name FROM pipe_t").fetchall() == [{"name": "a"}]
+
+
+def test_simple_ends_a_pipeline_left_open(conn: psycopg.Connection[Any]) -> None:
+    """A batch that failed after sending ahead leaves the pipeline open: ``simple`` (the writer's ROLLBACK)
+    ends it first, dropping its answers, and runs."""
+    pipe = Pipe(conn)
+    pipe.simple(b"BEGIN")
+    pipe.send_ahead([("INSERT INTO pipe_t (name) VALUES (?)", ("a",))])
+    assert pipe.simple(b"ROLLBACK; SELECT count(*) AS n FROM pipe_t")[1].rows == [{"n": 0}]
+    assert pipe.run([("SELECT 1 AS one", ())]).answers[0].rows == [{"one": 1}]

@@ -26,12 +26,18 @@ before any later read), by what their SQL says:
   rolled back to its savepoint drops every row of every table.
 
 A scan is followed by the same statements, through what they do to leases that
-are ``active`` (the only ones it holds): a plain ``INSERT`` of an active lease
-drops each scan the new row belongs to (an earlier claim of the batch is a
-candidate of a later one), and lowers the earliest expiry; a one-row ``UPDATE``
-drops each scan holding that lease, unless it may move a lease into a scan (it
-sets the project, scope or kind, or makes a lease active): then every scan is
-dropped, as for any other write.
+are ``active`` (the only ones it holds):
+
+* a plain ``INSERT`` of an active lease (an earlier claim of the batch is a
+  candidate of a later one) adds the new row to each scan it belongs to, when
+  the row is known column for column: every column it leaves out has no
+  default (so is NULL) and every value it gives is of its column's type
+  (:class:`Layout`, read once per connection); otherwise it drops those
+  scans. Either way it lowers the earliest expiry;
+* a one-row ``UPDATE`` of a lease a scan holds changes the row as it says,
+  and takes it out of the scan when it ends it (a release, a revocation);
+  one that may move a lease into a scan (it sets the project, scope or kind,
+  or makes a lease active) drops every scan, as any other write does.
 
 Rows read under the writer's lock change only through the batch itself: every
 write to the database goes through a writer holding that lock.
@@ -185,6 +191,51 @@ def _beneath(scan: Scan, row: Row) -> bool:
     return bool(scope > "" if top == "" else top + "/" <= scope < top + "0")
 
 
+class Layout:
+    """The ``leases`` table as the database defines it, to know the row a plain ``INSERT`` stores: each column's
+    type, and whether one the ``INSERT`` leaves out is NULL (nullable, no default). Read once per connection
+    (:data:`LAYOUT`); a batch's own ``INSERT`` of a lease is followed into its scans only through it."""
+
+    __slots__ = ("columns",)
+
+    _TYPES = {"text": str, "bigint": int, "integer": int, "double precision": float}
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        # column -> (Python type of its values, NULL when left out); a type we do not map is None: never followed
+        self.columns: dict[str, tuple[type | None, bool]] = {
+            str(r["column_name"]): (self._TYPES.get(str(r["data_type"])), bool(r["null_when_omitted"]))
+            for r in rows}
+
+    def row(self, columns: tuple[str, ...], params: tuple[Any, ...]) -> Row | None:
+        """The row ``INSERT INTO leases (columns) VALUES (params)`` stores, as a ``SELECT *`` reads it back (in
+        the table's column order; a whole number for a DOUBLE PRECISION column as a float), or None when that
+        is not certain: a column unknown or of another type, a value not of its column's type, a column left
+        out that has a default or may not be NULL."""
+        given = dict(zip(columns, params, strict=True))
+        if not self.columns or not given.keys() <= self.columns.keys():
+            return None
+        out: Row = {}
+        for column, (kind, null_when_omitted) in self.columns.items():
+            if column not in given:
+                if not null_when_omitted:
+                    return None
+                out[column] = None
+                continue
+            value = given[column]
+            if value is None or (kind is not None and type(value) is kind):
+                out[column] = value
+            elif kind is float and type(value) is int:
+                out[column] = float(value)
+            else:  # bool for an integer, str for a number, a type we do not map: the database decides, not us
+                return None
+        return out
+
+
+LAYOUT = ("SELECT column_name, data_type, column_default IS NULL AND is_nullable = 'YES' AS null_when_omitted "
+          "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'leases' "
+          "ORDER BY ordinal_position")
+
+
 def _changed(sql: str, params: tuple[Any, ...], row: Row) -> Row | None:
     """``row`` as a one-row ``UPDATE … SET a = ?, … WHERE id = ?`` of ``leases`` leaves it (None when its SQL has
     another shape). A whole number given for a DOUBLE PRECISION column is kept as a float, as the database would
@@ -210,17 +261,27 @@ def _columns(sql: str, pattern: str) -> tuple[str, ...] | None:
     return None if found is None else tuple(c.split(" = ")[0] for c in found.group(1).split(", "))
 
 
+def _add_by_fence(rows: list[Row], row: Row) -> None:
+    """Put ``row`` in ``rows`` (oldest grant first) where its fence goes: last, as a new grant's fence is the
+    highest yet."""
+    at = len(rows)
+    while at and rows[at - 1]["fence"] > row["fence"]:
+        at -= 1
+    rows.insert(at, row)
+
+
 class RowsAhead:
     """The rows read ahead for one batch, by table and by the key each unit named, and the scans (empty between
     batches)."""
 
-    __slots__ = ("rows", "scans", "due_known", "due_at")
+    __slots__ = ("rows", "scans", "due_known", "due_at", "layout")
 
-    def __init__(self) -> None:
+    def __init__(self, layout: Layout | None = None) -> None:
         self.rows: dict[str, dict[str, Row | None]] = {}
-        self.scans: dict[Scan, tuple[list[Row], list[Row]]] = {}  # filed, beneath
+        self.scans: dict[Scan, tuple[list[Row], list[Row]]] = {}  # filed, beneath; each oldest grant first
         self.due_known = False
         self.due_at: float | None = None
+        self.layout = layout  # the leases table's (None: an INSERT of an active lease drops the scans it joins)
 
     def load(self, ahead: Ahead, answers: dict[str, Sequence[Row]]) -> None:
         """Keep the answers of :func:`query`'s reads by name: each key's row (None when there is none under it),
@@ -298,8 +359,18 @@ class RowsAhead:
                 return self._forget_scans()
             if row["state"] == "active":
                 self._lower_due(row.get("expires_at"))
+                assert columns is not None
+                stored = self.layout.row(columns, params) if self.layout is not None else None
+                if stored is not None and type(stored.get("fence")) is not int:  # placed by its fence
+                    stored = None
                 for scan in [s for s in self.scans if _filed_in(s, row) or _beneath(s, row)]:
-                    del self.scans[scan]
+                    if stored is None:
+                        del self.scans[scan]
+                        continue
+                    for rows, joins in zip(self.scans[scan], (_filed_in(scan, row), _beneath(scan, row)),
+                                           strict=True):
+                        if joins:
+                            _add_by_fence(rows, stored)
             return None
         if kind == _ONE_ROW:
             columns = _columns(sql, _LEASE_UPDATE) or ()
@@ -309,9 +380,22 @@ class RowsAhead:
             if "expires_at" in changes:
                 self._lower_due(changes["expires_at"])
             lease_id = params[-1]
-            for scan, (filed, beneath) in list(self.scans.items()):
-                if any(r["id"] == lease_id for r in filed) or any(r["id"] == lease_id for r in beneath):
-                    del self.scans[scan]
+            after: dict[int, Row | None] = {}  # by the row object read (scans share them): the row now
+            for scan, lists in list(self.scans.items()):
+                for rows in lists:
+                    for n, held in enumerate(rows):
+                        if held["id"] != lease_id:
+                            continue
+                        if id(held) not in after:
+                            after[id(held)] = _changed(sql, params, held)
+                        now = after[id(held)]
+                        if now is None:  # not a shape we can follow: asked again
+                            self.scans.pop(scan, None)
+                        elif now["state"] == "active":
+                            rows[n] = now
+                        else:  # ended: no scan holds it now
+                            del rows[n]
+                        break
             return None
         return self._forget_scans()
 

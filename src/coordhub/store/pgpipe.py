@@ -68,6 +68,17 @@ class Outcome(NamedTuple):
     error: BaseException | None
 
 
+class _Open:
+    """A pipeline sent in part (:meth:`Pipe.send_ahead`) and not yet ended by a sync."""
+
+    __slots__ = ("fresh", "slots", "commands")
+
+    def __init__(self) -> None:
+        self.fresh: dict[tuple[bytes, tuple[int, ...]], tuple[bytes, int]] = {}  # prepared in it: name, slot
+        self.slots: list[tuple[int, bytes | None]] = []  # each statement's result's position, its name
+        self.commands = 0
+
+
 class Pipe:
     """One psycopg connection's libpq handle, driven directly (the psycopg connection stays idle meanwhile).
 
@@ -85,23 +96,30 @@ class Pipe:
         self._names = itertools.count()  # a name is never reused: one whose PREPARE failed may still be taken
         self._poll = select.poll()
         self._poll.register(self._pg.socket, select.POLLIN)
+        self._open: _Open | None = None  # statements sent and not yet synced (send_ahead)
+
+    def send_ahead(self, statements: Sequence[tuple[str, tuple[Any, ...]]]) -> int:
+        """Send ``statements`` in order into the open pipeline (opening it), without waiting for their answers:
+        the server runs them while the caller goes on. The next :meth:`run` ends the pipeline and returns their
+        answers first. Returns how many were sent: it stops before one whose parameters cannot be adapted
+        (:meth:`run` then reports that one).
+
+        Raises ``psycopg.OperationalError`` when the connection is lost.
+        """
+        ready, _ = self._dump(statements)
+        if ready:
+            self._submit(ready)
+        return len(ready)
 
     def run(self, statements: Sequence[tuple[str, tuple[Any, ...]]]) -> Outcome:
         """Send ``statements`` (``?`` placeholders) in order in one pipeline, one round trip; see :class:`Outcome`.
 
-        Raises ``psycopg.OperationalError`` when the connection is lost.
+        The answers are those of the statements sent ahead (:meth:`send_ahead`) since the last run, then of
+        ``statements``. Raises ``psycopg.OperationalError`` when the connection is lost.
         """
-        sent: list[_Ready] = []
-        bad: BaseException | None = None
-        tx = self._tx
-        for sql, params in statements:
-            try:
-                values = tx.dump_sequence(params, [_AUTO] * len(params))
-            except Exception as exc:  # a value psycopg cannot adapt: the statements before it still run
-                bad = exc
-                break
-            sent.append((numbered(sql), values, tx.types or (), tx.formats or ()))
-        results = self._exchange(sent)
+        ready, bad = self._dump(statements)
+        self._submit(ready)
+        results = self._sync()
         answers: list[Answer] = []
         for res, name in results:
             if res.status not in _OK:
@@ -112,8 +130,11 @@ class Pipe:
     def simple(self, text: bytes) -> list[Answer]:
         """Run ``text`` (statements without parameters, ``;``-separated) in one round trip; every answer.
 
-        Raises the database's error (``psycopg.Error``) when a statement fails.
+        A pipeline left open (statements sent ahead by a batch that failed before it ran them to the end) is
+        ended first, its answers dropped. Raises the database's error (``psycopg.Error``) when a statement fails.
         """
+        if self._open is not None:
+            self._sync()
         pg = self._pg
         pg.send_query(text)
         self._flush()
@@ -128,34 +149,58 @@ class Pipe:
             raise failure
         return answers
 
-    def _exchange(self, sent: list[_Ready]) -> list[tuple[PGresult, bytes | None]]:
-        """Send the statements and a sync in pipeline mode; return each one's result and prepared name, in order."""
+    def _dump(self, statements: Sequence[tuple[str, tuple[Any, ...]]]) -> tuple[list[_Ready], BaseException | None]:
+        """The statements ready to send, up to the first whose parameters psycopg cannot adapt (and its error)."""
+        ready: list[_Ready] = []
+        tx = self._tx
+        for sql, params in statements:
+            try:
+                values = tx.dump_sequence(params, [_AUTO] * len(params))
+            except Exception as exc:  # a value psycopg cannot adapt: the statements before it still run
+                return ready, exc
+            ready.append((numbered(sql), values, tx.types or (), tx.formats or ()))
+        return ready, None
+
+    def _submit(self, ready: list[_Ready]) -> None:
+        """Send ``ready`` into the open pipeline (opening it), each prepared on its first use."""
         pg = self._pg
-        fresh: dict[tuple[bytes, tuple[int, ...]], tuple[bytes, int]] = {}  # prepared in this pipeline: name, slot
-        slots: list[tuple[int, bytes | None]] = []  # each statement's result's position among the results, its name
-        commands = 0
-        pg.enter_pipeline_mode()
+        if self._open is None:
+            pg.enter_pipeline_mode()
+            self._open = _Open()
+        pipeline = self._open
         try:
-            for sql, values, types, formats in sent:
+            for sql, values, types, formats in ready:
                 key = (sql, types)
                 name = self._prepared.get(key)
-                if name is None and key in fresh:
-                    name = fresh[key][0]
-                if name is None and len(self._prepared) + len(fresh) < _MAX_PREPARED:
+                if name is None and key in pipeline.fresh:
+                    name = pipeline.fresh[key][0]
+                if name is None and len(self._prepared) + len(pipeline.fresh) < _MAX_PREPARED:
                     name = f"coord_{next(self._names)}".encode()
                     pg.send_prepare(name, sql, param_types=types)
-                    fresh[key] = (name, commands)
-                    commands += 1
+                    pipeline.fresh[key] = (name, pipeline.commands)
+                    pipeline.commands += 1
                 if name is None:
                     pg.send_query_params(sql, values, param_types=types, param_formats=formats)
                 else:
                     pg.send_query_prepared(name, values, param_formats=formats)
-                slots.append((commands, name))
-                commands += 1
+                pipeline.slots.append((pipeline.commands, name))
+                pipeline.commands += 1
+            self._flush()
+        except BaseException:
+            self._sync()  # a lost connection raises again here; the pipeline is not left half-known
+            raise
+
+    def _sync(self) -> list[tuple[PGresult, bytes | None]]:
+        """End the open pipeline with a sync; return each statement's result and prepared name, in order."""
+        pg = self._pg
+        pipeline, self._open = self._open, None
+        if pipeline is None:
+            return []
+        try:
             pg.pipeline_sync()
             self._flush()
             results = []
-            for _ in range(commands):
+            for _ in range(pipeline.commands):
                 res = self._result()
                 assert res is not None
                 while self._result() is not None:  # a statement's results end with a NULL
@@ -166,10 +211,10 @@ class Pipe:
         finally:
             if pg.pipeline_status != pq.PipelineStatus.OFF and not pg.is_busy():
                 pg.exit_pipeline_mode()
-        for key, (name, slot) in fresh.items():
+        for key, (name, slot) in pipeline.fresh.items():
             if results[slot].status == pq.ExecStatus.COMMAND_OK:
                 self._prepared[key] = name
-        return [(results[slot], name) for slot, name in slots]
+        return [(results[slot], name) for slot, name in pipeline.slots]
 
     def _flush(self) -> None:
         pg = self._pg

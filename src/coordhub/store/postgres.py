@@ -67,6 +67,7 @@ class _Held(NamedTuple):
 
 _SAVEPOINT, _RELEASE, _ROLLBACK_TO = "SAVEPOINT unit", "RELEASE SAVEPOINT unit", "ROLLBACK TO SAVEPOINT unit"
 _BATCH = -1  # what a statement given after the last unit ended belongs to: the batch (its failure loses it whole)
+SEND_AHEAD = 32  # statements held in a write batch that are sent on without waiting (PostgresExecutor._send_ahead)
 
 
 class PostgresExecutor:
@@ -101,6 +102,8 @@ class PostgresExecutor:
     def __init__(self, pipe: Pipe) -> None:
         self.pipe = pipe
         self._held: list[_Held] = []
+        self._sent = 0  # how many of _held (the first ones) were sent ahead: the server is running them
+        self._stop_ahead = False  # one held could not be adapted: nothing more is sent ahead until it is reported
         self._unit = -1  # the running unit's position in the batch; -1 before its first SAVEPOINT
         self._drop_release = False  # the failed unit's SAVEPOINT was never sent: nothing to roll back or release
         # A check that failed: every later statement of its unit raises it again, and so does settle(), so the
@@ -118,6 +121,7 @@ class PostgresExecutor:
         read with the batch's ``BEGIN`` (a write batch), or None (the batch ended).
         """
         self._held, self._unit, self._drop_release, self._refused, self._ended = [], -1, False, None, False
+        self._sent, self._stop_ahead = 0, False
         self.numbers.reset()
         self.rows_ahead.clear()
         self._in_batch = counters is not None
@@ -136,6 +140,18 @@ class PostgresExecutor:
     def _hold(self, sql: str, params: tuple[Any, ...], check: Callable[[list[Row]], None] | None = None) -> None:
         self.rows_ahead.wrote(sql, params)
         self._held.append(_Held(sql, params, self._own, check))
+        if self._in_batch and len(self._held) - self._sent >= SEND_AHEAD and not self._stop_ahead:
+            self._send_ahead()
+
+    def _send_ahead(self) -> None:
+        """Send what is held and not sent yet into the open pipeline, without waiting: the server runs a batch's
+        writes while its later units run here, instead of all of them after its last (its ``COMMIT``'s round
+        trip carried every write of a batch whose lookups were all read ahead). Their answers are read, and
+        their failures laid at their units' doors, with the next round trip, as for any statement held."""
+        unsent = self._held[self._sent:]
+        sent = self.pipe.send_ahead([(h.sql, h.params) for h in unsent])
+        self._sent += sent
+        self._stop_ahead = sent < len(unsent)  # the next round trip reports the one that could not be adapted
 
     def _send(self, sql: str, params: tuple[Any, ...]) -> Answer:
         self._refuse_again()
@@ -149,8 +165,9 @@ class PostgresExecutor:
         check refuses, raises its error here; those of units that have ended
         raise :class:`UnitLost`.
         """
-        held, self._held = self._held, []
-        done = self.pipe.run([(h.sql, h.params) for h in held] + tail if held else tail)
+        held, sent, self._held, self._sent, self._stop_ahead = self._held, self._sent, [], 0, False
+        unsent = held[sent:]
+        done = self.pipe.run([(h.sql, h.params) for h in unsent] + tail if unsent else tail)
         self._check(held, done.answers, own)  # a check that came before a failure wins, as it would have at once
         if done.error is not None:
             if done.failed < len(held) and held[done.failed].unit not in (own, _BATCH):
@@ -194,8 +211,9 @@ class PostgresExecutor:
         else:  # the running unit failed: what it still holds would only be undone
             self._refused = None
             self.rows_ahead.clear()  # rows it changed are back as they were: read them again
-            mine = [h for h in self._held if h.unit == self._unit]
-            self._held = [h for h in self._held if h.unit != self._unit]
+            sent, unsent = self._held[:self._sent], self._held[self._sent:]  # what was sent ahead stays
+            mine = [h for h in unsent if h.unit == self._unit]
+            self._held = sent + [h for h in unsent if h.unit != self._unit]
             if mine and mine[0].sql == _SAVEPOINT:  # it never reached the server: nothing to undo
                 self._drop_release = True
                 return 0
@@ -281,7 +299,7 @@ class PostgresExecutor:
         moves = self.numbers.write_back()
         self._in_batch = False
         self.rows_ahead.clear()  # after the COMMIT other hubs may write them: nothing outside a batch reads them
-        if not moves and all(h.sql in (_SAVEPOINT, _RELEASE) for h in self._held):  # bookkeeping only: one query
+        if not moves and not self._sent and all(h.sql in (_SAVEPOINT, _RELEASE) for h in self._held):  # one query
             text = "".join(f"{h.sql}; " for h in self._held) + "; ".join(tail)
             self._held = []
             self.pipe.simple(text.encode())
@@ -311,6 +329,7 @@ class _Connection:
             ex.numbers.sequence = named[0]["name"] if named else None
             self._begin_sql = "; ".join([_BEGIN_LOCK_AND_TIME, Halts.STANDING, *ex.numbers.queries()]).encode()
             self._fold_ok = bool(ex.pipe.simple(pgahead.ASCII_LOWER)[0].rows[0]["ok"])
+            ex.rows_ahead.layout = pgahead.Layout(ex.pipe.simple(pgahead.LAYOUT.encode())[0].rows)
         ex.start_batch()  # a failed batch may have left statements held: its transaction is gone
         # One round trip: BEGIN, the lock, whose answer carries the database's clock (see OffsetClock), the
         # standing halts, which every unit of the batch checks (Halts.batch), where the counters stand, and
