@@ -274,11 +274,12 @@ class RowsAhead:
     """The rows read ahead for one batch, by table and by the key each unit named, and the scans (empty between
     batches)."""
 
-    __slots__ = ("rows", "scans", "due_known", "due_at", "layout")
+    __slots__ = ("rows", "scans", "held", "due_known", "due_at", "layout")
 
     def __init__(self, layout: Layout | None = None) -> None:
         self.rows: dict[str, dict[str, Row | None]] = {}
         self.scans: dict[Scan, tuple[list[Row], list[Row]]] = {}  # filed, beneath; each oldest grant first
+        self.held: set[str] = set()  # the id of every lease a scan holds (and some it held): updates of others skip
         self.due_known = False
         self.due_at: float | None = None
         self.layout = layout  # the leases table's (None: an INSERT of an active lease drops the scans it joins)
@@ -307,6 +308,7 @@ class RowsAhead:
             under = [r for r in below.get(str(n), []) if _beneath(scan, r)]
             if len(under) <= _SCAN_ROWS:
                 self.scans[scan] = ([r for r in filed if _filed_in(scan, r)], under)
+        self.held = {r["id"] for lists in self.scans.values() for rows in lists for r in rows}
 
     def get(self, table: str, key: str) -> tuple[bool, Row | None]:
         """``(True, row or None)`` when ``key`` was read ahead and is current, else ``(False, None)``."""
@@ -371,6 +373,7 @@ class RowsAhead:
                                            strict=True):
                         if joins:
                             _add_by_fence(rows, stored)
+                    self.held.add(stored["id"])
             return None
         if kind == _ONE_ROW:
             columns = _columns(sql, _LEASE_UPDATE) or ()
@@ -380,6 +383,8 @@ class RowsAhead:
             if "expires_at" in changes:
                 self._lower_due(changes["expires_at"])
             lease_id = params[-1]
+            if lease_id not in self.held:
+                return None
             after: dict[int, Row | None] = {}  # by the row object read (scans share them): the row now
             for scan, lists in list(self.scans.items()):
                 for rows in lists:
@@ -404,7 +409,7 @@ class RowsAhead:
             self.due_at = expires_at if self.due_at is None else min(self.due_at, expires_at)
 
     def _forget_scans(self) -> None:
-        self.scans = {}
+        self.scans, self.held = {}, set()
         self.due_known, self.due_at = False, None
 
     def clear(self) -> None:
