@@ -383,3 +383,50 @@ def test_writes_sent_ahead_keep_each_unit_whole(store: Store, clock: ManualClock
     assert fences == sorted(fences) and len(set(fences)) == 3
     kept = store.read_sync(lambda tx: tx.ex.all("SELECT key FROM hub_meta WHERE key = 'odd' OR key LIKE 'gone%'"))
     assert kept == []
+
+
+def test_only_a_unit_that_reached_the_server_while_it_ran_keeps_its_savepoint(
+        store: Store, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a unit whose statements were all still held when it ended sends no SAVEPOINT or RELEASE
+    (nothing of it could need undoing); a unit that made a round trip while it ran keeps its savepoint, and when
+    it then fails, only its own writes are undone. Both backends keep the same rows."""
+    texts: list[str] = []
+    if store.name == "postgresql":
+        from coordhub.store.pgpipe import Pipe
+
+        run, ahead = Pipe.run, Pipe.send_ahead
+
+        def spied_run(pipe: Pipe, statements: Any) -> Any:
+            texts.extend(sql for sql, _ in statements)
+            return run(pipe, statements)
+
+        def spied_ahead(pipe: Pipe, statements: Any) -> int:
+            texts.extend(sql for sql, _ in statements)
+            return ahead(pipe, statements)
+
+        monkeypatch.setattr(Pipe, "run", spied_run)
+        monkeypatch.setattr(Pipe, "send_ahead", spied_ahead)
+    hub = Hub(store, clock)
+    hub.mutate_sync(C, lambda tx, now: None)
+
+    def send(subject: str) -> Operation:
+        return lambda tx, now: messages.send(tx, A, to_session=C.session_id, subject=subject, body="b", now=now)
+
+    def reads_writes_fails(tx: Tx, now: float) -> Any:
+        send("undone")(tx, now)
+        tx.meta.get("anything")  # a round trip: the send's statements reach the server before the failure
+        raise Invalid("after a round trip")
+
+    texts.clear()
+    got = _batch(hub, [(A, send(f"s{n}")) for n in range(6)], [Ahead(sessions=(C.session_id,))] * 6)
+    assert [g["subject"] for g in got] == [f"s{n}" for n in range(6)]
+    assert not [t for t in texts if "SAVEPOINT" in t], texts
+    texts.clear()
+    named = Ahead(sessions=(C.session_id,))
+    got = _batch(hub, [(A, send("kept")), (A, send("kept too")), (A, reads_writes_fails)], [named, named, None])
+    assert got[2] == "Invalid" and got[0]["subject"] == "kept" and got[1]["subject"] == "kept too", got
+    if store.name == "postgresql":
+        assert "ROLLBACK TO SAVEPOINT unit" in texts and texts.count("SAVEPOINT unit") == 1, texts
+    subjects = [r["subject"] for r in store.read_sync(lambda tx: tx.ex.all("SELECT subject FROM messages "
+                                                                          "ORDER BY seq"))]
+    assert subjects == [f"s{n}" for n in range(6)] + ["kept", "kept too"], subjects

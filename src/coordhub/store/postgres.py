@@ -103,6 +103,7 @@ class PostgresExecutor:
         self.pipe = pipe
         self._held: list[_Held] = []
         self._sent = 0  # how many of _held (the first ones) were sent ahead: the server is running them
+        self._savepoint_at: int | None = None  # the running unit's SAVEPOINT in _held, while none of it was sent
         self._stop_ahead = False  # one held could not be adapted: nothing more is sent ahead until it is reported
         self._unit = -1  # the running unit's position in the batch; -1 before its first SAVEPOINT
         self._drop_release = False  # the failed unit's SAVEPOINT was never sent: nothing to roll back or release
@@ -121,7 +122,7 @@ class PostgresExecutor:
         read with the batch's ``BEGIN`` (a write batch), or None (the batch ended).
         """
         self._held, self._unit, self._drop_release, self._refused, self._ended = [], -1, False, None, False
-        self._sent, self._stop_ahead = 0, False
+        self._sent, self._stop_ahead, self._savepoint_at = 0, False, None
         self.numbers.reset()
         self.rows_ahead.clear()
         self._in_batch = counters is not None
@@ -151,6 +152,7 @@ class PostgresExecutor:
         unsent = self._held[self._sent:]
         sent = self.pipe.send_ahead([(h.sql, h.params) for h in unsent])
         self._sent += sent
+        self._savepoint_at = None if sent else self._savepoint_at
         self._stop_ahead = sent < len(unsent)  # the next round trip reports the one that could not be adapted
 
     def _send(self, sql: str, params: tuple[Any, ...]) -> Answer:
@@ -166,6 +168,7 @@ class PostgresExecutor:
         raise :class:`UnitLost`.
         """
         held, sent, self._held, self._sent, self._stop_ahead = self._held, self._sent, [], 0, False
+        self._savepoint_at = None
         unsent = held[sent:]
         done = self.pipe.run([(h.sql, h.params) for h in unsent] + tail if unsent else tail)
         self._check(held, done.answers, own)  # a check that came before a failure wins, as it would have at once
@@ -203,13 +206,23 @@ class PostgresExecutor:
         if sql == _SAVEPOINT:
             self._unit += 1
             self._ended = False
+            self._savepoint_at = len(self._held)  # where it is held, until anything held is sent (_pipeline, ahead)
             self._hold(sql, ())
         elif sql == _RELEASE:
-            if not self._drop_release:
+            at, self._savepoint_at = self._savepoint_at, None
+            if self._drop_release:
+                pass
+            elif at is not None and self._held[at].sql == _SAVEPOINT and self._held[at].unit == self._unit:
+                # Nothing of the unit reached the server while it ran, so nothing of it can need undoing: the
+                # savepoint and its release would be two statements doing nothing. Its writes stay held; one
+                # that fails later loses the unit as before (UnitLost), savepoint or not.
+                del self._held[at]
+            else:
                 self._hold(sql, ())
             self._drop_release = False
         else:  # the running unit failed: what it still holds would only be undone
             self._refused = None
+            self._savepoint_at = None
             self.rows_ahead.clear()  # rows it changed are back as they were: read them again
             sent, unsent = self._held[:self._sent], self._held[self._sent:]  # what was sent ahead stays
             mine = [h for h in unsent if h.unit == self._unit]
