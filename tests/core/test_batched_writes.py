@@ -430,3 +430,28 @@ def test_only_a_unit_that_reached_the_server_while_it_ran_keeps_its_savepoint(
     subjects = [r["subject"] for r in store.read_sync(lambda tx: tx.ex.all("SELECT subject FROM messages "
                                                                           "ORDER BY seq"))]
     assert subjects == [f"s{n}" for n in range(6)] + ["kept", "kept too"], subjects
+
+
+def test_a_unit_whose_write_sent_ahead_failed_and_which_then_raises_fails_alone(store: Store,
+                                                                               clock: ManualClock) -> None:
+    """A unit's write fails on the server after it was sent ahead (its own later writes pushed it out), and then
+    the unit raises its own error: that unit fails (on PostgreSQL with its own error: the failed write is undone
+    with it), the units before and after it keep what they wrote."""
+    hub = Hub(store, clock)
+    hub.mutate_sync(A, lambda tx, now: tx.ex.execute("INSERT INTO hub_meta (key, value) VALUES ('dup', 'v')"))
+
+    def send(subject: str) -> Operation:
+        return lambda tx, now: messages.send(tx, A, to_session=B.session_id, subject=subject, body="b", now=now)
+
+    def fails(tx: Tx, now: float) -> Any:
+        tx.meta.get("anything")  # a round trip: no check of the unit is left to settle
+        tx.ex.defer("INSERT INTO hub_meta (key, value) VALUES ('dup', 'v')")  # fails on the server
+        for i in range(40):  # more than are held before they are sent ahead
+            tx.ex.defer("INSERT INTO hub_meta (key, value) VALUES (?, 'v')", (f"x{i}",))
+        raise Invalid("the unit's own error")
+
+    got = _batch(hub, [(A, send("before")), (B, fails), (A, send("after"))])
+    assert got[0]["subject"] == "before" and got[2]["subject"] == "after", got
+    assert got[1] in ("Invalid", "IntegrityError"), got
+    rows = store.read_sync(lambda tx: tx.ex.all("SELECT key FROM hub_meta WHERE key LIKE 'x%'"))
+    assert rows == []

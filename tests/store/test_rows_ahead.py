@@ -308,3 +308,55 @@ def test_a_lease_read_ahead_follows_its_renewal_and_its_end_column_for_column() 
         got = _batch(hub, ops, [Ahead(leases=(lease_id,))] * len(ops))
         assert got[2]["renewed"] is True and got[4]["state"] == "released", got
         assert seen == [(True, True)] * 3, seen
+
+
+@pytest.mark.postgres
+def test_the_hub_speaks_utf8_whatever_pgclientencoding_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``PGCLIENTENCODING=EUC_JP`` Python's codec would send ``‾`` and ``¥`` as ``~`` and ``\\``: a lease on
+    ``src/x‾.py`` would be stored as ``src/x~.py``, collide with a glob it does not match, and differ from the
+    row a batch follows. The hub's connections speak UTF-8: the lease is stored as claimed, the row kept for
+    the batch equals a live read of it, and a glob on ``src/*~.py`` claimed in the same batch is granted."""
+    monkeypatch.setenv("PGCLIENTENCODING", "EUC_JP")
+    a, b = Actor("A/main"), Actor("B/main")
+    scan = leases.claim_scan("p", "src/")
+    with _hub_on("coordhub_euc") as (hub, clock):
+        seen: list[bool] = []
+
+        def compare(tx: Tx, now: float) -> None:
+            got = tx.leases._ahead(scan, now, None, None, due=False)
+            seen.append(got is not None and _typed(got) == _typed(_actual(tx, scan, now, None, None)))
+
+        got = _batch(hub, [
+            (a, lambda tx, now: leases.claim(tx, a, project_key="p", resource="src/x\u203e.py", description="\u00a5",
+                                             ttl_hours=1, now=now)),
+            (a, compare),
+            (b, lambda tx, now: leases.claim(tx, b, project_key="p", resource="src/*~.py", description=None,
+                                             ttl_hours=1, now=now))],
+            [Ahead.of(scans=(scan,)), None, Ahead.of(scans=(leases.claim_scan("p", "src/*~.py"),))])
+        assert got[0]["resource"] == "src/x\u203e.py" and got[2]["resource"] == "src/*~.py", got
+        assert seen == [True]
+        stored = hub.store.read_sync(lambda tx: tx.ex.one("SELECT resource, description FROM leases WHERE id = ?",
+                                                          (got[0]["id"],)))
+        assert stored == {"resource": "src/x\u203e.py", "description": "\u00a5"}
+
+
+@pytest.mark.postgres
+def test_on_a_database_not_in_utf8_only_ascii_rows_are_followed_into_scans() -> None:
+    """A LATIN1 database may store a character other than it was given (or refuse it): an insert of a lease with
+    any non-ASCII text drops the batch's scans (claims read again); an ASCII one is followed as on UTF-8."""
+    options = "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+    a = Actor("A/main")
+    scan = leases.claim_scan("p", "src/")
+    with _hub_on("coordhub_latin1", options) as (hub, clock):
+        kept: list[bool] = []
+
+        def claim(resource: str, description: str) -> Operation:
+            return lambda tx, now: leases.claim(tx, a, project_key="p", resource=resource, description=description,
+                                                ttl_hours=1, now=now)
+
+        def look(tx: Tx, now: float) -> None:
+            kept.append(tx.leases._ahead(scan, now, None, None, due=False) is not None)
+
+        _batch(hub, [(a, claim("src/a.py", "plain")), (a, look), (a, claim("src/b.py", "caf\u00e9")), (a, look)],
+               [Ahead.of(scans=(scan,)), None, None, None])
+        assert kept == [True, False]

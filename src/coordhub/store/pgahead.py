@@ -32,8 +32,11 @@ are ``active`` (the only ones it holds):
   candidate of a later one) adds the new row to each scan it belongs to, when
   the row is known column for column: every column it leaves out has no
   default (so is NULL) and every value it gives is of its column's type
-  (:class:`Layout`, read once per connection); otherwise it drops those
-  scans. Either way it lowers the earliest expiry;
+  (:class:`Layout`, read once per connection), and its texts are stored as
+  given (the hub's connections speak UTF-8; on a database in another
+  encoding only ASCII texts are taken to be); otherwise it drops those scans,
+  or all of them when which it joins is unsure. Either way it lowers the
+  earliest expiry;
 * a one-row ``UPDATE`` of a lease a scan holds changes the row as it says,
   and takes it out of the scan when it ends it (a release, a revocation);
   one that may move a lease into a scan (it sets the project, scope or kind,
@@ -134,9 +137,9 @@ _PLAIN = re.compile(r"[\x20-\x7e]{0,1024}")  # printable ASCII: the same bytes i
 
 
 def _plain(scan: Scan) -> bool:
-    """Whether ``scan`` is spelled in printable ASCII only. Others are asked as before: the literals are UTF-8,
-    which a connection in another client encoding would read as other text (a scan that finds nothing, kept as
-    complete), or refuse for the whole batch; and libpq's quoting ends a string at a NUL."""
+    """Whether ``scan`` is spelled in printable ASCII only. Others are asked as before: a database in another
+    encoding than UTF-8 may take a literal for other text (a scan that finds nothing, kept as complete), or
+    refuse it for the whole batch; and libpq's quoting ends a string at a NUL."""
     return all(_PLAIN.fullmatch(text) for text in (scan.project_key, *scan.scopes, scan.beneath or ""))
 
 
@@ -196,15 +199,22 @@ class Layout:
     type, and whether one the ``INSERT`` leaves out is NULL (nullable, no default). Read once per connection
     (:data:`LAYOUT`); a batch's own ``INSERT`` of a lease is followed into its scans only through it."""
 
-    __slots__ = ("columns",)
+    __slots__ = ("columns", "exact_text")
 
     _TYPES = {"text": str, "bigint": int, "integer": int, "double precision": float}
 
-    def __init__(self, rows: Sequence[Row]) -> None:
+    def __init__(self, rows: Sequence[Row], server_encoding: str = "UTF8") -> None:
         # column -> (Python type of its values, NULL when left out); a type we do not map is None: never followed
         self.columns: dict[str, tuple[type | None, bool]] = {
             str(r["column_name"]): (self._TYPES.get(str(r["data_type"])), bool(r["null_when_omitted"]))
             for r in rows}
+        # Whether any text comes back as it was given (the connection speaks UTF-8): a database in another
+        # encoding may store some characters as others; ASCII it stores as given, whatever its encoding.
+        self.exact_text = server_encoding in ("UTF8", "SQL_ASCII")
+
+    def exact(self, row: Row) -> bool:
+        """Whether the database stores every text of ``row`` as it is here (so Python may compare it)."""
+        return self.exact_text or all(_PLAIN.fullmatch(v) for v in row.values() if type(v) is str)
 
     def row(self, columns: tuple[str, ...], params: tuple[Any, ...]) -> Row | None:
         """The row ``INSERT INTO leases (columns) VALUES (params)`` stores, as a ``SELECT *`` reads it back (in
@@ -231,9 +241,10 @@ class Layout:
         return out
 
 
-LAYOUT = ("SELECT column_name, data_type, column_default IS NULL AND is_nullable = 'YES' AS null_when_omitted "
-          "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'leases' "
-          "ORDER BY ordinal_position")
+LAYOUT = ("SELECT column_name, data_type, column_default IS NULL AND is_nullable = 'YES' AND is_generated = 'NEVER' "
+          "AND domain_name IS NULL AS null_when_omitted FROM information_schema.columns "
+          "WHERE table_schema = current_schema() AND table_name = 'leases' ORDER BY ordinal_position; "
+          "SELECT current_setting('server_encoding') AS server_encoding")
 
 
 def _changed(sql: str, params: tuple[Any, ...], row: Row) -> Row | None:
@@ -347,7 +358,7 @@ class RowsAhead:
                     if fold(key) == written:
                         if kind == ACT and row is not None:
                             rows[key] = acted(row, float(params[2]))
-                        elif table == "leases" and row is not None and (changed := _changed(sql, params, row)):
+                        elif table == "leases" and row is not None and (changed := self._follow(sql, params, row)):
                             rows[key] = changed
                         else:
                             del rows[key]
@@ -361,6 +372,8 @@ class RowsAhead:
                 return self._forget_scans()
             if row["state"] == "active":
                 self._lower_due(row.get("expires_at"))
+                if self.layout is not None and not self.layout.exact(row):  # which scans it joins is unsure
+                    return self._forget_scans()
                 assert columns is not None
                 stored = self.layout.row(columns, params) if self.layout is not None else None
                 if stored is not None and type(stored.get("fence")) is not int:  # placed by its fence
@@ -392,7 +405,7 @@ class RowsAhead:
                         if held["id"] != lease_id:
                             continue
                         if id(held) not in after:
-                            after[id(held)] = _changed(sql, params, held)
+                            after[id(held)] = self._follow(sql, params, held)
                         now = after[id(held)]
                         if now is None:  # not a shape we can follow: asked again
                             self.scans.pop(scan, None)
@@ -403,6 +416,13 @@ class RowsAhead:
                         break
             return None
         return self._forget_scans()
+
+    def _follow(self, sql: str, params: tuple[Any, ...], row: Row) -> Row | None:
+        """:func:`_changed`, or None when the database may store a text it sets otherwise (see :class:`Layout`)."""
+        out = _changed(sql, params, row)
+        if out is None or self.layout is None or self.layout.exact_text:
+            return out
+        return out if all(_PLAIN.fullmatch(v) for v in params if type(v) is str) else None
 
     def _lower_due(self, expires_at: Any) -> None:
         if expires_at is not None and self.due_known:

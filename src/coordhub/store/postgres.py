@@ -230,8 +230,24 @@ class PostgresExecutor:
             if mine and mine[0].sql == _SAVEPOINT:  # it never reached the server: nothing to undo
                 self._drop_release = True
                 return 0
+            if any(h.unit == self._unit for h in sent):
+                self._answers_of_failed_unit()
             self._send(sql, ())
         return 0
+
+    def _answers_of_failed_unit(self) -> None:
+        """Read the answers of what the failing unit sent ahead before it is undone. One of its own statements
+        may have failed there: that is the unit's failure, being undone with it, not the batch's (left in the
+        pipeline, it would fail the ROLLBACK TO, and with it every unit of the batch). An earlier unit's
+        failure (``UnitLost``) and a lost connection are raised."""
+        try:
+            self._pipeline([], self._own)
+        except UnitLost:
+            raise
+        except Exception as exc:
+            if _is_unavailable(exc):
+                raise
+            self._refused = None
 
     def one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
         rows = self._send(sql, params).rows
@@ -342,7 +358,8 @@ class _Connection:
             ex.numbers.sequence = named[0]["name"] if named else None
             self._begin_sql = "; ".join([_BEGIN_LOCK_AND_TIME, Halts.STANDING, *ex.numbers.queries()]).encode()
             self._fold_ok = bool(ex.pipe.simple(pgahead.ASCII_LOWER)[0].rows[0]["ok"])
-            ex.rows_ahead.layout = pgahead.Layout(ex.pipe.simple(pgahead.LAYOUT.encode())[0].rows)
+            columns, encoding = ex.pipe.simple(pgahead.LAYOUT.encode())
+            ex.rows_ahead.layout = pgahead.Layout(columns.rows, str(encoding.rows[0]["server_encoding"]))
         ex.start_batch()  # a failed batch may have left statements held: its transaction is gone
         # One round trip: BEGIN, the lock, whose answer carries the database's clock (see OffsetClock), the
         # standing halts, which every unit of the batch checks (Halts.batch), where the counters stand, and
@@ -412,7 +429,10 @@ class PostgresStore(ThreadedStore):
         super().__init__(self._connection, _is_unavailable, readers=readers, name="pg")
 
     def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=_CONNECT_TIMEOUT)
+        # UTF-8 whatever PGCLIENTENCODING says: text then comes back as it was given (in EUC_JP or SJIS, Python's
+        # codecs turn ¥ and ‾ into \ and ~, so a lease would be stored, and collide, as another resource).
+        return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=_CONNECT_TIMEOUT,
+                               client_encoding="UTF8")
 
     def _connection(self) -> _Connection:
         return _Connection(self._connect(), self._origin, self._clock)

@@ -29,7 +29,7 @@ CREATE TABLE hosts (
     last_heartbeat DOUBLE PRECISION NOT NULL,
     beats          INTEGER NOT NULL DEFAULT 0, -- heartbeats of this incarnation
     stale_since    DOUBLE PRECISION,                       -- when the reconciler handled it as stale; NULL while alive
-    problems       TEXT NOT NULL DEFAULT '[]', -- JSON array: what the agent found wrong at start (a repo path …)
+    problems       TEXT NOT NULL DEFAULT '[]', -- JSON array: what the agent found wrong at start (a repo path ...)
     recovered      TEXT NOT NULL DEFAULT '[]'  -- JSON array: what a restarted agent found and did
 );
 
