@@ -312,13 +312,24 @@ def unread_view(hub: LiveHub, token: str) -> tuple[list[dict[str, Any]], int]:
     return listed.json(), int(counted.json()["unread"])
 
 
+def _read(c: httpx2.Client, path: str, params: dict[str, Any]) -> httpx2.Response:
+    """``GET path``, asked again while a load balancer in front has no hub up (502/503: a cluster test's
+    restarts may still be under way when the workload ends), for at most 60 s."""
+    deadline = time.monotonic() + 60.0
+    while True:
+        r = c.get(path, params=params)
+        if r.status_code not in (502, 503) or time.monotonic() > deadline:
+            return r
+        time.sleep(0.5)
+
+
 def audit(hub: LiveHub, project: str) -> list[dict[str, Any]]:
     """The hub's ``lease.*`` events of ``project``, in event-id (commit) order."""
     out: list[dict[str, Any]] = []
     params: dict[str, Any] = {"kinds": "lease.", "project_key": project, "limit": 1000, "after": 0}
     with httpx2.Client(base_url=hub.url, headers={"Authorization": f"Bearer {hub.admin_token}"}, timeout=60.0) as c:
         while True:
-            r = c.get("/api/coord/audit", params=params)
+            r = _read(c, "/api/coord/audit", params)
             assert r.status_code == 200, r.text
             page = r.json()
             out += page
@@ -329,8 +340,8 @@ def audit(hub: LiveHub, project: str) -> list[dict[str, Any]]:
 
 def live_leases(hub: LiveHub, project: str) -> list[dict[str, Any]]:
     """The leases of ``project`` the hub lists as live now."""
-    r = httpx2.get(f"{hub.url}/api/coord/locks", params={"project_key": project},
-                   headers={"Authorization": f"Bearer {hub.admin_token}"})
+    with httpx2.Client(base_url=hub.url, headers={"Authorization": f"Bearer {hub.admin_token}"}, timeout=60.0) as c:
+        r = _read(c, "/api/coord/locks", {"project_key": project})
     assert r.status_code == 200, r.text
     result: list[dict[str, Any]] = r.json()
     return result
