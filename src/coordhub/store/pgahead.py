@@ -49,7 +49,7 @@ write to the database goes through a writer holding that lock.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -212,9 +212,9 @@ class Layout:
         # encoding may store some characters as others; ASCII it stores as given, whatever its encoding.
         self.exact_text = server_encoding in ("UTF8", "SQL_ASCII")
 
-    def exact(self, row: Row) -> bool:
-        """Whether the database stores every text of ``row`` as it is here (so Python may compare it)."""
-        return self.exact_text or all(_PLAIN.fullmatch(v) for v in row.values() if type(v) is str)
+    def exact(self, values: Iterable[Any]) -> bool:
+        """Whether the database stores every text among ``values`` as it is here (so Python may compare it)."""
+        return self.exact_text or all(_PLAIN.fullmatch(v) for v in values if type(v) is str)
 
     def row(self, columns: tuple[str, ...], params: tuple[Any, ...]) -> Row | None:
         """The row ``INSERT INTO leases (columns) VALUES (params)`` stores, as a ``SELECT *`` reads it back (in
@@ -372,7 +372,7 @@ class RowsAhead:
                 return self._forget_scans()
             if row["state"] == "active":
                 self._lower_due(row.get("expires_at"))
-                if self.layout is not None and not self.layout.exact(row):  # which scans it joins is unsure
+                if self.layout is not None and not self.layout.exact(row.values()):  # which scans it joins is unsure
                     return self._forget_scans()
                 assert columns is not None
                 stored = self.layout.row(columns, params) if self.layout is not None else None
@@ -420,9 +420,7 @@ class RowsAhead:
     def _follow(self, sql: str, params: tuple[Any, ...], row: Row) -> Row | None:
         """:func:`_changed`, or None when the database may store a text it sets otherwise (see :class:`Layout`)."""
         out = _changed(sql, params, row)
-        if out is None or self.layout is None or self.layout.exact_text:
-            return out
-        return out if all(_PLAIN.fullmatch(v) for v in params if type(v) is str) else None
+        return out if out is None or self.layout is None or self.layout.exact(params) else None
 
     def _lower_due(self, expires_at: Any) -> None:
         if expires_at is not None and self.due_known:
