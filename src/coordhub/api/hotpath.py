@@ -1,7 +1,8 @@
 """The hot routes without FastAPI's per-request resolver (issue 15, "a lean hot path").
 
 Most requests a fleet makes are a handful of routes: sends and inbox reads,
-lease claims, releases and renewals, and the edit hook's conflict check. For
+lease claims, releases and renewals, the edit hook's conflict check, and the
+lease list (seed 001's conflict check, the MCP ``list_leases`` tool). For
 each of them FastAPI walks a dependency graph per request, which profiling put
 at ~15 % of the hub's CPU per send (docs/benchmarks.md). :class:`HotRoutes`
 serves these routes itself: it matches the method and path, validates the path
@@ -56,6 +57,7 @@ HOT = (
     ("DELETE", "/api/coord/locks/{lease_id}"),
     ("POST", "/api/coord/locks/{lease_id}/renew"),
     ("GET", "/api/coord/locks/conflicts"),
+    ("GET", "/api/coord/locks"),
 )
 _MISSING = object()
 
