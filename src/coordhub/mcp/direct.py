@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from mcp.server import MCPServer
@@ -58,6 +58,7 @@ from starlette.datastructures import Headers
 from starlette.types import Send
 
 from coordhub.mcp.connect import CallerContext, Connector
+from coordhub.mcp.server import CoordTool
 
 log = logging.getLogger("coordhub.mcp")
 
@@ -82,7 +83,7 @@ class DirectCalls:
         self.tools = dict(tools)
         # a 2026 request names such a tool's declared arguments in Mcp-Param-* headers, which the SDK checks
         self.header_tools = {name for name, tool in tools.items() if HEADER_KEYWORD in orjson.dumps(tool.parameters)}
-        self.connector = connector
+        self.context = CallerContext(server, connector)  # copied for each call's caller
         self.server_info = {"name": server.name, "version": server.version}
         self.answered = 0  # requests answered here (tests and profiles read it)
 
@@ -92,11 +93,7 @@ class DirectCalls:
         ``caller`` is who the ``/mcp`` request acts as (already authenticated),
         handed to the connector through the tool's context.
         """
-        pairs = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in headers.raw]
-        first: dict[str, str] = {}
-        for key, value in pairs:  # the first of a repeated header counts, as Starlette's Headers.get
-            first.setdefault(key, value)
-        version = self._version(first)
+        version = self._version(headers.raw)
         if version is None:
             return False
         try:
@@ -107,7 +104,7 @@ class DirectCalls:
         if tool is None:
             return False
         modern = version in MODERN_PROTOCOL_VERSIONS
-        if modern and (tool.name in self.header_tools or not _modern_route_ok(message, pairs, first)):
+        if modern and (tool.name in self.header_tools or not _modern_route_ok(message, headers.raw)):
             return False
         self.answered += 1
         try:
@@ -117,7 +114,7 @@ class DirectCalls:
             status = ERROR_CODE_HTTP_STATUS.get(err.error.code, 200) if modern else 200
             await _send_json(send, status, {"jsonrpc": "2.0", "id": request_id, "error": error})
             return True
-        wire = _wire(version, result)
+        wire = _plain_wire(version, result) if isinstance(result, Plain) else _wire(version, result)
         if modern:
             meta = wire.get("_meta")
             wire["_meta"] = {**(meta if isinstance(meta, dict) else {}), SERVER_INFO_KEY: dict(self.server_info)}
@@ -125,17 +122,30 @@ class DirectCalls:
         return True
 
     @staticmethod
-    def _version(headers: Mapping[str, str]) -> str | None:
-        """The protocol version the request is served at, if JSON is what it sends and accepts; else ``None``."""
-        if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+    def _version(raw: list[tuple[bytes, bytes]]) -> str | None:
+        """The protocol version the request is served at, if JSON is what it sends and accepts; else ``None``.
+
+        ``raw`` are the request's headers as the server gives them (lower-case
+        names); the first of a repeated header counts, as Starlette's
+        ``Headers.get`` reads it.
+        """
+        content_type = accept = version = None
+        for key, value in raw:
+            if key == b"content-type":
+                content_type = value if content_type is None else content_type
+            elif key == b"accept":
+                accept = value if accept is None else accept
+            elif key == b"mcp-protocol-version":
+                version = value if version is None else version
+        if content_type is None or content_type.split(b";")[0].strip().lower() != b"application/json":
             return None
-        accepted = {part.split(";")[0].strip().lower() for part in headers.get("accept", "").split(",")}
-        if accepted.isdisjoint(("application/json", "application/*", "*/*")):
+        accepted = {part.split(b";")[0].strip().lower() for part in (accept or b"").split(b",")}
+        if accepted.isdisjoint((b"application/json", b"application/*", b"*/*")):
             return None
-        version = headers.get("mcp-protocol-version")
         if version is None:
             return DEFAULT_NEGOTIATED_VERSION
-        return version if version in HANDSHAKE_PROTOCOL_VERSIONS or version in MODERN_PROTOCOL_VERSIONS else None
+        text = version.decode("latin-1")
+        return text if text in HANDSHAKE_PROTOCOL_VERSIONS or text in MODERN_PROTOCOL_VERSIONS else None
 
     def _plain_call(self, message: Any) -> tuple[Tool | None, Any, dict[str, Any]]:
         """(tool, request id, arguments) of a well-formed ``tools/call`` of a known tool; ``(None, …)`` otherwise."""
@@ -152,11 +162,26 @@ class DirectCalls:
             return None, None, {}
         return self.tools.get(name), request_id, arguments or {}
 
-    async def _run(self, tool: Tool, arguments: dict[str, Any], caller: object) -> CallToolResult:
-        """The tool's result; a failure as the SDK's handler reports it (``is_error``, the error's text)."""
-        context = CallerContext(self.server, self.connector, caller)
+    async def _run(self, tool: Tool, arguments: dict[str, Any], caller: object) -> CallToolResult | Plain:
+        """The tool's result; a failure as the SDK's handler reports it (``is_error``, the error's text).
+
+        A hub tool's plain answer (:meth:`CoordTool.plain`) comes back as its
+        text block and itself, which :func:`_plain_wire` puts on the wire as
+        the SDK would put the :class:`CallToolResult` made of them, without
+        building one (issue 15).
+        """
+        context = self.context.acting_as(caller)
         try:
-            result = await tool.run(arguments, context, convert_result=True)
+            if isinstance(tool, CoordTool):
+                found = await tool.answer(arguments, context)
+                if tool.plain(found):
+                    try:
+                        return Plain(tool.text(found), found)
+                    except Exception as exc:  # as CoordTool.convert words a conversion failure
+                        raise UnexpectedToolError(f"Error executing tool {tool.name}") from exc
+                result = tool.convert(found)
+            else:
+                result = await tool.run(arguments, context, convert_result=True)
         except MCPError:
             raise
         except Exception as exc:
@@ -168,6 +193,22 @@ class DirectCalls:
         if not isinstance(result, CallToolResult):  # our tools return plain objects; a multi-round result is not ours
             raise TypeError(f"tool {tool.name!r} returned {type(result).__name__}, not a CallToolResult")
         return result
+
+
+class Plain(NamedTuple):
+    """A tool's plain answer and its text block (see :meth:`DirectCalls._run`)."""
+
+    text: str
+    answer: dict[str, Any]
+
+
+def _plain_wire(version: str, plain: Plain) -> dict[str, Any]:
+    """The wire form at ``version`` of the successful result with ``plain``'s text block and structured content."""
+    shape = _plain_shape(version, False, True)
+    wire = {**shape, "content": [{**shape["content"][0], "text": plain.text}]}
+    if "structuredContent" in wire:
+        wire["structuredContent"] = plain.answer
+    return wire
 
 
 def _wire(version: str, result: CallToolResult) -> dict[str, Any]:
@@ -211,12 +252,15 @@ def _surface(version: str, result: CallToolResult) -> dict[str, Any]:
     return serialize_server_result(METHOD, version, result.model_dump(by_alias=True, mode="json", exclude_none=True))
 
 
-def _modern_route_ok(message: dict[str, Any], pairs: list[tuple[str, str]], first: dict[str, str]) -> bool:
+def _modern_route_ok(message: dict[str, Any], raw: list[tuple[bytes, bytes]]) -> bool:
     """Whether a 2026 request passes the SDK's routing ladder with no ``Mcp-Param-*`` header to check.
 
-    ``pairs`` are the request's headers as sent (lower-case names), ``first``
-    the first value of each name.
+    ``raw`` are the request's headers as sent (lower-case names).
     """
+    pairs = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in raw]
+    first: dict[str, str] = {}
+    for key, value in pairs:  # the first of a repeated header counts, as Starlette's Headers.get
+        first.setdefault(key, value)
     if any(key.startswith("mcp-param-") for key in first):
         return False
     if find_duplicated_routing_header(pairs) is not None:

@@ -92,8 +92,21 @@ class CoordTool(Tool):
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
         """Run as the SDK does; arguments that do not fit (checked once, by the SDK) are ``ToolError`` ``invalid:``."""
+        result = await self.answer(arguments, context)
+        return self.convert(result) if convert_result else result
+
+    def convert(self, result: Any) -> Any:
+        """``result`` converted as the SDK converts a tool's return value; ``UnexpectedToolError`` as it words a
+        failure."""
         try:
-            result = await super().run(arguments, context, convert_result=False)
+            return self._converted(result)
+        except Exception as exc:
+            raise UnexpectedToolError(f"Error executing tool {self.name}") from exc
+
+    async def answer(self, arguments: dict[str, Any], context: Any) -> Any:
+        """The tool function's own return value (:meth:`run` unconverted), with the ``invalid:`` wording."""
+        try:
+            return await super().run(arguments, context, convert_result=False)
         except UnexpectedToolError:  # a crash, whatever its cause: the SDK's generic text
             raise
         except ToolError as err:
@@ -102,21 +115,24 @@ class CoordTool(Tool):
             problems = "; ".join(describe_problem(e["type"], ".".join(str(p) for p in e["loc"]) or "arguments",
                                                   e["msg"], e.get("input")) for e in err.__cause__.errors())
             raise ToolError(f"Error executing tool {self.name}: invalid: {problems}") from None
-        if not convert_result:
-            return result
-        try:
-            return self._converted(result)
-        except Exception as exc:  # as the SDK words a return value that fails output conversion
-            raise UnexpectedToolError(f"Error executing tool {self.name}") from exc
+
+    def plain(self, result: Any) -> bool:
+        """Whether ``result`` is a plain answer: a dict with string keys from a tool whose output is
+        ``dict[str, Any]``, so its converted result is :meth:`text` of it and the dict as structured content."""
+        meta = self.fn_metadata
+        return type(result) is dict and not meta.wrap_output and meta.output_schema is not None \
+            and _any_dict(meta.output_model) and all(type(key) is str for key in result)
+
+    @staticmethod
+    def text(answer: dict[str, Any]) -> str:
+        """The text block the SDK makes of a plain answer (its JSON, indented by two)."""
+        return pydantic_core.to_json(answer, fallback=str, indent=2).decode()
 
     def _converted(self, result: Any) -> Any:
         """The SDK's :meth:`FuncMetadata.convert_result` of ``result``, without re-dumping a plain answer dict."""
-        meta = self.fn_metadata
-        if type(result) is not dict or meta.wrap_output or meta.output_schema is None \
-                or not _any_dict(meta.output_model) or not all(type(key) is str for key in result):
-            return meta.convert_result(result)
-        text = pydantic_core.to_json(result, fallback=str, indent=2).decode()  # the SDK's text block
-        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result)
+        if not self.plain(result):
+            return self.fn_metadata.convert_result(result)
+        return CallToolResult(content=[TextContent(type="text", text=self.text(result))], structured_content=result)
 
 
 @functools.cache
