@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.routing import Mount
 
 from coordhub.api.app import create_app
 from coordhub.api.auth import Caller, caller
-from coordhub.api.hotpath import HOT, NotLean, plans
+from coordhub.api.hotpath import HOT, HotRoutes, NotLean, plans
 from coordhub.clock import ManualClock
 from coordhub.core import tokens
 from coordhub.core.hub import Hub
@@ -214,8 +216,9 @@ def test_a_route_the_fast_path_cannot_resolve_exactly_is_refused_when_the_app_is
     app = FastAPI()
 
     @app.post("/api/coord/messages")
-    async def send(request: Request, x_thing: str = Header(), who: Caller = Depends(caller)) -> None:
+    async def send(request: Request, x_thing: str = Header(), who: Caller = Depends(caller)) -> JSONResponse:
         """A header parameter: resolved by FastAPI only."""
+        raise NotImplementedError
 
     with pytest.raises(NotLean, match="headers"):
         plans(app, [("POST", "/api/coord/messages")])
@@ -223,11 +226,88 @@ def test_a_route_the_fast_path_cannot_resolve_exactly_is_refused_when_the_app_is
         plans(app, [("GET", "/api/coord/nowhere")])
 
     @app.get("/api/coord/kinds")
-    async def kinds(request: Request, kind: list[str] = Query([]), who: Caller = Depends(caller)) -> None:
+    async def kinds(request: Request, kind: list[str] = Query([]), who: Caller = Depends(caller)) -> JSONResponse:
         """A list parameter (every ?kind=): FastAPI reads all of them, so it is FastAPI's to resolve."""
+        raise NotImplementedError
 
     with pytest.raises(NotLean, match="single values"):
         plans(app, [("GET", "/api/coord/kinds")])
+
+    @app.get("/api/coord/plain")
+    async def plain(request: Request, who: Caller = Depends(caller)) -> dict[str, int]:
+        """A plain return value: FastAPI serializes it through the response model."""
+        return {"n": 1}
+
+    with pytest.raises(NotLean, match="must return a Response"):
+        plans(app, [("GET", "/api/coord/plain")])
+
+    @app.get("/api/coord/blocking")
+    def blocking(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+        """A plain function: FastAPI runs it in a thread."""
+        raise NotImplementedError
+
+    with pytest.raises(NotLean, match="async"):
+        plans(app, [("GET", "/api/coord/blocking")])
+
+
+def _taker(app: FastAPI, method: str, path: str) -> str | None:
+    """The endpoint the fast path serves ``method`` on ``path`` with, or None when it leaves it to FastAPI."""
+    found = HotRoutes(lambda: app.router.routes).match({"type": "http", "method": method, "path": path})
+    return None if found is None else found[0].route.name
+
+
+def _fastapi_taker(app: FastAPI, method: str, path: str) -> str | None:
+    """The endpoint FastAPI itself runs for ``method`` on ``path`` (each test endpoint names itself)."""
+    app.dependency_overrides[caller] = lambda: None
+    with TestClient(app) as client:
+        r = client.request(method, path, headers={"X": "x"})
+    return r.json()["by"] if r.status_code == 200 else None
+
+
+def test_a_request_is_served_here_only_when_the_first_route_that_takes_it_is_lean() -> None:
+    app = FastAPI()
+    early, late = APIRouter(), APIRouter()
+
+    @early.get("/api/coord/items/special")
+    async def special(request: Request, x: str = Header(), who: Caller = Depends(caller)) -> JSONResponse:
+        """Not lean (a header), declared before the lean route whose template also takes its path."""
+        return JSONResponse({"by": "special"})
+
+    @early.get("/api/coord/items/{item_id}")
+    async def item(request: Request, item_id: str, who: Caller = Depends(caller)) -> JSONResponse:
+        """Lean, and first for every other item path (and for the exact path declared after it)."""
+        return JSONResponse({"by": "item"})
+
+    @early.get("/api/coord/items/latest")
+    async def latest(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+        """Lean, but never reached: the template before it takes its path."""
+        return JSONResponse({"by": "latest"})
+
+    @early.post("/api/coord/items/{item_id}")
+    async def put_item(request: Request, item_id: int, who: Caller = Depends(caller)) -> JSONResponse:
+        """Lean; an int path parameter."""
+        return JSONResponse({"by": "put_item"})
+
+    @late.get("/api/coord/later")
+    async def later(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+        """Lean, but after a router included with a prefix, which may take any path: FastAPI's."""
+        return JSONResponse({"by": "later"})
+
+    app.include_router(early)
+    app.include_router(APIRouter(), prefix="/anything")
+    app.include_router(late)
+    assert _taker(app, "GET", "/api/coord/items/special") is None
+    assert _taker(app, "GET", "/api/coord/items/42") == "item"
+    assert _taker(app, "GET", "/api/coord/items/latest") == "item"  # as FastAPI: the first route that takes it
+    assert _taker(app, "POST", "/api/coord/items/42") == "put_item"
+    assert _taker(app, "DELETE", "/api/coord/items/42") is None  # no route: FastAPI's 405
+    assert _taker(app, "GET", "/api/coord/items/42/more") is None  # no route: FastAPI's 404
+    assert _taker(app, "GET", "/api/coord/later") is None
+    assert _fastapi_taker(app, "GET", "/api/coord/items/latest") == "item"  # FastAPI's own router agrees
+    assert _fastapi_taker(app, "GET", "/api/coord/items/special") == "special"
+
+    app.router.routes.insert(0, Mount("/", app=FastAPI()))  # a mount that takes every path, first
+    assert _taker(app, "GET", "/api/coord/items/42") is None
 
 
 def test_an_unexpected_error_in_a_hot_route_is_the_same_500_and_reaches_the_server(

@@ -235,7 +235,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     hot = None
     if hot_routes:
         hotpath.plans(app)  # fails now, not at the first request, if a hot route stopped fitting the fast path
-        hot = HotRoutes(lambda: hotpath.plans(app), app.state.hot_routes)
+        hot = HotRoutes(lambda: app.router.routes, app.state.hot_routes)
     # The request rules, metrics and hot routes, in one layer outside FastAPI's stack (coordhub.api.door).
     # MCP bodies carry NUL to the tools, whose REST request (through this layer again) refuses it.
     door.install(app, measured, hot, max_body_bytes=max_body_bytes, body_timeout=limits.header_timeout,

@@ -1,40 +1,45 @@
-"""The hot routes without FastAPI's per-request resolver (issue 15, "a lean hot path").
+"""Routes served without FastAPI's per-request resolver (issue 15, "a lean hot path").
 
-Most requests a fleet makes are a handful of routes: sends and inbox reads,
-lease claims, releases and renewals, the edit hook's conflict check, and the
-lease list (seed 001's conflict check, the MCP ``list_leases`` tool). For
-each of them FastAPI walks a dependency graph per request, which profiling put
-at ~15 % of the hub's CPU per send (docs/benchmarks.md). :class:`HotRoutes`
-serves these routes itself: it matches the method and path, validates the path
-and query parameters and the JSON body with pydantic adapters built once from
-the route's own FastAPI declaration, resolves the caller with the same
-:func:`~coordhub.api.auth.caller` dependency, and calls the route's own
-endpoint function. So there is one definition of each route — its parameters,
-their bounds, the body model and what it does — and the OpenAPI document is
-unchanged.
+For every request FastAPI walks its router and a dependency graph, which
+profiling put at ~15 % of the hub's CPU per send and ~85 % of a lease list
+(docs/benchmarks.md). :class:`HotRoutes` serves every route whose declaration
+it can resolve exactly as FastAPI does (a *lean* route, :func:`plan`): a
+``request``, the :func:`~coordhub.api.auth.caller` dependency, single-valued
+path and query parameters and at most one required JSON body, on an ``async``
+endpoint that returns a ``Response``. It matches the method and path against
+the app's routes in the app's own order (:class:`_Table`), validates the
+parameters and the body with pydantic adapters built once from the route's
+own declaration, resolves the caller with the same dependency, and calls the
+route's own endpoint function. So there is one definition of each route — its
+parameters, their bounds, the body model and what it does — and the OpenAPI
+document is unchanged. The hottest routes (:data:`HOT`: sends and inbox reads,
+lease claims, releases and renewals, the edit hook's conflict check, the
+lease list) must stay lean: the app refuses to start otherwise.
 
 Anything the fast path is not sure about goes to FastAPI unchanged (the buffered
-body replayed): a body that is not ``application/json``, JSON or a parameter
-that does not validate, a path under a ``root_path``. So every error answer
-(422 with its ``problems``, 400, 415) is FastAPI's own, and the fast path only
-ever answers requests FastAPI would have accepted, with the endpoint's answer.
-A :class:`~coordhub.errors.CoordError` the endpoint raises becomes the error
+body replayed): a route that is not lean, a body that is not
+``application/json``, JSON or a parameter that does not validate, a path
+under a ``root_path``. So every error answer (422 with its ``problems``, 400,
+415, 404, 405) is FastAPI's own, and the fast path only ever answers requests
+FastAPI would have accepted, with the endpoint's answer. A
+:class:`~coordhub.errors.CoordError` the endpoint raises becomes the error
 envelope through the app's own exception handlers (:mod:`coordhub.api.errors`).
 
 :class:`~coordhub.api.door.Door` calls it after the host, body, input and
-query rules, so those apply to hot routes as to every other route; it sets the
-scope's ``route`` and ``endpoint`` as the router would, for metrics and log
-lines.
+query rules, so those apply to these routes as to every other route; it sets
+the scope's ``route``, ``endpoint`` and ``path_params`` as the router would,
+for metrics and log lines.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 import types
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
 import orjson
 from fastapi import FastAPI
@@ -43,13 +48,13 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticUndefined
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from coordhub.api.auth import caller
 from coordhub.api.limits import replay
 
-# The routes served here: (method, path template). Each must be an APIRoute whose only dependency is
-# `caller`, with a `request` parameter and at most one body parameter (checked when the app is built).
+# The hottest routes: (method, path template). Each must be lean (see `plan`; checked when the app is built).
 HOT = (
     ("POST", "/api/coord/messages"),
     ("GET", "/api/coord/messages"),
@@ -119,6 +124,14 @@ def _param(field: Any) -> _Param:
 def plan(method: str, route: APIRoute) -> _Plan:
     """The fast path's plan for ``method`` on ``route``; ``NotLean`` when its declaration has anything else than a
     ``request``, the ``caller`` dependency, path and query parameters, and one JSON body model."""
+    if not inspect.iscoroutinefunction(route.endpoint):
+        raise NotLean(f"{route.path}: only an async endpoint is called here (FastAPI runs others in a thread)")
+    try:
+        returns = get_type_hints(route.endpoint).get("return")
+    except Exception as exc:  # an annotation that does not resolve: FastAPI's to serve
+        raise NotLean(f"{route.path}: the endpoint's annotations do not resolve ({exc})") from None
+    if not (isinstance(returns, type) and issubclass(returns, Response)):
+        raise NotLean(f"{route.path}: the endpoint must return a Response (FastAPI serializes anything else)")
     dep = route.dependant
     callers = [d for d in dep.dependencies if d.call is caller]
     if len(dep.dependencies) != 1 or len(callers) != 1 or callers[0].name is None:
@@ -163,6 +176,122 @@ def plans(app: FastAPI, hot: Sequence[tuple[str, str]] = HOT) -> list[_Plan]:
     return found
 
 
+_KEY_SEGMENTS = 4  # a path's bucket: its first three segments ("/api/coord/locks")
+
+
+def _key(path: str) -> str:
+    return "/".join(path.split("/", _KEY_SEGMENTS)[:_KEY_SEGMENTS])
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One route of the app, for one method, as :class:`_Table` matches it.
+
+    ``methods`` None: any method (a mount, an ASGI endpoint). ``exact``: the
+    path of a route without parameters; else ``regex`` matches its paths;
+    neither: it may match any path (a router included with a prefix or
+    dependencies, which is not looked into). ``key``: the bucket of every
+    path it can match (:func:`_key`), None when it is not bounded to one.
+    ``plan`` None: FastAPI answers the requests it takes.
+    """
+
+    methods: frozenset[str] | None
+    exact: str | None
+    regex: re.Pattern[str] | None
+    key: str | None
+    plan: _Plan | None
+
+    def matches(self, method: str, path: str) -> re.Match[str] | bool | None:
+        """Whether this route takes ``method`` on ``path`` (its path-parameter match, if it has parameters)."""
+        if self.methods is not None and method not in self.methods:
+            return None
+        if self.exact is not None:
+            return path == self.exact
+        if self.regex is not None:
+            return self.regex.match(path)
+        return True
+
+
+def _entries(routes: Sequence[Any]) -> Iterator[_Entry]:
+    """The routes of a route list in the order the router tries them, as :class:`_Entry` s.
+
+    Starlette takes the first route that matches both path and method (a
+    path-only match is kept for a 405 only if none does), so a request is the
+    fast path's only when the first route that takes it is lean.
+    """
+    for r in routes:
+        if isinstance(r, APIRoute):
+            exact = None if r.param_convertors else r.path
+            for method in sorted(r.methods or ()):
+                try:
+                    lean: _Plan | None = plan(method, r)
+                except NotLean:
+                    lean = None
+                yield _Entry(frozenset((method,)), exact, None if exact else r.path_regex, _bounded(r.path_format), lean)
+            continue
+        inner, context = getattr(r, "original_router", None), getattr(r, "include_context", None)
+        if inner is not None and context is not None:
+            if not context.prefix and not context.dependencies:
+                yield from _entries(inner.routes)
+            else:
+                yield _Entry(None, None, None, None, None)
+        elif isinstance(r, WebSocketRoute):
+            continue  # never an HTTP request's
+        elif isinstance(r, Route | Mount) and r.path_regex is not None:
+            methods = frozenset(r.methods) if isinstance(r, Route) and r.methods else None
+            exact = r.path if isinstance(r, Route) and not r.param_convertors else None
+            yield _Entry(methods, exact, None if exact else r.path_regex, _bounded(r.path_format), None)
+        else:
+            yield _Entry(None, None, None, None, None)
+
+
+def _bounded(template: str) -> str | None:
+    """The bucket of every path ``template`` matches; None when its parameters begin before the bucket ends."""
+    literal = template.split("{", 1)[0]
+    if "{" not in template:
+        return _key(template)
+    return _key(literal) if literal.count("/") >= _KEY_SEGMENTS else None
+
+
+class _Table:
+    """Which route takes a request, as the app's router would choose it, in a dictionary lookup or a few matches.
+
+    Built once from the app's routes (the first request: every route exists by
+    then). ``exact``: (method, path) → plan for the lean routes without
+    parameters that are the first to take their path; ``buckets``: (method,
+    bucket) → the entries, in the app's order, that can take a path of that
+    bucket (those bounded to it and every unbounded one); ``anywhere``: the
+    unbounded ones alone, for paths of a bucket no route names.
+    """
+
+    def __init__(self, routes: Sequence[Any]) -> None:
+        entries = list(_entries(routes))
+        methods = {m for e in entries if e.methods for m in e.methods}
+        keys = {e.key for e in entries if e.key is not None}
+        self.buckets = {(m, k): [e for e in entries if (e.key is None or e.key == k)
+                                 and (e.methods is None or m in e.methods)] for m in methods for k in keys}
+        self.anywhere = {m: [e for e in entries if e.key is None and (e.methods is None or m in e.methods)]
+                         for m in methods}
+        self.exact: dict[tuple[str, str], _Plan] = {}
+        for e in entries:
+            if e.plan is not None and e.exact is not None:
+                found = self.find(e.plan.method, e.exact)
+                if found is not None and found[0] is e.plan:
+                    self.exact[(e.plan.method, e.exact)] = e.plan
+
+    def find(self, method: str, path: str) -> tuple[_Plan, dict[str, str]] | None:
+        """The plan of the route that takes ``method`` on ``path`` and its raw path parameters; None when that
+        route is not lean, or no route takes it (FastAPI answers both)."""
+        bucket = self.buckets.get((method, _key(path)))
+        for e in bucket if bucket is not None else self.anywhere.get(method, ()):
+            hit = e.matches(method, path)
+            if hit:
+                if e.plan is None:
+                    return None
+                return e.plan, hit.groupdict() if isinstance(hit, re.Match) else {}
+        return None
+
+
 def _is_json(content_type: bytes) -> bool:
     return content_type.partition(b";")[0].strip().lower() == b"application/json"
 
@@ -182,36 +311,27 @@ class HotRoutes:
     ``plans`` is called once, at the first request (the app's routes exist by then); ``counts`` is updated.
     """
 
-    def __init__(self, plans: Callable[[], list[_Plan]], counts: Counts | None = None) -> None:
-        self._make = plans
+    def __init__(self, routes: Callable[[], Sequence[Any]], counts: Counts | None = None) -> None:
+        self._routes = routes
         self.counts = counts or Counts()
-        self._exact: dict[tuple[str, str], _Plan] | None = None
-        self._templated: list[tuple[str, re.Pattern[str], _Plan]] = []
-
-    def _load(self) -> dict[tuple[str, str], _Plan]:
-        exact = {}
-        for p in self._make():
-            if p.path:
-                self._templated.append((p.method, p.route.path_regex, p))
-            else:
-                exact[(p.method, p.route.path)] = p
-        self._exact = exact
-        return exact
+        self._table: _Table | None = None
 
     def match(self, scope: Scope) -> tuple[_Plan, dict[str, str]] | None:
-        """The plan of an HTTP request's route and its raw path parameters; None when it is not a hot route
-        (or is under a ``root_path``, which FastAPI strips and the plans do not)."""
+        """The plan of an HTTP request's route and its raw path parameters; None when FastAPI should take it: its
+        route is not lean, no route takes it, or it is under a ``root_path`` (which FastAPI strips and the
+        plans do not)."""
         if scope.get("root_path"):
             return None
-        exact = self._exact if self._exact is not None else self._load()
+        table = self._table if self._table is not None else self._load()
         method, path = scope["method"], scope["path"]
-        hit = exact.get((method, path))
+        hit = table.exact.get((method, path))
         if hit is not None:
             return hit, {}
-        for want, regex, p in self._templated:
-            if want == method and (m := regex.match(path)) is not None:
-                return p, m.groupdict()
-        return None
+        return table.find(method, path)
+
+    def _load(self) -> _Table:
+        self._table = _Table(self._routes())
+        return self._table
 
     async def serve(self, found: tuple[_Plan, dict[str, str]], scope: Scope, body: bytes, receive: Receive,
                     send: Send) -> int | None:
@@ -223,13 +343,15 @@ class HotRoutes:
         server-error layer gives it, and is raised on to the server.
         """
         p, raw_path = found
+        convertors = p.route.param_convertors
+        path_params = {k: convertors[k].convert(v) for k, v in raw_path.items()} if raw_path else raw_path
         request = Request(scope, replay(body, receive))
-        kwargs = self._arguments(p, request, raw_path, body)
+        kwargs = self._arguments(p, request, path_params, body)
         if kwargs is None:  # FastAPI decides (and words the error)
             self.counts.passed_on += 1
             return None
         self.counts.served += 1
-        scope["route"], scope["endpoint"], scope["path_params"] = p.route, p.route.endpoint, raw_path
+        scope["route"], scope["endpoint"], scope["path_params"] = p.route, p.route.endpoint, path_params
         try:
             kwargs[p.caller_name] = await caller(request, None)
             response: Response = await p.route.endpoint(**kwargs)
@@ -242,12 +364,12 @@ class HotRoutes:
         return response.status_code
 
     @staticmethod
-    def _arguments(p: _Plan, request: Request, raw_path: dict[str, str], body: bytes) -> dict[str, Any] | None:
+    def _arguments(p: _Plan, request: Request, path_params: dict[str, Any], body: bytes) -> dict[str, Any] | None:
         """The endpoint's arguments, or None when FastAPI should take the request instead."""
         kwargs: dict[str, Any] = {p.request_name: request}
         try:
             for param in p.path:
-                kwargs[param.name] = param.adapter.validate_python(raw_path[param.alias])
+                kwargs[param.name] = param.adapter.validate_python(path_params[param.alias])
             if p.query:
                 query = request.query_params
                 for param in p.query:
