@@ -227,7 +227,8 @@ def _entries(routes: Sequence[Any]) -> Iterator[_Entry]:
                     lean: _Plan | None = plan(method, r)
                 except NotLean:
                     lean = None
-                yield _Entry(frozenset((method,)), exact, None if exact else r.path_regex, _bounded(r.path_format), lean)
+                regex = None if exact else r.path_regex
+                yield _Entry(frozenset((method,)), exact, regex, _bounded(r.path_format), lean)
             continue
         inner, context = getattr(r, "original_router", None), getattr(r, "include_context", None)
         if inner is not None and context is not None:
