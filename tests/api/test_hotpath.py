@@ -31,6 +31,7 @@ from coordhub.api.hotpath import HOT, HotRoutes, NotLean, plans
 from coordhub.clock import ManualClock
 from coordhub.core import tokens
 from coordhub.core.hub import Hub
+from coordhub.errors import Invalid
 from coordhub.server import SYSTEM
 from coordhub.store.sqlite import SQLiteStore
 
@@ -231,6 +232,11 @@ MORE: list[tuple[str, str, str | None, dict[str, Any]]] = [
     ("DELETE", "/api/coord/tokens/M/b", "M/a", {}),
     ("GET", "/api/coord/halt", "M/a", {}),
     ("PATCH", TODOS, "M/a", {"body": {}}),
+    ("GET", "/api/coord/conversations/profile%0A", "M/a", {}),  # the router's `$` matches before a last newline
+    ("GET", "/api/coord/locks%0A", "M/a", {}),
+    ("POST", "/api/coord/events", "M/a", {"raw": b'{"kind": "guard.bypass", "detail": {"n": 18446744073709551617, '
+                                                 b'"m": -9999999999999999999, "k": 1234567890123456789}}'}),
+    ("POST", "/api/coord/events", "M/a", {"raw": b'{"kind": "guard.bypass", "detail": {"n": 12}}'}),
     ("GET", "/api/coord/nowhere", "M/a", {}),
     ("GET", "/api/coord/todos/", "M/a", {}),
 ]
@@ -354,6 +360,17 @@ def test_a_request_is_served_here_only_when_the_first_route_that_takes_it_is_lea
 
     app.router.routes.insert(0, Mount("/", app=FastAPI()))  # a mount that takes every path, first
     assert _taker(app, "GET", "/api/coord/items/42") is None
+
+
+def test_a_dependency_override_is_resolved_by_fastapi(sides: tuple[Side, Side]) -> None:
+    fast, _ = sides
+
+    async def overridden() -> Caller:
+        raise Invalid("overridden caller", field="who")
+
+    fast.client.app.dependency_overrides[caller] = overridden  # type: ignore[attr-defined]
+    status, _, answer = fast.call("GET", "/api/coord/whoami", "M/a")
+    assert (status, answer["error"]["message"]) == (422, "overridden caller")
 
 
 def test_an_unexpected_error_in_a_hot_route_is_the_same_500_and_reaches_the_server(

@@ -18,8 +18,9 @@ lease list) must stay lean: the app refuses to start otherwise.
 
 Anything the fast path is not sure about goes to FastAPI unchanged (the buffered
 body replayed): a route that is not lean, a body that is not
-``application/json``, JSON or a parameter that does not validate, a path
-under a ``root_path``. So every error answer (422 with its ``problems``, 400,
+``application/json``, JSON or a parameter that does not validate, a body
+with an integer orjson would read as a float, a path under a ``root_path``
+or ending in a newline, an app with dependency overrides. So every error answer (422 with its ``problems``, 400,
 415, 404, 405) is FastAPI's own, and the fast path only ever answers requests
 FastAPI would have accepted, with the endpoint's answer. A
 :class:`~coordhub.errors.CoordError` the endpoint raises becomes the error
@@ -65,6 +66,9 @@ HOT = (
     ("GET", "/api/coord/locks"),
 )
 _MISSING = object()
+# orjson reads an integer outside [-2**63, 2**64) as a float, FastAPI's json.loads exactly: a body with 19 or more
+# digits in a row (maybe such a number) is FastAPI's to read.
+_LONG_NUMBER = re.compile(rb"\d{19}")
 
 
 @dataclass(frozen=True)
@@ -320,11 +324,11 @@ class HotRoutes:
     def match(self, scope: Scope) -> tuple[_Plan, dict[str, str]] | None:
         """The plan of an HTTP request's route and its raw path parameters; None when FastAPI should take it: its
         route is not lean, no route takes it, or it is under a ``root_path`` (which FastAPI strips and the
-        plans do not)."""
-        if scope.get("root_path"):
+        plans do not), or it ends in a newline (which the router's patterns match as if it were not there)."""
+        method, path = scope["method"], scope["path"]
+        if scope.get("root_path") or path.endswith("\n"):  # the router's `$` also matches before a final newline
             return None
         table = self._table if self._table is not None else self._load()
-        method, path = scope["method"], scope["path"]
         hit = table.exact.get((method, path))
         if hit is not None:
             return hit, {}
@@ -344,6 +348,8 @@ class HotRoutes:
         server-error layer gives it, and is raised on to the server.
         """
         p, raw_path = found
+        if scope["app"].dependency_overrides:  # FastAPI resolves an override (and its own dependencies)
+            return None
         convertors = p.route.param_convertors
         path_params = {k: convertors[k].convert(v) for k, v in raw_path.items()} if raw_path else raw_path
         request = Request(scope, replay(body, receive))
@@ -383,7 +389,7 @@ class HotRoutes:
                         kwargs[param.name] = param.adapter.validate_python(value)
             if p.body is not None:
                 content_type = next((v for k, v in request.scope["headers"] if k == b"content-type"), None)
-                if not body or content_type is None or not _is_json(content_type):
+                if not body or content_type is None or not _is_json(content_type) or _LONG_NUMBER.search(body):
                     return None
                 kwargs[p.body[0]] = p.body[1].validate_python(orjson.loads(body))
         except (ValidationError, orjson.JSONDecodeError):
