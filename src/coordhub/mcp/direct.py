@@ -204,11 +204,7 @@ class Plain(NamedTuple):
 
 def _plain_wire(version: str, plain: Plain) -> dict[str, Any]:
     """The wire form at ``version`` of the successful result with ``plain``'s text block and structured content."""
-    shape = _plain_shape(version, False, True)
-    wire = {**shape, "content": [{**shape["content"][0], "text": plain.text}]}
-    if "structuredContent" in wire:
-        wire["structuredContent"] = plain.answer
-    return wire
+    return _shaped(version, False, plain.text, plain.answer)
 
 
 def _wire(version: str, result: CallToolResult) -> dict[str, Any]:
@@ -230,8 +226,14 @@ def _wire(version: str, result: CallToolResult) -> dict[str, Any]:
             or result.meta is not None or result.result_type != _PLAIN_RESULT_TYPE \
             or not (structured is None or type(structured) is dict):
         return _surface(version, result)
-    shape = _plain_shape(version, result.is_error, structured is not None)
-    wire = {**shape, "content": [{**shape["content"][0], "text": block.text}]}
+    return _shaped(version, result.is_error, block.text, structured)
+
+
+def _shaped(version: str, is_error: bool, text: str, structured: dict[str, Any] | None) -> dict[str, Any]:
+    """A one-text-block result at ``version``: a copy of the surface's shape for the case, holding ``text`` and
+    ``structured`` (see :func:`_wire`)."""
+    shape = _plain_shape(version, is_error, structured is not None)
+    wire = {**shape, "content": [{**shape["content"][0], "text": text}]}
     if structured is not None and "structuredContent" in wire:
         wire["structuredContent"] = structured
     return wire
