@@ -17,6 +17,8 @@ from typing import Any
 import httpx2
 import pytest
 
+from coordhub.api.door import Door, inner_door
+from coordhub.client.aio import asgi_request
 from coordhub.mcp.direct import DirectCalls
 from coordhub.mcp.http import PATH
 from tests.mcp.conftest import MODES, McpHub, error, ok
@@ -194,6 +196,63 @@ async def test_an_inner_request_cannot_be_forged_from_outside(mcp_hub: McpHub) -
     assert r.status_code == 401
     box = await mcp_hub.rest("GET", "/api/coord/messages", await mcp_hub.token(B), params={"unread_only": "false"})
     assert box == []
+
+
+async def test_a_tools_rest_request_goes_straight_to_the_door_under_the_rest_rules(
+        mcp_hub: McpHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the app has served a request, a tool's REST request is handed to its Door (``Door.inner``), not
+    through FastAPI's entry again; the rules still apply to it: a NUL in a tool's text is refused as the REST
+    API refuses it, and nothing is stored."""
+    token = await mcp_hub.token(A)
+    seen: list[tuple[str, str, bool]] = []
+    door_inner = Door.inner
+
+    async def spy(self: Door, scope: dict[str, Any], body: bytes, receive: Any, send: Any) -> None:
+        await door_inner(self, scope, body, receive, send)
+        seen.append((scope["method"], scope["path"], scope["coordhub.inner_request"]))
+
+    monkeypatch.setattr(Door, "inner", spy)
+    headers, body = request("list_leases", {"project_key": "p"}, LEGACY)
+    assert (await post(mcp_hub, token, headers, body)).json()["result"]["structuredContent"]["leases"] == []
+    headers, body = request("send_message", {"to": B, "subject": "a\x00b"}, LEGACY)
+    answer = (await post(mcp_hub, token, headers, body)).json()["result"]
+    assert answer["isError"] is True
+    assert answer["content"][0]["text"] == ("Error executing tool send_message: invalid: body.subject must not "
+                                           "contain NUL characters")
+    assert seen == [("GET", "/api/coord/locks", True), ("POST", "/api/coord/messages", True)]
+    box = await mcp_hub.rest("GET", "/api/coord/messages", await mcp_hub.token(B), params={"unread_only": "false"})
+    assert box == []
+
+
+async def test_the_doors_inner_way_keeps_the_body_limit_and_drops_empty_query_values(mcp_hub: McpHub) -> None:
+    """``Door.inner`` answers as the whole way in would: 413 past the body limit, empty query values ignored."""
+    token = await mcp_hub.token(A)
+    door = inner_door(mcp_hub.app)
+    assert door is not None
+    headers = [(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")]
+
+    async def call(method: str, path: str, query: bytes, body: bytes) -> tuple[int, bytes]:
+        scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "root_path": "",
+                 "query_string": query, "headers": headers, "client": ("127.0.0.1", 0), "scheme": "http",
+                 "server": ("coordhub.internal", 80), "http_version": "1.1", "asgi": {"version": "3.0"}}
+        sent: list[Any] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.disconnect"}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        await door.inner(scope, body, receive, send)
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    big = json.dumps({"to_session": B, "subject": "x", "body": "y" * door.max_body_bytes}).encode()
+    status, answer = await call("POST", "/api/coord/messages", b"", big)
+    assert status == 413 and json.loads(answer)["error"]["code"] == "payload_too_large"
+    status, answer = await call("GET", "/api/coord/locks", b"project_key=&resource=", b"")
+    whole = await asgi_request(mcp_hub.app, "GET", "/api/coord/locks", {"project_key": "", "resource": ""},
+                               {"Authorization": f"Bearer {token}"}, b"")
+    assert (status, json.loads(answer)) == (whole[0], json.loads(whole[1])) == (200, [])
 
 
 ANSWERS = [

@@ -117,6 +117,35 @@ class Door:
             return
         except Disconnected:
             return
+        await self._ruled(scope, body, content_type, receive, send)
+
+    async def inner(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
+        """Answer a request the hub makes to itself (an ``/mcp`` tool's REST call) whose whole ``body`` is in hand.
+
+        The same rules and answer as :meth:`__call__` gives it, in one pass
+        less: FastAPI's and Starlette's entry (``scope`` gets the app, as
+        they would give it) and the body's reading are skipped, and the browser
+        rules do not apply to such a request anyway (``INNER_REQUEST``, set
+        here). The body limit, the hostile-input rules and the empty query
+        values apply as to any request (issue 15: the second pass through the
+        layers cost ~10 % of a tool call's CPU). The caller must not set a
+        ``root_path`` (this app's routes are at the root: :func:`inner_door`).
+        """
+        scope[INNER_REQUEST] = True
+        scope["app"] = self.hub_app
+        if len(body) > self.max_body_bytes:
+            await BodyRefused(self.max_body_bytes).answer(send)
+            return
+        content_type = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+                break
+        await self._ruled(scope, body, content_type, receive, send)
+
+    async def _ruled(self, scope: Scope, body: bytes, content_type: bytes | None, receive: Receive,
+                     send: Send) -> None:
+        """The rules that read the buffered body and the query (steps 3 and 4), then the answer."""
         refused = inputs.refusal(scope, body, content_type, nul_ok=scope["path"] in self.nul_ok_paths)
         if refused is not None:
             await refused(scope, receive, send)
@@ -186,6 +215,17 @@ def install(app: FastAPI, metrics: HubMetrics, hot: HotRoutes | None, **rules: A
         return Door(build(), app, metrics, hot, direct=direct, **rules)
 
     app.build_middleware_stack = build_with_door  # type: ignore[method-assign]
+
+
+def inner_door(app: FastAPI) -> Door | None:
+    """The :class:`Door` in front of ``app`` once it has served a request, for :meth:`Door.inner`; None before
+    then, when ``app`` serves under a ``root_path``, or when FastAPI's own telemetry is on (it traces each
+    request at the app's entry): then the hub's own requests take the whole way in."""
+    door = app.middleware_stack
+    if not isinstance(door, Door) or app.root_path:
+        return None
+    telemetry = getattr(app, "_native_telemetry", None)  # FastAPI ≥ 0.16x; absent before
+    return None if telemetry is not None and telemetry.enabled() else door
 
 
 def serve_directly(app: FastAPI, path: str, endpoint: ASGIApp) -> None:

@@ -38,7 +38,7 @@ import inspect
 import re
 import types
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
@@ -378,7 +378,8 @@ class HotRoutes:
             for param in p.path:
                 kwargs[param.name] = param.adapter.validate_python(path_params[param.alias])
             if p.query:
-                query = request.query_params
+                # no query string, no parameters: skip parsing one (most requests, the /mcp tools' among them)
+                query = request.query_params if request.scope.get("query_string") else _NO_QUERY
                 for param in p.query:
                     value = query.get(param.alias, _MISSING)
                     if value is _MISSING:
@@ -395,6 +396,9 @@ class HotRoutes:
         except (ValidationError, orjson.JSONDecodeError):
             return None
         return kwargs
+
+
+_NO_QUERY: Mapping[str, str] = types.MappingProxyType({})
 
 
 async def error_answer(app: Any, request: Request, exc: Exception) -> tuple[Response, bool]:

@@ -10,7 +10,7 @@ and names the URL.
 
 from __future__ import annotations
 
-import copy
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -60,33 +60,34 @@ class FixedConnector:
 class CallerContext(Context):
     """A tool's context made by the hub's direct ``tools/call`` (:mod:`coordhub.mcp.direct`).
 
-    It carries the connector and the ``/mcp`` caller itself instead of an SDK
-    request context, which that path does not build;
-    ``request_context`` raises ``ValueError`` on it (no tool here needs one).
+    It carries the connector instead of an SDK request context, which that
+    path does not build; ``request_context`` raises ``ValueError`` on it (no
+    tool here needs one). One context serves every call of a server: the
+    caller, who the ``/mcp`` request acts as, is :data:`CALLER` of the task
+    running the call (each request is a task of its own, and a task started
+    by a tool inherits it). A context per call cost ~7 µs to build through
+    pydantic, ~3 µs to copy (issue 15).
 
-    ``connector`` and ``caller`` are plain slots, not pydantic private
-    attributes: building a context and reading a private attribute go through
-    pydantic's machinery, ~7 µs and ~2 µs a call (issue 15). One context is
-    built per server and :meth:`acting_as` copies it for each call.
+    ``connector`` is a plain slot, not a pydantic private attribute (a read of
+    one goes through pydantic's machinery, ~2 µs).
     """
 
-    __slots__ = ("connector", "caller")
-    if TYPE_CHECKING:  # declared for type checkers only: an annotation here would make pydantic fields of them
+    __slots__ = ("connector",)
+    if TYPE_CHECKING:  # declared for type checkers only: an annotation here would make a pydantic field of it
         connector: Connector
-        caller: object
 
-    def __init__(self, server: MCPServer, connector: Connector, caller: object = None) -> None:
+    def __init__(self, server: MCPServer, connector: Connector) -> None:
         super().__init__(mcp_server=server)
         object.__setattr__(self, "connector", connector)
-        object.__setattr__(self, "caller", caller)
 
-    def acting_as(self, caller: object) -> CallerContext:
-        """This context for ``caller`` (who the ``/mcp`` request acts as, see
-        :class:`coordhub.mcp.http.HttpCaller`): a shallow copy, which pydantic makes without validating."""
-        ctx = copy.copy(self)
-        object.__setattr__(ctx, "connector", self.connector)
-        object.__setattr__(ctx, "caller", caller)
-        return ctx
+    @property
+    def caller(self) -> object:
+        """Who the running call acts as (:data:`CALLER`; None outside a call)."""
+        return CALLER.get()
+
+
+CALLER: ContextVar[object] = ContextVar("coordhub.mcp.caller", default=None)
+"""Who the direct ``tools/call`` running in this task acts as (:class:`coordhub.mcp.http.HttpCaller`)."""
 
 
 def client(ctx: Context) -> AsyncCoordClient:

@@ -57,7 +57,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from starlette.datastructures import Headers
 from starlette.types import Send
 
-from coordhub.mcp.connect import CallerContext, Connector
+from coordhub.mcp.connect import CALLER, CallerContext, Connector
 from coordhub.mcp.server import CoordTool
 
 log = logging.getLogger("coordhub.mcp")
@@ -83,7 +83,7 @@ class DirectCalls:
         self.tools = dict(tools)
         # a 2026 request names such a tool's declared arguments in Mcp-Param-* headers, which the SDK checks
         self.header_tools = {name for name, tool in tools.items() if HEADER_KEYWORD in orjson.dumps(tool.parameters)}
-        self.context = CallerContext(server, connector)  # copied for each call's caller
+        self.context = CallerContext(server, connector)  # every call's: the caller is CALLER of its task
         self.server_info = {"name": server.name, "version": server.version}
         self.answered = 0  # requests answered here (tests and profiles read it)
 
@@ -170,7 +170,8 @@ class DirectCalls:
         the SDK would put the :class:`CallToolResult` made of them, without
         building one (issue 15).
         """
-        context = self.context.acting_as(caller)
+        context = self.context
+        acting = CALLER.set(caller)
         try:
             if isinstance(tool, CoordTool):
                 found = await tool.answer(arguments, context)
@@ -190,6 +191,8 @@ class DirectCalls:
             else:
                 log.exception("Tool %r raised an unexpected exception", tool.name)
             return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
+        finally:
+            CALLER.reset(acting)
         if not isinstance(result, CallToolResult):  # our tools return plain objects; a multi-round result is not ours
             raise TypeError(f"tool {tool.name!r} returned {type(result).__name__}, not a CallToolResult")
         return result

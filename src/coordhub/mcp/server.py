@@ -119,9 +119,14 @@ class CoordTool(Tool):
     def plain(self, result: Any) -> bool:
         """Whether ``result`` is a plain answer: a dict with string keys from a tool whose output is
         ``dict[str, Any]``, so its converted result is :meth:`text` of it and the dict as structured content."""
+        return type(result) is dict and self._dict_output and all(type(key) is str for key in result)
+
+    @functools.cached_property
+    def _dict_output(self) -> bool:
+        """Whether the tool's declared output is ``dict[str, Any]``, structured and unwrapped (read once: the
+        metadata does not change, and reading it cost ~3 µs a call)."""
         meta = self.fn_metadata
-        return type(result) is dict and not meta.wrap_output and meta.output_schema is not None \
-            and _any_dict(meta.output_model) and all(type(key) is str for key in result)
+        return not meta.wrap_output and meta.output_schema is not None and _any_dict(meta.output_model)
 
     @staticmethod
     def text(answer: dict[str, Any]) -> str:
