@@ -191,3 +191,26 @@ def test_wrk_drives_mcp_and_rest_for_the_cpu_ratio(tmp_path: Path) -> None:
         cpu = result["hub_cpu_us_per_call"][tool]
         assert cpu["mcp"] > 0 and cpu["rest"] > 0
         assert result["cpu_ratio_mcp_to_rest"][tool] == round(cpu["mcp"] / cpu["rest"], 2)
+
+
+def test_a_refused_admin_token_is_told_once(live_hub: Any) -> None:
+    """``--url`` with a wrong admin token: the bench exits with the hub's 401 after asking once (not once per
+    agent, which spent the address's failed-authentication allowance and answered later agents 429)."""
+    import asyncio
+    import re
+
+    import httpx2
+
+    from coordhub.bench.target import Target, mint_tokens
+
+    def refused_token_requests() -> float:
+        text = httpx2.get(live_hub.url + "/metrics", headers={"Authorization": f"Bearer {live_hub.admin_token}"}).text
+        found = re.search(r'coord_http_request_seconds_count\{method="POST",route="/api/coord/tokens",'
+                          r'status="4xx"\} (\S+)', text)
+        return float(found.group(1)) if found else 0.0
+
+    before = refused_token_requests()
+    with pytest.raises(SystemExit) as exited:
+        asyncio.run(mint_tokens(Target(live_hub.url, "not-the-admin-token"), "wrong", 40))
+    assert "cannot create a token for wrong/agent00000: 401" in str(exited.value)
+    assert refused_token_requests() == before + 1

@@ -216,7 +216,11 @@ def start_ceiling() -> Target:
 
 
 async def mint_tokens(target: Target, prefix: str, n: int, concurrency: int = 16) -> list[tuple[str, str]]:
-    """Create ``n`` session tokens through the admin API: ``[(session id, token)]`` in order."""
+    """Create ``n`` session tokens through the admin API: ``[(session id, token)]`` in order.
+
+    Exits (``SystemExit``) with the hub's answer when it refuses one; the first
+    is asked alone, so a refused admin token is told once, not once per agent.
+    """
     if target.admin_token == "ceiling":  # the ceiling has no auth: any token is fine
         return [(f"{prefix}/agent{i:05d}", "x") for i in range(n)]
     out: list[tuple[str, str]] = [("", "")] * n
@@ -224,13 +228,18 @@ async def mint_tokens(target: Target, prefix: str, n: int, concurrency: int = 16
     async with httpx2.AsyncClient(base_url=target.url, timeout=60.0,
                                   headers={"Authorization": f"Bearer {target.admin_token}"}) as c:
 
-        async def one(i: int) -> None:
+        async def one(i: int) -> str | None:
             session = f"{prefix}/agent{i:05d}"
             async with sem:
                 r = await c.post("/api/coord/tokens", json={"name": session})
             if r.status_code != 201:
-                raise SystemExit(f"bench: cannot create a token for {session}: {r.status_code} {r.text}")
+                return f"bench: cannot create a token for {session}: {r.status_code} {r.text}"
             out[i] = (session, r.json()["token"])
+            return None
 
-        await asyncio.gather(*(one(i) for i in range(n)))
+        failure = await one(0) if n else None
+        if failure is None:
+            failure = next(filter(None, await asyncio.gather(*(one(i) for i in range(1, n)))), None)
+        if failure is not None:
+            raise SystemExit(failure)
     return out
