@@ -10,6 +10,7 @@ commit is fsynced before any write in it is acknowledged.
 from __future__ import annotations
 
 import logging
+import operator
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +33,11 @@ log = logging.getLogger("coordhub")
 
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
-    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+    # dict(zip(…)), not a comprehension, and no length check: ~1 µs less a row, on every row read (issue 15)
+    return dict(zip(map(_NAME, cursor.description), row, strict=False))  # sqlite3 gives one value per column
+
+
+_NAME = operator.itemgetter(0)  # a column's name in cursor.description
 
 
 class SQLiteExecutor:
