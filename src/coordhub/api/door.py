@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordhub.api import hosts, inputs
 from coordhub.api.auth import INNER_REQUEST
+from coordhub.api.headers import raw_header
 from coordhub.api.hotpath import HotRoutes, error_answer
 from coordhub.api.limits import BodyRefused, Disconnected, read_body, replay
 from coordhub.api.metrics import HubMetrics
@@ -136,12 +137,7 @@ class Door:
         if len(body) > self.max_body_bytes:
             await BodyRefused(self.max_body_bytes).answer(send)
             return
-        content_type = None
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value
-                break
-        await self._ruled(scope, body, content_type, receive, send)
+        await self._ruled(scope, body, raw_header(scope, b"content-type"), receive, send)
 
     async def _ruled(self, scope: Scope, body: bytes, content_type: bytes | None, receive: Receive,
                      send: Send) -> None:

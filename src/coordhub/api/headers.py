@@ -15,8 +15,13 @@ from starlette.types import Scope
 def header(scope: Scope, name: str) -> str | None:
     """The first value of header ``name`` (any case), latin-1 decoded as Starlette decodes it; None when the
     request has none."""
-    wanted = name.lower().encode("latin-1")  # ASGI servers give names in lower case
+    value = raw_header(scope, name.lower().encode("latin-1"))  # ASGI servers give names in lower case
+    return None if value is None else value.decode("latin-1")
+
+
+def raw_header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lower-case bytes), as sent; None when the request has none."""
     for key, value in scope["headers"]:
-        if key == wanted:
-            return value.decode("latin-1")  # type: ignore[no-any-return]
+        if key == name:
+            return value  # type: ignore[no-any-return]
     return None

@@ -53,6 +53,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from coordhub.api.auth import caller
+from coordhub.api.headers import raw_header
 from coordhub.api.limits import replay
 
 # The hottest routes: (method, path template). Each must be lean (see `plan`; checked when the app is built).
@@ -389,7 +390,7 @@ class HotRoutes:
                     else:
                         kwargs[param.name] = param.adapter.validate_python(value)
             if p.body is not None:
-                content_type = next((v for k, v in request.scope["headers"] if k == b"content-type"), None)
+                content_type = raw_header(request.scope, b"content-type")
                 if not body or content_type is None or not _is_json(content_type) or _LONG_NUMBER.search(body):
                     return None
                 kwargs[p.body[0]] = p.body[1].validate_python(orjson.loads(body))

@@ -170,8 +170,7 @@ class DirectCalls:
         the SDK would put the :class:`CallToolResult` made of them, without
         building one (issue 15).
         """
-        context = self.context
-        acting = CALLER.set(caller)
+        context, acting = self.context, CALLER.set(caller)
         try:
             if isinstance(tool, CoordTool):
                 found = await tool.answer(arguments, context)
