@@ -104,18 +104,44 @@ def pg_database_before(migration: str, rows: Sequence[tuple[str, tuple[Any, ...]
         admin.close()
 
 
+_EMPTYING: dict[str, str] = {}  # scratch database URL -> the statements that empty it
+
+
 def _empty_pg(url: str) -> None:
+    """Empty every table a migration made, but the migrations' own record and the hub's identity.
+
+    DELETE, children before the tables they reference, and sequences restarted,
+    in one round trip: on a database of a few rows it takes ~10 ms where
+    TRUNCATE of the 30-odd tables took 100-700 ms (new files for each table),
+    once per PostgreSQL test.
+    """
+    import graphlib
+
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        # every table a migration made, but the migrations' own record and the hub's identity
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename NOT IN ('schema_migrations', 'hub_meta', 'counters')").fetchall()]
-        if tables:
-            conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-            conn.execute("UPDATE counters SET value = 0")
-            conn.execute("DELETE FROM hub_meta WHERE key <> 'hub_id'")  # e.g. the pruner's bound, per event log
+        script = _EMPTYING.get(url)
+        if script is None:
+            tables = [r[0] for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename NOT IN ('schema_migrations', 'hub_meta', 'counters')").fetchall()]
+            if not tables:  # no hub has opened it yet: nothing to empty, nothing to remember
+                return
+            referenced: dict[str, set[str]] = {t: set() for t in tables}  # table -> tables referencing it
+            for child, parent in conn.execute(
+                    "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint "
+                    "WHERE contype = 'f'").fetchall():
+                if parent in referenced and child != parent:
+                    referenced[parent].add(child)
+            order = list(graphlib.TopologicalSorter(referenced).static_order())  # referencing tables first
+            sequences = [r[0] for r in conn.execute(
+                "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'").fetchall()]
+            script = "; ".join([*(f"DELETE FROM {t}" for t in order),
+                                *(f"ALTER SEQUENCE {s} RESTART" for s in sequences),
+                                "UPDATE counters SET value = 0",
+                                "DELETE FROM hub_meta WHERE key <> 'hub_id'"])  # e.g. the pruner's bound
+            _EMPTYING[url] = script
+        conn.execute(script.encode())
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
