@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +35,14 @@ from coordhub.store.sqlite import SQLiteStore
 
 PG_BASE = os.environ.get("COORD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 REQUIRE_PG = os.environ.get("COORD_REQUIRE_POSTGRES") == "1"
+
+# Run as a shell's background job (`./.ci/run &`, nohup, some CI runners) the suite starts with SIGINT ignored,
+# and every child it spawns would inherit that: a `coord watch` or `conv sync --follow` a test stops with SIGINT,
+# as Ctrl-C would, then never stops. Python's own handler is reset to the default in a child, so children get
+# Ctrl-C's usual meaning back.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 # hub_meta is deliberately not emptied: migration 0004 makes the hub id once, and nothing writes it again.
 def _pg_admin_conn() -> Any:
     import psycopg
