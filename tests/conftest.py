@@ -120,9 +120,9 @@ def _empty_pg(url: str) -> None:
     """Empty every table a migration made, but the migrations' own record and the hub's identity.
 
     DELETE, children before the tables they reference, and sequences restarted,
-    in one round trip: on a database of a few rows it takes ~10 ms where
-    TRUNCATE of the 30-odd tables took 100-700 ms (new files for each table),
-    once per PostgreSQL test.
+    in one round trip: on a database of a few rows it takes ~12 ms where
+    TRUNCATE of the 30-odd tables took ~100 ms, up to 700 ms beside a running
+    suite (new files for each table), once per PostgreSQL test.
     """
     import graphlib
 

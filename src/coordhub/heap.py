@@ -27,8 +27,8 @@ from the new level. ``coord_heap_blocks`` and ``coord_gc_pause_seconds``
 
 The heap's growth is read as ``sys.getallocatedblocks()`` (pymalloc's blocks
 in use: every object of up to 512 bytes; tens of microseconds to read), not
-as ``gc.get_freeze_count()``, which walks the whole frozen list: 10-20 ms with
-the 190,000-345,000 objects a serving hub holds frozen, paid with the
+as ``gc.get_freeze_count()``, which walks the whole frozen list: 18-26 ms with
+the 160,000-196,000 objects a serving hub holds frozen, paid with the
 interpreter stopped after every young collection (issue 15, measured).
 """
 

@@ -260,7 +260,7 @@ def test_cycles_frozen_while_alive_are_collected_once_the_heap_grows_by_the_slac
 
 
 def test_the_freezer_never_counts_the_frozen_heap(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``gc.get_freeze_count()`` walks every frozen object (10-20 ms with a serving hub's heap, the interpreter
+    """``gc.get_freeze_count()`` walks every frozen object (~20 ms with a serving hub's heap, the interpreter
     stopped): the freezer, which runs after every young collection, reads the heap's size another way."""
     counted: list[int] = []
     real = gc.get_freeze_count

@@ -227,7 +227,7 @@ class GcPauses:
         yield pauses
         yield longest
         yield longest_cpu
-        # Not gc.get_freeze_count(): it walks every frozen object, 10-20 ms with the interpreter stopped.
+        # Not gc.get_freeze_count(): it walks every frozen object, ~20 ms in a serving hub, the interpreter stopped.
         yield GaugeMetricFamily("coord_heap_blocks", "Memory blocks of this hub process in use (sys."
                                 "getallocatedblocks: every Python object of up to 512 bytes); it should stay level "
                                 "under steady load (coordhub.heap.Freezer).",
