@@ -200,18 +200,26 @@ async def test_an_inner_request_cannot_be_forged_from_outside(mcp_hub: McpHub) -
 
 async def test_a_tools_rest_request_goes_straight_to_the_door_under_the_rest_rules(
         mcp_hub: McpHub, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Once the app has served a request, a tool's REST request is handed to its Door (``Door.inner``), not
-    through FastAPI's entry again; the rules still apply to it: a NUL in a tool's text is refused as the REST
-    API refuses it, and nothing is stored."""
+    """Once the app has served a request, a tool's REST request is handed to its Door, not through FastAPI's
+    entry again: a lean route's answer is taken from its endpoint (``Door.local``), anything else goes the ASGI
+    way (``Door.inner``). The rules still apply: a NUL in a tool's text is refused as the REST API refuses it
+    (the local way declines it, the ASGI way words the refusal), and nothing is stored."""
     token = await mcp_hub.token(A)
-    seen: list[tuple[str, str, bool]] = []
-    door_inner = Door.inner
+    seen: list[tuple[str, str, str, bool]] = []
+    door_inner, door_local = Door.inner, Door.local
 
-    async def spy(self: Door, scope: dict[str, Any], body: bytes, receive: Any, send: Any) -> None:
+    async def inner(self: Door, scope: dict[str, Any], body: bytes, receive: Any, send: Any) -> None:
         await door_inner(self, scope, body, receive, send)
-        seen.append((scope["method"], scope["path"], scope["coordhub.inner_request"]))
+        seen.append(("inner", scope["method"], scope["path"], scope["coordhub.inner_request"]))
 
-    monkeypatch.setattr(Door, "inner", spy)
+    async def local(self: Door, scope: dict[str, Any], body: bytes) -> Any:
+        answer = await door_local(self, scope, body)
+        seen.append(("local" if answer is not None else "declined", scope["method"], scope["path"],
+                     scope["coordhub.inner_request"]))
+        return answer
+
+    monkeypatch.setattr(Door, "inner", inner)
+    monkeypatch.setattr(Door, "local", local)
     headers, body = request("list_leases", {"project_key": "p"}, LEGACY)
     assert (await post(mcp_hub, token, headers, body)).json()["result"]["structuredContent"]["leases"] == []
     headers, body = request("send_message", {"to": B, "subject": "a\x00b"}, LEGACY)
@@ -219,7 +227,8 @@ async def test_a_tools_rest_request_goes_straight_to_the_door_under_the_rest_rul
     assert answer["isError"] is True
     assert answer["content"][0]["text"] == ("Error executing tool send_message: invalid: body.subject must not "
                                            "contain NUL characters")
-    assert seen == [("GET", "/api/coord/locks", True), ("POST", "/api/coord/messages", True)]
+    assert seen == [("local", "GET", "/api/coord/locks", True), ("declined", "POST", "/api/coord/messages", True),
+                    ("inner", "POST", "/api/coord/messages", True)]
     box = await mcp_hub.rest("GET", "/api/coord/messages", await mcp_hub.token(B), params={"unread_only": "false"})
     assert box == []
 

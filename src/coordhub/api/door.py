@@ -37,6 +37,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordhub.api import hosts, inputs
@@ -139,16 +140,56 @@ class Door:
             return
         await self._ruled(scope, body, raw_header(scope, b"content-type"), receive, send)
 
-    async def _ruled(self, scope: Scope, body: bytes, content_type: bytes | None, receive: Receive,
-                     send: Send) -> None:
-        """The rules that read the buffered body and the query (steps 3 and 4), then the answer."""
+    async def local(self, scope: Scope, body: bytes) -> Response | None:
+        """The answer, not sent, to a request the hub makes to itself (an ``/mcp`` tool's REST request) whose whole
+        ``body`` is in hand, when a hot route takes and accepts it; None when it must go :meth:`inner`'s way.
+
+        The same rules, route, endpoint and count as :meth:`inner` gives it,
+        without the ASGI messages in between: the answer comes back as the
+        endpoint's ``Response`` (issue 15: the request's messages, sent to a
+        collector and decoded back, cost ~10 % of an MCP tool call). None
+        (nothing of it run) for everything else: a refusal by the rules, a
+        path no hot route serves, parameters or a body FastAPI must word the
+        error for. An exception the app has no handler for is answered with the
+        catch-all 500, which logs it.
+        """
+        hot = self.hot
+        if hot is None or len(body) > self.max_body_bytes:
+            return None
+        scope[INNER_REQUEST] = True
+        scope["app"] = self.hub_app
+        if self._refusal(scope, body, raw_header(scope, b"content-type")) is not None:
+            return None
+        found = hot.match(scope)
+        if found is None:
+            return None
+        CURRENT_SCOPE.set(scope)
+        started = time.perf_counter()
+        answered = await hot.respond(found, scope, body, _disconnected)
+        if answered is None:
+            return None
+        response = answered[0]
+        self.metrics.observe_answer(scope, response.status_code, started)
+        return response
+
+    def _refusal(self, scope: Scope, body: bytes, content_type: bytes | None) -> Response | None:
+        """The rules that read the buffered body and the query (steps 3 and 4): the refusal, or None and the
+        query's empty values dropped from ``scope``."""
         refused = inputs.refusal(scope, body, content_type, nul_ok=scope["path"] in self.nul_ok_paths)
         if refused is not None:
-            await refused(scope, receive, send)
-            return
+            return refused
         query = scope.get("query_string", b"")  # an ASGI server always sends it; a bare test caller may not
         if query:
             scope["query_string"] = without_empty_values(query)
+        return None
+
+    async def _ruled(self, scope: Scope, body: bytes, content_type: bytes | None, receive: Receive,
+                     send: Send) -> None:
+        """The rules that read the buffered body and the query (steps 3 and 4), then the answer."""
+        refused = self._refusal(scope, body, content_type)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
         await self._answer(scope, body, receive, send)
 
     async def _answer(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
@@ -211,6 +252,11 @@ def install(app: FastAPI, metrics: HubMetrics, hot: HotRoutes | None, **rules: A
         return Door(build(), app, metrics, hot, direct=direct, **rules)
 
     app.build_middleware_stack = build_with_door  # type: ignore[method-assign]
+
+
+async def _disconnected() -> Message:
+    """The ``receive`` of a request the hub makes to itself, once its body is handed over: nobody is there."""
+    return {"type": "http.disconnect"}
 
 
 def inner_door(app: FastAPI) -> Door | None:

@@ -349,6 +349,21 @@ class HotRoutes:
         no handler for gets the app's catch-all answer (500), as Starlette's
         server-error layer gives it, and is raised on to the server.
         """
+        answered = await self.respond(found, scope, body, receive)
+        if answered is None:
+            return None
+        response, unexpected = answered
+        await response(scope, receive, send)
+        if unexpected is not None:
+            raise unexpected
+        return response.status_code
+
+    async def respond(self, found: tuple[_Plan, dict[str, str]], scope: Scope, body: bytes,
+                      receive: Receive) -> tuple[Response, Exception | None] | None:
+        """The endpoint's answer to a request :meth:`match` found, not yet sent, and the exception the app has no
+        handler for when the answer is the catch-all 500 (else None); None (the endpoint not called) when FastAPI
+        should take the request instead. ``body`` is the whole request body, buffered.
+        """
         p, raw_path = found
         if scope["app"].dependency_overrides:  # FastAPI resolves an override (and its own dependencies)
             return None
@@ -366,11 +381,8 @@ class HotRoutes:
             response: Response = await p.route.endpoint(**kwargs)
         except Exception as exc:
             response, unexpected = await error_answer(scope["app"], request, exc)
-            if unexpected:
-                await response(scope, receive, send)
-                raise
-        await response(scope, receive, send)
-        return response.status_code
+            return response, (exc if unexpected else None)
+        return response, None
 
     @staticmethod
     def _arguments(p: _Plan, request: Request, path_params: dict[str, Any], body: bytes) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -47,11 +47,17 @@ def identity_headers(token: str | None, session: str | None) -> dict[str, str]:
     return {SESSION_HEADER: session} if session else {}
 
 
+ServeInProcess = Callable[[str, str, dict[str, Any], dict[str, str], bytes], Awaitable[tuple[int, bytes]]]
+"""An in-process app's own way to answer ``(method, path, query, headers, body)`` with ``(status, body)``, as
+:func:`asgi_request` would get them from it (:class:`coordhub.mcp.http.AppConnector`'s app has one)."""
+
+
 class AsyncCoordClient:
     """Talks to one hub as one session. Use ``async with``, or call :meth:`aclose`.
 
     ``app`` calls that ASGI app in-process instead of the network (the hub's
-    own ``/mcp``); ``transport`` replaces the network for the HTTP client.
+    own ``/mcp``), through its ``serve_in_process`` when it has one
+    (:data:`ServeInProcess`); ``transport`` replaces the network for the HTTP client.
     ``session_id`` may be given when the caller's identity is already known
     (it saves a ``whoami`` round trip).
     """
@@ -63,6 +69,7 @@ class AsyncCoordClient:
         self.timeout = timeout
         self._headers = {"User-Agent": USER_AGENT, **identity_headers(token, session)}
         self._app = app
+        self._local: ServeInProcess | None = getattr(app, "serve_in_process", None)
         self._http = None if app is not None else httpx2.AsyncClient(transport=transport, timeout=timeout)
         self._session_id = session_id or (None if token else session)
 
@@ -98,7 +105,9 @@ class AsyncCoordClient:
         content = None if body is None else jsonbytes.dumps(body)
         if content is not None:
             headers["Content-Type"] = "application/json"
-        if self._app is not None:
+        if self._local is not None:
+            status, raw = await self._local(method, path, query, headers, content or b"")
+        elif self._app is not None:
             status, raw = await asgi_request(self._app, method, path, query, headers, content or b"")
         else:
             status, raw = await self._send(method, path, query, headers, content, timeout)
@@ -139,11 +148,21 @@ async def asgi_request(app: ASGIApp, method: str, path: str, query: dict[str, An
     An exception escaping the app is a 500 (as the server would answer), like
     ``httpx2.ASGITransport(raise_app_exceptions=False)``.
     """
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-             "query_string": urlencode(query).encode(), "server": ("coordhub.internal", 80),
-             "client": ("127.0.0.1", 0),
-             "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]}
+    return await asgi_call(app, asgi_scope(method, path, query, headers), body)
+
+
+def asgi_scope(method: str, path: str, query: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    """The ASGI HTTP scope of a request made in-process (``query`` urlencoded, ``headers`` latin-1)."""
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+            "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+            "query_string": urlencode(query).encode() if query else b"", "server": ("coordhub.internal", 80),
+            "client": ("127.0.0.1", 0),
+            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]}
+
+
+async def asgi_call(app: ASGIApp, scope: dict[str, Any], body: bytes) -> tuple[int, bytes]:
+    """Run ``app`` (any ASGI callable, a ``Response`` too) on ``scope`` with ``body``; the status and body it
+    sent (500 for an exception escaping it, as in :func:`asgi_request`)."""
     delivered = False
     status = 0
     chunks: list[bytes] = []
