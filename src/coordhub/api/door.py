@@ -260,7 +260,8 @@ async def _disconnected() -> Message:
 
 
 def inner_door(app: FastAPI) -> Door | None:
-    """The :class:`Door` in front of ``app`` once it has served a request, for :meth:`Door.inner`; None before
+    """The :class:`Door` in front of ``app`` once it has served a request, for :meth:`Door.local` and
+    :meth:`Door.inner`; None before
     then, when ``app`` serves under a ``root_path``, or when FastAPI's own telemetry is on (it traces each
     request at the app's entry): then the hub's own requests take the whole way in."""
     door = app.middleware_stack

@@ -18,9 +18,9 @@ passes a small gate first:
   is therefore off.
 
 Each tool then calls the hub's REST API in-process (the request is handed to
-the same app, see :func:`coordhub.client.aio.asgi_request`) carrying the
-caller's token, so identity, the halt, idempotency, rate limits and validation
-are exactly the REST ones. The MCP transport is stateless
+the same app's :class:`~coordhub.api.door.Door`, see :class:`_Inner`) carrying
+the caller's token, so identity, the halt, idempotency, rate limits and
+validation are exactly the REST ones. The MCP transport is stateless
 (``stateless_http=True``, JSON responses): any hub process can answer any
 request, and legacy (initialize handshake) and 2026 clients both work. A plain
 ``tools/call`` is answered by :class:`coordhub.mcp.direct.DirectCalls` without
