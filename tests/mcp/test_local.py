@@ -1,0 +1,137 @@
+"""A tool's REST request answered from the endpoint itself (``Door.local``) answers as the ASGI way does.
+
+Two hubs run the same script of ``tools/call`` requests, writes and refusals
+included: one as built (lean routes answered by ``Door.local``), one with
+``Door.local`` declining everything (every tool request the ASGI way,
+``Door.inner``, as before it existed). Each answer, ids and times masked,
+must be the same, and the local way must have answered most of them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coordhub.api.door import Door
+from tests.mcp.conftest import McpHub, open_hub
+from tests.mcp.test_direct import LEGACY, post, request
+
+pytestmark = pytest.mark.anyio
+
+A, B = "HOST-A/claude-main", "HOST-B/claude-main"
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
+UNKNOWN = "7b0c1f4e-8d4e-4a57-9a51-0a9f6f0c2d11"
+
+# (session, tool, arguments, id to keep from the answer under this name); "{name}" in an argument is a kept id
+SCRIPT: list[tuple[str, str, dict[str, Any], str | None]] = [
+    (A, "send_message", {"to": B, "subject": "hello", "body": "first"}, "m1"),
+    (A, "send_message", {"to": "all", "subject": "everyone", "importance": "high"}, None),
+    (A, "send_message", {"to": B, "subject": "nul \x00 inside"}, None),  # the REST NUL rule
+    (A, "send_message", {"to": B, "subject": "s" * 501}, None),  # the REST bound (422, FastAPI's wording)
+    (A, "send_message", {"to": "nobody/known", "subject": "unknown", "requires_ack": True}, None),
+    (B, "inbox", {"unread_only": True, "limit": 5}, None),
+    (B, "inbox", {"unread_only": False, "limit": 500}, None),
+    (B, "read_message", {"message_id": "{m1}"}, None),
+    (B, "ack_message", {"message_id": "{m1}"}, None),
+    (B, "reply", {"message_id": "{m1}", "body": "back"}, None),
+    (A, "read_message", {"message_id": UNKNOWN}, None),
+    (A, "claim_lease", {"project_key": "p", "resource": "src/app/", "ttl_hours": 1}, "l1"),
+    (B, "claim_lease", {"project_key": "p", "resource": "src/app/x.py"}, None),  # conflict
+    (B, "claim_lease", {"project_key": "p", "resource": "bad\x00path"}, None),
+    (B, "claim_lease", {"project_key": "", "resource": "docs/"}, None),
+    (A, "list_leases", {}, None),
+    (A, "list_leases", {"project_key": "p", "resource": "src/app/y.py"}, None),
+    (A, "list_leases", {"project_key": "", "session_id": ""}, None),  # empty query values ignored
+    (A, "list_leases", {"session_id": "host-b/CLAUDE-main"}, None),
+    (A, "list_leases", {"resource": "a\x00b"}, None),
+    (A, "check_fence", {"fence": 1, "resource": "src/app/", "project_key": "p"}, None),
+    (A, "check_fence", {"fence": 99, "resource": "src/app/", "project_key": "p"}, None),
+    (A, "renew_lease", {"lease_id": "{l1}", "ttl_hours": 3}, None),
+    (B, "renew_lease", {"lease_id": "{l1}"}, None),  # not the holder
+    (B, "release_lease", {"lease_id": "{l1}"}, None),
+    (A, "release_lease", {"lease_id": "not-a-uuid"}, None),
+    (A, "release_lease", {"lease_id": "{l1}"}, None),
+    (A, "release_lease", {"lease_id": "{l1}"}, None),  # already released
+    (A, "add_todo", {"text": "write the docs", "project_key": "p"}, "t1"),
+    (B, "list_todos", {"project_key": "p"}, None),
+    (B, "complete_todo", {"todo_id": "{t1}"}, None),
+    (A, "set_component", {"project_key": "p", "component": "api", "state": "built"}, None),
+    (A, "list_components", {"project_key": "p"}, None),
+    (A, "presence", {}, None),
+    (B, "status", {"project_key": "p"}, None),
+]
+
+
+@asynccontextmanager
+async def hub_at(path: Path) -> AsyncIterator[McpHub]:
+    path.mkdir()
+    app, admin, store = open_hub(path)
+    try:
+        async with app.router.lifespan_context(app):
+            yield McpHub(app, admin)
+    finally:
+        store.close()
+
+
+def masked(value: Any) -> Any:
+    """``value`` with ids, times and countdowns (``*_seconds``, read off the clock) masked."""
+    if isinstance(value, dict):
+        return {k: "<seconds>" if k.endswith("_seconds") and isinstance(v, float) else masked(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    if isinstance(value, str):
+        if value[:1] in "{[":  # a text block: the answer as JSON
+            try:
+                return masked(json.loads(value))
+            except ValueError:
+                pass
+        return TIME.sub("<time>", UUID.sub("<uuid>", value))
+    return value
+
+
+async def run(hub: McpHub) -> list[Any]:
+    tokens = {who: await hub.token(who) for who in (A, B)}
+    await hub.rest("GET", "/api/coord/whoami", tokens[A])  # the app has served a request: its Door is known
+    kept: dict[str, str] = {}
+    answers = []
+    for who, tool, arguments, keep in SCRIPT:
+        given = {k: v.format(**kept) if isinstance(v, str) and "{" in v else v for k, v in arguments.items()}
+        headers, body = request(tool, given, LEGACY)
+        answer = (await post(hub, tokens[who], headers, body)).json()
+        if keep is not None:
+            kept[keep] = answer["result"]["structuredContent"]["id"]
+        answers.append(masked(answer))
+    return answers
+
+
+async def test_the_local_way_answers_every_tool_as_the_asgi_way(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    taken: list[str] = []
+    door_local = Door.local
+
+    async def counted(self: Door, scope: dict[str, Any], body: bytes) -> Any:
+        answer = await door_local(self, scope, body)
+        taken.append("local" if answer is not None else "declined")
+        return answer
+
+    async def declined(self: Door, scope: dict[str, Any], body: bytes) -> None:
+        return None
+
+    monkeypatch.setattr(Door, "local", counted)
+    async with hub_at(tmp_path / "local") as hub:
+        local = await run(hub)
+    monkeypatch.setattr(Door, "local", declined)
+    async with hub_at(tmp_path / "asgi") as hub:
+        asgi = await run(hub)
+    for step, (got, want) in enumerate(zip(local, asgi, strict=True)):
+        assert got == want, f"step {step}: {SCRIPT[step][:3]}"
+    # Both branches ran: most requests answered locally, the refusals (and FastAPI's wordings) declined.
+    assert taken.count("local") >= 25 and taken.count("declined") >= 4, taken
