@@ -128,10 +128,14 @@ async def test_the_local_way_answers_every_tool_as_the_asgi_way(tmp_path: Path,
     monkeypatch.setattr(Door, "local", counted)
     async with hub_at(tmp_path / "local") as hub:
         local = await run(hub)
+        local_counts = hub.app.state.hot_routes
     monkeypatch.setattr(Door, "local", declined)
     async with hub_at(tmp_path / "asgi") as hub:
         asgi = await run(hub)
+        asgi_counts = hub.app.state.hot_routes
     for step, (got, want) in enumerate(zip(local, asgi, strict=True)):
         assert got == want, f"step {step}: {SCRIPT[step][:3]}"
+    # Each request counted once, whichever way it went (served by a lean route, or passed on to FastAPI).
+    assert local_counts == asgi_counts and local_counts.passed_on > 0, (local_counts, asgi_counts)
     # Both branches ran: most requests answered locally, the refusals (and FastAPI's wordings) declined.
     assert taken.count("local") >= 25 and taken.count("declined") >= 4, taken

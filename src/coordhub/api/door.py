@@ -165,7 +165,7 @@ class Door:
             return None
         CURRENT_SCOPE.set(scope)
         started = time.perf_counter()
-        answered = await hot.respond(found, scope, body, _disconnected)
+        answered = await hot.respond(found, scope, body, _disconnected, tried_again=True)
         if answered is None:
             return None
         response = answered[0]

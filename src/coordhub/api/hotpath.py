@@ -358,11 +358,12 @@ class HotRoutes:
             raise unexpected
         return response.status_code
 
-    async def respond(self, found: tuple[_Plan, dict[str, str]], scope: Scope, body: bytes,
-                      receive: Receive) -> tuple[Response, Exception | None] | None:
+    async def respond(self, found: tuple[_Plan, dict[str, str]], scope: Scope, body: bytes, receive: Receive, *,
+                      tried_again: bool = False) -> tuple[Response, Exception | None] | None:
         """The endpoint's answer to a request :meth:`match` found, not yet sent, and the exception the app has no
         handler for when the answer is the catch-all 500 (else None); None (the endpoint not called) when FastAPI
-        should take the request instead. ``body`` is the whole request body, buffered.
+        should take the request instead. ``body`` is the whole request body, buffered. ``tried_again``: the
+        caller hands a request this declines to :meth:`serve` next, which counts it (so it is not counted here).
         """
         p, raw_path = found
         if scope["app"].dependency_overrides:  # FastAPI resolves an override (and its own dependencies)
@@ -372,7 +373,7 @@ class HotRoutes:
         request = Request(scope, replay(body, receive))
         kwargs = self._arguments(p, request, path_params, body)
         if kwargs is None:  # FastAPI decides (and words the error)
-            self.counts.passed_on += 1
+            self.counts.passed_on += 0 if tried_again else 1
             return None
         self.counts.served += 1
         scope["route"], scope["endpoint"], scope["path_params"] = p.route, p.route.endpoint, path_params
