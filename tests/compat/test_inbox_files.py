@@ -8,13 +8,19 @@ accepted by import.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import types
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.compat.conftest import Agent, GpgKey, World, write
 from tests.fakes.seed004_receiver import receive
@@ -216,3 +222,39 @@ def test_import_destination_and_decisions(world: World, tmp_path: Path) -> None:
     to = homelab.coord("conv", "import", str(write(tmp_path / "b.org", world.org(body="b\n"))), "--to",
                        world.career.address, "--json").json()
     assert to["files"][0]["to"] == world.career.address and to["files"][0]["decision"] == "process"
+
+
+def test_sync_follow_reads_again_once_the_event_stream_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A turn sent while the follower's event stream is still opening raises no event for it, and the first sync
+    may have read before it: the sync run when the hub accepts the stream reads it (else it waits for --poll)."""
+    from coordhub.cli import conversations
+    from coordhub.compat.orgsync import Syncer
+
+    runs: list[float] = []
+    release = threading.Event()
+
+    class Stream:  # the second client: its stream is accepted a moment after the first sync, and stays quiet
+        def __enter__(self) -> Stream:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def events(self, kinds: str | None = None, on_connect: Any = None) -> Iterator[dict[str, Any]]:
+            time.sleep(0.3)
+            if on_connect is not None:
+                on_connect()
+            release.wait(30)
+            yield from ()
+
+    monkeypatch.setattr(conversations, "client", lambda ctx: Stream())
+    syncer = types.SimpleNamespace(run_once=lambda: runs.append(time.monotonic()))
+    syncer.follow = functools.partial(Syncer.follow, syncer)
+    threading.Thread(target=conversations._follow, args=(None, syncer, 3600.0), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(runs) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(runs) >= 2, "no sync once the stream was accepted: a turn sent meanwhile waits for --poll"
+    finally:
+        release.set()

@@ -382,13 +382,18 @@ def sync(
 
 
 def _follow(ctx: typer.Context, syncer: Any, poll: float) -> None:
-    """Run the syncer forever, woken by the hub's conversation events (on a second client) and every ``poll`` s."""
+    """Run the syncer forever, woken by the hub's conversation events (on a second client) and every ``poll`` s.
+
+    The stream opens while the first sync runs: a turn sent between that sync's read and the hub accepting the
+    stream would raise no event here, and wait for the poll. So each time the stream is accepted the syncer
+    runs once more: every turn before it is read by that run, every turn after it wakes the syncer.
+    """
     wakeups: queue.Queue[object] = queue.Queue()
 
     def listen() -> None:
         with client(ctx) as events:
             try:
-                for _ in events.events(kinds="conversation.turn"):
+                for _ in events.events(kinds="conversation.turn", on_connect=lambda: wakeups.put(None)):
                     wakeups.put(None)
             except (HubError, Unreachable):  # the poll keeps the sync going
                 return
