@@ -96,15 +96,22 @@ def open_hub(tmp_path: Path, no_auth: bool = False) -> tuple[FastAPI, str, SQLit
     return app, admin, store
 
 
-@pytest.fixture
-async def mcp_hub(tmp_path: Path, anyio_backend: str) -> AsyncIterator[McpHub]:
-    """A hub with ``/mcp``, its lifespan running, reached in-process."""
-    app, admin, store = open_hub(tmp_path)
+@asynccontextmanager
+async def running_hub(path: Path) -> AsyncIterator[McpHub]:
+    """A hub with ``/mcp`` over a fresh store in ``path``, its lifespan running, reached in-process."""
+    app, admin, store = open_hub(path)
     try:
         async with app.router.lifespan_context(app):
             yield McpHub(app, admin)
     finally:
         store.close()
+
+
+@pytest.fixture
+async def mcp_hub(tmp_path: Path, anyio_backend: str) -> AsyncIterator[McpHub]:
+    """A hub with ``/mcp``, its lifespan running, reached in-process."""
+    async with running_hub(tmp_path) as hub:
+        yield hub
 
 
 @pytest.fixture

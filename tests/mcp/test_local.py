@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from coordhub.api.door import Door
-from tests.mcp.conftest import McpHub, open_hub
+from tests.mcp.conftest import McpHub, running_hub
 from tests.mcp.test_direct import LEGACY, post, request
 
 pytestmark = pytest.mark.anyio
@@ -69,17 +67,6 @@ SCRIPT: list[tuple[str, str, dict[str, Any], str | None]] = [
 ]
 
 
-@asynccontextmanager
-async def hub_at(path: Path) -> AsyncIterator[McpHub]:
-    path.mkdir()
-    app, admin, store = open_hub(path)
-    try:
-        async with app.router.lifespan_context(app):
-            yield McpHub(app, admin)
-    finally:
-        store.close()
-
-
 def masked(value: Any) -> Any:
     """``value`` with ids, times and countdowns (``*_seconds``, read off the clock) masked."""
     if isinstance(value, dict):
@@ -126,11 +113,13 @@ async def test_the_local_way_answers_every_tool_as_the_asgi_way(tmp_path: Path,
         return None
 
     monkeypatch.setattr(Door, "local", counted)
-    async with hub_at(tmp_path / "local") as hub:
+    (tmp_path / "local").mkdir()
+    (tmp_path / "asgi").mkdir()
+    async with running_hub(tmp_path / "local") as hub:
         local = await run(hub)
         local_counts = hub.app.state.hot_routes
     monkeypatch.setattr(Door, "local", declined)
-    async with hub_at(tmp_path / "asgi") as hub:
+    async with running_hub(tmp_path / "asgi") as hub:
         asgi = await run(hub)
         asgi_counts = hub.app.state.hot_routes
     for step, (got, want) in enumerate(zip(local, asgi, strict=True)):
