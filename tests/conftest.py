@@ -43,7 +43,7 @@ REQUIRE_PG = os.environ.get("COORD_REQUIRE_POSTGRES") == "1"
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-# hub_meta is deliberately not emptied: migration 0004 makes the hub id once, and nothing writes it again.
+
 def _pg_admin_conn() -> Any:
     import psycopg
 
@@ -148,7 +148,9 @@ def _empty_pg(url: str) -> None:
             script = "; ".join([*(f"DELETE FROM {t}" for t in order),
                                 *(f"ALTER SEQUENCE {s} RESTART" for s in sequences),
                                 "UPDATE counters SET value = 0",
-                                "DELETE FROM hub_meta WHERE key <> 'hub_id'"])  # e.g. the pruner's bound
+                                # the pruner's bound and the like go; the hub id stays (migration 0004 makes
+                                # it once, and nothing writes it again)
+                                "DELETE FROM hub_meta WHERE key <> 'hub_id'"])
             _EMPTYING[url] = script
         conn.execute(script.encode())
 

@@ -373,7 +373,8 @@ class HotRoutes:
         request = Request(scope, replay(body, receive))
         kwargs = self._arguments(p, request, path_params, body)
         if kwargs is None:  # FastAPI decides (and words the error)
-            self.counts.passed_on += 0 if tried_again else 1
+            if not tried_again:
+                self.counts.passed_on += 1
             return None
         self.counts.served += 1
         scope["route"], scope["endpoint"], scope["path_params"] = p.route, p.route.endpoint, path_params
