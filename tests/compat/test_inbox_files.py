@@ -124,20 +124,26 @@ def test_sync_follow_writes_turns_as_they_arrive(world: World) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "coordhub", "conv", "sync", "--follow", "--poll", "3600"],
                             cwd=homelab.cwd, env=homelab.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
+    stdout = proc.stdout
+    assert stdout is not None
+    lines: list[str] = []  # the syncer writes a turn's file before it reports it: wait for both
+    reader = threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")), daemon=True)
+    reader.start()
     try:
         for i in (1, 2):
             t = world.career.coord("conv", "send", homelab.address, "--conversation", world.conv, "--type",
                                    "progress", "--body", f"step {i}", "--json").json()
             deadline = time.monotonic() + 60
-            while not (homelab.inbox / t["file_name"]).exists():
+            while not ((homelab.inbox / t["file_name"]).exists() and f"{i} turns written\n" in lines):
                 assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "sync --follow did not write the turn"
+                assert time.monotonic() < deadline, f"sync --follow did not write turn {i}: {lines}"
                 time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
+        reader.join(timeout=30)
     assert "Traceback" not in err, err
-    assert "1 turns written" in out and "2 turns written" in out
+    assert lines == ["1 turns written\n", "2 turns written\n"]
 
 
 def seed_inbox(agent: Agent, key: GpgKey, conv: str) -> Path:
