@@ -135,13 +135,14 @@ def test_sync_follow_writes_turns_as_they_arrive(world: World) -> None:
                                    "progress", "--body", f"step {i}", "--json").json()
             deadline = time.monotonic() + 60
             while not ((homelab.inbox / t["file_name"]).exists() and f"{i} turns written\n" in lines):
-                assert proc.poll() is None, proc.communicate()
+                assert proc.poll() is None, (lines, proc.stderr.read() if proc.stderr else "")
                 assert time.monotonic() < deadline, f"sync --follow did not write turn {i}: {lines}"
                 time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
         reader.join(timeout=30)
+    err = proc.stderr.read() if proc.stderr else ""
     assert "Traceback" not in err, err
     assert lines == ["1 turns written\n", "2 turns written\n"]
 
