@@ -121,28 +121,28 @@ def test_sync_never_shows_an_org_without_its_asc(world: World, keys: dict[str, G
 
 def test_sync_follow_writes_turns_as_they_arrive(world: World) -> None:
     homelab = world.homelab
-    proc = subprocess.Popen([sys.executable, "-m", "coordhub", "conv", "sync", "--follow", "--poll", "3600"],
-                            cwd=homelab.cwd, env=homelab.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    stdout = proc.stdout
-    assert stdout is not None
     lines: list[str] = []  # the syncer writes a turn's file before it reports it: wait for both
-    reader = threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")), daemon=True)
-    reader.start()
-    try:
-        for i in (1, 2):
-            t = world.career.coord("conv", "send", homelab.address, "--conversation", world.conv, "--type",
-                                   "progress", "--body", f"step {i}", "--json").json()
-            deadline = time.monotonic() + 60
-            while not ((homelab.inbox / t["file_name"]).exists() and f"{i} turns written\n" in lines):
-                assert proc.poll() is None, (lines, proc.stderr.read() if proc.stderr else "")
-                assert time.monotonic() < deadline, f"sync --follow did not write turn {i}: {lines}"
-                time.sleep(0.1)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-        reader.join(timeout=30)
-    err = proc.stderr.read() if proc.stderr else ""
+    with subprocess.Popen([sys.executable, "-m", "coordhub", "conv", "sync", "--follow", "--poll", "3600"],
+                          cwd=homelab.cwd, env=homelab.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        stdout, stderr = proc.stdout, proc.stderr
+        assert stdout is not None and stderr is not None
+        reader = threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")), daemon=True)
+        reader.start()
+        try:
+            for i in (1, 2):
+                t = world.career.coord("conv", "send", homelab.address, "--conversation", world.conv, "--type",
+                                       "progress", "--body", f"step {i}", "--json").json()
+                deadline = time.monotonic() + 60
+                while not ((homelab.inbox / t["file_name"]).exists() and f"{i} turns written\n" in lines):
+                    assert proc.poll() is None, (lines, stderr.read())
+                    assert time.monotonic() < deadline, f"sync --follow did not write turn {i}: {lines}"
+                    time.sleep(0.1)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+            reader.join(timeout=30)
+        err = stderr.read()
     assert "Traceback" not in err, err
     assert lines == ["1 turns written\n", "2 turns written\n"]
 
