@@ -97,9 +97,9 @@ def open_hub(tmp_path: Path, no_auth: bool = False) -> tuple[FastAPI, str, SQLit
 
 
 @asynccontextmanager
-async def running_hub(path: Path) -> AsyncIterator[McpHub]:
+async def running_hub(path: Path, no_auth: bool = False) -> AsyncIterator[McpHub]:
     """A hub with ``/mcp`` over a fresh store in ``path``, its lifespan running, reached in-process."""
-    app, admin, store = open_hub(path)
+    app, admin, store = open_hub(path, no_auth)
     try:
         async with app.router.lifespan_context(app):
             yield McpHub(app, admin)

@@ -212,8 +212,8 @@ async def test_a_tools_rest_request_goes_straight_to_the_door_under_the_rest_rul
         await door_inner(self, scope, body, receive, send)
         seen.append(("inner", scope["method"], scope["path"], scope["coordhub.inner_request"]))
 
-    async def local(self: Door, scope: dict[str, Any], body: bytes) -> Any:
-        answer = await door_local(self, scope, body)
+    async def local(self: Door, scope: dict[str, Any], body: bytes, **given: Any) -> Any:
+        answer = await door_local(self, scope, body, **given)
         seen.append(("local" if answer is not None else "declined", scope["method"], scope["path"],
                      scope["coordhub.inner_request"]))
         return answer

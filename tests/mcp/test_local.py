@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from coordhub.api.door import Door
+from coordhub.client.wire import SESSION_HEADER
+from coordhub.mcp.http import PATH
 from tests.mcp.conftest import McpHub, running_hub
-from tests.mcp.test_direct import LEGACY, post, request
+from tests.mcp.test_direct import LEGACY, request
 
 pytestmark = pytest.mark.anyio
 
@@ -84,43 +86,51 @@ def masked(value: Any) -> Any:
     return value
 
 
-async def run(hub: McpHub) -> list[Any]:
-    tokens = {who: await hub.token(who) for who in (A, B)}
-    await hub.rest("GET", "/api/coord/whoami", tokens[A])  # the app has served a request: its Door is known
+async def run(hub: McpHub, no_auth: bool) -> list[Any]:
+    if no_auth:  # who calls is named by X-Coord-Session
+        identity = {who: {SESSION_HEADER: who} for who in (A, B)}
+    else:
+        identity = {who: {"Authorization": f"Bearer {await hub.token(who)}"} for who in (A, B)}
+    async with hub.http(identity[A]) as h:  # the app has served a request: its Door is known
+        assert (await h.get("/api/coord/whoami")).status_code == 200
     kept: dict[str, str] = {}
     answers = []
     for who, tool, arguments, keep in SCRIPT:
         given = {k: v.format(**kept) if isinstance(v, str) and "{" in v else v for k, v in arguments.items()}
         headers, body = request(tool, given, LEGACY)
-        answer = (await post(hub, tokens[who], headers, body)).json()
+        async with hub.http({**headers, **identity[who]}) as h:
+            answer = (await h.post(PATH, content=body)).json()
         if keep is not None:
             kept[keep] = answer["result"]["structuredContent"]["id"]
         answers.append(masked(answer))
     return answers
 
 
-async def test_the_local_way_answers_every_tool_as_the_asgi_way(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("no_auth", [False, True], ids=["tokens", "no-auth"])
+async def test_the_local_way_answers_every_tool_as_the_asgi_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 no_auth: bool) -> None:
+    """The local way takes the query as pairs and the caller the ``/mcp`` request resolved (a token's actor, or
+    the ``X-Coord-Session`` of a no-auth hub); the ASGI way parses the one and resolves the other again."""
     taken: list[str] = []
     door_local = Door.local
 
-    async def counted(self: Door, scope: dict[str, Any], body: bytes) -> Any:
-        answer = await door_local(self, scope, body)
+    async def counted(self: Door, scope: dict[str, Any], body: bytes, **given: Any) -> Any:
+        answer = await door_local(self, scope, body, **given)
         taken.append("local" if answer is not None else "declined")
         return answer
 
-    async def declined(self: Door, scope: dict[str, Any], body: bytes) -> None:
+    async def declined(self: Door, scope: dict[str, Any], body: bytes, **given: Any) -> None:
         return None
 
     monkeypatch.setattr(Door, "local", counted)
     (tmp_path / "local").mkdir()
     (tmp_path / "asgi").mkdir()
-    async with running_hub(tmp_path / "local") as hub:
-        local = await run(hub)
+    async with running_hub(tmp_path / "local", no_auth) as hub:
+        local = await run(hub, no_auth)
         local_counts = hub.app.state.hot_routes
     monkeypatch.setattr(Door, "local", declined)
-    async with running_hub(tmp_path / "asgi") as hub:
-        asgi = await run(hub)
+    async with running_hub(tmp_path / "asgi", no_auth) as hub:
+        asgi = await run(hub, no_auth)
         asgi_counts = hub.app.state.hot_routes
     for step, (got, want) in enumerate(zip(local, asgi, strict=True)):
         assert got == want, f"step {step}: {SCRIPT[step][:3]}"

@@ -33,6 +33,7 @@ same way (:meth:`HotRoutes.serve`).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -41,7 +42,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordhub.api import hosts, inputs
-from coordhub.api.auth import INNER_REQUEST
+from coordhub.api.auth import INNER_REQUEST, Caller
 from coordhub.api.headers import raw_header
 from coordhub.api.hotpath import HotRoutes, error_answer
 from coordhub.api.limits import BodyRefused, Disconnected, read_body, replay
@@ -140,7 +141,8 @@ class Door:
             return
         await self._ruled(scope, body, raw_header(scope, b"content-type"), receive, send)
 
-    async def local(self, scope: Scope, body: bytes) -> Response | None:
+    async def local(self, scope: Scope, body: bytes, *, query: Mapping[str, str] | None = None,
+                    who: Caller | None = None) -> Response | None:
         """The answer, not sent, to a request the hub makes to itself (an ``/mcp`` tool's REST request) whose whole
         ``body`` is in hand, when a hot route takes and accepts it; None when it must go :meth:`inner`'s way.
 
@@ -152,12 +154,21 @@ class Door:
         path no hot route serves, parameters or a body FastAPI must word the
         error for. An exception the app has no handler for is answered with the
         catch-all 500, which logs it.
+
+        ``query`` is the request's query as pairs, when the scope carries none
+        (no string to build and parse again: the query rules are applied to
+        the pairs); ``who`` the caller, when the request that makes this one
+        has resolved it (see :meth:`HotRoutes.respond`).
         """
         hot = self.hot
         if hot is None or len(body) > self.max_body_bytes:
             return None
         scope[INNER_REQUEST] = True
         scope["app"] = self.hub_app
+        if query:
+            if any("\x00" in k or "\x00" in v for k, v in query.items()):  # the ASGI way words the refusal
+                return None
+            query = {k: v for k, v in query.items() if v}  # step 4, as without_empty_values drops them
         if self._refusal(scope, body, raw_header(scope, b"content-type")) is not None:
             return None
         found = hot.match(scope)
@@ -165,7 +176,7 @@ class Door:
             return None
         CURRENT_SCOPE.set(scope)
         started = time.perf_counter()
-        answered = await hot.respond(found, scope, body, _disconnected, tried_again=True)
+        answered = await hot.respond(found, scope, body, _disconnected, tried_again=True, query=query, who=who)
         if answered is None:
             return None
         response = answered[0]

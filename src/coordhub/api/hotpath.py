@@ -53,9 +53,10 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from coordhub.api.auth import caller
+from coordhub.api.auth import Caller, caller
 from coordhub.api.headers import raw_header
 from coordhub.api.limits import replay
+from coordhub.jsonlog import SESSION_KEY
 
 # The hottest routes: (method, path template). Each must be lean (see `plan`; checked when the app is built).
 HOT = (
@@ -359,11 +360,18 @@ class HotRoutes:
         return response.status_code
 
     async def respond(self, found: tuple[_Plan, dict[str, str]], scope: Scope, body: bytes, receive: Receive, *,
-                      tried_again: bool = False) -> tuple[Response, Exception | None] | None:
+                      tried_again: bool = False, query: Mapping[str, str] | None = None,
+                      who: Caller | None = None) -> tuple[Response, Exception | None] | None:
         """The endpoint's answer to a request :meth:`match` found, not yet sent, and the exception the app has no
         handler for when the answer is the catch-all 500 (else None); None (the endpoint not called) when FastAPI
         should take the request instead. ``body`` is the whole request body, buffered. ``tried_again``: the
         caller hands a request this declines to :meth:`serve` next, which counts it (so it is not counted here).
+
+        A request the hub makes to itself may come with its query already
+        parsed (``query``: the pairs its query string would hold, empty values
+        dropped; the scope's own is then ignored) and its caller already
+        resolved (``who``, by the request that makes it), instead of the
+        ``caller`` dependency resolving it again from the headers.
         """
         p, raw_path = found
         if scope["app"].dependency_overrides:  # FastAPI resolves an override (and its own dependencies)
@@ -371,7 +379,7 @@ class HotRoutes:
         convertors = p.route.param_convertors
         path_params = {k: convertors[k].convert(v) for k, v in raw_path.items()} if raw_path else raw_path
         request = Request(scope, replay(body, receive))
-        kwargs = self._arguments(p, request, path_params, body)
+        kwargs = self._arguments(p, request, path_params, body, query)
         if kwargs is None:  # FastAPI decides (and words the error)
             if not tried_again:
                 self.counts.passed_on += 1
@@ -379,7 +387,11 @@ class HotRoutes:
         self.counts.served += 1
         scope["route"], scope["endpoint"], scope["path_params"] = p.route, p.route.endpoint, path_params
         try:
-            kwargs[p.caller_name] = await caller(request, None)
+            if who is None:
+                who = await caller(request, None)
+            else:
+                scope[SESSION_KEY] = who.token_actor.session_id if who.token_actor else who.header_session
+            kwargs[p.caller_name] = who
             response: Response = await p.route.endpoint(**kwargs)
         except Exception as exc:
             response, unexpected = await error_answer(scope["app"], request, exc)
@@ -387,8 +399,10 @@ class HotRoutes:
         return response, None
 
     @staticmethod
-    def _arguments(p: _Plan, request: Request, path_params: dict[str, Any], body: bytes) -> dict[str, Any] | None:
-        """The endpoint's arguments, or None when FastAPI should take the request instead."""
+    def _arguments(p: _Plan, request: Request, path_params: dict[str, Any], body: bytes,
+                   parsed: Mapping[str, str] | None) -> dict[str, Any] | None:
+        """The endpoint's arguments, or None when FastAPI should take the request instead; ``parsed``: the query,
+        already parsed (see :meth:`respond`)."""
         kwargs: dict[str, Any] = {p.request_name: request}
         try:
             for param in p.path:
@@ -399,7 +413,8 @@ class HotRoutes:
                 # reads them for FastAPI: no QueryParams to build, no KeyError raised per absent parameter
                 # (GET /api/coord/locks?session_id=…: 4.7 µs of 36 less).
                 raw = request.scope.get("query_string")
-                query = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else _NO_QUERY
+                query = parsed if parsed is not None else \
+                    dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else _NO_QUERY
                 for param in p.query:
                     value = query.get(param.alias, _MISSING)
                     if value is _MISSING:

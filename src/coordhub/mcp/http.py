@@ -42,7 +42,7 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from coordhub.api.auth import INNER_REQUEST, SESSION_HEADER, Authenticator, client_address
+from coordhub.api.auth import INNER_REQUEST, SESSION_HEADER, Authenticator, Caller, client_address
 from coordhub.api.door import inner_door, serve_directly
 from coordhub.api.limits import replay
 from coordhub.client.aio import AsyncCoordClient, asgi_call, asgi_request, asgi_scope
@@ -58,11 +58,13 @@ INTERNAL_URL = "http://coordhub.internal"  # the hub's own app, reached in-proce
 
 @dataclass(frozen=True)
 class HttpCaller:
-    """Who an ``/mcp`` request acts as: its token (or ``X-Coord-Session`` on a no-auth hub)."""
+    """Who an ``/mcp`` request acts as: its token (or ``X-Coord-Session`` on a no-auth hub), and the caller its
+    tools' REST requests resolve to (``who``: the ``/mcp`` request resolved it already)."""
 
     token: str | None
     session: str | None
     session_id: str | None
+    who: Caller
 
 
 class AppConnector:
@@ -74,7 +76,6 @@ class AppConnector:
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
-        self._inner = _Inner(app)
 
     def client(self, ctx: Context) -> AsyncCoordClient:
         """The caller's client; it holds no connection, so it needs no closing."""
@@ -83,7 +84,7 @@ class AppConnector:
         else:
             caller = ctx.request_context.request.scope[SCOPE_KEY]  # type: ignore[union-attr]
         assert isinstance(caller, HttpCaller)
-        return AsyncCoordClient(INTERNAL_URL, caller.token, caller.session, app=self._inner,
+        return AsyncCoordClient(INTERNAL_URL, caller.token, caller.session, app=_Inner(self.app, caller.who),
                                 session_id=caller.session_id)
 
     def resource(self, text: str) -> str:
@@ -92,25 +93,30 @@ class AppConnector:
 
 
 class _Inner:
-    """The app, with each request marked as made by the hub itself.
+    """The app, with each request marked as made by the hub itself on behalf of ``who``.
 
     Once the app has served a request (the ``/mcp`` request that makes these
     did), they go straight to its :class:`~coordhub.api.door.Door`: a hot
-    route's answer is taken from the endpoint itself (:meth:`Door.local`),
-    anything else is served the ASGI way (:meth:`Door.inner`); the same rules
-    and answer either way, one pass less than from outside.
+    route's answer is taken from the endpoint itself (:meth:`Door.local`,
+    with the query as pairs and the caller ``who`` the ``/mcp`` request
+    resolved), anything else is served the ASGI way (:meth:`Door.inner`,
+    which resolves the caller from the headers); the same rules and answer
+    either way, less work than from outside.
     """
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, who: Caller | None = None) -> None:
         self.app = app
+        self.who = who
 
     async def serve_in_process(self, method: str, path: str, query: dict[str, Any], headers: dict[str, str],
                                body: bytes) -> tuple[int, bytes]:
         """The request's status and body (:data:`coordhub.client.aio.ServeInProcess`)."""
         door = inner_door(self.app)
         if door is not None:
-            scope = asgi_scope(method, path, query, headers)
-            response = await door.local(scope, body)
+            scope = asgi_scope(method, path, {}, headers)
+            # the pairs the query string would carry (urlencode writes str(value) of a value that is not text)
+            pairs = {k: v if type(v) is str else str(v) for k, v in query.items()}
+            response = await door.local(scope, body, query=pairs, who=self.who)
             if response is not None:
                 answer = getattr(response, "body", None)  # a streamed answer has none: run it to collect it
                 return (response.status_code, answer) if isinstance(answer, bytes) else \
@@ -205,10 +211,11 @@ class _Gate:
             session = headers.get(SESSION_HEADER)
             self.auth.limiter.check(session or address)
             stored = await self.auth.spelling(session) if session else None  # ids compare case-insensitively
-            return HttpCaller(None, stored, stored)
+            return HttpCaller(None, stored, stored, Caller(None, stored, self.auth))
         authorization = headers.get("authorization")
         actor = await self.auth.authenticate(authorization, address)
-        return HttpCaller((authorization or "").partition(" ")[2].strip(), None, actor.session_id)
+        return HttpCaller((authorization or "").partition(" ")[2].strip(), None, actor.session_id,
+                          Caller(actor, None, self.auth))
 
 
 async def _body(receive: Receive) -> bytes:
