@@ -208,6 +208,13 @@ class Door:
         started = time.perf_counter()
         status = [500]  # what an exception before the answer started counts as: the 500 the server sends
         try:
+            # A direct endpoint's path is its route's, first in the app's routes (serve_directly): no lean route
+            # takes it, so it is looked up first (an /mcp request is not matched against the hot routes).
+            endpoint = self.direct.get(scope["path"]) if not scope.get("root_path") else None
+            if endpoint is not None:
+                await self._direct(endpoint, scope, replay(body, receive), send, status)
+                return
+
             found = self.hot.match(scope) if self.hot is not None else None
             if found is not None:
                 assert self.hot is not None
@@ -215,11 +222,6 @@ class Door:
                 if served is not None:
                     status[0] = served
                     return
-
-            endpoint = self.direct.get(scope["path"]) if not scope.get("root_path") else None
-            if endpoint is not None:
-                await self._direct(endpoint, scope, replay(body, receive), send, status)
-                return
 
             async def sending(message: Message) -> None:
                 if message["type"] == "http.response.start":
@@ -285,6 +287,7 @@ def inner_door(app: FastAPI) -> Door | None:
 def serve_directly(app: FastAPI, path: str, endpoint: ASGIApp) -> None:
     """Have the app's :class:`Door` answer requests to exactly ``path`` with ``endpoint`` (an ASGI app), past
     FastAPI's stack; errors it raises get the app's exception handlers. Register the same endpoint as a route
-    too: requests under a root path take the route.
+    too, first in the app's routes: requests under a root path take that route, and no other route takes the path
+    before it (the Door looks ``path`` up before the hot routes).
     """
     app.state.direct_endpoints[path] = endpoint
