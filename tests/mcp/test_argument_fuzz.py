@@ -68,3 +68,26 @@ def test_the_pre_parse_shortcut_is_the_sdks_pre_parse(values: list[object]) -> N
         fields = list(tool.fn_metadata.arg_model.model_fields)
         data = dict(zip(fields, values, strict=False))
         assert tool.fn_metadata.pre_parse_json(data) == FuncMetadata.pre_parse_json(tool.fn_metadata, data), tool.name
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.one_of(_JSONISH, st.integers(-5, 600), st.none(), st.booleans(),
+                                 st.sampled_from(["normal", "urgent", "pending", "completed", "all"])),
+                       min_size=1, max_size=9))
+def test_the_arguments_read_off_the_model_are_the_sdks_dump(values: list[object]) -> None:
+    """Validated arguments read off the model's fields are what the SDK's one-level dump gives, or both refuse."""
+    from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
+    from pydantic import ValidationError
+
+    from coordhub.mcp.server import profile_tools
+    for tool in profile_tools("all").values():
+        fields = list(tool.fn_metadata.arg_model.model_fields)
+        data = dict(zip(fields, values, strict=False))
+        try:
+            want = FuncMetadata.validate_arguments(tool.fn_metadata, data)
+        except ValidationError:
+            with pytest.raises(ValidationError):
+                tool.fn_metadata.validate_arguments(data)
+            continue
+        got = tool.fn_metadata.validate_arguments(data)
+        assert got == want and list(got) == list(want), tool.name

@@ -26,7 +26,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from coordhub import __version__
 from coordhub.errors import describe_problem
@@ -165,6 +165,19 @@ class _Arguments(FuncMetadata):
             if isinstance(value, str) and value.lstrip(" \t\n\r")[:1] in _MAY_DECODE:
                 return super().pre_parse_json(data)
         return dict(data)
+
+    def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
+        """The SDK's :meth:`FuncMetadata.validate_arguments`: the validated model's fields one level deep, read
+        off the model's ``__dict__`` when no field has an alias (the SDK's dump reads each field's value by
+        name and keys it by alias, ~2 µs a call), else as the SDK dumps them."""
+        model = self.arg_model.model_validate(self.pre_parse_json(arguments_to_validate))
+        return model.model_dump_one_level() if _aliased(self.arg_model) else dict(model.__dict__)
+
+
+@functools.cache
+def _aliased(arg_model: type[BaseModel]) -> bool:
+    """Whether a tool's argument model has a field whose dumped name (its alias) is not its own."""
+    return any(field.alias for field in arg_model.model_fields.values())
 
 
 _MAY_DECODE = frozenset("[{ntf")  # first characters of JSON arrays, objects, null, true and false
