@@ -138,3 +138,30 @@ async def test_the_local_way_answers_every_tool_as_the_asgi_way(tmp_path: Path, 
     assert local_counts == asgi_counts and local_counts.passed_on > 0, (local_counts, asgi_counts)
     # Both branches ran: most requests answered locally, the refusals (and FastAPI's wordings) declined.
     assert taken.count("local") >= 25 and taken.count("declined") >= 4, taken
+
+
+async def test_a_tool_call_is_counted_once_in_the_metrics(tmp_path: Path) -> None:
+    """``coord_http_request_seconds`` counts the ``/mcp`` request of a tool call, not the REST request the tool
+    makes inside the hub, whichever way that goes (a lean route's answer taken locally, or a refusal the ASGI way
+    words)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def counts(text: str) -> dict[tuple[str, str, str], float]:
+        return {(s.labels["route"], s.labels["method"], s.labels["status"]): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples
+                if s.name == "coord_http_request_seconds_count"}
+
+    async with running_hub(tmp_path) as hub:
+        token = await hub.token(A)
+        calls = [("list_leases", {"project_key": "p"}), ("claim_lease", {"project_key": "p", "resource": "a.py"}),
+                 ("send_message", {"to": B, "subject": "nul \x00 inside"})]
+        async with hub.http({"Authorization": f"Bearer {hub.admin_token}"}) as h:
+            before = counts((await h.get("/metrics")).text)
+        for tool, arguments in calls:
+            headers, body = request(tool, arguments, LEGACY)
+            async with hub.http({**headers, "Authorization": f"Bearer {token}"}) as h:
+                assert (await h.post(PATH, content=body)).status_code == 200
+        async with hub.http({"Authorization": f"Bearer {hub.admin_token}"}) as h:
+            after = counts((await h.get("/metrics")).text)
+    grew = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
+    assert grew == {(PATH, "POST", "2xx"): 3, ("/metrics", "GET", "2xx"): 1}, grew

@@ -12,8 +12,9 @@ sees it, each defined in its own module:
    interoperable), on that buffered body;
 4. empty query values dropped (:mod:`coordhub.api.query`).
 
-Then the request is counted and timed (:meth:`HubMetrics.observe_answer`) and
-answered by a hot route (:mod:`coordhub.api.hotpath`) when it is one, by an
+Then the request is counted and timed (:meth:`HubMetrics.observe_answer`; not
+a request the hub makes to itself, an ``/mcp`` tool's, whose ``/mcp`` request
+is counted) and answered by a hot route (:mod:`coordhub.api.hotpath`) when it is one, by an
 endpoint registered with :func:`serve_directly` (``/mcp``) when its path is
 that endpoint's, else by FastAPI's own stack (its error layers, the router). A
 refused request never reaches a route and is not counted.
@@ -131,7 +132,8 @@ class Door:
         rules do not apply to such a request anyway (``INNER_REQUEST``, set
         here). The body limit, the hostile-input rules and the empty query
         values apply as to any request (issue 15: the second pass through the
-        layers cost ~10 % of a tool call's CPU). The caller must not set a
+        layers cost ~10 % of a tool call's CPU); the metrics count the ``/mcp``
+        request, not this one. The caller must not set a
         ``root_path`` (this app's routes are at the root: :func:`inner_door`).
         """
         scope[INNER_REQUEST] = True
@@ -146,7 +148,7 @@ class Door:
         """The answer, not sent, to a request the hub makes to itself (an ``/mcp`` tool's REST request) whose whole
         ``body`` is in hand, when a hot route takes and accepts it; None when it must go :meth:`inner`'s way.
 
-        The same rules, route, endpoint and count as :meth:`inner` gives it,
+        The same rules, route, endpoint and hot-route count as :meth:`inner` gives it,
         without the ASGI messages in between: the answer comes back as the
         endpoint's ``Response`` (issue 15: the request's messages, sent to a
         collector and joined back, cost ~5 % of an MCP tool call's CPU). None
@@ -175,13 +177,8 @@ class Door:
         if found is None:
             return None
         CURRENT_SCOPE.set(scope)
-        started = time.perf_counter()
         answered = await hot.respond(found, scope, body, _disconnected, tried_again=True, query=query, who=who)
-        if answered is None:
-            return None
-        response = answered[0]
-        self.metrics.observe_answer(scope, response.status_code, started)
-        return response
+        return None if answered is None else answered[0]
 
     def _refusal(self, scope: Scope, body: bytes, content_type: bytes | None) -> Response | None:
         """The rules that read the buffered body and the query (steps 3 and 4): the refusal, or None and the
@@ -230,7 +227,8 @@ class Door:
 
             await self.app(scope, replay(body, receive), sending)
         finally:
-            self.metrics.observe_answer(scope, status[0], started)
+            if INNER_REQUEST not in scope:  # the /mcp request that made a tool's REST request is the one counted
+                self.metrics.observe_answer(scope, status[0], started)
 
     async def _direct(self, endpoint: ASGIApp, scope: Scope, receive: Receive, send: Send, status: list[int]) -> None:
         """Run ``endpoint``; an error it raises before its answer started gets the app's answer, as FastAPI's
