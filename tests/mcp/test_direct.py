@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coordhub.api.door import Door, inner_door
 from coordhub.client.aio import asgi_request
@@ -340,3 +342,23 @@ def test_an_unusual_result_is_shaped_by_the_sdks_surface(version: str, index: in
     expected = serialize_server_result(METHOD, version, result.model_dump(by_alias=True, mode="json",
                                                                             exclude_none=True))
     assert json.dumps(_wire(version, result), sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(), lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(answer=st.dictionaries(st.text(max_size=5), _JSON_VALUES, max_size=5),
+       big=st.one_of(st.none(), st.integers(2**64, 2**80)))
+def test_a_plain_answers_text_block_is_the_sdks(answer: dict[str, Any], big: int | None) -> None:
+    """The text block of a plain answer is the SDK's indented JSON of it, byte for byte (an integer past 64 bits,
+    which orjson does not take, included)."""
+    import pydantic_core
+
+    from coordhub.mcp.server import CoordTool
+    if big is not None:
+        answer["big"] = [big]
+    assert CoordTool.text(answer) == pydantic_core.to_json(answer, fallback=str, indent=2).decode()
