@@ -81,8 +81,10 @@ def _request(host: str, port: int, token: str, kinds: str) -> bytes:
             f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n").encode()
 
 
-def receive(url: str, tokens: list[str], kinds: str = "message.sent", timeout: float = 120.0) -> None:
-    """Run the receiver (see the module docstring) until ``end`` on stdin or ``timeout`` seconds."""
+def receive(url: str, tokens: list[str], kinds: str = "message.sent", timeout: float = 120.0,
+            settle: float = 0.0) -> None:
+    """Run the receiver (see the module docstring) until ``end`` on stdin or ``timeout`` seconds; ``settle``:
+    seconds to wait, once every stream is open, between being woken by data and reading it (see :func:`spawn`)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     sel = selectors.DefaultSelector()
@@ -109,7 +111,11 @@ def receive(url: str, tokens: list[str], kinds: str = "message.sent", timeout: f
             sys.stdout.write(f"ready {len(state) - failed}\n")
             sys.stdout.flush()
             announced = True
-        for key, _ in sel.select(1.0):
+        ready = sel.select(1.0)
+        if ready and announced and settle:
+            time.sleep(settle)
+            ready = sel.select(0)  # everything that arrived meanwhile, each read keeping its own kernel time
+        for key, _ in ready:
             now = time.monotonic()
             if key.fd == stdin_fd:
                 line = sys.stdin.readline()
@@ -162,9 +168,18 @@ def receive(url: str, tokens: list[str], kinds: str = "message.sent", timeout: f
     sys.stdout.flush()
 
 
-def spawn(url: str, tokens: list[str], kinds: str = "message.sent") -> subprocess.Popen[str]:
-    """Start the receiver in its own process; tokens go over stdin (never on a command line)."""
-    proc = subprocess.Popen([sys.executable, "-m", "coordhub.bench.sse_receiver", url, kinds],
+def spawn(url: str, tokens: list[str], kinds: str = "message.sent", settle: float = 0.0) -> subprocess.Popen[str]:
+    """Start the receiver in its own process; tokens go over stdin (never on a command line).
+
+    ``settle`` (seconds): once woken by a chunk, wait that long before
+    reading, so that reading a broadcast's 1,000 chunks does not take a core
+    from the hub while it is still writing them (on a two-core machine with
+    ``--workers 2`` the receiver otherwise competes with both workers). The
+    kernel's receive times, the headline, do not move with it (each chunk is
+    read on its own: broadcasts are far further apart); the receiver's own
+    clock then includes the wait.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "coordhub.bench.sse_receiver", url, kinds, str(settle)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdin is not None
     proc.stdin.write(json.dumps(tokens) + "\n")
@@ -173,9 +188,9 @@ def spawn(url: str, tokens: list[str], kinds: str = "message.sent") -> subproces
 
 
 def main() -> None:
-    """``python -m coordhub.bench.sse_receiver URL KINDS``; the tokens as one JSON line on stdin."""
+    """``python -m coordhub.bench.sse_receiver URL KINDS [SETTLE]``; the tokens as one JSON line on stdin."""
     tokens = json.loads(sys.stdin.readline())
-    receive(sys.argv[1], tokens, sys.argv[2])
+    receive(sys.argv[1], tokens, sys.argv[2], settle=float(sys.argv[3]) if len(sys.argv) > 3 else 0.0)
 
 
 if __name__ == "__main__":
