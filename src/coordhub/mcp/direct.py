@@ -54,7 +54,6 @@ from mcp.types import CallToolResult, TextContent
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from mcp_types.methods import serialize_server_result
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
-from starlette.datastructures import Headers
 from starlette.types import Send
 
 from coordhub.mcp.connect import CALLER, CallerContext, Connector
@@ -87,13 +86,15 @@ class DirectCalls:
         self.server_info = {"name": server.name, "version": server.version}
         self.answered = 0  # requests answered here (tests and profiles read it)
 
-    async def answer(self, headers: Headers, body: bytes, caller: object, send: Send) -> bool:
+    async def answer(self, raw: list[tuple[bytes, bytes]], body: bytes, caller: object, send: Send) -> bool:
         """Answer the request if it is a plain ``tools/call``; ``False`` (nothing sent) if the SDK must.
 
-        ``caller`` is who the ``/mcp`` request acts as (already authenticated),
-        handed to the connector through the tool's context.
+        ``raw`` are the request's headers as the server gives them (the
+        scope's, lower-case names); ``caller`` is who the ``/mcp`` request
+        acts as (already authenticated), handed to the connector through the
+        tool's context.
         """
-        version = self._version(headers.raw)
+        version = self._version(raw)
         if version is None:
             return False
         try:
@@ -104,7 +105,7 @@ class DirectCalls:
         if tool is None:
             return False
         modern = version in MODERN_PROTOCOL_VERSIONS
-        if modern and (tool.name in self.header_tools or not _modern_route_ok(message, headers.raw)):
+        if modern and (tool.name in self.header_tools or not _modern_route_ok(message, raw)):
             return False
         self.answered += 1
         try:

@@ -38,12 +38,13 @@ from typing import Any
 from fastapi import FastAPI
 from mcp.server.mcpserver import Context
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import QueryParams
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coordhub.api.auth import INNER_REQUEST, SESSION_HEADER, Authenticator, Caller, client_address
 from coordhub.api.door import inner_door, serve_directly
+from coordhub.api.headers import header
 from coordhub.api.limits import replay
 from coordhub.client.aio import AsyncCoordClient, asgi_call, asgi_request, asgi_scope
 from coordhub.errors import Invalid
@@ -190,8 +191,7 @@ class _Gate:
         self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = Headers(scope=scope)
-        caller = scope[SCOPE_KEY] = await self._caller(headers, client_address(scope))
+        caller = scope[SCOPE_KEY] = await self._caller(scope, client_address(scope))
         query = scope.get("query_string", b"")
         profile = (QueryParams(query).get("tools") if query else None) or self.default
         if profile not in PROFILES:
@@ -200,19 +200,19 @@ class _Gate:
             raise RuntimeError("/mcp is not running: the app's lifespan has not started")
         if scope["method"] == "POST" and profile in self.direct:
             body = await _body(receive)
-            if await self.direct[profile].answer(headers, body, caller, send):
+            if await self.direct[profile].answer(scope["headers"], body, caller, send):
                 return
             receive = replay(body, receive)
         await self.endpoints[profile](scope, receive, send)
 
-    async def _caller(self, headers: Headers, address: str) -> HttpCaller:
+    async def _caller(self, scope: Scope, address: str) -> HttpCaller:
         """Who is calling; each ``/mcp`` request counts against the caller's rate limit, like a REST request."""
         if self.auth.no_auth:
-            session = headers.get(SESSION_HEADER)
+            session = header(scope, SESSION_HEADER)
             self.auth.limiter.check(session or address)
             stored = await self.auth.spelling(session) if session else None  # ids compare case-insensitively
             return HttpCaller(None, stored, stored, Caller(None, stored, self.auth))
-        authorization = headers.get("authorization")
+        authorization = header(scope, "authorization")
         actor = await self.auth.authenticate(authorization, address)
         return HttpCaller((authorization or "").partition(" ")[2].strip(), None, actor.session_id,
                           Caller(actor, None, self.auth))
