@@ -350,7 +350,7 @@ _JSON_VALUES = st.recursive(
     max_leaves=20)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(answer=st.dictionaries(st.text(max_size=5), _JSON_VALUES, max_size=5),
        big=st.one_of(st.none(), st.integers(2**64, 2**80)))
 def test_a_plain_answers_text_block_is_the_sdks(answer: dict[str, Any], big: int | None) -> None:

@@ -105,9 +105,8 @@ def broadcast(url: str, token: str, subjects: Sequence[str], interval: float,
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     sent: dict[str, float] = {}
     answered: list[float] = []
-    with socket.create_connection((host, port), timeout=60) as sock:
+    with socket.create_connection((host, port), timeout=60) as sock, sock.makefile("rb") as reader:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        reader = sock.makefile("rb")
         for i, subject in enumerate(subjects):
             body = json.dumps({"subject": subject, "body": "x"}).encode()
             request = (f"POST /api/coord/messages HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}"
