@@ -48,7 +48,7 @@ from coordhub.api.headers import raw_header
 from coordhub.api.hotpath import HotRoutes, error_answer
 from coordhub.api.limits import BodyRefused, Disconnected, read_body, replay
 from coordhub.api.metrics import HubMetrics
-from coordhub.api.query import without_empty_values
+from coordhub.api.query import pairs_without_empty_values, without_empty_values
 from coordhub.api.wire import SERVER_SEND
 from coordhub.jsonlog import CURRENT_SCOPE
 
@@ -168,9 +168,9 @@ class Door:
         scope[INNER_REQUEST] = True
         scope["app"] = self.hub_app
         if query:
-            if any("\x00" in k or "\x00" in v for k, v in query.items()):  # the ASGI way words the refusal
+            if inputs.pairs_nul(query) is not None:  # the ASGI way words the refusal
                 return None
-            query = {k: v for k, v in query.items() if v}  # step 4, as without_empty_values drops them
+            query = pairs_without_empty_values(query)  # step 4
         if self._refusal(scope, body, raw_header(scope, b"content-type")) is not None:
             return None
         found = hot.match(scope)

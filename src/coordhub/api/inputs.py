@@ -21,6 +21,7 @@ only a body those scans flag is parsed here, strictly, to decide.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 from starlette.responses import Response
@@ -38,6 +39,15 @@ def query_nul(scope: Scope) -> str | None:
     if b"%00" not in raw and b"\x00" not in raw:
         return None
     for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "\\0")
+    return None
+
+
+def pairs_nul(pairs: Mapping[str, str]) -> str | None:
+    """:func:`query_nul` for a query given as pairs (a request the hub makes to itself): the name of the first
+    parameter carrying NUL in its name or value, or None."""
+    for name, value in pairs.items():
         if "\x00" in name or "\x00" in value:
             return name.replace("\x00", "\\0")
     return None

@@ -11,7 +11,14 @@ too).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 def without_empty_values(query: bytes) -> bytes:
     """``query`` (raw, percent-encoded) without the parameters whose value is empty; order kept."""
     return b"&".join(p for p in query.split(b"&") if p.partition(b"=")[2])
+
+
+def pairs_without_empty_values(pairs: Mapping[str, str]) -> dict[str, str]:
+    """:func:`without_empty_values` for a query given as pairs (a request the hub makes to itself)."""
+    return {name: value for name, value in pairs.items() if value}
