@@ -318,6 +318,11 @@ class Caller:
     header_session: str | None = None
     auth: Authenticator | None = None
 
+    @property
+    def logged_session(self) -> str | None:
+        """The session the request's JSON log lines name (:data:`SESSION_KEY`): the token's, or the header's."""
+        return self.token_actor.session_id if self.token_actor is not None else self.header_session
+
     async def _spelling(self, name: str) -> str:
         return await self.auth.spelling(name) if self.auth is not None else name
 
@@ -374,12 +379,13 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
     inner = bool(request.scope.get(INNER_REQUEST))
     if auth.no_auth:
         session = header(request.scope, SESSION_HEADER)
-        request.scope[SESSION_KEY] = session
+        who = Caller(None, session, auth)
+        request.scope[SESSION_KEY] = who.logged_session
         if not inner:
             auth.limiter.check(session or address)
         if session and header(request.scope, HEARTBEAT_HEADER):
             await request.app.state.heartbeats.beat(Actor(validate_session_id(session, SESSION_HEADER)))
-        return Caller(None, session, auth)
+        return who
     authorization = header(request.scope, "authorization")
     # the cookie is parsed only when there is no Authorization header: the only case it is used
     cookie = request.cookies.get(websessions.COOKIE_NAME) if authorization is None and not inner else None
@@ -387,10 +393,11 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
         actor = await auth.web_actor(cookie, request.method, request.headers, address)
     else:
         actor = await auth.authenticate(authorization, address, inner=inner)
-    request.scope[SESSION_KEY] = actor.session_id  # JSON log lines name it (coordhub.jsonlog)
+    who = Caller(actor, None, auth)
+    request.scope[SESSION_KEY] = who.logged_session  # JSON log lines name it (coordhub.jsonlog)
     if header(request.scope, HEARTBEAT_HEADER):
         await request.app.state.heartbeats.beat(actor)
-    return Caller(actor, None, auth)
+    return who
 
 
 def client_address(scope: Scope) -> str:

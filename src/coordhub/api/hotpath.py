@@ -390,7 +390,7 @@ class HotRoutes:
             if who is None:
                 who = await caller(request, None)
             else:
-                scope[SESSION_KEY] = who.token_actor.session_id if who.token_actor else who.header_session
+                scope[SESSION_KEY] = who.logged_session
             kwargs[p.caller_name] = who
             response: Response = await p.route.endpoint(**kwargs)
         except Exception as exc:

@@ -105,7 +105,7 @@ class _Inner:
     either way, less work than from outside.
     """
 
-    def __init__(self, app: FastAPI, who: Caller | None = None) -> None:
+    def __init__(self, app: FastAPI, who: Caller) -> None:
         self.app = app
         self.who = who
 
