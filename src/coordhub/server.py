@@ -248,7 +248,7 @@ def run_app(cfg: ServerConfig, store: Any, hub: Any, sock: socket.socket, worker
     """Build the app on ``hub`` and serve it on the listening ``sock`` until signalled (one process)."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-    from coordhub.api.app import create_app
+    from coordhub.api.app import build_routes, create_app
     from coordhub.api.connections import connection_budget, guarded_protocol, raise_fd_limit
     from coordhub.api.limits import Limits
 
@@ -272,6 +272,7 @@ def run_app(cfg: ServerConfig, store: Any, hub: Any, sock: socket.socket, worker
     log_config: Any = None if cfg.log_format == "json" else uvicorn.config.LOGGING_CONFIG
     config = uvicorn.Config(app, log_level=cfg.log_level, access_log=cfg.access_log, timeout_graceful_shutdown=5,
                             http=http, timeout_keep_alive=cfg.keepalive_timeout, log_config=log_config)
+    build_routes(app)
     settle_heap()
     _Server(config).run(sockets=[sock])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+import socket
 import sys
 import time
 import weakref
@@ -13,9 +14,12 @@ from typing import Any
 
 import httpx2
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from coordhub.api.app import build_routes, create_app
 from coordhub.api.metrics import GC_PAUSES
+from coordhub.core.hub import Hub
 from coordhub.heap import Freezer, settle_heap
 from tests.conftest import Api, LiveHub, free_port
 
@@ -194,12 +198,80 @@ def test_a_serving_hub_reports_its_gc_pauses(live_hub: LiveHub) -> None:
     admin = {"Authorization": f"Bearer {live_hub.admin_token}"}
     headers = {"Authorization": f"Bearer {live_hub.token(A)}"}
     with httpx2.Client(base_url=live_hub.url, headers=headers) as c:
-        for i in range(300):  # enough allocation for young collections at the hub's thresholds
+        # The OpenAPI document, built at its first request and kept, is tens of thousands of new objects: young
+        # collections at the hub's thresholds (the routes' own state was built, and frozen, at start-up).
+        assert c.get("/openapi.json").status_code == 200
+        for i in range(300):
             assert c.post("/api/coord/messages", json={"subject": f"gc {i}", "body": "x" * 200}).status_code == 201
     samples = _samples(httpx2.get(live_hub.url + "/metrics", headers=admin).text)
     collections = sum(_value(samples, "coord_gc_pause_seconds_count", generation=str(g)) for g in range(3))
     assert collections >= 1
     assert _value(samples, "coord_gc_pause_longest_seconds", generation="0") > 0
+
+
+class _RouteBuilds:
+    """Counts FastAPI's lazy per-route builds (its private hook: the test's spy, nothing else relies on it)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from fastapi.routing import _EffectiveRouteContext
+
+        self.count = 0
+        built = _EffectiveRouteContext.from_api_route.__func__  # type: ignore[attr-defined]
+
+        def counting(cls: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return built(cls, **kwargs)
+
+        monkeypatch.setattr(_EffectiveRouteContext, "from_api_route", classmethod(counting))
+
+
+def test_routes_are_built_before_the_first_request(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``build_routes`` does what FastAPI and the hot routes otherwise do at the first request (issue 15's GC
+    pauses): no route is resolved, and no hot route planned, while requests are served."""
+    from coordhub.api import hotpath
+
+    builds = _RouteBuilds(monkeypatch)
+    planned = [0]
+    plan = hotpath.plan
+
+    def counting_plan(method: str, route: Any) -> Any:
+        planned[0] += 1
+        return plan(method, route)
+
+    monkeypatch.setattr(hotpath, "plan", counting_plan)
+    with TestClient(create_app(hub, sweep_seconds=0, no_auth=True), base_url="http://127.0.0.1:8001") as lazy:
+        planned[0] = 0  # create_app plans once to check the hot routes fit
+        assert lazy.get("/api/coord/no-such-route").status_code == 404  # walks every route FastAPI serves
+    assert builds.count > 100 and planned[0] > 5  # the spies see the lazy way
+    app = create_app(hub, sweep_seconds=0, no_auth=True)
+    assert build_routes(app) > 100
+    builds.count = planned[0] = 0
+    with TestClient(app, base_url="http://127.0.0.1:8001") as client:
+        for path in ("/api/coord/components", "/api/coord/no-such-route", "/openapi.json", "/api/coord/locks"):
+            assert client.get(path).status_code in (200, 404)
+        assert client.post("/api/coord/messages", json={"subject": "s", "body": "b"},
+                           headers={"X-Coord-Session": "a"}).status_code == 201
+    assert builds.count == 0 and planned[0] == 0
+    assert app.state.hot_routes.served >= 2  # the hot routes served (GET locks, POST messages), planned before
+
+
+def test_coord_serve_builds_its_routes_before_it_freezes_the_heap(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the routes' build makes is start-up's heap, frozen with it, not young objects of the first request."""
+    from coordhub import server
+
+    builds = _RouteBuilds(monkeypatch)
+    seen: list[int] = []
+    monkeypatch.setattr(server, "settle_heap", lambda: seen.append(builds.count))
+    monkeypatch.setattr(server._Server, "run", lambda self, sockets: seen.append(-1))
+    cfg = server.ServerConfig(data_dir=tmp_path, port=0)
+    store, hub, _ = server._open_hub(cfg)
+    try:
+        with socket.socket() as sock:
+            server.run_app(cfg, store, hub, sock)
+    finally:
+        store.close()
+    assert seen[0] > 100 and seen[1] == -1
 
 
 def test_what_survives_a_young_collection_is_frozen() -> None:

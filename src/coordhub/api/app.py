@@ -245,3 +245,30 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     mount_mcp(app)
     mount_web(app)
     return app
+
+
+def build_routes(app: FastAPI) -> int:
+    """Build now what the first request would build: FastAPI's route state, the middleware stack and the hot
+    routes' plans; the number of routes FastAPI resolved.
+
+    FastAPI (0.16x) resolves each included router's routes (their parameter
+    and response models: ~670 pydantic adapters for this app) the first time a
+    request walks that router: 270-570 ms here, with the interpreter held, so
+    every request in flight at a hub's first one waited that long; and the
+    objects it made, born after :func:`coordhub.heap.settle_heap` froze
+    start-up's heap, cost two young collections of 9-10 ms each under load
+    (issue 15: the longest GC pauses ``coord bench`` reported). Starlette
+    builds the middleware stack (here the :class:`~coordhub.api.door.Door`)
+    and the hot routes plan themselves at the first request too. ``coord
+    serve`` calls this before it freezes the heap, so all of it is
+    start-up's. FastAPI's walk is the one its own OpenAPI generator makes
+    (:func:`fastapi.routing.iter_route_contexts`), without the document.
+    """
+    from fastapi.routing import iter_route_contexts
+
+    built = sum(1 for _ in iter_route_contexts(app.routes))
+    if app.middleware_stack is None:
+        app.middleware_stack = app.build_middleware_stack()
+    if isinstance(app.middleware_stack, door.Door) and app.middleware_stack.hot is not None:
+        app.middleware_stack.hot.load()
+    return built

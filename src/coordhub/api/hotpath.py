@@ -316,7 +316,8 @@ class Counts:
 class HotRoutes:
     """Serves the planned routes (see the module docstring) for :class:`~coordhub.api.door.Door`.
 
-    ``plans`` is called once, at the first request (the app's routes exist by then); ``counts`` is updated.
+    ``plans`` is called once, by :meth:`load` or else at the first request (the app's routes exist by then);
+    ``counts`` is updated.
     """
 
     def __init__(self, routes: Callable[[], Sequence[Any]], counts: Counts | None = None) -> None:
@@ -331,13 +332,14 @@ class HotRoutes:
         method, path = scope["method"], scope["path"]
         if scope.get("root_path") or path.endswith("\n"):  # the router's `$` also matches before a final newline
             return None
-        table = self._table if self._table is not None else self._load()
+        table = self._table if self._table is not None else self.load()
         hit = table.exact.get((method, path))
         if hit is not None:
             return hit, {}
         return table.find(method, path)
 
-    def _load(self) -> _Table:
+    def load(self) -> _Table:
+        """Plan the hot routes now (once their app has its routes): the plans' adapters are start-up's objects."""
         self._table = _Table(self._routes())
         return self._table
 
