@@ -25,6 +25,20 @@ never under steady load, where the heap stays level), then freezing resumes
 from the new level. ``coord_heap_blocks`` and ``coord_gc_pause_seconds``
 (generation 2) show both.
 
+What is left of a young collection's pause is the walk over the young
+objects that are still alive, and under load those are the requests in
+flight: with a first threshold of 20,000 a young collection came every few
+seconds and found every live object of every request in flight (64
+connections: 2-8 ms of CPU; 500 agents, ~16,000 objects: 12-15 ms). A
+smaller threshold alone did not help (at 5,000, the count CPython keeps is
+lowered by the frozen objects that die, so collections came no sooner than
+a request's lifetime and still found all of them), unless small enough to
+come several times within a request's lifetime (2,000: 4.7 ms of CPU at 500
+agents, but 5-10 % more hub CPU per request at 64 connections, 30 collections
+a second). So a :class:`Pacer` moves the first threshold itself: down while a
+young collection takes more than :data:`YOUNG_PAUSE_TARGET` seconds of CPU,
+back up while they take much less.
+
 The heap's growth is read as ``sys.getallocatedblocks()`` (pymalloc's blocks
 in use: every object of up to 512 bytes; tens of microseconds to read), not
 as ``gc.get_freeze_count()``, which walks the whole frozen list: 18-26 ms with
@@ -38,8 +52,11 @@ import gc
 import sys
 import threading
 import time
+from collections.abc import Callable
 
-GC_THRESHOLDS = (20_000, 20, 20)  # CPython's are (700, 10, 10): see settle_heap
+GC_THRESHOLDS = (20_000, 20, 20)  # CPython's are (700, 10, 10): see settle_heap; the Pacer moves the first
+YOUNG_PAUSE_TARGET = 0.005  # seconds of CPU a young collection should stay under (the contract's bound: 10 ms)
+LOWEST_FIRST_THRESHOLD = 1_000
 FREEZE_SLACK = 500_000  # blocks the heap may grow by after a full collection before the next one
 RECLAIM_CHECK_SECONDS = 1.0
 
@@ -76,6 +93,45 @@ class Freezer:
         return collected
 
 
+class Pacer:
+    """A ``gc.callbacks`` hook: keeps young collections near ``target`` seconds of CPU by moving the first threshold.
+
+    After each young collection that took more than ``target`` (the
+    collecting thread's CPU time, which a busy machine's preemption does not
+    inflate), the first threshold is halved, down to ``low``; after one that
+    took less than a quarter of it, it grows by a quarter, up to ``high``. In
+    between it stays, so a steady load settles on one threshold instead of
+    swinging. ``adjustments`` counts the changes; ``clock`` is the CPU clock
+    (seconds).
+    """
+
+    def __init__(self, target: float = YOUNG_PAUSE_TARGET, low: int = LOWEST_FIRST_THRESHOLD,
+                 high: int = GC_THRESHOLDS[0], clock: Callable[[], float] = time.thread_time) -> None:
+        self.target = target
+        self.low = low
+        self.high = high
+        self.clock = clock
+        self.adjustments = 0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 0:
+            return
+        if phase == "start":
+            self._started = self.clock()
+            return
+        took = self.clock() - self._started
+        first, second, third = gc.get_threshold()
+        if took > self.target and first > self.low:
+            first = max(self.low, first // 2)
+        elif took < self.target / 4 and first < self.high:
+            first = min(self.high, first + first // 4)
+        else:
+            return
+        gc.set_threshold(first, second, third)
+        self.adjustments += 1
+
+
 def _reclaim_forever(freezer: Freezer) -> None:
     # A thread, not the event loop's task: settle_heap runs before the loop exists, and a full collection
     # stops every thread alike. It never waits on a lock a collection could interrupt (no Event): it polls.
@@ -86,7 +142,8 @@ def _reclaim_forever(freezer: Freezer) -> None:
 
 
 def settle_heap(slack: int = FREEZE_SLACK) -> Freezer:
-    """Freeze start-up's heap, raise the first threshold, install a :class:`Freezer` and its reclaimer thread.
+    """Freeze start-up's heap, raise the first threshold, install a :class:`Pacer`, a :class:`Freezer` and its
+    reclaimer thread.
 
     Measured under ``coord bench message --driver wrk`` (issue 15): with
     CPython's defaults a hub ran 14 full collections in 10 s, up to 271 ms
@@ -104,9 +161,10 @@ def settle_heap(slack: int = FREEZE_SLACK) -> Freezer:
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     GC_PAUSES.install()
-    gc.callbacks[:] = [c for c in gc.callbacks if not isinstance(c, Freezer)]
+    gc.callbacks[:] = [c for c in gc.callbacks if not isinstance(c, (Freezer, Pacer))]
     freezer = Freezer(slack)
     # Before the pause probe: its "stop" is then taken after the freeze, so the pause it times includes it.
     gc.callbacks.insert(gc.callbacks.index(GC_PAUSES) if GC_PAUSES in gc.callbacks else len(gc.callbacks), freezer)
+    gc.callbacks.insert(0, Pacer())  # first: it times the collection alone
     threading.Thread(target=_reclaim_forever, args=(freezer,), name="coord-gc-reclaim", daemon=True).start()
     return freezer

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from coordhub.api.app import build_routes, create_app
 from coordhub.api.metrics import GC_PAUSES
 from coordhub.core.hub import Hub
-from coordhub.heap import Freezer, settle_heap
+from coordhub.heap import GC_THRESHOLDS, Freezer, Pacer, settle_heap
 from tests.conftest import Api, LiveHub, free_port
 
 A = "METRICS-A/claude-main"
@@ -207,6 +207,7 @@ def test_a_serving_hub_reports_its_gc_pauses(live_hub: LiveHub) -> None:
     collections = sum(_value(samples, "coord_gc_pause_seconds_count", generation=str(g)) for g in range(3))
     assert collections >= 1
     assert _value(samples, "coord_gc_pause_longest_seconds", generation="0") > 0
+    assert 1_000 <= _value(samples, "coord_gc_young_threshold") <= 20_000  # the Pacer's range
 
 
 class _RouteBuilds:
@@ -359,6 +360,8 @@ def test_a_serving_hub_reclaims_its_frozen_garbage_in_its_reclaimer_thread() -> 
     try:
         # the freezer runs before the pause probe's "stop": the pauses it records include the freeze
         assert gc.callbacks.index(freezer) < gc.callbacks.index(GC_PAUSES)
+        assert isinstance(gc.callbacks[0], Pacer)  # first: it times the collection alone
+        assert sum(isinstance(c, Pacer) for c in gc.callbacks) == 1
         refs = _frozen_cycles(300)
         gc.collect()
         assert all(r() is not None for r in refs)
@@ -372,3 +375,66 @@ def test_a_serving_hub_reclaims_its_frozen_garbage_in_its_reclaimer_thread() -> 
         gc.callbacks[:] = before
         gc.unfreeze()
         gc.set_threshold(700, 10, 10)
+
+
+def _young_collections(pacer: Pacer, times: int) -> list[int]:
+    """The first threshold after each of ``times`` young collections with ``pacer`` installed (thresholds restored)."""
+    saved = gc.get_threshold()
+    gc.callbacks.insert(0, pacer)
+    seen = []
+    try:
+        gc.set_threshold(GC_THRESHOLDS[0], *saved[1:])
+        keep = [[i] for i in range(3_000)]  # live young objects: the collection has something to walk
+        for _ in range(times):
+            gc.collect(0)
+            seen.append(gc.get_threshold()[0])
+        assert len(keep) == 3_000
+    finally:
+        gc.callbacks.remove(pacer)
+        gc.set_threshold(*saved)
+    return seen
+
+
+def test_young_collections_longer_than_the_target_lower_the_first_threshold_down_to_its_floor() -> None:
+    """Under many requests in flight a young collection walks all of them: the pacer collects sooner, so each walks
+    fewer (500 agents: 12-15 ms of CPU at the fixed threshold, under 5 ms paced)."""
+    pacer = Pacer(target=1e-9, low=2_000)  # every collection takes longer than a nanosecond
+    assert _young_collections(pacer, 6) == [10_000, 5_000, 2_500, 2_000, 2_000, 2_000]
+    assert pacer.adjustments == 4
+
+
+class _CpuClock:
+    """A CPU clock the test moves by hand."""
+
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _paced(pacer: Pacer, clock: _CpuClock, took: float, generation: int = 0) -> int:
+    """Run ``pacer`` around a collection of ``generation`` that took ``took`` seconds; the first threshold after."""
+    clock.now = 0.0
+    pacer("start", {"generation": generation})
+    clock.now = took
+    pacer("stop", {"generation": generation, "collected": 0, "uncollectable": 0})
+    return gc.get_threshold()[0]
+
+
+def test_short_young_collections_raise_it_back_and_the_band_between_leaves_it() -> None:
+    """Collections under a quarter of the target let the threshold grow back by a quarter, up to its ceiling;
+    between a quarter and the whole target it stays where it is, so a steady load does not make it swing; older
+    generations' collections are not the pacer's."""
+    clock = _CpuClock()
+    pacer = Pacer(target=0.004, low=1_000, high=20_000, clock=clock)
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(8_000, *saved[1:])
+        assert [_paced(pacer, clock, t) for t in (0.002, 0.004, 0.001, 0.0011)] == [8_000] * 4
+        assert _paced(pacer, clock, 0.5, generation=1) == 8_000 and pacer.adjustments == 0
+        assert [_paced(pacer, clock, 0.0009) for _ in range(6)] == [10_000, 12_500, 15_625, 19_531, 20_000, 20_000]
+        assert [_paced(pacer, clock, 0.0041) for _ in range(6)] == [10_000, 5_000, 2_500, 1_250, 1_000, 1_000]
+        assert pacer.adjustments == 10
+        assert gc.get_threshold()[1:] == saved[1:]  # the older generations' thresholds are left as they were
+    finally:
+        gc.set_threshold(*saved)

@@ -232,6 +232,9 @@ class GcPauses:
                                 "getallocatedblocks: every Python object of up to 512 bytes); it should stay level "
                                 "under steady load (coordhub.heap.Freezer).",
                                 value=sys.getallocatedblocks())
+        yield GaugeMetricFamily("coord_gc_young_threshold", "The first garbage-collection threshold of this hub "
+                                "process: allocations between young collections (coordhub.heap.Pacer lowers it "
+                                "while young collections take longer than 5 ms of CPU).", value=gc.get_threshold()[0])
 
 
 GC_PAUSES = GcPauses()  # this process's probe; ``coord serve`` installs it (coordhub.heap.settle_heap)
