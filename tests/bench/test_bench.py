@@ -39,6 +39,7 @@ def _check(result: dict[str, Any]) -> None:
     assert set(result["hub_log"]) == {"lines", "samples"}
 
 
+@pytest.mark.slow  # ~26 s on a slow machine; the wrk test below covers lease and message against the ceiling
 @pytest.mark.timeout(180)
 def test_lease_and_message_against_the_ceiling(tmp_path: Path) -> None:
     report = _bench(tmp_path, "lease", "message", "turn", "--duration", "1", "--clients", "4")
@@ -53,6 +54,7 @@ def test_lease_and_message_against_the_ceiling(tmp_path: Path) -> None:
     assert report["message"]["with_inbox"]["inbox"]["ops"] > 0
 
 
+@pytest.mark.slow  # ~24 s on a slow machine: three rounds, each against its own ceiling
 @pytest.mark.timeout(180)
 def test_wrk_rounds_report_the_median_round_and_every_round(tmp_path: Path) -> None:
     report = _bench(tmp_path, "message", "--driver", "wrk", "--duration", "1", "--clients", "4", "--rounds", "3")
