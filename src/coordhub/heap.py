@@ -29,15 +29,16 @@ What is left of a young collection's pause is the walk over the young
 objects that are still alive, and under load those are the requests in
 flight: with a first threshold of 20,000 a young collection came every few
 seconds and found every live object of every request in flight (64
-connections: 2-8 ms of CPU; 500 agents, ~16,000 objects: 12-15 ms). A
-smaller threshold alone did not help (at 5,000, the count CPython keeps is
-lowered by the frozen objects that die, so collections came no sooner than
-a request's lifetime and still found all of them), unless small enough to
-come several times within a request's lifetime (2,000: 4.7 ms of CPU at 500
-agents, but 5-10 % more hub CPU per request at 64 connections, 30 collections
-a second). So a :class:`Pacer` moves the first threshold itself: down while a
-young collection takes more than :data:`YOUNG_PAUSE_TARGET` seconds of CPU,
-back up while they take much less.
+connections, ~4,000-6,000 objects: 1-3 ms of CPU; 500 agents, ~16,000
+objects: 12-15 ms). A smaller threshold alone did not help (at 5,000, the
+count CPython keeps is lowered by the frozen objects that die, so
+collections came no sooner than a request's lifetime and still found all of
+them), unless small enough to come several times within a request's
+lifetime (2,000: 4.7 ms of CPU at 500 agents, but 5-10 % more hub CPU per
+request at 64 connections, 30 collections a second). So a :class:`Pacer`
+moves the first threshold itself: down while a young collection takes more
+than :data:`YOUNG_PAUSE_TARGET` seconds of CPU, back up while they take much
+less.
 
 The heap's growth is read as ``sys.getallocatedblocks()`` (pymalloc's blocks
 in use: every object of up to 512 bytes; tens of microseconds to read), not
@@ -55,7 +56,7 @@ import time
 from collections.abc import Callable
 
 GC_THRESHOLDS = (20_000, 20, 20)  # CPython's are (700, 10, 10): see settle_heap; the Pacer moves the first
-YOUNG_PAUSE_TARGET = 0.005  # seconds of CPU a young collection should stay under (the contract's bound: 10 ms)
+YOUNG_PAUSE_TARGET = 0.005  # seconds of CPU a young collection should stay under (issue 15's bound: 10 ms)
 LOWEST_FIRST_THRESHOLD = 1_000
 FREEZE_SLACK = 500_000  # blocks the heap may grow by after a full collection before the next one
 RECLAIM_CHECK_SECONDS = 1.0

@@ -253,10 +253,11 @@ def build_routes(app: FastAPI) -> int:
 
     FastAPI (0.16x) resolves each included router's routes (their parameter
     and response models: ~670 pydantic adapters for this app) the first time a
-    request walks that router: 270-570 ms here, with the interpreter held, so
-    every request in flight at a hub's first one waited that long; and the
-    objects it made, born after :func:`coordhub.heap.settle_heap` froze
-    start-up's heap, cost two young collections of 9-10 ms each under load
+    request walks that router: ~0.3 s here (310-330 ms in a fresh process),
+    with the interpreter held, so every request in flight at a hub's first
+    one waited that long; and the objects it made, born after
+    :func:`coordhub.heap.settle_heap` froze start-up's heap, cost two young
+    collections of 8.6 and 9.7 ms under load
     (issue 15: the longest GC pauses ``coord bench`` reported). Starlette
     builds the middleware stack (here the :class:`~coordhub.api.door.Door`)
     and the hot routes plan themselves at the first request too. ``coord
