@@ -5,7 +5,11 @@ runs ``fn(tx)`` inside ``BEGIN … COMMIT`` (a consistent snapshot). When the
 database is lost, the failing thread drops its connection and reopens it on
 its next read, so reads recover as soon as the database is back; a failed
 connect is remembered for a second so an outage answers fast instead of
-waiting out a connect timeout on every read.
+waiting out a connect timeout on every read. A kept connection found dead
+(the database restarted while it sat idle) is replaced and the read tried
+once more on the new one, which a read-only transaction makes safe: after a
+restart a read is refused only while the database is really down, not once
+per reader thread that had a connection from before it.
 """
 
 from __future__ import annotations
@@ -66,10 +70,11 @@ class ReaderThreads:
                 conn.close()
             self._open.clear()
 
-    def _session(self) -> tuple[ReaderConnection, Any]:
+    def _session(self) -> tuple[ReaderConnection, Any, bool]:
+        """This thread's connection, its transaction maker, and whether it was kept from an earlier read."""
         held: tuple[ReaderConnection, Any] | None = getattr(self._local, "held", None)
         if held is not None:
-            return held
+            return (*held, True)
         if time.monotonic() - self._failed_at < _RECONNECT_BACKOFF:
             raise Unavailable()
         try:
@@ -82,7 +87,7 @@ class ReaderThreads:
         with self._lock:
             self._open.add(conn)
         held = self._local.held = (conn, self._make_tx(conn.executor))
-        return held
+        return (*held, False)
 
     def _drop(self, conn: ReaderConnection) -> None:
         self._local.held = None
@@ -94,19 +99,26 @@ class ReaderThreads:
             pass
 
     def _run(self, fn: Callable[[Any], T]) -> T:
-        conn, tx = self._session()
-        ex = conn.executor
-        try:
-            ex.execute("BEGIN")
-            result = fn(tx)
-            ex.execute("COMMIT")
-            return result
-        except Exception as exc:
-            if self._is_unavailable(exc):
-                self._drop(conn)
-                raise Unavailable() from exc
+        while True:
+            conn, tx, kept = self._session()
+            ex = conn.executor
             try:
-                ex.execute("ROLLBACK")
-            except Exception:
+                ex.execute("BEGIN")
+                result = fn(tx)
+                ex.execute("COMMIT")
+                return result
+            except Exception as exc:
+                if not self._is_unavailable(exc):
+                    self._end(conn, ex)
+                    raise
                 self._drop(conn)
-            raise
+                if not kept:  # a new connection failed: the database is down
+                    raise Unavailable() from exc
+                # a kept one may only have died while idle: once more on a new one (a read changes nothing)
+
+    def _end(self, conn: ReaderConnection, ex: Executor) -> None:
+        """Roll back a read that failed for a reason of its own; drop the connection if even that fails."""
+        try:
+            ex.execute("ROLLBACK")
+        except Exception:
+            self._drop(conn)
