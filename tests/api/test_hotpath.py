@@ -31,7 +31,6 @@ from coordhub.api.hotpath import HOT, HotRoutes, NotLean, plans
 from coordhub.clock import ManualClock
 from coordhub.core import tokens
 from coordhub.core.hub import Hub
-from coordhub.errors import Invalid
 from coordhub.server import SYSTEM
 from coordhub.store.sqlite import SQLiteStore
 
@@ -368,17 +367,6 @@ def test_a_request_is_served_here_only_when_the_first_route_that_takes_it_is_lea
 
     app.router.routes.insert(0, Mount("/", app=FastAPI()))  # a mount that takes every path, first
     assert _taker(app, "GET", "/api/coord/items/42") is None
-
-
-def test_a_dependency_override_is_resolved_by_fastapi(sides: tuple[Side, Side]) -> None:
-    fast, _ = sides
-
-    async def overridden() -> Caller:
-        raise Invalid("overridden caller", field="who")
-
-    fast.client.app.dependency_overrides[caller] = overridden  # type: ignore[attr-defined]
-    status, _, answer = fast.call("GET", "/api/coord/whoami", "M/a")
-    assert (status, answer["error"]["message"]) == (422, "overridden caller")
 
 
 def test_an_unexpected_error_in_a_hot_route_is_the_same_500_and_reaches_the_server(

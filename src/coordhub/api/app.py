@@ -45,6 +45,11 @@ from coordhub.web import mount as mount_web
 
 log = logging.getLogger("coordhub.api")
 
+# The route modules, in the order the app tries their routes (hot routes first: FastAPI matches in order, and
+# most requests are messages and leases).
+ROUTE_MODULES = (messages, locks, presence, events, conversations, orchestrator, pipeline, merging, ghtrail,
+                 proposals, todos, workflows, components, admin, imports, web, retention_routes)
+
 
 async def _sweep_forever(hub: Hub, every: float) -> None:
     """Record expired leases every ``every`` seconds (queries never depend on it; records do)."""
@@ -228,10 +233,13 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     errors.install(app)
     app.state.hot_routes = hotpath.Counts()
     measured = metrics.install(app)
-    # Hot routes first: FastAPI matches routes in order, and most requests are messages and leases.
-    for module in (messages, locks, presence, events, conversations, orchestrator, pipeline, merging, ghtrail,
-                   proposals, todos, workflows, components, admin, imports, web, retention_routes):
-        app.include_router(module.router)
+    # The route modules' routes join the app's as they are, not through `include_router`: FastAPI (0.16x) builds
+    # an included router's routes again for each app that includes it (their parameter and response models:
+    # 0.18 s for these routes in a warm process, 0.3 s in `coord serve`), though each was built when its module
+    # was imported. So every app of a process shares them, and FastAPI's `dependency_overrides` do not reach them
+    # (the hub overrides no dependency).
+    for module in ROUTE_MODULES:
+        app.router.routes.extend(module.router.routes)
     hot = None
     if hot_routes:
         hotpath.plans(app)  # fails now, not at the first request, if a hot route stopped fitting the fast path
@@ -248,28 +256,21 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
 
 
 def build_routes(app: FastAPI) -> int:
-    """Build now what the first request would build: FastAPI's route state, the middleware stack and the hot
-    routes' plans; the number of routes FastAPI resolved.
+    """Build now what the first request would build: the middleware stack and the hot routes' plans; the number
+    of plans.
 
-    FastAPI (0.16x) resolves each included router's routes (their parameter
-    and response models: ~670 pydantic adapters for this app) the first time a
-    request walks that router: ~0.3 s here (310-330 ms in a fresh process),
-    with the interpreter held, so every request in flight at a hub's first
-    one waited that long; and the objects it made, born after
-    :func:`coordhub.heap.settle_heap` froze start-up's heap, cost two young
-    collections of 8.6 and 9.7 ms under load
-    (issue 15: the longest GC pauses ``coord bench`` reported). Starlette
-    builds the middleware stack (here the :class:`~coordhub.api.door.Door`)
-    and the hot routes plan themselves at the first request too. ``coord
-    serve`` calls this before it freezes the heap, so all of it is
-    start-up's. FastAPI's walk is the one its own OpenAPI generator makes
-    (:func:`fastapi.routing.iter_route_contexts`), without the document.
+    Starlette builds the middleware stack (here the :class:`~coordhub.api.door.Door`)
+    at the first request, and the hot routes planned themselves then too
+    (~100 plans and their pydantic adapters): objects born after
+    :func:`coordhub.heap.settle_heap` froze start-up's heap, which the young
+    collections under load then walked (issue 15: the longest GC pauses
+    ``coord bench`` reported). ``coord serve`` calls this before it freezes
+    the heap, so all of it is start-up's. FastAPI's own route state needs no
+    build here: the app's routes are the ones built at import
+    (:func:`create_app`).
     """
-    from fastapi.routing import iter_route_contexts
-
-    built = sum(1 for _ in iter_route_contexts(app.routes))
     if app.middleware_stack is None:
         app.middleware_stack = app.build_middleware_stack()
     if isinstance(app.middleware_stack, door.Door) and app.middleware_stack.hot is not None:
-        app.middleware_stack.hot.load()
-    return built
+        return app.middleware_stack.hot.load().planned
+    return 0

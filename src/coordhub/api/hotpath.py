@@ -20,7 +20,7 @@ Anything the fast path is not sure about goes to FastAPI unchanged (the buffered
 body replayed): a route that is not lean, a body that is not
 ``application/json``, JSON or a parameter that does not validate, a body
 with an integer orjson would read as a float, a path under a ``root_path``
-or ending in a newline, an app with dependency overrides. So every error answer (422 with its ``problems``, 400,
+or ending in a newline. So every error answer (422 with its ``problems``, 400,
 415, 404, 405) is FastAPI's own, and the fast path only ever answers requests
 FastAPI would have accepted, with the endpoint's answer. A
 :class:`~coordhub.errors.CoordError` the endpoint raises becomes the error
@@ -269,11 +269,13 @@ class _Table:
     parameters that are the first to take their path; ``buckets``: (method,
     bucket) → the entries, in the app's order, that can take a path of that
     bucket (those bounded to it and every unbounded one); ``anywhere``: the
-    unbounded ones alone, for paths of a bucket no route names.
+    unbounded ones alone, for paths of a bucket no route names; ``planned``:
+    how many (method, route) pairs are lean.
     """
 
     def __init__(self, routes: Sequence[Any]) -> None:
         entries = list(_entries(routes))
+        self.planned = sum(1 for e in entries if e.plan is not None)
         methods = {m for e in entries if e.methods for m in e.methods}
         keys = {e.key for e in entries if e.key is not None}
         self.buckets = {(m, k): [e for e in entries if (e.key is None or e.key == k)
@@ -376,8 +378,6 @@ class HotRoutes:
         ``caller`` dependency resolving it again from the headers.
         """
         p, raw_path = found
-        if scope["app"].dependency_overrides:  # FastAPI resolves an override (and its own dependencies)
-            return None
         convertors = p.route.param_convertors
         path_params = {k: convertors[k].convert(v) for k, v in raw_path.items()} if raw_path else raw_path
         request = Request(scope, replay(body, receive))
