@@ -248,6 +248,13 @@ def test_an_app_shares_the_routes_its_modules_built(hub: Hub, monkeypatch: pytes
         assert client.post("/api/coord/messages", json={"subject": 3}, headers={"X-Coord-Session": "a"}
                            ).status_code == 422  # FastAPI's own validation answer
     assert builds.count == len(own)
+    from coordhub.api.auth import caller
+
+    for override in (lambda o: o.__setitem__(caller, lambda: None), lambda o: o.update({caller: print}),
+                     lambda o: o.setdefault(caller, print), lambda o: o.__ior__({caller: print})):
+        with pytest.raises(TypeError, match="shared by every app"):  # it could not reach them: refused, not ignored
+            override(app.dependency_overrides)
+    assert app.dependency_overrides == {}
 
 
 def test_routes_are_planned_before_the_first_request(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:

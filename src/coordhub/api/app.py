@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import start_http_server
@@ -218,6 +219,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
                   docs_url=None, redoc_url=None, telemetry={"tracing": False, "metrics": False, "logs": False},
                   description="Coordination hub for fleets of AI coding-agent sessions: messages, fenced leases, "
                               "todos, workflows, components, halt. The seed-001 protocol under /api/coord/.")
+    app.dependency_overrides = NoOverrides()
     app.state.hub = hub
     app.state.pruner = pruner
     app.state.up_since = hub.clock.now()
@@ -253,6 +255,32 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     mount_mcp(app)
     mount_web(app)
     return app
+
+
+class NoOverrides(dict[Any, Any]):
+    """The hub app's ``dependency_overrides``: always empty; setting one raises ``TypeError``.
+
+    The app's routes are shared by every app of the process (:func:`create_app`),
+    so FastAPI's overrides could not reach them: an override set here would
+    silently change nothing.
+    """
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise TypeError("the hub's routes are shared by every app of the process: FastAPI's dependency "
+                        "overrides cannot reach them (coordhub.api.app.create_app)")
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Refused, as :meth:`__setitem__`."""
+        if args or kwargs:
+            self.__setitem__(None, None)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        """Refused, as :meth:`__setitem__`."""
+        self.__setitem__(key, default)
+
+    def __ior__(self, other: Any) -> NoOverrides:  # type: ignore[misc]
+        self.update(other)
+        return self
 
 
 def build_routes(app: FastAPI) -> int:
