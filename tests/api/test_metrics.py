@@ -257,9 +257,8 @@ def test_an_app_shares_the_routes_its_modules_built(hub: Hub, monkeypatch: pytes
     assert app.dependency_overrides == {}
 
 
-def test_routes_are_planned_before_the_first_request(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``build_routes`` does what the hot routes and Starlette otherwise do at the first request (issue 15's GC
-    pauses): no hot route is planned while requests are served."""
+def _count_plans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A one-item list that counts the hot routes' plans made from now on (``hotpath.plan`` calls)."""
     from coordhub.api import hotpath
 
     planned = [0]
@@ -270,6 +269,13 @@ def test_routes_are_planned_before_the_first_request(hub: Hub, monkeypatch: pyte
         return plan(method, route)
 
     monkeypatch.setattr(hotpath, "plan", counting_plan)
+    return planned
+
+
+def test_routes_are_planned_before_the_first_request(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``build_routes`` does what the hot routes and Starlette otherwise do at the first request (issue 15's GC
+    pauses): no hot route is planned while requests are served."""
+    planned = _count_plans(monkeypatch)
     with TestClient(create_app(hub, sweep_seconds=0, no_auth=True), base_url="http://127.0.0.1:8001") as lazy:
         planned[0] = 0  # create_app plans once to check the hot routes fit
         assert lazy.get("/api/coord/no-such-route").status_code == 404
@@ -293,14 +299,7 @@ def test_coord_serve_plans_its_routes_before_it_freezes_the_heap(tmp_path: Path,
     from coordhub import server
     from coordhub.api import hotpath
 
-    planned = [0]
-    plan = hotpath.plan
-
-    def counting_plan(method: str, route: Any) -> Any:
-        planned[0] += 1
-        return plan(method, route)
-
-    monkeypatch.setattr(hotpath, "plan", counting_plan)
+    planned = _count_plans(monkeypatch)
     seen: list[int] = []
     monkeypatch.setattr(server, "settle_heap", lambda: seen.append(planned[0]))
     monkeypatch.setattr(server._Server, "run", lambda self, sockets: seen.append(-1))
