@@ -16,6 +16,13 @@ from tests.orchestrator.host.test_agent_e2e import API, ENDED, Fleet, fleet  # n
 def test_kill_9_of_the_hub_mid_dispatch_loses_nothing_and_runs_nothing_twice(fleet: Fleet) -> None:  # noqa: F811
     fleet.configure(stagger_seconds=0.5)  # a dispatch every half second: the kill lands among them
     agents = [fleet.start("m1"), fleet.start("m2")]
+    deadline = time.time() + 60
+    while True:  # both hosts up before the kill: one whose first call finds the hub gone exits 3, as it should
+        machines = httpx2.get(fleet.hub.url + f"{API}/status", headers=fleet.admin).json()["machines"]
+        if {m["machine"]: m["state"] for m in machines} == {"m1": "online", "m2": "online"}:
+            break
+        assert time.time() < deadline, machines
+        time.sleep(0.1)
     ids = [fleet.assign(n, "fake: slow work=2 beat=0.2") for n in range(1, 7)]
     fleet.wait(ids[0], lambda a: a["state"] == "running")
     assert fleet.hub.stop(signal.SIGKILL) == -signal.SIGKILL
