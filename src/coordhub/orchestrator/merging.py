@@ -188,15 +188,18 @@ class MergeRunner:
             return
         tip = git(wt, "rev-parse", "HEAD")
         self._report(inc, batch, Outcome("landing", {"tip": tip, "only": only}))
-        p = subprocess.run(["git", "-C", str(wt), "push", "--porcelain", "origin", f"{tip}:refs/heads/{run['target']}"],
-                           capture_output=True, text=True, timeout=worktree.GIT_TIMEOUT, env=_git_env())
+        with worktree.repo_lock(wt):
+            p = subprocess.run(["git", "-C", str(wt), "push", "--porcelain", "origin",
+                                f"{tip}:refs/heads/{run['target']}"],
+                               capture_output=True, text=True, timeout=worktree.GIT_TIMEOUT, env=_git_env())
         if p.returncode != 0:
             self._report(inc, batch, _push_refused(p.stdout + p.stderr, only))
             return
         self._report(inc, batch, Outcome("merged", {"sha": tip, "only": only}))
         if run.get("delete_branch"):
-            for e in entries:
-                git(wt, "push", "--quiet", "origin", "--delete", e["branch"], check=False)
+            with worktree.repo_lock(wt):
+                for e in entries:
+                    git(wt, "push", "--quiet", "origin", "--delete", e["branch"], check=False)
 
     def _apply(self, run: dict[str, Any], e: dict[str, Any], wt: Path) -> dict[str, Any] | None:
         """Put entry ``e`` on top of the worktree's HEAD; None, or ``{reason, evidence}`` on a conflict."""
@@ -314,7 +317,8 @@ class MergeRunner:
         only = [e["id"]]
         target = run["target"]
         # stacked alone on the target as it is now (after the PRs before it landed, as GitHub left them)
-        git(wt, "fetch", "--quiet", "origin")
+        with worktree.repo_lock(wt):
+            git(wt, "fetch", "--quiet", "origin")
         git(wt, "checkout", "--quiet", "--force", "--detach", f"origin/{target}")
         problem = self._apply({**run, "method": "rebase"}, e, wt)
         if problem is not None:
@@ -327,8 +331,9 @@ class MergeRunner:
         tip = git(wt, "rev-parse", "HEAD")
         old = git(wt, "rev-parse", f"origin/{e['branch']}")
         if tip != old:
-            git(wt, "push", "--quiet", f"--force-with-lease=refs/heads/{e['branch']}:{old}", "origin",
-                f"{tip}:refs/heads/{e['branch']}")
+            with worktree.repo_lock(wt):
+                git(wt, "push", "--quiet", f"--force-with-lease=refs/heads/{e['branch']}:{old}", "origin",
+                    f"{tip}:refs/heads/{e['branch']}")
         if not pr or pr.get("state") != "OPEN":
             url = gh.pr_create(e["branch"], target, e.get("title") or e["branch"],
                                f"Closes #{e['issue']}\n\n<!-- coord:pr entry={e['id']} -->")

@@ -99,7 +99,15 @@ def branch_name(issue: int, title: str | None = None) -> str:
 
 @contextlib.contextmanager
 def repo_lock(repo: Path) -> Iterator[None]:
-    """Serialise git operations on ``repo`` across threads and processes (``flock`` on its common git dir)."""
+    """Serialise git operations on ``repo`` across threads and processes (``flock`` on its common git dir).
+
+    Every fetch and push of a host's runs takes it: both rewrite the shared
+    ``refs/remotes/origin/*`` (a ``fetch --prune`` and a ``push --delete``
+    both rewrite ``packed-refs``), and git refuses the second of two
+    concurrent ref updates instead of waiting (a smoke test's ``git fetch``
+    failed beside a merge run's pushes). Not reentrant: never nest it.
+    ``repo`` may be any worktree of the repository.
+    """
     common = project.git_dir(repo) or repo / ".git"
     with project.locked(common):
         yield
@@ -246,7 +254,8 @@ def push(wt: Worktree) -> None:
     if nobody else moved it meanwhile. Any other run pushes fast-forward only.
     """
     lease = [f"--force-with-lease=refs/heads/{wt.branch}:{wt.remote}"] if wt.remote else []
-    git(wt.path, "push", "--quiet", *lease, "-u", "origin", f"HEAD:refs/heads/{wt.branch}")
+    with repo_lock(wt.path):  # a push updates origin's tracking refs, as a fetch of another run does (repo_lock)
+        git(wt.path, "push", "--quiet", *lease, "-u", "origin", f"HEAD:refs/heads/{wt.branch}")
 
 
 def remove(repo: Path, path: Path) -> None:

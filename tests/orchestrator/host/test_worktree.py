@@ -3,6 +3,7 @@ and work never lost."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,25 @@ def test_an_existing_branch_is_reused_locally_or_from_origin(repo: Repo, tmp_pat
     third = worktree.create(clone, owned / "a3", "issue-5-x", "main", owned)
     assert (third.path / "f.txt").read_text() == "first"
     assert run(third.path, "git", "rev-parse", "--abbrev-ref", "@{upstream}") == "origin/issue-5-x"
+
+
+def test_a_push_waits_for_the_repositorys_lock(repo: Repo, tmp_path: Path) -> None:
+    """A push updates ``refs/remotes/origin/*`` as a fetch of another run does; git refuses the second of two
+    concurrent updates of one ref (CI: a smoke test's ``fetch`` failed with "cannot lock ref
+    'refs/remotes/origin/main'" beside a merge run's push), so a push takes the repository's lock first."""
+    owned = tmp_path / "wts"
+    wt = worktree.create(repo.path, owned / "a1", "issue-6-x", "main", owned)
+    (wt.path / "f.txt").write_text("work")
+    run(wt.path, "git", "add", "f.txt")
+    run(wt.path, "git", "commit", "-qm", "the work")
+    pushed = threading.Event()
+    pusher = threading.Thread(target=lambda: (worktree.push(wt), pushed.set()))
+    with worktree.repo_lock(repo.path):  # as a fetch in another run holds it
+        pusher.start()
+        assert not pushed.wait(1.5) and "issue-6-x" not in repo.remote_branches()
+    assert pushed.wait(30)
+    pusher.join()
+    assert "issue-6-x" in repo.remote_branches()
 
 
 def make_repo_clone(repo: Repo, path: Path) -> Path:
