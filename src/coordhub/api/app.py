@@ -238,8 +238,8 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     # The route modules' routes join the app's as they are, not through `include_router`: FastAPI (0.16x) builds
     # an included router's routes again for each app that includes it (their parameter and response models:
     # 0.18 s for these routes in a warm process, 0.3 s in `coord serve`), though each was built when its module
-    # was imported. So every app of a process shares them, and FastAPI's `dependency_overrides` do not reach them
-    # (the hub overrides no dependency).
+    # was imported. So every app of a process shares them, and FastAPI's `dependency_overrides` could not reach
+    # them: a hub app refuses one (`NoOverrides`).
     for module in ROUTE_MODULES:
         app.router.routes.extend(module.router.routes)
     hot = None
