@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
 from fastapi import FastAPI
 from prometheus_client import start_http_server
@@ -266,21 +266,23 @@ class NoOverrides(dict[Any, Any]):
     """
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        raise TypeError("the hub's routes are shared by every app of the process: FastAPI's dependency "
-                        "overrides cannot reach them (coordhub.api.app.create_app)")
+        self._refuse()
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         """Refused, as :meth:`__setitem__`."""
-        if args or kwargs:
-            self.__setitem__(None, None)
+        self._refuse()
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
         """Refused, as :meth:`__setitem__`."""
-        self.__setitem__(key, default)
+        self._refuse()
 
     def __ior__(self, other: Any) -> NoOverrides:  # type: ignore[misc]
-        self.update(other)
-        return self
+        self._refuse()
+
+    @staticmethod
+    def _refuse() -> NoReturn:
+        raise TypeError("the hub's routes are shared by every app of the process: FastAPI's dependency "
+                        "overrides cannot reach them (coordhub.api.app.create_app)")
 
 
 def build_routes(app: FastAPI) -> int:

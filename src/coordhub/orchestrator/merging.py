@@ -197,9 +197,8 @@ class MergeRunner:
             return
         self._report(inc, batch, Outcome("merged", {"sha": tip, "only": only}))
         if run.get("delete_branch"):
-            with worktree.repo_lock(wt):
-                for e in entries:
-                    git(wt, "push", "--quiet", "origin", "--delete", e["branch"], check=False)
+            for e in entries:
+                worktree.with_origin(wt, "push", "--quiet", "origin", "--delete", e["branch"], check=False)
 
     def _apply(self, run: dict[str, Any], e: dict[str, Any], wt: Path) -> dict[str, Any] | None:
         """Put entry ``e`` on top of the worktree's HEAD; None, or ``{reason, evidence}`` on a conflict."""
@@ -317,8 +316,7 @@ class MergeRunner:
         only = [e["id"]]
         target = run["target"]
         # stacked alone on the target as it is now (after the PRs before it landed, as GitHub left them)
-        with worktree.repo_lock(wt):
-            git(wt, "fetch", "--quiet", "origin")
+        worktree.with_origin(wt, "fetch", "--quiet", "origin")
         git(wt, "checkout", "--quiet", "--force", "--detach", f"origin/{target}")
         problem = self._apply({**run, "method": "rebase"}, e, wt)
         if problem is not None:
@@ -331,9 +329,8 @@ class MergeRunner:
         tip = git(wt, "rev-parse", "HEAD")
         old = git(wt, "rev-parse", f"origin/{e['branch']}")
         if tip != old:
-            with worktree.repo_lock(wt):
-                git(wt, "push", "--quiet", f"--force-with-lease=refs/heads/{e['branch']}:{old}", "origin",
-                    f"{tip}:refs/heads/{e['branch']}")
+            worktree.with_origin(wt, "push", "--quiet", f"--force-with-lease=refs/heads/{e['branch']}:{old}",
+                                 "origin", f"{tip}:refs/heads/{e['branch']}")
         if not pr or pr.get("state") != "OPEN":
             url = gh.pr_create(e["branch"], target, e.get("title") or e["branch"],
                                f"Closes #{e['issue']}\n\n<!-- coord:pr entry={e['id']} -->")

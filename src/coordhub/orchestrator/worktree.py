@@ -254,8 +254,14 @@ def push(wt: Worktree) -> None:
     if nobody else moved it meanwhile. Any other run pushes fast-forward only.
     """
     lease = [f"--force-with-lease=refs/heads/{wt.branch}:{wt.remote}"] if wt.remote else []
-    with repo_lock(wt.path):  # a push updates origin's tracking refs, as a fetch of another run does (repo_lock)
-        git(wt.path, "push", "--quiet", *lease, "-u", "origin", f"HEAD:refs/heads/{wt.branch}")
+    with_origin(wt.path, "push", "--quiet", *lease, "-u", "origin", f"HEAD:refs/heads/{wt.branch}")
+
+
+def with_origin(cwd: Path, *args: str, check: bool = True) -> str:
+    """:func:`git` for a command that talks to ``origin`` (a fetch or a push), under :func:`repo_lock`: both
+    update the shared ``refs/remotes/origin/*``. For a caller that does not hold the lock already."""
+    with repo_lock(cwd):
+        return git(cwd, *args, check=check)
 
 
 def remove(repo: Path, path: Path) -> None:
