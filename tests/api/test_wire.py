@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from coordhub.api import wire
 from coordhub.api.app import create_app
@@ -51,14 +54,15 @@ class Served:
 
 
 @contextlib.contextmanager
-def serving(tmp_path: Path) -> Iterator[Served]:
+def serving(tmp_path: Path, http: Any = "httptools") -> Iterator[Served]:
     store = SQLiteStore(tmp_path / "coord.db")
     store.open()
     hub = Hub(store, SystemClock())
     admin = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.ensure_admin(tx, None, now)).body
     app = create_app(hub, sweep_seconds=0)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http="httptools", log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=http, log_level="warning",
+                                          access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -250,3 +254,80 @@ def test_streams_leave_no_reference_cycles_behind(tmp_path: Path) -> None:
         finally:
             gc.enable()
     assert garbage < 100, f"{garbage} objects in reference cycles after 20 streams"
+
+
+class _Writes:
+    """A transport that records each ``write`` (one list per connection) and passes everything on."""
+
+    def __init__(self, transport: Any, writes: list[bytes]) -> None:
+        self._transport, self.writes = transport, writes
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def _recording(writes: list[bytes]) -> type[HttpToolsProtocol]:
+    class Recording(HttpToolsProtocol):
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(_Writes(transport, writes))
+
+    return Recording
+
+
+_STAMP = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|"
+                    rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z|date: [^\r]*|"
+                    rb"content-length: \d+|_seconds\":[0-9.]+")  # (a lease's time left: its length varies)
+
+
+def _script(hub: Served, written: list[bytes]) -> list[tuple[list[bytes], bytes]]:
+    """Hot requests on one keep-alive connection, the last with ``Connection: close``; per answer, the hub's writes
+    and what the client read (ids, times and the date blanked)."""
+    a, b = hub.token("A/x"), hub.token("B/x")
+    lease = json.dumps({"project_key": "p", "resource": "src/x.py"})
+    requests = [("POST", "/api/coord/messages", a, json.dumps({"subject": "s", "body": "b", "to_session": "B/x"})),
+                ("GET", "/api/coord/messages?unread_only=true", b, ""),
+                ("POST", "/api/coord/locks", a, lease),
+                ("POST", "/api/coord/locks", b, lease),  # held by A: 409, the error envelope
+                ("GET", "/api/coord/locks?session_id=A/x", a, ""),
+                ("POST", "/api/coord/messages", b, json.dumps({"subject": "bye"}))]
+    answers = []
+    with socket.create_connection(("127.0.0.1", hub.port), timeout=20) as s, s.makefile("rb") as reader:
+        for i, (method, path, token, body) in enumerate(requests):
+            close = "Connection: close\r\n" if i == len(requests) - 1 else ""
+            before = len(written)
+            s.sendall((f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{close}"
+                       f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode())
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                head += reader.readline()
+            length = int(re.search(rb"content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
+            got = head + reader.read(length)
+            if close:
+                assert reader.read() == b""  # the hub closed the connection after the answer
+            answers.append((written[before:], _STAMP.sub(b"*", got)))
+    return answers
+
+
+def test_a_hot_answer_is_one_write_of_the_bytes_the_two_messages_make(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hot route's whole answer goes to the transport in one write (issue 15: uvicorn's send writes the head and
+    the body apart, a system call and a TCP segment each); the client reads the same bytes as the two ASGI
+    messages give (the run with ``wire.answer`` declining everything), and a ``Connection: close`` request is
+    answered the ASGI way and closed."""
+    writes: list[bytes] = []
+    (tmp_path / "one").mkdir()
+    with serving(tmp_path / "one", http=_recording(writes)) as hub:
+        answers = _script(hub, writes)
+    declined: list[bytes] = []
+    monkeypatch.setattr(wire, "answer", lambda scope, response: False)
+    (tmp_path / "two").mkdir()
+    with serving(tmp_path / "two", http=_recording(declined)) as other:
+        expected = _script(other, declined)
+    assert [got for _, got in answers] == [got for _, got in expected]
+    assert [got.split(b" ")[1] for _, got in answers] == [b"201", b"200", b"201", b"409", b"200", b"201"]
+    assert [len(w) for w, _ in answers] == [1, 1, 1, 1, 1, 2]  # the last: Connection: close, the ASGI way
+    assert [len(w) for w, _ in expected] == [2] * 6

@@ -29,7 +29,8 @@ envelope through the app's own exception handlers (:mod:`coordhub.api.errors`).
 :class:`~coordhub.api.door.Door` calls it after the host, body, input and
 query rules, so those apply to these routes as to every other route; it sets
 the scope's ``route``, ``endpoint`` and ``path_params`` as the router would,
-for metrics and log lines.
+for metrics and log lines. On uvicorn's connection an answer goes out in one
+write (:func:`coordhub.api.wire.answer`), not as the two its ASGI messages make.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
+from coordhub.api import wire
 from coordhub.api.auth import Caller, caller
 from coordhub.api.headers import raw_header
 from coordhub.api.limits import replay
@@ -358,7 +360,8 @@ class HotRoutes:
         if answered is None:
             return None
         response, unexpected = answered
-        await response(scope, receive, send)
+        if not wire.answer(scope, response):  # one write on uvicorn's connection, else the two ASGI messages
+            await response(scope, receive, send)
         if unexpected is not None:
             raise unexpected
         return response.status_code

@@ -22,6 +22,11 @@ records it in each HTTP request's scope; :func:`of` turns it into a :class:`Wire
 when it is uvicorn's httptools cycle with a chunked response started, and
 gives None otherwise (another server or protocol, a test transport): then
 the stream writes the ASGI way, as before.
+
+:func:`answer` does the same for a whole response of a hot route
+(:mod:`coordhub.api.hotpath`): uvicorn's ``send`` writes the status line and
+headers in one ``transport.write`` and the body in a second, two system calls
+and two TCP segments per answer; :func:`answer` writes the same bytes in one.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from starlette.responses import Response
 from starlette.types import Scope
 
 CYCLE: type[Any] | None  # uvicorn's httptools request-response cycle, the one server send a wire knows
 try:
+    from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE
     from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as CYCLE
 except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools; without it streams use ASGI sends
     CYCLE = None
@@ -84,6 +91,57 @@ class Wire:
         if state == OPEN:
             self.send(chunk)
         return state
+
+
+def answer(scope: Scope, response: Response) -> bool:
+    """Write ``response`` whole to the connection of ``scope`` in one ``transport.write``; False (nothing done)
+    when it must be sent the ASGI way.
+
+    The bytes are those uvicorn's ``send`` writes for the response's two
+    messages (its default headers, such as ``date``, first; names in lower
+    case), and the cycle is left as that ``send`` leaves it: the response
+    started and complete, the request's waiters told. Declined (False) for
+    anything but a plain :class:`~starlette.responses.Response` with a
+    ``content-length`` equal to its body's length and no background task, a
+    connection that is not uvicorn's httptools cycle, a response already
+    started, a client gone or not reading (flow control: the ASGI ``send``
+    waits for it), a connection that closes after the answer, a ``HEAD``
+    request, a server that logs access, and a header the ASGI ``send`` would
+    refuse (names and values as uvicorn checks them, RFC 9110 §5.1 and
+    §5.5): the ASGI way then gives the same answer, or the same error.
+    """
+    cycle = getattr(scope.get(SERVER_SEND), "__self__", None)
+    if CYCLE is None or not isinstance(cycle, CYCLE) or type(response).__call__ is not _PLAIN_CALL:
+        return False
+    if (cycle.response_started or cycle.disconnected or cycle.flow.write_paused or not cycle.keep_alive
+            or cycle.access_log or response.background is not None or scope["method"] == "HEAD"):
+        return False
+    body = response.body
+    content: list[bytes | memoryview] = [STATUS_LINE[response.status_code]]
+    length = None
+    for name, value in (*cycle.default_headers, *response.raw_headers):
+        if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+            return False
+        name = name.lower()
+        if name == b"content-length":
+            length = value
+        elif name in (b"transfer-encoding", b"connection"):
+            return False
+        content += (name, b": ", value, b"\r\n")
+    if length is None or not length.isdigit() or int(length) != len(body):
+        return False
+    content += (b"\r\n", body)
+    cycle.response_started = True
+    cycle.waiting_for_100_continue = False
+    cycle.chunked_encoding = False
+    cycle.expected_content_length = 0
+    cycle.transport.write(b"".join(content))
+    cycle.response_complete = True
+    cycle.message_event.set()
+    return True
+
+
+_PLAIN_CALL = Response.__call__
 
 
 def chunk(data: bytes) -> bytes:
