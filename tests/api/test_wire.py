@@ -293,6 +293,9 @@ def _script(hub: Served, written: list[bytes]) -> list[tuple[list[bytes], bytes]
                 ("POST", "/api/coord/locks", a, lease),
                 ("POST", "/api/coord/locks", b, lease),  # held by A: 409, the error envelope
                 ("GET", "/api/coord/locks?session_id=A/x", a, ""),
+                ("GET", "/api/coord/nope", a, ""),  # FastAPI's 404
+                ("POST", "/api/coord/locks", a, json.dumps({"resource": 5})),  # FastAPI's 422
+                ("POST", "/mcp", a, json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})),  # direct
                 ("POST", "/api/coord/messages", b, json.dumps({"subject": "bye"}))]
     answers = []
     with socket.create_connection(("127.0.0.1", hub.port), timeout=20) as s, s.makefile("rb") as reader:
@@ -300,6 +303,7 @@ def _script(hub: Served, written: list[bytes]) -> list[tuple[list[bytes], bytes]
             close = "Connection: close\r\n" if i == len(requests) - 1 else ""
             before = len(written)
             s.sendall((f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{close}"
+                       "Accept: application/json, text/event-stream\r\n"
                        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode())
             head = b""
             while not head.endswith(b"\r\n\r\n"):
@@ -312,22 +316,23 @@ def _script(hub: Served, written: list[bytes]) -> list[tuple[list[bytes], bytes]
     return answers
 
 
-def test_a_hot_answer_is_one_write_of_the_bytes_the_two_messages_make(tmp_path: Path,
+def test_a_whole_answer_is_one_write_of_the_bytes_the_two_messages_make(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """A hot route's whole answer goes to the transport in one write (issue 15: uvicorn's send writes the head and
-    the body apart, a system call and a TCP segment each); the client reads the same bytes as the two ASGI
-    messages give (the run with ``wire.answer`` declining everything), and a ``Connection: close`` request is
-    answered the ASGI way and closed."""
+    """A whole answer goes to the transport in one write, a hot route's, FastAPI's or a direct endpoint's (issue 15:
+    uvicorn's send writes the head and the body apart, a system call and a TCP segment each); the client reads the
+    same bytes as the two ASGI messages give (the run with ``wire.whole`` declining everything), and a
+    ``Connection: close`` request is answered the ASGI way and closed."""
     writes: list[bytes] = []
     (tmp_path / "one").mkdir()
     with serving(tmp_path / "one", http=_recording(writes)) as hub:
         answers = _script(hub, writes)
     declined: list[bytes] = []
-    monkeypatch.setattr(wire, "answer", lambda scope, response: False)
+    monkeypatch.setattr(wire, "whole", lambda *args: False)
     (tmp_path / "two").mkdir()
     with serving(tmp_path / "two", http=_recording(declined)) as other:
         expected = _script(other, declined)
     assert [got for _, got in answers] == [got for _, got in expected]
-    assert [got.split(b" ")[1] for _, got in answers] == [b"201", b"200", b"201", b"409", b"200", b"201"]
-    assert [len(w) for w, _ in answers] == [1, 1, 1, 1, 1, 2]  # the last: Connection: close, the ASGI way
-    assert [len(w) for w, _ in expected] == [2] * 6
+    assert [got.split(b" ")[1] for _, got in answers] == [b"201", b"200", b"201", b"409", b"200", b"404", b"422",
+                                                          b"200", b"201"]
+    assert [len(w) for w, _ in answers] == [1] * 8 + [2]  # the last: Connection: close, the ASGI way
+    assert [len(w) for w, _ in expected] == [2] * 9

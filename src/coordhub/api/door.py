@@ -42,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from coordhub.api import hosts, inputs
+from coordhub.api import hosts, inputs, wire
 from coordhub.api.auth import INNER_REQUEST, Caller
 from coordhub.api.headers import raw_header
 from coordhub.api.hotpath import HotRoutes, error_answer
@@ -220,10 +220,12 @@ class Door:
                     status[0] = served
                     return
 
+            out = wire.coalescing(send, scope["method"])  # a whole answer in one write
+
             async def sending(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     status[0] = message["status"]
-                await send(message)
+                await out(message)
 
             await self.app(scope, replay(body, receive), sending)
         finally:
@@ -234,12 +236,13 @@ class Door:
         """Run ``endpoint``; an error it raises before its answer started gets the app's answer, as FastAPI's
         exception layers would give it (the catch-all 500 is raised on to the server after it is sent)."""
         started = False
+        out = wire.coalescing(send, scope["method"])  # a whole answer in one write
 
         async def sending(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started, status[0] = True, message["status"]
-            await send(message)
+            await out(message)
 
         try:
             await endpoint(scope, receive, sending)

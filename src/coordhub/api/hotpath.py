@@ -360,7 +360,7 @@ class HotRoutes:
         if answered is None:
             return None
         response, unexpected = answered
-        if not wire.answer(scope, response):  # one write on uvicorn's connection, else the two ASGI messages
+        if not wire.answer(send, scope["method"], response):  # one write on uvicorn's connection, else two messages
             await response(scope, receive, send)
         if unexpected is not None:
             raise unexpected

@@ -23,19 +23,20 @@ when it is uvicorn's httptools cycle with a chunked response started, and
 gives None otherwise (another server or protocol, a test transport): then
 the stream writes the ASGI way, as before.
 
-:func:`answer` does the same for a whole response of a hot route
-(:mod:`coordhub.api.hotpath`): uvicorn's ``send`` writes the status line and
-headers in one ``transport.write`` and the body in a second, two system calls
-and two TCP segments per answer; :func:`answer` writes the same bytes in one.
+:func:`whole` does the same for a whole response: uvicorn's ``send``
+writes the status line and headers in one ``transport.write`` and the body
+in a second, two system calls and two TCP segments per answer; :func:`whole`
+writes the same bytes in one. A hot route's answer goes through
+:func:`answer`, every other one through :func:`coalescing` (the door's).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.responses import Response
-from starlette.types import Scope
+from starlette.types import Message, Scope, Send
 
 CYCLE: type[Any] | None  # uvicorn's httptools request-response cycle, the one server send a wire knows
 try:
@@ -50,10 +51,8 @@ OPEN, BACKED_UP, GONE = 0, 1, 2  # a wire's state: writable now; refused (flow c
 
 def of(scope: Scope) -> Wire | None:
     """The wire of a request whose chunked response has started; None when this server's send is not known."""
-    cycle = getattr(scope.get(SERVER_SEND), "__self__", None)
-    if CYCLE is None or not isinstance(cycle, CYCLE):
-        return None
-    if not cycle.response_started or cycle.chunked_encoding is not True:
+    cycle = _cycle(scope.get(SERVER_SEND))
+    if cycle is None or not cycle.response_started or cycle.chunked_encoding is not True:
         return None
     return Wire(cycle)
 
@@ -93,33 +92,40 @@ class Wire:
         return state
 
 
-def answer(scope: Scope, response: Response) -> bool:
-    """Write ``response`` whole to the connection of ``scope`` in one ``transport.write``; False (nothing done)
-    when it must be sent the ASGI way.
+def answer(send: Send, method: str, response: Response) -> bool:
+    """Write ``response`` whole in one ``transport.write`` (:func:`whole`) when ``send`` is uvicorn's; False
+    (nothing done) when it must be sent the ASGI way: also for anything but a plain
+    :class:`~starlette.responses.Response` without a background task."""
+    if type(response).__call__ is not _PLAIN_CALL or response.background is not None:
+        return False
+    return whole(send, method, response.status_code, response.raw_headers, response.body)
 
-    The bytes are those uvicorn's ``send`` writes for the response's two
-    messages (its default headers, such as ``date``, first; names in lower
-    case), and the cycle is left as that ``send`` leaves it: the response
-    started and complete, the request's waiters told. Declined (False) for
-    anything but a plain :class:`~starlette.responses.Response` with a
-    ``content-length`` equal to its body's length and no background task, a
-    connection that is not uvicorn's httptools cycle, a response already
-    started, a client gone or not reading (flow control: the ASGI ``send``
-    waits for it), a connection that closes after the answer, a ``HEAD``
-    request, a server that logs access, and a header the ASGI ``send`` would
-    refuse (names and values as uvicorn checks them, RFC 9110 §5.1 and
-    §5.5): the ASGI way then gives the same answer, or the same error.
+
+def whole(send: Send, method: str, status: int, headers: Iterable[tuple[bytes, bytes]],
+          body: bytes | memoryview) -> bool:
+    """Write a whole response (its start message's ``status`` and ``headers``, its one body message's ``body``) to
+    the connection ``send`` is uvicorn's send of, in one ``transport.write``; False (nothing done) when it must be
+    sent the ASGI way. ``method`` is the request's.
+
+    The bytes are those uvicorn's ``send`` writes for the two messages (its
+    default headers, such as ``date``, first; names in lower case), and the
+    cycle is left as that ``send`` leaves it: the response started and
+    complete, the request's waiters told. Declined (False) for a response
+    without a ``content-length`` equal to the body's length, a connection
+    that is not uvicorn's httptools cycle, a response already started, a
+    client gone or not reading (flow control: the ASGI ``send`` waits for
+    it), a connection that closes after the answer, a ``HEAD`` request, a
+    server that logs access, and a header the ASGI ``send`` would refuse
+    (names and values as uvicorn checks them, RFC 9110 §5.1 and §5.5): the
+    ASGI way then gives the same answer, or the same error.
     """
-    cycle = getattr(scope.get(SERVER_SEND), "__self__", None)
-    if CYCLE is None or not isinstance(cycle, CYCLE) or type(response).__call__ is not _PLAIN_CALL:
+    cycle = _cycle(send)
+    if cycle is None or (cycle.response_started or cycle.disconnected or cycle.flow.write_paused
+                         or not cycle.keep_alive or cycle.access_log or method == "HEAD"):
         return False
-    if (cycle.response_started or cycle.disconnected or cycle.flow.write_paused or not cycle.keep_alive
-            or cycle.access_log or response.background is not None or scope["method"] == "HEAD"):
-        return False
-    body = response.body
-    content: list[bytes | memoryview] = [STATUS_LINE[response.status_code]]
+    content: list[bytes | memoryview] = [STATUS_LINE[status]]
     length = None
-    for name, value in (*cycle.default_headers, *response.raw_headers):
+    for name, value in (*cycle.default_headers, *headers):
         if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
             return False
         name = name.lower()
@@ -139,6 +145,41 @@ def answer(scope: Scope, response: Response) -> bool:
     cycle.response_complete = True
     cycle.message_event.set()
     return True
+
+
+def coalescing(send: Send, method: str) -> Send:
+    """``send`` (uvicorn's; any other is returned as it is) for an app whose answers go out the ASGI way: a start
+    message with a ``content-length`` is held until the next message, and when that is the whole body the two go
+    out in one write (:func:`whole`); else both are passed on to ``send``, in order. A start that declares no
+    length (a stream) is passed on at once. ``method`` is the request's."""
+    if _cycle(send) is None:
+        return send
+    held: Message | None = None
+
+    async def sending(message: Message) -> None:
+        nonlocal held
+        start = held
+        if start is None:
+            if message["type"] == "http.response.start" and any(
+                    name.lower() == b"content-length" for name, _ in message.get("headers", ())):
+                held = message
+                return
+            await send(message)
+            return
+        held = None
+        if (message["type"] == "http.response.body" and not message.get("more_body", False)
+                and whole(send, method, start["status"], start.get("headers", ()), message.get("body", b""))):
+            return
+        await send(start)
+        await send(message)
+
+    return sending
+
+
+def _cycle(send: object) -> Any:
+    """The uvicorn httptools cycle whose ``send`` this is, else None."""
+    cycle = getattr(send, "__self__", None)
+    return cycle if CYCLE is not None and isinstance(cycle, CYCLE) else None
 
 
 _PLAIN_CALL = Response.__call__
