@@ -283,12 +283,25 @@ _STAMP = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
                     rb"content-length: \d+|_seconds\":[0-9.]+")  # (a lease's time left: its length varies)
 
 
+def _read_answer(reader: Any) -> bytes:
+    """One HTTP/1.1 answer with a ``content-length`` body, off a socket's binary file."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = reader.readline()
+        assert line, "the hub closed the connection"
+        head += line
+    length = int(re.search(rb"content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
+    return head + reader.read(length)
+
+
 def _script(hub: Served, written: list[bytes]) -> list[tuple[list[bytes], bytes]]:
     """Hot requests on one keep-alive connection, the last with ``Connection: close``; per answer, the hub's writes
     and what the client read (ids, times and the date blanked)."""
     a, b = hub.token("A/x"), hub.token("B/x")
     lease = json.dumps({"project_key": "p", "resource": "src/x.py"})
-    requests = [("POST", "/api/coord/messages", a, json.dumps({"subject": "s", "body": "b", "to_session": "B/x"})),
+    big = json.dumps({"kind": "hook.blob", "detail": {"blob": "x" * 300_000}})  # past uvicorn's read pause (64 KiB)
+    requests = [("POST", "/api/coord/events", a, big),  # 422: over the detail cap; the next request must be read
+                ("POST", "/api/coord/messages", a, json.dumps({"subject": "s", "body": "b", "to_session": "B/x"})),
                 ("GET", "/api/coord/messages?unread_only=true", b, ""),
                 ("POST", "/api/coord/locks", a, lease),
                 ("POST", "/api/coord/locks", b, lease),  # held by A: 409, the error envelope
@@ -298,18 +311,14 @@ def _script(hub: Served, written: list[bytes]) -> list[tuple[list[bytes], bytes]
                 ("POST", "/mcp", a, json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})),  # direct
                 ("POST", "/api/coord/messages", b, json.dumps({"subject": "bye"}))]
     answers = []
-    with socket.create_connection(("127.0.0.1", hub.port), timeout=20) as s, s.makefile("rb") as reader:
+    with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as s, s.makefile("rb") as reader:
         for i, (method, path, token, body) in enumerate(requests):
             close = "Connection: close\r\n" if i == len(requests) - 1 else ""
             before = len(written)
             s.sendall((f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{close}"
                        "Accept: application/json, text/event-stream\r\n"
                        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode())
-            head = b""
-            while not head.endswith(b"\r\n\r\n"):
-                head += reader.readline()
-            length = int(re.search(rb"content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
-            got = head + reader.read(length)
+            got = _read_answer(reader)
             if close:
                 assert reader.read() == b""  # the hub closed the connection after the answer
             answers.append((written[before:], _STAMP.sub(b"*", got)))
@@ -332,7 +341,28 @@ def test_a_whole_answer_is_one_write_of_the_bytes_the_two_messages_make(tmp_path
     with serving(tmp_path / "two", http=_recording(declined)) as other:
         expected = _script(other, declined)
     assert [got for _, got in answers] == [got for _, got in expected]
-    assert [got.split(b" ")[1] for _, got in answers] == [b"201", b"200", b"201", b"409", b"200", b"404", b"422",
-                                                          b"200", b"201"]
-    assert [len(w) for w, _ in answers] == [1] * 8 + [2]  # the last: Connection: close, the ASGI way
-    assert [len(w) for w, _ in expected] == [2] * 9
+    assert [got.split(b" ")[1] for _, got in answers] == [b"422", b"201", b"200", b"201", b"409", b"200", b"404",
+                                                          b"422", b"200", b"201"]
+    assert [len(w) for w, _ in answers] == [1] * 9 + [2]  # the last: Connection: close, the ASGI way
+    assert [len(w) for w, _ in expected] == [2] * 10
+
+
+def test_pipelined_requests_each_get_their_one_write_answer_in_order(tmp_path: Path) -> None:
+    """Requests sent back to back before any answer (HTTP/1.1 pipelining): uvicorn runs each after the one before
+    has answered, which a one-write answer must tell it (the protocol's ``on_response_complete``), or the second
+    request waits forever."""
+    writes: list[bytes] = []
+    with serving(tmp_path, http=_recording(writes)) as hub:
+        token = hub.token("A/x")
+        one = (f"GET /api/coord/locks?session_id=A/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+               "\r\n")
+        body = json.dumps({"subject": "piped"})
+        two = (f"POST /api/coord/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}")
+        with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as s, s.makefile("rb") as reader:
+            before = len(writes)
+            s.sendall((one + two + one).encode())
+            answers = [_read_answer(reader) for _ in range(3)]
+    assert [a.split(b" ")[1] for a in answers] == [b"200", b"201", b"200"]
+    assert b'"subject":"piped"' in answers[1]
+    assert len(writes) - before == 3  # one write each

@@ -109,8 +109,10 @@ def whole(send: Send, method: str, status: int, headers: Iterable[tuple[bytes, b
 
     The bytes are those uvicorn's ``send`` writes for the two messages (its
     default headers, such as ``date``, first; names in lower case), and the
-    cycle is left as that ``send`` leaves it: the response started and
-    complete, the request's waiters told. Declined (False) for a response
+    cycle and its protocol are left as that ``send`` leaves them: the
+    response started and complete, the request's waiters told, the
+    protocol's ``on_response_complete`` run (reading resumed if a large body
+    paused it, the keep-alive timer armed, a pipelined request started). Declined (False) for a response
     without a ``content-length`` equal to the body's length, a connection
     that is not uvicorn's httptools cycle, a response already started, a
     client gone or not reading (flow control: the ASGI ``send`` waits for
@@ -144,6 +146,7 @@ def whole(send: Send, method: str, status: int, headers: Iterable[tuple[bytes, b
     cycle.transport.write(b"".join(content))
     cycle.response_complete = True
     cycle.message_event.set()
+    cycle.on_response()  # the protocol's turn: reading resumed, the keep-alive timer armed, a pipelined request run
     return True
 
 
