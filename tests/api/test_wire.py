@@ -1,9 +1,11 @@
-"""Live SSE frames written straight to uvicorn's transport (issue 15, :mod:`coordhub.api.wire`).
+"""Live SSE frames and whole answers written straight to uvicorn's transport (issue 15, :mod:`coordhub.api.wire`).
 
 A real uvicorn server (httptools, as ``coord serve`` runs it) on loopback in a
 thread, real sockets as clients: the frames must arrive as valid HTTP/1.1
 chunks, exactly once and in order, and a client that stops reading must never
-make the hub buffer more than flow control allows.
+make the hub buffer more than flow control allows; a whole answer must read
+back as the two ASGI messages would, in one write, without stalling the
+connection's next request.
 """
 
 from __future__ import annotations
@@ -257,7 +259,8 @@ def test_streams_leave_no_reference_cycles_behind(tmp_path: Path) -> None:
 
 
 class _Writes:
-    """A transport that records each ``write`` (one list per connection) and passes everything on."""
+    """A transport that records each ``write`` in ``writes`` (shared by the server's connections) and passes everything
+    on."""
 
     def __init__(self, transport: Any, writes: list[bytes]) -> None:
         self._transport, self.writes = transport, writes

@@ -112,14 +112,16 @@ def whole(send: Send, method: str, status: int, headers: Iterable[tuple[bytes, b
     cycle and its protocol are left as that ``send`` leaves them: the
     response started and complete, the request's waiters told, the
     protocol's ``on_response_complete`` run (reading resumed if a large body
-    paused it, the keep-alive timer armed, a pipelined request started). Declined (False) for a response
-    without a ``content-length`` equal to the body's length, a connection
-    that is not uvicorn's httptools cycle, a response already started, a
-    client gone or not reading (flow control: the ASGI ``send`` waits for
-    it), a connection that closes after the answer, a ``HEAD`` request, a
-    server that logs access, and a header the ASGI ``send`` would refuse
-    (names and values as uvicorn checks them, RFC 9110 §5.1 and §5.5): the
-    ASGI way then gives the same answer, or the same error.
+    paused it, the keep-alive timer armed, a pipelined request started).
+
+    Declined (False) for a response without a ``content-length`` equal to
+    the body's length, a connection that is not uvicorn's httptools cycle, a
+    response already started, a client gone or not reading (flow control:
+    the ASGI ``send`` waits for it), a connection that closes after the
+    answer, a ``HEAD`` request, a server that logs access, and a header the
+    ASGI ``send`` would refuse (names and values as uvicorn checks them, RFC
+    9110 §5.1 and §5.5): the ASGI way then gives the same answer, or the
+    same error.
     """
     cycle = _cycle(send)
     if cycle is None or (cycle.response_started or cycle.disconnected or cycle.flow.write_paused
