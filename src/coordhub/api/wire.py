@@ -156,7 +156,8 @@ def coalescing(send: Send, method: str) -> Send:
     """``send`` (uvicorn's; any other is returned as it is) for an app whose answers go out the ASGI way: a start
     message with a ``content-length`` is held until the next message, and when that is the whole body the two go
     out in one write (:func:`whole`); else both are passed on to ``send``, in order. A start that declares no
-    length (a stream) is passed on at once. ``method`` is the request's."""
+    length (a stream) is passed on at once. ``method`` is the request's. A start still held when the app fails
+    before its body is never sent: uvicorn then answers 500 itself, as for an app that never started one."""
     if _cycle(send) is None:
         return send
     held: Message | None = None
