@@ -19,7 +19,7 @@ flight during a young collection). Left alone, such cycles would pile up for
 the life of the process: a client sending bad requests could grow the hub
 without bound. The freezer bounds that: once the heap has grown by
 :data:`FREEZE_SLACK` memory blocks since the last full collection it stops
-freezing, and the hub's ``coord-gc`` thread unfreezes everything and runs one
+freezing, and the hub's reclaimer thread unfreezes everything and runs one
 full collection (a pause of the old kind, paid once per that much growth,
 never under steady load, where the heap stays level), then freezing resumes
 from the new level. ``coord_heap_blocks`` and ``coord_gc_pause_seconds``
@@ -40,20 +40,6 @@ moves the first threshold itself: down while a young collection takes more
 than :data:`YOUNG_PAUSE_TARGET` seconds of CPU, back up while they take much
 less.
 
-The threshold alone still let a young collection find every request in
-flight when the objects of older requests die faster than new ones are
-made: CPython lowers its allocation count for every tracked object that is
-freed, frozen ones included, so the count may take seconds to reach even a
-low threshold (500 agents on a slow machine: 10-13 ms of CPU with the
-threshold at ~3,000). What a collection walks is what was made since the
-last one and is still alive (what survives is frozen), so the hub's
-``coord-gc`` thread also collects the young generation every
-:attr:`Pacer.period` seconds, a period the Pacer moves by the same rule as
-the threshold, between :data:`YOUNG_PERIOD_LOW` and
-:data:`YOUNG_PERIOD_HIGH`. Under a light load the period stays long and
-costs next to nothing; under hundreds of agents it settles where a
-collection walks what a fraction of a second made.
-
 The heap's growth is read as ``sys.getallocatedblocks()`` (pymalloc's blocks
 in use: every object of up to 512 bytes; tens of microseconds to read), not
 as ``gc.get_freeze_count()``, which walks the whole frozen list: 18-26 ms with
@@ -73,9 +59,7 @@ GC_THRESHOLDS = (20_000, 20, 20)  # CPython's are (700, 10, 10): see settle_heap
 YOUNG_PAUSE_TARGET = 0.005  # seconds of CPU a young collection should stay under (issue 15's bound: 10 ms)
 LOWEST_FIRST_THRESHOLD = 1_000
 FREEZE_SLACK = 500_000  # blocks the heap may grow by after a full collection before the next one
-YOUNG_PERIOD_LOW = 0.025  # seconds: the shortest period of timed young collections
-YOUNG_PERIOD_HIGH = 0.2  # the longest, and the longest the coord-gc thread goes without looking at the freezer
-YOUNG_MIN = 200  # a timed collection is skipped while fewer allocations than this are counted (an idle hub)
+RECLAIM_CHECK_SECONDS = 1.0
 
 
 class Freezer:
@@ -118,23 +102,16 @@ class Pacer:
     inflate), the first threshold is halved, down to ``low``; after one that
     took less than a quarter of it, it grows by a quarter, up to ``high``. In
     between it stays, so a steady load settles on one threshold instead of
-    swinging. :attr:`period` (seconds between the ``coord-gc`` thread's
-    timed young collections, see the module docstring) moves by the same
-    rule, halved or grown by a quarter between ``period_low`` and
-    ``period_high``, starting at the longest. ``adjustments`` counts the
-    changes; ``clock`` is the CPU clock (seconds).
+    swinging. ``adjustments`` counts the changes; ``clock`` is the CPU clock
+    (seconds).
     """
 
     def __init__(self, target: float = YOUNG_PAUSE_TARGET, low: int = LOWEST_FIRST_THRESHOLD,
-                 high: int = GC_THRESHOLDS[0], clock: Callable[[], float] = time.thread_time, *,
-                 period_low: float = YOUNG_PERIOD_LOW, period_high: float = YOUNG_PERIOD_HIGH) -> None:
+                 high: int = GC_THRESHOLDS[0], clock: Callable[[], float] = time.thread_time) -> None:
         self.target = target
         self.low = low
         self.high = high
         self.clock = clock
-        self.period_low = period_low
-        self.period_high = period_high
-        self.period = period_high
         self.adjustments = 0
         self._started = 0.0
 
@@ -146,44 +123,28 @@ class Pacer:
             return
         took = self.clock() - self._started
         first, second, third = gc.get_threshold()
-        if took > self.target:
-            moved, period = max(self.low, first // 2), max(self.period_low, self.period / 2)
-        elif took < self.target / 4:
-            moved, period = min(self.high, first + first // 4), min(self.period_high, self.period * 1.25)
+        if took > self.target and first > self.low:
+            first = max(self.low, first // 2)
+        elif took < self.target / 4 and first < self.high:
+            first = min(self.high, first + first // 4)
         else:
             return
-        if period != self.period:
-            self.period = period
-            self.adjustments += 1
-        if moved != first:
-            gc.set_threshold(moved, second, third)
-            self.adjustments += 1
+        gc.set_threshold(first, second, third)
+        self.adjustments += 1
 
 
-def _tend_forever(freezer: Freezer, pacer: Pacer) -> None:
-    # A thread, not the event loop's task: settle_heap runs before the loop exists, and a collection stops every
-    # thread alike. It never waits on a lock a collection could interrupt (no Event): it polls. It ends when its
-    # pacer is no longer installed (another settle_heap replaced it, or a test removed it).
-    while pacer in gc.callbacks:
-        time.sleep(pacer.period)
-        tend(freezer)
-
-
-def tend(freezer: Freezer) -> str | None:
-    """One turn of the ``coord-gc`` thread: the full collection when ``freezer`` says it is due, else a young one
-    unless fewer than :data:`YOUNG_MIN` allocations are counted. Returns ``"reclaim"``, ``"young"`` or None."""
-    if freezer.due:
-        freezer.reclaim()
-        return "reclaim"
-    if gc.get_count()[0] >= YOUNG_MIN:
-        gc.collect(0)
-        return "young"
-    return None
+def _reclaim_forever(freezer: Freezer) -> None:
+    # A thread, not the event loop's task: settle_heap runs before the loop exists, and a full collection
+    # stops every thread alike. It never waits on a lock a collection could interrupt (no Event): it polls.
+    while True:
+        time.sleep(RECLAIM_CHECK_SECONDS)
+        if freezer.due:
+            freezer.reclaim()
 
 
 def settle_heap(slack: int = FREEZE_SLACK) -> Freezer:
-    """Freeze start-up's heap, raise the first threshold, install a :class:`Pacer`, a :class:`Freezer` and the
-    ``coord-gc`` thread (timed young collections, the freezer's full collection).
+    """Freeze start-up's heap, raise the first threshold, install a :class:`Pacer`, a :class:`Freezer` and its
+    reclaimer thread.
 
     Measured under ``coord bench message --driver wrk`` (issue 15): with
     CPython's defaults a hub ran 14 full collections in 10 s, up to 271 ms
@@ -205,7 +166,6 @@ def settle_heap(slack: int = FREEZE_SLACK) -> Freezer:
     freezer = Freezer(slack)
     # Before the pause probe: its "stop" is then taken after the freeze, so the pause it times includes it.
     gc.callbacks.insert(gc.callbacks.index(GC_PAUSES) if GC_PAUSES in gc.callbacks else len(gc.callbacks), freezer)
-    pacer = Pacer()
-    gc.callbacks.insert(0, pacer)  # first: it times the collection alone
-    threading.Thread(target=_tend_forever, args=(freezer, pacer), name="coord-gc", daemon=True).start()
+    gc.callbacks.insert(0, Pacer())  # first: it times the collection alone
+    threading.Thread(target=_reclaim_forever, args=(freezer,), name="coord-gc-reclaim", daemon=True).start()
     return freezer

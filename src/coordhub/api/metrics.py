@@ -49,7 +49,6 @@ from starlette.types import Scope
 
 from coordhub.core.hub import Hub
 from coordhub.errors import Unavailable
-from coordhub.heap import Pacer
 
 log = logging.getLogger("coordhub.api")
 
@@ -236,11 +235,6 @@ class GcPauses:
         yield GaugeMetricFamily("coord_gc_young_threshold", "The first garbage-collection threshold of this hub "
                                 "process: allocations between young collections (coordhub.heap.Pacer lowers it "
                                 "while young collections take longer than 5 ms of CPU).", value=gc.get_threshold()[0])
-        pacer = next((c for c in gc.callbacks if isinstance(c, Pacer)), None)
-        if pacer is not None:  # installed by coord serve (coordhub.heap.settle_heap)
-            yield GaugeMetricFamily("coord_gc_young_period_seconds", "Seconds between this hub process's timed "
-                                    "young collections (coordhub.heap.Pacer halves it while young collections "
-                                    "take longer than 5 ms of CPU).", value=pacer.period)
 
 
 GC_PAUSES = GcPauses()  # this process's probe; ``coord serve`` installs it (coordhub.heap.settle_heap)

@@ -95,7 +95,7 @@ class Target:
         """The hub's garbage-collection pauses since it started serving, from its ``/metrics`` (admin token).
 
         ``{"longest_ms", "longest_cpu_ms", "pauses", "over_10_ms", "by_generation": {gen: longest_ms},
-        "heap_blocks", "young_threshold", "young_period_s"}`` (the last three as the run ended)
+        "heap_blocks", "young_threshold"}`` (the last two as the run ended)
         over the generations (``coord_gc_pause_seconds``, ``coord_gc_pause_longest_seconds``, and the CPU time
         of the costliest collection, ``coord_gc_pause_longest_cpu_seconds``); None when the
         metrics cannot be read (no admin token, the ceiling, an older hub).
@@ -109,7 +109,7 @@ class Target:
         longest: dict[str, float] = {}
         cpu: dict[str, float] = {}
         pauses = under = 0.0
-        blocks = threshold = period = None
+        blocks = threshold = None
         for family in text_string_to_metric_families(r.text):
             for sample in family.samples:
                 if sample.name == "coord_gc_pause_longest_seconds":
@@ -120,8 +120,6 @@ class Target:
                     blocks = int(sample.value)
                 elif sample.name == "coord_gc_young_threshold":
                     threshold = int(sample.value)
-                elif sample.name == "coord_gc_young_period_seconds":
-                    period = round(sample.value, 4)
                 elif sample.name == "coord_gc_pause_seconds_count":
                     pauses += sample.value
                 elif sample.name == "coord_gc_pause_seconds_bucket" and float(sample.labels["le"]) == 0.01:
@@ -130,7 +128,7 @@ class Target:
             return None
         return {"longest_ms": max(longest.values()), "longest_cpu_ms": max(cpu.values(), default=None),
                 "pauses": int(pauses), "over_10_ms": int(pauses - under), "by_generation": longest,
-                "heap_blocks": blocks, "young_threshold": threshold, "young_period_s": period}
+                "heap_blocks": blocks, "young_threshold": threshold}
 
     def storage_bytes(self) -> int | None:
         """Bytes the hub's SQLite database takes now (file, WAL and shared memory), None when it is not ours or
