@@ -9,11 +9,16 @@ keyring never decides what the hub trusts.
 Every call runs a ``gpg`` subprocess (tens of milliseconds): call from a
 worker thread, never from the event loop. Home directories are cached per
 set of keys (at most :data:`MAX_HOMES`), so repeated checks of one sender
-cost one ``gpg --verify``.
+cost one ``gpg --verify``. No ``gpg`` run here may start a ``gpg-agent``
+(:data:`GPG_OPTIONS`): importing and verifying public keys needs none, and
+gpg would otherwise leave one agent daemon per home directory running after
+the home was evicted and after the hub exited, one more for every new set of
+keys a caller makes the hub check.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import shutil
@@ -27,6 +32,7 @@ import gnupg  # type: ignore[import-untyped]
 
 MAX_KEY_BYTES = 64 * 1024   # an armored public key with a few subkeys and signatures is a few KiB
 MAX_HOMES = 64
+GPG_OPTIONS = ("--no-autostart",)  # every gpg run here: never start a gpg-agent (see the module docstring)
 _BEGIN_KEY = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 
 
@@ -52,9 +58,17 @@ class _Homes:
     """Private gpg home directories, one per key set, least recently used evicted."""
 
     def __init__(self) -> None:
-        self._root = Path(tempfile.mkdtemp(prefix="coordhub-gpg-"))
+        self._root: Path | None = None  # made at the first check, removed when the process exits
         self._homes: OrderedDict[str, tuple[gnupg.GPG, threading.Lock]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def root(self) -> Path:
+        """The directory holding the homes (made once, on first use; removed at exit)."""
+        with self._lock:
+            if self._root is None:
+                self._root = Path(tempfile.mkdtemp(prefix="coordhub-gpg-"))
+                atexit.register(shutil.rmtree, self._root, True)
+            return self._root
 
     def get(self, keys: tuple[str, ...]) -> tuple[gnupg.GPG, threading.Lock]:
         digest = hashlib.sha256("\n\x00".join(sorted(keys)).encode()).hexdigest()[:32]
@@ -63,9 +77,10 @@ class _Homes:
             if found is not None:
                 self._homes.move_to_end(digest)
                 return found
-        home = self._root / digest
+        root = self.root()
+        home = root / digest
         home.mkdir(mode=0o700, exist_ok=True)
-        gpg = gnupg.GPG(gnupghome=str(home))
+        gpg = gnupg.GPG(gnupghome=str(home), options=list(GPG_OPTIONS))
         for armored in keys:
             gpg.import_keys(armored)
         entry = (gpg, threading.Lock())
@@ -73,7 +88,7 @@ class _Homes:
             self._homes[digest] = entry
             while len(self._homes) > MAX_HOMES:
                 old, _ = self._homes.popitem(last=False)
-                shutil.rmtree(self._root / old, ignore_errors=True)
+                shutil.rmtree(root / old, ignore_errors=True)
         return entry
 
 
@@ -92,7 +107,7 @@ def fingerprint(armored: str) -> str:
                         f"{MAX_KEY_BYTES} bytes), as `gpg --armor --export KEYID` writes")
     with tempfile.TemporaryDirectory(prefix="coordhub-gpg-key-") as home:
         os.chmod(home, 0o700)
-        gpg = gnupg.GPG(gnupghome=home)
+        gpg = gnupg.GPG(gnupghome=home, options=list(GPG_OPTIONS))
         result = gpg.scan_keys_mem(text)
         public = [k for k in result if k.get("type") == "pub"]
         if len(result) != 1 or len(public) != 1:
