@@ -142,6 +142,29 @@ def _reclaim_forever(freezer: Freezer) -> None:
             freezer.reclaim()
 
 
+def absorb(blocks_before: int) -> None:
+    """Count what a load after start-up built (modules, models) as start-up's heap: freeze it, and move the
+    installed :class:`Freezer`'s baseline up by the blocks the heap grew by meanwhile (``blocks_before``:
+    ``sys.getallocatedblocks()`` before the load).
+
+    Without it the next young collection would walk every object of the load
+    still young, and its growth would count toward the freezer's slack as if
+    requests had leaked it (a full collection of the old kind, for nothing).
+    A freezer the load's own growth made due is no longer due. Run it on the
+    event loop's thread after the load; does nothing in a process where
+    :func:`settle_heap` did not run.
+    """
+    freezer = next((c for c in gc.callbacks if isinstance(c, Freezer)), None)
+    if freezer is None:
+        return
+    now = sys.getallocatedblocks()
+    freezer.baseline = min(now, freezer.baseline + max(0, now - blocks_before))
+    if freezer.due and now - freezer.baseline <= freezer.slack:
+        freezer.due = False
+    if not freezer.due:
+        gc.freeze()
+
+
 def settle_heap(slack: int = FREEZE_SLACK) -> Freezer:
     """Freeze start-up's heap, raise the first threshold, install a :class:`Pacer`, a :class:`Freezer` and its
     reclaimer thread.

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from coordhub.api.app import build_routes, create_app
 from coordhub.api.metrics import GC_PAUSES
 from coordhub.core.hub import Hub
-from coordhub.heap import GC_THRESHOLDS, Freezer, Pacer, settle_heap
+from coordhub.heap import GC_THRESHOLDS, Freezer, Pacer, absorb, settle_heap
 from tests.conftest import Api, LiveHub, free_port
 
 A = "METRICS-A/claude-main"
@@ -390,6 +390,37 @@ def test_the_freezer_never_counts_the_frozen_heap(monkeypatch: pytest.MonkeyPatc
         gc.callbacks.remove(freezer)
         gc.unfreeze()
     assert counted == []
+
+
+def test_a_load_after_start_up_is_frozen_and_not_counted_as_growth() -> None:
+    """What a load after start-up builds (``/mcp``'s SDK) is frozen and moves the baseline up: no young collection
+    walks it again, and its growth, which made the freezer due while it ran, does not count toward the slack."""
+    gc.collect()
+    gc.freeze()
+    freezer = Freezer(slack=8_000)
+    gc.callbacks.append(freezer)
+    try:
+        blocks = sys.getallocatedblocks()
+        loaded = [[i] for i in range(12_000)]  # past the slack: young collections meanwhile made the freezer due
+        gc.collect(0)
+        assert freezer.due
+        absorb(blocks)
+        assert not freezer.due and abs(freezer.baseline - sys.getallocatedblocks()) < 1_000
+        young = {id(o) for generation in range(3) for o in gc.get_objects(generation)}
+        assert not any(id(item) in young for item in loaded)  # frozen
+        more = [[i] for i in range(12_000)]  # growth after it still counts
+        gc.collect(0)
+        assert freezer.due and len(more) == len(loaded)
+    finally:
+        gc.callbacks.remove(freezer)
+        gc.unfreeze()
+
+
+def test_absorb_does_nothing_where_no_freezer_runs() -> None:
+    """In a process that did not settle its heap (a test, ``coord mcp``) nothing is frozen."""
+    frozen = gc.get_freeze_count()
+    absorb(sys.getallocatedblocks())
+    assert gc.get_freeze_count() == frozen
 
 
 def test_a_serving_hub_reclaims_its_frozen_garbage_in_its_reclaimer_thread() -> None:

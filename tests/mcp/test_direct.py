@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from coordhub.api.door import Door, inner_door
 from coordhub.client.aio import asgi_request
 from coordhub.mcp.direct import DirectCalls
-from coordhub.mcp.http import PATH
+from coordhub.mcp.http import PATH, ready
 from tests.mcp.conftest import MODES, McpHub, error, ok
 
 pytestmark = pytest.mark.anyio
@@ -30,6 +30,13 @@ pytestmark = pytest.mark.anyio
 A, B = "HOST-A/claude-main", "HOST-B/claude-main"
 LEGACY = "2025-11-25"
 MODERN = "2026-07-28"
+
+
+@pytest.fixture
+async def mcp_hub(mcp_hub: McpHub) -> McpHub:
+    """The hub with its ``/mcp`` loaded (it loads at the first ``/mcp`` request): its direct calls can be read."""
+    await ready(mcp_hub.app)
+    return mcp_hub
 
 
 def _gate(hub: McpHub) -> Any:

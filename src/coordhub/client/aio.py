@@ -49,7 +49,7 @@ def identity_headers(token: str | None, session: str | None) -> dict[str, str]:
 
 ServeInProcess = Callable[[str, str, dict[str, Any], dict[str, str], bytes], Awaitable[tuple[int, bytes]]]
 """An in-process app's own way to answer ``(method, path, query, headers, body)`` with ``(status, body)``, as
-:func:`asgi_request` would get them from it (:class:`coordhub.mcp.http.AppConnector`'s app has one)."""
+:func:`asgi_request` would get them from it (:class:`coordhub.mcp.served.AppConnector`'s app has one)."""
 
 
 class AsyncCoordClient:

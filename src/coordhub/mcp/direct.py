@@ -28,7 +28,7 @@ the ``serverInfo`` stamp and a JSON-RPC error its mapped status, as the SDK's
 single-exchange entry does. ``tests/mcp/test_direct.py`` compares the two
 answers for every tool shape, so an SDK upgrade that changes the wire fails
 there. The tool's REST call is unchanged: it is handed to the hub's own app
-(:class:`coordhub.mcp.http.AppConnector`), so identity, the halt,
+(:class:`coordhub.mcp.served.AppConnector`), so identity, the halt,
 idempotency and validation are the REST rules.
 """
 

@@ -17,44 +17,51 @@ passes a small gate first:
   loopback answers only loopback ``Host`` names (421). The SDK's own check
   is therefore off.
 
-Each tool then calls the hub's REST API in-process (the request is handed to
-the same app's :class:`~coordhub.api.door.Door`, see :class:`_Inner`) carrying
-the caller's token, so identity, the halt, idempotency, rate limits and
-validation are exactly the REST ones. The MCP transport is stateless
-(``stateless_http=True``, JSON responses): any hub process can answer any
-request, and legacy (initialize handshake) and 2026 clients both work. A plain
-``tools/call`` is answered by :class:`coordhub.mcp.direct.DirectCalls` without
-the SDK's per-request transport; every other request goes to the SDK.
+The SDK side (a server per profile, the direct calls, the in-process app the
+tools call: :mod:`coordhub.mcp.served`) is loaded when the first ``/mcp``
+request comes, on a worker thread while the hub goes on answering: importing
+the SDK and building the tools' models was ~40 % of a hub's start-up CPU and
+~29 MiB of its memory (issue 15), which a hub nobody reaches over MCP never
+needs. That first request waits for it (~0.6 s); every later one finds it
+loaded. Each tool then calls the hub's REST API in-process, carrying the
+caller's token, so identity, the halt, idempotency, rate limits and
+validation are exactly the REST ones. A plain ``tools/call`` is answered by
+:class:`coordhub.mcp.direct.DirectCalls` without the SDK's per-request
+transport; every other request goes to the SDK.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
-from mcp.server.mcpserver import Context
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import QueryParams
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from coordhub.api.auth import INNER_REQUEST, SESSION_HEADER, Authenticator, Caller, client_address
-from coordhub.api.door import inner_door, serve_directly
+from coordhub import heap
+from coordhub.api.auth import SESSION_HEADER, Authenticator, Caller, client_address
+from coordhub.api.door import serve_directly
 from coordhub.api.headers import header
 from coordhub.api.limits import replay
-from coordhub.client.aio import AsyncCoordClient, asgi_call, asgi_request, asgi_scope
 from coordhub.errors import Invalid
-from coordhub.mcp.connect import CallerContext
-from coordhub.mcp.direct import DirectCalls
-from coordhub.mcp.server import PROFILE_ENV, PROFILES, build_server, profile_tools
+from coordhub.mcp import PROFILE_ENV, PROFILE_NAMES
+
+if TYPE_CHECKING:
+    from coordhub.mcp.direct import DirectCalls
+    from coordhub.mcp.served import Served
+
+log = logging.getLogger("coordhub.mcp")
 
 PATH = "/mcp"
 SCOPE_KEY = "coordhub.mcp.caller"
-INTERNAL_URL = "http://coordhub.internal"  # the hub's own app, reached in-process; never resolved
 
 
 @dataclass(frozen=True)
@@ -68,94 +75,18 @@ class HttpCaller:
     who: Caller
 
 
-class AppConnector:
-    """Gives each tool call a client of the hub's own app (in-process) carrying the HTTP caller's identity.
-
-    Its requests are marked as the hub's own (``INNER_REQUEST``): the
-    ``/mcp`` request that made them was already counted by the rate limit.
-    """
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-
-    def client(self, ctx: Context) -> AsyncCoordClient:
-        """The caller's client; it holds no connection, so it needs no closing."""
-        if isinstance(ctx, CallerContext):  # a direct tools/call (coordhub.mcp.direct)
-            caller = ctx.caller
-        else:
-            caller = ctx.request_context.request.scope[SCOPE_KEY]  # type: ignore[union-attr]
-        assert isinstance(caller, HttpCaller)
-        return AsyncCoordClient(INTERNAL_URL, caller.token, caller.session, app=_Inner(self.app, caller.who),
-                                session_id=caller.session_id)
-
-    def resource(self, text: str) -> str:
-        """``text`` unchanged: the hub's working directory is not the caller's, so it names no local path."""
-        return text
-
-
-class _Inner:
-    """The app, with each request marked as made by the hub itself on behalf of ``who``.
-
-    Once the app has served a request (the ``/mcp`` request that makes these
-    did), they go straight to its :class:`~coordhub.api.door.Door`: a hot
-    route's answer is taken from the endpoint itself (:meth:`Door.local`,
-    with the query as pairs and the caller ``who`` the ``/mcp`` request
-    resolved), anything else is served the ASGI way (:meth:`Door.inner`,
-    which resolves the caller from the headers); the same rules and answer
-    either way, less work than from outside.
-    """
-
-    def __init__(self, app: FastAPI, who: Caller) -> None:
-        self.app = app
-        self.who = who
-
-    async def serve_in_process(self, method: str, path: str, query: dict[str, Any], headers: dict[str, str],
-                               body: bytes) -> tuple[int, bytes]:
-        """The request's status and body (:data:`coordhub.client.aio.ServeInProcess`)."""
-        door = inner_door(self.app)
-        if door is not None:
-            scope = asgi_scope(method, path, {}, headers)
-            # the pairs the query string would carry (urlencode writes str(value) of a value that is not text)
-            pairs = {k: v if type(v) is str else str(v) for k, v in query.items()}
-            response = await door.local(scope, body, query=pairs, who=self.who)
-            if response is not None:
-                answer = getattr(response, "body", None)  # a streamed answer has none: run it to collect it
-                return (response.status_code, answer) if isinstance(answer, bytes) else \
-                    await asgi_call(response, scope, b"")
-        return await asgi_request(self, method, path, query, headers, body)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        door = inner_door(self.app)
-        if door is None:
-            await self.app({**scope, INNER_REQUEST: True}, receive, send)
-            return
-        await door.inner(dict(scope), await _body(receive), receive, send)
-
-
 def mount(app: FastAPI) -> None:
     """Serve MCP at ``/mcp`` on ``app`` (call once, after ``app.state.auth`` is set).
 
-    Wraps the app's lifespan so the MCP session managers run while the app
-    does; nothing else is needed. Raises ``ValueError`` if
-    ``COORD_MCP_TOOLS`` names no profile.
+    Adds the route and wraps the app's lifespan, which runs the SDK's session
+    managers once the first ``/mcp`` request has loaded them; nothing else is
+    needed. Raises ``ValueError`` if ``COORD_MCP_TOOLS`` names no profile.
     """
     auth: Authenticator = app.state.auth
     default = os.environ.get(PROFILE_ENV) or "default"
-    if default not in PROFILES:
-        raise ValueError(f"{PROFILE_ENV}={default!r}: use one of {', '.join(PROFILES)}")
-    # The hub's BrowserGuard middleware checks Host and Origin for every route, /mcp included.
-    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-
-    app_connector = AppConnector(app)
-
-    @contextlib.asynccontextmanager
-    async def connector() -> AsyncIterator[AppConnector]:
-        yield app_connector
-
-    servers = {profile: build_server(profile, connector) for profile in PROFILES}
-    gate = _Gate(default, auth)
-    gate.direct = {profile: DirectCalls(server, profile_tools(profile), app_connector)
-                   for profile, server in servers.items()}
+    if default not in PROFILE_NAMES:
+        raise ValueError(f"{PROFILE_ENV}={default!r}: use one of {', '.join(PROFILE_NAMES)}")
+    gate = Gate(app, default, auth)
     # first, so /mcp is not matched against every REST route; its one path shadows nothing
     app.router.routes.insert(0, Route(PATH, endpoint=gate, include_in_schema=False))
     serve_directly(app, PATH, gate)  # past FastAPI's stack: the gate raises CoordErrors the app answers
@@ -163,43 +94,111 @@ def mount(app: FastAPI) -> None:
 
     @contextlib.asynccontextmanager
     async def lifespan(a: Any) -> AsyncIterator[Any]:
-        # A mounted app's own lifespan never runs, so the hub's runs the SDK's session managers. Each run
-        # builds fresh ones (a manager runs only once), so an app may be started more than once.
-        async with inner(a) as state, contextlib.AsyncExitStack() as stack:
-            for profile, server in servers.items():
-                endpoint = server.streamable_http_app(streamable_http_path=PATH, stateless_http=True,
-                                                      json_response=True, transport_security=security)
-                await stack.enter_async_context(server.session_manager.run())
-                gate.endpoints[profile] = endpoint
-            stack.callback(gate.endpoints.clear)
-            yield state
+        # A mounted app's own lifespan never runs, so the hub's runs the SDK's session managers (in the gate's
+        # keeper task, from the first /mcp request until the hub stops).
+        async with inner(a) as state:
+            gate.start()
+            try:
+                yield state
+            finally:
+                await gate.stop()
 
     app.router.lifespan_context = lifespan
 
 
-class _Gate:
-    """The ``/mcp`` endpoint: authenticate, pick the profile, hand over to the SDK.
+async def ready(app: FastAPI) -> None:
+    """Load ``app``'s ``/mcp`` now, as its first ``/mcp`` request would (its lifespan must be running)."""
+    for route in app.router.routes:
+        if isinstance(route, Route) and isinstance(route.endpoint, Gate):
+            await route.endpoint.ready()
+            return
+    raise LookupError("the app has no /mcp (coordhub.mcp.http.mount)")
+
+
+class Gate:
+    """The ``/mcp`` endpoint: authenticate, pick the profile, load the SDK side once, hand over.
 
     Errors are raised as the hub's ``CoordError``\\ s, so the app's handlers
-    answer with the one error envelope.
+    answer with the one error envelope. ``direct`` and ``endpoints`` (per
+    profile) are filled once the SDK side is loaded and running.
     """
 
-    def __init__(self, default: str, auth: Authenticator) -> None:
-        self.endpoints: dict[str, ASGIApp] = {}  # filled while the app's lifespan runs
-        self.direct: dict[str, DirectCalls] = {}  # plain tools/call requests, per profile
+    def __init__(self, app: FastAPI, default: str, auth: Authenticator) -> None:
+        self.app = app
         self.default = default
         self.auth = auth
+        self.endpoints: dict[str, ASGIApp] = {}  # while the keeper runs the session managers
+        self.direct: dict[str, DirectCalls] = {}  # plain tools/call requests, per profile
+        self._served: Served | None = None  # built once per app, kept across lifespan runs
+        self._keeper: asyncio.Task[None] | None = None
+        self._wanted = asyncio.Event()
+        self._started: asyncio.Future[None] | None = None
+        self._stopping = asyncio.Event()
+
+    def start(self) -> None:
+        """Start the keeper task (the app's lifespan calls it): it loads and runs the SDK side when first wanted."""
+        self._wanted, self._stopping = asyncio.Event(), asyncio.Event()
+        self._started = asyncio.get_running_loop().create_future()
+        self._keeper = asyncio.create_task(self._keep(), name="coordhub-mcp")
+
+    async def stop(self) -> None:
+        """Stop the session managers (or the keeper still waiting to be wanted); the app's lifespan calls it."""
+        keeper, self._keeper = self._keeper, None
+        if keeper is None:
+            return
+        self._stopping.set()
+        if not self._wanted.is_set():
+            keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+
+    async def ready(self) -> None:
+        """Return once the SDK side runs; the first caller has it loaded. Raises what loading raised."""
+        started = self._started
+        if self._keeper is None or started is None:
+            raise RuntimeError("/mcp is not running: the app's lifespan has not started")
+        if not started.done():
+            self._wanted.set()
+            await asyncio.shield(started)
+        started.result()
+
+    async def _keep(self) -> None:
+        assert self._started is not None
+        started = self._started
+        await self._wanted.wait()
+        try:
+            if self._served is None:
+                from coordhub.mcp import served as sdk_side  # the SDK loads here, not at start-up
+
+                blocks = sys.getallocatedblocks()
+                self._served = await asyncio.to_thread(sdk_side.load, self.app)
+                heap.absorb(blocks)
+                log.info("MCP loaded: %d tool profiles", len(self._served.servers))
+            async with self._served.running() as endpoints:
+                self.direct, self.endpoints = dict(self._served.direct), endpoints
+                started.set_result(None)
+                await self._stopping.wait()
+        except Exception as exc:  # every /mcp request gets it (a 500); the hub's other routes go on
+            log.exception("MCP could not start")
+            if not started.done():
+                started.set_exception(exc)
+        except BaseException:
+            if not started.done():
+                started.set_exception(RuntimeError("/mcp stopped"))
+            raise
+        finally:
+            self.endpoints = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         caller = scope[SCOPE_KEY] = await self._caller(scope, client_address(scope))
         query = scope.get("query_string", b"")
         profile = (QueryParams(query).get("tools") if query else None) or self.default
-        if profile not in PROFILES:
-            raise Invalid(f"tools={profile!r}: use one of {', '.join(PROFILES)}", field="tools")
-        if profile not in self.endpoints:
-            raise RuntimeError("/mcp is not running: the app's lifespan has not started")
+        if profile not in PROFILE_NAMES:
+            raise Invalid(f"tools={profile!r}: use one of {', '.join(PROFILE_NAMES)}", field="tools")
+        if not self.endpoints:
+            await self.ready()
         if scope["method"] == "POST" and profile in self.direct:
-            body = await _body(receive)
+            body = await read_body(receive)
             if await self.direct[profile].answer(scope["headers"], body, caller, send):
                 return
             receive = replay(body, receive)
@@ -218,7 +217,7 @@ class _Gate:
                           Caller(actor, None, self.auth))
 
 
-async def _body(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
     """The whole request body (the hub's body limit has bounded it already)."""
     chunks = []
     while True:
