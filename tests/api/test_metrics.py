@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from coordhub.api.app import build_routes, create_app
 from coordhub.api.metrics import GC_PAUSES
 from coordhub.core.hub import Hub
-from coordhub.heap import GC_THRESHOLDS, Freezer, Pacer, absorb, settle_heap
+from coordhub.heap import GC_THRESHOLDS, Freezer, Pacer, absorbing, settle_heap
 from tests.conftest import Api, LiveHub, free_port
 
 A = "METRICS-A/claude-main"
@@ -392,23 +392,26 @@ def test_the_freezer_never_counts_the_frozen_heap(monkeypatch: pytest.MonkeyPatc
     assert counted == []
 
 
-def test_a_load_after_start_up_is_frozen_and_not_counted_as_growth() -> None:
-    """What a load after start-up builds (``/mcp``'s SDK) is frozen and moves the baseline up: no young collection
-    walks it again, and its growth, which made the freezer due while it ran, does not count toward the slack."""
+def test_a_load_after_start_up_runs_without_collections_and_is_then_frozen() -> None:
+    """What a load after start-up builds (``/mcp``'s SDK) is not walked by collections while it runs, is frozen
+    when it ends, and its growth does not count toward the slack (it made the freezer due, which it no longer
+    is); growth after it still counts."""
     gc.collect()
     gc.freeze()
     freezer = Freezer(slack=8_000)
     gc.callbacks.append(freezer)
     try:
-        blocks = sys.getallocatedblocks()
-        loaded = [[i] for i in range(12_000)]  # past the slack: young collections meanwhile made the freezer due
-        gc.collect(0)
-        assert freezer.due
-        absorb(blocks)
-        assert not freezer.due and abs(freezer.baseline - sys.getallocatedblocks()) < 1_000
+        with absorbing():
+            assert not gc.isenabled()
+            loaded = [[i] for i in range(12_000)]  # past the slack
+            freezer(  # a young collection's end seen meanwhile (one another thread forced, say)
+                "stop", {"generation": 0, "collected": 0, "uncollectable": 0})
+            assert freezer.due
+        assert gc.isenabled() and not freezer.due
+        assert abs(freezer.baseline - sys.getallocatedblocks()) < 1_000
         young = {id(o) for generation in range(3) for o in gc.get_objects(generation)}
         assert not any(id(item) in young for item in loaded)  # frozen
-        more = [[i] for i in range(12_000)]  # growth after it still counts
+        more = [[i] for i in range(12_000)]
         gc.collect(0)
         assert freezer.due and len(more) == len(loaded)
     finally:
@@ -416,10 +419,11 @@ def test_a_load_after_start_up_is_frozen_and_not_counted_as_growth() -> None:
         gc.unfreeze()
 
 
-def test_absorb_does_nothing_where_no_freezer_runs() -> None:
-    """In a process that did not settle its heap (a test, ``coord mcp``) nothing is frozen."""
+def test_absorbing_does_nothing_where_no_freezer_runs() -> None:
+    """In a process that did not settle its heap (a test, ``coord mcp``) collections go on and nothing is frozen."""
     frozen = gc.get_freeze_count()
-    absorb(sys.getallocatedblocks())
+    with absorbing():
+        assert gc.isenabled()
     assert gc.get_freeze_count() == frozen
 
 

@@ -31,10 +31,20 @@ JSONRPC = {"Accept": "application/json, text/event-stream", "Content-Type": "app
 
 def test_a_new_hub_imports_the_sdk_only_at_its_first_mcp_request(tmp_path: Path) -> None:
     """In a fresh interpreter: building and starting the app, and REST requests, import no ``mcp`` module; an
-    ``/mcp`` request does, and is answered."""
+    ``/mcp`` request does, on a thread other than the event loop's, and is answered."""
     script = textwrap.dedent(f"""
-        import asyncio, json, sys
+        import asyncio, json, sys, threading
         import httpx2
+
+        importers = []
+
+        class Watch:  # notes the thread that first imports the SDK
+            def find_spec(self, name, path=None, target=None):
+                if name == "mcp":
+                    importers.append(threading.current_thread() is threading.main_thread())
+                return None
+
+        sys.meta_path.insert(0, Watch())
         from coordhub.api.app import create_app
         from coordhub.core import tokens
         from coordhub.core.hub import Hub
@@ -61,6 +71,7 @@ def test_a_new_hub_imports_the_sdk_only_at_its_first_mcp_request(tmp_path: Path)
                     r = await h.post("/mcp", json={json.dumps(CALL)}, headers={json.dumps(JSONRPC)})
                     seen["mcp"] = r.status_code, r.json()["result"]["structuredContent"]["session_id"]
                     seen["after_mcp"] = sdk()
+                    seen["imported_on_the_loops_thread"] = importers
             store.close()
             print(json.dumps(seen))
 
@@ -71,7 +82,7 @@ def test_a_new_hub_imports_the_sdk_only_at_its_first_mcp_request(tmp_path: Path)
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.splitlines()[-1])
     assert seen == {"after_create_app": False, "after_start": False, "rest": 200, "after_rest": False,
-                    "mcp": [200, "admin"], "after_mcp": True}, seen
+                    "mcp": [200, "admin"], "after_mcp": True, "imported_on_the_loops_thread": [False]}, seen
 
 
 async def test_the_hub_answers_while_mcp_loads_and_loads_once(tmp_path: Path, anyio_backend: str,

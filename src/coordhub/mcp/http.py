@@ -36,7 +36,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -168,11 +167,8 @@ class Gate:
         await self._wanted.wait()
         try:
             if self._served is None:
-                from coordhub.mcp import served as sdk_side  # the SDK loads here, not at start-up
-
-                blocks = sys.getallocatedblocks()
-                self._served = await asyncio.to_thread(sdk_side.load, self.app)
-                heap.absorb(blocks)
+                with heap.absorbing():
+                    self._served = await asyncio.to_thread(_load, self.app)
                 log.info("MCP loaded: %d tool profiles", len(self._served.servers))
             async with self._served.running() as endpoints:
                 self.direct, self.endpoints = dict(self._served.direct), endpoints
@@ -215,6 +211,13 @@ class Gate:
         actor = await self.auth.authenticate(authorization, address)
         return HttpCaller((authorization or "").partition(" ")[2].strip(), None, actor.session_id,
                           Caller(actor, None, self.auth))
+
+
+def _load(app: FastAPI) -> Served:
+    """Import the SDK side and build ``app``'s servers (blocking: on a worker thread, never the event loop's)."""
+    from coordhub.mcp import served  # the SDK loads here, not at start-up
+
+    return served.load(app)
 
 
 async def read_body(receive: Receive) -> bytes:
