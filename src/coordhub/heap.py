@@ -155,10 +155,14 @@ def absorbing() -> Iterator[None]:
     full collection of the old kind, for nothing). So collections pause, and
     then everything is frozen and the installed :class:`Freezer`'s baseline
     moves up by what the heap grew meanwhile; a freezer the load made due is
-    no longer due. Reference counting frees as ever in between; a garbage
-    cycle made meanwhile is frozen with the rest, and reclaimed with any other
-    once the heap grows by the slack. Enter it on the event loop's thread.
-    Does nothing in a process where :func:`settle_heap` did not run.
+    no longer due. Reference counting frees as ever in between; the garbage
+    cycles made meanwhile (the load's own, measured: ~11,000 objects for the
+    SDK, and any a request on the loop made) are frozen with the rest and not
+    counted toward the slack: kept until a later reclaim, once per process.
+    Collecting them at the end instead would walk the whole load (the pause
+    this avoids). Enter it on the event loop's thread; collections come back
+    on whatever the body raises (on only if they were on at entry). Does
+    nothing in a process where :func:`settle_heap` did not run.
     """
     freezer = next((c for c in gc.callbacks if isinstance(c, Freezer)), None)
     if freezer is None:

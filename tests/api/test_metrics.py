@@ -419,6 +419,25 @@ def test_a_load_after_start_up_runs_without_collections_and_is_then_frozen() -> 
         gc.unfreeze()
 
 
+def test_absorbing_turns_collections_back_on_when_the_load_fails() -> None:
+    """A load that raises leaves automatic collections as they were before it, and what it built frozen."""
+    freezer = Freezer(slack=8_000)
+    gc.callbacks.append(freezer)
+    try:
+        with pytest.raises(ImportError), absorbing():
+            assert not gc.isenabled()
+            raise ImportError("no SDK here")
+        assert gc.isenabled()
+        gc.disable()  # off at entry: stays off
+        with absorbing():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.callbacks.remove(freezer)
+        gc.unfreeze()
+
+
 def test_absorbing_does_nothing_where_no_freezer_runs() -> None:
     """In a process that did not settle its heap (a test, ``coord mcp``) collections go on and nothing is frozen."""
     frozen = gc.get_freeze_count()

@@ -8,19 +8,21 @@ while every other route goes on answering.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 
+from coordhub.heap import Freezer
 from coordhub.mcp import served
-from tests.mcp.conftest import McpHub, ok, running_hub
+from tests.mcp.conftest import McpHub, ok, open_hub, running_hub
 
 pytestmark = pytest.mark.anyio
 
@@ -85,55 +87,137 @@ def test_a_new_hub_imports_the_sdk_only_at_its_first_mcp_request(tmp_path: Path)
                     "mcp": [200, "admin"], "after_mcp": True, "imported_on_the_loops_thread": [False]}, seen
 
 
+class HeldLoad:
+    """``served.load`` held on its thread until :meth:`release`; notes each load's thread and whether automatic
+    collections were on while it ran."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.entered, self.released = threading.Event(), threading.Event()
+        self.threads: list[int] = []
+        self.collecting: list[bool] = []
+        real = served.load
+
+        def load(app: Any) -> served.Served:
+            self.threads.append(threading.get_ident())
+            self.collecting.append(gc.isenabled())
+            self.entered.set()
+            assert self.released.wait(30), "the test never released the load"
+            return real(app)
+
+        monkeypatch.setattr(served, "load", load)
+
+    async def wait_entered(self) -> None:
+        while not self.entered.is_set():
+            await asyncio.sleep(0.01)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@pytest.fixture
+def freezer() -> Iterator[Freezer]:
+    """A freezer installed as in a serving hub (``coord serve`` settles its heap; tests do not)."""
+    installed = Freezer()
+    gc.callbacks.append(installed)
+    try:
+        yield installed
+    finally:
+        gc.callbacks.remove(installed)
+        gc.unfreeze()
+        gc.enable()
+
+
 async def test_the_hub_answers_while_mcp_loads_and_loads_once(tmp_path: Path, anyio_backend: str,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """The load runs on a thread other than the event loop's; REST requests are answered while it runs; two
-    ``/mcp`` requests that arrive meanwhile both wait for that one load and are both answered."""
-    release, entered = threading.Event(), threading.Event()
-    loads: list[int] = []
-    real_load = served.load
-
-    def slow_load(app: Any) -> served.Served:
-        loads.append(threading.get_ident())
-        entered.set()
-        assert release.wait(30), "the test never released the load"
-        return real_load(app)
-
-    monkeypatch.setattr(served, "load", slow_load)
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              freezer: Freezer) -> None:
+    """The load runs on a thread other than the event loop's, with automatic collections paused in a serving hub
+    (back on after it); REST requests are answered while it runs; two ``/mcp`` requests that arrive meanwhile
+    both wait for that one load and are both answered."""
+    held = HeldLoad(monkeypatch)
     async with running_hub(tmp_path) as hub:
         token = await hub.token(A)
         headers = {**JSONRPC, "Authorization": f"Bearer {token}"}
         async with hub.http(headers) as h:
             first = asyncio.ensure_future(h.post("/mcp", json=CALL))
             second = asyncio.ensure_future(h.post("/mcp", json=CALL))
-            while not entered.is_set():
-                await asyncio.sleep(0.01)
+            await held.wait_entered()
             status = await hub.rest("GET", "/api/coord/status", token)  # answered while the load is held
             assert status["session_id"] == A
             assert not first.done() and not second.done()
-            release.set()
+            held.release()
             answers = await asyncio.wait_for(asyncio.gather(first, second), 30)
         assert [r.status_code for r in answers] == [200, 200]
         assert {r.json()["result"]["structuredContent"]["session_id"] for r in answers} == {A}
-        assert loads == [loads[0]] and loads[0] != threading.get_ident()
+        assert held.threads == [held.threads[0]] and held.threads[0] != threading.get_ident()
+        assert held.collecting == [False] and gc.isenabled() and not freezer.due
 
 
-async def test_a_load_that_fails_is_a_500_on_mcp_only(tmp_path: Path, anyio_backend: str,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every ``/mcp`` request gets the hub's 500 envelope; REST is unaffected and the hub stops cleanly."""
+async def test_a_waiter_that_goes_away_does_not_stop_the_load(tmp_path: Path, anyio_backend: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first request is cancelled (its client left) while the load runs: the load goes on and the next
+    request is answered."""
+    held = HeldLoad(monkeypatch)
+    async with running_hub(tmp_path) as hub:
+        async with hub.http({**JSONRPC, "Authorization": f"Bearer {hub.admin_token}"}) as h:
+            first = asyncio.ensure_future(h.post("/mcp", json=CALL))
+            await held.wait_entered()
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            held.release()
+            r = await asyncio.wait_for(h.post("/mcp", json=CALL), 30)
+        assert r.status_code == 200, r.text
+        assert len(held.threads) == 1
+
+
+async def test_a_hub_stopping_during_the_load_refuses_the_waiting_request(
+        tmp_path: Path, anyio_backend: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        freezer: Freezer) -> None:
+    """The lifespan ends while the load runs: it waits for the load (a thread cannot be interrupted), starts no
+    session manager, and the waiting request gets the 503 envelope; nothing is left unreported."""
+    held = HeldLoad(monkeypatch)
+    app, admin, store = open_hub(tmp_path)
+    try:
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        async with McpHub(app, admin).http({**JSONRPC, "Authorization": f"Bearer {admin}"}) as h:
+            waiting = asyncio.ensure_future(h.post("/mcp", json=CALL))
+            await held.wait_entered()
+            stopping = asyncio.ensure_future(lifespan.__aexit__(None, None, None))
+            await asyncio.sleep(0.2)
+            assert not stopping.done()  # waits for the load
+            held.release()
+            await asyncio.wait_for(stopping, 30)
+            r = await asyncio.wait_for(waiting, 30)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "mcp_unavailable", r.text
+        assert gc.isenabled()
+    finally:
+        store.close()
+    assert "never retrieved" not in caplog.text
+
+
+async def test_a_load_that_fails_is_a_503_on_mcp_only(tmp_path: Path, anyio_backend: str,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """Every ``/mcp`` request gets the hub's 503 envelope, the failure logged once and not tried again; REST is
+    unaffected and the hub stops cleanly."""
+    tries: list[int] = []
+
     def broken(app: Any) -> served.Served:
+        tries.append(1)
         raise ImportError("no SDK here")
 
     monkeypatch.setattr(served, "load", broken)
     async with running_hub(tmp_path) as hub:
         token = await hub.token(A)
-        transport = httpx2.ASGITransport(app=hub.app, raise_app_exceptions=False)  # the 500 as a client sees it
-        async with httpx2.AsyncClient(transport=transport, base_url=hub.url,
-                                      headers={**JSONRPC, "Authorization": f"Bearer {token}"}) as h:
-            for _ in range(2):
+        async with hub.http({**JSONRPC, "Authorization": f"Bearer {token}"}) as h:
+            for _ in range(3):
                 r = await h.post("/mcp", json=CALL)
-                assert r.status_code == 500 and r.json()["error"]["code"] == "internal", r.text
+                assert r.status_code == 503 and r.json()["error"]["code"] == "mcp_unavailable", r.text
+                assert "log says why" in r.json()["error"]["message"]
         assert (await hub.rest("GET", "/api/coord/status", token))["session_id"] == A
+    assert tries == [1]
+    assert caplog.text.count("ImportError: no SDK here") == 1  # one traceback, not one per request
 
 
 async def test_a_stopped_app_refuses_mcp_until_started_again(tmp_path: Path, anyio_backend: str) -> None:

@@ -50,7 +50,7 @@ from coordhub.api.auth import SESSION_HEADER, Authenticator, Caller, client_addr
 from coordhub.api.door import serve_directly
 from coordhub.api.headers import header
 from coordhub.api.limits import replay
-from coordhub.errors import Invalid
+from coordhub.errors import CoordError, Invalid
 from coordhub.mcp import PROFILE_ENV, PROFILE_NAMES
 
 if TYPE_CHECKING:
@@ -72,6 +72,17 @@ class HttpCaller:
     session: str | None
     session_id: str | None
     who: Caller
+
+
+class McpUnavailable(CoordError):
+    """``/mcp`` cannot serve in this hub process (503): its SDK side failed to load (the hub logged why, once), or
+    the hub is stopping."""
+
+    status, code = 503, "mcp_unavailable"
+
+    def __init__(self, message: str = "MCP could not be loaded in this hub process; its log says why. Every other "
+                                      "route works; restart the hub once the cause is fixed.") -> None:
+        super().__init__(message)
 
 
 def mount(app: FastAPI) -> None:
@@ -129,6 +140,7 @@ class Gate:
         self.endpoints: dict[str, ASGIApp] = {}  # while the keeper runs the session managers
         self.direct: dict[str, DirectCalls] = {}  # plain tools/call requests, per profile
         self._served: Served | None = None  # built once per app, kept across lifespan runs
+        self._failure: BaseException | None = None  # why the load failed: not tried again in this process
         self._keeper: asyncio.Task[None] | None = None
         self._wanted = asyncio.Event()
         self._started: asyncio.Future[None] | None = None
@@ -137,53 +149,70 @@ class Gate:
     def start(self) -> None:
         """Start the keeper task (the app's lifespan calls it): it loads and runs the SDK side when first wanted."""
         self._wanted, self._stopping = asyncio.Event(), asyncio.Event()
-        self._started = asyncio.get_running_loop().create_future()
-        self._keeper = asyncio.create_task(self._keep(), name="coordhub-mcp")
+        self._started = started = asyncio.get_running_loop().create_future()
+        # a refusal nobody waited for is not an error to report (the keeper logged why)
+        started.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._keeper = asyncio.create_task(self._keep(started), name="coordhub-mcp")
 
     async def stop(self) -> None:
-        """Stop the session managers (or the keeper still waiting to be wanted); the app's lifespan calls it."""
+        """Stop the session managers (the app's lifespan calls it); a load under way is let finish first (it runs
+        on a thread, which cannot be interrupted), and the caller's own cancellation goes through."""
         keeper, self._keeper = self._keeper, None
         if keeper is None:
             return
         self._stopping.set()
         if not self._wanted.is_set():
             keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
+        await asyncio.wait({keeper})  # not `await keeper`: cancelling this task must not cancel the keeper's load
+        if not keeper.cancelled():
+            keeper.result()
 
     async def ready(self) -> None:
-        """Return once the SDK side runs; the first caller has it loaded. Raises what loading raised."""
+        """Return once the SDK side runs; the first caller has it loaded.
+
+        Raises :class:`McpUnavailable` when the load failed or the app is
+        stopping, ``RuntimeError`` when the app's lifespan is not running.
+        """
         started = self._started
         if self._keeper is None or started is None:
             raise RuntimeError("/mcp is not running: the app's lifespan has not started")
         if not started.done():
             self._wanted.set()
-            await asyncio.shield(started)
+            await asyncio.shield(started)  # one waiter's cancellation must not cancel it for the others
         started.result()
 
-    async def _keep(self) -> None:
-        assert self._started is not None
-        started = self._started
+    async def _keep(self, started: asyncio.Future[None]) -> None:
         await self._wanted.wait()
         try:
+            if self._served is None and self._failure is None:
+                try:
+                    with heap.absorbing():
+                        self._served = await asyncio.to_thread(_load, self.app)
+                except Exception as exc:
+                    self._failure = exc
+                    log.exception("MCP could not be loaded; /mcp answers 503 until the hub restarts")
+                else:
+                    log.info("MCP loaded: %d tool profiles", len(self._served.servers))
             if self._served is None:
-                with heap.absorbing():
-                    self._served = await asyncio.to_thread(_load, self.app)
-                log.info("MCP loaded: %d tool profiles", len(self._served.servers))
+                started.set_exception(McpUnavailable())
+                return
+            if self._stopping.is_set():  # stopped while loading: nothing to start
+                started.set_exception(McpUnavailable("/mcp is stopping with the hub"))
+                return
             async with self._served.running() as endpoints:
                 self.direct, self.endpoints = dict(self._served.direct), endpoints
                 started.set_result(None)
                 await self._stopping.wait()
-        except Exception as exc:  # every /mcp request gets it (a 500); the hub's other routes go on
-            log.exception("MCP could not start")
+        except Exception:  # the SDK's session managers failed: /mcp refuses from here on, the hub goes on
+            log.exception("MCP stopped with an error; /mcp answers 503")
             if not started.done():
-                started.set_exception(exc)
+                started.set_exception(McpUnavailable("/mcp stopped with an error; the hub's log says why"))
         except BaseException:
             if not started.done():
-                started.set_exception(RuntimeError("/mcp stopped"))
+                started.set_exception(McpUnavailable("/mcp stopped"))
             raise
         finally:
-            self.endpoints = {}
+            self.direct, self.endpoints = {}, {}  # a request that finds none is refused (503), never half-served
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         caller = scope[SCOPE_KEY] = await self._caller(scope, client_address(scope))
@@ -193,12 +222,15 @@ class Gate:
             raise Invalid(f"tools={profile!r}: use one of {', '.join(PROFILE_NAMES)}", field="tools")
         if not self.endpoints:
             await self.ready()
+        endpoint = self.endpoints.get(profile)
+        if endpoint is None:  # stopped while this request waited
+            raise McpUnavailable("/mcp stopped")
         if scope["method"] == "POST" and profile in self.direct:
             body = await read_body(receive)
             if await self.direct[profile].answer(scope["headers"], body, caller, send):
                 return
             receive = replay(body, receive)
-        await self.endpoints[profile](scope, receive, send)
+        await endpoint(scope, receive, send)
 
     async def _caller(self, scope: Scope, address: str) -> HttpCaller:
         """Who is calling; each ``/mcp`` request counts against the caller's rate limit, like a REST request."""
