@@ -74,14 +74,20 @@ class HttpCaller:
     who: Caller
 
 
+UNLOADED = ("MCP could not be loaded in this hub process; its log says why. Every other route works; restart the "
+            "hub once the cause is fixed.")
+FAILED = ("MCP stopped with an error in this hub process; its log says why. Every other route works; restart the "
+          "hub.")
+STOPPING = "/mcp is stopping with the hub"
+
+
 class McpUnavailable(CoordError):
-    """``/mcp`` cannot serve in this hub process (503): its SDK side failed to load (the hub logged why, once), or
-    the hub is stopping."""
+    """``/mcp`` cannot serve in this hub process (503): its SDK side failed to load or stopped with an error (the
+    hub logged why, once), or the hub is stopping (messages :data:`UNLOADED`, :data:`FAILED`, :data:`STOPPING`)."""
 
     status, code = 503, "mcp_unavailable"
 
-    def __init__(self, message: str = "MCP could not be loaded in this hub process; its log says why. Every other "
-                                      "route works; restart the hub once the cause is fixed.") -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
 
 
@@ -139,28 +145,30 @@ class Gate:
         self.auth = auth
         self.endpoints: dict[str, ASGIApp] = {}  # while the keeper runs the session managers
         self.direct: dict[str, DirectCalls] = {}  # plain tools/call requests, per profile
-        self._served: Served | None = None  # built once per app, kept across lifespan runs
-        self._failure: BaseException | None = None  # why the load failed: not tried again in this process
+        self._loading: asyncio.Future[Served | None] | None = None  # the one load of this app (None: it failed)
         self._keeper: asyncio.Task[None] | None = None
         self._wanted = asyncio.Event()
         self._started: asyncio.Future[None] | None = None
         self._stopping = asyncio.Event()
+        self._refusal = STOPPING  # what a request that finds no session manager running is told
 
     def start(self) -> None:
         """Start the keeper task (the app's lifespan calls it): it loads and runs the SDK side when first wanted."""
-        self._wanted, self._stopping = asyncio.Event(), asyncio.Event()
+        self._wanted, self._stopping, self._refusal = asyncio.Event(), asyncio.Event(), STOPPING
         self._started = started = asyncio.get_running_loop().create_future()
         # a refusal nobody waited for is not an error to report (the keeper logged why)
         started.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._keeper = asyncio.create_task(self._keep(started), name="coordhub-mcp")
+        self._keeper = asyncio.create_task(self._keep(started, self._wanted, self._stopping), name="coordhub-mcp")
 
     async def stop(self) -> None:
         """Stop the session managers (the app's lifespan calls it); a load under way is let finish first (it runs
-        on a thread, which cannot be interrupted), and the caller's own cancellation goes through."""
+        on a thread, which cannot be interrupted), and the caller's own cancellation goes through. From here on
+        every ``/mcp`` request is refused with 503."""
         keeper, self._keeper = self._keeper, None
         if keeper is None:
             return
         self._stopping.set()
+        self.direct, self.endpoints = {}, {}  # no new request reaches a session manager being torn down
         if not self._wanted.is_set():
             keeper.cancel()
         await asyncio.wait({keeper})  # not `await keeper`: cancelling this task must not cancel the keeper's load
@@ -171,9 +179,11 @@ class Gate:
         """Return once the SDK side runs; the first caller has it loaded.
 
         Raises :class:`McpUnavailable` when the load failed or the app is
-        stopping, ``RuntimeError`` when the app's lifespan is not running.
+        stopping or stopped, ``RuntimeError`` when its lifespan never started.
         """
         started = self._started
+        if self._stopping.is_set():
+            raise McpUnavailable(self._refusal)
         if self._keeper is None or started is None:
             raise RuntimeError("/mcp is not running: the app's lifespan has not started")
         if not started.done():
@@ -181,38 +191,53 @@ class Gate:
             await asyncio.shield(started)  # one waiter's cancellation must not cancel it for the others
         started.result()
 
-    async def _keep(self, started: asyncio.Future[None]) -> None:
-        await self._wanted.wait()
+    async def _keep(self, started: asyncio.Future[None], wanted: asyncio.Event, stopping: asyncio.Event) -> None:
+        # wanted/stopping are this lifespan run's own: a keeper outliving its run (its stop was cancelled) must
+        # not act on the next run's
+        await wanted.wait()
         try:
-            if self._served is None and self._failure is None:
-                try:
-                    with heap.absorbing():
-                        self._served = await asyncio.to_thread(_load, self.app)
-                except Exception as exc:
-                    self._failure = exc
-                    log.exception("MCP could not be loaded; /mcp answers 503 until the hub restarts")
-                else:
-                    log.info("MCP loaded: %d tool profiles", len(self._served.servers))
-            if self._served is None:
-                started.set_exception(McpUnavailable())
+            served = None if stopping.is_set() else await self._load()
+            if stopping.is_set():  # stopped before or while loading: start nothing
+                started.set_exception(McpUnavailable(self._refusal))
                 return
-            if self._stopping.is_set():  # stopped while loading: nothing to start
-                started.set_exception(McpUnavailable("/mcp is stopping with the hub"))
+            if served is None:
+                started.set_exception(McpUnavailable(UNLOADED))
                 return
-            async with self._served.running() as endpoints:
-                self.direct, self.endpoints = dict(self._served.direct), endpoints
+            async with served.running() as endpoints:
+                if not stopping.is_set():
+                    self.direct, self.endpoints = dict(served.direct), endpoints
                 started.set_result(None)
-                await self._stopping.wait()
-        except Exception:  # the SDK's session managers failed: /mcp refuses from here on, the hub goes on
+                await stopping.wait()
+        except Exception:  # the SDK's session managers failed: /mcp refuses until the next run, the hub goes on
             log.exception("MCP stopped with an error; /mcp answers 503")
+            if not stopping.is_set():
+                self._refusal = FAILED
             if not started.done():
-                started.set_exception(McpUnavailable("/mcp stopped with an error; the hub's log says why"))
+                started.set_exception(McpUnavailable(FAILED))
         except BaseException:
             if not started.done():
-                started.set_exception(McpUnavailable("/mcp stopped"))
+                started.set_exception(McpUnavailable(STOPPING))
             raise
         finally:
-            self.direct, self.endpoints = {}, {}  # a request that finds none is refused (503), never half-served
+            if not stopping.is_set():  # once stopping, stop() has cleared them (and a later run may have set its own)
+                self.direct, self.endpoints = {}, {}  # a request that finds none is refused, never half-served
+
+    async def _load(self) -> Served | None:
+        """The app's SDK side, loaded once (shared by every keeper of the app); None if the load failed (logged
+        once, not tried again)."""
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(self._load_once())
+        return await asyncio.shield(self._loading)
+
+    async def _load_once(self) -> Served | None:
+        try:
+            with heap.absorbing():
+                served = await asyncio.to_thread(_load, self.app)
+        except Exception:
+            log.exception("MCP could not be loaded; /mcp answers 503 until the hub restarts")
+            return None
+        log.info("MCP loaded: %d tool profiles", len(served.servers))
+        return served
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         caller = scope[SCOPE_KEY] = await self._caller(scope, client_address(scope))
@@ -224,7 +249,7 @@ class Gate:
             await self.ready()
         endpoint = self.endpoints.get(profile)
         if endpoint is None:  # stopped while this request waited
-            raise McpUnavailable("/mcp stopped")
+            raise McpUnavailable(self._refusal)
         if scope["method"] == "POST" and profile in self.direct:
             body = await read_body(receive)
             if await self.direct[profile].answer(scope["headers"], body, caller, send):
