@@ -87,9 +87,6 @@ class McpUnavailable(CoordError):
 
     status, code = 503, "mcp_unavailable"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
 
 def mount(app: FastAPI) -> None:
     """Serve MCP at ``/mcp`` on ``app`` (call once, after ``app.state.auth`` is set).
