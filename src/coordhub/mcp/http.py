@@ -248,7 +248,7 @@ class Gate:
         if endpoint is None:  # stopped while this request waited
             raise McpUnavailable(self._refusal)
         if scope["method"] == "POST" and profile in self.direct:
-            body = await read_body(receive)
+            body = await whole_body(receive)
             if await self.direct[profile].answer(scope["headers"], body, caller, send):
                 return
             receive = replay(body, receive)
@@ -274,7 +274,7 @@ def _load(app: FastAPI) -> Served:
     return served.load(app)
 
 
-async def read_body(receive: Receive) -> bytes:
+async def whole_body(receive: Receive) -> bytes:
     """The whole request body (the hub's body limit has bounded it already)."""
     chunks = []
     while True:

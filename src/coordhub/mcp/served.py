@@ -26,7 +26,7 @@ from coordhub.client.aio import AsyncCoordClient, asgi_call, asgi_request, asgi_
 from coordhub.mcp import PROFILE_NAMES
 from coordhub.mcp.connect import CallerContext
 from coordhub.mcp.direct import DirectCalls
-from coordhub.mcp.http import PATH, SCOPE_KEY, HttpCaller, read_body
+from coordhub.mcp.http import PATH, SCOPE_KEY, HttpCaller, whole_body
 from coordhub.mcp.server import build_server, profile_tools
 
 INTERNAL_URL = "http://coordhub.internal"  # the hub's own app, reached in-process; never resolved
@@ -133,4 +133,4 @@ class _Inner:
         if door is None:
             await self.app({**scope, INNER_REQUEST: True}, receive, send)
             return
-        await door.inner(dict(scope), await read_body(receive), receive, send)
+        await door.inner(dict(scope), await whole_body(receive), receive, send)
