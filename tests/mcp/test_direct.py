@@ -140,6 +140,31 @@ async def test_anything_unusual_goes_to_the_sdk(mcp_hub: McpHub) -> None:
             assert fast.json() == slow.json()
 
 
+async def test_each_request_is_authenticated_once_whichever_path_answers_it(mcp_hub: McpHub,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub's Door asks the gate for a direct answer first and runs it the ASGI way only when it gives none: a
+    request the SDK answers must not be authenticated (and counted against the caller's rate limit) twice."""
+    token = await mcp_hub.token(A)
+    auth = mcp_hub.app.state.auth
+    seen: list[str | None] = []
+    authenticate = auth.authenticate
+
+    async def counted(authorization: str | None, *args: Any, **kwargs: Any) -> Any:
+        seen.append(authorization)
+        return await authenticate(authorization, *args, **kwargs)
+
+    monkeypatch.setattr(auth, "authenticate", counted)
+    plain = request("status", {}, LEGACY)
+    listing = (plain[0], plain[1].replace(b'"tools/call"', b'"tools/list"'))
+    for (headers, body), direct_answers in ((plain, 1), (listing, 0)):
+        seen.clear()
+        before = direct(mcp_hub).answered
+        answer = await post(mcp_hub, token, headers, body)
+        assert answer.status_code == 200, answer.text
+        assert direct(mcp_hub).answered == before + direct_answers
+        assert seen == [f"Bearer {token}"], body
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_sdk_clients_take_the_direct_path(mcp_hub: McpHub, mode: str) -> None:
     async with mcp_hub.client(A, mode) as a:

@@ -36,7 +36,9 @@ def query_nul(scope: Scope) -> str | None:
     if "\x00" in scope.get("path", ""):
         return "path"
     raw: bytes = scope.get("query_string", b"")
-    if b"%00" not in raw and b"\x00" not in raw:
+    # bytes.find, not `in`: CPython's bytes `in` first tries the operand as an integer, raising and clearing a
+    # TypeError each time (~2,000 instructions; issue 15)
+    if raw.find(b"%00") < 0 and raw.find(b"\x00") < 0:
         return None
     for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
         if "\x00" in name or "\x00" in value:
@@ -64,7 +66,7 @@ def refusal(scope: Scope, body: bytes, content_type: bytes | None, nul_ok: bool 
     field = query_nul(scope)
     if field is not None:
         return envelope(422, "invalid", f"{field} must not contain NUL characters", field=field)
-    if body and (content_type is None or b"json" in content_type.lower()) and suspect(body):
+    if body and (content_type is None or content_type.lower().find(b"json") >= 0) and suspect(body):
         try:
             loads(body, nul_ok=nul_ok)
         except NulInput as exc:

@@ -54,7 +54,7 @@ from mcp.types import CallToolResult, TextContent
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from mcp_types.methods import serialize_server_result
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
-from starlette.types import Send
+from starlette.responses import Response
 
 from coordhub.mcp.connect import CALLER, CallerContext, Connector
 from coordhub.mcp.server import CoordTool
@@ -66,7 +66,6 @@ ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
 PARAM_KEYS = frozenset({"name", "arguments", "_meta"})
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
 HEADER_KEYWORD = b'"x-mcp-header"'  # an input-schema keyword: the argument travels in an Mcp-Param-* header too
-JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class DirectCalls:
@@ -86,41 +85,39 @@ class DirectCalls:
         self.server_info = {"name": server.name, "version": server.version}
         self.answered = 0  # requests answered here (tests and profiles read it)
 
-    async def answer(self, raw: list[tuple[bytes, bytes]], body: bytes, caller: object, send: Send) -> bool:
-        """Answer the request if it is a plain ``tools/call``; ``False`` (nothing sent) if the SDK must.
+    async def answer(self, raw: list[tuple[bytes, bytes]], body: bytes, caller: object) -> Response | None:
+        """The answer, not yet sent, if the request is a plain ``tools/call``; None if the SDK must answer it.
 
         ``raw`` are the request's headers as the server gives them (the
-        scope's, lower-case names); ``caller`` is who the ``/mcp`` request
-        acts as (already authenticated), handed to the connector through the
-        tool's context.
+        scope's, lower-case names), ``body`` its whole body; ``caller`` is who
+        the ``/mcp`` request acts as (already authenticated), handed to the
+        connector through the tool's context.
         """
         version = self._version(raw)
         if version is None:
-            return False
+            return None
         try:
             message = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return False
+            return None
         tool, request_id, arguments = self._plain_call(message)
         if tool is None:
-            return False
+            return None
         modern = version in MODERN_PROTOCOL_VERSIONS
         if modern and (tool.name in self.header_tools or not _modern_route_ok(message, raw)):
-            return False
+            return None
         self.answered += 1
         try:
             result = await self._run(tool, arguments, caller)
         except MCPError as err:  # a protocol error the tool raised on purpose: a JSON-RPC error, as the SDK sends it
             error = err.error.model_dump(by_alias=True, mode="json", exclude_none=True)
             status = ERROR_CODE_HTTP_STATUS.get(err.error.code, 200) if modern else 200
-            await _send_json(send, status, {"jsonrpc": "2.0", "id": request_id, "error": error})
-            return True
+            return _json(status, {"jsonrpc": "2.0", "id": request_id, "error": error})
         wire = _plain_wire(version, result) if isinstance(result, Plain) else _wire(version, result)
         if modern:
             meta = wire.get("_meta")
             wire["_meta"] = {**(meta if isinstance(meta, dict) else {}), SERVER_INFO_KEY: dict(self.server_info)}
-        await _send_json(send, 200, {"jsonrpc": "2.0", "id": request_id, "result": wire})
-        return True
+        return _json(200, {"jsonrpc": "2.0", "id": request_id, "result": wire})
 
     @staticmethod
     def _version(raw: list[tuple[bytes, bytes]]) -> str | None:
@@ -273,8 +270,6 @@ def _modern_route_ok(message: dict[str, Any], raw: list[tuple[bytes, bytes]]) ->
     return isinstance(classify_inbound_request(message, headers=first), InboundModernRoute)
 
 
-async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
-    body = orjson.dumps(payload)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+def _json(status: int, payload: dict[str, Any]) -> Response:
+    """``payload`` as the JSON answer the SDK sends (``content-type: application/json``, compact)."""
+    return Response(orjson.dumps(payload), status, media_type="application/json")

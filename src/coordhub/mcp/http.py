@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from starlette.datastructures import QueryParams
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -236,23 +237,52 @@ class Gate:
         log.info("MCP loaded: %d tool profiles", len(served.servers))
         return served
 
+    async def respond(self, scope: Scope, body: bytes) -> Response | None:
+        """The answer to a plain ``tools/call`` (:class:`~coordhub.mcp.direct.DirectCalls`), not yet sent; None
+        when the SDK must serve the request (the hub's :class:`~coordhub.api.door.Door` then calls the gate, which
+        does not authenticate it again). ``body`` is the whole request body."""
+        caller, profile = await self._admit(scope)
+        direct = self.direct.get(profile)
+        if direct is None or scope["method"] != "POST":
+            return None
+        return await direct.answer(scope["headers"], body, caller)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        admitted = scope.get(SCOPE_KEY)
+        if admitted is None:
+            caller, profile = await self._admit(scope)
+            direct = self.direct.get(profile)
+            if direct is not None and scope["method"] == "POST":
+                body = await whole_body(receive)
+                response = await direct.answer(scope["headers"], body, caller)
+                if response is not None:
+                    await response(scope, receive, send)
+                    return
+                receive = replay(body, receive)
+        else:  # respond() admitted it and left it to the SDK
+            profile = self._profile(scope)
+        endpoint = self.endpoints.get(profile)
+        if endpoint is None:  # stopped while this request waited
+            raise McpUnavailable(self._refusal)
+        await endpoint(scope, receive, send)
+
+    async def _admit(self, scope: Scope) -> tuple[HttpCaller, str]:
+        """Authenticate the request (counted against the caller's rate limit: once per request), check its
+        profile, and have the SDK side loaded; the caller, noted in ``scope`` for the SDK's tools, and the
+        profile."""
         caller = scope[SCOPE_KEY] = await self._caller(scope, client_address(scope))
+        profile = self._profile(scope)
+        if not self.endpoints:
+            await self.ready()
+        return caller, profile
+
+    def _profile(self, scope: Scope) -> str:
+        """The tool profile the request asks for (``?tools=``, else the hub's default); ``Invalid`` if none."""
         query = scope.get("query_string", b"")
         profile = (QueryParams(query).get("tools") if query else None) or self.default
         if profile not in PROFILE_NAMES:
             raise Invalid(f"tools={profile!r}: use one of {', '.join(PROFILE_NAMES)}", field="tools")
-        if not self.endpoints:
-            await self.ready()
-        endpoint = self.endpoints.get(profile)
-        if endpoint is None:  # stopped while this request waited
-            raise McpUnavailable(self._refusal)
-        if scope["method"] == "POST" and profile in self.direct:
-            body = await whole_body(receive)
-            if await self.direct[profile].answer(scope["headers"], body, caller, send):
-                return
-            receive = replay(body, receive)
-        await endpoint(scope, receive, send)
+        return profile
 
     async def _caller(self, scope: Scope, address: str) -> HttpCaller:
         """Who is calling; each ``/mcp`` request counts against the caller's rate limit, like a REST request."""
