@@ -216,3 +216,45 @@ def test_a_refused_admin_token_is_told_once(live_hub: Any) -> None:
         asyncio.run(mint_tokens(Target(live_hub.url, "not-the-admin-token"), "wrong", 40))
     assert "cannot create a token for wrong/agent00000: 401" in str(exited.value)
     assert refused_token_requests() == before + 1
+
+
+@pytest.mark.timeout(300)
+def test_callgrind_counts_the_hubs_work_per_operation_the_same_each_time() -> None:
+    """Issue 15: instructions per operation are what the server runs for those requests (next to nothing when
+    none is sent) and come out the same when counted again, whatever else the machine does."""
+    import httpx2
+
+    from coordhub.bench import instructions
+
+    with instructions.counting(False, ["--rate-limit", "0"]) as hub:
+        tokens = instructions._tokens(hub.target)
+        with httpx2.Client(base_url=hub.target.url, timeout=120) as http:
+            send = instructions._op("message", http, tokens)
+            first = hub.per_op(send, 30)
+            idle = hub.per_op(lambda i: None, 30)
+            again = hub.per_op(send, 30)
+    assert first > 200, first  # a send: the request, the store's transaction, the answer (~1,100k here)
+    assert idle < first / 100, (idle, first)  # the loop's timers while nothing is asked
+    assert abs(again - first) / first < 0.05, (first, again)
+
+
+@pytest.mark.timeout(300)
+def test_callgrind_driver_reports_instructions_against_the_ceiling(tmp_path: Path) -> None:
+    report = _bench(tmp_path, "message", "--driver", "callgrind", "--runs", "10")
+    result = report["message"]
+    assert result["driver"] == "callgrind" and result["headline"]["ops"] == 10
+    counted = result["kinstr_per_op"]
+    assert counted["hub"] > counted["ceiling"] > 100
+    assert result["ratio_to_ceiling"] == round(counted["ceiling"] / counted["hub"], 3)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["push", "--driver", "callgrind"], "counts message, lease, mcp, not push"),
+    (["message", "--driver", "callgrind", "--workers", "2"], "drop --workers"),
+])
+def test_callgrind_driver_refuses_what_it_cannot_count(tmp_path: Path, args: list[str], says: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COORD_", "CLAUDE_"))}
+    p = subprocess.run([sys.executable, "-m", "coordhub", "bench", *args], capture_output=True, text=True, env=env,
+                       cwd=tmp_path, timeout=60)
+    assert p.returncode == 2
+    assert says in " ".join(p.stderr.split()), p.stderr

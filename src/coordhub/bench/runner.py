@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx2
 
-from coordhub.bench import cli_load, dispatch, hook_load, lease_scale, mcp_load, push_raw, scenarios, wrk
+from coordhub.bench import cli_load, dispatch, hook_load, instructions, lease_scale, mcp_load, push_raw, scenarios, wrk
 from coordhub.bench.driver import Tick
 from coordhub.bench.target import Target, mint_tokens, start, start_ceiling
 
@@ -119,6 +119,10 @@ def run(names: list[str], o: Options, progress: Callable[[str], Tick]) -> dict[s
         if name == "dispatch":  # starts its own hub and two host threads
             measured = dispatch.dispatch(_hub_args(o), o.runs, progress)
             results[name] = {**measured, "clients": 2, "duration": None, "target": TARGETS[name]}
+            continue
+        if o.driver == "callgrind":  # starts its own hub and ceiling under valgrind
+            measured = instructions.measure(name, _hub_args(o), o.runs, o.ceiling, progress(f"{name} (callgrind)"))
+            results[name] = {**measured, "target": TARGETS[name]}
             continue
         run_id = uuid.uuid4().hex[:8]
         clients, duration = _defaults(name, o)

@@ -176,44 +176,49 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float, output
     raise NotReady(f"the server did not answer /health within {timeout:g} s:\n{output()}")
 
 
-def _wait_ready(target: Target, log: Path) -> None:
+def _wait_ready(target: Target, log: Path, timeout: float = 60.0) -> None:
     assert target.proc is not None
     try:
-        wait_healthy(target.url, target.proc, 60.0, log.read_text)
+        wait_healthy(target.url, target.proc, timeout, log.read_text)
     except NotReady as exc:
         target.stop()
         raise SystemExit(f"bench: {exc}") from None
 
 
-def start(args: list[str], data_dir: Path | None = None) -> Target:
+def start(args: list[str], data_dir: Path | None = None, *, prefix: list[str] | None = None,
+          timeout: float = 60.0) -> Target:
     """Start ``python -m coordhub serve`` (extra ``args``) on a free port; return once /health answers.
 
     ``data_dir`` reuses a prepared data dir (the inbox scenario fills one first);
-    by default a temporary one is made and removed afterwards.
+    by default a temporary one is made and removed afterwards. ``prefix`` runs
+    the interpreter under another program (valgrind, for ``--driver
+    callgrind``), ``timeout`` is how long it may take to answer (seconds).
     """
     workdir = None if data_dir is not None else tempfile.TemporaryDirectory(prefix="coord-bench-")
     folder = data_dir or Path(workdir.name)  # type: ignore[union-attr]
     port = free_port()
     log = folder / "hub.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "coordhub", "serve", "--log-level", "warning", "--port",
-                                 str(port), "--data-dir", str(folder), *args], stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "coordhub", "serve", "--log-level",
+                                 "warning", "--port", str(port), "--data-dir", str(folder), *args], stdout=out,
+                                stderr=subprocess.STDOUT)
     target = Target(f"http://127.0.0.1:{port}", "", proc, workdir, log)
-    _wait_ready(target, log)
+    _wait_ready(target, log, timeout)
     target.admin_token = (folder / "admin.token").read_text().strip()
     return target
 
 
-def start_ceiling() -> Target:
-    """Start the in-memory ceiling server (``coordhub.bench.ceiling``) on a free port."""
+def start_ceiling(prefix: list[str] | None = None, timeout: float = 60.0) -> Target:
+    """Start the in-memory ceiling server (``coordhub.bench.ceiling``) on a free port (``prefix`` and
+    ``timeout`` as for :func:`start`)."""
     workdir = tempfile.TemporaryDirectory(prefix="coord-ceiling-")
     port = free_port()
     log = Path(workdir.name) / "ceiling.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "coordhub.bench.ceiling", str(port)], stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "coordhub.bench.ceiling", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT)
     target = Target(f"http://127.0.0.1:{port}", "ceiling", proc, workdir, log)
-    _wait_ready(target, log)
+    _wait_ready(target, log, timeout)
     return target
 
 

@@ -45,12 +45,16 @@ def bench(
                                                                   "moves with whatever shares the cores)."),
     sessions: int = typer.Option(10_000, "--sessions", min=2, help="Registered sessions for the broadcast scenario."),
     runs: int = typer.Option(50, "--runs", min=1, help="Measured runs per case of the hook and cli scenarios, "
-                                                       "and requests per size of lease-scale."),
+                                                       "requests per size of lease-scale, and operations "
+                                                       "counted per case with --driver callgrind."),
     driver: str = typer.Option("python", "--driver", help="python (every scenario) or wrk: the C load driver "
                                                          "(Debian's wrk) for lease, message and mcp (each tool "
                                                          "as MCP and as REST: the CPU ratio), and a raw-socket "
                                                          "SSE receiver in its own process for push; both cost the "
-                                                         "shared cores far less than the Python driver."),
+                                                         "shared cores far less than the Python driver. Or "
+                                                         "callgrind (valgrind) for lease, message and mcp: "
+                                                         "instructions per operation, one at a time, hub and "
+                                                         "ceiling; the same count on a busy machine."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
     """Drive a hub with simulated agents; report ops/s, p50/p95/p99, errors, RSS, and the ratio to the ceiling."""
@@ -62,8 +66,10 @@ def bench(
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         raise typer.BadParameter(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)} or all")
-    if driver not in ("python", "wrk"):
-        raise typer.BadParameter(f"--driver is python or wrk, not {driver!r}")
+    if driver not in ("python", "wrk", "callgrind"):
+        raise typer.BadParameter(f"--driver is python, wrk or callgrind, not {driver!r}")
+    if driver == "callgrind":
+        _callgrind_fits(names, url, workers)
     if driver == "wrk":
         from coordhub.bench.wrk import WrkMissing, available
 
@@ -93,6 +99,23 @@ def bench(
         raise typer.Exit(1)
 
 
+def _callgrind_fits(names: list[str], url: str | None, workers: int) -> None:
+    """Refuse what ``--driver callgrind`` cannot count (``typer.BadParameter`` saying why)."""
+    from coordhub.bench.instructions import SCENARIOS as COUNTED
+    from coordhub.bench.instructions import CallgrindMissing, available
+
+    other = [n for n in names if n not in COUNTED]
+    if other:
+        raise typer.BadParameter(f"--driver callgrind counts {', '.join(COUNTED)}, not {other[0]}")
+    if url or workers > 1:
+        raise typer.BadParameter("--driver callgrind counts one hub process it starts itself: drop "
+                                 + ("--url" if url else "--workers"))
+    try:
+        available()
+    except CallgrindMissing as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 def _table(report: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -108,8 +131,10 @@ def _table(report: dict[str, Any]) -> None:
         t.add_row(*("-" if c is None else str(c) for c in cells))
     console.print(t)
     first = next(iter(report.values()))
-    driver = ("wrk (C), 2 threads" if first.get("driver") == "wrk" else "one Python asyncio process")
-    console.print(f"backend {first['backend']} ({first['durability']}); driver: {driver} on the same cores")
+    driver = {"wrk": "wrk (C), 2 threads on the same cores",
+              "callgrind": "one request at a time; instructions counted by callgrind (user space only)"}.get(
+        first.get("driver"), "one Python asyncio process on the same cores")
+    console.print(f"backend {first['backend']} ({first['durability']}); driver: {driver}")
     for name, r in report.items():
         for line in _details(r):
             console.print(f"{name}: {line}")
@@ -139,6 +164,13 @@ def _details(r: dict[str, Any]) -> list[str]:
     if "send_message" in r:  # mcp
         sends = r["send_message"]["send_message"]
         out.append(f"send_message {sends['ops_per_s']} calls/s {_lat(sends)}, errors {sends['errors']}")
+    if "kinstr_per_op" in r:  # callgrind
+        k = r["kinstr_per_op"]
+        out.append(f"{k['hub']}k instructions per operation" + (
+            f" (ceiling {k['ceiling']}k: ratio {r['ratio_to_ceiling']})" if k["ceiling"] is not None else ""))
+    for tool, k in r.get("kinstr_per_call", {}).items():  # mcp, callgrind
+        out.append(f"{tool}: {k['mcp']}k instructions per MCP call, {k['rest']}k per REST request (ratio "
+                   f"{r['instruction_ratio_mcp_to_rest'][tool]}, target ≤ 1.5)")
     for tool, cpu in r.get("hub_cpu_us_per_call", {}).items():  # mcp
         if cpu["mcp"] is not None:
             out.append(f"{tool}: hub CPU {cpu['mcp']} µs per MCP call, {cpu['rest']} µs per REST request "

@@ -135,15 +135,7 @@ class DirectCalls:
                 accept = value if accept is None else accept
             elif key == b"mcp-protocol-version":
                 version = value if version is None else version
-        if content_type is None or content_type.split(b";")[0].strip().lower() != b"application/json":
-            return None
-        accepted = {part.split(b";")[0].strip().lower() for part in (accept or b"").split(b",")}
-        if accepted.isdisjoint((b"application/json", b"application/*", b"*/*")):
-            return None
-        if version is None:
-            return DEFAULT_NEGOTIATED_VERSION
-        text = version.decode("latin-1")
-        return text if text in HANDSHAKE_PROTOCOL_VERSIONS or text in MODERN_PROTOCOL_VERSIONS else None
+        return _served_version(content_type, accept, version)
 
     def _plain_call(self, message: Any) -> tuple[Tool | None, Any, dict[str, Any]]:
         """(tool, request id, arguments) of a well-formed ``tools/call`` of a known tool; ``(None, …)`` otherwise."""
@@ -193,6 +185,20 @@ class DirectCalls:
         if not isinstance(result, CallToolResult):  # our tools return plain objects; a multi-round result is not ours
             raise TypeError(f"tool {tool.name!r} returned {type(result).__name__}, not a CallToolResult")
         return result
+
+
+@functools.lru_cache(maxsize=64)  # a fleet's clients send a handful of header combinations (issue 15: ~1 µs a call)
+def _served_version(content_type: bytes | None, accept: bytes | None, version: bytes | None) -> str | None:
+    """:meth:`DirectCalls._version` of these header values (None: the header is absent)."""
+    if content_type is None or content_type.split(b";")[0].strip().lower() != b"application/json":
+        return None
+    accepted = {part.split(b";")[0].strip().lower() for part in (accept or b"").split(b",")}
+    if accepted.isdisjoint((b"application/json", b"application/*", b"*/*")):
+        return None
+    if version is None:
+        return DEFAULT_NEGOTIATED_VERSION
+    text = version.decode("latin-1")
+    return text if text in HANDSHAKE_PROTOCOL_VERSIONS or text in MODERN_PROTOCOL_VERSIONS else None
 
 
 class Plain(NamedTuple):
