@@ -315,8 +315,9 @@ def inner_door(app: FastAPI) -> Door | None:
 
 def serve_directly(app: FastAPI, path: str, endpoint: ASGIApp) -> None:
     """Have the app's :class:`Door` answer requests to exactly ``path`` with ``endpoint`` (an ASGI app), past
-    FastAPI's stack; errors it raises get the app's exception handlers. Register the same endpoint as a route
-    too, first in the app's routes: requests under a root path take that route, and no other route takes the path
-    before it (the Door looks ``path`` up before the hot routes).
+    FastAPI's stack; errors it raises get the app's exception handlers. An endpoint that also has a
+    :class:`Responder`'s ``respond`` is asked for its answer first (see :meth:`Door._direct`). Register the same
+    endpoint as a route too, first in the app's routes: requests under a root path take that route, and no other
+    route takes the path before it (the Door looks ``path`` up before the hot routes).
     """
     app.state.direct_endpoints[path] = endpoint
