@@ -411,3 +411,30 @@ def test_hot_routes_are_counted_by_template_and_refusals_are_not(sides: tuple[Si
     assert count(MSG, "POST", "4xx") == 1  # the surplus field only; the 403 and the NUL never reached a route
     assert count(LOCKS, "POST", "2xx") == 1
     assert count(LOCKS + "/{lease_id}", "DELETE", "2xx") == 1
+
+
+def test_the_apps_state_is_read_as_plain_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15: ``app.state`` values are read without Starlette's ``__getattr__`` (an ``AttributeError`` made
+    and dropped per read), and stay the same values Starlette's ``State`` holds."""
+    from starlette.datastructures import State
+
+    from coordhub.api.app import AppState
+
+    state = AppState()
+    state.hub, state.auth = "hub", "auth"
+    fallbacks: list[str] = []
+    slow = State.__getattr__
+
+    def counted(self: State, key: str) -> object:
+        fallbacks.append(key)
+        return slow(self, key)
+
+    monkeypatch.setattr(State, "__getattr__", counted)
+    assert (state.hub, state.auth) == ("hub", "auth")
+    assert fallbacks == []
+    state.hub = "other"
+    del state.auth
+    assert state.hub == "other" and state._state == {"hub": "other"}
+    with pytest.raises(AttributeError):
+        state.auth  # noqa: B018
+    assert fallbacks == ["auth"]
