@@ -119,7 +119,8 @@ def served_hub(tmp_path: Path) -> Iterator[McpHub]:
     """The same app served by uvicorn on a free port in a thread (real HTTP, real lifespan)."""
     app, admin, store = open_hub(tmp_path)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                          access_log=False))  # as `coord serve` runs it (a whole answer: one write)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

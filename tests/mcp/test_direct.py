@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -163,6 +164,68 @@ async def test_each_request_is_authenticated_once_whichever_path_answers_it(mcp_
         assert answer.status_code == 200, answer.text
         assert direct(mcp_hub).answered == before + direct_answers
         assert seen == [f"Bearer {token}"], body
+
+
+def test_the_version_cache_keeps_no_long_header_values() -> None:
+    """The served-version verdict is cached by the headers' values only when they are short: a token holder
+    sending long, ever-different ``Accept`` headers must not make the hub keep them (64 × 4 MB did, before)."""
+    from mcp_types import DEFAULT_NEGOTIATED_VERSION
+
+    from coordhub.mcp import direct as module
+
+    module._cached_version.cache_clear()
+    long = [(b"content-type", b"application/json"), (b"accept", b"application/json, " + b"x" * 100_000)]
+    short = [(b"content-type", b"application/json"), (b"accept", b"application/json")]
+    for _ in range(2):
+        assert DirectCalls._version(long) == DEFAULT_NEGOTIATED_VERSION
+        assert DirectCalls._version(short) == DEFAULT_NEGOTIATED_VERSION
+    info = module._cached_version.cache_info()
+    assert (info.currsize, info.hits) == (1, 1)
+
+
+async def test_a_direct_answer_on_a_real_server_is_one_write_counted_as_what_it_answered(
+        served_hub: McpHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On uvicorn the door writes a plain ``tools/call``'s answer itself, in one write, and counts it by its
+    status; it does not hand it to the ASGI ``send`` that holds and joins messages (``wire.coalescing``)."""
+    # uvicorn logs access (and writes answers the ASGI way) while its logger has handlers: pytest's capture
+    # gives it some during a test; `coord serve` runs without
+    monkeypatch.setattr(logging.getLogger("uvicorn.access"), "handlers", [])
+    token = await served_hub.token(A)
+    headers, body = request("status", {}, LEGACY)
+    client = httpx2.AsyncClient(base_url=served_hub.url, headers={**headers, "Authorization": f"Bearer {token}"})
+    async with client:
+        assert (await client.post(PATH, content=body)).status_code == 200  # /mcp loads at its first request
+        await answered_as_one_write(served_hub, client, body, monkeypatch)
+
+
+async def answered_as_one_write(served_hub: McpHub, client: httpx2.AsyncClient, body: bytes,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Post ``body`` (a plain ``tools/call``) once more, noting what the door coalesced and counted."""
+    from coordhub.api import wire
+    from coordhub.api.metrics import RequestTimes
+
+    coalesced: list[object] = []
+    joining = wire.coalescing
+
+    def counted(send: Any, method: str) -> Any:
+        coalesced.append(send)
+        return joining(send, method)
+
+    monkeypatch.setattr(wire, "coalescing", counted)
+    answered: list[tuple[str, int]] = []
+    observe = RequestTimes.observe
+
+    def noted(self: RequestTimes, route: str, method: str, status: int, seconds: float) -> None:
+        answered.append((route, status))
+        observe(self, route, method, status, seconds)
+
+    monkeypatch.setattr(RequestTimes, "observe", noted)
+    before = direct(served_hub).answered
+    answer = await client.post(PATH, content=body)
+    assert answer.status_code == 200 and answer.json()["result"]["isError"] is False
+    assert direct(served_hub).answered == before + 1
+    assert coalesced == []
+    assert answered == [(PATH, 200)]
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -245,12 +245,14 @@ class Door:
         layers that hold and join them, cost ~5 % of an MCP call's CPU).
         """
         started = False
-        out = wire.coalescing(send, scope["method"])  # a whole answer in one write
+        out: Send | None = None  # made at the first message: an answer the endpoint responds with needs none
 
         async def sending(message: Message) -> None:
-            nonlocal started
+            nonlocal started, out
             if message["type"] == "http.response.start":
                 started, status[0] = True, message["status"]
+            if out is None:
+                out = wire.coalescing(send, scope["method"])  # a whole answer in one write
             await out(message)
 
         try:

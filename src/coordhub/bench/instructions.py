@@ -95,13 +95,15 @@ def counting(ceiling: bool, hub_args: list[str]) -> Iterator[Counter]:
     """The hub (started with ``hub_args``) or the ceiling, under callgrind with counting off."""
     valgrind, control = available()
     dumps = Path(tempfile.mkdtemp(prefix="coord-callgrind-"))
-    prefix = [valgrind, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={dumps}/cg.%p"]
-    target = start_ceiling(prefix, START_TIMEOUT) if ceiling else start(hub_args, prefix=prefix,
-                                                                        timeout=START_TIMEOUT)
     try:
-        yield Counter(target, control, dumps)
+        prefix = [valgrind, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={dumps}/cg.%p"]
+        target = start_ceiling(prefix, START_TIMEOUT) if ceiling else start(hub_args, prefix=prefix,
+                                                                            timeout=START_TIMEOUT)
+        try:
+            yield Counter(target, control, dumps)
+        finally:
+            target.stop()
     finally:
-        target.stop()
         shutil.rmtree(dumps, ignore_errors=True)
 
 

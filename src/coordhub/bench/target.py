@@ -177,12 +177,17 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float, output
 
 
 def _wait_ready(target: Target, log: Path, timeout: float = 60.0) -> None:
+    """Wait for the server's ``/health``; stop it (and remove its folder) if it never answers or the wait ends
+    otherwise (Ctrl-C: a server under valgrind takes ~20 s to start, a window not to leave it running from)."""
     assert target.proc is not None
     try:
         wait_healthy(target.url, target.proc, timeout, log.read_text)
     except NotReady as exc:
         target.stop()
         raise SystemExit(f"bench: {exc}") from None
+    except BaseException:
+        target.stop()
+        raise
 
 
 def start(args: list[str], data_dir: Path | None = None, *, prefix: list[str] | None = None,

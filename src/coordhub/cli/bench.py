@@ -53,7 +53,8 @@ def bench(
                                                          "SSE receiver in its own process for push; both cost the "
                                                          "shared cores far less than the Python driver. Or "
                                                          "callgrind (valgrind) for lease, message and mcp: "
-                                                         "instructions per operation, one at a time, hub and "
+                                                         "instructions per operation, one at a time (--runs of "
+                                                         "them; --clients and --duration do not apply), hub and "
                                                          "ceiling; the same count on a busy machine."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
@@ -69,7 +70,7 @@ def bench(
     if driver not in ("python", "wrk", "callgrind"):
         raise typer.BadParameter(f"--driver is python, wrk or callgrind, not {driver!r}")
     if driver == "callgrind":
-        _callgrind_fits(names, url, workers)
+        _callgrind_fits(names, url, workers, hubs)
     if driver == "wrk":
         from coordhub.bench.wrk import WrkMissing, available
 
@@ -99,17 +100,18 @@ def bench(
         raise typer.Exit(1)
 
 
-def _callgrind_fits(names: list[str], url: str | None, workers: int) -> None:
-    """Refuse what ``--driver callgrind`` cannot count (``typer.BadParameter`` saying why)."""
+def _callgrind_fits(names: list[str], url: str | None, workers: int, hubs: int) -> None:
+    """Refuse what ``--driver callgrind`` cannot count (``typer.BadParameter`` saying why). It sends one request
+    at a time, so ``--clients`` and ``--duration`` do not apply; ``--runs`` is how many it counts."""
     from coordhub.bench.instructions import SCENARIOS as COUNTED
     from coordhub.bench.instructions import CallgrindMissing, available
 
     other = [n for n in names if n not in COUNTED]
     if other:
         raise typer.BadParameter(f"--driver callgrind counts {', '.join(COUNTED)}, not {other[0]}")
-    if url or workers > 1:
+    if url or workers > 1 or hubs > 1:
         raise typer.BadParameter("--driver callgrind counts one hub process it starts itself: drop "
-                                 + ("--url" if url else "--workers"))
+                                 + ("--url" if url else "--workers" if workers > 1 else "--hubs"))
     try:
         available()
     except CallgrindMissing as exc:

@@ -65,6 +65,7 @@ METHOD = "tools/call"
 ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
 PARAM_KEYS = frozenset({"name", "arguments", "_meta"})
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
+CACHED_HEADERS = 512  # bytes of the three version-deciding headers' values up to which their verdict is cached
 HEADER_KEYWORD = b'"x-mcp-header"'  # an input-schema keyword: the argument travels in an Mcp-Param-* header too
 
 
@@ -135,7 +136,9 @@ class DirectCalls:
                 accept = value if accept is None else accept
             elif key == b"mcp-protocol-version":
                 version = value if version is None else version
-        return _served_version(content_type, accept, version)
+        if len(content_type or b"") + len(accept or b"") + len(version or b"") > CACHED_HEADERS:
+            return _served_version(content_type, accept, version)  # a client's long values are not kept
+        return _cached_version(content_type, accept, version)
 
     def _plain_call(self, message: Any) -> tuple[Tool | None, Any, dict[str, Any]]:
         """(tool, request id, arguments) of a well-formed ``tools/call`` of a known tool; ``(None, …)`` otherwise."""
@@ -187,7 +190,6 @@ class DirectCalls:
         return result
 
 
-@functools.lru_cache(maxsize=64)  # a fleet's clients send a handful of header combinations (issue 15: ~1 µs a call)
 def _served_version(content_type: bytes | None, accept: bytes | None, version: bytes | None) -> str | None:
     """:meth:`DirectCalls._version` of these header values (None: the header is absent)."""
     if content_type is None or content_type.split(b";")[0].strip().lower() != b"application/json":
@@ -199,6 +201,11 @@ def _served_version(content_type: bytes | None, accept: bytes | None, version: b
         return DEFAULT_NEGOTIATED_VERSION
     text = version.decode("latin-1")
     return text if text in HANDSHAKE_PROTOCOL_VERSIONS or text in MODERN_PROTOCOL_VERSIONS else None
+
+
+# a fleet's clients send a handful of header combinations (issue 15: ~1 µs a call); values are at most
+# CACHED_HEADERS bytes together, so the cache holds at most 64 such triples
+_cached_version = functools.lru_cache(maxsize=64)(_served_version)
 
 
 class Plain(NamedTuple):
