@@ -183,6 +183,48 @@ def test_the_version_cache_keeps_no_long_header_values() -> None:
     assert (info.currsize, info.hits) == (1, 1)
 
 
+async def test_the_gate_run_as_its_route_answers_both_ways_authenticating_once(mcp_hub: McpHub,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request under a root path takes ``/mcp``'s route, which runs the gate as a plain ASGI endpoint (no door
+    asked it to respond first): a plain ``tools/call`` still gets the direct answer, anything else the SDK's, each
+    authenticated once."""
+    token = await mcp_hub.token(A)
+    auth = mcp_hub.app.state.auth
+    seen: list[str | None] = []
+    authenticate = auth.authenticate
+
+    async def counted(authorization: str | None, *args: Any, **kwargs: Any) -> Any:
+        seen.append(authorization)
+        return await authenticate(authorization, *args, **kwargs)
+
+    monkeypatch.setattr(auth, "authenticate", counted)
+    headers, body = request("status", {}, LEGACY)
+    raw = [(k.lower().encode(), v.encode()) for k, v in {**headers, "Authorization": f"Bearer {token}"}.items()]
+    for call, direct_answers in ((body, 1), (body.replace(b'"tools/call"', b'"tools/list"'), 0)):
+        scope = {"type": "http", "method": "POST", "path": PATH, "raw_path": PATH.encode(), "root_path": "",
+                 "query_string": b"", "headers": raw, "client": ("127.0.0.1", 1), "scheme": "http",
+                 "server": ("127.0.0.1", 80), "http_version": "1.1", "asgi": {"version": "3.0"}, "app": mcp_hub.app}
+        sent: list[Any] = []
+        messages = [{"type": "http.request", "body": call, "more_body": False}]
+
+        async def receive(messages: list[dict[str, Any]] = messages) -> dict[str, Any]:
+            if not messages:
+                await asyncio.sleep(3600)  # the client stays until the answer is sent
+            return messages.pop()
+
+        seen.clear()
+        before = direct(mcp_hub).answered
+        await _gate(mcp_hub)(scope, receive, lambda message, sent=sent: _append(sent, message))
+        assert sent[0]["status"] == 200, sent
+        assert json.loads(b"".join(m.get("body", b"") for m in sent[1:]))["result"]
+        assert direct(mcp_hub).answered == before + direct_answers
+        assert seen == [f"Bearer {token}"]
+
+
+async def _append(sent: list[Any], message: Any) -> None:
+    sent.append(message)
+
+
 async def test_a_direct_answer_on_a_real_server_is_one_write_counted_as_what_it_answered(
         served_hub: McpHub, monkeypatch: pytest.MonkeyPatch) -> None:
     """On uvicorn the door writes a plain ``tools/call``'s answer itself, in one write, and counts it by its

@@ -248,20 +248,14 @@ class Gate:
         return await direct.answer(scope["headers"], body, caller)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        admitted = scope.get(SCOPE_KEY)
-        if admitted is None:
-            caller, profile = await self._admit(scope)
-            direct = self.direct.get(profile)
-            if direct is not None and scope["method"] == "POST":
-                body = await whole_body(receive)
-                response = await direct.answer(scope["headers"], body, caller)
-                if response is not None:
-                    await response(scope, receive, send)
-                    return
-                receive = replay(body, receive)
-        else:  # respond() admitted it and left it to the SDK
-            profile = self._profile(scope)
-        endpoint = self.endpoints.get(profile)
+        if SCOPE_KEY not in scope:  # not admitted by respond() first (a request under a root path takes the route)
+            body = await whole_body(receive)
+            response = await self.respond(scope, body)
+            if response is not None:
+                await response(scope, receive, send)
+                return
+            receive = replay(body, receive)
+        endpoint = self.endpoints.get(self._profile(scope))
         if endpoint is None:  # stopped while this request waited
             raise McpUnavailable(self._refusal)
         await endpoint(scope, receive, send)
