@@ -141,12 +141,9 @@ async def test_anything_unusual_goes_to_the_sdk(mcp_hub: McpHub) -> None:
             assert fast.json() == slow.json()
 
 
-async def test_each_request_is_authenticated_once_whichever_path_answers_it(mcp_hub: McpHub,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hub's Door asks the gate for a direct answer first and runs it the ASGI way only when it gives none: a
-    request the SDK answers must not be authenticated (and counted against the caller's rate limit) twice."""
-    token = await mcp_hub.token(A)
-    auth = mcp_hub.app.state.auth
+def authentications(hub: McpHub, monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The ``Authorization`` value of each authentication the hub makes from here on (appended as they happen)."""
+    auth = hub.app.state.auth
     seen: list[str | None] = []
     authenticate = auth.authenticate
 
@@ -155,6 +152,15 @@ async def test_each_request_is_authenticated_once_whichever_path_answers_it(mcp_
         return await authenticate(authorization, *args, **kwargs)
 
     monkeypatch.setattr(auth, "authenticate", counted)
+    return seen
+
+
+async def test_each_request_is_authenticated_once_whichever_path_answers_it(mcp_hub: McpHub,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub's Door asks the gate for a direct answer first and runs it the ASGI way only when it gives none: a
+    request the SDK answers must not be authenticated (and counted against the caller's rate limit) twice."""
+    token = await mcp_hub.token(A)
+    seen = authentications(mcp_hub, monkeypatch)
     plain = request("status", {}, LEGACY)
     listing = (plain[0], plain[1].replace(b'"tools/call"', b'"tools/list"'))
     for (headers, body), direct_answers in ((plain, 1), (listing, 0)):
@@ -189,15 +195,7 @@ async def test_the_gate_run_as_its_route_answers_both_ways_authenticating_once(m
     asked it to respond first): a plain ``tools/call`` still gets the direct answer, anything else the SDK's, each
     authenticated once."""
     token = await mcp_hub.token(A)
-    auth = mcp_hub.app.state.auth
-    seen: list[str | None] = []
-    authenticate = auth.authenticate
-
-    async def counted(authorization: str | None, *args: Any, **kwargs: Any) -> Any:
-        seen.append(authorization)
-        return await authenticate(authorization, *args, **kwargs)
-
-    monkeypatch.setattr(auth, "authenticate", counted)
+    seen = authentications(mcp_hub, monkeypatch)
     headers, body = request("status", {}, LEGACY)
     raw = [(k.lower().encode(), v.encode()) for k, v in {**headers, "Authorization": f"Bearer {token}"}.items()]
     for call, direct_answers in ((body, 1), (body.replace(b'"tools/call"', b'"tools/list"'), 0)):
