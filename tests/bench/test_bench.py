@@ -227,9 +227,8 @@ def test_callgrind_counts_the_hubs_work_per_operation_the_same_each_time() -> No
     from coordhub.bench import instructions
 
     with instructions.counting(False, ["--rate-limit", "0"]) as hub:
-        tokens = instructions._tokens(hub.target)
         with httpx2.Client(base_url=hub.target.url, timeout=120) as http:
-            send = instructions._op("message", http, tokens)
+            send = instructions._op("message", http, instructions.agents(hub.target))
             first = hub.per_op(send, 30)
             idle = hub.per_op(lambda i: None, 30)
             again = hub.per_op(send, 10)  # per operation: the same for fewer of them

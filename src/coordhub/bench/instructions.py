@@ -25,6 +25,7 @@ REST request, hub only: the issue's MCP/REST ratio).
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import tempfile
@@ -36,11 +37,11 @@ from typing import Any
 
 import httpx2
 
-from coordhub.bench.target import Target, start, start_ceiling
+from coordhub.bench.target import Target, mint_tokens, start, start_ceiling
+from coordhub.bench.wrk import MCP_HEADERS
 
 SCENARIOS = ("message", "lease", "mcp")
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
-A, B = "HOST-A/bench-one", "HOST-B/bench-two"
+Agents = list[tuple[str, str]]  # (session id, token): the first acts, the second is written to
 WARM = 20  # operations before counting starts: first calls build caches, prepared statements, /mcp's SDK
 START_TIMEOUT = 600.0  # seconds for a server to answer /health under valgrind (~20 s here; slower machines exist)
 
@@ -112,16 +113,14 @@ def measure(name: str, hub_args: list[str], ops: int, with_ceiling: bool, tick: 
     """``name``'s instructions per operation on a fresh hub (and on the ceiling for message and lease)."""
     if name == "mcp":
         return _mcp(hub_args, ops, tick)
-    with counting(False, hub_args) as hub:
-        health = httpx2.get(hub.target.url + "/health", timeout=30).json()
-        tokens = _tokens(hub.target)
-        with httpx2.Client(base_url=hub.target.url, timeout=120) as http:
-            hub_k = hub.per_op(_op(name, http, tokens), ops)
+    with counting(False, hub_args) as hub, httpx2.Client(base_url=hub.target.url, timeout=120) as http:
+        health = http.get("/health").json()
+        hub_k = hub.per_op(_op(name, http, agents(hub.target)), ops)
     tick(0.5)
     ceiling_k = None
     if with_ceiling:
         with counting(True, []) as ceiling, httpx2.Client(base_url=ceiling.target.url, timeout=120) as http:
-            ceiling_k = ceiling.per_op(_op(name, http, {A: A, B: B}), ops)
+            ceiling_k = ceiling.per_op(_op(name, http, agents(ceiling.target)), ops)
     tick(1.0)
     return {"headline": _headline(ops), "driver": "callgrind", "kinstr_per_op": {"hub": hub_k, "ceiling": ceiling_k},
             "ratio_to_ceiling": None if ceiling_k is None else round(ceiling_k / hub_k, 3),
@@ -130,15 +129,14 @@ def measure(name: str, hub_args: list[str], ops: int, with_ceiling: bool, tick: 
 
 
 def _mcp(hub_args: list[str], ops: int, tick: Callable[[float], None]) -> dict[str, Any]:
-    with counting(False, hub_args) as hub:
-        health = httpx2.get(hub.target.url + "/health", timeout=30).json()
-        tokens = _tokens(hub.target)
-        per: dict[str, dict[str, float]] = {}
-        with httpx2.Client(base_url=hub.target.url, timeout=120) as http:
-            for i, (tool, way) in enumerate((("list_leases", "mcp"), ("list_leases", "rest"),
-                                             ("send_message", "mcp"), ("send_message", "rest"))):
-                per.setdefault(tool, {})[way] = hub.per_op(_tool_op(tool, way, http, tokens), ops)
-                tick((i + 1) / 4)
+    per: dict[str, dict[str, float]] = {}
+    with counting(False, hub_args) as hub, httpx2.Client(base_url=hub.target.url, timeout=120) as http:
+        health = http.get("/health").json()
+        acting = agents(hub.target)
+        for i, (tool, way) in enumerate((("list_leases", "mcp"), ("list_leases", "rest"),
+                                         ("send_message", "mcp"), ("send_message", "rest"))):
+            per.setdefault(tool, {})[way] = hub.per_op(_tool_op(tool, way, http, acting), ops)
+            tick((i + 1) / 4)
     ratio = {tool: round(k["mcp"] / k["rest"], 3) for tool, k in per.items()}
     return {"headline": _headline(ops), "driver": "callgrind", "kinstr_per_call": per,
             "instruction_ratio_mcp_to_rest": ratio, "backend": health.get("backend"),
@@ -151,25 +149,20 @@ def _headline(ops: int) -> dict[str, Any]:
             "error_samples": []}
 
 
-def _tokens(target: Target) -> dict[str, str]:
-    """A token for each of two sessions, by session id."""
-    admin = {"Authorization": f"Bearer {target.admin_token}"}
-    made = {}
-    for session in (A, B):
-        r = httpx2.post(target.url + "/api/coord/tokens", json={"name": session}, headers=admin, timeout=120)
-        r.raise_for_status()
-        made[session] = str(r.json()["token"])
-    return made
+def agents(target: Target) -> Agents:
+    """Two sessions of ``target`` with their tokens (:func:`~coordhub.bench.target.mint_tokens`)."""
+    return asyncio.run(mint_tokens(target, "bench-callgrind", 2))
 
 
-def _op(name: str, http: httpx2.Client, tokens: dict[str, str]) -> Callable[[int], None]:
-    """One operation of ``name`` as session A; raises ``RuntimeError`` on an unexpected answer."""
-    auth = {"Authorization": f"Bearer {tokens[A]}"}
+def _op(name: str, http: httpx2.Client, acting: Agents) -> Callable[[int], None]:
+    """One operation of ``name`` by the first agent; raises ``RuntimeError`` on an unexpected answer."""
+    auth = {"Authorization": f"Bearer {acting[0][1]}"}
+    to = acting[1][0]
     stamp = time.monotonic_ns()  # a fresh hub's files; the ceiling keeps state across its runs
 
     def message(i: int) -> None:
         _ok(http.post("/api/coord/messages", headers=auth,
-                      json={"to_session": B, "subject": f"counted {i}", "body": "from the callgrind driver"}))
+                      json={"to_session": to, "subject": f"counted {i}", "body": "from the callgrind driver"}))
 
     def lease(i: int) -> None:
         claimed = _ok(http.post("/api/coord/locks", headers=auth, json={
@@ -180,18 +173,19 @@ def _op(name: str, http: httpx2.Client, tokens: dict[str, str]) -> Callable[[int
     return message if name == "message" else lease
 
 
-def _tool_op(tool: str, way: str, http: httpx2.Client, tokens: dict[str, str]) -> Callable[[int], None]:
-    """One ``tool`` call as session A, over MCP (``way="mcp"``) or as its REST request."""
-    auth = {"Authorization": f"Bearer {tokens[A]}"}
+def _tool_op(tool: str, way: str, http: httpx2.Client, acting: Agents) -> Callable[[int], None]:
+    """One ``tool`` call by the first agent, over MCP (``way="mcp"``) or as its REST request."""
+    (me, token), (to, _) = acting
+    auth = {"Authorization": f"Bearer {token}"}
 
     def call(i: int) -> None:
         if way == "rest":
             if tool == "list_leases":
-                _ok(http.get("/api/coord/locks", params={"session_id": A}, headers=auth))
+                _ok(http.get("/api/coord/locks", params={"session_id": me}, headers=auth))
             else:
-                _ok(http.post("/api/coord/messages", headers=auth, json={"to_session": B, "subject": f"s {i}"}))
+                _ok(http.post("/api/coord/messages", headers=auth, json={"to_session": to, "subject": f"s {i}"}))
             return
-        arguments = {"session_id": A} if tool == "list_leases" else {"to": B, "subject": f"s {i}"}
+        arguments = {"session_id": me} if tool == "list_leases" else {"to": to, "subject": f"s {i}"}
         answer = _ok(http.post("/mcp", headers={**auth, **MCP_HEADERS}, json={
             "jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}))
         if not isinstance(answer, dict) or answer.get("result", {}).get("isError") is not False:
