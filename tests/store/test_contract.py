@@ -165,6 +165,21 @@ def test_event_ids_strictly_increase_in_commit_order(store: Store) -> None:
     assert store.read_sync(lambda tx: tx.events.last_id()) == ids[-1]
 
 
+def test_parts_answers_each_query_alone_in_order(store: Store) -> None:
+    """``Executor.parts`` (SQLite: one compound statement) gives each query its own rows, in the order asked,
+    limits kept per query, with exactly the table's columns."""
+    kinds = ["a", "b", "a", "c", "b", "a"]
+    store.write_sync(lambda tx: [_event(tx, k) for k in kinds])
+    columns = set(store.read_sync(lambda tx: tx.events.after(0)[0]))
+    queries = [("SELECT * FROM events WHERE kind = ? ORDER BY id", ("a",)),
+               ("SELECT * FROM events WHERE kind = ? ORDER BY id", ("z",)),
+               ("SELECT * FROM events WHERE kind <> ? ORDER BY id LIMIT 2", ("a",)),
+               ("SELECT * FROM events WHERE id > ? ORDER BY id", (4,))]
+    parts = store.write_sync(lambda tx: tx.events.ex.parts(queries, "id"))
+    assert [[r["kind"] for r in rows] for rows in parts] == [["a", "a", "a"], [], ["b", "c"], ["b", "a"]]
+    assert all(set(r) == columns for rows in parts for r in rows)
+    assert all([r["id"] for r in rows] == sorted(r["id"] for r in rows) for rows in parts)
+
 def test_fence_counter_is_strictly_increasing_under_concurrency(store: Store) -> None:
     futures = [store.submit_write(lambda tx: tx.leases.next_fence()) for _ in range(200)]
     fences = [f.result(10) for f in futures]

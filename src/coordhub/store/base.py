@@ -53,6 +53,16 @@ class Executor(Protocol):
         """Run independent queries, in order; return each one's rows (PostgreSQL: all in one round trip)."""
         ...
 
+    def parts(self, queries: list[tuple[str, tuple[Any, ...]]], order: str) -> list[list[Row]]:
+        """:meth:`many` for queries of one shape: each selects the same columns (``SELECT *`` of one table) and
+        ends ordered by the column ``order``; return each one's rows in that order.
+
+        SQLite runs them as one compound statement (one statement's fixed cost,
+        ~6 µs of the ``sqlite3`` module's, instead of one per query: issue 15);
+        PostgreSQL as :meth:`many`, in one round trip.
+        """
+        ...
+
     def defer(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         """Run a statement whose answer nobody reads (an INSERT or UPDATE whose row count does not matter).
 

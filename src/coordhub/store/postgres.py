@@ -262,6 +262,9 @@ class PostgresExecutor:
             self.rows_ahead.wrote(sql, params)
         return [answer.rows for answer in self._pipeline(queries, self._own)]
 
+    def parts(self, queries: list[tuple[str, tuple[Any, ...]]], order: str) -> list[list[Row]]:
+        return self.many(queries)  # one round trip already; each query carries its own ORDER BY
+
     def defer(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         self._hold(sql, params)
 

@@ -9,6 +9,7 @@ commit is fsynced before any write in it is acknowledged.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import operator
 import sqlite3
@@ -38,6 +39,7 @@ def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
 
 
 _NAME = operator.itemgetter(0)  # a column's name in cursor.description
+_PART = "coordhub_part_"  # the arm a row of a compound statement came from (SQLiteExecutor.parts)
 
 
 class SQLiteExecutor:
@@ -60,6 +62,18 @@ class SQLiteExecutor:
     # In process there is no round trip to save: what PostgreSQL may hold back runs at once here.
     def many(self, queries: list[tuple[str, tuple[Any, ...]]]) -> list[list[Row]]:
         return [self.all(sql, params) for sql, params in queries]
+
+    def parts(self, queries: list[tuple[str, tuple[Any, ...]]], order: str) -> list[list[Row]]:
+        # One statement: each query is an arm tagged with its place; the outer ORDER BY keeps the arms apart and
+        # each arm in `order`, whatever SQLite's planner does with the arms' own ORDER BY.
+        if not order.isidentifier():
+            raise ValueError(f"parts: order must be a column name, not {order!r}")
+        sql = " UNION ALL ".join(f"SELECT {i} AS {_PART}, * FROM ({query})" for i, (query, _) in enumerate(queries))
+        out: list[list[Row]] = [[] for _ in queries]
+        for row in self.conn.execute(f"{sql} ORDER BY {_PART}, {order}",
+                                     tuple(itertools.chain.from_iterable(p for _, p in queries))).fetchall():
+            out[row.pop(_PART)].append(row)
+        return out
 
     def defer(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         self.conn.execute(sql, params)

@@ -82,7 +82,8 @@ class Leases(Table):
 
     def candidates(self, project_key: str, now: float, *, scopes: list[str], beneath: str | None,
                    exclude: str | None, beneath_limit: int | None, due: bool) -> Candidates:
-        """What a claim or an overlap check reads, in one go (``Executor.many``: one round trip on PostgreSQL).
+        """What a claim or an overlap check reads, in one go (``Executor.parts``: one statement on SQLite, one round
+        trip on PostgreSQL).
 
         :meth:`at_scopes` for ``scopes`` (held by anyone: the caller leaves
         ``exclude`` out itself), :meth:`unscoped` (anyone's),
@@ -98,7 +99,7 @@ class Leases(Table):
             queries.append(self._beneath_scope(project_key, beneath, now, exclude, beneath_limit))
         if due:
             queries.append(self._due(now))
-        rows = self.ex.many(queries)
+        rows = self.ex.parts(queries, "fence")
         return Candidates(rows[0], rows[1], rows[2] if beneath is not None else [], rows[-1] if due else [])
 
     def _ahead(self, scan: Scan, now: float, exclude: str | None, beneath_limit: int | None,
@@ -164,7 +165,8 @@ class Leases(Table):
 
     @staticmethod
     def _due(now: float) -> tuple[str, tuple[Any, ...]]:
-        return "SELECT * FROM leases WHERE state = 'active' AND expires_at IS NOT NULL AND expires_at <= ?", (now,)
+        return ("SELECT * FROM leases WHERE state = 'active' AND expires_at IS NOT NULL AND expires_at <= ? "
+                "ORDER BY fence", (now,))
 
     def end(self, lease_id: str, state: str, now: float, by: str | None, reason: str | None = None) -> None:
         """Move a lease to a final state (released, expired, revoked, stale_takeover), with who and why (deferred)."""
