@@ -478,3 +478,29 @@ def test_a_dot_dot_takes_its_kind_from_what_it_returns_to(written: str, same_as:
     """Hypothesis found ``a/**/zz/..`` normalized to the file ``a`` while ``a/**`` is a directory."""
     assert normalize(written) == normalize(same_as)
     assert overlaps(written, "**/aa") == overlaps(same_as, "**/aa")
+
+
+def _same_parse(text: str) -> None:
+    """``parse`` (which takes a short cut for plain relative paths) and the long way agree on every field."""
+    try:
+        expected = paths._parse(text)
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=re.escape(str(exc))):
+            paths.parse.__wrapped__(text)
+        return
+    got = paths.parse.__wrapped__(text)
+    fields = paths.Resource.__slots__
+    assert {f: getattr(got, f) for f in fields} == {f: getattr(expected, f) for f in fields}
+
+
+@pytest.mark.parametrize("text", ["src/a.py", ".gitignore", "A/B.Py", "a", "-", "_/x-y_z.tar.gz", "a.", "a/.",
+                                  "a/./b", "a//b", "a/", "/a", ".", "..", "a/..", "../a", "a..b", ".a./b",
+                                  "a:b", "a.py::$DATA", "C:/x", "a b", " a", "a\\b", "a/*", "{a,b}", "x" * 1025])
+def test_plain_path_short_cut_agrees_with_the_long_way(text: str) -> None:
+    _same_parse(text)
+
+
+@given(st.text(alphabet="aZ09._-/ :*{\\é", min_size=1, max_size=24))
+@settings(max_examples=600, deadline=None)
+def test_plain_path_short_cut_agrees_on_arbitrary_text(text: str) -> None:
+    _same_parse(text)
