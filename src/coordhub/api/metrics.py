@@ -42,9 +42,10 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from starlette.types import Scope
 
 from coordhub.core.hub import Hub
@@ -77,18 +78,23 @@ class HubMetrics:
         # observation per request is the whole hot-path cost.
         self.requests = RequestTimes()
         r.register(self.requests)
-        self.batch_units = Histogram("coord_writer_batch_units", "Units of work per write batch (group commit).",
-                                     buckets=BATCH_BUCKETS, registry=r)
-        self.commit_seconds = Histogram("coord_writer_commit_seconds", "Latency of each write batch's COMMIT.",
-                                        buckets=LATENCY_BUCKETS, registry=r)
-        self.publish_lag = Histogram("coord_event_publish_lag_seconds", "From an event's write time to its "
+        # Observed on the writer's thread (observe_batch)
+        self.batch_units = OneThread("coord_writer_batch_units", "Units of work per write batch (group commit).",
+                                     BATCH_BUCKETS)
+        self.commit_seconds = OneThread("coord_writer_commit_seconds", "Latency of each write batch's COMMIT.",
+                                        LATENCY_BUCKETS)
+        # Observed on the event loop's thread (Hub._publish)
+        self.publish_lag = OneThread("coord_event_publish_lag_seconds", "From an event's write time to its "
                                      "publication on this hub's bus; source=remote is another hub's commit "
-                                     "(cross-hub notify lag).", ("source",), buckets=LAG_BUCKETS, registry=r)
-        self._lag = {source: self.publish_lag.labels(source) for source in ("local", "remote")}
+                                     "(cross-hub notify lag).", LAG_BUCKETS, ("source",))
+        for histogram in (self.batch_units, self.commit_seconds, self.publish_lag):
+            r.register(histogram)
+        self._units, self._commits = self.batch_units.child(), self.commit_seconds.child()
+        self._lag = {source: self.publish_lag.child(source) for source in ("local", "remote")}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count and time one answered request (a stream with ``seconds`` 0)."""
-        self.requests.observe(route, method, status, seconds)
+        self.requests.count(route, method, status, seconds)
 
     def observe_answer(self, scope: Scope, status: int, started: float) -> None:
         """Count and time one answered HTTP request by its route template (the scope's ``route``, which the router
@@ -104,12 +110,12 @@ class HubMetrics:
 
     def observe_batch(self, units: int, commit_seconds: float) -> None:
         """One committed write batch (called on the writer thread)."""
-        self.batch_units.observe(units)
-        self.commit_seconds.observe(commit_seconds)
+        self.batch_units.observe(self._units, units)
+        self.commit_seconds.observe(self._commits, commit_seconds)
 
     def observe_lag(self, source: str, seconds: float) -> None:
         """Lag of one published event page (``source``: local or remote)."""
-        self._lag[source].observe(max(0.0, seconds))
+        self.publish_lag.observe(self._lag[source], max(0.0, seconds))
 
 
 def cumulative(bounds: tuple[float, ...], counts: Sequence[float]) -> list[tuple[str, float]]:
@@ -119,43 +125,66 @@ def cumulative(bounds: tuple[float, ...], counts: Sequence[float]) -> list[tuple
     out = []
     for bound, n in zip((*bounds, float("inf")), counts, strict=True):
         total += n
-        out.append(("+Inf" if bound == float("inf") else repr(bound), total))
+        out.append((floatToGoString(bound), total))  # type: ignore[no-untyped-call]  # "1.0", "+Inf", as the library writes them
     return out
 
 
-class RequestTimes(Collector):
-    """``coord_http_request_seconds``: a histogram of request latencies by route template, method and status class.
+class OneThread(Collector):
+    """A histogram observed from one thread only: a child is a plain list of bucket counts and a sum, no lock.
 
-    Observed on the event loop's thread only (:meth:`HubMetrics.observe_answer`),
-    so a child is a plain list of bucket counts and a sum, with no lock: the
-    library's ``Histogram.observe`` (a mutex per increment) was ~5 % of a hot
-    request's CPU (issue 15). Exposed through the library's
-    ``HistogramMetricFamily`` when scraped; a scrape from the separate metrics
-    listener's thread reads the lists as they are (the count is the sum of the
-    buckets read, so the two always agree).
+    The library's ``Histogram.observe`` takes a mutex per increment (two per
+    observation); for the request histogram that was ~5 % of a hot request's
+    CPU, and a write batch paid three such observations (issue 15). Which
+    thread observes is the owner's rule: the event loop's for request times
+    and publish lag, the writer's for batches. Exposed through the library's
+    ``HistogramMetricFamily`` when scraped; a scrape from another thread reads
+    the lists as they are (the count is the sum of the buckets read, so the
+    two always agree).
     """
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float], labels: Sequence[str] = ()) -> None:
+        self.name, self.documentation = name, documentation
+        self.buckets, self.label_names = tuple(buckets), tuple(labels)
+        self._children: dict[tuple[str, ...], list[float]] = {}  # label values -> bucket counts, then the sum
+
+    def child(self, *values: str) -> list[float]:
+        """The counts of the child with these label values (made at first use); hand it to :meth:`observe`."""
+        found = self._children.get(values)
+        if found is None:
+            found = self._children[values] = [0.0] * (len(self.buckets) + 2)
+        return found
+
+    def observe(self, child: list[float], value: float) -> None:
+        """Count ``value`` into ``child`` (from :meth:`child`)."""
+        child[bisect.bisect_left(self.buckets, value)] += 1
+        child[-1] += value
+
+    def collect(self) -> Iterator[Any]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.label_names)
+        for values, child in list(self._children.items()):
+            family.add_metric(values, cumulative(self.buckets, child[:-1]), child[-1])
+        yield family
+
+
+class RequestTimes(OneThread):
+    """``coord_http_request_seconds``: request latencies by route template, method and status class, observed on
+    the event loop's thread only (:meth:`HubMetrics.observe_answer`)."""
 
     NAME = "coord_http_request_seconds"
     HELP = ("Time from a request's arrival at the router to its last response byte, by route template, method "
             "and status class; streams (SSE) count with 0 s, their length being the client's choice.")
 
     def __init__(self) -> None:
-        self._children: dict[tuple[str, str, int], list[float]] = {}  # bucket counts, then the sum of seconds
+        super().__init__(self.NAME, self.HELP, LATENCY_BUCKETS, ("route", "method", "status"))
+        self._by_status: dict[tuple[str, str, int], list[float]] = {}
 
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+    def count(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one request of ``route`` (template), ``method`` and HTTP ``status`` that took ``seconds``."""
         key = (route, method, status // 100)
-        child = self._children.get(key)
+        child = self._by_status.get(key)
         if child is None:
-            child = self._children[key] = [0.0] * (len(LATENCY_BUCKETS) + 2)
-        child[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        child[-1] += seconds
-
-    def collect(self) -> Iterator[Any]:
-        family = HistogramMetricFamily(self.NAME, self.HELP, labels=("route", "method", "status"))
-        for (route, method, status), child in list(self._children.items()):
-            family.add_metric((route, method, f"{status}xx"), cumulative(LATENCY_BUCKETS, child[:-1]), child[-1])
-        yield family
+            child = self._by_status[key] = self.child(route, method, f"{key[2]}xx")
+        self.observe(child, seconds)
 
 
 class GcPauses:
