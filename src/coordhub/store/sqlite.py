@@ -19,7 +19,16 @@ from typing import Any, TypeVar
 
 from coordhub.errors import Unavailable
 from coordhub.store import announce, files, migrate
-from coordhub.store.base import Ahead, Row, Scan, Scanned, counter_from_database, insert_numbered_by_database
+from coordhub.store.base import (
+    READ_BACKS,
+    Ahead,
+    Row,
+    Scan,
+    Scanned,
+    counter_from_database,
+    insert_numbered_by_database,
+    insert_sql,
+)
 from coordhub.store.localannounce import LocalAnnouncer, writer_lock
 from coordhub.store.sqlitebuckets import SQLiteBuckets
 from coordhub.store.threaded import ThreadedStore
@@ -52,12 +61,19 @@ class SQLiteExecutor:
         return self.conn.execute(sql, params).rowcount
 
     def one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
-        row: Row | None = self.conn.execute(sql, params).fetchone()
+        row: Row | None = self._query(sql, params).fetchone()
         return row
 
     def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
-        rows: list[Row] = self.conn.execute(sql, params).fetchall()
+        rows: list[Row] = self._query(sql, params).fetchall()
         return rows
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
+        back = READ_BACKS.get(sql)
+        if back is None:
+            return self.conn.execute(sql, params)
+        self.conn.execute(back.write, params)  # without RETURNING's ephemeral table (see base.returning)
+        return self.conn.execute(back.read, back.read_params(params))
 
     # In process there is no round trip to save: what PostgreSQL may hold back runs at once here.
     def many(self, queries: list[tuple[str, tuple[Any, ...]]]) -> list[list[Row]]:
@@ -97,10 +113,29 @@ class SQLiteExecutor:
         return counter_from_database(self, counter)
 
     def insert_numbered(self, table: str, row: Row, column: str) -> int:
-        return insert_numbered_by_database(self, table, row, column)
+        if not _is_rowid(self.conn, table, column):
+            return insert_numbered_by_database(self, table, row, column)
+        # The key is the rowid SQLite reports for the INSERT: no RETURNING and its ephemeral table (issue 15)
+        rowid = self.conn.execute(insert_sql(table, row), tuple(row.values())).lastrowid
+        assert rowid is not None
+        return rowid
 
     def counters_moved(self) -> None:
         return None
+
+
+_ROWID: dict[tuple[str, str], bool] = {}  # (table, column) -> is the column the table's rowid (the schema is ours)
+
+
+def _is_rowid(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    """Whether ``column`` is ``table``'s ``INTEGER PRIMARY KEY`` (an alias of its rowid), read once per pair."""
+    known = _ROWID.get((table, column))
+    if known is None:
+        info = conn.execute("SELECT name, type, pk FROM pragma_table_info(?)", (table,)).fetchall()
+        keys = [c for c in info if c["pk"]]
+        known = _ROWID[(table, column)] = (len(keys) == 1 and keys[0]["name"] == column
+                                           and str(keys[0]["type"]).upper() == "INTEGER")
+    return known
 
 
 class _Connection:

@@ -9,15 +9,17 @@ for it, or it acted); NULL for a session that has only been addressed.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 
-from coordhub.store.base import Row
+from coordhub.store.base import Row, returning
 from coordhub.store.tables.base import Table
 
-ACT = ("INSERT INTO sessions (session_id, session_key, first_seen, last_seen, known_since) "
-        "VALUES (?, lower(?), ?, ?, ?) ON CONFLICT (session_key) DO UPDATE SET last_seen = excluded.last_seen, "
-        "known_since = COALESCE(sessions.known_since, excluded.known_since) "
-        "RETURNING session_id, machine, project, paused_at, paused_scope")
+_ACTED = "session_id, machine, project, paused_at, paused_scope"  # what a write checks (Sessions.act)
+ACT = returning("INSERT INTO sessions (session_id, session_key, first_seen, last_seen, known_since) "
+                "VALUES (?, lower(?), ?, ?, ?) ON CONFLICT (session_key) DO UPDATE SET last_seen = "
+                "excluded.last_seen, known_since = COALESCE(sessions.known_since, excluded.known_since)", _ACTED,
+                f"SELECT {_ACTED} FROM sessions WHERE session_key = lower(?)", operator.itemgetter(slice(1, 2)))
 MAX_CANDIDATES = 256  # known sessions :meth:`Sessions.known_ids` reads at most (difflib costs ~40 µs each)
 
 
