@@ -31,21 +31,16 @@ def test_registered_writes_run_without_returning_and_answer_as_returning_would(t
     raw.row_factory = sqlite3.Row
     try:
         seen = _traced(ours)
-        # first contact, acting again later, another spelling of the same session, a paused session
+        # first contact, acting again later, another spelling of the same session once paused, another session
         steps = [("A/claude-main", 5.0), ("A/claude-main", 7.5), ("a/CLAUDE-main", 9.0), ("B/x", 10.0)]
-        got = []
+        pause = "UPDATE sessions SET paused_at = 8.0, paused_scope = 'p' WHERE session_key = 'a/claude-main'"
+        got, expected = [], []
         for session, now in steps:
             got.append(ours.write_sync(lambda tx, s=session, n=now: tx.sessions.act(s, n)))
-            if session == "A/claude-main" and now == 7.5:
-                ours.write_sync(lambda tx: tx.ex.execute("UPDATE sessions SET paused_at = 8.0, paused_scope = 'p' "
-                                                         "WHERE session_key = 'a/claude-main'"))
-                raw.execute("UPDATE sessions SET paused_at = 8.0, paused_scope = 'p' "
-                            "WHERE session_key = 'a/claude-main'")
-        expected = []
-        for session, now in steps:
             expected.append(dict(raw.execute(ACT, (session, session, now, now, now)).fetchone()))
-            if session == "A/claude-main" and now == 7.5:
-                raw.execute("UPDATE sessions SET paused_at = 8.0, paused_scope = 'p' WHERE session_key = 'a/claude-main'")
+            if now == 7.5:
+                ours.write_sync(lambda tx: tx.ex.execute(pause))
+                raw.execute(pause)
         assert got == expected
         assert got[2]["session_id"] == "A/claude-main" and got[2]["paused_at"] == 8.0
         assert [ours.write_sync(lambda tx: tx.leases.next_fence()) for _ in range(3)] == [1, 2, 3]

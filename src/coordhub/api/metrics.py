@@ -125,7 +125,8 @@ def cumulative(bounds: tuple[float, ...], counts: Sequence[float]) -> list[tuple
     out = []
     for bound, n in zip((*bounds, float("inf")), counts, strict=True):
         total += n
-        out.append((floatToGoString(bound), total))  # type: ignore[no-untyped-call]  # "1.0", "+Inf", as the library writes them
+        le: str = floatToGoString(bound)  # type: ignore[no-untyped-call]  # "1.0", "+Inf": as the library's own
+        out.append((le, total))
     return out
 
 
