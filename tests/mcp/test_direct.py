@@ -253,13 +253,13 @@ async def answered_as_one_write(served_hub: McpHub, client: httpx2.AsyncClient, 
 
     monkeypatch.setattr(wire, "coalescing", counted)
     answered: list[tuple[str, int]] = []
-    observe = RequestTimes.observe
+    count = RequestTimes.count
 
     def noted(self: RequestTimes, route: str, method: str, status: int, seconds: float) -> None:
         answered.append((route, status))
-        observe(self, route, method, status, seconds)
+        count(self, route, method, status, seconds)
 
-    monkeypatch.setattr(RequestTimes, "observe", noted)
+    monkeypatch.setattr(RequestTimes, "count", noted)
     before = direct(served_hub).answered
     answer = await client.post(PATH, content=body)
     assert answer.status_code == 200 and answer.json()["result"]["isError"] is False
