@@ -163,7 +163,7 @@ def _actual(tx: Tx, scan: Scan, now: float, exclude: str | None, limit: int | No
                t._due(now)]
     if scan.beneath is not None:
         queries.append(t._beneath_scope(scan.project_key, scan.beneath, now, exclude, limit))
-    rows = tx.ex.many(queries)
+    rows = tx.ex.parts(queries, "fence")
     return Candidates(rows[0], rows[1], rows[3] if scan.beneath is not None else [], rows[2])
 
 

@@ -49,17 +49,13 @@ class Executor(Protocol):
         """Run a query; return every row as a dict (an empty list when there are none)."""
         ...
 
-    def many(self, queries: list[tuple[str, tuple[Any, ...]]]) -> list[list[Row]]:
-        """Run independent queries, in order; return each one's rows (PostgreSQL: all in one round trip)."""
-        ...
-
     def parts(self, queries: list[tuple[str, tuple[Any, ...]]], order: str) -> list[list[Row]]:
-        """:meth:`many` for queries of one shape: each selects the same columns (``SELECT *`` of one table) and
-        ends ordered by the column ``order``; return each one's rows in that order.
+        """Run independent queries of one shape, each selecting the same columns (``SELECT *`` of one table) and
+        ending ordered by the column ``order``; return each one's rows in that order.
 
-        SQLite runs them as one compound statement (one statement's fixed cost,
-        ~6 µs of the ``sqlite3`` module's, instead of one per query: issue 15);
-        PostgreSQL as :meth:`many`, in one round trip.
+        SQLite runs them as one compound statement (one statement's fixed cost
+        instead of one per query: issue 15); PostgreSQL pipelines them, in one
+        round trip.
         """
         ...
 

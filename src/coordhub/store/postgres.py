@@ -257,6 +257,7 @@ class PostgresExecutor:
         return self._send(sql, params).rows
 
     def many(self, queries: list[tuple[str, tuple[Any, ...]]]) -> list[list[Row]]:
+        """Run independent queries, in order, in one round trip; return each one's rows."""
         self._refuse_again()
         for sql, params in queries:
             self.rows_ahead.wrote(sql, params)

@@ -75,10 +75,6 @@ class SQLiteExecutor:
         self.conn.execute(back.write, params)  # without RETURNING's ephemeral table (see base.returning)
         return self.conn.execute(back.read, back.read_params(params))
 
-    # In process there is no round trip to save: what PostgreSQL may hold back runs at once here.
-    def many(self, queries: list[tuple[str, tuple[Any, ...]]]) -> list[list[Row]]:
-        return [self.all(sql, params) for sql, params in queries]
-
     def parts(self, queries: list[tuple[str, tuple[Any, ...]]], order: str) -> list[list[Row]]:
         # One statement: each query is an arm tagged with its place; the outer ORDER BY keeps the arms apart and
         # each arm in `order`, whatever SQLite's planner does with the arms' own ORDER BY.
@@ -91,6 +87,7 @@ class SQLiteExecutor:
             out[row.pop(_PART)].append(row)
         return out
 
+    # In process there is no round trip to save: what PostgreSQL may hold back runs at once here.
     def defer(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         self.conn.execute(sql, params)
 
