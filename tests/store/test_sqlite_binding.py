@@ -5,11 +5,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from coordhub.store.sqlite import SQLiteStore, bind_plainly
+from coordhub.store.sqlite import SQLiteStore
 
 
 def test_none_and_bool_are_found_in_the_adapter_registry() -> None:
-    bind_plainly()  # idempotent; the module already ran it when imported
+    # as importing the SQLite backend left it (store/sqlite.bind_plainly)
     adapters = sqlite3.adapters  # type: ignore[attr-defined]  # the module's registry: (type, protocol) -> adapter
     none = adapters[(type(None), sqlite3.PrepareProtocol)]
     assert none(None) is None
