@@ -1,6 +1,6 @@
 """Rows a PostgreSQL write batch reads with its ``BEGIN`` (issue 15: a round trip per send, per release, per claim).
 
-A send looks its recipient up (:meth:`~coordhub.store.tables.sessions.Sessions.by_key`),
+A send looks its recipient up (:meth:`~coordhub.store.tables.sessions.Sessions.address`),
 a release the lease it ends (:meth:`~coordhub.store.tables.leases.Leases.get`)
 and a claim the live leases it could collide with
 (:meth:`~coordhub.store.tables.leases.Leases.candidates`, a

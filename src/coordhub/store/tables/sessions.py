@@ -20,6 +20,10 @@ ACT = returning("INSERT INTO sessions (session_id, session_key, first_seen, last
                 "VALUES (?, lower(?), ?, ?, ?) ON CONFLICT (session_key) DO UPDATE SET last_seen = "
                 "excluded.last_seen, known_since = COALESCE(sessions.known_since, excluded.known_since)", _ACTED,
                 f"SELECT {_ACTED} FROM sessions WHERE session_key = lower(?)", operator.itemgetter(slice(1, 2)))
+# What a recipient's row is read for (Sessions.address): not all 22 columns, each of which the standard
+# library's sqlite3 fetches with the interpreter lock released and taken back (issue 15: ~2 % of a send).
+_ADDRESSED = "session_id, known_since, incarnation, last_heartbeat, deregistered_at"
+_ADDRESS = f"SELECT {_ADDRESSED} FROM sessions WHERE session_key = lower(?)"
 MAX_CANDIDATES = 256  # known sessions :meth:`Sessions.known_ids` reads at most (difflib costs ~40 µs each)
 
 
@@ -69,12 +73,16 @@ class Sessions(Table):
         return self.one_ahead("sessions", spelling, "SELECT * FROM sessions WHERE session_key = lower(?)")
 
     def address(self, spelling: str, now: float) -> Row:
-        """The row of a session being addressed, created (not known) with this spelling if there is none."""
-        row = self.by_key(spelling)
+        """The row of a session being addressed, created (not known) with this spelling if there is none.
+
+        At least the columns of :data:`_ADDRESSED` (a row read ahead has them all): what a send asks of
+        its recipient (the spelling, whether it is known, its live incarnation).
+        """
+        row = self.one_ahead("sessions", spelling, _ADDRESS)
         if row is None:
             self.ex.execute("INSERT INTO sessions (session_id, session_key, first_seen, last_seen) "
                             "VALUES (?, lower(?), ?, ?)", (spelling, spelling, now, now))
-            row = self.by_key(spelling)
+            row = self.one_ahead("sessions", spelling, _ADDRESS)
         assert row is not None
         return row
 
