@@ -49,7 +49,10 @@ local sessions = %(sessions)s
 local kind = "%(kind)s"
 local project = "%(project)s"
 local mcp_headers = %(mcp_headers)s
-local n, i, tid = #tokens, 0, 0
+-- `tid` stays global: `setup` gives each thread its own with `thread:set`, which sets the thread's globals, so
+-- a `local tid` here would hide it and every thread would claim the same files (the same session's second
+-- claim of a file is then a renewal on the hub and a 409 on the ceiling)
+local n, i = #tokens, 0
 local granted, head, tail = {}, 1, 0   -- FIFO of {id, token} waiting for their release
 local counter = 0
 local bysession = {}
