@@ -455,3 +455,34 @@ def test_a_unit_whose_write_sent_ahead_failed_and_which_then_raises_fails_alone(
     assert got[1] in ("Invalid", "IntegrityError"), got
     rows = store.read_sync(lambda tx: tx.ex.all("SELECT key FROM hub_meta WHERE key LIKE 'x%'"))
     assert rows == []
+
+
+def test_what_a_unit_names_is_worked_out_only_for_a_store_that_reads_ahead(store: Store, clock: ManualClock,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim names its scan as a callable (parsing the path costs ~3 µs on the serving loop): PostgreSQL calls
+    it and hands the writer a ``ReadsAhead``; SQLite, whose reads are local, calls nothing and wraps nothing."""
+    hub = Hub(store, clock)
+    asked: list[str] = []
+    written: list[Any] = []
+    write = store.write
+
+    def recording(fn: Any) -> Any:
+        written.append(fn)
+        return write(fn)
+
+    monkeypatch.setattr(store, "write", recording)
+
+    def scan() -> Ahead:
+        asked.append("scan")
+        return Ahead.of(scans=(leases.claim_scan("p", "src/a.py"),))
+
+    async def claim() -> Any:
+        return await hub.mutate(A, lambda tx, now: leases.claim(tx, A, project_key="p", resource="src/a.py",
+                                                                description=None, ttl_hours=1, now=now), ahead=scan)
+
+    out = asyncio.run(claim())
+    assert out.body["resource"] == "src/a.py" and out.body["renewed"] is False
+    expected = store.name == "postgresql"
+    assert store.reads_ahead is expected
+    assert asked == (["scan"] if expected else [])
+    assert [type(fn).__name__ == "ReadsAhead" for fn in written] == [expected]

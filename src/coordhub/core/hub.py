@@ -200,12 +200,13 @@ class Hub:
 
     async def mutate(self, actor: Actor, op: Operation, *, status: int = 200,
                      idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None,
-                     ahead: Ahead | None = None) -> Outcome:
+                     ahead: Ahead | Callable[[], Ahead] | None = None) -> Outcome:
         """Run a mutation as ``actor``; return its :class:`Outcome`.
 
         ``ahead``: rows the operation will look up, such as a send's recipient,
         the lease a release ends or the leases a claim could collide with; the store may read them ahead
-        (:class:`~coordhub.store.base.ReadsAhead`).
+        (:class:`~coordhub.store.base.ReadsAhead`). A callable is called only by a store that reads ahead
+        (``Store.reads_ahead``): what costs work to name (a claim's parsed scan) costs nothing on SQLite.
 
         Raises the ``CoordError`` the operation raised (nothing of it is
         kept), ``Halted`` while a halt covers the actor and ``Paused`` while
@@ -214,9 +215,12 @@ class Hub:
         reused with another request, ``Unavailable`` when the database is down.
         """
         unit = self._unit(actor, op, status, idem, during_halt)
-        if ahead is None or not any(ahead):  # (an Ahead, a tuple of its fields, is never falsy itself)
+        if ahead is None or not self.store.reads_ahead:
             return await self.store.write(unit)
-        return await self.store.write(ReadsAhead(unit, ahead))
+        named = ahead if isinstance(ahead, Ahead) else ahead()
+        if not any(named):  # (an Ahead, a tuple of its fields, is never falsy itself)
+            return await self.store.write(unit)
+        return await self.store.write(ReadsAhead(unit, named))
 
     def mutate_sync(self, actor: Actor, op: Operation, *, status: int = 200,
                     idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None) -> Outcome:

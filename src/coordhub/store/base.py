@@ -316,6 +316,9 @@ class Store(abc.ABC):
         """
 
     clock: Any = None  # a Clock the store's database keeps (PostgreSQL: its clock decides expiry), else None
+    #: Whether the store reads the rows a unit names (:class:`ReadsAhead`) with its batch's ``BEGIN``. False: every
+    #: read is local and cheap (SQLite), so what a unit would look up need not even be worked out.
+    reads_ahead = False
     origin: str | None = None  # the id this process's commit announcements carry (None: the store announces none)
 
     def listen(self, on_announce: Callable[[str | None, int | None], None]) -> Any:

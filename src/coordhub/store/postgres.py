@@ -405,6 +405,7 @@ class PostgresStore(ThreadedStore):
 
     name = "postgresql"
     identity_clause = "OVERRIDING SYSTEM VALUE"
+    reads_ahead = True  # each read is a round trip: a batch's named rows come with its BEGIN (store/pgahead.py)
 
     def columns(self, table: str) -> frozenset[str]:
         """The column names of ``table`` in the current schema; empty when there is no such table."""

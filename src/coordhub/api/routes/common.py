@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -32,7 +33,7 @@ def hub(request: Request) -> Hub:
 
 
 async def mutate(request: Request, actor: Actor, op: Operation, *, status: int = 200,
-                 during_halt: Exempt | None = None, ahead: Ahead | None = None) -> JSONResponse:
+                 during_halt: Exempt | None = None, ahead: Ahead | Callable[[], Ahead] | None = None) -> JSONResponse:
     """Run ``op`` as a mutation of ``actor``, honouring the request's ``Idempotency-Key``.
 
     ``ahead``: rows ``op`` will look up (:meth:`~coordhub.core.hub.Hub.mutate`).

@@ -39,7 +39,7 @@ async def claim(body: LockClaim, request: Request, who: Caller = Depends(caller)
     return await mutate(request, actor, lambda tx, now: leases.claim(
         tx, actor, project_key=body.project_key, resource=body.resource, description=body.description,
         ttl_hours=body.ttl_hours, now=now), status=201,
-        ahead=Ahead.of(scans=(leases.claim_scan(body.project_key, body.resource),)))
+        ahead=lambda: Ahead.of(scans=(leases.claim_scan(body.project_key, body.resource),)))  # parsed if read ahead
 
 
 @router.get("", response_model=list[LeaseOut], responses=responses(*READ_ERRORS))
