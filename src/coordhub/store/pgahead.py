@@ -285,10 +285,14 @@ class RowsAhead:
     """The rows read ahead for one batch, by table and by the key each unit named, and the scans (empty between
     batches)."""
 
-    __slots__ = ("rows", "scans", "held", "due_known", "due_at", "layout")
+    __slots__ = ("rows", "spellings", "scans", "held", "due_known", "due_at", "layout")
 
     def __init__(self, layout: Layout | None = None) -> None:
         self.rows: dict[str, dict[str, Row | None]] = {}
+        # table -> folded key -> the keys read under it: a write finds its rows by one lookup, not by folding
+        # every key read (a batch of n units writing n rows read ahead would fold n² keys). Keys are never added
+        # after the read, so an entry whose key has left ``rows`` is only skipped.
+        self.spellings: dict[str, dict[str, list[str]]] = {}
         self.scans: dict[Scan, tuple[list[Row], list[Row]]] = {}  # filed, beneath; each oldest grant first
         self.held: set[str] = set()  # the id of every lease a scan holds (and some it held): updates of others skip
         self.due_known = False
@@ -306,6 +310,11 @@ class RowsAhead:
                 key = row.pop(KEY_COLUMN)
                 kept[key] = None if all(v is None for v in row.values()) else row
             self.rows[table] = kept
+            fold = _BY_NAME[table].fold
+            spellings: dict[str, list[str]] = {}
+            for key in kept:
+                spellings.setdefault(fold(key), []).append(key)
+            self.spellings[table] = spellings
         if "due" not in answers:
             return
         self.due_known, self.due_at = True, answers["due"][0]["due_at"]
@@ -352,16 +361,17 @@ class RowsAhead:
                 for key in [k for k, row in rows.items() if row is None]:
                     del rows[key]
             else:  # one row, by the key in its last parameter (ACT: its first, and the time it sets)
-                fold = _BY_NAME[table].fold
-                written = fold(str(params[0] if kind == ACT else params[-1]))
-                for key, row in list(rows.items()):
-                    if fold(key) == written:
-                        if kind == ACT and row is not None:
-                            rows[key] = acted(row, float(params[2]))
-                        elif table == "leases" and row is not None and (changed := self._follow(sql, params, row)):
-                            rows[key] = changed
-                        else:
-                            del rows[key]
+                written = _BY_NAME[table].fold(str(params[0] if kind == ACT else params[-1]))
+                for key in self.spellings[table].get(written, ()):
+                    if key not in rows:
+                        continue
+                    row = rows[key]
+                    if kind == ACT and row is not None:
+                        rows[key] = acted(row, float(params[2]))
+                    elif table == "leases" and row is not None and (changed := self._follow(sql, params, row)):
+                        rows[key] = changed
+                    else:
+                        del rows[key]
 
     def _follow_scans(self, sql: str, params: tuple[Any, ...], kind: str) -> None:
         """Follow a write to ``leases`` in the scans and the earliest expiry (see the module docstring)."""
@@ -432,5 +442,5 @@ class RowsAhead:
 
     def clear(self) -> None:
         """Forget every row (a rollback, the batch's end)."""
-        self.rows = {}
+        self.rows, self.spellings = {}, {}
         self._forget_scans()
