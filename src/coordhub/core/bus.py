@@ -49,7 +49,7 @@ class EventBus:
         self._size = size
         self._max_bytes = max_bytes
         self.bytes = 0  # estimated bytes the ring holds now
-        self._changed = asyncio.Event()
+        self._changed: asyncio.Event | None = None  # made by the first waiter since the last publish (most have none)
         self.last_id = last_id
         self._complete_after = last_id  # the ring holds every event with id > this
         # Called with each publish's new rows, before waiters wake (the hub applies revocations here).
@@ -76,8 +76,9 @@ class EventBus:
                 listener(fresh)
             except Exception:  # one listener's bug must not stop the stream
                 log.exception("event bus listener failed")
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
         return fresh
 
     def _trim(self) -> None:
@@ -104,6 +105,8 @@ class EventBus:
         if self.last_id > after_id:
             return True
         try:
+            if self._changed is None:
+                self._changed = asyncio.Event()
             await asyncio.wait_for(self._changed.wait(), timeout)
         except TimeoutError:
             return False
