@@ -6,7 +6,9 @@ the older ``leases_active_by_project`` (project_key) is gone (migration 0017).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -15,19 +17,37 @@ from coordhub.core import leases
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.store import Store
+from coordhub.store.base import Executor
 from coordhub.store.sqlite import SQLiteStore
+from coordhub.store.tables.leases import Leases
 
-LIVE = "state = 'active' AND (expires_at IS NULL OR expires_at > ?)"
-# The reads by project a claim, an overlap check and a listing make (coordhub.store.tables.leases).
-BY_PROJECT = {
-    "listing": f"SELECT * FROM leases WHERE {LIVE} AND project_key = ? ORDER BY fence",
-    "listing of a holder": f"SELECT * FROM leases WHERE {LIVE} AND project_key = ? AND session_id = ? ORDER BY fence",
-    "at scopes": f"SELECT * FROM leases WHERE project_key = ? AND scope IN (?, ?) AND {LIVE} ORDER BY fence",
-    "unscoped": f"SELECT * FROM leases WHERE project_key = ? AND scope IS NULL AND {LIVE} ORDER BY fence",
-    "beneath": f"SELECT * FROM leases WHERE project_key = ? AND scope >= ? AND scope < ? AND {LIVE} "
-               "AND kind <> 'name' ORDER BY fence LIMIT 1",
-    "beneath the root": f"SELECT * FROM leases WHERE project_key = ? AND scope > '' AND {LIVE} AND kind <> 'name'",
+# The reads by project a listing, an overlap check and a claim make, each as the table issues it.
+BY_PROJECT: dict[str, Callable[[Leases], object]] = {
+    "listing": lambda t: t.live(1.0, project_key="p1"),
+    "listing of a holder": lambda t: t.live(1.0, project_key="p1", session_id="S1/main"),
+    "a claim's scans": lambda t: t.candidates("p1", 1.0, scopes=["", "src", "src/1"], beneath="src/1",
+                                              exclude="S1/main", beneath_limit=1, due=False),
+    "a claim's scans from the root": lambda t: t.candidates("p1", 1.0, scopes=[""], beneath="", exclude=None,
+                                                            beneath_limit=None, due=False),
 }
+
+
+class _Recorder:
+    """An executor that keeps the queries a :class:`Leases` read asks (each arm of a compound one) and answers none."""
+
+    def __init__(self) -> None:
+        self.queries: list[tuple[str, tuple[Any, ...]]] = []
+
+    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        self.queries.append((sql, params))
+        return []
+
+    def parts(self, queries: list[tuple[str, tuple[Any, ...]]], order: str) -> list[list[Any]]:
+        self.queries.extend(queries)
+        return [[] for _ in queries]
+
+    def scanned(self, scan: object) -> None:
+        return None
 
 
 def _lease_indexes(store: Store) -> set[str]:
@@ -49,6 +69,9 @@ def test_every_read_by_project_searches_the_scope_index(read: str, tmp_path: Pat
     """SQLite's planner takes the (project_key, scope) index for each read, on a table with leases of many
     projects and holders (a full scan here would run under the writer's lock on every claim). PostgreSQL
     chooses by its statistics; its index set is checked above."""
+    recorder = _Recorder()
+    BY_PROJECT[read](Leases(cast(Executor, recorder)))
+    assert recorder.queries
     store = SQLiteStore(tmp_path / "coord.db")
     store.open()
     try:
@@ -58,9 +81,10 @@ def test_every_read_by_project_searches_the_scope_index(read: str, tmp_path: Pat
             hub.mutate_sync(who, lambda tx, now, n=n, who=who: leases.claim(
                 tx, who, project_key=f"p{n % 8}", resource=f"src/{n}/f.py", description=None, ttl_hours=1,
                 now=now))
-        sql = BY_PROJECT[read]
-        plan = store.read_sync(lambda tx: tx.ex.all("EXPLAIN QUERY PLAN " + sql, ("x",) * sql.count("?")))
+        plans = store.read_sync(lambda tx: [tx.ex.all("EXPLAIN QUERY PLAN " + sql, params)
+                                            for sql, params in recorder.queries])
     finally:
         store.close()
-    details = [str(r["detail"]) for r in plan]
-    assert any("USING INDEX leases_active_by_scope (project_key=?" in d for d in details), details
+    for (sql, _), plan in zip(recorder.queries, plans, strict=True):
+        details = [str(r["detail"]) for r in plan]
+        assert any("USING INDEX leases_active_by_scope (project_key=?" in d for d in details), (sql, details)

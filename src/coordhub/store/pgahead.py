@@ -331,9 +331,10 @@ class RowsAhead:
             under = [r for r in below.get(str(n), []) if _beneath(scan, r)]
             if len(under) <= _SCAN_ROWS:
                 self.scans[scan] = ([r for r in filed if _filed_in(scan, r)], under)
-                for place in [("at", scan.project_key, x) for x in scan.scopes] + [("top", scan.project_key,
-                                                                                      scan.beneath)]:
-                    self.places.setdefault(place, []).append(scan)
+                for scope in scan.scopes:
+                    self.places.setdefault(("at", scan.project_key, scope), []).append(scan)
+                if scan.beneath is not None:
+                    self.places.setdefault(("top", scan.project_key, scan.beneath), []).append(scan)
         self.held = {r["id"] for lists in self.scans.values() for rows in lists for r in rows}
 
     def get(self, table: str, key: str) -> tuple[bool, Row | None]:

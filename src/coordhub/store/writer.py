@@ -130,11 +130,11 @@ class BatchWriter:
 
     def start(self) -> None:
         """Start the writer thread."""
-        self._running = True
+        self._running = True  # before the thread runs: it clears the flag when it ends
         try:
             self._thread.start()
-        except BaseException:
-            self._running = False
+        except BaseException:  # no thread was made (a second start leaves the first one running)
+            self._running = self._thread.is_alive()
             raise
 
     def stop(self) -> None:
