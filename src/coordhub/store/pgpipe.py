@@ -40,8 +40,12 @@ def numbered(sql: str) -> bytes:
     return re.sub(r"\?", lambda _: f"${next(count)}", sql).encode()
 
 
-# A statement ready to send: its SQL ($n placeholders), its parameters dumped, their type oids and formats.
-_Ready = tuple[bytes, Sequence["Buffer | None"], tuple[int, ...], Sequence[pq.Format]]
+# A statement ready to send: its SQL ($n placeholders), its parameters dumped (None: a one-off text, sent
+# unprepared), their type oids and formats.
+_Ready = tuple[bytes, "Sequence[Buffer | None] | None", tuple[int, ...], Sequence[pq.Format]]
+#: A statement to run: SQL with ``?`` placeholders and its parameters; or, as ``bytes``, a one-off text with no
+#: parameters (its values quoted in it: a read ahead), sent as it is and never prepared.
+Statement = tuple[str | bytes, tuple[Any, ...]]
 
 
 class Answer(NamedTuple):
@@ -98,7 +102,7 @@ class Pipe:
         self._poll.register(self._pg.socket, select.POLLIN)
         self._open: _Open | None = None  # statements sent and not yet synced (send_ahead)
 
-    def send_ahead(self, statements: Sequence[tuple[str, tuple[Any, ...]]]) -> int:
+    def send_ahead(self, statements: Sequence[Statement]) -> int:
         """Send ``statements`` in order into the open pipeline (opening it), without waiting for their answers:
         the server runs them while the caller goes on. The next :meth:`run` ends the pipeline and returns their
         answers first. Returns how many were sent: it stops before one whose parameters cannot be adapted
@@ -111,7 +115,7 @@ class Pipe:
             self._submit(ready)
         return len(ready)
 
-    def run(self, statements: Sequence[tuple[str, tuple[Any, ...]]]) -> Outcome:
+    def run(self, statements: Sequence[Statement]) -> Outcome:
         """Send ``statements`` (``?`` placeholders) in order in one pipeline, one round trip; see :class:`Outcome`.
 
         The answers are those of the statements sent ahead (:meth:`send_ahead`) since the last run, then of
@@ -133,6 +137,17 @@ class Pipe:
         A pipeline left open (statements sent ahead by a batch that failed before it ran them to the end) is
         ended first, its answers dropped. Raises the database's error (``psycopg.Error``) when a statement fails.
         """
+        done = self.simple_outcome(text)
+        if done.error is not None:
+            raise done.error
+        return done.answers
+
+    def simple_outcome(self, text: bytes) -> Outcome:
+        """:meth:`simple`, telling where it stopped instead of raising the database's error: the answers of the
+        statements before the first that failed (the server ran none after it), and its error.
+
+        Raises ``psycopg.OperationalError`` when the connection is lost.
+        """
         if self._open is not None:
             self._sync()
         pg = self._pg
@@ -145,15 +160,16 @@ class Pipe:
                 failure = failure or errors.error_from_result(res, encoding=self._encoding)
             elif failure is None:
                 answers.append(self._answer(res, None))
-        if failure is not None:
-            raise failure
-        return answers
+        return Outcome(answers, len(answers), failure)
 
-    def _dump(self, statements: Sequence[tuple[str, tuple[Any, ...]]]) -> tuple[list[_Ready], BaseException | None]:
+    def _dump(self, statements: Sequence[Statement]) -> tuple[list[_Ready], BaseException | None]:
         """The statements ready to send, up to the first whose parameters psycopg cannot adapt (and its error)."""
         ready: list[_Ready] = []
         tx = self._tx
         for sql, params in statements:
+            if isinstance(sql, bytes):
+                ready.append((sql, None, (), ()))
+                continue
             try:
                 values = tx.dump_sequence(params, [_AUTO] * len(params))
             except Exception as exc:  # a value psycopg cannot adapt: the statements before it still run
@@ -170,6 +186,11 @@ class Pipe:
         pipeline = self._open
         try:
             for sql, values, types, formats in ready:
+                if values is None:  # a one-off text: preparing it would only fill the server's cache
+                    pg.send_query_params(sql, None)
+                    pipeline.slots.append((pipeline.commands, None))
+                    pipeline.commands += 1
+                    continue
                 key = (sql, types)
                 name = self._prepared.get(key)
                 if name is None and key in pipeline.fresh:

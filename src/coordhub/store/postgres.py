@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 import psycopg
@@ -37,7 +37,7 @@ from coordhub.store.base import (
     insert_sql,
 )
 from coordhub.store.pgnumbers import NUMBERED, Numbers
-from coordhub.store.pgpipe import Answer, Pipe
+from coordhub.store.pgpipe import Answer, Pipe, Statement
 from coordhub.store.ratebuckets import SharedBuckets
 from coordhub.store.tables.system import Halts
 from coordhub.store.threaded import ThreadedStore
@@ -52,8 +52,12 @@ _MIGRATION_LOCK = _WRITER_LOCK + 1
 _CONNECT_TIMEOUT = 3  # seconds
 # clock_timestamp(), not now(): the time when the lock was granted, not when the transaction began.
 # READ COMMITTED whatever the server's default: each statement after the lock must see what the last batch committed.
-_BEGIN_LOCK_AND_TIME = (f"BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({_WRITER_LOCK}), "
-                        "extract(epoch FROM clock_timestamp())::float8 AS db_now")
+_BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+_NOW = "extract(epoch FROM clock_timestamp())::float8 AS db_now"
+_BEGIN_LOCK_AND_TIME = f"{_BEGIN}; SELECT pg_advisory_xact_lock({_WRITER_LOCK}), {_NOW}"
+# A batch begun in the round trip of the last one's COMMIT does not wait for the lock: while another hub holds it,
+# the server would hold back the COMMIT's answer too (see _Connection.commit_and_begin).
+_TRY_LOCK_AND_TIME = f"SELECT pg_try_advisory_xact_lock({_WRITER_LOCK}) AS locked, {_NOW}"
 
 
 class _Held(NamedTuple):
@@ -160,19 +164,22 @@ class PostgresExecutor:
         self.rows_ahead.wrote(sql, params)
         return self._pipeline([(sql, params)], self._own)[0]
 
-    def _pipeline(self, tail: list[tuple[str, tuple[Any, ...]]], own: int | None) -> list[Answer]:
+    def _pipeline(self, tail: Sequence[Statement], own: int | None, optional: int = 0) -> list[Answer]:
         """Send what is held, then ``tail``, in one round trip; run the checks; return ``tail``'s answers.
 
         A held statement of unit ``own`` (or of the batch) that fails, or whose
         check refuses, raises its error here; those of units that have ended
-        raise :class:`UnitLost`.
+        raise :class:`UnitLost`. A failure of one of the last ``optional``
+        statements of ``tail`` raises nothing: the answers returned stop before it.
         """
         held, sent, self._held, self._sent, self._stop_ahead = self._held, self._sent, [], 0, False
         self._savepoint_at = None
         unsent = held[sent:]
-        done = self.pipe.run([(h.sql, h.params) for h in unsent] + tail if unsent else tail)
+        done = self.pipe.run([*((h.sql, h.params) for h in unsent), *tail] if unsent else tail)
         self._check(held, done.answers, own)  # a check that came before a failure wins, as it would have at once
         if done.error is not None:
+            if done.failed >= len(held) + len(tail) - optional:
+                return done.answers[len(held):]
             if done.failed < len(held) and held[done.failed].unit not in (own, _BATCH):
                 raise UnitLost(held[done.failed].unit, done.error) from done.error
             raise done.error
@@ -315,8 +322,8 @@ class PostgresExecutor:
     def _checks_held(self, units_only: bool = False) -> bool:
         return any(h.check is not None and not (units_only and h.unit == _BATCH) for h in self._held)
 
-    def commit(self, tail: list[str]) -> None:
-        """Send what is held, then ``tail`` (parameterless statements ending in ``COMMIT``).
+    def commit(self, tail: list[str], then: Sequence[Statement] = ()) -> list[Answer] | None:
+        """Send what is held, then ``tail`` (parameterless statements ending in ``COMMIT``), then ``then``.
 
         One round trip, or two when a unit's check still waits: it must pass
         before the ``COMMIT`` is sent. A held write that fails here, or a check
@@ -325,6 +332,12 @@ class PostgresExecutor:
         batch's own reads (its ``before`` hook's, which refuse nothing) travel
         with the ``COMMIT``. The counters the batch took numbers from move with
         it (:class:`Numbers`).
+
+        ``then``: parameterless statements run after the ``COMMIT`` in its
+        round trip (the next batch's ``BEGIN``: :meth:`_Connection.commit_and_begin`).
+        Returns their answers; None when there were none, or when one of them
+        failed: the batch is committed all the same, and the connection is
+        left in a failed transaction (roll it back).
         """
         own = None if self._unit >= 0 else 0
         if self._checks_held(units_only=True):
@@ -333,14 +346,26 @@ class PostgresExecutor:
         self._in_batch = False
         self.rows_ahead.clear()  # after the COMMIT other hubs may write them: nothing outside a batch reads them
         if not moves and not self._sent and all(h.sql in (_SAVEPOINT, _RELEASE) for h in self._held):  # one query
-            text = "".join(f"{h.sql}; " for h in self._held) + "; ".join(tail)
+            statements = [h.sql for h in self._held] + tail
             self._held = []
-            self.pipe.simple(text.encode())
-            return
-        self._pipeline(moves + [(sql, ()) for sql in tail], own)
+            text = "; ".join(statements).encode()
+            if not then:
+                self.pipe.simple(text)
+                return None
+            done = self.pipe.simple_outcome(b"; ".join([text, *(sql if isinstance(sql, bytes) else sql.encode()
+                                                                 for sql, _ in then)]))
+            if done.error is not None and done.failed < len(statements):
+                raise done.error
+            answers = done.answers[len(statements):]
+        else:
+            answers = self._pipeline([*moves, *((sql, ()) for sql in tail), *then], own, optional=len(then))
+            answers = answers[len(moves) + len(tail):]
+        return answers if then and len(answers) == len(then) else None
 
 
 class _Connection:
+    chains = True  # commit_and_begin: the next batch begins in the round trip of the last one's COMMIT
+
     def __init__(self, conn: psycopg.Connection[Any], origin: str, clock: OffsetClock) -> None:
         self.conn = conn
         self._clock = clock
@@ -348,6 +373,8 @@ class _Connection:
         # Announce the batch to every hub (delivered only if it commits), in COMMIT's round trip.
         self._commit_tail = [announce.notify_sql(origin), "COMMIT"]
         self._begin_sql = b""  # built on the first batch, once the schema is known (see begin)
+        self._then_begin: list[Statement] = []  # commit_and_begin's BEGIN (built with _begin_sql)
+        self._abandoned = False  # a transaction commit_and_begin opened and did not take: rolled back by begin
         self._escaping = pq.Escaping(conn.pgconn)
         self._fold_ok = False  # the database's lower() folds ASCII as Python's does (sessions read ahead)
 
@@ -355,22 +382,59 @@ class _Connection:
     def executor(self) -> PostgresExecutor:
         return self._executor
 
+    def _learn(self) -> None:
+        """What every batch's ``BEGIN`` reads, and how rows are read ahead: asked once, on the first batch."""
+        ex = self._executor
+        named = ex.pipe.simple(b"SELECT pg_get_serial_sequence('messages', 'seq') AS name")[0].rows
+        ex.numbers.sequence = named[0]["name"] if named else None
+        reads = [Halts.STANDING, *ex.numbers.queries()]
+        self._begin_sql = "; ".join([_BEGIN_LOCK_AND_TIME, *reads]).encode()
+        self._then_begin = [(sql, ()) for sql in (_BEGIN, _TRY_LOCK_AND_TIME, *reads)]
+        self._fold_ok = bool(ex.pipe.simple(pgahead.ASCII_LOWER)[0].rows[0]["ok"])
+        columns, encoding = ex.pipe.simple(pgahead.LAYOUT.encode())
+        ex.rows_ahead.layout = pgahead.Layout(columns.rows, str(encoding.rows[0]["server_encoding"]))
+
     def begin(self, ahead: Ahead | None = None) -> list[Row]:
         ex = self._executor
         if not self._begin_sql:
-            named = ex.pipe.simple(b"SELECT pg_get_serial_sequence('messages', 'seq') AS name")[0].rows
-            ex.numbers.sequence = named[0]["name"] if named else None
-            self._begin_sql = "; ".join([_BEGIN_LOCK_AND_TIME, Halts.STANDING, *ex.numbers.queries()]).encode()
-            self._fold_ok = bool(ex.pipe.simple(pgahead.ASCII_LOWER)[0].rows[0]["ok"])
-            columns, encoding = ex.pipe.simple(pgahead.LAYOUT.encode())
-            ex.rows_ahead.layout = pgahead.Layout(columns.rows, str(encoding.rows[0]["server_encoding"]))
+            self._learn()
         ex.start_batch()  # a failed batch may have left statements held: its transaction is gone
         # One round trip: BEGIN, the lock, whose answer carries the database's clock (see OffsetClock), the
         # standing halts, which every unit of the batch checks (Halts.batch), where the counters stand, and
         # the rows its units will look up (after the lock: what the last batch committed).
-        reads = pgahead.query(ahead, self._literal, sessions=self._fold_ok) if ahead is not None else []
-        text = b"; ".join([self._begin_sql, *(sql for _, sql in reads)])
-        _, lock, halts, counters, sequence, *rows = ex.pipe.simple(text)
+        reads = self._reads(ahead)
+        abandoned, self._abandoned = self._abandoned, False
+        answers = ex.pipe.simple(b"; ".join([b"ROLLBACK"] * abandoned + [self._begin_sql, *(sql for _, sql in reads)]))
+        return self._begun(answers[abandoned:], ahead, reads)
+
+    def commit_and_begin(self, ahead: Ahead | None) -> list[Row] | None:
+        """:meth:`commit`, and in the same round trip begin the next batch, whose units named ``ahead``.
+
+        Returns what :meth:`begin` returns (the next batch is begun: run it
+        without calling :meth:`begin`), or None when it is not (the lock was
+        held by another hub's writer, or a statement after the ``COMMIT``
+        failed: the batch is committed all the same, and :meth:`begin` begins
+        the next one). The lock is only tried: waiting for it would hold back
+        the ``COMMIT``'s answer (the server answers the whole round trip at once).
+        A connection lost in this round trip answers the batch ``Unavailable``,
+        as one lost before its ``COMMIT``'s answer always has: its outcome is
+        unknown to its callers (an idempotency key makes the retry safe).
+        """
+        ex = self._executor
+        reads = self._reads(ahead)
+        answers = ex.commit(self._commit_tail, [*self._then_begin, *((sql, ()) for _, sql in reads)])
+        if answers is None or not answers[1].rows[0]["locked"]:
+            self._abandoned = True
+            return None
+        return self._begun(answers, ahead, reads)
+
+    def _reads(self, ahead: Ahead | None) -> list[tuple[str, bytes]]:
+        return pgahead.query(ahead, self._literal, sessions=self._fold_ok) if ahead is not None else []
+
+    def _begun(self, answers: list[Answer], ahead: Ahead | None, reads: list[tuple[str, bytes]]) -> list[Row]:
+        """Take the answers of a batch's ``BEGIN`` and its reads; the standing halts."""
+        ex = self._executor
+        _, lock, halts, counters, sequence, *rows = answers
         self._clock.offset = float(lock.rows[0]["db_now"]) - time.time()
         ex.start_batch(counters.rows, sequence.rows)
         if ahead is not None:
@@ -388,6 +452,7 @@ class _Connection:
         self._executor.start_batch()
         if not self.conn.closed:
             self._executor.pipe.simple(b"ROLLBACK")
+        self._abandoned = False
 
     def close(self) -> None:
         self.conn.close()

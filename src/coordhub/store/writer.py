@@ -44,6 +44,12 @@ def _settle(items: list[tuple[Reply, Any, BaseException | None]]) -> None:
 _RECONNECT_BACKOFF = 1.0  # seconds a failed connect is remembered, so an outage fails fast
 
 
+def _named(units: list[Callable[[Any], Any]]) -> Ahead | None:
+    """The rows ``units`` said they will look up (:class:`ReadsAhead`), for their batch's ``BEGIN``."""
+    named = [fn.ahead for fn in units if isinstance(fn, ReadsAhead)]
+    return Ahead.merged(named) if named else None
+
+
 class UnitLost(BaseException):
     """A unit failed after it had ended (raised by the executor, caught here).
 
@@ -79,7 +85,13 @@ class WriterConnection(Protocol):
         """
 
     def commit(self) -> None:
-        """Commit durably at the store's declared level."""
+        """Commit durably at the store's declared level.
+
+        A backend whose ``BEGIN`` is a round trip (PostgreSQL) may also offer
+        ``commit_and_begin(ahead) -> list | None``: commit, and in the same
+        round trip begin the next batch (whose units named ``ahead``),
+        returning what :meth:`begin` would, or None when it did not begin it.
+        """
 
     def rollback(self) -> None:
         """Abandon the batch transaction."""
@@ -116,6 +128,12 @@ class BatchWriter:
         self._failed_at = 0.0
         self._down = False  # log an outage once, not on every retry
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        # The connection's commit_and_begin, if it has one; the batch taken to be begun with the last COMMIT, and
+        # what its BEGIN answered when it was begun (else None: it begins as any other).
+        self._chain: Callable[[Ahead | None], list[Any] | None] | None = None
+        self._next: list[tuple[Callable[[Any], Any], Reply]] | None = None
+        self._begun: list[Any] | None = None
+        self._stopping = False  # _STOP was taken from the queue: run what was taken with it, then end
         # Whether the thread takes units: ``Thread.is_alive`` costs a lock and two Python calls per submission.
         self._running = False
         self.batches = 0
@@ -175,24 +193,27 @@ class BatchWriter:
             self._running = False
 
     def _take_batches(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            batch = [item]
-            stop = False
-            while len(batch) < self._max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stop = True
-                    break
-                batch.append(nxt)
+        while not self._stopping or self._next is not None:
+            batch, self._next = self._next, None
+            if batch is None:
+                item = self._queue.get()
+                if item is _STOP:
+                    return
+                batch = self._take([item])
             self._run_batch(batch)
-            if stop:
-                return
+
+    def _take(self, batch: list[Any]) -> list[Any]:
+        """``batch`` and what is queued after it, up to ``max_batch`` units, without waiting."""
+        while len(batch) < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                self._stopping = True
+                break
+            batch.append(item)
+        return batch
 
     def _ensure_connection(self) -> WriterConnection:
         if self._conn is None:
@@ -207,6 +228,7 @@ class BatchWriter:
                 self._down = True
                 raise Unavailable() from exc
             self._tx = self._make_tx(self._conn.executor)
+            self._chain = getattr(self._conn, "commit_and_begin", None)
             if self._down:
                 log.warning("database reachable again")
                 self._down = False
@@ -262,20 +284,28 @@ class BatchWriter:
         lost (:class:`UnitLost`). Else each unit's checks are settled when it ends.
         """
         conn = self._ensure_connection()
-        named = [fn.ahead for fn in units if isinstance(fn, ReadsAhead)]
-        self._tx.halts.batch(True, conn.begin(Ahead.merged(named) if named else None))
+        begun, self._begun = self._begun, None
+        self._tx.halts.batch(True, conn.begin(_named(units)) if begun is None else begun)
         single = len(units) == 1
         results = [self._run_unit(conn, fn, single, optimistic) for fn in units]
         if self.before_commit is not None:
             self.before_commit(self._tx)
         committing = time.perf_counter()
         self._tx.halts.batch(False)
-        conn.commit()
+        # Units that queued while this batch ran begin their batch in its COMMIT's round trip (one fewer per
+        # batch) when the backend can; a unit that comes later waits for the one after, as it would for a BEGIN.
+        if self._chain is not None and self._next is None and not self._stopping:
+            self._next = self._take([]) or None
+        if self._chain is not None and self._next is not None:
+            self._begun = self._chain(_named([fn for fn, _ in self._next]))
+        else:
+            conn.commit()
         self._observe(len(units), time.perf_counter() - committing)
         self._notify_commit()
         return results
 
     def _rollback(self) -> None:
+        self._begun = None
         conn = self._conn
         if conn is not None:
             try:
