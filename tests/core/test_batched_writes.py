@@ -170,15 +170,11 @@ def test_a_send_that_names_its_recipient_sees_what_the_batch_did_to_it_first(sto
     assert [m["to_session"] for m in (new, again)] == ["J/new", "J/new"]
 
 
-def test_refusals_found_after_their_units_ended_cost_the_batch_one_more_run(store: Store,
-                                                                           clock: ManualClock) -> None:
-    """On PostgreSQL a unit's sender check may be answered after the unit ended (here each with the next
-    unit's read); the refused units are lost and the batch runs again without them, settling each check at its
-    unit's end: however many are refused, another unit of the batch runs at most twice (once on SQLite), and
-    only the refused fail."""
-    hub = Hub(store, clock)
-    hub.mutate_sync(A, lambda tx, now: tx.sessions.pause(A.session_id, "*", now))
-    hub.mutate_sync(C, lambda tx, now: None)  # known: a send to C reads nothing more (no close matches)
+def _sends_with_a_paused_sender(pause_in_batch: bool) -> tuple[list[tuple[Actor, Operation]], list[int]]:
+    """A send by B (counted), then five pairs: a send by the paused A, and a send by B that reads first.
+
+    ``pause_in_batch``: A is paused by the batch's second unit (A's row read ahead is then no longer current),
+    else before the batch."""
     runs = [0]
 
     def counted(tx: Tx, now: float) -> Any:
@@ -193,12 +189,43 @@ def test_refusals_found_after_their_units_ended_cost_the_batch_one_more_run(stor
         return messages.send(tx, B, to_session=C.session_id, subject="again", body="b", now=now)
 
     calls: list[tuple[Actor, Operation]] = [(B, counted)]
+    if pause_in_batch:  # one row by its key: the rows read ahead forget A's, and keep C's (A's sends ask nothing)
+        calls.append((C, lambda tx, now: tx.ex.execute(
+            "UPDATE sessions SET paused_at = ?, paused_scope = ? WHERE session_id = ?", (now, "*", A.session_id))))
     for _ in range(5):
         calls += [(A, from_a), (B, again)]
+    return calls, runs
+
+
+def test_refusals_found_after_their_units_ended_cost_the_batch_one_more_run(store: Store,
+                                                                           clock: ManualClock) -> None:
+    """On PostgreSQL a unit's sender check may be answered after the unit ended (here each with the next
+    unit's read; the sender's row read ahead no longer answers it: the batch paused the sender); the refused
+    units are lost and the batch runs again without them, settling each check at its unit's end: however many
+    are refused, another unit of the batch runs at most twice (once on SQLite), and only the refused fail."""
+    hub = Hub(store, clock)
+    for actor in (A, C):  # known: a send to C reads nothing more (no close matches)
+        hub.mutate_sync(actor, lambda tx, now: None)
+    calls, runs = _sends_with_a_paused_sender(pause_in_batch=True)
+    got = _batch(hub, calls, ahead=[Ahead(sessions=(C.session_id,))] * len(calls))
+    assert got[0]["subject"] == "from B" and got[2::2] == ["Paused"] * 5
+    assert [g["subject"] for g in got[3::2]] == ["again"] * 5
+    assert runs[0] == (2 if store.name == "postgresql" else 1), runs
+    sent = [e["payload"]["subject"] for e in _events(store) if e["kind"] == "message.sent"]
+    assert sent == ["from B"] + ["again"] * 5
+
+
+def test_a_sender_read_ahead_is_refused_at_once(store: Store, clock: ManualClock) -> None:
+    """Every write names its sender for reading ahead: a paused sender whose row was read with the batch's
+    BEGIN is refused when its unit starts, before anything it does, and the batch runs once on both backends."""
+    hub = Hub(store, clock)
+    hub.mutate_sync(A, lambda tx, now: tx.sessions.pause(A.session_id, "*", now))
+    hub.mutate_sync(C, lambda tx, now: None)
+    calls, runs = _sends_with_a_paused_sender(pause_in_batch=False)
     got = _batch(hub, calls, ahead=[Ahead(sessions=(C.session_id,))] * len(calls))
     assert got[0]["subject"] == "from B" and got[1::2] == ["Paused"] * 5
     assert [g["subject"] for g in got[2::2]] == ["again"] * 5
-    assert runs[0] == (2 if store.name == "postgresql" else 1), runs
+    assert runs[0] == 1, runs
     sent = [e["payload"]["subject"] for e in _events(store) if e["kind"] == "message.sent"]
     assert sent == ["from B"] + ["again"] * 5
 

@@ -207,6 +207,7 @@ class Hub:
         the lease a release ends or the leases a claim could collide with; the store may read them ahead
         (:class:`~coordhub.store.base.ReadsAhead`). A callable is called only by a store that reads ahead
         (``Store.reads_ahead``): what costs work to name (a claim's parsed scan) costs nothing on SQLite.
+        Such a store is also given the actor's session (its row answers the check every write makes).
 
         Raises the ``CoordError`` the operation raised (nothing of it is
         kept), ``Halted`` while a halt covers the actor and ``Paused`` while
@@ -215,12 +216,11 @@ class Hub:
         reused with another request, ``Unavailable`` when the database is down.
         """
         unit = self._unit(actor, op, status, idem, during_halt)
-        if ahead is None or not self.store.reads_ahead:
+        if not self.store.reads_ahead:
             return await self.store.write(unit)
-        named = ahead if isinstance(ahead, Ahead) else ahead()
-        if not any(named):  # (an Ahead, a tuple of its fields, is never falsy itself)
-            return await self.store.write(unit)
-        return await self.store.write(ReadsAhead(unit, named))
+        # The sender is named too: its row read ahead answers the check every write makes (Sessions.act_then).
+        named = Ahead() if ahead is None else ahead if isinstance(ahead, Ahead) else ahead()
+        return await self.store.write(ReadsAhead(unit, named._replace(sessions=(actor.session_id, *named.sessions))))
 
     def mutate_sync(self, actor: Actor, op: Operation, *, status: int = 200,
                     idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None) -> Outcome:

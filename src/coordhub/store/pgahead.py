@@ -55,7 +55,7 @@ from functools import lru_cache
 from typing import Any
 
 from coordhub.store.base import Ahead, Row, Scan, Scanned
-from coordhub.store.tables.sessions import ACT, acted
+from coordhub.store.tables.sessions import ACT, ACT_WRITE, acted
 
 MAX_AHEAD = 256  # keys read ahead per table per batch; a lookup past them is asked as before
 KEY_COLUMN = "ahead_key"  # the key each row read ahead answers
@@ -103,7 +103,7 @@ def effect(sql: str) -> tuple[tuple[str, str], ...]:
         return tuple((t.name, _OTHER) for t in written)
     table = written[0]
     name = re.escape(table.name)
-    if sql == ACT:
+    if sql in (ACT, ACT_WRITE):
         return ((table.name, ACT),)
     one = re.fullmatch(rf"UPDATE {name} SET ((?:[a-z_]+ = \?, )*[a-z_]+ = \?) WHERE {table.written} = \?", text)
     if one is not None and not {s.split(" = ")[0] for s in one.group(1).split(", ")} & table.keys:
