@@ -1,6 +1,6 @@
 """A batch begun in the round trip of the last one's COMMIT (issue 15: PostgreSQL round trips per batch).
 
-When units queue while a batch runs, the PostgreSQL writer sends the next
+When units queue while a batch runs (``CHAIN_UNITS`` of them; one here), the PostgreSQL writer sends the next
 batch's ``BEGIN``, lock, standing halts, counters and reads ahead after the
 ``COMMIT`` in one round trip (``_Connection.commit_and_begin``). The lock is
 only tried there: the server answers a round trip whole, so waiting for a lock
@@ -21,8 +21,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from coordhub.store import Store
+from coordhub.store import Store, writer
 from coordhub.store.postgres import _WRITER_LOCK
+
+
+@pytest.fixture(autouse=True)
+def _chain_from_one_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lone unit queued at a COMMIT begins in its round trip (the writer waits for CHAIN_UNITS of them)."""
+    monkeypatch.setattr(writer, "CHAIN_UNITS", 1)
 
 
 def _blocked(store: Store) -> tuple[threading.Event, threading.Event, Future[Any]]:

@@ -41,6 +41,7 @@ def _settle(items: list[tuple[Reply, Any, BaseException | None]]) -> None:
             future.set_result(result)
         else:
             future.set_exception(failure)
+CHAIN_UNITS = 8  # units queued at a COMMIT from which the next batch begins in its round trip (commit_and_begin)
 _RECONNECT_BACKOFF = 1.0  # seconds a failed connect is remembered, so an outage fails fast
 
 
@@ -293,8 +294,11 @@ class BatchWriter:
         committing = time.perf_counter()
         self._tx.halts.batch(False)
         # Units that queued while this batch ran begin their batch in its COMMIT's round trip (one fewer per
-        # batch) when the backend can; a unit that comes later waits for the one after, as it would for a BEGIN.
-        if self._chain is not None and self._next is None and not self._stopping:
+        # batch) when the backend can. A unit that comes during that round trip waits for the batch after, where
+        # it would have joined this one: so only as many as CHAIN_UNITS are worth it (fewer, and the batches shrink
+        # by more than the round trip saves: measured, docs/benchmarks.md).
+        if (self._chain is not None and self._next is None and not self._stopping
+                and self._queue.qsize() >= CHAIN_UNITS):
             self._next = self._take([]) or None
         if self._chain is not None and self._next is not None:
             self._begun = self._chain(_named([fn for fn, _ in self._next]))
