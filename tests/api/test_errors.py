@@ -37,13 +37,15 @@ def _assert_envelope(r: Any, declared: dict[str, Any], where: str) -> None:
 
 def test_bad_input_everywhere_is_a_declared_4xx_envelope_and_writes_nothing(api: Api) -> None:
     me = api.token("HOWARD-HOME/claude-main")
+    last = [api.hub.query_sync(lambda tx, now: tx.events.last_id())]  # the log's end before the next request
 
     def send(method: str, target: str, declared: dict[str, Any], where: str, **kw: Any) -> None:
-        before = api.hub.query_sync(lambda tx, now: tx.events.last_id())
         r = api.request(method, target, headers={**me, **kw.pop("headers", {})}, **kw)
         _assert_envelope(r, declared, where)
+        now = api.hub.query_sync(lambda tx, now: tx.events.last_id())
         if r.status_code >= 400:  # refused: nothing may have been written
-            assert api.hub.query_sync(lambda tx, now: tx.events.last_id()) == before, where
+            assert now == last[0], where
+        last[0] = now
 
     for method, path, op in _operations(api):
         if (method, path) == ("GET", "/api/coord/events"):

@@ -364,8 +364,6 @@ class PostgresExecutor:
 
 
 class _Connection:
-    chains = True  # commit_and_begin: the next batch begins in the round trip of the last one's COMMIT
-
     def __init__(self, conn: psycopg.Connection[Any], origin: str, clock: OffsetClock) -> None:
         self.conn = conn
         self._clock = clock
