@@ -37,15 +37,16 @@ def _assert_envelope(r: Any, declared: dict[str, Any], where: str) -> None:
 
 def test_bad_input_everywhere_is_a_declared_4xx_envelope_and_writes_nothing(api: Api) -> None:
     me = api.token("HOWARD-HOME/claude-main")
-    last = [api.hub.query_sync(lambda tx, now: tx.events.last_id())]  # the log's end before the next request
+    last = api.hub.query_sync(lambda tx, now: tx.events.last_id())  # the log's end before the next request
 
     def send(method: str, target: str, declared: dict[str, Any], where: str, **kw: Any) -> None:
+        nonlocal last
         r = api.request(method, target, headers={**me, **kw.pop("headers", {})}, **kw)
         _assert_envelope(r, declared, where)
-        now = api.hub.query_sync(lambda tx, now: tx.events.last_id())
+        end = api.hub.query_sync(lambda tx, now: tx.events.last_id())
         if r.status_code >= 400:  # refused: nothing may have been written
-            assert now == last[0], where
-        last[0] = now
+            assert end == last, where
+        last = end
 
     for method, path, op in _operations(api):
         if (method, path) == ("GET", "/api/coord/events"):
