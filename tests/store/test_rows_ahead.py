@@ -26,7 +26,7 @@ from coordhub.store import Store, open_store
 from coordhub.store.base import Ahead, Scan
 from coordhub.store.pgahead import MAX_AHEAD, RowsAhead, effect, query
 from coordhub.store.tables.leases import Candidates
-from coordhub.store.tables.sessions import ACT, acted
+from coordhub.store.tables.sessions import ACT, READ_AHEAD, acted
 from coordhub.store.tx import Tx
 from tests.conftest import scratch_database
 from tests.core.test_batched_writes import _batch
@@ -308,6 +308,39 @@ def test_a_lease_read_ahead_follows_its_renewal_and_its_end_column_for_column() 
         got = _batch(hub, ops, [Ahead(leases=(lease_id,))] * len(ops))
         assert got[2]["renewed"] is True and got[4]["state"] == "released", got
         assert seen == [(True, True)] * 3, seen
+
+
+@pytest.mark.postgres
+def test_a_session_read_ahead_holds_what_its_readers_ask_and_by_key_the_whole_row() -> None:
+    """A session's row is read ahead narrow (:data:`READ_AHEAD`, what the sender's check and a recipient's
+    lookup ask): before and after the sender's own upsert in the batch it equals a live ``SELECT`` of those
+    columns, types included; ``by_key`` in the same unit still answers every column of the table."""
+    a, b = Actor("A/main"), Actor("B/main")
+    with _hub_on("coordhub_narrow") as (hub, clock):
+        hub.mutate_sync(b, lambda tx, now: None)
+        hub.mutate_sync(a, lambda tx, now: tx.ex.execute(
+            "UPDATE sessions SET machine = ?, project = ? WHERE session_id = ?", ("m1", "p1", a.session_id)))
+        columns = ", ".join(READ_AHEAD)
+        seen: list[tuple[Any, ...]] = []
+
+        def compare(tx: Tx, now: float) -> None:
+            for session in (a, b):
+                known, row = tx.ex.ahead("sessions", session.session_id)
+                live = tx.ex.one(f"SELECT {columns} FROM sessions WHERE session_id = ?", (session.session_id,))
+                whole = tx.sessions.by_key(session.session_id.upper())
+                assert row is not None and live is not None and whole is not None
+                # (the sender's row also carries the last_seen its upsert set: acted)
+                seen.append((known, set(row) - {"last_seen"} == set(READ_AHEAD),
+                             {c: row[c] for c in READ_AHEAD} == live,
+                             all(type(row[c]) is type(live[c]) for c in live), len(whole) > len(READ_AHEAD),
+                             {c: whole[c] for c in READ_AHEAD} == live))
+
+        clock.advance(5)
+        got = _batch(hub, [(a, compare), (a, lambda tx, now: None), (a, compare)],
+                     [Ahead(sessions=(b.session_id,))] * 3)
+        assert got == [None] * 3, got
+        assert len(seen) == 4 and all(seen_one[1:] == (True,) * 5 for seen_one in seen), seen
+        assert all(known for known, *_ in seen), seen  # answered from the rows read ahead, not asked again
 
 
 @pytest.mark.postgres

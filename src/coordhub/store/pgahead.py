@@ -8,7 +8,9 @@ and a claim the live leases it could collide with
 PostgreSQL each lookup was a round trip of its own, one per unit of a batch.
 Units that name their lookups (:class:`~coordhub.store.base.ReadsAhead`) have
 those rows read in the batch's first round trip instead, and a lookup is
-answered from them while they are current.
+answered from them while they are current. Of a lease the whole row is read; of
+a session only the columns its lookups in a write ask
+(:data:`~coordhub.store.tables.sessions.READ_AHEAD`).
 
 Current means: what a ``SELECT`` at that point of the batch would return. The
 batch's own writes are followed as they are given (held back or not, they run
@@ -55,7 +57,7 @@ from functools import lru_cache
 from typing import Any
 
 from coordhub.store.base import Ahead, Row, Scan, Scanned
-from coordhub.store.tables.sessions import ACT, ACT_WRITE, acted
+from coordhub.store.tables.sessions import ACT, ACT_WRITE, READ_AHEAD, acted
 
 MAX_AHEAD = 256  # keys read ahead per table per batch; a lookup past them is asked as before
 KEY_COLUMN = "ahead_key"  # the key each row read ahead answers
@@ -71,14 +73,17 @@ class _Table:
     keys: frozenset[str]  # columns that say which row is which (a one-row UPDATE must not set them)
     fold: Callable[[str], str]  # keys that name the same row compare equal folded
     shape: re.Pattern[str]  # well-formed keys (others are never read ahead)
+    columns: str  # what is read of each row ("t.*": all of it)
 
 
 TABLES = (
     # Session ids as the core accepts them: ASCII, so Python's lower() is the database's lower() (checked per
     # connection: ASCII_LOWER; a Turkish collation, say, folds I otherwise, and then no session is read ahead).
     _Table("sessions", "sessions t ON t.session_key = lower(k.ahead_key)", "session_id",
-           frozenset({"session_id", "session_key"}), str.lower, re.compile(r"[A-Za-z0-9_.@+/-]{1,200}")),
-    _Table("leases", "leases t ON t.id = k.ahead_key", "id", frozenset({"id"}), str, re.compile(r"[0-9a-f-]{36}")),
+           frozenset({"session_id", "session_key"}), str.lower, re.compile(r"[A-Za-z0-9_.@+/-]{1,200}"),
+           ", ".join(f"t.{c}" for c in READ_AHEAD)),
+    _Table("leases", "leases t ON t.id = k.ahead_key", "id", frozenset({"id"}), str, re.compile(r"[0-9a-f-]{36}"),
+           "t.*"),
 )
 ASCII_LOWER = b"SELECT lower('ABCDEFGHIJKLMNOPQRSTUVWXYZ') = 'abcdefghijklmnopqrstuvwxyz' AS ok"
 _BY_NAME = {t.name: t for t in TABLES}
@@ -125,8 +130,9 @@ def query(ahead: Ahead, literal: Callable[[str], str], *, sessions: bool = True)
         spec = _BY_NAME[table]
         wanted = list(dict.fromkeys(k for k in keys if spec.shape.fullmatch(k)))[:MAX_AHEAD]
         if wanted:
-            out.append((table, (f"SELECT k.{KEY_COLUMN}, t.* FROM unnest(ARRAY[{', '.join(map(literal, wanted))}]"
-                                f"::text[]) AS k({KEY_COLUMN}) LEFT JOIN {spec.joins}").encode()))
+            keys_sql = ", ".join(map(literal, wanted))
+            out.append((table, (f"SELECT k.{KEY_COLUMN}, {spec.columns} FROM unnest(ARRAY[{keys_sql}]::text[]) "
+                                f"AS k({KEY_COLUMN}) LEFT JOIN {spec.joins}").encode()))
     scans = scan_list(ahead)
     if scans:
         out.extend(_scan_queries(scans, literal))

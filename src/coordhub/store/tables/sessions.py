@@ -26,6 +26,10 @@ ACT = returning(ACT_WRITE, _ACTED, f"SELECT {_ACTED} FROM sessions WHERE session
 # library's sqlite3 fetches with the interpreter lock released and taken back (issue 15: 3.5 % of a send).
 _ADDRESSED = "session_id, known_since, incarnation, last_heartbeat, deregistered_at"
 _ADDRESS = f"SELECT {_ADDRESSED} FROM sessions WHERE session_key = lower(?)"
+#: The columns of a session's row read ahead on PostgreSQL (:mod:`coordhub.store.pgahead`): what its two readers
+#: in a write ask of it, the sender's check (:meth:`Sessions.act_then`) and a recipient's (:meth:`Sessions.address`);
+#: 9 of the table's 22 (issue 15: the rest cost CPU to load and to copy as the batch follows the row).
+READ_AHEAD = tuple(dict.fromkeys([*_ACTED.split(", "), "known_since", *_ADDRESSED.split(", ")]))
 MAX_CANDIDATES = 256  # known sessions :meth:`Sessions.known_ids` reads at most (difflib costs ~40 µs each)
 
 
@@ -83,17 +87,17 @@ class Sessions(Table):
         return str(self.act(session_id, now)["session_id"])
 
     def by_key(self, spelling: str) -> Row | None:
-        """The session row under any spelling of its id, or None if the hub has never seen or addressed it.
+        """The whole session row under any spelling of its id, or None if the hub has never seen or addressed it.
 
-        Read ahead when the unit named this spelling (:meth:`one_ahead`).
+        Always asked: a row read ahead holds only :data:`READ_AHEAD`.
         """
-        return self.one_ahead("sessions", spelling, "SELECT * FROM sessions WHERE session_key = lower(?)")
+        return self.ex.one("SELECT * FROM sessions WHERE session_key = lower(?)", (spelling,))
 
     def address(self, spelling: str, now: float) -> Row:
         """The row of a session being addressed, created (not known) with this spelling if there is none.
 
-        At least the columns of :data:`_ADDRESSED` (a row read ahead has them all): what a send asks of
-        its recipient (the spelling, whether it is known, its live incarnation).
+        At least the columns of :data:`_ADDRESSED` (a row read ahead has :data:`READ_AHEAD`'s): what a send
+        asks of its recipient (the spelling, whether it is known, its live incarnation).
         """
         row = self.one_ahead("sessions", spelling, _ADDRESS)
         if row is None:
