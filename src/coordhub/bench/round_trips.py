@@ -5,7 +5,9 @@ Runs a hub (the core's :class:`~coordhub.core.hub.Hub` with its event bus, as
 message sends to a known recipient, lease claims and lease releases, each
 alone (one unit per batch) and in batches of ``--batch`` units, and counts the
 writer thread's round trips: a ``sendto`` followed by a ``recvfrom`` on the
-same descriptor is one. Every batch is counted whole (``BEGIN`` … ``COMMIT``,
+same descriptor is one; and its sends to the database (``sendto`` system calls
+on a descriptor it receives answers on: each is the kernel's work, made with
+the interpreter lock held). Every batch is counted whole (``BEGIN`` … ``COMMIT``,
 and any read of the new events for the event bus after it), and divided by its units. To make a batch of exactly
 ``--batch`` units, a unit that runs no SQL holds the writer while they queue;
 its own batch is left out of the count (each commit is marked on the writer
@@ -17,8 +19,8 @@ Run (needs Debian's ``strace``; use a scratch database, the run writes to it)::
 
     python -m coordhub.bench.round_trips --database-url postgresql://postgres@127.0.0.1:5432/scratch
 
-It prints one JSON object: for each case, round trips per unit and the units
-and batches counted. ``--inner`` is the traced half (not for direct use).
+It prints one JSON object: for each case, round trips and sends per unit and
+the units and batches counted. ``--inner`` is the traced half (not for direct use).
 """
 
 from __future__ import annotations
@@ -130,15 +132,21 @@ async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
     return {"tid": tid, "cases": cases, "blockers": blockers, "sizes": sizes}
 
 
-def _batches(trace: str, tid: int) -> list[int]:
-    """Round trips of each committed batch of the writer thread, in order (the trace split at each mark).
+def _batches(trace: str, tid: int) -> list[tuple[int, int]]:
+    """``(round trips, sends)`` of each committed batch of the writer thread, in order (the trace split at each
+    mark).
 
     A round trip is a ``sendto`` on a descriptor followed by a ``recvfrom``
     on that descriptor that received data (one that found nothing yet,
-    ``EAGAIN``, is psycopg polling, not an answer). Calls strace split in two
+    ``EAGAIN``, is psycopg polling, not an answer). Sends are the ``sendto``
+    calls on descriptors the thread receives answers on (the database's; an
+    event loop's wake-up socket is only written). Calls strace split in two
     (``<unfinished ...>`` … ``<... resumed>``) are joined.
     """
-    out, trips = [], 0
+    out: list[tuple[int, int]] = []
+    trips = 0
+    sends: dict[str, int] = {}  # descriptor → sendto calls in this batch
+    answering: set[str] = set()  # descriptors the thread received data on
     sent: dict[str, bool] = {}  # descriptor → sent since its last answer
     pending = ""  # the start of a call of this thread that strace split
     for line in trace.splitlines():
@@ -152,8 +160,8 @@ def _batches(trace: str, tid: int) -> list[int]:
         if rest.startswith("<..."):
             rest, pending = pending + rest.split("resumed>", 1)[-1], ""
         if MARK in rest:
-            out.append(trips)
-            trips = 0
+            out.append((trips, sum(n for fd, n in sends.items() if fd in answering)))
+            trips, sends = 0, {}
             continue
         call = _CALL.match(rest)
         if call is None:
@@ -161,14 +169,17 @@ def _batches(trace: str, tid: int) -> list[int]:
         name, fd, result = call.group(1), call.group(2), rest.rsplit("= ", 1)[-1]
         if name == "sendto":
             sent[fd] = True
-        elif sent.get(fd) and not result.startswith("-1"):
-            trips += 1
-            sent[fd] = False
+            sends[fd] = sends.get(fd, 0) + 1
+        elif not result.startswith("-1"):
+            answering.add(fd)
+            if sent.get(fd):
+                trips += 1
+                sent[fd] = False
     return out
 
 
-def _per_unit(inner: dict[str, Any], per_batch: list[int]) -> list[dict[str, Any]]:
-    """Each case's round trips per unit, over its batches but the blockers'."""
+def _per_unit(inner: dict[str, Any], per_batch: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """Each case's round trips and sends per unit, over its batches but the blockers'."""
     blockers, sizes = set(inner["blockers"]), inner["sizes"]
     if len(per_batch) != len(sizes):
         raise RuntimeError(f"the trace holds {len(per_batch)} commits, the writer made {len(sizes)}")
@@ -176,10 +187,11 @@ def _per_unit(inner: dict[str, Any], per_batch: list[int]) -> list[dict[str, Any
     for case in inner["cases"]:
         first, end = case["batches"]
         counted = [i for i in range(first, end) if i not in blockers]
-        trips = sum(per_batch[i] for i in counted)
+        trips = sum(per_batch[i][0] for i in counted)
+        sends = sum(per_batch[i][1] for i in counted)
         units = sum(sizes[i] for i in counted)
-        report.append({"case": case["case"], "round_trips_per_unit": round(trips / units, 2), "units": units,
-                       "batches": len(counted)})
+        report.append({"case": case["case"], "round_trips_per_unit": round(trips / units, 2),
+                       "sends_per_unit": round(sends / units, 2), "units": units, "batches": len(counted)})
     return report
 
 

@@ -122,7 +122,7 @@ class Pipe:
         ``statements``. Raises ``psycopg.OperationalError`` when the connection is lost.
         """
         ready, bad = self._dump(statements)
-        self._submit(ready)
+        self._submit(ready, flush=False)  # the sync right after sends them with itself: one system call, not two
         results = self._sync()
         answers: list[Answer] = []
         for res, name in results:
@@ -177,8 +177,9 @@ class Pipe:
             ready.append((numbered(sql), values, tx.types or (), tx.formats or ()))
         return ready, None
 
-    def _submit(self, ready: list[_Ready]) -> None:
-        """Send ``ready`` into the open pipeline (opening it), each prepared on its first use."""
+    def _submit(self, ready: list[_Ready], flush: bool = True) -> None:
+        """Put ``ready`` into the open pipeline (opening it), each prepared on its first use; send them unless
+        ``flush`` is false (libpq still sends whenever its buffer fills)."""
         pg = self._pg
         if self._open is None:
             pg.enter_pipeline_mode()
@@ -206,7 +207,8 @@ class Pipe:
                     pg.send_query_prepared(name, values, param_formats=formats)
                 pipeline.slots.append((pipeline.commands, name))
                 pipeline.commands += 1
-            self._flush()
+            if flush:
+                self._flush()
         except BaseException:
             self._sync()  # a lost connection raises again here; the pipeline is not left half-known
             raise
