@@ -50,18 +50,19 @@ class Numbers:
         """True while the batch knows where its counters stand."""
         return self._next is not None
 
-    def queries(self) -> list[str]:
-        """The two queries (no parameters) :meth:`load` takes the answers of: the counters, the sequence."""
-        seq = ("SELECT last_value, is_called FROM " + self.sequence) if self.sequence else "SELECT 1 AS none"
-        return ["SELECT name, value FROM counters", seq]
+    def query(self) -> str:
+        """The query (no parameters) :meth:`load` takes the answer of: ``(name, value)``, the last number given
+        out, of each counter and of the sequence (one statement: a result fewer to fetch a batch)."""
+        counters = "SELECT name, value FROM counters"
+        if not self.sequence:
+            return counters
+        return (f"{counters} UNION ALL SELECT '{_SEQ}', CASE WHEN is_called THEN last_value ELSE last_value - 1 "
+                f"END FROM {self.sequence}")
 
-    def load(self, counters: Sequence[Row], sequence: Sequence[Row]) -> None:
-        """Take the answers of :meth:`queries`: each counter's next number is past what is stored and past
-        what this batch already gave out (a reload after :meth:`forget`)."""
-        last = {str(r["name"]): int(r["value"]) for r in counters}
-        if self.sequence and sequence:
-            row = sequence[0]
-            last[_SEQ] = int(row["last_value"]) if row["is_called"] else int(row["last_value"]) - 1
+    def load(self, rows: Sequence[Row]) -> None:
+        """Take the answer of :meth:`query`: each counter's next number is past what is stored and past what
+        this batch already gave out (a reload after :meth:`forget`)."""
+        last = {str(r["name"]): int(r["value"]) for r in rows}
         self._next = {name: max(value, self._top.get(name, 0)) + 1 for name, value in last.items()}
 
     def take(self, name: str) -> int | None:

@@ -119,11 +119,11 @@ class PostgresExecutor:
         self._in_batch = False  # between the writer's BEGIN and the batch's end: numbers are handed out here
         self._ended = False  # the last unit ended (finish_unit) and no other began: statements are the batch's
 
-    def start_batch(self, counters: list[Row] | None = None, sequence: list[Row] | None = None) -> None:
+    def start_batch(self, counters: list[Row] | None = None) -> None:
         """Forget what a failed batch left held back (its transaction is gone) and count units from 0.
 
-        ``counters`` and ``sequence``: the answers of ``numbers.queries()``
-        read with the batch's ``BEGIN`` (a write batch), or None (the batch ended).
+        ``counters``: the answer of ``numbers.query()`` read with the
+        batch's ``BEGIN`` (a write batch), or None (the batch ended).
         """
         self._held, self._unit, self._drop_release, self._refused, self._ended = [], -1, False, None, False
         self._sent, self._stop_ahead, self._savepoint_at = 0, False, None
@@ -131,7 +131,7 @@ class PostgresExecutor:
         self.rows_ahead.clear()
         self._in_batch = counters is not None
         if counters is not None:
-            self.numbers.load(counters, sequence or [])
+            self.numbers.load(counters)
 
     def _refuse_again(self) -> None:
         if self._refused is not None:
@@ -281,8 +281,8 @@ class PostgresExecutor:
         if not self._in_batch:
             return None
         if not self.numbers.loaded:  # moved by SQL earlier in the batch (counters_moved): read them again
-            counters, sequence = self.many([(sql, ()) for sql in self.numbers.queries()])
-            self.numbers.load(counters, sequence)
+            [counters] = self.many([(self.numbers.query(), ())])
+            self.numbers.load(counters)
         return self.numbers.take(name)
 
     def next_value(self, counter: str) -> int:
@@ -385,7 +385,7 @@ class _Connection:
         ex = self._executor
         named = ex.pipe.simple(b"SELECT pg_get_serial_sequence('messages', 'seq') AS name")[0].rows
         ex.numbers.sequence = named[0]["name"] if named else None
-        reads = [Halts.STANDING, *ex.numbers.queries()]
+        reads = [Halts.STANDING, ex.numbers.query()]
         self._begin_sql = "; ".join([_BEGIN_LOCK_AND_TIME, *reads]).encode()
         self._then_begin = [(sql, ()) for sql in (_BEGIN, _TRY_LOCK_AND_TIME, *reads)]
         self._fold_ok = bool(ex.pipe.simple(pgahead.ASCII_LOWER)[0].rows[0]["ok"])
@@ -432,9 +432,9 @@ class _Connection:
     def _begun(self, answers: list[Answer], ahead: Ahead | None, reads: list[tuple[str, bytes]]) -> list[Row]:
         """Take the answers of a batch's ``BEGIN`` and its reads; the standing halts."""
         ex = self._executor
-        _, lock, halts, counters, sequence, *rows = answers
+        _, lock, halts, counters, *rows = answers
         self._clock.offset = float(lock.rows[0]["db_now"]) - time.time()
-        ex.start_batch(counters.rows, sequence.rows)
+        ex.start_batch(counters.rows)
         if ahead is not None:
             ex.rows_ahead.load(ahead, {name: answer.rows for (name, _), answer in zip(reads, rows, strict=True)})
         return halts.rows
