@@ -28,6 +28,20 @@ class CoordError(Exception):
         self.message = message
         self.details = details
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled whole (the writer process answers with it: coordhub.writer_process): the default pickles only
+        # ``args`` and calls the class with them, which loses ``details`` and fails for subclasses whose
+        # constructor takes other arguments.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[CoordError], args: tuple[Any, ...], state: dict[str, Any]) -> CoordError:
+    """A pickled :class:`CoordError` again, without calling its constructor."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class BadRequest(CoordError):
     """The request is malformed (400): bad JSON, non-UTF-8, bad query value."""

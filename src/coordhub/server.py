@@ -69,6 +69,7 @@ class ServerConfig:
     log_format: str = "text"
     metrics_address: tuple[str, int] | None = None
     workers: int = 1
+    writer_process: bool = False
 
     def resolved_data_dir(self) -> Path:
         """The data directory, defaulting per :func:`default_data_dir`."""
@@ -194,7 +195,7 @@ def serve(cfg: ServerConfig) -> None:
         sock.close()
         raise
     _announce(cfg, store.name, store.durability, data_dir / ADMIN_TOKEN_FILE, new_token)
-    if cfg.workers > 1:
+    if cfg.workers > 1 or cfg.writer_process:
         from coordhub import workers
 
         store.close()  # each worker opens its own; this process only supervises
@@ -223,7 +224,7 @@ def _open_hub(cfg: ServerConfig, worker: int | None = None) -> tuple[Any, Any, b
 
     try:
         store = open_store(cfg.resolved_database_url(), sqlite_synchronous=cfg.sqlite_synchronous,
-                           shared=cfg.workers > 1)
+                           shared=cfg.workers > 1 or cfg.writer_process)
         store.open()
     except Unavailable as exc:
         raise StartupError(f"database unreachable: {exc.message}") from exc
@@ -291,8 +292,9 @@ def _announce(cfg: ServerConfig, backend: str, durability: str, token_path: Path
     print(f"coordhub {__version__} serving on {where}", file=out)
     print(f"  database: {_redacted(cfg.resolved_database_url())} ({durability})", file=out)
     print(f"  admin token: {token_path}{' (new)' if new_token else ''}", file=out)
-    if cfg.workers > 1:
-        print(f"  workers: {cfg.workers} processes", file=out)
+    if cfg.workers > 1 or cfg.writer_process:
+        extra = " and one writer process" if cfg.writer_process else ""
+        print(f"  workers: {cfg.workers} serving processes{extra}", file=out)
     if cfg.no_auth:
         print("  WARNING: --no-auth: NO AUTHENTICATION. Any client can act as any session, read every "
               "message and release any lease. Use only on a trusted network.", file=out)

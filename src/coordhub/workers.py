@@ -36,12 +36,17 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
+
+from coordhub.writer_process import SOCKET_NAME
 
 log = logging.getLogger("coordhub")
 
@@ -54,7 +59,14 @@ _PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def supervise(cfg: Any, sock: socket.socket) -> None:
-    """Run ``cfg.workers`` serving processes on ``sock`` until SIGINT/SIGTERM; restart any that die."""
+    """Run ``cfg.workers`` serving processes on ``sock`` until SIGINT/SIGTERM; restart any that die.
+
+    With ``cfg.writer_process`` also the writer process (number 0,
+    :mod:`coordhub.writer_process`), on a socket in a directory of its own
+    (0700, removed at the end); the serving processes connect to it. It is
+    started first and stopped last, so that the serving processes' last
+    requests still find it.
+    """
     ctx = multiprocessing.get_context("spawn")
     stop = threading.Event()
 
@@ -65,9 +77,13 @@ def supervise(cfg: Any, sock: socket.socket) -> None:
     procs: dict[int, BaseProcess] = {}
     started: dict[int, float] = {}
     pause = RESTART_FIRST
+    link_dir = Path(tempfile.mkdtemp(prefix="coord-writer-")) if cfg.writer_process else None  # mode 0700
+    link = None if link_dir is None else link_dir / SOCKET_NAME
     try:
+        if link is not None:
+            procs[0], started[0] = _start(ctx, cfg, sock, 0, link), time.monotonic()
         for n in range(1, cfg.workers + 1):
-            procs[n], started[n] = _start(ctx, cfg, sock, n), time.monotonic()
+            procs[n], started[n] = _start(ctx, cfg, sock, n, link), time.monotonic()
         while not stop.wait(0.2):
             for n, proc in list(procs.items()):
                 if proc.is_alive():
@@ -78,16 +94,28 @@ def supervise(cfg: Any, sock: socket.socket) -> None:
                 if stop.wait(pause):
                     break
                 pause = min(RESTART_MAX, pause * 2) if young else RESTART_FIRST
-                procs[n], started[n] = _start(ctx, cfg, sock, n), time.monotonic()
+                procs[n], started[n] = _start(ctx, cfg, sock, n, link), time.monotonic()
     finally:
+        writer = procs.pop(0, None)
         _stop_all(procs)
+        if writer is not None:
+            _stop_all({0: writer})
+        if link_dir is not None:
+            shutil.rmtree(link_dir, ignore_errors=True)
         for s, handler in previous.items():
             signal.signal(s, handler)
 
 
-def _start(ctx: Any, cfg: Any, sock: socket.socket, n: int) -> BaseProcess:
-    proc: BaseProcess = ctx.Process(target=_worker_main, args=(cfg, sock, n, os.getpid()), name=f"coord-worker-{n}",
-                                    daemon=False)
+def _start(ctx: Any, cfg: Any, sock: socket.socket, n: int, link: Path | None) -> BaseProcess:
+    if n == 0:
+        from coordhub.writer_process import writer_main
+
+        assert link is not None
+        proc: BaseProcess = ctx.Process(target=writer_main, args=(cfg, link, os.getpid()), name="coord-writer",
+                                        daemon=False)
+    else:
+        proc = ctx.Process(target=_worker_main, args=(cfg, sock, n, os.getpid(), link), name=f"coord-worker-{n}",
+                           daemon=False)
     proc.start()
     return proc
 
@@ -105,7 +133,7 @@ def _stop_all(procs: dict[int, BaseProcess]) -> None:
             proc.join()
 
 
-def _die_with(supervisor: int) -> None:
+def die_with(supervisor: int) -> None:
     """Have the kernel SIGTERM this process when ``supervisor`` (its parent) dies, however it dies (Linux).
 
     Elsewhere (no ``prctl``) nothing is set: the supervisor's own shutdown
@@ -122,10 +150,13 @@ def _die_with(supervisor: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker_main(cfg: Any, sock: socket.socket, n: int, supervisor: int) -> None:
-    """One serving process: its own store, hub and app on the shared socket (runs in the spawned child)."""
+def _worker_main(cfg: Any, sock: socket.socket, n: int, supervisor: int, link: Path | None) -> None:
+    """One serving process: its own store, hub and app on the shared socket (runs in the spawned child).
+
+    ``link``: the writer process's socket, where its calls go (``Hub.remote``), or None.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides: it sends SIGTERM
-    _die_with(supervisor)
+    die_with(supervisor)
     from coordhub import jsonlog
     from coordhub.server import StartupError, _open_hub, run_app
 
@@ -135,6 +166,10 @@ def _worker_main(cfg: Any, sock: socket.socket, n: int, supervisor: int) -> None
     except StartupError as exc:
         log.error("worker %d cannot start: %s", n, exc)
         raise SystemExit(1) from None
+    if link is not None:
+        from coordhub.writer_process import WriterLink
+
+        hub.remote = WriterLink(link)
     try:
         run_app(cfg, store, hub, sock, worker=n)
     finally:

@@ -33,9 +33,12 @@ WORKERS = 2
 @pytest.fixture
 def workers_hub(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveHub]:
     """``coord serve --workers 2`` on the backend under test (on PostgreSQL, a database of its own: the session's
-    scratch database carries other tests' broadcasts, which a stream here would count)."""
+    scratch database carries other tests' broadcasts, which a stream here would count); parametrized
+    indirectly with ``"writer-process"``, with ``--writer-process`` too."""
     with contextlib.ExitStack() as stack:
         args: tuple[str, ...] = ("--workers", str(WORKERS))
+        if getattr(request, "param", None) == "writer-process":
+            args += ("--writer-process",)
         if backend == "postgres":
             args += ("--database-url", stack.enter_context(scratch_database("coordhub_workers")))
         hub = _started(LiveHub(tmp_path / "hub", args=args))
@@ -94,6 +97,7 @@ def _serving_workers(hub: LiveHub) -> set[int]:
             if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()}
 
 
+@pytest.mark.parametrize("workers_hub", ["own-writers", "writer-process"], indirect=True)
 def test_both_workers_answer_and_a_history_across_them_is_correct(workers_hub: LiveHub, tmp_path: Path) -> None:
     assert _workers_seen(workers_hub.url) == {1, 2}
     # ~1,100 operations on a quiet machine; the floor only says the run proved something (265 were seen in a CI
@@ -101,8 +105,15 @@ def test_both_workers_answer_and_a_history_across_them_is_correct(workers_hub: L
     counts = assert_clean_and_meaningful(run_history(workers_hub, tmp_path, Plan(workers=6, seconds=4.0, seed=7)),
                                          minimum_ops=150)
     print(one_line(counts))
+    links = {h["worker"]: h.get("writer_process") for h in (_health_on_fresh_connection(workers_hub.url)
+                                                             for _ in range(40))}
+    if "--writer-process" in workers_hub.args:  # the history's claims, releases and sends went through it
+        assert all(link is not None and link["connected"] and link["calls"] > 0 for link in links.values()), links
+    else:
+        assert set(links.values()) == {None}, links
 
 
+@pytest.mark.parametrize("workers_hub", ["own-writers", "writer-process"], indirect=True)
 def test_an_event_written_through_one_worker_reaches_a_stream_on_the_other(workers_hub: LiveHub) -> None:
     a, b = f"W{uuid.uuid4().hex[:6]}-A/main", f"W{uuid.uuid4().hex[:6]}-B/main"
     token_a, token_b = workers_hub.token(a), workers_hub.token(b)
@@ -194,6 +205,62 @@ def test_a_killed_worker_is_started_again_and_nothing_acknowledged_is_lost(worke
     assert r.status_code == 200, r.text
     stored = {m["id"] for m in r.json()}
     assert acked and set(acked) <= stored, len(set(acked) - stored)
+
+
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"], indirect=True)
+@pytest.mark.parametrize("workers_hub", ["writer-process"], indirect=True)
+def test_a_killed_writer_process_is_started_again_and_writes_go_on(workers_hub: LiveHub) -> None:
+    """kill -9 of the writer process: the workers make the writes themselves meanwhile, the supervisor starts it
+    again, both workers link to the new one, and every acknowledged send is stored."""
+    sender, to = f"X{uuid.uuid4().hex[:6]}/main", f"X{uuid.uuid4().hex[:6]}/peer"
+    token = workers_hub.token(sender)
+    before = _serving_workers(workers_hub)
+    assert len(before) == WORKERS + 1
+    writer = min(before)  # started before the workers
+    acked: list[str] = []
+    failed: list[int] = []
+    stop = threading.Event()
+
+    def send() -> None:
+        i = 0
+        with httpx2.Client(timeout=10) as c:
+            while not stop.is_set():
+                r = c.post(workers_hub.url + "/api/coord/messages", headers=_auth(token),
+                           json={"to_session": to, "subject": f"x{i}"})
+                if r.status_code == 201:
+                    acked.append(r.json()["id"])
+                else:  # only the writes under way when it died may fail (503, outcome unknown)
+                    failed.append(r.status_code)
+                i += 1
+                time.sleep(0.02)  # a few hundred in all: one page of the inbox holds them
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    sent_before = len(acked)
+    os.kill(writer, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    links: dict[object, object] = {}
+    while time.monotonic() < deadline:
+        links = {h["worker"]: h.get("writer_process") for h in (_health_on_fresh_connection(workers_hub.url)
+                                                                 for _ in range(20))}
+        if len(links) == WORKERS and all(isinstance(v, dict) and v["connected"] and v["connections"] >= 2
+                                         for v in links.values()):
+            break
+        time.sleep(0.2)
+    time.sleep(0.5)
+    stop.set()
+    thread.join(20)
+    assert all(isinstance(v, dict) and v["connected"] and v["connections"] >= 2 for v in links.values()), links
+    now = _serving_workers(workers_hub)
+    assert len(now) == WORKERS + 1 and writer not in now and before - {writer} <= now
+    assert set(failed) <= {503} and len(failed) <= 2, failed  # one client: at most its write under way
+    assert sent_before > 0 and len(acked) > sent_before
+    peer = workers_hub.token(to)
+    r = httpx2.get(workers_hub.url + "/api/coord/messages", headers=_auth(peer),
+                   params={"limit": 500, "unread_only": "false"})
+    assert r.status_code == 200, r.text
+    assert len(r.json()) < 500 and set(acked) <= {m["id"] for m in r.json()}
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -63,6 +63,15 @@ class ListenOut(Out):
     error: str | None = Field(description="Why it was last lost (null while connected).")
 
 
+class WriterLinkOut(Out):
+    """A serving process's link to the writer process (docs/scaling.md)."""
+
+    connected: bool = Field(description="Whether sends, claims, releases and renewals go to the writer process "
+                                        "now (false: they run on this worker's own writer until it is back).")
+    connections: int = Field(description="Connections made to it: 1, plus one after each restart of it.")
+    calls: int = Field(description="Writes it has answered for this worker.")
+
+
 class HealthOut(Out):
     """``GET /health``: ``ok``/``connected`` or ``degraded``/``disconnected`` (seed 001)."""
 
@@ -80,6 +89,9 @@ class HealthOut(Out):
                                      "connected the hub follows the log by polling once a second.")
     worker: int | None = Field(None, description="Which worker process answered (1…N) under `coord serve --workers "
                                                  "N`; null for a single-process hub.")
+    writer_process: WriterLinkOut | None = Field(None, description="This worker's link to the writer process "
+                                                 "under `coord serve --workers N --writer-process`; null "
+                                                 "without one.")
     hub_id: str | None = Field(description="This hub's id (one per database; null only if the database has "
                                            "been unreachable since start). Written beside admin.token as hub.id.")
 

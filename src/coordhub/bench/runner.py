@@ -55,6 +55,7 @@ class Options:
     hubs: int = 1
     workers: int = 1  # serving processes per started hub (coord serve --workers)
     rounds: int = 1  # wrk-driven lease and message: rounds, each on a fresh hub and ceiling (the median reported)
+    writer_process: bool = False  # and one writer process in front of the database (coord serve --writer-process)
 
 
 def _defaults(name: str, o: Options) -> tuple[int, float]:
@@ -69,6 +70,7 @@ def _hub_args(o: Options) -> list[str]:
     # the per-token rate limit (100 requests/s by default) would measure itself, not the hub: off
     args = ["--rate-limit", "0"] + (["--database-url", o.database_url] if o.database_url else [])
     args += ["--workers", str(o.workers)] if o.workers > 1 else []
+    args += ["--writer-process"] if o.writer_process else []
     return args + (["--sqlite-synchronous", o.sqlite_synchronous] if o.sqlite_synchronous else [])
 
 

@@ -38,6 +38,9 @@ def bench(
     workers: int = typer.Option(1, "--workers", min=1, max=8, help="Start each hub as this many serving processes "
                                                                   "(coord serve --workers N); its CPU and memory "
                                                                   "are summed over them."),
+    writer_process: bool = typer.Option(False, "--writer-process", help="With --workers: each hub also runs its "
+                                                                        "writer process (coord serve "
+                                                                        "--writer-process)."),
     rounds: int = typer.Option(1, "--rounds", min=1, max=15, help="With --driver wrk, run lease and message this "
                                                                   "many times, each on a fresh hub and ceiling; "
                                                                   "report the round with the median ratio and "
@@ -83,7 +86,7 @@ def bench(
     if bool(url) != bool(token):
         raise typer.BadParameter("--url and --token go together")
     opts = Options(clients, duration, url, token, database_url, sqlite_synchronous, ceiling and not url,
-                   messages, subscribers, sessions, runs, driver, hubs, workers, rounds)
+                   messages, subscribers, sessions, runs, driver, hubs, workers, rounds, writer_process)
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True).rich, transient=True) as bar:
 

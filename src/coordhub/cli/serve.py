@@ -27,6 +27,7 @@ def serve(
     allow_remote_no_auth: bool = opt("allow_remote_no_auth"),
     sqlite_synchronous: str = opt("sqlite_synchronous"),
     workers: int = opt("workers", min=1, max=64),
+    writer_process: bool = opt("writer_process"),
     max_body_bytes: int = opt("max_body_bytes", min=1024),
     rate_limit: float = opt("rate_limit", min=0.0),
     rate_burst: int = opt("rate_burst", min=1),
@@ -90,7 +91,8 @@ def serve(
                        prune_seconds=prune_seconds,
                        escalation_session=escalation_session,
                        log_level=log_level.lower(), access_log=access_log, log_format=log_format.lower(),
-                       metrics_address=metrics_at, workers=workers)
+                       metrics_address=metrics_at, workers=workers,
+                       writer_process=writer_process)
     try:
         run(cfg)
     except StartupError as exc:

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from coordhub.clock import Clock, SystemClock
 from coordhub.core import halt, idempotency, leases, messages, pause
 from coordhub.core.bus import RING_BYTES, EventBus
+from coordhub.core.calls import Call
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
 from coordhub.core.retention import StreamCursors
@@ -58,6 +59,34 @@ class Outcome(NamedTuple):
     replayed: bool = False
 
 
+class RemoteWriter(Protocol):
+    """A writer in another process that runs :class:`~coordhub.core.calls.Call` mutations for this hub.
+
+    Implemented by :class:`coordhub.writer_process.WriterLink`. While not
+    :attr:`ready` (not yet connected, or its process restarting), calls run on
+    this hub's own writer: both take the database's writer lock, so either way
+    the writes are serialised.
+    """
+
+    @property
+    def ready(self) -> bool:
+        """True while connected: calls go there."""
+
+    def start(self, publish: Callable[[int, list[Row]], None]) -> None:
+        """Connect (and reconnect) from the running loop; hand the events it commits to ``publish(after, rows)``
+        (:meth:`Hub.feed_commits`)."""
+
+    def stop(self) -> None:
+        """Disconnect; calls run locally from now on."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """``connected``, ``connections`` made, ``calls`` answered (for ``/health``)."""
+
+    async def mutate(self, actor: Actor, call: Call, status: int, idem: IdempotentRequest | None,
+                     during_halt: halt.Exempt | None, ahead: Ahead | None) -> Outcome:
+        """Run :meth:`Hub.mutate` there; raise what it raised, ``Unavailable`` when the link broke meanwhile."""
+
+
 class Hub:
     """Runs operations against a store on a clock; see the module docstring for the rules."""
 
@@ -78,6 +107,8 @@ class Hub:
         self.hub_id: str | None = None  # read from the store (hub_meta) by the first /health or at start
         #: Positions of the event streams open on this process: the pruner keeps what they still need.
         self.stream_cursors = StreamCursors()
+        #: The writer process a :class:`~coordhub.core.calls.Call` goes to while it is ready (``--workers``).
+        self.remote: RemoteWriter | None = None
 
     async def start_bus(self, ring_bytes: int = RING_BYTES) -> EventBus:
         """Create the event bus (its ring holding about ``ring_bytes``) and feed it from every commit.
@@ -87,12 +118,51 @@ class Hub:
         commits as the store announces them (PostgreSQL ``LISTEN``/``NOTIFY``,
         :mod:`coordhub.store.announce`): an announcement makes the hub read the
         log after its cursor. :meth:`follow_log` on a timer
-        (:meth:`follow_interval`) is the fallback. Call from the serving event loop.
+        (:meth:`follow_interval`) is the fallback. With a :attr:`remote`
+        writer, a third: the events its batches committed, which it sends
+        before their answers. Call from the serving event loop.
         """
         loop = asyncio.get_running_loop()
-        bus = EventBus(await self.query(lambda tx, now: tx.events.last_id()), max_bytes=ring_bytes)
-        fed = [bus.last_id]
+        first = await self.query(lambda tx, now: tx.events.last_id())
+        bus = EventBus(first, max_bytes=ring_bytes)
+        self.feed_commits(first, lambda _after, rows: loop.call_soon_threadsafe(self._publish, rows, "local"))
 
+        def announced(origin: str | None, high_water: int | None) -> None:  # on the listening thread
+            if origin is not None and origin == self.store.origin:
+                return  # our own commit: the feed above has it already
+            loop.call_soon_threadsafe(self._announced, high_water)
+
+        self.bus = bus
+        self.listener = self.store.listen(announced)
+        if self.remote is not None:
+            self.remote.start(self._publish_remote)
+        return bus
+
+    def _publish_remote(self, after_id: int, rows: list[Row]) -> None:
+        """Publish what the remote writer committed: the events after ``after_id``.
+
+        Only when the bus holds ``after_id`` already: else events between
+        (committed here or by other processes while the writer process was
+        starting) are not yet published, and publishing these first would skip
+        them. Then the log is read in order instead, from the bus's last id.
+        """
+        bus = self.bus
+        if bus is None:
+            return
+        if after_id > bus.last_id:
+            self._announced(None)
+            return
+        self._publish(rows, "local")
+
+    def feed_commits(self, after_id: int, deliver: Callable[[int, list[Row]], object]) -> None:
+        """Call ``deliver(after, rows)`` on the writer thread after each commit with the events logged since.
+
+        ``rows``: every event with id > ``after``, ascending and without gaps
+        (read in the batch's own transaction, under the writer lock, so other
+        processes' earlier commits are among them); ``after`` is ``after_id``
+        the first time, then the last id delivered. ``deliver`` must not block.
+        """
+        fed = [after_id]
         committed: list[list[Row]] = []  # what read() found in the batch, once it committed
 
         def read(tx: Tx) -> None:  # in the batch's transaction: its events come back with the COMMIT
@@ -102,22 +172,16 @@ class Hub:
         def feed(tx: Tx) -> None:
             rows = committed.pop() if committed else tx.events.after(fed[0], 10_000)
             if rows:
-                fed[0] = rows[-1]["id"]
-                loop.call_soon_threadsafe(self._publish, rows, "local")
-
-        def announced(origin: str | None, high_water: int | None) -> None:  # on the listening thread
-            if origin is not None and origin == self.store.origin:
-                return  # our own commit: the feed above has it already
-            loop.call_soon_threadsafe(self._announced, high_water)
+                after, fed[0] = fed[0], rows[-1]["id"]
+                deliver(after, rows)
 
         self.store.set_after_commit(feed, read)
-        self.bus = bus
-        self.listener = self.store.listen(announced)
-        return bus
 
     def stop_bus(self) -> None:
-        """Stop feeding the bus (and stop listening for other processes' commits)."""
+        """Stop feeding the bus (and stop listening for other processes' commits, and the remote writer)."""
         self.store.set_after_commit(None)
+        if self.remote is not None:
+            self.remote.stop()
         if self.listener is not None:
             self.listener.stop()
             self.listener = None
@@ -215,12 +279,27 @@ class Hub:
         falls under), ``IdempotencyKeyReused`` for a key
         reused with another request, ``Unavailable`` when the database is down.
         """
+        remote = self.remote
+        if remote is not None and remote.ready and isinstance(op, Call) and op.actor == actor:
+            named = None if ahead is None or not self.store.reads_ahead else ahead if isinstance(ahead, Ahead) \
+                else ahead()
+            return await remote.mutate(actor, op, status, idem, during_halt, named)
+        result: Outcome = await self.store.write(self.unit_of_work(actor, op, status, idem, during_halt, ahead))
+        return result
+
+    def unit_of_work(self, actor: Actor, op: Operation, status: int, idem: IdempotentRequest | None,
+                     during_halt: halt.Exempt | None, ahead: Ahead | Callable[[], Ahead] | None) -> Callable[[Tx], Any]:
+        """What :meth:`mutate` hands the store's writer: ``op`` under the rules, returning an :class:`Outcome`.
+
+        For a store that reads ahead, wrapped in :class:`ReadsAhead` with the
+        rows ``ahead`` names plus the actor's session.
+        """
         unit = self._unit(actor, op, status, idem, during_halt)
         if not self.store.reads_ahead:
-            return await self.store.write(unit)
+            return unit
         # The sender is named too: its row read ahead answers the check every write makes (Sessions.act_then).
         named = Ahead() if ahead is None else ahead if isinstance(ahead, Ahead) else ahead()
-        return await self.store.write(ReadsAhead(unit, named._replace(sessions=(actor.session_id, *named.sessions))))
+        return ReadsAhead(unit, named._replace(sessions=(actor.session_id, *named.sessions)))
 
     def mutate_sync(self, actor: Actor, op: Operation, *, status: int = 200,
                     idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None) -> Outcome:

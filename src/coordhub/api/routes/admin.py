@@ -54,6 +54,8 @@ async def health(request: Request) -> JSONResponse:
     if h.listener is not None:
         listen = h.listener.state.as_dict()
         body["listen"] = {**listen, "since": isoformat(listen["since"])}
+    if h.remote is not None:
+        body["writer_process"] = h.remote.as_dict()
     return JSONResponse(body, status_code=200 if ok else 503)
 
 

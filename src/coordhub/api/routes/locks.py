@@ -22,6 +22,7 @@ from coordhub.api.schemas import (
     Subject,
 )
 from coordhub.core import halt, leases
+from coordhub.core.calls import Call
 from coordhub.errors import Invalid
 from coordhub.store.base import Ahead
 from coordhub.store.tx import Tx
@@ -36,9 +37,9 @@ async def claim(body: LockClaim, request: Request, who: Caller = Depends(caller)
     Claiming a resource the caller already holds renews that lease (same id and fence, ``renewed: true``).
     """
     actor = await who.act((body.session_id, "session_id"))
-    return await mutate(request, actor, lambda tx, now: leases.claim(
-        tx, actor, project_key=body.project_key, resource=body.resource, description=body.description,
-        ttl_hours=body.ttl_hours, now=now), status=201,
+    return await mutate(request, actor, Call(
+        "leases.claim", actor, project_key=body.project_key, resource=body.resource, description=body.description,
+        ttl_hours=body.ttl_hours), status=201,
         ahead=lambda: Ahead.of(scans=(leases.claim_scan(body.project_key, body.resource),)))  # parsed if read ahead
 
 
@@ -107,12 +108,12 @@ async def release(lease_id: uuid.UUID, request: Request, session_id: str | None 
     actor = await who.act((session_id, "session_id"))
     ahead = Ahead(leases=(str(lease_id),))
     if force:
-        return await mutate(request, actor, lambda tx, now: leases.revoke(tx, actor, str(lease_id), now),
+        return await mutate(request, actor, Call("leases.revoke", actor, lease_id=str(lease_id)),
                             during_halt=halt.Exempt.RELEASE, ahead=ahead)
     stale_after = hub(request).stale_after_hours
-    return await mutate(request, actor, lambda tx, now: leases.release(
-        tx, actor, str(lease_id), now, stale_after_hours=stale_after, reason=reason), during_halt=halt.Exempt.RELEASE,
-        ahead=ahead)
+    return await mutate(request, actor, Call(
+        "leases.release", actor, lease_id=str(lease_id), stale_after_hours=stale_after, reason=reason),
+        during_halt=halt.Exempt.RELEASE, ahead=ahead)
 
 
 @router.post("/{lease_id}/renew", response_model=LeaseOut, responses=responses(*WRITE_ERRORS, 404, 409))
@@ -120,5 +121,5 @@ async def renew(lease_id: uuid.UUID, body: LockRenew, request: Request,
                 who: Caller = Depends(caller)) -> JSONResponse:
     """Extend a live lease (holder only); 409 ``stale_fence`` when it already ended."""
     actor = await who.act((body.session_id, "session_id"))
-    return await mutate(request, actor, lambda tx, now: leases.renew(tx, actor, str(lease_id), body.ttl_hours, now),
-                        ahead=Ahead(leases=(str(lease_id),)))
+    return await mutate(request, actor, Call("leases.renew", actor, lease_id=str(lease_id),
+                                             ttl_hours=body.ttl_hours), ahead=Ahead(leases=(str(lease_id),)))

@@ -17,6 +17,7 @@ from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, q
 from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
 from coordhub.core import conversations, messages
 from coordhub.core.bus import EventBus
+from coordhub.core.calls import Call
 from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid
@@ -33,12 +34,12 @@ async def send(body: MessageSend, request: Request, who: Caller = Depends(caller
     """Send a message; ``to_session`` omitted, null or ``ALL_SESSIONS`` broadcasts to the fleet."""
     actor = await who.act((body.from_session, "from_session"))
     first_tried = queued_at(request)
-    return await mutate(request, actor, lambda tx, now: messages.send(
-        tx, actor, to_session=body.to_session, subject=body.subject, body=body.body,
+    return await mutate(request, actor, Call(
+        "messages.send", actor, to_session=body.to_session, subject=body.subject, body=body.body,
         project_key=body.project_key, thread_id=body.thread_id, reply_to=body.reply_to,
         importance=body.importance, message_type=body.message_type, requires_ack=body.requires_ack,
         ack_wait_seconds=body.ack_wait_seconds, max_deliveries=body.max_deliveries, escalate_to=body.escalate_to,
-        to_incarnation=body.to_incarnation, queued_at=first_tried, now=now), status=201,
+        to_incarnation=body.to_incarnation, queued_at=first_tried), status=201,
         ahead=Ahead.of(sessions=(body.to_session, body.escalate_to)))
 
 

@@ -1,0 +1,64 @@
+"""Operations named, with plain-data arguments: what another process can run for a front end.
+
+A front end usually hands :meth:`coordhub.core.hub.Hub.mutate` a closure. The
+hottest writes (a send, a claim, a release, a renewal) are instead a
+:class:`Call`: a name from :data:`OPERATIONS` and the keyword arguments of that
+core function, all plain data (strings, numbers, :class:`Actor`). A call runs
+exactly as the closure would (``call(tx, now)``), and it can also cross a
+process boundary: under ``coord serve --workers N`` the serving processes ship
+their calls to one writer process (:mod:`coordhub.writer_process`), whose
+batches are then not split between processes taking turns at the database's
+writer lock (issue 15, "serving processes in front of one writer").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from coordhub.core import leases, messages
+from coordhub.core.identity import Actor
+from coordhub.store.tx import Tx
+
+#: Every operation a :class:`Call` may name: ``name -> fn(tx, actor, *, now, **arguments)``.
+OPERATIONS: dict[str, Callable[..., Any]] = {
+    "messages.send": messages.send,
+    "leases.claim": leases.claim,
+    "leases.release": leases.release,
+    "leases.revoke": leases.revoke,
+    "leases.renew": leases.renew,
+}
+
+
+class Call:
+    """``OPERATIONS[name](tx, actor, now=now, **arguments)`` as an operation ``op(tx, now)``.
+
+    ``arguments`` must be plain data: strings, numbers, None, booleans (they
+    cross to the writer process as :meth:`plain`). Raises ``KeyError`` at
+    construction for a name not in :data:`OPERATIONS`: only those may run in
+    another process.
+    """
+
+    __slots__ = ("name", "actor", "arguments", "_fn")
+
+    def __init__(self, name: str, actor: Actor, **arguments: Any) -> None:
+        self._fn = OPERATIONS[name]
+        self.name = name
+        self.actor = actor
+        self.arguments = arguments
+
+    def __call__(self, tx: Tx, now: float) -> Any:
+        return self._fn(tx, self.actor, now=now, **self.arguments)
+
+    def plain(self) -> tuple[str, str, bool, dict[str, Any]]:
+        """``(name, session id, is admin, arguments)``: the call as plain data (:meth:`from_plain` inverts)."""
+        return self.name, self.actor.session_id, self.actor.is_admin, self.arguments
+
+    @classmethod
+    def from_plain(cls, plain: tuple[str, str, bool, dict[str, Any]]) -> Call:
+        """The call :meth:`plain` gave; ``KeyError`` for a name not in :data:`OPERATIONS`."""
+        name, session_id, is_admin, arguments = plain
+        return cls(name, Actor(session_id, is_admin=is_admin), **arguments)
+
+    def __repr__(self) -> str:
+        return f"Call({self.name!r}, {self.actor!r}, {', '.join(f'{k}={v!r}' for k, v in self.arguments.items())})"

@@ -1,0 +1,440 @@
+"""One writer process in front of the database for ``coord serve --workers N --writer-process``.
+
+Under ``--workers N`` every serving process has its own writer, and the
+writers take turns at the database's writer lock (PostgreSQL's advisory lock,
+SQLite's ``flock``). A writer holding the lock runs its batch's Python on an
+interpreter lock it shares with its own HTTP loop, so on PostgreSQL the other
+writers mostly wait for a process that is busy serving (issue 15, measured in
+docs/benchmarks.md). With ``--writer-process`` the supervisor also starts one
+process that serves no HTTP: it opens the store and runs the hottest writes
+(:class:`coordhub.core.calls.Call`: sends, claims, releases, renewals) for
+every serving process, so they share its batches and its commits.
+
+The wire: one Unix stream socket per serving process, in a directory only
+this user can enter (0700, made by the supervisor); frames of a 4-byte
+big-endian length and a pickle of plain data. A serving process sends
+``(id, call, status, idempotency, exemption, ahead)`` (:meth:`Call.plain`,
+the idempotency key and fingerprint, the exemption's name, the rows named for
+reading ahead); the writer process answers ``("ok", id, status, body,
+replayed)`` or ``("error", id, CoordError)`` (or ``("bug", id, text)``: a
+500), and after each commit sends every serving process ``("events", after, rows)``
+with the events logged since the last, *before* the answers of that batch: a
+sender's answer never overtakes the push of what it sent (a serving process
+whose bus does not reach ``after`` yet reads the log instead:
+``Hub._publish_remote``). Unpickling takes
+no class but coordhub's own errors (:class:`_Unpickler`).
+
+What stays true: every write still runs :meth:`Hub.mutate`'s rules (halts,
+idempotency, the acting session) in the writer process's own unit of work;
+writes that are not calls, and calls while the link is down (the writer
+process starting or restarting), run on the serving process's own writer
+under the same database lock. A write whose answer is lost with the link
+fails with ``Unavailable`` (503): as with a database lost during a commit,
+it may or may not have been applied, and its ``Idempotency-Key`` makes the
+retry safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import os
+import pickle
+import signal
+import socket
+import socketserver
+import struct
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, wait
+from pathlib import Path
+from typing import Any
+
+from coordhub import errors
+from coordhub.core.calls import Call
+from coordhub.core.halt import Exempt
+from coordhub.core.hub import Hub, Outcome
+from coordhub.core.idempotency import IdempotentRequest
+from coordhub.core.identity import Actor
+from coordhub.errors import CoordError, Unavailable
+from coordhub.store.base import Ahead, Row, Scan
+
+log = logging.getLogger("coordhub")
+
+SOCKET_NAME = "writer.sock"
+_HEADER = struct.Struct("!I")
+MAX_FRAME = 256 * 1024 * 1024  # bytes; 10,000 events of the largest detail fit many times over
+RECONNECT_SECONDS = 0.2  # between a serving process's attempts to reach the writer process
+SEND_SECONDS = 5.0  # a link whose serving process reads nothing this long is closed
+_LOST = ("the writer process went away during this write: it may or may not have been applied; "
+         "retry with the same Idempotency-Key")
+
+
+class _Unpickler(pickle.Unpickler):
+    """Takes plain data, and :class:`CoordError` subclasses rebuilt whole; refuses every other global.
+
+    Defence in depth: only this user's processes can reach the socket (its
+    directory is 0700), but a frame must still not name ``os.system``.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "coordhub.errors":
+            found = getattr(errors, name, None)
+            if found is errors._rebuild or (isinstance(found, type) and issubclass(found, CoordError)):
+                return found
+        raise pickle.UnpicklingError(f"the writer link does not carry {module}.{name}")
+
+
+def encode(message: Any) -> bytes:
+    """One frame: length, then ``message`` pickled."""
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(data) > MAX_FRAME:
+        raise ValueError(f"a writer-link frame of {len(data)} bytes is over {MAX_FRAME}")
+    return _HEADER.pack(len(data)) + data
+
+
+def decode(data: bytes | memoryview) -> Any:
+    """The message of one frame's body (raises ``pickle.UnpicklingError`` for a global it does not carry)."""
+    return _Unpickler(io.BytesIO(data)).load()
+
+
+class _Frames(asyncio.Protocol):
+    """Frames in, frames out, over one stream connection; ``on_frame(message)`` for each whole frame."""
+
+    def __init__(self, on_frame: Callable[[Any], None], on_lost: Callable[[BaseException | None], None]) -> None:
+        self._on_frame = on_frame
+        self._on_lost = on_lost
+        self._buffer = bytearray()
+        self._unsent: list[bytes] = []
+        self.transport: Any = None  # asyncio's or uvloop's stream transport (uvloop's is no asyncio.Transport)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buffer
+        buf += data
+        start = 0
+        try:
+            while len(buf) - start >= 4:
+                (size,) = _HEADER.unpack_from(buf, start)
+                if size > MAX_FRAME:
+                    raise ValueError(f"a writer-link frame of {size} bytes is over {MAX_FRAME}")
+                if len(buf) - start - 4 < size:
+                    break
+                with memoryview(buf)[start + 4:start + 4 + size] as body:
+                    message = decode(body)
+                start += 4 + size
+                self._on_frame(message)
+        except (ValueError, pickle.UnpicklingError, EOFError) as exc:
+            log.error("writer link: a frame that does not decode (%s); closing the link", exc)
+            del buf[:]
+            if self.transport is not None:
+                self.transport.close()
+            return
+        del buf[:start]
+
+    def send(self, frame: bytes) -> None:
+        """Write one encoded frame at the end of this turn of the loop, with the others of the turn (one system
+        call for them all); dropped once the connection is closing."""
+        if not self._unsent:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._unsent.append(frame)
+
+    def _flush(self) -> None:
+        frames, self._unsent = self._unsent, []
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(b"".join(frames))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._on_lost(exc)
+
+
+class WriterLink:
+    """A serving process's end: runs :class:`Call` mutations in the writer process at ``path`` (``Hub.remote``)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._frames: _Frames | None = None
+        self._pending: dict[int, asyncio.Future[Outcome]] = {}
+        self._next = 0
+        self._task: asyncio.Task[None] | None = None
+        self._publish: Callable[[int, list[Row]], None] = lambda after, rows: None
+        #: Connections made (the first, and one after each restart of the writer process).
+        self.connections = 0
+        #: Calls the writer process answered.
+        self.calls = 0
+
+    @property
+    def ready(self) -> bool:
+        """True while connected."""
+        return self._frames is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        """``connected``, ``connections`` made, ``calls`` answered (for ``/health``)."""
+        return {"connected": self.ready, "connections": self.connections, "calls": self.calls}
+
+    def start(self, publish: Callable[[int, list[Row]], None]) -> None:
+        """Keep connected from the running loop; ``publish(after, rows)`` gets the events the writer process
+        commits (:meth:`Hub.feed_commits`)."""
+        self._publish = publish
+        self._task = asyncio.ensure_future(self._keep_connected())
+
+    def stop(self) -> None:
+        """Disconnect for good; calls run on the serving process's own writer from now on."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        frames, self._frames = self._frames, None
+        if frames is not None and frames.transport is not None:
+            frames.transport.close()
+
+    async def _keep_connected(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            lost: asyncio.Future[None] = loop.create_future()
+
+            def on_lost(exc: BaseException | None, lost: asyncio.Future[None] = lost) -> None:
+                if not lost.done():
+                    lost.set_result(None)
+
+            try:
+                _, frames = await loop.create_unix_connection(lambda: _Frames(self._received, on_lost),
+                                                              str(self._path))
+            except OSError:  # not listening yet, or restarting
+                await asyncio.sleep(RECONNECT_SECONDS)
+                continue
+            self._frames = frames
+            self.connections += 1
+            try:
+                await lost
+            finally:
+                self._frames = None
+                pending, self._pending = self._pending, {}
+                for future in pending.values():
+                    if not future.done():
+                        future.set_exception(Unavailable(_LOST, retry_after=1))
+            log.warning("the link to the writer process was lost; writes run here until it is back")
+
+    async def mutate(self, actor: Actor, call: Call, status: int, idem: IdempotentRequest | None,
+                     during_halt: Exempt | None, ahead: Ahead | None) -> Outcome:
+        """Run ``Hub.mutate`` in the writer process as ``call.actor`` (``actor``: the same, as the protocol
+        passes it); raise what it raised there (``Unavailable`` if the link was lost before the answer came)."""
+        frames = self._frames
+        if frames is None:
+            raise Unavailable(_LOST, retry_after=1)
+        self._next += 1
+        ident = self._next
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._pending[ident] = future
+        try:
+            named = None if ahead is None else (ahead.sessions, ahead.leases, [tuple(s) for s in ahead.scans])
+            frames.send(encode((ident, call.plain(), status, None if idem is None else (idem.key, idem.fingerprint),
+                                None if during_halt is None else during_halt.name, named)))
+            return await future
+        finally:
+            self._pending.pop(ident, None)
+
+    def _received(self, message: Any) -> None:
+        kind = message[0]
+        if kind == "events":
+            self._publish(message[1], message[2])
+            return
+        future = self._pending.get(message[1])
+        self.calls += 1
+        if future is None or future.done():
+            return  # its request was cancelled (the client went away)
+        if kind == "ok":
+            future.set_result(Outcome(*message[2:]))
+        elif kind == "error":
+            future.set_exception(message[2])
+        else:
+            future.set_exception(RuntimeError(f"the writer process failed this write: {message[2]}"))
+
+
+class _Link:
+    """The writer process's end of one serving process's connection.
+
+    Frames queue here (the writer thread queues each batch's events, then its
+    answers) and a thread of the link's own sends whatever has queued in one
+    system call: the writer thread makes none, and a batch's frames mostly
+    leave together.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._outbox: list[bytes] = []
+        self._ready = threading.Condition()
+        self._closed = False
+        # A serving process that stops reading must not hold frames for ever: its sends give up after
+        # SEND_SECONDS and the link closes; it reconnects.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(SEND_SECONDS), 0))
+        self._sender = threading.Thread(target=self._send_forever, name="coord-writer-send", daemon=True)
+        self._sender.start()
+
+    def send(self, frame: bytes) -> None:
+        """Queue one frame (from any thread)."""
+        with self._ready:
+            self._outbox.append(frame)
+            if len(self._outbox) == 1:
+                self._ready.notify()
+
+    def _send_forever(self) -> None:
+        while True:
+            with self._ready:
+                while not self._outbox and not self._closed:
+                    self._ready.wait()
+                if self._closed:
+                    return
+                frames, self._outbox = self._outbox, []
+            try:
+                self.sock.sendall(b"".join(frames))
+            except OSError as exc:
+                log.warning("writer process: a serving process stopped reading (%s); closing its link", exc)
+                self.close()
+                return
+
+    def close(self) -> None:
+        """Shut the connection (its reading thread then ends) and stop sending."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+
+class WriterServer:
+    """The writer process's end: runs each serving process's calls on ``hub``'s writer and sends them its
+    commits' events.
+
+    No event loop: one thread per serving process reads its frames and queues
+    each call on the store's writer (``Store.submit_write``); the writer thread
+    itself sends each batch's events to every link after the commit, then the
+    batch's answers, as it settles them (so in that order on every link).
+    """
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.links: set[_Link] = set()
+        self._running: set[Future[Any]] = set()
+        self._guard = threading.Lock()
+
+    def serve(self, path: Path, stop: threading.Event) -> None:
+        """Listen on ``path`` until ``stop`` is set; then finish the writes under way (blocks)."""
+        first = self.hub.query_sync(lambda tx, now: tx.events.last_id())
+        self.hub.feed_commits(first, self._broadcast)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # a socket left by a writer process that was killed
+        server = socketserver.ThreadingUnixStreamServer(str(path), self._handler(), bind_and_activate=True)
+        server.daemon_threads = True
+        os.chmod(path, 0o600)
+        accepting = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                                     name="coord-writer-accept", daemon=True)
+        accepting.start()
+        try:
+            stop.wait()
+        finally:
+            server.shutdown()
+            server.server_close()
+            with self._guard:
+                running = set(self._running)
+            wait(running, timeout=30)
+            self.hub.store.set_after_commit(None)
+            for link in list(self.links):
+                link.close()
+
+    def _handler(self) -> type[socketserver.BaseRequestHandler]:
+        outer = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                outer._serve_link(self.request)
+
+        return Handler
+
+    def _serve_link(self, sock: socket.socket) -> None:
+        link = _Link(sock)
+        self.links.add(link)
+        try:
+            with sock.makefile("rb", buffering=1 << 16) as frames:
+                while True:
+                    header = frames.read(4)
+                    if len(header) < 4:
+                        return
+                    (size,) = _HEADER.unpack(header)
+                    if size > MAX_FRAME:
+                        raise ValueError(f"a writer-link frame of {size} bytes is over {MAX_FRAME}")
+                    body = frames.read(size)
+                    if len(body) < size:
+                        return
+                    self._run(link, decode(body))
+        except (OSError, ValueError, pickle.UnpicklingError, EOFError) as exc:
+            log.error("writer process: closing a link: %s", exc)
+        finally:
+            self.links.discard(link)
+            link.close()
+
+    def _broadcast(self, after: int, rows: list[Row]) -> None:
+        # on the writer thread, after the commit and before its answers
+        if self.links:
+            frame = encode(("events", after, rows))
+            for link in list(self.links):
+                link.send(frame)
+
+    def _run(self, link: _Link, message: Any) -> None:
+        ident, plain, status, idem, during_halt, ahead = message
+        try:
+            call = Call.from_plain(plain)
+        except KeyError:
+            link.send(encode(("bug", ident, f"not a call: {plain[0]!r}")))
+            return
+        unit = self.hub.unit_of_work(
+            call.actor, call, status, None if idem is None else IdempotentRequest(*idem),
+            None if during_halt is None else Exempt[during_halt],
+            None if ahead is None else Ahead(ahead[0], ahead[1], tuple(Scan(*scan) for scan in ahead[2])))
+        future = self.hub.store.submit_write(unit)
+        with self._guard:
+            self._running.add(future)
+
+        def answer(done: Future[Outcome]) -> None:  # on the writer thread as it settles the batch
+            with self._guard:
+                self._running.discard(done)
+            exc = done.exception()
+            if exc is None:
+                frame = encode(("ok", ident, *done.result()))
+            elif isinstance(exc, CoordError):
+                frame = encode(("error", ident, exc))
+            else:
+                log.error("a call failed in the writer process: %r", call, exc_info=exc)
+                frame = encode(("bug", ident, f"{type(exc).__name__}: {exc}"))
+            link.send(frame)
+
+        future.add_done_callback(answer)
+
+
+def writer_main(cfg: Any, path: Path, supervisor: int) -> None:
+    """The writer process (spawned by :func:`coordhub.workers.supervise`): serve ``path`` until SIGTERM."""
+    from coordhub import jsonlog
+    from coordhub.server import StartupError, _open_hub
+    from coordhub.workers import die_with
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides: it sends SIGTERM
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    die_with(supervisor)
+    jsonlog.configure(cfg.log_level, cfg.log_format)
+    try:
+        store, hub, _ = _open_hub(cfg, worker=0)
+    except StartupError as exc:
+        log.error("the writer process cannot start: %s", exc)
+        raise SystemExit(1) from None
+    try:
+        WriterServer(hub).serve(path, stop)
+    finally:
+        w = store._writer  # TEMP
+        log.warning("TEMP batches %s units %s", w.batches, w.units)
+        store.close()

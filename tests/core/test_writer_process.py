@@ -1,0 +1,244 @@
+"""The writer process's link (:mod:`coordhub.writer_process`), both ends in one event loop on one database.
+
+A "serving" hub whose ``remote`` is a :class:`WriterLink` and a "writer" hub
+behind a :class:`WriterServer` on a Unix socket, each with its own store on
+the backend under test: calls cross the socket and run every rule of
+``Hub.mutate`` there (the acting session, halts, idempotency); errors come
+back as what they are, details and all; a batch's events reach the serving
+hub's bus before its answer; what is not a call, and every call while the
+link is down, runs on the serving hub's own writer; a write whose answer is
+lost with the link fails with ``Unavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pickle
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coordhub.clock import ManualClock
+from coordhub.core import calls, halt, leases
+from coordhub.core.calls import Call
+from coordhub.core.hub import Hub, Outcome
+from coordhub.core.idempotency import IdempotentRequest
+from coordhub.core.identity import Actor
+from coordhub.errors import Halted, LeaseConflict, Unavailable
+from coordhub.store.base import Ahead, Store
+from coordhub.store.tx import Tx
+from coordhub.writer_process import WriterLink, WriterServer, decode, encode
+
+ALICE, BOB = Actor("M/alice"), Actor("M/bob")
+ADMIN = Actor("M/admin", is_admin=True)
+
+
+def _claim(actor: Actor, resource: str = "src/a.py") -> Call:
+    return Call("leases.claim", actor, project_key="p", resource=resource, description=None, ttl_hours=1.0)
+
+
+async def _claimed(hub: Hub, actor: Actor, resource: str = "src/a.py", **rules: Any) -> Outcome:
+    """A claim as the route makes it: with the leases it decides on named (read ahead on PostgreSQL)."""
+    return await hub.mutate(actor, _claim(actor, resource), status=201,
+                            ahead=lambda: Ahead.of(scans=(leases.claim_scan("p", resource),)), **rules)
+
+
+class Pair:
+    """The serving hub, its link, and a way to stop and start the writer hub's server."""
+
+    def __init__(self, serving: Hub, writer: Hub, path: Path) -> None:
+        self.serving, self.writer, self.path = serving, writer, path
+        self.link = WriterLink(path)
+        serving.remote = self.link
+        self.server: WriterServer | None = None
+        self._stop = threading.Event()
+        self._serving: threading.Thread | None = None
+        self.units = {"serving": 0, "writer": 0}  # units each hub's writer committed
+        for name, h in (("serving", serving), ("writer", writer)):
+            h.store.set_batch_observer(lambda n, _s, name=name: self.units.__setitem__(name, self.units[name] + n))
+
+    async def start_server(self, *, linked: bool = True) -> None:
+        self._stop = threading.Event()
+        self.server = WriterServer(self.writer)
+        self._serving = threading.Thread(target=self.server.serve, args=(self.path, self._stop))
+        self._serving.start()
+        if linked:
+            await self.connected(self.link.connections + 1)
+
+    async def stop_server(self) -> None:
+        self._stop.set()
+        assert self._serving is not None
+        await asyncio.to_thread(self._serving.join)
+        for _ in range(200):
+            if not self.link.ready:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the link did not notice the writer going away")
+
+    async def connected(self, connections: int) -> None:
+        for _ in range(500):
+            if self.link.ready and self.link.connections >= connections:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"the link did not connect: {self.link.as_dict()}")
+
+
+@asynccontextmanager
+async def _pair(store_factory: Callable[[], Store], tmp_path: Path) -> AsyncIterator[Pair]:
+    clock = ManualClock()
+    pair = Pair(Hub(store_factory(), clock), Hub(store_factory(), clock), tmp_path / "writer.sock")
+    await pair.start_server(linked=False)  # the link connects once start_bus starts it
+    await pair.serving.start_bus()
+    try:
+        await pair.connected(1)
+        yield pair
+    finally:
+        pair.serving.stop_bus()
+        if not pair._stop.is_set():
+            await pair.stop_server()
+
+
+def _run(store_factory: Callable[[], Store], tmp_path: Path, body: Callable[[Pair], Any]) -> None:
+    async def main() -> None:
+        async with _pair(store_factory, tmp_path) as pair:
+            await body(pair)
+
+    asyncio.run(main())
+
+
+def test_calls_run_in_the_writer_with_every_rule_of_a_write(store_factory: Callable[[], Store],
+                                                             tmp_path: Path) -> None:
+    async def body(pair: Pair) -> None:
+        hub, link = pair.serving, pair.link
+        assert hub.bus is not None
+        before = hub.bus.last_id
+        granted = await _claimed(hub, ALICE)
+        assert granted.status == 201 and granted.body["session_id"] == ALICE.session_id and link.calls == 1
+        # its event was sent before its answer: on the bus already, with no poll and no announcement between
+        assert [e["kind"] for e in hub.bus.since(before) or []] == ["lease.granted"]
+        # the writer hub made it: the serving hub's own writer committed nothing
+        assert pair.units["writer"] == 1 and pair.units["serving"] == 0
+
+        with pytest.raises(LeaseConflict) as conflict:
+            await _claimed(hub, BOB)
+        assert conflict.value.details["holder"] == ALICE.session_id
+        assert conflict.value.details["lease_id"] == granted.body["id"]
+
+        idem = IdempotentRequest.of("k-1", "POST", "/api/coord/locks", b"{}")
+        first = await _claimed(hub, BOB, "src/b.py", idem=idem)
+        again = await _claimed(hub, BOB, "src/b.py", idem=idem)
+        assert again == Outcome(201, first.body, replayed=True)
+
+        await hub.mutate(ADMIN, lambda tx, now: halt.set_halt(tx, ADMIN, "stop", now))
+        assert link.calls == 4  # the halt is no call: it ran on the serving hub's own writer
+        with pytest.raises(Halted):
+            await _claimed(hub, ALICE, "src/c.py")
+        released = await hub.mutate(ALICE, Call("leases.release", ALICE, lease_id=granted.body["id"]),
+                                    during_halt=halt.Exempt.RELEASE)
+        assert released.body["state"] == "released" and link.calls == 6
+
+    _run(store_factory, tmp_path, body)
+
+
+def test_calls_run_here_while_the_link_is_down_and_go_there_again_when_it_is_back(
+        store_factory: Callable[[], Store], tmp_path: Path) -> None:
+    async def body(pair: Pair) -> None:
+        hub, link = pair.serving, pair.link
+        await pair.stop_server()
+        here = await _claimed(hub, ALICE)
+        assert here.status == 201 and link.calls == 0 and pair.units == {"serving": 1, "writer": 0}
+        await pair.start_server()
+        assert link.connections == 2
+        there = await _claimed(hub, BOB, "src/b.py")
+        assert there.status == 201 and link.calls == 1
+        # both writers' leases are one table: the second claim of ALICE's file conflicts, wherever it runs
+        with pytest.raises(LeaseConflict):
+            await _claimed(hub, BOB)
+
+    _run(store_factory, tmp_path, body)
+
+
+def test_a_write_whose_answer_is_lost_with_the_link_fails_unavailable(store_factory: Callable[[], Store],
+                                                                       tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    entered, let_go = threading.Event(), threading.Event()
+
+    def stuck(tx: Tx, actor: Actor, *, now: float) -> dict[str, Any]:
+        entered.set()
+        let_go.wait(10)
+        return {}
+
+    monkeypatch.setitem(calls.OPERATIONS, "test.stuck", stuck)
+
+    async def body(pair: Pair) -> None:
+        write = asyncio.ensure_future(pair.serving.mutate(ALICE, Call("test.stuck", ALICE)))
+        assert await asyncio.to_thread(entered.wait, 10)
+        assert pair.server is not None
+        for link in list(pair.server.links):  # the writer process dies with the write under way
+            link.close()
+        with pytest.raises(Unavailable, match="may or may not have been applied"):
+            await write
+        let_go.set()
+
+    _run(store_factory, tmp_path, body)
+
+
+def test_events_committed_before_the_writer_started_reach_the_bus_in_order(store_factory: Callable[[], Store],
+                                                                          tmp_path: Path) -> None:
+    """A writer process that starts after events its serving hub has not published yet (committed while it was
+    down, and not announced here: SQLite without workers) sends frames that begin after them: the serving hub
+    reads the log for them instead of publishing the frame over the gap."""
+    async def main() -> None:
+        clock = ManualClock()
+        pair = Pair(Hub(store_factory(), clock), Hub(store_factory(), clock), tmp_path / "writer.sock")
+        hub = pair.serving
+        await hub.start_bus()
+        assert hub.bus is not None
+        before = hub.bus.last_id
+        pair.writer.mutate_sync(BOB, _claim(BOB, "src/early.py"), status=201)  # not through the serving hub
+        await pair.start_server()
+        try:
+            await _claimed(hub, ALICE)
+            for _ in range(500):
+                if len(hub.bus.since(before) or []) >= 2:
+                    break
+                await asyncio.sleep(0.01)
+            got = [(e["kind"], json.loads(e["payload"])["resource"]) for e in hub.bus.since(before) or []]
+            assert got == [("lease.granted", "src/early.py"), ("lease.granted", "src/a.py")]
+        finally:
+            hub.stop_bus()
+            await pair.stop_server()
+
+    asyncio.run(main())
+
+
+def test_frames_carry_errors_whole_and_refuse_any_other_global() -> None:
+    conflict = LeaseConflict("held", holder="M/alice", lease_id="x", expires_in_seconds=5.0)
+    back = decode(encode(("error", 1, conflict))[4:])[2]
+    assert type(back) is LeaseConflict and back.details == conflict.details and back.message == "held"
+    assert isinstance(decode(encode(Unavailable("gone", retry_after=1))[4:]), Unavailable)
+    call = Call.from_plain(decode(encode(_claim(ALICE).plain())[4:]))
+    assert call.name == "leases.claim" and call.actor == ALICE and call.arguments["resource"] == "src/a.py"
+    with pytest.raises(pickle.UnpicklingError, match="does not carry"):
+        decode(pickle.dumps(ALICE))  # plain data only: the request carries the actor as its fields
+
+    class Evil:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (os.system, ("true",))
+
+    with pytest.raises(pickle.UnpicklingError, match="does not carry"):
+        decode(pickle.dumps(Evil()))
+    with pytest.raises(KeyError):
+        Call("leases.release_all", ALICE, session_id="M/alice")  # not a call that crosses
+
+
+def test_a_call_runs_as_the_closure_it_names(hub: Hub) -> None:
+    got = hub.mutate_sync(ALICE, _claim(ALICE), status=201)
+    same = hub.query_sync(lambda tx, now: leases.get(tx, got.body["id"], now))
+    assert got.status == 201 and same["session_id"] == ALICE.session_id and same["resource"] == "src/a.py"
