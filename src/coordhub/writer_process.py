@@ -259,29 +259,46 @@ class WriterLink:
 class _Link:
     """The writer process's end of one serving process's connection.
 
-    Frames queue here (the writer thread queues each batch's events, then its
-    answers) and a thread of the link's own sends whatever has queued in one
-    system call: the writer thread makes none, and a batch's frames mostly
-    leave together.
+    Frames queue here in order and leave in as few system calls as the
+    traffic allows: a thread of the link's own sends the answers that queued
+    while the writer thread went on with its next batch; a batch's events
+    (:meth:`send` ``at_once``) leave from the writer thread itself, with what
+    queued before them, so that a push waits for no thread to wake.
     """
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._outbox: list[bytes] = []
         self._ready = threading.Condition()
+        self._sending = threading.Lock()  # one sender at a time, so frames leave in the order they queued
         self._closed = False
-        # A serving process that stops reading must not hold frames for ever: its sends give up after
+        # A serving process that stops reading must not hold the writer for long: sends give up after
         # SEND_SECONDS and the link closes; it reconnects.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(SEND_SECONDS), 0))
         self._sender = threading.Thread(target=self._send_forever, name="coord-writer-send", daemon=True)
         self._sender.start()
 
-    def send(self, frame: bytes) -> None:
-        """Queue one frame (from any thread)."""
+    def send(self, frame: bytes, *, at_once: bool = False) -> None:
+        """Queue one frame (from any thread); ``at_once``: send it and all before it now, from this thread."""
         with self._ready:
             self._outbox.append(frame)
-            if len(self._outbox) == 1:
-                self._ready.notify()
+            if not at_once:
+                if len(self._outbox) == 1:
+                    self._ready.notify()
+                return
+        self._flush()
+
+    def _flush(self) -> None:
+        with self._sending:
+            with self._ready:
+                frames, self._outbox = self._outbox, []
+            if not frames or self._closed:
+                return
+            try:
+                self.sock.sendall(b"".join(frames))
+            except OSError as exc:
+                log.warning("writer process: a serving process stopped reading (%s); closing its link", exc)
+                self.close()
 
     def _send_forever(self) -> None:
         while True:
@@ -290,13 +307,7 @@ class _Link:
                     self._ready.wait()
                 if self._closed:
                     return
-                frames, self._outbox = self._outbox, []
-            try:
-                self.sock.sendall(b"".join(frames))
-            except OSError as exc:
-                log.warning("writer process: a serving process stopped reading (%s); closing its link", exc)
-                self.close()
-                return
+            self._flush()
 
     def close(self) -> None:
         """Shut the connection (its reading thread then ends) and stop sending."""
@@ -312,9 +323,10 @@ class WriterServer:
     commits' events.
 
     No event loop: one thread per serving process reads its frames and queues
-    each call on the store's writer (``Store.submit_write``); the writer thread
-    itself sends each batch's events to every link after the commit, then the
-    batch's answers, as it settles them (so in that order on every link).
+    each call on the store's writer (``Store.submit_write``); after each commit
+    the writer thread sends the batch's events to every link, then queues the
+    batch's answers as it settles them (:class:`_Link`: in that order on every
+    link).
     """
 
     def __init__(self, hub: Hub) -> None:
@@ -383,7 +395,7 @@ class WriterServer:
         if self.links:
             frame = encode(("events", after, rows))
             for link in list(self.links):
-                link.send(frame)
+                link.send(frame, at_once=True)
 
     def _run(self, link: _Link, message: Any) -> None:
         ident, plain, status, idem, during_halt, ahead = message

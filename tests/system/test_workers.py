@@ -97,6 +97,15 @@ def _serving_workers(hub: LiveHub) -> set[int]:
             if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()}
 
 
+def _inbox(hub: LiveHub, session: str) -> set[str]:
+    """The ids of every message ``session`` holds (fewer than a page of 500: the tests send fewer)."""
+    r = httpx2.get(hub.url + "/api/coord/messages", headers=_auth(hub.token(session)),
+                   params={"limit": 500, "unread_only": "false"})
+    assert r.status_code == 200, r.text
+    assert len(r.json()) < 500
+    return {m["id"] for m in r.json()}
+
+
 @pytest.mark.parametrize("workers_hub", ["own-writers", "writer-process"], indirect=True)
 def test_both_workers_answer_and_a_history_across_them_is_correct(workers_hub: LiveHub, tmp_path: Path) -> None:
     assert _workers_seen(workers_hub.url) == {1, 2}
@@ -199,11 +208,7 @@ def test_a_killed_worker_is_started_again_and_nothing_acknowledged_is_lost(worke
     thread.join(10)
     assert len(_serving_workers(workers_hub)) == WORKERS and victim not in _serving_workers(workers_hub)
     assert _workers_seen(workers_hub.url) == {1, 2}
-    peer = workers_hub.token(to)
-    r = httpx2.get(workers_hub.url + "/api/coord/messages", headers=_auth(peer),
-                   params={"limit": 500, "unread_only": "false"})
-    assert r.status_code == 200, r.text
-    stored = {m["id"] for m in r.json()}
+    stored = _inbox(workers_hub, to)
     assert acked and set(acked) <= stored, len(set(acked) - stored)
 
 
@@ -256,11 +261,7 @@ def test_a_killed_writer_process_is_started_again_and_writes_go_on(workers_hub: 
     assert len(now) == WORKERS + 1 and writer not in now and before - {writer} <= now
     assert set(failed) <= {503} and len(failed) <= 2, failed  # one client: at most its write under way
     assert sent_before > 0 and len(acked) > sent_before
-    peer = workers_hub.token(to)
-    r = httpx2.get(workers_hub.url + "/api/coord/messages", headers=_auth(peer),
-                   params={"limit": 500, "unread_only": "false"})
-    assert r.status_code == 200, r.text
-    assert len(r.json()) < 500 and set(acked) <= {m["id"] for m in r.json()}
+    assert set(acked) <= _inbox(workers_hub, to)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
