@@ -431,6 +431,7 @@ class WriterServer:
 def writer_main(cfg: Any, path: Path, supervisor: int) -> None:
     """The writer process (spawned by :func:`coordhub.workers.supervise`): serve ``path`` until SIGTERM."""
     from coordhub import jsonlog
+    from coordhub.heap import settle_heap
     from coordhub.server import StartupError, _open_hub
     from coordhub.workers import die_with
 
@@ -444,9 +445,8 @@ def writer_main(cfg: Any, path: Path, supervisor: int) -> None:
     except StartupError as exc:
         log.error("the writer process cannot start: %s", exc)
         raise SystemExit(1) from None
+    settle_heap()  # its batches allocate as much as a serving process's requests: the same short pauses
     try:
         WriterServer(hub).serve(path, stop)
     finally:
-        w = store._writer  # TEMP
-        log.warning("TEMP batches %s units %s", w.batches, w.units)
         store.close()
