@@ -15,13 +15,14 @@ this user can enter (0700, made by the supervisor); frames of a 4-byte
 big-endian length and a pickle of plain data. A serving process sends
 ``(id, call, status, idempotency, exemption, ahead)`` (:meth:`Call.plain`,
 the idempotency key and fingerprint, the exemption's name, the rows named for
-reading ahead); the writer process answers ``("ok", id, status, body,
+reading ahead) once the writer process has said ``("hello",)``; it answers ``("ok", id, status, body,
 replayed)`` or ``("error", id, CoordError)`` (or ``("bug", id, text)``: a
 500), and after each commit sends every serving process ``("events", after, rows)``
 with the events logged since the last, *before* the answers of that batch: a
-sender's answer never overtakes the push of what it sent (a serving process
-whose bus does not reach ``after`` yet reads the log instead:
-``Hub._publish_remote``). Unpickling takes
+sender's answer does not overtake the push of what it sent (except where a
+serving process's bus does not reach ``after`` yet, after a start or restart:
+it reads the log instead, ``Hub._publish_remote``, which may finish after the
+answer). Unpickling takes
 no class but coordhub's own errors (:class:`_Unpickler`).
 
 What stays true: every write still runs :meth:`Hub.mutate`'s rules (halts,
@@ -31,7 +32,11 @@ process starting or restarting), run on the serving process's own writer
 under the same database lock. A write whose answer is lost with the link
 fails with ``Unavailable`` (503): as with a database lost during a commit,
 it may or may not have been applied, and its ``Idempotency-Key`` makes the
-retry safe.
+retry safe; the writer process does not start a write of a link that has
+gone. Neither end waits on the other for long: the writer thread never
+blocks on a link (:class:`_Link`), and a serving process leaves a writer
+process that has answered nothing for :data:`STALL_SECONDS` while writes
+wait, or that has not said hello.
 """
 
 from __future__ import annotations
@@ -42,13 +47,16 @@ import io
 import logging
 import os
 import pickle
+import select
 import signal
 import socket
 import socketserver
 import struct
+import sys
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -60,30 +68,36 @@ from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
 from coordhub.errors import CoordError, Unavailable
 from coordhub.store.base import Ahead, Row, Scan
+from coordhub.store.tx import Tx
 
 log = logging.getLogger("coordhub")
 
 SOCKET_NAME = "writer.sock"
 _HEADER = struct.Struct("!I")
-MAX_FRAME = 256 * 1024 * 1024  # bytes; 10,000 events of the largest detail fit many times over
+MAX_FRAME = 64 * 1024 * 1024  # bytes: a call carries one request's body; an events frame at most 10,000 events
+MAX_OUTBOX = 2 * MAX_FRAME  # bytes a serving process may fall behind before its link is closed
 RECONNECT_SECONDS = 0.2  # between a serving process's attempts to reach the writer process
-SEND_SECONDS = 5.0  # a link whose serving process reads nothing this long is closed
+SEND_SECONDS = 5.0  # a send to a serving process that has not finished in this long closes its link
+STOP_SECONDS = 30.0  # a stopping link waits at most this long for the answers of its calls under way
+STALL_SECONDS = 10.0  # a serving process whose oldest call has had no frame back this long drops the link
 _LOST = ("the writer process went away during this write: it may or may not have been applied; "
          "retry with the same Idempotency-Key")
 
 
 class _Unpickler(pickle.Unpickler):
-    """Takes plain data, and :class:`CoordError` subclasses rebuilt whole; refuses every other global.
+    """Takes plain data, and :class:`CoordError` subclasses (of any coordhub module) rebuilt whole; refuses every
+    other global.
 
     Defence in depth: only this user's processes can reach the socket (its
     directory is 0700), but a frame must still not name ``os.system``.
     """
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == "coordhub.errors":
-            found = getattr(errors, name, None)
-            if found is errors._rebuild or (isinstance(found, type) and issubclass(found, CoordError)):
-                return found
+        # only modules already loaded (an error's class is loaded where it was raised): naming one imports nothing
+        loaded = sys.modules.get(module) if module.startswith("coordhub.") else None
+        found = getattr(loaded, name, None)
+        if found is errors._rebuild or (isinstance(found, type) and issubclass(found, CoordError)):
+            return found
         raise pickle.UnpicklingError(f"the writer link does not carry {module}.{name}")
 
 
@@ -168,6 +182,8 @@ class WriterLink:
         self.connections = 0
         #: Calls the writer process answered.
         self.calls = 0
+        self._heard = 0.0  # loop time of the last frame from the writer process (or of the first call waiting)
+        self._greeted: asyncio.Future[None] | None = None  # resolved by the writer process's hello
 
     @property
     def ready(self) -> bool:
@@ -202,16 +218,39 @@ class WriterLink:
                 if not lost.done():
                     lost.set_result(None)
 
+            self._greeted = loop.create_future()  # before connecting: the hello may come with the connection
             try:
                 _, frames = await loop.create_unix_connection(lambda: _Frames(self._received, on_lost),
                                                               str(self._path))
             except OSError:  # not listening yet, or restarting
                 await asyncio.sleep(RECONNECT_SECONDS)
                 continue
+            # Ready only once it says hello: a writer process that is stopped or wedged still has its
+            # connections accepted by the kernel, and must not be sent calls it will never answer.
+            try:
+                await asyncio.wait([self._greeted, lost], timeout=STALL_SECONDS,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:  # stopped meanwhile
+                if frames.transport is not None:
+                    frames.transport.abort()
+                raise
+            if not self._greeted.done() or lost.done():
+                if frames.transport is not None:
+                    frames.transport.abort()
+                await asyncio.sleep(RECONNECT_SECONDS)
+                continue
             self._frames = frames
             self.connections += 1
+            self._heard = loop.time()
             try:
-                await lost
+                while not lost.done():
+                    await asyncio.wait([lost], timeout=1.0)
+                    if self._pending and loop.time() - self._heard > STALL_SECONDS:
+                        log.warning("the writer process answered nothing for %.0f s; writes run here until it "
+                                    "does", STALL_SECONDS)
+                        if frames.transport is not None:
+                            frames.transport.abort()
+                        break
             finally:
                 self._frames = None
                 pending, self._pending = self._pending, {}
@@ -229,7 +268,10 @@ class WriterLink:
             raise Unavailable(_LOST, retry_after=1)
         self._next += 1
         ident = self._next
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if not self._pending:
+            self._heard = loop.time()  # the stall watch counts from the oldest call waiting
+        future: asyncio.Future[Outcome] = loop.create_future()
         self._pending[ident] = future
         try:
             named = None if ahead is None else (ahead.sessions, ahead.leases, [tuple(s) for s in ahead.scans])
@@ -240,7 +282,12 @@ class WriterLink:
             self._pending.pop(ident, None)
 
     def _received(self, message: Any) -> None:
+        self._heard = asyncio.get_running_loop().time()
         kind = message[0]
+        if kind == "hello":
+            if self._greeted is not None and not self._greeted.done():
+                self._greeted.set_result(None)
+            return
         if kind == "events":
             self._publish(message[1], message[2])
             return
@@ -261,44 +308,95 @@ class _Link:
 
     Frames queue here in order and leave in as few system calls as the
     traffic allows: a thread of the link's own sends the answers that queued
-    while the writer thread went on with its next batch; a batch's events
-    (:meth:`send` ``at_once``) leave from the writer thread itself, with what
-    queued before them, so that a push waits for no thread to wake.
+    while the writer thread went on with its next batch. A batch's events
+    (:meth:`send` ``at_once``) are tried from the writer thread itself, with
+    what queued before them, in one non-blocking send, so that a push waits
+    for no thread to wake; whatever the socket does not take at once is left
+    to the link's thread. The writer thread never waits for a serving process.
+
+    A serving process that stops reading loses its link: a send that has not
+    finished within :data:`SEND_SECONDS`, or an outbox over :data:`MAX_OUTBOX`
+    bytes, closes it (the serving process reconnects). ``gone`` is set when
+    the link ends before its calls were answered: calls of it still queued
+    then refuse to run (:meth:`WriterServer._run`).
     """
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.gone = False
         self._outbox: list[bytes] = []
+        self._queued = 0  # bytes in the outbox
         self._ready = threading.Condition()
         self._sending = threading.Lock()  # one sender at a time, so frames leave in the order they queued
         self._closed = False
-        # A serving process that stops reading must not hold the writer for long: sends give up after
-        # SEND_SECONDS and the link closes; it reconnects.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(SEND_SECONDS), 0))
+        self._in_flight = 0  # calls read and not yet answered (answers queued)
         self._sender = threading.Thread(target=self._send_forever, name="coord-writer-send", daemon=True)
         self._sender.start()
 
     def send(self, frame: bytes, *, at_once: bool = False) -> None:
-        """Queue one frame (from any thread); ``at_once``: send it and all before it now, from this thread."""
+        """Queue one frame (from any thread); ``at_once``: try to send it and all before it now, without
+        waiting (neither for the socket nor for the link's thread)."""
         with self._ready:
+            if self._closed:
+                return
             self._outbox.append(frame)
-            if not at_once:
-                if len(self._outbox) == 1:
-                    self._ready.notify()
+            self._queued += len(frame)
+            if self._queued > MAX_OUTBOX:
+                log.warning("writer process: a serving process is %d bytes behind; closing its link", self._queued)
+                self._close_locked()
                 return
-        self._flush()
+            if not at_once or not self._sending.acquire(blocking=False):
+                self._ready.notify()
+                return
+        try:
+            self._send_some()
+        finally:
+            self._sending.release()
+        with self._ready:
+            if self._outbox:
+                self._ready.notify()
 
-    def _flush(self) -> None:
-        with self._sending:
+    def _take(self) -> bytes:
+        with self._ready:
+            data, self._outbox, self._queued = b"".join(self._outbox), [], 0
+        return data
+
+    def _send_some(self) -> None:
+        """One non-blocking send of what has queued (``_sending`` held); the rest goes back to the front."""
+        data = self._take()
+        try:
+            sent = self.sock.send(data, socket.MSG_DONTWAIT) if data else 0
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.close()
+            return
+        if sent < len(data):
             with self._ready:
-                frames, self._outbox = self._outbox, []
-            if not frames or self._closed:
-                return
-            try:
-                self.sock.sendall(b"".join(frames))
-            except OSError as exc:
-                log.warning("writer process: a serving process stopped reading (%s); closing its link", exc)
+                self._outbox.insert(0, data[sent:])
+                self._queued += len(data) - sent
+
+    def _send_all(self) -> bool:
+        """Send everything queued (``_sending`` held), within SEND_SECONDS; False when the link had to close."""
+        data = memoryview(self._take())
+        deadline = time.monotonic() + SEND_SECONDS
+        poller = select.poll()
+        poller.register(self.sock, select.POLLOUT)
+        while data:
+            left = deadline - time.monotonic()
+            if left <= 0 or not poller.poll(left * 1000):
+                log.warning("writer process: a serving process read nothing for %.0f s; closing its link",
+                            SEND_SECONDS)
                 self.close()
+                return False
+            try:
+                data = data[self.sock.send(data, socket.MSG_DONTWAIT):]
+            except BlockingIOError:
+                continue
+            except OSError:
+                self.close()
+                return False
+        return True
 
     def _send_forever(self) -> None:
         while True:
@@ -307,13 +405,41 @@ class _Link:
                     self._ready.wait()
                 if self._closed:
                     return
-            self._flush()
+            with self._sending:
+                if not self._send_all():
+                    return
+
+    def begun(self) -> None:
+        """A call of this link was queued on the writer."""
+        with self._ready:
+            self._in_flight += 1
+
+    def answered(self) -> None:
+        """A call's answer was queued."""
+        with self._ready:
+            self._in_flight -= 1
+            self._ready.notify_all()
+
+    def finish(self, seconds: float) -> None:
+        """Wait (at most ``seconds``) for the answers of the calls under way, send what has queued, close."""
+        deadline = time.monotonic() + seconds
+        with self._ready:
+            while self._in_flight and not self._closed and self._ready.wait(max(0.0, deadline - time.monotonic())):
+                pass
+        with self._sending:
+            if not self._closed:
+                self._send_all()
+        self.close()
 
     def close(self) -> None:
-        """Shut the connection (its reading thread then ends) and stop sending."""
+        """Shut the connection (its reading thread then ends) and stop sending; what is queued is dropped."""
         with self._ready:
-            self._closed = True
-            self._ready.notify()
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        self._closed = True
+        self._outbox, self._queued = [], 0
+        self._ready.notify_all()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
 
@@ -327,13 +453,19 @@ class WriterServer:
     the writer thread sends the batch's events to every link, then queues the
     batch's answers as it settles them (:class:`_Link`: in that order on every
     link).
+
+    Stopping (:meth:`serve`'s ``stop``) stops reading calls, lets the writer
+    answer every call it has, sends those answers, and only then closes the
+    links: a call the writer process committed is answered as such. A link
+    whose serving process went away (end of stream while the writer process
+    was not stopping) is ``gone``: its calls still queued do not run, since
+    their callers were told 503 and may be retrying them elsewhere.
     """
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.links: set[_Link] = set()
-        self._running: set[Future[Any]] = set()
-        self._guard = threading.Lock()
+        self._stopping = False
 
     def serve(self, path: Path, stop: threading.Event) -> None:
         """Listen on ``path`` until ``stop`` is set; then finish the writes under way (blocks)."""
@@ -342,7 +474,8 @@ class WriterServer:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # a socket left by a writer process that was killed
         server = socketserver.ThreadingUnixStreamServer(str(path), self._handler(), bind_and_activate=True)
-        server.daemon_threads = True
+        server.daemon_threads = False
+        server.block_on_close = True  # server_close() waits for every link's thread
         os.chmod(path, 0o600)
         accepting = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                      name="coord-writer-accept", daemon=True)
@@ -350,14 +483,13 @@ class WriterServer:
         try:
             stop.wait()
         finally:
+            self._stopping = True
             server.shutdown()
+            for link in list(self.links):  # no more calls: each link's thread finishes its own (_serve_link)
+                with contextlib.suppress(OSError):
+                    link.sock.shutdown(socket.SHUT_RD)
             server.server_close()
-            with self._guard:
-                running = set(self._running)
-            wait(running, timeout=30)
             self.hub.store.set_after_commit(None)
-            for link in list(self.links):
-                link.close()
 
     def _handler(self) -> type[socketserver.BaseRequestHandler]:
         outer = self
@@ -371,24 +503,28 @@ class WriterServer:
     def _serve_link(self, sock: socket.socket) -> None:
         link = _Link(sock)
         self.links.add(link)
+        link.send(encode(("hello",)), at_once=True)
         try:
             with sock.makefile("rb", buffering=1 << 16) as frames:
                 while True:
                     header = frames.read(4)
                     if len(header) < 4:
-                        return
+                        break
                     (size,) = _HEADER.unpack(header)
                     if size > MAX_FRAME:
                         raise ValueError(f"a writer-link frame of {size} bytes is over {MAX_FRAME}")
                     body = frames.read(size)
                     if len(body) < size:
-                        return
+                        break
                     self._run(link, decode(body))
         except (OSError, ValueError, pickle.UnpicklingError, EOFError) as exc:
             log.error("writer process: closing a link: %s", exc)
+            link.gone = True
         finally:
+            if not self._stopping:
+                link.gone = True  # its serving process closed it: it failed what it was waiting for
             self.links.discard(link)
-            link.close()
+            link.finish(STOP_SECONDS)
 
     def _broadcast(self, after: int, rows: list[Row]) -> None:
         # on the writer thread, after the commit and before its answers
@@ -398,32 +534,40 @@ class WriterServer:
                 link.send(frame, at_once=True)
 
     def _run(self, link: _Link, message: Any) -> None:
-        ident, plain, status, idem, during_halt, ahead = message
+        ident = message[0]
         try:
+            _, plain, status, idem, during_halt, ahead = message
             call = Call.from_plain(plain)
-        except KeyError:
-            link.send(encode(("bug", ident, f"not a call: {plain[0]!r}")))
+            exempt = None if during_halt is None else Exempt[during_halt]
+            named = None if ahead is None else Ahead(ahead[0], ahead[1], tuple(Scan(*scan) for scan in ahead[2]))
+            request = None if idem is None else IdempotentRequest(*idem)
+        except (KeyError, TypeError, ValueError) as exc:  # a serving process of another version
+            link.send(encode(("bug", ident, f"not a call this writer process runs: {exc!r}")))
             return
-        unit = self.hub.unit_of_work(
-            call.actor, call, status, None if idem is None else IdempotentRequest(*idem),
-            None if during_halt is None else Exempt[during_halt],
-            None if ahead is None else Ahead(ahead[0], ahead[1], tuple(Scan(*scan) for scan in ahead[2])))
-        future = self.hub.store.submit_write(unit)
-        with self._guard:
-            self._running.add(future)
+
+        def op(tx: Tx, now: float) -> Any:
+            if link.gone:  # its caller was answered 503 already: it must not happen later behind its back
+                raise Unavailable(_LOST, retry_after=1)
+            return call(tx, now)
+
+        link.begun()
+        future = self.hub.store.submit_write(self.hub.unit_of_work(call.actor, op, status, request, exempt, named))
 
         def answer(done: Future[Outcome]) -> None:  # on the writer thread as it settles the batch
-            with self._guard:
-                self._running.discard(done)
-            exc = done.exception()
-            if exc is None:
-                frame = encode(("ok", ident, *done.result()))
-            elif isinstance(exc, CoordError):
-                frame = encode(("error", ident, exc))
-            else:
-                log.error("a call failed in the writer process: %r", call, exc_info=exc)
-                frame = encode(("bug", ident, f"{type(exc).__name__}: {exc}"))
+            try:
+                exc = done.exception()
+                if exc is None:
+                    frame = encode(("ok", ident, *done.result()))
+                elif isinstance(exc, CoordError):
+                    frame = encode(("error", ident, exc))
+                else:
+                    log.error("a call failed in the writer process: %r", call, exc_info=exc)
+                    frame = encode(("bug", ident, f"{type(exc).__name__}: {exc}"))
+            except Exception as failed:  # an answer that does not encode: still answer, or its caller waits
+                log.exception("writer process: an answer to %r did not encode", call)
+                frame = encode(("bug", ident, f"{type(failed).__name__}: {failed}"))
             link.send(frame)
+            link.answered()
 
         future.add_done_callback(answer)
 

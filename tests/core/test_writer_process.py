@@ -13,10 +13,13 @@ lost with the link fails with ``Unavailable``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pickle
+import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,12 +27,14 @@ from typing import Any
 
 import pytest
 
+from coordhub import writer_process
 from coordhub.clock import ManualClock
 from coordhub.core import calls, halt, leases
 from coordhub.core.calls import Call
 from coordhub.core.hub import Hub, Outcome
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
+from coordhub.core.presence import StaleIncarnation
 from coordhub.errors import Halted, LeaseConflict, Unavailable
 from coordhub.store.base import Ahead, Store
 from coordhub.store.tx import Tx
@@ -189,6 +194,44 @@ def test_a_write_whose_answer_is_lost_with_the_link_fails_unavailable(store_fact
     _run(store_factory, tmp_path, body)
 
 
+def test_calls_of_a_link_that_went_away_do_not_run_later(store_factory: Callable[[], Store], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A serving process that dropped its link (its callers were answered 503) must not have the calls it had
+    queued there applied afterwards, behind the back of callers that may be retrying them elsewhere."""
+    entered, let_go = threading.Event(), threading.Event()
+
+    def stuck(tx: Tx, actor: Actor, *, now: float) -> dict[str, Any]:
+        entered.set()
+        let_go.wait(10)
+        return {}
+
+    monkeypatch.setitem(calls.OPERATIONS, "test.stuck", stuck)
+
+    async def body(pair: Pair) -> None:
+        hub = pair.serving
+        first = asyncio.ensure_future(hub.mutate(ALICE, Call("test.stuck", ALICE)))
+        assert await asyncio.to_thread(entered.wait, 10)
+        late = asyncio.ensure_future(_claimed(hub, BOB, "src/late.py"))  # queued behind the stuck batch
+        await asyncio.sleep(0.2)
+        assert pair.link._frames is not None and pair.server is not None
+        pair.link._frames.transport.abort()  # the serving process gives up on the link
+        for waiting in (first, late):
+            with pytest.raises(Unavailable):
+                await waiting
+        for _ in range(500):  # the writer process has seen the link end
+            if not pair.server.links or all(link.gone for link in pair.server.links):
+                break
+            await asyncio.sleep(0.01)
+        let_go.set()
+        await pair.connected(2)
+        again = await _claimed(hub, ALICE, "src/after.py")  # the writer has run what it had queued by now
+        assert again.status == 201
+        held = {row["resource"] for row in await hub.query(lambda tx, now: leases.live(tx, now, "p"))}
+        assert held == {"src/after.py"}
+
+    _run(store_factory, tmp_path, body)
+
+
 def test_events_committed_before_the_writer_started_reach_the_bus_in_order(store_factory: Callable[[], Store],
                                                                           tmp_path: Path) -> None:
     """A writer process that starts after events its serving hub has not published yet (committed while it was
@@ -218,11 +261,114 @@ def test_events_committed_before_the_writer_started_reach_the_bus_in_order(store
     asyncio.run(main())
 
 
+def test_a_stop_answers_every_call_the_writer_took_and_runs_none_it_did_not(store_factory: Callable[[], Store],
+                                                                           tmp_path: Path) -> None:
+    """Stopping the writer process while calls are under way: each call it answered 503 was not applied, and
+    each one applied was answered as such (a stop lets the writer answer what it took, then closes)."""
+    async def body(pair: Pair) -> None:
+        hub = pair.serving
+        calls_made = [asyncio.ensure_future(_claimed(hub, Actor(f"M/s{i}"), f"src/f{i}.py")) for i in range(300)]
+        await asyncio.sleep(0)  # the calls are on the wire
+        await pair.stop_server()
+        results = await asyncio.gather(*calls_made, return_exceptions=True)
+        held = {row["resource"] for row in await hub.query(lambda tx, now: leases.live(tx, now, "p"))}
+        for i, result in enumerate(results):
+            if isinstance(result, Unavailable):
+                assert f"src/f{i}.py" not in held, i  # told "unavailable", yet applied
+            else:
+                assert isinstance(result, Outcome) and result.status == 201, result
+                assert f"src/f{i}.py" in held
+        assert pair.link.calls > 0  # the writer process answered some: the stop found calls under way
+
+    _run(store_factory, tmp_path, body)
+
+
+def test_a_serving_process_that_stops_reading_never_holds_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer thread's sends never wait for the socket; a link whose reader stopped closes itself."""
+    monkeypatch.setattr(writer_process, "SEND_SECONDS", 0.5)
+    ours, theirs = socket.socketpair()
+    link = writer_process._Link(ours)
+    frame = encode(("events", 0, [{"id": 1, "pad": "x" * 65_536}]))
+    done = threading.Event()
+
+    def writer_thread() -> None:  # as the writer thread sends each batch's events
+        for _ in range(200):  # 13 MB: far more than the socket holds
+            link.send(frame, at_once=True)
+        done.set()
+
+    threading.Thread(target=writer_thread, daemon=True).start()
+    assert done.wait(30), "the writer thread waited for a serving process that reads nothing"
+    for _ in range(1000):  # the link's own thread gives up after SEND_SECONDS and closes it
+        if link._closed:
+            break
+        time.sleep(0.01)
+    assert link._closed
+    ours.close()
+    theirs.close()
+
+
+def test_a_writer_that_answers_nothing_is_left_and_writes_run_here(store_factory: Callable[[], Store],
+                                                                     tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer process that takes calls and answers none (stopped, wedged): after STALL_SECONDS the calls
+    waiting fail 503, the link is dropped, and the next calls run on the serving hub's own writer."""
+    monkeypatch.setattr(writer_process, "STALL_SECONDS", 0.5)
+
+    async def main() -> None:
+        path = tmp_path / "mute.sock"
+        swallowed: list[bytes] = []
+        greeted: list[asyncio.StreamWriter] = []
+
+        accepted: list[asyncio.StreamWriter] = []
+        handlers: list[asyncio.Task[Any]] = []
+
+        async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(writer)
+            handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+            if not greeted:  # as a writer process that wedged after it took its first link; later ones it
+                writer.write(encode(("hello",)))  # no longer greets (so they never become ready)
+                greeted.append(writer)
+            with contextlib.suppress(ConnectionError):
+                while data := await reader.read(65_536):
+                    swallowed.append(data)
+
+        server = await asyncio.start_unix_server(mute, str(path))
+        hub = Hub(store_factory(), ManualClock())
+        link = WriterLink(path)
+        hub.remote = link
+        await hub.start_bus()
+        try:
+            for _ in range(500):
+                if link.ready:
+                    break
+                await asyncio.sleep(0.01)
+            assert link.ready
+            with pytest.raises(Unavailable):
+                await asyncio.wait_for(_claimed(hub, ALICE), 30)
+            assert swallowed and not link.ready
+            here = await _claimed(hub, BOB, "src/b.py")
+            assert here.status == 201 and link.calls == 0
+        finally:
+            hub.stop_bus()
+            server.close()
+            for writer in accepted:
+                writer.close()
+            await asyncio.gather(*handlers, return_exceptions=True)
+            for writer in accepted:
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+            await server.wait_closed()
+
+    asyncio.run(main())
+
+
 def test_frames_carry_errors_whole_and_refuse_any_other_global() -> None:
     conflict = LeaseConflict("held", holder="M/alice", lease_id="x", expires_in_seconds=5.0)
     back = decode(encode(("error", 1, conflict))[4:])[2]
     assert type(back) is LeaseConflict and back.details == conflict.details and back.message == "held"
     assert isinstance(decode(encode(Unavailable("gone", retry_after=1))[4:]), Unavailable)
+    stale = decode(encode(StaleIncarnation("old", incarnation=3))[4:])  # an error of another coordhub module
+    assert type(stale) is StaleIncarnation and stale.details == {"incarnation": 3}
     call = Call.from_plain(decode(encode(_claim(ALICE).plain())[4:]))
     assert call.name == "leases.claim" and call.actor == ALICE and call.arguments["resource"] == "src/a.py"
     with pytest.raises(pickle.UnpicklingError, match="does not carry"):

@@ -69,7 +69,7 @@ class WriterLinkOut(Out):
     connected: bool = Field(description="Whether sends, claims, releases and renewals go to the writer process "
                                         "now (false: they run on this worker's own writer until it is back).")
     connections: int = Field(description="Connections made to it: 1, plus one after each restart of it.")
-    calls: int = Field(description="Writes it has answered for this worker.")
+    calls: int = Field(description="Answers this worker has had from it (writes it made, or refused).")
 
 
 class HealthOut(Out):
