@@ -169,17 +169,23 @@ def test_calls_run_here_while_the_link_is_down_and_go_there_again_when_it_is_bac
     _run(store_factory, tmp_path, body)
 
 
-def test_a_write_whose_answer_is_lost_with_the_link_fails_unavailable(store_factory: Callable[[], Store],
-                                                                       tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def stuck(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """A call ``test.stuck`` that holds the writer thread: ``(entered, let_go)``: set once it runs; set to end it."""
     entered, let_go = threading.Event(), threading.Event()
 
-    def stuck(tx: Tx, actor: Actor, *, now: float) -> dict[str, Any]:
+    def hold(tx: Tx, actor: Actor, *, now: float) -> dict[str, Any]:
         entered.set()
         let_go.wait(10)
         return {}
 
-    monkeypatch.setitem(calls.OPERATIONS, "test.stuck", stuck)
+    monkeypatch.setitem(calls.OPERATIONS, "test.stuck", hold)
+    return entered, let_go
+
+
+def test_a_write_whose_answer_is_lost_with_the_link_fails_unavailable(
+        store_factory: Callable[[], Store], tmp_path: Path, stuck: tuple[threading.Event, threading.Event]) -> None:
+    entered, let_go = stuck
 
     async def body(pair: Pair) -> None:
         write = asyncio.ensure_future(pair.serving.mutate(ALICE, Call("test.stuck", ALICE)))
@@ -195,17 +201,10 @@ def test_a_write_whose_answer_is_lost_with_the_link_fails_unavailable(store_fact
 
 
 def test_calls_of_a_link_that_went_away_do_not_run_later(store_factory: Callable[[], Store], tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+                                                         stuck: tuple[threading.Event, threading.Event]) -> None:
     """A serving process that dropped its link (its callers were answered 503) must not have the calls it had
     queued there applied afterwards, behind the back of callers that may be retrying them elsewhere."""
-    entered, let_go = threading.Event(), threading.Event()
-
-    def stuck(tx: Tx, actor: Actor, *, now: float) -> dict[str, Any]:
-        entered.set()
-        let_go.wait(10)
-        return {}
-
-    monkeypatch.setitem(calls.OPERATIONS, "test.stuck", stuck)
+    entered, let_go = stuck
 
     async def body(pair: Pair) -> None:
         hub = pair.serving
