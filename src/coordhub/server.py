@@ -188,6 +188,10 @@ def serve(cfg: ServerConfig) -> None:
         checked.close()  # each serving process opens its own (run_app)
     data_dir = cfg.resolved_data_dir()
     prepare_data_dir(data_dir)
+    if cfg.writer_process:
+        from coordhub.workers import check_link_dir
+
+        check_link_dir()
     sock = bind(cfg.host, cfg.port)
     try:
         store, hub, new_token = _open_hub(cfg)

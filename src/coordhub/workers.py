@@ -56,6 +56,28 @@ RESTART_FIRST = 0.5  # seconds before restarting a worker that died; doubles whi
 RESTART_MAX = 10.0
 YOUNG_SECONDS = 5.0  # a worker that dies sooner than this after its start died "young"
 _PR_SET_PDEATHSIG = 1  # prctl(2)
+_SUN_PATH = 108  # bytes in a Unix socket address's path on Linux, unix(7)
+_LINK_PREFIX = "coord-writer-"
+
+
+def check_link_dir() -> None:
+    """Raise ``StartupError`` unless the writer process's socket can be made where :func:`supervise` puts it.
+
+    That is a new directory under ``TMPDIR`` (``tempfile.mkdtemp``, whose
+    names have a fixed length); a path longer than a Unix socket address
+    holds (``sun_path``: 108 bytes on Linux, its terminating NUL included,
+    unix(7)) could never be listened on, and the serving processes would
+    write locally for ever.
+    """
+    from coordhub.server import StartupError
+
+    base = Path(tempfile.gettempdir())
+    longest = base / f"{_LINK_PREFIX}{'x' * 8}" / SOCKET_NAME  # mkdtemp's names: the prefix and 8 characters
+    if len(os.fsencode(longest)) > _SUN_PATH - 1:
+        raise StartupError(f"the writer process's socket under {base} would be over {_SUN_PATH - 1} bytes, too "
+                           "long for a Unix socket: point TMPDIR at a shorter directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise StartupError(f"cannot make the writer process's socket under {base}: not writable (set TMPDIR)")
 
 
 def supervise(cfg: Any, sock: socket.socket) -> None:
@@ -77,7 +99,7 @@ def supervise(cfg: Any, sock: socket.socket) -> None:
     procs: dict[int, BaseProcess] = {}
     started: dict[int, float] = {}
     pause = RESTART_FIRST
-    link_dir = Path(tempfile.mkdtemp(prefix="coord-writer-")) if cfg.writer_process else None  # mode 0700
+    link_dir = Path(tempfile.mkdtemp(prefix=_LINK_PREFIX)) if cfg.writer_process else None  # mode 0700
     link = None if link_dir is None else link_dir / SOCKET_NAME
     try:
         if link is not None:

@@ -15,14 +15,15 @@ this user can enter (0700, made by the supervisor); frames of a 4-byte
 big-endian length and a pickle of plain data. A serving process sends
 ``(id, call, status, idempotency, exemption, ahead)`` (:meth:`Call.plain`,
 the idempotency key and fingerprint, the exemption's name, the rows named for
-reading ahead) once the writer process has said ``("hello",)``; it answers ``("ok", id, status, body,
+reading ahead) once the writer process has said ``("hello", pid)``; it answers ``("ok", id, status, body,
 replayed)`` or ``("error", id, CoordError)`` (or ``("bug", id, text)``: a
 500), and after each commit sends every serving process ``("events", after, rows)``
 with the events logged since the last, *before* the answers of that batch: a
 sender's answer does not overtake the push of what it sent (except where a
 serving process's bus does not reach ``after`` yet, after a start or restart:
 it reads the log instead, ``Hub._publish_remote``, which may finish after the
-answer). Unpickling takes
+answer); before those, ``("batch", units, seconds)`` for the serving
+processes' ``coord_writer_*`` metrics. Unpickling takes
 no class but coordhub's own errors (:class:`_Unpickler`).
 
 What stays true: every write still runs :meth:`Hub.mutate`'s rules (halts,
@@ -182,6 +183,10 @@ class WriterLink:
         self.connections = 0
         #: Calls the writer process answered.
         self.calls = 0
+        #: The writer process's pid, from its hello (None until the first).
+        self.pid: int | None = None
+        #: Called with each of the writer process's batches (its units, its commit's seconds): ``/metrics``.
+        self.on_batch: Callable[[int, float], None] | None = None
         self._heard = 0.0  # loop time of the last frame from the writer process (or of the first call waiting)
         self._greeted: asyncio.Future[None] | None = None  # resolved by the writer process's hello
 
@@ -191,8 +196,8 @@ class WriterLink:
         return self._frames is not None
 
     def as_dict(self) -> dict[str, Any]:
-        """``connected``, ``connections`` made, ``calls`` answered (for ``/health``)."""
-        return {"connected": self.ready, "connections": self.connections, "calls": self.calls}
+        """``connected``, ``connections`` made, ``calls`` answered, the writer process's ``pid`` (``/health``)."""
+        return {"connected": self.ready, "connections": self.connections, "calls": self.calls, "pid": self.pid}
 
     def start(self, publish: Callable[[int, list[Row]], None]) -> None:
         """Keep connected from the running loop; ``publish(after, rows)`` gets the events the writer process
@@ -285,8 +290,13 @@ class WriterLink:
         self._heard = asyncio.get_running_loop().time()
         kind = message[0]
         if kind == "hello":
+            self.pid = message[1]
             if self._greeted is not None and not self._greeted.done():
                 self._greeted.set_result(None)
+            return
+        if kind == "batch":
+            if self.on_batch is not None:
+                self.on_batch(message[1], message[2])
             return
         if kind == "events":
             self._publish(message[1], message[2])
@@ -471,6 +481,7 @@ class WriterServer:
         """Listen on ``path`` until ``stop`` is set; then finish the writes under way (blocks)."""
         first = self.hub.query_sync(lambda tx, now: tx.events.last_id())
         self.hub.feed_commits(first, self._broadcast)
+        self.hub.store.set_batch_observer(self._batched)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # a socket left by a writer process that was killed
         server = socketserver.ThreadingUnixStreamServer(str(path), self._handler(), bind_and_activate=True)
@@ -490,6 +501,7 @@ class WriterServer:
                     link.sock.shutdown(socket.SHUT_RD)
             server.server_close()
             self.hub.store.set_after_commit(None)
+            self.hub.store.set_batch_observer(None)
 
     def _handler(self) -> type[socketserver.BaseRequestHandler]:
         outer = self
@@ -503,7 +515,7 @@ class WriterServer:
     def _serve_link(self, sock: socket.socket) -> None:
         link = _Link(sock)
         self.links.add(link)
-        link.send(encode(("hello",)), at_once=True)
+        link.send(encode(("hello", os.getpid())), at_once=True)
         try:
             with sock.makefile("rb", buffering=1 << 16) as frames:
                 while True:
@@ -530,6 +542,13 @@ class WriterServer:
         # on the writer thread, after the commit and before its answers
         if self.links:
             frame = encode(("events", after, rows))
+            for link in list(self.links):
+                link.send(frame, at_once=True)
+
+    def _batched(self, units: int, seconds: float) -> None:
+        # on the writer thread, before the batch's events and answers: the serving processes' /metrics
+        if self.links:
+            frame = encode(("batch", units, seconds))
             for link in list(self.links):
                 link.send(frame, at_once=True)
 
@@ -594,3 +613,7 @@ def writer_main(cfg: Any, path: Path, supervisor: int) -> None:
         WriterServer(hub).serve(path, stop)
     finally:
         store.close()
+        if os.getppid() != supervisor:  # the supervisor was killed outright: nobody else removes its directory
+            with contextlib.suppress(OSError):
+                path.unlink()
+                path.parent.rmdir()

@@ -52,9 +52,11 @@ def test_metrics_count_routes_batches_leases_and_refusals(api: Api) -> None:
     assert _value(s, "coord_http_request_seconds_count", route="/api/coord/locks", method="POST", status="2xx") == 3
     assert _value(s, "coord_http_request_seconds_sum", route="/api/coord/locks", method="POST", status="2xx") > 0
     assert _value(s, "coord_http_request_seconds_count", route="unmatched", method="GET", status="4xx") == 1
-    assert _value(s, "coord_writer_batch_units_count") >= 4  # the token, three claims
-    assert _value(s, "coord_writer_batch_units_sum") >= 4
-    assert _value(s, "coord_writer_commit_seconds_count") >= 4
+    assert _value(s, "coord_writer_batch_units_count", writer="own") >= 4  # the token, three claims
+    assert _value(s, "coord_writer_batch_units_sum", writer="own") >= 4
+    assert _value(s, "coord_writer_commit_seconds_count", writer="own") >= 4
+    assert ("coord_writer_batch_units_count", (("writer", "process"),)) in s  # no writer process: none of its
+    assert _value(s, "coord_writer_batch_units_count", writer="process") == 0
     assert _value(s, "coord_leases_live") == 3
     assert _value(s, "coord_assignments_queued") == 0
     assert _value(s, "coord_streams_open") == 0

@@ -65,8 +65,11 @@ class Pair:
         self._stop = threading.Event()
         self._serving: threading.Thread | None = None
         self.units = {"serving": 0, "writer": 0}  # units each hub's writer committed
-        for name, h in (("serving", serving), ("writer", writer)):
-            h.store.set_batch_observer(lambda n, _s, name=name: self.units.__setitem__(name, self.units[name] + n))
+        serving.store.set_batch_observer(lambda n, _s: self._count("serving", n))
+        self.link.on_batch = lambda n, _s: self._count("writer", n)  # as the writer process reports its batches
+
+    def _count(self, writer: str, units: int) -> None:
+        self.units[writer] += units
 
     async def start_server(self, *, linked: bool = True) -> None:
         self._stop = threading.Event()
@@ -125,6 +128,7 @@ def test_calls_run_in_the_writer_with_every_rule_of_a_write(store_factory: Calla
         before = hub.bus.last_id
         granted = await _claimed(hub, ALICE)
         assert granted.status == 201 and granted.body["session_id"] == ALICE.session_id and link.calls == 1
+        assert link.as_dict()["pid"] == os.getpid()  # its hello named it (both ends are this process here)
         # its event was sent before its answer: on the bus already, with no poll and no announcement between
         assert [e["kind"] for e in hub.bus.since(before) or []] == ["lease.granted"]
         # the writer hub made it: the serving hub's own writer committed nothing
@@ -325,7 +329,7 @@ def test_a_writer_that_answers_nothing_is_left_and_writes_run_here(store_factory
             accepted.append(writer)
             handlers.append(asyncio.current_task())  # type: ignore[arg-type]
             if not greeted:  # as a writer process that wedged after it took its first link; later ones it
-                writer.write(encode(("hello",)))  # no longer greets (so they never become ready)
+                writer.write(encode(("hello", 4242)))  # no longer greets (so they never become ready)
                 greeted.append(writer)
             with contextlib.suppress(ConnectionError):
                 while data := await reader.read(65_536):

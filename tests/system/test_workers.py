@@ -14,6 +14,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -23,7 +26,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.conftest import LiveHub, scratch_database
+from tests.conftest import LiveHub, free_port, scratch_database
 from tests.system.test_cluster import Follower
 from tests.system.test_history import Plan, assert_clean_and_meaningful, one_line, run_history
 
@@ -37,11 +40,13 @@ def workers_hub(backend: str, tmp_path: Path, request: pytest.FixtureRequest) ->
     indirectly with ``"writer-process"``, with ``--writer-process`` too."""
     with contextlib.ExitStack() as stack:
         args: tuple[str, ...] = ("--workers", str(WORKERS))
+        env = {}
         if getattr(request, "param", None) == "writer-process":
             args += ("--writer-process",)
+            env["TMPDIR"] = stack.enter_context(tempfile.TemporaryDirectory(prefix="cw"))  # where its socket goes
         if backend == "postgres":
             args += ("--database-url", stack.enter_context(scratch_database("coordhub_workers")))
-        hub = _started(LiveHub(tmp_path / "hub", args=args))
+        hub = _started(LiveHub(tmp_path / "hub", args=args, env=env))
         stack.callback(hub.stop)
         yield hub
 
@@ -97,6 +102,26 @@ def _serving_workers(hub: LiveHub) -> set[int]:
             if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()}
 
 
+def _sample(metrics: str, name: str) -> float:
+    """The value of the sample ``name`` (with its labels, as Prometheus text prints them) in ``metrics``."""
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"no sample {name}")
+
+
+def _writer_pid(hub: LiveHub) -> int:
+    """The writer process's pid, as the workers' links report it once both are connected."""
+    deadline = time.monotonic() + 60
+    while True:
+        links = [h.get("writer_process") for h in (_health_on_fresh_connection(hub.url) for _ in range(20))]
+        pids = {link["pid"] for link in links if isinstance(link, dict) and link["connected"]}
+        if len(pids) == 1 and all(isinstance(link, dict) and link["connected"] for link in links):
+            return int(pids.pop())
+        assert time.monotonic() < deadline, links
+        time.sleep(0.2)
+
+
 def _inbox(hub: LiveHub, session: str) -> set[str]:
     """The ids of every message ``session`` holds (fewer than a page of 500: the tests send fewer)."""
     r = httpx2.get(hub.url + "/api/coord/messages", headers=_auth(hub.token(session)),
@@ -118,6 +143,10 @@ def test_both_workers_answer_and_a_history_across_them_is_correct(workers_hub: L
                                                              for _ in range(40))}
     if "--writer-process" in workers_hub.args:  # the history's claims, releases and sends went through it
         assert all(link is not None and link["connected"] and link["calls"] > 0 for link in links.values()), links
+        [pid] = {link["pid"] for link in links.values()}  # one writer process, one of the supervisor's children
+        assert pid in _serving_workers(workers_hub)
+        metrics = httpx2.get(workers_hub.url + "/metrics", headers=_auth(workers_hub.admin_token)).text
+        assert _sample(metrics, 'coord_writer_batch_units_count{writer="process"}') > 0  # its batches, reported
     else:
         assert set(links.values()) == {None}, links
 
@@ -221,7 +250,8 @@ def test_a_killed_writer_process_is_started_again_and_writes_go_on(workers_hub: 
     token = workers_hub.token(sender)
     before = _serving_workers(workers_hub)
     assert len(before) == WORKERS + 1
-    writer = min(before)  # started before the workers
+    writer = _writer_pid(workers_hub)
+    assert writer in before
     acked: list[str] = []
     failed: list[int] = []
     stop = threading.Event()
@@ -259,6 +289,7 @@ def test_a_killed_writer_process_is_started_again_and_writes_go_on(workers_hub: 
     assert all(isinstance(v, dict) and v["connected"] and v["connections"] >= 2 for v in links.values()), links
     now = _serving_workers(workers_hub)
     assert len(now) == WORKERS + 1 and writer not in now and before - {writer} <= now
+    assert _writer_pid(workers_hub) in now - before  # the links name the new one
     assert set(failed) <= {503} and len(failed) <= 2, failed  # one client: at most its write under way
     assert sent_before > 0 and len(acked) > sent_before
     assert set(acked) <= _inbox(workers_hub, to)
@@ -274,19 +305,35 @@ def test_sigterm_stops_every_worker_and_exits_zero(workers_hub: LiveHub) -> None
 
 
 def test_workers_flag_is_checked(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     p = subprocess.run([sys.executable, "-m", "coordhub", "serve", "--workers", "0", "--data-dir",
                         str(tmp_path / "d")], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "--workers" in p.stderr
 
 
+def test_a_writer_socket_path_too_long_stops_the_start(tmp_path: Path) -> None:
+    """A ``TMPDIR`` under which the writer process's socket could not be listened on (over 107 bytes) is refused
+    at the start, before anything serves, instead of leaving every write to the workers for ever."""
+    deep = tmp_path / ("t" * (110 - len(str(tmp_path))))
+    deep.mkdir()
+    p = subprocess.run([sys.executable, "-m", "coordhub", "serve", "--writer-process", "--port", str(free_port()),
+                        "--data-dir", str(tmp_path / "d")], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "TMPDIR": str(deep)})
+    assert p.returncode == 1, (p.returncode, p.stderr)  # EXIT_REFUSED
+    assert "too long for a Unix socket" in p.stderr and "TMPDIR" in p.stderr
+    assert list(deep.iterdir()) == []
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("workers_hub", ["own-writers", "writer-process"], indirect=True)
 def test_workers_do_not_outlive_a_killed_supervisor(workers_hub: LiveHub) -> None:
-    """kill -9 of the supervisor stops its workers: no orphan keeps the port and the file (a restart could not bind)."""
+    """kill -9 of the supervisor stops its workers (and the writer process, which removes its socket's
+    directory): no orphan keeps the port and the file (a restart could not bind)."""
     workers = _serving_workers(workers_hub)
-    assert len(workers) == WORKERS
+    writer_process = "--writer-process" in workers_hub.args
+    assert len(workers) == WORKERS + writer_process
+    if writer_process:
+        _writer_pid(workers_hub)  # linked: its socket exists
+        assert [p.name for p in Path(workers_hub.env["TMPDIR"]).iterdir()][0].startswith("coord-writer-")
     assert workers_hub.proc is not None
     os.kill(workers_hub.proc.pid, signal.SIGKILL)
     workers_hub.proc.wait(30)
@@ -304,3 +351,5 @@ def test_workers_do_not_outlive_a_killed_supervisor(workers_hub: LiveHub) -> Non
     for pid in left:  # do not leave them serving after the test
         os.kill(pid, signal.SIGKILL)
     assert not left, f"workers {left} outlived their supervisor"
+    if writer_process:
+        assert list(Path(workers_hub.env["TMPDIR"]).iterdir()) == []

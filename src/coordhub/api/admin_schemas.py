@@ -70,6 +70,7 @@ class WriterLinkOut(Out):
                                         "now (false: they run on this worker's own writer until it is back).")
     connections: int = Field(description="Connections made to it: 1, plus one after each restart of it.")
     calls: int = Field(description="Answers this worker has had from it (writes it made, or refused).")
+    pid: int | None = Field(description="The writer process's process id, as it last said (null before it has).")
 
 
 class HealthOut(Out):

@@ -186,6 +186,8 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
         bus.listeners.append(app.state.fanout.publish_soon)  # live SSE streams, one pass per publish
         hub.lag_observer = measured.observe_lag
         hub.store.set_batch_observer(measured.observe_batch)
+        if hub.remote is not None:  # the writer process's batches, which write what this hub's calls asked
+            hub.remote.on_batch = measured.observe_writer_process_batch
         app.state.up_since = hub.clock.now()  # the reconciler counts the hub's own downtime for no host
         tasks = [asyncio.create_task(_follow_forever(hub)),
                  asyncio.create_task(_share_rate_limits(hub, app.state.auth.limiter, rate_buckets))]
@@ -204,6 +206,8 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
             hub.stop_bus()
             app.state.fanout.close()
             hub.store.set_batch_observer(None)
+            if hub.remote is not None:
+                hub.remote.on_batch = None
             if exporter is not None:
                 exporter.shutdown()
             for task in tasks:

@@ -16,7 +16,9 @@ What is measured, and what it costs:
   ``coord bench`` before and after is in docs/benchmarks.md). Streams (SSE)
   are counted with 0 s: their duration is the client's choice.
 * per write batch: its units (``coord_writer_batch_units``) and commit
-  latency (``coord_writer_commit_seconds``), from the store's batch observer.
+  latency (``coord_writer_commit_seconds``), from the store's batch observer
+  (``writer="own"``) and, under ``--writer-process``, as the writer process
+  reports its batches (``writer="process"``).
 * per published event page: the lag from the write's time to this hub's bus
   (``coord_event_publish_lag_seconds``), by source: ``local`` (this process's
   commits) or ``remote`` (another hub's, announced by NOTIFY: the cross-hub lag).
@@ -78,18 +80,22 @@ class HubMetrics:
         # observation per request is the whole hot-path cost.
         self.requests = RequestTimes()
         r.register(self.requests)
-        # Observed on the writer's thread (observe_batch)
-        self.batch_units = OneThread("coord_writer_batch_units", "Units of work per write batch (group commit).",
-                                     BATCH_BUCKETS)
-        self.commit_seconds = OneThread("coord_writer_commit_seconds", "Latency of each write batch's COMMIT.",
-                                        LATENCY_BUCKETS)
+        # writer="own": observed on the writer's thread (observe_batch); writer="process": on the event loop's
+        # thread, as the writer process reports its batches (observe_writer_process_batch)
+        self.batch_units = OneThread("coord_writer_batch_units", "Units of work per write batch (group commit), by "
+                                     "writer: own (this process's) or process (the writer process's).",
+                                     BATCH_BUCKETS, ("writer",))
+        self.commit_seconds = OneThread("coord_writer_commit_seconds", "Latency of each write batch's COMMIT, by "
+                                        "writer: own or process.", LATENCY_BUCKETS, ("writer",))
         # Observed on the event loop's thread (Hub._publish)
         self.publish_lag = OneThread("coord_event_publish_lag_seconds", "From an event's write time to its "
                                      "publication on this hub's bus; source=remote is another hub's commit "
                                      "(cross-hub notify lag).", LAG_BUCKETS, ("source",))
         for histogram in (self.batch_units, self.commit_seconds, self.publish_lag):
             r.register(histogram)
-        self._units, self._commits = self.batch_units.child(), self.commit_seconds.child()
+        self._units, self._commits = self.batch_units.child("own"), self.commit_seconds.child("own")
+        self._process_units = self.batch_units.child("process")
+        self._process_commits = self.commit_seconds.child("process")
         self._lag = {source: self.publish_lag.child(source) for source in ("local", "remote")}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -112,6 +118,12 @@ class HubMetrics:
         """One committed write batch (called on the writer thread)."""
         self.batch_units.observe(self._units, units)
         self.commit_seconds.observe(self._commits, commit_seconds)
+
+    def observe_writer_process_batch(self, units: int, commit_seconds: float) -> None:
+        """One batch the writer process committed, as it reported it (called on the event loop's thread; under
+        ``--workers N`` every serving process hears of every batch)."""
+        self.batch_units.observe(self._process_units, units)
+        self.commit_seconds.observe(self._process_commits, commit_seconds)
 
     def observe_lag(self, source: str, seconds: float) -> None:
         """Lag of one published event page (``source``: local or remote)."""

@@ -68,6 +68,9 @@ class RemoteWriter(Protocol):
     the writes are serialised.
     """
 
+    #: Called with each of its batches (units, seconds its commit took), as the store's batch observer is.
+    on_batch: Callable[[int, float], None] | None
+
     @property
     def ready(self) -> bool:
         """True while connected: calls go there."""
@@ -80,7 +83,7 @@ class RemoteWriter(Protocol):
         """Disconnect; calls run locally from now on."""
 
     def as_dict(self) -> dict[str, Any]:
-        """``connected``, ``connections`` made, ``calls`` answered (for ``/health``)."""
+        """``connected``, ``connections`` made, ``calls`` answered, its ``pid`` (for ``/health``)."""
 
     async def mutate(self, actor: Actor, call: Call, status: int, idem: IdempotentRequest | None,
                      during_halt: halt.Exempt | None, ahead: Ahead | None) -> Outcome:
