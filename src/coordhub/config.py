@@ -62,9 +62,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workers", int, 1, "Serving processes (1 … 64): more use more cores. They share the socket and "
             "the database (writes stay serialised, events reach every worker at once); see docs/scaling.md.",
             "server"),
-    Setting("writer_process", bool, False, "Also run one writer process that makes the hottest writes (sends, "
-            "claims, releases, renewals) for the serving process(es) in shared batches, on a core of its own; "
-            "the others run where they arrive. See docs/scaling.md.", "server"),
+    Setting("writer_process", bool, False, "Also run one writer process that makes the hot and routine writes "
+            "(sends, claims, releases, renewals, presence, reads, acks, the hooks' unshown messages) for the serving "
+            "process(es) in shared batches, on a core of its own; the others run where they arrive. See "
+            "docs/scaling.md.", "server"),
     Setting("max_body_bytes", int, 1_048_576, "Largest request body accepted; larger answers 413.", "server"),
     Setting("rate_limit", float, 100.0, "Requests per second each token may make on average; more answer 429 "
             "with Retry-After (0 turns the limit off).", "server"),

@@ -7,7 +7,8 @@ interpreter lock it shares with its own HTTP loop, so on PostgreSQL the other
 writers mostly wait for a process that is busy serving (issue 15, measured in
 docs/benchmarks.md). With ``--writer-process`` the supervisor also starts one
 process that serves no HTTP: it opens the store and runs the hottest writes
-(:class:`coordhub.core.calls.Call`: sends, claims, releases, renewals) for
+and an agent's routine ones (:class:`coordhub.core.calls.Call`: sends, claims,
+releases, renewals, presence, reads, acks, the hooks' unshown messages) for
 every serving process, so they share its batches and its commits.
 
 The wire: one Unix stream socket per serving process, in a directory only

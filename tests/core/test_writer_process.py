@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
 from coordhub import writer_process
+from coordhub.api.app import create_app
 from coordhub.clock import ManualClock
-from coordhub.core import calls, halt, leases
+from coordhub.core import calls, halt, leases, tokens
 from coordhub.core.calls import Call
 from coordhub.core.hub import Hub, Outcome
 from coordhub.core.idempotency import IdempotentRequest
@@ -151,6 +153,39 @@ def test_calls_run_in_the_writer_with_every_rule_of_a_write(store_factory: Calla
         released = await hub.mutate(ALICE, Call("leases.release", ALICE, lease_id=granted.body["id"]),
                                     during_halt=halt.Exempt.RELEASE)
         assert released.body["state"] == "released" and link.calls == 6
+
+    _run(store_factory, tmp_path, body)
+
+
+def test_an_agents_routine_writes_cross_too(store_factory: Callable[[], Store], tmp_path: Path) -> None:
+    """Presence, the hooks' unshown messages, marking read and acks run in the writer, with their rules (a stale
+    incarnation's heartbeat refused there), and answer as they would here."""
+    async def body(pair: Pair) -> None:
+        hub, link = pair.serving, pair.link
+
+        async def call(actor: Actor, name: str, **arguments: Any) -> Any:
+            before = link.calls
+            done = await hub.mutate(actor, Call(name, actor, **arguments))
+            assert link.calls == before + 1, name  # answered by the writer process
+            return done.body
+
+        first = await call(ALICE, "presence.register", client="claude-code", client_session="c-1", cwd="/w")
+        assert first["incarnation"] == 1 and first["client"] == "claude-code"
+        again = await call(ALICE, "presence.register", client=None, client_session=None, cwd=None)
+        assert again["incarnation"] == 2
+        with pytest.raises(StaleIncarnation):
+            await hub.mutate(ALICE, Call("presence.heartbeat", ALICE, incarnation=1))
+        assert (await call(ALICE, "presence.heartbeat", incarnation=2))["state"] == "active"
+        sent = (await hub.mutate(BOB, Call("messages.send", BOB, to_session=ALICE.session_id, subject="hi",
+                                           body="b", requires_ack=True), status=201)).body
+        shown = await call(ALICE, "messages.unshown_with_turns", limit=5)
+        assert [m["id"] for m in shown["messages"]] == [sent["id"]] and shown["turns"] == []
+        assert (await call(ALICE, "messages.unshown_with_turns", limit=5))["messages"] == []  # shown once
+        assert (await call(ALICE, "messages.mark_read", message_id=sent["id"]))["read_at"] is not None
+        assert (await call(ALICE, "messages.ack", message_id=sent["id"]))["acked_at"] is not None
+        ended = await call(ALICE, "presence.deregister", incarnation=2, release_leases=True)
+        assert ended["state"] == "offline"
+        assert pair.units["serving"] == 0  # none of them ran on the serving hub's own writer
 
     _run(store_factory, tmp_path, body)
 
@@ -391,3 +426,67 @@ def test_a_call_runs_as_the_closure_it_names(hub: Hub) -> None:
     got = hub.mutate_sync(ALICE, _claim(ALICE), status=201)
     same = hub.query_sync(lambda tx, now: leases.get(tx, got.body["id"], now))
     assert got.status == 201 and same["session_id"] == ALICE.session_id and same["resource"] == "src/a.py"
+
+
+class _Recorder:
+    """A remote writer that runs each call on the hub's own writer and notes its name: which routes hand over."""
+
+    ready = True
+    on_batch = None
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub, self.names = hub, []
+
+    def start(self, publish: Callable[[int, list[Any]], None]) -> None:
+        pass  # the hub's own writer feeds the bus: the calls run there
+
+    def stop(self) -> None:
+        pass
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"connected": True, "connections": 1, "calls": len(self.names), "pid": None}
+
+    async def mutate(self, actor: Actor, call: Call, status: int, idem: IdempotentRequest | None,
+                     during_halt: halt.Exempt | None, ahead: Ahead | None) -> Outcome:
+        self.names.append(call.name)
+        done: Outcome = await self.hub.store.write(self.hub.unit_of_work(actor, call, status, idem, during_halt,
+                                                                         ahead))
+        return done
+
+
+def test_the_routes_hand_an_agents_writes_over_as_calls(hub: Hub) -> None:
+    """Every route of the writes :data:`calls.OPERATIONS` names gives ``Hub.mutate`` a :class:`Call`, so that under
+    ``--writer-process`` they run there (a route that went back to a closure would run on its own writer)."""
+    recorder = _Recorder(hub)
+    hub.remote = recorder
+    admin = hub.mutate_sync(ADMIN, lambda tx, now: tokens.ensure_admin(tx, None, now)).body
+    with TestClient(create_app(hub, sweep_seconds=0)) as client:
+        def token(session: str) -> dict[str, str]:
+            r = client.post("/api/coord/tokens", json={"name": session},
+                            headers={"Authorization": f"Bearer {admin}"})
+            assert r.status_code in (200, 201), r.text
+            return {"Authorization": f"Bearer {r.json()['token']}"}
+
+        alice, bob = token(ALICE.session_id), token(BOB.session_id)
+        recorder.names.clear()
+
+        def ok(method: str, path: str, who: dict[str, str], body: Any = None) -> Any:
+            r = client.request(method, "/api/coord" + path, headers=who, json=body)
+            assert r.status_code in (200, 201), (path, r.text)
+            return r.json()
+
+        inc = ok("POST", "/presence/register", alice, {"client": "claude-code"})["incarnation"]
+        ok("POST", "/presence/heartbeat", alice, {"incarnation": inc})
+        sent = ok("POST", "/messages", bob, {"to_session": ALICE.session_id, "subject": "s", "requires_ack": True})
+        ok("POST", "/messages/unshown", alice, {"limit": 5})
+        ok("PUT", f"/messages/{sent['id']}/read", alice)
+        ok("POST", f"/messages/{sent['id']}/ack", alice)
+        lease = ok("POST", "/locks", alice, {"project_key": "p", "resource": "src/a.py", "ttl_hours": 1})
+        ok("POST", f"/locks/{lease['id']}/renew", alice, {"ttl_hours": 2})
+        ok("DELETE", f"/locks/{lease['id']}", alice)
+        ok("POST", "/presence/deregister", alice, {"incarnation": inc})
+    assert recorder.names == ["presence.register", "presence.heartbeat", "messages.send",
+                              "messages.unshown_with_turns", "messages.mark_read", "messages.ack", "leases.claim",
+                              "leases.renew", "leases.release", "presence.deregister"]
+    assert set(recorder.names) | {"leases.revoke"} == set(calls.OPERATIONS)
+

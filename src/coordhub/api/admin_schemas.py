@@ -66,8 +66,9 @@ class ListenOut(Out):
 class WriterLinkOut(Out):
     """A serving process's link to the writer process (docs/scaling.md)."""
 
-    connected: bool = Field(description="Whether sends, claims, releases and renewals go to the writer process "
-                                        "now (false: they run on this worker's own writer until it is back).")
+    connected: bool = Field(description="Whether the writes it makes (sends, leases, presence, reads, acks) go to "
+                                        "the writer process now (false: they run on this worker's own writer "
+                                        "until it is back).")
     connections: int = Field(description="Connections made to it: 1, plus one after each restart of it.")
     calls: int = Field(description="Answers this worker has had from it (writes it made, or refused).")
     pid: int | None = Field(description="The writer process's process id, as it last said (null before it has).")

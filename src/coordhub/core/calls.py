@@ -1,9 +1,10 @@
 """Operations named, with plain-data arguments: what another process can run for a front end.
 
 A front end usually hands :meth:`coordhub.core.hub.Hub.mutate` a closure. The
-hottest writes (a send, a claim, a release, a renewal) are instead a
-:class:`Call`: a name from :data:`OPERATIONS` and the keyword arguments of that
-core function, all plain data (strings, numbers, :class:`Actor`). A call runs
+hottest writes (a send, a claim, a release, a renewal) and the routine ones every
+agent makes (presence, marking read, acks, the hooks' unshown messages) are
+instead a :class:`Call`: a name from :data:`OPERATIONS` and the keyword
+arguments of that core function, all plain data (strings, numbers, :class:`Actor`). A call runs
 exactly as the closure would (``call(tx, now)``), and it can also cross a
 process boundary: under ``coord serve --workers N`` the serving processes ship
 their calls to one writer process (:mod:`coordhub.writer_process`), whose
@@ -16,13 +17,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from coordhub.core import leases, messages
+from coordhub.core import leases, messages, presence
 from coordhub.core.identity import Actor
 from coordhub.store.tx import Tx
 
 #: Every operation a :class:`Call` may name: ``name -> fn(tx, actor, *, now, **arguments)``.
 OPERATIONS: dict[str, Callable[..., Any]] = {
     "messages.send": messages.send,
+    "messages.mark_read": messages.mark_read,
+    "messages.ack": messages.ack,
+    "messages.unshown_with_turns": messages.unshown_with_turns,
+    "presence.register": presence.register,
+    "presence.heartbeat": presence.heartbeat,
+    "presence.deregister": presence.deregister,
     "leases.claim": leases.claim,
     "leases.release": leases.release,
     "leases.revoke": leases.revoke,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -15,14 +14,13 @@ from coordhub.api.auth import SESSION_HEADER, Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query, queued_at
 from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
-from coordhub.core import conversations, messages
+from coordhub.core import messages
 from coordhub.core.bus import EventBus
 from coordhub.core.calls import Call
 from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid
 from coordhub.store.base import Ahead
-from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord/messages", tags=["messages"])
 MAX_WAIT_SECONDS = 60.0
@@ -115,13 +113,8 @@ async def unshown(request: Request, body: Unshown | None = None, who: Caller = D
     """
     actor = await who.act()
     limit = body.limit if body else 5
-
-    def op(tx: Tx, now: float) -> dict[str, Any]:
-        out = messages.unshown(tx, actor, limit, now)
-        turns = conversations.unshown(tx, actor, max(0, limit - len(out["messages"])), now)
-        return {**out, "turns": turns["turns"], "turns_more": turns["more"]}
-
-    return await mutate(request, actor, op, during_halt=Exempt.SEEN)
+    return await mutate(request, actor, Call("messages.unshown_with_turns", actor, limit=limit),
+                        during_halt=Exempt.SEEN)
 
 
 async def _reader(request: Request, who: Caller, message_id: uuid.UUID, session_id: str | None) -> Actor:
@@ -153,7 +146,7 @@ async def mark_read(message_id: uuid.UUID, request: Request, session_id: str | N
     call) acts as the message's recipient; only a broadcast needs one named.
     """
     actor = await _reader(request, who, message_id, session_id)
-    return await mutate(request, actor, lambda tx, now: messages.mark_read(tx, actor, str(message_id), now),
+    return await mutate(request, actor, Call("messages.mark_read", actor, message_id=str(message_id)),
                         during_halt=Exempt.SEEN)
 
 
@@ -162,5 +155,5 @@ async def ack(message_id: uuid.UUID, request: Request, session_id: str | None = 
               who: Caller = Depends(caller)) -> JSONResponse:
     """Acknowledge a message (marks it read too); acking twice is harmless. No-auth: as ``PUT …/read``."""
     actor = await _reader(request, who, message_id, session_id)
-    return await mutate(request, actor, lambda tx, now: messages.ack(tx, actor, str(message_id), now),
+    return await mutate(request, actor, Call("messages.ack", actor, message_id=str(message_id)),
                         during_halt=Exempt.SEEN)

@@ -10,6 +10,7 @@ from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
 from coordhub.api.schemas import PresenceBeat, PresenceEnd, PresenceOut, PresenceRegister, WhoamiOut
 from coordhub.core import presence
+from coordhub.core.calls import Call
 from coordhub.core.halt import Exempt
 from coordhub.errors import Invalid
 
@@ -29,16 +30,16 @@ async def whoami(request: Request, who: Caller = Depends(caller)) -> JSONRespons
 async def register(body: PresenceRegister, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Start a new incarnation of the caller (an agent process started)."""
     actor = await who.act((body.session_id, "session_id"))
-    return await mutate(request, actor, lambda tx, now: presence.register(
-        tx, actor, client=body.client, client_session=body.client_session, cwd=body.cwd, now=now),
-        during_halt=Exempt.PRESENCE)
+    return await mutate(request, actor, Call("presence.register", actor, client=body.client,
+                                             client_session=body.client_session, cwd=body.cwd),
+                        during_halt=Exempt.PRESENCE)
 
 
 @router.post("/presence/heartbeat", response_model=PresenceOut, responses=responses(*WRITE_ERRORS, 409))
 async def heartbeat(body: PresenceBeat, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Keep the caller's presence alive; 409 ``stale_incarnation`` if a newer incarnation registered."""
     actor = await who.act((body.session_id, "session_id"))
-    return await mutate(request, actor, lambda tx, now: presence.heartbeat(tx, actor, body.incarnation, now),
+    return await mutate(request, actor, Call("presence.heartbeat", actor, incarnation=body.incarnation),
                         during_halt=Exempt.PRESENCE)
 
 
@@ -46,8 +47,8 @@ async def heartbeat(body: PresenceBeat, request: Request, who: Caller = Depends(
 async def deregister(body: PresenceEnd, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """End the caller's incarnation (offline at once), optionally releasing its leases."""
     actor = await who.act((body.session_id, "session_id"))
-    return await mutate(request, actor, lambda tx, now: presence.deregister(
-        tx, actor, body.incarnation, body.release_leases, now), during_halt=Exempt.PRESENCE)
+    return await mutate(request, actor, Call("presence.deregister", actor, incarnation=body.incarnation,
+                                             release_leases=body.release_leases), during_halt=Exempt.PRESENCE)
 
 
 @router.get("/presence", response_model=list[PresenceOut], responses=responses(*READ_ERRORS))
