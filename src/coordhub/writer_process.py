@@ -103,9 +103,32 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"the writer link does not carry {module}.{name}")
 
 
+class _Pickler(pickle.Pickler):
+    """Writes what :class:`_Unpickler` takes, and refuses anything else at the sending end.
+
+    An answer body holding another object (a ``datetime``, an enum, a
+    dataclass: what the HTTP encoder would render) would not decode on the
+    other side, and a frame that does not decode closes the link with every
+    call waiting on it; refused here, it fails only its own call
+    (:meth:`WriterServer._run` answers it as a bug). Plain data never reaches
+    :meth:`reducer_override` (the pickler's fast paths take it), so it costs
+    the frames nothing.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        carried = isinstance(obj, CoordError) or obj is errors._rebuild or (
+            isinstance(obj, type) and issubclass(obj, CoordError))
+        if carried:
+            return NotImplemented  # pickled as usual: the error whole, through errors._rebuild
+        raise pickle.PicklingError(f"the writer link carries plain data, not {type(obj).__module__}."
+                                   f"{type(obj).__qualname__}")
+
+
 def encode(message: Any) -> bytes:
-    """One frame: length, then ``message`` pickled."""
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    """One frame: length, then ``message`` pickled (plain data and coordhub's errors only: ``PicklingError``)."""
+    out = io.BytesIO()
+    _Pickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(message)
+    data = out.getvalue()
     if len(data) > MAX_FRAME:
         raise ValueError(f"a writer-link frame of {len(data)} bytes is over {MAX_FRAME}")
     return _HEADER.pack(len(data)) + data

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import pickle
@@ -41,6 +42,7 @@ from coordhub.errors import Halted, LeaseConflict, Unavailable
 from coordhub.store.base import Ahead, Store
 from coordhub.store.tx import Tx
 from coordhub.writer_process import WriterLink, WriterServer, decode, encode
+from tests.conversations.conftest import org
 
 ALICE, BOB = Actor("M/alice"), Actor("M/bob")
 ADMIN = Actor("M/admin", is_admin=True)
@@ -186,6 +188,25 @@ def test_an_agents_routine_writes_cross_too(store_factory: Callable[[], Store], 
         ended = await call(ALICE, "presence.deregister", incarnation=2, release_leases=True)
         assert ended["state"] == "offline"
         assert pair.units["serving"] == 0  # none of them ran on the serving hub's own writer
+
+    _run(store_factory, tmp_path, body)
+
+
+def test_an_answer_that_is_not_plain_data_fails_its_call_only(store_factory: Callable[[], Store], tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body holding an object the link does not carry (here a ``datetime``) is refused as the writer encodes it:
+    that call fails (500, as a bug), the link stays up and the next call crosses. Were it sent, the serving side
+    could not decode it and would close the link with every call waiting on it."""
+    def beat(tx: Tx, actor: Actor, incarnation: int | None, now: float) -> dict[str, Any]:
+        return {"at": dt.datetime.now(dt.UTC)}
+
+    async def body(pair: Pair) -> None:
+        hub, link = pair.serving, pair.link
+        monkeypatch.setitem(calls.OPERATIONS, "presence.heartbeat", beat)
+        with pytest.raises(RuntimeError, match="plain data, not datetime.datetime"):
+            await hub.mutate(ALICE, Call("presence.heartbeat", ALICE, incarnation=None))
+        assert link.ready and link.connections == 1
+        assert (await _claimed(hub, ALICE)).status == 201 and link.calls == 2
 
     _run(store_factory, tmp_path, body)
 
@@ -418,6 +439,9 @@ def test_frames_carry_errors_whole_and_refuse_any_other_global() -> None:
 
     with pytest.raises(pickle.UnpicklingError, match="does not carry"):
         decode(pickle.dumps(Evil()))
+    for other in (Evil(), ALICE, dt.date(2026, 12, 3), halt.Exempt.SEEN):  # refused as they are sent, too
+        with pytest.raises(pickle.PicklingError, match="carries plain data"):
+            encode({"body": [other]})
     with pytest.raises(KeyError):
         Call("leases.release_all", ALICE, session_id="M/alice")  # not a call that crosses
 
@@ -489,4 +513,53 @@ def test_the_routes_hand_an_agents_writes_over_as_calls(hub: Hub) -> None:
                               "messages.unshown_with_turns", "messages.mark_read", "messages.ack", "leases.claim",
                               "leases.renew", "leases.release", "presence.deregister"]
     assert set(recorder.names) | {"leases.revoke"} == set(calls.OPERATIONS)
+
+
+def test_the_hooks_unshown_answer_crosses_the_link_with_its_turns(store_factory: Callable[[], Store],
+                                                                   tmp_path: Path) -> None:
+    """``POST /messages/unshown`` through the app with a real link: its answer (a message and a conversation turn,
+    every field of both) crosses the frames whole. A body holding anything but plain data would not decode on
+    the serving side, and every such answer would fail with the link."""
+    path = tmp_path / "writer.sock"
+    stop = threading.Event()
+    serving = threading.Thread(target=WriterServer(Hub(store_factory())).serve, args=(path, stop))
+    serving.start()
+    hub = Hub(store_factory())
+    link = WriterLink(path)
+    hub.remote = link
+    admin = hub.mutate_sync(ADMIN, lambda tx, now: tokens.ensure_admin(tx, None, now)).body
+    try:
+        with TestClient(create_app(hub, sweep_seconds=0)) as client:
+            def agent(session: str, machine: str, project: str) -> dict[str, str]:
+                r = client.post("/api/coord/tokens", json={"name": session},
+                                headers={"Authorization": f"Bearer {admin}"})
+                who = {"Authorization": f"Bearer {r.json()['token']}"}
+                r = client.put("/api/coord/conversations/profile", json={"machine": machine, "project": project},
+                               headers=who)
+                assert r.status_code == 200, r.text
+                return who
+
+            for _ in range(500):
+                if link.ready:
+                    break
+                time.sleep(0.01)
+            assert link.ready
+            career, homelab = agent("ratio/career", "ratio", "career"), agent("velox/homelab", "velox", "homelab")
+            r = client.post("/api/coord/conversations/turns", json={"to": "velox.homelab", "content": org()},
+                            headers=career)
+            assert r.status_code == 201, r.text
+            sent = client.post("/api/coord/messages", json={"to_session": "velox/homelab", "subject": "hi"},
+                               headers=career).json()
+            before = link.calls
+            r = client.post("/api/coord/messages/unshown", json={"limit": 5}, headers=homelab)
+            assert r.status_code == 200, r.text
+            assert link.calls == before + 1 and link.ready  # answered over the link, which is still up
+            shown = r.json()
+            assert [m["id"] for m in shown["messages"]] == [sent["id"]]
+            [turn] = shown["turns"]
+            assert turn["conversation_id"] == "prep-fixup" and turn["pending"] is True
+            assert turn["requires_tools"] == [] and turn["timestamp"] and turn["created_at"]
+    finally:
+        stop.set()
+        serving.join()
 
