@@ -154,6 +154,22 @@ class Unavailable(CoordError):
         self.retry_after = retry_after
 
 
+class WriterLost(Unavailable):
+    """A write handed to the writer process whose answer was lost with the link to it (503, ``Retry-After: 1``).
+
+    It may or may not have been applied, as with a database lost during a
+    commit, and the ``Idempotency-Key`` makes the retry safe; but the database
+    itself is not known to be down, and the next write runs at once (on the
+    serving process's own writer while the writer process restarts). So the
+    message says so, the wait is a second, and ``/health`` is not marked
+    disconnected (``coord serve --writer-process``, docs/scaling.md).
+    """
+
+    def __init__(self, message: str = "the writer process went away during this write: it may or may not have "
+                                      "been applied; retry with the same Idempotency-Key") -> None:
+        super().__init__(message, retry_after=1)
+
+
 def describe_problem(kind: str, where: str, message: str, value: object = None) -> str:
     """One invalid value in words, the same from every front end (REST 422 bodies, MCP argument errors).
 

@@ -68,7 +68,7 @@ from coordhub.core.halt import Exempt
 from coordhub.core.hub import Hub, Outcome
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
-from coordhub.errors import CoordError, Unavailable
+from coordhub.errors import CoordError, WriterLost
 from coordhub.store.base import Ahead, Row, Scan
 from coordhub.store.tx import Tx
 
@@ -82,8 +82,6 @@ RECONNECT_SECONDS = 0.2  # between a serving process's attempts to reach the wri
 SEND_SECONDS = 5.0  # a send to a serving process that has not finished in this long closes its link
 STOP_SECONDS = 30.0  # a stopping link waits at most this long for the answers of its calls under way
 STALL_SECONDS = 10.0  # a serving process whose oldest call has had no frame back this long drops the link
-_LOST = ("the writer process went away during this write: it may or may not have been applied; "
-         "retry with the same Idempotency-Key")
 
 
 class _Unpickler(pickle.Unpickler):
@@ -285,7 +283,7 @@ class WriterLink:
                 pending, self._pending = self._pending, {}
                 for future in pending.values():
                     if not future.done():
-                        future.set_exception(Unavailable(_LOST, retry_after=1))
+                        future.set_exception(WriterLost())
             log.warning("the link to the writer process was lost; writes run here until it is back")
 
     async def mutate(self, actor: Actor, call: Call, status: int, idem: IdempotentRequest | None,
@@ -294,7 +292,7 @@ class WriterLink:
         passes it); raise what it raised there (``Unavailable`` if the link was lost before the answer came)."""
         frames = self._frames
         if frames is None:
-            raise Unavailable(_LOST, retry_after=1)
+            raise WriterLost()
         self._next += 1
         ident = self._next
         loop = asyncio.get_running_loop()
@@ -590,7 +588,7 @@ class WriterServer:
 
         def op(tx: Tx, now: float) -> Any:
             if link.gone:  # its caller was answered 503 already: it must not happen later behind its back
-                raise Unavailable(_LOST, retry_after=1)
+                raise WriterLost()
             return call(tx, now)
 
         link.begun()

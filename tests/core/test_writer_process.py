@@ -38,7 +38,7 @@ from coordhub.core.hub import Hub, Outcome
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
 from coordhub.core.presence import StaleIncarnation
-from coordhub.errors import Halted, LeaseConflict, Unavailable
+from coordhub.errors import Halted, LeaseConflict, Unavailable, WriterLost
 from coordhub.store.base import Ahead, Store
 from coordhub.store.tx import Tx
 from coordhub.writer_process import WriterLink, WriterServer, decode, encode
@@ -562,4 +562,26 @@ def test_the_hooks_unshown_answer_crosses_the_link_with_its_turns(store_factory:
     finally:
         stop.set()
         serving.join()
+
+
+def test_a_lost_answer_says_so_and_leaves_the_database_healthy(hub: Hub) -> None:
+    """A write whose answer was lost with the link answers 503 with its own message (it may have been applied;
+    retry with the key) and ``Retry-After: 1``, and ``/health`` stays connected: the database was never down."""
+    class Lost(_Recorder):
+        async def mutate(self, actor: Actor, call: Call, status: int, idem: IdempotentRequest | None,
+                         during_halt: halt.Exempt | None, ahead: Ahead | None) -> Outcome:
+            raise WriterLost()
+
+    hub.remote = Lost(hub)
+    admin = hub.mutate_sync(ADMIN, lambda tx, now: tokens.ensure_admin(tx, None, now)).body
+    with TestClient(create_app(hub, sweep_seconds=0)) as client:
+        token = client.post("/api/coord/tokens", json={"name": ALICE.session_id},
+                            headers={"Authorization": f"Bearer {admin}"}).json()["token"]
+        r = client.post("/api/coord/messages", json={"to_session": BOB.session_id, "subject": "s"},
+                        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k-1"})
+        assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+        assert r.json()["error"]["code"] == "database_unavailable"  # what seed 001's clients retry on
+        assert "may or may not have been applied" in r.json()["error"]["message"]
+        health = client.get("/health").json()
+        assert health["status"] == "ok" and health["database"] == "connected"
 

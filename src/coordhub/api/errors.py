@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coordhub import strictjson
 from coordhub.api.answers import JSONResponse
-from coordhub.errors import CoordError, RateLimited, Unavailable, describe_problem
+from coordhub.errors import CoordError, RateLimited, Unavailable, WriterLost, describe_problem
 
 log = logging.getLogger("coordhub.api")
 
@@ -123,6 +123,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(CoordError)
     async def coord_error(request: Request, exc: CoordError) -> JSONResponse:
+        if isinstance(exc, WriterLost):  # the database is not known to be down: its own message, its own wait
+            return envelope(503, exc.code, exc.message, {"Retry-After": str(exc.retry_after)},
+                            retry_after=exc.retry_after)
         if isinstance(exc, Unavailable):
             request.app.state.db_probe.saw_unavailable()
             wait = request.app.state.retry_after
