@@ -8,23 +8,26 @@ writers mostly wait for a process that is busy serving (issue 15, measured in
 docs/benchmarks.md). With ``--writer-process`` the supervisor also starts one
 process that serves no HTTP: it opens the store and runs the hottest writes
 and an agent's routine ones (:class:`coordhub.core.calls.Call`: sends, claims,
-releases, renewals, presence, reads, acks, the hooks' unshown messages) for
-every serving process, so they share its batches and its commits.
+releases, renewals, presence, reads, acks) for every serving process, so they share its batches and its commits.
 
 The wire: one Unix stream socket per serving process, in a directory only
 this user can enter (0700, made by the supervisor); frames of a 4-byte
 big-endian length and a pickle of plain data. A serving process sends
 ``(id, call, status, idempotency, exemption, ahead)`` (:meth:`Call.plain`,
 the idempotency key and fingerprint, the exemption's name, the rows named for
-reading ahead) once the writer process has said ``("hello", pid)``; it answers ``("ok", id, status, body,
+reading ahead) once the writer process has said ``("hello", pid, PROTOCOL)``
+in the version the serving process speaks (which it said first: ``("hello",
+PROTOCOL)``); the writer process answers ``("ok", id, status, body,
 replayed)`` or ``("error", id, CoordError)`` (or ``("bug", id, text)``: a
 500), and after each commit sends every serving process ``("events", after, rows)``
 with the events logged since the last, *before* the answers of that batch: a
 sender's answer does not overtake the push of what it sent (except where a
 serving process's bus does not reach ``after`` yet, after a start or restart:
 it reads the log instead, ``Hub._publish_remote``, which may finish after the
-answer); before those, ``("batch", units, seconds)`` for the serving
-processes' ``coord_writer_*`` metrics. Unpickling takes
+answer). Once a second it reports ``("batches", [(units, seconds), …])``,
+its batches since the last report, for the serving processes' ``coord_writer_*``
+metrics. Both ends refuse to write anything but plain data and coordhub's
+errors (:class:`_Pickler`), and unpickling takes
 no class but coordhub's own errors (:class:`_Unpickler`).
 
 What stays true: every write still runs :meth:`Hub.mutate`'s rules (halts,
@@ -44,6 +47,7 @@ wait, or that has not said hello.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import io
 import logging
@@ -82,6 +86,12 @@ RECONNECT_SECONDS = 0.2  # between a serving process's attempts to reach the wri
 SEND_SECONDS = 5.0  # a send to a serving process that has not finished in this long closes its link
 STOP_SECONDS = 30.0  # a stopping link waits at most this long for the answers of its calls under way
 STALL_SECONDS = 10.0  # a serving process whose oldest call has had no frame back this long drops the link
+REPORT_SECONDS = 1.0  # how often the writer process reports its batches to the serving processes (/metrics)
+_REPORT_MAX = 10_000  # batches one report carries; past it between two reports the oldest are not reported
+#: The frames' version, said by both ends' hellos: a serving process sends calls only to a writer process that
+#: speaks its version, and a writer process reports batches only to serving processes that said they read them
+#: (an in-place upgrade restarts processes one by one, so both versions may meet).
+PROTOCOL = 2
 
 
 class _Unpickler(pickle.Unpickler):
@@ -164,7 +174,10 @@ class _Frames(asyncio.Protocol):
                 with memoryview(buf)[start + 4:start + 4 + size] as body:
                     message = decode(body)
                 start += 4 + size
-                self._on_frame(message)
+                try:
+                    self._on_frame(message)
+                except Exception:  # a frame of a shape this end does not know: that frame's failure, not the link's
+                    log.exception("writer link: a frame this end cannot take: %.200r", message)
         except (ValueError, pickle.UnpicklingError, EOFError) as exc:
             log.error("writer link: a frame that does not decode (%s); closing the link", exc)
             del buf[:]
@@ -207,10 +220,11 @@ class WriterLink:
         self.calls = 0
         #: The writer process's pid, from its hello (None until the first).
         self.pid: int | None = None
+        self._mismatched: list[object] = []  # versions of the link writer processes said that are not ours (logged)
         #: Called with each of the writer process's batches (its units, its commit's seconds): ``/metrics``.
         self.on_batch: Callable[[int, float], None] | None = None
         self._heard = 0.0  # loop time of the last frame from the writer process (or of the first call waiting)
-        self._greeted: asyncio.Future[None] | None = None  # resolved by the writer process's hello
+        self._greeted: asyncio.Future[bool] | None = None  # resolved by the writer process's hello: ours or not
 
     @property
     def ready(self) -> bool:
@@ -252,19 +266,21 @@ class WriterLink:
             except OSError:  # not listening yet, or restarting
                 await asyncio.sleep(RECONNECT_SECONDS)
                 continue
+            frames.send(encode(("hello", PROTOCOL)))
             # Ready only once it says hello: a writer process that is stopped or wedged still has its
             # connections accepted by the kernel, and must not be sent calls it will never answer.
             try:
-                await asyncio.wait([self._greeted, lost], timeout=STALL_SECONDS,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                waiting: list[asyncio.Future[Any]] = [self._greeted, lost]
+                await asyncio.wait(waiting, timeout=STALL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
             except asyncio.CancelledError:  # stopped meanwhile
                 if frames.transport is not None:
                     frames.transport.abort()
                 raise
-            if not self._greeted.done() or lost.done():
+            if not self._greeted.done() or lost.done() or not self._greeted.result():
                 if frames.transport is not None:
                     frames.transport.abort()
-                await asyncio.sleep(RECONNECT_SECONDS)
+                # another version answers more slowly than a restart: it stays until the supervisor replaces it
+                await asyncio.sleep(STALL_SECONDS if self._greeted.done() else RECONNECT_SECONDS)
                 continue
             self._frames = frames
             self.connections += 1
@@ -312,13 +328,21 @@ class WriterLink:
         self._heard = asyncio.get_running_loop().time()
         kind = message[0]
         if kind == "hello":
-            self.pid = message[1]
+            said = message[2] if len(message) > 2 else None  # a writer process of before versions said none
+            ours = said == PROTOCOL
+            if ours:
+                self.pid = message[1]
+            elif said not in self._mismatched:
+                self._mismatched.append(said)
+                log.warning("the writer process speaks version %s of the link, not %s (an upgrade under way?); "
+                            "writes run here until one that speaks it starts", said, PROTOCOL)
             if self._greeted is not None and not self._greeted.done():
-                self._greeted.set_result(None)
+                self._greeted.set_result(ours)
             return
-        if kind == "batch":
+        if kind == "batches":
             if self.on_batch is not None:
-                self.on_batch(message[1], message[2])
+                for units, seconds in message[1]:
+                    self.on_batch(units, seconds)
             return
         if kind == "events":
             self._publish(message[1], message[2])
@@ -356,6 +380,7 @@ class _Link:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.gone = False
+        self.protocol: object = None  # the link's version, as its serving process said it
         self._outbox: list[bytes] = []
         self._queued = 0  # bytes in the outbox
         self._ready = threading.Condition()
@@ -498,6 +523,7 @@ class WriterServer:
         self.hub = hub
         self.links: set[_Link] = set()
         self._stopping = False
+        self._batches: collections.deque[tuple[int, float]] = collections.deque(maxlen=_REPORT_MAX)
 
     def serve(self, path: Path, stop: threading.Event) -> None:
         """Listen on ``path`` until ``stop`` is set; then finish the writes under way (blocks)."""
@@ -514,7 +540,8 @@ class WriterServer:
                                      name="coord-writer-accept", daemon=True)
         accepting.start()
         try:
-            stop.wait()
+            while not stop.wait(REPORT_SECONDS):
+                self._report()
         finally:
             self._stopping = True
             server.shutdown()
@@ -537,7 +564,7 @@ class WriterServer:
     def _serve_link(self, sock: socket.socket) -> None:
         link = _Link(sock)
         self.links.add(link)
-        link.send(encode(("hello", os.getpid())), at_once=True)
+        link.send(encode(("hello", os.getpid(), PROTOCOL)), at_once=True)
         try:
             with sock.makefile("rb", buffering=1 << 16) as frames:
                 while True:
@@ -568,14 +595,26 @@ class WriterServer:
                 link.send(frame, at_once=True)
 
     def _batched(self, units: int, seconds: float) -> None:
-        # on the writer thread, before the batch's events and answers: the serving processes' /metrics
-        if self.links:
-            frame = encode(("batch", units, seconds))
-            for link in list(self.links):
-                link.send(frame, at_once=True)
+        # on the writer thread: kept for the next report, so that a batch costs the links no send of its own
+        self._batches.append((units, seconds))
+
+    def _report(self) -> None:
+        """Send the batches since the last report to the serving processes that read them (their ``/metrics``),
+        queued behind what their links already hold."""
+        batches: list[tuple[int, float]] = []
+        while self._batches and len(batches) < _REPORT_MAX:
+            batches.append(self._batches.popleft())
+        readers = [link for link in list(self.links) if link.protocol == PROTOCOL]
+        if batches and readers:
+            frame = encode(("batches", batches))
+            for link in readers:
+                link.send(frame)
 
     def _run(self, link: _Link, message: Any) -> None:
         ident = message[0]
+        if ident == "hello":  # the serving process's version (one of before versions sends none)
+            link.protocol = message[1] if len(message) > 1 else None
+            return
         try:
             _, plain, status, idem, during_halt, ahead = message
             call = Call.from_plain(plain)
@@ -626,16 +665,19 @@ def writer_main(cfg: Any, path: Path, supervisor: int) -> None:
     die_with(supervisor)
     jsonlog.configure(cfg.log_level, cfg.log_format)
     try:
-        store, hub, _ = _open_hub(cfg, worker=0)
-    except StartupError as exc:
-        log.error("the writer process cannot start: %s", exc)
-        raise SystemExit(1) from None
-    settle_heap()  # its batches allocate as much as a serving process's requests: the same short pauses
-    try:
-        WriterServer(hub).serve(path, stop)
+        try:
+            store, hub, _ = _open_hub(cfg, worker=0)
+        except StartupError as exc:
+            log.error("the writer process cannot start: %s", exc)
+            raise SystemExit(1) from None
+        settle_heap()  # its batches allocate as much as a serving process's requests: the same short pauses
+        try:
+            WriterServer(hub).serve(path, stop)
+        finally:
+            store.close()
     finally:
-        store.close()
         if os.getppid() != supervisor:  # the supervisor was killed outright: nobody else removes its directory
             with contextlib.suppress(OSError):
                 path.unlink()
+            with contextlib.suppress(OSError):
                 path.parent.rmdir()

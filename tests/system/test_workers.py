@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -321,6 +322,30 @@ def test_a_writer_socket_path_too_long_stops_the_start(tmp_path: Path) -> None:
     assert p.returncode == 1, (p.returncode, p.stderr)  # EXIT_REFUSED
     assert "too long for a Unix socket" in p.stderr and "TMPDIR" in p.stderr
     assert list(deep.iterdir()) == []
+
+
+def test_the_socket_path_check_stops_at_the_kernels_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The longest ``TMPDIR`` accepted gives a socket path of 107 bytes, which the kernel binds; one byte more is
+    refused (``sun_path`` holds 108 with its NUL)."""
+    from coordhub.server import StartupError
+    from coordhub.workers import check_link_dir
+
+    with tempfile.TemporaryDirectory(prefix="cw", dir="/tmp") as short:
+        for length, accepted in ((73, True), (74, False)):
+            base = Path(short) / ("d" * (length - len(short) - 1))
+            base.mkdir()
+            assert len(str(base)) == length
+            monkeypatch.setattr(tempfile, "tempdir", str(base))
+            if not accepted:
+                with pytest.raises(StartupError, match="too long for a Unix socket"):
+                    check_link_dir()
+                continue
+            check_link_dir()
+            made = Path(tempfile.mkdtemp(prefix="coord-writer-"))  # as the supervisor makes it
+            path = made / "writer.sock"
+            assert len(os.fsencode(path)) == 107
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.bind(str(path))  # the longest path it accepts is one the kernel takes
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

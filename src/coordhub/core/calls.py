@@ -2,9 +2,12 @@
 
 A front end usually hands :meth:`coordhub.core.hub.Hub.mutate` a closure. The
 hottest writes (a send, a claim, a release, a renewal) and the routine ones every
-agent makes (presence, marking read, acks, the hooks' unshown messages) are
-instead a :class:`Call`: a name from :data:`OPERATIONS` and the keyword
-arguments of that core function, all plain data (strings, numbers, :class:`Actor`). A call runs
+agent makes (presence, marking read, acks) are instead a :class:`Call`: a name from :data:`OPERATIONS` and the keyword
+arguments of that core function, all plain data (strings, numbers, :class:`Actor`).
+A write whose answer carries state it also changes, so that a lost answer loses
+that state, stays a closure: the hooks' ``POST /messages/unshown`` marks what it
+returns shown, and its callers never retry (a lost answer would never be
+injected); it runs where it arrives. A call runs
 exactly as the closure would (``call(tx, now)``), and it can also cross a
 process boundary: under ``coord serve --workers N`` the serving processes ship
 their calls to one writer process (:mod:`coordhub.writer_process`), whose
@@ -26,7 +29,6 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "messages.send": messages.send,
     "messages.mark_read": messages.mark_read,
     "messages.ack": messages.ack,
-    "messages.unshown_with_turns": messages.unshown_with_turns,
     "presence.register": presence.register,
     "presence.heartbeat": presence.heartbeat,
     "presence.deregister": presence.deregister,

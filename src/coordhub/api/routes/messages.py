@@ -113,7 +113,8 @@ async def unshown(request: Request, body: Unshown | None = None, who: Caller = D
     """
     actor = await who.act()
     limit = body.limit if body else 5
-    return await mutate(request, actor, Call("messages.unshown_with_turns", actor, limit=limit),
+    # Not a Call: it marks shown what it answers, so its answer must not be lost on a link (see core/calls.py).
+    return await mutate(request, actor, lambda tx, now: messages.unshown_with_turns(tx, actor, limit, now),
                         during_halt=Exempt.SEEN)
 
 
