@@ -10,32 +10,18 @@ process that serves no HTTP: it opens the store and runs the hottest writes
 and an agent's routine ones (:class:`coordhub.core.calls.Call`: sends, claims,
 releases, renewals, presence, reads, acks) for every serving process, so they share its batches and its commits.
 
-The wire: one Unix stream socket per serving process, in a directory only
-this user can enter (0700, made by the supervisor); frames of a 4-byte
-big-endian length and a pickle of plain data. A serving process sends
-``(id, call, status, idempotency, exemption, ahead)`` (:meth:`Call.plain`,
-the idempotency key and fingerprint, the exemption's name, the rows named for
-reading ahead) once the writer process has said ``("hello", pid, PROTOCOL)``
-in the version the serving process speaks (which it said first: ``("hello",
-PROTOCOL)``); the writer process answers ``("ok", id, status, body,
-replayed)`` or ``("error", id, CoordError)`` (or ``("bug", id, text)``: a
-500), and after each commit sends every serving process ``("events", after, rows)``
-with the events logged since the last, *before* the answers of that batch: a
-sender's answer does not overtake the push of what it sent (except where a
-serving process's bus does not reach ``after`` yet, after a start or restart:
-it reads the log instead, ``Hub._publish_remote``, which may finish after the
-answer). Once a second it reports ``("batches", [(units, seconds), …])``,
-its batches since the last report, for the serving processes' ``coord_writer_*``
-metrics. Both ends refuse to write anything but plain data and coordhub's
-errors (:class:`_Pickler`), and unpickling takes
-no class but coordhub's own errors (:class:`_Unpickler`).
+The frames they exchange, and what a frame may carry, are
+:mod:`coordhub.writer_wire`'s. In short: a serving process says hello, then
+sends calls; the writer process says hello, answers each call, sends every
+serving process the events each commit logged before that batch's answers,
+and reports its batches once a second.
 
 What stays true: every write still runs :meth:`Hub.mutate`'s rules (halts,
 idempotency, the acting session) in the writer process's own unit of work;
 writes that are not calls, and calls while the link is down (the writer
 process starting or restarting), run on the serving process's own writer
 under the same database lock. A write whose answer is lost with the link
-fails with ``Unavailable`` (503): as with a database lost during a commit,
+fails with ``WriterLost`` (503): as with a database lost during a commit,
 it may or may not have been applied, and its ``Idempotency-Key`` makes the
 retry safe; the writer process does not start a write of a link that has
 gone. Neither end waits on the other for long: the writer thread never
@@ -49,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import io
 import logging
 import os
 import pickle
@@ -57,8 +42,6 @@ import select
 import signal
 import socket
 import socketserver
-import struct
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -66,7 +49,6 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from coordhub import errors
 from coordhub.core.calls import Call
 from coordhub.core.halt import Exempt
 from coordhub.core.hub import Hub, Outcome
@@ -75,12 +57,11 @@ from coordhub.core.identity import Actor
 from coordhub.errors import CoordError, WriterLost
 from coordhub.store.base import Ahead, Row, Scan
 from coordhub.store.tx import Tx
+from coordhub.writer_wire import MAX_FRAME, PROTOCOL, decode, encode, frame_size
 
 log = logging.getLogger("coordhub")
 
 SOCKET_NAME = "writer.sock"
-_HEADER = struct.Struct("!I")
-MAX_FRAME = 64 * 1024 * 1024  # bytes: a call carries one request's body; an events frame at most 10,000 events
 MAX_OUTBOX = 2 * MAX_FRAME  # bytes a serving process may fall behind before its link is closed
 RECONNECT_SECONDS = 0.2  # between a serving process's attempts to reach the writer process
 SEND_SECONDS = 5.0  # a send to a serving process that has not finished in this long closes its link
@@ -88,63 +69,6 @@ STOP_SECONDS = 30.0  # a stopping link waits at most this long for the answers o
 STALL_SECONDS = 10.0  # a serving process whose oldest call has had no frame back this long drops the link
 REPORT_SECONDS = 1.0  # how often the writer process reports its batches to the serving processes (/metrics)
 _REPORT_MAX = 10_000  # batches one report carries; past it between two reports the oldest are not reported
-#: The frames' version, said by both ends' hellos: a serving process sends calls only to a writer process that
-#: speaks its version, and a writer process reports batches only to serving processes that said they read them
-#: (an in-place upgrade restarts processes one by one, so both versions may meet).
-PROTOCOL = 2
-
-
-class _Unpickler(pickle.Unpickler):
-    """Takes plain data, and :class:`CoordError` subclasses (of any coordhub module) rebuilt whole; refuses every
-    other global.
-
-    Defence in depth: only this user's processes can reach the socket (its
-    directory is 0700), but a frame must still not name ``os.system``.
-    """
-
-    def find_class(self, module: str, name: str) -> Any:
-        # only modules already loaded (an error's class is loaded where it was raised): naming one imports nothing
-        loaded = sys.modules.get(module) if module.startswith("coordhub.") else None
-        found = getattr(loaded, name, None)
-        if found is errors._rebuild or (isinstance(found, type) and issubclass(found, CoordError)):
-            return found
-        raise pickle.UnpicklingError(f"the writer link does not carry {module}.{name}")
-
-
-class _Pickler(pickle.Pickler):
-    """Writes what :class:`_Unpickler` takes, and refuses anything else at the sending end.
-
-    An answer body holding another object (a ``datetime``, an enum, a
-    dataclass: what the HTTP encoder would render) would not decode on the
-    other side, and a frame that does not decode closes the link with every
-    call waiting on it; refused here, it fails only its own call
-    (:meth:`WriterServer._run` answers it as a bug). Plain data never reaches
-    :meth:`reducer_override` (the pickler's fast paths take it), so it costs
-    the frames nothing.
-    """
-
-    def reducer_override(self, obj: Any) -> Any:
-        carried = isinstance(obj, CoordError) or obj is errors._rebuild or (
-            isinstance(obj, type) and issubclass(obj, CoordError))
-        if carried:
-            return NotImplemented  # pickled as usual: the error whole, through errors._rebuild
-        raise pickle.PicklingError(f"the writer link carries plain data, not {type(obj).__module__}."
-                                   f"{type(obj).__qualname__}")
-
-
-def encode(message: Any) -> bytes:
-    """One frame: length, then ``message`` pickled (plain data and coordhub's errors only: ``PicklingError``)."""
-    out = io.BytesIO()
-    _Pickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(message)
-    data = out.getvalue()
-    if len(data) > MAX_FRAME:
-        raise ValueError(f"a writer-link frame of {len(data)} bytes is over {MAX_FRAME}")
-    return _HEADER.pack(len(data)) + data
-
-
-def decode(data: bytes | memoryview) -> Any:
-    """The message of one frame's body (raises ``pickle.UnpicklingError`` for a global it does not carry)."""
-    return _Unpickler(io.BytesIO(data)).load()
 
 
 class _Frames(asyncio.Protocol):
@@ -166,9 +90,7 @@ class _Frames(asyncio.Protocol):
         start = 0
         try:
             while len(buf) - start >= 4:
-                (size,) = _HEADER.unpack_from(buf, start)
-                if size > MAX_FRAME:
-                    raise ValueError(f"a writer-link frame of {size} bytes is over {MAX_FRAME}")
+                size = frame_size(buf, start)
                 if len(buf) - start - 4 < size:
                     break
                 with memoryview(buf)[start + 4:start + 4 + size] as body:
@@ -571,9 +493,7 @@ class WriterServer:
                     header = frames.read(4)
                     if len(header) < 4:
                         break
-                    (size,) = _HEADER.unpack(header)
-                    if size > MAX_FRAME:
-                        raise ValueError(f"a writer-link frame of {size} bytes is over {MAX_FRAME}")
+                    size = frame_size(header)
                     body = frames.read(size)
                     if len(body) < size:
                         break

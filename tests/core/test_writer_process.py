@@ -43,7 +43,8 @@ from coordhub.core.presence import StaleIncarnation
 from coordhub.errors import Halted, LeaseConflict, Unavailable, WriterLost
 from coordhub.store.base import Ahead, Store
 from coordhub.store.tx import Tx
-from coordhub.writer_process import WriterLink, WriterServer, decode, encode
+from coordhub.writer_process import WriterLink, WriterServer
+from coordhub.writer_wire import PROTOCOL, decode, encode
 from tests.conversations.conftest import org
 
 ALICE, BOB = Actor("M/alice"), Actor("M/bob")
@@ -386,31 +387,12 @@ def test_a_writer_that_answers_nothing_is_left_and_writes_run_here(store_factory
     waiting fail 503, the link is dropped, and the next calls run on the serving hub's own writer."""
     monkeypatch.setattr(writer_process, "STALL_SECONDS", 0.5)
 
+    def hello(n: int) -> Any:  # as a writer process that wedged after it took its first link: later ones it
+        return ("hello", 4242, PROTOCOL) if n == 1 else None  # does not greet (never ready)
+
     async def main() -> None:
         path = tmp_path / "mute.sock"
-        swallowed: list[bytes] = []
-        greeted: list[asyncio.StreamWriter] = []
-
-        accepted: list[asyncio.StreamWriter] = []
-        handlers: list[asyncio.Task[Any]] = []
-
-        async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            accepted.append(writer)
-            handlers.append(asyncio.current_task())  # type: ignore[arg-type]
-            if not greeted:  # as a writer process that wedged after it took its first link; later ones it
-                # no longer greets (so they never become ready)
-                writer.write(encode(("hello", 4242, writer_process.PROTOCOL)))
-                greeted.append(writer)
-            with contextlib.suppress(ConnectionError):
-                while data := await reader.read(65_536):
-                    swallowed.append(data)
-
-        server = await asyncio.start_unix_server(mute, str(path))
-        hub = Hub(store_factory(), ManualClock())
-        link = WriterLink(path)
-        hub.remote = link
-        await hub.start_bus()
-        try:
+        async with _fake_writer(path, hello) as swallowed, _linked(store_factory, path) as (hub, link):
             for _ in range(500):
                 if link.ready:
                     break
@@ -421,18 +403,53 @@ def test_a_writer_that_answers_nothing_is_left_and_writes_run_here(store_factory
             assert swallowed and not link.ready
             here = await _claimed(hub, BOB, "src/b.py")
             assert here.status == 201 and link.calls == 0
-        finally:
-            hub.stop_bus()
-            server.close()
-            for writer in accepted:
-                writer.close()
-            await asyncio.gather(*handlers, return_exceptions=True)
-            for writer in accepted:
-                with contextlib.suppress(ConnectionError):
-                    await writer.wait_closed()
-            await server.wait_closed()
 
     asyncio.run(main())
+
+
+@asynccontextmanager
+async def _fake_writer(path: Path, hello: Callable[[int], Any]) -> AsyncIterator[list[bytes]]:
+    """A stand-in writer process on ``path`` that greets its n-th link with ``hello(n)`` (None: not at all), answers
+    nothing, and keeps what it is sent (the list yielded)."""
+    swallowed: list[bytes] = []
+    accepted: list[asyncio.StreamWriter] = []
+    handlers: list[asyncio.Task[Any]] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+        greeting = hello(len(accepted))
+        if greeting is not None:
+            writer.write(encode(greeting))
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65_536):
+                swallowed.append(data)
+
+    server = await asyncio.start_unix_server(serve, str(path))
+    try:
+        yield swallowed
+    finally:
+        server.close()
+        for writer in accepted:
+            writer.close()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        for writer in accepted:
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+        await server.wait_closed()
+
+
+@asynccontextmanager
+async def _linked(store_factory: Callable[[], Store], path: Path) -> AsyncIterator[tuple[Hub, WriterLink]]:
+    """A serving hub whose remote writer is a link to ``path``, its bus started (so the link connects)."""
+    hub = Hub(store_factory(), ManualClock())
+    link = WriterLink(path)
+    hub.remote = link
+    await hub.start_bus()
+    try:
+        yield hub, link
+    finally:
+        hub.stop_bus()
 
 
 def test_frames_carry_errors_whole_and_refuse_any_other_global() -> None:
@@ -470,10 +487,11 @@ class _Recorder:
     """A remote writer that runs each call on the hub's own writer and notes its name: which routes hand over."""
 
     ready = True
-    on_batch = None
 
     def __init__(self, hub: Hub) -> None:
-        self.hub, self.names = hub, []
+        self.hub = hub
+        self.names: list[str] = []
+        self.on_batch: Callable[[int, float], None] | None = None
 
     def start(self, publish: Callable[[int, list[Any]], None]) -> None:
         pass  # the hub's own writer feeds the bus: the calls run there
@@ -634,7 +652,7 @@ def test_batches_are_reported_only_to_serving_processes_that_said_they_read_them
             sock.connect(str(path))
             sock.settimeout(5)
             hello = _frame(sock)
-            assert hello[0] == "hello" and hello[2] == writer_process.PROTOCOL and hello[1] == os.getpid()
+            assert hello[0] == "hello" and hello[2] == PROTOCOL and hello[1] == os.getpid()
 
             def call(ident: int, resource: str) -> list[str]:
                 sock.sendall(encode((ident, _claim(ALICE, resource).plain(), 201, None, None, None)))
@@ -649,7 +667,7 @@ def test_batches_are_reported_only_to_serving_processes_that_said_they_read_them
             assert call(1, "src/a.py") == ["events", "ok"]
             time.sleep(10 * writer_process.REPORT_SECONDS)  # reports went out meanwhile, to those that read them
             assert call(2, "src/b.py") == ["events", "ok"]  # none here: it said no version
-            sock.sendall(encode(("hello", writer_process.PROTOCOL)))
+            sock.sendall(encode(("hello", PROTOCOL)))
             call(3, "src/c.py")
             sock.settimeout(2)
             report = _frame(sock)
@@ -665,35 +683,16 @@ def test_a_writer_process_of_another_version_is_not_sent_calls(store_factory: Ca
     with one warning: the calls run on the serving hub's own writer."""
     async def main() -> None:
         path = tmp_path / "old.sock"
-        accepted: list[asyncio.StreamWriter] = []
-
-        async def old(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            accepted.append(writer)
-            writer.write(encode(("hello",)))
-            with contextlib.suppress(ConnectionError):
-                while await reader.read(65_536):
-                    pass
-
-        server = await asyncio.start_unix_server(old, str(path))
-        hub = Hub(store_factory(), ManualClock())
-        link = WriterLink(path)
-        hub.remote = link
-        await hub.start_bus()
-        try:
+        async with _fake_writer(path, lambda n: ("hello",)) as swallowed, \
+                _linked(store_factory, path) as (hub, link):
             for _ in range(100):
-                if accepted:
+                if swallowed:  # the link said its own hello: it is connected, and has been greeted
                     break
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.2)
             assert not link.ready and link.pid is None
             here = await _claimed(hub, ALICE)
             assert here.status == 201 and link.calls == 0
-        finally:
-            hub.stop_bus()
-            server.close()
-            for writer in accepted:
-                writer.close()
-            await server.wait_closed()
 
     with caplog.at_level(logging.WARNING, logger="coordhub"):
         asyncio.run(main())
