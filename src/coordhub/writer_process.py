@@ -57,7 +57,7 @@ from coordhub.core.identity import Actor
 from coordhub.errors import CoordError, WriterLost
 from coordhub.store.base import Ahead, Row, Scan
 from coordhub.store.tx import Tx
-from coordhub.writer_wire import MAX_FRAME, PROTOCOL, decode, encode, frame_size
+from coordhub.writer_wire import MAX_FRAME, PROTOCOL, Frames, decode, encode, frame_size
 
 log = logging.getLogger("coordhub")
 
@@ -71,67 +71,12 @@ REPORT_SECONDS = 1.0  # how often the writer process reports its batches to the 
 _REPORT_MAX = 10_000  # batches one report carries; past it between two reports the oldest are not reported
 
 
-class _Frames(asyncio.Protocol):
-    """Frames in, frames out, over one stream connection; ``on_frame(message)`` for each whole frame."""
-
-    def __init__(self, on_frame: Callable[[Any], None], on_lost: Callable[[BaseException | None], None]) -> None:
-        self._on_frame = on_frame
-        self._on_lost = on_lost
-        self._buffer = bytearray()
-        self._unsent: list[bytes] = []
-        self.transport: Any = None  # asyncio's or uvloop's stream transport (uvloop's is no asyncio.Transport)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        buf = self._buffer
-        buf += data
-        start = 0
-        try:
-            while len(buf) - start >= 4:
-                size = frame_size(buf, start)
-                if len(buf) - start - 4 < size:
-                    break
-                with memoryview(buf)[start + 4:start + 4 + size] as body:
-                    message = decode(body)
-                start += 4 + size
-                try:
-                    self._on_frame(message)
-                except Exception:  # a frame of a shape this end does not know: that frame's failure, not the link's
-                    log.exception("writer link: a frame this end cannot take: %.200r", message)
-        except (ValueError, pickle.UnpicklingError, EOFError) as exc:
-            log.error("writer link: a frame that does not decode (%s); closing the link", exc)
-            del buf[:]
-            if self.transport is not None:
-                self.transport.close()
-            return
-        del buf[:start]
-
-    def send(self, frame: bytes) -> None:
-        """Write one encoded frame at the end of this turn of the loop, with the others of the turn (one system
-        call for them all); dropped once the connection is closing."""
-        if not self._unsent:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._unsent.append(frame)
-
-    def _flush(self) -> None:
-        frames, self._unsent = self._unsent, []
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(b"".join(frames))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        self._on_lost(exc)
-
-
 class WriterLink:
     """A serving process's end: runs :class:`Call` mutations in the writer process at ``path`` (``Hub.remote``)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._frames: _Frames | None = None
+        self._frames: Frames | None = None
         self._pending: dict[int, asyncio.Future[Outcome]] = {}
         self._next = 0
         self._task: asyncio.Task[None] | None = None
@@ -183,7 +128,7 @@ class WriterLink:
 
             self._greeted = loop.create_future()  # before connecting: the hello may come with the connection
             try:
-                _, frames = await loop.create_unix_connection(lambda: _Frames(self._received, on_lost),
+                _, frames = await loop.create_unix_connection(lambda: Frames(self._received, on_lost),
                                                               str(self._path))
             except OSError:  # not listening yet, or restarting
                 await asyncio.sleep(RECONNECT_SECONDS)

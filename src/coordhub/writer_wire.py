@@ -23,14 +23,19 @@ errors (:class:`_Unpickler`).
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
 import pickle
 import struct
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from coordhub import errors
 from coordhub.errors import CoordError
+
+log = logging.getLogger("coordhub")
 
 _HEADER = struct.Struct("!I")
 MAX_FRAME = 64 * 1024 * 1024  # bytes: a call carries one request's body; an events frame at most 10,000 events
@@ -100,3 +105,59 @@ def frame_size(data: bytes | bytearray, offset: int = 0) -> int:
     if size > MAX_FRAME:
         raise ValueError(f"a writer-link frame of {size} bytes is over {MAX_FRAME}")
     return int(size)
+
+
+class Frames(asyncio.Protocol):
+    """Frames in, frames out, over one stream connection (the serving process's end, on its event loop);
+    ``on_frame(message)`` for each whole frame, ``on_lost(exc)`` when the connection ends."""
+
+    def __init__(self, on_frame: Callable[[Any], None], on_lost: Callable[[BaseException | None], None]) -> None:
+        self._on_frame = on_frame
+        self._on_lost = on_lost
+        self._buffer = bytearray()
+        self._unsent: list[bytes] = []
+        self.transport: Any = None  # asyncio's or uvloop's stream transport (uvloop's is no asyncio.Transport)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buffer
+        buf += data
+        start = 0
+        try:
+            while len(buf) - start >= 4:
+                size = frame_size(buf, start)
+                if len(buf) - start - 4 < size:
+                    break
+                with memoryview(buf)[start + 4:start + 4 + size] as body:
+                    message = decode(body)
+                start += 4 + size
+                try:
+                    self._on_frame(message)
+                except Exception:  # a frame of a shape this end does not know: that frame's failure, not the link's
+                    log.exception("writer link: a frame this end cannot take: %.200r", message)
+        except (ValueError, pickle.UnpicklingError, EOFError) as exc:
+            log.error("writer link: a frame that does not decode (%s); closing the link", exc)
+            del buf[:]
+            if self.transport is not None:
+                self.transport.close()
+            return
+        del buf[:start]
+
+    def send(self, frame: bytes) -> None:
+        """Write one encoded frame at the end of this turn of the loop, with the others of the turn (one system
+        call for them all); dropped once the connection is closing."""
+        if not self._unsent:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._unsent.append(frame)
+
+    def _flush(self) -> None:
+        frames, self._unsent = self._unsent, []
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(b"".join(frames))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._on_lost(exc)

@@ -1,13 +1,14 @@
 """Operations named, with plain-data arguments: what another process can run for a front end.
 
 A front end usually hands :meth:`coordhub.core.hub.Hub.mutate` a closure. The
-hottest writes (a send, a claim, a release, a renewal) and the routine ones every
-agent makes (presence, marking read, acks) are instead a :class:`Call`: a name from :data:`OPERATIONS` and the keyword
-arguments of that core function, all plain data (strings, numbers, :class:`Actor`).
-A write whose answer carries state it also changes, so that a lost answer loses
-that state, stays a closure: the hooks' ``POST /messages/unshown`` marks what it
-returns shown, and its callers never retry (a lost answer would never be
-injected); it runs where it arrives. A call runs
+hottest writes (a send, a claim, a release, a renewal) and the routine ones
+every agent makes (presence, marking read, acks) are instead a :class:`Call`:
+a name from :data:`OPERATIONS` and the keyword arguments of that core function,
+all plain data (strings, numbers, :class:`Actor`). A write whose answer
+carries state it also changes, so that a lost answer loses that state, stays a
+closure: the hooks' ``POST /messages/unshown`` marks what it returns shown,
+and its callers never retry (a lost answer would never be injected); it runs
+where it arrives. A call runs
 exactly as the closure would (``call(tx, now)``), and it can also cross a
 process boundary: under ``coord serve --workers N`` the serving processes ship
 their calls to one writer process (:mod:`coordhub.writer_process`), whose

@@ -230,16 +230,6 @@ def unshown(tx: Tx, actor: Actor, limit: int, now: float) -> dict[str, Any]:
     return {"messages": [render({**r, "delivered_at": now}) for r in shown], "more": len(rest)}
 
 
-def unshown_with_turns(tx: Tx, actor: Actor, limit: int, now: float) -> dict[str, Any]:
-    """:func:`unshown`, then the pending conversation turns not yet shown (sharing ``limit`` after the messages):
-    ``{"messages", "more", "turns", "turns_more"}``, what the hooks inject in one ask (``POST /messages/unshown``)."""
-    from coordhub.core import conversations  # it builds on this module's neighbours, not the other way round
-
-    out = unshown(tx, actor, limit, now)
-    turns = conversations.unshown(tx, actor, max(0, limit - len(out["messages"])), now)
-    return {**out, "turns": turns["turns"], "turns_more": turns["more"]}
-
-
 def _recipient_of(actor: Actor, row: Row, verb: str) -> None:
     if row["to_session"] is not None and row["to_session"] != actor.session_id:
         raise Forbidden(f"message {row['id']} is addressed to {row['to_session']}; only it may {verb} it")

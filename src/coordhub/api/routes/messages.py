@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -14,13 +15,14 @@ from coordhub.api.auth import SESSION_HEADER, Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query, queued_at
 from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
-from coordhub.core import messages
+from coordhub.core import conversations, messages
 from coordhub.core.bus import EventBus
 from coordhub.core.calls import Call
 from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid
 from coordhub.store.base import Ahead
+from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord/messages", tags=["messages"])
 MAX_WAIT_SECONDS = 60.0
@@ -113,9 +115,14 @@ async def unshown(request: Request, body: Unshown | None = None, who: Caller = D
     """
     actor = await who.act()
     limit = body.limit if body else 5
+
+    def op(tx: Tx, now: float) -> dict[str, Any]:
+        out = messages.unshown(tx, actor, limit, now)
+        turns = conversations.unshown(tx, actor, max(0, limit - len(out["messages"])), now)
+        return {**out, "turns": turns["turns"], "turns_more": turns["more"]}
+
     # Not a Call: it marks shown what it answers, so its answer must not be lost on a link (see core/calls.py).
-    return await mutate(request, actor, lambda tx, now: messages.unshown_with_turns(tx, actor, limit, now),
-                        during_halt=Exempt.SEEN)
+    return await mutate(request, actor, op, during_halt=Exempt.SEEN)
 
 
 async def _reader(request: Request, who: Caller, message_id: uuid.UUID, session_id: str | None) -> Actor:
