@@ -92,6 +92,17 @@ def test_wrk_drives_lease_and_message_with_each_holder_releasing(tmp_path: Path)
     assert report["lease"]["wrk"]["live_leases_after"] <= 4
     for result in report.values():  # the hub's GC pauses, read from its /metrics (the ceiling has none)
         assert result["gc"]["pauses"] >= result["gc"]["over_10_ms"] >= 0 and result["gc"]["longest_ms"] >= 0
+    for result in report.values():  # the hub's write batches during the run, from its /metrics
+        own = result["writer"]["own"]
+        assert set(result["writer"]) == {"own"} and result["ceiling"]["writer"] is None
+        # each durable request was one unit of a batch (a claim, a release, a send; wrk counts requests), and
+        # nothing from before the run is counted (the agents' 8 tokens were minted then); the slack: the 4
+        # requests in flight when wrk stopped, and a hub's own housekeeping write or two
+        requests = result["wrk"]["requests"]
+        assert requests <= own["units"] <= requests + 4 + 2, (own, result["wrk"])
+        assert own["units_per_batch"] == round(own["units"] / own["batches"], 1)
+        assert own["batches"] >= 1 and own["units_per_batch"] >= 1 and own["commit_ms_mean"] > 0
+        assert 0 <= own["commits_over_10_ms"] <= own["batches"]
 
 
 @pytest.mark.timeout(180)

@@ -15,7 +15,7 @@ import httpx2
 
 from coordhub.bench import cli_load, dispatch, hook_load, instructions, lease_scale, mcp_load, push_raw, scenarios, wrk
 from coordhub.bench.driver import Tick
-from coordhub.bench.target import Target, mint_tokens, start, start_ceiling
+from coordhub.bench.target import Target, mint_tokens, start, start_ceiling, writer_between
 
 TARGETS = {
     "lease": "≥ 2,000 cycles/s, p99 ≤ 25 ms @ 64 clients",
@@ -187,21 +187,22 @@ def _wrk_once(target: Target, name: str, clients: int, duration: float, run_id: 
 def _wrk_pass(target: Target, name: str, agents: list[tuple[str, str]], clients: int,
               duration: float) -> dict[str, Any]:
     """One wrk run of ``name`` (a scenario or an ``mcp`` kind) with these agents; the report with hub CPU."""
-    cpu0 = target.cpu_seconds()
+    hub = target.admin_token != "ceiling"  # the ceiling has no writer and no /metrics
+    cpu0, batches0 = target.cpu_seconds(), target.writer_totals() if hub else None
     report = wrk.run(target.url, name, agents, clients, duration)
-    cpu1 = target.cpu_seconds()
+    cpu1, batches1 = target.cpu_seconds(), target.writer_totals() if hub else None
     errors = report["non_2xx"] + report["socket_errors"]
     headline = {"ops": report["requests"] // (2 if name == "lease" else 1), "ops_per_s": report["ops_per_s"],
                 "p50_ms": report["p50_ms"], "p95_ms": None, "p99_ms": report["p99_ms"], "errors": errors,
                 "error_samples": []}
     hub_cpu = None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 2)
     per_request_us = (round(hub_cpu / max(report["requests"], 1) * 1e6, 1) if hub_cpu is not None else None)
-    if name == "lease" and target.admin_token != "ceiling":  # every cycle released: only the last claims live on
+    if name == "lease" and hub:  # every cycle released: only the last claims live on
         r = httpx2.get(target.url + "/api/coord/locks", params={"project_key": wrk.PROJECT}, timeout=30,
                        headers={"Authorization": f"Bearer {target.admin_token}"})
         report["live_leases_after"] = len(r.json()) if r.status_code == 200 else None
     return {"headline": headline, "wrk": report, "hub_cpu_s": hub_cpu, "hub_cpu_us_per_request": per_request_us,
-            "seconds": duration}
+            "seconds": duration, "writer": writer_between(batches0, batches1)}
 
 
 def _with_wrk(name: str, o: Options, clients: int, duration: float, run_id: str,
@@ -233,7 +234,7 @@ def _with_wrk(name: str, o: Options, clients: int, duration: float, run_id: str,
     result["rounds"] = [{"ops_per_s": r["headline"]["ops_per_s"], "p99_ms": r["headline"]["p99_ms"],
                          "hub_cpu_us_per_request": r["hub_cpu_us_per_request"],
                          "ceiling_ops_per_s": r["ceiling"]["headline"]["ops_per_s"] if "ceiling" in r else None,
-                         "ratio_to_ceiling": r.get("ratio_to_ceiling")} for r in rounds]
+                         "ratio_to_ceiling": r.get("ratio_to_ceiling"), "writer": r.get("writer")} for r in rounds]
     if o.ceiling:
         ratios = [r["ratio_to_ceiling"] for r in rounds]
         result["ratio_range"] = [min(ratios), max(ratios)]

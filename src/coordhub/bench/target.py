@@ -16,6 +16,29 @@ from typing import Any
 import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 
+_WRITER_TOTALS = ("batches", "units", "commit_seconds", "commits_over_10_ms")
+
+
+def writer_between(before: dict[str, dict[str, float]] | None,
+                   after: dict[str, dict[str, float]] | None) -> dict[str, dict[str, float]] | None:
+    """The write batches between two :meth:`Target.writer_totals` readings, by writer that committed any:
+    ``{writer: {"batches", "units", "units_per_batch", "commit_ms_mean", "commits_over_10_ms"}}`` (the mean of each
+    batch's ``COMMIT`` round trip; on PostgreSQL it carries the next batch's ``BEGIN`` when chained). None when
+    either reading is missing."""
+    if before is None or after is None:
+        return None
+    out: dict[str, dict[str, float]] = {}
+    for writer, end in after.items():
+        start = before.get(writer, dict.fromkeys(_WRITER_TOTALS, 0.0))
+        batches = end["batches"] - start["batches"]
+        if batches <= 0:
+            continue
+        units = end["units"] - start["units"]
+        out[writer] = {"batches": int(batches), "units": int(units), "units_per_batch": round(units / batches, 1),
+                       "commit_ms_mean": round((end["commit_seconds"] - start["commit_seconds"]) / batches * 1000, 3),
+                       "commits_over_10_ms": int(end["commits_over_10_ms"] - start["commits_over_10_ms"])}
+    return out
+
 
 def free_port() -> int:
     """A TCP port that was free a moment ago on 127.0.0.1."""
@@ -91,6 +114,17 @@ class Target:
             total += int(utime) + int(stime)
         return total / 100.0
 
+    def _metrics(self) -> list[Any] | None:
+        """The hub's ``/metrics`` as parsed metric families (admin token); None when they cannot be read (no admin
+        token, the ceiling, an older hub)."""
+        try:
+            r = httpx2.get(self.url + "/metrics", headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=10)
+        except httpx2.HTTPError:
+            return None
+        if r.status_code != 200:
+            return None
+        return list(text_string_to_metric_families(r.text))
+
     def gc_pauses(self) -> dict[str, Any] | None:
         """The hub's garbage-collection pauses since it started serving, from its ``/metrics`` (admin token).
 
@@ -100,17 +134,14 @@ class Target:
         of the costliest collection, ``coord_gc_pause_longest_cpu_seconds``); None when the
         metrics cannot be read (no admin token, the ceiling, an older hub).
         """
-        try:
-            r = httpx2.get(self.url + "/metrics", headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=10)
-        except httpx2.HTTPError:
-            return None
-        if r.status_code != 200:
+        families = self._metrics()
+        if families is None:
             return None
         longest: dict[str, float] = {}
         cpu: dict[str, float] = {}
         pauses = under = 0.0
         blocks = threshold = None
-        for family in text_string_to_metric_families(r.text):
+        for family in families:
             for sample in family.samples:
                 if sample.name == "coord_gc_pause_longest_seconds":
                     longest[sample.labels["generation"]] = round(sample.value * 1000, 2)
@@ -129,6 +160,33 @@ class Target:
         return {"longest_ms": max(longest.values()), "longest_cpu_ms": max(cpu.values(), default=None),
                 "pauses": int(pauses), "over_10_ms": int(pauses - under), "by_generation": longest,
                 "heap_blocks": blocks, "young_threshold": threshold}
+
+    def writer_totals(self) -> dict[str, dict[str, float]] | None:
+        """The hub's write batches so far, by writer (``own``, ``process``), from its ``/metrics``:
+        ``{writer: {"batches", "units", "commit_seconds", "commits_over_10_ms"}}`` (cumulative; see
+        :func:`writer_between`). None when the metrics cannot be read. Under ``--workers N`` a scrape reaches
+        one worker: ``own`` is that worker's writer, ``process`` the whole writer process's."""
+        families = self._metrics()
+        if families is None:
+            return None
+        totals: dict[str, dict[str, float]] = {}
+        for family in families:
+            for sample in family.samples:
+                writer = sample.labels.get("writer")
+                if writer is None:
+                    continue
+                entry = totals.setdefault(writer, dict.fromkeys(_WRITER_TOTALS, 0.0))
+                if sample.name == "coord_writer_batch_units_count":
+                    entry["batches"] = sample.value
+                elif sample.name == "coord_writer_batch_units_sum":
+                    entry["units"] = sample.value
+                elif sample.name == "coord_writer_commit_seconds_sum":
+                    entry["commit_seconds"] = sample.value
+                elif sample.name == "coord_writer_commit_seconds_count":
+                    entry["commits_over_10_ms"] += sample.value
+                elif sample.name == "coord_writer_commit_seconds_bucket" and float(sample.labels["le"]) == 0.01:
+                    entry["commits_over_10_ms"] -= sample.value
+        return totals
 
     def storage_bytes(self) -> int | None:
         """Bytes the hub's SQLite database takes now (file, WAL and shared memory), None when it is not ours or
