@@ -188,9 +188,11 @@ def _wrk_pass(target: Target, name: str, agents: list[tuple[str, str]], clients:
               duration: float) -> dict[str, Any]:
     """One wrk run of ``name`` (a scenario or an ``mcp`` kind) with these agents; the report with hub CPU."""
     hub = target.admin_token != "ceiling"  # the ceiling has no writer and no /metrics
-    cpu0, batches0 = target.cpu_seconds(), target.writer_totals() if hub else None
+    batches0 = target.writer_totals() if hub else None  # read outside the CPU window: a scrape costs the hub
+    cpu0 = target.cpu_seconds()
     report = wrk.run(target.url, name, agents, clients, duration)
-    cpu1, batches1 = target.cpu_seconds(), target.writer_totals() if hub else None
+    cpu1 = target.cpu_seconds()
+    batches1 = target.writer_totals() if hub else None
     errors = report["non_2xx"] + report["socket_errors"]
     headline = {"ops": report["requests"] // (2 if name == "lease" else 1), "ops_per_s": report["ops_per_s"],
                 "p50_ms": report["p50_ms"], "p95_ms": None, "p99_ms": report["p99_ms"], "errors": errors,
