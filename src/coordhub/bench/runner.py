@@ -193,6 +193,12 @@ def _wrk_pass(target: Target, name: str, agents: list[tuple[str, str]], clients:
     report = wrk.run(target.url, name, agents, clients, duration)
     cpu1 = target.cpu_seconds()
     batches1 = target.writer_totals() if hub else None
+    if batches1 is not None and batches1.get("process", {}).get("batches"):
+        from coordhub.writer_process import REPORT_SECONDS  # only when a writer process runs
+
+        # it reports its batches once a second: wait for the report of the pass's last ones
+        time.sleep(REPORT_SECONDS + 0.25)
+        batches1 = target.writer_totals()
     errors = report["non_2xx"] + report["socket_errors"]
     headline = {"ops": report["requests"] // (2 if name == "lease" else 1), "ops_per_s": report["ops_per_s"],
                 "p50_ms": report["p50_ms"], "p95_ms": None, "p99_ms": report["p99_ms"], "errors": errors,
