@@ -186,7 +186,8 @@ def _wrk_once(target: Target, name: str, clients: int, duration: float, run_id: 
 
 def _wrk_pass(target: Target, name: str, agents: list[tuple[str, str]], clients: int,
               duration: float) -> dict[str, Any]:
-    """One wrk run of ``name`` (a scenario or an ``mcp`` kind) with these agents; the report with hub CPU."""
+    """One wrk run of ``name`` (a scenario or an ``mcp`` kind) with these agents; the report with hub CPU and,
+    on a hub, its write batches during the run (``writer``: :func:`~coordhub.bench.target.writer_between`)."""
     hub = target.admin_token != "ceiling"  # the ceiling has no writer and no /metrics
     batches0 = target.writer_totals() if hub else None  # read outside the CPU window: a scrape costs the hub
     cpu0 = target.cpu_seconds()
