@@ -189,17 +189,12 @@ def _wrk_pass(target: Target, name: str, agents: list[tuple[str, str]], clients:
     """One wrk run of ``name`` (a scenario or an ``mcp`` kind) with these agents; the report with hub CPU and,
     on a hub, its write batches during the run (``writer``: :func:`~coordhub.bench.target.writer_between`)."""
     hub = target.admin_token != "ceiling"  # the ceiling has no writer and no /metrics
-    batches0 = target.writer_totals() if hub else None  # read outside the CPU window: a scrape costs the hub
+    # Two readings of one process's /metrics: under --workers N each scrape reaches whichever worker accepts it
+    batches0 = _writer_reading(target) if hub and target.serving == 1 else None  # outside the CPU window
     cpu0 = target.cpu_seconds()
     report = wrk.run(target.url, name, agents, clients, duration)
     cpu1 = target.cpu_seconds()
-    batches1 = target.writer_totals() if hub else None
-    if batches1 is not None and batches1.get("process", {}).get("batches"):
-        from coordhub.writer_process import REPORT_SECONDS  # only when a writer process runs
-
-        # it reports its batches once a second: wait for the report of the pass's last ones
-        time.sleep(REPORT_SECONDS + 0.25)
-        batches1 = target.writer_totals()
+    batches1 = _writer_reading(target) if batches0 is not None else None
     errors = report["non_2xx"] + report["socket_errors"]
     headline = {"ops": report["requests"] // (2 if name == "lease" else 1), "ops_per_s": report["ops_per_s"],
                 "p50_ms": report["p50_ms"], "p95_ms": None, "p99_ms": report["p99_ms"], "errors": errors,
@@ -212,6 +207,16 @@ def _wrk_pass(target: Target, name: str, agents: list[tuple[str, str]], clients:
         report["live_leases_after"] = len(r.json()) if r.status_code == 200 else None
     return {"headline": headline, "wrk": report, "hub_cpu_s": hub_cpu, "hub_cpu_us_per_request": per_request_us,
             "seconds": duration, "writer": writer_between(batches0, batches1)}
+
+
+def _writer_reading(target: Target) -> dict[str, dict[str, float]] | None:
+    """The hub's write batches so far (:meth:`Target.writer_totals`), with every batch committed before the call:
+    a writer process reports its batches once a second, so the reading waits for its next report."""
+    if target.writer_process:
+        from coordhub.writer_process import REPORT_SECONDS  # only when a writer process runs
+
+        time.sleep(REPORT_SECONDS + 0.25)
+    return target.writer_totals()
 
 
 def _with_wrk(name: str, o: Options, clients: int, duration: float, run_id: str,

@@ -49,13 +49,16 @@ def free_port() -> int:
 
 @dataclass
 class Target:
-    """A server being measured; ``proc`` is set only when this run started it."""
+    """A server being measured; ``proc`` is set only when this run started it. ``serving`` is how many processes
+    serve its port (``--workers``), ``writer_process`` whether it runs one (``--writer-process``)."""
 
     url: str
     admin_token: str
     proc: subprocess.Popen[bytes] | None = None
     workdir: tempfile.TemporaryDirectory[str] | None = None
     log: Path | None = None
+    serving: int = 1
+    writer_process: bool = False
 
     def log_problems(self, keep: int = 5) -> dict[str, Any] | None:
         """Warnings, errors and tracebacks the server logged so far (count and the first few), None if not ours."""
@@ -165,7 +168,8 @@ class Target:
         """The hub's write batches so far, by writer (``own``, ``process``), from its ``/metrics``:
         ``{writer: {"batches", "units", "commit_seconds", "commits_over_10_ms"}}`` (cumulative; see
         :func:`writer_between`). None when the metrics cannot be read. Under ``--workers N`` a scrape reaches
-        one worker: ``own`` is that worker's writer, ``process`` the whole writer process's."""
+        whichever worker accepts it: ``own`` is that worker's writer, ``process`` what that worker heard of the
+        writer process's batches."""
         families = self._metrics()
         if families is None:
             return None
@@ -265,7 +269,9 @@ def start(args: list[str], data_dir: Path | None = None, *, prefix: list[str] | 
         proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "coordhub", "serve", "--log-level",
                                  "warning", "--port", str(port), "--data-dir", str(folder), *args], stdout=out,
                                 stderr=subprocess.STDOUT)
-    target = Target(f"http://127.0.0.1:{port}", "", proc, workdir, log)
+    target = Target(f"http://127.0.0.1:{port}", "", proc, workdir, log,
+                    serving=int(args[args.index("--workers") + 1]) if "--workers" in args else 1,
+                    writer_process="--writer-process" in args)
     _wait_ready(target, log, timeout)
     target.admin_token = (folder / "admin.token").read_text().strip()
     return target
