@@ -63,7 +63,7 @@ SETTINGS: tuple[Setting, ...] = (
             "the database (writes stay serialised, events reach every worker at once); see docs/scaling.md.",
             "server"),
     Setting("writer_process", bool, False, "Also run one writer process that makes the hot and routine writes "
-            "(sends, claims, releases, renewals, presence, reads, acks) for the serving "
+            "(sends, claims, releases, renewals, revocations, presence, marking read, acks) for the serving "
             "process(es) in shared batches, on a core of its own; the others run where they arrive. See "
             "docs/scaling.md.", "server"),
     Setting("max_body_bytes", int, 1_048_576, "Largest request body accepted; larger answers 413.", "server"),

@@ -12,7 +12,8 @@ shared socket. What keeps N processes one hub:
   PostgreSQL's writers take the advisory lock (as several hubs do), SQLite's
   take an ``flock`` before ``BEGIN IMMEDIATE``
   (:func:`coordhub.store.localannounce.writer_lock`). Each process still
-  group-commits its own units.
+  group-commits its own units (under ``--writer-process`` the hot and routine
+  ones go to the writer process's batches instead).
 * **Events** written through one worker reach subscribers on the others at
   once: NOTIFY on PostgreSQL, Unix datagrams on SQLite
   (:mod:`coordhub.store.localannounce`); every stream reads the one log.
@@ -47,10 +48,10 @@ from pathlib import Path
 from typing import Any
 
 from coordhub.writer_process import SOCKET_NAME
+from coordhub.writer_process import STOP_SECONDS as LINK_STOP_SECONDS
 
 log = logging.getLogger("coordhub")
 
-MAX_WORKERS = 64
 STOP_SECONDS = 10.0  # a worker still running this long after SIGTERM is killed
 RESTART_FIRST = 0.5  # seconds before restarting a worker that died; doubles while they die young
 RESTART_MAX = 10.0
@@ -119,9 +120,9 @@ def supervise(cfg: Any, sock: socket.socket) -> None:
                 procs[n], started[n] = _start(ctx, cfg, sock, n, link), time.monotonic()
     finally:
         writer = procs.pop(0, None)
-        _stop_all(procs)
-        if writer is not None:
-            _stop_all({0: writer})
+        _stop_all(procs, STOP_SECONDS)
+        if writer is not None:  # it may still be answering a batch its links took: given their own time, and more
+            _stop_all({0: writer}, LINK_STOP_SECONDS + STOP_SECONDS)
         if link_dir is not None:
             shutil.rmtree(link_dir, ignore_errors=True)
         for s, handler in previous.items():
@@ -142,15 +143,16 @@ def _start(ctx: Any, cfg: Any, sock: socket.socket, n: int, link: Path | None) -
     return proc
 
 
-def _stop_all(procs: dict[int, BaseProcess]) -> None:
+def _stop_all(procs: dict[int, BaseProcess], seconds: float) -> None:
+    """SIGTERM each process, then kill those still running ``seconds`` later."""
     for proc in procs.values():
         if proc.is_alive() and proc.pid is not None:
             proc.terminate()  # SIGTERM: uvicorn finishes its requests, the store closes
-    deadline = time.monotonic() + STOP_SECONDS
+    deadline = time.monotonic() + seconds
     for proc in procs.values():
         proc.join(max(0.0, deadline - time.monotonic()))
         if proc.is_alive():
-            log.warning("worker %s did not stop in %.0f s; killing it", proc.name, STOP_SECONDS)
+            log.warning("worker %s did not stop in %.0f s; killing it", proc.name, seconds)
             proc.kill()
             proc.join()
 

@@ -8,7 +8,8 @@ writers mostly wait for a process that is busy serving (issue 15, measured in
 docs/benchmarks.md). With ``--writer-process`` the supervisor also starts one
 process that serves no HTTP: it opens the store and runs the hottest writes
 and an agent's routine ones (:class:`coordhub.core.calls.Call`: sends, claims,
-releases, renewals, presence, reads, acks) for every serving process, so they share its batches and its commits.
+releases, renewals, revocations, presence, marking read, acks) for every
+serving process, so they share its batches and its commits.
 
 The frames they exchange, and what a frame may carry, are
 :mod:`coordhub.writer_wire`'s. In short: a serving process says hello, then
@@ -476,6 +477,8 @@ class WriterServer:
                 link.send(frame)
 
     def _run(self, link: _Link, message: Any) -> None:
+        if not isinstance(message, tuple | list) or not message:  # nothing to answer it by: the link is broken
+            raise ValueError(f"a frame with no call id: {type(message).__name__}")
         ident = message[0]
         if ident == "hello":  # the serving process's version (one of before versions sends none)
             link.protocol = message[1] if len(message) > 1 else None
@@ -486,7 +489,7 @@ class WriterServer:
             exempt = None if during_halt is None else Exempt[during_halt]
             named = None if ahead is None else Ahead(ahead[0], ahead[1], tuple(Scan(*scan) for scan in ahead[2]))
             request = None if idem is None else IdempotentRequest(*idem)
-        except (KeyError, TypeError, ValueError) as exc:  # a serving process of another version
+        except (IndexError, KeyError, TypeError, ValueError) as exc:  # a serving process of another version
             link.send(encode(("bug", ident, f"not a call this writer process runs: {exc!r}")))
             return
 

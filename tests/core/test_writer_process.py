@@ -677,6 +677,43 @@ def test_batches_are_reported_only_to_serving_processes_that_said_they_read_them
         serving.join()
 
 
+def test_a_call_it_cannot_read_is_answered_and_a_frame_without_an_id_closes_only_its_link(
+        store_factory: Callable[[], Store], tmp_path: Path) -> None:
+    """A call whose parts do not fit (a serving process of another version: here its rows to read ahead too
+    short) is answered ``bug`` and the link goes on; a frame with no call id cannot be answered, so its link is
+    closed (logged), and another link is served as before."""
+    path = tmp_path / "writer.sock"
+    stop = threading.Event()
+    serving = threading.Thread(target=WriterServer(Hub(store_factory())).serve, args=(path, stop))
+    serving.start()
+    try:
+        for _ in range(500):
+            if path.exists():
+                break
+            time.sleep(0.01)
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(path))
+            sock.settimeout(5)
+            assert _frame(sock)[0] == "hello"
+            sock.sendall(encode((7, _claim(ALICE, "src/a.py").plain(), 201, None, None, ((),))))
+            bug = _frame(sock)
+            assert bug[0] == "bug" and bug[1] == 7 and "IndexError" in bug[2]
+            sock.sendall(encode((8, _claim(ALICE, "src/b.py").plain(), 201, None, None, None)))
+            assert [f[0] for f in (_frame(sock), _frame(sock))] == ["events", "ok"]  # the link went on
+            sock.sendall(encode(()))
+            with pytest.raises(ConnectionError):
+                _frame(sock)
+        with socket.socket(socket.AF_UNIX) as other:
+            other.connect(str(path))
+            other.settimeout(5)
+            assert _frame(other)[0] == "hello"
+            other.sendall(encode((9, _claim(ALICE, "src/c.py").plain(), 201, None, None, None)))
+            assert [f[0] for f in (_frame(other), _frame(other))] == ["events", "ok"]
+    finally:
+        stop.set()
+        serving.join()
+
+
 def test_a_writer_process_of_another_version_is_not_sent_calls(store_factory: Callable[[], Store], tmp_path: Path,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     """A writer process that greets in another version of the link (one of before versions says none) is left,
