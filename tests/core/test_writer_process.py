@@ -23,7 +23,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -635,22 +635,41 @@ def _frame(sock: socket.socket) -> Any:
     return decode(exactly(size))
 
 
-def test_batches_are_reported_only_to_serving_processes_that_said_they_read_them(
-        store_factory: Callable[[], Store], tmp_path: Path) -> None:
-    """A serving process of before this version (it sends no hello) gets answers and events as it always did and
-    no ``batches`` frame, which it would take for the answer of a call; one that says its version gets them."""
-    path = tmp_path / "writer.sock"
+@contextlib.contextmanager
+def _raw_links(store: Store, path: Path) -> Iterator[Callable[[], socket.socket]]:
+    """A writer process's server on ``store`` listening at ``path`` (on a thread, stopped on exit); yields a
+    function that opens one more raw link to it (5 s timeout; the caller reads its hello)."""
     stop = threading.Event()
-    serving = threading.Thread(target=WriterServer(Hub(store_factory())).serve, args=(path, stop))
+    serving = threading.Thread(target=WriterServer(Hub(store)).serve, args=(path, stop))
     serving.start()
+    opened: list[socket.socket] = []
     try:
         for _ in range(500):
             if path.exists():
                 break
             time.sleep(0.01)
-        with socket.socket(socket.AF_UNIX) as sock:
+
+        def link() -> socket.socket:
+            sock = socket.socket(socket.AF_UNIX)
+            opened.append(sock)
             sock.connect(str(path))
             sock.settimeout(5)
+            return sock
+
+        yield link
+    finally:
+        for sock in opened:
+            sock.close()
+        stop.set()
+        serving.join()
+
+
+def test_batches_are_reported_only_to_serving_processes_that_said_they_read_them(
+        store_factory: Callable[[], Store], tmp_path: Path) -> None:
+    """A serving process of before this version (it sends no hello) gets answers and events as it always did and
+    no ``batches`` frame, which it would take for the answer of a call; one that says its version gets them."""
+    with _raw_links(store_factory(), tmp_path / "writer.sock") as link:
+        with link() as sock:
             hello = _frame(sock)
             assert hello[0] == "hello" and hello[2] == PROTOCOL and hello[1] == os.getpid()
 
@@ -672,9 +691,6 @@ def test_batches_are_reported_only_to_serving_processes_that_said_they_read_them
             sock.settimeout(2)
             report = _frame(sock)
             assert report[0] == "batches" and sum(units for units, _ in report[1]) >= 1
-    finally:
-        stop.set()
-        serving.join()
 
 
 def test_a_call_it_cannot_read_is_answered_and_a_frame_without_an_id_closes_only_its_link(
@@ -682,18 +698,8 @@ def test_a_call_it_cannot_read_is_answered_and_a_frame_without_an_id_closes_only
     """A call whose parts do not fit (a serving process of another version: here its rows to read ahead too
     short) is answered ``bug`` and the link goes on; a frame with no call id cannot be answered, so its link is
     closed (logged), and another link is served as before."""
-    path = tmp_path / "writer.sock"
-    stop = threading.Event()
-    serving = threading.Thread(target=WriterServer(Hub(store_factory())).serve, args=(path, stop))
-    serving.start()
-    try:
-        for _ in range(500):
-            if path.exists():
-                break
-            time.sleep(0.01)
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(str(path))
-            sock.settimeout(5)
+    with _raw_links(store_factory(), tmp_path / "writer.sock") as link:
+        with link() as sock:
             assert _frame(sock)[0] == "hello"
             sock.sendall(encode((7, _claim(ALICE, "src/a.py").plain(), 201, None, None, ((),))))
             bug = _frame(sock)
@@ -703,15 +709,10 @@ def test_a_call_it_cannot_read_is_answered_and_a_frame_without_an_id_closes_only
             sock.sendall(encode(()))
             with pytest.raises(ConnectionError):
                 _frame(sock)
-        with socket.socket(socket.AF_UNIX) as other:
-            other.connect(str(path))
-            other.settimeout(5)
+        with link() as other:
             assert _frame(other)[0] == "hello"
             other.sendall(encode((9, _claim(ALICE, "src/c.py").plain(), 201, None, None, None)))
             assert [f[0] for f in (_frame(other), _frame(other))] == ["events", "ok"]
-    finally:
-        stop.set()
-        serving.join()
 
 
 def test_a_writer_process_of_another_version_is_not_sent_calls(store_factory: Callable[[], Store], tmp_path: Path,
