@@ -432,7 +432,14 @@ class WriterServer:
     def _serve_link(self, sock: socket.socket) -> None:
         link = _Link(sock)
         self.links.add(link)
-        link.send(encode(("hello", os.getpid(), PROTOCOL)), at_once=True)
+        if self._stopping:
+            # Accepted in the server's last turn, possibly after the stop shut the other links' reading (it
+            # sets the flag before it walks the links, and this link joined them before looking at it): no
+            # hello, so its serving process sends it no call, and no wait for a peer that may never close.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RD)
+        else:
+            link.send(encode(("hello", os.getpid(), PROTOCOL)), at_once=True)
         try:
             with sock.makefile("rb", buffering=1 << 16) as frames:
                 while True:

@@ -738,3 +738,21 @@ def test_a_writer_process_of_another_version_is_not_sent_calls(store_factory: Ca
         "the writer process speaks version None of the link, not 2 (an upgrade under way?); writes run here "
         "until one that speaks it starts") == 1
 
+
+
+def test_a_link_accepted_as_the_writer_process_stops_is_not_greeted_nor_waited_for(hub: Hub) -> None:
+    """A connection the server accepts in its last turn, after the stop walked the links to shut their reading
+    (the race is not reproducible on demand, so the link's thread is run as the server would run it, with the
+    stop under way): it is sent no hello and its thread ends at once, though its peer never closes. Before,
+    it said hello and read until the peer closed, and the stop's ``server_close`` waited for it."""
+    server = WriterServer(hub)
+    server._stopping = True
+    mine, peer = socket.socketpair()
+    with mine, peer:
+        peer.settimeout(5)
+        serving = threading.Thread(target=server._serve_link, args=(mine,), daemon=True)
+        serving.start()
+        serving.join(5)
+        assert not serving.is_alive()
+        assert peer.recv(64) == b""  # the link closed without a word
+        assert not server.links
