@@ -9,6 +9,7 @@ recognised, with no more latitude than its SQL says.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import pathlib
 import random
@@ -26,7 +27,7 @@ from coordhub.store import Store, open_store
 from coordhub.store.base import Ahead, Scan
 from coordhub.store.pgahead import MAX_AHEAD, RowsAhead, effect, query
 from coordhub.store.tables.leases import Candidates
-from coordhub.store.tables.sessions import ACT, READ_AHEAD, acted
+from coordhub.store.tables.sessions import ACT, READ_AHEAD, SEEN_RESOLUTION, acted
 from coordhub.store.tx import Tx
 from tests.conftest import scratch_database
 from tests.core.test_batched_writes import _batch
@@ -329,8 +330,7 @@ def test_a_session_read_ahead_holds_what_its_readers_ask_and_by_key_the_whole_ro
                 live = tx.ex.one(f"SELECT {columns} FROM sessions WHERE session_id = ?", (session.session_id,))
                 whole = tx.sessions.by_key(session.session_id.upper())
                 assert row is not None and live is not None and whole is not None
-                # (the sender's row also carries the last_seen its upsert set: acted)
-                seen.append((known, set(row) - {"last_seen"} == set(READ_AHEAD),
+                seen.append((known, set(row) == set(READ_AHEAD),
                              {c: row[c] for c in READ_AHEAD} == live,
                              all(type(row[c]) is type(live[c]) for c in live), len(whole) > len(READ_AHEAD),
                              {c: whole[c] for c in READ_AHEAD} == live))
@@ -341,6 +341,41 @@ def test_a_session_read_ahead_holds_what_its_readers_ask_and_by_key_the_whole_ro
         assert got == [None] * 3, got
         assert len(seen) == 4 and all(seen_one[1:] == (True,) * 5 for seen_one in seen), seen
         assert all(known for known, *_ in seen), seen  # answered from the rows read ahead, not asked again
+
+
+@pytest.mark.postgres
+def test_a_known_sender_seen_within_a_second_is_not_written_again() -> None:
+    """A write moves its sender's ``last_seen`` once :data:`SEEN_RESOLUTION` has passed since the stored one, not
+    before; a session only addressed so far (``known_since`` NULL) is made known by its first write however
+    recent its row; and the check every write makes still reads the row as it stands (a pause set within the
+    second refuses the next write)."""
+    a, b = Actor("A/main"), Actor("B/main")
+
+    def write(actor: Actor, op: Operation = lambda tx, now: None) -> object:
+        try:
+            return asyncio.run(hub.mutate(actor, op)).body
+        except Exception as exc:
+            return type(exc).__name__
+
+    with _hub_on("coordhub_seen") as (hub, clock):
+        start = clock.now()
+        write(a)
+        clock.advance(SEEN_RESOLUTION / 2)
+        write(a)
+        assert _row(hub.store, a.session_id)["last_seen"] == start
+        clock.advance(SEEN_RESOLUTION / 2)
+        write(a)
+        assert _row(hub.store, a.session_id)["last_seen"] == start + SEEN_RESOLUTION
+
+        write(a, lambda tx, now: tx.sessions.address(b.session_id, now))
+        assert _row(hub.store, b.session_id)["known_since"] is None
+        clock.advance(SEEN_RESOLUTION / 4)
+        write(b)
+        row = _row(hub.store, b.session_id)
+        assert row["known_since"] == row["last_seen"] == start + SEEN_RESOLUTION * 1.25, row
+
+        write(a, lambda tx, now: tx.sessions.pause(a.session_id, "*", now))
+        assert write(a) == "Paused"
 
 
 @pytest.mark.postgres
