@@ -118,25 +118,52 @@ def effect(sql: str) -> tuple[tuple[str, str], ...]:
     return ((table.name, _OTHER),)
 
 
-def query(ahead: Ahead, literal: Callable[[str], str], *, sessions: bool = True) -> list[tuple[str, bytes]]:
-    """The reads for ``ahead`` (each key quoted by ``literal``): ``(table, SQL)`` for each table with keys.
+#: A read ahead: its name (a table, or a scan's part: ``filed``, ``beneath``, ``due``) and its SQL and parameters.
+Read = tuple[str, tuple[str, tuple[Any, ...]]]
+
+
+def query(ahead: Ahead, *, sessions: bool = True) -> list[Read]:
+    """The reads for ``ahead``: ``(name, (SQL, parameters))`` for each table with keys, and for the scans.
 
     Only well-formed keys are read (a lookup of anything else cannot have been
     named by a unit the core accepted), each once, at most :data:`MAX_AHEAD`;
     sessions only with ``sessions`` (the database folds ASCII as Python does).
+    The keys travel as array parameters, so each read's text is the same in
+    every batch and is prepared once (issue 15: quoted into the text, a batch's
+    reads were parsed and planned anew each time, about a third of the server's
+    work for a batch of lease cycles); run them between :data:`PLAN_BY_INDEX`
+    and its undoing (:func:`planned_as_before`).
     """
-    out = []
+    out: list[Read] = []
     for table, keys in (("sessions", ahead.sessions if sessions else ()), ("leases", ahead.leases)):
         spec = _BY_NAME[table]
         wanted = list(dict.fromkeys(k for k in keys if spec.shape.fullmatch(k)))[:MAX_AHEAD]
         if wanted:
-            keys_sql = ", ".join(map(literal, wanted))
-            out.append((table, (f"SELECT k.{KEY_COLUMN}, {spec.columns} FROM unnest(ARRAY[{keys_sql}]::text[]) "
-                                f"AS k({KEY_COLUMN}) LEFT JOIN {spec.joins}").encode()))
+            out.append((table, (f"SELECT k.{KEY_COLUMN}, {spec.columns} FROM unnest(?::text[]) AS k({KEY_COLUMN}) "
+                                f"LEFT JOIN {spec.joins}", (wanted,))))
     scans = scan_list(ahead)
     if scans:
-        out.extend(_scan_queries(scans, literal))
+        out.extend(_scan_queries(scans))
     return out
+
+
+#: Run before the reads ahead (one statement): the plans of their prepared texts use the indexes whatever the
+#: tables' sizes were when the server made them. After its fifth use the server may keep one generic plan of a
+#: prepared statement, and one made while ``leases`` was nearly empty scanned it whole on every later batch
+#: (measured: 0.44 ms a batch instead of a few hundredths, docs/benchmarks.md "2026-12-03 (7)"). Each read is a
+#: lookup by key or an index range, so an index is the right plan at any size. Transaction-local.
+PLAN_BY_INDEX = ("SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), "
+                 "set_config('enable_mergejoin', 'off', true)")
+#: The connection's own values of what :data:`PLAN_BY_INDEX` sets, read once: ``(seqscan, hashjoin, mergejoin)``.
+PLANNER_SETTINGS = ("SELECT current_setting('enable_seqscan') AS seqscan, current_setting('enable_hashjoin') AS "
+                    "hashjoin, current_setting('enable_mergejoin') AS mergejoin")
+
+
+def planned_as_before(settings: Row) -> tuple[str, tuple[Any, ...]]:
+    """The statement that gives back, after the reads ahead, the planner settings :data:`PLANNER_SETTINGS` read."""
+    return ("SELECT set_config('enable_seqscan', ?, true), set_config('enable_hashjoin', ?, true), "
+            "set_config('enable_mergejoin', ?, true)",
+            (str(settings["seqscan"]), str(settings["hashjoin"]), str(settings["mergejoin"])))
 
 
 _PLAIN = re.compile(r"[\x20-\x7e]{0,1024}")  # printable ASCII: the same bytes in every client encoding
@@ -144,8 +171,8 @@ _PLAIN = re.compile(r"[\x20-\x7e]{0,1024}")  # printable ASCII: the same bytes i
 
 def _plain(scan: Scan) -> bool:
     """Whether ``scan`` is spelled in printable ASCII only. Others are asked as before: a database in another
-    encoding than UTF-8 may take a literal for other text (a scan that finds nothing, kept as complete), or
-    refuse it for the whole batch; and libpq's quoting ends a string at a NUL."""
+    encoding than UTF-8 may take a text for another (a scan that finds nothing, kept as complete), or refuse it
+    for the whole batch; and no PostgreSQL text holds a NUL."""
     return all(_PLAIN.fullmatch(text) for text in (scan.project_key, *scan.scopes, scan.beneath or ""))
 
 
@@ -155,34 +182,28 @@ def scan_list(ahead: Ahead) -> list[Scan]:
     return [s for s in dict.fromkeys(ahead.scans) if _plain(s)][:MAX_AHEAD]
 
 
-def _array(values: Sequence[str], literal: Callable[[str], str]) -> str:
-    return f"ARRAY[{', '.join(map(literal, values))}]::text[]"
-
-
-def _scan_queries(scans: list[Scan], literal: Callable[[str], str]) -> list[tuple[str, bytes]]:
+def _scan_queries(scans: list[Scan]) -> list[Read]:
     """The three reads of :func:`query` for ``scans``: ``filed`` (active leases of their projects at their scopes
     or at none, oldest first, one row more than kept), ``beneath`` (per scan, by its position, one row more than
     kept) and ``due`` (the earliest expiry of an active lease). Leases.candidates' predicates, before expiry."""
     projects = list(dict.fromkeys(s.project_key for s in scans))
     scopes = list(dict.fromkeys(x for s in scans for x in s.scopes))
-    filed = (f"SELECT * FROM leases WHERE state = 'active' AND project_key = ANY({_array(projects, literal)}) "
-             f"AND (scope IS NULL OR scope = ANY({_array(scopes, literal)})) ORDER BY fence LIMIT {_SCAN_ROWS + 1}")
-    out = [("filed", filed.encode())]
+    filed = ("SELECT * FROM leases WHERE state = 'active' AND project_key = ANY(?::text[]) "
+             f"AND (scope IS NULL OR scope = ANY(?::text[])) ORDER BY fence LIMIT {_SCAN_ROWS + 1}")
+    out: list[Read] = [("filed", (filed, (projects, scopes)))]
     under = [(str(n), s) for n, s in enumerate(scans) if s.beneath is not None]
     if under:
-        keys = _array([n for n, _ in under], literal)
-        owners = _array([s.project_key for _, s in under], literal)
-        tops = _array([s.beneath or "" for _, s in under], literal)
         # Two branches, each a range of the (project_key, scope) index: one CASE of both would be a filter
         # over every active lease, under the writer's lock.
         below = ("(SELECT * FROM leases WHERE project_key = s.project AND state = 'active' AND kind <> 'name' "
                  "AND {} ORDER BY fence LIMIT " + str(_SCAN_ROWS + 1) + ")")
         out.append(("beneath", (
-            f"SELECT s.{KEY_COLUMN}, t.* FROM unnest({keys}, {owners}, {tops}) AS s({KEY_COLUMN}, project, top) "
+            f"SELECT s.{KEY_COLUMN}, t.* FROM unnest(?::text[], ?::text[], ?::text[]) AS s({KEY_COLUMN}, project, top) "
             "CROSS JOIN LATERAL (" + below.format("s.top = '' AND scope > ''") + " UNION ALL "
             + below.format("s.top <> '' AND scope >= s.top || '/' AND scope < s.top || '0'")  # "0" follows "/"
-            + ") t").encode()))
-    out.append(("due", b"SELECT min(expires_at) AS due_at FROM leases WHERE state = 'active'"))
+            + ") t",
+            ([n for n, _ in under], [s.project_key for _, s in under], [s.beneath or "" for _, s in under]))))
+    out.append(("due", ("SELECT min(expires_at) AS due_at FROM leases WHERE state = 'active'", ())))
     return out
 
 

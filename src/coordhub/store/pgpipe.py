@@ -131,6 +131,14 @@ class Pipe:
             answers.append(self._answer(res, name))
         return Outcome(answers, len(answers), bad)
 
+    def discard(self) -> None:
+        """End the open pipeline, if any (statements a failed batch sent ahead), dropping its answers.
+
+        Raises ``psycopg.OperationalError`` when the connection is lost.
+        """
+        if self._open is not None:
+            self._sync()
+
     def simple(self, text: bytes) -> list[Answer]:
         """Run ``text`` (statements without parameters, ``;``-separated) in one round trip; every answer.
 
@@ -148,8 +156,7 @@ class Pipe:
 
         Raises ``psycopg.OperationalError`` when the connection is lost.
         """
-        if self._open is not None:
-            self._sync()
+        self.discard()
         pg = self._pg
         pg.send_query(text)
         self._flush()

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 import psycopg
-from psycopg import pq
 from psycopg.rows import dict_row
 
 from coordhub.clock import OffsetClock
@@ -54,7 +53,7 @@ _CONNECT_TIMEOUT = 3  # seconds
 # READ COMMITTED whatever the server's default: each statement after the lock must see what the last batch committed.
 _BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
 _NOW = "extract(epoch FROM clock_timestamp())::float8 AS db_now"
-_BEGIN_LOCK_AND_TIME = f"{_BEGIN}; SELECT pg_advisory_xact_lock({_WRITER_LOCK}), {_NOW}"
+_LOCK_AND_TIME = f"SELECT pg_advisory_xact_lock({_WRITER_LOCK}), {_NOW}"
 # A batch begun in the round trip of the last one's COMMIT does not wait for the lock: while another hub holds it,
 # the server would hold back the COMMIT's answer too (see _Connection.commit_and_begin).
 _TRY_LOCK_AND_TIME = f"SELECT pg_try_advisory_xact_lock({_WRITER_LOCK}) AS locked, {_NOW}"
@@ -333,8 +332,8 @@ class PostgresExecutor:
         with the ``COMMIT``. The counters the batch took numbers from move with
         it (:class:`Numbers`).
 
-        ``then``: parameterless statements run after the ``COMMIT`` in its
-        round trip (the next batch's ``BEGIN``: :meth:`_Connection.commit_and_begin`).
+        ``then``: statements run after the ``COMMIT`` in its round trip (the
+        next batch's ``BEGIN`` and reads: :meth:`_Connection.commit_and_begin`).
         Returns their answers; None when there were none, or when one of them
         failed: the batch is committed all the same, and the connection is
         left in a failed transaction (roll it back).
@@ -345,7 +344,8 @@ class PostgresExecutor:
         moves = self.numbers.write_back()
         self._in_batch = False
         self.rows_ahead.clear()  # after the COMMIT other hubs may write them: nothing outside a batch reads them
-        if not moves and not self._sent and all(h.sql in (_SAVEPOINT, _RELEASE) for h in self._held):  # one query
+        if (not moves and not self._sent and all(h.sql in (_SAVEPOINT, _RELEASE) for h in self._held)
+                and not any(params for _, params in then)):  # one simple query
             statements = [h.sql for h in self._held] + tail
             self._held = []
             text = "; ".join(statements).encode()
@@ -370,11 +370,11 @@ class _Connection:
         self._executor = PostgresExecutor(Pipe(conn))
         # Announce the batch to every hub (delivered only if it commits), in COMMIT's round trip.
         self._commit_tail = [announce.notify_sql(origin), "COMMIT"]
-        self._begin_sql = b""  # built on the first batch, once the schema is known (see begin)
-        self._then_begin: list[Statement] = []  # commit_and_begin's BEGIN (built with _begin_sql)
+        self._begin: list[Statement] = []  # built on the first batch, once the schema is known (see begin)
+        self._then_begin: list[Statement] = []  # commit_and_begin's BEGIN (built with _begin)
         self._abandoned = False  # a transaction commit_and_begin opened and did not take: rolled back by begin
-        self._escaping = pq.Escaping(conn.pgconn)
         self._fold_ok = False  # the database's lower() folds ASCII as Python's does (sessions read ahead)
+        self._planned_as_before: Statement = ("", ())  # undoes pgahead.PLAN_BY_INDEX after the reads ahead
 
     @property
     def executor(self) -> PostgresExecutor:
@@ -386,15 +386,17 @@ class _Connection:
         named = ex.pipe.simple(b"SELECT pg_get_serial_sequence('messages', 'seq') AS name")[0].rows
         ex.numbers.sequence = named[0]["name"] if named else None
         reads = [Halts.STANDING, ex.numbers.query()]
-        self._begin_sql = "; ".join([_BEGIN_LOCK_AND_TIME, *reads]).encode()
+        self._begin = [(sql, ()) for sql in (_BEGIN, _LOCK_AND_TIME, *reads)]
         self._then_begin = [(sql, ()) for sql in (_BEGIN, _TRY_LOCK_AND_TIME, *reads)]
         self._fold_ok = bool(ex.pipe.simple(pgahead.ASCII_LOWER)[0].rows[0]["ok"])
+        [settings] = ex.pipe.simple(pgahead.PLANNER_SETTINGS.encode())
+        self._planned_as_before = pgahead.planned_as_before(settings.rows[0])
         columns, encoding = ex.pipe.simple(pgahead.LAYOUT.encode())
         ex.rows_ahead.layout = pgahead.Layout(columns.rows, str(encoding.rows[0]["server_encoding"]))
 
     def begin(self, ahead: Ahead | None = None) -> list[Row]:
         ex = self._executor
-        if not self._begin_sql:
+        if not self._begin:
             self._learn()
         ex.start_batch()  # a failed batch may have left statements held: its transaction is gone
         # One round trip: BEGIN, the lock, whose answer carries the database's clock (see OffsetClock), the
@@ -402,8 +404,11 @@ class _Connection:
         # the rows its units will look up (after the lock: what the last batch committed).
         reads = self._reads(ahead)
         abandoned, self._abandoned = self._abandoned, False
-        answers = ex.pipe.simple(b"; ".join([b"ROLLBACK"] * abandoned + [self._begin_sql, *(sql for _, sql in reads)]))
-        return self._begun(answers[abandoned:], ahead, reads)
+        ex.pipe.discard()  # what a failed batch sent ahead and never synced
+        done = ex.pipe.run([*[("ROLLBACK", ())] * abandoned, *self._begin, *self._planned(reads)])
+        if done.error is not None:
+            raise done.error
+        return self._begun(done.answers[abandoned:], ahead, reads)
 
     def commit_and_begin(self, ahead: Ahead | None) -> list[Row] | None:
         """:meth:`commit`, and in the same round trip begin the next batch, whose units named ``ahead``.
@@ -420,28 +425,31 @@ class _Connection:
         """
         ex = self._executor
         reads = self._reads(ahead)
-        answers = ex.commit(self._commit_tail, [*self._then_begin, *((sql, ()) for _, sql in reads)])
+        answers = ex.commit(self._commit_tail, [*self._then_begin, *self._planned(reads)])
         if answers is None or not answers[1].rows[0]["locked"]:
             self._abandoned = True
             return None
         return self._begun(answers, ahead, reads)
 
-    def _reads(self, ahead: Ahead | None) -> list[tuple[str, bytes]]:
-        return pgahead.query(ahead, self._literal, sessions=self._fold_ok) if ahead is not None else []
+    def _reads(self, ahead: Ahead | None) -> list[pgahead.Read]:
+        return pgahead.query(ahead, sessions=self._fold_ok) if ahead is not None else []
 
-    def _begun(self, answers: list[Answer], ahead: Ahead | None, reads: list[tuple[str, bytes]]) -> list[Row]:
+    def _planned(self, reads: list[pgahead.Read]) -> list[Statement]:
+        """The reads ahead to send after a batch's ``BEGIN``, planned by index (:data:`pgahead.PLAN_BY_INDEX`)."""
+        if not reads:
+            return []
+        return [(pgahead.PLAN_BY_INDEX, ()), *(statement for _, statement in reads), self._planned_as_before]
+
+    def _begun(self, answers: list[Answer], ahead: Ahead | None, reads: list[pgahead.Read]) -> list[Row]:
         """Take the answers of a batch's ``BEGIN`` and its reads; the standing halts."""
         ex = self._executor
         _, lock, halts, counters, *rows = answers
+        rows = rows[1:-1]  # the planner's settings, set and given back around the reads
         self._clock.offset = float(lock.rows[0]["db_now"]) - time.time()
         ex.start_batch(counters.rows)
         if ahead is not None:
             ex.rows_ahead.load(ahead, {name: answer.rows for (name, _), answer in zip(reads, rows, strict=True)})
         return halts.rows
-
-    def _literal(self, text: str) -> str:
-        """``text`` as a quoted SQL string literal (libpq's own escaping)."""
-        return self._escaping.escape_literal(text.encode()).decode()
 
     def commit(self) -> None:
         self._executor.commit(self._commit_tail)
