@@ -127,9 +127,21 @@ class Pipe:
         answers: list[Answer] = []
         for res, name in results:
             if res.status not in _OK:
-                return Outcome(answers, len(answers), errors.error_from_result(res, encoding=self._encoding))
+                error = errors.error_from_result(res, encoding=self._encoding)
+                if name is not None and isinstance(error, errors.FeatureNotSupported):
+                    self._forget(name)
+                return Outcome(answers, len(answers), error)
             answers.append(self._answer(res, name))
         return Outcome(answers, len(answers), bad)
+
+    def _forget(self, name: bytes) -> None:
+        """Prepare the statement ``name`` again at its next use. The server refuses a prepared statement whose
+        result's columns changed since (``cached plan must not change result type``: a ``SELECT *`` of a table
+        a newer hub's migration altered), and goes on refusing it; the old one stays on the server, unused,
+        until the connection closes (it cannot be deallocated in the transaction its failure aborted)."""
+        for key in [key for key, prepared in self._prepared.items() if prepared == name]:
+            del self._prepared[key]
+        self._columns.pop(name, None)
 
     def discard(self) -> None:
         """End the open pipeline, if any (statements a failed batch sent ahead), dropping its answers.

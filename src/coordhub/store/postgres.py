@@ -386,13 +386,14 @@ class _Connection:
         named = ex.pipe.simple(b"SELECT pg_get_serial_sequence('messages', 'seq') AS name")[0].rows
         ex.numbers.sequence = named[0]["name"] if named else None
         reads = [Halts.STANDING, ex.numbers.query()]
-        self._begin = [(sql, ()) for sql in (_BEGIN, _LOCK_AND_TIME, *reads)]
-        self._then_begin = [(sql, ()) for sql in (_BEGIN, _TRY_LOCK_AND_TIME, *reads)]
         self._fold_ok = bool(ex.pipe.simple(pgahead.ASCII_LOWER)[0].rows[0]["ok"])
         [settings] = ex.pipe.simple(pgahead.PLANNER_SETTINGS.encode())
         self._planned_as_before = pgahead.planned_as_before(settings.rows[0])
         columns, encoding = ex.pipe.simple(pgahead.LAYOUT.encode())
         ex.rows_ahead.layout = pgahead.Layout(columns.rows, str(encoding.rows[0]["server_encoding"]))
+        # Last: until it is set, each batch asks all of the above again (one that failed part way is not kept).
+        self._then_begin = [(sql, ()) for sql in (_BEGIN, _TRY_LOCK_AND_TIME, *reads)]
+        self._begin = [(sql, ()) for sql in (_BEGIN, _LOCK_AND_TIME, *reads)]
 
     def begin(self, ahead: Ahead | None = None) -> list[Row]:
         ex = self._executor
@@ -406,6 +407,15 @@ class _Connection:
         abandoned, self._abandoned = self._abandoned, False
         ex.pipe.discard()  # what a failed batch sent ahead and never synced
         done = ex.pipe.run([*[("ROLLBACK", ())] * abandoned, *self._begin, *self._planned(reads)])
+        for _ in reads:
+            if not isinstance(done.error, psycopg.errors.FeatureNotSupported):
+                break
+            # A read ahead returns whole rows of leases, and after a column was added (a newer hub's migration, an
+            # operator) the server refuses it as it was prepared: Pipe.run forgets it, and the batch, none of which
+            # ran, begins again with it prepared anew (each round trip reports one such read).
+            ex.pipe.simple(b"ROLLBACK")
+            done = ex.pipe.run([*self._begin, *self._planned(reads)])
+            abandoned = False
         if done.error is not None:
             raise done.error
         return self._begun(done.answers[abandoned:], ahead, reads)
