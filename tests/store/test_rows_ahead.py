@@ -328,8 +328,9 @@ def test_the_planner_settings_are_given_back_before_any_unit_runs(monkeypatch: p
 def test_a_column_added_to_leases_while_the_hub_runs() -> None:
     """A newer hub's migration (or an operator) adds a column to ``leases`` while this hub runs; the server then
     refuses every statement prepared with whole rows of it. The reads ahead are prepared again at the next
-    batch's ``BEGIN``: no claim or release fails. A unit's own whole-row read fails once (its statement is
-    prepared again at its next use) and answers the new column from then on."""
+    batch's ``BEGIN``: no claim or release fails. A read is run again on its connection, so it does not fail
+    either. A unit's own whole-row read fails once (its statement is prepared again at its next use) and
+    answers the new column from then on."""
     a = Actor("A/main")
     scan = leases.claim_scan("p", "src/a.py")
     assert scan is not None
@@ -350,11 +351,14 @@ def test_a_column_added_to_leases_while_the_hub_runs() -> None:
         for _ in range(7):  # each read past its fifth use
             cycle()
         assert isinstance(hub.store.write_sync(whole), dict)
+        for _ in range(3):  # prepared on the reader's connection (one after another: the same thread)
+            assert "added_later" not in hub.store.read_sync(whole)
         with psycopg.connect(hub.store.url, autocommit=True) as other:  # type: ignore[attr-defined]
             other.execute("ALTER TABLE leases ADD COLUMN added_later TEXT")
         for _ in range(3):
             claimed, released = cycle()
             assert claimed.get("state") == "active" and released.get("state") == "released", (claimed, released)
+        assert "added_later" in hub.store.read_sync(whole)
         with pytest.raises(psycopg.errors.FeatureNotSupported):
             hub.store.write_sync(whole)
         again = hub.store.write_sync(whole)

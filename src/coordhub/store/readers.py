@@ -25,6 +25,7 @@ from coordhub.store.base import Executor
 
 T = TypeVar("T")
 _RECONNECT_BACKOFF = 1.0  # seconds
+_STALE_RETRIES = 4  # runs again of one read whose statements the server refused as prepared
 
 
 class ReaderConnection(Protocol):
@@ -43,10 +44,13 @@ class ReaderThreads:
 
     def __init__(self, connect: Callable[[], ReaderConnection], make_tx: Callable[[Executor], Any],
                  is_unavailable: Callable[[BaseException], bool], *, threads: int = 4,
-                 name: str = "coord-reader") -> None:
+                 name: str = "coord-reader", is_stale: Callable[[BaseException], bool] | None = None) -> None:
         self._connect = connect
         self._make_tx = make_tx
         self._is_unavailable = is_unavailable
+        # A failure that running the read again on the same connection cures (PostgreSQL: a statement the server
+        # refused as it was prepared, which the connection has since forgotten); a read changes nothing.
+        self._is_stale = is_stale or (lambda exc: False)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self._local = threading.local()
         self._open: set[Any] = set()
@@ -99,6 +103,7 @@ class ReaderThreads:
             pass
 
     def _run(self, fn: Callable[[Any], T]) -> T:
+        stale = _STALE_RETRIES
         while True:
             conn, tx, kept = self._session()
             ex = conn.executor
@@ -110,6 +115,9 @@ class ReaderThreads:
             except Exception as exc:
                 if not self._is_unavailable(exc):
                     self._end(conn, ex)
+                    if stale and self._is_stale(exc):  # each run reports one such statement
+                        stale -= 1
+                        continue
                     raise
                 self._drop(conn)
                 if not kept:  # a new connection failed: the database is down

@@ -19,15 +19,17 @@ class ThreadedStore(Store):
 
     Subclasses provide ``connect`` (a new connection, usable by the writer and
     by readers; ``writer_connect`` when the writer's differs) and
-    ``is_unavailable`` (does an exception mean the database is lost?), and
+    ``is_unavailable`` (does an exception mean the database is lost?), optionally
+    ``is_stale`` (does running a read again cure it? :class:`ReaderThreads`), and
     call :meth:`_start_writer` at the end of ``open``.
     """
 
     def __init__(self, connect: Callable[[], Any], is_unavailable: Callable[[BaseException], bool], *,
-                 readers: int, name: str, writer_connect: Callable[[], Any] | None = None) -> None:
+                 readers: int, name: str, writer_connect: Callable[[], Any] | None = None,
+                 is_stale: Callable[[BaseException], bool] | None = None) -> None:
         writer: Callable[[], WriterConnection] = writer_connect or connect
         reader_connect: Callable[[], ReaderConnection] = connect
-        self._readers = ReaderThreads(reader_connect, Tx, is_unavailable, threads=readers)
+        self._readers = ReaderThreads(reader_connect, Tx, is_unavailable, threads=readers, is_stale=is_stale)
         self._writer = BatchWriter(writer, Tx, is_unavailable, name=f"coord-{name}-writer")
 
     def set_after_commit(self, listener: Callable[[Any], None] | None,
