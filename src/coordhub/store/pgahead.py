@@ -130,7 +130,7 @@ def query(ahead: Ahead, *, sessions: bool = True) -> list[Read]:
     sessions only with ``sessions`` (the database folds ASCII as Python does).
     The keys travel as array parameters, so each read's text is the same in
     every batch and is prepared once (issue 15: quoted into the text, a batch's
-    reads were parsed and planned anew each time, about a third of the server's
+    reads were parsed and planned anew each time, up to a third of the server's
     work for a batch of lease cycles); run them between :data:`PLAN_BY_INDEX`
     and its undoing (:func:`planned_as_before`).
     """

@@ -25,12 +25,12 @@ ACT = returning(ACT_WRITE, _ACTED, f"SELECT {_ACTED} FROM sessions WHERE session
 # What a recipient's row is read for (Sessions.address): not all 22 columns, each of which the standard
 # library's sqlite3 fetches with the interpreter lock released and taken back (issue 15: 3.5 % of a send).
 _ADDRESSED = "session_id, known_since, incarnation, last_heartbeat, deregistered_at"
-# last_seen, read ahead with the sender's row: whether its upsert would move it (SEEN_RESOLUTION).
 _ADDRESS = f"SELECT {_ADDRESSED} FROM sessions WHERE session_key = lower(?)"
 #: The columns of a session's row read ahead on PostgreSQL (:mod:`coordhub.store.pgahead`): what its two readers
-#: in a write ask of it, the sender's check (:meth:`Sessions.act_then`) and a recipient's (:meth:`Sessions.address`);
-#: 9 of the table's 22 (issue 15: the rest cost CPU to load and to copy as the batch follows the row). The
-#: sender's upsert followed in Python (:func:`acted`) reads ``known_since``, one of the recipient's columns.
+#: in a write ask of it, the sender's check (:meth:`Sessions.act_then`) and a recipient's (:meth:`Sessions.address`),
+#: and ``last_seen``, which decides whether the sender's upsert is sent (:data:`SEEN_RESOLUTION`); 10 of the
+#: table's 22 (issue 15: the rest cost CPU to load and to copy as the batch follows the row). The sender's
+#: upsert followed in Python (:func:`acted`) reads ``known_since``, one of the recipient's columns.
 READ_AHEAD = tuple(dict.fromkeys(f"{_ACTED}, {_ADDRESSED}, last_seen".split(", ")))
 #: Seconds within which a write leaves its sender's ``last_seen`` as it is, where that is known without asking (the
 #: row read ahead, PostgreSQL): a session writing many times a second (a burst of claims) updates its row once a
