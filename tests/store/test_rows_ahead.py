@@ -316,7 +316,7 @@ def test_the_planner_settings_are_given_back_before_any_unit_runs(monkeypatch: p
 
     with _hub_on("coordhub_settings") as (hub, clock):
         writer = hub.store._writer  # type: ignore[attr-defined]
-        writer._max_batch = 4  # 24 units queued at once: six batches, each begun with the last one's COMMIT
+        writer._max_batch = 4  # 24 units queued at once: six batches, five begun with the last one's COMMIT
         chained_before = writer.batches
         _batch(hub, [(a, settings)] * 24, [Ahead(scans=(scan,), leases=(str(uuid.uuid4()),))] * 24)
         _batch(hub, [(a, settings)], [Ahead(scans=(scan,))])  # begun alone
