@@ -59,6 +59,18 @@ def _row(store: Store, session_id: str) -> dict[str, object]:
     return dict(row)
 
 
+def _claim_and_release(hub: Hub, actor: Actor, scan: Scan) -> tuple[Any, Any]:
+    """Claim ``src/a.py`` in project ``p`` (``scan`` its claim's scan, read ahead), then release it: two batches;
+    each one's answer."""
+    [claimed] = _batch(hub, [(actor, lambda tx, now: leases.claim(
+        tx, actor, project_key="p", resource="src/a.py", description=None, ttl_hours=1, now=now))],
+        [Ahead(scans=(scan,))])
+    lease_id = claimed["id"]
+    [released] = _batch(hub, [(actor, lambda tx, now: leases.release(tx, actor, lease_id, now))],
+                        [Ahead(leases=(lease_id,))])
+    return claimed, released
+
+
 @pytest.mark.parametrize("known_before", [False, True])
 def test_the_upsert_mirrored_in_python_gives_the_row_the_database_stores(store: Store, known_before: bool) -> None:
     """A session addressed only (no ``known_since``) or already known acts at a later time: ``acted`` of the
@@ -252,11 +264,7 @@ def test_the_reads_ahead_keep_plans_by_index_made_while_the_tables_were_empty() 
     with _hub_on("coordhub_plans") as (hub, clock):
         lease_id = ""
         for _ in range(8):  # past the fifth use of each read
-            [claimed] = _batch(hub, [(a, lambda tx, now: leases.claim(
-                tx, a, project_key="p", resource="src/a.py", description=None, ttl_hours=1, now=now))],
-                [Ahead(scans=(scan,))])
-            lease_id = claimed["id"]
-            _batch(hub, [(a, lambda tx, now, x=lease_id: leases.release(tx, a, x, now))], [Ahead(leases=(lease_id,))])
+            lease_id = _claim_and_release(hub, a, scan)[0]["id"]
         hub.store.write_sync(lambda tx: tx.ex.execute(
             "INSERT INTO leases (id, fence, project_key, resource, kind, session_id, ttl_hours, acquired_at, state, "
             "updated_at, scope) SELECT 'x' || g, 1000000 + g, 'p', 'src/f' || g, 'path', 'A/main', 1, 0, "
@@ -335,28 +343,19 @@ def test_a_column_added_to_leases_while_the_hub_runs() -> None:
     scan = leases.claim_scan("p", "src/a.py")
     assert scan is not None
 
-    def cycle() -> tuple[Any, Any]:
-        [claimed] = _batch(hub, [(a, lambda tx, now: leases.claim(
-            tx, a, project_key="p", resource="src/a.py", description=None, ttl_hours=1, now=now))],
-            [Ahead(scans=(scan,))])
-        lease_id = claimed["id"]
-        [released] = _batch(hub, [(a, lambda tx, now: leases.release(tx, a, lease_id, now))],
-                            [Ahead(leases=(lease_id,))])
-        return claimed, released
-
     def whole(tx: Tx) -> Any:
         return tx.ex.all("SELECT * FROM leases ORDER BY fence LIMIT ?", (1,))[0]
 
     with _hub_on("coordhub_alter") as (hub, clock):
         for _ in range(7):  # each read past its fifth use
-            cycle()
+            _claim_and_release(hub, a, scan)
         assert isinstance(hub.store.write_sync(whole), dict)
         for _ in range(3):  # prepared on the reader's connection (one after another: the same thread)
             assert "added_later" not in hub.store.read_sync(whole)
         with psycopg.connect(hub.store.url, autocommit=True) as other:  # type: ignore[attr-defined]
             other.execute("ALTER TABLE leases ADD COLUMN added_later TEXT")
         for _ in range(3):
-            claimed, released = cycle()
+            claimed, released = _claim_and_release(hub, a, scan)
             assert claimed.get("state") == "active" and released.get("state") == "released", (claimed, released)
         assert "added_later" in hub.store.read_sync(whole)
         with pytest.raises(psycopg.errors.FeatureNotSupported):

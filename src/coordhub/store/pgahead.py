@@ -152,18 +152,16 @@ def query(ahead: Ahead, *, sessions: bool = True) -> list[Read]:
 #: prepared statement, and one made while ``leases`` was nearly empty scanned it whole on every later batch
 #: (measured: 0.44 ms a batch instead of a few hundredths, docs/benchmarks.md "2026-12-03 (7)"). Each read is a
 #: lookup by key or an index range, so an index is the right plan at any size. Transaction-local.
-PLAN_BY_INDEX = ("SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), "
-                 "set_config('enable_mergejoin', 'off', true)")
-#: The connection's own values of what :data:`PLAN_BY_INDEX` sets, read once: ``(seqscan, hashjoin, mergejoin)``.
-PLANNER_SETTINGS = ("SELECT current_setting('enable_seqscan') AS seqscan, current_setting('enable_hashjoin') AS "
-                    "hashjoin, current_setting('enable_mergejoin') AS mergejoin")
+_BY_INDEX = ("enable_seqscan", "enable_hashjoin", "enable_mergejoin")  # planner settings off for the reads ahead
+PLAN_BY_INDEX = "SELECT " + ", ".join(f"set_config('{name}', 'off', true)" for name in _BY_INDEX)
+#: The connection's own values of what :data:`PLAN_BY_INDEX` sets, read once (a row keyed by setting name).
+PLANNER_SETTINGS = "SELECT " + ", ".join(f"current_setting('{name}') AS {name}" for name in _BY_INDEX)
 
 
 def planned_as_before(settings: Row) -> tuple[str, tuple[Any, ...]]:
     """The statement that gives back, after the reads ahead, the planner settings :data:`PLANNER_SETTINGS` read."""
-    return ("SELECT set_config('enable_seqscan', ?, true), set_config('enable_hashjoin', ?, true), "
-            "set_config('enable_mergejoin', ?, true)",
-            (str(settings["seqscan"]), str(settings["hashjoin"]), str(settings["mergejoin"])))
+    return ("SELECT " + ", ".join(f"set_config('{name}', ?, true)" for name in _BY_INDEX),
+            tuple(str(settings[name]) for name in _BY_INDEX))
 
 
 _PLAIN = re.compile(r"[\x20-\x7e]{0,1024}")  # printable ASCII: the same bytes in every client encoding

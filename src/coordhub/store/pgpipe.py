@@ -40,6 +40,13 @@ def numbered(sql: str) -> bytes:
     return re.sub(r"\?", lambda _: f"${next(count)}", sql).encode()
 
 
+def refused_as_prepared(exc: BaseException) -> bool:
+    """Whether ``exc`` is the server refusing a statement as the connection prepared it: its result's columns
+    changed since (``cached plan must not change result type``, SQLSTATE 0A000; a ``SELECT *`` of a table a newer
+    hub's migration altered). :meth:`Pipe.run` forgets such a statement, so running it again prepares it anew."""
+    return isinstance(exc, errors.FeatureNotSupported)
+
+
 # A statement ready to send: its SQL ($n placeholders), its parameters dumped (None: a one-off text, sent
 # unprepared), their type oids and formats.
 _Ready = tuple[bytes, "Sequence[Buffer | None] | None", tuple[int, ...], Sequence[pq.Format]]
@@ -128,17 +135,16 @@ class Pipe:
         for res, name in results:
             if res.status not in _OK:
                 error = errors.error_from_result(res, encoding=self._encoding)
-                if name is not None and isinstance(error, errors.FeatureNotSupported):
+                if name is not None and refused_as_prepared(error):
                     self._forget(name)
                 return Outcome(answers, len(answers), error)
             answers.append(self._answer(res, name))
         return Outcome(answers, len(answers), bad)
 
     def _forget(self, name: bytes) -> None:
-        """Prepare the statement ``name`` again at its next use. The server refuses a prepared statement whose
-        result's columns changed since (``cached plan must not change result type``: a ``SELECT *`` of a table
-        a newer hub's migration altered), and goes on refusing it; the old one stays on the server, unused,
-        until the connection closes (it cannot be deallocated in the transaction its failure aborted)."""
+        """Prepare the statement ``name`` again at its next use (:func:`refused_as_prepared`: the server goes on
+        refusing it as it is); the old one stays on the server, unused, until the connection closes (it cannot
+        be deallocated in the transaction its failure aborted)."""
         for key in [key for key, prepared in self._prepared.items() if prepared == name]:
             del self._prepared[key]
         self._columns.pop(name, None)

@@ -36,7 +36,7 @@ from coordhub.store.base import (
     insert_sql,
 )
 from coordhub.store.pgnumbers import NUMBERED, Numbers
-from coordhub.store.pgpipe import Answer, Pipe, Statement
+from coordhub.store.pgpipe import Answer, Pipe, Statement, refused_as_prepared
 from coordhub.store.ratebuckets import SharedBuckets
 from coordhub.store.tables.system import Halts
 from coordhub.store.threaded import ThreadedStore
@@ -408,7 +408,7 @@ class _Connection:
         ex.pipe.discard()  # what a failed batch sent ahead and never synced
         done = ex.pipe.run([*[("ROLLBACK", ())] * abandoned, *self._begin, *self._planned(reads)])
         for _ in reads:
-            if done.error is None or not _is_stale(done.error):
+            if done.error is None or not refused_as_prepared(done.error):
                 break
             # A read ahead returns whole rows of leases, and after a column was added (a newer hub's migration, an
             # operator) the server refuses it as it was prepared: Pipe.run forgets it, and the batch, none of which
@@ -478,12 +478,6 @@ def _is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
 
 
-def _is_stale(exc: BaseException) -> bool:
-    """Whether the server refused a statement as the connection prepared it, its result's columns having changed
-    since (a column added by a newer hub's migration); the pipe has forgotten it (:meth:`Pipe.run`)."""
-    return isinstance(exc, psycopg.errors.FeatureNotSupported)
-
-
 _IDENTITIES = (("events", "id"), ("messages", "seq"), ("turns", "id"))  # GENERATED ALWAYS AS IDENTITY columns
 
 
@@ -518,7 +512,7 @@ class PostgresStore(ThreadedStore):
         self.origin = self._origin
         self._clock = OffsetClock()
         self.clock = self._clock  # the database's clock decides expiry for every hub on it
-        super().__init__(self._connection, _is_unavailable, readers=readers, name="pg", is_stale=_is_stale)
+        super().__init__(self._connection, _is_unavailable, readers=readers, name="pg", is_stale=refused_as_prepared)
 
     def _connect(self) -> psycopg.Connection[Any]:
         # UTF-8 whatever PGCLIENTENCODING says: text then comes back as it was given (in EUC_JP or SJIS, Python's
