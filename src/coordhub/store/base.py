@@ -26,6 +26,10 @@ from concurrent.futures import Future
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 T = TypeVar("T")
+# Runs again of one read or one batch whose statements the server refused as they were prepared (a column added
+# to a table they read whole: pgpipe.refused_as_prepared); each run reports one such statement.
+STALE_RETRIES = 4
+
 Row = dict[str, Any]
 
 

@@ -21,11 +21,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 from coordhub.errors import Unavailable
-from coordhub.store.base import Executor
+from coordhub.store.base import STALE_RETRIES, Executor
 
 T = TypeVar("T")
 _RECONNECT_BACKOFF = 1.0  # seconds
-_STALE_RETRIES = 4  # runs again of one read whose statements the server refused as prepared
 
 
 class ReaderConnection(Protocol):
@@ -103,7 +102,7 @@ class ReaderThreads:
             pass
 
     def _run(self, fn: Callable[[Any], T]) -> T:
-        stale = _STALE_RETRIES
+        stale = STALE_RETRIES
         while True:
             conn, tx, kept = self._session()
             ex = conn.executor

@@ -20,7 +20,7 @@ class ThreadedStore(Store):
     Subclasses provide ``connect`` (a new connection, usable by the writer and
     by readers; ``writer_connect`` when the writer's differs) and
     ``is_unavailable`` (does an exception mean the database is lost?), optionally
-    ``is_stale`` (does running a read again cure it? :class:`ReaderThreads`), and
+    ``is_stale`` (does running a read or a batch again cure it? :class:`ReaderThreads`, :class:`BatchWriter`), and
     call :meth:`_start_writer` at the end of ``open``.
     """
 
@@ -30,7 +30,7 @@ class ThreadedStore(Store):
         writer: Callable[[], WriterConnection] = writer_connect or connect
         reader_connect: Callable[[], ReaderConnection] = connect
         self._readers = ReaderThreads(reader_connect, Tx, is_unavailable, threads=readers, is_stale=is_stale)
-        self._writer = BatchWriter(writer, Tx, is_unavailable, name=f"coord-{name}-writer")
+        self._writer = BatchWriter(writer, Tx, is_unavailable, name=f"coord-{name}-writer", is_stale=is_stale)
 
     def set_after_commit(self, listener: Callable[[Any], None] | None,
                          before: Callable[[Any], None] | None = None) -> None:

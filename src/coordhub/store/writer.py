@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from coordhub.errors import CoordError, Unavailable
-from coordhub.store.base import Ahead, Executor, ReadsAhead
+from coordhub.store.base import STALE_RETRIES, Ahead, Executor, ReadsAhead
 
 log = logging.getLogger("coordhub.store")
 
@@ -107,7 +107,9 @@ class BatchWriter:
     ``connect`` opens a :class:`WriterConnection`; ``make_tx`` wraps its
     executor in the object units of work receive; ``is_unavailable`` tells a
     lost database (→ ``Unavailable``, the connection is dropped and reopened
-    on the next batch) from other errors.
+    on the next batch) from other errors; ``is_stale`` an error that running
+    the batch again cures (a statement the server refused as it was prepared,
+    which the connection then prepares anew: ``pgpipe.refused_as_prepared``).
     """
 
     def __init__(
@@ -118,10 +120,12 @@ class BatchWriter:
         *,
         max_batch: int = 256,
         name: str = "coord-writer",
+        is_stale: Callable[[BaseException], bool] | None = None,
     ) -> None:
         self._connect = connect
         self._make_tx = make_tx
         self._is_unavailable = is_unavailable
+        self._is_stale = is_stale or (lambda exc: False)
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._conn: WriterConnection | None = None
@@ -237,6 +241,7 @@ class BatchWriter:
 
     def _run_batch(self, batch: list[tuple[Callable[[Any], Any], Reply]]) -> None:
         lost: dict[int, BaseException] = {}  # units that failed after they ended (UnitLost), by batch position
+        stale = STALE_RETRIES
         while True:
             running = [i for i in range(len(batch)) if i not in lost]
             if not running:
@@ -249,6 +254,9 @@ class BatchWriter:
             except UnitLost as failure:  # run the batch again without that unit
                 self._tx.halts.batch(False)
                 self._rollback()
+                if stale and self._is_stale(failure.cause):  # or with it: its statement is prepared anew
+                    stale -= 1
+                    continue
                 lost[running[failure.unit]] = failure.cause
                 if not isinstance(failure.cause, CoordError):
                     log.error("unit of work failed", exc_info=failure.cause)
@@ -256,6 +264,10 @@ class BatchWriter:
             except BaseException as exc:  # the whole batch is lost: nothing was acknowledged
                 if self._tx is not None:
                     self._tx.halts.batch(False)
+                if stale and self._is_stale(exc):
+                    stale -= 1
+                    self._rollback()
+                    continue
                 results = [(None, self._batch_failure(exc))] * len(running)
             break
         by_position = dict(zip(running, results, strict=True))
@@ -352,7 +364,7 @@ class BatchWriter:
                 ex.settle()
             ex.finish_unit()
         except Exception as exc:
-            if self._is_unavailable(exc):
+            if self._is_unavailable(exc) or self._is_stale(exc):  # the batch's to handle (_run_batch)
                 raise
             if single:
                 # A lone unit owns the transaction; re-raise so the batch rolls back.
