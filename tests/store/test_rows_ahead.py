@@ -25,11 +25,12 @@ import pytest
 from psycopg import pq
 
 from coordhub.clock import ManualClock
-from coordhub.core import leases, messages
+from coordhub.core import events, leases, messages
 from coordhub.core.hub import Hub, Operation
 from coordhub.core.identity import Actor
+from coordhub.errors import Conflict
 from coordhub.store import Store, open_store, postgres
-from coordhub.store.base import Ahead, Scan
+from coordhub.store.base import STALE_RETRIES, Ahead, Scan
 from coordhub.store.pgahead import MAX_AHEAD, PLAN_BY_INDEX, RowsAhead, effect, query
 from coordhub.store.pgpipe import numbered
 from coordhub.store.tables.leases import Candidates
@@ -350,15 +351,6 @@ def test_a_column_added_to_leases_while_the_hub_runs() -> None:
         with psycopg.connect(hub.store.url, autocommit=True) as other:  # type: ignore[attr-defined]
             other.execute(f"ALTER TABLE leases ADD COLUMN {name} TEXT")
 
-    def together(units: int) -> list[Any]:
-        """``whole`` as ``units`` units queued behind one that holds the writer: in one batch, or two."""
-        gate = threading.Event()
-        held = hub.store.submit_write(lambda tx: gate.wait(10))
-        queued = [hub.store.submit_write(whole) for _ in range(units)]
-        gate.set()
-        held.result(10)
-        return [future.result(10) for future in queued]
-
     with _hub_on("coordhub_alter") as (hub, clock):
         for _ in range(7):  # each read past its fifth use
             _claim_and_release(hub, a, scan)
@@ -372,7 +364,98 @@ def test_a_column_added_to_leases_while_the_hub_runs() -> None:
         assert "added_later" in hub.store.read_sync(whole)
         assert "added_later" in hub.store.write_sync(whole)
         add_column("added_again")
-        assert all("added_again" in row for row in together(3))
+        assert all(isinstance(row, dict) and "added_again" in row for row in _one_batch(hub.store, [whole] * 3))
+
+
+def _one_batch(store: Store, units: list[Any]) -> list[Any]:
+    """Run ``units`` in one write batch (queued while a unit holds the writer); each one's result, or its
+    exception."""
+    entered, gate = threading.Event(), threading.Event()
+
+    def hold(tx: Tx) -> None:
+        entered.set()
+        gate.wait(10)
+
+    held = store.submit_write(hold)
+    assert entered.wait(10)
+    queued = [store.submit_write(unit) for unit in units]
+    gate.set()
+    held.result(10)
+    return [future.exception(10) or future.result(10) for future in queued]
+
+
+@pytest.mark.postgres
+def test_a_batch_meeting_more_refused_statements_than_it_may_run_again_fails_only_their_units() -> None:
+    """Each run of a batch reports one statement the server refused as prepared; past ``STALE_RETRIES`` runs
+    again, a unit that meets one more fails alone (its statement is prepared anew for its caller's retry), and
+    the other units commit."""
+    ran: list[str] = []
+
+    def whole(n: int) -> Any:  # distinct texts: distinct prepared statements
+        return lambda tx: tx.ex.all(f"SELECT * FROM leases WHERE fence > ? ORDER BY fence LIMIT {n}", (0,))
+
+    def plain(tx: Tx) -> Any:
+        ran.append("plain")
+        return tx.ex.one("SELECT 1 AS one")
+
+    units = [whole(n) for n in range(1, STALE_RETRIES + 3)]
+    with _hub_on("coordhub_stale") as (hub, clock):
+        assert all(type(r) is list for r in _one_batch(hub.store, units))  # each one prepared
+        with psycopg.connect(hub.store.url, autocommit=True) as other:  # type: ignore[attr-defined]
+            other.execute("ALTER TABLE leases ADD COLUMN added_later TEXT")
+        done = _one_batch(hub.store, [*units, plain])
+        assert [type(r).__name__ for r in done] == ["list"] * STALE_RETRIES + ["FeatureNotSupported"] * 2 + ["dict"]
+        assert ran == ["plain"]  # the runs before the last stopped at a refused statement before it
+        assert all(type(r) is list for r in _one_batch(hub.store, units))  # each one prepared anew
+
+
+@pytest.mark.postgres
+def test_another_error_of_an_unsupported_feature_fails_its_unit_once() -> None:
+    """SQLSTATE 0A000 for another reason than a statement prepared before (here a value the function refuses,
+    in a statement prepared in the same round trip) is the unit's own error: it is not run again, and the
+    batch's other units commit."""
+    ran: list[str] = []
+
+    def refused(tx: Tx) -> Any:
+        ran.append("refused")
+        return tx.ex.one("SELECT array_position(?::int[], 1) AS n", ("{{1,2},{3,4}}",))
+
+    def plain(tx: Tx) -> Any:
+        ran.append("plain")
+        return tx.ex.one("SELECT 1 AS one")
+
+    with _hub_on("coordhub_unsupported") as (hub, clock):
+        done = _one_batch(hub.store, [plain, refused, plain])
+        assert [type(r).__name__ for r in done] == ["dict", "FeatureNotSupported", "dict"]
+        assert ran == ["plain", "refused", "plain"]
+
+
+@pytest.mark.postgres
+def test_the_event_feed_refused_as_prepared_after_a_failed_last_unit() -> None:
+    """A column is added to ``events`` while a batch runs (by its first unit, from another connection, before
+    the batch touches the table). The feed's whole-row read of the batch's events, sent with the ``COMMIT`` and
+    laid at the door of the batch's last unit when that unit failed, is refused as prepared: the batch runs
+    again with it prepared anew, the failed unit's caller gets its own error, the other unit commits, and the
+    feed delivers its event."""
+    delivered: list[list[str]] = []
+
+    def logging(tx: Tx) -> Any:
+        with psycopg.connect(url, autocommit=True) as other:
+            other.execute("ALTER TABLE events ADD COLUMN IF NOT EXISTS added_later TEXT")
+        events.emit_nowait(tx, "test.logged", 1.0, session_id=None)
+        return "logged"
+
+    def failing(tx: Tx) -> Any:
+        tx.ex.one("SELECT 1 AS one")
+        raise Conflict("its own refusal")
+
+    with _hub_on("coordhub_feed") as (hub, clock):
+        url = hub.store.url  # type: ignore[attr-defined]
+        hub.feed_commits(0, lambda after, rows: delivered.append([row["kind"] for row in rows]))
+        hub.store.write_sync(lambda tx: None)  # the feed's read prepared
+        done = _one_batch(hub.store, [logging, failing])
+        assert done[0] == "logged" and isinstance(done[1], Conflict), done
+        assert delivered[-1] == ["test.logged"], delivered
 
 
 def test_only_scans_in_printable_ascii_are_read_ahead() -> None:

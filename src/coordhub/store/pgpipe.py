@@ -41,10 +41,20 @@ def numbered(sql: str) -> bytes:
 
 
 def refused_as_prepared(exc: BaseException) -> bool:
-    """Whether ``exc`` is the server refusing a statement as the connection prepared it: its result's columns
-    changed since (``cached plan must not change result type``, SQLSTATE 0A000; a ``SELECT *`` of a table a newer
-    hub's migration altered). :meth:`Pipe.run` forgets such a statement, so running it again prepares it anew."""
-    return isinstance(exc, errors.FeatureNotSupported)
+    """Whether ``exc`` is the server refusing a statement the connection had prepared before, which the pipe has
+    forgotten since (:meth:`Pipe.run`): running it again prepares it anew.
+
+    The server refuses a prepared statement whose result's columns changed
+    since it was prepared (``cached plan must not change result type``,
+    SQLSTATE 0A000: a ``SELECT *`` of a table a newer hub's migration, or an
+    operator, altered while this hub runs). Another 0A000 error, or one of a
+    statement prepared in the same round trip (it cannot be out of date), is
+    not such a refusal: running it again would fail again.
+    """
+    return getattr(exc, _PREPARED_AGAIN, False) is True
+
+
+_PREPARED_AGAIN = "coordhub_prepared_again"  # set on an error by Pipe.run (refused_as_prepared)
 
 
 # A statement ready to send: its SQL ($n placeholders), its parameters dumped (None: a one-off text, sent
@@ -132,11 +142,12 @@ class Pipe:
         self._submit(ready, flush=False)  # the sync right after sends them with itself: one system call, not two
         results = self._sync()
         answers: list[Answer] = []
-        for res, name in results:
+        for res, name, earlier in results:
             if res.status not in _OK:
                 error = errors.error_from_result(res, encoding=self._encoding)
-                if name is not None and refused_as_prepared(error):
+                if earlier and name is not None and isinstance(error, errors.FeatureNotSupported):
                     self._forget(name)
+                    setattr(error, _PREPARED_AGAIN, True)
                 return Outcome(answers, len(answers), error)
             answers.append(self._answer(res, name))
         return Outcome(answers, len(answers), bad)
@@ -238,8 +249,9 @@ class Pipe:
             self._sync()  # a lost connection raises again here; the pipeline is not left half-known
             raise
 
-    def _sync(self) -> list[tuple[PGresult, bytes | None]]:
-        """End the open pipeline with a sync; return each statement's result and prepared name, in order."""
+    def _sync(self) -> list[tuple[PGresult, bytes | None, bool]]:
+        """End the open pipeline with a sync; return each statement's result, its prepared name and whether it was
+        prepared in an earlier pipeline, in order."""
         pg = self._pg
         pipeline, self._open = self._open, None
         if pipeline is None:
@@ -259,10 +271,11 @@ class Pipe:
         finally:
             if pg.pipeline_status != pq.PipelineStatus.OFF and not pg.is_busy():
                 pg.exit_pipeline_mode()
+        fresh = {name for name, _ in pipeline.fresh.values()}
         for key, (name, slot) in pipeline.fresh.items():
             if results[slot].status == pq.ExecStatus.COMMAND_OK:
                 self._prepared[key] = name
-        return [(results[slot], name) for slot, name in pipeline.slots]
+        return [(results[slot], name, name is not None and name not in fresh) for slot, name in pipeline.slots]
 
     def _flush(self) -> None:
         pg = self._pg

@@ -109,7 +109,9 @@ class BatchWriter:
     lost database (→ ``Unavailable``, the connection is dropped and reopened
     on the next batch) from other errors; ``is_stale`` an error that running
     the batch again cures (a statement the server refused as it was prepared,
-    which the connection then prepares anew: ``pgpipe.refused_as_prepared``).
+    which the connection then prepares anew: ``pgpipe.refused_as_prepared``):
+    such a batch runs again, up to ``STALE_RETRIES`` times, and after that a
+    unit that meets one more fails alone, as for any error of its own.
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class BatchWriter:
         self._make_tx = make_tx
         self._is_unavailable = is_unavailable
         self._is_stale = is_stale or (lambda exc: False)
+        self._stale_left = 0  # runs again the running batch may still take (is_stale); spent, a unit fails alone
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._conn: WriterConnection | None = None
@@ -241,7 +244,7 @@ class BatchWriter:
 
     def _run_batch(self, batch: list[tuple[Callable[[Any], Any], Reply]]) -> None:
         lost: dict[int, BaseException] = {}  # units that failed after they ended (UnitLost), by batch position
-        stale = STALE_RETRIES
+        stale = self._stale_left = STALE_RETRIES
         while True:
             running = [i for i in range(len(batch)) if i not in lost]
             if not running:
@@ -255,7 +258,7 @@ class BatchWriter:
                 self._tx.halts.batch(False)
                 self._rollback()
                 if stale and self._is_stale(failure.cause):  # or with it: its statement is prepared anew
-                    stale -= 1
+                    stale = self._stale_left = stale - 1
                     continue
                 lost[running[failure.unit]] = failure.cause
                 if not isinstance(failure.cause, CoordError):
@@ -265,7 +268,7 @@ class BatchWriter:
                 if self._tx is not None:
                     self._tx.halts.batch(False)
                 if stale and self._is_stale(exc):
-                    stale -= 1
+                    stale = self._stale_left = stale - 1
                     self._rollback()
                     continue
                 results = [(None, self._batch_failure(exc))] * len(running)
@@ -364,7 +367,7 @@ class BatchWriter:
                 ex.settle()
             ex.finish_unit()
         except Exception as exc:
-            if self._is_unavailable(exc) or self._is_stale(exc):  # the batch's to handle (_run_batch)
+            if self._is_unavailable(exc) or (self._stale_left and self._is_stale(exc)):  # the batch's (_run_batch)
                 raise
             if single:
                 # A lone unit owns the transaction; re-raise so the batch rolls back.
