@@ -32,7 +32,7 @@ from coordhub.errors import Conflict
 from coordhub.store import Store, open_store, postgres
 from coordhub.store.base import STALE_RETRIES, Ahead, Scan
 from coordhub.store.pgahead import MAX_AHEAD, PLAN_BY_INDEX, RowsAhead, effect, query
-from coordhub.store.pgpipe import numbered
+from coordhub.store.pgpipe import Pipe, numbered
 from coordhub.store.tables.leases import Candidates
 from coordhub.store.tables.sessions import ACT, READ_AHEAD, SEEN_RESOLUTION, acted
 from coordhub.store.tx import Tx
@@ -431,13 +431,19 @@ def test_another_error_of_an_unsupported_feature_fails_its_unit_once() -> None:
 
 
 @pytest.mark.postgres
-def test_the_event_feed_refused_as_prepared_after_a_failed_last_unit() -> None:
+def test_the_event_feed_refused_as_prepared_after_a_failed_last_unit(monkeypatch: pytest.MonkeyPatch) -> None:
     """A column is added to ``events`` while a batch runs (by its first unit, from another connection, before
-    the batch touches the table). The feed's whole-row read of the batch's events, sent with the ``COMMIT`` and
-    laid at the door of the batch's last unit when that unit failed, is refused as prepared: the batch runs
-    again with it prepared anew, the failed unit's caller gets its own error, the other unit commits, and the
-    feed delivers its event."""
+    the batch touches the table), and the batch's last unit fails. The feed's whole-row read of the batch's
+    events is the batch's, not that unit's: it travels with the ``COMMIT`` (one round trip), is refused as
+    prepared, and the batch runs again with it prepared anew. The failed unit's caller gets its own error, the
+    other unit commits, and the feed delivers its event."""
     delivered: list[list[str]] = []
+    runs: list[list[str]] = []
+    run = Pipe.run
+
+    def spied(pipe: Pipe, statements: Any) -> Any:
+        runs.append([sql if isinstance(sql, str) else sql.decode() for sql, _ in statements])
+        return run(pipe, statements)
 
     def logging(tx: Tx) -> Any:
         with psycopg.connect(url, autocommit=True) as other:
@@ -453,9 +459,35 @@ def test_the_event_feed_refused_as_prepared_after_a_failed_last_unit() -> None:
         url = hub.store.url  # type: ignore[attr-defined]
         hub.feed_commits(0, lambda after, rows: delivered.append([row["kind"] for row in rows]))
         hub.store.write_sync(lambda tx: None)  # the feed's read prepared
+        monkeypatch.setattr(Pipe, "run", spied)
         done = _one_batch(hub.store, [logging, failing])
         assert done[0] == "logged" and isinstance(done[1], Conflict), done
         assert delivered[-1] == ["test.logged"], delivered
+        begun = max(n for n, texts in enumerate(runs) if texts[0].startswith("BEGIN"))  # the batch's last run
+        assert [texts for texts in runs[begun:] if "COMMIT" in texts
+                and any(text.startswith("SELECT * FROM events WHERE id >") for text in texts)], runs[begun:]
+
+
+@pytest.mark.postgres
+def test_a_check_left_waiting_refused_as_prepared_runs_its_batch_again() -> None:
+    """A unit's whole-row read whose answer it left waiting (``Executor.expect``, settled with the next unit's
+    round trip) is refused as prepared after a column is added: the batch runs again with it prepared anew,
+    and both units commit."""
+    seen: list[int] = []
+
+    def waiting(tx: Tx) -> Any:
+        tx.ex.expect("SELECT * FROM leases ORDER BY fence LIMIT ?", (1,), lambda rows: seen.append(len(rows)))
+        return "waited"
+
+    def reading(tx: Tx) -> Any:
+        return tx.ex.one("SELECT 2 AS two")
+
+    with _hub_on("coordhub_waiting") as (hub, clock):
+        assert _one_batch(hub.store, [waiting, reading]) == ["waited", {"two": 2}]
+        with psycopg.connect(hub.store.url, autocommit=True) as other:  # type: ignore[attr-defined]
+            other.execute("ALTER TABLE leases ADD COLUMN added_later TEXT")
+        assert _one_batch(hub.store, [waiting, reading]) == ["waited", {"two": 2}]
+        assert seen and set(seen) == {0}, seen
 
 
 def test_only_scans_in_printable_ascii_are_read_ahead() -> None:

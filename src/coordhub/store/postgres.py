@@ -226,6 +226,7 @@ class PostgresExecutor:
             else:
                 self._hold(sql, ())
             self._drop_release = False
+            self._ended = True  # (a failed unit's too: what comes before the next SAVEPOINT is the batch's)
         else:  # the running unit failed: what it still holds would only be undone
             self._refused = None
             self._savepoint_at = None
