@@ -40,6 +40,9 @@ def numbered(sql: str) -> bytes:
     return re.sub(r"\?", lambda _: f"${next(count)}", sql).encode()
 
 
+_PREPARED_AGAIN = "coordhub_prepared_again"  # set on an error by Pipe.run (refused_as_prepared)
+
+
 def refused_as_prepared(exc: BaseException) -> bool:
     """Whether ``exc`` is the server refusing a statement the connection had prepared before, which the pipe has
     forgotten since (:meth:`Pipe.run`): running it again prepares it anew.
@@ -52,9 +55,6 @@ def refused_as_prepared(exc: BaseException) -> bool:
     not such a refusal: running it again would fail again.
     """
     return getattr(exc, _PREPARED_AGAIN, False) is True
-
-
-_PREPARED_AGAIN = "coordhub_prepared_again"  # set on an error by Pipe.run (refused_as_prepared)
 
 
 # A statement ready to send: its SQL ($n placeholders), its parameters dumped (None: a one-off text, sent

@@ -244,7 +244,7 @@ class BatchWriter:
 
     def _run_batch(self, batch: list[tuple[Callable[[Any], Any], Reply]]) -> None:
         lost: dict[int, BaseException] = {}  # units that failed after they ended (UnitLost), by batch position
-        stale = self._stale_left = STALE_RETRIES
+        self._stale_left = STALE_RETRIES
         while True:
             running = [i for i in range(len(batch)) if i not in lost]
             if not running:
@@ -257,8 +257,8 @@ class BatchWriter:
             except UnitLost as failure:  # run the batch again without that unit
                 self._tx.halts.batch(False)
                 self._rollback()
-                if stale and self._is_stale(failure.cause):  # or with it: its statement is prepared anew
-                    stale = self._stale_left = stale - 1
+                if self._stale_left and self._is_stale(failure.cause):  # or with it: its statement prepared anew
+                    self._stale_left -= 1
                     continue
                 lost[running[failure.unit]] = failure.cause
                 if not isinstance(failure.cause, CoordError):
@@ -267,8 +267,8 @@ class BatchWriter:
             except BaseException as exc:  # the whole batch is lost: nothing was acknowledged
                 if self._tx is not None:
                     self._tx.halts.batch(False)
-                if stale and self._is_stale(exc):
-                    stale = self._stale_left = stale - 1
+                if self._stale_left and self._is_stale(exc):
+                    self._stale_left -= 1
                     self._rollback()
                     continue
                 results = [(None, self._batch_failure(exc))] * len(running)
