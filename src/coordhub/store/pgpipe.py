@@ -140,12 +140,12 @@ class Pipe:
         """
         ready, bad = self._dump(statements)
         self._submit(ready, flush=False)  # the sync right after sends them with itself: one system call, not two
-        results = self._sync()
+        results, fresh = self._sync()
         answers: list[Answer] = []
-        for res, name, earlier in results:
+        for res, name in results:
             if res.status not in _OK:
                 error = errors.error_from_result(res, encoding=self._encoding)
-                if earlier and name is not None and isinstance(error, errors.FeatureNotSupported):
+                if name is not None and name not in fresh and isinstance(error, errors.FeatureNotSupported):
                     self._forget(name)
                     setattr(error, _PREPARED_AGAIN, True)
                 return Outcome(answers, len(answers), error)
@@ -249,13 +249,13 @@ class Pipe:
             self._sync()  # a lost connection raises again here; the pipeline is not left half-known
             raise
 
-    def _sync(self) -> list[tuple[PGresult, bytes | None, bool]]:
-        """End the open pipeline with a sync; return each statement's result, its prepared name and whether it was
-        prepared in an earlier pipeline, in order."""
+    def _sync(self) -> tuple[list[tuple[PGresult, bytes | None]], set[bytes]]:
+        """End the open pipeline with a sync; return each statement's result and prepared name, in order, and the
+        names of those prepared in this pipeline."""
         pg = self._pg
         pipeline, self._open = self._open, None
         if pipeline is None:
-            return []
+            return [], set()
         try:
             pg.pipeline_sync()
             self._flush()
@@ -271,11 +271,10 @@ class Pipe:
         finally:
             if pg.pipeline_status != pq.PipelineStatus.OFF and not pg.is_busy():
                 pg.exit_pipeline_mode()
-        fresh = {name for name, _ in pipeline.fresh.values()}
         for key, (name, slot) in pipeline.fresh.items():
             if results[slot].status == pq.ExecStatus.COMMAND_OK:
                 self._prepared[key] = name
-        return [(results[slot], name, name is not None and name not in fresh) for slot, name in pipeline.slots]
+        return [(results[slot], name) for slot, name in pipeline.slots], {name for name, _ in pipeline.fresh.values()}
 
     def _flush(self) -> None:
         pg = self._pg

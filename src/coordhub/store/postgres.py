@@ -408,16 +408,9 @@ class _Connection:
         abandoned, self._abandoned = self._abandoned, False
         ex.pipe.discard()  # what a failed batch sent ahead and never synced
         done = ex.pipe.run([*[("ROLLBACK", ())] * abandoned, *self._begin, *self._planned(reads)])
-        for _ in reads:
-            if done.error is None or not refused_as_prepared(done.error):
-                break
-            # A read ahead returns whole rows of leases, and after a column was added (a newer hub's migration, an
-            # operator) the server refuses it as it was prepared: Pipe.run forgets it, and the batch, none of which
-            # ran, begins again with it prepared anew (each round trip reports one such read).
-            ex.pipe.simple(b"ROLLBACK")
-            done = ex.pipe.run([*self._begin, *self._planned(reads)])
-            abandoned = False
         if done.error is not None:
+            # A read ahead of whole rows of leases, after a column was added (a newer hub's migration, an operator),
+            # is refused as it was prepared (refused_as_prepared): the writer runs the batch again (is_stale).
             raise done.error
         return self._begun(done.answers[abandoned:], ahead, reads)
 
