@@ -273,3 +273,34 @@ def test_a_lone_unit_whose_deferred_write_fails_at_commit_fails_and_leaves_nothi
     assert store.read_sync(lambda tx: tx.events.after(0)) == []
     store.write_sync(lambda tx: _note(tx, "next"))
     assert [e["kind"] for e in store.read_sync(lambda tx: tx.events.after(0))] == ["next"]
+
+
+def test_a_before_commit_read_the_database_refuses_after_a_failed_last_unit_loses_the_whole_batch(
+        store: Store) -> None:
+    """The batch's before-commit hook (``Store.set_after_commit(…, before=…)``: the event feed's read) is the
+    batch's, even after its last unit failed: when the database refuses its read (PostgreSQL: with the COMMIT,
+    in the failed unit's rollback's round trip), every unit of the batch fails with that error, none of their
+    writes commits, no after-commit listener runs, and the next batch starts clean."""
+    committed: list[int] = []
+    broken = [True]
+
+    def before(tx: Tx) -> None:
+        if broken[0]:
+            tx.ex.expect("SELECT * FROM no_such_table", (), lambda rows: None)
+
+    store.set_after_commit(lambda tx: committed.append(1), before)
+
+    def fails_last(tx: Tx) -> None:
+        _event(tx, "lost-failed")
+        raise NotFound("its own refusal")
+
+    got = _batch(store, [lambda tx: _event(tx, "lost1"), lambda tx: _event(tx, "lost2"), fails_last])
+    refused = ("OperationalError", "UndefinedTable")  # SQLite's word for a missing table, PostgreSQL's
+    assert len(set(got)) == 1 and got[0] in refused, got
+    assert committed == []
+    assert store.read_sync(lambda tx: tx.events.after(0)) == []
+    broken[0] = False
+    again = _batch(store, [lambda tx: _event(tx, "e1"), fails_last, lambda tx: _event(tx, "e2")])
+    assert isinstance(again[0], int) and again[1] == "NotFound" and isinstance(again[2], int), again
+    assert [e["kind"] for e in store.read_sync(lambda tx: tx.events.after(0))] == ["e1", "e2"]
+    assert committed  # the listener ran for the batch that committed

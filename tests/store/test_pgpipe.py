@@ -60,6 +60,21 @@ def test_a_value_that_cannot_be_adapted_fails_its_statement_after_the_ones_befor
     assert conn.execute("SELECT count(*) AS n FROM pipe_t").fetchone() == {"n": 1}
 
 
+def test_a_statement_the_server_cannot_prepare_fails_with_the_servers_own_error(
+        conn: psycopg.Connection[Any]) -> None:
+    """The PREPARE fails (no such table, no such column), not its execution, which the server only
+    aborts: the statement's error is still the server's, with its SQLSTATE, wherever the statement stands."""
+    pipe = Pipe(conn)
+    done = pipe.run([("INSERT INTO pipe_t (name) VALUES (?)", ("a",)), ("SELECT * FROM no_such_table", ()),
+                     ("SELECT 1 AS one", ())])
+    assert done.failed == 1 and isinstance(done.error, psycopg.errors.UndefinedTable), done.error
+    assert done.error.sqlstate == "42P01"
+    pipe.send_ahead([("INSERT INTO pipe_t (name) VALUES (?)", ("b",))])
+    done = pipe.run([("SELECT id FROM pipe_t WHERE no_such_column = ?", ("x",))])  # after one sent ahead
+    assert done.failed == 1 and isinstance(done.error, psycopg.errors.UndefinedColumn), done.error
+    assert pipe.run([("SELECT * FROM no_such_table", ())]).error.sqlstate == "42P01"  # type: ignore[union-attr]
+
+
 def test_a_statement_whose_prepare_was_skipped_is_prepared_again(conn: psycopg.Connection[Any]) -> None:
     """A PREPARE behind a failure in the same pipeline never ran; the next use must not take it as prepared."""
     pipe = Pipe(conn)

@@ -274,7 +274,12 @@ class Pipe:
         for key, (name, slot) in pipeline.fresh.items():
             if results[slot].status == pq.ExecStatus.COMMAND_OK:
                 self._prepared[key] = name
-        return [(results[slot], name) for slot, name in pipeline.slots], {name for name, _ in pipeline.fresh.values()}
+        # A statement whose PREPARE failed (no such table, a syntax error) is itself only aborted: the server's
+        # error is the PREPARE's, and every statement after the first failure is aborted, so that one is the cause.
+        failed = next((slot for slot, res in enumerate(results) if res.status == pq.ExecStatus.FATAL_ERROR), None)
+        own = [(results[failed] if failed is not None and slot > failed else results[slot], name)
+               for slot, name in pipeline.slots]
+        return own, {name for name, _ in pipeline.fresh.values()}
 
     def _flush(self) -> None:
         pg = self._pg

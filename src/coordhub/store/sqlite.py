@@ -213,10 +213,18 @@ class _Connection:
         self.conn.close()
 
 
+# SQLite's primary result codes that are conditions of the store, not of the request: BUSY ("database is locked":
+# another process outlasted busy_timeout), LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL (the disk), CANTOPEN,
+# PROTOCOL, NOTADB (https://sqlite.org/rescode.html). SQLITE_ERROR, a statement's own (no such table or column, a
+# syntax error), is a fault of the request or of the hub: answered as such, not as the database being away.
+_STORE_CONDITIONS = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
+
+
 def _is_unavailable(exc: BaseException) -> bool:
-    # "database is locked" (another process outlasted busy_timeout), disk I/O
-    # errors and a full disk are conditions of the store, not of the request.
-    return isinstance(exc, sqlite3.OperationalError)
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)  # the extended code: its low byte is the primary one
+    return code is None or code & 0xFF in _STORE_CONDITIONS
 
 
 class SQLiteStore(ThreadedStore):
@@ -303,7 +311,9 @@ class SQLiteStore(ThreadedStore):
                 if conn.in_transaction:
                     conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
-            raise Unavailable() from exc
+            if _is_unavailable(exc):
+                raise Unavailable() from exc
+            raise
 
     def close(self) -> None:
         super().close()
