@@ -275,8 +275,10 @@ class Pipe:
             if results[slot].status == pq.ExecStatus.COMMAND_OK:
                 self._prepared[key] = name
         # A statement whose PREPARE failed (no such table, a syntax error) is itself only aborted: the server's
-        # error is the PREPARE's, and every statement after the first failure is aborted, so that one is the cause.
-        failed = next((slot for slot, res in enumerate(results) if res.status == pq.ExecStatus.FATAL_ERROR), None)
+        # error is the PREPARE's. Every statement after the first failure is aborted (so the last result tells
+        # whether any failed), and that first one is the cause.
+        failed = None if not results or results[-1].status in _OK else next(
+            (slot for slot, res in enumerate(results) if res.status == pq.ExecStatus.FATAL_ERROR), None)
         own = [(results[failed] if failed is not None and slot > failed else results[slot], name)
                for slot, name in pipeline.slots]
         return own, {name for name, _ in pipeline.fresh.values()}
