@@ -289,8 +289,13 @@ class Store(abc.ABC):
 
         Atomic: ``fn``'s effects commit entirely or not at all. If ``fn``
         raises, its effects are rolled back and the future carries the
-        exception. If the commit itself fails, every unit of the batch fails
-        with ``Unavailable`` and nothing of the batch is visible. ``fn`` may
+        exception. If the commit itself fails, every unit of the batch fails:
+        with the database's error (a trigger refused it), and nothing of the
+        batch is visible; or with ``Unavailable`` when the database went away,
+        and then the outcome is unknown (a ``COMMIT`` may have been applied
+        before the connection broke: an idempotency key makes the retry
+        safe). A failure of the batch's before-commit hook
+        (:meth:`set_after_commit`) fails it the same way. ``fn`` may
         run more than once before its batch commits (when a write another unit
         deferred fails after that unit ended, the batch is rolled back and run
         again without it: :class:`~coordhub.store.writer.UnitLost`); only the
