@@ -194,7 +194,10 @@ class Door:
     async def _ruled(self, scope: Scope, body: bytes, content_type: bytes | None, receive: Receive,
                      send: Send) -> None:
         """The rules that read the buffered body and the query (steps 3 and 4), then the answer."""
-        refused = self._refusal(scope, body, content_type)
+        if len(body) > inputs.OFF_LOOP_BYTES:  # judged before authentication: a stranger's body must not stall all
+            refused = await inputs.off_loop(self._refusal, scope, body, content_type)
+        else:
+            refused = self._refusal(scope, body, content_type)
         if refused is not None:
             await refused(scope, receive, send)
             return

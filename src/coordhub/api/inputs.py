@@ -16,12 +16,20 @@ changes nothing:
   ``MAX_DEPTH``, integers over ``MAX_INT_DIGITS`` digits).
 
 Cost: ordinary bodies pass a few C-speed byte scans (:func:`strictjson.suspect`);
-only a body those scans flag is parsed here, strictly, to decide.
+only a body those scans flag is parsed here, strictly, to decide (within a
+few times the plain parse's cost, whatever the body). The rules run before a
+request is authenticated, so a body over :data:`OFF_LOOP_BYTES` is judged on
+one thread of its own (:func:`off_loop`): the event loop goes on
+serving meanwhile, and such bodies queue behind each other, not in front of
+everyone's requests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from starlette.responses import Response
@@ -29,6 +37,10 @@ from starlette.types import Scope
 
 from coordhub.api.errors import envelope
 from coordhub.strictjson import BadJSON, NulInput, loads, suspect
+
+OFF_LOOP_BYTES = 64 * 1024  # a body judged on the loop takes at most a few ms below this
+_judge: concurrent.futures.ThreadPoolExecutor | None = None
+T = TypeVar("T")
 
 
 def query_nul(scope: Scope) -> str | None:
@@ -74,3 +86,12 @@ def refusal(scope: Scope, body: bytes, content_type: bytes | None, nul_ok: bool 
         except BadJSON as exc:
             return envelope(400, "bad_request", str(exc), problems=[{"field": "body", "problem": str(exc)}])
     return None
+
+
+async def off_loop(judge: Callable[..., T], *args: Any) -> T:
+    """``judge(*args)`` (:func:`refusal` and what goes with it) on the rules' own thread: one for the process, so
+    the bodies judged there wait for each other, not the event loop. For bodies over :data:`OFF_LOOP_BYTES`."""
+    global _judge
+    if _judge is None:
+        _judge = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="coord-input-rules")
+    return await asyncio.get_running_loop().run_in_executor(_judge, judge, *args)
