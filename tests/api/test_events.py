@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import select
+import socket
 import subprocess
 import sys
 import threading
@@ -136,6 +137,19 @@ def test_bad_last_event_id_is_refused(live_hub: LiveHub, fleet: dict[str, dict[s
     assert r.status_code == 422 and "Last-Event-ID" in r.json()["detail"]
     r = httpx2.get(live_hub.url + "/api/coord/events")
     assert r.status_code == 401
+    # Bytes a client can send that str.isdigit() takes and int() does not (latin-1 superscripts, past 4,300
+    # digits), or past the ids' bound: each a 422, never the catch-all 500.
+    host, port = live_hub.url.removeprefix("http://").split(":")
+    token = fleet[B]["Authorization"].encode()
+    for value in (b"\xb2", b"\xb9\xb3", b"9" * 4301, str(2**62 + 1).encode()):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET /api/coord/events HTTP/1.1\r\nHost: x\r\nAuthorization: " + token
+                         + b"\r\nLast-Event-ID: " + value + b"\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 422"), (value[:8], answer[:200])
+        assert b"Last-Event-ID" in answer
 
 
 def test_long_poll_returns_when_a_message_arrives(live_hub: LiveHub, fleet: dict[str, dict[str, str]]) -> None:

@@ -125,6 +125,7 @@ async def test_anything_unusual_goes_to_the_sdk(mcp_hub: McpHub) -> None:
         (headers, body.replace(b'"tools/call"', b'"tools/list"')),
         ({**headers, "MCP-Protocol-Version": "1999-01-01"}, body),
         ({**headers, "Content-Type": "text/plain"}, body),
+        ({**headers, "Content-Type": "Application/JSON"}, body),  # the SDK's test is case-sensitive: 415
         ({**headers, "Accept": "text/event-stream"}, body),
         (request("status", {}, MODERN)[0] | {"Mcp-Name": "inbox"}, request("status", {}, MODERN)[1]),
         (request("inbox", {"limit": 3}, MODERN)[0] | {"Mcp-Param-Limit": "3"},

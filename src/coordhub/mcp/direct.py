@@ -192,7 +192,10 @@ class DirectCalls:
 
 def _served_version(content_type: bytes | None, accept: bytes | None, version: bytes | None) -> str | None:
     """:meth:`DirectCalls._version` of these header values (None: the header is absent)."""
-    if content_type is None or content_type.split(b";")[0].strip().lower() != b"application/json":
+    # The SDK's own test of the media type, exactly: any comma-separated part before the first ";" is the
+    # literal, case-sensitive "application/json" (a request it would refuse with 415 must reach it)
+    if content_type is None or all(part.strip() != b"application/json"
+                                   for part in content_type.split(b";")[0].split(b",")):
         return None
     accepted = {part.split(b";")[0].strip().lower() for part in (accept or b"").split(b",")}
     if accepted.isdisjoint((b"application/json", b"application/*", b"*/*")):

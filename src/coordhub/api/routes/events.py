@@ -35,12 +35,20 @@ def _kinds(kinds: str | None) -> tuple[str, ...]:
     return tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else ()
 
 
+MAX_EVENT_ID = 2**62  # the bound ``?after=`` has too
+
+
 def _start(request: Request, after: int | None, default: int) -> int:
+    """Where a stream starts: after ``Last-Event-ID`` (ASCII digits, at most :data:`MAX_EVENT_ID`), else ``after``,
+    else ``default``; ``Invalid`` (422) for any other header value (``str.isdigit`` would take "²", which ``int``
+    then refuses)."""
     header = request.headers.get("Last-Event-ID")
     if header is not None:
-        if not header.strip().isdigit():
-            raise Invalid(f"Last-Event-ID {header!r} is not an event id", field="Last-Event-ID")
-        return int(header.strip())
+        value = header.strip()
+        if not (value.isascii() and value.isdigit() and len(value) <= 19 and int(value) <= MAX_EVENT_ID):
+            raise Invalid(f"Last-Event-ID {header[:40]!r} is not an event id (0 to {MAX_EVENT_ID})",
+                          field="Last-Event-ID")
+        return int(value)
     return default if after is None else after
 
 
@@ -165,7 +173,7 @@ def _record_end(h: Hub, viewer: str, cursor: int) -> None:
 @router.get("/events", response_class=StreamingResponse, responses={
     200: {"content": {"text/event-stream": {}}, "description": "A stream of events: `id`, `event` (kind), "
           "`data` (the event as JSON)."}, **responses(*READ_ERRORS)})
-async def stream(request: Request, after: int | None = Query(None, ge=0, le=2**62), kinds: str | None = None,
+async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_EVENT_ID), kinds: str | None = None,
                  project_key: str | None = None, to_session: str | None = None, session_id: str | None = None,
                  who: Caller = Depends(caller)) -> Response:
     """Follow the event log live; resume with ``Last-Event-ID`` or ``?after=`` (default: from now on).
@@ -193,7 +201,7 @@ def _viewer(who: Caller) -> tuple[str, bool]:
 
 
 @router.get("/audit", response_model=list[EventOut], responses=responses(*READ_ERRORS))
-async def audit(request: Request, after: int = Query(0, ge=0, le=2**62), limit: int = Query(100, ge=1, le=PAGE),
+async def audit(request: Request, after: int = Query(0, ge=0, le=MAX_EVENT_ID), limit: int = Query(100, ge=1, le=PAGE),
                 kinds: str | None = None, project_key: str | None = None,
                 who: Caller = Depends(caller)) -> JSONResponse:
     """The event log as JSON, oldest first after ``after`` (what the caller may see).
