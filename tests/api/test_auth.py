@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
 
 from coordhub.api.auth import RateLimiter
+from coordhub.errors import Unauthorized
 from tests.conftest import Api
-from tests.web.test_web_sessions import SIGN_IN
+from tests.web.test_web_sessions import SIGN_IN, sign_in
 
 ME = "HOWARD-HOME/claude-main"
 OTHER = "DESKTOP-0O8A1RL/claude-main"
@@ -93,6 +97,64 @@ def test_revoked_token_is_refused_and_only_hashes_are_stored(api: Api) -> None:
     listed = api.get("/api/coord/tokens", params={"include_revoked": "true"}, headers=api.admin).json()
     assert any(t["name"] == ME and t["revoked_at"] for t in listed)
     assert all("token" not in t or t["token"] is None for t in listed)
+
+
+def _last_event(api: Api) -> int:
+    return int(api.hub.query_sync(lambda tx, now: tx.events.last_id()))
+
+
+def test_a_write_checks_its_token_in_its_own_transaction_whatever_the_token_cache_holds(api: Api) -> None:
+    """Another process's revocation reaches this one's token cache only when its event does (milliseconds;
+    longer while its announcements are crowded out). No write waits for that: each checks its token in its own
+    transaction. Here the revocation is written without its event, so the cache still holds the token: every
+    kind of write (hot route or not, a web session's too) is refused 401 and leaves nothing."""
+    me = api.token(ME)
+    page = sign_in(api.client, me["Authorization"].split()[1])
+    assert api.get("/api/coord/messages", headers=me).status_code == 200  # the token is cached now
+    api.hub.store.write_sync(lambda tx: tx.tokens.revoke(ME, 1e12))
+    before = _last_event(api)
+    writes = [("POST", "/api/coord/messages", {"to_session": OTHER, "subject": "s", "body": "b"}),
+              ("POST", "/api/coord/locks", {"project_key": "p", "resource": "a.py"}),
+              ("POST", "/api/coord/todos", {"project_key": "p", "text": "t"}),
+              ("POST", "/api/coord/presence/heartbeat", {"session_id": ME})]
+    for method, path, body in writes:
+        r = api.request(method, path, json=body, headers=me)
+        assert r.status_code == 401, (path, r.status_code, r.text)
+    r = api.post("/api/coord/messages", json={"to_session": OTHER, "subject": "s", "body": "b"},
+                 headers=page)  # the web session signed in with that token, still cached by the hub
+    assert r.status_code == 401, r.text
+    assert _last_event(api) == before
+    assert api.hub.query_sync(lambda tx, now: tx.ex.one("SELECT COUNT(*) AS n FROM messages"))["n"] == 0
+
+
+def test_a_revocation_earlier_in_a_batch_refuses_the_writes_after_it_in_that_batch(api: Api) -> None:
+    """The token's liveness read with the batch's ``BEGIN`` (PostgreSQL) is dropped by a revocation in the same
+    batch: a write before it commits, one after it is refused."""
+    from coordhub.core import tokens
+    from coordhub.core.identity import Actor
+
+    hub = api.hub
+    minted = hub.store.write_sync(lambda tx: tokens.mint(tx, ME, 1.0, purpose="test"))
+    acting = Actor(ME, token_hash=tokens.hash_token(minted))
+
+    def note(tx: Any, now: float) -> Any:
+        return tx.events.append({"kind": "test.noted", "session_id": ME, "project_key": None, "subject_id": None,
+                                 "payload": "{}", "created_at": now})
+
+    def revoke(tx: Any, now: float) -> Any:
+        return tokens.retire(tx, ME, now, reason="test")
+
+    gate = threading.Event()
+    hub.store.submit_write(lambda tx: gate.wait(10))  # hold the writer so the next units batch together
+    system = Actor("coordhub/system", is_admin=True)
+    futures = [hub.store.submit_write(hub.unit_of_work(actor, op, 200, None, None, None))
+               for actor, op in ((acting, note), (system, revoke), (acting, note))]
+    gate.set()
+    assert futures[0].result(10).status == 200 and futures[1].result(10).body["revoked"] == 1
+    with pytest.raises(Unauthorized):
+        futures[2].result(10)
+    kinds = hub.query_sync(lambda tx, now: [e["kind"] for e in tx.events.after(0)])
+    assert kinds.count("test.noted") == 1
 
 
 def test_last_admin_token_cannot_be_revoked(api: Api) -> None:

@@ -40,7 +40,7 @@ from coordhub.core.hub import Hub, Outcome
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
 from coordhub.core.presence import StaleIncarnation
-from coordhub.errors import Halted, LeaseConflict, Unavailable, WriterLost
+from coordhub.errors import Halted, LeaseConflict, Unauthorized, Unavailable, WriterLost
 from coordhub.store.base import Ahead, Store
 from coordhub.store.tx import Tx
 from coordhub.writer_process import WriterLink, WriterServer
@@ -172,6 +172,24 @@ def test_calls_run_in_the_writer_with_every_rule_of_a_write(store_factory: Calla
         released = await hub.mutate(ALICE, Call("leases.release", ALICE, lease_id=granted.body["id"]),
                                     during_halt=halt.Exempt.RELEASE)
         assert released.body["state"] == "released" and link.calls == 6
+
+    _run(store_factory, tmp_path, body)
+
+
+def test_a_call_carries_its_token_and_the_writer_process_refuses_it_once_revoked(
+        store_factory: Callable[[], Store], tmp_path: Path) -> None:
+    """The actor's token hash crosses the link with the call (and is named for reading ahead), so the write
+    checks it in the writer process's transaction: once the token is revoked there, the call is refused."""
+    async def body(pair: Pair) -> None:
+        hub, link = pair.serving, pair.link
+        minted = await hub.store.write(lambda tx: tokens.mint(tx, "M/carol", 1.0, purpose="test"))
+        carol = Actor("M/carol", token_hash=tokens.hash_token(minted))
+        assert Call.from_plain(_claim(carol).plain()).actor.token_hash == carol.token_hash
+        assert (await _claimed(hub, carol)).status == 201 and link.calls == 1
+        await hub.store.write(lambda tx: tokens.retire(tx, "M/carol", 2.0, reason="test"))
+        with pytest.raises(Unauthorized):
+            await _claimed(hub, carol, "src/other.py")
+        assert link.calls == 2  # refused there, not here
 
     _run(store_factory, tmp_path, body)
 
@@ -735,7 +753,7 @@ def test_a_writer_process_of_another_version_is_not_sent_calls(store_factory: Ca
     with caplog.at_level(logging.WARNING, logger="coordhub"):
         asyncio.run(main())
     assert [r.message for r in caplog.records].count(
-        "the writer process speaks version None of the link, not 2 (an upgrade under way?); writes run here "
+        f"the writer process speaks version None of the link, not {PROTOCOL} (an upgrade under way?); writes run here "
         "until one that speaks it starts") == 1
 
 

@@ -39,14 +39,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from coordhub.core import leases, messages
+from coordhub.core import leases, messages, tokens
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.store import open_store
 from coordhub.store.base import Ahead
 
 MARK = "/coordhub-round-trips-commit-mark"  # stat()ed on the writer thread after every commit
-SENDER, RECIPIENT = Actor("rt/sender"), Actor("rt/recipient")
+RECIPIENT = Actor("rt/recipient")
 _WARM_UP = 6  # units of each kind run before counting
 _CALL = re.compile(r"^(sendto|recvfrom)\((\d+),")
 
@@ -72,13 +72,16 @@ async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
     sizes: list[int] = []  # units of each committed batch, in order (as the marks)
     writer.on_batch = lambda units, seconds: sizes.append(units)
     tid = next(t.native_id for t in threading.enumerate() if t.name.endswith("-writer"))
-    for actor in (RECIPIENT, SENDER):  # both known to the hub before anything is counted
+    # The sender acts by a token, as a request does: each of its writes checks the token is still live.
+    minted = await store.write(lambda tx: tokens.mint(tx, "rt/sender", hub.clock.now(), purpose="round trips"))
+    sender = Actor("rt/sender", token_hash=tokens.hash_token(minted))
+    for actor in (RECIPIENT, sender):  # both known to the hub before anything is counted
         await hub.mutate(actor, lambda tx, now: None)
     held: list[str] = []
     files = itertools.count()
 
     def send(tx: Any, now: float) -> Any:
-        return messages.send(tx, SENDER, to_session=RECIPIENT.session_id, subject="s", body="b", now=now)
+        return messages.send(tx, sender, to_session=RECIPIENT.session_id, subject="s", body="b", now=now)
 
     def claim(tx: Any, now: float) -> Any:  # stands for a claim of a file of its own (see one)
         raise AssertionError("run by one() with its resource")
@@ -91,16 +94,16 @@ async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
         # claim could collide with).
         if op is release:
             lease_id = held.pop()
-            await hub.mutate(SENDER, lambda tx, now: leases.release(tx, SENDER, lease_id, now),
+            await hub.mutate(sender, lambda tx, now: leases.release(tx, sender, lease_id, now),
                              ahead=Ahead(leases=(lease_id,)))
         elif op is claim:
             resource = f"src/f{next(files)}.py"
-            out = await hub.mutate(SENDER, lambda tx, now: leases.claim(
-                tx, SENDER, project_key="rt", resource=resource, description=None, ttl_hours=1, now=now),
+            out = await hub.mutate(sender, lambda tx, now: leases.claim(
+                tx, sender, project_key="rt", resource=resource, description=None, ttl_hours=1, now=now),
                 ahead=Ahead.of(scans=(leases.claim_scan("rt", resource),)))
             held.append(out.body["id"])
         else:
-            await hub.mutate(SENDER, op, ahead=Ahead(sessions=(RECIPIENT.session_id,)))
+            await hub.mutate(sender, op, ahead=Ahead(sessions=(RECIPIENT.session_id,)))
 
     cases: list[dict[str, Any]] = []
     blockers: list[int] = []

@@ -36,12 +36,19 @@ from coordhub.core.calls import Call
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
 from coordhub.core.retention import StreamCursors
-from coordhub.errors import Conflict
+from coordhub.errors import Conflict, Unauthorized
 from coordhub.store.base import Ahead, ReadsAhead, Row, Store
 from coordhub.store.tx import Tx
 
 T = TypeVar("T")
 Operation = Callable[[Tx, float], Any]
+
+
+def _refuse_if_revoked(live: bool) -> None:
+    """The write's own check of its token (:attr:`Actor.token_hash`): a token revoked, through any process, before
+    this write's transaction began writes nothing, whatever the token caches still hold."""
+    if not live:
+        raise Unauthorized("unknown or revoked token; ask an admin for one (`coord token create NAME`)")
 
 
 class WithStatus(NamedTuple):
@@ -255,6 +262,8 @@ class Hub:
             # The check may run only when the operation's first statement comes back (PostgreSQL: one round trip
             # for both); it still decides first, and what the operation did meanwhile is rolled back with it.
             tx.sessions.act_then(actor.session_id, now, check)
+            if actor.token_hash is not None:
+                tx.tokens.live_then(actor.token_hash, _refuse_if_revoked)
             body = op(tx, now)
             code = status
             if isinstance(body, WithStatus):
@@ -302,7 +311,10 @@ class Hub:
             return unit
         # The sender is named too: its row read ahead answers the check every write makes (Sessions.act_then).
         named = Ahead() if ahead is None else ahead if isinstance(ahead, Ahead) else ahead()
-        return ReadsAhead(unit, named._replace(sessions=(actor.session_id, *named.sessions)))
+        named = named._replace(sessions=(actor.session_id, *named.sessions))
+        if actor.token_hash is not None:
+            named = named._replace(tokens=(actor.token_hash, *named.tokens))
+        return ReadsAhead(unit, named)
 
     def mutate_sync(self, actor: Actor, op: Operation, *, status: int = 200,
                     idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None) -> Outcome:

@@ -117,7 +117,7 @@ def authenticate(tx: Tx, token: str) -> Actor | None:
     row = tx.tokens.by_hash(hash_token(token))
     if row is None:
         return None
-    return Actor(row["name"], bool(row["is_admin"]))
+    return Actor(row["name"], bool(row["is_admin"]), token_hash=row["token_hash"])
 
 
 def find(tx: Tx, actor: Actor, include_revoked: bool = False) -> list[dict[str, Any]]:
