@@ -42,7 +42,7 @@ MAX_FRAME = 64 * 1024 * 1024  # bytes: a call carries one request's body; an eve
 #: The frames' version, said by both ends' hellos: a serving process sends calls only to a writer process that
 #: speaks its version, and a writer process reports batches only to serving processes that said they read them
 #: (an in-place upgrade restarts processes one by one, so both versions may meet).
-PROTOCOL = 3  # 3: a call carries its actor's token hash, and the rows named ahead the tokens to check
+PROTOCOL = 3  # 3: a call carries its actor's token epoch (Actor.token_epoch)
 
 
 class _Unpickler(pickle.Unpickler):

@@ -105,13 +105,14 @@ def _last_event(api: Api) -> int:
 
 def test_a_write_checks_its_token_in_its_own_transaction_whatever_the_token_cache_holds(api: Api) -> None:
     """Another process's revocation reaches this one's token cache only when its event does (milliseconds;
-    longer while its announcements are crowded out). No write waits for that: each checks its token in its own
-    transaction. Here the revocation is written without its event, so the cache still holds the token: every
-    kind of write (hot route or not, a web session's too) is refused 401 and leaves nothing."""
+    longer while its announcements are crowded out). No write waits for that: each compares its token's epoch
+    with its session's row in its own transaction. Here the revocation is written without its event, so the
+    cache still holds the token: every kind of write (hot route or not, a web session's too) is refused 401
+    and leaves nothing; a token created afterwards for the same session writes."""
     me = api.token(ME)
     page = sign_in(api.client, me["Authorization"].split()[1])
     assert api.get("/api/coord/messages", headers=me).status_code == 200  # the token is cached now
-    api.hub.store.write_sync(lambda tx: tx.tokens.revoke(ME, 1e12))
+    assert api.hub.store.write_sync(lambda tx: tx.tokens.revoke(ME, 1e12)) == 1
     before = _last_event(api)
     writes = [("POST", "/api/coord/messages", {"to_session": OTHER, "subject": "s", "body": "b"}),
               ("POST", "/api/coord/locks", {"project_key": "p", "resource": "a.py"}),
@@ -125,17 +126,21 @@ def test_a_write_checks_its_token_in_its_own_transaction_whatever_the_token_cach
     assert r.status_code == 401, r.text
     assert _last_event(api) == before
     assert api.hub.query_sync(lambda tx, now: tx.ex.one("SELECT COUNT(*) AS n FROM messages"))["n"] == 0
+    again = api.token(ME)
+    r = api.post("/api/coord/messages", json={"to_session": OTHER, "subject": "s", "body": "b"}, headers=again)
+    assert r.status_code == 201, r.text
 
 
 def test_a_revocation_earlier_in_a_batch_refuses_the_writes_after_it_in_that_batch(api: Api) -> None:
-    """The token's liveness read with the batch's ``BEGIN`` (PostgreSQL) is dropped by a revocation in the same
-    batch: a write before it commits, one after it is refused."""
+    """The session's row read with the batch's ``BEGIN`` (PostgreSQL) is dropped by a revocation in the same
+    batch: a write before it commits, one after it is refused; a revocation that fails moves no epoch."""
     from coordhub.core import tokens
     from coordhub.core.identity import Actor
 
     hub = api.hub
     minted = hub.store.write_sync(lambda tx: tokens.mint(tx, ME, 1.0, purpose="test"))
-    acting = Actor(ME, token_hash=tokens.hash_token(minted))
+    acting = hub.store.read_sync(lambda tx: tokens.authenticate(tx, minted))
+    assert acting is not None and acting.token_epoch == 0
 
     def note(tx: Any, now: float) -> Any:
         return tx.events.append({"kind": "test.noted", "session_id": ME, "project_key": None, "subject_id": None,
@@ -144,17 +149,24 @@ def test_a_revocation_earlier_in_a_batch_refuses_the_writes_after_it_in_that_bat
     def revoke(tx: Any, now: float) -> Any:
         return tokens.retire(tx, ME, now, reason="test")
 
+    def revoke_and_fail(tx: Any, now: float) -> Any:
+        tokens.retire(tx, ME, now, reason="test")
+        raise Unauthorized("rolled back")
+
     gate = threading.Event()
     hub.store.submit_write(lambda tx: gate.wait(10))  # hold the writer so the next units batch together
     system = Actor("coordhub/system", is_admin=True)
     futures = [hub.store.submit_write(hub.unit_of_work(actor, op, 200, None, None, None))
-               for actor, op in ((acting, note), (system, revoke), (acting, note))]
+               for actor, op in ((acting, note), (system, revoke_and_fail), (acting, note), (system, revoke),
+                                 (acting, note))]
     gate.set()
-    assert futures[0].result(10).status == 200 and futures[1].result(10).body["revoked"] == 1
-    with pytest.raises(Unauthorized):
-        futures[2].result(10)
+    assert futures[0].result(10).status == 200 and futures[2].result(10).status == 200
+    assert futures[3].result(10).body["revoked"] == 1
+    for refused in (futures[1], futures[4]):
+        with pytest.raises(Unauthorized):
+            refused.result(10)
     kinds = hub.query_sync(lambda tx, now: [e["kind"] for e in tx.events.after(0)])
-    assert kinds.count("test.noted") == 1
+    assert kinds.count("test.noted") == 2
 
 
 def test_last_admin_token_cannot_be_revoked(api: Api) -> None:

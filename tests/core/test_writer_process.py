@@ -178,13 +178,14 @@ def test_calls_run_in_the_writer_with_every_rule_of_a_write(store_factory: Calla
 
 def test_a_call_carries_its_token_and_the_writer_process_refuses_it_once_revoked(
         store_factory: Callable[[], Store], tmp_path: Path) -> None:
-    """The actor's token hash crosses the link with the call (and is named for reading ahead), so the write
-    checks it in the writer process's transaction: once the token is revoked there, the call is refused."""
+    """The actor's token epoch crosses the link with the call, so the write checks it in the writer process's
+    transaction: once the token is revoked, the call is refused there."""
     async def body(pair: Pair) -> None:
         hub, link = pair.serving, pair.link
         minted = await hub.store.write(lambda tx: tokens.mint(tx, "M/carol", 1.0, purpose="test"))
-        carol = Actor("M/carol", token_hash=tokens.hash_token(minted))
-        assert Call.from_plain(_claim(carol).plain()).actor.token_hash == carol.token_hash
+        carol = await hub.store.read(lambda tx: tokens.authenticate(tx, minted))
+        assert carol is not None and carol.token_epoch == 0
+        assert Call.from_plain(_claim(carol).plain()).actor.token_epoch == 0
         assert (await _claimed(hub, carol)).status == 201 and link.calls == 1
         await hub.store.write(lambda tx: tokens.retire(tx, "M/carol", 2.0, reason="test"))
         with pytest.raises(Unauthorized):

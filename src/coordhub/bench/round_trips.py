@@ -72,9 +72,10 @@ async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
     sizes: list[int] = []  # units of each committed batch, in order (as the marks)
     writer.on_batch = lambda units, seconds: sizes.append(units)
     tid = next(t.native_id for t in threading.enumerate() if t.name.endswith("-writer"))
-    # The sender acts by a token, as a request does: each of its writes checks the token is still live.
+    # The sender acts by a token, as a request does: each of its writes checks its token's epoch.
     minted = await store.write(lambda tx: tokens.mint(tx, "rt/sender", hub.clock.now(), purpose="round trips"))
-    sender = Actor("rt/sender", token_hash=tokens.hash_token(minted))
+    sender = await store.read(lambda tx: tokens.authenticate(tx, minted))
+    assert sender is not None and sender.token_epoch is not None
     for actor in (RECIPIENT, sender):  # both known to the hub before anything is counted
         await hub.mutate(actor, lambda tx, now: None)
     held: list[str] = []

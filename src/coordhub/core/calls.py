@@ -60,16 +60,16 @@ class Call:
     def __call__(self, tx: Tx, now: float) -> Any:
         return self._fn(tx, self.actor, now=now, **self.arguments)
 
-    def plain(self) -> tuple[str, str, bool, str | None, dict[str, Any]]:
-        """``(name, session id, is admin, token hash, arguments)``: the call as plain data (:meth:`from_plain`
+    def plain(self) -> tuple[str, str, bool, int | None, dict[str, Any]]:
+        """``(name, session id, is admin, token epoch, arguments)``: the call as plain data (:meth:`from_plain`
         inverts)."""
-        return self.name, self.actor.session_id, self.actor.is_admin, self.actor.token_hash, self.arguments
+        return self.name, self.actor.session_id, self.actor.is_admin, self.actor.token_epoch, self.arguments
 
     @classmethod
-    def from_plain(cls, plain: tuple[str, str, bool, str | None, dict[str, Any]]) -> Call:
+    def from_plain(cls, plain: tuple[str, str, bool, int | None, dict[str, Any]]) -> Call:
         """The call :meth:`plain` gave; ``KeyError`` for a name not in :data:`OPERATIONS`."""
-        name, session_id, is_admin, token_hash, arguments = plain
-        return cls(name, Actor(session_id, is_admin=is_admin, token_hash=token_hash), **arguments)
+        name, session_id, is_admin, token_epoch, arguments = plain
+        return cls(name, Actor(session_id, is_admin=is_admin, token_epoch=token_epoch), **arguments)
 
     def __repr__(self) -> str:
         return f"Call({self.name!r}, {self.actor!r}, {', '.join(f'{k}={v!r}' for k, v in self.arguments.items())})"

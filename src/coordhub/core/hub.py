@@ -44,13 +44,6 @@ T = TypeVar("T")
 Operation = Callable[[Tx, float], Any]
 
 
-def _refuse_if_revoked(live: bool) -> None:
-    """The write's own check of its token (:attr:`Actor.token_hash`): a token revoked, through any process, before
-    this write's transaction began writes nothing, whatever the token caches still hold."""
-    if not live:
-        raise Unauthorized("unknown or revoked token; ask an admin for one (`coord token create NAME`)")
-
-
 class WithStatus(NamedTuple):
     """What an operation returns when its HTTP status depends on what it did (e.g. 201 new, 200 a duplicate)."""
 
@@ -255,6 +248,10 @@ class Hub:
                 if spelling != actor.session_id:
                     raise Conflict(f"session {actor.session_id!r} is already known as {spelling!r} (ids compare "
                                    "case-insensitively); retry the request", session_id=spelling)
+                if actor.token_epoch is not None and acting["token_epoch"] > actor.token_epoch:
+                    # Its tokens were revoked since this one was authenticated, perhaps through another process
+                    # whose revocation this one's token cache has not heard of yet (Tokens.revoke).
+                    raise Unauthorized("unknown or revoked token; ask an admin for one (`coord token create NAME`)")
                 if during_halt is None:
                     halt.refuse_in_scope(halts, spelling, acting)
                     pause.refuse_if_paused(spelling, acting)
@@ -262,8 +259,6 @@ class Hub:
             # The check may run only when the operation's first statement comes back (PostgreSQL: one round trip
             # for both); it still decides first, and what the operation did meanwhile is rolled back with it.
             tx.sessions.act_then(actor.session_id, now, check)
-            if actor.token_hash is not None:
-                tx.tokens.live_then(actor.token_hash, _refuse_if_revoked)
             body = op(tx, now)
             code = status
             if isinstance(body, WithStatus):
@@ -311,10 +306,7 @@ class Hub:
             return unit
         # The sender is named too: its row read ahead answers the check every write makes (Sessions.act_then).
         named = Ahead() if ahead is None else ahead if isinstance(ahead, Ahead) else ahead()
-        named = named._replace(sessions=(actor.session_id, *named.sessions))
-        if actor.token_hash is not None:
-            named = named._replace(tokens=(actor.token_hash, *named.tokens))
-        return ReadsAhead(unit, named)
+        return ReadsAhead(unit, named._replace(sessions=(actor.session_id, *named.sessions)))
 
     def mutate_sync(self, actor: Actor, op: Operation, *, status: int = 200,
                     idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None) -> Outcome:

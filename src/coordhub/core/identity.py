@@ -45,15 +45,16 @@ HUB_NAMES = frozenset({SYSTEM_SENDER, SYSTEM_SESSION})
 class Actor:
     """The session a request acts as, and whether its token is an admin token.
 
-    ``token_hash``: the hash of the bearer token it was authenticated by (None: no token, as in ``--no-auth``
-    mode or the hub's own work). Every write it makes checks that token is still live in its own transaction
-    (:meth:`Hub.mutate`), so a token revoked through any process writes nothing once the revocation is answered,
-    whatever a process's token cache still holds. Not part of the actor's identity (equality, ``repr``).
+    ``token_epoch``: its session's token epoch when its bearer token was authenticated (None: no token, as in
+    ``--no-auth`` mode or the hub's own work). Every write it makes compares it with the session's row in its own
+    transaction (:meth:`Hub.mutate`), so a token revoked through any hub process writes nothing once the
+    revocation is answered, whatever a process's token cache still holds (``Tokens.revoke`` moves the epoch on).
+    Not part of the actor's identity (equality, ``repr``).
     """
 
     session_id: str
     is_admin: bool = False
-    token_hash: str | None = field(default=None, compare=False, repr=False)
+    token_epoch: int | None = field(default=None, compare=False, repr=False)
 
 
 def validate_session_id(value: str, field: str = "session_id") -> str:

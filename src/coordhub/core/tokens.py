@@ -117,7 +117,7 @@ def authenticate(tx: Tx, token: str) -> Actor | None:
     row = tx.tokens.by_hash(hash_token(token))
     if row is None:
         return None
-    return Actor(row["name"], bool(row["is_admin"]), token_hash=row["token_hash"])
+    return Actor(row["name"], bool(row["is_admin"]), token_epoch=int(row["token_epoch"]))
 
 
 def find(tx: Tx, actor: Actor, include_revoked: bool = False) -> list[dict[str, Any]]:

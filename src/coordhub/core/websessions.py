@@ -57,7 +57,7 @@ def start(tx: Tx, token: str, now: float) -> tuple[str, WebSession]:
         raise Unauthorized("unknown or revoked token; ask an admin for one (`coord token create NAME`)")
     tx.web_sessions.prune(row["id"], PER_TOKEN - 1, now)
     cookie = secrets.token_urlsafe(32)
-    session = WebSession(Actor(row["name"], bool(row["is_admin"]), token_hash=row["token_hash"]),
+    session = WebSession(Actor(row["name"], bool(row["is_admin"]), token_epoch=int(row["token_epoch"])),
                          secrets.token_urlsafe(32), row["token_hash"], now + LIFETIME_SECONDS)
     tx.web_sessions.add({"cookie_hash": tokens.hash_token(cookie), "token_id": row["id"],
                          "csrf_token": session.csrf_token, "created_at": now, "expires_at": session.expires_at})
@@ -72,9 +72,9 @@ def resolve(tx: Tx, cookie: str, now: float) -> WebSession | None:
     row = tx.web_sessions.live(tokens.hash_token(cookie), now)
     if row is None:
         return None
-    # Its writes check the token it was signed in with, as the token's own would (Actor.token_hash).
-    return WebSession(Actor(row["name"], bool(row["is_admin"]), token_hash=row["token_hash"]), row["csrf_token"],
-                      row["token_hash"], float(row["expires_at"]))
+    # Its writes check the token it was signed in with, as the token's own would (Actor.token_epoch).
+    return WebSession(Actor(row["name"], bool(row["is_admin"]), token_epoch=int(row["token_epoch"])),
+                      row["csrf_token"], row["token_hash"], float(row["expires_at"]))
 
 
 def end(tx: Tx, cookie: str, session_id: str, now: float) -> dict[str, bool]:

@@ -84,10 +84,6 @@ TABLES = (
            ", ".join(f"t.{c}" for c in READ_AHEAD)),
     _Table("leases", "leases t ON t.id = k.ahead_key", "id", frozenset({"id"}), str, re.compile(r"[0-9a-f-]{36}"),
            "t.*"),
-    # A live token's hash, for the liveness check every authenticated write makes (Tokens.live_then): a revoked
-    # one reads as no row. Revoking (an UPDATE by name) drops what was read, so a later unit asks again.
-    _Table("tokens", "tokens t ON t.token_hash = k.ahead_key AND t.revoked_at IS NULL", "token_hash",
-           frozenset({"token_hash"}), str, re.compile(r"[0-9a-f]{64}"), "t.token_hash"),
 )
 ASCII_LOWER = b"SELECT lower('ABCDEFGHIJKLMNOPQRSTUVWXYZ') = 'abcdefghijklmnopqrstuvwxyz' AS ok"
 _BY_NAME = {t.name: t for t in TABLES}
@@ -139,8 +135,7 @@ def query(ahead: Ahead, *, sessions: bool = True) -> list[Read]:
     and its undoing (:func:`planned_as_before`).
     """
     out: list[Read] = []
-    for table, keys in (("sessions", ahead.sessions if sessions else ()), ("leases", ahead.leases),
-                        ("tokens", ahead.tokens)):
+    for table, keys in (("sessions", ahead.sessions if sessions else ()), ("leases", ahead.leases)):
         spec = _BY_NAME[table]
         wanted = list(dict.fromkeys(k for k in keys if spec.shape.fullmatch(k)))[:MAX_AHEAD]
         if wanted:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from coordhub.store.base import Row, returning
 from coordhub.store.tables.base import Table
 
-_ACTED = "session_id, machine, project, paused_at, paused_scope"  # what a write checks (Sessions.act)
+_ACTED = "session_id, machine, project, paused_at, paused_scope, token_epoch"  # what a write checks (Sessions.act)
 # The sender's upsert, which every write runs; ACT returns what it checks, ACT_WRITE is the upsert alone.
 ACT_WRITE = ("INSERT INTO sessions (session_id, session_key, first_seen, last_seen, known_since) "
              "VALUES (?, lower(?), ?, ?, ?) ON CONFLICT (session_key) DO UPDATE SET last_seen = "
@@ -60,8 +60,9 @@ class Sessions(Table):
 
         One statement, on every mutation: the row returned holds the stored
         spelling (``session_id``, the first one seen, which may differ from
-        the argument in case), the declared ``machine`` and ``project``, and
-        the pause (``paused_at``, ``paused_scope``; NULL when not paused).
+        the argument in case), the declared ``machine`` and ``project``, the
+        pause (``paused_at``, ``paused_scope``; NULL when not paused) and the
+        ``token_epoch`` (:meth:`Tokens.revoke <coordhub.store.tables.tokens.Tokens.revoke>`).
         """
         row = self.ex.one(ACT, (session_id, session_id, now, now, now))
         assert row is not None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
 
@@ -16,22 +14,10 @@ class Tokens(Table):
         self.insert("tokens", row)
 
     def by_hash(self, token_hash: str) -> Row | None:
-        """The unrevoked token with this hash, or None."""
-        return self.ex.one("SELECT * FROM tokens WHERE token_hash = ? AND revoked_at IS NULL", (token_hash,))
-
-    def live_then(self, token_hash: str, check: Callable[[bool], None]) -> None:
-        """Hand ``check`` whether the token with this hash is live (known and not revoked).
-
-        Read with the batch's ``BEGIN`` when the unit named the hash (PostgreSQL: :class:`~coordhub.store.base.Ahead`)
-        and no write of the batch touched ``tokens`` since; else asked with ``Executor.expect`` (on PostgreSQL
-        it travels with the unit's next statement, and ``check`` runs before that statement's answer is used).
-        """
-        known, row = self.ex.ahead("tokens", token_hash)
-        if known:
-            check(row is not None)
-            return
-        self.ex.expect("SELECT token_hash FROM tokens WHERE token_hash = ? AND revoked_at IS NULL", (token_hash,),
-                       lambda rows: check(bool(rows)))
+        """The unrevoked token with this hash, with its session's ``token_epoch`` (0 while it has no row), or None."""
+        return self.ex.one("SELECT t.*, COALESCE(s.token_epoch, 0) AS token_epoch FROM tokens t "
+                           "LEFT JOIN sessions s ON s.session_key = lower(t.name) "
+                           "WHERE t.token_hash = ? AND t.revoked_at IS NULL", (token_hash,))
 
     def all(self, include_revoked: bool = False) -> list[Row]:
         """Every token row (without hashes), oldest first."""
@@ -40,9 +26,19 @@ class Tokens(Table):
                            + where + " ORDER BY created_at, id")
 
     def revoke(self, name: str, now: float) -> int:
-        """Revoke every live token of ``name``; return how many."""
-        return self.ex.execute("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-                               (now, name))
+        """Revoke every live token of ``name``; return how many.
+
+        When any was live, the session's ``token_epoch`` moves on (its row is
+        made if it has none): an actor authenticated under the epoch before
+        is refused by every write from now on, in that write's own transaction
+        (``Hub.mutate``), whichever hub process's cache it came from.
+        """
+        count = self.ex.execute("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (now, name))
+        if count:
+            self.ex.execute("INSERT INTO sessions (session_id, session_key, first_seen, last_seen, token_epoch) "
+                            "VALUES (?, lower(?), ?, ?, 1) ON CONFLICT (session_key) DO UPDATE SET "
+                            "token_epoch = sessions.token_epoch + 1", (name, name, now, now))
+        return count
 
     def admin_count(self) -> int:
         """How many unrevoked admin tokens exist."""

@@ -17,12 +17,14 @@ class WebSessions(Table):
         """The unexpired web session with this cookie hash whose token is unrevoked, joined with that token.
 
         The row has ``csrf_token``, ``expires_at``, ``token_hash``, ``name``
-        (the session id the token acts as) and ``is_admin``; None when there is
-        none (never signed in, signed out, expired, or the token revoked).
+        (the session id the token acts as), ``is_admin`` and the session's
+        ``token_epoch``; None when there is none (never signed in, signed out,
+        expired, or the token revoked).
         """
         return self.ex.one(
-            "SELECT w.csrf_token, w.expires_at, t.token_hash, t.name, t.is_admin FROM web_sessions w "
-            "JOIN tokens t ON t.id = w.token_id WHERE w.cookie_hash = ? AND w.expires_at > ? "
+            "SELECT w.csrf_token, w.expires_at, t.token_hash, t.name, t.is_admin, COALESCE(s.token_epoch, 0) "
+            "AS token_epoch FROM web_sessions w JOIN tokens t ON t.id = w.token_id "
+            "LEFT JOIN sessions s ON s.session_key = lower(t.name) WHERE w.cookie_hash = ? AND w.expires_at > ? "
             "AND t.revoked_at IS NULL", (cookie_hash, now))
 
     def remove(self, cookie_hash: str) -> int:
