@@ -26,14 +26,16 @@ class Tokens(Table):
                            + where + " ORDER BY created_at, id")
 
     def revoke(self, name: str, now: float) -> int:
-        """Revoke every live token of ``name``; return how many.
+        """Revoke every live token of ``name`` under any spelling (session ids compare case-insensitively: a
+        token is stored under its session's first spelling, which may not be the caller's); return how many.
 
         When any was live, the session's ``token_epoch`` moves on (its row is
         made if it has none): an actor authenticated under the epoch before
         is refused by every write from now on, in that write's own transaction
         (``Hub.mutate``), whichever hub process's cache it came from.
         """
-        count = self.ex.execute("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (now, name))
+        count = self.ex.execute("UPDATE tokens SET revoked_at = ? WHERE lower(name) = lower(?) AND revoked_at IS NULL",
+                                (now, name))
         if count:
             self.ex.execute("INSERT INTO sessions (session_id, session_key, first_seen, last_seen, token_epoch) "
                             "VALUES (?, lower(?), ?, ?, 1) ON CONFLICT (session_key) DO UPDATE SET "
