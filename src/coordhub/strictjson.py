@@ -14,6 +14,7 @@ import json
 import math
 import operator
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from itertools import chain, compress, repeat
 from typing import Any
@@ -41,7 +42,12 @@ def _constant(name: str) -> Any:
     raise BadJSON(f"body is not valid JSON ({name} is not a JSON number)")
 
 
-_TOO_LONG = 10 ** MAX_INT_DIGITS  # the least integer of more than MAX_INT_DIGITS digits
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise BadJSON(f"body is not valid JSON (an integer longer than {MAX_INT_DIGITS} digits)")
+    return int(text)
+
+
 LOCATE_NODES = 20_000  # values visited to name where a fault is (past that, it is reported at the top)
 
 
@@ -58,13 +64,18 @@ def loads(raw: bytes | str, *, nul_ok: bool = False) -> Any:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError:
         raise BadJSON("body is not UTF-8 text") from None
+    # The interpreter refuses integers over its own digit limit before converting them (ValueError, below); only
+    # where that limit was lifted does each integer's length need checking first (a hook call per integer: a
+    # megabyte of digits would otherwise be converted, in quadratic time, before it is refused).
+    limit = sys.get_int_max_str_digits()
     try:
-        value = json.loads(text, parse_constant=_constant)
+        value = json.loads(text, parse_constant=_constant,
+                           parse_int=_integer if limit == 0 or limit > MAX_INT_DIGITS else None)
     except json.JSONDecodeError as exc:
         raise BadJSON(f"body is not valid JSON ({exc.msg})") from None
     except RecursionError:
         raise BadJSON(f"body is not valid JSON (nested deeper than {MAX_DEPTH})") from None
-    except ValueError as exc:  # BadJSON from the hook, or the interpreter's own limit on an integer's digits
+    except ValueError as exc:  # BadJSON from a hook, or the interpreter's own limit on an integer's digits
         raise exc if isinstance(exc, BadJSON) else BadJSON(
             f"body is not valid JSON (an integer longer than {MAX_INT_DIGITS} digits)") from None
     check(value, nul_ok=nul_ok)
@@ -72,9 +83,9 @@ def loads(raw: bytes | str, *, nul_ok: bool = False) -> Any:
 
 
 def check(value: Any, where: str = "body", *, nul_ok: bool = False) -> None:
-    """Refuse a parsed JSON value nested over :data:`MAX_DEPTH`, with integers over :data:`MAX_INT_DIGITS` digits,
-    non-finite floats, lone surrogates or NUL; raises :class:`BadJSON` or :class:`NulInput` (never when
-    ``nul_ok``).
+    """Refuse a parsed JSON value nested over :data:`MAX_DEPTH`, with non-finite floats, lone surrogates or NUL;
+    raises :class:`BadJSON` or :class:`NulInput` (never when ``nul_ok``). (Integers are bounded by the parse:
+    :func:`loads`.)
 
     One pass per level of nesting, each a few C-level sweeps (no Python code
     runs per value: a body of a MiB of empty objects is checked in tens of ms,
@@ -84,7 +95,6 @@ def check(value: Any, where: str = "body", *, nul_ok: bool = False) -> None:
     level, depth = [value], 0
     strings: list[str] = []
     floats: list[float] = []
-    ints: list[int] = []
     while level:
         depth += 1
         kinds = list(map(type, level))
@@ -94,11 +104,8 @@ def check(value: Any, where: str = "body", *, nul_ok: bool = False) -> None:
         dicts, lists = list(_of(dict, level, kinds, present)), _of(list, level, kinds, present)
         strings.extend(_of(str, level, kinds, present))
         floats.extend(_of(float, level, kinds, present))
-        ints.extend(_of(int, level, kinds, present))
         strings.extend(chain.from_iterable(dicts))  # the keys
         level = list(chain(chain.from_iterable(map(dict.values, dicts)), chain.from_iterable(lists)))
-    if ints and max(map(abs, ints)) >= _TOO_LONG:  # when the interpreter's own limit was lifted
-        raise BadJSON(f"body is not valid JSON (an integer longer than {MAX_INT_DIGITS} digits)")
     joined = "\x01".join(strings)
     if not all(map(math.isfinite, floats)):
         _locate(value, where, nul_ok, BadJSON(f"{where}: not a finite number"))
@@ -128,7 +135,7 @@ def _locate(value: Any, where: str, nul_ok: bool, unplaced: ValueError) -> None:
             frames.pop()
             continue
         key, item = pair
-        if keyed:
+        if keyed and isinstance(key, str):
             _string(key, path, nul_ok)
         here = path if key is None else f"{path}.{key}"
         if isinstance(item, dict):
