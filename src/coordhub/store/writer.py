@@ -257,8 +257,7 @@ class BatchWriter:
             except UnitLost as failure:  # run the batch again without that unit
                 self._tx.halts.batch(False)
                 self._rollback()
-                if self._stale_left and self._is_stale(failure.cause):  # or with it: its statement prepared anew
-                    self._stale_left -= 1
+                if self._runs_again(failure.cause):  # or with it: its statement prepared anew
                     continue
                 lost[running[failure.unit]] = failure.cause
                 if not isinstance(failure.cause, CoordError):
@@ -267,8 +266,7 @@ class BatchWriter:
             except BaseException as exc:  # the whole batch is lost: nothing was acknowledged
                 if self._tx is not None:
                     self._tx.halts.batch(False)
-                if self._stale_left and self._is_stale(exc):
-                    self._stale_left -= 1
+                if self._runs_again(exc):
                     self._rollback()
                     continue
                 results = [(None, self._batch_failure(exc))] * len(running)
@@ -322,6 +320,13 @@ class BatchWriter:
         self._observe(len(units), time.perf_counter() - committing)
         self._notify_commit()
         return results
+
+    def _runs_again(self, exc: BaseException) -> bool:
+        """Whether the running batch runs again for ``exc`` (``is_stale``, while runs are left); spends a run."""
+        if self._stale_left and self._is_stale(exc):
+            self._stale_left -= 1
+            return True
+        return False
 
     def _rollback(self) -> None:
         self._begun = None

@@ -5,6 +5,11 @@ from __future__ import annotations
 from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
 
+#: A token row ``t``'s session ``s`` and its token epoch (0 while the session has no row): what an actor
+#: authenticated by the token remembers (``Actor.token_epoch``).
+SESSION_OF_TOKEN = "LEFT JOIN sessions s ON s.session_key = lower(t.name)"
+TOKEN_EPOCH = "COALESCE(s.token_epoch, 0) AS token_epoch"
+
 
 class Tokens(Table):
     """The ``tokens`` table."""
@@ -15,8 +20,7 @@ class Tokens(Table):
 
     def by_hash(self, token_hash: str) -> Row | None:
         """The unrevoked token with this hash, with its session's ``token_epoch`` (0 while it has no row), or None."""
-        return self.ex.one("SELECT t.*, COALESCE(s.token_epoch, 0) AS token_epoch FROM tokens t "
-                           "LEFT JOIN sessions s ON s.session_key = lower(t.name) "
+        return self.ex.one(f"SELECT t.*, {TOKEN_EPOCH} FROM tokens t {SESSION_OF_TOKEN} "
                            "WHERE t.token_hash = ? AND t.revoked_at IS NULL", (token_hash,))
 
     def all(self, include_revoked: bool = False) -> list[Row]:
@@ -34,8 +38,9 @@ class Tokens(Table):
         is refused by every write from now on, in that write's own transaction
         (``Hub.mutate``), whichever hub process's cache it came from.
         """
-        count = self.ex.execute("UPDATE tokens SET revoked_at = ? WHERE lower(name) = lower(?) AND revoked_at IS NULL",
-                                (now, name))
+        # Its spelling and the session's stored one (tokens_by_name serves both; lower(name) would scan them all)
+        count = self.ex.execute("UPDATE tokens SET revoked_at = ? WHERE name IN (?, (SELECT session_id FROM sessions "
+                                "WHERE session_key = lower(?))) AND revoked_at IS NULL", (now, name, name))
         if count:
             self.ex.execute("INSERT INTO sessions (session_id, session_key, first_seen, last_seen, token_epoch) "
                             "VALUES (?, lower(?), ?, ?, 1) ON CONFLICT (session_key) DO UPDATE SET "

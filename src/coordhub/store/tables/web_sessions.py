@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
+from coordhub.store.tables.tokens import SESSION_OF_TOKEN, TOKEN_EPOCH
 
 
 class WebSessions(Table):
@@ -22,9 +23,8 @@ class WebSessions(Table):
         expired, or the token revoked).
         """
         return self.ex.one(
-            "SELECT w.csrf_token, w.expires_at, t.token_hash, t.name, t.is_admin, COALESCE(s.token_epoch, 0) "
-            "AS token_epoch FROM web_sessions w JOIN tokens t ON t.id = w.token_id "
-            "LEFT JOIN sessions s ON s.session_key = lower(t.name) WHERE w.cookie_hash = ? AND w.expires_at > ? "
+            f"SELECT w.csrf_token, w.expires_at, t.token_hash, t.name, t.is_admin, {TOKEN_EPOCH} FROM web_sessions w "
+            f"JOIN tokens t ON t.id = w.token_id {SESSION_OF_TOKEN} WHERE w.cookie_hash = ? AND w.expires_at > ? "
             "AND t.revoked_at IS NULL", (cookie_hash, now))
 
     def remove(self, cookie_hash: str) -> int:
