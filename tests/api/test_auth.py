@@ -131,6 +131,22 @@ def test_a_write_checks_its_token_in_its_own_transaction_whatever_the_token_cach
     assert r.status_code == 201, r.text
 
 
+def test_a_replay_is_refused_to_a_token_revoked_since(api: Api) -> None:
+    """An idempotent replay writes nothing, but its stored answer is the session's: a token revoked since the
+    first request (its cache entry still alive, as in another process) gets 401, not the stored answer."""
+    me = api.token(ME)
+    send = {"to_session": OTHER, "subject": "s", "body": "b"}
+    keyed = {**me, "Idempotency-Key": "replay-after-revoke"}
+    first = api.post("/api/coord/messages", json=send, headers=keyed)
+    assert first.status_code == 201, first.text
+    again = api.post("/api/coord/messages", json=send, headers=keyed)
+    assert again.status_code == 201 and again.json() == first.json()  # a replay while the token is good
+    assert api.hub.store.write_sync(lambda tx: tx.tokens.revoke(ME, 1e12)) == 1  # no event: the cache holds it
+    late = api.post("/api/coord/messages", json=send, headers=keyed)
+    assert late.status_code == 401, late.text
+    assert "revoked" in late.json()["error"]["message"]
+
+
 def test_a_revocation_earlier_in_a_batch_refuses_the_writes_after_it_in_that_batch(api: Api) -> None:
     """The session's row read with the batch's ``BEGIN`` (PostgreSQL) is dropped by a revocation in the same
     batch: a write before it commits, one after it is refused; a revocation that fails moves no epoch."""

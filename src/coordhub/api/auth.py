@@ -249,7 +249,7 @@ class Authenticator:
         generation = self._generation
         actor = await self.hub.query(lambda tx, now: tokens.authenticate(tx, token))
         if actor is None:
-            raise self.failed(address, "unknown or revoked token; ask an admin for one (`coord token create NAME`)")
+            raise self.failed(address, tokens.REVOKED)
         if generation != self._generation:  # a revocation landed while we read: answer, but do not remember
             return actor
         if len(self._cache) > 10_000:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from coordhub.clock import Clock, SystemClock
-from coordhub.core import halt, idempotency, leases, messages, pause
+from coordhub.core import halt, idempotency, leases, messages, pause, tokens
 from coordhub.core.bus import RING_BYTES, EventBus
 from coordhub.core.calls import Call
 from coordhub.core.idempotency import IdempotentRequest
@@ -239,6 +239,12 @@ class Hub:
             if idem is not None:
                 stored = idempotency.replay(tx, actor.session_id, idem)
                 if stored is not None:
+                    if actor.token_epoch is not None:
+                        # A replay writes nothing, but its answer is still the session's: not for a token
+                        # revoked since (read only for replays; a first run compares it in `check` below).
+                        acting = tx.sessions.get(actor.session_id)
+                        if acting is not None and acting["token_epoch"] > actor.token_epoch:
+                            raise Unauthorized(tokens.REVOKED)
                     return Outcome(*stored, replayed=True)
             halts = halt.standing(tx) if during_halt is None else []
             halt.refuse_fleet(halts)
@@ -251,7 +257,7 @@ class Hub:
                 if actor.token_epoch is not None and acting["token_epoch"] > actor.token_epoch:
                     # Its tokens were revoked since this one was authenticated, perhaps through another process
                     # whose revocation this one's token cache has not heard of yet (Tokens.revoke).
-                    raise Unauthorized("unknown or revoked token; ask an admin for one (`coord token create NAME`)")
+                    raise Unauthorized(tokens.REVOKED)
                 if during_halt is None:
                     halt.refuse_in_scope(halts, spelling, acting)
                     pause.refuse_if_paused(spelling, acting)

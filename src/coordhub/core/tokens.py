@@ -30,6 +30,7 @@ from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
 PREFIX = "coord_"
+REVOKED = "unknown or revoked token; ask an admin for one (`coord token create NAME`)"  # the 401's message
 REPLAY_MESSAGE = ("this repeats an earlier token create (same Idempotency-Key): the token was shown only in the "
                   "first response and is stored nowhere; if it was lost, revoke this name and create a new token")
 

@@ -54,7 +54,7 @@ def start(tx: Tx, token: str, now: float) -> tuple[str, WebSession]:
     """
     row = tx.tokens.by_hash(tokens.hash_token(token))
     if row is None:
-        raise Unauthorized("unknown or revoked token; ask an admin for one (`coord token create NAME`)")
+        raise Unauthorized(tokens.REVOKED)
     tx.web_sessions.prune(row["id"], PER_TOKEN - 1, now)
     cookie = secrets.token_urlsafe(32)
     session = WebSession(Actor(row["name"], bool(row["is_admin"]), token_epoch=int(row["token_epoch"])),
