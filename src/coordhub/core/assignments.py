@@ -36,7 +36,7 @@ from typing import Any
 from coordhub.clock import isoformat
 from coordhub.core import coordinator, repodeps, tokens
 from coordhub.core.events import emit
-from coordhub.core.identity import Actor, fold
+from coordhub.core.identity import Actor, fold, orchestrator_role
 from coordhub.errors import Conflict, Forbidden, Invalid, NotFound
 from coordhub.orchestrator.config import Config, model_for, next_model
 from coordhub.store.base import Row
@@ -128,8 +128,8 @@ def host_session(machine: str) -> str:
 
 
 def is_worker(session_id: str) -> bool:
-    """Whether a session is an orchestrator worker (``<machine>/worker-<id>``)."""
-    return bool(re.fullmatch(r"[^/]+/worker-[0-9a-f]{8}", session_id))
+    """Whether a session is an orchestrator worker (``<machine>/worker-<id>``, any letter case)."""
+    return orchestrator_role(session_id) == "worker"
 
 
 def may_act_for_host(actor: Actor, machine: str) -> None:
@@ -158,8 +158,9 @@ def may_direct(actor: Actor) -> None:
     if actor.is_admin:
         return
     sid = actor.session_id
-    if is_worker(sid) or re.fullmatch(r"[^/]+/agent", sid, flags=re.IGNORECASE):
-        raise Forbidden(f"{sid!r} is an orchestrator {'worker' if is_worker(sid) else 'host'}: it may not "
+    role = orchestrator_role(sid)
+    if role is not None:
+        raise Forbidden(f"{sid!r} is an orchestrator {role}: it may not "
                         "assign, stop, retry or resume work (a person's session or an admin does)")
 
 

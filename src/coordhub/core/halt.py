@@ -149,7 +149,7 @@ def _refusal(row: Row) -> Halted:
     assert halt is not None
     scope = from_key(row["scope"])
     lift = "`coord resume`" if scope.kind == "fleet" else f"`coord resume --{scope.kind} {scope.name}`"
-    who = "an admin" if row["by_admin"] else f"an admin or a session of machine {scope.name}"
+    who = "an admin" if row["by_admin"] else f"an admin or a person's session of machine {scope.name}"
     subject = "the fleet is" if scope.kind == "fleet" else f"{scope.words} is"
     return Halted(f"{subject} halted by {halt['halted_by']} since {halt['halted_at']}: {halt['reason']} "
                   f"({who} lifts it with {lift})", halt=halt)

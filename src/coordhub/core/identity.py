@@ -169,17 +169,30 @@ def machine_of(session_id: str) -> str | None:
     return session_id.split("/", 1)[0] if "/" in session_id else None
 
 
-_ORCHESTRATED = re.compile(r"[A-Za-z0-9_.@+-]{1,100}/(agent|worker-[0-9a-f]{8})")
+_ORCHESTRATED = re.compile(r"[^/]+/(?:(agent)|worker-[0-9a-f]{8})", re.IGNORECASE)
+
+
+def orchestrator_role(session_id: str) -> str | None:
+    """``"host"`` for a machine's orchestrator host (``<m>/agent``), ``"worker"`` for one of its workers
+    (``<m>/worker-<8 hex>``), None for anyone else (a person's session, a script).
+
+    Compared case-insensitively, as session ids are: a session first seen in
+    another letter case keeps that spelling, and its token acts under it, so
+    a case-sensitive test would let ``LAPTOP/WORKER-…`` pass for a person.
+    """
+    match = _ORCHESTRATED.fullmatch(session_id)
+    return None if match is None else "host" if match.group(1) else "worker"
 
 
 def is_orchestrated(session_id: str) -> bool:
-    """Whether a session is the orchestrator's: a machine's host (``<m>/agent``) or a worker (``<m>/worker-<id>``).
+    """Whether a session is the orchestrator's (:func:`orchestrator_role`): a host or a worker.
 
     Issue 11: the host pauses and resumes its workers itself (SIGSTOP and
     SIGCONT) as halts stand and lift, so these sessions are left out of the
-    pause after a resume (:mod:`coordhub.core.pause`).
+    pause after a resume (:mod:`coordhub.core.pause`); nor may they resume
+    anything themselves (:func:`coordhub.core.scope.may_act_on`).
     """
-    return bool(_ORCHESTRATED.fullmatch(session_id))
+    return orchestrator_role(session_id) is not None
 
 
 def attributed_machine(actor: Actor, claimed: str | None, field: str = "created_by_machine") -> str | None:

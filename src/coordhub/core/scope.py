@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from coordhub.core.identity import Actor, machine_of
+from coordhub.core.identity import Actor, machine_of, orchestrator_role
 from coordhub.errors import Forbidden, Invalid
 from coordhub.store.base import Row
 
@@ -96,10 +96,19 @@ def may_act_on(actor: Actor, scope: Scope, verb: str) -> None:
     id is what the admin minted the token for, so the right comes from the
     credential (contract §2.2), never from a declaration. (``PUT /profile``
     lets a session declare no machine but its id's anyway; checking the id
-    keeps this rule from resting on that one.)
+    keeps this rule from resting on that one.) The orchestrator's own
+    sessions, its hosts and workers (:func:`~coordhub.core.identity.orchestrator_role`),
+    may halt their machine (a pause; ``kill`` is refused them elsewhere) but
+    resume nothing: a halt stops them, so they may not lift one.
     """
     if actor.is_admin:
         return
+    role = orchestrator_role(actor.session_id) if verb == "resume" else None
+    if role is not None:
+        # The brake is pulled on the orchestrator's workers: were their tokens (or the host's, which runs them)
+        # able to lift it, a prompt-injected worker would release the halt stopping it. Pulling it stays allowed.
+        raise Forbidden(f"{verb} of {scope.label} needs a person's session or an admin token; "
+                        f"{actor.session_id!r} is an orchestrator {role}", scope=scope.label)
     own = machine_of(actor.session_id)
     if scope.kind == "machine" and own is not None and own.lower() == scope.name:
         return
