@@ -39,7 +39,7 @@ class MergeReport(Strict):
     machine: Name
     host_incarnation: Incarnation
     batch_id: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
-    outcome: Literal["landing", "merged", "conflict", "red", "policy", "retry", "error"]
+    outcome: Literal["landing", "merged", "conflict", "red", "policy", "retry", "moved", "error"]
     tip: Sha | None = None
     sha: Sha | None = None
     culprit: AssignmentId | None = None

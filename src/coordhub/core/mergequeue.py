@@ -15,13 +15,23 @@ starved old merge requests for 44 h. Here (research orchestrator.md §5):
   has ``github:`` (workers never get GitHub credentials). The host rebases
   (or squashes, or merges: ``method``) onto the current target, runs the gate
   at the tip, waits for the PR's CI checks on GitHub, and lands it.
+* **What lands is what passed** (issue 12: nothing merges that did not pass on
+  its final commit): when a run starts, each entry is pinned to the commit its
+  gates passed on (:func:`gated`: the automated test and review runs of its
+  last fix round, which must all name one commit), and the host stacks exactly
+  that commit. A branch pushed to after its gates (``origin/<branch>`` is not
+  the pinned commit) is refused by the host (``moved``); gates that passed on
+  different commits are refused by the hub before any host sees the entry.
+  Either way the gates run again on the branch as it is now
+  (:func:`refuse_moved`).
 * A report classifies the outcome (:func:`report`): ``landing`` (the tip about
   to land, recorded **before** the push: write-ahead), ``merged``;
   ``conflict`` → a conflict-fix worker on that branch (at most
   ``merge.conflict_fixes``), ``red`` → a fix worker with the gate's output (at
   most ``merge.red_fixes``; a red batch is bisected first), ``policy``
   (branch protection, a required review) → ``needs_input`` with the reason,
-  ``retry`` (the target moved) → queued again.
+  ``retry`` (the target moved) → queued again, ``moved`` (the branch is not at
+  its pinned commit) → its gates again (:func:`refuse_moved`).
 * At most ``merge.max_per_tick`` entries land (or run) per ``tick_seconds``.
   A halt of the fleet or the host's machine stops new runs; a project halt
   stops runs into that repo. A run that never reports (beyond the gate's and
@@ -57,7 +67,7 @@ from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
 MAX_EVIDENCE_CHARS = 8000  # the output tail kept per entry
-OUTCOMES = ("landing", "merged", "conflict", "red", "policy", "retry", "error")
+OUTCOMES = ("landing", "merged", "conflict", "red", "policy", "retry", "moved", "error")
 _PIPELINE_BUSY = ("fix", "test", "review", "approval")  # stages in which a fixed branch is still being checked
 RUN_MARGIN_SECONDS = 600.0  # beyond the gate's and the checks' timeouts, before a silent run is taken back
 # stages in which a branch has not passed its gates: it enters no queue (contract §2.11), by hand or auto_queue
@@ -77,7 +87,7 @@ class State(enum.StrEnum):
 
 S = State
 TRANSITIONS: dict[State, frozenset[State]] = {
-    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED}),
+    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.FIXING, S.NEEDS_INPUT}),  # the last two: gates disagree
     S.RUNNING: frozenset({S.MERGED, S.QUEUED, S.FIXING, S.NEEDS_INPUT, S.CANCELLED}),
     S.FIXING: frozenset({S.QUEUED, S.NEEDS_INPUT, S.CANCELLED}),
     S.NEEDS_INPUT: frozenset({S.QUEUED, S.CANCELLED}),
@@ -107,7 +117,8 @@ def render(row: Row) -> dict[str, Any]:
     return {"id": row["id"], "seq": row["seq"], "assignment_id": row["assignment_id"], "repo": row["repo"],
             "target": row["target"], "branch": row["branch"], "issue": row["issue"], "title": row["title"],
             "method": row["method"], "state": row["state"], "attempt": row["attempt"], "machine": row["machine"],
-            "batch_id": row["batch_id"], "batch_cap": row["batch_cap"], "tip": row["tip"],
+            "batch_id": row["batch_id"], "batch_cap": row["batch_cap"], "gated_sha": row["gated_sha"],
+            "tip": row["tip"],
             "merged_sha": row["merged_sha"], "pr_number": row["pr_number"], "pr_url": row["pr_url"],
             "conflict_fixes": row["conflict_fixes"], "red_fixes": row["red_fixes"], "reason": row["reason"],
             "evidence": json.loads(row["evidence"]) if row["evidence"] else None, "created_by": row["created_by"],
@@ -174,7 +185,8 @@ def enqueue(tx: Tx, assignment_id: str, now: float, *, by: str | None, method: s
     row: Row = {"id": _new_id(tx), "seq": tx.merge_entries.next_seq(), "assignment_id": a["id"], "repo": a["repo"],
                 "target": repo.default_branch if repo else "main", "branch": a["branch"], "issue": a["issue"],
                 "title": a["title"], "method": method, "state": State.QUEUED.value, "attempt": 0, "machine": None,
-                "host_incarnation": None, "batch_id": None, "batch_cap": None, "tip": None, "merged_sha": None,
+                "host_incarnation": None, "batch_id": None, "batch_cap": None, "gated_sha": None, "tip": None,
+                "merged_sha": None,
                 "pr_number": None, "pr_url": None, "conflict_fixes": 0, "red_fixes": 0, "fix_attempt": None,
                 "briefing": a["briefing"], "reason": None, "evidence": None, "created_by": by or "hub",
                 "created_at": now, "started_at": None, "ended_at": None, "updated_at": now}
@@ -331,14 +343,70 @@ def claim(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -
     host = hosts.current(tx, actor, config, machine, incarnation)
     tx.hosts.set(host["machine"], {"last_heartbeat": now})
     advance(tx, config, now)
-    entries, _, _ = plan(tx, config, host, now)
-    if not entries:
-        return None
+    while True:  # each pass that refuses an entry takes it out of the queue: this ends
+        entries, _, _ = plan(tx, config, host, now)
+        if not entries:
+            return None
+        pins = [gated(tx, r["assignment_id"]) for r in entries]
+        refused = [(r, why) for r, (_, why) in zip(entries, pins, strict=True) if why is not None]
+        if not refused:
+            break
+        for r, why in refused:  # never handed to a host: no gate passed on what it would merge
+            refuse_moved(tx, r, why, now, by=actor.session_id)
     batch_id = secrets.token_hex(6)
     started = [transition(tx, r, State.RUNNING, now, by=actor.session_id, attempt=r["attempt"] + 1,
                           machine=host["machine"], host_incarnation=host["incarnation"], batch_id=batch_id,
-                          started_at=now, reason=None) for r in entries]
+                          gated_sha=sha, started_at=now, reason=None)
+               for r, (sha, _) in zip(entries, pins, strict=True)]
     return job(config, started)
+
+
+def gated(tx: Tx, assignment_id: str) -> tuple[str | None, str | None]:
+    """The commit an assignment's gates passed on: ``(sha, None)``; ``(None, None)`` when no gate named one;
+    ``(None, why)`` when they named different commits (the entry must not merge).
+
+    The gates are the latest passed ``test`` and ``review`` run of each stage in the assignment's current fix
+    round (a fix starts a new round, whose gates run again; a later run of a stage replaces an earlier one).
+    A host reports the commit it checked out; a person's verdict (``coord test --passed``) names none and pins
+    nothing, and neither does ``approval``. With no pin the host stacks the branch as it finds it: the merge
+    gate is then the only check of that code.
+    """
+    a = tx.assignments.get(assignment_id)
+    if a is None:
+        return None, None
+    latest: dict[str, Row] = {}
+    for r in tx.stage_runs.of(assignment_id):  # oldest first: the last one of a stage wins
+        if r["stage"] in ("test", "review") and r["state"] == "passed" and r["round"] == a["fix_round"]:
+            latest[r["stage"]] = r
+    named = {stage: r["commit_sha"] for stage, r in latest.items() if r["commit_sha"] and not r["manual"]}
+    shas = set(named.values())
+    if len(shas) > 1:
+        return None, ("its gates passed on different commits (" + ", ".join(
+            f"{stage} on {sha[:12]}" for stage, sha in sorted(named.items())) + "): the branch moved between them")
+    return (shas.pop() if shas else None), None
+
+
+def refuse_moved(tx: Tx, row: Row, detail: str, now: float, *, by: str | None,
+                 pr: dict[str, Any] | None = None) -> Row:
+    """The entry's branch is not at the commit its gates passed on (``detail`` says how): it does not merge, and
+    its gates run again on the branch as it is now; return the entry.
+
+    An assignment in the pipeline's ``merge`` stage goes back to its first gate (``stages.recheck``), its run
+    queued at once; the entry waits in ``fixing`` and takes its old place in the queue when the branch enters
+    ``merge`` again, as after a fix (no fix round is spent: nothing failed). Any other entry (entered by hand,
+    ``merge.auto_queue``) stops at ``needs_input`` with the reason: a person runs the gates again
+    (``coord test``, ``coord review``) and sends it back.
+    """
+    pr = pr or {}
+    why = f"moved: {detail}"
+    a = tx.assignments.get(row["assignment_id"])
+    if a is not None and a["stage"] == stages.Stage.MERGE.value:
+        row = transition(tx, row, State.FIXING, now, by=by, batch_id=None, fix_attempt=a["attempt"],
+                         reason=f"{why}; its gates run again", **pr)
+        stages.recheck(tx, a["id"], now, reason=f"merge refused: {detail}", by=by)
+        return tx.merge_entries.get(row["id"]) or row
+    return transition(tx, row, State.NEEDS_INPUT, now, by=by, batch_id=None,
+                      reason=f"{why}; run its gates again (coord test, coord review) and send it back", **pr)
 
 
 def look(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -> tuple[bool, float | None]:
@@ -363,7 +431,11 @@ def _advance_due(tx: Tx, config: Config, now: float) -> bool:
 
 
 def job(config: Config, entries: list[Row]) -> dict[str, Any]:
-    """What a host needs for one run: the entries in order and the repo's merge settings."""
+    """What a host needs for one run: the entries in order and the repo's merge settings.
+
+    An entry's ``gated_sha`` is the commit its gates passed on (None: none named one, see :func:`gated`): the
+    host merges exactly that commit, and reports ``moved`` when ``origin/<branch>`` is elsewhere.
+    """
     head = entries[0]
     repo = config.repo(head["repo"])
     m = config.merge
@@ -377,7 +449,7 @@ def job(config: Config, entries: list[Row]) -> dict[str, Any]:
             "checks_timeout_seconds": m.checks_timeout_seconds, "delete_branch": m.delete_branch,
             "entries": [{"id": r["id"], "assignment_id": r["assignment_id"], "branch": r["branch"],
                          "issue": r["issue"], "title": r["title"], "attempt": r["attempt"], "prior_tip": r["tip"],
-                         "pr_number": r["pr_number"]} for r in entries]}
+                         "gated_sha": r["gated_sha"], "pr_number": r["pr_number"]} for r in entries]}
 
 
 # ---- what a host reports ------------------------------------------------------------------------------------
@@ -390,7 +462,8 @@ def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, 
 
     ``outcome`` is one of :data:`OUTCOMES` (see the module docstring);
     ``landing`` needs ``tip``, ``merged`` needs ``sha``, ``conflict`` names
-    the ``culprit`` entry; ``only`` limits the outcome to some of the run's
+    the ``culprit`` entry, ``moved`` sends the entries back to their gates
+    (:func:`refuse_moved`, ``reason`` saying where the branch is); ``only`` limits the outcome to some of the run's
     entries (a host found some already merged). ``StaleRun`` (409, nothing changes) when the run
     is not current (its host was given up, or it ended); ``Invalid`` for a bad
     outcome or a missing field.
@@ -432,6 +505,9 @@ def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, 
         out = _red(tx, config, rows, reason, ev, now, by, pr)
     elif outcome == "retry":
         out = [transition(tx, r, State.QUEUED, now, by=by, batch_id=None, reason=reason, **pr) for r in rows]
+    elif outcome == "moved":
+        detail = reason or "the branch is not at the commit its gates passed on"
+        out = [refuse_moved(tx, r, detail, now, by=by, pr=pr) for r in rows]
     else:  # policy, error: a human decides
         why = reason or outcome
         out = [transition(tx, r, State.NEEDS_INPUT, now, by=by, batch_id=None, evidence=ev,

@@ -415,6 +415,19 @@ def merge_failed(tx: Tx, assignment_id: str, now: float, *, kind: str, reason: s
     return stop_for_input(tx, config, row, now, f"merge refused ({kind}): {reason}", by=by)
 
 
+def recheck(tx: Tx, assignment_id: str, now: float, *, reason: str, by: str | None) -> Row:
+    """The merge queue refused the branch: it is not at the commit its gates passed on (pushed to after them, or
+    they passed on different commits). Back to the first gate, its run queued at once (whatever ``auto_queue``
+    says: the code to merge is new to every gate), the gates after it as usual; no fix round is spent (nothing
+    failed). ``needs_input`` when the pipeline has no test or review to run again. Returns the assignment."""
+    row = assignments.get_row(tx, assignment_id)
+    config = coordinator.require(tx)
+    first = gates(config, row["repo"])[0]
+    if first not in (G.TEST, G.REVIEW):
+        return stop_for_input(tx, config, row, now, f"{reason} (no test or review gate to run again)", by=by)
+    return _enter(tx, config, row, first, now, by=by, auto=True, reason=reason)
+
+
 # ---- the reconciler's part --------------------------------------------------------------------
 
 def sweep(tx: Tx, now: float) -> dict[str, Any]:

@@ -5,27 +5,38 @@ One run is one or more entries of one (repo, target) queue, in order
 host's clone, detached at ``origin/<target>``:
 
 1. **Already merged?** An entry whose recorded tip (write-ahead, from a run
-   whose host or hub died) is contained in the target, or whose branch is,
+   whose host or hub died) is contained in the target, or whose commit is,
    or whose every commit is already there by patch id, is only reported
    ``merged``: nothing merges twice.
-2. **Stack** each branch on the current tip: rebase (``git rebase --onto``),
+2. **The commit that passed.** An entry's commit is its ``gated_sha``, the
+   one its test and review passed on (the hub pins it when the run starts).
+   When ``origin/<branch>`` is not that commit, someone pushed after the
+   gates: the entry is reported ``moved`` (its gates run again) and nothing
+   of it is stacked. Without a pin, the commit ``origin/<branch>`` points at
+   when the run fetched.
+3. **Stack** each entry's commit (never the branch name: a push during the
+   run changes nothing) on the current tip: rebase (``git rebase --onto``),
    squash (``git merge --squash``, one commit ``title (#N)``) or merge
    (``--no-ff``). A conflict names its files and the culprit entry.
-3. **Gate** at the tip: the configured command (``sh -c``, its own process
+4. **Gate** at the tip: the configured command (``sh -c``, its own process
    group, a timeout); its exit code is the verdict, the output tail the
-   evidence.
-4. **Landing** is reported (the tip) and must be acknowledged before anything
-   is pushed; then ``git push origin <tip>:<target>`` — never forced: a
-   target that moved refuses it (``retry``), a hook or protection that
-   declines it is a ``policy`` refusal.
-5. On GitHub (the repo has ``github:``; only a host with capability
+   evidence. It runs the branch's code in the worktree: a gate that moves
+   HEAD (commits, checks out) or changes a tracked file is ``red`` whatever
+   its exit code, since its verdict is about other code than the tip.
+5. **Landing** is reported (the tip, read before the gate) and must be
+   acknowledged before anything is pushed; then ``git push origin
+   <tip>:<target>`` — never forced: a target that moved refuses it
+   (``retry``), a hook or protection that declines it is a ``policy`` refusal.
+6. On GitHub (the repo has ``github:``; only a host with capability
    ``github`` gets such runs) the gate runs once at the stacked tip of the
-   batch, then each PR lands alone, in order: its branch rebased onto the
+   batch, then each PR lands alone, in order: its commit rebased onto the
    target as the PRs before it left it (landing only when that tree is the
-   one the gate passed at its place in the stack), pushed to the PR's head
-   (``--force-with-lease``), the PR opened if there is none, its CI checks
-   awaited (required with ``merge.require_checks``), and ``gh pr merge
-   --match-head-commit`` lands it.
+   one the gate passed at its place in the stack, and the branch is still at
+   its commit or at this host's own earlier push of it), pushed to the PR's
+   head (``--force-with-lease``), the PR opened if there is none, its CI
+   checks awaited (required with ``merge.require_checks``), the PR's head
+   checked to be that push (else ``moved``), and ``gh pr merge
+   --match-head-commit`` lands it (GitHub refuses it if the head moves still).
 
 Reports are delivered until the hub answers (a hub that is down is waited
 for); a 409 means the run was given up, and the host stops without pushing.
@@ -152,24 +163,33 @@ class MergeRunner:
                 log.warning("merge run %s: cannot remove %s: %s", batch, path, exc)
 
     def _already(self, run: dict[str, Any], inc: int, batch: str, wt: Path) -> list[dict[str, Any]]:
-        """Report the entries the target already contains; return the others."""
+        """Report the entries the target already contains, and those whose branch moved off its gated commit;
+        return the others, each with ``source``: the commit to stack (its ``gated_sha``, else the branch's
+        commit now)."""
         target = f"origin/{run['target']}"
         left = []
         for e in run["entries"]:
             branch = f"origin/{e['branch']}"
             tip = e.get("prior_tip")
+            pin = e.get("gated_sha")
             if tip and _ancestor(wt, tip, target):
                 self._report(inc, batch, Outcome("merged", {"sha": tip, "only": [e["id"]],
                                                             "reason": "found landed by an earlier run"}))
             elif not _exists(wt, branch):
                 self._report(inc, batch, Outcome("error", {"only": [e["id"]], "reason": f"branch {e['branch']} is not "
                                                            "on origin"}))
-            elif _ancestor(wt, branch, target) or not _unmerged(wt, target, branch):
+            elif pin and not _exists(wt, pin):  # force-pushed away before this clone ever fetched it
+                self._report(inc, batch, _moved(e, git(wt, "rev-parse", branch)))
+            elif _ancestor(wt, pin or branch, target) or not _unmerged(wt, target, pin or branch):
                 sha = git(wt, "rev-parse", target)
                 self._report(inc, batch, Outcome("merged", {"sha": sha, "only": [e["id"]],
                                                             "reason": "every commit of the branch is on the target"}))
+            elif pin and (head := git(wt, "rev-parse", branch)) != pin and not (run.get("github") and head == tip):
+                # on GitHub the branch may hold this host's own rebase of the pin (pushed by a run that did not
+                # finish: its landing recorded that tip); anything else was pushed after the gates
+                self._report(inc, batch, _moved(e, head))
             else:
-                left.append(e)
+                left.append({**e, "source": pin or git(wt, "rev-parse", branch)})
         return left
 
     def _local(self, run: dict[str, Any], inc: int, batch: str, wt: Path) -> None:
@@ -182,11 +202,11 @@ class MergeRunner:
             if problem is not None:
                 self._report(inc, batch, Outcome("conflict", {"culprit": e["id"], **problem}))
                 return
+        tip = git(wt, "rev-parse", "HEAD")  # read before the gate: what it does to the worktree never lands
         gate = self._gate(run, wt)
         if gate is not None:
             self._report(inc, batch, Outcome("red", {**gate, "only": only}))
             return
-        tip = git(wt, "rev-parse", "HEAD")
         self._report(inc, batch, Outcome("landing", {"tip": tip, "only": only}))
         with worktree.repo_lock(wt):
             p = subprocess.run(["git", "-C", str(wt), "push", "--porcelain", "origin",
@@ -201,10 +221,11 @@ class MergeRunner:
                 worktree.with_origin(wt, "push", "--quiet", "origin", "--delete", e["branch"], check=False)
 
     def _apply(self, run: dict[str, Any], e: dict[str, Any], wt: Path) -> dict[str, Any] | None:
-        """Put entry ``e`` on top of the worktree's HEAD; None, or ``{reason, evidence}`` on a conflict."""
+        """Put entry ``e``'s commit (``e["source"]``, see :meth:`_already`) on top of the worktree's HEAD; None,
+        or ``{reason, evidence}`` on a conflict."""
         ident = worktree.commit_identity(wt, self.machine)
         stack = git(wt, "rev-parse", "HEAD")
-        branch = f"origin/{e['branch']}"
+        branch = str(e["source"])
         method = run["method"]
         if method == "rebase":
             fork = git(wt, "merge-base", f"origin/{run['target']}", branch)
@@ -231,10 +252,16 @@ class MergeRunner:
         return None
 
     def _gate(self, run: dict[str, Any], wt: Path) -> dict[str, Any] | None:
-        """Run the gate at the tip; None when green (or no gate), else ``{reason, evidence}``."""
+        """Run the gate at the tip; None when green (or no gate), else ``{reason, evidence}``.
+
+        Red also when the gate moved HEAD or changed a tracked file (untracked build output is fine): its
+        exit code then speaks of other code than the tip it was given. The caller pushes the tip it read
+        before the gate, never HEAD after it.
+        """
         cmd = run.get("gate_command")
         if not cmd:
             return None
+        before = git(wt, "rev-parse", "HEAD", check=False)
         timeout = float(run.get("gate_timeout_seconds") or 1800)
         proc = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=wt, env=self.gate_env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, text=True)
@@ -245,9 +272,18 @@ class MergeRunner:
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
             code = 124
+        tail = (out or "")[-OUTPUT_TAIL:]
+        after = git(wt, "rev-parse", "HEAD", check=False)
+        changed = git(wt, "status", "--porcelain", "--untracked-files=no", check=False).splitlines()
+        if after != before or changed:
+            what = (f"moved HEAD from {before[:12]} to {(after or 'nothing')[:12]}" if after != before
+                    else f"changed tracked files ({', '.join(x.split(maxsplit=1)[-1] for x in changed[:5])})")
+            return {"reason": f"the gate `{cmd[:200]}` {what}: its verdict is not about the tip it was given, "
+                              "and nothing it made lands",
+                    "evidence": {"command": cmd, "exit_code": code, "output": tail, "tip": before,
+                                 "head_after": after, "changed": changed[:50]}}
         if code == 0:
             return None
-        tail = (out or "")[-OUTPUT_TAIL:]
         why = "timed out" if code == 124 else f"exited {code}"
         return {"reason": f"the gate `{cmd[:200]}` {why}",
                 "evidence": {"command": cmd, "exit_code": code, "output": tail}}
@@ -317,6 +353,11 @@ class MergeRunner:
         target = run["target"]
         # stacked alone on the target as it is now (after the PRs before it landed, as GitHub left them)
         worktree.with_origin(wt, "fetch", "--quiet", "origin")
+        old = git(wt, "rev-parse", f"origin/{e['branch']}")
+        pin = e.get("gated_sha")
+        if pin and old not in (pin, e.get("prior_tip")):  # pushed to during the batch: not what the gates saw
+            self._report(inc, batch, _moved(e, old))
+            return False
         git(wt, "checkout", "--quiet", "--force", "--detach", f"origin/{target}")
         problem = self._apply({**run, "method": "rebase"}, e, wt)
         if problem is not None:
@@ -327,7 +368,6 @@ class MergeRunner:
                                                        "the code differs from what the gate passed"}))
             return False
         tip = git(wt, "rev-parse", "HEAD")
-        old = git(wt, "rev-parse", f"origin/{e['branch']}")
         if tip != old:
             worktree.with_origin(wt, "push", "--quiet", f"--force-with-lease=refs/heads/{e['branch']}:{old}",
                                  "origin", f"{tip}:refs/heads/{e['branch']}")
@@ -340,6 +380,12 @@ class MergeRunner:
         red = self._checks(gh, number, run)
         if red is not None:
             self._report(inc, batch, Outcome("red", {**red, **info}))
+            return False
+        head = str(gh.pr_view(number, "headRefOid").get("headRefOid") or "")
+        if head != tip:  # pushed to while the checks ran: GitHub would merge code no gate saw
+            self._report(inc, batch, Outcome("moved", {**info, "reason": f"the PR's head is {head[:12] or 'gone'}, "
+                                                       f"not {tip[:12]} (the gated commit as pushed for it): pushed "
+                                                       "to after the gates; they run again"}))
             return False
         self._report(inc, batch, Outcome("landing", {"tip": tip, **info}))
         try:
@@ -416,6 +462,14 @@ def _unmerged(wt: Path, target: str, branch: str) -> bool:
     return any(line.startswith("+") for line in git(wt, "cherry", target, branch).splitlines())
 
 
+def _moved(e: dict[str, Any], head: str) -> Outcome:
+    """Entry ``e``'s branch is at ``head``, not at the commit its gates passed on: refused, its gates run again."""
+    return Outcome("moved", {"only": [e["id"]], "reason": f"branch {e['branch']} is at {head[:12]}, not at "
+                                                          f"{str(e['gated_sha'])[:12]}, the commit its test and "
+                                                          "review passed on: pushed to after its gates; they run "
+                                                          "again on it"})
+
+
 def _push_refused(output: str, only: list[str]) -> Outcome:
     """Classify a refused push: the target moved (retry) or a hook/protection declined it (policy)."""
     text = " ".join(output.split())[:1000]
@@ -429,8 +483,12 @@ def _gh_refused(exc: GitHubError, entry: str, info: dict[str, Any]) -> Outcome:
     msg = exc.message
     if "cannot be cleanly created" in msg or "CONFLICTING" in msg:
         return Outcome("conflict", {"culprit": entry, "reason": f"GitHub: {msg}"[:1000], **info})
-    if "policy prohibits" in msg or "review" in msg.lower() or "protected" in msg:
-        return Outcome("policy", {"reason": f"GitHub: {' '.join(msg.split())}"[:1000], **info})
+    # before the policy test: GitHub's "… was modified. Review and try the merge again." says "review" too
+    if "Head branch was modified" in msg:  # --match-head-commit: pushed to after the host's check
+        return Outcome("moved", {"reason": f"GitHub: {msg} (pushed to after its gates; they run again)"[:1000],
+                                 **info})
     if "was modified" in msg:
         return Outcome("retry", {"reason": f"GitHub: {msg}"[:1000], **info})
+    if "policy prohibits" in msg or "review" in msg.lower() or "protected" in msg:
+        return Outcome("policy", {"reason": f"GitHub: {' '.join(msg.split())}"[:1000], **info})
     return Outcome("error", {"reason": f"gh pr merge: {msg}"[:1000], **info})

@@ -92,7 +92,8 @@ async def next_run(body: MergeNext, request: Request, who: Caller = Depends(call
 @router.post("/report", response_model=MergeReportOut, responses=responses(*WRITE_ERRORS, 409))
 async def report(body: MergeReport, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """A host reports on a run: ``landing`` (the tip, before it is pushed), ``merged``, ``conflict`` (the culprit),
-    ``red``, ``policy``, ``retry``, ``error``. 409 ``stale_run`` (nothing changes) when the run is not current."""
+    ``red``, ``policy``, ``retry``, ``moved`` (the branch is not at the commit its gates passed on), ``error``.
+    409 ``stale_run`` (nothing changes) when the run is not current."""
     actor = await who.act()
     return await mutate(request, actor, lambda tx, now: mergequeue.report(
         tx, actor, now, machine=body.machine, incarnation=body.host_incarnation, batch_id=body.batch_id,
