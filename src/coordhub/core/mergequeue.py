@@ -347,7 +347,7 @@ def claim(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -
         entries, _, _ = plan(tx, config, host, now)
         if not entries:
             return None
-        pins = [gated(tx, r["assignment_id"]) for r in entries]
+        pins = [gated(tx, config, r["assignment_id"]) for r in entries]
         refused = [(r, why) for r, (_, why) in zip(entries, pins, strict=True) if why is not None]
         if not refused:
             break
@@ -361,12 +361,15 @@ def claim(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -
     return job(config, started)
 
 
-def gated(tx: Tx, assignment_id: str) -> tuple[str | None, str | None]:
+def gated(tx: Tx, config: Config, assignment_id: str) -> tuple[str | None, str | None]:
     """The commit an assignment's gates passed on: ``(sha, None)``; ``(None, None)`` when no gate named one;
     ``(None, why)`` when they named different commits (the entry must not merge).
 
     The gates are the latest passed ``test`` and ``review`` run of each stage in the assignment's current fix
-    round (a fix starts a new round, whose gates run again; a later run of a stage replaces an earlier one).
+    round (a fix starts a new round, whose gates run again; a later run of a stage replaces an earlier one), of
+    the stages its repo has now (a stage since configured away never passes again: counting its old run would
+    refuse the entry after every new pass).
+
     A host reports the commit it checked out; a person's verdict (``coord test --passed``) names none and pins
     nothing, and neither does ``approval``. With no pin the host stacks the branch as it finds it: the merge
     gate is then the only check of that code.
@@ -374,9 +377,10 @@ def gated(tx: Tx, assignment_id: str) -> tuple[str | None, str | None]:
     a = tx.assignments.get(assignment_id)
     if a is None:
         return None, None
+    wanted = {g.value for g in stages.gates(config, a["repo"])} & {"test", "review"}
     latest: dict[str, Row] = {}
     for r in tx.stage_runs.of(assignment_id):  # oldest first: the last one of a stage wins
-        if r["stage"] in ("test", "review") and r["state"] == "passed" and r["round"] == a["fix_round"]:
+        if r["stage"] in wanted and r["state"] == "passed" and r["round"] == a["fix_round"]:
             latest[r["stage"]] = r
     named = {stage: r["commit_sha"] for stage, r in latest.items() if r["commit_sha"] and not r["manual"]}
     shas = set(named.values())
