@@ -14,7 +14,8 @@ from tests.conftest import Api
 from tests.orchestrator.conftest import ORCH, Host, assign
 
 
-def test_neither_a_worker_nor_its_host_can_lift_its_machines_halt(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+def test_neither_a_worker_nor_its_host_can_lift_its_machines_halt(orch: Api, laptop: Host,
+                                                                  user: dict[str, str]) -> None:
     assign(orch, user, issue=1, machine="laptop")
     job = laptop.next()
     assert job is not None

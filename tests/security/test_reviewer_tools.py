@@ -46,7 +46,7 @@ def allowed(argv: list[str], command: str) -> bool:
 
 
 def test_the_reviewer_reads_but_cannot_write_through_an_allowed_git_command() -> None:
-    argv = review.argv("claude", PAYLOAD, "review it", "0" * 32)
+    argv = review.argv("claude", PAYLOAD, "0" * 32)
     for reading in ("git diff origin/main...HEAD", "git log --oneline -5", "git show HEAD:src/a.py", "cat README.md",
                     "grep -rn TODO src", "git diff"):
         assert allowed(argv, reading), reading

@@ -117,6 +117,7 @@ def _repo_overrides(items: list[str]) -> dict[str, Path]:
 def _run(name: str, settings: Any, slots: int | None, overrides: dict[str, Path], claude: str,
          state_dir: Path | None, pass_env: tuple[str, ...], wall_clock: float | None, first_output: float | None,
          silence: float | None, linger: float, stop_grace: float, poll_wait: float, keep_logs: float) -> None:
+    from coordhub.orchestrator.environment import seal_from_children
     from coordhub.orchestrator.host import Host
     from coordhub.orchestrator.hoststate import AlreadyRunning, HostState
     from coordhub.orchestrator.link import HubLink, Refused
@@ -158,6 +159,8 @@ def _run(name: str, settings: Any, slots: int | None, overrides: dict[str, Path]
                             (wall_clock, first_output, silence, linger, stop_grace))
 
     log.info("machine %s: %d slot(s), state in %s, hub %s", name, cfg.slots, base, settings.url)
+    if not seal_from_children():
+        log.warning("could not make this process non-dumpable: its workers may read its environment")
     try:
         Host(cfg, ctx, reload).run()
     except AlreadyRunning as exc:

@@ -17,7 +17,9 @@ repo: the project key of the worker's file leases) and ``COORD_ASSIGNMENT``.
 
 from __future__ import annotations
 
+import ctypes
 import re
+import sys
 from collections.abc import Iterable, Mapping
 
 ALLOWED = frozenset({
@@ -56,3 +58,29 @@ def worker_env(host_env: Mapping[str, str], identity: Mapping[str, str], passed:
     env.update(SET)
     env.update(identity)
     return env
+
+
+PR_SET_DUMPABLE = 4  # prctl(2), <linux/prctl.h>
+
+
+def seal_from_children() -> bool:
+    """Make this process non-dumpable (Linux ``prctl(PR_SET_DUMPABLE, 0)``); return whether it took.
+
+    ``coord agent`` holds the machine's hub token and the host's whole
+    environment (a GitHub token among it) and runs untrusted code as its
+    children under the same user: workers, gates, smoke tests, reviewers.
+    A worker's environment is allowlisted (:func:`worker_env`), but any
+    process of the same user may read ``/proc/<its parent>/environ`` (and
+    ptrace it) unless the parent is non-dumpable; then those files belong to
+    root. Children get the flag back at ``execve``, so nothing of theirs
+    changes. It guards this one door: the same user can still read the
+    files that user can (docs/orchestrator.md, "What a worker can reach").
+    Not Linux, or the call failed: False, and nothing changes.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False

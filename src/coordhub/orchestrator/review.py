@@ -21,6 +21,7 @@ nothing) and was told in prose what not to do. Here:
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import uuid
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from coordhub.orchestrator import verdict as review_verdict
 
 MAX_DIFF_CHARS = 100_000
 MAX_CLAUDE_MD_CHARS = 20_000
+MAX_COMMITTED_BYTES = 1 << 20  # a committed file larger than this is not read into a prompt at all
 TOOLS = "Read,Grep,Glob,Bash"
 
 
@@ -70,10 +72,10 @@ def prompt(p: dict[str, Any], diff: str, claude_md: str) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def argv(claude: str, p: dict[str, Any], text: str, session_id: str) -> list[str]:
-    """The reviewer's ``claude`` command line (the prompt right after ``-p``: the tool options are variadic)."""
+def argv(claude: str, p: dict[str, Any], session_id: str) -> list[str]:
+    """The reviewer's ``claude`` command line; the prompt goes on its stdin (:func:`~.smoke.stdin_of`)."""
     r = p.get("review") or {}
-    cmd = [claude, "-p", text, "--output-format", "stream-json", "--verbose", "--session-id", session_id,
+    cmd = [claude, "-p", "--output-format", "stream-json", "--verbose", "--session-id", session_id,
            "--permission-mode", "default", "--tools", TOOLS,
            "--allowedTools", ",".join(r.get("allowed_tools") or ["Read", "Grep", "Glob"]),
            "--disallowedTools", ",".join(r.get("disallowed_tools") or ["Edit", "Write"]),
@@ -104,18 +106,39 @@ def final_result(stream: Path) -> dict[str, Any] | None:
     return found
 
 
+def committed_text(wt: Path, name: str, limit: int) -> str:
+    """The first ``limit`` characters of file ``name`` as committed at the worktree's ``HEAD``; "" when there is
+    none, or it is not a regular file.
+
+    Read from git, not the file system: the branch under review is anyone's
+    writing, and a ``CLAUDE.md`` committed as a symbolic link to
+    ``~/.config/gh/hosts.yml`` would otherwise put that file in the prompt
+    (found by a review). A blob over 1 MiB is not read at all.
+    """
+    entry = worktree.git(wt, "ls-tree", "-l", "HEAD", "--", name, check=False)
+    fields = entry.split(None, 4) if "\n" not in entry else []
+    if len(fields) != 5 or fields[0] not in ("100644", "100755") or fields[1] != "blob" \
+            or not fields[3].isdigit() or int(fields[3]) > MAX_COMMITTED_BYTES:
+        return ""
+    try:
+        blob = subprocess.run(["git", "-C", str(wt), "cat-file", "blob", fields[2]], capture_output=True,
+                              timeout=worktree.GIT_TIMEOUT, stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return blob.decode("utf-8", errors="replace")[:limit]
+
+
 def run(claude: str, p: dict[str, Any], wt: Path, env: dict[str, str], out_dir: Path,
         stop: threading.Event) -> Review:
     """Review the worktree ``wt`` (already on the branch); see the module docstring."""
     base = f"origin/{p['base']}"
     diff = worktree.git(wt, "diff", f"{base}...HEAD", check=False)
-    md = wt / "CLAUDE.md"
-    claude_md = md.read_text(encoding="utf-8", errors="replace")[:MAX_CLAUDE_MD_CHARS] if md.is_file() else ""
+    claude_md = committed_text(wt, "CLAUDE.md", MAX_CLAUDE_MD_CHARS)
     stream = out_dir / f"review.{p['attempt']}.jsonl"
-    command = argv(claude, p, prompt(p, diff, claude_md), str(uuid.uuid4()))
+    command = argv(claude, p, str(uuid.uuid4()))
     err = out_dir / f"review.{p['attempt']}.err"
     ended = smoke.run_command(command, wt, env, float(p.get("timeout_seconds") or 3600), stream, stop,
-                              err_path=err)
+                              err_path=err, stdin_text=prompt(p, diff, claude_md))
     result = final_result(stream)
     cost = float(result.get("total_cost_usd") or 0.0) if result else 0.0
     denials = len(result.get("permission_denials") or []) if result else 0

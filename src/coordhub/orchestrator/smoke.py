@@ -14,10 +14,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 TAIL_BYTES = 8000
 TIMEOUT_EXIT = 124  # what timeout(1) exits with: the verdict of a test that ran out of time
@@ -44,11 +46,30 @@ def tail(path: Path, limit: int = TAIL_BYTES) -> str:
         return ""
 
 
+def stdin_of(text: str | None) -> IO[bytes] | int:
+    """What a child's stdin is: ``text`` in an unnamed temporary file (read from its start), or nothing
+    (``subprocess.DEVNULL``) when None.
+
+    A prompt goes to ``claude -p`` on stdin, not in its argv: any user of the
+    machine may read a process's command line (``/proc/<pid>/cmdline``), and
+    a prompt carries the issue, the briefing and the diff. A file, not a
+    pipe: nothing waits for the child to read it, and it ends at once.
+    """
+    if text is None:
+        return subprocess.DEVNULL
+    f = tempfile.TemporaryFile()
+    f.write(text.encode("utf-8", errors="replace"))
+    f.seek(0)
+    return f
+
+
 def run_command(command: str | list[str], cwd: Path, env: dict[str, str], timeout: float, out_path: Path,
-                stop: threading.Event, grace: float = 5.0, err_path: Path | None = None) -> Outcome:
+                stop: threading.Event, grace: float = 5.0, err_path: Path | None = None,
+                stdin_text: str | None = None) -> Outcome:
     """Run ``command`` (a shell line for ``/bin/sh -c``, or an argv) until it exits, ``timeout`` seconds pass, or
     ``stop`` is set.
 
+    ``stdin_text`` is its standard input (:func:`stdin_of`; none by default).
     Output goes to ``out_path`` (stderr too, interleaved, unless ``err_path``). A timeout or
     a stop sends SIGTERM to the process group, then SIGKILL after ``grace``;
     a timeout's exit code is :data:`TIMEOUT_EXIT`.
@@ -56,9 +77,14 @@ def run_command(command: str | list[str], cwd: Path, env: dict[str, str], timeou
     started = time.monotonic()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     args = ["/bin/sh", "-c", command] if isinstance(command, str) else command
-    with open(out_path, "wb") as out, open(err_path or os.devnull, "wb") as err:
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=err if err_path else subprocess.STDOUT, start_new_session=True)
+    stdin = stdin_of(stdin_text)
+    try:
+        with open(out_path, "wb") as out, open(err_path or os.devnull, "wb") as err:
+            proc = subprocess.Popen(args, cwd=cwd, env=env, stdin=stdin, stdout=out,
+                                    stderr=err if err_path else subprocess.STDOUT, start_new_session=True)
+    finally:
+        if not isinstance(stdin, int):
+            stdin.close()
     killed: str | None = None
     sent: float | None = None
     while proc.poll() is None:

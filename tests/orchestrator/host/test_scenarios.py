@@ -250,7 +250,8 @@ def test_environment_is_scrubbed_and_carries_the_worker_identity(run_worker: Cal
     assert dump["sid"] == dump["pid"] and dump["pgid"] == dump["pid"]
     assert dump["cwd"].endswith("/worktrees/a1b2c3d4")
     argv = dump["argv"]
-    assert argv[:2] == ["-p", "Issue #7 of app.\n\nFix it.\n"]  # the prompt first: the tool lists are variadic
+    assert argv[:2] == ["-p", "--output-format"]  # the prompt went on stdin: others on the machine read argv
+    assert dump["prompt"] == "Issue #7 of app.\n\nFix it.\n"
     assert argv[argv.index("--session-id") + 1] == w.session_id
     assert argv[argv.index("--disallowedTools") + 1].startswith("AskUserQuestion")
     settings = json.loads(Path(argv[argv.index("--settings") + 1]).read_text())

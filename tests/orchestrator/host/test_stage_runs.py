@@ -73,8 +73,8 @@ def test_a_run_checks_out_the_branch_tip_detached_and_the_reviewer_is_read_only(
                     "allowed_tools": ["Read", "Bash(git diff *)"], "disallowed_tools": ["Edit", "Write"]}}
     text = review.prompt(p, "+x", "Be careful.")
     assert "- tests?" in text and "+x" in text and "Be careful." in text and "```json" in text
-    argv = review.argv("claude", p, text, "3f0c9a7e-5b1d-4c1e-9a0f-2d7c8e1b4a55")
-    assert argv[1:3] == ["-p", text]  # the prompt before the variadic tool options
+    argv = review.argv("claude", p, "3f0c9a7e-5b1d-4c1e-9a0f-2d7c8e1b4a55")
+    assert argv[1:3] == ["-p", "--output-format"] and text not in argv  # the prompt goes on stdin
     assert argv[argv.index("--tools") + 1] == "Read,Grep,Glob,Bash"
     assert argv[argv.index("--disallowedTools") + 1] == "Edit,Write"
     assert json.loads(argv[argv.index("--json-schema") + 1])["required"] == ["verdict", "summary", "findings"]
@@ -84,3 +84,34 @@ def test_a_run_checks_out_the_branch_tip_detached_and_the_reviewer_is_read_only(
         assert "origin has no branch 'issue-404'" in str(exc)
     else:
         raise AssertionError("a missing branch must be an error")
+
+
+def test_the_reviewers_claude_md_is_the_committed_file_never_a_link_out_of_the_repository(tmp_path: Path,
+                                                                                             repo: Repo) -> None:
+    """The branch under review is anyone's writing: a ``CLAUDE.md`` committed as a symbolic link to the host
+    user's GitHub credentials must not bring them into the reviewer's prompt (found by a review)."""
+    secret = tmp_path / "home" / ".config" / "gh" / "hosts.yml"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("github.com:\n  oauth_token: gho_SECRET\n")
+    owned = tmp_path / "wts"
+    for n, (kind, target) in enumerate((("file", "Prefer small functions. \xff"), ("link", str(secret)),
+                                        ("link", "../../home/.config/gh/hosts.yml"))):
+        branch = f"issue-{n}"
+        run(repo.path, "git", "checkout", "-q", "-b", branch, "main")
+        md = repo.path / "CLAUDE.md"
+        if kind == "file":
+            md.write_bytes(target.encode("latin-1"))  # not UTF-8: read with replacement, not a crash
+        else:
+            md.symlink_to(target)
+        run(repo.path, "git", "add", "CLAUDE.md")
+        run(repo.path, "git", "commit", "-qm", "docs")
+        run(repo.path, "git", "push", "-q", "origin", branch)
+        wt = owned / f"run-{n}"
+        worktree.checkout_detached(repo.path, wt, branch, owned)
+        text = review.committed_text(wt, "CLAUDE.md", review.MAX_CLAUDE_MD_CHARS)
+        if kind == "file":
+            assert text == "Prefer small functions. \ufffd"
+        else:
+            assert (wt / "CLAUDE.md").is_file()  # the link resolves on disk: the file system would have read it
+            assert text == "", text
+    assert review.committed_text(wt, "NOPE.md", 100) == ""

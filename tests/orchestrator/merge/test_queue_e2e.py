@@ -47,7 +47,7 @@ def test_a_conflict_gets_a_conflict_fix_worker_then_merges(mfleet: MergeFleet) -
     assert e["conflict_fixes"] == 1
     a = mfleet.get(ids[1])
     assert a["attempt"] == 2 and a["model_source"] == "escalation" and a["model"] == "opus"
-    prompts = [" ".join(r["argv"]) for r in mfleet.runs()]
+    prompts = [r["prompt"] for r in mfleet.runs()]  # on claude's stdin, not in its argv
     assert sum("Merge queue fix (conflict)" in p and "shared.txt" in p for p in prompts) == 1
     shared = run(mfleet.repo.origin, "git", "show", "main:shared.txt").splitlines()
     assert len(shared) == 2 and not any(x.startswith(("<<<", "===", ">>>")) for x in shared)

@@ -242,7 +242,7 @@ class Worker:
     # -- 2. spawn -------------------------------------------------------------------------
 
     def argv(self, settings_file: Path) -> list[str]:
-        """The ``claude`` command line (:func:`~.process.argv`; the prompt right after ``-p``)."""
+        """The ``claude`` command line (:func:`~.process.argv`; a new session's prompt goes on stdin)."""
         assert self.claude is not None
         return process.argv(self.d, self.claude, self.session_id, settings_file)
 
@@ -253,7 +253,8 @@ class Worker:
                                  encoding="utf-8")
         sup, proc = self.supervisor, self.process
         sup.raw_offset = proc.spawn(self.argv(settings_file), self.wt.path, self.env, sup.raw_path, self.err_path,
-                                    self.ctx.session_lock(self.session_id), self.session_id)
+                                    self.ctx.session_lock(self.session_id), self.session_id,
+                                    stdin_text=process.stdin_prompt(self.d))
         self.clock.start(time.time())
         self.human.write([f"[start] claude pid {proc.pid} in {self.wt.path} on {self.wt.branch}"
                           + (f" (resuming session {self.session_id[:8]})" if self.d.resume else "")])

@@ -20,6 +20,7 @@ from coordhub.hooks.settings import MAX_HALT_WAIT
 from coordhub.orchestrator.dispatch import Dispatch
 from coordhub.orchestrator.environment import worker_env
 from coordhub.orchestrator.hoststate import process_alive, start_ticks
+from coordhub.orchestrator.smoke import stdin_of
 from coordhub.orchestrator.worker.context import Context, EndEarly
 from coordhub.orchestrator.worker.reports import HumanLog
 from coordhub.orchestrator.worker.watchdog import Clock
@@ -39,10 +40,13 @@ def environment(ctx: Context, d: Dispatch) -> dict[str, str]:
 def argv(d: Dispatch, claude: str, session_id: str, settings_file: Path) -> list[str]:
     """The ``claude`` command line.
 
-    The prompt comes right after ``-p``: the CLI's tool-list options are
-    variadic and would swallow a prompt placed after them.
+    A new session's prompt goes on stdin (:func:`stdin_prompt`): any user of
+    the machine may read a command line. A resumed one's guidance stays an
+    argument, right after ``-p`` (the CLI's tool-list options are variadic
+    and would swallow it later): piping a resume's guidance once hung the CLI
+    (docs/orchestrator.md).
     """
-    cmd = [claude, "-p", prompt(d), "--output-format", "stream-json", "--verbose"]
+    cmd = [claude, "-p", *([prompt(d)] if d.resume else []), "--output-format", "stream-json", "--verbose"]
     cmd += ["--resume", session_id] if d.resume else ["--session-id", session_id]
     if d.model:
         cmd += ["--model", d.model]
@@ -58,6 +62,11 @@ def argv(d: Dispatch, claude: str, session_id: str, settings_file: Path) -> list
     if d.max_turns:
         cmd += ["--max-turns", str(d.max_turns)]
     return cmd
+
+
+def stdin_prompt(d: Dispatch) -> str | None:
+    """What claude reads on stdin: a new session's prompt; None (nothing) for a resume, whose guidance is in argv."""
+    return None if d.resume else prompt(d)
 
 
 def prompt(d: Dispatch) -> str:
@@ -111,8 +120,9 @@ class ClaudeProcess:
         self._sig_lock = threading.Lock()
 
     def spawn(self, argv: list[str], cwd: Path, env: Mapping[str, str], stdout: Path, stderr: Path,
-              session: threading.Lock, session_id: str) -> int:
-        """Start ``argv`` in a new session, output appended to the files ``stdout`` and ``stderr``.
+              session: threading.Lock, session_id: str, stdin_text: str | None = None) -> int:
+        """Start ``argv`` in a new session, output appended to the files ``stdout`` and ``stderr``, ``stdin_text``
+        on its stdin (:func:`~coordhub.orchestrator.smoke.stdin_of`).
 
         Returns the size ``stdout`` had: where this run's output begins. Waits
         up to 60 s for ``session`` (the lock of Claude session ``session_id``):
@@ -122,14 +132,18 @@ class ClaudeProcess:
         if not session.acquire(timeout=60):
             raise EndEarly("failed", f"session_busy: another run of session {session_id} did not end")
         self.session_lock = session
+        stdin = stdin_of(stdin_text)
         with open(stdout, "ab") as out, open(stderr, "ab") as err:
             offset = out.tell()
             try:
-                self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=stdin,
                                              stdout=out, stderr=err, start_new_session=True)
             except OSError as exc:
                 self.release_session()
                 raise EndEarly("failed", f"claude_missing: cannot run {argv[0]}: {exc.strerror}") from None
+            finally:
+                if not isinstance(stdin, int):
+                    stdin.close()
         self.pid = self.pgid = self.proc.pid
         self.ticks = start_ticks(self.pid)
         return offset
