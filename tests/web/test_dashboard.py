@@ -223,6 +223,70 @@ def test_a_cross_origin_form_post_with_the_victims_cookie_is_refused(browser: An
     assert not [t for t in todos if t["text"] == "csrf-todo"]
 
 
+class _DevServer(http.server.BaseHTTPRequestHandler):
+    """An agent's dev server on another port of the hub's host: it keeps the Cookie header the browser sends it."""
+
+    seen: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        self.seen.append(self.headers.get("Cookie") or "")
+        data = b"<h1>my dev server</h1>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_server_on_another_port_gets_the_cookie_but_cannot_use_it(browser: Any, fleet: Fleet) -> None:
+    """Review (HIGH): cookies ignore ports, so a dev server on the hub's host receives ``coord_web``.
+
+    The cookie alone must be worth nothing: the web session's secret lives in the hub origin's localStorage,
+    which that server cannot read. A reload keeps the page signed in and streaming; sign-out clears the secret.
+    """
+    handler = type("DevServer", (_DevServer,), {"seen": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "events")
+        dev = page.context.new_page()  # the user visits the dev server in the same browser
+        dev.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        assert handler.seen and "coord_web=" in handler.seen[0]  # the browser did send it the cookie
+        stolen = {"Cookie": handler.seen[0]}
+        url = fleet.hub.url + "/api/coord"
+        me = httpx2.get(url + "/web/session", headers=stolen).json()
+        assert me["signed_in"] is False and "csrf_token" not in me  # the cookie alone reads no secret
+        forged = {**stolen, "Origin": fleet.hub.url}
+        r = httpx2.post(url + "/tokens", headers=forged, json={"name": "ops/backdoor", "admin": True})
+        assert r.status_code == 401, r.text
+        assert httpx2.post(url + "/halt", headers=forged, json={"reason": "pwned"}).status_code == 401
+        assert httpx2.get(url + "/whoami", headers=stolen).status_code == 401
+        halts = fleet.call("GET", "/api/coord/halt", OVERSEER, 200).json()
+        assert not halts.get("halts")
+        names = [t["name"] for t in fleet.call("GET", "/api/coord/tokens", OVERSEER, 200).json()]
+        assert "ops/backdoor" not in names
+        # the page itself still works with its secret, which survives a reload; sign-out clears it
+        page.bring_to_front()
+        secret = page.evaluate("localStorage.getItem('coord.web.secret')")
+        assert secret and len(secret) >= 40
+        page.reload()
+        page.wait_for_selector(".stream.live", timeout=10_000)
+        assert page.locator(".identity").inner_text().startswith(OVERSEER)
+        subject = f"after reload {time.time()}"
+        fleet.call("POST", "/api/coord/messages", AGENT, 201, json={"subject": subject, "body": "b"})
+        page.wait_for_selector(f"text=subject: {subject}", timeout=5000)  # the stream carries the secret too
+        page.click("button:has-text('Sign out')")
+        page.wait_for_selector("input[name=secret]")
+        assert page.evaluate("localStorage.getItem('coord.web.secret')") is None
+        assert page.errors == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_no_auth_hub_says_so_and_the_page_acts_as_the_named_session(browser: Any, tmp_path: Path) -> None:
     hub = start_hub(LiveHub(tmp_path / "open", args=("--no-auth",)))
     try:

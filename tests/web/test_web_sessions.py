@@ -1,4 +1,4 @@
-"""The dashboard's sign-in (issue 13): HttpOnly cookie, server-side web session, CSRF on every write, CSP."""
+"""The dashboard's sign-in (issue 13): HttpOnly cookie, server-side web session, its secret on every request, CSP."""
 
 from __future__ import annotations
 
@@ -37,10 +37,11 @@ def test_sign_in_sets_an_httponly_strict_cookie_and_never_echoes_the_token(api: 
     assert token not in cookie
     body = r.json()
     assert body["session_id"] == AGENT and body["admin"] is False and len(body["csrf_token"]) >= 40
-    me = api.get("/api/coord/web/session").json()
-    assert me["signed_in"] is True and me["session_id"] == AGENT and me["csrf_token"] == body["csrf_token"]
+    secret = {websessions.CSRF_HEADER: body["csrf_token"]}
+    me = api.get("/api/coord/web/session", headers=secret).json()
+    assert me["signed_in"] is True and me["session_id"] == AGENT and "csrf_token" not in me  # given out once
     assert isinstance(me["last_event_id"], int)
-    assert api.get("/api/coord/whoami").json()["session_id"] == AGENT  # the cookie authenticates reads
+    assert api.get("/api/coord/whoami", headers=secret).json()["session_id"] == AGENT  # cookie + secret: reads
 
 
 def test_cookie_over_tls_is_secure(api: Api) -> None:
@@ -61,11 +62,11 @@ def test_a_bad_token_is_refused_and_counted(api: Api) -> None:
 def test_every_write_with_the_cookie_needs_origin_and_csrf(api: Api) -> None:
     writes = sign_in(api.client, bearer_value(api.token(AGENT)))
     body = {"subject": "hello", "body": "b", "to_session": "m2/agent"}
-    for headers, why in (({}, "Origin"), ({"Origin": ORIGIN}, "X-CSRF-Token"),
-                         ({"Origin": ORIGIN, websessions.CSRF_HEADER: "wrong"}, "X-CSRF-Token"),
-                         ({websessions.CSRF_HEADER: writes[websessions.CSRF_HEADER]}, "Origin")):
+    for headers, status, why in (({}, 403, "Origin"), ({"Origin": ORIGIN}, 401, "X-CSRF-Token"),
+                                 ({"Origin": ORIGIN, websessions.CSRF_HEADER: "wrong"}, 401, "X-CSRF-Token"),
+                                 ({websessions.CSRF_HEADER: writes[websessions.CSRF_HEADER]}, 403, "Origin")):
         r = api.post("/api/coord/messages", json=body, headers=headers)
-        assert r.status_code == 403, (headers, r.text)
+        assert r.status_code == status, (headers, r.text)
         assert why in r.json()["error"]["message"]
     evil = {**writes, "Origin": "http://evil.example"}
     assert api.post("/api/coord/messages", json=body, headers=evil).status_code == 403  # BrowserGuard, as before
@@ -85,22 +86,22 @@ def test_a_bearer_token_still_wins_over_the_cookie(api: Api) -> None:
 def test_sign_out_ends_the_web_session_server_side(api: Api) -> None:
     writes = sign_in(api.client, bearer_value(api.token(AGENT)))
     cookie = api.client.cookies[websessions.COOKIE_NAME]
-    assert api.delete("/api/coord/web/session", headers={"Origin": ORIGIN}).status_code == 403  # CSRF here too
+    assert api.delete("/api/coord/web/session", headers={"Origin": ORIGIN}).status_code == 401  # the secret too
     r = api.delete("/api/coord/web/session", headers=writes)
     assert r.status_code == 200 and r.json()["signed_in"] is False
     assert "Max-Age=0" in r.headers["set-cookie"]
     # a copy of the cookie kept by an attacker (or the browser) is dead now, in this process and in the store
     api.client.cookies.set(websessions.COOKIE_NAME, cookie)
-    assert api.get("/api/coord/whoami").status_code == 401
+    assert api.get("/api/coord/whoami", headers=writes).status_code == 401
     assert api.hub.query_sync(lambda tx, now: websessions.resolve(tx, cookie, now)) is None
 
 
 def test_revoking_the_token_ends_its_web_sessions(api: Api) -> None:
-    sign_in(api.client, bearer_value(api.token(AGENT)))
-    assert api.get("/api/coord/whoami").status_code == 200
+    writes = sign_in(api.client, bearer_value(api.token(AGENT)))
+    assert api.get("/api/coord/whoami", headers=writes).status_code == 200
     assert api.delete(f"/api/coord/tokens/{AGENT}", headers=api.admin).status_code == 200
-    assert api.get("/api/coord/whoami").status_code == 401
-    assert api.get("/api/coord/web/session").json()["signed_in"] is False
+    assert api.get("/api/coord/whoami", headers=writes).status_code == 401
+    assert api.get("/api/coord/web/session", headers=writes).json()["signed_in"] is False
 
 
 def test_sign_in_works_during_a_halt_and_the_halt_still_refuses_writes(api: Api) -> None:
@@ -116,10 +117,33 @@ def test_one_token_keeps_a_bounded_number_of_web_sessions(api: Api) -> None:
     token = bearer_value(api.token(AGENT))
     for _ in range(websessions.PER_TOKEN + 5):
         api.client.cookies.clear()
-        sign_in(api.client, token)
+        writes = sign_in(api.client, token)
     n = api.hub.query_sync(lambda tx, now: tx.ex.one("SELECT COUNT(*) AS n FROM web_sessions"))
     assert n is not None and n["n"] == websessions.PER_TOKEN
-    assert api.get("/api/coord/whoami").status_code == 200  # the newest one lives
+    assert api.get("/api/coord/whoami", headers=writes).status_code == 200  # the newest one lives
+
+
+def test_the_cookie_alone_authenticates_nothing_and_never_reads_the_secret(api: Api) -> None:
+    """Cookies ignore ports: a server on another port of the hub's host receives the cookie (review, HIGH).
+
+    With it alone it must learn nothing and do nothing: no secret from GET /web/session, no read, no stream, no
+    write even with the Origin it can forge; a wrong secret counts as a failed authentication.
+    """
+    writes = sign_in(api.client, bearer_value(api.token("ops/admin2", admin=True)))
+    me = api.get("/api/coord/web/session").json()
+    assert me["signed_in"] is False and "csrf_token" not in me and "session_id" not in me
+    assert api.get("/api/coord/web/session", headers={websessions.CSRF_HEADER: "guess"}).json()["signed_in"] is False
+    assert api.get("/api/coord/whoami").status_code == 401
+    assert api.get("/api/coord/events").status_code == 401
+    r = api.post("/api/coord/tokens", json={"name": "ops/backdoor", "admin": True}, headers={"Origin": ORIGIN})
+    assert r.status_code == 401 and "X-CSRF-Token" in r.json()["error"]["message"]
+    r = api.post("/api/coord/halt", json={"reason": "pwned"}, headers={"Origin": ORIGIN,
+                                                                         websessions.CSRF_HEADER: "guess"})
+    assert r.status_code == 401
+    assert api.client.app.state.auth.failures._buckets  # the wrong secrets were counted against the address
+    # with the secret of the sign-in answer, the same cookie works
+    assert api.get("/api/coord/whoami", headers=writes).json()["session_id"] == "ops/admin2"
+    assert api.get("/api/coord/web/session", headers=writes).json()["signed_in"] is True
 
 
 def test_a_no_auth_hub_has_nothing_to_sign_in_to(open_api: TestClient) -> None:

@@ -113,7 +113,8 @@ class WebSessionOut(Out):
     no_auth: bool
     session_id: str | None = None
     admin: bool | None = None
-    csrf_token: str | None = Field(None, description="Echo it in `X-CSRF-Token` on every state-changing request.")
+    csrf_token: str | None = Field(None, description="The web session's secret, in the sign-in answer only: send "
+                                  "it in `X-CSRF-Token` with every request the cookie authenticates.")
     expires_at: str | None = None
     last_event_id: int | None = Field(None, description="The newest event id now (GET only): follow the stream "
                                       "from here after the first reads.")

@@ -24,12 +24,19 @@ fallback poll). A lookup that raced a revocation is not cached.
 
 The dashboard's browsers authenticate with the web-session cookie instead
 (``coordhub.core.websessions``), used only when a request carries no
-``Authorization`` header. A request so authenticated that can change
-something (any method but GET, HEAD, OPTIONS) must also carry an ``Origin``
-(which :class:`~coordhub.api.hosts.BrowserGuard` has already matched to the
-``Host``) and echo the web session's CSRF token in ``X-CSRF-Token``; else 403.
-The cookie is ``SameSite=Strict`` besides, so a page on another site never
-sends it at all: three independent locks on cross-site request forgery.
+``Authorization`` header, and never by the cookie alone: every request the
+cookie authenticates, reads and the event stream included, must also carry
+the web session's secret in ``X-CSRF-Token`` (401 otherwise, counted as a
+failed authentication of the address). The hub gives that secret out once,
+in the sign-in answer; the page keeps it in its origin's ``localStorage``.
+Cookies ignore ports, so any server on the hub's host (an agent's dev server
+on another port) receives the cookie when the browser visits it; origin-
+scoped storage is per scheme, host and port, so such a server never learns
+the secret. A request that can change something (any method but GET, HEAD,
+OPTIONS) must carry an ``Origin`` besides (which
+:class:`~coordhub.api.hosts.BrowserGuard` has already matched to the
+``Host``; else 403), and the cookie is ``SameSite=Strict``, so a page on
+another site never sends it at all.
 Web sessions are cached like tokens, and forgotten with them on every
 ``token.revoked``, and on every ``web.signed_out`` (any hub process's).
 """
@@ -72,6 +79,9 @@ MISSING_TOKEN = ("missing bearer token: send 'Authorization: Bearer <token>' "
 SESSION_HEADER = "X-Coord-Session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SIGNED_OUT = "the dashboard's web session ended (signed out, expired or its token revoked): sign in again"
+WRONG_SECRET = (f"missing or wrong {websessions.CSRF_HEADER}: a request made with the dashboard's cookie must carry "
+                "its web session's secret (the csrf_token of the sign-in answer); the cookie alone authenticates "
+                "nothing")
 
 bearer = HTTPBearer(auto_error=False, description="A token from `coord token create NAME`.")
 
@@ -209,27 +219,34 @@ class Authenticator:
         self._web[digest] = (found, time.monotonic() + CACHE_SECONDS)
         return found
 
-    async def web_actor(self, cookie: str, method: str, headers: Any, address: str) -> Actor:
-        """The actor of a dashboard request authenticated by its web-session cookie, rate limited per token.
+    async def web_check(self, cookie: str, secret: str | None, address: str) -> websessions.WebSession:
+        """The live web session of a cookie and the secret sent with it (``X-CSRF-Token``).
 
-        A state-changing ``method`` must carry an ``Origin`` header and the web
-        session's CSRF token in ``X-CSRF-Token`` (403 otherwise). Raises
-        ``Unauthorized`` when the web session is not live (signed out,
-        expired, its token revoked); an unknown cookie counts as a failed
-        authentication of ``address``.
+        Raises ``Unauthorized`` when the web session is not live (signed out,
+        expired, its token revoked) or ``secret`` is missing or not its own:
+        the cookie alone authenticates nothing (any server on the hub's host
+        receives it). Each failure counts against ``address``; ``RateLimited``
+        once the address has none left.
         """
         self.failures.refuse_if_spent(address, "failed authentications")
         session = await self.web_session(cookie)
         if session is None:
             raise self.failed(address, SIGNED_OUT)
-        if method not in SAFE_METHODS:
-            if headers.get("origin") is None:
-                raise Forbidden("a request made with the dashboard's cookie must carry the Origin header (a browser "
-                                "sends it); send a bearer token from any other client")
-            sent = headers.get(websessions.CSRF_HEADER) or ""
-            if not secrets.compare_digest(sent.encode("utf-8", "replace"), session.csrf_token.encode()):
-                raise Forbidden(f"missing or wrong {websessions.CSRF_HEADER}: a request made with the dashboard's "
-                                "cookie must echo the CSRF token of its web session (GET /api/coord/web/session)")
+        if not secrets.compare_digest((secret or "").encode("utf-8", "replace"), session.csrf_token.encode()):
+            raise self.failed(address, WRONG_SECRET)
+        return session
+
+    async def web_actor(self, cookie: str, method: str, headers: Any, address: str) -> Actor:
+        """The actor of a dashboard request authenticated by its web-session cookie, rate limited per token.
+
+        Every request must carry the web session's secret in ``X-CSRF-Token``
+        (:meth:`web_check`: 401 otherwise), and a state-changing ``method``
+        an ``Origin`` header too (403 otherwise).
+        """
+        if method not in SAFE_METHODS and headers.get("origin") is None:
+            raise Forbidden("a request made with the dashboard's cookie must carry the Origin header (a browser "
+                            "sends it); send a bearer token from any other client")
+        session = await self.web_check(cookie, headers.get(websessions.CSRF_HEADER), address)
         self.limiter.check(session.token_hash)
         return session.actor
 

@@ -3,15 +3,18 @@
 Issue 13: the page never sees the token after sign-in (not in the page, the
 URL or local storage). The browser keeps a random cookie; the hub keeps only
 its SHA-256 hash (as for tokens), the token it stands for (revoking that token
-ends every web session made with it) and a CSRF token that every
-state-changing request made with the cookie must echo in a header (see
-``coordhub.api.auth``). Signing out deletes the row. A web session lasts
+ends every web session made with it) and a secret (``csrf_token``) that every
+request made with the cookie must carry in a header (see
+``coordhub.api.auth``): the hub gives it out once, in the sign-in answer, and
+the page keeps it in its origin's storage, which no other port of the host
+can read (cookies ignore ports: the cookie alone is no credential). Signing out deletes the row. A web session lasts
 :data:`LIFETIME_SECONDS` from sign-in; one token keeps at most
 :data:`PER_TOKEN` of them (the oldest go first).
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -39,10 +42,21 @@ class WebSession:
     token_hash: str
     expires_at: float
 
-    def render(self, no_auth: bool = False) -> dict[str, Any]:
-        """The JSON the page reads at start (``GET /web/session``): identity and the CSRF token, never the token."""
-        return {"signed_in": True, "session_id": self.actor.session_id, "admin": self.actor.is_admin,
-                "csrf_token": self.csrf_token, "expires_at": isoformat(self.expires_at), "no_auth": no_auth}
+    def render(self, *, secret: bool = False) -> dict[str, Any]:
+        """The web session as JSON: identity and expiry, never the token; its secret (``csrf_token``) only when
+        ``secret`` (the sign-in answer, the one place the hub gives it out)."""
+        out: dict[str, Any] = {"signed_in": True, "session_id": self.actor.session_id, "admin": self.actor.is_admin,
+                               "expires_at": isoformat(self.expires_at), "no_auth": False}
+        if secret:
+            out["csrf_token"] = self.csrf_token
+        return out
+
+
+def key(cookie: str) -> str:
+    """The public key of a web session: named by its ``web.signed_out`` event, so that every hub process ends the
+    event streams its cookie opened. Derived from the cookie's hash, from which neither the cookie nor the stored
+    hash can be recovered (admins read these events)."""
+    return hashlib.sha256(b"coordhub.web-session:" + tokens.hash_token(cookie).encode()).hexdigest()[:32]
 
 
 def start(tx: Tx, token: str, now: float) -> tuple[str, WebSession]:
@@ -81,5 +95,5 @@ def end(tx: Tx, cookie: str, session_id: str, now: float) -> dict[str, bool]:
     """Sign out: delete the web session of ``cookie`` → ``{"signed_out": bool}`` (False: it had already ended)."""
     gone = tx.web_sessions.remove(tokens.hash_token(cookie)) > 0
     if gone:
-        emit(tx, "web.signed_out", now, session_id=session_id)
+        emit(tx, "web.signed_out", now, session_id=session_id, web=key(cookie))
     return {"signed_out": gone}

@@ -2,10 +2,12 @@
 
 See :mod:`coordhub.core.websessions` for what is stored and
 :mod:`coordhub.api.auth` for how the cookie then authenticates requests
-(with the CSRF token on every state-changing one).
+(never alone: every request also carries the web session's secret).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from fastapi import APIRouter, Depends, Request
 
@@ -16,7 +18,7 @@ from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub
 from coordhub.core import tokens, websessions
 from coordhub.core.halt import Exempt
-from coordhub.errors import Invalid
+from coordhub.errors import Invalid, Unauthorized
 from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord/web", tags=["dashboard"])
@@ -33,7 +35,13 @@ def _signed_out(no_auth: bool) -> dict[str, object]:
 
 @router.post("/session", status_code=201, response_model=WebSessionOut, responses=responses(*WRITE_ERRORS))
 async def sign_in(body: WebSignIn, request: Request) -> JSONResponse:
-    """Sign a browser in with a token: 201 with the identity and CSRF token, and the web-session cookie.
+    """Sign a browser in with a token: 201 with the identity and the web session's secret, and its cookie.
+
+    The secret (``csrf_token``) is given out here only, never again: the page
+    keeps it in its origin's ``localStorage`` and sends it in
+    ``X-CSRF-Token`` with every request the cookie authenticates (the cookie
+    alone is refused: any server on the hub's host, whatever its port,
+    receives it).
 
     The cookie is HttpOnly, ``SameSite=Strict``, ``Path=/``, and ``Secure``
     when the request came over TLS. Failed sign-ins count against the client
@@ -51,7 +59,7 @@ async def sign_in(body: WebSignIn, request: Request) -> JSONResponse:
     def op(tx: Tx, now: float) -> dict[str, object]:
         cookie, session = websessions.start(tx, body.token, now)
         made.append(cookie)
-        return session.render()
+        return session.render(secret=True)
 
     out = await hub(request).mutate(actor, op, status=201, during_halt=Exempt.WEB_SESSION)
     response = JSONResponse(out.body, status_code=out.status, headers={"Cache-Control": "no-store"})
@@ -62,15 +70,21 @@ async def sign_in(body: WebSignIn, request: Request) -> JSONResponse:
 
 @router.get("/session", response_model=WebSessionOut, responses=responses(*READ_ERRORS))
 async def current(request: Request) -> JSONResponse:
-    """The browser's web session: ``{signed_in, session_id, admin, csrf_token, expires_at, no_auth, last_event_id}``.
+    """The browser's web session: ``{signed_in, session_id, admin, expires_at, no_auth, last_event_id}``.
 
-    ``{signed_in: false, no_auth}`` when the cookie is missing or its web
-    session ended (never 401: the page asks this first, to decide whether to
-    show the sign-in form).
+    Needs the cookie and the secret of the sign-in answer in ``X-CSRF-Token``;
+    never answers the secret. ``{signed_in: false, no_auth, last_event_id}``
+    when either is missing or wrong or the web session ended (never 401: the
+    page asks this first, to decide whether to show the sign-in form); a wrong
+    secret counts as a failed authentication of the client address.
     """
     auth = _auth(request)
     cookie = request.cookies.get(websessions.COOKIE_NAME)
-    found = None if auth.no_auth or not cookie else await auth.web_session(cookie)
+    secret = request.headers.get(websessions.CSRF_HEADER)
+    found = None
+    if not auth.no_auth and cookie and secret:
+        with contextlib.suppress(Unauthorized):
+            found = await auth.web_check(cookie, secret, client_address(request.scope))
     body = found.render() if found is not None else _signed_out(auth.no_auth)
     bus = hub(request).bus
     body["last_event_id"] = bus.last_id if bus is not None else 0  # the page streams from here after its first reads

@@ -1,12 +1,36 @@
-// The page's link to the hub: REST calls with the web-session cookie and CSRF token, and the live event stream.
+// The page's link to the hub: REST calls with the web-session cookie and its secret, and the live event stream.
 //
-// The token never reaches this code: the browser holds an HttpOnly cookie, and every state-changing
-// call echoes the web session's CSRF token in X-CSRF-Token (the hub refuses it otherwise).
+// The token never reaches this code: the browser holds an HttpOnly cookie, and the sign-in answer gives the
+// web session's secret once. The page keeps that secret in localStorage and sends it in X-CSRF-Token with EVERY
+// call and with the event stream: cookies ignore ports, so any server on this host (an agent's dev server on
+// another port) receives the cookie, but localStorage belongs to this origin (scheme, host and port) alone, and
+// the hub refuses the cookie without the secret. localStorage (not sessionStorage) so that a reload or a new tab
+// stays signed in; sign-out, or the hub refusing the pair, removes it.
 // On a --no-auth hub there is no cookie; calls name the acting session in X-Coord-Session.
 
 export const API = "/api/coord";
+const SECRET_KEY = "coord.web.secret";
 
-export const me = { signedIn: false, sessionId: null, admin: false, csrf: null, noAuth: false, lastEventId: 0 };
+export const me = { signedIn: false, sessionId: null, admin: false, noAuth: false, lastEventId: 0 };
+
+function secret() {
+  try { return localStorage.getItem(SECRET_KEY); } catch { return null; }
+}
+function keepSecret(value) {
+  try { if (value) localStorage.setItem(SECRET_KEY, value); else localStorage.removeItem(SECRET_KEY); } catch { /* none */ }
+}
+
+/** The headers that authenticate a request besides the cookie: the web session's secret, or the --no-auth session. */
+function authHeaders() {
+  const headers = {};
+  if (me.noAuth) {
+    if (me.sessionId) headers["X-Coord-Session"] = me.sessionId;
+  } else {
+    const s = secret();
+    if (s) headers["X-CSRF-Token"] = s;
+  }
+  return headers;
+}
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -16,14 +40,10 @@ export class ApiError extends Error {
   }
 }
 
-const SAFE = new Set(["GET", "HEAD"]);
-
 /** Call the REST API: `call("POST", "/messages", {…})` → parsed JSON; throws ApiError with the envelope's message. */
 export async function call(method, path, body, { signal } = {}) {
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", ...authHeaders() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (!SAFE.has(method) && me.csrf) headers["X-CSRF-Token"] = me.csrf;
-  if (me.noAuth && me.sessionId) headers["X-Coord-Session"] = me.sessionId;
   let response;
   try {
     response = await fetch(path.startsWith("/api/") ? path : API + path, {
@@ -48,20 +68,34 @@ export async function call(method, path, body, { signal } = {}) {
 
 let onSignedOut = () => {};
 export function whenSignedOut(fn) { onSignedOut = fn; }
-function signedOut() { me.signedIn = false; me.csrf = null; onSignedOut(); }
+function signedOut() {
+  const was = me.signedIn;
+  me.signedIn = false;
+  if (!me.noAuth) keepSecret(null);
+  if (was) onSignedOut();
+}
 
-/** Read the browser's web session (never 401) and fill `me`. */
+// Another tab of this origin signed out (or in as someone else): this one follows.
+addEventListener("storage", (e) => {
+  if (e.key === SECRET_KEY && me.signedIn && !me.noAuth) {
+    if (e.newValue) location.reload(); else signedOut();
+  }
+});
+
+/** Read the browser's web session (never 401; signed in only with the secret this origin keeps) and fill `me`. */
 export async function loadSession() {
   const s = await call("GET", "/web/session");
   Object.assign(me, { signedIn: !!s.signed_in, sessionId: s.session_id || me.sessionId, admin: !!s.admin,
-                      csrf: s.csrf_token || null, noAuth: !!s.no_auth, lastEventId: s.last_event_id || 0 });
+                      noAuth: !!s.no_auth, lastEventId: s.last_event_id || 0 });
   if (me.noAuth) { me.admin = true; me.sessionId = sessionStorage.getItem("coord.noauth.session"); me.signedIn = !!me.sessionId; }
+  else if (!me.signedIn) keepSecret(null);
   return me;
 }
 
 export async function signIn(token) {
   const s = await call("POST", "/web/session", { token });
-  Object.assign(me, { signedIn: true, sessionId: s.session_id, admin: !!s.admin, csrf: s.csrf_token });
+  keepSecret(s.csrf_token);  // given out once, in this answer: never readable with the cookie alone
+  Object.assign(me, { signedIn: true, sessionId: s.session_id, admin: !!s.admin });
 }
 
 /** --no-auth: act as the named session (not a secret: kept for this tab only). */
@@ -76,22 +110,9 @@ export async function signOut() {
 }
 
 // ---- the live event stream -------------------------------------------------------------------------------
-// Every event kind the hub emits, as the SSE `event:` field (EventSource delivers named events only to
-// listeners of that name). Kinds not listed still reach the events view through its audit reads.
-export const KINDS = [
-  "lease.granted", "lease.renewed", "lease.released", "lease.expired", "lease.revoked", "lease.stale_takeover",
-  "message.sent", "message.read", "message.acked", "message.redelivered", "message.dead_lettered",
-  "todo.added", "todo.done", "workflow.created", "workflow.updated", "work_item.created", "work_item.updated",
-  "component.set", "halt.set", "halt.lifted", "session.paused", "session.engaged", "token.created",
-  "token.revoked", "presence.registered", "presence.deregistered", "conversation.turn", "conversation.released",
-  "conversation.refused", "conversation.profile", "conversation.key_added", "conversation.key_deleted",
-  "assignment.queued", "assignment.dispatched", "assignment.running", "assignment.done", "assignment.failed",
-  "assignment.stuck", "assignment.needs_input", "assignment.cancelled", "assignment.telemetry",
-  "assignment.adopted", "host.registered", "host.stale", "host.back", "orchestrator.config_applied",
-  "orchestrator.paused", "import.applied", "web.signed_in", "web.signed_out", "guard.bypassed",
-  "hook.blocked", "message", "heartbeat",
-];
-
+// Read with fetch() and a ReadableStream, not EventSource: EventSource cannot send a header, and the secret must
+// go with the stream too (a query parameter would write it into access logs). The page parses the SSE frames
+// itself and resumes from the last id it saw with ?after= on every reconnect.
 const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 
 /** The one stream the page holds; views subscribe with `live.on(prefixes, fn)`. */
@@ -101,7 +122,7 @@ class Live {
     this.statusHandlers = new Set();
     this.lastId = 0;
     this.status = "idle";  // idle | connecting | live | reconnecting
-    this.source = null;
+    this.abort = null;  // the open stream's AbortController
     this.failures = 0;
     this.timer = null;
     this.recent = [];  // the newest events, for the events view (bounded)
@@ -125,31 +146,76 @@ class Live {
   open() {
     this.close();
     this.setStatus(this.failures ? "reconnecting" : "connecting");
-    // A new EventSource sends no Last-Event-ID: resume from the last id seen with ?after=. The browser's own
-    // reconnects (after a dropped connection) send Last-Event-ID by themselves.
-    const source = new EventSource(API + "/events?after=" + this.lastId);
-    this.source = source;
-    source.addEventListener("open", () => { this.failures = 0; this.setStatus("live"); });
-    const deliver = (e) => this.deliver(e);
-    for (const kind of KINDS) source.addEventListener(kind, deliver);
-    source.addEventListener("error", () => {
-      if (source.readyState === EventSource.CLOSED) {  // the browser gave up (the hub answered an error): retry
-        this.failures += 1;
-        this.setStatus("reconnecting");
-        this.close();
-        const wait = RETRY_MS[Math.min(this.failures - 1, RETRY_MS.length - 1)];
-        this.timer = setTimeout(() => this.open(), wait);
-      } else {
-        this.failures += 1;
-        this.setStatus("reconnecting");
-      }
+    const abort = new AbortController();
+    this.abort = abort;
+    this.follow(abort.signal).then((again) => {
+      if (abort.signal.aborted || !again) return;
+      this.setStatus("reconnecting");
+      const wait = this.failures ? RETRY_MS[Math.min(this.failures - 1, RETRY_MS.length - 1)] : 0;
+      this.timer = setTimeout(() => this.open(), wait);
     });
+  }
+
+  /** Read one stream until it ends; whether to reconnect (counting a failure in `failures`). */
+  async follow(signal) {
+    let response;
+    const opened = performance.now();
+    try {
+      response = await fetch(API + "/events?after=" + this.lastId, {
+        headers: { Accept: "text/event-stream", ...authHeaders() }, credentials: "same-origin", cache: "no-store",
+        signal,
+      });
+    } catch {
+      this.failures += 1;
+      return true;
+    }
+    if (response.status === 401 && !me.noAuth) { signedOut(); return false; }  // signed out, revoked, expired
+    if (!response.ok || !response.body) { this.failures += 1; return true; }
+    this.failures = 0;
+    this.setStatus("live");
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value.replace(/\r\n?/g, "\n");
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          this.frame(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+        }
+      }
+    } catch {
+      if (signal.aborted) return false;
+      this.failures += 1;  // the connection dropped
+      return true;
+    }
+    // The hub ended the stream (its maximum life, a restart): again at once, unless it keeps ending at once.
+    if (performance.now() - opened < 1000) this.failures += 1;
+    return true;
+  }
+
+  /** One SSE frame (its lines): an event with `id`, `event` and `data`; comments and `retry` are skipped. */
+  frame(text) {
+    let id = "", kind = "message", data = [];
+    for (const line of text.split("\n")) {
+      if (!line || line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? "" : line.slice(colon + 1);
+      if (value.startsWith(" ")) value = value.slice(1);
+      if (field === "id") id = value;
+      else if (field === "event") kind = value;
+      else if (field === "data") data.push(value);
+    }
+    if (data.length) this.deliver({ data: data.join("\n"), lastEventId: id, type: kind });
   }
 
   close() {
     clearTimeout(this.timer);
-    if (this.source) this.source.close();
-    this.source = null;
+    if (this.abort) this.abort.abort();
+    this.abort = null;
   }
 
   stop() { this.close(); this.setStatus("idle"); }
