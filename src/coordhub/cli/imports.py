@@ -27,6 +27,9 @@ app = typer.Typer(help="Import another coordination system's data into the hub."
 
 IMPORT_PATH = "/api/coord/imports/seed002"
 SHOWN = 20  # skipped records listed by name in the summary (all of them with --json)
+RETENTION = ("imported messages count as new for the hub's retention: read and acked history is kept for "
+             "retain_messages_hours (30 days by default) from its import, then pruned as any other "
+             "(coord archive export keeps it); a rerun never imports a pruned message again ('already, pruned')")
 
 
 @app.command("redis")
@@ -125,6 +128,9 @@ def _write(c: CoordClient, origin: str, items: list[dict[str, Any]],
                 fail(f"{why}; {done} of {len(items)} records were imported. Run the same command again to "
                      "resume: nothing is imported twice", _code(err))
             for r in out["results"]:
+                if r.get("pruned"):  # imported before, since removed by the hub's retention: counted, not listed
+                    tally.setdefault(r["kind"], Counter())["already, pruned"] += 1
+                    continue
                 tally.setdefault(r["kind"], Counter())[r["outcome"]] += 1
                 if r["outcome"] == "skipped" or r.get("reason"):
                     reports.append(r)
@@ -175,6 +181,7 @@ def _summary(snap: Any, tally: dict[str, Counter[str]], reports: list[dict[str, 
                  + [{"kind": r["kind"], "ref": r["ref"], "note": r["reason"]} for r in reports
                     if r["outcome"] != "skipped"],
         "unknown_types": dict(snap.unknown_types),
+        "retention": RETENTION,
     }
 
 
@@ -195,3 +202,5 @@ def _print(s: dict[str, Any]) -> None:
             console.print(f"  … and {len(s['skipped']) - SHOWN} more (all of them with --json)")
     if s["notes"]:
         console.print(f"{len(s['notes'])} record(s) mapped with a change (see --json for each)")
+    if s["counts"].get("message"):
+        console.print(RETENTION)

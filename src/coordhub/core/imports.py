@@ -28,7 +28,21 @@ except that a message's read and ack state may move forward (never back).
 A seed id that already names a different message on the hub (two sources
 reusing one 32-bit id) is imported under the id derived from the seed id and
 a fingerprint of its content, and the result says so. Items that cannot be
-written are ``skipped`` with the reason; the rest of the batch still is.
+written, or whose values the API's schema refused (``invalid``), are
+``skipped`` with the reason; the rest of the batch still is.
+
+**The ledger and retention.** Every imported message is recorded in
+``imported`` twice: under its hub id (with its
+:func:`~coordhub.core.seed002.content_digest`; who owns that id, even once
+the message is gone) and under its seed id and digest (which hub id it got).
+So a message is always resolved to the hub id it was first imported under;
+an ack comment's ``reply_to`` (with ``reply_to_digest``) finds the message it
+answers even when another team's message has the same seed id; and a message
+that retention pruned is reported ``already`` ("pruned"), never imported
+again. The pruner ages an imported message from when it was imported (the
+ledger's time), not from its original time: a migration keeps the history
+for the hub's ``retain_messages_hours``, after which read and acked history
+goes like any other (see :mod:`coordhub.core.retention`).
 """
 
 from __future__ import annotations
@@ -41,13 +55,17 @@ from coordhub.clock import parse_iso
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, address, require_admin, validate_acting_name
 from coordhub.core.messages import BROADCAST
-from coordhub.core.seed002 import ORIGIN_NAMESPACE, hub_message_id
+from coordhub.core.seed002 import ORIGIN_NAMESPACE, content_digest, hub_message_id
 from coordhub.errors import CoordError, Invalid
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
 IMPORT_CLIENT = "seed002-import"  # the ``client`` of an imported presence
 OUTCOMES = ("imported", "already", "skipped")
+MESSAGE_ID_KEY = "seed002:message-id:"   # + hub id → the digest of the message imported under it
+MESSAGE_KEY = "seed002:message:"         # + seed id "#" digest → the hub id it was imported under
+SPLIT_KEY = "seed002:message-split:"     # + seed id: it names more than one imported message
+PRUNED = "pruned by retention since it was imported: not imported again"
 
 
 def apply(tx: Tx, actor: Actor, source: str, items: list[dict[str, Any]], now: float) -> dict[str, Any]:
@@ -71,6 +89,8 @@ def apply(tx: Tx, actor: Actor, source: str, items: list[dict[str, Any]], now: f
 def _one(tx: Tx, item: dict[str, Any], now: float) -> dict[str, Any]:
     kind = item["kind"]
     ref = item.get("id") or item.get("key") or item.get("session_id")
+    if "invalid" in item:  # its values were refused by the API's schema (api/import_schemas.py)
+        return {"kind": kind, "ref": item["ref"], "outcome": "skipped", "reason": item["invalid"]}
     try:
         if kind == "message":
             return {"kind": kind, "ref": ref, **_message(tx, item, now)}
@@ -104,22 +124,31 @@ def _message(tx: Tx, item: dict[str, Any], now: float) -> dict[str, Any]:
     ref = item["id"]
     created = _time(item["created_at"], "created_at")
     acked_at = _time(item["acked_at"], "acked_at") if item.get("acked_at") else None
-    parent = _parent(tx, item.get("reply_to"))
+    parent, orphan = _parent(tx, item.get("reply_to"), item.get("reply_to_digest"))
     for name in item.get("read_by") or ():
         validate_acting_name(name, "read_by")
+    digest = content_digest(item["from_session"], created, item["subject"], item["body"])
+    hub_id, found, seen = _resolve(tx, ref, digest)
+    if seen and found is None:
+        return {"outcome": "already", "id": hub_id, "reason": PRUNED, "pruned": True}
+    if hub_id is not None and not seen and orphan is not None:
+        raise Invalid(orphan, field="reply_to")  # nothing of the item written yet
     n = _names(tx, now, from_session=item["from_session"], to_session=item["to_session"],
                acked_by=item.get("acked_by"))
     sender, to, acked_by = str(n["from_session"]), n["to_session"], n["acked_by"]
     if to is not None and acked_by not in (None, to):
         raise Invalid(f"acked_by {acked_by!r} is not the recipient {to!r} of a direct message", field="acked_by")
-    read_by = [address(tx, s, now)[0] for s in item.get("read_by") or ()]
-    hub_id, note = hub_message_id(ref), None
-    found = tx.messages.get(hub_id, "")
-    if found is not None and not _same(found, ref, sender, created, item):
+    note = None
+    if hub_id is None:  # the seed id's own hub id is another message's: one derived from this one's content
         hub_id = str(uuid.uuid5(ORIGIN_NAMESPACE, f"{ref}#{_fingerprint(sender, to, created, item)}"))
         found = tx.messages.get(hub_id, "")
+        seen = found is not None
         note = f"seed id {ref} already names another message on the hub: imported as {hub_id}"
+        if not seen and orphan is not None:
+            raise Invalid(orphan, field="reply_to")  # only the sessions' spellings were recorded
+    read_by = [address(tx, s, now)[0] for s in item.get("read_by") or ()]
     settled = (read_by, acked_by, acked_at, created)
+    _remember(tx, ref, digest, hub_id, split=note is not None, now=now)
     if found is not None:
         _settle(tx, int(found["seq"]), to, settled, new=False)
         return {"outcome": "already", "id": hub_id}
@@ -137,19 +166,66 @@ def _message(tx: Tx, item: dict[str, Any], now: float) -> dict[str, Any]:
     return out
 
 
-def _parent(tx: Tx, reply_to: str | None) -> Row | None:
+def _digest_of(row: Row) -> str:
+    return content_digest(str(row["from_session"]), float(row["created_at"]), str(row["subject"]), str(row["body"]))
+
+
+def _resolve(tx: Tx, ref: str, digest: str) -> tuple[str | None, Row | None, bool]:
+    """``(hub id, its row, imported before)`` of the message with seed id ``ref`` and content ``digest``.
+
+    The ledger first (the hub id it was imported under, even if the message
+    was pruned since; a row there with other content was pruned and its id
+    reused); else the seed id's own hub id, when it is free or holds this
+    very message (imported before the ledger kept messages); else ``(None,
+    None, False)``: another message holds it, and the caller derives an id
+    from the content.
+    """
+    done = tx.imported.get(f"{MESSAGE_KEY}{ref}#{digest}")
+    if done is not None:
+        hub_id = str(done["ref"])
+        row = tx.messages.get(hub_id, "")
+        return hub_id, (row if row is not None and _digest_of(row) == digest else None), True
+    hub_id = hub_message_id(ref)
+    row = tx.messages.get(hub_id, "")
+    owner = tx.imported.get(MESSAGE_ID_KEY + hub_id)
+    if row is None and owner is None:
+        return hub_id, None, False
+    if row is not None and row["origin_id"] == ref and _digest_of(row) == digest:
+        return hub_id, row, True
+    return None, None, False
+
+
+def _remember(tx: Tx, ref: str, digest: str, hub_id: str, split: bool, now: float) -> None:
+    """Record in the ledger that seed id ``ref`` with content ``digest`` is the message ``hub_id`` (once)."""
+    for key, ledger_ref in ((f"{MESSAGE_KEY}{ref}#{digest}", hub_id), (MESSAGE_ID_KEY + hub_id, digest),
+                            *([(SPLIT_KEY + ref, None)] if split else [])):
+        if tx.imported.get(key) is None:
+            tx.imported.add(key, "message", ledger_ref, now)
+
+
+def _parent(tx: Tx, reply_to: str | None, digest: str | None) -> tuple[Row | None, str | None]:
+    """``(the message replied to, None)``, or ``(None, why it cannot be found)``; ``(None, None)`` for no reply_to.
+
+    With ``digest``, the message imported with that seed id and content
+    (wherever a collision put it); without, the seed id's own hub id, unless
+    the seed id names more than one imported message.
+    """
     if reply_to is None:
-        return None
+        return None, None
+    if digest is not None:
+        hub_id, row, seen = _resolve(tx, reply_to, digest)
+        if row is not None:
+            return row, None
+        if seen:
+            return None, f"the message it answers ({reply_to}) was pruned by retention"
+        return None, f"reply_to {reply_to!r} names no message imported so far with that content"
+    if tx.imported.get(SPLIT_KEY + reply_to) is not None:
+        return None, (f"reply_to {reply_to!r} names more than one imported message (sources reusing one id): "
+                      "give reply_to_digest to say which")
     parent = tx.messages.get(hub_message_id(reply_to), "")
     if parent is None:
-        raise Invalid(f"reply_to {reply_to!r} names no message imported so far", field="reply_to")
-    return parent
-
-
-def _same(found: Row, ref: str, sender: str, created: float, item: dict[str, Any]) -> bool:
-    """Whether the stored message is this item imported before (same origin, sender, time and text)."""
-    return bool(found["origin_id"] == ref and found["from_session"] == sender and found["created_at"] == created
-                and found["subject"] == item["subject"] and found["body"] == item["body"])
+        return None, f"reply_to {reply_to!r} names no message imported so far"
+    return parent, None
 
 
 def _fingerprint(sender: str, to: str | None, created: float, item: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ Standard library only: the CLI imports this module on its start-up path.
 from __future__ import annotations
 
 import enum
+import hashlib
 import uuid
 from typing import Any
 
@@ -94,6 +95,19 @@ def hub_message_id(ref: str) -> str:
         return str(uuid.UUID(text))
     except ValueError:
         return str(uuid.uuid5(ORIGIN_NAMESPACE, text))
+
+
+def content_digest(sender: str, created: float, subject: str, body: str) -> str:
+    """What tells apart two imported messages that share a seed id: a digest of sender (any case), time and text.
+
+    The importer names the message an ack comment answers by its seed id
+    and this digest (two teams' Redis may both hold ``msg-aaaa0001``), and
+    the hub records it for every message it imports, so both derive it from
+    the same values: ``created`` is the Unix time the item's ``created_at``
+    parses to.
+    """
+    text = "\x00".join((sender.lower(), repr(float(created)), subject, body))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def display_id(m: dict[str, Any]) -> str:

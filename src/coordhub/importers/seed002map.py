@@ -9,6 +9,17 @@ news. An ``ack_comment`` becomes a reply from the acker to the sender.
 Instance names are session ids as they are; a name the hub cannot take
 (``admin``, ``all``, one with spaces …) is reported with the ``--rename
 OLD=NEW`` that would map it, and its records are left out.
+
+**Checked as the hub checks.** Every item is checked against the API's own
+models (:func:`coordhub.api.import_schemas.problem`) before it is sent, so a
+record the hub would refuse (a notification's ``message_id`` with a tab …)
+is reported as left out, with the reason, by the import and by ``--dry-run``
+alike, and never holds up the others; an ack comment whose message is left
+out goes with it. Lone surrogates (``\\ud800`` escapes in JSON) are not
+text: they become U+FFFD, with a note, as invalid UTF-8 does. An id derived
+from a seed id (``<id>.ack-comment``) that would pass the hub's 200
+characters is shortened with a digest of the seed id, so every run derives
+the same one.
 """
 
 from __future__ import annotations
@@ -20,8 +31,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from coordhub.api.import_schemas import problem
 from coordhub.clock import isoformat, parse_iso
-from coordhub.core.seed002 import BROADCAST, MessageType, instance_problem
+from coordhub.core.seed002 import BROADCAST, MessageType, content_digest, instance_problem
 
 if TYPE_CHECKING:
     from coordhub.importers.redis import RawKeys
@@ -31,6 +43,8 @@ BODY_MAX = 524_288     # the hub's body limit (api/schemas.py Text)
 LINE_MAX = 200         # the hub's label limit (message_type, ids)
 MAX_READERS = 1000     # read_by of one broadcast (api/import_schemas.py)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+COMMENT_SUFFIX = ".ack-comment"
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off", ""})
 
@@ -68,10 +82,18 @@ def map_snapshot(raw: RawKeys, prefix: str, renames: dict[str, str], snap: Snaps
     comments: list[tuple[float, str, dict[str, Any]]] = []
     for mid, fields in raw.messages.items():
         mapped = _message(mid, fields, raw, names, known, snap)
-        if mapped is not None:
-            item, comment = mapped
-            messages.append((_epoch(item["created_at"]), mid, item))
+        if mapped is None:
+            continue
+        item, comment = mapped
+        if not _checked(item, item["id"], snap):
             if comment is not None:
+                snap.skip("message", comment["id"], f"the ack comment of {mid}, which is left out: left out")
+            continue
+        messages.append((_epoch(item["created_at"]), mid, item))
+        if comment is not None:
+            comment["reply_to_digest"] = content_digest(item["from_session"], _epoch(item["created_at"]),
+                                                        item["subject"], item["body"])
+            if _checked(comment, comment["id"], snap):
                 comments.append((_epoch(comment["created_at"]), mid, comment))
     missing = sorted((raw.timeline.keys() | raw.pending | raw.inbox_ids) - raw.messages.keys() - raw.unreadable)
     if missing:
@@ -80,10 +102,29 @@ def map_snapshot(raw: RawKeys, prefix: str, renames: dict[str, str], snap: Snaps
                   "(expired after seed 002's 30-day TTL, or deleted): nothing left to import")
     snap.items += [item for _, _, item in sorted(messages, key=lambda t: t[:2])]
     snap.items += [item for _, _, item in sorted(comments, key=lambda t: t[:2])]
-    snap.items += _presence(raw.presence, names, snap)
+    snap.items += [item for item in _presence(raw.presence, names, snap)
+                   if _checked(item, item["session_id"], snap)]
     for instance, entries in sorted(raw.queues.items()):
-        snap.items += _notifications(instance, entries, raw, names, snap)
+        snap.items += [item for item in _notifications(instance, entries, raw, names, snap)
+                       if _checked(item, f"{instance}: {item['message_id'][:60]}", snap)]
     return snap
+
+
+def _checked(item: dict[str, Any], ref: str, snap: Snapshot) -> bool:
+    """Whether the hub would take ``item`` (lone surrogates replaced first, with a note); if not, reported."""
+    scrubbed = False
+    for name, value in item.items():
+        if isinstance(value, str) and _SURROGATE.search(value):
+            item[name], scrubbed = _SURROGATE.sub("\ufffd", value), True
+        elif isinstance(value, list) and any(isinstance(v, str) and _SURROGATE.search(v) for v in value):
+            item[name], scrubbed = [_SURROGATE.sub("\ufffd", v) if isinstance(v, str) else v for v in value], True
+    if scrubbed:
+        snap.note(item["kind"], ref, "lone surrogates (not Unicode text) replaced by U+FFFD")
+    why = problem(item)
+    if why is not None:
+        snap.skip(item["kind"], ref, f"the hub would refuse it ({why}): left out")
+        return False
+    return True
 
 
 class _Names:
@@ -297,9 +338,15 @@ def _acker(mid: str, to: str | None, ack_by: str | None, names: _Names, snap: Sn
 
 def _comment(mid: str, item: dict[str, Any], acker: str | None, comment: str, snap: Snapshot) -> dict[str, Any] | None:
     if acker is None:
-        snap.skip("message", mid + ".ack-comment", "its ack comment has no acker that can be a session: left out")
+        snap.skip("message", mid + COMMENT_SUFFIX, "its ack comment has no acker that can be a session: left out")
         return None
-    return {"kind": "message", "id": f"{mid}.ack-comment", "from_session": acker, "to_session": item["from_session"],
+    cid = mid + COMMENT_SUFFIX
+    if len(cid) > LINE_MAX:  # the same id on every run: the seed id's start and a digest of all of it
+        cid = f"{mid[:LINE_MAX - 34 - len(COMMENT_SUFFIX)]}~{hashlib.sha256(mid.encode()).hexdigest()[:32]}" \
+              + COMMENT_SUFFIX
+        snap.note("message", mid, f"its ack comment's id {mid + COMMENT_SUFFIX!r} is over {LINE_MAX} characters: "
+                                  f"imported as {cid}")
+    return {"kind": "message", "id": cid, "from_session": acker, "to_session": item["from_session"],
             "subject": _line(f"Re: {item['subject']}", SUBJECT_MAX)[0], "body": comment.replace("\x00", "")[:BODY_MAX],
             "message_type": None, "requires_ack": False, "created_at": item["acked_at"],
             "read_by": [item["from_session"]], "acked_by": None, "acked_at": None, "reply_to": mid}
@@ -330,8 +377,12 @@ def _presence(fields: dict[str, str], names: _Names, snap: Snapshot) -> list[dic
         elif seen is None:
             snap.skip("presence", instance, f"no usable last_heartbeat ({attrs.get('last_heartbeat')!r}): left out")
         else:
+            client, changed = _line(attrs.get("session_id") or "", LINE_MAX)
+            if changed:
+                snap.note("presence", instance, f"its client_session {attrs['session_id'][:80]!r} made one line "
+                                                f"of at most {LINE_MAX} characters")
             items.append({"kind": "presence", "session_id": session, "last_seen": isoformat(seen),
-                          "client_session": (attrs.get("session_id") or None) and attrs["session_id"][:LINE_MAX]})
+                          "client_session": client or None})
     return items
 
 
@@ -385,6 +436,6 @@ def _notification(instance: str, target: str, entry: str, key: str, raw: RawKeys
     msg_type = _type(str(raw_type), mid, snap) if raw_type else None
     requires_ack = _flag(str(data["requires_ack"]) if "requires_ack" in data else None, True, snap, ref,
                          "requires_ack")
-    return {"kind": "notification", "key": key, "session_id": target, "message_id": mid[:LINE_MAX],
+    return {"kind": "notification", "key": key, "session_id": target, "message_id": mid,
             "message_type": msg_type, "from_session": sender, "to_session": to, "requires_ack": requires_ack,
             "sent_at": isoformat(sent)}

@@ -50,12 +50,18 @@ class Retention(Table):
 
     def message_window(self, after_seq: int, before: float, limit: int) -> list[int]:
         """Seqs of the oldest ``limit`` messages after ``after_seq``, stopping at the first created at or after
-        ``before``; [] when there is none. A primary-key range: its cost does not grow with the table."""
-        rows = self.ex.all("SELECT seq, created_at FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
+        ``before``; [] when there is none. A primary-key range: its cost does not grow with the table.
+
+        An imported message (core/imports.py) counts as created when it was
+        imported (its ledger row's time), not at its original time: a
+        migration keeps its history for the retention period.
+        """
+        rows = self.ex.all("SELECT m.seq, m.created_at, i.imported_at FROM messages m LEFT JOIN imported i "
+                           "ON i.key = 'seed002:message-id:' || m.id WHERE m.seq > ? ORDER BY m.seq LIMIT ?",
                            (after_seq, limit))
         out: list[int] = []
         for row in rows:
-            if row["created_at"] >= before:
+            if max(row["created_at"], row["imported_at"] or 0.0) >= before:
                 break
             out.append(int(row["seq"]))
         return out
