@@ -82,6 +82,9 @@ SETTINGS: tuple[Setting, ...] = (
             "streams (estimated bytes); a subscriber further behind reads the store.", "server"),
     Setting("streams_per_token", int, 64, "Event streams (SSE) and long-polls one session may hold open at once; "
             "more answer 429.", "server"),
+    Setting("stream_max_seconds", float, 21_600.0, "Longest an event stream (SSE) lives, in seconds, before the hub "
+            "ends it and its client reconnects with Last-Event-ID, authenticating again (so a stream outlives no "
+            "credential by more; revocation and sign-out end streams at once). 0: unbounded.", "server"),
     Setting("max_connections", int, 0, "Connections the hub holds at once (0: what the file descriptor limit "
             "allows, less a reserve of 128); past it the connection waiting longest for its request headers is "
             "closed. Streams and long-polls together get at most 7/8 of it.", "server"),

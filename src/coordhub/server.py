@@ -56,6 +56,7 @@ class ServerConfig:
     event_quota: int = 120
     event_ring_bytes: int = 33_554_432
     streams_per_token: int = 64
+    stream_max_seconds: float = 21_600.0
     max_connections: int = 0
     header_timeout: float = 10.0
     keepalive_timeout: int = 5
@@ -261,7 +262,8 @@ def run_app(cfg: ServerConfig, store: Any, hub: Any, sock: socket.socket, worker
     connections, streams = connection_budget(fd_limit, cfg.max_connections)
     limits = Limits(event_detail_bytes=cfg.event_detail_bytes, event_quota=cfg.event_quota,
                     event_ring_bytes=cfg.event_ring_bytes, streams_per_token=cfg.streams_per_token,
-                    max_streams=streams, header_timeout=cfg.header_timeout)
+                    max_streams=streams, header_timeout=cfg.header_timeout,
+                    stream_max_seconds=cfg.stream_max_seconds)
     app = create_app(hub, no_auth=cfg.no_auth, max_body_bytes=cfg.max_body_bytes, sweep_seconds=cfg.sweep_seconds,
                      retry_after=cfg.retry_after, rate_limit=cfg.rate_limit, rate_burst=cfg.rate_burst, limits=limits,
                      loopback_only=cfg.no_auth and is_loopback(cfg.host), retention=cfg.retention,

@@ -18,6 +18,21 @@ takes over until it is done. Frames that arrive meanwhile are queued for it,
 in order.
 Keep-alive pings come from one timer for all streams (:meth:`Fanout.tick`).
 
+Streams end with their credentials (review: they outlived sign-out and
+revocation, being authenticated once, at open). Each subscriber may name the
+session whose token authenticated it and the web session that did; :meth:`Fanout.publish_soon`, called by the bus with
+every publish's rows in every hub process, looks for ``token.revoked`` (which
+names the session: every token of it is revoked) and ``web.signed_out``
+(which carries the web session's key,
+:func:`coordhub.core.websessions.key`) and ends the subscribers indexed under
+them at once, before the publish's pass: a look at each new row's kind and a
+dict lookup, never a cost per subscriber per event. And every subscriber has
+a deadline (``until``): the ping timer ends it past that, so a client
+reconnects (with ``Last-Event-ID``) and authenticates again; that bounds what
+no event announces (a web session's expiry or pruning). An ended subscriber
+is marked ``dead`` (the fan-out writes nothing more to it) and ``ended`` (its
+stream's task ends the response cleanly).
+
 A subscriber is in one of two modes:
 
 * **live**: the fan-out writes its frames while its stream's task is parked
@@ -47,7 +62,10 @@ the transport or to ``send``; frames a backed-up wire refused stay queued.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
+import random
 import time
 from collections.abc import Callable, Iterator
 
@@ -55,6 +73,7 @@ from starlette.types import Send
 
 from coordhub.api import eager, wire
 from coordhub.core import events
+from coordhub.core.identity import fold
 from coordhub.store.base import Row
 
 log = logging.getLogger("coordhub.bus")
@@ -63,6 +82,7 @@ LIVE_FRAMES = 1000  # frames queued for one live subscriber before it drops to c
 LIVE_BYTES = 1024 * 1024  # bytes of frames queued for one live subscriber before it drops to catch-up
 FRAME_KEY = "_sse"  # the ring row's cached frame (rendered once per event)
 PING = b": ping\n\n"  # the keep-alive comment
+REVOKED, SIGNED_OUT, LIFETIME = "revoked", "signed_out", "lifetime"  # why the hub ended a stream (Subscriber.ended)
 
 
 def cached(row: Row, render: Callable[[Row], bytes]) -> bytes:
@@ -84,7 +104,7 @@ class Subscriber:
     """
 
     __slots__ = ("keep", "asked", "sent", "queued", "frames", "size", "behind", "ping", "idle_since", "_waiter", "send",
-                 "wire", "parked", "inflight", "dead")
+                 "wire", "parked", "inflight", "dead", "ended", "until", "owner")
 
     def __init__(self, keep: Callable[[Row], bool], cursor: int, send: Send | None = None,
                  wire: wire.Wire | None = None) -> None:
@@ -103,6 +123,16 @@ class Subscriber:
         self.ping = False  # the ping timer asks the stream for a keep-alive comment
         self.idle_since = time.monotonic()
         self._waiter: asyncio.Future[None] | None = None
+        self.ended: str | None = None  # why the hub ended this stream (REVOKED, SIGNED_OUT, LIFETIME); None: it did not
+        self.until = math.inf  # monotonic deadline: the ping timer ends the stream past it
+        self.owner: tuple[str | None, str | None] = (None, None)  # (folded session name, web key): Fanout's indexes
+
+    def end(self, why: str) -> None:
+        """End this stream: the fan-out writes nothing more to it, and its task ends the response (``ended``)."""
+        if self.ended is None:
+            self.ended = why
+        self.dead = True
+        self.wake()
 
     def wake(self) -> None:
         """Resume the stream if it is waiting (cheap when it is not)."""
@@ -230,6 +260,9 @@ class Fanout:
         self._render = render
         self.ping_seconds = ping_seconds
         self._subs: dict[Subscriber, None] = {}  # insertion-ordered set
+        self._by_session: dict[str, dict[Subscriber, None]] = {}  # folded session name -> its subscribers
+        self._by_web: dict[str, dict[Subscriber, None]] = {}  # web key -> the subscribers its cookie authenticated
+        self.ended = 0  # streams the hub ended so far: revoked, signed out, past their lifetime (metrics)
         self._timer: asyncio.TimerHandle | None = None
         self.drops = 0  # live subscribers dropped to catch-up so far (metrics)
 
@@ -245,11 +278,26 @@ class Fanout:
         return cached(row, self._render)
 
     def join(self, keep: Callable[[Row], bool], cursor: int, send: Send | None = None,
-             wire: wire.Wire | None = None) -> Subscriber:
+             wire: wire.Wire | None = None, *, session: str | None = None, web: str | None = None,
+             lifetime: float = 0.0) -> Subscriber:
         """A new subscriber after event ``cursor`` (behind: its stream catches up first), writing through ``wire``
-        when given, else ``send``."""
+        when given, else ``send``.
+
+        ``session`` (folded, :func:`coordhub.core.identity.fold`): the session whose token authenticated the
+        stream, which a ``token.revoked`` naming it ends; ``web``: the key of the web session whose cookie did
+        (:func:`coordhub.core.websessions.key`), which its ``web.signed_out`` ends. ``lifetime`` > 0: end it
+        after about that many seconds (up to a tenth less, at random: streams opened together do not all
+        reconnect together).
+        """
         sub = Subscriber(keep, cursor, send, wire)
         self._subs[sub] = None
+        sub.owner = (session, web)
+        if session is not None:
+            self._by_session.setdefault(session, {})[sub] = None
+        if web is not None:
+            self._by_web.setdefault(web, {})[sub] = None
+        if lifetime > 0:
+            sub.until = time.monotonic() + lifetime * (1.0 - 0.1 * random.random())
         if self._timer is None:
             self._arm()
         return sub
@@ -257,6 +305,12 @@ class Fanout:
     def leave(self, sub: Subscriber) -> None:
         """Forget a subscriber (its stream ended)."""
         self._subs.pop(sub, None)
+        session, web = sub.owner
+        for index, key in ((self._by_session, session), (self._by_web, web)):
+            if key is not None and (subs := index.get(key)) is not None:
+                subs.pop(sub, None)
+                if not subs:
+                    del index[key]
         if not self._subs and self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -277,8 +331,33 @@ class Fanout:
         a stream that caught up meanwhile by reading the ring has ``queued``
         past these ids already, so the pass skips it: nothing twice.
         """
+        for row in rows:  # credentials ended (any hub process's): their streams end first, before this pass
+            kind = row["kind"]
+            if kind == "token.revoked" or kind == "web.signed_out":
+                self._end_credentials(row)
         loop = asyncio.get_running_loop()
         loop.call_soon(loop.call_soon, self._publish_logged, rows)
+
+    def _end_credentials(self, row: Row) -> None:
+        """End the streams authenticated by what a ``token.revoked`` or ``web.signed_out`` event ended."""
+        try:
+            payload = json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"]
+        except ValueError:
+            return
+        if not isinstance(payload, dict):
+            return
+        if row["kind"] == "token.revoked":
+            name = payload.get("name")
+            subs = self._by_session.get(fold(name)) if isinstance(name, str) else None
+            why = REVOKED
+        else:
+            key = payload.get("web")
+            subs = self._by_web.get(key) if isinstance(key, str) else None
+            why = SIGNED_OUT
+        for sub in list(subs or ()):
+            if sub.ended is None:
+                self.ended += 1
+            sub.end(why)
 
     def _publish_logged(self, rows: list[Row]) -> None:
         try:
@@ -338,8 +417,13 @@ class Fanout:
     def tick(self) -> None:
         """The one ping timer: wake every stream idle for ``ping_seconds`` to send a keep-alive comment."""
         self._timer = None
-        due = time.monotonic() - self.ping_seconds
+        now = time.monotonic()
+        due = now - self.ping_seconds
         for sub in self._subs:
+            if sub.until <= now and sub.ended is None:  # past its lifetime: the client reconnects, authenticated anew
+                self.ended += 1
+                sub.end(LIFETIME)
+                continue
             if sub.idle_since <= due:
                 if not (sub.can_write_now() and sub.write_now(PING)):
                     sub.ping = True

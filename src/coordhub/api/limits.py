@@ -31,6 +31,8 @@ class Limits:
     same for the whole process; ``coord serve`` derives it from the connection
     limit, keeping headroom for short requests. ``header_timeout`` also
     bounds how long a request's body may take to arrive (408 past it).
+    ``stream_max_seconds``: the longest an event stream lives (0: unbounded)
+    before the hub ends it and its client reconnects, authenticating again.
     """
 
     event_detail_bytes: int = 4096
@@ -39,6 +41,7 @@ class Limits:
     streams_per_token: int = 64
     max_streams: int = 4096
     header_timeout: float = 10.0
+    stream_max_seconds: float = 6 * 3600.0
 
 
 class Disconnected(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,14 +13,16 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Send
 
 from coordhub.api import fanout, streams, wire
-from coordhub.api.auth import Caller, caller
+from coordhub.api.auth import Authenticator, Caller, caller
 from coordhub.api.errors import responses
+from coordhub.api.headers import header
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
 from coordhub.api.schemas import ClientEvent, EventOut, NotificationsAck, NotificationsOut
-from coordhub.core import events, notifications, retention
+from coordhub.core import events, notifications, retention, websessions
 from coordhub.core.halt import Exempt
 from coordhub.core.hub import Hub
-from coordhub.errors import Invalid
+from coordhub.core.identity import fold
+from coordhub.errors import Invalid, Unauthorized
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -97,8 +100,21 @@ def make_fanout() -> fanout.Fanout:
     return fanout.Fanout(_render, PING_SECONDS)
 
 
+@dataclass(frozen=True)
+class Credential:
+    """What authenticated a stream, so that the stream ends with it: the session whose token did (folded; a
+    ``token.revoked`` naming it ends the stream), the web session whose cookie did (its key; its
+    ``web.signed_out`` does), ``still`` (whether it is still live, asked once the stream has joined the fan-out:
+    a revocation published before that is not missed), and ``lifetime`` (seconds; 0: unbounded)."""
+
+    session: str | None = None
+    web: str | None = None
+    still: Callable[[], Awaitable[bool]] | None = None
+    lifetime: float = 0.0
+
+
 def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: Callable[[Row], bool],
-            viewer: str) -> Callable[[Send, wire.Wire | None], Awaitable[None]]:
+            viewer: str, credential: Credential | None = None) -> Callable[[Send, wire.Wire | None], Awaitable[None]]:
     """The SSE body: catch up in pages of bounded bytes (from the ring, else the store), then follow live.
 
     Live, the fan-out (:mod:`coordhub.api.fanout`) writes the frames itself
@@ -109,6 +125,11 @@ def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: Callable[[Row], bool]
     cursors while it runs, and recorded as ``viewer``'s stream cursor when
     it ends, so the pruner keeps what this stream and its resume need
     (``coordhub.core.retention``).
+
+    The stream ends with its ``credential`` (revoked, signed out) and past
+    its lifetime (:mod:`coordhub.api.fanout`): the response then ends cleanly
+    (a comment naming why, then the end of the chunked body), so a client
+    reconnects with ``Last-Event-ID`` and authenticates again.
     """
     async def body(send: Send, through: wire.Wire | None) -> None:
         bus = h.bus
@@ -118,8 +139,11 @@ def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: Callable[[Row], bool]
             await send({"type": "http.response.body", "body": data, "more_body": True})
 
         handle = h.stream_cursors.open(cursor)
-        sub = fan.join(keep, cursor, send, through)
+        cred = credential or Credential()
+        sub = fan.join(keep, cursor, send, through, session=cred.session, web=cred.web, lifetime=cred.lifetime)
         try:
+            if cred.still is not None and not await cred.still():  # ended between authentication and joining
+                sub.end(fanout.REVOKED)
             await write(b"retry: 2000\n: connected\n\n")
             while not sub.dead:
                 if sub.inflight is not None:  # a write the fan-out began: it finishes before anything else
@@ -132,12 +156,16 @@ def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: Callable[[Row], bool]
                     if rows is None:  # fell behind the in-memory ring: catch up from the store
                         sub.sent, chunks = await h.query_off_loop(_catch_up(sub.sent, keep))
                         for chunk in chunks:
+                            if sub.dead:  # ended meanwhile: what the store read past that is not sent
+                                break
                             await write(chunk)
                         continue
                     if rows:
                         rows = rows[:PAGE]
                         sub.sent = rows[-1]["id"]
                         for chunk in _chunks(_kept(rows, keep)):
+                            if sub.dead:
+                                break
                             await write(chunk)
                         continue
                     sub.go_live()  # at the ring's newest event, nothing awaited since reading it
@@ -153,6 +181,12 @@ def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: Callable[[Row], bool]
                     await write(fanout.PING)
                     continue
                 await sub.wait()
+            if sub.ended is not None:  # the hub ended it (not the connection): end the response cleanly
+                if sub.inflight is not None:
+                    await sub.inflight
+                    sub.inflight = None
+                await send({"type": "http.response.body", "body": f": end: {sub.ended}\n\n".encode(),
+                            "more_body": False})
         finally:
             fan.leave(sub)
             if sub.inflight is not None:
@@ -179,6 +213,9 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_
     """Follow the event log live; resume with ``Last-Event-ID`` or ``?after=`` (default: from now on).
 
     Each session may hold ``streams_per_token`` streams and long-polls at once (429 ``too_many_streams``).
+    The stream ends (cleanly: the chunked body ends after a ``: end: WHY`` comment) when its token is revoked
+    (``revoked``), its web session signed out (``signed_out``), and after ``stream_max_seconds``
+    (``lifetime``): reconnect with ``Last-Event-ID``, which authenticates again.
     """
     h = hub(request)
     assert h.bus is not None
@@ -189,9 +226,35 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_
 
     keep = events.Filter(viewer, admin, prefixes, project_key, to_session, session_id)
     release = streams.slots(request).acquire(streams.key(who, request))
-    body = _stream(h, request.app.state.fanout, cursor, keep, viewer)
+    body = _stream(h, request.app.state.fanout, cursor, keep, viewer, _credential(request, who))
     return streams.LiveStream(body, release, media_type="text/event-stream",
                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _credential(request: Request, who: Caller) -> Credential:
+    """What authenticated this stream request (see :class:`Credential`): its token, or its web-session cookie."""
+    lifetime = float(request.app.state.limits.stream_max_seconds)
+    if who.token_actor is None:  # --no-auth: nothing to revoke
+        return Credential(lifetime=lifetime)
+    auth: Authenticator = request.app.state.auth
+    session = fold(who.token_actor.session_id)
+    authorization = header(request.scope, "authorization")
+    cookie = request.cookies.get(websessions.COOKIE_NAME) if authorization is None else None
+    if cookie is not None:  # as :func:`coordhub.api.auth.caller` decided: the cookie authenticated it
+        async def web_live() -> bool:
+            return await auth.web_session(cookie) is not None
+
+        return Credential(session, websessions.key(cookie), web_live, lifetime)
+    token = (authorization or "").partition(" ")[2].strip()
+
+    async def token_live() -> bool:
+        try:
+            await auth.actor(token)
+        except Unauthorized:
+            return False
+        return True
+
+    return Credential(session, None, token_live, lifetime)
 
 
 def _viewer(who: Caller) -> tuple[str, bool]:

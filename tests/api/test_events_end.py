@@ -1,0 +1,186 @@
+"""Event streams end with their credentials (review, MEDIUM), through a real ``coord serve`` and real sockets.
+
+A stream was authenticated once, when it opened, and then outlived sign-out
+and token revocation. Now ``web.signed_out`` ends the streams its cookie
+opened, ``token.revoked`` every stream of the session it names (through
+whichever hub process: the events reach every process through its bus), and
+each stream ends after ``stream_max_seconds`` so that its client reconnects
+and authenticates again; the Python client does so without losing or
+repeating an event.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from coordhub.client.client import CoordClient
+from coordhub.client.settings import ClientSettings
+from coordhub.core import websessions
+from tests.conftest import LiveHub, scratch_database
+from tests.web.conftest import start_hub
+
+END = b"\r\n0\r\n\r\n"  # the last chunk of a chunked body: the hub ended the response
+
+
+class RawStream:
+    """``GET /api/coord/events`` on a raw socket; a thread collects the bytes the hub sends."""
+
+    def __init__(self, port: int, headers: dict[str, str]) -> None:
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.s.sendall(f"GET /api/coord/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{lines}\r\n".encode())
+        self.data = b""
+        self.closed = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                got = self.s.recv(65536)
+            except OSError:
+                break
+            if not got:
+                break
+            self.data += got
+        self.closed = True
+
+    def wait_for(self, what: bytes, timeout: float = 10.0) -> float:
+        """Seconds until ``what`` arrived (fails past ``timeout``)."""
+        start = time.monotonic()
+        while what not in self.data:
+            assert time.monotonic() - start < timeout, (what, self.data[-400:])
+            time.sleep(0.01)
+        return time.monotonic() - start
+
+    def ended(self) -> bool:
+        return self.data.endswith(END)
+
+    def close(self) -> None:
+        self.s.close()
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _broadcast(hub: LiveHub, subject: str) -> None:
+    r = httpx2.post(hub.url + "/api/coord/messages", headers=_bearer(hub.admin_token), json={"subject": subject})
+    assert r.status_code == 201, r.text
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
+    h = start_hub(LiveHub(tmp_path_factory.mktemp("ends") / "hub"))
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def test_sign_out_and_revocation_end_the_streams_they_authenticated(hub: LiveHub) -> None:
+    name = f"m1/temp-{uuid.uuid4().hex[:6]}"
+    token = hub.token(name)
+    signed = httpx2.post(hub.url + "/api/coord/web/session", json={"token": token})
+    assert signed.status_code == 201, signed.text
+    cookie = f"{websessions.COOKIE_NAME}={signed.cookies[websessions.COOKIE_NAME]}"
+    secret = signed.json()["csrf_token"]
+    by_cookie = RawStream(hub.port, {"Cookie": cookie, websessions.CSRF_HEADER: secret})
+    by_token = RawStream(hub.port, _bearer(token))
+    other = RawStream(hub.port, _bearer(hub.token(f"m2/other-{uuid.uuid4().hex[:6]}")))
+    streams = (by_cookie, by_token, other)
+    try:
+        for s in streams:
+            s.wait_for(b": connected")
+        _broadcast(hub, "before")
+        for s in streams:
+            s.wait_for(b"before")
+
+        r = httpx2.delete(hub.url + "/api/coord/web/session",
+                          headers={"Cookie": cookie, websessions.CSRF_HEADER: secret, "Origin": hub.url})
+        assert r.status_code == 200, r.text
+        took = by_cookie.wait_for(b": end: signed_out\n\n" + END, timeout=5)
+        assert took < 2.0  # promptly: the sign-out's event ends it as the bus publishes it
+        assert not by_token.ended() and not other.ended()  # the same token's bearer stream is not the web session
+
+        r = httpx2.delete(f"{hub.url}/api/coord/tokens/{name}", headers=_bearer(hub.admin_token))
+        assert r.status_code == 200, r.text
+        took = by_token.wait_for(b": end: revoked\n\n" + END, timeout=5)
+        assert took < 2.0
+        assert not other.ended()
+
+        _broadcast(hub, "after-the-end")
+        other.wait_for(b"after-the-end")
+        time.sleep(0.3)
+        assert b"after-the-end" not in by_cookie.data and b"after-the-end" not in by_token.data
+        # and the revoked credentials cannot open a stream again
+        again = httpx2.get(hub.url + "/api/coord/events", headers=_bearer(token), timeout=5)
+        assert again.status_code == 401
+    finally:
+        for s in streams:
+            s.close()
+
+
+def test_a_stream_ends_after_its_lifetime_and_the_client_resumes_without_a_gap(tmp_path: Path) -> None:
+    short = start_hub(LiveHub(tmp_path / "short", args=("--stream-max-seconds", "1")))
+    try:
+        raw = RawStream(short.port, _bearer(short.admin_token))
+        raw.wait_for(b": connected")
+        took = raw.wait_for(b": end: lifetime\n\n" + END, timeout=15)  # the ping timer's round: within ~5 s more
+        assert took < 10
+        raw.close()
+
+        settings = ClientSettings(url=short.url, token=short.admin_token, session=None, user=None, machine=None,
+                                  queue_file=tmp_path / "queue.jsonl", timeout=10.0)
+        seen: list[str] = []
+        connects: list[float] = []
+
+        def follow() -> None:
+            client = CoordClient(settings)
+            for event in client.events(after=0, kinds="message.", on_connect=lambda: connects.append(time.time())):
+                seen.append(event["payload"]["subject"])
+                if len(seen) >= 6:
+                    return
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 10
+        while not connects:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        for i in range(6):  # spread over several lifetimes: the client reconnects between them
+            _broadcast(short, f"m{i}")
+            time.sleep(1.5)
+        reader.join(30)
+        assert seen == [f"m{i}" for i in range(6)]  # none lost, none twice, in order
+        assert len(connects) >= 2  # it did reconnect
+    finally:
+        short.stop()
+
+
+@pytest.mark.postgres
+def test_a_revocation_through_one_hub_ends_the_stream_on_another(tmp_path: Path) -> None:
+    with scratch_database("coord_ends") as url:
+        a, b = (LiveHub(tmp_path / n, args=("--database-url", url)) for n in ("a", "b"))
+        try:
+            start_hub(a)
+            start_hub(b)
+            name = f"m3/temp-{uuid.uuid4().hex[:6]}"
+            token = a.token(name)
+            on_b = RawStream(b.port, _bearer(token))
+            on_b.wait_for(b": connected")
+            r = httpx2.delete(f"{a.url}/api/coord/tokens/{name}", headers=_bearer(a.admin_token))
+            assert r.status_code == 200, r.text
+            took = on_b.wait_for(b": end: revoked\n\n" + END, timeout=5)
+            assert took < 2.0
+            on_b.close()
+        finally:
+            b.stop()
+            a.stop()
