@@ -9,7 +9,9 @@ What may go, and when (each period in hours; 0 keeps that kind forever):
   direct message once its recipient read it (and acked it, when an ack was
   required, or it was dead-lettered); a broadcast once every live session
   but its sender read it and no receipt of it is left unacked. Its receipts
-  go with it. An unread or unacked message is never removed;
+  go with it. An unread or unacked message is never removed. An imported
+  message (``coord import redis``) is as old as its import, not its original
+  time (:mod:`coordhub.core.imports`);
 - **leases** that ended (released, expired, revoked) more than
   ``leases_hours`` ago; a live lease never;
 - **idempotency records** older than ``idempotency_hours`` (a retry with the
