@@ -167,3 +167,15 @@ def test_a_credential_that_would_break_the_request_is_never_sent(canned: Canned,
     with pytest.raises(HubUnreachable, match="not asking the hub"):
         hub.get("/locks")
     assert canned.requests == []
+
+
+def test_a_path_whose_ids_would_steer_the_request_is_refused_before_it_is_sent() -> None:
+    from coordhub.client.wire import unsafe_path
+
+    for fine in ("/api/coord/locks/0190-ab", "/api/coord/tokens/laptop/agent", "/api/coord/conversations/prep-fix",
+                 "/api/coord/a.b/c..d"):
+        assert unsafe_path(fine) is None, fine
+    for steered in ("/api/coord/locks/../locks", "/api/coord/locks/..", "/api/coord/locks/x?release_all=true",
+                    "/api/coord/x/./y", "/api/coord/a%2e%2e", "/api/coord/a//b", "/api/coord/a#b", "/api/coord/a\\..",
+                    "/api/coord/a\nb"):
+        assert unsafe_path(steered) is not None, steered

@@ -30,7 +30,7 @@ import orjson
 
 from coordhub import __version__, jsonbytes
 from coordhub.client.client import HubError, Unreachable
-from coordhub.client.wire import SESSION_HEADER
+from coordhub.client.wire import SESSION_HEADER, unsafe_path
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -94,6 +94,9 @@ class AsyncCoordClient:
         Raises ``HubError`` for a 4xx/5xx answer, ``Unreachable`` when no
         answer came.
         """
+        bad = unsafe_path(path)
+        if bad is not None:
+            raise HubError(400, "invalid_path", bad)
         headers = dict(self._headers)
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key

@@ -32,6 +32,7 @@ from coordhub import __version__
 from coordhub.client import credentials, project, trust
 from coordhub.client.queue import Drained, Entry, SoftfailQueue
 from coordhub.client.settings import ClientSettings
+from coordhub.client.wire import unsafe_path
 
 if TYPE_CHECKING:  # httpx2 is imported on the first request: it costs more start-up than the whole CLI
     import httpx2
@@ -193,6 +194,9 @@ class CoordClient:
         unreachable (raise instead of queueing). Raises :class:`HubError` when
         the hub refuses the request (4xx).
         """
+        bad = unsafe_path(path)
+        if bad is not None:
+            raise HubError(400, "invalid_path", bad)
         if len(self.queue):
             self.last_drain = self.sync()
         if method == "GET" or not queue:

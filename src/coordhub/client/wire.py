@@ -41,6 +41,23 @@ API = "/api/coord"
 SESSION_HEADER = "X-Coord-Session"
 MAX_ANSWER = 16 * 1024 * 1024  # bytes; far above any answer a hook or the CLI's fast path asks for
 _FIELD = re.compile(r"[\x20-\x7e\x80-\xff]*")  # what a header value (and our path) may hold: no CR, LF, NUL …
+_UNSAFE_PATH = re.compile(r"[?#%\\\x00-\x1f\x7f]|//|(?:^|/)\.{1,2}(?:/|$)")
+
+
+def unsafe_path(path: str) -> str | None:
+    """Why ``path`` (a request path the client built) must not be sent, or None when it may.
+
+    Clients build paths from ids their callers give (an MCP tool's
+    ``lease_id``, a CLI argument): ``../locks?release_all=true`` as a lease
+    id would reach another endpoint, method or query than the call says (an
+    HTTP library resolves dot segments, RFC 3986 §5.2.4). No id of ours holds
+    a dot segment, an empty one, ``?``, ``#``, ``%``, a backslash or a
+    control character, so a path with any is refused before it is sent.
+    """
+    if _UNSAFE_PATH.search(path):
+        return (f"{path!r} is not a request path this client sends: an id in it holds '..', '.', '//', '?', '#', "
+                "'%', a backslash or a control character")
+    return None
 
 
 class HubError(Exception):
@@ -149,6 +166,9 @@ class Hub:
         sent as JSON; ``headers`` are added to this client's. Raises
         :class:`Failed`.
         """
+        bad = unsafe_path(path)
+        if bad is not None:
+            raise Failed("request", ValueError(bad))
         query = "&".join(f"{quote(k)}={quote(_param(v), safe='')}" for k, v in (params or {}).items()
                          if v is not None)
         target = f"{self._prefix}{path}" + (f"?{query}" if query else "")
