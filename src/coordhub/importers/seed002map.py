@@ -106,7 +106,7 @@ def map_snapshot(raw: RawKeys, prefix: str, renames: dict[str, str], snap: Snaps
                    if _checked(item, item["session_id"], snap)]
     for instance, entries in sorted(raw.queues.items()):
         snap.items += [item for item in _notifications(instance, entries, raw, names, snap)
-                       if _checked(item, f"{instance}: {item['message_id'][:60]}", snap)]
+                       if _checked(item, f"{instance}: {item['message_id'][:60]!r}", snap)]
     return snap
 
 
