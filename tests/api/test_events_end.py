@@ -184,3 +184,40 @@ def test_a_revocation_through_one_hub_ends_the_stream_on_another(tmp_path: Path)
         finally:
             b.stop()
             a.stop()
+
+
+def test_a_client_that_started_from_now_resumes_from_where_its_stream_began(tmp_path: Path) -> None:
+    """A stream opened "from now" that ends (its lifetime) before any event reached it: the client resumes
+    from the id the hub said the stream started after (``X-Coord-Cursor``), not from a new "now", so an
+    event sent while it reconnected still arrives; one sent before it first connected does not."""
+    short = start_hub(LiveHub(tmp_path / "short", args=("--stream-max-seconds", "1")))
+    try:
+        _broadcast(short, "before")
+        r = httpx2.get(short.url + "/api/coord/events", headers=_bearer(short.admin_token), timeout=10)
+        assert r.headers["X-Coord-Cursor"].isdigit()  # (the stream ended by its lifetime, so the GET returned)
+        settings = ClientSettings(url=short.url, token=short.admin_token, session=None, user=None, machine=None,
+                                  queue_file=tmp_path / "queue.jsonl", timeout=10.0)
+        client = CoordClient(settings)
+        asked = {"n": 0}
+        identity = client.identity_headers
+
+        def headers() -> dict[str, str]:  # called before each connection: the second one follows the first's end
+            asked["n"] += 1
+            if asked["n"] == 2:
+                _broadcast(short, "between")
+            return identity()
+
+        client.identity_headers = headers  # type: ignore[method-assign]
+        seen: list[str] = []
+
+        def follow() -> None:
+            for event in client.events(kinds="message."):
+                seen.append(event["payload"]["subject"])
+                return
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        reader.join(30)
+        assert asked["n"] >= 2 and seen == ["between"]
+    finally:
+        short.stop()

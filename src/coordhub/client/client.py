@@ -233,7 +233,8 @@ class CoordClient:
                on_connect: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
         """Follow the hub's event stream (SSE), yielding events as dicts, forever.
 
-        Resumes where it left off after a dropped connection (``Last-Event-ID``),
+        Resumes where it left off after a dropped or ended connection (``Last-Event-ID``: the last event's id,
+        or before any event the id the hub said the stream started after, ``X-Coord-Cursor``),
         so nothing is missed or repeated; raises :class:`Unreachable` when the
         hub cannot be reached and ``reconnect`` is False, ``HubError`` on a 4xx.
         ``on_connect`` is called each time the hub has accepted the stream: from
@@ -262,6 +263,9 @@ class CoordClient:
                         error = data.get("error", {}) if isinstance(data, dict) else {}
                         raise HubError(src.response.status_code, error.get("code", "error"),
                                        error.get("message", src.response.text), data)
+                    if cursor is None:  # "from now": the hub says which event now is, so a reconnect misses nothing
+                        start = src.response.headers.get("X-Coord-Cursor", "")
+                        cursor = int(start) if start.isdigit() and len(start) <= 19 else None
                     if on_connect is not None:
                         on_connect()
                     for event in src:

@@ -28,6 +28,7 @@ from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord", tags=["events"])
 PING_SECONDS = 15.0  # SSE keep-alive comment interval
+CURSOR_HEADER = "X-Coord-Cursor"  # a stream's answer: the id of the event it starts after
 PAGE = 1000  # events per catch-up read
 PAGE_BYTES = 1024 * 1024  # payload bytes per catch-up read (at least one event)
 CHUNK_BYTES = 64 * 1024  # SSE frames joined into one write
@@ -215,7 +216,9 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_
     Each session may hold ``streams_per_token`` streams and long-polls at once (429 ``too_many_streams``).
     The stream ends (cleanly: the chunked body ends after a ``: end: WHY`` comment) when its token is revoked
     (``revoked``), its web session signed out (``signed_out``), and after ``stream_max_seconds``
-    (``lifetime``): reconnect with ``Last-Event-ID``, which authenticates again.
+    (``lifetime``): reconnect with ``Last-Event-ID``, which authenticates again. The response's
+    ``X-Coord-Cursor`` header is the id the stream starts after: a client that has had no event yet resumes
+    from it, not from "now" (which would skip what came between).
     """
     h = hub(request)
     assert h.bus is not None
@@ -228,7 +231,8 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_
     release = streams.slots(request).acquire(streams.key(who, request))
     body = _stream(h, request.app.state.fanout, cursor, keep, viewer, _credential(request, who))
     return streams.LiveStream(body, release, media_type="text/event-stream",
-                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+                                       CURSOR_HEADER: str(cursor)})
 
 
 def _credential(request: Request, who: Caller) -> Credential:
