@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 from tests.conftest import PG_BASE, LiveHub, _pg_admin_conn
@@ -143,6 +144,9 @@ def world(shared_hub: LiveHub, tmp_path: Path, keys: dict[str, GpgKey]) -> Itera
     try:
         yield World(shared_hub, career, homelab, f"prep-fixup-{os.getpid()}-{n}", admin_env)
     finally:
+        # a key belongs to one session (409 key_taken): the next world's career registers the same key
+        httpx2.delete(f"{shared_hub.url}/api/coord/conversations/keys/{keys['career'].fingerprint}",
+                      headers={"Authorization": f"Bearer {career.env['COORD_TOKEN']}"}, timeout=30)
         subprocess.run(["gpgconf", "--homedir", str(ratio_keys), "--kill", "all"], capture_output=True, check=False)
 
 

@@ -62,19 +62,36 @@ def test_racing_senders_get_gapless_unique_ordered_sequences(tmp_path: Path, hub
         for n in range(SENDERS):
             tokens.append(hub.token(f"m{n}/agent"))
             declare(hub.url, tokens[-1], f"m{n}", "agent")
+        inbox = {"Authorization": f"Bearer {hub.token('hub/inbox')}"}
+        for n in range(SENDERS):  # the inbox brings every sender in (only a conversation's parties write in it)
+            r = httpx2.post(f"{hub.url}/api/coord/conversations/turns", headers=inbox, timeout=30, json={
+                "to": f"m{n}.agent", "conversation_id": CONVERSATION, "type": "request", "body": f"join, m{n}"})
+            assert r.status_code == 201 and r.json()["sequence"] == n + 1, r.text
         with multiprocessing.get_context("spawn").Pool(SENDERS) as pool:
             results = pool.map(sender, [(hub.url, t, n) for n, t in enumerate(tokens)])
         sequences = [seq for got in results for _, seq, _ in got]
-        assert sorted(sequences) == list(range(1, SENDERS * TURNS_EACH + 1))  # gapless and unique
+        assert sorted(sequences) == list(range(SENDERS + 1, SENDERS * (TURNS_EACH + 1) + 1))  # gapless and unique
         for got in results:  # each sender's turns in the order it sent them
             assert [seq for _, seq, _ in got] == sorted(seq for _, seq, _ in got)
         admin = {"Authorization": f"Bearer {hub.admin_token}"}
-        conv = httpx2.get(f"{hub.url}/api/coord/conversations/{CONVERSATION}", headers=admin, timeout=30).json()
-        stored = {t["id"]: (t["sequence"], t["body"]) for t in conv["turns"]}
+        turns, conv = all_turns(hub.url, admin, CONVERSATION)
+        stored = {t["id"]: (t["sequence"], t["body"]) for t in turns if t["author"] != "hub/inbox"}
         assert stored == {i: (seq, body) for got in results for i, seq, body in got}
-        assert conv["last_sequence"] == SENDERS * TURNS_EACH
+        assert conv["last_sequence"] == SENDERS * (TURNS_EACH + 1)
     finally:
         hub.stop()
+
+
+def all_turns(url: str, headers: dict[str, str], conversation: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every turn of a conversation, read page by page (``after``/``next_after``), and its summary."""
+    turns: list[dict[str, Any]] = []
+    after: int | None = 0
+    while after is not None:
+        page = httpx2.get(f"{url}/api/coord/conversations/{conversation}", params={"after": after, "limit": 1000},
+                          headers=headers, timeout=30).json()
+        turns.extend(page["turns"])
+        after = page["next_after"]
+    return turns, page
 
 
 class TurnWriter(threading.Thread):
@@ -133,9 +150,9 @@ def test_acknowledged_turns_survive_kill_9(tmp_path: Path, hub_args: tuple[str, 
         stored: dict[int, tuple[int, str]] = {}
         last: dict[str, Any] = {}
         for tag in tokens:
-            conv = httpx2.get(f"{hub.url}/api/coord/conversations/crash-{tag}", headers=admin, timeout=30).json()
-            stored.update({t["id"]: (t["sequence"], t["body"]) for t in conv["turns"]})
-            seqs = [t["sequence"] for t in conv["turns"]]
+            turns, conv = all_turns(hub.url, admin, f"crash-{tag}")
+            stored.update({t["id"]: (t["sequence"], t["body"]) for t in turns})
+            seqs = [t["sequence"] for t in turns]
             assert seqs == list(range(1, len(seqs) + 1))  # still gapless after the crash
             last[tag] = conv["last_sequence"]
         lost = {i: v for i, v in acked.items() if stored.get(i) != v}

@@ -137,14 +137,15 @@ class ConversationOut(Out):
     last_sequence: int
     pending: int
     created_by: str
-    created_at: str
-    updated_at: str
+    created_at: str | None
+    updated_at: str | None
 
 
 class ConversationDetailOut(ConversationOut):
-    """A conversation with its turns."""
+    """A conversation with one page of its turns."""
 
     turns: list[TurnOut]
+    next_after: int | None = Field(None, description="`after` for the next page of turns; null on the last page.")
 
 
 class StatusProject(Out):

@@ -32,10 +32,25 @@ sender's own machine. On a hub with auth a session whose id names a machine
 
 **Pending** (seed 004): a turn is pending for its destination until a
 ``release`` turn follows it in its conversation.
+
+**Parties.** Anyone may open a conversation (its first turn); after that it
+accepts turns, releases and reads only from its parties: the sessions whose
+address sent or received one of its accepted turns, the session that opened
+it, and admins. A party brings a new address in by sending it a turn (seed
+004: a file reaches whoever it is addressed to). Anyone else is answered 404
+exactly as for an id nobody used.
+
+**Bounds.** A conversation holds at most :data:`MAX_TURNS_PER_CONVERSATION`
+turns and :data:`MAX_CONVERSATION_BYTES` of text (409
+``conversation_full``); a session stores at most
+:data:`MAX_SESSION_TURNS_PER_DAY` turns and :data:`MAX_SESSION_BYTES_PER_DAY`
+a UTC day (429 ``turn_quota``). A turn's text is stored once where its body
+can be read back from its file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -43,11 +58,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import orgturn, presence
+from coordhub.core import events, orgturn, presence
 from coordhub.core.events import emit
 from coordhub.core.hub import WithStatus
 from coordhub.core.identity import Actor, machine_of
-from coordhub.errors import Conflict, Forbidden, Invalid, NotFound
+from coordhub.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
 from coordhub.openpgp import Verdict
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
@@ -57,12 +72,41 @@ LOCAL = "local"           # seed 004: local.<project> is this machine
 MAX_PAGE = 1000
 MAX_KEYS_PER_SESSION = 16
 PROCESS, DEDUP, QUERY, REJECT = "process", "dedup", "query", "reject"
+MAX_TURNS_PER_CONVERSATION = 10_000     # recorded turns, accepted or refused
+MAX_CONVERSATION_BYTES = 64 * 2**20     # stored text of its turns
+MAX_SESSION_TURNS_PER_DAY = 20_000      # turns one session stores in a UTC day
+MAX_SESSION_BYTES_PER_DAY = 256 * 2**20  # and their stored text
+SHOW_PAGE = 100                         # turns per page of a conversation, by default
+SHOW_BYTES = 4 * 2**20                  # about this much stored text per page (at least one turn)
+DAY = 86_400
 
 
 class UnknownDestination(Invalid):
     """A turn's address was never declared by any session (422; ``known`` lists the addresses that were)."""
 
     code = "unknown_destination"
+
+
+class ConversationFull(Conflict):
+    """The conversation holds its bound of turns or bytes (409; ``bound``, ``limit``): open a new one."""
+
+    code = "conversation_full"
+
+
+class TurnQuota(RateLimited):
+    """The session stored its bound of turns or bytes today (429; ``bound``, ``limit``, ``retry_after``)."""
+
+    code = "turn_quota"
+
+    def __init__(self, message: str, retry_after: int, **details: Any) -> None:
+        super().__init__(message, retry_after)
+        self.details.update(details)
+
+
+class KeyTaken(Conflict):
+    """A public key another session already registered (409)."""
+
+    code = "key_taken"
 
 
 class SequenceTaken(Conflict):
@@ -86,6 +130,7 @@ class Draft:
     expect_sequence: int | None
     from_machine: str | None
     from_project: str | None
+    release_once: bool = False  # POST …/release: a conversation already released answers its release (200)
 
 
 def name(value: str, field: str) -> str:
@@ -241,11 +286,17 @@ def render_key(row: Row, *, armored: bool = True) -> dict[str, Any]:
 def add_key(tx: Tx, actor: Actor, armored: str, fingerprint: str, now: float) -> dict[str, Any]:
     """Register a public key (its ``fingerprint`` computed by :func:`coordhub.openpgp.fingerprint`) for the actor.
 
-    Registering the same key again is a no-op. At most
-    :data:`MAX_KEYS_PER_SESSION` keys per session (422).
+    Registering the same key again is a no-op. A key another session holds
+    is refused (409 ``key_taken``): public keys are readable by everyone, and
+    a copy registered by someone else would make that session's turns verify
+    as the owner's. At most :data:`MAX_KEYS_PER_SESSION` keys per session (422).
     """
     row: Row = {"session_id": actor.session_id, "fingerprint": fingerprint, "armored": armored.strip() + "\n",
                 "created_at": now}
+    holder = tx.signing_keys.holder(fingerprint, actor.session_id)
+    if holder is not None:
+        raise KeyTaken(f"key {fingerprint} is registered by another session; a key belongs to one session "
+                       "(the other session deletes it first)", field="armored", fingerprint=fingerprint)
     if tx.signing_keys.count(actor.session_id) >= MAX_KEYS_PER_SESSION:
         raise Invalid(f"{actor.session_id} already has {MAX_KEYS_PER_SESSION} keys; delete one first",
                       field="armored")
@@ -300,10 +351,30 @@ def render(row: Row, *, pending: bool | None = None, decision: str | None = None
             "created_at": isoformat(row["created_at"]), "timestamp": orgturn.utc_text(
                 dt.datetime.fromtimestamp(row["created_at"], dt.UTC)),
             "stated_timestamp": row["stated_timestamp"], "protocol_version": row["protocol_version"],
-            "requires_tools": json.loads(row["requires_tools"]), "body": row["body"], "content": row["content"],
+            "requires_tools": json.loads(row["requires_tools"]), "body": body_of(row), "content": row["content"],
             "content_sha256": row["content_sha256"], "signature": row["signature"], "signer": row["signer"],
             "verified": verified, "decision": decision or row["decision"], "reason": row["reason"],
             "pending": bool(pending), "file_name": file_name(row)}
+
+
+def body_of(row: Row) -> str:
+    """A stored turn's body: its ``body`` column, or read back from its file when stored once (migration 0020)."""
+    mode = int(row.get("body_in_content") or 0)
+    if not mode:
+        return str(row["body"])
+    body = orgturn.split(str(row["content"]))[1]
+    return body[:-1] if mode == 2 and body.endswith("\n") else body
+
+
+def _body_storage(content: str, body: str) -> tuple[str, int]:
+    """``(body column, body_in_content)`` for a turn: the body is stored apart only when the file does not give it
+    back exactly (see :func:`body_of`)."""
+    again = orgturn.split(content)[1]
+    if again == body:
+        return "", 1
+    if again.endswith("\n") and again[:-1] == body:
+        return "", 2
+    return body, 0
 
 
 def _pending(tx: Tx, row: Row) -> bool:
@@ -341,6 +412,14 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
     :class:`UnknownDestination`, :class:`SequenceTaken`, ``Invalid``.
     """
     machine, project = _own_address(tx, actor, d, now)
+    turn = d.turn
+    conv = tx.conversations.get(turn.conversation_id)
+    if conv is not None and not _takes_part(tx, actor, conv, f"{machine}.{project}"):
+        raise NotFound(_unseen(turn.conversation_id, actor))
+    if d.release_once and conv is not None and 0 < conv["last_sequence"] == conv["last_release"]:
+        done = tx.conversations.at_sequence(turn.conversation_id, conv["last_release"])
+        if done is not None:  # already released: the release that did it, not a second one
+            return WithStatus(200, render(done, pending=False, decision=DEDUP))
     to_machine, to_project = split_address(d.to)
     if to_machine == LOCAL:
         to_machine = machine
@@ -349,14 +428,12 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
         known = _known(tx)
         raise UnknownDestination(f"destination {to} not found; known destinations: {', '.join(known) or '(none)'}",
                                  field="to", known=known)
-    turn = d.turn
     sha = turn.sha256()
     decision, reason = _decide(tx, d, actor.session_id, verdict, (to_machine, to_project))
     if decision == PROCESS and (verdict is None or verdict.valid):
         first = tx.conversations.same_content(turn.conversation_id, actor.session_id, sha)
         if first is not None:
             return WithStatus(200, render(first, pending=_pending(tx, first), decision=DEDUP))
-    conv = tx.conversations.get(turn.conversation_id)
     sequence = None
     content = d.content
     pending = False
@@ -366,9 +443,18 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
             raise SequenceTaken(f"sequence {d.expect_sequence} of {turn.conversation_id} is not next: the hub "
                                 f"assigns {sequence}; renumber (and re-sign) and send again",
                                 next_sequence=sequence)
+        if d.signature is not None and turn.sequence != sequence:
+            raise SequenceTaken(f"the signed file says SEQUENCE {turn.sequence}, but the hub assigns {sequence} in "
+                                f"{turn.conversation_id}: a signed file is kept byte for byte, so its SEQUENCE must be "
+                                "the one it gets; renumber, re-sign and send again", field="SEQUENCE",
+                                next_sequence=sequence, stated_sequence=turn.sequence)
         if d.signature is None:  # unsigned: the stored file says what the hub decided
             content = orgturn.with_key(orgturn.with_key(content, "SEQUENCE", str(sequence)),
                                        "TIMESTAMP", turn.timestamp_utc)
+    body, body_in_content = _body_storage(content, turn.body)
+    size = len(content.encode("utf-8")) + len(body.encode("utf-8"))
+    _check_bounds(tx, actor, conv, size, now)
+    if sequence is not None:
         if conv is None:
             tx.conversations.create({"conversation_id": turn.conversation_id, "title": turn.title,
                                      "project": project, "created_by": actor.session_id, "created_at": now,
@@ -379,25 +465,55 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
                 "author": actor.session_id, "from_address": f"{machine}.{project}", "to_address": to,
                 "to_machine": to_machine, "created_at": now, "stated_timestamp": turn.timestamp,
                 "stated_sequence": turn.sequence, "protocol_version": turn.protocol_version,
-                "requires_tools": json.dumps(list(turn.requires_tools)), "title": turn.title, "body": turn.body,
+                "requires_tools": json.dumps(list(turn.requires_tools)), "title": turn.title, "body": body,
                 "content": content, "content_sha256": sha, "signature": d.signature,
                 "signer": verdict.fingerprint if verdict is not None and verdict.valid else None,
-                "decision": decision, "reason": reason}
+                "decision": decision, "reason": reason, "size": size, "body_in_content": body_in_content}
     row["id"] = tx.conversations.add_turn(row)
+    if conv is not None or decision == PROCESS:
+        tx.conversations.count_turn(turn.conversation_id, size)
+    tx.conversations.charge(actor.session_id, int(now // DAY), size)
+    # seen by the parties only: the author, and the sessions of the machine it is addressed to (which read that
+    # machine's turns anyway: GET …/turns), not by every session (ids and titles are the parties' business)
+    parties = events.MACHINE_TARGET + to_machine
     if decision == PROCESS:
         emit(tx, "conversation.turn", now, session_id=actor.session_id, project_key=to_project,
-             subject_id=turn.conversation_id, target="*", id=row["id"], conversation_id=turn.conversation_id,
+             subject_id=turn.conversation_id, target=parties, id=row["id"], conversation_id=turn.conversation_id,
              sequence=sequence, type=turn.type, to=to, **{"from": row["from_address"]},
              file_name=file_name(row), title=turn.title)
         if turn.type == "release":
             emit(tx, "conversation.released", now, session_id=actor.session_id, project_key=to_project,
-                 subject_id=turn.conversation_id, target="*", conversation_id=turn.conversation_id,
+                 subject_id=turn.conversation_id, target=parties, conversation_id=turn.conversation_id,
                  sequence=sequence)
     else:
         emit(tx, "conversation.refused", now, session_id=actor.session_id, project_key=to_project,
              subject_id=turn.conversation_id, target=actor.session_id, id=row["id"],
              conversation_id=turn.conversation_id, decision=decision, reason=reason, to=to)
     return WithStatus(201, render(row, pending=pending))
+
+
+def _check_bounds(tx: Tx, actor: Actor, conv: Row | None, size: int, now: float) -> None:
+    """Refuse a turn that would take its conversation or its author's day past a bound (409, 429)."""
+    if conv is not None:
+        if int(conv["turns"]) + 1 > MAX_TURNS_PER_CONVERSATION:
+            raise ConversationFull(f"{conv['conversation_id']} holds {MAX_TURNS_PER_CONVERSATION} turns, the bound "
+                                   "of a conversation: continue in a new one", bound="turns",
+                                   limit=MAX_TURNS_PER_CONVERSATION)
+        if int(conv["bytes"]) + size > MAX_CONVERSATION_BYTES:
+            raise ConversationFull(f"{conv['conversation_id']} would hold over {MAX_CONVERSATION_BYTES} bytes of "
+                                   "turns, the bound of a conversation: continue in a new one", bound="bytes",
+                                   limit=MAX_CONVERSATION_BYTES)
+    day = int(now // DAY)
+    used = tx.conversations.quota(actor.session_id, day)
+    turns, stored = (int(used["turns"]), int(used["bytes"])) if used else (0, 0)
+    wait = max(1, int((day + 1) * DAY - now))
+    if turns + 1 > MAX_SESSION_TURNS_PER_DAY:
+        raise TurnQuota(f"{actor.session_id} stored {turns} turns today, the bound of a session per UTC day "
+                        f"({MAX_SESSION_TURNS_PER_DAY})", wait, bound="turns_per_day",
+                        limit=MAX_SESSION_TURNS_PER_DAY)
+    if stored + size > MAX_SESSION_BYTES_PER_DAY:
+        raise TurnQuota(f"{actor.session_id} would store over {MAX_SESSION_BYTES_PER_DAY} bytes of turns today, the "
+                        "bound of a session per UTC day", wait, bound="bytes_per_day", limit=MAX_SESSION_BYTES_PER_DAY)
 
 
 # ---- reads --------------------------------------------------------------------------
@@ -407,13 +523,26 @@ def _address_of(tx: Tx, session_id: str) -> str | None:
     return address
 
 
+def _takes_part(tx: Tx, actor: Actor, conv: Row, address: str | None) -> bool:
+    """Whether the actor is a party to an existing conversation: an admin, the session that opened it, or a
+    session whose ``address`` sent or received one of its accepted turns."""
+    if actor.is_admin or conv["created_by"] == actor.session_id:
+        return True
+    return address is not None and tx.conversations.takes_part(conv["conversation_id"], address)
+
+
+def _unseen(conversation_id: str, actor: Actor) -> str:
+    """The one 404 message for a conversation that does not exist and one the actor takes no part in."""
+    return f"no conversation {conversation_id[:140]!r} for {actor.session_id}"
+
+
 def _may_see(tx: Tx, actor: Actor, row: Row) -> bool:
     if actor.is_admin or row["author"] == actor.session_id:
         return True
     if row["decision"] != PROCESS:
         return False
     mine = _address_of(tx, actor.session_id)
-    return mine is not None and mine in tx.conversations.participants(row["conversation_id"])
+    return mine is not None and tx.conversations.takes_part(row["conversation_id"], mine)
 
 
 def turn(tx: Tx, actor: Actor, turn_id: int) -> dict[str, Any]:
@@ -425,13 +554,15 @@ def turn(tx: Tx, actor: Actor, turn_id: int) -> dict[str, Any]:
 
 
 def _render_conversation(tx: Tx, conv: Row) -> dict[str, Any]:
+    """A conversation's summary: its row, its participants and its pending count, all without reading a turn's
+    text (a listing renders many)."""
     released = conv["last_release"] == conv["last_sequence"]
-    pending = [r for r in tx.conversations.turns(conv["conversation_id"], None)
-               if r["type"] != "release" and r["sequence"] > conv["last_release"]]
     return {"conversation_id": conv["conversation_id"], "title": conv["title"], "project": conv["project"],
             "state": "released" if released else "open",
             "participants": tx.conversations.participants(conv["conversation_id"]),
-            "last_sequence": conv["last_sequence"], "pending": len(pending), "created_by": conv["created_by"],
+            "last_sequence": conv["last_sequence"],
+            "pending": tx.conversations.pending_in(conv["conversation_id"], int(conv["last_release"])),
+            "created_by": conv["created_by"],
             "created_at": isoformat(conv["created_at"]), "updated_at": isoformat(conv["updated_at"])}
 
 
@@ -440,41 +571,47 @@ def listing(tx: Tx, actor: Actor, *, state: str | None = None, project: str | No
     """Conversations the actor takes part in (all for an admin), most recently updated first."""
     if state not in (None, "open", "released"):
         raise Invalid("state must be open or released", field="state")
-    mine = _address_of(tx, actor.session_id)
-    out = []
-    for conv in tx.conversations.listing(min(max(limit, 1), MAX_PAGE) * 4, state, project):
-        parts = tx.conversations.participants(conv["conversation_id"])
-        if actor.is_admin or (mine is not None and mine in parts) or conv["created_by"] == actor.session_id:
-            out.append(_render_conversation(tx, conv))
-        if len(out) >= limit:
-            break
-    return out
+    party = None if actor.is_admin else (actor.session_id, _address_of(tx, actor.session_id))
+    rows = tx.conversations.listing(min(max(limit, 1), MAX_PAGE), state, project, party)
+    return [_render_conversation(tx, conv) for conv in rows]
 
 
-def show(tx: Tx, actor: Actor, conversation_id: str) -> dict[str, Any]:
-    """A whole conversation: its accepted turns by sequence and the actor's own refused ones; 404 if not visible."""
+def show(tx: Tx, actor: Actor, conversation_id: str, *, after: int = 0, limit: int = SHOW_PAGE) -> dict[str, Any]:
+    """A conversation and one page of its turns: accepted ones and the actor's own refused ones, by id (the order
+    the hub recorded them, which is sequence order for accepted turns), those with id above ``after``.
+
+    At most ``limit`` turns and about :data:`SHOW_BYTES` of text per page (at least one turn);
+    ``next_after`` is the cursor of the next page (the last id answered), None on the last page. 404 when
+    the conversation does not exist or the actor is no party to it, unless it wrote refused turns under that
+    id before anyone opened it (it sees those).
+    """
+    limit = min(max(limit, 1), MAX_PAGE)
     conv = tx.conversations.get(conversation_id)
-    mine = _address_of(tx, actor.session_id)
-    rows = tx.conversations.turns(conversation_id, actor.session_id)
-    visible = conv is not None and (actor.is_admin or (mine is not None and mine in tx.conversations.participants(
-        conversation_id)) or any(r["author"] == actor.session_id for r in rows))
-    if not visible and not rows:
-        raise NotFound(f"no conversation {conversation_id!r} for {actor.session_id}")
-    if conv is None:  # only refused turns so far: the author sees them
-        return {"conversation_id": conversation_id, "title": rows[0]["title"], "project": None, "state": "open",
-                "participants": [], "last_sequence": 0, "pending": 0, "created_by": actor.session_id,
-                "created_at": isoformat(rows[0]["created_at"]), "updated_at": isoformat(rows[-1]["created_at"]),
-                "turns": [render(r) for r in rows]}
-    if not visible:
-        raise NotFound(f"no conversation {conversation_id!r} for {actor.session_id}")
+    if conv is None:  # only refused turns so far: their author sees them
+        if not tx.conversations.authored(conversation_id, actor.session_id):
+            raise NotFound(_unseen(conversation_id, actor))
+        rows, more = tx.conversations.page(conversation_id, None, after, limit, SHOW_BYTES)
+        first = tx.conversations.page(conversation_id, None, 0, 1, SHOW_BYTES)[0]
+        return {"conversation_id": conversation_id, "title": first[0]["title"] if first else conversation_id,
+                "project": None, "state": "open", "participants": [], "last_sequence": 0, "pending": 0,
+                "created_by": actor.session_id, "created_at": isoformat(first[0]["created_at"]) if first else None,
+                "updated_at": isoformat(rows[-1]["created_at"]) if rows else None,
+                "turns": [render(r) for r in rows], "next_after": rows[-1]["id"] if more and rows else None}
+    if not _takes_part(tx, actor, conv, _address_of(tx, actor.session_id)):
+        raise NotFound(_unseen(conversation_id, actor))
+    rows, more = tx.conversations.page(conversation_id, actor.session_id, after, limit, SHOW_BYTES)
     return {**_render_conversation(tx, conv),
             "turns": [render(r, pending=r["decision"] == PROCESS and r["type"] != "release"
-                             and r["sequence"] > conv["last_release"]) for r in rows]}
+                             and r["sequence"] > conv["last_release"]) for r in rows],
+            "next_after": rows[-1]["id"] if more and rows else None}
 
 
-def next_sequence(tx: Tx, conversation_id: str) -> int:
-    """The sequence the next accepted turn of a conversation will get (1 for a new one)."""
+def next_sequence(tx: Tx, actor: Actor, conversation_id: str) -> int:
+    """The sequence the next accepted turn of a conversation will get (1 for a new one); 404 for a conversation
+    the actor is no party to, as for one that does not exist."""
     conv = tx.conversations.get(orgturn.check_conversation_id(conversation_id))
+    if conv is not None and not _takes_part(tx, actor, conv, _address_of(tx, actor.session_id)):
+        raise NotFound(_unseen(conversation_id, actor))
     return (conv["last_sequence"] if conv else 0) + 1
 
 
@@ -572,14 +709,13 @@ def release_draft(tx: Tx, actor: Actor, conversation_id: str, *, to: str | None,
                   body: str | None, now: float) -> Draft:
     """A release turn for a conversation (field form); ``to`` defaults to the last other party that wrote in it."""
     conv = tx.conversations.get(orgturn.check_conversation_id(conversation_id))
-    if conv is None:
-        raise NotFound(f"no conversation {conversation_id!r}")
     mine = _address_of(tx, actor.session_id)
+    if conv is None or not _takes_part(tx, actor, conv, mine):
+        raise NotFound(_unseen(conversation_id, actor))
     if to is None:
-        others = [r for r in tx.conversations.turns(conversation_id, None)
-                  if r["decision"] == PROCESS and r["from_address"] != mine]
-        if not others:
+        to = tx.conversations.last_other_sender(conversation_id, mine)
+        if to is None:
             raise Invalid("nobody else wrote in this conversation: name the destination (`to`)", field="to")
-        to = str(others[-1]["from_address"])
-    return draft(to=to, conversation_id=conversation_id, type="release", title=conv["title"],
-                 body=body or "Released.", release_status=release_status or "complete", now=now)
+    d = draft(to=to, conversation_id=conversation_id, type="release", title=conv["title"],
+              body=body or "Released.", release_status=release_status or "complete", now=now)
+    return dataclasses.replace(d, release_once=True)

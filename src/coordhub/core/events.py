@@ -90,7 +90,10 @@ def _times(payload: dict[str, Any]) -> dict[str, Any]:
             for k, v in payload.items()}
 
 
-PRIVATE_KINDS = ("message.", "conversation.refused")  # seen only by their parties when aimed at one session
+# seen only by their parties when aimed at one session (or one machine's sessions)
+PRIVATE_KINDS = ("message.", "conversation.turn", "conversation.released", "conversation.refused")
+# a ``target`` naming every session of a machine (``MACHINE/name`` ids; ``:`` is never in a session id)
+MACHINE_TARGET = "machine:"
 
 
 def public(row: Row) -> bool:
@@ -99,10 +102,17 @@ def public(row: Row) -> bool:
 
 
 def visible(row: Row, session_id: str, is_admin: bool) -> bool:
-    """Whether a session may see an event: direct messages' and refused turns' only by their parties (and admins)."""
+    """Whether a session may see an event: direct messages', conversation turns' and refused turns' only by
+    their parties (and admins): the session that caused it, and its target (a session, or with
+    :data:`MACHINE_TARGET` every session named after that machine)."""
     if is_admin or public(row):
         return True
-    return session_id in (row["target"], row["session_id"])
+    target = str(row["target"])
+    if session_id in (target, row["session_id"]):
+        return True
+    if target.startswith(MACHINE_TARGET) and "/" in session_id:
+        return session_id.split("/", 1)[0].lower() == target[len(MACHINE_TARGET):]
+    return False
 
 
 def render(row: Row) -> dict[str, Any]:

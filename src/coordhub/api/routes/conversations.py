@@ -67,9 +67,11 @@ async def addresses(request: Request, who: Caller = Depends(caller)) -> JSONResp
     return await query(request, lambda tx, now: conversations.addresses(tx, now))
 
 
-@router.post("/keys", status_code=201, response_model=KeyOut, responses=responses(*WRITE_ERRORS))
+@router.post("/keys", status_code=201, response_model=KeyOut, responses=responses(*WRITE_ERRORS, 409))
 async def add_key(body: KeyAdd, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-    """Register an armored OpenPGP public key: your signed turns are verified against your keys."""
+    """Register an armored OpenPGP public key: your signed turns are verified against your keys.
+
+    409 ``key_taken``: another session registered this key (a key belongs to one session)."""
     actor = await _actor(who)
     try:
         fingerprint = await asyncio.to_thread(openpgp.fingerprint, body.armored)
@@ -107,14 +109,16 @@ async def _send(request: Request, actor: Actor, d: Draft) -> JSONResponse:
     return await mutate(request, actor, lambda tx, now: conversations.send(tx, actor, d, verdict, now))
 
 
-@router.post("/turns", status_code=201, response_model=TurnOut, responses=responses(*WRITE_ERRORS, 409),
+@router.post("/turns", status_code=201, response_model=TurnOut, responses=responses(*WRITE_ERRORS, 404, 409),
              openapi_extra={"responses": {"200": {"description": "An identical retry: the first turn, "
                                                                  "decision dedup."}}})
 async def send(body: TurnSend, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Send a turn; the hub decides it (process, dedup, query, reject) and assigns its sequence.
 
     201 for a recorded turn, 200 for an identical retry (the first turn, ``decision: dedup``); 422
-    ``unknown_destination`` lists the known addresses; 409 ``sequence_taken`` answers ``expect_sequence``.
+    ``unknown_destination`` lists the known addresses; 409 ``sequence_taken`` answers ``expect_sequence``, and a
+    signed file whose ``#+SEQUENCE`` is not the one the hub assigns; 404 for an existing conversation you take no
+    part in; 409 ``conversation_full`` and 429 ``turn_quota`` name the bound a turn would pass.
     """
     actor = await _actor(who)
     d = conversations.draft(
@@ -174,25 +178,34 @@ async def listing(request: Request, state: str | None = None, project: str | Non
 
 
 @router.get("/{conversation_id}", response_model=ConversationDetailOut, responses=responses(*READ_ERRORS, 404))
-async def show(conversation_id: str, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-    """A whole conversation: accepted turns by sequence, plus your own refused ones."""
+async def show(conversation_id: str, request: Request, after: int = Query(0, ge=0, le=2**62),
+               limit: int = Query(conversations.SHOW_PAGE, ge=1, le=conversations.MAX_PAGE),
+               who: Caller = Depends(caller)) -> JSONResponse:
+    """A conversation you take part in and one page of its turns (accepted ones and your own refused ones, in the
+    order they were recorded) with ``id > after``: at most ``limit`` and about 4 MiB of text (at least one turn).
+    ``next_after`` is the ``after`` of the next page, null on the last."""
     actor = await _actor(who)
-    return await query(request, lambda tx, now: conversations.show(tx, actor, conversation_id), off_loop=True)
+    return await query(request, lambda tx, now: conversations.show(tx, actor, conversation_id, after=after,
+                                                                   limit=limit), off_loop=True)
 
 
-@router.get("/{conversation_id}/next-sequence", response_model=NextSequenceOut, responses=responses(*READ_ERRORS))
+@router.get("/{conversation_id}/next-sequence", response_model=NextSequenceOut,
+            responses=responses(*READ_ERRORS, 404))
 async def next_sequence(conversation_id: str, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-    """The sequence the next accepted turn gets (a signing sender writes it into its file, then sends)."""
-    await _actor(who)
+    """The sequence the next accepted turn gets (a signing sender writes it into its file, then sends); 1 for a
+    new conversation, 404 for one you take no part in."""
+    actor = await _actor(who)
     return await query(request, lambda tx, now: {
-        "conversation_id": conversation_id, "next_sequence": conversations.next_sequence(tx, conversation_id)})
+        "conversation_id": conversation_id, "next_sequence": conversations.next_sequence(tx, actor, conversation_id)})
 
 
 @router.post("/{conversation_id}/release", status_code=201, response_model=TurnOut,
              responses=responses(*WRITE_ERRORS, 404))
 async def release(conversation_id: str, body: TurnRelease, request: Request,
                   who: Caller = Depends(caller)) -> JSONResponse:
-    """Release a conversation: a ``release`` turn, after which none of its earlier turns is pending."""
+    """Release a conversation: a ``release`` turn, after which none of its earlier turns is pending.
+
+    A conversation already released answers the release that did it (200, ``decision: dedup``)."""
     actor = await _actor(who)
     h = hub(request)
     d = await h.query(lambda tx, now: conversations.release_draft(

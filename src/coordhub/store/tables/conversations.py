@@ -33,9 +33,19 @@ class Conversations(Table):
             + (", last_release = ?" if release else "") + " WHERE conversation_id = ?",
             (sequence, now, sequence, conversation_id) if release else (sequence, now, conversation_id))
 
-    def listing(self, limit: int, state: str | None, project: str | None) -> list[Row]:
-        """Conversations, most recently updated first; ``state`` open/released and ``project`` filter."""
-        where, args = [], []
+    def listing(self, limit: int, state: str | None, project: str | None,
+                party: tuple[str, str | None] | None = None) -> list[Row]:
+        """Conversations, most recently updated first; ``state`` open/released and ``project`` filter.
+
+        ``party`` ``(session, address)``: only those the session opened or its address takes part in.
+        """
+        where: list[str] = []
+        args: list[object] = []
+        if party is not None:
+            where.append("(created_by = ? OR EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = "
+                         "conversations.conversation_id AND t.decision = 'process' AND "
+                         "(t.from_address = ? OR t.to_address = ?)))")
+            args.extend((party[0], party[1] or "", party[1] or ""))
         if state == "open":
             where.append("last_release < last_sequence")
         elif state == "released":
@@ -53,6 +63,75 @@ class Conversations(Table):
                            (conversation_id, conversation_id))
         return sorted(str(r["a"]) for r in rows)
 
+    def takes_part(self, conversation_id: str, address: str) -> bool:
+        """Whether ``address`` sent or received an accepted turn of the conversation."""
+        return self.ex.one("SELECT 1 AS x FROM turns WHERE conversation_id = ? AND decision = 'process' "
+                           "AND (from_address = ? OR to_address = ?) LIMIT 1",
+                           (conversation_id, address, address)) is not None
+
+    def pending_in(self, conversation_id: str, last_release: int) -> int:
+        """How many accepted non-release turns of the conversation follow its last release (no content read)."""
+        row = self.ex.one("SELECT COUNT(*) AS n FROM turns WHERE conversation_id = ? AND decision = 'process' "
+                          "AND type <> 'release' AND sequence > ?", (conversation_id, last_release))
+        return int(row["n"]) if row else 0
+
+    def at_sequence(self, conversation_id: str, sequence: int) -> Row | None:
+        """The accepted turn of the conversation with this sequence, or None."""
+        return self.ex.one("SELECT * FROM turns WHERE conversation_id = ? AND sequence = ?",
+                           (conversation_id, sequence))
+
+    def last_other_sender(self, conversation_id: str, address: str | None) -> str | None:
+        """The from address of the newest accepted turn not sent from ``address``, or None."""
+        row = self.ex.one("SELECT from_address FROM turns WHERE conversation_id = ? AND decision = 'process' "
+                          "AND from_address <> ? ORDER BY sequence DESC LIMIT 1", (conversation_id, address or ""))
+        return str(row["from_address"]) if row else None
+
+    def authored(self, conversation_id: str, author: str) -> bool:
+        """Whether ``author`` wrote any turn (accepted or refused) under this conversation id."""
+        return self.ex.one("SELECT 1 AS x FROM turns WHERE conversation_id = ? AND author = ? LIMIT 1",
+                           (conversation_id, author)) is not None
+
+    def page(self, conversation_id: str, author: str | None, after_id: int, limit: int,
+             max_bytes: int) -> tuple[list[Row], bool]:
+        """Turns of a conversation by id above ``after_id``: the accepted ones, and ``author``'s refused ones
+        (None: only ``author``'s own, accepted or not). At most ``limit`` and about ``max_bytes`` of stored text
+        (at least one turn); sizes are read first, so no turn's text is loaded unless it is answered.
+        Returns ``(rows, more)``."""
+        who = "(decision = 'process' OR author = ?)" if author is not None else "author = ?"
+        sizes = self.ex.all(
+            f"SELECT id, COALESCE(size, 0) AS size FROM turns WHERE conversation_id = ? AND {who} AND id > ? "
+            "ORDER BY id LIMIT ?", (conversation_id, author or "", after_id, limit + 1))
+        more = len(sizes) > limit
+        take: list[int] = []
+        total = 0
+        for r in sizes[:limit]:
+            if take and total + int(r["size"]) > max_bytes:
+                more = True
+                break
+            take.append(int(r["id"]))
+            total += int(r["size"])
+        if not take:
+            return [], False
+        rows = self.ex.all(f"SELECT * FROM turns WHERE conversation_id = ? AND {who} AND id >= ? AND id <= ? "
+                           "ORDER BY id", (conversation_id, author or "", take[0], take[-1]))
+        return rows, more
+
+    def count_turn(self, conversation_id: str, size: int) -> None:
+        """Add one stored turn of ``size`` bytes to the conversation's counters (its bounds)."""
+        self.ex.execute("UPDATE conversations SET turns = turns + 1, bytes = bytes + ? WHERE conversation_id = ?",
+                        (size, conversation_id))
+
+    def quota(self, session_id: str, day: int) -> Row | None:
+        """``turns, bytes`` the session stored on ``day`` (days since the epoch, UTC), or None."""
+        return self.ex.one("SELECT turns, bytes FROM turn_quota WHERE session_id = ? AND day = ?", (session_id, day))
+
+    def charge(self, session_id: str, day: int, size: int) -> None:
+        """Count one stored turn of ``size`` bytes against the session's ``day``; forget its earlier days."""
+        self.ex.execute("DELETE FROM turn_quota WHERE session_id = ? AND day < ?", (session_id, day))
+        self.ex.execute("INSERT INTO turn_quota (session_id, day, turns, bytes) VALUES (?, ?, 1, ?) "
+                        "ON CONFLICT (session_id, day) DO UPDATE SET turns = turn_quota.turns + 1, "
+                        "bytes = turn_quota.bytes + excluded.bytes", (session_id, day, size))
+
     def add_turn(self, row: Row) -> int:
         """Insert a turn; return its id (increasing in commit order)."""
         return self.insert_returning("turns", row, "id")
@@ -60,12 +139,6 @@ class Conversations(Table):
     def turn(self, turn_id: int) -> Row | None:
         """One turn, or None."""
         return self.ex.one("SELECT * FROM turns WHERE id = ?", (turn_id,))
-
-    def turns(self, conversation_id: str, author: str | None) -> list[Row]:
-        """Accepted turns of a conversation by sequence, then ``author``'s refused ones by id."""
-        return self.ex.all(
-            "SELECT * FROM turns WHERE conversation_id = ? AND (decision = 'process' OR author = ?) "
-            "ORDER BY sequence IS NULL, sequence, id", (conversation_id, author or ""))
 
     def same_content(self, conversation_id: str, author: str, sha256: str) -> Row | None:
         """The first accepted turn of ``author`` in the conversation with this content hash (a retry's original)."""
@@ -130,6 +203,12 @@ class SigningKeys(Table):
             return False
         self.insert("signing_keys", row)
         return True
+
+    def holder(self, fingerprint: str, other_than: str) -> str | None:
+        """A session other than ``other_than`` that registered the key, or None."""
+        row = self.ex.one("SELECT session_id FROM signing_keys WHERE fingerprint = ? AND session_id <> ? LIMIT 1",
+                          (fingerprint, other_than))
+        return str(row["session_id"]) if row else None
 
     def of(self, session_id: str) -> list[Row]:
         """A session's keys, oldest first."""

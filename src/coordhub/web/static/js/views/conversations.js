@@ -42,7 +42,10 @@ export function ConversationsView() {
 }
 
 function Turns({ id, now, onClose }) {
-  const res = useResource(() => call("GET", "/conversations/" + encodeURIComponent(id)), ["conversation."], [id]);
+  // one page of turns at a time (the hub answers at most 100 and about 4 MiB): `after` is the page's cursor
+  const [after, setAfter] = useState(0);
+  const res = useResource(() => call("GET", "/conversations/" + encodeURIComponent(id) + "?after=" + after),
+                          ["conversation."], [id, after]);
   return html`<article class="card" aria-label="Conversation">
     <header><h3>${res.data ? res.data.title || id : id}</h3>
       <button type="button" class="link" onClick=${onClose} aria-label="Close conversation">×</button></header>
@@ -58,6 +61,8 @@ function Turns({ id, now, onClose }) {
           ${t.verified ? html` <${Badge} kind="ok">signed</${Badge}>` : null}
           ${t.decision === "reject" ? html` <${Badge} kind="danger">refused: ${t.reason}</${Badge}>` : null}</p>
         ${t.title ? html`<p>${t.title}</p>` : null}
-        <pre class="body">${t.body || t.content}</pre></li>`)}</ol>`}</${Loaded}>
+        <pre class="body">${t.body || t.content}</pre></li>`)}</ol>
+      <p class="meta">${after ? html`<button type="button" class="link" onClick=${() => setAfter(0)}>First turns</button> ` : null}
+        ${c.next_after ? html`<button type="button" class="link" onClick=${() => setAfter(c.next_after)}>Next turns</button>` : null}</p>`}</${Loaded}>
   </article>`;
 }

@@ -1,0 +1,226 @@
+"""A security review of conversations, over HTTP on both backends: only a conversation's parties write, read and
+release it (an outsider gets the 404 of an id nobody used); turn events reach the parties only; a conversation's
+turns come in bounded pages; what a conversation and a session store is bounded; a key belongs to one session
+and a signed file's SEQUENCE is the one it gets (no replay); a second release answers the first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from coordhub.core import conversations
+from tests.conftest import Api
+from tests.conversations.conftest import GpgKey, org
+from tests.conversations.test_turns_api import agent, send
+
+URL = "/api/coord/conversations"
+
+
+@pytest.fixture
+def trio(api: Api) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """alice (velox.career) and bob (ratio.web) talk; mallory (ostra.evil) is no party to it."""
+    return (agent(api, "velox/alice", "velox", "career"), agent(api, "ratio/bob", "ratio", "web"),
+            agent(api, "ostra/mallory", "ostra", "evil"))
+
+
+def field_turn(api: Api, headers: dict[str, str], to: str, kind: str = "request", body: str = "x",
+               conversation: str = "prep-fixup", **extra: Any) -> Any:
+    return api.post(f"{URL}/turns", json={"to": to, "conversation_id": conversation, "type": kind, "body": body,
+                                          **extra}, headers=headers)
+
+
+def opened(api: Api, alice: dict[str, str], bob: dict[str, str]) -> None:
+    assert field_turn(api, alice, "ratio.web", body="SECRET: the new password is hunter2",
+                      title="Rotate the DB password").status_code == 201
+    assert field_turn(api, bob, "velox.career", "progress", "on it").status_code == 201
+
+
+def same_404(api: Api, r: Any, ghost: Any) -> None:
+    """``r`` is the answer ``ghost`` (the same request for an id nobody used) was, the id aside."""
+    assert r.status_code == ghost.status_code == 404, (r.text, ghost.text)
+    assert r.json() == {k: v.replace("ghost", "prep-fixup") if isinstance(v, str) else
+                        {kk: vv.replace("ghost", "prep-fixup") for kk, vv in v.items()}
+                        for k, v in ghost.json().items()}
+
+
+def test_an_outsider_cannot_join_read_answer_or_release(api: Api, trio: Any) -> None:
+    alice, bob, mallory = trio
+    opened(api, alice, bob)
+    same_404(api, api.get(f"{URL}/prep-fixup", headers=mallory), api.get(f"{URL}/ghost", headers=mallory))
+    same_404(api, api.get(f"{URL}/prep-fixup/next-sequence", headers=mallory), api.get(f"{URL}/ghost", headers=mallory))
+    assert api.get(f"{URL}/ghost/next-sequence", headers=mallory).json()["next_sequence"] == 1  # a new id: anyone
+    same_404(api, api.post(f"{URL}/prep-fixup/release", json={"to": "ratio.web"}, headers=mallory),
+             api.post(f"{URL}/ghost/release", json={"to": "ratio.web"}, headers=mallory))
+    injected = field_turn(api, mallory, "ostra.evil", "progress")  # joining by writing to itself
+    assert injected.status_code == 404 and injected.json()["error"]["code"] == "not_found", injected.text
+    assert field_turn(api, mallory, "velox.career", "complete", "done (not really)").status_code == 404
+    refused = api.post(f"{URL}/turns", json={"to": "velox.career", "content": org(version="4")}, headers=mallory)
+    assert refused.status_code == 404  # not even a refused turn is recorded in someone else's conversation
+    conv = api.get(f"{URL}/prep-fixup", headers=api.admin).json()
+    assert (conv["last_sequence"], conv["state"], conv["participants"]) == (2, "open", ["ratio.web", "velox.career"])
+    assert [t["author"] for t in conv["turns"]] == ["velox/alice", "ratio/bob"]
+    assert [c["conversation_id"] for c in api.get(URL, headers=mallory).json()] == []
+    assert len(api.get(f"{URL}/inbox", headers=alice).json()) == 1
+
+
+def test_a_party_brings_a_new_address_in_by_writing_to_it(api: Api, trio: Any) -> None:
+    alice, bob, mallory = trio
+    opened(api, alice, bob)
+    assert field_turn(api, bob, "ostra.evil", "query", "can you help?").status_code == 201
+    conv = api.get(f"{URL}/prep-fixup", headers=mallory)
+    assert conv.status_code == 200 and conv.json()["participants"] == ["ostra.evil", "ratio.web", "velox.career"]
+    assert field_turn(api, mallory, "ratio.web", "progress", "yes").json()["sequence"] == 4
+    assert api.get(f"{URL}/prep-fixup/next-sequence", headers=mallory).json()["next_sequence"] == 5
+
+
+def test_turn_events_reach_the_parties_only(api: Api, trio: Any) -> None:
+    alice, bob, mallory = trio
+    ratio_sync = api.token("ratio/sync")  # another session of the destination's machine (sync, watch)
+    opened(api, alice, bob)
+    rel = api.post(f"{URL}/prep-fixup/release", json={}, headers=alice)
+    assert rel.status_code == 201
+
+    def seen(headers: dict[str, str]) -> list[tuple[str, int]]:
+        r = api.get("/api/coord/audit", params={"kinds": "conversation.", "limit": 100}, headers=headers)
+        assert r.status_code == 200, r.text
+        return [(e["kind"], e["payload"]["sequence"]) for e in r.json()
+                if e["kind"] in ("conversation.turn", "conversation.released")]
+
+    everything = [("conversation.turn", 1), ("conversation.turn", 2), ("conversation.turn", 3),
+                  ("conversation.released", 3)]
+    assert seen(api.admin) == seen(alice) == seen(bob) == everything
+    assert seen(ratio_sync) == [("conversation.turn", 1), ("conversation.turn", 3), ("conversation.released", 3)]
+    assert seen(mallory) == []
+
+
+def test_a_conversations_turns_come_in_bounded_pages(api: Api, trio: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice, bob, _ = trio
+    for i in range(5):
+        assert field_turn(api, alice if i % 2 == 0 else bob, "ratio.web" if i % 2 == 0 else "velox.career",
+                          "progress", f"turn {i}").status_code == 201
+    got, after, pages = [], 0, 0
+    while after is not None:
+        page = api.get(f"{URL}/prep-fixup", params={"after": after, "limit": 2}, headers=bob).json()
+        assert len(page["turns"]) <= 2 and page["pending"] == 5 and page["last_sequence"] == 5
+        got += [t["body"] for t in page["turns"]]
+        after, pages = page["next_after"], pages + 1
+    assert got == [f"turn {i}" for i in range(5)] and pages == 3
+    assert api.get(f"{URL}/prep-fixup", params={"limit": 1001}, headers=bob).status_code == 422
+    # a page is also cut by size: about SHOW_BYTES of text, at least one turn
+    monkeypatch.setattr(conversations, "SHOW_BYTES", 150_000)
+    for i in range(3):
+        assert field_turn(api, alice, "ratio.web", "progress", f"{i}" + "B" * 100_000, "big").status_code == 201
+    first = api.get(f"{URL}/big", headers=bob).json()
+    assert len(first["turns"]) == 1 and first["next_after"] == first["turns"][0]["id"]
+    rest = api.get(f"{URL}/big", params={"after": first["next_after"]}, headers=bob).json()
+    assert [t["body"][0] for t in rest["turns"]] == ["1"] and rest["next_after"] is not None
+    listing = api.get(URL, headers=bob).json()
+    assert {c["conversation_id"]: c["pending"] for c in listing} == {"big": 3, "prep-fixup": 5}
+
+
+def test_a_conversation_is_bounded_in_turns_and_bytes(api: Api, trio: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice, bob, _ = trio
+    monkeypatch.setattr(conversations, "MAX_TURNS_PER_CONVERSATION", 3)
+    for i in range(3):
+        assert field_turn(api, alice, "ratio.web", "progress", f"t{i}").status_code == 201
+    full = field_turn(api, bob, "velox.career", "progress", "one more")
+    assert full.status_code == 409, full.text
+    err = full.json()["error"]
+    assert (err["code"], err["bound"], err["limit"]) == ("conversation_full", "turns", 3)
+    assert "3 turns" in err["message"]
+    monkeypatch.setattr(conversations, "MAX_TURNS_PER_CONVERSATION", 10_000)
+    monkeypatch.setattr(conversations, "MAX_CONVERSATION_BYTES", 40_000)
+    assert field_turn(api, alice, "ratio.web", "progress", "A" * 30_000, "other").status_code == 201
+    big = field_turn(api, bob, "velox.career", "progress", "B" * 30_000, "other")
+    assert big.status_code == 409 and big.json()["error"]["bound"] == "bytes"
+    assert big.json()["error"]["limit"] == 40_000
+
+
+def test_a_session_is_bounded_per_day(api: Api, trio: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice, bob, mallory = trio
+    monkeypatch.setattr(conversations, "MAX_SESSION_BYTES_PER_DAY", 100_000)
+    for i in range(3):  # in conversations of its own: the per-conversation bounds do not stop it
+        assert field_turn(api, mallory, "velox.career", "progress", "M" * 30_000, f"c{i}").status_code == 201
+    over = field_turn(api, mallory, "velox.career", "progress", "M" * 30_000, "c3")
+    assert over.status_code == 429, over.text
+    err = over.json()["error"]
+    assert (err["code"], err["bound"], err["limit"]) == ("turn_quota", "bytes_per_day", 100_000)
+    assert 0 < err["retry_after"] <= 86_400
+    # refused turns are stored too, so they count
+    refused = api.post(f"{URL}/turns", json={"to": "velox.career", "content": org(conversation="c9", version="4",
+                                                                                  body="M" * 30_000)}, headers=mallory)
+    assert refused.status_code == 429
+    assert field_turn(api, bob, "velox.career", "progress", "B" * 30_000, "c7").status_code == 201  # others: not
+    monkeypatch.setattr(conversations, "MAX_SESSION_BYTES_PER_DAY", 10**9)
+    monkeypatch.setattr(conversations, "MAX_SESSION_TURNS_PER_DAY", 3)
+    r = field_turn(api, mallory, "velox.career", "progress", "m", "c4")
+    assert r.status_code == 429 and r.json()["error"]["bound"] == "turns_per_day"
+
+
+def test_a_turns_text_is_stored_once_and_read_back_exactly(api: Api, trio: Any) -> None:
+    alice, bob, _ = trio
+    sent = [field_turn(api, alice, "ratio.web", "request", "Why?").json(),
+            field_turn(api, alice, "ratio.web", "progress", "two\nlines\n\n\n", "c2").json(),
+            field_turn(api, alice, "ratio.web", "progress", "crlf\r\nbody", "c3").json(),
+            send(api, alice, "ratio.web", org(conversation="c4", body="from a file\n")).json(),
+            send(api, alice, "ratio.web", org(conversation="c5").replace("\n", "\r\n")).json()]
+    assert [t["body"] for t in sent] == ["Why?", "two\nlines\n\n\n", "crlf\r\nbody", "from a file\n",
+                                         "Please fix the prep script.\r\n".replace("\r\n", "\n")]
+    for t in sent:
+        again = api.get(f"{URL}/turns/{t['id']}", headers=bob).json()
+        assert (again["body"], again["content"]) == (t["body"], t["content"])
+    stored = api.hub.query_sync(lambda tx, now: [
+        tx.ex.one("SELECT body, body_in_content, size FROM turns WHERE id = ?", (t["id"],)) for t in sent])
+    assert [(r["body"], r["body_in_content"]) for r in stored] == [
+        ("", 2), ("two\nlines\n\n\n", 0), ("crlf\r\nbody", 0), ("", 1), ("", 1)]
+    assert stored[0]["size"] == len(sent[0]["content"].encode())
+
+
+def test_a_key_belongs_to_one_session(api: Api, trio: Any, gpg_keys: tuple[GpgKey, GpgKey]) -> None:
+    alice, _, mallory = trio
+    author, _ = gpg_keys
+    assert api.post(f"{URL}/keys", json={"armored": author.armored}, headers=alice).status_code == 201
+    assert api.post(f"{URL}/keys", json={"armored": author.armored}, headers=alice).status_code == 201  # no-op
+    taken = api.post(f"{URL}/keys", json={"armored": author.armored}, headers=mallory)
+    assert taken.status_code == 409 and taken.json()["error"]["code"] == "key_taken", taken.text
+    assert api.get(f"{URL}/keys", params={"of": "ostra/mallory"}, headers=mallory).json() == []
+    assert api.delete(f"{URL}/keys/{author.fingerprint}", headers=alice).status_code == 200
+    assert api.post(f"{URL}/keys", json={"armored": author.armored}, headers=mallory).status_code == 201
+
+
+def test_a_signed_file_must_carry_the_sequence_it_gets(api: Api, trio: Any,
+                                                       gpg_keys: tuple[GpgKey, GpgKey]) -> None:
+    alice, bob, _ = trio
+    author, _ = gpg_keys
+    assert api.post(f"{URL}/keys", json={"armored": author.armored}, headers=alice).status_code == 201
+    wrong = org(conversation="deploy", sequence=7, body="Please deploy release 41.\n")
+    r = send(api, alice, "ratio.web", wrong, signature=author.sign(wrong.encode()))
+    assert r.status_code == 409, r.text
+    assert (r.json()["error"]["code"], r.json()["error"]["next_sequence"]) == ("sequence_taken", 1)
+    content = org(conversation="deploy", sequence=1, body="Please deploy release 41.\n")
+    signature = author.sign(content.encode())
+    first = send(api, alice, "ratio.web", content, signature=signature)
+    assert first.status_code == 201 and first.json()["verified"] is True
+    assert api.post(f"{URL}/deploy/release", json={}, headers=bob).status_code == 201
+    # bob (a party) replays alice's signed file, captured from his inbox: it says SEQUENCE 1, the hub assigns 3
+    replay = send(api, bob, "velox.career", content, signature=signature)
+    assert replay.status_code == 409 and replay.json()["error"]["next_sequence"] == 3, replay.text
+    assert api.get(f"{URL}/inbox", headers=bob).json() == []
+
+
+def test_releasing_a_released_conversation_answers_the_first_release(api: Api, trio: Any) -> None:
+    alice, bob, _ = trio
+    opened(api, alice, bob)
+    first = api.post(f"{URL}/prep-fixup/release", json={}, headers=alice)
+    assert first.status_code == 201 and first.json()["sequence"] == 3
+    again = api.post(f"{URL}/prep-fixup/release", json={}, headers=bob)
+    assert again.status_code == 200, again.text
+    assert (again.json()["id"], again.json()["sequence"], again.json()["decision"]) == (first.json()["id"], 3,
+                                                                                       "dedup")
+    conv = api.get(f"{URL}/prep-fixup", headers=alice).json()
+    assert conv["last_sequence"] == 3 and len(conv["turns"]) == 3
+    # a new turn reopens it; a release then is a new one
+    assert field_turn(api, bob, "velox.career", "query", "one more thing").status_code == 201
+    again = api.post(f"{URL}/prep-fixup/release", json={"body": "Done now."}, headers=alice)
+    assert again.status_code == 201 and again.json()["sequence"] == 5
