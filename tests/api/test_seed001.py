@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
+
 from tests.conftest import Api
 
 
@@ -122,3 +124,41 @@ def test_todos_seed000_fields(api: Api) -> None:
     assert [t["id"] for t in r.json()] == [parent["id"]]
     r = api.post("/api/coord/todos", json={"text": "x", "parent_id": "nope"}, headers=me)
     assert r.status_code == 404
+
+
+def test_work_items_name_their_caller_as_seed001_does_on_a_hub_without_tokens(open_api: TestClient) -> None:
+    """Seed 001: "pass session_id in the request body or as a query parameter". Its work-item requests carry
+    no created_by/updated_by, so a --no-auth hub takes session_id from either place (it refused both)."""
+    me = "DESKTOP-0O8A1RL/claude-main"
+    r = open_api.post("/api/coord/workflows", json={"project_key": "gururmm", "name": "Discovery",
+                                                    "status": "planning", "created_by": me})
+    assert r.status_code == 201, r.text
+    wf = r.json()["id"]
+    item = {"workflow_id": wf, "project_key": "gururmm", "title": "Write migrations", "status": "pending",
+            "priority": 10}
+    r = open_api.post("/api/coord/work-items", json=item)
+    assert r.status_code == 422 and "session_id" in r.json()["error"]["message"]  # nobody named: who is it?
+    in_body = open_api.post("/api/coord/work-items", json={**item, "session_id": me})
+    assert in_body.status_code == 201, in_body.text
+    assert in_body.json()["created_by"] == me
+    in_query = open_api.post("/api/coord/work-items", params={"session_id": me}, json=item)
+    assert in_query.status_code == 201, in_query.text
+    for params, body in (({"session_id": me}, {"status": "in_progress"}),
+                         ({}, {"status": "completed", "session_id": me})):
+        r = open_api.patch(f"/api/coord/work-items/{in_body.json()['id']}", params=params, json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == body["status"]
+    r = open_api.patch(f"/api/coord/work-items/{in_query.json()['id']}", json={"status": "completed",
+                                                                                "session_id": me,
+                                                                                "updated_by": "OTHER/x"})
+    assert r.status_code == 422 and "different sessions" in r.json()["error"]["message"]
+
+
+def test_a_token_decides_who_names_a_work_item(api: Api) -> None:
+    """With tokens, a session_id naming another session is refused (403), as every identity field is."""
+    me = api.token("DESKTOP-0O8A1RL/claude-main")
+    r = api.post("/api/coord/workflows", json={"project_key": "g", "name": "w"}, headers=me)
+    assert r.status_code == 201, r.text
+    r = api.post("/api/coord/work-items", json={"workflow_id": r.json()["id"], "title": "t",
+                                                "session_id": "HOWARD-HOME/claude-main"}, headers=me)
+    assert r.status_code == 403, r.text

@@ -392,6 +392,7 @@ class WorkItemCreate(Strict):
     priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] = 0
     assigned_to: Line | None = None
     created_by: Line | None = None
+    session_id: Line | None = None  # seed 001 named the caller so in any request ("body or query parameter")
 
 
 class WorkItemPatch(Strict):
@@ -403,6 +404,7 @@ class WorkItemPatch(Strict):
     priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] | None = None
     assigned_to: Line | None = None
     updated_by: Line | None = None
+    session_id: Line | None = None  # seed 001's way to name the caller, as for every request
     fence: Fence | None = None
 
 

@@ -57,9 +57,14 @@ async def patch(workflow_id: uuid.UUID, body: WorkflowPatch, request: Request,
 
 
 @router.post("/work-items", status_code=201, response_model=WorkItemOut, responses=responses(*WRITE_ERRORS, 404))
-async def add_item(body: WorkItemCreate, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-    """Add a work item (statuses: pending, in_progress, blocked, completed, cancelled)."""
-    actor = await who.act((body.created_by, "created_by"))
+async def add_item(body: WorkItemCreate, request: Request, session_id: str | None = None,
+                   who: Caller = Depends(caller)) -> JSONResponse:
+    """Add a work item (statuses: pending, in_progress, blocked, completed, cancelled).
+
+    The caller is named (without a token) by ``created_by``, ``session_id`` in the body or the query (seed 001's
+    rule for every request), or the ``X-Coord-Session`` header."""
+    actor = await who.act((body.created_by, "created_by"), (body.session_id, "session_id"),
+                          (session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: workflows.add_item(
         tx, actor, workflow_id=body.workflow_id, title=body.title, project_key=body.project_key,
         description=body.description, status=body.status, priority=body.priority, assigned_to=body.assigned_to,
@@ -73,10 +78,13 @@ async def get_item(item_id: uuid.UUID, request: Request, who: Caller = Depends(c
 
 
 @router.patch("/work-items/{item_id}", response_model=WorkItemOut, responses=responses(*WRITE_ERRORS, 404, 409))
-async def patch_item(item_id: uuid.UUID, body: WorkItemPatch, request: Request,
+async def patch_item(item_id: uuid.UUID, body: WorkItemPatch, request: Request, session_id: str | None = None,
                      who: Caller = Depends(caller)) -> JSONResponse:
-    """Update a work item; with ``fence`` the update is refused (409) unless that lease is still yours."""
-    actor = await who.act((body.updated_by, "updated_by"))
-    changes = dump(body, exclude=("updated_by", "fence"))
+    """Update a work item; with ``fence`` the update is refused (409) unless that lease is still yours.
+
+    The caller is named (without a token) as for adding one: ``updated_by``, ``session_id`` (body or query)."""
+    actor = await who.act((body.updated_by, "updated_by"), (body.session_id, "session_id"),
+                          (session_id, "session_id"))
+    changes = dump(body, exclude=("updated_by", "session_id", "fence"))
     return await mutate(request, actor, lambda tx, now: workflows.update_item(
         tx, actor, str(item_id), changes, fence=body.fence, now=now))
