@@ -221,3 +221,26 @@ def test_a_client_that_started_from_now_resumes_from_where_its_stream_began(tmp_
         assert asked["n"] >= 2 and seen == ["between"]
     finally:
         short.stop()
+
+
+def test_a_cookie_stream_ends_when_its_web_session_expires(tmp_path: Path) -> None:
+    """A web session expires without an event; a stream it opened ends then (its lifetime is cut to what the
+    web session has left), not hours later at ``stream_max_seconds``."""
+    import sqlite3
+
+    h = start_hub(LiveHub(tmp_path / "expiring"))
+    try:
+        signed = httpx2.post(h.url + "/api/coord/web/session", json={"token": h.token("m1/viewer")})
+        assert signed.status_code == 201, signed.text
+        with sqlite3.connect(h.data_dir / "coord.db") as db:  # as if signed in 12 hours less 2 seconds ago
+            db.execute("UPDATE web_sessions SET expires_at = ?", (time.time() + 2,))
+        cookie = f"{websessions.COOKIE_NAME}={signed.cookies[websessions.COOKIE_NAME]}"
+        raw = RawStream(h.port, {"Cookie": cookie, websessions.CSRF_HEADER: signed.json()["csrf_token"]})
+        try:
+            raw.wait_for(b": connected")
+            took = raw.wait_for(b": end: lifetime\n\n" + END, timeout=15)  # 2 s, then the ping timer's round
+            assert took < 10
+        finally:
+            raw.close()
+    finally:
+        h.stop()

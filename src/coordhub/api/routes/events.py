@@ -229,13 +229,13 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_
 
     keep = events.Filter(viewer, admin, prefixes, project_key, to_session, session_id)
     release = streams.slots(request).acquire(streams.key(who, request))
-    body = _stream(h, request.app.state.fanout, cursor, keep, viewer, _credential(request, who))
+    body = _stream(h, request.app.state.fanout, cursor, keep, viewer, await _credential(request, who))
     return streams.LiveStream(body, release, media_type="text/event-stream",
                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
                                        CURSOR_HEADER: str(cursor)})
 
 
-def _credential(request: Request, who: Caller) -> Credential:
+async def _credential(request: Request, who: Caller) -> Credential:
     """What authenticated this stream request (see :class:`Credential`): its token, or its web-session cookie."""
     lifetime = float(request.app.state.limits.stream_max_seconds)
     if who.token_actor is None:  # --no-auth: nothing to revoke
@@ -248,6 +248,10 @@ def _credential(request: Request, who: Caller) -> Credential:
         async def web_live() -> bool:
             return await auth.web_session(cookie) is not None
 
+        web = await auth.web_session(cookie)
+        if web is not None:  # a web session expires without an event: its stream ends when it does
+            left = max(web.expires_at - hub(request).clock.now(), 1.0)
+            lifetime = min(lifetime, left) if lifetime > 0 else left
         return Credential(session, websessions.key(cookie), web_live, lifetime)
     token = (authorization or "").partition(" ")[2].strip()
 
