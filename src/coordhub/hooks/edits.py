@@ -4,7 +4,11 @@ Runs before every Edit, Write, MultiEdit and NotebookEdit, so it does one
 request, ``GET /locks/conflicts?project_key=&resource=<project-relative
 path>``, which answers the live leases overlapping the path held by *other*
 sessions (the caller's own leases never conflict). A file outside the
-project root is never denied and costs no request.
+project root is checked in its own git repository (the key that
+repository's guard uses, paths relative to it; see
+:meth:`Invocation.project_of`), so ``cd``-ing elsewhere changes nothing; a
+file outside the root and outside every git repository is never denied and
+costs no request.
 
 Halt and pause: while a halt covers the session (the fleet's, or one of its
 machine or project) every edit inside the project is denied, since stopping
@@ -40,7 +44,7 @@ from coordhub.hooks import output
 from coordhub.hooks.hub import HubError, HubRefused
 from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.output import Answer
-from coordhub.hooks.project import as_resource
+from coordhub.hooks.project import Project, as_resource
 from coordhub.hooks.untrusted import one_line
 
 HALT_POLL_SECONDS = 1.0
@@ -56,17 +60,21 @@ def pre_tool_use(inv: Invocation) -> Answer | None:
     prompts in force. A path edited through a symlink is asked about under
     both its names (one more request only then); either conflicting denies.
     """
-    names = edited_names(inv)
-    if names is None:
+    try:
+        edited = edited_names(inv)
+    except HubError as exc:  # another repository's identity.json is unreadable: no key to ask under
+        return cannot_check(inv, one_line(_path(inv) or "?"), f"its project cannot be named ({exc})")
+    if edited is None:
         return None
-    if isinstance(names, Unguardable):
-        return cannot_check(inv, names.shown, names.why)
+    if isinstance(edited, Unguardable):
+        return cannot_check(inv, edited.shown, edited.why)
+    proj, names = edited
     found: dict[str, dict[str, Any]] = {}
     for rel in names:
         deadline = time.monotonic() + inv.settings.halt_wait
         while True:
             try:
-                data = inv.hub.get("/locks/conflicts", project_key=inv.project.key, resource=as_resource(rel))
+                data = inv.hub.get("/locks/conflicts", project_key=proj.key, resource=as_resource(rel))
             except HubError as exc:
                 return cannot_check(inv, one_line(names[0]), _why(rel, exc))
             leases, halt, paused = _parse(data)
@@ -88,7 +96,7 @@ def pre_tool_use(inv: Invocation) -> Answer | None:
             found.setdefault(str(lease.get("id")), lease)
     if found:
         shown = names[-1] + (f" (edited as {names[0]})" if len(names) > 1 else "")
-        return output.deny(deny_reason(one_line(shown), inv.project.key, list(found.values())))
+        return output.deny(deny_reason(one_line(shown), proj.key, list(found.values())))
     return None
 
 
@@ -99,25 +107,33 @@ class Unguardable(NamedTuple):
     why: str
 
 
-def edited_names(inv: Invocation) -> list[str] | Unguardable | None:
-    """The project-relative names of the file the tool call would change (see :meth:`Project.names`).
-
-    None when there is nothing to guard: not an edit tool, no path, a path
-    outside the project or the project root itself. A path with a NUL byte
-    cannot be made relative (no file system takes it) and cannot be asked
-    about, so it is :class:`Unguardable` rather than silently unchecked.
-    """
+def _path(inv: Invocation) -> str | None:
+    """The path the tool call would change (``tool_input``'s path field), or None for other tools."""
     field = PATH_FIELDS.get(str(inv.payload.get("tool_name")))
     tool_input = inv.payload.get("tool_input")
     if field is None or not isinstance(tool_input, dict):
         return None
     path = tool_input.get(field) or tool_input.get("file_path")
-    if not isinstance(path, str) or not path.strip():
+    return path if isinstance(path, str) and path.strip() else None
+
+
+def edited_names(inv: Invocation) -> tuple[Project, list[str]] | Unguardable | None:
+    """The project the edited file is checked in and its names there (see :meth:`Invocation.project_of`).
+
+    None when there is nothing to guard: not an edit tool, no path, a path
+    outside the project and outside every git repository, or the project root
+    itself. A path with a NUL byte cannot be made relative (no file system
+    takes it) and cannot be asked about, so it is :class:`Unguardable` rather
+    than silently unchecked. Raises ``NotConfigured`` when the file's own
+    repository's identity.json is unreadable.
+    """
+    path = _path(inv)
+    if path is None:
         return None
     if "\x00" in path:
+        field = PATH_FIELDS[str(inv.payload.get("tool_name"))]
         return Unguardable(one_line(path), f"tool_input.{field} contains a NUL byte, which no lease can name")
-    names = [n for n in inv.project.names(path, inv.cwd) if n != "."]
-    return names or None
+    return inv.project_of(path)
 
 
 def _parse(data: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[str, Any] | None]:

@@ -40,13 +40,23 @@ class Invocation:
         if not isinstance(given, str) or not given or "\x00" in given:  # no path can hold a NUL byte
             given = os.getcwd()
         self.cwd = cwd or Path(given)
+        self.start = project.start_dir(self.cwd, claude_project_dir=claude_project_dir)
 
     @cached_property
     def identity_file(self) -> Path | None:
-        """The trusted identity.json for the hook's ``cwd``, or None (the rules of :mod:`coordhub.client.settings`:
-        inside the git root, untracked, else ``~/.claude``); each file passed over is logged on stderr."""
+        """The trusted identity.json for :attr:`start`, or None (the rules of :mod:`coordhub.client.settings`:
+        inside the git root, untracked, else ``~/.claude``); each file passed over is logged on stderr.
+
+        Looked for from ``$CLAUDE_PROJECT_DIR`` (where the project root comes
+        from), not from the payload's ``cwd``, which follows the agent's ``cd``:
+        an identity.json in a repository the agent moved into must not choose
+        the key (or the hub, token or session) for the session's own files.
+        """
+        return self._identity_file(self.start)
+
+    def _identity_file(self, start: Path) -> Path | None:
         notes: list[str] = []
-        found = find_identity(self.cwd, notes)
+        found = find_identity(start, notes)
         for note in notes:
             output.log(self.event, note)
         return found
@@ -66,7 +76,7 @@ class Invocation:
         """Hub URL, token and session, by the precedence of :mod:`coordhub.client.settings`."""
         self.identity  # noqa: B018 - raises NotConfigured before resolve() reports it less clearly
         try:
-            return resolve_client(timeout=self.settings.timeout, identity_file=self.identity_file, start=self.cwd)
+            return resolve_client(timeout=self.settings.timeout, identity_file=self.identity_file, start=self.start)
         except CoordError as exc:
             raise NotConfigured(exc.message) from None
 
@@ -78,6 +88,38 @@ class Invocation:
         except NotConfigured:
             identity = {}
         return project.resolve(self.cwd, identity, claude_project_dir=self.claude_project_dir)
+
+    def project_of(self, path: str) -> tuple[Project, list[str]] | None:
+        """The project an edited file is checked in, and its names there (see :meth:`Project.names`); None if none.
+
+        A file inside :attr:`project`'s root is checked there. A file outside
+        it but inside another git working tree is checked in that tree: under
+        the session's key when it is a worktree of the session's repository,
+        else under the key a session or guard started in that tree would use
+        (``COORD_PROJECT``, the project of its own trusted identity.json, its
+        repository name). A file in no git tree outside the root has no
+        project. The root itself (``"."``) is nothing to check. Raises
+        ``NotConfigured`` when the other tree's identity.json is unreadable.
+        """
+        names = [n for n in self.project.names(path, self.cwd) if n != "."]
+        if names:
+            return self.project, names
+        full = Path(path)
+        full = full if full.is_absolute() else self.cwd / full
+        tree = project.repository_of(full)
+        if tree is None:
+            return None
+        if project.same_repository(tree, self.project.root):
+            other = Project(self.project.key, tree)
+        else:
+            found = self._identity_file(tree)
+            try:
+                identity = load_identity(found) if found else {}
+            except CoordError as exc:
+                raise NotConfigured(exc.message) from None
+            other = project.resolve(tree, identity, claude_project_dir=False)
+        names = [n for n in other.names(path, self.cwd) if n != "."]
+        return (other, names) if names else None
 
     @cached_property
     def hub(self) -> Hub:

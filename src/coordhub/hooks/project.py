@@ -11,6 +11,16 @@ repository gets the same key (the main tree's directory name), so their
 leases meet. Git is found by looking for ``.git`` upwards (a directory, or a
 file ``gitdir: …`` for worktrees and submodules) rather than by running
 ``git``, because the edit hook must start fast.
+
+identity.json (and through it the key) is looked for from the same place as
+the root (:func:`start_dir`), never from the payload's ``cwd`` alone: an agent
+that ``cd``s into another repository holding its own identity.json must not
+get the session's files checked under that repository's key. A file the edit
+hook sees *outside* the root is checked in its own repository
+(:func:`repository_of`): under the session's key when that is a worktree of
+the session's repository, else under the key a guard running in that
+repository computes (``COORD_PROJECT``, its identity.json ``project``, its
+name), with paths relative to it.
 """
 
 from __future__ import annotations
@@ -137,13 +147,42 @@ def resolve(cwd: Path, identity: dict[str, Any] | None = None, *, claude_project
     guard works on the repository git runs it in, even when an agent's Bash
     tool (which inherits that variable) commits in another one.
     """
-    start = Path((claude_project_dir and os.environ.get("CLAUDE_PROJECT_DIR")) or cwd)
+    start = start_dir(cwd, claude_project_dir=claude_project_dir)
     tree = git_root(start)
     root = tree or Path(os.path.abspath(start))
     key = settings.get_str("project") or _identity_project(identity)
     if not key:
         key = (repository_name(tree) if tree else root.name) or "default"
     return Project(key, root)
+
+
+def start_dir(cwd: Path, *, claude_project_dir: bool = True) -> Path:
+    """Where a hook's project and identity are looked for: ``$CLAUDE_PROJECT_DIR`` (unless told not to), else ``cwd``.
+
+    The root and the identity.json that names the project key must come from
+    the same place: Claude Code's hook ``cwd`` follows the agent's ``cd``,
+    while ``$CLAUDE_PROJECT_DIR`` stays where the session started.
+    """
+    given = os.environ.get("CLAUDE_PROJECT_DIR") if claude_project_dir else None
+    return Path(given) if given and "\x00" not in given else cwd
+
+
+def repository_of(path: Path) -> Path | None:
+    """The git working tree holding the file ``path`` (absolute), lexically, else with symlinks resolved; or None.
+
+    The file itself need not exist: the search starts at its parent.
+    """
+    for candidate in (Path(os.path.normpath(path)), Path(os.path.realpath(path))):
+        tree = git_root(candidate.parent)
+        if tree is not None:
+            return tree
+    return None
+
+
+def same_repository(a: Path, b: Path) -> bool:
+    """Whether the working trees ``a`` and ``b`` belong to one repository (one common git directory)."""
+    da, db = git_dir(a), git_dir(b)
+    return da is not None and db is not None and os.path.realpath(da) == os.path.realpath(db)
 
 
 def as_resource(rel: str) -> str:
