@@ -94,12 +94,14 @@ class Conversations(Table):
     def page(self, conversation_id: str, author: str | None, after_id: int, limit: int,
              max_bytes: int) -> tuple[list[Row], bool]:
         """Turns of a conversation by id above ``after_id``: the accepted ones, and ``author``'s refused ones
-        (None: only ``author``'s own, accepted or not). At most ``limit`` and about ``max_bytes`` of stored text
-        (at least one turn); sizes are read first, so no turn's text is loaded unless it is answered.
+        (None: only ``author``'s own, accepted or not). At most ``limit`` and about ``max_bytes`` of text as
+        answered (at least one turn); sizes are read first, so no turn's text is loaded unless it is answered.
         Returns ``(rows, more)``."""
         who = "(decision = 'process' OR author = ?)" if author is not None else "author = ?"
         sizes = self.ex.all(
-            f"SELECT id, COALESCE(size, 0) AS size FROM turns WHERE conversation_id = ? AND {who} AND id > ? "
+            # a body stored once is answered twice (as itself and in its file): it counts twice
+            "SELECT id, COALESCE(size, 0) * (CASE WHEN body_in_content > 0 THEN 2 ELSE 1 END) AS size "
+            f"FROM turns WHERE conversation_id = ? AND {who} AND id > ? "
             "ORDER BY id LIMIT ?", (conversation_id, author or "", after_id, limit + 1))
         more = len(sizes) > limit
         take: list[int] = []
