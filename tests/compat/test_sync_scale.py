@@ -29,14 +29,20 @@ def fill(world: World) -> None:
         with httpx2.Client(headers=headers, timeout=60) as http:
             for n in range(start, min(start + 250, TURNS)):
                 conv = f"{world.conv}-{n % 100}"
-                if n % 2:
-                    body = {"to": world.homelab.address, "conversation_id": conv, "type": "progress",
-                            "body": f"turn {n}\n"}
-                else:
-                    body = {"to": world.homelab.address, "signature": SIG.format(n=n), "content": world.org(
-                        conversation=conv, kind="progress", sequence=n // 100 + 1, body=f"signed turn {n}\n")}
-                r = http.post(url, json=body)
-                assert r.status_code == 201, r.text
+                sequence = n // 100 + 1
+                while True:
+                    if n % 2:
+                        body = {"to": world.homelab.address, "conversation_id": conv, "type": "progress",
+                                "body": f"turn {n}\n"}
+                    else:  # a signed file says the sequence it gets: renumbered when another took it (409)
+                        body = {"to": world.homelab.address, "signature": SIG.format(n=n), "content": world.org(
+                            conversation=conv, kind="progress", sequence=sequence, body=f"signed turn {n}\n")}
+                    r = http.post(url, json=body)
+                    if r.status_code == 409 and r.json()["error"]["code"] == "sequence_taken":
+                        sequence = r.json()["error"]["next_sequence"]
+                        continue
+                    assert r.status_code == 201, r.text
+                    break
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(batch, range(0, TURNS, 250)))
