@@ -135,7 +135,9 @@ async def _turn(agent: Agent, out: dict[str, Series]) -> None:
     agent.n += 1
     peer = (agent.index + 1) % agent.state.setdefault("agents", 1)
     await timed(out["turn"], agent.client.post("/api/coord/conversations/turns", json={
-        "to": f"{agent.state['declared']}.p{peer}", "conversation_id": f"bench-{agent.index}",
+        "to": f"{agent.state['declared']}.p{peer}",
+        # a new conversation every 5,000 turns: one holds at most MAX_TURNS_PER_CONVERSATION (10,000)
+        "conversation_id": f"bench-{agent.index}-{agent.n // 5000}",
         "type": "progress", "title": "bench", "body": f"turn {agent.n} " + "x" * 200}), 201)
 
 
