@@ -117,3 +117,36 @@ def test_core_hooks_path_is_respected(repo: Path) -> None:
 def test_not_a_repository(tmp_path: Path) -> None:
     r = cli("--repo", str(tmp_path))
     assert r.exit_code == 1 and "not a git repository" in r.output
+
+
+def test_no_pre_push_still_guards_merges(repo: Path) -> None:
+    """pre-merge-commit is pre-commit's check for ``git merge`` (which runs no pre-commit): installed with it."""
+    assert cli("--repo", str(repo), "--no-pre-push").exit_code == 0
+    assert install.is_ours(repo / ".git" / "hooks" / "pre-merge-commit")
+
+
+def test_a_foreign_pre_merge_commit_is_chained_first_and_its_refusal_stands(repo: Path, tmp_path: Path) -> None:
+    hooks = repo / ".git" / "hooks"
+    (hooks / "pre-merge-commit").write_text("#!/bin/sh\necho foreign-merge-ran >&2\nexit 1\n")
+    (hooks / "pre-merge-commit").chmod(0o755)
+    r = cli("--repo", str(repo))
+    assert r.exit_code == 1 and "pre-merge-commit exists and is not coordhub's" in r.output
+    assert not (hooks / "pre-commit").exists()  # nothing installed at all
+    assert cli("--repo", str(repo), "--force").exit_code == 0
+    assert (hooks / "pre-merge-commit.local").read_text().startswith("#!/bin/sh\necho foreign-merge-ran")
+    git("config", "user.name", "t", cwd=repo)
+    git("config", "user.email", "t@example.com", cwd=repo)
+    env = isolated_env(tmp_path / "env", COORD_URL="http://127.0.0.1:9")
+    git("commit", "-q", "--allow-empty", "-m", "base", cwd=repo)
+    git("checkout", "-q", "-b", "side", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "side", cwd=repo)
+    git("checkout", "-q", "-", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "main", cwd=repo)
+    p = subprocess.run(["git", "merge", "--no-ff", "-m", "m", "side"], cwd=repo, env=env, capture_output=True,
+                       text=True)
+    assert p.returncode != 0 and "foreign-merge-ran" in p.stderr and "coord guard" not in p.stderr
+    git("merge", "--abort", cwd=repo)
+    (hooks / "pre-merge-commit.local").write_text("#!/bin/sh\necho foreign-merge-ran >&2\nexit 0\n")
+    p = subprocess.run(["git", "merge", "--no-ff", "-m", "m", "side"], cwd=repo, env=env, capture_output=True,
+                       text=True)
+    assert p.returncode == 0 and "foreign-merge-ran" in p.stderr, p.stderr

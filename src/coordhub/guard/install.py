@@ -1,4 +1,9 @@
-"""Installing the git guard: ``pre-commit`` and ``pre-push`` scripts that exec ``coord-hook``.
+"""Installing the git guard: ``pre-commit``, ``pre-merge-commit`` and ``pre-push`` scripts that exec ``coord-hook``.
+
+``pre-merge-commit`` is the pre-commit check for the commit ``git merge``
+makes (git runs no ``pre-commit`` then), so it is installed whenever
+``pre-commit`` is. ``git cherry-pick``, ``rebase`` and ``am`` run no commit
+hook at all: what they commit is checked only at ``pre-push``.
 
 The hooks directory is ``git rev-parse --git-path hooks``, which honours
 ``core.hooksPath`` and linked worktrees. A hook already there that is not
@@ -18,7 +23,8 @@ from coordhub.guard import git
 from coordhub.hooks.install import hook_command
 
 MARKER = "# coordhub-git-guard"
-HOOKS = ("pre-commit", "pre-push")
+HOOKS = ("pre-commit", "pre-merge-commit", "pre-push")
+WHAT = {"pre-commit": "commit", "pre-merge-commit": "merge commit", "pre-push": "push"}
 
 
 class InstallError(Exception):
@@ -29,7 +35,7 @@ def script(name: str, command: list[str], chained: bool) -> str:
     """The text of our ``name`` hook running ``command git-<name>`` (after ``<name>.local`` if ``chained``)."""
     run = " ".join(shlex.quote(c) for c in command) + f" git-{name} \"$@\""
     lines = ["#!/bin/sh", MARKER,
-             f"# Installed by `coord install-git-hook`: refuses a {name.replace('pre-', '')} touching paths leased by",
+             f"# Installed by `coord install-git-hook`: refuses a {WHAT.get(name, name)} touching paths leased by",
              "# other live sessions. One-off bypass (recorded on the hub): COORD_GUARD_BYPASS=1 git …"]
     if chained and name == "pre-push":
         lines += ['local_hook="$(dirname "$0")/pre-push.local"', 'input=$(cat)',
@@ -61,8 +67,11 @@ def install(repo: Path, names: tuple[str, ...] = HOOKS, force: bool = False) -> 
 
     Raises ``InstallError`` (before writing anything) when a foreign hook is
     in the way and ``force`` is not given, or ``<name>.local`` already exists,
-    and ``git.GitError`` when ``repo`` is not a git repository.
+    and ``git.GitError`` when ``repo`` is not a git repository. ``pre-commit``
+    brings ``pre-merge-commit`` along (a merge would otherwise commit unchecked).
     """
+    if "pre-commit" in names and "pre-merge-commit" not in names:
+        names = (*names, "pre-merge-commit")
     hooks_dir = git.git_path("hooks", repo)
     plans = [_plan(hooks_dir / name, force) for name in names]
     hooks_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,8 @@
-"""``coord-hook git-pre-commit`` / ``git-pre-push``: refuse a commit or push touching paths leased by others.
+"""``coord-hook git-pre-commit`` / ``git-pre-merge-commit`` / ``git-pre-push``: refuse a commit or push touching
+paths leased by others.
+
+``pre-merge-commit`` (the commit ``git merge`` makes) checks the staged paths
+like ``pre-commit``: what the merge brings in relative to HEAD.
 
 Exit status is git's: 0 accepts, 1 refuses. Everything is said on stderr,
 prefixed ``coord guard:``: on refusal one line per problem (path, holder or
@@ -30,6 +34,8 @@ from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.untrusted import one_line
 
 MAX_LINES = 50
+WHAT = {"pre-commit": "commit", "pre-merge-commit": "merge commit", "pre-push": "push"}
+COMMAND = {"pre-commit": "commit", "pre-merge-commit": "merge", "pre-push": "push"}
 MAX_RECORDED_PATHS = 200
 
 
@@ -40,14 +46,15 @@ def say(text: str) -> None:
 
 
 def main(event: str, args: list[str]) -> int:
-    """Run the guard for ``git-pre-commit`` or ``git-pre-push`` (``args``: git's hook arguments)."""
+    """Run the guard for ``git-pre-commit``, ``git-pre-merge-commit`` or ``git-pre-push`` (``args``: git's hook
+    arguments)."""
     hook = event.removeprefix("git-")
     settings = hook_settings.load()
     bypass = hook_settings.get_bool("guard_bypass")
     try:
         top = git.toplevel()
-        changed = (git.staged_paths(top) if hook == "pre-commit" else
-                   git.pushed_paths(args[0] if args else "origin", git.parse_push_updates(sys.stdin.read()), top))
+        changed = (git.pushed_paths(args[0] if args else "origin", git.parse_push_updates(sys.stdin.read()), top)
+                   if hook == "pre-push" else git.staged_paths(top))
         ledger_file = git.git_path("coordhub/leases.json", top)
     except git.GitError as exc:
         return _unchecked(settings.fail_closed, hook, f"cannot read what is being committed: {exc}")
@@ -106,7 +113,7 @@ def _save(path: Path, known: dict[str, ledger.Entry]) -> None:
 
 
 def _refuse(hook: str, project_key: str, problems: list[check.Problem]) -> None:
-    what = "commit" if hook == "pre-commit" else "push"
+    what = WHAT.get(hook, hook)
     say(f"{what} refused: it touches paths leased in project {project_key} by other sessions, or under a "
         "lease of yours that is no longer current:")
     for problem in problems[:MAX_LINES]:
@@ -119,14 +126,15 @@ def _refuse(hook: str, project_key: str, problems: list[check.Problem]) -> None:
         steps.append(f"ask the holder ({', '.join(holders)}) via `coord msg send`, or wait until the lease ends")
     if any(p.kind == "stale" for p in problems):
         steps.append("claim the paths again (`coord lock claim`) and check your work against changes made meanwhile")
-    steps.append(f"or, if you must, `COORD_GUARD_BYPASS=1 COORD_GUARD_BYPASS_REASON=\"…\" git {what} …` "
+    command = COMMAND.get(hook, what)
+    steps.append(f"or, if you must, `COORD_GUARD_BYPASS=1 COORD_GUARD_BYPASS_REASON=\"…\" git {command} …` "
                  "(recorded on the hub)")
     say("; ".join(steps) + ".")
     sys.stderr.flush()
 
 
 def _unchecked(fail_closed: bool, hook: str, why: str) -> int:
-    what = "commit" if hook == "pre-commit" else "push"
+    what = WHAT.get(hook, hook)
     if fail_closed:
         say(f"{what} refused: {why}, and COORD_HOOK_FAIL_MODE=closed. Retry when the hub answers, "
             "or bypass with COORD_GUARD_BYPASS=1.")

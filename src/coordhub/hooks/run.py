@@ -17,7 +17,7 @@ Each prints at most one JSON object on stdout and exits 0, whatever happens:
 Claude Code reads JSON only on exit 0, and a hook that failed must never
 block the agent by accident. A payload that is not a JSON object, or names
 another event in ``hook_event_name``, gets one line on stderr and no action
-(no request to the hub). ``git-pre-commit`` and ``git-pre-push`` run the git
+(no request to the hub). ``git-pre-commit``, ``git-pre-merge-commit`` and ``git-pre-push`` run the git
 guard (:mod:`coordhub.guard.run`), whose exit status is git's: 0 accept,
 1 refuse.
 
@@ -38,7 +38,7 @@ from coordhub.hooks.output import Answer
 
 CLAUDE_EVENTS = {"session-start": "SessionStart", "prompt": "UserPromptSubmit", "pre-tool-use": "PreToolUse",
                  "post-tool-use": "PostToolUse", "stop": "Stop", "session-end": "SessionEnd"}
-GIT_EVENTS = ("git-pre-commit", "git-pre-push")
+GIT_EVENTS = ("git-pre-commit", "git-pre-merge-commit", "git-pre-push")
 USAGE = ("usage: coord-hook EVENT\n"
          f"  Claude Code hooks (JSON payload on stdin): {', '.join(CLAUDE_EVENTS)}\n"
          f"  git guard (run by the hooks of `coord install-git-hook`): {', '.join(GIT_EVENTS)}\n"

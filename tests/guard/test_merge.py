@@ -1,0 +1,98 @@
+"""Merges and cherry-picks through the guard (review finding F2), with real git and a real hub.
+
+``git merge`` makes its commit without running ``pre-commit``; it runs
+``pre-merge-commit``, which the guard installs too. ``git cherry-pick``,
+``rebase`` and ``am`` run no commit hook: what they bring in is caught at
+``pre-push``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from coordhub.guard import install
+from tests.guard.conftest import PROJECT, B, Fleet, Repo
+from tests.guard.test_guard import refused_lines
+
+NO_HOOKS = ("-c", "core.hooksPath=/dev/null")  # a commit made elsewhere, without the guard
+
+
+def feature_touching(repo: Repo, rel: str) -> None:
+    """A branch ``feature`` with one commit changing ``rel`` (made without hooks), then back on main with one
+    more commit, so a merge of ``feature`` is a real merge commit."""
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.change(rel)
+    repo.git(*NO_HOOKS, "commit", "-q", "-m", f"touch {rel}")
+    repo.git("checkout", "-q", "main")
+    repo.change("docs/unrelated.md")
+    assert repo.commit("unrelated").code == 0
+
+
+def test_the_merge_hook_is_installed_with_pre_commit(fleet: Fleet) -> None:
+    hooks = fleet.repo.path / ".git" / "hooks"
+    text = (hooks / "pre-merge-commit").read_text()
+    assert install.MARKER in text and 'git-pre-merge-commit "$@"' in text
+    assert (hooks / "pre-merge-commit").stat().st_mode & 0o111
+
+
+def test_a_merge_bringing_in_a_change_to_a_leased_path_is_refused(fleet: Fleet) -> None:
+    repo = fleet.repo
+    feature_touching(repo, "src/app.py")
+    lease = fleet.claim(fleet.b, "src/app.py", "hands off")
+    before = repo.head()
+    r = repo.git("merge", "--no-ff", "-m", "merge feature", "feature", check=False)
+    assert r.code != 0, r
+    assert "coord guard: merge commit refused" in r.err, r.err
+    assert refused_lines(r.err) == [{"path": "src/app.py", "holder": B, "desc": "hands off", "id": lease["id"],
+                                     "resource": "src/app.py", "project": PROJECT}]
+    assert "git merge …" in r.err  # the bypass hint names the command that was refused
+    assert repo.head() == before
+    repo.git("merge", "--abort")
+    # the same merge once the lease is gone
+    fleet.api(fleet.b, "DELETE", f"/locks/{lease['id']}")
+    r = repo.git("merge", "--no-ff", "-m", "merge feature", "feature", check=False)
+    assert r.code == 0 and repo.head() != before, r
+
+
+def test_a_merge_of_free_paths_is_accepted_and_a_bypass_is_recorded(fleet: Fleet) -> None:
+    repo = fleet.repo
+    fleet.claim(fleet.b, "src/auth/", "auth")
+    feature_touching(repo, "src/api/routes.py")
+    assert repo.git("merge", "--no-ff", "-m", "merge free", "feature", check=False).code == 0
+    repo.git("checkout", "-q", "-b", "feature2", "HEAD~1")
+    repo.change("src/auth/login.py")
+    repo.git(*NO_HOOKS, "commit", "-q", "-m", "auth")
+    repo.git("checkout", "-q", "main")
+    r = repo.git("merge", "--no-ff", "-m", "merge auth", "feature2", check=False,
+                 env={"COORD_GUARD_BYPASS": "1", "COORD_GUARD_BYPASS_REASON": "hotfix"})
+    assert r.code == 0 and "pre-merge-commit accepted despite 1 problem(s)" in r.err, r
+    events = fleet.api(fleet.admin, "GET", "/audit", params={"kinds": "guard."})
+    details = [e["payload"]["detail"] for e in events]
+    assert [(d["hook"], d["reason"], d["paths"]) for d in details] == [
+        ("pre-merge-commit", "hotfix", ["src/auth/login.py"])]
+
+
+def test_the_merge_check_follows_the_fail_mode(fleet: Fleet) -> None:
+    repo = fleet.repo
+    feature_touching(repo, "src/app.py")
+    down = {"COORD_URL": "http://127.0.0.1:9", "COORD_HOOK_FAIL_MODE": "closed"}
+    r = repo.git("merge", "--no-ff", "-m", "m", "feature", check=False, env=down)
+    assert r.code != 0 and "merge commit refused" in r.err and "COORD_HOOK_FAIL_MODE=closed" in r.err, r
+    repo.git("merge", "--abort")
+    r = repo.git("merge", "--no-ff", "-m", "m", "feature", check=False, env={**down, "COORD_HOOK_FAIL_MODE": "open"})
+    assert r.code == 0 and "merge commit accepted unchecked" in r.err, r
+
+
+def test_a_cherry_pick_is_caught_at_push(fleet: Fleet, tmp_path: Path) -> None:
+    """git runs no commit hook for cherry-pick (nor rebase, am): documented, and pre-push refuses the result."""
+    repo = fleet.repo
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "origin.git")], check=True)
+    repo.git("remote", "add", "origin", str(tmp_path / "origin.git"))
+    repo.git("push", "-q", "origin", "main")
+    feature_touching(repo, "src/app.py")
+    lease = fleet.claim(fleet.b, "src/app.py", "hands off")
+    assert repo.git("cherry-pick", "feature", check=False).code == 0  # no hook runs: git offers none
+    r = repo.git("push", "-q", "origin", "main", check=False)
+    assert r.code != 0 and "coord guard: push refused" in r.err, r
+    assert [(x["path"], x["id"]) for x in refused_lines(r.err)] == [("src/app.py", lease["id"])]
