@@ -92,7 +92,8 @@ def uninstall_hooks(scope: str = SCOPE_OPT, project_dir: Path | None = DIR_OPT,
 def install_git_hook(
     repo: Path | None = typer.Option(None, "--repo", help="Repository (default: the current directory's).",
                                      show_default=False),
-    no_pre_push: bool = typer.Option(False, "--no-pre-push", help="Install only the pre-commit check."),
+    no_pre_push: bool = typer.Option(False, "--no-pre-push",
+                                     help="Install only the commit checks (pre-commit, pre-merge-commit)."),
     force: bool = typer.Option(False, "--force", help="Keep an existing foreign hook as <name>.local and run it "
                                                       "before the guard."),
 ) -> None:
