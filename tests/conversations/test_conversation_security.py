@@ -224,3 +224,32 @@ def test_releasing_a_released_conversation_answers_the_first_release(api: Api, t
     assert field_turn(api, bob, "velox.career", "query", "one more thing").status_code == 201
     again = api.post(f"{URL}/prep-fixup/release", json={"body": "Done now."}, headers=alice)
     assert again.status_code == 201 and again.json()["sequence"] == 5
+
+
+def test_another_machines_status_gives_counts_but_no_conversation_ids(api: Api, trio: Any) -> None:
+    """``status`` of another machine showed the newest pending turn's file name, which holds the conversation's
+    id (found by a review): a non-party now gets the counts and ages only; the machine's own sessions and
+    admins get the name."""
+    alice, bob, mallory = trio
+    assert field_turn(api, alice, "ratio.web", conversation="acquire-initech-secret").status_code == 201
+    theirs = api.get(f"{URL}/status", params={"machine": "ratio"}, headers=mallory)
+    assert theirs.status_code == 200, theirs.text
+    [web] = [p for p in theirs.json()["projects"] if p["name"] == "web"]
+    assert web["pending_count"] == 1 and web["most_recent"]["filename"] is None
+    assert "acquire-initech-secret" not in theirs.text
+    for who in (bob, api.admin):
+        own = api.get(f"{URL}/status", params={"machine": "ratio"}, headers=who).json()
+        [web] = [p for p in own["projects"] if p["name"] == "web"]
+        assert "acquire-initech-secret" in web["most_recent"]["filename"]
+
+
+def test_the_author_of_only_refused_turns_sees_them(api: Api, trio: Any) -> None:
+    """A conversation whose every turn was refused (so none opened it) shows its author those turns; the
+    paging change had made the page empty (found by a review)."""
+    alice, _, mallory = trio
+    r = field_turn(api, alice, "ratio.web", conversation="refused-one", protocol_version="9")
+    assert r.status_code == 201 and r.json()["decision"] != "process", r.text
+    shown = api.get(f"{URL}/refused-one", headers=alice)
+    assert shown.status_code == 200, shown.text
+    assert [t["decision"] for t in shown.json()["turns"]] == [r.json()["decision"]]
+    assert api.get(f"{URL}/refused-one", headers=mallory).status_code == 404

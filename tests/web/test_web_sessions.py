@@ -96,6 +96,18 @@ def test_sign_out_ends_the_web_session_server_side(api: Api) -> None:
     assert api.hub.query_sync(lambda tx, now: websessions.resolve(tx, cookie, now)) is None
 
 
+def test_a_bearer_token_cannot_sign_out_the_web_session_whose_cookie_it_carries(api: Api) -> None:
+    """The cookie alone authenticates nothing, sign-out included: a token of its own plus a cookie it got hold of
+    (another's, as a server on another port of the host receives it) ended that web session and its streams
+    (found by a review)."""
+    writes = sign_in(api.client, bearer_value(api.token("admin2", admin=True)))
+    mallory = api.token("ostra/mallory")
+    r = api.delete("/api/coord/web/session", headers={**mallory, "Origin": ORIGIN})  # the client sends the cookie
+    assert r.status_code == 422 and "Authorization" in r.json()["error"]["message"], r.text
+    assert api.get("/api/coord/whoami", headers=writes).status_code == 200  # the web session lives on
+    assert api.delete("/api/coord/web/session", headers=writes).status_code == 200  # its own sign-out works
+
+
 def test_revoking_the_token_ends_its_web_sessions(api: Api) -> None:
     writes = sign_in(api.client, bearer_value(api.token(AGENT)))
     assert api.get("/api/coord/whoami", headers=writes).status_code == 200

@@ -590,8 +590,9 @@ def show(tx: Tx, actor: Actor, conversation_id: str, *, after: int = 0, limit: i
     if conv is None:  # only refused turns so far: their author sees them
         if not tx.conversations.authored(conversation_id, actor.session_id):
             raise NotFound(_unseen(conversation_id, actor))
-        rows, more = tx.conversations.page(conversation_id, None, after, limit, SHOW_BYTES)
-        first = tx.conversations.page(conversation_id, None, 0, 1, SHOW_BYTES)[0]
+        rows, more = tx.conversations.page(conversation_id, actor.session_id, after, limit, SHOW_BYTES,
+                                           only_author=True)
+        first = tx.conversations.page(conversation_id, actor.session_id, 0, 1, SHOW_BYTES, only_author=True)[0]
         return {"conversation_id": conversation_id, "title": first[0]["title"] if first else conversation_id,
                 "project": None, "state": "open", "participants": [], "last_sequence": 0, "pending": 0,
                 "created_by": actor.session_id, "created_at": isoformat(first[0]["created_at"]) if first else None,
@@ -688,10 +689,13 @@ def for_machine(tx: Tx, actor: Actor, machine: str | None, after: int, limit: in
 def status(tx: Tx, actor: Actor, machine: str | None, now: float, halt_active: bool) -> dict[str, Any]:
     """Seed 004's ``cross-agent-status --json``: per project on ``machine`` (default: the actor's), pending first.
 
-    ``most_recent`` is the newest pending turn's file name and age in seconds.
+    ``most_recent`` is the newest pending turn's file name and age in seconds. The file name holds its
+    conversation's id, which only the parties see: of another machine than its own, a non-admin gets the
+    counts and ages, and ``filename`` null.
     """
     own = (tx.sessions.get(actor.session_id) or {}).get("machine")
     want = own if machine is None or machine == LOCAL else name(machine, "machine")
+    reveal = actor.is_admin or want == own
     projects = sorted({r["project"] for r in tx.conversations.addresses() if r["machine"] == want})
     counts = {r["to_address"]: r for r in tx.conversations.pending_counts([f"{want}.{p}" for p in projects])}
     rows = []
@@ -699,7 +703,8 @@ def status(tx: Tx, actor: Actor, machine: str | None, now: float, halt_active: b
         c = counts.get(f"{want}.{p}")
         newest = tx.conversations.turn(int(c["newest"])) if c else None
         rows.append({"name": p, "pending_count": int(c["pending"]) if c else 0,
-                     "most_recent": {"filename": file_name(newest), "age_seconds": int(now - newest["created_at"])}
+                     "most_recent": {"filename": file_name(newest) if reveal else None,
+                                     "age_seconds": int(now - newest["created_at"])}
                      if newest else None})
     rows.sort(key=lambda r: (-r["pending_count"], r["name"]))
     return {"scanned_at": isoformat(now), "machine": want, "halt_active": halt_active, "projects": rows}

@@ -15,6 +15,7 @@ from coordhub.api.admin_schemas import WebSessionOut, WebSignIn
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Authenticator, Caller, caller, client_address
 from coordhub.api.errors import responses
+from coordhub.api.headers import header
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub
 from coordhub.core import tokens, websessions
 from coordhub.core.halt import Exempt
@@ -96,11 +97,18 @@ async def sign_out(request: Request, who: Caller = Depends(caller)) -> JSONRespo
     """Sign out: end the web session server-side (its cookie is dead from now on) and clear the cookie.
 
     Needs the cookie and its CSRF token like every state-changing dashboard
-    request; 422 when the request carries no web-session cookie.
+    request, and nothing else to authenticate it: 422 when the request
+    carries no web-session cookie, or a bearer token too (the token would
+    authenticate the request, and a cookie alone, perhaps another's that a
+    server on another port of the host received, would then be ended: found
+    by a review).
     """
     cookie = request.cookies.get(websessions.COOKIE_NAME)
     if not cookie or who.token_actor is None:
         raise Invalid("signing out ends a dashboard web session: send its cookie", field="cookie")
+    if header(request.scope, "authorization") is not None:
+        raise Invalid("signing out ends the web session its cookie and secret authenticate: send no Authorization "
+                      "header", field="authorization")
     actor = who.token_actor
     await hub(request).mutate(actor, lambda tx, now: websessions.end(tx, cookie, actor.session_id, now),
                               during_halt=Exempt.WEB_SESSION)

@@ -91,18 +91,18 @@ class Conversations(Table):
         return self.ex.one("SELECT 1 AS x FROM turns WHERE conversation_id = ? AND author = ? LIMIT 1",
                            (conversation_id, author)) is not None
 
-    def page(self, conversation_id: str, author: str | None, after_id: int, limit: int,
-             max_bytes: int) -> tuple[list[Row], bool]:
-        """Turns of a conversation by id above ``after_id``: the accepted ones, and ``author``'s refused ones
-        (None: only ``author``'s own, accepted or not). At most ``limit`` and about ``max_bytes`` of text as
-        answered (at least one turn); sizes are read first, so no turn's text is loaded unless it is answered.
-        Returns ``(rows, more)``."""
-        who = "(decision = 'process' OR author = ?)" if author is not None else "author = ?"
+    def page(self, conversation_id: str, author: str, after_id: int, limit: int,
+             max_bytes: int, *, only_author: bool = False) -> tuple[list[Row], bool]:
+        """Turns of a conversation by id above ``after_id``: the accepted ones and ``author``'s refused ones
+        (``only_author``: only ``author``'s own, accepted or not). At most ``limit`` and about ``max_bytes`` of
+        text as answered (at least one turn); sizes are read first, so no turn's text is loaded unless it is
+        answered. Returns ``(rows, more)``."""
+        who = "author = ?" if only_author else "(decision = 'process' OR author = ?)"
         sizes = self.ex.all(
             # a body stored once is answered twice (as itself and in its file): it counts twice
             "SELECT id, COALESCE(size, 0) * (CASE WHEN body_in_content > 0 THEN 2 ELSE 1 END) AS size "
             f"FROM turns WHERE conversation_id = ? AND {who} AND id > ? "
-            "ORDER BY id LIMIT ?", (conversation_id, author or "", after_id, limit + 1))
+            "ORDER BY id LIMIT ?", (conversation_id, author, after_id, limit + 1))
         more = len(sizes) > limit
         take: list[int] = []
         total = 0
@@ -115,7 +115,7 @@ class Conversations(Table):
         if not take:
             return [], False
         rows = self.ex.all(f"SELECT * FROM turns WHERE conversation_id = ? AND {who} AND id >= ? AND id <= ? "
-                           "ORDER BY id", (conversation_id, author or "", take[0], take[-1]))
+                           "ORDER BY id", (conversation_id, author, take[0], take[-1]))
         return rows, more
 
     def count_turn(self, conversation_id: str, size: int) -> None:
