@@ -43,13 +43,14 @@ class Ending:
     a negative value is a signal (``subprocess`` convention). ``killed`` names
     why the host ended it (a :data:`WATCHDOGS` entry, ``linger``, ``cancelled``,
     ``host_stopped``), with ``detail`` for the reason text. ``new_commits`` counts
-    commits on the branch since the run started.
+    commits on the branch since the run started; None when they could not be
+    counted (the worktree gone and its branch unreadable): never "no commit".
     """
 
     exit_code: int | None
     killed: str | None = None
     detail: str = ""
-    new_commits: int = 0
+    new_commits: int | None = 0
     stderr_tail: str = ""
 
 
@@ -94,6 +95,9 @@ def decide(t: Telemetry, end: Ending) -> Verdict:
     question = ends_with_question(r.text or t.last_text)
     if question:
         return Verdict("needs_input", f"question: {question}{note}")
+    if end.new_commits is None:
+        return Verdict("stuck", f"commits_unknown: the run's worktree is gone and its branch could not be "
+                                f"counted; look at the branch before re-running it{note}")
     if end.new_commits <= 0:
         return Verdict("stuck", f"no_commit: the run ended without a commit on its branch{note}")
     return Verdict("done", f"completed: {end.new_commits} commit(s), {t.turns} turns, ${t.cost_usd:.2f}{note}")

@@ -274,8 +274,18 @@ class Worker:
         if self.stale:  # the hub gave this attempt up: its work is kept on the branch, never pushed or reported
             verdict = Verdict(verdict.state, f"{verdict.reason} (attempt {d.attempt} given up by the hub; "
                                              "not reported)")
-        changed = work.changed_files(wt, d) if wt is not None and verdict.state == "done" else None
-        saved = work.save(wt, d, verdict, self.stale, self.ctx.machine) if wt is not None else work.Saved(verdict)
+        changed = (work.changed_files(wt, d) if wt is not None and wt.path.exists() and verdict.state == "done"
+                   else None)
+
+        def record_pending(saved: work.Saved) -> None:
+            # before the worktree goes: a host killed from here on delivers this report after its restart
+            # (host.recover) instead of judging the run again without its worktree
+            if not self.stale:
+                self.record.put(phase="finishing", pending=self.reports.with_freshness(
+                    final_report(d, saved, self.telemetry, wt, changed)))
+
+        saved = (work.save(wt, d, verdict, self.stale, self.ctx.machine, before_remove=record_pending)
+                 if wt is not None else work.Saved(verdict))
         self.verdict = saved.verdict
         state, reason = saved.verdict.state, saved.verdict.reason
         self.leases.release()

@@ -78,8 +78,16 @@ def freshness(ctx: Context, d: Dispatch, say: Callable[[list[str]], None]) -> li
     return [n[:MAX_NOTE_CHARS] for n in notes][:MAX_NOTES]
 
 
-def new_commits(wt: worktree.Worktree, d: Dispatch) -> int:
-    """Commits on the branch since the run started; 0 when git cannot count them (logged)."""
+def new_commits(wt: worktree.Worktree, d: Dispatch) -> int | None:
+    """Commits on the branch since the run started; 0 when git cannot count them in a worktree that exists
+    (logged). A worktree that is gone (a host killed while it removed a finished run's worktree) is counted
+    on its branch in the repository; None when that cannot be counted either: never judged "no commit"."""
+    if not wt.path.exists():
+        try:
+            return int(worktree.git(wt.repo, "rev-list", "--count", f"{wt.base}..refs/heads/{wt.branch}") or 0)
+        except (worktree.GitError, ValueError) as exc:
+            log.warning("worker %s: worktree %s is gone and its branch cannot be counted: %s", d.id, wt.path, exc)
+            return None
     try:
         return worktree.new_commits(wt)
     except worktree.GitError as exc:
@@ -109,8 +117,15 @@ class Saved:
     keep: bool = False  # the worktree is kept (parked, or its work could not be saved)
 
 
-def save(wt: worktree.Worktree, d: Dispatch, verdict: Verdict, stale: bool, machine: str) -> Saved:
+def save(wt: worktree.Worktree, d: Dispatch, verdict: Verdict, stale: bool, machine: str,
+         before_remove: Callable[[Saved], None] | None = None) -> Saved:
     """Save the work of an ended run, push a done branch, then keep or remove the worktree.
+
+    ``before_remove`` is called with what was saved before the worktree is
+    removed (the worker records its final report there, so a host killed
+    during or after the removal delivers it instead of judging the run again).
+    A worktree that is already gone (see :func:`new_commits`) has nothing left
+    to save: a done branch is pushed from the repository.
 
     The verdict turns ``failed`` (``push_failed``) when the push fails; its
     reason says so when the work could not be saved (the worktree is then
@@ -119,6 +134,19 @@ def save(wt: worktree.Worktree, d: Dispatch, verdict: Verdict, stale: bool, mach
     """
     state, reason = verdict.state, verdict.reason
     pushed, wip, keep = False, None, False
+    if not wt.path.exists():
+        if state == "done" and not stale:
+            try:
+                lease = [f"--force-with-lease=refs/heads/{wt.branch}:{wt.remote}"] if wt.remote else []
+                worktree.with_origin(wt.repo, "push", "--quiet", *lease, "origin",
+                                     f"refs/heads/{wt.branch}:refs/heads/{wt.branch}")
+                pushed = True
+            except worktree.GitError as exc:
+                state, reason = "failed", f"push_failed: {exc}"
+        saved = Saved(Verdict(state, reason), pushed)
+        if before_remove is not None:
+            before_remove(saved)
+        return saved
     try:
         if state == "done" and not stale:
             wip = worktree.save_work(wt.path, f"wip: leftovers of assignment {d.id} attempt {d.attempt}",
@@ -135,12 +163,15 @@ def save(wt: worktree.Worktree, d: Dispatch, verdict: Verdict, stale: bool, mach
     except worktree.GitError as exc:
         keep = True  # never remove a worktree whose work could not be saved
         reason += f" (work NOT saved: {exc}; worktree kept at {wt.path})"
+    saved = Saved(Verdict(state, reason), pushed, wip, keep)
+    if before_remove is not None:
+        before_remove(saved)
     if not keep:
         try:
             worktree.remove(wt.repo, wt.path)
         except worktree.GitError as exc:
             log.warning("worker %s: cannot remove %s: %s", d.id, wt.path, exc)
-    return Saved(Verdict(state, reason), pushed, wip, keep)
+    return saved
 
 
 def discard(wt: worktree.Worktree, d: Dispatch, machine: str) -> None:
