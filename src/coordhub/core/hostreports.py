@@ -86,8 +86,11 @@ def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *
     * ``done`` with ``result.is_error`` is recorded ``failed`` (an auth
       failure looks like success, research §1);
     * ``failed`` with a reason starting ``files_busy`` is re-queued (attempt
-      counts, backoff, failed after ``max_retries``); any other failure is
-      final unless ``auto_reassign``;
+      counts, backoff, failed after ``max_retries``); one starting
+      ``host_restarted`` (a restarted host found an attempt whose claude never
+      started, and the hub adopted it) is lost and re-queued as the hub's own
+      ``host_restarted`` path does (the same count, backoff and
+      ``max_retries``); any other failure is final unless ``auto_reassign``;
     * a ``rate_limited_until`` pauses dispatch fleet-wide until then;
     * on an assignment that already ended (stopped meanwhile) the record
       fields are kept and the state is not changed.
@@ -136,6 +139,8 @@ def _finish(tx: Tx, row: Row, actor: Actor, to: State, reason: str | None, now: 
     by = actor.session_id
     if to is State.FAILED and (reason or "").startswith("files_busy"):
         return requeue(tx, row, config, now, reason=reason or "files_busy", lost=False, by=by)
+    if to is State.FAILED and (reason or "").startswith("host_restarted"):
+        return requeue(tx, row, config, now, reason=reason or "host_restarted", lost=True, by=by)
     if to is State.FAILED and config.concurrency.auto_reassign and row["attempt"] <= config.concurrency.max_retries:
         end_attempt(tx, row, to.value, reason, now)
         return transition(tx, row, State.QUEUED, now, by=by, reason=reason, machine=None,
