@@ -53,7 +53,7 @@ from coordhub.client import Unreachable
 from coordhub.orchestrator import worktree
 from coordhub.orchestrator.dispatch import Dispatch
 from coordhub.orchestrator.ghposter import GitHubPoster
-from coordhub.orchestrator.hoststate import group_alive, process_alive
+from coordhub.orchestrator.hoststate import AlreadyRunning, group_alive, process_alive
 from coordhub.orchestrator.link import Refused, Stale
 from coordhub.orchestrator.merging import MergeRunner
 from coordhub.orchestrator.runs import RunPoller
@@ -65,6 +65,12 @@ HEARTBEAT_SECONDS = 5.0  # until the hub's answer says otherwise (contract: ever
 POLL_WAIT = 25.0  # seconds a `next` long-poll may wait (the contract allows ≤ 30)
 PARKED_CHECK_SECONDS = 60.0
 LIVE_ON_HUB = ("queued", "dispatched", "running", "stuck", "needs_input")
+
+
+class Superseded(AlreadyRunning):
+    """Another ``coord agent`` registered this machine after this one (the hub said ``stale_incarnation`` with
+    a newer incarnation): this one stopped. ``coord agent`` exits with its "refused" code, as for a second
+    agent on one state dir."""
 
 
 @dataclass
@@ -98,6 +104,9 @@ class Host:
         self.recovered: list[dict[str, Any]] = []
         self.wake = threading.Event()
         self._last_parked_check = 0.0
+        self.registered_max = 0  # the newest incarnation this process registered
+        self.registering = threading.RLock()  # held while this process registers
+        self.superseded: str | None = None  # why this agent stops: another agent registered the machine
         self.runs = RunPoller(ctx, self.free_slots, lambda: self.incarnation, lambda: self.paused_all,
                               cfg.poll_wait)
 
@@ -133,6 +142,8 @@ class Host:
         finally:
             self.ctx.link.close()
             self.ctx.state.unlock()
+        if self.superseded is not None:
+            raise Superseded(self.superseded)
 
     def _merge_runner(self) -> MergeRunner:
         """The merge queue's runner (:mod:`coordhub.orchestrator.merging`): this host's repos as configured now."""
@@ -161,6 +172,10 @@ class Host:
         return sorted(ids)
 
     def _register(self) -> bool:
+        with self.registering:  # a refusal seen meanwhile waits for this registration (see _superseded)
+            return self._register_now()
+
+    def _register_now(self) -> bool:
         delay = 1.0
         extra = True  # the recovery notes and problems (contract amendment H1), dropped if this hub refuses them
         while not self.stopping.is_set():
@@ -182,6 +197,7 @@ class Host:
                 delay = min(delay * 2, 30.0)
                 continue
             self.incarnation = int(answer.get("host_incarnation") or 0)
+            self.registered_max = max(self.registered_max, self.incarnation)
             self.config_version = answer.get("config_version", self.config_version)
             self.recovered = []  # delivered: a later registration (config change, hub restart) repeats none
             self._take_timing(answer)
@@ -189,6 +205,25 @@ class Host:
                      self.incarnation, self.cfg.slots, ", ".join(sorted(self.cfg.repos)) or "none")
             return True
         return False
+
+    def _superseded(self, exc: Stale) -> bool:
+        """Whether ``exc`` says another ``coord agent`` registered this machine since this one did (its current
+        incarnation is newer than any this process registered); then stop, and :meth:`run` raises
+        :class:`Superseded`. Two agents for one machine (another state dir) would otherwise take the machine
+        from each other for ever, each registration losing the other's attempts."""
+        if exc.code != "stale_incarnation" or exc.current is None:
+            return False
+        with self.registering:  # a registration of ours in flight (a config change) may be the newer one
+            if exc.current <= self.registered_max:
+                return False
+        with self.mutex:
+            if self.superseded is None:
+                self.superseded = (f"another coord agent registered machine {self.cfg.machine} (incarnation "
+                                   f"{exc.current}; this one registered {self.registered_max}): this agent stops; "
+                                   "run one coord agent per machine")
+                log.error("%s", self.superseded)
+        self.shutdown()
+        return True
 
     def _take_timing(self, answer: dict[str, Any]) -> None:
         value = answer.get("heartbeat_seconds")
@@ -210,6 +245,8 @@ class Host:
             log.warning("heartbeat: hub unreachable (%s)", exc)
             return None
         except Stale as exc:  # the hub no longer knows this incarnation (e.g. it thinks the host died)
+            if self._superseded(exc):
+                return None
             log.warning("heartbeat refused (%s); registering again", exc)
             self._register()
             return None
@@ -351,6 +388,8 @@ class Host:
                 delay = min(delay * 2, 30.0)
                 continue
             except (Stale, Refused) as exc:
+                if isinstance(exc, Stale) and self._superseded(exc):
+                    return
                 log.warning("next refused (%s)", exc)
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 30.0)

@@ -35,7 +35,11 @@ class Refused(Exception):
 
 
 class Stale(Refused):
-    """409: the attempt (or host incarnation) named is no longer current; its work must stop."""
+    """409: the attempt (or host incarnation) named is no longer current; its work must stop.
+
+    ``current``: for ``stale_incarnation``, the machine's current host incarnation when the hub said."""
+
+    current: int | None = None
 
 
 class LogGap(Stale):
@@ -62,8 +66,13 @@ def _call(client: CoordClient, method: str, path: str, body: Any = None, params:
             raise Unreachable(f"rate limited by the hub ({err.message})") from None
         if err.status == 409 and err.code == "log_gap":
             raise LogGap(err.status, err.code, err.message, int(_detail(err, "size") or 0)) from None
-        cls = Stale if err.status == 409 else Refused
-        raise cls(err.status, err.code, err.message) from None
+        if err.status == 409:
+            stale = Stale(err.status, err.code, err.message)
+            current = _detail(err, "current")
+            if isinstance(current, int) and not isinstance(current, bool):
+                stale.current = current
+            raise stale from None
+        raise Refused(err.status, err.code, err.message) from None
 
 
 def _detail(err: HubError, key: str) -> Any:

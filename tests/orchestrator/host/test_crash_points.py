@@ -12,13 +12,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
+from coordhub.cli.common import EXIT_REFUSED
 from tests.orchestrator.host import test_agent_e2e
-from tests.orchestrator.host.test_agent_e2e import ENDED, Agent, Fleet
+from tests.orchestrator.host.test_agent_e2e import API, ENDED, Agent, Fleet
 
 crash_fleet = test_agent_e2e.fleet  # the fixture, under this name here
 
@@ -109,3 +112,30 @@ def test_a_gone_worktree_is_counted_on_its_branch_never_judged_no_commit(repo: A
     assert verdict.state != "done" and "no_commit" not in verdict.reason and "commits_unknown" in verdict.reason
     saved = work.save(wt, d, decide(ok, Ending(0, new_commits=1)), False, "m1")
     assert saved.pushed and "issue-1" in repo.remote_branches()
+
+
+def _registered(agent: Agent, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while "registered machine" not in agent.log.read_text():
+        assert time.time() < deadline and agent.proc.poll() is None, agent.log.read_text()
+        time.sleep(0.1)
+
+
+def test_a_second_agent_for_one_machine_makes_the_first_stop_not_a_tug_of_war(crash_fleet: Fleet) -> None:
+    fleet = crash_fleet
+    fleet.configure(stale_threshold=4, backoff_base=0.5, max_retries=3)
+    first = start(fleet, "m1", state_dir=fleet.root / "stateA")
+    _registered(first)
+    second = start(fleet, "m1", state_dir=fleet.root / "stateB")
+    _registered(second)
+    ids = [fleet.assign(n, "fake: slow work=2 beat=0.2", machine="m1") for n in (1, 2)]
+    assert first.proc.wait(30) == EXIT_REFUSED  # superseded: it stops with a clear error
+    assert "another coord agent registered machine m1" in first.log.read_text()
+    for aid in ids:
+        final = fleet.wait(aid, lambda a: a["state"] in ENDED, timeout=60)
+        assert final["state"] == "done" and final["attempt"] == 1, final
+    assert len(fleet.runs()) == 2  # claude ran once an issue
+    assert second.proc.poll() is None and second.log.read_text().count("registered machine") == 1
+    status = httpx2.get(fleet.hub.url + f"{API}/status", headers=fleet.admin).json()
+    assert next(m for m in status["machines"] if m["machine"] == "m1")["incarnation"] == 2
+    assert second.stop() == 0
