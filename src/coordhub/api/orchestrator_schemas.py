@@ -84,6 +84,9 @@ class Telemetry(BaseModel):
     status_line: Annotated[str, Field(max_length=2000)] | None = None
     rate_limited_until: float | str | None = Field(None, description="Epoch seconds or ISO 8601: pause dispatch "
                                                                      "fleet-wide until then.")
+    rate_limited_for: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="Seconds from now (a host's own clock measured it): pause dispatch fleet-wide that "
+                          "long on the hub's clock; preferred to rate_limited_until when both are sent.")
     permission_denials: int | list[Any] | None = None
     result: ResultInfo | None = None
 

@@ -10,6 +10,7 @@ every state change here goes through).
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from coordhub.core import coordinator
@@ -91,7 +92,11 @@ def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *
       started, and the hub adopted it) is lost and re-queued as the hub's own
       ``host_restarted`` path does (the same count, backoff and
       ``max_retries``); any other failure is final unless ``auto_reassign``;
-    * a ``rate_limited_until`` pauses dispatch fleet-wide until then;
+    * a ``rate_limited_for`` (seconds from now, from a host's own clock)
+      pauses dispatch fleet-wide for that long on the hub's clock; else a
+      ``rate_limited_until`` (absolute: the API's reset time, or what hosts
+      before ``rate_limited_for`` sent) until then; both capped at
+      :data:`~coordhub.core.coordinator.MAX_PAUSE_SECONDS` from now;
     * on an assignment that already ended (stopped meanwhile) the record
       fields are kept and the state is not changed.
 
@@ -104,6 +109,9 @@ def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *
         tx.attempts.set(row["id"], attempt, {"cost_usd": changes["cost_usd"]})
         changes["total_cost_usd"] = tx.attempts.total_cost(row["id"])
     until = telemetry.get("rate_limited_until")
+    left = telemetry.get("rate_limited_for")
+    if isinstance(left, int | float) and not isinstance(left, bool) and math.isfinite(left):
+        until = now + min(max(0.0, float(left)), coordinator.MAX_PAUSE_SECONDS)  # the hub's clock, not the host's
     if until is not None:
         coordinator.pause(tx, float(until), f"{RATE_LIMIT_REASON} reported by {row['ran_on']} (assignment "
                           f"{row['id']})", now, by=actor.session_id)

@@ -90,6 +90,7 @@ class Telemetry:
     stuck: str | None = None
     last_text: str | None = None
     rate_limited_until: float | None = None
+    rate_limit_local: bool = False  # rate_limited_until was computed from this host's clock (a 429 storm)
     rate_limit_rejections: int = 0
     api_retries: int = 0
     api_retries_429: int = 0
@@ -109,7 +110,9 @@ class Telemetry:
             "progress": self.status_line, "status_line": self.status_line,
         }
         if self.rate_limited_until is not None:
-            out["rate_limited_until"] = self.rate_limited_until
+            out["rate_limited_until"] = self.rate_limited_until  # what hubs before rate_limited_for read
+            if self.rate_limit_local:  # from this host's clock: the hub adds its own clock to what is left
+                out["rate_limited_for"] = round(max(0.0, self.rate_limited_until - time.time()), 3)
         if self.permission_denials:
             out["permission_denials"] = self.permission_denials[:20]
         if self.result is not None:
@@ -240,6 +243,7 @@ class Parser:
                     # a storm of 429 retries without a rate_limit_event: pause at least a minute (issue 11 point 6)
                     pause = delay / 1000 if isinstance(delay, int | float) else 0.0
                     t.rate_limited_until = float(self._now()) + max(60.0, pause)
+                    t.rate_limit_local = True
             retry = f", retrying in {delay / 1000:.0f}s" if isinstance(delay, int | float) else ""
             return [f"[retry] API error {status or ev.get('error') or '?'} (attempt {ev.get('attempt', '?')}/"
                     f"{ev.get('max_retries', '?')}){retry}"]
@@ -338,8 +342,10 @@ class Parser:
             t.rate_limit_rejections += 1
             if isinstance(resets, int | float):
                 t.rate_limited_until = float(resets) / (1000.0 if resets > 1e11 else 1.0)  # ms or s
+                t.rate_limit_local = False  # the API's own reset time, not this host's clock
         elif status in ("allowed", "allowed_warning"):
             t.rate_limited_until = None
+            t.rate_limit_local = False
         if status == self._rate_status:
             return []  # one line per change, not one per event (seed 003 throttled the same way)
         self._rate_status = status

@@ -9,7 +9,9 @@ the real hub, the real agent, the fake claude (the wiring of ``test_agent_e2e``)
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -20,7 +22,9 @@ import httpx2
 import pytest
 
 from coordhub.cli.common import EXIT_REFUSED
+from coordhub.clock import parse_iso
 from tests.orchestrator.host import test_agent_e2e
+from tests.orchestrator.host.conftest import FAKE_CLAUDE
 from tests.orchestrator.host.test_agent_e2e import API, ENDED, Agent, Fleet
 
 crash_fleet = test_agent_e2e.fleet  # the fixture, under this name here
@@ -139,3 +143,37 @@ def test_a_second_agent_for_one_machine_makes_the_first_stop_not_a_tug_of_war(cr
     status = httpx2.get(fleet.hub.url + f"{API}/status", headers=fleet.admin).json()
     assert next(m for m in status["machines"] if m["machine"] == "m1")["incarnation"] == 2
     assert second.stop() == 0
+
+
+def test_a_host_clock_hours_fast_pauses_the_fleet_only_as_long_as_the_storm_asks(crash_fleet: Fleet) -> None:
+    """A 429 storm (no rate_limit_event) on a host whose clock is 5 h fast: the hub pauses dispatch for the
+    storm's minute on its own clock, not for 5 h (the host says how long, not until when)."""
+    fleet = crash_fleet
+    retry = json.dumps({"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10,
+                        "retry_delay_ms": 500, "error_status": 429, "error": "rate_limit"})
+    launcher = fleet.claude_bin / "claude"
+    launcher.write_text("#!/bin/sh\n" + "".join(f"printf '%s\\n' {shlex.quote(retry)}\n" for _ in range(3))
+                        + f"exec {shlex.quote(sys.executable)} {shlex.quote(str(FAKE_CLAUDE))} \"$@\"\n")
+    skewed = start(fleet, "m1", skew=5 * 3600)
+    aid = fleet.assign(1, "fake: success", machine="m1")
+    assert fleet.wait(aid, lambda a: a["state"] in ENDED, timeout=60)["state"] == "done"
+    status = httpx2.get(fleet.hub.url + f"{API}/status", headers=fleet.admin).json()
+    pause = status.get("paused") or {}
+    assert pause.get("paused_until"), status  # the storm paused dispatch
+    left = parse_iso(pause["paused_until"]) - time.time()
+    assert 0 < left <= 61, pause  # a minute on the hub's clock, not 5 h
+    assert skewed.stop() == 0
+
+
+def test_the_hub_takes_a_pause_as_seconds_from_now_and_bounds_an_absolute_one() -> None:
+    from coordhub.orchestrator.streamjson import Parser
+
+    p = Parser()
+    retry = {"type": "system", "subtype": "api_retry", "retry_delay_ms": 500, "error_status": 429}
+    p.feed(("\n".join(json.dumps(retry) for _ in range(3)) + "\n").encode())
+    out = p.telemetry.compact()
+    assert 59 <= out["rate_limited_for"] <= 60 and out["rate_limited_until"] > time.time()
+    event = {"type": "rate_limit_event", "rate_limit_info": {"status": "rejected", "resetsAt": time.time() + 600}}
+    p.feed((json.dumps(event) + "\n").encode())
+    out = p.telemetry.compact()  # the API's own reset time: absolute, no host clock in it
+    assert "rate_limited_for" not in out and out["rate_limited_until"] > time.time() + 590
