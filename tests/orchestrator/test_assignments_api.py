@@ -224,6 +224,38 @@ def test_files_busy_requeues_with_backoff_then_fails(orch: Api, clock: ManualClo
     assert [x["state"] for x in state["attempts"]] == ["failed", "failed", "failed"]
 
 
+def test_a_restarted_hosts_host_restarted_failure_requeues_like_a_lost_attempt(orch: Api, clock: ManualClock,
+                                                                                laptop: Host,
+                                                                                user: dict[str, str]) -> None:
+    a = assign(orch, user, issue=3, machine="laptop")
+    for attempt in (1, 2, 3):
+        job = laptop.next()
+        assert job is not None and job["attempt"] == attempt
+        laptop.report(job, "failed", reason="host_restarted: the host stopped before claude started")
+        state = get(orch, a["id"])
+        if attempt < 3:  # max_retries 2
+            assert state["state"] == "queued" and state["not_before"] is not None
+            assert laptop.next() is None  # backoff: 10 s, then 20 s
+            clock.advance(10 * 2 ** (attempt - 1))
+    assert state["state"] == "failed" and "gave up after 3 attempt(s)" in state["reason"]
+    assert [x["state"] for x in state["attempts"]] == ["lost", "lost", "lost"]
+
+
+def test_a_rate_limit_pause_in_seconds_from_now_runs_on_the_hubs_clock(orch: Api, clock: ManualClock,
+                                                                      laptop: Host, server: Host,
+                                                                      user: dict[str, str]) -> None:
+    assign(orch, user, issue=1, machine="laptop")
+    assign(orch, user, issue=2, machine="server")
+    job = laptop.next()
+    assert job is not None
+    # a host 5 h fast: its absolute time is 5 h off, the seconds from now are right (and preferred)
+    laptop.report(job, "running", telemetry={"rate_limited_until": clock.now() + 5 * 3600 + 60,
+                                             "rate_limited_for": 60})
+    assert server.next() is None
+    clock.advance(61)
+    assert server.next() is not None
+
+
 def test_rate_limit_pauses_dispatch_fleet_wide(orch: Api, clock: ManualClock, laptop: Host, server: Host,
                                                 user: dict[str, str]) -> None:
     assign(orch, user, issue=1, machine="laptop")
