@@ -32,6 +32,7 @@ Line = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_line)
 LongLine = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_line)]
 Subject = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_line)]
 Text = Annotated[str, Field(max_length=524_288), AfterValidator(_text)]
+LeaseText = Annotated[str, Field(max_length=4096), AfterValidator(_text)]  # core.leases.MAX_DESCRIPTION
 Fence = Annotated[int, Field(ge=1, le=2**62)]
 
 
@@ -55,7 +56,7 @@ class LockClaim(Strict):
     project_key: Line
     resource: LongLine = Field(description="A path (`server/src/`), glob (`src/**/*.py`) or name (`deploy:staging`).")
     session_id: Line | None = Field(None, description="Must be the caller's own session (with auth).")
-    description: Text | None = None
+    description: LeaseText | None = Field(None, description="At most 4096 characters.")
     ttl_hours: float = Field(2.0, description="Hours until expiry; 0 = never (seed 001). Must be ≥ 0.")
 
 
@@ -540,7 +541,10 @@ class StatusOut(Out):
     halts: list[ListedHaltOut]
     paused: PauseOut | None
     session_id: str | None
-    active_locks: list[LeaseOut]
+    active_locks: list[LeaseOut] = Field(description="The oldest 500 live leases (about 4 MiB at most).")
+    active_locks_more: bool = Field(False, description="True when more live leases than ``active_locks`` hold.")
+    active_locks_next_after_fence: int | None = Field(
+        None, description="When ``active_locks_more``: GET /api/coord/locks?after_fence= this pages on.")
     components: list[ComponentOut]
     active_workflows: list[WorkflowOut]
     unread_messages: int

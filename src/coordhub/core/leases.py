@@ -30,6 +30,7 @@ A path written without ``/`` is a directory when a live lease shows it
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,7 +38,7 @@ from coordhub.clock import isoformat
 from coordhub.core import paths
 from coordhub.core.events import emit_nowait
 from coordhub.core.identity import Actor, require_admin
-from coordhub.errors import Forbidden, Invalid, LeaseConflict, NotFound, StaleFence
+from coordhub.errors import Conflict, Forbidden, Invalid, LeaseConflict, NotFound, StaleFence
 from coordhub.ids import new_id
 from coordhub.store.base import Row, Scan
 from coordhub.store.tables.leases import Candidates, is_live
@@ -47,6 +48,24 @@ DEFAULT_TTL_HOURS = 2.0  # seed 001: "use 2 for normal work"
 MAX_TTL_HOURS = 24.0 * 365
 STALE_AFTER_HOURS = 2.0  # seed 001's stale-lock rule: 2 hours without activity
 STALE_TAKEOVER = "stale_takeover"
+MAX_DESCRIPTION = 4096  # characters; seed 001's descriptions are one line ("Adding credential endpoints")
+MAX_LIVE_PER_SESSION = 1000  # live leases one session may hold at once (a claim past it: 409 lease_limit)
+PAGE = 500  # leases a list answers at most (GET /locks, /status, /locks/conflicts) …
+PAGE_BYTES = 4 << 20  # … and about this many bytes of them (at least one lease)
+
+
+class LeaseLimit(Conflict):
+    """The session holds :data:`MAX_LIVE_PER_SESSION` live leases (409; ``limit``): release some first."""
+
+    code = "lease_limit"
+
+
+def check_description(description: str | None) -> str | None:
+    """Return ``description`` if it is at most :data:`MAX_DESCRIPTION` characters; raise ``Invalid`` otherwise."""
+    if description is not None and len(description) > MAX_DESCRIPTION:
+        raise Invalid(f"description must be at most {MAX_DESCRIPTION} characters, not {len(description)}",
+                      field="description")
+    return description
 
 
 def render(row: Row, now: float) -> dict[str, Any]:
@@ -193,6 +212,7 @@ def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description:
     """
     res = _parse(resource)
     ttl_hours = check_ttl(ttl_hours)
+    description = check_description(description)
     # One read for everything the claim decides on (a round trip on PostgreSQL); when leases are due to be
     # recorded as expired, or wait to be filed under their scope, that is done first and the rows read again.
     seen = _candidates(tx, project_key, res, now, exclude=actor.session_id, first_only=True, due=True)
@@ -202,10 +222,11 @@ def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description:
         seen = _candidates(tx, project_key, res, now, exclude=actor.session_id, first_only=True, due=False)
     held = _held_by(actor, res, seen.at_scopes)
     if held is not None:
-        return {**_extend(tx, actor, held, ttl_hours, now, reclaimed=True), "renewed": True}
+        return {**_extend(tx, actor, _whole(tx, held), ttl_hours, now, reclaimed=True), "renewed": True}
     budget = paths.Budget()
     for held in _overlaps(tx, project_key, res, now, seen, exclude=actor.session_id, budget=budget):
-        raise _conflict(held, resource, now, undecided=budget.exhausted)
+        raise _conflict(_whole(tx, held), resource, now, undecided=budget.exhausted)
+    _take_room(tx, actor.session_id)
     row: Row = {
         "id": new_id(), "fence": tx.leases.next_fence(), "project_key": project_key,
         "resource": resource, "kind": res.kind.value, "session_id": actor.session_id, "description": description,
@@ -217,6 +238,41 @@ def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description:
     emit_nowait(tx, "lease.granted", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
          resource=resource, fence=row["fence"], expires_at=row["expires_at"])
     return {**render(row, now), "renewed": False}
+
+
+#: Per store connection (its executor), per session: how many more leases the session may be granted before its
+#: active leases are counted again. A count (one query; a round trip on PostgreSQL) on every claim would cost the
+#: hot path (issue 15), so the session's leases are counted only when this runs out: a grant takes one, a release
+#: gives none back (so it may run out early, never late). Another hub process granting leases to the same session
+#: is not seen here: the bound holds per process that writes (one on SQLite).
+_ROOM: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyDictionary()
+_ROOM_SESSIONS = 10_000  # sessions remembered per connection; past it all are forgotten (and counted again)
+
+
+def _take_room(tx: Tx, session_id: str) -> None:
+    """Refuse a new grant to a session holding :data:`MAX_LIVE_PER_SESSION` live leases (:class:`LeaseLimit`),
+    counting them only when :data:`_ROOM` says the session may be near the bound; else take one of its room."""
+    room = _ROOM.setdefault(tx.leases.ex, {})
+    left = room.get(session_id, 0)
+    if left <= 0:
+        # Due leases were recorded as expired by the claim, so the session's active leases are its live ones.
+        held = tx.leases.active_of(session_id, MAX_LIVE_PER_SESSION)
+        if held >= MAX_LIVE_PER_SESSION:
+            room.pop(session_id, None)
+            raise LeaseLimit(f"session {session_id} holds {MAX_LIVE_PER_SESSION} live leases, the most one "
+                             "session may hold; release some (or claim a directory or glob that covers them) first",
+                             limit=MAX_LIVE_PER_SESSION)
+        left = MAX_LIVE_PER_SESSION - held
+    if session_id not in room and len(room) >= _ROOM_SESSIONS:
+        room.clear()
+    room[session_id] = left - 1
+
+
+def _whole(tx: Tx, row: Row) -> Row:
+    """``row`` with its ``description``: overlap checks read leases without it (``Leases.BRIEF``)."""
+    if "description" in row:
+        return row
+    return tx.leases.get(row["id"]) or {**row, "description": None}
 
 
 def _held_by(actor: Actor, res: paths.Resource, at_scopes: list[Row]) -> Row | None:
@@ -416,18 +472,40 @@ def expire_due(tx: Tx, now: float) -> int:
 
 def live(tx: Tx, now: float, project_key: str | None = None, resource: str | None = None,
          session_id: str | None = None) -> list[dict[str, Any]]:
-    """Live leases, filtered by project, holder, and by overlap with ``resource`` (seed 001's query)."""
+    """Live leases, filtered by project, holder, and by overlap with ``resource`` (seed 001's query); at most
+    :data:`PAGE` leases and about :data:`PAGE_BYTES` (see :func:`page`)."""
+    return page(tx, now, project_key, resource, session_id)[0]
+
+
+def page(tx: Tx, now: float, project_key: str | None = None, resource: str | None = None,
+         session_id: str | None = None, *, after_fence: int = 0,
+         limit: int = PAGE) -> tuple[list[dict[str, Any]], int | None]:
+    """Live leases as :func:`live` filters them, oldest grant first after ``after_fence``: at most ``limit``
+    (≤ :data:`PAGE`) and about :data:`PAGE_BYTES` of them (at least one), and the fence to page on after
+    (None: this is the last page)."""
+    limit = max(1, min(limit, PAGE))
     if resource is None:
-        rows = tx.leases.live(now, project_key=project_key, session_id=session_id)
+        rows = tx.leases.live(now, project_key=project_key, session_id=session_id, after_fence=after_fence,
+                              limit=limit + 1)
     else:
         res, budget = _parse(resource), paths.Budget()
         if project_key is not None:
-            rows = list(overlapping(tx, project_key, res, now, budget=budget))
+            found = list(overlapping(tx, project_key, res, now, budget=budget))
         else:  # every project: no index to narrow by, the budget still bounds the work
-            rows = [r for r in tx.leases.live(now) if _parse_stored(r).overlaps(res, budget=budget)]
-        rows = sorted((r for r in rows if session_id is None or r["session_id"] == session_id),
-                      key=lambda r: r["fence"])
-    return [render(r, now) for r in rows]
+            found = [r for r in tx.leases.live(now, brief=True) if _parse_stored(r).overlaps(res, budget=budget)]
+        found = sorted((r for r in found if (session_id is None or r["session_id"] == session_id)
+                        and r["fence"] > after_fence), key=lambda r: r["fence"])[:limit + 1]
+        whole = tx.leases.full([r["id"] for r in found if "description" not in r])
+        rows = [whole.get(r["id"], r) for r in found]
+    out: list[dict[str, Any]] = []
+    size = 0
+    for row in rows[:limit]:
+        if out and size >= PAGE_BYTES:
+            break
+        out.append(render(row, now))
+        size += 400 + len(row["resource"]) + len(row.get("description") or "")
+    more = len(out) < len(rows)
+    return out, (out[-1]["fence"] if more else None)
 
 
 def get(tx: Tx, lease_id: str, now: float) -> dict[str, Any]:

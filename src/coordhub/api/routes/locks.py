@@ -43,13 +43,23 @@ async def claim(body: LockClaim, request: Request, who: Caller = Depends(caller)
         ahead=lambda: Ahead.of(scans=(leases.claim_scan(body.project_key, body.resource),)))  # parsed if read ahead
 
 
+NEXT_HEADER = "Coord-Next-After-Fence"
+
+
 @router.get("", response_model=list[LeaseOut], responses=responses(*READ_ERRORS))
 async def list_live(request: Request, project_key: str | None = None, resource: str | None = None,
-                    session_id: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
-    """Live leases; ``resource`` narrows to leases overlapping it (seed 001's conflict check)."""
+                    session_id: str | None = None, after_fence: int = Query(0, ge=0, le=2**62),
+                    limit: int = Query(leases.PAGE, ge=1, le=leases.PAGE),
+                    who: Caller = Depends(caller)) -> JSONResponse:
+    """Live leases, oldest grant first; ``resource`` narrows to leases overlapping it (seed 001's conflict check).
+
+    At most ``limit`` leases (≤ 500) and about 4 MiB per answer (at least one). When more follow, the
+    ``Coord-Next-After-Fence`` header carries the fence to page on with (``after_fence=``).
+    """
     holder = await who.session(session_id)
-    return await query(request, lambda tx, now: leases.live(tx, now, project_key, resource, holder),
-                       off_loop=resource is not None)
+    out, after = await hub(request).query_off_loop(
+        lambda tx, now: leases.page(tx, now, project_key, resource, holder, after_fence=after_fence, limit=limit))
+    return JSONResponse(out, headers={NEXT_HEADER: str(after)} if after is not None else None)
 
 
 @router.delete("", response_model=ReleaseAllOut, responses=responses(*WRITE_ERRORS))

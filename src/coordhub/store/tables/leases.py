@@ -9,6 +9,11 @@ from coordhub.store.tables.base import Table
 
 _LIVE = "state = 'active' AND (expires_at IS NULL OR expires_at > ?)"
 
+#: What an overlap check reads of a lease: every column but ``description`` (up to 4 KiB a lease, more in rows
+#: granted before that bound), which only an answer needs; those read the rows they answer in full (:meth:`full`).
+BRIEF = ("id, fence, project_key, resource, kind, session_id, ttl_hours, acquired_at, renewed_at, expires_at, "
+         "state, released_at, released_by, updated_at, release_reason, scope, scope_is_dir")
+
 
 def is_live(row: Row, now: float) -> bool:
     """``_LIVE`` for a row in hand: active and not past ``expires_at`` at ``now``.
@@ -16,6 +21,11 @@ def is_live(row: Row, now: float) -> bool:
     A NaN ``expires_at`` (only an archive could bring one) counts as live, as PostgreSQL's ``NaN > now`` does.
     """
     return row["state"] == "active" and (row["expires_at"] is None or not row["expires_at"] <= now)
+
+
+def _brief(row: Row) -> Row:
+    """``row`` as :data:`BRIEF` reads it (a read ahead reads whole rows): without ``description``."""
+    return {k: v for k, v in row.items() if k != "description"}
 
 
 class Candidates(NamedTuple):
@@ -49,15 +59,36 @@ class Leases(Table):
         """The lease granted with this fence, in any state, or None."""
         return self.ex.one("SELECT * FROM leases WHERE fence = ?", (fence,))
 
-    def live(self, now: float, project_key: str | None = None, session_id: str | None = None) -> list[Row]:
-        """Live leases, optionally of one project and/or one holder, oldest grant first."""
-        sql = f"SELECT * FROM leases WHERE {_LIVE}"
+    def live(self, now: float, project_key: str | None = None, session_id: str | None = None, *,
+             after_fence: int = 0, limit: int | None = None, brief: bool = False) -> list[Row]:
+        """Live leases, optionally of one project and/or one holder, oldest grant first: those granted after
+        ``after_fence``, at most ``limit``; ``brief``: without ``description`` (:data:`BRIEF`)."""
+        sql = f"SELECT {BRIEF if brief else '*'} FROM leases WHERE {_LIVE}"
         params: list[Any] = [now]
         if project_key is not None:
             sql, params = sql + " AND project_key = ?", [*params, project_key]
         if session_id is not None:
             sql, params = sql + " AND session_id = ?", [*params, session_id]
-        return self.ex.all(sql + " ORDER BY fence", tuple(params))
+        if after_fence:
+            sql, params = sql + " AND fence > ?", [*params, after_fence]
+        return self.ex.all(sql + " ORDER BY fence" + (f" LIMIT {int(limit)}" if limit is not None else ""),
+                           tuple(params))
+
+    def full(self, ids: list[str]) -> dict[str, Row]:
+        """The whole rows of the leases with these ids (any state), by id."""
+        out: dict[str, Row] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            out.update((r["id"], r) for r in self.ex.all(f"SELECT * FROM leases WHERE id IN ({marks})", tuple(chunk)))
+        return out
+
+    def active_of(self, session_id: str, cap: int) -> int:
+        """How many leases of ``session_id`` are marked active, counted up to ``cap`` (an index-only count over
+        ``leases_active_by_session``; leases past their expiry count until recorded as expired)."""
+        row = self.ex.one("SELECT COUNT(*) AS n FROM (SELECT 1 FROM leases WHERE session_id = ? AND state = 'active' "
+                          f"LIMIT {int(cap)}) AS t", (session_id,))
+        return int(row["n"]) if row else 0
 
     def count_live(self, now: float) -> int:
         """How many leases are live at ``now`` (for metrics)."""
@@ -111,30 +142,30 @@ class Leases(Table):
             return None
         if due and scanned.due_at is not None and scanned.due_at <= now:
             return None
-        live = [r for r in scanned.filed if is_live(r, now)]
-        below = [r for r in scanned.beneath if is_live(r, now) and r["session_id"] != exclude]
+        live = [_brief(r) for r in scanned.filed if is_live(r, now)]
+        below = [_brief(r) for r in scanned.beneath if is_live(r, now) and r["session_id"] != exclude]
         return Candidates([r for r in live if r["scope"] in scan.scopes], [r for r in live if r["scope"] is None],
                           below[:beneath_limit] if beneath_limit is not None else below, [])
 
     def _at_scopes(self, project_key: str, scopes: list[str], now: float,
                    exclude: str | None) -> tuple[str, tuple[Any, ...]]:
         marks = ", ".join("?" * len(scopes))
-        sql = f"SELECT * FROM leases WHERE project_key = ? AND scope IN ({marks}) AND {_LIVE}"
+        sql = f"SELECT {BRIEF} FROM leases WHERE project_key = ? AND scope IN ({marks}) AND {_LIVE}"
         return self._held_by_others(sql, (project_key, *scopes, now), exclude)
 
     def _beneath_scope(self, project_key: str, scope: str, now: float, exclude: str | None,
                        limit: int | None) -> tuple[str, tuple[Any, ...]]:
         if scope:
-            sql = (f"SELECT * FROM leases WHERE project_key = ? AND scope >= ? AND scope < ? AND {_LIVE} "
+            sql = (f"SELECT {BRIEF} FROM leases WHERE project_key = ? AND scope >= ? AND scope < ? AND {_LIVE} "
                    "AND kind <> 'name'")
             params: tuple[Any, ...] = (project_key, scope + "/", scope + "0", now)  # "0" follows "/"
         else:
-            sql = f"SELECT * FROM leases WHERE project_key = ? AND scope > '' AND {_LIVE} AND kind <> 'name'"
+            sql = f"SELECT {BRIEF} FROM leases WHERE project_key = ? AND scope > '' AND {_LIVE} AND kind <> 'name'"
             params = (project_key, now)
         return self._held_by_others(sql, params, exclude, limit)
 
     def _unscoped(self, project_key: str, now: float, exclude: str | None) -> tuple[str, tuple[Any, ...]]:
-        sql = f"SELECT * FROM leases WHERE project_key = ? AND scope IS NULL AND {_LIVE}"
+        sql = f"SELECT {BRIEF} FROM leases WHERE project_key = ? AND scope IS NULL AND {_LIVE}"
         return self._held_by_others(sql, (project_key, now), exclude)
 
     @staticmethod
@@ -160,12 +191,12 @@ class Leases(Table):
                         (scope, int(scope_is_dir), lease_id))
 
     def due(self, now: float) -> list[Row]:
-        """Leases still marked active whose ``expires_at`` has passed."""
+        """Leases still marked active whose ``expires_at`` has passed (:data:`BRIEF`: no ``description``)."""
         return self.ex.all(*self._due(now))
 
     @staticmethod
     def _due(now: float) -> tuple[str, tuple[Any, ...]]:
-        return ("SELECT * FROM leases WHERE state = 'active' AND expires_at IS NOT NULL AND expires_at <= ? "
+        return (f"SELECT {BRIEF} FROM leases WHERE state = 'active' AND expires_at IS NOT NULL AND expires_at <= ? "
                 "ORDER BY fence", (now,))
 
     def end(self, lease_id: str, state: str, now: float, by: str | None, reason: str | None = None) -> None:
