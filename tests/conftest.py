@@ -82,6 +82,27 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
+def sqlite_database_before(path: Path, migration: str, rows: Sequence[tuple[str, tuple[Any, ...]]] = ()) -> Path:
+    """A SQLite file at ``path`` with the migrations named before ``migration`` and ``rows`` in it: the database
+    an older hub left behind (the SQLite side of :func:`pg_database_before`)."""
+    import sqlite3
+
+    from coordhub.store import migrate
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        for name, sql in migrate.migration_scripts("sqlite"):
+            if name < migration:
+                conn.executescript(sql)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+        for sql, params in rows:
+            conn.execute(sql, params)
+    finally:
+        conn.close()
+    return path
+
+
 @contextlib.contextmanager
 def pg_database_before(migration: str, rows: Sequence[tuple[str, tuple[Any, ...]]] = ()) -> Iterator[str]:
     """A scratch PostgreSQL database with the migrations named before ``migration`` and ``rows`` in it; its URL.

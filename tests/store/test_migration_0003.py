@@ -7,16 +7,15 @@ unique case-folded key) and every reference uses that spelling.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from coordhub.store import Store, migrate
+from coordhub.store import Store
 from coordhub.store.sqlite import SQLiteStore
-from tests.conftest import pg_database_before
+from tests.conftest import pg_database_before, sqlite_database_before
 
 FIRST, LATER, OTHER = "DESKTOP-0O8A1RL/claude-main", "desktop-0o8a1rl/claude-main", "HOWARD-HOME/claude-main"
 
@@ -41,16 +40,7 @@ LEGACY = [
 
 
 def _sqlite_legacy(path: Path) -> Store:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-    for name, sql in migrate.migration_scripts("sqlite"):
-        if name < "0003":
-            conn.executescript(sql)
-            conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
-    for sql, params in LEGACY:
-        conn.execute(sql, params)
-    conn.close()
-    return SQLiteStore(path)
+    return SQLiteStore(sqlite_database_before(path, "0003", LEGACY))
 
 
 @pytest.fixture

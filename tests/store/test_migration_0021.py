@@ -8,17 +8,16 @@ a review). The tokens themselves stay.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from coordhub.store import Store, migrate
+from coordhub.store import Store
 from coordhub.store.postgres import PostgresStore
 from coordhub.store.sqlite import SQLiteStore
-from tests.conftest import pg_database_before
+from tests.conftest import pg_database_before, sqlite_database_before
 
 LEGACY = [
     ("INSERT INTO tokens (id, name, token_hash, is_admin, created_at) VALUES ('t1', 'admin', 'h1', 1, 1.0)", ()),
@@ -36,17 +35,8 @@ def _left(store: Store) -> dict[str, int]:
 
 
 def test_sqlite(tmp_path: Path) -> None:
-    path = tmp_path / "coord.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-    for name, sql in migrate.migration_scripts("sqlite"):
-        if name < "0021":
-            conn.executescript(sql)
-            conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
-    for sql, params in LEGACY:
-        conn.execute(sql, params)
-    conn.close()
-    assert _left(SQLiteStore(path)) == {"web_sessions": 0, "tokens": 1}
+    store = SQLiteStore(sqlite_database_before(tmp_path / "coord.db", "0021", LEGACY))
+    assert _left(store) == {"web_sessions": 0, "tokens": 1}
 
 
 @pytest.fixture
