@@ -33,10 +33,17 @@ PAGE = 1000  # events per catch-up read
 PAGE_BYTES = 1024 * 1024  # payload bytes per catch-up read (at least one event)
 CHUNK_BYTES = 64 * 1024  # SSE frames joined into one write
 AUDIT_BYTES = 4 * 1024 * 1024  # payload bytes one /audit answer carries (at least one event)
+AUDIT_SCAN_IDS = 100_000  # event ids one /audit answer looks through, at most (the database skips non-matches)
+AUDIT_SCAN_ROWS = 20_000  # matching rows one /audit answer reads, at most (some may be the parties' own)
+MAX_KINDS = 32  # kind prefixes in one filter
 
 
 def _kinds(kinds: str | None) -> tuple[str, ...]:
-    return tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else ()
+    """The kind prefixes of a ``kinds=`` filter (comma-separated; at most :data:`MAX_KINDS`, else ``Invalid``)."""
+    found = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else ()
+    if len(found) > MAX_KINDS:
+        raise Invalid(f"kinds names {len(found)} prefixes; at most {MAX_KINDS}", field="kinds")
+    return found
 
 
 MAX_EVENT_ID = 2**62  # the bound ``?after=`` has too
@@ -278,34 +285,46 @@ async def audit(request: Request, after: int = Query(0, ge=0, le=MAX_EVENT_ID), 
     """The event log as JSON, oldest first after ``after`` (what the caller may see).
 
     At most ``limit`` events and about 4 MiB of payload per answer (at least
-    one event); page on with ``after`` set to the last id received. When
-    events after ``after`` were pruned, the ``Coord-Gap`` header carries the
-    pruned bound (the answer starts after it).
+    one event). One answer looks at most :data:`AUDIT_SCAN_IDS` ids ahead and
+    :data:`AUDIT_SCAN_ROWS` matching rows, so a filter that matches little
+    costs a bounded scan, not the whole log. While more may follow, the
+    ``Coord-Next-After`` header carries the id to page on after (absent: the
+    answer reached the end of the log); it may run ahead of the last event
+    answered. When events after ``after`` were pruned, the ``Coord-Gap``
+    header carries the pruned bound (the answer starts after it).
     """
     viewer, admin = _viewer(who)
     prefixes = _kinds(kinds)
 
-    def page(tx: Any, now: float) -> list[dict[str, Any]]:
+    def page(tx: Any, now: float) -> tuple[list[dict[str, Any]], int | None]:
         out: list[dict[str, Any]] = []
-        cursor, size = after, 0
-        while len(out) < limit and size < AUDIT_BYTES:
-            rows = tx.events.page(cursor, PAGE, AUDIT_BYTES - size)
+        cursor, size, scanned = after, 0, 0
+        through = min(after + AUDIT_SCAN_IDS, MAX_EVENT_ID)
+        while len(out) < limit and size < AUDIT_BYTES and scanned < AUDIT_SCAN_ROWS:
+            rows = tx.events.page(cursor, min(PAGE, AUDIT_SCAN_ROWS - scanned), AUDIT_BYTES - size,
+                                  kinds=prefixes, project_key=project_key, through_id=through)
             if not rows:
+                cursor = through  # nothing matches up to the window's end
                 break
             for r in rows:
                 cursor = r["id"]
-                if events.visible(r, viewer, admin) and events.matches(r, prefixes, project_key):
+                scanned += 1
+                if events.visible(r, viewer, admin):
                     out.append(events.render(r))
                     size += len(r["payload"])
                     if len(out) == limit or size >= AUDIT_BYTES:
                         break
-        return out
+        return out, (cursor if cursor < tx.events.last_id() else None)
 
-    def with_gap(tx: Any, now: float) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+    def with_gap(tx: Any, now: float) -> tuple[tuple[list[dict[str, Any]], int | None], dict[str, int] | None]:
         return page(tx, now), retention.gap(tx, after)
 
-    out, gap = await hub(request).query_off_loop(with_gap)
-    headers = {"Coord-Gap": str(gap["pruned_through"])} if gap is not None else None
+    (out, next_after), gap = await hub(request).query_off_loop(with_gap)
+    headers = {}
+    if gap is not None:
+        headers["Coord-Gap"] = str(gap["pruned_through"])
+    if next_after is not None:
+        headers["Coord-Next-After"] = str(next_after)
     return JSONResponse(out, headers=headers)
 
 

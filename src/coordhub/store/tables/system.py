@@ -98,8 +98,14 @@ class Events(Table):
         with the unit's next statement, or with the batch's COMMIT)."""
         self.ex.expect(_AFTER, (after_id, limit), then)
 
-    def page(self, after_id: int, limit: int, max_bytes: int) -> list[Row]:
+    def page(self, after_id: int, limit: int, max_bytes: int, *, kinds: tuple[str, ...] = (),
+             project_key: str | None = None, through_id: int | None = None) -> list[Row]:
         """Events after ``after_id``, oldest first: at most ``limit`` of them and about ``max_bytes`` of payload.
+
+        Only events whose kind starts with one of ``kinds`` (all when empty),
+        of ``project_key`` (all when None) and with id at most ``through_id``
+        (no bound when None): the database skips the others, so rows that do
+        not match are never turned into Python objects.
 
         Always at least one event when there is one, however large; an empty
         list when there is none. Rows are fetched in batches that start small
@@ -107,11 +113,23 @@ class Events(Table):
         a few rows beyond the budget in memory (asking the database for the
         sizes first would make SQLite read every payload in full).
         """
+        where: list[str] = ["id > ?"]
+        args: list[object] = []
+        if through_id is not None:
+            where.append("id <= ?")
+            args.append(through_id)
+        if project_key is not None:
+            where.append("project_key = ?")
+            args.append(project_key)
+        if kinds:  # substr, not LIKE: a kind prefix is literal text ("_" and "%" included)
+            where.append("(" + " OR ".join("substr(kind, 1, CAST(? AS INTEGER)) = ?" for _ in kinds) + ")")
+            for k in kinds:
+                args += [len(k), k]
+        sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
         out: list[Row] = []
         total, cursor, batch = 0, after_id, 4
         while len(out) < limit:
-            rows = self.ex.all("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?",
-                               (cursor, min(batch, limit - len(out))))
+            rows = self.ex.all(sql, (cursor, *args, min(batch, limit - len(out))))
             for row in rows:
                 size = len(row["payload"])
                 if out and total + size > max_bytes:
