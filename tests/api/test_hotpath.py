@@ -35,7 +35,8 @@ from coordhub.server import SYSTEM
 from coordhub.store.sqlite import SQLiteStore
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-KEPT_HEADERS = ("content-type", "idempotent-replayed", "retry-after", "www-authenticate")
+KEPT_HEADERS = ("content-type", "idempotent-replayed", "retry-after", "www-authenticate", "coord-next-after-seq",
+                "coord-next-before-seq")
 
 
 @dataclass
@@ -267,7 +268,7 @@ def test_every_hot_route_is_planned_from_its_own_declaration() -> None:
     found = plans(app)
     assert [(p.method, p.route.path) for p in found] == list(HOT)
     inbox = next(p for p in found if p.method == "GET" and p.route.path.endswith("/messages"))
-    assert [q.name for q in inbox.query] == ["to_session", "unread_only", "limit", "before_seq"]
+    assert [q.name for q in inbox.query] == ["to_session", "unread_only", "limit", "before_seq", "after_seq"]
     assert inbox.body is None and inbox.caller_name == "who"
 
 

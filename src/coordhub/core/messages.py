@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import presence
+from coordhub.core import paging, presence
 from coordhub.core.events import emit_nowait
 from coordhub.core.identity import (
     SYSTEM_SENDER,
@@ -37,6 +37,7 @@ BROADCAST = "ALL_SESSIONS"
 MAX_INBOX = 500
 DEFAULT_ACK_WAIT_SECONDS = 300.0  # redeliver an unacked ack-required message after 5 minutes
 DEFAULT_MAX_DELIVERIES = 3        # then dead-letter it and tell the sender
+TEXT = ("subject", "body")        # a message's stored text, as paging.fit counts it
 
 
 def render(row: Row) -> dict[str, Any]:
@@ -172,12 +173,30 @@ def inbox(tx: Tx, session_id: str, *, unread_only: bool, limit: int = 100,
 
     Unread = direct messages to the session without ``read_at`` plus
     broadcasts (not its own) it has not read. Cost grows with the unread count,
-    not with history. ``before_seq`` pages the full history.
+    not with history. ``before_seq`` pages the full history. At most ``limit``
+    messages and about :data:`~coordhub.core.paging.PAGE_BYTES` of them (see :func:`inbox_page`).
+    """
+    return inbox_page(tx, session_id, unread_only=unread_only, limit=limit, before_seq=before_seq)[0]
+
+
+def inbox_page(tx: Tx, session_id: str, *, unread_only: bool, limit: int = 100, before_seq: int | None = None,
+               after_seq: int = 0) -> tuple[list[dict[str, Any]], int | None]:
+    """:func:`inbox`'s messages (unread ones with ``seq > after_seq``, history below ``before_seq``) and the seq
+    to continue from when more follow, None at the end.
+
+    An answer holds at most ``limit`` (≤ :data:`MAX_INBOX`) messages and about
+    :data:`~coordhub.core.paging.PAGE_BYTES` of subjects and bodies (at least
+    one message). The next answer starts at ``after_seq=`` the returned seq
+    for unread messages, ``before_seq=`` it for history. Reading marks nothing
+    read, so an unread message left out of this answer is still unread.
     """
     limit = max(1, min(limit, MAX_INBOX))
-    if not unread_only:
-        return [render(r) for r in tx.messages.history(session_id, before_seq or 2**62, limit)]
-    return [render(r) for r in _unread(tx, session_id, limit, 0)]
+    if unread_only:
+        rows = _unread(tx, session_id, limit + 1, after_seq)
+    else:
+        rows = tx.messages.history(session_id, before_seq or 2**62, limit + 1)
+    n = paging.fit(rows[:limit], TEXT)
+    return [render(r) for r in rows[:n]], (int(rows[n - 1]["seq"]) if n < len(rows) else None)
 
 
 def _unread(tx: Tx, session_id: str, limit: int, after_seq: int) -> list[Row]:
@@ -188,11 +207,6 @@ def _unread(tx: Tx, session_id: str, limit: int, after_seq: int) -> list[Row]:
             + tx.messages.unread_broadcasts(session_id, cursor, limit))
     rows.sort(key=lambda r: r["seq"])
     return rows[:limit]
-
-
-def unread_after(tx: Tx, session_id: str, after_seq: int, limit: int = 100) -> list[dict[str, Any]]:
-    """Unread messages of a session with ``seq > after_seq``, oldest first (what a long-poll waits for)."""
-    return [render(r) for r in _unread(tx, session_id, max(1, min(limit, MAX_INBOX)), after_seq)]
 
 
 def unread_count(tx: Tx, session_id: str) -> int:
@@ -209,7 +223,10 @@ def unshown(tx: Tx, actor: Actor, limit: int, now: float) -> dict[str, Any]:
 
     "Shown" is the first step of a delivery (shown → read → acked): a hook
     injects these into the agent's context once. A redelivered message
-    becomes unshown again. ``more`` counts what is left beyond ``limit``.
+    becomes unshown again. An answer holds about
+    :data:`~coordhub.core.paging.PAGE_BYTES` of subjects and bodies at most
+    (at least one message); ``more`` counts what is left, still unshown, for
+    the next call.
     """
     limit = max(1, min(limit, MAX_INBOX))
     row = tx.sessions.get(actor.session_id)
@@ -219,7 +236,8 @@ def unshown(tx: Tx, actor: Actor, limit: int, now: float) -> dict[str, Any]:
     rows = (tx.messages.unshown_direct(actor.session_id, incarnation, window)
             + tx.messages.unshown_broadcasts(actor.session_id, cursor, window))
     rows.sort(key=lambda r: r["seq"])
-    shown, rest = rows[:limit], rows[limit:]
+    n = paging.fit(rows[:limit], TEXT)
+    shown, rest = rows[:n], rows[n:]  # only what is answered is marked shown: nothing left out is lost
     for r in shown:
         tx.messages.mark_delivered(actor.session_id, r["seq"], now)
     if any(r["to_session"] is None for r in shown):

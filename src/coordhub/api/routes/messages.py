@@ -27,6 +27,13 @@ from coordhub.store.tx import Tx
 router = APIRouter(prefix="/api/coord/messages", tags=["messages"])
 MAX_WAIT_SECONDS = 60.0
 NEWS = ("message.sent", "message.redelivered")  # event kinds that can bring a session an unread message
+NEXT_AFTER = "Coord-Next-After-Seq"    # more unread messages follow: ask again with after_seq= this
+NEXT_BEFORE = "Coord-Next-Before-Seq"  # more history follows: ask again with before_seq= this
+
+
+def _paged(page: tuple[list[dict[str, Any]], int | None], header: str) -> JSONResponse:
+    found, seq = page
+    return JSONResponse(found, headers={header: str(seq)} if seq is not None else None)
 
 
 @router.post("", status_code=201, response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
@@ -54,11 +61,19 @@ async def _viewer(who: Caller, claimed: str | None, field: str) -> str:
 async def inbox(request: Request, to_session: str | None = None, unread_only: bool = False,
                 limit: int = Query(100, ge=1, le=messages.MAX_INBOX),
                 before_seq: int | None = Query(None, ge=1, le=2**62),
+                after_seq: int = Query(0, ge=0, le=2**62),
                 who: Caller = Depends(caller)) -> JSONResponse:
-    """A session's inbox (seed 001): ``unread_only=true`` gives unread direct messages and broadcasts."""
+    """A session's inbox (seed 001): ``unread_only=true`` gives unread direct messages and broadcasts.
+
+    Unread ones come oldest first (``seq`` above ``after_seq``), all of them newest first (``seq`` below
+    ``before_seq``). At most ``limit`` messages and about 4 MiB of their text per answer (at least one); when
+    more follow, ``Coord-Next-After-Seq`` (unread) or ``Coord-Next-Before-Seq`` (all) carries the seq to ask
+    again with. Reading marks nothing read.
+    """
     viewer = await _viewer(who, to_session, "to_session")
-    return await query(request, lambda tx, now: messages.inbox(
-        tx, viewer, unread_only=unread_only, limit=limit, before_seq=before_seq))
+    page = await hub(request).query(lambda tx, now: messages.inbox_page(
+        tx, viewer, unread_only=unread_only, limit=limit, before_seq=before_seq, after_seq=after_seq))
+    return _paged(page, NEXT_AFTER if unread_only else NEXT_BEFORE)
 
 
 @router.get("/unread-count", response_model=UnreadCountOut, responses=responses(*READ_ERRORS))
@@ -76,6 +91,8 @@ async def wait(request: Request, timeout: float = Query(30.0, ge=0, le=MAX_WAIT_
                who: Caller = Depends(caller)) -> JSONResponse:
     """Long-poll: answer as soon as the caller has an unread message with ``seq > after_seq``, else ``[]``.
 
+    At most 100 messages and about 4 MiB of their text (at least one); ``Coord-Next-After-Seq`` says more follow.
+
     A wait (``timeout`` > 0) holds one of the session's ``streams_per_token`` slots (429 ``too_many_streams``).
     """
     viewer = await _viewer(who, session_id, "session_id")
@@ -86,9 +103,10 @@ async def wait(request: Request, timeout: float = Query(30.0, ge=0, le=MAX_WAIT_
     with streams.slots(request).hold(streams.key(who, request)) if timeout > 0 else contextlib.nullcontext():
         while True:
             cursor = bus.last_id  # before the query: nothing committed after it can be missed
-            found = await h.query(lambda tx, now: messages.unread_after(tx, viewer, after_seq))
-            if found or not await _message_for(bus, viewer, cursor, deadline):
-                return JSONResponse(found)
+            page = await h.query(lambda tx, now: messages.inbox_page(tx, viewer, unread_only=True,
+                                                                      after_seq=after_seq))
+            if page[0] or not await _message_for(bus, viewer, cursor, deadline):
+                return _paged(page, NEXT_AFTER)
 
 
 async def _message_for(bus: EventBus, viewer: str, cursor: int, deadline: float) -> bool:
@@ -111,14 +129,16 @@ async def unshown(request: Request, body: Unshown | None = None, who: Caller = D
 
     Pending conversation turns to the caller's address that its agent has not
     been shown come in the same answer (``turns``, ``turns_more``), sharing
-    ``limit`` after the messages, so a hook asks once.
+    ``limit`` after the messages, so a hook asks once. About 4 MiB of message text at most (at least one
+    message); ``more`` counts the messages left unshown, and while any are left no turns come.
     """
     actor = await who.act()
     limit = body.limit if body else 5
 
     def op(tx: Tx, now: float) -> dict[str, Any]:
         out = messages.unshown(tx, actor, limit, now)
-        turns = conversations.unshown(tx, actor, max(0, limit - len(out["messages"])), now)
+        room = 0 if out["more"] else limit - len(out["messages"])  # messages cut for size: turns wait too
+        turns = conversations.unshown(tx, actor, room, now)
         return {**out, "turns": turns["turns"], "turns_more": turns["more"]}
 
     # Not a Call: it marks shown what it answers, so its answer must not be lost on a link (see core/calls.py).

@@ -16,11 +16,40 @@ def _where(filters: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
     return " WHERE " + " AND ".join(f"{k} = ?" for k in used), tuple(used.values())
 
 
+Key = tuple[tuple[str, type, bool], ...]  # a list's order: (column, Python type, descending) per column
+
+
+def _order(key: Key) -> str:
+    return ", ".join(f"{c} DESC" if desc else c for c, _, desc in key)
+
+
+def _after(key: Key, values: tuple[Any, ...] | None) -> tuple[str, tuple[Any, ...]]:
+    """``(a > ?) OR (a = ? AND b > ?) OR …``: the rows after ``values`` in the order ``key`` (any directions);
+    ``("", ())`` for None."""
+    if values is None:
+        return "", ()
+    parts: list[str] = []
+    params: list[Any] = []
+    for i, (column, _, desc) in enumerate(key):
+        parts.append(" AND ".join([*(f"{c} = ?" for c, _, _ in key[:i]), f"{column} {'<' if desc else '>'} ?"]))
+        params += values[:i + 1]
+    return "(" + " OR ".join(f"({p})" for p in parts) + ")", tuple(params)
+
+
+def _find(table: str, key: Key, limit: int, after: tuple[Any, ...] | None,
+          filters: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    where, params = _where(filters)
+    later, more = _after(key, after)
+    if later:
+        where = f"{where} AND {later}" if where else f" WHERE {later}"
+    return f"SELECT * FROM {table}{where} ORDER BY {_order(key)} LIMIT ?", (*params, *more, limit)
+
+
 class Records(Table):
-    """A table whose rows have a text primary key ``id``; ``name`` is the table."""
+    """A table whose rows have a text primary key ``id``; ``name`` is the table, ``key`` the order of its lists."""
 
     name = ""
-    order = "created_at, id"
+    key: Key = (("created_at", float, False), ("id", str, False))
 
     def add(self, row: Row) -> None:
         """Insert a row."""
@@ -34,10 +63,10 @@ class Records(Table):
         """Update columns of one row."""
         self.update(self.name, "id", record_id, changes)
 
-    def find(self, limit: int = 1000, **filters: Any) -> list[Row]:
-        """Rows whose columns equal every non-None filter, in ``order``."""
-        where, params = _where(filters)
-        return self.ex.all(f"SELECT * FROM {self.name}{where} ORDER BY {self.order} LIMIT ?", (*params, limit))
+    def find(self, limit: int = 1000, after: tuple[Any, ...] | None = None, **filters: Any) -> list[Row]:
+        """At most ``limit`` rows whose columns equal every non-None filter, in the order ``key``, after the row
+        whose ``key`` columns hold ``after`` (None: from the first); [] when none."""
+        return self.ex.all(*_find(self.name, self.key, limit, after, filters))
 
 
 class Todos(Records):
@@ -62,11 +91,13 @@ class WorkItems(Records):
     """The ``work_items`` table."""
 
     name = "work_items"
-    order = "priority DESC, created_at, id"
+    key: Key = (("priority", int, True), ("created_at", float, False), ("id", str, False))
 
 
 class Components(Table):
-    """The ``components`` table, keyed by (project_key, component)."""
+    """The ``components`` table, keyed by (project_key, component); listed most recently updated first."""
+
+    key: Key = (("updated_at", float, True), ("project_key", str, True), ("component", str, True))
 
     def upsert(self, row: Row) -> None:
         """Insert or replace the state of one component (``created_at`` kept on update)."""
@@ -84,7 +115,8 @@ class Components(Table):
         return self.ex.one("SELECT * FROM components WHERE project_key = ? AND component = ?",
                            (project_key, component))
 
-    def find(self, project_key: str | None = None, limit: int = 1000) -> list[Row]:
-        """Components, most recently updated first, optionally of one project."""
-        where, params = _where({"project_key": project_key})
-        return self.ex.all(f"SELECT * FROM components{where} ORDER BY updated_at DESC LIMIT ?", (*params, limit))
+    def find(self, project_key: str | None = None, limit: int = 1000,
+             after: tuple[Any, ...] | None = None) -> list[Row]:
+        """At most ``limit`` components, most recently updated first (the order ``key``), optionally of one
+        project, after the one whose ``key`` columns hold ``after`` (None: from the first); [] when none."""
+        return self.ex.all(*_find("components", self.key, limit, after, {"project_key": project_key}))

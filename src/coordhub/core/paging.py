@@ -1,0 +1,84 @@
+"""How much of a list one answer carries: its row limit and about :data:`PAGE_BYTES` of stored text.
+
+A list answer is built whole in the hub's memory before it is sent, and a
+message body or a description may be 512 KiB: 100 such rows made one inbox
+answer 52 MB (review DoS). So every list of messages, workflows, work items,
+components and todos stops at about :data:`PAGE_BYTES` of its rows' text
+(always at least one row, so a cursor always moves) and says where the next
+answer starts. Sizes are ``len()`` of strings already read: characters, not
+encoded bytes, and no extra query.
+
+:func:`cursor` and :func:`parse_cursor` are the opaque cursor of a list ordered
+by several columns (``Coord-Next-Cursor``, ``cursor=``): the last row's values
+of those columns.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from coordhub.errors import Invalid
+from coordhub.store.base import Row
+from coordhub.store.tables.records import Key
+
+PAGE_BYTES = 4 << 20  # stored text one list answer carries, about (at least one row)
+ROW_BYTES = 400       # what a row's short fields (ids, names, times) add to that, roughly
+MAX_CURSOR = 2048     # characters of a cursor the hub reads
+
+
+def fit(rows: Sequence[Row], fields: tuple[str, ...], budget: int | None = None) -> int:
+    """How many of ``rows``, from the first, one answer carries: as many as keep the text of their ``fields``
+    (plus :data:`ROW_BYTES` each) within ``budget`` (default :data:`PAGE_BYTES`), and at least one; 0 only for
+    no rows."""
+    budget = PAGE_BYTES if budget is None else budget
+    size = 0
+    for i, row in enumerate(rows):
+        size += ROW_BYTES + sum(len(row[f] or "") for f in fields)
+        if size > budget and i:
+            return i
+    return len(rows)
+
+
+def page(rows: Sequence[Row], limit: int, fields: tuple[str, ...], key: Key) -> tuple[list[Row], str | None]:
+    """One answer's rows out of ``rows`` (read with a limit of ``limit + 1``): at most ``limit`` of them and as
+    many as :func:`fit` lets in, and the :func:`cursor` after the last one when more follow (None: the end)."""
+    n = fit(rows[:limit], fields)
+    return list(rows[:n]), (cursor(rows[n - 1], key) if n < len(rows) else None)
+
+
+def cursor(row: Row, key: Key) -> str:
+    """The opaque cursor after ``row`` in a list in the order ``key`` (a table's): URL- and header-safe ASCII."""
+    text = json.dumps([row[column] for column, _, _ in key], separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def parse_cursor(text: str | None, key: Key) -> tuple[Any, ...] | None:
+    """The column values :func:`cursor` wrote for ``key`` (None for None); raises ``Invalid`` (``cursor``) for
+    anything else."""
+    if text is None:
+        return None
+    try:
+        if len(text) > MAX_CURSOR:
+            raise ValueError("too long")
+        values = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        if not (isinstance(values, list) and len(values) == len(key)
+                and all(_is(v, kind) for v, (_, kind, _) in zip(values, key, strict=True))):
+            raise ValueError("not this list's cursor")
+    except (ValueError, binascii.Error) as exc:
+        raise Invalid("cursor must be the Coord-Next-Cursor header of the previous answer, as given",
+                      field="cursor") from exc
+    return tuple(values)
+
+
+def _is(value: Any, kind: type) -> bool:
+    """Whether a cursor's value may stand for a column of Python type ``kind`` (finite, within 64 bits)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return False
+    if isinstance(value, str):
+        return kind is str
+    return (kind is float or isinstance(value, int) and kind is int) and math.isfinite(value) and abs(value) < 2**62

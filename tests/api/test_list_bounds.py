@@ -1,0 +1,86 @@
+"""Bounds on what one list answer of messages, workflows, components and todos carries (review DoS: bodies of
+512 KiB made one inbox or ``/workflows`` answer 52 MB): about 4 MiB of text per answer, at least one row, and
+the way on to the rest; over HTTP on both backends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Api
+
+A = "A/claude-main"
+B = "B/claude-main"
+MESSAGES = "/api/coord/messages"
+BIG = 500 * 1024  # characters of one body or description: under the 512 KiB a field may hold
+MOST = 4.5 * 2**20  # bytes one answer may take: 4 MiB of text and what one more row's short fields add
+
+
+def _all(api: Api, path: str, params: dict[str, Any], header: str, param: str,
+         headers: dict[str, str]) -> list[list[dict[str, Any]]]:
+    """Every answer of a list, following ``header`` into ``param`` until it is gone; each answer checked for size."""
+    pages = []
+    while True:
+        r = api.get(path, params=params, headers=headers)
+        assert r.status_code == 200, r.text
+        assert len(r.content) <= MOST, len(r.content)
+        pages.append(r.json())
+        if header not in r.headers:
+            return pages
+        params = {**params, param: r.headers[header]}
+
+
+def _send(api: Api, n: int, frm: dict[str, str]) -> list[int]:
+    seqs = []
+    for i in range(n):
+        r = api.post(MESSAGES, json={"to_session": A, "subject": f"m{i}", "body": str(i % 10) * BIG}, headers=frm)
+        assert r.status_code == 201, r.text
+        seqs.append(r.json()["seq"])
+    return seqs
+
+
+def test_inbox_answers_are_bounded_and_page_on(api: Api) -> None:
+    a, b = api.token(A), api.token(B)
+    seqs = _send(api, 20, b)
+    unread = _all(api, MESSAGES, {"to_session": A, "unread_only": "true", "limit": 100}, "Coord-Next-After-Seq",
+                  "after_seq", a)
+    assert len(unread) == 3 and all(len(p) >= 1 for p in unread)
+    assert [m["seq"] for p in unread for m in p] == seqs  # each once, oldest first
+    assert all(m["body"] == str(i % 10) * BIG for i, m in enumerate(m for p in unread for m in p))
+    # reading marked nothing read: every message is still unread, and a seed 001 client reading again gets the
+    # first page again
+    assert api.get(f"{MESSAGES}/unread-count", headers=a).json()["unread"] == 20
+    again = api.get(MESSAGES, params={"to_session": A, "unread_only": "true"}, headers=a)
+    assert [m["seq"] for m in again.json()] == [m["seq"] for m in unread[0]]
+    history = _all(api, MESSAGES, {"to_session": A}, "Coord-Next-Before-Seq", "before_seq", a)
+    assert len(history) == 3 and [m["seq"] for p in history for m in p] == seqs[::-1]
+    # the row limit still holds, and says so the same way
+    few = _all(api, MESSAGES, {"to_session": A, "limit": 7}, "Coord-Next-Before-Seq", "before_seq", a)
+    assert [len(p) for p in few] == [7, 7, 6]
+    # the long poll answers in the same bounds
+    r = api.get(f"{MESSAGES}/wait", params={"timeout": 0, "after_seq": seqs[3]}, headers=a)
+    assert len(r.content) <= MOST and r.json()[0]["seq"] == seqs[4]
+    assert r.headers["Coord-Next-After-Seq"] == str(r.json()[-1]["seq"])
+    last = api.get(f"{MESSAGES}/wait", params={"timeout": 0, "after_seq": seqs[15]}, headers=a)
+    assert [m["seq"] for m in last.json()] == seqs[16:] and "Coord-Next-After-Seq" not in last.headers
+
+
+def test_unshown_answers_are_bounded_and_lose_nothing(api: Api) -> None:
+    a, b = api.token(A), api.token(B)
+    seqs = _send(api, 20, b)
+    shown: list[int] = []
+    answers: list[tuple[int, int]] = []  # (messages, more) of each answer
+    while True:
+        r = api.post(f"{MESSAGES}/unshown", json={"limit": 100}, headers=a)
+        assert r.status_code == 200, r.text
+        assert len(r.content) <= MOST, len(r.content)
+        out = r.json()
+        if not out["messages"]:
+            assert out["more"] == 0
+            break
+        shown += [m["seq"] for m in out["messages"]]
+        answers.append((len(out["messages"]), out["more"]))
+    # each message shown once, oldest first; ``more`` counted exactly what was left for the next call
+    assert shown == seqs and len(answers) == 3
+    assert [more for _, more in answers] == [20 - sum(n for n, _ in answers[:i + 1]) for i in range(3)]
+    # shown is not read: all 20 are still unread
+    assert api.get(f"{MESSAGES}/unread-count", headers=a).json()["unread"] == 20
