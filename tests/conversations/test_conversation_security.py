@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from coordhub.core import conversations
+from coordhub.core import conversations, turnbounds
 from tests.conftest import Api
 from tests.conversations.conftest import GpgKey, org
 from tests.conversations.test_turns_api import agent, send
@@ -121,7 +121,7 @@ def test_a_conversations_turns_come_in_bounded_pages(api: Api, trio: Any, monkey
 
 def test_a_conversation_is_bounded_in_turns_and_bytes(api: Api, trio: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     alice, bob, _ = trio
-    monkeypatch.setattr(conversations, "MAX_TURNS_PER_CONVERSATION", 3)
+    monkeypatch.setattr(turnbounds, "MAX_TURNS_PER_CONVERSATION", 3)
     for i in range(3):
         assert field_turn(api, alice, "ratio.web", "progress", f"t{i}").status_code == 201
     full = field_turn(api, bob, "velox.career", "progress", "one more")
@@ -129,8 +129,8 @@ def test_a_conversation_is_bounded_in_turns_and_bytes(api: Api, trio: Any, monke
     err = full.json()["error"]
     assert (err["code"], err["bound"], err["limit"]) == ("conversation_full", "turns", 3)
     assert "3 turns" in err["message"]
-    monkeypatch.setattr(conversations, "MAX_TURNS_PER_CONVERSATION", 10_000)
-    monkeypatch.setattr(conversations, "MAX_CONVERSATION_BYTES", 40_000)
+    monkeypatch.setattr(turnbounds, "MAX_TURNS_PER_CONVERSATION", 10_000)
+    monkeypatch.setattr(turnbounds, "MAX_CONVERSATION_BYTES", 40_000)
     assert field_turn(api, alice, "ratio.web", "progress", "A" * 30_000, "other").status_code == 201
     big = field_turn(api, bob, "velox.career", "progress", "B" * 30_000, "other")
     assert big.status_code == 409 and big.json()["error"]["bound"] == "bytes"
@@ -139,7 +139,7 @@ def test_a_conversation_is_bounded_in_turns_and_bytes(api: Api, trio: Any, monke
 
 def test_a_session_is_bounded_per_day(api: Api, trio: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     alice, bob, mallory = trio
-    monkeypatch.setattr(conversations, "MAX_SESSION_BYTES_PER_DAY", 100_000)
+    monkeypatch.setattr(turnbounds, "MAX_SESSION_BYTES_PER_DAY", 100_000)
     for i in range(3):  # in conversations of its own: the per-conversation bounds do not stop it
         assert field_turn(api, mallory, "velox.career", "progress", "M" * 30_000, f"c{i}").status_code == 201
     over = field_turn(api, mallory, "velox.career", "progress", "M" * 30_000, "c3")
@@ -152,8 +152,8 @@ def test_a_session_is_bounded_per_day(api: Api, trio: Any, monkeypatch: pytest.M
                                                                                   body="M" * 30_000)}, headers=mallory)
     assert refused.status_code == 429
     assert field_turn(api, bob, "velox.career", "progress", "B" * 30_000, "c7").status_code == 201  # others: not
-    monkeypatch.setattr(conversations, "MAX_SESSION_BYTES_PER_DAY", 10**9)
-    monkeypatch.setattr(conversations, "MAX_SESSION_TURNS_PER_DAY", 3)
+    monkeypatch.setattr(turnbounds, "MAX_SESSION_BYTES_PER_DAY", 10**9)
+    monkeypatch.setattr(turnbounds, "MAX_SESSION_TURNS_PER_DAY", 3)
     r = field_turn(api, mallory, "velox.career", "progress", "m", "c4")
     assert r.status_code == 429 and r.json()["error"]["bound"] == "turns_per_day"
 

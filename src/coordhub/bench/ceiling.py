@@ -28,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from coordhub.api.conversation_schemas import ProfileSet, TurnSend
 from coordhub.api.schemas import LockClaim, MessageSend
-from coordhub.core import conversations
+from coordhub.core import turns
 from coordhub.ids import new_id
 
 
@@ -106,8 +106,8 @@ def create_app() -> FastAPI:
     @app.post("/api/coord/conversations/turns", status_code=201)
     async def turn(body: TurnSend, request: Request) -> JSONResponse:
         # the same parsing and checks as the hub's (the draft), the sequence from a dict
-        d = conversations.draft(to=body.to, content=body.content, conversation_id=body.conversation_id,
-                                type=body.type, title=body.title, body=body.body, now=time.time())
+        d = turns.draft(to=body.to, content=body.content, conversation_id=body.conversation_id,
+                        type=body.type, title=body.title, body=body.body, now=time.time())
         seq = sequences[d.turn.conversation_id] = sequences.get(d.turn.conversation_id, 0) + 1
         counter[0] += 1
         return JSONResponse({"id": counter[0], "conversation_id": d.turn.conversation_id, "sequence": seq,

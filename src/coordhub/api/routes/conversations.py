@@ -31,10 +31,10 @@ from coordhub.api.conversation_schemas import (
 )
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
-from coordhub.core import conversations, halt
-from coordhub.core.conversations import Draft
+from coordhub.core import addressing, conversations, halt, signingkeys
 from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor
+from coordhub.core.turns import Draft, draft
 from coordhub.errors import Invalid
 
 router = APIRouter(prefix="/api/coord/conversations", tags=["conversations"])
@@ -48,14 +48,14 @@ async def _actor(who: Caller) -> Actor:
 async def get_profile(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Your conversation address (`<machine>.<project>`) and declared tools."""
     actor = await _actor(who)
-    return await query(request, lambda tx, now: conversations.profile(tx, actor))
+    return await query(request, lambda tx, now: addressing.profile(tx, actor))
 
 
 @router.put("/profile", response_model=ProfileOut, responses=responses(*WRITE_ERRORS))
 async def set_profile(body: ProfileSet, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Declare your machine, project and/or tools (omitted ones keep their value)."""
     actor = await _actor(who)
-    return await mutate(request, actor, lambda tx, now: conversations.set_profile(
+    return await mutate(request, actor, lambda tx, now: addressing.set_profile(
         tx, actor, machine=body.machine, project=body.project, tools=body.tools, now=now),
         during_halt=Exempt.PRESENCE)
 
@@ -64,7 +64,7 @@ async def set_profile(body: ProfileSet, request: Request, who: Caller = Depends(
 async def addresses(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Every declared address with its sessions (and their presence) and pending count."""
     await _actor(who)
-    return await query(request, lambda tx, now: conversations.addresses(tx, now))
+    return await query(request, lambda tx, now: addressing.addresses(tx, now))
 
 
 @router.post("/keys", status_code=201, response_model=KeyOut, responses=responses(*WRITE_ERRORS, 409))
@@ -77,7 +77,7 @@ async def add_key(body: KeyAdd, request: Request, who: Caller = Depends(caller))
         fingerprint = await asyncio.to_thread(openpgp.fingerprint, body.armored)
     except openpgp.BadKey as exc:
         raise Invalid(str(exc), field="armored") from None
-    return await mutate(request, actor, lambda tx, now: conversations.add_key(
+    return await mutate(request, actor, lambda tx, now: signingkeys.add_key(
         tx, actor, body.armored, fingerprint, now), status=201)
 
 
@@ -88,14 +88,14 @@ async def keys(request: Request, of: str | None = None, who: Caller = Depends(ca
     repeats the caller's own id.)"""
     actor = await _actor(who)
     whose = actor.session_id if of is None else of
-    return await query(request, lambda tx, now: conversations.keys(tx, whose))
+    return await query(request, lambda tx, now: signingkeys.keys(tx, whose))
 
 
 @router.delete("/keys/{fingerprint}", responses=responses(*WRITE_ERRORS, 404))
 async def delete_key(fingerprint: str, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Remove one of your keys."""
     actor = await _actor(who)
-    return await mutate(request, actor, lambda tx, now: conversations.delete_key(tx, actor, fingerprint, now),
+    return await mutate(request, actor, lambda tx, now: signingkeys.delete_key(tx, actor, fingerprint, now),
                         during_halt=Exempt.RELEASE)
 
 
@@ -103,7 +103,7 @@ async def _send(request: Request, actor: Actor, d: Draft) -> JSONResponse:
     verdict = None
     if d.signature is not None:
         signature = d.signature
-        found = await hub(request).query(lambda tx, now: conversations.armored_keys(tx, actor.session_id))
+        found = await hub(request).query(lambda tx, now: signingkeys.armored_keys(tx, actor.session_id))
         if found:
             verdict = await asyncio.to_thread(openpgp.verify, d.content.encode("utf-8"), signature, found)
     return await mutate(request, actor, lambda tx, now: conversations.send(tx, actor, d, verdict, now))
@@ -121,7 +121,7 @@ async def send(body: TurnSend, request: Request, who: Caller = Depends(caller)) 
     part in; 409 ``conversation_full`` and 429 ``turn_quota`` name the bound a turn would pass.
     """
     actor = await _actor(who)
-    d = conversations.draft(
+    d = draft(
         to=body.to, content=body.content, signature=body.signature, expect_sequence=body.expect_sequence,
         from_machine=body.from_machine, from_project=body.from_project, conversation_id=body.conversation_id,
         type=body.type, title=body.title, body=body.body, requires_tools=body.requires_tools,

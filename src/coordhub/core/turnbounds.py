@@ -1,0 +1,64 @@
+"""Turn bounds: what a conversation may hold and what a session may store per UTC day.
+
+A conversation holds at most :data:`MAX_TURNS_PER_CONVERSATION` turns and
+:data:`MAX_CONVERSATION_BYTES` of text (409 ``conversation_full``); a session
+stores at most :data:`MAX_SESSION_TURNS_PER_DAY` turns and
+:data:`MAX_SESSION_BYTES_PER_DAY` a UTC day (429 ``turn_quota``). Refused
+turns are stored too, so they count. :func:`check` runs in the send's
+transaction, before the turn is recorded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordhub.core.identity import Actor
+from coordhub.errors import Conflict, RateLimited
+from coordhub.store.base import Row
+from coordhub.store.tx import Tx
+
+MAX_TURNS_PER_CONVERSATION = 10_000     # recorded turns, accepted or refused
+MAX_CONVERSATION_BYTES = 64 * 2**20     # stored text of its turns
+MAX_SESSION_TURNS_PER_DAY = 20_000      # turns one session stores in a UTC day
+MAX_SESSION_BYTES_PER_DAY = 256 * 2**20  # and their stored text
+DAY = 86_400
+
+
+class ConversationFull(Conflict):
+    """The conversation holds its bound of turns or bytes (409; ``bound``, ``limit``): open a new one."""
+
+    code = "conversation_full"
+
+
+class TurnQuota(RateLimited):
+    """The session stored its bound of turns or bytes today (429; ``bound``, ``limit``, ``retry_after``)."""
+
+    code = "turn_quota"
+
+    def __init__(self, message: str, retry_after: int, **details: Any) -> None:
+        super().__init__(message, retry_after)
+        self.details.update(details)
+
+
+def check(tx: Tx, actor: Actor, conv: Row | None, size: int, now: float) -> None:
+    """Refuse a turn that would take its conversation or its author's day past a bound (409, 429)."""
+    if conv is not None:
+        if int(conv["turns"]) + 1 > MAX_TURNS_PER_CONVERSATION:
+            raise ConversationFull(f"{conv['conversation_id']} holds {MAX_TURNS_PER_CONVERSATION} turns, the bound "
+                                   "of a conversation: continue in a new one", bound="turns",
+                                   limit=MAX_TURNS_PER_CONVERSATION)
+        if int(conv["bytes"]) + size > MAX_CONVERSATION_BYTES:
+            raise ConversationFull(f"{conv['conversation_id']} would hold over {MAX_CONVERSATION_BYTES} bytes of "
+                                   "turns, the bound of a conversation: continue in a new one", bound="bytes",
+                                   limit=MAX_CONVERSATION_BYTES)
+    day = int(now // DAY)
+    used = tx.conversations.quota(actor.session_id, day)
+    turns, stored = (int(used["turns"]), int(used["bytes"])) if used else (0, 0)
+    wait = max(1, int((day + 1) * DAY - now))
+    if turns + 1 > MAX_SESSION_TURNS_PER_DAY:
+        raise TurnQuota(f"{actor.session_id} stored {turns} turns today, the bound of a session per UTC day "
+                        f"({MAX_SESSION_TURNS_PER_DAY})", wait, bound="turns_per_day",
+                        limit=MAX_SESSION_TURNS_PER_DAY)
+    if stored + size > MAX_SESSION_BYTES_PER_DAY:
+        raise TurnQuota(f"{actor.session_id} would store over {MAX_SESSION_BYTES_PER_DAY} bytes of turns today, the "
+                        "bound of a session per UTC day", wait, bound="bytes_per_day", limit=MAX_SESSION_BYTES_PER_DAY)

@@ -1,0 +1,137 @@
+"""Turns: one turn as sent (:class:`Draft`, parsed by :func:`draft`), its decisions, its file name and JSON form.
+
+A turn is sent in seed 004's file form (``content``, optionally signed) or as
+fields the hub renders into that form. Once recorded it carries one of the
+decisions :data:`PROCESS`, :data:`DEDUP`, :data:`QUERY`, :data:`REJECT`
+(how they are reached: :mod:`coordhub.core.conversations`), and is answered in
+the JSON form of :func:`render`, named as seed 004 names its files
+(:func:`file_name`). A turn's text is stored once where its body can be read
+back from its file (:func:`body_storage`, :func:`body_of`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from coordhub.clock import isoformat
+from coordhub.core import orgturn
+from coordhub.errors import Invalid
+from coordhub.store.base import Row
+
+PROCESS, DEDUP, QUERY, REJECT = "process", "dedup", "query", "reject"
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A turn as sent, parsed and checked for form but not yet decided (see :func:`draft`).
+
+    ``content`` is the org text that will be stored; ``signature`` an armored
+    detached signature over ``content`` as UTF-8, or None.
+    """
+
+    to: str
+    turn: orgturn.Turn
+    content: str
+    signature: str | None
+    expect_sequence: int | None
+    from_machine: str | None
+    from_project: str | None
+    release_once: bool = False  # POST …/release: a conversation already released answers its release (200)
+
+
+def draft(*, to: str, content: str | None = None, signature: str | None = None,
+          expect_sequence: int | None = None, from_machine: str | None = None, from_project: str | None = None,
+          conversation_id: str | None = None, type: str | None = None, title: str | None = None,
+          body: str | None = None, requires_tools: list[str] | None = None, release_status: str | None = None,
+          protocol_version: str | None = None, now: float) -> Draft:
+    """Parse a send: either the file form (``content``, optionally ``signature``) or the field form.
+
+    The field form renders a seed-format file with the hub's clock as its
+    ``TIMESTAMP``; it cannot carry a signature. Raises ``Invalid`` (422) for
+    malformed input: both or neither form, a bad frontmatter value, a
+    signature that is not one armored detached signature.
+    """
+    fields = (conversation_id, type, title, body, requires_tools, release_status, protocol_version)
+    if content is not None:
+        if any(f is not None for f in fields):
+            raise Invalid("send either `content` (a seed-004 file) or the fields (conversation_id, type, …), "
+                          "not both", field="content")
+        if signature is not None:
+            orgturn.check_signature(signature)
+        turn = orgturn.parse(content)
+    else:
+        if signature is not None:
+            raise Invalid("a signature covers a file's exact bytes: send it with `content`", field="signature")
+        if conversation_id is None or type is None or body is None:
+            raise Invalid("a turn needs `content`, or conversation_id, type and body", field="content")
+        keys = {"TITLE": title or conversation_id, "CONVERSATION_ID": conversation_id, "MESSAGE_TYPE": type,
+                "SEQUENCE": "0", "TIMESTAMP": orgturn.utc_text(dt.datetime.fromtimestamp(now, dt.UTC)),
+                "PROTOCOL_VERSION": protocol_version or orgturn.PROTOCOL_VERSION}
+        if requires_tools:
+            orgturn.check_tools(requires_tools, "requires_tools")
+            keys["REQUIRES_TOOLS"] = ", ".join(requires_tools)
+        if release_status is not None:
+            keys["RELEASE_STATUS"] = release_status
+        turn = orgturn.build(keys, body)
+        turn = orgturn.Turn(**{**turn.__dict__, "sequence": None})
+        content = orgturn.render(keys, body)
+        if len(content.encode("utf-8")) > orgturn.MAX_CONTENT_BYTES:
+            raise Invalid(f"the turn is over {orgturn.MAX_CONTENT_BYTES} bytes", field="body",
+                          limit=orgturn.MAX_CONTENT_BYTES)
+    return Draft(to=to, turn=turn, content=content, signature=signature, expect_sequence=expect_sequence,
+                 from_machine=from_machine, from_project=from_project)
+
+
+def file_name(row: Row) -> str:
+    """Seed 004's file name for an accepted turn, made unique by its sequence.
+
+    ``YYYYMMDDTHHMMSSZ-from-<sender project>-<conversation>-<sequence>.org``:
+    the seed's pattern, plus the sequence, since the seed's own names collided
+    (and silently replaced each other) for two turns sent in one second.
+    """
+    stamp = dt.datetime.fromtimestamp(row["created_at"], dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    sender = str(row["from_address"]).partition(".")[2]
+    suffix = f"-{row['sequence']}" if row["sequence"] is not None else f"-refused-{row['id']}"
+    return f"{stamp}-from-{sender}-{row['conversation_id']}{suffix}.org"
+
+
+def render(row: Row, *, pending: bool | None = None, decision: str | None = None) -> dict[str, Any]:
+    """The JSON form of a turn."""
+    verified = None  # unsigned, or signed by a session that registered no key: the hub could not check
+    if row["signer"] is not None:
+        verified = True
+    elif row["signature"] is not None and row["decision"] == REJECT:
+        verified = False
+    return {"id": row["id"], "conversation_id": row["conversation_id"], "sequence": row["sequence"],
+            "stated_sequence": row["stated_sequence"], "type": row["type"], "title": row["title"],
+            "author": row["author"], "from": row["from_address"], "to": row["to_address"],
+            "created_at": isoformat(row["created_at"]), "timestamp": orgturn.utc_text(
+                dt.datetime.fromtimestamp(row["created_at"], dt.UTC)),
+            "stated_timestamp": row["stated_timestamp"], "protocol_version": row["protocol_version"],
+            "requires_tools": json.loads(row["requires_tools"]), "body": body_of(row), "content": row["content"],
+            "content_sha256": row["content_sha256"], "signature": row["signature"], "signer": row["signer"],
+            "verified": verified, "decision": decision or row["decision"], "reason": row["reason"],
+            "pending": bool(pending), "file_name": file_name(row)}
+
+
+def body_of(row: Row) -> str:
+    """A stored turn's body: its ``body`` column, or read back from its file when stored once (migration 0020)."""
+    mode = int(row.get("body_in_content") or 0)
+    if not mode:
+        return str(row["body"])
+    body = orgturn.split(str(row["content"]))[1]
+    return body[:-1] if mode == 2 and body.endswith("\n") else body
+
+
+def body_storage(content: str, body: str) -> tuple[str, int]:
+    """``(body column, body_in_content)`` for a turn: the body is stored apart only when the file does not give it
+    back exactly (see :func:`body_of`)."""
+    again = orgturn.split(content)[1]
+    if again == body:
+        return "", 1
+    if again.endswith("\n") and again[:-1] == body:
+        return "", 2
+    return body, 0
