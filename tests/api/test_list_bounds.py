@@ -84,3 +84,63 @@ def test_unshown_answers_are_bounded_and_lose_nothing(api: Api) -> None:
     assert [more for _, more in answers] == [20 - sum(n for n, _ in answers[:i + 1]) for i in range(3)]
     # shown is not read: all 20 are still unread
     assert api.get(f"{MESSAGES}/unread-count", headers=a).json()["unread"] == 20
+
+
+def _records(pages: list[Any], key: str = "") -> list[dict[str, Any]]:
+    return [x for p in pages for x in (p[key] if key else p)]
+
+
+def test_workflow_lists_are_bounded_and_page_on(api: Api) -> None:
+    me = api.token(A)
+    made = [api.post("/api/coord/workflows", json={"project_key": "p", "name": f"w{i}", "description": "d" * BIG},
+                     headers=me).json()["id"] for i in range(12)]
+    pages = _all(api, "/api/coord/workflows", {"project_key": "p"}, "Coord-Next-Cursor", "cursor", me)
+    got = _records(pages)
+    assert [len(p) for p in pages] == [8, 4] and sorted(x["id"] for x in got) == sorted(made)
+    assert got == sorted(got, key=lambda x: (x["created_at"], x["id"]))  # oldest first, each once
+    # the overview keeps its share small and says what it left out
+    status = api.get("/api/coord/status", headers=me)
+    assert len(status.content) <= 1.5 * 2**20
+    assert len(status.json()["active_workflows"]) == 2 and status.json()["active_workflows_more"] is True
+    assert api.get("/api/coord/status", params={"project_key": "q"}, headers=me).json()["active_workflows_more"] \
+        is False
+    # a workflow's work items page the same way, the workflow coming with each answer
+    for i in range(12):
+        r = api.post("/api/coord/work-items", json={"workflow_id": made[0], "title": f"t{i}", "priority": i % 3,
+                                                    "description": "i" * BIG}, headers=me)
+        assert r.status_code == 201, r.text
+    pages = _all(api, f"/api/coord/workflows/{made[0]}", {}, "Coord-Next-Cursor", "cursor", me)
+    items = _records(pages, "work_items")
+    assert [len(p["work_items"]) for p in pages] == [8, 4] and all(p["id"] == made[0] for p in pages)
+    assert sorted(x["title"] for x in items) == sorted(f"t{i}" for i in range(12))
+    assert items == sorted(items, key=lambda x: (-x["priority"], x["created_at"], x["id"]))
+
+
+def test_component_and_todo_lists_are_bounded_and_page_on(api: Api) -> None:
+    me = api.token(A)
+    for i in range(12):
+        r = api.put("/api/coord/components", json={"project_key": f"p{i % 2}", "component": f"c{i}",
+                                                   "state": "deployed", "notes": "n" * BIG}, headers=me)
+        assert r.status_code == 200, r.text
+        r = api.post("/api/coord/todos", json={"text": f"t{i}", "source": "s" * BIG}, headers=me)
+        assert r.status_code == 201, r.text
+    pages = _all(api, "/api/coord/components", {}, "Coord-Next-Cursor", "cursor", me)
+    got = [(x["project_key"], x["component"]) for x in _records(pages)]
+    assert [len(p) for p in pages] == [8, 4] and len(set(got)) == 12
+    assert got == sorted(got, reverse=True)  # one clock time here: the keys break the tie, newest first
+    status = api.get("/api/coord/status", headers=me).json()
+    assert len(status["components"]) == 2
+    pages = _all(api, "/api/coord/todos", {}, "Coord-Next-Cursor", "cursor", me)
+    assert [len(p) for p in pages] == [8, 4]
+    assert sorted(x["text"] for x in _records(pages)) == sorted(f"t{i}" for i in range(12))
+    # a cursor is this list's or refused, never a 500
+    for bad in ("x", "W10", "WyJhIiwxXQ", "WzEsIngiLCJ5Il0", "WzFlOTk5LCJ4Il0"):
+        r = api.get("/api/coord/todos", params={"cursor": bad}, headers=me)
+        assert r.status_code in (400, 422) and "cursor" in r.text, (bad, r.text)
+    r = api.get("/api/coord/components", params={"cursor": _cursor_of(api, me)}, headers=me)
+    assert r.status_code in (400, 422), r.text
+
+
+def _cursor_of(api: Api, me: dict[str, str]) -> str:
+    """A todo list's cursor (two columns), which the component list (three) must refuse."""
+    return str(api.get("/api/coord/todos", headers=me).headers["Coord-Next-Cursor"])

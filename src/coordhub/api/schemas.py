@@ -107,10 +107,13 @@ class ReleaseAllOut(Out):
 class ConflictsOut(Out):
     """What an edit would collide with."""
 
-    leases: list[LeaseOut]
-    own: list[LeaseOut]
+    leases: list[LeaseOut] = Field(description="Other sessions' overlapping live leases, the oldest 500 at most; "
+                                               "empty only when there is none.")
+    own: list[LeaseOut] = Field(description="The caller's own overlapping live leases, the oldest 500 at most.")
     halt: HaltOut | None = Field(description="The halt that covers the caller (the fleet's first), else null.")
     paused: PauseOut | None = Field(None, description="The caller's pause, else null.")
+    leases_more: bool = Field(False, description="True when ``leases`` was cut (GET /locks?resource= pages on).")
+    own_more: bool = Field(False, description="True when ``own`` was cut.")
 
 
 class FenceCheckOut(Out):
@@ -545,8 +548,10 @@ class StatusOut(Out):
     active_locks_more: bool = Field(False, description="True when more live leases than ``active_locks`` hold.")
     active_locks_next_after_fence: int | None = Field(
         None, description="When ``active_locks_more``: GET /api/coord/locks?after_fence= this pages on.")
-    components: list[ComponentOut]
-    active_workflows: list[WorkflowOut]
+    components: list[ComponentOut] = Field(description="The 50 most recently updated (about 1 MiB at most).")
+    active_workflows: list[WorkflowOut] = Field(description="Oldest first, about 1 MiB at most.")
+    active_workflows_more: bool = Field(False, description="True when ``active_workflows`` left some out "
+                                        "(GET /api/coord/workflows lists them all).")
     unread_messages: int
 
 

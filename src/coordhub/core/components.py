@@ -13,13 +13,15 @@ import enum
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import leases
+from coordhub.core import leases, paging
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
 CONVENTIONAL_STATES = ("building", "built", "deploying", "deployed", "degraded", "unknown")
+PAGE = 1000  # components one answer holds at most (and about paging.PAGE_BYTES of their text)
+TEXT = ("component", "state", "version", "notes")  # what paging.fit counts of a component
 
 
 def render(row: Row) -> dict[str, Any]:
@@ -74,6 +76,19 @@ def set_state(tx: Tx, actor: Actor, *, project_key: str, component: str, state: 
     return render(row)
 
 
-def find(tx: Tx, project_key: str | None = None) -> list[dict[str, Any]]:
-    """Component states, most recently updated first, optionally of one project."""
-    return [render(r) for r in tx.components.find(project_key)]
+def find(tx: Tx, project_key: str | None = None, limit: int = PAGE,
+         budget: int | None = None) -> list[dict[str, Any]]:
+    """Component states, most recently updated first, optionally of one project: at most ``limit`` and about
+    ``budget`` characters of their text (default :data:`~coordhub.core.paging.PAGE_BYTES`; at least one)."""
+    rows = tx.components.find(project_key, limit)
+    return [render(r) for r in rows[:paging.fit(rows, TEXT, budget)]]
+
+
+def page(tx: Tx, project_key: str | None = None,
+         cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Component states as :func:`find` lists them, after ``cursor``, and the cursor of the ones that follow
+    (None: none follow); at most :data:`PAGE` and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text
+    (at least one). Raises ``Invalid`` for a cursor not from this list."""
+    after = paging.parse_cursor(cursor, tx.components.key)
+    rows, more = paging.page(tx.components.find(project_key, PAGE + 1, after), PAGE, TEXT, tx.components.key)
+    return [render(r) for r in rows], more

@@ -9,6 +9,10 @@ whether it covers the caller) and the caller's pause (``paused``).
 leases (about :data:`~coordhub.core.leases.PAGE_BYTES` at most); when there
 are more, ``active_locks_more`` is true and ``GET /api/coord/locks`` pages
 through them all (``after_fence=`` ``active_locks_next_after_fence``).
+``components`` (the :data:`RECENT_COMPONENTS` most recently updated) and
+``active_workflows`` hold about :data:`SECTION_BYTES` of text each (at least
+one); ``active_workflows_more`` is true when some active workflows were left
+out (``GET /api/coord/workflows`` lists them all).
 """
 
 from __future__ import annotations
@@ -16,16 +20,16 @@ from __future__ import annotations
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import components, halt, leases, messages, workflows
+from coordhub.core import components, halt, leases, messages, paging, workflows
 from coordhub.store.tx import Tx
 
 RECENT_COMPONENTS = 50
+SECTION_BYTES = paging.PAGE_BYTES // 4  # text of the components, and of the active workflows, one overview holds
 
 
 def overview(tx: Tx, session_id: str | None, now: float, project_key: str | None = None) -> dict[str, Any]:
     """Snapshot of the fleet, optionally narrowed to one project; unread count is the caller's."""
-    active = [workflows.render_workflow(r) for r in tx.workflows.in_states(workflows.ACTIVE_WORKFLOW_STATUSES)
-              if project_key is None or r["project_key"] == project_key]
+    active, more = workflows.active(tx, project_key, SECTION_BYTES)
     stop = halt.for_session(tx, session_id)
     locks, after = leases.page(tx, now, project_key=project_key)
     return {
@@ -37,7 +41,8 @@ def overview(tx: Tx, session_id: str | None, now: float, project_key: str | None
         "active_locks": locks,
         "active_locks_more": after is not None,
         "active_locks_next_after_fence": after,
-        "components": components.find(tx, project_key)[:RECENT_COMPONENTS],
+        "components": components.find(tx, project_key, RECENT_COMPONENTS, SECTION_BYTES),
         "active_workflows": active,
+        "active_workflows_more": more,
         "unread_messages": messages.unread_count(tx, session_id) if session_id else 0,
     }

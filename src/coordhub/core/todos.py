@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordhub.clock import isoformat
+from coordhub.core import paging
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, attributed_machine
 from coordhub.errors import Invalid, NotFound
@@ -19,6 +20,8 @@ from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
 STATUSES = ("pending", "done")
+PAGE = 500  # todos one answer holds at most (and about paging.PAGE_BYTES of their text)
+TEXT = ("text", "source")  # what paging.fit counts of a todo
 
 
 def render(row: Row) -> dict[str, Any]:
@@ -64,13 +67,20 @@ def add(tx: Tx, actor: Actor, *, text: str, user: str | None = None, project_key
     return render(row)
 
 
-def find(tx: Tx, *, user: str | None = None, project_key: str | None = None, status: str = "pending",
-         limit: int = 500) -> list[dict[str, Any]]:
-    """Todos filtered by user, project and status (``pending``, ``done`` or ``all``), oldest first."""
+def page(tx: Tx, *, user: str | None = None, project_key: str | None = None, status: str = "pending",
+         cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Todos filtered by user, project and status (``pending``, ``done`` or ``all``), oldest first after
+    ``cursor``, and the cursor of the ones that follow (None: none follow).
+
+    At most :data:`PAGE` and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text (at least one).
+    Raises ``Invalid`` for another status or a cursor not from this list.
+    """
     if status not in (*STATUSES, "all"):
         raise Invalid(f"status must be pending, done or all, not {status!r}", field="status")
-    rows = tx.todos.find(limit, user_name=user, project_key=project_key, status=None if status == "all" else status)
-    return [render(r) for r in rows]
+    after = paging.parse_cursor(cursor, tx.todos.key)
+    rows, more = paging.page(tx.todos.find(PAGE + 1, after, user_name=user, project_key=project_key,
+                                           status=None if status == "all" else status), PAGE, TEXT, tx.todos.key)
+    return [render(r) for r in rows], more
 
 
 def get(tx: Tx, todo_id: str) -> dict[str, Any]:

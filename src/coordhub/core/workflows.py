@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import leases
+from coordhub.core import leases, paging
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid, NotFound
@@ -23,6 +23,9 @@ from coordhub.store.tx import Tx
 WORKFLOW_STATUSES = ("planning", "active", "blocked", "completed", "cancelled")
 WORK_ITEM_STATUSES = ("pending", "in_progress", "blocked", "completed", "cancelled")
 ACTIVE_WORKFLOW_STATUSES = ("planning", "active", "blocked")
+PAGE = 1000  # workflows, or work items of one workflow, one answer holds at most (and about paging.PAGE_BYTES)
+WORKFLOW_TEXT = ("name", "description")  # what paging.fit counts of a workflow …
+ITEM_TEXT = ("title", "description")     # … and of a work item
 
 
 def _status(value: str, allowed: tuple[str, ...], what: str) -> str:
@@ -66,18 +69,42 @@ def _workflow(tx: Tx, workflow_id: str) -> Row:
     return row
 
 
-def get_workflow(tx: Tx, workflow_id: str) -> dict[str, Any]:
-    """A workflow with its work items; ``NotFound`` if there is none."""
+def get_workflow(tx: Tx, workflow_id: str, cursor: str | None = None) -> tuple[dict[str, Any], str | None]:
+    """A workflow with its work items (highest priority first, after ``cursor``), and the cursor of the items
+    that follow (None: none follow); ``NotFound`` if there is no such workflow.
+
+    At most :data:`PAGE` items and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text (at least one).
+    """
     out = render_workflow(_workflow(tx, workflow_id))
-    out["work_items"] = [render_item(r) for r in tx.work_items.find(workflow_id=workflow_id)]
-    return out
+    after = paging.parse_cursor(cursor, tx.work_items.key)
+    rows, more = paging.page(tx.work_items.find(PAGE + 1, after, workflow_id=workflow_id), PAGE, ITEM_TEXT,
+                             tx.work_items.key)
+    out["work_items"] = [render_item(r) for r in rows]
+    return out, more
 
 
-def find_workflows(tx: Tx, *, project_key: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
-    """Workflows, optionally of one project and one status, oldest first."""
+def page(tx: Tx, *, project_key: str | None = None, status: str | None = None,
+         cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Workflows, optionally of one project and one status, oldest first after ``cursor``, and the cursor of the
+    ones that follow (None: none follow).
+
+    At most :data:`PAGE` and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text (at least one).
+    Raises ``Invalid`` for an unknown status or a cursor not from this list.
+    """
     if status is not None:
         _status(status, WORKFLOW_STATUSES, "workflow")
-    return [render_workflow(r) for r in tx.workflows.find(project_key=project_key, status=status)]
+    after = paging.parse_cursor(cursor, tx.workflows.key)
+    rows, more = paging.page(tx.workflows.find(PAGE + 1, after, project_key=project_key, status=status), PAGE,
+                             WORKFLOW_TEXT, tx.workflows.key)
+    return [render_workflow(r) for r in rows], more
+
+
+def active(tx: Tx, project_key: str | None, budget: int) -> tuple[list[dict[str, Any]], bool]:
+    """Workflows not yet completed or cancelled (of one project), oldest first: as many of the first :data:`PAGE`
+    as about ``budget`` characters of their text hold (at least one), and whether more are left out."""
+    rows = tx.workflows.in_states(ACTIVE_WORKFLOW_STATUSES, PAGE + 1, project_key)
+    n = paging.fit(rows[:PAGE], WORKFLOW_TEXT, budget)
+    return [render_workflow(r) for r in rows[:n]], n < len(rows)
 
 
 def set_workflow_status(tx: Tx, actor: Actor, workflow_id: str, status: str, now: float) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from coordhub.store.base import Ahead
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
 QUEUED_AT_HEADER = "X-Coord-Queued-At"
+NEXT_CURSOR_HEADER = "Coord-Next-Cursor"  # a list answer left rows out: ask again with cursor= this
 
 # Error codes each kind of route can answer, for the OpenAPI document.
 READ_ERRORS = (400, 401, 403, 413, 422, 429, 503)
@@ -75,3 +76,10 @@ async def query(request: Request, op: Any, *, off_loop: bool = False) -> JSONRes
     """
     h = hub(request)
     return JSONResponse(await (h.query_off_loop(op) if off_loop else h.query(op)))
+
+
+def paged(page: tuple[Any, Any], header: str = NEXT_CURSOR_HEADER) -> JSONResponse:
+    """A list answer (or object) that may continue: ``page`` is it and where the next answer starts (None: it does
+    not), which ``header`` carries."""
+    body, after = page
+    return JSONResponse(body, headers={header: str(after)} if after is not None else None)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, paged
 from coordhub.api.schemas import ComponentOut, ComponentSet, ComponentState, Line
 from coordhub.core import components
 
@@ -37,6 +37,11 @@ async def upsert_path(project_key: Line, component: Line, body: ComponentState, 
 
 
 @router.get("", response_model=list[ComponentOut], responses=responses(*READ_ERRORS))
-async def find(request: Request, project_key: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
-    """Component states, most recently updated first."""
-    return await query(request, lambda tx, now: components.find(tx, project_key))
+async def find(request: Request, project_key: str | None = None, cursor: str | None = Query(None, max_length=2048),
+               who: Caller = Depends(caller)) -> JSONResponse:
+    """Component states, most recently updated first.
+
+    At most 1000 and about 4 MiB of their text per answer (at least one); when more follow, the
+    ``Coord-Next-Cursor`` header carries the ``cursor=`` to ask again with.
+    """
+    return paged(await hub(request).query(lambda tx, now: components.page(tx, project_key, cursor)))

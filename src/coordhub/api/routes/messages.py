@@ -13,7 +13,7 @@ from coordhub.api import streams
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import SESSION_HEADER, Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query, queued_at
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
 from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
 from coordhub.core import conversations, messages
 from coordhub.core.bus import EventBus
@@ -29,11 +29,6 @@ MAX_WAIT_SECONDS = 60.0
 NEWS = ("message.sent", "message.redelivered")  # event kinds that can bring a session an unread message
 NEXT_AFTER = "Coord-Next-After-Seq"    # more unread messages follow: ask again with after_seq= this
 NEXT_BEFORE = "Coord-Next-Before-Seq"  # more history follows: ask again with before_seq= this
-
-
-def _paged(page: tuple[list[dict[str, Any]], int | None], header: str) -> JSONResponse:
-    found, seq = page
-    return JSONResponse(found, headers={header: str(seq)} if seq is not None else None)
 
 
 @router.post("", status_code=201, response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
@@ -73,7 +68,7 @@ async def inbox(request: Request, to_session: str | None = None, unread_only: bo
     viewer = await _viewer(who, to_session, "to_session")
     page = await hub(request).query(lambda tx, now: messages.inbox_page(
         tx, viewer, unread_only=unread_only, limit=limit, before_seq=before_seq, after_seq=after_seq))
-    return _paged(page, NEXT_AFTER if unread_only else NEXT_BEFORE)
+    return paged(page, NEXT_AFTER if unread_only else NEXT_BEFORE)
 
 
 @router.get("/unread-count", response_model=UnreadCountOut, responses=responses(*READ_ERRORS))
@@ -106,7 +101,7 @@ async def wait(request: Request, timeout: float = Query(30.0, ge=0, le=MAX_WAIT_
             page = await h.query(lambda tx, now: messages.inbox_page(tx, viewer, unread_only=True,
                                                                       after_seq=after_seq))
             if page[0] or not await _message_for(bus, viewer, cursor, deadline):
-                return _paged(page, NEXT_AFTER)
+                return paged(page, NEXT_AFTER)
 
 
 async def _message_for(bus: EventBus, viewer: str, cursor: int, deadline: float) -> bool:

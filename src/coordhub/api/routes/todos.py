@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query, queued_at
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
 from coordhub.api.schemas import TodoAdd, TodoDone, TodoOut
 from coordhub.core import todos
 from coordhub.errors import Invalid
@@ -39,9 +39,14 @@ async def add(body: TodoAdd, request: Request, who: Caller = Depends(caller)) ->
 @router.get("", response_model=list[TodoOut], responses=responses(*READ_ERRORS))
 async def find(request: Request, user: str | None = None, project_key: str | None = None,
                status: str = Query("pending", description="pending, done or all"),
-               who: Caller = Depends(caller)) -> JSONResponse:
-    """Todos by user, project and status (default: pending)."""
-    return await query(request, lambda tx, now: todos.find(tx, user=user, project_key=project_key, status=status))
+               cursor: str | None = Query(None, max_length=2048), who: Caller = Depends(caller)) -> JSONResponse:
+    """Todos by user, project and status (default: pending), oldest first.
+
+    At most 500 and about 4 MiB of their text per answer (at least one); when more follow, the
+    ``Coord-Next-Cursor`` header carries the ``cursor=`` to ask again with.
+    """
+    return paged(await hub(request).query(lambda tx, now: todos.page(
+        tx, user=user, project_key=project_key, status=status, cursor=cursor)))
 
 
 @router.get("/{todo_id}", response_model=TodoOut, responses=responses(*READ_ERRORS, 404))

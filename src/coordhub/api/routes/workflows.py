@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query
 from coordhub.api.schemas import (
     WorkflowCreate,
     WorkflowDetailOut,
@@ -36,15 +36,25 @@ async def create(body: WorkflowCreate, request: Request, who: Caller = Depends(c
 
 @router.get("/workflows", response_model=list[WorkflowOut], responses=responses(*READ_ERRORS))
 async def find(request: Request, project_key: str | None = None, status: str | None = None,
-               who: Caller = Depends(caller)) -> JSONResponse:
-    """Workflows, optionally of one project and status."""
-    return await query(request, lambda tx, now: workflows.find_workflows(tx, project_key=project_key, status=status))
+               cursor: str | None = Query(None, max_length=2048), who: Caller = Depends(caller)) -> JSONResponse:
+    """Workflows, optionally of one project and status, oldest first.
+
+    At most 1000 and about 4 MiB of their text per answer (at least one); when more follow, the
+    ``Coord-Next-Cursor`` header carries the ``cursor=`` to ask again with.
+    """
+    return paged(await hub(request).query(lambda tx, now: workflows.page(
+        tx, project_key=project_key, status=status, cursor=cursor)))
 
 
 @router.get("/workflows/{workflow_id}", response_model=WorkflowDetailOut, responses=responses(*READ_ERRORS, 404))
-async def get(workflow_id: uuid.UUID, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-    """A workflow with its work items."""
-    return await query(request, lambda tx, now: workflows.get_workflow(tx, str(workflow_id)))
+async def get(workflow_id: uuid.UUID, request: Request, cursor: str | None = Query(None, max_length=2048),
+              who: Caller = Depends(caller)) -> JSONResponse:
+    """A workflow with its work items, highest priority first.
+
+    At most 1000 items and about 4 MiB of their text per answer (at least one); when more follow, the
+    ``Coord-Next-Cursor`` header carries the ``cursor=`` that answers the workflow with the next ones.
+    """
+    return paged(await hub(request).query(lambda tx, now: workflows.get_workflow(tx, str(workflow_id), cursor)))
 
 
 @router.patch("/workflows/{workflow_id}", response_model=WorkflowOut, responses=responses(*WRITE_ERRORS, 404))

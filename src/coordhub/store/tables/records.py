@@ -80,11 +80,14 @@ class Workflows(Records):
 
     name = "workflows"
 
-    def in_states(self, states: tuple[str, ...], limit: int = 1000) -> list[Row]:
-        """Workflows whose status is one of ``states``, oldest first."""
+    def in_states(self, states: tuple[str, ...], limit: int = 1000, project_key: str | None = None) -> list[Row]:
+        """At most ``limit`` workflows whose status is one of ``states`` (and of ``project_key`` unless None),
+        oldest first; [] when none."""
         marks = ", ".join("?" * len(states))
-        return self.ex.all(f"SELECT * FROM workflows WHERE status IN ({marks}) ORDER BY created_at LIMIT ?",
-                           (*states, limit))
+        where, params = _where({"project_key": project_key})
+        where = f"{where} AND" if where else " WHERE"
+        return self.ex.all(f"SELECT * FROM workflows{where} status IN ({marks}) ORDER BY {_order(self.key)} LIMIT ?",
+                           (*params, *states, limit))
 
 
 class WorkItems(Records):
