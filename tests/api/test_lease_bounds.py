@@ -115,3 +115,20 @@ def test_overlap_reads_leave_descriptions_out(api: Api, monkeypatch: pytest.Monk
     leases_reads = [q for q in seen if "FROM leases" in q]
     assert leases_reads  # the conflict check reads through parts on both backends
     assert not [q for q in leases_reads if "SELECT *" in q or "description" in q]
+
+
+def test_conflicts_never_hide_others_leases_behind_own(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One list cut at PAGE before it was split: the caller's own older leases filled it, and another
+    # session's overlapping lease was left out, so ``leases`` said "free" (the edit hook allows on that).
+    monkeypatch.setattr(leases, "PAGE", 3, raising=False)
+    a, b = api.token(A), api.token(B)
+    for i in range(4):
+        assert api.post(LOCKS, json={"project_key": "p", "resource": f"d/f{i}.py"}, headers=a).status_code == 201
+    theirs = api.post(LOCKS, json={"project_key": "p", "resource": "d/z.py", "description": "B's"}, headers=b)
+    assert theirs.status_code == 201, theirs.text
+    c = api.get(f"{LOCKS}/conflicts", params={"project_key": "p", "resource": "d/"}, headers=a).json()
+    assert [x["resource"] for x in c["leases"]] == ["d/z.py"] and c["leases_more"] is False
+    assert [x["resource"] for x in c["own"]] == ["d/f0.py", "d/f1.py", "d/f2.py"] and c["own_more"] is True
+    c = api.get(f"{LOCKS}/conflicts", params={"project_key": "p", "resource": "d/"}, headers=b).json()
+    assert len(c["leases"]) == 3 and c["leases_more"] is True
+    assert [x["resource"] for x in c["own"]] == ["d/z.py"] and c["own_more"] is False

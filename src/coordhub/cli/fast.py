@@ -25,7 +25,8 @@ option, a value it would have to coerce differently, ``--resource``), an
 Windows (system proxy settings), a non-UTF-8 stdout or stderr, a softfail
 queue to drain first, and any answer it does not expect: a lost or
 unreadable answer, a 5xx (the full client waits out ``Retry-After`` once), a
-body that is not JSON, an error without the hub's envelope. A read asked
+body that is not JSON, an error without the hub's envelope, a list of leases
+cut into pages (``Coord-Next-After-Fence``: the Typer CLI reads every page). A read asked
 twice that way changes nothing but one more heartbeat.
 """
 
@@ -41,6 +42,7 @@ _COUNT = re.compile(r"[0-9]{1,18}")  # what Typer's own coercion reads as an int
 _SECONDS = re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?")
 MAX_LIMIT = 500  # `msg inbox --limit`'s max (cli/messages.py)
 HEARTBEAT_HEADER = "X-Coord-Heartbeat"  # as the full client sends it (coordhub.client.client)
+NEXT_AFTER_FENCE = "coord-next-after-fence"  # a cut list of leases carries it (coordhub.client.client)
 # click strips these from what it echoes to a stream that is not a terminal (click's ``strip_ansi``)
 _ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
 
@@ -273,8 +275,8 @@ class _Hub:
                 raise FallThrough from None
             raise _Unreachable(timed_out if isinstance(exc.error, TimeoutError)
                                else f"cannot reach {self.url} (ConnectError)") from None
-        if fields.get("content-encoding", "identity").lower() != "identity":
-            raise FallThrough
+        if fields.get("content-encoding", "identity").lower() != "identity" or NEXT_AFTER_FENCE in fields:
+            raise FallThrough  # more than one page of leases: the Typer CLI reads every page
         try:
             data = json.loads(body)
             # a lone surrogate (a "\\ud800" escape) cannot be printed in UTF-8: the Typer CLI fails its own way

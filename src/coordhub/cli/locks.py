@@ -10,6 +10,7 @@ import typer
 from coordhub.cli import views
 from coordhub.cli.common import JSON_OPT, call, show
 from coordhub.cli.output import console
+from coordhub.client.client import MAX_LISTED, Leases
 from coordhub.hooks import project as projects
 
 app = typer.Typer(help="Leases on files, folders, globs and services, with fencing tokens.", no_args_is_help=True)
@@ -79,10 +80,20 @@ def renew(ctx: typer.Context, lease_id: str = typer.Argument(..., help="Lease id
 def list_(ctx: typer.Context, project: str | None = typer.Option(None, "--project", help="Only this project."),
           resource: str | None = typer.Option(None, "--resource", help="Only leases overlapping this (a path is "
                                                                        "taken as for claim)."),
+          after_fence: int = typer.Option(0, "--after-fence", min=0, help="Only leases granted after this fence "
+                                                                          "(continues a list that was cut)."),
+          max_leases: int = typer.Option(MAX_LISTED, "--max", min=1, help="List at most this many leases."),
           as_json: bool = JSON_OPT) -> None:
-    """List live leases."""
-    rows = call(ctx, lambda c: c.locks(project, None if resource is None else resource_arg(resource)))
+    """List live leases, oldest grant first: every one, page after page, up to --max (10,000).
+
+    When more follow, the list (and --json's) holds the first --max and stderr says how to see the rest.
+    """
+    target = None if resource is None else resource_arg(resource)
+    rows: Leases = call(ctx, lambda c: c.locks(project, target, after_fence=after_fence, max_leases=max_leases))
     show(rows, as_json, views.leases)
+    if rows.next_after_fence is not None:
+        typer.echo(f"coord: more live leases follow these {len(rows)}: `coord lock list --after-fence "
+                   f"{rows.next_after_fence}` (with the same --project/--resource) lists the next", err=True)
 
 
 @app.command()

@@ -130,6 +130,8 @@ def status(ctx: typer.Context, project: str | None = typer.Option(None, "--proje
         console.print(f"unread messages: {s['unread_messages']}")
         heading("leases")
         table(s["active_locks"], views.LEASE_COLUMNS, "  none")
+        if s.get("active_locks_more"):
+            console.print(f"  … more live leases than these {len(s['active_locks'])}: `coord lock list` lists all")
         heading("components")
         table(s["components"], [("project_key", "project"), ("component", "component"), ("state", "state"),
                                 ("version", "version"), ("updated_at", "updated")], "  none")

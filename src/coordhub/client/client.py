@@ -41,6 +41,9 @@ MAX_RETRY_WAIT = 60.0
 QUEUED_AT_HEADER = "X-Coord-Queued-At"
 HEARTBEAT_HEADER = "X-Coord-Heartbeat"
 CONVERSATIONS = "/api/coord/conversations"
+NEXT_AFTER_FENCE = "coord-next-after-fence"  # the header a cut list of leases carries (hub: api/routes/locks.py)
+LEASE_PAGE = 500  # leases the hub answers per request at most (coordhub.core.leases.PAGE)
+MAX_LISTED = 10_000  # leases one locks() call reads at most, by default
 
 
 class HubError(Exception):
@@ -67,6 +70,17 @@ class Queued:
     idempotency_key: str
     pending: int
     reason: str
+
+
+class Leases(list[dict[str, Any]]):
+    """Live leases as :meth:`CoordClient.locks` read them, oldest grant first.
+
+    ``next_after_fence`` is None when the list holds every live lease that
+    matched; otherwise more follow, and ``locks(after_fence=next_after_fence)``
+    continues the list where this one stopped.
+    """
+
+    next_after_fence: int | None = None
 
 
 @dataclass(frozen=True)
@@ -144,8 +158,10 @@ class CoordClient:
         return self._identity
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
-              key: str | None, queued_at: str | None = None) -> Any | _Failure:
-        """One attempt: the decoded 2xx body, a ``_Failure`` (retryable), or ``HubError`` raised (4xx)."""
+              key: str | None, queued_at: str | None = None, fields: dict[str, str] | None = None) -> Any | _Failure:
+        """One attempt: the decoded 2xx body, a ``_Failure`` (retryable), or ``HubError`` raised (4xx).
+
+        ``fields``, when given, receives the answer's header fields (names lower-cased)."""
         import httpx2
 
         try:
@@ -176,23 +192,26 @@ class CoordClient:
             error = data.get("error", {}) if isinstance(data, dict) else {}
             raise HubError(response.status_code, error.get("code", "error"),
                            error.get("message") or response.text, data)
+        if fields is not None:
+            fields.update((k.lower(), v) for k, v in response.headers.items())
         return data
 
     def _attempt(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
-                 key: str | None, queued_at: str | None = None) -> Any | _Failure:
-        result = self._send(method, path, params, body, key, queued_at)
+                 key: str | None, queued_at: str | None = None, fields: dict[str, str] | None = None) -> Any | _Failure:
+        result = self._send(method, path, params, body, key, queued_at, fields)
         if isinstance(result, _Failure) and result.retry_after is not None:
             self._sleep(min(result.retry_after, MAX_RETRY_WAIT))  # seed 001: wait once, then retry
-            result = self._send(method, path, params, body, key, queued_at)
+            result = self._send(method, path, params, body, key, queued_at, fields)
         return result
 
     def call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
-             idempotency_key: str | None = None, queue: bool = True) -> Any:
+             idempotency_key: str | None = None, queue: bool = True, fields: dict[str, str] | None = None) -> Any:
         """Call the hub. Reads return the body or raise ``Unreachable``; writes may return :class:`Queued`.
 
         ``queue=False`` makes a write behave like a read when the hub is
         unreachable (raise instead of queueing). Raises :class:`HubError` when
-        the hub refuses the request (4xx).
+        the hub refuses the request (4xx). ``fields``, when given, receives the
+        header fields of the answer (names lower-cased; left empty for a queued write).
         """
         bad = unsafe_path(path)
         if bad is not None:
@@ -200,12 +219,13 @@ class CoordClient:
         if len(self.queue):
             self.last_drain = self.sync()
         if method == "GET" or not queue:
-            result = self._attempt(method, path, params, body, None if method == "GET" else str(uuid.uuid4()))
+            result = self._attempt(method, path, params, body, None if method == "GET" else str(uuid.uuid4()),
+                                   fields=fields)
             if isinstance(result, _Failure):
                 raise Unreachable(result.reason)
             return result
         key = idempotency_key or str(uuid.uuid4())
-        result = self._attempt(method, path, params, body, key)
+        result = self._attempt(method, path, params, body, key, fields=fields)
         if isinstance(result, _Failure):
             entry = Entry(method, path, body, key, params, self.settings.session, actor=self.actor,
                           hub=trust.origin(self.settings.url))
@@ -340,9 +360,39 @@ class CoordClient:
         """Renew a lease."""
         return self.call("POST", f"/api/coord/locks/{lease_id}/renew", body={"ttl_hours": ttl_hours})
 
-    def locks(self, project_key: str | None = None, resource: str | None = None) -> Any:
-        """Live leases."""
-        return self.call("GET", "/api/coord/locks", params={"project_key": project_key, "resource": resource})
+    def locks(self, project_key: str | None = None, resource: str | None = None, *, session_id: str | None = None,
+              after_fence: int = 0, max_leases: int = MAX_LISTED) -> Leases:
+        """Live leases (of ``project_key``, overlapping ``resource``, held by ``session_id``), oldest grant first
+        after ``after_fence``, every page of them up to ``max_leases``.
+
+        The hub answers at most 500 leases (and about 4 MiB) per request and
+        names the fence to page on with (``Coord-Next-After-Fence``); this
+        follows it, one request per page, until the list is complete or holds
+        ``max_leases`` (default :data:`MAX_LISTED`, 10,000: one call reads at
+        most 20 pages). The answer's ``next_after_fence`` is None when nothing
+        was left out, else the fence to continue with (``after_fence=``). Pages
+        are read one after another, not as one snapshot: a lease granted
+        meanwhile may be missing, one ended meanwhile may still be listed;
+        none is listed twice. Raises ``ValueError`` for ``max_leases`` < 1.
+        """
+        if max_leases < 1:
+            raise ValueError(f"max_leases must be at least 1, not {max_leases}")
+        out = Leases()
+        after = after_fence
+        while True:
+            fields: dict[str, str] = {}
+            left = max_leases - len(out)
+            rows = self.call("GET", "/api/coord/locks", fields=fields, params={
+                "project_key": project_key, "resource": resource, "session_id": session_id,
+                "after_fence": after or None, "limit": left if left < LEASE_PAGE else None})
+            out.extend(rows)
+            following = fields.get(NEXT_AFTER_FENCE, "")
+            if not following.isdigit() or int(following) <= after:  # the last page (an older hub: the only one)
+                return out
+            after = int(following)
+            if len(out) >= max_leases:
+                out.next_after_fence = after
+                return out
 
     def check_fence(self, fence: int, resource: str | None = None, project_key: str | None = None) -> Any:
         """Whether a fence is still current."""

@@ -118,8 +118,9 @@ def _another_host(tx: Tx, config: Config, row: Row, now: float) -> bool:
 def _issue_held(tx: Tx, row: Row, machine: str, now: float) -> bool:
     """Whether someone other than this attempt's worker session holds the issue's lease."""
     mine = assignments.worker_session(machine, row["id"])
-    held = leases.live(tx, now, project_key=row["repo"], resource=issue_resource(row["repo"], row["issue"]))
-    return any(lease["session_id"] != mine for lease in held)
+    # others' leases apart from the worker's own: a list cut at 500 could hide another holder behind them
+    (others, _), _ = leases.conflicts(tx, now, row["repo"], issue_resource(row["repo"], row["issue"]), mine)
+    return bool(others)
 
 
 def next_for(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -> dict[str, Any] | None:

@@ -477,9 +477,11 @@ def live(tx: Tx, now: float, project_key: str | None = None, resource: str | Non
     return page(tx, now, project_key, resource, session_id)[0]
 
 
+Page = tuple[list[dict[str, Any]], int | None]  # rendered leases, and the fence to page on after (None: last page)
+
+
 def page(tx: Tx, now: float, project_key: str | None = None, resource: str | None = None,
-         session_id: str | None = None, *, after_fence: int = 0,
-         limit: int = PAGE) -> tuple[list[dict[str, Any]], int | None]:
+         session_id: str | None = None, *, after_fence: int = 0, limit: int = PAGE) -> Page:
     """Live leases as :func:`live` filters them, oldest grant first after ``after_fence``: at most ``limit``
     (≤ :data:`PAGE`) and about :data:`PAGE_BYTES` of them (at least one), and the fence to page on after
     (None: this is the last page)."""
@@ -487,16 +489,44 @@ def page(tx: Tx, now: float, project_key: str | None = None, resource: str | Non
     if resource is None:
         rows = tx.leases.live(now, project_key=project_key, session_id=session_id, after_fence=after_fence,
                               limit=limit + 1)
-    else:
-        res, budget = _parse(resource), paths.Budget()
-        if project_key is not None:
-            found = list(overlapping(tx, project_key, res, now, budget=budget))
-        else:  # every project: no index to narrow by, the budget still bounds the work
-            found = [r for r in tx.leases.live(now, brief=True) if _parse_stored(r).overlaps(res, budget=budget)]
-        found = sorted((r for r in found if (session_id is None or r["session_id"] == session_id)
-                        and r["fence"] > after_fence), key=lambda r: r["fence"])[:limit + 1]
-        whole = tx.leases.full([r["id"] for r in found if "description" not in r])
-        rows = [whole.get(r["id"], r) for r in found]
+        return _cut(rows, limit, now)
+    found = [r for r in _overlapping_any(tx, now, project_key, resource)
+             if (session_id is None or r["session_id"] == session_id) and r["fence"] > after_fence]
+    return _whole_page(tx, found, limit, now)
+
+
+def conflicts(tx: Tx, now: float, project_key: str, resource: str, me: str | None) -> tuple[Page, Page]:
+    """The live leases of ``project_key`` overlapping ``resource``: (others' page, ``me``'s own page), each as
+    :func:`page` answers it (the oldest :data:`PAGE` and the fence to page on after, None when complete).
+
+    Split before the cut, so others' leases are never crowded out of the answer by the caller's own: the first
+    list is empty only when no other session holds an overlapping live lease (the edit hook allows on that).
+    """
+    found = _overlapping_any(tx, now, project_key, resource)
+    return (_whole_page(tx, [r for r in found if r["session_id"] != me], PAGE, now),
+            _whole_page(tx, [r for r in found if r["session_id"] == me], PAGE, now))
+
+
+def _overlapping_any(tx: Tx, now: float, project_key: str | None, resource: str) -> list[Row]:
+    """Live leases overlapping ``resource`` (in ``project_key``, or in every project), in no order; rows may
+    lack their description (see :func:`_whole_page`)."""
+    res, budget = _parse(resource), paths.Budget()
+    if project_key is not None:
+        return list(overlapping(tx, project_key, res, now, budget=budget))
+    # every project: no index to narrow by, the budget still bounds the work
+    return [r for r in tx.leases.live(now, brief=True) if _parse_stored(r).overlaps(res, budget=budget)]
+
+
+def _whole_page(tx: Tx, found: list[Row], limit: int, now: float) -> Page:
+    """The oldest ``limit`` of ``found`` (by fence) as :func:`page` answers them, read whole."""
+    found = sorted(found, key=lambda r: r["fence"])[:limit + 1]
+    whole = tx.leases.full([r["id"] for r in found if "description" not in r])
+    return _cut([whole.get(r["id"], r) for r in found], limit, now)
+
+
+def _cut(rows: list[Row], limit: int, now: float) -> Page:
+    """The first ``limit`` of ``rows`` (fetched one past it) rendered, stopping at about :data:`PAGE_BYTES`;
+    and the fence to page on after, None when nothing was left out."""
     out: list[dict[str, Any]] = []
     size = 0
     for row in rows[:limit]:

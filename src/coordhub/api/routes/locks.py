@@ -89,15 +89,17 @@ async def conflicts(request: Request, project_key: str, resource: str, session_i
     """What an edit of ``resource`` would collide with: others' overlapping live leases, the caller's own, the
     halt that covers the caller (``halt``) and its pause (``paused``).
 
-    One round trip for the edit hook and the git guard.
+    One round trip for the edit hook and the git guard. Each list holds at most 500 leases (the oldest);
+    ``leases_more`` / ``own_more`` say one was cut (``GET /locks?resource=`` pages through all). ``leases`` is
+    empty only when no other session holds an overlapping live lease: the caller's own never crowd it out.
     """
     me = await who.viewer(session_id, "session_id")
 
     def op(tx: Tx, now: float) -> dict[str, Any]:
-        found = leases.live(tx, now, project_key, resource)
+        (others, others_after), (own, own_after) = leases.conflicts(tx, now, project_key, resource, me)
         stop = halt.for_session(tx, me)
-        return {"leases": [x for x in found if x["session_id"] != me],
-                "own": [x for x in found if x["session_id"] == me], "halt": stop["halt"], "paused": stop["paused"]}
+        return {"leases": others, "own": own, "halt": stop["halt"], "paused": stop["paused"],
+                "leases_more": others_after is not None, "own_more": own_after is not None}
 
     return await query(request, op, off_loop=True)
 
