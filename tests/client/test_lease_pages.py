@@ -12,6 +12,7 @@ import pytest
 
 from coordhub.client import CoordClient
 from coordhub.client.settings import ClientSettings
+from coordhub.client.wire import Hub, Listed
 from tests.conftest import LiveHub
 from tests.coordcli import Coord, isolated_env
 
@@ -106,3 +107,14 @@ def test_lock_list_says_when_it_was_cut_and_how_to_go_on(coord: Coord, seeded: S
     assert _resources(r.json()) == EVERY[520:] and r.err == ""
     r = coord.ok("lock", "list", "--project", "p", "--max", "3")
     assert "a/f2.py" in r.out and "a/f3.py" not in r.out and f"--after-fence {seeded.fences[2]}" in r.err
+
+
+def test_the_hooks_client_reads_every_page_up_to_a_bound(seeded: Seeded) -> None:
+    # the standard-library client of the hooks and the git guard (coordhub.client.wire)
+    hub = Hub(seeded.hub.url, seeded.tokens[A], None, 30.0)
+    every = hub.pages("/locks", 10_000, project_key="p")
+    assert _resources(every.rows) == EVERY and every.more is False
+    cut = hub.pages("/locks", 3, project_key="p")
+    assert _resources(cut.rows) == EVERY[:500] and cut.more is True  # whole pages: it stops after the first
+    assert _resources(hub.pages("/locks", 10_000, project_key="p", resource="b/").rows) == EVERY[550:]
+    assert hub.pages("/locks", 10_000, project_key="none") == Listed([], False)

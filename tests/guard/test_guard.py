@@ -6,6 +6,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import httpx2
+
 from tests.conftest import free_port
 from tests.guard.conftest import PROJECT, A, B, Fleet, Repo
 
@@ -176,3 +178,22 @@ def test_push_of_a_commit_touching_a_leased_path_is_refused(fleet: Fleet, tmp_pa
     fleet.api(fleet.b, "DELETE", f"/locks/{lease['id']}")
     repo.git("checkout", "-q", "main")
     assert repo.git("push", "-q", "origin", "main", check=False).code == 0
+
+
+def test_leases_past_the_first_page_are_checked(fleet: Fleet) -> None:
+    # The hub answers 500 leases a request; the guard read only that first page, so a path under a lease
+    # granted after 500 others of the project was accepted.
+    with httpx2.Client(base_url=fleet.hub.url + "/api/coord", headers=fleet.b, timeout=30) as http:
+        for i in range(520):
+            r = http.post("/locks", json={"project_key": PROJECT, "resource": f"gen/f{i}.py", "ttl_hours": 1})
+            assert r.status_code == 201, r.text
+    late = fleet.claim(fleet.b, "src/late.py", "the 521st lease")
+    fleet.repo.change("src/late.py")
+    r = fleet.repo.commit()
+    assert r.code == 1, r
+    assert refused_lines(r.err) == [{"path": "src/late.py", "holder": B, "desc": "the 521st lease",
+                                     "id": late["id"], "resource": "src/late.py", "project": PROJECT}]
+    fleet.repo.git("reset", "-q", "--", "src/late.py")
+    fleet.repo.change("gen/free.py")  # overlaps none of the 521: accepted after reading both pages
+    assert fleet.repo.commit().code == 0
+

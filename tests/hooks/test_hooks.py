@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 from tests.hooks.conftest import PROJECT, A, B, Fleet, run_hook
@@ -68,6 +69,16 @@ def test_session_start_registers_exports_and_shows_unread_leases(fleet: Fleet, t
 
     # what session-start showed is not injected again by the next prompt
     a.hook("prompt", hook_event_name="UserPromptSubmit", prompt="go on").silent()
+
+
+def test_session_start_counts_every_lease_past_the_first_page(fleet: Fleet) -> None:
+    # the hub answers 500 leases a request: the count said 500 for a session holding 530
+    with httpx2.Client(base_url=fleet.hub.url + "/api/coord", headers=fleet.a.headers, timeout=30) as http:
+        for i in range(530):
+            r = http.post("/locks", json={"project_key": PROJECT, "resource": f"gen/f{i}.py", "ttl_hours": 1})
+            assert r.status_code == 201, r.text
+    ctx = fleet.a.hook("session-start", hook_event_name="SessionStart", source="startup").context("SessionStart")
+    assert "YOUR COORD LEASES (530):" in ctx and "- … 510 more: `coord lock list`" in ctx
 
 
 def test_session_start_shows_a_halt_first(fleet: Fleet) -> None:

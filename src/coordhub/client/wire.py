@@ -17,7 +17,8 @@ Two levels:
   ``connect``: the TCP connection or TLS handshake; ``read``: after the
   request went out), so a caller can tell "nothing reached the hub" from
   "the answer was lost".
-* :meth:`Hub.request` (what the hooks use) decodes the answer: it raises
+* :meth:`Hub.request` (what the hooks use) decodes the answer (:meth:`Hub.pages`
+  reads every page of a list of leases the hub cut, one request per page): it raises
   :class:`HubUnreachable` when no answer could be had (connection error,
   timeout, a 5xx, an answer that is not HTTP or not JSON) and
   :class:`HubRefused` for a 4xx, carrying the error envelope's ``code`` and
@@ -40,6 +41,7 @@ from coordhub import __version__
 API = "/api/coord"
 SESSION_HEADER = "X-Coord-Session"
 MAX_ANSWER = 16 * 1024 * 1024  # bytes; far above any answer a hook or the CLI's fast path asks for
+NEXT_AFTER_FENCE = "coord-next-after-fence"  # a cut list of leases carries it (hub: api/routes/locks.py)
 _FIELD = re.compile(r"[\x20-\x7e\x80-\xff]*")  # what a header value (and our path) may hold: no CR, LF, NUL …
 _UNSAFE_CHARS = frozenset("?#%\\\x7f" + "".join(map(chr, range(0x20))))
 _DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")
@@ -101,6 +103,13 @@ class Reply(NamedTuple):
     body: bytes
 
 
+class Listed(NamedTuple):
+    """What :meth:`Hub.pages` read: the rows, and whether more followed when it stopped (``more``)."""
+
+    rows: list[Any]
+    more: bool
+
+
 class Hub:
     """Talks to one hub as one session; ``timeout`` (seconds) bounds each whole request.
 
@@ -139,10 +148,37 @@ class Hub:
         """``POST /api/coord{path}`` with a JSON body; the decoded JSON body."""
         return self.request("POST", path, body=body)
 
+    def pages(self, path: str, most: int, **params: Any) -> Listed:
+        """``GET /api/coord{path}`` (a list of leases) and every page after it, until the hub names no further
+        page (``Coord-Next-After-Fence``, asked for with ``after_fence=``) or at least ``most`` rows were read.
+
+        ``Listed.more`` is True when it stopped with pages left. An answer that
+        is not a list ends the reading (its rows are none). One request per
+        page (500 leases at most each); raises as :meth:`request` does.
+        """
+        rows: list[Any] = []
+        after = 0
+        while True:
+            data, fields = self._answer("GET", path, {**params, "after_fence": after or None}, None)
+            if not isinstance(data, list):
+                return Listed(rows, False)
+            rows += data
+            following = fields.get(NEXT_AFTER_FENCE, "")
+            if not following.isdigit() or int(following) <= after:
+                return Listed(rows, False)
+            if len(rows) >= most:
+                return Listed(rows, True)
+            after = int(following)
+
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
         """One request to ``/api/coord{path}``; raises ``HubUnreachable`` or ``HubRefused`` (module docstring)."""
+        return self._answer(method, path, params, body)[0]
+
+    def _answer(self, method: str, path: str, params: dict[str, Any] | None,
+                body: Any) -> tuple[Any, dict[str, str]]:
+        """:meth:`request`'s decoded body, and the answer's header fields (names lower-cased)."""
         try:
-            status, _, raw = self.exchange(method, API + path, params=params, body=body)
+            status, fields, raw = self.exchange(method, API + path, params=params, body=body)
         except Failed as exc:
             if exc.phase == "request":
                 raise HubUnreachable(f"not asking the hub at {self.url}: {exc.error}") from None
@@ -158,7 +194,7 @@ class Hub:
             error = error if isinstance(error, dict) else {}
             message = str(error.get("message") or raw[:200].decode("utf-8", "replace"))
             raise HubRefused(status, str(error.get("code", "error")), message, data)
-        return data
+        return data, fields
 
     def exchange(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
                  headers: dict[str, str] | None = None) -> Reply:

@@ -17,7 +17,9 @@ stale lease, lease id, purpose, time left) and what to do.
 * The hub cannot be asked, or a path cannot be checked at all (a name that
   is no valid lease resource: a control character such as a newline, or
   over the length limit) → ``COORD_HOOK_FAIL_MODE``: ``open`` (default)
-  accepts with a warning naming the paths, ``closed`` refuses.
+  accepts with a warning naming the paths, ``closed`` refuses. So does a
+  project with more than :data:`MAX_LIVE` live leases: the guard reads every
+  page of the project's leases (500 a page), never decides on part of them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ MAX_LINES = 50
 WHAT = {"pre-commit": "commit", "pre-merge-commit": "merge commit", "pre-push": "push"}
 COMMAND = {"pre-commit": "commit", "pre-merge-commit": "merge", "pre-push": "push"}
 MAX_RECORDED_PATHS = 200
+MAX_LIVE = 20_000  # a project's live leases the guard reads (40 pages); past it the run cannot be checked
 
 
 def say(text: str) -> None:
@@ -88,8 +91,10 @@ def _check(inv: Invocation, changed: list[str], ledger_file: Path, accept_if_cle
     hub, key = inv.hub, inv.project.key
     whoami = hub.get("/whoami")
     me = whoami.get("session_id") if isinstance(whoami, dict) else None
-    rows = hub.get("/locks", project_key=key)
-    live = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+    listed = hub.pages("/locks", MAX_LIVE, project_key=key)  # every page: a lease left out would go unchecked
+    if listed.more:
+        raise HubError(f"project {key} holds more than {MAX_LIVE} live leases, more than the guard reads")
+    live = [r for r in listed.rows if isinstance(r, dict)]
     known = ledger.load(ledger_file)
 
     def fence_check(fence: int, resource: str | None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ CLIENT = "claude-code"
 SAME_PROCESS_STARTS = ("clear", "compact", "resume")
 SAME_PROCESS_ENDS = ("clear", "resume")
 MAX_LEASES_LISTED = 20
+MAX_LIVE_PER_SESSION = 1000  # live leases a session may hold (coordhub.core.leases; not imported: start-up time)
 
 
 def state_file(inv: Invocation) -> Path:
@@ -177,12 +178,13 @@ def _unread(inv: Invocation) -> list[str]:
 
 def _leases(inv: Invocation, session_id: str) -> str:
     """The session's live leases, one per line, or a line saying it holds none."""
-    rows = inv.hub.get("/locks", session_id=session_id)
-    leases = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+    # every page (a session holds at most 1,000 live leases: two), so the count is right
+    listed = inv.hub.pages("/locks", MAX_LIVE_PER_SESSION, session_id=session_id)
+    leases = [r for r in listed.rows if isinstance(r, dict)]
     if not leases:
         return "YOUR COORD LEASES: none."
-    lines = [f"YOUR COORD LEASES ({len(leases)}): edit these freely; release them when done "
-             "(`coord lock release <id>`)."]
+    lines = [f"YOUR COORD LEASES ({len(leases)}{'+' if listed.more else ''}): edit these freely; release them "
+             "when done (`coord lock release <id>`)."]
     lines += [f"- {leases_text.own(r)}" for r in leases[:MAX_LEASES_LISTED]]
     if len(leases) > MAX_LEASES_LISTED:
         lines.append(f"- … {len(leases) - MAX_LEASES_LISTED} more: `coord lock list`")
