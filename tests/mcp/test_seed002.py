@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from coordhub.mcp.connect import drop_none
 from tests.mcp.conftest import MODES, McpHub, error, ok
 
 pytestmark = pytest.mark.anyio
@@ -26,7 +27,7 @@ async def test_profiles_list_the_seed_tools(mcp_hub: McpHub) -> None:
     assert "READY_FOR_REVIEW" in publish["properties"]["msg_type"]["enum"]
     assert "from_instance" not in publish["properties"]  # the sender is never an argument
     check = listed["coord_check_messages"].input_schema["properties"]
-    assert set(check) == {"to_instance", "from_instance", "msg_type", "pending_only", "limit"}
+    assert set(check) == {"to_instance", "from_instance", "msg_type", "pending_only", "limit", "before_seq"}
     assert set(listed["coord_register_presence"].input_schema["properties"]) == {"role", "worktree_path",
                                                                                    "session_id"}
     async with mcp_hub.client("backend", tools="all") as c:
@@ -97,6 +98,43 @@ async def test_broadcast_and_bad_arguments(mcp_hub: McpHub) -> None:
         assert "limit" in text
         text = error(await orch.call_tool("coord_ack_message", {"message_id": str(uuid.uuid4())}))
         assert "not_found" in text
+
+
+async def test_a_filter_looks_at_one_page_a_call_and_says_where_to_go_on(mcp_hub: McpHub) -> None:
+    """Review: a filter matching nothing made one tool call read ten 500-message pages, charged as one request;
+    now a call reads one page and the agent walks on with ``before_seq``."""
+    async with mcp_hub.http({"Authorization": f"Bearer {await mcp_hub.token('frontend')}"}) as fe:
+        r = await fe.post("/api/coord/messages", json={"to_session": "orchestrator", "subject": "old",
+                                                       "message_type": "READY_FOR_REVIEW"})
+        assert r.status_code == 201, r.text
+        oldest = r.json()
+    async with mcp_hub.http({"Authorization": f"Bearer {await mcp_hub.token('backend')}"}) as be:
+        for i in range(1100):
+            r = await be.post("/api/coord/messages", json={"to_session": "orchestrator", "subject": f"m{i}",
+                                                           "body": "x" * 200, "message_type": "GENERAL"})
+            assert r.status_code == 201, r.text
+    async with mcp_hub.client("orchestrator", tools="seed002") as orch:
+        walked, found, before = 0, [], None
+        for _ in range(4):
+            got = ok(await orch.call_tool("coord_check_messages", drop_none({
+                "from_instance": "frontend", "before_seq": before})))
+            assert got["scanned"] <= 500
+            walked += got["scanned"]
+            found += got["messages"]
+            before = got["next_before_seq"]
+            if before is None:
+                break
+            assert f"before_seq={before}" in got["more"] and got["count"] == 0
+        assert walked == 1101 and [m["hub_id"] for m in found] == [oldest["id"]] and before is None
+        assert "more" not in got
+
+        newest = ok(await orch.call_tool("coord_check_messages", {"limit": 3}))
+        assert newest["count"] == 3 and newest["scanned"] == 3
+        assert [m["payload"]["subject"] for m in newest["messages"]] == ["m1099", "m1098", "m1097"]
+        nxt = ok(await orch.call_tool("coord_check_messages", {"limit": 2, "before_seq": newest["next_before_seq"]}))
+        assert [m["payload"]["subject"] for m in nxt["messages"]] == ["m1096", "m1095"]
+        big = ok(await orch.call_tool("coord_check_messages", {"limit": 1000, "msg_type": "GENERAL"}))
+        assert big["count"] == 500 and big["next_before_seq"] == big["messages"][-1]["seq"]
 
 
 async def test_presence_register_heartbeat_deregister(mcp_hub: McpHub) -> None:

@@ -10,8 +10,12 @@ What changed from seed 002, on purpose:
 * ``coord_check_messages`` reads an inbox (the caller's by default; another's
   only with an admin token, else the hub's 403). Broadcasts are included;
   ``to_instance="all"`` keeps only them.
-  ``from_instance``, ``msg_type`` and ``pending_only`` filter the newest
-  :data:`SCAN_LIMIT` messages of that inbox.
+  ``from_instance``, ``msg_type`` and ``pending_only`` filter at most
+  :data:`PAGE` messages of that inbox per call, one hub page (the hub has no
+  such filters, and a call that looked through many pages cost the hub many
+  requests for one charged to the rate limit). When more of the inbox is
+  left, ``next_before_seq`` says where: the agent passes it back as
+  ``before_seq`` to look further down, one page per call.
 * Ack state is per recipient (seed 002 had one flag per message), and an ack
   ``comment`` is delivered to the sender as a reply (the hub keeps no ack
   comment).
@@ -24,12 +28,14 @@ What changed from seed 002, on purpose:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
+from coordhub.core import paging
 from coordhub.core.identity import same_session, unknown_recipient_warning
 from coordhub.core.seed002 import BROADCAST, hub_message_id, matches, seed_message, seed_notification, seed_presence
 from coordhub.mcp.connect import call, drop_none, me
@@ -43,8 +49,8 @@ MessageType = Literal[
     "DEVOPS_STARTED", "DEVOPS_STEP_UPDATE", "DEVOPS_COMPLETE", "DEVOPS_FAILED", "SESSION_START", "SESSION_END",
     "SWARM_STARTED", "SWARM_REVIEWER_COMPLETE", "SWARM_COMPLETE", "SWARM_FAILED",
 ]
-SCAN_LIMIT = 5000  # inbox messages coord_check_messages looks through for its filters
-PAGE = 500  # the hub's largest inbox page
+PAGE = 500  # the hub's largest inbox page: what one coord_check_messages call looks through, at most
+MESSAGE_TEXT = 500 + 524_288  # the longest subject and body one message may have (api.schemas Subject, Text)
 Limit = Annotated[int, Field(ge=1, le=1000)]
 
 
@@ -85,23 +91,53 @@ async def coord_check_messages(
     msg_type: MessageType | None = None,
     pending_only: Annotated[bool, Field(description="Only ones needing an ack not yet given.")] = False,
     limit: Limit = 100,
+    before_seq: Annotated[int | None, Field(ge=1, le=2**62, description=(
+        "Look below this seq: a previous answer's next_before_seq."))] = None,
 ) -> dict[str, Any]:
-    """Query messages with filters, newest first."""
+    """Query messages with filters, newest first; looks at 500 inbox messages a call, then gives next_before_seq."""
     broadcasts = to_instance is not None and recipient(to_instance) is None
     owner = None if broadcasts else to_instance
     viewer = owner or await me(ctx)
+    filtered = broadcasts or from_instance is not None or msg_type is not None or pending_only
+    asked = PAGE if filtered else min(limit, PAGE)
+    page = await call(ctx, "GET", f"{API}/messages",
+                      params={"to_session": owner, "limit": asked, "before_seq": before_seq})
+    found, last = _matching(page, limit, lambda m: matches(m, from_instance, msg_type, pending_only)
+                            and (m["broadcast"] or not broadcasts))
+    more = last < len(page) or _page_may_continue(page, asked)
+    after = page[last - 1]["seq"] if more and last else None
+    out: dict[str, Any] = {"success": True, "count": len(found), "messages": [seed_message(m, viewer) for m in found],
+                           "scanned": last, "next_before_seq": after}
+    if after is not None:
+        out["more"] = (f"looked through {last} inbox messages, down to seq {after}; "
+                       f"call again with before_seq={after} to look further")
+    return out
+
+
+def _matching(page: list[dict[str, Any]], limit: int,
+              keep: Callable[[dict[str, Any]], bool]) -> tuple[list[dict[str, Any]], int]:
+    """The first ``limit`` messages of ``page`` that ``keep`` keeps, and how many of ``page`` were looked at."""
     found: list[dict[str, Any]] = []
-    before: int | None = None
-    for _ in range(SCAN_LIMIT // PAGE):
-        page = await call(ctx, "GET", f"{API}/messages",
-                          params={"to_session": owner, "limit": PAGE, "before_seq": before})
-        found.extend(m for m in page if matches(m, from_instance, msg_type, pending_only)
-                     and (m["broadcast"] or not broadcasts))
-        if len(found) >= limit or len(page) < PAGE:
-            break
-        before = page[-1]["seq"]
-    messages = [seed_message(m, viewer) for m in found[:limit]]
-    return {"success": True, "count": len(messages), "messages": messages}
+    for i, m in enumerate(page):
+        if keep(m):
+            found.append(m)
+            if len(found) == limit:
+                return found, i + 1
+    return found, len(page)
+
+
+def _page_may_continue(page: list[dict[str, Any]], asked: int) -> bool:
+    """Whether older messages may follow an inbox page asked with ``limit=asked``.
+
+    A full page may be followed; a shorter one ends the inbox unless the hub cut it at its text budget
+    (:func:`coordhub.core.paging.fit`), which only happens when the next message could not fit beside
+    these. The hub says so in ``Coord-Next-Before-Seq``, a header the client's ``call`` does not return,
+    so this reckons it the hub's way: a false yes costs the agent one empty call, never a lost message.
+    """
+    if len(page) >= asked:
+        return True
+    text = sum(paging.ROW_BYTES + len(m["subject"] or "") + len(m["body"] or "") for m in page)
+    return text + paging.ROW_BYTES + MESSAGE_TEXT > paging.PAGE_BYTES
 
 
 async def coord_ack_message(ctx: Context,
