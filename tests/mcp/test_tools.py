@@ -209,3 +209,39 @@ async def test_conversation_turns_through_mcp(mcp_hub: McpHub, mode: str) -> Non
         bad = await a.call_tool("conv_send", {"to": "nowhere.at-all", "conversation_id": "y", "type": "request",
                                               "body": "?"})
         assert "known destinations: host-a.career, host-b.homelab" in error(bad)
+
+
+async def test_list_leases_goes_on_past_the_hubs_page(mcp_hub: McpHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub answers 500 leases a request: the tool answered those and nothing said more followed. It now
+    answers 100 at a time with the fence to go on from, until every one of 580 live leases was listed."""
+    claimed: list[tuple[str, int]] = []
+    async with mcp_hub.http() as h:
+        for who, n in ((A, 550), (B, 30)):
+            auth = {"Authorization": f"Bearer {await mcp_hub.token(who)}"}
+            for i in range(n):
+                r = await h.post("/api/coord/locks", json={"project_key": "p", "resource": f"{who[5]}/f{i}.py",
+                                                           "ttl_hours": 0}, headers=auth)
+                assert r.status_code == 201, r.text
+                claimed.append((r.json()["resource"], r.json()["fence"]))
+    async with mcp_hub.client(A) as a:
+        seen: list[tuple[str, int]] = []
+        after, calls = 0, 0
+        while True:
+            page = ok(await a.call_tool("list_leases", {"project_key": "p", "after_fence": after}))
+            assert page["count"] == len(page["leases"]) <= 100
+            seen += [(x["resource"], x["fence"]) for x in page["leases"]]
+            calls += 1
+            if page["next_after_fence"] is None:
+                break
+            after = page["next_after_fence"]
+        assert seen == claimed and calls == 6
+        only_b = ok(await a.call_tool("list_leases", {"session_id": B}))
+        assert only_b["count"] == 30 and only_b["next_after_fence"] is None
+        # an answer big enough that the hub may have cut it short by size says to go on, even under 100
+        from coordhub.mcp import tools
+
+        monkeypatch.setattr(tools, "_CUT_HINT", 1)
+        small = ok(await a.call_tool("list_leases", {"session_id": B}))
+        assert small["count"] == 30 and small["next_after_fence"] == claimed[-1][1]
+        assert ok(await a.call_tool("list_leases", {"session_id": B, "after_fence": claimed[-1][1]})) == {
+            "leases": [], "count": 0, "next_after_fence": None}

@@ -122,17 +122,28 @@ async def release_lease(ctx: Context, lease_id: str) -> dict[str, Any]:
     return dict(await call(ctx, "DELETE", f"{API}/locks/{lease_id}"))
 
 
+LEASES_PER_CALL = 100  # leases one list_leases answers at most: ~30 KB of an agent's context
+# The hub ends a page early once about 4 MiB of leases (its estimate: 400 + resource + description characters
+# each, coordhub.core.leases.PAGE_BYTES) are in it; an answer this large may have been cut there.
+_CUT_HINT = 2 << 20
+
+
 async def list_leases(
     ctx: Context,
     project_key: Project = None,
     resource: Annotated[str | None, Field(description="Only leases overlapping it.")] = None,
     session_id: Annotated[str | None, Field(description="Only this holder's.")] = None,
+    after_fence: Annotated[int, Field(ge=0, description="A previous answer's next_after_fence.")] = 0,
 ) -> dict[str, Any]:
-    """Live leases."""
+    """Live leases, oldest first, 100 at most; next_after_fence (null: that was all) continues the list."""
     found = await call(ctx, "GET", f"{API}/locks", params={
         "project_key": project_key, "resource": None if resource is None else hub_resource(ctx, resource),
-        "session_id": session_id})
-    return {"leases": found, "count": len(found)}
+        "session_id": session_id, "after_fence": after_fence or None, "limit": LEASES_PER_CALL + 1})
+    # One more than answered tells whether more follow (the hub's page header does not reach a tool).
+    more = len(found) > LEASES_PER_CALL or (bool(found) and sum(
+        400 + len(x["resource"]) + len(x.get("description") or "") for x in found) >= _CUT_HINT)
+    found = found[:LEASES_PER_CALL]
+    return {"leases": found, "count": len(found), "next_after_fence": found[-1]["fence"] if more else None}
 
 
 async def check_fence(ctx: Context, fence: int, resource: str | None = None,
