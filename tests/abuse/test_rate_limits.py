@@ -18,11 +18,13 @@ import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
+from coordhub.api import auth as auth_module
 from coordhub.api.app import create_app
-from coordhub.api.auth import FAILURE_BURST
+from coordhub.api.auth import FAILURE_BURST, RateLimiter
 from coordhub.api.limits import Limits
 from coordhub.core import tokens
 from coordhub.core.hub import Hub
+from coordhub.errors import RateLimited
 from coordhub.server import SYSTEM
 
 JSONRPC = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
@@ -97,3 +99,35 @@ def test_client_events_have_a_quota_per_session(limited: tuple[TestClient, dict[
     codes = [client.post("/api/coord/events", json={"kind": "hook.x"}, headers=me).status_code for _ in range(5)]
     assert codes[:3] == [201] * 3 and codes[3:] == [429, 429], codes
     assert client.post("/api/coord/events", json={"kind": "hook.x"}, headers=admin).status_code == 201  # per session
+
+
+def test_a_flood_of_bad_tokens_does_not_lock_out_verified_tokens_of_that_address(
+        limited: tuple[TestClient, dict[str, str], dict[str, str]], hub: Hub,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: agents on one machine share its address; bad tokens from there spent it, and every valid token
+    whose cache entry had expired got 429 (the edit hook then let leased edits through)."""
+    monkeypatch.setattr(auth_module, "CACHE_SECONDS", 0.0)  # every request looks its token up
+    client, _, me = limited
+    assert client.get("/api/coord/whoami", headers=me).status_code == 200
+    codes = [client.get("/api/coord/status", headers={"Authorization": f"Bearer coord_guess{i}"}).status_code
+             for i in range(FAILURE_BURST + 20)]
+    assert 429 in codes
+    assert [client.get("/api/coord/whoami", headers=me).status_code for _ in range(3)] == [200] * 3
+    fresh = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.create(tx, SYSTEM, "B/x", False, now)).body["token"]
+    assert client.get("/api/coord/whoami", headers={"Authorization": f"Bearer {fresh}"}).status_code == 429
+    hub.mutate_sync(SYSTEM, lambda tx, now: tokens.revoke(tx, SYSTEM, "A/x", now))
+    assert client.get("/api/coord/whoami", headers=me).status_code == 401  # the store still decides
+    assert client.get("/api/coord/whoami", headers=me).status_code == 429  # and it is vouched for no more
+
+
+def test_rate_limit_buckets_in_debt_survive_a_flood_of_new_keys() -> None:
+    """Review: past 100,000 keys every bucket was forgotten, so rotating names reset everyone's limits."""
+    limiter = RateLimiter(1.0, 2)
+    limiter.check("spender")
+    limiter.check("spender")
+    with pytest.raises(RateLimited):
+        limiter.check("spender")
+    for i in range(auth_module.MAX_BUCKETS + 10):
+        limiter.check(f"rotated-{i}")
+    with pytest.raises(RateLimited):
+        limiter.check("spender")

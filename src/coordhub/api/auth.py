@@ -71,6 +71,8 @@ from coordhub.jsonlog import SESSION_KEY
 from coordhub.store.base import Row
 
 CACHE_SECONDS = 5.0
+VOUCHED_SECONDS = 86_400.0  # a token verified within this long is looked up even while its address is spent
+MAX_BUCKETS = 100_000  # rate-limit buckets kept in memory
 INNER_REQUEST = "coordhub.inner_request"  # scope key: a request the hub makes to itself (only the app can set it)
 FAILURES_PER_SECOND = 2.0  # failed authentications per client address, on average
 FAILURE_BURST = 30
@@ -116,11 +118,20 @@ class RateLimiter:
         if tokens < 1.0:
             self._buckets[key] = (tokens, now)
             raise self._refusal(tokens, what)
-        if len(self._buckets) > 100_000:
-            self._buckets.clear()
+        if len(self._buckets) > MAX_BUCKETS:
+            self._forget_full(now)
         self._buckets[key] = (tokens - 1.0, now)
         if self._spent is not None:
             self._spent[key] = self._spent.get(key, 0) + 1
+
+    def _forget_full(self, now: float) -> None:
+        """Make room: keep only the buckets with less than one request left, so keys that are being refused
+        stay refused however many new keys arrive (a forgotten key starts again with a full bucket); only when
+        most buckets are spent, forget them all."""
+        self._buckets = {k: (t, then) for k, (t, then) in self._buckets.items()
+                         if t + (now - then) * self.rate < 1.0}
+        if len(self._buckets) > MAX_BUCKETS * 3 // 4:
+            self._buckets.clear()
 
     def share(self) -> None:
         """Start counting what each key spends, for :meth:`take_spent`."""
@@ -168,7 +179,11 @@ class Authenticator:
     client address (bursts of :data:`FAILURE_BURST`). The second is checked
     before a token missing from the cache is looked up, so a flood of unknown
     tokens costs one hash each and no store reads once its address is spent;
-    a token already cached is never held up by its address.
+    a token already cached is never held up by its address, nor is one this
+    process verified within :data:`VOUCHED_SECONDS` (it is looked up, and the
+    store still decides): agents on one machine share its address, and a
+    flood of bad tokens from there must not lock them out. A token never
+    seen before waits for its address to refill.
     """
 
     def __init__(self, hub: Hub, *, no_auth: bool, limiter: RateLimiter | None = None) -> None:
@@ -180,6 +195,9 @@ class Authenticator:
         # token -> (actor, until, digest): the same cache keyed by the token as sent, so a hit costs no hash
         self._known: dict[str, tuple[Actor, float, str]] = {}
         self._generation = 0  # bumped by every invalidation: a lookup that straddles one is not cached
+        # token hash -> until when: verified lately, so worth a lookup even while its address is spent (a flood
+        # of bad tokens from an address its agents share must not lock them out); the lookup still decides
+        self._vouched: dict[str, float] = {}
         self._web: dict[str, tuple[websessions.WebSession, float]] = {}  # cookie hash -> (web session, until)
         self._spellings: dict[str, str] = {}  # folded id -> stored spelling (never changes once stored)
 
@@ -228,12 +246,14 @@ class Authenticator:
         receives it). Each failure counts against ``address``; ``RateLimited``
         once the address has none left.
         """
-        self.failures.refuse_if_spent(address, "failed authentications")
+        vouch = "web:" + tokens.hash_token(cookie + "\n" + (secret or ""))
+        self._refuse_if_spent(vouch, address)
         session = await self.web_session(cookie)
         if session is None:
-            raise self.failed(address, SIGNED_OUT)
+            raise self.failed(address, SIGNED_OUT, vouch)
         if not secrets.compare_digest((secret or "").encode("utf-8", "replace"), session.csrf_token.encode()):
-            raise self.failed(address, WRONG_SECRET)
+            raise self.failed(address, WRONG_SECRET, vouch)
+        self._vouch(vouch)
         return session
 
     async def web_actor(self, cookie: str, method: str, headers: Any, address: str) -> Actor:
@@ -262,11 +282,12 @@ class Authenticator:
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
         if address is not None:
-            self.failures.refuse_if_spent(address, "failed authentications")
+            self._refuse_if_spent(digest, address)
         generation = self._generation
         actor = await self.hub.query(lambda tx, now: tokens.authenticate(tx, token))
         if actor is None:
-            raise self.failed(address, tokens.REVOKED)
+            raise self.failed(address, tokens.REVOKED, digest)
+        self._vouch(digest)
         if generation != self._generation:  # a revocation landed while we read: answer, but do not remember
             return actor
         if len(self._cache) > 10_000:
@@ -274,8 +295,22 @@ class Authenticator:
         self._cache[digest] = (actor, time.monotonic() + CACHE_SECONDS)
         return actor
 
-    def failed(self, address: str | None, message: str) -> Unauthorized:
-        """Count a failed authentication against ``address`` (if known); the 401 to raise."""
+    def _refuse_if_spent(self, credential: str, address: str) -> None:
+        """``RateLimited`` when ``address`` has no failed authentications left, unless ``credential`` (a hash)
+        was verified within :data:`VOUCHED_SECONDS`."""
+        if self._vouched.get(credential, 0.0) <= time.monotonic():
+            self.failures.refuse_if_spent(address, "failed authentications")
+
+    def _vouch(self, credential: str) -> None:
+        if len(self._vouched) > MAX_BUCKETS:
+            self._vouched.clear()
+        self._vouched[credential] = time.monotonic() + VOUCHED_SECONDS
+
+    def failed(self, address: str | None, message: str, credential: str | None = None) -> Unauthorized:
+        """Count a failed authentication against ``address`` (if known), no longer vouching for ``credential``;
+        the 401 to raise."""
+        if credential is not None:
+            self._vouched.pop(credential, None)
         if address is not None:
             with contextlib.suppress(RateLimited):
                 self.failures.check(address)
