@@ -34,7 +34,7 @@ class MergeNext(Strict):
 
 
 class MergeReport(Strict):
-    """``POST …/merges/report``: what a run did (see ``coordhub.core.mergequeue.report``)."""
+    """``POST …/merges/report``: what a run did (see ``coordhub.core.mergereports.report``)."""
 
     machine: Name
     host_incarnation: Incarnation

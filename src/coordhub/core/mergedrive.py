@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordhub.core import assignments, coordinator, mergequeue
+from coordhub.core import assignments, coordinator, mergeentries, mergequeue
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
-from coordhub.core.mergequeue import State
+from coordhub.core.mergeentries import State
 from coordhub.errors import Invalid
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
@@ -34,18 +34,18 @@ def live(tx: Tx, repo: str | None = None) -> dict[str, list[dict[str, Any]]]:
     each with ``position`` from 1 within its (repo, target) queue."""
     positions: dict[tuple[str, str], int] = {}
     queue = []
-    for row in tx.merge_entries.in_states(mergequeue.IN_QUEUE, repo=repo):
+    for row in tx.merge_entries.in_states(mergeentries.IN_QUEUE, repo=repo):
         key = (row["repo"], row["target"])
         positions[key] = positions.get(key, 0) + 1
-        queue.append({**mergequeue.render(row), "position": positions[key]})
+        queue.append({**mergeentries.render(row), "position": positions[key]})
     return {"queue": queue,
-            "fixing": [mergequeue.render(r) for r in tx.merge_entries.in_states(("fixing",), repo=repo)],
-            "needs_input": [mergequeue.render(r) for r in tx.merge_entries.in_states(("needs_input",), repo=repo)]}
+            "fixing": [mergeentries.render(r) for r in tx.merge_entries.in_states(("fixing",), repo=repo)],
+            "needs_input": [mergeentries.render(r) for r in tx.merge_entries.in_states(("needs_input",), repo=repo)]}
 
 
 def overview(tx: Tx, repo: str | None = None) -> dict[str, Any]:
     """:func:`live` plus ``recent``: the 20 most recently merged or cancelled entries."""
-    return {**live(tx, repo), "recent": [mergequeue.render(r) for r in tx.merge_entries.recent(20, repo)]}
+    return {**live(tx, repo), "recent": [mergeentries.render(r) for r in tx.merge_entries.recent(20, repo)]}
 
 
 def _resolve(tx: Tx, ident: str) -> tuple[Row | None, Row | None]:
@@ -80,8 +80,8 @@ def drive(tx: Tx, actor: Actor, now: float, *, ids: list[str], repo: str | None 
         entry, a = _resolve(tx, ident)
         if entry is not None and entry["state"] == "needs_input":
             if not dry_run:
-                mergequeue.transition(tx, entry, State.QUEUED, now, by=by, reason=None, batch_cap=None,
-                                      method=method or entry["method"])
+                mergeentries.transition(tx, entry, State.QUEUED, now, by=by, reason=None, batch_cap=None,
+                                        method=method or entry["method"])
             done["requeued"].append(entry["id"])
         elif entry is not None:
             done["unchanged"].append(entry["id"])
@@ -129,9 +129,9 @@ def reorder(tx: Tx, ids: list[str], now: float, *, by: str | None, dry_run: bool
 def cancel(tx: Tx, actor: Actor, entry_id: str, now: float) -> dict[str, Any]:
     """Take an entry out of the queue (its branch stays). ``InvalidTransition`` (409) for a running or ended one."""
     assignments.may_direct(actor)
-    row = mergequeue.get_row(tx, entry_id)
+    row = mergeentries.get_row(tx, entry_id)
     if row["state"] == "running":
         raise assignments.InvalidTransition(f"merge entry {row['id']} is running on {row['machine']}; it can be "
                                             "cancelled once the run reports", state=row["state"])
-    return mergequeue.render(mergequeue.transition(tx, row, State.CANCELLED, now, by=actor.session_id,
-                                                   ended_at=now, reason=f"cancelled by {actor.session_id}"))
+    return mergeentries.render(mergeentries.transition(tx, row, State.CANCELLED, now, by=actor.session_id,
+                                                       ended_at=now, reason=f"cancelled by {actor.session_id}"))

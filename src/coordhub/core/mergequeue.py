@@ -23,15 +23,17 @@ starved old merge requests for 44 h. Here (research orchestrator.md §5):
   the pinned commit) is refused by the host (``moved``); gates that passed on
   different commits are refused by the hub before any host sees the entry.
   Either way the gates run again on the branch as it is now
-  (:func:`refuse_moved`).
-* A report classifies the outcome (:func:`report`): ``landing`` (the tip about
-  to land, recorded **before** the push: write-ahead), ``merged``;
+  (:func:`~coordhub.core.mergereports.refuse_moved`).
+* A report classifies the outcome (:func:`~coordhub.core.mergereports.report`):
+  ``landing`` (the tip about to land, recorded **before** the push:
+  write-ahead), ``merged``;
   ``conflict`` → a conflict-fix worker on that branch (at most
   ``merge.conflict_fixes``), ``red`` → a fix worker with the gate's output (at
   most ``merge.red_fixes``; a red batch is bisected first), ``policy``
   (branch protection, a required review) → ``needs_input`` with the reason,
   ``retry`` (the target moved) → queued again, ``moved`` (the branch is not at
-  its pinned commit) → its gates again (:func:`refuse_moved`).
+  its pinned commit) → its gates again
+  (:func:`~coordhub.core.mergereports.refuse_moved`).
 * At most ``merge.max_per_tick`` entries land (or run) per ``tick_seconds``.
   A halt of the fleet or the host's machine stops new runs; a project halt
   stops runs into that repo. A run that never reports (beyond the gate's and
@@ -46,111 +48,37 @@ git whether the target already contains that tip (or the branch) and then
 only records the merge. Branches are deleted (``merge.delete_branch``) only
 after the merge is recorded.
 
-States are a table (:data:`TRANSITIONS`); every change goes through
-:func:`transition`, which emits ``merge.<state>``.
+An entry's states are a table (:data:`~coordhub.core.mergeentries.TRANSITIONS`);
+every change goes through :func:`~coordhub.core.mergeentries.transition`,
+which emits ``merge.<state>``.
 """
 
 from __future__ import annotations
 
-import enum
 import json
 import secrets
 from typing import Any
 
-from coordhub.clock import isoformat
 from coordhub.core import assignments, coordinator, hosts, repodeps, stages
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
-from coordhub.errors import Conflict, Invalid, NotFound
-from coordhub.orchestrator.config import MERGE_METHODS, Config, next_model
+from coordhub.core.mergeentries import State, transition
+from coordhub.core.mergereports import refuse_moved
+from coordhub.errors import Conflict, Invalid
+from coordhub.orchestrator.config import MERGE_METHODS, Config
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
-MAX_EVIDENCE_CHARS = 8000  # the output tail kept per entry
-OUTCOMES = ("landing", "merged", "conflict", "red", "policy", "retry", "moved", "error")
 _PIPELINE_BUSY = ("fix", "test", "review", "approval")  # stages in which a fixed branch is still being checked
 RUN_MARGIN_SECONDS = 600.0  # beyond the gate's and the checks' timeouts, before a silent run is taken back
 # stages in which a branch has not passed its gates: it enters no queue (contract §2.11), by hand or auto_queue
 _UNPASSED = (*_PIPELINE_BUSY, "needs_input")
 
 
-class State(enum.StrEnum):
-    """A merge entry's state."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    MERGED = "merged"
-    FIXING = "fixing"
-    NEEDS_INPUT = "needs_input"
-    CANCELLED = "cancelled"
-
-
-S = State
-TRANSITIONS: dict[State, frozenset[State]] = {
-    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.FIXING, S.NEEDS_INPUT}),  # the last two: gates disagree
-    S.RUNNING: frozenset({S.MERGED, S.QUEUED, S.FIXING, S.NEEDS_INPUT, S.CANCELLED}),
-    S.FIXING: frozenset({S.QUEUED, S.NEEDS_INPUT, S.CANCELLED}),
-    S.NEEDS_INPUT: frozenset({S.QUEUED, S.CANCELLED}),
-    S.CANCELLED: frozenset(),
-    S.MERGED: frozenset(),
-}
-IN_QUEUE = ("queued", "running")
-LIVE = ("queued", "running", "fixing", "needs_input")
-
-
-class StaleRun(Conflict):
-    """A host reported on a run that is not the entries' current one (409); nothing changes."""
-
-    code = "stale_run"
-
-
 class NotMergeable(Conflict):
     """The assignment cannot enter the queue (409): not done, or its branch was never pushed."""
 
     code = "not_mergeable"
-
-
-# ---- rendering and the one way a state changes ------------------------------------------------------
-
-def render(row: Row) -> dict[str, Any]:
-    """The JSON form of an entry."""
-    return {"id": row["id"], "seq": row["seq"], "assignment_id": row["assignment_id"], "repo": row["repo"],
-            "target": row["target"], "branch": row["branch"], "issue": row["issue"], "title": row["title"],
-            "method": row["method"], "state": row["state"], "attempt": row["attempt"], "machine": row["machine"],
-            "batch_id": row["batch_id"], "batch_cap": row["batch_cap"], "gated_sha": row["gated_sha"],
-            "tip": row["tip"],
-            "merged_sha": row["merged_sha"], "pr_number": row["pr_number"], "pr_url": row["pr_url"],
-            "conflict_fixes": row["conflict_fixes"], "red_fixes": row["red_fixes"], "reason": row["reason"],
-            "evidence": json.loads(row["evidence"]) if row["evidence"] else None, "created_by": row["created_by"],
-            "created_at": isoformat(row["created_at"]), "started_at": isoformat(row["started_at"]),
-            "ended_at": isoformat(row["ended_at"]), "updated_at": isoformat(row["updated_at"])}
-
-
-def transition(tx: Tx, row: Row, to: State, now: float, *, by: str | None, **changes: Any) -> Row:
-    """Move an entry to ``to`` (checked against :data:`TRANSITIONS`), apply ``changes``, emit ``merge.<state>``.
-
-    ``assignments.InvalidTransition`` (409) when the table does not allow it.
-    """
-    current = State(row["state"])
-    if to not in TRANSITIONS[current]:
-        raise assignments.InvalidTransition(f"merge entry {row['id']} is {current.value}; it cannot become "
-                                            f"{to.value}", state=current.value)
-    changes = {**changes, "state": to.value, "updated_at": now}
-    tx.merge_entries.set(row["id"], changes)
-    new = {**row, **changes}
-    emit(tx, f"merge.{to.value}", now, session_id=by, project_key=new["repo"], subject_id=new["id"],
-         entry_id=new["id"], assignment_id=new["assignment_id"], repo=new["repo"], target=new["target"],
-         branch=new["branch"], issue=new["issue"], state=new["state"], reason=new["reason"],
-         merged_sha=new["merged_sha"], machine=new["machine"])
-    return new
-
-
-def get_row(tx: Tx, entry_id: str) -> Row:
-    """The entry; ``NotFound`` when there is none."""
-    row = tx.merge_entries.get(assignments.check_id(entry_id))
-    if row is None:
-        raise NotFound(f"no merge entry {entry_id!r}")
-    return row
 
 
 # ---- entering the queue --------------------------------------------------------------------------------
@@ -209,12 +137,6 @@ def _on_merge_stage(tx: Tx, row: Row, now: float) -> None:
 
 
 stages.MERGE_ENTRY_HOOKS.append(_on_merge_stage)
-
-
-def _piped(tx: Tx, row: Row) -> bool:
-    """Whether the entry's assignment is in the pipeline's ``merge`` stage (its failures go to the pipeline)."""
-    a = tx.assignments.get(row["assignment_id"])
-    return a is not None and a["stage"] == stages.Stage.MERGE.value
 
 
 def _new_id(tx: Tx) -> str:
@@ -390,29 +312,6 @@ def gated(tx: Tx, config: Config, assignment_id: str) -> tuple[str | None, str |
     return (shas.pop() if shas else None), None
 
 
-def refuse_moved(tx: Tx, row: Row, detail: str, now: float, *, by: str | None,
-                 pr: dict[str, Any] | None = None) -> Row:
-    """The entry's branch is not at the commit its gates passed on (``detail`` says how): it does not merge, and
-    its gates run again on the branch as it is now; return the entry.
-
-    An assignment in the pipeline's ``merge`` stage goes back to its first gate (``stages.recheck``), its run
-    queued at once; the entry waits in ``fixing`` and takes its old place in the queue when the branch enters
-    ``merge`` again, as after a fix (no fix round is spent: nothing failed). Any other entry (entered by hand,
-    ``merge.auto_queue``) stops at ``needs_input`` with the reason: a person runs the gates again
-    (``coord test``, ``coord review``) and sends it back.
-    """
-    pr = pr or {}
-    why = f"moved: {detail}"
-    a = tx.assignments.get(row["assignment_id"])
-    if a is not None and a["stage"] == stages.Stage.MERGE.value:
-        row = transition(tx, row, State.FIXING, now, by=by, batch_id=None, fix_attempt=a["attempt"],
-                         reason=f"{why}; its gates run again", **pr)
-        stages.recheck(tx, a["id"], now, reason=f"merge refused: {detail}", by=by)
-        return tx.merge_entries.get(row["id"]) or row
-    return transition(tx, row, State.NEEDS_INPUT, now, by=by, batch_id=None,
-                      reason=f"{why}; run its gates again (coord test, coord review) and send it back", **pr)
-
-
 def look(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -> tuple[bool, float | None]:
     """Whether :func:`claim` would do something for ``machine``'s host now, and when to look again (read-only)."""
     config = coordinator.require(tx)
@@ -454,162 +353,3 @@ def job(config: Config, entries: list[Row]) -> dict[str, Any]:
             "entries": [{"id": r["id"], "assignment_id": r["assignment_id"], "branch": r["branch"],
                          "issue": r["issue"], "title": r["title"], "attempt": r["attempt"], "prior_tip": r["tip"],
                          "gated_sha": r["gated_sha"], "pr_number": r["pr_number"]} for r in entries]}
-
-
-# ---- what a host reports ------------------------------------------------------------------------------------
-
-def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, batch_id: str, outcome: str,
-           tip: str | None = None, sha: str | None = None, culprit: str | None = None, reason: str | None = None,
-           evidence: dict[str, Any] | None = None, pr_number: int | None = None,
-           pr_url: str | None = None, only: list[str] | None = None) -> dict[str, Any]:
-    """Apply a host's report on run ``batch_id``; return ``{outcome, entries}`` (rendered, queue order).
-
-    ``outcome`` is one of :data:`OUTCOMES` (see the module docstring);
-    ``landing`` needs ``tip``, ``merged`` needs ``sha``, ``conflict`` names
-    the ``culprit`` entry, ``moved`` sends the entries back to their gates
-    (:func:`refuse_moved`, ``reason`` saying where the branch is); ``only`` limits the outcome to some of the run's
-    entries (a host found some already merged). ``StaleRun`` (409, nothing changes) when the run
-    is not current (its host was given up, or it ended); ``Invalid`` for a bad
-    outcome or a missing field.
-    """
-    config = coordinator.require(tx)
-    host = hosts.current(tx, actor, config, machine, incarnation)
-    if outcome not in OUTCOMES:
-        raise Invalid(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
-    rows = [r for r in tx.merge_entries.batch(batch_id) if r["state"] == "running"]
-    if not rows or any(r["machine"] != host["machine"] or r["host_incarnation"] != incarnation for r in rows):
-        raise StaleRun(f"run {batch_id} is not running on {host['machine']} (incarnation {incarnation}) any more; "
-                       "nothing changes", batch_id=batch_id)
-    if only:
-        rows = [r for r in rows if r["id"] in set(only)]
-        if not rows:
-            raise Invalid("only names none of the run's entries", field="only")
-    by = actor.session_id
-    ev = _evidence(evidence)
-    pr = {k: v for k, v in (("pr_number", pr_number), ("pr_url", pr_url)) if v is not None}
-    if outcome == "landing":
-        if not tip:
-            raise Invalid("a landing report names the tip about to land", field="tip")
-        for r in rows:
-            tx.merge_entries.set(r["id"], {"tip": tip, "updated_at": now, **pr})
-        emit(tx, "merge.landing", now, session_id=by, project_key=rows[0]["repo"], subject_id=batch_id,
-             batch_id=batch_id, tip=tip, entries=[r["id"] for r in rows])
-        out = [tx.merge_entries.get(r["id"]) or r for r in rows]
-    elif outcome == "merged":
-        if not sha:
-            raise Invalid("a merged report names the commit the target now has", field="sha")
-        out = [transition(tx, r, State.MERGED, now, by=by, merged_sha=sha, ended_at=now, reason=reason,
-                          evidence=ev, **pr) for r in rows]
-        for r in rows:
-            if _piped(tx, r):
-                stages.merged(tx, r["assignment_id"], now, by=by, commit=sha)
-    elif outcome == "conflict":
-        out = _conflict(tx, config, rows, culprit, reason, ev, now, by, pr)
-    elif outcome == "red":
-        out = _red(tx, config, rows, reason, ev, now, by, pr)
-    elif outcome == "retry":
-        out = [transition(tx, r, State.QUEUED, now, by=by, batch_id=None, reason=reason, **pr) for r in rows]
-    elif outcome == "moved":
-        detail = reason or "the branch is not at the commit its gates passed on"
-        out = [refuse_moved(tx, r, detail, now, by=by, pr=pr) for r in rows]
-    else:  # policy, error: a human decides
-        why = reason or outcome
-        out = [transition(tx, r, State.NEEDS_INPUT, now, by=by, batch_id=None, evidence=ev,
-                          reason=f"{outcome}: {why}", **pr) for r in rows]
-        for r in rows:
-            if _piped(tx, r):
-                stages.merge_failed(tx, r["assignment_id"], now, kind=outcome, reason=why, by=by)
-    return {"outcome": outcome, "entries": [render(r) for r in out]}
-
-
-def _evidence(evidence: dict[str, Any] | None) -> str | None:
-    if not evidence:
-        return None
-    text = json.dumps(evidence)
-    if len(text) > MAX_EVIDENCE_CHARS:
-        out = str(evidence.get("output") or "")
-        evidence = {**evidence, "output": out[-(MAX_EVIDENCE_CHARS // 2):]}
-        text = json.dumps(evidence)[:MAX_EVIDENCE_CHARS * 2]
-    return text
-
-
-def _conflict(tx: Tx, config: Config, rows: list[Row], culprit: str | None, reason: str | None, ev: str | None,
-              now: float, by: str, pr: dict[str, Any]) -> list[Row]:
-    bad = next((r for r in rows if r["id"] == culprit), None)
-    if bad is None:
-        raise Invalid("a conflict report names the culprit: one of the run's entries", field="culprit")
-    out = [transition(tx, r, State.QUEUED, now, by=by, batch_id=None, reason=None)
-           for r in rows if r["id"] != bad["id"]]
-    detail = reason or "the branch does not rebase cleanly onto the target"
-    out.append(fix(tx, config, bad, "conflict", detail, ev, now, by, pr))
-    return sorted(out, key=lambda r: r["seq"])
-
-
-def _red(tx: Tx, config: Config, rows: list[Row], reason: str | None, ev: str | None, now: float, by: str,
-         pr: dict[str, Any]) -> list[Row]:
-    if len(rows) > 1:  # bisect (Bors): the next runs test halves of this batch until the culprit stands alone
-        cap = (len(rows) + 1) // 2
-        return [transition(tx, r, State.QUEUED, now, by=by, batch_id=None, batch_cap=cap,
-                           reason=f"bisecting: a batch of {len(rows)} was red ({reason or 'the gate failed'})")
-                for r in rows]
-    return [fix(tx, config, rows[0], "red", reason or "the gate failed at the rebased tip", ev, now, by, pr)]
-
-
-def fix(tx: Tx, config: Config, row: Row, kind: str, detail: str, ev: str | None, now: float, by: str | None,
-        pr: dict[str, Any] | None = None) -> Row:
-    """Queue a fix worker on the entry's branch (``kind`` ``conflict`` or ``red``), or stop at the cap.
-
-    An assignment in the pipeline's ``merge`` stage goes to the pipeline's fix
-    loop (``stages.merge_failed``: its rounds, its cap; entering ``merge``
-    again re-queues the entry). Otherwise the assignment (done) is queued
-    again with the queue's instructions beside its briefing (``guidance``),
-    the model one step up ``models.escalation``; the entry waits in
-    ``fixing`` until that worker ends (:func:`advance`). After ``merge.conflict_fixes`` / ``merge.red_fixes``
-    rounds, or when the assignment cannot be queued, the entry is
-    ``needs_input`` with the reason.
-    """
-    pr = pr or {}
-    count_col, cap = (("conflict_fixes", config.merge.conflict_fixes) if kind == "conflict"
-                      else ("red_fixes", config.merge.red_fixes))
-    a = tx.assignments.get(row["assignment_id"])
-    if a is not None and a["stage"] == stages.Stage.MERGE.value:  # the pipeline's fix loop (its rounds, its cap)
-        row = transition(tx, row, State.FIXING, now, by=by, batch_id=None, fix_attempt=a["attempt"], evidence=ev,
-                         reason=f"{kind}: {detail}; handed to the pipeline's fix loop",
-                         **{count_col: row[count_col] + 1}, **pr)
-        stages.merge_failed(tx, a["id"], now, kind="conflict" if kind == "conflict" else "test", reason=detail,
-                            by=by, findings=fix_instructions(kind, row, detail, ev))
-        return tx.merge_entries.get(row["id"]) or row
-    stop = None
-    if row[count_col] >= cap:
-        stop = f"{kind}: {detail} (after {row[count_col]} fix worker(s); merge.{count_col} is {cap})"
-    elif a is None or a["state"] != "done":
-        stop = f"{kind}: {detail} (no fix worker: the assignment is {a['state'] if a else 'gone'})"
-    elif (other := tx.assignments.live_for_issue(a["repo"], a["issue"])) is not None:
-        stop = f"{kind}: {detail} (no fix worker: the issue has assignment {other['id']} now)"
-    if stop is not None or a is None:
-        return transition(tx, row, State.NEEDS_INPUT, now, by=by, batch_id=None, evidence=ev, reason=stop, **pr)
-    instructions = fix_instructions(kind, row, detail, ev)
-    assignments.transition(tx, a, assignments.State.QUEUED, now, by=by, guidance=instructions,
-                           model=next_model(config.models, a["model"]), model_source="escalation",
-                           reason=f"merge queue: {kind}", not_before=None, ended_at=None, queued_at=now,
-                           resume_session=None, worktree=None, result=None)
-    return transition(tx, row, State.FIXING, now, by=by, batch_id=None, fix_attempt=a["attempt"], evidence=ev,
-                      reason=f"{kind}: {detail}; fix worker queued", **{count_col: row[count_col] + 1}, **pr)
-
-
-def fix_instructions(kind: str, row: Row, detail: str, ev: str | None) -> str:
-    """What a fix worker is told beside its original briefing: what the queue found and what to do (≤ 64 KiB)."""
-    target = row["target"]
-    if kind == "conflict":
-        files = ", ".join((json.loads(ev) if ev else {}).get("files") or []) or "see git status"
-        todo = (f"The merge queue could not rebase branch {row['branch']} onto origin/{target}: {detail}. "
-                f"Conflicting files: {files}. Run `git fetch origin && git rebase origin/{target}`, resolve every "
-                "conflict keeping the intent of both sides, run the tests, and commit (finish the rebase). The host "
-                "pushes the branch.")
-    else:
-        output = (json.loads(ev) if ev else {}).get("output") or ""
-        todo = (f"The merge queue's gate failed on branch {row['branch']} rebased onto origin/{target}: {detail}. "
-                f"Fix the code on this branch (rebase onto origin/{target} first if the failure comes from there), "
-                f"run the gate, and commit.\n\nThe gate's output (its end):\n{output[-4000:]}")
-    text = f"Merge queue fix ({kind}) for #{row['issue']}.\n\n{todo}"
-    return text.encode("utf-8")[:assignments.MAX_GUIDANCE_BYTES].decode("utf-8", "ignore")

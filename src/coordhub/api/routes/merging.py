@@ -27,7 +27,7 @@ from coordhub.api.merge_schemas import (
     MergeReportOut,
 )
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
-from coordhub.core import mergedrive, mergequeue
+from coordhub.core import mergedrive, mergeentries, mergequeue, mergereports
 from coordhub.core.halt import Exempt
 from coordhub.core.hosts import halt_over_machine
 from coordhub.store.tx import Tx
@@ -64,7 +64,7 @@ async def drive(body: MergeDrive, request: Request, who: Caller = Depends(caller
 @router.get("/{entry_id}", response_model=MergeEntryOut, responses=responses(*READ_ERRORS, 404))
 async def get(entry_id: str, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """One entry, with its reason and evidence (the gate's command, exit code and output tail)."""
-    return await query(request, lambda tx, now: mergequeue.render(mergequeue.get_row(tx, entry_id)))
+    return await query(request, lambda tx, now: mergeentries.render(mergeentries.get_row(tx, entry_id)))
 
 
 @router.post("/{entry_id}/cancel", response_model=MergeEntryOut, responses=responses(*WRITE_ERRORS, 404, 409))
@@ -95,7 +95,7 @@ async def report(body: MergeReport, request: Request, who: Caller = Depends(call
     ``red``, ``policy``, ``retry``, ``moved`` (the branch is not at the commit its gates passed on), ``error``.
     409 ``stale_run`` (nothing changes) when the run is not current."""
     actor = await who.act()
-    return await mutate(request, actor, lambda tx, now: mergequeue.report(
+    return await mutate(request, actor, lambda tx, now: mergereports.report(
         tx, actor, now, machine=body.machine, incarnation=body.host_incarnation, batch_id=body.batch_id,
         outcome=body.outcome, tip=body.tip, sha=body.sha, culprit=body.culprit, reason=body.reason,
         evidence=body.evidence, pr_number=body.pr_number, pr_url=body.pr_url, only=body.only),
