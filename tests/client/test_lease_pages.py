@@ -1,5 +1,6 @@
-"""Lists of leases longer than one page (the hub answers 500 at most per request): the Python client and
-``coord lock list`` read every page, on a real ``coord serve`` holding 580 live leases of two sessions."""
+"""Lists of leases longer than one page (the hub answers 500 at most per request): the Python client,
+``coord lock list``, the hooks' client and the lease benchmark's count read every page, on a real
+``coord serve`` holding 581 live leases of two sessions."""
 
 from __future__ import annotations
 
@@ -118,3 +119,13 @@ def test_the_hooks_client_reads_every_page_up_to_a_bound(seeded: Seeded) -> None
     assert _resources(cut.rows) == EVERY[:500] and cut.more is True  # whole pages: it stops after the first
     assert _resources(hub.pages("/locks", 10_000, project_key="p", resource="b/").rows) == EVERY[550:]
     assert hub.pages("/locks", 10_000, project_key="none") == Listed([], False)
+
+
+def test_the_lease_benchmark_counts_every_page(seeded: Seeded) -> None:
+    from coordhub.bench.runner import _live_leases
+    from coordhub.bench.target import Target
+
+    target = Target(seeded.hub.url, seeded.hub.admin_token)
+    assert _live_leases(target, "p") == 580  # it reported the first page's 500
+    assert _live_leases(target, "none") == 0
+    assert _live_leases(Target(seeded.hub.url, "not-the-admin-token"), "p") is None

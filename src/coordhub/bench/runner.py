@@ -202,11 +202,25 @@ def _wrk_pass(target: Target, name: str, agents: list[tuple[str, str]], clients:
     hub_cpu = None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 2)
     per_request_us = (round(hub_cpu / max(report["requests"], 1) * 1e6, 1) if hub_cpu is not None else None)
     if name == "lease" and hub:  # every cycle released: only the last claims live on
-        r = httpx2.get(target.url + "/api/coord/locks", params={"project_key": wrk.PROJECT}, timeout=30,
-                       headers={"Authorization": f"Bearer {target.admin_token}"})
-        report["live_leases_after"] = len(r.json()) if r.status_code == 200 else None
+        report["live_leases_after"] = _live_leases(target, wrk.PROJECT)
     return {"headline": headline, "wrk": report, "hub_cpu_s": hub_cpu, "hub_cpu_us_per_request": per_request_us,
             "seconds": duration, "writer": writer_between(batches0, batches1)}
+
+
+def _live_leases(target: Target, project_key: str) -> int | None:
+    """How many live leases ``project_key`` holds, every page of ``GET /locks`` counted (500 a page); None when
+    the hub does not answer 200."""
+    count, params = 0, {"project_key": project_key}
+    while True:
+        r = httpx2.get(target.url + "/api/coord/locks", params=params, timeout=30,
+                       headers={"Authorization": f"Bearer {target.admin_token}"})
+        if r.status_code != 200:
+            return None
+        count += len(r.json())
+        following = r.headers.get("Coord-Next-After-Fence", "")
+        if not following.isdigit():
+            return count
+        params["after_fence"] = following
 
 
 def _writer_reading(target: Target) -> dict[str, dict[str, float]] | None:
