@@ -13,7 +13,7 @@ has no counterpart. Its life:
    names are killed (process group); worktrees no record names are saved (a
    ``wip`` commit) and removed, so none blocks its branch; directories that are
    not worktrees any more are moved to ``lost+found``. What it did is logged
-   and sent with the registration.
+   and sent with the registration (:mod:`coordhub.orchestrator.recovery`).
 2. **Register** (capabilities, repos, slots) and receive an incarnation; the
    first heartbeat lists the re-attached assignments, so the hub adopts them
    and re-queues the rest (contract A2).
@@ -38,8 +38,6 @@ directory is locked).
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import signal
 import threading
 import time
@@ -50,12 +48,12 @@ from typing import Any
 
 from coordhub import __version__
 from coordhub.client import Unreachable
-from coordhub.orchestrator import worktree
 from coordhub.orchestrator.dispatch import Dispatch
 from coordhub.orchestrator.ghposter import GitHubPoster
-from coordhub.orchestrator.hoststate import AlreadyRunning, group_alive, process_alive
+from coordhub.orchestrator.hoststate import AlreadyRunning
 from coordhub.orchestrator.link import Refused, Stale
 from coordhub.orchestrator.merging import MergeRunner
+from coordhub.orchestrator.recovery import Recovery, clean_parked
 from coordhub.orchestrator.runs import RunPoller
 from coordhub.orchestrator.worker import Context, Limits, Worker
 
@@ -64,7 +62,6 @@ log = logging.getLogger("coordhub.agent")
 HEARTBEAT_SECONDS = 5.0  # until the hub's answer says otherwise (contract: every ≤ 5 s)
 POLL_WAIT = 25.0  # seconds a `next` long-poll may wait (the contract allows ≤ 30)
 PARKED_CHECK_SECONDS = 60.0
-LIVE_ON_HUB = ("queued", "dispatched", "running", "stuck", "needs_input")
 
 
 class Superseded(AlreadyRunning):
@@ -341,35 +338,8 @@ class Host:
         """Remove parked worktrees (stuck / needs-input, kept for resume-stuck) of assignments that moved on."""
         with self.mutex:
             live = set(self.workers)
-        for aid, rec in self.ctx.state.workers().items():
-            if rec.get("phase") != "parked" or aid in live or rec.get("pending") is not None:
-                continue
-            try:
-                state = self.ctx.link.assignment(aid).get("state")
-            except Unreachable:
-                return
-            except Refused as exc:
-                if exc.status != 404:
-                    continue
-                state = "gone"
-            if state in LIVE_ON_HUB:
-                continue
-            self._clean_record(aid, rec, f"assignment is {state} on the hub")
+        clean_parked(self.ctx, self.cfg.machine, live)
 
-    def _clean_record(self, aid: str, rec: dict[str, Any], why: str) -> None:
-        path = Path(rec["worktree"]) if rec.get("worktree") else None
-        repo = Path(rec["repo_path"]) if rec.get("repo_path") else None
-        if path is not None and repo is not None and path.exists():
-            try:
-                wip = worktree.save_work(path, f"wip: assignment {aid}, saved before cleaning its parked worktree",
-                                         on_branch=True, machine=self.cfg.machine)
-                worktree.remove(repo, path)
-            except worktree.GitError as exc:
-                log.warning("assignment %s: parked worktree %s kept: %s", aid, path, exc)
-                return
-            log.info("assignment %s: removed its parked worktree %s (%s)%s", aid, path, why,
-                     f"; uncommitted work saved as {wip[:12]}" if wip else "")
-        self.ctx.state.drop(aid)
 
     # -- polling for work ---------------------------------------------------------------
 
@@ -470,40 +440,11 @@ class Host:
         Records in the state file: parked ones stay; the others are returned
         for re-attaching (alive) or finishing (dead). Processes in this host's
         worktrees that no record names are killed; worktrees no record names
-        are saved and removed; stray directories go to ``lost+found``.
+        are saved and removed; stray directories go to ``lost+found``
+        (:class:`~coordhub.orchestrator.recovery.Recovery`). What it did is
+        sent with the registration.
         """
-        records = self.ctx.state.workers()
-        reattach: list[tuple[Dispatch, dict[str, Any]]] = []
-        known_pids: set[int] = set()
-        for aid, rec in records.items():
-            if rec.get("phase") == "parked":
-                continue
-            try:
-                d = Dispatch.parse(rec.get("payload") or {})
-            except ValueError as exc:
-                self._note(aid, "dropped", f"unreadable record: {exc}")
-                self.ctx.state.drop(aid)
-                continue
-            pid = rec.get("pid")
-            if isinstance(pid, int) and process_alive(pid, rec.get("start_ticks")):
-                known_pids.add(pid)
-                self._note(aid, "re-attach", f"claude pid {pid} still runs")
-            elif rec.get("pending") is not None and not (rec.get("worktree") and Path(rec["worktree"]).exists()):
-                self._note(aid, "deliver", "its final report was not delivered yet")
-                continue  # the heartbeat delivers it
-            else:
-                self._note(aid, "finish", "its claude ended while no host watched")
-            reattach.append((d, rec))
-        self._kill_strays(known_pids)
-        self._prune_logs(set(records))
-        self._clean_strays({Path(r["worktree"]).resolve() for r in records.values() if r.get("worktree")})
-        for entry in self.recovered:
-            log.info("recovery: assignment %s: %s (%s)", entry.get("assignment") or "-", entry["action"],
-                     entry["detail"])
-        return reattach
-
-    def _note(self, aid: str | None, action: str, detail: str, **extra: Any) -> None:
-        self.recovered.append({"assignment": aid, "action": action, "detail": detail, **extra})
+        return Recovery(self.ctx, self.cfg.machine, self.cfg.repos, self.cfg.keep_logs_days, self.recovered).run()
 
     def _adopt(self, reattach: list[tuple[Dispatch, dict[str, Any]]]) -> None:
         """First heartbeat listing the re-attached assignments (the hub adopts them, A2), then take them over."""
@@ -517,88 +458,3 @@ class Host:
             if d.id in cancel:
                 w.stale = True
             w.reattach(rec)
-
-    def _prune_logs(self, recorded: set[str]) -> None:
-        """Delete the logs of assignments no record names, untouched for ``keep_logs_days`` (raw logs are the
-        host's to keep, but not forever)."""
-        cutoff = time.time() - self.cfg.keep_logs_days * 86400
-        folder = self.ctx.workers_dir
-        if not folder.is_dir():
-            return
-        for entry in folder.iterdir():
-            if entry.name in recorded or not entry.is_dir():
-                continue
-            try:
-                newest = max((p.stat().st_mtime for p in entry.iterdir()), default=entry.stat().st_mtime)
-            except OSError:
-                continue
-            if newest < cutoff:
-                shutil.rmtree(entry, ignore_errors=True)
-                log.info("removed the logs of assignment %s (older than %g days)", entry.name,
-                         self.cfg.keep_logs_days)
-
-    def _kill_strays(self, keep: set[int]) -> None:
-        """Kill the process groups of processes working in this host's worktrees that no record names."""
-        root = self.ctx.worktrees.resolve()
-        groups: dict[int, list[int]] = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                cwd = Path(os.readlink(entry / "cwd"))
-                pgid = os.getpgid(int(entry.name))
-            except OSError:
-                continue
-            if cwd == root or root in cwd.parents:
-                groups.setdefault(pgid, []).append(int(entry.name))
-        for pgid, pids in groups.items():
-            if keep & set(pids) or pgid in keep or pgid == os.getpgid(0):
-                continue
-            for sig in (signal.SIGCONT, signal.SIGTERM):
-                try:
-                    os.killpg(pgid, sig)
-                except OSError:
-                    pass
-            deadline = time.time() + 5
-            while group_alive(pgid) and time.time() < deadline:
-                time.sleep(0.1)
-            if group_alive(pgid):
-                try:
-                    os.killpg(pgid, signal.SIGKILL)
-                except OSError:
-                    pass
-            self._note(None, "killed", f"process group {pgid} (pids {', '.join(map(str, pids))}) ran in a worktree "
-                       "no record names")
-
-    def _clean_strays(self, recorded: set[Path]) -> None:
-        """Save and remove this host's worktrees that no record names; move other leftovers to lost+found."""
-        owned = self.ctx.worktrees
-        registered: set[Path] = set()
-        for repo in self.cfg.repos.values():
-            try:
-                found = worktree.owned_worktrees(repo, owned)
-            except worktree.GitError:
-                continue
-            for path, branch in found:
-                registered.add(path.resolve())
-                if path.resolve() in recorded:
-                    continue
-                try:
-                    wip = worktree.save_work(path, "wip: saved by coordhub from a worktree no record named",
-                                             on_branch=True, machine=self.cfg.machine) if path.exists() else None
-                    worktree.remove(repo, path)
-                except worktree.GitError as exc:
-                    self._note(None, "kept", f"worktree {path}: {exc}")
-                    continue
-                self._note(None, "removed", f"worktree {path} of branch {branch or '(detached)'}"
-                           + (f"; uncommitted work saved as {wip[:12]}" if wip else ""), wip_commit=wip)
-        if not owned.is_dir():
-            return
-        for entry in owned.iterdir():
-            if entry.resolve() in recorded or entry.resolve() in registered:
-                continue
-            lost = self.ctx.state.dir / "lost+found"
-            lost.mkdir(parents=True, exist_ok=True)
-            target = lost / f"{entry.name}.{int(time.time())}"
-            shutil.move(str(entry), target)
-            self._note(None, "moved", f"{entry} is not a worktree of any repo served here; moved to {target}")
