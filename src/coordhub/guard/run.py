@@ -20,18 +20,23 @@ stale lease, lease id, purpose, time left) and what to do.
   accepts with a warning naming the paths, ``closed`` refuses. So does a
   project with more than :data:`MAX_LIVE` live leases: the guard reads every
   page of the project's leases (500 a page), never decides on part of them.
+* The hub answers 429 (this session's token is rate-limited) → the guard
+  waits its ``Retry-After`` and asks again while :data:`RATE_LIMIT_WAIT`
+  allows, then refuses in either fail mode, naming the rate limit: a
+  rate-limited hub is up, not "cannot be asked" (:mod:`coordhub.hooks.hub`).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from coordhub.guard import check, git, ledger
 from coordhub.hooks import settings as hook_settings
-from coordhub.hooks.hub import HubError
+from coordhub.hooks.hub import HubError, HubRefused, RateLimitWait, retry_after
 from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.untrusted import one_line
 
@@ -40,6 +45,8 @@ WHAT = {"pre-commit": "commit", "pre-merge-commit": "merge commit", "pre-push": 
 COMMAND = {"pre-commit": "commit", "pre-merge-commit": "merge", "pre-push": "push"}
 MAX_RECORDED_PATHS = 200
 MAX_LIVE = 20_000  # a project's live leases the guard reads (40 pages); past it the run cannot be checked
+RATE_LIMIT_WAIT = 5.0  # seconds within which the guard may still wait out a 429: git has no hook timeout, but a
+#                        person (or an agent's Bash call) waits for the commit
 
 
 def say(text: str) -> None:
@@ -64,14 +71,18 @@ def main(event: str, args: list[str]) -> int:
     if not changed:
         return 0
     inv = Invocation(event, {}, settings, cwd=top, claude_project_dir=False)
+    patience = RateLimitWait(RATE_LIMIT_WAIT, lambda wait, exc: say(
+        f"the hub is rate-limiting this session ({one_line(exc.message)}); asking again in {wait:g} s"))
     try:
-        verdict, error = _check(inv, changed, ledger_file, accept_if_clean=not bypass), None
+        verdict, error = _check(inv, changed, ledger_file, accept_if_clean=not bypass, patience=patience), None
     except HubError as exc:
         verdict, error = None, exc
     finally:
         inv.close()
     if bypass:
         return _bypass(inv, hook, changed, top, verdict, error, ledger_file)
+    if isinstance(error, HubRefused) and retry_after(error) is not None:
+        return _rate_limited(hook, error, patience.waited)
     if error is not None:
         return _unchecked(settings.fail_closed, hook, f"the hub could not be asked ({error})")
     assert verdict is not None
@@ -86,19 +97,22 @@ def main(event: str, args: list[str]) -> int:
     return 0
 
 
-def _check(inv: Invocation, changed: list[str], ledger_file: Path, accept_if_clean: bool) -> check.Verdict:
-    """Ask the hub and decide; keep the ledger up to date (raises ``HubError`` when the hub cannot be asked)."""
-    hub, key = inv.hub, inv.project.key
-    whoami = hub.get("/whoami")
+def _check(inv: Invocation, changed: list[str], ledger_file: Path, accept_if_clean: bool,
+           patience: RateLimitWait) -> check.Verdict:
+    """Ask the hub (each request through ``patience``) and decide; keep the ledger up to date (raises
+    ``HubError`` when the hub cannot be asked, or still answers 429)."""
+    hub, key, ask = inv.hub, inv.project.key, patience.call
+    whoami = ask(partial(hub.get, "/whoami"))
     me = whoami.get("session_id") if isinstance(whoami, dict) else None
-    listed = hub.pages("/locks", MAX_LIVE, project_key=key)  # every page: a lease left out would go unchecked
+    # every page: a lease left out would go unchecked
+    listed = ask(partial(hub.pages, "/locks", MAX_LIVE, project_key=key))
     if listed.more:
         raise HubError(f"project {key} holds more than {MAX_LIVE} live leases, more than the guard reads")
     live = [r for r in listed.rows if isinstance(r, dict)]
     known = ledger.load(ledger_file)
 
     def fence_check(fence: int, resource: str | None) -> dict[str, Any]:
-        answer = hub.get("/locks/check", fence=fence, resource=resource, project_key=key)
+        answer = ask(partial(hub.get, "/locks/check", fence=fence, resource=resource, project_key=key))
         return answer if isinstance(answer, dict) else {}
 
     verdict = check.evaluate(changed, me, key, live, known, fence_check)
@@ -136,6 +150,18 @@ def _refuse(hook: str, project_key: str, problems: list[check.Problem]) -> None:
                  "(recorded on the hub)")
     say("; ".join(steps) + ".")
     sys.stderr.flush()
+
+
+def _rate_limited(hook: str, exc: HubRefused, waited: float) -> int:
+    """Refuse (in either fail mode) a run whose check the hub answered with 429 after ``waited`` seconds."""
+    wait = retry_after(exc) or 1.0
+    slept = f", after waiting {waited:g} s" if waited else ""
+    say(f"{WHAT.get(hook, hook)} refused: the hub is rate-limiting this session's token (429 rate_limited: "
+        f"{one_line(exc.message)}{slept}; Retry-After {wait:g} s), so the paths could not be checked against "
+        "leases. The hub is up, so this is not the unreachable hub COORD_HOOK_FAIL_MODE=open accepts unchecked. "
+        f"Retry in about {wait:g} s; if this repeats, something is spending this session's requests (a loop, or "
+        "another process using its token). Or bypass with COORD_GUARD_BYPASS=1 (recorded on the hub).")
+    return 1
 
 
 def _unchecked(fail_closed: bool, hook: str, why: str) -> int:

@@ -32,22 +32,33 @@ resource with 422: a control character, over the length limit),
 ``COORD_HOOK_FAIL_MODE`` decides: ``open`` (default) prints nothing, so the
 edit goes ahead, and says why in one line on stderr; ``closed`` denies with
 that reason. Nothing is ever silently left unchecked.
+
+A 429 is not "cannot be asked" (:mod:`coordhub.hooks.hub`): the hook waits
+the hub's ``Retry-After`` and asks again while :data:`RATE_LIMIT_WAIT` allows,
+then denies in either fail mode, naming the rate limit and when to retry.
+Were it let through, whoever can spend the session's token could lift its
+leases and its halt.
 """
 
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any, NamedTuple
 
 from coordhub.hooks import leases as leases_text
 from coordhub.hooks import output
-from coordhub.hooks.hub import HubError, HubRefused
+from coordhub.hooks.hub import HubError, HubRefused, RateLimitWait, retry_after
 from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.output import Answer
 from coordhub.hooks.project import Project, as_resource
 from coordhub.hooks.untrusted import one_line
 
 HALT_POLL_SECONDS = 1.0
+# Seconds from the first request within which the hook may still start waiting out a 429: with the 2 s request
+# timeout (COORD_HOOK_TIMEOUT) and Python's start-up it stays under the 5 s Claude Code gives the hook
+# (hooks.install), whose expiry would let the edit through.
+RATE_LIMIT_WAIT = 2.5
 PATH_FIELDS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
 
 
@@ -70,12 +81,17 @@ def pre_tool_use(inv: Invocation) -> Answer | None:
         return cannot_check(inv, edited.shown, edited.why)
     proj, names = edited
     found: dict[str, dict[str, Any]] = {}
+    patience = RateLimitWait(RATE_LIMIT_WAIT, lambda wait, exc: output.log(
+        inv.event, f"the hub is rate-limiting this session ({one_line(exc.message)}); asking again in {wait:g} s"))
     for rel in names:
         deadline = time.monotonic() + inv.settings.halt_wait
         while True:
             try:
-                data = inv.hub.get("/locks/conflicts", project_key=proj.key, resource=as_resource(rel))
+                data = patience.call(partial(inv.hub.get, "/locks/conflicts", project_key=proj.key,
+                                             resource=as_resource(rel)))
             except HubError as exc:
+                if retry_after(exc) is not None:
+                    return rate_limited(one_line(names[0]), exc, patience.waited)
                 return cannot_check(inv, one_line(names[0]), _why(rel, exc))
             leases, halt, paused = _parse(data)
             if not halt or time.monotonic() >= deadline:
@@ -164,6 +180,20 @@ def _why(rel: str, exc: HubError) -> str:
     if isinstance(exc, HubRefused) and exc.status == 422:
         return f"the hub refuses {one_line(rel)} as a lease resource ({one_line(exc.message)})"
     return f"the hub could not be asked ({exc})"
+
+
+def rate_limited(rel: str, exc: HubError, waited: float) -> Answer:
+    """The deny when the hub answered 429 to the lease check of ``rel`` after ``waited`` seconds of waiting: in
+    either fail mode, since a rate-limited hub is up and answering (module docstring)."""
+    wait = retry_after(exc) or 1.0
+    message = one_line(exc.message) if isinstance(exc, HubRefused) else one_line(str(exc))
+    slept = f", after waiting {waited:g} s" if waited else ""
+    return output.deny(f"coord: cannot check whether {rel} is leased by another session: the hub is rate-limiting "
+                       f"this session's token (429 rate_limited: {message}{slept}; Retry-After {wait:g} s). "
+                       "The hub is up, so this is not the unreachable hub COORD_HOOK_FAIL_MODE=open lets edits "
+                       f"through for: the edit is denied. Retry it in about {wait:g} s; if this repeats, something "
+                       "is spending this session's requests (a loop, or another process using its token): tell "
+                       "the user.")
 
 
 def cannot_check(inv: Invocation, rel: str, why: str) -> Answer | None:

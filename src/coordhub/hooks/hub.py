@@ -6,17 +6,31 @@ retry), shared with the CLI's fast path. Here: :class:`NotConfigured` for
 settings that cannot be loaded (a :class:`~coordhub.client.wire.HubError`, so
 a hook that only needs "could the hub be asked?" catches one class),
 :func:`halt_of` and :func:`paused_of`, the standing halt or the caller's pause a
-refusal carries.
+refusal carries, and :class:`RateLimitWait`, which waits out the hub's 429s
+within a run's time budget.
+
+A 429 (``rate_limited``) is an answer: the hub is up and says this token has
+sent too many requests. So the edit hook and the git guard do not treat it as
+"the hub could not be asked" (which ``COORD_HOOK_FAIL_MODE=open`` lets
+through): they wait the ``Retry-After`` the hub asked for while their budget
+allows, and if it still refuses they deny the edit or refuse the commit,
+naming the rate limit. Otherwise anything that can spend a session's token
+(a runaway loop, another process holding it, a flood of requests made with
+it) would switch lease and halt enforcement off for that session.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from coordhub.client.wire import API, SESSION_HEADER, Hub, HubError, HubRefused, HubUnreachable
 
-__all__ = ["API", "SESSION_HEADER", "Hub", "HubError", "HubRefused", "HubUnreachable", "NotConfigured", "halt_of",
-           "paused_of"]
+__all__ = ["API", "SESSION_HEADER", "Hub", "HubError", "HubRefused", "HubUnreachable", "NotConfigured",
+           "RateLimitWait", "halt_of", "paused_of", "retry_after"]
+
+T = TypeVar("T")
 
 
 class NotConfigured(HubError):
@@ -39,3 +53,43 @@ def paused_of(exc: BaseException) -> dict[str, Any] | None:
     error = exc.body.get("error")
     paused = error.get("paused") if isinstance(error, dict) else None
     return paused if isinstance(paused, dict) else {"paused_at": "?", "scope": "?"}
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The seconds a 429 refusal asks the caller to wait (its envelope's ``retry_after``, which the hub also sends
+    as ``Retry-After``; 1 when absent), or None when ``exc`` is no 429."""
+    if not isinstance(exc, HubRefused) or exc.status != 429:
+        return None
+    wait = exc.body.get("retry_after") if isinstance(exc.body, dict) else None
+    return float(wait) if isinstance(wait, (int, float)) and not isinstance(wait, bool) and 0 <= wait < 1e6 else 1.0
+
+
+class RateLimitWait:
+    """Runs a run's hub requests, waiting out a 429 and asking again while ``budget`` seconds allow.
+
+    The budget is wall-clock time from construction: a wait is only begun if
+    it ends within ``budget`` seconds of it, so a run makes its last request by
+    then (and that request takes at most the client's timeout). A 429 whose
+    ``Retry-After`` would overrun the budget is raised at once, unslept.
+    ``waited`` is the seconds slept so far; ``on_wait(seconds, refusal)`` is
+    called before each sleep (to say so on stderr).
+    """
+
+    def __init__(self, budget: float, on_wait: Callable[[float, HubRefused], None] | None = None) -> None:
+        self.deadline = time.monotonic() + budget
+        self.waited = 0.0
+        self._on_wait = on_wait
+
+    def call(self, ask: Callable[[], T]) -> T:
+        """``ask()``'s answer; raises what it raises (a 429 once the budget cannot cover its wait)."""
+        while True:
+            try:
+                return ask()
+            except HubRefused as exc:
+                wait = retry_after(exc)
+                if wait is None or time.monotonic() + wait > self.deadline:
+                    raise
+                if self._on_wait is not None:
+                    self._on_wait(wait, exc)
+                time.sleep(wait)
+                self.waited += wait

@@ -1,0 +1,91 @@
+"""The edit hook on a hub that answers 429: it waits the Retry-After within its budget, then denies in either fail
+mode (review: a rate-limited check counted as "hub unreachable", so ``COORD_HOOK_FAIL_MODE=open`` let an edit of
+a file another session leased through, and lost the halt)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from tests.conftest import LiveHub
+from tests.coordcli import isolated_env
+from tests.hooks.conftest import PROJECT, A, Agent, B, make_project
+from tests.hooks.test_hooks import edit
+
+
+def limited_hub(path: Path, rate: str) -> LiveHub:
+    """A live hub allowing each token ``rate`` requests a second after a burst of 10."""
+    return LiveHub(path, args=("--rate-limit", rate, "--rate-burst", "10")).start()
+
+
+@pytest.fixture
+def slow_hub(tmp_path: Path) -> Iterator[LiveHub]:
+    """One request per 20 s after the burst: a 429's Retry-After (up to 20 s) is past the hook's budget."""
+    hub = limited_hub(tmp_path / "hub", "0.05")
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+@pytest.fixture
+def brisk_hub(tmp_path: Path) -> Iterator[LiveHub]:
+    """One request per 2 s after the burst: a 429's Retry-After (1 or 2 s) is within the hook's budget."""
+    hub = limited_hub(tmp_path / "hub", "0.5")
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+def agents(hub: LiveHub, tmp_path: Path) -> tuple[Agent, Agent]:
+    project = make_project(tmp_path / "work")
+
+    def agent(session: str, tag: str) -> Agent:
+        token = hub.token(session)
+        env = isolated_env(tmp_path / tag, COORD_URL=hub.url, COORD_TOKEN=token)
+        env.pop("CLAUDE_PROJECT_DIR", None)
+        env.pop("CLAUDE_ENV_FILE", None)
+        return Agent(session, token, env, project, f"claude-{tag}-0001", hub)
+
+    return agent(A, "a"), agent(B, "b")
+
+
+def exhaust(agent: Agent) -> None:
+    """Spend the agent's token until the hub answers 429."""
+    with httpx2.Client(base_url=agent.hub.url, headers=agent.headers, timeout=10) as c:
+        for _ in range(40):
+            r = c.get("/api/coord/whoami")
+            if r.status_code == 429:
+                assert r.headers["Retry-After"] == str(r.json()["retry_after"])
+                return
+            assert r.status_code == 200, r.text
+    raise AssertionError("the hub never answered 429")
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_a_rate_limited_check_denies_in_either_fail_mode(slow_hub: LiveHub, tmp_path: Path, mode: str) -> None:
+    a, b = agents(slow_hub, tmp_path)
+    b.api("POST", "/locks", json={"project_key": PROJECT, "resource": "src/a.py", "description": "refactor"})
+    exhaust(a)
+    for name in ("src/a.py", "src/free.py"):  # a free file is as unknown as a leased one: its check was refused
+        r = a.hook("pre-tool-use", **edit(a.project_dir / name), env={"COORD_HOOK_FAIL_MODE": mode})
+        out = r.json()["hookSpecificOutput"]
+        assert out["permissionDecision"] == "deny", r
+        reason = out["permissionDecisionReason"]
+        assert f"cannot check whether {name} is leased" in reason and "rate-limiting" in reason, reason
+        assert "429 rate_limited" in reason and "Retry-After" in reason and "Retry it in about" in reason, reason
+        assert "edit allowed" not in r.err and "asking again" not in r.err  # a 20 s wait is past the budget
+
+
+def test_a_rate_limited_check_waits_the_retry_after_and_asks_again(brisk_hub: LiveHub, tmp_path: Path) -> None:
+    a, b = agents(brisk_hub, tmp_path)
+    b.api("POST", "/locks", json={"project_key": PROJECT, "resource": "src/a.py", "description": "refactor"})
+    exhaust(a)
+    r = a.hook("pre-tool-use", **edit(a.project_dir / "src/a.py"))
+    assert "the hub is rate-limiting this session" in r.err and "asking again in" in r.err, r.err
+    reason = r.json()["hookSpecificOutput"]["permissionDecisionReason"]
+    assert f"src/a.py is leased by {B}" in reason and "refactor" in reason, reason
