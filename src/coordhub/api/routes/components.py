@@ -44,4 +44,4 @@ async def find(request: Request, project_key: str | None = None, cursor: str | N
     At most 1000 and about 4 MiB of their text per answer (at least one); when more follow, the
     ``Coord-Next-Cursor`` header carries the ``cursor=`` to ask again with.
     """
-    return paged(await hub(request).query(lambda tx, now: components.page(tx, project_key, cursor)))
+    return paged(await hub(request).query_off_loop(lambda tx, now: components.page(tx, project_key, cursor)))

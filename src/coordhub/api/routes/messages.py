@@ -66,7 +66,8 @@ async def inbox(request: Request, to_session: str | None = None, unread_only: bo
     again with. Reading marks nothing read.
     """
     viewer = await _viewer(who, to_session, "to_session")
-    page = await hub(request).query(lambda tx, now: messages.inbox_page(
+    h = hub(request)  # history may read up to 500 long rows: off the loop; the seed's unread check stays on it
+    page = await (h.query if unread_only else h.query_off_loop)(lambda tx, now: messages.inbox_page(
         tx, viewer, unread_only=unread_only, limit=limit, before_seq=before_seq, after_seq=after_seq))
     return paged(page, NEXT_AFTER if unread_only else NEXT_BEFORE)
 

@@ -45,7 +45,7 @@ async def find(request: Request, user: str | None = None, project_key: str | Non
     At most 500 and about 4 MiB of their text per answer (at least one); when more follow, the
     ``Coord-Next-Cursor`` header carries the ``cursor=`` to ask again with.
     """
-    return paged(await hub(request).query(lambda tx, now: todos.page(
+    return paged(await hub(request).query_off_loop(lambda tx, now: todos.page(
         tx, user=user, project_key=project_key, status=status, cursor=cursor)))
 
 

@@ -42,7 +42,7 @@ async def find(request: Request, project_key: str | None = None, status: str | N
     At most 1000 and about 4 MiB of their text per answer (at least one); when more follow, the
     ``Coord-Next-Cursor`` header carries the ``cursor=`` to ask again with.
     """
-    return paged(await hub(request).query(lambda tx, now: workflows.page(
+    return paged(await hub(request).query_off_loop(lambda tx, now: workflows.page(
         tx, project_key=project_key, status=status, cursor=cursor)))
 
 
@@ -54,7 +54,8 @@ async def get(workflow_id: uuid.UUID, request: Request, cursor: str | None = Que
     At most 1000 items and about 4 MiB of their text per answer (at least one); when more follow, the
     ``Coord-Next-Cursor`` header carries the ``cursor=`` that answers the workflow with the next ones.
     """
-    return paged(await hub(request).query(lambda tx, now: workflows.get_workflow(tx, str(workflow_id), cursor)))
+    return paged(await hub(request).query_off_loop(
+        lambda tx, now: workflows.get_workflow(tx, str(workflow_id), cursor)))
 
 
 @router.patch("/workflows/{workflow_id}", response_model=WorkflowOut, responses=responses(*WRITE_ERRORS, 404))
