@@ -48,10 +48,10 @@ def mcp(ctx: typer.Context,
     profile = _profile(tools)
     settings = _settings(ctx)
     if settings.token:  # a token goes only to a URL trusted for it (coordhub.client.trust)
-        from coordhub.client import trust
+        from coordhub.client.credentials import check_url
 
         try:
-            trust.check(settings.token, settings.url, settings.token_source)
+            check_url(settings)
         except CoordError as exc:
             fail(exc.message, EXIT_AUTH)
     from coordhub.mcp.stdio import main

@@ -5,7 +5,9 @@ and the CLI's fast path (:mod:`coordhub.cli.fast`) both settle their identity
 here, so the rules cannot drift apart:
 
 * a session token (``--token``, ``COORD_TOKEN``, identity.json) goes only to a
-  URL trusted for it (:func:`coordhub.client.trust.check`);
+  URL trusted for it (:func:`coordhub.client.trust.check`), and a URL named by
+  a project's identity.json is never trusted on first use for a token from
+  elsewhere (:func:`check_url`);
 * the hub's admin token found on disk (only when the caller asked for it,
   see :func:`coordhub.client.settings.resolve`) goes only to the hub whose id
   is written beside it, checked against that URL's ``/health`` first;
@@ -23,7 +25,19 @@ from coordhub.client import trust
 from coordhub.client.settings import ClientSettings, NoCredential
 from coordhub.client.wire import SESSION_HEADER
 
-__all__ = ["SESSION_HEADER", "identity_headers"]
+__all__ = ["SESSION_HEADER", "check_url", "identity_headers"]
+
+
+def check_url(settings: ClientSettings) -> None:
+    """Raise :class:`~coordhub.client.trust.Untrusted` unless ``settings.token`` may go to ``settings.url``.
+
+    A first use records the URL, except one a project's identity.json named
+    for a token from elsewhere (:meth:`ClientSettings.url_from_project`).
+    Nothing to check without a token.
+    """
+    s = settings
+    if s.token:
+        trust.check(s.token, s.url, s.token_source, record=not s.url_from_project(), url_source=s.url_source)
 
 
 def identity_headers(settings: ClientSettings, health: Callable[[], dict[str, Any]]) -> dict[str, str]:
@@ -46,7 +60,7 @@ def identity_headers(settings: ClientSettings, health: Callable[[], dict[str, An
                 f"{s.url}")
         return {"Authorization": f"Bearer {s.token}"}
     if s.token:
-        trust.check(s.token, s.url, s.token_source)
+        check_url(s)
         return {"Authorization": f"Bearer {s.token}"}
     if health().get("auth", True):
         named = f"session {s.session!r} is named but " if s.session else ""

@@ -23,6 +23,10 @@ from pathlib import Path
 from typing import Any
 
 EXCLUDE_HEADER = "# coordhub: files it writes into this working tree, never to be committed"
+# git's options for asking about a repository whose files (``.git/config`` included, when it came in an
+# archive) an attacker may have written: pathspecs are literal (git(1) --literal-pathspecs), and no
+# configured command runs (core.fsmonitor is the one ls-files and rev-parse would run; git-config(1)).
+GIT_SAFE = ("--literal-pathspecs", "-c", "core.fsmonitor=false")
 
 
 def git_root(start: Path) -> Path | None:
@@ -66,13 +70,19 @@ def tracked(root: Path, path: Path) -> bool | None:
     caller's ``GIT_*`` variables removed, so a git hook's own ``GIT_DIR`` or
     ``GIT_INDEX_FILE`` does not change the answer. None when git is missing
     or fails (e.g. a repository owned by another user).
+
+    The repository is not trusted (:data:`GIT_SAFE`): the path is a literal
+    pathspec, so a first directory named ``:x`` is not read as pathspec magic
+    (which made a tracked file look untracked), and the repository's own
+    ``.git/config`` cannot make git run a command (``core.fsmonitor``).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     try:
         rel = os.path.relpath(path, root)
         null = os.open(os.devnull, os.O_RDWR)
         try:
-            pid = os.posix_spawnp("git", ["git", "-C", str(root), "ls-files", "--error-unmatch", "--", rel], env,
+            argv = ["git", *GIT_SAFE, "-C", str(root), "ls-files", "--error-unmatch", "--", rel]
+            pid = os.posix_spawnp("git", argv, env,
                                   file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
                                                 (os.POSIX_SPAWN_DUP2, null, 2)])
         finally:

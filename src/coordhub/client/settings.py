@@ -91,6 +91,19 @@ class ClientSettings(NamedTuple):
     data_dir: Path | None = None
     project_root: Path | None = None  # None: not in a project (the queue is the user's own)
     notes: tuple[str, ...] = ()
+    url_source: str | None = None  # --url, COORD_URL, an identity.json path; None: the default URL
+
+    def url_from_project(self) -> bool:
+        """Whether the URL was named by a project's identity.json and the token came from somewhere else.
+
+        Such a URL is never trusted for the token on its first use
+        (:func:`coordhub.client.trust.check` ``record=False``): the file may
+        have come with a repository (an archive brings its own ``.git``, so
+        "untracked" proves nothing), and the user's own token must not go to
+        a hub a repository chose. A token from the same file may go to it.
+        """
+        return (self.url_source is not None and self.url_source not in ("--url", "COORD_URL")
+                and self.url_source != str(home_identity()) and self.url_source != self.token_source)
 
 
 def home_identity() -> Path:
@@ -238,8 +251,10 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
     ident_path = identity_file or find_identity(start, notes)
     ident = load_identity(ident_path) if ident_path else {}
     machine = ident.get("machine")
-    base = hub_url(url or config.env_value("url") or ident.get("coord_api")
-                   or f"http://127.0.0.1:{config.DEFAULT_PORT}")
+    url_source, named_url = next(((s, u) for s, u in (("--url", url), ("COORD_URL", config.env_value("url")),
+                                                      (str(ident_path), ident.get("coord_api"))) if u),
+                                 (None, f"http://127.0.0.1:{config.DEFAULT_PORT}"))
+    base = hub_url(named_url)
     named = session or config.env_value("session")
     session = named or ident.get("session") or (f"{machine}/claude-main" if machine else None) or instance_id()
     source, chosen = next(((s, t) for s, t in (("--token", token), ("COORD_TOKEN", config.env_value("token")),
@@ -258,5 +273,5 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
         machine=machine, queue_file=Path(queue) if queue else queue_path(root),
         timeout=float(timeout or config.env_value("timeout") or config.setting("timeout").default),
         identity_file=ident_path, token_source=source, session_named=bool(named), admin_hub_id=hub_id,
-        data_dir=directory, project_root=root, notes=tuple(notes),
+        data_dir=directory, project_root=root, notes=tuple(notes), url_source=url_source,
     )

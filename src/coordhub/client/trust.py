@@ -51,18 +51,28 @@ def _path() -> Path:
     return project.config_dir() / TRUST_FILE
 
 
-def check(token: str, url: str, source: str | None = None) -> None:
+def check(token: str, url: str, source: str | None = None, *, record: bool = True,
+          url_source: str | None = None) -> None:
     """Allow sending ``token`` to ``url`` or raise :class:`Untrusted`; the first use records ``url``.
 
-    ``source`` names where the token came from, for the message. Concurrent
-    clients are serialised by a lock on the config directory, so two first
-    uses cannot record two different URLs.
+    ``source`` names where the token came from, for the message. With
+    ``record=False`` a first use records nothing and is refused like any
+    other URL: for a URL the user did not choose (``url_source``, a
+    project's identity.json, names where it came from; see
+    :meth:`coordhub.client.settings.ClientSettings.url_from_project`).
+    Concurrent clients are serialised by a lock on the config directory, so
+    two first uses cannot record two different URLs.
     """
     key, here = fingerprint(token), origin(url)
     path = _path()
     known = project.read_json_object(path).get(key)
     if isinstance(known, list) and here in known:
         return  # the common case, without taking the lock
+    if not record:
+        raise Untrusted(
+            f"not sending the token{f' from {source}' if source else ''} to {here}: that URL comes from "
+            f"{url_source or 'a file you may not have written'}, and a repository's files never choose where "
+            f"your token goes. If {here} is your hub, run `coord trust {url}` once")
     with project.locked(project.private_dir(path.parent)):
         data = project.read_json_object(path)
         known = data.get(key)

@@ -3,13 +3,19 @@
 Every call runs ``git`` with the environment git gave the hook, so
 ``GIT_INDEX_FILE`` (the temporary index of ``git commit -a`` or ``git commit
 <paths>``) and ``GIT_DIR`` are honoured. Paths come NUL-separated (``-z``),
-so no name is quoted or mangled.
+so no name is quoted or mangled. Like the client's identity lookups, every
+call passes :data:`coordhub.client.project.GIT_SAFE`: a repository that came
+as an archive brings its own ``.git/config``, and ``core.fsmonitor`` there
+would otherwise run a command of its choosing (``coord install-git-hook``
+asks git before any hook of the user's exists).
 """
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+
+from coordhub.client.project import GIT_SAFE
 
 ZERO = "0" * 40
 
@@ -21,7 +27,7 @@ class GitError(Exception):
 def git(args: list[str], cwd: Path | None = None) -> str:
     """Run ``git ARGS`` and return stdout (text); ``GitError`` on a non-zero exit or no git at all."""
     try:
-        p = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+        p = subprocess.run(["git", *GIT_SAFE, *args], cwd=cwd, capture_output=True, text=True, check=False)
     except OSError as exc:
         raise GitError(f"cannot run git: {exc}") from None
     if p.returncode != 0:

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from coordhub.client import trust
+from coordhub.client.credentials import check_url
 from coordhub.client.settings import ClientSettings, find_identity, load_identity
 from coordhub.client.settings import resolve as resolve_client
 from coordhub.errors import CoordError
@@ -131,7 +131,7 @@ class Invocation:
         c = self.client
         if c.token:
             try:
-                trust.check(c.token, c.url, c.token_source)
+                check_url(c)
             except CoordError as exc:
                 raise NotConfigured(exc.message) from None
         return Hub(c.url, c.token, c.session, self.settings.timeout)
