@@ -144,3 +144,21 @@ def test_component_and_todo_lists_are_bounded_and_page_on(api: Api) -> None:
 def _cursor_of(api: Api, me: dict[str, str]) -> str:
     """A todo list's cursor (two columns), which the component list (three) must refuse."""
     return str(api.get("/api/coord/todos", headers=me).headers["Coord-Next-Cursor"])
+
+
+def test_cut_answers_lose_no_broadcast(api: Api) -> None:
+    """Broadcasts and direct messages interleaved: a cut unshown answer must not move the shown cursor past a
+    broadcast it left out, and unread pages must carry each once."""
+    a, b = api.token(A), api.token(B)
+    seqs = []
+    for i in range(12):
+        to = A if i % 2 else None
+        r = api.post(MESSAGES, json={"to_session": to, "subject": f"m{i}", "body": "b" * BIG}, headers=b)
+        assert r.status_code == 201, r.text
+        seqs.append(r.json()["seq"])
+    unread = _all(api, MESSAGES, {"to_session": A, "unread_only": "true"}, "Coord-Next-After-Seq", "after_seq", a)
+    assert [len(p) for p in unread] == [8, 4] and [m["seq"] for p in unread for m in p] == seqs
+    shown: list[int] = []
+    while (out := api.post(f"{MESSAGES}/unshown", json={"limit": 500}, headers=a).json())["messages"]:
+        shown += [m["seq"] for m in out["messages"]]
+    assert shown == seqs
