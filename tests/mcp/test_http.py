@@ -133,3 +133,14 @@ async def test_the_app_can_start_twice(tmp_path: Path, anyio_backend: str) -> No
                     assert ok(await a.call_tool("status", {}))["session_id"] == A
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+async def test_only_post_is_served_no_standalone_stream(mcp_hub: McpHub, method: str) -> None:
+    """Review: GET /mcp opened an SSE stream that held no stream slot, never ended and outlived its token (one
+    token held 1,500 and filled the connection cap). Stateless, it would carry nothing: 405, as MCP allows."""
+    token = await mcp_hub.token(A)
+    async with mcp_hub.http({"Authorization": f"Bearer {token}", "Accept": "text/event-stream",
+                             "MCP-Protocol-Version": "2025-06-18"}) as h:
+        r = await h.request(method, "/mcp")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"

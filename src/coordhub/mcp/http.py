@@ -240,10 +240,18 @@ class Gate:
     async def respond(self, scope: Scope, body: bytes) -> Response | None:
         """The answer to a plain ``tools/call`` (:class:`~coordhub.mcp.direct.DirectCalls`), not yet sent; None
         when the SDK must serve the request (the hub's :class:`~coordhub.api.door.Door` then calls the gate, which
-        does not authenticate it again). ``body`` is the whole request body."""
+        does not authenticate it again). ``body`` is the whole request body.
+
+        Only POST is served: the hub runs the SDK stateless, where a GET stream would carry nothing, and such a
+        stream held no stream slot, had no lifetime and outlived its token (review: one token held 1,500 of them
+        and filled the connection cap). The transport lets a server answer 405 to GET (MCP 2025-06-18,
+        "Streamable HTTP"); clients then go on without the stream.
+        """
+        if scope["method"] != "POST":
+            return Response(status_code=405, headers={"Allow": "POST"})
         caller, profile = await self._admit(scope)
         direct = self.direct.get(profile)
-        if direct is None or scope["method"] != "POST":
+        if direct is None:
             return None
         return await direct.answer(scope["headers"], body, caller)
 
