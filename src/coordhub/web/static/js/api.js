@@ -42,6 +42,29 @@ export class ApiError extends Error {
 
 /** Call the REST API: `call("POST", "/messages", {…})` → parsed JSON; throws ApiError with the envelope's message. */
 export async function call(method, path, body, { signal } = {}) {
+  return (await answer(method, path, body, { signal })).data;
+}
+
+/** A GET of a list the hub answers in pages (about 4 MiB each): every page, following the `header` the hub sends
+ * while more follow into the `param` of the next request, up to `maxPages`. → `{ rows, more }` (more: pages were
+ * left unread). `merge(page)` picks the rows out of an answer that is an object (a workflow's work_items). */
+export async function pages(path, { header = "Coord-Next-Cursor", param = "cursor", maxPages = 25,
+                                    merge = (page) => page } = {}) {
+  const rows = [];
+  let first = null;
+  let next = null;
+  for (let n = 0; n < maxPages; n++) {
+    const sep = path.includes("?") ? "&" : "?";
+    const got = await answer("GET", next === null ? path : path + sep + param + "=" + encodeURIComponent(next));
+    if (first === null) first = got.data;
+    rows.push(...merge(got.data));
+    next = got.headers.get(header);
+    if (next === null) return { first, rows, more: false };
+  }
+  return { first, rows, more: true };
+}
+
+async function answer(method, path, body, { signal } = {}) {
   const headers = { Accept: "application/json", ...authHeaders() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
@@ -63,7 +86,7 @@ export async function call(method, path, body, { signal } = {}) {
     throw new ApiError(response.status, err.code || "http_" + response.status,
                        err.message || response.statusText || "request failed");
   }
-  return data;
+  return { data, headers: response.headers };
 }
 
 let onSignedOut = () => {};

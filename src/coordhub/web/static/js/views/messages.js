@@ -1,7 +1,7 @@
 // Messages: the signed-in session's inbox (unread and acked state, importance, threads), mark read, ack,
 // and compose as the overseer: direct or broadcast, importance, ack required, reply in thread.
 
-import { call, me } from "../api.js";
+import { call, me, pages } from "../api.js";
 import { html, useState, useNow, useResource, Loaded, Time, VirtualTable, Badge, Action } from "../ui.js";
 
 const IMPORTANCE = ["low", "normal", "high", "urgent"];
@@ -12,17 +12,21 @@ export function MessagesView() {
   const [open, setOpen] = useState(null);
   const [reply, setReply] = useState(null);
   const [sent, setSent] = useState(null);  // kept here: a reply's form is replaced by a new one once sent
-  const res = useResource(() => call("GET", "/messages?limit=" + PAGE + "&to_session=" + encodeURIComponent(me.sessionId)),
-                          ["message."]);
+  const [more, setMore] = useState(null);  // null: as the first page says; false: no older page
+  // A page ends at PAGE messages or about 4 MiB of them: Coord-Next-Before-Seq says older ones follow.
+  const inbox = (before) => pages("/messages?limit=" + PAGE + "&to_session=" + encodeURIComponent(me.sessionId) +
+                                  (before ? "&before_seq=" + before : ""),
+                                  { header: "Coord-Next-Before-Seq", maxPages: 1 });
+  const res = useResource(async () => inbox(0), ["message."]);
   const now = useNow();
-  const first = res.data || [];
+  const first = res.data ? res.data.rows : [];
   const seen = new Set(first.map((m) => m.id));
   const all = [...first, ...older.filter((m) => !seen.has(m.id))];
   const loadOlder = async () => {
     const last = all[all.length - 1];
-    const page = await call("GET", "/messages?limit=" + PAGE + "&to_session=" + encodeURIComponent(me.sessionId) +
-                            "&before_seq=" + last.seq);
-    setOlder((o) => [...o, ...page]);
+    const page = await inbox(last.seq);
+    setOlder((o) => [...o, ...page.rows]);
+    setMore(page.more);
   };
   const selected = open && all.find((m) => m.id === open);
   const thread = selected ? all.filter((m) => (m.thread_id || m.id) === (selected.thread_id || selected.id))
@@ -31,7 +35,7 @@ export function MessagesView() {
   return html`<section aria-labelledby="messages-h" class="split">
     <div>
       <h2 id="messages-h">Inbox of ${me.sessionId} ${unread ? html`<${Badge} kind="unread">${unread} unread</${Badge}>` : null}</h2>
-      <${Loaded} res=${res} empty="No messages yet.">${() => html`
+      <${Loaded} res=${res} isEmpty=${(d) => !d.rows.length} empty="No messages yet.">${() => html`
         <${VirtualTable} label="Inbox" items=${all} keyOf=${(m) => m.id} rowHeight=${38} cols=${["1.6rem", "22%", "", "7rem", "7rem", "8rem"]}
           head=${["", "From", "Subject", "Importance", "Sent", ""]}
           row=${(m) => html`<td>${m.read ? "" : html`<span class="dot" title="unread" aria-label="unread"></span>`}</td>
@@ -42,7 +46,7 @@ export function MessagesView() {
             <td><${Time} iso=${m.created_at} now=${now} /></td>
             <td>${m.requires_ack ? (m.acked_at ? html`<${Badge} kind="ok">acked</${Badge}>`
               : html`<${Badge} kind="high">ack required</${Badge}>`) : null}</td>`} />
-        ${all.length >= PAGE ? html`<button type="button" onClick=${loadOlder}>Load older</button>` : null}`}</${Loaded}>
+        ${(more === null ? res.data && res.data.more : more) ? html`<button type="button" onClick=${loadOlder}>Load older</button>` : null}`}</${Loaded}>
       ${selected ? html`<${MessageDetail} m=${selected} thread=${thread} now=${now}
           onReply=${() => setReply(selected)} onClose=${() => setOpen(null)} />` : null}
     </div>

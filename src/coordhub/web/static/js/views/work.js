@@ -1,6 +1,6 @@
 // Work: fleet todos, workflows with their work items, and component states with their history.
 
-import { call, me } from "../api.js";
+import { call, me, pages } from "../api.js";
 import { html, useState, useNow, useResource, Loaded, Time, Badge } from "../ui.js";
 
 const HISTORY_WINDOW = 50000;  // component history: component.set events among the newest this many events
@@ -19,7 +19,7 @@ export function WorkView() {
 
 function Todos({ now }) {
   const [status, setStatus] = useState("pending");
-  const res = useResource(() => call("GET", "/todos?status=" + status), ["todo."], [status]);
+  const res = useResource(async () => (await pages("/todos?status=" + status)).rows, ["todo."], [status]);
   return html`<div class="card"><h3>Todos</h3>
     <label>Status <select onChange=${(e) => setStatus(e.currentTarget.value)}>
       ${["pending", "done", "all"].map((s) => html`<option value=${s} selected=${s === status}>${s}</option>`)}</select></label>
@@ -32,7 +32,7 @@ function Todos({ now }) {
 
 function Workflows({ now }) {
   const [open, setOpen] = useState(null);
-  const res = useResource("/workflows", ["workflow.", "work_item."]);
+  const res = useResource(async () => (await pages("/workflows")).rows, ["workflow.", "work_item."]);
   return html`<div class="card"><h3>Workflows</h3>
     <${Loaded} res=${res} empty="No workflows.">${(rows) => html`<ul class="list">${rows.map((w) => html`
       <li key=${w.id}><button type="button" class="link" aria-expanded=${open === w.id}
@@ -43,7 +43,10 @@ function Workflows({ now }) {
 }
 
 function Items({ id }) {
-  const res = useResource(() => call("GET", "/workflows/" + encodeURIComponent(id)), ["work_item.", "workflow."], [id]);
+  const res = useResource(async () => {
+    const got = await pages("/workflows/" + encodeURIComponent(id), { merge: (w) => w.work_items });
+    return { ...got.first, work_items: got.rows };
+  }, ["work_item.", "workflow."], [id]);
   return html`<${Loaded} res=${res} isEmpty=${(w) => !w.work_items.length} empty="No work items.">${(w) => html`
     <div class="scroll"><table class="grid"><thead><tr><th scope="col">Item</th><th scope="col">Status</th><th scope="col">Priority</th>
       <th scope="col">Assigned to</th></tr></thead>
@@ -54,7 +57,7 @@ function Items({ id }) {
 
 function Components({ now }) {
   const [open, setOpen] = useState(null);
-  const res = useResource("/components", ["component."]);
+  const res = useResource(async () => (await pages("/components")).rows, ["component."]);
   const history = useResource(() => call("GET", "/audit?kinds=component.set&limit=1000&after=" +
                                           Math.max(0, me.lastEventId - HISTORY_WINDOW)), ["component."]);
   return html`<div class="card"><h3>Components</h3>
