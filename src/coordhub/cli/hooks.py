@@ -29,8 +29,13 @@ DRY_RUN_OPT = typer.Option(False, "--dry-run", help="Print the resulting setting
 def _settings_file(scope: str, project_dir: Path | None) -> Path:
     if scope not in install.SCOPES:
         fail(f"--scope must be one of {', '.join(install.SCOPES)}, not {scope!r}", EXIT_USAGE)
-    root = project_dir or git_root(Path.cwd()) or Path.cwd()
-    return install.settings_path(scope, root.resolve())
+    root = (project_dir or git_root(Path.cwd()) or Path.cwd()).resolve()
+    path = install.settings_path(scope, root)
+    try:
+        install.check_place(scope, path, root)
+    except install.SettingsError as exc:
+        fail(str(exc), EXIT_REFUSED)
+    return path
 
 
 def _read(path: Path) -> dict[str, object]:
@@ -46,7 +51,11 @@ def _git_ignore(path: Path) -> Path | None:
     root = git_root(path.parent)
     if root is None:
         return None
-    return project.exclude(root, ("/" + path.resolve().relative_to(root.resolve()).as_posix(),))
+    try:
+        name = "/" + path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None  # not inside the working tree after all: nothing of it to ignore
+    return project.exclude(root, (name,))
 
 
 def install_hooks(scope: str = SCOPE_OPT, project_dir: Path | None = DIR_OPT, dry_run: bool = DRY_RUN_OPT) -> None:

@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ EXCLUDE_HEADER = "# coordhub: files it writes into this working tree, never to b
 # archive) an attacker may have written: pathspecs are literal (git(1) --literal-pathspecs), and no
 # configured command runs (core.fsmonitor is the one ls-files and rev-parse would run; git-config(1)).
 GIT_SAFE = ("--literal-pathspecs", "-c", "core.fsmonitor=false")
+MAX_EXCLUDE_BYTES = 1024 * 1024  # an info/exclude larger than this is not read (nor added to)
 
 
 def git_root(start: Path) -> Path | None:
@@ -101,12 +103,16 @@ def exclude(root: Path, patterns: tuple[str, ...]) -> Path | None:
     clone without changing a tracked file (gitignore(5)). Patterns are
     anchored (``/.claude/…``) so they name exactly the files written. Errors
     (a read-only repository) are swallowed: ignoring is a courtesy, never a
-    reason to fail a write.
+    reason to fail a write. So is an ``info`` or ``exclude`` that is a
+    symlink or not this user's regular file (an archive's ``.git`` may hold
+    one): it is left alone and None returned.
     """
     common = git_dir(root)
     if common is None:
         return None
     path = common / "info" / "exclude"
+    if not real_dir(path.parent) or unusable_file(path, MAX_EXCLUDE_BYTES) is not None:
+        return None
     try:
         current = path.read_text(encoding="utf-8") if path.exists() else ""
         lines = current.splitlines()
@@ -116,9 +122,10 @@ def exclude(root: Path, patterns: tuple[str, ...]) -> Path | None:
             if EXCLUDE_HEADER not in lines:
                 text += EXCLUDE_HEADER + "\n"
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as f:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            with os.fdopen(fd, "a", encoding="utf-8") as f:
                 f.write(text + "".join(p + "\n" for p in missing))
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
     return path
 
@@ -140,12 +147,56 @@ def state_dir() -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) if needed and make it 0700 when this user owns it; return it."""
+    """Create ``path`` (and parents) if needed, the last one 0700; return it.
+
+    Only a directory this call creates gets a mode (``mkdir``'s, which the
+    umask can only narrow); an existing one is never chmodded: it may be a
+    symlink a repository planted (``.claude -> ~``), and chmod would follow
+    it out of the repository. Raises ``OSError`` (``FileExistsError`` when
+    ``path`` is a file).
+    """
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with contextlib.suppress(OSError):
-        if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
-            path.chmod(0o700)
     return path
+
+
+def unusable_file(path: Path, max_bytes: int) -> str | None:
+    """Why ``path`` is not a file this client may read and append to, or None when it is (or does not exist).
+
+    Looked at without following a symlink (``lstat``): it must be a regular
+    file, owned by this user, of at most ``max_bytes`` bytes. A repository
+    can commit a symlink (to ``/dev/zero``, to a file of the user's) or an
+    archive a FIFO where the client expects its own file.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot be examined ({exc.strerror})"
+    return file_problem(st, max_bytes)
+
+
+def file_problem(st: os.stat_result, max_bytes: int) -> str | None:
+    """Why a file with status ``st`` is not this user's regular file of at most ``max_bytes`` bytes, or None."""
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symlink"
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file"
+    if st.st_uid != os.getuid():
+        return "another user owns it"
+    if st.st_size > max_bytes:
+        return f"it is larger than {max_bytes} bytes"
+    return None
+
+
+def real_dir(path: Path) -> bool:
+    """Whether ``path`` is missing or a directory itself, not a symlink to one nor anything else (``lstat``)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -158,9 +209,15 @@ def read_json_object(path: Path) -> dict[str, Any]:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically (temp file + rename), mode 0600, fsynced."""
+    """Replace ``path`` with ``text`` atomically (temp file + rename), mode 0600, fsynced.
+
+    The temp file is made new (``O_EXCL``, a stale one removed first), so a
+    symlink planted under its name is replaced, never followed.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()

@@ -21,6 +21,14 @@ the user confirms it (``coord sync --review-foreign``), e.g. a queue written by
 hand in seed 001's shape (``ts``, ``method``, ``path``, ``body``; its key is
 then derived from the line, so replays still dedupe).
 
+**The file must be this user's regular file** of at most
+:data:`MAX_QUEUE_BYTES`: it is opened without following a symlink
+(``O_NOFOLLOW``; a FIFO is not waited on) and checked with ``fstat`` before a
+byte is read or written, so a committed ``coord-queue.jsonl -> /dev/zero`` or
+``-> ~/.bashrc`` is neither read without end nor written through
+(:class:`QueueUnusable`). :func:`coordhub.client.settings.queue_path` already
+passes such a file over for the user's own queue.
+
 The file is 0600 in a 0700 directory. Appends and drains hold an exclusive
 ``flock`` on that directory, so several CLI processes never interleave or
 lose entries, and no lock file is left behind. After each entry the hub
@@ -32,6 +40,7 @@ which the hub recognises by its key.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import hmac
 import json
@@ -44,12 +53,43 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from coordhub.client import project
+from coordhub.client.settings import MAX_QUEUE_BYTES
 from coordhub.client.trust import origin
+from coordhub.errors import CoordError
 
 KEY_FILE = "queue.key"
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")  # reads are never queued
 _PATH = re.compile(r"/api/coord/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 MAX_LINE = 2 * 1024 * 1024  # bytes; a line longer than any request the client makes is not an entry
+
+
+class QueueUnusable(CoordError):
+    """The queue (or rejected) file is not this user's regular file of at most :data:`MAX_QUEUE_BYTES`."""
+
+    status, code = 409, "queue_unusable"
+
+
+def _open(path: Path, flags: int) -> int:
+    """A descriptor of ``path`` opened with ``flags``, checked to be this user's regular file within the bound.
+
+    Never follows a symlink at ``path`` and never blocks on a FIFO. Raises
+    :class:`QueueUnusable` (the file is not usable) or ``OSError`` (e.g.
+    ``FileNotFoundError`` without ``O_CREAT``).
+    """
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):  # a symlink; a FIFO without a reader
+            raise QueueUnusable(f"{path}: not used as a softfail queue: it is a symlink or not a regular file "
+                                "(a repository may have put it there); move it away") from None
+        raise
+    problem = project.file_problem(os.fstat(fd), MAX_QUEUE_BYTES)
+    if problem is not None:
+        os.close(fd)
+        raise QueueUnusable(f"{path}: not used as a softfail queue: {problem} (a repository may have put it "
+                            "there); move it away")
+    os.set_blocking(fd, True)
+    return fd
 
 
 def safe_target(method: str, path: str) -> str | None:
@@ -199,7 +239,7 @@ class SoftfailQueue:
         project.exclude(self.git_root, names)
 
     def _append_line(self, target: Path, line: str) -> None:
-        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = _open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()
@@ -211,17 +251,24 @@ class SoftfailQueue:
         self.signer.sign(entry)
         project.private_dir(self.path.parent)
         with self._locked():
-            if not self.path.exists():
+            if not os.path.lexists(self.path):
                 self._ignore_in_git()
             self._append_line(self.path, entry.to_json())
             return len(self._read())
 
     def _read(self) -> list[str]:
+        """The non-blank lines of the queue; [] when there is no file. Raises :class:`QueueUnusable`."""
         try:
-            with open(self.path, encoding="utf-8", errors="replace") as f:
-                return [line.rstrip("\n") for line in f if line.strip()]
+            fd = _open(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return []
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(MAX_QUEUE_BYTES + 1)
+        if len(data) > MAX_QUEUE_BYTES:  # grew since fstat
+            raise QueueUnusable(f"{self.path}: not used as a softfail queue: it is larger than {MAX_QUEUE_BYTES} "
+                                "bytes")
+        text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads
+        return [line for line in text.split("\n") if line.strip()]
 
     def pending(self) -> list[Entry]:
         """Every entry that parses, oldest first, whoever wrote it."""
@@ -232,7 +279,7 @@ class SoftfailQueue:
         return out
 
     def __len__(self) -> int:
-        return len(self._read()) if self.path.exists() else 0
+        return len(self._read()) if os.path.lexists(self.path) else 0
 
     def _rewrite(self, lines: list[str]) -> None:
         if not lines:

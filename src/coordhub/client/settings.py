@@ -55,6 +55,8 @@ from coordhub.errors import CoordError, Invalid
 ADMIN_TOKEN_FILE = "admin.token"
 HUB_ID_FILE = "hub.id"
 QUEUE_NAME = "coord-queue.jsonl"
+MAX_QUEUE_BYTES = 64 * 1024 * 1024  # bytes: the softfail queue's bound (32 entries of the longest line, thousands
+# of ordinary ones); defined here, where the hooks find it without importing coordhub.client.queue
 ADMIN_MODES = ("never", "fallback", "always")
 INSTANCE_ENV = "CLAUDE_INSTANCE_ID"  # seed 002's instance id: the session name where nothing else names one
 
@@ -228,9 +230,33 @@ def project_root(identity_file: Path | None, start: Path | None = None) -> Path 
     return project.git_root(Path(os.path.abspath(start or Path.cwd())))
 
 
-def queue_path(root: Path | None) -> Path:
-    """The softfail queue of a project (``<root>/.claude/coord-queue.jsonl``), else the user's state directory's."""
-    return root / ".claude" / QUEUE_NAME if root is not None else project.state_dir() / QUEUE_NAME
+def queue_path(root: Path | None, notes: list[str] | None = None) -> Path:
+    """The softfail queue of a project (``<root>/.claude/coord-queue.jsonl``), else the user's state directory's.
+
+    The user's state directory's too when the project's cannot be the
+    user's own file: ``.claude`` a symlink (``.claude -> ~`` would put the
+    queue, and the directory's mode, outside the repository) or not a
+    directory, or the queue or its rejected file a symlink, not a regular
+    file, another user's or over :data:`MAX_QUEUE_BYTES` (what a repository
+    can commit). Why is added to ``notes``.
+    """
+    fallback = project.state_dir() / QUEUE_NAME
+    if root is None:
+        return fallback
+    folder = root / ".claude"
+    path = folder / QUEUE_NAME
+    problem: str | None = None
+    if not project.real_dir(folder):
+        problem = f"{folder} is a symlink or not a directory"
+    else:
+        rejected = path.with_name(path.stem + ".rejected" + path.suffix)
+        problem = next((f"{p}: {why}" for p in (path, rejected)
+                        if (why := project.unusable_file(p, MAX_QUEUE_BYTES)) is not None), None)
+    if problem is None:
+        return path
+    _note(notes, f"not keeping the softfail queue in {folder}: {problem} (a repository may have put it there); "
+                 f"using {fallback}")
+    return fallback
 
 
 def resolve(url: str | None = None, token: str | None = None, session: str | None = None,
@@ -268,9 +294,10 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
         source = str(directory / ADMIN_TOKEN_FILE)
     root = project_root(ident_path, start)
     queue = queue_file or config.env_value("queue_file")
+    queue_at = Path(queue) if queue else queue_path(root, notes)
     return ClientSettings(
         url=base, token=chosen if isinstance(chosen, str) else None, session=session, user=ident.get("user"),
-        machine=machine, queue_file=Path(queue) if queue else queue_path(root),
+        machine=machine, queue_file=queue_at,
         timeout=float(timeout or config.env_value("timeout") or config.setting("timeout").default),
         identity_file=ident_path, token_source=source, session_named=bool(named), admin_hub_id=hub_id,
         data_dir=directory, project_root=root, notes=tuple(notes), url_source=url_source,

@@ -13,6 +13,9 @@ and re-installing from another virtualenv replaces the command. Other keys,
 other events and other handlers are kept as they are, in order. A settings
 file that is not a JSON object (or whose ``hooks`` is malformed) is refused
 with :class:`SettingsError` and left untouched. Files are written atomically.
+So is a project's settings file that is not the project's own
+(:func:`check_place`): a repository can commit ``.claude -> ~`` or
+``.claude/settings.json -> /dev/zero``.
 
 The command is the absolute path of the ``coord-hook`` next to the running
 interpreter, because Claude Code runs hooks with a minimal ``PATH``.
@@ -20,6 +23,7 @@ interpreter, because Claude Code runs hooks with a minimal ``PATH``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -28,7 +32,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from coordhub.client import project
+
 SCOPES = ("local", "project", "user")
+MAX_SETTINGS_BYTES = 4 * 1024 * 1024  # a settings file larger than this is refused, not read
 
 #: (Claude Code event, matcher or None, our event name, timeout in seconds)
 HOOK_SET: tuple[tuple[str, str | None, str, int], ...] = (
@@ -66,6 +73,29 @@ def settings_path(scope: str, project_dir: Path, home: Path | None = None) -> Pa
     if scope == "local":
         return project_dir / ".claude" / "settings.local.json"
     raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+
+
+def check_place(scope: str, path: Path, project_dir: Path) -> None:
+    """Raise :class:`SettingsError` unless ``path``, the settings file of ``scope``, may be read and written.
+
+    The ``user`` scope's file is the user's own and not checked. A
+    ``local`` or ``project`` one must lie in a ``.claude`` that is a
+    directory of ``project_dir`` itself (not a symlink, which would take the
+    write outside the repository), and be, if it exists, this user's regular
+    file of at most :data:`MAX_SETTINGS_BYTES` (not a symlink or FIFO, which
+    would be read from elsewhere or without end).
+    """
+    if scope == "user":
+        return
+    folder = path.parent
+    if not project.real_dir(folder) or not folder.resolve().is_relative_to(project_dir.resolve()):
+        raise SettingsError(f"refusing to write {path}: {folder} is a symlink or not a directory of {project_dir} "
+                            "(a repository may have put it there); remove it or use --scope user; nothing was "
+                            "changed")
+    problem = project.unusable_file(path, MAX_SETTINGS_BYTES)
+    if problem is not None:
+        raise SettingsError(f"refusing to use {path}: {problem} (a repository may have put it there); nothing was "
+                            "changed")
 
 
 def is_ours(handler: Any) -> bool:
@@ -166,14 +196,23 @@ def render(data: dict[str, Any]) -> str:
 
 
 def write(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory, then rename), keeping its mode."""
+    """Write ``data`` to ``path`` atomically (temp file in the same directory, then rename), keeping its mode.
+
+    The temp file is made new (``O_EXCL``, without following a symlink
+    planted under its name). Where ``path`` may be is :func:`check_place`'s
+    to say, before.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
-        mode = None
-    tmp.write_text(render(data), encoding="utf-8")
-    if mode is not None:
-        tmp.chmod(mode)
+        mode = None  # a new file: 0666 less the umask, as any file the user makes
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(render(data))
+        if mode is not None:
+            os.fchmod(f.fileno(), mode)
     os.replace(tmp, path)
