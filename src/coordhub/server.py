@@ -59,6 +59,7 @@ class ServerConfig:
     stream_max_seconds: float = 21_600.0
     max_connections: int = 0
     header_timeout: float = 10.0
+    trusted_proxies: str | None = None
     keepalive_timeout: int = 5
     sweep_seconds: float = 5.0
     stale_after_hours: float = 2.0
@@ -277,8 +278,11 @@ def run_app(cfg: ServerConfig, store: Any, hub: Any, sock: socket.socket, worker
     http = guarded_protocol(AutoHTTPProtocol, header_timeout=cfg.header_timeout, max_connections=connections)
     # JSON lines: uvicorn's loggers propagate to the root logger `coord serve` configured, not to uvicorn's own
     log_config: Any = None if cfg.log_format == "json" else uvicorn.config.LOGGING_CONFIG
+    # uvicorn trusts X-Forwarded-For from loopback unless told otherwise: any local process (or a proxy on the
+    # host passing the header through) could then claim any address, and spend another client's sign-in budget
     config = uvicorn.Config(app, log_level=cfg.log_level, access_log=cfg.access_log, timeout_graceful_shutdown=5,
-                            http=http, timeout_keep_alive=cfg.keepalive_timeout, log_config=log_config)
+                            http=http, timeout_keep_alive=cfg.keepalive_timeout, log_config=log_config,
+                            proxy_headers=bool(cfg.trusted_proxies), forwarded_allow_ips=cfg.trusted_proxies or "")
     build_routes(app)
     settle_heap()
     _Server(config).run(sockets=[sock])

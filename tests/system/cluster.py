@@ -35,6 +35,7 @@ defaults
     mode http
     log global
     option dontlognull
+    option forwardfor
     timeout connect 1s
     timeout client 1h
     timeout server 1h
@@ -75,7 +76,8 @@ class Cluster:
         self.root = root
         self.database_name = f"coord_cluster_{uuid.uuid4().hex[:10]}"
         self.database = f"{PG_BASE}/{self.database_name}"
-        self.hubs = [LiveHub(root / f"hub{i}", args=("--database-url", self.database, *hub_args))
+        self.hubs = [LiveHub(root / f"hub{i}", args=("--database-url", self.database, "--trusted-proxies",
+                                                     "127.0.0.1", *hub_args))
                      for i in range(hubs)]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

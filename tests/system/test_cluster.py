@@ -333,3 +333,30 @@ def test_message_throughput_with_one_two_three_hubs(tmp_path: Path) -> None:
         finally:
             c.stop()
     print("message throughput: " + json.dumps(results))
+
+
+def test_failed_sign_ins_count_per_client_behind_the_balancer(tmp_path: Path) -> None:
+    """Review: behind the balancer every client had its address, so bad tokens from one client spent the sign-in
+    budget of all (admin included). With ``option forwardfor`` and ``--trusted-proxies`` each client counts alone;
+    without ``--trusted-proxies`` the header is ignored, so a client cannot claim another's address."""
+    c = Cluster(tmp_path / "cluster", hubs=2).start()
+    try:
+        def client(address: str) -> httpx2.Client:
+            return httpx2.Client(base_url=c.url, timeout=10, transport=httpx2.HTTPTransport(local_address=address))
+
+        with client("127.0.0.3") as attacker:
+            codes = [attacker.get("/api/coord/status", headers={"Authorization": f"Bearer coord_guess{i}"}).status_code
+                     for i in range(100)]
+        assert set(codes) == {401, 429}, codes
+        fresh = c.token("HOST-Z/claude-main")  # minted through the balancer from 127.0.0.1
+        with client("127.0.0.5") as user:
+            rs = [user.get("/api/coord/whoami", headers={"Authorization": f"Bearer {fresh}"}) for _ in range(4)]
+        assert [r.status_code for r in rs] == [200] * 4, [r.text for r in rs]
+        # straight to a hub, the header names nobody: the flood's address is the connection's
+        with httpx2.Client(base_url=c.hubs[0].url, timeout=10,
+                           transport=httpx2.HTTPTransport(local_address="127.0.0.3")) as direct:
+            r = direct.get("/api/coord/whoami", headers={"Authorization": "Bearer coord_guess-direct",
+                                                          "X-Forwarded-For": "127.0.0.9"})
+        assert r.status_code == 429  # 127.0.0.3 is spent on that hub, whatever the header says
+    finally:
+        c.stop()

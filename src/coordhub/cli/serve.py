@@ -18,6 +18,21 @@ def opt(name: str, **extra: Any) -> Any:
     return typer.Option(s.default, s.flag, envvar=s.env, help=s.help, show_default=s.default is not None, **extra)
 
 
+def _proxies(value: str | None) -> str | None:
+    """``--trusted-proxies`` checked: comma-separated IP addresses or networks (exit 2 on anything else)."""
+    if not value or not value.strip():
+        return None
+    import ipaddress
+
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    for p in parts:
+        try:
+            ipaddress.ip_network(p, strict=False)
+        except ValueError:
+            fail(f"--trusted-proxies takes IP addresses or networks (10.0.0.2, 10.0.0.0/24), not {p!r}", 2)
+    return ",".join(parts)
+
+
 def serve(
     host: str = opt("host"),
     port: int = opt("port", min=1, max=65535),
@@ -40,6 +55,7 @@ def serve(
     stream_max_seconds: float = opt("stream_max_seconds", min=0.0),
     max_connections: int = opt("max_connections", min=0),
     header_timeout: float = opt("header_timeout", min=0.1),
+    trusted_proxies: str | None = opt("trusted_proxies"),
     keepalive_timeout: int = opt("keepalive_timeout", min=1),
     sweep_seconds: float = opt("sweep_seconds", min=0.0),
     stale_after_hours: float = opt("stale_after_hours", min=0.0, max=24.0 * 365),
@@ -84,6 +100,7 @@ def serve(
                        event_ring_bytes=event_ring_bytes, streams_per_token=streams_per_token,
                        stream_max_seconds=stream_max_seconds,
                        max_connections=max_connections, header_timeout=header_timeout,
+                       trusted_proxies=_proxies(trusted_proxies),
                        keepalive_timeout=keepalive_timeout,
                        retention=Policy(events_hours=retain_events_hours, messages_hours=retain_messages_hours,
                                         leases_hours=retain_leases_hours,
