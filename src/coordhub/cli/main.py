@@ -31,7 +31,7 @@ from coordhub.cli.common import (
 from coordhub.cli.group import lazy_group
 from coordhub.cli.output import console, heading, message_banner, table, verbatim
 from coordhub.client import CoordClient, HubError, Unreachable
-from coordhub.client.queue import safe_target
+from coordhub.client.queue import Entry, safe_target
 from coordhub.client.settings import resolve
 from coordhub.config import setting
 from coordhub.errors import CoordError, Invalid
@@ -284,20 +284,51 @@ def sync(ctx: typer.Context,
         raise typer.Exit(EXIT_UNREACHABLE)
 
 
+REVIEW_LINE_CHARS = 2000  # of a foreign queue line shown before asking
+REVIEW_FIELD_CHARS = 600  # of each of its params and body shown in the question
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` escaped (:func:`one_line`), cut at ``limit`` characters with the cut said, never silently."""
+    shown = one_line(text[:limit])
+    return shown if len(text) <= limit else f"{shown} … [{len(text) - limit} more characters not shown]"
+
+
+def _described(entry: Entry) -> list[str]:
+    """The lines that show what replaying a foreign ``entry`` would send: method, path, params and body."""
+    import json
+
+    def field(value: Any) -> str:
+        return _clip(json.dumps(value, ensure_ascii=False), REVIEW_FIELD_CHARS)
+
+    return [f"    method: {one_line(entry.method)}", f"    path:   {_clip(entry.path, REVIEW_FIELD_CHARS)}",
+            f"    params: {field(entry.params)}", f"    body:   {field(entry.body)}"]
+
+
 def _review_foreign(c: CoordClient) -> int:
-    """Show each foreign queue entry and replay those the user confirms; return how many were sent."""
+    """Show each foreign queue entry and replay those the user confirms; return how many were sent.
+
+    Everything shown comes from a file a repository may have written, so it
+    is escaped (:func:`one_line`: no terminal escape sequence reaches the
+    terminal) and cut visibly; before asking, the parsed method, path,
+    params and body that would be sent are shown one per line.
+    """
     sent = 0
     for item in c.queue.foreign(c.settings.url, c.actor):
         entry = item.entry
-        verbatim(f"{c.queue.path}: {item.reason}:")
-        verbatim("  " + item.line[:2000])
+        verbatim(f"{one_line(c.queue.path)}: {one_line(item.reason)}:")
+        verbatim("  " + _clip(item.line, REVIEW_LINE_CHARS))
         why = "not a queue entry" if entry is None else safe_target(entry.method, entry.path)
         if why or entry is None:
-            verbatim(f"  never sent: {why}; left in the queue")
+            verbatim(f"  never sent: {one_line(why)}; left in the queue")
             continue
         who = "the admin" if c.settings.admin_hub_id else (c.settings.session or "this token's session")
+        verbatim("  it would send:")
+        for line in _described(entry):
+            verbatim(line)
         try:
-            yes = typer.confirm(f"  send {entry.method} {entry.path} to {c.settings.url} as {who}?", default=False)
+            yes = typer.confirm(f"  send this {one_line(entry.method)} to {one_line(c.settings.url)} as "
+                                f"{one_line(who)}?", default=False)
         except typer.Abort:
             yes = False
         if not yes:

