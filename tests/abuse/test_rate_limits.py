@@ -113,8 +113,17 @@ def test_a_flood_of_bad_tokens_does_not_lock_out_verified_tokens_of_that_address
              for i in range(FAILURE_BURST + 20)]
     assert 429 in codes
     assert [client.get("/api/coord/whoami", headers=me).status_code for _ in range(3)] == [200] * 3
+    # a token never seen here: tagged (minted by this database's hubs) it is looked up; untagged (minted before
+    # tags) it waits for the address like any guess
     fresh = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.create(tx, SYSTEM, "B/x", False, now)).body["token"]
-    assert client.get("/api/coord/whoami", headers={"Authorization": f"Bearer {fresh}"}).status_code == 429
+    assert client.get("/api/coord/whoami", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+    legacy = "coord_" + "L" * 43
+    hub.mutate_sync(SYSTEM, lambda tx, now: tx.tokens.add({
+        "id": "legacy-token", "name": "C/x", "token_hash": tokens.hash_token(legacy), "is_admin": 0,
+        "created_at": now, "revoked_at": None}))
+    assert client.get("/api/coord/whoami", headers={"Authorization": f"Bearer {legacy}"}).status_code == 429
+    forged = fresh[:-4] + ("AAAA" if not fresh.endswith("AAAA") else "BBBB")
+    assert client.get("/api/coord/whoami", headers={"Authorization": f"Bearer {forged}"}).status_code == 429
     hub.mutate_sync(SYSTEM, lambda tx, now: tokens.revoke(tx, SYSTEM, "A/x", now))
     assert client.get("/api/coord/whoami", headers=me).status_code == 401  # the store still decides
     assert client.get("/api/coord/whoami", headers=me).status_code == 429  # and it is vouched for no more

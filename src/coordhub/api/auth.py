@@ -179,11 +179,14 @@ class Authenticator:
     client address (bursts of :data:`FAILURE_BURST`). The second is checked
     before a token missing from the cache is looked up, so a flood of unknown
     tokens costs one hash each and no store reads once its address is spent;
-    a token already cached is never held up by its address, nor is one this
-    process verified within :data:`VOUCHED_SECONDS` (it is looked up, and the
-    store still decides): agents on one machine share its address, and a
-    flood of bad tokens from there must not lock them out. A token never
-    seen before waits for its address to refill.
+    a token already cached is never held up by its address, nor is one whose
+    tag checks (minted by a hub of this database: :mod:`coordhub.core.tokens`),
+    nor one this process verified within :data:`VOUCHED_SECONDS` (each is
+    looked up, and the store still decides): agents on one machine share its
+    address, and a flood of bad tokens from there must not lock them out, nor
+    the admin's ``coord halt``. An untagged token (minted before tags) never
+    seen here waits for its address to refill, as does a tagged one found
+    revoked.
     """
 
     def __init__(self, hub: Hub, *, no_auth: bool, limiter: RateLimiter | None = None) -> None:
@@ -198,6 +201,9 @@ class Authenticator:
         # token hash -> until when: verified lately, so worth a lookup even while its address is spent (a flood
         # of bad tokens from an address its agents share must not lock them out); the lookup still decides
         self._vouched: dict[str, float] = {}
+        self._tag_key: bytes | None = None  # the database's token tag key, once read
+        self._tag_key_asked = -1.0
+        self._dead: set[str] = set()  # hashes of tagged tokens found revoked
         self._web: dict[str, tuple[websessions.WebSession, float]] = {}  # cookie hash -> (web session, until)
         self._spellings: dict[str, str] = {}  # folded id -> stored spelling (never changes once stored)
 
@@ -281,11 +287,16 @@ class Authenticator:
         hit = self._cache.get(digest)
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
-        if address is not None:
+        tag_ok = digest not in self._dead and await self._tagged(token)
+        if address is not None and not tag_ok:
             self._refuse_if_spent(digest, address)
         generation = self._generation
         actor = await self.hub.query(lambda tx, now: tokens.authenticate(tx, token))
         if actor is None:
+            if tag_ok:  # minted here and revoked since: a flood of it waits for its address like any guess
+                if len(self._dead) > MAX_BUCKETS:
+                    self._dead.clear()
+                self._dead.add(digest)
             raise self.failed(address, tokens.REVOKED, digest)
         self._vouch(digest)
         if generation != self._generation:  # a revocation landed while we read: answer, but do not remember
@@ -294,6 +305,21 @@ class Authenticator:
             self._cache.clear()
         self._cache[digest] = (actor, time.monotonic() + CACHE_SECONDS)
         return actor
+
+    async def _tagged(self, token: str) -> bool:
+        """Whether the token's tag checks under the database's tag key (:func:`coordhub.core.tokens.tagged`); the
+        key is read once (and at most once a second while the database has none)."""
+        if "." not in token:
+            return False
+        if self._tag_key is None:
+            if time.monotonic() < self._tag_key_asked + 1.0:
+                return False
+            self._tag_key_asked = time.monotonic()
+            value = await self.hub.query(lambda tx, now: tx.meta.get(tokens.TAG_KEY))
+            if value is None:
+                return False
+            self._tag_key = bytes.fromhex(value)
+        return tokens.tagged(token, self._tag_key)
 
     def _refuse_if_spent(self, credential: str, address: str) -> None:
         """``RateLimited`` when ``address`` has no failed authentications left, unless ``credential`` (a hash)

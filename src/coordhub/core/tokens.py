@@ -1,13 +1,23 @@
 """Bearer tokens: one per session (or admin), stored only as SHA-256 hashes.
 
 A token is 32 random bytes, URL-safe base64, prefixed ``coord_`` so it is
-recognisable in logs and secret scanners. The hub keeps only its hash; the
-token is shown once, when created.
+recognisable in logs and secret scanners, then a dot and a tag: the first
+16 bytes of HMAC-SHA-256 (RFC 2104) of the part before the dot under the
+database's tag key (``hub_meta.token_tag_key``, migration 0023), URL-safe
+base64. The hub keeps only the hash; the token is shown once, when created.
+
+The tag lets a hub tell a token one of its database's hubs minted from a
+guess without asking the store (:func:`tagged`): a flood of bad tokens from
+one address spends that address's failed sign-ins, and tagged tokens from
+the same address are still looked up (``api/auth.py``). Tokens minted before
+the tag (no dot) stay valid; they are looked up like any guess.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 from typing import Any
 
@@ -30,6 +40,8 @@ from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
 PREFIX = "coord_"
+TAG_KEY = "token_tag_key"  # the hub_meta key holding the tag key (hex)
+TAG_CHARS = 22  # URL-safe base64 of a 16-byte tag, unpadded
 REVOKED = "unknown or revoked token; ask an admin for one (`coord token create NAME`)"  # the 401's message
 REPLAY_MESSAGE = ("this repeats an earlier token create (same Idempotency-Key): the token was shown only in the "
                   "first response and is stored nowhere; if it was lost, revoke this name and create a new token")
@@ -46,8 +58,33 @@ def render(row: Row) -> dict[str, Any]:
             "created_at": isoformat(row["created_at"]), "revoked_at": isoformat(row.get("revoked_at"))}
 
 
+def tag_key(tx: Tx) -> bytes:
+    """The database's tag key; made here when it has none (a database emptied by hand, an archive restored)."""
+    value = tx.meta.get(TAG_KEY)
+    if value is None:
+        tx.meta.put_absent(TAG_KEY, secrets.token_hex(32))
+        value = tx.meta.get(TAG_KEY)
+        assert value is not None
+    return bytes.fromhex(value)
+
+
+def _tag(key: bytes, body: str) -> str:
+    digest = hmac.new(key, body.encode("ascii"), hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def tagged(token: str, key: bytes) -> bool:
+    """Whether ``token`` carries a tag that checks under ``key`` (minted by a hub of this database, maybe since
+    revoked: the store still decides). No store access; one HMAC at most."""
+    body, dot, tag = token.rpartition(".")
+    if not dot or len(tag) != TAG_CHARS or not body.startswith(PREFIX) or not body.isascii():
+        return False
+    return hmac.compare_digest(tag, _tag(key, body))
+
+
 def _insert(tx: Tx, name: str, is_admin: bool, now: float) -> tuple[str, Row]:
-    token = PREFIX + secrets.token_urlsafe(32)
+    body = PREFIX + secrets.token_urlsafe(32)
+    token = body + "." + _tag(tag_key(tx), body)
     row: Row = {"id": new_id(), "name": name, "token_hash": hash_token(token), "is_admin": int(is_admin),
            "created_at": now, "revoked_at": None}
     tx.tokens.add(row)

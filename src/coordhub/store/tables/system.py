@@ -23,6 +23,10 @@ class Meta(Table):
         self.ex.execute("INSERT INTO hub_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
                         "SET value = excluded.value", (key, value))
 
+    def put_absent(self, key: str, value: str) -> None:
+        """Set the value of ``key`` unless it has one (a concurrent first writer wins; read it back)."""
+        self.ex.execute("INSERT INTO hub_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value))
+
 
 class Halts(Table):
     """The ``halts`` table: a row present means that scope is halted.
