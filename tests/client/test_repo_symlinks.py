@@ -9,6 +9,7 @@ Real files, real git, real ``coord`` subprocesses.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import stat
@@ -22,7 +23,9 @@ import pytest
 from coordhub.client import project, settings
 from coordhub.client.queue import Entry, QueueUnusable, SoftfailQueue
 from coordhub.client.settings import MAX_QUEUE_BYTES, QUEUE_NAME
-from tests.client.test_repo_attacks import GIT, Victim
+from coordhub.errors import Invalid
+from coordhub.guard import ledger
+from tests.client.test_repo_attacks import GIT, Victim, cloned
 from tests.client.test_repo_attacks import victim as victim  # noqa: F401 - the fixture, used by name
 from tests.coordcli import Coord, git_init, isolated_env
 
@@ -142,3 +145,45 @@ def test_install_hooks_refuses_a_symlinked_claude_dir(tmp_path: Path) -> None:
     assert "is a symlink" in r.err and "nothing was changed" in r.err, r
     assert list(elsewhere.iterdir()) == []
     Coord(repo, isolated_env(tmp_path)).ok("install-hooks", "--scope", "user")  # the user's own place still works
+
+
+def test_the_guards_ledger_is_not_written_through_a_linked_directory(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    git_dir = git_init(tmp_path / "unpacked") / ".git"
+    os.symlink(elsewhere, git_dir / "coordhub")
+    with pytest.raises(OSError, match="symlink"):
+        ledger.save(git_dir / "coordhub" / "leases.json", {})
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_json_state_and_identity_files_that_never_end_are_not_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "leases.json"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.json"
+    os.symlink("/dev/zero", zero)
+    done: list[object] = []
+
+    def read_them() -> None:
+        done.append(project.read_json_object(fifo))
+        done.append(project.read_json_object(zero))
+        for path in (fifo, zero):
+            with contextlib.suppress(Invalid):
+                settings.load_identity(path)
+                done.append("read")
+        done.append("end")
+
+    t = threading.Thread(target=read_them, daemon=True)
+    t.start()
+    t.join(20)
+    if t.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"waited on a FIFO or read /dev/zero: {done}")
+    assert done == [{}, {}, "end"]
+
+
+def test_warnings_naming_repository_paths_reach_the_terminal_escaped(victim: Victim) -> None:
+    planted = '{"coord_api": "http://127.0.0.1:9", "machine": "X"}'
+    clone = cloned(victim.tmp, {"\x1b]0;all good\x07/.claude/identity.json": planted})
+    r = victim.coord(clone / "\x1b]0;all good\x07").ok("status")
+    assert "git tracks it" in r.err and "\\x1b]0;all good\\x07" in r.err and "\x1b" not in r.err, r

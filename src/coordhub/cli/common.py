@@ -29,6 +29,7 @@ from coordhub.cli.output import console, print_json
 from coordhub.client import CoordClient, HubError, Queued, Unreachable, resolve
 from coordhub.core.identity import is_broadcast
 from coordhub.errors import CoordError, Invalid
+from coordhub.hooks.untrusted import one_line
 
 __all__ = ["ERROR_CODES", "EXIT_AUTH", "EXIT_CONFLICT", "EXIT_HALTED", "EXIT_OK", "EXIT_REFUSED", "EXIT_UNREACHABLE",
            "EXIT_USAGE"]
@@ -74,8 +75,8 @@ def client(ctx: typer.Context, admin: bool = False) -> Iterator[CoordClient]:
     if o.session and settings.token:
         notes.append(f"--session {o.session} is not used: the token's own session acts (identity comes from the "
                      "token)")
-    for note in notes:
-        typer.echo(f"coord: warning: {note}", err=True)
+    for note in notes:  # notes name paths of the repository, which may hold terminal escapes
+        typer.echo(f"coord: warning: {one_line(note)}", err=True)
     with CoordClient(settings, heartbeat=True) as c:  # the command counts as its session's activity
         try:
             yield c

@@ -167,7 +167,9 @@ def _ask(command: Command) -> tuple[list[str], Any, tuple[str, int, Any] | None]
         return [], None, (exc.message, exits.EXIT_USAGE, None)
     except CoordError as exc:
         return [], None, (exc.message, exits.EXIT_AUTH, None)
-    notes = [f"coord: warning: {note}" for note in settings.notes]
+    from coordhub.hooks.untrusted import one_line  # notes name the repository's paths: escaped
+
+    notes = [f"coord: warning: {one_line(note)}" for note in settings.notes]
     if g.get("--session") and settings.token:
         notes.append(f"coord: warning: --session {g['--session']} is not used: the token's own session acts "
                      "(identity comes from the token)")

@@ -29,6 +29,7 @@ EXCLUDE_HEADER = "# coordhub: files it writes into this working tree, never to b
 # configured command runs (core.fsmonitor is the one ls-files and rev-parse would run; git-config(1)).
 GIT_SAFE = ("--literal-pathspecs", "-c", "core.fsmonitor=false")
 MAX_EXCLUDE_BYTES = 1024 * 1024  # an info/exclude larger than this is not read (nor added to)
+MAX_JSON_BYTES = 16 * 1024 * 1024  # a state or config JSON file larger than this reads as missing
 
 
 def git_root(start: Path) -> Path | None:
@@ -199,11 +200,29 @@ def real_dir(path: Path) -> bool:
         return False
 
 
-def read_json_object(path: Path) -> dict[str, Any]:
-    """The JSON object stored in ``path``; ``{}`` when the file is missing, unreadable or not an object."""
+def read_json_object(path: Path, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """The JSON object stored in ``path``; ``{}`` when the file is missing, unreadable or not an object.
+
+    ``{}`` too when it is not a regular file or holds more than ``max_bytes``
+    bytes (a symlink to ``/dev/zero`` or a FIFO in a repository's ``.git``
+    is not read without end). A symlink to a regular file is followed.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return {}
+    with os.fdopen(fd, "rb") as f:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return {}
+            raw = f.read(max_bytes + 1)
+        except OSError:
+            return {}
+    if len(raw) > max_bytes:
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
         return {}
     return data if isinstance(data, dict) else {}
 

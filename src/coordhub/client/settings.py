@@ -55,6 +55,7 @@ from coordhub.errors import CoordError, Invalid
 ADMIN_TOKEN_FILE = "admin.token"
 HUB_ID_FILE = "hub.id"
 QUEUE_NAME = "coord-queue.jsonl"
+MAX_IDENTITY_BYTES = 1024 * 1024  # an identity.json larger than this is refused, not read
 MAX_QUEUE_BYTES = 64 * 1024 * 1024  # bytes: the softfail queue's bound (32 entries of the longest line, thousands
 # of ordinary ones); defined here, where the hooks find it without importing coordhub.client.queue
 ADMIN_MODES = ("never", "fallback", "always")
@@ -164,9 +165,20 @@ def _note(notes: list[str] | None, text: str) -> None:
 
 
 def load_identity(path: Path) -> dict[str, Any]:
-    """Read an identity.json; raise ``Invalid`` with the file name when it is not a JSON object."""
+    """Read an identity.json; raise ``Invalid`` with the file name when it is not a JSON object.
+
+    Also when it is not a regular file or is over :data:`MAX_IDENTITY_BYTES`
+    (never read without end: a FIFO, a symlink to ``/dev/zero``).
+    """
+    problem = project.unusable_file(path.resolve(), MAX_IDENTITY_BYTES)
+    if problem is not None and problem != "another user owns it":  # a shared machine's identity is fine to read
+        raise Invalid(f"{path}: not used: {problem}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            raw = f.read(MAX_IDENTITY_BYTES + 1)
+        if len(raw) > MAX_IDENTITY_BYTES:
+            raise Invalid(f"{path}: not used: it is larger than {MAX_IDENTITY_BYTES} bytes")
+        data = json.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Invalid(f"{path}: not readable JSON ({exc})") from exc
     if not isinstance(data, dict):

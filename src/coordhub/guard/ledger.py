@@ -18,11 +18,10 @@ unreadable file is an empty ledger; writing is atomic.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from coordhub.client.project import read_json_object
+from coordhub.client.project import read_json_object, real_dir, write_private
 
 KEEP_SECONDS = 7 * 86400.0
 
@@ -38,11 +37,16 @@ def load(path: Path) -> dict[str, Entry]:
 
 
 def save(path: Path, leases: dict[str, Entry]) -> None:
-    """Replace the ledger atomically; ``OSError`` if it cannot be written."""
+    """Replace the ledger atomically; ``OSError`` if it cannot be written.
+
+    Also ``OSError`` when its directory is a symlink: a repository that
+    came as an archive brings its own ``.git``, and ``.git/coordhub`` linked
+    elsewhere would take the write out of it.
+    """
+    if not real_dir(path.parent):
+        raise OSError(f"{path.parent} is a symlink or not a directory")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"leases": leases}, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_private(path, json.dumps({"leases": leases}, indent=1, sort_keys=True))
 
 
 def record(leases: dict[str, Entry], live_own: list[dict[str, Any]], now: float) -> None:

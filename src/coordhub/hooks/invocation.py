@@ -20,6 +20,7 @@ from coordhub.hooks import output, project
 from coordhub.hooks.hub import Hub, NotConfigured
 from coordhub.hooks.project import Project
 from coordhub.hooks.settings import HookSettings
+from coordhub.hooks.untrusted import one_line
 
 
 class Invocation:
@@ -57,8 +58,8 @@ class Invocation:
     def _identity_file(self, start: Path) -> Path | None:
         notes: list[str] = []
         found = find_identity(start, notes)
-        for note in notes:
-            output.log(self.event, note)
+        for note in notes:  # notes name the repository's paths, which may hold terminal escapes
+            output.log(self.event, one_line(note))
         return found
 
     @cached_property
