@@ -176,6 +176,27 @@ def test_long_poll_returns_when_a_message_arrives(live_hub: LiveHub, fleet: dict
     assert r.json() == []
 
 
+def test_long_poll_ends_with_its_token(live_hub: LiveHub, fleet: dict[str, dict[str, str]]) -> None:
+    """Review: a wait begun before its token was revoked answered, after the revocation, the message sent since."""
+    result: dict[str, Any] = {}
+    token = live_hub.token("D/claude-main")
+
+    def wait() -> None:
+        r = httpx2.get(live_hub.url + "/api/coord/messages/wait", params={"timeout": "20"},
+                       headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        result.update(status=r.status_code, body=r.text)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.5)
+    r = httpx2.delete(live_hub.url + "/api/coord/tokens/D%2Fclaude-main",
+                      headers={"Authorization": f"Bearer {live_hub.admin_token}"})
+    assert r.status_code == 200, r.text
+    send(live_hub, fleet[A], "D/claude-main", "secret body")
+    waiter.join(25)
+    assert result["status"] == 401 and "secret body" not in result["body"], result
+
+
 def test_audit_and_client_events(live_hub: LiveHub, fleet: dict[str, dict[str, str]]) -> None:
     r = httpx2.post(live_hub.url + "/api/coord/events", headers=fleet[A], json={
         "kind": "guard.bypassed", "project_key": "p", "detail": {"paths": ["src/a.py"], "reason": "hotfix"}})

@@ -15,14 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 
 from fastapi import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from coordhub.api import wire
-from coordhub.api.auth import Caller
-from coordhub.errors import TooManyStreams
+from coordhub.api.auth import Authenticator, Caller
+from coordhub.api.headers import header
+from coordhub.core import websessions
+from coordhub.core.identity import fold
+from coordhub.errors import TooManyStreams, Unauthorized
 
 RETRY_SECONDS = 5
 
@@ -133,3 +137,46 @@ def key(who: Caller, request: Request) -> str:
     if who.token_actor is not None:
         return who.token_actor.session_id
     return who.header_session or (request.client.host if request.client else "?")
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What authenticated a stream, so that the stream ends with it: the session whose token did (folded; a
+    ``token.revoked`` naming it ends the stream), the web session whose cookie did (its key; its
+    ``web.signed_out`` does), ``still`` (whether it is still live, asked once the stream has joined the fan-out:
+    a revocation published before that is not missed), and ``lifetime`` (seconds; 0: unbounded)."""
+
+    session: str | None = None
+    web: str | None = None
+    still: Callable[[], Awaitable[bool]] | None = None
+    lifetime: float = 0.0
+
+
+async def credential(request: Request, who: Caller) -> Credential:
+    """What authenticated this stream request (see :class:`Credential`): its token, or its web-session cookie."""
+    lifetime = float(request.app.state.limits.stream_max_seconds)
+    if who.token_actor is None:  # --no-auth: nothing to revoke
+        return Credential(lifetime=lifetime)
+    auth: Authenticator = request.app.state.auth
+    session = fold(who.token_actor.session_id)
+    authorization = header(request.scope, "authorization")
+    cookie = request.cookies.get(websessions.COOKIE_NAME) if authorization is None else None
+    if cookie is not None:  # as :func:`coordhub.api.auth.caller` decided: the cookie authenticated it
+        async def web_live() -> bool:
+            return await auth.web_session(cookie) is not None
+
+        web = await auth.web_session(cookie)
+        if web is not None:  # a web session expires without an event: its stream ends when it does
+            left = max(web.expires_at - request.app.state.hub.clock.now(), 1.0)
+            lifetime = min(lifetime, left) if lifetime > 0 else left
+        return Credential(session, websessions.key(cookie), web_live, lifetime)
+    token = (authorization or "").partition(" ")[2].strip()
+
+    async def token_live() -> bool:
+        try:
+            await auth.actor(token)
+        except Unauthorized:
+            return False
+        return True
+
+    return Credential(session, None, token_live, lifetime)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -13,16 +12,14 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Send
 
 from coordhub.api import fanout, streams, wire
-from coordhub.api.auth import Authenticator, Caller, caller
+from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.headers import header
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
 from coordhub.api.schemas import ClientEvent, EventOut, NotificationsAck, NotificationsOut
-from coordhub.core import events, notifications, retention, websessions
+from coordhub.core import events, notifications, retention
 from coordhub.core.halt import Exempt
 from coordhub.core.hub import Hub
-from coordhub.core.identity import fold
-from coordhub.errors import Invalid, Unauthorized
+from coordhub.errors import Invalid
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -108,21 +105,8 @@ def make_fanout() -> fanout.Fanout:
     return fanout.Fanout(_render, PING_SECONDS)
 
 
-@dataclass(frozen=True)
-class Credential:
-    """What authenticated a stream, so that the stream ends with it: the session whose token did (folded; a
-    ``token.revoked`` naming it ends the stream), the web session whose cookie did (its key; its
-    ``web.signed_out`` does), ``still`` (whether it is still live, asked once the stream has joined the fan-out:
-    a revocation published before that is not missed), and ``lifetime`` (seconds; 0: unbounded)."""
-
-    session: str | None = None
-    web: str | None = None
-    still: Callable[[], Awaitable[bool]] | None = None
-    lifetime: float = 0.0
-
-
-def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: Callable[[Row], bool],
-            viewer: str, credential: Credential | None = None) -> Callable[[Send, wire.Wire | None], Awaitable[None]]:
+def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: Callable[[Row], bool], viewer: str,
+            credential: streams.Credential | None = None) -> Callable[[Send, wire.Wire | None], Awaitable[None]]:
     """The SSE body: catch up in pages of bounded bytes (from the ring, else the store), then follow live.
 
     Live, the fan-out (:mod:`coordhub.api.fanout`) writes the frames itself
@@ -147,7 +131,7 @@ def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: Callable[[Row], bool]
             await send({"type": "http.response.body", "body": data, "more_body": True})
 
         handle = h.stream_cursors.open(cursor)
-        cred = credential or Credential()
+        cred = credential or streams.Credential()
         sub = fan.join(keep, cursor, send, through, session=cred.session, web=cred.web, lifetime=cred.lifetime)
         try:
             if cred.still is not None and not await cred.still():  # ended between authentication and joining
@@ -236,40 +220,10 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_
 
     keep = events.Filter(viewer, admin, prefixes, project_key, to_session, session_id)
     release = streams.slots(request).acquire(streams.key(who, request))
-    body = _stream(h, request.app.state.fanout, cursor, keep, viewer, await _credential(request, who))
+    body = _stream(h, request.app.state.fanout, cursor, keep, viewer, await streams.credential(request, who))
     return streams.LiveStream(body, release, media_type="text/event-stream",
                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
                                        CURSOR_HEADER: str(cursor)})
-
-
-async def _credential(request: Request, who: Caller) -> Credential:
-    """What authenticated this stream request (see :class:`Credential`): its token, or its web-session cookie."""
-    lifetime = float(request.app.state.limits.stream_max_seconds)
-    if who.token_actor is None:  # --no-auth: nothing to revoke
-        return Credential(lifetime=lifetime)
-    auth: Authenticator = request.app.state.auth
-    session = fold(who.token_actor.session_id)
-    authorization = header(request.scope, "authorization")
-    cookie = request.cookies.get(websessions.COOKIE_NAME) if authorization is None else None
-    if cookie is not None:  # as :func:`coordhub.api.auth.caller` decided: the cookie authenticated it
-        async def web_live() -> bool:
-            return await auth.web_session(cookie) is not None
-
-        web = await auth.web_session(cookie)
-        if web is not None:  # a web session expires without an event: its stream ends when it does
-            left = max(web.expires_at - hub(request).clock.now(), 1.0)
-            lifetime = min(lifetime, left) if lifetime > 0 else left
-        return Credential(session, websessions.key(cookie), web_live, lifetime)
-    token = (authorization or "").partition(" ")[2].strip()
-
-    async def token_live() -> bool:
-        try:
-            await auth.actor(token)
-        except Unauthorized:
-            return False
-        return True
-
-    return Credential(session, None, token_live, lifetime)
 
 
 def _viewer(who: Caller) -> tuple[str, bool]:

@@ -11,16 +11,16 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from coordhub.api import streams
 from coordhub.api.answers import JSONResponse
-from coordhub.api.auth import SESSION_HEADER, Caller, caller
+from coordhub.api.auth import SESSION_HEADER, SIGNED_OUT, Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
 from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
-from coordhub.core import conversations, messages
+from coordhub.core import conversations, messages, tokens
 from coordhub.core.bus import EventBus
 from coordhub.core.calls import Call
 from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor
-from coordhub.errors import Invalid
+from coordhub.errors import Invalid, Unauthorized
 from coordhub.store.base import Ahead
 from coordhub.store.tx import Tx
 
@@ -90,19 +90,26 @@ async def wait(request: Request, timeout: float = Query(30.0, ge=0, le=MAX_WAIT_
     At most 100 messages and about 4 MiB of their text (at least one); ``Coord-Next-After-Seq`` says more follow.
 
     A wait (``timeout`` > 0) holds one of the session's ``streams_per_token`` slots (429 ``too_many_streams``).
+    After waiting it answers only while its credential is live: a token revoked (or a dashboard signed out)
+    meanwhile gets 401, not the messages sent since (review: a wait delivered them after the revocation).
     """
     viewer = await _viewer(who, session_id, "session_id")
     h = hub(request)
     bus = h.bus
     assert bus is not None
     deadline = time.monotonic() + timeout
+    credential = await streams.credential(request, who) if timeout > 0 else None
     with streams.slots(request).hold(streams.key(who, request)) if timeout > 0 else contextlib.nullcontext():
+        waited = False
         while True:
             cursor = bus.last_id  # before the query: nothing committed after it can be missed
+            if waited and credential is not None and credential.still is not None and not await credential.still():
+                raise Unauthorized(SIGNED_OUT if credential.web is not None else tokens.REVOKED)
             page = await h.query(lambda tx, now: messages.inbox_page(tx, viewer, unread_only=True,
                                                                       after_seq=after_seq))
             if page[0] or not await _message_for(bus, viewer, cursor, deadline):
                 return paged(page, NEXT_AFTER)
+            waited = True
 
 
 async def _message_for(bus: EventBus, viewer: str, cursor: int, deadline: float) -> bool:
