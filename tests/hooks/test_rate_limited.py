@@ -84,8 +84,11 @@ def test_a_rate_limited_check_denies_in_either_fail_mode(slow_hub: LiveHub, tmp_
 def test_a_rate_limited_check_waits_the_retry_after_and_asks_again(brisk_hub: LiveHub, tmp_path: Path) -> None:
     a, b = agents(brisk_hub, tmp_path)
     b.api("POST", "/locks", json={"project_key": PROJECT, "resource": "src/a.py", "description": "refactor"})
-    exhaust(a)
-    r = a.hook("pre-tool-use", **edit(a.project_dir / "src/a.py"))
+    for _ in range(3):  # a hook that started after the bucket refilled (a loaded machine) met no 429: again
+        exhaust(a)
+        r = a.hook("pre-tool-use", **edit(a.project_dir / "src/a.py"))
+        if "asking again" in r.err:
+            break
     assert "the hub is rate-limiting this session" in r.err and "asking again in" in r.err, r.err
     reason = r.json()["hookSpecificOutput"]["permissionDecisionReason"]
     assert f"src/a.py is leased by {B}" in reason and "refactor" in reason, reason
