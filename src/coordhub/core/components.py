@@ -13,7 +13,7 @@ import enum
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import leases, paging
+from coordhub.core import leases, paging, quota
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.store.base import Row
@@ -61,6 +61,8 @@ def set_state(tx: Tx, actor: Actor, *, project_key: str, component: str, state: 
     if fence is not None:
         leases.assert_fence(tx, actor, fence, now, project_key, names=fence_names(component),
                             what=f"component {component!r}")
+    quota.charge(tx, actor, now, quota.size_of(project_key, component, state, *(
+        v for v in (version, notes) if isinstance(v, str))), "component")
     before = tx.components.get(project_key, component)
     if isinstance(version, Keep):
         version = before["version"] if before is not None else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import paging
+from coordhub.core import paging, quota
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, attributed_machine
 from coordhub.errors import Invalid, NotFound
@@ -55,6 +55,7 @@ def add(tx: Tx, actor: Actor, *, text: str, user: str | None = None, project_key
         raise Invalid("a todo needs text", field="text")
     if parent_id is not None and tx.todos.get(parent_id) is None:
         raise NotFound(f"no parent todo {parent_id!r}")
+    quota.charge(tx, actor, now, quota.size_of(text, user, project_key, source, created_by_user), "todo")
     row: Row = {"id": new_id(), "text": text, "user_name": user, "project_key": project_key,
            "parent_id": parent_id, "source": source, "auto": int(auto), "status": "pending",
            "created_by": actor.session_id, "created_by_user": created_by_user,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import leases, paging
+from coordhub.core import leases, paging, quota
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid, NotFound
@@ -53,9 +53,10 @@ def render_item(row: Row) -> dict[str, Any]:
 def create(tx: Tx, actor: Actor, *, project_key: str, name: str, description: str | None = None,
            status: str = "planning", now: float) -> dict[str, Any]:
     """Create a workflow (default status ``planning``)."""
+    status = _status(status, WORKFLOW_STATUSES, "workflow")
+    quota.charge(tx, actor, now, quota.size_of(project_key, name, description), "workflow")
     row: Row = {"id": new_id(), "project_key": project_key, "name": name, "description": description,
-           "status": _status(status, WORKFLOW_STATUSES, "workflow"), "created_by": actor.session_id,
-           "created_at": now, "updated_at": now}
+           "status": status, "created_by": actor.session_id, "created_at": now, "updated_at": now}
     tx.workflows.add(row)
     emit(tx, "workflow.created", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
          name=name)
@@ -121,6 +122,7 @@ def add_item(tx: Tx, actor: Actor, *, workflow_id: str, title: str, project_key:
              assigned_to: str | None = None, now: float) -> dict[str, Any]:
     """Add a work item to a workflow; ``project_key`` defaults to the workflow's."""
     wf = _workflow(tx, workflow_id)
+    quota.charge(tx, actor, now, quota.size_of(title, project_key, description, assigned_to), "work item")
     row: Row = {"id": new_id(), "workflow_id": workflow_id, "project_key": project_key or wf["project_key"],
            "title": title, "description": description, "status": _status(status, WORK_ITEM_STATUSES, "work item"),
            "priority": priority, "assigned_to": assigned_to, "created_by": actor.session_id,
@@ -156,6 +158,7 @@ def update_item(tx: Tx, actor: Actor, item_id: str, changes: dict[str, Any], *, 
                             what=f"work item {item_id}")
     if "status" in changes:
         _status(changes["status"], WORK_ITEM_STATUSES, "work item")
+    quota.charge(tx, actor, now, quota.size_of(*(v for v in changes.values() if isinstance(v, str))), "work item")
     tx.work_items.change(item_id, {**changes, "updated_by": actor.session_id, "updated_at": now})
     emit(tx, "work_item.updated", now, session_id=actor.session_id, project_key=row["project_key"],
          subject_id=item_id, changes=changes, fence=fence)

@@ -12,6 +12,7 @@ from coordhub.store.tables.messages import Messages
 from coordhub.store.tables.orchestrator import AssignmentLogs, Assignments, Attempts, Hosts, OrchestratorState
 from coordhub.store.tables.pipeline import StageRuns
 from coordhub.store.tables.proposals import Proposals
+from coordhub.store.tables.quota import WriteQuota
 from coordhub.store.tables.records import Components, Todos, Workflows, WorkItems
 from coordhub.store.tables.retention import Retention
 from coordhub.store.tables.sessions import Sessions
@@ -56,6 +57,7 @@ class Tx:
         self.github_posts = GithubPosts(ex)
         self.proposals = Proposals(ex)
         self.archive = Archive(ex)
+        self.write_quota = WriteQuota(ex)
 
     def ping(self) -> bool:
         """True when a trivial query succeeds (used by /health)."""
