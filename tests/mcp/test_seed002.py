@@ -29,7 +29,7 @@ async def test_profiles_list_the_seed_tools(mcp_hub: McpHub) -> None:
     check = listed["coord_check_messages"].input_schema["properties"]
     assert set(check) == {"to_instance", "from_instance", "msg_type", "pending_only", "limit", "before_seq"}
     assert set(listed["coord_register_presence"].input_schema["properties"]) == {"role", "worktree_path",
-                                                                                   "session_id"}
+                                                                                   "session_id", "idempotency_key"}
     async with mcp_hub.client("backend", tools="all") as c:
         names = {t.name for t in (await c.list_tools()).tools}
     assert SEED_TOOLS < names and "send_message" in names

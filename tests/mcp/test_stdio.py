@@ -108,11 +108,11 @@ async def test_claim_sends_project_relative_paths_and_directories_with_a_slash(t
 async def test_an_id_cannot_steer_a_tool_to_another_endpoint(live_hub: LiveHub, tmp_path: Path) -> None:
     """A lease id of ``../locks?release_all=true`` would have released every lease of the caller (an HTTP
     library resolves the dot segment, and the ``?`` starts a query): the client refuses such a path before
-    sending it, and the leases stay (found by a review)."""
+    sending it, and the leases stay (found by a review). The tool refuses it first: a lease id is a UUID."""
     async with stdio(tmp_path, live_hub.url, live_hub.token(A)) as a:
         held = [ok(await a.call_tool("claim_lease", {"project_key": "p", "resource": f"f{i}.py"})) for i in (1, 2)]
         for steer in ("../locks?release_all=true", "..", f"{held[0]['id']}/../../locks", f"{held[0]['id']}#x"):
             text = error(await a.call_tool("release_lease", {"lease_id": steer}))
-            assert "invalid_path" in text, text
+            assert "invalid: lease_id: " in text and "is not a valid id" in text, text
         mine = ok(await a.call_tool("list_leases", {"project_key": "p"}))
         assert sorted(lease["id"] for lease in mine["leases"]) == sorted(lease["id"] for lease in held)

@@ -73,6 +73,11 @@ class AsyncCoordClient:
         self._http = None if app is not None else httpx2.AsyncClient(transport=transport, timeout=timeout)
         self._session_id = session_id or (None if token else session)
 
+    @property
+    def in_process(self) -> bool:
+        """Whether requests are handed to an app in-process (never lost on the way, so never retried)."""
+        return self._app is not None
+
     async def __aenter__(self) -> AsyncCoordClient:
         return self
 

@@ -6,11 +6,26 @@ through :func:`call`. A refusal is raised as ``ToolError`` with one line,
 ``<code>: <message>`` (the envelope's code, e.g. ``lease_conflict``), so the
 MCP client sees ``is_error=True`` and the reason; an unreachable hub says so
 and names the URL.
+
+Ids and answers are checked here, not left to the hub: an id argument is put
+into a request path only once it is an id of the hub's shape
+(:func:`record_id`, :func:`conversation_slug`; ``wait`` as a message id had
+reached ``GET /messages/wait``, a long poll), and an answer that is not the
+JSON object or list a tool expects is a ``ToolError``, never a crash.
+
+Retries (contract point 5): a tool that writes takes an ``idempotency_key``;
+its REST write carries ``mcp:<tool>:<key>`` (:class:`RetryKey`), the key
+being the argument, else the ``/mcp`` request's ``Idempotency-Key`` header,
+else, over the network (stdio), a fresh one that an unreachable hub's error
+names so that the agent can retry with it.
 """
 
 from __future__ import annotations
 
+import re
+import uuid
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -20,11 +35,18 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from coordhub.client.aio import AsyncCoordClient
 from coordhub.client.client import HubError, Unreachable
+from coordhub.core.orgturn import CONVERSATION_ID
 from coordhub.hooks import project as projects
 
 
 class Connector(Protocol):
-    """Gives each tool call the client that acts as the MCP caller's session."""
+    """Gives each tool call the client that acts as the MCP caller's session.
+
+    ``fresh_keys``: whether a write given no idempotency key gets a fresh one (its client reaches the hub over
+    the network, where an answer can be lost after the write was made; :func:`retry_key`).
+    """
+
+    fresh_keys: bool
 
     def client(self, ctx: Context) -> AsyncCoordClient:
         """The caller's client (never closed by the tool)."""
@@ -34,6 +56,10 @@ class Connector(Protocol):
         """A lease resource as the caller typed it, as the hub should get it (see :class:`FixedConnector`)."""
         ...
 
+    def request_key(self, ctx: Context) -> str | None:
+        """The ``Idempotency-Key`` header of the ``/mcp`` request running the call; None without one (stdio)."""
+        ...
+
 
 class FixedConnector:
     """One client for every call: the stdio shim, which is one session, running in the agent's working tree."""
@@ -41,6 +67,7 @@ class FixedConnector:
     def __init__(self, client: AsyncCoordClient, cwd: Path | None = None) -> None:
         self._client = client
         self._cwd = cwd or Path.cwd()
+        self.fresh_keys = not client.in_process
 
     def client(self, ctx: Context) -> AsyncCoordClient:
         """The shim's one client."""
@@ -55,6 +82,10 @@ class FixedConnector:
         and 13); NAMEs and globs pass unchanged.
         """
         return projects.resolve(self._cwd).claimed(text, self._cwd)
+
+    def request_key(self, ctx: Context) -> str | None:
+        """None: stdio has no request headers."""
+        return None
 
 
 class CallerContext(Context):
@@ -114,12 +145,123 @@ def refusal(err: HubError | Unreachable) -> ToolError:
 
 
 async def call(ctx: Context, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None,
-               *, timeout: float | None = None) -> Any:
-    """Call the hub as the caller; the decoded answer, or ``ToolError`` saying why not."""
+               *, timeout: float | None = None, key: RetryKey | None = None, step: str = "") -> Any:
+    """Call the hub as the caller; the decoded answer, or ``ToolError`` saying why not.
+
+    A write with ``key`` carries :meth:`RetryKey.header` of ``step`` (a
+    tool's second write names its step, so each write has its own key). The
+    key's reuse for other arguments is ``idempotency_key_reused``; an
+    unreachable hub's error names the key to retry with.
+    """
     try:
-        return await client(ctx).call(method, path, params, body, timeout=timeout)
-    except (HubError, Unreachable) as err:
+        return await client(ctx).call(method, path, params, body, None if key is None else key.header(step),
+                                      timeout=timeout)
+    except Unreachable as err:
+        if key is None:
+            raise refusal(err) from None
+        raise ToolError(f"hub_unreachable: {err}; the write may have been made: call {key.tool} again with "
+                        f"idempotency_key={key.key!r} to retry it without a second effect") from None
+    except HubError as err:
+        if key is not None and err.code == "idempotency_key_reused":
+            raise ToolError(f"idempotency_key_reused: key {key.key!r} was already used for a {key.tool} call with "
+                            "other arguments; use a new key for a new call") from None
         raise refusal(err) from None
+
+
+async def call_object(ctx: Context, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None,
+                      *, key: RetryKey | None = None, step: str = "") -> dict[str, Any]:
+    """:func:`call` whose answer must be a JSON object; ``ToolError`` (``unexpected_answer``) otherwise."""
+    answer = await call(ctx, method, path, params, body, key=key, step=step)
+    if not isinstance(answer, dict):
+        raise unexpected(answer, "an object", method, path)
+    return answer
+
+
+async def call_list(ctx: Context, method: str, path: str, params: dict[str, Any] | None = None,
+                    *, timeout: float | None = None) -> list[Any]:
+    """:func:`call` (a read) whose answer must be a JSON list; ``ToolError`` (``unexpected_answer``) otherwise."""
+    answer = await call(ctx, method, path, params, timeout=timeout)
+    if not isinstance(answer, list):
+        raise unexpected(answer, "a list", method, path)
+    return answer
+
+
+def unexpected(answer: Any, wanted: str, method: str, path: str) -> ToolError:
+    """The error for a hub answer that is not what the tool expects (``wanted``: "an object", "a list")."""
+    return ToolError(f"unexpected_answer: the hub answered {method} {path} with {type(answer).__name__} "
+                     f"where the tool expects {wanted}")
+
+
+ID_EXAMPLE = "019ad3f0-6c1e-7a4b-8f21-3c9d0e5b7a12"
+
+
+def record_id(value: str, name: str) -> str:
+    """``value`` as the hub's id of a record (a UUID, :func:`coordhub.ids.new_id`), in canonical form.
+
+    Messages, leases, todos, workflows and work items are named by UUIDs, and
+    their routes take nothing else; anything that is not one (``wait``,
+    ``check``, ``../locks``) is refused here, before a path is built from it,
+    with ``ToolError`` ``invalid: <name>: … not a valid id``.
+    """
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError):
+        raise ToolError(f"invalid: {name}: {value[:80]!r} is not a valid id (ids are UUIDs such as "
+                        f"{ID_EXAMPLE})") from None
+
+
+# One-segment GET routes beside /conversations/{conversation_id} (api/routes/conversations.py): a conversation
+# of that name is shadowed by them there (tests/mcp/test_ids.py checks this list against the hub's routes).
+CONVERSATION_ROUTES = frozenset({"addresses", "inbox", "keys", "profile", "status", "turns"})
+
+
+def conversation_slug(value: str, name: str = "conversation_id", *, shown: bool = False) -> str:
+    """``value`` if it is a conversation id (seed 004's slug, :data:`coordhub.core.orgturn.CONVERSATION_ID`);
+    ``ToolError`` ``invalid: …`` otherwise. ``shown``: it goes to ``GET /conversations/{id}``, where a
+    :data:`CONVERSATION_ROUTES` name would reach another route, so such a name is refused too."""
+    if not CONVERSATION_ID.fullmatch(value):
+        raise ToolError(f"invalid: {name}: {value[:80]!r} is not a valid id (a conversation id is a slug such as "
+                        "prep-fixup: letters, digits, . _ -; at most 128 characters)")
+    if shown and value in CONVERSATION_ROUTES:
+        raise ToolError(f"invalid: {name}: {value!r} names a hub route (GET /api/coord/conversations/{value}), "
+                        "not a conversation this tool can show")
+    return value
+
+
+MAX_KEY = 128  # characters of an agent's key; with mcp:<tool>:<step>: it stays within the hub's 200
+_KEY = re.compile(rf"[\x20-\x7e]{{1,{MAX_KEY}}}")
+
+
+@dataclass(frozen=True)
+class RetryKey:
+    """The idempotency key of one tool call: ``key`` as the agent (or its ``/mcp`` request) gives it, or a
+    fresh one; each REST write of the call carries :meth:`header`."""
+
+    tool: str
+    key: str
+
+    def header(self, step: str = "") -> str:
+        """The REST ``Idempotency-Key``: ``mcp:<tool>:<key>``, with ``<step>:`` before the key for a tool's other
+        writes. The tool's name keeps one key given to two tools (an ``/mcp`` client's header on every request)
+        from colliding at the hub, which scopes keys per session and checks the request matches."""
+        return f"mcp:{self.tool}:{step + ':' if step else ''}{self.key}"
+
+
+def retry_key(ctx: Context, tool: str, given: str | None) -> RetryKey | None:
+    """The key of a call of ``tool`` that writes: ``given`` (the tool's ``idempotency_key``), else the ``/mcp``
+    request's ``Idempotency-Key`` header, else a fresh one when the hub is reached over the network (the stdio
+    shim: a lost answer is possible there), else None (in-process, a key would only cost the hub a record).
+
+    ``ToolError`` ``invalid: …`` for a key that is not 1-128 printable ASCII characters.
+    """
+    origin, connector = "idempotency_key", _connector(ctx)
+    if given is None:
+        given, origin = connector.request_key(ctx), "Idempotency-Key header"
+    if given is None:
+        return RetryKey(tool, str(uuid.uuid4())) if connector.fresh_keys else None
+    if not _KEY.fullmatch(given):
+        raise ToolError(f"invalid: {origin}: must be 1-{MAX_KEY} printable ASCII characters")
+    return RetryKey(tool, given)
 
 
 async def me(ctx: Context) -> str:

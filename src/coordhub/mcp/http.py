@@ -61,18 +61,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("coordhub.mcp")
 
 PATH = "/mcp"
+IDEMPOTENCY_HEADER = "idempotency-key"  # on a tools/call: the key of the tool's writes (coordhub.mcp.connect)
 SCOPE_KEY = "coordhub.mcp.caller"
 
 
 @dataclass(frozen=True)
 class HttpCaller:
     """Who an ``/mcp`` request acts as: its token (or ``X-Coord-Session`` on a no-auth hub), and the caller its
-    tools' REST requests resolve to (``who``: the ``/mcp`` request resolved it already)."""
+    tools' REST requests resolve to (``who``: the ``/mcp`` request resolved it already); ``idempotency_key`` is
+    the request's ``Idempotency-Key`` header, which a tool that writes uses when given no key of its own
+    (:func:`coordhub.mcp.connect.retry_key`)."""
 
     token: str | None
     session: str | None
     session_id: str | None
     who: Caller
+    idempotency_key: str | None = None
 
 
 UNLOADED = ("MCP could not be loaded in this hub process; its log says why. Every other route works; restart the "
@@ -292,11 +296,12 @@ class Gate:
             session = header(scope, SESSION_HEADER)
             self.auth.limiter.check(session or address)
             stored = await self.auth.spelling(session) if session else None  # ids compare case-insensitively
-            return HttpCaller(None, stored, stored, Caller(None, stored, self.auth))
+            return HttpCaller(None, stored, stored, Caller(None, stored, self.auth),
+                              header(scope, IDEMPOTENCY_HEADER))
         authorization = header(scope, "authorization")
         actor = await self.auth.authenticate(authorization, address)
         return HttpCaller((authorization or "").partition(" ")[2].strip(), None, actor.session_id,
-                          Caller(actor, None, self.auth))
+                          Caller(actor, None, self.auth), header(scope, IDEMPOTENCY_HEADER))
 
 
 def _load(app: FastAPI) -> Served:

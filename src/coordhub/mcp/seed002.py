@@ -24,6 +24,10 @@ What changed from seed 002, on purpose:
 * Notifications are a cursor over the hub's event log, not a destructive
   pop: reading twice returns the same events until ``ack=true`` advances the
   cursor past what was returned.
+* Retries: ``coord_publish_message``, ``coord_ack_message`` (its comment) and
+  ``coord_register_presence`` take an ``idempotency_key``
+  (:func:`coordhub.mcp.connect.retry_key`); the others' writes only set a
+  mark that a repeat leaves as it is.
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ from pydantic import Field
 from coordhub.core import paging
 from coordhub.core.identity import same_session, unknown_recipient_warning
 from coordhub.core.seed002 import BROADCAST, hub_message_id, matches, seed_message, seed_notification, seed_presence
-from coordhub.mcp.connect import call, drop_none, me
-from coordhub.mcp.tools import API, recipient
+from coordhub.mcp.connect import call_list, call_object, drop_none, me, retry_key
+from coordhub.mcp.tools import API, RetryKeyArg, recipient
 
 # Seed 002's MessageType enum at its last commit (26 values; the README lists the first 8 kinds).
 MessageType = Literal[
@@ -70,11 +74,12 @@ async def coord_publish_message(
     description: str,
     to_instance: Annotated[str, Field(description="Recipient instance, or 'all'.")] = "orchestrator",
     requires_ack: bool = True,
+    idempotency_key: RetryKeyArg = None,
 ) -> dict[str, Any]:
     """Publish a message to another instance (from yours); recipient_known false: the hub never saw it."""
-    m = await call(ctx, "POST", f"{API}/messages", body={
+    m = await call_object(ctx, "POST", f"{API}/messages", body={
         "to_session": recipient(to_instance), "subject": subject, "body": description, "message_type": msg_type,
-        "requires_ack": requires_ack})
+        "requires_ack": requires_ack}, key=retry_key(ctx, "coord_publish_message", idempotency_key))
     out = {"success": True, "message_id": m["id"], "type": m["message_type"], "from": m["from_session"],
            "to": BROADCAST if m["broadcast"] else m["to_session"], "timestamp": m["created_at"],
            "requires_ack": m["requires_ack"], "recipient_known": m.get("recipient_known")}
@@ -100,8 +105,8 @@ async def coord_check_messages(
     viewer = owner or await me(ctx)
     filtered = broadcasts or from_instance is not None or msg_type is not None or pending_only
     asked = PAGE if filtered else min(limit, PAGE)
-    page = await call(ctx, "GET", f"{API}/messages",
-                      params={"to_session": owner, "limit": asked, "before_seq": before_seq})
+    page = await call_list(ctx, "GET", f"{API}/messages",
+                           params={"to_session": owner, "limit": asked, "before_seq": before_seq})
     found, last = _matching(page, limit, lambda m: matches(m, from_instance, msg_type, pending_only)
                             and (m["broadcast"] or not broadcasts))
     more = last < len(page) or _page_may_continue(page, asked)
@@ -144,22 +149,23 @@ async def coord_ack_message(ctx: Context,
                             message_id: Annotated[str, Field(description="A hub id, or an imported message's "
                                                                          "seed id (msg-…).")],
                             comment: Annotated[str | None, Field(description="Sent to the sender as a reply.")]
-                            = None) -> dict[str, Any]:
+                            = None, idempotency_key: RetryKeyArg = None) -> dict[str, Any]:
     """Acknowledge a message."""
-    m = await call(ctx, "POST", f"{API}/messages/{hub_message_id(message_id)}/ack")
+    key = retry_key(ctx, "coord_ack_message", idempotency_key) if comment else None  # an ack alone is idempotent
+    m = await call_object(ctx, "POST", f"{API}/messages/{hub_message_id(message_id)}/ack")
     session = await me(ctx)
     out: dict[str, Any] = {"success": True, "message_id": m["id"], "acknowledged_by": session}
     if comment and m["from_session"] != session:
-        sent = await call(ctx, "POST", f"{API}/messages", body=drop_none({
+        sent = await call_object(ctx, "POST", f"{API}/messages", body=drop_none({
             "to_session": m["from_session"], "subject": f"Re: {m['subject']}"[:500], "body": comment,
-            "reply_to": m["id"]}))
+            "reply_to": m["id"]}), key=key, step="comment")
         out["comment_message_id"] = sent["id"]
     return out
 
 
 async def coord_get_presence(ctx: Context) -> dict[str, Any]:
     """Check instance presence."""
-    rows = await call(ctx, "GET", f"{API}/presence")
+    rows = await call_list(ctx, "GET", f"{API}/presence")
     instances = {r["session_id"]: seed_presence(r) for r in rows}
     return {"success": True, "instances": instances}
 
@@ -171,11 +177,12 @@ async def coord_get_notifications(
     = False,
 ) -> dict[str, Any]:
     """Your pending notifications (events since your cursor), oldest first."""
-    page = await call(ctx, "GET", f"{API}/notifications", params={"limit": limit})
+    page = await call_object(ctx, "GET", f"{API}/notifications", params={"limit": limit})
     events = page["events"][:limit]
     cursor = page["cursor"]
     if ack and events:
-        cursor = (await call(ctx, "POST", f"{API}/notifications/ack", body={"up_to": events[-1]["id"]}))["cursor"]
+        cursor = (await call_object(ctx, "POST", f"{API}/notifications/ack", body={"up_to": events[-1]["id"]}))[
+            "cursor"]
     notes = [seed_notification(e) for e in events]
     return {"success": True, "count": len(notes), "notifications": notes, "cursor": cursor}
 
@@ -185,11 +192,13 @@ async def coord_register_presence(
     role: Annotated[str, Field(description="Must be your own session id.")],
     worktree_path: str | None = None,
     session_id: Annotated[str | None, Field(description="Client session id (e.g. Claude Code's).")] = None,
+    idempotency_key: RetryKeyArg = None,
 ) -> dict[str, Any]:
     """Register your presence."""
     await _as_self(ctx, role)
-    p = await call(ctx, "POST", f"{API}/presence/register", body=drop_none({
-        "client": "coord-mcp", "client_session": session_id, "cwd": worktree_path}))
+    p = await call_object(ctx, "POST", f"{API}/presence/register", body=drop_none({
+        "client": "coord-mcp", "client_session": session_id, "cwd": worktree_path}),
+        key=retry_key(ctx, "coord_register_presence", idempotency_key))
     return {"success": True, "role": role, "registered_at": p.get("registered_at") or p.get("last_heartbeat"),
             "worktree_path": worktree_path, "session_id": session_id, "incarnation": p.get("incarnation")}
 
@@ -197,14 +206,14 @@ async def coord_register_presence(
 async def coord_deregister_presence(ctx: Context, role: str) -> dict[str, Any]:
     """Mark yourself offline."""
     await _as_self(ctx, role)
-    await call(ctx, "POST", f"{API}/presence/deregister", body={})
+    await call_object(ctx, "POST", f"{API}/presence/deregister", body={})
     return {"success": True, "role": role}
 
 
 async def coord_heartbeat(ctx: Context, role: str) -> dict[str, Any]:
     """Keep your presence alive."""
     await _as_self(ctx, role)
-    p = await call(ctx, "POST", f"{API}/presence/heartbeat", body={})
+    p = await call_object(ctx, "POST", f"{API}/presence/heartbeat", body={})
     return {"success": True, "role": role, "last_heartbeat": p.get("last_heartbeat"),
             "incarnation": p.get("incarnation")}
 

@@ -79,22 +79,34 @@ class AppConnector:
     ``/mcp`` request that made them was already counted by the rate limit.
     """
 
+    fresh_keys = False  # in-process: an answer is never lost, so a write given no key needs none
+
     def __init__(self, app: FastAPI) -> None:
         self.app = app
 
     def client(self, ctx: Context) -> AsyncCoordClient:
         """The caller's client; it holds no connection, so it needs no closing."""
-        if isinstance(ctx, CallerContext):  # a direct tools/call (coordhub.mcp.direct)
-            caller = ctx.caller
-        else:
-            caller = ctx.request_context.request.scope[SCOPE_KEY]  # type: ignore[union-attr]
-        assert isinstance(caller, HttpCaller)
+        caller = _caller(ctx)
         return AsyncCoordClient(INTERNAL_URL, caller.token, caller.session, app=_Inner(self.app, caller.who),
                                 session_id=caller.session_id)
+
+    def request_key(self, ctx: Context) -> str | None:
+        """The ``/mcp`` request's ``Idempotency-Key`` header, if it has one."""
+        return _caller(ctx).idempotency_key
 
     def resource(self, text: str) -> str:
         """``text`` unchanged: the hub's working directory is not the caller's, so it names no local path."""
         return text
+
+
+def _caller(ctx: Context) -> HttpCaller:
+    """Who the ``/mcp`` request running the tool acts as (the gate noted it)."""
+    if isinstance(ctx, CallerContext):  # a direct tools/call (coordhub.mcp.direct)
+        caller = ctx.caller
+    else:
+        caller = ctx.request_context.request.scope[SCOPE_KEY]  # type: ignore[union-attr]
+    assert isinstance(caller, HttpCaller)
+    return caller
 
 
 class _Inner:

@@ -5,7 +5,11 @@ the caller; the sender, holder or author is always the caller's session,
 never an argument. Descriptions are kept short on purpose: the whole
 ``tools/list`` of this set must stay well under 5,000 tokens of an agent's
 context. Every result is a JSON object (lists are wrapped, e.g.
-``{"messages": [...]}``).
+``{"messages": [...]}``). Id arguments are checked before a path is built
+from them (:func:`coordhub.mcp.connect.record_id`). A tool that creates or
+changes a record takes ``idempotency_key`` (:data:`RetryKeyArg`); the tools
+whose write only sets a mark a repeat leaves as it is (``read_message``,
+``ack_message``, ``engage``) take none.
 """
 
 from __future__ import annotations
@@ -16,7 +20,16 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from coordhub.core.identity import is_broadcast
-from coordhub.mcp.connect import call, drop_none, hub_resource, me
+from coordhub.mcp.connect import (
+    call_list,
+    call_object,
+    conversation_slug,
+    drop_none,
+    hub_resource,
+    me,
+    record_id,
+    retry_key,
+)
 
 API = "/api/coord"
 Importance = Literal["low", "normal", "high", "urgent"]
@@ -24,6 +37,8 @@ ItemStatus = Literal["pending", "in_progress", "blocked", "completed", "cancelle
 Project = Annotated[str | None, Field(description="Project key; omit for all.")]
 Fence = Annotated[int | None, Field(description="Fence of your lease naming what you write (component:<name>, "
                                                   "work-item:<id>, workflow:<id>): refused unless still current.")]
+RetryKeyArg = Annotated[str | None, Field(description="Any unique string; a retry with the same key has no second "
+                                                        "effect.")]
 
 
 def recipient(to: str) -> str | None:
@@ -44,44 +59,48 @@ async def send_message(
     importance: Importance = "normal",
     thread_id: str | None = None,
     project_key: str | None = None,
+    idempotency_key: RetryKeyArg = None,
 ) -> dict[str, Any]:
     """Send a message from your session."""
-    return dict(await call(ctx, "POST", f"{API}/messages", body=drop_none({
+    return await call_object(ctx, "POST", f"{API}/messages", body=drop_none({
         "to_session": recipient(to), "subject": subject, "body": body, "message_type": message_type,
         "requires_ack": requires_ack, "importance": importance, "thread_id": thread_id,
-        "project_key": project_key})))
+        "project_key": project_key}), key=retry_key(ctx, "send_message", idempotency_key))
 
 
 async def reply(ctx: Context, message_id: str, body: str, subject: str | None = None,
-                requires_ack: bool = False) -> dict[str, Any]:
+                requires_ack: bool = False, idempotency_key: RetryKeyArg = None) -> dict[str, Any]:
     """Reply to a message: goes to its sender, in its thread."""
-    original = await call(ctx, "GET", f"{API}/messages/{message_id}")
+    message_id = record_id(message_id, "message_id")
+    key = retry_key(ctx, "reply", idempotency_key)
+    original = await call_object(ctx, "GET", f"{API}/messages/{message_id}")
     title = original["subject"] if original["subject"].startswith("Re: ") else f"Re: {original['subject']}"
-    return dict(await call(ctx, "POST", f"{API}/messages", body=drop_none({
+    return await call_object(ctx, "POST", f"{API}/messages", body=drop_none({
         "to_session": original["from_session"], "subject": subject or title[:500], "body": body,
-        "reply_to": message_id, "requires_ack": requires_ack, "project_key": original.get("project_key")})))
+        "reply_to": message_id, "requires_ack": requires_ack, "project_key": original.get("project_key")}), key=key)
 
 
 async def inbox(ctx: Context, unread_only: bool = True,
                 limit: Annotated[int, Field(ge=1, le=500)] = 20) -> dict[str, Any]:
     """Your messages: unread ones oldest first, or all newest first. Does not mark them read."""
-    found = await call(ctx, "GET", f"{API}/messages", params={"unread_only": unread_only, "limit": limit})
+    found = await call_list(ctx, "GET", f"{API}/messages", params={"unread_only": unread_only, "limit": limit})
     return {"messages": found, "count": len(found)}
 
 
 async def read_message(ctx: Context, message_id: str) -> dict[str, Any]:
     """One message; marks it read for you."""
-    message = dict(await call(ctx, "GET", f"{API}/messages/{message_id}"))
+    message_id = record_id(message_id, "message_id")
+    message = await call_object(ctx, "GET", f"{API}/messages/{message_id}")
     session = await me(ctx)
     addressed = message["to_session"] == session or (message["broadcast"] and message["from_session"] != session)
     if addressed and not message["read"]:  # a message you sent has no read state of yours to set
-        message = dict(await call(ctx, "PUT", f"{API}/messages/{message_id}/read"))
+        message = await call_object(ctx, "PUT", f"{API}/messages/{message_id}/read")
     return message
 
 
 async def ack_message(ctx: Context, message_id: str) -> dict[str, Any]:
     """Acknowledge a message (also marks it read)."""
-    return dict(await call(ctx, "POST", f"{API}/messages/{message_id}/ack"))
+    return await call_object(ctx, "POST", f"{API}/messages/{record_id(message_id, 'message_id')}/ack")
 
 
 async def wait_for_messages(
@@ -90,8 +109,8 @@ async def wait_for_messages(
     after_seq: Annotated[int | None, Field(description="Only messages with a higher seq.")] = None,
 ) -> dict[str, Any]:
     """Wait until you have unread messages; returns them, or none at the timeout."""
-    found = await call(ctx, "GET", f"{API}/messages/wait", params={"timeout": timeout, "after_seq": after_seq},
-                       timeout=timeout + 15)
+    found = await call_list(ctx, "GET", f"{API}/messages/wait", params={"timeout": timeout, "after_seq": after_seq},
+                            timeout=timeout + 15)
     return {"messages": found, "count": len(found)}
 
 
@@ -103,23 +122,27 @@ async def claim_lease(
     resource: Annotated[str, Field(description="Path (src/api/), glob (src/**/*.py) or name (deploy:staging).")],
     description: str | None = None,
     ttl_hours: Annotated[float, Field(ge=0, description="0 = never expires.")] = 2.0,
+    idempotency_key: RetryKeyArg = None,
 ) -> dict[str, Any]:
     """Lease a resource before changing it. Returns the lease and its fence; lease_conflict names the holder."""
-    return dict(await call(ctx, "POST", f"{API}/locks", body=drop_none({
+    return await call_object(ctx, "POST", f"{API}/locks", body=drop_none({
         "project_key": project_key, "resource": hub_resource(ctx, resource), "description": description,
-        "ttl_hours": ttl_hours})))
+        "ttl_hours": ttl_hours}), key=retry_key(ctx, "claim_lease", idempotency_key))
 
 
 async def renew_lease(ctx: Context, lease_id: str,
                       ttl_hours: Annotated[float | None, Field(ge=0, description="Default: its TTL.")] = None,
-                      ) -> dict[str, Any]:
+                      idempotency_key: RetryKeyArg = None) -> dict[str, Any]:
     """Extend your live lease from now."""
-    return dict(await call(ctx, "POST", f"{API}/locks/{lease_id}/renew", body=drop_none({"ttl_hours": ttl_hours})))
+    return await call_object(ctx, "POST", f"{API}/locks/{record_id(lease_id, 'lease_id')}/renew",
+                             body=drop_none({"ttl_hours": ttl_hours}),
+                             key=retry_key(ctx, "renew_lease", idempotency_key))
 
 
-async def release_lease(ctx: Context, lease_id: str) -> dict[str, Any]:
+async def release_lease(ctx: Context, lease_id: str, idempotency_key: RetryKeyArg = None) -> dict[str, Any]:
     """Release your lease."""
-    return dict(await call(ctx, "DELETE", f"{API}/locks/{lease_id}"))
+    return await call_object(ctx, "DELETE", f"{API}/locks/{record_id(lease_id, 'lease_id')}",
+                             key=retry_key(ctx, "release_lease", idempotency_key))
 
 
 LEASES_PER_CALL = 100  # leases one list_leases answers at most: ~30 KB of an agent's context
@@ -136,7 +159,7 @@ async def list_leases(
     after_fence: Annotated[int, Field(ge=0, description="A previous answer's next_after_fence.")] = 0,
 ) -> dict[str, Any]:
     """Live leases, oldest first, 100 at most; next_after_fence (null: that was all) continues the list."""
-    found = await call(ctx, "GET", f"{API}/locks", params={
+    found = await call_list(ctx, "GET", f"{API}/locks", params={
         "project_key": project_key, "resource": None if resource is None else hub_resource(ctx, resource),
         "session_id": session_id, "after_fence": after_fence or None, "limit": LEASES_PER_CALL + 1})
     # One more than answered tells whether more follow (the hub's page header does not reach a tool).
@@ -149,39 +172,41 @@ async def list_leases(
 async def check_fence(ctx: Context, fence: int, resource: str | None = None,
                       project_key: str | None = None) -> dict[str, Any]:
     """Is this fence still the live lease covering resource? Ask before acting on an old lease."""
-    return dict(await call(ctx, "GET", f"{API}/locks/check", params={
+    return await call_object(ctx, "GET", f"{API}/locks/check", params={
         "fence": fence, "resource": None if resource is None else hub_resource(ctx, resource),
-        "project_key": project_key}))
+        "project_key": project_key})
 
 
 # ---- todos ---------------------------------------------------------------------------
 
 async def add_todo(ctx: Context, text: str, project_key: str | None = None, parent_id: str | None = None,
-                   user: str | None = None) -> dict[str, Any]:
+                   user: str | None = None, idempotency_key: RetryKeyArg = None) -> dict[str, Any]:
     """Add a todo."""
-    return dict(await call(ctx, "POST", f"{API}/todos", body=drop_none({
-        "text": text, "project_key": project_key, "parent_id": parent_id, "user": user})))
+    return await call_object(ctx, "POST", f"{API}/todos", body=drop_none({
+        "text": text, "project_key": project_key, "parent_id": parent_id, "user": user}),
+        key=retry_key(ctx, "add_todo", idempotency_key))
 
 
 async def list_todos(ctx: Context, project_key: Project = None,
                      status: Literal["pending", "done", "all"] = "pending",
                      user: str | None = None) -> dict[str, Any]:
     """Todos."""
-    found = await call(ctx, "GET", f"{API}/todos", params={"project_key": project_key, "status": status,
-                                                             "user": user})
+    found = await call_list(ctx, "GET", f"{API}/todos", params={"project_key": project_key, "status": status,
+                                                                  "user": user})
     return {"todos": found, "count": len(found)}
 
 
-async def complete_todo(ctx: Context, todo_id: str) -> dict[str, Any]:
+async def complete_todo(ctx: Context, todo_id: str, idempotency_key: RetryKeyArg = None) -> dict[str, Any]:
     """Mark a todo done."""
-    return dict(await call(ctx, "POST", f"{API}/todos/{todo_id}/done"))
+    return await call_object(ctx, "POST", f"{API}/todos/{record_id(todo_id, 'todo_id')}/done",
+                             key=retry_key(ctx, "complete_todo", idempotency_key))
 
 
 # ---- workflows and work items --------------------------------------------------------
 
 async def get_workflow(ctx: Context, workflow_id: str) -> dict[str, Any]:
     """A workflow with its work items."""
-    return dict(await call(ctx, "GET", f"{API}/workflows/{workflow_id}"))
+    return await call_object(ctx, "GET", f"{API}/workflows/{record_id(workflow_id, 'workflow_id')}")
 
 
 async def update_work_item(
@@ -193,11 +218,12 @@ async def update_work_item(
     priority: int | None = None,
     assigned_to: str | None = None,
     fence: Fence = None,
+    idempotency_key: RetryKeyArg = None,
 ) -> dict[str, Any]:
     """Change a work item; only the fields given."""
-    return dict(await call(ctx, "PATCH", f"{API}/work-items/{item_id}", body=drop_none({
+    return await call_object(ctx, "PATCH", f"{API}/work-items/{record_id(item_id, 'item_id')}", body=drop_none({
         "status": status, "title": title, "description": description, "priority": priority,
-        "assigned_to": assigned_to, "fence": fence})))
+        "assigned_to": assigned_to, "fence": fence}), key=retry_key(ctx, "update_work_item", idempotency_key))
 
 
 # ---- components ----------------------------------------------------------------------
@@ -210,16 +236,17 @@ async def set_component(
     version: str | None = None,
     notes: str | None = None,
     fence: Fence = None,
+    idempotency_key: RetryKeyArg = None,
 ) -> dict[str, Any]:
     """Record a component's deploy state."""
-    return dict(await call(ctx, "PUT", f"{API}/components", body=drop_none({
+    return await call_object(ctx, "PUT", f"{API}/components", body=drop_none({
         "project_key": project_key, "component": component, "state": state, "version": version,
-        "notes": notes, "fence": fence})))
+        "notes": notes, "fence": fence}), key=retry_key(ctx, "set_component", idempotency_key))
 
 
 async def list_components(ctx: Context, project_key: Project = None) -> dict[str, Any]:
     """Components and their states, most recently updated first."""
-    found = await call(ctx, "GET", f"{API}/components", params={"project_key": project_key})
+    found = await call_list(ctx, "GET", f"{API}/components", params={"project_key": project_key})
     return {"components": found, "count": len(found)}
 
 
@@ -236,22 +263,23 @@ async def conv_send(
     body: str,
     title: str | None = None,
     requires_tools: list[str] | None = None,
+    idempotency_key: RetryKeyArg = None,
 ) -> dict[str, Any]:
     """Send a conversation turn; the hub numbers it and answers its decision (process, dedup, query, reject)."""
-    return dict(await call(ctx, "POST", f"{API}/conversations/turns", body=drop_none({
+    return await call_object(ctx, "POST", f"{API}/conversations/turns", body=drop_none({
         "to": to, "conversation_id": conversation_id, "type": type, "body": body, "title": title,
-        "requires_tools": requires_tools})))
+        "requires_tools": requires_tools}), key=retry_key(ctx, "conv_send", idempotency_key))
 
 
 async def conv_inbox(ctx: Context, limit: Annotated[int, Field(ge=1, le=1000)] = 20) -> dict[str, Any]:
     """Conversation turns pending for your address (no release after them yet), oldest first."""
-    found = await call(ctx, "GET", f"{API}/conversations/inbox", params={"limit": limit})
+    found = await call_list(ctx, "GET", f"{API}/conversations/inbox", params={"limit": limit})
     return {"turns": found, "count": len(found)}
 
 
 async def conv_show(ctx: Context, conversation_id: str) -> dict[str, Any]:
     """A whole conversation, its turns in sequence order."""
-    return dict(await call(ctx, "GET", f"{API}/conversations/{conversation_id}"))
+    return await call_object(ctx, "GET", f"{API}/conversations/{conversation_slug(conversation_id, shown=True)}")
 
 
 async def conv_release(
@@ -260,10 +288,12 @@ async def conv_release(
     release_status: Literal["complete", "cancelled", "withdrawn-after-pushback",
                             "abandoned-after-escalation"] = "complete",
     body: str | None = None,
+    idempotency_key: RetryKeyArg = None,
 ) -> dict[str, Any]:
     """Release a conversation: none of its turns stays pending."""
-    return dict(await call(ctx, "POST", f"{API}/conversations/{conversation_id}/release", body=drop_none({
-        "release_status": release_status, "body": body})))
+    return await call_object(ctx, "POST", f"{API}/conversations/{conversation_slug(conversation_id)}/release",
+                             body=drop_none({"release_status": release_status, "body": body}),
+                             key=retry_key(ctx, "conv_release", idempotency_key))
 
 
 # ---- presence and status -------------------------------------------------------------
@@ -271,18 +301,18 @@ async def conv_release(
 async def presence(ctx: Context,
                    state: Literal["active", "idle", "stale", "offline"] | None = None) -> dict[str, Any]:
     """Sessions and their presence."""
-    found = await call(ctx, "GET", f"{API}/presence", params={"state": state})
-    return {"sessions": found, "count": len(found)} if isinstance(found, list) else dict(found)
+    found = await call_list(ctx, "GET", f"{API}/presence", params={"state": state})
+    return {"sessions": found, "count": len(found)}
 
 
 async def status(ctx: Context, project_key: Project = None) -> dict[str, Any]:
     """Fleet snapshot: halt, live leases, components, active workflows, your session and unread count."""
-    return dict(await call(ctx, "GET", f"{API}/status", params={"project_key": project_key}))
+    return await call_object(ctx, "GET", f"{API}/status", params={"project_key": project_key})
 
 
 async def engage(ctx: Context) -> dict[str, Any]:
     """After a halt is lifted your writes answer 'paused' until you re-engage: call this only when your user says so."""
-    return dict(await call(ctx, "POST", f"{API}/engage"))
+    return await call_object(ctx, "POST", f"{API}/engage")
 
 
 READ_ONLY = {"inbox", "wait_for_messages", "list_leases", "check_fence", "list_todos", "get_workflow",
