@@ -192,9 +192,12 @@ def inbox_page(tx: Tx, session_id: str, *, unread_only: bool, limit: int = 100, 
     """
     limit = max(1, min(limit, MAX_INBOX))
     if unread_only:
-        rows = _unread(tx, session_id, limit + 1, after_seq)
+        def fetch(k: int, last: Row | None) -> list[Row]:
+            return _unread(tx, session_id, k, after_seq if last is None else int(last["seq"]))
     else:
-        rows = tx.messages.history(session_id, before_seq or 2**62, limit + 1)
+        def fetch(k: int, last: Row | None) -> list[Row]:
+            return tx.messages.history(session_id, (before_seq or 2**62) if last is None else int(last["seq"]), k)
+    rows = paging.gather(fetch, limit + 1, TEXT)
     n = paging.fit(rows[:limit], TEXT)
     return [render(r) for r in rows[:n]], (int(rows[n - 1]["seq"]) if n < len(rows) else None)
 
@@ -232,12 +235,20 @@ def unshown(tx: Tx, actor: Actor, limit: int, now: float) -> dict[str, Any]:
     row = tx.sessions.get(actor.session_id)
     incarnation = int(row["incarnation"]) if row else 0
     cursor = int(row["broadcast_shown_cursor"]) if row else 0
-    window = limit + 1000
-    rows = (tx.messages.unshown_direct(actor.session_id, incarnation, window)
-            + tx.messages.unshown_broadcasts(actor.session_id, cursor, window))
-    rows.sort(key=lambda r: r["seq"])
-    n = paging.fit(rows[:limit], TEXT)
-    shown, rest = rows[:n], rows[n:]  # only what is answered is marked shown: nothing left out is lost
+
+    def fetch(k: int, last: Row | None) -> list[Row]:
+        after = 0 if last is None else int(last["seq"])
+        found = (tx.messages.unshown_direct(actor.session_id, incarnation, k, after)
+                 + tx.messages.unshown_broadcasts(actor.session_id, max(cursor, after), k))
+        found.sort(key=lambda r: r["seq"])
+        return found[:k]
+
+    rows = paging.gather(fetch, limit, TEXT)
+    n = paging.fit(rows, TEXT)
+    shown = rows[:n]  # only what is answered is marked shown: nothing left out is lost
+    # counted before marking; no count when the read ran out of unshown messages before the limit and the budget
+    left = (tx.messages.unshown_count(actor.session_id, incarnation, cursor) - n
+            if n < len(rows) or len(rows) == limit else 0)
     for r in shown:
         tx.messages.mark_delivered(actor.session_id, r["seq"], now)
     if any(r["to_session"] is None for r in shown):
@@ -245,7 +256,7 @@ def unshown(tx: Tx, actor: Actor, limit: int, now: float) -> dict[str, Any]:
         new = first - 1 if first is not None else tx.messages.last_broadcast_seq()
         if new > cursor:
             tx.sessions.set_cursor(actor.session_id, "broadcast_shown_cursor", new)
-    return {"messages": [render({**r, "delivered_at": now}) for r in shown], "more": len(rest)}
+    return {"messages": [render({**r, "delivered_at": now}) for r in shown], "more": max(0, left)}
 
 
 def _recipient_of(actor: Actor, row: Row, verb: str) -> None:

@@ -19,7 +19,7 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from coordhub.errors import Invalid
@@ -28,7 +28,34 @@ from coordhub.store.tables.records import Key
 
 PAGE_BYTES = 4 << 20  # stored text one list answer carries, about (at least one row)
 ROW_BYTES = 400       # what a row's short fields (ids, names, times) add to that, roughly
+MAX_ROW_TEXT = 600_000  # the most text one row may hold (a 512 KiB body or description and its short fields)
+MAX_BATCH = 64        # rows :func:`gather` asks for at once
 MAX_CURSOR = 2048     # characters of a cursor the hub reads
+
+
+def size(row: Row, fields: tuple[str, ...]) -> int:
+    """What one row counts against an answer's budget: :data:`ROW_BYTES` and the text of its ``fields``."""
+    return ROW_BYTES + sum(len(row[f] or "") for f in fields)
+
+
+def gather(fetch: Callable[[int, Row | None], list[Row]], limit: int, fields: tuple[str, ...]) -> list[Row]:
+    """Up to ``limit`` rows read in batches so that no more than about :data:`PAGE_BYTES` and one row's text is
+    ever held: ``fetch(k, last)`` gives the next ``k`` rows after ``last`` (None: from the start), in the list's
+    order. Each batch asks for as many rows as the budget left could take at :data:`MAX_ROW_TEXT` each (at least
+    one, at most :data:`MAX_BATCH`), so a list of short rows takes one query and one of long rows several, never
+    500 rows of 512 KiB at once (review: such a read held 256 MB). Stops once past the budget: what
+    :func:`fit` then cuts says more follow."""
+    out: list[Row] = []
+    total, last = 0, None
+    while len(out) < limit:
+        k = max(1, min(limit - len(out), (PAGE_BYTES - total) // MAX_ROW_TEXT + 1, MAX_BATCH))
+        rows = fetch(k, last)
+        out += rows
+        total += sum(size(r, fields) for r in rows)
+        if len(rows) < k or total > PAGE_BYTES:
+            break
+        last = rows[-1]
+    return out
 
 
 def fit(rows: Sequence[Row], fields: tuple[str, ...], budget: int | None = None) -> int:
@@ -36,10 +63,10 @@ def fit(rows: Sequence[Row], fields: tuple[str, ...], budget: int | None = None)
     (plus :data:`ROW_BYTES` each) within ``budget`` (default :data:`PAGE_BYTES`), and at least one; 0 only for
     no rows."""
     budget = PAGE_BYTES if budget is None else budget
-    size = 0
+    total = 0
     for i, row in enumerate(rows):
-        size += ROW_BYTES + sum(len(row[f] or "") for f in fields)
-        if size > budget and i:
+        total += size(row, fields)
+        if total > budget and i:
             return i
     return len(rows)
 

@@ -70,12 +70,26 @@ class Messages(Table):
             "ORDER BY m.seq LIMIT ?",
             (session_id, after_seq, session_id, limit))
 
-    def unshown_direct(self, session_id: str, incarnation: int, limit: int) -> list[Row]:
-        """Oldest-first unread direct messages not yet shown (delivered) to the session's agent."""
+    def unshown_direct(self, session_id: str, incarnation: int, limit: int, after_seq: int = 0) -> list[Row]:
+        """Oldest-first unread direct messages above ``after_seq`` not yet shown (delivered) to the session's
+        agent."""
         return self.ex.all(
             _DIRECT + f"WHERE r.session_id = ? AND r.delivered_at IS NULL AND r.read_at IS NULL "
-            f"AND m.to_session IS NOT NULL AND {_CURRENT} ORDER BY r.message_seq LIMIT ?",
-            (session_id, incarnation, limit))
+            f"AND m.to_session IS NOT NULL AND r.message_seq > ? AND {_CURRENT} ORDER BY r.message_seq LIMIT ?",
+            (session_id, after_seq, incarnation, limit))
+
+    def unshown_count(self, session_id: str, incarnation: int, after_seq: int) -> int:
+        """How many messages :meth:`unshown_direct` and :meth:`unshown_broadcasts` (above ``after_seq``) would
+        give in all; no message text is read."""
+        direct = self.ex.one(
+            "SELECT COUNT(*) AS n FROM receipts r JOIN messages m ON m.seq = r.message_seq WHERE r.session_id = ? "
+            f"AND r.delivered_at IS NULL AND r.read_at IS NULL AND m.to_session IS NOT NULL AND {_CURRENT}",
+            (session_id, incarnation))
+        broadcast = self.ex.one(
+            "SELECT COUNT(*) AS n FROM messages m LEFT JOIN receipts r ON r.message_seq = m.seq AND r.session_id = ? "
+            "WHERE m.to_session IS NULL AND m.seq > ? AND m.from_session <> ? AND r.read_at IS NULL "
+            "AND r.delivered_at IS NULL", (session_id, after_seq, session_id))
+        return (int(direct["n"]) if direct else 0) + (int(broadcast["n"]) if broadcast else 0)
 
     def unshown_broadcasts(self, session_id: str, after_seq: int, limit: int) -> list[Row]:
         """Oldest-first broadcasts above ``after_seq`` (not its own) neither shown to nor read by the session."""
