@@ -80,3 +80,42 @@ def test_reads_of_short_messages_still_take_whole_pages(api: Api, fetched: dict[
     assert [m["seq"] for m in r.json()["messages"]] == sorted(direct + broadcast)[:60] and r.json()["more"] == 40
     r = api.post("/api/coord/messages/unshown", json={"limit": 60}, headers=a)
     assert [m["seq"] for m in r.json()["messages"]] == sorted(direct + broadcast)[60:] and r.json()["more"] == 0
+
+
+def test_reads_of_long_records_hold_about_one_answer(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same for workflows, work items, components and todos, and for /status (it read 1,001 workflows)."""
+    from coordhub.store.tables import records
+
+    counts: dict[str, int] = {}
+
+    def counting(cls: type, name: str) -> None:
+        real: Callable[..., list[Any]] = getattr(cls, name)
+
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> list[Any]:
+            rows = real(self, *args, **kwargs)
+            key = f"{cls.__name__}.{name}"
+            counts[key] = counts.get(key, 0) + len(rows)
+            return rows
+        monkeypatch.setattr(cls, name, wrapper)
+
+    for cls, name in ((records.Workflows, "find"), (records.Workflows, "in_states"), (records.Todos, "find"),
+                      (records.Components, "find"), (records.WorkItems, "find")):
+        counting(cls, name)
+    a = api.token(A)
+    wf = ""
+    for i in range(20):
+        r = api.post("/api/coord/workflows", json={"project_key": "p", "name": f"w{i}", "description": "d" * BIG},
+                     headers=a)
+        wf = wf or r.json()["id"]
+        api.post("/api/coord/work-items", json={"workflow_id": wf, "title": f"t{i}", "description": "d" * BIG},
+                 headers=a)
+        api.put("/api/coord/components", json={"project_key": "p", "component": f"c{i}", "state": "built",
+                                               "notes": "n" * BIG}, headers=a)
+        api.post("/api/coord/todos", json={"text": f"t{i}", "source": "s" * BIG}, headers=a)
+    most = paging.PAGE_BYTES // BIG + 2  # rows that fit, and the one that says more follow
+    for path in ("/api/coord/workflows", f"/api/coord/workflows/{wf}", "/api/coord/components", "/api/coord/todos",
+                 "/api/coord/status"):
+        counts.clear()
+        r = api.get(path, headers=a)
+        assert r.status_code == 200, r.text
+        assert counts and all(n <= most for n in counts.values()), (path, counts)

@@ -82,7 +82,7 @@ def find(tx: Tx, project_key: str | None = None, limit: int = PAGE,
          budget: int | None = None) -> list[dict[str, Any]]:
     """Component states, most recently updated first, optionally of one project: at most ``limit`` and about
     ``budget`` characters of their text (default :data:`~coordhub.core.paging.PAGE_BYTES`; at least one)."""
-    rows = tx.components.find(project_key, limit)
+    rows = paging.read(lambda k, after: tx.components.find(project_key, k, after), limit, TEXT, tx.components.key)
     return [render(r) for r in rows[:paging.fit(rows, TEXT, budget)]]
 
 
@@ -92,5 +92,6 @@ def page(tx: Tx, project_key: str | None = None,
     (None: none follow); at most :data:`PAGE` and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text
     (at least one). Raises ``Invalid`` for a cursor not from this list."""
     after = paging.parse_cursor(cursor, tx.components.key)
-    rows, more = paging.page(tx.components.find(project_key, PAGE + 1, after), PAGE, TEXT, tx.components.key)
+    rows, more = paging.page(paging.read(lambda k, a: tx.components.find(project_key, k, a), PAGE + 1, TEXT,
+                                         tx.components.key, after), PAGE, TEXT, tx.components.key)
     return [render(r) for r in rows], more

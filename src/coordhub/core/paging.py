@@ -78,9 +78,21 @@ def page(rows: Sequence[Row], limit: int, fields: tuple[str, ...], key: Key) -> 
     return list(rows[:n]), (cursor(rows[n - 1], key) if n < len(rows) else None)
 
 
+def read(find: Callable[[int, tuple[Any, ...] | None], list[Row]], limit: int, fields: tuple[str, ...], key: Key,
+         after: tuple[Any, ...] | None = None) -> list[Row]:
+    """Up to ``limit`` rows of a list in the order ``key``, after the row whose key columns hold ``after``, read
+    with :func:`gather`: ``find(k, after)`` is the store's query for the next ``k`` rows after ``after``."""
+    return gather(lambda k, last: find(k, after if last is None else values(last, key)), limit, fields)
+
+
+def values(row: Row, key: Key) -> tuple[Any, ...]:
+    """The values of ``row``'s ``key`` columns: where the rows after it start."""
+    return tuple(row[column] for column, _, _ in key)
+
+
 def cursor(row: Row, key: Key) -> str:
     """The opaque cursor after ``row`` in a list in the order ``key`` (a table's): URL- and header-safe ASCII."""
-    text = json.dumps([row[column] for column, _, _ in key], separators=(",", ":"))
+    text = json.dumps(list(values(row, key)), separators=(",", ":"))
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 

@@ -78,8 +78,8 @@ def get_workflow(tx: Tx, workflow_id: str, cursor: str | None = None) -> tuple[d
     """
     out = render_workflow(_workflow(tx, workflow_id))
     after = paging.parse_cursor(cursor, tx.work_items.key)
-    rows, more = paging.page(tx.work_items.find(PAGE + 1, after, workflow_id=workflow_id), PAGE, ITEM_TEXT,
-                             tx.work_items.key)
+    rows, more = paging.page(paging.read(lambda k, a: tx.work_items.find(k, a, workflow_id=workflow_id), PAGE + 1,
+                                         ITEM_TEXT, tx.work_items.key, after), PAGE, ITEM_TEXT, tx.work_items.key)
     out["work_items"] = [render_item(r) for r in rows]
     return out, more
 
@@ -95,15 +95,17 @@ def page(tx: Tx, *, project_key: str | None = None, status: str | None = None,
     if status is not None:
         _status(status, WORKFLOW_STATUSES, "workflow")
     after = paging.parse_cursor(cursor, tx.workflows.key)
-    rows, more = paging.page(tx.workflows.find(PAGE + 1, after, project_key=project_key, status=status), PAGE,
-                             WORKFLOW_TEXT, tx.workflows.key)
+    rows, more = paging.page(paging.read(lambda k, a: tx.workflows.find(k, a, project_key=project_key, status=status),
+                                         PAGE + 1, WORKFLOW_TEXT, tx.workflows.key, after), PAGE, WORKFLOW_TEXT,
+                             tx.workflows.key)
     return [render_workflow(r) for r in rows], more
 
 
 def active(tx: Tx, project_key: str | None, budget: int) -> tuple[list[dict[str, Any]], bool]:
     """Workflows not yet completed or cancelled (of one project), oldest first: as many of the first :data:`PAGE`
     as about ``budget`` characters of their text hold (at least one), and whether more are left out."""
-    rows = tx.workflows.in_states(ACTIVE_WORKFLOW_STATUSES, PAGE + 1, project_key)
+    rows = paging.read(lambda k, a: tx.workflows.in_states(ACTIVE_WORKFLOW_STATUSES, k, project_key, a), PAGE + 1,
+                       WORKFLOW_TEXT, tx.workflows.key)
     n = paging.fit(rows[:PAGE], WORKFLOW_TEXT, budget)
     return [render_workflow(r) for r in rows[:n]], n < len(rows)
 

@@ -80,14 +80,18 @@ class Workflows(Records):
 
     name = "workflows"
 
-    def in_states(self, states: tuple[str, ...], limit: int = 1000, project_key: str | None = None) -> list[Row]:
+    def in_states(self, states: tuple[str, ...], limit: int = 1000, project_key: str | None = None,
+                  after: tuple[Any, ...] | None = None) -> list[Row]:
         """At most ``limit`` workflows whose status is one of ``states`` (and of ``project_key`` unless None),
-        oldest first; [] when none."""
+        oldest first, after the one whose ``key`` columns hold ``after`` (None: from the first); [] when none."""
         marks = ", ".join("?" * len(states))
         where, params = _where({"project_key": project_key})
         where = f"{where} AND" if where else " WHERE"
+        later, later_params = _after(self.key, after)
+        if later:
+            where = f"{where} {later} AND"
         return self.ex.all(f"SELECT * FROM workflows{where} status IN ({marks}) ORDER BY {_order(self.key)} LIMIT ?",
-                           (*params, *states, limit))
+                           (*params, *later_params, *states, limit))
 
 
 class WorkItems(Records):
