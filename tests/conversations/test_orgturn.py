@@ -80,3 +80,12 @@ def test_signature_shape_is_checked() -> None:
     assert orgturn.check_signature(sig) == sig
     with pytest.raises(Invalid):
         orgturn.check_signature("-----BEGIN PGP MESSAGE-----\nx\n-----END PGP MESSAGE-----")
+
+
+@pytest.mark.parametrize("name", sorted(orgturn.RESERVED_IDS))
+def test_a_conversation_may_not_take_the_name_of_a_hub_route(name: str) -> None:
+    """GET /api/coord/conversations/<name> answers another route: such a conversation could never be read."""
+    with pytest.raises(Invalid) as err:
+        orgturn.parse(org(conversation=name))
+    assert err.value.details.get("field") == "CONVERSATION_ID" and "hub route" in str(err.value)
+    assert orgturn.parse(org(conversation=name + "-1")).conversation_id == name + "-1"

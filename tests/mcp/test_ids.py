@@ -21,7 +21,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from starlette.routing import Route
 
 from coordhub.client.aio import AsyncCoordClient
-from coordhub.mcp.connect import CONVERSATION_ROUTES, CallerContext, FixedConnector, call_list, call_object
+from coordhub.core.orgturn import RESERVED_IDS
+from coordhub.mcp.connect import CallerContext, FixedConnector, call_list, call_object
 from coordhub.mcp.server import build_server
 from coordhub.mcp.tools import API
 from tests.mcp.conftest import MODES, McpHub, error, ok
@@ -86,14 +87,14 @@ async def test_conversation_ids_are_slugs_and_route_names_are_not_shown(mcp_hub:
             for tool in ("conv_show", "conv_release"):
                 text = error(await a.call_tool(tool, {"conversation_id": bad}))
                 assert "invalid: conversation_id: " in text and "is not a valid id" in text, (tool, bad, text)
-        for name in sorted(CONVERSATION_ROUTES):  # GET /conversations/inbox is the inbox, not a conversation
+        for name in sorted(RESERVED_IDS):  # GET /conversations/inbox is the inbox, not a conversation
             text = error(await a.call_tool("conv_show", {"conversation_id": name}))
             assert f"invalid: conversation_id: '{name}' names a hub route" in text, text
         assert "not_found" in error(await a.call_tool("conv_show", {"conversation_id": "prep-fixup"}))
 
 
 def test_the_route_names_are_every_one_segment_route_beside_a_conversation() -> None:
-    """A route added beside ``GET /conversations/{conversation_id}`` must be added to CONVERSATION_ROUTES."""
+    """A route added beside ``GET /conversations/{conversation_id}`` must be added to RESERVED_IDS."""
     from coordhub.api.routes.conversations import router
 
     prefix = "/api/coord/conversations/"
@@ -104,7 +105,7 @@ def test_the_route_names_are_every_one_segment_route_beside_a_conversation() -> 
         if isinstance(route, Route) and "GET" in (route.methods or ()) and tail and "/" not in tail \
                 and "{" not in tail:
             literal.add(tail)
-    assert literal and literal <= CONVERSATION_ROUTES, literal - CONVERSATION_ROUTES
+    assert literal and literal <= RESERVED_IDS, literal - RESERVED_IDS
 
 
 @asynccontextmanager

@@ -46,6 +46,9 @@ MAX_TITLE = 200
 MAX_TOOLS = 32
 MAX_KEYS = 64                    # frontmatter lines; the seed's files carry about eight
 CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# The one-segment routes beside /api/coord/conversations/{id}: a conversation of such a name could never be read
+# there (tests/conversations and tests/mcp/test_ids.py check this list against the hub's routes)
+RESERVED_IDS = frozenset({"addresses", "inbox", "keys", "profile", "status", "turns"})
 TOOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+@/-]{0,63}")
 _KEY_LINE = re.compile(r"#\+([A-Z_]+):[ \t]*(.*)")
 _SIGNATURE = ("-----BEGIN PGP SIGNATURE-----", "-----END PGP SIGNATURE-----")
@@ -182,10 +185,14 @@ def build(keys: dict[str, str], body: str) -> Turn:
 
 
 def check_conversation_id(value: str) -> str:
-    """``value`` if it is a conversation slug (letters, digits, ``. _ -``; at most 128); ``Invalid`` otherwise."""
+    """``value`` if it is a conversation slug (letters, digits, ``. _ -``; at most 128) and not one of
+    :data:`RESERVED_IDS`; ``Invalid`` otherwise."""
     if not CONVERSATION_ID.fullmatch(value):
         raise Invalid(f"CONVERSATION_ID {value[:140]!r} is not a slug such as prep-fixup "
                       "(letters, digits, . _ -; at most 128 characters)", field="CONVERSATION_ID")
+    if value in RESERVED_IDS:
+        raise Invalid(f"CONVERSATION_ID {value!r} is the name of a hub route (GET /api/coord/conversations/{value}); "
+                      "choose another", field="CONVERSATION_ID")
     return value
 
 

@@ -35,7 +35,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from coordhub.client.aio import AsyncCoordClient
 from coordhub.client.client import HubError, Unreachable
-from coordhub.core.orgturn import CONVERSATION_ID
+from coordhub.core.orgturn import CONVERSATION_ID, RESERVED_IDS
 from coordhub.hooks import project as projects
 
 
@@ -210,19 +210,15 @@ def record_id(value: str, name: str) -> str:
                         f"{ID_EXAMPLE})") from None
 
 
-# One-segment GET routes beside /conversations/{conversation_id} (api/routes/conversations.py): a conversation
-# of that name is shadowed by them there (tests/mcp/test_ids.py checks this list against the hub's routes).
-CONVERSATION_ROUTES = frozenset({"addresses", "inbox", "keys", "profile", "status", "turns"})
-
-
 def conversation_slug(value: str, name: str = "conversation_id", *, shown: bool = False) -> str:
     """``value`` if it is a conversation id (seed 004's slug, :data:`coordhub.core.orgturn.CONVERSATION_ID`);
     ``ToolError`` ``invalid: …`` otherwise. ``shown``: it goes to ``GET /conversations/{id}``, where a
-    :data:`CONVERSATION_ROUTES` name would reach another route, so such a name is refused too."""
+    :data:`~coordhub.core.orgturn.RESERVED_IDS` name (a conversation made before the hub refused them) would reach
+    another route, so such a name is refused too."""
     if not CONVERSATION_ID.fullmatch(value):
         raise ToolError(f"invalid: {name}: {value[:80]!r} is not a valid id (a conversation id is a slug such as "
                         "prep-fixup: letters, digits, . _ -; at most 128 characters)")
-    if shown and value in CONVERSATION_ROUTES:
+    if shown and value in RESERVED_IDS:
         raise ToolError(f"invalid: {name}: {value!r} names a hub route (GET /api/coord/conversations/{value}), "
                         "not a conversation this tool can show")
     return value
