@@ -176,7 +176,7 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
     row["id"] = tx.conversations.add_turn(row)
     if conv is not None or decision == PROCESS:
         tx.conversations.count_turn(turn.conversation_id, size)
-    tx.conversations.charge(actor.session_id, int(now // turnbounds.DAY), size)
+    tx.turn_quota.charge(actor.session_id, int(now // turnbounds.DAY), size)
     # seen by the parties only: the author, and the sessions of the machine it is addressed to (which read that
     # machine's turns anyway: GET …/turns), not by every session (ids and titles are the parties' business)
     parties = events.MACHINE_TARGET + to_machine

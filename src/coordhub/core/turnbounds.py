@@ -52,7 +52,7 @@ def check(tx: Tx, actor: Actor, conv: Row | None, size: int, now: float) -> None
                                    "turns, the bound of a conversation: continue in a new one", bound="bytes",
                                    limit=MAX_CONVERSATION_BYTES)
     day = int(now // DAY)
-    used = tx.conversations.quota(actor.session_id, day)
+    used = tx.turn_quota.used(actor.session_id, day)
     turns, stored = (int(used["turns"]), int(used["bytes"])) if used else (0, 0)
     wait = max(1, int((day + 1) * DAY - now))
     if turns + 1 > MAX_SESSION_TURNS_PER_DAY:

@@ -123,17 +123,6 @@ class Conversations(Table):
         self.ex.execute("UPDATE conversations SET turns = turns + 1, bytes = bytes + ? WHERE conversation_id = ?",
                         (size, conversation_id))
 
-    def quota(self, session_id: str, day: int) -> Row | None:
-        """``turns, bytes`` the session stored on ``day`` (days since the epoch, UTC), or None."""
-        return self.ex.one("SELECT turns, bytes FROM turn_quota WHERE session_id = ? AND day = ?", (session_id, day))
-
-    def charge(self, session_id: str, day: int, size: int) -> None:
-        """Count one stored turn of ``size`` bytes against the session's ``day``; forget its earlier days."""
-        self.ex.execute("DELETE FROM turn_quota WHERE session_id = ? AND day < ?", (session_id, day))
-        self.ex.execute("INSERT INTO turn_quota (session_id, day, turns, bytes) VALUES (?, ?, 1, ?) "
-                        "ON CONFLICT (session_id, day) DO UPDATE SET turns = turn_quota.turns + 1, "
-                        "bytes = turn_quota.bytes + excluded.bytes", (session_id, day, size))
-
     def add_turn(self, row: Row) -> int:
         """Insert a turn; return its id (increasing in commit order)."""
         return self.insert_returning("turns", row, "id")
