@@ -88,10 +88,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_connections", int, 0, "Connections the hub holds at once (0: what the file descriptor limit "
             "allows, less a reserve of 128); past it the connection waiting longest for its request headers is "
             "closed. Streams and long-polls together get at most 7/8 of it.", "server"),
-    Setting("trusted_proxies", str, None, "Comma-separated addresses or networks of load balancers whose "
-            "X-Forwarded-For names the client (e.g. 10.0.0.2 or 10.0.0.0/24). Without it the hub takes every "
-            "client as the address it connects from and ignores the header, so no client can claim another's "
-            "address (failed sign-ins are limited per address). See docs/scaling.md.", "server"),
+    Setting("trusted_proxies", str, None, "Comma-separated addresses of the load balancers whose X-Forwarded-For "
+            "names the client (e.g. 10.0.0.2; a network such as 10.0.0.0/30 only if it holds balancers alone: a "
+            "client inside it could name any address). Without it the hub takes every client as the address it "
+            "connects from and ignores the header, so no client can claim another's address (failed sign-ins are "
+            "limited per address). See docs/scaling.md.", "server"),
     Setting("header_timeout", float, 10.0, "Seconds a connection may take to send a request's headers, counted "
             "from connect or from the previous response (slower connections are closed), and again its body "
             "(slower answers 408).", "server"),

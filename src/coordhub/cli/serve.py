@@ -19,7 +19,8 @@ def opt(name: str, **extra: Any) -> Any:
 
 
 def _proxies(value: str | None) -> str | None:
-    """``--trusted-proxies`` checked: comma-separated IP addresses or networks (exit 2 on anything else)."""
+    """``--trusted-proxies`` checked: comma-separated IP addresses or networks without host bits (exit 2 on anything
+    else: uvicorn reads ``10.0.0.2/24`` as a name no address matches, so it would trust nothing)."""
     if not value or not value.strip():
         return None
     import ipaddress
@@ -27,9 +28,10 @@ def _proxies(value: str | None) -> str | None:
     parts = [p.strip() for p in value.split(",") if p.strip()]
     for p in parts:
         try:
-            ipaddress.ip_network(p, strict=False)
+            ipaddress.ip_network(p)
         except ValueError:
-            fail(f"--trusted-proxies takes IP addresses or networks (10.0.0.2, 10.0.0.0/24), not {p!r}", 2)
+            fail(f"--trusted-proxies takes the balancers' IP addresses (10.0.0.2) or networks without host bits "
+                 f"(10.0.0.0/30), not {p!r}", 2)
     return ",".join(parts)
 
 
