@@ -204,6 +204,7 @@ class Authenticator:
         self._tag_key: bytes | None = None  # the database's token tag key, once read
         self._tag_key_asked = -1.0
         self._dead: set[str] = set()  # hashes of tagged tokens found revoked
+        self._live: set[str] | None = None  # hashes of the tokens live when an address was first found spent
         self._web: dict[str, tuple[websessions.WebSession, float]] = {}  # cookie hash -> (web session, until)
         self._spellings: dict[str, str] = {}  # folded id -> stored spelling (never changes once stored)
 
@@ -253,7 +254,8 @@ class Authenticator:
         once the address has none left.
         """
         vouch = "web:" + tokens.hash_token(cookie + "\n" + (secret or ""))
-        self._refuse_if_spent(vouch, address)
+        if not await self._tagged(cookie):
+            await self._may_look_up(vouch, address)
         session = await self.web_session(cookie)
         if session is None:
             raise self.failed(address, SIGNED_OUT, vouch)
@@ -289,7 +291,7 @@ class Authenticator:
             return hit[0]
         tag_ok = digest not in self._dead and await self._tagged(token)
         if address is not None and not tag_ok:
-            self._refuse_if_spent(digest, address)
+            await self._may_look_up(digest, address)
         generation = self._generation
         actor = await self.hub.query(lambda tx, now: tokens.authenticate(tx, token))
         if actor is None:
@@ -321,11 +323,24 @@ class Authenticator:
             self._tag_key = bytes.fromhex(value)
         return tokens.tagged(token, self._tag_key)
 
-    def _refuse_if_spent(self, credential: str, address: str) -> None:
+    async def _may_look_up(self, credential: str, address: str) -> None:
         """``RateLimited`` when ``address`` has no failed authentications left, unless ``credential`` (a hash)
-        was verified within :data:`VOUCHED_SECONDS`."""
-        if self._vouched.get(credential, 0.0) <= time.monotonic():
+        was verified here within :data:`VOUCHED_SECONDS` or is a token live when this process first found an
+        address spent (:meth:`_untagged`: tokens minted before tags, the admin's among them, survive a restart)."""
+        if self._vouched.get(credential, 0.0) > time.monotonic():
+            return
+        try:
             self.failures.refuse_if_spent(address, "failed authentications")
+        except RateLimited:
+            if credential not in await self._untagged():
+                raise
+
+    async def _untagged(self) -> set[str]:
+        """The hashes of the tokens live when first asked (read once: every token minted since carries a tag,
+        so no untagged one is added later; a revoked one leaves on its failed lookup)."""
+        if self._live is None:
+            self._live = set(await self.hub.query(lambda tx, now: tx.tokens.live_hashes()))
+        return self._live
 
     def _vouch(self, credential: str) -> None:
         if len(self._vouched) > MAX_BUCKETS:
@@ -337,6 +352,8 @@ class Authenticator:
         the 401 to raise."""
         if credential is not None:
             self._vouched.pop(credential, None)
+            if self._live is not None:
+                self._live.discard(credential)
         if address is not None:
             with contextlib.suppress(RateLimited):
                 self.failures.check(address)

@@ -73,18 +73,23 @@ def _tag(key: bytes, body: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def tagged(token: str, key: bytes) -> bool:
-    """Whether ``token`` carries a tag that checks under ``key`` (minted by a hub of this database, maybe since
-    revoked: the store still decides). No store access; one HMAC at most."""
-    body, dot, tag = token.rpartition(".")
-    if not dot or len(tag) != TAG_CHARS or not body.startswith(PREFIX) or not body.isascii():
+def tagged(value: str, key: bytes) -> bool:
+    """Whether a token (or a dashboard cookie: :func:`new_secret`) carries a tag that checks under ``key``: minted
+    by a hub of this database, maybe since revoked (the store still decides). No store access; one HMAC at most."""
+    body, dot, tag = value.rpartition(".")
+    if not dot or len(tag) != TAG_CHARS or not body.isascii():
         return False
     return hmac.compare_digest(tag, _tag(key, body))
 
 
+def new_secret(tx: Tx, prefix: str = "") -> str:
+    """A new bearer secret: ``prefix``, 32 random bytes in URL-safe base64, a dot and its tag (:func:`tagged`)."""
+    body = prefix + secrets.token_urlsafe(32)
+    return body + "." + _tag(tag_key(tx), body)
+
+
 def _insert(tx: Tx, name: str, is_admin: bool, now: float) -> tuple[str, Row]:
-    body = PREFIX + secrets.token_urlsafe(32)
-    token = body + "." + _tag(tag_key(tx), body)
+    token = new_secret(tx, PREFIX)
     row: Row = {"id": new_id(), "name": name, "token_hash": hash_token(token), "is_admin": int(is_admin),
            "created_at": now, "revoked_at": None}
     tx.tokens.add(row)

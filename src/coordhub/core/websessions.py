@@ -70,7 +70,7 @@ def start(tx: Tx, token: str, now: float) -> tuple[str, WebSession]:
     if row is None:
         raise Unauthorized(tokens.REVOKED)
     tx.web_sessions.prune(row["id"], PER_TOKEN - 1, now)
-    cookie = secrets.token_urlsafe(32)
+    cookie = tokens.new_secret(tx)  # tagged, like a token: a flood of bad cookies does not lock it out
     session = WebSession(Actor(row["name"], bool(row["is_admin"]), token_epoch=int(row["token_epoch"])),
                          secrets.token_urlsafe(32), row["token_hash"], now + LIFETIME_SECONDS)
     tx.web_sessions.add({"cookie_hash": tokens.hash_token(cookie), "token_id": row["id"],

@@ -23,6 +23,10 @@ class Tokens(Table):
         return self.ex.one(f"SELECT t.*, {TOKEN_EPOCH} FROM tokens t {SESSION_OF_TOKEN} "
                            "WHERE t.token_hash = ? AND t.revoked_at IS NULL", (token_hash,))
 
+    def live_hashes(self) -> list[str]:
+        """The hash of every token not revoked."""
+        return [str(r["token_hash"]) for r in self.ex.all("SELECT token_hash FROM tokens WHERE revoked_at IS NULL")]
+
     def all(self, include_revoked: bool = False) -> list[Row]:
         """Every token row (without hashes), oldest first."""
         where = "" if include_revoked else " WHERE revoked_at IS NULL"
