@@ -17,13 +17,16 @@ stale lease, lease id, purpose, time left) and what to do.
 * The hub cannot be asked, or a path cannot be checked at all (a name that
   is no valid lease resource: a control character such as a newline, or
   over the length limit) → ``COORD_HOOK_FAIL_MODE``: ``open`` (default)
-  accepts with a warning naming the paths, ``closed`` refuses. So does a
-  project with more than :data:`MAX_LIVE` live leases: the guard reads every
-  page of the project's leases (500 a page), never decides on part of them.
+  accepts with a warning naming the paths, ``closed`` refuses.
 * The hub answers 429 (this session's token is rate-limited) → the guard
   waits its ``Retry-After`` and asks again while :data:`RATE_LIMIT_WAIT`
   allows, then refuses in either fail mode, naming the rate limit: a
   rate-limited hub is up, not "cannot be asked" (:mod:`coordhub.hooks.hub`).
+* The project holds more than :data:`MAX_LIVE` live leases → refused in
+  either fail mode, naming the bound: the guard reads every page of the
+  project's leases (500 a page) and never decides on part of them, and a hub
+  that answered is up, not "cannot be asked" (review: past 20,000 leases,
+  which 21 sessions reach, ``open`` accepted every commit unchecked).
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ MAX_RECORDED_PATHS = 200
 MAX_LIVE = 20_000  # a project's live leases the guard reads (40 pages); past it the run cannot be checked
 RATE_LIMIT_WAIT = 5.0  # seconds within which the guard may still wait out a 429: git has no hook timeout, but a
 #                        person (or an agent's Bash call) waits for the commit
+
+
+class TooManyLeases(HubError):
+    """The hub answered, but the project holds more live leases than the guard reads (:data:`MAX_LIVE`)."""
 
 
 def say(text: str) -> None:
@@ -83,6 +90,10 @@ def main(event: str, args: list[str]) -> int:
         return _bypass(inv, hook, changed, top, verdict, error, ledger_file)
     if isinstance(error, HubRefused) and retry_after(error) is not None:
         return _rate_limited(hook, error, patience.waited)
+    if isinstance(error, TooManyLeases):
+        return _up_but_unchecked(hook, str(error), "Release the leases that are no longer needed (`coord lock list "
+                                 "--project …`, `coord lock release <id>`; a directory or glob lease covers many "
+                                 "files in one) and try again")
     if error is not None:
         return _unchecked(settings.fail_closed, hook, f"the hub could not be asked ({error})")
     assert verdict is not None
@@ -107,7 +118,7 @@ def _check(inv: Invocation, changed: list[str], ledger_file: Path, accept_if_cle
     # every page: a lease left out would go unchecked
     listed = ask(partial(hub.pages, "/locks", MAX_LIVE, project_key=key))
     if listed.more:
-        raise HubError(f"project {key} holds more than {MAX_LIVE} live leases, more than the guard reads")
+        raise TooManyLeases(f"project {key} holds more than {MAX_LIVE} live leases, the most the guard reads")
     live = [r for r in listed.rows if isinstance(r, dict)]
     known = ledger.load(ledger_file)
 
@@ -156,11 +167,18 @@ def _rate_limited(hook: str, exc: HubRefused, waited: float) -> int:
     """Refuse (in either fail mode) a run whose check the hub answered with 429 after ``waited`` seconds."""
     wait = retry_after(exc) or 1.0
     slept = f", after waiting {waited:g} s" if waited else ""
-    say(f"{WHAT.get(hook, hook)} refused: the hub is rate-limiting this session's token (429 rate_limited: "
-        f"{one_line(exc.message)}{slept}; Retry-After {wait:g} s), so the paths could not be checked against "
-        "leases. The hub is up, so this is not the unreachable hub COORD_HOOK_FAIL_MODE=open accepts unchecked. "
-        f"Retry in about {wait:g} s; if this repeats, something is spending this session's requests (a loop, or "
-        "another process using its token). Or bypass with COORD_GUARD_BYPASS=1 (recorded on the hub).")
+    return _up_but_unchecked(
+        hook, f"the hub is rate-limiting this session's token (429 rate_limited: {one_line(exc.message)}{slept}; "
+        f"Retry-After {wait:g} s)", f"Retry in about {wait:g} s; if this repeats, something is spending this "
+        "session's requests (a loop, or another process using its token)")
+
+
+def _up_but_unchecked(hook: str, why: str, todo: str) -> int:
+    """Refuse (in either fail mode) a run the hub answered but whose paths could not be checked, because ``why``;
+    ``todo`` says what to do about it."""
+    say(f"{WHAT.get(hook, hook)} refused: {why}, so the paths could not be checked against leases. The hub is up, "
+        f"so this is not the unreachable hub COORD_HOOK_FAIL_MODE=open accepts unchecked. {todo}. Or bypass with "
+        "COORD_GUARD_BYPASS=1 (recorded on the hub).")
     return 1
 
 
@@ -184,6 +202,7 @@ def _bypass(inv: Invocation, hook: str, changed: list[str], top: Path, verdict: 
         "problems": [p.line() for p in problems[:MAX_LINES]], "checked": error is None, "repository": str(top),
         "head": _head(top)}
     found = (f"despite {len(problems)} problem(s)" if problems else
+             f"unchecked ({error})" if isinstance(error, TooManyLeases) else
              "unchecked (the hub could not be asked)" if error else "with no problems found")
     say(f"COORD_GUARD_BYPASS=1: {hook} accepted {found}.")
     for problem in problems[:MAX_LINES]:
