@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from coordhub.api.routes import events as audit_route
-from coordhub.core import events
+from coordhub.core import events, retention
 from coordhub.server import SYSTEM
 from tests.conftest import Api
 
@@ -81,3 +81,73 @@ def test_events_the_caller_may_not_see_count_against_the_scan(api: Api, monkeypa
     assert seen[0] in got and answers >= 3
     assert not any(e["kind"].startswith("message.")
                    for e in api.get(AUDIT, params={"after": 0, "limit": 1000}, headers=outsider).json())
+
+
+def _prune(api: Api, upto: int) -> None:
+    """What the retention pruner does: delete every event with id <= ``upto`` and record the bound."""
+    def op(tx: Any, now: float) -> None:
+        tx.retention.prune_events(upto)
+        tx.meta.put(retention.PRUNED_THROUGH, str(upto))
+    api.hub.mutate_sync(SYSTEM, op)
+
+
+def test_a_log_that_starts_past_the_id_window_answers_from_its_first_event(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: on a pruned log starting past ``after + AUDIT_SCAN_IDS``, ``after=0`` answered ``[]`` (even
+    unfiltered), and a client paging until an empty answer stopped there."""
+    monkeypatch.setattr(audit_route, "AUDIT_SCAN_IDS", 50)
+    me, outsider = api.token(A, admin=True), api.token(C)
+    _emit(api, 150, "presence.seen", project_key="p")
+    kept = _emit(api, 3, "component.set", project_key="p") + _emit(api, 2, "presence.seen", project_key="q")
+    _prune(api, kept[0] - 1)  # the log now starts at kept[0] > 150: three windows past 0
+    for who in (me, outsider):
+        r = api.get(AUDIT, params={"after": 0}, headers=who)
+        assert r.status_code == 200, r.text
+        assert [e["id"] for e in r.json()] == kept and "Coord-Next-After" not in r.headers
+        assert r.headers["Coord-Gap"] == str(kept[0] - 1)
+    r = api.get(AUDIT, params={"after": 0, "limit": 2}, headers=me)
+    assert [e["id"] for e in r.json()] == kept[:2] and r.headers["Coord-Next-After"] == str(kept[1])
+    r = api.get(AUDIT, params={"after": 0, "kinds": "component."}, headers=me)
+    assert [e["id"] for e in r.json()] == kept[:3] and "Coord-Next-After" not in r.headers
+    r = api.get(AUDIT, params={"after": 0, "kinds": "component.", "limit": 1}, headers=me)
+    assert [e["id"] for e in r.json()] == kept[:1] and r.headers["Coord-Next-After"] == str(kept[0])
+    r = api.get(AUDIT, params={"after": 0, "project_key": "q"}, headers=me)
+    assert [e["id"] for e in r.json()] == kept[3:]
+    assert _follow(api, me, kinds="component.") == (kept[:3], 1)
+    assert _follow(api, me) == (kept, 1)
+    r = api.get(AUDIT, params={"after": kept[-1], "kinds": "component."}, headers=me)
+    assert r.json() == [] and "Coord-Next-After" not in r.headers
+
+
+def test_a_filtered_window_starts_at_the_first_event_after_a_gap(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_route, "AUDIT_SCAN_IDS", 50)
+    me = api.token(A, admin=True)
+    gone = _emit(api, 150, "component.set", project_key="p")
+    high = _emit(api, 60, "presence.seen", project_key="p") + _emit(api, 1, "component.set", project_key="p")
+    _prune(api, gone[-1])
+    r = api.get(AUDIT, params={"after": 0, "kinds": "component."}, headers=me)
+    # one window of 50 ids from high[0], the first event after 0 (not 0 to 50, all pruned)
+    assert r.json() == [] and r.headers["Coord-Next-After"] == str(high[0] + 49)
+    got, answers = _follow(api, me, kinds="component.")
+    assert got == high[-1:] and answers == 2
+
+
+def test_an_unfiltered_answer_is_empty_only_at_the_end_of_the_log(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a filter no id window applies: events the caller may not see cost only the row budget, so a
+    client paging until an empty answer reads on past them."""
+    monkeypatch.setattr(audit_route, "AUDIT_SCAN_IDS", 10)
+    outsider, a = api.token(C), api.token(A)
+    for i in range(15):  # direct messages between A and B: C may not see their events
+        r = api.post("/api/coord/messages", json={"to_session": B, "subject": f"s{i}", "body": "b"}, headers=a)
+        assert r.status_code in (200, 201), r.text
+    seen = _emit(api, 1, "component.set", project_key="p")
+    after, pages = 0, 0
+    while True:  # a seed-era client: page until an empty answer
+        page = [e["id"] for e in api.get(AUDIT, params={"after": after}, headers=outsider).json()]
+        pages += 1
+        if not page:
+            break
+        after = page[-1]
+    assert after == seen[0] and pages == 2
+    end = api.get(AUDIT, params={"after": seen[0]}, headers=outsider)
+    assert end.json() == [] and "Coord-Next-After" not in end.headers

@@ -30,7 +30,7 @@ PAGE = 1000  # events per catch-up read
 PAGE_BYTES = 1024 * 1024  # payload bytes per catch-up read (at least one event)
 CHUNK_BYTES = 64 * 1024  # SSE frames joined into one write
 AUDIT_BYTES = 4 * 1024 * 1024  # payload bytes one /audit answer carries (at least one event)
-AUDIT_SCAN_IDS = 100_000  # event ids one /audit answer looks through, at most (the database skips non-matches)
+AUDIT_SCAN_IDS = 100_000  # event ids one filtered /audit answer looks through, from the first event after `after`
 AUDIT_SCAN_ROWS = 20_000  # matching rows one /audit answer reads, at most (some may be the parties' own)
 MAX_KINDS = 32  # kind prefixes in one filter
 
@@ -239,9 +239,13 @@ async def audit(request: Request, after: int = Query(0, ge=0, le=MAX_EVENT_ID), 
     """The event log as JSON, oldest first after ``after`` (what the caller may see).
 
     At most ``limit`` events and about 4 MiB of payload per answer (at least
-    one event). One answer looks at most :data:`AUDIT_SCAN_IDS` ids ahead and
-    :data:`AUDIT_SCAN_ROWS` matching rows, so a filter that matches little
-    costs a bounded scan, not the whole log. While more may follow, the
+    one event), reading at most :data:`AUDIT_SCAN_ROWS` rows (the caller's
+    own visibility filter runs on those). With a ``kinds``/``project_key``
+    filter, one answer also looks at most :data:`AUDIT_SCAN_IDS` ids, from the
+    first event after ``after`` (so ids pruned away cost nothing), so a filter
+    that matches little costs a bounded scan, not the whole log; without a
+    filter there is no id window (the row budget bounds the work, and an
+    answer is empty only at the end of the log). While more may follow, the
     ``Coord-Next-After`` header carries the id to page on after (absent: the
     answer reached the end of the log); it may run ahead of the last event
     answered. When events after ``after`` were pruned, the ``Coord-Gap``
@@ -253,11 +257,18 @@ async def audit(request: Request, after: int = Query(0, ge=0, le=MAX_EVENT_ID), 
     def page(tx: Any, now: float) -> tuple[list[dict[str, Any]], int | None]:
         out: list[dict[str, Any]] = []
         cursor, size, scanned = after, 0, 0
-        through = min(after + AUDIT_SCAN_IDS, MAX_EVENT_ID)
+        through: int | None = None  # unfiltered: no id window (every row read is a candidate)
+        if prefixes or project_key is not None:
+            first = tx.events.first_after(after)
+            if first is None:
+                return out, None  # no event after ``after``
+            through = min(first - 1 + AUDIT_SCAN_IDS, MAX_EVENT_ID)  # a pruned gap costs no window
         while len(out) < limit and size < AUDIT_BYTES and scanned < AUDIT_SCAN_ROWS:
             rows = tx.events.page(cursor, min(PAGE, AUDIT_SCAN_ROWS - scanned), AUDIT_BYTES - size,
                                   kinds=prefixes, project_key=project_key, through_id=through)
             if not rows:
+                if through is None:
+                    return out, None  # the log ends here
                 cursor = through  # nothing matches up to the window's end
                 break
             for r in rows:

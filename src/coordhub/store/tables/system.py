@@ -145,6 +145,11 @@ class Events(Table):
             cursor, batch = rows[-1]["id"], min(2 * batch, 256)
         return out
 
+    def first_after(self, after_id: int) -> int | None:
+        """The id of the oldest event after ``after_id`` (an index lookup), None when there is none."""
+        row = self.ex.one("SELECT MIN(id) AS id FROM events WHERE id > ?", (after_id,))
+        return int(row["id"]) if row and row["id"] is not None else None
+
     def for_target(self, session_id: str, after_id: int, limit: int) -> list[Row]:
         """Events addressed to a session (or to everyone) after ``after_id``, not caused by it, oldest first."""
         return self.ex.all(
