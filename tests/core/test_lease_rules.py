@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from coordhub.clock import ManualClock
-from coordhub.core import components, leases, presence, todos, tokens, workflows
+from coordhub.core import components, fences, leases, presence, todos, tokens, workflows
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.errors import Forbidden, LeaseConflict, StaleFence
@@ -117,7 +117,7 @@ def test_stale_no_expiry_lease_is_taken_over_with_who_and_why(hub: Hub, clock: M
         B.session_id, A.session_id, A.session_id, B.session_id)
     assert payload["reason"] == got["release_reason"] and payload["inactive_seconds"] == pytest.approx(2 * HOUR + 1)
     # its fence is stale everywhere it is checked
-    check = hub.query_sync(lambda tx, now: leases.check_fence(tx, lease["fence"], now, "deploy:staging"))
+    check = hub.query_sync(lambda tx, now: fences.check_fence(tx, lease["fence"], now, "deploy:staging"))
     assert check["current"] is False and "stale_takeover" in check["reason"]
     with pytest.raises(StaleFence):
         hub.mutate_sync(A, lambda tx, now: leases.renew(tx, A, lease["id"], None, now))
@@ -208,7 +208,7 @@ def test_revoking_a_token_revokes_the_leases_of_its_session(hub: Hub) -> None:
     for lease in mine:
         got = hub.query_sync(lambda tx, now, i=lease["id"]: leases.get(tx, i, now))
         assert (got["state"], got["released_by"]) == ("revoked", ADMIN.session_id)
-        check = hub.query_sync(lambda tx, now, f=lease["fence"]: leases.check_fence(tx, f, now))
+        check = hub.query_sync(lambda tx, now, f=lease["fence"]: fences.check_fence(tx, f, now))
         assert check["current"] is False
     assert [x["id"] for x in live(hub)] == [theirs["id"]]
     assert claim(hub, B, "src/a.py")["session_id"] == B.session_id  # free for others at once

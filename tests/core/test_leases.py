@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from coordhub.clock import ManualClock
-from coordhub.core import components, leases, workflows
+from coordhub.core import components, fences, leases, workflows
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.errors import Forbidden, Invalid, LeaseConflict, NotFound, StaleFence
@@ -133,7 +133,7 @@ def test_admin_force_release_fences_out_old_holder(hub: Hub) -> None:
         op(hub, B, lambda tx, now: leases.revoke(tx, B, lease["id"], now))
     revoked = op(hub, ADMIN, lambda tx, now: leases.revoke(tx, ADMIN, lease["id"], now))
     assert revoked["state"] == "revoked"
-    check = hub.query_sync(lambda tx, now: leases.check_fence(tx, lease["fence"], now, "deploy:staging"))
+    check = hub.query_sync(lambda tx, now: fences.check_fence(tx, lease["fence"], now, "deploy:staging"))
     assert check["current"] is False and "revoked" in check["reason"]
     with pytest.raises(StaleFence):
         op(hub, A, lambda tx, now: components.set_state(tx, A, project_key="p", component="api", state="deployed",
@@ -154,10 +154,10 @@ def test_release_all(hub: Hub) -> None:
 def test_check_fence_current_and_coverage(hub: Hub) -> None:
     lease = claim(hub, A, "src/")
     q = hub.query_sync
-    assert q(lambda tx, now: leases.check_fence(tx, lease["fence"], now, "src/a/b.py", "p"))["current"]
-    assert not q(lambda tx, now: leases.check_fence(tx, lease["fence"], now, "docs/x.md"))["current"]
-    assert not q(lambda tx, now: leases.check_fence(tx, lease["fence"], now, None, "other"))["current"]
-    assert not q(lambda tx, now: leases.check_fence(tx, 999, now))["current"]
+    assert q(lambda tx, now: fences.check_fence(tx, lease["fence"], now, "src/a/b.py", "p"))["current"]
+    assert not q(lambda tx, now: fences.check_fence(tx, lease["fence"], now, "docs/x.md"))["current"]
+    assert not q(lambda tx, now: fences.check_fence(tx, lease["fence"], now, None, "other"))["current"]
+    assert not q(lambda tx, now: fences.check_fence(tx, 999, now))["current"]
     newer = claim(hub, A, "other")
     assert newer["fence"] > lease["fence"]
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, rule, run_state_machine_as_test
 
 from coordhub.clock import ManualClock
-from coordhub.core import leases, messages, presence
+from coordhub.core import fences, leases, messages, presence
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.errors import Forbidden, LeaseConflict, NotFound, StaleFence
@@ -292,7 +292,7 @@ class LeaseMachine(RuleBasedStateMachine):
     @invariant()
     def every_lease_has_its_state_and_fence(self) -> None:
         def look(tx: Any, now: float) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-            return [(leases.get(tx, m.id, now), leases.check_fence(tx, m.fence, now)) for m in self.model.values()]
+            return [(leases.get(tx, m.id, now), fences.check_fence(tx, m.fence, now)) for m in self.model.values()]
 
         for m, (got, check) in zip(self.model.values(), self.hub.query_sync(look), strict=True):
             assert (got["state"], got["fence"], got["session_id"]) == (m.state(self.now), m.fence, m.session), m

@@ -13,7 +13,7 @@ import enum
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import leases, paging, quota
+from coordhub.core import fences, paging, quota
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.store.base import Row
@@ -59,7 +59,7 @@ def set_state(tx: Tx, actor: Actor, *, project_key: str, component: str, state: 
     deployed version (issue 7 point 20); ``None`` clears them.
     """
     if fence is not None:
-        leases.assert_fence(tx, actor, fence, now, project_key, names=fence_names(component),
+        fences.assert_fence(tx, actor, fence, now, project_key, names=fence_names(component),
                             what=f"component {component!r}")
     quota.charge(tx, actor, now, quota.size_of(project_key, component, state, *(
         v for v in (version, notes) if isinstance(v, str))), "component")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import leases, paging, quota
+from coordhub.core import fences, paging, quota
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid, NotFound
@@ -156,7 +156,7 @@ def update_item(tx: Tx, actor: Actor, item_id: str, changes: dict[str, Any], *, 
     if row is None:
         raise NotFound(f"no work item {item_id!r}")
     if fence is not None:
-        leases.assert_fence(tx, actor, fence, now, row["project_key"], names=fence_names(row),
+        fences.assert_fence(tx, actor, fence, now, row["project_key"], names=fence_names(row),
                             what=f"work item {item_id}")
     if "status" in changes:
         _status(changes["status"], WORK_ITEM_STATUSES, "work item")

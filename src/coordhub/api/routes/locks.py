@@ -21,7 +21,7 @@ from coordhub.api.schemas import (
     ReleaseAllOut,
     Subject,
 )
-from coordhub.core import halt, leases
+from coordhub.core import fences, halt, leases
 from coordhub.core.calls import Call
 from coordhub.errors import Invalid
 from coordhub.store.base import Ahead
@@ -80,7 +80,7 @@ async def release_all(request: Request, session_id: str | None = None, release_a
 async def check(request: Request, fence: int = Query(ge=1, le=2**62), resource: str | None = None,
                 project_key: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
     """Is ``fence`` still the live grant (covering ``resource``)? For anything about to act as holder."""
-    return await query(request, lambda tx, now: leases.check_fence(tx, fence, now, resource, project_key))
+    return await query(request, lambda tx, now: fences.check_fence(tx, fence, now, resource, project_key))
 
 
 @router.get("/conflicts", response_model=ConflictsOut, responses=responses(*READ_ERRORS))
