@@ -128,7 +128,13 @@ def test_a_flood_of_bad_tokens_does_not_lock_out_the_tokens_of_that_address(
         fresh = hub.mutate_sync(SYSTEM, lambda tx, now: tokens.create(tx, SYSTEM, "B/x", False, now)).body["token"]
         assert whoami(fresh) == 200
         client.cookies.set(websessions.COOKIE_NAME, cookie)
-        assert client.get("/api/coord/whoami", headers={websessions.CSRF_HEADER: secret}).status_code == 200
+        page = {websessions.CSRF_HEADER: secret}
+        assert client.get("/api/coord/whoami", headers=page).status_code == 200
+        assert client.delete("/api/coord/web/session", headers={**page, "Origin": "http://testserver"}
+                             ).status_code == 200
+        client.cookies.set(websessions.COOKIE_NAME, cookie)
+        assert client.get("/api/coord/whoami", headers=page).status_code == 401  # signed out: its tag lets it
+        assert client.get("/api/coord/whoami", headers=page).status_code == 429  # past the address no more
         client.cookies.clear()
         forged = fresh[:-4] + ("AAAA" if not fresh.endswith("AAAA") else "BBBB")
         assert whoami(forged) == 429 and whoami("coord_" + "G" * 43) == 429

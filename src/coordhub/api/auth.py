@@ -203,7 +203,7 @@ class Authenticator:
         self._vouched: dict[str, float] = {}
         self._tag_key: bytes | None = None  # the database's token tag key, once read
         self._tag_key_asked = -1.0
-        self._dead: set[str] = set()  # hashes of tagged tokens found revoked
+        self._dead: set[str] = set()  # hashes of tagged tokens found revoked, and of tagged cookies signed out
         self._live: set[str] | None = None  # hashes of the tokens live when an address was first found spent
         self._web: dict[str, tuple[websessions.WebSession, float]] = {}  # cookie hash -> (web session, until)
         self._spellings: dict[str, str] = {}  # folded id -> stored spelling (never changes once stored)
@@ -254,10 +254,14 @@ class Authenticator:
         once the address has none left.
         """
         vouch = "web:" + tokens.hash_token(cookie + "\n" + (secret or ""))
-        if not await self._tagged(cookie):
+        dead = "web:" + tokens.hash_token(cookie)
+        tag_ok = dead not in self._dead and await self._tagged(cookie)
+        if not tag_ok:
             await self._may_look_up(vouch, address)
         session = await self.web_session(cookie)
         if session is None:
+            if tag_ok:  # signed out or expired since: a flood of it waits for its address like any guess
+                self._bury(dead)
             raise self.failed(address, SIGNED_OUT, vouch)
         if not secrets.compare_digest((secret or "").encode("utf-8", "replace"), session.csrf_token.encode()):
             raise self.failed(address, WRONG_SECRET, vouch)
@@ -296,9 +300,7 @@ class Authenticator:
         actor = await self.hub.query(lambda tx, now: tokens.authenticate(tx, token))
         if actor is None:
             if tag_ok:  # minted here and revoked since: a flood of it waits for its address like any guess
-                if len(self._dead) > MAX_BUCKETS:
-                    self._dead.clear()
-                self._dead.add(digest)
+                self._bury(digest)
             raise self.failed(address, tokens.REVOKED, digest)
         self._vouch(digest)
         if generation != self._generation:  # a revocation landed while we read: answer, but do not remember
@@ -341,6 +343,12 @@ class Authenticator:
         if self._live is None:
             self._live = set(await self.hub.query(lambda tx, now: tx.tokens.live_hashes()))
         return self._live
+
+    def _bury(self, credential: str) -> None:
+        """Remember a tagged credential found dead (revoked, signed out): its tag no longer lets it past."""
+        if len(self._dead) > MAX_BUCKETS:
+            self._dead.clear()
+        self._dead.add(credential)
 
     def _vouch(self, credential: str) -> None:
         if len(self._vouched) > MAX_BUCKETS:
