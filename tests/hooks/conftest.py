@@ -134,19 +134,25 @@ def make_project(root: Path, name: str = PROJECT) -> Path:
     return path
 
 
-@pytest.fixture
-def fleet(live_hub: LiveHub, tmp_path: Path) -> Fleet:
-    """Sessions A and B on the live hub, each with a private environment, sharing one project directory."""
+def agents(hub: LiveHub, tmp_path: Path) -> tuple[Agent, Agent]:
+    """Sessions A and B on ``hub``, each with a private environment, sharing one project directory."""
     project = make_project(tmp_path / "work")
 
     def agent(session: str, tag: str) -> Agent:
-        token = live_hub.token(session)
-        env = isolated_env(tmp_path / tag, COORD_URL=live_hub.url, COORD_TOKEN=token)
+        token = hub.token(session)
+        env = isolated_env(tmp_path / tag, COORD_URL=hub.url, COORD_TOKEN=token)
         env.pop("CLAUDE_PROJECT_DIR", None)
         env.pop("CLAUDE_ENV_FILE", None)
-        return Agent(session, token, env, project, f"claude-{tag}-0001", live_hub)
+        return Agent(session, token, env, project, f"claude-{tag}-0001", hub)
 
-    return Fleet(live_hub, agent(A, "a"), agent(B, "b"), {"Authorization": f"Bearer {live_hub.admin_token}"})
+    return agent(A, "a"), agent(B, "b")
+
+
+@pytest.fixture
+def fleet(live_hub: LiveHub, tmp_path: Path) -> Fleet:
+    """Sessions A and B on the live hub (:func:`agents`)."""
+    a, b = agents(live_hub, tmp_path)
+    return Fleet(live_hub, a, b, {"Authorization": f"Bearer {live_hub.admin_token}"})
 
 
 @pytest.fixture

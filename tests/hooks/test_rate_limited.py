@@ -11,47 +11,29 @@ import httpx2
 import pytest
 
 from tests.conftest import LiveHub
-from tests.coordcli import isolated_env
-from tests.hooks.conftest import PROJECT, A, Agent, B, make_project
+from tests.hooks.conftest import PROJECT, Agent, B, agents
 from tests.hooks.test_hooks import edit
 
 
-def limited_hub(path: Path, rate: str) -> LiveHub:
-    """A live hub allowing each token ``rate`` requests a second after a burst of 10."""
-    return LiveHub(path, args=("--rate-limit", rate, "--rate-burst", "10")).start()
+def limited_hub(tmp_path: Path, rate: str) -> Iterator[LiveHub]:
+    """A live hub allowing each token ``rate`` requests a second after a burst of 10, stopped afterwards."""
+    hub = LiveHub(tmp_path / "hub", args=("--rate-limit", rate, "--rate-burst", "10")).start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
 
 
 @pytest.fixture
 def slow_hub(tmp_path: Path) -> Iterator[LiveHub]:
     """One request per 20 s after the burst: a 429's Retry-After (up to 20 s) is past the hook's budget."""
-    hub = limited_hub(tmp_path / "hub", "0.05")
-    try:
-        yield hub
-    finally:
-        hub.stop()
+    yield from limited_hub(tmp_path, "0.05")
 
 
 @pytest.fixture
 def brisk_hub(tmp_path: Path) -> Iterator[LiveHub]:
     """One request per 2 s after the burst: a 429's Retry-After (1 or 2 s) is within the hook's budget."""
-    hub = limited_hub(tmp_path / "hub", "0.5")
-    try:
-        yield hub
-    finally:
-        hub.stop()
-
-
-def agents(hub: LiveHub, tmp_path: Path) -> tuple[Agent, Agent]:
-    project = make_project(tmp_path / "work")
-
-    def agent(session: str, tag: str) -> Agent:
-        token = hub.token(session)
-        env = isolated_env(tmp_path / tag, COORD_URL=hub.url, COORD_TOKEN=token)
-        env.pop("CLAUDE_PROJECT_DIR", None)
-        env.pop("CLAUDE_ENV_FILE", None)
-        return Agent(session, token, env, project, f"claude-{tag}-0001", hub)
-
-    return agent(A, "a"), agent(B, "b")
+    yield from limited_hub(tmp_path, "0.5")
 
 
 def exhaust(agent: Agent) -> None:
