@@ -91,7 +91,6 @@ def page(tx: Tx, project_key: str | None = None,
     """Component states as :func:`find` lists them, after ``cursor``, and the cursor of the ones that follow
     (None: none follow); at most :data:`PAGE` and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text
     (at least one). Raises ``Invalid`` for a cursor not from this list."""
-    after = paging.parse_cursor(cursor, tx.components.key)
-    rows, more = paging.page(paging.read(lambda k, a: tx.components.find(project_key, k, a), PAGE + 1, TEXT,
-                                         tx.components.key, after), PAGE, TEXT, tx.components.key)
+    rows, more = paging.page(lambda k, a: tx.components.find(project_key, k, a), PAGE, TEXT, tx.components.key,
+                             cursor)
     return [render(r) for r in rows], more

@@ -71,9 +71,13 @@ def fit(rows: Sequence[Row], fields: tuple[str, ...], budget: int | None = None)
     return len(rows)
 
 
-def page(rows: Sequence[Row], limit: int, fields: tuple[str, ...], key: Key) -> tuple[list[Row], str | None]:
-    """One answer's rows out of ``rows`` (read with a limit of ``limit + 1``): at most ``limit`` of them and as
-    many as :func:`fit` lets in, and the :func:`cursor` after the last one when more follow (None: the end)."""
+def page(find: Callable[[int, tuple[Any, ...] | None], list[Row]], limit: int, fields: tuple[str, ...], key: Key,
+         after: str | None) -> tuple[list[Row], str | None]:
+    """One answer of a list in the order ``key``, after the opaque cursor ``after`` (:func:`parse_cursor`: None
+    from the start, ``Invalid`` for one not of this list), read with :func:`read` over the store's ``find``: at
+    most ``limit`` rows and as many as :func:`fit` lets in, and the :func:`cursor` after the last one when more
+    follow (None: the end)."""
+    rows = read(find, limit + 1, fields, key, parse_cursor(after, key))
     n = fit(rows[:limit], fields)
     return list(rows[:n]), (cursor(rows[n - 1], key) if n < len(rows) else None)
 

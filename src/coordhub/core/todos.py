@@ -78,11 +78,9 @@ def page(tx: Tx, *, user: str | None = None, project_key: str | None = None, sta
     """
     if status not in (*STATUSES, "all"):
         raise Invalid(f"status must be pending, done or all, not {status!r}", field="status")
-    after = paging.parse_cursor(cursor, tx.todos.key)
     wanted = None if status == "all" else status
-    rows, more = paging.page(paging.read(lambda k, a: tx.todos.find(k, a, user_name=user, project_key=project_key,
-                                                                    status=wanted), PAGE + 1, TEXT, tx.todos.key,
-                                         after), PAGE, TEXT, tx.todos.key)
+    rows, more = paging.page(lambda k, a: tx.todos.find(k, a, user_name=user, project_key=project_key, status=wanted),
+                             PAGE, TEXT, tx.todos.key, cursor)
     return [render(r) for r in rows], more
 
 

@@ -77,9 +77,8 @@ def get_workflow(tx: Tx, workflow_id: str, cursor: str | None = None) -> tuple[d
     At most :data:`PAGE` items and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text (at least one).
     """
     out = render_workflow(_workflow(tx, workflow_id))
-    after = paging.parse_cursor(cursor, tx.work_items.key)
-    rows, more = paging.page(paging.read(lambda k, a: tx.work_items.find(k, a, workflow_id=workflow_id), PAGE + 1,
-                                         ITEM_TEXT, tx.work_items.key, after), PAGE, ITEM_TEXT, tx.work_items.key)
+    rows, more = paging.page(lambda k, a: tx.work_items.find(k, a, workflow_id=workflow_id), PAGE, ITEM_TEXT,
+                             tx.work_items.key, cursor)
     out["work_items"] = [render_item(r) for r in rows]
     return out, more
 
@@ -94,10 +93,8 @@ def page(tx: Tx, *, project_key: str | None = None, status: str | None = None,
     """
     if status is not None:
         _status(status, WORKFLOW_STATUSES, "workflow")
-    after = paging.parse_cursor(cursor, tx.workflows.key)
-    rows, more = paging.page(paging.read(lambda k, a: tx.workflows.find(k, a, project_key=project_key, status=status),
-                                         PAGE + 1, WORKFLOW_TEXT, tx.workflows.key, after), PAGE, WORKFLOW_TEXT,
-                             tx.workflows.key)
+    rows, more = paging.page(lambda k, a: tx.workflows.find(k, a, project_key=project_key, status=status), PAGE,
+                             WORKFLOW_TEXT, tx.workflows.key, cursor)
     return [render_workflow(r) for r in rows], more
 
 
