@@ -71,7 +71,6 @@ from coordhub.jsonlog import SESSION_KEY
 from coordhub.store.base import Row
 
 CACHE_SECONDS = 5.0
-VOUCHED_SECONDS = 86_400.0  # a token verified within this long is looked up even while its address is spent
 MAX_BUCKETS = 100_000  # rate-limit buckets kept in memory
 INNER_REQUEST = "coordhub.inner_request"  # scope key: a request the hub makes to itself (only the app can set it)
 FAILURES_PER_SECOND = 2.0  # failed authentications per client address, on average
@@ -181,12 +180,12 @@ class Authenticator:
     tokens costs one hash each and no store reads once its address is spent;
     a token already cached is never held up by its address, nor is one whose
     tag checks (minted by a hub of this database: :mod:`coordhub.core.tokens`),
-    nor one this process verified within :data:`VOUCHED_SECONDS` (each is
-    looked up, and the store still decides): agents on one machine share its
-    address, and a flood of bad tokens from there must not lock them out, nor
-    the admin's ``coord halt``. An untagged token (minted before tags) never
-    seen here waits for its address to refill, as does a tagged one found
-    revoked.
+    nor an untagged one (minted before tags) that was live when this process
+    first found an address spent (each is looked up, and the store still
+    decides): agents on one machine share its address, and a flood of bad
+    tokens from there must not lock them out, nor the admin's ``coord halt``.
+    A tagged token found revoked, or a tagged dashboard cookie found signed
+    out, waits for its address like any guess.
     """
 
     def __init__(self, hub: Hub, *, no_auth: bool, limiter: RateLimiter | None = None) -> None:
@@ -198,9 +197,6 @@ class Authenticator:
         # token -> (actor, until, digest): the same cache keyed by the token as sent, so a hit costs no hash
         self._known: dict[str, tuple[Actor, float, str]] = {}
         self._generation = 0  # bumped by every invalidation: a lookup that straddles one is not cached
-        # token hash -> until when: verified lately, so worth a lookup even while its address is spent (a flood
-        # of bad tokens from an address its agents share must not lock them out); the lookup still decides
-        self._vouched: dict[str, float] = {}
         self._tag_key: bytes | None = None  # the database's token tag key, once read
         self._tag_key_asked = -1.0
         self._dead: set[str] = set()  # hashes of tagged tokens found revoked, and of tagged cookies signed out
@@ -253,19 +249,17 @@ class Authenticator:
         receives it). Each failure counts against ``address``; ``RateLimited``
         once the address has none left.
         """
-        vouch = "web:" + tokens.hash_token(cookie + "\n" + (secret or ""))
         dead = "web:" + tokens.hash_token(cookie)
         tag_ok = dead not in self._dead and await self._tagged(cookie)
         if not tag_ok:
-            await self._may_look_up(vouch, address)
+            self.failures.refuse_if_spent(address, "failed authentications")
         session = await self.web_session(cookie)
         if session is None:
             if tag_ok:  # signed out or expired since: a flood of it waits for its address like any guess
                 self._bury(dead)
-            raise self.failed(address, SIGNED_OUT, vouch)
+            raise self.failed(address, SIGNED_OUT)
         if not secrets.compare_digest((secret or "").encode("utf-8", "replace"), session.csrf_token.encode()):
-            raise self.failed(address, WRONG_SECRET, vouch)
-        self._vouch(vouch)
+            raise self.failed(address, WRONG_SECRET)
         return session
 
     async def web_actor(self, cookie: str, method: str, headers: Any, address: str) -> Actor:
@@ -302,7 +296,6 @@ class Authenticator:
             if tag_ok:  # minted here and revoked since: a flood of it waits for its address like any guess
                 self._bury(digest)
             raise self.failed(address, tokens.REVOKED, digest)
-        self._vouch(digest)
         if generation != self._generation:  # a revocation landed while we read: answer, but do not remember
             return actor
         if len(self._cache) > 10_000:
@@ -326,11 +319,9 @@ class Authenticator:
         return tokens.tagged(token, self._tag_key)
 
     async def _may_look_up(self, credential: str, address: str) -> None:
-        """``RateLimited`` when ``address`` has no failed authentications left, unless ``credential`` (a hash)
-        was verified here within :data:`VOUCHED_SECONDS` or is a token live when this process first found an
-        address spent (:meth:`_untagged`: tokens minted before tags, the admin's among them, survive a restart)."""
-        if self._vouched.get(credential, 0.0) > time.monotonic():
-            return
+        """``RateLimited`` when ``address`` has no failed authentications left, unless ``credential`` (a token's
+        hash) is of a token live when this process first found an address spent (:meth:`_untagged`: tokens
+        minted before tags, the admin's among them, survive a restart)."""
         try:
             self.failures.refuse_if_spent(address, "failed authentications")
         except RateLimited:
@@ -350,18 +341,11 @@ class Authenticator:
             self._dead.clear()
         self._dead.add(credential)
 
-    def _vouch(self, credential: str) -> None:
-        if len(self._vouched) > MAX_BUCKETS:
-            self._vouched.clear()
-        self._vouched[credential] = time.monotonic() + VOUCHED_SECONDS
-
     def failed(self, address: str | None, message: str, credential: str | None = None) -> Unauthorized:
-        """Count a failed authentication against ``address`` (if known), no longer vouching for ``credential``;
-        the 401 to raise."""
-        if credential is not None:
-            self._vouched.pop(credential, None)
-            if self._live is not None:
-                self._live.discard(credential)
+        """Count a failed authentication against ``address`` (if known), no longer letting ``credential`` (a
+        token's hash) past a spent address; the 401 to raise."""
+        if credential is not None and self._live is not None:
+            self._live.discard(credential)
         if address is not None:
             with contextlib.suppress(RateLimited):
                 self.failures.check(address)
