@@ -13,7 +13,12 @@ Messages, events and finished assignments are pruned by retention and leases
 are bounded by count and size (:mod:`coordhub.core.leases`); conversation
 turns have their own daily bound (:mod:`coordhub.core.turnbounds`).
 :func:`charge` runs in the write's own transaction, before the record is
-written, so a refused write leaves nothing behind.
+written, so a refused write leaves nothing behind. It reads the day's usage,
+then counts the write, and no other hub process writes in between: on
+PostgreSQL every batch holds the writers' fleet-wide advisory lock
+(:mod:`coordhub.store.postgres`), on SQLite the file's write lock. So the
+bound is the session's across every hub on one database, not each process's
+(``tests/core/test_quota_across_hubs.py``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ A conversation holds at most :data:`MAX_TURNS_PER_CONVERSATION` turns and
 stores at most :data:`MAX_SESSION_TURNS_PER_DAY` turns and
 :data:`MAX_SESSION_BYTES_PER_DAY` a UTC day (429 ``turn_quota``). Refused
 turns are stored too, so they count. :func:`check` runs in the send's
-transaction, before the turn is recorded.
+transaction, before the turn is recorded and the day charged; as for the write
+quota (:mod:`coordhub.core.quota`), no other hub process writes in between, so
+the daily bound holds across every hub on one database.
 """
 
 from __future__ import annotations
