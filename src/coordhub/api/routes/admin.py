@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from coordhub import __version__
+from coordhub import __version__, jsonbytes
 from coordhub.api import metrics
 from coordhub.api.admin_schemas import EngageOut, HealthOut, TokenCreate, TokenOut, TokenRevokeOut
 from coordhub.api.answers import JSONResponse
@@ -75,10 +75,18 @@ async def prometheus_metrics(request: Request, who: Caller = Depends(caller)) ->
 
 @router.get("/api/coord/status", response_model=StatusOut, responses=responses(*READ_ERRORS))
 async def overview(request: Request, project_key: str | None = None, session_id: str | None = None,
-                   who: Caller = Depends(caller)) -> JSONResponse:
-    """Snapshot: live leases, recent components, active workflows, your unread count, any halt."""
+                   who: Caller = Depends(caller)) -> Response:
+    """Snapshot: live leases, recent components, active workflows, your unread count, any halt.
+
+    Read and encoded on a reader thread, never on the event loop: the answer
+    may run to a few MiB (:mod:`coordhub.core.status`), and a client polling
+    it must not stall every other request the process serves (review: one
+    token's polling took ``/health`` from 1 ms to 0.5 s).
+    """
     viewer = await who.viewer(session_id, "session_id")
-    return await query(request, lambda tx, now: status.overview(tx, viewer, now, project_key))
+    body = await hub(request).query_off_loop(
+        lambda tx, now: jsonbytes.dumps(status.overview(tx, viewer, now, project_key)))
+    return Response(body, media_type=JSONResponse.media_type)
 
 
 @router.get("/api/coord/halt", response_model=HaltsOut, responses=responses(*READ_ERRORS))

@@ -1,0 +1,48 @@
+"""``GET /api/coord/status`` is read and encoded off the event loop (review DoS: one token polling a
+4 MB overview on SQLite, eight requests in flight, took ``/health`` from 1 ms to 0.5 s for everyone)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from coordhub import jsonbytes
+from coordhub.core import status
+from tests.conftest import Api
+
+A = "A/claude-main"
+
+
+def _on_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_the_overview_is_read_and_encoded_off_the_event_loop(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    read: list[bool] = []
+    encoded: list[bool] = []
+    real_overview, real_dumps = status.overview, jsonbytes.dumps
+
+    def overview(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        read.append(_on_loop())
+        return real_overview(*args, **kwargs)
+
+    def dumps(value: Any, **kwargs: Any) -> bytes:
+        if isinstance(value, dict) and "active_locks" in value:
+            encoded.append(_on_loop())
+        return real_dumps(value, **kwargs)
+
+    monkeypatch.setattr(status, "overview", overview)
+    monkeypatch.setattr(jsonbytes, "dumps", dumps)
+    me = api.token(A)
+    assert api.post("/api/coord/locks", json={"project_key": "p", "resource": "src/a.py"},
+                    headers=me).status_code == 201
+    r = api.get("/api/coord/status", params={"project_key": "p"}, headers=me)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json", r.text
+    assert [x["resource"] for x in r.json()["active_locks"]] == ["src/a.py"]
+    assert read == [False] and encoded == [False], (read, encoded)
