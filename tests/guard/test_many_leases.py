@@ -1,6 +1,8 @@
-"""The git guard in a project holding more live leases than it reads (``run.MAX_LIVE``): it refuses in either fail
-mode, naming the bound (review: past 20,000 live leases — 21 sessions of 1,000 — ``COORD_HOOK_FAIL_MODE=open``
-accepted every commit unchecked, one touching a file another session leased among them)."""
+"""The git guard in a project holding more live leases of other sessions than it ever read: it asks only about
+the changed paths (``POST /locks/conflicts``), so a clean commit passes and a conflicting lease among the many is
+still found (review: it listed every live lease of the project, refused every commit past 20,000 — 21 sessions of
+1,000 — in either fail mode, and before that accepted them all unchecked under ``COORD_HOOK_FAIL_MODE=open``).
+Also the one bound left: the committer's own live leases in the project (``run.MAX_OWN``)."""
 
 from __future__ import annotations
 
@@ -13,15 +15,19 @@ import pytest
 from coordhub.core import leases
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
-from coordhub.guard.run import MAX_LIVE
+from coordhub.guard import run
 from coordhub.store import open_store
 from coordhub.store.tx import Tx
 from tests.conftest import LiveHub
 from tests.coordcli import isolated_env
-from tests.guard.conftest import PROJECT, A, Repo, auth, init_repo
+from tests.guard.conftest import PROJECT, A, Fleet, Repo, auth, init_repo
 
-HOLDERS = 25  # sessions the leases are spread over: 841 each, under the 1,000 one session may hold
-LEASED = "lib/pkg0/file0.py"  # the first lease: the file A commits
+OLD_BOUND = 20_000  # the live leases of a project the guard read before it refused every commit
+CROWD = OLD_BOUND + 1
+HOLDERS = 25  # sessions the leases are spread over: 801 each, under the 1,000 one session may hold
+LEASED = "lib/pkg0/file0.py"  # the first lease
+BATCH = 100  # paths the guard names per POST /locks/conflicts (check.BATCH)
+LAST = f"lib/pkg{(CROWD - 1) % 100}/file{CROWD - 1}.py"  # the last lease granted, far past any first page
 
 
 def _file(i: int) -> str:
@@ -52,9 +58,9 @@ def fill(data_dir: Path, n: int) -> None:
 
 @pytest.fixture(scope="module")
 def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveHub, Path]]:
-    """A hub whose project holds MAX_LIVE + 1 live leases of other sessions (filled once for the module)."""
+    """A hub whose project holds CROWD live leases of other sessions (filled once for the module)."""
     root = tmp_path_factory.mktemp("crowded")
-    fill(root / "hub", MAX_LIVE + 1)
+    fill(root / "hub", CROWD)
     hub = LiveHub(root / "hub").start()
     try:
         yield hub, root
@@ -69,30 +75,80 @@ def repo_of_a(hub: LiveHub, root: Path, name: str) -> Repo:
     return init_repo(root / name / "work" / PROJECT, env)
 
 
-@pytest.mark.parametrize("mode", ["open", "closed"])
-def test_past_the_leases_the_guard_reads_a_commit_is_refused_in_either_fail_mode(
-        crowded: tuple[LiveHub, Path], mode: str) -> None:
-    hub, root = crowded
-    repo = repo_of_a(hub, root, mode)
-    held = httpx2.get(hub.url + "/api/coord/locks", params={"project_key": PROJECT, "resource": LEASED},
+def _holder(path: str, hub: LiveHub) -> list[str]:
+    held = httpx2.get(hub.url + "/api/coord/locks", params={"project_key": PROJECT, "resource": path},
                       headers=auth(hub.admin_token), timeout=10).json()
-    assert [x["session_id"] for x in held] == ["FLEET/holder00"], held  # on the first page the guard reads
-    repo.change(LEASED)
+    return [x["session_id"] for x in held]
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_a_clean_commit_passes_whatever_other_sessions_hold_elsewhere(crowded: tuple[LiveHub, Path],
+                                                                       mode: str) -> None:
+    hub, root = crowded
+    repo = repo_of_a(hub, root, f"clean-{mode}")
+    for i in range(2 * BATCH + 5):  # three requests' worth of paths, none leased
+        repo.change(f"lib/pkg{i % 100}/new{i}.py")
     before = repo.head()
     r = repo.commit(env={"COORD_HOOK_FAIL_MODE": mode})
+    assert r.code == 0 and repo.head() != before, r
+    assert "refused" not in r.err and "unchecked" not in r.err, r.err
+
+
+@pytest.mark.parametrize("leased", [LEASED, LAST])
+def test_a_conflicting_lease_among_many_is_found(crowded: tuple[LiveHub, Path], leased: str) -> None:
+    hub, root = crowded
+    holder = _holder(leased, hub)
+    assert len(holder) == 1, holder
+    repo = repo_of_a(hub, root, "conflict-" + leased.rsplit("/", 1)[1].removesuffix(".py"))
+    for i in range(2 * BATCH + 5):  # the leased file comes last: in the third request
+        repo.change(f"lib/pkg{i % 100}/new{i}.py")
+    repo.change(leased)
+    before = repo.head()
+    r = repo.commit(env={"COORD_HOOK_FAIL_MODE": "open"})
     assert r.code == 1 and repo.head() == before, r
-    assert (f"commit refused: project {PROJECT} holds more than {MAX_LIVE} live leases, the most the guard reads, "
-            "so the paths could not be checked against leases. The hub is up") in r.err, r.err
-    assert "coord lock release" in r.err and "COORD_GUARD_BYPASS=1" in r.err, r.err
-    assert "accepted unchecked" not in r.err, r.err
+    assert f"{leased}: leased by {holder[0]}" in r.err, r.err
+    assert "new0.py" not in r.err and "live leases" not in r.err, r.err
 
 
-def test_past_the_leases_the_guard_reads_a_bypass_says_why_it_was_unchecked(crowded: tuple[LiveHub, Path]) -> None:
+def test_a_bypass_in_a_crowded_project_is_checked(crowded: tuple[LiveHub, Path]) -> None:
     hub, root = crowded
     repo = repo_of_a(hub, root, "bypass")
-    repo.change("lib/new.py")
+    repo.change(LEASED)
     before = repo.head()
     r = repo.commit(env={"COORD_GUARD_BYPASS": "1", "COORD_GUARD_BYPASS_REASON": "crowded"})
     assert r.code == 0 and repo.head() != before, r
-    assert f"accepted unchecked (project {PROJECT} holds more than {MAX_LIVE} live leases" in r.err, r.err
+    assert "accepted despite 1 problem(s)" in r.err and f"{LEASED}: leased by FLEET/holder00" in r.err, r.err
     assert "bypass recorded on the hub" in r.err, r.err
+
+
+def _guard_in_process(repo: Repo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                      mode: str) -> tuple[int, str]:
+    """``run.main`` for pre-commit in ``repo``, in this process (so that a bound can be patched)."""
+    for name, value in {**repo.env, "COORD_HOOK_FAIL_MODE": mode}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("CLAUDE_PROJECT_DIR", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(repo.path)
+    capsys.readouterr()
+    code = run.main("git-pre-commit", [])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_past_the_own_leases_the_guard_reads_a_commit_is_refused_in_either_fail_mode(
+        fleet: Fleet, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], mode: str) -> None:
+    # The hub lets a session hold 1,000 live leases, the guard's bound; a smaller bound stands for a hub that
+    # lets a session hold more. Other sessions' leases never count against it.
+    monkeypatch.setattr(run, "MAX_OWN", 3)
+    for i in range(4):
+        fleet.claim(fleet.b, f"theirs/f{i}.py", "theirs")
+    for i in range(3):
+        fleet.claim(fleet.a, f"mine/f{i}.py", "mine")
+    fleet.repo.change("lib/free.py")
+    assert _guard_in_process(fleet.repo, monkeypatch, capsys, mode) == (0, "")
+    fleet.claim(fleet.a, "mine/f3.py", "mine")
+    code, err = _guard_in_process(fleet.repo, monkeypatch, capsys, mode)
+    assert code == 1, err
+    assert (f"commit refused: session {A} holds more than 3 live leases in project {PROJECT}, the most the guard "
+            "reads, so the paths could not be checked against leases. The hub is up") in err, err
+    assert "coord lock release" in err and "COORD_GUARD_BYPASS=1" in err and "accepted unchecked" not in err, err

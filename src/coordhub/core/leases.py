@@ -52,6 +52,7 @@ MAX_DESCRIPTION = 4096  # characters; seed 001's descriptions are one line ("Add
 MAX_LIVE_PER_SESSION = 1000  # live leases one session may hold at once (a claim past it: 409 lease_limit)
 PAGE = 500  # leases a list answers at most (GET /locks, /status, /locks/conflicts) …
 PAGE_BYTES = 4 << 20  # … and about this many bytes of them (at least one lease)
+MAX_CONFLICT_RESOURCES = 100  # resources one conflict query may name (POST /locks/conflicts; one work budget)
 
 
 class LeaseLimit(Conflict):
@@ -505,6 +506,39 @@ def conflicts(tx: Tx, now: float, project_key: str, resource: str, me: str | Non
     found = _overlapping_any(tx, now, project_key, resource)
     return (_whole_page(tx, [r for r in found if r["session_id"] != me], PAGE, now),
             _whole_page(tx, [r for r in found if r["session_id"] == me], PAGE, now))
+
+
+def conflicts_of(tx: Tx, now: float, project_key: str, resources: list[str],
+                 me: str | None) -> tuple[Page, Page, list[list[str]]]:
+    """:func:`conflicts` for several resources at once: (others' page, ``me``'s own page, and for each resource in
+    order the ids of the leases of others' page that overlap it, oldest grant first).
+
+    A lease overlapping several resources is listed once. The pages are cut as :func:`conflicts` cuts them
+    (others' first list is empty only when no other session's live lease overlaps any resource); a resource's ids
+    name only leases in that page. All checks share one :class:`paths.Budget` (sound: may over-report once it is
+    spent). ``Invalid`` (422, ``field="resources"``) for no resources, more than :data:`MAX_CONFLICT_RESOURCES`,
+    or one that is no valid resource (naming its index).
+    """
+    if not 1 <= len(resources) <= MAX_CONFLICT_RESOURCES:
+        raise Invalid(f"resources must name 1 to {MAX_CONFLICT_RESOURCES} resources, not {len(resources)}",
+                      field="resources")
+    parsed = []
+    for i, resource in enumerate(resources):
+        try:
+            parsed.append(paths.parse(resource))
+        except ValueError as exc:
+            raise Invalid(f"resources[{i}] {resource!r}: {exc}", field="resources") from exc
+    budget = paths.Budget()
+    found: dict[str, Row] = {}
+    hits: list[list[str]] = []
+    for res in parsed:
+        rows = list(overlapping(tx, project_key, res, now, budget=budget))
+        found.update((r["id"], r) for r in rows)
+        hits.append([r["id"] for r in sorted(rows, key=lambda r: r["fence"]) if r["session_id"] != me])
+    others = _whole_page(tx, [r for r in found.values() if r["session_id"] != me], PAGE, now)
+    own = _whole_page(tx, [r for r in found.values() if r["session_id"] == me], PAGE, now)
+    shown = {lease["id"] for lease in others[0]}
+    return others, own, [[i for i in ids if i in shown] for ids in hits]
 
 
 def _overlapping_any(tx: Tx, now: float, project_key: str | None, resource: str) -> list[Row]:

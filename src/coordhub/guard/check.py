@@ -2,17 +2,22 @@
 
 For each path (project-relative, as git names it):
 
-* a live lease of **another** session overlapping it refuses the path
-  (overlap is decided by :mod:`coordhub.core.paths`, the hub's own rule);
-* a live lease of **the committer** overlapping it is accepted only if
+* a live lease of **another** session overlapping it refuses the path (the
+  hub says which: ``POST /locks/conflicts`` answers, for each path, the
+  others' leases that overlap it by its own rule);
+* a live lease of **the committer** overlapping it (decided here by
+  :mod:`coordhub.core.paths`, the hub's rule) is accepted only if
   ``GET /locks/check`` says its fence is current (asked once per lease);
 * a lease of the committer that the guard saw earlier and that is no longer
   live (see :mod:`coordhub.guard.ledger`) refuses the path unless a current
   lease of the committer covers it again, or the hub says it was released by
   its holder (then it is simply forgotten).
 
-Requests: ``GET /whoami`` and ``GET /locks?project_key=`` once, plus one
-``GET /locks/check`` per own lease involved; never one per path.
+Requests (made by :mod:`coordhub.guard.run`): ``GET /whoami`` once, one
+``POST /locks/conflicts`` per :data:`BATCH` paths, ``GET /locks?project_key=&session_id=``
+(the committer's own live leases in the project, 500 a page), plus one
+``GET /locks/check`` per own lease involved; never one per path, and none
+that grows with the leases other sessions hold.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from coordhub.hooks.project import as_resource
 from coordhub.hooks.untrusted import one_line
 
 FenceCheck = Callable[[int, str | None], dict[str, Any]]
+Held = dict[str, list[dict[str, Any]]]  # path → other sessions' live leases overlapping it, as the hub answered
+BATCH = 100  # paths one POST /locks/conflicts may name (the hub's bound: core.leases.MAX_CONFLICT_RESOURCES)
 
 
 class Problem(NamedTuple):
@@ -54,17 +61,9 @@ class Verdict(NamedTuple):
     ended_ids: list[str]
 
 
-def evaluate(paths: list[str], me: str | None, project_key: str, live: list[dict[str, Any]],
-             known: dict[str, ledger.Entry], check: FenceCheck) -> Verdict:
-    """Decide on ``paths`` given the project's ``live`` leases and the ledger ``known`` (see the module docstring).
-
-    ``check(fence, resource)`` asks the hub about a fence. ``known`` loses
-    the entries of leases the hub says were released by their holder.
-    ``ended_ids`` are the ledger entries of ended leases that overlap the
-    paths (the caller drops them once the run is accepted or bypassed).
-    Paths that are not valid resources (e.g. a control character in the
-    name) are returned in ``unchecked``.
-    """
+def split(paths: list[str]) -> tuple[dict[str, str], list[str]]:
+    """The ``paths`` that are valid lease resources (path → resource, as :func:`as_resource` names it), and those
+    that are not (a control character in the name, over the length limit), which no lease can be checked for."""
     resources: dict[str, str] = {}
     unchecked = []
     for p in paths:
@@ -73,10 +72,27 @@ def evaluate(paths: list[str], me: str | None, project_key: str, live: list[dict
             resources[p] = as_resource(p)
         except ValueError:
             unchecked.append(p)
-    problems = [Problem(p, "held", lease) for p, r in resources.items() for lease in live
-                if lease.get("session_id") != me and _overlaps(lease.get("resource"), r)]
+    return resources, unchecked
+
+
+def evaluate(paths: list[str], me: str | None, project_key: str, held: Held, own: list[dict[str, Any]],
+             known: dict[str, ledger.Entry], check: FenceCheck) -> Verdict:
+    """Decide on ``paths`` given the leases of others that the hub says overlap each (``held``), the committer's
+    ``own`` live leases in the project (all of them: a ledger entry not among them has ended) and the ledger
+    ``known`` (see the module docstring).
+
+    ``check(fence, resource)`` asks the hub about a fence. ``known`` loses
+    the entries of leases the hub says were released by their holder.
+    ``ended_ids`` are the ledger entries of ended leases that overlap the
+    paths (the caller drops them once the run is accepted or bypassed).
+    Paths that are not valid resources (e.g. a control character in the
+    name) are returned in ``unchecked``.
+    """
+    resources, unchecked = split(paths)
+    problems = [Problem(p, "held", lease) for p in resources for lease in held.get(p, [])
+                if lease.get("session_id") != me]
     covered: set[str] = set()
-    for lease in (x for x in live if x.get("session_id") == me):
+    for lease in (x for x in own if me is not None and x.get("session_id") == me):
         mine = [p for p, r in resources.items() if _overlaps(lease.get("resource"), r)]
         if not mine:
             continue
@@ -85,7 +101,7 @@ def evaluate(paths: list[str], me: str | None, project_key: str, live: list[dict
             covered.update(mine)
         else:
             problems += [Problem(p, "stale", lease, answer.get("reason")) for p in mine]
-    live_ids = {str(x.get("id")) for x in live}
+    live_ids = {str(x.get("id")) for x in own}
     ended_ids = []
     for lease_id, entry in list(known.items()):
         if lease_id in live_ids or entry.get("session_id") != me or entry.get("project_key") != project_key:

@@ -22,17 +22,25 @@ stale lease, lease id, purpose, time left) and what to do.
   waits its ``Retry-After`` and asks again while :data:`RATE_LIMIT_WAIT`
   allows, then refuses in either fail mode, naming the rate limit: a
   rate-limited hub is up, not "cannot be asked" (:mod:`coordhub.hooks.hub`).
-* The project holds more than :data:`MAX_LIVE` live leases → refused in
-  either fail mode, naming the bound: the guard reads every page of the
-  project's leases (500 a page) and never decides on part of them, and a hub
-  that answered is up, not "cannot be asked" (review: past 20,000 leases,
-  which 21 sessions reach, ``open`` accepted every commit unchecked).
+* The guard asks only about what can matter: for each :data:`check.BATCH`
+  changed paths, the other sessions' leases overlapping them
+  (``POST /locks/conflicts``, which the hub answers from its overlap index),
+  and the committer's own live leases in the project (for fences and the
+  ledger). How many leases other sessions hold does not matter (review: it
+  once read every live lease of the project and refused every commit past
+  20,000 of them, so one busy project blocked all commits).
+* The committer holds more than :data:`MAX_OWN` live leases in the project
+  (the hub lets a session hold 1,000 in all, so only a hub with a higher
+  bound gets there) → refused in either fail mode, naming the bound: a
+  ledger or fence check on part of them could miss a lease of one's own that
+  ended, and a hub that answered is up, not "cannot be asked".
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -47,13 +55,15 @@ MAX_LINES = 50
 WHAT = {"pre-commit": "commit", "pre-merge-commit": "merge commit", "pre-push": "push"}
 COMMAND = {"pre-commit": "commit", "pre-merge-commit": "merge", "pre-push": "push"}
 MAX_RECORDED_PATHS = 200
-MAX_LIVE = 20_000  # a project's live leases the guard reads (40 pages); past it the run cannot be checked
+MAX_OWN = 1_000  # the committer's own live leases in the project the guard reads (2 pages; the hub's per-session
+#                 bound, core.leases.MAX_LIVE_PER_SESSION); past it the run cannot be checked
 RATE_LIMIT_WAIT = 5.0  # seconds within which the guard may still wait out a 429: git has no hook timeout, but a
 #                        person (or an agent's Bash call) waits for the commit
 
 
 class TooManyLeases(HubError):
-    """The hub answered, but the project holds more live leases than the guard reads (:data:`MAX_LIVE`)."""
+    """The hub answered, but the committer holds more live leases in the project than the guard reads
+    (:data:`MAX_OWN`)."""
 
 
 def say(text: str) -> None:
@@ -91,9 +101,9 @@ def main(event: str, args: list[str]) -> int:
     if isinstance(error, HubRefused) and retry_after(error) is not None:
         return _rate_limited(hook, error, patience.waited)
     if isinstance(error, TooManyLeases):
-        return _up_but_unchecked(hook, str(error), "Release the leases that are no longer needed (`coord lock list "
-                                 "--project …`, `coord lock release <id>`; a directory or glob lease covers many "
-                                 "files in one) and try again")
+        return _up_but_unchecked(hook, str(error), "Release the leases of yours that are no longer needed (`coord "
+                                 "lock list --project …`, `coord lock release <id>`; a directory or glob lease covers "
+                                 "many files in one) and try again")
     if error is not None:
         return _unchecked(settings.fail_closed, hook, f"the hub could not be asked ({error})")
     assert verdict is not None
@@ -115,24 +125,52 @@ def _check(inv: Invocation, changed: list[str], ledger_file: Path, accept_if_cle
     hub, key, ask = inv.hub, inv.project.key, patience.call
     whoami = ask(partial(hub.get, "/whoami"))
     me = whoami.get("session_id") if isinstance(whoami, dict) else None
-    # every page: a lease left out would go unchecked
-    listed = ask(partial(hub.pages, "/locks", MAX_LIVE, project_key=key))
-    if listed.more:
-        raise TooManyLeases(f"project {key} holds more than {MAX_LIVE} live leases, the most the guard reads")
-    live = [r for r in listed.rows if isinstance(r, dict)]
+    held = _held(inv, check.split(changed)[0], ask)
+    own: list[dict[str, Any]] = []
+    if isinstance(me, str):  # every page: an own lease left out would look ended, or go unchecked
+        listed = ask(partial(hub.pages, "/locks", MAX_OWN, project_key=key, session_id=me))
+        if listed.more or len(listed.rows) > MAX_OWN:
+            raise TooManyLeases(f"session {me} holds more than {MAX_OWN} live leases in project {key}, the most "
+                                "the guard reads")
+        own = [r for r in listed.rows if isinstance(r, dict) and r.get("session_id") == me]
     known = ledger.load(ledger_file)
 
     def fence_check(fence: int, resource: str | None) -> dict[str, Any]:
         answer = ask(partial(hub.get, "/locks/check", fence=fence, resource=resource, project_key=key))
         return answer if isinstance(answer, dict) else {}
 
-    verdict = check.evaluate(changed, me, key, live, known, fence_check)
-    ledger.record(known, [r for r in live if r.get("session_id") == me], time.time())
+    verdict = check.evaluate(changed, me, key, held, own, known, fence_check)
+    ledger.record(known, own, time.time())
     if accept_if_clean and not verdict.problems:
         for lease_id in verdict.ended_ids:
             known.pop(lease_id, None)
     _save(ledger_file, known)
     return verdict
+
+
+def _held(inv: Invocation, resources: dict[str, str], ask: Callable[[Callable[[], Any]], Any]) -> check.Held:
+    """For each path of ``resources`` (path → resource), the other sessions' live leases overlapping it, as the hub
+    answers ``POST /locks/conflicts`` (one request per :data:`check.BATCH` paths). ``HubError`` when an answer is
+    not that endpoint's shape. Each answer lists at most 500 leases (the oldest); a path whose leases were all cut
+    out is missing, but the commit is refused for the others that answer showed."""
+    held: check.Held = {}
+    items = list(resources.items())
+    for start in range(0, len(items), check.BATCH):
+        batch = items[start:start + check.BATCH]
+        answer = ask(partial(inv.hub.post, "/locks/conflicts", {"project_key": inv.project.key,
+                                                                 "resources": [r for _, r in batch]}))
+        rows = answer.get("leases") if isinstance(answer, dict) else None
+        overlaps = answer.get("overlaps") if isinstance(answer, dict) else None
+        if (not isinstance(rows, list) or not isinstance(overlaps, list) or len(overlaps) != len(batch)
+                or not all(isinstance(ids, list) for ids in overlaps)):
+            raise HubError("POST /locks/conflicts answered no per-path overlaps (a hub older than this guard?)")
+        by_id = {str(r.get("id")): r for r in rows if isinstance(r, dict)}
+        for (path, _), ids in zip(batch, overlaps, strict=True):
+            # an id the answer does not list stands for a lease all the same: never drop a conflict
+            found = [by_id.get(str(i), {"id": i, "session_id": "?"}) for i in ids]
+            if found:
+                held[path] = found
+    return held
 
 
 def _save(path: Path, known: dict[str, ledger.Entry]) -> None:
