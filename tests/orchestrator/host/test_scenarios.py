@@ -289,3 +289,22 @@ def test_a_report_the_hub_cannot_take_does_not_kill_the_worker(run_worker: Calla
     assert w.kill_reason is None
     assert final == {"attempt": 1, "state": "done", "reason": final["reason"]}  # state and reason alone
     assert final["reason"].startswith("completed: 1 commit(s)")
+
+
+def test_the_files_named_in_the_system_prompt_stay_under_one_argument_s_limit() -> None:
+    # An assignment queued by a hub before the 16 KiB bound may carry 200 names of 1,000 characters: listed whole,
+    # they made --append-system-prompt a 200 KiB argument and every attempt failed to start (E2BIG, 128 KiB).
+    from coordhub.orchestrator.dispatch import Dispatch
+    from coordhub.orchestrator.worker.process import system_prompt
+
+    files = tuple(f"src/{i:03d}/" + "x" * 990 for i in range(200))
+    d = Dispatch(id="a1", attempt=1, repo="api", issue=1, branch="issue-1", briefing="", worker_session="m/w",
+                 files_likely=files)
+    text = system_prompt(d)
+    assert len(text.encode()) < 20_000
+    shown = text.count("src/")
+    assert 10 < shown < 200 and f"and {200 - shown} more" in text
+    assert files[0] in text and files[shown - 1] in text
+    small = Dispatch(id="a1", attempt=1, repo="api", issue=1, branch="issue-1", briefing="", worker_session="m/w",
+                     files_likely=("a.py", "b.py"))
+    assert "Files leased for you: a.py, b.py." in system_prompt(small)

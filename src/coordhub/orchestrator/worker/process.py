@@ -12,7 +12,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from coordhub.orchestrator.smoke import stdin_of
 from coordhub.orchestrator.worker.context import Context, EndEarly
 from coordhub.orchestrator.worker.reports import HumanLog
 from coordhub.orchestrator.worker.watchdog import Clock
+
+FILES_LISTED_BYTES = 16_384  # the files_likely named in the system prompt (the hub accepts at most this much)
 
 
 def environment(ctx: Context, d: Dispatch) -> dict[str, str]:
@@ -79,7 +81,7 @@ def prompt(d: Dispatch) -> str:
 
 def system_prompt(d: Dispatch) -> str:
     """What is appended to claude's system prompt: the worker's rules (one worktree, commit, STATUS/STUCK lines)."""
-    files = ", ".join(d.files_likely) or "none named"
+    files = _listed(d.files_likely) or "none named"
     return (
         f"You are a headless worker started by coordhub's `coord agent` for assignment {d.id}: issue #{d.issue} "
         f"of {d.repo}, on branch {d.branch} in this git worktree. Work only in this worktree. Commit your work "
@@ -88,6 +90,20 @@ def system_prompt(d: Dispatch) -> str:
         "and stop. If you need a decision, end your final message with the question. "
         f"Files leased for you: {files}. An edit refused by a hook names the session that holds the file: "
         "do not work around it; say STUCK.")
+
+
+def _listed(files: Sequence[str], budget: int = FILES_LISTED_BYTES) -> str:
+    """``files`` joined by commas, cut to about ``budget`` UTF-8 bytes with the count left out named: the list goes
+    into one argument of claude's command line, and Linux refuses any argument over 128 KiB (``E2BIG``), which
+    would fail every attempt of the assignment (a hub before the 16 KiB bound took up to 200 KiB)."""
+    shown: list[str] = []
+    used = 0
+    for name in files:
+        used += len(name.encode()) + 2
+        if used > budget:
+            return ", ".join(shown) + f" and {len(files) - len(shown)} more"
+        shown.append(name)
+    return ", ".join(shown)
 
 
 class ClaudeProcess:
