@@ -95,6 +95,33 @@ def test_the_fleet_is_the_default_scope_and_get_halt_keeps_its_old_fields(api: A
     assert [(h["scope"], h["applies"]) for h in got["halts"]] == [("fleet", True)]
 
 
+def test_a_halted_session_cannot_declare_its_way_out_of_the_scope(api: Api) -> None:
+    alpha, roamer = api.token("M1/alpha-agent"), api.token("OPS/roamer", admin=True)
+    declare(api, alpha, "m1", "alpha")
+    declare(api, roamer, machine="host-a")
+    api.post(HALTS, json={"reason": "incident in alpha", "scope": "project:alpha"}, headers=api.admin)
+    api.post(HALTS, json={"reason": "box on fire", "scope": "machine:host-a"}, headers=api.admin)
+    for headers, body, scope in ((alpha, {"project": "beta"}, "project:alpha"),
+                                 (roamer, {"machine": "host-b"}, "machine:host-a")):
+        r = api.put("/api/coord/conversations/profile", json=body, headers=headers)
+        assert r.status_code == 423 and r.json()["error"]["halt"]["scope"] == scope, r.text
+        assert todo(api, headers).status_code == 423
+        assert [h["applies"] for h in api.get(HALTS, headers=headers).json()["halts"]].count(True) == 1
+    # what keeps it inside goes through: tools, the same project, a project declared under a machine halt
+    assert api.put("/api/coord/conversations/profile", json={"project": "alpha", "tools": ["Read"]},
+                   headers=alpha).status_code == 200
+    declare(api, roamer, project="beta")
+    # after the resume the pause holds it the same way, and the session it paused stays paused
+    register(api, alpha)
+    assert api.post("/api/coord/resume", json={"scope": "project:alpha"},
+                    headers=api.admin).json()["paused"] == ["M1/alpha-agent"]
+    r = api.put("/api/coord/conversations/profile", json={"project": "beta"}, headers=alpha)
+    assert r.status_code == 423 and r.json()["error"]["code"] == "paused", r.text
+    assert api.post("/api/coord/engage", headers=alpha).status_code == 200
+    declare(api, alpha, project="beta")  # once engaged, it is free to move
+    assert todo(api, alpha).status_code == 201
+
+
 def test_every_standing_halt_is_listed_with_whether_it_covers_the_caller(api: Api, clock: ManualClock) -> None:
     a, b = api.token(A), api.token(B)
     declare(api, b, project="career")

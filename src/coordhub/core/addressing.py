@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from coordhub.core import orgturn, presence
+from coordhub.core import halt, orgturn, presence
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, machine_of
 from coordhub.errors import Forbidden, Invalid
@@ -77,7 +77,9 @@ def set_profile(tx: Tx, actor: Actor, *, machine: str | None = None, project: st
     so one token cannot take another machine's turns (403); a session whose
     id names no machine (seed 002's ``backend``) cannot declare one, since
     nothing would bind it to a machine. Admins (and ``--no-auth`` callers) may
-    declare any machine.
+    declare any machine. A change of machine or project that would take the
+    session out of a standing halt or its pause is refused as the halt refuses
+    writes (423, :func:`coordhub.core.halt.refuse_leaving`).
     """
     row = tx.sessions.get(actor.session_id) or {}
     new_machine = row.get("machine") if machine is None else name(machine, "machine")
@@ -92,6 +94,8 @@ def set_profile(tx: Tx, actor: Actor, *, machine: str | None = None, project: st
     if tools is not None:
         orgturn.check_tools(tools)
     new_tools = json.dumps(list(dict.fromkeys(tools))) if tools is not None else row.get("tools")
+    if (new_machine, new_project) != (row.get("machine"), row.get("project")):
+        halt.refuse_leaving(tx, actor.session_id, row, {**row, "machine": new_machine, "project": new_project})
     if (new_machine, new_project, new_tools) != (row.get("machine"), row.get("project"), row.get("tools")):
         tx.conversations.set_profile(actor.session_id, new_machine, new_project, new_tools)
         emit(tx, "conversation.profile", now, session_id=actor.session_id, machine=new_machine,

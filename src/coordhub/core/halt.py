@@ -144,6 +144,27 @@ def refuse_in_scope(halts: list[Row], session_id: str, session: Row) -> None:
             raise _refusal(row)
 
 
+def refuse_leaving(tx: Tx, session_id: str, before: Row, after: Row) -> None:
+    """Refuse a profile change that would take the session out of a halt or its pause; nothing otherwise.
+
+    ``before`` and ``after`` are its ``sessions`` row as it is and as the
+    change would leave it (its declared ``machine`` and ``project``, which
+    scopes match). Raises ``Halted`` (423, the halt's record) if a standing
+    halt covers ``before`` but not ``after``, ``Paused`` if the scope of the
+    session's pause does; a change that stays inside (or only adds a
+    declaration) goes through. Without this check a halted session could
+    re-declare its project, which ``PUT /profile`` lets through as
+    :attr:`Exempt.PRESENCE`, and write again.
+    """
+    for row in standing(tx):
+        scope = from_key(row["scope"])
+        if scope.covers(session_id, before) and not scope.covers(session_id, after):
+            raise _refusal(row)
+    paused = pause.render(before)
+    if paused is not None and not from_key(str(paused["scope"] or "fleet")).covers(session_id, after):
+        pause.refuse_if_paused(session_id, before)
+
+
 def _refusal(row: Row) -> Halted:
     halt = render(row)
     assert halt is not None
