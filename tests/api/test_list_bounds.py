@@ -13,6 +13,9 @@ B = "B/claude-main"
 MESSAGES = "/api/coord/messages"
 BIG = 500 * 1024  # characters of one body or description: under the 512 KiB a field may hold
 MOST = 4.5 * 2**20  # bytes one answer may take: 4 MiB of text and what one more row's short fields add
+# about BIG bytes of JSON each, in characters of 3, 4 and 6 bytes (a control character is escaped as \u0001):
+# counted in characters, 20 such bodies made one answer of 10 MB
+WIDE = ("漢" * (BIG // 3), "😀" * (BIG // 4), "\x01" * (BIG // 6))
 
 
 def _all(api: Api, path: str, params: dict[str, Any], header: str, param: str,
@@ -162,3 +165,51 @@ def test_cut_answers_lose_no_broadcast(api: Api) -> None:
     while (out := api.post(f"{MESSAGES}/unshown", json={"limit": 500}, headers=a).json())["messages"]:
         shown += [m["seq"] for m in out["messages"]]
     assert shown == seqs
+
+
+def test_answers_are_bounded_in_encoded_bytes(api: Api) -> None:
+    """Non-ASCII and escaped bodies: each answer stays within its bytes, and the cursor and ``more`` still carry
+    every message once."""
+    a, b = api.token(A), api.token(B)
+    seqs, bodies = [], []
+    for i in range(20):
+        bodies.append(WIDE[i % 3])
+        r = api.post(MESSAGES, json={"to_session": A, "subject": f"m{i}", "body": bodies[-1]}, headers=b)
+        assert r.status_code == 201, r.text
+        seqs.append(r.json()["seq"])
+    unread = _all(api, MESSAGES, {"to_session": A, "unread_only": "true", "limit": 100}, "Coord-Next-After-Seq",
+                  "after_seq", a)
+    assert [len(p) for p in unread] == [8, 8, 4]
+    assert [m["seq"] for p in unread for m in p] == seqs and [m["body"] for p in unread for m in p] == bodies
+    history = _all(api, MESSAGES, {"to_session": A}, "Coord-Next-Before-Seq", "before_seq", a)
+    assert [len(p) for p in history] == [8, 8, 4] and [m["seq"] for p in history for m in p] == seqs[::-1]
+    r = api.get(f"{MESSAGES}/wait", params={"timeout": 0, "after_seq": seqs[3]}, headers=a)
+    assert len(r.content) <= MOST and [m["seq"] for m in r.json()] == seqs[4:12]
+    shown: list[int] = []
+    answers: list[tuple[int, int]] = []
+    while (r := api.post(f"{MESSAGES}/unshown", json={"limit": 100}, headers=a)).json()["messages"]:
+        assert len(r.content) <= MOST, len(r.content)
+        shown += [m["seq"] for m in r.json()["messages"]]
+        answers.append((len(r.json()["messages"]), r.json()["more"]))
+    assert shown == seqs and answers == [(8, 12), (8, 4), (4, 0)]
+
+
+def test_record_lists_and_status_are_bounded_in_encoded_bytes(api: Api) -> None:
+    me = api.token(A)
+    for i in range(12):
+        r = api.post("/api/coord/workflows", json={"project_key": "p", "name": f"w{i}", "description": WIDE[0]},
+                     headers=me)
+        assert r.status_code == 201, r.text
+        r = api.put("/api/coord/components", json={"project_key": "p", "component": f"c{i}", "state": "deployed",
+                                                   "notes": WIDE[1]}, headers=me)
+        assert r.status_code == 200, r.text
+        r = api.post("/api/coord/todos", json={"text": f"t{i}", "source": WIDE[2]}, headers=me)
+        assert r.status_code == 201, r.text
+    for path, name, prefix in (("/api/coord/workflows", "name", "w"), ("/api/coord/components", "component", "c"),
+                               ("/api/coord/todos", "text", "t")):
+        pages = _all(api, path, {}, "Coord-Next-Cursor", "cursor", me)
+        assert [len(p) for p in pages] == [8, 4], path
+        assert sorted(x[name] for x in _records(pages)) == sorted(f"{prefix}{i}" for i in range(12))
+    status = api.get("/api/coord/status", headers=me)
+    assert len(status.content) <= 2.1 * 2**20, len(status.content)  # two sections of about 1 MiB
+    assert len(status.json()["components"]) == 2 and len(status.json()["active_workflows"]) == 2

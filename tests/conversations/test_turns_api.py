@@ -220,6 +220,74 @@ def test_unshown_marks_turns_shown_once(api: Api, pair: Any) -> None:
     assert api.post("/api/coord/messages/unshown", json={"limit": 3}, headers=homelab).json()["turns"] == []
 
 
+MOST = 4.5 * 2**20  # bytes one unshown answer may take: about 4 MiB of text and one more row's short fields
+WIDE = "漢" * (80 * 1024) + "\n"  # a body of 240 KiB of UTF-8; a turn answers it twice (body and file): ~480 KiB
+
+
+def _unshown_all(api: Api, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every answer of ``/messages/unshown`` until one brings nothing; each checked for its size in bytes."""
+    answers = []
+    while True:
+        r = api.post("/api/coord/messages/unshown", json={"limit": 100}, headers=headers)
+        assert r.status_code == 200 and len(r.content) <= MOST, (r.status_code, len(r.content))
+        if not r.json()["messages"] and not r.json()["turns"]:
+            assert r.json()["more"] == 0 and r.json()["turns_more"] == 0
+            return answers
+        answers.append(r.json())
+
+
+def test_unshown_turns_are_bounded_in_bytes_and_lose_nothing(api: Api, pair: Any,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """One session's large turns: an answer holds about 4 MiB of them, the read about as many, and the shown
+    cursor and ``turns_more`` carry every turn once (they came all in one answer of 6 MB, read with 1,000 more)."""
+    from coordhub.store.tables.conversations import Conversations
+
+    career, homelab = pair
+    ids = []
+    for i in range(12):
+        r = send(api, career, "velox.homelab", org(conversation=f"big{i}", body=WIDE))
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    read: list[int] = []
+    real = Conversations.pending_to
+
+    def counting(self: Conversations, address: str, limit: int, after_id: int = 0) -> list[Any]:
+        rows = real(self, address, limit, after_id)
+        read.append(len(rows))
+        return rows
+    monkeypatch.setattr(Conversations, "pending_to", counting)
+    answers = _unshown_all(api, homelab)
+    assert [t["id"] for a in answers for t in a["turns"]] == ids
+    assert all(t["body"] == WIDE for a in answers for t in a["turns"])
+    assert [(len(a["turns"]), a["turns_more"]) for a in answers] == [(8, 4), (4, 0)]
+    assert sum(read) <= 12 + 2, read  # each turn read once, and the one that says more follow
+
+
+def test_unshown_turns_share_the_answer_with_messages(api: Api, pair: Any) -> None:
+    """Turns get what the messages of the same answer left of its bound; none when they left less than one."""
+    career, homelab = pair
+    for i in range(3):
+        assert send(api, career, "velox.homelab", org(conversation=f"big{i}", body=WIDE)).status_code == 201
+    body = "x" * (500 * 1024)
+    for i in range(8):  # about 4 MiB: no room for a turn of ~480 KiB beside them
+        r = api.post("/api/coord/messages", json={"to_session": "velox/homelab", "subject": f"m{i}", "body": body},
+                     headers=career)
+        assert r.status_code == 201, r.text
+    answers = _unshown_all(api, homelab)
+    assert [(len(a["messages"]), a["more"], len(a["turns"]), a["turns_more"]) for a in answers] == [
+        (8, 0, 0, 3), (0, 0, 3, 0)]
+    for i in range(3, 6):
+        assert send(api, career, "velox.homelab", org(conversation=f"big{i}", body=WIDE)).status_code == 201
+    for i in range(6):  # about 3 MiB: room for two turns
+        r = api.post("/api/coord/messages", json={"to_session": "velox/homelab", "subject": f"n{i}", "body": body},
+                     headers=career)
+        assert r.status_code == 201, r.text
+    answers = _unshown_all(api, homelab)
+    assert [(len(a["messages"]), a["more"], len(a["turns"]), a["turns_more"]) for a in answers] == [
+        (6, 0, 2, 1), (0, 0, 1, 0)]
+    assert [t["conversation_id"] for a in answers for t in a["turns"]] == ["big3", "big4", "big5"]
+
+
 def test_halt_refuses_turns(api: Api, pair: Any) -> None:
     career, _ = pair
     assert api.post("/api/coord/halt", json={"reason": "drill"}, headers=api.admin).status_code == 201

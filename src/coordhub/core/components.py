@@ -81,9 +81,10 @@ def set_state(tx: Tx, actor: Actor, *, project_key: str, component: str, state: 
 def find(tx: Tx, project_key: str | None = None, limit: int = PAGE,
          budget: int | None = None) -> list[dict[str, Any]]:
     """Component states, most recently updated first, optionally of one project: at most ``limit`` and about
-    ``budget`` characters of their text (default :data:`~coordhub.core.paging.PAGE_BYTES`; at least one)."""
-    rows = paging.read(lambda k, after: tx.components.find(project_key, k, after), limit, TEXT, tx.components.key)
-    return [render(r) for r in rows[:paging.fit(rows, TEXT, budget)]]
+    ``budget`` bytes of their text (encoded; default :data:`~coordhub.core.paging.PAGE_BYTES`; at least one)."""
+    rows, _ = paging.take(paging.keyed(lambda k, after: tx.components.find(project_key, k, after),
+                                       tx.components.key), limit, TEXT, paging.PAGE_BYTES if budget is None else budget)
+    return [render(r) for r in rows]
 
 
 def page(tx: Tx, project_key: str | None = None,

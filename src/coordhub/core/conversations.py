@@ -47,7 +47,7 @@ import json
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import addressing, events, orgturn, turnbounds, turns
+from coordhub.core import addressing, events, orgturn, paging, turnbounds, turns
 from coordhub.core.events import emit
 from coordhub.core.hub import WithStatus
 from coordhub.core.identity import Actor
@@ -60,6 +60,7 @@ from coordhub.store.tx import Tx
 MAX_PAGE = 1000
 SHOW_PAGE = 100                         # turns per page of a conversation, by default
 SHOW_BYTES = 4 * 2**20                  # about this much stored text per page (at least one turn)
+UNSHOWN_TEXT = ("title", "body", "content", "signature", "reason", "requires_tools")  # what paging counts of a turn
 
 
 class SequenceTaken(Conflict):
@@ -317,22 +318,35 @@ def inbox(tx: Tx, actor: Actor, address: str | None = None, limit: int = 100) ->
     return [turns.render(r, pending=True) for r in tx.conversations.pending_to(addr, min(max(limit, 1), MAX_PAGE))]
 
 
-def unshown(tx: Tx, actor: Actor, limit: int, now: float) -> dict[str, Any]:
+def unshown(tx: Tx, actor: Actor, limit: int, now: float, budget: int = paging.PAGE_BYTES, *,
+            first: bool = True) -> dict[str, Any]:
     """Pending turns to the actor's address its agent has not been shown yet (oldest first), now marked shown.
 
     What the prompt and post-tool-use hooks inject, under their cap, with the
-    unread messages (``POST /messages/unshown``): ``more`` counts the ones
-    left for next time (at most :data:`MAX_PAGE` are counted).
+    unread messages (``POST /messages/unshown``). At most ``limit`` turns
+    (0: none) and about ``budget`` bytes of their :data:`UNSHOWN_TEXT` as
+    encoded, read in batches (:func:`~coordhub.core.paging.take`); at least
+    one unless ``first`` is false (the messages of the same answer used its
+    budget). Only what is answered is marked shown; ``more`` counts the ones
+    left for next time, still unshown (at most :data:`MAX_PAGE` are counted;
+    no turn text is read to count them).
     """
     row = tx.sessions.get(actor.session_id)
     addr = addressing.address_of(tx, actor.session_id)
     if row is None or addr is None:
         return {"turns": [], "more": 0}
-    rows = tx.conversations.pending_to(addr, limit + MAX_PAGE, int(row["turns_shown"]))
-    shown, more = rows[:limit], len(rows) - min(len(rows), limit)
+    cursor = int(row["turns_shown"])
+
+    def fetch(k: int, last: Row | None) -> list[Row]:
+        after = cursor if last is None else int(last["id"])
+        return [turns.render(r, pending=True) for r in tx.conversations.pending_to(addr, k, after)]
+
+    shown, more = paging.take(fetch, limit, UNSHOWN_TEXT, budget, first=first) if limit > 0 else ([], True)
     if shown:
-        tx.conversations.set_turns_shown(actor.session_id, int(shown[-1]["id"]))
-    return {"turns": [turns.render(r, pending=True) for r in shown], "more": more}
+        cursor = int(shown[-1]["id"])
+        tx.conversations.set_turns_shown(actor.session_id, cursor)
+    # no count when nothing was left out
+    return {"turns": shown, "more": tx.conversations.pending_count(addr, cursor, MAX_PAGE) if more else 0}
 
 
 def for_machine(tx: Tx, actor: Actor, machine: str | None, after: int, limit: int) -> list[dict[str, Any]]:

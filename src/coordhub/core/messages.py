@@ -197,9 +197,8 @@ def inbox_page(tx: Tx, session_id: str, *, unread_only: bool, limit: int = 100, 
     else:
         def fetch(k: int, last: Row | None) -> list[Row]:
             return tx.messages.history(session_id, (before_seq or 2**62) if last is None else int(last["seq"]), k)
-    rows = paging.gather(fetch, limit + 1, TEXT)
-    n = paging.fit(rows[:limit], TEXT)
-    return [render(r) for r in rows[:n]], (int(rows[n - 1]["seq"]) if n < len(rows) else None)
+    rows, more = paging.take(fetch, limit, TEXT)
+    return [render(r) for r in rows], (int(rows[-1]["seq"]) if more and rows else None)
 
 
 def _unread(tx: Tx, session_id: str, limit: int, after_seq: int) -> list[Row]:
@@ -243,12 +242,9 @@ def unshown(tx: Tx, actor: Actor, limit: int, now: float) -> dict[str, Any]:
         found.sort(key=lambda r: r["seq"])
         return found[:k]
 
-    rows = paging.gather(fetch, limit, TEXT)
-    n = paging.fit(rows, TEXT)
-    shown = rows[:n]  # only what is answered is marked shown: nothing left out is lost
-    # counted before marking; no count when the read ran out of unshown messages before the limit and the budget
-    left = (tx.messages.unshown_count(actor.session_id, incarnation, cursor) - n
-            if n < len(rows) or len(rows) == limit else 0)
+    shown, more = paging.take(fetch, limit, TEXT)  # only what is answered is marked shown: nothing left out is lost
+    # counted before marking; no count when nothing was left out
+    left = tx.messages.unshown_count(actor.session_id, incarnation, cursor) - len(shown) if more else 0
     for r in shown:
         tx.messages.mark_delivered(actor.session_id, r["seq"], now)
     if any(r["to_session"] is None for r in shown):

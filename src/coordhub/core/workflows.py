@@ -100,11 +100,12 @@ def page(tx: Tx, *, project_key: str | None = None, status: str | None = None,
 
 def active(tx: Tx, project_key: str | None, budget: int) -> tuple[list[dict[str, Any]], bool]:
     """Workflows not yet completed or cancelled (of one project), oldest first: as many of the first :data:`PAGE`
-    as about ``budget`` characters of their text hold (at least one), and whether more are left out."""
-    rows = paging.read(lambda k, a: tx.workflows.in_states(ACTIVE_WORKFLOW_STATUSES, k, project_key, a), PAGE + 1,
-                       WORKFLOW_TEXT, tx.workflows.key)
-    n = paging.fit(rows[:PAGE], WORKFLOW_TEXT, budget)
-    return [render_workflow(r) for r in rows[:n]], n < len(rows)
+    as about ``budget`` bytes of their text hold (encoded, see :mod:`~coordhub.core.paging`; at least one), and
+    whether more are left out."""
+    rows, more = paging.take(paging.keyed(lambda k, a: tx.workflows.in_states(ACTIVE_WORKFLOW_STATUSES, k,
+                                                                             project_key, a), tx.workflows.key),
+                             PAGE, WORKFLOW_TEXT, budget)
+    return [render_workflow(r) for r in rows], more
 
 
 def set_workflow_status(tx: Tx, actor: Actor, workflow_id: str, status: str, now: float) -> dict[str, Any]:

@@ -54,7 +54,9 @@ MessageType = Literal[
     "SWARM_STARTED", "SWARM_REVIEWER_COMPLETE", "SWARM_COMPLETE", "SWARM_FAILED",
 ]
 PAGE = 500  # the hub's largest inbox page: what one coord_check_messages call looks through, at most
-MESSAGE_TEXT = 500 + 524_288  # the longest subject and body one message may have (api.schemas Subject, Text)
+# the most bytes one message's subject and body take in the hub's answer (as paging.size counts them): api.schemas
+# Subject (500 characters, none a control: 4 bytes at most) and Text (524,288, a control character 6 escaped)
+MESSAGE_TEXT = 8 + 4 * 500 + 6 * 524_288
 Limit = Annotated[int, Field(ge=1, le=1000)]
 
 
@@ -141,7 +143,7 @@ def _page_may_continue(page: list[dict[str, Any]], asked: int) -> bool:
     """
     if len(page) >= asked:
         return True
-    text = sum(paging.ROW_BYTES + len(m["subject"] or "") + len(m["body"] or "") for m in page)
+    text = sum(paging.size(m, ("subject", "body")) for m in page)
     return text + paging.ROW_BYTES + MESSAGE_TEXT > paging.PAGE_BYTES
 
 

@@ -15,7 +15,7 @@ from coordhub.api.auth import SESSION_HEADER, SIGNED_OUT, Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
 from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
-from coordhub.core import conversations, messages, tokens
+from coordhub.core import conversations, messages, paging, tokens
 from coordhub.core.bus import EventBus
 from coordhub.core.calls import Call
 from coordhub.core.halt import Exempt
@@ -132,8 +132,9 @@ async def unshown(request: Request, body: Unshown | None = None, who: Caller = D
 
     Pending conversation turns to the caller's address that its agent has not
     been shown come in the same answer (``turns``, ``turns_more``), sharing
-    ``limit`` after the messages, so a hook asks once. About 4 MiB of message text at most (at least one
-    message); ``more`` counts the messages left unshown, and while any are left no turns come.
+    ``limit`` and the answer's bound after the messages, so a hook asks once. About 4 MiB of text (encoded
+    bytes) at most, at least one message or, with none, one turn; ``more`` counts the messages left unshown,
+    and while any are left no turns come; ``turns_more`` counts the turns left unshown.
     """
     actor = await who.act()
     limit = body.limit if body else 5
@@ -141,7 +142,8 @@ async def unshown(request: Request, body: Unshown | None = None, who: Caller = D
     def op(tx: Tx, now: float) -> dict[str, Any]:
         out = messages.unshown(tx, actor, limit, now)
         room = 0 if out["more"] else limit - len(out["messages"])  # messages cut for size: turns wait too
-        turns = conversations.unshown(tx, actor, room, now)
+        spent = sum(paging.size(m, messages.TEXT) for m in out["messages"])
+        turns = conversations.unshown(tx, actor, room, now, paging.PAGE_BYTES - spent, first=not out["messages"])
         return {**out, "turns": turns["turns"], "turns_more": turns["more"]}
 
     # Not a Call: it marks shown what it answers, so its answer must not be lost on a link (see core/calls.py).

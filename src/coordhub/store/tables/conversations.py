@@ -143,6 +143,16 @@ class Conversations(Table):
             "WHERE t.to_address = ? AND t.decision = 'process' AND t.id > ? AND t.type <> 'release' "
             "AND t.sequence > c.last_release ORDER BY t.id LIMIT ?", (address, after_id, limit))
 
+    def pending_count(self, address: str, after_id: int, most: int) -> int:
+        """How many turns :meth:`pending_to` would give after ``after_id``, counted up to ``most``; no turn text is
+        read."""
+        row = self.ex.one(
+            "SELECT COUNT(*) AS n FROM (SELECT t.id FROM turns t "
+            "JOIN conversations c ON c.conversation_id = t.conversation_id "
+            "WHERE t.to_address = ? AND t.decision = 'process' AND t.id > ? AND t.type <> 'release' "
+            "AND t.sequence > c.last_release LIMIT ?) AS pending", (address, after_id, most))
+        return int(row["n"]) if row else 0
+
     def pending_counts(self, addresses: list[str]) -> list[Row]:
         """``(to_address, pending, newest)`` for each of ``addresses`` that has pending turns."""
         if not addresses:
