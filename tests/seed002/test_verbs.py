@@ -140,3 +140,30 @@ def test_claude_instance_id_is_the_identity_only_on_a_no_auth_hub(tmp_path: Path
     finally:
         open_hub.stop()
         auth_hub.stop()
+
+
+def test_wrapper_scripts_never_write_through_planted_symlinks(tmp_path: Path) -> None:
+    """A cloned repository's ``.publish-message.sh.tmp -> ~/.bashrc`` is neither written nor chmodded, and a
+    script name that is itself a symlink is refused even with --force (review: the temp file was followed)."""
+    repo = git_init(tmp_path / "repo")
+    cli = Coord(repo, isolated_env(tmp_path / "env"))
+    victim = tmp_path / "home-bashrc"
+    victim.write_text("export MINE=1\n")
+    victim.chmod(0o600)
+    scripts = repo / "scripts" / "coordination"
+    scripts.mkdir(parents=True)
+    (scripts / "publish-message.sh").write_text("echo the seed's own\n")
+    for name in ("publish-message.sh", "check-messages.sh", "ack-message.sh"):
+        (scripts / f".{name}.tmp").symlink_to(victim)
+    cli.ok("compat", "seed002-scripts", str(scripts), "--force")
+    assert victim.read_text() == "export MINE=1\n" and stat.S_IMODE(victim.stat().st_mode) == 0o600
+    for name in ("publish-message.sh", "check-messages.sh", "ack-message.sh"):
+        written = scripts / name
+        assert not written.is_symlink() and stat.S_IMODE(written.stat().st_mode) == 0o755
+        assert "coordhub" in written.read_text()
+
+    (scripts / "ack-message.sh").unlink()
+    (scripts / "ack-message.sh").symlink_to(victim)
+    refused = cli.fails(1, "compat", "seed002-scripts", str(scripts), "--force")
+    assert "ack-message.sh" in refused.err and "symlink" in refused.err
+    assert (scripts / "ack-message.sh").is_symlink() and victim.read_text() == "export MINE=1\n"

@@ -9,6 +9,7 @@ import typer
 
 from coordhub.cli.common import EXIT_REFUSED, EXIT_USAGE, fail
 from coordhub.cli.output import console
+from coordhub.client import project
 
 app = typer.Typer(help="Drop-in files for teams moving from the seed systems.", no_args_is_help=True)
 
@@ -64,20 +65,24 @@ def seed002_scripts(
     """Write publish-message.sh, check-messages.sh and ack-message.sh: seed 002's scripts as wrappers over coord.
 
     A repository's existing ./scripts/coordination/*.sh calls keep working, with the hub's guarantees.
+    Each is written to a new temp file and renamed into place; a script name that is a symlink is refused.
     """
     if directory.exists() and not directory.is_dir():
         fail(f"{directory} is not a directory", EXIT_USAGE)
-    present = [n for n in SCRIPTS if (directory / n).exists()]
+    linked = [n for n in SCRIPTS if (directory / n).is_symlink()]
+    if linked:  # even with --force: the user may not know the repository put them there, nor where they point
+        it = "it" if len(linked) == 1 else "them"
+        fail(f"{', '.join(linked)} in {directory}: {'a symlink' if it == 'it' else 'symlinks'} (a repository may "
+             f"have put {it} there), not replaced even with --force; move {it} away and run this again", EXIT_REFUSED)
+    present = [n for n in SCRIPTS if os.path.lexists(directory / n)]
     if present and not force:
         fail(f"{', '.join(present)} already in {directory}: add --force to replace them", EXIT_REFUSED)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         for name in SCRIPTS:
-            path = directory / name
-            tmp = path.with_name(f".{name}.tmp")
-            tmp.write_text(script(name), encoding="utf-8")
-            os.chmod(tmp, 0o755)
-            os.replace(tmp, path)
+            # a new temp file (O_EXCL|O_NOFOLLOW), its mode set on the descriptor, then renamed over the name:
+            # nothing a repository planted (a .tmp symlink to ~/.bashrc) is written through or chmodded
+            project.write_private(directory / name, script(name), mode=0o755)
     except OSError as exc:
         fail(f"cannot write the scripts in {directory}: {exc}", EXIT_REFUSED)
     for name in SCRIPTS:

@@ -227,17 +227,21 @@ def read_json_object(path: Path, max_bytes: int = MAX_JSON_BYTES) -> dict[str, A
     return data if isinstance(data, dict) else {}
 
 
-def write_private(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically (temp file + rename), mode 0600, fsynced.
+def write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``text`` atomically (temp file + rename), mode ``mode`` (0600 by default), fsynced.
 
     The temp file is made new (``O_EXCL``, a stale one removed first), so a
-    symlink planted under its name is replaced, never followed.
+    symlink planted under its name is replaced, never followed; its mode is
+    set on the descriptor (``fchmod``), never through a name. A symlink at
+    ``path`` itself is replaced by the rename, not written through.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
+        if mode != 0o600:
+            os.fchmod(f.fileno(), mode)
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
