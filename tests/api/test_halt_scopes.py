@@ -189,6 +189,29 @@ def test_a_session_cannot_lift_a_halt_an_admin_set_on_its_machine(api: Api) -> N
     assert api.post("/api/coord/resume", json={"scope": "machine:host-a"}, headers=api.admin).status_code == 200
 
 
+def test_an_admin_takes_over_a_halt_a_session_set_on_its_machine(api: Api, clock: ManualClock) -> None:
+    a = api.token(A)
+    r = api.post(HALTS, json={"reason": "squat", "scope": "machine:host-a"}, headers=a)
+    assert r.status_code == 201
+    fell = r.json()["halted_at"]
+    clock.advance(30)
+    r = api.post(HALTS, json={"reason": "operator: stop host-a now", "scope": "machine:host-a"}, headers=api.admin)
+    assert r.status_code == 201, r.text
+    assert (r.json()["halted_by"], r.json()["reason"], r.json()["halted_at"]) == \
+        ("admin", "operator: stop host-a now", fell)
+    assert [(e["session_id"], e["payload"].get("took_over_from")) for e in events(api, "halt.set")] == \
+        [(A, None), ("admin", A)]
+    r = api.post("/api/coord/resume", json={"scope": "machine:host-a", "engage_all": True}, headers=a)
+    assert r.status_code == 403 and "admin" in r.json()["error"]["message"]
+    assert todo(api, a).status_code == 423 and halt_rows(api) == ["machine:host-a"]
+    # an admin's halt is not taken over, not even by another admin
+    other_admin = api.token("OPS/other", admin=True)
+    r = api.post(HALTS, json={"reason": "again", "scope": "machine:host-a"}, headers=other_admin)
+    assert r.status_code == 409 and r.json()["error"]["halt"]["reason"] == "operator: stop host-a now"
+    assert len(events(api, "halt.set")) == 2
+    assert api.post("/api/coord/resume", json={"scope": "machine:host-a"}, headers=api.admin).status_code == 200
+
+
 # ---- the pause after a resume -----------------------------------------------------------------
 
 def test_resume_pauses_the_sessions_active_under_the_halt_until_each_engages(api: Api, clock: ManualClock) -> None:

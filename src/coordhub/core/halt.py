@@ -12,6 +12,8 @@ they are paused until they re-engage (:mod:`coordhub.core.pause`, seed 004).
 Who may: an admin token halts and resumes any scope; any other session only
 its own machine (:func:`coordhub.core.scope.may_act_on`), and it may not lift
 a halt an admin set there — the session an operator stopped cannot undo that.
+An admin halting a scope a session halted first takes that halt over
+(:func:`set_halt`), so a session cannot squat its machine's halt.
 
 The rule behind the table: a halt stops everything that starts, extends or
 changes shared work (claims and renewals, messages sent, todos, workflows and
@@ -179,20 +181,30 @@ def _refusal(row: Row) -> Halted:
 def set_halt(tx: Tx, actor: Actor, reason: str, now: float, scope: Scope | None = None) -> dict[str, Any]:
     """Halt ``scope`` (default: the fleet); see the module docstring for who may.
 
+    An admin's halt of a scope a session halted takes that halt over: it
+    becomes the admin's (``halted_by``, ``reason``; ``halted_at`` stays when
+    the scope fell, which is what the pause after the resume counts from),
+    so only an admin lifts it; its one ``halt.set`` event names
+    ``took_over_from``. Otherwise the session that squatted its machine's
+    halt could keep the admin from setting one there and lift it at will.
+
     Raises ``Forbidden`` (403) for a scope the actor may not halt,
-    ``Invalid`` for a blank reason, ``Conflict`` if the scope already is halted.
+    ``Invalid`` for a blank reason, ``Conflict`` if the scope already is halted
+    (by an admin, or the actor is none).
     """
     scope = scope or FLEET
     may_act_on(actor, scope, "halt")
     if not reason.strip():
         raise Invalid("a halt needs a reason")
     standing_one = tx.halts.get(scope.key)
-    if standing_one is not None:
+    if standing_one is not None and (standing_one["by_admin"] or not actor.is_admin):
         raise Conflict(f"{scope.words} is already halted", halt=render(standing_one))
-    row: Row = {"scope": scope.key, "halted_by": actor.session_id, "reason": reason, "halted_at": now,
+    row: Row = {"scope": scope.key, "halted_by": actor.session_id, "reason": reason,
+                "halted_at": now if standing_one is None else standing_one["halted_at"],
                 "by_admin": int(actor.is_admin)}
     tx.halts.put(row)
-    emit(tx, "halt.set", now, session_id=actor.session_id, reason=reason, scope=scope.label)
+    took_over = {} if standing_one is None else {"took_over_from": standing_one["halted_by"]}
+    emit(tx, "halt.set", now, session_id=actor.session_id, reason=reason, scope=scope.label, **took_over)
     halt = render(row)
     assert halt is not None
     return halt
