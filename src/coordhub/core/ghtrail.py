@@ -30,6 +30,7 @@ from coordhub.clock import isoformat
 from coordhub.core import assignments, coordinator, hosts
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
+from coordhub.core.redaction import redact
 from coordhub.errors import Conflict, Invalid
 from coordhub.orchestrator.config import Config
 from coordhub.orchestrator.github import marker
@@ -59,7 +60,11 @@ def render(row: Row) -> dict[str, Any]:
 
 
 def add(tx: Tx, config: Config, a: Row, attempt: int, event: str, kind: str, text: str, now: float) -> Row | None:
-    """Make the post ``<assignment>:<attempt>:<event>`` unless it exists; None for a repo without ``github:``."""
+    """Make the post ``<assignment>:<attempt>:<event>`` unless it exists; None for a repo without ``github:``.
+
+    ``text`` (a host's reason, a reviewer's findings) is posted with its tokens masked
+    (:func:`~coordhub.core.redaction.redact`): issues may be public.
+    """
     repo = config.repo(a["repo"])
     if repo is None or not repo.github:
         return None
@@ -69,8 +74,8 @@ def add(tx: Tx, config: Config, a: Row, attempt: int, event: str, kind: str, tex
         return found
     row: Row = {"key": key, "assignment_id": a["id"], "attempt": attempt, "event": event, "repo": a["repo"],
                 "github": repo.github, "issue": a["issue"], "kind": kind,
-                "body": f"{text}\n\n{marker(key)}", "state": "pending", "machine": None, "url": None, "tries": 0,
-                "last_error": None, "created_at": now, "posted_at": None, "updated_at": now}
+                "body": f"{redact(text)}\n\n{marker(key)}", "state": "pending", "machine": None, "url": None,
+                "tries": 0, "last_error": None, "created_at": now, "posted_at": None, "updated_at": now}
     tx.github_posts.add(row)
     emit(tx, "github.post_queued", now, session_id=None, project_key=a["repo"], subject_id=a["id"], key=key,
          event=event, post_kind=kind)

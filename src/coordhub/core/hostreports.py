@@ -5,6 +5,12 @@ report on an attempt that is not the current one, or one the hub gave up as
 lost, is refused with 409 ``stale_attempt`` and changes nothing (see
 :mod:`coordhub.core.assignments`, whose one :func:`~coordhub.core.assignments.transition`
 every state change here goes through).
+
+Every session may read what is reported (the log, the reason, the progress),
+and a worker runs Bash in a repository anyone may have written to: the free
+text a host sends is stored with its tokens masked
+(:func:`coordhub.core.redaction.redact`), and the log is masked again when
+read (logs relayed before the masking).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from coordhub.core.assignments import (
 )
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
+from coordhub.core.redaction import redact, redact_opt
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -57,8 +64,9 @@ def _telemetry_changes(row: Row, telemetry: dict[str, Any], extra: dict[str, Any
     changes: Row = {}
     for src, col in (("session_id", "claude_session"), ("turns", "turns"), ("last_tool", "last_tool"),
                      ("last_file", "last_file"), ("progress", "progress"), ("status_line", "status_line")):
-        if telemetry.get(src) is not None:
-            changes[col] = telemetry[src]
+        value = telemetry.get(src)
+        if value is not None:
+            changes[col] = redact(value) if isinstance(value, str) else value
     if telemetry.get("cost_usd") is not None:  # cumulative for the attempt: the latest result wins
         changes["cost_usd"] = float(telemetry["cost_usd"])
     if telemetry.get("result") is not None:
@@ -71,7 +79,8 @@ def _telemetry_changes(row: Row, telemetry: dict[str, Any], extra: dict[str, Any
     if extra.get("pushed") is not None:
         changes["pushed"] = int(bool(extra["pushed"]))
     if extra.get("freshness") is not None:  # what the host's freshness check found, one note per dependency repo
-        changes["freshness_notes"] = json.dumps([str(n)[:500] for n in extra["freshness"]][:MAX_FRESHNESS_NOTES])
+        changes["freshness_notes"] = json.dumps([redact(str(n)[:500]) for n in extra["freshness"]]
+                                                [:MAX_FRESHNESS_NOTES])
     return changes
 
 
@@ -103,6 +112,7 @@ def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *
     ``StaleAttempt`` (409) for another attempt or one given up as lost.
     """
     telemetry = telemetry or {}
+    reason = redact_opt(reason)
     row = _current_attempt(tx, actor, assignment_id, attempt)
     changes = _telemetry_changes(row, telemetry, extra)
     if changes.get("cost_usd") is not None:
@@ -167,14 +177,15 @@ def append_log(tx: Tx, actor: Actor, assignment_id: str, attempt: int, offset: i
 
     A chunk that overlaps what is held (a retry) adds only its new part; one
     that starts past the end raises ``LogGap`` (409) with ``size``. Only the
-    newest :data:`MAX_LOG_CHARS` (about 1 MiB) are kept. ``StaleAttempt`` for
-    another attempt.
+    newest :data:`MAX_LOG_CHARS` (about 1 MiB) are kept. Tokens in ``text``
+    are masked (:func:`~coordhub.core.redaction.redact`, same length).
+    ``StaleAttempt`` for another attempt.
     """
     row = _current_attempt(tx, actor, assignment_id, attempt)
     size = tx.assignment_logs.size(row["id"])
     if offset > size:
         raise LogGap(f"the log of {row['id']} holds {size} characters; send from there, not {offset}", size=size)
-    fresh = text[size - offset:]
+    fresh = redact(text)[size - offset:]  # masking keeps the length: the offsets stay the host's
     if fresh:
         tx.assignment_logs.append(row["id"], size, fresh, now)
         size += len(fresh)
@@ -188,6 +199,7 @@ def read_log(tx: Tx, assignment_id: str, offset: int) -> dict[str, Any]:
     ``offset`` in the answer is where ``text`` starts: later than asked when
     the older part was dropped (``truncated: true``). At most
     :data:`MAX_LOG_READ_CHARS` per call; ask again from ``offset + len(text)``.
+    Tokens are masked here too (what was stored before the masking).
     """
     row = get_row(tx, assignment_id)
     size = tx.assignment_logs.size(row["id"])
@@ -195,6 +207,6 @@ def read_log(tx: Tx, assignment_id: str, offset: int) -> dict[str, Any]:
     if not chunks:
         return {"text": "", "offset": min(offset, size), "size": size, "truncated": False, "state": row["state"]}
     start = max(offset, int(chunks[0]["start"]))
-    text = "".join(c["text"] for c in chunks)[start - int(chunks[0]["start"]):]
+    text = redact("".join(c["text"] for c in chunks))[start - int(chunks[0]["start"]):]
     return {"text": text, "offset": start, "size": size, "truncated": start > offset, "state": row["state"]}
 

@@ -34,6 +34,8 @@ from coordhub.clock import isoformat
 from coordhub.core import assignments, coordinator, hosts, paths, reviews
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
+from coordhub.core.redaction import redact, redact_opt
+from coordhub.core.scope import project_of
 from coordhub.errors import Conflict, NotFound
 from coordhub.orchestrator.config import Config, Repo
 from coordhub.store.base import Row
@@ -202,7 +204,7 @@ def plan(tx: Tx, config: Config, host: Row, now: float) -> Row | None:
         row = tx.assignments.get(run["assignment_id"])
         if row is None or row["repo"] not in served or not set(json.loads(run["requires"])) <= caps:
             continue
-        if row["repo"].lower() in halted or (run["stage"] == "review" and claude_full):
+        if project_of(row["repo"]) in halted or (run["stage"] == "review" and claude_full):
             continue
         if run["avoid_machine"] == machine and _another_host(tx, config, row, run, now):
             continue
@@ -273,16 +275,19 @@ def report(tx: Tx, actor: Actor, run_id: str, attempt: int, now: float, *, state
     ``state``: ``running`` (started), ``done`` (ran to the end: the hub
     decides passed or failed from ``exit_code`` or ``verdict``), ``error``
     (could not run: a git failure, no ``claude``, a review without a valid
-    verdict). ``StaleRun`` (409) for another attempt or an ended run.
+    verdict). ``StaleRun`` (409) for another attempt or an ended run. The
+    reason, output tail, summary and findings are stored with their tokens
+    masked (:func:`~coordhub.core.redaction.redact`): every session reads them.
     """
     run = _current(tx, actor, run_id, attempt)
+    reason, summary = redact_opt(reason), redact_opt(summary)  # every session reads them: no tokens
     changes: Row = {}
     if commit is not None:
         changes["commit_sha"] = commit
     if cost_usd is not None:
         changes["cost_usd"] = float(cost_usd)
     if output_tail is not None:
-        changes["output_tail"] = output_tail[-MAX_TAIL_CHARS:]
+        changes["output_tail"] = redact(output_tail)[-MAX_TAIL_CHARS:]
     if state == "running":
         changes.update(state="running", started_at=run["started_at"] or now)
     elif state == "error":
@@ -302,7 +307,7 @@ def report(tx: Tx, actor: Actor, run_id: str, attempt: int, now: float, *, state
         else:
             changes.update(state="passed" if checked["verdict"] == "approve" else "failed", ended_at=now,
                            verdict=checked["verdict"], summary=checked["summary"],
-                           findings=json.dumps(checked["findings"]))
+                           findings=redact(json.dumps(checked["findings"])))
     tx.stage_runs.set(run["id"], changes)
     run = {**run, **changes}
     if run["state"] != "running" or state == "running":

@@ -17,6 +17,13 @@ text, so a stream-json worker's STUCK was lost), and in the ``result`` text.
 Tool output is never scanned: a ``grep STUCK:`` of the source is not the
 worker speaking.
 
+Secrets: every line is masked before it is parsed
+(:func:`coordhub.core.redaction.redact`: the worker's own token, given as
+``secrets``, and any token-shaped string), so no field of the telemetry and
+no human-log line carries one. A worker that runs ``env`` in a failing
+command would otherwise put its ``COORD_TOKEN`` into a ``[tool-error]`` line
+that the host relays and every session may read.
+
 Bounds: a line longer than ``max_line`` bytes (a tool result holding a whole
 file) is skipped up to its newline without being buffered, and counted; text
 kept for the human log and the telemetry is cut to a few hundred characters.
@@ -28,8 +35,11 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from coordhub.core.redaction import redact
 
 MAX_LINE = 1 << 20  # bytes; far above any event but a tool result carrying a file
 MAX_TEXT = 4000  # characters kept of the last assistant text (question detection needs its end)
@@ -140,12 +150,15 @@ class Parser:
     ``now`` is a clock (epoch seconds) used only to stamp nothing but the
     rate-limit reset when the event gives a relative one. ``message_ids`` seen
     are kept only for the current message (blocks of one message arrive on
-    consecutive lines), so memory does not grow with the run.
+    consecutive lines), so memory does not grow with the run. ``secrets``
+    (the worker's token) are masked in every line, as is any token-shaped
+    string, before the line is parsed.
     """
 
     def __init__(self, telemetry: Telemetry | None = None, max_line: int = MAX_LINE,
-                 now: Any = time.time) -> None:
+                 now: Any = time.time, secrets: Iterable[str] = ()) -> None:
         self.telemetry = telemetry or Telemetry()
+        self.secrets = tuple(s for s in secrets if s)
         self.max_line = max_line
         self._now = now
         self._buf = bytearray()
@@ -192,7 +205,7 @@ class Parser:
 
     def line(self, raw: bytes) -> list[str]:
         """Parse one complete line (without its newline)."""
-        text = raw.decode("utf-8", errors="replace").strip()
+        text = redact(raw.decode("utf-8", errors="replace"), self.secrets).strip()
         if not text:
             return []
         self.telemetry.lines += 1

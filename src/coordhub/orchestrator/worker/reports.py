@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from coordhub.client import Unreachable
+from coordhub.core.redaction import redact
 from coordhub.orchestrator import worktree
 from coordhub.orchestrator.dispatch import Dispatch
 from coordhub.orchestrator.link import LOG_CHUNK, LogGap, Refused, Stale
@@ -33,7 +34,8 @@ log = logging.getLogger("coordhub.agent")
 
 
 class HumanLog:
-    """The human-readable log of one attempt: each line stamped ``HH:MM:SS`` (UTC), NULs dropped, appended."""
+    """The human-readable log of one attempt: each line stamped ``HH:MM:SS`` (UTC), NULs dropped, token-shaped
+    strings masked (:func:`~coordhub.core.redaction.redact`: the hub relays the log to every session), appended."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -45,7 +47,7 @@ class HumanLog:
         stamp = time.strftime("%H:%M:%S", time.gmtime())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write("".join(f"{stamp} {line}\n".replace("\x00", "") for line in lines))
+            f.write(redact("".join(f"{stamp} {line}\n".replace("\x00", "") for line in lines)))
 
 
 def final_report(d: Dispatch, saved: Saved, telemetry: Telemetry, wt: worktree.Worktree | None,

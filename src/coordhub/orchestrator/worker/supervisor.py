@@ -33,9 +33,13 @@ class Supervisor:
                  human: HumanLog, raw_path: Path) -> None:
         self.ctx, self.d, self.process, self.clock, self.reports, self.human = ctx, d, process, clock, reports, human
         self.telemetry = Telemetry()
-        self.parser = Parser(self.telemetry)
+        self.parser = Parser(self.telemetry, secrets=self._secrets())
         self.raw_path = raw_path
         self.raw_offset = 0
+
+    def _secrets(self) -> tuple[str, ...]:
+        """What the parser masks besides token-shaped strings: the worker's own token."""
+        return (self.d.worker_token,) if self.d.worker_token else ()
 
     def supervise(self, wt: worktree.Worktree | None) -> None:
         """Watch claude until its process has ended and its output is read; then SIGKILL what is left of the
@@ -95,4 +99,4 @@ class Supervisor:
         self.raw_offset = int(rec.get("raw_offset") or 0)
         if isinstance(rec.get("telemetry"), dict):
             self.telemetry = Telemetry.restore(rec["telemetry"])
-            self.parser = Parser(self.telemetry)
+            self.parser = Parser(self.telemetry, secrets=self._secrets())

@@ -1,0 +1,124 @@
+"""Tokens never reach what every session reads: the relayed log, report text, run evidence, the audit trail.
+
+A worker that runs ``env`` in a failing command puts its ``COORD_TOKEN`` into
+a tool result; the host wrote it into the human log as a ``[tool-error]``
+line and the hub served it to every session, who could then act as the
+worker (review of the orchestrator, fault r1).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from coordhub.core import tokens
+from coordhub.core.redaction import redact
+from coordhub.orchestrator.streamjson import Parser
+from tests.conftest import Api
+from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config, get
+from tests.orchestrator.test_pipeline import PIPE, next_run, report_run, work_done
+
+GHP = "ghp_" + "aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI3kM5"
+PAT = "github_pat_11ABCDEFG0" + "x1Y2z3" * 12
+
+
+def _tool_error(text: str) -> bytes:
+    event = {"type": "user", "message": {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t1", "is_error": True, "content": text}]}}
+    return (json.dumps(event) + "\n").encode()
+
+
+def test_redact_masks_every_token_shape_and_keeps_the_length() -> None:
+    key = bytes(32)
+    tagged = tokens.PREFIX + "Zq9" + "x" * 40
+    tagged += "." + tokens._tag(key, tagged)
+    untagged = "coord_" + "Ab1-_" * 8 + "xyz"
+    for secret in (tagged, untagged, untagged[:30], GHP, "gho_" + GHP[4:], PAT):
+        text = f"COORD_TOKEN={secret}\nnext line"
+        out = redact(text)
+        assert len(out) == len(text) and secret not in out and out.endswith("\nnext line"), secret
+        assert out.startswith("COORD_TOKEN=" + secret.split("_")[0] + "_")  # the kind of secret stays visible
+    # names are not tokens: no digit or capital, or too short
+    for text in ("coord_settings_from_the_environment_file", "coord_token_tag_key", "ghp_short1"):
+        assert redact(text) == text
+    assert redact("the token is s3cret-value!", ["s3cret-value"]) == "the token is ************!"
+
+
+def test_the_stream_parser_masks_the_workers_token_before_the_human_log() -> None:
+    token = "coord_" + "Qw3" * 14 + "z.abcdefghijklmnopqrstuv"
+    odd = "not-token-shaped-but-secret"  # the attempt's own token, whatever its shape
+    lines = Parser(secrets=[odd]).feed(_tool_error(f"Exit code 1\nCOORD_TOKEN={token}\nX={odd}\nGH={GHP}"))
+    (line,) = lines
+    assert line.startswith("[tool-error] Exit code 1 COORD_TOKEN=coord_***")
+    assert token[6:20] not in line and odd not in line and GHP[4:] not in line
+    parser = Parser(secrets=[token])
+    text = {"type": "assistant", "message": {"id": "m1", "content": [{"type": "text", "text": f"STATUS: {token}"}]}}
+    assert parser.feed((json.dumps(text) + "\n").encode()) == ["[status] " + "*" * len(token)]
+    assert token not in json.dumps(parser.telemetry.snapshot())
+
+
+def test_hub_masks_tokens_in_the_log_and_report_text(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    a = assign(orch, user, issue=5, machine="laptop")
+    job = laptop.next()
+    assert job is not None and job["worker_token"].startswith("coord_")
+    token = job["worker_token"]
+    text = f"02:50:00 [tool-error] Exit code 1 COORD_TOKEN={token} GH_TOKEN={GHP}\n02:50:01 [tool] Read a.py\n"
+    r = orch.post(f"{ORCH}/assignments/{a['id']}/log", headers=laptop.headers,
+                  json={"attempt": 1, "offset": 0, "text": text})
+    assert r.json() == {"size": len(text)}  # masking keeps the length: the host's offsets hold
+    again = orch.post(f"{ORCH}/assignments/{a['id']}/log", headers=laptop.headers,  # a retry adds only what is new
+                      json={"attempt": 1, "offset": 0, "text": text + "02:50:02 [tool] Edit b.py\n"})
+    assert again.json() == {"size": len(text) + 26}
+    other = orch.token("mallory/claude-main")
+    got = orch.get(f"{ORCH}/assignments/{a['id']}/log", headers=other, params={"offset": 0}).json()
+    assert token not in got["text"] and GHP not in got["text"] and got["text"].endswith("[tool] Edit b.py\n")
+    assert got["text"].count("\n") == 3 and "COORD_TOKEN=coord_*****" in got["text"]
+    part = orch.get(f"{ORCH}/assignments/{a['id']}/log", headers=other, params={"offset": 60}).json()
+    assert token[60 - 45:] not in part["text"]  # a read that starts inside a token shows none of it
+    laptop.report(job, "running", telemetry={"status_line": f"debugging {token}", "progress": f"env: {token}",
+                                             "last_file": f"/tmp/{GHP}"}, freshness=[f"lib: {token}"])
+    laptop.report(job, "failed", reason=f"the command printed COORD_TOKEN={token}")
+    seen = json.dumps(get(orch, a["id"]))
+    assert token not in seen and GHP not in seen and "COORD_TOKEN=coord_***" in seen
+    events = orch.get("/api/coord/audit", headers=orch.admin, params={"limit": 500})
+    assert events.status_code == 200 and a["id"] in events.text and token not in events.text
+    orch.post(f"{ORCH}/notify", headers=user)
+    r = orch.get(f"{ORCH}/assignments/{a['id']}/trail", headers=other)
+    assert r.status_code == 200 and any(p["event"] == "failure" for p in r.json()["posts"]) and token not in r.text
+
+
+def test_hub_masks_tokens_in_run_evidence(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    apply_config(orch, PIPE)
+    a = work_done(laptop, orch, user)
+    run = next_run(laptop)
+    assert run is not None and run["stage"] == "test"
+    token = tokens.PREFIX + "Zz9" * 14 + "y"
+    got: dict[str, Any] = report_run(laptop, run, state="done", exit_code=1, reason=f"env had {token}",
+                                     output_tail=f"FAILED\nCOORD_TOKEN={token}\nGH_TOKEN={GHP}")
+    assert got["state"] == "failed"
+    for text in (json.dumps(got), orch.get(f"{ORCH}/stage-runs/{run['id']}", headers=user).text,
+                 json.dumps(get(orch, a["id"]))):
+        assert token not in text and GHP not in text
+
+
+@pytest.mark.parametrize("field", ["summary", "findings"])
+def test_hub_masks_tokens_in_a_review_and_its_trail_post(orch: Api, laptop: Host, server: Host,
+                                                         user: dict[str, str], field: str) -> None:
+    apply_config(orch, config(reviews={"enabled": True}, pipeline={"stages": ["review", "merge"]}))
+    a = work_done(laptop, orch, user)
+    review = next_run(server)
+    assert review is not None and review["stage"] == "review"
+    token = tokens.PREFIX + "Rr7" * 14 + "q"
+    body: dict[str, Any] = {"summary": "fine", "findings": [{"file": "a.py", "line": 1, "severity": "minor",
+                                                             "message": "nit"}]}
+    if field == "summary":
+        body["summary"] = f"the diff prints {token}"
+    else:
+        body["findings"][0]["message"] = f"leaks {token}"
+    got = report_run(server, review, state="done", verdict="request_changes", **body)
+    assert got["state"] == "failed" and token not in json.dumps(got)
+    orch.post(f"{ORCH}/notify", headers=user)
+    r = orch.get(f"{ORCH}/assignments/{a['id']}/trail", headers=user)
+    assert r.status_code == 200 and any("review" in p["key"] for p in r.json()["posts"]) and token not in r.text
