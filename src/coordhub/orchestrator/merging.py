@@ -209,9 +209,7 @@ class MergeRunner:
             return
         self._report(inc, batch, Outcome("landing", {"tip": tip, "only": only}))
         with worktree.repo_lock(wt):
-            p = subprocess.run(["git", "-C", str(wt), "push", "--porcelain", "origin",
-                                f"{tip}:refs/heads/{run['target']}"],
-                               capture_output=True, text=True, timeout=worktree.GIT_TIMEOUT, env=_git_env())
+            p = worktree.run_git(wt, "push", "--porcelain", "origin", f"{tip}:refs/heads/{run['target']}")
         if p.returncode != 0:
             self._report(inc, batch, _push_refused(p.stdout + p.stderr, only))
             return
@@ -230,14 +228,14 @@ class MergeRunner:
         if method == "rebase":
             fork = git(wt, "merge-base", f"origin/{run['target']}", branch)
             git(wt, "checkout", "--quiet", "--detach", branch)
-            p = _git(wt, *ident, "rebase", "--quiet", "--onto", stack, fork)
+            p = worktree.run_git(wt, *ident, "rebase", "--quiet", "--onto", stack, fork)
             undo: tuple[str, ...] = ("rebase", "--abort")
         elif method == "squash":
-            p = _git(wt, "merge", "--squash", branch)
+            p = worktree.run_git(wt, "merge", "--squash", branch)
             undo = ("reset", "--hard", "--quiet", stack)
         else:
-            p = _git(wt, *ident, "merge", "--no-ff", "--no-edit", "-m", f"Merge branch '{e['branch']}' (#{e['issue']})",
-                     branch)
+            p = worktree.run_git(wt, *ident, "merge", "--no-ff", "--no-edit", "-m",
+                                 f"Merge branch '{e['branch']}' (#{e['issue']})", branch)
             undo = ("merge", "--abort")
         if p.returncode != 0:
             files = git(wt, "diff", "--name-only", "--diff-filter=U", check=False).splitlines()
@@ -438,23 +436,12 @@ class MergeRunner:
                 delay = min(delay * 2, 10.0)
 
 
-def _git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
-    return env
-
-
-def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, env=_git_env(),
-                          timeout=worktree.GIT_TIMEOUT, stdin=subprocess.DEVNULL)
-
-
 def _ancestor(wt: Path, commit: str, of: str) -> bool:
-    return _git(wt, "merge-base", "--is-ancestor", commit, of).returncode == 0
+    return worktree.run_git(wt, "merge-base", "--is-ancestor", commit, of).returncode == 0
 
 
 def _exists(wt: Path, ref: str) -> bool:
-    return _git(wt, "rev-parse", "--verify", "--quiet", ref + "^{commit}").returncode == 0
+    return worktree.run_git(wt, "rev-parse", "--verify", "--quiet", ref + "^{commit}").returncode == 0
 
 
 def _unmerged(wt: Path, target: str, branch: str) -> bool:

@@ -21,7 +21,15 @@ out"). Here:
   ``git worktree add``/``fetch`` (seed 003 did not serialise them).
 
 Every git call has ``GIT_*`` variables of the caller removed and a timeout,
-and raises :class:`GitError` with git's message on failure.
+and raises :class:`GitError` with git's message on failure. A worker can
+write to the ``.git`` its worktree shares with the host's clone, and what it
+plants there (a hook, ``core.fsmonitor``) runs with git's environment: so no
+call lets git run ``core.fsmonitor``, a local one (everything but
+:data:`REMOTE`) runs no hook and gets none of the host's credentials
+(:data:`CREDENTIALS`: the machine's hub token, a GitHub token), and only a
+fetch or a push has them, for its credential helper and hooks (Git LFS
+uploads its objects in ``pre-push``). What that still leaves open is in
+docs/orchestrator.md, "What a worker can reach".
 """
 
 from __future__ import annotations
@@ -58,14 +66,35 @@ class Worktree:
     remote: str | None = None  # origin's branch commit when the run started from exactly it (see :func:`push`)
 
 
-def git(cwd: Path, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT) -> str:
-    """Run ``git -C cwd ARGS``; its stdout (stripped). ``GitError`` when it fails and ``check``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k.startswith(("GIT_AUTHOR_",
-                                                                                               "GIT_COMMITTER_"))}
+REMOTE = frozenset({"fetch", "push", "pull", "ls-remote"})  # the git commands that talk to a remote
+CREDENTIALS = ("COORD_", "GH_", "GITHUB_")  # prefixes of the host's variables a local git command never gets
+
+
+def git_env(remote: bool) -> dict[str, str]:
+    """The environment of a git call: the host's without ``GIT_*`` (but author and committer), and without
+    :data:`CREDENTIALS` unless ``remote`` (a fetch or a push)."""
+    env = {k: v for k, v in os.environ.items()
+           if (not k.startswith("GIT_") or k.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_")))
+           and (remote or not k.startswith(CREDENTIALS))}
     env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+    return env
+
+
+def run_git(cwd: Path, *args: str, timeout: float = GIT_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """Run ``git -C cwd ARGS`` as the module docstring says (no fsmonitor; a local command without hooks or the
+    host's credentials); the finished process, whatever its exit code. ``OSError`` or ``TimeoutExpired`` as
+    ``subprocess.run`` raises them."""
+    remote = bool(args) and args[0] in REMOTE
+    guard = ("-c", "core.fsmonitor=false") if remote else ("-c", "core.fsmonitor=false", "-c",
+                                                             "core.hooksPath=/dev/null")
+    return subprocess.run(["git", *guard, "-C", str(cwd), *args], capture_output=True, text=True,
+                          env=git_env(remote), timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def git(cwd: Path, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT) -> str:
+    """Run ``git -C cwd ARGS`` (:func:`run_git`); its stdout (stripped). ``GitError`` when it fails and ``check``."""
     try:
-        p = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, env=env,
-                           timeout=timeout, stdin=subprocess.DEVNULL)
+        p = run_git(cwd, *args, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise GitError(f"git {' '.join(args[:2])} in {cwd}: {exc}") from None
     if check and p.returncode != 0:

@@ -143,3 +143,35 @@ def test_a_missing_default_branch_is_explained(repo: Repo, tmp_path: Path) -> No
 def test_branch_names() -> None:
     assert worktree.branch_name(42, "Fix the auth middleware timeout!") == "issue-42-fix-the-auth-middleware-timeout"
     assert worktree.branch_name(7) == "issue-7"
+
+
+def test_what_a_worker_plants_in_the_shared_git_dir_never_sees_the_host_s_credentials(
+        repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker can write to the ``.git`` its worktree shares with the host's clone. A hook or ``core.fsmonitor``
+    it plants there ran with the host's whole environment on the host's next ``worktree add`` or ``status``:
+    the machine's hub token and a GitHub token (review). Local git calls now run no hook and no fsmonitor and
+    get no credentials; a push keeps its hooks (Git LFS uploads in ``pre-push``) and its credentials."""
+    stolen = tmp_path / "stolen.txt"
+    steal = tmp_path / "steal.sh"
+    steal.write_text(f'#!/bin/sh\necho "$(basename "$0"): COORD_TOKEN=$COORD_TOKEN GH_TOKEN=$GH_TOKEN" >> {stolen}\n'
+                     'echo 0\n')
+    steal.chmod(0o755)
+    run(repo.path, "git", "config", "core.fsmonitor", str(steal))
+    hooks = repo.path / ".git" / "hooks"
+    hooks.mkdir(exist_ok=True)
+    for name in ("post-checkout", "pre-commit", "post-commit"):
+        (hooks / name).write_bytes(steal.read_bytes())
+        (hooks / name).chmod(0o755)
+    (hooks / "pre-push").write_text(f'#!/bin/sh\necho "pre-push: GH_TOKEN=$GH_TOKEN" >> {tmp_path / "pushed.txt"}\n')
+    (hooks / "pre-push").chmod(0o755)
+    monkeypatch.setenv("COORD_TOKEN", "coord_MACHINE_SECRET")
+    monkeypatch.setenv("GH_TOKEN", "ghp_SECRET")
+    owned = tmp_path / "wts"
+    wt = worktree.create(repo.path, owned / "a1", "issue-9-x", "main", owned)
+    (wt.path / "f.txt").write_text("uncommitted")
+    assert worktree.dirty(wt.path)
+    assert worktree.save_work(wt.path, "wip: saved by the host", on_branch=True)
+    assert not stolen.exists() or "SECRET" not in stolen.read_text(), stolen.read_text()
+    assert not stolen.exists(), "a planted hook or fsmonitor ran"
+    worktree.push(wt)
+    assert (tmp_path / "pushed.txt").read_text() == "pre-push: GH_TOKEN=ghp_SECRET\n"  # a push's own hooks still run
