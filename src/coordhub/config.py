@@ -116,6 +116,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cursor_hold_hours", float, 24.0, "A session seen within these hours is live: the events after its "
             "notification cursor and after where its last event stream ended are kept past retain_events_hours "
             "(0: every session holds its cursors forever).", "server"),
+    Setting("cursor_max_hold_hours", float, 24.0, "Hours past retain_events_hours a cursor may hold an event: an "
+            "older one is pruned even if a live cursor still needs it, and that reader is told of the gap (0: no "
+            "bound, a live session holds its cursors as long as it stays live).", "server"),
     Setting("prune_seconds", float, 60.0, "How often the pruner removes what is past retention, in batches "
             "(0 turns the pruner off).", "server"),
     Setting("prune_batch", int, 200, "Most rows one pruning batch removes (one short transaction on the "

@@ -82,6 +82,28 @@ def test_a_live_notification_cursor_holds_its_events(api: Api, fleet: dict[str, 
     assert api.get("/api/coord/notifications", headers=fleet[B]).json()["gap"]["after"] == first
 
 
+def test_a_cursor_holds_events_at_most_cursor_max_hold_hours_past_retention(
+        api: Api, fleet: dict[str, dict[str, str]]) -> None:
+    """Review: one token acked once and then only heartbeated; its cursor kept the log from there on for as long
+    as it stayed live, so the disk grew without bound. Now what it holds is pruned once older than
+    ``events_hours + cursor_max_hold_hours``, and it is told of the gap."""
+    policy = KEEP._replace(cursor_max_hold_hours=3.0)  # events older than 1 + 3 hours go, held or not
+    send(api, fleet[A], B)
+    first = api.get("/api/coord/notifications", headers=fleet[B]).json()["events"][0]["id"]
+    assert api.post("/api/coord/notifications/ack", json={"up_to": first}, headers=fleet[B]).status_code == 200
+    send(api, fleet[A], B)  # after B's cursor: B needs it, and never reads it
+    old_last = count(api, "SELECT MAX(id) FROM events")
+    for _ in range(3):  # 4.5 hours in all, B seen every 1.5 (cursor_hold_hours is 2): B stays live throughout
+        later(api, 1.5)
+        assert api.post("/api/coord/presence/heartbeat", json={}, headers=fleet[B]).status_code == 200
+        send(api, fleet[A], C)
+        prune(api, policy)
+    assert count(api, "SELECT MIN(id) FROM events") == old_last + 1  # younger than 4 hours: still held for B
+    assert api.get("/api/coord/notifications", headers=fleet[B]).json()["gap"] == {
+        "after": first, "pruned_through": old_last}
+    assert count(api, "SELECT COUNT(*) FROM events WHERE id > ?", old_last) > 0
+
+
 def test_an_open_stream_holds_the_events_after_its_position(api: Api, fleet: dict[str, dict[str, str]]) -> None:
     send(api, fleet[A], B)
     held = count(api, "SELECT MAX(id) FROM events")

@@ -37,6 +37,14 @@ kept, however old:
 - the position of every event stream open on this hub process now
   (:class:`StreamCursors`).
 
+No cursor holds an event for ever: one older than ``events_hours`` plus
+``cursor_max_hold_hours`` goes whatever cursor still needs it (0: no such
+bound). Being live costs a session one heartbeat a day, so without this one
+token acking once and then only heartbeating kept the whole log from its
+cursor on (review: the disk grew without bound). A consumer that keeps up
+never notices; one that fell that far behind is told of the gap like any
+other reader below.
+
 Long-polls and ``coord agent`` wake-ups need no history (they wait for the
 next event in memory and then re-read their messages or assignments), and
 hooks follow receipts, not the log, so unread messages cover them.
@@ -82,6 +90,7 @@ class Policy(NamedTuple):
     idempotency_hours: float = 168.0
     assignments_hours: float = 720.0
     cursor_hold_hours: float = 24.0
+    cursor_max_hold_hours: float = 24.0
     batch: int = 200
     pause: float = 0.005
 
@@ -190,7 +199,10 @@ class Pruner:
         events_before = p.before(p.events_hours, t)
         if events_before is not None:
             floor = await store.read(lambda tx: self._event_floor(tx, live_since))
-            done["events"] = await self._drain(store, lambda tx: self._events(tx, events_before, floor), "events")
+            held_before = p.before(p.events_hours + p.cursor_max_hold_hours, t) if p.cursor_max_hold_hours > 0 \
+                else None
+            done["events"] = await self._drain(store, lambda tx: self._events(tx, events_before, floor, held_before),
+                                               "events")
         messages_before = p.before(p.messages_hours, t)
         if messages_before is not None:
             done["messages"] = await self._messages(store, messages_before, live_since)
@@ -216,8 +228,12 @@ class Pruner:
                             self.streams.floor()) if f is not None]
         return min(held) if held else tx.events.last_id()
 
-    def _events(self, tx: Tx, before: float, floor: int) -> int:
+    def _events(self, tx: Tx, before: float, floor: int, held_before: float | None) -> int:
+        """Prune one batch of the log's prefix: events created before ``before`` up to the cursors' ``floor``, and
+        those created before ``held_before`` whatever the floor (the cursors' hold has run out)."""
         upto = tx.retention.event_prefix(before, floor, self.policy.batch)
+        if held_before is not None:
+            upto = max(upto, tx.retention.event_prefix(held_before, tx.events.last_id(), self.policy.batch))
         if not upto:
             return 0
         removed = tx.retention.prune_events(upto)
