@@ -121,6 +121,26 @@ def test_a_component_update_without_version_or_notes_keeps_them(api: Api) -> Non
     assert (r.json()["version"], r.json()["notes"]) == (None, None)
 
 
+@pytest.mark.parametrize("field", ["title", "priority", "status"])
+def test_a_partial_update_refuses_null_for_a_field_with_no_empty_value(api: Api, field: str) -> None:
+    """Review: ``PATCH /work-items/{id}`` with ``{"title": null}`` or ``{"priority": null}`` answered 500 (the
+    database's NOT NULL); such a field may be left out (kept) but not nulled. Nullable fields still clear."""
+    a = api.token(A)
+    wf = api.post("/api/coord/workflows", json={"project_key": "p", "name": "wf"}, headers=a).json()["id"]
+    item = api.post("/api/coord/work-items", json={"workflow_id": wf, "title": "t", "priority": 2,
+                                                   "description": "d", "assigned_to": A}, headers=a).json()
+    path = f"/api/coord/work-items/{item['id']}"
+    error = _envelope(api.patch(path, json={field: None}, headers=a), 422, "invalid")
+    assert [p["field"] for p in error["problems"]] == [field] and "not null" in error["problems"][0]["problem"]
+    r = api.patch(path, json={"description": None, "assigned_to": None}, headers=a)
+    assert r.status_code == 200, r.text
+    assert {k: r.json()[k] for k in ("title", "priority", "status", "description", "assigned_to")} == {
+        "title": "t", "priority": 2, "status": "pending", "description": None, "assigned_to": None}
+    # the other partial updates: a workflow's status and a component's state are required, so null is a 422 too
+    _envelope(api.patch(f"/api/coord/workflows/{wf}", json={"status": None}, headers=a), 422, "invalid")
+    _envelope(api.put("/api/coord/components/p/web", json={"state": None}, headers=a), 422, "invalid")
+
+
 def test_emit_renders_any_epoch_time_it_is_given(api: Api) -> None:
     """The one place: an emitter passing epoch seconds under a ``*_at`` key still stores ISO 8601."""
     def unit(tx: Any, now: float) -> int:

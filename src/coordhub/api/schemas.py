@@ -9,9 +9,9 @@ OpenAPI document at ``/openapi.json`` is generated from these models.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -28,6 +28,25 @@ def _text(value: str) -> str:
     return value
 
 
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("may be left out, but not null: the field has no empty value")
+    return value
+
+
+def _no_null(schema: dict[str, Any]) -> None:
+    variants = schema.pop("anyOf", [])
+    kept = [v for v in variants if v != {"type": "null"}]
+    if len(kept) == 1:
+        schema.update(kept[0])
+    elif kept:
+        schema["anyOf"] = kept
+
+
+_T = TypeVar("_T")
+# A field of a partial update that may be left out (None here: keep its value) but not sent as null, since it
+# has no empty value to clear to (a 422, not the database's NOT NULL refusal as a 500); the schema shows no null.
+Omittable = Annotated[_T | None, BeforeValidator(_not_null), Field(json_schema_extra=_no_null)]
 Line = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_line)]
 LongLine = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_line)]
 Subject = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_line)]
@@ -400,12 +419,16 @@ class WorkItemCreate(Strict):
 
 
 class WorkItemPatch(Strict):
-    """``PATCH /api/coord/work-items/{id}``; ``fence`` makes the update as a lease holder."""
+    """``PATCH /api/coord/work-items/{id}``; ``fence`` makes the update as a lease holder.
 
-    status: str | None = None
-    title: LongLine | None = None
+    A field left out keeps its value; ``description`` and ``assigned_to`` sent as null clear it, and
+    ``status``, ``title`` and ``priority``, which always have one, refuse null (422).
+    """
+
+    status: Omittable[str] = None
+    title: Omittable[LongLine] = None
     description: Text | None = None
-    priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] | None = None
+    priority: Omittable[Annotated[int, Field(ge=-1_000_000, le=1_000_000)]] = None
     assigned_to: Line | None = None
     updated_by: Line | None = None
     session_id: Line | None = None  # seed 001's way to name the caller, as for every request
