@@ -118,6 +118,8 @@ def _minimal(spec: dict[str, Any], schema: dict[str, Any]) -> Any:
         return 1.0
     if kind == "boolean":
         return False
+    if kind == "array":
+        return [_minimal(spec, schema.get("items", {}))] * max(1, schema.get("minItems", 1))
     return "x"
 
 
