@@ -31,10 +31,21 @@ passes such a file over for the user's own queue.
 
 The file is 0600 in a 0700 directory. Appends and drains hold an exclusive
 ``flock`` on that directory, so several CLI processes never interleave or
-lose entries, and no lock file is left behind. After each entry the hub
-answers, the remaining entries are rewritten atomically (temp file +
-rename): a crash mid-drain loses nothing and at worst replays one entry,
-which the hub recognises by its key.
+lose entries, and no lock file is left behind. A drain reads the file once,
+walks it once, and rewrites it once at the end (temp file + rename), not
+after every entry: after each entry the hub answers, the entry's MAC is
+appended (fsynced) to a journal beside the queue (``coord-queue.done.jsonl``),
+and a later drain drops the entries the journal names before it sends
+anything, then removes the journal. A crash mid-drain thus loses nothing and
+at worst replays the one entry that was in flight, which the hub recognises
+by its key. The journal names entries by their MAC, which only this user's
+secret can make, so a planted journal cannot make a drain drop anything.
+
+A planted queue of foreign lines costs a drain little: a line that does not
+carry this user's actor and hub as this client writes them is never parsed
+unless it carries a ``mac`` at all, and at most :data:`MAX_CHECKED` such
+lines per drain have their signature checked (to tell the user's entries for
+another hub from foreign ones); the rest are counted as foreign unchecked.
 """
 
 from __future__ import annotations
@@ -61,6 +72,7 @@ KEY_FILE = "queue.key"
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")  # reads are never queued
 _PATH = re.compile(r"/api/coord/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 MAX_LINE = 2 * 1024 * 1024  # bytes; a line longer than any request the client makes is not an entry
+MAX_CHECKED = 10_000  # signed lines not for this hub and actor whose signature one drain checks at most
 
 
 class QueueUnusable(CoordError):
@@ -188,8 +200,11 @@ class Drained(NamedTuple):
     """What one drain did: entries ``applied`` and ``rejected`` by the hub, and what is ``left`` in the file.
 
     ``foreign`` counts the entries left because this client did not write
-    them (unsigned, forged, unparseable); ``elsewhere`` those it wrote for
-    another hub or another credential.
+    them (unsigned, forged, unparseable; past :data:`MAX_CHECKED`, any
+    signed line not for this hub and credential); ``elsewhere`` those it
+    wrote for another hub or another credential. ``left - foreign -
+    elsewhere`` is how many of this client's entries for this hub are still
+    queued: non-zero only when a ``retry`` stopped the drain.
     """
 
     applied: int
@@ -218,6 +233,7 @@ class SoftfailQueue:
     def __init__(self, path: Path, *, signer: Signer | None = None, git_root: Path | None = None) -> None:
         self.path = path
         self.rejected = path.with_name(path.stem + ".rejected" + path.suffix)
+        self.journal = path.with_name(path.stem + ".done" + path.suffix)  # MACs of entries a drain has settled
         self.signer = signer or Signer()
         self.git_root = git_root
 
@@ -233,7 +249,7 @@ class SoftfailQueue:
             return
         try:
             names = tuple("/" + p.resolve().relative_to(self.git_root.resolve()).as_posix()
-                          for p in (self.path, self.rejected))
+                          for p in (self.path, self.rejected, self.journal))
         except ValueError:
             return  # the queue is outside the repository
         project.exclude(self.git_root, names)
@@ -256,16 +272,17 @@ class SoftfailQueue:
             self._append_line(self.path, entry.to_json())
             return len(self._read())
 
-    def _read(self) -> list[str]:
-        """The non-blank lines of the queue; [] when there is no file. Raises :class:`QueueUnusable`."""
+    def _read(self, path: Path | None = None) -> list[str]:
+        """The non-blank lines of the queue (or ``path``); [] when there is no file. Raises :class:`QueueUnusable`."""
+        path = path or self.path
         try:
-            fd = _open(self.path, os.O_RDONLY)
+            fd = _open(path, os.O_RDONLY)
         except FileNotFoundError:
             return []
         with os.fdopen(fd, "rb") as f:
             data = f.read(MAX_QUEUE_BYTES + 1)
         if len(data) > MAX_QUEUE_BYTES:  # grew since fstat
-            raise QueueUnusable(f"{self.path}: not used as a softfail queue: it is larger than {MAX_QUEUE_BYTES} "
+            raise QueueUnusable(f"{path}: not used as a softfail queue: it is larger than {MAX_QUEUE_BYTES} "
                                 "bytes")
         text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads
         return [line for line in text.split("\n") if line.strip()]
@@ -309,31 +326,70 @@ class SoftfailQueue:
         it for good: moved to the rejected file) or ``"retry"`` (hub still
         unreachable or halted: stop, keep this and the rest). Entries of
         another hub or credential and foreign entries stay where they are.
+        Linear in the file's size; the file is rewritten at most once, and
+        not at all when nothing was settled.
         """
         applied = rejected = foreign = elsewhere = 0
         with self._locked():
             lines = self._read()
+            settled = set(self._read(self.journal))  # by a drain that did not finish (crash)
+            classify = self._classifier(hub, actor)
             kept: list[str] = []
-            while lines:
-                line, lines = lines[0], lines[1:]
-                entry, verdict = self._classify(line, hub, actor)
+            stopped = changed = False
+            for line in lines:
+                entry, verdict = classify(line)
                 if verdict != "own":
                     kept.append(line)
                     elsewhere += verdict == "elsewhere"
                     foreign += verdict != "elsewhere"
                     continue
-                assert entry is not None
+                assert entry is not None and entry.mac is not None
+                if entry.mac in settled:  # applied or rejected before the crash: never sent twice
+                    changed = True
+                    continue
+                if stopped:
+                    kept.append(line)
+                    continue
                 outcome = "rejected" if safe_target(entry.method, entry.path) else send(entry)
                 if outcome == "retry":
-                    kept += [line, *lines]
-                    break
+                    stopped = True
+                    kept.append(line)
+                    continue
                 if outcome == "rejected":
                     self._append_line(self.rejected, line)
                     rejected += 1
                 else:
                     applied += 1
-                self._rewrite(kept + lines)
+                self._append_line(self.journal, entry.mac)  # durable before the next entry is sent
+                changed = True
+            if changed:
+                self._rewrite(kept)
+            if changed or settled:
+                with contextlib.suppress(FileNotFoundError):
+                    self.journal.unlink()
             return Drained(applied, rejected, len(kept), foreign, elsewhere)
+
+    def _classifier(self, hub: str, actor: str | None) -> Callable[[str], tuple[Entry | None, str]]:
+        """:meth:`_classify` for one drain, cheap on lines that cannot be this client's for ``hub``.
+
+        An entry this client wrote carries ``"actor":…,"hub":…,"mac":"`` exactly
+        as :meth:`Entry.to_json` lays it out; a line without that is not ``own``
+        and is parsed only if it carries a ``mac`` at all, for at most
+        :data:`MAX_CHECKED` lines (then it may be ``elsewhere``); past that, or
+        without a ``mac``, it is counted foreign unread.
+        """
+        mark = json.dumps({"actor": actor, "hub": origin(hub)}, separators=(",", ":"))[1:-1] + ',"mac":"'
+        checked = 0
+
+        def classify(line: str) -> tuple[Entry | None, str]:
+            nonlocal checked
+            if mark not in line:
+                if checked >= MAX_CHECKED or '"mac":"' not in line:
+                    return None, "foreign"
+                checked += 1
+            return self._classify(line, hub, actor)
+
+        return classify
 
     def foreign(self, hub: str, actor: str | None) -> list[Foreign]:
         """The entries this client did not write, oldest first (nothing is changed)."""
