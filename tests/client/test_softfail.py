@@ -397,9 +397,10 @@ def test_cli_against_503_retries_once_then_queues_but_never_queues_a_claim(
 
     unavailable.seen.clear()
     coord.unreachable("lock", "claim", "gururmm", "server/", "no lease while down")
-    # the queued entry is tried once first (no Retry-After wait while draining), then the claim twice
+    # the queued entry is tried first, waiting Retry-After once as any write does, then the claim twice
     assert [(m, p) for m, p, _, _ in unavailable.seen] == [
-        ("PUT", "/api/coord/components"), ("POST", "/api/coord/locks"), ("POST", "/api/coord/locks")]
+        ("PUT", "/api/coord/components"), ("PUT", "/api/coord/components"), ("POST", "/api/coord/locks"),
+        ("POST", "/api/coord/locks")]
     assert len(read_queue(work / ".claude" / "coord-queue.jsonl")) == 1
 
 

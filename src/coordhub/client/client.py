@@ -12,10 +12,14 @@ says whether the hub needs one (then
 Writes never block work: on a network error, a timeout or a 5xx answer, a
 mutating call is appended to the softfail queue with its idempotency key and
 the call returns :class:`Queued`. A 503 with ``Retry-After`` is waited out once
-(at most :data:`MAX_RETRY_WAIT` seconds) and retried before queueing. Before
-any call, a non-empty queue is drained in order, so queued writes reach the
-hub before newer ones; ``sync()`` drains explicitly. Reads cannot be queued:
-an unreachable hub raises :class:`Unreachable`.
+(at most :data:`MAX_RETRY_WAIT` seconds) and retried before queueing; so is
+each replay of a queued write. Before any call, a non-empty queue is drained
+in order, so queued writes reach the hub before newer ones: when the drain
+has to stop at one of this client's entries (the hub failed it again), a
+new queueable write is queued behind them without being sent, never sent
+ahead of them. ``sync()`` drains explicitly. Reads cannot be queued: an
+unreachable hub raises :class:`Unreachable`; they, and writes that are never
+queued (``queue=False``), are still sent after a stopped drain.
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ class CoordClient:
         self.actor = _actor(settings.token, settings.session)
         self.last_drain: Drained | None = None
         self._sleep = sleep
+        self._held: str | None = None  # why the last drain stopped at an entry of ours (a retryable failure)
         self._identity: dict[str, str] | None = None
         self._transport = transport
         # One in-band heartbeat per client (the CLI: per invocation), on its first request; see api/activity.py.
@@ -217,15 +222,20 @@ class CoordClient:
         if bad is not None:
             raise HubError(400, "invalid_path", bad)
         if len(self.queue):
+        held = None
             self.last_drain = self.sync()
         if method == "GET" or not queue:
+            held = self._held
             result = self._attempt(method, path, params, body, None if method == "GET" else str(uuid.uuid4()),
                                    fields=fields)
             if isinstance(result, _Failure):
                 raise Unreachable(result.reason)
             return result
         key = idempotency_key or str(uuid.uuid4())
-        result = self._attempt(method, path, params, body, key, fields=fields)
+        if held is not None:  # sent now, it would reach the hub before the writes still queued: queue it behind
+            result = _Failure(f"{held}; earlier queued writes go first")
+        else:
+            result = self._attempt(method, path, params, body, key, fields=fields)
         if isinstance(result, _Failure):
             entry = Entry(method, path, body, key, params, self.settings.session, actor=self.actor,
                           hub=trust.origin(self.settings.url))
@@ -233,18 +243,25 @@ class CoordClient:
         return result
 
     def replay(self, entry: Entry) -> str:
-        """Send one queued entry with its key and queue time: ``applied``, ``rejected`` (4xx) or ``retry``."""
+        """Send one queued entry with its key and queue time: ``applied``, ``rejected`` (4xx) or ``retry``.
+
+        A 503 with ``Retry-After`` is waited out once, as for any write.
+        """
         try:
-            result = self._send(entry.method, entry.path, entry.params, entry.body, entry.idempotency_key,
-                                entry.ts or None)
+            result = self._attempt(entry.method, entry.path, entry.params, entry.body, entry.idempotency_key,
+                                   entry.ts or None)
         except HubError as err:
             # A halt is temporary: keep the write for after `coord resume`.
             return "retry" if err.status == 423 else "rejected"
-        return "retry" if isinstance(result, _Failure) else "applied"
+        if isinstance(result, _Failure):
+            self._held = result.reason
+            return "retry"
+        return "applied"
 
     def sync(self) -> Drained:
         """Drain this client's entries of the softfail queue in order (see :meth:`SoftfailQueue.drain`)."""
         return self.queue.drain(self.replay, self.settings.url, self.actor)
+        self._held = None
 
     # -- the API, one method per endpoint -----------------------------------------
 

@@ -1,0 +1,128 @@
+"""Queued writes reach the hub before newer ones (:mod:`coordhub.client.client`), through a flaky proxy.
+
+A real hub behind a small loopback proxy that can be down (502 for every
+API request) or busy (503 with ``Retry-After: 1`` for the next N writes).
+The review's case: a component set to 1.0 while the hub was down, then to
+2.0 when it came back busy; the replay met one 503 and gave up without
+waiting, 2.0 was sent anyway, and the next drain put 1.0 over 2.0.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from coordhub.client import ClientSettings, CoordClient, Queued
+from tests.client.conftest import serving
+from tests.conftest import LiveHub
+
+SESSION = "DESKTOP-0O8A1RL/claude-main"
+
+
+class _Forward(BaseHTTPRequestHandler):
+    server: FlakyProxy
+
+    def _go(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
+        self.server.seen.append((self.server.mode, self.command, self.path))
+        if self.server.mode == "down" and self.path.startswith("/api"):
+            return self._reply(502, b'{"error":{"code":"bad_gateway","message":"down"}}')
+        if self.server.busy and self.command != "GET":
+            self.server.busy -= 1
+            return self._reply(503, b'{"error":{"code":"busy","message":"busy"}}', {"Retry-After": "1"})
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        request = urllib.request.Request(self.server.upstream + self.path, data=body, method=self.command,
+                                         headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                code, data = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            code, data = e.code, e.read()
+        self._reply(code, data)
+
+    def _reply(self, code: int, data: bytes, extra: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _go
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class FlakyProxy(ThreadingHTTPServer):
+    """Forwards to ``upstream``; ``mode`` "down" answers 502, ``busy`` > 0 answers that many writes 503."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Forward)
+        self.upstream = upstream
+        self.mode = "up"
+        self.busy = 0
+        self.seen: list[tuple[str, str, str]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def proxy(live_hub: LiveHub) -> Iterator[FlakyProxy]:
+    with serving(FlakyProxy(live_hub.url)) as srv:
+        yield srv
+
+
+def _version(hub: LiveHub, token: str) -> list[str]:
+    r = httpx2.get(hub.url + "/api/coord/components", params={"project_key": "reorderproj"},
+                   headers={"Authorization": f"Bearer {token}"})
+    return [c["version"] for c in r.json()]
+
+
+def _client(proxy: FlakyProxy, token: str, tmp_path: Path, waits: list[float]) -> CoordClient:
+    settings = ClientSettings(url=proxy.url, token=token, session=None, user=None, machine=None,
+                              queue_file=tmp_path / ".claude" / "coord-queue.jsonl", timeout=10.0)
+    return CoordClient(settings, sleep=waits.append)  # Retry-After is recorded, not slept: the proxy is stateful
+
+
+def test_a_replay_waits_out_retry_after_once_so_the_newer_write_lands_last(
+        live_hub: LiveHub, proxy: FlakyProxy, tmp_path: Path) -> None:
+    token = live_hub.token(SESSION)
+    waits: list[float] = []
+    with _client(proxy, token, tmp_path, waits) as c:
+        proxy.mode = "down"
+        assert isinstance(c.set_component("reorderproj", "server", "deployed", version="1.0"), Queued)
+        proxy.mode, proxy.busy = "up", 1  # back, but busy for one request: the replay's
+        assert not isinstance(c.set_component("reorderproj", "server", "deployed", version="2.0"), Queued)
+        assert waits == [1.0]
+        assert len(c.queue) == 0
+        c.sync()
+    assert _version(live_hub, token) == ["2.0"]
+
+
+def test_a_write_after_a_stopped_drain_is_queued_behind_the_older_ones(
+        live_hub: LiveHub, proxy: FlakyProxy, tmp_path: Path) -> None:
+    token = live_hub.token(SESSION)
+    waits: list[float] = []
+    with _client(proxy, token, tmp_path, waits) as c:
+        proxy.mode = "down"
+        assert isinstance(c.set_component("reorderproj", "server", "deployed", version="1.0"), Queued)
+        proxy.mode, proxy.busy = "up", 2  # the replay and its one retry fail; the hub is fine after that
+        newer = c.set_component("reorderproj", "server", "deployed", version="2.0")
+        assert isinstance(newer, Queued) and "earlier queued writes go first" in newer.reason, newer
+        assert [e.body["version"] for e in c.queue.pending()] == ["1.0", "2.0"]
+        assert c.inbox() == []  # a read is still sent (and drains the queue, in order)
+        assert len(c.queue) == 0
+    assert _version(live_hub, token) == ["2.0"]
