@@ -84,6 +84,39 @@ def test_a_project_halt_refuses_the_sessions_that_declared_that_project(api: Api
     assert todo(api, homelab).status_code == 201 and todo(api, none).status_code == 201
 
 
+def test_a_project_scope_is_a_project_a_session_can_declare(api: Api, clock: ManualClock) -> None:
+    agent = api.token("M1/agent")
+    declare(api, agent, "m1", "coord-hub")  # what the client makes of a repository named coord.hub
+    for bad in ("project:coord.hub", "project:Coord.Hub", "project:a@b", "project:-x", "project:" + "x" * 65):
+        r = api.post(HALTS, json={"reason": "stop coord.hub", "scope": bad}, headers=api.admin)
+        assert r.status_code == 422 and "no session can declare" in r.json()["error"]["message"], (bad, r.text)
+    assert "halt project:coord-hub" in api.post(HALTS, json={"reason": "r", "scope": "project:coord.hub"},
+                                                headers=api.admin).json()["error"]["message"]
+    assert halt_rows(api) == [] and todo(api, agent).status_code == 201
+    r = api.post(HALTS, json={"reason": "stop coord-hub", "scope": "project:Coord-Hub"}, headers=api.admin)
+    assert r.status_code == 201 and r.json()["scope"] == "project:coord-hub"
+    assert todo(api, agent).status_code == 423
+    assert api.post("/api/coord/resume", json={"scope": "project:coord-hub"}, headers=api.admin).status_code == 200
+
+
+def test_a_project_halt_stored_before_the_rule_still_covers_and_lifts(api: Api, clock: ManualClock) -> None:
+    from coordhub.core import hosts
+
+    agent = api.token("M1/agent")
+    declare(api, agent, "m1", "coord-hub")
+    api.hub.store.write_sync(lambda tx: tx.ex.execute(
+        "INSERT INTO halts (scope, halted_by, reason, halted_at, by_admin) VALUES (?, ?, ?, ?, ?)",
+        ("project:coord.hub", "admin", "stored by an older hub", clock.now(), 1)))
+    got = api.get(HALTS, headers=agent).json()["halts"]
+    assert [(h["scope"], h["applies"]) for h in got] == [("project:coord.hub", True)]
+    assert todo(api, agent).json()["error"]["halt"]["scope"] == "project:coord.hub"
+    # the orchestrator's repo coord.hub is the same project
+    assert api.hub.query_sync(lambda tx, now: hosts.halted_projects(tx)) == {"coord-hub"}
+    r = api.post("/api/coord/resume", json={"scope": "project:coord.hub", "engage_all": True}, headers=api.admin)
+    assert r.status_code == 200 and r.json()["was"]["reason"] == "stored by an older hub"
+    assert halt_rows(api) == [] and todo(api, agent).status_code == 201
+
+
 def test_the_fleet_is_the_default_scope_and_get_halt_keeps_its_old_fields(api: Api) -> None:
     a = api.token(A)
     assert api.post(HALTS, json={"reason": "everyone stop"}, headers=api.admin).json()["scope"] == "fleet"

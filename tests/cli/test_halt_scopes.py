@@ -43,6 +43,15 @@ def test_a_session_may_halt_no_other_scope(fleet: Fleet) -> None:
     fleet.a.fails(6, "resume")
     fleet.a.fails(2, "halt", "no", "--machine", "x", "--project", "y")
     fleet.admin.fails(1, "halt", "no", "--machine", "not a name")
+    fleet.admin.fails(2, "halt", "no", "--project", "...")
+    assert fleet.b.json("status")["halts"] == []
+
+
+def test_a_project_is_written_as_the_client_declares_it(fleet: Fleet) -> None:
+    fleet.b.ok("conv", "profile", "--project", "coord.hub")  # the client declares coord-hub
+    assert fleet.admin.json("halt", "stop it", "--project", "Coord.Hub")["scope"] == "project:coord-hub"
+    assert "project coord-hub is halted" in fleet.b.fails(5, "todo", "add", "x").err
+    assert fleet.admin.json("resume", "--project", "coord.hub", "--engage-all")["was"]["scope"] == "project:coord-hub"
     assert fleet.b.json("status")["halts"] == []
 
 

@@ -158,18 +158,30 @@ def pause_line(p: dict[str, Any]) -> str:
 
 
 def _scope(machine: str | None, project: str | None) -> str | None:
-    """The ``scope`` of --machine / --project (None: the fleet); both at once is a usage error."""
+    """The ``scope`` of --machine / --project (None: the fleet); both at once is a usage error.
+
+    The project is made a name as the client makes the project it declares (``coord.hub`` → ``coord-hub``,
+    :func:`~coordhub.core.identity.address_part`), so the halt covers the sessions working in that directory.
+    """
     if machine is not None and project is not None:
         fail("give --machine or --project, not both", EXIT_USAGE)
     if machine is not None:
         return f"machine:{machine}"
-    return f"project:{project}" if project is not None else None
+    if project is None:
+        return None
+    from coordhub.core.identity import address_part
+
+    try:
+        return f"project:{address_part(project)}"
+    except ValueError as exc:
+        fail(f"--project: {exc}", EXIT_USAGE)
 
 
 MACHINE_OPT = typer.Option(None, "--machine", metavar="M", show_default=False,
                            help="Only machine M: sessions that declared machine M, or whose id is M/…")
 PROJECT_OPT = typer.Option(None, "--project", metavar="P", show_default=False,
-                           help="Only project P: sessions that declared project P (their conversation address).")
+                           help="Only project P: sessions that declared project P (their conversation address), "
+                                "written as the client writes it (coord.hub is coord-hub).")
 
 
 @app.command()

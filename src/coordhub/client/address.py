@@ -1,6 +1,7 @@
 """The caller's conversation address, ``<machine>.<project>`` (seed 004), worked out on the client.
 
-Standard library only (the drop-in ``cross-agent-*`` commands start from it).
+Standard library only, but for the hub's name rule in :mod:`coordhub.core.identity` (the drop-in
+``cross-agent-*`` commands start from it).
 
 Seed 004 addresses a project on a machine as ``<machine>.<project>`` and
 spells the caller's own machine ``local``. The hub keeps each session's
@@ -17,22 +18,23 @@ sent); this module decides what a client declares:
 
 Both are lower-cased, and any character the hub does not take in an address
 part (it takes ``[a-z0-9_-]``, at most 64, starting with a letter or digit) is
-replaced by ``-``: ``My.Project`` becomes ``my-project``.
+replaced by ``-``: ``My.Project`` becomes ``my-project``
+(:func:`coordhub.core.identity.address_part`, which ``coord halt --project`` uses too).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import socket
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from coordhub.client import project as places
+from coordhub.core.identity import ADDRESS_PART as _PART
+from coordhub.core.identity import address_part
 
 LOCAL = "local"  # seed 004: local.<project> is this machine
 PROJECT_ENV = "COORD_PROJECT"
-_PART = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 class Address(NamedTuple):
@@ -47,10 +49,7 @@ class Address(NamedTuple):
 
 def part(value: str) -> str:
     """``value`` as an address part: lower case, other characters ``-``, at most 64; ``ValueError`` if none is left."""
-    text = re.sub(r"[^a-z0-9_-]+", "-", value.strip().lower()).strip("-_")[:64]
-    if not _PART.fullmatch(text):
-        raise ValueError(f"{value!r} has no letters or digits to make an address part of")
-    return text
+    return address_part(value)
 
 
 def machine(identity: dict[str, Any], session: str | None = None, hostname: str | None = None) -> str:

@@ -13,17 +13,16 @@ A profile also lists the tools the session declared, which seed 004's
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from coordhub.core import halt, orgturn, presence
 from coordhub.core.events import emit
-from coordhub.core.identity import Actor, machine_of
+from coordhub.core.identity import ADDRESS_PART, Actor, machine_of
 from coordhub.errors import Forbidden, Invalid
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
-NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+NAME = ADDRESS_PART
 LOCAL = "local"           # seed 004: local.<project> is this machine
 
 

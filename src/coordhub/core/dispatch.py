@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 from coordhub.core import assignments, coordinator, hosts, leases, repodeps, tokens
 from coordhub.core.assignments import State
 from coordhub.core.identity import Actor
+from coordhub.core.scope import project_of
 from coordhub.errors import LeaseConflict
 from coordhub.orchestrator.config import Config
 from coordhub.store.base import Row
@@ -94,7 +95,7 @@ def _oldest_runnable(tx: Tx, config: Config, host: Row, now: float) -> tuple[Row
         if row["not_before"] is not None and row["not_before"] > now:
             wake = row["not_before"] if wake is None else min(wake, row["not_before"])
             continue
-        if row["repo"].lower() in halted:
+        if project_of(row["repo"]) in halted:
             continue
         repo = config.repo(row["repo"])
         if repo is not None and busy_repos & set(repodeps.upstream(config, repo.name)):

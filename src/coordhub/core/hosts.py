@@ -26,7 +26,7 @@ from coordhub.core import assignments, coordinator, halt, leases, presence
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, fold
 from coordhub.core.presence import StaleIncarnation
-from coordhub.core.scope import from_key
+from coordhub.core.scope import from_key, project_of
 from coordhub.errors import Conflict, Forbidden, Invalid, StaleFence
 from coordhub.orchestrator.config import Config, Machine
 from coordhub.store.base import Row
@@ -81,8 +81,12 @@ def halt_over_machine(tx: Tx, machine: str) -> dict[str, Any] | None:
 
 
 def halted_projects(tx: Tx) -> set[str]:
-    """The projects (lower case) a standing halt covers; a repo is the project of its assignments and leases."""
-    return {s.name for s in (from_key(r["scope"]) for r in halt.standing(tx)) if s.kind == "project" and s.name}
+    """The projects a standing halt covers; a repo is the project of its assignments and leases.
+
+    Compare a repo's name by :func:`~coordhub.core.scope.project_of` (repo ``coord.hub`` is project ``coord-hub``).
+    """
+    return {project_of(s.name) for s in (from_key(r["scope"]) for r in halt.standing(tx))
+            if s.kind == "project" and s.name}
 
 
 def _timing(config: Config) -> dict[str, float]:
@@ -169,7 +173,7 @@ def heartbeat(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: in
     pause = coordinator.paused_until(tx, now)
     return {"ok": True, "machine": name, "config_version": tx.orchestrator.get()["config_version"],
             **_timing(config), "paused": standing is not None, "halt": standing,
-            "paused_assignments": [a["id"] for a in kept if standing is not None or a["repo"].lower() in projects],
+            "paused_assignments": [a["id"] for a in kept if standing is not None or project_of(a["repo"]) in projects],
             "cancel": sorted(listed - {a["id"] for a in kept}), "rate_limited_until": isoformat(pause)}
 
 

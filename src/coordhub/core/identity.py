@@ -35,6 +35,9 @@ _SESSION_ID = re.compile(r"[A-Za-z0-9_.@+-]{1,100}(?:/[A-Za-z0-9_.@+-]{1,100}){0
 # sends ALL_SESSIONS, its CLI takes ALL/fleet/broadcast, seed 002 says "all".
 BROADCAST_NAMES = frozenset({"all_sessions", "all", "fleet", "broadcast"})
 MAX_SESSION_ID = 200
+# A machine or project as seed 004 addresses it (``<machine>.<project>``): what a session declares
+# (core.addressing), what a project halt names (core.scope), what the client derives (client.address).
+ADDRESS_PART = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 ADMIN_NAME = "admin"                # the bootstrap admin token's session
 SYSTEM_SENDER = "coordhub"          # the hub's own messages (dead-letter notices)
 SYSTEM_SESSION = "coordhub/system"  # the hub's own start-up bookkeeping
@@ -162,6 +165,23 @@ def assert_acting_as(actor: Actor, claimed: str | None, field: str) -> None:
             field=field,
             acting_as=actor.session_id,
         )
+
+
+def address_part(value: str) -> str:
+    """``value`` as a machine or project name (:data:`ADDRESS_PART`), the one way every front end makes one.
+
+    Lower case; a value that is not a name already has each run of other
+    characters replaced by ``-``, ``-`` and ``_`` stripped from its ends and
+    is cut to 64: ``My.Project`` becomes ``my-project``. A name is kept as it
+    is, so this is idempotent. ``ValueError`` when no letter or digit is left.
+    """
+    folded = value.strip().lower()
+    if ADDRESS_PART.fullmatch(folded):
+        return folded
+    text = re.sub(r"[^a-z0-9_-]+", "-", folded).strip("-_")[:64]
+    if not ADDRESS_PART.fullmatch(text):
+        raise ValueError(f"{value[:80]!r} has no letters or digits to make a machine or project name of")
+    return text
 
 
 def machine_of(session_id: str) -> str | None:

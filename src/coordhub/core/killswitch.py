@@ -31,7 +31,7 @@ from __future__ import annotations
 from coordhub.core import assignments
 from coordhub.core.assignments import State
 from coordhub.core.identity import Actor, fold
-from coordhub.core.scope import Scope
+from coordhub.core.scope import Scope, project_of
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -41,7 +41,7 @@ def _covers(scope: Scope, row: Row) -> bool:
         return True
     if scope.kind == "machine":
         return fold(row["ran_on"] or row["machine"] or "") == scope.name
-    return fold(row["repo"]) == scope.name
+    return project_of(row["repo"]) == project_of(scope.name or "")
 
 
 def kill(tx: Tx, scope: Scope, now: float, *, actor: Actor, reason: str) -> list[str]:

@@ -64,6 +64,7 @@ from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.core.mergeentries import State, transition
 from coordhub.core.mergereports import refuse_moved
+from coordhub.core.scope import project_of
 from coordhub.errors import Conflict, Invalid
 from coordhub.orchestrator.config import MERGE_METHODS, Config
 from coordhub.store.base import Row
@@ -230,7 +231,7 @@ def plan(tx: Tx, config: Config, host: Row | None, now: float) -> tuple[list[Row
     why = "the queue is empty" if not queues else "nothing this host can run"
     for key, entries in sorted(queues.items(), key=lambda kv: kv[1][0]["seq"]):
         head = entries[0]
-        if key in busy or head["repo"].lower() in halted:
+        if key in busy or project_of(head["repo"]) in halted:
             continue
         ups = set(repodeps.upstream(config, head["repo"]))
         if any(r["repo"] in ups and r["seq"] < head["seq"] for r in rows):

@@ -11,6 +11,16 @@ scope by where it acts from:
 * its **project** is the project it declared (``sessions.project``); none
   when undeclared.
 
+A project scope names a project as sessions declare it (seed 004's address
+part, :data:`~coordhub.core.identity.ADDRESS_PART`: letters, digits, ``_``
+and ``-``, no dots); :func:`parse` refuses any other name, which no session
+could ever declare, and says which name the client would have made of it
+(``coord.hub`` → ``coord-hub``, :func:`~coordhub.core.identity.address_part`).
+The orchestrator's repositories are projects by that same rule
+(:func:`project_of`). Hubs before this rule stored project scopes with the
+machine rule below (dots and all); such a standing row still reads, covers
+the project its name makes and can be lifted by its old spelling.
+
 Who may halt or resume a scope (:func:`may_act_on`) is a separate question
 from who is in it: that right comes from the credential only.
 """
@@ -20,13 +30,14 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from coordhub.core.identity import Actor, machine_of, orchestrator_role
+from coordhub.core.identity import ADDRESS_PART, Actor, address_part, machine_of, orchestrator_role
 from coordhub.errors import Forbidden, Invalid
 from coordhub.store.base import Row
 
 FLEET_KEY = "*"  # the key migration 0001 gave the fleet halt's row
 KINDS = ("fleet", "machine", "project")
-# A machine or project name: a session id's MACHINE part (seed 000) or a seed-004 address part.
+# A machine name: a session id's MACHINE part (seed 000) or a seed-004 address part; also a project scope's
+# name as hubs before ADDRESS_PART stored it (parse(..., stored=True)).
 _NAME = re.compile(r"[a-z0-9_.@+-]{1,100}")
 
 
@@ -58,14 +69,18 @@ class Scope(NamedTuple):
         if self.kind == "machine":
             return machine_in(session_id, row) == self.name
         project = row.get("project") if row is not None else None
-        return isinstance(project, str) and project.lower() == self.name
+        return isinstance(project, str) and project.lower() == project_of(self.name or "")
 
 
 FLEET = Scope("fleet")
 
 
-def parse(text: str | None) -> Scope:
-    """The scope written ``text`` (None: the fleet); ``Invalid`` (422) for anything else."""
+def parse(text: str | None, *, stored: bool = False) -> Scope:
+    """The scope written ``text`` (None: the fleet); ``Invalid`` (422) for anything else.
+
+    A project's name must be one a session can declare (module docstring);
+    ``stored``: also one an older hub stored, to read its rows and lift them.
+    """
     if text is None or text.strip().lower() == "fleet":
         return FLEET
     kind, sep, name = text.strip().partition(":")
@@ -73,12 +88,36 @@ def parse(text: str | None) -> Scope:
     if not sep or kind not in ("machine", "project") or not _NAME.fullmatch(name):
         raise Invalid(f"scope {text[:120]!r} is not a scope: use fleet, machine:<name> or project:<name> "
                       "(names of letters, digits and _ . @ + -, at most 100)", field="scope")
+    if kind == "project" and not ADDRESS_PART.fullmatch(name) and not stored:
+        raise Invalid(_never_declared(name), field="scope")
     return Scope(kind, name)
 
 
+def _never_declared(name: str) -> str:
+    try:
+        hint = f": the project a client makes of {name!r} is {address_part(name)!r}, halt project:{address_part(name)}"
+    except ValueError:
+        hint = ""
+    return (f"no session can declare project {name!r}, so a halt of it would cover nobody: a project is letters, "
+            f"digits, _ and -, starting with a letter or digit, at most 64, no dots{hint}")
+
+
 def from_key(key: str) -> Scope:
-    """The scope of a stored ``halts.scope`` value."""
-    return FLEET if key == FLEET_KEY else parse(key)
+    """The scope of a stored ``halts.scope`` value, or of a pause's ``paused_scope`` (a label)."""
+    return FLEET if key == FLEET_KEY else parse(key, stored=True)
+
+
+def project_of(name: str) -> str:
+    """The project a repository's, directory's or project scope's name stands for, lower case.
+
+    :func:`~coordhub.core.identity.address_part` of it, as a client declares
+    the project of a git root so named; the name itself (lower case) when no
+    letter or digit is in it.
+    """
+    try:
+        return address_part(name)
+    except ValueError:
+        return name.strip().lower()
 
 
 def machine_in(session_id: str, row: Row | None) -> str | None:

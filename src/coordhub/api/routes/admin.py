@@ -122,7 +122,9 @@ async def resume(request: Request, body: ResumeIn | None = None, who: Caller = D
     Sessions active under the halt are paused until they engage, unless ``engage_all``.
     """
     actor = await who.act()
-    where, engage_all = (scope.parse(body.scope), body.engage_all) if body is not None else (scope.FLEET, False)
+    # stored=True: a project halt an older hub stored under a name sessions cannot declare is lifted by that name
+    where, engage_all = (scope.parse(body.scope, stored=True), body.engage_all) if body is not None else \
+        (scope.FLEET, False)
     return await mutate(request, actor, lambda tx, now: halt.resume(tx, actor, now, where, engage_all),
                         during_halt=halt.Exempt.RESUME)
 
