@@ -103,8 +103,8 @@ class CoordClient:
         self.queue = SoftfailQueue(settings.queue_file, git_root=project.git_root(root) if root else None)
         self.actor = _actor(settings.token, settings.session)
         self.last_drain: Drained | None = None
-        self._sleep = sleep
         self._held: str | None = None  # why the last drain stopped at an entry of ours (a retryable failure)
+        self._sleep = sleep
         self._identity: dict[str, str] | None = None
         self._transport = transport
         # One in-band heartbeat per client (the CLI: per invocation), on its first request; see api/activity.py.
@@ -221,11 +221,11 @@ class CoordClient:
         bad = unsafe_path(path)
         if bad is not None:
             raise HubError(400, "invalid_path", bad)
-        if len(self.queue):
         held = None
+        if len(self.queue):
             self.last_drain = self.sync()
-        if method == "GET" or not queue:
             held = self._held
+        if method == "GET" or not queue:
             result = self._attempt(method, path, params, body, None if method == "GET" else str(uuid.uuid4()),
                                    fields=fields)
             if isinstance(result, _Failure):
@@ -260,8 +260,8 @@ class CoordClient:
 
     def sync(self) -> Drained:
         """Drain this client's entries of the softfail queue in order (see :meth:`SoftfailQueue.drain`)."""
-        return self.queue.drain(self.replay, self.settings.url, self.actor)
         self._held = None
+        return self.queue.drain(self.replay, self.settings.url, self.actor)
 
     # -- the API, one method per endpoint -----------------------------------------
 
