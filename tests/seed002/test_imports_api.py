@@ -98,3 +98,12 @@ def test_presence_and_notifications(api: Api) -> None:
     # the import is one public event with counts only (no subjects, no recipients)
     audit = api.get("/api/coord/audit", params={"kinds": "import."}, headers=api.admin).json()
     assert [e["payload"]["imported"] for e in audit] == [2]
+
+
+def test_a_source_url_is_recorded_without_userinfo_query_or_fragment(api: Api) -> None:
+    r = api.post(PATH, json={"source": "redis://default:pw1@h:6379/0?password=hunter2#x t:coord:*",
+                             "items": [message("msg-src")]}, headers=api.admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["source"] == "redis://h:6379/0 t:coord:*"
+    events = api.hub.query_sync(lambda tx, now: [e for e in tx.events.after(0, 1000) if e["kind"] == "import.applied"])
+    assert len(events) == 1 and "hunter2" not in str(events[0]) and "pw1" not in str(events[0]), events

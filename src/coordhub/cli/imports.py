@@ -100,7 +100,8 @@ def _read(source: Any, url: str, prefix: str, renames: dict[str, str]) -> Any:
             task = bar.add_task("reading Redis (keys)", total=None)
             return source.read(r, prefix, renames, lambda n: bar.update(task, completed=n))
     except redis.RedisError as exc:
-        fail(f"Redis at {source.shown_url(url)} failed while being read ({exc}); nothing was imported",
+        fail(f"Redis at {source.shown_url(url)} failed while being read ({source.scrubbed(str(exc), url)}); "
+             "nothing was imported",
              EXIT_UNREACHABLE)
     finally:
         r.close()

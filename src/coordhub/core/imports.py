@@ -48,6 +48,7 @@ goes like any other (see :mod:`coordhub.core.retention`).
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from typing import Any
 
@@ -66,6 +67,17 @@ MESSAGE_ID_KEY = "seed002:message-id:"   # + hub id → the digest of the messag
 MESSAGE_KEY = "seed002:message:"         # + seed id "#" digest → the hub id it was imported under
 SPLIT_KEY = "seed002:message-split:"     # + seed id: it names more than one imported message
 PRUNED = "pruned by retention since it was imported: not imported again"
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)(?:[^\s/?#]*@)?([^\s?#]*)(?:\?[^\s#]*)?(?:#\S*)?")
+
+
+def shown_source(source: str) -> str:
+    """``source`` with every URL in it cut to scheme, host, port and path: no userinfo, query or fragment.
+
+    The source is kept in the ``import.applied`` event, which every session
+    reads; an importer older than its own masking (or another client) may send
+    a URL with a password in it (``redis://u:pw@h`` or ``?password=``).
+    """
+    return _URL.sub(lambda m: m.group(1) + m.group(2), source)
 
 
 def apply(tx: Tx, actor: Actor, source: str, items: list[dict[str, Any]], now: float) -> dict[str, Any]:
@@ -76,9 +88,10 @@ def apply(tx: Tx, actor: Actor, source: str, items: list[dict[str, Any]], now: f
     (a message id, a session id, an event id), ``reason`` why it was skipped
     or a note on how it was mapped. Raises ``Forbidden`` unless the actor is
     an admin. Emits one ``import.applied`` event (counts only) when anything
-    was written.
+    was written. ``source`` is recorded and answered as :func:`shown_source` makes it.
     """
     require_admin(actor, "importing records")
+    source = shown_source(source)
     results = [_one(tx, item, now) for item in items]
     counts = {o: sum(r["outcome"] == o for r in results) for o in OUTCOMES}
     if counts["imported"]:

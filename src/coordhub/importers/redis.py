@@ -32,7 +32,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 from coordhub.importers.seed002map import Snapshot, map_snapshot
 
@@ -63,13 +63,45 @@ def key_prefix(prefix: str | None = None, env: dict[str, str] | None = None) -> 
 
 
 def shown_url(url: str) -> str:
-    """``url`` without its password, for messages and the import record."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
+    """``url`` as it may be shown and recorded: scheme, host, port and db only (a socket's path for ``unix://``).
+
+    No user name, password (``user:pass@`` or redis-py's ``?password=``),
+    other query parameters or fragment: the result is printed, sent as the
+    import's ``source`` and kept in its ``import.applied`` event, which every
+    session can read. A ``redis://`` db given as ``?db=N`` is shown as ``/N``. Never raises:
+    a URL that cannot be parsed, or is not ``redis://``, ``rediss://`` or
+    ``unix://``, is shown as a placeholder.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "(an unparsable Redis URL)"
+    if parts.scheme.lower() not in ("redis", "rediss", "unix"):
+        return "(not a redis://, rediss:// or unix:// URL)"
     host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port is not None else "")
+    db = parse_qs(parts.query).get("db", [""])[-1]
+    if parts.scheme.lower() == "unix":
+        path = parts.path
+    else:
+        path = parts.path if re.fullmatch(r"/\d+", parts.path) else (f"/{db}" if db.isdigit() else "")
+    return f"{parts.scheme.lower()}://{netloc}{path}"
+
+
+def scrubbed(text: str, url: str) -> str:
+    """``text`` (an error's message) with ``url`` as :func:`shown_url` shows it, and any user name, password or
+    query value of ``url`` (of three characters or more) replaced by ``***``; for a URL :func:`shown_url`
+    cannot show, a placeholder instead of ``text``."""
+    shown = shown_url(url)
+    if shown.startswith("("):
+        return "details withheld: they may quote the URL"
+    parts = urlsplit(url)
+    secrets = [parts.username, parts.password] + [v for vs in parse_qs(parts.query).values() for v in vs]
+    text = text.replace(url, shown)
+    for secret in sorted({s for s in secrets if s and len(s) > 2}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def connect(url: str) -> Any:
@@ -85,12 +117,12 @@ def connect(url: str) -> Any:
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=60, decode_responses=False)
     except ValueError as exc:
-        raise ValueError(f"not a Redis URL: {shown_url(url)} ({exc})") from None
+        raise ValueError(f"not a Redis URL: {shown_url(url)} ({scrubbed(str(exc), url)})") from None
     try:
         client.ping()
     except redis.RedisError as exc:
         client.close()
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = scrubbed(str(exc).splitlines()[0], url) if str(exc) else type(exc).__name__
         raise RedisUnavailable(f"cannot use Redis at {shown_url(url)}: {reason}") from None
     return client
 
