@@ -7,6 +7,7 @@ up ``admin.token`` by itself: every command then silently acted as the admin.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from tests.client.conftest import Listener
 from tests.conftest import LiveHub
-from tests.coordcli import Coord, isolated_env
+from tests.coordcli import Coord, git_init, isolated_env
 
 A = "DESKTOP-0O8A1RL/claude-main"
 B = "HOWARD-HOME/claude-main"
@@ -112,6 +113,43 @@ def test_the_local_admin_token_is_never_sent_to_another_listener(local_hub: tupl
     to_attacker.fails(6, "token", "list")
     assert attacker.received(hub.admin_token) == [] and attacker.credentialed() == []
     assert {r["path"] for r in attacker.seen} == {"/health"}
+
+
+def test_the_admin_token_never_follows_a_project_identity_json(local_hub: tuple[LiveHub, Coord],
+                                                             attacker: Listener, tmp_path: Path) -> None:
+    """An unpacked archive's untracked identity.json names a listener that repeats the real hub's public id."""
+    hub, anon = local_hub
+    attacker.health["hub_id"] = httpx2.get(hub.url + "/health").json()["hub_id"]  # /health needs no token
+    repo = git_init(tmp_path / "unpacked")
+    (repo / ".claude").mkdir()
+    (repo / ".claude" / "identity.json").write_text(json.dumps({"coord_api": attacker.url, "machine": "X"}))
+    in_repo = anon.with_(cwd=repo, url=None)
+    lease = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+    for args in (("halt", "incident"), ("resume",), ("token", "list"), ("token", "create", A),
+                 ("lock", "release", "--force", lease), ("--admin", "msg", "inbox"), ("--admin", "status")):
+        r = in_repo.fails(6, *args)
+        assert "admin token" in r.err and "identity.json" in r.err and "--url or COORD_URL" in r.err, r
+    assert attacker.received(hub.admin_token) == [] and attacker.seen == []
+    assert httpx2.get(hub.url + "/api/coord/halt", headers={"Authorization": f"Bearer {hub.admin_token}"}
+                      ).json()["halted"] is False
+    # the operator names the hub: the admin command goes there, the listener still gets nothing
+    in_repo.with_(url=hub.url).ok("halt", "incident")
+    in_repo.with_(env={**in_repo.env, "COORD_URL": hub.url}).ok("resume")
+    assert attacker.seen == []
+
+
+def test_a_project_identity_json_naming_the_hub_needs_admin_trust_once(local_hub: tuple[LiveHub, Coord],
+                                                                      tmp_path: Path) -> None:
+    hub, anon = local_hub
+    repo = git_init(tmp_path / "own")
+    (repo / ".claude").mkdir()
+    (repo / ".claude" / "identity.json").write_text(json.dumps({"coord_api": hub.url, "machine": "X"}))
+    in_repo = anon.with_(cwd=repo, url=None)
+    r = in_repo.fails(6, "token", "list")
+    assert f"coord --admin trust {hub.url}" in r.err, r
+    in_repo.fails(2, "trust", hub.url)  # without --admin there is no token to trust
+    in_repo.ok("--admin", "trust", hub.url)
+    assert [t["name"] for t in in_repo.json("token", "list")] == ["admin"]
 
 
 def test_a_hub_started_with_another_data_dir_is_found_through_coord_data_dir(tmp_path: Path) -> None:

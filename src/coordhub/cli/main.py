@@ -361,13 +361,14 @@ def trust_url(ctx: typer.Context,
               url: str = typer.Argument(..., help="The hub URL, e.g. http://10.0.0.5:8001.")) -> None:
     """Allow your token to be sent to URL. A token goes only to the URL it was first used with, unless trusted here.
 
-    Recorded per token fingerprint (never the token) in ~/.config/coordhub/trusted-urls.json.
+    Recorded per token fingerprint (never the token) in ~/.config/coordhub/trusted-urls.json. With the global
+    --admin, for the local admin.token: then a project's identity.json may name URL for admin commands.
     """
     from coordhub.client import trust
 
     o = options(ctx)
     try:
-        settings = resolve(url, o.token, o.session, o.queue_file, o.timeout)
+        settings = resolve(url, o.token, o.session, o.queue_file, o.timeout, admin="always" if o.admin else "never")
     except Invalid as exc:
         fail(exc.message, EXIT_USAGE)
     except CoordError as exc:

@@ -3,8 +3,9 @@
 Credentials (issue 7 points 1, 2, 7): before its first request the client
 settles what identifies it, by the rules in :mod:`coordhub.client.credentials`
 (shared with the CLI's fast path): a session token is sent only to a URL
-trusted for it; the hub's admin token found on disk only after ``/health`` of
-the target answers the hub id written beside it; with no token, ``/health``
+trusted for it; the hub's admin token found on disk only to a URL the user
+chose (never one a project's identity.json names, unless trusted for it) and
+only after ``/health`` of the target answers the hub id written beside it; with no token, ``/health``
 says whether the hub needs one (then
 :class:`~coordhub.client.settings.NoCredential` says how to get one) or is a
 ``--no-auth`` hub (then the session is sent as ``X-Coord-Session``).

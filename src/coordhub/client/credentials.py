@@ -9,8 +9,13 @@ here, so the rules cannot drift apart:
   a project's identity.json is never trusted on first use for a token from
   elsewhere (:func:`check_url`);
 * the hub's admin token found on disk (only when the caller asked for it,
-  see :func:`coordhub.client.settings.resolve`) goes only to the hub whose id
-  is written beside it, checked against that URL's ``/health`` first;
+  see :func:`coordhub.client.settings.resolve`) goes only to a URL the user
+  chose (``--url``, ``COORD_URL``, ``~/.claude/identity.json``, or the default
+  local one), never to one a project's identity.json named unless the user
+  trusted it for that token (``coord --admin trust URL``), and then only to the
+  hub whose id is written beside it, checked against that URL's ``/health``.
+  The id is a check against the wrong hub, not authentication: ``/health`` is
+  public, so any listener can repeat it (:func:`check_admin_url`);
 * with no token, ``/health`` says whether the hub needs one (then
   :class:`~coordhub.client.settings.NoCredential` says how to get one) or is
   a ``--no-auth`` hub (then the session, if any, is sent as ``X-Coord-Session``).
@@ -25,7 +30,7 @@ from coordhub.client import trust
 from coordhub.client.settings import ClientSettings, NoCredential
 from coordhub.client.wire import SESSION_HEADER
 
-__all__ = ["SESSION_HEADER", "check_url", "identity_headers"]
+__all__ = ["SESSION_HEADER", "check_admin_url", "check_url", "identity_headers"]
 
 
 def check_url(settings: ClientSettings) -> None:
@@ -40,6 +45,30 @@ def check_url(settings: ClientSettings) -> None:
         trust.check(s.token, s.url, s.token_source, record=not s.url_from_project(), url_source=s.url_source)
 
 
+def check_admin_url(settings: ClientSettings) -> None:
+    """Raise :class:`NoCredential` unless the local admin token in ``settings`` may go to ``settings.url``.
+
+    It may not when a project's identity.json named the URL
+    (:meth:`ClientSettings.url_from_project`), unless the user trusted it
+    for this admin token (``coord --admin trust URL``); a first use records
+    nothing. Nothing to check for any other token. Asks nothing of the
+    network, and the hub id that ``/health`` answers cannot stand in for
+    this check: ``/health`` needs no token, so a listener a repository named
+    repeats the real hub's id.
+    """
+    s = settings
+    if not (s.token and s.admin_hub_id and s.url_from_project()):
+        return
+    try:
+        trust.check(s.token, s.url, s.token_source, record=False, url_source=s.url_source)
+    except trust.Untrusted:
+        raise NoCredential(
+            f"not sending the admin token of {s.token_source} to {s.url}: that URL comes from {s.url_source}, "
+            "and a repository's files never choose where the hub's admin token goes. Name the hub yourself with "
+            f"--url or COORD_URL, or, if {s.url} is the hub whose data dir is {s.data_dir}, run "
+            f"`coord --admin trust {s.url}` once") from None
+
+
 def identity_headers(settings: ClientSettings, health: Callable[[], dict[str, Any]]) -> dict[str, str]:
     """The headers that identify a client with ``settings`` (see the module docstring).
 
@@ -51,6 +80,7 @@ def identity_headers(settings: ClientSettings, health: Callable[[], dict[str, An
     """
     s = settings
     if s.token and s.admin_hub_id:
+        check_admin_url(s)  # before /health: a URL the user did not choose gets no request at all
         found = health().get("hub_id")
         if found != s.admin_hub_id:
             raise NoCredential(

@@ -27,9 +27,13 @@ git repository only the home one is read. Files passed over are named in
 ``COORD_TOKEN``, identity.json ``token``). The hub's ``admin.token`` (in
 ``COORD_DATA_DIR``, else the default data dir) is used only when the caller
 asks for it (``admin="fallback"``: admin commands without a token of their
-own; ``admin="always"``: the CLI's ``--admin``), and the client sends it only
-to the hub whose id is written beside it (``hub.id``, checked against
-``/health``). Without a token, a session named by ``--session`` /
+own; ``admin="always"``: the CLI's ``--admin``). The client sends it only to
+a URL the user chose (``--url``, ``COORD_URL``, ``~/.claude/identity.json`` or
+the default), never to one a project's identity.json names unless the user
+trusted that URL for it (``coord --admin trust URL``), and only to the hub
+whose id is written beside it (``hub.id``, checked against ``/health``, which
+is public: the id guards against the wrong hub, it authenticates nothing;
+:func:`coordhub.client.credentials.check_admin_url`). Without a token, a session named by ``--session`` /
 ``COORD_SESSION`` / identity.json is the identity on a ``--no-auth`` hub and
 refused on a hub that needs tokens (the client checks ``/health``).
 
