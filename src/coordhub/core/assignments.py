@@ -23,6 +23,17 @@ it chooses: repos, paths, tools and budgets come from the admin's
 ``repo_path`` and ``system_prompt`` a caller sent), except the orchestrator's
 own sessions: a worker or a host may not direct work (:func:`may_direct`). Only the host running an attempt
 (``<machine>/agent``) or an admin reports on it.
+
+How many: the assignments a session queued that are queued, dispatched or
+running number at most :data:`MAX_LIVE_PER_SESSION` (409
+``assignment_limit``; admins are not bounded), checked when one is queued,
+retried or resumed (:func:`check_room`). Queued assignments are never
+pruned and each holds up to 64 KiB of briefing, so without the bound one
+token could grow the queue, and every scan of it, without end (a review
+queued ~2,900 and an unrelated write waited over a second). A count rather
+than the daily write quota (:mod:`coordhub.core.quota`): a quota bounds a
+day, and the queue outlives days; the bound is the same kind as the live
+leases of a session (:data:`coordhub.core.leases.MAX_LIVE_PER_SESSION`).
 """
 
 from __future__ import annotations
@@ -49,6 +60,7 @@ MAX_LOG_READ_CHARS = 262_144   # one GET of the log answers at most this much
 RATE_LIMIT_REASON = "rate limit"
 FRESHNESS = (None, "pull", "skip")  # per assignment: workers.auto_pull, pull first, or no check (coord approve)
 MAX_FRESHNESS_NOTES = 50
+MAX_LIVE_PER_SESSION = 500  # queued, dispatched or running assignments one session's queueing may keep at once
 
 
 class State(enum.StrEnum):
@@ -97,6 +109,13 @@ class InvalidTransition(Conflict):
     """The assignment's state does not allow this (409); details give the state."""
 
     code = "invalid_transition"
+
+
+class AssignmentLimit(Conflict):
+    """The session's assignments already hold :data:`MAX_LIVE_PER_SESSION` live places (409; ``limit``):
+    let some run or stop some first."""
+
+    code = "assignment_limit"
 
 
 class LogGap(Conflict):
@@ -336,7 +355,8 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
     or a briefing over :data:`MAX_BRIEFING_BYTES`; ``AlreadyAssigned`` (409)
     when the issue has a live assignment; ``UpstreamInFlight`` (409) while a
     repo it ``depends_on`` has work running or in the merge queue;
-    ``Forbidden`` for a worker session.
+    ``Forbidden`` for a worker session; ``AssignmentLimit`` (409) when the
+    session's live assignments are at :data:`MAX_LIVE_PER_SESSION`.
     ``dry_run`` checks and resolves everything and writes nothing.
     ``freshness`` (:data:`FRESHNESS`) overrides ``workers.auto_pull`` for
     this assignment: ``pull`` fast-forwards stale dependency repos on the
@@ -350,6 +370,7 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
     requires = requires or []
     spelled = check_target(config, machine, repo, requires)
     _check_size(briefing, MAX_BRIEFING_BYTES, "briefing")
+    check_room(tx, actor, actor.session_id)
     repodeps.check_assign(tx, config, repo)
     existing = tx.assignments.live_for_issue(repo, issue)
     if existing is not None:
@@ -370,7 +391,7 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
         "created_by": actor.session_id, "created_at": now, "queued_at": now, "updated_at": now,
         "freshness": freshness,
     }
-    position = len(tx.assignments.queued()) + 1
+    position = tx.assignments.queued_count() + 1  # counted on the queue's index: no briefing is read
     if dry_run:
         full = {**_blank(), **row}
         return {**render(full), "dry_run": True, "position": position}
@@ -380,6 +401,17 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
     emit(tx, "assignment.queued", now, session_id=actor.session_id, project_key=repo, subject_id=row["id"],
          **_event_payload(full))
     return {**render(full), "dry_run": False, "position": position}
+
+
+def check_room(tx: Tx, actor: Actor, created_by: str) -> None:
+    """Refuse (:class:`AssignmentLimit`, 409) making one more of ``created_by``'s assignments live when
+    :data:`MAX_LIVE_PER_SESSION` of them are queued, dispatched or running; an admin ``actor`` is not bounded."""
+    if actor.is_admin:
+        return
+    if tx.assignments.live_count_of(created_by, MAX_LIVE_PER_SESSION) >= MAX_LIVE_PER_SESSION:
+        raise AssignmentLimit(f"{created_by} has {MAX_LIVE_PER_SESSION} assignments queued, dispatched or running, "
+                              "the most one session may have at once; let some run, or stop some, first",
+                              limit=MAX_LIVE_PER_SESSION, session_id=created_by)
 
 
 def _blank() -> Row:
@@ -472,7 +504,8 @@ def retry(tx: Tx, actor: Actor, assignment_id: str, now: float, model: str | Non
 
     On another machine when one could run it (seed 003), with the model one
     step up ``models.escalation`` unless ``model`` is given. 409 for a live
-    or done assignment, or when the issue was assigned again meanwhile.
+    or done assignment, when the issue was assigned again meanwhile, or
+    when its creator's live assignments are at the bound (:func:`check_room`).
     """
     may_direct(actor)
     row = get_row(tx, assignment_id)
@@ -480,6 +513,7 @@ def retry(tx: Tx, actor: Actor, assignment_id: str, now: float, model: str | Non
         raise InvalidTransition(f"assignment {row['id']} is {row['state']}; only a failed, cancelled, stuck or "
                                 "needs_input one is retried", state=row["state"])
     _reopen(tx, row, "retry")
+    check_room(tx, actor, row["created_by"])
     config = coordinator.require(tx)
     changes: Row = {"model": model or next_model(config.models, row["model"]),
                     "model_source": "flag" if model else "escalation", "reason": None, "not_before": None,
@@ -497,7 +531,8 @@ def resume_stuck(tx: Tx, actor: Actor, assignment_id: str, guidance: str, now: f
     the model one step up the ladder; the host runs ``claude -p --resume
     <session> "<guidance>"``. One resume at a time per session: the
     assignment is live until it reports again. 409 when it is not stuck or
-    needs input, or no Claude session id was reported (then ``retry``).
+    needs input, or no Claude session id was reported (then ``retry``), or
+    when its creator's live assignments are at the bound (:func:`check_room`).
     """
     may_direct(actor)
     _check_size(guidance, MAX_GUIDANCE_BYTES, "guidance")
@@ -508,6 +543,7 @@ def resume_stuck(tx: Tx, actor: Actor, assignment_id: str, guidance: str, now: f
     if not row["claude_session"]:
         raise InvalidTransition(f"assignment {row['id']} never reported its Claude session id, so it cannot be "
                                 f"resumed; use `coord retry {row['id']}`", state=row["state"])
+    check_room(tx, actor, row["created_by"])
     config = coordinator.require(tx)
     return render(transition(tx, row, State.QUEUED, now, by=actor.session_id, machine=row["ran_on"],
                              avoid_machine=None, resume_session=row["claude_session"], guidance=guidance,

@@ -21,6 +21,7 @@ from coordhub.store.tx import Tx
 
 COST_DAYS = 30
 RECENT = 50  # ended assignments shown
+QUEUE_SHOWN = 50  # queued assignments shown (the head of the queue); ``totals.queued`` counts them all
 
 
 def _day(ts: float) -> str:
@@ -33,7 +34,12 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
 
     ``machines`` lists every machine of the config (``state`` ``online``,
     ``stale`` or ``never`` when its agent never registered); ``queue`` the
-    queued assignments in dispatch order (``position`` from 1); ``stage_runs``
+    first :data:`QUEUE_SHOWN` queued assignments in dispatch order (``position``
+    in the whole queue, from 1; the list form, ``briefing_bytes`` instead of
+    the briefing) and ``totals.queued`` how many are queued in all (with a
+    machine: pinned to it or to any), so one answer stays small however long
+    the queue (a review queued ~2,900 64 KiB briefings and one answer read
+    them all: 1 s, 3.3 MB); ``stage_runs``
     the smoke tests and reviews queued or running; ``merges`` the merge
     queue's live entries (:func:`coordhub.core.mergedrive.live`: per repo and
     target, in order with ``position``, then those fixing or waiting for a
@@ -73,10 +79,10 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
             "seconds_since_heartbeat": round(now - h["last_heartbeat"], 3) if h else None,
             "cost_today_usd": round(by_machine_today.get(m.name, 0.0), 6),
             "problems": json.loads(h["problems"]) if h else [], "recovered": json.loads(h["recovered"]) if h else []})
-    queue = [{**assignments.render(r, briefing=False), "position": i + 1}
-             for i, r in enumerate(tx.assignments.queued())
-             if machine is None or r["machine"] in (None, machine)]
-    shown = [r for r in tx.assignments.find(assignments.LIVE, limit=1000) if r["state"] != "queued"]
+    queue = [{**assignments.render(r, briefing=False), "position": r["position"]}
+             for r in tx.assignments.queue_head(QUEUE_SHOWN, machine)]
+    # the live ones not queued, asked for as such: reading LIVE and dropping the queued read every briefing
+    shown = tx.assignments.find(tuple(s for s in assignments.LIVE if s != "queued"), limit=1000)
     shown += tx.assignments.find(("done", "failed", "cancelled"), limit=RECENT)
     rows = [assignments.render(r, briefing=False) for r in shown
             if machine is None or (r["ran_on"] or r["machine"] or "").lower() == machine.lower()]
@@ -89,4 +95,4 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
             "assignments": rows, "stage_runs": runs, "merges": merges, "paused": coordinator.pause_view(tx, now),
             "totals": {"cost_usd": round(tx.attempts.cost_total(), 6),
                        "by_day": {d: round(c, 6) for d, c in sorted(by_day.items())},
-                       "running": len(active), "queued": len(queue)}}
+                       "running": len(active), "queued": tx.assignments.queued_count(machine)}}

@@ -442,7 +442,8 @@ def sweep(tx: Tx, now: float) -> dict[str, Any]:
     if config is None:
         return out
     for stage in (G.WORK, G.FIX):
-        for row in tx.assignments.in_stage(stage.value):
+        # done ones only, asked for as such: every queued assignment is in stage work, with its briefing
+        for row in tx.assignments.in_stage(stage.value, state=State.DONE.value):
             if row["state"] == State.DONE.value:
                 after_report(tx, assignments.render(row), now)
                 out["advanced"].append(row["id"])

@@ -76,6 +76,20 @@ class Assignments(Table):
         sql = "SELECT * FROM assignments WHERE state = 'queued' ORDER BY seq"
         return self.ex.all(sql + (f" LIMIT {int(limit)}" if limit is not None else ""))
 
+    def queue_head(self, limit: int, machine: str | None = None) -> list[Row]:
+        """The first ``limit`` queued assignments (with ``machine``: those pinned to it or to any), oldest first.
+
+        Each row carries ``position``, its place in the whole queue from 1
+        (counted on the queue's index, not by reading the rows). Empty when
+        nothing is queued.
+        """
+        rank = "(SELECT COUNT(*) FROM assignments q WHERE q.state = 'queued' AND q.seq <= a.seq) AS position"
+        if machine is None:
+            rows = self.ex.all("SELECT * FROM assignments WHERE state = 'queued' ORDER BY seq LIMIT ?", (limit,))
+            return [{**r, "position": i + 1} for i, r in enumerate(rows)]
+        return self.ex.all(f"SELECT a.*, {rank} FROM assignments a WHERE a.state = 'queued' "
+                           "AND (a.machine IS NULL OR a.machine = ?) ORDER BY a.seq LIMIT ?", (machine, limit))
+
     def active(self, machine: str | None = None) -> list[Row]:
         """Assignments holding a worker slot (dispatched or running), optionally on one machine."""
         if machine is None:
@@ -92,9 +106,21 @@ class Assignments(Table):
                               "AND ran_on = ?", (machine,))
         return int(row["n"]) if row else 0
 
-    def queued_count(self) -> int:
-        """How many assignments wait in the queue (for metrics)."""
-        row = self.ex.one("SELECT COUNT(*) AS n FROM assignments WHERE state = 'queued'")
+    def queued_count(self, machine: str | None = None) -> int:
+        """How many assignments wait in the queue (with ``machine``: pinned to it or to any); without a machine
+        counted on the queue's index alone, no row is read; 0 when none."""
+        if machine is None:
+            row = self.ex.one("SELECT COUNT(*) AS n FROM assignments WHERE state = 'queued'")
+        else:
+            row = self.ex.one("SELECT COUNT(*) AS n FROM assignments WHERE state = 'queued' "
+                              "AND (machine IS NULL OR machine = ?)", (machine,))
+        return int(row["n"]) if row else 0
+
+    def live_count_of(self, created_by: str, limit: int) -> int:
+        """How many assignments ``created_by`` queued are queued, dispatched or running, counted up to ``limit``
+        (index ``assignments_live_by_creator``); 0 when none."""
+        row = self.ex.one("SELECT COUNT(*) AS n FROM (SELECT 1 FROM assignments WHERE created_by = ? AND state IN "
+                          "('queued', 'dispatched', 'running') LIMIT ?) AS live", (created_by, limit))
         return int(row["n"]) if row else 0
 
     def on_machine(self, machine: str, states: tuple[str, ...]) -> list[Row]:
@@ -119,12 +145,22 @@ class Assignments(Table):
         return self.ex.all(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit))
 
 
-    def in_stage(self, stage: str, repo: str | None = None) -> list[Row]:
-        """Assignments in pipeline ``stage`` (optionally of one repo), the earliest to enter it first."""
-        if repo is None:
-            return self.ex.all("SELECT * FROM assignments WHERE stage = ? ORDER BY stage_at, seq", (stage,))
-        return self.ex.all("SELECT * FROM assignments WHERE stage = ? AND repo = ? ORDER BY stage_at, seq",
-                           (stage, repo))
+    def in_stage(self, stage: str, repo: str | None = None, state: str | None = None) -> list[Row]:
+        """Assignments in pipeline ``stage`` (optionally of one repo, or in one ``state``), the earliest to enter
+        it first; empty when none.
+
+        A ``state`` is tested before a row's briefing is read, so the rows
+        in other states (every queued one is in stage ``work``) are never
+        loaded.
+        """
+        sql, params = "SELECT * FROM assignments WHERE stage = ?", [stage]
+        if repo is not None:
+            sql += " AND repo = ?"
+            params.append(repo)
+        if state is not None:
+            sql += " AND state = ?"
+            params.append(state)
+        return self.ex.all(sql + " ORDER BY stage_at, seq", tuple(params))
 
     def updated_since(self, since: float) -> list[Row]:
         """Assignments changed at or after ``since``, in queue order."""
