@@ -66,3 +66,39 @@ def test_a_password_given_as_a_query_parameter_is_never_shown_or_recorded(seed: 
     (event,) = events_of(live, live.token("alice"), "import.applied")
     assert SECRET not in json.dumps(event) and "password" not in json.dumps(event), event
     assert event["payload"]["source"] == f"{source.shown_url(seed.url)} {seed.prefix}:*", event
+
+
+# ---- 2: deeply nested JSON anywhere is one record left out, never a crash ---------------------------------
+
+def test_decode_json_never_raises_and_bounds_nesting() -> None:
+    from coordhub.importers.seed002map import JSON_DEPTH, decode_json
+
+    assert decode_json("[" * JSON_DEPTH + "]" * JSON_DEPTH)[1] is None
+    for text in ("[" * (JSON_DEPTH + 1) + "]" * (JSON_DEPTH + 1), "[" * 100_000 + "]" * 100_000,
+                 '{"a":' * 100_000 + "1" + "}" * 100_000, "[" * 100_000):
+        value, why = decode_json(text)
+        assert value is None and why == f"nested deeper than {JSON_DEPTH} arrays and objects", why
+    assert decode_json("9" * 5000)[0] is None and decode_json("{x")[1]
+    assert decode_json('{"s": "\\ud800", "n": NaN}')[1] is None  # lenient otherwise: _checked scrubs
+
+
+def test_deeply_nested_json_in_any_value_is_left_out_with_a_reason(seed: SeedRedis, live: LiveHub,
+                                                                    cli: Coord) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    seed.publish("msg-00000001", "GENERAL", "backend", "frontend", T0, "ok", "fine", requires_ack=False)
+    seed.r.set(seed.key("msg", "msg-00000002"), '{"id": "msg-00000002", "x": ' + deep + "}")
+    seed.r.hset(seed.key("msg", "msg-00000003"), mapping={"from": "backend", "to": "frontend", "timestamp": str(T0),
+                                                          "subject": "deep payload", "payload": deep})
+    seed.r.hset(seed.key("presence"), "frontend", deep)
+    seed.r.lpush(seed.key("notifications", "frontend"), deep)
+    admin = admin_cli(cli, live)
+    for extra in (("--dry-run",), ()):
+        s = admin.json("import", "redis", "--url", seed.url, "--prefix", seed.prefix, *extra)
+        why = {(p["kind"], p["ref"].split(":")[-1].strip()[:12]): p["reason"] for p in s["skipped"]}
+        assert "nested deeper than" in why[("message", "msg-00000002")], s
+        assert "nested deeper than" in why[("notification", "[[[[[[[[[[[[")], s
+        assert "neither INSTANCE.FIELD nor a JSON object" in why[("presence", "frontend")], s
+        assert any(n["ref"] == "msg-00000003" and "payload is not JSON (nested deeper than" in n["note"]
+                   for n in s["notes"]), s
+        assert s["counts"]["message"] == ({"to import": 2, "left out": 1} if extra else
+                                          {"imported": 2, "left out": 1}), s

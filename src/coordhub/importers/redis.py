@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from coordhub.importers.seed002map import Snapshot, map_snapshot
+from coordhub.importers.seed002map import Snapshot, decode_json, map_snapshot
 
 INSTALL_HINT = "pip install 'coordhub[redis]'"
 PIPELINE = 500         # commands per round trip
@@ -270,10 +270,9 @@ def _fields(reply: Any, kind: str, key: str, snap: Snapshot) -> dict[str, str] |
     if kind == "hash":
         return {_text(k, snap, "message", key): _text(v, snap, "message", key) for k, v in reply.items()}
     text = _text(reply, snap, "message", key)
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        snap.skip("message", key, f"a string that is not JSON ({exc}): left out")
+    data, why = decode_json(text)
+    if why is not None:
+        snap.skip("message", key, f"a string that is not JSON ({why}): left out")
         return None
     if not isinstance(data, dict):
         snap.skip("message", key, "a JSON value that is not an object: left out")

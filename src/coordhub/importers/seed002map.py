@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from coordhub.api.import_schemas import problem
 from coordhub.clock import isoformat, parse_iso
 from coordhub.core.seed002 import BROADCAST, MessageType, content_digest, instance_problem
+from coordhub.strictjson import MAX_DEPTH
 
 if TYPE_CHECKING:
     from coordhub.importers.redis import RawKeys
@@ -45,6 +46,7 @@ MAX_READERS = 1000     # read_by of one broadcast (api/import_schemas.py)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 COMMENT_SUFFIX = ".ack-comment"
+JSON_DEPTH = MAX_DEPTH  # nesting read from a JSON value in Redis: what the hub takes in a request body
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off", ""})
 
@@ -162,6 +164,32 @@ class _Names:
         return sorted({spellings[0] for spellings in folded.values()}, key=str.lower)
 
 
+def decode_json(text: str) -> tuple[Any, str | None]:
+    """``text`` parsed as JSON: ``(value, None)``, or ``(None, why)`` when it is not JSON or nests deeper than
+    :data:`JSON_DEPTH` arrays and objects. Never raises, whatever the text.
+
+    The one parse of every JSON value read from Redis. Python's parser raises
+    ``RecursionError``, not ``ValueError``, for deep nesting (``[`` × 100,000),
+    and a value nested just short of that would fail later, where it is
+    encoded again or shown. Otherwise as lenient as Python's parser (NaN, lone
+    surrogates: :func:`_checked` replaces those), unlike
+    :func:`coordhub.strictjson.loads`, which refuses them.
+    """
+    deep = f"nested deeper than {JSON_DEPTH} arrays and objects"
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        return None, deep
+    except ValueError as exc:  # JSONDecodeError, or an integer over the interpreter's digit limit
+        return None, str(exc)
+    level = [value]
+    for _ in range(JSON_DEPTH):
+        level = [v for x in level if isinstance(x, dict | list) for v in (x.values() if isinstance(x, dict) else x)]
+    if any(isinstance(x, dict | list) for x in level):
+        return None, deep
+    return value, None
+
+
 def _pick(fields: dict[str, str], *names: str) -> str | None:
     for name in names:
         value = fields.get(name)
@@ -170,14 +198,13 @@ def _pick(fields: dict[str, str], *names: str) -> str | None:
     return None
 
 
-def _payload(fields: dict[str, str]) -> dict[str, Any]:
+def _payload(mid: str, fields: dict[str, str], snap: Snapshot) -> dict[str, Any]:
     raw = fields.get("payload")
     if not raw:
         return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return {"description": raw}
+    data, why = decode_json(raw)
+    if why is not None:
+        snap.note("message", mid, f"its payload is not JSON ({why}): its text is taken as the description")
     return data if isinstance(data, dict) else {"description": raw}
 
 
@@ -233,7 +260,7 @@ def _message(mid: str, fields: dict[str, str], raw: RawKeys, names: _Names, know
         return None
     if fields.get("id") not in (None, mid):
         snap.note("message", mid, f"its id field says {fields['id']!r}: the key's id is kept")
-    payload = _payload(fields)
+    payload = _payload(mid, fields, snap)
     sender_name = _pick(fields, "from", "from_instance", "sender")
     if sender_name is None:
         snap.skip("message", mid, "no sender (from): left out")
@@ -360,10 +387,7 @@ def _presence(fields: dict[str, str], names: _Names, snap: Snapshot) -> list[dic
         if dot:
             by_instance.setdefault(instance, {})[attr] = value
             continue
-        try:
-            data = json.loads(value)
-        except ValueError:
-            data = None
+        data, _ = decode_json(value)
         if isinstance(data, dict):
             by_instance.setdefault(name, {}).update({k: str(v) for k, v in data.items()})
         else:
@@ -407,10 +431,9 @@ def _notifications(instance: str, entries: list[str], raw: RawKeys, names: _Name
 def _notification(instance: str, target: str, entry: str, key: str, raw: RawKeys, names: _Names,
                   snap: Snapshot) -> dict[str, Any] | None:
     ref = f"{instance}: {entry[:60]}"
-    try:
-        data = json.loads(entry)
-    except ValueError as exc:
-        snap.skip("notification", ref, f"not JSON ({exc}): left out")
+    data, why = decode_json(entry)
+    if why is not None:
+        snap.skip("notification", ref, f"not JSON ({why}): left out")
         return None
     if not isinstance(data, dict):
         snap.skip("notification", ref, "not a JSON object: left out")
