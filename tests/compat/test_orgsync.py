@@ -21,13 +21,14 @@ from tests.compat.test_orgfiles import turn
 class Turns:
     """Turns served like ``GET …/turns?after=&limit=``; ``calls`` records each page asked for."""
 
-    def __init__(self, turns: list[dict[str, Any]]) -> None:
+    def __init__(self, turns: list[dict[str, Any]], cut: int | None = None) -> None:
         self.turns = turns
+        self.cut = cut  # at most this many per page, as the hub cuts a page at about 4 MiB of text
         self.calls: list[tuple[int, int]] = []
 
     def __call__(self, after: int, limit: int) -> list[dict[str, Any]]:
         self.calls.append((after, limit))
-        return [t for t in self.turns if t["id"] > after][:limit]
+        return [t for t in self.turns if t["id"] > after][:min(limit, self.cut or limit)]
 
 
 def many(n: int, machine: str = "velox") -> list[dict[str, Any]]:
@@ -73,14 +74,20 @@ def test_without_the_cursor_existing_identical_files_are_not_rewritten(tmp_path:
         == before
 
 
-def test_pages_follow_the_cursor_until_a_short_page(tmp_path: Path) -> None:
+def test_pages_follow_the_cursor_until_an_empty_page(tmp_path: Path) -> None:
     fetch = Turns(many(orgsync.PAGE + 5))
     pages: list[int] = []
     s = syncer(tmp_path, fetch)
     s.progress = lambda t: pages.append(t.written)
     assert s.run_once().written == orgsync.PAGE + 5
-    assert fetch.calls == [(0, orgsync.PAGE), (orgsync.PAGE, orgsync.PAGE)]
+    assert fetch.calls == [(0, orgsync.PAGE), (orgsync.PAGE, orgsync.PAGE), (orgsync.PAGE + 5, orgsync.PAGE)]
     assert pages == [orgsync.PAGE, orgsync.PAGE + 5]
+
+
+def test_a_page_the_hub_cut_by_size_is_not_taken_for_the_last(tmp_path: Path) -> None:
+    fetch = Turns(many(7), cut=3)  # pages of 3, 3, 1 turns: short of PAGE, but more follow
+    assert syncer(tmp_path, fetch).run_once().written == 7
+    assert [a for a, _ in fetch.calls] == [0, 3, 6, 7]
 
 
 def test_an_unwritable_folder_stops_the_sync_with_the_cursor_before_that_page(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from coordhub.core import conversations, turnbounds
+from coordhub.core import conversations, paging, turnbounds
 from tests.conftest import Api
 from tests.conversations.conftest import GpgKey, org
 from tests.conversations.test_turns_api import agent, send
@@ -117,6 +117,34 @@ def test_a_conversations_turns_come_in_bounded_pages(api: Api, trio: Any, monkey
     assert [t["body"][0] for t in rest["turns"]] == ["1"] and rest["next_after"] is not None
     listing = api.get(URL, headers=bob).json()
     assert {c["conversation_id"]: c["pending"] for c in listing} == {"big": 3, "prep-fixup": 5}
+
+
+def test_the_machines_turns_and_an_inbox_come_in_pages_bounded_in_bytes(api: Api, trio: Any,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: 600 turns of 256 KiB made one ``/turns?limit=1000`` answer 302 MB; ``/inbox`` had no bound either.
+    Both now stop at about PAGE_BYTES (at least one turn) and say where the next page starts."""
+    alice, bob, _ = trio
+    monkeypatch.setattr(paging, "PAGE_BYTES", 250_000)
+    for i in range(5):
+        assert field_turn(api, alice, "ratio.web", "progress", f"{i}" + "B" * 100_000, "big").status_code == 201
+    for path in ("turns", "inbox"):
+        got, after, pages = [], 0, 0
+        while True:
+            r = api.get(f"{URL}/{path}", params={"after": after, "limit": 1000}, headers=bob)
+            assert r.status_code == 200, r.text
+            assert len(r.content) < 2 * 250_000 + 50_000 and len(r.json()) >= 1
+            got += [t["body"][0] for t in r.json()]
+            pages += 1
+            following = r.headers.get("Coord-Next-After")
+            if following is None:
+                break
+            assert int(following) == r.json()[-1]["id"]
+            after = int(following)
+        assert got == list("01234") and pages >= 3, path
+    # one turn over the budget still comes, alone
+    monkeypatch.setattr(paging, "PAGE_BYTES", 1_000)
+    one = api.get(f"{URL}/inbox", params={"limit": 1000}, headers=bob)
+    assert len(one.json()) == 1 and one.headers["Coord-Next-After"] == str(one.json()[0]["id"])
 
 
 def test_a_conversation_is_bounded_in_turns_and_bytes(api: Api, trio: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,9 +6,10 @@ addressed to a project on this machine becomes one ``.org`` file (and its
 ``.asc``) in that project's folder (:mod:`coordhub.compat.inboxes`), written
 by :func:`coordhub.compat.orgfiles.place_all`.
 
-Turns are read in pages of :data:`PAGE` (``GET …/turns?after=&limit=``,
-oldest first). A cursor (the id of the last turn placed) is kept per hub,
-machine and set of inbox folders in ``$XDG_STATE_HOME/coordhub/conv-sync/``, saved after each page, so
+Turns are read in pages of at most :data:`PAGE` and about 4 MiB
+(``GET …/turns?after=&limit=``, oldest first), until a page is empty. A
+cursor (the id of the last turn placed) is kept per hub, machine and set of
+inbox folders in ``$XDG_STATE_HOME/coordhub/conv-sync/``, saved after each page, so
 a second sync asks only for newer turns; without it (or with ``--from-start``)
 every file is looked at again and an identical one is left alone. ``follow``
 keeps going: the hub's event stream (kind ``conversation.turn``) wakes it, and
@@ -88,7 +89,11 @@ class Syncer:
         self.progress = progress
 
     def run_once(self) -> Tally:
-        """Page until the hub has nothing newer; returns the running tally.
+        """Page until the hub has nothing newer (an empty page); returns the running tally.
+
+        A page shorter than :data:`PAGE` is not the end: the hub also cuts a
+        page at about 4 MiB of text (``Coord-Next-After``), so the cursor is
+        followed until a page comes back empty.
 
         Each page is written with :func:`~coordhub.compat.orgfiles.place_all`
         and the cursor saved after it. ``OSError`` when a folder is unwritable:
@@ -115,8 +120,6 @@ class Syncer:
                 save_cursor(self.cursor_path, self.url, self.machine, self.tally.cursor)
             if self.progress is not None:
                 self.progress(self.tally)
-            if len(page) < PAGE:
-                return self.tally
 
     def follow(self, wakeups: queue.Queue[object], poll: float, stop: threading.Event | None = None) -> None:
         """Sync, then again on each wake-up (an event) or every ``poll`` seconds, until ``stop`` is set."""

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
 from coordhub.clock import isoformat
@@ -55,12 +56,14 @@ from coordhub.core.turns import DEDUP, PROCESS, QUERY, REJECT, Draft
 from coordhub.errors import Conflict, Forbidden, Invalid, NotFound
 from coordhub.openpgp import Verdict
 from coordhub.store.base import Row
+from coordhub.store.tables.records import Key
 from coordhub.store.tx import Tx
 
 MAX_PAGE = 1000
 SHOW_PAGE = 100                         # turns per page of a conversation, by default
 SHOW_BYTES = 4 * 2**20                  # about this much stored text per page (at least one turn)
 UNSHOWN_TEXT = ("title", "body", "content", "signature", "reason", "requires_tools")  # what paging counts of a turn
+BY_ID: Key = (("id", int, False),)     # the order of the machine's turns and of an inbox: by id, oldest first
 
 
 class SequenceTaken(Conflict):
@@ -310,12 +313,31 @@ def _address_for(tx: Tx, actor: Actor, address: str | None) -> str:
     return addr
 
 
-def inbox(tx: Tx, actor: Actor, address: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """Pending turns to the actor's address (or, for an admin, any address), oldest first."""
+def inbox(tx: Tx, actor: Actor, address: str | None = None, limit: int = 100,
+          after: int = 0) -> tuple[list[dict[str, Any]], int | None]:
+    """Pending turns to the actor's address (or, for an admin, any address) with id above ``after``, oldest first,
+    and the ``after`` of the next page (None: none follows).
+
+    At most ``limit`` turns and about :data:`~coordhub.core.paging.PAGE_BYTES` of their :data:`UNSHOWN_TEXT` as
+    encoded (at least one), read in batches (:func:`~coordhub.core.paging.take`): a turn may be 256 KiB, and
+    1,000 of them made one answer of 300 MB (review).
+    """
     if address is None and actor.is_admin and addressing.address_of(tx, actor.session_id) is None:
-        return []  # an admin without an address has no inbox of its own; it names one with ``address``
+        return [], None  # an admin without an address has no inbox of its own; it names one with ``address``
     addr = _address_for(tx, actor, address)
-    return [turns.render(r, pending=True) for r in tx.conversations.pending_to(addr, min(max(limit, 1), MAX_PAGE))]
+
+    def find(k: int, last: tuple[Any, ...] | None) -> list[Row]:
+        return [turns.render(r, pending=True) for r in tx.conversations.pending_to(addr, k, int(last[0]) if last
+                                                                                    else 0)]
+
+    return _paged(find, min(max(limit, 1), MAX_PAGE), after)
+
+
+def _paged(find: Callable[[int, tuple[Any, ...] | None], list[Row]], limit: int,
+           after: int) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of rendered turns by id after ``after`` (``find(k, (last id,))``), and the next page's ``after``."""
+    rows, more = paging.take(paging.keyed(find, BY_ID, (after,)), limit, UNSHOWN_TEXT, paging.PAGE_BYTES)
+    return rows, (int(rows[-1]["id"]) if more and rows else None)
 
 
 def unshown(tx: Tx, actor: Actor, limit: int, now: float, budget: int = paging.PAGE_BYTES, *,
@@ -349,11 +371,15 @@ def unshown(tx: Tx, actor: Actor, limit: int, now: float, budget: int = paging.P
     return {"turns": shown, "more": tx.conversations.pending_count(addr, cursor, MAX_PAGE) if more else 0}
 
 
-def for_machine(tx: Tx, actor: Actor, machine: str | None, after: int, limit: int) -> list[dict[str, Any]]:
-    """Accepted turns to any project on ``machine`` (default: the actor's) with id above ``after``, oldest first.
+def for_machine(tx: Tx, actor: Actor, machine: str | None, after: int,
+                limit: int) -> tuple[list[dict[str, Any]], int | None]:
+    """Accepted turns to any project on ``machine`` (default: the actor's) with id above ``after``, oldest first,
+    and the ``after`` of the next page (None: none follows).
 
-    What ``coord conv sync`` pages through. A non-admin reads only its own
-    declared machine.
+    What ``coord conv sync`` pages through. At most ``limit`` turns and about
+    :data:`~coordhub.core.paging.PAGE_BYTES` of their :data:`UNSHOWN_TEXT` as
+    encoded (at least one), read in batches: 600 turns of 256 KiB made one
+    answer of 302 MB (review). A non-admin reads only its own declared machine.
     """
     own = (tx.sessions.get(actor.session_id) or {}).get("machine")
     want = own if machine is None or machine == addressing.LOCAL else addressing.name(machine, "to_machine")
@@ -362,18 +388,22 @@ def for_machine(tx: Tx, actor: Actor, machine: str | None, after: int, limit: in
                       field="to_machine")
     if not actor.is_admin and want != own:
         raise Forbidden(f"machine {want!r} is not {actor.session_id}'s", field="to_machine")
-    page = min(max(limit, 1), MAX_PAGE)
-    # an admin naming no machine (and declaring none) reads every machine's turns
-    rows = tx.conversations.to_machine(want, after, page) if want else tx.conversations.accepted(after, page)
     releases: dict[str, int] = {}
-    out = []
-    for r in rows:
-        if r["conversation_id"] not in releases:
-            conv = tx.conversations.get(r["conversation_id"])
-            releases[r["conversation_id"]] = conv["last_release"] if conv else 0
-        out.append(turns.render(r, pending=r["type"] != "release"
-                                and r["sequence"] > releases[r["conversation_id"]]))
-    return out
+
+    def find(k: int, last: tuple[Any, ...] | None) -> list[Row]:
+        after_id = int(last[0]) if last else 0
+        # an admin naming no machine (and declaring none) reads every machine's turns
+        rows = tx.conversations.to_machine(want, after_id, k) if want else tx.conversations.accepted(after_id, k)
+        out = []
+        for r in rows:
+            if r["conversation_id"] not in releases:
+                conv = tx.conversations.get(r["conversation_id"])
+                releases[r["conversation_id"]] = conv["last_release"] if conv else 0
+            out.append(turns.render(r, pending=r["type"] != "release"
+                                    and r["sequence"] > releases[r["conversation_id"]]))
+        return out
+
+    return _paged(find, min(max(limit, 1), MAX_PAGE), after)
 
 
 def status(tx: Tx, actor: Actor, machine: str | None, now: float, halt_active: bool) -> dict[str, Any]:

@@ -66,7 +66,9 @@ def take(fetch: Fetch, limit: int, fields: tuple[str, ...], budget: int = PAGE_B
     most ``limit`` + 1 rows: the one past the limit says more follow), each row sized once."""
     rows, sizes = gather(fetch, limit + 1, fields, budget)
     n = _cut(sizes[:limit], budget, first)
-    return rows[:n], n < len(rows)
+    # a read that stopped on the budget after one row it kept (a row over the budget, read alone) did not look
+    # further: more may follow (at worst the next answer is empty)
+    return rows[:n], n < len(rows) or (n == len(rows) < limit + 1 and sum(sizes) > budget)
 
 
 def gather(fetch: Fetch, limit: int, fields: tuple[str, ...], budget: int = PAGE_BYTES) -> tuple[list[Row], list[int]]:

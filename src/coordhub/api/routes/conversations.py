@@ -30,7 +30,7 @@ from coordhub.api.conversation_schemas import (
     TurnSend,
 )
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query
 from coordhub.core import addressing, conversations, halt, signingkeys
 from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor
@@ -38,6 +38,7 @@ from coordhub.core.turns import Draft, draft
 from coordhub.errors import Invalid
 
 router = APIRouter(prefix="/api/coord/conversations", tags=["conversations"])
+NEXT_AFTER = "Coord-Next-After"  # more turns follow: ask again with after= this (a turn id)
 
 
 async def _actor(who: Caller) -> Actor:
@@ -133,10 +134,13 @@ async def send(body: TurnSend, request: Request, who: Caller = Depends(caller)) 
 async def turns(request: Request, to_machine: str | None = None, after: int = Query(0, ge=0, le=2**62),
                 limit: int = Query(500, ge=1, le=conversations.MAX_PAGE),
                 who: Caller = Depends(caller)) -> JSONResponse:
-    """Accepted turns to any project on a machine (default: yours) with ``id > after``, oldest first (sync)."""
+    """Accepted turns to any project on a machine (default: yours) with ``id > after``, oldest first (sync).
+
+    At most ``limit`` turns and about 4 MiB of their text per answer (at least one); when more follow,
+    ``Coord-Next-After`` carries the ``after`` to ask again with."""
     actor = await _actor(who)
-    return await query(request, lambda tx, now: conversations.for_machine(tx, actor, to_machine, after, limit),
-                       off_loop=True)
+    return paged(await hub(request).query_off_loop(
+        lambda tx, now: conversations.for_machine(tx, actor, to_machine, after, limit)), NEXT_AFTER)
 
 
 @router.get("/turns/{turn_id}", response_model=TurnOut, responses=responses(*READ_ERRORS, 404))
@@ -148,12 +152,15 @@ async def get_turn(turn_id: Annotated[int, Path(ge=1, le=2**62)], request: Reque
 
 
 @router.get("/inbox", response_model=list[TurnOut], responses=responses(*READ_ERRORS))
-async def inbox(request: Request, address: str | None = None,
+async def inbox(request: Request, address: str | None = None, after: int = Query(0, ge=0, le=2**62),
                 limit: int = Query(100, ge=1, le=conversations.MAX_PAGE),
                 who: Caller = Depends(caller)) -> JSONResponse:
-    """Pending turns to your address, oldest first (pending: no release followed it in its conversation)."""
+    """Pending turns to your address with ``id > after``, oldest first (pending: no release followed it in its
+    conversation). At most ``limit`` and about 4 MiB of their text per answer (at least one); when more follow,
+    ``Coord-Next-After`` carries the ``after`` to ask again with."""
     actor = await _actor(who)
-    return await query(request, lambda tx, now: conversations.inbox(tx, actor, address, limit))
+    return paged(await hub(request).query_off_loop(
+        lambda tx, now: conversations.inbox(tx, actor, address, limit, after)), NEXT_AFTER)
 
 
 @router.get("/status", response_model=StatusOut, responses=responses(*READ_ERRORS))
