@@ -102,3 +102,44 @@ def test_deeply_nested_json_in_any_value_is_left_out_with_a_reason(seed: SeedRed
                    for n in s["notes"]), s
         assert s["counts"]["message"] == ({"to import": 2, "left out": 1} if extra else
                                           {"imported": 2, "left out": 1}), s
+
+
+# ---- 3: batches fit the hub's body limit; an item too big alone is left out, the rest imported -----------
+
+def test_batches_are_cut_below_the_hub_body_limit(seed: SeedRedis, live: LiveHub, cli: Coord) -> None:
+    for i in range(3):  # each legal (200,000 characters, 400 kB of UTF-8); together over 1 MiB
+        seed.publish(f"msg-0000000{i}", "GENERAL", "backend", "frontend", T0 + i, f"log {i}", "é" * 200_000,
+                     requires_ack=False)
+    s = run(admin_cli(cli, live), seed)
+    assert s["counts"]["message"] == {"imported": 3} and s["skipped"] == [], s
+
+
+@pytest.fixture
+def small_hub(tmp_path: Any) -> Any:
+    """A real ``coord serve`` (SQLite) taking request bodies of at most 300,000 bytes."""
+    h = LiveHub(tmp_path / "small-hub", args=("--max-body-bytes", "300000")).start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def test_a_hub_with_a_smaller_body_limit_gets_smaller_batches(seed: SeedRedis, small_hub: LiveHub,
+                                                              cli: Coord) -> None:
+    for i in range(5):
+        seed.publish(f"msg-0000000{i}", "GENERAL", "backend", "frontend", T0 + i, f"log {i}", "x" * 100_000,
+                     requires_ack=False)
+    seed.publish("msg-000000ff", "GENERAL", "backend", "frontend", T0 + 9, "huge", "y" * 400_000,
+                 requires_ack=False)
+    admin = admin_cli(cli, small_hub)
+    s = run(admin, seed)
+    assert s["counts"]["message"] == {"imported": 5, "skipped": 1}, s
+    (big,) = s["skipped"]
+    assert big["ref"] == "msg-000000ff" and "too big to send" in big["reason"] and "300000 bytes" in big["reason"]
+    again = run(admin, seed)
+    assert again["counts"]["message"] == {"already": 5, "skipped": 1}, again
+
+
+def run(cli: Coord, seed: SeedRedis, *extra: str) -> dict[str, Any]:
+    out: dict[str, Any] = cli.json("import", "redis", "--url", seed.url, "--prefix", seed.prefix, *extra)
+    return out

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
+from coordhub import jsonbytes
 from coordhub.cli.common import EXIT_AUTH, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, JSON_OPT, client, fail
 from coordhub.cli.output import console, print_json
 from coordhub.client import CoordClient, HubError, Unreachable
@@ -27,6 +28,8 @@ app = typer.Typer(help="Import another coordination system's data into the hub."
 
 IMPORT_PATH = "/api/coord/imports/seed002"
 SHOWN = 20  # skipped records listed by name in the summary (all of them with --json)
+BODY_LIMIT = 1_048_576  # the hub's default max_body_bytes (config.py; its 413 answer says its own as `limit`)
+BODY_SLACK = 4096       # below the limit: the request's envelope around the items, and headroom
 RETENTION = ("imported messages count as new for the hub's retention: read and acked history is kept for "
              "retain_messages_hours (30 days by default) from its import, then pruned as any other "
              "(coord archive export keeps it); a rerun never imports a pruned message again ('already, pruned')")
@@ -41,7 +44,8 @@ def redis_(
     prefix: str | None = typer.Option(None, "--prefix", help="Key prefix (default: $COORD_KEY_PREFIX, else coord)."),
     rename: list[str] = typer.Option([], "--rename", help="OLD=NEW: import instance OLD as session NEW "
                                      "(for names the hub cannot take, e.g. 'qa team=qa-team'); repeatable."),
-    batch: int = typer.Option(200, "--batch", min=1, max=1000, help="Records per request (one transaction each)."),
+    batch: int = typer.Option(200, "--batch", min=1, max=1000, help="Records per request (one transaction "
+                              "each); fewer when they would pass the hub's request size limit."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Read and map everything, write nothing."),
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -111,23 +115,40 @@ def _write(c: CoordClient, origin: str, items: list[dict[str, Any]],
            batch: int) -> tuple[dict[str, Counter[str]], list[dict[str, Any]]]:
     """Send the items in batches: per-kind counts of outcomes, and the hub's results that carry a reason.
 
-    Fails (exit 3, 6 or 1) when the hub stops answering or refuses a batch,
-    saying how far it got: the batches before were written, and a rerun skips them.
+    A batch is at most ``batch`` items and :data:`BODY_LIMIT` bytes less
+    :data:`BODY_SLACK` encoded (an item over that goes alone). A batch the
+    hub answers 413 (its ``--max-body-bytes`` is smaller) is cut again below
+    the limit it names, else in halves, and resent; one item alone that it
+    refuses is counted ``skipped``, with the reason, and the import goes on.
+    Fails (exit 3, 6 or 1) when the hub stops answering or refuses a batch
+    otherwise, saying how far it got: the batches before were written, and a
+    rerun skips them.
     """
     tally: dict[str, Counter[str]] = {}
     reports: list[dict[str, Any]] = []
+    budget = BODY_LIMIT - BODY_SLACK - len(origin.encode())
+    sizes = [len(jsonbytes.dumps(item)) + 1 for item in items]  # as sent (compact UTF-8), and its comma
+    todo = _cut(list(range(len(items))), sizes, batch, budget)
     done = 0
     with _progress() as bar:
         task = bar.add_task("importing", total=len(items))
-        for start in range(0, len(items), batch):
-            chunk = items[start:start + batch]
+        while todo:
+            chunk = todo.pop(0)
             try:
-                out = c.call("POST", IMPORT_PATH, body={"source": origin, "items": chunk}, queue=False)
-            except (HubError, Unreachable) as err:
-                why = f"{err.message} [{err.status} {err.code}]" if isinstance(err, HubError) else \
-                    f"hub at {c.settings.url} is unreachable: {err}"
-                fail(f"{why}; {done} of {len(items)} records were imported. Run the same command again to "
-                     "resume: nothing is imported twice", _code(err))
+                out = c.call("POST", IMPORT_PATH, body={"source": origin, "items": [items[i] for i in chunk]},
+                             queue=False)
+            except HubError as err:
+                if err.status != 413:
+                    _stop(c, err, done, len(items))
+                limit = _limit(err)
+                if len(chunk) > 1:
+                    budget = min(budget, (limit or BODY_LIMIT) - BODY_SLACK - len(origin.encode()))
+                    pieces = _cut(chunk, sizes, batch, budget)
+                    todo[:0] = pieces if len(pieces) > 1 else [chunk[:len(chunk) // 2], chunk[len(chunk) // 2:]]
+                    continue
+                out = {"results": [_too_big(items[chunk[0]], sizes[chunk[0]], limit)]}
+            except Unreachable as err:
+                _stop(c, err, done, len(items))
             for r in out["results"]:
                 if r.get("pruned"):  # imported before, since removed by the hub's retention: counted, not listed
                     tally.setdefault(r["kind"], Counter())["already, pruned"] += 1
@@ -138,6 +159,44 @@ def _write(c: CoordClient, origin: str, items: list[dict[str, Any]],
             done += len(chunk)
             bar.update(task, completed=done)
     return tally, reports
+
+
+def _cut(indexes: list[int], sizes: list[int], count: int, budget: int) -> list[list[int]]:
+    """``indexes`` in order, in runs of at most ``count`` items and ``budget`` bytes (an item over it alone)."""
+    runs: list[list[int]] = []
+    run: list[int] = []
+    used = 0
+    for i in indexes:
+        if run and (len(run) >= count or used + sizes[i] > budget):
+            runs.append(run)
+            run, used = [], 0
+        run.append(i)
+        used += sizes[i]
+    return runs + [run] if run else runs
+
+
+def _limit(err: HubError) -> int | None:
+    """The body limit a 413 answer names (``error.limit``), if it does."""
+    error = err.body.get("error") if isinstance(err.body, dict) else None
+    limit = error.get("limit") if isinstance(error, dict) else None
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None
+
+
+def _too_big(item: dict[str, Any], size: int, limit: int | None) -> dict[str, Any]:
+    """The result of an item the hub refused (413) even alone: skipped, saying why."""
+    hub = f"{limit} bytes" if limit else "its limit"
+    return {"kind": item["kind"], "ref": item.get("id") or item.get("key") or item.get("session_id"),
+            "outcome": "skipped",
+            "reason": f"too big to send: {size} bytes of JSON, and the hub takes requests of at most {hub} "
+                      "(its --max-body-bytes): left out"}
+
+
+def _stop(c: CoordClient, err: HubError | Unreachable, done: int, total: int) -> NoReturn:
+    """Fail (exit 3, 6 or 1) saying how far the import got and that a rerun resumes it."""
+    why = f"{err.message} [{err.status} {err.code}]" if isinstance(err, HubError) else \
+        f"hub at {c.settings.url} is unreachable: {err}"
+    fail(f"{why}; {done} of {total} records were imported. Run the same command again to "
+         "resume: nothing is imported twice", _code(err))
 
 
 def _code(err: Exception) -> int:
