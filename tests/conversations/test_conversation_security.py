@@ -165,6 +165,33 @@ def test_a_conversation_is_bounded_in_turns_and_bytes(api: Api, trio: Any, monke
     assert big.json()["error"]["limit"] == 40_000
 
 
+def test_a_full_conversation_can_still_be_released(api: Api, trio: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: a conversation at its bound answered 409 to its release, so its turns stayed pending for good."""
+    alice, bob, _ = trio
+    monkeypatch.setattr(turnbounds, "MAX_TURNS_PER_CONVERSATION", 3)
+    for i in range(3):
+        assert field_turn(api, alice, "ratio.web", "progress", f"t{i}").status_code == 201
+    assert field_turn(api, bob, "velox.career", "progress", "more").status_code == 409
+    assert len(api.get(f"{URL}/inbox", headers=bob).json()) == 3
+    # a release bigger than the headroom's turns is still refused; a small one goes in
+    big = field_turn(api, bob, "velox.career", "release", "R" * (turnbounds.MAX_RELEASE_BYTES + 1))
+    assert big.status_code == 409 and big.json()["error"]["code"] == "conversation_full", big.text
+    rel = api.post(f"{URL}/prep-fixup/release", json={"body": "x"}, headers=bob)
+    assert rel.status_code == 201, rel.text
+    assert api.get(f"{URL}/inbox", headers=bob).json() == []
+    assert api.get(f"{URL}/prep-fixup", headers=bob).json()["state"] == "released"
+    # the headroom is bounded too
+    monkeypatch.setattr(turnbounds, "RELEASE_HEADROOM_TURNS", 2)
+    assert field_turn(api, alice, "ratio.web", "release", "again").status_code == 201
+    assert field_turn(api, bob, "velox.career", "release", "and again").status_code == 409
+    # and by bytes: a conversation full of text takes a release
+    monkeypatch.setattr(turnbounds, "MAX_TURNS_PER_CONVERSATION", 10_000)
+    monkeypatch.setattr(turnbounds, "MAX_CONVERSATION_BYTES", 40_000)
+    assert field_turn(api, alice, "ratio.web", "progress", "A" * 39_000, "other").status_code == 201
+    assert field_turn(api, alice, "ratio.web", "progress", "A" * 2_000, "other").status_code == 409
+    assert api.post(f"{URL}/other/release", json={"to": "ratio.web"}, headers=alice).status_code == 201
+
+
 def test_a_session_is_bounded_per_day(api: Api, trio: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     alice, bob, mallory = trio
     monkeypatch.setattr(turnbounds, "MAX_SESSION_BYTES_PER_DAY", 100_000)

@@ -161,7 +161,7 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
                                        "TIMESTAMP", turn.timestamp_utc)
     body, body_in_content = turns.body_storage(content, turn.body)
     size = len(content.encode("utf-8")) + len(body.encode("utf-8"))
-    turnbounds.check(tx, actor, conv, size, now)
+    turnbounds.check(tx, actor, conv, size, now, release=decision == PROCESS and turn.type == "release")
     if sequence is not None:
         if conv is None:
             tx.conversations.create({"conversation_id": turn.conversation_id, "title": turn.title,

@@ -8,6 +8,16 @@ turns are stored too, so they count. :func:`check` runs in the send's
 transaction, before the turn is recorded and the day charged; as for the write
 quota (:mod:`coordhub.core.quota`), no other hub process writes in between, so
 the daily bound holds across every hub on one database.
+
+A full conversation can still be released: seed 004's ``release`` turn is what
+ends its turns' pending state, so without it they would stay in the
+recipient's inbox for good (review). An accepted release of at most
+:data:`MAX_RELEASE_BYTES` may pass the conversation's bounds by up to
+:data:`RELEASE_HEADROOM_TURNS` turns and that many times
+:data:`MAX_RELEASE_BYTES`, a fixed headroom only releases use, so a
+conversation still holds a bounded amount. The daily bounds hold for releases
+too. (``complete`` and ``escalate`` are ordinary turns in seed 004: they end
+nothing, so they get no headroom.)
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ MAX_CONVERSATION_BYTES = 64 * 2**20     # stored text of its turns
 MAX_SESSION_TURNS_PER_DAY = 20_000      # turns one session stores in a UTC day
 MAX_SESSION_BYTES_PER_DAY = 256 * 2**20  # and their stored text
 DAY = 86_400
+MAX_RELEASE_BYTES = 16 * 2**10          # the stored text of a release that may use the headroom
+RELEASE_HEADROOM_TURNS = 100            # releases a full conversation still takes
 
 
 class ConversationFull(Conflict):
@@ -42,16 +54,25 @@ class TurnQuota(RateLimited):
         self.details.update(details)
 
 
-def check(tx: Tx, actor: Actor, conv: Row | None, size: int, now: float) -> None:
-    """Refuse a turn that would take its conversation or its author's day past a bound (409, 429)."""
+def check(tx: Tx, actor: Actor, conv: Row | None, size: int, now: float, *, release: bool = False) -> None:
+    """Refuse a turn that would take its conversation or its author's day past a bound (409, 429).
+
+    ``release``: the turn is an accepted ``release``; one of at most :data:`MAX_RELEASE_BYTES` is held to the
+    conversation's bounds plus the release headroom (see the module docstring)."""
     if conv is not None:
-        if int(conv["turns"]) + 1 > MAX_TURNS_PER_CONVERSATION:
+        turns_bound, bytes_bound = MAX_TURNS_PER_CONVERSATION, MAX_CONVERSATION_BYTES
+        if release and size <= MAX_RELEASE_BYTES:
+            turns_bound += RELEASE_HEADROOM_TURNS
+            bytes_bound += RELEASE_HEADROOM_TURNS * MAX_RELEASE_BYTES
+        if int(conv["turns"]) + 1 > turns_bound:
             raise ConversationFull(f"{conv['conversation_id']} holds {MAX_TURNS_PER_CONVERSATION} turns, the bound "
-                                   "of a conversation: continue in a new one", bound="turns",
+                                   "of a conversation: continue in a new one (a release of at most "
+                                   f"{MAX_RELEASE_BYTES} bytes still goes in)", bound="turns",
                                    limit=MAX_TURNS_PER_CONVERSATION)
-        if int(conv["bytes"]) + size > MAX_CONVERSATION_BYTES:
+        if int(conv["bytes"]) + size > bytes_bound:
             raise ConversationFull(f"{conv['conversation_id']} would hold over {MAX_CONVERSATION_BYTES} bytes of "
-                                   "turns, the bound of a conversation: continue in a new one", bound="bytes",
+                                   "turns, the bound of a conversation: continue in a new one (a release of at most "
+                                   f"{MAX_RELEASE_BYTES} bytes still goes in)", bound="bytes",
                                    limit=MAX_CONVERSATION_BYTES)
     day = int(now // DAY)
     used = tx.turn_quota.used(actor.session_id, day)
