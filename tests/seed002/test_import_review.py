@@ -143,3 +143,19 @@ def test_a_hub_with_a_smaller_body_limit_gets_smaller_batches(seed: SeedRedis, s
 def run(cli: Coord, seed: SeedRedis, *extra: str) -> dict[str, Any]:
     out: dict[str, Any] = cli.json("import", "redis", "--url", seed.url, "--prefix", seed.prefix, *extra)
     return out
+
+
+# ---- 4: names from Redis reach the terminal escaped and without markup --------------------------------------
+
+def test_key_names_with_terminal_escapes_or_markup_are_printed_escaped(seed: SeedRedis, live: LiveHub,
+                                                                       cli: Coord) -> None:
+    seed.r.hset(seed.key("msg", "msg-\x1b]0;PWNED\x07\x1b[2J"), mapping={"from": "backend", "to": "frontend",
+                                                                       "timestamp": str(T0), "subject": "s"})
+    seed.r.hset(seed.key("msg", "msg-[bold red]MARKUP[/bold red]"), mapping={
+        "from": "bad name!", "to": "frontend", "timestamp": str(T0), "subject": "s"})
+    admin = admin_cli(cli, live)
+    for extra in (("--dry-run",), ()):
+        r = admin.ok("import", "redis", "--url", seed.url, "--prefix", seed.prefix, *extra)
+        assert "\x1b" not in r.out + r.err and "\x07" not in r.out + r.err, r
+        assert "msg-\\x1b]0;PWNED\\x07\\x1b[2J: its id is not one line" in r.out, r
+        assert "message msg-[bold red]MARKUP[/bold red]: instance 'bad name!'" in r.out, r

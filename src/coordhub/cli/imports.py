@@ -23,6 +23,7 @@ from coordhub import jsonbytes
 from coordhub.cli.common import EXIT_AUTH, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, JSON_OPT, client, fail
 from coordhub.cli.output import console, print_json
 from coordhub.client import CoordClient, HubError, Unreachable
+from coordhub.hooks.untrusted import one_line
 
 app = typer.Typer(help="Import another coordination system's data into the hub.", no_args_is_help=True)
 
@@ -92,11 +93,11 @@ def _read(source: Any, url: str, prefix: str, renames: dict[str, str]) -> Any:
     try:
         r = source.connect(url)
     except source.MissingDriver as exc:
-        fail(str(exc), EXIT_REFUSED)
+        fail(one_line(exc), EXIT_REFUSED)
     except source.RedisUnavailable as exc:
-        fail(f"{exc}; nothing was imported", EXIT_UNREACHABLE)
+        fail(one_line(f"{exc}; nothing was imported"), EXIT_UNREACHABLE)
     except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(one_line(exc), EXIT_USAGE)
     import redis
 
     try:
@@ -104,9 +105,8 @@ def _read(source: Any, url: str, prefix: str, renames: dict[str, str]) -> Any:
             task = bar.add_task("reading Redis (keys)", total=None)
             return source.read(r, prefix, renames, lambda n: bar.update(task, completed=n))
     except redis.RedisError as exc:
-        fail(f"Redis at {source.shown_url(url)} failed while being read ({source.scrubbed(str(exc), url)}); "
-             "nothing was imported",
-             EXIT_UNREACHABLE)
+        fail(one_line(f"Redis at {source.shown_url(url)} failed while being read ({source.scrubbed(str(exc), url)}); "
+                      "nothing was imported"), EXIT_UNREACHABLE)
     finally:
         r.close()
 
@@ -195,8 +195,8 @@ def _stop(c: CoordClient, err: HubError | Unreachable, done: int, total: int) ->
     """Fail (exit 3, 6 or 1) saying how far the import got and that a rerun resumes it."""
     why = f"{err.message} [{err.status} {err.code}]" if isinstance(err, HubError) else \
         f"hub at {c.settings.url} is unreachable: {err}"
-    fail(f"{why}; {done} of {total} records were imported. Run the same command again to "
-         "resume: nothing is imported twice", _code(err))
+    fail(one_line(f"{why}; {done} of {total} records were imported. Run the same command again to "
+                  "resume: nothing is imported twice"), _code(err))
 
 
 def _code(err: Exception) -> int:
@@ -246,21 +246,27 @@ def _summary(snap: Any, tally: dict[str, Counter[str]], reports: list[dict[str, 
 
 
 def _print(s: dict[str, Any]) -> None:
+    """The summary for a person. Key names, ids and reasons come from Redis: every line goes through
+    ``one_line`` (control characters escaped, so no terminal escape reaches the terminal) and is printed as
+    plain text (``Console.print`` of a string: no Rich markup)."""
+    def say(text: str) -> None:
+        console.print(one_line(text))
+
     head = "would import (dry run)" if s["dry_run"] else "imported"
-    console.print(f"{head} from {s['redis']} prefix {s['prefix']}: " +
-                  ", ".join(f"{n} {role} key(s)" for role, n in sorted(s["keys"].items())) or "no keys")
+    say(f"{head} from {s['redis']} prefix {s['prefix']}: " +
+        (", ".join(f"{n} {role} key(s)" for role, n in sorted(s["keys"].items())) or "no keys"))
     for kind, counts in s["counts"].items():
-        console.print(f"  {kind + 's':<14} " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())))
+        say(f"  {kind + 's':<14} " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())))
     if s["unknown_types"]:
-        console.print("  message types outside seed 002's set, kept as labels: " +
-                      ", ".join(f"{t} ({n})" for t, n in sorted(s["unknown_types"].items())))
+        say("  message types outside seed 002's set, kept as labels: " +
+            ", ".join(f"{t} ({n})" for t, n in sorted(s["unknown_types"].items())))
     if s["skipped"]:
-        console.print(f"left out ({len(s['skipped'])}):")
+        say(f"left out ({len(s['skipped'])}):")
         for p in s["skipped"][:SHOWN]:
-            console.print(f"  {p['kind']} {p['ref']}: {p['reason']}")
+            say(f"  {p['kind']} {p['ref']}: {p['reason']}")
         if len(s["skipped"]) > SHOWN:
-            console.print(f"  … and {len(s['skipped']) - SHOWN} more (all of them with --json)")
+            say(f"  … and {len(s['skipped']) - SHOWN} more (all of them with --json)")
     if s["notes"]:
-        console.print(f"{len(s['notes'])} record(s) mapped with a change (see --json for each)")
+        say(f"{len(s['notes'])} record(s) mapped with a change (see --json for each)")
     if s["counts"].get("message"):
-        console.print(RETENTION)
+        say(RETENTION)
