@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,27 @@ def test_a_planted_journal_drops_nothing(tmp_path: Path) -> None:
     sent: list[str] = []
     q.drain(lambda e: sent.append(e.idempotency_key) or "applied", HUB, ACTOR)
     assert sent == keys
+
+
+def test_entries_older_than_the_hubs_key_retention_are_set_aside_unsent(tmp_path: Path) -> None:
+    q = make_queue(tmp_path)
+    for key, ts in (("old", "2026-01-01T00:00:00Z"), ("edge", "2026-01-07T14:00:00Z"), ("new", "2026-01-08T10:00:00Z")):
+        q.append(Entry("POST", "/api/coord/todos", {"text": key}, key, ts=ts, actor=ACTOR, hub=HUB))
+    now = datetime(2026, 1, 8, 12, tzinfo=UTC)
+    asked: list[int] = []
+
+    def retention() -> float | None:
+        asked.append(1)
+        return 24.0  # "edge" is 22 h old: within 24 h, but past 24 h less the margin for clock skew
+
+    sent: list[str] = []
+    d = q.drain(lambda e: sent.append(e.idempotency_key) or "applied", HUB, ACTOR, retention_hours=retention, now=now)
+    assert sent == ["new"] and asked == [1]
+    assert (d.applied, d.expired, d.left) == (1, 2, 0)
+    expired = q.path.with_name("coord-queue.expired.jsonl")
+    assert [json.loads(line)["idempotency_key"] for line in expired.read_text().splitlines()] == ["old", "edge"]
+
+    q.append(Entry("POST", "/api/coord/todos", {"text": "kept"}, "kept", ts="2020-01-01T00:00:00Z", actor=ACTOR,
+                   hub=HUB))
+    q.drain(lambda e: sent.append(e.idempotency_key) or "applied", HUB, ACTOR, retention_hours=lambda: None)
+    assert sent[-1] == "kept"  # a hub that keeps keys forever: any age is replayed

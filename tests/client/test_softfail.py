@@ -397,10 +397,11 @@ def test_cli_against_503_retries_once_then_queues_but_never_queues_a_claim(
 
     unavailable.seen.clear()
     coord.unreachable("lock", "claim", "gururmm", "server/", "no lease while down")
-    # the queued entry is tried first, waiting Retry-After once as any write does, then the claim twice
+    # /health for how long the hub keeps keys, then the queued entry, waiting Retry-After once as any write
+    # does, then the claim twice
     assert [(m, p) for m, p, _, _ in unavailable.seen] == [
-        ("PUT", "/api/coord/components"), ("PUT", "/api/coord/components"), ("POST", "/api/coord/locks"),
-        ("POST", "/api/coord/locks")]
+        ("GET", "/health"), ("PUT", "/api/coord/components"), ("PUT", "/api/coord/components"),
+        ("POST", "/api/coord/locks"), ("POST", "/api/coord/locks")]
     assert len(read_queue(work / ".claude" / "coord-queue.jsonl")) == 1
 
 

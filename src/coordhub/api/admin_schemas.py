@@ -96,6 +96,10 @@ class HealthOut(Out):
                                                  "without one.")
     hub_id: str | None = Field(description="This hub's id (one per database; null only if the database has "
                                            "been unreachable since start). Written beside admin.token as hub.id.")
+    idempotency_retention_hours: float | None = Field(None, description="Hours the hub remembers an "
+                                                      "Idempotency-Key (retain_idempotency_hours; null: forever). "
+                                                      "A queued write older than this is not replayed by the "
+                                                      "client: a replay could apply it twice.")
 
 
 # ---- the dashboard's sign-in (issue 13) ------------------------------------------

@@ -147,6 +147,15 @@ def _report_drain(c: CoordClient) -> None:
             f"; {d.left} still queued" if d.left else ""), err=True)
     if d.foreign:
         typer.echo(foreign_note(c, d.foreign), err=True)
+    if d.expired:
+        typer.echo(expired_note(c, d.expired), err=True)
+
+
+def expired_note(c: CoordClient, count: int) -> str:
+    """The line that reports queued writes set aside unsent because the hub no longer knows their keys."""
+    return (f"coord: {count} queued write(s) older than the hub keeps idempotency keys not sent (a replay could "
+            f"apply one twice): moved to {c.queue.expired}; check whether each took effect and redo those that "
+            "did not")
 
 
 def foreign_note(c: CoordClient, count: int) -> str:

@@ -23,6 +23,7 @@ from coordhub.cli.common import (
     Options,
     call,
     client,
+    expired_note,
     fail,
     foreign_note,
     options,
@@ -281,7 +282,7 @@ def sync(ctx: typer.Context,
             except (HubError, Unreachable):  # the queue result matters more than the catch-up read
                 unread = []
     result = {"applied": d.applied, "rejected": d.rejected, "pending": d.left, "foreign": d.foreign,
-              "unread": unread}
+              "expired": d.expired, "unread": unread}
     if as_json:
         show(result, True, lambda r: None)
     else:
@@ -290,6 +291,8 @@ def sync(ctx: typer.Context,
                                                                      if stuck else ""))
         if d.foreign and reviewed is None:
             typer.echo(foreign_note(c, d.foreign), err=True)
+        if d.expired:
+            typer.echo(expired_note(c, d.expired), err=True)
         for m in unread:
             verbatim(message_banner(m))
     if stuck:

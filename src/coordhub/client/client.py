@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from coordhub import __version__
 from coordhub.client import credentials, project, trust
-from coordhub.client.queue import Drained, Entry, SoftfailQueue
+from coordhub.client.queue import DEFAULT_MAX_AGE_HOURS, Drained, Entry, SoftfailQueue
 from coordhub.client.settings import ClientSettings
 from coordhub.client.wire import unsafe_path
 
@@ -262,7 +262,22 @@ class CoordClient:
     def sync(self) -> Drained:
         """Drain this client's entries of the softfail queue in order (see :meth:`SoftfailQueue.drain`)."""
         self._held = None
-        return self.queue.drain(self.replay, self.settings.url, self.actor)
+        return self.queue.drain(self.replay, self.settings.url, self.actor, retention_hours=self._retention_hours)
+
+    def _retention_hours(self) -> float | None:
+        """How long the hub keeps idempotency keys, as its ``/health`` says (None: forever).
+
+        A hub that does not say (an older one) or cannot be asked is assumed
+        to keep them :data:`~coordhub.client.queue.DEFAULT_MAX_AGE_HOURS`.
+        """
+        try:
+            health = self.hub_health()
+        except Unreachable:
+            return DEFAULT_MAX_AGE_HOURS
+        if "idempotency_retention_hours" not in health:
+            return DEFAULT_MAX_AGE_HOURS
+        hours = health["idempotency_retention_hours"]
+        return float(hours) if isinstance(hours, int | float) and hours > 0 else None
 
     # -- the API, one method per endpoint -----------------------------------------
 

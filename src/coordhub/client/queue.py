@@ -41,6 +41,15 @@ at worst replays the one entry that was in flight, which the hub recognises
 by its key. The journal names entries by their MAC, which only this user's
 secret can make, so a planted journal cannot make a drain drop anything.
 
+**An entry older than the hub remembers idempotency keys is not replayed**
+(the hub's ``retain_idempotency_hours``, 168 by default, which ``/health``
+advertises as ``idempotency_retention_hours``): if its first attempt did
+reach the hub, a replay would apply it a second time. It is moved, unsent,
+to ``coord-queue.expired.jsonl`` for the user to check (``Drained.expired``
+counts them). "Older" keeps a margin of :data:`EXPIRY_MARGIN` of the
+retention for clock skew; without an advertised retention
+:data:`DEFAULT_MAX_AGE_HOURS` is assumed.
+
 A planted queue of foreign lines costs a drain little: a line that does not
 carry this user's actor and hub as this client writes them is never parsed
 unless it carries a ``mac`` at all, and at most :data:`MAX_CHECKED` such
@@ -73,6 +82,8 @@ WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")  # reads are never queued
 _PATH = re.compile(r"/api/coord/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 MAX_LINE = 2 * 1024 * 1024  # bytes; a line longer than any request the client makes is not an entry
 MAX_CHECKED = 10_000  # signed lines not for this hub and actor whose signature one drain checks at most
+DEFAULT_MAX_AGE_HOURS = 168.0  # the hub's default retain_idempotency_hours, for a hub that does not say its own
+EXPIRY_MARGIN = 0.1  # of the retention: an entry this close to it is not replayed either (clock skew)
 
 
 class QueueUnusable(CoordError):
@@ -102,6 +113,17 @@ def _open(path: Path, flags: int) -> int:
                             "there); move it away")
     os.set_blocking(fd, True)
     return fd
+
+
+def _older(ts: str, limit: float | None) -> bool:
+    """Whether the queue time ``ts`` (ISO 8601) is before ``limit`` (POSIX time; None: never); a missing one is not."""
+    if limit is None:
+        return False
+    try:
+        when = datetime.fromisoformat(ts)
+    except ValueError:
+        return False  # this client always writes one (under the MAC); an entry without is replayed as before
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() < limit
 
 
 def safe_target(method: str, path: str) -> str | None:
@@ -204,7 +226,9 @@ class Drained(NamedTuple):
     signed line not for this hub and credential); ``elsewhere`` those it
     wrote for another hub or another credential. ``left - foreign -
     elsewhere`` is how many of this client's entries for this hub are still
-    queued: non-zero only when a ``retry`` stopped the drain.
+    queued: non-zero only when a ``retry`` stopped the drain. ``expired``
+    counts the entries moved unsent to the expired file (older than the
+    hub's idempotency retention).
     """
 
     applied: int
@@ -212,6 +236,7 @@ class Drained(NamedTuple):
     left: int
     foreign: int = 0
     elsewhere: int = 0
+    expired: int = 0
 
 
 class Foreign(NamedTuple):
@@ -234,6 +259,7 @@ class SoftfailQueue:
         self.path = path
         self.rejected = path.with_name(path.stem + ".rejected" + path.suffix)
         self.journal = path.with_name(path.stem + ".done" + path.suffix)  # MACs of entries a drain has settled
+        self.expired = path.with_name(path.stem + ".expired" + path.suffix)
         self.signer = signer or Signer()
         self.git_root = git_root
 
@@ -249,7 +275,7 @@ class SoftfailQueue:
             return
         try:
             names = tuple("/" + p.resolve().relative_to(self.git_root.resolve()).as_posix()
-                          for p in (self.path, self.rejected, self.journal))
+                          for p in (self.path, self.rejected, self.journal, self.expired))
         except ValueError:
             return  # the queue is outside the repository
         project.exclude(self.git_root, names)
@@ -319,7 +345,8 @@ class SoftfailQueue:
             return entry, "elsewhere"
         return entry, "own"
 
-    def drain(self, send: Callable[[Entry], str], hub: str, actor: str | None) -> Drained:
+    def drain(self, send: Callable[[Entry], str], hub: str, actor: str | None, *,
+              retention_hours: Callable[[], float | None] | None = None, now: datetime | None = None) -> Drained:
         """Replay this client's entries for ``hub`` in order through ``send``; see the module docstring.
 
         ``send`` returns ``"applied"`` (2xx), ``"rejected"`` (the hub refused
@@ -327,9 +354,14 @@ class SoftfailQueue:
         unreachable or halted: stop, keep this and the rest). Entries of
         another hub or credential and foreign entries stay where they are.
         Linear in the file's size; the file is rewritten at most once, and
-        not at all when nothing was settled.
+        not at all when nothing was settled. ``retention_hours`` says how
+        long the hub keeps idempotency keys (None: forever); it is asked
+        once, when the first entry to send is met (default: always
+        :data:`DEFAULT_MAX_AGE_HOURS`); an entry older than that (less
+        :data:`EXPIRY_MARGIN`) at ``now`` is moved to the expired file unsent.
         """
-        applied = rejected = foreign = elsewhere = 0
+        applied = rejected = foreign = elsewhere = expired = 0
+        limit: list[float | None] = []  # the oldest queue time still replayed, once asked
         with self._locked():
             lines = self._read()
             settled = set(self._read(self.journal))  # by a drain that did not finish (crash)
@@ -350,6 +382,14 @@ class SoftfailQueue:
                 if stopped:
                     kept.append(line)
                     continue
+                if not limit:
+                    limit.append(self._oldest(retention_hours, now))
+                if _older(entry.ts, limit[0]):
+                    self._append_line(self.expired, line)
+                    expired += 1
+                    self._append_line(self.journal, entry.mac)
+                    changed = True
+                    continue
                 outcome = "rejected" if safe_target(entry.method, entry.path) else send(entry)
                 if outcome == "retry":
                     stopped = True
@@ -367,7 +407,15 @@ class SoftfailQueue:
             if changed or settled:
                 with contextlib.suppress(FileNotFoundError):
                     self.journal.unlink()
-            return Drained(applied, rejected, len(kept), foreign, elsewhere)
+            return Drained(applied, rejected, len(kept), foreign, elsewhere, expired)
+
+    @staticmethod
+    def _oldest(retention_hours: Callable[[], float | None] | None, now: datetime | None) -> float | None:
+        """The POSIX time before which a queued entry is not replayed, or None (the hub keeps keys forever)."""
+        hours = retention_hours() if retention_hours is not None else DEFAULT_MAX_AGE_HOURS
+        if hours is None or hours <= 0:
+            return None
+        return (now or datetime.now(UTC)).timestamp() - hours * (1 - EXPIRY_MARGIN) * 3600
 
     def _classifier(self, hub: str, actor: str | None) -> Callable[[str], tuple[Entry | None, str]]:
         """:meth:`_classify` for one drain, cheap on lines that cannot be this client's for ``hub``.

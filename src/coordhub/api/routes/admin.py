@@ -39,6 +39,9 @@ async def health(request: Request) -> JSONResponse:
     (kept in the database, so every process serving one database answers the
     same; ``coord serve`` reads it at start): a client sends an admin token it
     found on disk only to the hub whose id was written beside it.
+    ``idempotency_retention_hours`` is how long the hub remembers an
+    Idempotency-Key (null: forever), so a client does not replay a queued
+    write older than that.
     """
     h = hub(request)
     ok = await request.app.state.db_probe.reachable()
@@ -50,6 +53,7 @@ async def health(request: Request) -> JSONResponse:
             "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
             "max_connections": request.app.state.max_connections,
             "auth": not request.app.state.auth.no_auth, "hub_id": h.hub_id,
+            "idempotency_retention_hours": request.app.state.pruner.policy.idempotency_hours or None,
             "worker": getattr(request.app.state, "worker", None)}
     if h.listener is not None:
         listen = h.listener.state.as_dict()
