@@ -107,3 +107,24 @@ def test_a_source_url_is_recorded_without_userinfo_query_or_fragment(api: Api) -
     assert r.json()["source"] == "redis://h:6379/0 t:coord:*"
     events = api.hub.query_sync(lambda tx, now: [e for e in tx.events.after(0, 1000) if e["kind"] == "import.applied"])
     assert len(events) == 1 and "hunter2" not in str(events[0]) and "pw1" not in str(events[0]), events
+
+
+def test_an_item_refused_records_none_of_its_sessions(api: Api) -> None:
+    def sessions() -> set[str]:
+        rows = api.hub.query_sync(lambda tx, now: tx.ex.all("SELECT session_key FROM sessions"))
+        return {str(r["session_key"]) for r in rows}
+
+    send(api, message("msg-taken", subject="from team A"))
+    before = sessions()
+    out = send(api, message("msg-acked", from_session="new-sender", to_session="new-recipient",
+                            acked_by="someone-else", acked_at="2026-01-24T00:00:00Z", read_by=["new-reader"]),
+               message("msg-taken", subject="from team B", from_session="other-sender", to_session="other-recipient",
+                       reply_to="msg-never-imported"))
+    assert [r["outcome"] for r in out["results"]] == ["skipped", "skipped"], out
+    assert "is not the recipient" in out["results"][0]["reason"]
+    assert "names no message imported" in out["results"][1]["reason"]
+    assert sessions() == before  # neither item wrote a session's spelling
+    ok = send(api, message("msg-acked-ok", from_session="New-Sender", to_session="new-recipient",
+                           acked_by="NEW-RECIPIENT", acked_at="2026-01-24T00:00:00Z"))
+    assert [r["outcome"] for r in ok["results"]] == ["imported"], ok  # an ack by the recipient in another case
+    assert {"new-sender", "new-recipient"} <= sessions()

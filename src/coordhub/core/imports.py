@@ -29,7 +29,9 @@ A seed id that already names a different message on the hub (two sources
 reusing one 32-bit id) is imported under the id derived from the seed id and
 a fingerprint of its content, and the result says so. Items that cannot be
 written, or whose values the API's schema refused (``invalid``), are
-``skipped`` with the reason; the rest of the batch still is.
+``skipped`` with the reason, having written nothing (every check comes
+before the first write, the spelling of a session it names included); the
+rest of the batch still is.
 
 **The ledger and retention.** Every imported message is recorded in
 ``imported`` twice: under its hub id (with its
@@ -54,7 +56,7 @@ from typing import Any
 
 from coordhub.clock import parse_iso
 from coordhub.core.events import emit
-from coordhub.core.identity import Actor, address, require_admin, validate_acting_name
+from coordhub.core.identity import Actor, address, canonical, fold, require_admin, same_session, validate_acting_name
 from coordhub.core.messages import BROADCAST
 from coordhub.core.seed002 import ORIGIN_NAMESPACE, content_digest, hub_message_id
 from coordhub.errors import CoordError, Invalid
@@ -126,6 +128,21 @@ def _names(tx: Tx, now: float, **names: str | None) -> dict[str, str | None]:
     return {field: None if name is None else address(tx, name, now)[0] for field, name in names.items()}
 
 
+def _spellings(tx: Tx, **names: str | None) -> dict[str, str | None]:
+    """What :func:`_names` would answer (None stays None), read only: each name checked, nothing recorded.
+
+    Raises ``Invalid`` for a name that cannot be a session. Two names of one
+    item that differ only in case get the first one's spelling, as recording
+    them in order would give them.
+    """
+    for field, name in names.items():
+        if name is not None:
+            validate_acting_name(name, field)
+    spelled: dict[str, str] = {}
+    return {field: None if name is None else spelled.setdefault(fold(name), canonical(tx, name))
+            for field, name in names.items()}
+
+
 def _time(value: str, field: str) -> float:
     try:
         return parse_iso(value)
@@ -146,10 +163,10 @@ def _message(tx: Tx, item: dict[str, Any], now: float) -> dict[str, Any]:
         return {"outcome": "already", "id": hub_id, "reason": PRUNED, "pruned": True}
     if hub_id is not None and not seen and orphan is not None:
         raise Invalid(orphan, field="reply_to")  # nothing of the item written yet
-    n = _names(tx, now, from_session=item["from_session"], to_session=item["to_session"],
-               acked_by=item.get("acked_by"))
+    named = {"from_session": item["from_session"], "to_session": item["to_session"], "acked_by": item.get("acked_by")}
+    n = _spellings(tx, **named)  # every refusal below comes before anything of the item is written
     sender, to, acked_by = str(n["from_session"]), n["to_session"], n["acked_by"]
-    if to is not None and acked_by not in (None, to):
+    if to is not None and acked_by is not None and not same_session(acked_by, to):
         raise Invalid(f"acked_by {acked_by!r} is not the recipient {to!r} of a direct message", field="acked_by")
     note = None
     if hub_id is None:  # the seed id's own hub id is another message's: one derived from this one's content
@@ -158,7 +175,9 @@ def _message(tx: Tx, item: dict[str, Any], now: float) -> dict[str, Any]:
         seen = found is not None
         note = f"seed id {ref} already names another message on the hub: imported as {hub_id}"
         if not seen and orphan is not None:
-            raise Invalid(orphan, field="reply_to")  # only the sessions' spellings were recorded
+            raise Invalid(orphan, field="reply_to")
+    n = _names(tx, now, **named)  # the same spellings, now recorded
+    sender, to, acked_by = str(n["from_session"]), n["to_session"], n["acked_by"]
     read_by = [address(tx, s, now)[0] for s in item.get("read_by") or ()]
     settled = (read_by, acked_by, acked_at, created)
     _remember(tx, ref, digest, hub_id, split=note is not None, now=now)
