@@ -42,6 +42,14 @@ def test_malformed_values_name_their_field(text: str, field: str) -> None:
     assert e.value.details["field"] == field
 
 
+def test_a_key_written_twice_is_refused_naming_it() -> None:
+    text = org(sequence=2).replace("#+PROTOCOL_VERSION: 5", "#+PROTOCOL_VERSION: 5\n#+SEQUENCE: 1")
+    with pytest.raises(Invalid) as e:
+        orgturn.parse(text)
+    assert e.value.details["field"] == "SEQUENCE" and "SEQUENCE" in str(e.value)
+    assert orgturn.split(text)[0]["SEQUENCE"] == "1"  # reading a stored file stays the seed's: the last wins
+
+
 def test_decode_refuses_non_utf8_nul_and_oversize() -> None:
     with pytest.raises(Invalid, match="not UTF-8"):
         orgturn.decode(b"#+TITLE: \xff\n")

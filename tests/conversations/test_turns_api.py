@@ -76,6 +76,9 @@ def test_local_means_the_senders_machine(api: Api) -> None:
     (org(timestamp="2026-04-27 04:11"), "TIMESTAMP"),
     (org(timestamp="yesterday"), "TIMESTAMP"),
     (org(conversation="../etc"), "CONVERSATION_ID"),
+    # review: stored under hub sequence 2 (the first SEQUENCE renumbered) but read as 1 (the last wins)
+    (org(sequence=2).replace("#+PROTOCOL_VERSION: 5", "#+PROTOCOL_VERSION: 5\n#+SEQUENCE: 1"), "SEQUENCE"),
+    (org().replace("#+TITLE: Prep fix-up", "#+TITLE: Prep fix-up\n#+TITLE: Other"), "TITLE"),
 ])
 def test_malformed_files_are_refused_and_change_nothing(api: Api, pair: Any, content: str, field: str) -> None:
     career, homelab = pair

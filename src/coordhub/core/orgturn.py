@@ -17,8 +17,12 @@ the rest is the body::
 This module parses and checks such files and renders them; it is shared by
 the hub (turns sent as ``content``), the CLI's drop-in ``cross-agent-*``
 commands, sync and import, so every front end applies one set of rules.
-Parsing follows the seed's receiver: keys are ``[A-Z_]+``, leading blank
-lines are skipped, a later key of the same name wins.
+Parsing follows the seed's receiver: keys are ``[A-Z_]+`` and leading blank
+lines are skipped. The seed's receiver let a later key of the same name win;
+:func:`parse` refuses a key written twice instead (the hub renumbered the
+first ``#+SEQUENCE`` of such a file while every reader took the last, so one
+file said two things, review); honest files, which the seed's tools write
+with each key once, are unaffected.
 
 The **canonical form** of a turn (what its ``content_sha256`` covers, and so
 what an identical retry is recognised by) is the frontmatter without
@@ -110,10 +114,12 @@ def decode(data: bytes, what: str = "message file") -> str:
     return text
 
 
-def split(text: str) -> tuple[dict[str, str], str]:
-    """``(frontmatter, body)`` of a message file's text, parsed the way the seed's receiver does.
+def split(text: str, *, unique: bool = False) -> tuple[dict[str, str], str]:
+    """``(frontmatter, body)`` of a message file's text, parsed the way the seed's receiver does (a later key of
+    the same name wins).
 
-    Raises ``Invalid`` for more than :data:`MAX_KEYS` keyword lines.
+    Raises ``Invalid`` for more than :data:`MAX_KEYS` keyword lines, and with ``unique`` for a key written twice
+    (422 naming it; ``repeated``).
     """
     keys: dict[str, str] = {}
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -128,6 +134,9 @@ def split(text: str) -> tuple[dict[str, str], str]:
         m = _KEY_LINE.fullmatch(line)
         if m is None:
             break
+        if unique and m.group(1) in keys:
+            raise Invalid(f"frontmatter key {m.group(1)} is written twice: write each key once",
+                          field=m.group(1), repeated=m.group(1))
         keys[m.group(1)] = m.group(2).strip()
         if len(keys) > MAX_KEYS:
             raise Invalid(f"more than {MAX_KEYS} frontmatter lines", field="content")
@@ -138,7 +147,8 @@ def split(text: str) -> tuple[dict[str, str], str]:
 def parse(text: str, *, need_sequence: bool = True) -> Turn:
     """Parse and check a message file's text; raise ``Invalid`` naming the first problem.
 
-    Checks, in the seed's order: every :data:`REQUIRED` key present
+    Checks, in the seed's order: each key written once (the seed let the last win), every :data:`REQUIRED` key
+    present
     (``SEQUENCE`` only when ``need_sequence``), ``MESSAGE_TYPE`` one of
     :data:`TYPES`, ``SEQUENCE`` an integer, ``TIMESTAMP`` ISO 8601 with an
     explicit offset, plus the hub's bounds (conversation id, title and tool
@@ -147,7 +157,7 @@ def parse(text: str, *, need_sequence: bool = True) -> Turn:
     """
     if len(text.encode("utf-8")) > MAX_CONTENT_BYTES:
         raise Invalid(f"message is over {MAX_CONTENT_BYTES} bytes", field="content", limit=MAX_CONTENT_BYTES)
-    keys, body = split(text)
+    keys, body = split(text, unique=True)
     missing = [k for k in REQUIRED if k not in keys and (need_sequence or k != "SEQUENCE")]
     if missing:
         raise Invalid(f"frontmatter missing required fields: {', '.join(missing)}", field="content",
