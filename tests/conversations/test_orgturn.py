@@ -30,6 +30,8 @@ def test_leading_blank_lines_are_skipped_and_a_non_keyword_line_ends_the_frontma
     (org().replace("#+SEQUENCE: 1", "#+SEQUENCE: -1"), "SEQUENCE"),
     (org().replace("#+SEQUENCE: 1", "#+SEQUENCE: 1.5"), "SEQUENCE"),
     (org(timestamp="2026-04-27T04:11:42"), "TIMESTAMP"),  # no offset: ambiguous
+    (org(timestamp="0001-01-01T00:00:00+01:00"), "TIMESTAMP"),  # before year 1 in UTC (review: a 500)
+    (org(timestamp="9999-12-31T23:59:59-01:00"), "TIMESTAMP"),  # after year 9999 in UTC
     (org(tools="rg; rm -rf /"), "REQUIRES_TOOLS"),
     (org(conversation="a" * 129), "CONVERSATION_ID"),
     (org().replace("#+PROTOCOL_VERSION: 5", "#+PROTOCOL_VERSION: " + "5" * 17), "PROTOCOL_VERSION"),

@@ -75,6 +75,8 @@ def test_local_means_the_senders_machine(api: Api) -> None:
     (org().replace("#+SEQUENCE: 1", "#+SEQUENCE: one"), "SEQUENCE"),
     (org(timestamp="2026-04-27 04:11"), "TIMESTAMP"),
     (org(timestamp="yesterday"), "TIMESTAMP"),
+    (org(timestamp="0001-01-01T00:00:00+01:00"), "TIMESTAMP"),  # review: OverflowError in the send, a 500
+    (org(timestamp="9999-12-31T23:59:59-01:00"), "TIMESTAMP"),
     (org(conversation="../etc"), "CONVERSATION_ID"),
     # review: stored under hub sequence 2 (the first SEQUENCE renumbered) but read as 1 (the last wins)
     (org(sequence=2).replace("#+PROTOCOL_VERSION: 5", "#+PROTOCOL_VERSION: 5\n#+SEQUENCE: 1"), "SEQUENCE"),

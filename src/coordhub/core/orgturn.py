@@ -224,10 +224,15 @@ def check_tools(tools: tuple[str, ...] | list[str], field_name: str = "tools") -
 
 
 def parse_timestamp(value: str) -> dt.datetime:
-    """An ISO 8601 time with an explicit offset (``Z``, ``±HH:MM``): seed 004's ``#+TIMESTAMP``; else ``Invalid``."""
+    """An ISO 8601 time with an explicit offset (``Z``, ``±HH:MM``): seed 004's ``#+TIMESTAMP``; else ``Invalid``.
+
+    The time must also be one in UTC (:func:`utc_text`): ``0001-01-01T00:00:00+01:00`` is not, and its conversion
+    raised ``OverflowError`` inside the send's transaction (500, review)."""
     try:
         when = dt.datetime.fromisoformat(value.strip()) if len(value) <= 64 else None
-    except ValueError:
+        if when is not None and when.tzinfo is not None:
+            when.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         when = None
     if when is None or when.tzinfo is None:
         raise Invalid(f"TIMESTAMP must be ISO 8601 with an explicit offset, such as 2026-04-27T04:11:42-05:00; "
