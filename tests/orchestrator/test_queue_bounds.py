@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from coordhub.core import assignments, fleet
+from coordhub.core import assignments, dispatch, fleet
 from coordhub.store.tables.orchestrator import Assignments
 from tests.conftest import Api
-from tests.orchestrator.conftest import ORCH, Host, assign, get
+from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config, get
 
 
 def test_a_session_s_live_assignments_are_bounded(orch: Api, laptop: Host, user: dict[str, str],
@@ -66,3 +66,42 @@ def test_the_status_shows_the_head_of_the_queue_and_counts_it_all(orch: Api, use
     assert [(q["id"], q["position"]) for q in mine["queue"]] == [(ids[2], 3), (ids[3], 4)]  # places in the queue
     assert mine["totals"]["queued"] == 3
     assert get(orch, ids[4])["state"] == "queued"
+
+
+def test_work_a_host_can_never_run_does_not_starve_work_behind_it(orch: Api, user: dict[str, str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dispatch, "SCAN_LIMIT", 2)
+    cfg = config()
+    cfg["machines"][0]["capabilities"] = ["python", "gpu"]
+    apply_config(orch, cfg)
+    laptop = Host(orch, "laptop", orch.token("laptop/agent"))
+    laptop.register(repos={"api": "/src/api"}, capabilities=["python", "gpu"])
+    flood = orch.token("flood/claude-main")
+    for n in range(3):  # pinned to a machine whose host is down
+        assign(orch, flood, issue=100 + n, machine="server")
+    assign(orch, flood, issue=110, requires=["docker"])          # a capability laptop lacks
+    assign(orch, flood, issue=111, requires=["python", "docker"])
+    assign(orch, flood, repo="lib", issue=112)                    # a repo laptop did not register
+    mine = assign(orch, user, issue=1, requires=["gpu", "python"])
+    later = assign(orch, user, issue=2, machine="laptop")
+    job = laptop.next()
+    assert job is not None and job["id"] == mine["id"] and job["briefing"] == ""  # the oldest runnable first
+    job = laptop.next()
+    assert job is not None and job["id"] == later["id"]
+    assert get(orch, later["id"])["state"] == "dispatched"
+
+
+def test_dispatch_pages_past_held_issues_and_bounds_its_work(orch: Api, laptop: Host, user: dict[str, str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dispatch, "SCAN_PAGE", 1, raising=False)
+    human = orch.token("desk/claude-2")
+    for n in (1, 2):  # a person holds these issues: runnable by their rows, not by their lease
+        held = orch.post("/api/coord/locks", headers=human, json={"project_key": "api", "resource": f"issue:api#{n}"})
+        assert held.status_code == 201
+        assign(orch, user, issue=n)
+    third = assign(orch, user, issue=3)
+    monkeypatch.setattr(dispatch, "SCAN_LIMIT", 2)
+    assert laptop.next() is None  # at most SCAN_LIMIT lease checks in one call
+    monkeypatch.setattr(dispatch, "SCAN_LIMIT", 3)
+    job = laptop.next()
+    assert job is not None and job["id"] == third["id"]

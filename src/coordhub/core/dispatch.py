@@ -39,7 +39,8 @@ from coordhub.orchestrator.config import Config
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
-SCAN_LIMIT = 1000  # queued assignments one decision looks at (oldest first)
+SCAN_LIMIT = 1000  # queued assignments one decision checks the issue lease of, past the store's filter
+SCAN_PAGE = 100    # of them read at a time
 
 
 class Plan(NamedTuple):
@@ -79,31 +80,55 @@ def plan(tx: Tx, config: Config, host: Row, now: float) -> Plan:
 
 
 def _oldest_runnable(tx: Tx, config: Config, host: Row, now: float) -> tuple[Row | None, float | None]:
+    """The oldest queued assignment ``host`` may run now (its whole row), or None and when to look again.
+
+    What an assignment's own columns decide is asked of the store, before
+    any limit (:meth:`~coordhub.store.tables.orchestrator.Assignments.runnable`):
+    pinned to this machine or to any, a repo the host serves whose project is
+    not halted and none of whose upstream repos has work in flight, past its
+    backoff, its ``requires`` among the host's capabilities. So no number of
+    assignments this host could never run (pinned to a machine whose host is
+    down, of another repo, needing a capability it lacks) stands in front of
+    one it can: a review queued 1,000 such and every later one waited
+    forever. What takes more than the row, "another machine when possible"
+    after a retry and the issue lease, is checked here, oldest first, on at
+    most :data:`SCAN_LIMIT` of those, read :data:`SCAN_PAGE` at a time with
+    their deciding columns only (never a briefing); past that the host gets
+    nothing in this call and asks again. The wake time is the earliest end
+    of a backoff of one it could run, or None.
+    """
     machine = host["machine"]
-    served = set(json.loads(host["repos"]))
-    caps = set(json.loads(host["capabilities"]))
-    busy_repos = {a["repo"] for a in tx.assignments.active()} | repodeps.merging_repos(tx)
+    caps = sorted(set(json.loads(host["capabilities"])))
+    repos = _open_repos(tx, config, json.loads(host["repos"]))
+    after: int | None = None
+    for _ in range(max(1, SCAN_LIMIT // SCAN_PAGE)):
+        page = tx.assignments.runnable(machine, repos, caps, now, after, SCAN_PAGE)
+        for row in page:
+            if row["machine"] is None and row["avoid_machine"] == machine and _another_host(tx, config, row, now):
+                continue
+            if _issue_held(tx, row, machine, now):
+                continue
+            return tx.assignments.get(row["id"]), None
+        if len(page) < SCAN_PAGE:
+            break
+        after = page[-1]["seq"]
+    return None, tx.assignments.next_not_before(machine, repos, caps, now)
+
+
+def _open_repos(tx: Tx, config: Config, served: list[str]) -> list[str]:
+    """The repos of ``served`` that may be dispatched now: their project not halted, and no repo they
+    ``depends_on`` (transitively) with work running or in the merge queue (seed 003)."""
+    busy = {a["repo"] for a in tx.assignments.active()} | repodeps.merging_repos(tx)
     halted = hosts.halted_projects(tx)
-    wake: float | None = None
-    for row in tx.assignments.queued(SCAN_LIMIT):
-        if row["repo"] not in served or not set(json.loads(row["requires"])) <= caps:
+    out = []
+    for name in sorted(set(served)):
+        if project_of(name) in halted:
             continue
-        if row["machine"] is not None and row["machine"] != machine:
+        repo = config.repo(name)
+        if repo is not None and busy & set(repodeps.upstream(config, repo.name)):
             continue
-        if row["machine"] is None and row["avoid_machine"] == machine and _another_host(tx, config, row, now):
-            continue
-        if row["not_before"] is not None and row["not_before"] > now:
-            wake = row["not_before"] if wake is None else min(wake, row["not_before"])
-            continue
-        if project_of(row["repo"]) in halted:
-            continue
-        repo = config.repo(row["repo"])
-        if repo is not None and busy_repos & set(repodeps.upstream(config, repo.name)):
-            continue
-        if _issue_held(tx, row, machine, now):
-            continue
-        return row, None
-    return None, wake
+        out.append(name)
+    return out
 
 
 def _another_host(tx: Tx, config: Config, row: Row, now: float) -> bool:

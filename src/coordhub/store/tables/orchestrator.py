@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
 
@@ -89,6 +91,59 @@ class Assignments(Table):
             return [{**r, "position": i + 1} for i, r in enumerate(rows)]
         return self.ex.all(f"SELECT a.*, {rank} FROM assignments a WHERE a.state = 'queued' "
                            "AND (a.machine IS NULL OR a.machine = ?) ORDER BY a.seq LIMIT ?", (machine, limit))
+
+    def runnable(self, machine: str, repos: list[str], capabilities: list[str], now: float,
+                 after_seq: int | None, limit: int) -> list[Row]:
+        """Queued assignments a host of ``machine`` may run by their own columns, oldest first.
+
+        Those past ``after_seq`` (None: from the start), pinned to ``machine``
+        or to any, of one of ``repos``, past their backoff (``not_before`` ≤
+        ``now``), whose ``requires`` are all among ``capabilities``. Only the
+        columns the scheduler decides by (``id``, ``seq``, ``repo``,
+        ``issue``, ``machine``, ``avoid_machine``, ``requires``), never the
+        briefing: read the chosen one with :meth:`get`. At most ``limit``
+        rows; empty when none (or ``repos`` is empty).
+        """
+        if not repos:
+            return []
+        cond, params = self._may_run(machine, repos, capabilities)
+        sql = f"SELECT id, seq, repo, issue, machine, avoid_machine, requires FROM assignments WHERE {cond} " \
+              "AND (not_before IS NULL OR not_before <= ?)"
+        params.append(now)
+        if after_seq is not None:
+            sql += " AND seq > ?"
+            params.append(after_seq)
+        return self.ex.all(sql + " ORDER BY seq LIMIT ?", (*params, limit))
+
+    def next_not_before(self, machine: str, repos: list[str], capabilities: list[str], now: float) -> float | None:
+        """The earliest backoff end after ``now`` of the queued assignments :meth:`runnable` would give but
+        for their backoff; None when there is none."""
+        if not repos:
+            return None
+        cond, params = self._may_run(machine, repos, capabilities)
+        row = self.ex.one(f"SELECT MIN(not_before) AS t FROM assignments WHERE {cond} AND not_before > ?",
+                          (*params, now))
+        return float(row["t"]) if row and row["t"] is not None else None
+
+    @staticmethod
+    def _may_run(machine: str, repos: list[str], capabilities: list[str]) -> tuple[str, list[object]]:
+        """The condition "queued, and a host of ``machine`` serving ``repos`` with ``capabilities`` may run
+        it", with its parameters.
+
+        ``requires`` holds the text ``json.dumps`` wrote of a list
+        (``["a", "b"]``) of capability names, which have no quote, comma or
+        space (``coordhub.orchestrator.config``, checked at assign; hosts
+        register such names too). So it is a subset of ``capabilities``
+        exactly when deleting each capability's JSON string, then the
+        ``", "`` separators, leaves ``[]`` — said with ``REPLACE``, which
+        both backends have, one per capability (a host registers at most 64).
+        """
+        expr = "requires"
+        for _ in capabilities:
+            expr = f"REPLACE({expr}, ?, '')"
+        cond = (f"state = 'queued' AND (machine IS NULL OR machine = ?) AND repo IN ({', '.join('?' * len(repos))}) "
+                f"AND REPLACE({expr}, ', ', '') = '[]'")
+        return cond, [machine, *repos, *(json.dumps(c) for c in capabilities)]
 
     def active(self, machine: str | None = None) -> list[Row]:
         """Assignments holding a worker slot (dispatched or running), optionally on one machine."""
