@@ -82,7 +82,8 @@ class Host:
     def report(self, job: dict[str, Any], state: str | None = None, expect: int = 200, attempt: int | None = None,
                **body: Any) -> dict[str, Any]:
         r = self.api.post(f"{ORCH}/assignments/{job['id']}/report", headers=self.headers,
-                          json={"attempt": attempt or job["attempt"], **({"state": state} if state else {}), **body})
+                          json={"attempt": attempt or job["attempt"], "host_incarnation": self.incarnation,
+                                **({"state": state} if state else {}), **body})
         assert r.status_code == expect, r.text
         if state not in (None, "running") and expect == 200 and job["id"] in self.running:
             self.running.remove(job["id"])

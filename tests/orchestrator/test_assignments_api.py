@@ -139,9 +139,10 @@ def test_reports_need_the_machine_s_host(orch: Api, laptop: Host, server: Host, 
     job = laptop.next()
     assert job is not None
     r = orch.post(f"{ORCH}/assignments/{job['id']}/report", headers=server.headers,
-                  json={"attempt": 1, "state": "done"})
+                  json={"attempt": 1, "host_incarnation": server.incarnation, "state": "done"})
     assert r.status_code == 403
-    r = orch.post(f"{ORCH}/assignments/{job['id']}/report", headers=user, json={"attempt": 1, "state": "done"})
+    r = orch.post(f"{ORCH}/assignments/{job['id']}/report", headers=user,
+                  json={"attempt": 1, "host_incarnation": laptop.incarnation, "state": "done"})
     assert r.status_code == 403
     # a host may not register or poll as another machine either
     r = orch.post(f"{ORCH}/hosts/register", headers=server.headers, json={"machine": "laptop", "slots": 1})

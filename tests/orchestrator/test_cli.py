@@ -35,6 +35,8 @@ class HttpHost:
         return r.json()["assignment"]  # type: ignore[no-any-return]
 
     def post(self, path: str, body: dict[str, Any]) -> httpx2.Response:
+        if path.endswith("/report"):  # a report names the host's incarnation
+            body = {**body, "host_incarnation": self.incarnation}
         return httpx2.post(self.url + path, headers=self.headers, json=body)
 
 

@@ -77,10 +77,11 @@ class Worker(threading.Thread):
             self.running.append(job["id"])
         with httpx2.Client(timeout=20) as http:
             http.post(f"{self.url}/assignments/{job['id']}/report", headers=self.headers,
-                      json={"attempt": job["attempt"], "state": "running"})
+                      json={"attempt": job["attempt"], "host_incarnation": self.incarnation, "state": "running"})
             time.sleep(self.runs)
             r = http.post(f"{self.url}/assignments/{job['id']}/report", headers=self.headers,
-                          json={"attempt": job["attempt"], "state": "done", "telemetry": {"cost_usd": 0.25}})
+                          json={"attempt": job["attempt"], "host_incarnation": self.incarnation, "state": "done",
+                                "telemetry": {"cost_usd": 0.25}})
             if r.status_code != 200:
                 self.errors.append(r.text)
         with self.lock:

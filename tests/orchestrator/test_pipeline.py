@@ -24,7 +24,7 @@ def next_run(host: Host, wait: float = 0) -> dict[str, Any] | None:
 
 def report_run(host: Host, run: dict[str, Any], expect: int = 200, **body: Any) -> dict[str, Any]:
     r = host.api.post(f"{ORCH}/stage-runs/{run['id']}/report", headers=host.headers,
-                      json={"attempt": run["attempt"], **body})
+                      json={"attempt": run["attempt"], "host_incarnation": host.incarnation, **body})
     assert r.status_code == expect, r.text
     return dict(r.json())
 

@@ -39,7 +39,8 @@ def test_stale_host_requeues_and_the_late_report_is_ignored(orch: Api, clock: Ma
     assert new is not None and new["id"] == a["id"] and new["attempt"] == 2 and new["fence"] > old["fence"]
     # the dead attempt's completion arrives late: refused, and it changes nothing
     r = orch.post(f"{ORCH}/assignments/{a['id']}/report", headers=laptop.headers,
-                  json={"attempt": 1, "state": "done", "telemetry": {"cost_usd": 9.0}})
+                  json={"attempt": 1, "host_incarnation": laptop.incarnation, "state": "done",
+                        "telemetry": {"cost_usd": 9.0}})
     assert r.status_code == 409 and r.json()["error"]["code"] == "stale_attempt"
     got = get(orch, a["id"])
     assert (got["state"], got["attempt"], got["ran_on"], got["cost_usd"]) == ("dispatched", 2, "server", 0.0)

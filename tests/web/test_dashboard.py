@@ -389,8 +389,10 @@ def _populate(fleet: Fleet) -> None:
         jobs.append(r.json()["assignment"])
     report = fleet.hub.url + "/api/coord/orchestrator/assignments/{}/report"
     httpx2.post(report.format(jobs[0]["id"]), headers=host, json={"attempt": jobs[0]["attempt"], "state": "running",
+                "host_incarnation": incarnation,
                 "telemetry": {"cost_usd": 0.42, "turns": 9, "last_tool": "Edit", "last_file": "src/auth/refresh.py"}})
     httpx2.post(report.format(jobs[1]["id"]), headers=host, json={"attempt": jobs[1]["attempt"],
+                "host_incarnation": incarnation,
                 "state": "needs_input", "reason": "Which test database should the login test use?"})
     httpx2.post(fleet.hub.url + f"/api/coord/orchestrator/assignments/{jobs[0]['id']}/log", headers=host,
                 json={"attempt": jobs[0]["attempt"], "offset": 0,

@@ -95,6 +95,8 @@ class AssignmentReport(Strict):
     """``POST …/assignments/{id}/report``: the host reports on an attempt."""
 
     attempt: Attempt
+    host_incarnation: Incarnation = Field(description="The reporting host's incarnation: the machine's current one, "
+                                                      "else 409 stale_incarnation.")
     state: Literal["running", "done", "failed", "stuck", "needs_input"] | None = None
     reason: Annotated[str, Field(max_length=4000)] | None = None
     telemetry: Telemetry | None = None

@@ -177,10 +177,13 @@ class OrchestratorClient:
         """
         return self._post("/hosts/next", {"machine": machine, "host_incarnation": incarnation, "wait": wait})
 
-    def report(self, assignment_id: str, attempt: int, **fields: Any) -> Any:
-        """Report on an attempt (fields: state, reason, telemetry, worktree, branch, pushed, wip_commit)."""
+    def report(self, assignment_id: str, attempt: int, host_incarnation: int, **fields: Any) -> Any:
+        """Report on an attempt as host incarnation ``host_incarnation`` (what ``register`` answered; a replaced one
+        is refused 409 ``stale_incarnation``); fields: state, reason, telemetry, worktree, branch, pushed,
+        wip_commit."""
         return self._post(f"/assignments/{assignment_id}/report",
-                          {"attempt": attempt, **{k: v for k, v in fields.items() if v is not None}})
+                          {"attempt": attempt, "host_incarnation": host_incarnation,
+                           **{k: v for k, v in fields.items() if v is not None}})
 
     def append_log(self, assignment_id: str, attempt: int, offset: int, text: str) -> Any:
         """Append filtered log text at a character offset; answers ``{size}``."""

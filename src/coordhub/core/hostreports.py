@@ -1,8 +1,11 @@
 """What a host reports on the attempt it runs: state, telemetry, record fields, and the relayed log (issue 11).
 
-The host running an attempt (``<machine>/agent``) or an admin reports; a
-report on an attempt that is not the current one, or one the hub gave up as
-lost, is refused with 409 ``stale_attempt`` and changes nothing (see
+The host running an attempt (``<machine>/agent``) or an admin reports,
+naming the host incarnation it speaks for; a report from an incarnation that
+is not the machine's current one (a newer agent registered) is refused with
+409 ``stale_incarnation``, and one on an attempt that is not the current
+one, or one the hub gave up as lost, with 409 ``stale_attempt``; either
+changes nothing (see
 :mod:`coordhub.core.assignments`, whose one :func:`~coordhub.core.assignments.transition`
 every state change here goes through).
 
@@ -19,7 +22,7 @@ import json
 import math
 from typing import Any
 
-from coordhub.core import coordinator
+from coordhub.core import coordinator, hosts
 from coordhub.core.assignments import (
     ACTIVE,
     MAX_FRESHNESS_NOTES,
@@ -38,25 +41,62 @@ from coordhub.core.assignments import (
 )
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
+from coordhub.core.presence import StaleIncarnation
 from coordhub.core.redaction import redact, redact_opt
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
 
-def _current_attempt(tx: Tx, actor: Actor, assignment_id: str, attempt: int) -> Row:
-    """The assignment, if ``attempt`` is its current attempt and ``actor`` may report on it; else 403/409."""
+def _current_attempt(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float,
+                     incarnation: int | None = None) -> Row:
+    """The assignment, if ``attempt`` is its current attempt and ``actor`` may report on it; else 403/409.
+
+    With ``incarnation`` (a report), also that it is the machine's current host incarnation
+    (``StaleIncarnation``, 409, checked first: a replaced agent learns it) and :func:`_adopt`; a log append names
+    none.
+    """
     row = get_row(tx, assignment_id)
     if row["ran_on"] is None:
         raise StaleAttempt(f"assignment {row['id']} was never dispatched", current=row["attempt"])
     runs = {a["attempt"]: a for a in tx.attempts.of(row["id"])}
-    may_act_for_host(actor, runs[attempt]["machine"] if attempt in runs else row["ran_on"])
+    machine = runs[attempt]["machine"] if attempt in runs else row["ran_on"]
+    may_act_for_host(actor, machine)
+    host = None if incarnation is None else hosts.current(tx, actor, coordinator.require(tx), machine, incarnation)
     if attempt != row["attempt"]:
         raise StaleAttempt(f"attempt {attempt} of assignment {row['id']} is not its current attempt "
                            f"({row['attempt']}); the report is ignored", current=row["attempt"])
     if runs.get(attempt, {}).get("state") == "lost":
         raise StaleAttempt(f"attempt {attempt} of assignment {row['id']} was given up as lost "
                            f"({runs[attempt]['reason']}); the report is ignored", current=row["attempt"])
-    return row
+    return row if host is None else _adopt(tx, row, host, now)
+
+
+def _adopt(tx: Tx, row: Row, host: Row, now: float) -> Row:
+    """The assignment, reported on by ``host`` (its current incarnation, :func:`coordhub.core.hosts.current`):
+    adopted by that incarnation when an older one of the machine ran it; ``StaleIncarnation`` (409) when a newer one
+    did.
+
+    An agent that a newer one replaced must not end (or pass) what it ran:
+    ``hosts.current`` refused it before this. The attempt's own incarnation
+    must be the reporter's too, or an older one
+    of the same machine when the current incarnation has not listed it in a
+    heartbeat yet (a host that registered again after a config change
+    reports before its next heartbeat): the report then adopts the attempt,
+    as that heartbeat would (:func:`coordhub.core.hosts.heartbeat`). An
+    attempt recorded under a newer incarnation than the reporter's is refused.
+    """
+    incarnation = int(host["incarnation"])
+    recorded = row["host_incarnation"]
+    if recorded == incarnation or row["state"] not in ACTIVE:
+        return row
+    if recorded is not None and recorded > incarnation:
+        raise StaleIncarnation(f"attempt {row['attempt']} of assignment {row['id']} runs under incarnation "
+                               f"{recorded} of {host['machine']}, not {incarnation}; the report is ignored",
+                               current=incarnation, dispatched_to=recorded)
+    tx.assignments.set(row["id"], {"host_incarnation": incarnation, "updated_at": now})
+    emit(tx, "assignment.adopted", now, session_id=None, project_key=row["repo"], subject_id=row["id"],
+         assignment_id=row["id"], attempt=row["attempt"], machine=host["machine"], incarnation=incarnation)
+    return {**row, "host_incarnation": incarnation, "updated_at": now}
 
 
 def _telemetry_changes(row: Row, telemetry: dict[str, Any], extra: dict[str, Any]) -> Row:
@@ -84,10 +124,11 @@ def _telemetry_changes(row: Row, telemetry: dict[str, Any], extra: dict[str, Any
     return changes
 
 
-def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *, state: str | None = None,
-           reason: str | None = None, telemetry: dict[str, Any] | None = None,
+def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *, incarnation: int,
+           state: str | None = None, reason: str | None = None, telemetry: dict[str, Any] | None = None,
            **extra: Any) -> dict[str, Any]:
-    """Apply a host's report on the current attempt; return the assignment.
+    """Apply a host's report on the current attempt, sent by host incarnation ``incarnation``; return the
+    assignment.
 
     ``state`` (one of :data:`REPORTED`) moves it on; ``telemetry`` updates
     what is shown (cost is the attempt's running total); ``extra`` carries
@@ -109,11 +150,13 @@ def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *
     * on an assignment that already ended (stopped meanwhile) the record
       fields are kept and the state is not changed.
 
-    ``StaleAttempt`` (409) for another attempt or one given up as lost.
+    ``StaleIncarnation`` (409) from an incarnation that is not the machine's
+    current one, or when a newer one ran the attempt (:func:`_adopt`); ``StaleAttempt`` (409) for
+    another attempt or one given up as lost.
     """
     telemetry = telemetry or {}
     reason = redact_opt(reason)
-    row = _current_attempt(tx, actor, assignment_id, attempt)
+    row = _current_attempt(tx, actor, assignment_id, attempt, now, incarnation)
     changes = _telemetry_changes(row, telemetry, extra)
     if changes.get("cost_usd") is not None:
         tx.attempts.set(row["id"], attempt, {"cost_usd": changes["cost_usd"]})
@@ -181,7 +224,7 @@ def append_log(tx: Tx, actor: Actor, assignment_id: str, attempt: int, offset: i
     are masked (:func:`~coordhub.core.redaction.redact`, same length).
     ``StaleAttempt`` for another attempt.
     """
-    row = _current_attempt(tx, actor, assignment_id, attempt)
+    row = _current_attempt(tx, actor, assignment_id, attempt, now)
     size = tx.assignment_logs.size(row["id"])
     if offset > size:
         raise LogGap(f"the log of {row['id']} holds {size} characters; send from there, not {offset}", size=size)

@@ -34,6 +34,7 @@ from coordhub.clock import isoformat
 from coordhub.core import assignments, coordinator, hosts, paths, reviews
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
+from coordhub.core.presence import StaleIncarnation
 from coordhub.core.redaction import redact, redact_opt
 from coordhub.core.scope import project_of
 from coordhub.errors import Conflict, NotFound
@@ -255,31 +256,44 @@ def next_for(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int
 
 # ---- reports -----------------------------------------------------------------------------------
 
-def _current(tx: Tx, actor: Actor, run_id: str, attempt: int) -> Row:
+def _current(tx: Tx, actor: Actor, run_id: str, attempt: int, incarnation: int) -> Row:
+    """The run, if ``attempt`` is its current attempt, it is active, and host incarnation ``incarnation`` of its
+    machine, the current one, is the one it was dispatched to; else 403 or 409 (``StaleIncarnation``, ``StaleRun``).
+
+    Runs are never adopted (a host that registers again does not re-attach them; :func:`reap` queues them again),
+    so the run's own incarnation must be the reporter's: an agent a newer one replaced never passes a run.
+    """
     run = get_row(tx, run_id)
     if run["machine"] is None:
         raise StaleRun(f"stage run {run['id']} was never dispatched", current=run["attempt"])
     assignments.may_act_for_host(actor, run["machine"])
+    hosts.current(tx, actor, coordinator.require(tx), run["machine"], incarnation)
+    if run["host_incarnation"] != incarnation:
+        raise StaleIncarnation(f"stage run {run['id']} was dispatched to incarnation {run['host_incarnation']} of "
+                               f"{run['machine']}, not {incarnation}; the report is ignored",
+                               current=incarnation, dispatched_to=run["host_incarnation"])
     if attempt != run["attempt"] or run["state"] not in ACTIVE:
         raise StaleRun(f"attempt {attempt} of stage run {run['id']} is not current (it is {run['state']}, attempt "
                        f"{run['attempt']}); the report is ignored", current=run["attempt"], state=run["state"])
     return run
 
 
-def report(tx: Tx, actor: Actor, run_id: str, attempt: int, now: float, *, state: str,
+def report(tx: Tx, actor: Actor, run_id: str, attempt: int, now: float, *, incarnation: int, state: str,
            exit_code: int | None = None, output_tail: str | None = None, commit: str | None = None,
            verdict: str | None = None, summary: str | None = None, findings: list[dict[str, Any]] | None = None,
            reason: str | None = None, cost_usd: float | None = None) -> Row:
-    """Apply a host's report on the current attempt of a run; return the run.
+    """Apply a host's report (from host incarnation ``incarnation``) on the current attempt of a run; return the run.
 
     ``state``: ``running`` (started), ``done`` (ran to the end: the hub
     decides passed or failed from ``exit_code`` or ``verdict``), ``error``
     (could not run: a git failure, no ``claude``, a review without a valid
-    verdict). ``StaleRun`` (409) for another attempt or an ended run. The
+    verdict). ``StaleRun`` (409) for another attempt or an ended run;
+    ``StaleIncarnation`` (409) from an incarnation that is not the machine's
+    current one or not the run's (:func:`_current`). The
     reason, output tail, summary and findings are stored with their tokens
     masked (:func:`~coordhub.core.redaction.redact`): every session reads them.
     """
-    run = _current(tx, actor, run_id, attempt)
+    run = _current(tx, actor, run_id, attempt, incarnation)
     reason, summary = redact_opt(reason), redact_opt(summary)  # every session reads them: no tokens
     changes: Row = {}
     if commit is not None:

@@ -94,6 +94,7 @@ class HubLink:
     def __init__(self, settings: ClientSettings, machine: str) -> None:
         self.settings = settings
         self.machine = machine
+        self.incarnation: int | None = None  # what the last registration answered: every report names it
         self._clients: dict[str, CoordClient] = {}
 
     def _client(self, role: str, timeout: float | None = None) -> CoordClient:
@@ -118,7 +119,8 @@ class HubLink:
         """Register this host; ``{machine, host_incarnation, config, heartbeat_seconds, …}``.
 
         ``recovered`` (what a restart found and did) and ``problems`` are sent
-        only when non-empty (contract amendment H1).
+        only when non-empty (contract amendment H1). The incarnation answered
+        is kept (:attr:`incarnation`) and sent with every report after.
         """
         body: dict[str, Any] = {"machine": self.machine, "capabilities": capabilities, "repos": repos,
                                 "slots": slots, "agent_version": version}
@@ -126,7 +128,10 @@ class HubLink:
             body["recovered"] = recovered
         if problems:
             body["problems"] = problems
-        return dict(_call(self._client("main"), "POST", f"{BASE}/hosts/register", body))
+        answer = dict(_call(self._client("main"), "POST", f"{BASE}/hosts/register", body))
+        if isinstance(answer.get("host_incarnation"), int):
+            self.incarnation = answer["host_incarnation"]
+        return answer
 
     def heartbeat(self, incarnation: int, free_slots: int, running: list[str]) -> dict[str, Any]:
         """One heartbeat; ``{ok, config_version, paused, cancel: [ids]}``."""
@@ -142,9 +147,16 @@ class HubLink:
         found = data.get("assignment") if isinstance(data, dict) else None
         return found if isinstance(found, dict) else None
 
+    def _incarnated(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` naming this host's incarnation (the hub refuses a report from a replaced one: 409
+        ``stale_incarnation``); as it is before the first registration."""
+        return body if self.incarnation is None else {**body, "host_incarnation": self.incarnation}
+
     def report(self, assignment: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Report on an assignment (``{attempt, state?, reason?, telemetry?, …}``); the assignment as the hub has it."""
-        data = _call(self._client("report"), "POST", f"{BASE}/assignments/{assignment}/report", body)
+        """Report on an assignment (``{attempt, state?, reason?, telemetry?, …}``, sent with
+        :attr:`incarnation`); the assignment as the hub has it."""
+        data = _call(self._client("report"), "POST", f"{BASE}/assignments/{assignment}/report",
+                     self._incarnated(body))
         return data if isinstance(data, dict) else {}
 
     def log(self, assignment: str, attempt: int, offset: int, text: str) -> int:
@@ -171,8 +183,10 @@ class HubLink:
         return found if isinstance(found, dict) else None
 
     def report_run(self, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Report on a stage run (``{attempt, state, exit_code?, verdict?, …}``); the run as the hub has it."""
-        data = _call(self._client("run-report"), "POST", f"{BASE}/stage-runs/{run_id}/report", body)
+        """Report on a stage run (``{attempt, state, exit_code?, verdict?, …}``, sent with :attr:`incarnation`);
+        the run as the hub has it."""
+        data = _call(self._client("run-report"), "POST", f"{BASE}/stage-runs/{run_id}/report",
+                     self._incarnated(body))
         return data if isinstance(data, dict) else {}
 
     def github_next(self, incarnation: int) -> list[dict[str, Any]]:

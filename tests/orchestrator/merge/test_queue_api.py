@@ -218,7 +218,8 @@ def _smoke(orch: Api, host: Host, aid: str, exit_code: int) -> None:
     run = r.json()["run"]
     assert run is not None and run["stage"] == "test" and run["assignment_id"] == aid, r.text
     r = host.api.post(f"{ORCH}/stage-runs/{run['id']}/report", headers=host.headers,
-                      json={"attempt": run["attempt"], "state": "done", "exit_code": exit_code})
+                      json={"attempt": run["attempt"], "host_incarnation": host.incarnation, "state": "done",
+                            "exit_code": exit_code})
     assert r.status_code == 200, r.text
 
 

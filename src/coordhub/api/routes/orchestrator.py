@@ -101,7 +101,8 @@ async def next_assignment(body: HostNext, request: Request, who: Caller = Depend
              responses=responses(*WRITE_ERRORS, 404, 409))
 async def report(assignment_id: str, body: AssignmentReport, request: Request,
                  who: Caller = Depends(caller)) -> JSONResponse:
-    """The host reports on an attempt; 409 ``stale_attempt`` (ignored) for one that is not current or was lost."""
+    """The host reports on an attempt; 409 ``stale_attempt`` (ignored) for one that is not current or was lost,
+    ``stale_incarnation`` from a host incarnation that is not the machine's current one."""
     actor = await who.act()
     telemetry = body.telemetry.model_dump(exclude_none=True) if body.telemetry else {}
     until = telemetry.get("rate_limited_until")
@@ -114,7 +115,8 @@ async def report(assignment_id: str, body: AssignmentReport, request: Request,
     if isinstance(telemetry.get("permission_denials"), list):
         telemetry["permission_denials"] = len(telemetry["permission_denials"])
     response = await mutate(request, actor, lambda tx, now: stages.after_report(tx, hostreports.report(
-        tx, actor, assignment_id, body.attempt, now, state=body.state, reason=body.reason, telemetry=telemetry,
+        tx, actor, assignment_id, body.attempt, now, incarnation=body.host_incarnation, state=body.state,
+        reason=body.reason, telemetry=telemetry,
         worktree=body.worktree, branch=body.branch, pushed=body.pushed, wip_commit=body.wip_commit,
         changed_files=body.changed_files, freshness=body.freshness), now, by=actor.session_id),
         during_halt=Exempt.ORCHESTRATOR)

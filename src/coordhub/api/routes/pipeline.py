@@ -50,11 +50,13 @@ async def next_run(body: HostNextRun, request: Request, who: Caller = Depends(ca
 
 @router.post("/stage-runs/{run_id}/report", response_model=StageRunOut, responses=responses(*WRITE_ERRORS, 404, 409))
 async def report_run(run_id: str, body: RunReport, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-    """The host reports on a run; a final report moves the pipeline on. 409 ``stale_attempt`` when not current."""
+    """The host reports on a run; a final report moves the pipeline on. 409 ``stale_attempt`` when not current,
+    ``stale_incarnation`` from a host incarnation that is not the machine's current one or not the run's."""
     actor = await who.act()
     findings = [f.model_dump() for f in body.findings] if body.findings is not None else None
     return await mutate(request, actor, lambda tx, now: stages.report_run(
-        tx, actor, run_id, body.attempt, now, state=body.state, exit_code=body.exit_code,
+        tx, actor, run_id, body.attempt, now, incarnation=body.host_incarnation, state=body.state,
+        exit_code=body.exit_code,
         output_tail=body.output_tail, commit=body.commit, verdict=body.verdict, summary=body.summary,
         findings=findings, reason=body.reason, cost_usd=body.cost_usd), during_halt=Exempt.ORCHESTRATOR)
 
