@@ -123,6 +123,19 @@ def test_identical_retry_is_deduplicated_even_renumbered(api: Api, pair: Any) ->
     assert other_body.json()["decision"] == "process" and other_body.json()["sequence"] == 2
 
 
+def test_the_same_file_to_another_address_is_a_new_turn_not_a_retry(api: Api, pair: Any) -> None:
+    """Review: dedup was keyed on conversation, author and content only, so the second address never got it."""
+    career, homelab = pair
+    web = agent(api, "velox/web", "velox", "web")
+    first = send(api, career, "velox.homelab", org(sequence=1))
+    second = send(api, career, "velox.web", org(sequence=2))
+    assert first.status_code == second.status_code == 201, second.text
+    assert (second.json()["decision"], second.json()["to"], second.json()["sequence"]) == ("process", "velox.web", 2)
+    assert [t["id"] for t in api.get(f"{URL}/inbox", headers=web).json()] == [second.json()["id"]]
+    again = send(api, career, "velox.web", org(sequence=3))  # a retry to the same address is still one
+    assert again.status_code == 200 and again.json()["id"] == second.json()["id"]
+
+
 def test_idempotency_key_replays_the_first_answer(api: Api, pair: Any) -> None:
     career, _ = pair
     h = {**career, "Idempotency-Key": "k-1"}

@@ -11,7 +11,7 @@ check (seed 004's receiver order)                      decision
 frontmatter missing or malformed, unknown type         refused (422, nothing recorded)
 ``PROTOCOL_VERSION`` other than :data:`~coordhub.core.orgturn.PROTOCOL_VERSION`   ``query``
 a signature that does not verify against the author's registered keys   ``reject``
-an identical retry (same conversation, author, content hash)   ``dedup`` (the first turn's answer)
+an identical retry (same conversation, author, content hash, destination)   ``dedup`` (the first turn's answer)
 ``REQUIRES_TOOLS`` the destination has not declared    ``query``
 otherwise                                              ``process``
 ====================================================  ===========
@@ -139,7 +139,8 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
     sha = turn.sha256()
     decision, reason = _decide(tx, d, actor.session_id, verdict, (to_machine, to_project))
     if decision == PROCESS and (verdict is None or verdict.valid):
-        first = tx.conversations.same_content(turn.conversation_id, actor.session_id, sha)
+        # the same file to another address is a new turn for that address, not a retry (review)
+        first = tx.conversations.same_content(turn.conversation_id, actor.session_id, sha, to)
         if first is not None:
             return WithStatus(200, turns.render(first, pending=_pending(tx, first), decision=DEDUP))
     sequence = None

@@ -131,10 +131,12 @@ class Conversations(Table):
         """One turn, or None."""
         return self.ex.one("SELECT * FROM turns WHERE id = ?", (turn_id,))
 
-    def same_content(self, conversation_id: str, author: str, sha256: str) -> Row | None:
-        """The first accepted turn of ``author`` in the conversation with this content hash (a retry's original)."""
+    def same_content(self, conversation_id: str, author: str, sha256: str, to_address: str) -> Row | None:
+        """The first accepted turn of ``author`` in the conversation with this content hash to ``to_address`` (a
+        retry's original), or None; index ``turns_by_content`` (migration 0025)."""
         return self.ex.one("SELECT * FROM turns WHERE conversation_id = ? AND author = ? AND content_sha256 = ? "
-                           "AND decision = 'process' ORDER BY id LIMIT 1", (conversation_id, author, sha256))
+                           "AND to_address = ? AND decision = 'process' ORDER BY id LIMIT 1",
+                           (conversation_id, author, sha256, to_address))
 
     def pending_to(self, address: str, limit: int, after_id: int = 0) -> list[Row]:
         """Accepted non-release turns to ``address`` not followed by a release in their conversation, oldest first."""
