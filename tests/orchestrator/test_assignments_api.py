@@ -51,7 +51,7 @@ def test_assign_bad_input_is_refused_and_changes_nothing(orch: Api, user: dict[s
     assert "the limit is 65536" in refused(422, "briefing", machine="laptop", repo="api", issue=1,
                                            briefing="é" * 40_000)
     # 200 names of 1,000 characters: one 200 KiB argument of claude's command line, which Linux refuses (E2BIG)
-    assert "at most 16 KiB" in refused(422, "body", machine="laptop", repo="api", issue=1,
+    assert "the limit is 16384" in refused(422, "files_likely", machine="laptop", repo="api", issue=1,
                                        files_likely=[f"src/{i:03d}/" + "x" * 990 for i in range(200)])
     refused(422, "issue", machine="laptop", repo="api", issue=0)
     refused(422, "machine", machine="lap top", repo="api", issue=1)

@@ -66,6 +66,10 @@ def test_a_plan_is_stored_all_or_nothing(orch: Api, user: dict[str, str]) -> Non
     assert _approve(orch, user, [ids[0]], expect=409)["error"]["code"] == "proposal_closed"
     too_few = _store(orch, user, [{**_split(3), "children": [{"title": "only", "body": ""}]}], expect=422)
     assert "children" in too_few["error"]["message"]
+    # files a worker's system prompt could not name in one argument are refused here, not at approval
+    files = [f"src/{i:03d}/" + "x" * 990 for i in range(200)]
+    too_many = _store(orch, user, [_assign(4, files_likely=files)], expect=422)["error"]
+    assert too_many["field"] == "proposals[0].files_likely" and "the limit is 16384" in too_many["message"]
 
 
 def test_approve_queues_through_assign_exactly_once(orch: Api, user: dict[str, str], laptop: Host) -> None:

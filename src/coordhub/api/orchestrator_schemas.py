@@ -120,9 +120,6 @@ class LogAppend(Strict):
     text: Text = Field(max_length=65_536)
 
 
-FILES_LIKELY_BYTES = 16_384  # UTF-8 bytes of an assignment's files_likely, as listed in the worker's system prompt
-
-
 class AssignCreate(Strict):
     """``POST …/assignments``: queue an issue for a worker."""
 
@@ -137,7 +134,7 @@ class AssignCreate(Strict):
     briefing: str = Field("", max_length=262_144, description="At most 64 KiB of UTF-8 (checked by the hub).")
     files_likely: list[LongLine] = Field(default_factory=list, max_length=200,
                                          description="Files the worker will likely touch, leased for it before it "
-                                                     "starts; at most 16 KiB in all.")
+                                                     "starts; at most 16 KiB in all (checked by the hub).")
     requires: list[Name] = Field(default_factory=list, max_length=32)
     budget_usd: Annotated[float, Field(gt=0, le=10_000)] | None = None
     wall_clock_seconds: Annotated[int, Field(ge=10, le=7 * 86_400)] | None = None
@@ -149,9 +146,6 @@ class AssignCreate(Strict):
             raise ValueError("give exactly one of machine or any: true")
         if "\x00" in self.briefing:
             raise ValueError("briefing must not contain NUL characters")
-        if sum(len(f.encode()) + 2 for f in self.files_likely) > FILES_LIKELY_BYTES:
-            raise ValueError(f"files_likely must total at most {FILES_LIKELY_BYTES // 1024} KiB: the worker's "
-                             "system prompt names them, and one argument of a command line is at most 128 KiB")
         return self
 
 

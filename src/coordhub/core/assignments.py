@@ -55,6 +55,9 @@ from coordhub.store.tx import Tx
 
 MAX_BRIEFING_BYTES = 65_536
 MAX_GUIDANCE_BYTES = 65_536
+# UTF-8 bytes of an assignment's files_likely joined by ", ": the worker's system prompt names them in one argument
+# of claude's command line, and Linux refuses any argument over 128 KiB (E2BIG: every attempt would fail to start)
+MAX_FILES_LIKELY_BYTES = 16_384
 MAX_LOG_CHARS = 1_048_576      # the relayed log kept per assignment (its newest part)
 MAX_LOG_READ_CHARS = 262_144   # one GET of the log answers at most this much
 RATE_LIMIT_REASON = "rate limit"
@@ -334,6 +337,11 @@ def check_guidance(text: str) -> None:
     _check_size(text, MAX_GUIDANCE_BYTES, "guidance")
 
 
+def check_files_likely(files: list[str]) -> None:
+    """``Invalid`` (422) when ``files`` joined by ", " are over :data:`MAX_FILES_LIKELY_BYTES`."""
+    _check_size(", ".join(files), MAX_FILES_LIKELY_BYTES, "files_likely")
+
+
 def _check_size(text: str, limit: int, field: str) -> None:
     size = len(text.encode("utf-8"))
     if size > limit:
@@ -352,7 +360,8 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
     maps > ``models.default`` (``model_source`` says which). Raises
     ``NotConfigured`` (409) before any config is applied, ``Invalid`` (422)
     for an unknown repo or machine, a machine that does not serve the repo,
-    or a briefing over :data:`MAX_BRIEFING_BYTES`; ``AlreadyAssigned`` (409)
+    a briefing over :data:`MAX_BRIEFING_BYTES` or ``files_likely`` over
+    :data:`MAX_FILES_LIKELY_BYTES`; ``AlreadyAssigned`` (409)
     when the issue has a live assignment; ``UpstreamInFlight`` (409) while a
     repo it ``depends_on`` has work running or in the merge queue;
     ``Forbidden`` for a worker session; ``AssignmentLimit`` (409) when the
@@ -370,6 +379,7 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
     requires = requires or []
     spelled = check_target(config, machine, repo, requires)
     _check_size(briefing, MAX_BRIEFING_BYTES, "briefing")
+    check_files_likely(files_likely or [])
     check_room(tx, actor, actor.session_id)
     repodeps.check_assign(tx, config, repo)
     existing = tx.assignments.live_for_issue(repo, issue)

@@ -169,7 +169,12 @@ def check(config: Config, p: Any, where: str) -> Row:
             raise Invalid(f"{where}: {exc.message}", field=f"{where}.machine") from None
         row["model"] = _model(config, p.get("model"), json.loads(row["labels"]), where)
         row["briefing"] = _text(p.get("briefing"), f"{where}.briefing", assignments.MAX_BRIEFING_BYTES)
-        row["files_likely"] = json.dumps(_strings(p.get("files_likely"), f"{where}.files_likely", MAX_FILES))
+        files = _strings(p.get("files_likely"), f"{where}.files_likely", MAX_FILES)
+        try:
+            assignments.check_files_likely(files)
+        except Invalid as exc:
+            raise Invalid(f"{where}.{exc}", field=f"{where}.files_likely") from None
+        row["files_likely"] = json.dumps(files)
         return row
     children = p.get("children")
     if not isinstance(children, list) or not 2 <= len(children) <= MAX_CHILDREN:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from coordhub.core.assignments import MAX_FILES_LIKELY_BYTES
 from coordhub.hooks.settings import MAX_HALT_WAIT
 from coordhub.orchestrator.dispatch import Dispatch
 from coordhub.orchestrator.environment import worker_env
@@ -24,8 +25,6 @@ from coordhub.orchestrator.smoke import stdin_of
 from coordhub.orchestrator.worker.context import Context, EndEarly
 from coordhub.orchestrator.worker.reports import HumanLog
 from coordhub.orchestrator.worker.watchdog import Clock
-
-FILES_LISTED_BYTES = 16_384  # the files_likely named in the system prompt (the hub accepts at most this much)
 
 
 def environment(ctx: Context, d: Dispatch) -> dict[str, str]:
@@ -92,7 +91,7 @@ def system_prompt(d: Dispatch) -> str:
         "do not work around it; say STUCK.")
 
 
-def _listed(files: Sequence[str], budget: int = FILES_LISTED_BYTES) -> str:
+def _listed(files: Sequence[str], budget: int = MAX_FILES_LIKELY_BYTES) -> str:
     """``files`` joined by commas, cut to about ``budget`` UTF-8 bytes with the count left out named: the list goes
     into one argument of claude's command line, and Linux refuses any argument over 128 KiB (``E2BIG``), which
     would fail every attempt of the assignment (a hub before the 16 KiB bound took up to 200 KiB)."""
