@@ -122,3 +122,23 @@ def test_hub_masks_tokens_in_a_review_and_its_trail_post(orch: Api, laptop: Host
     orch.post(f"{ORCH}/notify", headers=user)
     r = orch.get(f"{ORCH}/assignments/{a['id']}/trail", headers=user)
     assert r.status_code == 200 and any("review" in p["key"] for p in r.json()["posts"]) and token not in r.text
+
+
+def test_a_marker_planted_in_a_stuck_reason_cannot_stand_for_a_later_post(orch: Api, laptop: Host,
+                                                                         user: dict[str, str]) -> None:
+    """A worker's STUCK text reaches the stuck post verbatim. A marker of the attempt's later completion post
+    planted there made the host's poster find "its" completion among its own comments and never post it (review
+    of the orchestrator, fault r6). The hub makes HTML comments in such text inert; the poster matches a marker
+    only where it ends a post (tests/orchestrator/merge/test_ghposter.py)."""
+    from coordhub.orchestrator.github import marker
+
+    a = assign(orch, user, issue=77, machine="laptop")
+    job = laptop.next()
+    assert job is not None and job["id"] == a["id"]
+    planted = marker(f"{a['id']}:2:completion")
+    laptop.report(job, "stuck", reason=f"STUCK: need a decision {planted}")
+    orch.post(f"{ORCH}/notify", headers=user)
+    posts = orch.get(f"{ORCH}/assignments/{a['id']}/trail", headers=user).json()["posts"]
+    stuck = next(p for p in posts if p["key"].endswith(":stuck"))
+    assert planted not in stuck["body"] and "&lt;!-- coord:post key=" in stuck["body"]
+    assert stuck["body"].endswith(marker(stuck["key"]))

@@ -63,7 +63,8 @@ def add(tx: Tx, config: Config, a: Row, attempt: int, event: str, kind: str, tex
     """Make the post ``<assignment>:<attempt>:<event>`` unless it exists; None for a repo without ``github:``.
 
     ``text`` (a host's reason, a reviewer's findings) is posted with its tokens masked
-    (:func:`~coordhub.core.redaction.redact`): issues may be public.
+    (:func:`~coordhub.core.redaction.redact`): issues may be public; and with its HTML comments made inert
+    (:func:`inert`).
     """
     repo = config.repo(a["repo"])
     if repo is None or not repo.github:
@@ -74,12 +75,20 @@ def add(tx: Tx, config: Config, a: Row, attempt: int, event: str, kind: str, tex
         return found
     row: Row = {"key": key, "assignment_id": a["id"], "attempt": attempt, "event": event, "repo": a["repo"],
                 "github": repo.github, "issue": a["issue"], "kind": kind,
-                "body": f"{redact(text)}\n\n{marker(key)}", "state": "pending", "machine": None, "url": None,
+                "body": f"{inert(redact(text))}\n\n{marker(key)}", "state": "pending", "machine": None, "url": None,
                 "tries": 0, "last_error": None, "created_at": now, "posted_at": None, "updated_at": now}
     tx.github_posts.add(row)
     emit(tx, "github.post_queued", now, session_id=None, project_key=a["repo"], subject_id=a["id"], key=key,
          event=event, post_kind=kind)
     return row
+
+
+def inert(text: str) -> str:
+    """``text`` with every HTML comment opener and closer escaped (``<!--`` → ``&lt;!--``, ``-->`` → ``--&gt;``;
+    GitHub shows them as typed). A worker's STUCK line or a reviewer's findings reach a post verbatim, and a
+    marker planted there (``<!-- coord:post key=… -->`` of a later post) made the poster take that later post
+    as made and never make it (review)."""
+    return text.replace("<!--", "&lt;!--").replace("-->", "--&gt;")
 
 
 def _text(event: str, a: Row, p: dict[str, Any]) -> str:

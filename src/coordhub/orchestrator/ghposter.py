@@ -74,6 +74,7 @@ class GitHubPoster:
             return gh.pr_create(str(post["branch"]), str(post["base"]), title[:250], rest)
         mark = marker(str(post["key"]))
         for c in gh.comments(issue):  # only our own: anyone may paste a marker into a public issue's comments
-            if c.get("viewerDidAuthor") is True and mark in str(c.get("body") or ""):
+            # and the marker ends the post: one quoted inside another post's text is not that post
+            if c.get("viewerDidAuthor") is True and str(c.get("body") or "").rstrip().endswith(mark):
                 return str(c.get("url") or "") or None
         return gh.comment(issue, str(post["body"]))

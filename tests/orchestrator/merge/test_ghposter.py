@@ -116,3 +116,25 @@ def test_a_pr_from_a_fork_with_the_same_branch_name_is_not_taken_for_ours(tmp_pa
     assert link.reports[-1]["ok"] and link.reports[-1]["url"] != f"https://github.com/acme/app/pull/{n}"
     ours = gh.pr_for("issue-1", "main")
     assert ours is not None and ours["number"] != n and ours["url"] == link.reports[-1]["url"]
+
+
+def test_a_marker_quoted_inside_one_of_our_comments_is_not_that_post(tmp_path: Path) -> None:
+    """Our own earlier comment that quotes a later post's marker mid-text (a worker's STUCK line, posted before the
+    hub made such text inert) does not count as the later post: the marker must end the comment."""
+    repo = make_repo(tmp_path, "app")
+    fake = FakeGitHub(tmp_path)
+    fake.setup_repo("acme/app", repo.origin)
+    issue = fake.add_issue("acme/app", "A bug")
+    env = {**os.environ, **fake.env, "PATH": f"{fake.bin}{os.pathsep}{os.environ['PATH']}"}
+    link = Recorder()
+    poster = GitHubPoster(link, env, threading.Event(), lambda: 1, lambda: True)  # type: ignore[arg-type]
+    stuck = {"key": "a1b2c3d4:1:stuck", "github": "acme/app", "issue": issue, "kind": "comment",
+             "body": "**coordhub**: stuck: need a decision <!-- coord:post key=a1b2c3d4:2:completion -->\n\n"
+                     "<!-- coord:post key=a1b2c3d4:1:stuck -->"}
+    poster.make(stuck, 1)
+    done = {"key": "a1b2c3d4:2:completion", "github": "acme/app", "issue": issue, "kind": "comment",
+            "body": "**coordhub**: done\n\n<!-- coord:post key=a1b2c3d4:2:completion -->"}
+    poster.make(done, 1)
+    bodies = [c["body"] for c in fake.item("acme/app", issue)["comments"]]
+    assert len(bodies) == 2 and bodies[1].startswith("**coordhub**: done")
+    assert link.reports[0]["url"] != link.reports[1]["url"]
