@@ -36,8 +36,10 @@ conversation and a session may store is bounded
 accepts turns, releases and reads only from its parties: the sessions whose
 address sent or received one of its accepted turns, the session that opened
 it, and admins. A party brings a new address in by sending it a turn (seed
-004: a file reaches whoever it is addressed to). Anyone else is answered 404
-exactly as for an id nobody used.
+004: a file reaches whoever it is addressed to). Anyone else's turns and
+releases are answered 404, and its reads exactly as for an id nobody used
+(``next-sequence`` 1 included). Ids are first come, first served (seed 004):
+whoever sends an id's first turn opens that conversation.
 """
 
 from __future__ import annotations
@@ -288,12 +290,17 @@ def show(tx: Tx, actor: Actor, conversation_id: str, *, after: int = 0, limit: i
 
 
 def next_sequence(tx: Tx, actor: Actor, conversation_id: str) -> int:
-    """The sequence the next accepted turn of a conversation will get (1 for a new one); 404 for a conversation
-    the actor is no party to, as for one that does not exist."""
+    """The sequence the next accepted turn of a conversation will get: 1 for a new one, and 1 for a conversation
+    the actor is no party to, exactly as for an id nobody used.
+
+    A read must not tell an outsider which ids exist (review: it answered 404 for a conversation and 1 for an
+    unused id, a free existence oracle); an outsider's send into the id is still refused (404), as ids are
+    first come, first served (seed 004).
+    """
     conv = tx.conversations.get(orgturn.check_conversation_id(conversation_id))
-    if conv is not None and not _takes_part(tx, actor, conv, addressing.address_of(tx, actor.session_id)):
-        raise NotFound(_unseen(conversation_id, actor))
-    return (conv["last_sequence"] if conv else 0) + 1
+    if conv is None or not _takes_part(tx, actor, conv, addressing.address_of(tx, actor.session_id)):
+        return 1
+    return int(conv["last_sequence"]) + 1
 
 
 def _address_for(tx: Tx, actor: Actor, address: str | None) -> str:

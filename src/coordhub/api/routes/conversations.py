@@ -200,7 +200,8 @@ async def show(conversation_id: str, request: Request, after: int = Query(0, ge=
             responses=responses(*READ_ERRORS, 404))
 async def next_sequence(conversation_id: str, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """The sequence the next accepted turn gets (a signing sender writes it into its file, then sends); 1 for a
-    new conversation, 404 for one you take no part in."""
+    new conversation, and 1 for one you take no part in (as for an unused id: a read says nothing of which ids
+    exist; sending into it is 404)."""
     actor = await _actor(who)
     return await query(request, lambda tx, now: {
         "conversation_id": conversation_id, "next_sequence": conversations.next_sequence(tx, actor, conversation_id)})
