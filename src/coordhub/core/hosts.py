@@ -26,6 +26,7 @@ from coordhub.core import assignments, coordinator, halt, leases, presence
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, fold
 from coordhub.core.presence import StaleIncarnation
+from coordhub.core.redaction import redact
 from coordhub.core.scope import from_key, project_of
 from coordhub.errors import Conflict, Forbidden, Invalid, StaleFence
 from coordhub.orchestrator.config import Config, Machine
@@ -116,16 +117,19 @@ def register(tx: Tx, actor: Actor, now: float, *, machine: str, capabilities: li
                       f"{', '.join(m.repos) or 'none'})", field="repos")
     previous = tx.hosts.get(m.name)
     incarnation = (int(previous["incarnation"]) if previous else 0) + 1
+    # what a host found (paths, git's and workers' messages) is shown to every session: no credentials in it
+    problems = json.loads(redact(json.dumps(problems or [])))
+    recovered = json.loads(redact(json.dumps(recovered or [])))
     tx.hosts.put({"machine": m.name, "session_id": actor.session_id, "incarnation": incarnation,
                   "capabilities": json.dumps(sorted(set(capabilities))), "repos": json.dumps(repos), "slots": slots,
                   "free_slots": slots, "running": "[]", "agent_version": agent_version, "registered_at": now,
                   "last_heartbeat": now, "beats": 0, "stale_since": None,
-                  "problems": json.dumps(problems or []), "recovered": json.dumps(recovered or [])})
+                  "problems": json.dumps(problems), "recovered": json.dumps(recovered)})
     if not actor.is_admin:
         presence.register(tx, actor, client="coord-agent", now=now)
     emit(tx, "host.registered", now, session_id=actor.session_id, subject_id=m.name, machine=m.name,
          incarnation=incarnation, slots=slots, repos=sorted(repos), capabilities=sorted(set(capabilities)),
-         problems=problems or [], recovered=recovered or [])
+         problems=problems, recovered=recovered)
     version = tx.orchestrator.get()["config_version"]
     return {"machine": m.name, "host_incarnation": incarnation, **_timing(config), "config_version": version,
             "config": config.as_json()}

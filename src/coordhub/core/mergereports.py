@@ -18,6 +18,7 @@ from coordhub.core import assignments, coordinator, hosts, stages
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.core.mergeentries import State, render, transition
+from coordhub.core.redaction import redact, redact_opt
 from coordhub.errors import Conflict, Invalid
 from coordhub.orchestrator.config import Config, next_model
 from coordhub.store.base import Row
@@ -66,6 +67,7 @@ def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, 
         if not rows:
             raise Invalid("only names none of the run's entries", field="only")
     by = actor.session_id
+    reason = redact_opt(reason)  # a gate's output and reasons reach every session and the audit trail
     ev = _evidence(evidence)
     pr = {k: v for k, v in (("pr_number", pr_number), ("pr_url", pr_url)) if v is not None}
     if outcome == "landing":
@@ -111,7 +113,7 @@ def _evidence(evidence: dict[str, Any] | None) -> str | None:
         out = str(evidence.get("output") or "")
         evidence = {**evidence, "output": out[-(MAX_EVIDENCE_CHARS // 2):]}
         text = json.dumps(evidence)[:MAX_EVIDENCE_CHARS * 2]
-    return text
+    return redact(text)  # JSON escapes no token character, so masking the text masks the values
 
 
 def _conflict(tx: Tx, config: Config, rows: list[Row], culprit: str | None, reason: str | None, ev: str | None,

@@ -309,3 +309,29 @@ def test_a_project_halt_stops_merges_into_that_repo(mq: Api, laptop: Host, user:
     assert next_run(laptop) is None
     assert mq.post("/api/coord/resume", headers=mq.admin, json={"scope": "project:lib"}).status_code == 200
     assert next_run(laptop) is not None
+
+
+def test_a_gate_s_output_and_reason_reach_every_session_with_tokens_masked(mq: Api, laptop: Host,
+                                                                         user: dict[str, str]) -> None:
+    """A merge gate runs the branch's code; its output tail and the host's reason are shown to every session and
+    go into the audit trail. A token in them (a gate that prints its environment) is masked like the relayed
+    log's (core/redaction.py)."""
+    token = "coord_" + "Gt5" * 14 + "q"
+    apply_config(mq, merge_config(batch=1))
+    entry = enter(mq, [finish(mq, laptop, user, "lib", 21)])["entered"][0]
+    run = next_run(laptop)
+    assert run is not None and run["entries"][0]["id"] == entry
+    out = report(laptop, run, "red", reason=f"the gate printed {token}",
+                 evidence={"exit_code": 1, "output": f"COORD_TOKEN={token}\n"})
+    shown = mq.get(f"{ORCH}/merges/{entry}", headers=user)
+    assert shown.status_code == 200, shown.text
+    for text in (str(out), shown.text):
+        assert token not in text and "printed coord_***" in text
+    assert "COORD_TOKEN=coord_***" in shown.text  # the evidence is shown, masked
+    # and what a host says it found when it registers
+    r = laptop.api.post(f"{ORCH}/hosts/register", headers=laptop.headers, json={
+        "machine": "laptop", "capabilities": ["python"], "repos": {"api": "/src/laptop/api", "lib": "/src/lib"},
+        "slots": laptop.slots, "agent_version": "test", "problems": [f"a worker left COORD_TOKEN={token} in /tmp/x"]})
+    assert r.status_code == 200, r.text
+    status = mq.get(f"{ORCH}/status", headers=user).text
+    assert "a worker left COORD_TOKEN=coord_" in status and token not in status
