@@ -44,6 +44,11 @@ def test_malformed_values_name_their_field(text: str, field: str) -> None:
     assert e.value.details["field"] == field
 
 
+def test_a_timestamp_outside_the_utc_years_is_refused_saying_so() -> None:
+    with pytest.raises(Invalid, match="outside the years 1 to 9999 in UTC"):
+        orgturn.parse(org(timestamp="0001-01-01T00:00:00+01:00"))
+
+
 def test_a_key_written_twice_is_refused_naming_it() -> None:
     text = org(sequence=2).replace("#+PROTOCOL_VERSION: 5", "#+PROTOCOL_VERSION: 5\n#+SEQUENCE: 1")
     with pytest.raises(Invalid) as e:

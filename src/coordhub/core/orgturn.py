@@ -230,13 +230,15 @@ def parse_timestamp(value: str) -> dt.datetime:
     raised ``OverflowError`` inside the send's transaction (500, review)."""
     try:
         when = dt.datetime.fromisoformat(value.strip()) if len(value) <= 64 else None
-        if when is not None and when.tzinfo is not None:
-            when.astimezone(dt.UTC)
-    except (ValueError, OverflowError):
+    except ValueError:
         when = None
     if when is None or when.tzinfo is None:
         raise Invalid(f"TIMESTAMP must be ISO 8601 with an explicit offset, such as 2026-04-27T04:11:42-05:00; "
                       f"got {value[:64]!r}", field="TIMESTAMP")
+    try:
+        when.astimezone(dt.UTC)
+    except OverflowError:
+        raise Invalid(f"TIMESTAMP {value[:64]!r} is outside the years 1 to 9999 in UTC", field="TIMESTAMP") from None
     return when
 
 
