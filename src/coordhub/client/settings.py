@@ -33,9 +33,10 @@ the default), never to one a project's identity.json names unless the user
 trusted that URL for it (``coord --admin trust URL``), and only to the hub
 whose id is written beside it (``hub.id``, checked against ``/health``, which
 is public: the id guards against the wrong hub, it authenticates nothing;
-:func:`coordhub.client.credentials.check_admin_url`). Without a token, a session named by ``--session`` /
-``COORD_SESSION`` / identity.json is the identity on a ``--no-auth`` hub and
-refused on a hub that needs tokens (the client checks ``/health``).
+:func:`coordhub.client.credentials.check_admin_url`). Without a token, a
+session named by ``--session`` / ``COORD_SESSION`` / identity.json is the
+identity on a ``--no-auth`` hub and refused on a hub that needs tokens (the
+client checks ``/health``).
 
 **Where the softfail queue lives** (issue 7 point 17):
 ``<project root>/.claude/coord-queue.jsonl``, the project root being the
