@@ -51,9 +51,9 @@ def test_a_replaced_incarnation_passes_no_run(orch: Api, laptop: Host, user: dic
     # the new incarnation never ran the run: runs are not adopted (the reaper queues them again)
     _stale(orch.post(f"{ORCH}/stage-runs/{run['id']}/report", headers=laptop.headers, json={
         "attempt": run["attempt"], "host_incarnation": laptop.incarnation, "state": "done", "exit_code": 0}))
-    r = orch.post(f"{ORCH}/stage-runs/{run['id']}/report", headers=laptop.headers,  # naming none: malformed
-                  json={"attempt": run["attempt"], "state": "done", "exit_code": 0})
-    assert r.status_code == 422 and "host_incarnation" in r.text, r.text
+    # naming none (an agent from before today): the machine's current incarnation, which never ran the run
+    _stale(orch.post(f"{ORCH}/stage-runs/{run['id']}/report", headers=laptop.headers,
+                     json={"attempt": run["attempt"], "state": "done", "exit_code": 0}))
 
 
 def test_a_replaced_incarnation_ends_no_attempt(orch: Api, laptop: Host, user: dict[str, str]) -> None:
@@ -64,9 +64,6 @@ def test_a_replaced_incarnation_ends_no_attempt(orch: Api, laptop: Host, user: d
     assert old.report(b, "done", expect=409, pushed=True, branch="issue-x")["error"]["code"] == "stale_incarnation"
     got = get(orch, a["id"])
     assert (got["state"], got["pushed"], got["stage"]) == ("dispatched", False, "work")
-    r = orch.post(f"{ORCH}/assignments/{b['id']}/report", headers=laptop.headers,  # naming none: malformed
-                  json={"attempt": b["attempt"], "state": "done"})
-    assert r.status_code == 422 and "host_incarnation" in r.text, r.text
 
 
 def test_the_current_incarnation_adopts_what_it_reports_on(orch: Api, laptop: Host, user: dict[str, str]) -> None:
@@ -117,3 +114,58 @@ def test_the_host_link_names_its_incarnation_in_every_report(tmp_path: Path) -> 
     bodies = [json.loads(r.content) for r in seen[1:]]
     assert [b["host_incarnation"] for b in bodies] == [7, 7]
     assert bodies[0] == {"attempt": 1, "state": "done", "host_incarnation": 7}
+
+
+# ---- agents from before reports named their incarnation (a rolling upgrade, review r5) ----------------------
+
+
+def test_an_old_agents_assignment_report_is_taken_and_adopts_nothing(orch: Api, laptop: Host,
+                                                                     user: dict[str, str]) -> None:
+    """A ``coord agent`` from before today sends no ``host_incarnation``: its report stands for the machine's current
+    incarnation (it was answered 422, so every report was lost and the attempt sat until marked lost)."""
+    assign(orch, user, issue=5, machine="laptop")
+    job = laptop.next()
+    assert job is not None
+    first = laptop.incarnation
+    laptop.register()  # another registration: the attempt is still incarnation `first`'s
+    r = orch.post(f"{ORCH}/assignments/{job['id']}/report", headers=laptop.headers,
+                  json={"attempt": job["attempt"], "state": "running", "telemetry": {"turns": 3}})
+    assert r.status_code == 200, r.text
+    assert r.json()["turns"] == 3
+    adopted = [e for e in orch.get("/api/coord/audit", headers=orch.admin, params={"limit": 500}).json()
+               if e["kind"] == "assignment.adopted"]
+    assert adopted == []  # the deprecated path adopts nothing (the next heartbeat does)
+    r = orch.post(f"{ORCH}/assignments/{job['id']}/report", headers=laptop.headers,
+                  json={"attempt": job["attempt"], "state": "done", "pushed": True, "branch": "issue-5"})
+    assert r.status_code == 200 and r.json()["state"] == "done", r.text
+    assert first < laptop.incarnation
+
+
+def test_an_old_agents_run_report_is_taken(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    apply_config(orch, PIPE)
+    a = work_done(laptop, orch, user, issue=6)
+    run = next_run(laptop)
+    assert run is not None
+    r = orch.post(f"{ORCH}/stage-runs/{run['id']}/report", headers=laptop.headers,
+                  json={"attempt": run["attempt"], "state": "done", "exit_code": 0, "commit": "abc1234"})
+    assert r.status_code == 200 and (r.json()["state"], r.json()["commit"]) == ("passed", "abc1234"), r.text
+    assert stages_of(orch, a["id"])["stage"] != "test"
+
+
+def test_the_client_report_may_name_no_incarnation(tmp_path: Path) -> None:
+    """``OrchestratorClient.report`` as callers before ``host_incarnation`` called it: no incarnation is sent."""
+    from coordhub.client.orchestrator import OrchestratorClient
+
+    seen: list[httpx2.Request] = []
+    settings = ClientSettings(url="http://hub.test:8001", token="t", session=None, user=None, machine=None,
+                              queue_file=tmp_path / "q.jsonl", timeout=5.0)
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return httpx2.Response(200, json={})
+
+    orc = OrchestratorClient(CoordClient(settings, transport=httpx2.MockTransport(handler)))
+    orc.report("a1b2c3d4", 1, state="running")
+    orc.report("a1b2c3d4", 1, 4, state="done")
+    assert [json.loads(r.content) for r in seen] == [{"attempt": 1, "state": "running"},
+                                                     {"attempt": 1, "host_incarnation": 4, "state": "done"}]

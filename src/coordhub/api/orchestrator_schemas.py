@@ -95,8 +95,10 @@ class AssignmentReport(Strict):
     """``POST …/assignments/{id}/report``: the host reports on an attempt."""
 
     attempt: Attempt
-    host_incarnation: Incarnation = Field(description="The reporting host's incarnation: the machine's current one, "
-                                                      "else 409 stale_incarnation.")
+    host_incarnation: Incarnation | None = Field(
+        None, description="The reporting host's incarnation: the machine's current one, else 409 stale_incarnation. "
+                          "Deprecated when missing (agents from before it was sent): the hub takes the machine's "
+                          "current incarnation and adopts nothing.")
     state: Literal["running", "done", "failed", "stuck", "needs_input"] | None = None
     reason: Annotated[str, Field(max_length=4000)] | None = None
     telemetry: Telemetry | None = None

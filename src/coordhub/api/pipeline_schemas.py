@@ -37,8 +37,10 @@ class RunReport(Strict):
     """
 
     attempt: Attempt
-    host_incarnation: Incarnation = Field(description="The reporting host's incarnation: the machine's current one "
-                                                      "and the one the run was dispatched to, else 409.")
+    host_incarnation: Incarnation | None = Field(
+        None, description="The reporting host's incarnation: the machine's current one and the one the run was "
+                          "dispatched to, else 409. Deprecated when missing (agents from before it was sent): the "
+                          "hub takes the machine's current incarnation.")
     state: Literal["running", "done", "error"]
     exit_code: int | None = Field(None, ge=-255, le=255)
     output_tail: Tail | None = None

@@ -177,13 +177,16 @@ class OrchestratorClient:
         """
         return self._post("/hosts/next", {"machine": machine, "host_incarnation": incarnation, "wait": wait})
 
-    def report(self, assignment_id: str, attempt: int, host_incarnation: int, **fields: Any) -> Any:
+    def report(self, assignment_id: str, attempt: int, host_incarnation: int | None = None, **fields: Any) -> Any:
         """Report on an attempt as host incarnation ``host_incarnation`` (what ``register`` answered; a replaced one
         is refused 409 ``stale_incarnation``); fields: state, reason, telemetry, worktree, branch, pushed,
-        wip_commit."""
+        wip_commit. Without ``host_incarnation`` (deprecated, as callers before it did) none is sent: the hub
+        takes the machine's current incarnation and adopts nothing."""
+        body: dict[str, Any] = {"attempt": attempt}
+        if host_incarnation is not None:
+            body["host_incarnation"] = host_incarnation
         return self._post(f"/assignments/{assignment_id}/report",
-                          {"attempt": attempt, "host_incarnation": host_incarnation,
-                           **{k: v for k, v in fields.items() if v is not None}})
+                          {**body, **{k: v for k, v in fields.items() if v is not None}})
 
     def append_log(self, assignment_id: str, attempt: int, offset: int, text: str) -> Any:
         """Append filtered log text at a character offset; answers ``{size}``."""

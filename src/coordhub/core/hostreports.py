@@ -124,7 +124,7 @@ def _telemetry_changes(row: Row, telemetry: dict[str, Any], extra: dict[str, Any
     return changes
 
 
-def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *, incarnation: int,
+def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *, incarnation: int | None,
            state: str | None = None, reason: str | None = None, telemetry: dict[str, Any] | None = None,
            **extra: Any) -> dict[str, Any]:
     """Apply a host's report on the current attempt, sent by host incarnation ``incarnation``; return the
@@ -153,6 +153,10 @@ def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *
     ``StaleIncarnation`` (409) from an incarnation that is not the machine's
     current one, or when a newer one ran the attempt (:func:`_adopt`); ``StaleAttempt`` (409) for
     another attempt or one given up as lost.
+
+    ``incarnation`` None (deprecated: an agent from before reports named one, during a rolling upgrade): the
+    report stands for the machine's current incarnation, checked as before reports named one (the attempt, and
+    that ``actor`` may act for the machine), and adopts nothing: the next heartbeat adopts what the host runs.
     """
     telemetry = telemetry or {}
     reason = redact_opt(reason)

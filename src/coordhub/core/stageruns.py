@@ -256,17 +256,22 @@ def next_for(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int
 
 # ---- reports -----------------------------------------------------------------------------------
 
-def _current(tx: Tx, actor: Actor, run_id: str, attempt: int, incarnation: int) -> Row:
+def _current(tx: Tx, actor: Actor, run_id: str, attempt: int, incarnation: int | None) -> Row:
     """The run, if ``attempt`` is its current attempt, it is active, and host incarnation ``incarnation`` of its
     machine, the current one, is the one it was dispatched to; else 403 or 409 (``StaleIncarnation``, ``StaleRun``).
 
     Runs are never adopted (a host that registers again does not re-attach them; :func:`reap` queues them again),
     so the run's own incarnation must be the reporter's: an agent a newer one replaced never passes a run.
+    ``incarnation`` None (deprecated: an agent from before reports named one) stands for the machine's current
+    incarnation.
     """
     run = get_row(tx, run_id)
     if run["machine"] is None:
         raise StaleRun(f"stage run {run['id']} was never dispatched", current=run["attempt"])
     assignments.may_act_for_host(actor, run["machine"])
+    if incarnation is None:  # 0 is no incarnation: hosts.current answers NotRegistered for an unregistered machine
+        host = tx.hosts.get(run["machine"])
+        incarnation = int(host["incarnation"]) if host is not None else 0
     hosts.current(tx, actor, coordinator.require(tx), run["machine"], incarnation)
     if run["host_incarnation"] != incarnation:
         raise StaleIncarnation(f"stage run {run['id']} was dispatched to incarnation {run['host_incarnation']} of "
@@ -278,7 +283,7 @@ def _current(tx: Tx, actor: Actor, run_id: str, attempt: int, incarnation: int) 
     return run
 
 
-def report(tx: Tx, actor: Actor, run_id: str, attempt: int, now: float, *, incarnation: int, state: str,
+def report(tx: Tx, actor: Actor, run_id: str, attempt: int, now: float, *, incarnation: int | None, state: str,
            exit_code: int | None = None, output_tail: str | None = None, commit: str | None = None,
            verdict: str | None = None, summary: str | None = None, findings: list[dict[str, Any]] | None = None,
            reason: str | None = None, cost_usd: float | None = None) -> Row:
@@ -289,7 +294,8 @@ def report(tx: Tx, actor: Actor, run_id: str, attempt: int, now: float, *, incar
     (could not run: a git failure, no ``claude``, a review without a valid
     verdict). ``StaleRun`` (409) for another attempt or an ended run;
     ``StaleIncarnation`` (409) from an incarnation that is not the machine's
-    current one or not the run's (:func:`_current`). The
+    current one or not the run's (:func:`_current`); ``incarnation`` None (deprecated, an agent from before
+    reports named one): the machine's current one. The
     reason, output tail, summary and findings are stored with their tokens
     masked (:func:`~coordhub.core.redaction.redact`): every session reads them.
     """
