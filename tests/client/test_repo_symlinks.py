@@ -187,3 +187,18 @@ def test_warnings_naming_repository_paths_reach_the_terminal_escaped(victim: Vic
     clone = cloned(victim.tmp, {"\x1b]0;all good\x07/.claude/identity.json": planted})
     r = victim.coord(clone / "\x1b]0;all good\x07").ok("status")
     assert "git tracks it" in r.err and "\\x1b]0;all good\\x07" in r.err and "\x1b" not in r.err, r
+
+
+@pytest.mark.parametrize("kind", ["done", "expired"])
+def test_a_planted_journal_or_expired_file_moves_the_queue_to_the_state_dir(victim: Victim, kind: str) -> None:
+    """Review r1: a committed ``coord-queue.done.jsonl`` (the drain's journal) or ``.expired.jsonl`` symlink made
+    every drain raise queue_unusable (exit 6); the queue goes to the user's state directory instead."""
+    target = victim.tmp / "victim-file"
+    target.write_text(SECRET)
+    clone = cloned_with_links(victim.tmp, {f".claude/coord-queue.{kind}.jsonl": str(target)})
+    notes: list[str] = []
+    assert settings.queue_path(clone, notes) == project.state_dir() / QUEUE_NAME
+    assert f"coord-queue.{kind}.jsonl" in notes[0] and "symlink" in notes[0], notes
+    r = victim.coord(clone).ok("sync")
+    assert f"not keeping the softfail queue in {clone / '.claude'}" in r.err, r
+    assert target.read_text() == SECRET

@@ -253,9 +253,10 @@ def queue_path(root: Path | None, notes: list[str] | None = None) -> Path:
     The user's state directory's too when the project's cannot be the
     user's own file: ``.claude`` a symlink (``.claude -> ~`` would put the
     queue, and the directory's mode, outside the repository) or not a
-    directory, or the queue or its rejected file a symlink, not a regular
-    file, another user's or over :data:`MAX_QUEUE_BYTES` (what a repository
-    can commit). Why is added to ``notes``.
+    directory, or the queue or a file kept beside it (rejected, the drain's
+    journal ``.done``, expired) a symlink, not a regular file, another
+    user's or over :data:`MAX_QUEUE_BYTES` (what a repository can commit).
+    Why is added to ``notes``.
     """
     fallback = project.state_dir() / QUEUE_NAME
     if root is None:
@@ -266,8 +267,8 @@ def queue_path(root: Path | None, notes: list[str] | None = None) -> Path:
     if not project.real_dir(folder):
         problem = f"{folder} is a symlink or not a directory"
     else:
-        rejected = path.with_name(path.stem + ".rejected" + path.suffix)
-        problem = next((f"{p}: {why}" for p in (path, rejected)
+        beside = (path.with_name(path.stem + f".{kind}" + path.suffix) for kind in ("rejected", "done", "expired"))
+        problem = next((f"{p}: {why}" for p in (path, *beside)
                         if (why := project.unusable_file(p, MAX_QUEUE_BYTES)) is not None), None)
     if problem is None:
         return path
