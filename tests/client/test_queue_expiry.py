@@ -54,5 +54,41 @@ def test_a_write_queued_longer_ago_than_the_hub_keeps_keys_is_set_aside(tmp_path
                            headers={"Authorization": f"Bearer {token_b}"}).json()
         assert [m["subject"] for m in inbox] == ["a minute ago"]
         assert httpx2.get(hub.url + "/health").json()["idempotency_retention_hours"] == 1.0  # what the client read
+        queue.write_text(lines[0] + "\n")  # again, with --json: the answer names the expired file, stderr says so
+        r = cli.ok("sync", "--json")
+        assert json.loads(r.out)["expired"] == 1 and json.loads(r.out)["expired_file"] == str(expired), r
+        assert "1 queued write(s) older than the hub keeps idempotency keys not sent" in r.err, r
     finally:
         hub.stop()
+
+
+def test_a_write_that_never_reached_the_hub_is_replayed_however_old(tmp_path: Path) -> None:
+    """Review r8: a write queued on a refused connection carries no duplicate risk: it is sent, not set aside;
+    one that may have reached the hub (a 5xx, a timeout) or an entry from before ``reached`` was kept is not."""
+    import socket
+
+    from coordhub.client import ClientSettings, CoordClient, Queued
+    from coordhub.client.queue import SoftfailQueue
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens once closed
+    queue_file = tmp_path / "q" / "coord-queue.jsonl"
+    signer = Signer(tmp_path / "queue.key")
+    settings = ClientSettings(url=dead, token="t", session=None, user=None, machine=None, queue_file=queue_file,
+                              timeout=5.0)
+    with CoordClient(settings) as c:
+        c.queue.signer = signer
+        assert isinstance(c.send_message(B, "refused", "x"), Queued)
+    [refused] = SoftfailQueue(queue_file, signer=signer).pending()
+    assert refused.reached is False
+    for subject, reached in (("answered 5xx", True), ("from before", None)):
+        entry = Entry("POST", "/api/coord/messages", {"subject": subject}, subject, ts=refused.ts,
+                      actor=refused.actor, hub=refused.hub, reached=reached)
+        SoftfailQueue(queue_file, signer=signer).append(entry)
+    sent: list[str] = []
+    d = SoftfailQueue(queue_file, signer=signer).drain(lambda e: sent.append(e.body["subject"]) or "applied",
+                                                       dead, refused.actor, now=datetime.now(UTC) + timedelta(days=30))
+    assert sent == ["refused"] and (d.applied, d.expired) == (1, 2), d
+    expired = (tmp_path / "q" / "coord-queue.expired.jsonl").read_text().splitlines()
+    assert [json.loads(line)["body"]["subject"] for line in expired] == ["answered 5xx", "from before"]

@@ -9,6 +9,7 @@ waiting, 2.0 was sent anyway, and the next drain put 1.0 over 2.0.
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import httpx2
 import pytest
 
 from coordhub.client import ClientSettings, CoordClient, Queued
+from coordhub.client.queue import FAILED, MAX_FAILED_REPLAYS
 from tests.client.conftest import serving
 from tests.conftest import LiveHub
 
@@ -34,6 +36,8 @@ class _Forward(BaseHTTPRequestHandler):
         self.server.seen.append((self.server.mode, self.command, self.path))
         if self.server.mode == "down" and self.path.startswith("/api"):
             return self._reply(502, b'{"error":{"code":"bad_gateway","message":"down"}}')
+        if body and b"POISON" in body:  # a request the hub (or a gateway) always fails
+            return self._reply(500, b'{"error":{"code":"internal","message":"bug"}}')
         if self.server.busy and self.command != "GET":
             self.server.busy -= 1
             return self._reply(503, b'{"error":{"code":"busy","message":"busy"}}', {"Retry-After": "1"})
@@ -125,4 +129,26 @@ def test_a_write_after_a_stopped_drain_is_queued_behind_the_older_ones(
         assert [e.body["version"] for e in c.queue.pending()] == ["1.0", "2.0"]
         assert c.inbox() == []  # a read is still sent (and drains the queue, in order)
         assert len(c.queue) == 0
+    assert _version(live_hub, token) == ["2.0"]
+
+
+def test_a_queued_write_the_hub_always_fails_holds_back_no_newer_write_and_is_given_up(
+        live_hub: LiveHub, proxy: FlakyProxy, tmp_path: Path) -> None:
+    """Review r6: one queued write answered 500 every time held every later write in the queue for good."""
+    token = live_hub.token(SESSION)
+    waits: list[float] = []
+    with _client(proxy, token, tmp_path, waits) as c:
+        assert isinstance(c.set_component("reorderproj", "server", "deployed", version="POISON"), Queued)
+        newer = c.set_component("reorderproj", "server", "deployed", version="2.0")
+        assert not isinstance(newer, Queued), newer  # the hub answered: sent, not queued behind
+        assert _version(live_hub, token) == ["2.0"]
+        assert c.last_drain is not None and c.last_drain.stopped == FAILED and c.stop_reason == "hub answered 500"
+        [stuck] = c.queue.pending()
+        assert stuck.failed == 1 and stuck.reached is True
+        for _ in range(MAX_FAILED_REPLAYS - 2):
+            assert c.sync().stopped == FAILED
+        d = c.sync()
+        assert (d.gave_up, d.left, d.stopped) == (1, 0, None), d
+        [line] = c.queue.rejected.read_text().splitlines()
+        assert f"answered 5xx to {MAX_FAILED_REPLAYS} replays" in json.loads(line)["gave_up"]
     assert _version(live_hub, token) == ["2.0"]

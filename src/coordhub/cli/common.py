@@ -27,6 +27,7 @@ from coordhub.cli.exits import (
 )
 from coordhub.cli.output import console, print_json
 from coordhub.client import CoordClient, HubError, Queued, Unreachable, resolve
+from coordhub.client.queue import MAX_FAILED_REPLAYS
 from coordhub.core.identity import is_broadcast
 from coordhub.errors import CoordError, Invalid
 from coordhub.hooks.untrusted import one_line
@@ -149,6 +150,15 @@ def _report_drain(c: CoordClient) -> None:
         typer.echo(foreign_note(c, d.foreign), err=True)
     if d.expired:
         typer.echo(expired_note(c, d.expired), err=True)
+    if d.gave_up:
+        typer.echo(gave_up_note(c, d.gave_up), err=True)
+
+
+def gave_up_note(c: CoordClient, count: int) -> str:
+    """The line that reports queued writes given up after the hub answered 5xx to every replay of them."""
+    return (f"coord: {count} queued write(s) the hub answered 5xx to {MAX_FAILED_REPLAYS} times not sent again: "
+            f"moved to {c.queue.rejected} (see its gave_up note); check whether each took effect and redo those "
+            "that did not")
 
 
 def expired_note(c: CoordClient, count: int) -> str:

@@ -26,13 +26,14 @@ from coordhub.cli.common import (
     expired_note,
     fail,
     foreign_note,
+    gave_up_note,
     options,
     show,
 )
 from coordhub.cli.group import lazy_group
 from coordhub.cli.output import console, heading, message_banner, table, verbatim
 from coordhub.client import CoordClient, HubError, Unreachable
-from coordhub.client.queue import Entry, safe_target
+from coordhub.client.queue import FAILED, MAX_FAILED_REPLAYS, Entry, safe_target
 from coordhub.client.settings import resolve
 from coordhub.config import setting
 from coordhub.errors import CoordError, Invalid
@@ -264,7 +265,8 @@ def sync(ctx: typer.Context,
          as_json: bool = JSON_OPT) -> None:
     """Send the writes you queued while the hub was unreachable, in order, then show unread messages.
 
-    Works from anywhere in the project: the queue is at the project root. Exits 3 if the hub is unreachable.
+    Works from anywhere in the project: the queue is at the project root. Exits 3 if the hub is unreachable, or
+    while a queued write stays pending because the hub answered it 5xx.
     """
     with client(ctx) as c:
         try:
@@ -281,18 +283,34 @@ def sync(ctx: typer.Context,
                 unread = c.inbox(unread_only=True)
             except (HubError, Unreachable):  # the queue result matters more than the catch-up read
                 unread = []
+    answered = d.stopped == FAILED  # the hub answered, with a 5xx, the queued write the drain stopped at
+    why = (f"the hub answered 5xx to a queued write ({c.stop_reason}); it is retried by the next command, and "
+           f"moved to {c.queue.rejected} after {MAX_FAILED_REPLAYS} such answers" if answered
+           else f"hub unreachable ({c.stop_reason})" if c.stop_reason else "hub unreachable or halted")
     result = {"applied": d.applied, "rejected": d.rejected, "pending": d.left, "foreign": d.foreign,
-              "expired": d.expired, "unread": unread}
+              "expired": d.expired, "gave_up": d.gave_up, "unread": unread}
+    if d.expired:
+        result["expired_file"] = str(c.queue.expired)
+    if d.gave_up:
+        result["rejected_file"] = str(c.queue.rejected)
+    if stuck:
+        result["stopped"] = why
     if as_json:
         show(result, True, lambda r: None)
+        if d.expired:
+            typer.echo(expired_note(c, d.expired), err=True)
+        if d.gave_up:
+            typer.echo(gave_up_note(c, d.gave_up), err=True)
     else:
         console.print(f"sent {d.applied} queued write(s)" + (f", {d.rejected} refused by the hub (kept in "
-                      f"{c.queue.rejected})" if d.rejected else "") + (f"; {stuck} still pending: hub unreachable"
+                      f"{c.queue.rejected})" if d.rejected else "") + (f"; {stuck} still pending: {why}"
                                                                      if stuck else ""))
         if d.foreign and reviewed is None:
             typer.echo(foreign_note(c, d.foreign), err=True)
         if d.expired:
             typer.echo(expired_note(c, d.expired), err=True)
+        if d.gave_up:
+            typer.echo(gave_up_note(c, d.gave_up), err=True)
         for m in unread:
             verbatim(message_banner(m))
     if stuck:
@@ -350,7 +368,7 @@ def _review_foreign(c: CoordClient) -> int:
             verbatim("  left in the queue")
             continue
         outcome = c.replay(entry)
-        if outcome == "retry":
+        if outcome not in ("applied", "rejected"):
             verbatim("  hub unreachable or halted; left in the queue")
             break
         c.queue.settle(item.line, outcome)

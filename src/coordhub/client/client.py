@@ -16,11 +16,21 @@ the call returns :class:`Queued`. A 503 with ``Retry-After`` is waited out once
 (at most :data:`MAX_RETRY_WAIT` seconds) and retried before queueing; so is
 each replay of a queued write. Before any call, a non-empty queue is drained
 in order, so queued writes reach the hub before newer ones: when the drain
-has to stop at one of this client's entries (the hub failed it again), a
-new queueable write is queued behind them without being sent, never sent
-ahead of them. ``sync()`` drains explicitly. Reads cannot be queued: an
-unreachable hub raises :class:`Unreachable`; they, and writes that are never
-queued (``queue=False``), are still sent after a stopped drain.
+has to stop at one of this client's entries because the hub could not be
+reached (connection refused, timeout, dropped connection) or said it is
+unavailable (503), a new queueable write is queued behind them without being
+sent, never sent ahead of them (it could not be sent anyway). When the hub
+answered another 5xx to the queued write (a hub bug, or a gateway that always
+fails that request), new writes are sent as before, and the stuck entry is
+given up after :data:`~coordhub.client.queue.MAX_FAILED_REPLAYS` such replays
+(moved to the rejected file). ``sync()`` drains explicitly. Reads cannot be
+queued: an unreachable hub raises :class:`Unreachable`; they, and writes that
+are never queued (``queue=False``), are still sent after a stopped drain.
+
+Each queued entry records whether an attempt may have reached the hub
+(``reached``: a timeout, a connection dropped after sending, a 5xx) or
+certainly did not (connection refused, or queued behind others unsent); only
+the former is set aside as expired when older than the hub keeps keys.
 """
 
 from __future__ import annotations
@@ -35,7 +45,17 @@ from typing import TYPE_CHECKING, Any, cast
 
 from coordhub import __version__
 from coordhub.client import credentials, project, trust
-from coordhub.client.queue import DEFAULT_MAX_AGE_HOURS, Drained, Entry, SoftfailQueue
+from coordhub.client.queue import (
+    APPLIED,
+    DEFAULT_MAX_AGE_HOURS,
+    FAILED,
+    REJECTED,
+    RETRY,
+    RETRY_REACHED,
+    Drained,
+    Entry,
+    SoftfailQueue,
+)
 from coordhub.client.settings import ClientSettings
 from coordhub.client.wire import unsafe_path
 
@@ -92,6 +112,19 @@ class Leases(list[dict[str, Any]]):
 class _Failure:
     reason: str
     retry_after: float | None = None
+    reached: bool = True  # the request may have reached the hub (False: it was certainly not sent)
+    status: int | None = None  # the 5xx the hub (or a gateway) answered; None: no answer
+    code: str | None = None  # the error envelope's code, if any
+
+    def holds(self) -> bool:
+        """Whether newer writes must wait behind the entry this failed: the hub is unreachable or unavailable."""
+        return self.status is None or self.status == 503
+
+    def outcome(self) -> str:
+        """What a drain makes of this failure of a replay (see :meth:`SoftfailQueue.drain`)."""
+        if self.status is None or self.code == "database_unavailable":  # the whole hub is down, not this entry
+            return RETRY_REACHED if self.reached else RETRY
+        return FAILED
 
 
 class CoordClient:
@@ -104,7 +137,8 @@ class CoordClient:
         self.queue = SoftfailQueue(settings.queue_file, git_root=project.git_root(root) if root else None)
         self.actor = _actor(settings.token, settings.session)
         self.last_drain: Drained | None = None
-        self._held: str | None = None  # why the last drain stopped at an entry of ours (a retryable failure)
+        self._held: str | None = None  # why the last drain stopped at an entry of ours, if newer writes must wait
+        self.stop_reason: str | None = None  # why the last replay failed
         self._sleep = sleep
         self._identity: dict[str, str] | None = None
         self._transport = transport
@@ -173,7 +207,7 @@ class CoordClient:
         try:
             headers = dict(self.identity_headers())
         except Unreachable as exc:
-            return _Failure(str(exc))
+            return _Failure(str(exc), reached=False)  # nothing was sent
         if key:
             headers["Idempotency-Key"] = key
         if queued_at:
@@ -184,15 +218,21 @@ class CoordClient:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = self._http.request(method, path, params=clean or None, json=body, headers=headers)
+        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol) as exc:
+            return _Failure(f"cannot reach {self.settings.url} ({type(exc).__name__})", reached=False)  # never sent
         except httpx2.TimeoutException:
             return _Failure("timed out")
-        except httpx2.TransportError as exc:
+        except httpx2.TransportError as exc:  # e.g. the connection dropped after the request was sent
             return _Failure(f"cannot reach {self.settings.url} ({type(exc).__name__})")
         if response.status_code >= 500:
             reason = f"hub answered {response.status_code}"
+            data = _json(response)
+            error = data.get("error") if isinstance(data, dict) else None
+            code = error.get("code") if isinstance(error, dict) and isinstance(error.get("code"), str) else None
             if response.status_code == 503 and "database" in response.text:
                 reason = "the hub's database is unavailable (503)"
-            return _Failure(reason, _retry_after(response.headers.get("Retry-After")))
+            return _Failure(reason, _retry_after(response.headers.get("Retry-After")), status=response.status_code,
+                            code=code)
         data = _json(response)
         if response.status_code >= 400:
             error = data.get("error", {}) if isinstance(data, dict) else {}
@@ -207,7 +247,10 @@ class CoordClient:
         result = self._send(method, path, params, body, key, queued_at, fields)
         if isinstance(result, _Failure) and result.retry_after is not None:
             self._sleep(min(result.retry_after, MAX_RETRY_WAIT))  # seed 001: wait once, then retry
+            first = result
             result = self._send(method, path, params, body, key, queued_at, fields)
+            if isinstance(result, _Failure) and first.reached and not result.reached:
+                result = _Failure(result.reason, result.retry_after, True, result.status, result.code)
         return result
 
     def call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
@@ -234,34 +277,38 @@ class CoordClient:
             return result
         key = idempotency_key or str(uuid.uuid4())
         if held is not None:  # sent now, it would reach the hub before the writes still queued: queue it behind
-            result = _Failure(f"{held}; earlier queued writes go first")
+            result = _Failure(f"{held}; earlier queued writes go first", reached=False)
         else:
             result = self._attempt(method, path, params, body, key, fields=fields)
         if isinstance(result, _Failure):
             entry = Entry(method, path, body, key, params, self.settings.session, actor=self.actor,
-                          hub=trust.origin(self.settings.url))
+                          hub=trust.origin(self.settings.url), reached=result.reached)
             return Queued(method, path, key, self.queue.append(entry), result.reason)
         return result
 
     def replay(self, entry: Entry) -> str:
-        """Send one queued entry with its key and queue time: ``applied``, ``rejected`` (4xx) or ``retry``.
+        """Send one queued entry with its key and queue time: ``applied``, ``rejected`` (4xx), or ``retry``,
+        ``retry-reached`` or ``failed`` (see :meth:`SoftfailQueue.drain`).
 
         A 503 with ``Retry-After`` is waited out once, as for any write.
+        ``stop_reason`` then says why it failed.
         """
         try:
             result = self._attempt(entry.method, entry.path, entry.params, entry.body, entry.idempotency_key,
                                    entry.ts or None)
         except HubError as err:
             # A halt is temporary: keep the write for after `coord resume`.
-            return "retry" if err.status == 423 else "rejected"
+            return RETRY if err.status == 423 else REJECTED
         if isinstance(result, _Failure):
-            self._held = result.reason
-            return "retry"
-        return "applied"
+            self.stop_reason = result.reason
+            if result.holds():
+                self._held = result.reason
+            return result.outcome()
+        return APPLIED
 
     def sync(self) -> Drained:
         """Drain this client's entries of the softfail queue in order (see :meth:`SoftfailQueue.drain`)."""
-        self._held = None
+        self._held = self.stop_reason = None
         return self.queue.drain(self.replay, self.settings.url, self.actor, retention_hours=self._retention_hours)
 
     def _retention_hours(self) -> float | None:

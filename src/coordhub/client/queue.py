@@ -43,10 +43,21 @@ secret can make, so a planted journal cannot make a drain drop anything.
 
 **An entry older than the hub remembers idempotency keys is not replayed**
 (the hub's ``retain_idempotency_hours``, 168 by default, which ``/health``
-advertises as ``idempotency_retention_hours``): if its first attempt did
-reach the hub, a replay would apply it a second time. It is moved, unsent,
-to ``coord-queue.expired.jsonl`` for the user to check (``Drained.expired``
-counts them). "Older" keeps a margin of :data:`EXPIRY_MARGIN` of the
+advertises as ``idempotency_retention_hours``) if an attempt of it may have
+reached the hub: a replay would then apply it a second time. It is moved,
+unsent, to ``coord-queue.expired.jsonl`` for the user to check
+(``Drained.expired`` counts them). Each entry records (``reached``, under the
+MAC) whether any attempt may have reached the hub (a timeout, a connection
+dropped after sending, a 5xx answer) or none did (connection refused, never
+sent): the latter is replayed however old, as the hub never saw its key; an
+entry written before ``reached`` was kept counts as reached.
+
+**An entry the hub keeps answering 5xx to is given up** after
+:data:`MAX_FAILED_REPLAYS` such replays (``failed``, counted in the entry
+under the MAC and rewritten with the drain's one rewrite): it is moved to the
+rejected file with a ``gave_up`` note (``Drained.gave_up``) and the drain goes
+on with the next entry, so one write a hub bug or a gateway always fails does
+not hold the queue for good. "Older" keeps a margin of :data:`EXPIRY_MARGIN` of the
 retention for clock skew; without an advertised retention
 :data:`DEFAULT_MAX_AGE_HOURS` is assumed.
 
@@ -84,6 +95,11 @@ MAX_LINE = 2 * 1024 * 1024  # bytes; a line longer than any request the client m
 MAX_CHECKED = 10_000  # signed lines not for this hub and actor whose signature one drain checks at most
 DEFAULT_MAX_AGE_HOURS = 168.0  # the hub's default retain_idempotency_hours, for a hub that does not say its own
 EXPIRY_MARGIN = 0.1  # of the retention: an entry this close to it is not replayed either (clock skew)
+MAX_FAILED_REPLAYS = 8  # replays of one entry the hub answers 5xx to before it is moved to the rejected file
+APPLIED, REJECTED = "applied", "rejected"
+RETRY = "retry"  # not sent (the hub could not be reached, or it is halted): keep it, count nothing
+RETRY_REACHED = "retry-reached"  # may have reached the hub (timeout, dropped connection, its database down)
+FAILED = "failed"  # the hub (or a gateway) answered 5xx: may have reached it; counts toward MAX_FAILED_REPLAYS
 
 
 class QueueUnusable(CoordError):
@@ -149,12 +165,24 @@ class Entry:
     actor: str | None = None
     hub: str | None = None
     mac: str | None = None
+    reached: bool | None = None  # whether an attempt may have reached the hub (None: written before this was kept)
+    failed: int = 0  # replays the hub answered 5xx to
 
     def fields(self) -> dict[str, Any]:
-        """Every field but ``mac``: what the MAC covers."""
+        """Every field but ``mac``: what the MAC covers (``reached`` and ``failed`` only when set, so an entry
+        written before they existed keeps its MAC)."""
+        extra: dict[str, Any] = {}
+        if self.reached is not None:
+            extra["reached"] = self.reached
+        if self.failed:
+            extra["failed"] = self.failed
         return {"ts": self.ts, "method": self.method, "path": self.path, "params": self.params, "body": self.body,
-                "idempotency_key": self.idempotency_key, "session": self.session, "actor": self.actor,
+                "idempotency_key": self.idempotency_key, "session": self.session, **extra, "actor": self.actor,
                 "hub": self.hub}
+
+    def may_have_reached(self) -> bool:
+        """Whether a replay could apply this write a second time: unknown (an older entry) counts as yes."""
+        return self.reached is not False
 
     def to_json(self) -> str:
         """The entry as one JSON line (without the newline)."""
@@ -176,9 +204,11 @@ class Entry:
         text = {k: data.get(k) if isinstance(data.get(k), str) else None
                 for k in ("idempotency_key", "session", "ts", "actor", "hub", "mac")}
         key = text["idempotency_key"] or "seed-" + hashlib.sha256(line.strip().encode()).hexdigest()[:32]
+        reached, failed = data.get("reached"), data.get("failed")
         return cls(method=data["method"].upper(), path=data["path"], body=data.get("body"), idempotency_key=key,
                    params=params, session=text["session"], ts=text["ts"] or "", actor=text["actor"],
-                   hub=text["hub"], mac=text["mac"])
+                   hub=text["hub"], mac=text["mac"], reached=reached if isinstance(reached, bool) else None,
+                   failed=failed if type(failed) is int and failed > 0 else 0)
 
 
 class Signer:
@@ -226,9 +256,13 @@ class Drained(NamedTuple):
     signed line not for this hub and credential); ``elsewhere`` those it
     wrote for another hub or another credential. ``left - foreign -
     elsewhere`` is how many of this client's entries for this hub are still
-    queued: non-zero only when a ``retry`` stopped the drain. ``expired``
+    queued: non-zero only when a failed replay stopped the drain. ``expired``
     counts the entries moved unsent to the expired file (older than the
-    hub's idempotency retention).
+    hub's idempotency retention and possibly applied already). ``gave_up``
+    counts the entries moved to the rejected file after
+    :data:`MAX_FAILED_REPLAYS` replays the hub answered 5xx to (not in
+    ``rejected``); ``stopped`` is the outcome the drain stopped at
+    (:data:`RETRY`, :data:`RETRY_REACHED` or :data:`FAILED`), None if it did not stop.
     """
 
     applied: int
@@ -237,6 +271,8 @@ class Drained(NamedTuple):
     foreign: int = 0
     elsewhere: int = 0
     expired: int = 0
+    gave_up: int = 0
+    stopped: str | None = None
 
 
 class Foreign(NamedTuple):
@@ -350,17 +386,24 @@ class SoftfailQueue:
         """Replay this client's entries for ``hub`` in order through ``send``; see the module docstring.
 
         ``send`` returns ``"applied"`` (2xx), ``"rejected"`` (the hub refused
-        it for good: moved to the rejected file) or ``"retry"`` (hub still
-        unreachable or halted: stop, keep this and the rest). Entries of
+        it for good: moved to the rejected file) or, to stop and keep this
+        entry and the rest, :data:`RETRY` (not sent: hub unreachable or
+        halted), :data:`RETRY_REACHED` (it may have reached the hub: the entry
+        is marked so) or :data:`FAILED` (the hub answered 5xx: marked so, and
+        counted; at the :data:`MAX_FAILED_REPLAYS`-th the entry is moved to the
+        rejected file instead, with a ``gave_up`` note, and the drain goes on). Entries of
         another hub or credential and foreign entries stay where they are.
         Linear in the file's size; the file is rewritten at most once, and
-        not at all when nothing was settled. ``retention_hours`` says how
+        not at all when nothing was settled or marked. ``retention_hours`` says how
         long the hub keeps idempotency keys (None: forever); it is asked
         once, when the first entry to send is met (default: always
         :data:`DEFAULT_MAX_AGE_HOURS`); an entry older than that (less
-        :data:`EXPIRY_MARGIN`) at ``now`` is moved to the expired file unsent.
+        :data:`EXPIRY_MARGIN`) at ``now`` is moved to the expired file unsent,
+        unless no attempt of it can have reached the hub (``reached`` false:
+        only connections refused), as a replay then applies it only once.
         """
-        applied = rejected = foreign = elsewhere = expired = 0
+        applied = rejected = foreign = elsewhere = expired = gave_up = 0
+        stop: str | None = None
         limit: list[float | None] = []  # the oldest queue time still replayed, once asked
         with self._locked():
             lines = self._read()
@@ -384,15 +427,28 @@ class SoftfailQueue:
                     continue
                 if not limit:
                     limit.append(self._oldest(retention_hours, now))
-                if _older(entry.ts, limit[0]):
+                if entry.may_have_reached() and _older(entry.ts, limit[0]):
                     self._append_line(self.expired, line)
                     expired += 1
                     self._append_line(self.journal, entry.mac)
                     changed = True
                     continue
                 outcome = "rejected" if safe_target(entry.method, entry.path) else send(entry)
-                if outcome == "retry":
-                    stopped = True
+                if outcome in (RETRY_REACHED, FAILED):  # counted and marked in the entry, rewritten below
+                    mac = entry.mac  # the file holds the line under this one until the rewrite
+                    entry.reached = True
+                    entry.failed += outcome == FAILED
+                    self.signer.sign(entry)
+                    line, changed = entry.to_json(), True
+                    if entry.failed >= MAX_FAILED_REPLAYS:
+                        note = {"gave_up": f"the hub answered 5xx to {entry.failed} replays of this write; not "
+                                           "sent again (it may or may not have taken effect): check and redo it"}
+                        self._append_line(self.rejected, line[:-1] + "," + json.dumps(note)[1:])
+                        gave_up += 1
+                        self._append_line(self.journal, mac)
+                        continue
+                if outcome not in (APPLIED, REJECTED):
+                    stopped, stop = True, outcome if outcome in (RETRY_REACHED, FAILED) else RETRY
                     kept.append(line)
                     continue
                 if outcome == "rejected":
@@ -407,7 +463,7 @@ class SoftfailQueue:
             if changed or settled:
                 with contextlib.suppress(FileNotFoundError):
                     self.journal.unlink()
-            return Drained(applied, rejected, len(kept), foreign, elsewhere, expired)
+            return Drained(applied, rejected, len(kept), foreign, elsewhere, expired, gave_up, stop)
 
     @staticmethod
     def _oldest(retention_hours: Callable[[], float | None] | None, now: datetime | None) -> float | None:
