@@ -117,6 +117,27 @@ def test_a_project_halt_stored_before_the_rule_still_covers_and_lifts(api: Api, 
     assert halt_rows(api) == [] and todo(api, agent).status_code == 201
 
 
+def test_a_project_with_an_end_dash_or_underscore_is_the_name_a_client_makes(api: Api) -> None:
+    """A directory ``api_``: every client declares project ``api`` (review r7: today's client declared ``api_``).
+    A session that declared ``api_`` all the same (the hub still takes it) is in project ``api`` too, and so is the
+    orchestrator's repository ``api_``: a halt of either spelling covers both."""
+    from coordhub.core import hosts
+    from coordhub.core.identity import address_part
+    from coordhub.core.scope import project_of
+
+    assert address_part("api_") == "api" and project_of("api_") == "api" and project_of("a" * 63 + "-b") == "a" * 63
+    made, kept = api.token("M1/made"), api.token("M2/kept")
+    declare(api, made, project=address_part("api_"))
+    declare(api, kept, project="api_")
+    for scope in ("project:api", "project:api_"):
+        r = api.post(HALTS, json={"reason": "r", "scope": scope}, headers=api.admin)
+        assert r.status_code == 201 and r.json()["scope"] == scope, r.text
+        assert todo(api, made).status_code == 423 and todo(api, kept).status_code == 423, scope
+        assert api.hub.query_sync(lambda tx, now: hosts.halted_projects(tx)) == {"api"}
+        assert api.post("/api/coord/resume", json={"scope": scope, "engage_all": True},
+                        headers=api.admin).status_code == 200
+
+
 def test_the_fleet_is_the_default_scope_and_get_halt_keeps_its_old_fields(api: Api) -> None:
     a = api.token(A)
     assert api.post(HALTS, json={"reason": "everyone stop"}, headers=api.admin).json()["scope"] == "fleet"

@@ -52,6 +52,11 @@ def test_a_project_is_written_as_the_client_declares_it(fleet: Fleet) -> None:
     assert fleet.admin.json("halt", "stop it", "--project", "Coord.Hub")["scope"] == "project:coord-hub"
     assert "project coord-hub is halted" in fleet.b.fails(5, "todo", "add", "x").err
     assert fleet.admin.json("resume", "--project", "coord.hub", "--engage-all")["was"]["scope"] == "project:coord-hub"
+    # a directory api_: the client declares api (review r7), and --project api_ halts that project
+    fleet.b.ok("conv", "profile", "--project", "api_")
+    assert fleet.admin.json("halt", "stop it", "--project", "api_")["scope"] == "project:api"
+    assert "project api is halted" in fleet.b.fails(5, "todo", "add", "x").err
+    assert fleet.admin.json("resume", "--project", "api_", "--engage-all")["was"]["scope"] == "project:api"
     assert fleet.b.json("status")["halts"] == []
 
 

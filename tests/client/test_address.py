@@ -41,6 +41,14 @@ def test_a_linked_worktree_is_its_repositorys_project(tmp_path: Path, monkeypatc
 
 def test_parts_and_destinations() -> None:
     assert address.part(" Foo Bar!! ") == "foo-bar"
+    # names the hub would take as they are come out as the client before address_part made them (review r7)
+    for name, made in (("api_", "api"), ("web-", "web"), ("tools__", "tools"), ("x-", "x"),
+                       ("My.Project", "my-project"), ("_a_b_", "a_b"), ("career", "career"),
+                       ("a" * 63 + "-b", "a" * 63 + "-")):
+        assert address.part(name) == made, name
+    for empty in ("-", "_", "__-"):
+        with pytest.raises(ValueError):
+            address.part(empty)
     with pytest.raises(ValueError):
         address.part("...")
     assert address.parse("local.Career", "velox") == address.Address("velox", "career")

@@ -18,7 +18,8 @@ sent); this module decides what a client declares:
 
 Both are lower-cased, and any character the hub does not take in an address
 part (it takes ``[a-z0-9_-]``, at most 64, starting with a letter or digit) is
-replaced by ``-``: ``My.Project`` becomes ``my-project``
+replaced by ``-``, and ``-`` and ``_`` are stripped from the ends: ``My.Project``
+becomes ``my-project``, ``api_`` becomes ``api``
 (:func:`coordhub.core.identity.address_part`, which ``coord halt --project`` uses too).
 """
 
@@ -48,7 +49,8 @@ class Address(NamedTuple):
 
 
 def part(value: str) -> str:
-    """``value`` as an address part: lower case, other characters ``-``, at most 64; ``ValueError`` if none is left."""
+    """``value`` as an address part: lower case, other characters ``-``, ``-``/``_`` stripped from the ends, at most
+    64; ``ValueError`` if none is left."""
     return address_part(value)
 
 

@@ -170,15 +170,18 @@ def assert_acting_as(actor: Actor, claimed: str | None, field: str) -> None:
 def address_part(value: str) -> str:
     """``value`` as a machine or project name (:data:`ADDRESS_PART`), the one way every front end makes one.
 
-    Lower case; a value that is not a name already has each run of other
-    characters replaced by ``-``, ``-`` and ``_`` stripped from its ends and
-    is cut to 64: ``My.Project`` becomes ``my-project``. A name is kept as it
-    is, so this is idempotent. ``ValueError`` when no letter or digit is left.
+    Lower case, each run of other characters replaced by ``-``, ``-`` and
+    ``_`` stripped from its ends, cut to 64: ``My.Project`` becomes
+    ``my-project``, ``api_`` and ``web-`` become ``api`` and ``web``. Always
+    all of it, as the client did before this function (and as every client
+    out there still does): a name the hub would take as it is (``api_``) is
+    normalised too, so a client of any version declares the same address for
+    the same directory (review: ``api_`` was kept, so turns addressed to
+    ``machine.api`` no longer reached it). The hub still takes a declared or
+    stored ``api_`` (:data:`ADDRESS_PART`). ``ValueError`` when no letter or
+    digit is left.
     """
-    folded = value.strip().lower()
-    if ADDRESS_PART.fullmatch(folded):
-        return folded
-    text = re.sub(r"[^a-z0-9_-]+", "-", folded).strip("-_")[:64]
+    text = re.sub(r"[^a-z0-9_-]+", "-", value.strip().lower()).strip("-_")[:64]
     if not ADDRESS_PART.fullmatch(text):
         raise ValueError(f"{value[:80]!r} has no letters or digits to make a machine or project name of")
     return text

@@ -69,7 +69,7 @@ class Scope(NamedTuple):
         if self.kind == "machine":
             return machine_in(session_id, row) == self.name
         project = row.get("project") if row is not None else None
-        return isinstance(project, str) and project.lower() == project_of(self.name or "")
+        return isinstance(project, str) and project_of(project) == project_of(self.name or "")
 
 
 FLEET = Scope("fleet")
@@ -112,10 +112,13 @@ def project_of(name: str) -> str:
 
     :func:`~coordhub.core.identity.address_part` of it, as a client declares
     the project of a git root so named; the name itself (lower case) when no
-    letter or digit is in it.
+    letter or digit is in it. Applied to what it made it makes the same (a
+    name cut at 64 right after a ``-`` loses it), so a repository, a halt's
+    name and a session's declared project (``api_`` from a client that kept
+    it) compare alike whichever was normalised before.
     """
     try:
-        return address_part(name)
+        return address_part(address_part(name))
     except ValueError:
         return name.strip().lower()
 
