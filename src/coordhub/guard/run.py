@@ -29,6 +29,14 @@ stale lease, lease id, purpose, time left) and what to do.
   ledger). How many leases other sessions hold does not matter (review: it
   once read every live lease of the project and refused every commit past
   20,000 of them, so one busy project blocked all commits).
+* A hub from before ``POST /locks/conflicts`` (it answers 404 or 405) is
+  asked the old way, ``GET /locks/conflicts?resource=`` one path per
+  request, within the same :data:`RATE_LIMIT_WAIT` budget and 429 handling
+  (review: the 405 counted as "the hub could not be asked", so
+  ``COORD_HOOK_FAIL_MODE=open`` accepted a commit yesterday's guard
+  refused). More than :data:`OLD_HUB_PATHS` paths, paths left unasked when
+  the budget ends, or a hub that has neither endpoint → refused in either
+  fail mode, asking to upgrade the hub: it is up, not "cannot be asked".
 * The committer holds more than :data:`MAX_OWN` live leases in the project
   (the hub lets a session hold 1,000 in all, so only a hub with a higher
   bound gets there) → refused in either fail mode, naming the bound: a
@@ -59,11 +67,18 @@ MAX_OWN = 1_000  # the committer's own live leases in the project the guard read
 #                 bound, core.leases.MAX_LIVE_PER_SESSION); past it the run cannot be checked
 RATE_LIMIT_WAIT = 5.0  # seconds within which the guard may still wait out a 429: git has no hook timeout, but a
 #                        person (or an agent's Bash call) waits for the commit
+OLD_HUB_PATHS = 200  # paths the guard asks one request each of a hub without POST /locks/conflicts (within
+#                      RATE_LIMIT_WAIT); past it the run cannot be checked
 
 
 class TooManyLeases(HubError):
     """The hub answered, but the committer holds more live leases in the project than the guard reads
     (:data:`MAX_OWN`)."""
+
+
+class OldHub(HubError):
+    """The hub answered, but has no ``POST /locks/conflicts`` and could not be asked about every path the old way
+    (``GET /locks/conflicts`` per path) within the guard's bounds."""
 
 
 def say(text: str) -> None:
@@ -104,6 +119,9 @@ def main(event: str, args: list[str]) -> int:
         return _up_but_unchecked(hook, str(error), "Release the leases of yours that are no longer needed (`coord "
                                  "lock list --project …`, `coord lock release <id>`; a directory or glob lease covers "
                                  "many files in one) and try again")
+    if isinstance(error, OldHub):
+        return _up_but_unchecked(hook, str(error), "Upgrade the hub to this guard's version (it answers POST "
+                                 "/locks/conflicts), or commit fewer paths at a time")
     if error is not None:
         return _unchecked(settings.fail_closed, hook, f"the hub could not be asked ({error})")
     assert verdict is not None
@@ -125,7 +143,7 @@ def _check(inv: Invocation, changed: list[str], ledger_file: Path, accept_if_cle
     hub, key, ask = inv.hub, inv.project.key, patience.call
     whoami = ask(partial(hub.get, "/whoami"))
     me = whoami.get("session_id") if isinstance(whoami, dict) else None
-    held = _held(inv, check.split(changed)[0], ask)
+    held = _held(inv, check.split(changed)[0], ask, patience.deadline)
     own: list[dict[str, Any]] = []
     if isinstance(me, str):  # every page: an own lease left out would look ended, or go unchecked
         listed = ask(partial(hub.pages, "/locks", MAX_OWN, project_key=key, session_id=me))
@@ -148,17 +166,25 @@ def _check(inv: Invocation, changed: list[str], ledger_file: Path, accept_if_cle
     return verdict
 
 
-def _held(inv: Invocation, resources: dict[str, str], ask: Callable[[Callable[[], Any]], Any]) -> check.Held:
+def _held(inv: Invocation, resources: dict[str, str], ask: Callable[[Callable[[], Any]], Any],
+          deadline: float) -> check.Held:
     """For each path of ``resources`` (path → resource), the other sessions' live leases overlapping it, as the hub
     answers ``POST /locks/conflicts`` (one request per :data:`check.BATCH` paths). ``HubError`` when an answer is
     not that endpoint's shape. Each answer lists at most 500 leases (the oldest); a path whose leases were all cut
-    out is missing, but the commit is refused for the others that answer showed."""
+    out is missing, but the commit is refused for the others that answer showed. A hub without that endpoint
+    (404, 405) is asked per path (:func:`_held_one_by_one`, by ``deadline``, a ``time.monotonic()``)."""
     held: check.Held = {}
     items = list(resources.items())
     for start in range(0, len(items), check.BATCH):
         batch = items[start:start + check.BATCH]
-        answer = ask(partial(inv.hub.post, "/locks/conflicts", {"project_key": inv.project.key,
-                                                                 "resources": [r for _, r in batch]}))
+        try:
+            answer = ask(partial(inv.hub.post, "/locks/conflicts", {"project_key": inv.project.key,
+                                                                     "resources": [r for _, r in batch]}))
+        except HubRefused as exc:
+            if exc.status not in (404, 405):
+                raise
+            held.update(_held_one_by_one(inv, items[start:], ask, deadline))
+            return held
         rows = answer.get("leases") if isinstance(answer, dict) else None
         overlaps = answer.get("overlaps") if isinstance(answer, dict) else None
         if (not isinstance(rows, list) or not isinstance(overlaps, list) or len(overlaps) != len(batch)
@@ -170,6 +196,37 @@ def _held(inv: Invocation, resources: dict[str, str], ask: Callable[[Callable[[]
             found = [by_id.get(str(i), {"id": i, "session_id": "?"}) for i in ids]
             if found:
                 held[path] = found
+    return held
+
+
+def _held_one_by_one(inv: Invocation, items: list[tuple[str, str]], ask: Callable[[Callable[[], Any]], Any],
+                     deadline: float) -> check.Held:
+    """:func:`_held` of a hub from before ``POST /locks/conflicts``: ``GET /locks/conflicts?resource=`` (which
+    hubs have answered since the edit hook used it) for each of ``items`` (path, resource), one request each
+    through ``ask``. ``OldHub`` for more than :data:`OLD_HUB_PATHS` paths (nothing asked), for paths left when
+    ``deadline`` (``time.monotonic()``) passes, or when the hub has neither endpoint (404, 405) or answers no
+    lease list; what ``ask`` raises otherwise (a 429 past the budget, an unreachable hub)."""
+    why = "the hub has no POST /locks/conflicts (a hub older than this guard)"
+    if len(items) > OLD_HUB_PATHS:
+        raise OldHub(f"{why}, and {len(items)} paths are more than the {OLD_HUB_PATHS} the guard asks such a hub "
+                     "about one at a time")
+    held: check.Held = {}
+    for done, (path, resource) in enumerate(items):
+        if time.monotonic() > deadline:
+            raise OldHub(f"{why}, and asking it about each path one at a time took longer than {RATE_LIMIT_WAIT:g} s "
+                         f"({len(items) - done} of {len(items)} paths not asked)")
+        try:
+            answer = ask(partial(inv.hub.get, "/locks/conflicts", project_key=inv.project.key, resource=resource))
+        except HubRefused as exc:
+            if exc.status in (404, 405):
+                raise OldHub(f"{why}, nor GET /locks/conflicts ({exc.status})") from exc
+            raise
+        rows = answer.get("leases") if isinstance(answer, dict) else None
+        if not isinstance(rows, list):
+            raise OldHub(f"{why}, and its GET /locks/conflicts answered no lease list")
+        found = [r if isinstance(r, dict) else {"id": r, "session_id": "?"} for r in rows]
+        if found:
+            held[path] = found
     return held
 
 
@@ -240,7 +297,7 @@ def _bypass(inv: Invocation, hook: str, changed: list[str], top: Path, verdict: 
         "problems": [p.line() for p in problems[:MAX_LINES]], "checked": error is None, "repository": str(top),
         "head": _head(top)}
     found = (f"despite {len(problems)} problem(s)" if problems else
-             f"unchecked ({error})" if isinstance(error, TooManyLeases) else
+             f"unchecked ({error})" if isinstance(error, TooManyLeases | OldHub) else
              "unchecked (the hub could not be asked)" if error else "with no problems found")
     say(f"COORD_GUARD_BYPASS=1: {hook} accepted {found}.")
     for problem in problems[:MAX_LINES]:
