@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from coordhub.core import tokens
-from coordhub.core.redaction import redact
+from coordhub.core.redaction import MIN_COORD, MIN_GITHUB, redact, redact_after
 from coordhub.orchestrator.streamjson import Parser
 from tests.conftest import Api
 from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config, get
@@ -35,7 +35,7 @@ def test_redact_masks_every_token_shape_and_keeps_the_length() -> None:
     tagged = tokens.PREFIX + "Zq9" + "x" * 40
     tagged += "." + tokens._tag(key, tagged)
     untagged = "coord_" + "Ab1-_" * 8 + "xyz"
-    for secret in (tagged, untagged, untagged[:30], GHP, "gho_" + GHP[4:], PAT):
+    for secret in (tagged, untagged, untagged[:6 + 32], GHP, "gho_" + GHP[4:], PAT):
         text = f"COORD_TOKEN={secret}\nnext line"
         out = redact(text)
         assert len(out) == len(text) and secret not in out and out.endswith("\nnext line"), secret
@@ -44,6 +44,47 @@ def test_redact_masks_every_token_shape_and_keeps_the_length() -> None:
     for text in ("coord_settings_from_the_environment_file", "coord_token_tag_key", "ghp_short1"):
         assert redact(text) == text
     assert redact("the token is s3cret-value!", ["s3cret-value"]) == "the token is ************!"
+
+
+def test_names_that_start_like_a_token_are_left_alone() -> None:
+    """Coordhub's own tests, modules and reasons are full of ``coord_`` names; they are not tokens (review r3)."""
+    for text in ("def test_coord_HubStatusReadsOffLoop():", "tests/test_coord_api_v2_conflicts_endpoint.py",
+                 "import coord_Client2Settings_module_x", "laughs_Count_2024_annual_report_final",
+                 "FAILED tests/test_x.py::test_coord_Api2ConflictsEndpointReturns409ForStaleIncarnations",
+                 "see mythoughs_Xy12Zq34Wv56Ut78Sr90Pq12 and ghp_Some_Name_2024_with_parts_and_more_parts",
+                 "coord_settings_from_the_environment_file_and_the_defaults"):
+        assert redact(text) == text, text
+        assert redact_after("the stored end ", text) == text and redact_after("", text) == text
+
+
+def test_real_tokens_whole_cut_or_escaped_are_masked() -> None:
+    key = bytes(32)
+    body = "Zq9" + "x-_Y" * 10  # 43 characters
+    untagged = tokens.PREFIX + body
+    tagged = untagged + "." + tokens._tag(key, untagged)
+    cuts = [untagged[:6 + n] for n in range(MIN_COORD, 44)] + [GHP[:4 + n] for n in range(MIN_GITHUB, 37)]
+    for secret in (tagged, untagged, tagged[:-5], GHP, "ghs_" + GHP[4:], "ghr_" + GHP[4:], PAT, *cuts):
+        prefix = secret[:secret.index("_") + 1] if not secret.startswith("github_pat_") else "github_pat_"
+        for text in (f"X={secret} y", f"{secret}", f'"{secret}"', f"url?token={secret}&x=1"):
+            assert redact(text) == text.replace(secret, prefix + "*" * (len(secret) - len(prefix))), text
+    # where a token follows an escape that ends in a letter or digit: JSON, a repr, a URL, a terminal colour
+    for text in (json.dumps({"output": f"FAILED\n{tagged}\tx", "e": f"\u00e9{GHP}"}), repr(f"a\n{untagged}"),
+                 f"token%3D{untagged}", f"\x1b[1m{GHP}\x1b[0m", f"\x1b[31;1m{tagged}"):
+        out = redact(text)
+        assert len(out) == len(text) and body[:8] not in out and GHP[4:12] not in out, text
+
+
+@pytest.mark.parametrize("cut", [-4, 0, 5, 20, 25, 31, 32, 40, 43, 44, 50, 66])
+def test_a_token_cut_between_two_chunks_is_masked_whole(cut: int) -> None:
+    """``cut``: where the chunk boundary falls, counted from the token's body (-4: inside ``coord_``)."""
+    token = "coord_" + "Ab3-_" * 8 + "Cd9" + ".AbCdEfGhIjKlMnOpQrStUv"
+    line = f"02:50:00 [tool-error] env: COORD_TOKEN={token} HOME=/root\n"
+    at = line.index(token) + 6 + cut
+    first = redact(line[:at])
+    second = redact_after(first, line[at:])
+    masked = line.replace(token, "coord_" + "*" * (len(token) - 6))
+    assert second == masked[at:]  # the rest is masked in the chunk that holds it
+    assert redact_after("", first + line[at:]) == masked  # and read back from a chunk stored unmasked
 
 
 def test_the_stream_parser_masks_the_workers_token_before_the_human_log() -> None:
@@ -87,6 +128,34 @@ def test_hub_masks_tokens_in_the_log_and_report_text(orch: Api, laptop: Host, us
     orch.post(f"{ORCH}/notify", headers=user)
     r = orch.get(f"{ORCH}/assignments/{a['id']}/trail", headers=other)
     assert r.status_code == 200 and any(p["event"] == "failure" for p in r.json()["posts"]) and token not in r.text
+
+
+def test_a_token_cut_between_two_relayed_log_chunks_is_masked_in_the_log(orch: Api, laptop: Host,
+                                                                         user: dict[str, str]) -> None:
+    """The host cuts its log into chunks anywhere; the hub masked each chunk alone, so a token cut 20 or more
+    characters into its body had its rest stored and served in clear (review r3)."""
+    a = assign(orch, user, issue=6, machine="laptop")
+    job = laptop.next()
+    assert job is not None
+    url = f"{ORCH}/assignments/{a['id']}/log"
+    token = job["worker_token"]
+    assert len(token) == 6 + 43 + 1 + tokens.TAG_CHARS
+    other = orch.token("mallory/claude-main")
+    size = 0
+    for cut in (-3, 0, 10, 20, 25, 31, 32, 40, 43, 44, 55, 65):
+        line = f"02:50:00 [tool-error] env: COORD_TOKEN={token} HOME=/root\n"
+        at = line.index(token) + 6 + cut
+        for part in (line[:at], line[at:]):
+            r = orch.post(url, headers=laptop.headers, json={"attempt": 1, "offset": size, "text": part})
+            assert r.status_code == 200 and r.json() == {"size": size + len(part)}, r.text
+            size += len(part)
+        boundary = size - len(line) + at
+        whole = orch.get(url, headers=other, params={"offset": size - len(line)}).json()["text"]
+        assert whole == line.replace(token, "coord_" + "*" * (len(token) - 6)), cut
+        rest = orch.get(url, headers=other, params={"offset": boundary}).json()["text"]  # a read from the cut
+        assert rest == whole[at:], cut
+    got = orch.get(url, headers=other, params={"offset": 0}).json()["text"]
+    assert token[6 + 10:6 + 20] not in got and token[-20:] not in got and got.count("HOME=/root") == 12
 
 
 def test_hub_masks_tokens_in_run_evidence(orch: Api, laptop: Host, user: dict[str, str]) -> None:

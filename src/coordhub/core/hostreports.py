@@ -42,7 +42,7 @@ from coordhub.core.assignments import (
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.core.presence import StaleIncarnation
-from coordhub.core.redaction import redact, redact_opt
+from coordhub.core.redaction import CONTEXT, redact, redact_after, redact_opt
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -225,19 +225,39 @@ def append_log(tx: Tx, actor: Actor, assignment_id: str, attempt: int, offset: i
     A chunk that overlaps what is held (a retry) adds only its new part; one
     that starts past the end raises ``LogGap`` (409) with ``size``. Only the
     newest :data:`MAX_LOG_CHARS` (about 1 MiB) are kept. Tokens in ``text``
-    are masked (:func:`~coordhub.core.redaction.redact`, same length).
-    ``StaleAttempt`` for another attempt.
+    are masked (:func:`~coordhub.core.redaction.redact_after`, same length),
+    with the end of what is stored: a token the previous chunk cut has its rest
+    masked here. ``StaleAttempt`` for another attempt.
     """
     row = _current_attempt(tx, actor, assignment_id, attempt, now)
     size = tx.assignment_logs.size(row["id"])
     if offset > size:
         raise LogGap(f"the log of {row['id']} holds {size} characters; send from there, not {offset}", size=size)
-    fresh = redact(text)[size - offset:]  # masking keeps the length: the offsets stay the host's
+    # masking keeps the length: the offsets stay the host's; the stored end completes a token cut at its end
+    new = text[size - offset:]
+    fresh = redact_after(_stored_before(tx, row["id"], size), new) if new else ""
     if fresh:
         tx.assignment_logs.append(row["id"], size, fresh, now)
         size += len(fresh)
         tx.assignment_logs.trim(row["id"], size - MAX_LOG_CHARS)
     return {"size": size}
+
+
+def _stored_before(tx: Tx, assignment_id: str, end: int) -> str:
+    """The stored log's last :data:`~coordhub.core.redaction.CONTEXT` characters before offset ``end`` (fewer at
+    its start or after dropped chunks), for :func:`~coordhub.core.redaction.redact_after`."""
+    at, parts = max(0, end - CONTEXT), list[str]()
+    while at < end:  # a read stops after 64 chunks: a window of tiny ones takes more than one
+        chunks = [c for c in tx.assignment_logs.read(assignment_id, at, CONTEXT) if int(c["start"]) < end]
+        if not chunks:
+            break
+        if int(chunks[0]["start"]) > at:  # the chunks before were dropped: the log starts again here
+            parts.clear()
+        for c in chunks:
+            start, text = int(c["start"]), str(c["text"])
+            parts.append(text[max(0, at - start):end - start])
+            at = start + len(text)
+    return "".join(parts)
 
 
 def read_log(tx: Tx, assignment_id: str, offset: int) -> dict[str, Any]:
@@ -246,7 +266,9 @@ def read_log(tx: Tx, assignment_id: str, offset: int) -> dict[str, Any]:
     ``offset`` in the answer is where ``text`` starts: later than asked when
     the older part was dropped (``truncated: true``). At most
     :data:`MAX_LOG_READ_CHARS` per call; ask again from ``offset + len(text)``.
-    Tokens are masked here too (what was stored before the masking).
+    Tokens are masked here too: what was stored before the masking, and the
+    rest of a token cut at a chunk's end, stored before the masking of a chunk
+    looked at the stored end.
     """
     row = get_row(tx, assignment_id)
     size = tx.assignment_logs.size(row["id"])
@@ -254,6 +276,7 @@ def read_log(tx: Tx, assignment_id: str, offset: int) -> dict[str, Any]:
     if not chunks:
         return {"text": "", "offset": min(offset, size), "size": size, "truncated": False, "state": row["state"]}
     start = max(offset, int(chunks[0]["start"]))
-    text = redact("".join(c["text"] for c in chunks))[start - int(chunks[0]["start"]):]
+    first = int(chunks[0]["start"])
+    text = redact_after(_stored_before(tx, row["id"], first), "".join(c["text"] for c in chunks))[start - first:]
     return {"text": text, "offset": start, "size": size, "truncated": start > offset, "state": row["state"]}
 
