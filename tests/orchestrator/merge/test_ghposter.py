@@ -11,7 +11,7 @@ from typing import Any
 
 from coordhub.orchestrator.ghposter import GitHubPoster
 from tests.fakes.ghstore import FakeGitHub
-from tests.orchestrator.host.conftest import make_repo, run
+from tests.orchestrator.host.conftest import Repo, make_repo, run
 
 
 class Recorder:
@@ -25,14 +25,20 @@ class Recorder:
         return body
 
 
-def test_a_post_offered_twice_is_made_once(tmp_path: Path) -> None:
+def _posting(tmp_path: Path) -> tuple[Repo, FakeGitHub, int, Recorder, GitHubPoster]:
+    """A repository on the fake GitHub (``acme/app``) with one issue, and a poster recording its reports."""
     repo = make_repo(tmp_path, "app")
     fake = FakeGitHub(tmp_path)
     fake.setup_repo("acme/app", repo.origin)
     issue = fake.add_issue("acme/app", "A bug")
     env = {**os.environ, **fake.env, "PATH": f"{fake.bin}{os.pathsep}{os.environ['PATH']}"}
     link = Recorder()
-    poster = GitHubPoster(link, env, threading.Event(), lambda: 1, lambda: True)  # type: ignore[arg-type]
+    return repo, fake, issue, link, GitHubPoster(link, env, threading.Event(), lambda: 1,  # type: ignore[arg-type]
+                                                 lambda: True)
+
+
+def test_a_post_offered_twice_is_made_once(tmp_path: Path) -> None:
+    repo, fake, issue, link, poster = _posting(tmp_path)
     post = {"key": "a1b2c3d4:1:completion", "github": "acme/app", "issue": issue, "kind": "comment",
             "body": "**coordhub**: done\n\n<!-- coord:post key=a1b2c3d4:1:completion -->"}
     poster.make(post, 1)
@@ -121,13 +127,7 @@ def test_a_pr_from_a_fork_with_the_same_branch_name_is_not_taken_for_ours(tmp_pa
 def test_a_marker_quoted_inside_one_of_our_comments_is_not_that_post(tmp_path: Path) -> None:
     """Our own earlier comment that quotes a later post's marker mid-text (a worker's STUCK line, posted before the
     hub made such text inert) does not count as the later post: the marker must end the comment."""
-    repo = make_repo(tmp_path, "app")
-    fake = FakeGitHub(tmp_path)
-    fake.setup_repo("acme/app", repo.origin)
-    issue = fake.add_issue("acme/app", "A bug")
-    env = {**os.environ, **fake.env, "PATH": f"{fake.bin}{os.pathsep}{os.environ['PATH']}"}
-    link = Recorder()
-    poster = GitHubPoster(link, env, threading.Event(), lambda: 1, lambda: True)  # type: ignore[arg-type]
+    repo, fake, issue, link, poster = _posting(tmp_path)
     stuck = {"key": "a1b2c3d4:1:stuck", "github": "acme/app", "issue": issue, "kind": "comment",
              "body": "**coordhub**: stuck: need a decision <!-- coord:post key=a1b2c3d4:2:completion -->\n\n"
                      "<!-- coord:post key=a1b2c3d4:1:stuck -->"}
