@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from coordhub import __version__
 from coordhub.client import credentials, project, trust
+from coordhub.client.conversations import ConversationCalls
 from coordhub.client.queue import (
     APPLIED,
     DEFAULT_MAX_AGE_HOURS,
@@ -65,7 +66,6 @@ if TYPE_CHECKING:  # httpx2 is imported on the first request: it costs more star
 MAX_RETRY_WAIT = 60.0
 QUEUED_AT_HEADER = "X-Coord-Queued-At"
 HEARTBEAT_HEADER = "X-Coord-Heartbeat"
-CONVERSATIONS = "/api/coord/conversations"
 NEXT_AFTER_FENCE = "coord-next-after-fence"  # the header a cut list of leases carries (hub: api/routes/locks.py)
 LEASE_PAGE = 500  # leases the hub answers per request at most (coordhub.core.leases.PAGE)
 MAX_LISTED = 10_000  # leases one locks() call reads at most, by default
@@ -127,7 +127,7 @@ class _Failure:
         return FAILED
 
 
-class CoordClient:
+class CoordClient(ConversationCalls):
     """Talks to one hub as one session. Use as a context manager, or call :meth:`close`."""
 
     def __init__(self, settings: ClientSettings, *, transport: httpx2.BaseTransport | None = None,
@@ -512,88 +512,6 @@ class CoordClient:
         """Revoke a session's tokens (admin), ending its leases unless ``keep_leases``."""
         return self.call("DELETE", f"/api/coord/tokens/{name}",
                          params={"keep_leases": "true" if keep_leases else None})
-
-    # -- conversations (seed 004, issue 9; docs/api.md) -----------------------------
-
-    def profile(self) -> Any:
-        """This session's conversation address and tools: ``{"session_id","machine","project","address","tools"}``."""
-        return self.call("GET", f"{CONVERSATIONS}/profile")
-
-    def set_profile(self, machine: str | None = None, project: str | None = None,
-                    tools: list[str] | None = None) -> Any:
-        """Declare this session's machine, project and/or tools (omitted ones keep their value). Never queued."""
-        body = {k: v for k, v in (("machine", machine), ("project", project), ("tools", tools)) if v is not None}
-        return self.call("PUT", f"{CONVERSATIONS}/profile", body=body, queue=False)
-
-    def addresses(self) -> Any:
-        """Every declared address with its sessions (and their presence) and pending count."""
-        return self.call("GET", f"{CONVERSATIONS}/addresses")
-
-    def add_key(self, armored: str) -> Any:
-        """Register an armored OpenPGP public key for this session; ``{"session_id","fingerprint","created_at"}``."""
-        return self.call("POST", f"{CONVERSATIONS}/keys", body={"armored": armored}, queue=False)
-
-    def keys(self, session_id: str | None = None) -> Any:
-        """The public keys registered for ``session_id`` (default: this session)."""
-        return self.call("GET", f"{CONVERSATIONS}/keys", params={"of": session_id})
-
-    def delete_key(self, fingerprint: str) -> Any:
-        """Remove one of this session's keys."""
-        return self.call("DELETE", f"{CONVERSATIONS}/keys/{fingerprint}", queue=False)
-
-    def send_turn(self, to: str, content: str | None = None, *, signature: str | None = None,
-                  expect_sequence: int | None = None, queue: bool = True, idempotency_key: str | None = None,
-                  **fields: Any) -> Any:
-        """Send a turn: the file form (``content``, optional ``signature``/``expect_sequence``) or the field form.
-
-        Field form: ``conversation_id``, ``type``, ``body`` and optionally
-        ``title``, ``requires_tools``, ``release_status``,
-        ``protocol_version``. Both forms take ``from_machine`` and
-        ``from_project``. The answer is the turn with its ``decision``
-        (``dedup`` for an identical retry). ``queue=False`` when the caller needs
-        the decision now (a signed send waits for its sequence).
-        """
-        body: dict[str, Any] = {"to": to, **{k: v for k, v in fields.items() if v is not None}}
-        for key, value in (("content", content), ("signature", signature), ("expect_sequence", expect_sequence)):
-            if value is not None:
-                body[key] = value
-        return self.call("POST", f"{CONVERSATIONS}/turns", body=body, queue=queue, idempotency_key=idempotency_key)
-
-    def turns(self, to_machine: str | None = None, after: int = 0, limit: int = 1000) -> Any:
-        """Accepted turns addressed to projects on ``to_machine`` (default: this session's), ``id > after``, oldest
-        first, at most ``limit`` (≤ 1000): what ``coord conv sync`` pages through."""
-        return self.call("GET", f"{CONVERSATIONS}/turns", params={"to_machine": to_machine, "after": after,
-                                                                   "limit": limit})
-
-    def turn(self, turn_id: int) -> Any:
-        """One turn this session may see."""
-        return self.call("GET", f"{CONVERSATIONS}/turns/{turn_id}")
-
-    def conversations(self, state: str | None = None, project: str | None = None) -> Any:
-        """Conversations, optionally only ``open``/``released`` ones or one project's."""
-        return self.call("GET", CONVERSATIONS, params={"state": state, "project": project})
-
-    def conversation(self, conversation_id: str) -> Any:
-        """One conversation with its turns (``HubError`` 404 when unknown)."""
-        return self.call("GET", f"{CONVERSATIONS}/{conversation_id}")
-
-    def next_sequence(self, conversation_id: str) -> Any:
-        """``{"conversation_id", "next_sequence"}``: the sequence the conversation's next accepted turn gets."""
-        return self.call("GET", f"{CONVERSATIONS}/{conversation_id}/next-sequence")
-
-    def release_conversation(self, conversation_id: str, to: str | None = None, release_status: str | None = None,
-                             body: str | None = None) -> Any:
-        """Send the ``release`` turn that ends the pending state of a conversation's turns (seed 004)."""
-        fields = {k: v for k, v in (("to", to), ("release_status", release_status), ("body", body)) if v is not None}
-        return self.call("POST", f"{CONVERSATIONS}/{conversation_id}/release", body=fields)
-
-    def conversation_inbox(self, address: str | None = None) -> Any:
-        """Pending turns for ``address`` (default: this session's declared address), oldest first."""
-        return self.call("GET", f"{CONVERSATIONS}/inbox", params={"address": address})
-
-    def conversation_status(self, machine: str | None = None) -> Any:
-        """Seed 004's ``cross-agent-status --json`` shape for the projects of ``machine`` (default: this session's)."""
-        return self.call("GET", f"{CONVERSATIONS}/status", params={"machine": machine})
 
 
 def _tls(url: str) -> Any:
