@@ -29,7 +29,7 @@ import httpx2
 import orjson
 
 from coordhub import __version__, jsonbytes
-from coordhub.client.client import HubError, Unreachable
+from coordhub.client.client import HubError, Unreachable, dropped
 from coordhub.client.wire import SESSION_HEADER, unsafe_path
 
 if TYPE_CHECKING:
@@ -131,15 +131,19 @@ class AsyncCoordClient:
     async def _send(self, method: str, path: str, query: dict[str, Any], headers: dict[str, str],
                     content: bytes | None, timeout: float | None) -> tuple[int, bytes]:
         assert self._http is not None
-        try:
-            response = await self._http.request(method, self.base_url + path, params=query or None,
-                                                content=content, headers=headers,
-                                                timeout=self.timeout if timeout is None else timeout)
-        except httpx2.TimeoutException as exc:
-            raise Unreachable(f"the hub at {self.base_url} did not answer in time") from exc
-        except httpx2.TransportError as exc:
-            raise Unreachable(f"cannot reach the hub at {self.base_url} ({type(exc).__name__}: {exc})") from exc
-        return response.status_code, response.content
+        for again in (True, False):
+            try:
+                response = await self._http.request(method, self.base_url + path, params=query or None,
+                                                    content=content, headers=headers,
+                                                    timeout=self.timeout if timeout is None else timeout)
+            except httpx2.TimeoutException as exc:
+                raise Unreachable(f"the hub at {self.base_url} did not answer in time") from exc
+            except httpx2.TransportError as exc:
+                if again and dropped(exc):  # a GET or keyed (see call): a second attempt has no second effect
+                    continue
+                raise Unreachable(f"cannot reach the hub at {self.base_url} ({type(exc).__name__}: {exc})") from exc
+            return response.status_code, response.content
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     async def session_id(self) -> str:
         """The session this client acts as (``GET /api/coord/whoami``, asked once)."""

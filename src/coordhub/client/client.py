@@ -127,6 +127,17 @@ class _Failure:
         return FAILED
 
 
+def dropped(exc: BaseException) -> bool:
+    """Whether ``exc`` (an ``httpx2`` transport error) is a connection that dropped under a request: the hub closed
+    it (or reset it) as the request went out or before any answer. That is the race of a kept-alive connection
+    reused just as the hub's idle timeout closes it (``keepalive_timeout``, 5 s by default, as long as the HTTP
+    client's own): one more attempt on a new connection is what the clients make of it, for a GET or a keyed write
+    only (RFC 9110 §9.2.2: a request that may be repeated)."""
+    import httpx2
+
+    return isinstance(exc, (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteError))
+
+
 class CoordClient(ConversationCalls):
     """Talks to one hub as one session. Use as a context manager, or call :meth:`close`."""
 
@@ -217,7 +228,14 @@ class CoordClient(ConversationCalls):
             self._heartbeat = False
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            response = self._http.request(method, path, params=clean or None, json=body, headers=headers)
+            try:
+                response = self._http.request(method, path, params=clean or None, json=body, headers=headers)
+            except httpx2.TransportError as exc:
+                if not (dropped(exc) and (key or method == "GET")):
+                    raise
+                # A kept-alive connection the hub closed as the request went out: once more, on a new one (a GET or
+                # keyed request: no second effect).
+                response = self._http.request(method, path, params=clean or None, json=body, headers=headers)
         except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol) as exc:
             return _Failure(f"cannot reach {self.settings.url} ({type(exc).__name__})", reached=False)  # never sent
         except httpx2.TimeoutException:

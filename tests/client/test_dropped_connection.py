@@ -1,0 +1,155 @@
+"""A kept-alive connection the hub closes just as a request goes out on it is not an outage.
+
+CI met it once: an MCP tool's request reused an idle connection at the moment
+the hub's keep-alive timeout (5 s, as long as the HTTP client's) closed it, and
+the tool answered ``hub_unreachable``. Both clients now send a GET or a keyed
+write once more, on a new connection, when the connection drops under it.
+The server here is real TCP on loopback: it answers the first request of each
+connection and keeps it open, then closes it at the second, without an answer.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from coordhub.client.aio import AsyncCoordClient
+from coordhub.client.client import CoordClient, Unreachable
+from coordhub.client.settings import ClientSettings
+
+BODY = b'{"ok": true}'
+ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b" % (len(BODY), BODY)
+
+
+class Closing:
+    """A TCP server on 127.0.0.1: each connection gets an answer to its first request, then is closed at its
+    second (read, not answered), as a hub's idle timeout closes a connection the client is reusing.
+    ``always``: close at the first request too (a hub that drops every request)."""
+
+    def __init__(self, always: bool = False) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.always = always
+        self.requests: list[bytes] = []
+        self.stopped = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.accepter = threading.Thread(target=self.accept, daemon=True)
+        self.accepter.start()
+
+    def accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=self.serve, args=(conn,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def read(self, conn: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            more = conn.recv(65536)
+            if not more:
+                return b""
+            data += more
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        while len(body) < length:
+            body += conn.recv(65536)
+        return head + b"\r\n\r\n" + body
+
+    def serve(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        with conn:
+            first = self.read(conn)
+            if not first:
+                return
+            self.requests.append(first)
+            if self.always:
+                return
+            conn.sendall(ANSWER)
+            second = self.read(conn)
+            if second:
+                self.requests.append(second)  # and closed unanswered
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.sock.close()
+        self.accepter.join(timeout=5)
+        for thread in self.threads:
+            thread.join(timeout=5)
+
+
+@pytest.fixture
+def closing() -> Iterator[Closing]:
+    server = Closing()
+    yield server
+    server.close()
+
+
+def keys(requests: list[bytes]) -> list[str]:
+    return [line.split(b":", 1)[1].strip().decode() for r in requests for line in r.split(b"\r\n")
+            if line.lower().startswith(b"idempotency-key:")]
+
+
+def sync_client(url: str, tmp_path: Path) -> CoordClient:
+    return CoordClient(ClientSettings(url=url, token="coord_test", session=None, user=None, machine=None,
+                                      queue_file=tmp_path / "coord-queue.jsonl", timeout=5.0))
+
+
+def test_sync_client_sends_a_read_and_a_write_again_when_the_reused_connection_drops(
+        closing: Closing, tmp_path: Path) -> None:
+    with sync_client(closing.url, tmp_path) as client:
+        assert client.call("GET", "/api/coord/whoami") == {"ok": True}  # the connection is kept
+        assert client.call("GET", "/api/coord/whoami") == {"ok": True}  # dropped under it, then a new one
+        assert client.call("POST", "/api/coord/messages", body={"to": "b", "body": "x"},
+                           queue=False) == {"ok": True}
+    # the write: dropped on the connection the read left, answered on a new one, with the same key both times
+    assert len(closing.requests) == 5
+    sent = keys(closing.requests)
+    assert len(sent) == 2 and sent[0] == sent[1]
+    assert not (tmp_path / "coord-queue.jsonl").exists()
+
+
+def test_sync_client_gives_up_on_a_read_whose_connections_drop_twice(tmp_path: Path) -> None:
+    server = Closing(always=True)
+    try:
+        with sync_client(server.url, tmp_path) as client:
+            with pytest.raises(Unreachable, match="RemoteProtocolError"):
+                client.call("GET", "/api/coord/whoami")
+        assert len(server.requests) == 2  # once more, not for ever
+    finally:
+        server.close()
+
+
+@pytest.mark.anyio
+async def test_async_client_sends_a_read_and_a_write_again_when_the_reused_connection_drops(
+        closing: Closing) -> None:
+    async with AsyncCoordClient(closing.url, "coord_test", timeout=5.0) as client:
+        assert await client.call("GET", "/api/coord/whoami") == {"ok": True}
+        assert await client.call("GET", "/api/coord/whoami") == {"ok": True}
+        assert await client.call("POST", "/api/coord/messages", body={"to": "b", "body": "x"}) == {"ok": True}
+    assert len(closing.requests) == 5
+    sent = keys(closing.requests)
+    assert len(sent) == 2 and sent[0] == sent[1]
+
+
+@pytest.mark.anyio
+async def test_async_client_gives_up_after_one_more_attempt() -> None:
+    server = Closing(always=True)
+    try:
+        async with AsyncCoordClient(server.url, "coord_test", timeout=5.0) as client:
+            with pytest.raises(Unreachable):
+                await client.call("GET", "/api/coord/whoami")
+        assert len(server.requests) == 2
+    finally:
+        server.close()
