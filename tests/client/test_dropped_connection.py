@@ -11,7 +11,6 @@ connection and keeps it open, then closes it at the second, without an answer.
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,73 +19,32 @@ import pytest
 from coordhub.client.aio import AsyncCoordClient
 from coordhub.client.client import CoordClient, Unreachable
 from coordhub.client.settings import ClientSettings
+from tests.client.test_wire import Canned
 
 BODY = b'{"ok": true}'
 ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b" % (len(BODY), BODY)
 
 
-class Closing:
+class Closing(Canned):
     """A TCP server on 127.0.0.1: each connection gets an answer to its first request, then is closed at its
     second (read, not answered), as a hub's idle timeout closes a connection the client is reusing.
     ``always``: close at the first request too (a hub that drops every request)."""
 
     def __init__(self, always: bool = False) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.always = always
-        self.requests: list[bytes] = []
-        self.stopped = threading.Event()
-        self.threads: list[threading.Thread] = []
-        self.accepter = threading.Thread(target=self.accept, daemon=True)
-        self.accepter.start()
+        super().__init__()
 
-    def accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self.serve, args=(conn,), daemon=True)
-            thread.start()
-            self.threads.append(thread)
-
-    def read(self, conn: socket.socket) -> bytes:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            more = conn.recv(65536)
-            if not more:
-                return b""
-            data += more
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"content-length:")), 0)
-        while len(body) < length:
-            body += conn.recv(65536)
-        return head + b"\r\n\r\n" + body
-
-    def serve(self, conn: socket.socket) -> None:
-        conn.settimeout(5)
-        with conn:
-            first = self.read(conn)
-            if not first:
-                return
-            self.requests.append(first)
-            if self.always:
-                return
-            conn.sendall(ANSWER)
-            second = self.read(conn)
-            if second:
-                self.requests.append(second)  # and closed unanswered
-
-    def close(self) -> None:
-        self.stopped.set()
-        self.sock.close()
-        self.accepter.join(timeout=5)
-        for thread in self.threads:
-            thread.join(timeout=5)
+    def handle(self, conn: socket.socket) -> None:
+        first = self.read(conn)
+        if not first:
+            return
+        self.requests.append(first)
+        if self.always:
+            return
+        conn.sendall(ANSWER)
+        second = self.read(conn)
+        if second:
+            self.requests.append(second)  # and closed unanswered
 
 
 @pytest.fixture

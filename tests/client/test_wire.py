@@ -39,22 +39,34 @@ class Canned:
                 return
             conn.settimeout(5)
             with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
-                head, _, body = data.partition(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
-                while len(body) < length:
-                    body += conn.recv(65536)
-                data = head + b"\r\n\r\n" + body
-                self.requests.append(data)
-                if self.delay:
-                    threading.Event().wait(self.delay)
-                try:
-                    conn.sendall(self.answer(data) if callable(self.answer) else self.answer)
-                except OSError:
-                    pass
+                self.handle(conn)
+
+    def handle(self, conn: socket.socket) -> None:
+        """One connection: one request read, answered (then the connection is closed)."""
+        data = self.read(conn)
+        self.requests.append(data)
+        if self.delay:
+            threading.Event().wait(self.delay)
+        try:
+            conn.sendall(self.answer(data) if callable(self.answer) else self.answer)
+        except OSError:
+            pass
+
+    @staticmethod
+    def read(conn: socket.socket) -> bytes:
+        """One whole request from ``conn`` (head and ``content-length`` body); b"" when it closes first."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            more = conn.recv(65536)
+            if not more:
+                return b""
+            data += more
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        while len(body) < length:
+            body += conn.recv(65536)
+        return head + b"\r\n\r\n" + body
 
     def close(self) -> None:
         self.stopped.set()

@@ -281,25 +281,26 @@ def test_unshown_turns_are_bounded_in_bytes_and_lose_nothing(api: Api, pair: Any
     assert sum(read) <= 12 + 2, read  # each turn read once, and the one that says more follow
 
 
+def _messages(api: Api, sender: dict[str, str], prefix: str, count: int) -> None:
+    """``count`` messages of 500 KiB to velox/homelab."""
+    for i in range(count):
+        r = api.post("/api/coord/messages", json={"to_session": "velox/homelab", "subject": f"{prefix}{i}",
+                                                  "body": "x" * (500 * 1024)}, headers=sender)
+        assert r.status_code == 201, r.text
+
+
 def test_unshown_turns_share_the_answer_with_messages(api: Api, pair: Any) -> None:
     """Turns get what the messages of the same answer left of its bound; none when they left less than one."""
     career, homelab = pair
     for i in range(3):
         assert send(api, career, "velox.homelab", org(conversation=f"big{i}", body=WIDE)).status_code == 201
-    body = "x" * (500 * 1024)
-    for i in range(8):  # about 4 MiB: no room for a turn of ~480 KiB beside them
-        r = api.post("/api/coord/messages", json={"to_session": "velox/homelab", "subject": f"m{i}", "body": body},
-                     headers=career)
-        assert r.status_code == 201, r.text
+    _messages(api, career, "m", 8)  # about 4 MiB: no room for a turn of ~480 KiB beside them
     answers = _unshown_all(api, homelab)
     assert [(len(a["messages"]), a["more"], len(a["turns"]), a["turns_more"]) for a in answers] == [
         (8, 0, 0, 3), (0, 0, 3, 0)]
     for i in range(3, 6):
         assert send(api, career, "velox.homelab", org(conversation=f"big{i}", body=WIDE)).status_code == 201
-    for i in range(6):  # about 3 MiB: room for two turns
-        r = api.post("/api/coord/messages", json={"to_session": "velox/homelab", "subject": f"n{i}", "body": body},
-                     headers=career)
-        assert r.status_code == 201, r.text
+    _messages(api, career, "n", 6)  # about 3 MiB: room for two turns
     answers = _unshown_all(api, homelab)
     assert [(len(a["messages"]), a["more"], len(a["turns"]), a["turns_more"]) for a in answers] == [
         (6, 0, 2, 1), (0, 0, 1, 0)]

@@ -94,20 +94,27 @@ def test_a_run_report_of_the_dispatched_incarnation_is_taken(orch: Api, laptop: 
     assert stages_of(orch, a["id"])["stage"] != "test"
 
 
-def test_the_host_link_names_its_incarnation_in_every_report(tmp_path: Path) -> None:
-    seen: list[httpx2.Request] = []
-    settings = ClientSettings(url="http://hub.test:8001", token="host-token", session=None, user=None, machine=None,
-                              queue_file=tmp_path / "q.jsonl", timeout=5.0)
+def _settings(tmp_path: Path) -> ClientSettings:
+    return ClientSettings(url="http://hub.test:8001", token="host-token", session=None, user=None, machine=None,
+                          queue_file=tmp_path / "q.jsonl", timeout=5.0)
 
+
+def _recorded(tmp_path: Path, seen: list[httpx2.Request], registered: dict[str, Any] | None = None) -> CoordClient:
+    """A client whose requests are recorded in ``seen`` and answered 200 ``{}`` (``registered`` for a
+    registration)."""
     def handler(request: httpx2.Request) -> httpx2.Response:
         seen.append(request)
-        answer: dict[str, Any] = {"machine": "m1", "host_incarnation": 7} if request.url.path.endswith(
-            "/register") else {}
-        return httpx2.Response(200, json=answer)
+        register = registered is not None and request.url.path.endswith("/register")
+        return httpx2.Response(200, json=registered if register else {})
 
-    link = HubLink(settings, "m1")
+    return CoordClient(_settings(tmp_path), transport=httpx2.MockTransport(handler))
+
+
+def test_the_host_link_names_its_incarnation_in_every_report(tmp_path: Path) -> None:
+    seen: list[httpx2.Request] = []
+    link = HubLink(_settings(tmp_path), "m1")
     for role in ("main", "report", "run-report"):
-        link._clients[role] = CoordClient(settings, transport=httpx2.MockTransport(handler))
+        link._clients[role] = _recorded(tmp_path, seen, {"machine": "m1", "host_incarnation": 7})
     link.register([], {}, 1, "t", [], [])
     link.report("a1b2c3d4", {"attempt": 1, "state": "done"})
     link.report_run("0badcafe", {"attempt": 2, "state": "done", "exit_code": 0})
@@ -157,14 +164,7 @@ def test_the_client_report_may_name_no_incarnation(tmp_path: Path) -> None:
     from coordhub.client.orchestrator import OrchestratorClient
 
     seen: list[httpx2.Request] = []
-    settings = ClientSettings(url="http://hub.test:8001", token="t", session=None, user=None, machine=None,
-                              queue_file=tmp_path / "q.jsonl", timeout=5.0)
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        seen.append(request)
-        return httpx2.Response(200, json={})
-
-    orc = OrchestratorClient(CoordClient(settings, transport=httpx2.MockTransport(handler)))
+    orc = OrchestratorClient(_recorded(tmp_path, seen))
     orc.report("a1b2c3d4", 1, state="running")
     orc.report("a1b2c3d4", 1, 4, state="done")
     assert [json.loads(r.content) for r in seen] == [{"attempt": 1, "state": "running"},
