@@ -152,3 +152,24 @@ def test_a_queued_write_the_hub_always_fails_holds_back_no_newer_write_and_is_gi
         [line] = c.queue.rejected.read_text().splitlines()
         assert f"answered 5xx to {MAX_FAILED_REPLAYS} replays" in json.loads(line)["gave_up"]
     assert _version(live_hub, token) == ["2.0"]
+
+
+@pytest.mark.parametrize("outage", ["down", "busy"])
+def test_a_queued_write_is_not_given_up_while_the_hub_is_down_behind_its_gateway(
+        live_hub: LiveHub, proxy: FlakyProxy, tmp_path: Path, outage: str) -> None:
+    """A gateway's 502 (its hub is down) or 503 (unavailable) is an outage, not an answer to this write: however
+    many commands run during it, the queued write is replayed when the hub is back, never set aside as given up."""
+    token = live_hub.token(SESSION)
+    waits: list[float] = []
+    with _client(proxy, token, tmp_path, waits) as c:
+        proxy.mode = "down"
+        assert isinstance(c.set_component("reorderproj", "server", "deployed", version="1.0"), Queued)
+        proxy.mode, proxy.busy = ("down", 0) if outage == "down" else ("up", 10 * MAX_FAILED_REPLAYS)
+        for _ in range(MAX_FAILED_REPLAYS + 1):
+            d = c.sync()
+            assert (d.gave_up, d.left) == (0, 1), d
+        proxy.mode, proxy.busy = "up", 0
+        d = c.sync()
+        assert (d.applied, d.gave_up, d.left) == (1, 0, 0), d
+        assert not c.queue.rejected.exists()
+    assert _version(live_hub, token) == ["1.0"]

@@ -20,11 +20,12 @@ has to stop at one of this client's entries because the hub could not be
 reached (connection refused, timeout, dropped connection) or said it is
 unavailable (503), a new queueable write is queued behind them without being
 sent, never sent ahead of them (it could not be sent anyway). When the hub
-answered another 5xx to the queued write (a hub bug, or a gateway that always
-fails that request), new writes are sent as before, and the stuck entry is
-given up after :data:`~coordhub.client.queue.MAX_FAILED_REPLAYS` such replays
-(moved to the rejected file). ``sync()`` drains explicitly. Reads cannot be
-queued: an unreachable hub raises :class:`Unreachable`; they, and writes that
+answered another 5xx to the queued write (a hub bug), new writes are sent as
+before, and the stuck entry is given up after
+:data:`~coordhub.client.queue.MAX_FAILED_REPLAYS` such replays (moved to the
+rejected file); a 502, 503 or 504 (a gateway whose hub is down) and the hub's
+own ``database_unavailable`` are an outage, never counted. ``sync()`` drains
+explicitly. Reads cannot be queued: an unreachable hub raises :class:`Unreachable`; they, and writes that
 are never queued (``queue=False``), are still sent after a stopped drain.
 
 Each queued entry records whether an attempt may have reached the hub
@@ -66,6 +67,9 @@ if TYPE_CHECKING:  # httpx2 is imported on the first request: it costs more star
 MAX_RETRY_WAIT = 60.0
 QUEUED_AT_HEADER = "X-Coord-Queued-At"
 HEARTBEAT_HEADER = "X-Coord-Heartbeat"
+# the hub is down or unavailable, not failing this request: a gateway's 502 (no hub behind it), 503 (none available)
+# or 504 (the hub did not answer in time); replays answered so are never counted toward giving up (MAX_FAILED_REPLAYS)
+UNAVAILABLE = frozenset({502, 503, 504})
 NEXT_AFTER_FENCE = "coord-next-after-fence"  # the header a cut list of leases carries (hub: api/routes/locks.py)
 LEASE_PAGE = 500  # leases the hub answers per request at most (coordhub.core.leases.PAGE)
 MAX_LISTED = 10_000  # leases one locks() call reads at most, by default
@@ -121,9 +125,11 @@ class _Failure:
         return self.status is None or self.status == 503
 
     def outcome(self) -> str:
-        """What a drain makes of this failure of a replay (see :meth:`SoftfailQueue.drain`)."""
-        if self.status is None or self.code == "database_unavailable":  # the whole hub is down, not this entry
-            return RETRY_REACHED if self.reached else RETRY
+        """What a drain makes of this failure of a replay (see :meth:`SoftfailQueue.drain`): counted
+        (:data:`~coordhub.client.queue.FAILED`) only when the hub answered this write with an error of its own, not
+        when it could not be reached, its database is down, or a gateway says it is down (:data:`UNAVAILABLE`)."""
+        if self.status is None or self.status in UNAVAILABLE or self.code == "database_unavailable":
+            return RETRY_REACHED if self.reached else RETRY  # the whole hub is down, not this entry
         return FAILED
 
 

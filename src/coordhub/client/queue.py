@@ -53,7 +53,9 @@ sent): the latter is replayed however old, as the hub never saw its key; an
 entry written before ``reached`` was kept counts as reached.
 
 **An entry the hub keeps answering 5xx to is given up** after
-:data:`MAX_FAILED_REPLAYS` such replays (``failed``, counted in the entry
+:data:`MAX_FAILED_REPLAYS` such replays (not 502, 503 or 504, a gateway's word
+that the hub is down, nor the hub's ``database_unavailable``: an outage is
+never counted against an entry) (``failed``, counted in the entry
 under the MAC and rewritten with the drain's one rewrite): it is moved to the
 rejected file with a ``gave_up`` note (``Drained.gave_up``) and the drain goes
 on with the next entry, so one write a hub bug or a gateway always fails does
