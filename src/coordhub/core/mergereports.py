@@ -106,13 +106,29 @@ def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, 
 
 
 def _evidence(evidence: dict[str, Any] | None) -> str | None:
+    """The JSON text stored of a report's ``evidence`` (None for none): tokens masked, at most about
+    ``2 * MAX_EVIDENCE_CHARS`` characters, always one JSON object.
+
+    A long one keeps the end of its ``output`` (at most ``MAX_EVIDENCE_CHARS // 2`` characters, halved while
+    its escapes keep the text over the bound: ``é`` is 6), masked before it is cut: a cut inside a token left its
+    body without the ``coord_`` that makes it one, shown in clear. Other values too long to keep are left out and
+    named in ``cut``. The cut was of the JSON text: a non-ASCII output left it unreadable, and the report and
+    every later read of the entry answered 500.
+    """
     if not evidence:
         return None
     text = json.dumps(evidence)
     if len(text) > MAX_EVIDENCE_CHARS:
-        out = str(evidence.get("output") or "")
-        evidence = {**evidence, "output": out[-(MAX_EVIDENCE_CHARS // 2):]}
-        text = json.dumps(evidence)[:MAX_EVIDENCE_CHARS * 2]
+        big = MAX_EVIDENCE_CHARS // 8
+        cut = sorted(k for k, v in evidence.items() if k != "output" and len(json.dumps(v)) > big)
+        kept = {k: v for k, v in evidence.items() if k not in cut and k != "output"}
+        if len(json.dumps(kept)) > MAX_EVIDENCE_CHARS:  # many short values: only the exit code stays
+            cut = sorted(k for k in evidence if k not in ("output", "exit_code"))
+            kept = {k: evidence[k] for k in ("exit_code",) if k in evidence}
+        out = redact(str(evidence.get("output") or ""))[-(MAX_EVIDENCE_CHARS // 2):]
+        while len(text := json.dumps({**kept, "output": out, **({"cut": cut} if cut else {})})) \
+                > MAX_EVIDENCE_CHARS * 2 and out:
+            out = out[len(out) // 2 + 1:]
     return redact(text)  # JSON escapes no token character, so masking the text masks the values
 
 

@@ -335,3 +335,44 @@ def test_a_gate_s_output_and_reason_reach_every_session_with_tokens_masked(mq: A
     assert r.status_code == 200, r.text
     status = mq.get(f"{ORCH}/status", headers=user).text
     assert "a worker left COORD_TOKEN=coord_" in status and token not in status
+
+
+@pytest.mark.parametrize("output", ["é" * 9000, "ok\n" * 3000 + "✓" * 3000])
+def test_a_long_gate_output_of_any_characters_is_kept_as_json(mq: Api, laptop: Host, user: dict[str, str],
+                                                               output: str) -> None:
+    """The evidence is cut to its output's end when long; the cut was of the JSON text, and a non-ASCII output
+    (6 characters escaped each) left it unterminated: the red report and every later read of the entry answered
+    500 (json.loads of the stored evidence)."""
+    apply_config(mq, merge_config(batch=1))
+    entry, other = enter(mq, [finish(mq, laptop, user, "lib", n) for n in (22, 24)])["entered"]
+    run = next_run(laptop)
+    assert run is not None and run["entries"][0]["id"] == entry
+    out = report(laptop, run, "red", reason="the gate exited 1", evidence={"exit_code": 1, "output": output})
+    shown = mq.get(f"{ORCH}/merges/{entry}", headers=user)
+    assert shown.status_code == 200, shown.text
+    for e in (out["entries"][0], shown.json()):
+        assert e["evidence"]["exit_code"] == 1 and output.endswith(e["evidence"]["output"])
+        assert len(e["evidence"]["output"]) >= 1000
+    run = next_run(laptop)
+    assert run is not None and run["entries"][0]["id"] == other
+    files = [f"src/{'d' * 200}/{n}.py" for n in range(200)]  # another value over the bound: left out, named
+    report(laptop, run, "red", reason="again", evidence={"exit_code": 2, "output": "FAILED", "files": files})
+    e = mq.get(f"{ORCH}/merges/{other}", headers=user).json()
+    assert e["evidence"] == {"exit_code": 2, "output": "FAILED", "cut": ["files"]}
+
+
+@pytest.mark.parametrize("cut", [0, 6, 20, 40])
+def test_a_token_at_the_cut_of_a_long_gate_output_is_masked(mq: Api, laptop: Host, user: dict[str, str],
+                                                            cut: int) -> None:
+    """A long output keeps its end; it was cut before it was masked, so a token the cut fell in showed its body
+    without the prefix that makes it one (and a reader adds ``coord_`` back)."""
+    token = "coord_" + "Ct7" * 14 + "q"
+    apply_config(mq, merge_config(batch=1))
+    entry = enter(mq, [finish(mq, laptop, user, "lib", 23)])["entered"][0]
+    run = next_run(laptop)
+    assert run is not None
+    # the output's last 4000 characters (what is kept) start ``cut`` characters into the token
+    output = "x" * 5000 + "\nCOORD_TOKEN=" + token + "\n" + "y" * (3999 - len(token) + cut)
+    report(laptop, run, "red", reason="the gate exited 1", evidence={"exit_code": 1, "output": output})
+    shown = mq.get(f"{ORCH}/merges/{entry}", headers=user).text
+    assert token[cut:][-30:] not in shown and token[6:][-30:] not in shown
