@@ -311,8 +311,9 @@ class CoordClient(ConversationCalls):
         return result
 
     def replay(self, entry: Entry) -> str:
-        """Send one queued entry with its key and queue time: ``applied``, ``rejected`` (4xx), or ``retry``,
-        ``retry-reached`` or ``failed`` (see :meth:`SoftfailQueue.drain`).
+        """Send one queued entry with its key and queue time: ``applied``, ``rejected`` (4xx but 423 and 429), or
+        ``retry`` (also halted, 423, or rate-limited, 429), ``retry-reached`` or ``failed`` (see
+        :meth:`SoftfailQueue.drain`).
 
         A 503 with ``Retry-After`` is waited out once, as for any write.
         ``stop_reason`` then says why it failed.
@@ -321,8 +322,9 @@ class CoordClient(ConversationCalls):
             result = self._attempt(entry.method, entry.path, entry.params, entry.body, entry.idempotency_key,
                                    entry.ts or None)
         except HubError as err:
-            # A halt is temporary: keep the write for after `coord resume`.
-            return RETRY if err.status == 423 else REJECTED
+            # A halt (keep the write for after `coord resume`) or a rate limit is temporary: a 429 refused the
+            # request before it was looked at, and moving it to the rejected file would drop a write for good.
+            return RETRY if err.status in (423, 429) else REJECTED
         if isinstance(result, _Failure):
             self.stop_reason = result.reason
             if result.holds():

@@ -1,0 +1,55 @@
+"""A drain the hub rate-limits (429) stops and keeps the rest of the queue (:meth:`CoordClient.replay`).
+
+A real ``coord serve`` with a small per-token rate limit and a softfail queue
+of this client's own entries, longer than the limit's burst: a 429 is the hub
+saying "not now", never a refusal of the write, so no entry may go to the
+rejected file, and every one lands once the limit allows.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from coordhub.client import ClientSettings, CoordClient
+from coordhub.client.queue import RETRY, Entry
+from coordhub.client.trust import origin
+from tests.conftest import LiveHub
+
+SESSION = "DESKTOP-0O8A1RL/claude-main"
+QUEUED = 8
+
+
+@pytest.fixture
+def limited_hub(tmp_path: Path) -> Iterator[LiveHub]:
+    h = LiveHub(tmp_path / "hub", args=("--rate-limit", "10", "--rate-burst", "3")).start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def test_a_rate_limited_replay_stays_queued_and_is_never_rejected(limited_hub: LiveHub, tmp_path: Path) -> None:
+    token = limited_hub.token(SESSION)
+    settings = ClientSettings(url=limited_hub.url, token=token, session=None, user=None, machine=None,
+                              queue_file=tmp_path / ".claude" / "coord-queue.jsonl", timeout=10.0)
+    with CoordClient(settings, sleep=lambda s: None) as c:
+        for n in range(QUEUED):
+            c.queue.append(Entry("POST", "/api/coord/todos", {"text": f"queued {n}"}, str(uuid.uuid4()),
+                                 actor=c.actor, hub=origin(limited_hub.url), reached=False))
+        d = c.sync()
+        assert d.rejected == 0 and not c.queue.rejected.exists(), d
+        assert d.left == QUEUED - d.applied and d.stopped == RETRY, d
+        deadline = time.monotonic() + 20
+        while len(c.queue) and time.monotonic() < deadline:
+            time.sleep(0.2)  # the hub's limiter refills on its own clock
+            assert c.sync().rejected == 0
+        assert len(c.queue) == 0
+    texts = [t["text"] for t in httpx2.get(limited_hub.url + "/api/coord/todos",
+                                           headers={"Authorization": f"Bearer {token}"}).json()]
+    assert sorted(texts) == sorted(f"queued {n}" for n in range(QUEUED))
