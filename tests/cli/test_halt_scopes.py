@@ -129,3 +129,19 @@ def test_help_teaches_scopes_and_the_pause(tmp_path: Path) -> None:
     assert "--engage-all" in text and "coord engage" in text and "paused" in text
     text = coord.ok("engage", "--help").out
     assert "paused" in text and "--json" in text
+
+
+def test_resume_lifts_a_project_halt_stored_under_another_spelling(fleet: Fleet, live_hub: LiveHub) -> None:
+    """A halt the hub stored as ``project:api_`` (POST /halt takes it; an older CLI or hub wrote it, or the
+    dashboard) covers the sessions of project api; ``coord resume --project api_``, the command its refusal
+    names, lifts it: the CLI's spelling (api) is not the only one tried."""
+    import httpx2
+
+    fleet.b.ok("conv", "profile", "--project", "api_")  # the client declares api
+    r = httpx2.post(live_hub.url + "/api/coord/halt", json={"reason": "stop it", "scope": "project:api_"},
+                    headers={"Authorization": f"Bearer {live_hub.admin_token}"})
+    assert r.status_code == 201 and r.json()["scope"] == "project:api_", r.text
+    assert "halted" in fleet.b.fails(5, "todo", "add", "x").err
+    assert fleet.admin.json("resume", "--project", "api_", "--engage-all")["was"]["scope"] == "project:api_"
+    assert fleet.b.json("status")["halts"] == []
+    fleet.b.ok("todo", "add", "x")

@@ -223,7 +223,7 @@ def resume(ctx: typer.Context, machine: str | None = MACHINE_OPT, project: str |
     exit 5) until it runs `coord engage` — tell each agent when it may go on. That way a session stopped on
     purpose does not come back unnoticed, and you can look around first. --engage-all lets them all go on.
     """
-    data = call(ctx, lambda c: c.resume(_scope(machine, project), engage_all), admin=True)
+    data = call(ctx, lambda c: _resume(c, _scope(machine, project), project, engage_all), admin=True)
 
     def human(r: dict[str, Any]) -> None:
         where = _words(r.get("scope"))
@@ -237,6 +237,24 @@ def resume(ctx: typer.Context, machine: str | None = MACHINE_OPT, project: str |
             console.print(one_line(f"engaged {len(r['engaged'])} session(s): {', '.join(r['engaged'])}"))
 
     show(data, as_json, human)
+
+
+def _resume(c: CoordClient, scope: str | None, project: str | None, engage_all: bool) -> Any:
+    """Resume ``scope``; when it was not halted and ``project`` as typed is another spelling (``api_``, or
+    ``coord.hub`` that an older hub or CLI stored), resume that too: the hub keeps such a halt under the name it
+    was given, it covers the same sessions (:func:`coordhub.core.scope.project_of`), and a halted session's
+    refusal names it. The answer that lifted a halt, else the first."""
+    data = c.resume(scope, engage_all)
+    typed = f"project:{project.strip().lower()}" if project is not None else None
+    if typed is None or typed == scope or not isinstance(data, dict) or data.get("was"):
+        return data
+    try:
+        other = c.resume(typed, engage_all)
+    except HubError as err:
+        if err.status != 422:  # 422: no hub stores a halt under that name
+            raise
+        return data
+    return other if isinstance(other, dict) and other.get("was") else data
 
 
 @app.command()
