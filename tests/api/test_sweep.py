@@ -7,13 +7,15 @@ hub with 100 raw-socket SSE streams for the whole path.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import selectors
+import signal
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx2
 import pytest
@@ -211,3 +213,91 @@ def test_a_hundred_live_streams_get_every_event_once_in_order(live_hub: LiveHub)
         sel.close()
         for s in streams:
             s.close()
+
+
+def _drain(pipes: list[Pipe]) -> None:
+    for p in pipes:
+        p.received()
+
+
+def _within(seconds: float, run: Callable[[], None]) -> bool:
+    """Whether ``run()`` returned (or raised) within ``seconds`` (on a daemon thread, left behind if it hangs)."""
+    done = threading.Event()
+
+    def go() -> None:
+        try:
+            run()
+        finally:
+            done.set()
+
+    threading.Thread(target=go, daemon=True).start()
+    return done.wait(seconds)
+
+
+def test_a_helper_that_cannot_start_leaves_the_writes_to_the_loops_thread(
+        pipes: list[Pipe], monkeypatch: pytest.MonkeyPatch) -> None:
+    """No thread to be had (the process is at its thread or pids limit): the sweep writes every socket itself, and
+    does not wait for a helper that never ran (the event loop's thread would wait forever)."""
+    real = threading.Thread.start
+    refused = []
+
+    def refuse(self: threading.Thread) -> None:
+        if self.name == "coord-sweep" and not refused:
+            refused.append(self)
+            raise RuntimeError("can't start new thread")
+        real(self)
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    sweeper = Sweep()
+    errors: list[BaseException] = []
+
+    def twice() -> None:
+        for _ in range(2):
+            try:
+                sweeper.write(DATA, pipes)
+            except BaseException as exc:  # noqa: BLE001 - the test reports it
+                errors.append(exc)
+
+    try:
+        assert _within(10, twice), "the sweep waits forever for a helper that never started"
+        assert errors == []
+        assert all(p.received() + b"".join(p.sent) == DATA * 2 for p in pipes)
+    finally:
+        sweeper.close()
+
+
+def test_a_forked_child_does_not_wait_for_its_parents_helper(pipes: list[Pipe]) -> None:
+    """The helper thread does not exist in a forked child: the child's sweep starts its own (or writes alone)."""
+    sweeper = Sweep()
+    try:
+        sweeper.write(DATA, pipes)  # the helper runs, in this process
+        _drain(pipes)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 3
+            try:
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)  # a sweep that waits forever is killed by SIGALRM
+                signal.alarm(10)
+                sweeper.write(DATA, pipes)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child: wait status {status:#x}"
+        assert all(p.received() == DATA for p in pipes)
+    finally:
+        sweeper.close()
+
+
+def test_a_closed_sweep_starts_no_helper_again(pipes: list[Pipe]) -> None:
+    """A fan-out pass after the app's shutdown closed the sweep (one queued just before) is written on the loop's
+    thread: no helper thread is started that nothing would ever stop."""
+    sweeper = Sweep()
+    sweeper.write(DATA, pipes)
+    sweeper.close()
+    before = {t for t in threading.enumerate() if t.name == "coord-sweep"}
+    sweeper.write(DATA, pipes)
+    after = {t for t in threading.enumerate() if t.name == "coord-sweep"}
+    sweeper.close()
+    assert after <= before
+    assert all(p.received() + b"".join(p.sent) == DATA * 2 for p in pipes)

@@ -82,26 +82,28 @@ def _write_all(data: bytes, fds: Sequence[int], first: int) -> list[tuple[int, i
 class Sweep:
     """Writes one chunk to many connections, the second half on a helper thread (started at the first split).
 
-    Use from the event loop's thread only; :meth:`close` stops the helper.
+    Use from the event loop's thread only; :meth:`close` stops the helper. A
+    sweep with no helper running (none could be started, or :meth:`close`
+    ran) is written on the loop's thread alone.
     """
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[tuple[bytes, list[int], int] | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[list[tuple[int, int]] | BaseException] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._closed = False  # close() ran: no helper is started any more
         self.splits = 0  # sweeps split across the two threads so far (metrics, tests)
 
     def write(self, data: bytes, wires: Sequence[Writable]) -> None:
         """Write ``data`` to every one of ``wires``: each has ``fd >= 0`` and nothing buffered, the state was checked
         just before (:meth:`coordhub.api.wire.Wire.state`), and nothing ran on the event loop since."""
         count = len(wires)
-        if count < MIN_SPLIT:
+        if count < MIN_SPLIT or not self._helper():
             for through in wires:
                 through.send(data)
             return
         half = count // 2
         fds = [through.fd for through in wires]
-        self._start()
         self._jobs.put((data, fds[half:], half))
         try:
             short = _write_all(data, fds[:half], 0)
@@ -113,21 +115,39 @@ class Sweep:
         for i, done in short + theirs:
             wires[i].send(data[done:] if done else data)
 
-    def _start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._help, name="coord-sweep", daemon=True)
-            self._thread.start()
+    def _helper(self) -> bool:
+        """Whether a helper thread runs to take half of a sweep, starting one when there is none (the first split,
+        or a process forked from the one that started it, where it does not run); False when none may be started
+        (closed) or none could be (``RuntimeError``: the process is at its thread limit): the loop's thread then
+        writes the sweep alone, as it must not wait for a helper that is not running."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return True
+        if self._closed:
+            return False
+        jobs: queue.SimpleQueue[tuple[bytes, list[int], int] | None] = queue.SimpleQueue()
+        done: queue.SimpleQueue[list[tuple[int, int]] | BaseException] = queue.SimpleQueue()
+        thread = threading.Thread(target=self._help, args=(jobs, done), name="coord-sweep", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # "can't start new thread"
+            return False
+        self._jobs, self._done, self._thread = jobs, done, thread
+        return True
 
-    def _help(self) -> None:
-        while (job := self._jobs.get()) is not None:
+    @staticmethod
+    def _help(jobs: queue.SimpleQueue[tuple[bytes, list[int], int] | None],
+              done: queue.SimpleQueue[list[tuple[int, int]] | BaseException]) -> None:
+        while (job := jobs.get()) is not None:
             try:
-                self._done.put(_write_all(*job))
+                done.put(_write_all(*job))
             except BaseException as exc:  # the loop's thread waits for an answer, whatever happens
-                self._done.put(exc)
+                done.put(exc)
 
     def close(self) -> None:
-        """Stop the helper thread (the app is shutting down)."""
-        if self._thread is not None:
+        """Stop the helper thread (the app is shutting down); later sweeps are written on the loop's thread."""
+        self._closed = True
+        thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive():
             self._jobs.put(None)
-            self._thread.join(timeout=5)
-            self._thread = None
+            thread.join(timeout=5)
