@@ -21,7 +21,7 @@ from coordhub.store.tx import Tx
 
 CONVENTIONAL_STATES = ("building", "built", "deploying", "deployed", "degraded", "unknown")
 PAGE = 1000  # components one answer holds at most (and about paging.PAGE_BYTES of their text)
-TEXT = ("component", "state", "version", "notes")  # what paging.fit counts of a component
+TEXT = ("component", "state", "version", "notes")  # what paging.size counts of a component
 
 
 def render(row: Row) -> dict[str, Any]:

@@ -37,7 +37,7 @@ BROADCAST = "ALL_SESSIONS"
 MAX_INBOX = 500
 DEFAULT_ACK_WAIT_SECONDS = 300.0  # redeliver an unacked ack-required message after 5 minutes
 DEFAULT_MAX_DELIVERIES = 3        # then dead-letter it and tell the sender
-TEXT = ("subject", "body")        # a message's stored text, as paging.fit counts it
+TEXT = ("subject", "body")        # a message's stored text, as paging.size counts it
 
 
 def render(row: Row) -> dict[str, Any]:

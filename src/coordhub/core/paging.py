@@ -23,7 +23,7 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from coordhub import jsonbytes
@@ -92,13 +92,6 @@ def gather(fetch: Fetch, limit: int, fields: tuple[str, ...], budget: int = PAGE
             break
         last = rows[-1]
     return out, sizes
-
-
-def fit(rows: Sequence[Row], fields: tuple[str, ...], budget: int | None = None, *, first: bool = True) -> int:
-    """How many of ``rows``, from the first, one answer carries: as many as keep their :func:`size` (the encoded
-    text of their ``fields`` plus :data:`ROW_BYTES` each) within ``budget`` bytes (default :data:`PAGE_BYTES`),
-    and at least one unless ``first`` is false (see :func:`take`); 0 for no rows."""
-    return _cut((size(r, fields) for r in rows), PAGE_BYTES if budget is None else budget, first)
 
 
 def _cut(sizes: Iterable[int], budget: int, first: bool) -> int:

@@ -21,7 +21,7 @@ from coordhub.store.tx import Tx
 
 STATUSES = ("pending", "done")
 PAGE = 500  # todos one answer holds at most (and about paging.PAGE_BYTES of their text)
-TEXT = ("text", "source")  # what paging.fit counts of a todo
+TEXT = ("text", "source")  # what paging.size counts of a todo
 
 
 def render(row: Row) -> dict[str, Any]:

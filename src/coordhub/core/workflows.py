@@ -24,7 +24,7 @@ WORKFLOW_STATUSES = ("planning", "active", "blocked", "completed", "cancelled")
 WORK_ITEM_STATUSES = ("pending", "in_progress", "blocked", "completed", "cancelled")
 ACTIVE_WORKFLOW_STATUSES = ("planning", "active", "blocked")
 PAGE = 1000  # workflows, or work items of one workflow, one answer holds at most (and about paging.PAGE_BYTES)
-WORKFLOW_TEXT = ("name", "description")  # what paging.fit counts of a workflow …
+WORKFLOW_TEXT = ("name", "description")  # what paging.size counts of a workflow …
 ITEM_TEXT = ("title", "description")     # … and of a work item
 
 

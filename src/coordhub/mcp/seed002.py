@@ -137,7 +137,7 @@ def _page_may_continue(page: list[dict[str, Any]], asked: int) -> bool:
     """Whether older messages may follow an inbox page asked with ``limit=asked``.
 
     A full page may be followed; a shorter one ends the inbox unless the hub cut it at its text budget
-    (:func:`coordhub.core.paging.fit`), which only happens when the next message could not fit beside
+    (:func:`coordhub.core.paging.take`), which only happens when the next message could not fit beside
     these. The hub says so in ``Coord-Next-Before-Seq``, a header the client's ``call`` does not return,
     so this reckons it the hub's way: a false yes costs the agent one empty call, never a lost message.
     """

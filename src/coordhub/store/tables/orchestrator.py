@@ -73,11 +73,6 @@ class Assignments(Table):
         return self.ex.one("SELECT * FROM assignments WHERE repo = ? AND issue = ? AND state IN "
                            "('queued', 'dispatched', 'running', 'stuck', 'needs_input')", (repo, issue))
 
-    def queued(self, limit: int | None = None) -> list[Row]:
-        """Queued assignments, oldest queue position first."""
-        sql = "SELECT * FROM assignments WHERE state = 'queued' ORDER BY seq"
-        return self.ex.all(sql + (f" LIMIT {int(limit)}" if limit is not None else ""))
-
     def queue_head(self, limit: int, machine: str | None = None) -> list[Row]:
         """The first ``limit`` queued assignments (with ``machine``: those pinned to it or to any), oldest first.
 
