@@ -175,3 +175,20 @@ def test_entries_older_than_the_hubs_key_retention_are_set_aside_unsent(tmp_path
                    hub=HUB))
     q.drain(lambda e: sent.append(e.idempotency_key) or "applied", HUB, ACTOR, retention_hours=lambda: None)
     assert sent[-1] == "kept"  # a hub that keeps keys forever: any age is replayed
+
+
+def test_an_append_that_would_pass_the_bound_is_refused_and_the_queue_stays_drainable(tmp_path: Path) -> None:
+    """The bound is checked before a line is added, with the line: a queue of the user's own writes that grew
+    past MAX_QUEUE_BYTES was refused whole ('larger than …, move it away'), so no drain could send any of it."""
+    q = make_queue(tmp_path)
+    own(q, 1)
+    big = "x" * (queue.MAX_LINE - 1000)  # an entry of about 2 MiB, the longest a line may be
+    appended = 0
+    with pytest.raises(queue.QueueUnusable, match="full"):
+        for n in range(queue.MAX_QUEUE_BYTES // len(big) + 2):
+            q.append(Entry("POST", "/api/coord/todos", {"text": big}, f"big-{n}", actor=ACTOR, hub=HUB))
+            appended += 1
+    assert q.path.stat().st_size <= queue.MAX_QUEUE_BYTES
+    assert len(q) == 1 + appended
+    d = q.drain(lambda e: queue.APPLIED, HUB, ACTOR)
+    assert (d.applied, d.left) == (1 + appended, 0)

@@ -105,7 +105,8 @@ FAILED = "failed"  # the hub (or a gateway) answered 5xx: may have reached it; c
 
 
 class QueueUnusable(CoordError):
-    """The queue (or rejected) file is not this user's regular file of at most :data:`MAX_QUEUE_BYTES`."""
+    """The queue (or a file kept beside it) is not this user's regular file of at most :data:`MAX_QUEUE_BYTES`,
+    or a line to add would take it past that bound."""
 
     status, code = 409, "queue_unusable"
 
@@ -319,9 +320,19 @@ class SoftfailQueue:
         project.exclude(self.git_root, names)
 
     def _append_line(self, target: Path, line: str) -> None:
+        """Append ``line`` to ``target`` (fsynced). :class:`QueueUnusable`, and nothing added, when the line would
+        take the file past :data:`MAX_QUEUE_BYTES`: past it the file would be refused whole, queued writes and
+        all, as one a repository planted."""
+        data = (line + "\n").encode("utf-8")
         fd = _open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        with os.fdopen(fd, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        with os.fdopen(fd, "ab") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size + len(data) > MAX_QUEUE_BYTES:
+                raise QueueUnusable(f"{target} is full: {size} bytes, and {len(data)} more would pass its bound of "
+                                    f"{MAX_QUEUE_BYTES}; nothing was added to it. "
+                                    + ("Send what is queued with `coord sync` when the hub is back"
+                                       if target == self.path else "Check its entries and move it away"))
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
 
