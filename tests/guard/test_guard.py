@@ -197,3 +197,22 @@ def test_leases_past_the_first_page_are_checked(fleet: Fleet) -> None:
     fleet.repo.change("gen/free.py")  # overlaps none of the 521: accepted after reading both pages
     assert fleet.repo.commit().code == 0
 
+
+
+def test_a_path_that_is_not_utf8_is_reported_never_a_traceback_and_hides_no_other_path(fleet: Fleet) -> None:
+    """A file name git gives as bytes that are not UTF-8 (a Latin-1 name) crashed the guard with a
+    UnicodeDecodeError; it is one path no lease can name (unchecked, as a control character is), and the other
+    paths of the commit are still checked against the hub."""
+    repo = fleet.repo
+    (repo.path / "src").mkdir(exist_ok=True)
+    name = b"src/caf\xe9.py"
+    with open(bytes(repo.path) + b"/" + name, "wb") as f:
+        f.write(b"x\n")
+    subprocess.run([b"git", b"add", b"--", name], cwd=repo.path, env=repo.env, check=True)
+    r = repo.commit(env={"COORD_HOOK_FAIL_MODE": "closed"})
+    assert r.code == 1 and "commit refused: 1 path(s) cannot be checked" in r.err, r
+    assert "src/caf" in r.err and "not a valid lease resource" in r.err
+    lease = fleet.claim(fleet.b, "lib/old.py", "mine")
+    repo.change("lib/old.py")
+    r = repo.commit()
+    assert r.code == 1 and [x["id"] for x in refused_lines(r.err)] == [lease["id"]], r

@@ -63,13 +63,16 @@ class Verdict(NamedTuple):
 
 def split(paths: list[str]) -> tuple[dict[str, str], list[str]]:
     """The ``paths`` that are valid lease resources (path → resource, as :func:`as_resource` names it), and those
-    that are not (a control character in the name, over the length limit), which no lease can be checked for."""
+    that are not (a control character in the name, over the length limit, a name that is not UTF-8: git's bytes
+    decoded with lone surrogates, which the hub's JSON refuses), which no lease can be checked for."""
     resources: dict[str, str] = {}
     unchecked = []
     for p in paths:
         try:
-            parse(as_resource(p))
-            resources[p] = as_resource(p)
+            resource = as_resource(p)
+            resource.encode("utf-8")  # UnicodeEncodeError (a ValueError) for a lone surrogate
+            parse(resource)
+            resources[p] = resource
         except ValueError:
             unchecked.append(p)
     return resources, unchecked

@@ -3,7 +3,9 @@
 Every call runs ``git`` with the environment git gave the hook, so
 ``GIT_INDEX_FILE`` (the temporary index of ``git commit -a`` or ``git commit
 <paths>``) and ``GIT_DIR`` are honoured. Paths come NUL-separated (``-z``),
-so no name is quoted or mangled. Like the client's identity lookups, every
+so no name is quoted or mangled, and are decoded as the file system's names are
+(UTF-8, a byte that is not kept as a lone surrogate, ``os.fsdecode``): a name
+that is not UTF-8 is one path the guard reports, never a crash. Like the client's identity lookups, every
 call passes :data:`coordhub.client.project.GIT_SAFE`: a repository that came
 as an archive brings its own ``.git/config``, and ``core.fsmonitor`` there
 would otherwise run a command of its choosing (``coord install-git-hook``
@@ -27,7 +29,8 @@ class GitError(Exception):
 def git(args: list[str], cwd: Path | None = None) -> str:
     """Run ``git ARGS`` and return stdout (text); ``GitError`` on a non-zero exit or no git at all."""
     try:
-        p = subprocess.run(["git", *GIT_SAFE, *args], cwd=cwd, capture_output=True, text=True, check=False)
+        p = subprocess.run(["git", *GIT_SAFE, *args], cwd=cwd, capture_output=True, encoding="utf-8",
+                           errors="surrogateescape", check=False)
     except OSError as exc:
         raise GitError(f"cannot run git: {exc}") from None
     if p.returncode != 0:

@@ -130,7 +130,8 @@ def main(event: str, args: list[str]) -> int:
         return 1
     if verdict.unchecked:
         for p in verdict.unchecked[:MAX_LINES]:
-            sys.stderr.write(f"  {one_line(p)}: not a valid lease resource (a control character, or too long)\n")
+            sys.stderr.write(f"  {one_line(p)}: not a valid lease resource (a control character, not UTF-8, or "
+                             "too long)\n")
         return _unchecked(settings.fail_closed, hook, f"{len(verdict.unchecked)} path(s) cannot be checked "
                                                       "against leases (listed above)")
     return 0
