@@ -15,6 +15,7 @@ import socket
 import ssl
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 
 import httpx2
@@ -272,7 +273,9 @@ def test_a_forked_child_does_not_wait_for_its_parents_helper(pipes: list[Pipe]) 
     try:
         sweeper.write(DATA, pipes)  # the helper runs, in this process
         _drain(pipes)
-        pid = os.fork()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: forking a process that has threads
+            pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
             code = 3
             try:
