@@ -132,3 +132,29 @@ def test_conflicts_never_hide_others_leases_behind_own(api: Api, monkeypatch: py
     c = api.get(f"{LOCKS}/conflicts", params={"project_key": "p", "resource": "d/"}, headers=b).json()
     assert len(c["leases"]) == 3 and c["leases_more"] is True
     assert [x["resource"] for x in c["own"]] == ["d/z.py"] and c["own_more"] is False
+
+
+def test_a_many_resource_conflict_query_is_bounded_in_leases_compared(api: Api,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``POST /locks/conflicts`` takes 100 resources for one request of the rate limit; each directory or glob
+    among them compared every lease beneath it, so 100 of ``lib/`` in a project of 20,000 leases held a reader
+    thread 40 s (review). Past the first resource, what they bring to compare is bounded; files, the git guard's
+    case, bring only the leases at and above them."""
+    monkeypatch.setattr(leases, "MAX_CONFLICT_CANDIDATES", 20, raising=False)
+    a, b = api.token(A), api.token(B)
+    for i in range(12):
+        r = api.post(LOCKS, json={"project_key": "p", "resource": f"lib/f{i}.py", "ttl_hours": 0}, headers=b)
+        assert r.status_code == 201, r.text
+
+    def ask(resources: list[str]) -> Any:
+        return api.post(LOCKS + "/conflicts", json={"project_key": "p", "resources": resources}, headers=a)
+
+    alone = ask(["lib/"])  # one broad resource: as much as one GET compares
+    assert alone.status_code == 200 and len(alone.json()["overlaps"][0]) == 12, alone.text
+    assert ask(["lib/", "lib/"]).status_code == 200  # 12 more: within the bound
+    r = ask(["lib/", "lib/", "**"])
+    assert r.status_code == 422 and r.json()["error"]["limit"] == 20, r.text
+    assert "resources[2]" in r.text
+    files = ask([f"lib/f{i}.py" for i in range(12)] + [f"lib/new{i}.py" for i in range(88)])
+    assert files.status_code == 200, files.text
+    assert files.json()["overlaps"][:12] == [[x["id"]] for x in files.json()["leases"]]

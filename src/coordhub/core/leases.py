@@ -53,6 +53,7 @@ MAX_LIVE_PER_SESSION = 1000  # live leases one session may hold at once (a claim
 PAGE = 500  # leases a list answers at most (GET /locks, /status, /locks/conflicts) …
 PAGE_BYTES = 4 << 20  # … and about this many bytes of them (at least one lease)
 MAX_CONFLICT_RESOURCES = 100  # resources one conflict query may name (POST /locks/conflicts; one work budget)
+MAX_CONFLICT_CANDIDATES = 10_000  # candidate leases its resources after the first may bring, in all
 
 
 class LeaseLimit(Conflict):
@@ -518,6 +519,12 @@ def conflicts_of(tx: Tx, now: float, project_key: str, resources: list[str],
     name only leases in that page. All checks share one :class:`paths.Budget` (sound: may over-report once it is
     spent). ``Invalid`` (422, ``field="resources"``) for no resources, more than :data:`MAX_CONFLICT_RESOURCES`,
     or one that is no valid resource (naming its index).
+
+    The first resource may bring any number of candidate leases to compare, as :func:`conflicts` (one ``GET``)
+    may; the others at most :data:`MAX_CONFLICT_CANDIDATES` in all, else ``Invalid`` (422, ``limit``) before any
+    is compared. A changed file's candidates are the few leases at and above its path (the git guard's case); a
+    directory or glob brings every lease beneath it, and 100 of ``lib/`` in a project of 20,000 leases took one
+    request 40 s of a reader thread (review), a hundred ``GET``'s work for one request of the rate limit.
     """
     if not 1 <= len(resources) <= MAX_CONFLICT_RESOURCES:
         raise Invalid(f"resources must name 1 to {MAX_CONFLICT_RESOURCES} resources, not {len(resources)}",
@@ -531,8 +538,16 @@ def conflicts_of(tx: Tx, now: float, project_key: str, resources: list[str],
     budget = paths.Budget()
     found: dict[str, Row] = {}
     hits: list[list[str]] = []
-    for res in parsed:
-        rows = list(overlapping(tx, project_key, res, now, budget=budget))
+    brought = 0
+    for i, res in enumerate(parsed):
+        seen = _candidates(tx, project_key, res, now, exclude=None, first_only=False, due=False)
+        brought += (len(seen.at_scopes) + len(seen.unscoped) + len(seen.beneath)) if i else 0
+        if brought > MAX_CONFLICT_CANDIDATES:
+            raise Invalid(f"resources[1:] are too broad to check in one query (over {MAX_CONFLICT_CANDIDATES} "
+                          f"leases to compare by resources[{i}] {resources[i]!r}): name files, or ask about a "
+                          "directory or glob alone (GET /locks/conflicts)", field="resources",
+                          limit=MAX_CONFLICT_CANDIDATES)
+        rows = list(_overlaps(tx, project_key, res, now, seen, exclude=None, budget=budget))
         found.update((r["id"], r) for r in rows)
         hits.append([r["id"] for r in sorted(rows, key=lambda r: r["fence"]) if r["session_id"] != me])
     others = _whole_page(tx, [r for r in found.values() if r["session_id"] != me], PAGE, now)
