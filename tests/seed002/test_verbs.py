@@ -167,3 +167,22 @@ def test_wrapper_scripts_never_write_through_planted_symlinks(tmp_path: Path) ->
     refused = cli.fails(1, "compat", "seed002-scripts", str(scripts), "--force")
     assert "ack-message.sh" in refused.err and "symlink" in refused.err
     assert (scripts / "ack-message.sh").is_symlink() and victim.read_text() == "export MINE=1\n"
+
+
+def test_wrapper_scripts_never_go_through_a_planted_directory_symlink(tmp_path: Path) -> None:
+    """A cloned repository's ``scripts -> ~/.bashrc.d`` (a directory every file of which a login shell sources)
+    would put the scripts, and their ``exit 2``, outside the repository: refused even with --force, nothing
+    written; a directory the user named by an absolute path outside the project is taken as it is."""
+    repo = git_init(tmp_path / "repo")
+    cli = Coord(repo, isolated_env(tmp_path / "env"))
+    sourced = tmp_path / "home" / ".bashrc.d"
+    sourced.mkdir(parents=True)
+    (repo / "scripts").symlink_to(sourced)
+    for args in (("scripts/coordination",), ("scripts/coordination", "--force"), (str(repo / "scripts"),)):
+        refused = cli.fails(1, "compat", "seed002-scripts", *args)
+        assert "symlink" in refused.err and "scripts" in refused.err, refused
+    assert list(sourced.iterdir()) == []
+    elsewhere = tmp_path / "tools"
+    cli.ok("compat", "seed002-scripts", str(elsewhere))
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["ack-message.sh", "check-messages.sh",
+                                                           "publish-message.sh"]

@@ -56,6 +56,25 @@ def script(name: str) -> str:
     return _HEADER.format(name=name, usage=usage, verb=verb) + body
 
 
+def _linked_dir(directory: Path) -> Path | None:
+    """The first component of ``directory`` below the current directory that is a symlink, or None.
+
+    Those are the repository's, which a clone may have made symlinks to anywhere; what lies above the current
+    directory, or a directory outside it that the user named, is the user's own choice.
+    """
+    here = Path.cwd()
+    try:  # not normalised: in scripts/../x the OS goes through scripts, so scripts is checked too
+        parts = (here / directory).relative_to(here).parts
+    except ValueError:
+        return None
+    path = here
+    for part in parts:
+        path = path / part
+        if path.is_symlink():
+            return path
+    return None
+
+
 @app.command("seed002-scripts")
 def seed002_scripts(
     directory: Path = typer.Argument(..., help="Where to write them, e.g. scripts/coordination (created if "
@@ -65,8 +84,13 @@ def seed002_scripts(
     """Write publish-message.sh, check-messages.sh and ack-message.sh: seed 002's scripts as wrappers over coord.
 
     A repository's existing ./scripts/coordination/*.sh calls keep working, with the hub's guarantees.
-    Each is written to a new temp file and renamed into place; a script name that is a symlink is refused.
+    Each is written to a new temp file and renamed into place; a script name that is a symlink, or a directory
+    on the way below the current one that is, is refused.
     """
+    hop = _linked_dir(directory)
+    if hop is not None:  # even with --force: it takes the scripts out of the project (scripts -> ~/.bashrc.d)
+        fail(f"{hop} is a symlink (a repository may have put it there): not writing the scripts through it, even "
+             "with --force; name a directory of the project itself, or an absolute path outside it", EXIT_REFUSED)
     if directory.exists() and not directory.is_dir():
         fail(f"{directory} is not a directory", EXIT_USAGE)
     linked = [n for n in SCRIPTS if (directory / n).is_symlink()]
