@@ -68,6 +68,15 @@ def test_a_password_given_as_a_query_parameter_is_never_shown_or_recorded(seed: 
     assert event["payload"]["source"] == f"{source.shown_url(seed.url)} {seed.prefix}:*", event
 
 
+
+@pytest.mark.parametrize("query", ["ssl_cert_reqs=none", "ssl_ca_certs=/etc/ssl/x.pem", "ssl_check_hostname=true"])
+def test_a_url_option_redis_takes_only_over_tls_is_a_usage_error_not_a_traceback(cli: Coord, query: str) -> None:
+    """redis-py accepts a TLS option in a redis:// URL and fails when it connects, with a TypeError that ended the
+    import in a traceback; it is a URL error (exit 2), shown without the URL's secrets."""
+    r = cli.as_token("coord_unused").fails(2, "import", "redis", "--url",
+                                           f"redis://default:{SECRET}@127.0.0.1:1/0?{query}", "--dry-run")
+    assert "not a Redis URL: redis://127.0.0.1:1/0" in r.err and SECRET not in r.err, r
+
 # ---- 2: deeply nested JSON anywhere is one record left out, never a crash ---------------------------------
 
 def test_decode_json_never_raises_and_bounds_nesting() -> None:

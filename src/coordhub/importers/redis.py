@@ -108,7 +108,9 @@ def connect(url: str) -> Any:
     """A connected ``redis.Redis`` (bytes in, bytes out); ``RedisUnavailable`` if it does not answer PING.
 
     Raises :class:`MissingDriver` when the optional ``redis`` package is
-    missing, ``ValueError`` for a URL that is not a Redis URL.
+    missing, ``ValueError`` for a URL that is not a Redis URL (also one whose
+    options the connection refuses when made, such as ``ssl_cert_reqs`` in a
+    ``redis://`` URL).
     """
     try:
         import redis
@@ -120,6 +122,9 @@ def connect(url: str) -> Any:
         raise ValueError(f"not a Redis URL: {shown_url(url)} ({scrubbed(str(exc), url)})") from None
     try:
         client.ping()
+    except (TypeError, ValueError) as exc:  # an option redis-py parsed but its connection does not take (ssl_*)
+        client.close()
+        raise ValueError(f"not a Redis URL: {shown_url(url)} ({scrubbed(str(exc), url)})") from None
     except redis.RedisError as exc:
         client.close()
         reason = scrubbed(str(exc).splitlines()[0], url) if str(exc) else type(exc).__name__
