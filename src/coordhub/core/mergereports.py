@@ -198,16 +198,23 @@ def fix(tx: Tx, config: Config, row: Row, kind: str, detail: str, ev: str | None
 
 
 def fix_instructions(kind: str, row: Row, detail: str, ev: str | None) -> str:
-    """What a fix worker is told beside its original briefing: what the queue found and what to do (≤ 64 KiB)."""
+    """What a fix worker is told beside its original briefing: what the queue found and what to do (≤ 64 KiB).
+
+    ``ev`` is the stored evidence (:func:`_evidence`), whose values are what the host sent: a ``files`` that is no
+    list of names or an ``output`` that is no text is shown as text, never taken apart (it answered 500).
+    """
     target = row["target"]
+    found = json.loads(ev) if ev else {}
     if kind == "conflict":
-        files = ", ".join((json.loads(ev) if ev else {}).get("files") or []) or "see git status"
+        named = found.get("files")
+        files = (", ".join(str(f) for f in named) if isinstance(named, list) else str(named or "")) \
+            or "see git status"
         todo = (f"The merge queue could not rebase branch {row['branch']} onto origin/{target}: {detail}. "
                 f"Conflicting files: {files}. Run `git fetch origin && git rebase origin/{target}`, resolve every "
                 "conflict keeping the intent of both sides, run the tests, and commit (finish the rebase). The host "
                 "pushes the branch.")
     else:
-        output = (json.loads(ev) if ev else {}).get("output") or ""
+        output = str(found.get("output") or "")
         todo = (f"The merge queue's gate failed on branch {row['branch']} rebased onto origin/{target}: {detail}. "
                 f"Fix the code on this branch (rebase onto origin/{target} first if the failure comes from there), "
                 f"run the gate, and commit.\n\nThe gate's output (its end):\n{output[-4000:]}")

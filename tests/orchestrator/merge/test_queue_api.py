@@ -376,3 +376,18 @@ def test_a_token_at_the_cut_of_a_long_gate_output_is_masked(mq: Api, laptop: Hos
     report(laptop, run, "red", reason="the gate exited 1", evidence={"exit_code": 1, "output": output})
     shown = mq.get(f"{ORCH}/merges/{entry}", headers=user).text
     assert token[cut:][-30:] not in shown and token[6:][-30:] not in shown
+
+
+@pytest.mark.parametrize(("outcome", "evidence"), [("red", {"exit_code": 1, "output": 5}),
+                                                   ("conflict", {"files": [1, None]}), ("conflict", {"files": 7})])
+def test_evidence_of_an_odd_shape_gets_its_fix_worker(mq: Api, laptop: Host, user: dict[str, str], outcome: str,
+                                                      evidence: dict[str, Any]) -> None:
+    """The evidence is any JSON object the host sends; the fix worker's instructions took ``files`` apart as a
+    list of names and sliced ``output`` as text, so a number or a null there answered 500 and queued no fix."""
+    apply_config(mq, merge_config(batch=1))
+    entry = enter(mq, [finish(mq, laptop, user, "lib", 31)])["entered"][0]
+    run = next_run(laptop)
+    assert run is not None
+    extra = {"culprit": entry} if outcome == "conflict" else {}
+    out = report(laptop, run, outcome, reason="the gate failed", evidence=evidence, **extra)
+    assert out["entries"][0]["state"] == "fixing", out
