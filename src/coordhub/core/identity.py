@@ -171,8 +171,12 @@ def address_part(value: str) -> str:
     """``value`` as a machine or project name (:data:`ADDRESS_PART`), the one way every front end makes one.
 
     Lower case, each run of other characters replaced by ``-``, ``-`` and
-    ``_`` stripped from its ends, cut to 64: ``My.Project`` becomes
-    ``my-project``, ``api_`` and ``web-`` become ``api`` and ``web``. Always
+    ``_`` stripped from its ends, then cut to 64: ``My.Project`` becomes
+    ``my-project``, ``api_`` and ``web-`` become ``api`` and ``web``. The cut
+    comes last, as in the client before this function, so a name cut right
+    after a ``-`` keeps it (``a`` x 63 + ``.b`` becomes ``a`` x 63 + ``-``),
+    and applied again the function drops it: compare names made by it with
+    :func:`coordhub.core.scope.project_of`, which applies it twice. Always
     all of it, as the client did before this function (and as every client
     out there still does): a name the hub would take as it is (``api_``) is
     normalised too, so a client of any version declares the same address for
