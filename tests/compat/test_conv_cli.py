@@ -81,3 +81,18 @@ def test_keys_and_profile(world: World, keys: dict[str, GpgKey]) -> None:
     # a session may declare only the machine its id names
     other = career.coord("conv", "profile", "--machine", world.homelab.machine)
     assert other.code == 6, other
+
+
+def test_the_inbox_shows_every_pending_turn_past_the_hubs_page(world: World, tmp_path: Path) -> None:
+    """/conversations/inbox answers pages of about 4 MiB (Coord-Next-After names the next): coord conv inbox
+    follows them, so 18 pending turns of 250 KB are all shown, not the first page's 16 or so."""
+    career, homelab, conv = world.career, world.homelab, world.conv
+    big = tmp_path / "big.txt"
+    for n in range(18):
+        big.write_text(f"{n:02d} " + "x" * 250_000)
+        kind = "request" if n == 0 else "progress"
+        r = career.coord("conv", "send", homelab.address, "--conversation", conv, "--type", kind, "--body-file",
+                         str(big))
+        assert r.code == 0, r
+    pending = homelab.coord("conv", "inbox", "--json").json()
+    assert [t["sequence"] for t in pending] == list(range(1, 19))

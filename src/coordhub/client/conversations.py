@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 CONVERSATIONS = "/api/coord/conversations"
+NEXT_AFTER = "coord-next-after"  # a cut page of turns names the next page's after= (hub: api/routes/conversations.py)
+PAGE = 1000  # turns the hub answers per page at most (coordhub.core.conversations.MAX_PAGE)
+INBOX_MOST = 10_000  # pending turns one conversation_inbox() reads at most, by default
 
 
 class ConversationCalls:
@@ -92,9 +95,23 @@ class ConversationCalls:
         fields = {k: v for k, v in (("to", to), ("release_status", release_status), ("body", body)) if v is not None}
         return self.call("POST", f"{CONVERSATIONS}/{conversation_id}/release", body=fields)
 
-    def conversation_inbox(self, address: str | None = None) -> Any:
-        """Pending turns for ``address`` (default: this session's declared address), oldest first."""
-        return self.call("GET", f"{CONVERSATIONS}/inbox", params={"address": address})
+    def conversation_inbox(self, address: str | None = None, *, most: int = INBOX_MOST) -> Any:
+        """Pending turns for ``address`` (default: this session's declared address), oldest first: every one, up to
+        ``most``, read page after page (the hub answers at most :data:`PAGE` turns and about 4 MiB of text a page,
+        and names the next page's ``after`` in ``Coord-Next-After``; a hub without it answers one page)."""
+        turns: list[Any] = []
+        after = 0
+        while True:
+            fields: dict[str, str] = {}
+            page = self.call("GET", f"{CONVERSATIONS}/inbox", params={"address": address, "after": after or None,
+                                                                     "limit": PAGE}, fields=fields)
+            if not isinstance(page, list):
+                return page
+            turns += page
+            following = fields.get(NEXT_AFTER, "")
+            if not page or not following.isdigit() or int(following) <= after or len(turns) >= most:
+                return turns
+            after = int(following)
 
     def conversation_status(self, machine: str | None = None) -> Any:
         """Seed 004's ``cross-agent-status --json`` shape for the projects of ``machine`` (default: this session's)."""
