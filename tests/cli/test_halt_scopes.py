@@ -145,3 +145,9 @@ def test_resume_lifts_a_project_halt_stored_under_another_spelling(fleet: Fleet,
     assert fleet.admin.json("resume", "--project", "api_", "--engage-all")["was"]["scope"] == "project:api_"
     assert fleet.b.json("status")["halts"] == []
     fleet.b.ok("todo", "add", "x")
+    # both spellings halted at once: one resume lifts both
+    assert httpx2.post(live_hub.url + "/api/coord/halt", json={"reason": "again", "scope": "project:api_"},
+                       headers={"Authorization": f"Bearer {live_hub.admin_token}"}).status_code == 201
+    assert fleet.admin.json("halt", "and again", "--project", "api")["scope"] == "project:api"
+    assert fleet.admin.json("resume", "--project", "api_", "--engage-all")["was"]["scope"] == "project:api"
+    assert fleet.b.json("status")["halts"] == []

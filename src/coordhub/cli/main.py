@@ -240,13 +240,13 @@ def resume(ctx: typer.Context, machine: str | None = MACHINE_OPT, project: str |
 
 
 def _resume(c: CoordClient, scope: str | None, project: str | None, engage_all: bool) -> Any:
-    """Resume ``scope``; when it was not halted and ``project`` as typed is another spelling (``api_``, or
-    ``coord.hub`` that an older hub or CLI stored), resume that too: the hub keeps such a halt under the name it
-    was given, it covers the same sessions (:func:`coordhub.core.scope.project_of`), and a halted session's
-    refusal names it. The answer that lifted a halt, else the first."""
+    """Resume ``scope``, and when ``project`` as typed is another spelling (``api_``, or ``coord.hub`` that an
+    older hub or CLI stored), that too: the hub keeps a halt under the name it was given, each covers the same
+    sessions (:func:`coordhub.core.scope.project_of`), and a halted session's refusal names it. The first answer
+    that lifted a halt (with the sessions both paused or engaged), else the first."""
     data = c.resume(scope, engage_all)
     typed = f"project:{project.strip().lower()}" if project is not None else None
-    if typed is None or typed == scope or not isinstance(data, dict) or data.get("was"):
+    if typed is None or typed == scope or not isinstance(data, dict):
         return data
     try:
         other = c.resume(typed, engage_all)
@@ -254,7 +254,13 @@ def _resume(c: CoordClient, scope: str | None, project: str | None, engage_all: 
         if err.status != 422:  # 422: no hub stores a halt under that name
             raise
         return data
-    return other if isinstance(other, dict) and other.get("was") else data
+    if not isinstance(other, dict) or not other.get("was"):
+        return data
+    if not data.get("was"):
+        return other
+    for key in ("paused", "engaged"):
+        data[key] = list(dict.fromkeys([*(data.get(key) or []), *(other.get(key) or [])]))
+    return data
 
 
 @app.command()
