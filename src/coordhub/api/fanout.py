@@ -71,7 +71,7 @@ from collections.abc import Callable, Iterator
 
 from starlette.types import Send
 
-from coordhub.api import eager, sweep, wire
+from coordhub.api import eager, wire
 from coordhub.core import events
 from coordhub.core.identity import fold
 from coordhub.store.base import Row
@@ -265,7 +265,6 @@ class Fanout:
         self.ended = 0  # streams the hub ended so far: revoked, signed out, past their lifetime (metrics)
         self._timer: asyncio.TimerHandle | None = None
         self.drops = 0  # live subscribers dropped to catch-up so far (metrics)
-        self.sweep = sweep.Sweep()  # the common case's writes, on two threads when there are many (api/sweep.py)
 
     def __len__(self) -> int:
         return len(self._subs)
@@ -386,9 +385,6 @@ class Fanout:
         public: bool | None = None  # whether the one event is public; read when first needed
         data: bytes | None = None  # its chunk, framed when first written (an event nobody keeps is not rendered)
         decided: dict[tuple[object, ...], bool] = {}
-        # the common case's wires with a socket that may be written past the transport, written after the pass
-        # (api/sweep.py): only worth gathering when they may be many
-        direct: list[wire.Wire] | None = [] if len(self._subs) >= sweep.MIN_SPLIT else None
         for sub in self._subs:
             through = sub.wire
             if (one is not None and through is not None and sub.parked and not sub.frames and not sub.behind
@@ -408,18 +404,12 @@ class Fanout:
                 if data is None:
                     data = wire.chunk(frame(one))
                 if through.state() == wire.OPEN and len(data) <= LIVE_BYTES:  # (a bigger one: the bound, in offer)
-                    if direct is not None and through.fd >= 0 and through.idle():
-                        direct.append(through)
-                    else:
-                        through.send(data)
+                    through.send(data)
                     sub.queued = sub.sent = rid
                     sub.idle_since = now
                     continue
             if sub.offer(rows, frame):
                 self.drops += 1
-        if direct:
-            assert data is not None
-            self.sweep.write(data, direct)
 
     def _arm(self) -> None:
         self._timer = asyncio.get_running_loop().call_later(self.ping_seconds / 3, self.tick)
@@ -442,8 +432,7 @@ class Fanout:
             self._arm()
 
     def close(self) -> None:
-        """Stop the ping timer and the sweep's helper thread (the app is shutting down)."""
+        """Stop the ping timer (the app is shutting down)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.sweep.close()

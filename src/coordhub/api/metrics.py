@@ -296,8 +296,6 @@ class StateCollector(Collector):
         yield CounterMetricFamily("coord_sse_catch_up_drops", "Live SSE streams whose client read slower than "
                                   "events came, dropped to catching up from the log by cursor.",
                                   value=state.fanout.drops)
-        yield CounterMetricFamily("coord_sse_sweeps_split", "Fan-out passes whose socket writes were shared "
-                                  "between two threads (many live streams).", value=state.fanout.sweep.splits)
         refused = CounterMetricFamily("coord_rate_limit_refusals", "Requests refused with 429 by a rate limit.",
                                       labels=("limit",))
         refused.add_metric(("token",), state.auth.limiter.refusals)

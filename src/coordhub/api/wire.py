@@ -38,8 +38,6 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Message, Scope, Send
 
-from coordhub.api import sweep
-
 CYCLE: type[Any] | None  # uvicorn's httptools request-response cycle, the one server send a wire knows
 try:
     from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE
@@ -62,7 +60,7 @@ def of(scope: Scope) -> Wire | None:
 class Wire:
     """The body of one started chunked HTTP/1.1 response on uvicorn's httptools protocol (event loop's thread only)."""
 
-    __slots__ = ("_cycle", "_transport", "_flow", "send", "fd")
+    __slots__ = ("_cycle", "_transport", "_flow", "send")
 
     def __init__(self, cycle: Any) -> None:
         self._cycle = cycle
@@ -71,13 +69,6 @@ class Wire:
         #: The transport's ``write``: takes a framed chunk (:func:`chunk`); call only right after :meth:`state`
         #: said :data:`OPEN`, with nothing run on the event loop in between.
         self.send: Callable[[bytes], object] = self._transport.write
-        #: The socket's descriptor when a fan-out sweep may write to it past the transport, else -1
-        #: (:func:`coordhub.api.sweep.direct_fd`).
-        self.fd = sweep.direct_fd(self._transport)
-
-    def idle(self) -> bool:
-        """Whether the transport holds no bytes still to write (a write past it would be next on the wire)."""
-        return not self._transport.get_write_buffer_size()
 
     def state(self) -> int:
         """:data:`OPEN` (a write now is taken whole, in order), :data:`BACKED_UP` (the transport paused writing:
