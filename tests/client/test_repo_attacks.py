@@ -105,6 +105,19 @@ def test_a_committed_queue_is_never_replayed_with_the_users_token(victim: Victim
     assert [m["subject"] for m in victim.inbox_b()] == []
 
 
+def test_a_committed_queue_line_nested_too_deep_is_one_foreign_entry_not_a_crash(victim: Victim) -> None:
+    """A line of 200 KB of '[' under a "mac" made json.loads raise RecursionError (not ValueError) in the drain,
+    the foreign review and the pending list: every coord command in the clone ended in a traceback."""
+    deep = json.dumps({"method": "POST", "path": "/api/coord/todos", "mac": "00" * 32}, separators=(",", ":"))
+    text = deep[:-1] + ',"body":' + "[" * 100_000 + "]" * 100_000 + "}\n"
+    clone = cloned(victim.tmp, {".claude/coord-queue.jsonl": text})
+    r = victim.coord(clone).ok("msg", "inbox")
+    assert "1 entries" in r.err or "1 entry" in r.err, r
+    r = victim.coord(clone)("sync", "--review-foreign", stdin="n\n")
+    assert r.code == 0 and "Traceback" not in r.err, r
+    assert (clone / ".claude" / "coord-queue.jsonl").read_text() == text
+
+
 def test_review_foreign_sends_only_confirmed_relative_entries(victim: Victim, attacker: Listener) -> None:
     text = planted_queue(attacker, victim.hub.url)
     clone = cloned(victim.tmp, {".claude/coord-queue.jsonl": text})

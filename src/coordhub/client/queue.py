@@ -89,6 +89,7 @@ from coordhub.client import project
 from coordhub.client.settings import MAX_QUEUE_BYTES
 from coordhub.client.trust import origin
 from coordhub.errors import CoordError
+from coordhub.strictjson import MAX_DEPTH
 
 KEY_FILE = "queue.key"
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")  # reads are never queued
@@ -132,6 +133,16 @@ def _open(path: Path, flags: int) -> int:
                             "there); move it away")
     os.set_blocking(fd, True)
     return fd
+
+
+def _deeper(value: Any, depth: int) -> bool:
+    """Whether ``value`` (parsed JSON) nests arrays and objects more than ``depth`` levels; linear in its size."""
+    level = [value]
+    for _ in range(depth):
+        level = [v for x in level if isinstance(x, dict | list) for v in (x.values() if isinstance(x, dict) else x)]
+        if not level:
+            return False
+    return any(isinstance(x, dict | list) for x in level)
 
 
 def _older(ts: str, limit: float | None) -> bool:
@@ -196,7 +207,12 @@ class Entry:
         """Parse one line; ``ValueError`` if it is not a queue entry."""
         if len(line) > MAX_LINE:
             raise ValueError("line too long")
-        data = json.loads(line)
+        try:
+            data = json.loads(line)
+        except RecursionError:  # '[' x 100,000: a line a repository planted, never one this client wrote
+            raise ValueError(f"nested deeper than {MAX_DEPTH} arrays and objects") from None
+        if _deeper(data, MAX_DEPTH):  # nothing the hub takes (strictjson), and too deep to sign again safely
+            raise ValueError(f"nested deeper than {MAX_DEPTH} arrays and objects")
         if not isinstance(data, dict) or not {"method", "path"} <= data.keys():
             raise ValueError("not a queue entry")
         if not isinstance(data["method"], str) or not isinstance(data["path"], str):
