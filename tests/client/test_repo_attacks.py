@@ -191,3 +191,28 @@ def test_a_token_is_not_sent_to_a_new_url_until_the_user_trusts_it(victim: Victi
     assert victim.token not in record.read_text() and stat.S_IMODE(record.stat().st_mode) == 0o600
     elsewhere.ok("msg", "inbox")  # now the user has said so once
     assert [r["headers"].get("Authorization") for r in attacker.seen] == [f"Bearer {victim.token}"]
+
+
+def test_json_files_a_repository_brings_nested_too_deep_are_refused_not_a_traceback(victim: Victim,
+                                                                                      tmp_path: Path) -> None:
+    """An archive's untracked .claude/identity.json or .claude/settings.local.json, or a guard ledger in its .git, of
+    5,000 '[' made json.loads raise RecursionError, which the readers did not catch: every command ended in a
+    traceback. Now the identity file is 'not readable JSON' (exit 2), as any other bad one."""
+    repo = git_init(tmp_path / "archive")
+    (repo / ".claude").mkdir()
+    deep = '{"coord_api": ' + "[" * 5000 + "]" * 5000 + "}"
+    (repo / ".claude" / "identity.json").write_text(deep)
+    r = victim.coord(repo).fails(2, "status")
+    assert "not readable JSON" in r.err and "nested too deep" in r.err, r
+    (repo / ".claude" / "identity.json").unlink()
+    (repo / ".claude" / "settings.local.json").write_text(deep)
+    r = victim.coord(repo)("install-hooks")
+    assert r.code != 0 and "Traceback" not in r.err and "not valid JSON" in r.err, r
+    (repo / ".claude" / "settings.local.json").unlink()
+    (repo / ".git" / "coordhub").mkdir()
+    (repo / ".git" / "coordhub" / "leases.json").write_text(deep)
+    (repo / "a.txt").write_text("x")
+    subprocess.run(["git", "-C", str(repo), "add", "a.txt"], check=True)
+    victim.coord(repo).ok("install-git-hook")
+    c = subprocess.run([*GIT, "-C", str(repo), "commit", "-qm", "x"], env=victim.env, capture_output=True, text=True)
+    assert c.returncode == 0 and "Traceback" not in c.stderr, c

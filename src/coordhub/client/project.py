@@ -222,7 +222,7 @@ def read_json_object(path: Path, max_bytes: int = MAX_JSON_BYTES) -> dict[str, A
         return {}
     try:
         data = json.loads(raw.decode("utf-8"))
-    except ValueError:  # UnicodeDecodeError included
+    except (ValueError, RecursionError):  # UnicodeDecodeError included; RecursionError: nested too deep
         return {}
     return data if isinstance(data, dict) else {}
 

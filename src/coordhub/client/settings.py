@@ -186,6 +186,8 @@ def load_identity(path: Path) -> dict[str, Any]:
         data = json.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Invalid(f"{path}: not readable JSON ({exc})") from exc
+    except RecursionError:  # '[' x 5,000: json raises this, not a JSONDecodeError
+        raise Invalid(f"{path}: not readable JSON (nested too deep)") from None
     if not isinstance(data, dict):
         raise Invalid(f"{path}: expected a JSON object")
     return data

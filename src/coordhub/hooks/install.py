@@ -124,7 +124,7 @@ def read(path: Path) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise SettingsError(f"{path} is not valid JSON ({exc}); fix it first, nothing was changed") from None
     if not isinstance(data, dict):
         raise SettingsError(f"{path} holds a JSON {type(data).__name__}, not an object; nothing was changed")
