@@ -245,3 +245,24 @@ async def test_list_leases_goes_on_past_the_hubs_page(mcp_hub: McpHub, monkeypat
         assert small["count"] == 30 and small["next_after_fence"] == claimed[-1][1]
         assert ok(await a.call_tool("list_leases", {"session_id": B, "after_fence": claimed[-1][1]})) == {
             "leases": [], "count": 0, "next_after_fence": None}
+
+
+async def test_conv_inbox_pages_past_the_hubs_byte_bound(mcp_hub: McpHub) -> None:
+    """The hub answers /conversations/inbox in pages of about 4 MiB: 18 pending turns of 250 KB do not fit one.
+    conv_inbox takes ``after`` and answers ``next_after``, so an agent reaches every pending turn."""
+    async with mcp_hub.client(A) as a, mcp_hub.client(B) as b:
+        await mcp_hub.declare(A, "host-a", "career")
+        await mcp_hub.declare(B, "host-b", "homelab")
+        for n in range(18):
+            ok(await a.call_tool("conv_send", {"to": "host-b.homelab", "conversation_id": "big", "body":
+                                               f"{n:02d} " + "x" * 250_000,
+                                               "type": "request" if n == 0 else "progress"}))
+        seen: list[int] = []
+        after = 0
+        for _ in range(20):
+            box = ok(await b.call_tool("conv_inbox", {"limit": 1000, "after": after}))
+            if not box["turns"]:
+                break
+            seen += [t["sequence"] for t in box["turns"]]
+            after = box["next_after"]
+        assert seen == list(range(1, 19))

@@ -271,10 +271,13 @@ async def conv_send(
         "requires_tools": requires_tools}), key=retry_key(ctx, "conv_send", idempotency_key))
 
 
-async def conv_inbox(ctx: Context, limit: Annotated[int, Field(ge=1, le=1000)] = 20) -> dict[str, Any]:
-    """Conversation turns pending for your address (no release after them yet), oldest first."""
-    found = await call_list(ctx, "GET", f"{API}/conversations/inbox", params={"limit": limit})
-    return {"turns": found, "count": len(found)}
+async def conv_inbox(ctx: Context, limit: Annotated[int, Field(ge=1, le=1000)] = 20,
+                     after: Annotated[int, Field(ge=0, le=2**62)] = 0) -> dict[str, Any]:
+    """Turns pending for your address (no release after them yet), oldest first; more: after=next_after."""
+    # a page holds at most ``limit`` turns and about 4 MiB of text (the hub's bound); an empty page is the end
+    found = await call_list(ctx, "GET", f"{API}/conversations/inbox", params={"limit": limit, "after": after or None})
+    last = found[-1].get("id") if found and isinstance(found[-1], dict) else None
+    return {"turns": found, "count": len(found), "next_after": last if isinstance(last, int) else after}
 
 
 async def conv_show(ctx: Context, conversation_id: str) -> dict[str, Any]:
