@@ -4,14 +4,14 @@ One Python process runs its event loop and its writer under one GIL, so a
 single hub uses about one core however many the machine has (issue 15). With
 ``--workers N`` the ``coord serve`` process opens and migrates the database,
 writes the admin token, binds the socket, and then only supervises: it starts
-N serving processes (``spawn``, so none inherits a half-made store or
-thread), each of which opens the store itself and accepts connections on the
+N serving processes (each with nothing of the supervisor's store or
+threads, see below), each of which opens the store itself and accepts connections on the
 shared socket. What keeps N processes one hub:
 
 * **Writes** stay serialised across processes, with ids in commit order:
   PostgreSQL's writers take the advisory lock (as several hubs do), SQLite's
   take an ``flock`` before ``BEGIN IMMEDIATE``
-  (:func:`coordhub.store.localannounce.writer_lock`). Each process still
+  (:class:`coordhub.store.localannounce.WriterLock`). Each process still
   group-commits its own units (under ``--writer-process`` the hot and routine
   ones go to the writer process's batches instead).
 * **Events** written through one worker reach subscribers on the others at
@@ -21,6 +21,18 @@ shared socket. What keeps N processes one hub:
   buckets of each backend).
 * **Halts and revocations** are read in each write's own transaction, and a
   revocation's event clears every worker's token cache.
+
+The serving processes are forked from the supervisor when that is safe
+(Linux, and no other thread in the supervisor: :func:`context`), after it
+has imported what a serving process runs and frozen its heap
+(:func:`preload`): the interpreter, the framework and the hub's own modules
+are then pages the processes share rather than one copy each. Measured with
+``coord bench push --workers 2`` (1,000 streams): three spawned processes
+held 229 MiB resident between them; forked, see docs/benchmarks.md. A
+serving process forked this way starts from nothing the supervisor made
+but the listening socket: the supervisor has closed its store, and runs no
+thread and no event loop. Where fork is not safe the processes are
+spawned, as before.
 
 A worker that dies is started again (after a pause that grows while workers
 keep dying at start); SIGINT/SIGTERM to the supervisor stop every worker
@@ -90,7 +102,7 @@ def supervise(cfg: Any, sock: socket.socket) -> None:
     started first and stopped last, so that the serving processes' last
     requests still find it.
     """
-    ctx = multiprocessing.get_context("spawn")
+    ctx = context()
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -127,6 +139,42 @@ def supervise(cfg: Any, sock: socket.socket) -> None:
             shutil.rmtree(link_dir, ignore_errors=True)
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def context() -> Any:
+    """The ``multiprocessing`` context the serving processes start in: ``fork`` from a :func:`preload`-ed
+    supervisor when it is safe, else ``spawn``.
+
+    Fork is safe here when the platform has it and this process runs no other
+    thread (a fork copies a thread's locks but not the thread: a store's
+    writer, a pool's worker or the GC reclaimer forked mid-work would leave
+    the child with locks nobody releases; Python 3.12 warns of it too).
+    """
+    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() != 1:
+        log.info("serving processes are spawned: %s", "this platform cannot fork" if threading.active_count() == 1
+                 else f"{threading.active_count() - 1} other threads run in the supervisor")
+        return multiprocessing.get_context("spawn")
+    preload()
+    return multiprocessing.get_context("fork")
+
+
+def preload() -> None:
+    """Import what a serving process runs and freeze the heap, so that forked serving processes share those pages.
+
+    Frozen objects are left out of the collector's passes (``gc.freeze``): a
+    collection in a child would otherwise write to every imported object's
+    header and copy its page.
+    """
+    import gc
+
+    import uvicorn.protocols.http.auto  # noqa: F401 - imported for the pages the forked processes share
+    import uvicorn.protocols.http.httptools_impl  # noqa: F401
+
+    import coordhub.api.app  # noqa: F401
+    import coordhub.api.connections  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
 
 
 def _start(ctx: Any, cfg: Any, sock: socket.socket, n: int, link: Path | None) -> BaseProcess:
@@ -175,11 +223,12 @@ def die_with(supervisor: int) -> None:
 
 
 def _worker_main(cfg: Any, sock: socket.socket, n: int, supervisor: int, link: Path | None) -> None:
-    """One serving process: its own store, hub and app on the shared socket (runs in the spawned child).
+    """One serving process: its own store, hub and app on the shared socket (runs in the child).
 
     ``link``: the writer process's socket, where its calls go (``Hub.remote``), or None.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides: it sends SIGTERM
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # forked: not the supervisor's handler, until uvicorn sets its own
     die_with(supervisor)
     from coordhub import jsonlog
     from coordhub.server import StartupError, _open_hub, run_app

@@ -528,7 +528,7 @@ class WriterServer:
 
 
 def writer_main(cfg: Any, path: Path, supervisor: int) -> None:
-    """The writer process (spawned by :func:`coordhub.workers.supervise`): serve ``path`` until SIGTERM."""
+    """The writer process (started by :func:`coordhub.workers.supervise`): serve ``path`` until SIGTERM."""
     from coordhub import jsonlog
     from coordhub.heap import settle_heap
     from coordhub.server import StartupError, _open_hub

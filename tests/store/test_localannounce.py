@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from coordhub.store import announce
-from coordhub.store.localannounce import LocalAnnouncer, UnsafePath, _address, peers_dir, writer_lock
+from coordhub.store.localannounce import LocalAnnouncer, UnsafePath, WriterLock, _address, peers_dir
 
 
 def _listen(ann: LocalAnnouncer) -> tuple[list[tuple[str | None, int | None]], threading.Event, object]:
@@ -152,9 +152,9 @@ def test_a_lock_file_open_to_others_is_refused(tmp_path: Path) -> None:
     lock.touch()
     lock.chmod(0o644)  # anyone who can open it can flock it and stop every write
     with pytest.raises(UnsafePath, match="no group or world permissions"):
-        writer_lock(db)
+        WriterLock(db)
     lock.chmod(0o600)
-    release = writer_lock(db)()
+    release = WriterLock(db)()
     release()
 
 
@@ -164,4 +164,23 @@ def test_a_lock_file_symlink_is_refused(tmp_path: Path) -> None:
     target.touch(mode=0o600)
     db.with_name(db.name + ".writer.lock").symlink_to(target)
     with pytest.raises(OSError):
-        writer_lock(db)
+        WriterLock(db)
+
+
+def test_closing_the_store_closes_its_writer_lock_file(tmp_path: Path) -> None:
+    """``coord serve --workers`` forks its serving processes after closing its own store: they must not inherit its
+    lock file's descriptor (an flock belongs to the open file, which they would then share with it)."""
+    from coordhub.store.sqlite import SQLiteStore
+
+    db = tmp_path / "hub.db"
+    store = SQLiteStore(db, shared=True)
+    store.open()
+    lock = os.fspath(db.with_name(db.name + ".writer.lock"))
+
+    def held() -> int:
+        return sum(os.path.realpath(f"/proc/self/fd/{fd}") == os.path.realpath(lock)
+                   for fd in map(int, os.listdir("/proc/self/fd")) if os.path.exists(f"/proc/self/fd/{fd}"))
+
+    assert held() == 1  # opened by the migrations' writes
+    store.close()
+    assert held() == 0

@@ -56,7 +56,7 @@ async def push_raw(ctx: Context, subscribers: int = 1000, sends: int = 30, inter
         if not ready.startswith("ready "):
             raise SystemExit(f"bench: the SSE receiver did not start: {ready!r}")
         connect_s = time.monotonic() - t0
-        rss_open = ctx.target.rss_mib()
+        rss_open, pss_open = ctx.target.rss_mib(), ctx.target.pss_mib()
         cpu0 = ctx.target.cpu_seconds()
         subjects = [f"push-{ctx.run_id}-{i}" for i in range(sends)]
         sent, answered = await asyncio.to_thread(broadcast, ctx.target.url, tokens[0][1], subjects, interval,
@@ -86,7 +86,8 @@ async def push_raw(ctx: Context, subscribers: int = 1000, sends: int = 30, inter
             "seconds": round(sends * interval + 2.0, 1), "missing": missing,
             "max_ms": round(lat[-1], 2) if lat else None, "mean_ms": round(sum(lat) / len(lat), 2) if lat else None,
             "receiver_clock": _summary(user), "connect_all_s": round(connect_s, 2),
-            "stream_errors": report["failed"], "rss_mib_all_open": rss_open}
+            "stream_errors": report["failed"], "rss_mib_all_open": rss_open,
+            "pss_mib_all_open": pss_open}
 
 
 def broadcast(url: str, token: str, subjects: Sequence[str], interval: float,

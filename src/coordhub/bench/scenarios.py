@@ -234,7 +234,7 @@ async def push(ctx: Context, subscribers: int = 1000, sends: int = 30, interval:
         t0 = time.monotonic()
         await asyncio.wait_for(ready.wait(), 300)
         connect_s = time.monotonic() - t0
-        rss_open = ctx.target.rss_mib()
+        rss_open, pss_open = ctx.target.rss_mib(), ctx.target.pss_mib()
         cpu0, driver0 = ctx.target.cpu_seconds(), time.process_time()
         for i in range(sends):
             subject = f"push-{ctx.run_id}-{i}"
@@ -264,7 +264,8 @@ async def push(ctx: Context, subscribers: int = 1000, sends: int = 30, interval:
             "seconds": round(sends * interval + 2.0, 1),
             "missing": subscribers * sends - len(ms), "max_ms": round(ms[-1], 2) if ms else None,
             "mean_ms": round(sum(ms) / len(ms), 2) if ms else None, "connect_all_s": round(connect_s, 2),
-            "stream_errors": streams.errors, "rss_mib_all_open": rss_open}
+            "stream_errors": streams.errors, "rss_mib_all_open": rss_open,
+            "pss_mib_all_open": pss_open}
 
 
 # ---- inbox with a large history ------------------------------------------------------------------

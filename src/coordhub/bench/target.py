@@ -100,6 +100,22 @@ class Target:
         """Resident memory now (MiB) of the process and its descendants, None when it is not ours."""
         return round(self._status("VmRSS") / 1024, 1) if self.proc else None
 
+    def pss_mib(self) -> float | None:
+        """Proportional memory now (MiB, ``Pss`` of /proc/PID/smaps_rollup) summed over the process and its
+        descendants: each page shared by k of them counts 1/k in each, so the sum is what they hold together.
+        Resident sizes double-count shared pages (``coord serve --workers N`` forks its serving processes from one
+        parent); None when it is not ours."""
+        if self.proc is None:
+            return None
+        total = 0
+        for pid in self._pids():
+            try:
+                lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+            except OSError:
+                continue
+            total += sum(int(line.split()[1]) for line in lines if line.startswith("Pss:"))
+        return round(total / 1024, 1)
+
     def peak_rss_mib(self) -> float | None:
         """Peak resident memory (MiB), summed over the process and its descendants, None when it is not ours."""
         return round(self._status("VmHWM") / 1024, 1) if self.proc else None

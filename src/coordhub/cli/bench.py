@@ -195,7 +195,8 @@ def _details(r: dict[str, Any]) -> list[str]:
         out.append(f"{point['layout']} {point['size']:,}: claim {_lat(point['claim'])}, conflict check "
                    f"{_lat(point['conflicts'])} (filled in {point['fill_seconds']} s, hub {point['rss_mib']} MiB)")
     if "rss_mib_all_open" in r:  # push
-        out.append(f"RSS with every stream open {r['rss_mib_all_open']} MiB; missing receipts {r['missing']}; "
+        out.append(f"memory with every stream open: RSS {r['rss_mib_all_open']} MiB, PSS {r.get('pss_mib_all_open')} "
+                   f"MiB; missing receipts {r['missing']}; "
                    f"first receipt of a broadcast p50 {r['first_receipt_p50_ms']} ms, max {r['max_ms']} ms")
         for who, x in (("hub", r), ("ceiling", r.get("ceiling"))):
             if x and x.get("sweep_p50_ms") is not None:

@@ -240,26 +240,31 @@ class LocalListener:
         return parsed
 
 
-def writer_lock(database: Path) -> Callable[[], Callable[[], None]]:
-    """A lock serialising the writers of every process on ``database``; ``acquire()`` returns ``release``.
+class WriterLock:
+    """A lock serialising the writers of every process on ``database``; calling it acquires it and returns
+    ``release``. :meth:`close` lets go of its file (the store is closed).
 
     SQLite serialises writers itself, but a writer refused by ``BEGIN
     IMMEDIATE`` sleeps in its busy handler (1, 2, 5, 10 … ms) and retries;
     an ``flock`` on ``<database>.writer.lock`` instead wakes the next writer
     the moment the lock is free, and blocks without the GIL.
     """
-    import fcntl
 
-    path = database.with_name(database.name + ".writer.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        _check_private(path, os.fstat(fd), "regular file")
-    except BaseException:
-        os.close(fd)
-        raise
-    mutex = threading.Lock()  # flock is per open file: the threads of one process also take turns here
+    def __init__(self, database: Path) -> None:
+        path = database.with_name(database.name + ".writer.lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            _check_private(path, os.fstat(fd), "regular file")
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._mutex = threading.Lock()  # flock is per open file: the threads of one process also take turns here
 
-    def acquire() -> Callable[[], None]:
+    def __call__(self) -> Callable[[], None]:
+        import fcntl
+
+        fd, mutex = self._fd, self._mutex
         mutex.acquire()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -273,4 +278,8 @@ def writer_lock(database: Path) -> Callable[[], Callable[[], None]]:
 
         return release
 
-    return acquire
+    def close(self) -> None:
+        """Close the lock's file (the processes ``coord serve --workers`` forks afterwards do not inherit it)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

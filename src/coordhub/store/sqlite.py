@@ -30,7 +30,7 @@ from coordhub.store.base import (
     insert_numbered_by_database,
     insert_sql,
 )
-from coordhub.store.localannounce import LocalAnnouncer, writer_lock
+from coordhub.store.localannounce import LocalAnnouncer, WriterLock
 from coordhub.store.sqlitebuckets import SQLiteBuckets
 from coordhub.store.threaded import ThreadedStore
 from coordhub.store.tx import Tx
@@ -167,7 +167,7 @@ class _Connection:
                  announcer: LocalAnnouncer | None = None) -> None:
         self.conn = conn
         self._executor = SQLiteExecutor(conn)
-        self._lock = lock  # shared file: the writers of all processes take turns (see localannounce.writer_lock)
+        self._lock = lock  # shared file: the writers of all processes take turns (see localannounce.WriterLock)
         self._release: Callable[[], None] | None = None
         self._announcer = announcer
 
@@ -254,7 +254,7 @@ class SQLiteStore(ThreadedStore):
         super().__init__(self._connection, _is_unavailable, readers=readers, name="sqlite",
                          writer_connect=self._writer_connection)
         self._inline: tuple[sqlite3.Connection, Tx] | None = None
-        self._writer_lock: Callable[[], Callable[[], None]] | None = None
+        self._writer_lock: WriterLock | None = None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
@@ -323,6 +323,9 @@ class SQLiteStore(ThreadedStore):
         if self._announcer is not None:
             self._announcer.close()
             self._announcer = None
+        if self._writer_lock is not None:
+            self._writer_lock.close()
+            self._writer_lock = None
 
     def open(self) -> None:
         """Create the file (0600, in directories made 0700) if new, migrate, start the writer.
@@ -333,7 +336,7 @@ class SQLiteStore(ThreadedStore):
         """
         self._make_private()
         if self.shared:  # the processes opening one file at once migrate it one at a time
-            self._writer_lock = writer_lock(self.path)
+            self._writer_lock = WriterLock(self.path)
         release = self._writer_lock() if self._writer_lock is not None else None
         conn = self._connect()
         try:
