@@ -132,6 +132,18 @@ def test_review_foreign_sends_only_confirmed_relative_entries(victim: Victim, at
     assert left == [attacker.url + "/steal", "/api/coord/messages"]  # the absolute one and the declined one
 
 
+def test_a_foreign_entry_whose_time_or_key_is_no_header_value_is_sent_without_them(victim: Victim) -> None:
+    """A hand-written seed-001 entry's ts and idempotency_key become request headers, which are ASCII: a ts or
+    key with an accented letter ended coord sync --review-foreign in a UnicodeEncodeError traceback after the
+    user said yes. Such a value is not sent (the hub's own time; a key derived from the line)."""
+    line = {"ts": "2026-01-01T00:00:01Z\u00e9", "method": "POST", "path": "/api/coord/messages",
+            "idempotency_key": "cl\u00e9", "body": {"to_session": B, "subject": "accented", "body": "x"}}
+    clone = cloned(victim.tmp, {".claude/coord-queue.jsonl": json.dumps(line) + "\n"})
+    r = victim.coord(clone)("sync", "--review-foreign", stdin="y\n")
+    assert r.code == 0 and "Traceback" not in r.err, r
+    assert [m["subject"] for m in victim.inbox_b()] == ["accented"]
+
+
 def test_own_entries_go_only_to_the_hub_they_were_queued_for(tmp_path: Path, attacker: Listener) -> None:
     down = f"http://127.0.0.1:{free_port()}"
     queue = git_init(tmp_path / "repo") / ".claude" / "coord-queue.jsonl"

@@ -222,6 +222,10 @@ class Entry:
             raise ValueError("params is not an object")
         text = {k: data.get(k) if isinstance(data.get(k), str) else None
                 for k in ("idempotency_key", "session", "ts", "actor", "hub", "mac")}
+        for k in ("idempotency_key", "ts"):  # sent as header values, which are printable ASCII (RFC 9110 §5.5)
+            value = text[k]
+            if value is not None and not (value.isascii() and value.isprintable()):
+                text[k] = None  # a hand-written line's: this client writes a UUID and an ISO time
         key = text["idempotency_key"] or "seed-" + hashlib.sha256(line.strip().encode()).hexdigest()[:32]
         reached, failed = data.get("reached"), data.get("failed")
         return cls(method=data["method"].upper(), path=data["path"], body=data.get("body"), idempotency_key=key,
