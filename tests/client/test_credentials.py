@@ -163,3 +163,16 @@ def test_a_hub_started_with_another_data_dir_is_found_through_coord_data_dir(tmp
         assert [t["name"] for t in found.json("token", "list")] == ["admin"]
     finally:
         hub.stop()
+
+
+def test_a_token_that_is_no_header_value_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
+    """A token goes in the Authorization header, which is ASCII: a mistyped COORD_TOKEN with an accented letter,
+    or such a "token" in identity.json, ended every command in a UnicodeEncodeError traceback."""
+    work = git_init(tmp_path / "work")
+    env = {**isolated_env(tmp_path / "env"), "COORD_URL": "http://127.0.0.1:9"}
+    r = Coord(work, {**env, "COORD_TOKEN": "coord_t\u00f6ken"}).fails(2, "status")
+    assert "COORD_TOKEN" in r.err and "not a token" in r.err, r
+    (work / ".claude").mkdir()
+    (work / ".claude" / "identity.json").write_text(json.dumps({"token": "coord_\u4e2d"}))
+    r = Coord(work, env).fails(2, "status")
+    assert "identity.json" in r.err and "not a token" in r.err, r

@@ -287,9 +287,9 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
     ``admin`` is ``never`` (a session command), ``fallback`` (an admin
     command: the local admin token when no token is given) or ``always``
     (``--admin``: the local admin token, and an explicit ``--token`` is a
-    usage error). Raises ``Invalid`` for a bad URL, identity.json or flag
-    combination and :class:`NoCredential` when the admin token is wanted and
-    not found.
+    usage error). Raises ``Invalid`` for a bad URL, identity.json, token (not
+    printable ASCII) or flag combination and :class:`NoCredential` when the
+    admin token is wanted and not found.
     """
     if admin not in ADMIN_MODES:
         raise ValueError(f"admin must be one of {ADMIN_MODES}")
@@ -305,6 +305,9 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
     session = named or ident.get("session") or (f"{machine}/claude-main" if machine else None) or instance_id()
     source, chosen = next(((s, t) for s, t in (("--token", token), ("COORD_TOKEN", config.env_value("token")),
                                                (str(ident_path), ident.get("token"))) if t), (None, None))
+    if isinstance(chosen, str) and not (chosen.isascii() and chosen.isprintable()):
+        # it goes in the Authorization header, which is ASCII: a mistyped one is a usage error, not a traceback
+        raise Invalid(f"the token from {source} is not a token: tokens are printable ASCII")
     directory = data_dir()
     hub_id = None
     if admin == "always" and token:
