@@ -176,3 +176,18 @@ def test_a_token_that_is_no_header_value_is_a_usage_error_not_a_traceback(tmp_pa
     (work / ".claude" / "identity.json").write_text(json.dumps({"token": "coord_\u4e2d"}))
     r = Coord(work, env).fails(2, "status")
     assert "identity.json" in r.err and "not a token" in r.err, r
+
+
+def test_a_session_that_is_no_header_value_is_refused_on_a_no_auth_hub_not_a_traceback(tmp_path: Path) -> None:
+    """On a --no-auth hub the session goes in the X-Coord-Session header: a machine named 'Büro' in identity.json
+    (session Büro/claude-main) ended every command in a UnicodeEncodeError traceback."""
+    hub = LiveHub(tmp_path / "hub", args=("--no-auth",)).start()
+    try:
+        work = git_init(tmp_path / "work")
+        env = {**isolated_env(tmp_path / "env"), "COORD_URL": hub.url}
+        (work / ".claude").mkdir()
+        (work / ".claude" / "identity.json").write_text(json.dumps({"machine": "B\u00fcro"}))
+        r = Coord(work, env).fails(6, "status")
+        assert "B\u00fcro/claude-main" in r.err and "session" in r.err, r
+    finally:
+        hub.stop()

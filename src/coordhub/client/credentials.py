@@ -76,7 +76,8 @@ def identity_headers(settings: ClientSettings, health: Callable[[], dict[str, An
     credential; it is called only when the rules need it (an admin token
     found on disk, or no token at all) and whatever it raises propagates.
     Raises :class:`NoCredential` or :class:`~coordhub.client.trust.Untrusted`
-    when nothing may be sent (no credential was sent then).
+    when nothing may be sent (no credential was sent then), and
+    :class:`NoCredential` for a session that is no header value (not ASCII).
     """
     s = settings
     if s.token and s.admin_hub_id:
@@ -98,4 +99,7 @@ def identity_headers(settings: ClientSettings, health: Callable[[], dict[str, An
             f"{named}the hub at {s.url} needs a token: ask its admin for one (`coord token create NAME`) "
             "and pass it with --token, COORD_TOKEN or identity.json \"token\" (or act as the hub's admin "
             "with --admin)")
+    if s.session and not (s.session.isascii() and s.session.isprintable()):  # a header value is ASCII
+        raise NoCredential(f"session {s.session!r} cannot be sent to the --no-auth hub at {s.url}: a session id is "
+                           "ASCII (letters, digits, _ . @ + - and /); name one with --session or COORD_SESSION")
     return {SESSION_HEADER: s.session} if s.session else {}
