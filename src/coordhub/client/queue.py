@@ -357,7 +357,9 @@ class SoftfailQueue:
             os.fsync(f.fileno())
 
     def append(self, entry: Entry) -> int:
-        """Sign and add an entry at the end (durably: fsynced); return how many entries are now queued."""
+        """Sign and add an entry at the end (durably: fsynced); return how many entries are now queued.
+        :class:`QueueUnusable` (nothing added) when the file is not usable or the entry would take it past
+        :data:`MAX_QUEUE_BYTES`."""
         entry.ts = entry.ts or datetime.now(UTC).isoformat().replace("+00:00", "Z")
         self.signer.sign(entry)
         project.private_dir(self.path.parent)
