@@ -216,3 +216,6 @@ def test_a_path_that_is_not_utf8_is_reported_never_a_traceback_and_hides_no_othe
     repo.change("lib/old.py")
     r = repo.commit()
     assert r.code == 1 and [x["id"] for x in refused_lines(r.err)] == [lease["id"]], r
+    # a bypass of such a commit is still recorded for the fleet (the name as UTF-8 with the odd byte escaped)
+    r = repo.commit(env={"COORD_GUARD_BYPASS": "1"})
+    assert r.code == 0 and "bypass recorded on the hub" in r.err, r

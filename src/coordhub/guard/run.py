@@ -294,9 +294,9 @@ def _bypass(inv: Invocation, hook: str, changed: list[str], top: Path, verdict: 
     problems = verdict.problems if verdict else []
     reason = hook_settings.get_str("guard_bypass_reason")
     detail: dict[str, Any] = {
-        "hook": hook, "paths": changed[:MAX_RECORDED_PATHS], "path_count": len(changed), "reason": reason,
-        "problems": [p.line() for p in problems[:MAX_LINES]], "checked": error is None, "repository": str(top),
-        "head": _head(top)}
+        "hook": hook, "paths": [_text(p) for p in changed[:MAX_RECORDED_PATHS]], "path_count": len(changed),
+        "reason": _text(reason) if reason else reason, "problems": [_text(p.line()) for p in problems[:MAX_LINES]],
+        "checked": error is None, "repository": _text(str(top)), "head": _head(top)}
     found = (f"despite {len(problems)} problem(s)" if problems else
              f"unchecked ({error})" if isinstance(error, TooManyLeases | OldHub) else
              "unchecked (the hub could not be asked)" if error else "with no problems found")
@@ -316,6 +316,13 @@ def _bypass(inv: Invocation, hook: str, changed: list[str], top: Path, verdict: 
     finally:
         inv.close()
     return 0
+
+
+def _text(name: str) -> str:
+    """A name (or the environment's reason) as Unicode text the hub's JSON takes: a byte that is not UTF-8 (a lone
+    surrogate here, as git's names and the environment are decoded) is written ``\\xe9``, so a bypass of a commit
+    holding such a name is still recorded."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _head(top: Path) -> str | None:
