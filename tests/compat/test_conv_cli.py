@@ -70,12 +70,17 @@ def test_keys_and_profile(world: World, keys: dict[str, GpgKey]) -> None:
     assert added["fingerprint"] == keys["career"].fingerprint
     assert [k["fingerprint"] for k in career.coord("conv", "keys", "list", "--json").json()] == \
         [keys["career"].fingerprint]
-    public = write(career.cwd.parent / "stranger.asc", keys["stranger"].armored)
-    assert career.coord("conv", "keys", "add", str(public)).code == 0
+    own = write(career.cwd.parent / "career.asc", keys["career"].armored)
+    assert career.coord("conv", "keys", "add", str(own)).code == 0  # the same key from a file: nothing new
+    # a public key whose secret half is not in this keyring: nothing proves it is career's
+    stranger = career.coord("conv", "keys", "add", str(write(career.cwd.parent / "stranger.asc",
+                                                              keys["stranger"].armored)))
+    assert stranger.code == 2 and "cannot prove key" in stranger.err, stranger
     assert career.coord("conv", "keys", "add", "--gpg", "nobody@example.org").code == 2
     assert career.coord("conv", "keys", "add").code == 2
-    assert career.coord("conv", "keys", "remove", keys["stranger"].fingerprint).code == 0
     assert len(world.homelab.coord("conv", "keys", "list", "--session", career.session, "--json").json()) == 1
+    assert career.coord("conv", "keys", "remove", keys["career"].fingerprint).code == 0
+    assert world.homelab.coord("conv", "keys", "list", "--session", career.session, "--json").json() == []
     shown = career.coord("conv", "profile", "--show", "--json").json()
     assert (shown["session_id"], shown["address"]) == (career.session, career.address)
     # a session may declare only the machine its id names

@@ -6,6 +6,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,17 @@ class GpgKey:
         out = subprocess.run(["gpg", "--homedir", str(self.home), "--batch", "--yes", "--detach-sign", "--armor",
                               "--output", "-"], input=data, capture_output=True, check=True)
         return out.stdout.decode("ascii")
+
+
+def add_key(api: Any, headers: dict[str, str], key: GpgKey, signer: GpgKey | None = None) -> Any:
+    """``POST /conversations/keys`` of ``key`` with its proof of possession, signed by ``signer`` (default: the key
+    itself) over the statement naming the hub and the session of ``headers``."""
+    from coordhub.core.signingkeys import proof_statement
+
+    hub_id = api.get("/health").json()["hub_id"]
+    session = api.get("/api/coord/whoami", headers=headers).json()["session_id"]
+    proof = (signer or key).sign(proof_statement(hub_id, session, key.fingerprint))
+    return api.post("/api/coord/conversations/keys", json={"armored": key.armored, "proof": proof}, headers=headers)
 
 
 def make_key(home: Path, name: str) -> GpgKey:

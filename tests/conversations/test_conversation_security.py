@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from coordhub.core import conversations, paging, turnbounds
+from coordhub.core import conversations, paging, signingkeys, turnbounds
 from tests.conftest import Api
-from tests.conversations.conftest import GpgKey, org
+from tests.conversations.conftest import GpgKey, add_key, org
 from tests.conversations.test_turns_api import agent, send
 
 URL = "/api/coord/conversations"
@@ -236,22 +236,47 @@ def test_a_turns_text_is_stored_once_and_read_back_exactly(api: Api, trio: Any) 
 
 
 def test_a_key_belongs_to_one_session(api: Api, trio: Any, gpg_keys: tuple[GpgKey, GpgKey]) -> None:
+    """Its holder registers it from one session at a time (here from two: alice's and mallory's, both holding it)."""
     alice, _, mallory = trio
     author, _ = gpg_keys
-    assert api.post(f"{URL}/keys", json={"armored": author.armored}, headers=alice).status_code == 201
-    assert api.post(f"{URL}/keys", json={"armored": author.armored}, headers=alice).status_code == 201  # no-op
-    taken = api.post(f"{URL}/keys", json={"armored": author.armored}, headers=mallory)
+    assert add_key(api, alice, author).status_code == 201
+    assert add_key(api, alice, author).status_code == 201  # no-op
+    taken = add_key(api, mallory, author)
     assert taken.status_code == 409 and taken.json()["error"]["code"] == "key_taken", taken.text
     assert api.get(f"{URL}/keys", params={"of": "ostra/mallory"}, headers=mallory).json() == []
     assert api.delete(f"{URL}/keys/{author.fingerprint}", headers=alice).status_code == 200
-    assert api.post(f"{URL}/keys", json={"armored": author.armored}, headers=mallory).status_code == 201
+    assert add_key(api, mallory, author).status_code == 201
+
+
+def test_nobody_registers_a_key_they_do_not_hold(api: Api, trio: Any, gpg_keys: tuple[GpgKey, GpgKey]) -> None:
+    """Public keys are public: without proof of possession mallory registered alice's first, so alice never could,
+    and alice's signed turns, passed on by mallory, verified as mallory's. Each attempt below is refused, 422 on
+    ``proof`` with the statement to sign; alice, who holds the key, then registers it."""
+    alice, _, mallory = trio
+    author, stranger = gpg_keys
+    hub_id = api.get("/health").json()["hub_id"]
+    tries = [api.post(f"{URL}/keys", json={"armored": author.armored}, headers=mallory),  # no proof
+             api.post(f"{URL}/keys", json={"armored": author.armored, "proof": "nonsense"}, headers=mallory),
+             add_key(api, mallory, author, signer=stranger),  # signed, by another key
+             # alice's own proof, for alice's session: replayed by mallory
+             api.post(f"{URL}/keys", headers=mallory, json={"armored": author.armored, "proof": author.sign(
+                 signingkeys.proof_statement(hub_id, "velox/alice", author.fingerprint))}),
+             # a proof for another hub
+             api.post(f"{URL}/keys", headers=mallory, json={"armored": author.armored, "proof": author.sign(
+                 signingkeys.proof_statement("another-hub", "ostra/mallory", author.fingerprint))})]
+    statement = signingkeys.proof_statement(hub_id, "ostra/mallory", author.fingerprint).decode()
+    for r in tries:
+        assert r.status_code == 422, r.text
+        assert (r.json()["error"]["field"], r.json()["error"]["statement"]) == ("proof", statement)
+    assert api.get(f"{URL}/keys", params={"of": "ostra/mallory"}, headers=mallory).json() == []
+    assert add_key(api, alice, author).status_code == 201
 
 
 def test_a_signed_file_must_carry_the_sequence_it_gets(api: Api, trio: Any,
                                                        gpg_keys: tuple[GpgKey, GpgKey]) -> None:
     alice, bob, _ = trio
     author, _ = gpg_keys
-    assert api.post(f"{URL}/keys", json={"armored": author.armored}, headers=alice).status_code == 201
+    assert add_key(api, alice, author).status_code == 201
     wrong = org(conversation="deploy", sequence=7, body="Please deploy release 41.\n")
     r = send(api, alice, "ratio.web", wrong, signature=author.sign(wrong.encode()))
     assert r.status_code == 409, r.text

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api
-from tests.conversations.conftest import GpgKey, org
+from tests.conversations.conftest import GpgKey, add_key, org
 
 URL = "/api/coord/conversations"
 
@@ -157,7 +157,7 @@ def test_expect_sequence_refuses_a_stale_number(api: Api, pair: Any) -> None:
 def test_signed_turn_verified_and_carried_byte_for_byte(api: Api, pair: Any, gpg_keys: tuple[GpgKey, GpgKey]) -> None:
     author, stranger = gpg_keys
     career, homelab = pair
-    r = api.post(f"{URL}/keys", json={"armored": author.armored}, headers=career)
+    r = add_key(api, career, author)
     assert r.status_code == 201 and r.json()["fingerprint"] == author.fingerprint
     content = org(sequence=1).replace("\n", "\r\n")  # bytes are kept exactly, line ends and all
     t = send(api, career, "velox.homelab", content, signature=author.sign(content.encode())).json()

@@ -57,6 +57,10 @@ class KeyAdd(Strict):
     """``POST /api/coord/conversations/keys``: register an armored OpenPGP public key."""
 
     armored: Annotated[str, Field(min_length=1, max_length=65_536)]
+    proof: Annotated[str, Field(max_length=16_384, description=(
+        "A detached armored signature by this key over the statement `coordhub key registration\\nhub: HUB_ID"
+        "\\nsession: SESSION_ID\\nfingerprint: FINGERPRINT\\n` (proof that you hold the key). Without one, "
+        "the 422 carries the statement to sign."))] = ""
 
 
 class KeyOut(Out):

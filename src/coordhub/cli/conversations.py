@@ -290,19 +290,39 @@ def keys_add(ctx: typer.Context,
              gpg_key: str | None = typer.Option(None, "--gpg", help="Export this key id from your keyring "
                                                                    "(`gpg --armor --export KEYID`)."),
              as_json: bool = JSON_OPT) -> None:
-    """Register an OpenPGP public key: your signed turns are verified against your keys."""
+    """Register an OpenPGP public key: your signed turns are verified against your keys.
+
+    The key's secret half must be in your keyring: gpg signs a statement naming the hub, your session and the key,
+    which proves to the hub that the key is yours (anyone may hold a copy of a public key)."""
+    from coordhub import openpgp
+    from coordhub.compat import gpg
+    from coordhub.core.signingkeys import proof_statement
+
     if (file is None) == (gpg_key is None):
         fail("give a key FILE or --gpg KEYID (one of them)", EXIT_USAGE)
     if gpg_key is not None:
-        from coordhub.compat import gpg
-
         try:
             armored = gpg.export(gpg_key)
         except gpg.GpgError as exc:
             fail(str(exc), EXIT_USAGE)
     else:
         armored = read_text_arg(None, file, "file")
-    data = call(ctx, lambda c: c.add_key(armored))
+    try:
+        fingerprint = openpgp.fingerprint(armored)
+    except openpgp.BadKey as exc:
+        fail(str(exc), EXIT_USAGE)
+
+    def go(c: CoordClient) -> Any:
+        hub_id = c.hub_health().get("hub_id")
+        session = c.call("GET", "/api/coord/whoami")["session_id"]
+        try:
+            proof = gpg.sign(proof_statement(str(hub_id), str(session), fingerprint), fingerprint)
+        except gpg.GpgError as exc:
+            fail(f"cannot prove key {fingerprint} is yours: {exc} (its secret key must be in your keyring: "
+                 "`gpg --list-secret-keys`)", EXIT_USAGE)
+        return c.add_key(armored, proof)
+
+    data = call(ctx, go)
     show(data, as_json, lambda d: console.print(f"registered key {d['fingerprint']} for {d['session_id']}"))
 
 

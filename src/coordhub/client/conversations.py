@@ -37,9 +37,12 @@ class ConversationCalls:
         """Every declared address with its sessions (and their presence) and pending count."""
         return self.call("GET", f"{CONVERSATIONS}/addresses")
 
-    def add_key(self, armored: str) -> Any:
-        """Register an armored OpenPGP public key for this session; ``{"session_id","fingerprint","created_at"}``."""
-        return self.call("POST", f"{CONVERSATIONS}/keys", body={"armored": armored}, queue=False)
+    def add_key(self, armored: str, proof: str) -> Any:
+        """Register an armored OpenPGP public key for this session; ``{"session_id","fingerprint","created_at"}``.
+
+        ``proof``: a detached armored signature by the key over
+        :func:`coordhub.core.signingkeys.proof_statement` of this hub, this session and the key."""
+        return self.call("POST", f"{CONVERSATIONS}/keys", body={"armored": armored, "proof": proof}, queue=False)
 
     def keys(self, session_id: str | None = None) -> Any:
         """The public keys registered for ``session_id`` (default: this session)."""

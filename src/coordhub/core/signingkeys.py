@@ -4,12 +4,20 @@ A key belongs to one session (:class:`KeyTaken`) and a session holds at most
 :data:`MAX_KEYS_PER_SESSION`. Seed 004 checked a signature against a keyring
 every receiver kept; here the hub checks it once, at send, against the
 author's registered keys (:func:`armored_keys`, :mod:`coordhub.core.conversations`).
+
+Registering takes proof of possession (:func:`check_proof`): a detached
+signature, by the key, over a statement naming this hub, the registering
+session and the key (:func:`proof_statement`). Public keys are public, so
+without it anyone could register another's key first: the owner could then
+not register it (a key belongs to one session), and turns the owner signed
+would verify as the squatter's when the squatter passed them on.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from coordhub import openpgp
 from coordhub.clock import isoformat
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
@@ -24,6 +32,26 @@ class KeyTaken(Conflict):
     """A public key another session already registered (409)."""
 
     code = "key_taken"
+
+
+def proof_statement(hub_id: str, session_id: str, fingerprint: str) -> bytes:
+    """The text a key's owner signs to register it: this hub, the session that registers it, its fingerprint
+    (upper-case hex), one per line."""
+    return (f"coordhub key registration\nhub: {hub_id}\nsession: {session_id}\nfingerprint: {fingerprint}\n"
+            .encode())
+
+
+def check_proof(hub_id: str, session_id: str, armored: str, fingerprint: str, proof: str) -> None:
+    """Raise :class:`~coordhub.errors.Invalid` (field ``proof``, the ``statement`` to sign in its details) unless
+    ``proof`` is a valid detached signature by the key ``armored`` (whose primary fingerprint is ``fingerprint``)
+    over :func:`proof_statement`. Blocking: runs ``gpg``."""
+    statement = proof_statement(hub_id, session_id, fingerprint)
+    verdict = openpgp.verify(statement, proof, [armored]) if proof.strip() else None
+    if verdict is None or not verdict.valid or verdict.fingerprint != fingerprint:
+        why = "no proof" if verdict is None else verdict.reason or "signed by another key"
+        raise Invalid(f"registering key {fingerprint} takes proof that you hold it: a detached armored signature "
+                      f"by it over the statement in this error's details (`gpg --detach-sign --armor`; "
+                      f"`coord conv keys add` makes it) ({why})", field="proof", statement=statement.decode())
 
 
 def render_key(row: Row, *, armored: bool = True) -> dict[str, Any]:

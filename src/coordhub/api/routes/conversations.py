@@ -72,12 +72,19 @@ async def addresses(request: Request, who: Caller = Depends(caller)) -> JSONResp
 async def add_key(body: KeyAdd, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Register an armored OpenPGP public key: your signed turns are verified against your keys.
 
-    409 ``key_taken``: another session registered this key (a key belongs to one session)."""
+    ``proof``: a detached signature by the key over the statement naming this hub, your session and the key
+    (:func:`coordhub.core.signingkeys.proof_statement`); 422 with the ``statement`` to sign when it is missing
+    or wrong. 409 ``key_taken``: another session registered this key (a key belongs to one session)."""
     actor = await _actor(who)
     try:
         fingerprint = await asyncio.to_thread(openpgp.fingerprint, body.armored)
     except openpgp.BadKey as exc:
         raise Invalid(str(exc), field="armored") from None
+    hub = request.app.state.hub
+    if hub.hub_id is None:  # an app built in-process: read once
+        hub.hub_id = await hub.query(lambda tx, now: tx.meta.get("hub_id"))
+    await asyncio.to_thread(signingkeys.check_proof, str(hub.hub_id), actor.session_id, body.armored, fingerprint,
+                            body.proof)
     return await mutate(request, actor, lambda tx, now: signingkeys.add_key(
         tx, actor, body.armored, fingerprint, now), status=201)
 
