@@ -145,6 +145,8 @@ def test_push_with_the_raw_socket_receiver_counts_every_receipt(tmp_path: Path) 
                                "heap_blocks", "young_threshold"}
     # the parts: the POST answered, and first receipt to last (a sweep can't be longer than the slowest receipt)
     assert 0 < push["send_p50_ms"] and 0 <= push["sweep_p50_ms"] <= push["max_ms"]
+    # one process: its proportional memory is its resident memory less its share of pages others map too
+    assert 0 < push["pss_mib_all_open"] <= push["rss_mib_all_open"]
     # the same measure on the ceiling's bare stream, every receipt counted there too, and the latency ratio
     ceiling = push["ceiling"]
     assert ceiling["headline"]["ops"] == 12 * ceiling["broadcasts"] and ceiling["missing"] == 0

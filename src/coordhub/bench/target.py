@@ -82,12 +82,13 @@ class Target:
             i += 1
         return pids
 
-    def _status(self, key: str) -> int:
-        """``key`` of /proc/PID/status (kB), summed over the process and its descendants."""
+    def _status(self, key: str, file: str = "status") -> int:
+        """``key`` of /proc/PID/``file`` (kB; ``status`` or ``smaps_rollup``), summed over the process and its
+        descendants."""
         total = 0
         for pid in self._pids():
             try:
-                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+                lines = Path(f"/proc/{pid}/{file}").read_text().splitlines()
             except OSError:
                 continue
             for line in lines:
@@ -105,16 +106,7 @@ class Target:
         descendants: each page shared by k of them counts 1/k in each, so the sum is what they hold together.
         Resident sizes double-count shared pages (``coord serve --workers N`` forks its serving processes from one
         parent); None when it is not ours."""
-        if self.proc is None:
-            return None
-        total = 0
-        for pid in self._pids():
-            try:
-                lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
-            except OSError:
-                continue
-            total += sum(int(line.split()[1]) for line in lines if line.startswith("Pss:"))
-        return round(total / 1024, 1)
+        return round(self._status("Pss", "smaps_rollup") / 1024, 1) if self.proc else None
 
     def peak_rss_mib(self) -> float | None:
         """Peak resident memory (MiB), summed over the process and its descendants, None when it is not ours."""
