@@ -55,3 +55,11 @@ def test_proposals_must_name_gathered_issues_and_take_their_title() -> None:
         brain.check({"proposals": [{"kind": "assign", "repo": "api", "issue": 2}]}, s)
     with pytest.raises(brain.BrainError, match="proposal 0 is not an object"):
         brain.check({"proposals": ["api#1"]}, s)
+
+
+def test_a_planning_reply_nested_too_deep_is_an_error_not_a_crash() -> None:
+    """The planner's output is text a prompt can steer; json raises RecursionError for '[' x 100,000."""
+    with pytest.raises(brain.BrainError):
+        brain.parse("[" * 100_000, 0)
+    with pytest.raises(brain.BrainError, match="nested too deep"):
+        brain.parse(_result(result="```json\n" + "[" * 100_000 + "\n```"), 0)

@@ -188,7 +188,7 @@ def parse(stdout: str, exit_code: int, stderr: str = "") -> dict[str, Any]:
     """The plan in ``claude -p --output-format json``'s result object (see :func:`ask`); :class:`BrainError`."""
     try:
         result = json.loads(stdout.strip().splitlines()[-1]) if stdout.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         result = None
     if not isinstance(result, dict) or result.get("type") != "result":
         why = (stderr.strip() or stdout.strip())[:300] or "no output"

@@ -105,7 +105,7 @@ class GitHub:
         p = self.run(*args, ok=ok)
         try:
             return json.loads(p.stdout)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             if p.returncode != 0 and not p.stdout.strip():  # an accepted failure code that printed only its reason
                 raise GitHubError(p.returncode, p.stderr.strip()[:500] or f"gh exited {p.returncode}",
                                   list(args)) from None

@@ -97,7 +97,7 @@ def final_result(stream: Path) -> dict[str, Any] | None:
                     continue
                 try:
                     obj = json.loads(raw)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: nested too deep
                     continue
                 if isinstance(obj, dict) and obj.get("type") == "result":
                     found = obj

@@ -211,7 +211,7 @@ class Parser:
         self.telemetry.lines += 1
         try:
             event = json.loads(text) if text[0] == "{" else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep ('{"a":' x 100,000)
             event = None
         if not isinstance(event, dict):
             return self._plain(text)

@@ -76,6 +76,8 @@ def last_block(text: str, what: str = "the review") -> Any:
         return json.loads(blocks[-1])
     except ValueError as exc:
         raise ValueError(f"{what}'s final ```json block is not JSON: {exc}") from None
+    except RecursionError:  # a reply, which a prompt can steer, nesting '[' 100,000 deep
+        raise ValueError(f"{what}'s final ```json block is nested too deep") from None
 
 
 def from_result(result: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str]:

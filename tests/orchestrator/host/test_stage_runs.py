@@ -115,3 +115,15 @@ def test_the_reviewers_claude_md_is_the_committed_file_never_a_link_out_of_the_r
             assert (wt / "CLAUDE.md").is_file()  # the link resolves on disk: the file system would have read it
             assert text == "", text
     assert review.committed_text(wt, "NOPE.md", 100) == ""
+
+
+def test_a_reply_nested_too_deep_is_no_verdict_not_a_crash(tmp_path: Path) -> None:
+    """A reviewer's reply is text a prompt can steer: a final block of '[' x 100,000 raised RecursionError out of
+    the stage run's thread (json raises that, not a ValueError); so did such a line in its stream."""
+    deep = "```json\n" + "[" * 100_000 + "\n```"
+    verdict, why = from_result(result(deep))
+    assert verdict is None and "nested too deep" in why
+    stream = tmp_path / "stream.jsonl"
+    stream.write_text('{"type": "result", ' + '"a": [' * 100_000 + "\n" + json.dumps(result("ok")) + "\n")
+    found = review.final_result(stream)
+    assert found is not None and found["result"] == "ok"

@@ -218,3 +218,10 @@ def test_any_bytes_in_any_chunks_never_raise_and_stay_bounded(data: bytes, cuts:
         i += c
     p.feed(data[i:])
     p.close()
+
+
+def test_a_line_nested_too_deep_is_plain_text_not_a_crash() -> None:
+    """json raises RecursionError, not ValueError, for '{"a":' x 100,000: the parser's thread died on it."""
+    parser = Parser()
+    parser.line(b'{"a":' * 100_000)
+    assert parser.telemetry.lines == 1 and parser.telemetry.events == 0
