@@ -481,3 +481,14 @@ def test_install_hooks_git_ignores_the_settings_file_it_writes(tmp_path: Path) -
     assert status == "", status
     Coord(repo, isolated_env(tmp_path)).ok("install-hooks")  # a second run adds nothing twice
     assert (repo / ".git" / "info" / "exclude").read_text().count("settings.local.json") == 1
+
+
+def test_a_queue_file_that_cannot_be_used_is_exit_1_not_an_auth_error(outage: Outage) -> None:
+    """A write that must be queued while the queue the user chose is no regular file (here a directory): exit 1
+    with the queue's problem; it was exit 6, documented as a missing or refused credential."""
+    outage.stop()
+    chosen = outage.work.parent / "queue-dir"
+    chosen.mkdir()
+    r = outage.a.with_(globals_=("--queue-file", str(chosen))).fails(1, "msg", "send", "HOWARD-HOME",
+                                                                       "nowhere to queue", "body")
+    assert "queue-dir" in r.err

@@ -27,7 +27,7 @@ from coordhub.cli.exits import (
 )
 from coordhub.cli.output import console, print_json
 from coordhub.client import CoordClient, HubError, Queued, Unreachable, resolve
-from coordhub.client.queue import MAX_FAILED_REPLAYS
+from coordhub.client.queue import MAX_FAILED_REPLAYS, QueueUnusable
 from coordhub.core.identity import is_broadcast
 from coordhub.errors import CoordError, Invalid
 from coordhub.hooks.untrusted import one_line
@@ -81,6 +81,8 @@ def client(ctx: typer.Context, admin: bool = False) -> Iterator[CoordClient]:
     with CoordClient(settings, heartbeat=True) as c:  # the command counts as its session's activity
         try:
             yield c
+        except QueueUnusable as exc:  # the softfail queue file cannot be used: a local file, not a credential
+            fail(exc.message, EXIT_REFUSED)
         except CoordError as exc:  # no credential, or a URL the token may not go to: nothing was sent
             fail(exc.message, EXIT_AUTH)
 
