@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from coordhub.client import ClientSettings, CoordClient
+from coordhub.client import ClientSettings, CoordClient, Queued
 from coordhub.client.queue import RETRY, Entry
 from coordhub.client.trust import origin
 from tests.conftest import LiveHub
@@ -53,3 +53,24 @@ def test_a_rate_limited_replay_stays_queued_and_is_never_rejected(limited_hub: L
     texts = [t["text"] for t in httpx2.get(limited_hub.url + "/api/coord/todos",
                                            headers={"Authorization": f"Bearer {token}"}).json()]
     assert sorted(texts) == sorted(f"queued {n}" for n in range(QUEUED))
+
+
+def test_a_newer_write_waits_behind_a_rate_limited_replay(limited_hub: LiveHub, tmp_path: Path) -> None:
+    """The drain stopped at a 429: a write made now is queued behind the entries left, not sent ahead of them (a
+    moment later the limit may let it through, and it would land before older writes)."""
+    token = limited_hub.token(SESSION)
+    settings = ClientSettings(url=limited_hub.url, token=token, session=None, user=None, machine=None,
+                              queue_file=tmp_path / ".claude" / "coord-queue.jsonl", timeout=10.0)
+    with CoordClient(settings, sleep=lambda s: None) as c:
+        for n in range(QUEUED):
+            c.queue.append(Entry("POST", "/api/coord/todos", {"text": f"queued {n}"}, str(uuid.uuid4()),
+                                 actor=c.actor, hub=origin(limited_hub.url), reached=False))
+        newer = c.call("POST", "/api/coord/todos", body={"text": "newer"})  # its drain meets the 429 first
+        assert isinstance(newer, Queued) and "rate-limiting" in newer.reason, newer
+        deadline = time.monotonic() + 20
+        while len(c.queue) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            c.sync()
+        assert len(c.queue) == 0
+    todos = httpx2.get(limited_hub.url + "/api/coord/todos", headers={"Authorization": f"Bearer {token}"}).json()
+    assert [t["text"] for t in sorted(todos, key=lambda t: t["id"])][-1] == "newer"

@@ -324,6 +324,8 @@ class CoordClient(ConversationCalls):
         except HubError as err:
             # A halt (keep the write for after `coord resume`) or a rate limit is temporary: a 429 refused the
             # request before it was looked at, and moving it to the rejected file would drop a write for good.
+            if err.status == 429:  # and a newer write the budget lets through a moment later must not overtake it
+                self.stop_reason = self._held = f"the hub is rate-limiting this session ({err.message})"
             return RETRY if err.status in (423, 429) else REJECTED
         if isinstance(result, _Failure):
             self.stop_reason = result.reason
