@@ -27,8 +27,9 @@ plants there (a hook, ``core.fsmonitor``) runs with git's environment: so no
 call lets git run ``core.fsmonitor``, a local one (everything but
 :data:`REMOTE`) runs no hook and gets none of the host's credentials
 (:data:`CREDENTIALS`: the machine's hub token, a GitHub token), and only a
-fetch or a push has them, for its credential helper and hooks (Git LFS
-uploads its objects in ``pre-push``). What that still leaves open is in
+fetch or a push has them, for its credential helper; only a push runs its
+hooks (Git LFS uploads its objects in ``pre-push``; a fetch needs none, and a
+planted ``reference-transaction`` hook ran on every fetch). What that still leaves open is in
 docs/orchestrator.md, "What a worker can reach".
 """
 
@@ -67,6 +68,7 @@ class Worktree:
 
 
 REMOTE = frozenset({"fetch", "push", "pull", "ls-remote"})  # the git commands that talk to a remote
+HOOKED = frozenset({"push"})  # the remote commands that keep their hooks (Git LFS uploads in pre-push)
 CREDENTIALS = ("COORD_", "GH_", "GITHUB_")  # prefixes of the host's variables a local git command never gets
 
 
@@ -85,8 +87,8 @@ def run_git(cwd: Path, *args: str, timeout: float = GIT_TIMEOUT) -> subprocess.C
     host's credentials); the finished process, whatever its exit code. ``OSError`` or ``TimeoutExpired`` as
     ``subprocess.run`` raises them."""
     remote = bool(args) and args[0] in REMOTE
-    guard = ("-c", "core.fsmonitor=false") if remote else ("-c", "core.fsmonitor=false", "-c",
-                                                             "core.hooksPath=/dev/null")
+    guard = ("-c", "core.fsmonitor=false") if args and args[0] in HOOKED else (
+        "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null")
     return subprocess.run(["git", *guard, "-C", str(cwd), *args], capture_output=True, text=True,
                           env=git_env(remote), timeout=timeout, stdin=subprocess.DEVNULL)
 

@@ -159,7 +159,7 @@ def test_what_a_worker_plants_in_the_shared_git_dir_never_sees_the_host_s_creden
     run(repo.path, "git", "config", "core.fsmonitor", str(steal))
     hooks = repo.path / ".git" / "hooks"
     hooks.mkdir(exist_ok=True)
-    for name in ("post-checkout", "pre-commit", "post-commit"):
+    for name in ("post-checkout", "pre-commit", "post-commit", "reference-transaction"):
         (hooks / name).write_bytes(steal.read_bytes())
         (hooks / name).chmod(0o755)
     (hooks / "pre-push").write_text(f'#!/bin/sh\necho "pre-push: GH_TOKEN=$GH_TOKEN" >> {tmp_path / "pushed.txt"}\n')
@@ -173,5 +173,8 @@ def test_what_a_worker_plants_in_the_shared_git_dir_never_sees_the_host_s_creden
     assert worktree.save_work(wt.path, "wip: saved by the host", on_branch=True)
     assert not stolen.exists() or "SECRET" not in stolen.read_text(), stolen.read_text()
     assert not stolen.exists(), "a planted hook or fsmonitor ran"
+    # with credentials, and no hook: a fetch that writes a ref runs reference-transaction
+    worktree.git(repo.path, "fetch", "--quiet", "origin", "+refs/heads/*:refs/coordhub/fetched/*")
+    assert not stolen.exists(), "a planted hook ran on fetch"
     worktree.push(wt)
     assert (tmp_path / "pushed.txt").read_text() == "pre-push: GH_TOKEN=ghp_SECRET\n"  # a push's own hooks still run
