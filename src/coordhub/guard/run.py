@@ -170,7 +170,8 @@ def _check(inv: Invocation, changed: list[str], ledger_file: Path, accept_if_cle
 def _held(inv: Invocation, resources: dict[str, str], ask: Callable[[Callable[[], Any]], Any],
           deadline: float) -> check.Held:
     """For each path of ``resources`` (path → resource), the other sessions' live leases overlapping it, as the hub
-    answers ``POST /locks/conflicts`` (one request per :data:`check.BATCH` paths). ``HubError`` when an answer is
+    answers ``POST /locks/conflicts`` (one request per :data:`check.BATCH` paths, more when the hub finds a batch
+    too broad to compare at once: :func:`_overlaps_of`). ``HubError`` when an answer is
     not that endpoint's shape. Each answer lists at most 500 leases (the oldest); a path whose leases were all cut
     out is missing, but the commit is refused for the others that answer showed. A hub without that endpoint
     (404, 405) is asked per path (:func:`_held_one_by_one`, by ``deadline``, a ``time.monotonic()``)."""
@@ -179,18 +180,12 @@ def _held(inv: Invocation, resources: dict[str, str], ask: Callable[[Callable[[]
     for start in range(0, len(items), check.BATCH):
         batch = items[start:start + check.BATCH]
         try:
-            answer = ask(partial(inv.hub.post, "/locks/conflicts", {"project_key": inv.project.key,
-                                                                     "resources": [r for _, r in batch]}))
+            rows, overlaps = _overlaps_of(inv, [r for _, r in batch], ask)
         except HubRefused as exc:
             if exc.status not in (404, 405):
                 raise
             held.update(_held_one_by_one(inv, items[start:], ask, deadline))
             return held
-        rows = answer.get("leases") if isinstance(answer, dict) else None
-        overlaps = answer.get("overlaps") if isinstance(answer, dict) else None
-        if (not isinstance(rows, list) or not isinstance(overlaps, list) or len(overlaps) != len(batch)
-                or not all(isinstance(ids, list) for ids in overlaps)):
-            raise HubError("POST /locks/conflicts answered no per-path overlaps (a hub older than this guard?)")
         by_id = {str(r.get("id")): r for r in rows if isinstance(r, dict)}
         for (path, _), ids in zip(batch, overlaps, strict=True):
             # an id the answer does not list stands for a lease all the same: never drop a conflict
@@ -198,6 +193,40 @@ def _held(inv: Invocation, resources: dict[str, str], ask: Callable[[Callable[[]
             if found:
                 held[path] = found
     return held
+
+
+def _overlaps_of(inv: Invocation, resources: list[str],
+                 ask: Callable[[Callable[[], Any]], Any]) -> tuple[list[Any], list[list[Any]]]:
+    """``POST /locks/conflicts`` for ``resources``: the leases it lists and, per resource, the ids overlapping it.
+
+    The hub bounds the candidate leases the resources after the first bring (422 with ``limit``): a changed file
+    brings every lease filed at an ancestor of its path, so a project with a hundred globs such as ``*.gen`` (no
+    literal prefix) passes that bound with a batch of 100 files. Such a batch is asked again in halves, down to
+    one resource a request, which the hub compares whatever it brings: a 422 never leaves a path unasked (taken
+    as "the hub could not be asked", ``COORD_HOOK_FAIL_MODE=open`` accepted the commit unchecked). ``HubError``
+    when an answer is not that endpoint's shape; ``HubRefused`` otherwise as the hub refused.
+    """
+    try:
+        answer = ask(partial(inv.hub.post, "/locks/conflicts", {"project_key": inv.project.key,
+                                                                 "resources": resources}))
+    except HubRefused as exc:
+        if exc.status != 422 or len(resources) < 2 or _limit_of(exc) is None:
+            raise
+        half = len(resources) // 2
+        first, second = _overlaps_of(inv, resources[:half], ask), _overlaps_of(inv, resources[half:], ask)
+        return first[0] + second[0], first[1] + second[1]
+    rows = answer.get("leases") if isinstance(answer, dict) else None
+    overlaps = answer.get("overlaps") if isinstance(answer, dict) else None
+    if (not isinstance(rows, list) or not isinstance(overlaps, list) or len(overlaps) != len(resources)
+            or not all(isinstance(ids, list) for ids in overlaps)):
+        raise HubError("POST /locks/conflicts answered no per-path overlaps (a hub older than this guard?)")
+    return rows, overlaps
+
+
+def _limit_of(exc: HubRefused) -> Any:
+    """The ``limit`` a 422 refusal's envelope names (the bound the request passed), else None."""
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    return error.get("limit") if isinstance(error, dict) else None
 
 
 def _held_one_by_one(inv: Invocation, items: list[tuple[str, str]], ask: Callable[[Callable[[], Any]], Any],
