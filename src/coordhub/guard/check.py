@@ -22,10 +22,11 @@ that grows with the leases other sessions hold.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from coordhub.core.paths import ResourceKind, classify, contains, overlaps, parse
+from coordhub.core.paths import MAX_LENGTH, ResourceKind, classify, contains, overlaps, parse
 from coordhub.guard import ledger
 from coordhub.hooks import leases as leases_text
 from coordhub.hooks.project import as_resource
@@ -33,6 +34,8 @@ from coordhub.hooks.untrusted import one_line
 
 FenceCheck = Callable[[int, str | None], dict[str, Any]]
 Held = dict[str, list[dict[str, Any]]]  # path → other sessions' live leases overlapping it, as the hub answered
+_UNNAMEABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]+")  # in no resource: control, not UTF-8
+_GLOB_SYNTAX = re.compile(r"[*?\[\]{}\\]")  # what coordhub.core.paths reads as a pattern (a \\ is a /)
 BATCH = 100  # paths one POST /locks/conflicts may name (the hub's bound: core.leases.MAX_CONFLICT_RESOURCES)
 
 
@@ -62,20 +65,54 @@ class Verdict(NamedTuple):
 
 
 def split(paths: list[str]) -> tuple[dict[str, str], list[str]]:
-    """The ``paths`` that are valid lease resources (path → resource, as :func:`as_resource` names it), and those
-    that are not (a control character in the name, over the length limit, a name that is not UTF-8: git's bytes
-    decoded with lone surrogates, which the hub's JSON refuses), which no lease can be checked for."""
+    """The ``paths`` to ask about (path → resource, as :func:`as_resource` names it), and those that are no valid
+    lease resource (a control character in the name, over the length limit, a name that is not UTF-8: git's bytes
+    decoded with lone surrogates, which the hub's JSON refuses), which no lease can name exactly.
+
+    Such a path is asked about all the same, as the glob :func:`stand_in` makes of it (a lease of ``src/`` or
+    ``*.py`` covers ``src/caf\\xe9.py`` whatever its name): it is in both answers, so a lease overlapping it
+    refuses the commit, and otherwise it stays unchecked (``COORD_HOOK_FAIL_MODE``). It was only unchecked, and
+    under the default fail mode a commit of such a file under another session's lease was accepted."""
     resources: dict[str, str] = {}
     unchecked = []
     for p in paths:
         try:
-            resource = as_resource(p)
-            resource.encode("utf-8")  # UnicodeEncodeError (a ValueError) for a lone surrogate
-            parse(resource)
-            resources[p] = resource
+            resources[p] = _valid(as_resource(p))
         except ValueError:
             unchecked.append(p)
+            cover = stand_in(p)
+            if cover is not None:
+                resources[p] = cover
     return resources, unchecked
+
+
+def _valid(resource: str) -> str:
+    """``resource`` if the hub takes it (UTF-8 text that :func:`parse` accepts), else ``ValueError``."""
+    resource.encode("utf-8")  # UnicodeEncodeError (a ValueError) for a lone surrogate
+    parse(resource)
+    return resource
+
+
+def stand_in(path: str) -> str | None:
+    """A glob resource covering every file ``path`` (no valid resource) may be, or None if none can be made.
+
+    Each run of characters no resource holds (control characters, lone surrogates) becomes ``*``, which matches
+    any run within a segment; a segment that also holds glob syntax becomes ``*`` whole, so its own text is never
+    read as a pattern narrower than the name; segments past the length bound become one ``**``. Sound, never
+    narrower than the path: a lease overlapping the path overlaps the glob (it may over-report, never miss).
+    """
+    segments = [("*" if _GLOB_SYNTAX.search(seg) else _UNNAMEABLE.sub("*", seg)) if _UNNAMEABLE.search(seg)
+                else seg for seg in path.split("/")]
+    kept: list[str] = []
+    for seg in segments:
+        if len(as_resource("/".join([*kept, seg, "**"]))) > MAX_LENGTH:
+            kept.append("**")
+            break
+        kept.append(seg)
+    try:
+        return _valid(as_resource("/".join(kept)))
+    except ValueError:
+        return None
 
 
 def evaluate(paths: list[str], me: str | None, project_key: str, held: Held, own: list[dict[str, Any]],
