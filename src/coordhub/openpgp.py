@@ -19,6 +19,8 @@ keys a caller makes the hub check.
 from __future__ import annotations
 
 import atexit
+import base64
+import binascii
 import hashlib
 import os
 import shutil
@@ -34,6 +36,9 @@ MAX_KEY_BYTES = 64 * 1024   # an armored public key with a few subkeys and signa
 MAX_HOMES = 64
 GPG_OPTIONS = ("--no-autostart",)  # every gpg run here: never start a gpg-agent (see the module docstring)
 _BEGIN_KEY = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+_SIGNATURE_ARMOR = "PGP SIGNATURE"
+SIGNATURE_PACKETS = frozenset({2})  # RFC 4880 §4.3: a detached signature is signature packets only
+KEY_PACKETS = frozenset({2, 6, 12, 13, 14, 17})  # signature, public key, trust, user id, public subkey, attribute
 
 
 class BadKey(ValueError):
@@ -95,6 +100,61 @@ class _Homes:
 _homes = _Homes()
 
 
+def packet_tags(armored: str, kind: str) -> list[int] | None:
+    """The tags of the OpenPGP packets (RFC 4880 §4.2) in ``armored``, one ASCII-armored block of ``kind`` (``PGP
+    SIGNATURE``, ``PGP PUBLIC KEY BLOCK``) and nothing else; None when it is not that, or a packet's length is
+    not given in full (a partial or indeterminate length: data, never a key's or a signature's packet).
+
+    What a caller checks before handing the text to ``gpg``, which would otherwise unpack whatever it holds: a
+    compressed packet of a few KiB (tag 8) inflates to gigabytes, a minute of its CPU per check.
+    """
+    lines = armored.strip().splitlines()
+    if len(lines) < 3 or lines[0].strip() != f"-----BEGIN {kind}-----" or lines[-1].strip() != f"-----END {kind}-----":
+        return None
+    body = [line.strip() for line in lines[1:-1]]
+    while body and ":" in body[0]:  # armor headers (Version:, Comment:, Hash: …), then a blank line
+        body.pop(0)
+    if body and body[-1].startswith("=") and len(body[-1]) == 5:  # the checksum line
+        body.pop()
+    try:
+        data = base64.b64decode("".join(body), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    tags, at = [], 0
+    while at < len(data):
+        head = data[at]
+        if not head & 0x80:
+            return None
+        if head & 0x40:  # new format: the tag, then a one, two or five octet length
+            tag, first = head & 0x3F, data[at + 1] if at + 1 < len(data) else 256
+            if first < 192:
+                size, at = first, at + 2
+            elif first < 224 and at + 2 < len(data):
+                size, at = ((first - 192) << 8) + data[at + 2] + 192, at + 3
+            elif first == 255 and at + 5 < len(data):
+                size, at = int.from_bytes(data[at + 2:at + 6], "big"), at + 6
+            else:
+                return None
+        else:  # old format: the tag and a length type (0-2: one, two or four octets; 3: indeterminate)
+            tag, kind_of_length = (head >> 2) & 0x0F, head & 0x03
+            if kind_of_length == 3:
+                return None
+            octets = 1 << kind_of_length
+            size, at = int.from_bytes(data[at + 1:at + 1 + octets], "big"), at + 1 + octets
+        if at + size > len(data):
+            return None
+        tags.append(tag)
+        at += size
+    return tags
+
+
+def only(armored: str, kind: str, allowed: frozenset[int]) -> bool:
+    """Whether ``armored`` is one armored block of ``kind`` holding one or more packets, each of a tag in ``allowed``
+    (:func:`packet_tags`)."""
+    tags = packet_tags(armored, kind)
+    return tags is not None and bool(tags) and set(tags) <= allowed
+
+
 def fingerprint(armored: str) -> str:
     """The primary fingerprint of one armored public key (upper-case hex); :class:`BadKey` otherwise.
 
@@ -105,6 +165,9 @@ def fingerprint(armored: str) -> str:
     if len(text.encode("utf-8")) > MAX_KEY_BYTES or not text.startswith(_BEGIN_KEY):
         raise BadKey(f"a key must be one ASCII-armored OpenPGP public key ({_BEGIN_KEY} …, at most "
                         f"{MAX_KEY_BYTES} bytes), as `gpg --armor --export KEYID` writes")
+    if not only(text, "PGP PUBLIC KEY BLOCK", KEY_PACKETS):
+        raise BadKey("a key must be one ASCII-armored OpenPGP public key: its packets a public key, user ids, "
+                     "subkeys and their signatures, nothing else (no compressed or literal data)")
     with tempfile.TemporaryDirectory(prefix="coordhub-gpg-key-") as home:
         os.chmod(home, 0o700)
         gpg = gnupg.GPG(gnupghome=home, options=list(GPG_OPTIONS))
@@ -124,6 +187,9 @@ def verify(data: bytes, signature: str, keys: list[str]) -> Verdict:
     """
     if not keys:
         return Verdict(False, reason="no key registered")
+    if not only(signature, _SIGNATURE_ARMOR, SIGNATURE_PACKETS):
+        return Verdict(False, reason="not one armored detached signature (`gpg --detach-sign --armor` writes one): "
+                                     "signature packets only")
     gpg, lock = _homes.get(tuple(keys))
     with tempfile.NamedTemporaryFile("w", suffix=".asc", delete=False, encoding="utf-8") as sig:
         sig.write(signature)
