@@ -324,7 +324,10 @@ class CoordClient(ConversationCalls):
         except HubError as err:
             # A halt (keep the write for after `coord resume`) or a rate limit is temporary: a 429 refused the
             # request before it was looked at, and moving it to the rejected file would drop a write for good.
-            if err.status == 429:  # and a newer write the budget lets through a moment later must not overtake it
+            # A newer write the per-token budget lets through a moment later must not overtake it. A daily quota's
+            # 429 (write_quota, turn_quota: until the next UTC day) holds nothing back: it refuses only writes of
+            # its kind, and a message would wait behind a todo for the rest of the day.
+            if err.status == 429 and err.code == "rate_limited":
                 self.stop_reason = self._held = f"the hub is rate-limiting this session ({err.message})"
             return RETRY if err.status in (423, 429) else REJECTED
         if isinstance(result, _Failure):
