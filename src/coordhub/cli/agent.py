@@ -29,6 +29,7 @@ import typer
 from coordhub.cli.common import EXIT_AUTH, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, fail, options
 from coordhub.cli.output import console
 from coordhub.client import Unreachable, project
+from coordhub.client.queue import QueueUnusable
 from coordhub.client.settings import resolve
 from coordhub.errors import CoordError, Invalid
 
@@ -135,6 +136,8 @@ def _run(name: str, settings: Any, slots: int | None, overrides: dict[str, Path]
     except Refused as exc:
         fail(f"the hub refused to give its configuration: {exc}", EXIT_AUTH if exc.status in (401, 403)
              else EXIT_REFUSED)
+    except QueueUnusable as exc:  # the softfail queue file (drained first) cannot be used: a local file, as coord's
+        fail(exc.message, EXIT_REFUSED)
     except CoordError as exc:
         fail(exc.message, EXIT_AUTH)
     try:
