@@ -38,6 +38,8 @@ class _Forward(BaseHTTPRequestHandler):
             return self._reply(502, b'{"error":{"code":"bad_gateway","message":"down"}}')
         if body and b"POISON" in body:  # a request the hub (or a gateway) always fails
             return self._reply(500, b'{"error":{"code":"internal","message":"bug"}}')
+        if self.server.gateway and self.command != "GET":  # a gateway's own page: no envelope
+            return self._reply(self.server.gateway.pop(0), b"<html><body>gateway error</body></html>")
         if self.server.busy and self.command != "GET":
             self.server.busy -= 1
             return self._reply(503, b'{"error":{"code":"busy","message":"busy"}}', {"Retry-After": "1"})
@@ -76,6 +78,7 @@ class FlakyProxy(ThreadingHTTPServer):
         self.upstream = upstream
         self.mode = "up"
         self.busy = 0
+        self.gateway: list[int] = []  # statuses the next writes are answered, one each, without the hub
         self.seen: list[tuple[str, str, str]] = []
 
     @property
@@ -173,3 +176,22 @@ def test_a_queued_write_is_not_given_up_while_the_hub_is_down_behind_its_gateway
         assert (d.applied, d.gave_up, d.left) == (1, 0, 0), d
         assert not c.queue.rejected.exists()
     assert _version(live_hub, token) == ["1.0"]
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_write_after_a_drain_a_gateway_stopped_is_queued_behind_the_older_ones(
+        live_hub: LiveHub, proxy: FlakyProxy, tmp_path: Path, status: int) -> None:
+    """A gateway's 502 or 504 to a replay is an outage (0c90e33), so the drain stops there as for a 503; a newer
+    write must then wait behind the entry left, or, let through by the gateway a moment later, it lands first and
+    the next drain puts the older value over it."""
+    token = live_hub.token(SESSION)
+    waits: list[float] = []
+    with _client(proxy, token, tmp_path, waits) as c:
+        proxy.mode = "down"
+        assert isinstance(c.set_component("reorderproj", "server", "deployed", version="1.0"), Queued)
+        proxy.mode, proxy.gateway = "up", [status]  # the replay meets the gateway's error once; fine after that
+        newer = c.set_component("reorderproj", "server", "deployed", version="2.0")
+        assert isinstance(newer, Queued) and "earlier queued writes go first" in newer.reason, newer
+        d = c.sync()
+        assert (d.applied, d.left) == (2, 0), d
+    assert _version(live_hub, token) == ["2.0"]

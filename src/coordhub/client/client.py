@@ -18,8 +18,9 @@ each replay of a queued write. Before any call, a non-empty queue is drained
 in order, so queued writes reach the hub before newer ones: when the drain
 has to stop at one of this client's entries because the hub could not be
 reached (connection refused, timeout, dropped connection) or said it is
-unavailable (503), a new queueable write is queued behind them without being
-sent, never sent ahead of them (it could not be sent anyway). When the hub
+unavailable (503, or a gateway's 502 or 504), a new queueable write is
+queued behind them without being sent, never sent ahead of them (it could
+not be sent anyway). When the hub
 answered another 5xx to the queued write (a hub bug), new writes are sent as
 before, and the stuck entry is given up after
 :data:`~coordhub.client.queue.MAX_FAILED_REPLAYS` such replays (moved to the
@@ -121,8 +122,9 @@ class _Failure:
     code: str | None = None  # the error envelope's code, if any
 
     def holds(self) -> bool:
-        """Whether newer writes must wait behind the entry this failed: the hub is unreachable or unavailable."""
-        return self.status is None or self.status == 503
+        """Whether newer writes must wait behind the entry this failed: the hub is unreachable or unavailable (an
+        outage, :meth:`outcome`: a gateway's 502 or 504 too, which stops the drain as a 503 does)."""
+        return self.status is None or self.status in UNAVAILABLE or self.code == "database_unavailable"
 
     def outcome(self) -> str:
         """What a drain makes of this failure of a replay (see :meth:`SoftfailQueue.drain`): counted
