@@ -192,3 +192,23 @@ def test_an_append_that_would_pass_the_bound_is_refused_and_the_queue_stays_drai
     assert len(q) == 1 + appended
     d = q.drain(lambda e: queue.APPLIED, HUB, ACTOR)
     assert (d.applied, d.left) == (1 + appended, 0)
+
+
+def test_an_own_entry_whose_body_is_as_deep_as_the_hub_takes_is_replayed(tmp_path: Path) -> None:
+    """The hub takes a body nesting 32 arrays and objects (strictjson.MAX_DEPTH); its queue line wraps the body in
+    one more object. ac0a798 refused a line nesting over 32 as a planted one, so such a write, queued while the
+    hub was away, was counted foreign for good, never sent (nor by --review-foreign: it is no entry at all)."""
+    from coordhub import strictjson
+
+    body: dict[str, object] = {"kind": "hook.deep", "detail": {}}
+    inner = body["detail"]
+    for _ in range(strictjson.MAX_DEPTH - 2):
+        assert isinstance(inner, dict)
+        inner["a"] = {}
+        inner = inner["a"]
+    strictjson.loads(json.dumps(body))  # as deep as the hub takes: no BadJSON
+    q = make_queue(tmp_path)
+    q.append(Entry("POST", "/api/coord/events", body, "deep-key", actor=ACTOR, hub=HUB))
+    sent: list[str] = []
+    d = q.drain(lambda e: sent.append(e.idempotency_key) or "applied", HUB, ACTOR)
+    assert (d.applied, d.foreign, sent) == (1, 0, ["deep-key"]), d

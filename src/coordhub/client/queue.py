@@ -210,9 +210,11 @@ class Entry:
         try:
             data = json.loads(line)
         except RecursionError:  # '[' x 100,000: a line a repository planted, never one this client wrote
-            raise ValueError(f"nested deeper than {MAX_DEPTH} arrays and objects") from None
-        if _deeper(data, MAX_DEPTH):  # nothing the hub takes (strictjson), and too deep to sign again safely
-            raise ValueError(f"nested deeper than {MAX_DEPTH} arrays and objects")
+            raise ValueError(f"nested deeper than {MAX_DEPTH + 1} arrays and objects") from None
+        # a body the hub takes nests MAX_DEPTH at most (strictjson), one level below the line's own object; deeper
+        # is nothing this client wrote, and too deep to sign again safely
+        if _deeper(data, MAX_DEPTH + 1):
+            raise ValueError(f"nested deeper than {MAX_DEPTH + 1} arrays and objects")
         if not isinstance(data, dict) or not {"method", "path"} <= data.keys():
             raise ValueError("not a queue entry")
         if not isinstance(data["method"], str) or not isinstance(data["path"], str):
