@@ -172,3 +172,16 @@ reviews: {enabled: true, model: "opus; rm -rf /"}
 """)
     assert set(found) == {"reviews.model"} and "not a model name" in found["reviews.model"]
     assert cfg.Reviews().model is None and cfg.Reviews(model="claude-opus-4-5").model == "claude-opus-4-5"
+
+
+def test_yaml_nested_too_deep_is_a_problem_not_a_recursion_error(tmp_path: Path) -> None:
+    """A repository's coordinator.yml nesting thousands of flow sequences made PyYAML's recursive composer raise
+    RecursionError, which ``coord config`` did not catch (a traceback), as d5430da found for the JSON files a
+    repository brings."""
+    for text in ("[" * 5000 + "]" * 5000, "repos: " + "[" * 5000 + "]" * 5000 + "\n"):
+        (where, what), = problems(text).items()
+        assert what.startswith("not valid YAML") and "nested too deep" in what, what
+    deep = tmp_path / "coordinator.yml"
+    deep.write_text("machines: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n")
+    with pytest.raises(cfg.ConfigError, match="nested too deep"):
+        cfg.load(deep)

@@ -412,7 +412,8 @@ def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
 
 
 def parse_yaml(text: str, source: str = FILE_NAME) -> Config:
-    """Parse and validate YAML text; :class:`ConfigError` for YAML syntax (with line and column) or content."""
+    """Parse and validate YAML text; :class:`ConfigError` for YAML syntax (with line and column), nesting too deep
+    to parse, or content."""
     import yaml
 
     try:
@@ -422,7 +423,12 @@ def parse_yaml(text: str, source: str = FILE_NAME) -> Config:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([Problem(path=where, message=f"not valid YAML: {problem}")], source) from None
-    return validate(data, source)
+    except RecursionError:  # '[' x 5,000: PyYAML composes nested nodes recursively (a repository's file)
+        raise ConfigError([Problem(path="", message="not valid YAML: nested too deep")], source) from None
+    try:
+        return validate(data, source)
+    except RecursionError:  # nested a little less deep: parsed, but too deep to walk
+        raise ConfigError([Problem(path="", message="not valid YAML: nested too deep")], source) from None
 
 
 def load(path: str | Path) -> Config:
