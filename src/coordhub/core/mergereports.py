@@ -25,6 +25,7 @@ from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
 MAX_EVIDENCE_CHARS = 8000  # the output tail kept per entry
+MAX_CUT_NAMES = 20  # names of left-out evidence values the stored evidence lists at most
 OUTCOMES = ("landing", "merged", "conflict", "red", "policy", "retry", "moved", "error")
 
 
@@ -111,25 +112,34 @@ def _evidence(evidence: dict[str, Any] | None) -> str | None:
 
     A long one keeps the end of its ``output`` (at most ``MAX_EVIDENCE_CHARS // 2`` characters, halved while
     its escapes keep the text over the bound: ``é`` is 6), masked before it is cut: a cut inside a token left its
-    body without the ``coord_`` that makes it one, shown in clear. Other values too long to keep are left out and
-    named in ``cut``. The cut was of the JSON text: a non-ASCII output left it unreadable, and the report and
-    every later read of the entry answered 500.
+    body without the ``coord_`` that makes it one, shown in clear. Other values too long to keep (a key counts with
+    its value) are left out and named in ``cut`` (:func:`_cut_names`: the list is bounded too). The cut was of
+    the JSON text: a non-ASCII output left it unreadable, and the report and every later read of the entry
+    answered 500.
     """
     if not evidence:
         return None
     text = json.dumps(evidence)
     if len(text) > MAX_EVIDENCE_CHARS:
-        big = MAX_EVIDENCE_CHARS // 8
-        cut = sorted(k for k, v in evidence.items() if k != "output" and len(json.dumps(v)) > big)
+        big = MAX_EVIDENCE_CHARS // 8  # a key counts with its value: a long key is as long as a long value
+        cut = sorted(k for k, v in evidence.items() if k != "output" and len(json.dumps({k: v})) > big)
         kept = {k: v for k, v in evidence.items() if k not in cut and k != "output"}
         if len(json.dumps(kept)) > MAX_EVIDENCE_CHARS:  # many short values: only the exit code stays
-            cut = sorted(k for k in evidence if k not in ("output", "exit_code"))
-            kept = {k: evidence[k] for k in ("exit_code",) if k in evidence}
+            cut = sorted(k for k in evidence if k != "output" and (k != "exit_code" or k in cut))
+            kept = {k: evidence[k] for k in ("exit_code",) if k in evidence and k not in cut}
+        named = _cut_names(cut)
         out = redact(str(evidence.get("output") or ""))[-(MAX_EVIDENCE_CHARS // 2):]
-        while len(text := json.dumps({**kept, "output": out, **({"cut": cut} if cut else {})})) \
+        while len(text := json.dumps({**kept, "output": out, **({"cut": named} if named else {})})) \
                 > MAX_EVIDENCE_CHARS * 2 and out:
             out = out[len(out) // 2 + 1:]
     return redact(text)  # JSON escapes no token character, so masking the text masks the values
+
+
+def _cut_names(cut: list[str]) -> list[str]:
+    """The names ``cut`` lists: at most :data:`MAX_CUT_NAMES`, each masked, then cut to 100 characters, then how
+    many more. Unbounded, 60,000 short keys (or one key of 500,000 characters) were stored whole in ``cut``."""
+    named = [k if len(k) <= 100 else k[:100] + "…" for k in map(redact, cut[:MAX_CUT_NAMES])]
+    return named + ([f"… and {len(cut) - MAX_CUT_NAMES} more"] if len(cut) > MAX_CUT_NAMES else [])
 
 
 def _conflict(tx: Tx, config: Config, rows: list[Row], culprit: str | None, reason: str | None, ev: str | None,

@@ -391,3 +391,27 @@ def test_evidence_of_an_odd_shape_gets_its_fix_worker(mq: Api, laptop: Host, use
     extra = {"culprit": entry} if outcome == "conflict" else {}
     out = report(laptop, run, outcome, reason="the gate failed", evidence=evidence, **extra)
     assert out["entries"][0]["state"] == "fixing", out
+
+
+@pytest.mark.parametrize("extra", [{"k" * 300_000: 1}, {f"k{i}": "v" * 10 for i in range(30_000)},
+                                   {"exit_code": "9" * 300_000}], ids=["long-key", "many-keys", "long-exit-code"])
+def test_evidence_of_long_or_many_keys_is_stored_within_its_bound(mq: Api, laptop: Host, user: dict[str, str],
+                                                                  extra: dict[str, Any]) -> None:
+    """9b93690 bounded a long evidence by leaving out long values and naming them in ``cut``; but a key counted
+    for nothing (one of 300,000 characters was kept), ``cut`` itself was unbounded (30,000 short values: all
+    named) and a long ``exit_code`` was always kept: the stored evidence, answered with every read of the entry,
+    was as large as the report's body."""
+    import json
+
+    from coordhub.core.mergereports import MAX_EVIDENCE_CHARS
+
+    apply_config(mq, merge_config(batch=1))
+    entry = enter(mq, [finish(mq, laptop, user, "lib", 25)])["entered"][0]
+    run = next_run(laptop)
+    assert run is not None
+    report(laptop, run, "red", reason="the gate exited 1", evidence={"exit_code": 1, "output": "FAILED", **extra})
+    shown = mq.get(f"{ORCH}/merges/{entry}", headers=user)
+    assert shown.status_code == 200, shown.text
+    evidence = shown.json()["evidence"]
+    assert len(json.dumps(evidence)) <= 2 * MAX_EVIDENCE_CHARS and evidence["output"] == "FAILED", evidence
+    assert evidence["cut"], evidence
