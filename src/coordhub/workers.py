@@ -45,6 +45,7 @@ its figures are that process's.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import logging
 import multiprocessing
@@ -55,6 +56,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -182,13 +184,28 @@ def _start(ctx: Any, cfg: Any, sock: socket.socket, n: int, link: Path | None) -
         from coordhub.writer_process import writer_main
 
         assert link is not None
-        proc: BaseProcess = ctx.Process(target=writer_main, args=(cfg, link, os.getpid()), name="coord-writer",
-                                        daemon=False)
+        proc: BaseProcess = ctx.Process(target=_child, args=(writer_main, cfg, link, os.getpid()),
+                                        name="coord-writer", daemon=False)
     else:
-        proc = ctx.Process(target=_worker_main, args=(cfg, sock, n, os.getpid(), link), name=f"coord-worker-{n}",
-                           daemon=False)
+        proc = ctx.Process(target=_child, args=(_worker_main, cfg, sock, n, os.getpid(), link),
+                           name=f"coord-worker-{n}", daemon=False)
     proc.start()
     return proc
+
+
+def _child(main: Callable[..., None], *args: Any) -> None:
+    """Run ``main(*args)`` in a started process, then its ``atexit`` handlers, as a spawned process's interpreter
+    would at its exit.
+
+    ``multiprocessing`` ends a forked child with ``os._exit``, which runs none:
+    the gpg home directories :mod:`coordhub.openpgp` makes (removed at exit)
+    were left in the temporary directory by every serving process that
+    checked a signature, at each stop and restart.
+    """
+    try:
+        main(*args)
+    finally:
+        atexit._run_exitfuncs()  # runs each once and clears them: a spawned interpreter's exit finds none left
 
 
 def _stop_all(procs: dict[int, BaseProcess], seconds: float) -> None:

@@ -426,3 +426,29 @@ def test_a_supervisor_with_another_thread_spawns_its_serving_processes() -> None
             assert gc.get_freeze_count() > frozen
     finally:
         gc.unfreeze()
+
+
+def test_a_serving_process_removes_its_gpg_homes_when_it_stops(tmp_path: Path) -> None:
+    """A forked serving process ends by ``os._exit`` (multiprocessing), which runs no ``atexit`` handler: the gpg
+    homes it made to check signatures (:mod:`coordhub.openpgp`, removed at exit) stayed in the temporary
+    directory after each stop or restart, as a spawned one's did not."""
+    from coordhub.core.signingkeys import proof_statement
+    from tests.conversations.conftest import make_key
+
+    key = make_key(tmp_path / "gpg", "Career Agent")
+    scratch = tmp_path / "t"
+    scratch.mkdir()
+    hub = _started(LiveHub(tmp_path / "hub", args=("--workers", str(WORKERS)), env={"TMPDIR": str(scratch)}))
+    try:
+        headers = _auth(hub.token("m1/claude-main"))
+        hub_id = httpx2.get(hub.url + "/health").json()["hub_id"]
+        proof = key.sign(proof_statement(hub_id, "m1/claude-main", key.fingerprint))
+        r = httpx2.post(hub.url + "/api/coord/conversations/keys", json={"armored": key.armored, "proof": proof},
+                        headers=headers, timeout=30)
+        assert r.status_code == 201, r.text
+        assert [p.name for p in scratch.iterdir() if p.name.startswith("coordhub-gpg-")]  # a worker checked it
+    finally:
+        code = hub.stop(signal.SIGTERM)
+        subprocess.run(["gpgconf", "--homedir", str(key.home), "--kill", "all"], capture_output=True)
+    assert code == 0
+    assert [p.name for p in scratch.iterdir()] == []
