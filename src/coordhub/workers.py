@@ -106,8 +106,13 @@ def supervise(cfg: Any, sock: socket.socket) -> None:
     """
     ctx = context()
     stop = threading.Event()
+    me = os.getpid()
 
     def on_signal(signum: int, _frame: Any) -> None:
+        if os.getpid() != me:  # a forked child, before it set handlers of its own: it stops, as a spawned one would
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -452,3 +452,35 @@ def test_a_serving_process_removes_its_gpg_homes_when_it_stops(tmp_path: Path) -
         subprocess.run(["gpgconf", "--homedir", str(key.home), "--kill", "all"], capture_output=True)
     assert code == 0
     assert [p.name for p in scratch.iterdir()] == []
+
+
+_SLOW_FORK = ("import os, sys, time; os.register_at_fork(after_in_child=lambda: time.sleep(6)); "
+              "sys.argv[0] = 'coord'; from coordhub.cli.entry import main; main()")
+
+
+def test_a_worker_signalled_before_its_own_handlers_stops(tmp_path: Path) -> None:
+    """A forked child runs the supervisor's signal handler until it sets its own: a SIGTERM in that moment (the
+    supervisor stopping just after it started or restarted one) only set the child's copy of the supervisor's stop
+    flag, and the child went on to serve until it was killed ``STOP_SECONDS`` later. (Each child here takes six
+    seconds over its start, an at-fork hook, so that the moment is wide enough to hit.)"""
+    port = free_port()
+    log = tmp_path / "hub.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", _SLOW_FORK, "serve", "--port", str(port), "--data-dir",
+                                 str(tmp_path / "hub"), "--workers", str(WORKERS)], stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_children(proc.pid)) < WORKERS and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert len(_children(proc.pid)) == WORKERS, log.read_text()
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)  # the supervisor SIGTERMs its workers, still in their at-fork sleep
+        code = proc.wait(60)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 0, log.read_text()
+    assert "did not stop" not in log.read_text() and took < 5, (took, log.read_text())
