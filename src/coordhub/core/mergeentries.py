@@ -55,9 +55,21 @@ def render(row: Row) -> dict[str, Any]:
             "tip": row["tip"],
             "merged_sha": row["merged_sha"], "pr_number": row["pr_number"], "pr_url": row["pr_url"],
             "conflict_fixes": row["conflict_fixes"], "red_fixes": row["red_fixes"], "reason": row["reason"],
-            "evidence": json.loads(row["evidence"]) if row["evidence"] else None, "created_by": row["created_by"],
+            "evidence": _evidence(row["evidence"]), "created_by": row["created_by"],
             "created_at": isoformat(row["created_at"]), "started_at": isoformat(row["started_at"]),
             "ended_at": isoformat(row["ended_at"]), "updated_at": isoformat(row["updated_at"])}
+
+
+def _evidence(text: str | None) -> Any:
+    """The stored evidence (JSON text) as JSON, or None. A hub before 9b93690 cut the text of a long one at 16,000
+    characters, which could leave it unterminated; such a row outlives the upgrade, and reading it answered 500
+    for the entry and every list holding it: it reads as ``{"unreadable": <its last 4,000 characters>}``."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:  # JSONDecodeError: cut inside a value
+        return {"unreadable": text[-4000:]}
 
 
 def transition(tx: Tx, row: Row, to: State, now: float, *, by: str | None, **changes: Any) -> Row:

@@ -415,3 +415,21 @@ def test_evidence_of_long_or_many_keys_is_stored_within_its_bound(mq: Api, lapto
     evidence = shown.json()["evidence"]
     assert len(json.dumps(evidence)) <= 2 * MAX_EVIDENCE_CHARS and evidence["output"] == "FAILED", evidence
     assert evidence["cut"], evidence
+
+
+def test_an_entry_whose_stored_evidence_an_older_hub_cut_unreadable_still_reads(mq: Api, laptop: Host,
+                                                                                 user: dict[str, str]) -> None:
+    """Before 9b93690 a long non-ASCII gate output was stored as JSON text cut at 16,000 characters, unterminated.
+    The fix stops new ones, but a row an older hub stored stays after the upgrade, and json.loads of it made every
+    read of the entry, and every list holding it, answer 500. Such evidence now reads as its text."""
+    from coordhub.server import SYSTEM
+
+    apply_config(mq, merge_config(batch=1))
+    entry = enter(mq, [finish(mq, laptop, user, "lib", 26)])["entered"][0]
+    cut = ('{"exit_code": 1, "output": "' + "\\u00e9" * 3000)[:16_000]
+    mq.hub.mutate_sync(SYSTEM, lambda tx, now: tx.merge_entries.set(entry, {"evidence": cut}))
+    shown = mq.get(f"{ORCH}/merges/{entry}", headers=user)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["evidence"]["unreadable"] == cut[-4000:]
+    listed = mq.get(M, headers=user)
+    assert listed.status_code == 200 and entry in listed.text, listed.text
