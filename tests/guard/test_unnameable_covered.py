@@ -42,3 +42,13 @@ def test_such_a_name_nothing_covers_still_follows_the_fail_mode(fleet: Fleet) ->
     assert r.code == 1 and "commit refused: 1 path(s) cannot be checked" in r.err, r
     r = fleet.repo.commit()
     assert r.code == 0 and "warning: 1 path(s) cannot be checked" in r.err, r
+
+
+def test_a_name_holding_a_backslash_is_checked_as_one_segment(fleet: Fleet) -> None:
+    """On POSIX ``src/a\\b.py`` is one file in ``src/``; the rules read a backslash as ``/`` (Windows names), so the
+    guard asked about ``src/a/b.py``, which a lease of ``src/*.py`` does not cover: the commit was accepted
+    silently, over another session's lease."""
+    lease = fleet.claim(fleet.b, "src/*.py", "all modules")
+    fleet.repo.change("src/a\\b.py")
+    r = fleet.repo.commit()
+    assert r.code == 1 and lease["id"] in r.err and "leased by" in r.err, r

@@ -72,10 +72,19 @@ def split(paths: list[str]) -> tuple[dict[str, str], list[str]]:
     Such a path is asked about all the same, as the glob :func:`stand_in` makes of it (a lease of ``src/`` or
     ``*.py`` covers ``src/caf\\xe9.py`` whatever its name): it is in both answers, so a lease overlapping it
     refuses the commit, and otherwise it stays unchecked (``COORD_HOOK_FAIL_MODE``). It was only unchecked, and
-    under the default fail mode a commit of such a file under another session's lease was accepted."""
+    under the default fail mode a commit of such a file under another session's lease was accepted. A name holding
+    a backslash is asked about as its stand-in alone (checked, conservatively): the rules read ``\\`` as ``/``, so
+    ``src/a\\b.py`` was asked as ``src/a/b.py``, which a lease of ``src/*.py`` does not cover, and was accepted."""
     resources: dict[str, str] = {}
     unchecked = []
     for p in paths:
+        if "\\" in p:  # one byte of a segment in git's name, a / to the rules (Windows): src/a\\b.py is no src/a/b.py
+            cover = stand_in(p)
+            if cover is not None:
+                resources[p] = cover
+            else:
+                unchecked.append(p)
+            continue
         try:
             resources[p] = _valid(as_resource(p))
         except ValueError:
@@ -98,11 +107,12 @@ def stand_in(path: str) -> str | None:
 
     Each run of characters no resource holds (control characters, lone surrogates) becomes ``*``, which matches
     any run within a segment; a segment that also holds glob syntax becomes ``*`` whole, so its own text is never
-    read as a pattern narrower than the name; segments past the length bound become one ``**``. Sound, never
+    read as a pattern narrower than the name (as does one holding a backslash, which the rules read as ``/``);
+    segments past the length bound become one ``**``. Sound, never
     narrower than the path: a lease overlapping the path overlaps the glob (it may over-report, never miss).
     """
-    segments = [("*" if _GLOB_SYNTAX.search(seg) else _UNNAMEABLE.sub("*", seg)) if _UNNAMEABLE.search(seg)
-                else seg for seg in path.split("/")]
+    segments = ["*" if "\\" in seg or (_UNNAMEABLE.search(seg) and _GLOB_SYNTAX.search(seg))
+                else _UNNAMEABLE.sub("*", seg) for seg in path.split("/")]
     kept: list[str] = []
     for seg in segments:
         if len(as_resource("/".join([*kept, seg, "**"]))) > MAX_LENGTH:
