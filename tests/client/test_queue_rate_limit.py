@@ -35,14 +35,20 @@ def limited_hub(tmp_path: Path) -> Iterator[LiveHub]:
         h.stop()
 
 
+def _queued(hub: LiveHub, token: str, tmp_path: Path) -> CoordClient:
+    """A client of ``token`` whose softfail queue holds :data:`QUEUED` todos of its own, none sent yet."""
+    settings = ClientSettings(url=hub.url, token=token, session=None, user=None, machine=None,
+                              queue_file=tmp_path / ".claude" / "coord-queue.jsonl", timeout=10.0)
+    c = CoordClient(settings, sleep=lambda s: None)
+    for n in range(QUEUED):
+        c.queue.append(Entry("POST", "/api/coord/todos", {"text": f"queued {n}"}, str(uuid.uuid4()),
+                             actor=c.actor, hub=origin(hub.url), reached=False))
+    return c
+
+
 def test_a_rate_limited_replay_stays_queued_and_is_never_rejected(limited_hub: LiveHub, tmp_path: Path) -> None:
     token = limited_hub.token(SESSION)
-    settings = ClientSettings(url=limited_hub.url, token=token, session=None, user=None, machine=None,
-                              queue_file=tmp_path / ".claude" / "coord-queue.jsonl", timeout=10.0)
-    with CoordClient(settings, sleep=lambda s: None) as c:
-        for n in range(QUEUED):
-            c.queue.append(Entry("POST", "/api/coord/todos", {"text": f"queued {n}"}, str(uuid.uuid4()),
-                                 actor=c.actor, hub=origin(limited_hub.url), reached=False))
+    with _queued(limited_hub, token, tmp_path) as c:
         d = c.sync()
         assert d.rejected == 0 and not c.queue.rejected.exists(), d
         assert d.left == QUEUED - d.applied and d.stopped == RETRY, d
@@ -60,12 +66,7 @@ def test_a_newer_write_waits_behind_a_rate_limited_replay(limited_hub: LiveHub, 
     """The drain stopped at a 429: a write made now is queued behind the entries left, not sent ahead of them (a
     moment later the limit may let it through, and it would land before older writes)."""
     token = limited_hub.token(SESSION)
-    settings = ClientSettings(url=limited_hub.url, token=token, session=None, user=None, machine=None,
-                              queue_file=tmp_path / ".claude" / "coord-queue.jsonl", timeout=10.0)
-    with CoordClient(settings, sleep=lambda s: None) as c:
-        for n in range(QUEUED):
-            c.queue.append(Entry("POST", "/api/coord/todos", {"text": f"queued {n}"}, str(uuid.uuid4()),
-                                 actor=c.actor, hub=origin(limited_hub.url), reached=False))
+    with _queued(limited_hub, token, tmp_path) as c:
         newer = c.call("POST", "/api/coord/todos", body={"text": "newer"})  # its drain meets the 429 first
         assert isinstance(newer, Queued) and "rate-limiting" in newer.reason, newer
         deadline = time.monotonic() + 20
