@@ -21,6 +21,7 @@ from coordhub.client import ClientSettings, CoordClient, Queued
 from coordhub.client.queue import RETRY, Entry
 from coordhub.client.trust import origin
 from tests.conftest import LiveHub
+from tests.coordcli import Coord, isolated_env
 
 SESSION = "DESKTOP-0O8A1RL/claude-main"
 QUEUED = 8
@@ -35,12 +36,12 @@ def limited_hub(tmp_path: Path) -> Iterator[LiveHub]:
         h.stop()
 
 
-def _queued(hub: LiveHub, token: str, tmp_path: Path) -> CoordClient:
-    """A client of ``token`` whose softfail queue holds :data:`QUEUED` todos of its own, none sent yet."""
+def _queued(hub: LiveHub, token: str, tmp_path: Path, count: int = QUEUED) -> CoordClient:
+    """A client of ``token`` whose softfail queue holds ``count`` todos of its own, none sent yet."""
     settings = ClientSettings(url=hub.url, token=token, session=None, user=None, machine=None,
                               queue_file=tmp_path / ".claude" / "coord-queue.jsonl", timeout=10.0)
     c = CoordClient(settings, sleep=lambda s: None)
-    for n in range(QUEUED):
+    for n in range(count):
         c.queue.append(Entry("POST", "/api/coord/todos", {"text": f"queued {n}"}, str(uuid.uuid4()),
                              actor=c.actor, hub=origin(hub.url), reached=False))
     return c
@@ -87,3 +88,18 @@ def _read_when_allowed(url: str, token: str) -> Any:
             assert r.status_code == 200, r.text
             return r.json()
         time.sleep(0.2)
+
+
+def test_coord_sync_says_the_hub_is_rate_limiting_not_unreachable(limited_hub: LiveHub, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    token = limited_hub.token(SESSION)
+    env = isolated_env(tmp_path / "env")
+    for name in ("HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):  # the CLI's own queue key
+        monkeypatch.setenv(name, env[name])
+    _queued(limited_hub, token, tmp_path, count=100).close()  # more than the CLI's start-up lets the limit refill
+    queue = tmp_path / ".claude" / "coord-queue.jsonl"
+    cli = Coord(tmp_path, env, limited_hub.url, token, ("--queue-file", str(queue)))
+    r = cli("sync", "--json")
+    assert "stopped" in r.json(), r
+    stopped = r.json()["stopped"]
+    assert "rate-limiting" in stopped and "unreachable" not in stopped, r

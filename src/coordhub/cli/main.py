@@ -310,7 +310,7 @@ def sync(ctx: typer.Context,
     answered = d.stopped == FAILED  # the hub answered, with a 5xx, the queued write the drain stopped at
     why = (f"the hub answered 5xx to a queued write ({c.stop_reason}); it is retried by the next command, and "
            f"moved to {c.queue.rejected} after {MAX_FAILED_REPLAYS} such answers" if answered
-           else f"hub unreachable ({c.stop_reason})" if c.stop_reason else "hub unreachable, halted or rate-limiting")
+           else c.stop_reason or "hub unreachable, halted or rate-limiting")
     result = {"applied": d.applied, "rejected": d.rejected, "pending": d.left, "foreign": d.foreign,
               "expired": d.expired, "gave_up": d.gave_up, "unread": unread}
     if d.expired:

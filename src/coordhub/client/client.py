@@ -247,7 +247,7 @@ class CoordClient(ConversationCalls):
         except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol) as exc:
             return _Failure(f"cannot reach {self.settings.url} ({type(exc).__name__})", reached=False)  # never sent
         except httpx2.TimeoutException:
-            return _Failure("timed out")
+            return _Failure(f"the hub at {self.settings.url} did not answer in time")
         except httpx2.TransportError as exc:  # e.g. the connection dropped after the request was sent
             return _Failure(f"cannot reach {self.settings.url} ({type(exc).__name__})")
         if response.status_code >= 500:
