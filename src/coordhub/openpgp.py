@@ -35,7 +35,8 @@ import gnupg  # type: ignore[import-untyped]
 MAX_KEY_BYTES = 64 * 1024   # an armored public key with a few subkeys and signatures is a few KiB
 MAX_HOMES = 64
 GPG_OPTIONS = ("--no-autostart",)  # every gpg run here: never start a gpg-agent (see the module docstring)
-_BEGIN_KEY = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+_KEY_ARMOR = "PGP PUBLIC KEY BLOCK"
+_BEGIN_KEY = f"-----BEGIN {_KEY_ARMOR}-----"
 _SIGNATURE_ARMOR = "PGP SIGNATURE"
 SIGNATURE_PACKETS = frozenset({2})  # RFC 4880 §4.3: a detached signature is signature packets only
 KEY_PACKETS = frozenset({2, 6, 12, 13, 14, 17})  # signature, public key, trust, user id, public subkey, attribute
@@ -165,7 +166,7 @@ def fingerprint(armored: str) -> str:
     if len(text.encode("utf-8")) > MAX_KEY_BYTES or not text.startswith(_BEGIN_KEY):
         raise BadKey(f"a key must be one ASCII-armored OpenPGP public key ({_BEGIN_KEY} …, at most "
                         f"{MAX_KEY_BYTES} bytes), as `gpg --armor --export KEYID` writes")
-    if not only(text, "PGP PUBLIC KEY BLOCK", KEY_PACKETS):
+    if not only(text, _KEY_ARMOR, KEY_PACKETS):
         raise BadKey("a key must be one ASCII-armored OpenPGP public key: its packets a public key, user ids, "
                      "subkeys and their signatures, nothing else (no compressed or literal data)")
     with tempfile.TemporaryDirectory(prefix="coordhub-gpg-key-") as home:

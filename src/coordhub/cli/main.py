@@ -321,20 +321,17 @@ def sync(ctx: typer.Context,
         result["stopped"] = why
     if as_json:
         show(result, True, lambda r: None)
-        if d.expired:
-            typer.echo(expired_note(c, d.expired), err=True)
-        if d.gave_up:
-            typer.echo(gave_up_note(c, d.gave_up), err=True)
     else:
         console.print(f"sent {d.applied} queued write(s)" + (f", {d.rejected} refused by the hub (kept in "
                       f"{c.queue.rejected})" if d.rejected else "") + (f"; {stuck} still pending: {why}"
                                                                      if stuck else ""))
         if d.foreign and reviewed is None:
             typer.echo(foreign_note(c, d.foreign), err=True)
-        if d.expired:
-            typer.echo(expired_note(c, d.expired), err=True)
-        if d.gave_up:
-            typer.echo(gave_up_note(c, d.gave_up), err=True)
+    if d.expired:
+        typer.echo(expired_note(c, d.expired), err=True)
+    if d.gave_up:
+        typer.echo(gave_up_note(c, d.gave_up), err=True)
+    if not as_json:
         for m in unread:
             verbatim(message_banner(m))
     if stuck:

@@ -130,7 +130,7 @@ class _Failure:
         """What a drain makes of this failure of a replay (see :meth:`SoftfailQueue.drain`): counted
         (:data:`~coordhub.client.queue.FAILED`) only when the hub answered this write with an error of its own, not
         when it could not be reached, its database is down, or a gateway says it is down (:data:`UNAVAILABLE`)."""
-        if self.status is None or self.status in UNAVAILABLE or self.code == "database_unavailable":
+        if self.holds():
             return RETRY_REACHED if self.reached else RETRY  # the whole hub is down, not this entry
         return FAILED
 

@@ -113,6 +113,13 @@ class Hub:
         #: The writer process a :class:`~coordhub.core.calls.Call` goes to while it is ready (``--workers``).
         self.remote: RemoteWriter | None = None
 
+    async def known_id(self) -> str | None:
+        """This hub's id (``hub_meta``), read from the store the first time and kept (``coord serve`` reads it at
+        start; an app built in-process does not). Raises what :meth:`query` raises (``Unavailable``)."""
+        if self.hub_id is None:
+            self.hub_id = await self.query(lambda tx, now: tx.meta.get("hub_id"))
+        return self.hub_id
+
     async def start_bus(self, ring_bytes: int = RING_BYTES) -> EventBus:
         """Create the event bus (its ring holding about ``ring_bytes``) and feed it from every commit.
 

@@ -45,9 +45,9 @@ async def health(request: Request) -> JSONResponse:
     """
     h = hub(request)
     ok = await request.app.state.db_probe.reachable()
-    if ok and h.hub_id is None:  # an app built in-process; read once
+    if ok:
         with contextlib.suppress(Unavailable):
-            h.hub_id = await h.query(lambda tx, now: tx.meta.get("hub_id"))
+            await h.known_id()
     body = {"status": "ok" if ok else "degraded", "database": "connected" if ok else "disconnected",
             "backend": h.store.name, "durability": h.store.durability, "version": __version__,
             "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],

@@ -80,10 +80,8 @@ async def add_key(body: KeyAdd, request: Request, who: Caller = Depends(caller))
         fingerprint = await asyncio.to_thread(openpgp.fingerprint, body.armored)
     except openpgp.BadKey as exc:
         raise Invalid(str(exc), field="armored") from None
-    hub = request.app.state.hub
-    if hub.hub_id is None:  # an app built in-process: read once
-        hub.hub_id = await hub.query(lambda tx, now: tx.meta.get("hub_id"))
-    await asyncio.to_thread(signingkeys.check_proof, str(hub.hub_id), actor.session_id, body.armored, fingerprint,
+    hub_id = await request.app.state.hub.known_id()
+    await asyncio.to_thread(signingkeys.check_proof, str(hub_id), actor.session_id, body.armored, fingerprint,
                             body.proof)
     return await mutate(request, actor, lambda tx, now: signingkeys.add_key(
         tx, actor, body.armored, fingerprint, now), status=201)
