@@ -22,20 +22,17 @@ that grows with the leases other sessions hold.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from coordhub.core.paths import MAX_LENGTH, ResourceKind, classify, contains, overlaps, parse
+from coordhub.core.paths import ResourceKind, classify, contains, overlaps
 from coordhub.guard import ledger
 from coordhub.hooks import leases as leases_text
-from coordhub.hooks.project import as_resource
+from coordhub.hooks.project import asked_as
 from coordhub.hooks.untrusted import one_line
 
 FenceCheck = Callable[[int, str | None], dict[str, Any]]
 Held = dict[str, list[dict[str, Any]]]  # path → other sessions' live leases overlapping it, as the hub answered
-_UNNAMEABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]+")  # in no resource: control, not UTF-8
-_GLOB_SYNTAX = re.compile(r"[*?\[\]{}\\]")  # what coordhub.core.paths reads as a pattern (a \\ is a /)
 BATCH = 100  # paths one POST /locks/conflicts may name (the hub's bound: core.leases.MAX_CONFLICT_RESOURCES)
 
 
@@ -65,64 +62,24 @@ class Verdict(NamedTuple):
 
 
 def split(paths: list[str]) -> tuple[dict[str, str], list[str]]:
-    """The ``paths`` to ask about (path → resource, as :func:`as_resource` names it), and those that are no valid
-    lease resource (a control character in the name, over the length limit, a name that is not UTF-8: git's bytes
-    decoded with lone surrogates, which the hub's JSON refuses), which no lease can name exactly.
+    """The ``paths`` to ask about (path → resource) and those left unchecked, each as :func:`asked_as` names it.
 
-    Such a path is asked about all the same, as the glob :func:`stand_in` makes of it (a lease of ``src/`` or
-    ``*.py`` covers ``src/caf\\xe9.py`` whatever its name): it is in both answers, so a lease overlapping it
-    refuses the commit, and otherwise it stays unchecked (``COORD_HOOK_FAIL_MODE``). It was only unchecked, and
-    under the default fail mode a commit of such a file under another session's lease was accepted. A name holding
-    a backslash is asked about as its stand-in alone (checked, conservatively): the rules read ``\\`` as ``/``, so
-    ``src/a\\b.py`` was asked as ``src/a/b.py``, which a lease of ``src/*.py`` does not cover, and was accepted."""
+    A path that is no valid lease resource (a control character in the name, over the length limit, a name that
+    is not UTF-8: git's bytes decoded with lone surrogates, which the hub's JSON refuses) is in both answers, asked
+    about as the glob :func:`~coordhub.hooks.project.stand_in` makes of it: a lease overlapping it refuses the
+    commit, otherwise ``COORD_HOOK_FAIL_MODE`` decides (6d00200; it was only unchecked, and the default fail mode
+    accepted a commit of such a file under another session's lease). A name holding a backslash is asked about
+    as its stand-in alone, a checked path (382a061: ``src/a\\b.py`` was asked as ``src/a/b.py``, which a lease of
+    ``src/*.py`` does not cover, and was accepted)."""
     resources: dict[str, str] = {}
     unchecked = []
     for p in paths:
-        if "\\" in p:  # one byte of a segment in git's name, a / to the rules (Windows): src/a\\b.py is no src/a/b.py
-            cover = stand_in(p)
-            if cover is not None:
-                resources[p] = cover
-            else:
-                unchecked.append(p)
-            continue
-        try:
-            resources[p] = _valid(as_resource(p))
-        except ValueError:
+        resource, checked = asked_as(p)
+        if resource is not None:
+            resources[p] = resource
+        if not checked:
             unchecked.append(p)
-            cover = stand_in(p)
-            if cover is not None:
-                resources[p] = cover
     return resources, unchecked
-
-
-def _valid(resource: str) -> str:
-    """``resource`` if the hub takes it (UTF-8 text that :func:`parse` accepts), else ``ValueError``."""
-    resource.encode("utf-8")  # UnicodeEncodeError (a ValueError) for a lone surrogate
-    parse(resource)
-    return resource
-
-
-def stand_in(path: str) -> str | None:
-    """A glob resource covering every file ``path`` (no valid resource) may be, or None if none can be made.
-
-    Each run of characters no resource holds (control characters, lone surrogates) becomes ``*``, which matches
-    any run within a segment; a segment that also holds glob syntax becomes ``*`` whole, so its own text is never
-    read as a pattern narrower than the name (as does one holding a backslash, which the rules read as ``/``);
-    segments past the length bound become one ``**``. Sound, never
-    narrower than the path: a lease overlapping the path overlaps the glob (it may over-report, never miss).
-    """
-    segments = ["*" if "\\" in seg or (_UNNAMEABLE.search(seg) and _GLOB_SYNTAX.search(seg))
-                else _UNNAMEABLE.sub("*", seg) for seg in path.split("/")]
-    kept: list[str] = []
-    for seg in segments:
-        if len(as_resource("/".join([*kept, seg, "**"]))) > MAX_LENGTH:
-            kept.append("**")
-            break
-        kept.append(seg)
-    try:
-        return _valid(as_resource("/".join(kept)))
-    except ValueError:
-        return None
 
 
 def evaluate(paths: list[str], me: str | None, project_key: str, held: Held, own: list[dict[str, Any]],

@@ -26,12 +26,23 @@ Symlinks: a path is asked about under its lexical name and, when they
 differ, under the name with symlinks resolved (both inside the project), so
 ``alias/a.py`` or ``link.py`` pointing at a leased ``src/a.py`` is denied.
 
+A name the lease rules would misread or refuse is asked about as the glob
+covering it that :func:`coordhub.hooks.project.asked_as` makes, as the git
+guard asks (one implementation): ``src/a\\b.py`` (a backslash, which the
+rules read as ``/``, though on POSIX it is one file in ``src/``) as ``src/*``,
+``src/new<newline>line.py`` as ``src/new*line.py``, an over-long name as its
+first segments plus ``**``. A lease of another session overlapping that glob
+denies the edit (the reason says which glob was asked: it may be another
+file's lease, never a missed one). A name with a backslash is then checked; a
+name no lease resource can hold (control character, not UTF-8, over the
+length limit) that no lease overlaps is still unchecked, as below.
+
 When the hub cannot be asked (unreachable, refused, misconfigured), or the
-path cannot be checked at all (a NUL byte; a name the hub refuses as a lease
-resource with 422: a control character, over the length limit),
-``COORD_HOOK_FAIL_MODE`` decides: ``open`` (default) prints nothing, so the
-edit goes ahead, and says why in one line on stderr; ``closed`` denies with
-that reason. Nothing is ever silently left unchecked.
+path cannot be checked (a NUL byte; a name no lease resource can hold, above;
+a name the hub refuses with 422), ``COORD_HOOK_FAIL_MODE`` decides: ``open``
+(default) prints nothing, so the edit goes ahead, and says why in one line on
+stderr; ``closed`` denies with that reason. Nothing is ever silently left
+unchecked.
 
 A 429 is not "cannot be asked" (:mod:`coordhub.hooks.hub`): the hook waits
 the hub's ``Retry-After`` and asks again while :data:`RATE_LIMIT_WAIT` allows,
@@ -51,7 +62,7 @@ from coordhub.hooks import output
 from coordhub.hooks.hub import HubError, HubRefused, RateLimitWait, retry_after
 from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.output import Answer
-from coordhub.hooks.project import Project, as_resource
+from coordhub.hooks.project import Project, as_resource, asked_as
 from coordhub.hooks.untrusted import one_line
 
 HALT_POLL_SECONDS = 1.0
@@ -81,14 +92,23 @@ def pre_tool_use(inv: Invocation) -> Answer | None:
         return cannot_check(inv, edited.shown, edited.why)
     proj, names = edited
     found: dict[str, dict[str, Any]] = {}
+    stand_ins: dict[str, str] = {}  # name → the glob asked about in its place (asked_as)
+    unchecked: list[str] = []
     patience = RateLimitWait(RATE_LIMIT_WAIT, lambda wait, exc: output.log(
         inv.event, f"the hub is rate-limiting this session ({one_line(exc.message)}); asking again in {wait:g} s"))
     for rel in names:
+        resource, checked = asked_as(rel)
+        if not checked:
+            unchecked.append(rel)
+        if resource is None:
+            continue
+        if resource != as_resource(rel):
+            stand_ins[rel] = resource
         deadline = time.monotonic() + inv.settings.halt_wait
         while True:
             try:
                 data = patience.call(partial(inv.hub.get, "/locks/conflicts", project_key=proj.key,
-                                             resource=as_resource(rel)))
+                                             resource=resource))
             except HubError as exc:
                 if retry_after(exc) is not None:
                     return rate_limited(one_line(names[0]), exc, patience.waited)
@@ -112,8 +132,26 @@ def pre_tool_use(inv: Invocation) -> Answer | None:
             found.setdefault(str(lease.get("id")), lease)
     if found:
         shown = names[-1] + (f" (edited as {names[0]})" if len(names) > 1 else "")
-        return output.deny(deny_reason(one_line(shown), proj.key, list(found.values())))
+        return output.deny(deny_reason(one_line(shown), proj.key, list(found.values())) + _asked_in_place(stand_ins))
+    if unchecked:
+        return cannot_check(inv, one_line(names[0]), _unnameable(unchecked[0], stand_ins.get(unchecked[0])))
     return None
+
+
+def _asked_in_place(stand_ins: dict[str, str]) -> str:
+    """What a deny adds when a name was asked about as a covering glob (it may be another file's lease)."""
+    return "".join(f"\n({one_line(rel)} was checked as {one_line(glob)}, a glob covering it: lease rules read a "
+                   "backslash as /, and no lease can name a control character or bytes that are not UTF-8, so a "
+                   "lease of another file there counts too.)" for rel, glob in stand_ins.items())
+
+
+def _unnameable(rel: str, glob: str | None) -> str:
+    """Why the name ``rel``, asked about as ``glob`` (or not at all), is still unchecked: no lease can name it."""
+    head = (f"no lease resource can name {one_line(rel)} (a control character, bytes that are not UTF-8, over the "
+            "hub's length limit)")
+    if glob is None:
+        return head + ", and no glob covering it can be made"
+    return head + f"; no other session's lease overlaps {one_line(glob)}, the glob covering it"
 
 
 class Unguardable(NamedTuple):

@@ -196,6 +196,77 @@ def as_resource(rel: str) -> str:
     return rel if rel.startswith("./") else "./" + rel
 
 
+def asked_as(rel: str) -> tuple[str | None, bool]:
+    """The lease resource the hub is asked about for the file ``rel``, and whether the answer checks it.
+
+    ``rel`` is project-relative with ``/`` separators, as git or :meth:`Project.names` gives it (on POSIX a ``\\``
+    is one character of a name). Shared by the edit hook and the git guard, so both ask about one file alike:
+
+    * a valid resource: ``(as_resource(rel), True)``, the file by its name;
+    * a name holding a backslash: ``(stand_in(rel), True)``. The rules read ``\\`` as ``/`` (Windows names,
+      :mod:`coordhub.core.paths`), so ``src/a\\b.py``, one file in ``src/``, would be asked as ``src/a/b.py``,
+      which a lease of ``src/*.py`` does not overlap; its stand-in ``src/*`` covers it and is answered exactly
+      (it may over-report, never miss). ``(None, False)`` if no stand-in can be made;
+    * a name no resource can hold (a control character, not UTF-8: lone surrogates, over the length limit):
+      ``(stand_in(rel), False)`` (None if none can be made): a lease overlapping the stand-in covers the file,
+      and if none does the file still counts as unchecked (``COORD_HOOK_FAIL_MODE`` decides), as the guard has
+      since 6d00200.
+
+    Loads :mod:`coordhub.core.paths` only for a name outside :data:`_PLAIN` (the edit hook runs per edit).
+    """
+    if _PLAIN.match(rel):
+        return as_resource(rel), True
+    if "\\" in rel:
+        cover = stand_in(rel)
+        return cover, cover is not None
+    try:
+        return _valid(as_resource(rel)), True
+    except ValueError:
+        return stand_in(rel), False
+
+
+def stand_in(path: str) -> str | None:
+    """A glob resource covering every file ``path`` (no valid resource) may be, or None if none can be made.
+
+    Each run of characters no resource holds (control characters, lone surrogates) becomes ``*``, which matches
+    any run within a segment; a segment that also holds glob syntax becomes ``*`` whole, so its own text is never
+    read as a pattern narrower than the name (as does one holding a backslash, which the rules read as ``/``);
+    segments past the length bound become one ``**``. Sound, never narrower than the path: a lease overlapping
+    the path overlaps the glob (it may over-report, never miss). Loads :mod:`coordhub.core.paths`.
+    """
+    from coordhub.core.paths import MAX_LENGTH
+
+    segments = ["*" if "\\" in seg or (_UNNAMEABLE.search(seg) and _GLOB_SYNTAX.search(seg))
+                else _UNNAMEABLE.sub("*", seg) for seg in path.split("/")]
+    kept: list[str] = []
+    for seg in segments:
+        if len(as_resource("/".join([*kept, seg, "**"]))) > MAX_LENGTH:
+            kept.append("**")
+            break
+        kept.append(seg)
+    try:
+        return _valid(as_resource("/".join(kept)))
+    except ValueError:
+        return None
+
+
+def _valid(resource: str) -> str:
+    """``resource`` if the hub takes it (UTF-8 text that ``core.paths.parse`` accepts), else ``ValueError``."""
+    from coordhub.core.paths import parse
+
+    resource.encode("utf-8")  # UnicodeEncodeError (a ValueError) for a lone surrogate
+    parse(resource)
+    return resource
+
+
+# A name every rule of coordhub.core.paths.parse accepts as the file it is: ASCII letters, digits and "._-/" (no
+# backslash, glob syntax, control character or lone surrogate), no ".." (which could climb above the root), and
+# short enough that "./" + it stays within MAX_LENGTH (1,024). tests/hooks/test_asked_as.py checks the agreement.
+_PLAIN = re.compile(r"(?!.*\.\.)[A-Za-z0-9._/-]{1,1000}\Z")
+_UNNAMEABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]+")  # in no resource: control, not UTF-8
+_GLOB_SYNTAX = re.compile(r"[*?\[\]{}\\]")  # what coordhub.core.paths reads as a pattern (a \\ is a /)
+
+
 def _identity_project(identity: dict[str, Any] | None) -> str | None:
     value = (identity or {}).get("project")
     return value.strip() if isinstance(value, str) and value.strip() else None
