@@ -3,11 +3,17 @@ a session's live assignments are bounded, and dispatch finds runnable work behin
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from coordhub.core import assignments, dispatch, fleet
+from coordhub.clock import ManualClock
+from coordhub.core import assignments, dispatch, fleet, leases
+from coordhub.core.identity import Actor
+from coordhub.server import SYSTEM
+from coordhub.store.tx import Tx
 from tests.conftest import Api
-from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config, get
+from tests.orchestrator.conftest import BASE_CONFIG, ORCH, Host, apply_config, assign, config, get
 
 
 def test_a_session_s_live_assignments_are_bounded(orch: Api, laptop: Host, user: dict[str, str],
@@ -63,9 +69,7 @@ def test_the_status_shows_the_head_of_the_queue_and_counts_it_all(orch: Api, use
     assert get(orch, ids[4])["state"] == "queued"
 
 
-def test_work_a_host_can_never_run_does_not_starve_work_behind_it(orch: Api, user: dict[str, str],
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dispatch, "SCAN_LIMIT", 2)
+def test_work_a_host_can_never_run_does_not_starve_work_behind_it(orch: Api, user: dict[str, str]) -> None:
     cfg = config()
     cfg["machines"][0]["capabilities"] = ["python", "gpu"]
     apply_config(orch, cfg)
@@ -86,17 +90,89 @@ def test_work_a_host_can_never_run_does_not_starve_work_behind_it(orch: Api, use
     assert get(orch, later["id"])["state"] == "dispatched"
 
 
-def test_dispatch_pages_past_held_issues_and_bounds_its_work(orch: Api, laptop: Host, user: dict[str, str],
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def _flood(orch: Api, first_issue: int, count: int, *, held_by: str | None = None,
+           avoid: str | None = None) -> None:
+    """Queue ``count`` assignments of issues from ``first_issue`` in one transaction: their issue leases held by
+    ``held_by``, or retried away from ``avoid`` (as a retry leaves them: any machine, avoiding the last)."""
+    def run(tx: Tx, now: float) -> None:
+        for n in range(first_issue, first_issue + count):
+            row = assignments.create(tx, Actor("flood/claude-main"), now, machine=None, repo="api", issue=n)
+            if held_by is not None:
+                leases.claim(tx, Actor(held_by), project_key="api", resource=dispatch.issue_resource("api", n),
+                             description=None, ttl_hours=2.0, now=now)
+            if avoid is not None:
+                tx.assignments.set(row["id"], {"avoid_machine": avoid})
+    orch.hub.mutate_sync(SYSTEM, run)
+
+
+@pytest.mark.parametrize("blocked", [3, 1001])
+def test_no_number_of_held_or_avoiding_assignments_starves_a_runnable_one(
+        orch: Api, laptop: Host, server: Host, user: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+        blocked: int) -> None:
+    """1,000 queued assignments whose issues a person held (each call checked the same oldest 1,000 leases
+    and gave up), or that avoided this host while another could run them, starved every later one for good."""
+    apply_config(orch, config(concurrency={**BASE_CONFIG["concurrency"], "max_workers": 3}))
+    # the old per-call bound on rows checked in Python (2 of them, a page of 1), lowered so the small case
+    # shows that starvation quickly too
+    monkeypatch.setattr(dispatch, "SCAN_LIMIT", 2, raising=False)
     monkeypatch.setattr(dispatch, "SCAN_PAGE", 1, raising=False)
+    monkeypatch.setattr(assignments, "MAX_LIVE_PER_SESSION", 3 * blocked, raising=False)
+    monkeypatch.setattr(leases, "MAX_LIVE_PER_SESSION", 2 * blocked, raising=False)
+    _flood(orch, 1000, blocked, held_by="desk/claude-2")
+    _flood(orch, 5000, blocked, avoid="laptop")
+    mine = assign(orch, user, issue=1)
+    job = laptop.next()  # the first call: no scan to give up on
+    assert job is not None and job["id"] == mine["id"]
+    # the person lets go of one: it is the oldest laptop may run again; the avoiding ones are for server
     human = orch.token("desk/claude-2")
-    for n in (1, 2):  # a person holds these issues: runnable by their rows, not by their lease
-        held = orch.post("/api/coord/locks", headers=human, json={"project_key": "api", "resource": f"issue:api#{n}"})
-        assert held.status_code == 201
-        assign(orch, user, issue=n)
-    third = assign(orch, user, issue=3)
-    monkeypatch.setattr(dispatch, "SCAN_LIMIT", 2)
-    assert laptop.next() is None  # at most SCAN_LIMIT lease checks in one call
-    monkeypatch.setattr(dispatch, "SCAN_LIMIT", 3)
+    held = orch.get("/api/coord/locks", headers=human, params={"project_key": "api", "resource": "issue:api#1001"})
+    lease = next(x for x in held.json() if x["resource"] == "issue:api#1001")
+    assert orch.delete(f"/api/coord/locks/{lease['id']}", headers=human).status_code == 200
     job = laptop.next()
-    assert job is not None and job["id"] == third["id"]
+    assert job is not None and job["issue"] == 1001
+    job = server.next()
+    assert job is not None and job["issue"] == 5000
+
+
+def test_the_issue_lease_rule_is_the_lease_model_s(orch: Api, user: dict[str, str], clock: ManualClock) -> None:
+    """The store decides the issue lease in SQL; it must agree with ``leases.conflicts`` (a NAME overlaps only
+    the same NAME, of the same project, live, held by someone other than the attempt's worker), and the queue
+    stays oldest first among what is runnable."""
+    apply_config(orch, config(concurrency={**BASE_CONFIG["concurrency"], "max_workers": 10}))
+    laptop = Host(orch, "laptop", orch.token("laptop/agent"), slots=10)
+    laptop.register()
+    human = orch.token("desk/claude-2")
+
+    def lock(resource: str, project: str = "api", **extra: Any) -> dict[str, Any]:
+        r = orch.post("/api/coord/locks", headers=human, json={"project_key": project, "resource": resource,
+                                                              **extra})
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    lock("issue:api#1")                        # held: the NAME itself
+    lock(" issue:api#2 ")                      # held: the same NAME, written with spaces
+    lock("issue:api#3", project="lib")         # another project's NAME: free
+    lock("issue:api#*")                        # a NAME, not a glob: overlaps only itself
+    lock("issue:api#40")                       # another issue's NAME (a prefix of none)
+    lock("./issue:api#5/x")                    # a path filed beneath "issue:api#5": never overlaps a NAME
+    lock("issue:api#6", ttl_hours=0.001)       # expires before the dispatch: free
+    released = lock("issue:api#7")
+    assert orch.delete(f"/api/coord/locks/{released['id']}", headers=human).status_code == 200
+    ids = {n: assign(orch, user, issue=n)["id"] for n in range(1, 9)}
+    clock.advance(60)
+    laptop.beat()
+
+    def held(n: int) -> bool:
+        def look(tx: Tx, now: float) -> bool:
+            mine = assignments.worker_session("laptop", ids[n])
+            (others, _), _ = leases.conflicts(tx, now, "api", dispatch.issue_resource("api", n), mine)
+            return bool(others)
+        return bool(orch.hub.query_sync(look))
+
+    expected = [n for n in range(1, 9) if not held(n)]
+    assert expected == [3, 4, 5, 6, 7, 8]
+    got = []
+    while (job := laptop.next()) is not None:
+        got.append(job["issue"])
+    assert got == expected  # oldest first
+    assert [get(orch, ids[n])["state"] for n in (1, 2)] == ["queued", "queued"]

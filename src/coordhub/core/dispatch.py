@@ -39,9 +39,6 @@ from coordhub.orchestrator.config import Config
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
-SCAN_LIMIT = 1000  # queued assignments one decision checks the issue lease of, past the store's filter
-SCAN_PAGE = 100    # of them read at a time
-
 
 class Plan(NamedTuple):
     """What :func:`plan` found: the assignment to dispatch (or None), when to look again, and why not now."""
@@ -82,36 +79,29 @@ def plan(tx: Tx, config: Config, host: Row, now: float) -> Plan:
 def _oldest_runnable(tx: Tx, config: Config, host: Row, now: float) -> tuple[Row | None, float | None]:
     """The oldest queued assignment ``host`` may run now (its whole row), or None and when to look again.
 
-    What an assignment's own columns decide is asked of the store, before
-    any limit (:meth:`~coordhub.store.tables.orchestrator.Assignments.runnable`):
-    pinned to this machine or to any, a repo the host serves whose project is
-    not halted and none of whose upstream repos has work in flight, past its
-    backoff, its ``requires`` among the host's capabilities. So no number of
-    assignments this host could never run (pinned to a machine whose host is
-    down, of another repo, needing a capability it lacks) stands in front of
-    one it can: a review queued 1,000 such and every later one waited
-    forever. What takes more than the row, "another machine when possible"
-    after a retry and the issue lease, is checked here, oldest first, on at
-    most :data:`SCAN_LIMIT` of those, read :data:`SCAN_PAGE` at a time with
-    their deciding columns only (never a briefing); past that the host gets
-    nothing in this call and asks again. The wake time is the earliest end
-    of a backoff of one it could run, or None.
+    Every rule of step 3 is asked of the store in one statement
+    (:meth:`~coordhub.store.tables.orchestrator.Assignments.first_runnable`),
+    before any limit: pinned to this machine or to any, a repo the host
+    serves whose project is not halted and none of whose upstream repos has
+    work in flight, past its backoff, its ``requires`` among the host's
+    capabilities, not avoiding this machine after a retry while another
+    online host could run it, and its issue lease ``issue:<repo>#<n>`` not
+    held by another session. So no number of assignments this host cannot
+    run now stands in front of one it can. The two rules that once were
+    checked here, row by row on at most 1,000 rows a call, let 1,000 queued
+    assignments whose issues a person held starve every later one for good:
+    each call checked the same oldest 1,000. The work is one walk of the
+    queue index with one probe of the live-lease index per row passed over,
+    in the database, plus one look at the hosts table; no row is read into
+    Python but the one dispatched. The wake time is the earliest end of a
+    backoff of one it could run, or None.
     """
     machine = host["machine"]
     caps = sorted(set(json.loads(host["capabilities"])))
     repos = _open_repos(tx, config, json.loads(host["repos"]))
-    after: int | None = None
-    for _ in range(max(1, SCAN_LIMIT // SCAN_PAGE)):
-        page = tx.assignments.runnable(machine, repos, caps, now, after, SCAN_PAGE)
-        for row in page:
-            if row["machine"] is None and row["avoid_machine"] == machine and _another_host(tx, config, row, now):
-                continue
-            if _issue_held(tx, row, machine, now):
-                continue
-            return tx.assignments.get(row["id"]), None
-        if len(page) < SCAN_PAGE:
-            break
-        after = page[-1]["seq"]
+    row = tx.assignments.first_runnable(machine, repos, caps, now, _elsewhere(tx, config, machine, now))
+    if row is not None:
+        return row, None
     return None, tx.assignments.next_not_before(machine, repos, caps, now)
 
 
@@ -131,22 +121,14 @@ def _open_repos(tx: Tx, config: Config, served: list[str]) -> list[str]:
     return out
 
 
-def _another_host(tx: Tx, config: Config, row: Row, now: float) -> bool:
-    """Whether an online host other than the one to avoid could run ``row``."""
-    needs = set(json.loads(row["requires"]))
+def _elsewhere(tx: Tx, config: Config, machine: str, now: float) -> list[tuple[list[str], list[str]]]:
+    """The repos and capabilities of each online host other than ``machine`` (each distinct pair once): where an
+    assignment that avoids ``machine`` could run instead ("another machine when possible", seed 003)."""
+    out: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
     for h in tx.hosts.all():
-        if (h["machine"] != row["avoid_machine"] and hosts.state_of(h, config, now) == "online"
-                and row["repo"] in json.loads(h["repos"]) and needs <= set(json.loads(h["capabilities"]))):
-            return True
-    return False
-
-
-def _issue_held(tx: Tx, row: Row, machine: str, now: float) -> bool:
-    """Whether someone other than this attempt's worker session holds the issue's lease."""
-    mine = assignments.worker_session(machine, row["id"])
-    # others' leases apart from the worker's own: a list cut at 500 could hide another holder behind them
-    (others, _), _ = leases.conflicts(tx, now, row["repo"], issue_resource(row["repo"], row["issue"]), mine)
-    return bool(others)
+        if h["machine"] != machine and hosts.state_of(h, config, now) == "online":
+            out.add((tuple(sorted(json.loads(h["repos"]))), tuple(sorted(set(json.loads(h["capabilities"]))))))
+    return [(list(r), list(c)) for r, c in sorted(out)]
 
 
 def next_for(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -> dict[str, Any] | None:

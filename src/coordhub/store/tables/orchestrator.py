@@ -87,43 +87,80 @@ class Assignments(Table):
         return self.ex.all(f"SELECT a.*, {rank} FROM assignments a WHERE a.state = 'queued' "
                            "AND (a.machine IS NULL OR a.machine = ?) ORDER BY a.seq LIMIT ?", (machine, limit))
 
-    def runnable(self, machine: str, repos: list[str], capabilities: list[str], now: float,
-                 after_seq: int | None, limit: int) -> list[Row]:
-        """Queued assignments a host of ``machine`` may run by their own columns, oldest first.
+    def first_runnable(self, machine: str, repos: list[str], capabilities: list[str], now: float,
+                       elsewhere: list[tuple[list[str], list[str]]]) -> Row | None:
+        """The oldest queued assignment a host of ``machine`` may run now (its whole row), or None.
 
-        Those past ``after_seq`` (None: from the start), pinned to ``machine``
-        or to any, of one of ``repos``, past their backoff (``not_before`` ≤
-        ``now``), whose ``requires`` are all among ``capabilities``. Only the
-        columns the scheduler decides by (``id``, ``seq``, ``repo``,
-        ``issue``, ``machine``, ``avoid_machine``, ``requires``), never the
-        briefing: read the chosen one with :meth:`get`. At most ``limit``
-        rows; empty when none (or ``repos`` is empty).
+        Oldest by ``seq``; of those pinned to ``machine`` or to any, of one of
+        ``repos``, past their backoff (``not_before`` ≤ ``now``), whose
+        ``requires`` are all among ``capabilities``; never one that avoids
+        ``machine`` (a retry's "another machine when possible", seed 003)
+        while a host of ``elsewhere`` could run it (each a host's repos and
+        capabilities, the caller's list of the other online hosts); never one
+        whose issue lease another session holds: a live lease of the
+        assignment's repo on the NAME ``issue:<repo>#<issue>``
+        (``coordhub.core.dispatch.issue_resource``), held by a session other
+        than the attempt's worker ``<machine>/worker-<id>``
+        (``coordhub.core.assignments.worker_session``). A NAME overlaps only
+        the same NAME and is filed under its own text as its scope
+        (``coordhub.core.leases``), so that is one probe of the live-lease
+        index ``leases_active_by_scope``, the same rows ``leases.conflicts``
+        reads. None when nothing qualifies (or ``repos`` is empty).
+
+        One statement: the queue index is walked oldest first until a row
+        qualifies, so no number of rows that do not stands in front of one
+        that does; each row costs one lease-index probe.
         """
-        if not repos:
-            return []
-        cond, params = self._may_run(machine, repos, capabilities)
-        sql = f"SELECT id, seq, repo, issue, machine, avoid_machine, requires FROM assignments WHERE {cond} " \
-              "AND (not_before IS NULL OR not_before <= ?)"
-        params.append(now)
-        if after_seq is not None:
-            sql += " AND seq > ?"
-            params.append(after_seq)
-        return self.ex.all(sql + " ORDER BY seq LIMIT ?", (*params, limit))
-
-    def next_not_before(self, machine: str, repos: list[str], capabilities: list[str], now: float) -> float | None:
-        """The earliest backoff end after ``now`` of the queued assignments :meth:`runnable` would give but
-        for their backoff; None when there is none."""
         if not repos:
             return None
         cond, params = self._may_run(machine, repos, capabilities)
-        row = self.ex.one(f"SELECT MIN(not_before) AS t FROM assignments WHERE {cond} AND not_before > ?",
+        sql = (f"SELECT * FROM assignments a WHERE {cond} AND (a.not_before IS NULL OR a.not_before <= ?) "
+               "AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.project_key = a.repo AND l.state = 'active' "
+               "AND l.scope = 'issue:' || a.repo || '#' || a.issue AND l.kind = 'name' "
+               "AND (l.expires_at IS NULL OR l.expires_at > ?) AND l.session_id <> ? || '/worker-' || a.id)")
+        params += [now, now, machine]
+        avoided, more = self._left_to(machine, elsewhere)
+        return self.ex.one(sql + avoided + " ORDER BY a.seq LIMIT 1", (*params, *more))
+
+    def next_not_before(self, machine: str, repos: list[str], capabilities: list[str], now: float) -> float | None:
+        """The earliest backoff end after ``now`` of the queued assignments a host of ``machine`` may run by
+        their own columns (see :meth:`first_runnable`) but for their backoff; None when there is none."""
+        if not repos:
+            return None
+        cond, params = self._may_run(machine, repos, capabilities)
+        row = self.ex.one(f"SELECT MIN(not_before) AS t FROM assignments a WHERE {cond} AND not_before > ?",
                           (*params, now))
         return float(row["t"]) if row and row["t"] is not None else None
 
-    @staticmethod
-    def _may_run(machine: str, repos: list[str], capabilities: list[str]) -> tuple[str, list[object]]:
+    @classmethod
+    def _may_run(cls, machine: str, repos: list[str], capabilities: list[str]) -> tuple[str, list[object]]:
         """The condition "queued, and a host of ``machine`` serving ``repos`` with ``capabilities`` may run
-        it", with its parameters.
+        it" on ``assignments a``, with its parameters."""
+        subset, caps = cls._subset(capabilities)
+        cond = (f"a.state = 'queued' AND (a.machine IS NULL OR a.machine = ?) "
+                f"AND a.repo IN ({', '.join('?' * len(repos))}) AND {subset}")
+        return cond, [machine, *repos, *caps]
+
+    @classmethod
+    def _left_to(cls, machine: str, elsewhere: list[tuple[list[str], list[str]]]) -> tuple[str, list[object]]:
+        """The condition " AND not (avoiding ``machine`` while a host of ``elsewhere`` could run it)" on
+        ``assignments a``, with its parameters; "" when no host of ``elsewhere`` serves a repo."""
+        covers: list[str] = []
+        params: list[object] = [machine]
+        for host_repos, host_caps in elsewhere:
+            if host_repos:
+                subset, caps = cls._subset(host_caps)
+                covers.append(f"(a.repo IN ({', '.join('?' * len(host_repos))}) AND {subset})")
+                params += [*host_repos, *caps]
+        if not covers:
+            return "", []
+        # spelled NULL-safe: a row with no avoid_machine, or pinned, must pass
+        return (" AND (a.avoid_machine IS NULL OR a.avoid_machine <> ? OR a.machine IS NOT NULL "
+                f"OR NOT ({' OR '.join(covers)}))"), params
+
+    @staticmethod
+    def _subset(capabilities: list[str]) -> tuple[str, list[object]]:
+        """The condition "``a.requires`` ⊆ ``capabilities``", with its parameters.
 
         ``requires`` holds the text ``json.dumps`` wrote of a list
         (``["a", "b"]``) of capability names, which have no quote, comma or
@@ -133,12 +170,10 @@ class Assignments(Table):
         ``", "`` separators, leaves ``[]`` — said with ``REPLACE``, which
         both backends have, one per capability (a host registers at most 64).
         """
-        expr = "requires"
+        expr = "a.requires"
         for _ in capabilities:
             expr = f"REPLACE({expr}, ?, '')"
-        cond = (f"state = 'queued' AND (machine IS NULL OR machine = ?) AND repo IN ({', '.join('?' * len(repos))}) "
-                f"AND REPLACE({expr}, ', ', '') = '[]'")
-        return cond, [machine, *repos, *(json.dumps(c) for c in capabilities)]
+        return f"REPLACE({expr}, ', ', '') = '[]'", [json.dumps(c) for c in capabilities]
 
     def active(self, machine: str | None = None) -> list[Row]:
         """Assignments holding a worker slot (dispatched or running), optionally on one machine."""
