@@ -222,10 +222,14 @@ class _Transport:
         self.transport = self
         self.flow = self
         self.write_paused = False  # flow control: the socket is backed up
+        self.buffered = 0  # bytes the transport holds unwritten (below the high-water mark unless write_paused)
         self.disconnected = self.response_complete = False
 
     def is_closing(self) -> bool:
         return False
+
+    def get_write_buffer_size(self) -> int:
+        return 1 << 17 if self.write_paused else self.buffered
 
     def write(self, data: bytes) -> None:
         assert not self.write_paused, "written while backed up"
@@ -354,3 +358,51 @@ def test_a_failing_deferred_pass_is_logged_as_a_bus_listener_failure(caplog: pyt
     with caplog.at_level(logging.ERROR, logger="coordhub.bus"):
         asyncio.run(run())
     assert [r.getMessage() for r in caplog.records if r.name == "coordhub.bus"] == ["event bus listener failed"]
+
+
+def test_a_wire_holding_unwritten_bytes_gets_its_frame_through_the_subscribers_own_path_in_order() -> None:
+    """The pass writes straight to a wire only when its transport holds nothing unwritten (Wire.clear); one with
+    bytes waiting below the high-water mark still gets the frame at once, in order, through Subscriber.offer."""
+    async def run() -> None:
+        fan = Fanout(_render, 15.0)
+        plain, waiting = _Transport(), _Transport()
+        waiting.buffered = 10
+        subs = [fan.join(events.Filter(name, False, ("message.",)), 0, None, wire.Wire(t))
+                for name, t in (("B", plain), ("C", waiting))]
+        parked = []
+        for sub in subs:
+            sub.go_live()
+            parked.append(asyncio.ensure_future(sub.wait()))
+        await asyncio.sleep(0)
+        assert wire.Wire(plain).clear() and not wire.Wire(waiting).clear()
+        fan.publish([_event(1)])
+        fan.publish([_event(2)])
+        framed = [wire.chunk(_render(_event(i))) for i in (1, 2)]
+        assert plain.chunks == framed and waiting.chunks == framed
+        assert [sub.sent for sub in subs] == [2, 2] and not any(sub.frames for sub in subs)
+        for sub in subs:
+            fan.leave(sub)
+        for p in parked:
+            p.cancel()
+
+    asyncio.run(run())
+
+
+def test_equal_subscriptions_share_one_filter_object_while_any_is_open() -> None:
+    """join makes one object of equal ``asked`` (a publish decides by its identity); leave lets it go with its
+    last subscriber, and a second leave of one subscriber changes nothing."""
+    async def run() -> None:
+        fan = Fanout(_render, 15.0)
+        a = fan.join(events.Filter("B", False, ("message.",)), 0)
+        b = fan.join(events.Filter("C", False, ("message.",)), 0)
+        c = fan.join(events.Filter("D", False, ("lease.",)), 0)
+        assert a.asked is b.asked and a.asked is not c.asked
+        fan.leave(a)
+        fan.leave(a)
+        d = fan.join(events.Filter("E", False, ("message.",)), 0)
+        assert d.asked is b.asked  # b still holds it: the second leave of a did not drop the count to zero
+        for sub in (b, c, d):
+            fan.leave(sub)
+        assert not fan._asked
+
+    asyncio.run(run())

@@ -68,6 +68,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from starlette.types import Send
 
@@ -265,6 +266,7 @@ class Fanout:
         self.ended = 0  # streams the hub ended so far: revoked, signed out, past their lifetime (metrics)
         self._timer: asyncio.TimerHandle | None = None
         self.drops = 0  # live subscribers dropped to catch-up so far (metrics)
+        self._asked: dict[tuple[object, ...], list[Any]] = {}  # distinct ``asked`` -> [the one object, subscribers]
 
     def __len__(self) -> int:
         return len(self._subs)
@@ -290,6 +292,10 @@ class Fanout:
         reconnect together).
         """
         sub = Subscriber(keep, cursor, send, wire)
+        if sub.asked is not None:  # one object per distinct filter, so a publish decides by identity
+            held = self._asked.setdefault(sub.asked, [sub.asked, 0])
+            held[1] += 1
+            sub.asked = held[0]
         self._subs[sub] = None
         sub.owner = (session, web)
         if session is not None:
@@ -304,7 +310,13 @@ class Fanout:
 
     def leave(self, sub: Subscriber) -> None:
         """Forget a subscriber (its stream ended)."""
-        self._subs.pop(sub, None)
+        if sub not in self._subs:  # left already: the filter's count below is taken once
+            return
+        del self._subs[sub]
+        if sub.asked is not None and (held := self._asked.get(sub.asked)) is not None:
+            held[1] -= 1
+            if not held[1]:
+                del self._asked[sub.asked]
         session, web = sub.owner
         for index, key in ((self._by_session, session), (self._by_web, web)):
             if key is not None and (subs := index.get(key)) is not None:
@@ -384,7 +396,7 @@ class Fanout:
         now = time.monotonic()
         public: bool | None = None  # whether the one event is public; read when first needed
         data: bytes | None = None  # its chunk, framed when first written (an event nobody keeps is not rendered)
-        decided: dict[tuple[object, ...], bool] = {}
+        decided: dict[int, bool] = {}  # by id of an interned ``asked``: no tuple hashed or compared per subscriber
         for sub in self._subs:
             through = sub.wire
             if (one is not None and through is not None and sub.parked and not sub.frames and not sub.behind
@@ -394,16 +406,16 @@ class Fanout:
                     public = events.public(one)
                 if asked is None or not public:
                     kept = sub.keep(one)
-                elif (known := decided.get(asked)) is not None:
+                elif (known := decided.get(id(asked))) is not None:  # asked is interned (join)
                     kept = known
                 else:
-                    kept = decided[asked] = sub.keep(one)
+                    kept = decided[id(asked)] = sub.keep(one)
                 if not kept:
                     sub.queued = sub.sent = rid
                     continue
                 if data is None:
                     data = wire.chunk(frame(one))
-                if through.state() == wire.OPEN and len(data) <= LIVE_BYTES:  # (a bigger one: the bound, in offer)
+                if through.clear() and len(data) <= LIVE_BYTES:  # (else offer: it waits, or applies the bound)
                     through.send(data)
                     sub.queued = sub.sent = rid
                     sub.idle_since = now
