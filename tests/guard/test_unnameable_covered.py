@@ -52,3 +52,16 @@ def test_a_name_holding_a_backslash_is_checked_as_one_segment(fleet: Fleet) -> N
     fleet.repo.change("src/a\\b.py")
     r = fleet.repo.commit()
     assert r.code == 1 and lease["id"] in r.err and "leased by" in r.err, r
+
+
+def test_a_name_with_brackets_is_checked_as_itself_not_as_the_pattern_it_spells(fleet: Fleet) -> None:
+    """The rules read ``app/[slug]/page.tsx`` (a Next.js route) as ``app/s/page.tsx`` and the like, which a lease
+    of ``app/*slug*/`` does not cover: the commit was accepted silently, over another session's lease. A lease of
+    another route still lets it through."""
+    fleet.claim(fleet.b, "app/other/page.tsx", "another route")
+    fleet.repo.change("app/[slug]/page.tsx")
+    assert fleet.repo.commit().code == 0
+    lease = fleet.claim(fleet.b, "app/*slug*/", "dynamic routes")
+    fleet.repo.change("app/[slug]/page.tsx", "y\n")
+    r = fleet.repo.commit()
+    assert r.code == 1 and lease["id"] in r.err and "leased by" in r.err, r

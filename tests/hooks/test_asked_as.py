@@ -28,6 +28,9 @@ def test_a_plain_name_skips_the_parser_only_where_the_parser_takes_it_as_it_is(n
     ("src/new\nline.py", ("./src/new*line.py", False)),
     ("src/caf\udce9.py", ("./src/caf*.py", False)),
     ("src/" + "d" * 1100 + ".py", ("./src/**", False)),
+    ("app/[slug]/page.tsx", ("./app/{[[]slug[]],[slug]}/page.tsx", True)),
+    ("src/{a,b}.py", ("./src/*", True)),
+    ("src/x[a,b].py", ("./src/*", True)),
 ])
 def test_each_kind_of_name_is_asked_about_as_itself_or_a_glob_covering_it(name: str,
                                                                           expected: tuple[str, bool]) -> None:
@@ -40,3 +43,25 @@ def test_the_glob_overlaps_every_lease_covering_the_file(name: str) -> None:
     assert glob is not None
     for lease in ("src/", "src/*", "src/**/*.py", "*/*.py"):
         assert overlaps(lease, glob), (lease, glob)
+
+
+@pytest.mark.parametrize(("name", "covering", "apart"), [
+    # a Next.js route: the directory by a glob, by its escaped name, and as a lease spelled like the name
+    ("app/[slug]/page.tsx", ("app/*slug*/", "app/[[]slug]/", "app/[slug]/page.tsx", "app/**"),
+     ("app/other/page.tsx", "lib/[slug]/page.tsx")),
+    ("app/[[...all]]/x.ts", ("app/*all*/x.ts", "app/[[...all]]/x.ts", "app/[[][[]...all[]][]]/"), ("app/all/y.ts",)),
+    ("src/{a,b}.py", ("src/?a,b?.py", "src/{a,b}.py", "src/*"), ("lib/a.py",)),
+    ("app/[slug]/a\\b.tsx", ("app/*slug*/", "app/[[]slug]/*.tsx"), ("app/other/",)),
+    ("app/[a]/[b]/[c]/[d]/[e]/[f]/[g]/x.ts", ("app/*/*/*/*/*/*/*/x.ts", "app/[[]a]/"), ()),
+])
+def test_a_name_with_brackets_or_braces_is_asked_about_as_itself_not_as_the_pattern_it_spells(
+        name: str, covering: tuple[str, ...], apart: tuple[str, ...]) -> None:
+    """The rules read ``[slug]`` as a class and ``{a,b}`` as alternatives: asked as it is, such a name missed a
+    lease covering the file (``app/*slug*/``); the glob asked in its place covers the file, the pattern a lease
+    spelled like the name holds, and not (for brackets) other files of the directory."""
+    glob, checked = asked_as(name)
+    assert glob is not None and checked
+    for lease in covering:
+        assert overlaps(lease, glob), (lease, glob)
+    for lease in apart:
+        assert not overlaps(lease, glob), (lease, glob)

@@ -59,3 +59,22 @@ def test_a_name_no_lease_can_hold_and_no_lease_covers_follows_the_fail_mode(flee
     r = fleet.a.hook("pre-tool-use", **edit(path), env={"COORD_HOOK_FAIL_MODE": "closed"})
     reason = r.json()["hookSpecificOutput"]["permissionDecisionReason"]
     assert "cannot check whether" in reason and "no lease resource can name" in reason, reason
+
+
+@pytest.mark.parametrize(("name", "leased"), [("app/[slug]/page.tsx", "app/*slug*/"),
+                                              ("app/[slug]/page.tsx", "app/[[]slug]/"),
+                                              ("app/[slug]/page.tsx", "app/[slug]/page.tsx"),
+                                              ("app/[slug]/a\\b.tsx", "app/*slug*/"),
+                                              ("src/{a,b}.py", "src/?a,b?.py")])
+def test_an_edit_of_a_name_with_brackets_or_braces_is_denied_under_a_lease_covering_it(fleet: Fleet, name: str,
+                                                                                       leased: str) -> None:
+    """Asked as it is, ``app/[slug]/page.tsx`` (a Next.js route) was read as ``app/s/page.tsx`` and the like and
+    went ahead silently under B's lease of ``app/*slug*/``."""
+    lease = fleet.b.claim(leased, "covers it")
+    assert lease["id"] in _denied(fleet, name)
+
+
+def test_an_edit_of_a_bracketed_route_passes_beside_a_lease_of_another_route(fleet: Fleet) -> None:
+    fleet.b.claim("app/other/page.tsx", "another route")
+    r = fleet.a.hook("pre-tool-use", **edit(f"{fleet.a.project_dir}/app/[slug]/page.tsx"))
+    assert r.out == "" and r.err == "", r

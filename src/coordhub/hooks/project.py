@@ -203,10 +203,14 @@ def asked_as(rel: str) -> tuple[str | None, bool]:
     is one character of a name). Shared by the edit hook and the git guard, so both ask about one file alike:
 
     * a valid resource: ``(as_resource(rel), True)``, the file by its name;
-    * a name holding a backslash: ``(stand_in(rel), True)``. The rules read ``\\`` as ``/`` (Windows names,
-      :mod:`coordhub.core.paths`), so ``src/a\\b.py``, one file in ``src/``, would be asked as ``src/a/b.py``,
-      which a lease of ``src/*.py`` does not overlap; its stand-in ``src/*`` covers it and is answered exactly
-      (it may over-report, never miss). ``(None, False)`` if no stand-in can be made;
+    * a name holding a backslash, a bracket or a brace: ``(stand_in(rel), True)``. The rules read ``\\`` as
+      ``/`` (Windows names, :mod:`coordhub.core.paths`), so ``src/a\\b.py``, one file in ``src/``, would be asked
+      as ``src/a/b.py``, which a lease of ``src/*.py`` does not overlap; they read ``[slug]`` as a class of one
+      letter and ``{a,b}`` as two names, so ``app/[slug]/page.tsx`` (a Next.js route) would be asked as
+      ``app/s/page.tsx`` and the like, which a lease of ``app/*slug*/`` does not overlap. Its stand-in covers
+      it and is answered exactly (a segment with brackets is asked as the name and as the pattern a lease
+      spelled like it holds; one with a backslash or a brace becomes ``*``, which may over-report, never
+      miss). ``(None, False)`` if no stand-in can be made;
     * a name no resource can hold (a control character, not UTF-8: lone surrogates, over the length limit):
       ``(stand_in(rel), False)`` (None if none can be made): a lease overlapping the stand-in covers the file,
       and if none does the file still counts as unchecked (``COORD_HOOK_FAIL_MODE`` decides), as the guard has
@@ -216,7 +220,7 @@ def asked_as(rel: str) -> tuple[str | None, bool]:
     """
     if _PLAIN.match(rel):
         return as_resource(rel), True
-    if "\\" in rel:
+    if _NARROWING.search(rel):
         cover = stand_in(rel)
         return cover, cover is not None
     try:
@@ -230,24 +234,45 @@ def stand_in(path: str) -> str | None:
 
     Each run of characters no resource holds (control characters, lone surrogates) becomes ``*``, which matches
     any run within a segment; a segment that also holds glob syntax becomes ``*`` whole, so its own text is never
-    read as a pattern narrower than the name (as does one holding a backslash, which the rules read as ``/``);
-    segments past the length bound become one ``**``. Sound, never narrower than the path: a lease overlapping
-    the path overlaps the glob (it may over-report, never miss). Loads :mod:`coordhub.core.paths`.
+    read as a pattern narrower than the name (as does one holding a backslash, which the rules read as ``/``, or
+    a brace, which they read as alternatives and which no class can quote: the brace expander pairs braces
+    inside classes too). A segment with brackets becomes its two readings, ``{[[]slug[]],[slug]}``: the name
+    itself (each ``[`` and ``]`` a class holding it, which matches that character alone) and the pattern the
+    rules read it as, which a lease spelled as the name holds (``*`` whole when it holds a comma, or when the
+    alternatives would pass the rules' bounds). ``*`` and ``?`` are left: as a pattern they match the name too.
+    Segments past
+    the length bound become one ``**``. Sound, never narrower than the path: a lease overlapping the path
+    overlaps the glob (it may over-report, never miss). Loads :mod:`coordhub.core.paths`.
     """
     from coordhub.core.paths import MAX_LENGTH
 
-    segments = ["*" if "\\" in seg or (_UNNAMEABLE.search(seg) and _GLOB_SYNTAX.search(seg))
-                else _UNNAMEABLE.sub("*", seg) for seg in path.split("/")]
-    kept: list[str] = []
-    for seg in segments:
-        if len(as_resource("/".join([*kept, seg, "**"]))) > MAX_LENGTH:
-            kept.append("**")
-            break
-        kept.append(seg)
-    try:
-        return _valid(as_resource("/".join(kept)))
-    except ValueError:
-        return None
+    for exact in (True, False):  # brackets as both readings; failing that (too complex), their segments as *
+        kept: list[str] = []
+        for seg in path.split("/"):
+            seg = _stand_in_segment(seg, exact)
+            if len(as_resource("/".join([*kept, seg, "**"]))) > MAX_LENGTH:
+                kept.append("**")
+                break
+            kept.append(seg)
+        try:
+            return _valid(as_resource("/".join(kept)))
+        except ValueError:
+            continue
+    return None
+
+
+def _stand_in_segment(seg: str, exact: bool) -> str:
+    """One segment of :func:`stand_in`'s glob; ``exact``: a segment with brackets as its two readings, else ``*``."""
+    if "\\" in seg or "{" in seg or "}" in seg:
+        return "*"
+    if _UNNAMEABLE.search(seg):
+        return "*" if _GLOB_SYNTAX.search(seg) else _UNNAMEABLE.sub("*", seg)
+    if not _BRACKET.search(seg):
+        return seg
+    if "," in seg or not exact:  # a comma would split the alternatives below
+        return "*"
+    # the name itself (each bracket a class holding it) or the pattern a lease spelled as the name is read as
+    return "{" + _BRACKET.sub(r"[\g<0>]", seg) + "," + seg + "}"
 
 
 def _valid(resource: str) -> str:
@@ -265,6 +290,9 @@ def _valid(resource: str) -> str:
 _PLAIN = re.compile(r"(?!.*\.\.)[A-Za-z0-9._/-]{1,1000}\Z")
 _UNNAMEABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]+")  # in no resource: control, not UTF-8
 _GLOB_SYNTAX = re.compile(r"[*?\[\]{}\\]")  # what coordhub.core.paths reads as a pattern (a \\ is a /)
+# what would make the rules read a name as fewer files than it is: a \ (a /), a class, alternatives
+_NARROWING = re.compile(r"[\\\[\]{}]")
+_BRACKET = re.compile(r"[\[\]]")
 
 
 def _identity_project(identity: dict[str, Any] | None) -> str | None:
