@@ -385,7 +385,7 @@ class Fanout:
         subscriber beyond the write itself: the filter runs once per
         distinct ``asked`` when the event is public, the chunk is framed
         once, and the transport's ``write`` is called directly
-        (:meth:`coordhub.api.wire.Wire.state` checked just before). Anything
+        (:meth:`coordhub.api.wire.Wire.clear` checked just before). Anything
         else goes through :meth:`Subscriber.offer`.
         """
         if not rows:

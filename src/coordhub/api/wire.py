@@ -67,7 +67,8 @@ class Wire:
         self._transport = cycle.transport
         self._flow = cycle.flow
         #: The transport's ``write``: takes a framed chunk (:func:`chunk`); call only right after :meth:`state`
-        #: said :data:`OPEN`, with nothing run on the event loop in between.
+        #: said :data:`OPEN` (or, for a parked stream, :meth:`clear` said True), with nothing run on the event
+        #: loop in between.
         self.send: Callable[[bytes], object] = self._transport.write
 
     def state(self) -> int:
