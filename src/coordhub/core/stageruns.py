@@ -31,7 +31,7 @@ import secrets
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import assignments, coordinator, hosts, paths, reviews
+from coordhub.core import assignments, coordinator, dispatch, hosts, paths, reviews
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.core.presence import StaleIncarnation
@@ -46,7 +46,6 @@ ENDED = ("passed", "failed", "error", "cancelled")
 ACTIVE = ("dispatched", "running")
 MAX_RUN_ATTEMPTS = 3
 MAX_TAIL_CHARS = 8000
-SCAN_LIMIT = 200
 
 
 class StaleRun(Conflict):
@@ -192,33 +191,32 @@ def _busy(tx: Tx, machine: str) -> int:
 
 
 def plan(tx: Tx, config: Config, host: Row, now: float) -> Row | None:
-    """The run ``host`` should take now, or None (see the module docstring); writes nothing."""
+    """The run ``host`` should take now (its whole row), or None (the rules: the module docstring); writes nothing.
+
+    Every rule past the host's own (a halt over the machine, a free slot) is
+    asked of the store in one statement, before any limit
+    (:meth:`~coordhub.store.tables.pipeline.StageRuns.first_runnable`): the
+    repo served and its project not halted, the ``requires`` among the
+    host's capabilities, a review only under ``max_workers`` and no pause,
+    and a review of this machine's own work only when no other online host
+    could take it. So no number of queued runs this host may not take now
+    stands in front of one it may: when those rules were checked here, on
+    the oldest 200 runs a call, 200 runs needing a capability it lacks, or
+    reviews waiting for another machine, kept every later run from it for
+    good. The work is one walk of the live-run index in the database plus
+    one look at the hosts table; no row is read into Python but the one
+    taken.
+    """
     machine = host["machine"]
     if hosts.halt_over_machine(tx, machine) is not None or _busy(tx, machine) >= host["slots"]:
         return None
-    served = set(json.loads(host["repos"]))
-    caps = set(json.loads(host["capabilities"]))
     halted = hosts.halted_projects(tx)
+    repos = sorted(r for r in set(json.loads(host["repos"])) if project_of(r) not in halted)
+    caps = sorted(set(json.loads(host["capabilities"])))
     claude_full = (tx.assignments.active_count() + tx.stage_runs.active_count(stage="review")
                    >= config.concurrency.max_workers) or coordinator.paused_until(tx, now) is not None
-    for run in tx.stage_runs.queued(SCAN_LIMIT):
-        row = tx.assignments.get(run["assignment_id"])
-        if row is None or row["repo"] not in served or not set(json.loads(run["requires"])) <= caps:
-            continue
-        if project_of(row["repo"]) in halted or (run["stage"] == "review" and claude_full):
-            continue
-        if run["avoid_machine"] == machine and _another_host(tx, config, row, run, now):
-            continue
-        return run
-    return None
-
-
-def _another_host(tx: Tx, config: Config, row: Row, run: Row, now: float) -> bool:
-    """Whether an online host other than ``run.avoid_machine`` could take the run (a review's other machine)."""
-    needs = set(json.loads(run["requires"]))
-    return any(h["machine"] != run["avoid_machine"] and hosts.state_of(h, config, now) == "online"
-               and row["repo"] in json.loads(h["repos"]) and needs <= set(json.loads(h["capabilities"]))
-               for h in tx.hosts.all())
+    return tx.stage_runs.first_runnable(machine, repos, caps, not claude_full,
+                                        dispatch._elsewhere(tx, config, machine, now))
 
 
 def look(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -> Row | None:

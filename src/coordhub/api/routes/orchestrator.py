@@ -37,13 +37,16 @@ from coordhub.api.orchestrator_schemas import (
 )
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
 from coordhub.clock import parse_iso
-from coordhub.core import assignments, coordinator, dispatch, fleet, hostreports, hosts, reconcile, stages
+from coordhub.core import assignments, coordinator, dispatch, fleet, hostreports, hosts, leases, reconcile, stages
 from coordhub.core.halt import Exempt
 from coordhub.errors import Invalid
 from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord/orchestrator", tags=["orchestrator"])
-WAKE_KINDS = ("assignment.", "halt.", "orchestrator.", "host.")  # events after which `next` looks again
+# events after which `next` looks again; of the lease events only a lease's end, which can free an issue lease an
+# assignment waits on (dispatch step 3): a grant or a renewal never makes work runnable, so they wake nobody
+WAKE_KINDS = ("assignment.", "halt.", "orchestrator.", "host.", "lease.released", "lease.expired", "lease.revoked",
+              f"lease.{leases.STALE_TAKEOVER}")
 
 
 def _forget_tokens(request: Request, response: JSONResponse) -> JSONResponse:

@@ -142,25 +142,34 @@ class Assignments(Table):
         return cond, [machine, *repos, *caps]
 
     @classmethod
-    def _left_to(cls, machine: str, elsewhere: list[tuple[list[str], list[str]]]) -> tuple[str, list[object]]:
-        """The condition " AND not (avoiding ``machine`` while a host of ``elsewhere`` could run it)" on
-        ``assignments a``, with its parameters; "" when no host of ``elsewhere`` serves a repo."""
+    def _left_to(cls, machine: str, elsewhere: list[tuple[list[str], list[str]]], *, row: str = "a",
+                 pinned: bool = True) -> tuple[str, list[object]]:
+        """The condition " AND not (avoiding ``machine`` while a host of ``elsewhere`` could run it)", with its
+        parameters; "" when no host of ``elsewhere`` serves a repo.
+
+        ``row`` is the alias of the row whose ``avoid_machine`` and
+        ``requires`` decide (``a``, an assignment; a stage run's alias for
+        :meth:`~coordhub.store.tables.pipeline.StageRuns.first_runnable`);
+        the repo is always ``a.repo``. With ``pinned``, an assignment pinned
+        to a machine (``a.machine`` set) passes: it avoids nothing.
+        """
         covers: list[str] = []
         params: list[object] = [machine]
         for host_repos, host_caps in elsewhere:
             if host_repos:
-                subset, caps = cls._subset(host_caps)
+                subset, caps = cls._subset(host_caps, f"{row}.requires")
                 covers.append(f"(a.repo IN ({', '.join('?' * len(host_repos))}) AND {subset})")
                 params += [*host_repos, *caps]
         if not covers:
             return "", []
         # spelled NULL-safe: a row with no avoid_machine, or pinned, must pass
-        return (" AND (a.avoid_machine IS NULL OR a.avoid_machine <> ? OR a.machine IS NOT NULL "
-                f"OR NOT ({' OR '.join(covers)}))"), params
+        return (f" AND ({row}.avoid_machine IS NULL OR {row}.avoid_machine <> ? "
+                f"{'OR a.machine IS NOT NULL ' if pinned else ''}OR NOT ({' OR '.join(covers)}))"), params
 
     @staticmethod
-    def _subset(capabilities: list[str]) -> tuple[str, list[object]]:
-        """The condition "``a.requires`` ⊆ ``capabilities``", with its parameters.
+    def _subset(capabilities: list[str], column: str = "a.requires") -> tuple[str, list[object]]:
+        """The condition "``column`` ⊆ ``capabilities``" (an assignment's or a stage run's ``requires``), with its
+        parameters.
 
         ``requires`` holds the text ``json.dumps`` wrote of a list
         (``["a", "b"]``) of capability names, which have no quote, comma or
@@ -170,7 +179,7 @@ class Assignments(Table):
         ``", "`` separators, leaves ``[]`` — said with ``REPLACE``, which
         both backends have, one per capability (a host registers at most 64).
         """
-        expr = "a.requires"
+        expr = column
         for _ in capabilities:
             expr = f"REPLACE({expr}, ?, '')"
         return f"REPLACE({expr}, ', ', '') = '[]'", [json.dumps(c) for c in capabilities]

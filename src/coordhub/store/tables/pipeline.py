@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
+from coordhub.store.tables.orchestrator import Assignments
 
 LIVE = ("queued", "dispatched", "running")
 
@@ -33,10 +34,39 @@ class StageRuns(Table):
         return self.ex.one("SELECT * FROM stage_runs WHERE assignment_id = ? AND state IN "
                            "('queued', 'dispatched', 'running')", (assignment_id,))
 
-    def queued(self, limit: int) -> list[Row]:
-        """Queued runs, oldest first."""
-        return self.ex.all("SELECT * FROM stage_runs WHERE state = 'queued' ORDER BY seq LIMIT ?",
-                           (limit,))
+    def first_runnable(self, machine: str, repos: list[str], capabilities: list[str], reviews: bool,
+                       elsewhere: list[tuple[list[str], list[str]]]) -> Row | None:
+        """The oldest queued run a host of ``machine`` may take now (its whole row), or None.
+
+        Oldest by ``seq``; of those whose assignment is of one of ``repos``
+        (the caller's: those the host serves whose project no halt covers),
+        whose ``requires`` are all among ``capabilities``; no review unless
+        ``reviews`` (the caller's: a free Claude session under
+        ``max_workers``, no pause); never one that avoids ``machine`` (a
+        review of the worker's own machine, "another machine when possible",
+        seed 003) while a host of ``elsewhere`` could take it (each a host's
+        repos and capabilities, the caller's list of the other online hosts).
+        The rules and their source: ``coordhub.core.stageruns``. None when
+        nothing qualifies (or ``repos`` is empty).
+
+        One statement: the live-run index ``stage_runs_live`` is walked
+        oldest first until a row qualifies, each costing one probe of the
+        assignments' primary key, so no number of runs that do not qualify
+        stands in front of one that does.
+        """
+        if not repos:
+            return None
+        subset, caps = Assignments._subset(capabilities, "r.requires")
+        avoided, more = Assignments._left_to(machine, elsewhere, row="r", pinned=False)
+        # CROSS JOIN fixes SQLite's join order (the runs outside, by seq). The state IN term is the index's own
+        # WHERE, so SQLite may walk it; "queued" is then said as NOT IN, as SQLite takes an equality for a few rows
+        # and sorts them all from stage_runs_one_live instead (tests/orchestrator/test_stage_queue_bounds.py)
+        sql = ("SELECT r.* FROM stage_runs r CROSS JOIN assignments a WHERE a.id = r.assignment_id "
+               "AND r.state IN ('queued', 'dispatched', 'running') AND r.state NOT IN ('dispatched', 'running') "
+               f"AND a.repo IN ({', '.join('?' * len(repos))}) AND {subset}")
+        if not reviews:
+            sql += " AND r.stage <> 'review'"
+        return self.ex.one(sql + avoided + " ORDER BY r.seq LIMIT 1", (*repos, *caps, *more))
 
     def live(self, limit: int = 200) -> list[Row]:
         """Queued, dispatched or running runs, oldest first (at most ``limit``)."""

@@ -1,0 +1,44 @@
+"""A host long-polling ``next`` (both backends) is woken by the events that can make an assignment runnable: a
+released issue lease among them, a lease's grant or renewal never."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from coordhub.api.routes import orchestrator as routes
+from tests.conftest import Api
+from tests.orchestrator.conftest import Host, assign
+
+WAIT = 8.0  # seconds the host waits: far longer than a wake takes
+
+
+def test_a_released_issue_lease_wakes_a_waiting_host(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    """The host waited out its whole long-poll (``wait`` seconds, 30 for ``coord agent``) after the person let go
+    of the issue, as no ``lease.`` event woke it."""
+    human = orch.token("desk/claude-2")
+    held = orch.post("/api/coord/locks", headers=human, json={"project_key": "api", "resource": "issue:api#1"})
+    assert held.status_code == 201, held.text
+    mine = assign(orch, user, issue=1)
+    got: dict[str, Any] = {}
+
+    def wait() -> None:
+        started = time.monotonic()
+        got["job"] = laptop.next(wait=WAIT)
+        got["seconds"] = time.monotonic() - started
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.5)  # the host is waiting (were it not yet, its first look finds the issue free: no test)
+    assert orch.delete(f"/api/coord/locks/{held.json()['id']}", headers=human).status_code == 200
+    waiter.join(WAIT + 5)
+    assert got["job"] is not None and got["job"]["id"] == mine["id"]
+    assert got["seconds"] < WAIT / 2
+
+
+def test_only_a_lease_s_end_wakes_next() -> None:
+    """No wake storm: a lease's grant or renewal, the most frequent lease events, can only hold work back."""
+    ends = ("lease.released", "lease.expired", "lease.revoked", "lease.stale_takeover")
+    assert all(kind.startswith(routes.WAKE_KINDS) for kind in ends)
+    assert not any(kind.startswith(routes.WAKE_KINDS) for kind in ("lease.granted", "lease.renewed"))
