@@ -3,6 +3,7 @@ released issue lease among them, a lease's grant or renewal never."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -37,8 +38,18 @@ def test_a_released_issue_lease_wakes_a_waiting_host(orch: Api, laptop: Host, us
     assert got["seconds"] < WAIT / 2
 
 
-def test_only_a_lease_s_end_wakes_next() -> None:
-    """No wake storm: a lease's grant or renewal, the most frequent lease events, can only hold work back."""
+def _event(kind: str, resource: object) -> dict[str, Any]:
+    return {"id": 1, "kind": kind, "target": None, "session_id": "desk/claude-2", "project_key": "api",
+            "payload": json.dumps({"resource": resource, "fence": 3})}
+
+
+def test_only_an_issue_lease_s_end_wakes_next() -> None:
+    """No wake storm: a lease's grant or renewal, and any file lease's end, the most frequent lease events, never
+    make an assignment runnable; each woke every waiting host for a look."""
     ends = ("lease.released", "lease.expired", "lease.revoked", "lease.stale_takeover")
-    assert all(kind.startswith(routes.WAKE_KINDS) for kind in ends)
-    assert not any(kind.startswith(routes.WAKE_KINDS) for kind in ("lease.granted", "lease.renewed"))
+    assert all(routes.wakes_next(_event(kind, "issue:api#1")) for kind in ends)
+    assert not any(routes.wakes_next(_event(kind, "./src/a.py")) for kind in ends)
+    assert not any(routes.wakes_next(_event(kind, "issue:api#1")) for kind in ("lease.granted", "lease.renewed"))
+    assert not any(kind.startswith(routes.WAKE_KINDS) for kind in (*ends, "lease.granted", "lease.renewed"))
+    unreadable = {**_event("lease.released", "x"), "payload": "{"}
+    assert routes.wakes_next(unreadable)  # a wasted look, never a missed wake

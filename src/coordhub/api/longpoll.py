@@ -26,14 +26,17 @@ from coordhub.api.auth import Caller
 from coordhub.api.routes.common import hub
 from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor
+from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
 Look = Callable[[Tx, float], tuple[bool, float | None]]  # → (ready, wake_at: epoch seconds or None)
 Take = Callable[[Tx, float], Any]  # → the JSON body of what was taken, or None when another host won it
 
 
-async def wake(request: Request, cursor: int, timeout: float, kinds: tuple[str, ...]) -> None:
-    """Wait until an event whose kind starts with one of ``kinds`` is published after ``cursor``, or ``timeout`` s."""
+async def wake(request: Request, cursor: int, timeout: float, kinds: tuple[str, ...],
+               also: Callable[[Row], bool] | None = None) -> None:
+    """Wait until an event whose kind starts with one of ``kinds`` (or for which ``also`` says True) is published
+    after ``cursor``, or ``timeout`` s."""
     bus = hub(request).bus
     if bus is None:
         await asyncio.sleep(timeout)
@@ -43,16 +46,17 @@ async def wake(request: Request, cursor: int, timeout: float, kinds: tuple[str, 
         if not await bus.wait(cursor, left):
             return
         new = bus.since(cursor)
-        if new is None or any(r["kind"].startswith(kinds) for r in new):
+        if new is None or any(r["kind"].startswith(kinds) or (also is not None and also(r)) for r in new):
             return
         cursor = bus.last_id
 
 
 async def poll(request: Request, who: Caller, actor: Actor, wait: float, field: str, look: Look, take: Take,
-               kinds: tuple[str, ...]) -> JSONResponse:
+               kinds: tuple[str, ...], also: Callable[[Row], bool] | None = None) -> JSONResponse:
     """Answer ``{field: <what was taken>}`` as soon as ``look`` finds something ``take`` gets, else
     ``{field: null}`` after ``wait`` seconds. ``take`` runs as ``actor`` and is allowed while halted (the
-    look decides whether a halt stops new work)."""
+    look decides whether a halt stops new work). It looks again after each event of ``kinds`` or ``also``
+    (see :func:`wake`)."""
     h = hub(request)
     deadline = time.monotonic() + wait
     hold = streams.slots(request).hold(streams.key(who, request)) if wait > 0 else contextlib.nullcontext()
@@ -68,4 +72,4 @@ async def poll(request: Request, who: Caller, actor: Actor, wait: float, field: 
             if left <= 0:
                 return JSONResponse({field: None})
             sleep = left if wake_at is None else max(0.01, min(left, wake_at - h.clock.now()))
-            await wake(request, cursor, sleep, kinds)
+            await wake(request, cursor, sleep, kinds, also)

@@ -99,7 +99,7 @@ def _oldest_runnable(tx: Tx, config: Config, host: Row, now: float) -> tuple[Row
     machine = host["machine"]
     caps = sorted(set(json.loads(host["capabilities"])))
     repos = _open_repos(tx, config, json.loads(host["repos"]))
-    row = tx.assignments.first_runnable(machine, repos, caps, now, _elsewhere(tx, config, machine, now))
+    row = tx.assignments.first_runnable(machine, repos, caps, now, hosts.elsewhere(tx, config, machine, now))
     if row is not None:
         return row, None
     return None, tx.assignments.next_not_before(machine, repos, caps, now)
@@ -119,16 +119,6 @@ def _open_repos(tx: Tx, config: Config, served: list[str]) -> list[str]:
             continue
         out.append(name)
     return out
-
-
-def _elsewhere(tx: Tx, config: Config, machine: str, now: float) -> list[tuple[list[str], list[str]]]:
-    """The repos and capabilities of each online host other than ``machine`` (each distinct pair once): where an
-    assignment that avoids ``machine`` could run instead ("another machine when possible", seed 003)."""
-    out: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
-    for h in tx.hosts.all():
-        if h["machine"] != machine and hosts.state_of(h, config, now) == "online":
-            out.add((tuple(sorted(json.loads(h["repos"]))), tuple(sorted(set(json.loads(h["capabilities"]))))))
-    return [(list(r), list(c)) for r, c in sorted(out)]
 
 
 def next_for(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -> dict[str, Any] | None:

@@ -60,6 +60,16 @@ def state_of(row: Row, config: Config, now: float) -> str:
     return "online" if now - row["last_heartbeat"] <= stale_after(config) else "stale"
 
 
+
+def elsewhere(tx: Tx, config: Config, machine: str, now: float) -> list[tuple[list[str], list[str]]]:
+    """The repos and capabilities of each online host other than ``machine`` (each distinct pair once): where an
+    assignment that avoids ``machine`` could run instead ("another machine when possible", seed 003)."""
+    out: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
+    for h in tx.hosts.all():
+        if h["machine"] != machine and state_of(h, config, now) == "online":
+            out.add((tuple(sorted(json.loads(h["repos"]))), tuple(sorted(set(json.loads(h["capabilities"]))))))
+    return [(list(r), list(c)) for r, c in sorted(out)]
+
 def render(row: Row, config: Config, now: float) -> dict[str, Any]:
     """The JSON form of a host."""
     return {"machine": row["machine"], "state": state_of(row, config, now), "incarnation": row["incarnation"],

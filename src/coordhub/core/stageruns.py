@@ -31,7 +31,7 @@ import secrets
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import assignments, coordinator, dispatch, hosts, paths, reviews
+from coordhub.core import assignments, coordinator, hosts, paths, reviews
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.core.presence import StaleIncarnation
@@ -216,7 +216,7 @@ def plan(tx: Tx, config: Config, host: Row, now: float) -> Row | None:
     claude_full = (tx.assignments.active_count() + tx.stage_runs.active_count(stage="review")
                    >= config.concurrency.max_workers) or coordinator.paused_until(tx, now) is not None
     return tx.stage_runs.first_runnable(machine, repos, caps, not claude_full,
-                                        dispatch._elsewhere(tx, config, machine, now))
+                                        hosts.elsewhere(tx, config, machine, now))
 
 
 def look(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int) -> Row | None:

@@ -8,6 +8,7 @@ authenticator's cache: the token stops working at once on this hub process.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -40,13 +41,33 @@ from coordhub.clock import parse_iso
 from coordhub.core import assignments, coordinator, dispatch, fleet, hostreports, hosts, leases, reconcile, stages
 from coordhub.core.halt import Exempt
 from coordhub.errors import Invalid
+from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord/orchestrator", tags=["orchestrator"])
-# events after which `next` looks again; of the lease events only a lease's end, which can free an issue lease an
-# assignment waits on (dispatch step 3): a grant or a renewal never makes work runnable, so they wake nobody
-WAKE_KINDS = ("assignment.", "halt.", "orchestrator.", "host.", "lease.released", "lease.expired", "lease.revoked",
-              f"lease.{leases.STALE_TAKEOVER}")
+# events after which `next` looks again, with an issue lease's end (wakes_next)
+WAKE_KINDS = ("assignment.", "halt.", "orchestrator.", "host.")
+LEASE_ENDS = frozenset(("lease.released", "lease.expired", "lease.revoked", f"lease.{leases.STALE_TAKEOVER}"))
+
+
+def wakes_next(row: Row) -> bool:
+    """Whether the event ``row`` is an issue lease's end, which can make an assignment a host waits for runnable
+    (dispatch step 3, :func:`coordhub.core.dispatch.issue_resource`); ``next`` then looks again.
+
+    A file lease's end never can, and lease events come by the thousand a second under load: each waking every
+    waiting host for a look was a wake storm. A grant or a renewal only holds work back. An event whose payload
+    cannot be read counts as an issue lease's (a wasted look, never a missed wake).
+    """
+    if row["kind"] not in LEASE_ENDS:
+        return False
+    payload = row["payload"]
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            return True
+    resource = payload.get("resource") if isinstance(payload, dict) else None
+    return not isinstance(resource, str) or resource.lstrip().startswith("issue:")
 
 
 def _forget_tokens(request: Request, response: JSONResponse) -> JSONResponse:
@@ -97,7 +118,7 @@ async def next_assignment(body: HostNext, request: Request, who: Caller = Depend
         return plan.row is not None, plan.wake_at
 
     return await longpoll.poll(request, who, actor, body.wait, "assignment", look, lambda tx, now: dispatch.next_for(
-        tx, actor, now, machine=body.machine, incarnation=body.host_incarnation), WAKE_KINDS)
+        tx, actor, now, machine=body.machine, incarnation=body.host_incarnation), WAKE_KINDS, wakes_next)
 
 
 @router.post("/assignments/{assignment_id}/report", response_model=AssignmentOut,
