@@ -65,3 +65,16 @@ def test_a_name_with_brackets_or_braces_is_asked_about_as_itself_not_as_the_patt
         assert overlaps(lease, glob), (lease, glob)
     for lease in apart:
         assert not overlaps(lease, glob), (lease, glob)
+
+
+def test_an_ordinary_name_with_spaces_or_non_ascii_letters_does_not_load_the_parser() -> None:
+    """The edit hook runs before every edit: loading :mod:`coordhub.core.paths` to confirm ``My Notes.md`` or
+    ``src/über.py`` cost such an edit ~10 ms."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom coordhub.hooks.project import asked_as\n"
+            "for name in ('My Notes.md', 'src/\u00fcber.py', 'node_modules/@types/x.d.ts', 'src/c++/a.cc'):\n"
+            "    assert asked_as(name) == ('./' + name, True), name\n"
+            "assert 'coordhub.core.paths' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -284,10 +284,12 @@ def _valid(resource: str) -> str:
     return resource
 
 
-# A name every rule of coordhub.core.paths.parse accepts as the file it is: ASCII letters, digits and "._-/" (no
-# backslash, glob syntax, control character or lone surrogate), no ".." (which could climb above the root), and
-# short enough that "./" + it stays within MAX_LENGTH (1,024). tests/hooks/test_asked_as.py checks the agreement.
-_PLAIN = re.compile(r"(?!.*\.\.)[A-Za-z0-9._/-]{1,1000}\Z")
+# A name coordhub.core.paths.parse takes as a path (never refuses, never reads as a pattern or a NAME once "./"
+# leads it): no backslash, glob syntax, control character or lone surrogate, no ".." (which could climb above the
+# root), and short enough that "./" + it stays within MAX_LENGTH (1,024). Spaces, "@", "+", non-ASCII letters and
+# the like are in: loading the parser to confirm them cost such an edit ~10 ms. tests/hooks/test_asked_as.py
+# checks the agreement on names drawn from this pattern.
+_PLAIN = re.compile(r"(?!.*\.\.)[^\x00-\x1f\x7f-\x9f\ud800-\udfff\\*?\[\]{}]{1,1000}\Z", re.DOTALL)
 _UNNAMEABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]+")  # in no resource: control, not UTF-8
 _GLOB_SYNTAX = re.compile(r"[*?\[\]{}\\]")  # what coordhub.core.paths reads as a pattern (a \\ is a /)
 # what would make the rules read a name as fewer files than it is: a \ (a /), a class, alternatives
