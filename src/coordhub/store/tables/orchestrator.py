@@ -119,7 +119,7 @@ class Assignments(Table):
                "AND l.scope = 'issue:' || a.repo || '#' || a.issue AND l.kind = 'name' "
                "AND (l.expires_at IS NULL OR l.expires_at > ?) AND l.session_id <> ? || '/worker-' || a.id)")
         params += [now, now, machine]
-        avoided, more = self._left_to(machine, elsewhere)
+        avoided, more = not_left_to(machine, elsewhere)
         return self.ex.one(sql + avoided + " ORDER BY a.seq LIMIT 1", (*params, *more))
 
     def next_not_before(self, machine: str, repos: list[str], capabilities: list[str], now: float) -> float | None:
@@ -132,57 +132,14 @@ class Assignments(Table):
                           (*params, now))
         return float(row["t"]) if row and row["t"] is not None else None
 
-    @classmethod
-    def _may_run(cls, machine: str, repos: list[str], capabilities: list[str]) -> tuple[str, list[object]]:
+    @staticmethod
+    def _may_run(machine: str, repos: list[str], capabilities: list[str]) -> tuple[str, list[object]]:
         """The condition "queued, and a host of ``machine`` serving ``repos`` with ``capabilities`` may run
         it" on ``assignments a``, with its parameters."""
-        subset, caps = cls._subset(capabilities)
+        subset, caps = requires_within(capabilities)
         cond = (f"a.state = 'queued' AND (a.machine IS NULL OR a.machine = ?) "
                 f"AND a.repo IN ({', '.join('?' * len(repos))}) AND {subset}")
         return cond, [machine, *repos, *caps]
-
-    @classmethod
-    def _left_to(cls, machine: str, elsewhere: list[tuple[list[str], list[str]]], *, row: str = "a",
-                 pinned: bool = True) -> tuple[str, list[object]]:
-        """The condition " AND not (avoiding ``machine`` while a host of ``elsewhere`` could run it)", with its
-        parameters; "" when no host of ``elsewhere`` serves a repo.
-
-        ``row`` is the alias of the row whose ``avoid_machine`` and
-        ``requires`` decide (``a``, an assignment; a stage run's alias for
-        :meth:`~coordhub.store.tables.pipeline.StageRuns.first_runnable`);
-        the repo is always ``a.repo``. With ``pinned``, an assignment pinned
-        to a machine (``a.machine`` set) passes: it avoids nothing.
-        """
-        covers: list[str] = []
-        params: list[object] = [machine]
-        for host_repos, host_caps in elsewhere:
-            if host_repos:
-                subset, caps = cls._subset(host_caps, f"{row}.requires")
-                covers.append(f"(a.repo IN ({', '.join('?' * len(host_repos))}) AND {subset})")
-                params += [*host_repos, *caps]
-        if not covers:
-            return "", []
-        # spelled NULL-safe: a row with no avoid_machine, or pinned, must pass
-        return (f" AND ({row}.avoid_machine IS NULL OR {row}.avoid_machine <> ? "
-                f"{'OR a.machine IS NOT NULL ' if pinned else ''}OR NOT ({' OR '.join(covers)}))"), params
-
-    @staticmethod
-    def _subset(capabilities: list[str], column: str = "a.requires") -> tuple[str, list[object]]:
-        """The condition "``column`` ⊆ ``capabilities``" (an assignment's or a stage run's ``requires``), with its
-        parameters.
-
-        ``requires`` holds the text ``json.dumps`` wrote of a list
-        (``["a", "b"]``) of capability names, which have no quote, comma or
-        space (``coordhub.orchestrator.config``, checked at assign; hosts
-        register such names too). So it is a subset of ``capabilities``
-        exactly when deleting each capability's JSON string, then the
-        ``", "`` separators, leaves ``[]`` — said with ``REPLACE``, which
-        both backends have, one per capability (a host registers at most 64).
-        """
-        expr = column
-        for _ in capabilities:
-            expr = f"REPLACE({expr}, ?, '')"
-        return f"REPLACE({expr}, ', ', '') = '[]'", [json.dumps(c) for c in capabilities]
 
     def active(self, machine: str | None = None) -> list[Row]:
         """Assignments holding a worker slot (dispatched or running), optionally on one machine."""
@@ -332,3 +289,45 @@ class AssignmentLogs(Table):
             out.append(row)
             total += len(row["text"])
         return out
+
+
+def not_left_to(machine: str, elsewhere: list[tuple[list[str], list[str]]], *, row: str = "a",
+                pinned: bool = True) -> tuple[str, list[object]]:
+    """The condition " AND not (avoiding ``machine`` while a host of ``elsewhere`` could run it)", with its
+    parameters; "" when no host of ``elsewhere`` serves a repo.
+
+    ``row`` is the alias of the row whose ``avoid_machine`` and
+    ``requires`` decide (``a``, an assignment; a stage run's alias for
+    :meth:`~coordhub.store.tables.pipeline.StageRuns.first_runnable`);
+    the repo is always ``a.repo``. With ``pinned``, an assignment pinned
+    to a machine (``a.machine`` set) passes: it avoids nothing.
+    """
+    covers: list[str] = []
+    params: list[object] = [machine]
+    for host_repos, host_caps in elsewhere:
+        if host_repos:
+            subset, caps = requires_within(host_caps, f"{row}.requires")
+            covers.append(f"(a.repo IN ({', '.join('?' * len(host_repos))}) AND {subset})")
+            params += [*host_repos, *caps]
+    if not covers:
+        return "", []
+    # spelled NULL-safe: a row with no avoid_machine, or pinned, must pass
+    return (f" AND ({row}.avoid_machine IS NULL OR {row}.avoid_machine <> ? "
+            f"{'OR a.machine IS NOT NULL ' if pinned else ''}OR NOT ({' OR '.join(covers)}))"), params
+
+def requires_within(capabilities: list[str], column: str = "a.requires") -> tuple[str, list[object]]:
+    """The condition "``column`` ⊆ ``capabilities``" (an assignment's or a stage run's ``requires``), with its
+    parameters.
+
+    ``requires`` holds the text ``json.dumps`` wrote of a list
+    (``["a", "b"]``) of capability names, which have no quote, comma or
+    space (``coordhub.orchestrator.config``, checked at assign; hosts
+    register such names too). So it is a subset of ``capabilities``
+    exactly when deleting each capability's JSON string, then the
+    ``", "`` separators, leaves ``[]`` — said with ``REPLACE``, which
+    both backends have, one per capability (a host registers at most 64).
+    """
+    expr = column
+    for _ in capabilities:
+        expr = f"REPLACE({expr}, ?, '')"
+    return f"REPLACE({expr}, ', ', '') = '[]'", [json.dumps(c) for c in capabilities]

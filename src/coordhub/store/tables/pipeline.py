@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
-from coordhub.store.tables.orchestrator import Assignments
+from coordhub.store.tables.orchestrator import not_left_to, requires_within
 
 LIVE = ("queued", "dispatched", "running")
 
@@ -56,8 +56,8 @@ class StageRuns(Table):
         """
         if not repos:
             return None
-        subset, caps = Assignments._subset(capabilities, "r.requires")
-        avoided, more = Assignments._left_to(machine, elsewhere, row="r", pinned=False)
+        subset, caps = requires_within(capabilities, "r.requires")
+        avoided, more = not_left_to(machine, elsewhere, row="r", pinned=False)
         # CROSS JOIN fixes SQLite's join order (the runs outside, by seq). The state IN term is the index's own
         # WHERE, so SQLite may walk it; "queued" is then said as NOT IN, as SQLite takes an equality for a few rows
         # and sorts them all from stage_runs_one_live instead (tests/orchestrator/test_stage_queue_bounds.py)
