@@ -196,6 +196,29 @@ def test_retry_escalates_and_prefers_another_machine(orch: Api, laptop: Host, se
     assert orch.post(f"{ORCH}/assignments/{a['id']}/retry", headers=user).status_code == 409  # it is live
 
 
+def test_a_retry_runs_on_the_avoided_machine_while_the_other_one_is_halted(orch: Api, laptop: Host, server: Host,
+                                                                           user: dict[str, str]) -> None:
+    # "another machine when possible": a halted machine takes nothing until resumed, so waiting for it could be
+    # forever; the avoided machine runs the retry, and the halt's end makes the other machine count again
+    a = assign(orch, user, issue=5, machine="laptop")
+    job = laptop.next()
+    assert job is not None
+    laptop.report(job, "failed", reason="tests failed")
+    assert orch.post(f"{ORCH}/assignments/{a['id']}/retry", headers=user).json()["avoid_machine"] == "laptop"
+    r = orch.post("/api/coord/halt", headers=orch.admin, json={"scope": "machine:SERVER", "reason": "disk swap"})
+    assert r.status_code in (200, 201), r.text
+    assert server.next() is None  # halted
+    job = laptop.next()
+    assert job is not None and job["id"] == a["id"] and job["attempt"] == 2
+    laptop.report(job, "failed", reason="tests failed again")
+    assert orch.post(f"{ORCH}/assignments/{a['id']}/retry", headers=user).status_code == 200
+    r = orch.post("/api/coord/resume", headers=orch.admin, json={"scope": "machine:server"})
+    assert r.status_code == 200, r.text
+    assert laptop.next() is None  # the server is back: laptop is avoided again
+    job = server.next()
+    assert job is not None and job["id"] == a["id"] and job["attempt"] == 3
+
+
 def test_stop_cancels_and_the_host_hears_it(orch: Api, laptop: Host, user: dict[str, str]) -> None:
     queued = assign(orch, user, issue=1, machine="server")
     r = orch.post(f"{ORCH}/assignments/{queued['id']}/stop", headers=user)

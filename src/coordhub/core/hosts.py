@@ -63,10 +63,19 @@ def state_of(row: Row, config: Config, now: float) -> str:
 
 def elsewhere(tx: Tx, config: Config, machine: str, now: float) -> list[tuple[list[str], list[str]]]:
     """The repos and capabilities of each online host other than ``machine`` (each distinct pair once): where an
-    assignment that avoids ``machine`` could run instead ("another machine when possible", seed 003)."""
+    assignment that avoids ``machine`` could run instead ("another machine when possible", seed 003).
+
+    A host a standing halt covers (the fleet's, or ``machine:<m>``) is left
+    out: it takes nothing until someone resumes it, and an assignment that
+    waited for it would wait as long. A host with no free slot counts: its
+    slots free up as its work ends.
+    """
+    halted = _halted_machines(tx)
+    if halted is None:
+        return []
     out: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
     for h in tx.hosts.all():
-        if h["machine"] != machine and state_of(h, config, now) == "online":
+        if h["machine"] != machine and h["machine"].lower() not in halted and state_of(h, config, now) == "online":
             out.add((tuple(sorted(json.loads(h["repos"]))), tuple(sorted(set(json.loads(h["capabilities"]))))))
     return [(list(r), list(c)) for r, c in sorted(out)]
 
@@ -89,6 +98,18 @@ def halt_over_machine(tx: Tx, machine: str) -> dict[str, Any] | None:
         if scope.kind == "fleet" or (scope.kind == "machine" and scope.name == machine.lower()):
             return halt.render(row)
     return None
+
+
+def _halted_machines(tx: Tx) -> set[str] | None:
+    """The machines (lower case) standing halts cover by name; None when the fleet's halt covers every one."""
+    out: set[str] = set()
+    for row in halt.standing(tx):
+        scope = from_key(row["scope"])
+        if scope.kind == "fleet":
+            return None
+        if scope.kind == "machine" and scope.name:
+            out.add(scope.name.lower())
+    return out
 
 
 def halted_projects(tx: Tx) -> set[str]:
