@@ -19,6 +19,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+# A good signature by a key out of good standing: gpg still exits 0 and says VALIDSIG (doc/DETAILS), so these
+# status lines, not the exit code, decide. The hub's check (python-gnupg) refuses the same three.
+OUT_OF_STANDING = {"REVKEYSIG": "signing key {} was revoked", "EXPKEYSIG": "signing key {} has expired",
+                   "EXPSIG": "the signature by key {} has expired"}
+
 
 class GpgError(Exception):
     """gpg is missing or failed; the message says what it said."""
@@ -81,13 +86,20 @@ def sign(data: bytes, key: str | None) -> str:
 
 def verify(message: Path, signature: Path, home: Path | None = None) -> Verdict:
     """Check ``signature`` (a detached signature file) over ``message`` with the keyring of ``home`` (default:
-    the user's, as the seed's ``gpg --verify``)."""
+    the user's, as the seed's ``gpg --verify``).
+
+    Valid only when gpg exits 0 with ``VALIDSIG`` and no signature in the file is by a revoked or expired key or
+    itself expired (:data:`OUT_OF_STANDING`; the seed, trusting gpg's exit code, accepted those).
+    """
     # a private home never starts an agent: verifying needs none, and one started under load may time out
     quiet = ["--no-autostart"] if home is not None else []
     done = _run(["--batch", *quiet, "--status-fd", "1", "--verify", str(signature), str(message)], home)
     status = [line.split()[1:] for line in done.stdout.decode("utf-8", "replace").splitlines()
               if line.startswith("[GNUPG:] ")]
     valid = [s for s in status if s and s[0] == "VALIDSIG"]
+    standing = next((s for s in status if s and s[0] in OUT_OF_STANDING), None)
+    if standing is not None:
+        return Verdict(False, reason=OUT_OF_STANDING[standing[0]].format(standing[1] if len(standing) > 1 else "?"))
     if done.returncode == 0 and valid:
         fields = valid[0]
         return Verdict(True, fingerprint=(fields[10] if len(fields) > 10 else fields[1]).upper())

@@ -8,7 +8,9 @@ The checks run on the file, in the seed's order; the first that fails decides:
 3. the signature ``<file>.asc`` (unless ``--no-verify``): missing, or not
    verified by ``gpg --verify`` → ``reject``. The user's keyring is tried
    first, as in the seed; when it lacks the signer's key, the keys the turn's
-   author registered at the hub are tried in a temporary keyring;
+   author registered at the hub are tried in a temporary keyring. A signature
+   by a revoked or expired key does not verify (the seed went by gpg's exit
+   code, 0 for those; the hub refuses them);
 4. dedup (unless ``--no-dedup``): another ``.org`` in the folder with the same
    ``CONVERSATION_ID`` and ``SEQUENCE`` and the same SHA-256 of its bytes →
    ``dedup``;

@@ -1,0 +1,88 @@
+"""Message files someone else put in an inbox: signatures by keys out of good standing, oversized files.
+
+Whoever can write into a project's ``inbox/from-agents/`` (a shared folder, a
+cloned repository) chooses every byte there, so the receiver's checks must
+hold against files made to pass them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.compat.conftest import World, fields, write
+
+PAST = "20200101T120000!"  # gpg --faked-system-time: a key made, and a signature made, in 2020
+
+
+def gpg(home: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase",
+                           "", *args], input=stdin, capture_output=True, check=True)
+
+
+def signer(home: Path, name: str, *extra: str, expire: str = "never") -> str:
+    """A new ed25519 key in ``home`` (``extra`` gpg options, e.g. a faked time); its fingerprint."""
+    home.mkdir(mode=0o700, parents=True)
+    gpg(home, *extra, "--quick-gen-key", f"{name} <{name}@example.org>", "ed25519", "sign", expire)
+    listing = gpg(home, "--with-colons", "--list-keys").stdout.decode()
+    return next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+
+
+def reader_with(tmp_path: Path, signer_home: Path, fingerprint: str, *extra: bytes) -> dict[str, str]:
+    """A receiver's keyring holding the signer's public key (and ``extra`` armored blocks, e.g. its revocation)."""
+    reader = tmp_path / "reader"
+    reader.mkdir(mode=0o700)
+    gpg(reader, "--import", stdin=gpg(signer_home, "--armor", "--export", fingerprint).stdout)
+    for block in extra:
+        gpg(reader, "--import", stdin=block)
+    return {"GNUPGHOME": str(reader)}
+
+
+def signed(path: Path, text: str, home: Path, fingerprint: str, *extra: str) -> Path:
+    write(path, text)
+    write(Path(f"{path}.asc"), gpg(home, *extra, "--local-user", fingerprint, "--detach-sign", "--armor",
+                                   "--output", "-", str(path)).stdout)
+    return path
+
+
+def kill_agents(*homes: Path) -> None:
+    for home in homes:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False)
+
+
+def test_recv_rejects_a_signature_by_a_revoked_key(world: World, tmp_path: Path) -> None:
+    """gpg exits 0 (and says VALIDSIG) for a good signature by a revoked key: a stolen key, revoked by its owner,
+    must not make a planted file ``process``."""
+    home = tmp_path / "revoked"
+    fpr = signer(home, "revoked")
+    try:
+        msg = signed(tmp_path / "inbox" / "m.org", world.org(), home, fpr)
+        cert = (home / "openpgp-revocs.d" / f"{fpr}.rev").read_text()
+        revocation = cert.replace(":-----BEGIN PGP PUBLIC KEY BLOCK-----", "-----BEGIN PGP PUBLIC KEY BLOCK-----")
+        env = reader_with(tmp_path, home, fpr, revocation.encode())
+        r = world.homelab.drop("recv", str(msg), env=env)
+        assert (r.code, fields(r)["decision"]) == (3, "reject"), r
+        assert fields(r)["reason"] == f"gpg verify failed: signing key {fpr[-16:]} was revoked", r
+    finally:
+        kill_agents(home, tmp_path / "reader")
+
+
+def test_recv_rejects_a_signature_by_an_expired_key(world: World, tmp_path: Path) -> None:
+    """Made in 2020 by a key that expired a day later: gpg exits 0 with EXPKEYSIG; the hub's check
+    (python-gnupg) refuses it, so the receiver does too."""
+    home = tmp_path / "expired"
+    fpr = signer(home, "expired", "--faked-system-time", PAST, expire="1d")
+    try:
+        msg = signed(tmp_path / "inbox" / "m.org", world.org(), home, fpr, "--faked-system-time", PAST)
+        env = reader_with(tmp_path, home, fpr)
+        r = world.homelab.drop("recv", str(msg), env=env)
+        assert (r.code, fields(r)["decision"]) == (3, "reject"), r
+        assert fields(r)["reason"] == f"gpg verify failed: signing key {fpr[-16:]} has expired", r
+        # the same file signed by a key in good standing is processed: only the key's standing decides
+        good = tmp_path / "good"
+        good_fpr = signer(good, "good")
+        ok = signed(tmp_path / "inbox2" / "m.org", world.org(), good, good_fpr)
+        fine = world.homelab.drop("recv", str(ok), env={"GNUPGHOME": str(good)})
+        assert (fine.code, fields(fine)["decision"]) == (0, "process"), fine
+    finally:
+        kill_agents(home, tmp_path / "reader", tmp_path / "good")
