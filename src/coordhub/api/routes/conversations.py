@@ -65,7 +65,9 @@ async def set_profile(body: ProfileSet, request: Request, who: Caller = Depends(
 async def addresses(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Every declared address with its sessions (and their presence) and pending count."""
     await _actor(who)
-    return await query(request, lambda tx, now: addressing.addresses(tx, now))
+    # off the loop: the pending counts walk every accepted turn ever sent to a declared address, and the
+    # dashboard's Fleet and Conversations views read this again on every presence and conversation event
+    return await query(request, lambda tx, now: addressing.addresses(tx, now), off_loop=True)
 
 
 @router.post("/keys", status_code=201, response_model=KeyOut, responses=responses(*WRITE_ERRORS, 409))

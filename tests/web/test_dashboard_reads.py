@@ -1,0 +1,62 @@
+"""The reads the dashboard's views repeat on every event stay off the event loop when their cost grows with the data.
+
+On SQLite a plain read runs on the event loop (cheaper than a thread hop for a few indexed rows); a read whose
+cost grows with what the fleet stored must run on a reader thread (``Hub.query_off_loop``), or every request the
+hub serves waits for it. The Fleet view reads ``/conversations/addresses`` on every presence, session and token
+event, and the Conversations view on every conversation event; its pending counts walk every accepted turn ever
+addressed to a declared address (turns are never pruned): about 80 ms on the loop at 200,000 turns, which one
+ordinary token sends in ten days (its quota is 20,000 a day), and which its own ``presence/register`` calls then
+repeat in every open Fleet view (found by a review).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from coordhub.core import addressing, conversations
+from tests.conftest import Api
+from tests.web.test_web_sessions import bearer_value, sign_in
+
+AGENT = "m1/agent"
+
+
+def _on_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, seen: dict[str, bool]) -> None:
+    real: Callable[..., Any] = getattr(module, name)
+
+    def spying(*args: Any, **kwargs: Any) -> Any:
+        seen[name] = _on_loop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spying)
+
+
+def test_the_conversation_reads_of_the_fleet_and_conversations_views_run_off_the_event_loop(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    writes = sign_in(api.client, bearer_value(api.token(AGENT)))  # as the page reads: cookie and secret
+    r = api.put("/api/coord/conversations/profile", json={"machine": "m1", "project": "web"}, headers=writes)
+    assert r.status_code == 200, r.text
+    r = api.post("/api/coord/conversations/turns", headers=writes, json={
+        "to": "m1.web", "conversation_id": "c1", "type": "request", "title": "t", "body": "b"})
+    assert r.status_code == 201, r.text
+    seen: dict[str, bool] = {}
+    _spy(monkeypatch, addressing, "addresses", seen)
+    _spy(monkeypatch, conversations, "listing", seen)
+    _spy(monkeypatch, conversations, "show", seen)
+    for path in ("/api/coord/conversations/addresses", "/api/coord/conversations?limit=200&state=open",
+                 "/api/coord/conversations/c1?after=0"):
+        r = api.get(path, headers=writes)
+        assert r.status_code == 200, (path, r.text)
+    assert r.json()["pending"] == 1
+    assert seen == {"addresses": False, "listing": False, "show": False}, seen
