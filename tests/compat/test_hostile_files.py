@@ -7,7 +7,10 @@ hold against files made to pass them.
 
 from __future__ import annotations
 
+import json
+import resource
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.compat.conftest import World, fields, write
@@ -86,3 +89,54 @@ def test_recv_rejects_a_signature_by_an_expired_key(world: World, tmp_path: Path
         assert (fine.code, fields(fine)["decision"]) == (0, "process"), fine
     finally:
         kill_agents(home, tmp_path / "reader", tmp_path / "good")
+
+
+BIG = 2 * 2**30  # a sparse file of 2 GiB: no disk, but reading it whole needs 2 GiB of memory
+MEMORY = 2**30   # the address space the commands below run in: ample for them, not for such a file
+
+
+def capped(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    """Run ``cmd`` with at most :data:`MEMORY` of address space (a file read whole fails with MemoryError)."""
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
+
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, preexec_fn=limit,
+                       stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout, p.stderr
+
+
+def sparse(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(BIG)
+    return path
+
+
+def test_recv_never_reads_an_oversized_file_whole(world: World, tmp_path: Path) -> None:
+    """A huge ``.org`` beside the message (dedup looks at every sibling) or as the message itself: each recv in
+    that folder read it whole, a MemoryError (or the OOM killer) for every agent polling the inbox."""
+    inbox = tmp_path / "inbox"
+    msg = write(inbox / "a.org", world.org())
+    big = sparse(inbox / "big.org")
+    recv = [sys.executable, "-m", "coordhub.compat.crossagent", "recv", "--no-verify"]
+    code, out, err = capped([*recv, str(msg)], world.homelab.cwd, world.homelab.env)
+    assert (code, out.splitlines()[:1], "Traceback" in err) == (0, ["decision: process"], False), err[-2000:]
+    code, out, err = capped([*recv, str(big)], world.homelab.cwd, world.homelab.env)
+    assert (code, "Traceback" in err) == (3, False), err[-2000:]
+    assert out.splitlines()[:2] == ["decision: reject",
+                                    f"reason: cannot read: message file is {BIG} bytes; the limit is 262144"], out
+
+
+def test_import_never_reads_an_oversized_file_whole(world: World, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    write(inbox / "a.org", world.org())
+    sparse(inbox / "big.org")
+    write(inbox / "c.org", world.org(conversation=world.conv + "-c"))
+    sparse(inbox / "c.org.asc")
+    code, out, err = capped([sys.executable, "-m", "coordhub", "conv", "import", str(inbox), "--json"],
+                            world.homelab.cwd, world.homelab.env)
+    assert (code, "Traceback" in err) == (1, False), err[-2000:]
+    by = {Path(f["file"]).name: (f["decision"], f["reason"]) for f in json.loads(out)["files"]}
+    assert by == {"a.org": ("process", None),
+                  "big.org": ("error", f"message file is {BIG} bytes; the limit is 262144"),
+                  "c.org": ("error", f"c.org.asc: signature file is {BIG} bytes; the limit is 16384")}, by

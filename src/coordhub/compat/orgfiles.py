@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from coordhub.core.orgturn import parse_timestamp
+from coordhub.errors import Invalid
 
 TMP_PREFIX = ".tmp."  # seed 004: receivers and the watcher ignore files starting with it
 # A file name the hub may give a turn: what receivers glob for (*.org), nothing hidden, no path.
@@ -52,6 +53,21 @@ class Placed:
     name: str
     written: bool
     renamed: bool  # not the turn's own file_name: that name held a different file
+
+
+def read_capped(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, reading at most ``limit + 1`` of them whatever its size; ``Invalid`` (naming ``what``
+    and its size) when it holds more than ``limit``, ``OSError`` when it cannot be read.
+
+    For files someone else may have put in an inbox: a sparse or huge file must cost a receiver ``limit`` bytes,
+    not its size in memory.
+    """
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+        size = os.fstat(f.fileno()).st_size
+    if len(data) > limit:
+        raise Invalid(f"{what} is {max(size, len(data))} bytes; the limit is {limit}", limit=limit)
+    return data
 
 
 def candidates(turn: dict[str, Any]) -> Iterator[str]:

@@ -30,7 +30,7 @@ from typing import Any
 
 from coordhub.client import address
 from coordhub.compat.inboxes import Inboxes
-from coordhub.compat.orgfiles import TMP_PREFIX
+from coordhub.compat.orgfiles import TMP_PREFIX, read_capped
 from coordhub.core import orgturn
 from coordhub.errors import Invalid
 
@@ -71,7 +71,7 @@ def read(path: Path, unsigned: bool) -> tuple[str, str | None]:
     if path.suffix != ".org":
         raise Invalid("not a seed-004 message file (*.org)")
     try:
-        text = orgturn.decode(path.read_bytes())
+        text = orgturn.decode(read_capped(path, orgturn.MAX_CONTENT_BYTES, "message file"))
     except OSError as exc:
         raise Invalid(f"cannot read: {exc.strerror or exc}") from None
     orgturn.parse(text)
@@ -79,7 +79,9 @@ def read(path: Path, unsigned: bool) -> tuple[str, str | None]:
     if unsigned or not sig_path.is_file():
         return text, None
     try:
-        signature = sig_path.read_text(encoding="utf-8")
+        signature = read_capped(sig_path, orgturn.MAX_SIGNATURE_BYTES, "signature file").decode("utf-8")
+    except Invalid as exc:
+        raise Invalid(f"{sig_path.name}: {exc.message}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise Invalid(f"cannot read its signature {sig_path.name}: {exc}") from None
     try:

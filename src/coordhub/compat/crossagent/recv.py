@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 from coordhub.compat.crossagent.common import EXIT_HALT, Me, connect, describe, err, halt_state
+from coordhub.compat.orgfiles import read_capped
 from coordhub.core import orgturn
 from coordhub.errors import Invalid
 
@@ -73,24 +74,18 @@ def emit(decision: str, reason: str | None, keys: dict[str, str], sha256: str | 
     return EXIT_FOR[decision]
 
 
-def frontmatter(path: Path) -> dict[str, str]:
-    """A file's frontmatter keys, or {} when it cannot be read as a message file."""
-    try:
-        return orgturn.split(orgturn.decode(path.read_bytes()))[0]
-    except (OSError, Invalid):
-        return {}
-
-
-def duplicate_of(path: Path, keys: dict[str, str], digest: str) -> str | None:
-    """The name of another ``.org`` beside ``path`` with the same conversation, sequence and bytes; else None."""
+def duplicate_of(path: Path, raw: bytes) -> str | None:
+    """The name of another ``.org`` beside ``path`` holding exactly ``raw`` (so the same conversation, sequence and
+    SHA-256, the seed's rule); else None. Reads at most ``len(raw) + 1`` bytes of each: a sibling of another size
+    is no twin, however large."""
     for sibling in sorted(path.parent.iterdir()):
         if sibling.name == path.name or sibling.suffix != ".org" or not sibling.is_file():
             continue
-        other = frontmatter(sibling)
-        if (other.get("CONVERSATION_ID"), other.get("SEQUENCE")) != (keys["CONVERSATION_ID"], keys["SEQUENCE"]):
+        try:
+            if read_capped(sibling, len(raw), "message file") == raw:
+                return sibling.name
+        except (OSError, Invalid):
             continue
-        if hashlib.sha256(sibling.read_bytes()).hexdigest() == digest:
-            return sibling.name
     return None
 
 
@@ -107,7 +102,7 @@ class Receiver:
             err(f"message file not found: {path}")
             return EXIT_FOR["reject"]
         try:
-            raw = path.read_bytes()
+            raw = read_capped(path, orgturn.MAX_CONTENT_BYTES, "message file")
             text = orgturn.decode(raw)
             keys = orgturn.split(text)[0]
         except OSError as exc:
@@ -127,7 +122,7 @@ class Receiver:
                 return emit("reject", failed, keys, None, args)
         digest = hashlib.sha256(raw).hexdigest()
         if not args.no_dedup:
-            twin = duplicate_of(path, keys, digest)
+            twin = duplicate_of(path, raw)
             if twin is not None:
                 return emit("dedup", f"identical retry of {twin}", keys, digest, args)
         missing = self.missing_tools(turn.requires_tools)
