@@ -56,7 +56,7 @@ def test_a_bad_token_is_refused_and_counted(api: Api) -> None:
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
     assert "set-cookie" not in r.headers
     me = api.get("/api/coord/web/session").json()
-    assert (me["signed_in"], me["no_auth"], set(me)) == (False, False, {"signed_in", "no_auth", "last_event_id"})
+    assert (me["signed_in"], me["no_auth"], set(me)) == (False, False, {"signed_in", "no_auth"})
 
 
 def test_every_write_with_the_cookie_needs_origin_and_csrf(api: Api) -> None:
@@ -161,7 +161,22 @@ def test_the_cookie_alone_authenticates_nothing_and_never_reads_the_secret(api: 
 def test_a_no_auth_hub_has_nothing_to_sign_in_to(open_api: TestClient) -> None:
     r = open_api.post("/api/coord/web/session", json={"token": "coord_x"})
     assert r.status_code == 422
-    assert open_api.get("/api/coord/web/session").json()["no_auth"] is True
+    me = open_api.get("/api/coord/web/session").json()
+    assert me["no_auth"] is True and isinstance(me["last_event_id"], int)  # the page streams from there
+
+
+def test_a_signed_out_answer_says_nothing_of_the_hubs_activity(api: Api) -> None:
+    """GET /web/session answers anyone, without a token: it gave every caller the newest event id, a counter that
+    moves with every message, lease, todo and sign-in of the fleet, so anyone who could reach the hub could watch
+    when and how much the fleet did, which every other route tells token holders alone (review)."""
+    writes = sign_in(api.client, bearer_value(api.token(AGENT)))
+    last = api.get("/api/coord/web/session", headers=writes).json()["last_event_id"]
+    assert isinstance(last, int) and last > 0  # signed in: the page streams from there
+    for headers in ({}, {websessions.CSRF_HEADER: "guess"}):  # no secret, or a wrong one: signed out
+        me = api.get("/api/coord/web/session", headers=headers).json()
+        assert me == {"signed_in": False, "no_auth": False}, (headers, me)
+    api.client.cookies.clear()
+    assert api.get("/api/coord/web/session").json() == {"signed_in": False, "no_auth": False}  # a stranger
 
 
 def test_the_page_and_its_assets_carry_a_strict_csp(api: Api) -> None:

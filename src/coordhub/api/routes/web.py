@@ -74,10 +74,13 @@ async def current(request: Request) -> JSONResponse:
     """The browser's web session: ``{signed_in, session_id, admin, expires_at, no_auth, last_event_id}``.
 
     Needs the cookie and the secret of the sign-in answer in ``X-CSRF-Token``;
-    never answers the secret. ``{signed_in: false, no_auth, last_event_id}``
-    when either is missing or wrong or the web session ended (never 401: the
-    page asks this first, to decide whether to show the sign-in form); a wrong
-    secret counts as a failed authentication of the client address.
+    never answers the secret. ``{signed_in: false, no_auth: false}`` when
+    either is missing or wrong or the web session ended (never 401: the page
+    asks this first, to decide whether to show the sign-in form); a wrong
+    secret counts as a failed authentication of the client address. Only a
+    signed-in answer, or a ``--no-auth`` hub's, carries ``last_event_id``: it
+    moves with everything the fleet does, which the hub tells token holders
+    alone.
     """
     auth = _auth(request)
     cookie = request.cookies.get(websessions.COOKIE_NAME)
@@ -87,8 +90,9 @@ async def current(request: Request) -> JSONResponse:
         with contextlib.suppress(Unauthorized):
             found = await auth.web_check(cookie, secret, client_address(request.scope))
     body = found.render() if found is not None else _signed_out(auth.no_auth)
-    bus = hub(request).bus
-    body["last_event_id"] = bus.last_id if bus is not None else 0  # the page streams from here after its first reads
+    if found is not None or auth.no_auth:
+        bus = hub(request).bus
+        body["last_event_id"] = bus.last_id if bus is not None else 0  # the page streams from here after its reads
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
