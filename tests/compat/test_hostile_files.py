@@ -140,3 +140,40 @@ def test_import_never_reads_an_oversized_file_whole(world: World, tmp_path: Path
     assert by == {"a.org": ("process", None),
                   "big.org": ("error", f"message file is {BIG} bytes; the limit is 262144"),
                   "c.org": ("error", f"c.org.asc: signature file is {BIG} bytes; the limit is 16384")}, by
+
+
+def deflated(*chunks: bytes) -> bytes:
+    """An OpenPGP compressed data packet (RFC 4880 §5.6: old-format tag 8, indeterminate length, ZIP) of
+    ``chunks``."""
+    import zlib
+
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return b"\xa3\x01" + b"".join([z.compress(c) for c in chunks] + [z.flush()])
+
+
+def armored(packets: bytes) -> str:
+    import base64
+    import textwrap
+
+    return "\n".join(["-----BEGIN PGP SIGNATURE-----", "", *textwrap.wrap(base64.b64encode(packets).decode(), 64),
+                      "-----END PGP SIGNATURE-----", ""])
+
+
+def test_recv_never_hands_gpg_a_signature_file_that_is_not_signature_packets(world: World, tmp_path: Path) -> None:
+    """A ``.asc`` of a few KiB whose compressed packet inflates to a gigabyte of marker packets: gpg unpacks it all
+    (seconds of CPU per GiB, up to recv's two-minute gpg timeout) before it says there is no signature, on every
+    recv of the file. The hub checks a signature's packets before gpg sees it (coordhub.openpgp); so does recv."""
+    marker = b"\xca\x03PGP" * 200_000  # marker packets (tag 10, RFC 4880 §5.8), 1 MB
+    bomb = armored(deflated(deflated(*[marker] * 1000)))
+    assert len(bomb) < 16 * 1024
+    msg = write(tmp_path / "inbox" / "m.org", world.org())
+    write(Path(f"{msg}.asc"), bomb)
+    r = world.homelab.drop("recv", str(msg))
+    assert (r.code, fields(r)["reason"]) == (3, "gpg verify failed: m.org.asc is not one armored detached "
+                                                "signature (`gpg --detach-sign --armor` writes one): signature "
+                                                "packets only"), r
+    big = write(Path(f"{msg}.asc"), "\n".join(["-----BEGIN PGP SIGNATURE-----", "A" * 20_000,
+                                               "-----END PGP SIGNATURE-----", ""]))
+    r = world.homelab.drop("recv", str(msg))
+    assert (r.code, fields(r)["reason"]) == (3, f"gpg verify failed: m.org.asc is {big.stat().st_size} bytes; the "
+                                                "limit is 16384"), r

@@ -19,6 +19,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from coordhub import openpgp
+from coordhub.compat.orgfiles import read_capped
+from coordhub.core import orgturn
+from coordhub.errors import Invalid
+
 # A good signature by a key out of good standing: gpg still exits 0 and says VALIDSIG (doc/DETAILS), so these
 # status lines, not the exit code, decide. The hub's check (python-gnupg) refuses the same three.
 OUT_OF_STANDING = {"REVKEYSIG": "signing key {} was revoked", "EXPKEYSIG": "signing key {} has expired",
@@ -89,11 +94,24 @@ def verify(message: Path, signature: Path, home: Path | None = None) -> Verdict:
     the user's, as the seed's ``gpg --verify``).
 
     Valid only when gpg exits 0 with ``VALIDSIG`` and no signature in the file is by a revoked or expired key or
-    itself expired (:data:`OUT_OF_STANDING`; the seed, trusting gpg's exit code, accepted those).
+    itself expired (:data:`OUT_OF_STANDING`; the seed, trusting gpg's exit code, accepted those). gpg never sees a
+    file over :data:`~coordhub.core.orgturn.MAX_SIGNATURE_BYTES` or one that is not one armored block of signature
+    packets (the hub's check, :func:`coordhub.openpgp.only`): a compressed packet of a few KiB would have gpg
+    inflate gigabytes first, on every check of the file.
     """
+    try:
+        armored = read_capped(signature, orgturn.MAX_SIGNATURE_BYTES, signature.name)
+    except Invalid as exc:
+        return Verdict(False, reason=exc.message)
+    except OSError as exc:
+        return Verdict(False, reason=f"cannot read {signature.name}: {exc.strerror or exc}")
+    if not openpgp.only(armored.decode("ascii", "replace"), "PGP SIGNATURE", openpgp.SIGNATURE_PACKETS):
+        return Verdict(False, reason=f"{signature.name} is not one armored detached signature (`gpg --detach-sign "
+                                     "--armor` writes one): signature packets only")
     # a private home never starts an agent: verifying needs none, and one started under load may time out
     quiet = ["--no-autostart"] if home is not None else []
-    done = _run(["--batch", *quiet, "--status-fd", "1", "--verify", str(signature), str(message)], home)
+    # gpg reads the bytes checked above (on stdin), not the file again, which may have changed meanwhile
+    done = _run(["--batch", *quiet, "--status-fd", "1", "--verify", "-", str(message)], home, armored)
     status = [line.split()[1:] for line in done.stdout.decode("utf-8", "replace").splitlines()
               if line.startswith("[GNUPG:] ")]
     valid = [s for s in status if s and s[0] == "VALIDSIG"]
