@@ -56,4 +56,6 @@ async def find(request: Request, state: str | None = None, who: Caller = Depends
     """Sessions that registered presence, with their state (active, idle, stale, offline)."""
     if state is not None and state not in presence.STATES:
         raise Invalid(f"state must be one of {', '.join(presence.STATES)}", field="state")
-    return await query(request, lambda tx, now: presence.find(tx, now, state))
+    # off the loop: every session that ever registered (a worker is a session of its own), read again by the
+    # dashboard's Fleet view on every presence, session and token event
+    return await query(request, lambda tx, now: presence.find(tx, now, state), off_loop=True)
