@@ -177,3 +177,18 @@ def test_recv_never_hands_gpg_a_signature_file_that_is_not_signature_packets(wor
     r = world.homelab.drop("recv", str(msg))
     assert (r.code, fields(r)["reason"]) == (3, f"gpg verify failed: m.org.asc is {big.stat().st_size} bytes; the "
                                                 "limit is 16384"), r
+
+
+def test_a_planted_identity_file_does_not_take_recv_out_of_this_machines_halt(world: World, tmp_path: Path) -> None:
+    """A repository's ``.claude/identity.json`` may name another machine (seed 000's ``machine``); the drop-ins then
+    looked only for halts over that machine, so recv answered ``process`` (exit 0) under a halt the hub says
+    applies to this token's session. A halt the hub marks as applying to the caller now always counts."""
+    career = world.career
+    msg = write(tmp_path / "m.org", world.org())
+    assert career.drop("halt", "runaway poll loop", "--no-stop-watcher").code == 0
+    write(career.cwd / ".claude" / "identity.json", json.dumps({"machine": "elsewhere"}))
+    r = career.drop("recv", "--no-verify", str(msg))
+    assert (r.code, r.out) == (5, ""), r
+    assert f"runaway poll loop (machine:{career.machine}" in r.err, r
+    sent = career.drop("send", world.homelab.address, str(msg), "--no-sign")
+    assert sent.code == 5 and "runaway poll loop" in sent.err, sent

@@ -7,7 +7,9 @@ docs/configuration.md). They take exactly the seed's arguments, so none of
 those settings is a flag.
 
 A halt covers this machine when the hub holds one for the fleet, for this
-machine (``machine:<m>``) or for this machine's project (``project:<p>``).
+machine (``machine:<m>``) or for this machine's project (``project:<p>``), or
+one the hub says applies to the caller's own session (the machine and project
+of local settings may differ from the token's).
 When the hub cannot be asked, the drop-ins that obey a halt treat the state
 as halted, as the seed treated a HALT file it could not read (fail closed).
 """
@@ -99,7 +101,8 @@ class Me:
 def halt_state(client: CoordClient, machine: str, projects: list[str]) -> tuple[list[dict[str, Any]],
                                                                              dict[str, Any] | None]:
     """``(halts, pause)``: the halts standing over ``machine`` or one of ``projects`` (fleet, ``machine:<m>``,
-    ``project:<p>``), and the caller's own pause after a resume (None when it is not paused).
+    ``project:<p>``) or that the hub says apply to the caller's session, and the caller's own pause after a resume
+    (None when it is not paused).
 
     Raises what the client raises (``Unreachable``, ``HubError``).
     """
@@ -110,7 +113,10 @@ def halt_state(client: CoordClient, machine: str, projects: list[str]) -> tuple[
     elif isinstance(data, dict) and data.get("halted"):
         records = [data]
     wanted = {"fleet", "*", f"machine:{machine}"} | {f"project:{p}" for p in projects}
-    found = [h for h in records if isinstance(h, dict) and str(h.get("scope", "fleet")).lower() in wanted]
+    # the hub marks each halt that covers the token's own session (``applies``): that one counts whatever machine
+    # local settings name (a repository's .claude/identity.json may name another one)
+    found = [h for h in records if isinstance(h, dict) and
+             (h.get("applies") is True or str(h.get("scope", "fleet")).lower() in wanted)]
     paused = data.get("paused") if isinstance(data, dict) and isinstance(data.get("paused"), dict) else None
     return found, paused
 
