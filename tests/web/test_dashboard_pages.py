@@ -21,3 +21,30 @@ def test_the_leases_view_lists_every_page(browser: Any, fleet: Fleet) -> None:
     page.fill("input[name=resource]", "gen/f519.py")
     page.wait_for_selector("td:has-text('gen/f519.py')")
     assert page.errors == []
+
+
+def test_a_components_history_shows_its_newest_changes(browser: Any, fleet: Fleet) -> None:
+    # the view read one /audit answer from the window's start: the oldest 1,000 changes, so once a window held more
+    # a component changed since showed "No recent history"
+    with httpx2.Client(base_url=fleet.hub.url, headers=fleet.headers(AGENT), timeout=30) as http:
+        for i in range(1001):
+            r = http.put("/api/coord/components", json={"project_key": "web", "component": "busy",
+                                                        "state": "building", "version": f"1.0.{i}"})
+            assert r.status_code == 200, r.text
+        r = http.put("/api/coord/components", json={"project_key": "web", "component": "late", "state": "deployed",
+                                                    "version": "9.9.9"})
+        assert r.status_code == 200, r.text
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "work")
+    page.click("button:has-text('late')")
+    page.wait_for_selector("ol.history li:has-text('9.9.9')", timeout=20_000)
+    page.click("button:has-text('late')")
+    page.click("button:has-text('busy')")
+    page.wait_for_selector("ol.history li:has-text('1.0.1000')", timeout=20_000)
+    # a change made while the view is open arrives by reading on from the last one kept
+    with httpx2.Client(base_url=fleet.hub.url, headers=fleet.headers(AGENT), timeout=30) as http:
+        r = http.put("/api/coord/components", json={"project_key": "web", "component": "busy", "state": "deployed",
+                                                    "version": "2.0.0"})
+        assert r.status_code == 200, r.text
+    page.wait_for_selector("ol.history li:has-text('2.0.0')", timeout=20_000)
+    assert page.locator("ol.history li").count() == 999  # of the newest 1,000 changes, all but late's are busy's
+    assert page.errors == []

@@ -45,6 +45,11 @@ export async function call(method, path, body, { signal } = {}) {
   return (await answer(method, path, body, { signal })).data;
 }
 
+/** One GET → `{ data, headers }`: for a view that follows a paging header itself. */
+export function getPage(path, { signal } = {}) {
+  return answer("GET", path, undefined, { signal });
+}
+
 /** A GET of a list the hub answers in pages (about 4 MiB each): every page, following the `header` the hub sends
  * while more follow into the `param` of the next request, up to `maxPages`. → `{ rows, more }` (more: pages were
  * left unread). `merge(page)` picks the rows out of an answer that is an object (a workflow's work_items). */

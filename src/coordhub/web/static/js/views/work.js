@@ -1,9 +1,11 @@
 // Work: fleet todos, workflows with their work items, and component states with their history.
 
-import { call, me, pages } from "../api.js";
-import { html, useState, useNow, useResource, Loaded, Time, Badge } from "../ui.js";
+import { getPage, me, pages } from "../api.js";
+import { html, useRef, useState, useNow, useResource, Loaded, Time, Badge } from "../ui.js";
 
 const HISTORY_WINDOW = 50000;  // component history: component.set events among the newest this many events
+const HISTORY_KEPT = 1000;  // … the newest this many of them
+const HISTORY_PAGES = 60;  // /audit answers one load follows at most (1,000 events each: past the window's 50,000)
 
 export function WorkView() {
   const now = useNow();
@@ -58,8 +60,7 @@ function Items({ id }) {
 function Components({ now }) {
   const [open, setOpen] = useState(null);
   const res = useResource(async () => (await pages("/components")).rows, ["component."]);
-  const history = useResource(() => call("GET", "/audit?kinds=component.set&limit=1000&after=" +
-                                          Math.max(0, me.lastEventId - HISTORY_WINDOW)), ["component."]);
+  const history = useComponentHistory();
   return html`<div class="card"><h3>Components</h3>
     <${Loaded} res=${res} empty="No component states recorded.">${(rows) => html`<div class="scroll"><table class="grid">
       <thead><tr><th scope="col">Project</th><th scope="col">Component</th><th scope="col">State</th>
@@ -78,4 +79,27 @@ function Components({ now }) {
               : html`<li class="muted">No recent history.</li>`}</ol></td></tr>` : null}`;
       })}</tbody></table></div>`}</${Loaded}>
   </div>`;
+}
+
+/** The newest `HISTORY_KEPT` component.set events, oldest first. The log answers oldest first, so the first load
+ * pages from the window's start to the log's end and keeps the tail (one answer of the oldest 1,000 hid every later
+ * change once a window held more); each reload reads on from the last event it kept. */
+function useComponentHistory() {
+  const kept = useRef({ after: null, rows: [] });
+  return useResource(async () => {
+    const s = kept.current;
+    let after = s.after ?? Math.max(0, me.lastEventId - HISTORY_WINDOW);
+    for (let n = 0; n < HISTORY_PAGES; n++) {
+      const got = await getPage("/audit?kinds=component.set&limit=1000&after=" + after);
+      if (got.data.length) s.rows = s.rows.concat(got.data).slice(-HISTORY_KEPT);
+      const next = got.headers.get("Coord-Next-After");
+      if (next === null) {
+        if (got.data.length) after = got.data[got.data.length - 1].id;
+        break;
+      }
+      after = Number(next);
+    }
+    s.after = after;
+    return s.rows;
+  }, ["component."]);
 }
