@@ -8,6 +8,7 @@ hold against files made to pass them.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -192,3 +193,24 @@ def test_a_planted_identity_file_does_not_take_recv_out_of_this_machines_halt(wo
     assert f"runaway poll loop (machine:{career.machine}" in r.err, r
     sent = career.drop("send", world.homelab.address, str(msg), "--no-sign")
     assert sent.code == 5 and "runaway poll loop" in sent.err, sent
+
+
+def test_a_fifo_under_a_turns_name_does_not_hang_sync(world: World) -> None:
+    """A sender learns its turn's file name from the hub's answer; whoever can write the receiver's inbox folder
+    then puts a FIFO under that name (or its ``.asc``). Sync opened it to compare contents and waited forever for
+    a writer: no turn after it was delivered. A name holding anything but a regular file is taken by something
+    else, like a different file."""
+    homelab = world.homelab
+    for suffix in ("", ".asc"):
+        turn = world.career.coord("conv", "send", homelab.address, "--conversation", world.conv, "--type", "request",
+                                  "--body", f"b{suffix}", "--json").json()
+        homelab.inbox.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(homelab.inbox / (turn["file_name"] + suffix))
+        try:
+            p = subprocess.run([sys.executable, "-m", "coordhub", "conv", "sync"], cwd=homelab.cwd, env=homelab.env,
+                               capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"coord conv sync hung on a FIFO named {turn['file_name'] + suffix}") from None
+        assert p.returncode == 0 and "1 under another name" in p.stdout, p
+        moved = homelab.inbox / (turn["file_name"].removesuffix(".org") + f"-t{turn['id']}.org")
+        assert moved.read_text() == turn["content"]

@@ -31,6 +31,7 @@ import errno
 import os
 import re
 import secrets
+import stat
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -151,16 +152,18 @@ def _try(folder: Path, name: str, content: bytes, sig: bytes | None, mtime: floa
 
 
 def _holds(path: Path, data: bytes | None) -> bool | None:
-    """None when ``path`` does not exist; else whether it holds exactly ``data`` (False for a non-file)."""
+    """None when ``path`` does not exist; else whether it holds exactly ``data`` (False for anything but a regular
+    file: opened without blocking, so a FIFO someone left under a turn's name is never waited on)."""
     try:
-        with open(path, "rb") as f:
-            if data is None:
-                return False
-            return f.read(len(data) + 1) == data
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except IsADirectoryError:
         return False
+    with os.fdopen(fd, "rb") as f:
+        if data is None or not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        return f.read(len(data) + 1) == data
 
 
 def _create(folder: Path, name: str, data: bytes, mtime: float | None) -> bool:
