@@ -214,3 +214,24 @@ def test_a_fifo_under_a_turns_name_does_not_hang_sync(world: World) -> None:
         assert p.returncode == 0 and "1 under another name" in p.stdout, p
         moved = homelab.inbox / (turn["file_name"].removesuffix(".org") + f"-t{turn['id']}.org")
         assert moved.read_text() == turn["content"]
+
+
+def test_import_of_a_folder_does_not_follow_a_symlink_out_of_it(world: World, tmp_path: Path) -> None:
+    """Seed 004's peers wrote into the inbox (rsync keeps symlinks), and seed senders only ever wrote regular
+    files. A symlink there to another project's message file made ``coord conv import`` of the folder send that
+    file's text to the hub, as the caller, to this project's address."""
+    homelab = world.homelab
+    secret = write(tmp_path / "elsewhere" / "secret.org", world.org(conversation=world.conv + "-secret",
+                                                                    body="the other project's private note\n"))
+    inbox = homelab.inbox
+    write(inbox / "a.org", world.org())
+    inbox.joinpath("steal.org").symlink_to(secret)
+    inbox.joinpath("b.org").write_text(world.org(conversation=world.conv + "-b"))
+    inbox.joinpath("b.org.asc").symlink_to(tmp_path / "elsewhere" / "any.asc")
+    r = homelab.coord("conv", "import", str(inbox), "--json")
+    by = {Path(f["file"]).name: (f["decision"], f["reason"]) for f in r.json()["files"]}
+    assert r.code == 1 and by == {
+        "a.org": ("process", None),
+        "b.org": ("error", "b.org.asc is a symbolic link: not imported (seed-004 senders write regular files)"),
+        "steal.org": ("error", "a symbolic link: not imported (seed-004 senders write regular files)")}, by
+    assert [c["conversation_id"] for c in homelab.coord("conv", "list", "--json").json()] == [world.conv]

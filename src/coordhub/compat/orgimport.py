@@ -18,7 +18,8 @@ without the ``.asc``.
 
 In a folder every regular file is looked at, in name order, except staging
 files (``.tmp.*``) and the ``.asc`` beside a ``.org``; anything else is
-reported as an ``error`` and left alone.
+reported as an ``error`` and left alone, a symbolic link too (message or
+``.asc``): it may lead out of the folder.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from coordhub.core import orgturn
 from coordhub.errors import Invalid
 
 DECISIONS = ("process", "dedup", "query", "reject", "error")
+# A symlink in an inbox (rsync keeps them) could point at any file of the user's, another project's messages
+# too, which an import would send to the hub as theirs; the seed's senders only ever wrote regular files.
+REGULAR_ONLY = "(seed-004 senders write regular files)"
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ def files_in(path: Path) -> list[Path]:
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such file or directory")
     names = {p.name for p in path.iterdir()}
-    return [p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(TMP_PREFIX)
+    return [p for p in sorted(path.iterdir()) if (p.is_file() or p.is_symlink()) and not p.name.startswith(TMP_PREFIX)
             and not (p.name.endswith(".org.asc") and p.name.removesuffix(".asc") in names)]
 
 
@@ -70,12 +74,16 @@ def read(path: Path, unsigned: bool) -> tuple[str, str | None]:
         raise Invalid("a signature without its .org message file")
     if path.suffix != ".org":
         raise Invalid("not a seed-004 message file (*.org)")
+    if path.is_symlink():
+        raise Invalid(f"a symbolic link: not imported {REGULAR_ONLY}")
     try:
         text = orgturn.decode(read_capped(path, orgturn.MAX_CONTENT_BYTES, "message file"))
     except OSError as exc:
         raise Invalid(f"cannot read: {exc.strerror or exc}") from None
     orgturn.parse(text)
     sig_path = path.with_name(path.name + ".asc")
+    if not unsigned and sig_path.is_symlink():
+        raise Invalid(f"{sig_path.name} is a symbolic link: not imported {REGULAR_ONLY}")
     if unsigned or not sig_path.is_file():
         return text, None
     try:
