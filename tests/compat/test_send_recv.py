@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -223,3 +224,17 @@ def test_recv_stops_with_exit_5_while_halted_and_when_the_hub_cannot_say(world: 
     assert down.coord("trust", down.env["COORD_URL"]).code == 0
     r = down.drop("recv", "--no-verify", str(path))
     assert r.code == 5 and "treated as halted" in r.err
+
+
+def test_a_negative_retries_is_a_usage_error_not_a_traceback(world: World, tmp_path: Path) -> None:
+    """``--retries -1`` made no attempt at all: a traceback with ``--no-sign`` (IndexError on the empty retry log),
+    else 'sequence still taken after 0 attempts'; nothing was sent either way."""
+    msg = write(tmp_path / "m.org", world.org())
+    for extra in (["--no-sign"], []):
+        p = subprocess.run([sys.executable, "-m", "coordhub.compat.crossagent", "send", world.homelab.address,
+                            str(msg), "--retries", "-1", *extra], cwd=world.career.cwd, env=world.career.env,
+                           capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
+        assert (p.returncode, p.stdout) == (2, ""), p
+        assert p.stderr.splitlines()[-1] == ("cross-agent-send: error: argument --retries: must be a whole number "
+                                             "0 or more; got '-1'"), p
+    assert world.homelab.coord("conv", "list", "--json").json() == []

@@ -44,12 +44,23 @@ EXIT_OK, EXIT_GENERAL, EXIT_DEST, EXIT_DELIVERY, EXIT_FRONTMATTER = 0, 1, 2, 3, 
 BACKOFF = (5.0, 30.0, 120.0)  # seconds between attempts when the hub is unreachable (the seed's rsync backoff)
 
 
+def retries(text: str) -> int:
+    """``--retries``: a whole number, 0 or more (fewer would make no attempt at all)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number 0 or more; got {text!r}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cross-agent-send", description="Send a cross-agent message through the hub.")
     p.add_argument("destination", help="Destination as <machine>.<project> (local.<project>: this machine)")
     p.add_argument("message_file", type=Path, help="Path to the message file (org frontmatter + body)")
     p.add_argument("--no-sign", action="store_true", help="Skip GPG signing (testing only)")
-    p.add_argument("--retries", type=int, default=3,
+    p.add_argument("--retries", type=retries, default=3,
                    help="Attempts after the first when the hub is unreachable or the sequence was taken (default 3)")
     p.add_argument("--key", help="GPG key id to sign with (default: GPG_USER, git user.signingkey, gpg's default)")
     return p
