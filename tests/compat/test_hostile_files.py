@@ -235,3 +235,26 @@ def test_import_of_a_folder_does_not_follow_a_symlink_out_of_it(world: World, tm
         "b.org": ("error", "b.org.asc is a symbolic link: not imported (seed-004 senders write regular files)"),
         "steal.org": ("error", "a symbolic link: not imported (seed-004 senders write regular files)")}, by
     assert [c["conversation_id"] for c in homelab.coord("conv", "list", "--json").json()] == [world.conv]
+
+
+def test_watch_refuses_a_log_it_cannot_append_to_at_start(world: World, tmp_path: Path) -> None:
+    """``--log`` naming a folder: the watcher started, then died with a traceback at the first turn (every later
+    one unlogged, unnotified). It now says so at start, exit 1, as it does for a log folder it cannot create."""
+    from tests.compat.test_fleet_views import send
+
+    homelab = world.homelab
+    proc = subprocess.Popen([sys.executable, "-m", "coordhub.compat.crossagent", "watch", "--log", str(tmp_path),
+                             "--no-notify"], cwd=homelab.cwd, env=homelab.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        try:
+            out, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:  # still running: the first turn is what it meets the folder with
+            send(world, homelab.address, "first turn")
+            out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert (proc.returncode, "Traceback" in err) == (1, False), err
+    assert err.strip() == f"cross-agent-watch: cannot append to the log {tmp_path}: Is a directory", err

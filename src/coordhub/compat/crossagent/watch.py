@@ -103,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         log.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         die(f"cross-agent-watch: cannot create the log folder: {exc}", 1)
+    try:  # said now, not as a traceback at the first turn (a folder, a file it may not write)
+        with open(log, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        die(f"cross-agent-watch: cannot append to the log {log}: {exc.strerror or exc}", 1)
     with connect() as client:
         from coordhub.client import HubError, Unreachable
 
