@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.compat.conftest import World, fields, write
+from tests.compat.conftest import GpgKey, World, fields, write
 
 PAST = "20200101T120000!"  # gpg --faked-system-time: a key made, and a signature made, in 2020
 
@@ -258,3 +258,48 @@ def test_watch_refuses_a_log_it_cannot_append_to_at_start(world: World, tmp_path
             proc.communicate()
     assert (proc.returncode, "Traceback" in err) == (1, False), err
     assert err.strip() == f"cross-agent-watch: cannot append to the log {tmp_path}: Is a directory", err
+
+
+def test_recv_never_fetches_the_signers_key_from_a_keyserver(world: World, keys: dict[str, GpgKey],
+                                                             tmp_path: Path) -> None:
+    """With ``auto-key-retrieve`` in the user's gpg.conf, ``gpg --verify`` fetched the unknown signer's key from the
+    keyserver and said good signature: a file planted by anyone with a key on a public keyserver was ``process``.
+    Only keys already in the keyring (or registered at the hub) vouch for a file."""
+    import http.server
+    import threading
+
+    armored_key = keys["stranger"].armored.encode()
+    fetched: list[str] = []
+
+    class Keyserver(http.server.BaseHTTPRequestHandler):  # HKP (draft-shaw-openpgp-hkp): GET /pks/lookup?op=get
+        def do_GET(self) -> None:
+            fetched.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pgp-keys")
+            self.end_headers()
+            self.wfile.write(armored_key)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Keyserver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        home = Path(world.homelab.env["GNUPGHOME"])
+        write(home / "gpg.conf", f"keyserver hkp://127.0.0.1:{server.server_address[1]}\nauto-key-retrieve\n")
+        msg = write(tmp_path / "inbox" / "m.org", world.org())
+        write(Path(f"{msg}.asc"), keys["stranger"].sign(msg.read_bytes()))
+        r = world.homelab.drop("recv", str(msg))
+        assert (r.code, fields(r)["decision"]) == (3, "reject"), (r, fetched)
+        assert fetched == [], fetched
+        # auto-key-import: the key travels inside the signature (gpg --include-key-block) and was imported
+        write(home / "gpg.conf", "auto-key-import\n")
+        write(Path(f"{msg}.asc"), gpg(keys["stranger"].home, "--include-key-block", "--detach-sign", "--armor",
+                                      "--output", "-", str(msg)).stdout)
+        r = world.homelab.drop("recv", str(msg))
+        assert (r.code, fields(r)["decision"]) == (3, "reject"), r
+        listed = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--list-keys"], capture_output=True)
+        assert keys["stranger"].fingerprint.encode() not in listed.stdout  # and nothing was added to the keyring
+    finally:
+        server.shutdown()
+        server.server_close()

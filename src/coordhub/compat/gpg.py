@@ -30,6 +30,12 @@ OUT_OF_STANDING = {"REVKEYSIG": "signing key {} was revoked", "EXPKEYSIG": "sign
                    "EXPSIG": "the signature by key {} has expired"}
 
 
+# Only keys already in the keyring vouch for a file: a user's gpg.conf may say auto-key-retrieve (fetch an unknown
+# signer's key from a keyserver or WKD) or auto-key-import (take the key a signature carries), either of which
+# would make a signature by anyone's key good, and keep that key for later checks.
+NO_KEY_FETCHING = ("--no-auto-key-retrieve", "--no-auto-key-import")
+
+
 class GpgError(Exception):
     """gpg is missing or failed; the message says what it said."""
 
@@ -111,7 +117,8 @@ def verify(message: Path, signature: Path, home: Path | None = None) -> Verdict:
     # a private home never starts an agent: verifying needs none, and one started under load may time out
     quiet = ["--no-autostart"] if home is not None else []
     # gpg reads the bytes checked above (on stdin), not the file again, which may have changed meanwhile
-    done = _run(["--batch", *quiet, "--status-fd", "1", "--verify", "-", str(message)], home, armored)
+    done = _run(["--batch", *quiet, *NO_KEY_FETCHING, "--status-fd", "1", "--verify", "-", str(message)], home,
+                armored)
     status = [line.split()[1:] for line in done.stdout.decode("utf-8", "replace").splitlines()
               if line.startswith("[GNUPG:] ")]
     valid = [s for s in status if s and s[0] == "VALIDSIG"]
