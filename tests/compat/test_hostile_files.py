@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.compat.conftest import GpgKey, World, fields, write
 
 PAST = "20200101T120000!"  # gpg --faked-system-time: a key made, and a signature made, in 2020
@@ -303,3 +305,35 @@ def test_recv_never_fetches_the_signers_key_from_a_keyserver(world: World, keys:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_staging_file_swapped_for_a_symlink_is_never_linked_into_place(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sync writes each file as ``.tmp.<random>-<name>`` and then hard-links it to its name. Someone else who can
+    write the inbox folder sees the staging file and renames a symlink over it (to the user's ``~/.ssh/id_ed25519``,
+    say) before the link: ``os.link`` followed the symlink, and the user's secret was hard-linked into the shared
+    inbox under the turn's name. The swap is made here at that moment, the one an attacker races for."""
+    from coordhub.compat import orgfiles
+
+    secret = write(tmp_path / "home" / ".ssh" / "id_ed25519", "PRIVATE KEY\n")
+    staged = orgfiles._staged
+
+    def raced(folder: Path, name: str, data: bytes, mtime: float | None) -> Path:
+        tmp = staged(folder, name, data, mtime)
+        bait = folder / ".bait"
+        bait.symlink_to(secret)
+        os.rename(bait, tmp)  # what the attacker does between the write and the link
+        return tmp
+
+    monkeypatch.setattr(orgfiles, "_staged", raced)
+    turn = {"id": 7, "file_name": "20260427T091142Z-from-career-c-1.org", "content": "#+TITLE: t\n",
+            "signature": None, "created_at": "2026-04-27T09:11:42Z"}
+    for place in (lambda folder: orgfiles.place(folder, turn), lambda folder: orgfiles.place_all([(folder, turn)])):
+        inbox = tmp_path / f"inbox-{id(place)}"
+        inbox.mkdir()
+        with pytest.raises(OSError, match="replaced while being written"):
+            place(inbox)
+        linked = [p.name for p in inbox.iterdir() if p.exists() and os.path.samefile(p, secret)]
+        assert linked == [], f"the user's secret is in the inbox as {linked}"
+        assert not os.path.lexists(inbox / turn["file_name"])
+    assert secret.read_text() == "PRIVATE KEY\n"

@@ -42,14 +42,14 @@ def test_the_asc_is_in_place_before_the_org_appears(tmp_path: Path, monkeypatch:
     seen: list[str] = []
     real_link = os.link
 
-    def link(src: Any, dst: Any) -> None:
+    def link(src: Any, dst: Any, **kw: Any) -> None:
         dst = Path(dst)
         assert Path(src).name.startswith(".tmp."), "final names come only from complete .tmp. files"
         if dst.suffix == ".org":
             asc = dst.with_name(dst.name + ".asc")
             assert asc.read_text() == t["signature"], "a .org became visible without its complete .asc"
         seen.append(dst.name)
-        real_link(src, dst)
+        real_link(src, dst, **kw)
 
     t = turn()
     monkeypatch.setattr(orgfiles.os, "link", link)
@@ -62,14 +62,14 @@ def test_a_batch_links_every_asc_before_any_org(tmp_path: Path, monkeypatch: pyt
     order: list[str] = []
     real_link, real_fsync = os.link, os.fsync
 
-    def link(src: Any, dst: Any) -> None:
+    def link(src: Any, dst: Any, **kw: Any) -> None:
         dst = Path(dst)
         assert Path(src).name.startswith(".tmp.")
         signed = next(t for t in turns if t["file_name"] == dst.name.removesuffix(".asc"))["signature"]
         if dst.suffix == ".org" and signed:
             assert dst.with_name(dst.name + ".asc").read_text() == signed
         order.append(dst.suffix)
-        real_link(src, dst)
+        real_link(src, dst, **kw)
 
     def fsync(fd: int) -> None:
         order.append("fsync-dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "fsync")
@@ -106,7 +106,7 @@ def test_a_batch_finishes_half_written_pairs_and_leaves_identical_ones(tmp_path:
 
 
 def test_a_batch_on_a_filesystem_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_links(src: Any, dst: Any) -> None:
+    def no_links(src: Any, dst: Any, **kw: Any) -> None:
         raise OSError(95, "Operation not supported")
 
     monkeypatch.setattr(orgfiles.os, "link", no_links)
@@ -120,10 +120,10 @@ def test_a_crash_between_the_two_files_leaves_no_org_and_the_next_run_completes(
     t = turn()
     real_link = os.link
 
-    def dies_at_org(src: Any, dst: Any) -> None:
+    def dies_at_org(src: Any, dst: Any, **kw: Any) -> None:
         if str(dst).endswith(".org"):
             raise OSError(5, "Input/output error")
-        real_link(src, dst)
+        real_link(src, dst, **kw)
 
     monkeypatch.setattr(orgfiles.os, "link", dies_at_org)
     with pytest.raises(OSError):
@@ -189,7 +189,7 @@ def test_a_file_name_that_is_not_a_plain_org_name_is_replaced(tmp_path: Path, na
 
 def test_without_hard_links_the_file_still_lands_complete_and_unique(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_links(src: Any, dst: Any) -> None:
+    def no_links(src: Any, dst: Any, **kw: Any) -> None:
         raise OSError(1, "Operation not permitted")
 
     monkeypatch.setattr(orgfiles.os, "link", no_links)

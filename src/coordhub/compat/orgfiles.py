@@ -15,7 +15,10 @@ watcher skip) and renamed it into place, the ``.asc`` before the ``.org``.
   the next free name of :func:`candidates`;
 * **durable in order.** Each file is fsynced before it is linked, and the
   folder is fsynced after the ``.asc`` is linked and before the ``.org`` is,
-  so after a crash a ``.org`` never survives without its ``.asc``.
+  so after a crash a ``.org`` never survives without its ``.asc``;
+* **only its own file.** Others may write the folder (seed 004's peers did):
+  a staging file swapped for a symlink is never followed into place, and a
+  FIFO under a name is never waited on.
 
 :func:`place_all` does the same for a page of turns with far fewer disk
 waits (concurrent fsyncs of the temporary files, one folder fsync per phase).
@@ -45,6 +48,7 @@ TMP_PREFIX = ".tmp."  # seed 004: receivers and the watcher ignore files startin
 # A file name the hub may give a turn: what receivers glob for (*.org), nothing hidden, no path.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}\.org")
 _NO_LINK = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK)
+_NO_FOLLOW: dict[str, bool] = {"follow_symlinks": False} if os.link in os.supports_follow_symlinks else {}
 
 
 @dataclass(frozen=True)
@@ -186,9 +190,9 @@ def _staged(folder: Path, name: str, data: bytes, mtime: float | None) -> Path:
         with open(tmp, "xb") as f:
             f.write(data)
             f.flush()
+            if mtime is not None:  # on the descriptor: the name may be something else by now (see _link)
+                os.utime(f.fileno(), (mtime, mtime))
             os.fsync(f.fileno())
-        if mtime is not None:
-            os.utime(tmp, (mtime, mtime))
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -198,20 +202,30 @@ def _staged(folder: Path, name: str, data: bytes, mtime: float | None) -> Path:
 
 def _link(tmp: Path, final: Path, fallback: bool) -> bool | None:
     """Give ``tmp`` the name ``final`` unless it exists: True made, False exists, None when the filesystem has no
-    hard links and ``fallback`` is off (with it: rename after checking the name is free)."""
+    hard links and ``fallback`` is off (with it: rename after checking the name is free).
+
+    Whoever else can write the folder may rename a symlink over ``tmp`` before this runs: the link is made to
+    ``tmp`` itself, never to what a symlink there points at (``os.link`` follows one by default, which put the
+    target, any file of the user's, into the folder under the turn's name), and a name that then holds anything
+    but a regular file is removed again: ``OSError`` (EPERM).
+    """
     try:
-        os.link(tmp, final)
-        return True
+        os.link(tmp, final, **_NO_FOLLOW)
     except FileExistsError:
         return False
     except OSError as exc:
         if exc.errno not in _NO_LINK:
             raise
-    if not fallback:
-        return None
-    if os.path.lexists(final):
-        return False
-    os.rename(tmp, final)
+        if not fallback:
+            return None
+        if os.path.lexists(final):
+            return False
+        os.rename(tmp, final)
+    if not stat.S_ISREG(os.lstat(final).st_mode):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(final)
+        raise OSError(errno.EPERM, f"{tmp.name} was replaced while being written (by something other than a "
+                                   f"regular file): {final.name} not placed")
     return True
 
 
