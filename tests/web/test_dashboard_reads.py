@@ -7,7 +7,8 @@ event, and the Conversations view on every conversation event; its pending count
 addressed to a declared address (turns are never pruned): about 80 ms on the loop at 200,000 turns, which one
 ordinary token sends in ten days (its quota is 20,000 a day), and which its own ``presence/register`` calls then
 repeat in every open Fleet view. ``/presence`` answers every session that ever registered (an orchestrator worker is
-a session of its own): about 90 ms on the loop at 10,000 sessions, on the same events (found by a review).
+a session of its own): about 90 ms on the loop at 10,000 sessions, on the same events (found by a review). The
+admin's token list, with revoked tokens, is every token ever minted (each orchestrator worker's attempt mints one).
 """
 
 from __future__ import annotations
@@ -72,3 +73,14 @@ def test_the_fleet_views_session_list_is_read_off_the_event_loop(api: Api, monke
     r = api.get("/api/coord/presence", headers=writes)
     assert r.status_code == 200 and [s["session_id"] for s in r.json()] == [AGENT], r.text
     assert seen == {"find": False}, seen
+
+
+def test_the_token_list_is_read_off_the_event_loop(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    # every token ever minted (each orchestrator worker's attempt mints one), with ?include_revoked=true
+    from coordhub.core import tokens
+
+    seen: dict[str, bool] = {}
+    _spy(monkeypatch, tokens, "find", seen)
+    r = api.get("/api/coord/tokens", params={"include_revoked": "true"}, headers=api.admin)
+    assert r.status_code == 200, r.text
+    assert seen == {"find": False}
