@@ -128,6 +128,30 @@ def test_sign_out_and_revocation_end_the_streams_they_authenticated(hub: LiveHub
             s.close()
 
 
+def test_a_web_session_pushed_out_by_newer_sign_ins_ends_its_streams(hub: LiveHub) -> None:
+    # a token keeps its newest PER_TOKEN web sessions; the one a newer sign-in pushed out was deleted without its
+    # web.signed_out, so a stream its cookie opened went on until its lifetime ended
+    token = hub.token(f"m1/many-{uuid.uuid4().hex[:6]}")
+    first = httpx2.post(hub.url + "/api/coord/web/session", json={"token": token})
+    assert first.status_code == 201, first.text
+    cookie = f"{websessions.COOKIE_NAME}={first.cookies[websessions.COOKIE_NAME]}"
+    secret = first.json()["csrf_token"]
+    oldest = RawStream(hub.port, {"Cookie": cookie, websessions.CSRF_HEADER: secret})
+    try:
+        oldest.wait_for(b": connected")
+        for _ in range(websessions.PER_TOKEN - 1):  # the token's newest PER_TOKEN: the first still among them
+            assert httpx2.post(hub.url + "/api/coord/web/session", json={"token": token}).status_code == 201
+        _broadcast(hub, "still-in")
+        oldest.wait_for(b"still-in")
+        assert not oldest.ended()
+        assert httpx2.post(hub.url + "/api/coord/web/session", json={"token": token}).status_code == 201
+        oldest.wait_for(b": end: signed_out\n\n" + END, timeout=5)
+        r = httpx2.get(hub.url + "/api/coord/web/session", headers={"Cookie": cookie, websessions.CSRF_HEADER: secret})
+        assert r.json()["signed_in"] is False
+    finally:
+        oldest.close()
+
+
 def test_a_stream_ends_after_its_lifetime_and_the_client_resumes_without_a_gap(tmp_path: Path) -> None:
     short = start_hub(LiveHub(tmp_path / "short", args=("--stream-max-seconds", "1")))
     try:

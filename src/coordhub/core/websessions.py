@@ -56,7 +56,11 @@ def key(cookie: str) -> str:
     """The public key of a web session: named by its ``web.signed_out`` event, so that every hub process ends the
     event streams its cookie opened. Derived from the cookie's hash, from which neither the cookie nor the stored
     hash can be recovered (admins read these events)."""
-    return hashlib.sha256(b"coordhub.web-session:" + tokens.hash_token(cookie).encode()).hexdigest()[:32]
+    return _key_of_hash(tokens.hash_token(cookie))
+
+
+def _key_of_hash(cookie_hash: str) -> str:
+    return hashlib.sha256(b"coordhub.web-session:" + cookie_hash.encode()).hexdigest()[:32]
 
 
 def start(tx: Tx, token: str, now: float) -> tuple[str, WebSession]:
@@ -64,12 +68,15 @@ def start(tx: Tx, token: str, now: float) -> tuple[str, WebSession]:
 
     Raises ``Unauthorized`` when the token is unknown or revoked. Expired web
     sessions are deleted on the way, and all but the newest
-    ``PER_TOKEN - 1`` of this token's, so a loop of sign-ins holds no more rows.
+    ``PER_TOKEN - 1`` of this token's, so a loop of sign-ins holds no more rows;
+    each of those is signed out as :func:`end` does (its ``web.signed_out``
+    ends the event streams its cookie opened, in every hub process).
     """
     row = tx.tokens.by_hash(tokens.hash_token(token))
     if row is None:
         raise Unauthorized(tokens.REVOKED)
-    tx.web_sessions.prune(row["id"], PER_TOKEN - 1, now)
+    for cookie_hash in tx.web_sessions.prune(row["id"], PER_TOKEN - 1, now):
+        emit(tx, "web.signed_out", now, session_id=row["name"], web=_key_of_hash(cookie_hash))
     cookie = tokens.new_secret(tx)  # tagged, like a token: a flood of bad cookies does not lock it out
     session = WebSession(Actor(row["name"], bool(row["is_admin"]), token_epoch=int(row["token_epoch"])),
                          secrets.token_urlsafe(32), row["token_hash"], now + LIFETIME_SECONDS)

@@ -31,10 +31,14 @@ class WebSessions(Table):
         """Delete the web session with this cookie hash; return how many rows went (0 or 1)."""
         return self.ex.execute("DELETE FROM web_sessions WHERE cookie_hash = ?", (cookie_hash,))
 
-    def prune(self, token_id: str, keep: int, now: float) -> int:
-        """Delete every expired web session, and all but the newest ``keep`` of ``token_id``; return how many."""
-        gone = self.ex.execute("DELETE FROM web_sessions WHERE expires_at <= ?", (now,))
-        return gone + self.ex.execute(
-            "DELETE FROM web_sessions WHERE token_id = ? AND cookie_hash NOT IN (SELECT cookie_hash FROM "
-            "web_sessions WHERE token_id = ? ORDER BY created_at DESC, cookie_hash LIMIT ?)",
-            (token_id, token_id, keep))
+    def prune(self, token_id: str, keep: int, now: float) -> list[str]:
+        """Delete every expired web session, and all but the newest ``keep`` of ``token_id``; return the cookie
+        hashes of the unexpired ones that went (pushed out by the newer ones)."""
+        self.ex.execute("DELETE FROM web_sessions WHERE expires_at <= ?", (now,))
+        older = [r["cookie_hash"] for r in self.ex.all(
+            "SELECT cookie_hash FROM web_sessions WHERE token_id = ? AND cookie_hash NOT IN (SELECT cookie_hash "
+            "FROM web_sessions WHERE token_id = ? ORDER BY created_at DESC, cookie_hash LIMIT ?)",
+            (token_id, token_id, keep))]
+        for cookie_hash in older:
+            self.remove(cookie_hash)
+        return older
