@@ -19,7 +19,9 @@ host's clone, detached at ``origin/<target>``:
    squash (``git merge --squash``, one commit ``title (#N)``) or merge
    (``--no-ff``). A conflict names its files and the culprit entry.
 4. **Gate** at the tip: the configured command (``sh -c``, its own process
-   group, a timeout); its exit code is the verdict, the output tail the
+   group, a timeout), run as a smoke test is (:func:`~.smoke.run_command`: it
+   ends when its main process exits, what it left in its group is killed, and
+   only its output's tail is read); its exit code is the verdict, the tail the
    evidence. It runs the branch's code in the worktree: a gate that moves
    HEAD (commits, checks out) or changes a tracked file is ``red`` whatever
    its exit code, since its verdict is about other code than the tip.
@@ -46,8 +48,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -56,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from coordhub.client import Unreachable
-from coordhub.orchestrator import worktree
+from coordhub.orchestrator import smoke, worktree
 from coordhub.orchestrator.environment import worker_env
 from coordhub.orchestrator.github import GitHub, GitHubError
 from coordhub.orchestrator.link import HubLink, Refused, Stale
@@ -261,16 +262,20 @@ class MergeRunner:
             return None
         before = git(wt, "rev-parse", "HEAD", check=False)
         timeout = float(run.get("gate_timeout_seconds") or 1800)
-        proc = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=wt, env=self.gate_env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, text=True)
+        # Run as a smoke test is (smoke.run_command): output to a file outside the worktree, only its tail read
+        # back; ended when its main process exits (the group then killed), or at the timeout. Read from a pipe,
+        # the host held all the gate printed, and a process the gate left holding the pipe kept it waiting.
+        fd, name = tempfile.mkstemp(prefix="gate-", suffix=".log", dir=self.scratch)
+        os.close(fd)
+        out_path = Path(name)
         try:
-            out, _ = proc.communicate(timeout=timeout)
-            code = proc.returncode
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-            code = 124
-        tail = (out or "")[-OUTPUT_TAIL:]
+            ended = smoke.run_command(cmd, wt, self.gate_env, timeout, out_path, self.stopping)
+        finally:
+            out_path.unlink(missing_ok=True)
+        if ended.killed == "stopped":
+            raise Abandoned("stopping: the gate was stopped with the host")
+        code = ended.exit_code
+        tail = ended.tail[-OUTPUT_TAIL:]
         after = git(wt, "rev-parse", "HEAD", check=False)
         changed = git(wt, "status", "--porcelain", "--untracked-files=no", check=False).splitlines()
         if after != before or changed:
