@@ -28,11 +28,20 @@ Bounds: a line longer than ``max_line`` bytes (a tool result holding a whole
 file) is skipped up to its newline without being buffered, and counted; text
 kept for the human log and the telemetry is cut to a few hundred characters.
 Memory per worker is therefore O(``max_line``).
+
+The lines are the worker's to write (any process of its user can append to
+its output), so nothing in them is trusted: a number is used only when it is
+one the CLI could print (finite, not absurdly large; Python's ``json`` takes
+``Infinity``, ``NaN`` and integers of any size, which made the parser raise),
+and terminal control characters (:func:`printable`) never reach the human
+log or the telemetry, which ``coord log`` and ``coord status`` print on an
+operator's terminal.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterable
@@ -46,6 +55,8 @@ MAX_TEXT = 4000  # characters kept of the last assistant text (question detectio
 SHORT = 200  # characters of one human-log line's payload
 STORM = 3  # consecutive-or-not 429 retries of one worker that count as a rate-limit storm
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but tab and newline, DEL, C1
+MAX_NUMBER = 1e15  # larger numbers in an event are not the CLI's (ms since 1970 are about 2e12)
 _MARKER = re.compile(r"^[\s>*_`#-]*(STATUS|STUCK)[*_`]*\s*:[*_`]*\s*(.*?)\s*$")
 
 # USD per million tokens (input, output), for the host's own budget watchdog only: the CLI's
@@ -240,26 +251,27 @@ class Parser:
     def _system(self, ev: dict[str, Any]) -> list[str]:
         t, sub = self.telemetry, ev.get("subtype")
         if sub == "init":
-            t.session_id = _str(ev.get("session_id")) or t.session_id
-            t.model = _str(ev.get("model")) or t.model
+            t.session_id = _name(ev.get("session_id")) or t.session_id
+            t.model = _name(ev.get("model")) or t.model
             t.cwd = _str(ev.get("cwd"))
-            t.claude_version = _str(ev.get("claude_code_version"))
+            t.claude_version = _name(ev.get("claude_code_version"))
             version = f" (claude {t.claude_version})" if t.claude_version else ""
             return [f"[init] {t.model or '?'} session {(t.session_id or '?')[:8]}{version}"]
         if sub == "api_retry":
             t.api_retries += 1
             status = ev.get("error_status")
             delay = ev.get("retry_delay_ms")
+            delay = _number(delay)
             if status == 429:
                 t.api_retries_429 += 1
                 if t.api_retries_429 >= STORM and t.rate_limited_until is None:
                     # a storm of 429 retries without a rate_limit_event: pause at least a minute (issue 11 point 6)
-                    pause = delay / 1000 if isinstance(delay, int | float) else 0.0
+                    pause = delay / 1000 if delay is not None else 0.0
                     t.rate_limited_until = float(self._now()) + max(60.0, pause)
                     t.rate_limit_local = True
-            retry = f", retrying in {delay / 1000:.0f}s" if isinstance(delay, int | float) else ""
-            return [f"[retry] API error {status or ev.get('error') or '?'} (attempt {ev.get('attempt', '?')}/"
-                    f"{ev.get('max_retries', '?')}){retry}"]
+            retry = f", retrying in {delay / 1000:.0f}s" if delay is not None else ""
+            return [_short(f"[retry] API error {status or ev.get('error') or '?'} (attempt {ev.get('attempt', '?')}/"
+                           f"{ev.get('max_retries', '?')}){retry}")]
         if sub == "permission_denied":
             return self._denied(ev.get("tool_name"), ev.get("tool_input"))
         if sub == "status" and ev.get("status") == "compacting":
@@ -275,11 +287,11 @@ class Parser:
             self._message_id = mid
             if main_thread:
                 t.turns += 1
-            self._add_usage(message.get("usage"), _str(message.get("model")) or t.model)
+            self._add_usage(message.get("usage"), _name(message.get("model")) or t.model)
         out: list[str] = []
         error = ev.get("error")
         if isinstance(error, str):
-            out.append(f"[error] {error}")
+            out.append(f"[error] {_short(error)}")
         content = message.get("content")
         for block in content if isinstance(content, list) else []:
             if not isinstance(block, dict):
@@ -293,13 +305,13 @@ class Parser:
 
     def _tool(self, block: dict[str, Any], main_thread: bool) -> str:
         t = self.telemetry
-        name = _str(block.get("name")) or "?"
+        name = _name(block.get("name")) or "?"
         args = _obj(block.get("input"))
         target = _target(name, args)
         t.last_tool = name
         path = args.get("file_path") or args.get("notebook_path")
         if isinstance(path, str):
-            t.last_file = path[-SHORT:]
+            t.last_file = printable(path)[-SHORT:]
         command = args.get("command")
         if name == "Bash" and isinstance(command, str) and re.search(r"\bgit\s+commit\b", command):
             t.commits += 1
@@ -319,19 +331,17 @@ class Parser:
 
     def _result(self, ev: dict[str, Any]) -> list[str]:
         t = self.telemetry
-        cost = next((ev[k] for k in ("total_cost_usd", "total_cost", "cost_usd")
-                     if isinstance(ev.get(k), int | float)), None)
+        cost = next((c for k in ("total_cost_usd", "total_cost", "cost_usd") if (c := _number(ev.get(k))) is not None),
+                    None)
         errors = [_short(str(e)) for e in ev.get("errors", []) if e] if isinstance(ev.get("errors"), list) else []
         text = ev.get("result") if isinstance(ev.get("result"), str) else None
         r = Result(is_error=bool(ev.get("is_error")), subtype=_str(ev.get("subtype")) or "?",
                    terminal_reason=_str(ev.get("terminal_reason")), text=text[-MAX_TEXT:] if text else None,
-                   num_turns=ev.get("num_turns") if isinstance(ev.get("num_turns"), int) else None,
-                   cost_usd=float(cost) if cost is not None else None,
-                   duration_ms=ev.get("duration_ms") if isinstance(ev.get("duration_ms"), int) else None,
-                   api_error_status=ev.get("api_error_status") if isinstance(ev.get("api_error_status"), int)
-                   else None, errors=errors)
+                   num_turns=_integer(ev.get("num_turns")), cost_usd=cost,
+                   duration_ms=_integer(ev.get("duration_ms")), api_error_status=_integer(ev.get("api_error_status")),
+                   errors=errors)
         t.result = r
-        t.session_id = _str(ev.get("session_id")) or t.session_id
+        t.session_id = _name(ev.get("session_id")) or t.session_id
         if r.num_turns is not None:
             t.turns = r.num_turns
         if r.cost_usd is not None:
@@ -349,11 +359,11 @@ class Parser:
     def _rate_limit(self, ev: dict[str, Any]) -> list[str]:
         t = self.telemetry
         info = _obj(ev.get("rate_limit_info"))
-        status = _str(info.get("status"))
-        resets = info.get("resetsAt")
+        status = _name(info.get("status"))
+        resets = _number(info.get("resetsAt"))
         if status == "rejected":
             t.rate_limit_rejections += 1
-            if isinstance(resets, int | float):
+            if resets is not None:
                 t.rate_limited_until = float(resets) / (1000.0 if resets > 1e11 else 1.0)  # ms or s
                 t.rate_limit_local = False  # the API's own reset time, not this host's clock
         elif status in ("allowed", "allowed_warning"):
@@ -388,7 +398,7 @@ class Parser:
         return out
 
     def _denied(self, tool: Any, args: Any) -> list[str]:
-        name = _str(tool) or "?"
+        name = _name(tool) or "?"
         target = _target(name, args if isinstance(args, dict) else {})
         entry = {"tool_name": name, "target": target}
         if entry not in self.telemetry.permission_denials and len(self.telemetry.permission_denials) < 100:
@@ -401,8 +411,8 @@ class Parser:
         if not isinstance(usage, dict) or not self.telemetry.cost_estimated:
             return
         def n(key: str) -> int:
-            v = usage.get(key)
-            return int(v) if isinstance(v, int | float) else 0
+            v = _number(usage.get(key))
+            return int(v) if v is not None else 0
         # cache writes cost 1.25x input, cache reads 0.1x (Anthropic prompt-caching prices)
         self._usage_in += n("input_tokens") + round(1.25 * n("cache_creation_input_tokens")
                                                     + 0.1 * n("cache_read_input_tokens"))
@@ -455,8 +465,34 @@ def _duration(seconds: float) -> str:
 
 
 def _short(text: str) -> str:
-    text = " ".join(text.split())
+    text = " ".join(printable(text).split())
     return text if len(text) <= SHORT else text[:SHORT - 1] + "…"
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal control characters (C0 but tab and newline, DEL, C1): a worker's words are shown
+    on operators' terminals (``coord log``, ``coord status``), where an escape sequence would act."""
+    return _CONTROL.sub("", text)
+
+
+def _name(value: Any) -> str | None:
+    """A short name the CLI gives (a model, a tool, a session id): printable, at most :data:`SHORT` characters."""
+    text = _str(value)
+    return _short(text) or None if text is not None else None
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a number the CLI could have printed: finite and at most :data:`MAX_NUMBER`; else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int):
+        return float(value) if abs(value) <= MAX_NUMBER else None
+    return value if math.isfinite(value) and abs(value) <= MAX_NUMBER else None
+
+
+def _integer(value: Any) -> int | None:
+    """``value`` when it is an integer the CLI could have printed (see :func:`_number`), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_NUMBER else None
 
 
 def _str(value: Any) -> str | None:

@@ -225,3 +225,56 @@ def test_a_line_nested_too_deep_is_plain_text_not_a_crash() -> None:
     parser = Parser()
     parser.line(b'{"a":' * 100_000)
     assert parser.telemetry.lines == 1 and parser.telemetry.events == 0
+
+
+def test_numbers_no_cli_prints_are_ignored_not_a_crash() -> None:
+    """Python's json takes Infinity, NaN and integers of any size, which the CLI (JavaScript) never prints; a
+    worker that writes its own lines into its output (any process of the same user can) made the parser raise,
+    and the worker's supervision ended in host_error with claude's process group never reaped."""
+    events = [
+        '{"type":"assistant","message":{"id":"m1","usage":{"input_tokens":Infinity,"output_tokens":NaN}}}',
+        '{"type":"assistant","message":{"id":"m2","usage":{"input_tokens":1' + "0" * 400 + '}}}',
+        '{"type":"system","subtype":"api_retry","error_status":429,"retry_delay_ms":1' + "0" * 400 + '}',
+        '{"type":"system","subtype":"api_retry","error_status":429,"retry_delay_ms":Infinity}',
+        '{"type":"system","subtype":"api_retry","error_status":429,"retry_delay_ms":NaN}',
+        '{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":NaN}}',
+        '{"type":"rate_limit_event","rate_limit_info":{"status":"allowed"}}',
+        '{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1e300}}',
+        '{"type":"rate_limit_event","rate_limit_info":{"status":"allowed"}}',
+        '{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1' + "0" * 400 + '}}',
+        '{"type":"result","subtype":"success","is_error":false,"total_cost_usd":Infinity,"duration_ms":1'
+        + "0" * 400 + ',"num_turns":3}',
+    ]
+    for text in events:
+        parser = Parser()
+        parser.feed(text.encode() + b"\n")
+        t = parser.telemetry
+        json.dumps(t.compact(), allow_nan=False)  # what the hub is sent stays valid JSON
+        assert t.rate_limited_until is None or t.rate_limited_until < 253402300800  # before the year 10000
+
+
+def test_terminal_control_characters_never_reach_the_log_or_the_telemetry(tmp_path: Any) -> None:
+    """The human log is relayed to the hub and printed as it is by `coord log -f`, and the telemetry shows in
+    `coord status`: an escape sequence in a worker's text (an OSC 52 clipboard write, a cursor move that hides
+    a line) would reach the operator's terminal."""
+    from coordhub.orchestrator.worker.reports import HumanLog
+
+    esc = "\x1b]52;c;ZXZpbA==\x07\x1b[1A\x1b[2K\x9b31m\x7f"
+    parser = Parser()
+    out = parser.feed(lines([
+        {**INIT, "model": f"opus{esc}"},
+        block("m1", {"type": "text", "text": f"STATUS: fine{esc}\nSTUCK: really{esc}"}),
+        block("m2", {"type": "tool_use", "id": "t", "name": f"Bash{esc}", "input": {"command": f"ls {esc}",
+                                                                                  "file_path": f"/a{esc}"}}),
+        {**block("m3", {"type": "text", "text": "x"}), "error": f"oops{esc}"},
+        {"type": "user", "message": {"content": [{"type": "tool_result", "is_error": True,
+                                                  "content": f"failed{esc}"}]}},
+    ]) + f"a plain line {esc}\n".encode())
+    log = HumanLog(tmp_path / "human.log")
+    log.write([*out, f"[end] failed: {esc}"])
+    written = (tmp_path / "human.log").read_text()
+    t = parser.telemetry.compact()
+    shown = [written, *(v for v in t.values() if isinstance(v, str)), parser.telemetry.stuck or ""]
+    for text in shown:
+        assert not any(ord(c) < 32 and c != "\n" or 0x7f <= ord(c) <= 0x9f for c in text), repr(text)
+    assert "STATUS" not in written and "[status] fine" in written and "[stuck] really" in written

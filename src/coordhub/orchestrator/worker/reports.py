@@ -25,7 +25,7 @@ from coordhub.core.redaction import redact
 from coordhub.orchestrator import worktree
 from coordhub.orchestrator.dispatch import Dispatch
 from coordhub.orchestrator.link import LOG_CHUNK, LogGap, Refused, Stale
-from coordhub.orchestrator.streamjson import Telemetry
+from coordhub.orchestrator.streamjson import Telemetry, printable
 from coordhub.orchestrator.worker.context import Context
 from coordhub.orchestrator.worker.record import Record
 from coordhub.orchestrator.worker.work import Saved
@@ -34,8 +34,10 @@ log = logging.getLogger("coordhub.agent")
 
 
 class HumanLog:
-    """The human-readable log of one attempt: each line stamped ``HH:MM:SS`` (UTC), NULs dropped, token-shaped
-    strings masked (:func:`~coordhub.core.redaction.redact`: the hub relays the log to every session), appended."""
+    """The human-readable log of one attempt: each line stamped ``HH:MM:SS`` (UTC), one line each (terminal control
+    characters dropped, newlines made spaces: ``coord log`` prints the log as it is on an operator's terminal, and
+    a worker's text is in it), token-shaped strings masked (:func:`~coordhub.core.redaction.redact`: the hub
+    relays the log to every session), appended."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -47,7 +49,7 @@ class HumanLog:
         stamp = time.strftime("%H:%M:%S", time.gmtime())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(redact("".join(f"{stamp} {line}\n".replace("\x00", "") for line in lines)))
+            f.write(redact("".join(f"{stamp} {printable(line).replace(chr(10), ' ')}\n" for line in lines)))
 
 
 def final_report(d: Dispatch, saved: Saved, telemetry: Telemetry, wt: worktree.Worktree | None,
