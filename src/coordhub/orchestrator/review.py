@@ -34,6 +34,7 @@ from coordhub.orchestrator import verdict as review_verdict
 MAX_DIFF_CHARS = 100_000
 MAX_CLAUDE_MD_CHARS = 20_000
 MAX_COMMITTED_BYTES = 1 << 20  # a committed file larger than this is not read into a prompt at all
+MAX_RESULT_LINE = 4 << 20  # bytes; a line of the reviewer's output longer than this is no result of the CLI's
 TOOLS = "Read,Grep,Glob,Bash"
 
 
@@ -88,11 +89,16 @@ def argv(claude: str, p: dict[str, Any], session_id: str) -> list[str]:
 
 
 def final_result(stream: Path) -> dict[str, Any] | None:
-    """The last stream-json ``result`` object in a reviewer's output file, or None."""
+    """The last stream-json ``result`` object in a reviewer's output file, or None. A line over
+    :data:`MAX_RESULT_LINE` bytes is skipped unread (a tool's output can be any size: never held in memory)."""
     found: dict[str, Any] | None = None
     try:
         with open(stream, "rb") as f:
-            for raw in f:
+            while raw := f.readline(MAX_RESULT_LINE + 1):
+                if len(raw) > MAX_RESULT_LINE and not raw.endswith(b"\n"):  # no result is that long: skip the line
+                    while raw and not raw.endswith(b"\n"):
+                        raw = f.readline(1 << 20)
+                    continue
                 if b'"result"' not in raw:
                     continue
                 try:
@@ -132,7 +138,8 @@ def run(claude: str, p: dict[str, Any], wt: Path, env: dict[str, str], out_dir: 
         stop: threading.Event) -> Review:
     """Review the worktree ``wt`` (already on the branch); see the module docstring."""
     base = f"origin/{p['base']}"
-    diff = worktree.git(wt, "diff", f"{base}...HEAD", check=False)
+    # no more of the diff than the prompt takes (a character is at most 4 bytes): the branch decides its size
+    diff = worktree.git_head(wt, "diff", f"{base}...HEAD", limit=4 * MAX_DIFF_CHARS + 4).strip()
     claude_md = committed_text(wt, "CLAUDE.md", MAX_CLAUDE_MD_CHARS)
     stream = out_dir / f"review.{p['attempt']}.jsonl"
     command = argv(claude, p, str(uuid.uuid4()))

@@ -40,6 +40,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,15 +83,52 @@ def git_env(remote: bool) -> dict[str, str]:
     return env
 
 
+def _command(cwd: Path, args: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment of ``git -C cwd ARGS`` as the module docstring says."""
+    remote = bool(args) and args[0] in REMOTE
+    guard = ("-c", "core.fsmonitor=false") if args and args[0] in HOOKED else (
+        "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null")
+    return ["git", *guard, "-C", str(cwd), *args], git_env(remote)
+
+
 def run_git(cwd: Path, *args: str, timeout: float = GIT_TIMEOUT) -> subprocess.CompletedProcess[str]:
     """Run ``git -C cwd ARGS`` as the module docstring says (no fsmonitor; a local command without hooks or the
     host's credentials); the finished process, whatever its exit code. ``OSError`` or ``TimeoutExpired`` as
     ``subprocess.run`` raises them."""
-    remote = bool(args) and args[0] in REMOTE
-    guard = ("-c", "core.fsmonitor=false") if args and args[0] in HOOKED else (
-        "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null")
-    return subprocess.run(["git", *guard, "-C", str(cwd), *args], capture_output=True, text=True,
-                          env=git_env(remote), timeout=timeout, stdin=subprocess.DEVNULL)
+    argv, env = _command(cwd, args)
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def git_head(cwd: Path, *args: str, limit: int, timeout: float = GIT_TIMEOUT) -> str:
+    """The first ``limit`` bytes of what ``git -C cwd ARGS`` prints (as :func:`run_git` runs it), as text (invalid
+    UTF-8 replaced); git is stopped once it printed that much, or at ``timeout``. Its exit code is not looked at;
+    ``""`` when git cannot be run.
+
+    For output the branch's contents decide (a diff): a committed file of a few hundred MB made ``git diff``
+    print all of it, and :func:`git` holds all of it in memory.
+    """
+    argv, env = _command(cwd, args)
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                env=env)
+    except OSError:
+        return ""
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        chunks: list[bytes] = []
+        left = limit
+        while left > 0 and (chunk := os.read(proc.stdout.fileno(), min(left, 1 << 16))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        timer.cancel()
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 def git(cwd: Path, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT) -> str:
