@@ -287,7 +287,9 @@ def test_a_report_the_hub_cannot_take_does_not_kill_the_worker(run_worker: Calla
     w = run_worker(briefing="fake: success")
     final = fake_hub.final("a1b2c3d4")
     assert w.kill_reason is None
-    assert final == {"attempt": 1, "state": "done", "reason": final["reason"]}  # state and reason alone
+    # sent again without what was refused (the telemetry), never without what the hub acts on (pushed)
+    assert final == {"attempt": 1, "state": "done", "reason": final["reason"], "pushed": True,
+                     "branch": "issue-7-fix-it", "worktree": final["worktree"]}
     assert final["reason"].startswith("completed: 1 commit(s)")
 
 

@@ -170,7 +170,8 @@ class Reports:
 
     def deliver(self, body: dict[str, Any], parked: bool, keep_worktree: bool = False) -> None:
         """Send the final report until the hub has it (or says the attempt is stale); keep it in the state file
-        meanwhile, so a host that dies now still delivers it after a restart."""
+        meanwhile, so a host that dies now still delivers it after a restart. One the hub refuses is sent again
+        smaller (:data:`FALLBACKS`), never without ``pushed`` while the hub may take it with it."""
         d = self.d
         self.record.put(phase="parked" if parked else "finishing", pending=None if self.stale else body)
         delay = 0.5
@@ -179,12 +180,13 @@ class Reports:
                 self.send(body)
                 break
             except Refused as exc:
-                minimal: dict[str, Any] = {k: body[k] for k in ("attempt", "state", "reason") if k in body}
-                if isinstance(exc, Stale) or exc.status == 404 or body == minimal:
+                smaller = _smaller(body)
+                if isinstance(exc, Stale) or exc.status == 404 or smaller is None:
                     log.info("worker %s: final report not taken: %s", d.id, exc)
                     break
-                log.warning("worker %s: final report refused (%s); sending its state and reason alone", d.id, exc)
-                body = minimal
+                log.warning("worker %s: final report refused (%s); sending it again with %s alone", d.id, exc,
+                            ", ".join(smaller))
+                body = smaller
             except Unreachable as exc:
                 if self.ctx.stopping.is_set():
                     log.warning("worker %s: hub unreachable (%s); the report waits in %s", d.id, exc,
@@ -205,3 +207,22 @@ class Reports:
         self.human_pushed = int(rec.get("human_pushed") or 0)
         self.hub_log_size = rec.get("hub_log_size") if isinstance(rec.get("hub_log_size"), int) else None
         self.running_reported = True
+
+
+# What a final report refused by the hub (a field past its schema) is sent again with: first the fields the hub
+# acts on (without ``pushed`` a done assignment never enters the merge queue nor gets its PR), then the state and
+# the reason alone; a reason is at most what the hub takes.
+FALLBACKS = (("attempt", "state", "reason", "pushed", "branch", "worktree", "wip_commit"),
+             ("attempt", "state", "reason"))
+MAX_REASON = 4000
+
+
+def _smaller(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The next, smaller report to send after the hub refused ``body``; None when there is none."""
+    for keys in FALLBACKS:
+        smaller = {k: body[k] for k in keys if k in body}
+        if isinstance(smaller.get("reason"), str):
+            smaller["reason"] = smaller["reason"][:MAX_REASON]
+        if smaller != body:
+            return smaller
+    return None
