@@ -17,7 +17,8 @@ from coordhub.orchestrator.worktree import branch_name
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "auto", "dontAsk", "bypassPermissions")
 DEFAULT_TOOLS = ("Read", "Edit", "Write", "Glob", "Grep", "Bash")
 _BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![./])$")
-_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+# an id names the worker's directories (worktree, logs): never "." or "..", the folder itself or the one above
+_ID = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.:-]{1,100}$")
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Dispatch:
 
         aid = str(need("id", (str, int)))
         if not _ID.match(aid):
-            raise ValueError(f"dispatch payload: id {aid!r} has characters an id cannot have")
+            raise ValueError(f"dispatch payload: id {aid!r} is not an id (letters, digits, '_.:-'; not . or ..)")
         issue = need("issue", int)
         branch = d.get("branch") or branch_name(issue, d.get("title") if isinstance(d.get("title"), str) else None)
         if not isinstance(branch, str) or not _BRANCH.match(branch):

@@ -1,0 +1,42 @@
+"""Ids the hub hands a host become names of files and directories on the host: one that is ``.`` or ``..``
+is refused, never used.
+
+An assignment id is a directory name twice (its worktree under the host's worktrees, its logs under the
+host's workers); the hub makes them of hex digits, and the host checked their characters, which let ``..``
+through: the worktree path was then the host's own state directory, which ``worktree.create`` took for a
+leftover worktree and removed (``shutil.rmtree``), with the state file and every other worker's worktree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from coordhub.orchestrator.dispatch import Dispatch
+from coordhub.orchestrator.worker import Context
+from tests.orchestrator.host.conftest import payload
+
+
+@pytest.mark.parametrize("aid", [".", ".."])
+def test_an_assignment_id_that_names_a_directory_above_is_refused(aid: str) -> None:
+    with pytest.raises(ValueError, match="id"):
+        Dispatch.parse(payload(aid=aid))
+
+
+def test_a_dispatch_of_id_dot_dot_leaves_the_host_state_alone(make_ctx: Callable[..., Context],
+                                                              tmp_path: Path) -> None:
+    from coordhub.orchestrator.host import Host, HostConfig
+
+    ctx = make_ctx()
+    ctx.worktrees.mkdir(parents=True, exist_ok=True)
+    ctx.state.put("other", phase="running", worktree=str(ctx.worktrees / "other"))
+    keep = ctx.worktrees / "other" / "work.txt"
+    keep.parent.mkdir(parents=True)
+    keep.write_text("another worker's uncommitted work")
+    host = Host(HostConfig("m1", 2, dict(ctx.repos)), ctx)
+    w = host.take(payload(aid=".."))
+    if w is not None:
+        assert w.finished.wait(60)
+    assert keep.exists() and ctx.state.path.exists()
