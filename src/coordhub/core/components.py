@@ -22,6 +22,7 @@ from coordhub.store.tx import Tx
 CONVENTIONAL_STATES = ("building", "built", "deploying", "deployed", "degraded", "unknown")
 PAGE = 1000  # components one answer holds at most (and about paging.PAGE_BYTES of their text)
 TEXT = ("component", "state", "version", "notes")  # what paging.size counts of a component
+LONG = ("notes",)  # what a brief list leaves out (paging.without)
 
 
 def render(row: Row) -> dict[str, Any]:
@@ -87,11 +88,15 @@ def find(tx: Tx, project_key: str | None = None, limit: int = PAGE,
     return [render(r) for r in rows]
 
 
-def page(tx: Tx, project_key: str | None = None,
-         cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+def page(tx: Tx, project_key: str | None = None, cursor: str | None = None,
+         brief: bool = False) -> tuple[list[dict[str, Any]], str | None]:
     """Component states as :func:`find` lists them, after ``cursor``, and the cursor of the ones that follow
     (None: none follow); at most :data:`PAGE` and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text
-    (at least one). Raises ``Invalid`` for a cursor not from this list."""
-    rows, more = paging.page(lambda k, a: tx.components.find(project_key, k, a), PAGE, TEXT, tx.components.key,
-                             cursor)
+    (at least one); ``brief``: each ``notes`` is null (:data:`LONG`). Raises ``Invalid`` for a cursor not from
+    this list."""
+
+    def find(k: int, a: tuple[Any, ...] | None) -> list[Row]:
+        return tx.components.find(project_key, k, a)
+
+    rows, more = paging.page(paging.without(find, LONG) if brief else find, PAGE, TEXT, tx.components.key, cursor)
     return [render(r) for r in rows], more

@@ -115,6 +115,14 @@ def page(find: Callable[[int, tuple[Any, ...] | None], list[Row]], limit: int, f
     return rows, (cursor(rows[-1], key) if more and rows else None)
 
 
+def without(find: Callable[[int, tuple[Any, ...] | None], list[Row]],
+            fields: tuple[str, ...]) -> Callable[[int, tuple[Any, ...] | None], list[Row]]:
+    """``find`` whose rows have ``fields`` blanked (None): a *brief* list's, which neither carries those fields nor
+    counts them against an answer's budget (the dashboard's lists leave out what they never show). ``fields`` must
+    not be key columns."""
+    return lambda k, after: [{**r, **dict.fromkeys(fields)} for r in find(k, after)]
+
+
 def keyed(find: Callable[[int, tuple[Any, ...] | None], list[Row]], key: Key,
           after: tuple[Any, ...] | None = None) -> Fetch:
     """The :data:`Fetch` of a list in the order ``key`` from after the row whose key columns hold ``after`` (None:

@@ -22,6 +22,7 @@ from coordhub.store.tx import Tx
 STATUSES = ("pending", "done")
 PAGE = 500  # todos one answer holds at most (and about paging.PAGE_BYTES of their text)
 TEXT = ("text", "source")  # what paging.size counts of a todo
+LONG = ("source",)  # what a brief list leaves out (paging.without)
 
 
 def render(row: Row) -> dict[str, Any]:
@@ -69,18 +70,22 @@ def add(tx: Tx, actor: Actor, *, text: str, user: str | None = None, project_key
 
 
 def page(tx: Tx, *, user: str | None = None, project_key: str | None = None, status: str = "pending",
-         cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+         cursor: str | None = None, brief: bool = False) -> tuple[list[dict[str, Any]], str | None]:
     """Todos filtered by user, project and status (``pending``, ``done`` or ``all``), oldest first after
     ``cursor``, and the cursor of the ones that follow (None: none follow).
 
     At most :data:`PAGE` and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text (at least one).
-    Raises ``Invalid`` for another status or a cursor not from this list.
+    ``brief``: each ``source`` is null (:data:`LONG`). Raises ``Invalid`` for another status or a cursor not
+    from this list.
     """
     if status not in (*STATUSES, "all"):
         raise Invalid(f"status must be pending, done or all, not {status!r}", field="status")
     wanted = None if status == "all" else status
-    rows, more = paging.page(lambda k, a: tx.todos.find(k, a, user_name=user, project_key=project_key, status=wanted),
-                             PAGE, TEXT, tx.todos.key, cursor)
+
+    def find(k: int, a: tuple[Any, ...] | None) -> list[Row]:
+        return tx.todos.find(k, a, user_name=user, project_key=project_key, status=wanted)
+
+    rows, more = paging.page(paging.without(find, LONG) if brief else find, PAGE, TEXT, tx.todos.key, cursor)
     return [render(r) for r in rows], more
 
 

@@ -26,6 +26,7 @@ ACTIVE_WORKFLOW_STATUSES = ("planning", "active", "blocked")
 PAGE = 1000  # workflows, or work items of one workflow, one answer holds at most (and about paging.PAGE_BYTES)
 WORKFLOW_TEXT = ("name", "description")  # what paging.size counts of a workflow …
 ITEM_TEXT = ("title", "description")     # … and of a work item
+LONG = ("description",)  # what a brief list leaves out of either (paging.without)
 
 
 def _status(value: str, allowed: tuple[str, ...], what: str) -> str:
@@ -70,31 +71,44 @@ def _workflow(tx: Tx, workflow_id: str) -> Row:
     return row
 
 
-def get_workflow(tx: Tx, workflow_id: str, cursor: str | None = None) -> tuple[dict[str, Any], str | None]:
+def get_workflow(tx: Tx, workflow_id: str, cursor: str | None = None,
+                 brief: bool = False) -> tuple[dict[str, Any], str | None]:
     """A workflow with its work items (highest priority first, after ``cursor``), and the cursor of the items
     that follow (None: none follow); ``NotFound`` if there is no such workflow.
 
-    At most :data:`PAGE` items and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text (at least one).
+    At most :data:`PAGE` items and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text (at least one);
+    ``brief``: the workflow's and each item's ``description`` is null (:data:`LONG`).
     """
     out = render_workflow(_workflow(tx, workflow_id))
-    rows, more = paging.page(lambda k, a: tx.work_items.find(k, a, workflow_id=workflow_id), PAGE, ITEM_TEXT,
-                             tx.work_items.key, cursor)
+
+    def find(k: int, a: tuple[Any, ...] | None) -> list[Row]:
+        return tx.work_items.find(k, a, workflow_id=workflow_id)
+
+    if brief:
+        out.update(dict.fromkeys(LONG))
+    rows, more = paging.page(paging.without(find, LONG) if brief else find, PAGE, ITEM_TEXT, tx.work_items.key,
+                             cursor)
     out["work_items"] = [render_item(r) for r in rows]
     return out, more
 
 
 def page(tx: Tx, *, project_key: str | None = None, status: str | None = None,
-         cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+         cursor: str | None = None, brief: bool = False) -> tuple[list[dict[str, Any]], str | None]:
     """Workflows, optionally of one project and one status, oldest first after ``cursor``, and the cursor of the
     ones that follow (None: none follow).
 
-    At most :data:`PAGE` and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text (at least one).
-    Raises ``Invalid`` for an unknown status or a cursor not from this list.
+    At most :data:`PAGE` and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text (at least one);
+    ``brief``: each ``description`` is null (:data:`LONG`). Raises ``Invalid`` for an unknown status or a cursor
+    not from this list.
     """
     if status is not None:
         _status(status, WORKFLOW_STATUSES, "workflow")
-    rows, more = paging.page(lambda k, a: tx.workflows.find(k, a, project_key=project_key, status=status), PAGE,
-                             WORKFLOW_TEXT, tx.workflows.key, cursor)
+
+    def find(k: int, a: tuple[Any, ...] | None) -> list[Row]:
+        return tx.workflows.find(k, a, project_key=project_key, status=status)
+
+    rows, more = paging.page(paging.without(find, LONG) if brief else find, PAGE, WORKFLOW_TEXT, tx.workflows.key,
+                             cursor)
     return [render_workflow(r) for r in rows], more
 
 

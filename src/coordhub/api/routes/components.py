@@ -38,10 +38,11 @@ async def upsert_path(project_key: Line, component: Line, body: ComponentState, 
 
 @router.get("", response_model=list[ComponentOut], responses=responses(*READ_ERRORS))
 async def find(request: Request, project_key: str | None = None, cursor: str | None = Query(None, max_length=2048),
+               brief: bool = Query(False, description="Leave out long text: each notes is null."),
                who: Caller = Depends(caller)) -> JSONResponse:
     """Component states, most recently updated first.
 
     At most 1000 and about 4 MiB of their text per answer (at least one); when more follow, the
-    ``Coord-Next-Cursor`` header carries the ``cursor=`` to ask again with.
+    ``Coord-Next-Cursor`` header carries the ``cursor=`` to ask again with. ``brief``: each ``notes`` is null.
     """
-    return paged(await hub(request).query_off_loop(lambda tx, now: components.page(tx, project_key, cursor)))
+    return paged(await hub(request).query_off_loop(lambda tx, now: components.page(tx, project_key, cursor, brief)))

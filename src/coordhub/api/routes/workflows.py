@@ -36,26 +36,31 @@ async def create(body: WorkflowCreate, request: Request, who: Caller = Depends(c
 
 @router.get("/workflows", response_model=list[WorkflowOut], responses=responses(*READ_ERRORS))
 async def find(request: Request, project_key: str | None = None, status: str | None = None,
-               cursor: str | None = Query(None, max_length=2048), who: Caller = Depends(caller)) -> JSONResponse:
+               cursor: str | None = Query(None, max_length=2048),
+               brief: bool = Query(False, description="Leave out long text: each description is null."),
+               who: Caller = Depends(caller)) -> JSONResponse:
     """Workflows, optionally of one project and status, oldest first.
 
     At most 1000 and about 4 MiB of their text per answer (at least one); when more follow, the
-    ``Coord-Next-Cursor`` header carries the ``cursor=`` to ask again with.
+    ``Coord-Next-Cursor`` header carries the ``cursor=`` to ask again with. ``brief``: each ``description`` is
+    null.
     """
     return paged(await hub(request).query_off_loop(lambda tx, now: workflows.page(
-        tx, project_key=project_key, status=status, cursor=cursor)))
+        tx, project_key=project_key, status=status, cursor=cursor, brief=brief)))
 
 
 @router.get("/workflows/{workflow_id}", response_model=WorkflowDetailOut, responses=responses(*READ_ERRORS, 404))
 async def get(workflow_id: uuid.UUID, request: Request, cursor: str | None = Query(None, max_length=2048),
+              brief: bool = Query(False, description="Leave out long text: each description is null."),
               who: Caller = Depends(caller)) -> JSONResponse:
     """A workflow with its work items, highest priority first.
 
     At most 1000 items and about 4 MiB of their text per answer (at least one); when more follow, the
     ``Coord-Next-Cursor`` header carries the ``cursor=`` that answers the workflow with the next ones.
+    ``brief``: the workflow's and each item's ``description`` is null.
     """
     return paged(await hub(request).query_off_loop(
-        lambda tx, now: workflows.get_workflow(tx, str(workflow_id), cursor)))
+        lambda tx, now: workflows.get_workflow(tx, str(workflow_id), cursor, brief)))
 
 
 @router.patch("/workflows/{workflow_id}", response_model=WorkflowOut, responses=responses(*WRITE_ERRORS, 404))

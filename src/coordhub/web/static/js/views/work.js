@@ -3,6 +3,8 @@
 import { getPage, me, pages } from "../api.js";
 import { html, useRef, useState, useNow, useResource, Loaded, Time, Badge } from "../ui.js";
 
+// the lists ask brief answers: the long text a row may carry (a todo's source, a component's notes, a description;
+// up to 512 KiB each) is never shown here, and every event of its kind reads the list again
 const HISTORY_WINDOW = 50000;  // component history: component.set events among the newest this many events
 const HISTORY_KEPT = 1000;  // … the newest this many of them
 const HISTORY_PAGES = 60;  // /audit answers one load follows at most (1,000 events each: past the window's 50,000)
@@ -21,7 +23,7 @@ export function WorkView() {
 
 function Todos({ now }) {
   const [status, setStatus] = useState("pending");
-  const res = useResource(async () => (await pages("/todos?status=" + status)).rows, ["todo."], [status]);
+  const res = useResource(async () => (await pages("/todos?brief=true&status=" + status)).rows, ["todo."], [status]);
   return html`<div class="card"><h3>Todos</h3>
     <label>Status <select onChange=${(e) => setStatus(e.currentTarget.value)}>
       ${["pending", "done", "all"].map((s) => html`<option value=${s} selected=${s === status}>${s}</option>`)}</select></label>
@@ -34,7 +36,7 @@ function Todos({ now }) {
 
 function Workflows({ now }) {
   const [open, setOpen] = useState(null);
-  const res = useResource(async () => (await pages("/workflows")).rows, ["workflow.", "work_item."]);
+  const res = useResource(async () => (await pages("/workflows?brief=true")).rows, ["workflow.", "work_item."]);
   return html`<div class="card"><h3>Workflows</h3>
     <${Loaded} res=${res} empty="No workflows.">${(rows) => html`<ul class="list">${rows.map((w) => html`
       <li key=${w.id}><button type="button" class="link" aria-expanded=${open === w.id}
@@ -46,7 +48,7 @@ function Workflows({ now }) {
 
 function Items({ id }) {
   const res = useResource(async () => {
-    const got = await pages("/workflows/" + encodeURIComponent(id), { merge: (w) => w.work_items });
+    const got = await pages("/workflows/" + encodeURIComponent(id) + "?brief=true", { merge: (w) => w.work_items });
     return { ...got.first, work_items: got.rows };
   }, ["work_item.", "workflow."], [id]);
   return html`<${Loaded} res=${res} isEmpty=${(w) => !w.work_items.length} empty="No work items.">${(w) => html`
@@ -59,7 +61,7 @@ function Items({ id }) {
 
 function Components({ now }) {
   const [open, setOpen] = useState(null);
-  const res = useResource(async () => (await pages("/components")).rows, ["component."]);
+  const res = useResource(async () => (await pages("/components?brief=true")).rows, ["component."]);
   const history = useComponentHistory();
   return html`<div class="card"><h3>Components</h3>
     <${Loaded} res=${res} empty="No component states recorded.">${(rows) => html`<div class="scroll"><table class="grid">
