@@ -69,9 +69,7 @@ class Dispatch:
                 raise ValueError(f"dispatch payload: {key!r} missing or not a {getattr(kind, '__name__', kind)}")
             return v
 
-        aid = str(need("id", (str, int)))
-        if not _ID.match(aid):
-            raise ValueError(f"dispatch payload: id {aid!r} is not an id (letters, digits, '_.:-'; not . or ..)")
+        aid = check_id(str(need("id", (str, int))), "dispatch payload: id")
         issue = need("issue", int)
         branch = d.get("branch") or branch_name(issue, d.get("title") if isinstance(d.get("title"), str) else None)
         if not isinstance(branch, str) or not _BRANCH.match(branch):
@@ -112,6 +110,14 @@ class Dispatch:
             skip_freshness=_obj(d.get("freshness")).get("skip") is True,
             raw=dict(d),
         )
+
+
+def check_id(value: str, what: str) -> str:
+    """``value`` when it may name a file or directory of the host (an assignment's, a stage run's or a merge run's
+    id: letters, digits and ``_.:-``, at most 100, not ``.`` or ``..``); else ``ValueError`` naming ``what``."""
+    if not _ID.match(value):
+        raise ValueError(f"{what} {value!r} is not an id (letters, digits, '_.:-'; not . or ..)")
+    return value
 
 
 def _deps(value: Any) -> tuple[tuple[str, str], ...]:

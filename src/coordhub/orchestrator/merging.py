@@ -58,6 +58,7 @@ from typing import Any
 
 from coordhub.client import Unreachable
 from coordhub.orchestrator import smoke, worktree
+from coordhub.orchestrator.dispatch import check_id
 from coordhub.orchestrator.environment import worker_env
 from coordhub.orchestrator.github import GitHub, GitHubError
 from coordhub.orchestrator.link import HubLink, Refused, Stale
@@ -133,6 +134,11 @@ class MergeRunner:
     def execute(self, run: dict[str, Any], inc: int) -> None:
         """Run one merge job and report it (see the module docstring)."""
         batch = str(run["batch_id"])
+        try:
+            check_id(batch, "batch_id")  # it names the run's scratch worktree, removed first when it is there
+        except ValueError as exc:
+            self._report(inc, batch, Outcome("error", {"reason": str(exc)[:1000]}))
+            return
         repo = self.repos().get(str(run["repo"]))
         if repo is None:
             self._report(inc, batch, Outcome("error", {"reason": f"machine {self.machine} has no path for repo "

@@ -24,6 +24,7 @@ from typing import Any
 
 from coordhub.client import Unreachable
 from coordhub.orchestrator import review, smoke, worktree
+from coordhub.orchestrator.dispatch import check_id
 from coordhub.orchestrator.environment import worker_env
 from coordhub.orchestrator.link import Refused, Stale
 from coordhub.orchestrator.worker import Context
@@ -134,6 +135,10 @@ def execute(ctx: Context, p: dict[str, Any]) -> dict[str, Any] | None:
     sees this host restarted or gone (an ``error`` would stop the pipeline for a human).
     """
     run_id, attempt, stage = str(p["id"]), int(p["attempt"]), str(p.get("stage"))
+    try:
+        check_id(run_id, "stage run id")  # it names the run's worktree and output directory
+    except ValueError as exc:
+        return {"attempt": attempt, "state": "error", "reason": str(exc)[:4000]}
     repo = ctx.repos.get(str(p.get("repo")))
     if repo is None:
         return {"attempt": attempt, "state": "error", "reason": f"unknown_repo: {ctx.machine} has no path for "

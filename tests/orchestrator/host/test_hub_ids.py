@@ -40,3 +40,16 @@ def test_a_dispatch_of_id_dot_dot_leaves_the_host_state_alone(make_ctx: Callable
     if w is not None:
         assert w.finished.wait(60)
     assert keep.exists() and ctx.state.path.exists()
+
+
+def test_a_stage_run_id_that_climbs_out_makes_nothing_outside_the_host(make_ctx: Callable[..., Context],
+                                                                      tmp_path: Path) -> None:
+    """A stage run's id names its worktree and output directory: ``a/../../../outside`` made directories
+    outside the host's (the first step to a merge run's id removing one, tests/orchestrator/merge/test_run_ids.py)."""
+    from coordhub.orchestrator import runs
+
+    ctx = make_ctx()
+    body = runs.execute(ctx, {"id": "a/../../../outside", "attempt": 1, "repo": "app", "stage": "test",
+                              "branch": "main", "command": "true"})
+    assert body is not None and body["state"] == "error" and "not an id" in body["reason"]
+    assert not (tmp_path / "outside").exists()
