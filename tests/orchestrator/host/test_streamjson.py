@@ -278,3 +278,21 @@ def test_terminal_control_characters_never_reach_the_log_or_the_telemetry(tmp_pa
     for text in shown:
         assert not any(ord(c) < 32 and c != "\n" or 0x7f <= ord(c) <= 0x9f for c in text), repr(text)
     assert "STATUS" not in written and "[status] fine" in written and "[stuck] really" in written
+
+
+def test_a_worker_that_prints_infinity_still_ends_done(run_worker: Any, fake_hub: Any, make_ctx: Any,
+                                                       tmp_path: Any) -> None:
+    """End to end: the line above ended a worker that committed and finished as failed (host_error:
+    OverflowError), its branch never pushed."""
+    stub = tmp_path / "bin-inf" / "claude"
+    stub.parent.mkdir()
+    init = {"type": "system", "subtype": "init", "session_id": SID, "model": "opus"}
+    bad = '{"type":"assistant","message":{"id":"m1","usage":{"input_tokens":Infinity}}}'
+    res = {"type": "result", "subtype": "success", "is_error": False, "result": "ok", "num_turns": 1}
+    stub.write_text("#!/bin/sh\ncat >/dev/null\n"
+                    f"echo '{json.dumps(init)}'\necho '{bad}'\ngit commit -q --allow-empty -m work\n"
+                    f"echo '{json.dumps(res)}'\n")
+    stub.chmod(0o755)
+    run_worker(ctx=make_ctx(claude=str(stub)))
+    final = fake_hub.final("a1b2c3d4")
+    assert (final["state"], final["pushed"]) == ("done", True), final
