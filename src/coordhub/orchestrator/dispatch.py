@@ -9,6 +9,7 @@ never half-run. Defaults fill what the hub left out (the permission mode
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +91,7 @@ class Dispatch:
         resume = d.get("resume")
         parsed_resume = None
         if isinstance(resume, dict) and resume.get("session_id"):
-            parsed_resume = Resume(str(resume["session_id"]), str(resume.get("guidance") or "Continue."))
+            parsed_resume = Resume(_session_id(resume["session_id"]), str(resume.get("guidance") or "Continue."))
         return cls(
             id=aid, attempt=int(need("attempt", int)), repo=str(need("repo", str)), issue=issue, branch=branch,
             briefing=str(d.get("briefing") or ""), worker_session=str(need("worker_session", str)),
@@ -110,6 +111,20 @@ class Dispatch:
             skip_freshness=_obj(d.get("freshness")).get("skip") is True,
             raw=dict(d),
         )
+
+
+def _session_id(value: Any) -> str:
+    """A Claude session id to resume, canonical; ``ValueError`` unless it is a UUID.
+
+    It comes from a worker's telemetry, which a prompt-injected worker can
+    forge, and becomes ``claude -p --resume <id>``: a value such as
+    ``--dangerously-skip-permissions`` must never reach that command line.
+    """
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise ValueError(f"dispatch payload: resume.session_id {str(value)[:100]!r} is not a Claude session id "
+                         "(a UUID)") from None
 
 
 def check_id(value: str, what: str) -> str:

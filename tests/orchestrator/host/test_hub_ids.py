@@ -53,3 +53,18 @@ def test_a_stage_run_id_that_climbs_out_makes_nothing_outside_the_host(make_ctx:
                               "branch": "main", "command": "true"})
     assert body is not None and body["state"] == "error" and "not an id" in body["reason"]
     assert not (tmp_path / "outside").exists()
+
+
+@pytest.mark.parametrize("sid", ["--dangerously-skip-permissions", "-x", "abc", "1" * 101])
+def test_a_resume_of_a_session_id_that_is_not_a_uuid_is_refused(sid: str) -> None:
+    # the id comes from a worker's telemetry (forgeable) and becomes `claude -p --resume <id>`: a flag there would
+    # be read as one
+    body = payload(resume={"session_id": sid, "guidance": "go on"})
+    with pytest.raises(ValueError, match="session_id"):
+        Dispatch.parse(body)
+
+
+def test_a_resume_of_a_uuid_keeps_it() -> None:
+    sid = "11111111-2222-4333-8444-555555555555"
+    d = Dispatch.parse(payload(resume={"session_id": sid.upper(), "guidance": "go on"}))
+    assert d.resume is not None and d.resume.session_id == sid and d.resume.guidance == "go on"
