@@ -8,6 +8,7 @@ assistant text block; these tests would fail if the parser did.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from hypothesis import given, settings
@@ -296,3 +297,40 @@ def test_a_worker_that_prints_infinity_still_ends_done(run_worker: Any, fake_hub
     run_worker(ctx=make_ctx(claude=str(stub)))
     final = fake_hub.final("a1b2c3d4")
     assert (final["state"], final["pushed"]) == ("done", True), final
+
+
+def test_a_host_error_kills_a_claude_that_ignores_sigterm(run_worker: Any, fake_hub: Any, make_ctx: Any,
+                                                         tmp_path: Any, monkeypatch: Any) -> None:
+    """A failure of the host's own ends the attempt as host_error; claude was sent SIGTERM only, so one that (or
+    a tool of which) ignores it ran on with the worktree after its slot was given back."""
+    from coordhub.orchestrator.worker.supervisor import Supervisor
+
+    pids = tmp_path / "pids"
+    stub = tmp_path / "bin-deaf" / "claude"
+    stub.parent.mkdir()
+    init = {"type": "system", "subtype": "init", "session_id": SID, "model": "opus"}
+    stub.write_text("#!/bin/sh\ntrap '' TERM\ncat >/dev/null\n"
+                    f"echo '{json.dumps(init)}'\nsleep 300 &\necho $$ $! > {pids}\nwait\n")
+    stub.chmod(0o755)
+
+    def broken(self: Any, now: float) -> None:
+        if pids.exists():
+            raise RuntimeError("a bug in supervision")
+
+    monkeypatch.setattr(Supervisor, "_watch", broken)
+    run_worker(ctx=make_ctx(claude=str(stub)))
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "failed" and "host_error" in final["reason"], final
+    for pid in map(int, pids.read_text().split()):
+        deadline = time.monotonic() + 10
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(pid), pid
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False

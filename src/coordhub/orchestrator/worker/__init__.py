@@ -307,8 +307,18 @@ class Worker:
         self.reports.deliver(self.reports.with_freshness(body), parked=parked)
 
     def _crash(self, exc: BaseException) -> None:
-        if self.process.pgid is not None and self.process.alive():
-            self.process.signal(signal.SIGTERM)
+        """Report a failure of the host's own (``host_error``) and end claude as supervision would have: SIGTERM,
+        then, past ``stop_grace``, SIGKILL to its whole group (a claude or tool that ignores SIGTERM ran on)."""
+        if self.process.pgid is not None:
+            if self.process.alive():
+                self.process.signal(signal.SIGTERM)
+                deadline = time.monotonic() + self.ctx.limits.stop_grace
+                while self.process.alive() and time.monotonic() < deadline:
+                    time.sleep(self.ctx.limits.tick)
+            self.process.signal(signal.SIGKILL)  # what is left of the group, as supervise ends it
+            deadline = time.monotonic() + 1.0
+            while self.process.alive() and time.monotonic() < deadline:  # reaped: no zombie left behind
+                time.sleep(self.ctx.limits.tick)
         self.leases.release()
         self.verdict = Verdict("failed", f"host_error: {type(exc).__name__}: {exc}")
         self.reports.deliver({"attempt": self.d.attempt, "state": "failed", "reason": self.verdict.reason},
