@@ -9,6 +9,7 @@ which turns the skip into a failure.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -329,3 +330,12 @@ def live_hub(tmp_path: Path) -> Iterator[LiveHub]:
         yield h
     finally:
         h.stop()
+
+
+def on_event_loop() -> bool:
+    """Whether the calling code runs on an event loop's thread (a spy's test that a read ran off the loop)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

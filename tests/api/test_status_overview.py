@@ -3,24 +3,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 
 from coordhub import jsonbytes
 from coordhub.core import status
-from tests.conftest import Api
+from tests.conftest import Api, on_event_loop
 
 A = "A/claude-main"
-
-
-def _on_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def test_the_overview_is_read_and_encoded_off_the_event_loop(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,12 +20,12 @@ def test_the_overview_is_read_and_encoded_off_the_event_loop(api: Api, monkeypat
     real_overview, real_dumps = status.overview, jsonbytes.dumps
 
     def overview(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        read.append(_on_loop())
+        read.append(on_event_loop())
         return real_overview(*args, **kwargs)
 
     def dumps(value: Any, **kwargs: Any) -> bytes:
         if isinstance(value, dict) and "active_locks" in value:
-            encoded.append(_on_loop())
+            encoded.append(on_event_loop())
         return real_dumps(value, **kwargs)
 
     monkeypatch.setattr(status, "overview", overview)

@@ -13,32 +13,23 @@ admin's token list, with revoked tokens, is every token ever minted (each orches
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from coordhub.core import addressing, conversations, presence
-from tests.conftest import Api
+from tests.conftest import Api, on_event_loop
 from tests.web.test_web_sessions import bearer_value, sign_in
 
 AGENT = "m1/agent"
-
-
-def _on_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _spy(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, seen: dict[str, bool]) -> None:
     real: Callable[..., Any] = getattr(module, name)
 
     def spying(*args: Any, **kwargs: Any) -> Any:
-        seen[name] = _on_loop()
+        seen[name] = on_event_loop()
         return real(*args, **kwargs)
 
     monkeypatch.setattr(module, name, spying)
