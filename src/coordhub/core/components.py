@@ -22,7 +22,7 @@ from coordhub.store.tx import Tx
 CONVENTIONAL_STATES = ("building", "built", "deploying", "deployed", "degraded", "unknown")
 PAGE = 1000  # components one answer holds at most (and about paging.PAGE_BYTES of their text)
 TEXT = ("component", "state", "version", "notes")  # what paging.size counts of a component
-LONG = ("notes",)  # what a brief list leaves out (paging.without)
+LONG = ("notes",)  # what a brief list leaves out (paging.page's blank)
 
 
 def render(row: Row) -> dict[str, Any]:
@@ -94,9 +94,6 @@ def page(tx: Tx, project_key: str | None = None, cursor: str | None = None,
     (None: none follow); at most :data:`PAGE` and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text
     (at least one); ``brief``: each ``notes`` is null (:data:`LONG`). Raises ``Invalid`` for a cursor not from
     this list."""
-
-    def find(k: int, a: tuple[Any, ...] | None) -> list[Row]:
-        return tx.components.find(project_key, k, a)
-
-    rows, more = paging.page(paging.without(find, LONG) if brief else find, PAGE, TEXT, tx.components.key, cursor)
+    rows, more = paging.page(lambda k, a: tx.components.find(project_key, k, a), PAGE, TEXT, tx.components.key,
+                             cursor, LONG if brief else ())
     return [render(r) for r in rows], more

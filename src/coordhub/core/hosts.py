@@ -60,7 +60,6 @@ def state_of(row: Row, config: Config, now: float) -> str:
     return "online" if now - row["last_heartbeat"] <= stale_after(config) else "stale"
 
 
-
 def elsewhere(tx: Tx, config: Config, machine: str, now: float) -> list[tuple[list[str], list[str]]]:
     """The repos and capabilities of each online host other than ``machine`` (each distinct pair once): where an
     assignment that avoids ``machine`` could run instead ("another machine when possible", seed 003).
@@ -78,6 +77,7 @@ def elsewhere(tx: Tx, config: Config, machine: str, now: float) -> list[tuple[li
         if h["machine"] != machine and h["machine"].lower() not in halted and state_of(h, config, now) == "online":
             out.add((tuple(sorted(json.loads(h["repos"]))), tuple(sorted(set(json.loads(h["capabilities"]))))))
     return [(list(r), list(c)) for r, c in sorted(out)]
+
 
 def render(row: Row, config: Config, now: float) -> dict[str, Any]:
     """The JSON form of a host."""

@@ -106,21 +106,24 @@ def _cut(sizes: Iterable[int], budget: int, first: bool) -> int:
 
 
 def page(find: Callable[[int, tuple[Any, ...] | None], list[Row]], limit: int, fields: tuple[str, ...], key: Key,
-         after: str | None) -> tuple[list[Row], str | None]:
+         after: str | None, blank: tuple[str, ...] = ()) -> tuple[list[Row], str | None]:
     """One answer of a list in the order ``key``, after the opaque cursor ``after`` (:func:`parse_cursor`: None
     from the start, ``Invalid`` for one not of this list), read with :func:`take` over the store's ``find``
     (:func:`keyed`): at most ``limit`` rows and about :data:`PAGE_BYTES` of them, and the :func:`cursor` after
-    the last one when more follow (None: the end)."""
-    rows, more = take(keyed(find, key, parse_cursor(after, key)), limit, fields)
+    the last one when more follow (None: the end).
+
+    ``blank``: columns set to None in every row before it is sized, so a *brief* list neither carries them nor
+    counts them against the answer's budget (the dashboard's lists leave out the long text they never show);
+    never key columns."""
+    rows, more = take(keyed(_blanked(find, blank) if blank else find, key, parse_cursor(after, key)), limit, fields)
     return rows, (cursor(rows[-1], key) if more and rows else None)
 
 
-def without(find: Callable[[int, tuple[Any, ...] | None], list[Row]],
-            fields: tuple[str, ...]) -> Callable[[int, tuple[Any, ...] | None], list[Row]]:
-    """``find`` whose rows have ``fields`` blanked (None): a *brief* list's, which neither carries those fields nor
-    counts them against an answer's budget (the dashboard's lists leave out what they never show). ``fields`` must
-    not be key columns."""
-    return lambda k, after: [{**r, **dict.fromkeys(fields)} for r in find(k, after)]
+def _blanked(find: Callable[[int, tuple[Any, ...] | None], list[Row]],
+             blank: tuple[str, ...]) -> Callable[[int, tuple[Any, ...] | None], list[Row]]:
+    def read(k: int, after: tuple[Any, ...] | None) -> list[Row]:
+        return [{**r, **dict.fromkeys(blank)} for r in find(k, after)]
+    return read
 
 
 def keyed(find: Callable[[int, tuple[Any, ...] | None], list[Row]], key: Key,

@@ -22,7 +22,7 @@ from coordhub.store.tx import Tx
 STATUSES = ("pending", "done")
 PAGE = 500  # todos one answer holds at most (and about paging.PAGE_BYTES of their text)
 TEXT = ("text", "source")  # what paging.size counts of a todo
-LONG = ("source",)  # what a brief list leaves out (paging.without)
+LONG = ("source",)  # what a brief list leaves out (paging.page's blank)
 
 
 def render(row: Row) -> dict[str, Any]:
@@ -81,11 +81,8 @@ def page(tx: Tx, *, user: str | None = None, project_key: str | None = None, sta
     if status not in (*STATUSES, "all"):
         raise Invalid(f"status must be pending, done or all, not {status!r}", field="status")
     wanted = None if status == "all" else status
-
-    def find(k: int, a: tuple[Any, ...] | None) -> list[Row]:
-        return tx.todos.find(k, a, user_name=user, project_key=project_key, status=wanted)
-
-    rows, more = paging.page(paging.without(find, LONG) if brief else find, PAGE, TEXT, tx.todos.key, cursor)
+    rows, more = paging.page(lambda k, a: tx.todos.find(k, a, user_name=user, project_key=project_key, status=wanted),
+                             PAGE, TEXT, tx.todos.key, cursor, LONG if brief else ())
     return [render(r) for r in rows], more
 
 

@@ -26,7 +26,7 @@ ACTIVE_WORKFLOW_STATUSES = ("planning", "active", "blocked")
 PAGE = 1000  # workflows, or work items of one workflow, one answer holds at most (and about paging.PAGE_BYTES)
 WORKFLOW_TEXT = ("name", "description")  # what paging.size counts of a workflow …
 ITEM_TEXT = ("title", "description")     # … and of a work item
-LONG = ("description",)  # what a brief list leaves out of either (paging.without)
+LONG = ("description",)  # what a brief list leaves out of either (paging.page's blank)
 
 
 def _status(value: str, allowed: tuple[str, ...], what: str) -> str:
@@ -80,14 +80,10 @@ def get_workflow(tx: Tx, workflow_id: str, cursor: str | None = None,
     ``brief``: the workflow's and each item's ``description`` is null (:data:`LONG`).
     """
     out = render_workflow(_workflow(tx, workflow_id))
-
-    def find(k: int, a: tuple[Any, ...] | None) -> list[Row]:
-        return tx.work_items.find(k, a, workflow_id=workflow_id)
-
     if brief:
         out.update(dict.fromkeys(LONG))
-    rows, more = paging.page(paging.without(find, LONG) if brief else find, PAGE, ITEM_TEXT, tx.work_items.key,
-                             cursor)
+    rows, more = paging.page(lambda k, a: tx.work_items.find(k, a, workflow_id=workflow_id), PAGE, ITEM_TEXT,
+                             tx.work_items.key, cursor, LONG if brief else ())
     out["work_items"] = [render_item(r) for r in rows]
     return out, more
 
@@ -103,12 +99,8 @@ def page(tx: Tx, *, project_key: str | None = None, status: str | None = None,
     """
     if status is not None:
         _status(status, WORKFLOW_STATUSES, "workflow")
-
-    def find(k: int, a: tuple[Any, ...] | None) -> list[Row]:
-        return tx.workflows.find(k, a, project_key=project_key, status=status)
-
-    rows, more = paging.page(paging.without(find, LONG) if brief else find, PAGE, WORKFLOW_TEXT, tx.workflows.key,
-                             cursor)
+    rows, more = paging.page(lambda k, a: tx.workflows.find(k, a, project_key=project_key, status=status), PAGE,
+                             WORKFLOW_TEXT, tx.workflows.key, cursor, LONG if brief else ())
     return [render_workflow(r) for r in rows], more
 
 
