@@ -14,8 +14,13 @@ app = typer.Typer(help="Bearer tokens (needs an admin token).", no_args_is_help=
 def create(ctx: typer.Context, name: str = typer.Argument(..., help="Session id it acts as, "
                                                                     "e.g. HOWARD-HOME/claude-main."),
            admin: bool = typer.Option(False, "--admin", help="Make it an admin token.")) -> None:
-    """Create a token and print just the token on stdout (it is not shown again)."""
-    result = call(ctx, lambda c: c.create_token(name, admin), admin=True)
+    """Create a token and print just the token on stdout (it is not shown again).
+
+    Exit 3 when the hub is unreachable: never queued for later, since the hub shows a token only in the answer to
+    the request that made it, and a queued request's answer reaches nobody.
+    """
+    result = call(ctx, lambda c: c.call("POST", "/api/coord/tokens", body={"name": name, "admin": admin},
+                                        queue=False), admin=True)
     if not result.get("token"):  # an idempotent replay: the hub never stores a token, so it cannot repeat it
         fail(str(result.get("message") or "the hub did not return the token"), EXIT_REFUSED)
     typer.echo(result["token"])
