@@ -177,8 +177,12 @@ async def status(request: Request, machine: str | None = None, who: Caller = Dep
     ``halt_active``: a halt covers the caller (the fleet's, its machine's or its project's).
     """
     actor = await _actor(who)
+    # off the loop, as /addresses: its pending counts walk every accepted turn ever sent to the machine's
+    # addresses (turns are never pruned, and any session may send 20,000 a day to any address) and it reads every
+    # session that declared an address; any session may ask it of any machine, as often as its rate allows
     return await query(request, lambda tx, now: conversations.status(
-        tx, actor, machine, now, halt_active=halt.for_session(tx, actor.session_id)["halt"] is not None))
+        tx, actor, machine, now, halt_active=halt.for_session(tx, actor.session_id)["halt"] is not None),
+        off_loop=True)
 
 
 @router.get("", response_model=list[ConversationOut], responses=responses(*READ_ERRORS))
