@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -66,6 +67,7 @@ SHOW_PAGE = 100                         # turns per page of a conversation, by d
 SHOW_BYTES = 4 * 2**20                  # about this much stored text per page (at least one turn)
 UNSHOWN_TEXT = ("title", "body", "content", "signature", "reason", "requires_tools")  # what paging counts of a turn
 BY_ID: Key = (("id", int, False),)     # the order of the machine's turns and of an inbox: by id, oldest first
+_LONE_CR = re.compile(r"\r(?!\n)")     # a line end of an unsigned file that is not CRLF's
 
 
 class SequenceTaken(Conflict):
@@ -160,7 +162,9 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
                                 "the one it gets; renumber, re-sign and send again", field="SEQUENCE",
                                 next_sequence=sequence, stated_sequence=turn.sequence)
         if d.signature is None:  # unsigned: the stored file says what the hub decided
-            content = orgturn.with_key(orgturn.with_key(content, "SEQUENCE", str(sequence)),
+            # a lone CR ends a line for the parser (orgturn.split) but not for with_key, which then took the
+            # frontmatter for one line and appended SEQUENCE after the body: the file kept the sender's (review)
+            content = orgturn.with_key(orgturn.with_key(_LONE_CR.sub("\n", content), "SEQUENCE", str(sequence)),
                                        "TIMESTAMP", turn.timestamp_utc)
     body, body_in_content = turns.body_storage(content, turn.body)
     size = len(content.encode("utf-8")) + len(body.encode("utf-8"))
