@@ -27,6 +27,7 @@ PAGE = 1000  # workflows, or work items of one workflow, one answer holds at mos
 WORKFLOW_TEXT = ("name", "description")  # what paging.size counts of a workflow …
 ITEM_TEXT = ("title", "description")     # … and of a work item
 LONG = ("description",)  # what a brief list leaves out of either (paging.page's blank)
+EVENT_TEXT = 200  # characters of a description a work_item.updated event carries
 
 
 def _status(value: str, allowed: tuple[str, ...], what: str) -> str:
@@ -166,8 +167,11 @@ def update_item(tx: Tx, actor: Actor, item_id: str, changes: dict[str, Any], *, 
         _status(changes["status"], WORK_ITEM_STATUSES, "work item")
     quota.charge(tx, actor, now, quota.size_of(*(v for v in changes.values() if isinstance(v, str))), "work item")
     tx.work_items.change(item_id, {**changes, "updated_by": actor.session_id, "updated_at": now})
+    # the event names what changed, its description cut as todo.added cuts a todo's text: every session's event
+    # stream carries it, and a 512 KiB description went whole to each stream on every update (review)
+    shown = {k: v[:EVENT_TEXT] if k == "description" and isinstance(v, str) else v for k, v in changes.items()}
     emit(tx, "work_item.updated", now, session_id=actor.session_id, project_key=row["project_key"],
-         subject_id=item_id, changes=changes, fence=fence)
+         subject_id=item_id, changes=shown, fence=fence)
     updated = tx.work_items.get(item_id)
     assert updated is not None
     return render_item(updated)
