@@ -1,6 +1,6 @@
 """A review of shared work items (seed 001's workflows and work items) by an ordinary session, over HTTP on both
-backends: what one update puts in the event log every session's stream carries is bounded whatever the request
-held."""
+backends: what one update puts in the event log every session's stream carries, and what a refusal echoes back, is
+bounded whatever the request held."""
 
 from __future__ import annotations
 
@@ -34,3 +34,16 @@ def test_a_work_item_update_event_carries_a_bounded_description(api: Api) -> Non
     assert len(changes["description"]) == 200  # workflows.EVENT_TEXT
     assert len(events.content) < 4096
 
+
+def test_a_refused_status_is_not_echoed_whole(api: Api) -> None:
+    mallory = api.token("ostra/mallory")
+    item_id = _item(api, mallory)
+    wf_id = api.get(f"/api/coord/work-items/{item_id}", headers=mallory).json()["workflow_id"]
+    bad = "x" * 900_000
+    for method, path, body in (("post", "/api/coord/workflows", {"project_key": "p", "name": "n", "status": bad}),
+                               ("patch", f"/api/coord/workflows/{wf_id}", {"status": bad}),
+                               ("post", "/api/coord/work-items", {"workflow_id": wf_id, "title": "t", "status": bad}),
+                               ("patch", f"/api/coord/work-items/{item_id}", {"status": bad})):
+        r = getattr(api, method)(path, json=body, headers=mallory)
+        assert r.status_code == 422 and r.json()["error"]["field"] == "status", (path, r.text[:300])
+        assert len(r.content) < 2048, (path, len(r.content))

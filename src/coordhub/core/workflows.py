@@ -32,7 +32,7 @@ EVENT_TEXT = 200  # characters of a description a work_item.updated event carrie
 
 def _status(value: str, allowed: tuple[str, ...], what: str) -> str:
     if value not in allowed:
-        raise Invalid(f"{what} status must be one of {', '.join(allowed)}, not {value!r}", field="status")
+        raise Invalid(f"{what} status must be one of {', '.join(allowed)}, not {value[:80]!r}", field="status")
     return value
 
 
