@@ -69,6 +69,7 @@ MESSAGE_ID_KEY = "seed002:message-id:"   # + hub id → the digest of the messag
 MESSAGE_KEY = "seed002:message:"         # + seed id "#" digest → the hub id it was imported under
 SPLIT_KEY = "seed002:message-split:"     # + seed id: it names more than one imported message
 PRUNED = "pruned by retention since it was imported: not imported again"
+END_OF_9999 = 253_402_300_800.0  # epoch seconds of 10000-01-01T00:00:00Z, past every time the hub renders
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)(?:[^\s/?#]*@)?([^\s?#]*)(?:\?[^\s#]*)?(?:#\S*)?")
 
 
@@ -144,10 +145,18 @@ def _spellings(tx: Tx, **names: str | None) -> dict[str, str | None]:
 
 
 def _time(value: str, field: str) -> float:
+    """Epoch seconds of an item's ISO 8601 time, from 2000 up to the end of 9999 in UTC; ``Invalid`` otherwise.
+
+    ``parse_iso`` takes 9999-12-31T23:59:59-23:59, which is in the year 10000 in UTC: stored, every answer that
+    rendered the record (an imported broadcast: every session's inbox) failed with a 500 (review).
+    """
     try:
-        return parse_iso(value)
+        when = parse_iso(value)
     except (ValueError, OverflowError):
-        raise Invalid(f"{field} {value!r} is not an ISO 8601 time from 2000 on", field=field) from None
+        when = None
+    if when is None or when >= END_OF_9999:
+        raise Invalid(f"{field} {value!r} is not an ISO 8601 time from 2000 to 9999 (UTC)", field=field)
+    return when
 
 
 def _message(tx: Tx, item: dict[str, Any], now: float) -> dict[str, Any]:
