@@ -268,9 +268,10 @@ class MergeRunner:
             return None
         before = git(wt, "rev-parse", "HEAD", check=False)
         timeout = float(run.get("gate_timeout_seconds") or 1800)
-        # Run as a smoke test is (smoke.run_command): output to a file outside the worktree, only its tail read
-        # back; ended when its main process exits (the group then killed), or at the timeout. Read from a pipe,
-        # the host held all the gate printed, and a process the gate left holding the pipe kept it waiting.
+        # Run as a smoke test is (smoke.run_command): output to a file outside the worktree, bounded on disk
+        # (smoke.OUTPUT_LIMIT), only its tail read back; ended when its main process exits (the group then
+        # killed, its pipe read for smoke.DRAIN_SECONDS at most), or at the timeout. Captured whole, as
+        # subprocess.run does, the host held all the gate printed and waited on any process left holding the pipe.
         fd, name = tempfile.mkstemp(prefix="gate-", suffix=".log", dir=self.scratch)
         os.close(fd)
         out_path = Path(name)
