@@ -21,7 +21,8 @@ batch in one transaction, as an admin. Three kinds of item:
 ``notification``
     An event of a session's offline notification queue, kept as a
     ``message.sent`` event for it (so it is one of its unread notifications)
-    under the importer's ``key``, recorded in ``imported``.
+    under the importer's ``key``, recorded in ``imported`` (so never a key of
+    the messages' ledger below, :data:`LEDGER_PREFIX`).
 
 Idempotent: importing an item again reports ``already`` and writes nothing,
 except that a message's read and ack state may move forward (never back).
@@ -68,6 +69,7 @@ OUTCOMES = ("imported", "already", "skipped")
 MESSAGE_ID_KEY = "seed002:message-id:"   # + hub id → the digest of the message imported under it
 MESSAGE_KEY = "seed002:message:"         # + seed id "#" digest → the hub id it was imported under
 SPLIT_KEY = "seed002:message-split:"     # + seed id: it names more than one imported message
+LEDGER_PREFIX = "seed002:message"        # what the three keys above start with, and no notification's key may
 PRUNED = "pruned by retention since it was imported: not imported again"
 END_OF_9999 = 253_402_300_800.0  # epoch seconds of 10000-01-01T00:00:00Z, past every time the hub renders
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)(?:[^\s/?#]*@)?([^\s?#]*)(?:\?[^\s#]*)?(?:#\S*)?")
@@ -309,6 +311,9 @@ def _presence(tx: Tx, item: dict[str, Any], now: float) -> dict[str, Any]:
 
 def _notification(tx: Tx, item: dict[str, Any], now: float) -> dict[str, Any]:
     key = item["key"]
+    if key.startswith(LEDGER_PREFIX):  # one table holds both: such a key would stand for an imported message
+        raise Invalid(f"notification key {key[:80]!r} starts with {LEDGER_PREFIX!r}, the messages' ledger's: "
+                      "derive it otherwise (coord import redis uses seed002:notification:…)", field="key")
     done = tx.imported.get(key)
     if done is not None:
         return {"outcome": "already", "id": done["ref"]}
