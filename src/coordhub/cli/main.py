@@ -118,13 +118,22 @@ def root(
 def status(ctx: typer.Context, project: str | None = typer.Option(None, "--project", help="Only this project."),
            machine: str | None = typer.Option(None, "--machine", help="Only this machine's orchestrator view."),
            as_json: bool = JSON_OPT) -> None:
-    """Fleet status: halts, your pause, live leases, components, active workflows, your unread count; and the
-    orchestrator's machines, queue, assignments and costs once a coordinator.yml is applied."""
+    """Fleet status: your session and the hub asked, halts, your pause, live leases, components, active workflows,
+    your unread count; and the orchestrator's machines, queue, assignments and costs once a coordinator.yml is
+    applied."""
     from coordhub.cli.fleet import orchestrator_view, show_orchestrator
 
-    data = call(ctx, lambda c: {**c.status(project), "orchestrator": orchestrator_view(c, machine)})
+    you: list[str] = []  # the people's first line: who asked which hub (the JSON answer is the hub's own)
+
+    def ask(c: CoordClient) -> dict[str, Any]:
+        answer = {**c.status(project), "orchestrator": orchestrator_view(c, machine)}
+        you.append(_you(c, answer.get("session_id")))
+        return answer
+
+    data = call(ctx, ask)
 
     def human(s: dict[str, Any]) -> None:
+        console.print(you[0])
         for h in s.get("halts") or ([s["halt"]] if s["halt"] else []):
             console.print(halt_line(h), style="bold red")
         if s.get("paused"):
@@ -143,6 +152,14 @@ def status(ctx: typer.Context, project: str | None = typer.Option(None, "--proje
         show_orchestrator(s["orchestrator"])
 
     show(data, as_json, human)
+
+
+def _you(c: CoordClient, session: str | None) -> str:
+    """``session S (token from T) on URL (from U)``: which session a command acted as, on which hub, and where the
+    token and the URL came from (a flag, a variable, an identity.json, the hub's admin.token, the default)."""
+    s = c.settings
+    token = f" (token from {s.token_source})" if s.token_source else ""
+    return one_line(f"session {session or '(none)'}{token} on {s.url} (from {s.url_source or 'the default URL'})")
 
 
 def halt_line(h: dict[str, Any]) -> str:
