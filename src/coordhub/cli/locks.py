@@ -12,6 +12,7 @@ from coordhub.cli.common import JSON_OPT, call, show
 from coordhub.cli.output import console
 from coordhub.client.client import MAX_LISTED, Leases
 from coordhub.hooks import project as projects
+from coordhub.hooks.untrusted import one_line
 
 app = typer.Typer(help="Leases on files, folders, globs and services, with fencing tokens.", no_args_is_help=True)
 
@@ -29,6 +30,40 @@ def resource_arg(text: str) -> str:
     return projects.resolve(cwd).claimed(text, cwd)
 
 
+def unguarded(project: str, resource: str) -> str | None:
+    """Why a lease of ``resource`` (as sent) in ``project`` stops no edit or commit in the working directory's git
+    working tree, or None.
+
+    The edit hook and the git guard check that tree's files in one project: ``COORD_PROJECT``, else the trusted
+    identity.json's ``project``, else the repository's name (:func:`coordhub.hooks.project.resolve`). A path or
+    glob leased under another key overlaps none of their questions, and nothing said so: README's first steps
+    claim ``gururmm server/src/`` wherever they are typed. None for a NAME (``deploy:staging``: no file), an
+    absolute path or one above the project (``../x``), and outside a git working tree (no hook project to name).
+    """
+    from coordhub.client.project import git_root
+    from coordhub.client.settings import find_identity, load_identity
+    from coordhub.core.paths import ResourceKind, classify
+    from coordhub.errors import CoordError
+
+    cwd = Path.cwd()
+    if git_root(projects.start_dir(cwd)) is None or resource.startswith("/"):
+        return None
+    try:
+        if classify(resource) is ResourceKind.NAME:
+            return None
+    except ValueError:  # invalid (the hub says why), or climbing above the project
+        return None
+    try:
+        found = find_identity(projects.start_dir(cwd))
+        identity = load_identity(found) if found else {}
+    except CoordError:  # an unreadable identity.json: the command itself reports it
+        return None
+    here = projects.resolve(cwd, identity)
+    if here.key == project:
+        return None
+    return (f"the hooks and the git guard in {here.root} check leases of project {here.key!r} (COORD_PROJECT, "
+            f"else identity.json \"project\", else the repository's name), not {project!r}: this lease stops no "
+            f"edit or commit there; claim it as `coord lock claim {here.key} …` to guard those files")
 
 
 @app.command()
@@ -44,9 +79,16 @@ def claim(
 ) -> None:
     """Claim a lease. Exit 4 if another session holds an overlapping one (its holder is named).
 
-    Claiming what you already hold renews that lease (same id and fence) and says so.
+    Claiming what you already hold renews that lease (same id and fence) and says so. A path or glob claimed
+    inside a git repository under another project than the one its hooks and git guard check (the repository's
+    name unless COORD_PROJECT or identity.json "project" says otherwise) gets a warning on stderr: such a lease
+    stops no edit or commit there.
     """
-    lease = call(ctx, lambda c: c.claim(project, resource_arg(resource), description, ttl))
+    target = resource_arg(resource)
+    lease = call(ctx, lambda c: c.claim(project, target, description, ttl))
+    note = unguarded(project, target)
+    if note:
+        typer.echo(f"coord: warning: {one_line(note)}", err=True)
     show(lease, as_json, lambda x: console.print(
         f"{'renewed your lease' if x.get('renewed') else 'claimed'} {x['id']} fence {x['fence']} on {x['resource']} "
         f"({'no expiry' if x['expires_at'] is None else 'expires ' + x['expires_at']})"))
