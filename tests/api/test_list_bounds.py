@@ -4,6 +4,8 @@ the way on to the rest; over HTTP on both backends."""
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from tests.conftest import Api
@@ -213,3 +215,25 @@ def test_record_lists_and_status_are_bounded_in_encoded_bytes(api: Api) -> None:
     status = api.get("/api/coord/status", headers=me)
     assert len(status.content) <= 2.1 * 2**20, len(status.content)  # two sections of about 1 MiB
     assert len(status.json()["components"]) == 2 and len(status.json()["active_workflows"]) == 2
+
+
+
+def _cursor(values: list[object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def test_a_cursor_holding_a_nul_or_a_lone_surrogate_is_refused_not_a_500(api: Api) -> None:
+    """A cursor is the client's to forge: a string in it no column can hold (NUL, which PostgreSQL refuses; a lone
+    surrogate, which UTF-8 cannot encode) answers 422 ``cursor`` (review: both were a 500)."""
+    me = api.token(A)
+    r = api.post("/api/coord/workflows", json={"project_key": "p", "name": "w"}, headers=me)
+    assert r.status_code == 201, r.text
+    wf = r.json()["id"]
+    for text in ("\ud800", "a\x00b"):
+        for path, values in (("/api/coord/todos", [1.0, text]), ("/api/coord/workflows", [1.0, text]),
+                             ("/api/coord/components", [1.0, text, text]),
+                             (f"/api/coord/workflows/{wf}", [1, 1.0, text])):
+            ok = api.get(path, params={"cursor": _cursor([v if v != text else "x" for v in values])}, headers=me)
+            assert ok.status_code == 200, (path, ok.text)  # the same cursor with a plain string is this list's
+            r = api.get(path, params={"cursor": _cursor(values)}, headers=me)
+            assert r.status_code == 422 and "cursor" in r.text, (path, repr(text), r.status_code, r.text[:300])

@@ -23,6 +23,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -162,10 +163,14 @@ def parse_cursor(text: str | None, key: Key) -> tuple[Any, ...] | None:
     return tuple(values)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _is(value: Any, kind: type) -> bool:
     """Whether a cursor's value may stand for a column of Python type ``kind`` (finite, within 64 bits)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return False
     if isinstance(value, str):
-        return kind is str
+        # a NUL or a lone surrogate is no stored value: PostgreSQL refuses the one and UTF-8 the other (a 500)
+        return kind is str and "\x00" not in value and not _SURROGATE.search(value)
     return (kind is float or isinstance(value, int) and kind is int) and math.isfinite(value) and abs(value) < 2**62
