@@ -168,3 +168,18 @@ def test_key_names_with_terminal_escapes_or_markup_are_printed_escaped(seed: See
         assert "\x1b" not in r.out + r.err and "\x07" not in r.out + r.err, r
         assert "msg-\\x1b]0;PWNED\\x07\\x1b[2J: its id is not one line" in r.out, r
         assert "message msg-[bold red]MARKUP[/bold red]: instance 'bad name!'" in r.out, r
+
+
+def test_a_time_past_the_year_9999_in_utc_is_no_time_not_a_traceback(seed: SeedRedis, live: LiveHub,
+                                                                       cli: Coord) -> None:
+    """``9999-12-31T23:59:59-23:59`` is ISO 8601 but the year 10000 in UTC, which no stored time can be: its
+    message is read as one without a time, as a number that large is, and left out when the timeline has none
+    (review: ``when`` range-checked numbers only, and the import failed with a traceback on the first
+    ``isoformat`` of it)."""
+    seed.publish("msg-00000001", "GENERAL", "backend", "frontend", T0, "ok", "fine", requires_ack=False)
+    seed.r.hset(seed.key("msg", "msg-00000002"), mapping={"from": "backend", "to": "frontend", "subject": "late",
+                                                          "timestamp": "9999-12-31T23:59:59-23:59"})
+    s = admin_cli(cli, live).json("import", "redis", "--url", seed.url, "--prefix", seed.prefix)
+    assert s["counts"]["message"] == {"imported": 1, "left out": 1}, s
+    assert [p["ref"] for p in s["skipped"]] == ["msg-00000002"], s
+    assert "no usable timestamp ('9999-12-31T23:59:59-23:59')" in s["skipped"][0]["reason"], s

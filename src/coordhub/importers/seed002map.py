@@ -215,7 +215,7 @@ def _epoch(value: str) -> float:
 def when(value: str | None) -> float | None:
     """Unix seconds of a seed-002 time: ISO 8601 (``Z``, an offset, or none: UTC) or Unix seconds/milliseconds.
 
-    None for anything else, or a time before 2000.
+    None for anything else, or a time before 2000 or past the year 9999 (in UTC).
     """
     if value is None:
         return None
@@ -224,11 +224,12 @@ def when(value: str | None) -> float | None:
         number = float(text)
     except ValueError:
         try:
-            return parse_iso(text)
+            number = parse_iso(text)  # an offset can carry 9999-12-31 past the year 9999 in UTC
         except (ValueError, OverflowError):
             return None
-    if number > 1e11:  # milliseconds
-        number /= 1000.0
+    else:
+        if number > 1e11:  # milliseconds
+            number /= 1000.0
     return number if 946_684_800 <= number < 253_402_300_800 else None
 
 
