@@ -204,7 +204,8 @@ def log(
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing as the worker goes, until it ends."),
     interval: float = typer.Option(1.0, "--interval", min=0.1, max=60.0, help="Seconds between checks with -f."),
 ) -> None:
-    """The worker's filtered log ([init], [tool], [stuck], [result] …) from any machine, through the hub."""
+    """The worker's filtered log (\\[init], \\[tool], \\[stuck], \\[result] …) from any machine, through the hub."""
+    # \\[: help is Rich markup (cli/output.py help_text), where a bare [init] is a style tag and is dropped
     offset = 0
 
     def piece(at: int) -> Any:

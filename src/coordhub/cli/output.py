@@ -117,6 +117,16 @@ class Console:
 console = Console()
 
 
+# What Rich's markup takes for a style tag: "[" then a lower-case letter, "#", "/" or "@" (its own escape's pattern)
+_MARKUP_TAG = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
+
+
+def help_text(text: str) -> str:
+    """``text`` as a Typer help string, which Typer renders as Rich markup: each ``[…]`` Rich would take for a
+    style tag (``[init]``, ``coordhub[redis]``) escaped, so it is shown as written instead of dropped."""
+    return _MARKUP_TAG.sub(lambda m: f"{m.group(1)}{m.group(1)}\\{m.group(2)}", text)
+
+
 def print_json(data: Any) -> None:
     """Print ``data`` as indented JSON on stdout."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

@@ -9,13 +9,15 @@ import typer
 
 from coordhub import jsonlog
 from coordhub.cli.common import EXIT_REFUSED, fail
+from coordhub.cli.output import help_text
 from coordhub.config import setting
 
 
 def opt(name: str, **extra: Any) -> Any:
     """A Typer option built from the one definition of a setting."""
     s = setting(name)
-    return typer.Option(s.default, s.flag, envvar=s.env, help=s.help, show_default=s.default is not None, **extra)
+    return typer.Option(s.default, s.flag, envvar=s.env, help=help_text(s.help), show_default=s.default is not None,
+                        **extra)
 
 
 def _proxies(value: str | None) -> str | None:

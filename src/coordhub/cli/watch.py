@@ -78,7 +78,8 @@ def watch(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
     """Tail the hub's events live (Ctrl-C to stop); reconnects and resumes without gaps. With an assignment id,
-    follow that worker's filtered log instead ([init], [tool], [stuck], [result] …)."""
+    follow that worker's filtered log instead (\\[init], \\[tool], \\[stuck], \\[result] …)."""
+    # \\[: help is Rich markup (cli/output.py help_text), where a bare [init] is a style tag and is dropped
     if assignment_id is not None:
         from coordhub.cli.orchestrator import log
 
