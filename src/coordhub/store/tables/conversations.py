@@ -37,14 +37,16 @@ class Conversations(Table):
                 party: tuple[str, str | None] | None = None) -> list[Row]:
         """Conversations, most recently updated first; ``state`` open/released and ``project`` filter.
 
-        ``party`` ``(session, address)``: only those the session opened or its address takes part in.
+        ``party`` ``(session, address)``: only those the session opened or its address takes part in, found
+        through the indexes on the opener and on an accepted turn's two addresses: the work grows with the
+        party's own conversations and turns, not with every conversation stored.
         """
         where: list[str] = []
         args: list[object] = []
         if party is not None:
-            where.append("(created_by = ? OR EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = "
-                         "conversations.conversation_id AND t.decision = 'process' AND "
-                         "(t.from_address = ? OR t.to_address = ?)))")
+            where.append("conversation_id IN (SELECT conversation_id FROM conversations WHERE created_by = ? "
+                         "UNION SELECT conversation_id FROM turns WHERE decision = 'process' AND from_address = ? "
+                         "UNION SELECT conversation_id FROM turns WHERE decision = 'process' AND to_address = ?)")
             args.extend((party[0], party[1] or "", party[1] or ""))
         if state == "open":
             where.append("last_release < last_sequence")
