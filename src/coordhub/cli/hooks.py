@@ -106,7 +106,8 @@ def install_git_hook(
     force: bool = typer.Option(False, "--force", help="Keep an existing foreign hook as <name>.local and run it "
                                                       "before the guard."),
 ) -> None:
-    """Install the git guard: pre-commit (and pre-push) refuse changes to paths leased by other live sessions.
+    """Install the git guard: pre-commit, pre-merge-commit (and pre-push) refuse changes to paths leased by other
+    live sessions.
 
     Your own leases pass only while their fence is current. Bypass once with COORD_GUARD_BYPASS=1 (and
     COORD_GUARD_BYPASS_REASON=...); every bypass is recorded on the hub as a guard.bypassed event.

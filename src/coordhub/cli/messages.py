@@ -64,8 +64,11 @@ def read(ctx: typer.Context, message_ids: list[str] = typer.Argument(None, help=
          all_: bool = typer.Option(False, "--all", help="Mark every unread message read."),
          as_json: bool = JSON_OPT) -> None:
     """Mark messages read (for you only): the ids given, or every unread one with --all."""
-    if bool(message_ids) == all_:
-        fail("give message ids or --all (not both)", EXIT_USAGE)
+    if not message_ids and not all_:
+        fail("give the ids of the messages to mark read (`coord msg inbox` shows them), or --all for every unread "
+             "one", EXIT_USAGE)
+    if message_ids and all_:
+        fail("give message ids or --all, not both", EXIT_USAGE)
 
     def mark(c: Any) -> Any:
         if not all_:

@@ -1,0 +1,22 @@
+"""Usage errors and help that tell a newcomer what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.coordcli import Coord, isolated_env
+
+
+def test_msg_read_without_ids_says_where_the_ids_are_and_offers_all(tmp_path: Path) -> None:
+    # it said "give message ids or --all (not both)" when neither was given
+    coord = Coord(tmp_path, isolated_env(tmp_path))
+    r = coord.fails(2, "msg", "read")
+    assert "coord msg inbox" in r.err and "--all for every unread one" in r.err and "not both" not in r.err
+    assert "not both" in coord.fails(2, "msg", "read", "01a246b8-7576-7604-ae86-a03baeeeef58", "--all").err
+
+
+def test_install_git_hook_help_names_every_hook_it_installs(tmp_path: Path) -> None:
+    # its summary named pre-commit and pre-push, not pre-merge-commit, which it installs too
+    r = Coord(tmp_path, isolated_env(tmp_path)).ok("--help")
+    line = next(x for x in r.out.splitlines() if "install-git-hook " in x)
+    assert "pre-merge-commit" in line
