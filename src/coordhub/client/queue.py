@@ -344,11 +344,17 @@ class SoftfailQueue:
     def _append_line(self, target: Path, line: str) -> None:
         """Append ``line`` to ``target`` (fsynced). :class:`QueueUnusable`, and nothing added, when the line would
         take the file past :data:`MAX_QUEUE_BYTES`: past it the file would be refused whole, queued writes and
-        all, as one a repository planted."""
+        all, as one a repository planted.
+
+        A file that does not end in a newline (an append cut short by a crash or a full disk) gets one first:
+        the torn line stays a line of its own (foreign, reported) instead of swallowing this one.
+        """
         data = (line + "\n").encode("utf-8")
-        fd = _open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        fd = _open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT)  # read too: the last byte is looked at
         with os.fdopen(fd, "ab") as f:
             size = os.fstat(f.fileno()).st_size
+            if size and os.pread(f.fileno(), 1, size - 1) != b"\n":
+                data = b"\n" + data
             if size + len(data) > MAX_QUEUE_BYTES:
                 raise QueueUnusable(f"{target} is full: {size} bytes, and {len(data)} more would pass its bound of "
                                     f"{MAX_QUEUE_BYTES}; nothing was added to it. "
