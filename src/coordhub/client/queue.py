@@ -347,12 +347,16 @@ class SoftfailQueue:
         all, as one a repository planted.
 
         A file that does not end in a newline (an append cut short by a crash or a full disk) gets one first:
-        the torn line stays a line of its own (foreign, reported) instead of swallowing this one.
+        the torn line stays a line of its own (foreign, reported) instead of swallowing this one. A file others
+        may read or write is made 0600 first: what is queued holds message bodies.
         """
         data = (line + "\n").encode("utf-8")
         fd = _open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT)  # read too: the last byte is looked at
         with os.fdopen(fd, "ab") as f:
-            size = os.fstat(f.fileno()).st_size
+            status = os.fstat(f.fileno())
+            if status.st_mode & 0o077:  # a file this client did not make (git checks a committed one out 0644)
+                os.fchmod(f.fileno(), 0o600)  # on the descriptor, checked to be this user's regular file
+            size = status.st_size
             if size and os.pread(f.fileno(), 1, size - 1) != b"\n":
                 data = b"\n" + data
             if size + len(data) > MAX_QUEUE_BYTES:
