@@ -18,7 +18,9 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,8 @@ EXCLUDE_HEADER = "# coordhub: files it writes into this working tree, never to b
 GIT_SAFE = ("--literal-pathspecs", "-c", "core.fsmonitor=false")
 MAX_EXCLUDE_BYTES = 1024 * 1024  # an info/exclude larger than this is not read (nor added to)
 MAX_JSON_BYTES = 16 * 1024 * 1024  # a state or config JSON file larger than this reads as missing
+MAX_GITFILE_BYTES = 64 * 1024  # a .git file (``gitdir: <path>``) or commondir longer than this is not git's
+GIT_SECONDS = 10.0  # how long git may take to say whether it tracks a file; past it, it cannot say
 
 
 def git_root(start: Path) -> Path | None:
@@ -51,19 +55,36 @@ def git_dir(root: Path) -> Path | None:
     dotgit = root / ".git"
     if dotgit.is_dir():
         return dotgit
-    try:
-        line = dotgit.read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    if not line.startswith("gitdir:"):
+    line = _small_text(dotgit)
+    if line is None or not line.startswith("gitdir:"):
         return None
     gitdir = Path(line.removeprefix("gitdir:").strip())
     gitdir = gitdir if gitdir.is_absolute() else root / gitdir
+    common = _small_text(gitdir / "commondir")
+    return gitdir if common is None else (gitdir / common).resolve()
+
+
+def _small_text(path: Path) -> str | None:
+    """The stripped text of the regular file ``path`` (symlinks followed), or None when it is missing, not a regular
+    file, over :data:`MAX_GITFILE_BYTES` or not UTF-8: a ``.git`` file an archive brought may be a FIFO (read
+    without ``O_NONBLOCK``, it waits for a writer for ever) or a symlink to ``/dev/zero`` (never ends)."""
     try:
-        common = (gitdir / "commondir").read_text(encoding="utf-8").strip()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
-        return gitdir
-    return (gitdir / common).resolve()
+        return None
+    with os.fdopen(fd, "rb") as f:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            raw = f.read(MAX_GITFILE_BYTES + 1)
+        except OSError:
+            return None
+    if len(raw) > MAX_GITFILE_BYTES:
+        return None
+    try:
+        return raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None
 
 
 def tracked(root: Path, path: Path) -> bool | None:
@@ -72,7 +93,10 @@ def tracked(root: Path, path: Path) -> bool | None:
     Runs ``git ls-files --error-unmatch`` (exit 0: tracked, 1: not) with the
     caller's ``GIT_*`` variables removed, so a git hook's own ``GIT_DIR`` or
     ``GIT_INDEX_FILE`` does not change the answer. None when git is missing
-    or fails (e.g. a repository owned by another user).
+    or fails (e.g. a repository owned by another user), and when it has not
+    answered within :data:`GIT_SECONDS` (it is killed): a repository that
+    came in an archive may hold a FIFO where git reads its index, HEAD or
+    config, and git waits on it for ever.
 
     The repository is not trusted (:data:`GIT_SAFE`): the path is a literal
     pathspec, so a first directory named ``:x`` is not read as pathspec magic
@@ -90,11 +114,46 @@ def tracked(root: Path, path: Path) -> bool | None:
                                                 (os.POSIX_SPAWN_DUP2, null, 2)])
         finally:
             os.close(null)
-        _, status = os.waitpid(pid, 0)
+        status = _wait(pid, time.monotonic() + GIT_SECONDS)
     except OSError:
+        return None
+    if status is None:
         return None
     code = os.waitstatus_to_exitcode(status)
     return True if code == 0 else False if code == 1 else None
+
+
+def _wait(pid: int, deadline: float) -> int | None:
+    """The wait status of the child ``pid``, or None after killing it (``SIGKILL``) when it is still running at
+    ``deadline`` (``time.monotonic()``).
+
+    Waits on a pidfd (Linux), which wakes the moment the child ends; where
+    there is none, polls with a pause doubled from 0.5 ms up to 50 ms.
+    """
+    try:
+        pidfd: int | None = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux, or a kernel before 5.3
+        pidfd = None
+    if pidfd is not None:
+        import select
+
+        try:
+            ended = select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))[0]
+        finally:
+            os.close(pidfd)
+        if ended:
+            return os.waitpid(pid, 0)[1]
+    else:
+        pause = 0.0005
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
 
 
 def exclude(root: Path, patterns: tuple[str, ...]) -> Path | None:
@@ -106,10 +165,12 @@ def exclude(root: Path, patterns: tuple[str, ...]) -> Path | None:
     (a read-only repository) are swallowed: ignoring is a courtesy, never a
     reason to fail a write. So is an ``info`` or ``exclude`` that is a
     symlink or not this user's regular file (an archive's ``.git`` may hold
-    one): it is left alone and None returned.
+    one): it is left alone and None returned; and so is a git directory
+    without a ``HEAD``, which is none (an archive's ``.git`` file may say
+    ``gitdir: ~/.ssh``, and ``info/exclude`` would be made there).
     """
     common = git_dir(root)
-    if common is None:
+    if common is None or not (common / "HEAD").is_file():  # an archive's .git file may name any directory
         return None
     path = common / "info" / "exclude"
     if not real_dir(path.parent) or unusable_file(path, MAX_EXCLUDE_BYTES) is not None:
