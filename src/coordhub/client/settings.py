@@ -64,6 +64,7 @@ MAX_IDENTITY_BYTES = 1024 * 1024  # an identity.json larger than this is refused
 MAX_QUEUE_BYTES = 64 * 1024 * 1024  # bytes: the softfail queue's bound (32 entries of the longest line, thousands
 # of ordinary ones); defined here, where the hooks find it without importing coordhub.client.queue
 ADMIN_MODES = ("never", "fallback", "always")
+IDENTITY_TEXT = ("coord_api", "token", "session", "machine", "user", "project")  # identity.json's text fields
 INSTANCE_ENV = "CLAUDE_INSTANCE_ID"  # seed 002's instance id: the session name where nothing else names one
 
 
@@ -173,7 +174,8 @@ def load_identity(path: Path) -> dict[str, Any]:
     """Read an identity.json; raise ``Invalid`` with the file name when it is not a JSON object.
 
     Also when it is not a regular file or is over :data:`MAX_IDENTITY_BYTES`
-    (never read without end: a FIFO, a symlink to ``/dev/zero``).
+    (never read without end: a FIFO, a symlink to ``/dev/zero``), and when a
+    field of :data:`IDENTITY_TEXT` is there but not a string.
     """
     problem = project.unusable_file(path.resolve(), MAX_IDENTITY_BYTES)
     if problem is not None and problem != "another user owns it":  # a shared machine's identity is fine to read
@@ -190,6 +192,9 @@ def load_identity(path: Path) -> dict[str, Any]:
         raise Invalid(f"{path}: not readable JSON (nested too deep)") from None
     if not isinstance(data, dict):
         raise Invalid(f"{path}: expected a JSON object")
+    wrong = next((k for k in IDENTITY_TEXT if data.get(k) is not None and not isinstance(data[k], str)), None)
+    if wrong is not None:  # {"coord_api": 8001} would end in a traceback wherever the value is used as text
+        raise Invalid(f"{path}: \"{wrong}\" must be a string")
     return data
 
 
