@@ -25,6 +25,7 @@ becomes ``my-project``, ``api_`` becomes ``api``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -55,18 +56,22 @@ def part(value: str) -> str:
 
 
 def machine(identity: dict[str, Any], session: str | None = None, hostname: str | None = None) -> str:
-    """This client's machine: identity.json ``machine``, else ``MACHINE`` of ``MACHINE/name``, else the host name."""
+    """This client's machine: identity.json ``machine``, else ``MACHINE`` of ``MACHINE/name``, else the host name;
+    one without a letter or digit (``---``) is passed over. ``ValueError`` when the host name has none either."""
     for candidate in (identity.get("machine"), session.split("/", 1)[0] if session and "/" in session else None):
         if isinstance(candidate, str) and candidate.strip():
-            return part(candidate)
+            with contextlib.suppress(ValueError):  # no letter or digit in it ("---"): the next one says
+                return part(candidate)
     return part((hostname or socket.gethostname()).split(".", 1)[0])
 
 
 def project_name(identity: dict[str, Any], start: Path | None = None) -> str | None:
-    """This client's project: ``COORD_PROJECT``, else identity.json ``project``, else the git root's name; or None."""
+    """This client's project: ``COORD_PROJECT``, else identity.json ``project``, else the git root's name; or None.
+    One without a letter or digit (``---``) is passed over."""
     for candidate in (os.environ.get(PROJECT_ENV), identity.get("project")):
         if isinstance(candidate, str) and candidate.strip():
-            return part(candidate)
+            with contextlib.suppress(ValueError):  # no letter or digit in it ("---"): the next one says
+                return part(candidate)
     root = places.git_root(Path(os.path.abspath(start or Path.cwd())))
     if root is None:
         return None
