@@ -208,7 +208,7 @@ def _decode(raw: bytes) -> Any:
     except ValueError:  # orjson.JSONDecodeError is a ValueError: not JSON, or numbers orjson does not take
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than orjson takes, too deep for json
             return None
 
 

@@ -38,6 +38,7 @@ the former is set aside as expired when older than the hub keeps keys.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -60,7 +61,7 @@ from coordhub.client.queue import (
     SoftfailQueue,
 )
 from coordhub.client.settings import ClientSettings
-from coordhub.client.wire import unsafe_path
+from coordhub.client.wire import unsafe_path, whole_number
 
 if TYPE_CHECKING:  # httpx2 is imported on the first request: it costs more start-up than the whole CLI
     import httpx2
@@ -74,6 +75,7 @@ UNAVAILABLE = frozenset({502, 503, 504})
 NEXT_AFTER_FENCE = "coord-next-after-fence"  # the header a cut list of leases carries (hub: api/routes/locks.py)
 LEASE_PAGE = 500  # leases the hub answers per request at most (coordhub.core.leases.PAGE)
 MAX_LISTED = 10_000  # leases one locks() call reads at most, by default
+MAX_RETENTION_HOURS = 1e6  # an advertised idempotency retention this long or longer is taken as forever
 
 
 class HubError(Exception):
@@ -261,9 +263,7 @@ class CoordClient(ConversationCalls):
                             code=code)
         data = _json(response)
         if response.status_code >= 400:
-            error = data.get("error", {}) if isinstance(data, dict) else {}
-            raise HubError(response.status_code, error.get("code", "error"),
-                           error.get("message") or response.text, data)
+            raise _refusal(response.status_code, data, response.text)
         if fields is not None:
             fields.update((k.lower(), v) for k, v in response.headers.items())
         return data
@@ -348,7 +348,9 @@ class CoordClient(ConversationCalls):
         """How long the hub keeps idempotency keys, as its ``/health`` says (None: forever).
 
         A hub that does not say (an older one) or cannot be asked is assumed
-        to keep them :data:`~coordhub.client.queue.DEFAULT_MAX_AGE_HOURS`.
+        to keep them :data:`~coordhub.client.queue.DEFAULT_MAX_AGE_HOURS`; a
+        value that is no positive number, or is :data:`MAX_RETENTION_HOURS`
+        or more, means forever.
         """
         try:
             health = self.hub_health()
@@ -357,7 +359,8 @@ class CoordClient(ConversationCalls):
         if "idempotency_retention_hours" not in health:
             return DEFAULT_MAX_AGE_HOURS
         hours = health["idempotency_retention_hours"]
-        return float(hours) if isinstance(hours, int | float) and hours > 0 else None
+        # past a million hours (a century) is forever: float() of a longer int (10**400) raises OverflowError
+        return float(hours) if isinstance(hours, int | float) and 0 < hours < MAX_RETENTION_HOURS else None
 
     # -- the API, one method per endpoint -----------------------------------------
 
@@ -392,20 +395,15 @@ class CoordClient(ConversationCalls):
                                     headers=headers, timeout=httpx2.Timeout(self.settings.timeout, read=60.0)) as src:
                     if src.response.status_code >= 400:
                         src.response.read()
-                        data = _json(src.response)
-                        error = data.get("error", {}) if isinstance(data, dict) else {}
-                        raise HubError(src.response.status_code, error.get("code", "error"),
-                                       error.get("message", src.response.text), data)
+                        raise _refusal(src.response.status_code, _json(src.response), src.response.text)
                     if cursor is None:  # "from now": the hub says which event now is, so a reconnect misses nothing
-                        start = src.response.headers.get("X-Coord-Cursor", "")
-                        cursor = int(start) if start.isdigit() and len(start) <= 19 else None
+                        cursor = whole_number(src.response.headers.get("X-Coord-Cursor"))
                     if on_connect is not None:
                         on_connect()
                     for event in src:
                         if event.id:
-                            cursor = int(event.id)
-                            payload = cast(dict[str, Any], event.json())
-                            yield payload
+                            cursor = whole_number(event.id)
+                            yield _event(event.data, cursor, self.settings.url)
             except httpx2.TransportError as exc:
                 if not reconnect:
                     raise Unreachable(f"event stream from {self.settings.url} lost ({type(exc).__name__})") from exc
@@ -498,11 +496,14 @@ class CoordClient(ConversationCalls):
             rows = self.call("GET", "/api/coord/locks", fields=fields, params={
                 "project_key": project_key, "resource": resource, "session_id": session_id,
                 "after_fence": after or None, "limit": left if left < LEASE_PAGE else None})
+            if not isinstance(rows, list):
+                raise Unreachable(f"the hub at {self.settings.url} answered a list of leases with "
+                                  f"{type(rows).__name__}, not a list")
             out.extend(rows)
-            following = fields.get(NEXT_AFTER_FENCE, "")
-            if not following.isdigit() or int(following) <= after:  # the last page (an older hub: the only one)
+            following = whole_number(fields.get(NEXT_AFTER_FENCE))
+            if following is None or following <= after:  # the last page (an older hub: the only one)
                 return out
-            after = int(following)
+            after = following
             if len(out) >= max_leases:
                 out.next_after_fence = after
                 return out
@@ -573,8 +574,9 @@ def _retry_after(value: str | None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
     if not value:
         return None
-    if value.strip().isdigit():
-        return float(value.strip())
+    seconds = whole_number(value.strip(), digits=30)  # ASCII digits only: "²" is a digit
+    if seconds is not None:
+        return float(seconds)
     from email.utils import parsedate_to_datetime
 
     try:
@@ -589,5 +591,28 @@ def _retry_after(value: str | None) -> float | None:
 def _json(response: httpx2.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep (json raises it, not a ValueError)
         return {"error": {"code": "bad_response", "message": response.text[:200]}}
+
+
+def _refusal(status: int, data: Any, text: str) -> HubError:
+    """The :class:`HubError` of a refusal (4xx) whose decoded body is ``data`` (the error envelope, docs/api.md) and
+    raw text ``text``; any other shape (a proxy's page, a hostile answer) gives code ``error`` and the text's start."""
+    error = data.get("error") if isinstance(data, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code, message = error.get("code"), error.get("message")
+    return HubError(status, code if isinstance(code, str) and code else "error",
+                    message if isinstance(message, str) and message else text[:200], data)
+
+
+def _event(data: str, cursor: int | None, url: str) -> dict[str, Any]:
+    """An event of the hub's stream from its ``data`` field; ``Unreachable`` when it is no JSON object or its id
+    (``cursor``) no event id: a stream that cannot be resumed without a gap is not followed on."""
+    try:
+        payload = json.loads(data)
+    except (ValueError, RecursionError):
+        payload = None
+    if cursor is None or not isinstance(payload, dict):
+        raise Unreachable(f"the event stream from {url} sent an event that is not the hub's (its id is no number or "
+                          "its data no JSON object)")
+    return cast(dict[str, Any], payload)

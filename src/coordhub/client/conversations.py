@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from coordhub.client.wire import whole_number
+
 CONVERSATIONS = "/api/coord/conversations"
 NEXT_AFTER = "coord-next-after"  # a cut page of turns names the next page's after= (hub: api/routes/conversations.py)
 PAGE = 1000  # turns the hub answers per page at most (coordhub.core.conversations.MAX_PAGE)
@@ -111,10 +113,10 @@ class ConversationCalls:
             if not isinstance(page, list):
                 return page
             turns += page
-            following = fields.get(NEXT_AFTER, "")
-            if not page or not following.isdigit() or int(following) <= after or len(turns) >= most:
+            following = whole_number(fields.get(NEXT_AFTER))
+            if not page or following is None or following <= after or len(turns) >= most:
                 return turns
-            after = int(following)
+            after = following
 
     def conversation_status(self, machine: str | None = None) -> Any:
         """Seed 004's ``cross-agent-status --json`` shape for the projects of ``machine`` (default: this session's)."""

@@ -47,6 +47,17 @@ _UNSAFE_CHARS = frozenset("?#%\\\x7f" + "".join(map(chr, range(0x20))))
 _DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")
 
 
+def whole_number(value: str | None, digits: int = 19) -> int | None:
+    """``value`` as a non-negative integer when it is 1 to ``digits`` ASCII digits, else None: how a number in a
+    header field or an event id the hub sends is read.
+
+    ``str.isdigit`` alone lets through what ``int`` then refuses with a
+    ``ValueError`` (``²``, and more than 4,300 digits), and any answer may
+    come from a hostile listener or a man-in-the-middle.
+    """
+    return int(value) if value and len(value) <= digits and value.isascii() and value.isdigit() else None
+
+
 def unsafe_path(path: str) -> str | None:
     """Why ``path`` (a request path the client built) must not be sent, or None when it may.
 
@@ -163,12 +174,12 @@ class Hub:
             if not isinstance(data, list):
                 return Listed(rows, False)
             rows += data
-            following = fields.get(NEXT_AFTER_FENCE, "")
-            if not following.isdigit() or int(following) <= after:
+            following = whole_number(fields.get(NEXT_AFTER_FENCE))
+            if following is None or following <= after:
                 return Listed(rows, False)
             if len(rows) >= most:
                 return Listed(rows, True)
-            after = int(following)
+            after = following
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
         """One request to ``/api/coord{path}``; raises ``HubUnreachable`` or ``HubRefused`` (module docstring)."""
@@ -187,7 +198,7 @@ class Hub:
             raise HubUnreachable(f"hub at {self.url} answered {status}")
         try:
             data = json.loads(raw) if raw else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep (json raises it, not a ValueError)
             raise HubUnreachable(f"hub at {self.url} answered {status} with a body that is not JSON") from None
         if status >= 400:
             error = data.get("error", {}) if isinstance(data, dict) else {}
