@@ -79,7 +79,8 @@ MAX_RETENTION_HOURS = 1e6  # an advertised idempotency retention this long or lo
 
 
 class HubError(Exception):
-    """The hub answered with an error (4xx, or 5xx on a read). ``code`` is the envelope's code."""
+    """The hub answered with an error (4xx, or 5xx on a read), or the URL with a status no hub answers (a 3xx
+    redirect: code ``not_applied``). ``code`` is the envelope's code."""
 
     def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
         super().__init__(message)
@@ -261,6 +262,15 @@ class CoordClient(ConversationCalls):
                 reason = "the hub's database is unavailable (503)"
             return _Failure(reason, _retry_after(response.headers.get("Retry-After")), status=response.status_code,
                             code=code)
+        if not 200 <= response.status_code < 300 and response.status_code < 400:
+            # A redirect (a proxy sending http to https) or another answer that is no hub's: the write was not
+            # applied, and the client follows no redirect (its token would go where the answer says)
+            where = response.headers.get("Location", "")
+            raise HubError(response.status_code, "not_applied",
+                           f"{self.settings.url} answered {response.status_code}"
+                           + (f" (to {where[:200]!r})" if where else "") + ", not the hub's answer: nothing was "
+                           "done; the client follows no redirect, point --url (or COORD_URL, identity.json "
+                           "coord_api) at the hub itself")
         data = _json(response)
         if response.status_code >= 400:
             raise _refusal(response.status_code, data, response.text)
@@ -314,8 +324,8 @@ class CoordClient(ConversationCalls):
 
     def replay(self, entry: Entry) -> str:
         """Send one queued entry with its key and queue time: ``applied``, ``rejected`` (4xx but 423 and 429), or
-        ``retry`` (also halted, 423, or rate-limited, 429), ``retry-reached`` or ``failed`` (see
-        :meth:`SoftfailQueue.drain`).
+        ``retry`` (also halted, 423, rate-limited, 429, or answered by no hub: a redirect), ``retry-reached`` or
+        ``failed`` (see :meth:`SoftfailQueue.drain`).
 
         A 503 with ``Retry-After`` is waited out once, as for any write.
         ``stop_reason`` then says why it failed.
@@ -331,7 +341,9 @@ class CoordClient(ConversationCalls):
             # its kind, and a message would wait behind a todo for the rest of the day.
             if err.status == 429 and err.code == "rate_limited":
                 self.stop_reason = self._held = f"the hub is rate-limiting this session ({err.message})"
-            return RETRY if err.status in (423, 429) else REJECTED
+            if err.status < 400:  # not the hub's answer (a redirect): not applied, kept for when the URL is right
+                self.stop_reason = self._held = err.message
+            return RETRY if err.status in (423, 429) or err.status < 400 else REJECTED
         if isinstance(result, _Failure):
             self.stop_reason = result.reason
             if result.holds():

@@ -20,7 +20,8 @@ Two levels:
 * :meth:`Hub.request` (what the hooks use) decodes the answer (:meth:`Hub.pages`
   reads every page of a list of leases the hub cut, one request per page): it raises
   :class:`HubUnreachable` when no answer could be had (connection error,
-  timeout, a 5xx, an answer that is not HTTP or not JSON) and
+  timeout, a 5xx, a 3xx redirect, which is never followed, an answer that
+  is not HTTP or not JSON) and
   :class:`HubRefused` for a 4xx, carrying the error envelope's ``code`` and
   ``message`` (docs/api.md). It never queues: a hook's effect is only useful
   now. Both derive from :class:`HubError`, so a caller that only needs
@@ -81,7 +82,7 @@ class HubError(Exception):
 
 
 class HubUnreachable(HubError):
-    """No usable answer from the hub: network error, timeout, 5xx or a body that is not JSON."""
+    """No usable answer from the hub: network error, timeout, 5xx, a 3xx (never followed) or a body that is not JSON."""
 
 
 class HubRefused(HubError):
@@ -194,7 +195,7 @@ class Hub:
             if exc.phase == "request":
                 raise HubUnreachable(f"not asking the hub at {self.url}: {exc.error}") from None
             raise HubUnreachable(_describe(exc.error, self.url, self.timeout)) from None
-        if status >= 500:
+        if status >= 500 or status < 200 or 300 <= status < 400:  # 3xx: a redirect, not followed (nor applied)
             raise HubUnreachable(f"hub at {self.url} answered {status}")
         try:
             data = json.loads(raw) if raw else None

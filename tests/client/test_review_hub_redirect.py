@@ -1,0 +1,53 @@
+"""A redirect is no hub's answer: the write was not applied, and a queued one stays queued.
+
+Before the fix both clients took a 3xx for a 2xx: a reverse proxy sending
+``http://`` to ``https://`` (301) made every write look done, and a drain
+dropped the queued writes it answered as applied, although none reached the
+hub. The client follows no redirect (its token would go where the answer
+says), so it says so instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from coordhub.client.client import CoordClient, HubError, Queued
+from coordhub.client.settings import ClientSettings
+from coordhub.client.wire import Hub, HubUnreachable
+from tests.client.test_wire import Canned
+
+TOKEN = "coord_test"
+
+
+@pytest.fixture
+def canned() -> Iterator[Canned]:
+    server = Canned()
+    yield server
+    server.close()
+
+
+def sync_client(url: str, tmp_path: Path, timeout: float = 5.0) -> CoordClient:
+    return CoordClient(ClientSettings(url=url, token=TOKEN, session=None, user=None, machine=None,
+                                      queue_file=tmp_path / "coord-queue.jsonl", timeout=timeout))
+
+
+def test_a_redirected_write_is_not_taken_as_done_and_a_queued_one_stays_queued(canned: Canned,
+                                                                               tmp_path: Path) -> None:
+    canned.answer = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\n\r\n{}"
+    with sync_client(canned.url, tmp_path) as client:
+        assert isinstance(client.add_todo("queued while the hub is down"), Queued)
+    canned.answer = (b"HTTP/1.1 301 Moved Permanently\r\nlocation: https://elsewhere.invalid/\r\n"
+                     b"content-length: 0\r\n\r\n")
+    with sync_client(canned.url, tmp_path) as client:
+        drained = client.sync()
+        assert (drained.applied, drained.left) == (0, 1)  # kept for when the URL is right, not dropped as applied
+        assert "301" in (client.stop_reason or "")
+    (tmp_path / "coord-queue.jsonl").unlink()
+    with sync_client(canned.url, tmp_path) as client, pytest.raises(HubError) as err:
+        client.add_todo("sent to a URL that redirects")
+    assert err.value.status == 301 and "redirect" in err.value.message
+    with pytest.raises(HubUnreachable, match="301"):
+        Hub(canned.url, TOKEN, None, 2.0).post("/messages/unshown", {})
