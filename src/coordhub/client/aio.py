@@ -19,6 +19,7 @@ client's request and response objects and costs about half as much per call.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -30,7 +31,7 @@ import orjson
 
 from coordhub import __version__, jsonbytes
 from coordhub.client.client import HubError, Unreachable, dropped
-from coordhub.client.wire import SESSION_HEADER, unsafe_path
+from coordhub.client.wire import MAX_ANSWER, SESSION_HEADER, unsafe_path
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -70,7 +71,9 @@ class AsyncCoordClient:
         self._headers = {"User-Agent": USER_AGENT, **identity_headers(token, session)}
         self._app = app
         self._local: ServeInProcess | None = getattr(app, "serve_in_process", None)
-        self._http = None if app is not None else httpx2.AsyncClient(transport=transport, timeout=timeout)
+        # identity: an answer is read unencoded, so MAX_ANSWER bounds what it unpacks to (see _send)
+        self._http = None if app is not None else httpx2.AsyncClient(
+            transport=transport, timeout=timeout, headers={"Accept-Encoding": "identity"})
         self._session_id = session_id or (None if token else session)
 
     @property
@@ -130,20 +133,45 @@ class AsyncCoordClient:
 
     async def _send(self, method: str, path: str, query: dict[str, Any], headers: dict[str, str],
                     content: bytes | None, timeout: float | None) -> tuple[int, bytes]:
+        """One request over the network and its whole answer, within bounds: ``timeout`` (else the client's)
+        seconds for the whole exchange (``httpx2``'s own bounds each read, so a drip of bytes would never end) and
+        :data:`~coordhub.client.wire.MAX_ANSWER` bytes of an unencoded answer (a hostile hub or a man-in-the-middle
+        on plain http must not exhaust time or memory). Raises ``Unreachable``."""
         assert self._http is not None
+        limit = self.timeout if timeout is None else timeout
         for again in (True, False):
             try:
-                response = await self._http.request(method, self.base_url + path, params=query or None,
-                                                    content=content, headers=headers,
-                                                    timeout=self.timeout if timeout is None else timeout)
-            except httpx2.TimeoutException as exc:
+                async with asyncio.timeout(limit):
+                    return await self._fetch(method, path, query, headers, content, limit)
+            except (TimeoutError, httpx2.TimeoutException) as exc:
                 raise Unreachable(f"the hub at {self.base_url} did not answer in time") from exc
             except httpx2.TransportError as exc:
                 if again and dropped(exc):  # a GET or keyed (see call): a second attempt has no second effect
                     continue
                 raise Unreachable(f"cannot reach the hub at {self.base_url} ({type(exc).__name__}: {exc})") from exc
-            return response.status_code, response.content
+            except httpx2.DecodingError as exc:
+                raise Unreachable(f"the answer of the hub at {self.base_url} could not be read ({exc})") from exc
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    async def _fetch(self, method: str, path: str, query: dict[str, Any], headers: dict[str, str],
+                     content: bytes | None, timeout: float) -> tuple[int, bytes]:
+        """The status and body of one request; ``httpx2.DecodingError`` for an answer encoded (``Accept-Encoding:
+        identity`` was asked for: a gzip answer unpacks to a thousand times its size) or larger than
+        :data:`~coordhub.client.wire.MAX_ANSWER` bytes."""
+        assert self._http is not None
+        async with self._http.stream(method, self.base_url + path, params=query or None, content=content,
+                                     headers=headers, timeout=timeout) as response:
+            coding = response.headers.get("Content-Encoding", "identity").strip().lower()
+            if coding not in ("", "identity"):
+                raise httpx2.DecodingError(f"the answer is {coding[:40]!r}-encoded, which this client did not ask for")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():  # identity-encoded (checked): as sent
+                size += len(chunk)
+                if size > MAX_ANSWER:
+                    raise httpx2.DecodingError(f"the answer is larger than {MAX_ANSWER} bytes")
+                chunks.append(chunk)
+            return response.status_code, b"".join(chunks)
 
     async def session_id(self) -> str:
         """The session this client acts as (``GET /api/coord/whoami``, asked once)."""

@@ -61,7 +61,7 @@ from coordhub.client.queue import (
     SoftfailQueue,
 )
 from coordhub.client.settings import ClientSettings
-from coordhub.client.wire import unsafe_path, whole_number
+from coordhub.client.wire import MAX_ANSWER, unsafe_path, whole_number
 
 if TYPE_CHECKING:  # httpx2 is imported on the first request: it costs more start-up than the whole CLI
     import httpx2
@@ -175,9 +175,10 @@ class CoordClient(ConversationCalls):
         if self._client is None:
             import httpx2
 
-            self._client = httpx2.Client(base_url=self.settings.url, headers={"User-Agent": f"coordhub/{__version__}"},
-                                         timeout=self.settings.timeout, transport=self._transport,
-                                         verify=_tls(self.settings.url))
+            # identity: an answer is read unencoded, so MAX_ANSWER bounds what it unpacks to (see _fetch)
+            headers = {"User-Agent": f"coordhub/{__version__}", "Accept-Encoding": "identity"}
+            self._client = httpx2.Client(base_url=self.settings.url, headers=headers, timeout=self.settings.timeout,
+                                         transport=self._transport, verify=_tls(self.settings.url))
         return self._client
 
     def __enter__(self) -> CoordClient:
@@ -198,10 +199,10 @@ class CoordClient(ConversationCalls):
         import httpx2
 
         try:
-            response = self._http.get("/health")
+            response = self._fetch("GET", "/health")
         except httpx2.TimeoutException:
             raise Unreachable(f"hub at {self.settings.url} timed out") from None
-        except httpx2.TransportError as exc:
+        except httpx2.RequestError as exc:  # a transport error, or an answer _fetch does not read
             raise Unreachable(f"cannot reach {self.settings.url} ({type(exc).__name__})") from None
         data = _json(response)
         if response.status_code not in (200, 503) or not isinstance(data, dict) or "status" not in data:
@@ -240,19 +241,21 @@ class CoordClient(ConversationCalls):
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             try:
-                response = self._http.request(method, path, params=clean or None, json=body, headers=headers)
+                response = self._fetch(method, path, params=clean or None, json=body, headers=headers)
             except httpx2.TransportError as exc:
                 if not (dropped(exc) and (key or method == "GET")):
                     raise
                 # A kept-alive connection the hub closed as the request went out: once more, on a new one (a GET or
                 # keyed request: no second effect).
-                response = self._http.request(method, path, params=clean or None, json=body, headers=headers)
+                response = self._fetch(method, path, params=clean or None, json=body, headers=headers)
         except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol) as exc:
             return _Failure(f"cannot reach {self.settings.url} ({type(exc).__name__})", reached=False)  # never sent
         except httpx2.TimeoutException:
             return _Failure(f"the hub at {self.settings.url} did not answer in time")
         except httpx2.TransportError as exc:  # e.g. the connection dropped after the request was sent
             return _Failure(f"cannot reach {self.settings.url} ({type(exc).__name__})")
+        except httpx2.DecodingError as exc:  # an answer _fetch does not read: it may have been applied
+            return _Failure(f"the answer of the hub at {self.settings.url} could not be read ({exc})")
         if response.status_code >= 500:
             reason = f"hub answered {response.status_code}"
             data = _json(response)
@@ -277,6 +280,39 @@ class CoordClient(ConversationCalls):
         if fields is not None:
             fields.update((k.lower(), v) for k, v in response.headers.items())
         return data
+
+    def _fetch(self, method: str, path: str, **request: Any) -> httpx2.Response:
+        """One request (``request``: ``httpx2.Client.request``'s arguments) and its whole answer, read within bounds.
+
+        A hostile hub, or a man-in-the-middle on plain http, must hold the
+        client neither without end nor with its memory: the answer is read
+        until the client's timeout has passed since the request started (a
+        drip of bytes, each within ``httpx2``'s per-read timeout, is then cut
+        off: at most twice the timeout in all), only up to
+        :data:`~coordhub.client.wire.MAX_ANSWER` bytes, and only unencoded
+        (``Accept-Encoding: identity`` is asked for: a gzip answer unpacks to
+        a thousand times its size). Raises ``httpx2.ReadTimeout`` past the
+        time, ``httpx2.DecodingError`` for an answer larger or encoded, and
+        whatever ``httpx2`` raises.
+        """
+        import httpx2
+
+        deadline = time.monotonic() + self.settings.timeout
+        with self._http.stream(method, path, **request) as response:
+            coding = response.headers.get("Content-Encoding", "identity").strip().lower()
+            if coding not in ("", "identity"):
+                raise httpx2.DecodingError(f"the answer is {coding[:40]!r}-encoded, which this client did not ask for")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():  # identity-encoded (checked): the bytes as sent
+                size += len(chunk)
+                if size > MAX_ANSWER:
+                    raise httpx2.DecodingError(f"the answer is larger than {MAX_ANSWER} bytes")
+                if time.monotonic() > deadline:
+                    raise httpx2.ReadTimeout(f"the answer took longer than {self.settings.timeout:g} s")
+                chunks.append(chunk)
+        return httpx2.Response(response.status_code, headers=response.headers, content=b"".join(chunks),
+                               request=response.request)
 
     def _attempt(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
                  key: str | None, queued_at: str | None = None, fields: dict[str, str] | None = None) -> Any | _Failure:
