@@ -329,7 +329,7 @@ def sync(ctx: typer.Context,
            f"moved to {c.queue.rejected} after {MAX_FAILED_REPLAYS} such answers" if answered
            else c.stop_reason or "hub unreachable, halted or rate-limiting")
     result = {"applied": d.applied, "rejected": d.rejected, "pending": d.left, "foreign": d.foreign,
-              "expired": d.expired, "gave_up": d.gave_up, "unread": unread}
+              "elsewhere": d.elsewhere, "expired": d.expired, "gave_up": d.gave_up, "unread": unread}
     if d.expired:
         result["expired_file"] = str(c.queue.expired)
     if d.gave_up:
@@ -342,6 +342,10 @@ def sync(ctx: typer.Context,
         console.print(f"sent {d.applied} queued write(s)" + (f", {d.rejected} refused by the hub (kept in "
                       f"{c.queue.rejected})" if d.rejected else "") + (f"; {stuck} still pending: {why}"
                                                                      if stuck else ""))
+        if d.elsewhere:  # else "sent 0" over a queue that is not empty reads as a lost write
+            console.print(one_line(f"{d.elsewhere} queued write(s) for another hub or token stay in "
+                                   f"{c.queue.path}: sent by the first command that reaches that hub with that "
+                                   "token"))
         if d.foreign and reviewed is None:
             typer.echo(foreign_note(c, d.foreign), err=True)
     if d.expired:
