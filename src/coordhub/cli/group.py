@@ -36,6 +36,7 @@ from typing import Any
 
 import typer
 import typer.main
+from typer._click.exceptions import NoSuchOption
 from typer._coercion import RuntimeParam, build_runtime_param
 from typer.core import TyperGroup, TyperOption, _TyperParameter
 
@@ -171,5 +172,18 @@ def lazy_group(root: Callable[[], typer.Typer], first: dict[str, str], last: dic
         def list_commands(self, ctx: Any) -> list[str]:
             """Every command name, in --help order, without importing any module."""
             return list(self.commands)
+
+        def invoke(self, ctx: Any) -> Any:
+            """Run the command; a global option given after it (``coord status --url …``) is a usage error that
+            says where it goes, rather than a bare "No such option"."""
+            try:
+                return super().invoke(ctx)
+            except NoSuchOption as exc:
+                if exc.option_name in {name for param in self.params for name in param.opts}:
+                    where = exc.ctx.command_path.removeprefix(ctx.command_path).strip() if exc.ctx else "COMMAND"
+                    exc.message = (f"{exc.option_name} is a global option: give it before the command "
+                                   f"({ctx.command_path} {exc.option_name} … {where})")
+                    exc.possibilities = None
+                raise
 
     return CoordGroup
