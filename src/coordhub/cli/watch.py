@@ -23,7 +23,22 @@ def describe(event: dict[str, Any]) -> str:
     who = event.get("session_id") or "hub"
     detail = {
         "message.sent": lambda: f"{who} → {p.get('to_session')}: {p.get('subject')}",
+        "message.read": lambda: f"{who} read {event.get('subject_id')}",
+        "message.acked": lambda: f"{who} acked {event.get('subject_id')} from {p.get('from_session')}",
+        "message.redelivered": lambda: f"{event.get('target')} redelivered: {p.get('subject')} "
+                                       f"(delivery {p.get('deliveries')}, not acked)",
+        "message.dead_lettered": lambda: f"to {p.get('recipient')} never acked: {p.get('subject')}",
+        "todo.added": lambda: f"{who} added todo {event.get('subject_id')}: {p.get('text')}",
+        "todo.done": lambda: f"{who} did todo {event.get('subject_id')}",
+        "component.set": lambda: f"{who} set {event.get('subject_id')} {p.get('state')}"
+                                 + (f" {p['version']}" if p.get("version") else ""),
+        "presence.registered": lambda: f"{who} started (incarnation {p.get('incarnation')}"
+                                       + (f", {p['client']})" if p.get("client") else ")"),
+        "presence.deregistered": lambda: f"{who} ended (incarnation {p.get('incarnation')})",
+        "token.created": lambda: f"{who} created a{'n admin' if p.get('admin') else ''} token for {p.get('name')}",
+        "token.revoked": lambda: f"{who} revoked {p.get('count')} token(s) of {p.get('name')}",
         "lease.granted": lambda: f"{who} leased {p.get('resource')} (fence {p.get('fence')})",
+        "lease.renewed": lambda: f"{who} renewed lease {event.get('subject_id')} (fence {p.get('fence')})",
         "lease.released": lambda: f"{who} released {p.get('resource')}",
         "lease.expired": lambda: f"lease of {who} on {p.get('resource')} expired",
         "lease.revoked": lambda: f"lease of {who} on {p.get('resource')} force-released by {p.get('by')}",
