@@ -6,15 +6,24 @@ so the new entry became the tail of the torn line: one unparseable line,
 counted foreign and never replayed, a write lost although ``append`` had said
 it was queued. And a queue file the client did not make (a repository's
 committed one, which git checks out 0644; seed 001's, written by hand) kept
-its mode while the user's queued message bodies were appended to it.
+its mode while the user's queued message bodies were appended to it; a
+committed one received them although git would publish them.
 """
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
 from pathlib import Path
 
-from coordhub.client.queue import Entry, Signer, SoftfailQueue
+import pytest
+
+from coordhub.client import settings
+from coordhub.client.client import CoordClient
+from coordhub.client.queue import Entry, QueueUnusable, Signer, SoftfailQueue
+from tests.client.test_repo_attacks import cloned
+from tests.conftest import free_port
 
 HUB = "http://127.0.0.1:9"
 ACTOR = "token:0123456789abcdef"
@@ -43,3 +52,20 @@ def test_a_queue_file_others_may_read_is_made_the_users_alone_before_anything_is
     q.append(Entry("POST", "/api/coord/messages", {"body": "the secret plan"}, "key", actor=ACTOR, hub=HUB))
     assert stat.S_IMODE(q.path.stat().st_mode) == 0o600
     assert "the secret plan" in q.path.read_text()
+
+
+def test_a_committed_queue_file_never_receives_the_users_writes(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """git checks a committed, empty coord-queue.jsonl out where the client keeps its queue: the user's queued
+    writes (message bodies) went into a tracked file, to be published by the next ``git commit -a``."""
+    for name in [n for n in os.environ if n.startswith("COORD_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    clone = cloned(tmp_path, {".claude/coord-queue.jsonl": ""})
+    with CoordClient(settings.resolve(f"http://127.0.0.1:{free_port()}", start=clone)) as client:
+        assert client.queue.path == clone / ".claude" / "coord-queue.jsonl"
+        with pytest.raises(QueueUnusable, match="git tracks it"):
+            client.send_message("B/x", "plan", "the secret plan")
+    assert (clone / ".claude" / "coord-queue.jsonl").read_bytes() == b""
+    status = subprocess.run(["git", "-C", str(clone), "status", "--porcelain"], capture_output=True, text=True)
+    assert status.stdout == ""

@@ -323,6 +323,7 @@ class SoftfailQueue:
         self.expired = path.with_name(path.stem + ".expired" + path.suffix)
         self.signer = signer or Signer()
         self.git_root = git_root
+        self._untracked: set[Path] = set()  # files git was asked about and does not track (once per client)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -348,8 +349,17 @@ class SoftfailQueue:
 
         A file that does not end in a newline (an append cut short by a crash or a full disk) gets one first:
         the torn line stays a line of its own (foreign, reported) instead of swallowing this one. A file others
-        may read or write is made 0600 first: what is queued holds message bodies.
+        may read or write is made 0600 first: what is queued holds message bodies. :class:`QueueUnusable` too
+        for a file git tracks (asked once per file and client): a repository can commit an empty queue, and the
+        user's queued writes would be published by the next ``git commit -a``.
         """
+        if self.git_root is not None and target not in self._untracked:
+            inside = Path(os.path.abspath(target)).is_relative_to(os.path.abspath(self.git_root))
+            if inside and os.path.lexists(target) and project.tracked(self.git_root, target):
+                raise QueueUnusable(f"{target}: not used as a softfail queue: git tracks it (a repository may have "
+                                    "committed it), and what is queued, message bodies included, would be "
+                                    "committed with it; nothing was added. Move it away, or `git rm --cached` it")
+            self._untracked.add(target)
         data = (line + "\n").encode("utf-8")
         fd = _open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT)  # read too: the last byte is looked at
         with os.fdopen(fd, "ab") as f:
