@@ -123,9 +123,9 @@ def call(ctx: typer.Context, fn: Callable[[CoordClient], Any], admin: bool = Fal
         try:
             result = fn(c)
         except HubError as err:
-            hint = ""
-            if admin and err.status == 403 and not c.settings.admin_hub_id:
-                hint = " (to act as the hub's admin on its machine, add --admin)"
+            hint = (" (to act as the hub's admin on its machine, add --admin)"
+                    if admin and err.status == 403 and not c.settings.admin_hub_id
+                    else exits.no_session_hint(err.status, c.settings.token, c.settings.session))
             fail(exits.refusal(err.message, err.status, err.code) + hint, exits.exit_code(err.status),
                  hub_envelope(err))
         except Unreachable as err:

@@ -46,6 +46,17 @@ def refusal(message: str, status: int, code: str) -> str:
     return f"{message} [{status} {code}]"
 
 
+def no_session_hint(status: int, token: str | None, session: str | None) -> str:
+    """What the line of a hub refusal with HTTP ``status`` adds for a client with neither ``token`` nor ``session``.
+
+    Only a ``--no-auth`` hub answers such a client (one that needs tokens was
+    refused before anything was sent), and its 422 names the request's field
+    and header, not the CLI's options.
+    """
+    return " (no session is named here: name yours with --session or COORD_SESSION)" if (
+        status == 422 and not token and not session) else ""
+
+
 def hub_envelope(status: int, code: str, message: str, body: Any) -> dict[str, Any]:
     """The hub's error envelope of a refusal (``{"error": {"code", "message", …}}``), with its HTTP ``status``.
 

@@ -185,7 +185,9 @@ def _ask(command: Command) -> tuple[list[str], Any, tuple[str, int, Any] | None]
     except _Unreachable as exc:
         return notes, None, (exits.unreachable(settings.url, str(exc)), exits.EXIT_UNREACHABLE, None)
     except _Refused as exc:
-        return notes, None, (exits.refusal(exc.message, exc.status, exc.code), exits.exit_code(exc.status),
+        line = exits.refusal(exc.message, exc.status, exc.code) + exits.no_session_hint(exc.status, settings.token,
+                                                                                       settings.session)
+        return notes, None, (line, exits.exit_code(exc.status),
                              exits.hub_envelope(exc.status, exc.code, exc.message, exc.body))
     if not command.as_json and not _SHAPES[command.name](data):
         raise FallThrough  # the Typer CLI fails on it its own way
