@@ -7,14 +7,17 @@ counted foreign and never replayed, a write lost although ``append`` had said
 it was queued. And a queue file the client did not make (a repository's
 committed one, which git checks out 0644; seed 001's, written by hand) kept
 its mode while the user's queued message bodies were appended to it; a
-committed one received them although git would publish them.
+committed one received them although git would publish them. A full disk
+mid-append was a traceback, and left half a line behind.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,7 @@ from coordhub.client.client import CoordClient
 from coordhub.client.queue import Entry, QueueUnusable, Signer, SoftfailQueue
 from tests.client.test_repo_attacks import cloned
 from tests.conftest import free_port
+from tests.coordcli import Coord, isolated_env
 
 HUB = "http://127.0.0.1:9"
 ACTOR = "token:0123456789abcdef"
@@ -69,3 +73,22 @@ def test_a_committed_queue_file_never_receives_the_users_writes(tmp_path: Path,
     assert (clone / ".claude" / "coord-queue.jsonl").read_bytes() == b""
     status = subprocess.run(["git", "-C", str(clone), "status", "--porcelain"], capture_output=True, text=True)
     assert status.stdout == ""
+
+
+def test_an_append_the_disk_refuses_is_taken_back_and_said_in_one_line(tmp_path: Path) -> None:
+    """A full disk mid-append (here a file size limit, EFBIG) was an OSError traceback out of `coord todo add`,
+    and left half a line in the queue."""
+    queue_file = tmp_path / "coord-queue.jsonl"
+    env = isolated_env(tmp_path, COORD_QUEUE_FILE=str(queue_file))
+    coord = Coord(tmp_path, env, url=f"http://127.0.0.1:{free_port()}")
+    coord.queued("todo", "add", "first")
+    before = queue_file.read_bytes()
+
+    def small_files() -> None:  # in the child: at most 100 bytes more than the queue holds
+        resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 100, resource.RLIM_INFINITY))
+
+    p = subprocess.run([sys.executable, "-m", "coordhub", "--url", coord.url or "", "todo", "add", "x" * 5000],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, preexec_fn=small_files, timeout=90)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert "could not be written" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert queue_file.read_bytes() == before

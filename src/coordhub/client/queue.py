@@ -351,7 +351,8 @@ class SoftfailQueue:
         the torn line stays a line of its own (foreign, reported) instead of swallowing this one. A file others
         may read or write is made 0600 first: what is queued holds message bodies. :class:`QueueUnusable` too
         for a file git tracks (asked once per file and client): a repository can commit an empty queue, and the
-        user's queued writes would be published by the next ``git commit -a``.
+        user's queued writes would be published by the next ``git commit -a``; and when the line cannot be
+        written (a full disk): what part of it was is taken back.
         """
         if self.git_root is not None and target not in self._untracked:
             inside = Path(os.path.abspath(target)).is_relative_to(os.path.abspath(self.git_root))
@@ -362,21 +363,30 @@ class SoftfailQueue:
             self._untracked.add(target)
         data = (line + "\n").encode("utf-8")
         fd = _open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT)  # read too: the last byte is looked at
-        with os.fdopen(fd, "ab") as f:
-            status = os.fstat(f.fileno())
+        try:
+            status = os.fstat(fd)
             if status.st_mode & 0o077:  # a file this client did not make (git checks a committed one out 0644)
-                os.fchmod(f.fileno(), 0o600)  # on the descriptor, checked to be this user's regular file
+                os.fchmod(fd, 0o600)  # on the descriptor, checked to be this user's regular file
             size = status.st_size
-            if size and os.pread(f.fileno(), 1, size - 1) != b"\n":
+            if size and os.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data
             if size + len(data) > MAX_QUEUE_BYTES:
                 raise QueueUnusable(f"{target} is full: {size} bytes, and {len(data)} more would pass its bound of "
                                     f"{MAX_QUEUE_BYTES}; nothing was added to it. "
                                     + ("Send what is queued with `coord sync` when the hub is back"
                                        if target == self.path else "Check its entries and move it away"))
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            try:
+                left = memoryview(data)
+                while left:
+                    left = left[os.write(fd, left):]
+                os.fsync(fd)
+            except OSError as exc:  # a full disk (ENOSPC), a file size limit (EFBIG): take the part written back
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)  # the lock on the directory keeps any other append out meanwhile
+                raise QueueUnusable(f"{target} could not be written ({exc.strerror}); nothing was added to it"
+                                    ) from None
+        finally:
+            os.close(fd)
 
     def append(self, entry: Entry) -> int:
         """Sign and add an entry at the end (durably: fsynced); return how many entries are now queued.
