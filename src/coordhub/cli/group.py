@@ -36,7 +36,7 @@ from typing import Any
 
 import typer
 import typer.main
-from typer._click.exceptions import NoSuchOption
+from typer._click.exceptions import NoSuchOption, UsageError
 from typer._coercion import RuntimeParam, build_runtime_param
 from typer.core import TyperGroup, TyperOption, _TyperParameter
 
@@ -154,12 +154,16 @@ class LazyCommands(MutableMapping[str, Any]):
         return len(self._order)
 
 
-def lazy_group(root: Callable[[], typer.Typer], first: dict[str, str], last: dict[str, str]) -> type[TyperGroup]:
+def lazy_group(root: Callable[[], typer.Typer], first: dict[str, str], last: dict[str, str],
+               misnamed: dict[str, str] | None = None) -> type[TyperGroup]:
     """A ``TyperGroup`` class (for ``typer.Typer(cls=…)``) whose commands are :class:`LazyCommands`.
 
     ``root`` returns the Typer app the group belongs to (called when a lazy
-    command is built, so the app may be defined after the class).
+    command is built, so the app may be defined after the class). ``misnamed``
+    maps a name that is no command to what the error says instead of Typer's
+    spelling suggestions (``hooks`` → where the hooks are).
     """
+    hints = misnamed or {}
 
     class CoordGroup(TyperGroup):
         """The root ``coord`` group; listing its command names imports nothing."""
@@ -172,6 +176,15 @@ def lazy_group(root: Callable[[], typer.Typer], first: dict[str, str], last: dic
         def list_commands(self, ctx: Any) -> list[str]:
             """Every command name, in --help order, without importing any module."""
             return list(self.commands)
+
+        def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+            """Typer's, with the ``misnamed`` hint for a name newcomers guess (``coord hooks``, ``coord message``)."""
+            try:
+                return super().resolve_command(ctx, args)
+            except UsageError as exc:
+                if args and args[0] in hints:
+                    exc.message = f"No such command {args[0]!r}. {hints[args[0]]}"
+                raise
 
         def invoke(self, ctx: Any) -> Any:
             """Run the command; a global option given after it (``coord status --url …``) is a usage error that

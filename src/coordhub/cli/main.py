@@ -65,6 +65,13 @@ LAZY_GROUPS = {
     "archive": "coordhub.cli.archive:app",
 }
 
+# names that are no command, and what a newcomer who typed one looks for (instead of Typer's spelling guesses)
+_HOOKS = ("Claude Code and git run the hooks as `coord-hook EVENT`, a command of its own; put them in place with "
+          "`coord install-hooks` and `coord install-git-hook` (docs/hooks.md)")
+MISNAMED = {"hook": _HOOKS, "hooks": _HOOKS, "message": "Did you mean 'msg'?", "messages": "Did you mean 'msg'?",
+            "lease": "Did you mean 'lock'?", "leases": "Did you mean 'lock'?",
+            "whoami": "`coord status` names your session and the hub on its first line"}
+
 
 def _root() -> typer.Typer:
     return app
@@ -78,7 +85,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    cls=lazy_group(_root, first=LAZY_COMMANDS, last=LAZY_GROUPS),
+    cls=lazy_group(_root, first=LAZY_COMMANDS, last=LAZY_GROUPS, misnamed=MISNAMED),
 )
 
 
