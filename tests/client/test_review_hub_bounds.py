@@ -28,18 +28,19 @@ TOKEN = "coord_test"
 
 
 class Streaming(Canned):
-    """Answers each request with a head, then ``body_size`` bytes of ``x`` in chunks of ``chunk`` every ``pause``
-    seconds (or until the client goes, or ``stop`` is set); ``sent`` counts the body bytes that went out."""
+    """Answers each request with a head (``status``), then ``body_size`` bytes of ``x`` in chunks of ``chunk`` every
+    ``pause`` seconds (or until the client goes, or ``stop`` is set); ``sent`` counts the body bytes that went out."""
 
-    def __init__(self, body_size: int, chunk: int, pause: float) -> None:
-        self.body_size, self.chunk, self.pause = body_size, chunk, pause
+    def __init__(self, body_size: int, chunk: int, pause: float, status: bytes = b"200 OK") -> None:
+        self.body_size, self.chunk, self.pause, self.status = body_size, chunk, pause, status
         self.sent = 0
         self.stop = threading.Event()
         super().__init__()
 
     def handle(self, conn: socket.socket) -> None:
         self.requests.append(self.read(conn))
-        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % self.body_size
+        head = b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % (self.status,
+                                                                                                self.body_size)
         try:
             conn.sendall(head)
             while self.sent < self.body_size and not self.stop.is_set():
@@ -118,3 +119,13 @@ def test_a_gzip_answer_is_not_unpacked(canned: Canned, tmp_path: Path) -> None:
     with sync_client(canned.url, tmp_path) as client, pytest.raises(Unreachable):
         client.call("GET", "/api/coord/status")
     assert b"accept-encoding: identity" in canned.requests[0].lower()
+
+
+def test_a_refused_event_stream_with_an_endless_body_is_cut_off_at_the_bound(tmp_path: Path) -> None:
+    server = Streaming(body_size=8 * MAX_ANSWER, chunk=1 << 20, pause=0, status=b"400 Bad Request")
+    try:
+        with sync_client(server.url, tmp_path, timeout=30) as client, pytest.raises(Unreachable, match="larger than"):
+            next(client.events(reconnect=False))
+        assert server.sent < 3 * MAX_ANSWER
+    finally:
+        server.close()

@@ -295,22 +295,27 @@ class CoordClient(ConversationCalls):
         time, ``httpx2.DecodingError`` for an answer larger or encoded, and
         whatever ``httpx2`` raises.
         """
-        import httpx2
-
         deadline = time.monotonic() + self.settings.timeout
         with self._http.stream(method, path, **request) as response:
-            coding = response.headers.get("Content-Encoding", "identity").strip().lower()
-            if coding not in ("", "identity"):
-                raise httpx2.DecodingError(f"the answer is {coding[:40]!r}-encoded, which this client did not ask for")
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_bytes():  # identity-encoded (checked): the bytes as sent
-                size += len(chunk)
-                if size > MAX_ANSWER:
-                    raise httpx2.DecodingError(f"the answer is larger than {MAX_ANSWER} bytes")
-                if time.monotonic() > deadline:
-                    raise httpx2.ReadTimeout(f"the answer took longer than {self.settings.timeout:g} s")
-                chunks.append(chunk)
+            return self._whole(response, deadline)
+
+    def _whole(self, response: httpx2.Response, deadline: float) -> httpx2.Response:
+        """``response`` (streamed, its head read) with its whole body, read by ``deadline`` (``time.monotonic()``)
+        within the bounds of :meth:`_fetch`, which says what it raises."""
+        import httpx2
+
+        coding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if coding not in ("", "identity"):
+            raise httpx2.DecodingError(f"the answer is {coding[:40]!r}-encoded, which this client did not ask for")
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():  # identity-encoded (checked): the bytes as sent
+            size += len(chunk)
+            if size > MAX_ANSWER:
+                raise httpx2.DecodingError(f"the answer is larger than {MAX_ANSWER} bytes")
+            if time.monotonic() > deadline:
+                raise httpx2.ReadTimeout(f"the answer took longer than {self.settings.timeout:g} s")
+            chunks.append(chunk)
         return httpx2.Response(response.status_code, headers=response.headers, content=b"".join(chunks),
                                request=response.request)
 
@@ -441,9 +446,13 @@ class CoordClient(ConversationCalls):
             try:
                 with self._http.sse("/api/coord/events", params={k: v for k, v in params.items() if v},
                                     headers=headers, timeout=httpx2.Timeout(self.settings.timeout, read=60.0)) as src:
-                    if src.response.status_code >= 400:
-                        src.response.read()
-                        raise _refusal(src.response.status_code, _json(src.response), src.response.text)
+                    if src.response.status_code >= 400:  # its body read within bounds, as any answer's (_fetch)
+                        try:
+                            refused = self._whole(src.response, time.monotonic() + self.settings.timeout)
+                        except httpx2.DecodingError as exc:
+                            raise Unreachable(f"the event stream from {self.settings.url} was refused with an "
+                                              f"answer that could not be read ({exc})") from None
+                        raise _refusal(refused.status_code, _json(refused), refused.text)
                     if cursor is None:  # "from now": the hub says which event now is, so a reconnect misses nothing
                         cursor = whole_number(src.response.headers.get("X-Coord-Cursor"))
                     if on_connect is not None:
