@@ -40,3 +40,20 @@ def test_every_bracket_in_a_help_string_is_shown_by_help() -> None:
         if missing:
             lost[" ".join(path)] = missing
     assert lost == {}
+
+
+def test_the_first_verbs_show_an_example_and_where_each_id_comes_from() -> None:
+    # "Lease id." and "Todo id." left a newcomer to guess which command prints one
+    runner = CliRunner()
+
+    def shown(*path: str) -> str:
+        return " ".join(runner.invoke(app, [*path, "--help"], env={"COLUMNS": "300"}).output.split())
+
+    assert 'Example: coord msg send HOWARD-HOME "review please"' in shown("msg", "send")
+    assert 'Example: coord lock claim shop src/api/ "refactoring the API"' in shown("lock", "claim")
+    for path, source in ((("lock", "release"), "as `coord lock claim` printed it"),
+                         (("lock", "renew"), "as `coord lock claim` printed it"),
+                         (("msg", "read"), "as `coord msg inbox` shows them"),
+                         (("msg", "ack"), "as `coord msg inbox` shows it"),
+                         (("todo", "done"), "as `coord todo list` shows it")):
+        assert source in shown(*path), path

@@ -66,6 +66,9 @@ def unguarded(project: str, resource: str) -> str | None:
             f"edit or commit there; claim it as `coord lock claim {here.key} …` to guard those files")
 
 
+LEASE_HELP = "Lease id, as `coord lock claim` printed it (`coord lock list` shows every live one's)."
+
+
 @app.command()
 def claim(
     ctx: typer.Context,
@@ -78,6 +81,8 @@ def claim(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Claim a lease. Exit 4 if another session holds an overlapping one (its holder is named).
+
+    Example: coord lock claim shop src/api/ "refactoring the API" --ttl 1
 
     Claiming what you already hold renews that lease (same id and fence) and says so. A path or glob claimed
     inside a git repository under another project than the one its hooks and git guard check (the repository's
@@ -95,7 +100,7 @@ def claim(
 
 
 @app.command()
-def release(ctx: typer.Context, lease_id: str = typer.Argument(..., help="Lease id."),
+def release(ctx: typer.Context, lease_id: str = typer.Argument(..., help=LEASE_HELP),
             force: bool = typer.Option(False, "--force", help="Admin: force-release another session's lease."),
             reason: str | None = typer.Option(None, "--reason", help="Why, when taking over a stale lease."),
             as_json: bool = JSON_OPT) -> None:
@@ -110,7 +115,7 @@ def release(ctx: typer.Context, lease_id: str = typer.Argument(..., help="Lease 
 
 
 @app.command()
-def renew(ctx: typer.Context, lease_id: str = typer.Argument(..., help="Lease id."),
+def renew(ctx: typer.Context, lease_id: str = typer.Argument(..., help=LEASE_HELP),
           ttl: float | None = typer.Option(None, "--ttl", help="New TTL in hours from now."),
           as_json: bool = JSON_OPT) -> None:
     """Extend a live lease you hold."""

@@ -31,7 +31,10 @@ def send(
     reply_to: str | None = typer.Option(None, "--reply-to", help="Id of the message this answers."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Send a message to a session, a machine, or the whole fleet."""
+    """Send a message to a session, a machine, or the whole fleet.
+
+    Example: coord msg send HOWARD-HOME "review please" "PR 12 is ready" --requires-ack
+    """
     text = read_text_arg(body, body_file, "body")
     extra: dict[str, Any] = {"importance": importance, "requires_ack": requires_ack}
     for key, value in (("project_key", project), ("message_type", message_type), ("reply_to", reply_to)):
@@ -60,7 +63,9 @@ MAX_READ_ALL = 10_000  # --all marks at most this many (pages of 500), so a floo
 
 
 @app.command()
-def read(ctx: typer.Context, message_ids: list[str] = typer.Argument(None, help="Message ids.", show_default=False),
+def read(ctx: typer.Context,
+         message_ids: list[str] = typer.Argument(None, help="Message ids, as `coord msg inbox` shows them.",
+                                                 show_default=False),
          all_: bool = typer.Option(False, "--all", help="Mark every unread message read."),
          as_json: bool = JSON_OPT) -> None:
     """Mark messages read (for you only): the ids given, or every unread one with --all."""

@@ -136,7 +136,8 @@ def _listing(rows: list[dict[str, Any]]) -> None:
 
 def ack(
     ctx: typer.Context,
-    message_id: str = typer.Argument(..., help="Message id (a hub id, or an imported message's seed id msg-…)."),
+    message_id: str = typer.Argument(..., help="Message id, as `coord msg inbox` shows it (a hub id, or an "
+                                               "imported message's seed id msg-…)."),
     comment: str | None = typer.Option(None, "--comment", help="Sent to the message's sender as a reply."),
     as_json: bool = JSON_OPT,
 ) -> None:

@@ -53,7 +53,8 @@ def list_(
 
 
 @app.command()
-def done(ctx: typer.Context, todo_id: str = typer.Argument(..., help="Todo id."), as_json: bool = JSON_OPT) -> None:
+def done(ctx: typer.Context, todo_id: str = typer.Argument(..., help="Todo id, as `coord todo list` shows it."),
+         as_json: bool = JSON_OPT) -> None:
     """Mark a todo done (sets completed_by to you)."""
     todo = call(ctx, lambda c: c.todo_done(todo_id))
     show(todo, as_json, lambda t: console.print(f"done {t['id']}"))
