@@ -81,3 +81,16 @@ def test_a_git_file_naming_another_directory_gets_no_info_exclude_there(tmp_path
                       git_root=tree)
     q.append(Entry("POST", "/api/coord/todos", {"text": "x"}, "k", actor="token:x", hub="http://127.0.0.1:9"))
     assert list(elsewhere.iterdir()) == []
+
+
+def test_git_is_waited_for_in_a_process_with_many_descriptors_open(tmp_path: Path) -> None:
+    """The wait for git (a pidfd) was a select(), which refuses a descriptor past 1023: in a process holding
+    that many (a hub, an MCP server with many clients) asking git whether it tracks a file was a ValueError."""
+    tree = git_init(tmp_path / "repo")
+    (tree / "kept.txt").write_text("x")
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        assert project.tracked(tree, tree / "kept.txt") is False
+    finally:
+        for fd in held:
+            os.close(fd)

@@ -138,7 +138,9 @@ def _wait(pid: int, deadline: float) -> int | None:
         import select
 
         try:
-            ended = select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))[0]
+            waiting = select.poll()  # not select.select: it refuses a descriptor past 1023 (FD_SETSIZE)
+            waiting.register(pidfd, select.POLLIN)
+            ended = waiting.poll(max(0.0, deadline - time.monotonic()) * 1000)  # milliseconds
         finally:
             os.close(pidfd)
         if ended:
