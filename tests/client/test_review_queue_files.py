@@ -24,7 +24,7 @@ import pytest
 
 from coordhub.client import settings
 from coordhub.client.client import CoordClient
-from coordhub.client.queue import Entry, QueueUnusable, Signer, SoftfailQueue
+from coordhub.client.queue import APPLIED, RETRY, Entry, QueueUnusable, Signer, SoftfailQueue
 from tests.client.test_repo_attacks import cloned
 from tests.conftest import free_port
 from tests.coordcli import Coord, isolated_env
@@ -92,3 +92,29 @@ def test_an_append_the_disk_refuses_is_taken_back_and_said_in_one_line(tmp_path:
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
     assert "could not be written" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert queue_file.read_bytes() == before
+
+
+def test_a_new_queue_file_and_a_drains_rewrite_have_their_directory_synced(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file's own fsync does not make its name durable (fsync(2)): a queue made just before a power cut, or the
+    rewrite a drain renames into place, could be gone or the old file back (a write lost, or one sent twice),
+    unless the directory is synced after the file is made or renamed. The queue's directory is synced then."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def spying(fd: int) -> None:
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spying)
+    q = SoftfailQueue(tmp_path / ".claude" / "coord-queue.jsonl", signer=Signer(tmp_path / "config" / "queue.key"))
+    q.append(Entry("POST", "/api/coord/todos", {"text": "first"}, "key-first", actor=ACTOR, hub=HUB))
+    assert synced[-2:] == ["file", "dir"], synced  # made: its name synced after its content
+    synced.clear()
+    q.append(Entry("POST", "/api/coord/todos", {"text": "second"}, "key-second", actor=ACTOR, hub=HUB))
+    assert synced == ["file"], synced  # an append to a file that was there changes no name
+    synced.clear()
+    sent = q.drain(lambda entry: APPLIED if entry.body["text"] == "first" else RETRY, HUB, ACTOR)
+    assert sent, sent
+    assert [e.body["text"] for e in q.pending()] == ["second"]
+    assert "dir" in synced and synced[-1] == "dir", synced  # the rewrite's rename, then its directory

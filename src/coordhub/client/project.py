@@ -291,7 +291,8 @@ def read_json_object(path: Path, max_bytes: int = MAX_JSON_BYTES) -> dict[str, A
 
 
 def write_private(path: Path, text: str, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``text`` atomically (temp file + rename), mode ``mode`` (0600 by default), fsynced.
+    """Replace ``path`` with ``text`` atomically (temp file + rename), mode ``mode`` (0600 by default), fsynced, its
+    directory too (:func:`sync_dir`).
 
     The temp file is made new (``O_EXCL``, a stale one removed first), so a
     symlink planted under its name is replaced, never followed; its mode is
@@ -309,6 +310,23 @@ def write_private(path: Path, text: str, mode: int = 0o600) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    sync_dir(path.parent)
+
+
+def sync_dir(directory: Path) -> None:
+    """``fsync`` ``directory`` itself, so that a file just made or renamed in it survives a power cut (a file's
+    own ``fsync`` does not make its name durable: fsync(2)). A file system that cannot sync a directory is let be.
+    """
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -362,6 +362,7 @@ class SoftfailQueue:
                                     "committed with it; nothing was added. Move it away, or `git rm --cached` it")
             self._untracked.add(target)
         data = (line + "\n").encode("utf-8")
+        made = not os.path.lexists(target)  # under the directory's lock: no other client makes it meanwhile
         fd = _open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT)  # read too: the last byte is looked at
         try:
             status = os.fstat(fd)
@@ -380,6 +381,8 @@ class SoftfailQueue:
                 while left:
                     left = left[os.write(fd, left):]
                 os.fsync(fd)
+                if made:  # the new file's name is durable only once its directory is synced too
+                    project.sync_dir(target.parent)
             except OSError as exc:  # a full disk (ENOSPC), a file size limit (EFBIG): take the part written back
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, size)  # the lock on the directory keeps any other append out meanwhile
