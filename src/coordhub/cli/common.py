@@ -84,7 +84,7 @@ def client(ctx: typer.Context, admin: bool = False) -> Iterator[CoordClient]:
         except QueueUnusable as exc:  # the softfail queue file cannot be used: a local file, not a credential
             fail(exc.message, EXIT_REFUSED)
         except CoordError as exc:  # no credential, or a URL the token may not go to: nothing was sent
-            fail(exc.message, EXIT_AUTH)
+            fail(exc.message + exits.default_url_hint(settings.url_source), EXIT_AUTH)
 
 
 def fail(message: str, code: int, envelope: dict[str, Any] | None = None) -> NoReturn:
@@ -129,12 +129,13 @@ def call(ctx: typer.Context, fn: Callable[[CoordClient], Any], admin: bool = Fal
             fail(exits.refusal(err.message, err.status, err.code) + hint, exits.exit_code(err.status),
                  hub_envelope(err))
         except Unreachable as err:
-            fail(exits.unreachable(c.settings.url, str(err)), EXIT_UNREACHABLE)
+            fail(exits.unreachable(c.settings.url, str(err)) + exits.default_url_hint(c.settings.url_source),
+                 EXIT_UNREACHABLE)
         _report_drain(c)
         if isinstance(result, Queued):
             console.print(f"hub unreachable ({result.reason}); {result.method} {result.path} queued in "
                           f"{c.settings.queue_file} ({result.pending} pending). It is sent by `coord sync` "
-                          "or the next command that reaches the hub.")
+                          "or the next command that reaches the hub." + exits.default_url_hint(c.settings.url_source))
             raise typer.Exit(EXIT_OK)
         return result
 

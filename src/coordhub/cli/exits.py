@@ -57,6 +57,16 @@ def no_session_hint(status: int, token: str | None, session: str | None) -> str:
         status == 422 and not token and not session) else ""
 
 
+def default_url_hint(url_source: str | None) -> str:
+    """What a line about the hub adds when no hub URL was given (``url_source`` None): the default was asked.
+
+    A newcomer whose hub runs on another port, in a shell without ``COORD_URL``,
+    otherwise reads only "http://127.0.0.1:8001 is unreachable" (or that a token
+    may not go there) and not why that URL was asked.
+    """
+    return "" if url_source else " (no hub URL is set, so the default was asked: name yours with --url or COORD_URL)"
+
+
 def hub_envelope(status: int, code: str, message: str, body: Any) -> dict[str, Any]:
     """The hub's error envelope of a refusal (``{"error": {"code", "message", …}}``), with its HTTP ``status``.
 

@@ -181,9 +181,10 @@ def _ask(command: Command) -> tuple[list[str], Any, tuple[str, int, Any] | None]
         headers = identity_headers(settings, hub.health)
         data = hub.get(_PATHS[command.name], _params(command), {**headers, HEARTBEAT_HEADER: "1"})
     except CoordError as exc:  # no credential, or a URL the token may not go to: nothing was sent
-        return notes, None, (exc.message, exits.EXIT_AUTH, None)
+        return notes, None, (exc.message + exits.default_url_hint(settings.url_source), exits.EXIT_AUTH, None)
     except _Unreachable as exc:
-        return notes, None, (exits.unreachable(settings.url, str(exc)), exits.EXIT_UNREACHABLE, None)
+        return notes, None, (exits.unreachable(settings.url, str(exc)) + exits.default_url_hint(settings.url_source),
+                             exits.EXIT_UNREACHABLE, None)
     except _Refused as exc:
         line = exits.refusal(exc.message, exc.status, exc.code) + exits.no_session_hint(exc.status, settings.token,
                                                                                        settings.session)
