@@ -20,3 +20,11 @@ def test_install_git_hook_help_names_every_hook_it_installs(tmp_path: Path) -> N
     r = Coord(tmp_path, isolated_env(tmp_path)).ok("--help")
     line = next(x for x in r.out.splitlines() if "install-git-hook " in x)
     assert "pre-merge-commit" in line
+
+
+def test_install_git_hook_outside_a_repository_says_so_in_its_own_words(tmp_path: Path) -> None:
+    # it said "not a git repository? git rev-parse --git-path hooks: fatal: not a git repository (or any …"
+    (tmp_path / "plain").mkdir()
+    r = Coord(tmp_path / "plain", isolated_env(tmp_path)).fails(1, "install-git-hook")
+    assert r.err == (f"coord: {(tmp_path / 'plain').resolve()} is not in a git working tree: run this inside one, "
+                     "or name one with --repo\n")

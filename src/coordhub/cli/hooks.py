@@ -113,10 +113,13 @@ def install_git_hook(
     COORD_GUARD_BYPASS_REASON=...); every bypass is recorded on the hub as a guard.bypassed event.
     """
     names = ("pre-commit",) if no_pre_push else git_install.HOOKS
+    target = (repo or Path.cwd()).resolve()
     try:
-        done = git_install.install((repo or Path.cwd()).resolve(), names, force=force)
+        done = git_install.install(target, names, force=force)
     except git.GitError as exc:
-        fail(f"not a git repository? {exc}", EXIT_REFUSED)
+        if git_root(target) is None:  # the usual cause, said in the CLI's words rather than git's
+            fail(f"{target} is not in a git working tree: run this inside one, or name one with --repo", EXIT_REFUSED)
+        fail(f"git could not tell where this repository's hooks go: {exc}", EXIT_REFUSED)
     except git_install.InstallError as exc:
         fail(str(exc), EXIT_REFUSED)
     for line in done:
