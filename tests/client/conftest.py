@@ -8,9 +8,30 @@ import socketserver
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+from coordhub.client.client import CoordClient
+from coordhub.client.settings import ClientSettings
+from tests.client.test_wire import Canned
+
+TOKEN = "coord_test"  # the token a canned hub's clients send
+
+
+@pytest.fixture
+def canned() -> Iterator[Canned]:
+    """A loopback TCP listener that answers every request with ``canned.answer`` (:class:`Canned`)."""
+    server = Canned()
+    yield server
+    server.close()
+
+
+def sync_client(url: str, tmp_path: Path, timeout: float = 5.0) -> CoordClient:
+    """A sync client for ``url`` with :data:`TOKEN`, no session, and its queue in ``tmp_path``."""
+    return CoordClient(ClientSettings(url=url, token=TOKEN, session=None, user=None, machine=None,
+                                      queue_file=tmp_path / "coord-queue.jsonl", timeout=timeout))
 
 
 class _Record(BaseHTTPRequestHandler):

@@ -11,31 +11,17 @@ before the fix.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from coordhub.client.aio import AsyncCoordClient
-from coordhub.client.client import CoordClient, HubError, Queued, Unreachable
-from coordhub.client.settings import ClientSettings
+from coordhub.client.client import HubError, Queued, Unreachable
 from coordhub.client.wire import Hub, HubUnreachable
+from tests.client.conftest import TOKEN, sync_client
 from tests.client.test_wire import Canned, json_answer
 
-TOKEN = "coord_test"
 DEEP = b"[" * 100_000 + b"]" * 100_000
-
-
-@pytest.fixture
-def canned() -> Iterator[Canned]:
-    server = Canned()
-    yield server
-    server.close()
-
-
-def sync_client(url: str, tmp_path: Path, timeout: float = 5.0) -> CoordClient:
-    return CoordClient(ClientSettings(url=url, token=TOKEN, session=None, user=None, machine=None,
-                                      queue_file=tmp_path / "coord-queue.jsonl", timeout=timeout))
 
 
 @pytest.mark.parametrize("number", ["\u00b2", "9" * 5000])

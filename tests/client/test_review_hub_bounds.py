@@ -13,18 +13,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from coordhub.client.aio import AsyncCoordClient
-from coordhub.client.client import CoordClient, Unreachable
-from coordhub.client.settings import ClientSettings
+from coordhub.client.client import Unreachable
 from coordhub.client.wire import MAX_ANSWER
+from tests.client.conftest import TOKEN, sync_client
 from tests.client.test_wire import Canned
-
-TOKEN = "coord_test"
 
 
 class Streaming(Canned):
@@ -54,18 +51,6 @@ class Streaming(Canned):
     def close(self) -> None:
         self.stop.set()
         super().close()
-
-
-@pytest.fixture
-def canned() -> Iterator[Canned]:
-    server = Canned()
-    yield server
-    server.close()
-
-
-def sync_client(url: str, tmp_path: Path, timeout: float = 5.0) -> CoordClient:
-    return CoordClient(ClientSettings(url=url, token=TOKEN, session=None, user=None, machine=None,
-                                      queue_file=tmp_path / "coord-queue.jsonl", timeout=timeout))
 
 
 def test_an_endless_body_is_cut_off_at_the_bound(tmp_path: Path) -> None:

@@ -9,29 +9,14 @@ says), so it says so instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from coordhub.client.client import CoordClient, HubError, Queued
-from coordhub.client.settings import ClientSettings
+from coordhub.client.client import HubError, Queued
 from coordhub.client.wire import Hub, HubUnreachable
+from tests.client.conftest import TOKEN, sync_client
 from tests.client.test_wire import Canned
-
-TOKEN = "coord_test"
-
-
-@pytest.fixture
-def canned() -> Iterator[Canned]:
-    server = Canned()
-    yield server
-    server.close()
-
-
-def sync_client(url: str, tmp_path: Path, timeout: float = 5.0) -> CoordClient:
-    return CoordClient(ClientSettings(url=url, token=TOKEN, session=None, user=None, machine=None,
-                                      queue_file=tmp_path / "coord-queue.jsonl", timeout=timeout))
 
 
 def test_a_redirected_write_is_not_taken_as_done_and_a_queued_one_stays_queued(canned: Canned,

@@ -14,6 +14,7 @@ from coordhub.store.tables.conversations import Conversations
 from tests.conftest import Api
 from tests.conversations.conftest import org
 from tests.conversations.test_turns_api import URL, agent, send
+from tests.store.test_lease_indexes import Recorder
 
 
 def _ids(api: Api, headers: dict[str, str], **params: Any) -> list[str]:
@@ -41,19 +42,8 @@ def test_a_session_lists_the_conversations_it_opened_sent_in_or_was_sent(api: Ap
     assert len(set(_ids(api, other, limit=5))) == 5
 
 
-class _Recorder:
-    """An executor that keeps the query a :class:`Conversations` read asks and answers none."""
-
-    def __init__(self) -> None:
-        self.queries: list[tuple[str, tuple[Any, ...]]] = []
-
-    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        self.queries.append((sql, params))
-        return []
-
-
 def test_a_partys_listing_searches_indexes_and_scans_no_conversation(tmp_path: Path) -> None:
-    recorder = _Recorder()
+    recorder = Recorder()
     Conversations(cast(Executor, recorder)).listing(100, "open", "career", ("ratio/career", "ratio.career"))
     [(sql, params)] = recorder.queries
     store = SQLiteStore(tmp_path / "coord.db")

@@ -32,8 +32,8 @@ BY_PROJECT: dict[str, Callable[[Leases], object]] = {
 }
 
 
-class _Recorder:
-    """An executor that keeps the queries a :class:`Leases` read asks (each arm of a compound one) and answers none."""
+class Recorder:
+    """An executor that keeps the queries a table's read asks (each arm of a compound one) and answers none."""
 
     def __init__(self) -> None:
         self.queries: list[tuple[str, tuple[Any, ...]]] = []
@@ -69,7 +69,7 @@ def test_every_read_by_project_searches_the_scope_index(read: str, tmp_path: Pat
     """SQLite's planner takes the (project_key, scope) index for each read, on a table with leases of many
     projects and holders (a full scan here would run under the writer's lock on every claim). PostgreSQL
     chooses by its statistics; its index set is checked above."""
-    recorder = _Recorder()
+    recorder = Recorder()
     BY_PROJECT[read](Leases(cast(Executor, recorder)))
     assert recorder.queries
     store = SQLiteStore(tmp_path / "coord.db")
