@@ -19,13 +19,14 @@ writes those three as wrappers over these verbs). What changed, on purpose:
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import typer
 
 from coordhub.cli.common import EXIT_USAGE, JSON_OPT, call, fail, show
 from coordhub.cli.output import console, verbatim
-from coordhub.client import CoordClient, Queued, Unreachable
+from coordhub.client import CoordClient, HubError, Queued, Unreachable
 from coordhub.core.identity import is_broadcast, unknown_recipient_warning
 from coordhub.core.seed002 import (
     TO_ORCHESTRATOR,
@@ -134,6 +135,24 @@ def _listing(rows: list[dict[str, Any]]) -> None:
             verbatim(f"    {one_line(s['payload']['description'])}")
 
 
+def _named(err: HubError, ref: str) -> HubError:
+    """``err`` as it should read for ``ref``, the id as typed: a 404 for a reference that is no UUID names ``ref``
+    (the hub saw only the name-based UUID of a seed id, :func:`~coordhub.core.seed002.hub_message_id`, which the
+    user never typed), saying what it was looked for as."""
+    try:
+        uuid.UUID(ref.strip())
+        return err  # the hub's own words name the id as given
+    except ValueError:
+        if err.status != 404:
+            return err
+    text = (f"no message {ref!r}: neither a hub id (a UUID, as `coord msg inbox` shows it) nor the seed id of an "
+            "imported message of yours")
+    body: dict[str, Any] = err.body if isinstance(err.body, dict) else {}
+    error = body.get("error")
+    return HubError(err.status, err.code, text,
+                    {**body, "error": {**(error if isinstance(error, dict) else {}), "message": text}})
+
+
 def ack(
     ctx: typer.Context,
     message_id: str = typer.Argument(..., help="Message id, as `coord msg inbox` shows it (a hub id, or an "
@@ -145,7 +164,10 @@ def ack(
     hub_id = hub_message_id(message_id)
 
     def acknowledge(c: CoordClient) -> Any:
-        m = c.ack(hub_id)
+        try:
+            m = c.ack(hub_id)
+        except HubError as err:
+            raise _named(err, message_id) from None
         if not comment:
             return m
         if isinstance(m, Queued):  # the hub is unreachable: the comment waits in the queue behind the ack
