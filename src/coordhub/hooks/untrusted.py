@@ -21,10 +21,18 @@ Escaped are C0 controls (tab kept inside quoted lines, where it cannot break
 a line), DEL, C1 controls (including NEL and the 8-bit CSI that starts a
 terminal escape sequence), U+2028/U+2029, the byte-order mark and the
 bidirectional-formatting characters that reorder how a line reads (Trojan
-Source, CVE-2021-42574). Escaping ESC (``\\x1b``) disarms every ANSI escape
+Source, CVE-2021-42574), and every other character that Unicode says a
+renderer draws as nothing (the Default_Ignorable_Code_Point property of
+DerivedCoreProperties.txt: soft hyphen, zero-width space and joiners, word
+joiner and invisible operators, Hangul fillers, variation selectors, and the
+tag characters U+E0000–U+E007F, which spell ASCII invisibly) plus the
+interlinear annotation marks U+FFF9–U+FFFB: a model reads such text while the
+user, shown the message "verbatim", sees none of it (ASCII smuggling). Emoji
+sequences built with a zero-width joiner or a variation selector show those
+as escapes too. Escaping ESC (``\\x1b``) disarms every ANSI escape
 sequence: what follows it is printed as plain text. Escapes are written as in
 a Python string literal: ``\\n``, ``\\r``, ``\\t``, else ``\\xNN`` below
-U+0100 and ``\\uNNNN`` above.
+U+0100, ``\\uNNNN`` below U+10000 and ``\\UNNNNNNNN`` above.
 Standard library only: the hooks import it.
 """
 
@@ -33,7 +41,9 @@ from __future__ import annotations
 import re
 
 QUOTE = "| "
-_UNSAFE = "\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff"
+_UNSAFE = ("\x00-\x08\x0a-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+           "\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+           "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff")
 _IN_LINE = re.compile(f"[{_UNSAFE}]")
 _ONE_LINE = re.compile(f"[\t{_UNSAFE}]")
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -42,6 +52,8 @@ _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 def _escape(match: re.Match[str]) -> str:
     char = match.group()
     code = ord(char)
+    if code > 0xFFFF:
+        return f"\\U{code:08x}"
     return _SHORT.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
