@@ -65,7 +65,7 @@ def read_payload(event: str, raw: bytes) -> dict[str, Any] | None:
     expected = CLAUDE_EVENTS[event]
     try:
         payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep for json
         problem = f"stdin is not JSON ({exc})" if raw.strip() else "stdin is empty"
         _malformed(event, f"{problem}; expected the {expected} hook payload from Claude Code")
         return None
