@@ -70,7 +70,9 @@ _HOOKS = ("Claude Code and git run the hooks as `coord-hook EVENT`, a command of
           "`coord install-hooks` and `coord install-git-hook` (docs/hooks.md)")
 MISNAMED = {"hook": _HOOKS, "hooks": _HOOKS, "message": "Did you mean 'msg'?", "messages": "Did you mean 'msg'?",
             "lease": "Did you mean 'lock'?", "leases": "Did you mean 'lock'?",
-            "whoami": "`coord status` names your session and the hub on its first line"}
+            "whoami": "`coord status` names your session and the hub on its first line",
+            "help": "Run `coord --help`, or `coord COMMAND --help` for one command.",
+            "version": "Run `coord --version`."}
 
 
 def _root() -> typer.Typer:
