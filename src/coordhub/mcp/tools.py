@@ -80,11 +80,31 @@ async def reply(ctx: Context, message_id: str, body: str, subject: str | None = 
         "reply_to": message_id, "requires_ack": requires_ack, "project_key": original.get("project_key")}), key=key)
 
 
+LISTED_BODY = 4000  # characters of each body a list of messages answers (the hook injects 4,000 in all)
+
+
+def listed(messages: list[Any]) -> list[Any]:
+    """``messages`` (the hub's answer) with each body longer than :data:`LISTED_BODY` characters cut to it, the
+    message then marked ``body_truncated: true`` with its whole length in ``body_chars``.
+
+    A body may hold 512 KiB (the hub's bound), so twenty of them, written by
+    any session to yours, would put 10 MiB into your context in one call and
+    push everything else out of it; ``read_message`` answers one whole.
+    """
+    cut = []
+    for message in messages:
+        body = message.get("body") if isinstance(message, dict) else None
+        if isinstance(body, str) and len(body) > LISTED_BODY:
+            message = {**message, "body": body[:LISTED_BODY], "body_truncated": True, "body_chars": len(body)}
+        cut.append(message)
+    return cut
+
+
 async def inbox(ctx: Context, unread_only: bool = True,
                 limit: Annotated[int, Field(ge=1, le=500)] = 20) -> dict[str, Any]:
-    """Your messages: unread ones oldest first, or all newest first. Does not mark them read."""
+    """Your messages: unread ones oldest first, or all newest first. Does not mark them read. Long bodies are cut."""
     found = await call_list(ctx, "GET", f"{API}/messages", params={"unread_only": unread_only, "limit": limit})
-    return {"messages": found, "count": len(found)}
+    return {"messages": listed(found), "count": len(found)}
 
 
 async def read_message(ctx: Context, message_id: str) -> dict[str, Any]:
@@ -108,10 +128,10 @@ async def wait_for_messages(
     timeout: Annotated[float, Field(ge=0, le=60, description="Seconds.")] = 30,
     after_seq: Annotated[int | None, Field(description="Only messages with a higher seq.")] = None,
 ) -> dict[str, Any]:
-    """Wait until you have unread messages; returns them, or none at the timeout."""
+    """Wait until you have unread messages; returns them (bodies cut as by inbox), or none at the timeout."""
     found = await call_list(ctx, "GET", f"{API}/messages/wait", params={"timeout": timeout, "after_seq": after_seq},
                             timeout=timeout + 15)
-    return {"messages": found, "count": len(found)}
+    return {"messages": listed(found), "count": len(found)}
 
 
 # ---- leases --------------------------------------------------------------------------
