@@ -41,9 +41,12 @@ from __future__ import annotations
 import re
 
 QUOTE = "| "
-_UNSAFE = ("\x00-\x08\x0a-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
-           "\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
-           "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff")
+#: A regex character class: the characters above other than the C0 controls (which JSON text escapes itself), so
+#: also what :mod:`coordhub.mcp` escapes in the JSON text of a tool result.
+HIDDEN = ("\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+          "\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+          "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff")
+_UNSAFE = "\x00-\x08\x0a-\x1f" + HIDDEN
 _IN_LINE = re.compile(f"[{_UNSAFE}]")
 _ONE_LINE = re.compile(f"[\t{_UNSAFE}]")
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}

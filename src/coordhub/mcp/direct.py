@@ -57,7 +57,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from starlette.responses import Response
 
 from coordhub.mcp.connect import CALLER, CallerContext, Connector
-from coordhub.mcp.server import CoordTool
+from coordhub.mcp.server import CoordTool, shown, shown_text
 
 log = logging.getLogger("coordhub.mcp")
 
@@ -169,10 +169,10 @@ class DirectCalls:
                 found = await tool.answer(arguments, context)
                 if tool.plain(found):
                     try:
-                        return Plain(tool.text(found), found)
+                        return Plain(shown_text(tool.text(found)), found)
                     except Exception as exc:  # as CoordTool.convert words a conversion failure
                         raise UnexpectedToolError(f"Error executing tool {tool.name}") from exc
-                result = tool.convert(found)
+                result = shown(tool.convert(found))
             else:
                 result = await tool.run(arguments, context, convert_result=True)
         except MCPError:

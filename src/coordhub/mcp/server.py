@@ -16,6 +16,7 @@ app in-process with the HTTP caller's token.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, get_args, get_origin
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from coordhub import __version__
 from coordhub.errors import describe_problem
+from coordhub.hooks.untrusted import HIDDEN
 from coordhub.mcp import PROFILE_ENV, PROFILE_NAMES, seed002, tools
 from coordhub.mcp.connect import Connector
 
@@ -88,13 +90,13 @@ class CoordTool(Tool):
     already); :meth:`run` makes the same :class:`CallToolResult` (the same text
     block, the dict as structured content, dumped on the wire as the SDK's copy
     would be) without that copy (issue 15), and leaves every other result to
-    the SDK.
+    the SDK. What :meth:`run` answers has its text blocks :func:`shown`.
     """
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
         """Run as the SDK does; arguments that do not fit (checked once, by the SDK) are ``ToolError`` ``invalid:``."""
         result = await self.answer(arguments, context)
-        return self.convert(result) if convert_result else result
+        return shown(self.convert(result)) if convert_result else result
 
     def convert(self, result: Any) -> Any:
         """``result`` converted as the SDK converts a tool's return value; ``UnexpectedToolError`` as it words a
@@ -147,6 +149,45 @@ class CoordTool(Tool):
         if not self.plain(result):
             return self.fn_metadata.convert_result(result)
         return CallToolResult(content=[TextContent(type="text", text=self.text(result))], structured_content=result)
+
+
+_HIDDEN = re.compile(f"[{HIDDEN}]")
+
+
+def shown(result: Any) -> Any:
+    """``result`` (a converted tool result) with every character of :data:`coordhub.hooks.untrusted.HIDDEN` in its
+    text blocks written as a JSON ``\\uXXXX`` escape; the structured content is left as it is.
+
+    The SDK (and :meth:`CoordTool.text`, its equal) writes C1 controls, line
+    and paragraph separators, bidirectional controls and invisible characters
+    into JSON strings as they are. In a subject, body or description another
+    session wrote they would reach the model unseen by the user reviewing the
+    transcript (tag characters spell ASCII no terminal draws), or reorder what
+    the user sees. Escaped, a text block that is JSON is still JSON of the
+    same answer. Every result a client gets passes here: the SDK's handler
+    through :meth:`CoordTool.run`, the direct ``tools/call`` through
+    :func:`shown_text`.
+    """
+    if not isinstance(result, CallToolResult) or all(
+            not isinstance(b, TextContent) or b.text.isascii() for b in result.content):
+        return result
+    blocks = [b.model_copy(update={"text": shown_text(b.text)}) if isinstance(b, TextContent) else b
+              for b in result.content]
+    return result.model_copy(update={"content": blocks})
+
+
+def shown_text(text: str) -> str:
+    """``text`` with every :data:`~coordhub.hooks.untrusted.HIDDEN` character as a JSON string escape (RFC 8259 §7:
+    a surrogate pair above U+FFFF); ``text`` itself when it is ASCII (the common case, decided in C)."""
+    return text if text.isascii() else _HIDDEN.sub(_json_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 @functools.cache
