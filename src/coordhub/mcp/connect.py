@@ -37,6 +37,7 @@ from coordhub.client.aio import AsyncCoordClient
 from coordhub.client.client import HubError, Unreachable
 from coordhub.core.orgturn import CONVERSATION_ID, RESERVED_IDS
 from coordhub.hooks import project as projects
+from coordhub.hooks.untrusted import one_line
 
 
 class Connector(Protocol):
@@ -138,10 +139,17 @@ def _connector(ctx: Context) -> Connector:
 
 
 def refusal(err: HubError | Unreachable) -> ToolError:
-    """The one-line MCP error for a hub failure: ``<code>: <message>``."""
+    """The one-line MCP error for a hub failure: ``<code>: <message>``.
+
+    The message may quote what another session wrote (``lease_conflict``
+    names the holder's description, free text with line breaks), so it is
+    shown with :func:`~coordhub.hooks.untrusted.one_line`: that text can
+    neither end the refusal's line and add lines of its own nor hide
+    characters from the user.
+    """
     if isinstance(err, Unreachable):
-        return ToolError(f"hub_unreachable: {err}")
-    return ToolError(f"{err.code}: {err.message}")
+        return ToolError(f"hub_unreachable: {one_line(err)}")
+    return ToolError(f"{one_line(err.code)}: {one_line(err.message)}")
 
 
 async def call(ctx: Context, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None,
@@ -159,7 +167,7 @@ async def call(ctx: Context, method: str, path: str, params: dict[str, Any] | No
     except Unreachable as err:
         if key is None:
             raise refusal(err) from None
-        raise ToolError(f"hub_unreachable: {err}; the write may have been made: call {key.tool} again with "
+        raise ToolError(f"hub_unreachable: {one_line(err)}; the write may have been made: call {key.tool} again with "
                         f"idempotency_key={key.key!r} to retry it without a second effect") from None
     except HubError as err:
         if key is not None and err.code == "idempotency_key_reused":
