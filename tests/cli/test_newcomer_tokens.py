@@ -20,3 +20,14 @@ def test_token_create_against_an_unreachable_hub_exits_3_and_queues_nothing(tmp_
     r = down.unreachable("token", "create", "HOWARD-HOME/claude-main")
     assert r.out == ""  # nothing a script would take for the token
     assert not list(tmp_path.rglob("coord-queue*.jsonl")), "a token create was queued"
+
+
+def test_halt_resume_and_revoke_against_an_unreachable_hub_exit_3_and_queue_nothing(tmp_path: Path) -> None:
+    """Each is asked for to take effect now: a halt queued until the user's next command would stop nothing
+    meanwhile, and a leaked token revoked only then would serve the thief meanwhile (they were queued, exit 0,
+    and the user told the write would be sent later)."""
+    env = isolated_env(tmp_path)
+    down = Coord(tmp_path, env, url=f"http://127.0.0.1:{free_port()}", token="coord_admin")
+    for args in (("halt", "runaway agent"), ("resume",), ("token", "revoke", "HOWARD-HOME/claude-main")):
+        down.unreachable(*args)
+        assert not list(tmp_path.rglob("coord-queue*.jsonl")), f"coord {' '.join(args)} was queued"

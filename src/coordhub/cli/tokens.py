@@ -19,8 +19,7 @@ def create(ctx: typer.Context, name: str = typer.Argument(..., help="Session id 
     Exit 3 when the hub is unreachable: never queued for later, since the hub shows a token only in the answer to
     the request that made it, and a queued request's answer reaches nobody.
     """
-    result = call(ctx, lambda c: c.call("POST", "/api/coord/tokens", body={"name": name, "admin": admin},
-                                        queue=False), admin=True)
+    result = call(ctx, lambda c: c.create_token(name, admin), admin=True)
     if not result.get("token"):  # an idempotent replay: the hub never stores a token, so it cannot repeat it
         fail(str(result.get("message") or "the hub did not return the token"), EXIT_REFUSED)
     typer.echo(result["token"])

@@ -576,33 +576,39 @@ class CoordClient(ConversationCalls):
                          body={"project_key": project_key, "component": component, "state": state, **fields})
 
     def halt(self, reason: str, scope: str | None = None, kill: bool = False) -> Any:
-        """Halt ``scope`` (``fleet`` by default, ``machine:<m>``, ``project:<p>``); ``kill`` stops its workers."""
+        """Halt ``scope`` (``fleet`` by default, ``machine:<m>``, ``project:<p>``); ``kill`` stops its workers.
+
+        Never queued (:class:`Unreachable` when the hub cannot be reached): a halt is asked for to take effect
+        now, and one queued until the user's next command would have stopped nothing meanwhile."""
         body: dict[str, Any] = {"reason": reason, **({"scope": scope} if scope else {})}
         if kill:
             body["kill"] = True
-        return self.call("POST", "/api/coord/halt", body=body)
+        return self.call("POST", "/api/coord/halt", body=body, queue=False)
 
     def resume(self, scope: str | None = None, engage_all: bool = False) -> Any:
-        """Lift the halt of ``scope`` (the fleet by default); ``engage_all`` clears every pause in it."""
+        """Lift the halt of ``scope`` (the fleet by default); ``engage_all`` clears every pause in it. Never
+        queued, as :meth:`halt`."""
         body = {**({"scope": scope} if scope else {}), **({"engage_all": True} if engage_all else {})}
-        return self.call("POST", "/api/coord/resume", body=body or None)
+        return self.call("POST", "/api/coord/resume", body=body or None, queue=False)
 
     def engage(self) -> Any:
         """Re-engage this session after a resume paused it (never queued: it must be seen to take effect)."""
         return self.call("POST", "/api/coord/engage", queue=False)
 
     def create_token(self, name: str, admin: bool = False) -> Any:
-        """Create a token (admin); the result's ``token`` is shown only now."""
-        return self.call("POST", "/api/coord/tokens", body={"name": name, "admin": admin})
+        """Create a token (admin); the result's ``token`` is shown only now. Never queued: the hub shows a token
+        only in the answer to the request that made it, and a queued request's answer reaches nobody."""
+        return self.call("POST", "/api/coord/tokens", body={"name": name, "admin": admin}, queue=False)
 
     def tokens(self, include_revoked: bool = False) -> Any:
         """Token records (admin)."""
         return self.call("GET", "/api/coord/tokens", params={"include_revoked": str(include_revoked).lower()})
 
     def revoke_token(self, name: str, keep_leases: bool = False) -> Any:
-        """Revoke a session's tokens (admin), ending its leases unless ``keep_leases``."""
+        """Revoke a session's tokens (admin), ending its leases unless ``keep_leases``. Never queued, as
+        :meth:`halt`: a leaked token revoked at the user's next command would have served the thief meanwhile."""
         return self.call("DELETE", f"/api/coord/tokens/{name}",
-                         params={"keep_leases": "true" if keep_leases else None})
+                         params={"keep_leases": "true" if keep_leases else None}, queue=False)
 
 
 def _tls(url: str) -> Any:
