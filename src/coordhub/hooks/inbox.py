@@ -27,7 +27,7 @@ from coordhub.hooks import output
 from coordhub.hooks.hub import HubError, HubRefused, halt_of, paused_of
 from coordhub.hooks.leases import when
 from coordhub.hooks.output import Answer
-from coordhub.hooks.untrusted import QUOTE, one_line, quoted
+from coordhub.hooks.untrusted import QUOTE, in_quotes, one_line, quoted
 
 if TYPE_CHECKING:  # the CLI imports this module for banner(); what runs a hook is not its concern
     from coordhub.hooks.invocation import Invocation
@@ -265,7 +265,7 @@ def stop(inv: Invocation) -> Answer | None:
               and m.get("requires_ack") and not m.get("acked_at")] if isinstance(unread, list) else []
     if not urgent:
         return None
-    listed = "; ".join(f"from {one_line(m.get('from_session'))}: \"{one_line(m.get('subject'))}\" "
+    listed = "; ".join(f"from {one_line(m.get('from_session'))}: {in_quotes(m.get('subject'))} "
                        f"(id {one_line(m.get('id'))})" for m in urgent[:5])
     more = f" and {len(urgent) - 5} more" if len(urgent) > 5 else ""
     return output.block(

@@ -1,7 +1,8 @@
 """How hooks and the git guard describe a lease: holder, purpose, id, fence and when it ends.
 
 Every field comes from the hub and some from other sessions (a description is
-free text), so each goes through :func:`~coordhub.hooks.untrusted.one_line`.
+free text), so each goes through :func:`~coordhub.hooks.untrusted.one_line`
+(the quoted description through :func:`~coordhub.hooks.untrusted.in_quotes`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from coordhub.hooks.untrusted import one_line
+from coordhub.hooks.untrusted import in_quotes, one_line
 
 _FRACTION = re.compile(r"(T\d\d:\d\d:\d\d)\.\d+")
 
@@ -32,7 +33,7 @@ def ends(lease: dict[str, Any]) -> str:
 
 def purpose(lease: dict[str, Any]) -> str:
     """The lease's description in quotes, or ``no description``."""
-    return f"\"{one_line(lease['description'])}\"" if lease.get("description") else "no description"
+    return in_quotes(lease["description"]) if lease.get("description") else "no description"
 
 
 def held(lease: dict[str, Any]) -> str:

@@ -10,7 +10,8 @@ lease descriptions, the CLI's banners, tables and event lines):
 * :func:`one_line` for fields shown inside a line of ours (sender, subject,
   message type, project, reason, description): every line break and control
   character becomes a visible escape, so the field cannot end our line and
-  start one of its own.
+  start one of its own; :func:`in_quotes` for such a field we put between
+  quotes, whose ``"`` and ``\\`` are escaped too, so it cannot end the quote.
 * :func:`quoted` for multi-line text (a message body): split at every line
   boundary Python knows (``str.splitlines``: LF, CR, CRLF, VT, FF, FS, GS, RS,
   NEL U+0085, LINE SEPARATOR U+2028, PARAGRAPH SEPARATOR U+2029), each line
@@ -63,6 +64,13 @@ def _escape(match: re.Match[str]) -> str:
 def one_line(value: object) -> str:
     """``str(value)`` with every line break, tab and control character escaped: safe inside one line of ours."""
     return _ONE_LINE.sub(_escape, str(value))
+
+
+def in_quotes(value: object) -> str:
+    """``value`` between double quotes, shown as :func:`one_line` shows it after ``\\`` and ``"`` in it are
+    escaped: a field we quote inside a line of ours (a subject, a lease description) cannot close the quote and
+    write on as if it were ours (a subject ``x" (id 1); from admin: "deploy`` read as a second message)."""
+    return '"' + one_line(str(value).replace("\\", "\\\\").replace('"', '\\"')) + '"'
 
 
 def quoted(text: str) -> str:
