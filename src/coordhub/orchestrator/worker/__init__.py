@@ -24,7 +24,10 @@ The life of a worker (issue 11 points 4–6), each step owned by the host:
    clock, first output, output silence (``tool_progress`` heartbeats count as
    output), cost (the CLI's ``--max-budget-usd`` plus the host's own estimate,
    as limits are known to be passed), and a process that lingers after its
-   ``result``. A paused worker (fleet halt: SIGSTOP) does not age.
+   ``result``. A paused worker (fleet halt: SIGSTOP) does not age. The raw log
+   and the stderr file are bounded on disk: past :attr:`Limits.raw_log_bytes`
+   or :attr:`Limits.stderr_log_bytes` the attempt is ended and ``failed``
+   (``output_limit: output over N bytes …``), a re-attached run as well.
 4. **Finish.** :func:`~coordhub.orchestrator.outcome.decide` gives the state;
    work is saved before anything is removed (a ``wip`` commit on the branch, or
    a ``refs/coordhub/wip/…`` commit beside a finished branch); a done branch is
@@ -69,7 +72,7 @@ from coordhub.orchestrator.worker.leases import FileLeases
 from coordhub.orchestrator.worker.process import ClaudeProcess
 from coordhub.orchestrator.worker.record import Record
 from coordhub.orchestrator.worker.reports import HumanLog, Reports, final_report
-from coordhub.orchestrator.worker.supervisor import Supervisor
+from coordhub.orchestrator.worker.supervisor import OUTPUT_LIMIT, Supervisor
 from coordhub.orchestrator.worker.watchdog import Clock
 
 __all__ = ["Context", "EndEarly", "Limits", "Worker"]
@@ -99,7 +102,7 @@ class Worker:
         self.clock = Clock()
         self.process = ClaudeProcess(self.clock, self.human)
         self.supervisor = Supervisor(ctx, d, self.process, self.clock, self.reports, self.human,
-                                     self.dir / f"stream.{d.attempt}.jsonl")
+                                     self.dir / f"stream.{d.attempt}.jsonl", self.err_path)
         self.verdict: Verdict | None = None
         self.env: dict[str, str] = {}
         self.claude: str | None = None
@@ -121,7 +124,8 @@ class Worker:
 
     @property
     def kill_reason(self) -> str | None:
-        """Why the host ended claude (a watchdog, ``linger``, ``cancelled``, ``host_stopped``), or None."""
+        """Why the host ended claude (a watchdog, ``linger``, ``cancelled``, ``host_stopped``,
+        ``output_limit``), or None."""
         return self.process.kill_reason
 
     @property
@@ -270,7 +274,10 @@ class Worker:
         new = work.new_commits(wt, d) if wt is not None else 0
         ending = Ending(self.process.exit_code, self.process.kill_reason, self.process.kill_detail, new,
                         process.tail(self.err_path))
-        verdict = decide(self.telemetry, ending)
+        # output past its bound fails the attempt whatever the output said: it may hold a result, and a worker
+        # that can flood the host's disk must not be judged done (outcome.decide knows no such kill)
+        verdict = (Verdict("failed", f"{OUTPUT_LIMIT}: {ending.detail}") if ending.killed == OUTPUT_LIMIT
+                   else decide(self.telemetry, ending))
         if self.stale:  # the hub gave this attempt up: its work is kept on the branch, never pushed or reported
             verdict = Verdict(verdict.state, f"{verdict.reason} (attempt {d.attempt} given up by the hub; "
                                              "not reported)")

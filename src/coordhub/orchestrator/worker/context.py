@@ -19,10 +19,15 @@ from coordhub.orchestrator.hoststate import HostState
 from coordhub.orchestrator.link import HubLink
 from coordhub.orchestrator.outcome import Verdict
 
+RAW_LOG_BYTES = 512 << 20  # the most claude's stdout (the raw log) may hold on the host's disk
+STDERR_LOG_BYTES = 64 << 20  # the same for its stderr
+
 
 @dataclass(frozen=True)
 class Limits:
-    """The host's watchdogs and pacing, in seconds (``budget_margin``: a factor of the budget)."""
+    """The host's watchdogs and pacing, in seconds (``budget_margin``: a factor of the budget), and the bounds of
+    a worker's output files on disk, in bytes (``raw_log_bytes``, ``stderr_log_bytes``: past one the host ends
+    the attempt, :class:`~.supervisor.Supervisor`)."""
 
     wall_clock: float = 3600.0
     first_output: float = 300.0
@@ -33,6 +38,8 @@ class Limits:
     report_every: float = 2.0
     log_every: float = 1.0
     tick: float = 0.2
+    raw_log_bytes: int = RAW_LOG_BYTES
+    stderr_log_bytes: int = STDERR_LOG_BYTES
 
 
 @dataclass

@@ -42,6 +42,13 @@ class HumanLog:
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    def size(self) -> int:
+        """Bytes the log holds on disk (0 before its first line)."""
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def write(self, lines: list[str]) -> None:
         """Append ``lines`` (nothing for none), making the worker's directory when it is missing."""
         if not lines:
