@@ -26,5 +26,5 @@ def test_install_git_hook_outside_a_repository_says_so_in_its_own_words(tmp_path
     # it said "not a git repository? git rev-parse --git-path hooks: fatal: not a git repository (or any …"
     (tmp_path / "plain").mkdir()
     r = Coord(tmp_path / "plain", isolated_env(tmp_path)).fails(1, "install-git-hook")
-    assert r.err == (f"coord: {(tmp_path / 'plain').resolve()} is not in a git working tree: run this inside one, "
-                     "or name one with --repo\n")
+    assert r.err == (f"coord: {(tmp_path / 'plain').resolve()} is not a git repository (no git working tree "
+                     "there): run this inside one, or name one with --repo\n")

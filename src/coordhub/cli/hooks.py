@@ -118,7 +118,8 @@ def install_git_hook(
         done = git_install.install(target, names, force=force)
     except git.GitError as exc:
         if git_root(target) is None:  # the usual cause, said in the CLI's words rather than git's
-            fail(f"{target} is not in a git working tree: run this inside one, or name one with --repo", EXIT_REFUSED)
+            fail(f"{target} is not a git repository (no git working tree there): run this inside one, or name "
+                 "one with --repo", EXIT_REFUSED)
         fail(f"git could not tell where this repository's hooks go: {exc}", EXIT_REFUSED)
     except git_install.InstallError as exc:
         fail(str(exc), EXIT_REFUSED)
