@@ -93,3 +93,22 @@ def test_a_list_of_leases_that_is_no_list_is_unreachable(canned: Canned, tmp_pat
     canned.answer = json_answer(body)
     with sync_client(canned.url, tmp_path) as client, pytest.raises(Unreachable, match="not a list"):
         client.locks()
+
+
+def test_empty_pages_that_name_a_next_page_end_the_reading(canned: Canned, tmp_path: Path) -> None:
+    """A hub's pages are never empty. A hostile one answering ``[]`` with an ever higher
+    ``Coord-Next-After-Fence`` held the hooks' lease reading (``Hub.pages``: 50,172 requests in 20 s, so the
+    session-start hook never answered) and ``CoordClient.locks`` in a loop without end."""
+    fence = iter(range(1, 10**9))
+
+    def answer(_request: bytes) -> bytes:
+        return (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncoord-next-after-fence: %d\r\n"
+                b"content-length: 2\r\n\r\n[]" % next(fence))
+
+    canned.answer = answer
+    listed = Hub(canned.url, TOKEN, None, 2.0).pages("/locks", 1_000)
+    assert (listed.rows, listed.more) == ([], False)
+    assert len(canned.requests) == 1
+    with sync_client(canned.url, tmp_path) as client:
+        assert list(client.locks("p")) == []
+    assert len(canned.requests) == 2

@@ -558,7 +558,9 @@ class CoordClient(ConversationCalls):
                                   f"{type(rows).__name__}, not a list")
             out.extend(rows)
             following = whole_number(fields.get(NEXT_AFTER_FENCE))
-            if following is None or following <= after:  # the last page (an older hub: the only one)
+            # the last page (an older hub: the only one); a hub's pages are never empty, and a hostile one naming a
+            # next page after each empty one would be read for ever
+            if not rows or following is None or following <= after:
                 return out
             after = following
             if len(out) >= max_leases:

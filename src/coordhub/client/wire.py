@@ -165,8 +165,8 @@ class Hub:
         page (``Coord-Next-After-Fence``, asked for with ``after_fence=``) or at least ``most`` rows were read.
 
         ``Listed.more`` is True when it stopped with pages left. An answer that
-        is not a list ends the reading (its rows are none). One request per
-        page (500 leases at most each); raises as :meth:`request` does.
+        is not a list, or an empty page, ends the reading (its rows are none). One request per
+        page (500 leases at most each, at least one: at most ``most`` requests); raises as :meth:`request` does.
         """
         rows: list[Any] = []
         after = 0
@@ -176,8 +176,8 @@ class Hub:
                 return Listed(rows, False)
             rows += data
             following = whole_number(fields.get(NEXT_AFTER_FENCE))
-            if following is None or following <= after:
-                return Listed(rows, False)
+            if not data or following is None or following <= after:  # a hub's pages are never empty: a hostile
+                return Listed(rows, False)  # one naming a next page after each empty one would be read for ever
             if len(rows) >= most:
                 return Listed(rows, True)
             after = following
