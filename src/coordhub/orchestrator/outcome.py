@@ -6,7 +6,9 @@ what git says about the worktree. The rules, first match wins:
 
 1. stopped by the hub (``cancel``) → no state of its own (the hub already
    cancelled it); a watchdog (wall clock, first output, output silence,
-   budget) → ``failed`` with the watchdog's reason;
+   budget, output past its bound on disk) → ``failed`` with the watchdog's
+   reason, whatever the output said (a worker that can flood the host's disk
+   is not judged by what it printed);
 2. no ``result`` line → ``failed`` (``terminated`` for SIGTERM/143, else
    ``no_result`` with the exit code);
 3. ``is_error`` (never ``subtype``: an auth failure says ``success``) →
@@ -32,7 +34,8 @@ from dataclasses import dataclass
 
 from coordhub.orchestrator.streamjson import Telemetry, ends_with_question
 
-WATCHDOGS = ("wall_clock", "first_output", "silence", "budget")
+OUTPUT_LIMIT = "output_limit"  # the kill of an attempt whose output on disk passed its bound (worker.supervisor)
+WATCHDOGS = ("wall_clock", "first_output", "silence", "budget", OUTPUT_LIMIT)
 
 
 @dataclass(frozen=True)

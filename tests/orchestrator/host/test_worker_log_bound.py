@@ -31,9 +31,9 @@ PERIOD = 0.005
 SLACK = BOUND // 8 + 64 * RATE
 SMALL = Limits(**{**FAST.__dict__, "raw_log_bytes": BOUND, "stderr_log_bytes": BOUND})
 
-# `flood: to=stdout|stderr trap=1 result=1 short=1`, from the prompt (stdin, or the argument after -p); trap=1
-# ignores SIGTERM (only SIGKILL ends it); short=1 prints lines `x` (else of 1 KiB); a `sleep` child in its process
-# group; their pids in $CLAUDE_CONFIG_DIR/flood.pids
+# `flood: to=stdout|stderr trap=1 result=1 short=1 lines=N`, from the prompt (stdin, or the argument after -p);
+# trap=1 ignores SIGTERM (only SIGKILL ends it); short=1 prints lines `x` (else of 1 KiB), N of them a period
+# (default RATE // 2); a `sleep` child in its process group; their pids in $CLAUDE_CONFIG_DIR/flood.pids
 FLOOD = r'''
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
@@ -55,7 +55,7 @@ pids = Path(os.environ["CLAUDE_CONFIG_DIR"]) / "flood.pids"
 pids.parent.mkdir(parents=True, exist_ok=True)
 pids.write_text(f"{os.getpid()} {child.pid}")
 out = sys.stderr if opts.get("to") == "stderr" else sys.stdout
-block = ("x\n" * (RATE // 2)) if opts.get("short") else ("x" * 1023 + "\n") * (RATE // 1024)
+block = ("x\n" * int(opts.get("lines", RATE // 2))) if opts.get("short") else ("x" * 1023 + "\n") * (RATE // 1024)
 while True:
     out.write(block)
     out.flush()
@@ -118,8 +118,10 @@ def test_a_worker_printing_without_end_is_ended_and_failed(to: str, flood: None,
 
 def test_short_lines_fill_the_human_log_no_further_than_the_bound(
         flood: None, make_ctx: Callable[..., Context], run_worker: Callable[..., Worker], fake_hub: FakeHub) -> None:
-    # each line `x` becomes `HH:MM:SS [text] x` in the human log: nine times the raw log, which stays small
-    w = run_worker(make_ctx(SMALL), wait=False, briefing="flood: short=1")
+    # each line `x` becomes `HH:MM:SS [text] x` in the human log: nine times the raw log, which stays small. 256
+    # lines a period (51,200 a second), which the host parses as they come: at 8,192 a period it fell behind on a
+    # busy machine and the raw log reached its bound first
+    w = run_worker(make_ctx(SMALL), wait=False, briefing="flood: short=1 lines=256")
     ended(w)
     final = fake_hub.final("a1b2c3d4")
     assert final["state"] == "failed" and final["reason"].startswith(

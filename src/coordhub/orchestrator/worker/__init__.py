@@ -72,7 +72,7 @@ from coordhub.orchestrator.worker.leases import FileLeases
 from coordhub.orchestrator.worker.process import ClaudeProcess
 from coordhub.orchestrator.worker.record import Record
 from coordhub.orchestrator.worker.reports import HumanLog, Reports, final_report
-from coordhub.orchestrator.worker.supervisor import OUTPUT_LIMIT, Supervisor
+from coordhub.orchestrator.worker.supervisor import Supervisor
 from coordhub.orchestrator.worker.watchdog import Clock
 
 __all__ = ["Context", "EndEarly", "Limits", "Worker"]
@@ -274,10 +274,7 @@ class Worker:
         new = work.new_commits(wt, d) if wt is not None else 0
         ending = Ending(self.process.exit_code, self.process.kill_reason, self.process.kill_detail, new,
                         process.tail(self.err_path))
-        # output past its bound fails the attempt whatever the output said: it may hold a result, and a worker
-        # that can flood the host's disk must not be judged done (outcome.decide knows no such kill)
-        verdict = (Verdict("failed", f"{OUTPUT_LIMIT}: {ending.detail}") if ending.killed == OUTPUT_LIMIT
-                   else decide(self.telemetry, ending))
+        verdict = decide(self.telemetry, ending)
         if self.stale:  # the hub gave this attempt up: its work is kept on the branch, never pushed or reported
             verdict = Verdict(verdict.state, f"{verdict.reason} (attempt {d.attempt} given up by the hub; "
                                              "not reported)")

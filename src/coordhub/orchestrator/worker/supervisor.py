@@ -30,6 +30,7 @@ from typing import IO, Any
 
 from coordhub.orchestrator import worktree
 from coordhub.orchestrator.dispatch import Dispatch
+from coordhub.orchestrator.outcome import OUTPUT_LIMIT
 from coordhub.orchestrator.streamjson import Parser, Telemetry
 from coordhub.orchestrator.worker.context import Context
 from coordhub.orchestrator.worker.process import ClaudeProcess
@@ -37,7 +38,6 @@ from coordhub.orchestrator.worker.reports import HumanLog, Reports
 from coordhub.orchestrator.worker.watchdog import Clock, watchdog
 
 READ_CHUNK = 1 << 20  # bytes of the raw log read at a time
-OUTPUT_LIMIT = "output_limit"  # the kill reason of an attempt whose output passed its bound
 HARD_SLACK = 8  # past bound + bound/HARD_SLACK bytes, a group being ended gets SIGKILL without the grace
 
 
