@@ -266,3 +266,20 @@ async def test_conv_inbox_pages_past_the_hubs_byte_bound(mcp_hub: McpHub) -> Non
             seen += [t["sequence"] for t in box["turns"]]
             after = box["next_after"]
         assert seen == list(range(1, 19))
+
+
+async def test_conv_show_reads_on_from_after(mcp_hub: McpHub) -> None:
+    """A conversation's page holds about 4 MiB of turns; ``after`` (the answer's ``next_after``) reads the turns
+    past it, which the tool could not reach before (review: no ``after`` argument)."""
+    async with mcp_hub.client(A, "legacy") as a, mcp_hub.client(B, "legacy") as b:
+        await mcp_hub.declare(A, "host-a", "career")
+        await mcp_hub.declare(B, "host-b", "homelab")
+        ids = []
+        for n, (who, to) in enumerate(((a, "host-b.homelab"), (b, "host-a.career"), (a, "host-b.homelab"))):
+            sent = ok(await who.call_tool("conv_send", {"to": to, "conversation_id": "paged", "type": "progress",
+                                                        "body": f"turn {n}"}))
+            ids.append(sent["id"])
+        whole = ok(await a.call_tool("conv_show", {"conversation_id": "paged"}))
+        assert [t["id"] for t in whole["turns"]] == ids and whole["next_after"] is None
+        rest = ok(await a.call_tool("conv_show", {"conversation_id": "paged", "after": ids[0]}))
+        assert [t["id"] for t in rest["turns"]] == ids[1:]

@@ -300,9 +300,16 @@ async def conv_inbox(ctx: Context, limit: Annotated[int, Field(ge=1, le=1000)] =
     return {"turns": found, "count": len(found), "next_after": last if isinstance(last, int) else after}
 
 
-async def conv_show(ctx: Context, conversation_id: str) -> dict[str, Any]:
-    """A whole conversation, its turns in sequence order."""
-    return await call_object(ctx, "GET", f"{API}/conversations/{conversation_slug(conversation_id, shown=True)}")
+async def conv_show(
+    ctx: Context,
+    conversation_id: str,
+    after: Annotated[int, Field(ge=0, le=2**62, description="Only turns with a higher id: the answer's next_after, "
+                                                              "to read the next page.")] = 0,
+) -> dict[str, Any]:
+    """A conversation and one page of its turns, in the order they were recorded (about 4 MiB at most);
+    ``next_after`` is null on the last page, else the ``after`` that reads on."""
+    return await call_object(ctx, "GET", f"{API}/conversations/{conversation_slug(conversation_id, shown=True)}",
+                             params={"after": after or None})
 
 
 async def conv_release(
