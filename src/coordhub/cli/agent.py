@@ -222,7 +222,9 @@ def _host_config(answer: dict[str, Any], name: str, slots: int | None, overrides
     limits = Limits(wall_clock=wall_clock or float(workers_cfg.get("wall_clock_seconds") or 3600),
                     first_output=first_output or float(workers_cfg.get("first_output_seconds") or 600),
                     silence=silence or float(workers_cfg.get("silence_seconds") or 900),
-                    linger=linger, stop_grace=stop_grace)
+                    linger=linger, stop_grace=stop_grace,
+                    raw_log_bytes=_mib(workers_cfg.get("stdout_log_mib"), Limits.raw_log_bytes),
+                    stderr_log_bytes=_mib(workers_cfg.get("stderr_log_mib"), Limits.stderr_log_bytes))
     cfg = HostConfig(machine=name, slots=slots or int(concurrency.get("max_workers") or 2), repos=repos,
                      capabilities=[str(c) for c in entry.get("capabilities") or []], poll_wait=poll_wait,
                      problems=problems, keep_logs_days=keep_logs)
@@ -288,6 +290,11 @@ def _service_args(argv: list[str], machine: str) -> list[str]:
             continue
         out.append(a)
     return out
+
+
+def _mib(value: Any, default: int) -> int:
+    """Bytes of a config's ``*_mib`` value (validated by the hub: a whole number of MiB), else ``default``."""
+    return int(value) << 20 if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
 
 
 def _obj(value: Any) -> dict[str, Any]:

@@ -212,7 +212,10 @@ class Workers(Section):
     ``max_budget_usd`` becomes ``--max-budget-usd`` and the host's own ceiling,
     ``max_turns`` ``--max-turns``;
     the three ``*_seconds`` are the host's watchdogs (wall clock, first output,
-    output silence). Before a worker starts, the repos its repo ``depends_on``
+    output silence); ``stdout_log_mib``/``stderr_log_mib`` bound what claude's
+    stdout (the raw log, and the human log made from it) and its stderr may
+    take on the host's disk (past one the attempt fails ``output_limit``).
+    Before a worker starts, the repos its repo ``depends_on``
     are compared with their origin on that machine (seed 003's freshness
     check): stale ones are named in the worker's log, or, with ``auto_pull``,
     pulled first (``--ff-only``).
@@ -226,6 +229,8 @@ class Workers(Section):
     wall_clock_seconds: Annotated[int, Field(ge=10, le=7 * 86_400)] = 3600
     first_output_seconds: Annotated[int, Field(ge=5, le=86_400)] = 600
     silence_seconds: Annotated[int, Field(ge=5, le=86_400)] = 900
+    stdout_log_mib: Annotated[int, Field(ge=1, le=1 << 20)] = 512
+    stderr_log_mib: Annotated[int, Field(ge=1, le=1 << 20)] = 64
     auto_pull: bool = False
 
 

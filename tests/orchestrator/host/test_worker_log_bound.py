@@ -202,3 +202,22 @@ def test_a_normal_worker_within_the_bounds_is_unaffected(make_ctx: Callable[...,
     assert final["state"] == "done", final
     assert w.kill_reason is None
     assert (w.dir / "stream.1.jsonl").stat().st_size > 2 << 20
+
+
+def test_the_bounds_come_from_coordinator_yml(tmp_path: Path) -> None:
+    """``workers.stdout_log_mib`` / ``stderr_log_mib`` (whole MiB, at least 1) set the host's bounds; a value the
+    config refuses names its key path, and without them the defaults hold."""
+    from coordhub.cli.agent import _host_config
+    from coordhub.orchestrator import config as cfg
+
+    text = ("repos:\n  - name: app\nmachines:\n  - name: m1\n    repos: [app]\n"
+            "workers:\n  stdout_log_mib: 2\n  stderr_log_mib: 1\n")
+    config = cfg.parse_yaml(text).model_dump(mode="json")
+    _, limits = _host_config(config, "m1", None, {}, 1.0, 1.0, (None, None, None, 30.0, 10.0))
+    assert (limits.raw_log_bytes, limits.stderr_log_bytes) == (2 << 20, 1 << 20)
+    config["workers"] = {}
+    _, limits = _host_config(config, "m1", None, {}, 1.0, 1.0, (None, None, None, 30.0, 10.0))
+    assert (limits.raw_log_bytes, limits.stderr_log_bytes) == (512 << 20, 64 << 20)
+    with pytest.raises(cfg.ConfigError) as refused:
+        cfg.parse_yaml(text.replace("stdout_log_mib: 2", "stdout_log_mib: 0"))
+    assert "workers.stdout_log_mib" in str(refused.value)
