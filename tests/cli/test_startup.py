@@ -94,8 +94,8 @@ def test_help_lists_every_command_in_order(tmp_path: Path) -> None:
                      "install-git-hook", "agent", "web", "init", "assign", "stop", "wait", "retry", "resume-stuck",
                      "log", "reconcile", "test", "review", "fix", "accept", "stages", "done", "merge", "pr", "notify",
                      "plan", "approve", "split",
-                     "status", "halt", "resume", "engage", "sync", "trust", "msg", "todo", "lock", "component",
-                     "token", "import", "compat", "config", "conv", "archive"]
+                     "status", "whoami", "halt", "resume", "engage", "sync", "trust", "msg", "todo", "lock",
+                     "component", "token", "import", "compat", "config", "conv", "archive"]
 
 
 def _walk(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -41,7 +41,6 @@ def unguarded(project: str, resource: str) -> str | None:
     absolute path or one above the project (``../x``), and outside a git working tree (no hook project to name).
     """
     from coordhub.client.project import git_root
-    from coordhub.client.settings import find_identity, load_identity
     from coordhub.core.paths import ResourceKind, classify
     from coordhub.errors import CoordError
 
@@ -54,16 +53,25 @@ def unguarded(project: str, resource: str) -> str | None:
     except ValueError:  # invalid (the hub says why), or climbing above the project
         return None
     try:
-        found = find_identity(projects.start_dir(cwd))
-        identity = load_identity(found) if found else {}
+        here = hooks_project(cwd)
     except CoordError:  # an unreadable identity.json: the command itself reports it
         return None
-    here = projects.resolve(cwd, identity)
     if here.key == project:
         return None
     return (f"the hooks and the git guard in {here.root} check leases of project {here.key!r} (COORD_PROJECT, "
             f"else identity.json \"project\", else the repository's name), not {project!r}: this lease stops no "
             f"edit or commit there; claim it as `coord lock claim {here.key} …` to guard those files")
+
+
+def hooks_project(cwd: Path) -> projects.Project:
+    """The project whose leases the edit hook and the git guard check for files in ``cwd``: its key
+    (``COORD_PROJECT``, else the trusted identity.json's ``project``, else the repository's name) and root, as
+    :func:`coordhub.hooks.project.resolve` computes them with the identity.json found where the hooks look
+    (:func:`coordhub.hooks.project.start_dir`). Raises ``CoordError`` for an identity.json that cannot be read."""
+    from coordhub.client.settings import find_identity, load_identity
+
+    found = find_identity(projects.start_dir(cwd))
+    return projects.resolve(cwd, load_identity(found) if found else {})
 
 
 LEASE_HELP = "Lease id, as `coord lock claim` printed it (`coord lock list` shows every live one's)."

@@ -70,7 +70,6 @@ _HOOKS = ("Claude Code and git run the hooks as `coord-hook EVENT`, a command of
           "`coord install-hooks` and `coord install-git-hook` (docs/hooks.md)")
 MISNAMED = {"hook": _HOOKS, "hooks": _HOOKS, "message": "Did you mean 'msg'?", "messages": "Did you mean 'msg'?",
             "lease": "Did you mean 'lock'?", "leases": "Did you mean 'lock'?",
-            "whoami": "`coord status` names your session and the hub on its first line",
             "help": "Run `coord --help`, or `coord COMMAND --help` for one command.",
             "version": "Run `coord --version`."}
 
@@ -161,6 +160,52 @@ def status(ctx: typer.Context, project: str | None = typer.Option(None, "--proje
         show_orchestrator(s["orchestrator"])
 
     show(data, as_json, human)
+
+
+@app.command()
+def whoami(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """Who you act as: your session and whether its token is admin (the hub's answer), the hub asked and where
+    the token and its URL came from (as `coord status`'s first line says), the identity.json read, and the
+    project whose leases this repository's hooks and git guard check.
+
+    --json: the hub's answer (session_id, admin, presence) with url, url_source, token_source, identity_file and
+    project ({key, root}; null when the identity.json the hooks read cannot be read) added. Exit 3 when the hub
+    is unreachable, 6 without a token it accepts.
+    """
+    you: list[str] = []
+
+    def ask(c: CoordClient) -> dict[str, Any]:
+        s = c.settings
+        me = c.call("GET", "/api/coord/whoami")
+        you.append(_you(c, me.get("session_id")))
+        return {**me, "url": s.url, "url_source": s.url_source, "token_source": s.token_source,
+                "identity_file": None if s.identity_file is None else str(s.identity_file),
+                "project": _hooks_project()}
+
+    def human(me: dict[str, Any]) -> None:
+        console.print(you[0])
+        console.print(f"admin: {'yes' if me.get('admin') else 'no'}")
+        console.print(one_line(f"identity.json: {me['identity_file'] or 'none'}"))
+        project = me["project"]
+        console.print(one_line(f"lease project: {project['key']} (checked by the hooks and the git guard in "
+                               f"{project['root']})" if project else
+                               "lease project: unknown (the identity.json the hooks read cannot be read)"))
+
+    show(call(ctx, ask), as_json, human)
+
+
+def _hooks_project() -> dict[str, str] | None:
+    """``{key, root}`` of :func:`coordhub.cli.locks.hooks_project` for the working directory; None when the
+    identity.json the hooks read cannot be read."""
+    from pathlib import Path
+
+    from coordhub.cli.locks import hooks_project
+
+    try:
+        here = hooks_project(Path.cwd())
+    except CoordError:
+        return None
+    return {"key": here.key, "root": str(here.root)}
 
 
 def _you(c: CoordClient, session: str | None) -> str:

@@ -1,0 +1,68 @@
+"""``coord whoami``: which session, on which hub, with which token, identity.json and lease project.
+
+A newcomer typing ``coord whoami`` got "No such command" and a pointer to
+``coord status``'s first line, which names neither whether the token is an
+admin's, nor the identity.json read, nor the project the hooks check leases in.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import LiveHub, free_port
+from tests.coordcli import Coord, git_init, isolated_env
+
+A = "HOWARD-HOME/claude-main"
+
+
+def _repo(tmp_path: Path, identity: dict[str, str]) -> Path:
+    """A git working tree named ``shop-repo`` with an untracked ``.claude/identity.json`` holding ``identity``."""
+    repo = git_init(tmp_path / "shop-repo")
+    (repo / ".claude").mkdir()
+    (repo / ".claude" / "identity.json").write_text(json.dumps(identity))
+    return repo
+
+
+def test_whoami_names_the_session_the_hub_the_sources_the_identity_file_and_the_lease_project(
+        live_hub: LiveHub, tmp_path: Path) -> None:
+    repo = _repo(tmp_path, {"coord_api": live_hub.url, "token": live_hub.token(A), "project": "shop"})
+    identity = repo / ".claude" / "identity.json"
+    a = Coord(repo / "src", isolated_env(tmp_path))
+    a.cwd.mkdir()
+    assert a.ok("whoami").out.splitlines() == [
+        f"session {A} (token from {identity}) on {live_hub.url} (from {identity})",  # as `coord status` says it
+        "admin: no",
+        f"identity.json: {identity}",
+        f"lease project: shop (checked by the hooks and the git guard in {repo})",
+    ]
+    assert a.ok("status").out.splitlines()[0] == a.ok("whoami").out.splitlines()[0]
+    me = a.json("whoami")
+    assert {k: me[k] for k in ("session_id", "admin", "url", "url_source", "token_source", "identity_file",
+                               "project")} == {
+        "session_id": A, "admin": False, "url": live_hub.url, "url_source": str(identity),
+        "token_source": str(identity),
+        "identity_file": str(identity), "project": {"key": "shop", "root": str(repo)}}
+    assert me["presence"]["session_id"] == A
+
+
+def test_whoami_says_an_admin_token_and_the_repository_name_as_the_project(live_hub: LiveHub, tmp_path: Path) -> None:
+    repo = git_init(tmp_path / "shop-repo")
+    env = isolated_env(tmp_path, COORD_URL=live_hub.url, COORD_TOKEN=live_hub.token("ops", admin=True))
+    lines = Coord(repo, env).ok("whoami").out.splitlines()
+    assert lines == [f"session ops (token from COORD_TOKEN) on {live_hub.url} (from COORD_URL)", "admin: yes",
+                     "identity.json: none", f"lease project: shop-repo (checked by the hooks and the git guard in "
+                                            f"{repo})"]
+    by_env = Coord(repo, {**env, "COORD_PROJECT": "billing"}).json("whoami")
+    assert by_env["admin"] is True and by_env["identity_file"] is None
+    assert by_env["project"] == {"key": "billing", "root": str(repo)}
+
+
+def test_whoami_exits_as_the_other_reads(live_hub: LiveHub, tmp_path: Path) -> None:
+    coord = Coord(tmp_path, isolated_env(tmp_path))
+    down = f"http://127.0.0.1:{free_port()}"
+    coord.with_(url=down, token="any").unreachable("whoami")  # exit 3, one line
+    r = coord.with_(url=live_hub.url).fails(6, "whoami")  # no token: the CLI's own line, exit 6
+    assert "needs a token" in r.err and "COORD_TOKEN" in r.err
+    refused = coord.with_(url=live_hub.url, token="not-a-token")("whoami", "--json")
+    assert refused.code == 6 and refused.json()["error"]["code"] == "unauthorized"
