@@ -67,6 +67,17 @@ def default_url_hint(url_source: str | None) -> str:
     return "" if url_source else " (no hub URL is set, so the default was asked: name yours with --url or COORD_URL)"
 
 
+def needs_token(url: str, ways: str) -> str:
+    """The line (after ``coord: ``, ``coord guard:``, an MCP error's code) that says the hub at ``url`` needs a
+    token and how to get one and give it to this client: ``ways``, e.g. ``COORD_TOKEN or identity.json "token"``.
+
+    In the words the CLI says it in when it has no token
+    (:func:`coordhub.client.credentials.identity_headers`), so each client (the CLI, the MCP server, the git
+    guard) names its own ways and never the HTTP header a user of it does not send.
+    """
+    return f"the hub at {url} needs a token: ask its admin for one (`coord token create NAME`) and pass it with {ways}"
+
+
 def hub_envelope(status: int, code: str, message: str, body: Any) -> dict[str, Any]:
     """The hub's error envelope of a refusal (``{"error": {"code", "message", …}}``), with its HTTP ``status``.
 

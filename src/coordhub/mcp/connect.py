@@ -5,7 +5,8 @@ caller's :class:`~coordhub.client.aio.AsyncCoordClient` and makes REST calls
 through :func:`call`. A refusal is raised as ``ToolError`` with one line,
 ``<code>: <message>`` (the envelope's code, e.g. ``lease_conflict``), so the
 MCP client sees ``is_error=True`` and the reason; an unreachable hub says so
-and names the URL.
+and names the URL; a 401 to the stdio server also says how to give it a token
+(:func:`hub_refusal`).
 
 Ids and answers are checked here, not left to the hub: an id argument is put
 into a request path only once it is an id of the hub's shape
@@ -152,6 +153,30 @@ def refusal(err: HubError | Unreachable) -> ToolError:
     return ToolError(f"{one_line(err.code)}: {one_line(err.message)}")
 
 
+STDIO_TOKEN = ("COORD_TOKEN in the MCP server's environment (`coord mcp-config` prints the `claude mcp add` command "
+               "that sets it) or identity.json \"token\"")
+"""How the stdio server (``coord mcp``) is given its token (:mod:`coordhub.mcp.stdio`), as a 401 says it."""
+
+
+def hub_refusal(ctx: Context, err: HubError) -> ToolError:
+    """:func:`refusal` of ``err``; a 401 answered to the stdio server also says how to give it a token.
+
+    The stdio server sends the token it was started with, so a 401 means it
+    has none or one the hub does not know (revoked); the hub's own line for a
+    missing token says to send an ``Authorization`` header, which an MCP user
+    never writes. The added words are the CLI's
+    (:func:`coordhub.cli.exits.needs_token`) with the server's own ways. A
+    ``/mcp`` caller is refused at the door before any tool runs, so its
+    refusal is the hub's.
+    """
+    refused = refusal(err)
+    if err.status != 401 or not isinstance(_connector(ctx), FixedConnector):
+        return refused
+    from coordhub.cli.exits import needs_token
+
+    return ToolError(f"{refused}; {one_line(needs_token(client(ctx).base_url, STDIO_TOKEN))}")
+
+
 async def call(ctx: Context, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None,
                *, timeout: float | None = None, key: RetryKey | None = None, step: str = "") -> Any:
     """Call the hub as the caller; the decoded answer, or ``ToolError`` saying why not.
@@ -173,7 +198,7 @@ async def call(ctx: Context, method: str, path: str, params: dict[str, Any] | No
         if key is not None and err.code == "idempotency_key_reused":
             raise ToolError(f"idempotency_key_reused: key {key.key!r} was already used for a {key.tool} call with "
                             "other arguments; use a new key for a new call") from None
-        raise refusal(err) from None
+        raise hub_refusal(ctx, err) from None
 
 
 async def call_object(ctx: Context, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None,
@@ -272,7 +297,9 @@ async def me(ctx: Context) -> str:
     """The caller's session id (what the token acts as); ``ToolError`` if the hub cannot say."""
     try:
         return await client(ctx).session_id()
-    except (HubError, Unreachable) as err:
+    except HubError as err:
+        raise hub_refusal(ctx, err) from None
+    except Unreachable as err:
         raise refusal(err) from None
 
 
