@@ -16,7 +16,6 @@ def test_a_guessed_command_name_is_a_usage_error_that_names_the_real_one(tmp_pat
     coord = Coord(tmp_path, isolated_env(tmp_path))
     for args, said in ((("hooks", "install"), "`coord-hook EVENT`"), (("hook",), "`coord install-hooks`"),
                        (("message", "send"), "Did you mean 'msg'?"), (("leases",), "Did you mean 'lock'?"),
-                       (("whoami",), "`coord status` names your session and the hub"),
                        (("help",), "Run `coord --help`, or `coord COMMAND --help`"),
                        (("version",), "Run `coord --version`.")):
         r = coord(*args)
