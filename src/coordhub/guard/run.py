@@ -17,7 +17,9 @@ stale lease, lease id, purpose, time left) and what to do.
 * The hub cannot be asked, or a path cannot be checked at all (a name that
   is no valid lease resource: a control character such as a newline, or
   over the length limit) → ``COORD_HOOK_FAIL_MODE``: ``open`` (default)
-  accepts with a warning naming the paths, ``closed`` refuses.
+  accepts with a warning naming the paths, ``closed`` refuses. A hub that
+  answers 401 to a guard without a token counts as not asked, and the line
+  says how to give the guard a token (:func:`_unasked`).
 * The hub answers 429 (this session's token is rate-limited) → the guard
   waits its ``Retry-After`` and asks again while :data:`RATE_LIMIT_WAIT`
   allows, then refuses in either fail mode, naming the rate limit: a
@@ -67,6 +69,8 @@ MAX_OWN = 1_000  # the committer's own live leases in the project the guard read
 #                 bound, core.leases.MAX_LIVE_PER_SESSION); past it the run cannot be checked
 RATE_LIMIT_WAIT = 5.0  # seconds within which the guard may still wait out a 429: git has no hook timeout, but a
 #                        person (or an agent's Bash call) waits for the commit
+TOKEN_WAYS = ("COORD_TOKEN in git's environment or identity.json \"token\" (the repository's .claude/identity.json, "
+              "kept out of git, or ~/.claude/identity.json)")  # where the guard finds its token (hooks.invocation)
 OLD_HUB_PATHS = 200  # paths the guard asks one request each of a hub without POST /locks/conflicts (within
 #                      RATE_LIMIT_WAIT); past it the run cannot be checked
 
@@ -123,7 +127,7 @@ def main(event: str, args: list[str]) -> int:
         return _up_but_unchecked(hook, str(error), "Upgrade the hub to this guard's version (it answers POST "
                                  "/locks/conflicts), or commit fewer paths at a time")
     if error is not None:
-        return _unchecked(settings.fail_closed, hook, f"the hub could not be asked ({error})")
+        return _unchecked(settings.fail_closed, hook, _unasked(inv, error))
     assert verdict is not None
     if verdict.problems:
         _refuse(hook, inv.project.key, verdict.problems)
@@ -305,6 +309,17 @@ def _up_but_unchecked(hook: str, why: str, todo: str) -> int:
         f"so this is not the unreachable hub COORD_HOOK_FAIL_MODE=open accepts unchecked. {todo}. Or bypass with "
         "COORD_GUARD_BYPASS=1 (recorded on the hub).")
     return 1
+
+
+def _unasked(inv: Invocation, error: HubError) -> str:
+    """Why the hub could not be asked: ``error``, or, when it answered 401 to a guard that has no token, how to
+    give the guard one, in the CLI's words (:func:`coordhub.cli.exits.needs_token`): the hub's own line says to
+    send an ``Authorization`` header, which nobody committing writes."""
+    if isinstance(error, HubRefused) and error.status == 401 and not inv.client.token:
+        from coordhub.cli.exits import needs_token
+
+        return f"the hub could not be asked without a token ({needs_token(inv.client.url, TOKEN_WAYS)})"
+    return f"the hub could not be asked ({error})"
 
 
 def _unchecked(fail_closed: bool, hook: str, why: str) -> int:
