@@ -306,8 +306,7 @@ async def conv_show(
     after: Annotated[int, Field(ge=0, le=2**62, description="Only turns with a higher id: the answer's next_after, "
                                                               "to read the next page.")] = 0,
 ) -> dict[str, Any]:
-    """A conversation and one page of its turns, in the order they were recorded (about 4 MiB at most);
-    ``next_after`` is null on the last page, else the ``after`` that reads on."""
+    """A conversation and one page of its turns (about 4 MiB); next_after, when not null, is the after to read on."""
     return await call_object(ctx, "GET", f"{API}/conversations/{conversation_slug(conversation_id, shown=True)}",
                              params={"after": after or None})
 
