@@ -1,0 +1,121 @@
+"""The client's calls for the fleet's messages, todos, leases, components, halts and tokens (docs/api.md).
+
+:class:`FleetCalls` is a base of :class:`coordhub.client.client.CoordClient`: every method is one request
+through the client's :meth:`~coordhub.client.client.CoordClient.call`, so it shares the client's identity,
+retries and softfail queue; writes whose effect is wanted now, or whose answer is needed, pass ``queue=False``
+(an unreachable hub then raises :class:`~coordhub.client.client.Unreachable`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordhub.client.conversations import ConversationCalls
+
+
+class FleetCalls(ConversationCalls):
+    """Presence, status, messages, todos, leases, components, halts and tokens, one request each."""
+
+    def presence(self, state: str | None = None) -> Any:
+        """Sessions and their presence states."""
+        return self.call("GET", "/api/coord/presence", params={"state": state})
+
+    def status(self, project_key: str | None = None) -> Any:
+        """The status overview."""
+        return self.call("GET", "/api/coord/status", params={"project_key": project_key})
+
+    def send_message(self, to_session: str | None, subject: str, body: str, **extra: Any) -> Any:
+        """Send a message; ``to_session=None`` broadcasts."""
+        return self.call("POST", "/api/coord/messages",
+                         body={"to_session": to_session, "subject": subject, "body": body, **extra})
+
+    def inbox(self, unread_only: bool = True, limit: int = 100) -> Any:
+        """This session's messages (unread only by default)."""
+        return self.call("GET", "/api/coord/messages",
+                         params={"unread_only": str(unread_only).lower(), "limit": limit})
+
+    def mark_read(self, message_id: str) -> Any:
+        """Mark a message read for this session."""
+        return self.call("PUT", f"/api/coord/messages/{message_id}/read")
+
+    def ack(self, message_id: str) -> Any:
+        """Acknowledge a message."""
+        return self.call("POST", f"/api/coord/messages/{message_id}/ack")
+
+    def add_todo(self, text: str, **fields: Any) -> Any:
+        """Create a todo (seed 000 fields)."""
+        return self.call("POST", "/api/coord/todos", body={"text": text, **fields})
+
+    def todos(self, user: str | None = None, project_key: str | None = None, status: str = "pending") -> Any:
+        """List todos."""
+        return self.call("GET", "/api/coord/todos", params={"user": user, "project_key": project_key,
+                                                            "status": status})
+
+    def todo_done(self, todo_id: str) -> Any:
+        """Mark a todo done."""
+        return self.call("POST", f"/api/coord/todos/{todo_id}/done")
+
+    def claim(self, project_key: str, resource: str, description: str | None, ttl_hours: float = 2.0) -> Any:
+        """Claim a lease; ``HubError`` with code ``lease_conflict`` names the holder.
+
+        Never queued: a lease that might be granted later is not a lease held
+        now, so an unreachable hub raises :class:`~coordhub.client.client.Unreachable`.
+        """
+        return self.call("POST", "/api/coord/locks", body={"project_key": project_key, "resource": resource,
+                                                           "description": description, "ttl_hours": ttl_hours},
+                         queue=False)
+
+    def release(self, lease_id: str, force: bool = False, reason: str | None = None) -> Any:
+        """Release a lease (``force`` for an admin's force-release); another's stale one is taken over (``reason``)."""
+        return self.call("DELETE", f"/api/coord/locks/{lease_id}",
+                         params={"force": "true" if force else None, "reason": reason})
+
+    def renew(self, lease_id: str, ttl_hours: float | None = None) -> Any:
+        """Renew a lease."""
+        return self.call("POST", f"/api/coord/locks/{lease_id}/renew", body={"ttl_hours": ttl_hours})
+
+    def check_fence(self, fence: int, resource: str | None = None, project_key: str | None = None) -> Any:
+        """Whether a fence is still current."""
+        return self.call("GET", "/api/coord/locks/check",
+                         params={"fence": fence, "resource": resource, "project_key": project_key})
+
+    def set_component(self, project_key: str, component: str, state: str, **fields: Any) -> Any:
+        """Record a component's state."""
+        return self.call("PUT", "/api/coord/components",
+                         body={"project_key": project_key, "component": component, "state": state, **fields})
+
+    def halt(self, reason: str, scope: str | None = None, kill: bool = False) -> Any:
+        """Halt ``scope`` (``fleet`` by default, ``machine:<m>``, ``project:<p>``); ``kill`` stops its workers.
+
+        Never queued (:class:`~coordhub.client.client.Unreachable` when the hub cannot be reached): a halt is
+        asked for to take effect now, and one queued until the user's next command would have stopped nothing
+        meanwhile."""
+        body: dict[str, Any] = {"reason": reason, **({"scope": scope} if scope else {})}
+        if kill:
+            body["kill"] = True
+        return self.call("POST", "/api/coord/halt", body=body, queue=False)
+
+    def resume(self, scope: str | None = None, engage_all: bool = False) -> Any:
+        """Lift the halt of ``scope`` (the fleet by default); ``engage_all`` clears every pause in it. Never
+        queued, as :meth:`halt`."""
+        body = {**({"scope": scope} if scope else {}), **({"engage_all": True} if engage_all else {})}
+        return self.call("POST", "/api/coord/resume", body=body or None, queue=False)
+
+    def engage(self) -> Any:
+        """Re-engage this session after a resume paused it (never queued: it must be seen to take effect)."""
+        return self.call("POST", "/api/coord/engage", queue=False)
+
+    def create_token(self, name: str, admin: bool = False) -> Any:
+        """Create a token (admin); the result's ``token`` is shown only now. Never queued: the hub shows a token
+        only in the answer to the request that made it, and a queued request's answer reaches nobody."""
+        return self.call("POST", "/api/coord/tokens", body={"name": name, "admin": admin}, queue=False)
+
+    def tokens(self, include_revoked: bool = False) -> Any:
+        """Token records (admin)."""
+        return self.call("GET", "/api/coord/tokens", params={"include_revoked": str(include_revoked).lower()})
+
+    def revoke_token(self, name: str, keep_leases: bool = False) -> Any:
+        """Revoke a session's tokens (admin), ending its leases unless ``keep_leases``. Never queued, as
+        :meth:`halt`: a leaked token revoked at the user's next command would have served the thief meanwhile."""
+        return self.call("DELETE", f"/api/coord/tokens/{name}",
+                         params={"keep_leases": "true" if keep_leases else None}, queue=False)
