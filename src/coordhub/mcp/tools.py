@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import orjson
+import pydantic_core
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
@@ -83,21 +85,59 @@ async def reply(ctx: Context, message_id: str, body: str, subject: str | None = 
 LISTED_BODY = 4000  # characters of each body a list of messages answers (the hook injects 4,000 in all)
 
 
-def listed(messages: list[Any]) -> list[Any]:
-    """``messages`` (the hub's answer) with each body longer than :data:`LISTED_BODY` characters cut to it, the
-    message then marked ``body_truncated: true`` with its whole length in ``body_chars``.
+def listed(items: list[Any], fields: tuple[str, ...] = ("body",), limit: int = LISTED_BODY) -> list[Any]:
+    """``items`` (the hub's answer) each :func:`cut`: every one of their ``fields`` longer than ``limit`` characters
+    cut to it.
 
     A body may hold 512 KiB (the hub's bound), so twenty of them, written by
     any session to yours, would put 10 MiB into your context in one call and
     push everything else out of it; ``read_message`` answers one whole.
     """
-    cut = []
-    for message in messages:
-        body = message.get("body") if isinstance(message, dict) else None
-        if isinstance(body, str) and len(body) > LISTED_BODY:
-            message = {**message, "body": body[:LISTED_BODY], "body_truncated": True, "body_chars": len(body)}
-        cut.append(message)
-    return cut
+    return [cut(item, fields, limit) for item in items]
+
+
+def cut(item: Any, fields: tuple[str, ...], limit: int) -> Any:
+    """``item`` with each text of its ``fields`` longer than ``limit`` characters cut to its first ``limit``, the
+    item then marked ``<field>_truncated: true`` with the text's whole length in ``<field>_chars``; ``item``
+    itself when nothing is cut (or it is not an object)."""
+    if not isinstance(item, dict):
+        return item
+    for field in fields:
+        text = item.get(field)
+        if isinstance(text, str) and len(text) > limit:
+            item = {**item, field: text[:limit], f"{field}_truncated": True, f"{field}_chars": len(text)}
+    return item
+
+
+RESULT_CHARS = 50_000
+"""About the most characters of records one ``conv_inbox`` call answers (at least one record a call).
+
+The hub's pages hold about 4 MiB, and a tool result goes whole into the
+agent's context. By its documented defaults Claude Code puts a result of more
+than 50,000 characters in a file instead, and holds one to 25,000 tokens
+(``MAX_MCP_OUTPUT_TOKENS``; older versions refuse a larger one), so a call
+answers about that much and says where to read on. Counted as the records'
+compact JSON in UTF-8 (:func:`size`), at least their characters; the indented
+text block adds a few hundred characters a record.
+"""
+
+
+def size(value: Any) -> int:
+    """The length of ``value``'s compact JSON in UTF-8 bytes (what :data:`RESULT_CHARS` counts)."""
+    try:
+        return len(orjson.dumps(value))
+    except TypeError:  # orjson.JSONEncodeError: an integer past 64 bits, as CoordTool.text falls back
+        return len(pydantic_core.to_json(value, fallback=str))
+
+
+def within(items: list[Any], budget: int = RESULT_CHARS) -> list[Any]:
+    """The first of ``items`` whose :func:`size` adds up to at most ``budget``; at least one (``[]`` for none)."""
+    total = 0
+    for n, item in enumerate(items):
+        total += size(item)
+        if total > budget and n:
+            return items[:n]
+    return items
 
 
 async def inbox(ctx: Context, unread_only: bool = True,
@@ -273,6 +313,7 @@ async def list_components(ctx: Context, project_key: Project = None) -> dict[str
 # ---- conversations (seed 004) --------------------------------------------------------
 
 TurnType = Literal["request", "progress", "query", "pushback", "complete", "release", "escalate"]
+TURN_TEXTS = ("body", "content")  # a turn's long texts: its body, and its seed-004 file (frontmatter and body)
 
 
 async def conv_send(
@@ -293,11 +334,19 @@ async def conv_send(
 
 async def conv_inbox(ctx: Context, limit: Annotated[int, Field(ge=1, le=1000)] = 20,
                      after: Annotated[int, Field(ge=0, le=2**62)] = 0) -> dict[str, Any]:
-    """Turns pending for your address (no release after them yet), oldest first; more: after=next_after."""
-    # a page holds at most ``limit`` turns and about 4 MiB of text (the hub's bound); an empty page is the end
+    """Turns pending for your address (not yet released), oldest first, bodies cut; more: after=next_after."""
+    # the hub's page holds at most ``limit`` turns and about 4 MiB of text; an empty page is the end. Each turn's
+    # body and content (its file, the body again) are cut as inbox cuts bodies, and the call answers about
+    # RESULT_CHARS of them: conv_show gives a turn whole
     found = await call_list(ctx, "GET", f"{API}/conversations/inbox", params={"limit": limit, "after": after or None})
-    last = found[-1].get("id") if found and isinstance(found[-1], dict) else None
-    return {"turns": found, "count": len(found), "next_after": last if isinstance(last, int) else after}
+    turns = within(listed(found, TURN_TEXTS))
+    last = turns[-1].get("id") if turns and isinstance(turns[-1], dict) else None
+    answer: dict[str, Any] = {"turns": turns, "count": len(turns),
+                              "next_after": last if isinstance(last, int) else after}
+    if len(turns) < len(found):
+        answer["note"] = (f"More turns are pending (a call answers about {RESULT_CHARS:,} characters): call "
+                          f"conv_inbox with after={answer['next_after']} to read on.")
+    return answer
 
 
 async def conv_show(
