@@ -17,8 +17,9 @@ from tests.mcp.conftest import McpHub, ok, text
 pytestmark = pytest.mark.anyio
 
 A, B = "HOST-A/claude-main", "HOST-B/claude-main"
-RESULT_CHARS = 50_000  # coordhub.mcp.RESULT_CHARS
-LISTED_BODY = 4_000  # coordhub.mcp.LISTED_BODY
+RESULT_CHARS = 50_000  # coordhub.mcp.tools.RESULT_CHARS
+LISTED_BODY = 4_000  # coordhub.mcp.tools.LISTED_BODY
+TURN_TEXT = 20_000  # coordhub.mcp.tools.TURN_TEXT
 SLACK = 2_000  # what the indented text block adds to the records' compact JSON (a few hundred characters each)
 
 
@@ -61,3 +62,55 @@ async def test_conv_inbox_cuts_each_turn_as_inbox_cuts_bodies_and_answers_a_boun
             after = page["next_after"]
         assert seen == ids
         assert "note" not in page
+
+
+async def test_conv_show_answers_about_result_chars_a_call_and_its_last_line_says_where_to_read_on(
+        mcp_hub: McpHub) -> None:
+    """Six turns of 12,000 characters (about 25,000 each with their files) are read whole, a few a call: each
+    result ends with a note naming the after of the next, and reading on reaches every turn in order."""
+    bodies = [f"{n} " + "y" * 12_000 for n in range(6)]
+    ids = await send_turns(mcp_hub, "long", bodies)
+    async with mcp_hub.client(A) as a:
+        seen, after, calls = [], 0, 0
+        while True:
+            result = await a.call_tool("conv_show", {"conversation_id": "long", "after": after})
+            page = ok(result)
+            calls += 1
+            assert len(text(result)) <= RESULT_CHARS + SLACK
+            assert [t["body"] for t in page["turns"]] == bodies[len(seen):len(seen) + len(page["turns"])]
+            assert not any("body_truncated" in t or "content_truncated" in t for t in page["turns"])
+            seen += [t["id"] for t in page["turns"]]
+            if page["next_after"] is None:
+                assert "note" not in page
+                break
+            assert page["next_after"] == seen[-1]
+            assert text(result).splitlines()[-2] == (f'  "note": "More turns follow: call conv_show with '
+                                                     f'after={seen[-1]} to read on."')
+            after = page["next_after"]
+        assert seen == ids and calls == 3
+        assert page["conversation_id"] == "long" and page["last_sequence"] == 6
+
+
+async def test_conv_show_cuts_a_turn_larger_than_the_budget_and_says_how_to_read_it_whole(mcp_hub: McpHub) -> None:
+    """A turn of 250,000 characters is answered alone with its body and content cut to TURN_TEXT, the note
+    counting what was left out and naming where the whole turn is; that place answers it whole."""
+    big = "z" * 250_000
+    ids = await send_turns(mcp_hub, "huge", [big, "small"])
+    async with mcp_hub.client(A) as a:
+        result = await a.call_tool("conv_show", {"conversation_id": "huge"})
+        page = ok(result)
+        assert len(text(result)) <= RESULT_CHARS + SLACK
+        [turn] = page["turns"]
+        assert turn["body"] == big[:TURN_TEXT] and (turn["body_truncated"], turn["body_chars"]) == (True, 250_000)
+        assert len(turn["content"]) == TURN_TEXT and turn["content_truncated"] is True
+        left = 250_000 - TURN_TEXT + turn["content_chars"] - TURN_TEXT
+        whole = f"GET /api/coord/conversations/huge?after={ids[0] - 1}&limit=1"
+        assert page["note"] == (
+            f"Turn {ids[0]} is cut to {TURN_TEXT:,} characters of its body and of its content: {left:,} "
+            f"characters left out; read it whole outside MCP: {whole} (`coord conv show huge --json` prints the first "
+            f"page of turns whole). More turns follow: call conv_show with after={ids[0]} to read on.")
+        assert text(result).splitlines()[-2].startswith('  "note": ')
+        method, path = whole.split(" ")
+        assert (await mcp_hub.rest(method, path, await mcp_hub.token(A)))["turns"][0]["body"] == big
+        rest = ok(await a.call_tool("conv_show", {"conversation_id": "huge", "after": page["next_after"]}))
+        assert [t["body"] for t in rest["turns"]] == ["small"] and rest["next_after"] is None

@@ -109,8 +109,14 @@ def cut(item: Any, fields: tuple[str, ...], limit: int) -> Any:
     return item
 
 
+def left_out(item: dict[str, Any], fields: tuple[str, ...]) -> int:
+    """How many characters :func:`cut` left out of ``item``'s ``fields``."""
+    return sum(item[f"{field}_chars"] - len(item[field]) for field in fields if item.get(f"{field}_truncated"))
+
+
 RESULT_CHARS = 50_000
-"""About the most characters of records one ``conv_inbox`` call answers (at least one record a call).
+"""About the most characters of records one ``conv_inbox`` or ``conv_show`` call answers (at least one record a
+call, cut if it is larger).
 
 The hub's pages hold about 4 MiB, and a tool result goes whole into the
 agent's context. By its documented defaults Claude Code puts a result of more
@@ -314,6 +320,7 @@ async def list_components(ctx: Context, project_key: Project = None) -> dict[str
 
 TurnType = Literal["request", "progress", "query", "pushback", "complete", "release", "escalate"]
 TURN_TEXTS = ("body", "content")  # a turn's long texts: its body, and its seed-004 file (frontmatter and body)
+TURN_TEXT = 20_000  # characters conv_show keeps of a turn's body and of its content when the turn alone is too large
 
 
 async def conv_send(
@@ -337,7 +344,7 @@ async def conv_inbox(ctx: Context, limit: Annotated[int, Field(ge=1, le=1000)] =
     """Turns pending for your address (not yet released), oldest first, bodies cut; more: after=next_after."""
     # the hub's page holds at most ``limit`` turns and about 4 MiB of text; an empty page is the end. Each turn's
     # body and content (its file, the body again) are cut as inbox cuts bodies, and the call answers about
-    # RESULT_CHARS of them: conv_show gives a turn whole
+    # RESULT_CHARS of them: conv_show answers the turns whole
     found = await call_list(ctx, "GET", f"{API}/conversations/inbox", params={"limit": limit, "after": after or None})
     turns = within(listed(found, TURN_TEXTS))
     last = turns[-1].get("id") if turns and isinstance(turns[-1], dict) else None
@@ -355,9 +362,42 @@ async def conv_show(
     after: Annotated[int, Field(ge=0, le=2**62, description="Only turns with a higher id: the answer's next_after, "
                                                               "to read the next page.")] = 0,
 ) -> dict[str, Any]:
-    """A conversation and one page of its turns (about 4 MiB); next_after, when not null, is the after to read on."""
-    return await call_object(ctx, "GET", f"{API}/conversations/{conversation_slug(conversation_id, shown=True)}",
-                             params={"after": after or None})
+    """A conversation and its turns (about 50,000 characters a call); when next_after is not null, read on with it."""
+    slug = conversation_slug(conversation_id, shown=True)
+    found = await call_object(ctx, "GET", f"{API}/conversations/{slug}", params={"after": after or None})
+    turns = found.get("turns")
+    return shown_turns(found, turns, slug) if isinstance(turns, list) and turns else found
+
+
+def shown_turns(found: dict[str, Any], turns: list[Any], slug: str) -> dict[str, Any]:
+    """``found`` (the hub's page of a conversation) with as many of its ``turns`` as take :data:`RESULT_CHARS`, and
+    its ``next_after`` the ``after`` of the first left out (None: none follows), then a ``note`` saying how to read
+    on when some follow: the last line of the result.
+
+    A first turn larger than the budget alone is answered with its body and its content each cut to
+    :data:`TURN_TEXT` characters (:func:`cut`); the note then says how many characters were left out and how
+    to read it whole: the hub's page of that one turn (``coord conv show`` prints the first page).
+    """
+    shown = within(turns)
+    notes: list[str] = []
+    first = shown[0]
+    if len(shown) == 1 and isinstance(first, dict) and size(first) > RESULT_CHARS:
+        shown = [cut(first, TURN_TEXTS, TURN_TEXT)]
+        turn_id = first.get("id")
+        whole = (f"GET {API}/conversations/{slug}?after={turn_id - 1}&limit=1"
+                 if isinstance(turn_id, int) else f"GET {API}/conversations/{slug}")
+        notes.append(f"Turn {turn_id} is cut to {TURN_TEXT:,} characters of its body and of its content: "
+                     f"{left_out(shown[0], TURN_TEXTS):,} characters left out; read it whole outside MCP: {whole} "
+                     f"(`coord conv show {slug} --json` prints the first page of turns whole).")
+    last = shown[-1].get("id") if isinstance(shown[-1], dict) else None
+    next_after = last if len(shown) < len(turns) and isinstance(last, int) else found.get("next_after")
+    if next_after is not None:
+        notes.append(f"More turns follow: call conv_show with after={next_after} to read on.")
+    answer = {key: value for key, value in found.items() if key not in ("turns", "next_after")}
+    answer |= {"turns": shown, "next_after": next_after}
+    if notes:
+        answer["note"] = " ".join(notes)
+    return answer
 
 
 async def conv_release(
