@@ -124,3 +124,25 @@ def test_stop_asks_once_and_not_at_all_when_already_continuing(hub: Canned, tmp_
     assert hub.requests == []
     assert call("stop", tmp_path, stop_hook_active=False) is None
     assert requests(hub) == ["GET /api/coord/messages?unread_only=true&limit=500"]
+
+
+def test_a_hub_answering_more_than_asked_gets_at_most_max_items_shown_and_the_rest_counted(
+        hub: Canned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # room for every message, so without the cap the block would list all 20,000 (quickly: no message is dropped)
+    monkeypatch.setenv("COORD_HOOK_MAX_ITEMS", "3")
+    monkeypatch.setenv("COORD_HOOK_MAX_CHARS", "100000000")
+    messages = [{"id": f"m-{i}", "from_session": "B/claude-main", "subject": f"s{i}", "body": "b"}
+                for i in range(20_000)]
+    turns = [{"id": f"t-{i}", "conversation_id": f"c{i}", "from": "b", "title": "t", "body": "b"} for i in range(50)]
+    hub.answer = json_answer(json.dumps({"messages": messages, "more": 7, "turns": turns, "turns_more": 2}).encode())
+    ctx = call("prompt", tmp_path, prompt="hi")["hookSpecificOutput"]["additionalContext"]
+    assert ctx.count("MESSAGE FROM") == 3 and "CONVERSATION TURN FROM" not in ctx
+    assert ctx.startswith("UNREAD COORD MESSAGES (3 of 20059): ")
+    assert "\n20004 more unread: run `coord msg inbox`.\n" in ctx  # the hub's 7 and the 19,997 not shown
+    assert "\n52 more pending conversation turns: run `coord conv inbox`.\n" in ctx
+
+    hub.answer = json_answer(json.dumps({"messages": messages[:1], "more": 0, "turns": turns,
+                                         "turns_more": 0}).encode())
+    ctx = call("prompt", tmp_path, prompt="hi")["hookSpecificOutput"]["additionalContext"]
+    assert ctx.count("MESSAGE FROM") == 1 and ctx.count("CONVERSATION TURN FROM") == 2  # turns fill what is left
+    assert "\n48 more pending conversation turns: run `coord conv inbox`.\n" in ctx

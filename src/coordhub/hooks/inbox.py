@@ -210,7 +210,9 @@ def inject(inv: Invocation, event_name: str) -> Answer | None:
     A hub that refuses to mark messages shown because of a halt or a pause
     (the hub lets that bookkeeping through both today; older hubs did not)
     gets the halt or pause notice as the answer instead, with a pointer to
-    the inbox.
+    the inbox. At most ``max_items`` messages and turns (messages first) are
+    rendered, whatever the hub answers; the rest are counted in the block's
+    "more" lines.
     """
     try:
         data = inv.hub.post("/messages/unshown", {"limit": inv.settings.max_items})
@@ -221,12 +223,26 @@ def inject(inv: Invocation, event_name: str) -> Answer | None:
         notice = halt_notice(halt) if halt is not None else pause_notice(paused or {})
         return output.context(event_name, notice + "\nUnread messages: `coord msg inbox`.")
     data = data if isinstance(data, dict) else {}
-    messages = [m for m in data.get("messages") or [] if isinstance(m, dict)]
-    messages += [t for t in data.get("turns") or [] if isinstance(t, dict) and "conversation_id" in t]
-    more, more_turns = data.get("more"), data.get("turns_more")
-    block = render(messages, more if isinstance(more, int) else 0, inv.settings.max_chars,
-                   more_turns if isinstance(more_turns, int) else 0)
+    messages = _objects(data.get("messages"))
+    turns = [t for t in _objects(data.get("turns")) if "conversation_id" in t]
+    # The hub shares `limit` between both lists; one that answers more must not make render's work (quadratic
+    # in the items) follow it: what is past the limit is counted, as the hub counts what it kept back.
+    shown = messages[:inv.settings.max_items]
+    shown_turns = turns[:inv.settings.max_items - len(shown)]
+    more = _count(data.get("more")) + len(messages) - len(shown)
+    more_turns = _count(data.get("turns_more")) + len(turns) - len(shown_turns)
+    block = render(shown + shown_turns, more, inv.settings.max_chars, more_turns)
     return output.context(event_name, block.text) if block else None
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The JSON objects of ``value`` when it is a list, else ``[]`` (a hub's answer is not trusted for its shape)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _count(value: Any) -> int:
+    """``value`` as a count of items left out: a non-negative int, else 0."""
+    return value if isinstance(value, int) and value > 0 else 0
 
 
 def prompt(inv: Invocation) -> Answer | None:
