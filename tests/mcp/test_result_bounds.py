@@ -10,6 +10,9 @@ through the real SDK client to a real hub.
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 
 from tests.mcp.conftest import McpHub, ok, text
@@ -20,6 +23,7 @@ A, B = "HOST-A/claude-main", "HOST-B/claude-main"
 RESULT_CHARS = 50_000  # coordhub.mcp.tools.RESULT_CHARS
 LISTED_BODY = 4_000  # coordhub.mcp.tools.LISTED_BODY
 TURN_TEXT = 20_000  # coordhub.mcp.tools.TURN_TEXT
+MESSAGE_BODY = 524_288  # coordhub.mcp.tools.MESSAGE_BODY
 SLACK = 2_000  # what the indented text block adds to the records' compact JSON (a few hundred characters each)
 
 
@@ -114,3 +118,34 @@ async def test_conv_show_cuts_a_turn_larger_than_the_budget_and_says_how_to_read
         assert (await mcp_hub.rest(method, path, await mcp_hub.token(A)))["turns"][0]["body"] == big
         rest = ok(await a.call_tool("conv_show", {"conversation_id": "huge", "after": page["next_after"]}))
         assert [t["body"] for t in rest["turns"]] == ["small"] and rest["next_after"] is None
+
+
+def test_the_bound_of_read_message_is_the_hubs_bound_of_a_message_body() -> None:
+    from coordhub.api.schemas import MessageSend
+    from coordhub.mcp import tools
+
+    bounds = [m.max_length for m in MessageSend.model_fields["body"].metadata if hasattr(m, "max_length")]
+    assert bounds == [tools.MESSAGE_BODY] == [MESSAGE_BODY]
+
+
+async def test_read_message_gives_a_body_whole_up_to_the_hubs_bound_and_cuts_a_larger_answer(
+        mcp_hub: McpHub, tmp_path: Path) -> None:
+    """A body at the hub's bound is answered whole, unmarked; a hub answering a larger one (its database
+    written behind its back, as a hostile hub would answer) is cut to the bound with a note."""
+    b = await mcp_hub.token(B)
+    at_bound = await mcp_hub.rest("POST", "/api/coord/messages", b,
+                                  json={"to_session": A, "subject": "at bound", "body": "a" * MESSAGE_BODY})
+    past = await mcp_hub.rest("POST", "/api/coord/messages", b, json={"to_session": A, "subject": "past", "body": "b"})
+    with sqlite3.connect(tmp_path / "coord.db") as db:
+        db.execute("UPDATE messages SET body = ? WHERE id = ?", ("b" * 700_000, past["id"]))
+    db.close()
+    async with mcp_hub.client(A) as a:
+        whole = ok(await a.call_tool("read_message", {"message_id": at_bound["id"]}))
+        assert whole["body"] == "a" * MESSAGE_BODY and whole["read"] is True
+        assert not {"body_truncated", "body_chars", "note"} & whole.keys()
+        result = await a.call_tool("read_message", {"message_id": past["id"]})
+        cut = ok(result)
+        assert cut["body"] == "b" * MESSAGE_BODY and (cut["body_truncated"], cut["body_chars"]) == (True, 700_000)
+        assert cut["note"] == (f"The hub answered a body of 700,000 characters, past its own bound of "
+                               f"{MESSAGE_BODY:,} for a message: the first {MESSAGE_BODY:,} are shown.")
+        assert len(text(result)) < MESSAGE_BODY + SLACK

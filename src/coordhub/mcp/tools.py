@@ -146,6 +146,9 @@ def within(items: list[Any], budget: int = RESULT_CHARS) -> list[Any]:
     return items
 
 
+MESSAGE_BODY = 524_288  # the hub's bound of a message body, in characters (coordhub.api.schemas.Text)
+
+
 async def inbox(ctx: Context, unread_only: bool = True,
                 limit: Annotated[int, Field(ge=1, le=500)] = 20) -> dict[str, Any]:
     """Your messages: unread ones oldest first, or all newest first. Does not mark them read. Long bodies are cut."""
@@ -161,7 +164,21 @@ async def read_message(ctx: Context, message_id: str) -> dict[str, Any]:
     addressed = message["to_session"] == session or (message["broadcast"] and message["from_session"] != session)
     if addressed and not message["read"]:  # a message you sent has no read state of yours to set
         message = await call_object(ctx, "PUT", f"{API}/messages/{message_id}/read")
-    return message
+    return bounded(message)
+
+
+def bounded(message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` as the hub answered it, its body whole up to :data:`MESSAGE_BODY` characters, the hub's own
+    bound (every message a hub accepted), and :func:`cut` to it past that, with a ``note`` saying so.
+
+    A hub answering more (a hostile or broken one) would otherwise put any
+    amount into the agent's context in one call.
+    """
+    kept: dict[str, Any] = cut(message, ("body",), MESSAGE_BODY)
+    if kept is not message:
+        kept["note"] = (f"The hub answered a body of {kept['body_chars']:,} characters, past its own bound of "
+                        f"{MESSAGE_BODY:,} for a message: the first {MESSAGE_BODY:,} are shown.")
+    return kept
 
 
 async def ack_message(ctx: Context, message_id: str) -> dict[str, Any]:
