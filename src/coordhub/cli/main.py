@@ -170,13 +170,13 @@ def whoami(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
 
     --json: the hub's answer (session_id, admin, presence) with url, url_source, token_source, identity_file and
     project ({key, root}; null when the identity.json the hooks read cannot be read) added. Exit 3 when the hub
-    is unreachable, 6 without a token it accepts.
+    is unreachable or answers what no hub would, 6 without a token it accepts.
     """
     you: list[str] = []
 
     def ask(c: CoordClient) -> dict[str, Any]:
         s = c.settings
-        me = c.call("GET", "/api/coord/whoami")
+        me = _whoami_answer(c.call("GET", "/api/coord/whoami"))
         you.append(_you(c, me.get("session_id")))
         return {**me, "url": s.url, "url_source": s.url_source, "token_source": s.token_source,
                 "identity_file": None if s.identity_file is None else str(s.identity_file),
@@ -192,6 +192,17 @@ def whoami(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
                                "lease project: unknown (the identity.json the hooks read cannot be read)"))
 
     show(call(ctx, ask), as_json, human)
+
+
+def _whoami_answer(me: Any) -> dict[str, Any]:
+    """``me``, the hub's ``GET /api/coord/whoami`` answer, when it is an object whose ``session_id`` is a string or
+    null and whose ``admin`` is a boolean; ``Unreachable`` otherwise (as the client treats any answer no hub gives,
+    e.g. a list of leases that is no list)."""
+    if isinstance(me, dict) and "session_id" in me and isinstance(me["session_id"], str | None) \
+            and isinstance(me.get("admin"), bool):
+        return me
+    raise Unreachable("its answer to GET /api/coord/whoami is not an object with session_id (a string or null) and "
+                      "admin (true or false)")
 
 
 def _hooks_project() -> dict[str, str] | None:
