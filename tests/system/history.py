@@ -656,7 +656,8 @@ def check_delivery(history: Sequence[Attempt], inboxes: dict[str, dict[str, dict
     inbox holds another session's direct message. A successful ack shows
     ``acked_at`` for the acking session; ``acked_at`` and ``read`` show only
     where that session's own ack succeeded (or its answer was lost): the
-    sessions of a run only peek and ack, and peeking never marks read.
+    sessions of a run only peek and ack, and peeking never marks read. A
+    session's own broadcast is read for it from the start (never unread).
     """
     out = []
     ops = operations(history)
@@ -692,7 +693,8 @@ def check_delivery(history: Sequence[Attempt], inboxes: dict[str, dict[str, dict
         for mid, m in inbox.items():
             if m["acked_at"] is not None and (who, mid) not in acked | maybe:
                 out.append(Violation("delivery", f"{mid} shows acked_at for {who}, which never acked it"))
-            if m["read"] and (who, mid) not in acked | maybe:
+            own = m["broadcast"] and m["from_session"] == who  # read for its sender from the start
+            if m["read"] and not own and (who, mid) not in acked | maybe:
                 out.append(Violation("delivery", f"{mid} shows read for {who}, which only peeked at it"))
     return out
 

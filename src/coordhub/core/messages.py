@@ -40,8 +40,18 @@ DEFAULT_MAX_DELIVERIES = 3        # then dead-letter it and tell the sender
 TEXT = ("subject", "body")        # a message's stored text, as paging.size counts it
 
 
-def render(row: Row) -> dict[str, Any]:
-    """The JSON form of a message as seen by one session (its own read/ack state)."""
+def render(row: Row, viewer: str) -> dict[str, Any]:
+    """The JSON form of a message as session ``viewer`` sees it (its receipt's read and ack state).
+
+    A broadcast ``viewer`` sent is read for it (``read`` true, ``read_at``
+    its receipt's or else the time it was sent): a sender never has its own
+    broadcast unread (:func:`unread_count`), so a listing of the inbox agrees
+    with the count.
+    """
+    own = row["to_session"] is None and row["from_session"] == viewer
+    read_at = row.get("read_at")
+    if read_at is None and own:
+        read_at = row["created_at"]
     return {
         "id": row["id"],
         "seq": row["seq"],
@@ -58,8 +68,8 @@ def render(row: Row) -> dict[str, Any]:
         "requires_ack": bool(row["requires_ack"]),
         "created_at": isoformat(row["created_at"]),
         "queued_at": isoformat(row.get("queued_at")),
-        "read": row.get("read_at") is not None,
-        "read_at": isoformat(row.get("read_at")),
+        "read": read_at is not None,
+        "read_at": isoformat(read_at),
         "acked_at": isoformat(row.get("acked_at")),
         "to_incarnation": row.get("to_incarnation"),
         "delivered_at": isoformat(row.get("delivered_at")),
@@ -128,7 +138,7 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     emit_nowait(tx, "message.sent", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
          target=to or "*", seq=seq, to_session=to or BROADCAST, subject=subject, importance=importance,
          message_type=message_type, thread_id=thread_id, requires_ack=requires_ack)
-    out = render({**row, "seq": seq, "ack_deadline": deadline})
+    out = render({**row, "seq": seq, "ack_deadline": deadline}, actor.session_id)
     out["recipient_known"] = known
     if known is False and to is not None:
         out["did_you_mean"] = close_matches(tx, to)
@@ -164,7 +174,7 @@ def recipient_of(tx: Tx, message_id: str) -> str | None:
 
 def get(tx: Tx, actor: Actor, message_id: str) -> dict[str, Any]:
     """One message the actor sent, received, or that was broadcast; 404 otherwise."""
-    return render(_visible(tx, actor, message_id))
+    return render(_visible(tx, actor, message_id), actor.session_id)
 
 
 def inbox(tx: Tx, session_id: str, *, unread_only: bool, limit: int = 100,
@@ -198,7 +208,7 @@ def inbox_page(tx: Tx, session_id: str, *, unread_only: bool, limit: int = 100, 
         def fetch(k: int, last: Row | None) -> list[Row]:
             return tx.messages.history(session_id, (before_seq or 2**62) if last is None else int(last["seq"]), k)
     rows, more = paging.take(fetch, limit, TEXT)
-    return [render(r) for r in rows], (int(rows[-1]["seq"]) if more and rows else None)
+    return [render(r, session_id) for r in rows], (int(rows[-1]["seq"]) if more and rows else None)
 
 
 def _unread(tx: Tx, session_id: str, limit: int, after_seq: int) -> list[Row]:
@@ -252,7 +262,8 @@ def unshown(tx: Tx, actor: Actor, limit: int, now: float) -> dict[str, Any]:
         new = first - 1 if first is not None else tx.messages.last_broadcast_seq()
         if new > cursor:
             tx.sessions.set_cursor(actor.session_id, "broadcast_shown_cursor", new)
-    return {"messages": [render({**r, "delivered_at": now}) for r in shown], "more": max(0, left)}
+    return {"messages": [render({**r, "delivered_at": now}, actor.session_id) for r in shown],
+            "more": max(0, left)}
 
 
 def _recipient_of(actor: Actor, row: Row, verb: str) -> None:
@@ -270,7 +281,7 @@ def mark_read(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, An
             _advance_broadcast_cursor(tx, actor.session_id)
         emit_nowait(tx, "message.read", now, session_id=actor.session_id, subject_id=message_id,
              target=row["from_session"])
-    return render(_visible(tx, actor, message_id))
+    return render(_visible(tx, actor, message_id), actor.session_id)
 
 
 def ack(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, Any]:
@@ -283,7 +294,7 @@ def ack(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, Any]:
             _advance_broadcast_cursor(tx, actor.session_id)
         emit_nowait(tx, "message.acked", now, session_id=actor.session_id, subject_id=message_id,
              target=row["from_session"], from_session=row["from_session"])
-    return render(_visible(tx, actor, message_id))
+    return render(_visible(tx, actor, message_id), actor.session_id)
 
 
 def _advance_broadcast_cursor(tx: Tx, session_id: str) -> None:
