@@ -1,4 +1,4 @@
-"""The CLI's exit codes, and the error envelopes and lines it prints (standard library only).
+"""The CLI's exit codes, and the error envelopes and lines it prints (standard library and the client's rules only).
 
 Shared by the Typer commands (:mod:`coordhub.cli.common`) and the fast path
 (:mod:`coordhub.cli.fast`), so a refusal reads and exits the same whichever
@@ -18,6 +18,8 @@ path served the command. Exit codes (also in ``docs/cli.md``):
 from __future__ import annotations
 
 from typing import Any
+
+from coordhub.client.credentials import needs_token as needs_token  # the one wording, where the client says it
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_CONFLICT, EXIT_HALTED, EXIT_AUTH = range(7)
 
@@ -65,17 +67,6 @@ def default_url_hint(url_source: str | None) -> str:
     may not go there) and not why that URL was asked.
     """
     return "" if url_source else " (no hub URL is set, so the default was asked: name yours with --url or COORD_URL)"
-
-
-def needs_token(url: str, ways: str) -> str:
-    """The line (after ``coord: ``, ``coord guard:``, an MCP error's code) that says the hub at ``url`` needs a
-    token and how to get one and give it to this client: ``ways``, e.g. ``COORD_TOKEN or identity.json "token"``.
-
-    In the words the CLI says it in when it has no token
-    (:func:`coordhub.client.credentials.identity_headers`), so each client (the CLI, the MCP server, the git
-    guard) names its own ways and never the HTTP header a user of it does not send.
-    """
-    return f"the hub at {url} needs a token: ask its admin for one (`coord token create NAME`) and pass it with {ways}"
 
 
 def hub_envelope(status: int, code: str, message: str, body: Any) -> dict[str, Any]:

@@ -30,7 +30,20 @@ from coordhub.client import trust
 from coordhub.client.settings import ClientSettings, NoCredential
 from coordhub.client.wire import SESSION_HEADER
 
-__all__ = ["SESSION_HEADER", "check_admin_url", "check_url", "identity_headers"]
+__all__ = ["CLI_TOKEN", "SESSION_HEADER", "check_admin_url", "check_url", "identity_headers", "needs_token"]
+
+CLI_TOKEN = "--token, COORD_TOKEN or identity.json \"token\" (or act as the hub's admin with --admin)"
+"""How the CLI is given a token, as :func:`needs_token` says it."""
+
+
+def needs_token(url: str, ways: str) -> str:
+    """The line (after ``coord: ``, ``coord guard:``, an MCP error's code) that says the hub at ``url`` needs a
+    token and how to get one and give it to this client: ``ways``, e.g. :data:`CLI_TOKEN`.
+
+    The one wording of every client (the CLI, the MCP server, the git guard): each names its own ways and never
+    the HTTP header a user of it does not send.
+    """
+    return f"the hub at {url} needs a token: ask its admin for one (`coord token create NAME`) and pass it with {ways}"
 
 
 def check_url(settings: ClientSettings) -> None:
@@ -95,10 +108,7 @@ def identity_headers(settings: ClientSettings, health: Callable[[], dict[str, An
         return {"Authorization": f"Bearer {s.token}"}
     if health().get("auth", True):
         named = f"session {s.session!r} is named but " if s.session else ""
-        raise NoCredential(
-            f"{named}the hub at {s.url} needs a token: ask its admin for one (`coord token create NAME`) "
-            "and pass it with --token, COORD_TOKEN or identity.json \"token\" (or act as the hub's admin "
-            "with --admin)")
+        raise NoCredential(named + needs_token(s.url, CLI_TOKEN))
     if s.session and not (s.session.isascii() and s.session.isprintable()):  # a header value is ASCII
         raise NoCredential(f"session {s.session!r} cannot be sent to the --no-auth hub at {s.url}: a session id is "
                            "ASCII (letters, digits, _ . @ + - and /); name one with --session or COORD_SESSION")

@@ -36,6 +36,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from coordhub.client.aio import AsyncCoordClient
 from coordhub.client.client import HubError, Unreachable
+from coordhub.client.credentials import needs_token
 from coordhub.core.orgturn import CONVERSATION_ID, RESERVED_IDS
 from coordhub.hooks import project as projects
 from coordhub.hooks.untrusted import one_line
@@ -165,15 +166,13 @@ def hub_refusal(ctx: Context, err: HubError) -> ToolError:
     has none or one the hub does not know (revoked); the hub's own line for a
     missing token says to send an ``Authorization`` header, which an MCP user
     never writes. The added words are the CLI's
-    (:func:`coordhub.cli.exits.needs_token`) with the server's own ways. A
+    (:func:`coordhub.client.credentials.needs_token`) with the server's own ways. A
     ``/mcp`` caller is refused at the door before any tool runs, so its
     refusal is the hub's.
     """
     refused = refusal(err)
     if err.status != 401 or not isinstance(_connector(ctx), FixedConnector):
         return refused
-    from coordhub.cli.exits import needs_token
-
     return ToolError(f"{refused}; {one_line(needs_token(client(ctx).base_url, STDIO_TOKEN))}")
 
 
