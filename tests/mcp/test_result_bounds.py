@@ -1,19 +1,25 @@
-"""One tool call cannot put megabytes into an agent's context: ``conv_inbox``, ``conv_show`` and ``read_message``.
+"""One tool call cannot put megabytes into an agent's context: ``inbox``, ``wait_for_messages``, ``conv_inbox``,
+``conv_show`` and ``read_message``.
 
-The hub pages conversations at about 4 MiB and a turn may hold 256 KiB (its
-body, and its file with the body again); a message body may hold 512 KiB.
-Before, ``conv_inbox`` and ``conv_show`` answered a whole hub page (measured:
-8 pending turns of 200,000 characters made one ``conv_inbox`` result of
-3.2 MB), and ``read_message`` answered whatever the hub sent. Each test goes
-through the real SDK client to a real hub.
+The hub pages conversations and messages at about 4 MiB and a turn may hold
+256 KiB (its body, and its file with the body again); a message body may hold
+512 KiB. Before, ``conv_inbox`` and ``conv_show`` answered a whole hub page
+(measured: 8 pending turns of 200,000 characters made one ``conv_inbox``
+result of 3.2 MB), ``inbox`` and ``wait_for_messages`` each message with its
+body cut to 4,000 characters but as many as the hub answered (30 messages of
+100,000 characters: one ``inbox`` result of 144,000 characters), and
+``read_message`` answered whatever the hub sent. Each test goes through the
+real SDK client to a real hub.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mcp import Client
 
 from tests.mcp.conftest import McpHub, ok, text
 
@@ -118,6 +124,75 @@ async def test_conv_show_cuts_a_turn_larger_than_the_budget_and_says_how_to_read
         assert (await mcp_hub.rest(method, path, await mcp_hub.token(A)))["turns"][0]["body"] == big
         rest = ok(await a.call_tool("conv_show", {"conversation_id": "huge", "after": page["next_after"]}))
         assert [t["body"] for t in rest["turns"]] == ["small"] and rest["next_after"] is None
+
+
+async def send_messages(mcp_hub: McpHub, count: int, chars: int) -> list[dict[str, Any]]:
+    """B sends A ``count`` messages with bodies of about ``chars`` characters; the hub's answers, oldest first."""
+    b = await mcp_hub.token(B)
+    return [await mcp_hub.rest("POST", "/api/coord/messages", b, json={
+        "to_session": A, "subject": f"m{n}", "body": f"{n} " + "m" * chars}) for n in range(count)]
+
+
+async def unread(mcp_hub: McpHub) -> int:
+    """A's unread count, as the hub answers it."""
+    return int((await mcp_hub.rest("GET", "/api/coord/messages/unread-count", await mcp_hub.token(A)))["unread"])
+
+
+async def read_all(client: Client, tool: str, args: dict[str, Any], cursor: str, read_on: str,
+                   total: int) -> list[str]:
+    """The ids of the messages ``tool`` answers, reading on as each note says until a result has none: each result
+    holds about RESULT_CHARS and its last line is the note naming the ``cursor`` (the last seq answered)."""
+    seen: list[str] = []
+    for _ in range(total):
+        result = await client.call_tool(tool, args)
+        page = ok(result)
+        assert len(text(result)) <= RESULT_CHARS + SLACK
+        assert page["count"] == len(page["messages"]) >= 1
+        assert all(m["body_truncated"] and len(m["body"]) == LISTED_BODY for m in page["messages"])
+        seen += [m["id"] for m in page["messages"]]
+        if "note" not in page:
+            return seen
+        last = page["messages"][-1]["seq"]
+        assert page["note"] == (f"{total - len(seen)} more messages were left out (a call answers about "
+                                f"{RESULT_CHARS:,} characters; none was marked read): call {read_on}{last} to "
+                                f"read on.")
+        assert text(result).splitlines()[-2].startswith('  "note": ')
+        args = {**args, cursor: last}
+    raise AssertionError(f"{tool} did not reach the end in {total} calls")
+
+
+async def test_inbox_answers_about_result_chars_a_call_and_its_note_reads_on_to_every_message(
+        mcp_hub: McpHub) -> None:
+    """30 messages of 100,000 characters (each listed as 4,000): a call answers about RESULT_CHARS of them and
+    names the after_seq (unread) or before_seq (all) to read on; reading on reaches every message in order, and
+    none is marked read."""
+    sent = [m["id"] for m in await send_messages(mcp_hub, 30, 100_000)]
+    async with mcp_hub.client(A) as a:
+        assert await read_all(a, "inbox", {"limit": 30}, "after_seq", "inbox with after_seq=", 30) == sent
+        assert await read_all(a, "inbox", {"unread_only": False, "limit": 30}, "before_seq",
+                              "inbox with unread_only=false and before_seq=", 30) == sent[::-1]
+    assert await unread(mcp_hub) == 30
+
+
+async def test_wait_for_messages_answers_about_result_chars_and_leaves_the_rest_unread_and_unshown(
+        mcp_hub: McpHub) -> None:
+    """wait_for_messages answers about RESULT_CHARS of 30 long messages, its note naming the after_seq to read
+    on; reading on reaches every one, and none was marked read or shown: the hook's next ask still gets all 30."""
+    sent = [m["id"] for m in await send_messages(mcp_hub, 30, 100_000)]
+    async with mcp_hub.client(A) as a:
+        assert await read_all(a, "wait_for_messages", {"timeout": 0}, "after_seq",
+                              "wait_for_messages with timeout=0 and after_seq=", 30) == sent
+    assert await unread(mcp_hub) == 30
+    shown = await mcp_hub.rest("POST", "/api/coord/messages/unshown", await mcp_hub.token(A), json={"limit": 500})
+    assert [m["id"] for m in shown["messages"]] == sent and shown["more"] == 0
+
+
+def test_a_list_cut_without_a_seq_to_name_says_to_read_these_and_call_again() -> None:
+    from coordhub.mcp.tools import messages_listed
+
+    found = [{"id": str(n), "body": "x" * 30_000} for n in range(20)]
+    answer = messages_listed(found, "inbox with after_seq=")
+    assert 1 < answer["count"] < 20 and answer["note"].endswith(": read or ack these and call again.")
 
 
 def test_the_bound_of_read_message_is_the_hubs_bound_of_a_message_body() -> None:

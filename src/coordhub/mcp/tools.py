@@ -115,25 +115,33 @@ def left_out(item: dict[str, Any], fields: tuple[str, ...]) -> int:
 
 
 RESULT_CHARS = 50_000
-"""About the most characters of records one ``conv_inbox`` or ``conv_show`` call answers (at least one record a
-call, cut if it is larger).
+"""About the most characters of records one ``inbox``, ``wait_for_messages``, ``conv_inbox`` or ``conv_show`` call
+answers (at least one record a call, cut if it is larger).
 
 The hub's pages hold about 4 MiB, and a tool result goes whole into the
 agent's context. By its documented defaults Claude Code puts a result of more
 than 50,000 characters in a file instead, and holds one to 25,000 tokens
 (``MAX_MCP_OUTPUT_TOKENS``; older versions refuse a larger one), so a call
-answers about that much and says where to read on. Counted as the records'
-compact JSON in UTF-8 (:func:`size`), at least their characters; the indented
-text block adds a few hundred characters a record.
+answers about that much and says where to read on. Counted as the records
+take in the result's text block, in UTF-8 (:func:`size`), at least their
+characters; the answer's other keys (a count, a note) add a few hundred.
 """
 
 
 def size(value: Any) -> int:
-    """The length of ``value``'s compact JSON in UTF-8 bytes (what :data:`RESULT_CHARS` counts)."""
+    """The length in UTF-8 bytes of ``value`` as the text block of a result shows it as one record of a list (what
+    :data:`RESULT_CHARS` counts): its JSON indented by two, each line four spaces deeper, after a comma and a line
+    break (:meth:`coordhub.mcp.server.CoordTool.text`).
+
+    A message has some 25 short fields, so its indentation alone is about 250
+    characters: counted as compact JSON, eleven messages made a result of 52,619
+    characters for a budget of 50,000.
+    """
     try:
-        return len(orjson.dumps(value))
+        text = orjson.dumps(value, option=orjson.OPT_INDENT_2)
     except TypeError:  # orjson.JSONEncodeError: an integer past 64 bits, as CoordTool.text falls back
-        return len(pydantic_core.to_json(value, fallback=str))
+        text = pydantic_core.to_json(value, fallback=str, indent=2)
+    return len(text) + 4 * (text.count(b"\n") + 1) + 2
 
 
 def within(items: list[Any], budget: int = RESULT_CHARS) -> list[Any]:
@@ -149,11 +157,41 @@ def within(items: list[Any], budget: int = RESULT_CHARS) -> list[Any]:
 MESSAGE_BODY = 524_288  # the hub's bound of a message body, in characters (coordhub.api.schemas.Text)
 
 
-async def inbox(ctx: Context, unread_only: bool = True,
-                limit: Annotated[int, Field(ge=1, le=500)] = 20) -> dict[str, Any]:
+async def inbox(
+    ctx: Context,
+    unread_only: bool = True,
+    limit: Annotated[int, Field(ge=1, le=500)] = 20,
+    after_seq: Annotated[int | None, Field(ge=0, le=2**62, description="Unread: only messages with a higher seq.")]
+    = None,
+    before_seq: Annotated[int | None, Field(ge=1, le=2**62, description="All: only messages with a lower seq.")]
+    = None,
+) -> dict[str, Any]:
     """Your messages: unread ones oldest first, or all newest first. Does not mark them read. Long bodies are cut."""
-    found = await call_list(ctx, "GET", f"{API}/messages", params={"unread_only": unread_only, "limit": limit})
-    return {"messages": listed(found), "count": len(found)}
+    found = await call_list(ctx, "GET", f"{API}/messages", params={
+        "unread_only": unread_only, "limit": limit, "after_seq": after_seq, "before_seq": before_seq})
+    return messages_listed(found, "inbox with after_seq=" if unread_only else "inbox with unread_only=false and "
+                                                                                "before_seq=")
+
+
+def messages_listed(found: list[Any], read_on: str) -> dict[str, Any]:
+    """``found`` (the hub's list of messages, in its order) :func:`listed`, as many as take :data:`RESULT_CHARS`
+    (:func:`within`: at least one), with their ``count``; when some were left out, a ``note`` saying how many
+    and how to read on: ``read_on`` followed by the ``seq`` of the last message answered.
+
+    The tools that list messages (``inbox``, ``wait_for_messages``) mark
+    nothing read or shown, so a message left out is still there for the next
+    call: unread ones come oldest first and history newest first, so the rest
+    are those past the last one answered. A hub answer with no ``seq`` to
+    name says to read (or ack) these and call again.
+    """
+    messages = within(listed(found))
+    answer: dict[str, Any] = {"messages": messages, "count": len(messages)}
+    if len(messages) < len(found):
+        last = messages[-1].get("seq") if isinstance(messages[-1], dict) else None
+        how = f"call {read_on}{last} to read on" if isinstance(last, int) else "read or ack these and call again"
+        answer["note"] = (f"{len(found) - len(messages)} more messages were left out (a call answers about "
+                          f"{RESULT_CHARS:,} characters; none was marked read): {how}.")
+    return answer
 
 
 async def read_message(ctx: Context, message_id: str) -> dict[str, Any]:
@@ -192,9 +230,10 @@ async def wait_for_messages(
     after_seq: Annotated[int | None, Field(description="Only messages with a higher seq.")] = None,
 ) -> dict[str, Any]:
     """Wait until you have unread messages; returns them (bodies cut as by inbox), or none at the timeout."""
+    # the hub's wait marks nothing read or shown: messages this answer leaves out are still unread for the next call
     found = await call_list(ctx, "GET", f"{API}/messages/wait", params={"timeout": timeout, "after_seq": after_seq},
                             timeout=timeout + 15)
-    return {"messages": listed(found), "count": len(found)}
+    return messages_listed(found, "wait_for_messages with timeout=0 and after_seq=")
 
 
 # ---- leases --------------------------------------------------------------------------
