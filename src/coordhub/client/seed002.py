@@ -36,6 +36,13 @@ What the hub changes, on purpose:
   ``queued=True`` (a queued publish has no id yet); the next call that
   reaches the hub, or :meth:`CoordinationClient.sync`, sends it first, and
   the key makes a replay harmless. Reads raise :class:`CoordinationError`.
+* **An answer no hub gives is an error, never a traceback.** Every answer
+  is checked for the fields this API reads and the JSON types a hub sends
+  for them (a hostile listener, a proxy's page or a broken hub may answer
+  anything); one of another shape raises the call's error type
+  (:class:`PublishError` for a publish …) with code ``bad_response``, the
+  client's code for an answer it cannot read, and status 0. A write so
+  answered is not queued: the hub answered, and may have made it.
 * **Ack state is per recipient**, including for broadcasts; an ack's
   comment is sent to the sender as a reply.
 * **Notifications are not popped destructively**: ``get_notifications``
@@ -52,7 +59,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from coordhub.client.aio import AsyncCoordClient
 from coordhub.client.client import CoordClient, HubError, Unreachable
@@ -79,10 +86,12 @@ API = "/api/coord"
 PAGE = 500          # the hub's largest inbox page
 SCAN_LIMIT = 5000   # inbox messages check_messages looks through for its filters
 MESSAGES = f"{API}/messages"
+BAD_ANSWER = "bad_response"  # the client's code for a hub answer it cannot read (coordhub.client.client._json)
 
 
 class CoordinationError(Exception):
-    """A call failed: the hub refused it (``status``, ``code``), or a read could not reach the hub (``status`` 0).
+    """A call failed: the hub refused it (``status``, ``code``), a read could not reach the hub (``status`` 0), or
+    the hub answered something no hub answers (``status`` 0, ``code`` :data:`BAD_ANSWER`).
 
     Seed 002's error names are subclasses, so ``except PublishError`` keeps working.
     """
@@ -203,6 +212,97 @@ def _failure(err: HubError | Unreachable, kind: type[CoordinationError]) -> Coor
     return kind(str(err))
 
 
+# ---- the hub's answers, checked before they are read -------------------------------------------------------------
+
+class _Time:
+    """Marks a field that holds an ISO 8601 time (``2026-05-28T20:26:40Z``)."""
+
+
+_NULL = type(None)
+
+
+class _Fields(NamedTuple):
+    """The fields of one kind of hub record that this API reads, each with the JSON types a hub sends for it
+    (coordhub.api.schemas); an ``optional`` one may be missing."""
+
+    what: str
+    required: dict[str, tuple[type, ...]]
+    optional: dict[str, tuple[type, ...]]
+
+
+_MESSAGE = _Fields("a message", {
+    "id": (str,), "seq": (int,), "from_session": (str,), "to_session": (str,), "broadcast": (bool,),
+    "subject": (str,), "body": (str,), "message_type": (str, _NULL), "requires_ack": (bool,), "created_at": (_Time,),
+}, {"read": (bool,), "acked_at": (_Time, _NULL), "origin_id": (str, _NULL)})
+_PRESENCE = _Fields("a presence", {"session_id": (str,), "state": (str,)}, {
+    "incarnation": (int, _NULL), "last_heartbeat": (_Time, _NULL), "client_session": (str, _NULL),
+    "seconds_since_heartbeat": (float, _NULL)})
+_WHOAMI = _Fields("a caller", {"session_id": (str, _NULL)}, {})
+_NOTIFICATIONS = _Fields("a notification page", {"events": (list,)}, {})
+_EVENT = _Fields("an event", {"id": (int,), "kind": (str,), "session_id": (str, _NULL), "subject_id": (str, _NULL),
+                             "created_at": (_Time,)}, {"payload": (dict, _NULL)})
+_SENT = _Fields("a message.sent event's payload", {}, {
+    "to_session": (str, _NULL), "origin_id": (str, _NULL), "message_type": (str, _NULL), "requires_ack": (bool, _NULL),
+    "subject": (str, _NULL), "sent_at": (_Time, _NULL)})
+_JSON_NAMES: dict[type, str] = {dict: "an object", list: "a list", str: "a string", bool: "true or false",
+                                int: "an integer", float: "a number", _NULL: "null", _Time: "an ISO 8601 time"}
+
+
+def _json_name(value: Any) -> str:
+    """What ``value`` is in JSON's words (never the value: it may be huge, or written to mislead)."""
+    return next((name for kind, name in _JSON_NAMES.items() if isinstance(value, kind)), type(value).__name__)
+
+
+def _is(value: Any, types: tuple[type, ...]) -> bool:
+    """Whether ``value`` is of one of the JSON ``types``: true and false are no numbers, an integer is a number."""
+    if isinstance(value, bool):
+        return bool in types
+    if _Time in types and isinstance(value, str):
+        try:
+            return _time(value) is not None
+        except ValueError:
+            return False
+    return isinstance(value, types) or (float in types and isinstance(value, int))
+
+
+def _bad_answer(kind: type[CoordinationError], answer: str, what: str) -> CoordinationError:
+    return kind(f"the hub answered {answer} with {what}, which no hub answers [{BAD_ANSWER}]", 0, BAD_ANSWER)
+
+
+def _record(value: Any, fields: _Fields, answer: str, kind: type[CoordinationError]) -> dict[str, Any]:
+    """``value`` when it is a JSON object whose ``fields`` are there (the required ones) with the types a hub sends;
+    else ``kind`` with code :data:`BAD_ANSWER`, naming the first field found wrong. ``answer`` names the request
+    (``GET /api/coord/messages``) for the message."""
+    if not isinstance(value, dict):
+        raise _bad_answer(kind, answer, f"{_json_name(value)} where {fields.what} belongs")
+    missing = next((name for name in fields.required if name not in value), None)
+    if missing is not None:
+        raise _bad_answer(kind, answer, f"{fields.what} without {missing!r}")
+    for name, types in (fields.required | fields.optional).items():
+        if name in value and not _is(value[name], types):
+            wanted = " or ".join(_JSON_NAMES[t] for t in types)
+            raise _bad_answer(kind, answer, f"{fields.what} whose {name!r} is {_json_name(value[name])}, not {wanted}")
+    return value
+
+
+def _records(value: Any, fields: _Fields, answer: str, kind: type[CoordinationError]) -> list[dict[str, Any]]:
+    """``value`` when it is a JSON list of records :func:`_record` takes; else ``kind`` (code :data:`BAD_ANSWER`)."""
+    if not isinstance(value, list):
+        raise _bad_answer(kind, answer, f"{_json_name(value)} where a list belongs")
+    return [_record(v, fields, answer, kind) for v in value]
+
+
+def _events(value: Any, answer: str) -> list[dict[str, Any]]:
+    """The events of a notification page, each checked (a sent message's payload too); ``CoordinationError``
+    (code :data:`BAD_ANSWER`) for any other shape."""
+    events = _records(_record(value, _NOTIFICATIONS, answer, CoordinationError)["events"], _EVENT, answer,
+                      CoordinationError)
+    for e in events:
+        if e["kind"] == "message.sent" and e.get("payload") is not None:
+            _record(e["payload"], _SENT, answer, CoordinationError)
+    return events
+
+
 class CoordinationClient:
     """One session's seed-002 calls to a hub; make it with :func:`get_coordination_client`."""
 
@@ -249,7 +349,8 @@ class CoordinationClient:
         """Refuse an ``instance_id`` that is not the credential's session (unchecked while the hub is unreachable:
         a queued write is then checked by the hub, which acts as the token's session anyway)."""
         try:
-            me = str((await http.call("GET", f"{API}/whoami"))["session_id"])
+            me = str(_record(await http.call("GET", f"{API}/whoami"), _WHOAMI, f"GET {API}/whoami",
+                             CoordinationError)["session_id"])
         except Unreachable:
             return
         except HubError as err:
@@ -263,7 +364,8 @@ class CoordinationClient:
     async def session_id(self) -> str:
         """This client's session on the hub (asked once); ``CoordinationError`` if ``instance_id`` is not it."""
         if self._me is None:
-            self._me = str((await self._read("GET", f"{API}/whoami"))["session_id"])
+            answer = await self._read("GET", f"{API}/whoami")
+            self._me = str(_record(answer, _WHOAMI, f"GET {API}/whoami", CoordinationError)["session_id"])
         return self._me
 
     async def _own(self, name: str | None, what: str) -> str:
@@ -333,6 +435,7 @@ class CoordinationClient:
                                        to_instance=BROADCAST if body["to_session"] is None else to_instance,
                                        timestamp=None, requires_ack=requires_ack, acknowledged=False,
                                        payload=MessagePayload(subject, description), queued=True)
+        m = _record(m, _MESSAGE, f"POST {MESSAGES}", PublishError)
         return CoordinationMessage.from_hub(m, m["from_session"])
 
     async def check_messages(self, to_instance: str | None = None, from_instance: str | None = None,
@@ -350,7 +453,9 @@ class CoordinationClient:
         found: list[dict[str, Any]] = []
         before: int | None = None
         for _ in range(SCAN_LIMIT // PAGE):
-            page = await self._read("GET", MESSAGES, {"to_session": owner, "limit": PAGE, "before_seq": before})
+            page = _records(await self._read("GET", MESSAGES, {"to_session": owner, "limit": PAGE,
+                                                                "before_seq": before}),
+                            _MESSAGE, f"GET {MESSAGES}", CoordinationError)
             found += [m for m in page if matches(m, from_instance, kind, pending_only)
                       and (m["broadcast"] or not broadcasts)]
             if len(found) >= limit or len(page) < PAGE:
@@ -367,13 +472,15 @@ class CoordinationClient:
 
     async def get_message(self, message_id: str) -> CoordinationMessage | None:
         """One message you sent or received (by hub id or seed id), or None when there is no such message."""
+        path = f"{MESSAGES}/{hub_message_id(message_id)}"
         try:
-            m = await self._read("GET", f"{MESSAGES}/{hub_message_id(message_id)}")
+            m = await self._read("GET", path)
         except CoordinationError as err:
             if err.status == 404:
                 return None
             raise
-        return CoordinationMessage.from_hub(m, await self.session_id())
+        return CoordinationMessage.from_hub(_record(m, _MESSAGE, f"GET {path}", CoordinationError),
+                                            await self.session_id())
 
     async def ack_message(self, message_id: str, comment: str | None = None) -> AckResult:
         """Acknowledge a message (hub id or seed id); a ``comment`` is sent to its sender as a reply.
@@ -382,20 +489,23 @@ class CoordinationClient:
         message for you).
         """
         hub_id = hub_message_id(message_id)
-        m = await self._write("POST", f"{MESSAGES}/{hub_id}/ack", None, AcknowledgeError)
+        path = f"{MESSAGES}/{hub_id}/ack"
+        m = await self._write("POST", path, None, AcknowledgeError)
         if isinstance(m, _QueuedWrite):
             if comment:
                 note = {"to_session": None, "subject": f"Ack comment on {message_id}"[:500], "body": comment,
                         "reply_to": hub_id}  # the hub sends a reply to the parent's sender
                 await self._write("POST", MESSAGES, note, AcknowledgeError)
             return AckResult(message_id, self.settings.session, queued=True)
+        m = _record(m, _MESSAGE, f"POST {path}", AcknowledgeError)
         me = await self.session_id()
         reply = None
         if comment and not same_session(m["from_session"], me):
             sent = await self._write("POST", MESSAGES, {"to_session": m["from_session"],
                                                         "subject": f"Re: {m['subject']}"[:500], "body": comment,
                                                         "reply_to": m["id"]}, AcknowledgeError)
-            reply = None if isinstance(sent, _QueuedWrite) else str(sent["id"])
+            if not isinstance(sent, _QueuedWrite):
+                reply = str(_record(sent, _MESSAGE, f"POST {MESSAGES}", AcknowledgeError)["id"])
         return AckResult(message_id, me, reply)
 
     async def acknowledge_message(self, message_id: str, ack_by: str | None = None,
@@ -415,7 +525,8 @@ class CoordinationClient:
 
     async def get_presence(self) -> dict[str, PresenceInfo]:
         """Every session that ever registered, by id, with its presence."""
-        rows = await self._read("GET", f"{API}/presence", kind=PresenceError)
+        rows = _records(await self._read("GET", f"{API}/presence", kind=PresenceError), _PRESENCE,
+                        f"GET {API}/presence", PresenceError)
         return {r["session_id"]: _presence(r) for r in rows}
 
     async def register_presence(self, session_id: str | None = None, worktree_path: str | None = None,
@@ -423,18 +534,20 @@ class CoordinationClient:
         """Register this session as online (a new incarnation); ``session_id`` is the agent's own id."""
         body = {k: v for k, v in {"client": client, "client_session": session_id, "cwd": worktree_path}.items()
                 if v is not None}
-        r = await self._write("POST", f"{API}/presence/register", body, PresenceError)
-        return self._presence_or_queued(r)
+        path = f"{API}/presence/register"
+        return self._presence_or_queued(await self._write("POST", path, body, PresenceError), path)
 
     async def heartbeat(self, instance_id: str | None = None) -> PresenceInfo:
         """Keep this session's presence alive (``instance_id``, if given, must be this session)."""
         if instance_id is not None:
             await self._own(instance_id, "instance_id")
-        return self._presence_or_queued(await self._write("POST", f"{API}/presence/heartbeat", {}, PresenceError))
+        path = f"{API}/presence/heartbeat"
+        return self._presence_or_queued(await self._write("POST", path, {}, PresenceError), path)
 
     async def deregister_presence(self) -> PresenceInfo:
         """Mark this session offline."""
-        return self._presence_or_queued(await self._write("POST", f"{API}/presence/deregister", {}, PresenceError))
+        path = f"{API}/presence/deregister"
+        return self._presence_or_queued(await self._write("POST", path, {}, PresenceError), path)
 
     async def register_instance(self, instance_id: str | None = None, session_id: str | None = None) -> bool:
         """Seed 002's name for :meth:`register_presence` (``instance_id``, if given, must be this session)."""
@@ -450,17 +563,17 @@ class CoordinationClient:
         await self.deregister_presence()
         return True
 
-    def _presence_or_queued(self, r: Any) -> PresenceInfo:
+    def _presence_or_queued(self, r: Any, path: str) -> PresenceInfo:
         if isinstance(r, _QueuedWrite):
             return PresenceInfo(self.settings.session or "", False, None, None, False, "unknown")
-        return _presence(r)
+        return _presence(_record(r, _PRESENCE, f"POST {path}", PresenceError))
 
     # -- notifications -----------------------------------------------------------------------------
 
     async def get_notifications(self, limit: int = 100, ack: bool = False) -> list[NotificationEvent]:
         """Your notifications (events since your cursor), oldest first; ``ack=True`` moves the cursor past them."""
         page = await self._read("GET", f"{API}/notifications", {"limit": max(1, min(limit, 1000))})
-        events = page["events"][:limit]
+        events = _events(page, f"GET {API}/notifications")[:limit]
         if ack and events:
             await self._write("POST", f"{API}/notifications/ack", {"up_to": events[-1]["id"]}, CoordinationError)
         return [_notification(e) for e in events]
