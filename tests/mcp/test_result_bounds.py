@@ -1,5 +1,5 @@
 """One tool call cannot put megabytes into an agent's context: ``inbox``, ``wait_for_messages``, ``conv_inbox``,
-``conv_show`` and ``read_message``.
+``conv_show`` and the tools answering one message (``read_message``, ``ack_message``, ``send_message``, ``reply``).
 
 The hub pages conversations and messages at about 4 MiB and a turn may hold
 256 KiB (its body, and its file with the body again); a message body may hold
@@ -7,9 +7,9 @@ The hub pages conversations and messages at about 4 MiB and a turn may hold
 (measured: 8 pending turns of 200,000 characters made one ``conv_inbox``
 result of 3.2 MB), ``inbox`` and ``wait_for_messages`` each message with its
 body cut to 4,000 characters but as many as the hub answered (30 messages of
-100,000 characters: one ``inbox`` result of 144,000 characters), and
-``read_message`` answered whatever the hub sent. Each test goes through the
-real SDK client to a real hub.
+100,000 characters: one ``inbox`` result of 143,000 characters), and the
+tools answering one message answered whatever body the hub sent. Each test
+goes through the real SDK client to a real hub.
 """
 
 from __future__ import annotations
@@ -224,3 +224,38 @@ async def test_read_message_gives_a_body_whole_up_to_the_hubs_bound_and_cuts_a_l
         assert cut["note"] == (f"The hub answered a body of 700,000 characters, past its own bound of "
                                f"{MESSAGE_BODY:,} for a message: the first {MESSAGE_BODY:,} are shown.")
         assert len(text(result)) < MESSAGE_BODY + SLACK
+
+
+def overwrite(db_path: Path, sql: str, *args: Any) -> None:
+    """Write the hub's database behind its back, as a hostile or broken hub would answer."""
+    db = sqlite3.connect(db_path)
+    with db:
+        assert db.execute(sql, args).rowcount == 1
+    db.close()
+
+
+async def test_ack_message_send_message_and_reply_cut_a_body_past_the_hubs_bound(
+        mcp_hub: McpHub, tmp_path: Path) -> None:
+    """ack_message, send_message and reply answer the message the hub sends back: one with a body past the hub's
+    bound (a message's body written behind its back; a write's stored answer, which the hub replays to a retry with
+    the same idempotency key) is cut to the bound with read_message's note."""
+    note = (f"The hub answered a body of 700,000 characters, past its own bound of {MESSAGE_BODY:,} for a "
+            f"message: the first {MESSAGE_BODY:,} are shown.")
+    sent = await mcp_hub.rest("POST", "/api/coord/messages", await mcp_hub.token(B),
+                              json={"to_session": A, "subject": "past", "body": "b"})
+    overwrite(tmp_path / "coord.db", "UPDATE messages SET body = ? WHERE id = ?", "b" * 700_000, sent["id"])
+    async with mcp_hub.client(A) as a:
+        results = [await a.call_tool("ack_message", {"message_id": sent["id"]})]
+        for tool, args in (("send_message", {"to": B, "subject": "s", "body": "short"}),
+                           ("reply", {"message_id": sent["id"], "body": "short"})):
+            args["idempotency_key"] = f"{tool}-1"
+            first = ok(await a.call_tool(tool, args))
+            assert first["body"] == "short" and "note" not in first
+            overwrite(tmp_path / "coord.db", "UPDATE idempotency SET body = replace(body, '\"short\"', ?) "
+                      "WHERE key LIKE ?", f'"{"r" * 700_000}"', f"%{tool}-1")
+            results.append(await a.call_tool(tool, args))
+    for result, letter in zip(results, "brr", strict=True):
+        cut = ok(result)
+        assert cut["body"] == letter * MESSAGE_BODY and (cut["body_truncated"], cut["body_chars"]) == (True, 700_000)
+        assert cut["note"] == note and len(text(result)) < MESSAGE_BODY + SLACK
+    assert ok(results[0])["acked_at"] is not None

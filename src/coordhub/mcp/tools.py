@@ -64,10 +64,10 @@ async def send_message(
     idempotency_key: RetryKeyArg = None,
 ) -> dict[str, Any]:
     """Send a message from your session."""
-    return await call_object(ctx, "POST", f"{API}/messages", body=drop_none({
+    return bounded(await call_object(ctx, "POST", f"{API}/messages", body=drop_none({
         "to_session": recipient(to), "subject": subject, "body": body, "message_type": message_type,
         "requires_ack": requires_ack, "importance": importance, "thread_id": thread_id,
-        "project_key": project_key}), key=retry_key(ctx, "send_message", idempotency_key))
+        "project_key": project_key}), key=retry_key(ctx, "send_message", idempotency_key)))
 
 
 async def reply(ctx: Context, message_id: str, body: str, subject: str | None = None,
@@ -77,9 +77,9 @@ async def reply(ctx: Context, message_id: str, body: str, subject: str | None = 
     key = retry_key(ctx, "reply", idempotency_key)
     original = await call_object(ctx, "GET", f"{API}/messages/{message_id}")
     title = original["subject"] if original["subject"].startswith("Re: ") else f"Re: {original['subject']}"
-    return await call_object(ctx, "POST", f"{API}/messages", body=drop_none({
+    return bounded(await call_object(ctx, "POST", f"{API}/messages", body=drop_none({
         "to_session": original["from_session"], "subject": subject or title[:500], "body": body,
-        "reply_to": message_id, "requires_ack": requires_ack, "project_key": original.get("project_key")}), key=key)
+        "reply_to": message_id, "requires_ack": requires_ack, "project_key": original.get("project_key")}), key=key))
 
 
 LISTED_BODY = 4000  # characters of each body a list of messages answers (the hook injects 4,000 in all)
@@ -210,7 +210,9 @@ def bounded(message: dict[str, Any]) -> dict[str, Any]:
     bound (every message a hub accepted), and :func:`cut` to it past that, with a ``note`` saying so.
 
     A hub answering more (a hostile or broken one) would otherwise put any
-    amount into the agent's context in one call.
+    amount into the agent's context in one call: every tool answering one
+    message (``read_message``, ``ack_message``, ``send_message``, ``reply``)
+    answers it through this.
     """
     kept: dict[str, Any] = cut(message, ("body",), MESSAGE_BODY)
     if kept is not message:
@@ -221,7 +223,7 @@ def bounded(message: dict[str, Any]) -> dict[str, Any]:
 
 async def ack_message(ctx: Context, message_id: str) -> dict[str, Any]:
     """Acknowledge a message (also marks it read)."""
-    return await call_object(ctx, "POST", f"{API}/messages/{record_id(message_id, 'message_id')}/ack")
+    return bounded(await call_object(ctx, "POST", f"{API}/messages/{record_id(message_id, 'message_id')}/ack"))
 
 
 async def wait_for_messages(
