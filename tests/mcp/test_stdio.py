@@ -75,7 +75,9 @@ async def test_unreachable_hub_and_bad_token_are_clear_errors(live_hub: LiveHub,
         text = error(await c.call_tool("status", {}))
         assert "hub_unreachable" in text and down in text
     async with stdio(tmp_path, live_hub.url, "not-a-token") as c:
-        assert "unauthorized: unknown or revoked token" in error(await c.call_tool("inbox", {}))
+        text = error(await c.call_tool("inbox", {}))
+        assert f"unauthorized: the hub at {live_hub.url} refused the token this MCP server was given as unknown or " \
+               "revoked: " in text, text
 
 
 async def test_no_auth_hub_over_stdio(tmp_path: Path) -> None:

@@ -30,7 +30,8 @@ from coordhub.client import trust
 from coordhub.client.settings import ClientSettings, NoCredential
 from coordhub.client.wire import SESSION_HEADER
 
-__all__ = ["CLI_TOKEN", "SESSION_HEADER", "check_admin_url", "check_url", "identity_headers", "needs_token"]
+__all__ = ["CLI_TOKEN", "SESSION_HEADER", "ask_admin", "check_admin_url", "check_url", "identity_headers",
+           "needs_token"]
 
 CLI_TOKEN = "--token, COORD_TOKEN or identity.json \"token\" (or act as the hub's admin with --admin)"
 """How the CLI is given a token, as :func:`needs_token` says it."""
@@ -43,7 +44,12 @@ def needs_token(url: str, ways: str) -> str:
     The one wording of every client (the CLI, the MCP server, the git guard): each names its own ways and never
     the HTTP header a user of it does not send.
     """
-    return f"the hub at {url} needs a token: ask its admin for one (`coord token create NAME`) and pass it with {ways}"
+    return f"the hub at {url} needs a token: {ask_admin(ways)}"
+
+
+def ask_admin(ways: str, token: str = "one") -> str:
+    """How to get ``token`` (``"one"``, ``"a new one"``) from the hub's admin and give it to a client (``ways``)."""
+    return f"ask its admin for {token} (`coord token create NAME`) and pass it with {ways}"
 
 
 def check_url(settings: ClientSettings) -> None:

@@ -5,8 +5,8 @@ caller's :class:`~coordhub.client.aio.AsyncCoordClient` and makes REST calls
 through :func:`call`. A refusal is raised as ``ToolError`` with one line,
 ``<code>: <message>`` (the envelope's code, e.g. ``lease_conflict``), so the
 MCP client sees ``is_error=True`` and the reason; an unreachable hub says so
-and names the URL; a 401 to the stdio server also says how to give it a token
-(:func:`hub_refusal`).
+and names the URL; a 401 to the stdio server also says whether it had no token
+or one the hub refused, and how to give it one (:func:`hub_refusal`).
 
 Ids and answers are checked here, not left to the hub: an id argument is put
 into a request path only once it is an id of the hub's shape
@@ -36,7 +36,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from coordhub.client.aio import AsyncCoordClient
 from coordhub.client.client import HubError, Unreachable
-from coordhub.client.credentials import needs_token
+from coordhub.client.credentials import ask_admin, needs_token
 from coordhub.core.orgturn import CONVERSATION_ID, RESERVED_IDS
 from coordhub.hooks import project as projects
 from coordhub.hooks.untrusted import one_line
@@ -71,6 +71,9 @@ class FixedConnector:
         self._client = client
         self._cwd = cwd or Path.cwd()
         self.fresh_keys = not client.in_process
+        # whether a 401 refused the server's token or found none (hub_refusal); the client sends its token only in
+        # that header and keeps no other record of it
+        self.has_token = "Authorization" in client._headers
 
     def client(self, ctx: Context) -> AsyncCoordClient:
         """The shim's one client."""
@@ -160,20 +163,27 @@ STDIO_TOKEN = ("COORD_TOKEN in the MCP server's environment (`coord mcp-config` 
 
 
 def hub_refusal(ctx: Context, err: HubError) -> ToolError:
-    """:func:`refusal` of ``err``; a 401 answered to the stdio server also says how to give it a token.
+    """:func:`refusal` of ``err``; a 401 answered to the stdio server also says what to do, in one line.
 
-    The stdio server sends the token it was started with, so a 401 means it
-    has none or one the hub does not know (revoked); the hub's own line for a
-    missing token says to send an ``Authorization`` header, which an MCP user
-    never writes. The added words are the CLI's
-    (:func:`coordhub.client.credentials.needs_token`) with the server's own ways. A
-    ``/mcp`` caller is refused at the door before any tool runs, so its
-    refusal is the hub's.
+    The stdio server sends the token it was started with, if any. Without
+    one, the hub's line says to send an ``Authorization`` header, which an
+    MCP user never writes, so the CLI's words follow it
+    (:func:`~coordhub.client.credentials.needs_token`) with the server's
+    own ways. With one, the hub refused that token, which it does only as
+    unknown or revoked (:data:`coordhub.core.tokens.REVOKED`): the error
+    says so in one sentence instead of the hub's line (which asks for an
+    admin too, so the no-token words after it said so twice). A ``/mcp``
+    caller is refused at the door before any tool runs, so its refusal is
+    the hub's.
     """
-    refused = refusal(err)
-    if err.status != 401 or not isinstance(_connector(ctx), FixedConnector):
-        return refused
-    return ToolError(f"{refused}; {one_line(needs_token(client(ctx).base_url, STDIO_TOKEN))}")
+    connector = _connector(ctx)
+    if err.status != 401 or not isinstance(connector, FixedConnector):
+        return refusal(err)
+    url = client(ctx).base_url
+    if connector.has_token:
+        return ToolError(one_line(f"{err.code}: the hub at {url} refused the token this MCP server was given as "
+                                  f"unknown or revoked: {ask_admin(STDIO_TOKEN, 'a new one')}"))
+    return ToolError(f"{refusal(err)}; {one_line(needs_token(url, STDIO_TOKEN))}")
 
 
 async def call(ctx: Context, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None,
