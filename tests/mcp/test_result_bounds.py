@@ -187,11 +187,35 @@ async def test_wait_for_messages_answers_about_result_chars_and_leaves_the_rest_
     assert [m["id"] for m in shown["messages"]] == sent and shown["more"] == 0
 
 
+async def test_a_hub_page_ended_at_4_mib_is_said_to_be_short_with_where_to_read_on(mcp_hub: McpHub) -> None:
+    """Ten messages of 500,000 characters: the hub ends its page after 8 (about 4 MiB of text, told only in a
+    header a tool does not see), so inbox and wait_for_messages answer 8, well within RESULT_CHARS; each says
+    more may follow and names where to read on, and reading on gives the last 2 with no note."""
+    sent = [m["id"] for m in await send_messages(mcp_hub, 10, 500_000)]
+    short = ("The hub may have ended its answer at its bound of about 4 MiB of message text, so more messages may "
+             "follow (none was marked read)")
+    async with mcp_hub.client(A) as a:
+        for tool, args, cursor, read_on, order in (
+                ("inbox", {}, "after_seq", "inbox with after_seq=", sent),
+                ("inbox", {"unread_only": False}, "before_seq", "inbox with unread_only=false and before_seq=",
+                 sent[::-1]),
+                ("wait_for_messages", {"timeout": 0}, "after_seq", "wait_for_messages with timeout=0 and after_seq=",
+                 sent)):
+            result = await a.call_tool(tool, args)
+            page = ok(result)
+            assert [m["id"] for m in page["messages"]] == order[:8] and len(text(result)) <= RESULT_CHARS
+            last = page["messages"][-1]["seq"]
+            assert page["note"] == f"{short}: call {read_on}{last} to read on."
+            rest = ok(await a.call_tool(tool, {**args, cursor: last}))
+            assert [m["id"] for m in rest["messages"]] == order[8:] and "note" not in rest
+    assert await unread(mcp_hub) == 10
+
+
 def test_a_list_cut_without_a_seq_to_name_says_to_read_these_and_call_again() -> None:
     from coordhub.mcp.tools import messages_listed
 
     found = [{"id": str(n), "body": "x" * 30_000} for n in range(20)]
-    answer = messages_listed(found, "inbox with after_seq=")
+    answer = messages_listed(found, 20, "inbox with after_seq=")
     assert 1 < answer["count"] < 20 and answer["note"].endswith(": read or ack these and call again.")
 
 

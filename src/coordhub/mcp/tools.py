@@ -169,14 +169,22 @@ async def inbox(
     """Your messages: unread ones oldest first, or all newest first. Does not mark them read. Long bodies are cut."""
     found = await call_list(ctx, "GET", f"{API}/messages", params={
         "unread_only": unread_only, "limit": limit, "after_seq": after_seq, "before_seq": before_seq})
-    return messages_listed(found, "inbox with after_seq=" if unread_only else "inbox with unread_only=false and "
-                                                                                "before_seq=")
+    return messages_listed(found, limit, "inbox with after_seq=" if unread_only else "inbox with unread_only=false "
+                                                                                       "and before_seq=")
 
 
-def messages_listed(found: list[Any], read_on: str) -> dict[str, Any]:
-    """``found`` (the hub's list of messages, in its order) :func:`listed`, as many as take :data:`RESULT_CHARS`
-    (:func:`within`: at least one), with their ``count``; when some were left out, a ``note`` saying how many
-    and how to read on: ``read_on`` followed by the ``seq`` of the last message answered.
+WAIT_PAGE = 100  # messages the hub's GET /messages/wait answers at most (coordhub.api.routes.messages.wait)
+# The hub also ends a page of messages early once about 4 MiB of their text is in it (coordhub.core.paging.PAGE_BYTES,
+# at least one message), and says so only in a header that does not reach a tool: an answer short of its limit
+# holding more than this may have been cut there.
+HUB_CUT_HINT = 2 << 20
+
+
+def messages_listed(found: list[Any], limit: int, read_on: str) -> dict[str, Any]:
+    """``found`` (the hub's list of at most ``limit`` messages, in its order) :func:`listed`, as many as take
+    :data:`RESULT_CHARS` (:func:`within`: at least one), with their ``count``; when some were left out, or the
+    hub's page may have ended early (:data:`HUB_CUT_HINT`), a ``note`` saying so and how to read on: ``read_on``
+    followed by the ``seq`` of the last message answered.
 
     The tools that list messages (``inbox``, ``wait_for_messages``) mark
     nothing read or shown, so a message left out is still there for the next
@@ -187,10 +195,16 @@ def messages_listed(found: list[Any], read_on: str) -> dict[str, Any]:
     messages = within(listed(found))
     answer: dict[str, Any] = {"messages": messages, "count": len(messages)}
     if len(messages) < len(found):
-        last = messages[-1].get("seq") if isinstance(messages[-1], dict) else None
-        how = f"call {read_on}{last} to read on" if isinstance(last, int) else "read or ack these and call again"
-        answer["note"] = (f"{len(found) - len(messages)} more messages were left out (a call answers about "
-                          f"{RESULT_CHARS:,} characters; none was marked read): {how}.")
+        why = (f"{len(found) - len(messages)} more messages were left out (a call answers about {RESULT_CHARS:,} "
+               "characters; none was marked read)")
+    elif messages and len(found) < limit and sum(size(m) for m in found) > HUB_CUT_HINT:
+        why = ("The hub may have ended its answer at its bound of about 4 MiB of message text, so more messages may "
+               "follow (none was marked read)")
+    else:
+        return answer
+    last = messages[-1].get("seq") if isinstance(messages[-1], dict) else None
+    how = f"call {read_on}{last} to read on" if isinstance(last, int) else "read or ack these and call again"
+    answer["note"] = f"{why}: {how}."
     return answer
 
 
@@ -235,7 +249,7 @@ async def wait_for_messages(
     # the hub's wait marks nothing read or shown: messages this answer leaves out are still unread for the next call
     found = await call_list(ctx, "GET", f"{API}/messages/wait", params={"timeout": timeout, "after_seq": after_seq},
                             timeout=timeout + 15)
-    return messages_listed(found, "wait_for_messages with timeout=0 and after_seq=")
+    return messages_listed(found, WAIT_PAGE, "wait_for_messages with timeout=0 and after_seq=")
 
 
 # ---- leases --------------------------------------------------------------------------
