@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from typing import Any
 
 import httpx2
@@ -102,3 +104,47 @@ async def test_over_http_and_unreachable(anyio_backend: str) -> None:
     async with AsyncCoordClient(down, "tok") as c:
         with pytest.raises(Unreachable, match="cannot reach the hub at " + down):
             await c.call("GET", "/health")
+
+
+class _Whoami(http.server.BaseHTTPRequestHandler):
+    answer = b"{}"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.answer)))
+        self.end_headers()
+        self.wfile.write(self.answer)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("answer", [[], "ops", {}, {"session_id": 5}, {"session_id": ""}, {"session_id": ["M/s"]}])
+async def test_a_whoami_answer_of_another_shape_is_unreachable_not_a_traceback(anyio_backend: str,
+                                                                                answer: Any) -> None:
+    handler = type("H", (_Whoami,), {"answer": json.dumps(answer).encode()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        async with AsyncCoordClient(f"http://127.0.0.1:{server.server_port}", "tok") as c:
+            with pytest.raises(Unreachable, match="whoami is not an object with session_id"):
+                await c.session_id()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_a_token_acting_as_no_session_is_said_so(anyio_backend: str) -> None:
+    handler = type("H", (_Whoami,), {"answer": b'{"session_id": null, "admin": true, "presence": null}'})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        async with AsyncCoordClient(f"http://127.0.0.1:{server.server_port}", "tok") as c:
+            assert c.has_token
+            with pytest.raises(HubError) as caught:
+                await c.session_id()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert caught.value.code == "no_session" and "acts as no session" in caught.value.message

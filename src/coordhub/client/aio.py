@@ -77,6 +77,11 @@ class AsyncCoordClient:
         self._session_id = session_id or (None if token else session)
 
     @property
+    def has_token(self) -> bool:
+        """Whether requests carry a token (``Authorization``): a 401 then refused it rather than found none."""
+        return "Authorization" in self._headers
+
+    @property
     def in_process(self) -> bool:
         """Whether requests are handed to an app in-process (never lost on the way, so never retried)."""
         return self._app is not None
@@ -174,10 +179,21 @@ class AsyncCoordClient:
             return response.status_code, b"".join(chunks)
 
     async def session_id(self) -> str:
-        """The session this client acts as (``GET /api/coord/whoami``, asked once)."""
+        """The session this client acts as (``GET /api/coord/whoami``, asked once).
+
+        Raises :class:`HubError` ``no_session`` (403) for a token that acts as
+        no session, :class:`Unreachable` for an answer of another shape.
+        """
         if self._session_id is None:
             me = await self.call("GET", "/api/coord/whoami")
-            self._session_id = str(me["session_id"])
+            session = me.get("session_id", "") if isinstance(me, dict) else ""
+            if session is None:  # an admin token made without a session
+                raise HubError(403, "no_session", "this token acts as no session (an admin token made without one); "
+                               "this call acts as a session: use a session's token")
+            if not isinstance(session, str) or not session:  # a hostile or broken hub
+                raise Unreachable(f"the answer of the hub at {self.base_url} to GET /api/coord/whoami is not an "
+                                  "object with session_id (a string)")
+            self._session_id = session
         return self._session_id
 
 

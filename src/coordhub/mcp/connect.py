@@ -71,9 +71,7 @@ class FixedConnector:
         self._client = client
         self._cwd = cwd or Path.cwd()
         self.fresh_keys = not client.in_process
-        # whether a 401 refused the server's token or found none (hub_refusal); the client sends its token only in
-        # that header and keeps no other record of it
-        self.has_token = "Authorization" in client._headers
+        self.has_token = client.has_token  # whether a 401 refused the server's token or found none (hub_refusal)
 
     def client(self, ctx: Context) -> AsyncCoordClient:
         """The shim's one client."""
