@@ -115,8 +115,8 @@ def left_out(item: dict[str, Any], fields: tuple[str, ...]) -> int:
 
 
 RESULT_CHARS = 50_000
-"""About the most characters of records one ``inbox``, ``wait_for_messages``, ``conv_inbox`` or ``conv_show`` call
-answers (at least one record a call, cut if it is larger).
+"""About the most characters of records one call of a tool that lists (``inbox``, ``wait_for_messages``,
+``conv_inbox``, ``conv_show``, ``list_leases``) answers (at least one record a call, cut if it is larger).
 
 The hub's pages hold about 4 MiB, and a tool result goes whole into the
 agent's context. By its documented defaults Claude Code puts a result of more
@@ -296,15 +296,23 @@ async def list_leases(
     session_id: Annotated[str | None, Field(description="Only this holder's.")] = None,
     after_fence: Annotated[int, Field(ge=0, description="A previous answer's next_after_fence.")] = 0,
 ) -> dict[str, Any]:
-    """Live leases, oldest first, 100 at most; next_after_fence (null: that was all) continues the list."""
+    """Live leases, oldest first, about 50,000 characters a call; next_after_fence (null: that was all) reads on."""
     found = await call_list(ctx, "GET", f"{API}/locks", params={
         "project_key": project_key, "resource": None if resource is None else hub_resource(ctx, resource),
         "session_id": session_id, "after_fence": after_fence or None, "limit": LEASES_PER_CALL + 1})
-    # One more than answered tells whether more follow (the hub's page header does not reach a tool).
-    more = len(found) > LEASES_PER_CALL or (bool(found) and sum(
+    # One more than answered tells whether more follow (the hub's page header does not reach a tool); a lease's
+    # description may hold 4,096 characters, so 100 of them made one result of 461,935 characters: a call answers
+    # about RESULT_CHARS of them, and the fence of the last one answered reads on (the list is in fence order)
+    leases = within(found[:LEASES_PER_CALL])
+    more = len(leases) < len(found) or (bool(found) and sum(
         400 + len(x["resource"]) + len(x.get("description") or "") for x in found) >= _CUT_HINT)
-    found = found[:LEASES_PER_CALL]
-    return {"leases": found, "count": len(found), "next_after_fence": found[-1]["fence"] if more else None}
+    answer: dict[str, Any] = {"leases": leases, "count": len(leases),
+                              "next_after_fence": leases[-1]["fence"] if more else None}
+    if more:
+        answer["note"] = (f"More leases follow (a call answers at most {LEASES_PER_CALL} and about "
+                          f"{RESULT_CHARS:,} characters): call list_leases with the same arguments and "
+                          f"after_fence={answer['next_after_fence']} to read on.")
+    return answer
 
 
 async def check_fence(ctx: Context, fence: int, resource: str | None = None,
