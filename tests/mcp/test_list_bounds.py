@@ -9,6 +9,8 @@ order. Each test goes through the real SDK client to a real hub.
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,3 +60,75 @@ async def test_list_leases_answers_about_result_chars_and_reads_on_to_every_leas
         seen = await read_all(a, "list_leases", {}, "leases", "after_fence", "next_after_fence", 100)
     assert [x["id"] for x in seen] == [x["id"] for x in held]
     assert seen[0]["description"] == held[0]["description"]
+
+
+async def hub_holds(mcp_hub: McpHub, path: str, records: str | None = None) -> list[dict[str, Any]]:
+    """Every item of one of the hub's lists in its order, read brief through its Coord-Next-Cursor header (the
+    ``records`` of an object answer)."""
+    items: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"brief": True}
+    async with mcp_hub.http({"Authorization": f"Bearer {mcp_hub.admin_token}"}) as h:
+        while True:
+            r = await h.get(path, params=params)
+            assert r.status_code == 200, r.text
+            items += r.json()[records] if records else r.json()
+            if "Coord-Next-Cursor" not in r.headers:
+                return items
+            params["cursor"] = r.headers["Coord-Next-Cursor"]
+
+
+async def add_todos(mcp_hub: McpHub, texts: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """A adds a todo of each (text, source); the hub's answers."""
+    token = await mcp_hub.token(A)
+    return [await mcp_hub.rest("POST", "/api/coord/todos", token, json={"text": text, "source": source})
+            for text, source in texts]
+
+
+async def test_list_todos_cuts_text_and_source_and_reads_on_to_every_todo(mcp_hub: McpHub) -> None:
+    """Ten todos of 60,000 characters with sources of 500,000 (the hub answers 7 of them a page): each is listed
+    with its text and source cut to 4,000 characters, a call answers about RESULT_CHARS, and reading on through
+    the notes reaches every todo the hub holds once, in its order, past the end of the hub's page."""
+    added = await add_todos(mcp_hub, [(f"{n} " + "t" * 60_000, f"{n} " + "s" * 500_000) for n in range(10)])
+    async with mcp_hub.client(A) as a:
+        first = ok(await a.call_tool("list_todos", {}))
+        todo = first["todos"][0]
+        assert todo["text"] == added[0]["text"][:LISTED_BODY] and todo["text_chars"] == 60_002
+        assert todo["source"] == added[0]["source"][:LISTED_BODY] and todo["source_truncated"] is True
+        assert todo["source_chars"] == 500_002 and 1 <= first["count"] < 10
+        assert first["note"].startswith("More todos follow (a call answers about 50,000 characters): call "
+                                        "list_todos with the same arguments and cursor=")
+        seen = await read_all(a, "list_todos", {}, "todos", "cursor", "next_cursor", 10)
+    assert [t["id"] for t in seen] == [t["id"] for t in await hub_holds(mcp_hub, "/api/coord/todos")]
+    assert [t["id"] for t in seen] == [t["id"] for t in added]
+
+
+async def test_list_todos_reads_on_past_the_end_of_the_hubs_answer(mcp_hub: McpHub) -> None:
+    """Ten short todos with sources of 500,000 characters: the hub's answer ends after 8 (about 4 MiB), which a
+    call answers whole (their sources cut); the tool finds the ninth past it and names it in the note, and the
+    next call answers the last two with no note."""
+    added = await add_todos(mcp_hub, [(f"t{n}", "s" * 500_000) for n in range(10)])
+    async with mcp_hub.client(A) as a:
+        first = ok(await a.call_tool("list_todos", {}))
+        assert first["count"] == 8 and first["next_cursor"] is not None
+        seen = await read_all(a, "list_todos", {}, "todos", "cursor", "next_cursor", 2)
+    assert [t["id"] for t in seen] == [t["id"] for t in added]
+
+
+async def test_list_todos_reads_on_through_todos_of_the_same_microsecond(mcp_hub: McpHub, tmp_path: Path) -> None:
+    """Twelve todos whose times, stored to a fraction of a microsecond, are shown rounded: pairs share one
+    time, the pairs 0.3 microseconds apart. Reading on still reaches each once, in the hub's order."""
+    added = await add_todos(mcp_hub, [(f"{n}", "s" * 100_000) for n in range(12)])
+    db = sqlite3.connect(tmp_path / "coord.db")
+    with db:
+        for n, todo in enumerate(added):
+            db.execute("UPDATE todos SET created_at = ? WHERE id = ?", (1_800_000_000.1234567 + n // 2 * 3e-7,
+                                                                        todo["id"]))
+    db.close()
+    holds = [t["id"] for t in await hub_holds(mcp_hub, "/api/coord/todos")]
+    async with mcp_hub.client(A) as a:
+        seen = await read_all(a, "list_todos", {}, "todos", "cursor", "next_cursor", 12)
+        assert len({t["created_at"] for t in seen}) < 12
+        bad = await a.call_tool("list_todos", {"cursor": "not-one"})
+        assert bad.is_error and text(bad).endswith("invalid: cursor: not a next_cursor of this tool's answers, "
+                                                   "as given")
+    assert [t["id"] for t in seen] == holds and sorted(holds) == sorted(t["id"] for t in added)

@@ -14,13 +14,21 @@ whose write only sets a mark a repeat leaves as it is (``read_message``,
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import orjson
 import pydantic_core
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
+from coordhub.clock import parse_iso
+from coordhub.core import paging
 from coordhub.core.identity import is_broadcast
 from coordhub.mcp.connect import (
     call_list,
@@ -32,6 +40,7 @@ from coordhub.mcp.connect import (
     record_id,
     retry_key,
 )
+from coordhub.store.tables.records import Key, Todos
 
 API = "/api/coord"
 Importance = Literal["low", "normal", "high", "urgent"]
@@ -116,7 +125,8 @@ def left_out(item: dict[str, Any], fields: tuple[str, ...]) -> int:
 
 RESULT_CHARS = 50_000
 """About the most characters of records one call of a tool that lists (``inbox``, ``wait_for_messages``,
-``conv_inbox``, ``conv_show``, ``list_leases``) answers (at least one record a call, cut if it is larger).
+``conv_inbox``, ``conv_show``, ``list_leases``, ``list_todos``) answers (at least one record a call, cut if it is
+larger).
 
 The hub's pages hold about 4 MiB, and a tool result goes whole into the
 agent's context. By its documented defaults Claude Code puts a result of more
@@ -323,6 +333,144 @@ async def check_fence(ctx: Context, fence: int, resource: str | None = None,
         "project_key": project_key})
 
 
+# ---- lists the hub pages by cursor ---------------------------------------------------
+
+@dataclass(frozen=True)
+class HubOrder:
+    """One of the hub's lists paged by an opaque cursor (:func:`coordhub.core.paging.page`), as a tool reads on in
+    it.
+
+    The hub's cursor of its next answer is sent only in a header (``Coord-Next-Cursor``), which does not reach a
+    tool (the client answers bodies), and holds an item's ``key`` columns, whose times an answer shows to the
+    microsecond while the hub orders by the stored float: so a tool's ``cursor`` names the next item to answer
+    and a place in the list a little before it (:func:`before`), and the next call reads from that place and
+    answers from that item on, found by its ``identity``. ``key``: the list's order, the store table's (column,
+    type, descending; each column shows under its own name, a float as an RFC 3339 time). ``limit`` and
+    ``text``: the most items one hub answer holds and the fields its budget counts
+    (:func:`coordhub.core.paging.size`); ``cut``: the long free text a listing cuts to :data:`LISTED_BODY`
+    characters (:func:`listed`).
+    """
+
+    key: Key
+    identity: tuple[str, ...]
+    limit: int
+    text: tuple[str, ...]
+    cut: tuple[str, ...]
+
+
+TODOS = HubOrder(Todos.key, ("id",), 500, ("text", "source"), ("text", "source"))  # coordhub.core.todos
+# The hub ends an answer once its next item's text would pass about PAGE_BYTES (coordhub.core.paging.take); an item
+# holds at most MAX_ROW_TEXT characters, each at most 6 bytes encoded (an escaped control character): only an
+# answer holding more than this may have been ended there.
+HUB_PAGE_CUT = paging.PAGE_BYTES - 6 * paging.MAX_ROW_TEXT - 2 * paging.ROW_BYTES
+Cursor = Annotated[str | None, Field(max_length=4096, description="A previous answer's next_cursor, to read on.")]
+Fetch = Callable[[str | None, bool], Awaitable[list[Any]]]  # a hub answer of a list from a cursor, brief or not
+
+
+async def paged_answer(order: HubOrder, found: list[Any], first: list[Any] | None, fetch: Fetch, records: str,
+                       call: str, budget: int = RESULT_CHARS) -> dict[str, Any]:
+    """``{records: [...], "count": n, "next_cursor": c}``: the items of ``found`` (the hub's answer read from a
+    tool's ``cursor``) from the one ``first`` names (:func:`start`), :func:`listed` (their ``order.cut``), as many
+    as take ``budget`` (:func:`within`: at least one); when more follow, ``next_cursor`` names the next
+    (:func:`next_cursor`; else null) and a closing ``note`` says to call ``call`` with the same arguments and it.
+
+    When ``found`` is answered to its end and the hub may have ended it at its bound (:func:`may_be_cut`),
+    ``fetch`` reads the next item (:func:`following`). ``ToolError`` (``unexpected_answer``) for items whose key
+    the hub did not answer as it does.
+    """
+    rest = found[start(order, found, first):]
+    items = within(listed(rest, order.cut), budget)
+    answer: dict[str, Any] = {records: items, "count": len(items), "next_cursor": None}
+    try:
+        after = rest[len(items)] if len(items) < len(rest) else None
+        if after is None and items and may_be_cut(order, found):
+            after = await following(order, fetch, items[-1])
+        if after is None:
+            return answer
+        answer["next_cursor"] = next_cursor(order, after)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+        raise ToolError(f"unexpected_answer: the hub answered {records} whose order cannot be read on") from None
+    answer["note"] = (f"More {records.replace('_', ' ')} follow (a call answers about {RESULT_CHARS:,} characters): "
+                      f"call {call} with the same arguments and cursor={answer['next_cursor']} to read on.")
+    return answer
+
+
+def start(order: HubOrder, found: list[Any], first: list[Any] | None) -> int:
+    """Where in ``found`` the item whose ``identity`` is ``first`` is; 0 when ``first`` is None or not in ``found``
+    (changed since it was named, e.g. a component set again, which moves it to the front: ``found`` then starts
+    where it was, so an item of its microsecond answered before may come again; none is left out)."""
+    if first is not None:
+        for n, item in enumerate(found):
+            if isinstance(item, dict) and [item.get(field) for field in order.identity] == first:
+                return n
+    return 0
+
+
+def may_be_cut(order: HubOrder, found: list[Any]) -> bool:
+    """Whether the hub may have ended ``found``, its answer, at its bound: it holds ``order.limit`` items, or so
+    much of their text (as the hub counts it, :func:`coordhub.core.paging.size`) that the next could have passed
+    the budget (:data:`HUB_PAGE_CUT`)."""
+    text = sum(paging.size(item, order.text) for item in found if isinstance(item, dict))
+    return len(found) >= order.limit or text > HUB_PAGE_CUT
+
+
+async def following(order: HubOrder, fetch: Fetch, last: dict[str, Any]) -> dict[str, Any] | None:
+    """The item after ``last`` (its long text left out), None when the list ends with it: read from a *brief*
+    answer of the hub from :func:`before` it, which holds up to ``order.limit`` items whatever their text.
+    ``ToolError`` (``unreadable``) when that answer ends at ``last`` and may have been cut there: more items than
+    one answer holds share ``last``'s microsecond."""
+    brief = await fetch(paging.cursor(dict(zip(columns(order), before(order, last), strict=True)), order.key), True)
+    n = start(order, brief, [last[field] for field in order.identity]) + 1
+    if n < len(brief):
+        return dict(brief[n])
+    if n == len(brief) and not may_be_cut(order, brief):
+        return None
+    raise ToolError("unreadable: more items than one hub answer holds share the time of the last one answered; "
+                    "read on outside MCP, with the hub's Coord-Next-Cursor header")
+
+
+def next_cursor(order: HubOrder, item: dict[str, Any]) -> str:
+    """The ``cursor`` that reads on from ``item``: URL-safe base64 of the JSON of a place before it in the list
+    (:func:`before`) and its identity."""
+    text = orjson.dumps([before(order, item), [item[field] for field in order.identity]])
+    return base64.urlsafe_b64encode(text).decode().rstrip("=")
+
+
+def before(order: HubOrder, item: dict[str, Any]) -> list[Any]:
+    """The ``key`` values of a place in the list before ``item`` and after every item before its microsecond: its
+    columns up to its first time as it shows them, that time (RFC 3339, rounded to the microsecond) moved past
+    the rounding, a microsecond and two floats, back in the list's order, and the (string) columns after it at
+    their least, ``""``."""
+    values: list[Any] = []
+    for column, kind, descending in order.key:
+        if kind is float:
+            at = parse_iso(item[column])
+            step = 1e-6 + 2 * math.ulp(at)
+            return [*values, at + step if descending else at - step, *[""] * (len(order.key) - len(values) - 1)]
+        values.append(item[column])
+    return values
+
+
+def columns(order: HubOrder) -> list[str]:
+    """The names of ``order``'s key columns."""
+    return [column for column, _, _ in order.key]
+
+
+def read_cursor(order: HubOrder, cursor: str | None) -> tuple[str | None, list[Any] | None]:
+    """The hub's cursor and the identity of the next item to answer that a tool's ``cursor`` holds
+    (:func:`next_cursor`); ``(None, None)`` for None. ``ToolError`` (``invalid``) for another text."""
+    if cursor is None:
+        return None, None
+    try:
+        place, first = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not (isinstance(place, list) and len(place) == len(order.key) and isinstance(first, list)
+                and len(first) == len(order.identity)):
+            raise ValueError("not this list's cursor")
+    except (ValueError, TypeError, binascii.Error):
+        raise ToolError("invalid: cursor: not a next_cursor of this tool's answers, as given") from None
+    return paging.cursor(dict(zip(columns(order), place, strict=True)), order.key), first
+
+
 # ---- todos ---------------------------------------------------------------------------
 
 async def add_todo(ctx: Context, text: str, project_key: str | None = None, parent_id: str | None = None,
@@ -335,11 +483,16 @@ async def add_todo(ctx: Context, text: str, project_key: str | None = None, pare
 
 async def list_todos(ctx: Context, project_key: Project = None,
                      status: Literal["pending", "done", "all"] = "pending",
-                     user: str | None = None) -> dict[str, Any]:
-    """Todos."""
-    found = await call_list(ctx, "GET", f"{API}/todos", params={"project_key": project_key, "status": status,
-                                                                  "user": user})
-    return {"todos": found, "count": len(found)}
+                     user: str | None = None, cursor: Cursor = None) -> dict[str, Any]:
+    """Todos, oldest first, text and source cut (about 50,000 characters a call); next_cursor reads on."""
+    # a todo's source may hold 512 KiB and its text 64 KiB: the hub's answer of 10 made one result of 3,923,659
+    # characters; GET /api/coord/todos/{id} answers one whole
+    async def fetch(after: str | None, brief: bool = False) -> list[Any]:
+        return await call_list(ctx, "GET", f"{API}/todos", params={
+            "project_key": project_key, "status": status, "user": user, "cursor": after, "brief": brief or None})
+
+    place, first = read_cursor(TODOS, cursor)
+    return await paged_answer(TODOS, await fetch(place), first, fetch, "todos", "list_todos")
 
 
 async def complete_todo(ctx: Context, todo_id: str, idempotency_key: RetryKeyArg = None) -> dict[str, Any]:
