@@ -132,3 +132,49 @@ async def test_list_todos_reads_on_through_todos_of_the_same_microsecond(mcp_hub
         assert bad.is_error and text(bad).endswith("invalid: cursor: not a next_cursor of this tool's answers, "
                                                    "as given")
     assert [t["id"] for t in seen] == holds and sorted(holds) == sorted(t["id"] for t in added)
+
+
+async def set_components(mcp_hub: McpHub, count: int, notes: int) -> None:
+    """A sets ``count`` components (c00, c01, … of projects p and q in turn) with notes of ``notes``
+    characters."""
+    token = await mcp_hub.token(A)
+    for n in range(count):
+        await mcp_hub.rest("PUT", "/api/coord/components", token, json={
+            "project_key": "pq"[n % 2], "component": f"c{n:02}", "state": "built", "notes": f"{n} " + "n" * notes})
+
+
+async def test_list_components_cuts_notes_and_reads_on_to_every_component(mcp_hub: McpHub) -> None:
+    """Ten components with notes of 500,000 characters (the hub answers 8 a page): each is listed with its notes
+    cut to 4,000 characters, a call answers about RESULT_CHARS, and reading on reaches every component the hub
+    holds once, most recently updated first."""
+    await set_components(mcp_hub, 10, 500_000)
+    async with mcp_hub.client(A) as a:
+        first = ok(await a.call_tool("list_components", {}))
+        component = first["components"][0]
+        assert component["component"] == "c09" and component["notes"] == "9 " + "n" * (LISTED_BODY - 2)
+        assert component["notes_truncated"] is True and component["notes_chars"] == 500_002
+        assert first["note"].startswith("More components follow (a call answers about 50,000 characters): call "
+                                        "list_components with the same arguments and cursor=")
+        seen = await read_all(a, "list_components", {}, "components", "cursor", "next_cursor", 10)
+    assert [c["component"] for c in seen] == [f"c{n:02}" for n in range(9, -1, -1)]
+    assert [c["component"] for c in seen] == [c["component"] for c in await hub_holds(
+        mcp_hub, "/api/coord/components")]
+
+
+async def test_list_components_reads_on_through_components_of_the_same_microsecond(
+        mcp_hub: McpHub, tmp_path: Path) -> None:
+    """Sixteen components of two projects whose update times, stored to a fraction of a microsecond, are shown
+    rounded (pairs share one, the pairs 0.3 microseconds apart): reading on reaches each once, in the hub's
+    order (time, then project and component, each descending)."""
+    await set_components(mcp_hub, 16, 100_000)
+    db = sqlite3.connect(tmp_path / "coord.db")
+    with db:
+        for n in range(16):
+            db.execute("UPDATE components SET updated_at = ? WHERE component = ?",
+                       (1_800_000_000.1234567 + n // 2 * 3e-7, f"c{n:02}"))
+    db.close()
+    holds = [(c["project_key"], c["component"]) for c in await hub_holds(mcp_hub, "/api/coord/components")]
+    async with mcp_hub.client(A) as a:
+        seen = await read_all(a, "list_components", {}, "components", "cursor", "next_cursor", 16)
+    assert [(c["project_key"], c["component"]) for c in seen] == holds and len(set(holds)) == 16
+    assert len({c["updated_at"] for c in seen}) < 16

@@ -40,7 +40,7 @@ from coordhub.mcp.connect import (
     record_id,
     retry_key,
 )
-from coordhub.store.tables.records import Key, Todos
+from coordhub.store.tables.records import Components, Key, Todos
 
 API = "/api/coord"
 Importance = Literal["low", "normal", "high", "urgent"]
@@ -125,8 +125,8 @@ def left_out(item: dict[str, Any], fields: tuple[str, ...]) -> int:
 
 RESULT_CHARS = 50_000
 """About the most characters of records one call of a tool that lists (``inbox``, ``wait_for_messages``,
-``conv_inbox``, ``conv_show``, ``list_leases``, ``list_todos``) answers (at least one record a call, cut if it is
-larger).
+``conv_inbox``, ``conv_show``, ``list_leases``, ``list_todos``, ``list_components``) answers (at least one record a
+call, cut if it is larger).
 
 The hub's pages hold about 4 MiB, and a tool result goes whole into the
 agent's context. By its documented defaults Claude Code puts a result of more
@@ -359,6 +359,8 @@ class HubOrder:
 
 
 TODOS = HubOrder(Todos.key, ("id",), 500, ("text", "source"), ("text", "source"))  # coordhub.core.todos
+COMPONENTS = HubOrder(Components.key, ("project_key", "component"), 1000,  # coordhub.core.components
+                      ("component", "state", "version", "notes"), ("notes",))
 # The hub ends an answer once its next item's text would pass about PAGE_BYTES (coordhub.core.paging.take); an item
 # holds at most MAX_ROW_TEXT characters, each at most 6 bytes encoded (an escaped control character): only an
 # answer holding more than this may have been ended there.
@@ -543,10 +545,16 @@ async def set_component(
         "notes": notes, "fence": fence}), key=retry_key(ctx, "set_component", idempotency_key))
 
 
-async def list_components(ctx: Context, project_key: Project = None) -> dict[str, Any]:
-    """Components and their states, most recently updated first."""
-    found = await call_list(ctx, "GET", f"{API}/components", params={"project_key": project_key})
-    return {"components": found, "count": len(found)}
+async def list_components(ctx: Context, project_key: Project = None, cursor: Cursor = None) -> dict[str, Any]:
+    """Components and their states, most recently updated first, notes cut; next_cursor reads on."""
+    # a component's notes may hold 512 KiB: the hub's answer of 10 made one result of 4,002,238 characters;
+    # GET /api/coord/components answers them whole
+    async def fetch(after: str | None, brief: bool = False) -> list[Any]:
+        return await call_list(ctx, "GET", f"{API}/components", params={
+            "project_key": project_key, "cursor": after, "brief": brief or None})
+
+    place, first = read_cursor(COMPONENTS, cursor)
+    return await paged_answer(COMPONENTS, await fetch(place), first, fetch, "components", "list_components")
 
 
 # ---- conversations (seed 004) --------------------------------------------------------
