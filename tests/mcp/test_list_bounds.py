@@ -178,3 +178,51 @@ async def test_list_components_reads_on_through_components_of_the_same_microseco
         seen = await read_all(a, "list_components", {}, "components", "cursor", "next_cursor", 16)
     assert [(c["project_key"], c["component"]) for c in seen] == holds and len(set(holds)) == 16
     assert len({c["updated_at"] for c in seen}) < 16
+
+
+async def workflow_of(mcp_hub: McpHub, count: int, description: int) -> tuple[str, list[dict[str, Any]]]:
+    """A workflow with a description of 500,000 characters and ``count`` work items of priorities 0-2 with
+    descriptions of ``description`` characters: its id and the items, as the hub answered them."""
+    token = await mcp_hub.token(A)
+    flow = await mcp_hub.rest("POST", "/api/coord/workflows", token, json={
+        "project_key": "p", "name": "f", "description": "w" * 500_000})
+    return flow["id"], [await mcp_hub.rest("POST", "/api/coord/work-items", token, json={
+        "workflow_id": flow["id"], "title": f"i{n}", "priority": n % 3, "description": f"{n} " + "d" * description})
+        for n in range(count)]
+
+
+async def test_get_workflow_cuts_descriptions_and_reads_on_to_every_work_item(mcp_hub: McpHub) -> None:
+    """A workflow whose description and ten items' descriptions hold 500,000 characters (the hub answers 8
+    items a page): each description is cut to 4,000 characters, a call answers about RESULT_CHARS with the
+    workflow, and reading on reaches every item the hub holds once, highest priority first."""
+    flow, items = await workflow_of(mcp_hub, 10, 500_000)
+    async with mcp_hub.client(A) as a:
+        first = ok(await a.call_tool("get_workflow", {"workflow_id": flow}))
+        assert first["id"] == flow and first["description"] == "w" * LISTED_BODY
+        assert first["description_truncated"] is True and first["description_chars"] == 500_000
+        item = first["work_items"][0]
+        assert item["priority"] == 2 and item["description"] == "2 " + "d" * (LISTED_BODY - 2)
+        assert item["description_truncated"] is True and item["description_chars"] == 500_002
+        assert first["note"].startswith("More work items follow (a call answers about 50,000 characters): call "
+                                        "get_workflow with the same arguments and cursor=")
+        seen = await read_all(a, "get_workflow", {"workflow_id": flow}, "work_items", "cursor", "next_cursor", 10)
+    holds = [w["id"] for w in await hub_holds(mcp_hub, f"/api/coord/workflows/{flow}", "work_items")]
+    assert [w["id"] for w in seen] == holds and sorted(holds) == sorted(w["id"] for w in items)
+    assert [w["priority"] for w in seen] == [2, 2, 2, 1, 1, 1, 0, 0, 0, 0]
+
+
+async def test_get_workflow_reads_on_through_work_items_of_the_same_microsecond(
+        mcp_hub: McpHub, tmp_path: Path) -> None:
+    """Sixteen work items whose creation times, stored to a fraction of a microsecond, are shown rounded (pairs
+    share one, the pairs 0.3 microseconds apart): reading on reaches each once, in the hub's order."""
+    flow, items = await workflow_of(mcp_hub, 16, 100_000)
+    db = sqlite3.connect(tmp_path / "coord.db")
+    with db:
+        for n, item in enumerate(items):
+            db.execute("UPDATE work_items SET created_at = ? WHERE id = ?", (1_800_000_000.1234567 + n // 2 * 3e-7,
+                                                                             item["id"]))
+    db.close()
+    holds = [w["id"] for w in await hub_holds(mcp_hub, f"/api/coord/workflows/{flow}", "work_items")]
+    async with mcp_hub.client(A) as a:
+        seen = await read_all(a, "get_workflow", {"workflow_id": flow}, "work_items", "cursor", "next_cursor", 16)
+    assert [w["id"] for w in seen] == holds and len(set(holds)) == 16

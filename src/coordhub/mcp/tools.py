@@ -39,8 +39,9 @@ from coordhub.mcp.connect import (
     me,
     record_id,
     retry_key,
+    unexpected,
 )
-from coordhub.store.tables.records import Components, Key, Todos
+from coordhub.store.tables.records import Components, Key, Todos, WorkItems
 
 API = "/api/coord"
 Importance = Literal["low", "normal", "high", "urgent"]
@@ -125,8 +126,8 @@ def left_out(item: dict[str, Any], fields: tuple[str, ...]) -> int:
 
 RESULT_CHARS = 50_000
 """About the most characters of records one call of a tool that lists (``inbox``, ``wait_for_messages``,
-``conv_inbox``, ``conv_show``, ``list_leases``, ``list_todos``, ``list_components``) answers (at least one record a
-call, cut if it is larger).
+``conv_inbox``, ``conv_show``, ``list_leases``, ``list_todos``, ``list_components``, ``get_workflow``) answers (at
+least one record a call, cut if it is larger).
 
 The hub's pages hold about 4 MiB, and a tool result goes whole into the
 agent's context. By its documented defaults Claude Code puts a result of more
@@ -361,6 +362,7 @@ class HubOrder:
 TODOS = HubOrder(Todos.key, ("id",), 500, ("text", "source"), ("text", "source"))  # coordhub.core.todos
 COMPONENTS = HubOrder(Components.key, ("project_key", "component"), 1000,  # coordhub.core.components
                       ("component", "state", "version", "notes"), ("notes",))
+WORK_ITEMS = HubOrder(WorkItems.key, ("id",), 1000, ("title", "description"), ("description",))  # core.workflows
 # The hub ends an answer once its next item's text would pass about PAGE_BYTES (coordhub.core.paging.take); an item
 # holds at most MAX_ROW_TEXT characters, each at most 6 bytes encoded (an escaped control character): only an
 # answer holding more than this may have been ended there.
@@ -505,9 +507,29 @@ async def complete_todo(ctx: Context, todo_id: str, idempotency_key: RetryKeyArg
 
 # ---- workflows and work items --------------------------------------------------------
 
-async def get_workflow(ctx: Context, workflow_id: str) -> dict[str, Any]:
-    """A workflow with its work items."""
-    return await call_object(ctx, "GET", f"{API}/workflows/{record_id(workflow_id, 'workflow_id')}")
+async def get_workflow(ctx: Context, workflow_id: str, cursor: Cursor = None) -> dict[str, Any]:
+    """A workflow with its work items, highest priority first, descriptions cut; next_cursor reads on."""
+    # the workflow's and each item's description may hold 512 KiB: the hub's answer of one with 10 items made one
+    # result of 4,503,966 characters; GET /api/coord/work-items/{id} answers an item whole
+    path = f"{API}/workflows/{record_id(workflow_id, 'workflow_id')}"
+
+    async def fetch(after: str | None, brief: bool = False) -> list[Any]:
+        return work_items(await call_object(ctx, "GET", path, params={"cursor": after, "brief": brief or None}), path)
+
+    place, first = read_cursor(WORK_ITEMS, cursor)
+    found = await call_object(ctx, "GET", path, params={"cursor": place})
+    workflow: dict[str, Any] = cut({key: value for key, value in found.items() if key != "work_items"},
+                                   ("description",), LISTED_BODY)
+    return workflow | await paged_answer(WORK_ITEMS, work_items(found, path), first, fetch, "work_items",
+                                         "get_workflow", RESULT_CHARS - size(workflow))
+
+
+def work_items(workflow: dict[str, Any], path: str) -> list[Any]:
+    """The ``work_items`` of the hub's answer of a workflow; ``ToolError`` (``unexpected_answer``) if it has none."""
+    items = workflow.get("work_items")
+    if not isinstance(items, list):
+        raise unexpected(items, "a list of work_items", "GET", path)
+    return items
 
 
 async def update_work_item(
