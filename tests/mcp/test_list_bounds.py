@@ -3,8 +3,10 @@
 
 Before, each answered the hub's whole page (measured: 100 leases of 4,096-character descriptions made one
 ``list_leases`` result of 461,935 characters; 10 todos with sources of 500,000 characters one ``list_todos``
-result of 3,923,659). Reading on through the notes must reach every item the hub holds exactly once, in its
-order. Each test goes through the real SDK client to a real hub.
+result of 3,923,659; 10 components with notes of 500,000 one of 4,002,238; a workflow with 10 such items one
+``get_workflow`` result of 4,503,966), and the last three could not read past it: the hub's next cursor is in a
+header a tool does not see. Reading on through the notes must reach every item the hub holds exactly once, in
+its order. Each test goes through the real SDK client to a real hub.
 """
 
 from __future__ import annotations
@@ -226,3 +228,42 @@ async def test_get_workflow_reads_on_through_work_items_of_the_same_microsecond(
     async with mcp_hub.client(A) as a:
         seen = await read_all(a, "get_workflow", {"workflow_id": flow}, "work_items", "cursor", "next_cursor", 16)
     assert [w["id"] for w in seen] == holds and len(set(holds)) == 16
+
+
+def test_the_tools_know_the_hubs_pages() -> None:
+    """The row limits and counted fields the tools read on by are the hub's own, and a page of ordinary size
+    (under about 590,000 bytes of text) is known not to have been ended early."""
+    from coordhub.core import components, todos, workflows
+    from coordhub.mcp import tools
+
+    assert (tools.TODOS.limit, tools.TODOS.text) == (todos.PAGE, todos.TEXT)
+    assert (tools.COMPONENTS.limit, tools.COMPONENTS.text) == (components.PAGE, components.TEXT)
+    assert (tools.WORK_ITEMS.limit, tools.WORK_ITEMS.text) == (workflows.PAGE, workflows.ITEM_TEXT)
+    assert 590_000 < tools.HUB_PAGE_CUT < 600_000
+
+
+async def test_the_next_item_past_a_hub_page_is_never_one_too_far() -> None:
+    """Past the end of a hub page the tool reads a brief answer from just before the last item it answered: the
+    item after that one is the next; if that one is no longer there (changed between the two reads), the
+    answer's first item is, not its second; a small answer ending with it says the list ends; one of 500 todos
+    ending with it cannot say, and the error says how to read on."""
+    from coordhub.mcp.tools import TODOS, following
+
+    def todo(name: str) -> dict[str, Any]:
+        return {"id": name, "created_at": "2027-01-15T08:00:00.123457Z", "text": name, "source": None}
+
+    last = todo("b")
+    answers: list[list[Any]] = [[todo("a"), last, todo("c")], [todo("c"), todo("d")], [todo("a"), last],
+                                [*(todo(f"a{n}") for n in range(499)), last]]
+    asked: list[tuple[str | None, bool]] = []
+
+    async def fetch(after: str | None, brief: bool) -> list[Any]:
+        asked.append((after, brief))
+        return answers[len(asked) - 1]
+
+    assert await following(TODOS, fetch, last) == todo("c")
+    assert await following(TODOS, fetch, last) == todo("c")
+    assert await following(TODOS, fetch, last) is None
+    with pytest.raises(Exception, match="^unreadable: .* read on outside MCP, with the hub's Coord-Next-Cursor"):
+        await following(TODOS, fetch, last)
+    assert all(brief and after for after, brief in asked)

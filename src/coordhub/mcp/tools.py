@@ -1,6 +1,7 @@
 """The default tool set: messages, leases, todos, work items, components, conversations, presence, status, engage.
 
-Each tool is one REST call (two for ``reply`` and ``read_message``) made as
+Each tool is one REST call (two for ``reply`` and ``read_message``; a list
+answered to the end of the hub's page asks for the next item too) made as
 the caller; the sender, holder or author is always the caller's session,
 never an argument. Descriptions are kept short on purpose: the whole
 ``tools/list`` of this set must stay well under 5,000 tokens of an agent's
@@ -403,11 +404,16 @@ def start(order: HubOrder, found: list[Any], first: list[Any] | None) -> int:
     """Where in ``found`` the item whose ``identity`` is ``first`` is; 0 when ``first`` is None or not in ``found``
     (changed since it was named, e.g. a component set again, which moves it to the front: ``found`` then starts
     where it was, so an item of its microsecond answered before may come again; none is left out)."""
-    if first is not None:
-        for n, item in enumerate(found):
-            if isinstance(item, dict) and [item.get(field) for field in order.identity] == first:
-                return n
-    return 0
+    at = None if first is None else position(order, found, first)
+    return 0 if at is None else at
+
+
+def position(order: HubOrder, found: list[Any], identity: list[Any]) -> int | None:
+    """Where in ``found`` the item whose ``order.identity`` fields hold ``identity`` is; None if it is not there."""
+    for n, item in enumerate(found):
+        if isinstance(item, dict) and [item.get(field) for field in order.identity] == identity:
+            return n
+    return None
 
 
 def may_be_cut(order: HubOrder, found: list[Any]) -> bool:
@@ -422,9 +428,12 @@ async def following(order: HubOrder, fetch: Fetch, last: dict[str, Any]) -> dict
     """The item after ``last`` (its long text left out), None when the list ends with it: read from a *brief*
     answer of the hub from :func:`before` it, which holds up to ``order.limit`` items whatever their text.
     ``ToolError`` (``unreadable``) when that answer ends at ``last`` and may have been cut there: more items than
-    one answer holds share ``last``'s microsecond."""
-    brief = await fetch(paging.cursor(dict(zip(columns(order), before(order, last), strict=True)), order.key), True)
-    n = start(order, brief, [last[field] for field in order.identity]) + 1
+    one answer holds share ``last``'s microsecond. Should ``last`` have changed since (and so not be in that
+    answer), the first item of it is the next: as for :func:`start`, one of ``last``'s microsecond may come
+    again."""
+    brief = await fetch(hub_cursor(order, before(order, last)), True)
+    at = position(order, brief, [last[field] for field in order.identity])
+    n = 0 if at is None else at + 1
     if n < len(brief):
         return dict(brief[n])
     if n == len(brief) and not may_be_cut(order, brief):
@@ -455,9 +464,10 @@ def before(order: HubOrder, item: dict[str, Any]) -> list[Any]:
     return values
 
 
-def columns(order: HubOrder) -> list[str]:
-    """The names of ``order``'s key columns."""
-    return [column for column, _, _ in order.key]
+def hub_cursor(order: HubOrder, place: list[Any]) -> str:
+    """The hub's cursor of the place in the list whose ``key`` columns hold ``place``
+    (:func:`coordhub.core.paging.cursor`)."""
+    return paging.cursor(dict(zip([column for column, _, _ in order.key], place, strict=True)), order.key)
 
 
 def read_cursor(order: HubOrder, cursor: str | None) -> tuple[str | None, list[Any] | None]:
@@ -472,7 +482,7 @@ def read_cursor(order: HubOrder, cursor: str | None) -> tuple[str | None, list[A
             raise ValueError("not this list's cursor")
     except (ValueError, TypeError, binascii.Error):
         raise ToolError("invalid: cursor: not a next_cursor of this tool's answers, as given") from None
-    return paging.cursor(dict(zip(columns(order), place, strict=True)), order.key), first
+    return hub_cursor(order, place), first
 
 
 # ---- todos ---------------------------------------------------------------------------
