@@ -23,8 +23,8 @@ from tests.mcp.conftest import McpHub, ok, text
 pytestmark = pytest.mark.anyio
 
 A = "HOST-A/claude-main"
-RESULT_CHARS = 50_000  # coordhub.mcp.tools.RESULT_CHARS
-LISTED_BODY = 4_000  # coordhub.mcp.tools.LISTED_BODY
+RESULT_CHARS = 50_000  # coordhub.mcp.bounds.RESULT_CHARS
+LISTED_BODY = 4_000  # coordhub.mcp.bounds.LISTED_BODY
 SLACK = 2_000  # what the indented text block adds to the records' compact JSON (a few hundred characters each)
 
 
@@ -234,12 +234,12 @@ def test_the_tools_know_the_hubs_pages() -> None:
     """The row limits and counted fields the tools read on by are the hub's own, and a page of ordinary size
     (under about 590,000 bytes of text) is known not to have been ended early."""
     from coordhub.core import components, todos, workflows
-    from coordhub.mcp import tools
+    from coordhub.mcp import pages
 
-    assert (tools.TODOS.limit, tools.TODOS.text) == (todos.PAGE, todos.TEXT)
-    assert (tools.COMPONENTS.limit, tools.COMPONENTS.text) == (components.PAGE, components.TEXT)
-    assert (tools.WORK_ITEMS.limit, tools.WORK_ITEMS.text) == (workflows.PAGE, workflows.ITEM_TEXT)
-    assert 590_000 < tools.HUB_PAGE_CUT < 600_000
+    assert (pages.TODOS.limit, pages.TODOS.text) == (todos.PAGE, todos.TEXT)
+    assert (pages.COMPONENTS.limit, pages.COMPONENTS.text) == (components.PAGE, components.TEXT)
+    assert (pages.WORK_ITEMS.limit, pages.WORK_ITEMS.text) == (workflows.PAGE, workflows.ITEM_TEXT)
+    assert 590_000 < pages.HUB_PAGE_CUT < 600_000
 
 
 async def test_the_next_item_past_a_hub_page_is_never_one_too_far() -> None:
@@ -247,7 +247,7 @@ async def test_the_next_item_past_a_hub_page_is_never_one_too_far() -> None:
     item after that one is the next; if that one is no longer there (changed between the two reads), the
     answer's first item is, not its second; a small answer ending with it says the list ends; one of 500 todos
     ending with it cannot say, and the error says how to read on."""
-    from coordhub.mcp.tools import TODOS, following
+    from coordhub.mcp.pages import TODOS, following
 
     def todo(name: str) -> dict[str, Any]:
         return {"id": name, "created_at": "2027-01-15T08:00:00.123457Z", "text": name, "source": None}

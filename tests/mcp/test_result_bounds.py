@@ -26,10 +26,10 @@ from tests.mcp.conftest import McpHub, ok, text
 pytestmark = pytest.mark.anyio
 
 A, B = "HOST-A/claude-main", "HOST-B/claude-main"
-RESULT_CHARS = 50_000  # coordhub.mcp.tools.RESULT_CHARS
-LISTED_BODY = 4_000  # coordhub.mcp.tools.LISTED_BODY
+RESULT_CHARS = 50_000  # coordhub.mcp.bounds.RESULT_CHARS
+LISTED_BODY = 4_000  # coordhub.mcp.bounds.LISTED_BODY
 TURN_TEXT = 20_000  # coordhub.mcp.tools.TURN_TEXT
-MESSAGE_BODY = 524_288  # coordhub.mcp.tools.MESSAGE_BODY
+MESSAGE_BODY = 524_288  # coordhub.mcp.bounds.MESSAGE_BODY
 SLACK = 2_000  # what the indented text block adds to the records' compact JSON (a few hundred characters each)
 
 
@@ -221,10 +221,10 @@ def test_a_list_cut_without_a_seq_to_name_says_to_read_these_and_call_again() ->
 
 def test_the_bound_of_read_message_is_the_hubs_bound_of_a_message_body() -> None:
     from coordhub.api.schemas import MessageSend
-    from coordhub.mcp import tools
+    from coordhub.mcp import bounds as mcp_bounds
 
     bounds = [m.max_length for m in MessageSend.model_fields["body"].metadata if hasattr(m, "max_length")]
-    assert bounds == [tools.MESSAGE_BODY] == [MESSAGE_BODY]
+    assert bounds == [mcp_bounds.MESSAGE_BODY] == [MESSAGE_BODY]
 
 
 async def test_read_message_gives_a_body_whole_up_to_the_hubs_bound_and_cuts_a_larger_answer(

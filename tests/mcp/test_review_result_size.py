@@ -16,7 +16,7 @@ pytestmark = pytest.mark.anyio
 
 A, B = "HOST-A/claude-main", "HOST-B/claude-main"
 BIG = 500_000
-LISTED_BODY = 4000  # coordhub.mcp.tools.LISTED_BODY
+LISTED_BODY = 4000  # coordhub.mcp.bounds.LISTED_BODY
 
 
 async def test_listed_bodies_are_cut_and_read_message_gives_one_whole(mcp_hub: McpHub) -> None:

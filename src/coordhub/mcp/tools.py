@@ -15,22 +15,13 @@ whose write only sets a mark a repeat leaves as it is (``read_message``,
 
 from __future__ import annotations
 
-import base64
-import binascii
-import math
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import orjson
-import pydantic_core
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from coordhub.clock import parse_iso
-from coordhub.core import paging
 from coordhub.core.identity import is_broadcast
+from coordhub.mcp.bounds import LISTED_BODY, RESULT_CHARS, bounded, cut, left_out, listed, size, within
 from coordhub.mcp.connect import (
     call_list,
     call_object,
@@ -42,7 +33,7 @@ from coordhub.mcp.connect import (
     retry_key,
     unexpected,
 )
-from coordhub.store.tables.records import Components, Key, Todos, WorkItems
+from coordhub.mcp.pages import COMPONENTS, TODOS, WORK_ITEMS, Cursor, paged_answer, read_cursor
 
 API = "/api/coord"
 Importance = Literal["low", "normal", "high", "urgent"]
@@ -91,82 +82,6 @@ async def reply(ctx: Context, message_id: str, body: str, subject: str | None = 
     return bounded(await call_object(ctx, "POST", f"{API}/messages", body=drop_none({
         "to_session": original["from_session"], "subject": subject or title[:500], "body": body,
         "reply_to": message_id, "requires_ack": requires_ack, "project_key": original.get("project_key")}), key=key))
-
-
-LISTED_BODY = 4000  # characters of each body a list of messages answers (the hook injects 4,000 in all)
-
-
-def listed(items: list[Any], fields: tuple[str, ...] = ("body",), limit: int = LISTED_BODY) -> list[Any]:
-    """``items`` (the hub's answer) each :func:`cut`: every one of their ``fields`` longer than ``limit`` characters
-    cut to it.
-
-    A body may hold 512 KiB (the hub's bound), so twenty of them, written by
-    any session to yours, would put 10 MiB into your context in one call and
-    push everything else out of it; ``read_message`` answers one whole.
-    """
-    return [cut(item, fields, limit) for item in items]
-
-
-def cut(item: Any, fields: tuple[str, ...], limit: int) -> Any:
-    """``item`` with each text of its ``fields`` longer than ``limit`` characters cut to its first ``limit``, the
-    item then marked ``<field>_truncated: true`` with the text's whole length in ``<field>_chars``; ``item``
-    itself when nothing is cut (or it is not an object)."""
-    if not isinstance(item, dict):
-        return item
-    for field in fields:
-        text = item.get(field)
-        if isinstance(text, str) and len(text) > limit:
-            item = {**item, field: text[:limit], f"{field}_truncated": True, f"{field}_chars": len(text)}
-    return item
-
-
-def left_out(item: dict[str, Any], fields: tuple[str, ...]) -> int:
-    """How many characters :func:`cut` left out of ``item``'s ``fields``."""
-    return sum(item[f"{field}_chars"] - len(item[field]) for field in fields if item.get(f"{field}_truncated"))
-
-
-RESULT_CHARS = 50_000
-"""About the most characters of records one call of a tool that lists (``inbox``, ``wait_for_messages``,
-``conv_inbox``, ``conv_show``, ``list_leases``, ``list_todos``, ``list_components``, ``get_workflow``) answers (at
-least one record a call, cut if it is larger).
-
-The hub's pages hold about 4 MiB, and a tool result goes whole into the
-agent's context. By its documented defaults Claude Code puts a result of more
-than 50,000 characters in a file instead, and holds one to 25,000 tokens
-(``MAX_MCP_OUTPUT_TOKENS``; older versions refuse a larger one), so a call
-answers about that much and says where to read on. Counted as the records
-take in the result's text block, in UTF-8 (:func:`size`), at least their
-characters; the answer's other keys (a count, a note) add a few hundred.
-"""
-
-
-def size(value: Any) -> int:
-    """The length in UTF-8 bytes of ``value`` as the text block of a result shows it as one record of a list (what
-    :data:`RESULT_CHARS` counts): its JSON indented by two, each line four spaces deeper, after a comma and a line
-    break (:meth:`coordhub.mcp.server.CoordTool.text`).
-
-    A message has some 25 short fields, so its indentation alone is about 250
-    characters: counted as compact JSON, eleven messages made a result of 52,619
-    characters for a budget of 50,000.
-    """
-    try:
-        text = orjson.dumps(value, option=orjson.OPT_INDENT_2)
-    except TypeError:  # orjson.JSONEncodeError: an integer past 64 bits, as CoordTool.text falls back
-        text = pydantic_core.to_json(value, fallback=str, indent=2)
-    return len(text) + 4 * (text.count(b"\n") + 1) + 2
-
-
-def within(items: list[Any], budget: int = RESULT_CHARS) -> list[Any]:
-    """The first of ``items`` whose :func:`size` adds up to at most ``budget``; at least one (``[]`` for none)."""
-    total = 0
-    for n, item in enumerate(items):
-        total += size(item)
-        if total > budget and n:
-            return items[:n]
-    return items
-
-
-MESSAGE_BODY = 524_288  # the hub's bound of a message body, in characters (coordhub.api.schemas.Text)
 
 
 async def inbox(
@@ -229,22 +144,6 @@ async def read_message(ctx: Context, message_id: str) -> dict[str, Any]:
     if addressed and not message["read"]:  # a message you sent has no read state of yours to set
         message = await call_object(ctx, "PUT", f"{API}/messages/{message_id}/read")
     return bounded(message)
-
-
-def bounded(message: dict[str, Any]) -> dict[str, Any]:
-    """``message`` as the hub answered it, its body whole up to :data:`MESSAGE_BODY` characters, the hub's own
-    bound (every message a hub accepted), and :func:`cut` to it past that, with a ``note`` saying so.
-
-    A hub answering more (a hostile or broken one) would otherwise put any
-    amount into the agent's context in one call: every tool answering one
-    message (``read_message``, ``ack_message``, ``send_message``, ``reply``)
-    answers it through this.
-    """
-    kept: dict[str, Any] = cut(message, ("body",), MESSAGE_BODY)
-    if kept is not message:
-        kept["note"] = (f"The hub answered a body of {kept['body_chars']:,} characters, past its own bound of "
-                        f"{MESSAGE_BODY:,} for a message: the first {MESSAGE_BODY:,} are shown.")
-    return kept
 
 
 async def ack_message(ctx: Context, message_id: str) -> dict[str, Any]:
@@ -333,156 +232,6 @@ async def check_fence(ctx: Context, fence: int, resource: str | None = None,
     return await call_object(ctx, "GET", f"{API}/locks/check", params={
         "fence": fence, "resource": None if resource is None else hub_resource(ctx, resource),
         "project_key": project_key})
-
-
-# ---- lists the hub pages by cursor ---------------------------------------------------
-
-@dataclass(frozen=True)
-class HubOrder:
-    """One of the hub's lists paged by an opaque cursor (:func:`coordhub.core.paging.page`), as a tool reads on in
-    it.
-
-    The hub's cursor of its next answer is sent only in a header (``Coord-Next-Cursor``), which does not reach a
-    tool (the client answers bodies), and holds an item's ``key`` columns, whose times an answer shows to the
-    microsecond while the hub orders by the stored float: so a tool's ``cursor`` names the next item to answer
-    and a place in the list a little before it (:func:`before`), and the next call reads from that place and
-    answers from that item on, found by its ``identity``. ``key``: the list's order, the store table's (column,
-    type, descending; each column shows under its own name, a float as an RFC 3339 time). ``limit`` and
-    ``text``: the most items one hub answer holds and the fields its budget counts
-    (:func:`coordhub.core.paging.size`); ``cut``: the long free text a listing cuts to :data:`LISTED_BODY`
-    characters (:func:`listed`).
-    """
-
-    key: Key
-    identity: tuple[str, ...]
-    limit: int
-    text: tuple[str, ...]
-    cut: tuple[str, ...]
-
-
-TODOS = HubOrder(Todos.key, ("id",), 500, ("text", "source"), ("text", "source"))  # coordhub.core.todos
-COMPONENTS = HubOrder(Components.key, ("project_key", "component"), 1000,  # coordhub.core.components
-                      ("component", "state", "version", "notes"), ("notes",))
-WORK_ITEMS = HubOrder(WorkItems.key, ("id",), 1000, ("title", "description"), ("description",))  # core.workflows
-# The hub ends an answer once its next item's text would pass about PAGE_BYTES (coordhub.core.paging.take); an item
-# holds at most MAX_ROW_TEXT characters, each at most 6 bytes encoded (an escaped control character): only an
-# answer holding more than this may have been ended there.
-HUB_PAGE_CUT = paging.PAGE_BYTES - 6 * paging.MAX_ROW_TEXT - 2 * paging.ROW_BYTES
-Cursor = Annotated[str | None, Field(max_length=4096, description="A previous answer's next_cursor, to read on.")]
-Fetch = Callable[[str | None, bool], Awaitable[list[Any]]]  # a hub answer of a list from a cursor, brief or not
-
-
-async def paged_answer(order: HubOrder, found: list[Any], first: list[Any] | None, fetch: Fetch, records: str,
-                       call: str, budget: int = RESULT_CHARS) -> dict[str, Any]:
-    """``{records: [...], "count": n, "next_cursor": c}``: the items of ``found`` (the hub's answer read from a
-    tool's ``cursor``) from the one ``first`` names (:func:`start`), :func:`listed` (their ``order.cut``), as many
-    as take ``budget`` (:func:`within`: at least one); when more follow, ``next_cursor`` names the next
-    (:func:`next_cursor`; else null) and a closing ``note`` says to call ``call`` with the same arguments and it.
-
-    When ``found`` is answered to its end and the hub may have ended it at its bound (:func:`may_be_cut`),
-    ``fetch`` reads the next item (:func:`following`). ``ToolError`` (``unexpected_answer``) for items whose key
-    the hub did not answer as it does.
-    """
-    rest = found[start(order, found, first):]
-    items = within(listed(rest, order.cut), budget)
-    answer: dict[str, Any] = {records: items, "count": len(items), "next_cursor": None}
-    try:
-        after = rest[len(items)] if len(items) < len(rest) else None
-        if after is None and items and may_be_cut(order, found):
-            after = await following(order, fetch, items[-1])
-        if after is None:
-            return answer
-        answer["next_cursor"] = next_cursor(order, after)
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
-        raise ToolError(f"unexpected_answer: the hub answered {records} whose order cannot be read on") from None
-    answer["note"] = (f"More {records.replace('_', ' ')} follow (a call answers about {RESULT_CHARS:,} characters): "
-                      f"call {call} with the same arguments and cursor={answer['next_cursor']} to read on.")
-    return answer
-
-
-def start(order: HubOrder, found: list[Any], first: list[Any] | None) -> int:
-    """Where in ``found`` the item whose ``identity`` is ``first`` is; 0 when ``first`` is None or not in ``found``
-    (changed since it was named, e.g. a component set again, which moves it to the front: ``found`` then starts
-    where it was, so an item of its microsecond answered before may come again; none is left out)."""
-    at = None if first is None else position(order, found, first)
-    return 0 if at is None else at
-
-
-def position(order: HubOrder, found: list[Any], identity: list[Any]) -> int | None:
-    """Where in ``found`` the item whose ``order.identity`` fields hold ``identity`` is; None if it is not there."""
-    for n, item in enumerate(found):
-        if isinstance(item, dict) and [item.get(field) for field in order.identity] == identity:
-            return n
-    return None
-
-
-def may_be_cut(order: HubOrder, found: list[Any]) -> bool:
-    """Whether the hub may have ended ``found``, its answer, at its bound: it holds ``order.limit`` items, or so
-    much of their text (as the hub counts it, :func:`coordhub.core.paging.size`) that the next could have passed
-    the budget (:data:`HUB_PAGE_CUT`)."""
-    text = sum(paging.size(item, order.text) for item in found if isinstance(item, dict))
-    return len(found) >= order.limit or text > HUB_PAGE_CUT
-
-
-async def following(order: HubOrder, fetch: Fetch, last: dict[str, Any]) -> dict[str, Any] | None:
-    """The item after ``last`` (its long text left out), None when the list ends with it: read from a *brief*
-    answer of the hub from :func:`before` it, which holds up to ``order.limit`` items whatever their text.
-    ``ToolError`` (``unreadable``) when that answer ends at ``last`` and may have been cut there: more items than
-    one answer holds share ``last``'s microsecond. Should ``last`` have changed since (and so not be in that
-    answer), the first item of it is the next: as for :func:`start`, one of ``last``'s microsecond may come
-    again."""
-    brief = await fetch(hub_cursor(order, before(order, last)), True)
-    at = position(order, brief, [last[field] for field in order.identity])
-    n = 0 if at is None else at + 1
-    if n < len(brief):
-        return dict(brief[n])
-    if n == len(brief) and not may_be_cut(order, brief):
-        return None
-    raise ToolError("unreadable: more items than one hub answer holds share the time of the last one answered; "
-                    "read on outside MCP, with the hub's Coord-Next-Cursor header")
-
-
-def next_cursor(order: HubOrder, item: dict[str, Any]) -> str:
-    """The ``cursor`` that reads on from ``item``: URL-safe base64 of the JSON of a place before it in the list
-    (:func:`before`) and its identity."""
-    text = orjson.dumps([before(order, item), [item[field] for field in order.identity]])
-    return base64.urlsafe_b64encode(text).decode().rstrip("=")
-
-
-def before(order: HubOrder, item: dict[str, Any]) -> list[Any]:
-    """The ``key`` values of a place in the list before ``item`` and after every item before its microsecond: its
-    columns up to its first time as it shows them, that time (RFC 3339, rounded to the microsecond) moved past
-    the rounding, a microsecond and two floats, back in the list's order, and the (string) columns after it at
-    their least, ``""``."""
-    values: list[Any] = []
-    for column, kind, descending in order.key:
-        if kind is float:
-            at = parse_iso(item[column])
-            step = 1e-6 + 2 * math.ulp(at)
-            return [*values, at + step if descending else at - step, *[""] * (len(order.key) - len(values) - 1)]
-        values.append(item[column])
-    return values
-
-
-def hub_cursor(order: HubOrder, place: list[Any]) -> str:
-    """The hub's cursor of the place in the list whose ``key`` columns hold ``place``
-    (:func:`coordhub.core.paging.cursor`)."""
-    return paging.cursor(dict(zip([column for column, _, _ in order.key], place, strict=True)), order.key)
-
-
-def read_cursor(order: HubOrder, cursor: str | None) -> tuple[str | None, list[Any] | None]:
-    """The hub's cursor and the identity of the next item to answer that a tool's ``cursor`` holds
-    (:func:`next_cursor`); ``(None, None)`` for None. ``ToolError`` (``invalid``) for another text."""
-    if cursor is None:
-        return None, None
-    try:
-        place, first = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not (isinstance(place, list) and len(place) == len(order.key) and isinstance(first, list)
-                and len(first) == len(order.identity)):
-            raise ValueError("not this list's cursor")
-    except (ValueError, TypeError, binascii.Error):
-        raise ToolError("invalid: cursor: not a next_cursor of this tool's answers, as given") from None
-    return hub_cursor(order, place), first
 
 
 # ---- todos ---------------------------------------------------------------------------
