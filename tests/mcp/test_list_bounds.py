@@ -48,6 +48,17 @@ async def read_all(client: Client, tool: str, args: dict[str, Any], records: str
     raise AssertionError(f"{tool} did not reach the end in {calls} calls")
 
 
+def crowd(database: Path, table: str, ids: list[str]) -> None:
+    """Give the rows ``ids`` of ``table`` creation times a fraction of a microsecond apart, as stored: pairs that
+    answers show as one time (rounded to the microsecond), the pairs 0.3 microseconds apart."""
+    db = sqlite3.connect(database)
+    with db:
+        for n, row_id in enumerate(ids):
+            db.execute(f"UPDATE {table} SET created_at = ? WHERE id = ?",
+                       (1_800_000_000.1234567 + n // 2 * 3e-7, row_id))
+    db.close()
+
+
 async def test_list_leases_answers_about_result_chars_and_reads_on_to_every_lease(mcp_hub: McpHub) -> None:
     """100 leases of 4,096-character descriptions (the hub's bound): a call answers about RESULT_CHARS of them,
     its note naming the after_fence to read on, and reading on reaches every lease once, in fence order."""
@@ -120,12 +131,7 @@ async def test_list_todos_reads_on_through_todos_of_the_same_microsecond(mcp_hub
     """Twelve todos whose times, stored to a fraction of a microsecond, are shown rounded: pairs share one
     time, the pairs 0.3 microseconds apart. Reading on still reaches each once, in the hub's order."""
     added = await add_todos(mcp_hub, [(f"{n}", "s" * 100_000) for n in range(12)])
-    db = sqlite3.connect(tmp_path / "coord.db")
-    with db:
-        for n, todo in enumerate(added):
-            db.execute("UPDATE todos SET created_at = ? WHERE id = ?", (1_800_000_000.1234567 + n // 2 * 3e-7,
-                                                                        todo["id"]))
-    db.close()
+    crowd(tmp_path / "coord.db", "todos", [t["id"] for t in added])
     holds = [t["id"] for t in await hub_holds(mcp_hub, "/api/coord/todos")]
     async with mcp_hub.client(A) as a:
         seen = await read_all(a, "list_todos", {}, "todos", "cursor", "next_cursor", 12)
@@ -218,12 +224,7 @@ async def test_get_workflow_reads_on_through_work_items_of_the_same_microsecond(
     """Sixteen work items whose creation times, stored to a fraction of a microsecond, are shown rounded (pairs
     share one, the pairs 0.3 microseconds apart): reading on reaches each once, in the hub's order."""
     flow, items = await workflow_of(mcp_hub, 16, 100_000)
-    db = sqlite3.connect(tmp_path / "coord.db")
-    with db:
-        for n, item in enumerate(items):
-            db.execute("UPDATE work_items SET created_at = ? WHERE id = ?", (1_800_000_000.1234567 + n // 2 * 3e-7,
-                                                                             item["id"]))
-    db.close()
+    crowd(tmp_path / "coord.db", "work_items", [w["id"] for w in items])
     holds = [w["id"] for w in await hub_holds(mcp_hub, f"/api/coord/workflows/{flow}", "work_items")]
     async with mcp_hub.client(A) as a:
         seen = await read_all(a, "get_workflow", {"workflow_id": flow}, "work_items", "cursor", "next_cursor", 16)

@@ -161,3 +161,15 @@ def admin_cli(cli: Coord, hub: LiveHub) -> Coord:
     """``coord`` pointed at ``hub`` as its admin (its data dir: the local admin.token)."""
     env = {**cli.env, "COORD_DATA_DIR": str(hub.data_dir)}
     return cli.with_(url=hub.url, env=env)
+
+
+@pytest.fixture
+def api_isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For the Python API's tests: a private HOME and project (the softfail queue and the trusted URLs live
+    there), and no COORD_* of the outer environment."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    for name in ("COORD_URL", "COORD_TOKEN", "COORD_SESSION", "CLAUDE_INSTANCE_ID", "COORD_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(git_init(tmp_path / "project"))
+    yield

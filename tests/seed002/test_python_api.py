@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +12,8 @@ import pytest
 from coordhub.client import seed002 as api
 from coordhub.client.seed002 import MessageType, get_coordination_client
 from tests.conftest import LiveHub, free_port
-from tests.coordcli import git_init
 
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A private HOME and project (the softfail queue lives there); no COORD_* of the outer environment."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    for name in ("COORD_URL", "COORD_TOKEN", "COORD_SESSION", "CLAUDE_INSTANCE_ID", "COORD_DATA_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(git_init(tmp_path / "project"))
-    yield
+pytestmark = pytest.mark.usefixtures("api_isolation")
 
 
 def run(coro: Callable[[], Awaitable[Any]]) -> Any:

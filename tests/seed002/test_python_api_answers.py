@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,22 +27,13 @@ from coordhub.client.seed002 import (
     PresenceError,
     PublishError,
 )
-from tests.coordcli import git_init
 from tests.fakes.scripted_hub import API, ME, MESSAGE_ID, PEER, ScriptedHub, hub_answers
 
 MESSAGES = f"{API}/messages"
 Call = Callable[[CoordinationClient], Awaitable[Any]]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A private HOME and project (the softfail queue and the trusted URLs live there); no outer COORD_*."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    for name in ("COORD_URL", "COORD_TOKEN", "COORD_SESSION", "CLAUDE_INSTANCE_ID", "COORD_DATA_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(git_init(tmp_path / "project"))
-    yield
+pytestmark = pytest.mark.usefixtures("api_isolation")
 
 
 @pytest.fixture
