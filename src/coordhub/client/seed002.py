@@ -59,11 +59,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
+from coordhub.client import seed002answers as answers
 from coordhub.client.aio import AsyncCoordClient
 from coordhub.client.client import CoordClient, HubError, Unreachable
 from coordhub.client.queue import Drained, Entry
+from coordhub.client.seed002answers import iso_time as _time
 from coordhub.client.settings import ClientSettings, resolve
 from coordhub.client.trust import origin
 from coordhub.core.identity import is_broadcast, same_session
@@ -86,12 +88,11 @@ API = "/api/coord"
 PAGE = 500          # the hub's largest inbox page
 SCAN_LIMIT = 5000   # inbox messages check_messages looks through for its filters
 MESSAGES = f"{API}/messages"
-BAD_ANSWER = "bad_response"  # the client's code for a hub answer it cannot read (coordhub.client.client._json)
 
 
 class CoordinationError(Exception):
     """A call failed: the hub refused it (``status``, ``code``), a read could not reach the hub (``status`` 0), or
-    the hub answered something no hub answers (``status`` 0, ``code`` :data:`BAD_ANSWER`).
+    the hub answered something no hub answers (``status`` 0, ``code`` :data:`~coordhub.client.seed002answers.BAD_ANSWER`).
 
     Seed 002's error names are subclasses, so ``except PublishError`` keeps working.
     """
@@ -202,105 +203,10 @@ class NotificationEvent:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
 def _failure(err: HubError | Unreachable, kind: type[CoordinationError]) -> CoordinationError:
     if isinstance(err, HubError):
         return kind(f"{err.message} [{err.status} {err.code}]", err.status, err.code)
     return kind(str(err))
-
-
-# ---- the hub's answers, checked before they are read -------------------------------------------------------------
-
-class _Time:
-    """Marks a field that holds an ISO 8601 time (``2026-05-28T20:26:40Z``)."""
-
-
-_NULL = type(None)
-
-
-class _Fields(NamedTuple):
-    """The fields of one kind of hub record that this API reads, each with the JSON types a hub sends for it
-    (coordhub.api.schemas); an ``optional`` one may be missing."""
-
-    what: str
-    required: dict[str, tuple[type, ...]]
-    optional: dict[str, tuple[type, ...]]
-
-
-_MESSAGE = _Fields("a message", {
-    "id": (str,), "seq": (int,), "from_session": (str,), "to_session": (str,), "broadcast": (bool,),
-    "subject": (str,), "body": (str,), "message_type": (str, _NULL), "requires_ack": (bool,), "created_at": (_Time,),
-}, {"read": (bool,), "acked_at": (_Time, _NULL), "origin_id": (str, _NULL)})
-_PRESENCE = _Fields("a presence", {"session_id": (str,), "state": (str,)}, {
-    "incarnation": (int, _NULL), "last_heartbeat": (_Time, _NULL), "client_session": (str, _NULL),
-    "seconds_since_heartbeat": (float, _NULL)})
-_WHOAMI = _Fields("a caller", {"session_id": (str, _NULL)}, {})
-_NOTIFICATIONS = _Fields("a notification page", {"events": (list,)}, {})
-_EVENT = _Fields("an event", {"id": (int,), "kind": (str,), "session_id": (str, _NULL), "subject_id": (str, _NULL),
-                             "created_at": (_Time,)}, {"payload": (dict, _NULL)})
-_SENT = _Fields("a message.sent event's payload", {}, {
-    "to_session": (str, _NULL), "origin_id": (str, _NULL), "message_type": (str, _NULL), "requires_ack": (bool, _NULL),
-    "subject": (str, _NULL), "sent_at": (_Time, _NULL)})
-_JSON_NAMES: dict[type, str] = {dict: "an object", list: "a list", str: "a string", bool: "true or false",
-                                int: "an integer", float: "a number", _NULL: "null", _Time: "an ISO 8601 time"}
-
-
-def _json_name(value: Any) -> str:
-    """What ``value`` is in JSON's words (never the value: it may be huge, or written to mislead)."""
-    return next((name for kind, name in _JSON_NAMES.items() if isinstance(value, kind)), type(value).__name__)
-
-
-def _is(value: Any, types: tuple[type, ...]) -> bool:
-    """Whether ``value`` is of one of the JSON ``types``: true and false are no numbers, an integer is a number."""
-    if isinstance(value, bool):
-        return bool in types
-    if _Time in types and isinstance(value, str):
-        try:
-            return _time(value) is not None
-        except ValueError:
-            return False
-    return isinstance(value, types) or (float in types and isinstance(value, int))
-
-
-def _bad_answer(kind: type[CoordinationError], answer: str, what: str) -> CoordinationError:
-    return kind(f"the hub answered {answer} with {what}, which no hub answers [{BAD_ANSWER}]", 0, BAD_ANSWER)
-
-
-def _record(value: Any, fields: _Fields, answer: str, kind: type[CoordinationError]) -> dict[str, Any]:
-    """``value`` when it is a JSON object whose ``fields`` are there (the required ones) with the types a hub sends;
-    else ``kind`` with code :data:`BAD_ANSWER`, naming the first field found wrong. ``answer`` names the request
-    (``GET /api/coord/messages``) for the message."""
-    if not isinstance(value, dict):
-        raise _bad_answer(kind, answer, f"{_json_name(value)} where {fields.what} belongs")
-    missing = next((name for name in fields.required if name not in value), None)
-    if missing is not None:
-        raise _bad_answer(kind, answer, f"{fields.what} without {missing!r}")
-    for name, types in (fields.required | fields.optional).items():
-        if name in value and not _is(value[name], types):
-            wanted = " or ".join(_JSON_NAMES[t] for t in types)
-            raise _bad_answer(kind, answer, f"{fields.what} whose {name!r} is {_json_name(value[name])}, not {wanted}")
-    return value
-
-
-def _records(value: Any, fields: _Fields, answer: str, kind: type[CoordinationError]) -> list[dict[str, Any]]:
-    """``value`` when it is a JSON list of records :func:`_record` takes; else ``kind`` (code :data:`BAD_ANSWER`)."""
-    if not isinstance(value, list):
-        raise _bad_answer(kind, answer, f"{_json_name(value)} where a list belongs")
-    return [_record(v, fields, answer, kind) for v in value]
-
-
-def _events(value: Any, answer: str) -> list[dict[str, Any]]:
-    """The events of a notification page, each checked (a sent message's payload too); ``CoordinationError``
-    (code :data:`BAD_ANSWER`) for any other shape."""
-    events = _records(_record(value, _NOTIFICATIONS, answer, CoordinationError)["events"], _EVENT, answer,
-                      CoordinationError)
-    for e in events:
-        if e["kind"] == "message.sent" and e.get("payload") is not None:
-            _record(e["payload"], _SENT, answer, CoordinationError)
-    return events
 
 
 class CoordinationClient:
@@ -349,7 +255,7 @@ class CoordinationClient:
         """Refuse an ``instance_id`` that is not the credential's session (unchecked while the hub is unreachable:
         a queued write is then checked by the hub, which acts as the token's session anyway)."""
         try:
-            me = str(_record(await http.call("GET", f"{API}/whoami"), _WHOAMI, f"GET {API}/whoami",
+            me = str(answers.record(await http.call("GET", f"{API}/whoami"), answers.WHOAMI, f"GET {API}/whoami",
                              CoordinationError)["session_id"])
         except Unreachable:
             return
@@ -365,7 +271,7 @@ class CoordinationClient:
         """This client's session on the hub (asked once); ``CoordinationError`` if ``instance_id`` is not it."""
         if self._me is None:
             answer = await self._read("GET", f"{API}/whoami")
-            self._me = str(_record(answer, _WHOAMI, f"GET {API}/whoami", CoordinationError)["session_id"])
+            self._me = str(answers.record(answer, answers.WHOAMI, f"GET {API}/whoami", CoordinationError)["session_id"])
         return self._me
 
     async def _own(self, name: str | None, what: str) -> str:
@@ -435,7 +341,7 @@ class CoordinationClient:
                                        to_instance=BROADCAST if body["to_session"] is None else to_instance,
                                        timestamp=None, requires_ack=requires_ack, acknowledged=False,
                                        payload=MessagePayload(subject, description), queued=True)
-        m = _record(m, _MESSAGE, f"POST {MESSAGES}", PublishError)
+        m = answers.record(m, answers.MESSAGE, f"POST {MESSAGES}", PublishError)
         return CoordinationMessage.from_hub(m, m["from_session"])
 
     async def check_messages(self, to_instance: str | None = None, from_instance: str | None = None,
@@ -453,9 +359,9 @@ class CoordinationClient:
         found: list[dict[str, Any]] = []
         before: int | None = None
         for _ in range(SCAN_LIMIT // PAGE):
-            page = _records(await self._read("GET", MESSAGES, {"to_session": owner, "limit": PAGE,
+            page = answers.records(await self._read("GET", MESSAGES, {"to_session": owner, "limit": PAGE,
                                                                 "before_seq": before}),
-                            _MESSAGE, f"GET {MESSAGES}", CoordinationError)
+                            answers.MESSAGE, f"GET {MESSAGES}", CoordinationError)
             found += [m for m in page if matches(m, from_instance, kind, pending_only)
                       and (m["broadcast"] or not broadcasts)]
             if len(found) >= limit or len(page) < PAGE:
@@ -479,7 +385,7 @@ class CoordinationClient:
             if err.status == 404:
                 return None
             raise
-        return CoordinationMessage.from_hub(_record(m, _MESSAGE, f"GET {path}", CoordinationError),
+        return CoordinationMessage.from_hub(answers.record(m, answers.MESSAGE, f"GET {path}", CoordinationError),
                                             await self.session_id())
 
     async def ack_message(self, message_id: str, comment: str | None = None) -> AckResult:
@@ -497,7 +403,7 @@ class CoordinationClient:
                         "reply_to": hub_id}  # the hub sends a reply to the parent's sender
                 await self._write("POST", MESSAGES, note, AcknowledgeError)
             return AckResult(message_id, self.settings.session, queued=True)
-        m = _record(m, _MESSAGE, f"POST {path}", AcknowledgeError)
+        m = answers.record(m, answers.MESSAGE, f"POST {path}", AcknowledgeError)
         me = await self.session_id()
         reply = None
         if comment and not same_session(m["from_session"], me):
@@ -505,7 +411,7 @@ class CoordinationClient:
                                                         "subject": f"Re: {m['subject']}"[:500], "body": comment,
                                                         "reply_to": m["id"]}, AcknowledgeError)
             if not isinstance(sent, _QueuedWrite):
-                reply = str(_record(sent, _MESSAGE, f"POST {MESSAGES}", AcknowledgeError)["id"])
+                reply = str(answers.record(sent, answers.MESSAGE, f"POST {MESSAGES}", AcknowledgeError)["id"])
         return AckResult(message_id, me, reply)
 
     async def acknowledge_message(self, message_id: str, ack_by: str | None = None,
@@ -525,7 +431,7 @@ class CoordinationClient:
 
     async def get_presence(self) -> dict[str, PresenceInfo]:
         """Every session that ever registered, by id, with its presence."""
-        rows = _records(await self._read("GET", f"{API}/presence", kind=PresenceError), _PRESENCE,
+        rows = answers.records(await self._read("GET", f"{API}/presence", kind=PresenceError), answers.PRESENCE,
                         f"GET {API}/presence", PresenceError)
         return {r["session_id"]: _presence(r) for r in rows}
 
@@ -566,14 +472,14 @@ class CoordinationClient:
     def _presence_or_queued(self, r: Any, path: str) -> PresenceInfo:
         if isinstance(r, _QueuedWrite):
             return PresenceInfo(self.settings.session or "", False, None, None, False, "unknown")
-        return _presence(_record(r, _PRESENCE, f"POST {path}", PresenceError))
+        return _presence(answers.record(r, answers.PRESENCE, f"POST {path}", PresenceError))
 
     # -- notifications -----------------------------------------------------------------------------
 
     async def get_notifications(self, limit: int = 100, ack: bool = False) -> list[NotificationEvent]:
         """Your notifications (events since your cursor), oldest first; ``ack=True`` moves the cursor past them."""
         page = await self._read("GET", f"{API}/notifications", {"limit": max(1, min(limit, 1000))})
-        events = _events(page, f"GET {API}/notifications")[:limit]
+        events = answers.events(page, f"GET {API}/notifications", CoordinationError)[:limit]
         if ack and events:
             await self._write("POST", f"{API}/notifications/ack", {"up_to": events[-1]["id"]}, CoordinationError)
         return [_notification(e) for e in events]
