@@ -92,7 +92,8 @@ MESSAGES = f"{API}/messages"
 
 class CoordinationError(Exception):
     """A call failed: the hub refused it (``status``, ``code``), a read could not reach the hub (``status`` 0), or
-    the hub answered something no hub answers (``status`` 0, ``code`` :data:`~coordhub.client.seed002answers.BAD_ANSWER`).
+    the hub answered something no hub answers (``status`` 0, ``code``
+    :data:`~coordhub.client.seed002answers.BAD_ANSWER`).
 
     Seed 002's error names are subclasses, so ``except PublishError`` keeps working.
     """
