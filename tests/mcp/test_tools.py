@@ -240,7 +240,7 @@ async def test_list_leases_goes_on_past_the_hubs_page(mcp_hub: McpHub, monkeypat
         # an answer big enough that the hub may have cut it short by size says to go on, even under 100
         from coordhub.mcp import tools
 
-        monkeypatch.setattr(tools, "_CUT_HINT", 1)
+        monkeypatch.setattr(tools, "HUB_CUT_HINT", 1)
         small = ok(await a.call_tool("list_leases", {"session_id": B}))
         assert small["count"] == 30 and small["next_after_fence"] == claimed[-1][1]
         assert ok(await a.call_tool("list_leases", {"session_id": B, "after_fence": claimed[-1][1]})) == {

@@ -21,7 +21,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from coordhub.core.identity import is_broadcast
-from coordhub.mcp.bounds import LISTED_BODY, RESULT_CHARS, bounded, cut, left_out, listed, size, within
+from coordhub.mcp.bounds import HUB_CUT_HINT, LISTED_BODY, RESULT_CHARS, bounded, cut, left_out, listed, size, within
 from coordhub.mcp.connect import (
     call_list,
     call_object,
@@ -101,10 +101,6 @@ async def inbox(
 
 
 WAIT_PAGE = 100  # messages the hub's GET /messages/wait answers at most (coordhub.api.routes.messages.wait)
-# The hub also ends a page of messages early once about 4 MiB of their text is in it (coordhub.core.paging.PAGE_BYTES,
-# at least one message), and says so only in a header that does not reach a tool: an answer short of its limit
-# holding more than this may have been cut there.
-HUB_CUT_HINT = 2 << 20
 
 
 def messages_listed(found: list[Any], limit: int, read_on: str) -> dict[str, Any]:
@@ -195,9 +191,6 @@ async def release_lease(ctx: Context, lease_id: str, idempotency_key: RetryKeyAr
 
 
 LEASES_PER_CALL = 100  # leases one list_leases answers at most: ~30 KB of an agent's context
-# The hub ends a page early once about 4 MiB of leases (its estimate: 400 + resource + description characters
-# each, coordhub.core.leases.PAGE_BYTES) are in it; an answer this large may have been cut there.
-_CUT_HINT = 2 << 20
 
 
 async def list_leases(
@@ -216,7 +209,8 @@ async def list_leases(
     # about RESULT_CHARS of them, and the fence of the last one answered reads on (the list is in fence order)
     leases = within(found[:LEASES_PER_CALL])
     more = len(leases) < len(found) or (bool(found) and sum(
-        400 + len(x["resource"]) + len(x.get("description") or "") for x in found) >= _CUT_HINT)
+        # the hub's own estimate of a lease's size (coordhub.core.leases.PAGE_BYTES)
+        400 + len(x["resource"]) + len(x.get("description") or "") for x in found) >= HUB_CUT_HINT)
     answer: dict[str, Any] = {"leases": leases, "count": len(leases),
                               "next_after_fence": leases[-1]["fence"] if more else None}
     if more:
