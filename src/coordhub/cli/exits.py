@@ -1,4 +1,4 @@
-"""The CLI's exit codes, and the error envelopes and lines it prints (standard library and the client's rules only).
+"""The CLI's exit codes, and the error envelopes and lines it prints (standard library only).
 
 Shared by the Typer commands (:mod:`coordhub.cli.common`) and the fast path
 (:mod:`coordhub.cli.fast`), so a refusal reads and exits the same whichever
@@ -18,8 +18,6 @@ path served the command. Exit codes (also in ``docs/cli.md``):
 from __future__ import annotations
 
 from typing import Any
-
-from coordhub.client.credentials import needs_token as needs_token  # the one wording, where the client says it
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_CONFLICT, EXIT_HALTED, EXIT_AUTH = range(7)
 

@@ -313,10 +313,10 @@ def _up_but_unchecked(hook: str, why: str, todo: str) -> int:
 
 def _unasked(inv: Invocation, error: HubError) -> str:
     """Why the hub could not be asked: ``error``, or, when it answered 401 to a guard that has no token, how to
-    give the guard one, in the CLI's words (:func:`coordhub.cli.exits.needs_token`): the hub's own line says to
+    give the guard one, in the CLI's words (:func:`coordhub.client.credentials.needs_token`): the hub's own line says to
     send an ``Authorization`` header, which nobody committing writes."""
     if isinstance(error, HubRefused) and error.status == 401 and not inv.client.token:
-        from coordhub.cli.exits import needs_token
+        from coordhub.client.credentials import needs_token
 
         return f"the hub could not be asked without a token ({needs_token(inv.client.url, TOKEN_WAYS)})"
     return f"the hub could not be asked ({error})"

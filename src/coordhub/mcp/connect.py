@@ -71,7 +71,6 @@ class FixedConnector:
         self._client = client
         self._cwd = cwd or Path.cwd()
         self.fresh_keys = not client.in_process
-        self.has_token = client.has_token  # whether a 401 refused the server's token or found none (hub_refusal)
 
     def client(self, ctx: Context) -> AsyncCoordClient:
         """The shim's one client."""
@@ -177,8 +176,9 @@ def hub_refusal(ctx: Context, err: HubError) -> ToolError:
     connector = _connector(ctx)
     if err.status != 401 or not isinstance(connector, FixedConnector):
         return refusal(err)
-    url = client(ctx).base_url
-    if connector.has_token:
+    shim = client(ctx)
+    url = shim.base_url
+    if shim.has_token:
         return ToolError(one_line(f"{err.code}: the hub at {url} refused the token this MCP server was given as "
                                   f"unknown or revoked: {ask_admin(STDIO_TOKEN, 'a new one')}"))
     return ToolError(f"{refusal(err)}; {one_line(needs_token(url, STDIO_TOKEN))}")
