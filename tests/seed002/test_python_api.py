@@ -96,6 +96,26 @@ def test_instance_id_must_be_the_tokens_session(live_hub: LiveHub) -> None:
     run(go)
 
 
+def test_a_no_auth_hub_naming_no_session_is_refused_not_named_none(tmp_path: Path) -> None:
+    open_hub = LiveHub(tmp_path / "open", args=("--no-auth",)).start()
+
+    async def go() -> None:
+        c = await get_coordination_client(url=open_hub.url)
+        assert c.settings.session is None
+        with pytest.raises(api.CoordinationError) as err:
+            await c.session_id()
+        assert (err.value.code, err.value.status) == ("no_session", 403)
+        assert "acts as no session" in err.value.message
+        with pytest.raises(api.CoordinationError) as err:
+            await c.check_messages()
+        assert err.value.code == "no_session"
+
+    try:
+        run(go)
+    finally:
+        open_hub.stop()
+
+
 def test_writes_queue_while_the_hub_is_down_and_are_sent_once(tmp_path: Path) -> None:
     port = free_port()
     hub = LiveHub(tmp_path / "hub", port=port).start()

@@ -91,9 +91,10 @@ MESSAGES = f"{API}/messages"
 
 
 class CoordinationError(Exception):
-    """A call failed: the hub refused it (``status``, ``code``), a read could not reach the hub (``status`` 0), or
+    """A call failed: the hub refused it (``status``, ``code``), a read could not reach the hub (``status`` 0),
     the hub answered something no hub answers (``status`` 0, ``code``
-    :data:`~coordhub.client.seed002answers.BAD_ANSWER`).
+    :data:`~coordhub.client.seed002answers.BAD_ANSWER`), or the credential acts as no session (403
+    ``no_session``: a ``--no-auth`` hub and no session named).
 
     Seed 002's error names are subclasses, so ``except PublishError`` keeps working.
     """
@@ -101,6 +102,16 @@ class CoordinationError(Exception):
     def __init__(self, message: str, status: int = 0, code: str = "unreachable") -> None:
         super().__init__(message)
         self.message, self.status, self.code = message, status, code
+
+
+def _whoami_session(answer: Any) -> str:
+    """The session of a ``GET /api/coord/whoami`` answer; ``CoordinationError`` ``no_session`` (403) for a token
+    that acts as none (an admin token made without one), ``bad_response`` for an answer no hub sends."""
+    session = answers.record(answer, answers.WHOAMI, f"GET {API}/whoami", CoordinationError)["session_id"]
+    if session is None:
+        raise CoordinationError("this token acts as no session (an admin token made without one); seed 002's calls "
+                                "act as a session: use a session's token", 403, "no_session")
+    return str(session)
 
 
 class PublishError(CoordinationError):
@@ -256,8 +267,7 @@ class CoordinationClient:
         """Refuse an ``instance_id`` that is not the credential's session (unchecked while the hub is unreachable:
         a queued write is then checked by the hub, which acts as the token's session anyway)."""
         try:
-            me = str(answers.record(await http.call("GET", f"{API}/whoami"), answers.WHOAMI, f"GET {API}/whoami",
-                             CoordinationError)["session_id"])
+            me = _whoami_session(await http.call("GET", f"{API}/whoami"))
         except Unreachable:
             return
         except HubError as err:
@@ -271,8 +281,7 @@ class CoordinationClient:
     async def session_id(self) -> str:
         """This client's session on the hub (asked once); ``CoordinationError`` if ``instance_id`` is not it."""
         if self._me is None:
-            answer = await self._read("GET", f"{API}/whoami")
-            self._me = str(answers.record(answer, answers.WHOAMI, f"GET {API}/whoami", CoordinationError)["session_id"])
+            self._me = _whoami_session(await self._read("GET", f"{API}/whoami"))
         return self._me
 
     async def _own(self, name: str | None, what: str) -> str:
