@@ -5,12 +5,14 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2
 import pytest
 
-from coordhub.client.aio import AsyncCoordClient, asgi_request
+from coordhub.client.aio import MAX_NEXT_CURSOR, AsyncCoordClient, asgi_request
 from coordhub.client.client import HubError, Unreachable
 from tests.conftest import free_port
 
@@ -20,8 +22,9 @@ pytestmark = pytest.mark.anyio
 class Echo:
     """An ASGI app answering with what it received (or an error envelope, or an exception)."""
 
-    def __init__(self, status: int = 200, body: bytes | None = None, explode: bool = False) -> None:
-        self.status, self.body, self.explode = status, body, explode
+    def __init__(self, status: int = 200, body: bytes | None = None, explode: bool = False,
+                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.status, self.body, self.explode, self.headers = status, body, explode, headers or []
         self.seen: list[dict[str, Any]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -33,7 +36,7 @@ class Echo:
                 "body": message["body"].decode()}
         self.seen.append(seen)
         await send({"type": "http.response.start", "status": self.status,
-                    "headers": [(b"content-type", b"application/json")]})
+                    "headers": [(b"content-type", b"application/json"), *self.headers]})
         await send({"type": "http.response.body", "body": self.body or json.dumps(seen).encode()})
 
 
@@ -148,3 +151,53 @@ async def test_a_token_acting_as_no_session_is_said_so(anyio_backend: str) -> No
         server.shutdown()
         server.server_close()
     assert caught.value.code == "no_session" and "acts as no session" in caught.value.message
+
+
+class _Page(_Whoami):
+    """An answer with a ``Coord-Next-Cursor`` header of ``cursor`` (none for None)."""
+
+    cursor: str | None = None
+
+    def end_headers(self) -> None:
+        if self.cursor is not None:
+            self.send_header("Coord-Next-Cursor", self.cursor)
+        super().end_headers()
+
+
+@asynccontextmanager
+async def paging_hub(way: str, cursor: str | None) -> AsyncIterator[AsyncCoordClient]:
+    """A client of a hub answering ``[1, 2]`` with a ``Coord-Next-Cursor`` of ``cursor`` (none for None): an app
+    handed the request in-process (``app``), or a server over HTTP (``network``)."""
+    if way == "app":
+        app = Echo(body=b"[1, 2]", headers=[] if cursor is None else [(b"coord-next-cursor", cursor.encode())])
+        async with AsyncCoordClient("http://hub", "tok", app=app) as c:  # type: ignore[arg-type]
+            yield c
+        return
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Page,), {"answer": b"[1, 2]",
+                                                                                     "cursor": cursor}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        async with AsyncCoordClient(f"http://127.0.0.1:{server.server_port}", "tok") as c:
+            yield c
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("way", ["app", "network"])
+@pytest.mark.parametrize("cursor", ["WzEsImEiXQ", None, "c" * MAX_NEXT_CURSOR])
+async def test_call_page_answers_the_body_and_the_hubs_next_cursor(anyio_backend: str, way: str,
+                                                                   cursor: str | None) -> None:
+    async with paging_hub(way, cursor) as c:
+        assert await c.call_page("GET", "/api/coord/todos", {"status": "all"}) == ([1, 2], cursor)
+        assert await c.call("GET", "/api/coord/todos") == [1, 2]
+
+
+@pytest.mark.parametrize("way", ["app", "network"])
+@pytest.mark.parametrize("cursor", ["", "c" * (MAX_NEXT_CURSOR + 1)])
+async def test_a_next_cursor_no_hub_sends_is_a_bad_answer(anyio_backend: str, way: str, cursor: str) -> None:
+    """A hostile hub cannot make the cursor a tool keeps and sends back any size it likes."""
+    async with paging_hub(way, cursor) as c:
+        with pytest.raises(Unreachable, match=f"to GET /api/coord/todos has a Coord-Next-Cursor header of "
+                                              f"{len(cursor)} characters, not 1 to {MAX_NEXT_CURSOR}$"):
+            await c.call_page("GET", "/api/coord/todos")

@@ -5,19 +5,30 @@ Before, each answered the hub's whole page (measured: 100 leases of 4,096-charac
 ``list_leases`` result of 461,935 characters; 10 todos with sources of 500,000 characters one ``list_todos``
 result of 3,923,659; 10 components with notes of 500,000 one of 4,002,238; a workflow with 10 such items one
 ``get_workflow`` result of 4,503,966), and the last three could not read past it: the hub's next cursor is in a
-header a tool does not see. Reading on through the notes must reach every item the hub holds exactly once, in
-its order. Each test goes through the real SDK client to a real hub.
+header, which the tools' client did not answer (it does now: tests/mcp/test_pages.py). Reading on through the
+notes must reach every item the hub holds exactly once, in its order, however many items share one time (a
+tool used to rebuild a hub cursor from the time an item shows, to the microsecond: more items of one time than a
+hub page holds ended in ``unreadable: …``). Each test goes through the real SDK client to a real hub.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from mcp import Client
 
+from coordhub.client.aio import AsyncCoordClient
+from coordhub.core import components, todos, workflows
+from coordhub.mcp.connect import FixedConnector
+from coordhub.mcp.server import build_server
+from coordhub.server import SYSTEM
+from coordhub.store.tx import Tx
 from tests.mcp.conftest import McpHub, ok, text
 
 pytestmark = pytest.mark.anyio
@@ -26,6 +37,7 @@ A = "HOST-A/claude-main"
 RESULT_CHARS = 50_000  # coordhub.mcp.bounds.RESULT_CHARS
 LISTED_BODY = 4_000  # coordhub.mcp.bounds.LISTED_BODY
 SLACK = 2_000  # what the indented text block adds to the records' compact JSON (a few hundred characters each)
+TRANSPORTS = ["mcp", "app", "network"]  # how the tools' client reaches the hub (tools_of)
 
 
 async def read_all(client: Client, tool: str, args: dict[str, Any], records: str, cursor: str, answered: str,
@@ -117,8 +129,8 @@ async def test_list_todos_cuts_text_and_source_and_reads_on_to_every_todo(mcp_hu
 
 async def test_list_todos_reads_on_past_the_end_of_the_hubs_answer(mcp_hub: McpHub) -> None:
     """Ten short todos with sources of 500,000 characters: the hub's answer ends after 8 (about 4 MiB), which a
-    call answers whole (their sources cut); the tool finds the ninth past it and names it in the note, and the
-    next call answers the last two with no note."""
+    call answers whole (their sources cut); its note names the hub's next page, and the next call answers the
+    last two with no note."""
     added = await add_todos(mcp_hub, [(f"t{n}", "s" * 500_000) for n in range(10)])
     async with mcp_hub.client(A) as a:
         first = ok(await a.call_tool("list_todos", {}))
@@ -231,40 +243,71 @@ async def test_get_workflow_reads_on_through_work_items_of_the_same_microsecond(
     assert [w["id"] for w in seen] == holds and len(set(holds)) == 16
 
 
-def test_the_tools_know_the_hubs_pages() -> None:
-    """The row limits and counted fields the tools read on by are the hub's own, and a page of ordinary size
-    (under about 590,000 bytes of text) is known not to have been ended early."""
-    from coordhub.core import components, todos, workflows
-    from coordhub.mcp import pages
+@asynccontextmanager
+async def tools_of(hub: McpHub, transport: str) -> AsyncIterator[Client]:
+    """An SDK client of the default tools acting as A whose REST requests reach ``hub`` ``transport``'s way:
+    ``mcp`` through the hub's own ``/mcp`` (each handed to the app in-process, ``serve_in_process``), ``app`` by a
+    client given the app (``asgi_request``), ``network`` by one over HTTP (``httpx2``: the stdio shim's way)."""
+    if transport == "mcp":
+        async with hub.client(A) as c:
+            yield c
+        return
+    way: dict[str, Any] = {"app": hub.app} if transport == "app" else {"transport": httpx2.ASGITransport(app=hub.app)}
+    async with AsyncCoordClient("http://hub", await hub.token(A), **way) as client:
+        connector = FixedConnector(client)
 
-    assert (pages.TODOS.limit, pages.TODOS.text) == (todos.PAGE, todos.TEXT)
-    assert (pages.COMPONENTS.limit, pages.COMPONENTS.text) == (components.PAGE, components.TEXT)
-    assert (pages.WORK_ITEMS.limit, pages.WORK_ITEMS.text) == (workflows.PAGE, workflows.ITEM_TEXT)
-    assert 590_000 < pages.HUB_PAGE_CUT < 600_000
+        @asynccontextmanager
+        async def connect() -> AsyncIterator[FixedConnector]:
+            yield connector
+
+        async with Client(build_server("default", connect)) as c:
+            yield c
 
 
-async def test_the_next_item_past_a_hub_page_is_never_one_too_far() -> None:
-    """Past the end of a hub page the tool reads a brief answer from just before the last item it answered: the
-    item after that one is the next; if that one is no longer there (changed between the two reads), the
-    answer's first item is, not its second; a small answer ending with it says the list ends; one of 500 todos
-    ending with it cannot say, and the error says how to read on."""
-    from coordhub.mcp.pages import TODOS, following
+async def at_once(hub: McpHub, write: Callable[[Tx, float], Any]) -> None:
+    """``write(tx, now)`` as the hub itself, in one transaction: every row it writes has one time, ``now``."""
+    await hub.app.state.hub.mutate(SYSTEM, write)
 
-    def todo(name: str) -> dict[str, Any]:
-        return {"id": name, "created_at": "2027-01-15T08:00:00.123457Z", "text": name, "source": None}
 
-    last = todo("b")
-    answers: list[list[Any]] = [[todo("a"), last, todo("c")], [todo("c"), todo("d")], [todo("a"), last],
-                                [*(todo(f"a{n}") for n in range(499)), last]]
-    asked: list[tuple[str | None, bool]] = []
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_list_todos_reads_on_through_more_todos_of_one_time_than_a_hub_page(mcp_hub: McpHub,
+                                                                                  transport: str) -> None:
+    """620 todos of one exact ``created_at`` (the hub's page holds 500): reading on through ``next_cursor``
+    answers every todo the hub holds once, in its order (by id within the one time)."""
+    await at_once(mcp_hub, lambda tx, now: [todos.add(tx, SYSTEM, text=f"todo {n:03}", now=now)
+                                            for n in range(620)])
+    holds = [t["id"] for t in await hub_holds(mcp_hub, "/api/coord/todos")]
+    async with tools_of(mcp_hub, transport) as a:
+        seen = await read_all(a, "list_todos", {}, "todos", "cursor", "next_cursor", 40)
+    assert len({t["created_at"] for t in seen}) == 1
+    assert [t["id"] for t in seen] == holds and len(set(holds)) == 620
 
-    async def fetch(after: str | None, brief: bool) -> list[Any]:
-        asked.append((after, brief))
-        return answers[len(asked) - 1]
 
-    assert await following(TODOS, fetch, last) == todo("c")
-    assert await following(TODOS, fetch, last) == todo("c")
-    assert await following(TODOS, fetch, last) is None
-    with pytest.raises(Exception, match="^unreadable: .* read on outside MCP, with the hub's Coord-Next-Cursor"):
-        await following(TODOS, fetch, last)
-    assert all(brief and after for after, brief in asked)
+async def test_list_components_reads_on_through_more_components_of_one_time_than_a_hub_page(
+        mcp_hub: McpHub) -> None:
+    """1,050 components of one exact ``updated_at`` (the hub's page holds 1,000): each is answered once, in the
+    hub's order (project and component descending within the one time)."""
+    await at_once(mcp_hub, lambda tx, now: [components.set_state(
+        tx, SYSTEM, project_key="pq"[n % 2], component=f"c{n:04}", state="built", now=now) for n in range(1050)])
+    holds = [(c["project_key"], c["component"]) for c in await hub_holds(mcp_hub, "/api/coord/components")]
+    async with tools_of(mcp_hub, "mcp") as a:
+        seen = await read_all(a, "list_components", {}, "components", "cursor", "next_cursor", 40)
+    assert len({c["updated_at"] for c in seen}) == 1
+    assert [(c["project_key"], c["component"]) for c in seen] == holds and len(set(holds)) == 1050
+
+
+async def test_get_workflow_reads_on_through_more_work_items_of_one_time_than_a_hub_page(mcp_hub: McpHub) -> None:
+    """A workflow of 1,050 work items of one priority and one exact ``created_at`` (the hub's page holds 1,000):
+    each is answered once, in the hub's order."""
+    def write(tx: Tx, now: float) -> str:
+        flow = workflows.create(tx, SYSTEM, project_key="p", name="batch", now=now)
+        for n in range(1050):
+            workflows.add_item(tx, SYSTEM, workflow_id=flow["id"], title=f"item {n:04}", now=now)
+        return str(flow["id"])
+
+    flow = (await mcp_hub.app.state.hub.mutate(SYSTEM, write)).body
+    holds = [w["id"] for w in await hub_holds(mcp_hub, f"/api/coord/workflows/{flow}", "work_items")]
+    async with tools_of(mcp_hub, "mcp") as a:
+        seen = await read_all(a, "get_workflow", {"workflow_id": flow}, "work_items", "cursor", "next_cursor", 40)
+    assert len({w["created_at"] for w in seen}) == 1
+    assert [w["id"] for w in seen] == holds and len(set(holds)) == 1050

@@ -15,6 +15,10 @@ the network, e.g. ``httpx2.ASGITransport``), or, inside the hub itself,
 method, path, query, headers and body, so authentication, the halt,
 idempotency and validation are exactly those of HTTP. That path skips the HTTP
 client's request and response objects and costs about half as much per call.
+
+A list the hub pages by cursor says where its next page starts only in a
+header (``Coord-Next-Cursor``): :meth:`AsyncCoordClient.call_page` answers
+the body and that header, whichever way the hub is reached.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = 10.0
 USER_AGENT = f"coordhub/{__version__}"
+NEXT_CURSOR = "coord-next-cursor"  # the hub's header of a list's next page (api.routes.common.NEXT_CURSOR_HEADER)
+MAX_NEXT_CURSOR = 4096  # characters of that header taken from a hub (its own cursors are at most 2048)
 
 
 def identity_headers(token: str | None, session: str | None) -> dict[str, str]:
@@ -48,9 +54,14 @@ def identity_headers(token: str | None, session: str | None) -> dict[str, str]:
     return {SESSION_HEADER: session} if session else {}
 
 
-ServeInProcess = Callable[[str, str, dict[str, Any], dict[str, str], bytes], Awaitable[tuple[int, bytes]]]
-"""An in-process app's own way to answer ``(method, path, query, headers, body)`` with ``(status, body)``, as
-:func:`asgi_request` would get them from it (:class:`coordhub.mcp.served.AppConnector`'s app has one)."""
+AnswerHeaders = dict[str, str]
+"""Where a request's caller wants the answer's headers put: names in lower case; a header sent twice holds its
+values joined by ``, `` over the network, its last in-process."""
+ServeInProcess = Callable[[str, str, dict[str, Any], dict[str, str], bytes, AnswerHeaders | None],
+                          Awaitable[tuple[int, bytes]]]
+"""An in-process app's own way to answer ``(method, path, query, headers, body, answer_headers)`` with ``(status,
+body)``, as :func:`asgi_request` would get them from it, putting the answer's headers into ``answer_headers``
+unless it is None (:class:`coordhub.mcp.served.AppConnector`'s app has one)."""
 
 
 class AsyncCoordClient:
@@ -98,12 +109,15 @@ class AsyncCoordClient:
             await self._http.aclose()
 
     async def call(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None,
-                   idempotency_key: str | None = None, *, timeout: float | None = None) -> Any:
+                   idempotency_key: str | None = None, *, timeout: float | None = None,
+                   answer_headers: AnswerHeaders | None = None) -> Any:
         """One request; the decoded JSON body of a 2xx answer.
 
         ``None`` values in ``params`` are left out. Mutating methods send
         ``idempotency_key`` or, over the network, a fresh one. ``timeout`` (seconds) overrides
         the client's for this call (long polls; in-process calls have none).
+        ``answer_headers``, when given, gets the answer's headers (:data:`AnswerHeaders`; as the hub sent them:
+        a caller bounds what it keeps, see :meth:`call_page`).
         Raises ``HubError`` for a 4xx/5xx answer, ``Unreachable`` when no
         answer came.
         """
@@ -122,11 +136,11 @@ class AsyncCoordClient:
         if content is not None:
             headers["Content-Type"] = "application/json"
         if self._local is not None:
-            status, raw = await self._local(method, path, query, headers, content or b"")
+            status, raw = await self._local(method, path, query, headers, content or b"", answer_headers)
         elif self._app is not None:
-            status, raw = await asgi_request(self._app, method, path, query, headers, content or b"")
+            status, raw = await asgi_request(self._app, method, path, query, headers, content or b"", answer_headers)
         else:
-            status, raw = await self._send(method, path, query, headers, content, timeout)
+            status, raw = await self._send(method, path, query, headers, content, timeout, answer_headers)
         data = _decode(raw)
         if status >= 400:
             error = data.get("error") if isinstance(data, dict) else None
@@ -136,8 +150,25 @@ class AsyncCoordClient:
                            str(error.get("message") or text or f"HTTP {status}"), data)
         return data
 
+    async def call_page(self, method: str, path: str, params: dict[str, Any] | None = None) -> tuple[Any, str | None]:
+        """:meth:`call` of one page of a list the hub pages by cursor: the decoded body and where the next page
+        starts, the answer's ``Coord-Next-Cursor`` header (None: the list ends with this page).
+
+        Raises as :meth:`call` does, and ``Unreachable`` for a header that is empty or longer than
+        :data:`MAX_NEXT_CURSOR` characters, as for another answer no hub of ours gives (the caller keeps the
+        cursor and sends it back: a hostile hub must not make it any size it likes).
+        """
+        answered: AnswerHeaders = {}
+        data = await self.call(method, path, params, answer_headers=answered)
+        after = answered.get(NEXT_CURSOR)
+        if after is not None and not 0 < len(after) <= MAX_NEXT_CURSOR:
+            raise Unreachable(f"the answer of the hub at {self.base_url} to {method} {path} has a Coord-Next-Cursor "
+                              f"header of {len(after)} characters, not 1 to {MAX_NEXT_CURSOR}")
+        return data, after
+
     async def _send(self, method: str, path: str, query: dict[str, Any], headers: dict[str, str],
-                    content: bytes | None, timeout: float | None) -> tuple[int, bytes]:
+                    content: bytes | None, timeout: float | None,
+                    answer_headers: AnswerHeaders | None) -> tuple[int, bytes]:
         """One request over the network and its whole answer, within bounds: ``timeout`` (else the client's)
         seconds for the whole exchange (``httpx2``'s own bounds each read, so a drip of bytes would never end) and
         :data:`~coordhub.client.wire.MAX_ANSWER` bytes of an unencoded answer (a hostile hub or a man-in-the-middle
@@ -147,7 +178,7 @@ class AsyncCoordClient:
         for again in (True, False):
             try:
                 async with asyncio.timeout(limit):
-                    return await self._fetch(method, path, query, headers, content, limit)
+                    return await self._fetch(method, path, query, headers, content, limit, answer_headers)
             except (TimeoutError, httpx2.TimeoutException) as exc:
                 raise Unreachable(f"the hub at {self.base_url} did not answer in time") from exc
             except httpx2.TransportError as exc:
@@ -159,10 +190,12 @@ class AsyncCoordClient:
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     async def _fetch(self, method: str, path: str, query: dict[str, Any], headers: dict[str, str],
-                     content: bytes | None, timeout: float) -> tuple[int, bytes]:
-        """The status and body of one request; ``httpx2.DecodingError`` for an answer encoded (``Accept-Encoding:
-        identity`` was asked for: a gzip answer unpacks to a thousand times its size) or larger than
-        :data:`~coordhub.client.wire.MAX_ANSWER` bytes."""
+                     content: bytes | None, timeout: float,
+                     answer_headers: AnswerHeaders | None) -> tuple[int, bytes]:
+        """The status and body of one request, its headers put into ``answer_headers`` once the body is read
+        whole; ``httpx2.DecodingError`` for an answer encoded (``Accept-Encoding: identity`` was asked for: a gzip
+        answer unpacks to a thousand times its size) or larger than :data:`~coordhub.client.wire.MAX_ANSWER`
+        bytes."""
         assert self._http is not None
         async with self._http.stream(method, self.base_url + path, params=query or None, content=content,
                                      headers=headers, timeout=timeout) as response:
@@ -176,6 +209,8 @@ class AsyncCoordClient:
                 if size > MAX_ANSWER:
                     raise httpx2.DecodingError(f"the answer is larger than {MAX_ANSWER} bytes")
                 chunks.append(chunk)
+            if answer_headers is not None:  # httpx2 lower-cases the names and joins a repeated header's values
+                answer_headers.update(response.headers.items())
             return response.status_code, b"".join(chunks)
 
     async def session_id(self) -> str:
@@ -198,13 +233,14 @@ class AsyncCoordClient:
 
 
 async def asgi_request(app: ASGIApp, method: str, path: str, query: dict[str, Any], headers: dict[str, str],
-                       body: bytes) -> tuple[int, bytes]:
-    """Hand one HTTP request to an ASGI app in-process; its status and body.
+                       body: bytes, answer_headers: AnswerHeaders | None = None) -> tuple[int, bytes]:
+    """Hand one HTTP request to an ASGI app in-process; its status and body (its headers into
+    ``answer_headers`` unless None).
 
     An exception escaping the app is a 500 (as the server would answer), like
     ``httpx2.ASGITransport(raise_app_exceptions=False)``.
     """
-    return await asgi_call(app, asgi_scope(method, path, query, headers), body)
+    return await asgi_call(app, asgi_scope(method, path, query, headers), body, answer_headers)
 
 
 def asgi_scope(method: str, path: str, query: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
@@ -216,9 +252,11 @@ def asgi_scope(method: str, path: str, query: dict[str, Any], headers: dict[str,
             "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]}
 
 
-async def asgi_call(app: ASGIApp, scope: dict[str, Any], body: bytes) -> tuple[int, bytes]:
+async def asgi_call(app: ASGIApp, scope: dict[str, Any], body: bytes,
+                    answer_headers: AnswerHeaders | None = None) -> tuple[int, bytes]:
     """Run ``app`` (any ASGI callable, a ``Response`` too) on ``scope`` with ``body``; the status and body it
-    sent (500 for an exception escaping it, as in :func:`asgi_request`)."""
+    sent (500 for an exception escaping it, as in :func:`asgi_request`), the headers it sent into
+    ``answer_headers`` unless None (:data:`AnswerHeaders`)."""
     delivered = False
     status = 0
     chunks: list[bytes] = []
@@ -234,6 +272,9 @@ async def asgi_call(app: ASGIApp, scope: dict[str, Any], body: bytes) -> tuple[i
         nonlocal status
         if message["type"] == "http.response.start":
             status = int(message["status"])
+            if answer_headers is not None:
+                answer_headers.update((name.decode("latin-1").lower(), value.decode("latin-1"))
+                                      for name, value in message.get("headers", ()))
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 

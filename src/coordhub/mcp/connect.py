@@ -28,7 +28,7 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
@@ -196,16 +196,23 @@ async def call(ctx: Context, method: str, path: str, params: dict[str, Any] | No
     try:
         return await client(ctx).call(method, path, params, body, None if key is None else key.header(step),
                                       timeout=timeout)
-    except Unreachable as err:
+    except (Unreachable, HubError) as err:
+        raise failure(ctx, err, key) from None
+
+
+def failure(ctx: Context, err: HubError | Unreachable, key: RetryKey | None = None) -> ToolError:
+    """The ``ToolError`` of a call that failed with ``err``: :func:`hub_refusal` of a refusal, :func:`refusal` of
+    an unreachable hub; with ``key``, an unreachable hub's error names the key to retry the write with, and a key
+    reused for other arguments is said so."""
+    if isinstance(err, Unreachable):
         if key is None:
-            raise refusal(err) from None
-        raise ToolError(f"hub_unreachable: {one_line(err)}; the write may have been made: call {key.tool} again with "
-                        f"idempotency_key={key.key!r} to retry it without a second effect") from None
-    except HubError as err:
-        if key is not None and err.code == "idempotency_key_reused":
-            raise ToolError(f"idempotency_key_reused: key {key.key!r} was already used for a {key.tool} call with "
-                            "other arguments; use a new key for a new call") from None
-        raise hub_refusal(ctx, err) from None
+            return refusal(err)
+        return ToolError(f"hub_unreachable: {one_line(err)}; the write may have been made: call {key.tool} again "
+                         f"with idempotency_key={key.key!r} to retry it without a second effect")
+    if key is not None and err.code == "idempotency_key_reused":
+        return ToolError(f"idempotency_key_reused: key {key.key!r} was already used for a {key.tool} call with "
+                         "other arguments; use a new key for a new call")
+    return hub_refusal(ctx, err)
 
 
 async def call_object(ctx: Context, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None,
@@ -224,6 +231,23 @@ async def call_list(ctx: Context, method: str, path: str, params: dict[str, Any]
     if not isinstance(answer, list):
         raise unexpected(answer, "a list", method, path)
     return answer
+
+
+Page = TypeVar("Page", list[Any], dict[str, Any])
+
+
+async def call_page(ctx: Context, path: str, params: dict[str, Any], shape: type[Page]) -> tuple[Page, str | None]:
+    """``GET path`` of a page of one of the hub's cursor-paged lists as the caller
+    (:meth:`~coordhub.client.aio.AsyncCoordClient.call_page`): its answer, which must be a JSON list or object
+    (``shape``), and the hub's cursor of the next page (None: the list ends with it). ``ToolError`` as
+    :func:`call` raises it, and ``unexpected_answer`` for an answer of another shape."""
+    try:
+        answer, after = await client(ctx).call_page("GET", path, params)
+    except (Unreachable, HubError) as err:
+        raise failure(ctx, err) from None
+    if not isinstance(answer, shape):
+        raise unexpected(answer, "a list" if shape is list else "an object", "GET", path)
+    return answer, after
 
 
 def unexpected(answer: Any, wanted: str, method: str, path: str) -> ToolError:

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coordhub.api.auth import INNER_REQUEST, Caller
 from coordhub.api.door import inner_door
-from coordhub.client.aio import AsyncCoordClient, asgi_call, asgi_request, asgi_scope
+from coordhub.client.aio import AnswerHeaders, AsyncCoordClient, asgi_call, asgi_request, asgi_scope
 from coordhub.mcp import PROFILE_NAMES
 from coordhub.mcp.connect import CallerContext
 from coordhub.mcp.direct import DirectCalls
@@ -126,8 +126,9 @@ class _Inner:
         self.who = who
 
     async def serve_in_process(self, method: str, path: str, query: dict[str, Any], headers: dict[str, str],
-                               body: bytes) -> tuple[int, bytes]:
-        """The request's status and body (:data:`coordhub.client.aio.ServeInProcess`)."""
+                               body: bytes, answer_headers: AnswerHeaders | None = None) -> tuple[int, bytes]:
+        """The request's status and body, its headers into ``answer_headers`` unless None
+        (:data:`coordhub.client.aio.ServeInProcess`)."""
         door = inner_door(self.app)
         if door is not None:
             scope = asgi_scope(method, path, {}, headers)
@@ -136,9 +137,12 @@ class _Inner:
             response = await door.local(scope, body, query=pairs, who=self.who)
             if response is not None:
                 answer = getattr(response, "body", None)  # a streamed answer has none: run it to collect it
-                return (response.status_code, answer) if isinstance(answer, bytes) else \
-                    await asgi_call(response, scope, b"")
-        return await asgi_request(self, method, path, query, headers, body)
+                if not isinstance(answer, bytes):
+                    return await asgi_call(response, scope, b"", answer_headers)
+                if answer_headers is not None:
+                    answer_headers.update(response.headers.items())
+                return response.status_code, answer
+        return await asgi_request(self, method, path, query, headers, body, answer_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         door = inner_door(self.app)

@@ -1,7 +1,6 @@
 """The default tool set: messages, leases, todos, work items, components, conversations, presence, status, engage.
 
-Each tool is one REST call (two for ``reply`` and ``read_message``; a list
-answered to the end of the hub's page asks for the next item too) made as
+Each tool is one REST call (two for ``reply`` and ``read_message``) made as
 the caller; the sender, holder or author is always the caller's session,
 never an argument. Descriptions are kept short on purpose: the whole
 ``tools/list`` of this set must stay well under 5,000 tokens of an agent's
@@ -25,6 +24,7 @@ from coordhub.mcp.bounds import HUB_CUT_HINT, LISTED_BODY, RESULT_CHARS, bounded
 from coordhub.mcp.connect import (
     call_list,
     call_object,
+    call_page,
     conversation_slug,
     drop_none,
     hub_resource,
@@ -244,12 +244,10 @@ async def list_todos(ctx: Context, project_key: Project = None,
     """Todos, oldest first, text and source cut (about 50,000 characters a call); next_cursor reads on."""
     # a todo's source may hold 512 KiB and its text 64 KiB: the hub's answer of 10 made one result of 3,923,659
     # characters; GET /api/coord/todos/{id} answers one whole
-    async def fetch(after: str | None, brief: bool = False) -> list[Any]:
-        return await call_list(ctx, "GET", f"{API}/todos", params={
-            "project_key": project_key, "status": status, "user": user, "cursor": after, "brief": brief or None})
-
-    place, first = read_cursor(TODOS, cursor)
-    return await paged_answer(TODOS, await fetch(place), first, fetch, "todos", "list_todos")
+    place = read_cursor(TODOS, cursor)
+    found, after = await call_page(ctx, f"{API}/todos", {
+        "project_key": project_key, "status": status, "user": user, "cursor": place.cursor}, list)
+    return paged_answer(TODOS, place, found, after)
 
 
 async def complete_todo(ctx: Context, todo_id: str, idempotency_key: RetryKeyArg = None) -> dict[str, Any]:
@@ -265,16 +263,11 @@ async def get_workflow(ctx: Context, workflow_id: str, cursor: Cursor = None) ->
     # the workflow's and each item's description may hold 512 KiB: the hub's answer of one with 10 items made one
     # result of 4,503,966 characters; GET /api/coord/work-items/{id} answers an item whole
     path = f"{API}/workflows/{record_id(workflow_id, 'workflow_id')}"
-
-    async def fetch(after: str | None, brief: bool = False) -> list[Any]:
-        return work_items(await call_object(ctx, "GET", path, params={"cursor": after, "brief": brief or None}), path)
-
-    place, first = read_cursor(WORK_ITEMS, cursor)
-    found = await call_object(ctx, "GET", path, params={"cursor": place})
+    place = read_cursor(WORK_ITEMS, cursor)
+    found, after = await call_page(ctx, path, {"cursor": place.cursor}, dict)
     workflow: dict[str, Any] = cut({key: value for key, value in found.items() if key != "work_items"},
                                    ("description",), LISTED_BODY)
-    return workflow | await paged_answer(WORK_ITEMS, work_items(found, path), first, fetch, "work_items",
-                                         "get_workflow", RESULT_CHARS - size(workflow))
+    return workflow | paged_answer(WORK_ITEMS, place, work_items(found, path), after, RESULT_CHARS - size(workflow))
 
 
 def work_items(workflow: dict[str, Any], path: str) -> list[Any]:
@@ -324,12 +317,10 @@ async def list_components(ctx: Context, project_key: Project = None, cursor: Cur
     """Components and their states, most recently updated first, notes cut; next_cursor reads on."""
     # a component's notes may hold 512 KiB: the hub's answer of 10 made one result of 4,002,238 characters;
     # GET /api/coord/components answers them whole
-    async def fetch(after: str | None, brief: bool = False) -> list[Any]:
-        return await call_list(ctx, "GET", f"{API}/components", params={
-            "project_key": project_key, "cursor": after, "brief": brief or None})
-
-    place, first = read_cursor(COMPONENTS, cursor)
-    return await paged_answer(COMPONENTS, await fetch(place), first, fetch, "components", "list_components")
+    place = read_cursor(COMPONENTS, cursor)
+    found, after = await call_page(ctx, f"{API}/components", {"project_key": project_key, "cursor": place.cursor},
+                                   list)
+    return paged_answer(COMPONENTS, place, found, after)
 
 
 # ---- conversations (seed 004) --------------------------------------------------------
