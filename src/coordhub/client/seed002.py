@@ -105,12 +105,13 @@ class CoordinationError(Exception):
 
 
 def _whoami_session(answer: Any) -> str:
-    """The session of a ``GET /api/coord/whoami`` answer; ``CoordinationError`` ``no_session`` (403) for a token
-    that acts as none (an admin token made without one), ``bad_response`` for an answer no hub sends."""
+    """The session of a ``GET /api/coord/whoami`` answer; ``CoordinationError`` ``no_session`` (403) when the hub
+    names none (a ``--no-auth`` hub and no session named), ``bad_response`` for an answer no hub sends."""
     session = answers.record(answer, answers.WHOAMI, f"GET {API}/whoami", CoordinationError)["session_id"]
     if session is None:
-        raise CoordinationError("this token acts as no session (an admin token made without one); seed 002's calls "
-                                "act as a session: use a session's token", 403, "no_session")
+        raise CoordinationError("this client acts as no session on the hub (a --no-auth hub and no session named); "
+                                "seed 002's calls act as a session: name one (instance_id, COORD_SESSION) or use a "
+                                "session's token", 403, "no_session")
     return str(session)
 
 
@@ -369,9 +370,8 @@ class CoordinationClient:
         found: list[dict[str, Any]] = []
         before: int | None = None
         for _ in range(SCAN_LIMIT // PAGE):
-            page = answers.records(await self._read("GET", MESSAGES, {"to_session": owner, "limit": PAGE,
-                                                                "before_seq": before}),
-                            answers.MESSAGE, f"GET {MESSAGES}", CoordinationError)
+            answer = await self._read("GET", MESSAGES, {"to_session": owner, "limit": PAGE, "before_seq": before})
+            page = answers.records(answer, answers.MESSAGE, f"GET {MESSAGES}", CoordinationError)
             found += [m for m in page if matches(m, from_instance, kind, pending_only)
                       and (m["broadcast"] or not broadcasts)]
             if len(found) >= limit or len(page) < PAGE:
