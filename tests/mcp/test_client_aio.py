@@ -12,8 +12,14 @@ from typing import Any
 import httpx2
 import pytest
 
-from coordhub.client.aio import MAX_NEXT_CURSOR, AsyncCoordClient, asgi_request
-from coordhub.client.client import HubError, Unreachable
+from coordhub.client.aio import (
+    MAX_NEXT_CURSOR,
+    NEXT_AFTER_SEQ,
+    NEXT_BEFORE_SEQ,
+    AsyncCoordClient,
+    asgi_request,
+)
+from coordhub.client.client import NEXT_AFTER_FENCE, HubError, Unreachable
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.anyio
@@ -154,27 +160,30 @@ async def test_a_token_acting_as_no_session_is_said_so(anyio_backend: str) -> No
 
 
 class _Page(_Whoami):
-    """An answer with a ``Coord-Next-Cursor`` header of ``cursor`` (none for None)."""
+    """An answer with a ``header`` of ``cursor`` (none for None)."""
 
     cursor: str | None = None
+    header = "Coord-Next-Cursor"
 
     def end_headers(self) -> None:
         if self.cursor is not None:
-            self.send_header("Coord-Next-Cursor", self.cursor)
+            self.send_header(self.header, self.cursor)
         super().end_headers()
 
 
 @asynccontextmanager
-async def paging_hub(way: str, cursor: str | None) -> AsyncIterator[AsyncCoordClient]:
-    """A client of a hub answering ``[1, 2]`` with a ``Coord-Next-Cursor`` of ``cursor`` (none for None): an app
-    handed the request in-process (``app``), or a server over HTTP (``network``)."""
+async def paging_hub(way: str, cursor: str | None,
+                     header: str = "Coord-Next-Cursor") -> AsyncIterator[AsyncCoordClient]:
+    """A client of a hub answering ``[1, 2]`` with a ``header`` of ``cursor`` (none for None): an app handed the
+    request in-process (``app``), or a server over HTTP (``network``)."""
     if way == "app":
-        app = Echo(body=b"[1, 2]", headers=[] if cursor is None else [(b"coord-next-cursor", cursor.encode())])
+        app = Echo(body=b"[1, 2]", headers=[] if cursor is None else [(header.lower().encode(), cursor.encode())])
         async with AsyncCoordClient("http://hub", "tok", app=app) as c:  # type: ignore[arg-type]
             yield c
         return
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Page,), {"answer": b"[1, 2]",
-                                                                                     "cursor": cursor}))
+                                                                                     "cursor": cursor,
+                                                                                     "header": header}))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         async with AsyncCoordClient(f"http://127.0.0.1:{server.server_port}", "tok") as c:
@@ -201,3 +210,15 @@ async def test_a_next_cursor_no_hub_sends_is_a_bad_answer(anyio_backend: str, wa
         with pytest.raises(Unreachable, match=f"to GET /api/coord/todos has a Coord-Next-Cursor header of "
                                               f"{len(cursor)} characters, not 1 to {MAX_NEXT_CURSOR}$"):
             await c.call_page("GET", "/api/coord/todos")
+
+
+@pytest.mark.parametrize("way", ["app", "network"])
+async def test_call_page_reads_the_header_it_is_told_of_and_bounds_it(anyio_backend: str, way: str) -> None:
+    """Messages and leases are paged by a number in their own header: the one asked for is read, no other."""
+    async with paging_hub(way, "41", "Coord-Next-After-Seq") as c:
+        assert await c.call_page("GET", "/api/coord/messages", header=NEXT_AFTER_SEQ) == ([1, 2], "41")
+        assert await c.call_page("GET", "/api/coord/messages", header=NEXT_BEFORE_SEQ) == ([1, 2], None)
+        assert await c.call_page("GET", "/api/coord/messages") == ([1, 2], None)
+    async with paging_hub(way, "7" * (MAX_NEXT_CURSOR + 1), "Coord-Next-After-Fence") as c:
+        with pytest.raises(Unreachable, match="to GET /api/coord/locks has a Coord-Next-After-Fence header of "):
+            await c.call_page("GET", "/api/coord/locks", header=NEXT_AFTER_FENCE)

@@ -188,12 +188,12 @@ async def test_wait_for_messages_answers_about_result_chars_and_leaves_the_rest_
 
 
 async def test_a_hub_page_ended_at_4_mib_is_said_to_be_short_with_where_to_read_on(mcp_hub: McpHub) -> None:
-    """Ten messages of 500,000 characters: the hub ends its page after 8 (about 4 MiB of text, told only in a
-    header a tool does not see), so inbox and wait_for_messages answer 8, well within RESULT_CHARS; each says
-    more may follow and names where to read on, and reading on gives the last 2 with no note."""
+    """Ten messages of 500,000 characters: the hub ends its page after 8 (about 4 MiB of text, told in its
+    Coord-Next-After-Seq or Coord-Next-Before-Seq header), so inbox and wait_for_messages answer 8, well within
+    RESULT_CHARS; each says more follow and names where to read on, and reading on gives the last 2 with no
+    note."""
     sent = [m["id"] for m in await send_messages(mcp_hub, 10, 500_000)]
-    short = ("The hub may have ended its answer at its bound of about 4 MiB of message text, so more messages may "
-             "follow (none was marked read)")
+    short = "More messages follow (none was marked read)"
     async with mcp_hub.client(A) as a:
         for tool, args, cursor, read_on, order in (
                 ("inbox", {}, "after_seq", "inbox with after_seq=", sent),
@@ -211,11 +211,28 @@ async def test_a_hub_page_ended_at_4_mib_is_said_to_be_short_with_where_to_read_
     assert await unread(mcp_hub) == 10
 
 
+async def test_a_whole_page_of_megabytes_says_nothing_more_follows(mcp_hub: McpHub) -> None:
+    """Five messages of 500,000 characters fit one hub page, which then carries no next-page header: inbox,
+    wait_for_messages and seed 002's coord_check_messages answer them with no note and nothing to read on (review:
+    the tools guessed a page over 2 MiB, or 1 MiB for coord_check_messages, may have been cut, and sent the agent
+    to read on for nothing)."""
+    sent = [m["id"] for m in await send_messages(mcp_hub, 5, 500_000)]
+    async with mcp_hub.client(A) as a:
+        for tool, args, order in (("inbox", {}, sent), ("inbox", {"unread_only": False}, sent[::-1]),
+                                  ("wait_for_messages", {"timeout": 0}, sent)):
+            page = ok(await a.call_tool(tool, args))
+            assert [m["id"] for m in page["messages"]] == order and "note" not in page, (tool, args)
+    async with mcp_hub.client(A, tools="seed002") as a:
+        page = ok(await a.call_tool("coord_check_messages", {}))
+        assert [m["hub_id"] for m in page["messages"]] == sent[::-1]
+        assert page["next_before_seq"] is None and "more" not in page
+
+
 def test_a_list_cut_without_a_seq_to_name_says_to_read_these_and_call_again() -> None:
     from coordhub.mcp.tools import messages_listed
 
     found = [{"id": str(n), "body": "x" * 30_000} for n in range(20)]
-    answer = messages_listed(found, 20, "inbox with after_seq=")
+    answer = messages_listed(found, False, "inbox with after_seq=")
     assert 1 < answer["count"] < 20 and answer["note"].endswith(": read or ack these and call again.")
 
 

@@ -237,14 +237,22 @@ async def test_list_leases_goes_on_past_the_hubs_page(mcp_hub: McpHub, monkeypat
         assert seen == claimed and calls == 6
         only_b = ok(await a.call_tool("list_leases", {"session_id": B}))
         assert only_b["count"] == 30 and only_b["next_after_fence"] is None
-        # an answer big enough that the hub may have cut it short by size says to go on, even under 100
-        from coordhub.mcp import tools
+        # a page the hub ends by size, short of 100, says to go on (Coord-Next-After-Fence), and going on
+        # reaches the rest; a whole page says nothing more
+        from coordhub.core import leases
 
-        monkeypatch.setattr(tools, "HUB_CUT_HINT", 1)
-        small = ok(await a.call_tool("list_leases", {"session_id": B}))
-        assert small["count"] == 30 and small["next_after_fence"] == claimed[-1][1]
-        assert ok(await a.call_tool("list_leases", {"session_id": B, "after_fence": claimed[-1][1]})) == {
-            "leases": [], "count": 0, "next_after_fence": None}
+        monkeypatch.setattr(leases, "PAGE_BYTES", 4000)  # about nine leases a hub page
+        seen, after, calls = [], 0, 0
+        while True:
+            page = ok(await a.call_tool("list_leases", {"session_id": B, "after_fence": after}))
+            seen += [(x["resource"], x["fence"]) for x in page["leases"]]
+            calls += 1
+            if page["next_after_fence"] is None:
+                break
+            assert page["count"] < 30 and page["next_after_fence"] == seen[-1][1]
+            assert f"after_fence={seen[-1][1]} to read on" in page["note"]
+            after = page["next_after_fence"]
+        assert seen == claimed[550:] and calls > 2
 
 
 async def test_conv_inbox_pages_past_the_hubs_byte_bound(mcp_hub: McpHub) -> None:

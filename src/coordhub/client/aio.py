@@ -16,9 +16,11 @@ method, path, query, headers and body, so authentication, the halt,
 idempotency and validation are exactly those of HTTP. That path skips the HTTP
 client's request and response objects and costs about half as much per call.
 
-A list the hub pages by cursor says where its next page starts only in a
-header (``Coord-Next-Cursor``): :meth:`AsyncCoordClient.call_page` answers
-the body and that header, whichever way the hub is reached.
+A list the hub pages says where its next page starts only in a header
+(``Coord-Next-Cursor``; for messages ``Coord-Next-After-Seq`` or
+``Coord-Next-Before-Seq``, for leases ``Coord-Next-After-Fence``):
+:meth:`AsyncCoordClient.call_page` answers the body and that header, whichever
+way the hub is reached.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import httpx2
 import orjson
 
 from coordhub import __version__, jsonbytes
-from coordhub.client.client import HubError, Unreachable, dropped
+from coordhub.client.client import NEXT_AFTER_FENCE, HubError, Unreachable, dropped
 from coordhub.client.wire import MAX_ANSWER, SESSION_HEADER, unsafe_path
 
 if TYPE_CHECKING:
@@ -43,7 +45,10 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 10.0
 USER_AGENT = f"coordhub/{__version__}"
 NEXT_CURSOR = "coord-next-cursor"  # the hub's header of a list's next page (api.routes.common.NEXT_CURSOR_HEADER)
-MAX_NEXT_CURSOR = 4096  # characters of that header taken from a hub (its own cursors are at most 2048)
+NEXT_AFTER_SEQ = "coord-next-after-seq"  # unread messages follow: after_seq= this (api.routes.messages.NEXT_AFTER)
+NEXT_BEFORE_SEQ = "coord-next-before-seq"  # older messages follow: before_seq= this (api.routes.messages.NEXT_BEFORE)
+NEXT_HEADERS = frozenset({NEXT_CURSOR, NEXT_AFTER_SEQ, NEXT_BEFORE_SEQ, NEXT_AFTER_FENCE})
+MAX_NEXT_CURSOR = 4096  # characters of such a header taken from a hub (its own cursors are at most 2048)
 
 
 def identity_headers(token: str | None, session: str | None) -> dict[str, str]:
@@ -150,19 +155,22 @@ class AsyncCoordClient:
                            str(error.get("message") or text or f"HTTP {status}"), data)
         return data
 
-    async def call_page(self, method: str, path: str, params: dict[str, Any] | None = None) -> tuple[Any, str | None]:
-        """:meth:`call` of one page of a list the hub pages by cursor: the decoded body and where the next page
-        starts, the answer's ``Coord-Next-Cursor`` header (None: the list ends with this page).
+    async def call_page(self, method: str, path: str, params: dict[str, Any] | None = None, *,
+                        header: str = NEXT_CURSOR, timeout: float | None = None) -> tuple[Any, str | None]:
+        """:meth:`call` of one page of a list the hub pages: the decoded body and where the next page starts, the
+        answer's ``header`` (one of :data:`NEXT_HEADERS`, in lower case; None: the list ends with this page).
 
         Raises as :meth:`call` does, and ``Unreachable`` for a header that is empty or longer than
         :data:`MAX_NEXT_CURSOR` characters, as for another answer no hub of ours gives (the caller keeps the
         cursor and sends it back: a hostile hub must not make it any size it likes).
         """
+        assert header in NEXT_HEADERS, header
         answered: AnswerHeaders = {}
-        data = await self.call(method, path, params, answer_headers=answered)
-        after = answered.get(NEXT_CURSOR)
+        data = await self.call(method, path, params, timeout=timeout, answer_headers=answered)
+        after = answered.get(header)
         if after is not None and not 0 < len(after) <= MAX_NEXT_CURSOR:
-            raise Unreachable(f"the answer of the hub at {self.base_url} to {method} {path} has a Coord-Next-Cursor "
+            shown = "-".join(word.capitalize() for word in header.split("-"))
+            raise Unreachable(f"the answer of the hub at {self.base_url} to {method} {path} has a {shown} "
                               f"header of {len(after)} characters, not 1 to {MAX_NEXT_CURSOR}")
         return data, after
 

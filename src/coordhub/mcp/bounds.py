@@ -61,12 +61,6 @@ take in the result's text block, in UTF-8 (:func:`size`), at least their
 characters; the answer's other keys (a count, a note) add a few hundred.
 """
 
-HUB_CUT_HINT = 2 << 20
-"""Characters of text past which a hub answer of messages or leases, short of its row limit, may have been ended
-early at the hub's page bound (about 4 MiB: ``coordhub.core.paging.PAGE_BYTES``, ``coordhub.core.leases``), which
-the hub says only in a header a tool does not see."""
-
-
 def size(value: Any) -> int:
     """The length in UTF-8 bytes of ``value`` as the text block of a result shows it as one record of a list (what
     :data:`RESULT_CHARS` counts): its JSON indented by two, each line four spaces deeper, after a comma and a line

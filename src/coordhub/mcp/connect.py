@@ -34,9 +34,10 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
-from coordhub.client.aio import AsyncCoordClient
+from coordhub.client.aio import NEXT_CURSOR, AsyncCoordClient
 from coordhub.client.client import HubError, Unreachable
 from coordhub.client.credentials import ask_admin, needs_token
+from coordhub.client.wire import whole_number
 from coordhub.core.orgturn import CONVERSATION_ID, RESERVED_IDS
 from coordhub.hooks import project as projects
 from coordhub.hooks.untrusted import one_line
@@ -236,18 +237,34 @@ async def call_list(ctx: Context, method: str, path: str, params: dict[str, Any]
 Page = TypeVar("Page", list[Any], dict[str, Any])
 
 
-async def call_page(ctx: Context, path: str, params: dict[str, Any], shape: type[Page]) -> tuple[Page, str | None]:
-    """``GET path`` of a page of one of the hub's cursor-paged lists as the caller
+async def call_page(ctx: Context, path: str, params: dict[str, Any], shape: type[Page], *,
+                    header: str = NEXT_CURSOR, timeout: float | None = None) -> tuple[Page, str | None]:
+    """``GET path`` of a page of one of the hub's paged lists as the caller
     (:meth:`~coordhub.client.aio.AsyncCoordClient.call_page`): its answer, which must be a JSON list or object
-    (``shape``), and the hub's cursor of the next page (None: the list ends with it). ``ToolError`` as
-    :func:`call` raises it, and ``unexpected_answer`` for an answer of another shape."""
+    (``shape``), and where the next page starts, the answer's ``header`` (None: the list ends with it).
+    ``ToolError`` as :func:`call` raises it, and ``unexpected_answer`` for an answer of another shape."""
     try:
-        answer, after = await client(ctx).call_page("GET", path, params)
+        answer, after = await client(ctx).call_page("GET", path, params, header=header, timeout=timeout)
     except (Unreachable, HubError) as err:
         raise failure(ctx, err) from None
     if not isinstance(answer, shape):
         raise unexpected(answer, "a list" if shape is list else "an object", "GET", path)
     return answer, after
+
+
+async def call_numbered_page(ctx: Context, path: str, params: dict[str, Any], header: str, *,
+                             timeout: float | None = None) -> tuple[list[Any], int | None]:
+    """:func:`call_page` of a list the hub pages by a number (a message's ``seq``, a lease's ``fence``): the list
+    and the number ``header`` names (None: the list ends with this page); ``unexpected_answer`` for a header that
+    is not a whole number."""
+    answer, after = await call_page(ctx, path, params, list, header=header, timeout=timeout)
+    if after is None:
+        return answer, None
+    number = whole_number(after)
+    if number is None:
+        raise ToolError(f"unexpected_answer: the hub answered GET {path} with a {header} header of "
+                        f"{after[:40]!r} where the tool expects a whole number")
+    return answer, number
 
 
 def unexpected(answer: Any, wanted: str, method: str, path: str) -> ToolError:

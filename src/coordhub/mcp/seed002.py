@@ -39,10 +39,10 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from coordhub.core import paging
+from coordhub.client.aio import NEXT_BEFORE_SEQ
 from coordhub.core.identity import same_session, unknown_recipient_warning
 from coordhub.core.seed002 import BROADCAST, hub_message_id, matches, seed_message, seed_notification, seed_presence
-from coordhub.mcp.connect import call_list, call_object, drop_none, me, retry_key
+from coordhub.mcp.connect import call_list, call_numbered_page, call_object, drop_none, me, retry_key
 from coordhub.mcp.tools import API, RetryKeyArg, recipient
 
 # Seed 002's MessageType enum at its last commit (26 values; the README lists the first 8 kinds).
@@ -54,9 +54,6 @@ MessageType = Literal[
     "SWARM_STARTED", "SWARM_REVIEWER_COMPLETE", "SWARM_COMPLETE", "SWARM_FAILED",
 ]
 PAGE = 500  # the hub's largest inbox page: what one coord_check_messages call looks through, at most
-# the most bytes one message's subject and body take in the hub's answer (as paging.size counts them): api.schemas
-# Subject (500 characters, none a control: 4 bytes at most) and Text (524,288, a control character 6 escaped)
-MESSAGE_TEXT = 8 + 4 * 500 + 6 * 524_288
 Limit = Annotated[int, Field(ge=1, le=1000)]
 
 
@@ -107,11 +104,11 @@ async def coord_check_messages(
     viewer = owner or await me(ctx)
     filtered = broadcasts or from_instance is not None or msg_type is not None or pending_only
     asked = PAGE if filtered else min(limit, PAGE)
-    page = await call_list(ctx, "GET", f"{API}/messages",
-                           params={"to_session": owner, "limit": asked, "before_seq": before_seq})
+    page, following = await call_numbered_page(ctx, f"{API}/messages", {
+        "to_session": owner, "limit": asked, "before_seq": before_seq}, NEXT_BEFORE_SEQ)
     found, last = _matching(page, limit, lambda m: matches(m, from_instance, msg_type, pending_only)
                             and (m["broadcast"] or not broadcasts))
-    more = last < len(page) or _page_may_continue(page, asked)
+    more = last < len(page) or following is not None
     after = page[last - 1]["seq"] if more and last else None
     out: dict[str, Any] = {"success": True, "count": len(found), "messages": [seed_message(m, viewer) for m in found],
                            "scanned": last, "next_before_seq": after}
@@ -131,20 +128,6 @@ def _matching(page: list[dict[str, Any]], limit: int,
             if len(found) == limit:
                 return found, i + 1
     return found, len(page)
-
-
-def _page_may_continue(page: list[dict[str, Any]], asked: int) -> bool:
-    """Whether older messages may follow an inbox page asked with ``limit=asked``.
-
-    A full page may be followed; a shorter one ends the inbox unless the hub cut it at its text budget
-    (:func:`coordhub.core.paging.take`), which only happens when the next message could not fit beside
-    these. The hub says so in ``Coord-Next-Before-Seq``, a header the client's ``call`` does not return,
-    so this reckons it the hub's way: a false yes costs the agent one empty call, never a lost message.
-    """
-    if len(page) >= asked:
-        return True
-    text = sum(paging.size(m, ("subject", "body")) for m in page)
-    return text + paging.ROW_BYTES + MESSAGE_TEXT > paging.PAGE_BYTES
 
 
 async def coord_ack_message(ctx: Context,

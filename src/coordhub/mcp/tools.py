@@ -19,10 +19,13 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from coordhub.client.aio import NEXT_AFTER_SEQ, NEXT_BEFORE_SEQ
+from coordhub.client.client import NEXT_AFTER_FENCE
 from coordhub.core.identity import is_broadcast
-from coordhub.mcp.bounds import HUB_CUT_HINT, LISTED_BODY, RESULT_CHARS, bounded, cut, left_out, listed, size, within
+from coordhub.mcp.bounds import LISTED_BODY, RESULT_CHARS, bounded, cut, left_out, listed, size, within
 from coordhub.mcp.connect import (
     call_list,
+    call_numbered_page,
     call_object,
     call_page,
     conversation_slug,
@@ -94,20 +97,18 @@ async def inbox(
     = None,
 ) -> dict[str, Any]:
     """Your messages: unread ones oldest first, or all newest first. Does not mark them read. Long bodies are cut."""
-    found = await call_list(ctx, "GET", f"{API}/messages", params={
-        "unread_only": unread_only, "limit": limit, "after_seq": after_seq, "before_seq": before_seq})
-    return messages_listed(found, limit, "inbox with after_seq=" if unread_only else "inbox with unread_only=false "
-                                                                                       "and before_seq=")
+    found, following = await call_numbered_page(ctx, f"{API}/messages", {
+        "unread_only": unread_only, "limit": limit, "after_seq": after_seq, "before_seq": before_seq},
+        NEXT_AFTER_SEQ if unread_only else NEXT_BEFORE_SEQ)
+    return messages_listed(found, following is not None, "inbox with after_seq=" if unread_only
+                           else "inbox with unread_only=false and before_seq=")
 
 
-WAIT_PAGE = 100  # messages the hub's GET /messages/wait answers at most (coordhub.api.routes.messages.wait)
-
-
-def messages_listed(found: list[Any], limit: int, read_on: str) -> dict[str, Any]:
-    """``found`` (the hub's list of at most ``limit`` messages, in its order) :func:`listed`, as many as take
+def messages_listed(found: list[Any], more: bool, read_on: str) -> dict[str, Any]:
+    """``found`` (one page of the hub's messages, in its order) :func:`listed`, as many as take
     :data:`RESULT_CHARS` (:func:`within`: at least one), with their ``count``; when some were left out, or the
-    hub's page may have ended early (:data:`HUB_CUT_HINT`), a ``note`` saying so and how to read on: ``read_on``
-    followed by the ``seq`` of the last message answered.
+    hub said ``more`` follow its page (``Coord-Next-After-Seq``, ``Coord-Next-Before-Seq``), a ``note`` saying
+    so and how to read on: ``read_on`` followed by the ``seq`` of the last message answered.
 
     The tools that list messages (``inbox``, ``wait_for_messages``) mark
     nothing read or shown, so a message left out is still there for the next
@@ -120,9 +121,8 @@ def messages_listed(found: list[Any], limit: int, read_on: str) -> dict[str, Any
     if len(messages) < len(found):
         why = (f"{len(found) - len(messages)} more messages were left out (a call answers about {RESULT_CHARS:,} "
                "characters; none was marked read)")
-    elif messages and len(found) < limit and sum(size(m) for m in found) > HUB_CUT_HINT:
-        why = ("The hub may have ended its answer at its bound of about 4 MiB of message text, so more messages may "
-               "follow (none was marked read)")
+    elif messages and more:
+        why = "More messages follow (none was marked read)"
     else:
         return answer
     last = messages[-1].get("seq") if isinstance(messages[-1], dict) else None
@@ -154,9 +154,9 @@ async def wait_for_messages(
 ) -> dict[str, Any]:
     """Wait until you have unread messages; returns them (bodies cut as by inbox), or none at the timeout."""
     # the hub's wait marks nothing read or shown: messages this answer leaves out are still unread for the next call
-    found = await call_list(ctx, "GET", f"{API}/messages/wait", params={"timeout": timeout, "after_seq": after_seq},
-                            timeout=timeout + 15)
-    return messages_listed(found, WAIT_PAGE, "wait_for_messages with timeout=0 and after_seq=")
+    found, following = await call_numbered_page(ctx, f"{API}/messages/wait", {
+        "timeout": timeout, "after_seq": after_seq}, NEXT_AFTER_SEQ, timeout=timeout + 15)
+    return messages_listed(found, following is not None, "wait_for_messages with timeout=0 and after_seq=")
 
 
 # ---- leases --------------------------------------------------------------------------
@@ -201,16 +201,13 @@ async def list_leases(
     after_fence: Annotated[int, Field(ge=0, description="A previous answer's next_after_fence.")] = 0,
 ) -> dict[str, Any]:
     """Live leases, oldest first, about 50,000 characters a call; next_after_fence (null: that was all) reads on."""
-    found = await call_list(ctx, "GET", f"{API}/locks", params={
+    found, following = await call_numbered_page(ctx, f"{API}/locks", {
         "project_key": project_key, "resource": None if resource is None else hub_resource(ctx, resource),
-        "session_id": session_id, "after_fence": after_fence or None, "limit": LEASES_PER_CALL + 1})
-    # One more than answered tells whether more follow (the hub's page header does not reach a tool); a lease's
-    # description may hold 4,096 characters, so 100 of them made one result of 461,935 characters: a call answers
-    # about RESULT_CHARS of them, and the fence of the last one answered reads on (the list is in fence order)
+        "session_id": session_id, "after_fence": after_fence or None, "limit": LEASES_PER_CALL}, NEXT_AFTER_FENCE)
+    # a lease's description may hold 4,096 characters, so 100 of them made one result of 461,935 characters: a
+    # call answers about RESULT_CHARS of them, and the fence of the last one answered reads on (fence order)
     leases = within(found[:LEASES_PER_CALL])
-    more = len(leases) < len(found) or (bool(found) and sum(
-        # the hub's own estimate of a lease's size (coordhub.core.leases.PAGE_BYTES)
-        400 + len(x["resource"]) + len(x.get("description") or "") for x in found) >= HUB_CUT_HINT)
+    more = bool(leases) and (len(leases) < len(found) or following is not None)
     answer: dict[str, Any] = {"leases": leases, "count": len(leases),
                               "next_after_fence": leases[-1]["fence"] if more else None}
     if more:
