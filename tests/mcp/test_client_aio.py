@@ -12,14 +12,9 @@ from typing import Any
 import httpx2
 import pytest
 
-from coordhub.client.aio import (
-    MAX_NEXT_CURSOR,
-    NEXT_AFTER_SEQ,
-    NEXT_BEFORE_SEQ,
-    AsyncCoordClient,
-    asgi_request,
-)
-from coordhub.client.client import NEXT_AFTER_FENCE, HubError, Unreachable
+from coordhub.client.aio import MAX_NEXT_CURSOR, AsyncCoordClient, asgi_request
+from coordhub.client.client import HubError, Unreachable
+from coordhub.client.wire import NEXT_AFTER_FENCE, NEXT_AFTER_SEQ, NEXT_BEFORE_SEQ
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.anyio

@@ -276,6 +276,28 @@ async def test_conv_inbox_pages_past_the_hubs_byte_bound(mcp_hub: McpHub) -> Non
         assert seen == list(range(1, 19))
 
 
+async def test_conv_inbox_says_more_turns_are_pending_when_the_hub_page_is_full(mcp_hub: McpHub) -> None:
+    """A page the hub ends at ``limit`` carries Coord-Next-After: conv_inbox's note then says to read on, so an
+    agent that reads until a result has no note reaches every pending turn (the tool saw only a short answer and
+    said nothing), and the last page, which the hub does not say is followed, has none."""
+    async with mcp_hub.client(A) as a, mcp_hub.client(B) as b:
+        await mcp_hub.declare(A, "host-a", "career")
+        await mcp_hub.declare(B, "host-b", "homelab")
+        for n in range(5):
+            ok(await a.call_tool("conv_send", {"to": "host-b.homelab", "conversation_id": "short", "body": f"t{n}",
+                                               "type": "request" if n == 0 else "progress"}))
+        seen: list[int] = []
+        after = 0
+        for _ in range(5):
+            box = ok(await b.call_tool("conv_inbox", {"limit": 2, "after": after}))
+            seen += [t["sequence"] for t in box["turns"]]
+            after = box["next_after"]
+            if "note" not in box:
+                break
+            assert box["note"] == f"More turns are pending: call conv_inbox with after={after} to read on."
+        assert seen == [1, 2, 3, 4, 5] and box["count"] == 1
+
+
 async def test_conv_show_reads_on_from_after(mcp_hub: McpHub) -> None:
     """A conversation's page holds about 4 MiB of turns; ``after`` (the answer's ``next_after``) reads the turns
     past it, which the tool could not reach before (review: no ``after`` argument)."""

@@ -42,7 +42,7 @@ _COUNT = re.compile(r"[0-9]{1,18}")  # what Typer's own coercion reads as an int
 _SECONDS = re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?")
 MAX_LIMIT = 500  # `msg inbox --limit`'s max (cli/messages.py)
 HEARTBEAT_HEADER = "X-Coord-Heartbeat"  # as the full client sends it (coordhub.client.client)
-NEXT_AFTER_FENCE = "coord-next-after-fence"  # a cut list of leases carries it (coordhub.client.client)
+NEXT_AFTER_FENCE = "coord-next-after-fence"  # a cut list of leases carries it (coordhub.client.wire)
 # click strips these from what it echoes to a stream that is not a terminal (click's ``strip_ansi``)
 _ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
 

@@ -36,18 +36,24 @@ import httpx2
 import orjson
 
 from coordhub import __version__, jsonbytes
-from coordhub.client.client import NEXT_AFTER_FENCE, HubError, Unreachable, dropped
-from coordhub.client.wire import MAX_ANSWER, SESSION_HEADER, unsafe_path
+from coordhub.client.client import HubError, Unreachable, dropped
+from coordhub.client.wire import (
+    MAX_ANSWER,
+    NEXT_AFTER,
+    NEXT_AFTER_FENCE,
+    NEXT_AFTER_SEQ,
+    NEXT_BEFORE_SEQ,
+    NEXT_CURSOR,
+    SESSION_HEADER,
+    unsafe_path,
+)
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
 DEFAULT_TIMEOUT = 10.0
 USER_AGENT = f"coordhub/{__version__}"
-NEXT_CURSOR = "coord-next-cursor"  # the hub's header of a list's next page (api.routes.common.NEXT_CURSOR_HEADER)
-NEXT_AFTER_SEQ = "coord-next-after-seq"  # unread messages follow: after_seq= this (api.routes.messages.NEXT_AFTER)
-NEXT_BEFORE_SEQ = "coord-next-before-seq"  # older messages follow: before_seq= this (api.routes.messages.NEXT_BEFORE)
-NEXT_HEADERS = frozenset({NEXT_CURSOR, NEXT_AFTER_SEQ, NEXT_BEFORE_SEQ, NEXT_AFTER_FENCE})
+NEXT_HEADERS = frozenset({NEXT_CURSOR, NEXT_AFTER_SEQ, NEXT_BEFORE_SEQ, NEXT_AFTER_FENCE, NEXT_AFTER})
 MAX_NEXT_CURSOR = 4096  # characters of such a header taken from a hub (its own cursors are at most 2048)
 
 

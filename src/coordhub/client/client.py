@@ -61,7 +61,7 @@ from coordhub.client.queue import (
     SoftfailQueue,
 )
 from coordhub.client.settings import ClientSettings
-from coordhub.client.wire import MAX_ANSWER, unsafe_path, whole_number
+from coordhub.client.wire import MAX_ANSWER, NEXT_AFTER_FENCE, unsafe_path, whole_number
 
 if TYPE_CHECKING:  # httpx2 is imported on the first request: it costs more start-up than the whole CLI
     import httpx2
@@ -72,7 +72,6 @@ HEARTBEAT_HEADER = "X-Coord-Heartbeat"
 # the hub is down or unavailable, not failing this request: a gateway's 502 (no hub behind it), 503 (none available)
 # or 504 (the hub did not answer in time); replays answered so are never counted toward giving up (MAX_FAILED_REPLAYS)
 UNAVAILABLE = frozenset({502, 503, 504})
-NEXT_AFTER_FENCE = "coord-next-after-fence"  # the header a cut list of leases carries (hub: api/routes/locks.py)
 LEASE_PAGE = 500  # leases the hub answers per request at most (coordhub.core.leases.PAGE)
 MAX_LISTED = 10_000  # leases one locks() call reads at most, by default
 MAX_RETENTION_HOURS = 1e6  # an advertised idempotency retention this long or longer is taken as forever

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordhub.client.wire import whole_number
+from coordhub.client.wire import NEXT_AFTER, whole_number
 
 CONVERSATIONS = "/api/coord/conversations"
-NEXT_AFTER = "coord-next-after"  # a cut page of turns names the next page's after= (hub: api/routes/conversations.py)
 PAGE = 1000  # turns the hub answers per page at most (coordhub.core.conversations.MAX_PAGE)
 INBOX_MOST = 10_000  # pending turns one conversation_inbox() reads at most, by default
 

@@ -42,7 +42,12 @@ from coordhub import __version__
 API = "/api/coord"
 SESSION_HEADER = "X-Coord-Session"
 MAX_ANSWER = 16 * 1024 * 1024  # bytes; far above any answer a hook or the CLI's fast path asks for
-NEXT_AFTER_FENCE = "coord-next-after-fence"  # a cut list of leases carries it (hub: api/routes/locks.py)
+# Where a list the hub answered in part goes on, in a header of the answer (names in lower case):
+NEXT_CURSOR = "coord-next-cursor"  # todos, components, work items: cursor= this (hub: api.routes.common)
+NEXT_AFTER_SEQ = "coord-next-after-seq"  # unread messages: after_seq= this (hub: api.routes.messages)
+NEXT_BEFORE_SEQ = "coord-next-before-seq"  # message history: before_seq= this (hub: api.routes.messages)
+NEXT_AFTER_FENCE = "coord-next-after-fence"  # leases: after_fence= this (hub: api.routes.locks)
+NEXT_AFTER = "coord-next-after"  # a conversation's turns, pending turns: after= this (hub: api.routes.conversations)
 _FIELD = re.compile(r"[\x20-\x7e\x80-\xff]*")  # what a header value (and our path) may hold: no CR, LF, NUL …
 _UNSAFE_CHARS = frozenset("?#%\\\x7f" + "".join(map(chr, range(0x20))))
 _DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")

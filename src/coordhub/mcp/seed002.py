@@ -39,7 +39,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from coordhub.client.aio import NEXT_BEFORE_SEQ
+from coordhub.client.wire import NEXT_BEFORE_SEQ
 from coordhub.core.identity import same_session, unknown_recipient_warning
 from coordhub.core.seed002 import BROADCAST, hub_message_id, matches, seed_message, seed_notification, seed_presence
 from coordhub.mcp.connect import call_list, call_numbered_page, call_object, drop_none, me, retry_key

@@ -19,8 +19,7 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from coordhub.client.aio import NEXT_AFTER_SEQ, NEXT_BEFORE_SEQ
-from coordhub.client.client import NEXT_AFTER_FENCE
+from coordhub.client.wire import NEXT_AFTER, NEXT_AFTER_FENCE, NEXT_AFTER_SEQ, NEXT_BEFORE_SEQ
 from coordhub.core.identity import is_broadcast
 from coordhub.mcp.bounds import LISTED_BODY, RESULT_CHARS, bounded, cut, left_out, listed, size, within
 from coordhub.mcp.connect import (
@@ -346,10 +345,11 @@ async def conv_send(
 async def conv_inbox(ctx: Context, limit: Annotated[int, Field(ge=1, le=1000)] = 20,
                      after: Annotated[int, Field(ge=0, le=2**62)] = 0) -> dict[str, Any]:
     """Turns pending for your address (not yet released), oldest first, bodies cut; more: after=next_after."""
-    # the hub's page holds at most ``limit`` turns and about 4 MiB of text; an empty page is the end. Each turn's
-    # body and content (its file, the body again) are cut as inbox cuts bodies, and the call answers about
-    # RESULT_CHARS of them: conv_show answers the turns whole
-    found = await call_list(ctx, "GET", f"{API}/conversations/inbox", params={"limit": limit, "after": after or None})
+    # the hub's page holds at most ``limit`` turns and about 4 MiB of text, and its Coord-Next-After header says
+    # more follow; an empty page is the end. Each turn's body and content (its file, the body again) are cut as
+    # inbox cuts bodies, and the call answers about RESULT_CHARS of them: conv_show answers the turns whole
+    found, following = await call_numbered_page(ctx, f"{API}/conversations/inbox", {
+        "limit": limit, "after": after or None}, NEXT_AFTER)
     turns = within(listed(found, TURN_TEXTS))
     last = turns[-1].get("id") if turns and isinstance(turns[-1], dict) else None
     answer: dict[str, Any] = {"turns": turns, "count": len(turns),
@@ -357,6 +357,8 @@ async def conv_inbox(ctx: Context, limit: Annotated[int, Field(ge=1, le=1000)] =
     if len(turns) < len(found):
         answer["note"] = (f"More turns are pending (a call answers about {RESULT_CHARS:,} characters): call "
                           f"conv_inbox with after={answer['next_after']} to read on.")
+    elif turns and following is not None:
+        answer["note"] = f"More turns are pending: call conv_inbox with after={answer['next_after']} to read on."
     return answer
 
 
