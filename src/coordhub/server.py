@@ -273,6 +273,8 @@ def run_app(cfg: ServerConfig, store: Any, hub: Any, sock: socket.socket, worker
                      rate_buckets=_rate_limit_store(cfg.rate_limit_store))
     app.state.max_connections = connections
     app.state.worker = worker
+    if worker is not None:  # one session's streams_per_token across the serving processes
+        app.state.streams.share(cfg.resolved_data_dir())
     log.info("file descriptors: %d; connections at once: %d; streams and long-polls: %d", fd_limit, connections,
              streams)
     http = guarded_protocol(AutoHTTPProtocol, header_timeout=cfg.header_timeout, max_connections=connections)

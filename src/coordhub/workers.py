@@ -17,6 +17,8 @@ shared socket. What keeps N processes one hub:
 * **Events** written through one worker reach subscribers on the others at
   once: NOTIFY on PostgreSQL, Unix datagrams on SQLite
   (:mod:`coordhub.store.localannounce`); every stream reads the one log.
+* **Stream slots** (``streams_per_token``) are one count per session across
+  workers (:class:`coordhub.api.streams.SharedSlots`).
 * **Rate limits** are one budget per token across workers (the shared
   buckets of each backend).
 * **Halts and revocations** are read in each write's own transaction, and a

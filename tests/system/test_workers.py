@@ -201,6 +201,44 @@ def test_one_rate_budget_across_workers(backend: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_streams_per_token_holds_across_workers(backend: str, tmp_path: Path) -> None:
+    """Eight long-polls of one session, each on a fresh connection (the workers race to accept them), with
+    ``--streams-per-token 2``: two are held and six refused with 429, however they fell on the two workers (each
+    worker counted its own before: up to four were held); once the two end, their slots are free again."""
+    hub = _started(LiveHub(tmp_path / "hub", args=("--workers", str(WORKERS), "--streams-per-token", "2")))
+    try:
+        assert _workers_seen(hub.url) == set(range(1, WORKERS + 1))
+        token = hub.token(f"S{uuid.uuid4().hex[:6]}/main")
+        answers: list[int] = []
+
+        def wait(seconds: float) -> None:
+            with httpx2.Client(timeout=30) as c:
+                answers.append(c.get(hub.url + "/api/coord/messages/wait", params={"timeout": seconds},
+                                     headers=_auth(token)).status_code)
+
+        polls = [threading.Thread(target=wait, args=(6,)) for _ in range(8)]
+        for poll in polls:
+            poll.start()
+            time.sleep(0.05)
+        deadline = time.monotonic() + 4
+        while len(answers) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert answers == [429] * 6, answers  # the two held ones are still waiting
+        for poll in polls:
+            poll.join(30)
+        assert sorted(answers) == [200, 200] + [429] * 6, answers
+        answers.clear()
+        again = [threading.Thread(target=wait, args=(1,)) for _ in range(2)]  # slots given back are free in both
+        for poll in again:
+            poll.start()
+        for poll in again:
+            poll.join(30)
+        assert answers == [200, 200], answers
+    finally:
+        hub.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_a_killed_worker_is_started_again_and_nothing_acknowledged_is_lost(workers_hub: LiveHub) -> None:
     sender, to = f"K{uuid.uuid4().hex[:6]}/main", f"K{uuid.uuid4().hex[:6]}/peer"
     token = workers_hub.token(sender)

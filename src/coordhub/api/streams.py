@@ -8,14 +8,24 @@ descriptor the hub has (issue 8: 1,100 streams from one token took a hub at
 refused with 429 ``too_many_streams`` and a message saying which limit was
 hit. ``total`` is set below the connection limit, so short requests
 (``/health``, admin calls) always find a connection.
+
+Under ``coord serve --workers N`` the per-session limit holds across the
+serving processes (:class:`SharedSlots`): a session's streams are counted
+wherever they landed, not ``per_key`` in each process. ``total`` stays each
+process's own, as its descriptors are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import hashlib
+import logging
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import Request
 from starlette.responses import Response
@@ -29,6 +39,59 @@ from coordhub.core.identity import fold
 from coordhub.errors import TooManyStreams, Unauthorized
 
 RETRY_SECONDS = 5
+SLOTS_FILE = "stream-slots"  # in the data directory: the byte-range locks of SharedSlots
+log = logging.getLogger(__name__)
+
+
+class SharedSlots:
+    """A session's stream slots as byte-range locks on one file that every serving process of a hub opens, so
+    that ``per_key`` holds across them (``coord serve --workers N``).
+
+    Slot ``i`` of a key is one byte of the file, at ``h * per_key + i`` where
+    ``h`` is 40 bits of the key's BLAKE2b digest; a process holds a slot while
+    it holds the byte's POSIX record lock (``fcntl(2)``, ``F_SETLK``: a byte
+    another process holds is refused at once, nothing waits). The kernel
+    drops a dead process's locks, so a worker killed with its streams open
+    frees their slots with it. Record locks belong to the process, not to a
+    descriptor, and closing any descriptor of the file drops them all: one
+    descriptor is opened per process and kept, and the process remembers
+    which slots it holds itself (a second lock of its own byte would succeed).
+    The file stays empty: a lock may lie past its end.
+    """
+
+    def __init__(self, path: Path, per_key: int) -> None:
+        self.per_key = per_key
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._mine: dict[str, set[int]] = {}
+
+    def take(self, key: str) -> int | None:
+        """A free slot of ``key`` (its index), now held by this process; None when every one is held by some
+        process of the hub."""
+        mine = self._mine.setdefault(key, set())
+        base = self._base(key)
+        for i in range(self.per_key):
+            if i in mine:
+                continue
+            try:
+                fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, base + i, os.SEEK_SET)
+            except OSError:  # EAGAIN/EACCES: another serving process holds this one
+                continue
+            mine.add(i)
+            return i
+        if not mine:
+            del self._mine[key]
+        return None
+
+    def _base(self, key: str) -> int:
+        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=5).digest(), "big") * self.per_key
+
+    def give(self, key: str, slot: int) -> None:
+        """Give back ``slot`` of ``key`` (:meth:`take`'s)."""
+        fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, self._base(key) + slot, os.SEEK_SET)
+        mine = self._mine[key]
+        mine.discard(slot)
+        if not mine:
+            del self._mine[key]
 
 
 class StreamSlots:
@@ -39,12 +102,21 @@ class StreamSlots:
         self.total = total
         self.held = 0
         self._by_key: dict[str, int] = {}
+        self._shared: SharedSlots | None = None
+
+    def share(self, data_dir: Path) -> None:
+        """Count each key's slots across every serving process that shares ``data_dir`` (:class:`SharedSlots`);
+        when its file cannot be opened, each process goes on counting its own (logged)."""
+        try:
+            self._shared = SharedSlots(data_dir / SLOTS_FILE, self.per_key)
+        except OSError as exc:
+            log.warning("streams_per_token is counted in each serving process: %s: %s", data_dir / SLOTS_FILE, exc)
 
     def acquire(self, key: str) -> Callable[[], None]:
         """Take a slot for ``key``; return the function that gives it back (idempotent).
 
         Raises :class:`TooManyStreams` (429) when ``key`` holds ``per_key``
-        slots or the process holds ``total``.
+        slots (in every serving process, after :meth:`share`) or the process holds ``total``.
         """
         mine = self._by_key.get(key, 0)
         if mine >= self.per_key:
@@ -53,6 +125,12 @@ class StreamSlots:
         if self.held >= self.total:
             raise TooManyStreams(f"the hub holds its limit of {self.total} event streams and long-polls; "
                                  f"retry in {RETRY_SECONDS} s", RETRY_SECONDS)
+        shared = self._shared
+        slot = None if shared is None else shared.take(key)
+        if shared is not None and slot is None:
+            raise TooManyStreams(f"{key} already holds {self.per_key} event streams and long-polls across the "
+                                 f"hub's serving processes, the limit per token (streams_per_token); close one "
+                                 f"before opening another", RETRY_SECONDS)
         self._by_key[key] = mine + 1
         self.held += 1
         released = False
@@ -68,6 +146,8 @@ class StreamSlots:
                 self._by_key[key] = left
             else:
                 del self._by_key[key]
+            if shared is not None and slot is not None:
+                shared.give(key, slot)
 
         return release
 
