@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import hashlib
 import logging
@@ -40,6 +41,7 @@ from coordhub.errors import TooManyStreams, Unauthorized
 
 RETRY_SECONDS = 5
 SLOTS_FILE = "stream-slots"  # in the data directory: the byte-range locks of SharedSlots
+_OFFSETS = 1 << 62  # SharedSlots' slots lie below it (off_t is 63 bits), its probe at it
 log = logging.getLogger(__name__)
 
 
@@ -48,50 +50,61 @@ class SharedSlots:
     that ``per_key`` holds across them (``coord serve --workers N``).
 
     Slot ``i`` of a key is one byte of the file, at ``h * per_key + i`` where
-    ``h`` is 40 bits of the key's BLAKE2b digest; a process holds a slot while
-    it holds the byte's POSIX record lock (``fcntl(2)``, ``F_SETLK``: a byte
-    another process holds is refused at once, nothing waits). The kernel
-    drops a dead process's locks, so a worker killed with its streams open
-    frees their slots with it. Record locks belong to the process, not to a
-    descriptor, and closing any descriptor of the file drops them all: one
-    descriptor is opened per process and kept, and the process remembers
-    which slots it holds itself (a second lock of its own byte would succeed).
-    The file stays empty: a lock may lie past its end.
+    ``h`` is the key's BLAKE2b digest reduced so that every offset stays below
+    2**62; a process holds a slot while it holds the byte's POSIX record lock
+    (``fcntl(2)``, ``F_SETLK``: a byte another process holds is refused at
+    once, nothing waits). The kernel drops a dead process's locks, so a worker
+    killed with its streams open frees their slots with it. Record locks belong
+    to the process, not to a descriptor, and closing any descriptor of the
+    file drops them all: one descriptor is opened per process and kept, and
+    the process remembers which bytes it holds itself (a second lock of its
+    own byte would succeed), by offset, so two keys whose digests collide share
+    one budget rather than exceed it. The file stays empty: a lock may lie past
+    its end.
+
+    Raises ``OSError`` when the file cannot be opened or locked at all (a file
+    system without record locks): :meth:`StreamSlots.share` then counts in
+    each process.
     """
 
     def __init__(self, path: Path, per_key: int) -> None:
         self.per_key = per_key
+        self._span = _OFFSETS // per_key  # digests reduced modulo this: h * per_key + i < 2**62
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._mine: dict[str, set[int]] = {}
+        self._held: set[int] = set()  # the offsets this process holds
+        try:  # a file system that refuses record locks is found here, not at each stream
+            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _OFFSETS, os.SEEK_SET)
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, _OFFSETS, os.SEEK_SET)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):  # held: another worker probing as it starts
+                os.close(self._fd)
+                raise
+
+    def _base(self, key: str) -> int:
+        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") % self._span * self.per_key
 
     def take(self, key: str) -> int | None:
         """A free slot of ``key`` (its index), now held by this process; None when every one is held by some
-        process of the hub."""
-        mine = self._mine.setdefault(key, set())
+        process of the hub. Raises ``OSError`` for a lock refused otherwise than as held elsewhere."""
         base = self._base(key)
         for i in range(self.per_key):
-            if i in mine:
+            if base + i in self._held:
                 continue
             try:
                 fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, base + i, os.SEEK_SET)
-            except OSError:  # EAGAIN/EACCES: another serving process holds this one
-                continue
-            mine.add(i)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EACCES):  # another serving process holds this one
+                    continue
+                raise
+            self._held.add(base + i)
             return i
-        if not mine:
-            del self._mine[key]
         return None
-
-    def _base(self, key: str) -> int:
-        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=5).digest(), "big") * self.per_key
 
     def give(self, key: str, slot: int) -> None:
         """Give back ``slot`` of ``key`` (:meth:`take`'s)."""
-        fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, self._base(key) + slot, os.SEEK_SET)
-        mine = self._mine[key]
-        mine.discard(slot)
-        if not mine:
-            del self._mine[key]
+        offset = self._base(key) + slot
+        self._held.discard(offset)
+        fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, offset, os.SEEK_SET)
 
 
 class StreamSlots:
@@ -125,8 +138,13 @@ class StreamSlots:
         if self.held >= self.total:
             raise TooManyStreams(f"the hub holds its limit of {self.total} event streams and long-polls; "
                                  f"retry in {RETRY_SECONDS} s", RETRY_SECONDS)
-        shared = self._shared
-        slot = None if shared is None else shared.take(key)
+        shared, slot = self._shared, None
+        if shared is not None:
+            try:
+                slot = shared.take(key)
+            except OSError as exc:  # counted here alone, this once: the stream is not refused for it
+                log.warning("a stream slot of %s is counted in this serving process only: %s", key, exc)
+                shared = None
         if shared is not None and slot is None:
             raise TooManyStreams(f"{key} already holds {self.per_key} event streams and long-polls across the "
                                  f"hub's serving processes, the limit per token (streams_per_token); close one "

@@ -219,8 +219,9 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_
     to_session, session_id = await who.session(to_session), await who.session(session_id)
 
     keep = events.Filter(viewer, admin, prefixes, project_key, to_session, session_id)
+    credential = await streams.credential(request, who)  # before the slot: nothing may fail between it and its owner
     release = streams.slots(request).acquire(streams.key(who, request))
-    body = _stream(h, request.app.state.fanout, cursor, keep, viewer, await streams.credential(request, who))
+    body = _stream(h, request.app.state.fanout, cursor, keep, viewer, credential)
     return streams.LiveStream(body, release, media_type="text/event-stream",
                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
                                        CURSOR_HEADER: str(cursor)})
