@@ -36,7 +36,8 @@ project). The project root (``.``) and a bare filesystem root (``/``,
 ``C:\\``) denote everything and overlap every PATH and GLOB. ``normalize``
 returns ``.`` for the root, keeps a trailing ``/`` on a directory, and keeps a
 leading ``./`` where dropping it would turn ``./ab:c`` into a NAME, ``./c:``
-into a drive or strip a space: its output parses back to the same meaning.
+(or a brace alternative, ``./z{:}``) into a drive or strip a space: its
+output parses back to the same meaning.
 
 Files and directories (issue 7, point 11). A resource ending in ``/`` (or in
 ``/**``) is a **directory**: it denotes itself and every file beneath it. A
@@ -244,8 +245,8 @@ def parse(resource: str) -> Resource:
     return _parse(resource)
 
 
-def _parse(resource: str) -> Resource:
-    """:func:`parse` the long way, for any input."""
+def _parse(resource: str, again: bool = True) -> Resource:
+    """:func:`parse` the long way, for any input (``again``: check that its key parses back to the same extent)."""
     if len(resource) > MAX_LENGTH:
         raise ValueError(f"resource is longer than {MAX_LENGTH} characters")
     if (bad := _CONTROL_RE.search(resource)) is not None:
@@ -268,7 +269,15 @@ def _parse(resource: str) -> Resource:
     literal = not any(_WILD_RE.search(alt) for alt in alternatives)
     written = _without_dot_segments(text)
     directory = not universal and (written.endswith("/") or _ends_in_globstar(written))
-    return Resource(kind, _display(*shown, directory), alternatives, universal, literal, directory)
+    display = _display(*shown, directory)
+    if again and not shown[0] and "{" in display.split("/", 1)[0]:
+        # each brace alternative is split alone: one that begins with a drive (``z{:}`` is ``z:``, ``{a,z}:b``
+        # has ``z:b``) would parse back rooted there, where ``./z{:}`` denotes the file ``z:``
+        back = _parse(display, False)  # (a class body keeps its case in a key, not always in the display)
+        if back.universal != universal or sorted(map(str.casefold, back.alternatives)) != sorted(
+                map(str.casefold, alternatives)):
+            display = "./" + display
+    return Resource(kind, display, alternatives, universal, literal, directory)
 
 
 def _without_dot_segments(text: str) -> str:
@@ -362,8 +371,11 @@ def _split(text: str, display: bool) -> tuple[str, list[str]]:
     elif text.startswith("/"):
         root = "/"
     out: list[str] = []
+    depth = 0  # brace groups open before this segment: a group may span "/" ("{a/ ,b}")
     for seg in rest.split("/"):
-        if not (display and ("{" in seg or "}" in seg)):  # a brace group's alternatives are stripped one by one
+        grouped = depth > 0 or "{" in seg or "}" in seg
+        depth = max(0, depth + seg.count("{") - seg.count("}"))
+        if not (display and grouped):  # a brace group's alternatives are stripped one by one
             seg = _windows_segment(seg)
         if seg == "..":
             _parent(out, bool(root), display)
