@@ -18,7 +18,8 @@ client's request and response objects and costs about half as much per call.
 
 A list the hub pages says where its next page starts only in a header
 (``Coord-Next-Cursor``; for messages ``Coord-Next-After-Seq`` or
-``Coord-Next-Before-Seq``, for leases ``Coord-Next-After-Fence``):
+``Coord-Next-Before-Seq``, for leases ``Coord-Next-After-Fence``, for
+conversation turns ``Coord-Next-After``):
 :meth:`AsyncCoordClient.call_page` answers the body and that header, whichever
 way the hub is reached.
 """
