@@ -148,3 +148,20 @@ def test_writes_queue_while_the_hub_is_down_and_are_sent_once(tmp_path: Path) ->
         run(online)
     finally:
         hub.stop()
+
+
+def test_check_messages_reads_on_past_a_page_the_hub_ended_at_its_text_bound(live_hub: LiveHub) -> None:
+    """Ten messages of 500,000 characters: the hub ends its page after 8 (about 4 MiB) and says where older ones
+    follow in Coord-Next-Before-Seq; check_messages reads on and answers all ten, newest first (it stopped at a
+    page shorter than 500, answering 8)."""
+    tokens = {s: live_hub.token(s) for s in ("backend", "orchestrator")}
+
+    async def go() -> None:
+        be = await get_coordination_client(instance_id="backend", url=live_hub.url, token=tokens["backend"])
+        sent = [(await be.publish_message(MessageType.GENERAL, f"m{n}", f"{n} " + "x" * 500_000,
+                                          "orchestrator")).id for n in range(10)]
+        orch = await get_coordination_client(instance_id="orchestrator", url=live_hub.url,
+                                             token=tokens["orchestrator"])
+        assert [m.id for m in await orch.check_messages(from_instance="backend")] == sent[::-1]
+
+    run(go)

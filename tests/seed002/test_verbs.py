@@ -186,3 +186,19 @@ def test_wrapper_scripts_never_go_through_a_planted_directory_symlink(tmp_path: 
     cli.ok("compat", "seed002-scripts", str(elsewhere))
     assert sorted(p.name for p in elsewhere.iterdir()) == ["ack-message.sh", "check-messages.sh",
                                                            "publish-message.sh"]
+
+
+def test_check_reads_on_past_a_page_the_hub_ended_at_its_text_bound(live_hub: LiveHub, team: dict[str, Coord]) -> None:
+    """Ten messages of 500,000 characters: the hub ends its page after 8 (about 4 MiB) and names where older ones
+    follow (Coord-Next-Before-Seq); `coord msg check` reads on and lists all ten (it stopped at a page shorter
+    than 500, listing 8)."""
+    import httpx2
+
+    token = live_hub.token("backend")
+    with httpx2.Client(base_url=live_hub.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        for n in range(10):
+            r = http.post("/api/coord/messages", json={"to_session": "orchestrator", "subject": f"m{n}",
+                                                       "body": f"{n} " + "x" * 500_000, "message_type": "GENERAL"})
+            assert r.status_code == 201, r.text
+    got = team["orchestrator"].json("msg", "check", "--from", "backend")
+    assert [m["payload"]["subject"] for m in got["messages"]] == [f"m{n}" for n in range(9, -1, -1)]

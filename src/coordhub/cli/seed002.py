@@ -27,6 +27,7 @@ import typer
 from coordhub.cli.common import EXIT_USAGE, JSON_OPT, call, fail, show
 from coordhub.cli.output import console, verbatim
 from coordhub.client import CoordClient, HubError, Queued, Unreachable
+from coordhub.client.wire import NEXT_BEFORE_SEQ, whole_number
 from coordhub.core.identity import is_broadcast, unknown_recipient_warning
 from coordhub.core.seed002 import (
     TO_ORCHESTRATOR,
@@ -109,12 +110,15 @@ def check(
         me = str(c.call("GET", "/api/coord/whoami")["session_id"])
         found: list[dict[str, Any]] = []
         before = None
-        for _ in range(SCAN_LIMIT // PAGE):
-            page = c.call("GET", "/api/coord/messages", params={"limit": PAGE, "before_seq": before})
+        for _ in range(SCAN_LIMIT // PAGE):  # pages of at most 500 messages and about 4 MiB
+            fields: dict[str, str] = {}
+            page = c.call("GET", "/api/coord/messages", params={"limit": PAGE, "before_seq": before}, fields=fields)
             found += [m for m in page if matches(m, sender, kind, pending)]
-            if len(found) >= limit or len(page) < PAGE:
+            # the hub names the seq to go on from when older messages follow (a page it ended at its text
+            # bound holds fewer than PAGE)
+            before = whole_number(fields.get(NEXT_BEFORE_SEQ))
+            if len(found) >= limit or before is None:
                 break
-            before = page[-1]["seq"]
         return me, found[:limit]
 
     me, msgs = call(ctx, scan)

@@ -62,12 +62,13 @@ from datetime import datetime
 from typing import Any
 
 from coordhub.client import seed002answers as answers
-from coordhub.client.aio import AsyncCoordClient
+from coordhub.client.aio import AnswerHeaders, AsyncCoordClient
 from coordhub.client.client import CoordClient, HubError, Unreachable
 from coordhub.client.queue import Drained, Entry
 from coordhub.client.seed002answers import iso_time as _time
 from coordhub.client.settings import ClientSettings, resolve
 from coordhub.client.trust import origin
+from coordhub.client.wire import NEXT_BEFORE_SEQ, whole_number
 from coordhub.core.identity import is_broadcast, same_session
 from coordhub.core.seed002 import (
     BROADCAST,
@@ -298,11 +299,11 @@ class CoordinationClient:
             self.last_drain = await asyncio.to_thread(self._sync.sync)
 
     async def _read(self, method: str, path: str, params: dict[str, Any] | None = None,
-                    kind: type[CoordinationError] = CoordinationError) -> Any:
+                    kind: type[CoordinationError] = CoordinationError, answered: AnswerHeaders | None = None) -> Any:
         http = await self._client()
         await self._drain()
         try:
-            return await http.call(method, path, params=params)
+            return await http.call(method, path, params=params, answer_headers=answered)
         except (HubError, Unreachable) as err:
             raise _failure(err, kind) from None
 
@@ -361,7 +362,8 @@ class CoordinationClient:
         """Messages of an inbox (yours by default; another's needs an admin token), newest first.
 
         Broadcasts are included; ``to_instance="all"`` keeps only them. The
-        filters look through the newest :data:`SCAN_LIMIT` messages.
+        filters look through the newest :data:`SCAN_LIMIT` messages, in at most ten of the hub's pages (a page
+        holds 500 messages or about 4 MiB of them).
         """
         kind = MessageType(msg_type).value if msg_type else None
         broadcasts = to_instance is not None and is_broadcast(to_instance)
@@ -369,14 +371,18 @@ class CoordinationClient:
         viewer = owner or await self.session_id()
         found: list[dict[str, Any]] = []
         before: int | None = None
-        for _ in range(SCAN_LIMIT // PAGE):
-            answer = await self._read("GET", MESSAGES, {"to_session": owner, "limit": PAGE, "before_seq": before})
+        for _ in range(SCAN_LIMIT // PAGE):  # pages of at most 500 messages and about 4 MiB
+            answered: AnswerHeaders = {}
+            answer = await self._read("GET", MESSAGES, {"to_session": owner, "limit": PAGE, "before_seq": before},
+                                      answered=answered)
             page = answers.records(answer, answers.MESSAGE, f"GET {MESSAGES}", CoordinationError)
             found += [m for m in page if matches(m, from_instance, kind, pending_only)
                       and (m["broadcast"] or not broadcasts)]
-            if len(found) >= limit or len(page) < PAGE:
+            # the hub names the seq to go on from when older messages follow (a page it ended at its text
+            # bound holds fewer than PAGE)
+            before = whole_number(answered.get(NEXT_BEFORE_SEQ))
+            if len(found) >= limit or before is None:
                 break
-            before = page[-1]["seq"]
         return [CoordinationMessage.from_hub(m, viewer) for m in found[:max(1, min(limit, 1000))]]
 
     async def get_messages(self, query: Any = None, **filters: Any) -> list[CoordinationMessage]:
