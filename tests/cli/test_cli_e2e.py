@@ -454,6 +454,7 @@ def test_identity_json_in_cwd_is_honoured_without_flags(fleet: Fleet, tmp_path: 
         {"coord_api": fleet.hub.url, "machine": "HOWARD-HOME", "user": "howard", "token": token_b}))
     nested = project / "src" / "deep"
     nested.mkdir(parents=True)
+    Coord(project, fleet.anon.env).ok("trust", fleet.hub.url)  # once: a project's file chose a hub for the user
 
     for cwd in (project, nested):
         coord = Coord(cwd, fleet.anon.env)  # no --url, no --token, no COORD_* variables

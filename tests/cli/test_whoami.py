@@ -30,6 +30,7 @@ def test_whoami_names_the_session_the_hub_the_sources_the_identity_file_and_the_
     identity = repo / ".claude" / "identity.json"
     a = Coord(repo / "src", isolated_env(tmp_path))
     a.cwd.mkdir()
+    a.ok("trust", live_hub.url)  # once: a project's identity.json named the hub
     assert a.ok("whoami").out.splitlines() == [
         f"session {A} (token from {identity}) on {live_hub.url} (from {identity})",  # as `coord status` says it
         "admin: no",

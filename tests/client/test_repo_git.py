@@ -64,13 +64,67 @@ def test_a_url_from_a_project_identity_json_is_not_trusted_on_the_tokens_first_u
     assert len(attacker.received("coord_users_own_token")) >= 1
 
 
-def test_a_token_and_url_from_the_same_project_identity_json_need_no_trust_step(tmp_path: Path,
-                                                                               attacker: Listener) -> None:
-    repo = git_init(tmp_path / "own")
+def _archive(tmp_path: Path, identity: dict[str, str]) -> Path:
+    """An unpacked archive: its own ``.git`` and an untracked ``.claude/identity.json`` (git cannot tell it apart
+    from one the user wrote)."""
+    repo = git_init(tmp_path / "unpacked")
     (repo / ".claude").mkdir()
-    (repo / ".claude" / "identity.json").write_text(json.dumps({"coord_api": attacker.url, "token": "coord_file_t"}))
-    Coord(repo, isolated_env(tmp_path)).ok("msg", "inbox")
-    assert attacker.received("coord_file_t")
+    (repo / ".claude" / "identity.json").write_text(json.dumps(identity))
+    return repo
+
+
+def _agent_in(repo: Path, env: dict[str, str]) -> None:
+    """What an agent's tools do in ``repo``: the prompt hook (which puts the inbox in the agent's context), the edit
+    hook, and the MCP server (which refuses to start: exit 6)."""
+    hook_env = {**env, "CLAUDE_PROJECT_DIR": str(repo)}
+    run_hook("prompt", {"session_id": "claude-1", "cwd": str(repo), "hook_event_name": "UserPromptSubmit",
+                        "prompt": "hi"}, hook_env, repo)
+    run_hook("pre-tool-use", edit_payload(repo, repo / "a.py"), hook_env, repo)
+    r = Coord(repo, env).fails(6, "mcp")
+    assert "coord trust" in r.err, r
+
+
+def test_an_archives_identity_json_with_its_own_token_asks_its_hub_only_once_trusted(tmp_path: Path,
+                                                                                    attacker: Listener) -> None:
+    """Before, a token beside the URL in the same file went there on first use: the archive's hub then saw the
+    session's edits and messages and put its own text in the agent's context."""
+    repo = _archive(tmp_path, {"coord_api": attacker.url, "token": "coord_archive_t", "machine": "X"})
+    env = isolated_env(tmp_path)
+    r = Coord(repo, env).fails(6, "msg", "inbox")
+    assert f"coord trust {attacker.url}" in r.err and "identity.json" in r.err, r
+    _agent_in(repo, env)
+    assert attacker.seen == []
+    Coord(repo, env).ok("trust", attacker.url)  # the user says it is their hub: it is asked from then on
+    Coord(repo, env).ok("msg", "inbox")
+    assert attacker.received("coord_archive_t")
+
+
+def test_an_archives_identity_json_without_a_token_asks_its_no_auth_hub_only_once_trusted(
+        tmp_path: Path, attacker: Listener) -> None:
+    attacker.health["auth"] = False  # a --no-auth hub: the session name is the identity
+    repo = _archive(tmp_path, {"coord_api": attacker.url, "session": "victim-1"})
+    env = isolated_env(tmp_path)
+    r = Coord(repo, env).fails(6, "msg", "inbox")
+    assert "(no token)" in r.err and f"coord trust {attacker.url}" in r.err, r
+    _agent_in(repo, env)
+    assert attacker.seen == []
+    r = Coord(repo, env).ok("trust", attacker.url)
+    assert "a session without a token may now ask" in r.out, r
+    Coord(repo, env).ok("msg", "inbox")
+    assert any(seen["headers"].get("X-Coord-Session") == "victim-1" for seen in attacker.seen), attacker.seen
+
+
+def test_a_project_identity_json_naming_the_users_own_hub_needs_no_trust_step(tmp_path: Path,
+                                                                             attacker: Listener) -> None:
+    """The hub ``~/.claude/identity.json`` names (here a listener standing in for it) is the user's choice already;
+    a project's file naming it, with the project's token, chooses nothing new."""
+    env = isolated_env(tmp_path)
+    home = Path(env["HOME"]) / ".claude"
+    home.mkdir(parents=True)
+    (home / "identity.json").write_text(json.dumps({"coord_api": attacker.url + "/"}))
+    repo = _archive(tmp_path, {"coord_api": attacker.url, "token": "coord_project_t"})
+    Coord(repo, env).ok("msg", "inbox")
+    assert attacker.received("coord_project_t")
 
 
 def test_the_guards_git_questions_run_no_command_from_the_repositorys_config(tmp_path: Path) -> None:

@@ -23,7 +23,9 @@ def test_a_machine_or_project_with_no_letter_or_digit_is_passed_over(tmp_path: P
     assert address.project_name({"project": "___"}, repo) == "my-repo"
 
     (repo / ".claude").mkdir()
-    (repo / ".claude" / "identity.json").write_text(
-        json.dumps({"coord_api": f"http://127.0.0.1:{free_port()}", "machine": "---", "project": "..."}))
-    r = Coord(repo, isolated_env(tmp_path)).unreachable("conv", "status")  # asked the hub: the address was made
+    url = f"http://127.0.0.1:{free_port()}"
+    (repo / ".claude" / "identity.json").write_text(json.dumps({"coord_api": url, "machine": "---", "project": "..."}))
+    coord = Coord(repo, isolated_env(tmp_path))
+    coord.ok("trust", url)  # the project's hub is the user's (else it is not asked at all)
+    r = coord.unreachable("conv", "status")  # asked the hub: the address was made
     assert "Traceback" not in r.err

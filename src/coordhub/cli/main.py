@@ -489,8 +489,11 @@ def trust_url(ctx: typer.Context,
               url: str = typer.Argument(..., help="The hub URL, e.g. http://10.0.0.5:8001.")) -> None:
     """Allow your token to be sent to URL. A token goes only to the URL it was first used with, unless trusted here.
 
-    Recorded per token fingerprint (never the token) in ~/.config/coordhub/trusted-urls.json. With the global
-    --admin, for the local admin.token: then a project's identity.json may name URL for admin commands.
+    A hub named by a project's .claude/identity.json (other than your own, in ~/.claude/identity.json) is asked
+    only once trusted here, with the token or, without one, as a session of a --no-auth hub: a repository's files
+    never choose your hub. Recorded per token fingerprint (never the token) in
+    ~/.config/coordhub/trusted-urls.json. With the global --admin, for the local admin.token: then a project's
+    identity.json may name URL for admin commands.
     """
     from coordhub.client import trust
 
@@ -501,11 +504,9 @@ def trust_url(ctx: typer.Context,
         fail(exc.message, EXIT_USAGE)
     except CoordError as exc:
         fail(exc.message, EXIT_AUTH)
-    if not settings.token:
-        fail("no token to trust a URL for: give it with --token, COORD_TOKEN or identity.json \"token\"", EXIT_USAGE)
-    added = trust.trust(settings.token, settings.url)
-    console.print(f"the token from {settings.token_source} may {'now' if added else 'already'} be sent to "
-                  f"{trust.origin(settings.url)}")
+    added = trust.trust(settings.token or "", settings.url)
+    who = f"the token from {settings.token_source}" if settings.token else "a session without a token"
+    console.print(f"{who} may {'now' if added else 'already'} ask {trust.origin(settings.url)}")
 
 
 def main() -> None:

@@ -47,13 +47,12 @@ def mcp(ctx: typer.Context,
     """
     profile = _profile(tools)
     settings = _settings(ctx)
-    if settings.token:  # a token goes only to a URL trusted for it (coordhub.client.trust)
-        from coordhub.client.credentials import check_url
+    from coordhub.client.credentials import check_url
 
-        try:
-            check_url(settings)
-        except CoordError as exc:
-            fail(exc.message, EXIT_AUTH)
+    try:  # a token goes only to a URL trusted for it, and a repository's hub only once trusted (client.trust)
+        check_url(settings)
+    except CoordError as exc:
+        fail(exc.message, EXIT_AUTH)
     from coordhub.mcp.stdio import main
 
     main(profile, settings)

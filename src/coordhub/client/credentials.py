@@ -6,8 +6,8 @@ here, so the rules cannot drift apart:
 
 * a session token (``--token``, ``COORD_TOKEN``, identity.json) goes only to a
   URL trusted for it (:func:`coordhub.client.trust.check`), and a URL named by
-  a project's identity.json is never trusted on first use for a token from
-  elsewhere (:func:`check_url`);
+  a project's identity.json, unless it is the user's own hub, is never trusted
+  on first use, with a token from anywhere or with none (:func:`check_url`);
 * the hub's admin token found on disk (only when the caller asked for it,
   see :func:`coordhub.client.settings.resolve`) goes only to a URL the user
   chose (``--url``, ``COORD_URL``, ``~/.claude/identity.json``, or the default
@@ -53,15 +53,19 @@ def ask_admin(ways: str, token: str = "one") -> str:
 
 
 def check_url(settings: ClientSettings) -> None:
-    """Raise :class:`~coordhub.client.trust.Untrusted` unless ``settings.token`` may go to ``settings.url``.
+    """Raise :class:`~coordhub.client.trust.Untrusted` unless this client may ask ``settings.url`` as its session.
 
-    A first use records the URL, except one a project's identity.json named
-    for a token from elsewhere (:meth:`ClientSettings.url_from_project`).
-    Nothing to check without a token.
+    A URL a project's identity.json named, other than the user's own hub
+    (:meth:`ClientSettings.url_from_project`), must have been trusted by the
+    user (``coord trust URL``) for this token, or, without a token, for
+    tokenless use: a first use records nothing. Any other URL is recorded on
+    a token's first use, and nothing is checked for it without a token.
     """
     s = settings
-    if s.token:
-        trust.check(s.token, s.url, s.token_source, record=not s.url_from_project(), url_source=s.url_source)
+    if s.url_from_project():
+        trust.check(s.token or "", s.url, s.token_source, record=False, url_source=s.url_source)
+    elif s.token:
+        trust.check(s.token, s.url, s.token_source)
 
 
 def check_admin_url(settings: ClientSettings) -> None:
@@ -112,6 +116,7 @@ def identity_headers(settings: ClientSettings, health: Callable[[], dict[str, An
     if s.token:
         check_url(s)
         return {"Authorization": f"Bearer {s.token}"}
+    check_url(s)  # before /health: a hub a repository named gets no request until the user trusts it
     if health().get("auth", True):
         named = f"session {s.session!r} is named but " if s.session else ""
         raise NoCredential(named + needs_token(s.url, CLI_TOKEN))

@@ -64,6 +64,7 @@ MAX_IDENTITY_BYTES = 1024 * 1024  # an identity.json larger than this is refused
 MAX_QUEUE_BYTES = 64 * 1024 * 1024  # bytes: the softfail queue's bound (32 entries of the longest line, thousands
 # of ordinary ones); defined here, where the hooks find it without importing coordhub.client.queue
 ADMIN_MODES = ("never", "fallback", "always")
+DEFAULT_URL = f"http://127.0.0.1:{config.DEFAULT_PORT}"  # the hub asked when no setting names one
 IDENTITY_TEXT = ("coord_api", "token", "session", "machine", "user", "project")  # identity.json's text fields
 INSTANCE_ENV = "CLAUDE_INSTANCE_ID"  # seed 002's instance id: the session name where nothing else names one
 
@@ -101,18 +102,25 @@ class ClientSettings(NamedTuple):
     project_root: Path | None = None  # None: not in a project (the queue is the user's own)
     notes: tuple[str, ...] = ()
     url_source: str | None = None  # --url, COORD_URL, an identity.json path; None: the default URL
+    user_url: str | None = None  # the hub the user's own settings name (~/.claude/identity.json, else the default)
 
     def url_from_project(self) -> bool:
-        """Whether the URL was named by a project's identity.json and the token came from somewhere else.
+        """Whether the URL was named by a project's identity.json and is not the user's own hub.
 
-        Such a URL is never trusted for the token on its first use
-        (:func:`coordhub.client.trust.check` ``record=False``): the file may
-        have come with a repository (an archive brings its own ``.git``, so
-        "untracked" proves nothing), and the user's own token must not go to
-        a hub a repository chose. A token from the same file may go to it.
+        The user's own hub is the one ``~/.claude/identity.json`` names, else
+        the default local one (:attr:`user_url`). Such a URL is never trusted
+        on its first use (:func:`coordhub.client.trust.check` ``record=False``),
+        whatever the credential and wherever it came from: the file may have
+        come with a repository (an archive brings its own ``.git``, so
+        "untracked" proves nothing), with a token of the repository's own
+        hub beside the URL, or with none for a ``--no-auth`` one. A hub a
+        repository chose would see the session's edits and messages, and put
+        its own text in the agent's context, until the user trusts it once.
         """
-        return (self.url_source is not None and self.url_source not in ("--url", "COORD_URL")
-                and self.url_source != str(home_identity()) and self.url_source != self.token_source)
+        from coordhub.client.trust import origin
+
+        return (self.url_source not in (None, "--url", "COORD_URL", str(home_identity()))
+                and origin(self.url) != origin(self.user_url or DEFAULT_URL))
 
 
 def home_identity() -> Path:
@@ -304,8 +312,9 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
     machine = ident.get("machine")
     url_source, named_url = next(((s, u) for s, u in (("--url", url), ("COORD_URL", config.env_value("url")),
                                                       (str(ident_path), ident.get("coord_api"))) if u),
-                                 (None, f"http://127.0.0.1:{config.DEFAULT_PORT}"))
+                                 (None, DEFAULT_URL))
     base = hub_url(named_url)
+    user_url = _user_url() if url_source == str(ident_path) and ident_path != home_identity() else None
     named = session or config.env_value("session")
     session = named or ident.get("session") or (f"{machine}/claude-main" if machine else None) or instance_id()
     source, chosen = next(((s, t) for s, t in (("--token", token), ("COORD_TOKEN", config.env_value("token")),
@@ -328,5 +337,16 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
         machine=machine, queue_file=queue_at,
         timeout=float(timeout or config.env_value("timeout") or config.setting("timeout").default),
         identity_file=ident_path, token_source=source, session_named=bool(named), admin_hub_id=hub_id,
-        data_dir=directory, project_root=root, notes=tuple(notes), url_source=url_source,
+        data_dir=directory, project_root=root, notes=tuple(notes), url_source=url_source, user_url=user_url,
     )
+
+
+def _user_url() -> str:
+    """The hub the user's own ``~/.claude/identity.json`` names, else :data:`DEFAULT_URL`: a project's
+    identity.json naming it chooses nothing the user had not chosen (an unreadable home file names none)."""
+    home = home_identity()
+    try:
+        named = load_identity(home).get("coord_api") if home.is_file() else None
+        return hub_url(named) if named else DEFAULT_URL
+    except CoordError:
+        return DEFAULT_URL

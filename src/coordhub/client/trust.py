@@ -7,7 +7,11 @@ token; afterwards the token goes only to a recorded origin, and any other is
 refused until the user runs ``coord trust URL`` once. Records live in
 ``<config dir>/trusted-urls.json`` (0600, in a 0700 directory), keyed by a
 fingerprint of the token (a SHA-256, never the token itself):
-``{"<fingerprint>": ["http://127.0.0.1:8001", …]}``.
+``{"<fingerprint>": ["http://127.0.0.1:8001", …]}``. A hub that a project's
+identity.json names, other than the user's own, is asked only once trusted
+(:meth:`coordhub.client.settings.ClientSettings.url_from_project`), with
+whatever token or none: sessions without a token are recorded under the
+fingerprint of ``""``.
 
 Standard library only: the edit hook checks every request it makes.
 """
@@ -55,7 +59,9 @@ def check(token: str, url: str, source: str | None = None, *, record: bool = Tru
           url_source: str | None = None) -> None:
     """Allow sending ``token`` to ``url`` or raise :class:`Untrusted`; the first use records ``url``.
 
-    ``source`` names where the token came from, for the message. With
+    ``token`` ``""`` stands for a session without a token (a ``--no-auth``
+    hub): only :func:`trust` records a URL for it. ``source`` names where the
+    token came from, for the message. With
     ``record=False`` a first use records nothing and is refused like any
     other URL: for a URL the user did not choose (``url_source``, a
     project's identity.json, names where it came from; see
@@ -70,9 +76,11 @@ def check(token: str, url: str, source: str | None = None, *, record: bool = Tru
         return  # the common case, without taking the lock
     if not record:
         raise Untrusted(
-            f"not sending the token{f' from {source}' if source else ''} to {here}: that URL comes from "
-            f"{url_source or 'a file you may not have written'}, and a repository's files never choose where "
-            f"your token goes. If {here} is your hub, run `coord trust {url}` once")
+            f"not asking {here} " + (f"with the token{f' from {source}' if source else ''}" if token else
+                                     "(no token)") +
+            f": that URL comes from {url_source or 'a file you may not have written'}, and a repository's files "
+            f"never choose your hub (it would see your session's edits and messages). If {here} is your hub, "
+            f"run `coord trust {url}` once")
     with project.locked(project.private_dir(path.parent)):
         data = project.read_json_object(path)
         known = data.get(key)

@@ -126,15 +126,15 @@ class Invocation:
     def hub(self) -> Hub:
         """A connection to the hub as this session (opened lazily by the first request).
 
-        Raises ``NotConfigured`` when the token may not go to this URL (it was
-        first used with another; :mod:`coordhub.client.trust`).
+        Raises ``NotConfigured`` when this session may not ask this URL: the
+        token was first used with another, or a project's identity.json named
+        a hub the user never trusted (:func:`coordhub.client.credentials.check_url`).
         """
         c = self.client
-        if c.token:
-            try:
-                check_url(c)
-            except CoordError as exc:
-                raise NotConfigured(exc.message) from None
+        try:
+            check_url(c)
+        except CoordError as exc:
+            raise NotConfigured(exc.message) from None
         return Hub(c.url, c.token, c.session, self.settings.timeout)
 
     def close(self) -> None:
