@@ -81,7 +81,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("event_ring_bytes", int, 33_554_432, "Memory budget of the ring of recent events the hub keeps for "
             "streams (estimated bytes); a subscriber further behind reads the store.", "server"),
     Setting("streams_per_token", int, 64, "Event streams (SSE) and long-polls one session may hold open at once, "
-            "across every serving process of `--workers`; more answer 429.", "server"),
+            "across every serving process of `--workers`, and on PostgreSQL across every hub on the database; "
+            "more answer 429.", "server"),
     Setting("stream_max_seconds", float, 21_600.0, "Longest an event stream (SSE) lives, in seconds, before the hub "
             "ends it and its client reconnects with Last-Event-ID, authenticating again (so a stream outlives no "
             "credential by more; revocation and sign-out end streams at once). 0: unbounded.", "server"),

@@ -273,7 +273,10 @@ def run_app(cfg: ServerConfig, store: Any, hub: Any, sock: socket.socket, worker
                      rate_buckets=_rate_limit_store(cfg.rate_limit_store))
     app.state.max_connections = connections
     app.state.worker = worker
-    if worker is not None:  # one session's streams_per_token across the serving processes
+    database_slots = hub.store.stream_slots(cfg.streams_per_token)
+    if database_slots is not None:  # one session's streams_per_token across every hub on the database
+        app.state.streams.share_database(database_slots)
+    elif worker is not None:  # across the serving processes of this hub
         app.state.streams.share(cfg.resolved_data_dir())
     log.info("file descriptors: %d; connections at once: %d; streams and long-polls: %d", fd_limit, connections,
              streams)

@@ -3,6 +3,7 @@ locks on one file, held by another real process here."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import subprocess
@@ -85,14 +86,19 @@ def test_a_shared_stream_count_refuses_past_the_limit_of_every_process(tmp_path:
         assert other.ask("take alice") == "0"
         slots = StreamSlots(per_key=2, total=100)
         slots.share(tmp_path)
-        release = slots.acquire("alice")
-        with pytest.raises(TooManyStreams, match="across the hub's serving processes"):
-            slots.acquire("alice")
-        release()
-        release()  # idempotent: gives the slot back once
-        with slots.hold("alice"):
-            assert slots.held == 1
-        assert slots.held == 0
+
+        async def run() -> None:
+            release = await slots.acquire("alice")
+            with pytest.raises(TooManyStreams, match="across the hub's serving processes"):
+                await slots.acquire("alice")
+            assert slots.held == 1  # the refused one counts nothing
+            release()
+            release()  # idempotent: gives the slot back once
+            async with slots.hold("alice"):
+                assert slots.held == 1
+            assert slots.held == 0
+
+        asyncio.run(run())
     finally:
         other.kill()
 
@@ -102,8 +108,14 @@ def test_a_slots_file_that_cannot_be_opened_leaves_the_count_per_process(tmp_pat
     slots = StreamSlots(per_key=1, total=100)
     slots.share(tmp_path / "missing-dir")
     assert "counted in each serving process" in caplog.text
-    with slots.hold("alice"), pytest.raises(TooManyStreams, match="the limit per token"):
-        slots.acquire("alice")
+    asyncio.run(_second_refused(slots, "alice"))
+
+
+async def _second_refused(slots: StreamSlots, key: str) -> None:
+    """Hold ``key``'s one slot and assert a second is refused by this process's own count."""
+    async with slots.hold(key):
+        with pytest.raises(TooManyStreams, match="the limit per token"):
+            await slots.acquire(key)
 
 
 def test_every_offset_fits_however_large_the_limit(tmp_path: Path) -> None:
@@ -142,14 +154,17 @@ def test_a_file_system_without_record_locks_counts_in_each_process(tmp_path: Pat
     monkeypatch.setattr(fcntl, "lockf", refuse)
     slots.share(tmp_path)
     assert "counted in each serving process" in caplog.text
-    with slots.hold("alice"), pytest.raises(TooManyStreams, match="the limit per token"):
-        slots.acquire("alice")
+    asyncio.run(_second_refused(slots, "alice"))
     monkeypatch.undo()
     late = StreamSlots(per_key=1, total=100)
     late.share(tmp_path)  # record locks work when sharing starts, and fail later
     monkeypatch.setattr(fcntl, "lockf", refuse)
-    with late.hold("alice"):
-        assert late.held == 1 and "counted in this serving process only" in caplog.text
+
+    async def hold() -> None:
+        async with late.hold("alice"):
+            assert late.held == 1 and "counted in this serving process only" in caplog.text
+
+    asyncio.run(hold())
 
 
 def test_a_stream_whose_credential_cannot_be_read_holds_no_slot(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -363,3 +363,59 @@ def test_failed_sign_ins_count_per_client_behind_the_balancer(tmp_path: Path) ->
         assert [r.status_code for r in rs] == [200] * 4, [r.text for r in rs]
     finally:
         c.stop()
+
+
+def test_streams_per_token_holds_across_the_hubs_of_one_database(tmp_path: Path) -> None:
+    """Eight long-polls of one session, alternately straight to each of two hubs on one database, with
+    ``--streams-per-token 2``: two are held and six refused with 429 (each hub counted its own before: four
+    were held). A hub killed with its long-polls open frees their slots for the other hub."""
+    c = Cluster(tmp_path / "cluster", hubs=2, hub_args=("--streams-per-token", "2")).start()
+    try:
+        token = c.token(f"S{uuid.uuid4().hex[:6]}/main")
+        answers: list[int | str] = []
+
+        def wait(url: str, seconds: float) -> None:
+            try:
+                with httpx2.Client(timeout=60) as client:
+                    answers.append(client.get(url + "/api/coord/messages/wait", params={"timeout": seconds},
+                                              headers={"Authorization": f"Bearer {token}"}).status_code)
+            except httpx2.TransportError:
+                answers.append("cut")  # its hub was killed
+
+        def settled(count: int) -> None:
+            deadline = time.monotonic() + 10
+            while len(answers) < count and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+        polls = [threading.Thread(target=wait, args=(c.hubs[i % 2].url, 6)) for i in range(8)]
+        for poll in polls:
+            poll.start()
+            time.sleep(0.05)
+        settled(6)
+        assert answers == [429] * 6, answers  # the two held ones are still waiting
+        for poll in polls:
+            poll.join(30)
+        assert sorted(answers, key=str) == [200, 200] + [429] * 6, answers
+
+        answers.clear()
+        held = [threading.Thread(target=wait, args=(c.hubs[0].url, 30)) for _ in range(2)]
+        for poll in held:
+            poll.start()
+        time.sleep(1)
+        assert answers == [], answers  # both held by hub 0
+        wait(c.hubs[1].url, 0.1)
+        assert answers == [429], answers
+        answers.clear()
+        c.hubs[0].stop(9)
+        for poll in held:
+            poll.join(30)
+        assert answers == ["cut", "cut"], answers
+        answers.clear()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the database drops a dead hub's locks with its connection
+            wait(c.hubs[1].url, 0.1)
+            if answers[-1] == 200:
+                break
+        assert answers[-1] == 200, answers
+    finally:
+        c.stop()

@@ -205,6 +205,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
         finally:
             hub.stop_bus()
             app.state.fanout.close()
+            app.state.streams.close()
             hub.store.set_batch_observer(None)
             if hub.remote is not None:
                 hub.remote.on_batch = None

@@ -60,7 +60,7 @@ async def poll(request: Request, who: Caller, actor: Actor, wait: float, field: 
     h = hub(request)
     deadline = time.monotonic() + wait
     hold = streams.slots(request).hold(streams.key(who, request)) if wait > 0 else contextlib.nullcontext()
-    with hold:
+    async with hold:
         while True:
             cursor = h.bus.last_id if h.bus is not None else 0
             ready, wake_at = await h.query(look)

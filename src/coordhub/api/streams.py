@@ -11,8 +11,9 @@ hit. ``total`` is set below the connection limit, so short requests
 
 Under ``coord serve --workers N`` the per-session limit holds across the
 serving processes (:class:`SharedSlots`): a session's streams are counted
-wherever they landed, not ``per_key`` in each process. ``total`` stays each
-process's own, as its descriptors are.
+wherever they landed, not ``per_key`` in each process. On PostgreSQL it holds
+across every hub on the database (:mod:`coordhub.store.pgslots`), behind a load
+balancer too. ``total`` stays each process's own, as its descriptors are.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ import fcntl
 import hashlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 from starlette.responses import Response
@@ -37,9 +40,13 @@ from coordhub.api.auth import Authenticator, Caller
 from coordhub.api.headers import header
 from coordhub.core import websessions
 from coordhub.core.identity import fold
-from coordhub.errors import TooManyStreams, Unauthorized
+from coordhub.errors import TooManyStreams, Unauthorized, Unavailable
+
+if TYPE_CHECKING:  # psycopg loads only on a PostgreSQL hub
+    from coordhub.store.pgslots import AdvisorySlots, Ticket
 
 RETRY_SECONDS = 5
+DATABASE_SECONDS = 5.0  # a stream waits this long for the database's count, then is counted in its hub alone
 SLOTS_FILE = "stream-slots"  # in the data directory: the byte-range locks of SharedSlots
 _OFFSETS = 1 << 62  # SharedSlots' slots lie below it (off_t is 63 bits), its probe at it
 log = logging.getLogger(__name__)
@@ -116,6 +123,9 @@ class StreamSlots:
         self.held = 0
         self._by_key: dict[str, int] = {}
         self._shared: SharedSlots | None = None
+        self._database: AdvisorySlots | None = None
+        self._pool: ThreadPoolExecutor | None = None  # the database's slots run here: each take is a round trip
+        self._database_down = False  # said once in the log, until the database counts again
 
     def share(self, data_dir: Path) -> None:
         """Count each key's slots across every serving process that shares ``data_dir`` (:class:`SharedSlots`);
@@ -125,11 +135,27 @@ class StreamSlots:
         except OSError as exc:
             log.warning("streams_per_token is counted in each serving process: %s: %s", data_dir / SLOTS_FILE, exc)
 
-    def acquire(self, key: str) -> Callable[[], None]:
+    def share_database(self, slots: AdvisorySlots) -> None:
+        """Count each key's slots with every hub on the database (:mod:`coordhub.store.pgslots`), on a thread of
+        their own; :meth:`close` gives them back."""
+        self._database = slots
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="stream-slots")
+
+    def close(self) -> None:
+        """Give back every slot held in the database (its connection closes); a no-op without one."""
+        pool, database, self._pool, self._database = self._pool, self._database, None, None
+        if pool is not None and database is not None:
+            pool.submit(database.close)
+            pool.shutdown(wait=False)
+
+    async def acquire(self, key: str) -> Callable[[], None]:
         """Take a slot for ``key``; return the function that gives it back (idempotent).
 
         Raises :class:`TooManyStreams` (429) when ``key`` holds ``per_key``
-        slots (in every serving process, after :meth:`share`) or the process holds ``total``.
+        slots (in every serving process after :meth:`share`, on every hub of
+        the database after :meth:`share_database`) or the process holds
+        ``total``. Where they cannot be counted together (the file or the
+        database fails), the slot is counted in this process alone, and logged.
         """
         mine = self._by_key.get(key, 0)
         if mine >= self.per_key:
@@ -138,19 +164,12 @@ class StreamSlots:
         if self.held >= self.total:
             raise TooManyStreams(f"the hub holds its limit of {self.total} event streams and long-polls; "
                                  f"retry in {RETRY_SECONDS} s", RETRY_SECONDS)
-        shared, slot = self._shared, None
-        if shared is not None:
-            try:
-                slot = shared.take(key)
-            except OSError as exc:  # counted here alone, this once: the stream is not refused for it
-                log.warning("a stream slot of %s is counted in this serving process only: %s", key, exc)
-                shared = None
-        if shared is not None and slot is None:
-            raise TooManyStreams(f"{key} already holds {self.per_key} event streams and long-polls across the "
-                                 f"hub's serving processes, the limit per token (streams_per_token); close one "
-                                 f"before opening another", RETRY_SECONDS)
-        self._by_key[key] = mine + 1
-        self.held += 1
+        self._count(key, 1)  # before any wait: this process's other opens of the key see it
+        try:
+            give = await self._take_shared(key)
+        except BaseException:
+            self._count(key, -1)
+            raise
         released = False
 
         def release() -> None:
@@ -158,25 +177,97 @@ class StreamSlots:
             if released:
                 return
             released = True
-            self.held -= 1
-            left = self._by_key[key] - 1
-            if left:
-                self._by_key[key] = left
-            else:
-                del self._by_key[key]
-            if shared is not None and slot is not None:
-                shared.give(key, slot)
+            self._count(key, -1)
+            give()
 
         return release
 
-    @contextlib.contextmanager
-    def hold(self, key: str) -> Iterator[None]:
-        """A slot for ``key`` for the duration of the ``with`` block (see :meth:`acquire`)."""
-        release = self.acquire(key)
+    def _count(self, key: str, step: int) -> None:
+        self.held += step
+        left = self._by_key.get(key, 0) + step
+        if left:
+            self._by_key[key] = left
+        else:
+            del self._by_key[key]
+
+    async def _take_shared(self, key: str) -> Callable[[], None]:
+        """Take ``key``'s slot where slots are shared; the function that gives it back (a no-op where none is
+        held). Raises :class:`TooManyStreams` when every one is held."""
+        if self._database is not None:
+            return await self._take_in_database(key, self._database)
+        shared = self._shared
+        if shared is None:
+            return _nothing
+        try:
+            slot = shared.take(key)
+        except OSError as exc:  # counted here alone, this once: the stream is not refused for it
+            log.warning("a stream slot of %s is counted in this serving process only: %s", key, exc)
+            return _nothing
+        if slot is None:
+            raise TooManyStreams(f"{key} already holds {self.per_key} event streams and long-polls across the "
+                                 f"hub's serving processes, the limit per token (streams_per_token); close one "
+                                 f"before opening another", RETRY_SECONDS)
+        return lambda: shared.give(key, slot)
+
+    async def _take_in_database(self, key: str, database: AdvisorySlots) -> Callable[[], None]:
+        assert self._pool is not None
+        future = self._pool.submit(database.take, key)
+        try:
+            ticket = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), DATABASE_SECONDS)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            future.add_done_callback(self._give_late)  # a take that ends after all must not keep its slot
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            self._say_down(key, f"no answer in {DATABASE_SECONDS:g} s")
+            return _nothing
+        except Unavailable as exc:
+            self._say_down(key, exc.message)
+            return _nothing
+        if self._database_down:
+            self._database_down = False
+            log.warning("stream slots are counted in the database again")
+        if ticket is None:
+            raise TooManyStreams(f"{key} already holds {self.per_key} event streams and long-polls across the "
+                                 f"hubs on the database, the limit per token (streams_per_token); close one "
+                                 f"before opening another", RETRY_SECONDS)
+        return lambda: self._give(ticket)
+
+    def _say_down(self, key: str, why: str) -> None:
+        if not self._database_down:
+            log.warning("stream slots are counted in each hub process until the database answers (%s); first "
+                        "for %s", why, key)
+        self._database_down = True
+
+    def _give(self, ticket: Ticket) -> None:
+        pool, database = self._pool, self._database
+        if pool is None or database is None:  # closed: its connection gave back every slot
+            return
+        try:
+            pool.submit(database.give, ticket).add_done_callback(_log_failed_give)
+        except RuntimeError:  # the pool is shutting down: closing the connection gives the slot back
+            pass
+
+    def _give_late(self, future: Future[Ticket | None]) -> None:
+        if not future.cancelled() and future.exception() is None and (ticket := future.result()) is not None:
+            self._give(ticket)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """A slot for ``key`` for the duration of the ``async with`` block (see :meth:`acquire`)."""
+        release = await self.acquire(key)
         try:
             yield
         finally:
             release()
+
+
+def _nothing() -> None:
+    """What gives back a slot counted in this process alone."""
+
+
+def _log_failed_give(future: Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:  # the lost connection dropped its locks too
+        log.warning("giving back a stream slot failed: %s", future.exception())
 
 
 class LiveStream(Response):

@@ -374,6 +374,14 @@ class Store(abc.ABC):
         """
         return None
 
+    def stream_slots(self, per_key: int) -> Any:
+        """Stream slots counted with every hub on the database, ``per_key`` per session, or None (SQLite: the hub's
+        own processes count theirs in a file, :class:`coordhub.api.streams.SharedSlots`).
+
+        PostgreSQL returns a :class:`~coordhub.store.pgslots.AdvisorySlots`.
+        """
+        return None
+
     def set_batch_observer(self, observer: Callable[[int, float], None] | None) -> None:
         """Call ``observer(units, commit_seconds)`` on the writer after each committed batch (metrics; quick).
 

@@ -37,6 +37,7 @@ from coordhub.store.base import (
 )
 from coordhub.store.pgnumbers import NUMBERED, Numbers
 from coordhub.store.pgpipe import Answer, Pipe, Statement, refused_as_prepared
+from coordhub.store.pgslots import AdvisorySlots
 from coordhub.store.ratebuckets import SharedBuckets
 from coordhub.store.tables.system import Halts
 from coordhub.store.threaded import ThreadedStore
@@ -520,6 +521,11 @@ class PostgresStore(ThreadedStore):
     def rate_buckets(self) -> SharedBuckets:
         """Rate budgets shared by every hub on this database (:mod:`coordhub.store.ratebuckets`)."""
         return SharedBuckets(self._connect)
+
+    def stream_slots(self, per_key: int) -> AdvisorySlots:
+        """Stream slots every hub on this database counts (:mod:`coordhub.store.pgslots`), on a connection of
+        their own."""
+        return AdvisorySlots(self._connect, per_key)
 
     def listen(self, on_announce: announce.Announced) -> announce.Listener:
         """Start a :class:`~coordhub.store.announce.Listener` on its own connection; the caller stops it."""

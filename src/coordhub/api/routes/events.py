@@ -220,7 +220,7 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_
 
     keep = events.Filter(viewer, admin, prefixes, project_key, to_session, session_id)
     credential = await streams.credential(request, who)  # before the slot: nothing may fail between it and its owner
-    release = streams.slots(request).acquire(streams.key(who, request))
+    release = await streams.slots(request).acquire(streams.key(who, request))
     body = _stream(h, request.app.state.fanout, cursor, keep, viewer, credential)
     return streams.LiveStream(body, release, media_type="text/event-stream",
                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",

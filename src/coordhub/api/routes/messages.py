@@ -99,7 +99,7 @@ async def wait(request: Request, timeout: float = Query(30.0, ge=0, le=MAX_WAIT_
     assert bus is not None
     deadline = time.monotonic() + timeout
     credential = await streams.credential(request, who) if timeout > 0 else None
-    with streams.slots(request).hold(streams.key(who, request)) if timeout > 0 else contextlib.nullcontext():
+    async with streams.slots(request).hold(streams.key(who, request)) if timeout > 0 else contextlib.nullcontext():
         waited = False
         while True:
             cursor = bus.last_id  # before the query: nothing committed after it can be missed
