@@ -31,6 +31,7 @@ from coordhub.client.wire import NEXT_BEFORE_SEQ, whole_number
 from coordhub.core.identity import is_broadcast, unknown_recipient_warning
 from coordhub.core.seed002 import (
     TO_ORCHESTRATOR,
+    InboxScan,
     default_recipient,
     display_id,
     hub_message_id,
@@ -39,9 +40,6 @@ from coordhub.core.seed002 import (
     seed_message,
 )
 from coordhub.errors import Invalid
-
-PAGE = 500          # the hub's largest inbox page
-SCAN_LIMIT = 5000   # inbox messages `check` looks through for its filters (as the MCP tool does)
 
 
 def _type(text: str) -> str:
@@ -108,18 +106,12 @@ def check(
 
     def scan(c: CoordClient) -> tuple[str, list[dict[str, Any]]]:
         me = str(c.call("GET", "/api/coord/whoami")["session_id"])
-        found: list[dict[str, Any]] = []
-        before = None
-        for _ in range(SCAN_LIMIT // PAGE):  # pages of at most 500 messages and about 4 MiB
-            fields: dict[str, str] = {}
-            page = c.call("GET", "/api/coord/messages", params={"limit": PAGE, "before_seq": before}, fields=fields)
-            found += [m for m in page if matches(m, sender, kind, pending)]
-            # the hub names the seq to go on from when older messages follow (a page it ended at its text
-            # bound holds fewer than PAGE)
-            before = whole_number(fields.get(NEXT_BEFORE_SEQ))
-            if len(found) >= limit or before is None:
-                break
-        return me, found[:limit]
+        walk = InboxScan(lambda m: matches(m, sender, kind, pending), limit)
+        fields: dict[str, str] = {}
+        while walk.take(c.call("GET", "/api/coord/messages", params=walk.params(), fields=fields),
+                        whole_number(fields.get(NEXT_BEFORE_SEQ))):
+            fields.clear()
+        return me, walk.found
 
     me, msgs = call(ctx, scan)
     rows = [seed_message(m, me) for m in msgs]

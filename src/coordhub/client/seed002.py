@@ -72,6 +72,7 @@ from coordhub.client.wire import NEXT_BEFORE_SEQ, whole_number
 from coordhub.core.identity import is_broadcast, same_session
 from coordhub.core.seed002 import (
     BROADCAST,
+    InboxScan,
     MessageType,
     hub_message_id,
     matches,
@@ -86,8 +87,6 @@ __all__ = ["AckResult", "AcknowledgeError", "CoordinationClient", "CoordinationE
            "get_coordination_client", "reset_coordination_client"]
 
 API = "/api/coord"
-PAGE = 500          # the hub's largest inbox page
-SCAN_LIMIT = 5000   # inbox messages check_messages looks through for its filters
 MESSAGES = f"{API}/messages"
 
 
@@ -362,28 +361,22 @@ class CoordinationClient:
         """Messages of an inbox (yours by default; another's needs an admin token), newest first.
 
         Broadcasts are included; ``to_instance="all"`` keeps only them. The
-        filters look through the newest :data:`SCAN_LIMIT` messages, in at most ten of the hub's pages (a page
-        holds 500 messages or about 4 MiB of them).
+        filters look through the newest :data:`~coordhub.core.seed002.SCAN_LIMIT` messages, in at most ten of the
+        hub's pages (a page holds 500 messages or about 4 MiB of them; :class:`~coordhub.core.seed002.InboxScan`).
         """
         kind = MessageType(msg_type).value if msg_type else None
         broadcasts = to_instance is not None and is_broadcast(to_instance)
         owner = None if broadcasts else to_instance
         viewer = owner or await self.session_id()
-        found: list[dict[str, Any]] = []
-        before: int | None = None
-        for _ in range(SCAN_LIMIT // PAGE):  # pages of at most 500 messages and about 4 MiB
+        walk = InboxScan(lambda m: matches(m, from_instance, kind, pending_only) and (m["broadcast"] or not broadcasts),
+                         max(1, min(limit, 1000)))
+        while True:
             answered: AnswerHeaders = {}
-            answer = await self._read("GET", MESSAGES, {"to_session": owner, "limit": PAGE, "before_seq": before},
-                                      answered=answered)
+            answer = await self._read("GET", MESSAGES, {"to_session": owner, **walk.params()}, answered=answered)
             page = answers.records(answer, answers.MESSAGE, f"GET {MESSAGES}", CoordinationError)
-            found += [m for m in page if matches(m, from_instance, kind, pending_only)
-                      and (m["broadcast"] or not broadcasts)]
-            # the hub names the seq to go on from when older messages follow (a page it ended at its text
-            # bound holds fewer than PAGE)
-            before = whole_number(answered.get(NEXT_BEFORE_SEQ))
-            if len(found) >= limit or before is None:
+            if not walk.take(page, whole_number(answered.get(NEXT_BEFORE_SEQ))):
                 break
-        return [CoordinationMessage.from_hub(m, viewer) for m in found[:max(1, min(limit, 1000))]]
+        return [CoordinationMessage.from_hub(m, viewer) for m in walk.found]
 
     async def get_messages(self, query: Any = None, **filters: Any) -> list[CoordinationMessage]:
         """Seed 002's name: ``query`` may be an object with ``to_instance``/``from_instance``/``msg_type``/

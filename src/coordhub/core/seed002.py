@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from coordhub.core.identity import validate_acting_name
@@ -193,3 +194,43 @@ def matches(m: dict[str, Any], sender: str | None, msg_type: str | None, pending
     return ((sender is None or m["from_session"].lower() == sender.lower())
             and (msg_type is None or m["message_type"] == msg_type)
             and (not pending_only or (m["requires_ack"] and m.get("acked_at") is None)))
+
+
+INBOX_PAGE = 500  # the hub's largest inbox page (GET /messages ``limit``)
+SCAN_LIMIT = 5000  # inbox messages seed 002's check looks through for its filters: ten pages at most
+
+
+class InboxScan:
+    """Seed 002's check-messages walk of an inbox, newest first, for the CLI's ``coord msg check`` and the Python
+    API's ``check_messages`` (each asks the hub its own way, sync or async).
+
+    Ask for :meth:`params` (``limit``, ``before_seq``), give each page to
+    :meth:`take` with the hub's ``Coord-Next-Before-Seq``, and stop when it
+    answers False; :attr:`found` then holds at most ``limit`` messages that
+    passed ``keep``. It reads on while the hub names a seq to go on from (a
+    page the hub ended at its text bound holds fewer than
+    :data:`INBOX_PAGE`), until ``limit`` passed or :data:`SCAN_LIMIT`
+    messages' worth of pages were read.
+    """
+
+    def __init__(self, keep: Callable[[dict[str, Any]], bool], limit: int) -> None:
+        self.keep = keep
+        self.limit = limit
+        self.found: list[dict[str, Any]] = []
+        self._before: int | None = None
+        self._pages = 0
+
+    def params(self) -> dict[str, Any]:
+        """The next page's query parameters."""
+        return {"limit": INBOX_PAGE, "before_seq": self._before}
+
+    def take(self, page: list[dict[str, Any]], next_before: int | None) -> bool:
+        """Keep what ``page`` holds that passes; whether to ask for the page before ``next_before``."""
+        self._pages += 1
+        self.found += [m for m in page if self.keep(m)]
+        if len(self.found) >= self.limit:
+            del self.found[self.limit:]
+            return False
+        self._before = next_before
+        return next_before is not None and self._pages < SCAN_LIMIT // INBOX_PAGE
+
