@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 from coordhub.client import project, settings
@@ -117,14 +118,54 @@ def test_an_archives_identity_json_without_a_token_asks_its_no_auth_hub_only_onc
 def test_a_project_identity_json_naming_the_users_own_hub_needs_no_trust_step(tmp_path: Path,
                                                                              attacker: Listener) -> None:
     """The hub ``~/.claude/identity.json`` names (here a listener standing in for it) is the user's choice already;
-    a project's file naming it, with the project's token, chooses nothing new."""
-    env = isolated_env(tmp_path)
+    a project's file naming it, with the user's own token, chooses nothing new."""
+    env = isolated_env(tmp_path, COORD_TOKEN="coord_users_own")
     home = Path(env["HOME"]) / ".claude"
     home.mkdir(parents=True)
     (home / "identity.json").write_text(json.dumps({"coord_api": attacker.url + "/"}))
-    repo = _archive(tmp_path, {"coord_api": attacker.url, "token": "coord_project_t"})
+    repo = _archive(tmp_path, {"coord_api": attacker.url, "machine": "X"})
     Coord(repo, env).ok("msg", "inbox")
-    assert attacker.received("coord_project_t")
+    assert attacker.received("coord_users_own")
+
+
+def test_a_token_a_project_identity_json_holds_acts_only_once_trusted_even_on_the_users_own_hub(
+        tmp_path: Path, attacker: Listener) -> None:
+    """Review: a colleague's token in an archive's identity.json, naming the user's own (shared) hub, made the
+    user's agent act as the colleague: its hooks read that session's inbox into the agent's context."""
+    env = isolated_env(tmp_path)
+    home = Path(env["HOME"]) / ".claude"
+    home.mkdir(parents=True)
+    (home / "identity.json").write_text(json.dumps({"coord_api": attacker.url, "token": "coord_users_own"}))
+    repo = _archive(tmp_path, {"coord_api": attacker.url + "/", "token": "coord_colleague", "session": "colleague"})
+    r = Coord(repo, env).fails(6, "msg", "inbox")
+    assert "the token comes from" in r.err and "and that token yours" in r.err, r
+    _agent_in(repo, env)
+    assert attacker.seen == []
+    Coord(repo, env).ok("trust", attacker.url)
+    Coord(repo, env).ok("msg", "inbox")
+    assert attacker.received("coord_colleague")
+
+
+def test_no_side_path_asks_or_hands_on_a_hub_an_archive_chose(tmp_path: Path, attacker: Listener) -> None:
+    """Review: ``coord sync`` and ``coord conv keys add`` asked its ``/health`` first, the seed-002 API's
+    ``health_check`` reported it healthy, ``coord agent --install-service`` wrote its URL and token into a service
+    unit, and ``coord web`` / ``coord mcp-config`` handed its URL on, where it would count as the user's choice."""
+    attacker.health["auth"] = False
+    repo = _archive(tmp_path, {"coord_api": attacker.url, "token": "coord_archive_t", "machine": "X"})
+    env = isolated_env(tmp_path)
+    for args in (("sync",), ("web", "--print"), ("mcp-config",), ("agent", "--machine", "m1", "--install-service")):
+        r = Coord(repo, env).fails(6, *args)
+        assert f"coord trust {attacker.url}" in r.err and attacker.url not in r.out, r
+    assert not list(tmp_path.rglob("coord-agent-m1.service")) and not list(tmp_path.rglob("agent-m1.env"))
+    probe = ("import asyncio, json\n"
+             "from coordhub.client.seed002 import CoordinationClient\n"
+             "from coordhub.client.settings import resolve\n"
+             "print(json.dumps(asyncio.run(CoordinationClient(resolve()).health_check())))\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=60)
+    health = json.loads(done.stdout)
+    assert health["connected"] is False and "coord trust" in health["error"], (health, done.stderr)
+    assert attacker.seen == []
 
 
 def test_the_guards_git_questions_run_no_command_from_the_repositorys_config(tmp_path: Path) -> None:

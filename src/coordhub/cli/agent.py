@@ -29,6 +29,7 @@ import typer
 from coordhub.cli.common import EXIT_AUTH, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, fail, options
 from coordhub.cli.output import console
 from coordhub.client import Unreachable, project
+from coordhub.client.credentials import check_url
 from coordhub.client.queue import QueueUnusable
 from coordhub.client.settings import resolve
 from coordhub.errors import CoordError, Invalid
@@ -95,6 +96,10 @@ def agent(
         fail(exc.message, EXIT_AUTH)
     name = machine or socket.gethostname().split(".")[0]
     if install_service:
+        try:  # the unit names the hub in COORD_URL, which the service then trusts as the user's own choice
+            check_url(settings)
+        except CoordError as exc:
+            fail(exc.message, EXIT_AUTH)
         _install_service(name, settings.url, settings.token, sys.argv)
         return
     _run(name, settings, slots, overrides, claude, state_dir, tuple(pass_env), wall_clock, first_output, silence,

@@ -80,6 +80,12 @@ def mcp_config(
              "COORD_TOKEN", EXIT_USAGE)
     profile = _profile(tools)
     settings = _settings(ctx, url)
+    from coordhub.client.credentials import check_may_ask
+
+    try:  # the printed command names the hub in COORD_URL, which Claude Code's server then takes as chosen
+        check_may_ask(settings)
+    except CoordError as exc:
+        fail(exc.message, EXIT_AUTH)
     token = settings.token if show_token else None
     if show_token and not token:
         fail("no token found (--token, COORD_TOKEN or identity.json)", EXIT_USAGE)

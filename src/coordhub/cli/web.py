@@ -6,9 +6,10 @@ import webbrowser
 
 import typer
 
-from coordhub.cli.common import EXIT_USAGE, fail, options
+from coordhub.cli.common import EXIT_AUTH, EXIT_USAGE, fail, options
+from coordhub.client.credentials import check_may_ask
 from coordhub.client.settings import resolve
-from coordhub.errors import Invalid
+from coordhub.errors import CoordError, Invalid
 
 PRINT_OPT = typer.Option(False, "--print", help="Print the dashboard's URL instead of opening it.")
 
@@ -22,9 +23,13 @@ def web(ctx: typer.Context, print_only: bool = PRINT_OPT) -> None:
     """
     o = options(ctx)
     try:
-        url = resolve(o.url, None, o.session, o.queue_file, o.timeout).url + "/"
+        settings = resolve(o.url, None, o.session, o.queue_file, o.timeout)
+        check_may_ask(settings)  # the page asks for a token: never one of a hub a repository chose
     except Invalid as exc:
         fail(exc.message, EXIT_USAGE)
+    except CoordError as exc:
+        fail(exc.message, EXIT_AUTH)
+    url = settings.url + "/"
     typer.echo(url)
     if not print_only and not webbrowser.open(url):
         fail("no browser could be opened here: open the URL above yourself", EXIT_USAGE)

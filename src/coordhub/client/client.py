@@ -194,9 +194,12 @@ class CoordClient(FleetCalls):
     # -- transport --------------------------------------------------------------
 
     def hub_health(self) -> dict[str, Any]:
-        """``GET /health`` without any credential; the answer even when degraded (503). Raises ``Unreachable``."""
+        """``GET /health`` without any credential; the answer even when degraded (503). Raises ``Unreachable``, and
+        :class:`~coordhub.client.trust.Untrusted` or :class:`NoCredential` for a hub this client may not ask
+        anything (:func:`coordhub.client.credentials.check_may_ask`: nothing is sent)."""
         import httpx2
 
+        credentials.check_may_ask(self.settings)
         try:
             response = self._fetch("GET", "/health")
         except httpx2.TimeoutException:
@@ -466,7 +469,7 @@ class CoordClient(FleetCalls):
                 self._sleep(1.0)
 
     def health(self) -> Any:
-        """``GET /health`` (no token needed, none sent); raises ``Unreachable``."""
+        """``GET /health`` (no token needed, none sent); raises as :meth:`hub_health`."""
         return self.hub_health()
 
     def locks(self, project_key: str | None = None, resource: str | None = None, *, session_id: str | None = None,

@@ -6,8 +6,10 @@ here, so the rules cannot drift apart:
 
 * a session token (``--token``, ``COORD_TOKEN``, identity.json) goes only to a
   URL trusted for it (:func:`coordhub.client.trust.check`), and a URL named by
-  a project's identity.json, unless it is the user's own hub, is never trusted
-  on first use, with a token from anywhere or with none (:func:`check_url`);
+  a project's identity.json, unless it is the user's own hub, or a token a
+  project's identity.json holds, is never trusted on first use, with a token
+  from anywhere or with none; nothing at all, ``/health`` included, is asked
+  of such a hub until the user trusts it (:func:`check_url`, :func:`check_may_ask`);
 * the hub's admin token found on disk (only when the caller asked for it,
   see :func:`coordhub.client.settings.resolve`) goes only to a URL the user
   chose (``--url``, ``COORD_URL``, ``~/.claude/identity.json``, or the default
@@ -30,8 +32,8 @@ from coordhub.client import trust
 from coordhub.client.settings import ClientSettings, NoCredential
 from coordhub.client.wire import SESSION_HEADER
 
-__all__ = ["CLI_TOKEN", "SESSION_HEADER", "ask_admin", "check_admin_url", "check_url", "identity_headers",
-           "needs_token"]
+__all__ = ["CLI_TOKEN", "SESSION_HEADER", "ask_admin", "check_admin_url", "check_may_ask", "check_url",
+           "identity_headers", "needs_token"]
 
 CLI_TOKEN = "--token, COORD_TOKEN or identity.json \"token\" (or act as the hub's admin with --admin)"
 """How the CLI is given a token, as :func:`needs_token` says it."""
@@ -56,16 +58,34 @@ def check_url(settings: ClientSettings) -> None:
     """Raise :class:`~coordhub.client.trust.Untrusted` unless this client may ask ``settings.url`` as its session.
 
     A URL a project's identity.json named, other than the user's own hub
-    (:meth:`ClientSettings.url_from_project`), must have been trusted by the
-    user (``coord trust URL``) for this token, or, without a token, for
+    (:meth:`ClientSettings.url_from_project`), or a token it holds
+    (:meth:`ClientSettings.token_from_project`), must have been trusted by
+    the user (``coord trust URL``) for this token, or, without a token, for
     tokenless use: a first use records nothing. Any other URL is recorded on
     a token's first use, and nothing is checked for it without a token.
     """
     s = settings
-    if s.url_from_project():
-        trust.check(s.token or "", s.url, s.token_source, record=False, url_source=s.url_source)
+    if s.chosen_by_project():
+        _check_project_choice(s)
     elif s.token:
         trust.check(s.token, s.url, s.token_source)
+
+
+def check_may_ask(settings: ClientSettings) -> None:
+    """Raise unless this client may send ``settings.url`` any request at all, ``/health`` included: not when a
+    project's identity.json chose the hub or the credential and the user has not trusted the URL for it
+    (:meth:`ClientSettings.chosen_by_project`), nor with the admin token where :func:`check_admin_url` refuses.
+    Records nothing: a token's first use is recorded when it is sent (:func:`check_url`)."""
+    s = settings
+    if s.token and s.admin_hub_id:
+        check_admin_url(s)
+    elif s.chosen_by_project():
+        _check_project_choice(s)
+
+
+def _check_project_choice(s: ClientSettings) -> None:
+    source = s.url_source if s.url_from_project() else s.token_source
+    trust.check(s.token or "", s.url, s.token_source, record=False, url_source=source)
 
 
 def check_admin_url(settings: ClientSettings) -> None:

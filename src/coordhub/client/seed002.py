@@ -506,6 +506,8 @@ class CoordinationClient:
             health = await asyncio.to_thread(self._sync.hub_health)
         except Unreachable as exc:
             return {"connected": False, "status": "unhealthy", "error": str(exc)}
+        except CoordError as exc:  # a hub this client may not ask (a repository's identity.json chose it)
+            return {"connected": False, "status": "unhealthy", "error": exc.message}
         ok = health.get("status") == "ok"
         return {"connected": ok, "status": "healthy" if ok else "unhealthy",
                 "latency_ms": round((time.monotonic() - start) * 1000, 2), "hub": self.settings.url}

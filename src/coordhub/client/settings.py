@@ -122,6 +122,19 @@ class ClientSettings(NamedTuple):
         return (self.url_source not in (None, "--url", "COORD_URL", str(home_identity()))
                 and origin(self.url) != origin(self.user_url or DEFAULT_URL))
 
+    def token_from_project(self) -> bool:
+        """Whether the token came from a project's identity.json: one the repository's author may have put there
+        (a colleague's token on the user's own hub would make the user's agent act as that colleague, reading
+        that session's inbox into its context), so it too is used only once the user trusts it for the URL."""
+        return (self.identity_file is not None and self.identity_file != home_identity()
+                and self.token_source == str(self.identity_file))
+
+    def chosen_by_project(self) -> bool:
+        """Whether a project's identity.json chose the hub or the credential (:meth:`url_from_project`,
+        :meth:`token_from_project`): such a client asks nothing of the hub, ``/health`` included, until the user
+        trusted the URL for it (``coord trust URL``; :func:`coordhub.client.credentials.check_may_ask`)."""
+        return self.url_from_project() or self.token_from_project()
+
 
 def home_identity() -> Path:
     """``~/.claude/identity.json`` (the user's own; may not exist)."""

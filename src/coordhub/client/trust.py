@@ -78,9 +78,10 @@ def check(token: str, url: str, source: str | None = None, *, record: bool = Tru
         raise Untrusted(
             f"not asking {here} " + (f"with the token{f' from {source}' if source else ''}" if token else
                                      "(no token)") +
-            f": that URL comes from {url_source or 'a file you may not have written'}, and a repository's files "
-            f"never choose your hub (it would see your session's edits and messages). If {here} is your hub, "
-            f"run `coord trust {url}` once")
+            f": {'that URL' if url_source != source else 'the token'} comes from "
+            f"{url_source or 'a file you may not have written'}, and a repository's files never choose your hub "
+            f"or who you act as (it would see your session's edits and messages). If {here} is your hub"
+            f"{' and that token yours' if url_source == source and token else ''}, run `coord trust {url}` once")
     with project.locked(project.private_dir(path.parent)):
         data = project.read_json_object(path)
         known = data.get(key)
