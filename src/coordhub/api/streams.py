@@ -25,11 +25,14 @@ import fcntl
 import hashlib
 import logging
 import os
+import queue
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from starlette.responses import Response
@@ -47,6 +50,8 @@ if TYPE_CHECKING:  # psycopg loads only on a PostgreSQL hub
 
 RETRY_SECONDS = 5
 DATABASE_SECONDS = 5.0  # a stream waits this long for the database's count, then is counted in its hub alone
+DATABASE_RETRY_SECONDS = 5.0  # once it failed, the database is asked again after this long, not by every stream
+MAX_PENDING = 64  # slot calls queued for the database past which a stream is counted in its hub alone
 SLOTS_FILE = "stream-slots"  # in the data directory: the byte-range locks of SharedSlots
 _OFFSETS = 1 << 62  # SharedSlots' slots lie below it (off_t is 63 bits), its probe at it
 log = logging.getLogger(__name__)
@@ -114,6 +119,43 @@ class SharedSlots:
         fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, offset, os.SEEK_SET)
 
 
+class _SlotThread:
+    """One daemon thread running the database's slot calls in order (an :class:`AdvisorySlots` is used from one
+    thread only). A daemon: a connection stuck on a network path that stopped answering must not keep the hub
+    process from exiting, and the server frees the locks of a connection that ends anyway."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]] | None] = \
+            queue.SimpleQueue()
+        self.pending = 0  # calls queued or running: a bound on what a database that does not answer piles up
+        self._count = threading.Lock()  # pending moves on both threads (a late give is submitted from this one)
+        threading.Thread(target=self._run, name="stream-slots", daemon=True).start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._count:
+            self.pending += 1
+        self._calls.put((fn, args, future))
+        return future
+
+    def stop(self) -> None:
+        """End the thread after the calls queued before this one."""
+        self._calls.put(None)
+
+    def _run(self) -> None:
+        while (call := self._calls.get()) is not None:
+            fn, args, future = call
+            try:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(fn(*args))
+                    except BaseException as exc:
+                        future.set_exception(exc)
+            finally:
+                with self._count:
+                    self.pending -= 1
+
+
 class StreamSlots:
     """Counts held streams per key (a session) and in total. Use from the event loop's thread only."""
 
@@ -124,8 +166,9 @@ class StreamSlots:
         self._by_key: dict[str, int] = {}
         self._shared: SharedSlots | None = None
         self._database: AdvisorySlots | None = None
-        self._pool: ThreadPoolExecutor | None = None  # the database's slots run here: each take is a round trip
+        self._thread: _SlotThread | None = None  # the database's slots run here: each take is a round trip
         self._database_down = False  # said once in the log, until the database counts again
+        self._retry_at = 0.0  # while down, streams are counted here alone until this time (monotonic seconds)
 
     def share(self, data_dir: Path) -> None:
         """Count each key's slots across every serving process that shares ``data_dir`` (:class:`SharedSlots`);
@@ -139,14 +182,14 @@ class StreamSlots:
         """Count each key's slots with every hub on the database (:mod:`coordhub.store.pgslots`), on a thread of
         their own; :meth:`close` gives them back."""
         self._database = slots
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="stream-slots")
+        self._thread = _SlotThread()
 
     def close(self) -> None:
         """Give back every slot held in the database (its connection closes); a no-op without one."""
-        pool, database, self._pool, self._database = self._pool, self._database, None, None
-        if pool is not None and database is not None:
-            pool.submit(database.close)
-            pool.shutdown(wait=False)
+        thread, database, self._thread, self._database = self._thread, self._database, None, None
+        if thread is not None and database is not None:
+            thread.submit(database.close)
+            thread.stop()
 
     async def acquire(self, key: str) -> Callable[[], None]:
         """Take a slot for ``key``; return the function that gives it back (idempotent).
@@ -210,8 +253,14 @@ class StreamSlots:
         return lambda: shared.give(key, slot)
 
     async def _take_in_database(self, key: str, database: AdvisorySlots) -> Callable[[], None]:
-        assert self._pool is not None
-        future = self._pool.submit(database.take, key)
+        thread = self._thread
+        assert thread is not None
+        if self._database_down and time.monotonic() < self._retry_at:
+            return _nothing  # asked again once the retry time has come, not by every stream meanwhile
+        if thread.pending >= MAX_PENDING:  # a database that answers slowly: the streams are not queued behind it
+            self._say_down(key, f"{thread.pending} stream slots wait for the database")
+            return _nothing
+        future = thread.submit(database.take, key)
         try:
             ticket = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), DATABASE_SECONDS)
         except (TimeoutError, asyncio.CancelledError) as exc:
@@ -237,15 +286,13 @@ class StreamSlots:
             log.warning("stream slots are counted in each hub process until the database answers (%s); first "
                         "for %s", why, key)
         self._database_down = True
+        self._retry_at = time.monotonic() + DATABASE_RETRY_SECONDS
 
     def _give(self, ticket: Ticket) -> None:
-        pool, database = self._pool, self._database
-        if pool is None or database is None:  # closed: its connection gave back every slot
+        thread, database = self._thread, self._database
+        if thread is None or database is None:  # closed: its connection gave back every slot
             return
-        try:
-            pool.submit(database.give, ticket).add_done_callback(_log_failed_give)
-        except RuntimeError:  # the pool is shutting down: closing the connection gives the slot back
-            pass
+        thread.submit(database.give, ticket).add_done_callback(_log_failed_give)
 
     def _give_late(self, future: Future[Ticket | None]) -> None:
         if not future.cancelled() and future.exception() is None and (ticket := future.result()) is not None:

@@ -524,8 +524,14 @@ class PostgresStore(ThreadedStore):
 
     def stream_slots(self, per_key: int) -> AdvisorySlots:
         """Stream slots every hub on this database counts (:mod:`coordhub.store.pgslots`), on a connection of
-        their own."""
-        return AdvisorySlots(self._connect, per_key)
+        their own, which gives up on a network path that stopped answering within about 10 s (TCP keepalives and
+        ``tcp_user_timeout``) rather than the kernel's 15 minutes: streams are then counted in each hub."""
+        def connect() -> psycopg.Connection[Any]:
+            return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=_CONNECT_TIMEOUT,
+                                   keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=2,
+                                   tcp_user_timeout=10_000)
+
+        return AdvisorySlots(connect, per_key)
 
     def listen(self, on_announce: announce.Announced) -> announce.Listener:
         """Start a :class:`~coordhub.store.announce.Listener` on its own connection; the caller stops it."""
