@@ -326,3 +326,32 @@ def test_a_hub_whose_database_stopped_answering_still_exits() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and done.stdout == "done\n", done
 
+
+def test_a_failure_that_is_not_the_databases_answer_admits_the_stream_and_backs_off(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Review: only Unavailable was caught: any other error of a take failed the request (a 500) and the database
+    was asked again by every stream."""
+    class Broken:
+        takes = 0
+
+        def take(self, key: str) -> Any:
+            Broken.takes += 1
+            raise KeyError("low")
+
+        def close(self) -> None:
+            pass
+
+    slots = StreamSlots(per_key=1, total=100)
+    slots.share_database(Broken())  # type: ignore[arg-type]
+
+    async def run() -> None:
+        async with slots.hold("alice"), slots.hold("bob"):
+            assert slots.held == 2
+        assert slots.held == 0
+
+    try:
+        asyncio.run(run())
+        assert Broken.takes == 1 and "counting a stream slot of alice in the database failed" in caplog.text
+    finally:
+        slots.close()
+

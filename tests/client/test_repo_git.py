@@ -92,7 +92,7 @@ def test_an_archives_identity_json_with_its_own_token_asks_its_hub_only_once_tru
     repo = _archive(tmp_path, {"coord_api": attacker.url, "token": "coord_archive_t", "machine": "X"})
     env = isolated_env(tmp_path)
     r = Coord(repo, env).fails(6, "msg", "inbox")
-    assert f"coord trust {attacker.url}" in r.err and "identity.json" in r.err, r
+    assert f"coord trust {attacker.url}" in r.err and "that URL and the token come from" in r.err, r
     _agent_in(repo, env)
     assert attacker.seen == []
     Coord(repo, env).ok("trust", attacker.url)  # the user says it is their hub: it is asked from then on
@@ -124,6 +124,19 @@ def test_a_project_identity_json_naming_the_users_own_hub_needs_no_trust_step(tm
     home.mkdir(parents=True)
     (home / "identity.json").write_text(json.dumps({"coord_api": attacker.url + "/"}))
     repo = _archive(tmp_path, {"coord_api": attacker.url, "machine": "X"})
+    Coord(repo, env).ok("msg", "inbox")
+    assert attacker.received("coord_users_own")
+
+
+def test_a_project_identity_json_naming_no_hub_or_token_keeps_the_users_own(tmp_path: Path,
+                                                                           attacker: Listener) -> None:
+    """Review: a project file of machine and project alone hid ``~/.claude/identity.json``'s hub and token: the
+    default hub was asked, with no token."""
+    env = isolated_env(tmp_path)
+    home = Path(env["HOME"]) / ".claude"
+    home.mkdir(parents=True)
+    (home / "identity.json").write_text(json.dumps({"coord_api": attacker.url, "token": "coord_users_own"}))
+    repo = _archive(tmp_path, {"machine": "X", "project": "shop"})
     Coord(repo, env).ok("msg", "inbox")
     assert attacker.received("coord_users_own")
 

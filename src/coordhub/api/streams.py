@@ -272,6 +272,10 @@ class StreamSlots:
         except Unavailable as exc:
             self._say_down(key, exc.message)
             return _nothing
+        except Exception as exc:  # not the database's answer: the stream is not refused for it, nor the hub's 500
+            log.exception("counting a stream slot of %s in the database failed", key)
+            self._say_down(key, f"{type(exc).__name__}: {exc}")
+            return _nothing
         if self._database_down:
             self._database_down = False
             log.warning("stream slots are counted in the database again")

@@ -84,8 +84,10 @@ def check_may_ask(settings: ClientSettings) -> None:
 
 
 def _check_project_choice(s: ClientSettings) -> None:
-    source = s.url_source if s.url_from_project() else s.token_source
-    trust.check(s.token or "", s.url, s.token_source, record=False, url_source=source)
+    url, token = s.url_from_project(), s.token_from_project()
+    chosen = (f"that URL and the token come from {s.url_source}" if url and token
+              else f"that URL comes from {s.url_source}" if url else f"the token comes from {s.token_source}")
+    trust.check(s.token or "", s.url, s.token_source, record=False, chosen=chosen, token_chosen=token)
 
 
 def check_admin_url(settings: ClientSettings) -> None:
@@ -103,7 +105,7 @@ def check_admin_url(settings: ClientSettings) -> None:
     if not (s.token and s.admin_hub_id and s.url_from_project()):
         return
     try:
-        trust.check(s.token, s.url, s.token_source, record=False, url_source=s.url_source)
+        trust.check(s.token, s.url, s.token_source, record=False, chosen=f"that URL comes from {s.url_source}")
     except trust.Untrusted:
         raise NoCredential(
             f"not sending the admin token of {s.token_source} to {s.url}: that URL comes from {s.url_source}, "

@@ -5,8 +5,9 @@ Standard library only: the edit hook resolves its settings here.
 Precedence, highest first: explicit arguments (CLI flags), ``COORD_URL`` /
 ``COORD_TOKEN`` / ``COORD_SESSION`` / ``COORD_QUEUE_FILE`` /
 ``COORD_TIMEOUT``, then ``.claude/identity.json`` (seed 000: ``coord_api``,
-``machine``, ``user``; ours may also carry ``token`` and ``session``). With no
-URL anywhere the hub is ``http://127.0.0.1:8001``.
+``machine``, ``user``; ours may also carry ``token`` and ``session``), and for
+the hub and token a project's file does not name, ``~/.claude/identity.json``.
+With no URL anywhere the hub is ``http://127.0.0.1:8001``.
 
 **Which session name** (issue 10): ``--session``, ``COORD_SESSION``,
 identity.json ``session``, ``<identity.json machine>/claude-main``, and last
@@ -322,16 +323,22 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
     notes: list[str] = []
     ident_path = identity_file or find_identity(start, notes)
     ident = load_identity(ident_path) if ident_path else {}
+    home_path = home_identity()
+    # A project's file that names no hub or token leaves the user's own to ~/.claude/identity.json (a file of
+    # machine, user and project alone used to hide them: the default hub was asked, with no token).
+    home = _home_fields(notes) if ident_path is not None and ident_path != home_path else {}
     machine = ident.get("machine")
     url_source, named_url = next(((s, u) for s, u in (("--url", url), ("COORD_URL", config.env_value("url")),
-                                                      (str(ident_path), ident.get("coord_api"))) if u),
+                                                      (str(ident_path), ident.get("coord_api")),
+                                                      (str(home_path), home.get("coord_api"))) if u),
                                  (None, DEFAULT_URL))
     base = hub_url(named_url)
-    user_url = _user_url() if url_source == str(ident_path) and ident_path != home_identity() else None
+    user_url = _user_url(home) if url_source == str(ident_path) and ident_path != home_path else None
     named = session or config.env_value("session")
     session = named or ident.get("session") or (f"{machine}/claude-main" if machine else None) or instance_id()
     source, chosen = next(((s, t) for s, t in (("--token", token), ("COORD_TOKEN", config.env_value("token")),
-                                               (str(ident_path), ident.get("token"))) if t), (None, None))
+                                               (str(ident_path), ident.get("token")),
+                                               (str(home_path), home.get("token"))) if t), (None, None))
     if isinstance(chosen, str) and not (chosen.isascii() and chosen.isprintable()):
         # it goes in the Authorization header, which is ASCII: a mistyped one is a usage error, not a traceback
         raise Invalid(f"the token from {source} is not a token: tokens are printable ASCII")
@@ -354,12 +361,23 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
     )
 
 
-def _user_url() -> str:
-    """The hub the user's own ``~/.claude/identity.json`` names, else :data:`DEFAULT_URL`: a project's
-    identity.json naming it chooses nothing the user had not chosen (an unreadable home file names none)."""
+def _home_fields(notes: list[str]) -> dict[str, Any]:
+    """``~/.claude/identity.json``'s fields beside a project's file, or ``{}`` (none there; unreadable: noted)."""
     home = home_identity()
+    if not home.is_file():
+        return {}
     try:
-        named = load_identity(home).get("coord_api") if home.is_file() else None
+        return load_identity(home)
+    except CoordError as exc:
+        _note(notes, f"ignoring {exc.message}")
+        return {}
+
+
+def _user_url(home: dict[str, Any]) -> str:
+    """The hub the user's own ``~/.claude/identity.json`` (its fields: ``home``) names, else :data:`DEFAULT_URL`:
+    a project's identity.json naming it chooses nothing the user had not chosen."""
+    named = home.get("coord_api")
+    try:
         return hub_url(named) if named else DEFAULT_URL
     except CoordError:
         return DEFAULT_URL

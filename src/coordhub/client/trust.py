@@ -56,16 +56,17 @@ def _path() -> Path:
 
 
 def check(token: str, url: str, source: str | None = None, *, record: bool = True,
-          url_source: str | None = None) -> None:
+          chosen: str | None = None, token_chosen: bool = False) -> None:
     """Allow sending ``token`` to ``url`` or raise :class:`Untrusted`; the first use records ``url``.
 
     ``token`` ``""`` stands for a session without a token (a ``--no-auth``
     hub): only :func:`trust` records a URL for it. ``source`` names where the
     token came from, for the message. With
     ``record=False`` a first use records nothing and is refused like any
-    other URL: for a URL the user did not choose (``url_source``, a
-    project's identity.json, names where it came from; see
-    :meth:`coordhub.client.settings.ClientSettings.url_from_project`).
+    other URL: for a URL or a token the user did not choose (``chosen`` says
+    which and where it came from, e.g. "that URL comes from …/identity.json";
+    ``token_chosen``: the token is one of them; see
+    :meth:`coordhub.client.settings.ClientSettings.chosen_by_project`).
     Concurrent clients are serialised by a lock on the config directory, so
     two first uses cannot record two different URLs.
     """
@@ -78,10 +79,9 @@ def check(token: str, url: str, source: str | None = None, *, record: bool = Tru
         raise Untrusted(
             f"not asking {here} " + (f"with the token{f' from {source}' if source else ''}" if token else
                                      "(no token)") +
-            f": {'that URL' if url_source != source else 'the token'} comes from "
-            f"{url_source or 'a file you may not have written'}, and a repository's files never choose your hub "
-            f"or who you act as (it would see your session's edits and messages). If {here} is your hub"
-            f"{' and that token yours' if url_source == source and token else ''}, run `coord trust {url}` once")
+            f": {chosen or 'that URL comes from a file you may not have written'}, and a repository's files never "
+            f"choose your hub or who you act as (it would see your session's edits and messages). If {here} is "
+            f"your hub{' and that token yours' if token_chosen else ''}, run `coord trust {url}` once")
     with project.locked(project.private_dir(path.parent)):
         data = project.read_json_object(path)
         known = data.get(key)
