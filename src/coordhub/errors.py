@@ -170,6 +170,13 @@ class WriterLost(Unavailable):
         super().__init__(message, retry_after=1)
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s text, or its class name when it has none: how a log line names a failure of
+    a library (psycopg's errors run over several lines, with the query's context)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def describe_problem(kind: str, where: str, message: str, value: object = None) -> str:
     """One invalid value in words, the same from every front end (REST 422 bodies, MCP argument errors).
 

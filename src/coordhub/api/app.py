@@ -41,7 +41,7 @@ from coordhub.api.routes import retention as retention_routes  # `retention` is 
 from coordhub.api.streams import StreamSlots
 from coordhub.core.hub import Hub
 from coordhub.core.retention import Policy, Pruner
-from coordhub.errors import Unavailable
+from coordhub.errors import Unavailable, first_line
 from coordhub.store.ratebuckets import RateBuckets
 from coordhub.web import mount as mount_web
 
@@ -137,7 +137,7 @@ async def _share_rate_limits(hub: Hub, limiter: RateLimiter, buckets: RateBucket
             except Exception as exc:
                 if not down:
                     log.warning("shared rate limits unavailable (%s): each hub limits on its own until the "
-                                "%s is back", str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
+                                "%s is back", first_line(exc),
                                 buckets.where)
                 down = True
                 continue

@@ -197,9 +197,13 @@ class CoordClient(FleetCalls):
         """``GET /health`` without any credential; the answer even when degraded (503). Raises ``Unreachable``, and
         :class:`~coordhub.client.trust.Untrusted` or :class:`NoCredential` for a hub this client may not ask
         anything (:func:`coordhub.client.credentials.check_may_ask`: nothing is sent)."""
+        credentials.check_may_ask(self.settings)
+        return self._health()
+
+    def _health(self) -> dict[str, Any]:
+        """:meth:`hub_health` once :func:`~coordhub.client.credentials.identity_headers` has checked the URL."""
         import httpx2
 
-        credentials.check_may_ask(self.settings)
         try:
             response = self._fetch("GET", "/health")
         except httpx2.TimeoutException:
@@ -219,7 +223,7 @@ class CoordClient(FleetCalls):
         and could not be.
         """
         if self._identity is None:
-            self._identity = credentials.identity_headers(self.settings, self.hub_health)
+            self._identity = credentials.identity_headers(self.settings, self._health)
         return self._identity
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any,

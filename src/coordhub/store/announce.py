@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from coordhub.errors import first_line
+
 log = logging.getLogger("coordhub.store")
 
 CHANNEL = "coordhub_events"
@@ -179,7 +181,7 @@ class Listener:
         self._on_announce(None, None)  # anything committed while it was down (or before the first LISTEN)
 
     def _lost(self, exc: BaseException, first: bool) -> None:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         if self.state.connected or first:  # a transition: logged once, not on every retry
             log.warning("LISTEN connection %s: %s; following the event log by polling until it is back",
                         "unavailable" if first else "lost", reason)

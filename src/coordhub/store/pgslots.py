@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from coordhub.errors import Unavailable
+from coordhub.errors import Unavailable, first_line
 
 _HALF = 1 << 31  # each key of a lock lies below it (a positive int4)
 log = logging.getLogger(__name__)
@@ -85,14 +85,14 @@ class AdvisorySlots:
             try:
                 self._conn = self._connect()
             except psycopg.Error as exc:
-                raise Unavailable(f"cannot count stream slots in the database: {_first_line(exc)}") from exc
+                raise Unavailable(f"cannot count stream slots in the database: {first_line(exc)}") from exc
             self._generation += 1
         return self._conn
 
     def _lost(self, exc: psycopg.Error) -> Unavailable:
         """Drop the connection (the server drops its locks with it) and what this process thought it held."""
         self.close()
-        return Unavailable(f"cannot count stream slots in the database: {_first_line(exc)}")
+        return Unavailable(f"cannot count stream slots in the database: {first_line(exc)}")
 
     def take(self, key: str) -> Ticket | None:
         """A free slot of ``key``, now held by this hub; None when every one is held by some hub on the database.
@@ -140,8 +140,3 @@ class AdvisorySlots:
                 conn.close()
             except psycopg.Error:
                 pass
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
