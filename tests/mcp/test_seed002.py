@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 
+from coordhub.core import messages
+from coordhub.core.seed002 import INBOX_PAGE
 from coordhub.mcp.connect import drop_none
 from tests.mcp.conftest import MODES, McpHub, error, ok
 
@@ -135,6 +137,11 @@ async def test_a_filter_looks_at_one_page_a_call_and_says_where_to_go_on(mcp_hub
         assert [m["payload"]["subject"] for m in nxt["messages"]] == ["m1096", "m1095"]
         big = ok(await orch.call_tool("coord_check_messages", {"limit": 1000, "msg_type": "GENERAL"}))
         assert big["count"] == 500 and big["next_before_seq"] == big["messages"][-1]["seq"]
+
+
+def test_the_inbox_page_of_the_seed_tools_is_the_hubs_largest() -> None:
+    """The MCP tool, the CLI and the Python API page by the stdlib-only ``INBOX_PAGE``: it must be the hub's bound."""
+    assert INBOX_PAGE == messages.MAX_INBOX
 
 
 async def test_presence_register_heartbeat_deregister(mcp_hub: McpHub) -> None:

@@ -11,7 +11,7 @@ What changed from seed 002, on purpose:
   only with an admin token, else the hub's 403). Broadcasts are included;
   ``to_instance="all"`` keeps only them.
   ``from_instance``, ``msg_type`` and ``pending_only`` filter at most
-  :data:`PAGE` messages of that inbox per call, one hub page (the hub has no
+  :data:`~coordhub.core.seed002.INBOX_PAGE` messages of that inbox per call, one hub page (the hub has no
   such filters, and a call that looked through many pages cost the hub many
   requests for one charged to the rate limit). When more of the inbox is
   left, ``next_before_seq`` says where: the agent passes it back as
@@ -41,7 +41,15 @@ from pydantic import Field
 
 from coordhub.client.wire import NEXT_BEFORE_SEQ
 from coordhub.core.identity import same_session, unknown_recipient_warning
-from coordhub.core.seed002 import BROADCAST, hub_message_id, matches, seed_message, seed_notification, seed_presence
+from coordhub.core.seed002 import (
+    BROADCAST,
+    INBOX_PAGE,
+    hub_message_id,
+    matches,
+    seed_message,
+    seed_notification,
+    seed_presence,
+)
 from coordhub.mcp.connect import call_list, call_numbered_page, call_object, drop_none, me, retry_key
 from coordhub.mcp.tools import API, RetryKeyArg, recipient
 
@@ -53,7 +61,6 @@ MessageType = Literal[
     "DEVOPS_STARTED", "DEVOPS_STEP_UPDATE", "DEVOPS_COMPLETE", "DEVOPS_FAILED", "SESSION_START", "SESSION_END",
     "SWARM_STARTED", "SWARM_REVIEWER_COMPLETE", "SWARM_COMPLETE", "SWARM_FAILED",
 ]
-PAGE = 500  # the hub's largest inbox page: what one coord_check_messages call looks through, at most
 Limit = Annotated[int, Field(ge=1, le=1000)]
 
 
@@ -103,7 +110,7 @@ async def coord_check_messages(
     owner = None if broadcasts else to_instance
     viewer = owner or await me(ctx)
     filtered = broadcasts or from_instance is not None or msg_type is not None or pending_only
-    asked = PAGE if filtered else min(limit, PAGE)
+    asked = INBOX_PAGE if filtered else min(limit, INBOX_PAGE)
     page, following = await call_numbered_page(ctx, f"{API}/messages", {
         "to_session": owner, "limit": asked, "before_seq": before_seq}, NEXT_BEFORE_SEQ)
     found, last = _matching(page, limit, lambda m: matches(m, from_instance, msg_type, pending_only)
