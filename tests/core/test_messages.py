@@ -36,6 +36,20 @@ def test_every_broadcast_spelling_reaches_everyone(hub: Hub, to: str | None) -> 
     assert unread(hub, A) == []  # a sender does not get its own broadcast as news
 
 
+def test_a_senders_own_broadcast_is_read_and_acked_for_it_and_for_no_one_else(hub: Hub) -> None:
+    m = send(hub, A, None, "freeze", requires_ack=True)
+    plain = send(hub, A, None, "fyi")
+    seen = {r["id"]: r for r in hub.query_sync(lambda tx, now: messages.inbox(tx, A.session_id, unread_only=False))}
+    assert (seen[m["id"]]["read_at"], seen[m["id"]]["acked_at"]) == (m["created_at"], m["created_at"])
+    assert seen[plain["id"]]["acked_at"] is None  # no ack asked: none shown
+    theirs = {r["id"]: r for r in hub.query_sync(lambda tx, now: messages.inbox(tx, B.session_id, unread_only=False))}
+    assert (theirs[m["id"]]["read"], theirs[m["id"]]["acked_at"]) == (False, None)
+    acked = hub.mutate_sync(B, lambda tx, now: messages.ack(tx, B, m["id"], now)).body
+    assert acked["acked_at"] is not None
+    theirs = {r["id"]: r for r in hub.query_sync(lambda tx, now: messages.inbox(tx, C.session_id, unread_only=False))}
+    assert theirs[m["id"]]["acked_at"] is None  # B's ack is B's alone
+
+
 def test_broadcast_read_by_one_stays_unread_for_others(hub: Hub) -> None:
     m = send(hub, A, None, "b1")
     read(hub, B, m["id"])

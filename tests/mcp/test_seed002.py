@@ -102,6 +102,21 @@ async def test_broadcast_and_bad_arguments(mcp_hub: McpHub) -> None:
         assert "not_found" in text
 
 
+async def test_a_senders_own_ack_required_broadcast_is_not_pending_for_it(mcp_hub: McpHub) -> None:
+    """Acks are per recipient, and a sender owes its own broadcast none: ``pending_only`` listed it for its sender
+    (no ack of its own), a message that no ack was ever expected for. For everyone else it stays pending."""
+    async with mcp_hub.client("orchestrator", tools="seed002") as orch, mcp_hub.client("backend",
+                                                                                       tools="seed002") as be:
+        sent = ok(await orch.call_tool("coord_publish_message", {
+            "msg_type": "BLOCKING_ISSUE", "subject": "freeze", "description": "no merges", "to_instance": "all"}))
+        assert sent["requires_ack"] is True
+        assert ok(await orch.call_tool("coord_check_messages", {"pending_only": True}))["count"] == 0
+        (mine,) = ok(await orch.call_tool("coord_check_messages", {}))["messages"]
+        assert mine["acknowledged"] is True and mine["ack_timestamp"] == sent["timestamp"]
+        theirs = ok(await be.call_tool("coord_check_messages", {"pending_only": True}))["messages"]
+        assert [(m["id"], m["acknowledged"]) for m in theirs] == [(sent["message_id"], False)]
+
+
 async def test_a_filter_looks_at_one_page_a_call_and_says_where_to_go_on(mcp_hub: McpHub) -> None:
     """Review: a filter matching nothing made one tool call read ten 500-message pages, charged as one request;
     now a call reads one page and the agent walks on with ``before_seq``."""

@@ -657,7 +657,8 @@ def check_delivery(history: Sequence[Attempt], inboxes: dict[str, dict[str, dict
     ``acked_at`` for the acking session; ``acked_at`` and ``read`` show only
     where that session's own ack succeeded (or its answer was lost): the
     sessions of a run only peek and ack, and peeking never marks read. A
-    session's own broadcast is read for it from the start (never unread).
+    session's own broadcast is read for it from the start (never unread),
+    and acked too when it asks for acks (a sender owes itself none).
     """
     out = []
     ops = operations(history)
@@ -691,9 +692,9 @@ def check_delivery(history: Sequence[Attempt], inboxes: dict[str, dict[str, dict
             out.append(Violation("delivery", f"{who} acked {mid} (200) but its inbox shows {seen}"))
     for who, inbox in inboxes.items():
         for mid, m in inbox.items():
-            if m["acked_at"] is not None and (who, mid) not in acked | maybe:
+            own = m["broadcast"] and m["from_session"] == who  # read (and acked) for its sender from the start
+            if m["acked_at"] is not None and (who, mid) not in acked | maybe and not (own and m["requires_ack"]):
                 out.append(Violation("delivery", f"{mid} shows acked_at for {who}, which never acked it"))
-            own = m["broadcast"] and m["from_session"] == who  # read for its sender from the start
             if m["read"] and not own and (who, mid) not in acked | maybe:
                 out.append(Violation("delivery", f"{mid} shows read for {who}, which only peeked at it"))
     return out

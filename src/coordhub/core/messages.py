@@ -46,12 +46,16 @@ def render(row: Row, viewer: str) -> dict[str, Any]:
     A broadcast ``viewer`` sent is read for it (``read`` true, ``read_at``
     its receipt's or else the time it was sent): a sender never has its own
     broadcast unread (:func:`unread_count`), so a listing of the inbox agrees
-    with the count.
+    with the count. Likewise an ack-required one is acked for it
+    (``acked_at`` its receipt's or else the time it was sent): a sender owes
+    no ack to itself, so nothing that lists what awaits an ack (seed 002's
+    ``pending_only``, the dashboard's Ack button) lists it.
     """
     own = row["to_session"] is None and row["from_session"] == viewer
-    read_at = row.get("read_at")
-    if read_at is None and own:
-        read_at = row["created_at"]
+    read_at, acked_at = row.get("read_at"), row.get("acked_at")
+    if own:
+        read_at = row["created_at"] if read_at is None else read_at
+        acked_at = row["created_at"] if acked_at is None and row["requires_ack"] else acked_at
     return {
         "id": row["id"],
         "seq": row["seq"],
@@ -70,7 +74,7 @@ def render(row: Row, viewer: str) -> dict[str, Any]:
         "queued_at": isoformat(row.get("queued_at")),
         "read": read_at is not None,
         "read_at": isoformat(read_at),
-        "acked_at": isoformat(row.get("acked_at")),
+        "acked_at": isoformat(acked_at),
         "to_incarnation": row.get("to_incarnation"),
         "delivered_at": isoformat(row.get("delivered_at")),
         "deliveries": row.get("deliveries") or 1,
