@@ -1,4 +1,4 @@
-"""Tests for ``coordhub.core.automata``: character predicates and the witnesses that decide them."""
+"""Tests for ``coordhub.core.automata``: character predicates and when two of them meet."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ ranges_st = st.lists(
 pred_st = st.one_of(
     st.just(automata._ANY),
     st.sampled_from(string.ascii_lowercase + "[`{0é").map(lambda c: automata._Pred(automata._LIT, c)),
-    st.builds(lambda neg, rs: automata._Pred(automata._CLASS, negated=neg, ranges=rs), st.booleans(), ranges_st),
+    st.builds(automata._class_pred, st.booleans(), ranges_st),
 )
 FOLDED = {automata.fold_char(chr(i)) for i in range(0x20, 0x7F)} | set("éıßſ\u212a\u0130")
 
@@ -54,20 +54,47 @@ ClassSpec = tuple[bool, tuple[tuple[str, str], ...]]  # (negated, ranges)
 
 @pytest.mark.parametrize(
     ("p", "q"),
-    [  # each needs one of the fixed witnesses: "{", "[", "0", "a"
+    [  # each meets only around an edge: "{", "[", "0", "a"
         ((True, (("A", "Z"),)), (False, (("x", "~"),))),
         ((False, (("X", "_"),)), (True, (("x", "z"),))),
         ((False, ((".", "9"),)), (True, ((".", "."),))),
         ((False, (("5", "C"),)), (False, (("`", "z"),))),
     ],
 )
-def test_witness_edge_cases(p: ClassSpec, q: ClassSpec) -> None:
-    first, second = (automata._Pred(automata._CLASS, negated=neg, ranges=rs) for neg, rs in (p, q))
+def test_classes_meeting_at_an_edge(p: ClassSpec, q: ClassSpec) -> None:
+    first, second = (automata._class_pred(neg, rs) for neg, rs in (p, q))
     assert meet_by_brute_force(first, second)
     assert automata._meet(first, second)
 
 
 @given(pred_st, pred_st)
 @settings(max_examples=1000, deadline=None)
-def test_witnesses_are_complete(p: automata._Pred, q: automata._Pred) -> None:
+def test_meet_agrees_with_every_folded_character(p: automata._Pred, q: automata._Pred) -> None:
     assert automata._meet(p, q) == meet_by_brute_force(p, q)
+
+
+def member_by_ranges(negated: bool, ranges: tuple[tuple[str, str], ...], c: str) -> bool:
+    """A class's membership read off its ranges: ``c``, or a case variant of it that folds to it, in one."""
+    variants = [v for v in (c, c.upper(), c.lower()) if v == c or (len(v) == 1 and automata.fold_char(v) == c)]
+    return any(lo <= v <= hi for v in variants for lo, hi in ranges) != negated
+
+
+@given(st.booleans(), ranges_st)
+@settings(max_examples=500, deadline=None)
+def test_a_class_mask_admits_what_its_ranges_do(negated: bool, ranges: tuple[tuple[str, str], ...]) -> None:
+    pred = automata._class_pred(negated, ranges)
+    for c in FOLDED | set(string.ascii_uppercase):
+        if c != "/":
+            assert automata._matches(pred, c) == member_by_ranges(negated, ranges, c), (ranges, c)
+
+
+def test_a_class_costs_the_same_however_it_is_spelled() -> None:
+    """Review (2026-12-06): ``[#####…]`` kept each of a thousand members as a range, scanned on every test of a
+    character, while the budgets counted one step per edge: one claim held the writer for seconds. A class is now
+    the set it admits, so a thousand repeats, a shuffled spelling and the plain one are one predicate."""
+    plain = automata._class_pred(False, (("#", "#"),))
+    assert automata._class_pred(False, (("#", "#"),) * 1000) == plain
+    spelled = tuple((c, c) for c in "zyxwvutsrqponmlkjihgfedcba" * 40)
+    assert automata._class_pred(False, spelled) == automata._class_pred(False, (("a", "z"),))
+    assert automata._meet(plain, automata._class_pred(True, spelled))
+    assert not automata._meet(plain, automata._class_pred(False, spelled))

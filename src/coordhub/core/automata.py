@@ -4,8 +4,8 @@ Each glob compiles to a small NFA whose edges carry character predicates.
 Glob against glob (:func:`overlap_of`): with ``Pre(L)`` = ``L`` plus every
 segment-prefix of a word of ``L``, A and B overlap iff ``L(A) & Pre(L(B))`` or
 ``Pre(L(A)) & L(B)`` is non-empty, found by a search of the product
-automaton. Two predicates share a character iff one of a finite set of
-witnesses satisfies both (see ``_witnesses``). A literal against a glob
+automaton. Two predicates share a character iff their sets of ASCII
+characters meet, or both admit every non-ASCII one (see ``_meet``). A literal against a glob
 (:func:`accepts_prefix`, :func:`has_match_beneath`) runs the glob's NFA over
 the literal. Windows drops trailing dots and spaces of a name, so at the end
 of a segment one side may read dots and spaces alone (the product search's
@@ -31,7 +31,6 @@ __all__ = ["PAIR_BUDGET", "REQUEST_BUDGET", "Budget", "accepts_prefix", "compile
 
 PAIR_BUDGET = 20_000  # state-pair steps one product search may take before answering "overlaps"
 REQUEST_BUDGET = 100_000  # steps all the overlap checks of one request may take together
-_FIXED_WITNESSES = "a{[0\u00e9"  # see _witnesses
 
 
 class Budget:
@@ -92,14 +91,19 @@ _LIT, _NONSLASH, _CLASS = 0, 1, 2
 
 
 class _Pred:
-    """A set of (folded) characters: one literal, any but ``/``, or an ASCII class. Compared by value."""
+    """A set of (folded) characters: one literal, any but ``/``, or an ASCII class. Compared by value.
 
-    __slots__ = ("kind", "char", "negated", "ranges", "_value", "_hash")
+    A class is held as ``mask``, bit ``n`` set when character ``n`` is admitted (with its case variants: see
+    :func:`_class_pred`), so a test costs the same whatever the class's spelling: ``[#####…]`` with a
+    thousand members is one bit (a class scanned member by member made one step of the budgets cost
+    seconds: the review of 2026-12-06).
+    """
 
-    def __init__(self, kind: int, char: str = "", negated: bool = False,
-                 ranges: tuple[tuple[str, str], ...] = ()) -> None:
-        self.kind, self.char, self.negated, self.ranges = kind, char, negated, ranges
-        self._value = (kind, char, negated, ranges)
+    __slots__ = ("kind", "char", "negated", "mask", "_value", "_hash")
+
+    def __init__(self, kind: int, char: str = "", negated: bool = False, mask: int = 0) -> None:
+        self.kind, self.char, self.negated, self.mask = kind, char, negated, mask
+        self._value = (kind, char, negated, mask)
         self._hash = hash(self._value)
 
     def __eq__(self, other: object) -> bool:
@@ -114,43 +118,44 @@ _SLASH = _Pred(_LIT, "/")
 
 
 def _matches(pred: _Pred, c: str) -> bool:
-    """Whether folded character ``c`` is in ``pred``.
-
-    A class admits ``c`` if ``c``, or a case variant of it that folds to ``c``, is in its ranges.
-    """
+    """Whether folded character ``c`` is in ``pred`` (constant time)."""
     if pred.kind == _LIT:
         return c == pred.char
     if c == "/":
         return False
     if pred.kind == _NONSLASH:
         return True
-    variants = (v for v in (c, c.upper(), c.lower()) if v == c or (len(v) == 1 and fold_char(v) == c))
-    return any(lo <= v <= hi for v in variants for lo, hi in pred.ranges) != pred.negated
+    n = ord(c)
+    return (n < 128 and (pred.mask >> n) & 1 == 1) != pred.negated
 
 
-def _witnesses(p: _Pred, q: _Pred) -> set[str]:
-    """Folded characters such that if two class/any predicates share a character, they share one of these.
+_ASCII = (1 << 128) - 1
+_FOLDED = _ASCII & ~(((1 << 26) - 1) << ord("A")) & ~(1 << ord("/"))  # ASCII a folded key holds, but for "/"
 
-    Membership is piecewise constant over code points; pieces start at a range
-    start or end+1, its lower-case image (case variants), ``a`` and ``{`` (the
-    lower-case letters), ``[`` (after the upper-case letters, which no folded
-    character is), ``0`` (after ``/``, which no predicate here admits).
-    Non-ASCII characters all behave like ``é`` because classes are ASCII-only.
-    """
-    points = set(_FIXED_WITNESSES)
-    for lo, hi in p.ranges + q.ranges:
-        points.update((lo, chr(ord(hi) + 1)))
-    return {fold_char(ch) for ch in points}  # folding also yields the lower-case images
+
+def _ascii(p: _Pred) -> int:
+    """The ASCII characters a class or "any but /" predicate admits, as a mask."""
+    if p.kind == _NONSLASH:
+        return _FOLDED
+    return (~p.mask & _ASCII) if p.negated else p.mask
 
 
 @lru_cache(maxsize=8192)
 def _meet(p: _Pred, q: _Pred) -> bool:
-    """Whether some folded character satisfies both predicates."""
+    """Whether some folded character satisfies both predicates (constant time).
+
+    A literal is tested against the other. Two classes (or "any but /") meet
+    on an ASCII character their masks share, of those a folded key may hold
+    (not upper case, not ``/``); or on every non-ASCII character, which a
+    class (ASCII only) admits exactly when it is negated.
+    """
     if p.kind == _LIT:
         return _matches(q, p.char)
     if q.kind == _LIT:
         return _matches(p, q.char)
-    return any(_matches(p, c) and _matches(q, c) for c in _witnesses(p, q))
+    if _ascii(p) & _ascii(q) & _FOLDED:
+        return True
+    return (p.kind == _NONSLASH or p.negated) and (q.kind == _NONSLASH or q.negated)
 
 
 class _Builder:
@@ -200,9 +205,15 @@ class _Nfa:
 
 
 def _class_pred(negated: bool, ranges: tuple[tuple[str, str], ...]) -> _Pred:
+    """The predicate of a class: it admits a folded character when the character, or a case variant of it that
+    folds to it (``K`` for ``k``), is in one of ``ranges``; a non-ASCII member makes it "any but /"."""
     if any(not (lo.isascii() and hi.isascii()) for lo, hi in ranges):
-        return _ANY  # keeps witness finding simple; a class never admits more than "any but /"
-    return _Pred(_CLASS, negated=negated, ranges=ranges)
+        return _ANY  # a class never admits more than "any but /": over-reporting is sound
+    mask = 0
+    for lo, hi in ranges:  # one shift per range, however wide (ranges are sorted: lo <= hi)
+        mask |= ((1 << (ord(hi) - ord(lo) + 1)) - 1) << ord(lo)
+    upper = (mask >> ord("A")) & ((1 << 26) - 1)
+    return _Pred(_CLASS, negated=negated, mask=mask | upper << ord("a"))
 
 
 def _compile_segment(builder: _Builder, seg: str) -> None:
@@ -294,11 +305,12 @@ def _search_product(x: _Nfa, y: _Nfa) -> tuple[bool, int]:
             nxt += [(s2, t, _X_TRAILS) for s2 in x.dots[s]]
         if mode != _X_TRAILS:
             nxt += [(s, t2, _Y_TRAILS) for t2 in y.dots[t]]
-        for p, s2 in x.edges[s]:
-            for q, t2 in y.edges[t]:
-                if mode == _SYNC and _meet(p, q) or p == _SLASH and q == _SLASH:
-                    nxt.append((s2, t2, _SYNC))
-        steps += 1 + len(nxt) + len(x.edges[s]) * len(y.edges[t])
+        xs, ys = x.edges[s], y.edges[t]
+        if mode == _SYNC:
+            nxt += [(s2, t2, _SYNC) for p, s2 in xs for q, t2 in ys if _meet(p, q)]
+        else:  # after trailing dots and spaces only a shared "/" (compiled as _SLASH alone) goes on
+            nxt += [(s2, t2, _SYNC) for p, s2 in xs if p is _SLASH for q, t2 in ys if q is _SLASH]
+        steps += 1 + len(nxt) + len(xs) * len(ys)
         for state in nxt:
             if state not in seen:
                 seen.add(state)
