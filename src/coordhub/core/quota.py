@@ -9,9 +9,12 @@ writes and :data:`MAX_BYTES_PER_DAY` bytes (its text, UTF-8, plus
 with 429 ``write_quota`` and a ``Retry-After`` of the seconds to the next UTC
 day. Admin tokens are not bounded (the person who runs the hub, an import).
 
-Messages, events and finished assignments are pruned by retention and leases
-are bounded by count and size (:mod:`coordhub.core.leases`); conversation
-turns have their own daily bound (:mod:`coordhub.core.turnbounds`).
+Messages have a daily bound of their own (:func:`charge_message`): retention
+prunes them, but never an unread direct message, so a session writing to one
+that never reads (or never existed) would grow the disk without end. Events
+and finished assignments are pruned by retention and leases are bounded by
+count and size (:mod:`coordhub.core.leases`); conversation turns have their
+own daily bound (:mod:`coordhub.core.turnbounds`).
 :func:`charge` runs in the write's own transaction, before the record is
 written, so a refused write leaves nothing behind. It reads the day's usage,
 then counts the write, and no other hub process writes in between: on
@@ -32,6 +35,8 @@ from coordhub.store.tx import Tx
 MAX_WRITES_PER_DAY = 50_000       # writes one session makes in a UTC day
 MAX_BYTES_PER_DAY = 128 * 2**20   # and the bytes they store
 ROW_OVERHEAD = 256                # bytes a write counts beyond its text (ids, times, indexes)
+MAX_MESSAGES_PER_DAY = 100_000    # messages one session sends in a UTC day (more than one a second all day)
+MAX_MESSAGE_BYTES_PER_DAY = 256 * 2**20  # and the bytes they store (:func:`size_of`)
 DAY = 86_400
 
 
@@ -74,3 +79,39 @@ def charge(tx: Tx, actor: Actor, now: float, size: int, what: str) -> None:
             f"components today, the bound of a session per UTC day; this {what} was not written",
             wait, bound="bytes_per_day", limit=MAX_BYTES_PER_DAY)
     tx.write_quota.charge(actor.session_id, day, size)
+
+
+def charge_message(tx: Tx, actor: Actor, now: float, size: int) -> None:
+    """Count one message of ``size`` bytes (:func:`size_of`) against the actor's UTC day of sending.
+
+    Raises :class:`WriteQuotaExceeded` (code ``message_quota``; nothing
+    stored, the count rolled back with the send) when it passes
+    :data:`MAX_MESSAGES_PER_DAY` or :data:`MAX_MESSAGE_BYTES_PER_DAY`. The
+    judgement may come with the batch's next round trip (PostgreSQL); the
+    send is undone then all the same. Admins (the hub's own notices, an
+    operator) are not counted.
+    """
+    if actor.is_admin:
+        return
+    day = int(now // DAY)
+    wait = max(1, int((day + 1) * DAY - now))
+
+    def judge(sent: int, stored: int) -> None:
+        if sent > MAX_MESSAGES_PER_DAY:
+            raise MessageQuotaExceeded(
+                f"{actor.session_id} sent {sent - 1} messages today, the bound of a session per UTC day "
+                f"({MAX_MESSAGES_PER_DAY}); this message was not sent", wait, bound="messages_per_day",
+                limit=MAX_MESSAGES_PER_DAY)
+        if stored > MAX_MESSAGE_BYTES_PER_DAY:
+            raise MessageQuotaExceeded(
+                f"{actor.session_id} would store over {MAX_MESSAGE_BYTES_PER_DAY} bytes of messages today, the "
+                "bound of a session per UTC day; this message was not sent", wait, bound="bytes_per_day",
+                limit=MAX_MESSAGE_BYTES_PER_DAY)
+
+    tx.message_quota.charge(actor.session_id, day, size, judge)
+
+
+class MessageQuotaExceeded(WriteQuotaExceeded):
+    """The session sent its bound of messages or message bytes today (429 ``message_quota``)."""
+
+    code = "message_quota"

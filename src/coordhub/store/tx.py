@@ -12,7 +12,7 @@ from coordhub.store.tables.messages import Messages
 from coordhub.store.tables.orchestrator import AssignmentLogs, Assignments, Attempts, Hosts, OrchestratorState
 from coordhub.store.tables.pipeline import StageRuns
 from coordhub.store.tables.proposals import Proposals
-from coordhub.store.tables.quota import DailyQuota
+from coordhub.store.tables.quota import DailyQuota, MessageQuota
 from coordhub.store.tables.records import Components, Todos, Workflows, WorkItems
 from coordhub.store.tables.retention import Retention
 from coordhub.store.tables.sessions import Sessions
@@ -59,6 +59,7 @@ class Tx:
         self.archive = Archive(ex)
         self.write_quota = DailyQuota(ex, "write_quota", "writes")
         self.turn_quota = DailyQuota(ex, "turn_quota", "turns")
+        self.message_quota = MessageQuota(ex)
 
     def ping(self) -> bool:
         """True when a trivial query succeeds (used by /health)."""

@@ -1,8 +1,10 @@
 """Per-session, per-UTC-day counters of what a session stored: the ``turn_quota`` table (conversation turns,
-:mod:`coordhub.core.turnbounds`) and the ``write_quota`` table (todos, workflows, work items, component states,
-:mod:`coordhub.core.quota`)."""
+:mod:`coordhub.core.turnbounds`), the ``write_quota`` table (todos, workflows, work items, component states,
+:mod:`coordhub.core.quota`) and the ``message_quota`` table (messages, :mod:`coordhub.core.quota`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from coordhub.store.base import Executor, Row
 from coordhub.store.tables.base import Table
@@ -28,3 +30,31 @@ class DailyQuota(Table):
         """Count one write of ``size`` bytes against the session's ``day``; forget its earlier days."""
         self.ex.execute(self._forget, (session_id, day))
         self.ex.execute(self._charge, (session_id, day, size))
+
+
+class MessageQuota(Table):
+    """Messages and bytes a session sent on its last day of sending, one ``message_quota`` row a session.
+
+    A send is one statement, with no read before it (sends are the hub's
+    hottest write, issue 15): an upsert that starts the row again on a new
+    day and answers the new totals, which a check judges when they come back
+    (:meth:`~coordhub.store.base.Executor.expect`; a refusal rolls the
+    charge back with the rest of the unit).
+    """
+
+    _CHARGE = ("INSERT INTO message_quota (session_id, day, messages, bytes) VALUES (?, ?, 1, ?) "
+               "ON CONFLICT (session_id) DO UPDATE SET "
+               "messages = CASE WHEN message_quota.day = excluded.day THEN message_quota.messages + 1 ELSE 1 END, "
+               "bytes = CASE WHEN message_quota.day = excluded.day THEN message_quota.bytes + excluded.bytes "
+               "ELSE excluded.bytes END, day = excluded.day "
+               "RETURNING messages, bytes")
+
+    def charge(self, session_id: str, day: int, size: int, check: Callable[[int, int], None]) -> None:
+        """Count one message of ``size`` bytes on ``day``; ``check(messages, bytes)`` judges the new totals."""
+        self.ex.expect(self._CHARGE, (session_id, day, size),
+                       lambda rows: check(int(rows[0]["messages"]), int(rows[0]["bytes"])))
+
+    def used(self, session_id: str, day: int) -> Row | None:
+        """The session's ``messages`` and ``bytes`` of ``day``, or None when it sent none that day."""
+        return self.ex.one("SELECT messages, bytes FROM message_quota WHERE session_id = ? AND day = ?",
+                           (session_id, day))
