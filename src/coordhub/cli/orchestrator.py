@@ -10,6 +10,7 @@ and ``coord config`` work on the local ``coordinator.yml`` and need no hub;
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from coordhub.cli.common import (
     show,
 )
 from coordhub.cli.output import console, print_json, verbatim
-from coordhub.client import CoordClient
+from coordhub.client import CoordClient, project
 from coordhub.client.orchestrator import OrchestratorClient
 from coordhub.hooks.untrusted import one_line
 
@@ -295,6 +296,11 @@ def init(
     """Write coordinator.yml: detects git repositories in the working directory and ~/src (seed 003 `init`)."""
     from coordhub.orchestrator import setup
 
+    # A repository can ship coordinator.yml as a symlink (dangling, so exists() says no) or a FIFO: writing would
+    # land in the file it names, or block.
+    if path.is_symlink() or (os.path.lexists(path) and not path.is_file()):
+        fail(f"refusing to write {path}: it is a symlink or not a regular file (a repository may have put it there); "
+             "remove it, or give another --path; nothing was written", EXIT_REFUSED)
     if path.exists() and not force:
         fail(f"{path} already exists; edit it, or add --force to write a new one", EXIT_REFUSED)
     found = setup.detect(search or [Path.cwd(), Path.home() / "src"])
@@ -314,7 +320,7 @@ def init(
         text = setup.render(found, name, max_workers)
     except ValueError as exc:
         fail(str(exc), EXIT_REFUSED)
-    path.write_text(text, encoding="utf-8")
+    project.write_private(path, text, mode=0o644)  # a new file, even if a symlink appeared meanwhile
     console.print(f"wrote {path}: {len(found)} repo(s) ({', '.join(r.name for r in found)}), machine {name}. "
                   f"Check it with `coord config`, then `coord config apply`.")
 

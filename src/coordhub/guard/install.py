@@ -11,14 +11,24 @@ ours is never overwritten: the install is refused, or with ``force`` the old
 hook is kept as ``<name>.local`` and our script runs it first (its refusal
 stands; pre-push gets the same stdin). Our scripts carry :data:`MARKER`, so
 re-installing replaces them in place (idempotent) and keeps any chaining.
+
+``core.hooksPath`` may name a directory the repository tracks, and an
+archive's ``.git/config`` may name any directory at all; whatever lies there
+came with the repository. So the hooks directory must be a real directory
+inside the work tree or the git directory, a hook we replace must be a
+regular file, and each script is written by
+:func:`coordhub.client.project.write_private`, which never follows a symlink
+planted under its temporary name.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import stat
 from pathlib import Path
 
+from coordhub.client import project
 from coordhub.guard import git
 from coordhub.hooks.install import hook_command
 
@@ -67,12 +77,16 @@ def install(repo: Path, names: tuple[str, ...] = HOOKS, force: bool = False) -> 
 
     Raises ``InstallError`` (before writing anything) when a foreign hook is
     in the way and ``force`` is not given, or ``<name>.local`` already exists,
-    and ``git.GitError`` when ``repo`` is not a git repository. ``pre-commit``
-    brings ``pre-merge-commit`` along (a merge would otherwise commit unchecked).
+    when the hooks directory is not one of the repository's own
+    (:func:`check_hooks_dir`) or a hook there is a symlink or not a regular
+    file; ``git.GitError`` when ``repo`` is not a git repository.
+    ``pre-commit`` brings ``pre-merge-commit`` along (a merge would otherwise
+    commit unchecked).
     """
     if "pre-commit" in names and "pre-merge-commit" not in names:
         names = (*names, "pre-merge-commit")
     hooks_dir = git.git_path("hooks", repo)
+    check_hooks_dir(hooks_dir, repo)
     plans = [_plan(hooks_dir / name, force) for name in names]
     hooks_dir.mkdir(parents=True, exist_ok=True)
     command = hook_command()
@@ -80,16 +94,73 @@ def install(repo: Path, names: tuple[str, ...] = HOOKS, force: bool = False) -> 
     for name, (path, move, chained) in zip(names, plans, strict=True):
         if move:
             os.replace(path, path.with_name(f"{name}.local"))
-        _write(path, script(name, command, chained))
+        project.write_private(path, script(name, command, chained), mode=0o755)
         done.append(f"{path}: coordhub guard installed" + (
             f" (runs {name}.local first)" if chained else ""))
     return done
 
 
+def check_hooks_dir(hooks_dir: Path, repo: Path) -> None:
+    """Raise ``InstallError`` unless ``hooks_dir`` is missing or a real directory inside ``repo``'s work tree or git
+    directory, when the repository chose it (``core.hooksPath`` in its own config, or none: ``.git/hooks``); one the
+    user's global or system config names is theirs, symlinked or shared.
+
+    A symlink there, or a path (``core.hooksPath``) leading elsewhere, would
+    make the install write wherever the repository chose: a tracked
+    ``.githooks -> ~/.config`` or an archive's ``.git/config`` naming
+    ``~/bin``. The git directory is the common one too, where a linked
+    worktree's hooks live.
+    """
+    how = ("see where core.hooksPath is set (`git config --show-origin core.hooksPath`), then unset it or point it "
+           "at a directory of this repository and rerun; nothing installed")
+    if _hooks_path_scope(repo) in ("global", "system", "command"):
+        return  # the user's own choice (~/.gitconfig, /etc/gitconfig, -c): a shared hooks directory, maybe linked
+    if hooks_dir.is_symlink():
+        raise InstallError(f"refusing to install into {hooks_dir}: it is a symlink (a repository may have put it "
+                           f"there) and the hooks would go wherever it points. Replace it with a directory, or {how}")
+    if not project.real_dir(hooks_dir):
+        raise InstallError(f"refusing to install into {hooks_dir}: it is not a directory. Remove it, or {how}")
+    homes = _own_dirs(repo)
+    if not any(hooks_dir.resolve().is_relative_to(home) for home in homes):
+        raise InstallError(f"refusing to install into {hooks_dir}: it lies outside this repository's work tree and git "
+                           f"directory ({', '.join(str(h) for h in homes)}): a repository's config or a symlink on the "
+                           f"way may have chosen it, and other repositories may run the hooks there. To proceed, {how}")
+
+
+def _hooks_path_scope(repo: Path) -> str | None:
+    """Where the ``core.hooksPath`` in effect is set (``local``, ``worktree``, ``global``, ``system``, ``command``),
+    or None when it is not."""
+    try:
+        out = git.git(["config", "--show-scope", "--get", "core.hooksPath"], repo)
+    except git.GitError:
+        return None  # not set (exit 1): the hooks live in the git directory
+    return out.split("\t", 1)[0].strip() or None
+
+
+def _own_dirs(repo: Path) -> list[Path]:
+    """``repo``'s work tree (none in a bare repository), git directory and common git directory, resolved."""
+    dirs = []
+    try:
+        dirs.append(git.toplevel(repo))
+    except git.GitError:
+        pass  # bare: hooks can only be in the git directory
+    for flag in ("--git-dir", "--git-common-dir"):
+        found = Path(git.git(["rev-parse", flag], repo).strip())
+        dirs.append(found if found.is_absolute() else repo / found)
+    return list(dict.fromkeys(d.resolve() for d in dirs))
+
+
 def _plan(path: Path, force: bool) -> tuple[Path, bool, bool]:
     """(path, move the existing hook to .local?, chain .local?) for one hook; ``InstallError`` if refused."""
     local = path.with_name(f"{path.name}.local")
-    if not path.exists():
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):  # is_ours would read through it, --force would chain it
+        raise InstallError(f"{path} is a symlink or not a regular file (a repository may have put it there); "
+                           "nothing installed. Remove it, or put the hook it stands for there as a file, then rerun")
+    if mode is None:
         return path, False, local.exists()
     if is_ours(path):
         return path, False, local.exists()
@@ -100,10 +171,3 @@ def _plan(path: Path, force: bool) -> tuple[Path, bool, bool]:
         raise InstallError(f"{path} is not coordhub's and {local} already exists; nothing installed. "
                            "Merge them by hand, then rerun")
     return path, True, True
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.coordhub.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o755)
-    os.replace(tmp, path)

@@ -23,7 +23,9 @@ label to a model (the seed parsed it and never used it; here it decides).
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -437,19 +439,44 @@ def parse_yaml(text: str, source: str = FILE_NAME) -> Config:
 
 
 def load(path: str | Path) -> Config:
-    """Read and validate a ``coordinator.yml``; :class:`ConfigError` when it is unreadable, too large or invalid."""
+    """Read and validate a ``coordinator.yml``; :class:`ConfigError` when it is unreadable, not a regular file (after
+    following a symlink), over :data:`MAX_FILE_BYTES` or invalid.
+
+    A repository can ship it as a symlink to ``/dev/zero`` or as a FIFO: the
+    file is opened without waiting for a writer (``O_NONBLOCK``), its type
+    taken from the open descriptor, and at most one byte over the limit read.
+    """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError([Problem(path="", message=f"cannot read it: {exc.strerror or exc}")], str(path)) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ConfigError([Problem(path="", message=f"{len(raw)} bytes; the limit is {MAX_FILE_BYTES}")], str(path))
+    raw = _read_bounded(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError([Problem(path="", message="not UTF-8 text")], str(path)) from None
     return parse_yaml(text, str(path))
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The bytes of the regular file ``path`` (up to one over :data:`MAX_FILE_BYTES`); :class:`ConfigError` if not."""
+    def refused(message: str) -> ConfigError:
+        return ConfigError([Problem(path="", message=message)], str(path))
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise refused(f"cannot read it: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise refused("not a regular file (a FIFO, a device such as /dev/zero, a directory); not read")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise refused(f"cannot read it: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_FILE_BYTES:
+        raise refused(f"{max(st.st_size, len(raw))} bytes; the limit is {MAX_FILE_BYTES}")
+    return raw
 
 
 def next_model(models: Models, current: str) -> str:
