@@ -76,12 +76,14 @@ async def add_key(body: KeyAdd, request: Request, who: Caller = Depends(caller))
 
     ``proof``: a detached signature by the key over the statement naming this hub, your session and the key
     (:func:`coordhub.core.signingkeys.proof_statement`); 422 with the ``statement`` to sign when it is missing
-    or wrong. 409 ``key_taken``: another session registered this key (a key belongs to one session)."""
+    or wrong. 409 ``key_taken``: another session registered this key (a key belongs to one session). 422 with
+    ``bound`` for a key outside the key bounds (:func:`coordhub.openpgp.key_fault`), before ``gpg`` runs."""
     actor = await _actor(who)
     try:
         fingerprint = await asyncio.to_thread(openpgp.fingerprint, body.armored)
-    except openpgp.BadKey as exc:
-        raise Invalid(str(exc), field="armored") from None
+    except openpgp.BadKey as exc:  # refused before gpg runs when it passes a bound (named in ``bound``)
+        bound = {} if exc.bound is None else {"bound": exc.bound, "limit": exc.limit}
+        raise Invalid(str(exc), field="armored", **bound) from None
     hub_id = await request.app.state.hub.known_id()
     await asyncio.to_thread(signingkeys.check_proof, str(hub_id), actor.session_id, body.armored, fingerprint,
                             body.proof)
