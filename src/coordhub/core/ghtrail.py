@@ -202,7 +202,8 @@ def claim(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, l
 def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, key: str, ok: bool,
            url: str | None = None, error: str | None = None) -> dict[str, Any]:
     """A host made a post (``ok``, its ``url``) or failed (``error``: pending again, failed after
-    :data:`MAX_TRIES`). ``Invalid`` for an unknown key; a post already made stays made."""
+    :data:`MAX_TRIES`). ``Invalid`` for an unknown key; a post already made stays made; ``Conflict`` (409)
+    unless the reporting machine claimed the post (``github/next``) and it is still running."""
     config = coordinator.require(tx)
     host = hosts.current(tx, actor, config, machine, incarnation)
     row = tx.github_posts.get(key[:200])
@@ -210,6 +211,11 @@ def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, 
         raise Invalid(f"no audit-trail post {key[:80]!r}", field="key")
     if row["state"] == "posted":
         return render(row)
+    if row["state"] != "running" or row["machine"] != host["machine"]:
+        # only the machine that claimed it may say how it went: another host could hide a PR or plant a link
+        raise Conflict(f"audit-trail post {key[:80]!r} is {row['state']}"
+                       + (f", claimed by machine {row['machine']!r}" if row["machine"] else "")
+                       + f", not {host['machine']!r}'s to report", field="key")
     if ok:
         changes: Row = {"state": "posted", "url": url, "posted_at": now, "updated_at": now, "last_error": None,
                         "machine": host["machine"]}

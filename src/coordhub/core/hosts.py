@@ -135,6 +135,8 @@ def register(tx: Tx, actor: Actor, now: float, *, machine: str, capabilities: li
     ``recovered`` (what a restarted agent did with orphaned workers and
     worktrees) is kept the same way and goes into the ``host.registered`` event.
 
+    ``capabilities`` are kept only where the config gives them to the machine.
+
     Raises ``NotConfigured`` (409) before any config is applied, ``Invalid``
     (422) for a machine the config does not have or repos it does not give
     that machine, ``Forbidden`` unless the actor is ``<machine>/agent`` or an admin.
@@ -146,6 +148,9 @@ def register(tx: Tx, actor: Actor, now: float, *, machine: str, capabilities: li
     if extra:
         raise Invalid(f"coordinator.yml does not give machine {m.name!r} the repos {', '.join(extra)} (it has "
                       f"{', '.join(m.repos) or 'none'})", field="repos")
+    # What a machine may do (a GPU's jobs, GitHub's posts and merges) is what coordinator.yml gives it: a host's
+    # token claiming more would take work meant for others and report it done.
+    capabilities = sorted(set(capabilities) & set(m.capabilities))
     previous = tx.hosts.get(m.name)
     incarnation = (int(previous["incarnation"]) if previous else 0) + 1
     # what a host found (paths, git's and workers' messages) is shown to every session: no credentials in it

@@ -76,8 +76,10 @@ def prompt(p: dict[str, Any], diff: str, claude_md: str) -> str:
 def argv(claude: str, p: dict[str, Any], session_id: str) -> list[str]:
     """The reviewer's ``claude`` command line; the prompt goes on its stdin (:func:`~.smoke.stdin_of`)."""
     r = p.get("review") or {}
+    # --setting-sources user: the branch's own .claude/settings.json hooks and .mcp.json servers would run in print
+    # mode, with the host's credentials, as the branch chose
     cmd = [claude, "-p", "--output-format", "stream-json", "--verbose", "--session-id", session_id,
-           "--permission-mode", "default", "--tools", TOOLS,
+           "--setting-sources", "user", "--permission-mode", "default", "--tools", TOOLS,
            "--allowedTools", ",".join(r.get("allowed_tools") or ["Read", "Grep", "Glob"]),
            "--disallowedTools", ",".join(r.get("disallowed_tools") or ["Edit", "Write"]),
            "--json-schema", json.dumps(r.get("schema") or review_verdict.SCHEMA, separators=(",", ":")),
@@ -89,12 +91,24 @@ def argv(claude: str, p: dict[str, Any], session_id: str) -> list[str]:
 
 
 def final_result(stream: Path) -> dict[str, Any] | None:
-    """The last stream-json ``result`` object in a reviewer's output file, or None. A line over
+    """The stream-json ``result`` object of a reviewer's output file: None when there is none, or more than one.
+
+    ``claude -p`` ends a run with exactly one. A second means something else
+    wrote to the reviewer's output: code of the branch under review, run by
+    its test stage on this machine, can outlive the test (``setsid``) and
+    write a forged approval into the reviewer's stdout (found by a review).
+    """
+    found = results(stream)
+    return found[0] if len(found) == 1 else None
+
+
+def results(stream: Path, most: int = 2) -> list[dict[str, Any]]:
+    """The stream-json ``result`` objects in a reviewer's output file, in order, at most ``most``. A line over
     :data:`MAX_RESULT_LINE` bytes is skipped unread (a tool's output can be any size: never held in memory)."""
-    found: dict[str, Any] | None = None
+    found: list[dict[str, Any]] = []
     try:
         with open(stream, "rb") as f:
-            while raw := f.readline(MAX_RESULT_LINE + 1):
+            while len(found) < most and (raw := f.readline(MAX_RESULT_LINE + 1)):
                 if len(raw) > MAX_RESULT_LINE and not raw.endswith(b"\n"):  # no result is that long: skip the line
                     while raw and not raw.endswith(b"\n"):
                         raw = f.readline(1 << 20)
@@ -106,9 +120,9 @@ def final_result(stream: Path) -> dict[str, Any] | None:
                 except (ValueError, RecursionError):  # RecursionError: nested too deep
                     continue
                 if isinstance(obj, dict) and obj.get("type") == "result":
-                    found = obj
+                    found.append(obj)
     except OSError:
-        return None
+        return []
     return found
 
 
@@ -146,13 +160,22 @@ def run(claude: str, p: dict[str, Any], wt: Path, env: dict[str, str], out_dir: 
     err = out_dir / f"review.{p['attempt']}.err"
     ended = smoke.run_command(command, wt, env, float(p.get("timeout_seconds") or 3600), stream, stop,
                               err_path=err, stdin_text=prompt(p, diff, claude_md))
-    result = final_result(stream)
+    found = results(stream)
+    result = found[0] if len(found) == 1 else None
     cost = float(result.get("total_cost_usd") or 0.0) if result else 0.0
     denials = len(result.get("permission_denials") or []) if result else 0
     if ended.killed:
         return Review(None, f"review_{ended.killed}: the reviewer was stopped ({ended.killed})", cost, denials, "")
+    # Only a reviewer that ended on its own, with one result, gave a verdict: a process left behind by the branch's
+    # test on this machine can kill it and write a result of its own into its output (found by a review).
+    if len(found) > 1:
+        return Review(None, "review_output_forged: the reviewer's output holds more than one result; something else "
+                            "wrote to it", 0.0, 0, smoke.tail(err, 2000))
     checked, why = review_verdict.from_result(result)
     if checked is None:
         return Review(None, f"review_verdict_missing: {why} (exit {ended.exit_code})", cost, denials,
                       smoke.tail(err, 2000))
+    if ended.exit_code != 0:
+        return Review(None, f"review_failed: the reviewer exited {ended.exit_code}; its verdict is not taken", cost,
+                      denials, smoke.tail(err, 2000))
     return Review(checked, "", cost, denials, "")

@@ -151,9 +151,10 @@ def test_gates_that_passed_on_different_commits_never_reach_a_host(
 def _github(orch: Api, laptop: Host, tmp_path: Path, wrap: str = "") -> tuple[Repo, FakeGitHub, dict[str, str]]:
     """The repo on (fake) GitHub, the laptop serving it with capability ``github``; ``gh`` on the runner's PATH
     (behind a wrapper running ``wrap`` after each call when given)."""
-    apply_config(orch, config(**PIPELINE, merge={"gate_command": "true", "require_checks": True},
-                              repos=[{"name": "api", "github": "acme/api", "test_command": "make test"},
-                                     {"name": "lib"}]))
+    cfg = config(**PIPELINE, merge={"gate_command": "true", "require_checks": True},
+                 repos=[{"name": "api", "github": "acme/api", "test_command": "make test"}, {"name": "lib"}])
+    cfg["machines"][0]["capabilities"].append("github")
+    apply_config(orch, cfg)
     laptop.register(capabilities=["python", "github"])
     repo = make_repo(tmp_path)
     fake = FakeGitHub(tmp_path)

@@ -8,6 +8,7 @@ its tip, GitHub repos only for hosts with capability ``github``, and ``depends_o
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ def merge_config(**merge: Any) -> dict[str, Any]:
     cfg = config(merge={"tick_seconds": 0, "red_fixes": 1, "conflict_fixes": 1, **merge},
                  pipeline={"stages": []})  # entries by hand here; test_pipeline_seam has the pipeline
     cfg["repos"][1]["github"] = None  # lib is local only; api stays on GitHub (acme/api)
+    cfg["machines"][1]["capabilities"].append("github")  # the server makes GitHub's posts and merges
     return cfg
 
 
@@ -433,3 +435,39 @@ def test_an_entry_whose_stored_evidence_an_older_hub_cut_unreadable_still_reads(
     assert shown.json()["evidence"]["unreadable"] == cut[-4000:]
     listed = mq.get(M, headers=user)
     assert listed.status_code == 200 and entry in listed.text, listed.text
+
+
+def test_a_host_has_only_the_capabilities_the_config_gives_it(mq: Api, laptop: Host, gh_host: Host,
+                                                               user: dict[str, str]) -> None:
+    """Review (2026-12-06): a host's token registered ``gpu`` and ``github`` its machine was never given, took a job
+    meant for another machine's GPU, and would have made GitHub's posts and merges and reported them."""
+    laptop.register(capabilities=["python", "github", "gpu"])
+    stored = mq.hub.query_sync(lambda tx, now: {m: json.loads(tx.hosts.get(m)["capabilities"])
+                                                for m in ("laptop", "server")})
+    assert stored == {"laptop": ["python"], "server": ["github", "python"]}
+    aid = finish(mq, laptop, user, "api", 70)
+    mq.post(f"{ORCH}/notify", headers=user)
+    body = {"machine": "laptop", "host_incarnation": laptop.incarnation}
+    assert mq.post(f"{ORCH}/github/next", headers=laptop.headers, json=body).json()["posts"] == []
+    assert mq.get(f"{ORCH}/assignments/{aid}/trail", headers=user).json()["posts"]
+
+
+def test_only_the_machine_that_claimed_a_post_reports_it(mq: Api, laptop: Host, gh_host: Host,
+                                                         user: dict[str, str]) -> None:
+    """Review (2026-12-06): any host could mark another's claimed post as made, with a link of its choosing."""
+    aid = finish(mq, laptop, user, "api", 71)
+    mq.post(f"{ORCH}/notify", headers=user)
+    key = f"{aid}:1:briefing"
+    mine = {"machine": "laptop", "host_incarnation": laptop.incarnation}
+    r = mq.post(f"{ORCH}/github/report", headers=laptop.headers, json={**mine, "key": key, "ok": True,
+                                                                        "url": "https://evil.example/fake"})
+    assert r.status_code == 409 and "pending" in r.json()["error"]["message"], r.text  # nobody claimed it yet
+    theirs = {"machine": "server", "host_incarnation": gh_host.incarnation}
+    claimed = mq.post(f"{ORCH}/github/next", headers=gh_host.headers, json=theirs).json()["posts"]
+    assert key in {p["key"] for p in claimed}
+    r = mq.post(f"{ORCH}/github/report", headers=laptop.headers, json={**mine, "key": key, "ok": True,
+                                                                        "url": "https://evil.example/fake"})
+    assert r.status_code == 409 and "claimed by machine 'server'" in r.json()["error"]["message"], r.text
+    r = mq.post(f"{ORCH}/github/report", headers=gh_host.headers, json={**theirs, "key": key, "ok": True,
+                                                                         "url": "https://github.com/acme/api/1"})
+    assert r.status_code == 200 and r.json()["state"] == "posted" and r.json()["url"].startswith("https://github")
