@@ -71,14 +71,15 @@ class Worktree:
 REMOTE = frozenset({"fetch", "push", "pull", "ls-remote"})  # the git commands that talk to a remote
 HOOKED = frozenset({"push"})  # the remote commands that keep their hooks (Git LFS uploads in pre-push)
 CREDENTIALS = ("COORD_", "GH_", "GITHUB_")  # prefixes of the host's variables a local git command never gets
+HUB = "COORD_"  # no git command needs the hub's: a push's pre-push hook, which a worker can plant, would get them
 
 
 def git_env(remote: bool) -> dict[str, str]:
-    """The environment of a git call: the host's without ``GIT_*`` (but author and committer), and without
-    :data:`CREDENTIALS` unless ``remote`` (a fetch or a push)."""
+    """The environment of a git call: the host's without ``GIT_*`` (but author and committer), without the hub's
+    variables (:data:`HUB`), and without the other :data:`CREDENTIALS` unless ``remote`` (a fetch or a push)."""
     env = {k: v for k, v in os.environ.items()
            if (not k.startswith("GIT_") or k.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_")))
-           and (remote or not k.startswith(CREDENTIALS))}
+           and not k.startswith(HUB) and (remote or not k.startswith(CREDENTIALS))}
     env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
     return env
 

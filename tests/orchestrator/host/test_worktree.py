@@ -150,7 +150,8 @@ def test_what_a_worker_plants_in_the_shared_git_dir_never_sees_the_host_s_creden
     """A worker can write to the ``.git`` its worktree shares with the host's clone. A hook or ``core.fsmonitor``
     it plants there ran with the host's whole environment on the host's next ``worktree add`` or ``status``:
     the machine's hub token and a GitHub token (review). Local git calls now run no hook and no fsmonitor and
-    get no credentials; a push keeps its hooks (Git LFS uploads in ``pre-push``) and its credentials."""
+    get no credentials; a push keeps its hooks (Git LFS uploads in ``pre-push``) and git's credentials, never the
+    hub's token."""
     stolen = tmp_path / "stolen.txt"
     steal = tmp_path / "steal.sh"
     steal.write_text(f'#!/bin/sh\necho "$(basename "$0"): COORD_TOKEN=$COORD_TOKEN GH_TOKEN=$GH_TOKEN" >> {stolen}\n'
@@ -162,7 +163,8 @@ def test_what_a_worker_plants_in_the_shared_git_dir_never_sees_the_host_s_creden
     for name in ("post-checkout", "pre-commit", "post-commit", "reference-transaction"):
         (hooks / name).write_bytes(steal.read_bytes())
         (hooks / name).chmod(0o755)
-    (hooks / "pre-push").write_text(f'#!/bin/sh\necho "pre-push: GH_TOKEN=$GH_TOKEN" >> {tmp_path / "pushed.txt"}\n')
+    (hooks / "pre-push").write_text(f'#!/bin/sh\necho "pre-push: COORD_TOKEN=$COORD_TOKEN GH_TOKEN=$GH_TOKEN" >> '
+                                    f'{tmp_path / "pushed.txt"}\n')
     (hooks / "pre-push").chmod(0o755)
     monkeypatch.setenv("COORD_TOKEN", "coord_MACHINE_SECRET")
     monkeypatch.setenv("GH_TOKEN", "ghp_SECRET")
@@ -177,4 +179,6 @@ def test_what_a_worker_plants_in_the_shared_git_dir_never_sees_the_host_s_creden
     worktree.git(repo.path, "fetch", "--quiet", "origin", "+refs/heads/*:refs/coordhub/fetched/*")
     assert not stolen.exists(), "a planted hook ran on fetch"
     worktree.push(wt)
-    assert (tmp_path / "pushed.txt").read_text() == "pre-push: GH_TOKEN=ghp_SECRET\n"  # a push's own hooks still run
+    # a push's own hooks still run, with git's credentials but never the hub's token (review, 2026-12-06: with it,
+    # a hook a worker planted could report runs as the machine, verdicts included)
+    assert (tmp_path / "pushed.txt").read_text() == "pre-push: COORD_TOKEN= GH_TOKEN=ghp_SECRET\n"
