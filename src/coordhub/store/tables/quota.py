@@ -39,7 +39,10 @@ class MessageQuota(Table):
     hottest write, issue 15): an upsert that starts the row again on a new
     day and answers the new totals, which a check judges when they come back
     (:meth:`~coordhub.store.base.Executor.expect`; a refusal rolls the
-    charge back with the rest of the unit).
+    charge back with the rest of the unit). On PostgreSQL that check must pass
+    before the batch's ``COMMIT`` is sent: a batch holding sends waits for one
+    round trip more (``tests/bench/test_round_trips.py``). Reading the row
+    ahead with the batch's ``BEGIN``, as senders' rows are, would win it back.
     """
 
     _CHARGE = ("INSERT INTO message_quota (session_id, day, messages, bytes) VALUES (?, ?, 1, ?) "
