@@ -185,7 +185,8 @@ class WriterLink:
         future: asyncio.Future[Outcome] = loop.create_future()
         self._pending[ident] = future
         try:
-            named = None if ahead is None else (ahead.sessions, ahead.leases, [tuple(s) for s in ahead.scans])
+            named = None if ahead is None else (ahead.sessions, ahead.leases, [tuple(s) for s in ahead.scans],
+                                                ahead.quotas)
             frames.send(encode((ident, call.plain(), status, None if idem is None else (idem.key, idem.fingerprint),
                                 None if during_halt is None else during_halt.name, named)))
             return await future
@@ -494,7 +495,8 @@ class WriterServer:
             _, plain, status, idem, during_halt, ahead = message
             call = Call.from_plain(plain)
             exempt = None if during_halt is None else Exempt[during_halt]
-            named = None if ahead is None else Ahead(ahead[0], ahead[1], tuple(Scan(*scan) for scan in ahead[2]))
+            named = None if ahead is None else Ahead(ahead[0], ahead[1], tuple(Scan(*scan) for scan in ahead[2]),
+                                                    tuple(ahead[3]))
             request = None if idem is None else IdempotentRequest(*idem)
         except (IndexError, KeyError, TypeError, ValueError) as exc:  # a serving process of another version
             link.send(encode(("bug", ident, f"not a call this writer process runs: {exc!r}")))

@@ -671,7 +671,14 @@ def _raw_links(store: Store, path: Path) -> Iterator[Callable[[], socket.socket]
         def link() -> socket.socket:
             sock = socket.socket(socket.AF_UNIX)
             opened.append(sock)
-            sock.connect(str(path))
+            for _ in range(500):  # the path exists from its bind, a moment before the server listens
+                try:
+                    sock.connect(str(path))
+                    break
+                except ConnectionRefusedError:
+                    time.sleep(0.01)
+            else:
+                sock.connect(str(path))
             sock.settimeout(5)
             return sock
 

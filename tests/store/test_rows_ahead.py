@@ -25,7 +25,7 @@ import pytest
 from psycopg import pq
 
 from coordhub.clock import ManualClock
-from coordhub.core import events, leases, messages
+from coordhub.core import events, leases, messages, quota
 from coordhub.core.hub import Hub, Operation
 from coordhub.core.identity import Actor
 from coordhub.errors import Conflict
@@ -33,6 +33,7 @@ from coordhub.store import Store, open_store, postgres
 from coordhub.store.base import STALE_RETRIES, Ahead, Scan
 from coordhub.store.pgahead import MAX_AHEAD, PLAN_BY_INDEX, RowsAhead, effect, query
 from coordhub.store.pgpipe import Pipe, numbered
+from coordhub.store.tables import quota as quota_table
 from coordhub.store.tables.leases import Candidates
 from coordhub.store.tables.sessions import ACT, READ_AHEAD, SEEN_RESOLUTION, acted
 from coordhub.store.tx import Tx
@@ -85,11 +86,30 @@ def test_the_upsert_mirrored_in_python_gives_the_row_the_database_stores(store: 
     assert acted(before, 200.0) == _row(store, "M/Main")
 
 
+@pytest.mark.parametrize("before", ["no row", "the same day", "an earlier day"])
+def test_the_charge_mirrored_in_python_gives_the_row_the_database_stores(store: Store, before: str) -> None:
+    """A send's charge of its sender's day, as ``tables.quota.charged`` follows it from the row read ahead
+    (none, one of the same day, one of an earlier day), leaves the row the database stores."""
+    day, who = 20_000, "M/Main"
+    if before != "no row":
+        prior_day = day if before == "the same day" else day - 3
+        store.write_sync(lambda tx: tx.ex.execute(quota_table.CHARGE, (who, prior_day, 700)))
+
+    def row() -> dict[str, object] | None:
+        got = store.read_sync(lambda tx: tx.ex.one(
+            "SELECT day, messages, bytes FROM message_quota WHERE session_id = ?", (who,)))
+        return None if got is None else dict(got)
+
+    was = row()
+    store.write_sync(lambda tx: tx.ex.execute(quota_table.CHARGE, (who, day, 1234)))
+    assert quota_table.charged(was, day, 1234) == row()
+
+
 def test_every_statement_that_writes_a_table_read_ahead_is_recognised() -> None:
     """Each SQL text in the code that writes ``sessions`` or ``leases`` (found by a looser search than the
     rule's) is one the rule sees; only a plain ``INSERT`` counts as adding rows and only ``UPDATE … WHERE
     <key> = ?`` as changing one; reads are not taken for writes."""
-    loose = re.compile(r"(INSERT INTO|UPDATE|DELETE FROM)\s+(sessions|leases)\b")
+    loose = re.compile(r"(INSERT INTO|UPDATE|DELETE FROM)\s+(sessions|leases|message_quota)\b")
     found = []
     for path in SRC.rglob("*.py"):
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -98,6 +118,9 @@ def test_every_statement_that_writes_a_table_read_ahead_is_recognised() -> None:
     assert len(found) >= 12, found  # the tables' own, conversations', retention's
     assert all(table in {t for t, _ in effect(text)} for table, text in found), found
     assert effect(ACT) == (("sessions", ACT),)
+    for charge in (quota_table.CHARGE, quota_table.CHARGE_RETURNING):
+        assert effect(charge) == (("message_quota", "charge"),)
+    assert effect("DELETE FROM message_quota WHERE day < ?") == (("message_quota", "other"),)
     assert effect("UPDATE leases SET state = ?, updated_at = ? WHERE id = ?") == (("leases", "one row"),)
     assert effect("UPDATE sessions SET last_heartbeat = ? WHERE session_id = ?") == (("sessions", "one row"),)
     assert effect("INSERT INTO leases (id, fence) VALUES (?, ?)") == (("leases", "adds"),)
@@ -538,6 +561,50 @@ def test_a_database_whose_lower_folds_ascii_otherwise_reads_no_session_ahead() -
                                                              now=now))],
                      [None, Ahead(sessions=("ian/x",))])
         assert got[1]["recipient_known"] is False and got[1]["to_session"] == "ian/x", got
+
+
+@pytest.mark.postgres
+def test_a_send_is_judged_from_its_senders_row_read_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sends that name their sender's quota (as the send route does) are judged from its row read with the
+    batch's ``BEGIN``, followed through the batch's own charges: no judgement waits for an answer of the
+    database. A unit that fails after its charge leaves the row unknown (asked again), a new day starts it
+    again, and the bound holds exactly."""
+    monkeypatch.setattr(quota, "MAX_MESSAGES_PER_DAY", 3)
+    asked: list[str] = []
+    expect = postgres.PostgresExecutor.expect
+
+    def counted(self: postgres.PostgresExecutor, sql: str, params: tuple[Any, ...], check: Any) -> None:
+        asked.append(sql)
+        expect(self, sql, params, check)
+
+    monkeypatch.setattr(postgres.PostgresExecutor, "expect", counted)
+    with _hub_on("coordhub_quota_ahead") as (hub, clock):
+        me = Actor("A/main")
+        named = Ahead(quotas=(me.session_id,))
+
+        def send(n: int) -> tuple[Actor, Operation]:
+            return me, lambda tx, now: messages.send(tx, me, to_session="NOBODY/ghost", subject=f"s{n}", body="x",
+                                                     now=now)
+
+        def used() -> object:
+            day = int(clock.now() // quota.DAY)
+            return hub.store.read_sync(lambda tx: tx.message_quota.used(me.session_id, day))
+
+        def fails_after_its_charge(tx: Tx, now: float) -> None:
+            messages.send(tx, me, to_session="NOBODY/ghost", subject="lost", body="x", now=now)
+            raise RuntimeError("after the charge")
+
+        got = _batch(hub, [send(0), send(1), send(2), send(3)], [named] * 4)
+        assert [type(g).__name__ for g in got] == ["dict", "dict", "dict", "str"] and got[3] == \
+            "MessageQuotaExceeded", got
+        assert not any(sql == quota_table.CHARGE_RETURNING for sql in asked), asked
+        assert used() == {"messages": 3, "bytes": 3 * quota.size_of("s0", "x")}
+        clock.advance(quota.DAY)
+        got = _batch(hub, [send(4), (me, fails_after_its_charge), send(5), send(6), send(7)], [named] * 5)
+        assert got[1] == "RuntimeError" and got[4] == "MessageQuotaExceeded", got
+        assert all(isinstance(g, dict) for g in (got[0], got[2], got[3])), got
+        assert used() == {"messages": 3, "bytes": 3 * quota.size_of("s4", "x")}
+        assert asked.count(quota_table.CHARGE_RETURNING) == 3, asked  # after the failure: asked, as unnamed
 
 
 @pytest.mark.postgres

@@ -104,7 +104,7 @@ async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
                 ahead=Ahead.of(scans=(leases.claim_scan("rt", resource),)))
             held.append(out.body["id"])
         else:
-            await hub.mutate(sender, op, ahead=Ahead(sessions=(RECIPIENT.session_id,)))
+            await hub.mutate(sender, op, ahead=Ahead(sessions=(RECIPIENT.session_id,), quotas=(sender.session_id,)))
 
     cases: list[dict[str, Any]] = []
     blockers: list[int] = []

@@ -46,7 +46,8 @@ async def run(url: str, case: str, units: int, tasks: int = 64) -> dict[str, Any
     async def send() -> None:
         await hub.mutate(SENDER, lambda tx, now: messages.send(tx, SENDER, to_session=RECIPIENT.session_id,
                                                                subject="s", body="b", now=now),
-                         ahead=Ahead(sessions=(RECIPIENT.session_id,)))  # as the send route names its recipient
+                         ahead=Ahead(sessions=(RECIPIENT.session_id,),  # as the send route names them
+                                     quotas=(SENDER.session_id,)))
 
     async def cycle() -> None:
         name = f"f{next(names)}"

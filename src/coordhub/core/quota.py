@@ -87,9 +87,11 @@ def charge_message(tx: Tx, actor: Actor, now: float, size: int) -> None:
     Raises :class:`WriteQuotaExceeded` (code ``message_quota``; nothing
     stored, the count rolled back with the send) when it passes
     :data:`MAX_MESSAGES_PER_DAY` or :data:`MAX_MESSAGE_BYTES_PER_DAY`. On
-    PostgreSQL the judgement comes with a later round trip of the batch (at
-    the latest one just before its ``COMMIT``); the send is undone then all
-    the same. Admins (the hub's own notices, an operator) are not counted.
+    PostgreSQL, unless the unit named its sender's row to read ahead
+    (:class:`~coordhub.store.base.Ahead` ``quotas``, as the send route does),
+    the judgement comes with a later round trip of the batch (at the latest
+    one just before its ``COMMIT``); the send is undone then all the same.
+    Admins (the hub's own notices, an operator) are not counted.
     """
     if actor.is_admin:
         return

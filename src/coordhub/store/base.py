@@ -157,26 +157,28 @@ class Scanned(NamedTuple):
 
 
 class Ahead(NamedTuple):
-    """Rows a unit of work will look up: session ids (``Sessions.by_key``), lease ids (``Leases.get``) and the
-    leases a claim decides on (:class:`Scan`)."""
+    """Rows a unit of work will look up: session ids (``Sessions.by_key``), lease ids (``Leases.get``), the
+    leases a claim decides on (:class:`Scan`) and the sessions whose day of sending a send charges
+    (``quotas``: ``MessageQuota.charge``)."""
 
     sessions: tuple[str, ...] = ()
     leases: tuple[str, ...] = ()
     scans: tuple[Scan, ...] = ()
+    quotas: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, *, sessions: Iterable[str | None] = (), leases: Iterable[str | None] = (),
-           scans: Iterable[Scan | None] = ()) -> Ahead:
+           scans: Iterable[Scan | None] = (), quotas: Iterable[str | None] = ()) -> Ahead:
         """The keys given, None left out."""
         return cls(tuple(s for s in sessions if s is not None), tuple(x for x in leases if x is not None),
-                   tuple(x for x in scans if x is not None))
+                   tuple(x for x in scans if x is not None), tuple(x for x in quotas if x is not None))
 
     @classmethod
     def merged(cls, named: Iterable[Ahead]) -> Ahead:
         """Everything several units name, in their order."""
         named = list(named)
         return cls(tuple(s for a in named for s in a.sessions), tuple(x for a in named for x in a.leases),
-                   tuple(x for a in named for x in a.scans))
+                   tuple(x for a in named for x in a.scans), tuple(x for a in named for x in a.quotas))
 
 
 class ReadsAhead:

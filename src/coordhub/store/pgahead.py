@@ -10,7 +10,10 @@ Units that name their lookups (:class:`~coordhub.store.base.ReadsAhead`) have
 those rows read in the batch's first round trip instead, and a lookup is
 answered from them while they are current. Of a lease the whole row is read; of
 a session only the columns its lookups in a write ask
-(:data:`~coordhub.store.tables.sessions.READ_AHEAD`).
+(:data:`~coordhub.store.tables.sessions.READ_AHEAD`). A send also charges its
+sender's day of sending (:class:`~coordhub.store.tables.quota.MessageQuota`),
+whose row read ahead lets the bound be judged before the ``COMMIT`` is sent,
+not in a round trip of its own.
 
 Current means: what a ``SELECT`` at that point of the batch would return. The
 batch's own writes are followed as they are given (held back or not, they run
@@ -19,6 +22,9 @@ before any later read), by what their SQL says:
 * the sender's upsert that every unit runs (:data:`~coordhub.store.tables.sessions.ACT`)
   is applied to the row it touches (:func:`~coordhub.store.tables.sessions.acted`);
   a spelling that had no row is dropped (asked again);
+* a send's charge of its sender's day (:data:`~coordhub.store.tables.quota.CHARGE`)
+  is applied to the row it touches, there before or not
+  (:func:`~coordhub.store.tables.quota.charged`);
 * ``UPDATE <table> SET … WHERE <key> = ?`` (one row by its key) drops that key
   (a lease's row: is changed as it says, so a release after a renewal in one
   batch still reads nothing);
@@ -57,6 +63,7 @@ from functools import lru_cache
 from typing import Any
 
 from coordhub.store.base import Ahead, Row, Scan, Scanned
+from coordhub.store.tables import quota
 from coordhub.store.tables.sessions import ACT, ACT_WRITE, READ_AHEAD, acted
 
 MAX_AHEAD = 256  # keys read ahead per table per batch; a lookup past them is asked as before
@@ -84,11 +91,15 @@ TABLES = (
            ", ".join(f"t.{c}" for c in READ_AHEAD)),
     _Table("leases", "leases t ON t.id = k.ahead_key", "id", frozenset({"id"}), str, re.compile(r"[0-9a-f-]{36}"),
            "t.*"),
+    # A sender's day of sending, by its session id as the core spells it (no folding: the row's key is exact).
+    _Table("message_quota", "message_quota t ON t.session_id = k.ahead_key", "session_id",
+           frozenset({"session_id"}), str, re.compile(r"[A-Za-z0-9_.@+/-]{1,200}"),
+           ", ".join(f"t.{c}" for c in quota.READ_AHEAD)),
 )
 ASCII_LOWER = b"SELECT lower('ABCDEFGHIJKLMNOPQRSTUVWXYZ') = 'abcdefghijklmnopqrstuvwxyz' AS ok"
 _BY_NAME = {t.name: t for t in TABLES}
 
-_ADDS, _ONE_ROW, _OTHER = "adds", "one row", "other"
+_ADDS, _ONE_ROW, _OTHER, _CHARGE = "adds", "one row", "other", "charge"
 _LEASE_FLOATS = frozenset({"ttl_hours", "acquired_at", "renewed_at", "expires_at", "released_at", "updated_at"})
 _MOVES = frozenset({"project_key", "scope", "kind"})  # columns that decide which scans a lease belongs to
 _SCAN_ROWS = MAX_AHEAD  # rows of one scan's kind read at most; a scan with more is asked as before
@@ -110,6 +121,8 @@ def effect(sql: str) -> tuple[tuple[str, str], ...]:
     name = re.escape(table.name)
     if sql in (ACT, ACT_WRITE):
         return ((table.name, ACT),)
+    if sql in (quota.CHARGE, quota.CHARGE_RETURNING):
+        return ((table.name, _CHARGE),)
     one = re.fullmatch(rf"UPDATE {name} SET ((?:[a-z_]+ = \?, )*[a-z_]+ = \?) WHERE {table.written} = \?", text)
     if one is not None and not {s.split(" = ")[0] for s in one.group(1).split(", ")} & table.keys:
         return ((table.name, _ONE_ROW),)
@@ -135,7 +148,8 @@ def query(ahead: Ahead, *, sessions: bool = True) -> list[Read]:
     and its undoing (:func:`planned_as_before`).
     """
     out: list[Read] = []
-    for table, keys in (("sessions", ahead.sessions if sessions else ()), ("leases", ahead.leases)):
+    for table, keys in (("sessions", ahead.sessions if sessions else ()), ("leases", ahead.leases),
+                        ("message_quota", ahead.quotas)):
         spec = _BY_NAME[table]
         wanted = list(dict.fromkeys(k for k in keys if spec.shape.fullmatch(k)))[:MAX_AHEAD]
         if wanted:
@@ -392,13 +406,15 @@ class RowsAhead:
             elif kind == _ADDS:
                 for key in [k for k, row in rows.items() if row is None]:
                     del rows[key]
-            else:  # one row, by the key in its last parameter (ACT: its first, and the time it sets)
-                written = _BY_NAME[table].fold(str(params[0] if kind == ACT else params[-1]))
+            else:  # one row, by the key in its last parameter (ACT, a charge: its first)
+                written = _BY_NAME[table].fold(str(params[0] if kind in (ACT, _CHARGE) else params[-1]))
                 for key in self.spellings[table].get(written, ()):
                     if key not in rows:
                         continue
                     row = rows[key]
-                    if kind == ACT and row is not None:
+                    if kind == _CHARGE:  # the row it leaves is known whether there was one or not
+                        rows[key] = quota.charged(row, int(params[1]), int(params[2]))
+                    elif kind == ACT and row is not None:
                         rows[key] = acted(row, float(params[2]))
                     elif table == "leases" and row is not None and (changed := self._follow(sql, params, row)):
                         rows[key] = changed

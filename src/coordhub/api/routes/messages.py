@@ -42,7 +42,7 @@ async def send(body: MessageSend, request: Request, who: Caller = Depends(caller
         importance=body.importance, message_type=body.message_type, requires_ack=body.requires_ack,
         ack_wait_seconds=body.ack_wait_seconds, max_deliveries=body.max_deliveries, escalate_to=body.escalate_to,
         to_incarnation=body.to_incarnation, queued_at=first_tried), status=201,
-        ahead=Ahead.of(sessions=(body.to_session, body.escalate_to)))
+        ahead=Ahead.of(sessions=(body.to_session, body.escalate_to), quotas=(actor.session_id,)))
 
 
 async def _viewer(who: Caller, claimed: str | None, field: str) -> str:

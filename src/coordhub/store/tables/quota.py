@@ -32,29 +32,49 @@ class DailyQuota(Table):
         self.ex.execute(self._charge, (session_id, day, size))
 
 
+#: A send's charge of its sender's day (parameters: session id, day, bytes): it starts the row again on a new day.
+CHARGE = ("INSERT INTO message_quota (session_id, day, messages, bytes) VALUES (?, ?, 1, ?) "
+          "ON CONFLICT (session_id) DO UPDATE SET "
+          "messages = CASE WHEN message_quota.day = excluded.day THEN message_quota.messages + 1 ELSE 1 END, "
+          "bytes = CASE WHEN message_quota.day = excluded.day THEN message_quota.bytes + excluded.bytes "
+          "ELSE excluded.bytes END, day = excluded.day")
+CHARGE_RETURNING = CHARGE + " RETURNING messages, bytes"
+READ_AHEAD = ("day", "messages", "bytes")  # the columns of a row read ahead (coordhub.store.pgahead)
+
+
+def charged(row: Row | None, day: int, size: int) -> Row:
+    """The row :data:`CHARGE` leaves for one message of ``size`` bytes on ``day``, from the row before it (None:
+    the session has none)."""
+    if row is None or row["day"] != day:
+        return {"day": day, "messages": 1, "bytes": size}
+    return {"day": day, "messages": int(row["messages"]) + 1, "bytes": int(row["bytes"]) + size}
+
+
 class MessageQuota(Table):
     """Messages and bytes a session sent on its last day of sending, one ``message_quota`` row a session.
 
-    A send is one statement, with no read before it (sends are the hub's
-    hottest write, issue 15): an upsert that starts the row again on a new
-    day and answers the new totals, which a check judges when they come back
-    (:meth:`~coordhub.store.base.Executor.expect`; a refusal rolls the
-    charge back with the rest of the unit). On PostgreSQL that check must pass
-    before the batch's ``COMMIT`` is sent: a batch holding sends waits for one
-    round trip more (``tests/bench/test_round_trips.py``). Reading the row
-    ahead with the batch's ``BEGIN``, as senders' rows are, would win it back.
+    A send is one statement, with no read of its own (sends are the hub's
+    hottest write, issue 15). Where the unit named its sender's row
+    (:class:`~coordhub.store.base.Ahead` ``quotas``: PostgreSQL read it with the
+    batch's ``BEGIN``) the new totals are judged from it at once, before the
+    upsert is held back with the batch's other writes. Otherwise the upsert
+    answers the new totals, judged when they come back
+    (:meth:`~coordhub.store.base.Executor.expect`; a refusal rolls the charge
+    back with the rest of the unit): on PostgreSQL that check must pass before
+    the batch's ``COMMIT`` is sent, one round trip more
+    (``tests/bench/test_round_trips.py`` counts both).
     """
 
-    _CHARGE = ("INSERT INTO message_quota (session_id, day, messages, bytes) VALUES (?, ?, 1, ?) "
-               "ON CONFLICT (session_id) DO UPDATE SET "
-               "messages = CASE WHEN message_quota.day = excluded.day THEN message_quota.messages + 1 ELSE 1 END, "
-               "bytes = CASE WHEN message_quota.day = excluded.day THEN message_quota.bytes + excluded.bytes "
-               "ELSE excluded.bytes END, day = excluded.day "
-               "RETURNING messages, bytes")
-
     def charge(self, session_id: str, day: int, size: int, check: Callable[[int, int], None]) -> None:
-        """Count one message of ``size`` bytes on ``day``; ``check(messages, bytes)`` judges the new totals."""
-        self.ex.expect(self._CHARGE, (session_id, day, size),
+        """Count one message of ``size`` bytes on ``day``; ``check(messages, bytes)`` judges the new totals and
+        raises to refuse the message (then nothing is counted)."""
+        known, row = self.ex.ahead("message_quota", session_id)
+        if known:
+            after = charged(row, day, size)
+            check(after["messages"], after["bytes"])
+            self.ex.defer(CHARGE, (session_id, day, size))
+            return
+        self.ex.expect(CHARGE_RETURNING, (session_id, day, size),
                        lambda rows: check(int(rows[0]["messages"]), int(rows[0]["bytes"])))
 
     def used(self, session_id: str, day: int) -> Row | None:
