@@ -7,6 +7,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from coordhub.client.settings import ClientSettings
+from coordhub.orchestrator import review, worktree
 from coordhub.orchestrator.dispatch import Dispatch
 from coordhub.orchestrator.hoststate import HostState
 from coordhub.orchestrator.worker import Context, Limits, Worker
@@ -62,6 +64,26 @@ def make_repo(root: Path, name: str = "app") -> Repo:
 @pytest.fixture
 def repo(tmp_path: Path) -> Repo:
     return make_repo(tmp_path)
+
+
+def review_branch(tmp_path: Path, repo: Repo, branch: str, issue: int, commit: Callable[[Path], None],
+                  reviewer: Path, around: Callable[[Callable[[], Any]], Any] = lambda f: f()) -> Any:
+    """Commit what ``commit(clone)`` writes on a new ``branch`` of ``repo``, push it, check it out detached in a
+    worktree the host owns and review it there with ``reviewer`` (a stand-in for ``claude``); ``around`` wraps
+    the review's run alone (to measure it). Returns what ``around`` returns (by default the Review)."""
+    run(repo.path, "git", "checkout", "-q", "-b", branch)
+    commit(repo.path)
+    run(repo.path, "git", "add", "-A")
+    run(repo.path, "git", "commit", "-q", "-m", "work")
+    run(repo.path, "git", "push", "-q", "origin", branch)
+    owned = tmp_path / "wts"
+    wt = owned / "run-1"
+    worktree.checkout_detached(repo.path, wt, branch, owned)
+    p = {"id": "r1", "attempt": 1, "repo": "app", "issue": issue, "branch": branch, "base": "main",
+         "review": {"briefing": "b"}}
+    out = tmp_path / "out"
+    out.mkdir()
+    return around(lambda: review.run(str(reviewer), p, wt, {"PATH": "/usr/bin:/bin"}, out, threading.Event()))
 
 
 @pytest.fixture

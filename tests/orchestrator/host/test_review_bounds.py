@@ -9,12 +9,12 @@ reviewer's output file was read a line at a time with no bound on a line.
 from __future__ import annotations
 
 import json
-import threading
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
-from coordhub.orchestrator import review, worktree
-from tests.orchestrator.host.conftest import Repo, run
+from coordhub.orchestrator import review
+from tests.orchestrator.host.conftest import Repo, review_branch
 
 MiB = 1024 * 1024
 VERDICT = {"verdict": "approve", "summary": "fine", "findings": []}
@@ -31,27 +31,21 @@ def _stub_claude(tmp_path: Path) -> Path:
 
 
 def test_a_huge_diff_is_read_only_as_far_as_the_prompt_takes_it(tmp_path: Path, repo: Repo) -> None:
-    run(repo.path, "git", "checkout", "-q", "-b", "issue-1")
-    line = b"x" * 99 + b"\n"
-    with open(repo.path / "data.csv", "wb") as f:  # 120 MiB of text: git diff prints all of it
-        for _ in range(120):
-            f.write(line * (MiB // 100))
-    run(repo.path, "git", "add", "data.csv")
-    run(repo.path, "git", "commit", "-q", "-m", "generated data")
-    run(repo.path, "git", "push", "-q", "origin", "issue-1")
-    owned = tmp_path / "wts"
-    wt = owned / "run-1"
-    worktree.checkout_detached(repo.path, wt, "issue-1", owned)
-    p = {"id": "r1", "attempt": 1, "repo": "app", "issue": 1, "branch": "issue-1", "base": "main",
-         "review": {"briefing": "b"}}
-    out = tmp_path / "out"
-    out.mkdir()
-    tracemalloc.start()
-    try:
-        got = review.run(str(_stub_claude(tmp_path)), p, wt, {"PATH": "/usr/bin:/bin"}, out, threading.Event())
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    def generated(clone: Path) -> None:
+        line = b"x" * 99 + b"\n"
+        with open(clone / "data.csv", "wb") as f:  # 120 MiB of text: git diff prints all of it
+            for _ in range(120):
+                f.write(line * (MiB // 100))
+
+    def measured(review_run: Callable[[], review.Review]) -> tuple[review.Review, int]:
+        tracemalloc.start()
+        try:
+            got = review_run()
+            return got, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    got, peak = review_branch(tmp_path, repo, "issue-1", 1, generated, _stub_claude(tmp_path), measured)
     assert got.verdict is not None and got.verdict["verdict"] == "approve", got
     assert peak < 24 * MiB, f"the host held {peak // MiB} MiB to review a 120 MiB diff"
 
