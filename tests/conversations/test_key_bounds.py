@@ -120,14 +120,22 @@ def test_a_key_within_the_bounds_passes_the_packet_check() -> None:
     assert openpgp.key_fault(_rsa_key(2048, 3)) is None
 
 
-def test_a_slow_gpg_run_is_stopped_with_a_clear_error(gpg_keys: tuple[GpgKey, GpgKey],
+def test_a_slow_gpg_run_is_stopped_with_a_clear_error(gpg_keys: tuple[GpgKey, GpgKey], tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     author, _ = gpg_keys
-    monkeypatch.setattr(openpgp, "GPG_TIMEOUT", 0.0)
+    data = b"timed out"
+    signature = author.sign(data)  # by the real gpg
+    # A gpg that never answers: stopped at 0.2 s whatever the machine's load (with a bare 0-second timeout a
+    # quick gpg could exit before the stopping thread ran).
+    slow = tmp_path / "bin"
+    slow.mkdir()
+    (slow / "gpg").write_text("#!/bin/sh\nexec sleep 30\n")
+    (slow / "gpg").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{slow}:{os.environ['PATH']}")
+    monkeypatch.setattr(openpgp, "GPG_TIMEOUT", 0.2)
     with pytest.raises(openpgp.BadKey, match="longer than"):
         openpgp.fingerprint(author.armored)
-    data = b"timed out"
-    verdict = openpgp.verify(data, author.sign(data), [author.armored + "\n"])  # a key set not cached yet
+    verdict = openpgp.verify(data, signature, [author.armored + "\n"])  # a key set not cached yet
     assert not verdict.valid and "longer than" in (verdict.reason or "")
 
 

@@ -80,6 +80,24 @@ def set_profile(tx: Tx, actor: Actor, *, machine: str | None = None, project: st
     session out of a standing halt or its pause is refused as the halt refuses
     writes (423, :func:`coordhub.core.halt.refuse_leaving`).
     """
+    row, new_machine, new_project = declared(tx, actor, machine=machine, project=project, tools=tools)
+    new_tools = json.dumps(list(dict.fromkeys(tools))) if tools is not None else row.get("tools")
+    if (new_machine, new_project, new_tools) != (row.get("machine"), row.get("project"), row.get("tools")):
+        tx.conversations.set_profile(actor.session_id, new_machine, new_project, new_tools)
+        emit(tx, "conversation.profile", now, session_id=actor.session_id, machine=new_machine,
+             project=new_project, tools=json.loads(new_tools) if new_tools else [])
+    return profile(tx, actor)
+
+
+def declared(tx: Tx, actor: Actor, *, machine: str | None = None, project: str | None = None,
+             tools: list[str] | None = None) -> tuple[Row, str | None, str | None]:
+    """The actor's session row (empty when the hub has not seen it) and the machine and project it would hold after
+    :func:`set_profile` declared ``machine``, ``project`` and ``tools`` (omitted ones keep their value); writes
+    nothing.
+
+    Raises as :func:`set_profile` does, in its order (422 a bad name, 403 another machine, 422 a bad tool, 423
+    leaving a halt).
+    """
     row = tx.sessions.get(actor.session_id) or {}
     new_machine = row.get("machine") if machine is None else name(machine, "machine")
     new_project = row.get("project") if project is None else name(project, "project")
@@ -92,14 +110,9 @@ def set_profile(tx: Tx, actor: Actor, *, machine: str | None = None, project: st
                         field="machine", acting_as=actor.session_id)
     if tools is not None:
         orgturn.check_tools(tools)
-    new_tools = json.dumps(list(dict.fromkeys(tools))) if tools is not None else row.get("tools")
     if (new_machine, new_project) != (row.get("machine"), row.get("project")):
         halt.refuse_leaving(tx, actor.session_id, row, {**row, "machine": new_machine, "project": new_project})
-    if (new_machine, new_project, new_tools) != (row.get("machine"), row.get("project"), row.get("tools")):
-        tx.conversations.set_profile(actor.session_id, new_machine, new_project, new_tools)
-        emit(tx, "conversation.profile", now, session_id=actor.session_id, machine=new_machine,
-             project=new_project, tools=json.loads(new_tools) if new_tools else [])
-    return profile(tx, actor)
+    return row, new_machine, new_project
 
 
 def addresses(tx: Tx, now: float) -> list[dict[str, Any]]:

@@ -68,6 +68,7 @@ SHOW_BYTES = 4 * 2**20                  # about this much stored text per page (
 UNSHOWN_TEXT = ("title", "body", "content", "signature", "reason", "requires_tools")  # what paging counts of a turn
 BY_ID: Key = (("id", int, False),)     # the order of the machine's turns and of an inbox: by id, oldest first
 _LONE_CR = re.compile(r"\r(?!\n)")     # a line end of an unsigned file that is not CRLF's
+VERIFIES = Verdict(valid=True)          # what a screen assumes of a signature it has not checked (screen)
 
 
 class SequenceTaken(Conflict):
@@ -76,9 +77,15 @@ class SequenceTaken(Conflict):
     code = "sequence_taken"
 
 
-def _own_address(tx: Tx, actor: Actor, d: Draft, now: float) -> tuple[str, str]:
+def _own_address(tx: Tx, actor: Actor, d: Draft, now: float, *, declare: bool = True) -> tuple[str, str]:
+    """The actor's address after the send's declaration (``from_machine``/``from_project``), which ``declare``
+    writes; without it, only what it would be."""
     if d.from_machine is not None or d.from_project is not None:
-        p = addressing.set_profile(tx, actor, machine=d.from_machine, project=d.from_project, now=now)
+        if declare:
+            p = addressing.set_profile(tx, actor, machine=d.from_machine, project=d.from_project, now=now)
+        else:
+            _, machine, project = addressing.declared(tx, actor, machine=d.from_machine, project=d.from_project)
+            p = {"machine": machine, "project": project}
     else:
         p = addressing.profile(tx, actor)
     if p["machine"] is None or p["project"] is None:
@@ -94,16 +101,23 @@ def _pending(tx: Tx, row: Row) -> bool:
     return conv is not None and row["sequence"] > conv["last_release"]
 
 
-def _decide(tx: Tx, d: Draft, author: str, verdict: Verdict | None, to: tuple[str, str]) -> tuple[str, str | None]:
-    """The decision for a well-formed turn, in seed 004's receiver order (see the module docstring)."""
+def _decide(tx: Tx, d: Draft, author: str, verdict: Verdict | None, to: tuple[str, str],
+            own: Row | None = None) -> tuple[str, str | None]:
+    """The decision for a well-formed turn, in seed 004's receiver order (see the module docstring).
+
+    ``own``: the author's session row as the send would leave it, when not yet written (:func:`screen`)."""
     turn = d.turn
     if turn.protocol_version != orgturn.PROTOCOL_VERSION:
         return QUERY, f"PROTOCOL_VERSION mismatch: expected {orgturn.PROTOCOL_VERSION}, got {turn.protocol_version}"
     if verdict is not None and not verdict.valid:
         return REJECT, f"signature does not verify against {author}'s registered keys: {verdict.reason}"
     if turn.requires_tools:
+        rows = tx.conversations.at_address(*to)
+        if own is not None:
+            rows = [r for r in rows if r["session_id"] != author]
+            rows += [own] if (own.get("machine"), own.get("project")) == to else []
         declared: set[str] = set()
-        for row in tx.conversations.at_address(*to):
+        for row in rows:
             declared.update(addressing.tools_of(row))
         missing = [t for t in turn.requires_tools if t not in declared]
         if missing:
@@ -111,19 +125,33 @@ def _decide(tx: Tx, d: Draft, author: str, verdict: Verdict | None, to: tuple[st
     return PROCESS, None
 
 
-def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) -> WithStatus:
-    """Record a turn from the actor and decide it; return the turn with its HTTP status.
+@dataclasses.dataclass(frozen=True)
+class _Checked:
+    """A send that passed its checks: what recording it takes."""
 
-    ``verdict`` is the signature check made before the transaction
-    (:func:`coordhub.openpgp.verify` against
-    :func:`~coordhub.core.signingkeys.armored_keys` of the actor), None when
-    the turn is unsigned or the actor registered no key. Status 201 for a
-    recorded turn (any decision), 200 for a dedup (the body is the first
-    turn, ``decision`` ``dedup``). Raises
-    :class:`~coordhub.core.addressing.UnknownDestination`,
-    :class:`SequenceTaken`, ``Invalid``.
-    """
-    machine, project = _own_address(tx, actor, d, now)
+    machine: str
+    project: str
+    conv: Row | None
+    to_machine: str
+    to_project: str
+    sha: str
+    decision: str
+    reason: str | None
+    sequence: int | None
+    content: str
+    body: str
+    body_in_content: int
+    size: int
+
+
+def _check(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float, *,
+           declare: bool = True) -> _Checked | WithStatus:
+    """The checks of :func:`send`, in its order: what to record, or the answer of a retry (200, ``dedup``).
+
+    Raises what :func:`send` raises. Without ``declare`` it writes nothing (the send's declaration of its
+    address is assumed, not written)."""
+    machine, project = _own_address(tx, actor, d, now, declare=declare)
+    own = None if declare else {**(tx.sessions.get(actor.session_id) or {}), "machine": machine, "project": project}
     turn = d.turn
     conv = tx.conversations.get(turn.conversation_id)
     if conv is not None and not _takes_part(tx, actor, conv, f"{machine}.{project}"):
@@ -136,12 +164,13 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
     if to_machine == addressing.LOCAL:
         to_machine = machine
     to = f"{to_machine}.{to_project}"
-    if not tx.conversations.at_address(to_machine, to_project):
+    # the author's own address is always declared once the send wrote it; a screen has not written it yet
+    if (to_machine, to_project) != (machine, project) and not tx.conversations.at_address(to_machine, to_project):
         known = addressing.known(tx)
         raise addressing.UnknownDestination(f"destination {to} not found; known destinations: "
                                             f"{', '.join(known) or '(none)'}", field="to", known=known)
     sha = turn.sha256()
-    decision, reason = _decide(tx, d, actor.session_id, verdict, (to_machine, to_project))
+    decision, reason = _decide(tx, d, actor.session_id, verdict, (to_machine, to_project), own)
     if decision == PROCESS and (verdict is None or verdict.valid):
         # the same file to another address is a new turn for that address, not a retry (review)
         first = tx.conversations.same_content(turn.conversation_id, actor.session_id, sha, to)
@@ -149,7 +178,6 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
             return WithStatus(200, turns.render(first, pending=_pending(tx, first), decision=DEDUP))
     sequence = None
     content = d.content
-    pending = False
     if decision == PROCESS:
         sequence = (conv["last_sequence"] if conv else 0) + 1
         if d.expect_sequence is not None and d.expect_sequence != sequence:
@@ -169,8 +197,43 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
     body, body_in_content = turns.body_storage(content, turn.body)
     size = len(content.encode("utf-8")) + len(body.encode("utf-8"))
     turnbounds.check(tx, actor, conv, size, now, release=decision == PROCESS and turn.type == "release")
+    return _Checked(machine, project, conv, to_machine, to_project, sha, decision, reason, sequence, content, body,
+                    body_in_content, size)
+
+
+def screen(tx: Tx, actor: Actor, d: Draft, now: float) -> None:
+    """Raise what :func:`send` would refuse the turn with were its signature to verify; read only.
+
+    What a signed send runs before ``gpg`` (``POST …/turns``): a turn refused for any reason but its signature
+    (no address, not a party, an unknown destination, a sequence that is not next, a bound passed) is refused
+    without checking the signature, with that reason's error. A turn that also fails the signature so gets the
+    other check's error (a turn recorded as ``reject`` passed every other check). Nothing raised: :func:`send`
+    still decides, in the write's transaction, as before.
+    """
+    _check(tx, actor, d, VERIFIES, now, declare=False)
+
+
+def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) -> WithStatus:
+    """Record a turn from the actor and decide it; return the turn with its HTTP status.
+
+    ``verdict`` is the signature check made before the transaction
+    (:func:`coordhub.openpgp.verify` against
+    :func:`~coordhub.core.signingkeys.armored_keys` of the actor), None when
+    the turn is unsigned or the actor registered no key. Status 201 for a
+    recorded turn (any decision), 200 for a dedup (the body is the first
+    turn, ``decision`` ``dedup``). Raises
+    :class:`~coordhub.core.addressing.UnknownDestination`,
+    :class:`SequenceTaken`, ``Invalid``.
+    """
+    checked = _check(tx, actor, d, verdict, now)
+    if isinstance(checked, WithStatus):
+        return checked
+    c, turn = checked, d.turn
+    machine, project, to_machine, to_project, sequence = c.machine, c.project, c.to_machine, c.to_project, c.sequence
+    to, decision, reason = f"{to_machine}.{to_project}", c.decision, c.reason
+    pending = False
     if sequence is not None:
-        if conv is None:
+        if c.conv is None:
             tx.conversations.create({"conversation_id": turn.conversation_id, "title": turn.title,
                                      "project": project, "created_by": actor.session_id, "created_at": now,
                                      "updated_at": now, "last_sequence": 0, "last_release": 0})
@@ -180,14 +243,14 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
                 "author": actor.session_id, "from_address": f"{machine}.{project}", "to_address": to,
                 "to_machine": to_machine, "created_at": now, "stated_timestamp": turn.timestamp,
                 "stated_sequence": turn.sequence, "protocol_version": turn.protocol_version,
-                "requires_tools": json.dumps(list(turn.requires_tools)), "title": turn.title, "body": body,
-                "content": content, "content_sha256": sha, "signature": d.signature,
+                "requires_tools": json.dumps(list(turn.requires_tools)), "title": turn.title, "body": c.body,
+                "content": c.content, "content_sha256": c.sha, "signature": d.signature,
                 "signer": verdict.fingerprint if verdict is not None and verdict.valid else None,
-                "decision": decision, "reason": reason, "size": size, "body_in_content": body_in_content}
+                "decision": decision, "reason": reason, "size": c.size, "body_in_content": c.body_in_content}
     row["id"] = tx.conversations.add_turn(row)
-    if conv is not None or decision == PROCESS:
-        tx.conversations.count_turn(turn.conversation_id, size)
-    tx.turn_quota.charge(actor.session_id, int(now // turnbounds.DAY), size)
+    if c.conv is not None or decision == PROCESS:
+        tx.conversations.count_turn(turn.conversation_id, c.size)
+    tx.turn_quota.charge(actor.session_id, int(now // turnbounds.DAY), c.size)
     # seen by the parties only: the author, and the sessions of the machine it is addressed to (which read that
     # machine's turns anyway: GET …/turns), not by every session (ids and titles are the parties' business)
     parties = events.MACHINE_TARGET + to_machine

@@ -257,17 +257,7 @@ class Hub:
             halt.refuse_fleet(halts)
 
             def check(acting: Row) -> None:
-                spelling = acting["session_id"]
-                if spelling != actor.session_id:
-                    raise Conflict(f"session {actor.session_id!r} is already known as {spelling!r} (ids compare "
-                                   "case-insensitively); retry the request", session_id=spelling)
-                if actor.token_epoch is not None and acting["token_epoch"] > actor.token_epoch:
-                    # Its tokens were revoked since this one was authenticated, perhaps through another process
-                    # whose revocation this one's token cache has not heard of yet (Tokens.revoke).
-                    raise Unauthorized(tokens.REVOKED)
-                if during_halt is None:
-                    halt.refuse_in_scope(halts, spelling, acting)
-                    pause.refuse_if_paused(spelling, acting)
+                _admit(actor, acting, halts, during_halt)
 
             # The check may run only when the operation's first statement comes back (PostgreSQL: one round trip
             # for both); it still decides first, and what the operation did meanwhile is rolled back with it.
@@ -321,6 +311,23 @@ class Hub:
         named = Ahead() if ahead is None else ahead if isinstance(ahead, Ahead) else ahead()
         return ReadsAhead(unit, named._replace(sessions=(actor.session_id, *named.sessions)))
 
+    def screen(self, tx: Tx, actor: Actor, idem: IdempotentRequest | None = None,
+               during_halt: halt.Exempt | None = None) -> bool:
+        """Raise what the rules of a mutation (the module docstring) would refuse it with now; read only.
+
+        False when an idempotent replay would answer it (its operation would not run), True otherwise. For a
+        front end's checks before costly work the operation needs (a signed turn's ``gpg``): the mutation
+        still applies the rules itself.
+        """
+        if idem is not None and idempotency.replay(tx, actor.session_id, idem) is not None:
+            return False
+        halts = halt.standing(tx) if during_halt is None else []
+        halt.refuse_fleet(halts)
+        acting = tx.sessions.get(actor.session_id)
+        if acting is not None:  # a session the hub has not seen has nothing to refuse it
+            _admit(actor, acting, halts, during_halt)
+        return True
+
     def mutate_sync(self, actor: Actor, op: Operation, *, status: int = 200,
                     idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None) -> Outcome:
         """Blocking form of :meth:`mutate`."""
@@ -361,3 +368,18 @@ class Hub:
     def sweep_sync(self) -> dict[str, int]:
         """Blocking form of :meth:`sweep`."""
         return self.store.write_sync(self._sweep_unit)
+
+
+def _admit(actor: Actor, acting: Row, halts: list[Row], during_halt: halt.Exempt | None) -> None:
+    """Refuse a mutation by ``actor`` (whose session row is ``acting``) under rules 2 and 3 of the module docstring."""
+    spelling = acting["session_id"]
+    if spelling != actor.session_id:
+        raise Conflict(f"session {actor.session_id!r} is already known as {spelling!r} (ids compare "
+                       "case-insensitively); retry the request", session_id=spelling)
+    if actor.token_epoch is not None and acting["token_epoch"] > actor.token_epoch:
+        # Its tokens were revoked since this one was authenticated, perhaps through another process
+        # whose revocation this one's token cache has not heard of yet (Tokens.revoke).
+        raise Unauthorized(tokens.REVOKED)
+    if during_halt is None:
+        halt.refuse_in_scope(halts, spelling, acting)
+        pause.refuse_if_paused(spelling, acting)

@@ -39,15 +39,20 @@ async def mutate(request: Request, actor: Actor, op: Operation, *, status: int =
 
     ``ahead``: rows ``op`` will look up (:meth:`~coordhub.core.hub.Hub.mutate`).
     """
-    idem = None
-    key = header(request.scope, IDEMPOTENCY_HEADER)
-    if key is not None:
-        target = request.url.path + ("?" + request.url.query if request.url.query else "")
-        idem = IdempotentRequest.of(key, request.method, target, await request.body())
+    idem = await idempotent(request)
     out = await hub(request).mutate(actor, op, status=status, idem=idem, during_halt=during_halt,
                                     ahead=ahead)
     headers = {REPLAY_HEADER: "true"} if out.replayed else None
     return JSONResponse(out.body, status_code=out.status, headers=headers)
+
+
+async def idempotent(request: Request) -> IdempotentRequest | None:
+    """The request under its ``Idempotency-Key``, None when it names none."""
+    key = header(request.scope, IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    target = request.url.path + ("?" + request.url.query if request.url.query else "")
+    return IdempotentRequest.of(key, request.method, target, await request.body())
 
 
 def queued_at(request: Request) -> float | None:

@@ -2,7 +2,9 @@
 
 Signatures are checked before the write's transaction, on a worker thread
 (``gpg`` takes milliseconds and must not hold the event loop or the single
-writer); the transaction then records the verdict with the turn.
+writer), and only for a turn the write would not refuse for another reason
+(:func:`coordhub.core.conversations.screen`); the transaction then records
+the verdict with the turn.
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ from coordhub.api.conversation_schemas import (
     TurnSend,
 )
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, idempotent, mutate, paged, query
 from coordhub.core import addressing, conversations, halt, signingkeys
 from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor
 from coordhub.core.turns import Draft, draft
 from coordhub.errors import Invalid
+from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord/conversations", tags=["conversations"])
 NEXT_AFTER = "Coord-Next-After"  # more turns follow: ask again with after= this (a turn id)
@@ -113,7 +116,20 @@ async def _send(request: Request, actor: Actor, d: Draft) -> JSONResponse:
     verdict = None
     if d.signature is not None:
         signature = d.signature
-        found = await hub(request).query(lambda tx, now: signingkeys.armored_keys(tx, actor.session_id))
+        idem = await idempotent(request)
+        h = hub(request)
+
+        def keys_unless_refused(tx: Tx, now: float) -> list[str]:
+            # A turn the write would refuse anyway is refused before gpg runs: gpg costs milliseconds of CPU (up to
+            # its timeout for a hostile file), and a refused turn is neither recorded nor charged to the day's
+            # bound, so one token could otherwise buy gpg runs for nothing. gpg stays off the writer, so these
+            # checks read a snapshot here and the write's transaction makes them again; one the snapshot let
+            # through still costs a gpg run, never a wrong answer.
+            if h.screen(tx, actor, idem):
+                conversations.screen(tx, actor, d, now)
+            return signingkeys.armored_keys(tx, actor.session_id)
+
+        found = await h.query(keys_unless_refused)
         if found:
             verdict = await asyncio.to_thread(openpgp.verify, d.content.encode("utf-8"), signature, found)
     return await mutate(request, actor, lambda tx, now: conversations.send(tx, actor, d, verdict, now))
