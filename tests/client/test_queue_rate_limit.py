@@ -58,8 +58,7 @@ def test_a_rate_limited_replay_stays_queued_and_is_never_rejected(limited_hub: L
             time.sleep(0.2)  # the hub's limiter refills on its own clock
             assert c.sync().rejected == 0
         assert len(c.queue) == 0
-    texts = [t["text"] for t in httpx2.get(limited_hub.url + "/api/coord/todos",
-                                           headers={"Authorization": f"Bearer {token}"}).json()]
+    texts = [t["text"] for t in _read_when_allowed(limited_hub.url + "/api/coord/todos", token)]  # budget spent
     assert sorted(texts) == sorted(f"queued {n}" for n in range(QUEUED))
 
 
