@@ -50,6 +50,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from coordhub.core.automata import Meter
 from coordhub.core.calls import Call
 from coordhub.core.halt import Exempt
 from coordhub.core.hub import Hub, Outcome
@@ -79,6 +80,7 @@ class WriterLink:
         self._path = path
         self._frames: Frames | None = None
         self._pending: dict[int, asyncio.Future[Outcome]] = {}
+        self._meters: dict[int, Meter] = {}  # call id -> the meter its overlap steps go to
         self._next = 0
         self._task: asyncio.Task[None] | None = None
         self._publish: Callable[[int, list[Row]], None] = lambda after, rows: None
@@ -171,9 +173,10 @@ class WriterLink:
             log.warning("the link to the writer process was lost; writes run here until it is back")
 
     async def mutate(self, actor: Actor, call: Call, status: int, idem: IdempotentRequest | None,
-                     during_halt: Exempt | None, ahead: Ahead | None) -> Outcome:
+                     during_halt: Exempt | None, ahead: Ahead | None, meter: Meter | None = None) -> Outcome:
         """Run ``Hub.mutate`` in the writer process as ``call.actor`` (``actor``: the same, as the protocol
-        passes it); raise what it raised there (``Unavailable`` if the link was lost before the answer came)."""
+        passes it); raise what it raised there (``Unavailable`` if the link was lost before the answer came).
+        The overlap steps it spent there, which the answer carries, are added to ``meter``."""
         frames = self._frames
         if frames is None:
             raise WriterLost()
@@ -184,6 +187,8 @@ class WriterLink:
             self._heard = loop.time()  # the stall watch counts from the oldest call waiting
         future: asyncio.Future[Outcome] = loop.create_future()
         self._pending[ident] = future
+        if meter is not None:
+            self._meters[ident] = meter
         try:
             named = None if ahead is None else (ahead.sessions, ahead.leases, [tuple(s) for s in ahead.scans],
                                                 ahead.quotas)
@@ -192,6 +197,7 @@ class WriterLink:
             return await future
         finally:
             self._pending.pop(ident, None)
+            self._meters.pop(ident, None)
 
     def _received(self, message: Any) -> None:
         self._heard = asyncio.get_running_loop().time()
@@ -220,8 +226,11 @@ class WriterLink:
         self.calls += 1
         if future is None or future.done():
             return  # its request was cancelled (the client went away)
+        meter = self._meters.get(message[1])
+        if meter is not None and kind in ("ok", "error"):
+            meter.steps += message[-1]
         if kind == "ok":
-            future.set_result(Outcome(*message[2:]))
+            future.set_result(Outcome(*message[2:-1]))
         elif kind == "error":
             future.set_exception(message[2])
         else:
@@ -508,15 +517,17 @@ class WriterServer:
             return call(tx, now)
 
         link.begun()
-        future = self.hub.store.submit_write(self.hub.unit_of_work(call.actor, op, status, request, exempt, named))
+        meter = Meter()  # its steps go back with the answer: the serving process charges its caller by them
+        future = self.hub.store.submit_write(self.hub.unit_of_work(call.actor, op, status, request, exempt, named,
+                                                                   meter))
 
         def answer(done: Future[Outcome]) -> None:  # on the writer thread as it settles the batch
             try:
                 exc = done.exception()
                 if exc is None:
-                    frame = encode(("ok", ident, *done.result()))
+                    frame = encode(("ok", ident, *done.result(), meter.steps))
                 elif isinstance(exc, CoordError):
-                    frame = encode(("error", ident, exc))
+                    frame = encode(("error", ident, exc, meter.steps))
                 else:
                     log.error("a call failed in the writer process: %r", call, exc_info=exc)
                     frame = encode(("bug", ident, f"{type(exc).__name__}: {exc}"))

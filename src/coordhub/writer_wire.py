@@ -8,8 +8,9 @@ the idempotency key and fingerprint, the exemption's name, the rows named for
 reading ahead) once the writer process has said ``("hello", pid, PROTOCOL)``
 in the version the serving process speaks (which it said first: ``("hello",
 PROTOCOL)``); the writer process answers ``("ok", id, status, body,
-replayed)`` or ``("error", id, CoordError)`` (or ``("bug", id, text)``: a
-500), and after each commit sends every serving process ``("events", after, rows)``
+replayed, steps)`` or ``("error", id, CoordError, steps)`` (``steps``: the
+call's overlap work, :class:`~coordhub.core.automata.Meter`; or ``("bug", id,
+text)``: a 500), and after each commit sends every serving process ``("events", after, rows)``
 with the events logged since the last, *before* the answers of that batch: a
 sender's answer does not overtake the push of what it sent (except where a
 serving process's bus does not reach ``after`` yet, after a start or restart:
@@ -42,7 +43,9 @@ MAX_FRAME = 64 * 1024 * 1024  # bytes: a call carries one request's body; an eve
 #: The frames' version, said by both ends' hellos: a serving process sends calls only to a writer process that
 #: speaks its version, and a writer process reports batches only to serving processes that said they read them
 #: (an in-place upgrade restarts processes one by one, so both versions may meet).
-PROTOCOL = 3  # 3: a call carries its actor's token epoch (Actor.token_epoch)
+#: 3: a call carries its actor's token epoch (Actor.token_epoch); 4: an answer carries the call's overlap steps and
+#: a call the quotas it names to read ahead (Ahead.quotas).
+PROTOCOL = 4
 
 
 class _Unpickler(pickle.Unpickler):

@@ -34,7 +34,7 @@ from starlette.testclient import TestClient
 from coordhub import writer_process
 from coordhub.api.app import create_app
 from coordhub.clock import ManualClock
-from coordhub.core import calls, halt, leases, tokens
+from coordhub.core import automata, calls, halt, leases, tokens
 from coordhub.core.calls import Call
 from coordhub.core.hub import Hub, Outcome
 from coordhub.core.idempotency import IdempotentRequest
@@ -191,6 +191,26 @@ def test_a_call_carries_its_token_and_the_writer_process_refuses_it_once_revoked
         with pytest.raises(Unauthorized):
             await _claimed(hub, carol, "src/other.py")
         assert link.calls == 2  # refused there, not here
+
+    _run(store_factory, tmp_path, body)
+
+
+def test_a_calls_overlap_work_comes_back_with_its_answer_or_its_error(store_factory: Callable[[], Store],
+                                                                         tmp_path: Path) -> None:
+    """The steps a claim's overlap checks spent in the writer process reach the serving process's meter (the rate
+    limit charges them: :meth:`coordhub.api.auth.Caller.charge_work`), for a grant and for a 409 alike."""
+    async def body(pair: Pair) -> None:
+        hub = pair.serving
+        for i in range(20):
+            assert (await _claimed(hub, ALICE, f"src/m{i}/deep/er/file_{i}.py")).status == 201
+        literal = automata.Meter()
+        assert (await _claimed(hub, BOB, "docs/a.md", meter=literal)).status == 201
+        granted, refused = automata.Meter(), automata.Meter()
+        assert (await _claimed(hub, BOB, "src/**/*.md", meter=granted)).status == 201
+        with pytest.raises(LeaseConflict):
+            await _claimed(hub, BOB, "**/*[e]*.py", meter=refused)
+        assert literal.steps == 0 and granted.steps > 0 and refused.steps > 0, (granted.steps, refused.steps)
+        assert pair.link.calls == 23  # all there
 
     _run(store_factory, tmp_path, body)
 
@@ -522,10 +542,11 @@ class _Recorder:
         return {"connected": True, "connections": 1, "calls": len(self.names), "pid": None}
 
     async def mutate(self, actor: Actor, call: Call, status: int, idem: IdempotentRequest | None,
-                     during_halt: halt.Exempt | None, ahead: Ahead | None) -> Outcome:
+                     during_halt: halt.Exempt | None, ahead: Ahead | None,
+                     meter: automata.Meter | None = None) -> Outcome:
         self.names.append(call.name)
         done: Outcome = await self.hub.store.write(self.hub.unit_of_work(actor, call, status, idem, during_halt,
-                                                                         ahead))
+                                                                         ahead, meter))
         return done
 
 
@@ -622,7 +643,8 @@ def test_a_lost_answer_says_so_and_leaves_the_database_healthy(hub: Hub) -> None
     retry with the key) and ``Retry-After: 1``, and ``/health`` stays connected: the database was never down."""
     class Lost(_Recorder):
         async def mutate(self, actor: Actor, call: Call, status: int, idem: IdempotentRequest | None,
-                         during_halt: halt.Exempt | None, ahead: Ahead | None) -> Outcome:
+                         during_halt: halt.Exempt | None, ahead: Ahead | None,
+                         meter: automata.Meter | None = None) -> Outcome:
             raise WriterLost()
 
     hub.remote = Lost(hub)

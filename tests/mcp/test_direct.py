@@ -146,13 +146,13 @@ def authentications(hub: McpHub, monkeypatch: pytest.MonkeyPatch) -> list[str | 
     """The ``Authorization`` value of each authentication the hub makes from here on (appended as they happen)."""
     auth = hub.app.state.auth
     seen: list[str | None] = []
-    authenticate = auth.authenticate
+    authenticate = auth.authenticate_keyed  # what the gate and the routes call (the actor and its rate-limit key)
 
     async def counted(authorization: str | None, *args: Any, **kwargs: Any) -> Any:
         seen.append(authorization)
         return await authenticate(authorization, *args, **kwargs)
 
-    monkeypatch.setattr(auth, "authenticate", counted)
+    monkeypatch.setattr(auth, "authenticate_keyed", counted)
     return seen
 
 

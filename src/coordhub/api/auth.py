@@ -57,6 +57,7 @@ from starlette.types import Scope
 from coordhub.api.activity import HEARTBEAT_HEADER
 from coordhub.api.headers import header
 from coordhub.core import tokens, websessions
+from coordhub.core.automata import Meter
 from coordhub.core.hub import Hub
 from coordhub.core.identity import (
     Actor,
@@ -71,6 +72,10 @@ from coordhub.jsonlog import SESSION_KEY
 from coordhub.store.base import Row
 
 CACHE_SECONDS = 5.0
+# The extra charge of a request's overlap work (Caller.charge_work): its steps are known only once it ran.
+FREE_STEPS = 10_000  # steps a request spends for its one request of the rate limit (a literal claim: a handful)
+STEPS_PER_REQUEST = 10_000  # each whole 10,000 steps beyond them costs one request more
+MAX_EXTRA = 20  # requests one request is ever charged extra (REQUEST_BUDGET plus its last search's overshoot: 11)
 MAX_BUCKETS = 100_000  # rate-limit buckets kept in memory
 INNER_REQUEST = "coordhub.inner_request"  # scope key: a request the hub makes to itself (only the app can set it)
 FAILURES_PER_SECOND = 2.0  # failed authentications per client address, on average
@@ -122,6 +127,19 @@ class RateLimiter:
         self._buckets[key] = (tokens - 1.0, now)
         if self._spent is not None:
             self._spent[key] = self._spent.get(key, 0) + 1
+
+    def charge(self, key: str, units: int) -> None:
+        """Spend ``units`` more requests of ``key`` after the fact (a request's extra cost); never raises.
+
+        The bucket may go into debt (below zero): ``key``'s next requests are
+        refused until it refills past one. Shared like every other spending.
+        """
+        if self.rate <= 0 or units <= 0:
+            return
+        tokens, now = self._level(key)
+        self._buckets[key] = (tokens - units, now)
+        if self._spent is not None:
+            self._spent[key] = self._spent.get(key, 0) + units
 
     def _forget_full(self, now: float) -> None:
         """Make room: keep only the buckets with less than one request left, so keys that are being refused
@@ -262,8 +280,9 @@ class Authenticator:
             raise self.failed(address, WRONG_SECRET)
         return session
 
-    async def web_actor(self, cookie: str, method: str, headers: Any, address: str) -> Actor:
-        """The actor of a dashboard request authenticated by its web-session cookie, rate limited per token.
+    async def web_actor(self, cookie: str, method: str, headers: Any, address: str) -> tuple[Actor, str]:
+        """The actor of a dashboard request authenticated by its web-session cookie, rate limited per token, and
+        its rate-limit key (the token's hash).
 
         Every request must carry the web session's secret in ``X-CSRF-Token``
         (:meth:`web_check`: 401 otherwise), and a state-changing ``method``
@@ -274,7 +293,7 @@ class Authenticator:
                             "sends it); send a bearer token from any other client")
         session = await self.web_check(cookie, headers.get(websessions.CSRF_HEADER), address)
         self.limiter.check(session.token_hash)
-        return session.actor
+        return session.actor, session.token_hash
 
     async def actor(self, token: str, digest: str | None = None, address: str | None = None) -> Actor:
         """The actor of a token (``digest``: its hash, if known); ``Unauthorized`` when unknown or revoked.
@@ -358,6 +377,13 @@ class Authenticator:
         already counted (an ``/mcp`` tool call's REST request). Raises
         ``Unauthorized`` (missing, malformed, unknown, revoked) or ``RateLimited``.
         """
+        actor, _ = await self.authenticate_keyed(authorization, address, inner=inner)
+        return actor
+
+    async def authenticate_keyed(self, authorization: str | None, address: str, *,
+                                 inner: bool = False) -> tuple[Actor, str]:
+        """:meth:`authenticate`, and the token's rate-limit key (its hash), to charge the request's extra cost to
+        (:meth:`RateLimiter.charge`)."""
         scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
@@ -375,7 +401,7 @@ class Authenticator:
                 self._known[token] = (actor, cached[1], digest)
         if not inner:
             self.limiter.check(digest)
-        return actor
+        return actor, digest
 
 
     async def spelling(self, name: str) -> str:
@@ -399,11 +425,23 @@ class Caller:
 
     ``token_actor`` is None in ``--no-auth`` mode, where :meth:`act` takes the
     identity from the request instead. ``auth`` resolves spellings.
+    ``rate_key``: the rate-limit bucket the request counts against (the
+    token's hash; in ``--no-auth`` mode the session or the address), which
+    :meth:`charge_work` charges; None charges nothing.
     """
 
     token_actor: Actor | None
     header_session: str | None = None
     auth: Authenticator | None = None
+    rate_key: str | None = None
+
+    def charge_work(self, meter: Meter) -> None:
+        """Charge the request's overlap work to its rate-limit bucket: one request more per
+        :data:`STEPS_PER_REQUEST` whole steps past the first :data:`FREE_STEPS` (issue 8: a request spending
+        the whole :data:`~coordhub.core.automata.REQUEST_BUDGET` costs 10 requests, a literal claim 1)."""
+        extra = (meter.steps - FREE_STEPS) // STEPS_PER_REQUEST  # negative (nothing) below FREE_STEPS
+        if extra > 0 and self.auth is not None and self.rate_key is not None:
+            self.auth.limiter.charge(self.rate_key, min(extra, MAX_EXTRA))
 
     @property
     def logged_session(self) -> str | None:
@@ -466,7 +504,7 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
     inner = bool(request.scope.get(INNER_REQUEST))
     if auth.no_auth:
         session = header(request.scope, SESSION_HEADER)
-        who = Caller(None, session, auth)
+        who = Caller(None, session, auth, session or address)
         request.scope[SESSION_KEY] = who.logged_session
         if not inner:
             auth.limiter.check(session or address)
@@ -477,10 +515,10 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
     # the cookie is parsed only when there is no Authorization header: the only case it is used
     cookie = request.cookies.get(websessions.COOKIE_NAME) if authorization is None and not inner else None
     if cookie is not None:
-        actor = await auth.web_actor(cookie, request.method, request.headers, address)
+        actor, key = await auth.web_actor(cookie, request.method, request.headers, address)
     else:
-        actor = await auth.authenticate(authorization, address, inner=inner)
-    who = Caller(actor, None, auth)
+        actor, key = await auth.authenticate_keyed(authorization, address, inner=inner)
+    who = Caller(actor, None, auth, key)
     request.scope[SESSION_KEY] = who.logged_session  # JSON log lines name it (coordhub.jsonlog)
     if header(request.scope, HEARTBEAT_HEADER):
         await request.app.state.heartbeats.beat(actor)

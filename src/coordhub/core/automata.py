@@ -15,7 +15,8 @@ are memoized.
 Bounds (issue 8, point 1): one product search takes at most
 :data:`PAIR_BUDGET` steps; when they run out the answer is "overlaps" (sound,
 never a miss). A :class:`Budget` shared by the checks of one request bounds
-their total.
+their total, and adds what it spends to the :class:`Meter` current where it
+was made (:data:`METER`): how a front end learns what a request cost.
 
 Keys given here are normalized by :mod:`coordhub.core.paths` (folded, NFC,
 ``/``-separated, trailing dots dropped); this module knows glob syntax and
@@ -24,13 +25,46 @@ characters, nothing of files, directories or leases.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 
-__all__ = ["PAIR_BUDGET", "REQUEST_BUDGET", "Budget", "accepts_prefix", "compile_nfa", "fold_char",
-           "has_match_beneath", "overlap_of", "scan_class"]
+__all__ = ["METER", "PAIR_BUDGET", "REQUEST_BUDGET", "Budget", "Meter", "accepts_prefix", "compile_nfa", "fold_char",
+           "has_match_beneath", "metered", "overlap_of", "scan_class"]
 
 PAIR_BUDGET = 20_000  # state-pair steps one product search may take before answering "overlaps"
 REQUEST_BUDGET = 100_000  # steps all the overlap checks of one request may take together
+
+
+class Meter:
+    """Steps spent by every :class:`Budget` made while it was current (:data:`METER`): one request's overlap work.
+
+    ``steps`` only grows; a request whose operation runs twice (a retried
+    batch) counts both runs.
+    """
+
+    __slots__ = ("steps",)
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+
+#: The :class:`Meter` of the operation running in this context (None: nobody is counting).
+METER: ContextVar[Meter | None] = ContextVar("coordhub_overlap_meter", default=None)
+
+
+@contextmanager
+def metered(meter: Meter | None) -> Iterator[None]:
+    """Make ``meter`` current for the block (None: leave the current one); thread-safe (a context variable)."""
+    if meter is None:
+        yield
+        return
+    token = METER.set(meter)
+    try:
+        yield
+    finally:
+        METER.reset(token)
 
 
 class Budget:
@@ -43,15 +77,19 @@ class Budget:
     :data:`PAIR_BUDGET`).
     """
 
-    __slots__ = ("left", "exhausted")
+    __slots__ = ("left", "exhausted", "meter")
 
     def __init__(self, steps: int = REQUEST_BUDGET) -> None:
         self.left = steps
         self.exhausted = False
+        self.meter = METER.get()
 
     def spend(self, steps: int) -> None:
-        """Charge ``steps``; mark the budget exhausted when it goes below zero."""
+        """Charge ``steps`` (to the :class:`Meter` current when the budget was made too); mark the budget
+        exhausted when it goes below zero."""
         self.left -= steps
+        if self.meter is not None:
+            self.meter.steps += steps
         if self.left < 0:
             self.exhausted = True
 

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from coordhub.clock import Clock, SystemClock
 from coordhub.core import halt, idempotency, leases, messages, pause, tokens
+from coordhub.core.automata import Meter, metered
 from coordhub.core.bus import RING_BYTES, EventBus
 from coordhub.core.calls import Call
 from coordhub.core.idempotency import IdempotentRequest
@@ -86,8 +87,10 @@ class RemoteWriter(Protocol):
         """``connected``, ``connections`` made, ``calls`` answered, its ``pid`` (for ``/health``)."""
 
     async def mutate(self, actor: Actor, call: Call, status: int, idem: IdempotentRequest | None,
-                     during_halt: halt.Exempt | None, ahead: Ahead | None) -> Outcome:
-        """Run :meth:`Hub.mutate` there; raise what it raised, ``Unavailable`` when the link broke meanwhile."""
+                     during_halt: halt.Exempt | None, ahead: Ahead | None, meter: Meter | None = None) -> Outcome:
+        """Run :meth:`Hub.mutate` there; raise what it raised, ``Unavailable`` when the link broke meanwhile.
+
+        Adds the overlap steps the call spent there to ``meter``, whether it succeeded or raised."""
 
 
 class Hub:
@@ -240,7 +243,7 @@ class Hub:
                 return
 
     def _unit(self, actor: Actor, op: Operation, status: int, idem: IdempotentRequest | None,
-              during_halt: halt.Exempt | None) -> Callable[[Tx], Outcome]:
+              during_halt: halt.Exempt | None, meter: Meter | None = None) -> Callable[[Tx], Outcome]:
         def unit(tx: Tx) -> Outcome:
             now = self.clock.now()
             if idem is not None:
@@ -262,7 +265,8 @@ class Hub:
             # The check may run only when the operation's first statement comes back (PostgreSQL: one round trip
             # for both); it still decides first, and what the operation did meanwhile is rolled back with it.
             tx.sessions.act_then(actor.session_id, now, check)
-            body = op(tx, now)
+            with metered(meter):
+                body = op(tx, now)
             code = status
             if isinstance(body, WithStatus):
                 code, body = body
@@ -274,8 +278,11 @@ class Hub:
 
     async def mutate(self, actor: Actor, op: Operation, *, status: int = 200,
                      idem: IdempotentRequest | None = None, during_halt: halt.Exempt | None = None,
-                     ahead: Ahead | Callable[[], Ahead] | None = None) -> Outcome:
+                     ahead: Ahead | Callable[[], Ahead] | None = None, meter: Meter | None = None) -> Outcome:
         """Run a mutation as ``actor``; return its :class:`Outcome`.
+
+        ``meter`` gets the overlap steps the operation spent (:class:`~coordhub.core.automata.Meter`), also when
+        it raises: for a front end that charges a request by its work.
 
         ``ahead``: rows the operation will look up, such as a send's recipient,
         the lease a release ends or the leases a claim could collide with; the store may read them ahead
@@ -293,18 +300,21 @@ class Hub:
         if remote is not None and remote.ready and isinstance(op, Call) and op.actor == actor:
             named = None if ahead is None or not self.store.reads_ahead else ahead if isinstance(ahead, Ahead) \
                 else ahead()
-            return await remote.mutate(actor, op, status, idem, during_halt, named)
-        result: Outcome = await self.store.write(self.unit_of_work(actor, op, status, idem, during_halt, ahead))
+            return await remote.mutate(actor, op, status, idem, during_halt, named, meter)
+        result: Outcome = await self.store.write(self.unit_of_work(actor, op, status, idem, during_halt, ahead,
+                                                                   meter))
         return result
 
     def unit_of_work(self, actor: Actor, op: Operation, status: int, idem: IdempotentRequest | None,
-                     during_halt: halt.Exempt | None, ahead: Ahead | Callable[[], Ahead] | None) -> Callable[[Tx], Any]:
-        """What :meth:`mutate` hands the store's writer: ``op`` under the rules, returning an :class:`Outcome`.
+                     during_halt: halt.Exempt | None, ahead: Ahead | Callable[[], Ahead] | None,
+                    meter: Meter | None = None) -> Callable[[Tx], Any]:
+        """What :meth:`mutate` hands the store's writer: ``op`` under the rules, returning an :class:`Outcome`
+        (its overlap steps added to ``meter``).
 
         For a store that reads ahead, wrapped in :class:`ReadsAhead` with the
         rows ``ahead`` names plus the actor's session.
         """
-        unit = self._unit(actor, op, status, idem, during_halt)
+        unit = self._unit(actor, op, status, idem, during_halt, meter)
         if not self.store.reads_ahead:
             return unit
         # The sender is named too: its row read ahead answers the check every write makes (Sessions.act_then).
@@ -337,7 +347,7 @@ class Hub:
         """Run a read-only operation on a consistent snapshot."""
         return await self.store.read(lambda tx: op(tx, self.clock.now()))
 
-    async def query_off_loop(self, op: Callable[[Tx, float], T]) -> T:
+    async def query_off_loop(self, op: Callable[[Tx, float], T], meter: Meter | None = None) -> T:
         """Like :meth:`query`, but always on a reader thread: for reads that may be large or slow.
 
         A backend may run :meth:`query` on the event loop itself (SQLite does,
@@ -345,9 +355,13 @@ class Hub:
         page of the event log is not small, and must not stall other requests.
         Overlap checks of a resource against live leases go here too: their
         cost depends on the request, and even bounded they must not hold up
-        every other request the loop serves (issue 8).
+        every other request the loop serves (issue 8). ``meter`` gets their steps, as :meth:`mutate`'s does.
         """
-        return await asyncio.wrap_future(self.store.submit_read(lambda tx: op(tx, self.clock.now())))
+        def run(tx: Tx) -> T:
+            with metered(meter):
+                return op(tx, self.clock.now())
+
+        return await asyncio.wrap_future(self.store.submit_read(run))
 
     def query_sync(self, op: Callable[[Tx, float], T]) -> T:
         """Blocking form of :meth:`query`."""

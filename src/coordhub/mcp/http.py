@@ -296,12 +296,12 @@ class Gate:
             session = header(scope, SESSION_HEADER)
             self.auth.limiter.check(session or address)
             stored = await self.auth.spelling(session) if session else None  # ids compare case-insensitively
-            return HttpCaller(None, stored, stored, Caller(None, stored, self.auth),
+            return HttpCaller(None, stored, stored, Caller(None, stored, self.auth, session or address),
                               header(scope, IDEMPOTENCY_HEADER))
         authorization = header(scope, "authorization")
-        actor = await self.auth.authenticate(authorization, address)
+        actor, key = await self.auth.authenticate_keyed(authorization, address)
         return HttpCaller((authorization or "").partition(" ")[2].strip(), None, actor.session_id,
-                          Caller(actor, None, self.auth), header(scope, IDEMPOTENCY_HEADER))
+                          Caller(actor, None, self.auth, key), header(scope, IDEMPOTENCY_HEADER))
 
 
 def _load(app: FastAPI) -> Served:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 
 from coordhub.api.answers import JSONResponse
+from coordhub.api.auth import Caller
 from coordhub.api.headers import header
 from coordhub.clock import parse_iso
+from coordhub.core.automata import Meter
 from coordhub.core.halt import Exempt
 from coordhub.core.hub import Hub, Operation
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid
 from coordhub.store.base import Ahead
+
+T = TypeVar("T")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -34,14 +38,21 @@ def hub(request: Request) -> Hub:
 
 
 async def mutate(request: Request, actor: Actor, op: Operation, *, status: int = 200,
-                 during_halt: Exempt | None = None, ahead: Ahead | Callable[[], Ahead] | None = None) -> JSONResponse:
+                 during_halt: Exempt | None = None, ahead: Ahead | Callable[[], Ahead] | None = None,
+                 charge: Caller | None = None) -> JSONResponse:
     """Run ``op`` as a mutation of ``actor``, honouring the request's ``Idempotency-Key``.
 
-    ``ahead``: rows ``op`` will look up (:meth:`~coordhub.core.hub.Hub.mutate`).
+    ``ahead``: rows ``op`` will look up (:meth:`~coordhub.core.hub.Hub.mutate`). ``charge``: the caller whose
+    rate limit pays for ``op``'s overlap work (:meth:`Caller.charge_work`), whether it succeeded or raised.
     """
     idem = await idempotent(request)
-    out = await hub(request).mutate(actor, op, status=status, idem=idem, during_halt=during_halt,
-                                    ahead=ahead)
+    meter = Meter() if charge is not None else None
+    try:
+        out = await hub(request).mutate(actor, op, status=status, idem=idem, during_halt=during_halt,
+                                        ahead=ahead, meter=meter)
+    finally:
+        if charge is not None and meter is not None:
+            charge.charge_work(meter)
     headers = {REPLAY_HEADER: "true"} if out.replayed else None
     return JSONResponse(out.body, status_code=out.status, headers=headers)
 
@@ -73,14 +84,28 @@ def queued_at(request: Request) -> float | None:
                       f"not {value[:64]!r}", field=QUEUED_AT_HEADER) from None
 
 
-async def query(request: Request, op: Any, *, off_loop: bool = False) -> JSONResponse:
+async def query(request: Request, op: Any, *, off_loop: bool = False, charge: Caller | None = None) -> JSONResponse:
     """Run a read-only ``op(tx, now)`` and answer its result as JSON.
 
     ``off_loop`` runs it on a reader thread: for reads whose cost the request
     decides (overlap checks), so that they never stall the event loop.
+    ``charge`` (off the loop only): as :func:`mutate`'s.
     """
     h = hub(request)
-    return JSONResponse(await (h.query_off_loop(op) if off_loop else h.query(op)))
+    if not off_loop:
+        return JSONResponse(await h.query(op))
+    return JSONResponse(await query_charged(request, op, charge))
+
+
+async def query_charged(request: Request, op: Callable[[Any, float], T], charge: Caller | None) -> T:
+    """``op(tx, now)`` on a reader thread, its overlap work charged to ``charge``'s rate limit (None: to nobody),
+    whether it succeeded or raised."""
+    meter = Meter() if charge is not None else None
+    try:
+        return await hub(request).query_off_loop(op, meter)
+    finally:
+        if charge is not None and meter is not None:
+            charge.charge_work(meter)
 
 
 def paged(page: tuple[Any, Any], header: str = NEXT_CURSOR_HEADER) -> JSONResponse:

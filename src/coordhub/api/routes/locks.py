@@ -11,7 +11,7 @@ from pydantic import Field
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query, query_charged
 from coordhub.api.schemas import (
     ClaimOut,
     ConflictsOut,
@@ -44,7 +44,8 @@ async def claim(body: LockClaim, request: Request, who: Caller = Depends(caller)
     return await mutate(request, actor, Call(
         "leases.claim", actor, project_key=body.project_key, resource=body.resource, description=body.description,
         ttl_hours=body.ttl_hours), status=201,
-        ahead=lambda: Ahead.of(scans=(leases.claim_scan(body.project_key, body.resource),)))  # parsed if read ahead
+        ahead=lambda: Ahead.of(scans=(leases.claim_scan(body.project_key, body.resource),)),  # parsed if read ahead
+        charge=who)
 
 
 NEXT_HEADER = "Coord-Next-After-Fence"
@@ -61,8 +62,9 @@ async def list_live(request: Request, project_key: str | None = None, resource: 
     ``Coord-Next-After-Fence`` header carries the fence to page on with (``after_fence=``).
     """
     holder = await who.session(session_id)
-    out, after = await hub(request).query_off_loop(
-        lambda tx, now: leases.page(tx, now, project_key, resource, holder, after_fence=after_fence, limit=limit))
+    out, after = await query_charged(
+        request, lambda tx, now: leases.page(tx, now, project_key, resource, holder, after_fence=after_fence,
+                                             limit=limit), who)
     return JSONResponse(out, headers={NEXT_HEADER: str(after)} if after is not None else None)
 
 
@@ -86,7 +88,7 @@ async def check(request: Request, fence: int = Query(ge=1, le=2**62), resource: 
     """Is ``fence`` still the live grant (covering ``resource``)? For anything about to act as holder."""
     # Off the loop: matching ``resource`` against a glob lease costs what the glob and the text decide.
     return await query(request, lambda tx, now: fences.check_fence(tx, fence, now, resource, project_key),
-                       off_loop=True)
+                       off_loop=True, charge=who)
 
 
 @router.get("/conflicts", response_model=ConflictsOut, responses=responses(*READ_ERRORS))
@@ -107,7 +109,7 @@ async def conflicts(request: Request, project_key: str, resource: str, session_i
         return {"leases": others, "own": own, "halt": stop["halt"], "paused": stop["paused"],
                 "leases_more": others_after is not None, "own_more": own_after is not None}
 
-    return await query(request, op, off_loop=True)
+    return await query(request, op, off_loop=True, charge=who)
 
 
 class ConflictsQuery(Strict):
@@ -146,7 +148,7 @@ async def conflicts_of(body: ConflictsQuery, request: Request, who: Caller = Dep
         return {"leases": others, "own": own, "halt": stop["halt"], "paused": stop["paused"],
                 "leases_more": others_after is not None, "own_more": own_after is not None, "overlaps": overlaps}
 
-    return await query(request, op, off_loop=True)
+    return await query(request, op, off_loop=True, charge=who)
 
 
 @router.get("/{lease_id}", response_model=LeaseOut, responses=responses(*READ_ERRORS, 404))
