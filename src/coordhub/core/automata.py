@@ -25,13 +25,11 @@ characters, nothing of files, directories or leases.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from functools import lru_cache
 
 __all__ = ["METER", "PAIR_BUDGET", "REQUEST_BUDGET", "Budget", "Meter", "accepts_prefix", "compile_nfa", "fold_char",
-           "has_match_beneath", "metered", "overlap_of", "scan_class"]
+           "has_match_beneath", "overlap_of", "scan_class"]
 
 PAIR_BUDGET = 20_000  # state-pair steps one product search may take before answering "overlaps"
 REQUEST_BUDGET = 100_000  # steps all the overlap checks of one request may take together
@@ -40,31 +38,29 @@ REQUEST_BUDGET = 100_000  # steps all the overlap checks of one request may take
 class Meter:
     """Steps spent by every :class:`Budget` made while it was current (:data:`METER`): one request's overlap work.
 
-    ``steps`` only grows; a request whose operation runs twice (a retried
-    batch) counts both runs.
+    ``with meter:`` makes it current for the block (a context variable: per
+    thread and per task). ``steps`` only grows; a request whose operation
+    runs twice (a retried batch) counts both runs.
     """
 
-    __slots__ = ("steps",)
+    __slots__ = ("steps", "_token")
 
     def __init__(self) -> None:
         self.steps = 0
+        self._token: Token[Meter | None] | None = None
+
+    def __enter__(self) -> Meter:
+        self._token = METER.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            METER.reset(self._token)
+            self._token = None
 
 
 #: The :class:`Meter` of the operation running in this context (None: nobody is counting).
 METER: ContextVar[Meter | None] = ContextVar("coordhub_overlap_meter", default=None)
-
-
-@contextmanager
-def metered(meter: Meter | None) -> Iterator[None]:
-    """Make ``meter`` current for the block (None: leave the current one); thread-safe (a context variable)."""
-    if meter is None:
-        yield
-        return
-    token = METER.set(meter)
-    try:
-        yield
-    finally:
-        METER.reset(token)
 
 
 class Budget:

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from coordhub.clock import Clock, SystemClock
 from coordhub.core import halt, idempotency, leases, messages, pause, tokens
-from coordhub.core.automata import Meter, metered
+from coordhub.core.automata import Meter
 from coordhub.core.bus import RING_BYTES, EventBus
 from coordhub.core.calls import Call
 from coordhub.core.idempotency import IdempotentRequest
@@ -265,8 +265,11 @@ class Hub:
             # The check may run only when the operation's first statement comes back (PostgreSQL: one round trip
             # for both); it still decides first, and what the operation did meanwhile is rolled back with it.
             tx.sessions.act_then(actor.session_id, now, check)
-            with metered(meter):
+            if meter is None:
                 body = op(tx, now)
+            else:
+                with meter:
+                    body = op(tx, now)
             code = status
             if isinstance(body, WithStatus):
                 code, body = body
@@ -358,7 +361,9 @@ class Hub:
         every other request the loop serves (issue 8). ``meter`` gets their steps, as :meth:`mutate`'s does.
         """
         def run(tx: Tx) -> T:
-            with metered(meter):
+            if meter is None:
+                return op(tx, self.clock.now())
+            with meter:
                 return op(tx, self.clock.now())
 
         return await asyncio.wrap_future(self.store.submit_read(run))
