@@ -66,7 +66,7 @@ def _until_refused(send: Callable[[int], Any], most: int = BURST + 5) -> tuple[i
 def test_the_bomb_spends_the_whole_budget() -> None:
     """The shape the tests below send takes a claim's checks past ``REQUEST_BUDGET`` (else they prove nothing)."""
     meter = automata.Meter()
-    with automata.metered(meter):
+    with meter:
         budget = paths.Budget()
         for h in range(HOLDERS):
             for i in range(HELD_EACH):
