@@ -23,6 +23,7 @@ import abc
 import asyncio
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
+from functools import lru_cache
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -254,9 +255,15 @@ def insert_numbered_by_database(ex: Executor, table: str, row: Row, column: str)
 
 def insert_sql(table: str, row: Row, *, clause: str = "", returning: str | None = None) -> str:
     """``INSERT INTO table (columns of row) [clause] VALUES (?, …) [RETURNING returning]`` (names are ours)."""
+    return _insert_sql(table, tuple(row), clause, returning)
+
+
+@lru_cache(maxsize=1024)
+def _insert_sql(table: str, columns: tuple[str, ...], clause: str, returning: str | None) -> str:
+    # Made once per shape: the writer inserts rows of the same few shapes for every unit (issue 15).
     tail = f" RETURNING {returning}" if returning else ""
-    return f"INSERT INTO {table} ({', '.join(row)}) {clause}{' ' if clause else ''}VALUES " \
-           f"({', '.join('?' * len(row))}){tail}"
+    return f"INSERT INTO {table} ({', '.join(columns)}) {clause}{' ' if clause else ''}VALUES " \
+           f"({', '.join('?' * len(columns))}){tail}"
 
 
 class Store(abc.ABC):
