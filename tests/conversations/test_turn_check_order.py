@@ -88,3 +88,20 @@ def test_a_turn_that_passes_the_other_checks_is_still_verified(api: Api, signer:
     again = _signed(api, signer, author, good)
     assert again.status_code == 200 and again.json()["decision"] == "dedup"
     assert gpg_runs == [good.encode(), forged.encode(), good.encode()]
+
+
+def test_a_replayed_signed_turn_runs_no_gpg(api: Api, signer: dict[str, str], gpg_keys: tuple[GpgKey, GpgKey],
+                                            gpg_runs: list[bytes]) -> None:
+    """A retry under the same ``Idempotency-Key`` answers what the first request got, which read the verdict
+    already: gpg runs once, however often the turn is replayed (review: each replay bought a free gpg run)."""
+    author, _ = gpg_keys
+    content = org(conversation="c1")
+    body = {"to": "velox.homelab", "content": content, "signature": author.sign(content.encode())}
+    headers = {**signer, "Idempotency-Key": "turn-1"}
+    first = api.post(URL + "/turns", json=body, headers=headers)
+    assert first.status_code == 201 and first.json()["decision"] == "process", first.text
+    for _ in range(3):
+        again = api.post(URL + "/turns", json=body, headers=headers)
+        assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true", again.text
+        assert again.json() == first.json()
+    assert len(gpg_runs) == 1, gpg_runs

@@ -163,12 +163,18 @@ class RateLimiter:
         """Adopt the shared buckets' levels (key → tokens left, negative while in debt) after a charge.
 
         What a key spent here while the charge was on its way is taken off
-        again (it is charged next time).
+        again (it is charged next time). A debt deeper than the shared level,
+        which owes at most one burst, stays: overlap work charged here
+        (:meth:`charge`).
         """
         now = time.monotonic()
         pending = self._spent or {}
         for key, level in levels.items():
-            self._buckets[key] = (min(float(self.burst), level - pending.get(key, 0)), now)
+            # The shared buckets owe at most one burst; a debt this process charged for overlap work (charge) may be
+            # deeper, and adopting the shared level would forgive it within one share round (review, 2026-12-06).
+            local, _ = self._level(key)
+            shared = min(float(self.burst), level - pending.get(key, 0))
+            self._buckets[key] = (min(shared, local) if local < 0 else shared, now)
 
     def refuse_if_spent(self, key: str, what: str) -> None:
         """Raise ``RateLimited`` when ``key`` has nothing left, without spending anything."""

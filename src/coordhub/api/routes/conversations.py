@@ -125,8 +125,9 @@ async def _send(request: Request, actor: Actor, d: Draft) -> JSONResponse:
             # bound, so one token could otherwise buy gpg runs for nothing. gpg stays off the writer, so these
             # checks read a snapshot here and the write's transaction makes them again; one the snapshot let
             # through still costs a gpg run, never a wrong answer.
-            if h.screen(tx, actor, idem):
-                conversations.screen(tx, actor, d, now)
+            if not h.screen(tx, actor, idem):
+                return []  # a replay answers what the first request got: no verdict is read, so no gpg runs
+            conversations.screen(tx, actor, d, now)
             return signingkeys.armored_keys(tx, actor.session_id)
 
         found = await h.query(keys_unless_refused)
