@@ -105,10 +105,10 @@ class Subscriber:
     """
 
     __slots__ = ("keep", "asked", "sent", "queued", "frames", "size", "behind", "ping", "idle_since", "_waiter", "send",
-                 "wire", "parked", "inflight", "dead", "ended", "until", "owner")
+                 "wire", "parked", "inflight", "dead", "ended", "until", "owner", "checkpoints")
 
     def __init__(self, keep: Callable[[Row], bool], cursor: int, send: Send | None = None,
-                 wire: wire.Wire | None = None) -> None:
+                 wire: wire.Wire | None = None, checkpoints: bool = False) -> None:
         self.keep = keep
         self.asked = keep.asked if isinstance(keep, events.Filter) else None
         self.send = send  # the connection's ASGI send, for direct writes; None: the stream's task sends everything
@@ -127,6 +127,20 @@ class Subscriber:
         self.ended: str | None = None  # why the hub ended this stream (REVOKED, SIGNED_OUT, LIFETIME); None: it did not
         self.until = math.inf  # monotonic deadline: the ping timer ends the stream past it
         self.owner: tuple[str | None, str | None] = (None, None)  # (folded session name, web key): Fanout's indexes
+        self.checkpoints = checkpoints  # its client asked for checkpoint frames (keepalive)
+
+    def keepalive(self) -> bytes:
+        """The keep-alive frame to write now: :data:`PING`, and for a stream that asked for checkpoints also
+        ``id: SENT`` (no data: no event, per the SSE spec, but the id a reconnect resumes after).
+
+        ``sent`` counts the events the filter skipped too, and every frame up to it was handed to the connection
+        before this one (one writer at a time), so a narrow filter's resume point advances with each ping while
+        live, not only with the events it keeps. Formatted once per ping (every ``ping_seconds`` of quiet), never
+        per event.
+        """
+        if not self.checkpoints or self.frames or self.behind:  # an event before ``sent`` still waits to be written
+            return PING
+        return b": ping\nid: %d\n\n" % self.sent
 
     def end(self, why: str) -> None:
         """End this stream: the fan-out writes nothing more to it, and its task ends the response (``ended``)."""
@@ -281,7 +295,7 @@ class Fanout:
 
     def join(self, keep: Callable[[Row], bool], cursor: int, send: Send | None = None,
              wire: wire.Wire | None = None, *, session: str | None = None, web: str | None = None,
-             lifetime: float = 0.0) -> Subscriber:
+             lifetime: float = 0.0, checkpoints: bool = False) -> Subscriber:
         """A new subscriber after event ``cursor`` (behind: its stream catches up first), writing through ``wire``
         when given, else ``send``.
 
@@ -289,9 +303,9 @@ class Fanout:
         stream, which a ``token.revoked`` naming it ends; ``web``: the key of the web session whose cookie did
         (:func:`coordhub.core.websessions.key`), which its ``web.signed_out`` ends. ``lifetime`` > 0: end it
         after about that many seconds (up to a tenth less, at random: streams opened together do not all
-        reconnect together).
+        reconnect together). ``checkpoints``: its keep-alives carry its cursor (:meth:`Subscriber.keepalive`).
         """
-        sub = Subscriber(keep, cursor, send, wire)
+        sub = Subscriber(keep, cursor, send, wire, checkpoints)
         if sub.asked is not None:  # one object per distinct filter, so a publish decides by identity
             held = self._asked.setdefault(sub.asked, [sub.asked, 0])
             held[1] += 1
@@ -437,7 +451,7 @@ class Fanout:
                 sub.end(LIFETIME)
                 continue
             if sub.idle_since <= due:
-                if not (sub.can_write_now() and sub.write_now(PING)):
+                if not (sub.can_write_now() and sub.write_now(sub.keepalive())):
                     sub.ping = True
                     sub.wake()
         if self._subs:

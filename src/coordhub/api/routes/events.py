@@ -89,7 +89,8 @@ def _kept(rows: list[Row], keep: Callable[[Row], bool]) -> Iterator[bytes]:
     return (_sse(row) for row in rows if keep(row))
 
 
-def _catch_up(cursor: int, keep: events.Filter) -> Callable[[Tx, float], tuple[int, list[bytes]]]:
+def _catch_up(cursor: int, keep: events.Filter,
+              checkpoints: bool = False) -> Callable[[Tx, float], tuple[int, list[bytes]]]:
     """A read of the next page after ``cursor`` from the store, rendered on the reader thread (off the loop):
     the cursor it read through and the frames to send.
 
@@ -99,8 +100,11 @@ def _catch_up(cursor: int, keep: events.Filter) -> Callable[[Tx, float], tuple[i
     :data:`SCAN_IDS` ids. A read that keeps nothing answers a ``: scanned
     through ID`` comment, so the stream writes once per read: a filter that
     matches little costs one bounded read per write, paced by the client's
-    reading (flow control), not the whole log in one go. Empty frames and an
-    unchanged cursor when nothing follows ``cursor``.
+    reading (flow control), not the whole log in one go. With
+    ``checkpoints``, a read whose frames end before the id it read through
+    (it kept nothing, or dropped its last rows) ends with a checkpoint
+    (:func:`_checkpoint`), so a resume starts there, not at the last event
+    sent. Empty frames and an unchanged cursor when nothing follows ``cursor``.
     """
     kinds, project_key = keep.asked[0], keep.asked[1]
 
@@ -119,14 +123,24 @@ def _catch_up(cursor: int, keep: events.Filter) -> Callable[[Tx, float], tuple[i
             through = min(first - 1 + SCAN_IDS, last)  # from the first event: a pruned gap costs no window
         rows = tx.events.page(cursor, PAGE, PAGE_BYTES, kinds=kinds, project_key=project_key, through_id=through)
         after = rows[-1]["id"] if rows else (cursor if through is None else through)
-        frames = list(_chunks(_kept(rows, keep)))
-        if not frames and after > cursor:
-            # A comment, not an ``id:`` line: the Python client takes every frame with an id for an event whose
-            # data is a JSON object (and stops on one without), so a resume restarts this scan, in the database.
+        kept = [row for row in rows if keep(row)]
+        frames = [_sse(row) for row in kept]
+        if checkpoints and after > (kept[-1]["id"] if kept else cursor):
+            frames.append(_checkpoint(after))
+        elif not frames and after > cursor:
+            # A comment, not an ``id:`` line, unless the client asked for checkpoints: an older Python client
+            # takes every frame with an id for an event whose data is a JSON object (and stops on one without).
             frames = [f": scanned through {after}\n\n".encode()]
-        return after, frames
+        return after, list(_chunks(frames))
 
     return page
+
+
+def _checkpoint(through: int) -> bytes:
+    """A checkpoint frame: an ``id:`` line with no ``data:``, so no event (WHATWG HTML, server-sent events:
+    "If the data buffer is an empty string, ... return"), but its id becomes the client's last event id, the
+    ``Last-Event-ID`` it resumes with; every event up to ``through`` that the stream keeps was sent before it."""
+    return f": scanned through {through}\nid: {through}\n\n".encode()
 
 
 def make_fanout() -> fanout.Fanout:
@@ -135,7 +149,8 @@ def make_fanout() -> fanout.Fanout:
 
 
 def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: events.Filter, viewer: str,
-            credential: streams.Credential | None = None) -> Callable[[Send, wire.Wire | None], Awaitable[None]]:
+            credential: streams.Credential | None = None,
+            checkpoints: bool = False) -> Callable[[Send, wire.Wire | None], Awaitable[None]]:
     """The SSE body: catch up in pages of bounded bytes (from the ring, else the store), then follow live.
 
     Live, the fan-out (:mod:`coordhub.api.fanout`) writes the frames itself
@@ -151,6 +166,11 @@ def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: events.Filter, viewer
     its lifetime (:mod:`coordhub.api.fanout`): the response then ends cleanly
     (a comment naming why, then the end of the chunked body), so a client
     reconnects with ``Last-Event-ID`` and authenticates again.
+
+    With ``checkpoints`` (the client asked, ``?checkpoints=1``), the stream
+    also sends checkpoint frames (:func:`_checkpoint`): after a catch-up read
+    whose last ids it filtered out, and with each keep-alive while live
+    (:meth:`coordhub.api.fanout.Subscriber.keepalive`).
     """
     async def body(send: Send, through: wire.Wire | None) -> None:
         bus = h.bus
@@ -161,7 +181,8 @@ def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: events.Filter, viewer
 
         handle = h.stream_cursors.open(cursor)
         cred = credential or streams.Credential()
-        sub = fan.join(keep, cursor, send, through, session=cred.session, web=cred.web, lifetime=cred.lifetime)
+        sub = fan.join(keep, cursor, send, through, session=cred.session, web=cred.web, lifetime=cred.lifetime,
+                       checkpoints=checkpoints)
         try:
             if cred.still is not None and not await cred.still():  # ended between authentication and joining
                 sub.end(fanout.REVOKED)
@@ -175,7 +196,7 @@ def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: events.Filter, viewer
                 if sub.behind:
                     rows = bus.since(sub.sent)
                     if rows is None:  # fell behind the in-memory ring: catch up from the store
-                        sub.sent, chunks = await h.query_off_loop(_catch_up(sub.sent, keep))
+                        sub.sent, chunks = await h.query_off_loop(_catch_up(sub.sent, keep, checkpoints))
                         for chunk in chunks:
                             if sub.dead:  # ended meanwhile: what the store read past that is not sent
                                 break
@@ -199,7 +220,7 @@ def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: events.Filter, viewer
                 if sub.ping:
                     sub.ping = False
                     sub.idle_since = time.monotonic()
-                    await write(fanout.PING)
+                    await write(sub.keepalive())
                     continue
                 await sub.wait()
             if sub.ended is not None:  # the hub ended it (not the connection): end the response cleanly
@@ -230,7 +251,7 @@ def _record_end(h: Hub, viewer: str, cursor: int) -> None:
           "`data` (the event as JSON)."}, **responses(*READ_ERRORS)})
 async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_EVENT_ID), kinds: str | None = None,
                  project_key: str | None = None, to_session: str | None = None, session_id: str | None = None,
-                 who: Caller = Depends(caller)) -> Response:
+                 checkpoints: bool = False, who: Caller = Depends(caller)) -> Response:
     """Follow the event log live; resume with ``Last-Event-ID`` or ``?after=`` (default: from now on).
 
     Each session may hold ``streams_per_token`` streams and long-polls at once (429 ``too_many_streams``).
@@ -239,6 +260,15 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_
     (``lifetime``): reconnect with ``Last-Event-ID``, which authenticates again. The response's
     ``X-Coord-Cursor`` header is the id the stream starts after: a client that has had no event yet resumes
     from it, not from "now" (which would skip what came between).
+
+    ``?checkpoints=1`` asks for checkpoint frames: an ``id:`` with no ``data:``
+    where the stream passed over ids its filter drops (after such a catch-up
+    read, and with each keep-alive while live). Per the SSE spec such a frame
+    is no event but sets the last event id, so a reconnect resumes past what
+    was already looked through, not from the last event delivered. Asked for,
+    not always sent: older clients (the Python client before this parameter)
+    take every frame with an id for an event and stop on one without data.
+    A query parameter, not a header: EventSource cannot send headers.
     """
     h = hub(request)
     assert h.bus is not None
@@ -250,7 +280,7 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_
     keep = events.Filter(viewer, admin, prefixes, project_key, to_session, session_id)
     credential = await streams.credential(request, who)  # before the slot: nothing may fail between it and its owner
     release = await streams.slots(request).acquire(streams.key(who, request))
-    body = _stream(h, request.app.state.fanout, cursor, keep, viewer, credential)
+    body = _stream(h, request.app.state.fanout, cursor, keep, viewer, credential, checkpoints)
     return streams.LiveStream(body, release, media_type="text/event-stream",
                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
                                        CURSOR_HEADER: str(cursor)})

@@ -189,7 +189,7 @@ class Live {
     let response;
     const opened = performance.now();
     try {
-      response = await fetch(API + "/events?after=" + this.lastId, {
+      response = await fetch(API + "/events?checkpoints=1&after=" + this.lastId, {
         headers: { Accept: "text/event-stream", ...authHeaders() }, credentials: "same-origin", cache: "no-store",
         signal,
       });
@@ -224,7 +224,8 @@ class Live {
     return true;
   }
 
-  /** One SSE frame (its lines): an event with `id`, `event` and `data`; comments and `retry` are skipped. */
+  /** One SSE frame (its lines): an event with `id`, `event` and `data`; comments and `retry` are skipped.
+   *  A frame with an `id` and no `data` is a checkpoint, no event (the SSE spec): the stream resumes after it. */
   frame(text) {
     let id = "", kind = "message", data = [];
     for (const line of text.split("\n")) {
@@ -238,6 +239,7 @@ class Live {
       else if (field === "data") data.push(value);
     }
     if (data.length) this.deliver({ data: data.join("\n"), lastEventId: id, type: kind });
+    else if (/^\d+$/.test(id) && Number(id) > this.lastId) this.lastId = Number(id);
   }
 
   close() {
