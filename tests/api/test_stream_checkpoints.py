@@ -6,9 +6,7 @@ order. A stream that did not ask gets no such frame: older clients take every ``
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,8 @@ from coordhub.api import fanout
 from coordhub.api.routes import events as events_route
 from coordhub.core import events
 from coordhub.server import SYSTEM
-from coordhub.store.sqlite import SQLiteStore
 from coordhub.store.tables.system import Events
+from tests.api.test_stream_scan_bound import fill_log
 from tests.api.test_wire import ChunkedSse, serving
 
 N = 5000  # non-matching events after the first matching one
@@ -28,17 +26,8 @@ BOUND = 500  # SCAN_IDS for the test
 
 
 def _fill(path: Path) -> None:
-    """One ``hook.match`` (id 1), then ``N`` ``presence.seen`` (ids 2 to N + 1), written straight to the log."""
-    store = SQLiteStore(path)
-    store.open()
-    store.close()
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("BEGIN")
-    conn.execute("INSERT INTO events (kind, session_id, payload, created_at) VALUES ('hook.match', NULL, '{}', 0)")
-    conn.executemany("INSERT INTO events (kind, session_id, payload, created_at) VALUES ('presence.seen', NULL, ?, 0)",
-                     ((json.dumps({"n": n}),) for n in range(N)))
-    conn.execute("COMMIT")
-    conn.close()
+    """One ``hook.match`` (id 1), then ``N`` ``presence.seen`` (ids 2 to N + 1)."""
+    fill_log(path, ["hook.match"] + ["presence.seen"] * N)
 
 
 def frames(body: bytes) -> list[dict[str, Any]]:

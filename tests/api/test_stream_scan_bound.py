@@ -22,18 +22,23 @@ N = 5000  # non-matching events before the matching one
 BOUND = 500  # SCAN_IDS for the test
 
 
-def _fill(path: Path) -> None:
-    """``N`` ``presence.seen`` events, then one ``hook.match``, written straight to the log (not to the ring)."""
+def fill_log(path: Path, kinds: list[str]) -> None:
+    """A hub's SQLite file at ``path`` whose event log holds one event of each of ``kinds`` (ids 1, 2, …, in
+    order), written straight to the log (not to the ring)."""
     store = SQLiteStore(path)
     store.open()
     store.close()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")
-    conn.executemany("INSERT INTO events (kind, session_id, payload, created_at) VALUES ('presence.seen', NULL, ?, 0)",
-                     ((json.dumps({"n": n}),) for n in range(N)))
-    conn.execute("INSERT INTO events (kind, session_id, payload, created_at) VALUES ('hook.match', NULL, '{}', 0)")
+    conn.executemany("INSERT INTO events (kind, session_id, payload, created_at) VALUES (?, NULL, ?, 0)",
+                     ((kind, json.dumps({"n": n})) for n, kind in enumerate(kinds)))
     conn.execute("COMMIT")
     conn.close()
+
+
+def _fill(path: Path) -> None:
+    """``N`` ``presence.seen`` events, then one ``hook.match``."""
+    fill_log(path, ["presence.seen"] * N + ["hook.match"])
 
 
 def test_a_filter_matching_little_reads_a_bounded_window_then_writes(tmp_path: Path,
