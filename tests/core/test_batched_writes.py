@@ -17,6 +17,7 @@ import pytest
 
 from coordhub.clock import ManualClock
 from coordhub.core import halt, leases, messages, presence, scope
+from coordhub.core.automata import Budget, Meter
 from coordhub.core.hub import Hub, Operation
 from coordhub.core.identity import Actor
 from coordhub.errors import CoordError, Invalid, Paused
@@ -213,6 +214,38 @@ def test_refusals_found_after_their_units_ended_cost_the_batch_one_more_run(stor
     assert runs[0] == (2 if store.name == "postgresql" else 1), runs
     sent = [e["payload"]["subject"] for e in _events(store) if e["kind"] == "message.sent"]
     assert sent == ["from B"] + ["again"] * 5
+
+
+def test_a_unit_run_again_is_charged_its_overlap_work_once(store: Store, clock: ManualClock) -> None:
+    """A batch run again without its lost units runs the others twice (PostgreSQL, as above); the overlap steps a
+    request is charged for (its :class:`~coordhub.core.automata.Meter`) are one run's, not every run's."""
+    hub = Hub(store, clock)
+    for actor in (A, C):
+        hub.mutate_sync(actor, lambda tx, now: None)
+    calls, runs = _sends_with_a_paused_sender(pause_in_batch=True)
+    counted = calls[0][1]
+
+    def spends(tx: Tx, now: float) -> Any:
+        Budget().spend(5_000)  # as an overlap check of 5,000 steps does
+        return counted(tx, now)
+
+    meter = Meter()
+
+    async def run() -> list[Any]:
+        gate = threading.Event()
+        held = hub.store.submit_write(lambda tx: gate.wait(10))  # the units queue behind it: one batch
+        tasks = [asyncio.ensure_future(hub.mutate(B, spends, ahead=Ahead(sessions=(C.session_id,)), meter=meter))]
+        tasks += [asyncio.ensure_future(hub.mutate(actor, op, ahead=Ahead(sessions=(C.session_id,))))
+                  for actor, op in calls[1:]]
+        await asyncio.sleep(0)
+        gate.set()
+        await asyncio.wrap_future(held)
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    got = asyncio.run(run())
+    assert got[0].body["subject"] == "from B", got
+    assert runs[0] == (2 if store.name == "postgresql" else 1), runs
+    assert meter.steps == 5_000, meter.steps
 
 
 def test_a_sender_read_ahead_is_refused_at_once(store: Store, clock: ManualClock) -> None:

@@ -39,8 +39,8 @@ class Meter:
     """Steps spent by every :class:`Budget` made while it was current (:data:`METER`): one request's overlap work.
 
     ``with meter:`` makes it current for the block (a context variable: per
-    thread and per task). ``steps`` only grows; a request whose operation
-    runs twice (a retried batch) counts both runs.
+    thread and per task). A write whose unit runs again (its batch run again
+    without a lost unit) counts its last run only (``Hub.mutate``).
     """
 
     __slots__ = ("steps", "_token")

@@ -268,6 +268,7 @@ class Hub:
             if meter is None:
                 body = op(tx, now)
             else:
+                meter.steps = 0  # a batch run again without a lost unit runs this again: its caller pays one run
                 with meter:
                     body = op(tx, now)
             code = status
