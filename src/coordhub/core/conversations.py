@@ -207,8 +207,8 @@ def screen(tx: Tx, actor: Actor, d: Draft, now: float) -> None:
     What a signed send runs before ``gpg`` (``POST …/turns``): a turn refused for any reason but its signature
     (no address, not a party, an unknown destination, a sequence that is not next, a bound passed) is refused
     without checking the signature, with that reason's error. A turn that also fails the signature so gets the
-    other check's error (a turn recorded as ``reject`` passed every other check). Nothing raised: :func:`send`
-    still decides, in the write's transaction, as before.
+    other check's error (a turn recorded as ``reject`` passed every other check). When it raises nothing,
+    :func:`send` still makes every check itself, in the write's transaction.
     """
     _check(tx, actor, d, VERIFIES, now, declare=False)
 

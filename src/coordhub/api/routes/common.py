@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -46,13 +46,9 @@ async def mutate(request: Request, actor: Actor, op: Operation, *, status: int =
     rate limit pays for ``op``'s overlap work (:meth:`Caller.charge_work`), whether it succeeded or raised.
     """
     idem = await idempotent(request)
-    meter = Meter() if charge is not None else None
-    try:
-        out = await hub(request).mutate(actor, op, status=status, idem=idem, during_halt=during_halt,
-                                        ahead=ahead, meter=meter)
-    finally:
-        if charge is not None and meter is not None:
-            charge.charge_work(meter)
+    h = hub(request)
+    out = await _charged(charge, lambda meter: h.mutate(actor, op, status=status, idem=idem,
+                                                         during_halt=during_halt, ahead=ahead, meter=meter))
     headers = {REPLAY_HEADER: "true"} if out.replayed else None
     return JSONResponse(out.body, status_code=out.status, headers=headers)
 
@@ -100,12 +96,20 @@ async def query(request: Request, op: Any, *, off_loop: bool = False, charge: Ca
 async def query_charged(request: Request, op: Callable[[Any, float], T], charge: Caller | None) -> T:
     """``op(tx, now)`` on a reader thread, its overlap work charged to ``charge``'s rate limit (None: to nobody),
     whether it succeeded or raised."""
-    meter = Meter() if charge is not None else None
+    h = hub(request)
+    return await _charged(charge, lambda meter: h.query_off_loop(op, meter))
+
+
+async def _charged(charge: Caller | None, run: Callable[[Meter | None], Awaitable[T]]) -> T:
+    """``run(meter)``, and then, whether it succeeded or raised, its overlap work charged to ``charge``'s rate
+    limit (:meth:`Caller.charge_work`); with no ``charge``, ``run(None)``: nothing counted."""
+    if charge is None:
+        return await run(None)
+    meter = Meter()
     try:
-        return await hub(request).query_off_loop(op, meter)
+        return await run(meter)
     finally:
-        if charge is not None and meter is not None:
-            charge.charge_work(meter)
+        charge.charge_work(meter)
 
 
 def paged(page: tuple[Any, Any], header: str = NEXT_CURSOR_HEADER) -> JSONResponse:
