@@ -51,6 +51,24 @@ def _pg_admin_conn() -> Any:
     return psycopg.connect(f"{PG_BASE}/postgres", autocommit=True, connect_timeout=3)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Once per run, before any worker starts: compile the package's bytecode into its ``__pycache__``.
+
+    The suite starts a few thousand Python subprocesses (hubs, ``coord``, hooks, fake ``claude`` workers). An
+    editable install leaves the source uncompiled, and where ``PYTHONDONTWRITEBYTECODE`` is set (this machine's
+    shell sets it) no import ever writes a ``.pyc``, so every one of them compiled each module it imported again:
+    about 0.3 s of CPU per hub start. ``compileall`` writes whatever that variable says, and reading a cache is
+    never turned off. Measured on tests/cli, 3 workers on 2 cores: 192 s without the cache, 138 s with it
+    (2026-12-06).
+    """
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: the controller compiled before starting it
+    import compileall
+
+    import coordhub
+    compileall.compile_dir(str(Path(coordhub.__file__).parent), quiet=1)
+
+
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` (the default addopts): three test workers for every two cores the suite may use.
 
