@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from coordhub.api.app import create_app
-from coordhub.api.errors import ErrorEnvelope, responses
+from coordhub.api.errors import ENVELOPE_REF, ErrorEnvelope, responses
 from coordhub.core.hub import Hub
 from coordhub.store.sqlite import SQLiteStore
 
@@ -36,7 +36,7 @@ def test_every_reference_in_the_document_resolves(tmp_path: Path) -> None:
     _, doc = _document(tmp_path)
     schemas = doc["components"]["schemas"]
     refs = set(_refs(doc))
-    assert "#/components/schemas/ErrorEnvelope" in refs
+    assert ENVELOPE_REF["$ref"] in refs
     for ref in refs:
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas, ref
 
@@ -49,8 +49,7 @@ def test_every_error_response_is_the_envelope(tmp_path: Path) -> None:
             for status, response in operation["responses"].items():
                 if int(status) < 400 or (path, method, status) == ("/health", "get", "503"):
                     continue  # /health answers 503 with its own body, the checks that failed
-                assert response["content"]["application/json"]["schema"] == {
-                    "$ref": "#/components/schemas/ErrorEnvelope"}, (method, path, status)
+                assert response["content"]["application/json"]["schema"] == ENVELOPE_REF, (method, path, status)
                 errors += 1
     assert errors > 500
 
@@ -80,5 +79,4 @@ def test_no_route_builds_a_validator_for_its_error_responses(tmp_path: Path) -> 
         if route.path == "/health":
             continue  # its 503 is a HealthOut, declared as a model
         assert not route.response_fields, route.path  # FastAPI builds one per response declared with a "model"
-    assert responses(404)[404]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/ErrorEnvelope"}
+    assert responses(404)[404]["content"]["application/json"]["schema"] == ENVELOPE_REF
