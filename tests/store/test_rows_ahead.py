@@ -31,7 +31,7 @@ from coordhub.core.identity import Actor
 from coordhub.errors import Conflict
 from coordhub.store import Store, open_store, postgres
 from coordhub.store.base import STALE_RETRIES, Ahead, Scan
-from coordhub.store.pgahead import MAX_AHEAD, PLAN_BY_INDEX, RowsAhead, effect, query
+from coordhub.store.pgahead import MAX_AHEAD, PLAN_BY_INDEX, Layout, RowsAhead, effect, query
 from coordhub.store.pgpipe import Pipe, numbered
 from coordhub.store.tables import quota as quota_table
 from coordhub.store.tables.leases import Candidates
@@ -751,3 +751,46 @@ def test_on_a_database_not_in_utf8_only_ascii_rows_are_followed_into_scans() -> 
         _batch(hub, [(a, claim("src/a.py", "plain")), (a, look), (a, claim("src/b.py", "caf\u00e9")), (a, look)],
                [Ahead.of(scans=(scan,)), None, None, None])
         assert kept == [True, False]
+
+
+def test_the_row_an_insert_stores_is_known_only_when_every_column_is_certain() -> None:
+    """``Layout.row`` (planned once per ``INSERT`` shape) gives the row a plain ``INSERT`` stores, in the table's
+    column order, or None where the database, not Python, decides: a column it does not know, one named twice,
+    one left out that is not NULL when omitted, a value of another type; a whole number for a DOUBLE PRECISION
+    column comes back a float."""
+    layout = Layout([{"column_name": "id", "data_type": "text", "null_when_omitted": False},
+                     {"column_name": "fence", "data_type": "bigint", "null_when_omitted": False},
+                     {"column_name": "expires_at", "data_type": "double precision", "null_when_omitted": True},
+                     {"column_name": "note", "data_type": "text", "null_when_omitted": True}])
+    assert layout.row(("fence", "id"), (3, "x")) == {"id": "x", "fence": 3, "expires_at": None, "note": None}
+    assert list(layout.row(("fence", "id", "expires_at"), (3, "x", 7)) or {}) == ["id", "fence", "expires_at", "note"]
+    assert layout.row(("fence", "id", "expires_at"), (3, "x", 7)) == {"id": "x", "fence": 3, "expires_at": 7.0,
+                                                                     "note": None}
+    assert type((layout.row(("id", "fence", "expires_at"), ("x", 3, 7)) or {})["expires_at"]) is float
+    assert layout.row(("id",), ("x",)) is None  # fence may not be left out
+    assert layout.row(("id", "fence", "other"), ("x", 3, "y")) is None  # a column the table does not have
+    assert layout.row(("id", "fence", "fence"), ("x", 3, 4)) is None  # named twice: the database refuses it
+    assert layout.row(("id", "fence"), ("x", True)) is None  # a bool for a bigint: the database decides
+    assert layout.row(("id", "fence"), ("x", "3")) is None
+    assert layout.row(("id", "fence", "note"), ("x", 3, None)) == {"id": "x", "fence": 3, "expires_at": None,
+                                                                  "note": None}
+    assert Layout([]).row(("id",), ("x",)) is None  # the table's layout unknown
+
+
+def test_a_new_lease_joins_the_scans_it_may_belong_to_in_their_order() -> None:
+    """``RowsAhead._joining``: a new active lease is offered to the scans at its scope and those above it (each
+    once, in the order they were read) and to no other."""
+    rows = RowsAhead()
+    own = Scan("p", ("src/a.py",), None)
+    above = Scan("p", ("src",), "src")
+    whole = Scan("p", (".",), "")
+    elsewhere = Scan("p", ("lib/z.py",), None)
+    rows.load(Ahead(scans=(whole, elsewhere, own, above)), {"filed": [], "beneath": [], "due": [{"due_at": None}]})
+    assert rows._joining({"project_key": "p", "scope": "src/a.py"}) == [whole, own, above]
+    assert rows._joining({"project_key": "p", "scope": "lib/z.py"}) == [whole, elsewhere]
+    assert rows._joining({"project_key": "p", "scope": "doc/r.md"}) == [whole]
+    assert rows._joining({"project_key": "q", "scope": "src/a.py"}) == []
+    rows.clear()
+    rows.load(Ahead(scans=(own,)), {"filed": [], "beneath": [], "due": [{"due_at": None}]})
+    assert rows._joining({"project_key": "p", "scope": "src/a.py"}) == [own]
+    assert rows._joining({"project_key": "p", "scope": "src/b.py"}) == []

@@ -238,7 +238,7 @@ class Layout:
     type, and whether one the ``INSERT`` leaves out is NULL (nullable, no default). Read once per connection
     (:data:`LAYOUT`); a batch's own ``INSERT`` of a lease is followed into its scans only through it."""
 
-    __slots__ = ("columns", "exact_text")
+    __slots__ = ("columns", "exact_text", "_plans")
 
     _TYPES = {"text": str, "bigint": int, "integer": int, "double precision": float}
 
@@ -250,6 +250,7 @@ class Layout:
         # Whether any text comes back as it was given (the connection speaks UTF-8): a database in another
         # encoding may store some characters as others; ASCII it stores as given, whatever its encoding.
         self.exact_text = server_encoding in ("UTF8", "SQL_ASCII")
+        self._plans: dict[tuple[str, ...], list[tuple[str, type | None, int]]] = {}  # by INSERT shape (row)
 
     def exact(self, values: Iterable[Any]) -> bool:
         """Whether the database stores every text among ``values`` as it is here (so Python may compare it)."""
@@ -260,17 +261,14 @@ class Layout:
         the table's column order; a whole number for a DOUBLE PRECISION column as a float), or None when that
         is not certain: a column unknown or of another type, a value not of its column's type, a column left
         out that has a default or may not be NULL."""
-        given = dict(zip(columns, params, strict=True))
-        if not self.columns or not given.keys() <= self.columns.keys():
+        plan = self._plans.get(columns)
+        if plan is None:
+            plan = self._plans[columns] = self._plan(columns)
+        if not plan:
             return None
         out: Row = {}
-        for column, (kind, null_when_omitted) in self.columns.items():
-            if column not in given:
-                if not null_when_omitted:
-                    return None
-                out[column] = None
-                continue
-            value = given[column]
+        for column, kind, at in plan:
+            value = None if at < 0 else params[at]
             if value is None or (kind is not None and type(value) is kind):
                 out[column] = value
             elif kind is float and type(value) is int:
@@ -278,6 +276,21 @@ class Layout:
             else:  # bool for an integer, str for a number, a type we do not map: the database decides, not us
                 return None
         return out
+
+    def _plan(self, columns: tuple[str, ...]) -> list[tuple[str, type | None, int]]:
+        """For :meth:`row`, per ``INSERT`` shape (a writer gives a few): each of the table's columns, in order,
+        with its type and where the ``INSERT`` gives it (-1: left out, so NULL); empty when no row is certain
+        (a column unknown, or one left out that is not NULL when omitted)."""
+        where = {column: at for at, column in enumerate(columns)}
+        if not self.columns or not where.keys() <= self.columns.keys() or len(where) != len(columns):
+            return []
+        plan = []
+        for column, (kind, null_when_omitted) in self.columns.items():
+            at = where.get(column, -1)
+            if at < 0 and not null_when_omitted:
+                return []
+            plan.append((column, kind, at))
+        return plan
 
 
 LAYOUT = ("SELECT column_name, data_type, column_default IS NULL AND is_nullable = 'YES' AND is_generated = 'NEVER' "
@@ -489,8 +502,11 @@ class RowsAhead:
             return list(self.scans)
         places = [("at", project, scope), ("top", project, "")]
         places += [("top", project, scope[:i]) for i, c in enumerate(scope) if c == "/"]
-        found = {s for place in places for s in self.places.get(place, ())}
-        return [s for s in self.scans if s in found]
+        found = [s for place in places for s in self.places.get(place, ())]
+        if len(found) < 2:  # most often its own claim's scan alone: no order to restore (a walk of every scan)
+            return found
+        unique = set(found)
+        return [s for s in self.scans if s in unique]
 
     def _follow(self, sql: str, params: tuple[Any, ...], row: Row) -> Row | None:
         """:func:`_changed`, or None when the database may store a text it sets otherwise (see :class:`Layout`)."""
