@@ -40,7 +40,12 @@ class Executor(Protocol):
     SQL is written once, in the SQLite dialect subset both backends share
     (``?`` placeholders, ``RETURNING``, ``ON CONFLICT``); the PostgreSQL
     executor translates placeholders.
+
+    ``local``: a read costs no round trip (SQLite, in process), so a unit may
+    read a row before it writes it where the read can save the write.
     """
+
+    local: bool
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         """Run a statement; return the number of rows it changed."""

@@ -103,6 +103,8 @@ class PostgresExecutor:
     rows read with its ``BEGIN`` (:mod:`coordhub.store.pgahead`).
     """
 
+    local = False
+
     def __init__(self, pipe: Pipe) -> None:
         self.pipe = pipe
         self._held: list[_Held] = []

@@ -86,6 +86,8 @@ def _compound(queries: tuple[str, ...], order: str) -> str:
 class SQLiteExecutor:
     """Runs SQL on one sqlite3 connection (autocommit mode; transactions are explicit)."""
 
+    local = True
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
