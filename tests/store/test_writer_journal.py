@@ -1,8 +1,9 @@
 """The SQLite writer keeps its batches' statement journals in memory (issue 15).
 
-Each unit of a batch runs in a SAVEPOINT; SQLite keeps the pre-images of the
-pages a savepoint changes in a statement journal, which it moves to a
-temporary file past 64 KiB. The writer's connection keeps it in memory, so a
+A statement that may fail halfway (an UPDATE of many rows), and each unit of
+a batch run again in a SAVEPOINT, has SQLite keep the pre-images of the pages
+it changes in a statement journal, which it moves to a temporary file past
+64 KiB. The writer's connection keeps it in memory, so a
 batch creates, writes and deletes no temporary file.
 """
 

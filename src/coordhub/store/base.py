@@ -7,10 +7,12 @@ such functions, so an operation that touches leases, events and idempotency
 records is one transaction by construction (contract §2.1).
 
 Writes are serialised: each backend has exactly one writer connection, fed by
-a queue, that commits queued units of work in batches (group commit). Every
-unit in a batch runs inside its own SAVEPOINT, so one failing unit rolls back
-alone; the batch's COMMIT is the durability point and no unit's result is
-released to its caller before that COMMIT returned. Reads run on separate
+a queue, that commits queued units of work in batches (group commit). One
+failing unit of a batch rolls back alone: it runs inside its own SAVEPOINT,
+or, in a SQLite batch's first run, which takes none, a unit that fails having
+written makes the batch run again in savepoints (``BatchWriter._run_unit``); the
+batch's COMMIT is the durability point and no unit's result is released to
+its caller before that COMMIT returned. Reads run on separate
 connections and see only committed data.
 
 Capabilities differ in attributes, not in ``isinstance`` checks (pattern from
@@ -42,10 +44,18 @@ class Executor(Protocol):
     executor translates placeholders.
 
     ``local``: a read costs no round trip (SQLite, in process), so a unit may
-    read a row before it writes it where the read can save the write.
+    read a row before it writes it where the read can save the write; such an
+    executor also counts the rows it changed (:meth:`changes`).
     """
 
     local: bool
+
+    def changes(self) -> int:
+        """Rows INSERT, UPDATE and DELETE have changed on this connection so far (SQLite's ``total_changes``): a
+        unit that failed having changed none has nothing to undo. -1 when no transaction is open (SQLite ends
+        one itself on some errors, a full disk say: then every unit's writes are gone). Only asked of a
+        ``local`` executor, in a write batch."""
+        ...
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         """Run a statement; return the number of rows it changed."""

@@ -105,6 +105,9 @@ class PostgresExecutor:
 
     local = False
 
+    def changes(self) -> int:
+        raise NotImplementedError("a PostgreSQL unit is isolated by its savepoint (held back until it writes)")
+
     def __init__(self, pipe: Pipe) -> None:
         self.pipe = pipe
         self._held: list[_Held] = []

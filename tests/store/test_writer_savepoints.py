@@ -1,0 +1,175 @@
+"""A SQLite write batch's first run takes no savepoints (issue 15: ~10 % of a unit's instructions).
+
+``BatchWriter._run_unit``: a unit that fails having changed no row fails
+alone, as with a savepoint; one that changed rows, or whose failure ended the
+transaction, makes the batch roll back and run again, each unit in its own
+savepoint, where its outcome is judged again. What the callers see is what
+per-unit savepoints give them.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from coordhub.errors import NotFound
+from coordhub.store.sqlite import SQLiteStore
+from coordhub.store.tx import Tx
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "coord.db")
+    s.open()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _traced(store: SQLiteStore) -> list[str]:
+    """The statements the writer's connection runs from now on."""
+    seen: list[str] = []
+    store.write_sync(lambda tx: tx.ex.conn.set_trace_callback(seen.append))
+    return seen
+
+
+def _event(tx: Tx, kind: str) -> int:
+    return tx.events.append({"kind": kind, "session_id": "s", "project_key": None, "subject_id": None,
+                             "payload": "{}", "created_at": 1.0})
+
+
+def _batch(store: SQLiteStore, units: list[Callable[[Tx], object]]) -> list[object]:
+    """Run ``units`` as one batch (queued while a unit holds the writer); each one's result or error class."""
+    entered, gate = threading.Event(), threading.Event()
+
+    def hold(tx: Tx) -> None:
+        entered.set()
+        gate.wait(10)
+
+    held = store.submit_write(hold)
+    assert entered.wait(10)
+    futures = [store.submit_write(u) for u in units]
+    gate.set()
+    held.result(10)
+    out: list[object] = []
+    for f in futures:
+        try:
+            out.append(f.result(10))
+        except Exception as exc:
+            out.append(type(exc).__name__)
+    return out
+
+
+def _kinds(store: SQLiteStore) -> list[str]:
+    return store.read_sync(lambda tx: [e["kind"] for e in tx.events.after(0)])
+
+
+def test_a_batch_that_succeeds_runs_once_without_savepoints(store: SQLiteStore) -> None:
+    seen = _traced(store)
+    def adds(kind: str) -> Callable[[Tx], int]:
+        return lambda tx: _event(tx, kind)
+
+    got = _batch(store, [adds(k) for k in ("a", "b", "c")])
+    assert all(isinstance(n, int) for n in got), got
+    assert _kinds(store) == ["a", "b", "c"]
+    assert not [s for s in seen if "SAVEPOINT" in s], seen
+
+
+def test_a_unit_failing_before_it_writes_fails_alone_and_nothing_runs_again(store: SQLiteStore) -> None:
+    runs: Counter[str] = Counter()
+
+    def ok(kind: str) -> Callable[[Tx], int]:
+        def unit(tx: Tx) -> int:
+            runs[kind] += 1
+            return _event(tx, kind)
+        return unit
+
+    def refuses(tx: Tx) -> None:
+        tx.events.after(0)  # it reads, then refuses
+        raise NotFound("no")
+
+    seen = _traced(store)
+    got = _batch(store, [ok("a"), refuses, ok("b")])
+    assert isinstance(got[0], int) and got[1] == "NotFound" and isinstance(got[2], int), got
+    assert _kinds(store) == ["a", "b"] and runs == {"a": 1, "b": 1}
+    assert not [s for s in seen if "SAVEPOINT" in s], seen
+
+
+def test_units_failing_after_they_wrote_lose_only_their_writes_in_two_runs_at_most(store: SQLiteStore) -> None:
+    """Several units of one batch fail after writing: the batch runs once more, every unit in its savepoint, and
+    they fail alone there. Every other unit commits, once."""
+    runs: Counter[str] = Counter()
+
+    def unit(i: int) -> Callable[[Tx], int]:
+        def run(tx: Tx) -> int:
+            runs[f"u{i}"] += 1
+            n = _event(tx, f"u{i}")
+            if i % 3 == 2:
+                raise NotFound("after writing")
+            return n
+        return run
+
+    seen = _traced(store)
+    got = _batch(store, [unit(i) for i in range(10)])
+    assert [g == "NotFound" for g in got] == [i % 3 == 2 for i in range(10)], got
+    assert _kinds(store) == [f"u{i}" for i in range(10) if i % 3 != 2]
+    # the units up to the first that failed having written ran twice, those after it only in the second run
+    assert runs == {**{f"u{i}": 2 for i in (0, 1, 2)}, **{f"u{i}": 1 for i in range(3, 10)}}, runs
+    assert sum(s == "SAVEPOINT unit" for s in seen) == 10  # the second run: every unit in its own
+
+
+def test_a_refusal_naming_a_row_of_the_first_run_is_judged_again(store: SQLiteStore) -> None:
+    """A unit refused for a row another unit of the first run wrote (as a claim is for a lease granted just before
+    it), after writing itself, is refused in the second run for that row as it was written there: never for one
+    the rollback undid (each run names its row anew, as a lease's id is)."""
+    refusals: list[str] = []
+
+    def grant(tx: Tx) -> int:
+        return _event(tx, f"granted {uuid.uuid4()}")
+
+    def refuse_after_writing(tx: Tx) -> None:
+        _event(tx, "attempt")
+        granted = [e["kind"] for e in tx.events.after(0) if e["kind"].startswith("granted")]
+        refusals.append(granted[-1])
+        raise NotFound(f"taken: {granted[-1]}")
+
+    entered, gate = threading.Event(), threading.Event()
+
+    def hold(tx: Tx) -> None:
+        entered.set()
+        gate.wait(10)
+
+    held = store.submit_write(hold)
+    assert entered.wait(10)
+    granted, refused = store.submit_write(grant), store.submit_write(refuse_after_writing)
+    gate.set()
+    held.result(10)
+    assert isinstance(granted.result(10), int)
+    with pytest.raises(NotFound) as caught:
+        refused.result(10)
+    [committed] = _kinds(store)
+    assert str(caught.value) == f"taken: {committed}" and len(refusals) == 2, (caught.value, committed, refusals)
+
+
+def test_a_unit_that_ends_the_transaction_commits_nothing_it_did_not_report(store: SQLiteStore) -> None:
+    """SQLite ends a transaction itself on some errors (a full disk). A unit whose failure left no transaction
+    open makes the batch run again; no unit after it runs outside a transaction, and what the callers are told
+    is what committed. The next batch starts clean."""
+    def ends_it(tx: Tx) -> None:
+        _event(tx, "ends")
+        tx.ex.execute("ROLLBACK")
+        raise NotFound("the transaction is gone")
+
+    got = _batch(store, [lambda tx: _event(tx, "a"), ends_it, lambda tx: _event(tx, "b")])
+    assert got[1] != "ok" and not isinstance(got[1], int), got
+    committed = _kinds(store)
+    assert committed == [k for k, g in zip("ab", (got[0], got[2]), strict=True) if isinstance(g, int)], (got, committed)
+    assert "ends" not in committed
+    assert isinstance(store.write_sync(lambda tx: _event(tx, "next")), int)
+    assert _kinds(store)[-1] == "next"
