@@ -38,7 +38,9 @@ READ_AHEAD = tuple(dict.fromkeys(f"{_ACTED}, {_ADDRESSED}, last_seen".split(", "
 #: PostgreSQL row leaves a dead version behind it for VACUUM). What reads ``last_seen`` works in minutes and
 #: hours (presence, stale takeover, retention); it may be this much behind the sender's latest write.
 SEEN_RESOLUTION = 1.0
-_SEEN = f"SELECT {', '.join(READ_AHEAD)} FROM sessions WHERE session_key = lower(?)"  # a row as read ahead
+# What act_then reads first where a read costs no round trip: what the check reads, and what acted() and
+# SEEN_RESOLUTION decide by (each column a row holds costs sqlite3 a release and retake of the interpreter lock).
+_SEEN = f"SELECT {_ACTED}, known_since, last_seen FROM sessions WHERE session_key = lower(?)"
 MAX_CANDIDATES = 256  # known sessions :meth:`Sessions.known_ids` reads at most (difflib costs ~40 µs each)
 
 
