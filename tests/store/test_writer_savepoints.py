@@ -173,3 +173,32 @@ def test_a_unit_that_ends_the_transaction_commits_nothing_it_did_not_report(stor
     assert "ends" not in committed
     assert isinstance(store.write_sync(lambda tx: _event(tx, "next")), int)
     assert _kinds(store)[-1] == "next"
+
+
+def test_a_send_refused_by_its_quota_writes_nothing_and_nothing_runs_again(store: SQLiteStore) -> None:
+    """A send's day of sending is read before it is charged (``MessageQuota.charge`` on a local store): a send its
+    quota refuses has written nothing, so it fails alone in the first run, and the charges of the others stand."""
+    runs: Counter[str] = Counter()
+
+    def send(kind: str, refuse: bool) -> Callable[[Tx], int]:
+        def unit(tx: Tx) -> int:
+            runs[kind] += 1
+
+            def judge(messages: int, size: int) -> None:
+                if refuse:
+                    raise NotFound(f"over quota at {messages}")
+
+            tx.message_quota.charge(kind, 20_000, 100, judge)
+            return _event(tx, kind)
+        return unit
+
+    seen = _traced(store)
+    got = _batch(store, [send("a", False), send("b", True), send("c", False)])
+    assert isinstance(got[0], int) and got[1] == "NotFound" and isinstance(got[2], int), got
+    assert _kinds(store) == ["a", "c"] and runs == {"a": 1, "b": 1, "c": 1}, runs
+    assert not [s for s in seen if "SAVEPOINT" in s], seen
+    def used(session: str) -> object:
+        return store.read_sync(lambda tx: tx.message_quota.used(session, 20_000))
+
+    charged = {s: used(s) for s in "abc"}
+    assert charged == {"a": {"messages": 1, "bytes": 100}, "b": None, "c": {"messages": 1, "bytes": 100}}, charged

@@ -40,6 +40,7 @@ CHARGE = ("INSERT INTO message_quota (session_id, day, messages, bytes) VALUES (
           "ELSE excluded.bytes END, day = excluded.day")
 CHARGE_RETURNING = CHARGE + " RETURNING messages, bytes"
 READ_AHEAD = ("day", "messages", "bytes")  # the columns of a row read ahead (coordhub.store.pgahead)
+_ROW = f"SELECT {', '.join(READ_AHEAD)} FROM message_quota WHERE session_id = ?"  # a row as read ahead
 
 
 def charged(row: Row | None, day: int, size: int) -> Row:
@@ -57,7 +58,9 @@ class MessageQuota(Table):
     hottest write, issue 15). Where the unit named its sender's row
     (:class:`~coordhub.store.base.Ahead` ``quotas``: PostgreSQL read it with the
     batch's ``BEGIN``) the new totals are judged from it at once, before the
-    upsert is held back with the batch's other writes. Otherwise the upsert
+    upsert is held back with the batch's other writes; where a read costs no
+    round trip (SQLite) the row is read first, so that a refused send has
+    written nothing (``BatchWriter._run_unit``). Otherwise the upsert
     answers the new totals, judged when they come back
     (:meth:`~coordhub.store.base.Executor.expect`; a refusal rolls the charge
     back with the rest of the unit): on PostgreSQL that check must pass before
@@ -69,6 +72,8 @@ class MessageQuota(Table):
         """Count one message of ``size`` bytes on ``day``; ``check(messages, bytes)`` judges the new totals and
         raises to refuse the message (then nothing is counted)."""
         known, row = self.ex.ahead("message_quota", session_id)
+        if not known and self.ex.local:  # read first: a refused send writes nothing (no batch run again for it)
+            known, row = True, self.ex.one(_ROW, (session_id,))
         if known:
             after = charged(row, day, size)
             check(after["messages"], after["bytes"])
