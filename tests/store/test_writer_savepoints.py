@@ -9,7 +9,6 @@ per-unit savepoints give them.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ import pytest
 from coordhub.errors import NotFound
 from coordhub.store.sqlite import SQLiteStore
 from coordhub.store.tx import Tx
+from tests.store.test_rows_ahead import _one_batch
 
 
 @pytest.fixture
@@ -45,25 +45,8 @@ def _event(tx: Tx, kind: str) -> int:
 
 
 def _batch(store: SQLiteStore, units: list[Callable[[Tx], object]]) -> list[object]:
-    """Run ``units`` as one batch (queued while a unit holds the writer); each one's result or error class."""
-    entered, gate = threading.Event(), threading.Event()
-
-    def hold(tx: Tx) -> None:
-        entered.set()
-        gate.wait(10)
-
-    held = store.submit_write(hold)
-    assert entered.wait(10)
-    futures = [store.submit_write(u) for u in units]
-    gate.set()
-    held.result(10)
-    out: list[object] = []
-    for f in futures:
-        try:
-            out.append(f.result(10))
-        except Exception as exc:
-            out.append(type(exc).__name__)
-    return out
+    """Run ``units`` as one batch; each one's result, or its error's class name."""
+    return [type(out).__name__ if isinstance(out, BaseException) else out for out in _one_batch(store, units)]
 
 
 def _kinds(store: SQLiteStore) -> list[str]:
@@ -139,22 +122,10 @@ def test_a_refusal_naming_a_row_of_the_first_run_is_judged_again(store: SQLiteSt
         refusals.append(granted[-1])
         raise NotFound(f"taken: {granted[-1]}")
 
-    entered, gate = threading.Event(), threading.Event()
-
-    def hold(tx: Tx) -> None:
-        entered.set()
-        gate.wait(10)
-
-    held = store.submit_write(hold)
-    assert entered.wait(10)
-    granted, refused = store.submit_write(grant), store.submit_write(refuse_after_writing)
-    gate.set()
-    held.result(10)
-    assert isinstance(granted.result(10), int)
-    with pytest.raises(NotFound) as caught:
-        refused.result(10)
+    granted, refused = _one_batch(store, [grant, refuse_after_writing])
+    assert isinstance(granted, int) and isinstance(refused, NotFound), (granted, refused)
     [committed] = _kinds(store)
-    assert str(caught.value) == f"taken: {committed}" and len(refusals) == 2, (caught.value, committed, refusals)
+    assert str(refused) == f"taken: {committed}" and len(refusals) == 2, (refused, committed, refusals)
 
 
 def test_a_unit_that_ends_the_transaction_commits_nothing_it_did_not_report(store: SQLiteStore) -> None:
