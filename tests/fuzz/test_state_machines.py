@@ -62,7 +62,10 @@ def new_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
         s.close()
 
 
-@pytest.fixture(params=[1, pytest.param(20, marks=pytest.mark.slow)], ids=["short", "long"])
+LONG = pytest.param(20, marks=[pytest.mark.slow, pytest.mark.timeout(1800)])  # minutes, past the suite's timeout
+
+
+@pytest.fixture(params=[1, LONG], ids=["short", "long"])
 def length(request: pytest.FixtureRequest) -> int:
     """How many times the usual number of examples to run (the long run is ``-m slow``)."""
     return int(request.param)
