@@ -105,9 +105,6 @@ class PostgresExecutor:
 
     local = False
 
-    def changes(self) -> int:
-        raise NotImplementedError("a PostgreSQL unit is isolated by its savepoint (held back until it writes)")
-
     def __init__(self, pipe: Pipe) -> None:
         self.pipe = pipe
         self._held: list[_Held] = []
@@ -208,6 +205,9 @@ class PostgresExecutor:
                     raise UnitLost(h.unit, exc) from None
                 self._refused = exc
                 raise
+
+    def changes(self) -> int:
+        raise NotImplementedError("a PostgreSQL unit is isolated by its savepoint (held back until it writes)")
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         if not params and sql in (_SAVEPOINT, _RELEASE, _ROLLBACK_TO):

@@ -275,8 +275,8 @@ class SQLiteStore(ThreadedStore):
 
     def _writer_connection(self) -> _Connection:
         conn = self._connect()
-        # A batch run again after a lost unit runs each unit in a SAVEPOINT (BatchWriter._run_unit), whose undo
-        # images SQLite keeps in a statement journal, as it does for a statement that may fail halfway; past
+        # A batch run again after a unit failed having written runs each unit in a SAVEPOINT (RunIsolated), whose
+        # undo images SQLite keeps in a statement journal, as it does for a statement that may fail halfway; past
         # 64 KiB that journal goes to a temporary file, created, written (two pwrites a page, twice the WAL's
         # own writes) and deleted in every batch (issue 15: ~18 % of the writer's CPU per send). In memory it
         # holds ~4 KiB per existing page the unit changes, until the unit ends: a few pages for a request's
