@@ -383,8 +383,9 @@ class BatchWriter:
         raises :class:`RunIsolated`: the batch runs again, every unit in its savepoint.
         """
         ex = conn.executor
-        isolated = not single and not (optimistic and ex.local)
-        changed = ex.changes() if not single and not isolated else 0
+        bare = not single and optimistic and ex.local  # a local batch's first run: no savepoint, changes watched
+        isolated = not single and not bare
+        changed = ex.changes() if bare else 0
         if isolated:
             ex.execute("SAVEPOINT unit")
         try:
@@ -402,12 +403,11 @@ class BatchWriter:
             if single:
                 # A lone unit owns the transaction; re-raise so the batch rolls back.
                 raise
-            if not isolated:
-                if ex.changes() != changed:  # its writes (or the transaction) must be undone: the batch runs again
-                    raise RunIsolated() from exc
-            else:
+            if isolated:
                 ex.execute("ROLLBACK TO SAVEPOINT unit")
                 ex.execute("RELEASE SAVEPOINT unit")
+            elif ex.changes() != changed:  # its writes (or the transaction) must be undone: the batch runs again
+                raise RunIsolated() from exc
             self._tx.halts.forget()
             if not isinstance(exc, CoordError):
                 log.exception("unit of work failed")
