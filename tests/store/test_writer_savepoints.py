@@ -16,10 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from coordhub.clock import ManualClock
+from coordhub.core import leases
+from coordhub.core.hub import Hub
+from coordhub.core.identity import Actor
 from coordhub.errors import NotFound
 from coordhub.store.sqlite import SQLiteStore
+from coordhub.store.tables.sessions import SEEN_RESOLUTION
 from coordhub.store.tx import Tx
-from tests.store.test_rows_ahead import _one_batch
+from tests.core.test_batched_writes import _batch as _mutations
+from tests.store.test_rows_ahead import _one_batch, _row
 
 
 @pytest.fixture
@@ -173,3 +179,27 @@ def test_a_send_refused_by_its_quota_writes_nothing_and_nothing_runs_again(store
 
     charged = {s: used(s) for s in "abc"}
     assert charged == {"a": {"messages": 1, "bytes": 100}, "b": None, "c": {"messages": 1, "bytes": 100}}, charged
+
+
+def test_a_refused_write_of_a_sender_due_a_last_seen_writes_nothing_and_nothing_runs_again(store: SQLiteStore) -> None:
+    """A write moves its sender's ``last_seen`` last, once nothing can refuse it (``Sessions.act_then`` on a local
+    store): a claim refused for a held file, by a session that last wrote over a second ago, has changed no row,
+    so it fails alone in the batch's first run, and its ``last_seen`` stays where it was, as the savepoint of a
+    unit refused used to leave it. The writes beside it move theirs."""
+    clock = ManualClock()
+    hub = Hub(store, clock)
+    a, b, c = Actor("A/main"), Actor("B/main"), Actor("C/main")
+
+    def claim(actor: Actor, resource: str) -> Callable[[Tx, float], object]:
+        return lambda tx, now: leases.claim(tx, actor, project_key="p", resource=resource, description=None,
+                                            ttl_hours=1, now=now)
+
+    start = clock.now()
+    assert _mutations(hub, [(a, claim(a, "held.py")), (b, claim(b, "b.py")), (c, claim(c, "c.py"))])[0]["id"]
+    clock.advance(2 * SEEN_RESOLUTION)  # every sender's last_seen is due
+    seen = _traced(store)
+    got = _mutations(hub, [(a, claim(a, "a2.py")), (b, claim(b, "held.py")), (c, claim(c, "c2.py"))])
+    assert isinstance(got[0], dict) and got[1] == "LeaseConflict" and isinstance(got[2], dict), got
+    assert not [s for s in seen if "SAVEPOINT" in s], seen  # one run
+    assert {x.session_id: _row(store, x.session_id)["last_seen"] for x in (a, b, c)} == {
+        a.session_id: start + 2 * SEEN_RESOLUTION, b.session_id: start, c.session_id: start + 2 * SEEN_RESOLUTION}

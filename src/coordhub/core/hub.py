@@ -264,7 +264,7 @@ class Hub:
 
             # The check may run only when the operation's first statement comes back (PostgreSQL: one round trip
             # for both); it still decides first, and what the operation did meanwhile is rolled back with it.
-            tx.sessions.act_then(actor.session_id, now, check)
+            seen = tx.sessions.act_then(actor.session_id, now, check)
             if meter is None:
                 body = op(tx, now)
             else:
@@ -276,6 +276,8 @@ class Hub:
                 code, body = body
             if idem is not None:
                 idempotency.remember(tx, actor.session_id, idem, code, body, now)
+            if seen is not None:  # the sender's last_seen, written once nothing can refuse the unit any more
+                seen()
             return Outcome(code, body)
 
         return unit

@@ -71,7 +71,7 @@ class Sessions(Table):
         assert row is not None
         return row
 
-    def act_then(self, session_id: str, now: float, check: Callable[[Row], None]) -> None:
+    def act_then(self, session_id: str, now: float, check: Callable[[Row], None]) -> Callable[[], None] | None:
         """:meth:`act`, handing the row to ``check`` (``Executor.expect``: on PostgreSQL it travels with the
         unit's next statement, and ``check`` runs before that statement's answer is used).
 
@@ -86,6 +86,15 @@ class Sessions(Table):
         costs no round trip (``Executor.local``: SQLite) the row is read first,
         so that rule holds there too: a send or a claim of a session acting
         several times a second reads its row instead of writing it.
+
+        Returns the upsert when it is the caller's to run, last, once the
+        unit's own work has succeeded; None when it has been run or sent. That
+        is so on a local store for a known session whose ``last_seen`` is due:
+        the upsert would move only ``last_seen``, which nothing in the unit
+        reads of its own sender, and run before the unit's checks it would
+        make a refused unit one that changed rows, which a SQLite batch's
+        first run undoes by running again (``BatchWriter._run_unit``). Left
+        to the end, a refusal writes nothing, as a savepoint would have left it.
         """
         params = (session_id, session_id, now, now, now)
         known, row = self.ex.ahead("sessions", session_id)
@@ -95,15 +104,20 @@ class Sessions(Table):
             seen = row["last_seen"]
             if row["known_since"] is not None and seen is not None and seen <= now < seen + SEEN_RESOLUTION:
                 check(row)  # the upsert would change nothing the check reads, nor enough of last_seen to write
-                return
+                return None
             check(acted(row, now))
+            if self.ex.local and row["known_since"] is not None:  # only last_seen moves: the unit's last write
+                def upsert() -> None:
+                    self.ex.execute(ACT_WRITE, params)
+                return upsert
             self.ex.defer(ACT_WRITE, params)
-            return
+            return None
 
         def checked(rows: list[Row]) -> None:
             check(rows[0])  # the upsert returns its one row
 
         self.ex.expect(ACT, params, checked)
+        return None
 
     def touch(self, session_id: str, now: float) -> str:
         """:meth:`act`, returning only the stored spelling."""
