@@ -82,9 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m coordhub.bench.writer_load", description=__doc__.split("\n")[0])
     p.add_argument("--database-url", required=True)
     p.add_argument("--units", type=int, default=3200)
+    p.add_argument("--tasks", type=int, default=64,
+                   help="units in flight; a batch holds about as many (under wrk's 64 connections the hub's hold ~31)")
     p.add_argument("case", choices=("send", "lease"))
     args = p.parse_args(argv)
-    print(json.dumps(asyncio.run(run(args.database_url, args.case, args.units))))
+    if args.tasks < 1 or args.units < args.tasks * 2:
+        p.error("--tasks must be at least 1, and --units at least twice --tasks")
+    print(json.dumps(asyncio.run(run(args.database_url, args.case, args.units, args.tasks))))
     return 0
 
 
