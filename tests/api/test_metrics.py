@@ -67,6 +67,27 @@ def test_metrics_count_routes_batches_leases_and_refusals(api: Api) -> None:
         time.sleep(0.05)
         s = _samples(api.get("/metrics", headers=api.admin).text)
     assert ("coord_rate_limit_refusals_total", (("limit", "token"),)) in s
+    for cause in ("isolated", "unit_lost", "stale"):  # no batch ran twice
+        assert (("coord_writer_runs_again_total", (("cause", cause), ("writer", "own")))) in s
+        assert _value(s, "coord_writer_runs_again_total", writer="own", cause=cause) == 0
+
+
+def test_a_batch_run_again_is_counted_by_its_cause(api: Api) -> None:
+    """A unit of a batch that fails after it wrote makes the batch run again (SQLite's first run takes no
+    savepoints, ``BatchWriter._run_unit``); ``coord_writer_runs_again`` counts that run."""
+    from tests.store.test_rows_ahead import _one_batch
+    from tests.store.test_writer_savepoints import _event
+
+    def wrote_then_failed(tx: Any) -> None:
+        _event(tx, "written")
+        raise ValueError("after writing")
+
+    store = api.hub.store
+    got = _one_batch(store, [lambda tx: _event(tx, "kept"), wrote_then_failed])
+    assert isinstance(got[0], int) and isinstance(got[1], ValueError), got
+    s = _samples(api.get("/metrics", headers=api.admin).text)
+    # PostgreSQL undoes such a unit in its own savepoint: its batch runs once
+    assert _value(s, "coord_writer_runs_again_total", writer="own", cause="isolated") == (store.name == "sqlite"), s
 
 
 def test_rate_limit_refusals_are_counted(hub: object) -> None:

@@ -102,6 +102,7 @@ def test_wrk_drives_lease_and_message_with_each_holder_releasing(tmp_path: Path)
         assert requests <= own["units"] <= requests + 4 + 2, (own, result["wrk"])
         assert own["batches"] >= 1 and own["units_per_batch"] >= 1 and own["commit_ms_mean"] > 0
         assert 0 <= own["commits_over_10_ms"] <= own["batches"]
+        assert own["runs_again"] == 0  # nothing was refused: no batch had to run twice
 
 
 @pytest.mark.timeout(180)

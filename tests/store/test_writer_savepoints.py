@@ -111,6 +111,7 @@ def test_units_failing_after_they_wrote_lose_only_their_writes_in_two_runs_at_mo
     # the units up to the first that failed having written ran twice, those after it only in the second run
     assert runs == {**{f"u{i}": 2 for i in (0, 1, 2)}, **{f"u{i}": 1 for i in range(3, 10)}}, runs
     assert sum(s == "SAVEPOINT unit" for s in seen) == 10  # the second run: every unit in its own
+    assert store.writer_runs_again() == {"isolated": 1, "unit_lost": 0, "stale": 0}
 
 
 def test_a_refusal_naming_a_row_of_the_first_run_is_judged_again(store: SQLiteStore) -> None:
@@ -201,5 +202,6 @@ def test_a_refused_write_of_a_sender_due_a_last_seen_writes_nothing_and_nothing_
     got = _mutations(hub, [(a, claim(a, "a2.py")), (b, claim(b, "held.py")), (c, claim(c, "c2.py"))])
     assert isinstance(got[0], dict) and got[1] == "LeaseConflict" and isinstance(got[2], dict), got
     assert not [s for s in seen if "SAVEPOINT" in s], seen  # one run
+    assert store.writer_runs_again()["isolated"] == 0
     assert {x.session_id: _row(store, x.session_id)["last_seen"] for x in (a, b, c)} == {
         a.session_id: start + 2 * SEEN_RESOLUTION, b.session_id: start, c.session_id: start + 2 * SEEN_RESOLUTION}

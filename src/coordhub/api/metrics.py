@@ -18,7 +18,10 @@ What is measured, and what it costs:
 * per write batch: its units (``coord_writer_batch_units``) and commit
   latency (``coord_writer_commit_seconds``), from the store's batch observer
   (``writer="own"``) and, under ``--writer-process``, as the writer process
-  reports its batches (``writer="process"``).
+  reports its batches (``writer="process"``). Batches run again after their
+  first run, by cause (``coord_writer_runs_again``, this process's writer
+  only; read when scraped): a unit failing after it wrote, or a statement
+  prepared before a schema change, costs its batch another run.
 * per published event page: the lag from the write's time to this hub's bus
   (``coord_event_publish_lag_seconds``), by source: ``local`` (this process's
   commits) or ``remote`` (another hub's, announced by NOTIFY: the cross-hub lag).
@@ -303,6 +306,12 @@ class StateCollector(Collector):
         refused.add_metric(("events",), state.event_quota.refusals)
         yield refused
         hub: Hub = state.hub
+        again = CounterMetricFamily("coord_writer_runs_again", "Write batches run again after their first run, by "
+                                    "cause: each rolled its work back and did it again (this process's writer).",
+                                    labels=("writer", "cause"))
+        for cause, n in hub.store.writer_runs_again().items():
+            again.add_metric(("own", cause), n)
+        yield again
         if hub.listener is not None:
             listen = hub.listener.state
             yield GaugeMetricFamily("coord_listen_connected", "1 while the LISTEN connection for other hubs' "

@@ -16,15 +16,16 @@ from typing import Any
 import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 
-_WRITER_TOTALS = ("batches", "units", "commit_seconds", "commits_over_10_ms")
+_WRITER_TOTALS = ("batches", "units", "commit_seconds", "commits_over_10_ms", "runs_again")
 
 
 def writer_between(before: dict[str, dict[str, float]] | None,
                    after: dict[str, dict[str, float]] | None) -> dict[str, dict[str, float]] | None:
     """The write batches between two :meth:`Target.writer_totals` readings, by writer that committed any:
-    ``{writer: {"batches", "units", "units_per_batch", "commit_ms_mean", "commits_over_10_ms"}}`` (the mean of each
-    batch's ``COMMIT`` round trip; on PostgreSQL it carries the next batch's ``BEGIN`` when chained). None when
-    either reading is missing."""
+    ``{writer: {"batches", "units", "units_per_batch", "commit_ms_mean", "commits_over_10_ms", "runs_again"}}`` (the
+    mean of each batch's ``COMMIT`` round trip; on PostgreSQL it carries the next batch's ``BEGIN`` when chained;
+    ``runs_again``: batches run again after their first run, whatever the cause). None when either reading is
+    missing."""
     if before is None or after is None:
         return None
     out: dict[str, dict[str, float]] = {}
@@ -36,7 +37,8 @@ def writer_between(before: dict[str, dict[str, float]] | None,
         units = end["units"] - start["units"]
         out[writer] = {"batches": int(batches), "units": int(units), "units_per_batch": round(units / batches, 1),
                        "commit_ms_mean": round((end["commit_seconds"] - start["commit_seconds"]) / batches * 1000, 3),
-                       "commits_over_10_ms": int(end["commits_over_10_ms"] - start["commits_over_10_ms"])}
+                       "commits_over_10_ms": int(end["commits_over_10_ms"] - start["commits_over_10_ms"]),
+                       "runs_again": int(end["runs_again"] - start["runs_again"])}
     return out
 
 
@@ -174,7 +176,7 @@ class Target:
 
     def writer_totals(self) -> dict[str, dict[str, float]] | None:
         """The hub's write batches so far, by writer (``own``, ``process``), from its ``/metrics``:
-        ``{writer: {"batches", "units", "commit_seconds", "commits_over_10_ms"}}`` (cumulative; see
+        ``{writer: {"batches", "units", "commit_seconds", "commits_over_10_ms", "runs_again"}}`` (cumulative; see
         :func:`writer_between`). None when the metrics cannot be read. Under ``--workers N`` a scrape reaches
         whichever worker accepts it: ``own`` is that worker's writer, ``process`` what that worker heard of the
         writer process's batches."""
@@ -198,6 +200,8 @@ class Target:
                     entry["commits_over_10_ms"] += sample.value
                 elif sample.name == "coord_writer_commit_seconds_bucket" and float(sample.labels["le"]) == 0.01:
                     entry["commits_over_10_ms"] -= sample.value
+                elif sample.name == "coord_writer_runs_again_total":
+                    entry["runs_again"] += sample.value
         return totals
 
     def storage_bytes(self) -> int | None:

@@ -4,10 +4,13 @@
 core before the writer does; this drives :meth:`~coordhub.core.hub.Hub.mutate`
 directly from 64 tasks on one event loop (as the HTTP handlers would), so the
 figure is the store's: its round trips, its SQL and the writer thread's
-Python. Cases: ``send`` (a message to a known recipient) and ``lease`` (a claim,
-then its release: two units). Prints one line of JSON: units, batches, units
-per second, process CPU per unit (µs; the loop's share included) and the
-writer thread's own CPU per unit (µs; its system calls included).
+Python. Cases: ``send`` (a message to a known recipient), ``lease`` (a claim,
+then its release: two units) and ``contended`` (each task a session of its own,
+claiming one of 8 files and releasing it when granted: most claims are refused,
+one unit each). Prints one line of JSON: units, batches, units per second,
+process CPU per unit (µs; the loop's share included), the writer thread's own
+CPU per unit (µs; its system calls included), the batches run again after
+their first run, by cause, and (``contended``) the claims refused.
 
 Run on a scratch database (it writes)::
 
@@ -27,10 +30,12 @@ from typing import Any
 from coordhub.core import leases, messages
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
+from coordhub.errors import LeaseConflict
 from coordhub.store import open_store
 from coordhub.store.base import Ahead
 
 SENDER, RECIPIENT = Actor("load/sender"), Actor("load/recipient")
+CONTENDED_FILES = 8  # the files the ``contended`` case's sessions claim
 
 
 async def run(url: str, case: str, units: int, tasks: int = 64) -> dict[str, Any]:
@@ -39,9 +44,11 @@ async def run(url: str, case: str, units: int, tasks: int = 64) -> dict[str, Any
     store.open()
     hub = Hub(store)
     await hub.start_bus()
-    for actor in (RECIPIENT, SENDER):
+    contenders = [Actor(f"load/contender-{k}") for k in range(tasks)] if case == "contended" else []
+    for actor in (RECIPIENT, SENDER, *contenders):
         await hub.mutate(actor, lambda tx, now: None)
     names = itertools.count()
+    refused = 0
 
     async def send() -> None:
         await hub.mutate(SENDER, lambda tx, now: messages.send(tx, SENDER, to_session=RECIPIENT.session_id,
@@ -57,24 +64,43 @@ async def run(url: str, case: str, units: int, tasks: int = 64) -> dict[str, Any
         await hub.mutate(SENDER, lambda tx, now: leases.release(tx, SENDER, got.body["id"], now),
                          ahead=Ahead(leases=(got.body["id"],)))  # as the release route names its lease
 
-    one, per = (send, 1) if case == "send" else (cycle, 2)
+    async def contend(actor: Actor, name: str) -> None:
+        nonlocal refused
+        try:
+            got = await hub.mutate(actor, lambda tx, now: leases.claim(tx, actor, project_key="p", resource=name,
+                                                                       description=None, ttl_hours=1, now=now),
+                                   ahead=Ahead.of(scans=(leases.claim_scan("p", name),)))
+        except LeaseConflict:
+            refused += 1
+            return
+        await hub.mutate(actor, lambda tx, now: leases.release(tx, actor, got.body["id"], now),
+                         ahead=Ahead(leases=(got.body["id"],)))
 
-    async def worker() -> None:
-        for _ in range(units // (tasks * per)):
-            await one()
+    per = 1 if case == "send" else 2  # units an iteration runs (a refused contended claim runs one)
+
+    async def worker(k: int) -> None:
+        for i in range(units // (tasks * per)):
+            if case == "send":
+                await send()
+            elif case == "lease":
+                await cycle()
+            else:
+                await contend(contenders[k], f"c{(k + i) % CONTENDED_FILES}")
 
     writer = store._writer  # type: ignore[attr-defined]  # its batch and unit counters, its thread
     writer_clock = time.pthread_getcpuclockid(writer._thread.ident)
-    batches, done = writer.batches, writer.units
+    batches, done, again = writer.batches, writer.units, store.writer_runs_again()
     cpu, wall, own = time.process_time(), time.perf_counter(), time.clock_gettime(writer_clock)
-    await asyncio.gather(*[worker() for _ in range(tasks)])
+    await asyncio.gather(*[worker(k) for k in range(tasks)])
     own = time.clock_gettime(writer_clock) - own
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     done = writer.units - done
+    again = {cause: n - again[cause] for cause, n in store.writer_runs_again().items()}
     store.close()
-    return {"case": case, "backend": store.name, "units": done, "batches": writer.batches - batches,
-            "units_per_s": round(done / wall), "cpu_us_per_unit": round(1e6 * cpu / done),
-            "writer_cpu_us_per_unit": round(1e6 * own / done)}
+    out = {"case": case, "backend": store.name, "units": done, "batches": writer.batches - batches,
+           "units_per_s": round(done / wall), "cpu_us_per_unit": round(1e6 * cpu / done),
+           "writer_cpu_us_per_unit": round(1e6 * own / done), "runs_again": again}
+    return out if case != "contended" else {**out, "refused": refused}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--units", type=int, default=3200)
     p.add_argument("--tasks", type=int, default=64,
                    help="units in flight; a batch holds about as many (under wrk's 64 connections the hub's hold ~31)")
-    p.add_argument("case", choices=("send", "lease"))
+    p.add_argument("case", choices=("send", "lease", "contended"))
     args = p.parse_args(argv)
     if args.tasks < 1 or args.units < args.tasks * 2:
         p.error("--tasks must be at least 1, and --units at least twice --tasks")

@@ -218,7 +218,8 @@ def _details(r: dict[str, Any]) -> list[str]:
                    f"; wrk p75 {r['wrk']['p75_ms']} / p90 {r['wrk']['p90_ms']} ms")
     for writer, w in (r.get("writer") or {}).items():  # wrk: the hub's write batches during the run
         out.append(f"writer ({writer}): {w['batches']} batches of {w['units_per_batch']} units, COMMIT "
-                   f"{w['commit_ms_mean']} ms on average ({w['commits_over_10_ms']} over 10 ms)")
+                   f"{w['commit_ms_mean']} ms on average ({w['commits_over_10_ms']} over 10 ms)" +
+                   (f", {w['runs_again']} run again" if w.get("runs_again") else ""))
     cpu = next((x for x in (r, r.get("list_leases", {})) if x.get("driver_cpu_s") is not None), None)
     if cpu is not None:
         hub = "n/a (not started here)" if cpu["hub_cpu_s"] is None else f"{cpu['hub_cpu_s']} s"

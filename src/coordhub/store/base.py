@@ -413,6 +413,12 @@ class Store(abc.ABC):
         """
         return None
 
+    def writer_runs_again(self) -> dict[str, int]:
+        """Runs of this process's write batches after their first, by cause
+        (:data:`~coordhub.store.writer.RUN_AGAIN_CAUSES`), since the store opened; {} for a store without batches.
+        Each rolled back a batch's work and did it again (metrics: ``coord_writer_runs_again``)."""
+        return {}
+
     async def write(self, fn: Callable[[Any], T]) -> T:
         """``await`` form of :meth:`submit_write` (backends may settle it more cheaply on the loop)."""
         return await asyncio.wrap_future(self.submit_write(fn))

@@ -39,6 +39,9 @@ class ThreadedStore(Store):
     def set_batch_observer(self, observer: Callable[[int, float], None] | None) -> None:
         self._writer.on_batch = observer
 
+    def writer_runs_again(self) -> dict[str, int]:
+        return dict(self._writer.runs_again)
+
     def _start_writer(self) -> None:
         self._writer.start()
 

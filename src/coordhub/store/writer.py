@@ -69,6 +69,13 @@ class UnitLost(BaseException):
         self.cause = cause
 
 
+#: Why a batch runs again (:attr:`BatchWriter.runs_again`): ``isolated``, a unit of a SQLite batch's first run
+#: failed having written (:class:`RunIsolated`); ``unit_lost``, a unit's held write or check failed after it
+#: ended (:class:`UnitLost`, PostgreSQL); ``stale``, the server refused a statement prepared before a schema
+#: change (``is_stale``).
+RUN_AGAIN_CAUSES = ("isolated", "unit_lost", "stale")
+
+
 class RunIsolated(BaseException):
     """A unit of a batch's first run on a ``local`` store, which takes no savepoints, failed having written (or
     its failure ended the transaction): the batch is rolled back and runs again, each unit in its own
@@ -154,6 +161,8 @@ class BatchWriter:
         self._running = False
         self.batches = 0
         self.units = 0
+        # Runs of a batch after its first, by cause (:data:`RUN_AGAIN_CAUSES`): each one rolled back work done.
+        self.runs_again: dict[str, int] = dict.fromkeys(RUN_AGAIN_CAUSES, 0)
         # Called in the writer thread after each successful commit, outside any
         # transaction, with the writer's query objects (the hub feeds its event bus).
         self.after_commit: Callable[[Any], None] | None = None
@@ -268,6 +277,7 @@ class BatchWriter:
                 self._tx.halts.batch(False)
                 self._rollback()
                 isolated = True
+                self.runs_again["isolated"] += 1
                 continue
             except UnitLost as failure:  # run the batch again without that unit
                 self._tx.halts.batch(False)
@@ -275,6 +285,8 @@ class BatchWriter:
                 if self._runs_again(failure.cause):  # or with it: its statement prepared anew
                     continue
                 lost[running[failure.unit]] = failure.cause
+                if len(lost) < len(batch):  # units are left to run
+                    self.runs_again["unit_lost"] += 1
                 if not isinstance(failure.cause, CoordError):
                     log.error("unit of work failed", exc_info=failure.cause)
                 continue
@@ -340,6 +352,7 @@ class BatchWriter:
         """Whether the running batch runs again for ``exc`` (``is_stale``, while runs are left); spends a run."""
         if self._stale_left and self._is_stale(exc):
             self._stale_left -= 1
+            self.runs_again["stale"] += 1
             return True
         return False
 
