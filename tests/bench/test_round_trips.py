@@ -41,8 +41,12 @@ def test_each_unit_of_work_costs_one_round_trip_in_a_batch() -> None:
         assert alone["units"] == alone["batches"] == 20 and alone["round_trips_per_unit"] <= 2, alone
     # A send names its recipient, a claim the leases it could collide with and a release its lease, and each its
     # sender, read with the batch's BEGIN in the round trip of the COMMIT before it: the whole batch waits for
-    # one answer of its own (its COMMIT), not one more per unit.
-    for unit in ("send", "claim", "release"):
+    # one answer of its own (its COMMIT), not one more per unit. So does a claim refused for a file another
+    # session holds: its answer names the holder's lease from the rows read ahead, description included, and
+    # the units after it keep those rows and the standing halts (it wrote nothing a rollback undoes).
+    refused = cases["refused claim in a batch of 20"]
+    assert refused["units"] == 20 and refused["batches"] == 1 and "refused claim alone" not in cases, refused
+    for unit in ("send", "claim", "release", "refused claim"):
         assert cases[f"{unit} in a batch of 20"]["round_trips_per_unit"] <= 1 / 20, cases
     # Each round trip is sent in one system call: a pipeline's statements go with its sync, not one send before
     # it (a lone unit sent 3 for its 2 round trips). A batch of 20 adds the writes sent ahead while it runs.
@@ -50,3 +54,4 @@ def test_each_unit_of_work_costs_one_round_trip_in_a_batch() -> None:
         alone, batched = cases[f"{unit} alone"], cases[f"{unit} in a batch of 20"]
         assert alone["sends_per_unit"] == alone["round_trips_per_unit"], alone
         assert batched["sends_per_unit"] <= 3 / 20, batched
+    assert refused["sends_per_unit"] <= 3 / 20, refused

@@ -143,9 +143,18 @@ def test_a_halt_set_or_undone_inside_a_batch_is_seen_by_the_units_after_it(store
         tx.halts.put(dict(halt))
         raise NotFound("rolled back")
 
+    def sets_reads_and_fails(tx: Tx) -> None:  # what it read holds its own halt, which its rollback undoes
+        tx.halts.put(dict(halt))
+        assert sees(tx) == 1
+        raise NotFound("rolled back")
+
+    def fails(tx: Tx) -> None:  # read before it, the standing halts stay as they were (kept, not asked again)
+        raise NotFound("refused")
+
     gate = threading.Event()
     store.submit_write(lambda tx: gate.wait(5))  # hold the writer so the next units batch together
-    units: list[Callable[[Tx], object]] = [sees, sets_and_fails, sees, lambda tx: tx.halts.put(dict(halt)), sees,
+    units: list[Callable[[Tx], object]] = [sees, sets_and_fails, sees, sets_reads_and_fails, sees, fails, sees,
+                                           lambda tx: tx.halts.put(dict(halt)), sees, fails, sees,
                                            lambda tx: tx.halts.clear("*"), sees]
     futures = [store.submit_write(u) for u in units]
     gate.set()
@@ -155,7 +164,8 @@ def test_a_halt_set_or_undone_inside_a_batch_is_seen_by_the_units_after_it(store
             seen.append(f.result(10))
         except NotFound:
             seen.append("failed")
-    assert [seen[0], seen[1], seen[2], seen[4], seen[6]] == [0, "failed", 0, 1, 0]
+    assert seen[:7] == [0, "failed", 0, "failed", 0, "failed", 0], seen
+    assert [seen[8], seen[9], seen[10], seen[12]] == [1, "failed", 1, 0], seen
     assert store.read_sync(lambda tx: tx.halts.all()) == []
 
 

@@ -34,7 +34,7 @@ from coordhub.store.base import STALE_RETRIES, Ahead, Scan
 from coordhub.store.pgahead import MAX_AHEAD, PLAN_BY_INDEX, Layout, RowsAhead, effect, query
 from coordhub.store.pgpipe import Pipe, numbered
 from coordhub.store.tables import quota as quota_table
-from coordhub.store.tables.leases import Candidates
+from coordhub.store.tables.leases import BRIEF, Candidates
 from coordhub.store.tables.sessions import ACT, READ_AHEAD, SEEN_RESOLUTION, acted
 from coordhub.store.tx import Tx
 from tests.conftest import scratch_database
@@ -198,13 +198,16 @@ def test_a_scan_is_dropped_by_any_write_that_may_move_a_lease_into_it() -> None:
 
 
 def _actual(tx: Tx, scan: Scan, now: float, exclude: str | None, limit: int | None) -> Candidates:
-    """What the claim's queries answer now, asked of the database (Leases.candidates' own SQL)."""
+    """What the claim's queries answer now, asked of the database (Leases.candidates' own SQL), each row whole:
+    a scan read ahead keeps the ``description`` its own queries leave out (``Leases._ahead``)."""
     t = tx.leases
     queries = [t._at_scopes(scan.project_key, list(scan.scopes), now, None), t._unscoped(scan.project_key, now, None),
                t._due(now)]
     if scan.beneath is not None:
         queries.append(t._beneath_scope(scan.project_key, scan.beneath, now, exclude, limit))
-    rows = tx.ex.parts(queries, "fence")
+    whole = [(sql.replace(f"SELECT {BRIEF} ", "SELECT * ", 1), params) for sql, params in queries]
+    assert all(sql.startswith("SELECT * ") for sql, _ in whole), whole
+    rows = tx.ex.parts(whole, "fence")
     return Candidates(rows[0], rows[1], rows[3] if scan.beneath is not None else [], rows[2])
 
 

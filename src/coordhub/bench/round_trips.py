@@ -3,7 +3,8 @@
 Runs a hub (the core's :class:`~coordhub.core.hub.Hub` with its event bus, as
 ``coord serve`` does) on a PostgreSQL database under ``strace -f``, drives
 message sends to a known recipient, lease claims and lease releases, each
-alone (one unit per batch) and in batches of ``--batch`` units, and counts the
+alone (one unit per batch) and in batches of ``--batch`` units, and claims
+refused (a file another session holds) in such batches, and counts the
 writer thread's round trips: a ``sendto`` followed by a ``recvfrom`` on the
 same descriptor is one; and its sends to the database (``sendto`` system calls
 on a descriptor it receives answers on: each is the kernel's work, made with
@@ -42,11 +43,13 @@ from typing import Any
 from coordhub.core import leases, messages, tokens
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
+from coordhub.errors import LeaseConflict
 from coordhub.store import open_store
 from coordhub.store.base import Ahead
 
 MARK = "/coordhub-round-trips-commit-mark"  # stat()ed on the writer thread after every commit
 RECIPIENT = Actor("rt/recipient")
+HOLDER, HELD = Actor("rt/holder"), "src/held.py"  # the file every refused claim asks for, and who holds it
 _WARM_UP = 6  # units of each kind run before counting
 _CALL = re.compile(r"^(sendto|recvfrom)\((\d+),")
 
@@ -78,6 +81,8 @@ async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
     assert sender is not None and sender.token_epoch is not None
     for actor in (RECIPIENT, sender):  # both known to the hub before anything is counted
         await hub.mutate(actor, lambda tx, now: None)
+    await hub.mutate(HOLDER, lambda tx, now: leases.claim(tx, HOLDER, project_key="rt", resource=HELD,
+                                                          description="held for the refusals", ttl_hours=1, now=now))
     held: list[str] = []
     files = itertools.count()
 
@@ -89,6 +94,9 @@ async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
 
     def release(tx: Any, now: float) -> Any:  # stands for the release of the lease claimed last (see one)
         raise AssertionError("run by one() with the lease's id")
+
+    def refused(tx: Any, now: float) -> Any:  # a claim of the file HOLDER holds: refused with its description
+        return leases.claim(tx, sender, project_key="rt", resource=HELD, description=None, ttl_hours=1, now=now)
 
     async def one(op: Callable[[Any, float], Any]) -> None:
         # Each names the rows it looks up, as its route does (the recipient, the lease to release, the leases a
@@ -103,34 +111,49 @@ async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
                 tx, sender, project_key="rt", resource=resource, description=None, ttl_hours=1, now=now),
                 ahead=Ahead.of(scans=(leases.claim_scan("rt", resource),)))
             held.append(out.body["id"])
+        elif op is refused:
+            try:
+                await hub.mutate(sender, op, ahead=Ahead.of(scans=(leases.claim_scan("rt", HELD),)))
+            except LeaseConflict as exc:
+                assert "held for the refusals" in str(exc), exc
+            else:
+                raise AssertionError("a claim of a held file was granted")
         else:
             await hub.mutate(sender, op, ahead=Ahead(sessions=(RECIPIENT.session_id,), quotas=(sender.session_id,)))
 
     cases: list[dict[str, Any]] = []
     blockers: list[int] = []
-    for name, op in (("send", send), ("claim", claim), ("release", release)):
-        for _ in range(_WARM_UP):  # not counted: the first uses of each statement (warm caches)
-            await one(op)
-        first = writer.batches
-        for _ in range(batch * rounds):
-            await one(op)
-        cases.append({"case": f"{name} alone", "batches": [first, writer.batches]})
+
+    async def batched(op: Callable[[Any, float], Any]) -> None:
+        """Run ``batch`` units of ``op`` in one batch: queued while a unit that runs no SQL holds the writer."""
+        gate, running = threading.Event(), threading.Event()
+        blockers.append(writer.batches)
+
+        def block(tx: Any) -> None:
+            running.set()
+            gate.wait()
+
+        blocked = writer.submit_async(block)
+        await asyncio.to_thread(running.wait)
+        queued = [asyncio.ensure_future(one(op)) for _ in range(batch)]
+        await asyncio.sleep(0.05)  # every unit is in the writer's queue
+        gate.set()
+        await blocked
+        await asyncio.gather(*queued)
+
+    for name, op in (("send", send), ("claim", claim), ("release", release), ("refused claim", refused)):
+        if op is refused:  # a unit alone in its batch owns it: refused, it rolls the batch back, uncommitted
+            await batched(op)  # not counted: the first uses of each statement (warm caches)
+        else:
+            for _ in range(_WARM_UP):  # not counted, as above
+                await one(op)
+            first = writer.batches
+            for _ in range(batch * rounds):
+                await one(op)
+            cases.append({"case": f"{name} alone", "batches": [first, writer.batches]})
         first = writer.batches
         for _ in range(rounds):
-            gate, running = threading.Event(), threading.Event()
-            blockers.append(writer.batches)
-
-            def block(tx: Any, gate: threading.Event = gate, running: threading.Event = running) -> None:
-                running.set()
-                gate.wait()
-
-            blocked = writer.submit_async(block)
-            await asyncio.to_thread(running.wait)
-            queued = [asyncio.ensure_future(one(op)) for _ in range(batch)]
-            await asyncio.sleep(0.05)  # every unit is in the writer's queue
-            gate.set()
-            await blocked
-            await asyncio.gather(*queued)
+            await batched(op)
         cases.append({"case": f"{name} in a batch of {batch}", "batches": [first, writer.batches]})
     store.close()
     return {"tid": tid, "cases": cases, "blockers": blockers, "sizes": sizes}

@@ -337,7 +337,7 @@ class RowsAhead:
     """The rows read ahead for one batch, by table and by the key each unit named, and the scans (empty between
     batches)."""
 
-    __slots__ = ("rows", "spellings", "scans", "places", "held", "due_known", "due_at", "layout")
+    __slots__ = ("rows", "spellings", "scans", "places", "held", "due_known", "due_at", "layout", "writes")
 
     def __init__(self, layout: Layout | None = None) -> None:
         self.rows: dict[str, dict[str, Row | None]] = {}
@@ -353,6 +353,9 @@ class RowsAhead:
         self.due_known = False
         self.due_at: float | None = None
         self.layout = layout  # the leases table's (None: an INSERT of an active lease drops the scans it joins)
+        # Writes followed so far (ever increasing): a unit that fails having followed none left every row as it
+        # was, so what was read ahead stays current for the units after it (PostgresExecutor: ROLLBACK TO).
+        self.writes = 0
 
     def load(self, ahead: Ahead, answers: dict[str, Sequence[Row]]) -> None:
         """Keep the answers of :func:`query`'s reads by name: each key's row (None when there is none under it),
@@ -409,6 +412,7 @@ class RowsAhead:
         if not self.rows and not self.scans and not self.due_known:
             return
         for table, kind in effect(sql):
+            self.writes += 1
             if table == "leases":
                 self._follow_scans(sql, params, kind)
             rows = self.rows.get(table)

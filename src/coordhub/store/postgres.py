@@ -113,6 +113,7 @@ class PostgresExecutor:
         self._stop_ahead = False  # one held could not be adapted: nothing more is sent ahead until it is reported
         self._unit = -1  # the running unit's position in the batch; -1 before its first SAVEPOINT
         self._drop_release = False  # the failed unit's SAVEPOINT was never sent: nothing to roll back or release
+        self._ahead_at_unit = 0  # rows_ahead.writes when the running unit began (its SAVEPOINT)
         # A check that failed: every later statement of its unit raises it again, and so does settle(), so the
         # unit fails even if its code caught the exception (as some catch every CoordError of their own).
         self._refused: BaseException | None = None
@@ -220,6 +221,7 @@ class PostgresExecutor:
             self._ended = False
             self._savepoint_at = len(self._held)  # where it is held, until anything held is sent (_pipeline, ahead)
             self._hold(sql, ())
+            self._ahead_at_unit = self.rows_ahead.writes
         elif sql == _RELEASE:
             at, self._savepoint_at = self._savepoint_at, None
             if self._drop_release:
@@ -236,7 +238,8 @@ class PostgresExecutor:
         else:  # the running unit failed: what it still holds would only be undone
             self._refused = None
             self._savepoint_at = None
-            self.rows_ahead.clear()  # rows it changed are back as they were: read them again
+            if self.rows_ahead.writes != self._ahead_at_unit:  # rows it changed are back as they were: read them
+                self.rows_ahead.clear()  # again (a unit refused before it wrote, as most refused claims, changed none)
             sent, unsent = self._held[:self._sent], self._held[self._sent:]  # what was sent ahead stays
             mine = [h for h in unsent if h.unit == self._unit]
             self._held = sent + [h for h in unsent if h.unit != self._unit]

@@ -399,6 +399,7 @@ class BatchWriter:
         bare = not single and optimistic and ex.local  # a local batch's first run: no savepoint, changes watched
         isolated = not single and not bare
         changed = ex.changes() if bare else 0
+        self._tx.halts.unit_begins()
         if isolated:
             ex.execute("SAVEPOINT unit")
         try:

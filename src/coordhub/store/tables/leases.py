@@ -23,11 +23,6 @@ def is_live(row: Row, now: float) -> bool:
     return row["state"] == "active" and (row["expires_at"] is None or not row["expires_at"] <= now)
 
 
-def _brief(row: Row) -> Row:
-    """``row`` as :data:`BRIEF` reads it (a read ahead reads whole rows): without ``description``."""
-    return {k: v for k, v in row.items() if k != "description"}
-
-
 class Candidates(NamedTuple):
     """The rows :meth:`Leases.candidates` read, each list oldest grant first ([] for what was not read)."""
 
@@ -136,14 +131,18 @@ class Leases(Table):
     def _ahead(self, scan: Scan, now: float, exclude: str | None, beneath_limit: int | None,
                due: bool) -> Candidates | None:
         """:meth:`candidates` from the rows the batch read ahead (the unit named ``scan``; PostgreSQL), filtered
-        here as the queries filter, or None when they are not known (or leases are due: their rows are asked)."""
+        here as the queries filter, or None when they are not known (or leases are due: their rows are asked).
+
+        The rows are whole, ``description`` included (a read ahead reads them so, and follows the batch's writes
+        to them): a claim refused for one of them answers with its holder's description without asking for it
+        (``leases._whole``), which would cost the refusal a round trip, and its rollback one more."""
         scanned = self.ex.scanned(scan)
         if scanned is None or (due and not scanned.due_known):
             return None
         if due and scanned.due_at is not None and scanned.due_at <= now:
             return None
-        live = [_brief(r) for r in scanned.filed if is_live(r, now)]
-        below = [_brief(r) for r in scanned.beneath if is_live(r, now) and r["session_id"] != exclude]
+        live = [r for r in scanned.filed if is_live(r, now)]
+        below = [r for r in scanned.beneath if is_live(r, now) and r["session_id"] != exclude]
         return Candidates([r for r in live if r["scope"] in scan.scopes], [r for r in live if r["scope"] is None],
                           below[:beneath_limit] if beneath_limit is not None else below, [])
 

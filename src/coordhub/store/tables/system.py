@@ -44,6 +44,7 @@ class Halts(Table):
         super().__init__(ex)
         self._batch = False
         self._standing: list[Row] | None = None
+        self._read_in_unit = False  # _standing was read by the running unit (it may hold that unit's writes)
 
     def batch(self, active: bool, standing: list[Row] | None = None) -> None:
         """Start (True) or end (False) a write batch, forgetting what was read.
@@ -53,9 +54,16 @@ class Halts(Table):
         """
         self._batch, self._standing = active, (standing if active else None)
 
+    def unit_begins(self) -> None:
+        """A unit of the batch begins (the writer's ``_run_unit``): what was read so far was read before it."""
+        self._read_in_unit = False
+
     def forget(self) -> None:
-        """Drop what was read (a unit of the batch was rolled back)."""
-        self._standing = None
+        """A unit of the batch was rolled back: drop what was read, if that unit read it (it may hold a halt the
+        unit put or lifted). What was read before the unit stands: the rollback leaves the table as it was then,
+        and on PostgreSQL the next unit would ask again in a round trip of its own."""
+        if self._read_in_unit:
+            self._standing = None
 
     def get(self, scope: str = "*") -> Row | None:
         """The halt of a scope, or None when it is not halted."""
@@ -67,7 +75,7 @@ class Halts(Table):
             return list(self._standing)
         rows = self.ex.all(self.STANDING)
         if self._batch:
-            self._standing = rows
+            self._standing, self._read_in_unit = rows, True
         return list(rows)
 
     def put(self, row: Row) -> None:
