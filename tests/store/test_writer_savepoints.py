@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from coordhub.clock import ManualClock
-from coordhub.core import leases
+from coordhub.core import leases, messages
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.errors import NotFound
 from coordhub.store.sqlite import SQLiteStore
-from coordhub.store.tables.sessions import SEEN_RESOLUTION
+from coordhub.store.tables.sessions import MAX_CANDIDATES, SEEN_RESOLUTION
 from coordhub.store.tx import Tx
 from tests.core.test_batched_writes import _batch as _mutations
 from tests.store.test_rows_ahead import _one_batch, _row
@@ -205,3 +205,22 @@ def test_a_refused_write_of_a_sender_due_a_last_seen_writes_nothing_and_nothing_
     assert store.writer_runs_again()["isolated"] == 0
     assert {x.session_id: _row(store, x.session_id)["last_seen"] for x in (a, b, c)} == {
         a.session_id: start + 2 * SEEN_RESOLUTION, b.session_id: start, c.session_id: start + 2 * SEEN_RESOLUTION}
+
+
+def test_a_sender_whose_last_seen_waits_for_its_unit_end_is_still_seen_now_by_its_unit(store: SQLiteStore) -> None:
+    """What a unit reads of its own sender by ``last_seen`` counts it as seen now, though that is written last: a
+    send to a typo of its own id suggests the sender even when 256 sessions were seen since its last write
+    (``Sessions.known_ids`` ranks the acting session first), as when its upsert ran before the operation."""
+    clock = ManualClock()
+    hub = Hub(store, clock)
+    me = Actor("alpha/main")
+    hub.mutate_sync(me, lambda tx, now: None)
+    clock.advance(60)
+    for n in range(MAX_CANDIDATES):  # each seen after the sender: it is the 257th most recent
+        other = Actor(f"zz{n:03d}/main")
+        hub.mutate_sync(other, lambda tx, now: None)
+    clock.advance(60)  # the sender's last_seen is due: its send writes it last
+    got = hub.mutate_sync(me, lambda tx, now: messages.send(tx, me, to_session="alpha/mian", subject="s", body="b",
+                                                           now=now)).body
+    assert got["did_you_mean"] == ["alpha/main"], got
+    assert _row(store, me.session_id)["last_seen"] == clock.now()

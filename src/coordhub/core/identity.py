@@ -138,15 +138,16 @@ def addressed(tx: Tx, spelling: str, now: float) -> tuple[str, bool, Row]:
     return str(row["session_id"]), row["known_since"] is not None, row
 
 
-def close_matches(tx: Tx, spelling: str, limit: int = 3) -> list[str]:
+def close_matches(tx: Tx, spelling: str, acting: str, limit: int = 3) -> list[str]:
     """Known session ids that look like ``spelling`` (difflib, case-insensitive), best first; for typo warnings.
 
     Only the most recently seen known sessions are candidates
-    (``Sessions.known_ids``, 256): difflib compares each one, and this runs
-    inside the send's transaction, so its cost must stay bounded (about 10 ms
-    at 256 candidates on the 2-core test machine).
+    (``Sessions.known_ids``, 256, the ``acting`` session among them: it is
+    seen now): difflib compares each one, and this runs inside the send's
+    transaction, so its cost must stay bounded (about 10 ms at 256
+    candidates on the 2-core test machine).
     """
-    known = {fold(s): s for s in tx.sessions.known_ids()}
+    known = {fold(s): s for s in tx.sessions.known_ids(acting)}
     return [known[k] for k in difflib.get_close_matches(fold(spelling), list(known), n=limit, cutoff=0.6)]
 
 

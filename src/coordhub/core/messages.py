@@ -146,7 +146,7 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     out = render({**row, "seq": seq, "ack_deadline": deadline}, actor.session_id)
     out["recipient_known"] = known
     if known is False and to is not None:
-        out["did_you_mean"] = close_matches(tx, to)
+        out["did_you_mean"] = close_matches(tx, to, actor.session_id)
     return out
 
 

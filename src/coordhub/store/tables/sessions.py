@@ -90,8 +90,9 @@ class Sessions(Table):
         Returns the upsert when it is the caller's to run, last, once the
         unit's own work has succeeded; None when it has been run or sent. That
         is so on a local store for a known session whose ``last_seen`` is due:
-        the upsert would move only ``last_seen``, which nothing in the unit
-        reads of its own sender, and run before the unit's checks it would
+        the upsert would move only ``last_seen``, which what the unit reads
+        of its own sender takes as now (:meth:`known_ids`; a stale takeover
+        reads another holder's), and run before the unit's checks it would
         make a refused unit one that changed rows, which a SQLite batch's
         first run undoes by running again (``BatchWriter._run_unit``). Left
         to the end, a refusal writes nothing, as a savepoint would have left it.
@@ -144,10 +145,14 @@ class Sessions(Table):
         assert row is not None
         return row
 
-    def known_ids(self) -> list[str]:
-        """Ids of sessions the hub knows (not merely addressed), most recently seen first, at most MAX_CANDIDATES."""
+    def known_ids(self, acting: str | None = None) -> list[str]:
+        """Ids of sessions the hub knows (not merely addressed), most recently seen first, at most MAX_CANDIDATES.
+
+        ``acting``: the session whose write is running, counted as seen now, first, whatever its stored
+        ``last_seen``: a local store writes that only at the unit's end (:meth:`act_then`).
+        """
         rows = self.ex.all("SELECT session_id FROM sessions WHERE known_since IS NOT NULL "
-                           "ORDER BY last_seen DESC LIMIT ?", (MAX_CANDIDATES,))
+                           "ORDER BY session_key = lower(?) DESC, last_seen DESC LIMIT ?", (acting, MAX_CANDIDATES))
         return [str(r["session_id"]) for r in rows]
 
     def get(self, session_id: str) -> Row | None:
