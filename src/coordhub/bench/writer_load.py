@@ -25,6 +25,7 @@ import itertools
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from coordhub.core import leases, messages
@@ -76,16 +77,15 @@ async def run(url: str, case: str, units: int, tasks: int = 64) -> dict[str, Any
         await hub.mutate(actor, lambda tx, now: leases.release(tx, actor, got.body["id"], now),
                          ahead=Ahead(leases=(got.body["id"],)))
 
-    per = 1 if case == "send" else 2  # units an iteration runs (a refused contended claim runs one)
+    # What task k runs in its iteration i, and the units an iteration runs (a refused contended claim runs one).
+    step: Callable[[int, int], Awaitable[None]] = {
+        "send": lambda k, i: send(), "lease": lambda k, i: cycle(),
+        "contended": lambda k, i: contend(contenders[k], f"c{(k + i) % CONTENDED_FILES}")}[case]
+    per = 1 if case == "send" else 2
 
     async def worker(k: int) -> None:
         for i in range(units // (tasks * per)):
-            if case == "send":
-                await send()
-            elif case == "lease":
-                await cycle()
-            else:
-                await contend(contenders[k], f"c{(k + i) % CONTENDED_FILES}")
+            await step(k, i)
 
     writer = store._writer  # type: ignore[attr-defined]  # its batch and unit counters, its thread
     writer_clock = time.pthread_getcpuclockid(writer._thread.ident)
