@@ -309,6 +309,22 @@ def test_releasing_a_released_conversation_answers_the_first_release(api: Api, t
     assert again.status_code == 201 and again.json()["sequence"] == 5
 
 
+def test_an_unanswered_request_is_released_to_its_destination_and_a_second_release_needs_no_to(
+        api: Api, trio: Any) -> None:
+    """Review: with nobody else having written, a release without ``to`` was a 422, and so was releasing the
+    conversation again once it was released (where the docs promise the first release, 200 ``dedup``)."""
+    alice, bob, _ = trio
+    assert field_turn(api, alice, "ratio.web", conversation="cancel-me").status_code == 201
+    first = api.post(f"{URL}/cancel-me/release", json={"release_status": "cancelled"}, headers=alice)
+    assert first.status_code == 201, first.text
+    assert (first.json()["to"], first.json()["sequence"]) == ("ratio.web", 2)
+    for who in (alice, bob):
+        again = api.post(f"{URL}/cancel-me/release", json={"release_status": "cancelled"}, headers=who)
+        assert again.status_code == 200, again.text
+        assert (again.json()["id"], again.json()["decision"]) == (first.json()["id"], "dedup")
+    assert api.get(f"{URL}/inbox", headers=bob).json() == []
+
+
 def test_another_machines_status_gives_counts_but_no_conversation_ids(api: Api, trio: Any) -> None:
     """``status`` of another machine showed the newest pending turn's file name, which holds the conversation's
     id (found by a review): a non-party now gets the counts and ages only; the machine's own sessions and

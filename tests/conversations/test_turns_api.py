@@ -238,6 +238,22 @@ def test_unshown_marks_turns_shown_once(api: Api, pair: Any) -> None:
     assert api.post("/api/coord/messages/unshown", json={"limit": 3}, headers=homelab).json()["turns"] == []
 
 
+def test_a_new_address_shows_its_pending_turns_older_than_the_last_shown_elsewhere(api: Api, pair: Any) -> None:
+    """Review: the shown-turns cursor was one per session, so a session that moved to another address (seed 004's
+    sender re-declares its project on every send) never saw the pending turns there older than its last shown."""
+    career, _ = pair
+    other = agent(api, "velox/other", "velox", "other")
+    send(api, career, "velox.homelab", org(conversation="to-homelab"))
+    send(api, career, "velox.other", org(conversation="to-other"))
+    shown = api.post("/api/coord/messages/unshown", json={"limit": 5}, headers=other).json()
+    assert [t["conversation_id"] for t in shown["turns"]] == ["to-other"]
+    assert api.put(f"{URL}/profile", json={"project": "homelab"}, headers=other).status_code == 200
+    moved = api.post("/api/coord/messages/unshown", json={"limit": 5}, headers=other).json()
+    assert [t["conversation_id"] for t in moved["turns"]] == ["to-homelab"]
+    assert api.put(f"{URL}/profile", json={"tools": ["git"]}, headers=other).status_code == 200  # same address
+    assert api.post("/api/coord/messages/unshown", json={"limit": 5}, headers=other).json()["turns"] == []
+
+
 MOST = 4.5 * 2**20  # bytes one unshown answer may take: about 4 MiB of text and one more row's short fields
 WIDE = "漢" * (80 * 1024) + "\n"  # a body of 240 KiB of UTF-8; a turn answers it twice (body and file): ~480 KiB
 

@@ -78,12 +78,16 @@ def set_profile(tx: Tx, actor: Actor, *, machine: str | None = None, project: st
     nothing would bind it to a machine. Admins (and ``--no-auth`` callers) may
     declare any machine. A change of machine or project that would take the
     session out of a standing halt or its pause is refused as the halt refuses
-    writes (423, :func:`coordhub.core.halt.refuse_leaving`).
+    writes (423, :func:`coordhub.core.halt.refuse_leaving`). A new address
+    restarts the session's shown-turns cursor (:func:`coordhub.core.conversations.unshown`).
     """
     row, new_machine, new_project = declared(tx, actor, machine=machine, project=project, tools=tools)
     new_tools = json.dumps(list(dict.fromkeys(tools))) if tools is not None else row.get("tools")
     if (new_machine, new_project, new_tools) != (row.get("machine"), row.get("project"), row.get("tools")):
-        tx.conversations.set_profile(actor.session_id, new_machine, new_project, new_tools)
+        # The shown-turns cursor counts turns to the old address: kept, it would hide every pending turn to the
+        # new one older than the last shown there. From 0, the hooks show them all (at least once, as promised).
+        moved = (new_machine, new_project) != (row.get("machine"), row.get("project"))
+        tx.conversations.set_profile(actor.session_id, new_machine, new_project, new_tools, restart_shown=moved)
         emit(tx, "conversation.profile", now, session_id=actor.session_id, machine=new_machine,
              project=new_project, tools=json.loads(new_tools) if new_tools else [])
     return profile(tx, actor)

@@ -507,15 +507,18 @@ def status(tx: Tx, actor: Actor, machine: str | None, now: float, halt_active: b
 
 def release_draft(tx: Tx, actor: Actor, conversation_id: str, *, to: str | None, release_status: str | None,
                   body: str | None, now: float) -> Draft:
-    """A release turn for a conversation (field form); ``to`` defaults to the last other party that wrote in it."""
+    """A release turn for a conversation (field form); ``to`` defaults to the other party of its last turn that
+    has one (its sender, or the address it was sent to: an unanswered request is released to its destination).
+    A conversation released already answers its release (200 ``dedup``) whatever ``to`` says."""
     conv = tx.conversations.get(orgturn.check_conversation_id(conversation_id))
     mine = addressing.address_of(tx, actor.session_id)
     if conv is None or not _takes_part(tx, actor, conv, mine):
         raise NotFound(_unseen(conversation_id, actor))
     if to is None:
-        to = tx.conversations.last_other_sender(conversation_id, mine)
+        to = tx.conversations.last_other_party(conversation_id, mine)
         if to is None:
-            raise Invalid("nobody else wrote in this conversation: name the destination (`to`)", field="to")
+            raise Invalid("no other party wrote in this conversation or was written to: name the destination "
+                          "(`to`)", field="to")
     d = turns.draft(to=to, conversation_id=conversation_id, type="release", title=conv["title"],
                     body=body or "Released.", release_status=release_status or "complete", now=now)
     return dataclasses.replace(d, release_once=True)

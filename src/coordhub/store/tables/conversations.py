@@ -82,11 +82,16 @@ class Conversations(Table):
         return self.ex.one("SELECT * FROM turns WHERE conversation_id = ? AND sequence = ?",
                            (conversation_id, sequence))
 
-    def last_other_sender(self, conversation_id: str, address: str | None) -> str | None:
-        """The from address of the newest accepted turn not sent from ``address``, or None."""
-        row = self.ex.one("SELECT from_address FROM turns WHERE conversation_id = ? AND decision = 'process' "
-                          "AND from_address <> ? ORDER BY sequence DESC LIMIT 1", (conversation_id, address or ""))
-        return str(row["from_address"]) if row else None
+    def last_other_party(self, conversation_id: str, address: str | None) -> str | None:
+        """The other address of the newest accepted turn with one besides ``address`` (its sender, else its
+        destination), or None."""
+        own = address or ""
+        row = self.ex.one("SELECT from_address, to_address FROM turns WHERE conversation_id = ? "
+                          "AND decision = 'process' AND (from_address <> ? OR to_address <> ?) "
+                          "ORDER BY sequence DESC LIMIT 1", (conversation_id, own, own))
+        if row is None:
+            return None
+        return str(row["from_address"] if row["from_address"] != own else row["to_address"])
 
     def authored(self, conversation_id: str, author: str) -> bool:
         """Whether ``author`` wrote any turn (accepted or refused) under this conversation id."""
@@ -179,9 +184,12 @@ class Conversations(Table):
 
     # ---- addresses and tools ------------------------------------------------
 
-    def set_profile(self, session_id: str, machine: str | None, project: str | None, tools: str | None) -> None:
-        """Set a session's declared machine, project and tools (JSON array text)."""
-        self.ex.execute("UPDATE sessions SET machine = ?, project = ?, tools = ? WHERE session_id = ?",
+    def set_profile(self, session_id: str, machine: str | None, project: str | None, tools: str | None, *,
+                    restart_shown: bool = False) -> None:
+        """Set a session's declared machine, project and tools (JSON array text); ``restart_shown``: move its
+        shown-turns cursor back to 0 as well."""
+        self.ex.execute("UPDATE sessions SET machine = ?, project = ?, tools = ?"
+                        + (", turns_shown = 0" if restart_shown else "") + " WHERE session_id = ?",
                         (machine, project, tools, session_id))
 
     def addresses(self) -> list[Row]:
