@@ -141,6 +141,20 @@ def test_session_start_after_clear_or_compact_keeps_the_incarnation(fleet: Fleet
     assert a.presence()["incarnation"] == 2
 
 
+def test_a_new_incarnation_is_shown_what_its_predecessor_never_was_flagged_as_its(fleet: Fleet) -> None:
+    """Review: a direct message sent while the session's earlier process was live vanished from the next one's
+    SessionStart, prompt hooks and inbox, though no process had been shown it."""
+    a, b = fleet.a, fleet.b
+    a.hook("session-start", hook_event_name="SessionStart", source="startup")
+    b.send(A, "are you there?", "Reply when you can.")
+    a.hook("session-end", hook_event_name="SessionEnd", reason="other").silent()
+    ctx = a.hook("session-start", hook_event_name="SessionStart", source="startup").context("SessionStart")
+    assert a.presence()["incarnation"] == 2
+    assert f"MESSAGE FROM {B} — are you there?" in ctx
+    assert "SENT TO YOUR EARLIER INCARNATION 1: MAY NO LONGER APPLY" in ctx
+    a.hook("prompt", hook_event_name="UserPromptSubmit", prompt="go on").silent()  # shown once
+
+
 def test_session_start_after_clear_shows_messages_shown_before(fleet: Fleet) -> None:
     a = fleet.a
     fleet.b.send(A, "still unread", "You saw me once already.")

@@ -212,7 +212,7 @@ def test_reads_see_committed_writes(store: Store) -> None:
 
 def test_lookups_return_none_or_empty_when_missing(store: Store) -> None:
     assert store.read_sync(lambda tx: tx.leases.get("nope")) is None
-    assert store.read_sync(lambda tx: tx.messages.unread_direct("x", 0, 10)) == []
+    assert store.read_sync(lambda tx: tx.messages.unread_direct("x", 10)) == []
     assert store.read_sync(lambda tx: tx.sessions.broadcast_cursor("x")) == 0
     assert store.read_sync(lambda tx: tx.events.last_id()) == 0
 

@@ -189,6 +189,9 @@ class MessageOut(Out):
     read_at: str | None
     acked_at: str | None
     to_incarnation: int | None
+    earlier_incarnation: bool | None = Field(None, description="In an inbox and /messages/unshown: true when the "
+                                             "message was sent while an earlier incarnation of the session was "
+                                             "live (it was meant for that process and may no longer apply).")
     delivered_at: str | None
     deliveries: int
     ack_deadline: str | None

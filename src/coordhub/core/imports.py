@@ -16,7 +16,8 @@ batch in one transaction, as an admin. Three kinds of item:
 ``presence``
     A session last seen at a time, recorded as one ended incarnation
     (offline): a process of the old system never talks to the hub, and a
-    live incarnation would hide from its successor the messages sent to it.
+    live incarnation would have the messages sent to it flagged as its
+    predecessor's to every later incarnation.
     Never overrides presence the session itself reported to the hub.
 ``notification``
     An event of a session's offline notification queue, kept as a

@@ -97,7 +97,8 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     id) and, unless ``to_session`` says otherwise (``"ALL_SESSIONS"`` to
     answer the whole fleet), goes to the parent's sender. A direct message
     records the recipient's live incarnation (or the given
-    ``to_incarnation``) so a successor never takes it as news. An
+    ``to_incarnation``): a later incarnation still gets it as unread, flagged
+    as sent to its predecessor (:func:`unshown`). An
     ack-required direct message is redelivered every ``ack_wait_seconds``
     until acked, at most ``max_deliveries`` times, then dead-lettered (see
     :func:`process_ack_deadlines`). ``queued_at`` is when a client first
@@ -203,24 +204,27 @@ def inbox_page(tx: Tx, session_id: str, *, unread_only: bool, limit: int = 100, 
     :data:`~coordhub.core.paging.PAGE_BYTES` of subjects and bodies (at least
     one message). The next answer starts at ``after_seq=`` the returned seq
     for unread messages, ``before_seq=`` it for history. Reading marks nothing
-    read, so an unread message left out of this answer is still unread.
+    read, so an unread message left out of this answer is still unread. Each
+    message carries ``earlier_incarnation`` (see :func:`unshown`).
     """
     limit = max(1, min(limit, MAX_INBOX))
+    session = tx.sessions.get(session_id)
     if unread_only:
         def fetch(k: int, last: Row | None) -> list[Row]:
-            return _unread(tx, session_id, k, after_seq if last is None else int(last["seq"]))
+            return _unread(tx, session_id, session, k, after_seq if last is None else int(last["seq"]))
     else:
         def fetch(k: int, last: Row | None) -> list[Row]:
             return tx.messages.history(session_id, (before_seq or 2**62) if last is None else int(last["seq"]), k)
     rows, more = paging.take(fetch, limit, TEXT)
-    return [render(r, session_id) for r in rows], (int(rows[-1]["seq"]) if more and rows else None)
+    incarnation = int(session["incarnation"]) if session else 0
+    return ([_flagged(render(r, session_id), incarnation) for r in rows],
+            (int(rows[-1]["seq"]) if more and rows else None))
 
 
-def _unread(tx: Tx, session_id: str, limit: int, after_seq: int) -> list[Row]:
-    row = tx.sessions.get(session_id)
-    incarnation = int(row["incarnation"]) if row else 0
+def _unread(tx: Tx, session_id: str, row: Row | None, limit: int, after_seq: int) -> list[Row]:
+    """Unread messages above ``after_seq``, oldest first; ``row``: the session's row (None: never seen)."""
     cursor = max(int(row["broadcast_cursor"]) if row else 0, after_seq)
-    rows = (tx.messages.unread_direct(session_id, incarnation, limit, after_seq)
+    rows = (tx.messages.unread_direct(session_id, limit, after_seq)
             + tx.messages.unread_broadcasts(session_id, cursor, limit))
     rows.sort(key=lambda r: r["seq"])
     return rows[:limit]
@@ -229,9 +233,8 @@ def _unread(tx: Tx, session_id: str, limit: int, after_seq: int) -> list[Row]:
 def unread_count(tx: Tx, session_id: str) -> int:
     """How many messages the session has not read (direct and broadcast)."""
     row = tx.sessions.get(session_id)
-    incarnation = int(row["incarnation"]) if row else 0
     cursor = int(row["broadcast_cursor"]) if row else 0
-    return (tx.messages.unread_direct_count(session_id, incarnation)
+    return (tx.messages.unread_direct_count(session_id)
             + tx.messages.unread_broadcast_count(session_id, cursor))
 
 
@@ -240,7 +243,11 @@ def unshown(tx: Tx, actor: Actor, limit: int, now: float) -> dict[str, Any]:
 
     "Shown" is the first step of a delivery (shown → read → acked): a hook
     injects these into the agent's context once. A redelivered message
-    becomes unshown again. An answer holds about
+    becomes unshown again. A direct message sent while an earlier
+    incarnation of the session was live is shown too (nobody was shown it:
+    unread is unread, seed 000), with ``earlier_incarnation`` true, so the
+    agent knows it was meant for its predecessor and may no longer apply
+    (a stale completion must not be taken as news: Gas Town #909). An answer holds about
     :data:`~coordhub.core.paging.PAGE_BYTES` of subjects and bodies at most
     (at least one message); ``more`` counts what is left, still unshown, for
     the next call.
@@ -252,14 +259,14 @@ def unshown(tx: Tx, actor: Actor, limit: int, now: float) -> dict[str, Any]:
 
     def fetch(k: int, last: Row | None) -> list[Row]:
         after = 0 if last is None else int(last["seq"])
-        found = (tx.messages.unshown_direct(actor.session_id, incarnation, k, after)
+        found = (tx.messages.unshown_direct(actor.session_id, k, after)
                  + tx.messages.unshown_broadcasts(actor.session_id, max(cursor, after), k))
         found.sort(key=lambda r: r["seq"])
         return found[:k]
 
     shown, more = paging.take(fetch, limit, TEXT)  # only what is answered is marked shown: nothing left out is lost
     # counted before marking; no count when nothing was left out
-    left = tx.messages.unshown_count(actor.session_id, incarnation, cursor) - len(shown) if more else 0
+    left = tx.messages.unshown_count(actor.session_id, cursor) - len(shown) if more else 0
     for r in shown:
         tx.messages.mark_delivered(actor.session_id, r["seq"], now)
     if any(r["to_session"] is None for r in shown):
@@ -267,8 +274,16 @@ def unshown(tx: Tx, actor: Actor, limit: int, now: float) -> dict[str, Any]:
         new = first - 1 if first is not None else tx.messages.last_broadcast_seq()
         if new > cursor:
             tx.sessions.set_cursor(actor.session_id, "broadcast_shown_cursor", new)
-    return {"messages": [render({**r, "delivered_at": now}, actor.session_id) for r in shown],
+    return {"messages": [_flagged(render({**r, "delivered_at": now}, actor.session_id), incarnation)
+                         for r in shown],
             "more": max(0, left)}
+
+
+def _flagged(message: dict[str, Any], incarnation: int) -> dict[str, Any]:
+    """``message`` with ``earlier_incarnation``: whether it was sent to an incarnation before ``incarnation``."""
+    sent_to = message["to_incarnation"]
+    message["earlier_incarnation"] = sent_to is not None and sent_to < incarnation
+    return message
 
 
 def _recipient_of(actor: Actor, row: Row, verb: str) -> None:

@@ -2,7 +2,7 @@
 
 A session *registers* when an agent process starts; each registration starts
 a new **incarnation** (1, 2, …), so a message or completion meant for an
-earlier process is never taken as news by its successor. The agent then
+earlier process is flagged so to its successor, never taken as news for it. The agent then
 *heartbeats*; the state is derived from the time since the last heartbeat on
 the hub's clock (seed 002 kept the same three tiers, 5 and 15 minutes, but
 never implemented the third):

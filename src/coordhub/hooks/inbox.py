@@ -76,6 +76,8 @@ def banner(msg: dict[str, Any], body: str | None = None) -> str:
         tags.append("ACK REQUIRED")
     if (msg.get("deliveries") or 1) > 1:
         tags.append(f"DELIVERY {one_line(msg['deliveries'])}")
+    if msg.get("earlier_incarnation"):
+        tags.append(f"SENT TO YOUR EARLIER INCARNATION {one_line(msg.get('to_incarnation'))}: MAY NO LONGER APPLY")
     meta = f"id {one_line(msg.get('id'))} · {when(msg.get('created_at'))}"
     if msg.get("queued_at"):  # written while the hub was unreachable: when the sender wrote it
         meta += f" (queued {when(msg.get('queued_at'))})"

@@ -8,8 +8,9 @@ what is unread, not with history. The same holds for "not yet shown to the
 agent" (``delivered_at``), with ``broadcast_shown_cursor``.
 
 Incarnations: a direct message sent to a live incarnation records it in
-``to_incarnation``; the unread and unshown queries of a later incarnation skip
-it (it was meant for a predecessor).
+``to_incarnation``. Unread is unread whichever incarnation reads it: the
+queries here do not filter by it; the core flags what a later incarnation is
+shown (:func:`coordhub.core.messages.unshown`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ _COLS = ("m.seq, m.id, m.from_session, m.to_session, m.project_key, m.subject, m
          "m.reply_to, m.importance, m.message_type, m.requires_ack, m.created_at, m.to_incarnation, "
          "m.ack_wait_seconds, m.max_deliveries, m.escalate_to, m.queued_at, m.origin_id")
 _RECEIPT = "r.read_at, r.acked_at, r.delivered_at, r.deliveries, r.ack_deadline, r.dead_at"
-_CURRENT = "(m.to_incarnation IS NULL OR m.to_incarnation >= ?)"
 _DIRECT = f"SELECT {_COLS}, {_RECEIPT} FROM receipts r JOIN messages m ON m.seq = r.message_seq "
 _BROADCAST = (f"SELECT {_COLS}, {_RECEIPT} FROM messages m LEFT JOIN receipts r "
               "ON r.message_seq = m.seq AND r.session_id = ? ")
@@ -56,12 +56,12 @@ class Messages(Table):
         """A message by seq with ``session_id``'s receipt fields."""
         return self.ex.one(_BROADCAST + "WHERE m.seq = ?", (session_id, seq))
 
-    def unread_direct(self, session_id: str, incarnation: int, limit: int, after_seq: int = 0) -> list[Row]:
-        """Oldest-first unread direct messages of a session's current incarnation."""
+    def unread_direct(self, session_id: str, limit: int, after_seq: int = 0) -> list[Row]:
+        """Oldest-first unread direct messages of a session above ``after_seq``."""
         return self.ex.all(
-            _DIRECT + f"WHERE r.session_id = ? AND r.read_at IS NULL AND m.to_session IS NOT NULL "
-            f"AND r.message_seq > ? AND {_CURRENT} ORDER BY r.message_seq LIMIT ?",
-            (session_id, after_seq, incarnation, limit))
+            _DIRECT + "WHERE r.session_id = ? AND r.read_at IS NULL AND m.to_session IS NOT NULL "
+            "AND r.message_seq > ? ORDER BY r.message_seq LIMIT ?",
+            (session_id, after_seq, limit))
 
     def unread_broadcasts(self, session_id: str, after_seq: int, limit: int) -> list[Row]:
         """Oldest-first broadcasts above ``after_seq`` not sent by and not yet read by the session."""
@@ -70,21 +70,21 @@ class Messages(Table):
             "ORDER BY m.seq LIMIT ?",
             (session_id, after_seq, session_id, limit))
 
-    def unshown_direct(self, session_id: str, incarnation: int, limit: int, after_seq: int = 0) -> list[Row]:
+    def unshown_direct(self, session_id: str, limit: int, after_seq: int = 0) -> list[Row]:
         """Oldest-first unread direct messages above ``after_seq`` not yet shown (delivered) to the session's
         agent."""
         return self.ex.all(
-            _DIRECT + f"WHERE r.session_id = ? AND r.delivered_at IS NULL AND r.read_at IS NULL "
-            f"AND m.to_session IS NOT NULL AND r.message_seq > ? AND {_CURRENT} ORDER BY r.message_seq LIMIT ?",
-            (session_id, after_seq, incarnation, limit))
+            _DIRECT + "WHERE r.session_id = ? AND r.delivered_at IS NULL AND r.read_at IS NULL "
+            "AND m.to_session IS NOT NULL AND r.message_seq > ? ORDER BY r.message_seq LIMIT ?",
+            (session_id, after_seq, limit))
 
-    def unshown_count(self, session_id: str, incarnation: int, after_seq: int) -> int:
+    def unshown_count(self, session_id: str, after_seq: int) -> int:
         """How many messages :meth:`unshown_direct` and :meth:`unshown_broadcasts` (above ``after_seq``) would
         give in all; no message text is read."""
         direct = self.ex.one(
             "SELECT COUNT(*) AS n FROM receipts r JOIN messages m ON m.seq = r.message_seq WHERE r.session_id = ? "
-            f"AND r.delivered_at IS NULL AND r.read_at IS NULL AND m.to_session IS NOT NULL AND {_CURRENT}",
-            (session_id, incarnation))
+            "AND r.delivered_at IS NULL AND r.read_at IS NULL AND m.to_session IS NOT NULL",
+            (session_id,))
         broadcast = self.ex.one(
             "SELECT COUNT(*) AS n FROM messages m LEFT JOIN receipts r ON r.message_seq = m.seq AND r.session_id = ? "
             "WHERE m.to_session IS NULL AND m.seq > ? AND m.from_session <> ? AND r.read_at IS NULL "
@@ -143,11 +143,11 @@ class Messages(Table):
         row = self.ex.one("SELECT MAX(seq) AS seq FROM messages WHERE to_session IS NULL")
         return int(row["seq"]) if row and row["seq"] is not None else 0
 
-    def unread_direct_count(self, session_id: str, incarnation: int) -> int:
-        """How many direct messages the session's current incarnation has not read."""
+    def unread_direct_count(self, session_id: str) -> int:
+        """How many direct messages the session has not read."""
         row = self.ex.one("SELECT COUNT(*) AS n FROM receipts r JOIN messages m ON m.seq = r.message_seq "
-                          f"WHERE r.session_id = ? AND r.read_at IS NULL AND m.to_session IS NOT NULL AND {_CURRENT}",
-                          (session_id, incarnation))
+                          "WHERE r.session_id = ? AND r.read_at IS NULL AND m.to_session IS NOT NULL",
+                          (session_id,))
         return int(row["n"]) if row else 0
 
     def unread_broadcast_count(self, session_id: str, after_seq: int) -> int:
