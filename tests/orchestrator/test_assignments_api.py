@@ -289,6 +289,29 @@ def test_rate_limit_pauses_dispatch_fleet_wide(orch: Api, clock: ManualClock, la
     assert server.next() is not None
 
 
+def test_an_admin_lifts_a_pause_and_an_ended_attempt_neither_pauses_nor_moves_a_done_branch(
+        orch: Api, clock: ManualClock, laptop: Host, server: Host, user: dict[str, str]) -> None:
+    """Review: a worker can forge a rate-limit report (it writes into its own claude's output), and no verb lifted
+    the pause; a report on an attempt already ended still paused dispatch, and rewrote the branch of a done
+    assignment, which the pipeline then merges and deletes."""
+    assign(orch, user, issue=1, machine="laptop")
+    job = laptop.next()
+    assert job is not None
+    laptop.report(job, "running", telemetry={"rate_limited_for": 6 * 3600}, branch="coord/app-1")
+    assert orch.get(f"{ORCH}/status", headers=user).json()["paused"] is not None
+    assert orch.delete(f"{ORCH}/pause", headers=user).status_code == 403  # not an admin
+    lifted = orch.delete(f"{ORCH}/pause", headers=orch.admin)
+    assert lifted.status_code == 200 and lifted.json()["was"]["reason"].startswith("rate limit reported by laptop")
+    assert orch.get(f"{ORCH}/status", headers=user).json()["paused"] is None
+    assert orch.delete(f"{ORCH}/pause", headers=orch.admin).json() == {"was": None}
+    laptop.report(job, "done", branch="coord/app-1")
+    late = laptop.report(job, telemetry={"rate_limited_for": 6 * 3600}, branch="main", pushed=False)
+    assert (late["state"], late["branch"], late["pushed"]) == ("done", "coord/app-1", False)
+    assert orch.get(f"{ORCH}/status", headers=user).json()["paused"] is None
+    assign(orch, user, issue=2, machine="server")
+    assert server.next() is not None
+
+
 def test_log_relay_is_resumable_and_bounded(orch: Api, laptop: Host, user: dict[str, str]) -> None:
     from coordhub.core import assignments
 

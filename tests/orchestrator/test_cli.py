@@ -155,6 +155,22 @@ def test_log_wait_stop_retry(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> Non
     assert "only a stuck or needs_input one is resumed" in me.fails(4, "resume-stuck", queued, "--guidance", "x").err
 
 
+def test_unpause_lifts_a_rate_limit_pause(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    admin, me = cli
+    admin.ok("config", "apply")
+    me.json("assign", "laptop", "api", "42")
+    host = HttpHost(live_hub, "laptop")
+    job = host.next()
+    assert job is not None
+    assert host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "running",
+                                                       "telemetry": {"rate_limited_for": 3600}}).status_code == 200
+    assert "DISPATCH PAUSED" in me.ok("status").out
+    lifted = admin.ok("unpause").out
+    assert lifted.startswith("dispatch resumed (was paused until ") and "rate limit reported by laptop" in lifted
+    assert "DISPATCH PAUSED" not in me.ok("status").out
+    assert admin.json("unpause") == {"was": None}
+
+
 def test_watch_with_an_id_follows_the_worker(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
     admin, me = cli
     admin.ok("config", "apply")

@@ -264,6 +264,12 @@ class FleetOut(Out):
     totals: dict[str, Any]
 
 
+class UnpauseOut(Out):
+    """``DELETE /api/coord/orchestrator/pause``: the pause lifted (``{paused_until, reason}``), or null."""
+
+    was: dict[str, Any] | None
+
+
 class ReconcileOut(Out):
     """What one reconciliation pass did."""
 

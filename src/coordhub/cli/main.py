@@ -51,6 +51,7 @@ LAZY_COMMANDS = {
     "stop": "coordhub.cli.orchestrator:stop", "wait": "coordhub.cli.orchestrator:wait",
     "retry": "coordhub.cli.orchestrator:retry", "resume-stuck": "coordhub.cli.orchestrator:resume_stuck",
     "log": "coordhub.cli.orchestrator:log", "reconcile": "coordhub.cli.orchestrator:reconcile",
+    "unpause": "coordhub.cli.orchestrator:unpause",
     "test": "coordhub.cli.pipeline:test", "review": "coordhub.cli.pipeline:review", "fix": "coordhub.cli.pipeline:fix",
     "accept": "coordhub.cli.pipeline:accept", "stages": "coordhub.cli.pipeline:stages",
     "done": "coordhub.cli.pipeline:done",

@@ -167,6 +167,18 @@ def resume_stuck(
                                              f"on {_where(x)}, model {_model(x)}"))
 
 
+def unpause(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """Lift the fleet-wide dispatch pause that a worker's rate-limit report set (admin).
+
+    `coord status` shows the pause (DISPATCH PAUSED until …). A pause lasts at most 6 hours; lift it when the
+    limit was reset early or the report was not to be trusted. A later rate-limit report pauses again.
+    """
+    done = call(ctx, lambda c: orch(c).unpause(), admin=True)
+    show(done, as_json, lambda d: console.print(
+        one_line(f"dispatch resumed (was paused until {d['was']['paused_until']}: {d['was']['reason']})")
+        if d["was"] else "dispatch was not paused"))
+
+
 def reconcile(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     """Run the hub's reconciliation pass now (it also runs by itself in `coord serve`)."""
     done = call(ctx, lambda c: orch(c).reconcile())

@@ -99,6 +99,10 @@ class OrchestratorClient:
         """Make ``config`` (coordinator.yml parsed to JSON) the hub's active configuration (admin)."""
         return self.client.call("PUT", BASE + "/config", body=config, queue=False)
 
+    def unpause(self) -> Any:
+        """Lift the fleet-wide dispatch pause (admin): ``{was}``, the pause lifted or None."""
+        return self.client.call("DELETE", BASE + "/pause", queue=False)
+
     def reconcile(self) -> Any:
         """Run a reconciliation pass now."""
         return self._post("/reconcile")

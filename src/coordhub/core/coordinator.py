@@ -110,6 +110,22 @@ def pause(tx: Tx, until: float, reason: str, now: float, *, by: str | None) -> f
     return until
 
 
+def unpause(tx: Tx, actor: Actor, now: float) -> dict[str, Any]:
+    """Lift the fleet-wide dispatch pause now (admin only); ``{was}``: the pause lifted (:func:`pause_view`), or None.
+
+    A rate-limit report sets the pause (:func:`pause`, at most
+    :data:`MAX_PAUSE_SECONDS`); a report can be forged by a worker that
+    writes into its own claude's output, and a reset can come early, so the
+    operator lifts it. A later report pauses again.
+    """
+    require_admin(actor, "lifting the dispatch pause")
+    was = pause_view(tx, now)
+    if was is not None:
+        tx.orchestrator.set({"paused_until": None, "pause_reason": None})
+        emit(tx, "orchestrator.unpaused", now, session_id=actor.session_id, reason=was["reason"])
+    return {"was": was}
+
+
 def pause_view(tx: Tx, now: float) -> dict[str, Any] | None:
     """``{paused_until, reason}`` while dispatch is paused, else None."""
     row = tx.orchestrator.get()

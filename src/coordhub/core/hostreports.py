@@ -99,6 +99,9 @@ def _adopt(tx: Tx, row: Row, host: Row, now: float) -> Row:
     return {**row, "host_incarnation": incarnation, "updated_at": now}
 
 
+RECORD_FIELDS = frozenset({"worktree", "branch", "wip_commit", "changed_files", "pushed", "freshness_notes"})
+
+
 def _telemetry_changes(row: Row, telemetry: dict[str, Any], extra: dict[str, Any]) -> Row:
     """Columns a report updates: telemetry fields and the record fields (worktree, branch, pushed, wip commit)."""
     changes: Row = {}
@@ -148,7 +151,10 @@ def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *
       before ``rate_limited_for`` sent) until then; both capped at
       :data:`~coordhub.core.coordinator.MAX_PAUSE_SECONDS` from now;
     * on an assignment that already ended (stopped meanwhile) the record
-      fields are kept and the state is not changed.
+      fields are kept and the state is not changed; but a report on an ended
+      attempt pauses nothing, and one on a ``done`` assignment changes none of
+      :data:`RECORD_FIELDS` (the branch the pipeline tests and merges, and may
+      delete, is the one reported before: review).
 
     ``StaleIncarnation`` (409) from an incarnation that is not the machine's
     current one, or when a newer one ran the attempt (:func:`_adopt`); ``StaleAttempt`` (409) for
@@ -161,7 +167,10 @@ def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *
     telemetry = telemetry or {}
     reason = redact_opt(reason)
     row = _current_attempt(tx, actor, assignment_id, attempt, now, incarnation)
+    ended = row["state"] not in ACTIVE
     changes = _telemetry_changes(row, telemetry, extra)
+    if row["state"] == State.DONE.value:
+        changes = {k: v for k, v in changes.items() if k not in RECORD_FIELDS}
     if changes.get("cost_usd") is not None:
         tx.attempts.set(row["id"], attempt, {"cost_usd": changes["cost_usd"]})
         changes["total_cost_usd"] = tx.attempts.total_cost(row["id"])
@@ -169,13 +178,13 @@ def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *
     left = telemetry.get("rate_limited_for")
     if isinstance(left, int | float) and not isinstance(left, bool) and math.isfinite(left):
         until = now + min(max(0.0, float(left)), coordinator.MAX_PAUSE_SECONDS)  # the hub's clock, not the host's
-    if until is not None:
+    if until is not None and not ended:  # the limit an ended run met is no news; its final report repeats it
         coordinator.pause(tx, float(until), f"{RATE_LIMIT_REASON} reported by {row['ran_on']} (assignment "
                           f"{row['id']})", now, by=actor.session_id)
     if changes:
         tx.assignments.set(row["id"], {**changes, "updated_at": now})
         row = {**row, **changes, "updated_at": now}
-    if row["state"] not in ACTIVE:  # ended meanwhile: keep what it saved, change nothing else
+    if ended:  # ended meanwhile: keep what it saved, change nothing else
         return render(row)
     if state is None or state == "running":
         return render(_running(tx, row, actor, now, bool(changes)))

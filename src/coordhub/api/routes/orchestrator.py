@@ -35,6 +35,7 @@ from coordhub.api.orchestrator_schemas import (
     NextOut,
     ReconcileOut,
     RegisterOut,
+    UnpauseOut,
 )
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
 from coordhub.clock import parse_iso
@@ -250,6 +251,14 @@ async def put_config(request: Request, body: dict[str, Any] = Body(...),
     """Apply a coordinator.yml, parsed to JSON (admin); 422 lists every problem with its key path."""
     actor = await who.act()
     return await mutate(request, actor, lambda tx, now: coordinator.apply(tx, actor, body, now))
+
+
+@router.delete("/pause", response_model=UnpauseOut, responses=responses(*WRITE_ERRORS))
+async def unpause(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+    """Lift the fleet-wide dispatch pause a rate-limit report set (admin); ``was``: the pause lifted, or null."""
+    actor = await who.act()
+    return await mutate(request, actor, lambda tx, now: coordinator.unpause(tx, actor, now),
+                        during_halt=Exempt.ORCHESTRATOR)
 
 
 @router.post("/reconcile", response_model=ReconcileOut, responses=responses(*WRITE_ERRORS))
