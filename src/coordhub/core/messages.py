@@ -22,6 +22,8 @@ from coordhub.core.identity import (
     address,
     addressed,
     close_matches,
+    is_orchestrated,
+    orchestrator_role,
     recipient,
     validate_session_id,
 )
@@ -115,6 +117,7 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     if reply_to is not None and to_session is None:
         to_session = _visible(tx, actor, reply_to)["from_session"]  # a reply goes to the parent's sender
     to = recipient(to_session)
+    _worker_may_send(actor, to)
     known: bool | None = None
     row_to: Row | None = None
     if to is not None:
@@ -228,6 +231,25 @@ def _unread(tx: Tx, session_id: str, row: Row | None, limit: int, after_seq: int
             + tx.messages.unread_broadcasts(session_id, cursor, limit))
     rows.sort(key=lambda r: r["seq"])
     return rows[:limit]
+
+
+def _worker_may_send(actor: Actor, to: str | None) -> None:
+    """Refuse (403) a send by an orchestrator worker to the whole fleet or to another of the orchestrator's
+    sessions (a worker or a host).
+
+    A worker is a ``claude -p`` with Bash in a repository anyone may have written to, and every worker's hooks
+    put its unread messages into its agent's context: one prompt-injected worker could instruct every other
+    (review; the rule :func:`coordhub.core.assignments.may_direct` keeps for directing work). Its messages to
+    people's sessions, and to itself, go through.
+    """
+    if orchestrator_role(actor.session_id) != "worker":
+        return
+    if to is None:
+        raise Forbidden("an orchestrator worker may not broadcast: message a person's session instead",
+                        field="to_session", acting_as=actor.session_id)
+    if is_orchestrated(to) and to.lower() != actor.session_id.lower():
+        raise Forbidden(f"an orchestrator worker may not message another of the orchestrator's sessions ({to!r}): "
+                        "message a person's session instead", field="to_session", acting_as=actor.session_id)
 
 
 def unread_count(tx: Tx, session_id: str) -> int:
