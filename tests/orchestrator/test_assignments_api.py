@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from coordhub.clock import ManualClock
-from tests.conftest import Api
+from tests.conftest import Api, on_event_loop
 from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config, get
 
 
@@ -330,6 +330,28 @@ def test_an_admin_lifts_a_pause_and_an_ended_attempt_neither_pauses_nor_moves_a_
     assert orch.get(f"{ORCH}/status", headers=user).json()["paused"] is None
     assign(orch, user, issue=2, machine="server")
     assert server.next() is not None
+
+
+def test_the_assignment_list_and_the_fleet_status_are_read_off_the_event_loop(
+        orch: Api, user: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: each listed row's briefing (up to 64 KiB, 1,000 rows an answer) was read on the event loop: eight
+    clients listing 486 such assignments held /health at 0.9 s."""
+    from coordhub.core import assignments, fleet
+
+    assign(orch, user, issue=1)
+    seen: dict[str, bool] = {}
+    for module, name in ((assignments, "find"), (fleet, "overview")):
+        real = getattr(module, name)
+
+        def spying(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            seen[_name] = on_event_loop()
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spying)
+    listed = orch.get(f"{ORCH}/assignments", headers=user, params={"limit": 1000})
+    assert listed.status_code == 200 and [a["issue"] for a in listed.json()] == [1], listed.text
+    assert orch.get(f"{ORCH}/status", headers=user).status_code == 200
+    assert seen == {"find": False, "overview": False}, seen
 
 
 def test_log_relay_is_resumable_and_bounded(orch: Api, laptop: Host, user: dict[str, str]) -> None:
