@@ -354,6 +354,19 @@ def test_the_assignment_list_and_the_fleet_status_are_read_off_the_event_loop(
     assert seen == {"find": False, "overview": False}, seen
 
 
+@pytest.mark.parametrize("branch", ["--receive-pack=touch /tmp/owned", "-x", ".hidden", "a..b", "a//b", "a/",
+                                    "a.lock", "a b", "a\\b", "a~1", "a^", "a:b", "a/.b", "a@{1}", "a."])
+def test_a_reported_branch_must_be_a_plain_name(orch: Api, laptop: Host, user: dict[str, str], branch: str) -> None:
+    """Review: a host token (which a worker can read) could report a branch the merge host then hands to
+    ``git push … --delete <branch>``, where ``--receive-pack=…`` runs a command."""
+    assign(orch, user, issue=1)
+    job = laptop.next()
+    assert job is not None
+    refused = laptop.report(job, "running", expect=422, branch=branch)
+    assert "branch" in str(refused["error"]), refused
+    assert laptop.report(job, "running", branch="issue-1-fix_it/v2.1+b")["branch"] == "issue-1-fix_it/v2.1+b"
+
+
 def test_log_relay_is_resumable_and_bounded(orch: Api, laptop: Host, user: dict[str, str]) -> None:
     from coordhub.core import assignments
 

@@ -9,9 +9,10 @@ here; the briefing's byte limit is checked by the core.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from coordhub.api.schemas import Line, LongLine, Out, Strict, Subject, Text
 
@@ -23,6 +24,23 @@ Incarnation = Annotated[int, Field(ge=1, le=2**62)]
 ModelName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:\[\]-]+$")]
 Path = Annotated[str, Field(min_length=1, max_length=4096)]
 
+
+
+_BRANCH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/+-]*")
+
+
+def _branch(value: str) -> str:
+    """``value`` if it is a plain branch name a host may report: letters, digits and ``_ . / + -``, not starting with
+    ``-`` or ``.`` (git would read it as an option: the merge host runs ``git push … <branch>`` and ``gh … <branch>``;
+    review), without ``..``, ``//``, a trailing ``/`` or ``.``, or a ``.lock`` end (git-check-ref-format)."""
+    if (not _BRANCH.fullmatch(value) or ".." in value or "//" in value or value.endswith(("/", ".", ".lock"))
+            or "/." in value):
+        raise ValueError(f"{value[:80]!r} is not a plain branch name (letters, digits, _ . / + -, not starting with "
+                         "- or .; no .., //, /., trailing / or ., or .lock end)")
+    return value
+
+
+Branch = Annotated[str, Field(min_length=1, max_length=250), AfterValidator(_branch)]
 
 class HostRegister(Strict):
     """``POST …/hosts/register``: a ``coord agent`` starts (a new incarnation of its machine's host)."""
@@ -103,7 +121,7 @@ class AssignmentReport(Strict):
     reason: Annotated[str, Field(max_length=4000)] | None = None
     telemetry: Telemetry | None = None
     worktree: Path | None = None
-    branch: Annotated[str, Field(min_length=1, max_length=250)] | None = None
+    branch: Branch | None = None
     pushed: bool | None = None
     wip_commit: Annotated[str, Field(pattern=r"^[0-9a-f]{7,64}$")] | None = None
     changed_files: list[Annotated[str, Field(min_length=1, max_length=1024)]] | None = Field(

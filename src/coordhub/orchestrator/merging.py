@@ -223,7 +223,7 @@ class MergeRunner:
         self._report(inc, batch, Outcome("merged", {"sha": tip, "only": only}))
         if run.get("delete_branch"):
             for e in entries:
-                worktree.with_origin(wt, "push", "--quiet", "origin", "--delete", e["branch"], check=False)
+                worktree.with_origin(wt, "push", "--quiet", "origin", f":refs/heads/{e['branch']}", check=False)
 
     def _apply(self, run: dict[str, Any], e: dict[str, Any], wt: Path) -> dict[str, Any] | None:
         """Put entry ``e``'s commit (``e["source"]``, see :meth:`_already`) on top of the worktree's HEAD; None,
