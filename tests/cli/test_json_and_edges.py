@@ -67,6 +67,18 @@ def test_an_unreachable_hub_with_json_is_an_envelope_too(tmp_path: Path) -> None
     assert r.json()["error"]["code"] == "unreachable" and "unreachable" in r.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("args", [("msg", "send", "ALL", "hello", "body"), ("todo", "add", "a todo")])
+def test_a_write_queued_with_json_prints_json(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Review: a write queued while the hub was unreachable printed its sentence on stdout, where a script given
+    --json reads JSON."""
+    down = Coord(tmp_path, isolated_env(tmp_path), url=f"http://127.0.0.1:{free_port()}", token="x")
+    r = down(*args, "--json")
+    assert r.code == 0, r
+    out = r.json()
+    assert out["queued"] is True and out["method"] == "POST" and out["pending"] == 1 and out["idempotency_key"], out
+    assert "queued in" in r.err
+
+
 # ---- a closed stdout ---------------------------------------------------------------------------------
 
 def _with_closed_stdout(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:

@@ -117,7 +117,9 @@ def call(ctx: typer.Context, fn: Callable[[CoordClient], Any], admin: bool = Fal
     """Run ``fn`` with a client (``admin``: see :func:`client`); turn hub errors into one line and an exit code.
 
     A :class:`Queued` result is reported and the command exits 0 (seed 001
-    softfail: coordination must never block work).
+    softfail: coordination must never block work); with ``--json`` the report
+    goes to stderr and stdout gets ``{"queued": true, …}`` (a script reads JSON
+    whatever happens: docs/cli.md).
     """
     with client(ctx, admin) as c:
         try:
@@ -133,9 +135,16 @@ def call(ctx: typer.Context, fn: Callable[[CoordClient], Any], admin: bool = Fal
                  EXIT_UNREACHABLE)
         _report_drain(c)
         if isinstance(result, Queued):
-            console.print(f"hub unreachable ({result.reason}); {result.method} {result.path} queued in "
-                          f"{c.settings.queue_file} ({result.pending} pending). It is sent by `coord sync` "
-                          "or the next command that reaches the hub." + exits.default_url_hint(c.settings.url_source))
+            note = (f"hub unreachable ({result.reason}); {result.method} {result.path} queued in "
+                    f"{c.settings.queue_file} ({result.pending} pending). It is sent by `coord sync` "
+                    "or the next command that reaches the hub." + exits.default_url_hint(c.settings.url_source))
+            if wants_json():
+                typer.echo(f"coord: {note}", err=True)
+                print_json({"queued": True, "method": result.method, "path": result.path,
+                            "idempotency_key": result.idempotency_key, "pending": result.pending,
+                            "queue_file": str(c.settings.queue_file), "reason": result.reason})
+            else:
+                console.print(note)
             raise typer.Exit(EXIT_OK)
         return result
 
