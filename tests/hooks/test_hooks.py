@@ -169,6 +169,14 @@ def test_session_start_with_the_hub_down_says_so(fleet: Fleet, closed_url: str) 
     assert "could not register with the hub" in ctx and "refused the connection" in ctx
 
 
+def test_session_start_without_a_token_says_leases_are_not_enforced(fleet: Fleet) -> None:
+    """Review: without a token the briefing repeated the hub's REST wording and advised `coord msg inbox`, which
+    fails the same way; the agent should tell its user that nothing is enforced."""
+    ctx = fleet.a.hook("session-start", hook_event_name="SessionStart", source="startup",
+                       env={"COORD_TOKEN": ""}).context("SessionStart")
+    assert "has no coord token" in ctx and "leases are NOT enforced" in ctx and "export COORD_TOKEN" in ctx
+
+
 # ---- prompt and post-tool-use ---------------------------------------------------------------------
 
 def test_prompt_injects_only_what_was_not_shown(fleet: Fleet) -> None:

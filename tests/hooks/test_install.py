@@ -159,3 +159,17 @@ def test_is_ours_recognises_only_our_commands() -> None:
     assert all(install.is_ours({"type": "command", "command": c}) for c in yes)
     assert not any(install.is_ours({"type": "command", "command": c}) for c in no)
     assert not install.is_ours({"type": "http", "url": "http://x"})
+
+
+def test_install_warns_when_no_token_would_reach_the_hooks(project: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: hooks installed where no token is set fail open (nothing registered, no lease enforced) and
+    install-hooks said nothing of it."""
+    for name in ("COORD_TOKEN", "COORD_SESSION", "COORD_URL"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    bare = run("install-hooks", "--dir", str(project), home=home)
+    assert bare.exit_code == 0 and "leases are NOT enforced" in bare.output
+    monkeypatch.setenv("COORD_TOKEN", "coord_x")
+    with_token = run("install-hooks", "--dir", str(project), home=home)
+    assert with_token.exit_code == 0 and "NOT enforced" not in with_token.output

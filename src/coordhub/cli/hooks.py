@@ -14,6 +14,8 @@ from coordhub.cli.common import EXIT_REFUSED, EXIT_USAGE, fail
 from coordhub.cli.output import console, verbatim
 from coordhub.client import project
 from coordhub.client.project import git_root
+from coordhub.client.settings import resolve
+from coordhub.errors import CoordError
 from coordhub.guard import git
 from coordhub.guard import install as git_install
 from coordhub.hooks import install
@@ -73,10 +75,25 @@ def install_hooks(scope: str = SCOPE_OPT, project_dir: Path | None = DIR_OPT, dr
     install.write(path, merged)
     console.print(f"coordhub hooks installed in {path} ({', '.join(e for e, *_ in install.HOOK_SET)}), "
                   f"running {' '.join(command)}. Sessions started from now on use them.")
+    if not _has_token(project_dir or Path.cwd()):
+        typer.echo("coord: no coord token is set here (COORD_TOKEN, or `token` in .claude/identity.json or "
+                   "~/.claude/identity.json): until Claude Code starts with one, its sessions are not registered, "
+                   "messages are not shown and leases are NOT enforced. Export COORD_TOKEN before starting claude "
+                   "(`coord token create MACHINE/name` mints one); on a --no-auth hub, COORD_SESSION names the "
+                   "session instead.", err=True)
     if scope == "local":
         ignored = _git_ignore(path)
         if ignored:
             console.print(f"{path.name} is git-ignored through {ignored} (it names this machine's hook command).")
+
+
+def _has_token(start: Path) -> bool:
+    """Whether a session started in ``start`` would find a token (or, for a --no-auth hub, a session name)."""
+    try:
+        settings = resolve(start=start)
+    except CoordError:
+        return True  # a broken setting: the hooks say so themselves, better than a guess here
+    return bool(settings.token or settings.session_named)
 
 
 def uninstall_hooks(scope: str = SCOPE_OPT, project_dir: Path | None = DIR_OPT,

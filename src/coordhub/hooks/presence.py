@@ -115,9 +115,16 @@ def session_start(inv: Invocation) -> Answer:
     """
     try:
         me, who = _identify(inv)
+    except HubRefused as exc:
+        if exc.status == 401 and not inv.client.token:
+            return output.context("SessionStart", "coord: this session has no coord token (COORD_TOKEN was not set "
+                                  "when Claude Code started, and .claude/identity.json names none), so it is not "
+                                  "registered: messages are not shown and leases are NOT enforced. Tell the user: "
+                                  "export COORD_TOKEN before starting claude, or put `token` in .claude/identity.json "
+                                  "(`coord token create MACHINE/name` mints one).")
+        return _unregistered(exc)
     except HubError as exc:
-        return output.context("SessionStart", f"coord: could not register with the hub ({exc}); unread messages, "
-                                              "leases and halts were not checked. Try `coord msg inbox` later.")
+        return _unregistered(exc)
     _export(inv, "COORD_SESSION", me["session_id"])
     parts: list[str] = []
     try:
@@ -153,6 +160,11 @@ def _identify(inv: Invocation) -> tuple[dict[str, Any], str]:
         if halt_of(exc) is None:
             raise
     return _presence(inv.hub.get("/whoami")), "(not registered: the hub refuses it while the fleet is halted)"
+
+
+def _unregistered(exc: HubError) -> Answer:
+    return output.context("SessionStart", f"coord: could not register with the hub ({exc}); unread messages, leases "
+                                          "and halts were not checked. Run `coord status` later.")
 
 
 def _unread(inv: Invocation) -> list[str]:
