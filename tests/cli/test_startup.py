@@ -90,12 +90,12 @@ def test_help_lists_every_command_in_order(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "coordhub", "--help"], capture_output=True, text=True,
                        env=isolated_env(tmp_path), cwd=tmp_path, timeout=60)
     names = re.findall(r"^│ (\S+)\s{2,}", p.stdout.split("Commands")[1], flags=re.M)
-    assert names == ["serve", "watch", "presence", "bench", "mcp", "mcp-config", "install-hooks", "uninstall-hooks",
-                     "install-git-hook", "agent", "web", "init", "assign", "stop", "wait", "retry", "resume-stuck",
-                     "log", "reconcile", "test", "review", "fix", "accept", "stages", "done", "merge", "pr", "notify",
-                     "plan", "approve", "split",
-                     "status", "whoami", "halt", "resume", "engage", "sync", "trust", "msg", "todo", "lock",
-                     "component", "token", "import", "compat", "config", "conv", "archive"]
+    assert names == ["status", "whoami", "msg", "lock", "todo", "component", "conv", "halt", "resume", "engage",
+                     "sync", "serve", "token", "install-hooks", "install-git-hook",
+                     "watch", "presence", "bench", "mcp", "mcp-config", "uninstall-hooks", "agent", "web", "init",
+                     "assign", "stop", "wait", "retry", "resume-stuck", "log", "reconcile", "unpause", "test", "review",
+                     "fix", "accept", "stages", "done", "merge", "pr", "notify", "plan", "approve", "split", "trust",
+                     "import", "compat", "config", "archive"]
 
 
 def _walk(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -27,7 +27,8 @@ queue to drain first, and any answer it does not expect: a lost or
 unreadable answer, a 5xx (the full client waits out ``Retry-After`` once), a
 body that is not JSON, an error without the hub's envelope, a list of leases
 cut into pages (``Coord-Next-After-Fence``: the Typer CLI reads every page). A read asked
-twice that way changes nothing but one more heartbeat.
+twice that way changes nothing but one more heartbeat. An answer that does not come within
+``--timeout`` is reported here, as the Typer CLI reports it, instead of asked again.
 """
 
 from __future__ import annotations
@@ -268,7 +269,7 @@ class _Hub:
         self._hub = Hub(url, None, None, timeout, agent="coordhub")
 
     def _exchange(self, path: str, params: dict[str, Any] | None, headers: dict[str, str] | None,
-                  timed_out: str) -> tuple[int, Any]:
+                  timed_out: str, unanswered: str) -> tuple[int, Any]:
         import json
 
         from coordhub.client.wire import Failed
@@ -276,6 +277,10 @@ class _Hub:
         try:
             status, fields, body = self._hub.exchange("GET", path, params=params, headers=headers)
         except Failed as exc:
+            if exc.phase == "read" and isinstance(exc.error, TimeoutError):
+                # The full client would wait out the same timeout again to tell the same thing (review: a hung hub
+                # took 2× --timeout): its words for it, at once.
+                raise _Unreachable(unanswered) from None
             if exc.phase != "connect" or not isinstance(exc.error, OSError):
                 raise FallThrough from None
             raise _Unreachable(timed_out if isinstance(exc.error, TimeoutError)
@@ -292,14 +297,16 @@ class _Hub:
 
     def health(self) -> dict[str, Any]:
         """``GET /health`` without a credential (``CoordClient.hub_health``)."""
-        status, data = self._exchange("/health", None, None, f"hub at {self.url} timed out")
+        status, data = self._exchange("/health", None, None, f"hub at {self.url} timed out",
+                                      f"hub at {self.url} timed out")
         if status not in (200, 503) or not isinstance(data, dict) or "status" not in data:
             raise FallThrough
         return data
 
     def get(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Any:
         """The decoded 2xx answer, or :class:`_Refused` for a 4xx with the hub's envelope."""
-        status, data = self._exchange(path, params, headers, "timed out")
+        status, data = self._exchange(path, params, headers, "timed out",
+                                      f"the hub at {self.url} did not answer in time")
         if 200 <= status < 300:
             return data
         error = data.get("error") if isinstance(data, dict) else None

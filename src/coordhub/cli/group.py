@@ -155,13 +155,15 @@ class LazyCommands(MutableMapping[str, Any]):
 
 
 def lazy_group(root: Callable[[], typer.Typer], first: dict[str, str], last: dict[str, str],
-               misnamed: dict[str, str] | None = None) -> type[TyperGroup]:
+               misnamed: dict[str, str] | None = None, front: tuple[str, ...] = ()) -> type[TyperGroup]:
     """A ``TyperGroup`` class (for ``typer.Typer(cls=…)``) whose commands are :class:`LazyCommands`.
 
     ``root`` returns the Typer app the group belongs to (called when a lazy
     command is built, so the app may be defined after the class). ``misnamed``
     maps a name that is no command to what the error says instead of Typer's
-    spelling suggestions (``hooks`` → where the hooks are).
+    spelling suggestions (``hooks`` → where the hooks are). ``front``: the
+    names ``--help`` lists first, in that order (a newcomer's commands); the
+    rest follow in the order they were given.
     """
     hints = misnamed or {}
 
@@ -174,8 +176,10 @@ def lazy_group(root: Callable[[], typer.Typer], first: dict[str, str], last: dic
                                          lambda name, target: load(name, target, root()))
 
         def list_commands(self, ctx: Any) -> list[str]:
-            """Every command name, in --help order, without importing any module."""
-            return list(self.commands)
+            """Every command name, in --help order (``front`` first), without importing any module."""
+            names = list(self.commands)
+            first = [n for n in front if n in names]
+            return first + [n for n in names if n not in first]
 
         def resolve_command(self, ctx: Any, args: list[str]) -> Any:
             """Typer's, with the ``misnamed`` hint for a name newcomers guess (``coord hooks``, ``coord message``)."""

@@ -66,6 +66,10 @@ LAZY_GROUPS = {
     "archive": "coordhub.cli.archive:app",
 }
 
+# what --help lists first: a session's day-one commands (review: they came last, after the orchestrator's ~30)
+FRONT = ("status", "whoami", "msg", "lock", "todo", "component", "conv", "halt", "resume", "engage", "sync", "serve",
+         "token", "install-hooks", "install-git-hook")
+
 # names that are no command, and what a newcomer who typed one looks for (instead of Typer's spelling guesses)
 _HOOKS = ("Claude Code and git run the hooks as `coord-hook EVENT`, a command of its own; put them in place with "
           "`coord install-hooks` and `coord install-git-hook` (docs/hooks.md)")
@@ -87,7 +91,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    cls=lazy_group(_root, first=LAZY_COMMANDS, last=LAZY_GROUPS, misnamed=MISNAMED),
+    cls=lazy_group(_root, first=LAZY_COMMANDS, last=LAZY_GROUPS, misnamed=MISNAMED, front=FRONT),
 )
 
 
