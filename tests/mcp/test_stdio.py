@@ -74,6 +74,9 @@ async def test_unreachable_hub_and_bad_token_are_clear_errors(live_hub: LiveHub,
     async with stdio(tmp_path, down, "whatever") as c:
         text = error(await c.call_tool("status", {}))
         assert "hub_unreachable" in text and down in text
+        # no connection was made: the write certainly was not (review: it said the write "may have been made")
+        text = error(await c.call_tool("send_message", {"to": "x/y", "subject": "s"}))
+        assert "hub_unreachable" in text and "the write was not made" in text and "may have been" not in text, text
     async with stdio(tmp_path, live_hub.url, "not-a-token") as c:
         text = error(await c.call_tool("inbox", {}))
         assert f"unauthorized: the hub at {live_hub.url} refused the token this MCP server was given as unknown or " \

@@ -90,7 +90,15 @@ class HubError(Exception):
 
 
 class Unreachable(Exception):
-    """The hub could not be reached (network error, timeout, or 5xx) and the call could not be queued."""
+    """The hub could not be reached (network error, timeout, or 5xx) and the call could not be queued.
+
+    ``sent``: whether the request may have reached the hub (False only when no connection was made: a write
+    then certainly took no effect).
+    """
+
+    def __init__(self, message: str = "", *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 @dataclass(frozen=True)
@@ -356,7 +364,7 @@ class CoordClient(FleetCalls):
             result = self._attempt(method, path, params, body, None if method == "GET" else str(uuid.uuid4()),
                                    fields=fields)
             if isinstance(result, _Failure):
-                raise Unreachable(result.reason)
+                raise Unreachable(result.reason, sent=result.reached)
             return result
         key = idempotency_key or str(uuid.uuid4())
         if held is not None:  # sent now, it would reach the hub before the writes still queued: queue it behind

@@ -208,6 +208,9 @@ def failure(ctx: Context, err: HubError | Unreachable, key: RetryKey | None = No
     if isinstance(err, Unreachable):
         if key is None:
             return refusal(err)
+        if not err.sent:  # no connection was made (review: "may have been made" misled for a refused connection)
+            return ToolError(f"hub_unreachable: {one_line(err)}; the write was not made: call {key.tool} again "
+                             "once the hub is back")
         return ToolError(f"hub_unreachable: {one_line(err)}; the write may have been made: call {key.tool} again "
                          f"with idempotency_key={key.key!r} to retry it without a second effect")
     if key is not None and err.code == "idempotency_key_reused":
