@@ -96,3 +96,54 @@ def test_a_cherry_pick_is_caught_at_push(fleet: Fleet, tmp_path: Path) -> None:
     r = repo.git("push", "-q", "origin", "main", check=False)
     assert r.code != 0 and "coord guard: push refused" in r.err, r
     assert [(x["path"], x["id"]) for x in refused_lines(r.err)] == [("src/app.py", lease["id"])]
+
+
+def _origin(repo: Repo, tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "origin.git")], check=True)
+    repo.git("remote", "add", "origin", str(tmp_path / "origin.git"))
+    repo.git("push", "-q", "origin", "main")
+
+
+def test_an_edit_made_in_a_merge_commit_is_caught_at_push(fleet: Fleet, tmp_path: Path) -> None:
+    """Review: `git log` lists nothing of a merge commit, so a leased file edited in the merge itself (committed
+    with --no-verify) was pushed unchecked; a clean merge of free paths still goes through."""
+    repo = fleet.repo
+    _origin(repo, tmp_path)
+    feature_touching(repo, "src/free.py")
+    lease = fleet.claim(fleet.b, "src/locked.py", "hands off")
+    repo.git("merge", "-q", "--no-ff", "--no-commit", "feature")
+    repo.change("src/locked.py")
+    repo.git(*NO_HOOKS, "commit", "-q", "--no-verify", "-m", "merge feature")
+    r = repo.git("push", "-q", "origin", "main", check=False)
+    assert r.code != 0 and "coord guard: push refused" in r.err, r
+    assert [(x["path"], x["id"]) for x in refused_lines(r.err)] == [("src/locked.py", lease["id"])]
+    repo.git("reset", "-q", "--hard", "HEAD~1")
+    repo.git("merge", "-q", "--no-ff", "-m", "merge feature", "feature")
+    assert repo.git("push", "-q", "origin", "main", check=False).code == 0
+
+
+def test_a_forced_push_that_drops_a_commit_to_a_leased_path_is_refused(fleet: Fleet, tmp_path: Path) -> None:
+    """Review: a forced push that removes commits sends none, so nothing was checked, yet it changes on the
+    remote what those commits changed."""
+    repo = fleet.repo
+    _origin(repo, tmp_path)
+    repo.change("src/locked.py")
+    assert repo.commit("before the lease").code == 0
+    repo.git("push", "-q", "origin", "main")
+    lease = fleet.claim(fleet.b, "src/locked.py", "hands off")
+    repo.git("reset", "-q", "--hard", "HEAD~1")
+    r = repo.git("push", "-q", "-f", "origin", "main", check=False)
+    assert r.code != 0 and "coord guard: push refused" in r.err, r
+    assert [(x["path"], x["id"]) for x in refused_lines(r.err)] == [("src/locked.py", lease["id"])]
+
+
+def test_a_name_that_begins_with_a_newline_is_checked_as_itself(fleet: Fleet) -> None:
+    """Review: the guard stripped newlines off the ends of names, so "\\ntop.py" was checked as top.py; a lease
+    covering the real name now refuses it."""
+    repo = fleet.repo
+    lease = fleet.claim(fleet.b, "?top.py", "hands off")
+    (repo.path / "\ntop.py").write_text("x\n")
+    repo.git("add", "-A")
+    r = repo.commit("a name with a newline")
+    assert r.code != 0 and "coord guard: commit refused" in r.err, r
+    assert lease["id"] in r.err

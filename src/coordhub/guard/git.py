@@ -39,13 +39,21 @@ def git(args: list[str], cwd: Path | None = None) -> str:
 
 
 def _names(out: str) -> list[str]:
-    """NUL-separated names (``-z`` output), in order, without duplicates or empties."""
-    seen: dict[str, None] = {}
-    for name in out.split("\0"):
-        name = name.strip("\n")
-        if name:
-            seen.setdefault(name, None)
-    return list(seen)
+    """NUL-separated names (``-z`` output), in order, without duplicates or empties; each exactly as git gave it
+    (a name may begin or end with a newline: review, such a name stripped was checked as another file)."""
+    return list(dict.fromkeys(name for name in out.split("\0") if name))
+
+
+_COMMIT = "\x01\0"  # what `git log --format=%x01 -z` writes before each commit's names (a name holds no NUL)
+
+
+def _logged_names(out: str) -> list[str]:
+    """The names of ``git log --format=%x01 --name-only -z`` output: after each commit's marker one separator
+    (a newline, or a NUL after a merge's combined diff), then its names, NUL-separated."""
+    names: list[str] = []
+    for chunk in out.split(_COMMIT)[1:]:
+        names += _names(chunk[1:] if chunk[:1] in ("\n", "\0") else chunk)
+    return list(dict.fromkeys(names))
 
 
 def toplevel(cwd: Path | None = None) -> Path:
@@ -75,17 +83,23 @@ def pushed_paths(remote: str, updates: list[tuple[str, str, str, str]], cwd: Pat
     ``updates`` are the pre-push stdin lines (githooks(5)): local ref, local
     sha, remote ref, remote sha. A deleted ref sends no commits. For a new
     ref, or one whose remote tip is unknown here, the commits are those not on
-    any ref of ``remote``; otherwise ``remote_sha..local_sha``.
+    any ref of ``remote``; otherwise ``remote_sha..local_sha``. A merge commit
+    counts what it changes against every parent (``--diff-merges=combined``:
+    an edit made in the merge itself; `git log` lists nothing of a merge by
+    default). With the remote tip known, the paths the push changes on the
+    remote (``git diff remote_sha local_sha``) count too: a forced push that
+    drops commits sends none of them but changes what they changed (review).
     """
     names: list[str] = []
     for _local_ref, local_sha, _remote_ref, remote_sha in updates:
         if local_sha == ZERO:
             continue
-        if remote_sha != ZERO and _has_commit(remote_sha, cwd):
-            revs = [f"{remote_sha}..{local_sha}"]
-        else:
-            revs = [local_sha, "--not", f"--remotes={remote}"]
-        names += _names(git(["log", "--format=", "--name-only", "-z", "--no-renames", *revs], cwd))
+        known = remote_sha != ZERO and _has_commit(remote_sha, cwd)
+        revs = [f"{remote_sha}..{local_sha}"] if known else [local_sha, "--not", f"--remotes={remote}"]
+        names += _logged_names(git(["log", "--format=%x01", "--name-only", "-z", "--no-renames",
+                                    "--diff-merges=combined", *revs], cwd))
+        if known:
+            names += _names(git(["diff", "--name-only", "-z", "--no-renames", remote_sha, local_sha], cwd))
     return list(dict.fromkeys(names))
 
 
