@@ -22,14 +22,24 @@ class_item_st = st.one_of(
 )
 
 
+def spellings(c: str) -> set[str]:
+    """Every character that folds to what ``c`` folds to: the names a path spelled with ``c`` stands for."""
+    folded = automata.fold_char(c)
+    return {v for v in (c, c.upper(), c.lower(), "\u212a", "\u017f") if len(v) == 1 and automata.fold_char(v) == folded}
+
+
 @given(st.lists(class_item_st, min_size=1, max_size=3), st.booleans())
-@settings(max_examples=150, deadline=None)
-def test_classes_match_like_re_ignorecase(items: list[tuple[str, str]], negated: bool) -> None:
+@settings(max_examples=300, deadline=None)
+def test_a_class_overlaps_a_path_when_it_matches_one_of_its_spellings(items: list[tuple[str, str]],
+                                                                     negated: bool) -> None:
+    """A path stands for every spelling that folds to it; a glob overlaps it when the glob, read as written (case
+    sensitive, as a shell reads it), matches one of them. Review: ``[!t]`` missed ``T``, which it matches."""
     glob = "x[" + "!" * negated + "".join(lo if lo == hi else f"{lo}-{hi}" for lo, hi in items) + "]"
     body = "".join(re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}" for lo, hi in items)
-    rx = re.compile("x[" + "^" * negated + body + "]", re.IGNORECASE)
+    rx = re.compile("[xX][" + "^" * negated + body + "]")
     for c in SAFE_CHARS:
-        assert overlaps(glob, "x" + c) == bool(rx.fullmatch("x" + c)), (glob, c)
+        expected = any(rx.fullmatch("x" + v) for v in spellings(c))
+        assert overlaps(glob, "x" + c) == expected, (glob, c)
 
 
 RANGE_CHARS = "aAbBxXyYzZ@[`{~09.:_"  # around the letters, "/" and the ASCII edges
@@ -74,9 +84,12 @@ def test_meet_agrees_with_every_folded_character(p: automata._Pred, q: automata.
 
 
 def member_by_ranges(negated: bool, ranges: tuple[tuple[str, str], ...], c: str) -> bool:
-    """A class's membership read off its ranges: ``c``, or a case variant of it that folds to it, in one."""
-    variants = [v for v in (c, c.upper(), c.lower()) if v == c or (len(v) == 1 and automata.fold_char(v) == c)]
-    return any(lo <= v <= hi for v in variants for lo, hi in ranges) != negated
+    """A class's admission of folded ``c`` read off its ranges: of ``c`` and the characters that fold to it, one
+    in a range (positive) or one in none (negated)."""
+    variants = [v for v in (c, c.upper(), c.lower(), "\u212a", "\u017f")
+                if v == c or (len(v) == 1 and automata.fold_char(v) == c)]
+    inside = [any(lo <= v <= hi for lo, hi in ranges) for v in variants]
+    return not all(inside) if negated else any(inside)
 
 
 @given(st.booleans(), ranges_st)

@@ -57,7 +57,8 @@ OVERLAPS = [
     ("src/a*", "src/*b", True),  # src/ab
     ("pkg1/**/*.py", "pkg2/**/*.py", False),
     ("src/**/*.py", "src/**/*.rs", True),  # src/x.py/ may be a directory holding .rs files
-    ("src/[a-c].py", "src/[!a-c].py", False),
+    ("src/[a-c].py", "src/[!a-c].py", True),  # src/A.py (as a shell reads [!a-c]) is src/a.py
+    ("src/[a-c].py", "src/[!a-cA-C].py", False),
     ("src/[a-c].py", "src/[^b-z].py", True),
     ("src/{a,b}.py", "src/b.py", True),
     ("src/{a,b}.py", "src/c.py", False),
@@ -74,7 +75,9 @@ OVERLAPS = [
     ("src/x/../a.py", "src/a.py", True),
     ("src/a?", "src/a.", True),  # "a." is "a" on Windows, which "a?" matches as "a."
     ("src/[A-C].py", "src/b.py", True),
-    ("src/[!A-C].py", "src/b.py", False),
+    ("src/[!A-C].py", "src/b.py", True),  # review: a shell's [!A-C] matches b (it missed)
+    ("src/[!bB].py", "src/b.py", False),
+    ("src/[!t]*.py", "src/Test.py", True),  # review: it missed
     # names
     ("deploy:staging", "deploy:staging", True),
     (" deploy:staging ", "deploy:staging", True),
@@ -252,7 +255,9 @@ def test_pathological_inputs_are_handled() -> None:
 
 GLOBSTAR = "**"
 TOKEN_REGEX = {
-    "a": "a", "b": "b", "z": "z", ".": r"\.", "*": "[^/\n]*", "?": "[^/\n]", "[ab]": "[ab]", "[!a]": "[^a/\n]",
+    "a": "a", "b": "b", "z": "z", ".": r"\.", "*": "[^/\n]*", "?": "[^/\n]", "[ab]": "[ab]",
+    # "[!a]" matches "A", a spelling of the universe's "a": a path is every spelling that folds to it (review)
+    "[!a]": "[^/\n]",
     "{a,b}": "(?:a|b)", "**": ".*",  # "**" inside a segment may cross "/"
 }
 WILD_TOKENS = {"*", "?", "[ab]", "[!a]", "**"}

@@ -238,16 +238,28 @@ class _Nfa:
         self.dots = dots  # per state, the targets of edges that can read a trailing dot or space
 
 
+_LETTERS = ((1 << 26) - 1) << ord("a")
+# Folded letters that a non-ASCII character also folds to (U+212A KELVIN SIGN → k, U+017F LONG S → s): an ASCII class
+# never holds that variant, so a negated one always admits them.
+_FOLDED_FROM_ELSEWHERE = (1 << ord("k")) | (1 << ord("s"))
+
+
 def _class_pred(negated: bool, ranges: tuple[tuple[str, str], ...]) -> _Pred:
-    """The predicate of a class: it admits a folded character when the character, or a case variant of it that
-    folds to it (``K`` for ``k``), is in one of ``ranges``; a non-ASCII member makes it "any but /"."""
+    """The predicate of a class on folded characters: it admits one when a character that folds to it (itself, or
+    a case variant: ``K`` for ``k``) is admitted by the class as written. A positive class admits a folded
+    character when any of its variants is a member; a negated one when any of its variants is not (``[!t]``
+    admits ``T``, so the folded ``t``: review). A non-ASCII member makes it "any but /"."""
     if any(not (lo.isascii() and hi.isascii()) for lo, hi in ranges):
         return _ANY  # a class never admits more than "any but /": over-reporting is sound
     mask = 0
     for lo, hi in ranges:  # one shift per range, however wide (ranges are sorted: lo <= hi)
         mask |= ((1 << (ord(hi) - ord(lo) + 1)) - 1) << ord(lo)
-    upper = (mask >> ord("A")) & ((1 << 26) - 1)
-    return _Pred(_CLASS, negated=negated, mask=mask | upper << ord("a"))
+    upper = ((mask >> ord("A")) & ((1 << 26) - 1)) << ord("a")
+    if not negated:
+        return _Pred(_CLASS, mask=mask | upper)
+    # Excluded: a folded letter all of whose variants are members; any other folded character that is one.
+    both = mask & upper & _LETTERS & ~_FOLDED_FROM_ELSEWHERE
+    return _Pred(_CLASS, negated=True, mask=(mask & ~_LETTERS) | both)
 
 
 def _compile_segment(builder: _Builder, seg: str) -> None:
