@@ -45,6 +45,13 @@ def test_every_coord_route_needs_a_token(api: Api) -> None:
     ("POST", "/api/coord/workflows", {"project_key": "p", "name": "n", "created_by": OTHER}, None),
     ("POST", "/api/coord/todos", {"text": "t", "created_by": OTHER}, None),
     ("DELETE", "/api/coord/locks", None, {"session_id": OTHER, "release_all": "true"}),
+    # seed 001 names the caller "in the request body or as a query parameter" (review: the query was ignored)
+    ("POST", "/api/coord/locks", {"project_key": "p", "resource": "x"}, {"session_id": OTHER}),
+    ("POST", "/api/coord/messages", {"subject": "s"}, {"session_id": OTHER}),
+    ("PUT", "/api/coord/components", {"project_key": "p", "component": "c", "state": "x"}, {"session_id": OTHER}),
+    ("PUT", "/api/coord/components/p/c", {"state": "x"}, {"session_id": OTHER}),
+    ("POST", "/api/coord/workflows", {"project_key": "p", "name": "n"}, {"session_id": OTHER}),
+    ("POST", "/api/coord/todos", {"text": "t"}, {"session_id": OTHER}),
 ])
 def test_naming_another_session_is_403_and_changes_nothing(api: Api, method: str, path: str, body: dict | None,
                                                            params: dict | None) -> None:
@@ -203,3 +210,24 @@ def test_no_auth_mode_takes_identity_from_the_body(open_api: TestClient) -> None
     assert r.status_code == 422 and "no-auth" in r.json()["error"]["message"]
     r = open_api.post("/api/coord/todos", json={"text": "t"}, headers={"X-Coord-Session": ME})
     assert r.status_code == 201 and r.json()["created_by"] == ME
+
+
+def test_no_auth_mode_takes_identity_from_the_query_as_seed_001_says(open_api: TestClient) -> None:
+    """Seed 001: "Pass `session_id` in the request body or as a query parameter" (review: a 422 on these)."""
+    who = {"session_id": ME}
+    r = open_api.post("/api/coord/locks", params=who, json={"project_key": "p", "resource": "server/src/"})
+    assert r.status_code == 201 and r.json()["session_id"] == ME, r.text
+    r = open_api.put("/api/coord/components", params=who, json={"project_key": "p", "component": "c", "state": "x"})
+    assert r.status_code == 200 and r.json()["updated_by"] == ME, r.text
+    r = open_api.put("/api/coord/components/p/d", params=who, json={"state": "x"})
+    assert r.status_code == 200 and r.json()["updated_by"] == ME, r.text
+    r = open_api.post("/api/coord/messages", params=who, json={"to_session": OTHER, "subject": "s"})
+    assert r.status_code == 201 and r.json()["from_session"] == ME, r.text
+    r = open_api.post("/api/coord/workflows", params=who, json={"project_key": "p", "name": "n"})
+    assert r.status_code == 201 and r.json()["created_by"] == ME, r.text
+    r = open_api.post("/api/coord/todos", params=who, json={"text": "t"})
+    assert r.status_code == 201 and r.json()["created_by"] == ME, r.text
+    # the body and the query naming two sessions: which one acts is not guessed
+    r = open_api.post("/api/coord/locks", params={"session_id": OTHER},
+                      json={"project_key": "p", "resource": "elsewhere", "session_id": ME})
+    assert r.status_code == 422 and "name different sessions" in r.json()["error"]["message"], r.text

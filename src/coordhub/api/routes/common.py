@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import Query, Request
 
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Caller
@@ -27,6 +27,11 @@ QUEUED_AT_HEADER = "X-Coord-Queued-At"
 NEXT_CURSOR_HEADER = "Coord-Next-Cursor"  # a list answer left rows out: ask again with cursor= this
 
 # Error codes each kind of route can answer, for the OpenAPI document.
+# Seed 001: "Pass `session_id` in the request body or as a query parameter to identify the calling session". A route
+# that names its caller in a body field takes this too: the actor on a --no-auth hub (after the body's), and with a
+# token it must name the token's session (403), like every field that names the caller (review).
+CALLER_QUERY = Query(None, description="The calling session, as seed 001 allows it in the query (after the body's "
+                     "field on a --no-auth hub); with a token it must be the token's own session (else 403).")
 READ_ERRORS = (400, 401, 403, 413, 422, 429, 503)
 WRITE_ERRORS = (400, 401, 403, 413, 415, 422, 423, 429, 503)
 

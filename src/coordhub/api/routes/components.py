@@ -7,15 +7,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, paged
+from coordhub.api.routes.common import CALLER_QUERY, READ_ERRORS, WRITE_ERRORS, hub, mutate, paged
 from coordhub.api.schemas import ComponentOut, ComponentSet, ComponentState, Line
 from coordhub.core import components
 
 router = APIRouter(prefix="/api/coord/components", tags=["components"])
 
 
-async def _set(request: Request, who: Caller, project_key: str, component: str, body: ComponentState) -> JSONResponse:
-    actor = await who.act((body.updated_by, "updated_by"))
+async def _set(request: Request, who: Caller, project_key: str, component: str, body: ComponentState,
+               session_id: str | None) -> JSONResponse:
+    actor = await who.act((body.updated_by, "updated_by"), (session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: components.set_state(
         tx, actor, project_key=project_key, component=component, state=body.state,
         version=body.version if "version" in body.model_fields_set else components.KEEP,
@@ -23,17 +24,18 @@ async def _set(request: Request, who: Caller, project_key: str, component: str, 
 
 
 @router.put("", response_model=ComponentOut, responses=responses(*WRITE_ERRORS, 409))
-async def upsert(body: ComponentSet, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+async def upsert(body: ComponentSet, request: Request, session_id: str | None = CALLER_QUERY,
+                 who: Caller = Depends(caller)) -> JSONResponse:
     """Record a component's state (seed 001 body form). States by convention: building, built,
     deploying, deployed, degraded, unknown."""
-    return await _set(request, who, body.project_key, body.component, body)
+    return await _set(request, who, body.project_key, body.component, body, session_id)
 
 
 @router.put("/{project_key}/{component}", response_model=ComponentOut, responses=responses(*WRITE_ERRORS, 409))
 async def upsert_path(project_key: Line, component: Line, body: ComponentState, request: Request,
-                      who: Caller = Depends(caller)) -> JSONResponse:
+                      session_id: str | None = CALLER_QUERY, who: Caller = Depends(caller)) -> JSONResponse:
     """Record a component's state (path form, as seed 001's softfail queue example writes it)."""
-    return await _set(request, who, project_key, component, body)
+    return await _set(request, who, project_key, component, body, session_id)
 
 
 @router.get("", response_model=list[ComponentOut], responses=responses(*READ_ERRORS))

@@ -11,7 +11,15 @@ from pydantic import Field
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query, query_charged
+from coordhub.api.routes.common import (
+    CALLER_QUERY,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    hub,
+    mutate,
+    query,
+    query_charged,
+)
 from coordhub.api.schemas import (
     ClaimOut,
     ConflictsOut,
@@ -35,12 +43,13 @@ router = APIRouter(prefix="/api/coord/locks", tags=["locks"])
 
 
 @router.post("", status_code=201, response_model=ClaimOut, responses=responses(*WRITE_ERRORS, 409))
-async def claim(body: LockClaim, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+async def claim(body: LockClaim, request: Request, session_id: str | None = CALLER_QUERY,
+                who: Caller = Depends(caller)) -> JSONResponse:
     """Claim a lease. 409 names the live holder of an overlapping lease; success carries a ``fence``.
 
     Claiming a resource the caller already holds renews that lease (same id and fence, ``renewed: true``).
     """
-    actor = await who.act((body.session_id, "session_id"))
+    actor = await who.act((body.session_id, "session_id"), (session_id, "session_id"))
     return await mutate(request, actor, Call(
         "leases.claim", actor, project_key=body.project_key, resource=body.resource, description=body.description,
         ttl_hours=body.ttl_hours), status=201,

@@ -13,7 +13,7 @@ from coordhub.api import streams
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import SESSION_HEADER, SIGNED_OUT, Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
+from coordhub.api.routes.common import CALLER_QUERY, READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
 from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
 from coordhub.core import conversations, messages, paging, tokens
 from coordhub.core.bus import EventBus
@@ -32,9 +32,10 @@ NEXT_BEFORE = "Coord-Next-Before-Seq"  # more history follows: ask again with be
 
 
 @router.post("", status_code=201, response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
-async def send(body: MessageSend, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+async def send(body: MessageSend, request: Request, session_id: str | None = CALLER_QUERY,
+               who: Caller = Depends(caller)) -> JSONResponse:
     """Send a message; ``to_session`` omitted, null or ``ALL_SESSIONS`` broadcasts to the fleet."""
-    actor = await who.act((body.from_session, "from_session"))
+    actor = await who.act((body.from_session, "from_session"), (session_id, "session_id"))
     first_tried = queued_at(request)
     return await mutate(request, actor, Call(
         "messages.send", actor, to_session=body.to_session, subject=body.subject, body=body.body,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
+from coordhub.api.routes.common import CALLER_QUERY, READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
 from coordhub.api.schemas import TodoAdd, TodoDone, TodoOut
 from coordhub.core import todos
 from coordhub.errors import Invalid
@@ -24,9 +24,10 @@ def _one(a: str | None, b: str | None, names: str) -> str | None:
 
 
 @router.post("", status_code=201, response_model=TodoOut, responses=responses(*WRITE_ERRORS, 404))
-async def add(body: TodoAdd, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+async def add(body: TodoAdd, request: Request, session_id: str | None = CALLER_QUERY,
+              who: Caller = Depends(caller)) -> JSONResponse:
     """Create a pending todo (``created_by`` is the caller; ``created_by_machine`` defaults to its machine)."""
-    actor = await who.act((body.created_by, "created_by"))
+    actor = await who.act((body.created_by, "created_by"), (session_id, "session_id"))
     project = _one(body.project_key, body.project, "project_key and project")
     parent = _one(body.parent_id, body.parent, "parent_id and parent")
     first_tried = queued_at(request)
@@ -59,7 +60,7 @@ async def get(todo_id: uuid.UUID, request: Request, who: Caller = Depends(caller
 
 @router.post("/{todo_id}/done", response_model=TodoOut, responses=responses(*WRITE_ERRORS, 404))
 async def done(todo_id: uuid.UUID, request: Request, body: TodoDone | None = None,
-               who: Caller = Depends(caller)) -> JSONResponse:
+               session_id: str | None = CALLER_QUERY, who: Caller = Depends(caller)) -> JSONResponse:
     """Mark a todo done (sets ``completed_by`` to the caller)."""
-    actor = await who.act((body.completed_by if body else None, "completed_by"))
+    actor = await who.act((body.completed_by if body else None, "completed_by"), (session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: todos.done(tx, actor, str(todo_id), now))

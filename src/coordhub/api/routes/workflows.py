@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query
+from coordhub.api.routes.common import CALLER_QUERY, READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query
 from coordhub.api.schemas import (
     WorkflowCreate,
     WorkflowDetailOut,
@@ -26,9 +26,10 @@ router = APIRouter(prefix="/api/coord", tags=["workflows"])
 
 
 @router.post("/workflows", status_code=201, response_model=WorkflowOut, responses=responses(*WRITE_ERRORS))
-async def create(body: WorkflowCreate, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
+async def create(body: WorkflowCreate, request: Request, session_id: str | None = CALLER_QUERY,
+                 who: Caller = Depends(caller)) -> JSONResponse:
     """Create a workflow (statuses: planning, active, blocked, completed, cancelled)."""
-    actor = await who.act((body.created_by, "created_by"))
+    actor = await who.act((body.created_by, "created_by"), (session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: workflows.create(
         tx, actor, project_key=body.project_key, name=body.name, description=body.description,
         status=body.status, now=now), status=201)
@@ -65,9 +66,9 @@ async def get(workflow_id: uuid.UUID, request: Request, cursor: str | None = Que
 
 @router.patch("/workflows/{workflow_id}", response_model=WorkflowOut, responses=responses(*WRITE_ERRORS, 404))
 async def patch(workflow_id: uuid.UUID, body: WorkflowPatch, request: Request,
-                who: Caller = Depends(caller)) -> JSONResponse:
+                session_id: str | None = CALLER_QUERY, who: Caller = Depends(caller)) -> JSONResponse:
     """Change a workflow's status."""
-    actor = await who.act((body.updated_by, "updated_by"))
+    actor = await who.act((body.updated_by, "updated_by"), (session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: workflows.set_workflow_status(
         tx, actor, str(workflow_id), body.status, now))
 
