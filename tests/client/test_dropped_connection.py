@@ -111,3 +111,44 @@ async def test_async_client_gives_up_after_one_more_attempt() -> None:
         assert len(server.requests) == 2
     finally:
         server.close()
+
+
+class DropThenGone(Canned):
+    """A hub that reads the first request, then goes away without answering: its connection is dropped and its
+    port refuses the next one (it committed the write and crashed, say)."""
+
+    def handle(self, conn: socket.socket) -> None:
+        first = self.read(conn)
+        if first:
+            self.requests.append(first)
+        self.sock.close()
+
+
+def test_a_write_dropped_then_refused_is_queued_as_one_that_may_have_reached_the_hub(tmp_path: Path) -> None:
+    """Review: the retry's ConnectError marked the queued write as never sent, so it was replayed however old,
+    after the hub had forgotten its key: applied twice."""
+    import json
+
+    from coordhub.client.client import Queued
+
+    server = DropThenGone()
+    try:
+        with sync_client(server.url, tmp_path) as client:
+            out = client.call("POST", "/api/coord/messages", body={"to_session": "b", "subject": "x"})
+        assert isinstance(out, Queued) and len(server.requests) == 1
+        [entry] = [json.loads(line) for line in (tmp_path / "coord-queue.jsonl").read_text().splitlines()]
+        assert entry["reached"] is True, entry
+    finally:
+        server.close()
+
+
+@pytest.mark.anyio
+async def test_an_async_write_dropped_then_refused_may_have_been_made() -> None:
+    server = DropThenGone()
+    try:
+        async with AsyncCoordClient(server.url, "coord_test", timeout=5.0) as client:
+            with pytest.raises(Unreachable) as caught:
+                await client.call("POST", "/api/coord/messages", body={"to": "b"}, idempotency_key="k-1")
+        assert caught.value.sent is True and len(server.requests) == 1
+    finally:
+        server.close()

@@ -194,9 +194,9 @@ class AsyncCoordClient:
             try:
                 async with asyncio.timeout(limit):
                     return await self._fetch(method, path, query, headers, content, limit, answer_headers)
-            except httpx2.ConnectError as exc:  # no connection: nothing was sent
+            except httpx2.ConnectError as exc:  # no connection: nothing was sent, unless a dropped first attempt was
                 raise Unreachable(f"cannot reach the hub at {self.base_url} ({type(exc).__name__}: {exc})",
-                                  sent=False) from exc
+                                  sent=not again) from exc
             except (TimeoutError, httpx2.TimeoutException) as exc:
                 raise Unreachable(f"the hub at {self.base_url} did not answer in time") from exc
             except httpx2.TransportError as exc:

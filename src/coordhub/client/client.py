@@ -253,6 +253,7 @@ class CoordClient(FleetCalls):
             headers[HEARTBEAT_HEADER] = "1"
             self._heartbeat = False
         clean = {k: v for k, v in (params or {}).items() if v is not None}
+        sent = False  # a first attempt may have reached the hub: no later failure makes the request unsent
         try:
             try:
                 response = self._fetch(method, path, params=clean or None, json=body, headers=headers)
@@ -260,10 +261,12 @@ class CoordClient(FleetCalls):
                 if not (dropped(exc) and (key or method == "GET")):
                     raise
                 # A kept-alive connection the hub closed as the request went out: once more, on a new one (a GET or
-                # keyed request: no second effect).
+                # keyed request: no second effect). The first may have been applied (review: a hub that committed
+                # it and went down made the retry's ConnectError mark it unsent, replayed past its key's life).
+                sent = True
                 response = self._fetch(method, path, params=clean or None, json=body, headers=headers)
         except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol) as exc:
-            return _Failure(f"cannot reach {self.settings.url} ({type(exc).__name__})", reached=False)  # never sent
+            return _Failure(f"cannot reach {self.settings.url} ({type(exc).__name__})", reached=sent)
         except httpx2.TimeoutException:
             return _Failure(f"the hub at {self.settings.url} did not answer in time")
         except httpx2.TransportError as exc:  # e.g. the connection dropped after the request was sent
