@@ -313,3 +313,28 @@ async def test_conv_show_reads_on_from_after(mcp_hub: McpHub) -> None:
         assert [t["id"] for t in whole["turns"]] == ids and whole["next_after"] is None
         rest = ok(await a.call_tool("conv_show", {"conversation_id": "paged", "after": ids[0]}))
         assert [t["id"] for t in rest["turns"]] == ids[1:]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_optional_text_that_looks_like_json_is_kept_as_written(mcp_hub: McpHub, mode: str) -> None:
+    """Review: the SDK's JSON pre-parse turned optional text (``str | None``) that looked like JSON into an object
+    (refused) or ``null`` (dropped); a list sent inside a string is still taken as a list."""
+    async with mcp_hub.client(A, mode) as a:
+        component = ok(await a.call_tool("set_component", {"project_key": "p", "component": "api", "state": "built",
+                                                           "notes": '{"sha": "abc123"}', "version": '["1.2"]'}))
+        assert (component["notes"], component["version"]) == ('{"sha": "abc123"}', '["1.2"]')
+        todo = ok(await a.call_tool("add_todo", {"text": "t", "user": "null"}))
+        assert todo["user"] == "null"
+        lease = ok(await a.call_tool("claim_lease", {"project_key": "p", "resource": "x.py",
+                                                     "description": '{"task": 12}'}))
+        assert lease["description"] == '{"task": 12}'
+
+
+async def test_numeric_bounds_are_the_tools_own(mcp_hub: McpHub) -> None:
+    """Review: three tools passed out-of-range numbers on to the hub, whose refusal named its query field."""
+    async with mcp_hub.client(A) as a:
+        for tool, args, name in (("wait_for_messages", {"after_seq": -1, "timeout": 0}, "after_seq"),
+                                 ("check_fence", {"fence": 2**80}, "fence"),
+                                 ("list_leases", {"after_fence": 2**80}, "after_fence")):
+            text = error(await a.call_tool(tool, args))
+            assert f"invalid: {name}" in text and "query." not in text, (tool, text)

@@ -19,7 +19,8 @@ import functools
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Any, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import orjson
 import pydantic_core
@@ -198,22 +199,27 @@ def _any_dict(output_model: Any) -> bool:
 
 
 class _Arguments(FuncMetadata):
-    """The SDK's argument handling, with its JSON pre-parse skipped where it can change nothing.
+    """The SDK's argument handling, with its JSON pre-parse kept to the arguments that are not text.
 
     Before validating, the SDK tries ``json.loads`` on every string argument
-    whose field is not plainly ``str`` (``str | None`` included) and keeps the
-    result when it is a list, an object or ``null`` (clients that send JSON
-    inside a string). Text whose first character past JSON's whitespace is
-    none of ``[ { n t f`` cannot decode to any of those, and trying costs a
-    raised ``JSONDecodeError`` per argument (issue 15); such arguments are
+    whose field is not plainly ``str`` and keeps the result when it is a list,
+    an object or ``null`` (clients that send a list as JSON inside a string).
+    A text field that may be left out (``str | None``) is not plainly ``str``
+    to it, so a note written as ``{"sha": "abc"}`` was refused and one written
+    ``null`` was dropped (review): text fields keep what was written. Of the
+    others, text whose first character past JSON's whitespace is none of
+    ``[ { n t f`` cannot decode to a list, an object or null, and trying costs
+    a raised ``JSONDecodeError`` per argument (issue 15); such arguments are
     left as they are, as the SDK would leave them.
     """
 
     def pre_parse_json(self, data: dict[str, Any]) -> dict[str, Any]:
-        """The SDK's :meth:`FuncMetadata.pre_parse_json` of ``data``."""
-        for value in data.values():
+        """The SDK's :meth:`FuncMetadata.pre_parse_json` of the arguments of ``data`` whose field is not text."""
+        texts = _text_fields(self.arg_model)
+        others = {k: v for k, v in data.items() if k not in texts}
+        for value in others.values():
             if isinstance(value, str) and value.lstrip(" \t\n\r")[:1] in _MAY_DECODE:
-                return super().pre_parse_json(data)
+                return {**data, **super().pre_parse_json(others)}
         return dict(data)
 
     def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
@@ -222,6 +228,21 @@ class _Arguments(FuncMetadata):
         name and keys it by alias, ~2 µs a call), else as the SDK dumps them."""
         model = self.arg_model.model_validate(self.pre_parse_json(arguments_to_validate))
         return model.model_dump_one_level() if _aliased(self.arg_model) else dict(model.__dict__)
+
+
+@functools.cache
+def _text_fields(arg_model: type[BaseModel]) -> frozenset[str]:
+    """The names (and aliases) of a tool's arguments whose type admits text (``str``, ``str | None``, …)."""
+    return frozenset(name for field_name, field in arg_model.model_fields.items() if _admits_text(field.annotation)
+                     for name in (field_name, field.alias) if name)
+
+
+def _admits_text(annotation: Any) -> bool:
+    if annotation is str:
+        return True
+    if get_origin(annotation) is Annotated:
+        return _admits_text(get_args(annotation)[0])
+    return get_origin(annotation) in (Union, UnionType) and any(_admits_text(a) for a in get_args(annotation))
 
 
 @functools.cache

@@ -149,7 +149,7 @@ async def ack_message(ctx: Context, message_id: str) -> dict[str, Any]:
 async def wait_for_messages(
     ctx: Context,
     timeout: Annotated[float, Field(ge=0, le=60, description="Seconds.")] = 30,
-    after_seq: Annotated[int | None, Field(description="Only messages with a higher seq.")] = None,
+    after_seq: Annotated[int | None, Field(ge=0, le=2**62, description="Only messages with a higher seq.")] = None,
 ) -> dict[str, Any]:
     """Wait until you have unread messages; returns them (bodies cut as by inbox), or none at the timeout."""
     # the hub's wait marks nothing read or shown: messages this answer leaves out are still unread for the next call
@@ -197,7 +197,7 @@ async def list_leases(
     project_key: Project = None,
     resource: Annotated[str | None, Field(description="Only leases overlapping it.")] = None,
     session_id: Annotated[str | None, Field(description="Only this holder's.")] = None,
-    after_fence: Annotated[int, Field(ge=0, description="A previous answer's next_after_fence.")] = 0,
+    after_fence: Annotated[int, Field(ge=0, le=2**62, description="A previous answer's next_after_fence.")] = 0,
 ) -> dict[str, Any]:
     """Live leases, oldest first, about 50,000 characters a call; next_after_fence (null: that was all) reads on."""
     found, following = await call_numbered_page(ctx, f"{API}/locks", {
@@ -216,7 +216,7 @@ async def list_leases(
     return answer
 
 
-async def check_fence(ctx: Context, fence: int, resource: str | None = None,
+async def check_fence(ctx: Context, fence: Annotated[int, Field(ge=1, le=2**62)], resource: str | None = None,
                       project_key: str | None = None) -> dict[str, Any]:
     """Is this fence still the live lease covering resource? Ask before acting on an old lease."""
     return await call_object(ctx, "GET", f"{API}/locks/check", params={
