@@ -94,6 +94,8 @@ OVERLAPS = [
     ("/src", "src", False),  # absolute paths are compared lexically
     ("src/**/../x.py", "x.py", True),  # ** may be zero segments
     ("src/**/../x.py", "src/a/x.py", True),
+    ("**/../x.py", "a/x.py", True),  # review: taken as x.py, it missed a/x.py
+    ("**/../x.py", "x.py", True),
     ("a**b/../c", "c", True),  # in-segment ** is one or more segments
     ("src/x[", "src/x[", True),  # unterminated class: a literal "["
     ("src/x[", "src/xa", False),

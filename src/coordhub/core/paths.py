@@ -409,8 +409,9 @@ def _parent(out: list[str], absolute: bool, display: bool) -> None:
     while out and _spans(out[-1]):  # S/.. is parent(before S) or beneath before-S: cover both
         out.pop()
         spanned = True
-    if spanned and not out:
-        return  # the root already denotes everything
+    if spanned and not out:  # the parent of what a leading span matched is anywhere, the root included
+        out.append("**")  # (review: `**/../x` was taken as `x`, missing `a/x`)
+        return
     if out and out[-1] != "..":
         out.pop()
     elif not absolute and not spanned:
