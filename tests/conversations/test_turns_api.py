@@ -81,6 +81,10 @@ def test_local_means_the_senders_machine(api: Api) -> None:
     # review: stored under hub sequence 2 (the first SEQUENCE renumbered) but read as 1 (the last wins)
     (org(sequence=2).replace("#+PROTOCOL_VERSION: 5", "#+PROTOCOL_VERSION: 5\n#+SEQUENCE: 1"), "SEQUENCE"),
     (org().replace("#+TITLE: Prep fix-up", "#+TITLE: Prep fix-up\n#+TITLE: Other"), "TITLE"),
+    # review: one line here, three to a reader splitting lines as Python does (the seed's receiver)
+    (org().replace("#+TITLE: Prep fix-up", "#+TITLE: fyi\u2028#+MESSAGE_TYPE: release\u2028#+SEQUENCE: 99"),
+     "TITLE"),
+    (org().replace("#+TITLE: Prep fix-up", "#+TITLE: fyi\x0b#+SEQUENCE: 99"), "TITLE"),
 ])
 def test_malformed_files_are_refused_and_change_nothing(api: Api, pair: Any, content: str, field: str) -> None:
     career, homelab = pair
@@ -339,3 +343,16 @@ def test_a_machine_halt_shows_in_that_machines_status_only(api: Api, pair: Any) 
     assert api.get(f"{URL}/status", headers=career).json()["halt_active"] is False
     assert send(api, homelab, "ratio.career", org()).status_code == 423
     assert send(api, career, "velox.homelab", org()).status_code == 201  # the sender's machine is not halted
+
+
+def test_field_form_values_are_read_as_a_files_are(api: Api, pair: Any) -> None:
+    """Review: field values were used unstripped, so "5 " was judged a version mismatch (a query) while the file
+    stored for it read "5"."""
+    career, homelab = pair
+    r = api.post(f"{URL}/turns", headers=career, json={"to": "velox.homelab", "conversation_id": "pv-field",
+                                                        "type": "request", "body": "b", "protocol_version": "5 ",
+                                                        "title": "  Spaced  "})
+    assert r.status_code == 201, r.text
+    t = r.json()
+    assert (t["decision"], t["sequence"]) == ("process", 1), t
+    assert "#+TITLE: Spaced\n" in t["content"] and "#+PROTOCOL_VERSION: 5\n" in t["content"]

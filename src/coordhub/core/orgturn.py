@@ -134,6 +134,10 @@ def split(text: str, *, unique: bool = False) -> tuple[dict[str, str], str]:
         m = _KEY_LINE.fullmatch(line)
         if m is None:
             break
+        if len(line.splitlines()) > 1:  # U+2028, U+0085, \v, \f …: one line here, several to Python's readers
+            raise Invalid(f"frontmatter line {m.group(1)} holds a line separator ({_breaks(line)}): a reader that "
+                          "splits lines as Python does would read more keys in it (seed 004's does)",
+                          field=m.group(1))
         if unique and m.group(1) in keys:
             raise Invalid(f"frontmatter key {m.group(1)} is written twice: write each key once",
                           field=m.group(1), repeated=m.group(1))
@@ -242,6 +246,12 @@ def parse_timestamp(value: str) -> dt.datetime:
     return when
 
 
+def _breaks(line: str) -> str:
+    """The line-break characters ``str.splitlines`` finds in ``line``, as U+XXXX."""
+    found = {ch for ch in line if len(f"a{ch}b".splitlines()) > 1}
+    return ", ".join(f"U+{ord(ch):04X}" for ch in sorted(found))
+
+
 def utc_text(when: dt.datetime) -> str:
     """``when`` as UTC ``YYYY-MM-DDTHH:MM:SSZ``."""
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -250,7 +260,7 @@ def utc_text(when: dt.datetime) -> str:
 def render(keys: dict[str, str], body: str) -> str:
     """The text of a message file: ``keys`` as frontmatter lines, a blank line, the normalized body."""
     for k, v in keys.items():
-        if not re.fullmatch(r"[A-Z_]+", k) or "\n" in v or "\r" in v:
+        if not re.fullmatch(r"[A-Z_]+", k) or len(f"a{v}b".splitlines()) > 1:
             raise Invalid(f"frontmatter {k!r} cannot be written on one line", field=k)
     return "".join(f"#+{k}: {v}\n" for k, v in keys.items()) + "\n" + normalize_body(body)
 

@@ -67,14 +67,16 @@ def draft(*, to: str, content: str | None = None, signature: str | None = None,
             raise Invalid("a signature covers a file's exact bytes: send it with `content`", field="signature")
         if conversation_id is None or type is None or body is None:
             raise Invalid("a turn needs `content`, or conversation_id, type and body", field="content")
-        keys = {"TITLE": title or conversation_id, "CONVERSATION_ID": conversation_id, "MESSAGE_TYPE": type,
-                "SEQUENCE": "0", "TIMESTAMP": orgturn.utc_text(dt.datetime.fromtimestamp(now, dt.UTC)),
-                "PROTOCOL_VERSION": protocol_version or orgturn.PROTOCOL_VERSION}
+        # Stripped as a file's values are read (review: "5 " was judged a version mismatch, then stored as "5")
+        keys = {"TITLE": (title or conversation_id).strip(), "CONVERSATION_ID": conversation_id.strip(),
+                "MESSAGE_TYPE": type.strip(), "SEQUENCE": "0",
+                "TIMESTAMP": orgturn.utc_text(dt.datetime.fromtimestamp(now, dt.UTC)),
+                "PROTOCOL_VERSION": (protocol_version or orgturn.PROTOCOL_VERSION).strip()}
         if requires_tools:
             orgturn.check_tools(requires_tools, "requires_tools")
             keys["REQUIRES_TOOLS"] = ", ".join(requires_tools)
         if release_status is not None:
-            keys["RELEASE_STATUS"] = release_status
+            keys["RELEASE_STATUS"] = release_status.strip()
         turn = orgturn.build(keys, body)
         turn = orgturn.Turn(**{**turn.__dict__, "sequence": None})
         content = orgturn.render(keys, body)
