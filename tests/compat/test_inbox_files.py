@@ -265,3 +265,24 @@ def test_sync_follow_reads_again_once_the_event_stream_is_accepted(monkeypatch: 
         assert len(runs) >= 2, "no sync once the stream was accepted: a turn sent meanwhile waits for --poll"
     finally:
         release.set()
+
+
+def test_signed_history_with_gaps_says_to_import_it_unsigned(world: World, keys: dict[str, GpgKey]) -> None:
+    """An inbox holds one side's turns, so their signed SEQUENCE numbers have gaps the hub's cannot follow. Review:
+    the error said to renumber and re-sign, which an importer cannot do to another's file."""
+    homelab = world.homelab
+    inbox = homelab.inbox
+    for seq, kind in ((1, "request"), (3, "progress"), (5, "release")):
+        text = (f"#+TITLE: Gaps\n#+CONVERSATION_ID: {world.conv}-gaps\n#+MESSAGE_TYPE: {kind}\n#+SEQUENCE: {seq}\n"
+                f"#+TIMESTAMP: 2026-04-27T0{seq}:11:42Z\n#+PROTOCOL_VERSION: 5\n\nturn {seq}\n")
+        path = write(inbox / f"20260427T0{seq}1142Z-from-career-{world.conv}-gaps.org", text)
+        write(Path(str(path) + ".asc"), keys["career"].sign(path.read_bytes()))
+    r = homelab.coord("conv", "import", str(inbox), "--json")
+    assert r.code == 1, r
+    errors = [f for f in r.json()["files"] if f["decision"] == "error"]
+    assert len(errors) == 2 and all("--unsigned" in f["reason"] and "sequence_taken" in f["reason"]
+                                    for f in errors), errors
+    again = homelab.coord("conv", "import", str(inbox), "--unsigned", "--json")
+    assert again.code == 0 and again.json()["counts"]["error"] == 0, again
+    shown = homelab.coord("conv", "show", f"{world.conv}-gaps", "--json").json()
+    assert shown["state"] == "released" and [t["sequence"] for t in shown["turns"]] == [1, 2, 3]

@@ -122,7 +122,11 @@ def import_files(paths: list[Path], send: Callable[[str, str, str | None], Any],
     """Import each file: ``send(to, text, signature)`` is the client's file-form send (it raises ``HubError``).
 
     A refusal by the hub (4xx) is that file's ``error``; ``Unreachable`` is
-    not caught (nothing more can be imported).
+    not caught (nothing more can be imported). A signed file refused for its
+    ``SEQUENCE`` (409 ``sequence_taken``) is history its author signed, whose
+    numbers the hub's cannot follow (an inbox holds one side's turns only):
+    its error says to import it with ``--unsigned`` (review: it said to
+    re-sign, which an importer cannot do for another's file).
     """
     from coordhub.client import HubError
 
@@ -137,7 +141,12 @@ def import_files(paths: list[Path], send: Callable[[str, str, str | None], Any],
         try:
             turn = send(to, text, signature)
         except HubError as exc:
-            out.append(Outcome(str(path), "error", f"{exc.message} [{exc.status} {exc.code}]", to))
+            why = f"{exc.message} [{exc.status} {exc.code}]"
+            if exc.code == "sequence_taken" and signature is not None:
+                why = (f"its signed SEQUENCE is not the hub's next [{exc.status} {exc.code}]: a signed file's "
+                       "number cannot be changed without its author's key; import history with --unsigned, "
+                       "which the hub numbers as it comes")
+            out.append(Outcome(str(path), "error", why, to))
             continue
         out.append(Outcome(str(path), str(turn.get("decision")), turn.get("reason"), to, turn.get("id"),
                            turn.get("conversation_id"), turn.get("sequence")))
