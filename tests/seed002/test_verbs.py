@@ -103,6 +103,11 @@ def test_wrapper_scripts_run_with_the_seeds_arguments(live_hub: LiveHub, tmp_pat
     assert usage.returncode == 2 and "usage: publish-message.sh" in usage.stderr
     bad = run("backend", "publish-message.sh", "NOPE", "s", "d")
     assert bad.returncode == 2 and "unknown message type" in bad.stderr
+    # review: a dangling option took the wrapper's own -- as its value (a message to a session named "--")
+    dangling = run("backend", "publish-message.sh", "GENERAL", "s", "d", "--to")
+    assert dangling.returncode == 2 and "--to needs an <instance>" in dangling.stderr, dangling
+    dangling = run("orchestrator", "ack-message.sh", msg_id, "--comment")
+    assert dangling.returncode == 2 and "--comment needs a <comment>" in dangling.stderr, dangling
 
 
 def test_claude_instance_id_names_the_session_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,6 +33,10 @@ SCRIPTS = {
 fi
 type="$1" subject="$2" description="$3"
 shift 3
+if [ "$#" -gt 0 ] && [ "${!#}" = "--to" ]; then  # else it would take the -- below as the instance
+    echo "$(basename "$0"): --to needs an <instance>" >&2
+    exit 2
+fi
 exec "${COORD_BIN:-coord}" msg publish "$@" -- "$type" "$subject" "$description"
 """),
     "check-messages.sh": ("check", "check-messages.sh [--pending] [--all] [--from <instance>] [--type <type>]",
@@ -45,6 +49,10 @@ exec "${COORD_BIN:-coord}" msg publish "$@" -- "$type" "$subject" "$description"
 fi
 id="$1"
 shift
+if [ "$#" -gt 0 ] && [ "${!#}" = "--comment" ]; then  # else it would take the -- below as the comment
+    echo "$(basename "$0"): --comment needs a <comment>" >&2
+    exit 2
+fi
 exec "${COORD_BIN:-coord}" msg ack "$@" -- "$id"
 """),
 }
