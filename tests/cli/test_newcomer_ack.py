@@ -25,3 +25,15 @@ def test_ack_of_an_unknown_seed_id_names_it_as_typed(live_hub: LiveHub, tmp_path
         assert error["code"] == "not_found" and error["message"].startswith(f"no message {ref!r}")
     unknown = "3fa85f64-5717-4562-b3fc-2c963f66afa6"  # a hub id: the hub's own words, which name it
     assert f"no message '{unknown}'" in a.fails(1, "msg", "ack", unknown.upper()).err
+
+
+def test_the_inbox_footer_says_to_ack_what_asks_for_it(live_hub: LiveHub, tmp_path: Path) -> None:
+    """Review: the footer said only to mark messages read, which leaves an ACK REQUIRED one to be redelivered."""
+    me, other = "HOWARD-HOME/claude-main", "DESKTOP-0O8A1RL/claude-main"
+    a = Coord(tmp_path, isolated_env(tmp_path), url=live_hub.url, token=live_hub.token(me))
+    b = Coord(tmp_path, isolated_env(tmp_path / "b"), url=live_hub.url, token=live_hub.token(other))
+    b.ok("msg", "send", me, "fyi", "no ack needed")
+    assert a.ok("msg", "inbox").out.rstrip().endswith("Mark each read with `coord msg read <id>`.")
+    b.ok("msg", "send", me, "deploy?", "please confirm", "--requires-ack")
+    footer = a.ok("msg", "inbox").out.rstrip().splitlines()[-1]
+    assert footer.endswith("acknowledge the ACK REQUIRED ones with `coord msg ack <id>`."), footer

@@ -28,7 +28,10 @@ def inbox(rows: list[dict[str, Any]], history: bool) -> None:
     for m in rows:
         verbatim(message_banner(m))
     if rows:
-        console.print(f"{len(rows)} unread. Mark each read with `coord msg read <id>`.")
+        ack = any(m.get("requires_ack") and not m.get("acked_at") for m in rows)
+        # read alone, an ACK REQUIRED message is redelivered and finally dead-lettered (review)
+        console.print(f"{len(rows)} unread. Mark each read with `coord msg read <id>`"
+                      + (", and acknowledge the ACK REQUIRED ones with `coord msg ack <id>`." if ack else "."))
 
 
 def leases(rows: list[dict[str, Any]]) -> None:
