@@ -316,6 +316,9 @@ def test_lock_claim_conflict_release_list(fleet: Fleet) -> None:
     assert fleet.a.ok("lock", "list", "--project", "nothing").out.strip() == "no live leases"
     table = fleet.a.ok("lock", "list", "--project", "gururmm").out
     assert lease["id"] in table and b_lease in table and A in table and B in table
+    forever = [line for line in fleet.a.ok("lock", "list", "--project", "claudetools").out.splitlines()
+               if other["id"] in line]
+    assert len(forever) == 1 and " never " in forever[0], forever  # review: a blank expires cell
 
     # only the holder may release
     r = fleet.b.fails(6, "lock", "release", lease["id"])

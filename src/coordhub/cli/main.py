@@ -153,7 +153,7 @@ def status(ctx: typer.Context, project: str | None = typer.Option(None, "--proje
             console.print(pause_line(s["paused"]), style="bold yellow")
         console.print(f"unread messages: {s['unread_messages']}")
         heading("leases")
-        table(s["active_locks"], views.LEASE_COLUMNS, "  none")
+        table(views.lease_rows(s["active_locks"]), views.LEASE_COLUMNS, "  none")
         if s.get("active_locks_more"):
             console.print(f"  … more live leases than these {len(s['active_locks'])}: `coord lock list` lists all")
         heading("components")

@@ -36,4 +36,9 @@ def inbox(rows: list[dict[str, Any]], history: bool) -> None:
 
 def leases(rows: list[dict[str, Any]]) -> None:
     """``coord lock list``: live leases as a table."""
-    table(rows, LEASE_COLUMNS, "no live leases")
+    table(lease_rows(rows), LEASE_COLUMNS, "no live leases")
+
+
+def lease_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Leases as their tables show them: one that never expires (TTL 0) says ``never`` (review: a blank cell)."""
+    return [{**r, "expires_at": r.get("expires_at") or "never"} for r in rows]
