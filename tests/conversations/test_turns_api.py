@@ -85,6 +85,7 @@ def test_local_means_the_senders_machine(api: Api) -> None:
     (org().replace("#+TITLE: Prep fix-up", "#+TITLE: fyi\u2028#+MESSAGE_TYPE: release\u2028#+SEQUENCE: 99"),
      "TITLE"),
     (org().replace("#+TITLE: Prep fix-up", "#+TITLE: fyi\x0b#+SEQUENCE: 99"), "TITLE"),
+    (org().replace("#+TITLE: Prep fix-up", "#+TITLE: fyi\u2028"), "TITLE"),  # trailing: the rest is body there
 ])
 def test_malformed_files_are_refused_and_change_nothing(api: Api, pair: Any, content: str, field: str) -> None:
     career, homelab = pair

@@ -147,3 +147,39 @@ def test_a_name_that_begins_with_a_newline_is_checked_as_itself(fleet: Fleet) ->
     r = repo.commit("a name with a newline")
     assert r.code != 0 and "coord guard: commit refused" in r.err, r
     assert lease["id"] in r.err
+
+
+def test_pushed_names_are_read_exactly_whatever_they_hold(tmp_path: Path) -> None:
+    """Review: commits were told apart by a marker character that a name may end with ("secret.py\\x01" was read
+    as "secret.py"); they are now told apart by their ids. Empty commits and a merge's own edit are read too."""
+    from coordhub.guard import git as guard_git
+
+    repo = tmp_path / "r"
+
+    def run(*args: str) -> str:
+        return subprocess.run(["git", *NO_HOOKS, "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
+                              check=True, capture_output=True, text=True).stdout
+
+    repo.mkdir()
+    run("init", "-q", "-b", "main")
+    run("commit", "-q", "--allow-empty", "-m", "root")
+    for name in ("secret.py\x01", "src/\x01", "\nlead.py"):
+        (repo / name).parent.mkdir(exist_ok=True)
+        (repo / name).write_text("x")
+    run("add", "-A")
+    run("commit", "-q", "-m", "odd names")
+    run("commit", "-q", "--allow-empty", "-m", "empty")
+    run("checkout", "-q", "-b", "feature")
+    (repo / "free.py").write_text("f")
+    run("add", "free.py")
+    run("commit", "-q", "-m", "feature")
+    run("checkout", "-q", "main")
+    (repo / "README").write_text("m")
+    run("add", "README")
+    run("commit", "-q", "-m", "main")
+    run("merge", "-q", "--no-ff", "--no-commit", "feature")
+    (repo / "locked.py").write_text("evil")
+    run("add", "locked.py")
+    run("commit", "-q", "-m", "merge")
+    names = guard_git._logged_names(["HEAD"], repo)
+    assert sorted(names) == sorted(["secret.py\x01", "src/\x01", "\nlead.py", "free.py", "README", "locked.py"])

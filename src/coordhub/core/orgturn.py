@@ -125,7 +125,8 @@ def split(text: str, *, unique: bool = False) -> tuple[dict[str, str], str]:
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     i = 0
     while i < len(lines):
-        line = lines[i].rstrip()
+        raw = lines[i]
+        line = raw.rstrip()
         if not line:
             i += 1
             if keys:
@@ -134,8 +135,10 @@ def split(text: str, *, unique: bool = False) -> tuple[dict[str, str], str]:
         m = _KEY_LINE.fullmatch(line)
         if m is None:
             break
-        if len(line.splitlines()) > 1:  # U+2028, U+0085, \v, \f …: one line here, several to Python's readers
-            raise Invalid(f"frontmatter line {m.group(1)} holds a line separator ({_breaks(line)}): a reader that "
+        # U+2028, U+0085, \v, \f …: one line here, several to Python's readers; tested on the line as written,
+        # since rstrip() drops a trailing one (review)
+        if len(f"{raw}x".splitlines()) > 1:
+            raise Invalid(f"frontmatter line {m.group(1)} holds a line separator ({_breaks(raw)}): a reader that "
                           "splits lines as Python does would read more keys in it (seed 004's does)",
                           field=m.group(1))
         if unique and m.group(1) in keys:

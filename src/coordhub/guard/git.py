@@ -44,15 +44,35 @@ def _names(out: str) -> list[str]:
     return list(dict.fromkeys(name for name in out.split("\0") if name))
 
 
-_COMMIT = "\x01\0"  # what `git log --format=%x01 -z` writes before each commit's names (a name holds no NUL)
+def _logged_names(revs: list[str], cwd: Path | None) -> list[str]:
+    """Every path the commits of ``revs`` change, a merge's own edits included (``-c``: what it changes against
+    every parent; `git log` lists nothing of a merge by default; ``-c`` rather than ``--diff-merges``, which git
+    before 2.31 refuses).
 
-
-def _logged_names(out: str) -> list[str]:
-    """The names of ``git log --format=%x01 --name-only -z`` output: after each commit's marker one separator
-    (a newline, or a NUL after a merge's combined diff), then its names, NUL-separated."""
+    ``git log --format=%H -z --name-only`` writes each commit's id and a NUL, one separator (a newline, or a NUL
+    for a merge), then its names, each ending in a NUL. A name may hold any character but NUL, so a commit is
+    told from a name by its id, known beforehand from ``git rev-list`` (a marker character could end a name:
+    review). ``GitError`` when the output is not laid out so.
+    """
+    shas = git(["rev-list", *revs], cwd).split()
+    if not shas:
+        return []
+    tokens = git(["log", "--format=%H", "--name-only", "-z", "--no-renames", "-c", *revs], cwd).split("\0")
     names: list[str] = []
-    for chunk in out.split(_COMMIT)[1:]:
-        names += _names(chunk[1:] if chunk[:1] in ("\n", "\0") else chunk)
+    i = 0
+    for k, sha in enumerate(shas):
+        if i >= len(tokens) or tokens[i] not in (sha, "\n" + sha):
+            raise GitError(f"git log did not list commit {sha} where it was expected")
+        i += 1
+        following = (shas[k + 1], "\n" + shas[k + 1]) if k + 1 < len(shas) else ()
+        first = True
+        while i < len(tokens) and tokens[i] not in following:
+            name, i = tokens[i], i + 1
+            if first and name.startswith("\n"):  # the separator after the id, not part of the name
+                name = name[1:]
+            first = False
+            if name:
+                names.append(name)
     return list(dict.fromkeys(names))
 
 
@@ -84,9 +104,8 @@ def pushed_paths(remote: str, updates: list[tuple[str, str, str, str]], cwd: Pat
     sha, remote ref, remote sha. A deleted ref sends no commits. For a new
     ref, or one whose remote tip is unknown here, the commits are those not on
     any ref of ``remote``; otherwise ``remote_sha..local_sha``. A merge commit
-    counts what it changes against every parent (``--diff-merges=combined``:
-    an edit made in the merge itself; `git log` lists nothing of a merge by
-    default). With the remote tip known, the paths the push changes on the
+    counts what it changes against every parent (an edit made in the merge
+    itself: :func:`_logged_names`). With the remote tip known, the paths the push changes on the
     remote (``git diff remote_sha local_sha``) count too: a forced push that
     drops commits sends none of them but changes what they changed (review).
     """
@@ -96,8 +115,7 @@ def pushed_paths(remote: str, updates: list[tuple[str, str, str, str]], cwd: Pat
             continue
         known = remote_sha != ZERO and _has_commit(remote_sha, cwd)
         revs = [f"{remote_sha}..{local_sha}"] if known else [local_sha, "--not", f"--remotes={remote}"]
-        names += _logged_names(git(["log", "--format=%x01", "--name-only", "-z", "--no-renames",
-                                    "--diff-merges=combined", *revs], cwd))
+        names += _logged_names(revs, cwd)
         if known:
             names += _names(git(["diff", "--name-only", "-z", "--no-renames", remote_sha, local_sha], cwd))
     return list(dict.fromkeys(names))
