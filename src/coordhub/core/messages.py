@@ -117,9 +117,9 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     if reply_to is not None and to_session is None:
         to_session = _visible(tx, actor, reply_to)["from_session"]  # a reply goes to the parent's sender
     to = recipient(to_session)
-    _worker_may_send(actor, to)
+    _orchestrated_may_send(actor, to)
     if escalate_to is not None:  # a dead letter is told to escalate_to, from the hub itself (review)
-        _worker_may_send(actor, escalate_to.strip(), "escalate_to")
+        _orchestrated_may_send(actor, escalate_to.strip(), "escalate_to")
     known: bool | None = None
     row_to: Row | None = None
     if to is not None:
@@ -235,7 +235,7 @@ def _unread(tx: Tx, session_id: str, row: Row | None, limit: int, after_seq: int
     return rows[:limit]
 
 
-def _worker_may_send(actor: Actor, to: str | None, field: str = "to_session") -> None:
+def _orchestrated_may_send(actor: Actor, to: str | None, field: str = "to_session") -> None:
     """Refuse (403) a send by one of the orchestrator's sessions (a worker, or a host, whose token a worker can
     read) to the whole fleet or to another of them; ``to`` None is a broadcast.
 
