@@ -117,9 +117,9 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     if reply_to is not None and to_session is None:
         to_session = _visible(tx, actor, reply_to)["from_session"]  # a reply goes to the parent's sender
     to = recipient(to_session)
-    _orchestrated_may_send(actor, to)
+    _worker_may_send(actor, to)
     if escalate_to is not None:  # a dead letter is told to escalate_to, from the hub itself (review)
-        _orchestrated_may_send(actor, escalate_to.strip(), "escalate_to")
+        _worker_may_send(actor, escalate_to.strip(), "escalate_to")
     known: bool | None = None
     row_to: Row | None = None
     if to is not None:
@@ -235,22 +235,24 @@ def _unread(tx: Tx, session_id: str, row: Row | None, limit: int, after_seq: int
     return rows[:limit]
 
 
-def _orchestrated_may_send(actor: Actor, to: str | None, field: str = "to_session") -> None:
-    """Refuse (403) a send by one of the orchestrator's sessions (a worker, or a host, whose token a worker can
-    read) to the whole fleet or to another of them; ``to`` None is a broadcast.
+def _worker_may_send(actor: Actor, to: str | None, field: str = "to_session") -> None:
+    """Refuse (403) a send by an orchestrator worker to the whole fleet or to another of the orchestrator's
+    sessions (a worker or a host); ``to`` None is a broadcast.
 
     A worker is a ``claude -p`` with Bash in a repository anyone may have written to, and every worker's hooks
     put its unread messages into its agent's context: one prompt-injected worker could instruct every other
-    (review; the rule :func:`coordhub.core.assignments.may_direct` keeps for directing work). Their messages to
-    people's sessions, and to themselves, go through. ``field``: the request field that named ``to``.
+    (review; the rule :func:`coordhub.core.assignments.may_direct` keeps for directing work). Its messages to
+    people's sessions, and to itself, go through. ``field``: the request field that named ``to``. Hosts
+    (``<m>/agent``) are not held to it: the name is a session's like any other to the dashboard and the
+    seeds' habits, and a host's token is its machine's user's.
     """
-    if orchestrator_role(actor.session_id) is None:
+    if orchestrator_role(actor.session_id) != "worker":
         return
     if to is None:
-        raise Forbidden("the orchestrator's sessions (workers, hosts) may not broadcast: message a person's "
-                        "session instead", field=field, acting_as=actor.session_id)
+        raise Forbidden("an orchestrator worker may not broadcast: message a person's session instead",
+                        field=field, acting_as=actor.session_id)
     if is_orchestrated(to) and to.lower() != actor.session_id.lower():
-        raise Forbidden(f"the orchestrator's sessions (workers, hosts) may not message one another ({to!r}): "
+        raise Forbidden(f"an orchestrator worker may not message another of the orchestrator's sessions ({to!r}): "
                         "message a person's session instead", field=field, acting_as=actor.session_id)
 
 
