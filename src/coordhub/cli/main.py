@@ -75,8 +75,7 @@ _HOOKS = ("Claude Code and git run the hooks as `coord-hook EVENT`, a command of
           "`coord install-hooks` and `coord install-git-hook` (docs/hooks.md)")
 MISNAMED = {"hook": _HOOKS, "hooks": _HOOKS, "message": "Did you mean 'msg'?", "messages": "Did you mean 'msg'?",
             "lease": "Did you mean 'lock'?", "leases": "Did you mean 'lock'?",
-            "help": "Run `coord --help`, or `coord COMMAND --help` for one command.",
-            "version": "Run `coord --version`."}
+            "help": "Run `coord --help`, or `coord COMMAND --help` for one command."}
 
 
 def _root() -> typer.Typer:
@@ -101,6 +100,12 @@ def _version(value: bool) -> None:
 
         typer.echo(version_line())
         raise typer.Exit()
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the version, as --version does (seed 003's `coord version`)."""
+    _version(True)
 
 
 def _client_opt(name: str) -> Any:
