@@ -54,7 +54,7 @@ from coordhub.clock import isoformat
 from coordhub.core import addressing, events, orgturn, paging, turnbounds, turns
 from coordhub.core.events import emit
 from coordhub.core.hub import WithStatus
-from coordhub.core.identity import Actor
+from coordhub.core.identity import Actor, orchestrator_role
 from coordhub.core.turns import DEDUP, PROCESS, QUERY, REJECT, Draft
 from coordhub.errors import Conflict, Forbidden, Invalid, NotFound
 from coordhub.openpgp import Verdict
@@ -150,6 +150,7 @@ def _check(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float, 
 
     Raises what :func:`send` raises. Without ``declare`` it writes nothing (the send's declaration of its
     address is assumed, not written)."""
+    _worker_may_not_send(actor)
     machine, project = _own_address(tx, actor, d, now, declare=declare)
     own = None if declare else {**(tx.sessions.get(actor.session_id) or {}), "machine": machine, "project": project}
     turn = d.turn
@@ -199,6 +200,20 @@ def _check(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float, 
     turnbounds.check(tx, actor, conv, size, now, release=decision == PROCESS and turn.type == "release")
     return _Checked(machine, project, conv, to_machine, to_project, sha, decision, reason, sequence, content, body,
                     body_in_content, size)
+
+
+def _worker_may_not_send(actor: Actor) -> None:
+    """Refuse (403) a turn from an orchestrator worker.
+
+    A turn goes to an address (``machine.project``), and every session declared there, other workers included,
+    has it put into its agent's context by its hooks: one prompt-injected worker could instruct them all, as a
+    broadcast could (review; :func:`coordhub.core.messages.send` holds workers to the same rule for messages).
+    Conversations are the parties' sessions' business; a worker reports through its assignment.
+    """
+    if orchestrator_role(actor.session_id) == "worker":
+        raise Forbidden("an orchestrator worker may not send conversation turns: every session at the address "
+                        "would have it put into its agent's context; report through the assignment, or message "
+                        "a person's session", field="to", acting_as=actor.session_id)
 
 
 def screen(tx: Tx, actor: Actor, d: Draft, now: float) -> None:
