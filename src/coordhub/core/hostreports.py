@@ -99,11 +99,8 @@ def _adopt(tx: Tx, row: Row, host: Row, now: float) -> Row:
     return {**row, "host_incarnation": incarnation, "updated_at": now}
 
 
-RECORD_FIELDS = frozenset({"worktree", "branch", "wip_commit", "changed_files", "pushed", "freshness_notes"})
-
-
-def _telemetry_changes(row: Row, telemetry: dict[str, Any], extra: dict[str, Any]) -> Row:
-    """Columns a report updates: telemetry fields and the record fields (worktree, branch, pushed, wip commit)."""
+def _telemetry_changes(telemetry: dict[str, Any]) -> Row:
+    """Columns a report's telemetry updates (its Claude session, turns, last tool and file, progress, cost, result)."""
     changes: Row = {}
     for src, col in (("session_id", "claude_session"), ("turns", "turns"), ("last_tool", "last_tool"),
                      ("last_file", "last_file"), ("progress", "progress"), ("status_line", "status_line")):
@@ -114,6 +111,12 @@ def _telemetry_changes(row: Row, telemetry: dict[str, Any], extra: dict[str, Any
         changes["cost_usd"] = float(telemetry["cost_usd"])
     if telemetry.get("result") is not None:
         changes["result"] = json.dumps(telemetry["result"])
+    return changes
+
+
+def _record_changes(extra: dict[str, Any]) -> Row:
+    """Columns a report's record fields update: worktree, branch, wip commit, changed files, pushed, freshness."""
+    changes: Row = {}
     for key in ("worktree", "branch", "wip_commit"):
         if extra.get(key) is not None:
             changes[key] = extra[key]
@@ -153,8 +156,8 @@ def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *
     * on an assignment that already ended (stopped meanwhile) the record
       fields are kept and the state is not changed; but a report on an ended
       attempt pauses nothing, and one on a ``done`` assignment changes none of
-      :data:`RECORD_FIELDS` (the branch the pipeline tests and merges, and may
-      delete, is the one reported before: review).
+      the record fields (:func:`_record_changes`: the branch the pipeline tests
+      and merges, and may delete, is the one reported before: review).
 
     ``StaleIncarnation`` (409) from an incarnation that is not the machine's
     current one, or when a newer one ran the attempt (:func:`_adopt`); ``StaleAttempt`` (409) for
@@ -168,9 +171,9 @@ def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *
     reason = redact_opt(reason)
     row = _current_attempt(tx, actor, assignment_id, attempt, now, incarnation)
     ended = row["state"] not in ACTIVE
-    changes = _telemetry_changes(row, telemetry, extra)
-    if row["state"] == State.DONE.value:
-        changes = {k: v for k, v in changes.items() if k not in RECORD_FIELDS}
+    changes = _telemetry_changes(telemetry)
+    if row["state"] != State.DONE.value:
+        changes.update(_record_changes(extra))
     if changes.get("cost_usd") is not None:
         tx.attempts.set(row["id"], attempt, {"cost_usd": changes["cost_usd"]})
         changes["total_cost_usd"] = tx.attempts.total_cost(row["id"])
