@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tests.coordcli import isolated_env
 
-TIMEOUT = 2.0  # seconds: --timeout of every run here
+TIMEOUT = 3.0  # seconds: --timeout of every run here (1.8 × of it leaves room for a loaded machine's start-up)
 TODO = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 
 
