@@ -33,7 +33,17 @@ def test_unreachable_default_hub_says_it_was_the_default(tmp_path: Path) -> None
         p = _coord(tmp_path, port, "--token", "coord_x", *args)
         assert p.returncode == 3 and f"127.0.0.1:{port} is unreachable" in p.stderr and HINT in p.stderr, p
     p = _coord(tmp_path, port, "--token", "coord_x", "msg", "send", "ALL", "hello", "queued for the default")
-    assert p.returncode == 0 and "queued" in p.stdout and HINT in p.stdout, p
+    assert p.returncode == 0 and "queued" in p.stdout and (p.stdout + p.stderr).count(HINT) == 1, p
+
+
+def test_sync_with_the_default_hub_unreachable_says_it_was_the_default_once(tmp_path: Path) -> None:
+    """Review: `coord sync` said only that 127.0.0.1:8001 was unreachable; the hint is shown once per command."""
+    port = free_port()
+    for _ in range(2):  # two writes queued: each command says it once, and sync once for both
+        p = _coord(tmp_path, port, "--token", "coord_x", "todo", "add", "queued for the default")
+        assert p.returncode == 0 and (p.stdout + p.stderr).count(HINT) == 1, p
+    p = _coord(tmp_path, port, "--token", "coord_x", "sync")
+    assert p.returncode == 3 and "2 queued write(s) stay" in p.stderr and (p.stdout + p.stderr).count(HINT) == 1, p
 
 
 def test_a_token_refused_for_the_default_url_says_it_was_the_default(tmp_path: Path) -> None:

@@ -38,6 +38,10 @@ def test_a_conversation_from_first_turn_to_release(world: World) -> None:
     assert homelab.coord("conv", "inbox", "--json").json() == []
     assert homelab.coord("conv", "inbox").out.strip() == "no pending turns"
     assert homelab.coord("conv", "show", conv, "--json").json()["state"] == "released"
+    again = homelab.coord("conv", "release", conv)  # review: it printed "released" as if it had sent a turn
+    assert again.code == 0 and again.out.startswith(f"already released {conv} by turn ") and "nothing sent" in \
+        again.out, again
+    assert homelab.coord("conv", "release", conv, "--json").json()["decision"] == "dedup"
 
 
 def test_send_usage_and_refusals_have_the_documented_exit_codes(world: World, tmp_path: Path) -> None:

@@ -89,8 +89,12 @@ def test_install_is_idempotent_and_uninstall_restores(project: Path, tmp_path: P
     write(settings, FOREIGN)
     run("install-hooks", "--dir", str(project), home=tmp_path)
     once = settings.read_text()
+    mtime = settings.stat().st_mtime_ns
     r = run("install-hooks", "--dir", str(project), home=tmp_path)
     assert r.exit_code == 0 and settings.read_text() == once
+    # a second run says so (review: it printed "installed" again) and leaves the file alone
+    assert f"coordhub hooks already installed in {settings}" in r.output and "nothing changed" in r.output, r.output
+    assert "hooks installed in" not in r.output and settings.stat().st_mtime_ns == mtime
     r = run("uninstall-hooks", "--dir", str(project), home=tmp_path)
     assert r.exit_code == 0 and "removed" in r.output
     assert json.loads(settings.read_text()) == FOREIGN

@@ -115,6 +115,13 @@ class ClaimOut(LeaseOut):
                                       "(same id and fence) renewed to the new TTL, not a second grant.")
 
 
+class ReleaseOut(LeaseOut):
+    """A released (or force-released, or taken-over) lease."""
+
+    already: bool = Field(description="True when the lease had ended before this request (released, expired, "
+                                      "revoked, or taken over by the caller): the request changed nothing.")
+
+
 class ReleaseAllOut(Out):
     """Result of releasing every lease of a session."""
 
@@ -373,6 +380,13 @@ class TodoOut(Out):
                                   "replayed from its softfail queue (X-Coord-Queued-At); else null.")
     updated_at: str
     completed_at: str | None
+
+
+class TodoDoneOut(TodoOut):
+    """A todo marked done."""
+
+    already: bool = Field(description="True when the todo was done before this request: the request changed "
+                                      "nothing (completed_by stays who marked it first).")
 
 
 # ---- workflows and work items --------------------------------------------------

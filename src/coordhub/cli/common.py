@@ -46,12 +46,27 @@ class Options:
     queue_file: str | None = None
     timeout: float | None = None
     admin: bool = False
+    url_hinted: bool = False  # the default-URL hint was printed in this invocation (see url_hint)
 
 
 def options(ctx: typer.Context) -> Options:
     """The global options of this invocation."""
     obj = ctx.find_root().obj
     return obj if isinstance(obj, Options) else Options()
+
+
+def url_hint(ctx: typer.Context, url_source: str | None) -> str:
+    """:func:`exits.default_url_hint` once per command invocation: for the first line about the hub, empty after.
+
+    Every line that reports the hub (unreachable, a token it may not get, a
+    write queued for it) takes its hint from here, so a command that reports
+    it more than once (a :func:`call` per request it makes) says why that URL
+    was asked once; later lines name the URL anyway.
+    """
+    o = options(ctx)
+    hint = "" if o.url_hinted else exits.default_url_hint(url_source)
+    o.url_hinted = o.url_hinted or bool(hint)
+    return hint
 
 
 @contextmanager
@@ -84,7 +99,7 @@ def client(ctx: typer.Context, admin: bool = False) -> Iterator[CoordClient]:
         except QueueUnusable as exc:  # the softfail queue file cannot be used: a local file, not a credential
             fail(exc.message, EXIT_REFUSED)
         except CoordError as exc:  # no credential, or a URL the token may not go to: nothing was sent
-            fail(exc.message + exits.default_url_hint(settings.url_source), EXIT_AUTH)
+            fail(exc.message + url_hint(ctx, settings.url_source), EXIT_AUTH)
 
 
 def fail(message: str, code: int, envelope: dict[str, Any] | None = None) -> NoReturn:
@@ -131,13 +146,12 @@ def call(ctx: typer.Context, fn: Callable[[CoordClient], Any], admin: bool = Fal
             fail(exits.refusal(err.message, err.status, err.code) + hint, exits.exit_code(err.status),
                  hub_envelope(err))
         except Unreachable as err:
-            fail(exits.unreachable(c.settings.url, str(err)) + exits.default_url_hint(c.settings.url_source),
-                 EXIT_UNREACHABLE)
+            fail(exits.unreachable(c.settings.url, str(err)) + url_hint(ctx, c.settings.url_source), EXIT_UNREACHABLE)
         _report_drain(c)
         if isinstance(result, Queued):
             note = (f"hub unreachable ({result.reason}); {result.method} {result.path} queued in "
                     f"{c.settings.queue_file} ({result.pending} pending). It is sent by `coord sync` "
-                    "or the next command that reaches the hub." + exits.default_url_hint(c.settings.url_source))
+                    "or the next command that reaches the hub." + url_hint(ctx, c.settings.url_source))
             if wants_json():
                 typer.echo(f"coord: {note}", err=True)
                 print_json({"queued": True, "method": result.method, "path": result.path,

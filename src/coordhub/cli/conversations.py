@@ -150,12 +150,18 @@ def release(
                                                      "last turn)."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Send the release turn: the conversation's turns stop being pending (seed 004)."""
+    """Send the release turn: the conversation's turns stop being pending (seed 004).
+
+    A conversation released already is left as it is and said so ("already released", --json "decision":
+    "dedup"; exit 0).
+    """
     turn = call(ctx, lambda c: c.release_conversation(conversation_id, destination(c, to) if to else None, status,
                                                       body))
     _refusal(turn)
-    show(turn, as_json, lambda t: console.print(f"released {t['conversation_id']} ({status}) with turn {t['id']} "
-                                                f"#{t['sequence']} → {t['to']}"))
+    show(turn, as_json, lambda t: console.print(
+        f"already released {t['conversation_id']} by turn {t['id']} #{t['sequence']} → {t['to']}; nothing sent"
+        if t["decision"] == "dedup" else
+        f"released {t['conversation_id']} ({status}) with turn {t['id']} #{t['sequence']} → {t['to']}"))
 
 
 @app.command("show")

@@ -64,17 +64,22 @@ def install_hooks(scope: str = SCOPE_OPT, project_dir: Path | None = DIR_OPT, dr
     """Add the coordhub hooks to a Claude Code settings file, keeping everything else in it.
 
     SessionStart, UserPromptSubmit, PreToolUse (Edit|Write|MultiEdit|NotebookEdit), PostToolUse, Stop and
-    SessionEnd run `coord-hook`. Running it again changes nothing. Claude Code reads hooks when a session starts.
+    SessionEnd run `coord-hook`. Running it again changes nothing and says the hooks were already installed (exit
+    0). Claude Code reads hooks when a session starts.
     """
     path = _settings_file(scope, project_dir)
     command = install.hook_command()
-    merged = install.with_ours(_read(path), command)
+    current = _read(path)
+    merged = install.with_ours(current, command)
     if dry_run:
         verbatim(install.render(merged).rstrip("\n"))
         return
-    install.write(path, merged)
-    console.print(f"coordhub hooks installed in {path} ({', '.join(e for e, *_ in install.HOOK_SET)}), "
-                  f"running {' '.join(command)}. Sessions started from now on use them.")
+    if merged == current:
+        console.print(f"coordhub hooks already installed in {path}, running {' '.join(command)}; nothing changed")
+    else:
+        install.write(path, merged)
+        console.print(f"coordhub hooks installed in {path} ({', '.join(e for e, *_ in install.HOOK_SET)}), "
+                      f"running {' '.join(command)}. Sessions started from now on use them.")
     if not _has_token(project_dir or Path.cwd()):
         typer.echo("coord: no coord token is set here (COORD_TOKEN, or `token` in .claude/identity.json or "
                    "~/.claude/identity.json): until Claude Code starts with one, its sessions are not registered, "

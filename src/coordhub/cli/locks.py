@@ -114,12 +114,14 @@ def release(ctx: typer.Context, lease_id: str = typer.Argument(..., help=LEASE_H
             as_json: bool = JSON_OPT) -> None:
     """Release a lease you hold, or take over another session's stale one (seed 001's stale-lock rule).
 
-    Stale: no expiry (ttl 0) and its holder inactive for the hub's stale_after_hours (default 2).
+    Stale: no expiry (ttl 0) and its holder inactive for the hub's stale_after_hours (default 2). A lease that had
+    already ended is left as it is and said so ("already ended", --json "already": true; exit 0).
     """
     lease = call(ctx, lambda c: c.release(lease_id, force=force, reason=reason), admin=force)
     show(lease, as_json, lambda x: console.print(
-        f"{x['state']} {x['id']}" + (f" (was {x['session_id']}'s: {x['release_reason']})"
-                                     if x["state"] == "stale_takeover" else "")))
+        (f"already ended: {x['id']} is {x['state']}; nothing changed" if x.get("already")
+         else f"{x['state']} {x['id']}")
+        + (f" (was {x['session_id']}'s: {x['release_reason']})" if x["state"] == "stale_takeover" else "")))
 
 
 @app.command()

@@ -29,6 +29,7 @@ from coordhub.cli.common import (
     gave_up_note,
     options,
     show,
+    url_hint,
 )
 from coordhub.cli.group import lazy_group
 from coordhub.cli.output import console, heading, message_banner, table, verbatim
@@ -389,7 +390,7 @@ def sync(ctx: typer.Context,
             c.hub_health()
         except Unreachable as err:
             fail(f"hub at {c.settings.url} is unreachable ({err}); {len(c.queue)} queued write(s) stay in "
-                 f"{c.queue.path}", EXIT_UNREACHABLE)
+                 f"{c.queue.path}" + url_hint(ctx, c.settings.url_source), EXIT_UNREACHABLE)
         d = c.sync()
         reviewed = _review_foreign(c) if review_foreign else None
         stuck = d.left - d.foreign - d.elsewhere  # own entries for this hub the drain had to stop at

@@ -55,6 +55,11 @@ def list_(
 @app.command()
 def done(ctx: typer.Context, todo_id: str = typer.Argument(..., help="Todo id, as `coord todo list` shows it."),
          as_json: bool = JSON_OPT) -> None:
-    """Mark a todo done (sets completed_by to you)."""
+    """Mark a todo done (sets completed_by to you).
+
+    One already done is left as it is and said so ("already done", --json "already": true; exit 0).
+    """
     todo = call(ctx, lambda c: c.todo_done(todo_id))
-    show(todo, as_json, lambda t: console.print(f"done {t['id']}"))
+    show(todo, as_json, lambda t: console.print(
+        f"already done {t['id']} (by {t['completed_by']} at {t['completed_at']}); nothing changed"
+        if t.get("already") else f"done {t['id']}"))

@@ -15,7 +15,11 @@ mutating call is appended to the softfail queue with its idempotency key and
 the call returns :class:`Queued`. A 503 with ``Retry-After`` is waited out once
 (at most :data:`MAX_RETRY_WAIT` seconds) and retried before queueing; so is
 each replay of a queued write. Before any call, a non-empty queue is drained
-in order, so queued writes reach the hub before newer ones: when the drain
+in order, so queued writes reach the hub before newer ones, within the
+call's own time budget (``timeout`` from the start of the call: the drain's
+requests, and after a drain that stopped the call's own request, share one
+deadline, so a hung hub costs a call about one timeout, not one for the drain
+and another for the call); when the drain
 has to stop at one of this client's entries because the hub could not be
 reached (connection refused, timeout, dropped connection) or said it is
 unavailable (503, or a gateway's 502 or 504), a new queueable write is
@@ -169,6 +173,7 @@ class CoordClient(FleetCalls):
         self._held: str | None = None  # why the last drain stopped at an entry of ours, if newer writes must wait
         self.stop_reason: str | None = None  # why the last replay failed
         self._sleep = sleep
+        self._deadline: float | None = None  # time.monotonic() the running call() must be done by (see call)
         self._identity: dict[str, str] | None = None
         self._transport = transport
         # One in-band heartbeat per client (the CLI: per invocation), on its first request; see api/activity.py.
@@ -241,6 +246,9 @@ class CoordClient(FleetCalls):
         ``fields``, when given, receives the answer's header fields (names lower-cased)."""
         import httpx2
 
+        if self._left() == 0:  # nothing is sent that could not be answered in time
+            return _Failure(f"the hub at {self.settings.url} did not answer the queued writes within the timeout "
+                            f"({self.settings.timeout:g} s)", reached=False)
         try:
             headers = dict(self.identity_headers())
         except Unreachable as exc:
@@ -308,13 +316,24 @@ class CoordClient(FleetCalls):
         off: at most twice the timeout in all), only up to
         :data:`~coordhub.client.wire.MAX_ANSWER` bytes, and only unencoded
         (``Accept-Encoding: identity`` is asked for: a gzip answer unpacks to
-        a thousand times its size). Raises ``httpx2.ReadTimeout`` past the
+        a thousand times its size). Within a call's time budget (:meth:`call`)
+        the request gets only what is left of it, and nothing is sent once it
+        is spent (``httpx2.ConnectTimeout``). Raises ``httpx2.ReadTimeout`` past the
         time, ``httpx2.DecodingError`` for an answer larger or encoded, and
         whatever ``httpx2`` raises.
         """
-        deadline = time.monotonic() + self.settings.timeout
-        with self._http.stream(method, path, **request) as response:
-            return self._whole(response, deadline)
+        import httpx2
+
+        left = self._left()
+        if left == 0:
+            raise httpx2.ConnectTimeout("no time left of the call's timeout")
+        timeout = self.settings.timeout if left is None else min(left, self.settings.timeout)
+        with self._http.stream(method, path, timeout=timeout, **request) as response:
+            return self._whole(response, time.monotonic() + timeout)
+
+    def _left(self) -> float | None:
+        """Seconds left of the running call's time budget (0 when spent), or None outside one."""
+        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
 
     def _whole(self, response: httpx2.Response, deadline: float) -> httpx2.Response:
         """``response`` (streamed, its head read) with its whole body, read by ``deadline`` (``time.monotonic()``)
@@ -339,7 +358,9 @@ class CoordClient(FleetCalls):
     def _attempt(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
                  key: str | None, queued_at: str | None = None, fields: dict[str, str] | None = None) -> Any | _Failure:
         result = self._send(method, path, params, body, key, queued_at, fields)
-        if isinstance(result, _Failure) and result.retry_after is not None:
+        left = self._left()
+        if isinstance(result, _Failure) and result.retry_after is not None and (
+                left is None or min(result.retry_after, MAX_RETRY_WAIT) < left):  # a wait past the budget: no retry
             self._sleep(min(result.retry_after, MAX_RETRY_WAIT))  # seed 001: wait once, then retry
             first = result
             result = self._send(method, path, params, body, key, queued_at, fields)
@@ -355,14 +376,32 @@ class CoordClient(FleetCalls):
         unreachable (raise instead of queueing). Raises :class:`HubError` when
         the hub refuses the request (4xx). ``fields``, when given, receives the
         header fields of the answer (names lower-cased; left empty for a queued write).
+
+        A non-empty queue is drained first, within the call's time budget: the
+        drain and, when it stopped short (the hub unreachable, unavailable or
+        too slow), this request share one deadline, ``timeout`` seconds from
+        now; past it nothing more is sent (a read raises ``Unreachable``, a
+        write is queued). After a drain the hub answered in full, this request
+        gets a whole ``timeout`` of its own.
         """
         bad = unsafe_path(path)
         if bad is not None:
             raise HubError(400, "invalid_path", bad)
+        try:
+            return self._call(method, path, params, body, idempotency_key, queue, fields)
+        finally:
+            self._deadline = None
+
+    def _call(self, method: str, path: str, params: dict[str, Any] | None, body: Any, idempotency_key: str | None,
+              queue: bool, fields: dict[str, str] | None) -> Any:
+        """:meth:`call` once its path is checked; it leaves ``_deadline`` set for :meth:`call` to clear."""
         held = None
         if len(self.queue):
+            self._deadline = time.monotonic() + self.settings.timeout
             self.last_drain = self.sync()
             held = self._held
+            if self.last_drain.stopped is None:
+                self._deadline = None
         if method == "GET" or not queue:
             result = self._attempt(method, path, params, body, None if method == "GET" else str(uuid.uuid4()),
                                    fields=fields)

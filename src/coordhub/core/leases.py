@@ -358,21 +358,25 @@ def release(tx: Tx, actor: Actor, lease_id: str, now: float, *, stale_after_hour
     holder was active more recently is refused with ``Forbidden`` and
     ``stale_in_seconds``; admins force-release with :func:`revoke`.
     Releasing a lease that already ended returns it unchanged (a retried
-    release or takeover is harmless).
+    release or takeover is harmless). The answer is the lease (:func:`render`)
+    plus ``already``: True when this call changed nothing because the lease
+    had ended before it (released, expired, revoked, or taken over by this
+    actor), so a front end can say so.
     """
     row = _get(tx, lease_id)
     if row["session_id"] != actor.session_id:
         return _take_over(tx, actor, row, now, stale_after_hours, reason)
-    if row["state"] == "active":
+    already = row["state"] != "active"
+    if not already:
         row = _end(tx, row, "released" if is_live(row, now) else "expired", now, actor.session_id)
-    return render(row, now)
+    return {**render(row, now), "already": already}
 
 
 def _take_over(tx: Tx, actor: Actor, row: Row, now: float, stale_after_hours: float,
                reason: str | None) -> dict[str, Any]:
     """A non-holder's release: a stale takeover, the retry of one, or ``Forbidden``."""
     if row["state"] == STALE_TAKEOVER and row["released_by"] == actor.session_id:
-        return render(row, now)
+        return {**render(row, now), "already": True}
     holder = row["session_id"]
     refusal = f"lease {row['id']} is held by {holder}, not {actor.session_id}; only the holder may release it " \
               "(an admin can force-release)"
@@ -395,16 +399,20 @@ def _take_over(tx: Tx, actor: Actor, row: Row, now: float, stale_after_hours: fl
     emit_nowait(tx, f"lease.{STALE_TAKEOVER}", now, session_id=actor.session_id, project_key=row["project_key"],
          subject_id=row["id"], target=holder, resource=row["resource"], fence=row["fence"], holder=holder,
          by=actor.session_id, reason=why, inactive_seconds=round(idle, 3))
-    return render(_get(tx, row["id"]), now)
+    return {**render(_get(tx, row["id"]), now), "already": False}
 
 
 def revoke(tx: Tx, actor: Actor, lease_id: str, now: float) -> dict[str, Any]:
-    """Force-release any lease (admin only); the old holder's fence stops being current."""
+    """Force-release any lease (admin only); the old holder's fence stops being current.
+
+    Answers as :func:`release`: the lease plus ``already`` (True when it had ended before this call).
+    """
     require_admin(actor, "force-release")
     row = _get(tx, lease_id)
-    if row["state"] == "active":  # one that already ran out is recorded as expired, not revoked
+    already = row["state"] != "active"
+    if not already:  # one that already ran out is recorded as expired, not revoked
         row = _end(tx, row, "revoked" if is_live(row, now) else "expired", now, actor.session_id)
-    return render(row, now)
+    return {**render(row, now), "already": already}
 
 
 def _end(tx: Tx, row: Row, state: str, now: float, by: str | None) -> Row:

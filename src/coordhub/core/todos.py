@@ -95,12 +95,17 @@ def get(tx: Tx, todo_id: str) -> dict[str, Any]:
 
 
 def done(tx: Tx, actor: Actor, todo_id: str, now: float) -> dict[str, Any]:
-    """Mark a todo done, recording the actor as ``completed_by``; idempotent."""
+    """Mark a todo done, recording the actor as ``completed_by``; idempotent.
+
+    Answers the todo (:func:`render`) plus ``already``: True when it was done before this call, which then
+    changed nothing (``completed_by`` stays who did it first). ``NotFound`` for an unknown id.
+    """
     row = tx.todos.get(todo_id)
     if row is None:
         raise NotFound(f"no todo {todo_id!r}")
-    if row["status"] != "done":
+    already = row["status"] == "done"
+    if not already:
         tx.todos.change(todo_id, {"status": "done", "completed_by": actor.session_id, "completed_at": now,
                                   "updated_at": now})
         emit(tx, "todo.done", now, session_id=actor.session_id, project_key=row["project_key"], subject_id=todo_id)
-    return get(tx, todo_id)
+    return {**get(tx, todo_id), "already": already}

@@ -30,6 +30,7 @@ from coordhub.api.schemas import (
     LockRenew,
     LongLine,
     ReleaseAllOut,
+    ReleaseOut,
     Strict,
     Subject,
 )
@@ -166,12 +167,13 @@ async def get(lease_id: uuid.UUID, request: Request, who: Caller = Depends(calle
     return await query(request, lambda tx, now: leases.get(tx, str(lease_id), now))
 
 
-@router.delete("/{lease_id}", response_model=LeaseOut, responses=responses(*WRITE_ERRORS, 404))
+@router.delete("/{lease_id}", response_model=ReleaseOut, responses=responses(*WRITE_ERRORS, 404))
 async def release(lease_id: uuid.UUID, request: Request, session_id: str | None = None, force: bool = False,
                   reason: Subject | None = None, who: Caller = Depends(caller)) -> JSONResponse:
     """Release a lease (holder; anyone for a stale no-expiry lease, seed 001); ``force=true``: admin force-release.
 
-    A non-holder's release of a lease that is not stale answers 403 with ``stale_in_seconds``.
+    A non-holder's release of a lease that is not stale answers 403 with ``stale_in_seconds``. A lease that had
+    already ended answers 200 unchanged with ``already: true``.
     """
     actor = await who.act((session_id, "session_id"))
     ahead = Ahead(leases=(str(lease_id),))

@@ -10,7 +10,7 @@ from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import CALLER_QUERY, READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
-from coordhub.api.schemas import TodoAdd, TodoDone, TodoOut
+from coordhub.api.schemas import TodoAdd, TodoDone, TodoDoneOut, TodoOut
 from coordhub.core import todos
 from coordhub.errors import Invalid
 
@@ -58,9 +58,10 @@ async def get(todo_id: uuid.UUID, request: Request, who: Caller = Depends(caller
     return await query(request, lambda tx, now: todos.get(tx, str(todo_id)))
 
 
-@router.post("/{todo_id}/done", response_model=TodoOut, responses=responses(*WRITE_ERRORS, 404))
+@router.post("/{todo_id}/done", response_model=TodoDoneOut, responses=responses(*WRITE_ERRORS, 404))
 async def done(todo_id: uuid.UUID, request: Request, body: TodoDone | None = None,
                session_id: str | None = CALLER_QUERY, who: Caller = Depends(caller)) -> JSONResponse:
-    """Mark a todo done (sets ``completed_by`` to the caller)."""
+    """Mark a todo done (sets ``completed_by`` to the caller); one already done answers 200 unchanged with
+    ``already: true``."""
     actor = await who.act((body.completed_by if body else None, "completed_by"), (session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: todos.done(tx, actor, str(todo_id), now))

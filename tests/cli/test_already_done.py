@@ -1,0 +1,51 @@
+"""Repeating an action says it was already done, with the exit code the seed's CLI gives a success (0).
+
+Review: `coord lock release` of a lease already released and `coord todo done` of a todo already done printed
+what the first run printed, so a user could not tell that the second one changed nothing. The hub answers such
+a request 200 with the record unchanged and ``already: true``; the CLI says "already …" and ``--json`` carries
+the hub's ``already``. Real ``coord`` subprocesses against a real ``coord serve``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import LiveHub
+from tests.coordcli import Coord, isolated_env
+
+A = "DESKTOP-0O8A1RL/claude-main"
+
+
+def _coord(live_hub: LiveHub, tmp_path: Path) -> Coord:
+    work = tmp_path / "work"
+    work.mkdir()
+    return Coord(work, isolated_env(tmp_path), url=live_hub.url, token=live_hub.token(A))
+
+
+def test_a_second_release_says_the_lease_had_already_ended(live_hub: LiveHub, tmp_path: Path) -> None:
+    a = _coord(live_hub, tmp_path)
+    lease = a.json("lock", "claim", "shop", "deploy:staging", "deploying")
+    first = a.ok("lock", "release", lease["id"])
+    assert first.out == f"released {lease['id']}\n", first
+    again = a.ok("lock", "release", lease["id"])  # exit 0, as seed 000's release of a lock
+    assert again.out == f"already ended: {lease['id']} is released; nothing changed\n", again
+    answer = a.json("lock", "release", lease["id"])
+    assert (answer["state"], answer["already"]) == ("released", True), answer
+
+
+def test_a_release_says_whether_it_ended_the_lease_in_json(live_hub: LiveHub, tmp_path: Path) -> None:
+    a = _coord(live_hub, tmp_path)
+    lease = a.json("lock", "claim", "shop", "src/api/", "refactoring")
+    answer = a.json("lock", "release", lease["id"])
+    assert (answer["state"], answer["already"]) == ("released", False), answer
+
+
+def test_a_second_todo_done_says_it_was_already_done(live_hub: LiveHub, tmp_path: Path) -> None:
+    a = _coord(live_hub, tmp_path)
+    todo_id = a.json("todo", "add", "rotate the keys")["id"]
+    first = a.ok("todo", "done", todo_id)
+    assert first.out == f"done {todo_id}\n", first
+    again = a.ok("todo", "done", todo_id)  # exit 0, as seed 000's done
+    assert again.out.startswith(f"already done {todo_id} (by {A} at ") and "nothing changed" in again.out, again
+    answer = a.json("todo", "done", todo_id)
+    assert (answer["status"], answer["already"], answer["completed_by"]) == ("done", True, A), answer
