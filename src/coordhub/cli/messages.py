@@ -85,7 +85,14 @@ def read(ctx: typer.Context,
             unread = c.inbox(unread_only=True, limit=500)
             if not unread:
                 break
-            done += [c.mark_read(m["id"]) for m in unread]
+            for m in unread:
+                marked = c.mark_read(m["id"])
+                # Writes unanswered while reads are (a busy hub): stop at the first mark queued, as the rest
+                # would each wait on the queue's drain, and the page, still unread, would be read again and again;
+                # a later `--all` marks what is left.
+                if isinstance(marked, Queued):
+                    return marked
+                done.append(marked)
         return done
 
     msgs = call(ctx, mark)
