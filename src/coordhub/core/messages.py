@@ -234,10 +234,9 @@ def thread_page(tx: Tx, session_id: str, thread_id: str, *, limit: int = 100,
     A thread holds every message sent with that ``thread_id`` (a reply takes its parent's) and the message whose
     id it is (the one a first reply answered). The session sees those it sent, those sent to it and broadcasts,
     each with its own read and ack state (:func:`render`); other sessions' direct messages in the thread are left
-    out. An answer
-    holds at most ``limit`` (≤ :data:`MAX_INBOX`) messages and about :data:`~coordhub.core.paging.PAGE_BYTES`
-    of their subjects and bodies (at least one message). Empty for a thread with no message it may read,
-    whether or not the thread exists. Reading marks nothing read.
+    out. An answer holds at most ``limit`` (≤ :data:`MAX_INBOX`) messages and about
+    :data:`~coordhub.core.paging.PAGE_BYTES` of their subjects and bodies (at least one message). Empty for a
+    thread with no message it may read, whether or not the thread exists. Reading marks nothing read.
     """
     limit = max(1, min(limit, MAX_INBOX))
 

@@ -118,6 +118,7 @@ class Messages(Table):
         to the last one answered, those the session may not see included.
         """
         members = _BROADCAST + f"WHERE m.thread_id = ? AND m.seq > ? AND {_SEEN_BY} ORDER BY m.seq LIMIT ?"
+        # the message named as the thread, unless it is a member already (it would be answered twice)
         first = (_BROADCAST + "WHERE m.id = ? AND m.seq > ? AND (m.thread_id IS NULL OR m.thread_id <> ?) "
                  f"AND {_SEEN_BY}")
         return self.ex.all(
