@@ -143,6 +143,13 @@ SCRIPT: list[tuple[str, str, str | None, dict[str, Any]]] = [
     ("GET", MSG, "M/b", {"params": {"to_session": "M/a"}}),
     ("GET", MSG, "admin", {"params": {"to_session": "m/b"}}),
     ("GET", MSG, "admin", {}),
+    ("POST", MSG, "M/a", {"body": {"to_session": "M/b", "subject": "in t", "thread_id": "t"}}),
+    ("POST", MSG, "M/b", {"body": {"to_session": "M/c", "subject": "aside in t", "thread_id": "t"}}),
+    ("GET", MSG, "M/a", {"params": {"thread_id": "t"}}),
+    ("GET", MSG, "M/b", {"params": {"thread_id": "t", "limit": "1", "after_seq": "1"}}),
+    ("GET", MSG, "M/b", {"params": {"thread_id": "t", "unread_only": "true"}}),
+    ("GET", MSG, "M/b", {"params": {"thread_id": "t", "before_seq": "3"}}),
+    ("GET", MSG, "M/b", {"params": {"thread_id": "t" * 201}}),
     ("POST", LOCKS, "M/a", {"body": CLAIM, "keep": "lease"}),
     ("POST", LOCKS, "M/b", {"body": {**CLAIM, "resource": "src/app/main.py"}}),
     ("POST", LOCKS, "M/a", {"body": CLAIM}),
@@ -268,7 +275,8 @@ def test_every_hot_route_is_planned_from_its_own_declaration() -> None:
     found = plans(app)
     assert [(p.method, p.route.path) for p in found] == list(HOT)
     inbox = next(p for p in found if p.method == "GET" and p.route.path.endswith("/messages"))
-    assert [q.name for q in inbox.query] == ["to_session", "unread_only", "limit", "before_seq", "after_seq"]
+    assert [q.name for q in inbox.query] == ["to_session", "unread_only", "thread_id", "limit", "before_seq",
+                                             "after_seq"]
     assert inbox.body is None and inbox.caller_name == "who"
 
 

@@ -1,4 +1,4 @@
-"""``coord msg``: send, inbox, read, ack (seed 000); publish, check and ``ack --comment`` (seed 002)."""
+"""``coord msg``: send, inbox, read, ack (seed 000), thread; publish, check and ``ack --comment`` (seed 002)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from coordhub.cli.output import console
 from coordhub.client import Queued
 from coordhub.core.identity import unknown_recipient_warning
 
-app = typer.Typer(help="Messages: send, read your inbox, mark read, ack.", no_args_is_help=True)
+app = typer.Typer(help="Messages: send, read your inbox or a thread, mark read, ack.", no_args_is_help=True)
 
 
 @app.command()
@@ -57,6 +57,30 @@ def inbox(
     """Your unread messages (direct and broadcast), shown prominently; --all for history."""
     msgs = call(ctx, lambda c: c.inbox(unread_only=not all_, limit=limit))
     show(msgs, as_json, lambda rows: views.inbox(rows, history=all_))
+
+
+@app.command()
+def thread(
+    ctx: typer.Context,
+    thread_id: str = typer.Argument(..., help="The thread_id messages carry (`coord msg inbox --json` shows it); "
+                                              "a thread a reply started is named by the id of the message it "
+                                              "answered."),
+    after_seq: int = typer.Option(0, "--after-seq", min=0, help="Only messages with a higher seq (the next page: "
+                                                                "what the last answer said to use)."),
+    limit: int = typer.Option(100, "--limit", min=1, max=500, help="At most this many."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """A thread's messages you sent, were sent, or that were broadcast, oldest first; marks nothing read.
+
+    Other sessions' direct messages in the thread are not shown. When more follow, the last line (on stderr
+    with --json, which prints the list of messages) says which --after-seq reads on.
+
+    Example: coord msg thread 019ad3f0-6c1e-7a4b-8f21-3c9d0e5b7a12
+    """
+    page = call(ctx, lambda c: c.thread(thread_id, after_seq=after_seq, limit=limit))
+    show(page, as_json, lambda rows: views.thread(rows, thread_id))
+    if page.next_after_seq is not None:
+        typer.echo(f"More follow: coord msg thread {thread_id} --after-seq {page.next_after_seq}", err=as_json)
 
 
 MAX_READ_ALL = 10_000  # --all marks at most this many (pages of 500), so a flood cannot keep it running

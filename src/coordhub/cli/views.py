@@ -1,4 +1,4 @@
-"""What the read commands agents run most print for people: the inbox and the lease table.
+"""What the read commands agents run most print for people: the inbox, a thread and the lease table.
 
 Standard library only (Rich is loaded by :func:`coordhub.cli.output.table`
 only for what it must draw itself): the Typer commands and the fast path of
@@ -32,6 +32,14 @@ def inbox(rows: list[dict[str, Any]], history: bool) -> None:
         # read alone, an ACK REQUIRED message is redelivered and finally dead-lettered (review)
         console.print(f"{len(rows)} unread. Mark each read with `coord msg read <id>`"
                       + (", and acknowledge the ACK REQUIRED ones with `coord msg ack <id>`." if ack else "."))
+
+
+def thread(rows: list[dict[str, Any]], thread_id: str) -> None:
+    """``coord msg thread``: a thread's messages as banners, oldest first."""
+    if not rows:
+        console.print(f"no messages you may read in thread {thread_id}")
+    for m in rows:
+        verbatim(message_banner(m))
 
 
 def leases(rows: list[dict[str, Any]]) -> None:

@@ -65,7 +65,7 @@ from coordhub.client.queue import (
     SoftfailQueue,
 )
 from coordhub.client.settings import ClientSettings
-from coordhub.client.wire import MAX_ANSWER, NEXT_AFTER_FENCE, unsafe_path, whole_number
+from coordhub.client.wire import MAX_ANSWER, NEXT_AFTER_FENCE, NEXT_AFTER_SEQ, unsafe_path, whole_number
 
 if TYPE_CHECKING:  # httpx2 is imported on the first request: it costs more start-up than the whole CLI
     import httpx2
@@ -125,6 +125,17 @@ class Leases(list[dict[str, Any]]):
     """
 
     next_after_fence: int | None = None
+
+
+class Thread(list[dict[str, Any]]):
+    """One page of a thread's messages as :meth:`CoordClient.thread` read it, oldest first.
+
+    ``next_after_seq`` is None when the page ends the thread as this session
+    may read it; otherwise more follow, and ``thread(thread_id,
+    after_seq=next_after_seq)`` continues where this page stopped.
+    """
+
+    next_after_seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -570,6 +581,26 @@ class CoordClient(FleetCalls):
             if len(out) >= max_leases:
                 out.next_after_fence = after
                 return out
+
+    def thread(self, thread_id: str, after_seq: int = 0, limit: int = 100) -> Thread:
+        """The messages of thread ``thread_id`` this session sent, was sent, or that were broadcast, oldest first
+        from ``seq > after_seq``: one page of at most ``limit`` (≤ 500) and about 4 MiB of them.
+
+        A thread a reply started is named by the id of the message it answered. Empty when the thread holds no
+        message this session may read (or does not exist). Raises :class:`HubError` when the hub refuses (422
+        for a ``limit`` out of range), :class:`Unreachable` when it cannot be asked or answers no list.
+        """
+        fields: dict[str, str] = {}
+        rows = self.call("GET", "/api/coord/messages", fields=fields, params={
+            "thread_id": thread_id, "after_seq": after_seq or None, "limit": limit})
+        if not isinstance(rows, list):
+            raise Unreachable(f"the hub at {self.settings.url} answered a thread with {type(rows).__name__}, "
+                              "not a list")
+        page = Thread(rows)
+        following = whole_number(fields.get(NEXT_AFTER_SEQ))
+        # a hub's next page starts past this one: a seq that does not move on would be read for ever
+        page.next_after_seq = following if rows and following is not None and following > after_seq else None
+        return page
 
 
 def _tls(url: str) -> Any:

@@ -226,6 +226,27 @@ def inbox_page(tx: Tx, session_id: str, *, unread_only: bool, limit: int = 100, 
             (int(rows[-1]["seq"]) if more and rows else None))
 
 
+def thread_page(tx: Tx, session_id: str, thread_id: str, *, limit: int = 100,
+                after_seq: int = 0) -> tuple[list[dict[str, Any]], int | None]:
+    """The messages of thread ``thread_id`` that session ``session_id`` may read, oldest first from ``seq >
+    after_seq``, and the seq to continue from (``after_seq=``) when more follow, None at the end.
+
+    A thread holds every message sent with that ``thread_id`` (a reply takes its parent's) and the message whose
+    id it is (the one a first reply answered). The session sees those it sent, those sent to it and broadcasts,
+    each with its own read and ack state (:func:`render`); other sessions' direct messages in the thread are left
+    out. An answer holds at most ``limit`` (≤ :data:`MAX_INBOX`) messages and about
+    :data:`~coordhub.core.paging.PAGE_BYTES` of their subjects and bodies (at least one message). Empty for a
+    thread with no message it may read, whether or not the thread exists. Reading marks nothing read.
+    """
+    limit = max(1, min(limit, MAX_INBOX))
+
+    def fetch(k: int, last: Row | None) -> list[Row]:
+        return tx.messages.thread(session_id, thread_id, after_seq if last is None else int(last["seq"]), k)
+
+    rows, more = paging.take(fetch, limit, TEXT)
+    return [render(r, session_id) for r in rows], (int(rows[-1]["seq"]) if more and rows else None)
+
+
 def _unread(tx: Tx, session_id: str, row: Row | None, limit: int, after_seq: int) -> list[Row]:
     """Unread messages above ``after_seq``, oldest first; ``row``: the session's row (None: never seen)."""
     cursor = max(int(row["broadcast_cursor"]) if row else 0, after_seq)

@@ -48,9 +48,9 @@ def left_out(item: dict[str, Any], fields: tuple[str, ...]) -> int:
 
 
 RESULT_CHARS = 50_000
-"""About the most characters of records one call of a tool that lists (``inbox``, ``wait_for_messages``,
-``conv_inbox``, ``conv_show``, ``list_leases``, ``list_todos``, ``list_components``, ``get_workflow``) answers (at
-least one record a call, cut if it is larger).
+"""About the most characters of records one call of a tool that lists (``inbox``, ``get_thread``,
+``wait_for_messages``, ``conv_inbox``, ``conv_show``, ``list_leases``, ``list_todos``, ``list_components``,
+``get_workflow``) answers (at least one record a call, cut if it is larger).
 
 The hub's pages hold about 4 MiB, and a tool result goes whole into the
 agent's context. By its documented defaults Claude Code puts a result of more

@@ -103,15 +103,28 @@ async def inbox(
                            else "inbox with unread_only=false and before_seq=")
 
 
+async def get_thread(
+    ctx: Context,
+    thread_id: Annotated[str, Field(min_length=1, max_length=200, description="A message's thread_id (a thread a "
+                                    "reply started: the id of the message it answered).")],
+    limit: Annotated[int, Field(ge=1, le=500)] = 20,
+    after_seq: Annotated[int | None, Field(ge=0, le=2**62, description="Only messages with a higher seq.")] = None,
+) -> dict[str, Any]:
+    """A thread's messages you sent, were sent or that were broadcast, oldest first. Marks nothing read."""
+    found, following = await call_numbered_page(ctx, f"{API}/messages", {
+        "thread_id": thread_id, "limit": limit, "after_seq": after_seq}, NEXT_AFTER_SEQ)
+    return messages_listed(found, following is not None, "get_thread with the same thread_id and after_seq=")
+
+
 def messages_listed(found: list[Any], more: bool, read_on: str) -> dict[str, Any]:
     """``found`` (one page of the hub's messages, in its order) :func:`listed`, as many as take
     :data:`RESULT_CHARS` (:func:`within`: at least one), with their ``count``; when some were left out, or the
     hub said ``more`` follow its page (``Coord-Next-After-Seq``, ``Coord-Next-Before-Seq``), a ``note`` saying
     so and how to read on: ``read_on`` followed by the ``seq`` of the last message answered.
 
-    The tools that list messages (``inbox``, ``wait_for_messages``) mark
+    The tools that list messages (``inbox``, ``get_thread``, ``wait_for_messages``) mark
     nothing read or shown, so a message left out is still there for the next
-    call: unread ones come oldest first and history newest first, so the rest
+    call: unread ones and a thread's come oldest first and history newest first, so the rest
     are those past the last one answered. A hub answer with no ``seq`` to
     name says to read (or ack) these and call again.
     """
@@ -439,10 +452,10 @@ async def engage(ctx: Context) -> dict[str, Any]:
     return await call_object(ctx, "POST", f"{API}/engage")
 
 
-READ_ONLY = {"inbox", "wait_for_messages", "list_leases", "check_fence", "list_todos", "get_workflow",
+READ_ONLY = {"inbox", "get_thread", "wait_for_messages", "list_leases", "check_fence", "list_todos", "get_workflow",
              "list_components", "presence", "status", "conv_inbox", "conv_show"}
 
-DEFAULT = (send_message, reply, inbox, read_message, ack_message, wait_for_messages,
+DEFAULT = (send_message, reply, inbox, get_thread, read_message, ack_message, wait_for_messages,
            claim_lease, renew_lease, release_lease, list_leases, check_fence,
            add_todo, list_todos, complete_todo, get_workflow, update_work_item,
            set_component, list_components, conv_send, conv_inbox, conv_show, conv_release, presence, status,

@@ -55,6 +55,9 @@ async def _viewer(who: Caller, claimed: str | None, field: str) -> str:
 
 @router.get("", response_model=list[MessageOut], responses=responses(*READ_ERRORS))
 async def inbox(request: Request, to_session: str | None = None, unread_only: bool = False,
+                thread_id: str | None = Query(None, min_length=1, max_length=200, description=(
+                    "List this thread instead of the inbox: its messages the session sent, was sent or that were "
+                    "broadcast, oldest first (page with after_seq; not with unread_only or before_seq).")),
                 limit: int = Query(100, ge=1, le=messages.MAX_INBOX),
                 before_seq: int | None = Query(None, ge=1, le=2**62),
                 after_seq: int = Query(0, ge=0, le=2**62),
@@ -62,12 +65,21 @@ async def inbox(request: Request, to_session: str | None = None, unread_only: bo
     """A session's inbox (seed 001): ``unread_only=true`` gives unread direct messages and broadcasts.
 
     Unread ones come oldest first (``seq`` above ``after_seq``), all of them newest first (``seq`` below
-    ``before_seq``). At most ``limit`` messages and about 4 MiB of their text per answer (at least one); when
-    more follow, ``Coord-Next-After-Seq`` (unread) or ``Coord-Next-Before-Seq`` (all) carries the seq to ask
-    again with. Reading marks nothing read.
+    ``before_seq``). ``thread_id`` lists that thread as the session may read it, oldest first (``seq`` above
+    ``after_seq``); an unknown thread is ``[]``. At most ``limit`` messages and about 4 MiB of their text per
+    answer (at least one); when more follow, ``Coord-Next-After-Seq`` (unread, thread) or
+    ``Coord-Next-Before-Seq`` (all) carries the seq to ask again with. Reading marks nothing read. 422 for
+    ``thread_id`` with ``unread_only=true`` or ``before_seq``.
     """
     viewer = await _viewer(who, to_session, "to_session")
     h = hub(request)  # history may read up to 500 long rows: off the loop; the seed's unread check stays on it
+    if thread_id is not None:
+        if unread_only or before_seq is not None:
+            raise Invalid("thread_id lists a thread oldest first: page it with after_seq, without "
+                          + ("unread_only" if unread_only else "before_seq"),
+                          field="unread_only" if unread_only else "before_seq")
+        return paged(await h.query_off_loop(lambda tx, now: messages.thread_page(
+            tx, viewer, thread_id, limit=limit, after_seq=after_seq)), NEXT_AFTER)
     page = await (h.query if unread_only else h.query_off_loop)(lambda tx, now: messages.inbox_page(
         tx, viewer, unread_only=unread_only, limit=limit, before_seq=before_seq, after_seq=after_seq))
     return paged(page, NEXT_AFTER if unread_only else NEXT_BEFORE)

@@ -25,6 +25,7 @@ _RECEIPT = "r.read_at, r.acked_at, r.delivered_at, r.deliveries, r.ack_deadline,
 _DIRECT = f"SELECT {_COLS}, {_RECEIPT} FROM receipts r JOIN messages m ON m.seq = r.message_seq "
 _BROADCAST = (f"SELECT {_COLS}, {_RECEIPT} FROM messages m LEFT JOIN receipts r "
               "ON r.message_seq = m.seq AND r.session_id = ? ")
+_SEEN_BY = "(m.to_session IS NULL OR m.to_session = ? OR m.from_session = ?)"  # a broadcast, to or from a session
 
 
 class Messages(Table):
@@ -107,6 +108,24 @@ class Messages(Table):
             f"SELECT * FROM (SELECT * FROM ({direct}) d UNION ALL SELECT * FROM ({broadcast}) b) u "
             "ORDER BY seq DESC LIMIT ?",
             (session_id, before_seq, limit, session_id, before_seq, limit, limit))
+
+    def thread(self, session_id: str, thread_id: str, after_seq: int, limit: int) -> list[Row]:
+        """Oldest-first messages of thread ``thread_id`` above ``after_seq`` that ``session_id`` sent, was sent,
+        or that were broadcast, with its receipt fields; empty when there are none.
+
+        A thread's messages are those whose ``thread_id`` it is, and the message whose ``id`` it is (the first of
+        a thread a reply started). Read along ``messages_by_thread``: the cost grows with the thread's messages up
+        to the last one answered, those the session may not see included.
+        """
+        members = _BROADCAST + f"WHERE m.thread_id = ? AND m.seq > ? AND {_SEEN_BY} ORDER BY m.seq LIMIT ?"
+        # the message named as the thread, unless it is a member already (it would be answered twice)
+        first = (_BROADCAST + "WHERE m.id = ? AND m.seq > ? AND (m.thread_id IS NULL OR m.thread_id <> ?) "
+                 f"AND {_SEEN_BY}")
+        return self.ex.all(
+            f"SELECT * FROM (SELECT * FROM ({members}) t UNION ALL SELECT * FROM ({first}) f) u "
+            "ORDER BY seq LIMIT ?",
+            (session_id, thread_id, after_seq, session_id, session_id, limit,
+             session_id, thread_id, after_seq, thread_id, session_id, session_id, limit))
 
     def _upsert(self, session_id: str, seq: int, column: str, now: float) -> None:
         self.ex.execute(
