@@ -183,6 +183,22 @@ def test_watch_with_an_id_follows_the_worker(live_hub: LiveHub, cli: tuple[Coord
     assert me.ok("watch", a["id"]).out == "[init] sonnet\n[result] ok\n"
 
 
+def test_an_id_in_upper_case_names_the_assignment(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    # ids are hex: A1B2C3D4 is a1b2c3d4, as an upper-case UUID names its message (review: watch answered 404)
+    admin, me = cli
+    admin.ok("config", "apply")
+    a = me.json("assign", "laptop", "api", "5")
+    host = HttpHost(live_hub, "laptop")
+    job = host.next()
+    assert job is not None
+    shout = a["id"].upper()
+    assert shout != a["id"]  # (8 hex digits: all-digit ids, one in 4 billion, would test nothing)
+    host.post(f"/assignments/{shout}/log", {"attempt": 1, "offset": 0, "text": "[init] sonnet\n"})
+    host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "done"})
+    assert me.ok("watch", shout).out == "[init] sonnet\n"
+    assert f"{a['id']} done" in me.ok("wait", shout).out
+
+
 def test_assignment_events_read_as_lines() -> None:
     from coordhub.cli.watch import describe
 
