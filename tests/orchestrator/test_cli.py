@@ -77,6 +77,27 @@ def test_init_detects_repositories_and_writes_a_valid_file(tmp_path: Path) -> No
     assert "no git repositories found" in r.err
 
 
+def test_init_keeps_coordinator_yml_out_of_git(tmp_path: Path) -> None:
+    # seed 003: "coordinator.yml is gitignored"; it names this machine's paths, and users keep secrets in it
+    work = git_init(tmp_path / "work")
+    git_init(tmp_path / "src" / "api")
+    env = isolated_env(tmp_path)
+    r = Coord(work, env).ok("init", "--yes", "--machine", "laptop", "--search", str(tmp_path / "src"))
+    assert "coordinator.yml is git-ignored through" in r.out
+    status = subprocess.run(["git", "-C", str(work), "status", "--porcelain"], capture_output=True, text=True,
+                            check=True).stdout
+    assert "coordinator.yml" not in status
+    assert "/coordinator.yml" in (work / ".git" / "info" / "exclude").read_text().splitlines()
+    # a planted .git file naming a directory that is no repository gets no info/exclude made there
+    planted, victim = tmp_path / "planted", tmp_path / "victim"
+    planted.mkdir()
+    victim.mkdir()
+    (planted / ".git").write_text(f"gitdir: {victim}\n")
+    r = Coord(planted, env).ok("init", "--yes", "--machine", "laptop", "--search", str(tmp_path / "src"))
+    assert "git-ignored" not in r.out and (planted / "coordinator.yml").is_file()
+    assert list(victim.iterdir()) == []
+
+
 def test_config_errors_name_key_paths(tmp_path: Path) -> None:
     work = git_init(tmp_path / "w")
     bad = config(machines=[{"name": "laptop", "repos": ["api", "web"]}], concurrency={"max_workers": 0})
