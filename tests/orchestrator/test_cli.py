@@ -220,6 +220,45 @@ def test_an_id_in_upper_case_names_the_assignment(live_hub: LiveHub, cli: tuple[
     assert f"{a['id']} done" in me.ok("wait", shout).out
 
 
+def test_status_freshness_shows_what_each_machines_check_found(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    # seed 003's `coord status --freshness` (it exited 2 here): each machine's dependency repos, as last checked
+    admin, me = cli
+    admin.ok("config", "apply")
+    a = me.json("assign", "laptop", "api", "5")
+    host = HttpHost(live_hub, "laptop")
+    job = host.next()
+    assert job is not None
+    stale = "lib: STALE: 2 commit(s) behind origin/main (workers.auto_pull is off)"
+    assert host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "running",
+                                                       "freshness": [stale]}).status_code == 200
+    out = me.ok("status", "--freshness").out
+    assert "freshness of dependency repos" in out
+    row = next(line for line in out.splitlines() if "STALE: 2 commit(s)" in line)
+    assert "laptop" in row and " lib " in f" {row} " and a["id"] in row
+    assert "freshness of dependency repos" not in me.ok("status").out
+    assert "laptop" in me.ok("status", "--freshness", "--machine", "laptop").out
+
+
+def test_freshness_rows_keep_the_newest_note_per_machine_and_repo() -> None:
+    from coordhub.cli.fleet import freshness_rows
+
+    def run(ident: str, machine: str, started: str, *notes: str) -> dict[str, object]:
+        return {"id": ident, "ran_on": machine, "started_at": started, "freshness": {"mode": "config",
+                                                                                       "notes": list(notes)}}
+
+    rows = freshness_rows([run("bbbbbbbb", "m1", "2026-01-02T00:00:00Z", "lib: fresh: at or ahead of origin/main"),
+                           run("aaaaaaaa", "m1", "2026-01-01T00:00:00Z", "lib: STALE: 1 commit(s) behind origin/main",
+                               "core: fresh: at or ahead of origin/main"),
+                           run("cccccccc", "m2", "2026-01-03T00:00:00Z",
+                               "skipped (coord approve --skip-freshness)"),
+                           {"id": "dddddddd", "ran_on": None, "started_at": None,
+                            "freshness": {"mode": "config", "notes": None}}])
+    assert [(r["machine"], r["repo"], r["note"], r["assignment"]) for r in rows] == [
+        ("m1", "core", "fresh: at or ahead of origin/main", "aaaaaaaa"),
+        ("m1", "lib", "fresh: at or ahead of origin/main", "bbbbbbbb"),
+        ("m2", "-", "skipped (coord approve --skip-freshness)", "cccccccc")]
+
+
 def test_assignment_events_read_as_lines() -> None:
     from coordhub.cli.watch import describe
 
