@@ -202,6 +202,11 @@ def test_watch_with_an_id_follows_the_worker(live_hub: LiveHub, cli: tuple[Coord
     host.post(f"/assignments/{job['id']}/log", {"attempt": 1, "offset": 0, "text": "[init] sonnet\n[result] ok\n"})
     host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "done"})
     assert me.ok("watch", a["id"]).out == "[init] sonnet\n[result] ok\n"
+    # seed 003's --all (every raw event, the worker's prose included): the hub holds only the filtered log, so it is
+    # refused with where each part is, never answered with less and exit 0 (review: it was "No such option")
+    r = me.fails(2, "watch", a["id"], "--all")
+    assert r.out == "" and "cannot be shown through the hub" in r.err
+    assert "`coord watch ID` prints all of that log" in r.err and "workers/ID/stream.ATTEMPT.jsonl" in r.err
 
 
 def test_an_id_in_upper_case_names_the_assignment(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
