@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 
 from tests.conftest import Api
@@ -162,3 +164,43 @@ def test_a_token_decides_who_names_a_work_item(api: Api) -> None:
     r = api.post("/api/coord/work-items", json={"workflow_id": r.json()["id"], "title": "t",
                                                 "session_id": "HOWARD-HOME/claude-main"}, headers=me)
     assert r.status_code == 403, r.text
+
+
+# Seed 001 names an inbox's owner to_session (GET /messages?to_session=…); the unread count and the wait, asked the
+# same way, ignored it and answered for the caller's own inbox (review). It is session_id's other name.
+INBOX_READS = (("/api/coord/messages/unread-count", {}), ("/api/coord/messages/wait", {"timeout": "0"}))
+
+
+def _unread(answer: Any) -> int:
+    """The count's ``unread``, or how many messages the wait answered."""
+    return int(answer["unread"]) if isinstance(answer, dict) else len(answer)
+
+
+def test_to_session_names_the_inbox_of_the_count_and_the_wait(api: Api) -> None:
+    desktop, howard = api.token("DESKTOP-0O8A1RL/claude-main"), api.token("HOWARD-HOME/claude-main")
+    api.post("/api/coord/messages", json={"to_session": "HOWARD-HOME/claude-main", "subject": "hi"}, headers=desktop)
+    for path, extra in INBOX_READS:
+        mine = api.get(path, params={**extra, "to_session": "howard-home/claude-main"}, headers=howard)
+        assert mine.status_code == 200 and _unread(mine.json()) == 1, path
+        # a token reads only its own inbox however the parameter is spelled; an admin reads any
+        other = api.get(path, params={**extra, "to_session": "HOWARD-HOME/claude-main"}, headers=desktop)
+        assert other.status_code == 403, (path, other.text)
+        assert _unread(api.get(path, params={**extra, "to_session": "HOWARD-HOME/claude-main"},
+                               headers=api.admin).json()) == 1, path
+        both = api.get(path, params={**extra, "session_id": "HOWARD-HOME/claude-main",
+                                     "to_session": "DESKTOP-0O8A1RL/claude-main"}, headers=api.admin)
+        assert both.status_code == 422 and "name different sessions" in both.text, path
+        same = api.get(path, params={**extra, "session_id": "HOWARD-HOME/claude-main",
+                                     "to_session": "howard-home/claude-main"}, headers=howard)
+        assert same.status_code == 200 and _unread(same.json()) == 1, path
+
+
+def test_to_session_names_the_reader_on_a_hub_without_tokens(open_api: TestClient) -> None:
+    open_api.post("/api/coord/messages", json={"from_session": "DESKTOP-0O8A1RL/claude-main",
+                                               "to_session": "HOWARD-HOME/claude-main", "subject": "hi"})
+    for path, extra in INBOX_READS:
+        r = open_api.get(path, params={**extra, "to_session": "HOWARD-HOME/claude-main"})
+        assert r.status_code == 200 and _unread(r.json()) == 1, (path, r.text)
+        assert _unread(open_api.get(path, params={**extra, "to_session": "DESKTOP-0O8A1RL/claude-main"}).json()) == 0
+        nobody = open_api.get(path, params=extra)
+        assert nobody.status_code == 422 and "session_id=MACHINE/name or to_session=MACHINE/name" in nobody.text

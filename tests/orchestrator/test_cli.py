@@ -77,6 +77,27 @@ def test_init_detects_repositories_and_writes_a_valid_file(tmp_path: Path) -> No
     assert "no git repositories found" in r.err
 
 
+def test_init_keeps_coordinator_yml_out_of_git(tmp_path: Path) -> None:
+    # seed 003: "coordinator.yml is gitignored"; it names this machine's paths, and users keep secrets in it
+    work = git_init(tmp_path / "work")
+    git_init(tmp_path / "src" / "api")
+    env = isolated_env(tmp_path)
+    r = Coord(work, env).ok("init", "--yes", "--machine", "laptop", "--search", str(tmp_path / "src"))
+    assert "coordinator.yml is git-ignored through" in r.out
+    status = subprocess.run(["git", "-C", str(work), "status", "--porcelain"], capture_output=True, text=True,
+                            check=True).stdout
+    assert "coordinator.yml" not in status
+    assert "/coordinator.yml" in (work / ".git" / "info" / "exclude").read_text().splitlines()
+    # a planted .git file naming a directory that is no repository gets no info/exclude made there
+    planted, victim = tmp_path / "planted", tmp_path / "victim"
+    planted.mkdir()
+    victim.mkdir()
+    (planted / ".git").write_text(f"gitdir: {victim}\n")
+    r = Coord(planted, env).ok("init", "--yes", "--machine", "laptop", "--search", str(tmp_path / "src"))
+    assert "git-ignored" not in r.out and (planted / "coordinator.yml").is_file()
+    assert list(victim.iterdir()) == []
+
+
 def test_config_errors_name_key_paths(tmp_path: Path) -> None:
     work = git_init(tmp_path / "w")
     bad = config(machines=[{"name": "laptop", "repos": ["api", "web"]}], concurrency={"max_workers": 0})
@@ -181,6 +202,66 @@ def test_watch_with_an_id_follows_the_worker(live_hub: LiveHub, cli: tuple[Coord
     host.post(f"/assignments/{job['id']}/log", {"attempt": 1, "offset": 0, "text": "[init] sonnet\n[result] ok\n"})
     host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "done"})
     assert me.ok("watch", a["id"]).out == "[init] sonnet\n[result] ok\n"
+    # seed 003's --all (every raw event, the worker's prose included): the hub holds only the filtered log, so it is
+    # refused with where each part is, never answered with less and exit 0 (review: it was "No such option")
+    r = me.fails(2, "watch", a["id"], "--all")
+    assert r.out == "" and "cannot be shown through the hub" in r.err
+    assert "`coord watch ID` prints all of that log" in r.err and "workers/ID/stream.ATTEMPT.jsonl" in r.err
+
+
+def test_an_id_in_upper_case_names_the_assignment(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    # ids are hex: A1B2C3D4 is a1b2c3d4, as an upper-case UUID names its message (review: watch answered 404)
+    admin, me = cli
+    admin.ok("config", "apply")
+    a = me.json("assign", "laptop", "api", "5")
+    host = HttpHost(live_hub, "laptop")
+    job = host.next()
+    assert job is not None
+    shout = a["id"].upper()
+    assert shout != a["id"]  # (8 hex digits: all-digit ids, one in 4 billion, would test nothing)
+    host.post(f"/assignments/{shout}/log", {"attempt": 1, "offset": 0, "text": "[init] sonnet\n"})
+    host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "done"})
+    assert me.ok("watch", shout).out == "[init] sonnet\n"
+    assert f"{a['id']} done" in me.ok("wait", shout).out
+
+
+def test_status_freshness_shows_what_each_machines_check_found(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    # seed 003's `coord status --freshness` (it exited 2 here): each machine's dependency repos, as last checked
+    admin, me = cli
+    admin.ok("config", "apply")
+    a = me.json("assign", "laptop", "api", "5")
+    host = HttpHost(live_hub, "laptop")
+    job = host.next()
+    assert job is not None
+    stale = "lib: STALE: 2 commit(s) behind origin/main (workers.auto_pull is off)"
+    assert host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "running",
+                                                       "freshness": [stale]}).status_code == 200
+    out = me.ok("status", "--freshness").out
+    assert "freshness of dependency repos" in out
+    row = next(line for line in out.splitlines() if "STALE: 2 commit(s)" in line)
+    assert "laptop" in row and " lib " in f" {row} " and a["id"] in row
+    assert "freshness of dependency repos" not in me.ok("status").out
+    assert "laptop" in me.ok("status", "--freshness", "--machine", "laptop").out
+
+
+def test_freshness_rows_keep_the_newest_note_per_machine_and_repo() -> None:
+    from coordhub.cli.fleet import freshness_rows
+
+    def run(ident: str, machine: str, started: str, *notes: str) -> dict[str, object]:
+        return {"id": ident, "ran_on": machine, "started_at": started, "freshness": {"mode": "config",
+                                                                                       "notes": list(notes)}}
+
+    rows = freshness_rows([run("bbbbbbbb", "m1", "2026-01-02T00:00:00Z", "lib: fresh: at or ahead of origin/main"),
+                           run("aaaaaaaa", "m1", "2026-01-01T00:00:00Z", "lib: STALE: 1 commit(s) behind origin/main",
+                               "core: fresh: at or ahead of origin/main"),
+                           run("cccccccc", "m2", "2026-01-03T00:00:00Z",
+                               "skipped (coord approve --skip-freshness)"),
+                           {"id": "dddddddd", "ran_on": None, "started_at": None,
+                            "freshness": {"mode": "config", "notes": None}}])
+    assert [(r["machine"], r["repo"], r["note"], r["assignment"]) for r in rows] == [
+        ("m1", "core", "fresh: at or ahead of origin/main", "aaaaaaaa"),
+        ("m1", "lib", "fresh: at or ahead of origin/main", "bbbbbbbb"),
+        ("m2", "-", "skipped (coord approve --skip-freshness)", "cccccccc")]
 
 
 def test_assignment_events_read_as_lines() -> None:

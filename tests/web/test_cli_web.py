@@ -33,3 +33,12 @@ def test_open_without_a_browser_prints_the_url_and_says_so(tmp_path: Path) -> No
                                                               "PATH": str(tmp_path)})
     assert r.stdout == "http://127.0.0.1:9999/\n"
     assert r.returncode == 2 and "no browser" in r.stderr
+
+
+def test_seed003_host_and_port_name_the_hub_that_serves_the_dashboard() -> None:
+    # seed 003's `coord web --host H --port P` started a dashboard server; here that is `coord serve`'s to say.
+    # The flags were unknown (exit 2, "No such option"): now exit 2 saying what to run, and nothing is opened.
+    for flags in (["--host", "127.0.0.1"], ["--port", "7434"], ["--host", "0.0.0.0", "--port", "x"]):
+        r = coord("--url", "http://127.0.0.1:9999", "web", *flags, env={"BROWSER": "false"})
+        assert r.returncode == 2 and r.stdout == "", (flags, r.stderr)
+        assert "`coord serve --host H --port P`" in r.stderr and "coord --url http://H:P web" in r.stderr, flags

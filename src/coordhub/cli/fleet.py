@@ -1,4 +1,5 @@
-"""The orchestrator's part of ``coord status``: machines and slots, the queue, assignments, costs, a pause."""
+"""The orchestrator's part of ``coord status``: machines and slots, the queue, assignments, costs, a pause and
+the freshness of dependency repos."""
 
 from __future__ import annotations
 
@@ -27,8 +28,24 @@ def _age(seconds: float | None) -> str:
     return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
 
 
-def show_orchestrator(view: dict[str, Any] | None) -> None:
-    """Print the orchestrator's sections (nothing before a coordinator.yml is applied)."""
+def freshness_rows(assignments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per machine and dependency repo, the newest note its freshness checks left: ``{machine, repo, note,
+    assignment, checked}`` (``checked``: when that attempt started), in machine and repo order; ``repo`` is ``-``
+    for a note naming none (an approval's ``--skip-freshness``). ``assignments`` as ``GET …/status`` lists them."""
+    newest: dict[tuple[str, str], dict[str, Any]] = {}
+    for a in sorted(assignments, key=lambda a: a.get("started_at") or ""):
+        for note in (a.get("freshness") or {}).get("notes") or []:
+            repo, sep, said = str(note).partition(": ")
+            repo, said = (repo, said) if sep else ("-", str(note))
+            machine = a.get("ran_on") or "?"
+            newest[(machine, repo)] = {"machine": machine, "repo": repo, "note": said, "assignment": a["id"],
+                                       "checked": a.get("started_at")}
+    return [newest[k] for k in sorted(newest)]
+
+
+def show_orchestrator(view: dict[str, Any] | None, freshness: bool = False) -> None:
+    """Print the orchestrator's sections (nothing before a coordinator.yml is applied); with ``freshness``, also
+    what each machine's freshness checks last found (seed 003's ``status --freshness``)."""
     if not view or not view.get("configured"):
         return
     if view.get("paused"):
@@ -68,6 +85,13 @@ def show_orchestrator(view: dict[str, Any] | None) -> None:
              for a in view["assignments"]]
     table(shown, [("id", "id"), ("state", "state"), ("stage", "stage"), ("attempt", "try"), ("what", "issue"),
                   ("where", "machine"), ("model", "model"), ("cost", "cost"), ("note", "status")], "  none")
+    if freshness:
+        # seed 003 asked each agent and GitHub when asked; here a machine's host checks the repos a worker depends
+        # on just before it starts (the hub never reaches into a machine), so this is the newest such check
+        heading("freshness of dependency repos (each machine's last check, made as a worker started)")
+        table(freshness_rows(view["assignments"]), [("machine", "machine"), ("repo", "repo"), ("note", "freshness"),
+                                                    ("assignment", "checked for"), ("checked", "at")],
+              "  no check yet: a repo's depends_on are checked on its machine when a worker starts")
     t = view["totals"]
     today = list(t["by_day"].items())[-1:] if t["by_day"] else []
     merging = f"; merge queue: {len(view['merges'])}" if view.get("merges") else ""

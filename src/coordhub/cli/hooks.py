@@ -48,18 +48,6 @@ def _read(path: Path) -> dict[str, object]:
     raise AssertionError("unreachable")
 
 
-def _git_ignore(path: Path) -> Path | None:
-    """Add ``path`` (a file we wrote into a working tree) to the repository's ``info/exclude``; that file, or None."""
-    root = git_root(path.parent)
-    if root is None:
-        return None
-    try:
-        name = "/" + path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return None  # not inside the working tree after all: nothing of it to ignore
-    return project.exclude(root, (name,))
-
-
 def install_hooks(scope: str = SCOPE_OPT, project_dir: Path | None = DIR_OPT, dry_run: bool = DRY_RUN_OPT) -> None:
     """Add the coordhub hooks to a Claude Code settings file, keeping everything else in it.
 
@@ -87,7 +75,7 @@ def install_hooks(scope: str = SCOPE_OPT, project_dir: Path | None = DIR_OPT, dr
                    "(`coord token create MACHINE/name` mints one); on a --no-auth hub, COORD_SESSION names the "
                    "session instead.", err=True)
     if scope == "local":
-        ignored = _git_ignore(path)
+        ignored = project.exclude_file(path)
         if ignored:
             console.print(f"{path.name} is git-ignored through {ignored} (it names this machine's hook command).")
 

@@ -136,6 +136,9 @@ def root(
 @app.command()
 def status(ctx: typer.Context, project: str | None = typer.Option(None, "--project", help="Only this project."),
            machine: str | None = typer.Option(None, "--machine", help="Only this machine's orchestrator view."),
+           freshness: bool = typer.Option(False, "--freshness", help="Also what each machine's last freshness check "
+                                          "found of its dependency repos (seed 003's flag; checked on the machine "
+                                          "when a worker starts; in --json: each assignment's freshness)."),
            as_json: bool = JSON_OPT) -> None:
     """Fleet status: your session and the hub asked, halts, your pause, live leases, components, active workflows,
     your unread count; and the orchestrator's machines, queue, assignments and costs once a coordinator.yml is
@@ -168,7 +171,7 @@ def status(ctx: typer.Context, project: str | None = typer.Option(None, "--proje
         heading("active workflows")
         table(s["active_workflows"], [("id", "id"), ("project_key", "project"), ("name", "name"),
                                       ("status", "status")], "  none")
-        show_orchestrator(s["orchestrator"])
+        show_orchestrator(s["orchestrator"], freshness)
 
     show(data, as_json, human)
 

@@ -305,7 +305,8 @@ def init(
     search: list[Path] = typer.Option([], "--search", help="Where to look for git repositories (repeat; default: "
                                                            "the working directory and ~/src)."),
 ) -> None:
-    """Write coordinator.yml: detects git repositories in the working directory and ~/src (seed 003 `init`)."""
+    """Write coordinator.yml: detects git repositories in the working directory and ~/src (seed 003 `init`); inside
+    a git working tree, the file is added to the repository's info/exclude, as seed 003 kept it out of git."""
     from coordhub.orchestrator import setup
 
     # A repository can ship coordinator.yml as a symlink (dangling, so exists() says no) or a FIFO: writing would
@@ -335,4 +336,8 @@ def init(
     project.write_private(path, text, mode=0o644)  # a new file, even if a symlink appeared meanwhile
     console.print(f"wrote {path}: {len(found)} repo(s) ({', '.join(r.name for r in found)}), machine {name}. "
                   f"Check it with `coord config`, then `coord config apply`.")
+    # seed 003 kept coordinator.yml out of git: it names this machine's paths, and users put secrets in it
+    ignored = project.exclude_file(path)
+    if ignored:
+        console.print(f"{path.name} is git-ignored through {ignored}.")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from coordhub.cli.common import EXIT_UNREACHABLE, JSON_OPT, call, client, fail, hub_envelope, show
+from coordhub.cli.common import EXIT_UNREACHABLE, EXIT_USAGE, JSON_OPT, call, client, fail, hub_envelope, show
 from coordhub.cli.output import console, table, verbatim
 from coordhub.client import HubError, Unreachable
 from coordhub.hooks.untrusted import one_line
@@ -91,10 +91,22 @@ def watch(
     notify: bool = typer.Option(False, "--notify", help="Also raise a desktop notification (notify-send) for "
                                                          "messages and halts."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    every_event: bool = typer.Option(False, "--all", help="Seed 003's flag (every stream-json event, the "
+                                                          "worker's prose included): refused, exit 2, naming what "
+                                                          "shows it here (docs/cli.md)."),
 ) -> None:
     """Tail the hub's events live (Ctrl-C to stop); reconnects and resumes without gaps. With an assignment id,
     follow that worker's filtered log instead (\\[init], \\[tool], \\[stuck], \\[result] …)."""
     # \\[: help is Rich markup (cli/output.py help_text), where a bare [init] is a style tag and is dropped
+    if every_event:
+        # Seed 003's --all rendered every event of the raw stream, assistant text and tool results included. The
+        # hub holds only the log the worker's host filtered from it, so nothing here can show the rest: say where
+        # it is rather than print less than was asked for with exit 0.
+        fail("--all (seed 003: every stream-json event, the worker's own text and tool results included) cannot be "
+             "shown through the hub, which keeps only the filtered log its machine relays. `coord watch ID` prints "
+             "all of that log ([init], [tool], [tool-error], [status], [stuck], [result] …: more than seed 003's "
+             "watch without --all); the unfiltered stream-json stays on the machine that ran the worker, in "
+             "<coord agent --state-dir>/workers/ID/stream.ATTEMPT.jsonl (docs/agent.md)", EXIT_USAGE)
     if assignment_id is not None:
         from coordhub.cli.orchestrator import log
 

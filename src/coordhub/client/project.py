@@ -194,6 +194,19 @@ def exclude(root: Path, patterns: tuple[str, ...]) -> Path | None:
     return path
 
 
+def exclude_file(path: Path) -> Path | None:
+    """Add ``path`` (a file we wrote into a working tree) to its repository's ``info/exclude`` with :func:`exclude`;
+    that file, or None outside git (and wherever :func:`exclude` leaves the repository alone)."""
+    root = git_root(path.parent)
+    if root is None:
+        return None
+    try:
+        name = "/" + path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None  # not inside the working tree after all: nothing of it to ignore
+    return exclude(root, (name,))
+
+
 def _base(variable: str, fallback: tuple[str, ...]) -> Path:
     value = os.environ.get(variable)
     # the spec says relative values are invalid and must be ignored

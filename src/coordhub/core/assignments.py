@@ -129,14 +129,19 @@ class LogGap(Conflict):
 
 # ---- ids, names, rendering ----------------------------------------------------------
 
-_ID = re.compile(r"[0-9a-f]{8}")
+_ID = re.compile(r"[0-9a-fA-F]{8}")
 
 
 def check_id(assignment_id: str) -> str:
-    """``assignment_id`` if it looks like one (8 lowercase hex characters); ``NotFound`` otherwise."""
+    """``assignment_id`` in lower case, as ids are stored, if it looks like one (8 hex characters of either case);
+    ``NotFound`` otherwise.
+
+    An id is hex, so its case says nothing: ``A1B2C3D4`` names ``a1b2c3d4``, as an upper-case UUID names its
+    message and session ids compare case-insensitively.
+    """
     if not _ID.fullmatch(assignment_id):
         raise NotFound(f"no assignment {assignment_id[:40]!r} (ids are 8 hex characters, e.g. a1b2c3d4)")
-    return assignment_id
+    return assignment_id.lower()
 
 
 def worker_session(machine: str, assignment_id: str) -> str:

@@ -50,7 +50,7 @@ def overview(tx: Tx, repo: str | None = None) -> dict[str, Any]:
 
 def _resolve(tx: Tx, ident: str) -> tuple[Row | None, Row | None]:
     """``(entry, assignment)`` for an id naming either; ``NotFound`` when it names neither."""
-    assignments.check_id(ident)
+    ident = assignments.check_id(ident)
     entry = tx.merge_entries.get(ident)
     if entry is not None:
         return entry, tx.assignments.get(entry["assignment_id"])

@@ -19,7 +19,7 @@ from coordhub.core import conversations, messages, paging, tokens
 from coordhub.core.bus import EventBus
 from coordhub.core.calls import Call
 from coordhub.core.halt import Exempt
-from coordhub.core.identity import Actor
+from coordhub.core.identity import Actor, same_session
 from coordhub.errors import Invalid, Unauthorized
 from coordhub.store.base import Ahead
 from coordhub.store.tx import Tx
@@ -29,6 +29,10 @@ MAX_WAIT_SECONDS = 60.0
 NEWS = ("message.sent", "message.redelivered")  # event kinds that can bring a session an unread message
 NEXT_AFTER = "Coord-Next-After-Seq"    # more unread messages follow: ask again with after_seq= this
 NEXT_BEFORE = "Coord-Next-Before-Seq"  # more history follows: ask again with before_seq= this
+# Seed 001 names an inbox's owner to_session (GET /messages?to_session=…&unread_only=true), so its users ask the
+# unread count and the wait that way too; ignored, the parameter answered for the caller's own inbox (review).
+OWNER_ALIAS = Query(None, description="The same as session_id, as seed 001's inbox names its owner; given both, "
+                                      "they must name one session (else 422).")
 
 
 @router.post("", status_code=201, response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
@@ -46,10 +50,20 @@ async def send(body: MessageSend, request: Request, session_id: str | None = CAL
         ahead=Ahead.of(sessions=(body.to_session, body.escalate_to), quotas=(actor.session_id,)))
 
 
-async def _viewer(who: Caller, claimed: str | None, field: str) -> str:
+async def _viewer(who: Caller, *claims: tuple[str | None, str]) -> str:
+    """The session whose inbox a read shows (:meth:`~coordhub.api.auth.Caller.viewer`'s rules), named by the first
+    given of ``claims``, ``(value, query parameter)`` pairs; 422 when two given name different sessions, or when
+    none is given on a --no-auth hub without the session header."""
+    named = [(v, f) for v, f in claims if v is not None]
+    for other, other_field in named[1:]:
+        if not same_session(other, named[0][0]):
+            raise Invalid(f"{other_field} {other!r} and {named[0][1]} {named[0][0]!r} name different sessions",
+                          field=other_field)
+    claimed, field = named[0] if named else (None, claims[0][1])
     viewer = await who.viewer(claimed, field)
     if viewer is None:
-        raise Invalid(f"name the session whose inbox to read: {field}=MACHINE/name", field=field)
+        fields = " or ".join(f"{f}=MACHINE/name" for _, f in claims)
+        raise Invalid(f"name the session whose inbox to read: {fields}", field=field)
     return viewer
 
 
@@ -71,7 +85,7 @@ async def inbox(request: Request, to_session: str | None = None, unread_only: bo
     ``Coord-Next-Before-Seq`` (all) carries the seq to ask again with. Reading marks nothing read. 422 for
     ``thread_id`` with ``unread_only=true`` or ``before_seq``.
     """
-    viewer = await _viewer(who, to_session, "to_session")
+    viewer = await _viewer(who, (to_session, "to_session"))
     h = hub(request)  # history may read up to 500 long rows: off the loop; the seed's unread check stays on it
     if thread_id is not None:
         if unread_only or before_seq is not None:
@@ -86,10 +100,10 @@ async def inbox(request: Request, to_session: str | None = None, unread_only: bo
 
 
 @router.get("/unread-count", response_model=UnreadCountOut, responses=responses(*READ_ERRORS))
-async def unread_count(request: Request, session_id: str | None = None,
+async def unread_count(request: Request, session_id: str | None = None, to_session: str | None = OWNER_ALIAS,
                        who: Caller = Depends(caller)) -> JSONResponse:
-    """How many messages a session has not read."""
-    viewer = await _viewer(who, session_id, "session_id")
+    """How many messages a session has not read (``session_id``, or seed 001's ``to_session``)."""
+    viewer = await _viewer(who, (session_id, "session_id"), (to_session, "to_session"))
     return await query(request, lambda tx, now: {"session_id": viewer,
                                                  "unread": messages.unread_count(tx, viewer)})
 
@@ -97,7 +111,7 @@ async def unread_count(request: Request, session_id: str | None = None,
 @router.get("/wait", response_model=list[MessageOut], responses=responses(*READ_ERRORS))
 async def wait(request: Request, timeout: float = Query(30.0, ge=0, le=MAX_WAIT_SECONDS),
                after_seq: int = Query(0, ge=0, le=2**62), session_id: str | None = None,
-               who: Caller = Depends(caller)) -> JSONResponse:
+               to_session: str | None = OWNER_ALIAS, who: Caller = Depends(caller)) -> JSONResponse:
     """Long-poll: answer as soon as the caller has an unread message with ``seq > after_seq``, else ``[]``.
 
     At most 100 messages and about 4 MiB of their text (at least one); ``Coord-Next-After-Seq`` says more follow.
@@ -106,7 +120,7 @@ async def wait(request: Request, timeout: float = Query(30.0, ge=0, le=MAX_WAIT_
     After waiting it answers only while its credential is live: a token revoked (or a dashboard signed out)
     meanwhile gets 401, not the messages sent since (review: a wait delivered them after the revocation).
     """
-    viewer = await _viewer(who, session_id, "session_id")
+    viewer = await _viewer(who, (session_id, "session_id"), (to_session, "to_session"))
     h = hub(request)
     bus = h.bus
     assert bus is not None
@@ -178,7 +192,7 @@ async def _reader(request: Request, who: Caller, message_id: uuid.UUID, session_
 async def get(message_id: uuid.UUID, request: Request, session_id: str | None = None,
               who: Caller = Depends(caller)) -> JSONResponse:
     """One message the caller sent, received, or that was broadcast."""
-    viewer = await _viewer(who, session_id, "session_id")
+    viewer = await _viewer(who, (session_id, "session_id"))
     actor = who.token_actor or Actor(viewer, is_admin=True)
     return await query(request, lambda tx, now: messages.get(tx, actor, str(message_id)))
 
