@@ -209,6 +209,24 @@ def test_watch_with_an_id_follows_the_worker(live_hub: LiveHub, cli: tuple[Coord
     assert "`coord watch ID` prints all of that log" in r.err and "workers/ID/stream.ATTEMPT.jsonl" in r.err
 
 
+def test_watch_exits_as_seed_003s_did(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    # seed 003's `watch ID`: 0 when the run's result succeeded, 1 when it was an error, 3 when --timeout ran out
+    # first (review: every end exited 0, and it waited without bound)
+    admin, me = cli
+    admin.ok("config", "apply")
+    a = me.json("assign", "laptop", "api", "5")
+    host = HttpHost(live_hub, "laptop")
+    job = host.next()
+    assert job is not None
+    host.post(f"/assignments/{job['id']}/log", {"attempt": 1, "offset": 0, "text": "[init] sonnet\n"})
+    r = me("watch", a["id"], "--timeout", "0.5", "--interval", "0.1")
+    assert (r.code, r.out) == (3, "[init] sonnet\n"), r
+    assert "timed out after 0.5s waiting for" in r.err and f"coord wait {a['id']}" in r.err
+    host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "failed", "reason": "tests failed"})
+    r = me("watch", a["id"])
+    assert (r.code, r.out, r.err) == (1, "[init] sonnet\n", ""), r
+
+
 def test_an_id_in_upper_case_names_the_assignment(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
     # ids are hex: A1B2C3D4 is a1b2c3d4, as an upper-case UUID names its message (review: watch answered 404)
     admin, me = cli

@@ -219,6 +219,14 @@ def log(
 ) -> None:
     """The worker's filtered log (\\[init], \\[tool], \\[stuck], \\[result] …) from any machine, through the hub."""
     # \\[: help is Rich markup (cli/output.py help_text), where a bare [init] is a style tag and is dropped
+    follow_log(ctx, assignment_id, follow=follow, interval=interval)
+
+
+def follow_log(ctx: typer.Context, assignment_id: str, *, follow: bool, interval: float,
+               deadline: float | None = None) -> str | None:
+    """Print the assignment's filtered log from its start; with ``follow``, until the assignment ends
+    (:data:`ENDED`). Returns its state when it ended, else None: not following, or ``deadline`` (a
+    ``time.monotonic()`` value) passed first."""
     offset = 0
 
     def piece(at: int) -> Any:
@@ -234,8 +242,10 @@ def log(
         offset = got["offset"] + len(got["text"])
         if offset < got["size"]:
             continue
-        if not follow or got["state"] in ("done", "failed", "cancelled", "stuck", "needs_input"):
-            return
+        if got["state"] in ENDED:
+            return str(got["state"])
+        if not follow or (deadline is not None and time.monotonic() >= deadline):
+            return None
         time.sleep(interval)
 
 

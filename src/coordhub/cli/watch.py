@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from typing import Any
 
 import typer
@@ -13,6 +14,8 @@ from coordhub.cli.common import EXIT_UNREACHABLE, EXIT_USAGE, JSON_OPT, call, cl
 from coordhub.cli.output import console, table, verbatim
 from coordhub.client import HubError, Unreachable
 from coordhub.hooks.untrusted import one_line
+
+EXIT_TIMED_OUT = 3  # seed 003's `watch ID` when its --timeout ran out before the run's result
 
 NOTIFY_KINDS = ("message.sent", "message.redelivered", "message.dead_lettered", "halt.set")
 
@@ -91,6 +94,10 @@ def watch(
     notify: bool = typer.Option(False, "--notify", help="Also raise a desktop notification (notify-send) for "
                                                          "messages and halts."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    interval: float = typer.Option(1.0, "--interval", min=0.1, max=60.0, help="With an ID: seconds between "
+                                                                              "checks of its log."),
+    timeout: float = typer.Option(1800.0, "--timeout", min=0.0, help="With an ID: give up after this many "
+                                                                     "seconds (exit 3), as seed 003's watch did."),
     every_event: bool = typer.Option(False, "--all", help="Seed 003's flag (every stream-json event, the "
                                                           "worker's prose included): refused, exit 2, naming what "
                                                           "shows it here (docs/cli.md)."),
@@ -108,10 +115,7 @@ def watch(
              "watch without --all); the unfiltered stream-json stays on the machine that ran the worker, in "
              "<coord agent --state-dir>/workers/ID/stream.ATTEMPT.jsonl (docs/agent.md)", EXIT_USAGE)
     if assignment_id is not None:
-        from coordhub.cli.orchestrator import log
-
-        log(ctx, assignment_id, follow=True, interval=1.0)
-        return
+        _follow_worker(ctx, assignment_id, interval, timeout)
     if notify and not shutil.which("notify-send"):
         typer.echo("coord: warning: --notify needs notify-send (libnotify), which is not on PATH; "
                    "events are printed without desktop notifications", err=True)
@@ -131,6 +135,19 @@ def watch(
             fail(str(err), EXIT_UNREACHABLE)
         except KeyboardInterrupt:
             raise typer.Exit(0) from None
+
+
+def _follow_worker(ctx: typer.Context, assignment_id: str, interval: float, timeout: float) -> None:
+    """Follow an assignment's filtered log until it ends, then exit as seed 003's ``watch`` did: 0 when its
+    worker's run succeeded (``done``), 1 when it did not (failed, cancelled, stuck, needs input), 3 when
+    ``timeout`` seconds passed first."""
+    from coordhub.cli.orchestrator import follow_log
+
+    state = follow_log(ctx, assignment_id, follow=True, interval=interval, deadline=time.monotonic() + timeout)
+    if state is None:
+        fail(f"timed out after {timeout:g}s waiting for {assignment_id} to end (`coord wait {assignment_id}` waits "
+             "on; `coord watch ID --timeout S` waits longer)", EXIT_TIMED_OUT)
+    raise typer.Exit(0 if state == "done" else 1)
 
 
 def presence(
