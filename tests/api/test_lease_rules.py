@@ -110,3 +110,18 @@ def test_the_halt_exemptions_are_documented_as_declared() -> None:
 
     docs = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
     assert halt.exemptions_table() in docs
+
+
+def test_a_lease_claimed_under_one_spelling_of_a_project_is_seen_under_another(api: Api) -> None:
+    """Project keys compare case-insensitively (coordhub.core.projects): the edit hook's and the git guard's
+    questions under ``gururmm`` see a lease claimed under ``GuruRMM``, and a claim under ``GURURMM`` conflicts."""
+    a, b = api.token(A), api.token(B)
+    lease = api.post(LOCKS, json={"project_key": "GuruRMM", "resource": "server/src/"}, headers=a).json()
+    assert lease["project_key"] == "gururmm"
+    hook = api.get(f"{LOCKS}/conflicts", params={"project_key": "gururmm", "resource": "server/src/a.rs"}, headers=b)
+    assert [x["id"] for x in hook.json()["leases"]] == [lease["id"]]
+    guard = api.post(f"{LOCKS}/conflicts", json={"project_key": "gururmm", "resources": ["server/src/a.rs"]},
+                     headers=b)
+    assert [x["id"] for x in guard.json()["leases"]] == [lease["id"]]
+    r = api.post(LOCKS, json={"project_key": "GURURMM", "resource": "server/src/a.rs"}, headers=b)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "lease_conflict"

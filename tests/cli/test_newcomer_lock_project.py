@@ -27,6 +27,7 @@ def test_a_path_claimed_under_another_project_than_the_hooks_gets_a_warning(live
         assert r.err.startswith("coord: warning: the hooks and the git guard in ") and len(r.err.splitlines()) == 1
         assert "project 'shop'" in r.err and "not 'gururmm'" in r.err and "coord lock claim shop" in r.err
     assert a.ok("lock", "claim", "shop", "b.py", "the hooks' project").err == ""
+    assert a.ok("lock", "claim", "Shop", "e.py", "project keys compare case-insensitively").err == ""
     assert a.ok("lock", "claim", "gururmm", "deploy:staging", "a name, no file").err == ""
     own = a.with_(env={**a.env, "COORD_PROJECT": "gururmm"})
     assert own.ok("lock", "claim", "gururmm", "c.py", "COORD_PROJECT names it").err == ""

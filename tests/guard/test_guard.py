@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx2
 
+from coordhub.guard import check
 from tests.conftest import free_port
-from tests.guard.conftest import PROJECT, A, B, Fleet, Repo
+from tests.guard.conftest import PROJECT, A, B, Fleet, Repo, init_repo
 
 LEASE_LINE = re.compile(r"  (?P<path>\S+): leased by (?P<holder>\S+) — \"(?P<desc>[^\"]+)\" \(lease (?P<id>[0-9a-f-]+) "
                         r"on (?P<resource>\S+) in project (?P<project>\S+), until \S+, \d+ min left\)")
@@ -149,6 +151,30 @@ def test_a_linked_worktree_uses_the_main_repositorys_project_key(fleet: Fleet, t
     tree.change("src/app.py")
     r = tree.commit()
     assert r.code == 1 and f"in project {PROJECT}" in r.err, r
+
+
+def test_a_repository_named_in_other_case_is_the_same_project(fleet: Fleet, tmp_path: Path) -> None:
+    """The field defect: a clone named ``GuruRMM`` (its key from the directory name) and a lease under seed 001's
+    slug ``gururmm`` did not see each other, so the commit went through."""
+    clone = init_repo(tmp_path / "clones" / "GuruRMM", fleet.repo.env)
+    fleet.claim(fleet.b, "src/", "refactor")
+    clone.change("src/app.py")
+    r = clone.commit()
+    assert r.code == 1 and f"in project {PROJECT}" in r.err, r
+
+
+def test_a_ledger_entry_written_before_keys_were_folded_is_still_checked() -> None:
+    """The guard's ledger keeps the hub's spelling of when it was written; an ended lease recorded as ``GuruRMM``
+    still refuses the commit it covered."""
+    known = {"l1": {"fence": 7, "resource": "src/", "project_key": "GuruRMM", "session_id": A, "seen": 1.0}}
+    asked: list[int] = []
+
+    def ended(fence: int, resource: str | None) -> dict[str, Any]:
+        asked.append(fence)
+        return {"current": False, "reason": "the lease is expired", "lease": {"id": "l1", "state": "expired"}}
+
+    verdict = check.evaluate(["src/app.py"], A, PROJECT, {}, [], known, ended)
+    assert asked == [7] and [(p.path, p.kind) for p in verdict.problems] == [("src/app.py", "stale")]
 
 
 # ---- pre-push -------------------------------------------------------------------------------------

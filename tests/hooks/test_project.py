@@ -47,6 +47,19 @@ def test_env_then_identity_then_directory(repo: Path, monkeypatch: pytest.Monkey
     assert project.resolve(repo, {"project": "gururmm"}).key == "from-env"
 
 
+def test_the_key_is_folded_as_the_hub_folds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clone named ``GuruRMM`` is project ``gururmm`` (coordhub.core.projects), whichever rule named it."""
+    for name in ("COORD_PROJECT", "CLAUDE_PROJECT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    clone = tmp_path / "GuruRMM"
+    clone.mkdir()
+    git("init", "-q", cwd=clone)
+    assert project.resolve(clone).key == "gururmm"
+    assert project.resolve(clone, {"project": "GuruRMM"}).key == "gururmm"
+    monkeypatch.setenv("COORD_PROJECT", "GuruRMM")
+    assert project.resolve(clone).key == "gururmm"
+
+
 def test_claude_project_dir_picks_the_root(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(repo))
     assert project.resolve(tmp_path).root == repo

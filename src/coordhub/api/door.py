@@ -7,7 +7,8 @@ sees it, each defined in its own module:
    a non-loopback ``Host`` on a loopback ``--no-auth`` hub), except for the
    hub's own in-process requests (``INNER_REQUEST``, the ``/mcp`` tools');
 2. the body limit (:func:`coordhub.api.limits.read_body`: 413 over the
-   limit, 408 too slow), which buffers the body;
+   limit, the rest of a body up to a bound dropped so its client reads it;
+   408 too slow), which buffers the body;
 3. the hostile-input rules (:mod:`coordhub.api.inputs`: NUL, JSON that is not
    interoperable), on that buffered body;
 4. empty query values dropped (:mod:`coordhub.api.query`).
@@ -117,7 +118,7 @@ class Door:
         try:
             body = await read_body(receive, length, self.max_body_bytes, self.body_timeout)
         except BodyRefused as exc:
-            await exc.answer(send)
+            await exc.answer(send, receive, self.body_timeout)
             return
         except Disconnected:
             return

@@ -1,7 +1,9 @@
 """Per-client bounds of one hub process, and the request body limit.
 
 Bodies over the limit answer 413 before any handler runs (:func:`read_body`,
-applied by :class:`~coordhub.api.door.Door` to every request). :class:`Limits`
+applied by :class:`~coordhub.api.door.Door` to every request, REST and
+``/mcp`` alike); the rest of such a body is read and dropped, up to
+:data:`DRAIN_BYTES`, so that its client reads the 413 (:meth:`BodyRefused.answer`). :class:`Limits`
 gathers the other bounds one client must not exceed (issue 8: no single
 client can stall, exhaust or crash the hub); each comes from a setting in
 :mod:`coordhub.config`.
@@ -17,6 +19,12 @@ from typing import Any
 from starlette.types import Message, Receive, Send
 
 from coordhub.api import eager
+
+DRAIN_BYTES = 8 * 1024 * 1024
+"""How far past the body limit the hub reads a refused body (bytes) to drop it. A client that sends its
+whole body before reading the answer would otherwise have its send fail, or its connection reset, before
+it reads the 413: closing a socket with unread bytes sends a TCP reset (RFC 9293 §3.6.1, RFC 9112 §9.6).
+The bound keeps what one request can make the hub read at ``max_body_bytes + DRAIN_BYTES``."""
 
 
 @dataclass(frozen=True)
@@ -51,16 +59,26 @@ class Disconnected(Exception):
 class BodyRefused(Exception):
     """A request body the hub will not take: over ``limit`` bytes (413) or too slow to arrive (408).
 
-    :meth:`answer` sends the refusal, which closes the connection (the rest of
-    the body is not read).
+    :meth:`answer` sends the refusal, which closes the connection. ``drain``:
+    how many bytes of the rest of the body the answer may read and drop first
+    (0: none; the connection is closed with the rest unread).
     """
 
-    def __init__(self, limit: int, status: int = 413, code: str = "payload_too_large", message: str = "") -> None:
+    def __init__(self, limit: int, status: int = 413, code: str = "payload_too_large", message: str = "",
+                 drain: int = 0) -> None:
         super().__init__(message or f"request body is larger than {limit} bytes")
-        self.limit, self.status, self.code = limit, status, code
+        self.limit, self.status, self.code, self.drain = limit, status, code, drain
 
-    async def answer(self, send: Send) -> None:
-        """Send the refusal in the one error envelope (with ``limit``), asking the client to close."""
+    async def answer(self, send: Send, receive: Receive | None = None, timeout: float = 0.0) -> None:
+        """Send the refusal in the one error envelope (with ``limit``), asking the client to close.
+
+        Given the connection's ``receive``, the answer is sent first (a client
+        that watches for it while sending stops early, RFC 9112 §9.5), then
+        up to ``drain`` more bytes of the body are read and dropped within
+        ``timeout`` seconds, then the answer ends and the server closes the
+        connection: a client sending a body of up to the limit plus
+        :data:`DRAIN_BYTES` reads its 413 instead of a reset.
+        """
         message = str(self)
         payload: dict[str, Any] = {"error": {"code": self.code, "message": message, "limit": self.limit},
                                    "detail": message}
@@ -68,7 +86,27 @@ class BodyRefused(Exception):
         await send({"type": "http.response.start", "status": self.status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
                                 (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": data})
+        if receive is None or self.drain <= 0:
+            await send({"type": "http.response.body", "body": data})
+            return
+        # the server reads the request only until the answer is complete: it stays open while the rest is dropped
+        await send({"type": "http.response.body", "body": data, "more_body": True})
+        await _discard(receive, self.drain, timeout)
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def _discard(receive: Receive, most: int, timeout: float) -> None:
+    """Read and drop the request's body messages until it ends, the client goes away, over ``most`` bytes are
+    dropped (at most one message more), or ``timeout`` seconds pass; never raises for any of these."""
+    try:
+        async with asyncio.timeout(timeout):
+            while most >= 0:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+                most -= len(message.get("body", b""))
+    except TimeoutError:
+        return
 
 
 async def read_body(receive: Receive, declared: bytes | None, max_bytes: int, timeout: float) -> bytes:
@@ -78,10 +116,12 @@ async def read_body(receive: Receive, declared: bytes | None, max_bytes: int, ti
     what actually arrives is counted, so a chunked or lying client cannot slip
     past. The whole body must arrive within ``timeout`` seconds (a slow-body
     client holds a connection). Raises :class:`BodyRefused` (413 over the
-    limit, 408 too slow) and :class:`Disconnected` (the client went away).
+    limit, its ``drain`` what is left of :data:`DRAIN_BYTES`; 408 too slow)
+    and :class:`Disconnected` (the client went away).
     """
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise BodyRefused(max_bytes)
+        # a body that cannot be dropped whole within the bound is not read at all
+        raise BodyRefused(max_bytes, drain=int(declared) if int(declared) <= max_bytes + DRAIN_BYTES else 0)
     chunks: list[bytes] = []
     # Most bodies are in by the time the headers are: take them without arming a timer (issue 15).
     done, first, pending = eager.start(receive())
@@ -112,7 +152,7 @@ def _take(message: Message, chunks: list[bytes], size: int, max_bytes: int) -> i
     chunk = message.get("body", b"")
     size += len(chunk)
     if size > max_bytes:
-        raise BodyRefused(max_bytes)
+        raise BodyRefused(max_bytes, drain=max_bytes + DRAIN_BYTES - size)
     chunks.append(chunk)
     return size
 

@@ -41,6 +41,7 @@ def unguarded(project: str, resource: str) -> str | None:
     absolute path or one above the project (``../x``), and outside a git working tree (no hook project to name).
     """
     from coordhub.client.project import git_root
+    from coordhub.core import projects as project_keys
     from coordhub.core.paths import ResourceKind, classify
     from coordhub.errors import CoordError
 
@@ -56,7 +57,7 @@ def unguarded(project: str, resource: str) -> str | None:
         here = hooks_project(cwd)
     except CoordError:  # an unreadable identity.json: the command itself reports it
         return None
-    if here.key == project:
+    if here.key == project_keys.fold(project):  # the hub's comparison: GuruRMM is gururmm
         return None
     return (f"the hooks and the git guard in {here.root} check leases of project {here.key!r} (COORD_PROJECT, "
             f"else identity.json \"project\", else the repository's name), not {project!r}: this lease stops no "

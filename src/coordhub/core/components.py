@@ -4,7 +4,9 @@ Upserted on (project_key, component). States are a convention, not enforced
 (seed 001): :data:`CONVENTIONAL_STATES`. A write may carry the ``fence`` of a
 lease the caller holds; it is refused unless that lease is live, in the same
 project and *covers* the component: its resource is ``component:<name>`` or
-the component's name itself (:func:`fence_names`).
+the component's name itself (:func:`fence_names`). Project keys compare
+case-insensitively (:mod:`coordhub.core.projects`): each function folds the one
+it is given.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import enum
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import fences, paging, quota
+from coordhub.core import fences, paging, projects, quota
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.store.base import Row
@@ -59,6 +61,7 @@ def set_state(tx: Tx, actor: Actor, *, project_key: str, component: str, state: 
     component had (none for a new one), so a state change does not erase the
     deployed version (issue 7 point 20); ``None`` clears them.
     """
+    project_key = projects.fold(project_key)
     if fence is not None:
         fences.assert_fence(tx, actor, fence, now, project_key, names=fence_names(component),
                             what=f"component {component!r}")
@@ -83,6 +86,7 @@ def find(tx: Tx, project_key: str | None = None, limit: int = PAGE,
          budget: int | None = None) -> list[dict[str, Any]]:
     """Component states, most recently updated first, optionally of one project: at most ``limit`` and about
     ``budget`` bytes of their text (encoded; default :data:`~coordhub.core.paging.PAGE_BYTES`; at least one)."""
+    project_key = projects.fold(project_key)
     rows, _ = paging.take(paging.keyed(lambda k, after: tx.components.find(project_key, k, after),
                                        tx.components.key), limit, TEXT, paging.PAGE_BYTES if budget is None else budget)
     return [render(r) for r in rows]
@@ -94,6 +98,7 @@ def page(tx: Tx, project_key: str | None = None, cursor: str | None = None,
     (None: none follow); at most :data:`PAGE` and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text
     (at least one); ``brief``: each ``notes`` is null (:data:`LONG`). Raises ``Invalid`` for a cursor not from
     this list."""
+    project_key = projects.fold(project_key)
     rows, more = paging.page(lambda k, a: tx.components.find(project_key, k, a), PAGE, TEXT, tx.components.key,
                              cursor, LONG if brief else ())
     return [render(r) for r in rows], more

@@ -16,7 +16,9 @@ no duplicates (push and audit build on this). Kinds are ``noun.verb``:
 ``assignment.adopted``, ``host.registered``, ``host.stale``, ``host.back``,
 ``orchestrator.config_applied`` and ``orchestrator.paused``, the dashboard's
 ``web.signed_in`` and ``web.signed_out``, and the
-client-reported ``guard.*`` and ``hook.*``.
+client-reported ``guard.*`` and ``hook.*``. An event's ``project_key`` (a
+repository's name, for the orchestrator's) is stored folded, and a filter's is
+folded to match (:mod:`coordhub.core.projects`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from coordhub import jsonbytes, strictjson
 from coordhub.clock import isoformat
+from coordhub.core import projects
 from coordhub.errors import Invalid
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
@@ -75,7 +78,7 @@ def _row(kind: str, now: float, session_id: str | None, project_key: str | None,
     return {
         "kind": kind,
         "session_id": session_id,
-        "project_key": project_key,
+        "project_key": projects.fold(project_key),
         "subject_id": subject_id,
         "target": target,
         "payload": jsonbytes.dumps(_times(payload), default=str).decode(),
@@ -168,7 +171,7 @@ class Filter:
                  to_session: str | None = None, session_id: str | None = None) -> None:
         self.viewer = viewer
         self.admin = admin
-        self.asked = (kinds, project_key, to_session, session_id)
+        self.asked = (kinds, projects.fold(project_key), to_session, session_id)
 
     def __call__(self, row: Row) -> bool:
         return visible(row, self.viewer, self.admin) and matches(row, *self.asked)

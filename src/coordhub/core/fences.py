@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordhub.core import paths
+from coordhub.core import paths, projects
 from coordhub.core.identity import Actor
 from coordhub.core.leases import render
 from coordhub.errors import Invalid, StaleFence
@@ -28,7 +28,8 @@ def _contains(lease_resource: str, resource: str) -> bool:
 
 def check_fence(tx: Tx, fence: int, now: float, resource: str | None = None,
                 project_key: str | None = None) -> dict[str, Any]:
-    """Whether ``fence`` is the live grant of its lease and, if given, covers ``resource`` in ``project_key``.
+    """Whether ``fence`` is the live grant of its lease and, if given, covers ``resource`` in ``project_key``
+    (compared case-insensitively: :mod:`coordhub.core.projects`).
 
     Anything about to act as a holder (a deploy script, the git guard) asks
     this first. Never raises for a stale fence: ``current`` is False and
@@ -40,7 +41,7 @@ def check_fence(tx: Tx, fence: int, now: float, resource: str | None = None,
         reason = "no lease was granted with this fence"
     elif not is_live(row, now):
         reason = f"the lease is {render(row, now)['state']}"
-    elif project_key is not None and row["project_key"] != project_key:
+    elif project_key is not None and row["project_key"] != projects.fold(project_key):
         reason = f"the lease is in project {row['project_key']!r}"
     elif resource is not None and not _contains(row["resource"], resource):
         reason = f"the lease is on {row['resource']!r}, which does not cover {resource!r}"

@@ -25,6 +25,9 @@ its scope, and at the root, never the whole project. The exact check then
 runs on those candidates only, within one :class:`paths.Budget` per request.
 A path written without ``/`` is a directory when a live lease shows it
 (``Leases.shows_directory``); see ``coordhub.core.paths``.
+
+Project keys compare case-insensitively: every function here that takes one
+folds it first (:mod:`coordhub.core.projects`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import paths
+from coordhub.core import paths, projects
 from coordhub.core.events import emit_nowait
 from coordhub.core.identity import Actor, require_admin
 from coordhub.errors import Conflict, Forbidden, Invalid, LeaseConflict, NotFound, StaleFence
@@ -143,7 +146,7 @@ def claim_scan(project_key: str, resource: str) -> Scan | None:
     """What a claim of ``resource`` in ``project_key`` will read (for reading it ahead:
     :class:`~coordhub.store.base.ReadsAhead`), or None when ``resource`` is refused (the claim fails itself)."""
     try:
-        return _scan(project_key, _parse(resource))
+        return _scan(projects.fold(project_key), _parse(resource))
     except Invalid:
         return None
 
@@ -212,6 +215,7 @@ def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description:
     and fence, description unchanged) with ``renewed: true`` — so a repeated
     claim is idempotent and never leaves the holder two grants to release.
     """
+    project_key = projects.fold(project_key)
     res = _parse(resource)
     ttl_hours = check_ttl(ttl_hours)
     description = check_description(description)
@@ -496,6 +500,7 @@ def page(tx: Tx, now: float, project_key: str | None = None, resource: str | Non
     (≤ :data:`PAGE`) and about :data:`PAGE_BYTES` of them (at least one), and the fence to page on after
     (None: this is the last page)."""
     limit = max(1, min(limit, PAGE))
+    project_key = projects.fold(project_key)
     if resource is None:
         rows = tx.leases.live(now, project_key=project_key, session_id=session_id, after_fence=after_fence,
                               limit=limit + 1)
@@ -512,7 +517,7 @@ def conflicts(tx: Tx, now: float, project_key: str, resource: str, me: str | Non
     Split before the cut, so others' leases are never crowded out of the answer by the caller's own: the first
     list is empty only when no other session holds an overlapping live lease (the edit hook allows on that).
     """
-    found = _overlapping_any(tx, now, project_key, resource)
+    found = _overlapping_any(tx, now, projects.fold(project_key), resource)
     return (_whole_page(tx, [r for r in found if r["session_id"] != me], PAGE, now),
             _whole_page(tx, [r for r in found if r["session_id"] == me], PAGE, now))
 
@@ -537,6 +542,7 @@ def conflicts_of(tx: Tx, now: float, project_key: str, resources: list[str],
     if not 1 <= len(resources) <= MAX_CONFLICT_RESOURCES:
         raise Invalid(f"resources must name 1 to {MAX_CONFLICT_RESOURCES} resources, not {len(resources)}",
                       field="resources")
+    project_key = projects.fold(project_key)
     parsed = []
     for i, resource in enumerate(resources):
         try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import paging, presence, quota
+from coordhub.core import paging, presence, projects, quota
 from coordhub.core.events import emit_nowait
 from coordhub.core.identity import (
     SYSTEM_SENDER,
@@ -135,6 +135,7 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     if to is not None and to_incarnation is None:
         to_incarnation = presence.live_incarnation(row_to, now)
     quota.charge_message(tx, actor, now, quota.size_of(subject, body))
+    project_key = projects.fold(project_key)
     row: Row = {"id": new_id(), "from_session": actor.session_id, "to_session": to,
                 "project_key": project_key, "subject": subject, "body": body, "thread_id": thread_id,
                 "reply_to": reply_to, "importance": importance, "message_type": message_type,

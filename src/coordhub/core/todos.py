@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import paging, quota
+from coordhub.core import paging, projects, quota
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, attributed_machine
 from coordhub.errors import Invalid, NotFound
@@ -52,6 +52,7 @@ def add(tx: Tx, actor: Actor, *, text: str, user: str | None = None, project_key
     queue); kept as given unless later than ``now``, which it then becomes.
     """
     machine = attributed_machine(actor, created_by_machine)
+    project_key = projects.fold(project_key)
     if not text.strip():
         raise Invalid("a todo needs text", field="text")
     if parent_id is not None and tx.todos.get(parent_id) is None:
@@ -81,6 +82,7 @@ def page(tx: Tx, *, user: str | None = None, project_key: str | None = None, sta
     if status not in (*STATUSES, "all"):
         raise Invalid(f"status must be pending, done or all, not {status!r}", field="status")
     wanted = None if status == "all" else status
+    project_key = projects.fold(project_key)
     rows, more = paging.page(lambda k, a: tx.todos.find(k, a, user_name=user, project_key=project_key, status=wanted),
                              PAGE, TEXT, tx.todos.key, cursor, LONG if brief else ())
     return [render(r) for r in rows], more

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import fences, paging, quota
+from coordhub.core import fences, paging, projects, quota
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid, NotFound
@@ -56,6 +56,7 @@ def create(tx: Tx, actor: Actor, *, project_key: str, name: str, description: st
            status: str = "planning", now: float) -> dict[str, Any]:
     """Create a workflow (default status ``planning``)."""
     status = _status(status, WORKFLOW_STATUSES, "workflow")
+    project_key = projects.fold(project_key)
     quota.charge(tx, actor, now, quota.size_of(project_key, name, description), "workflow")
     row: Row = {"id": new_id(), "project_key": project_key, "name": name, "description": description,
            "status": status, "created_by": actor.session_id, "created_at": now, "updated_at": now}
@@ -100,6 +101,7 @@ def page(tx: Tx, *, project_key: str | None = None, status: str | None = None,
     """
     if status is not None:
         _status(status, WORKFLOW_STATUSES, "workflow")
+    project_key = projects.fold(project_key)
     rows, more = paging.page(lambda k, a: tx.workflows.find(k, a, project_key=project_key, status=status), PAGE,
                              WORKFLOW_TEXT, tx.workflows.key, cursor, LONG if brief else ())
     return [render_workflow(r) for r in rows], more
@@ -109,6 +111,7 @@ def active(tx: Tx, project_key: str | None, budget: int) -> tuple[list[dict[str,
     """Workflows not yet completed or cancelled (of one project), oldest first: as many of the first :data:`PAGE`
     as about ``budget`` bytes of their text hold (encoded, see :mod:`~coordhub.core.paging`; at least one), and
     whether more are left out."""
+    project_key = projects.fold(project_key)
     rows, more = paging.take(paging.keyed(lambda k, a: tx.workflows.in_states(ACTIVE_WORKFLOW_STATUSES, k,
                                                                              project_key, a), tx.workflows.key),
                              PAGE, WORKFLOW_TEXT, budget)
@@ -129,6 +132,7 @@ def add_item(tx: Tx, actor: Actor, *, workflow_id: str, title: str, project_key:
              assigned_to: str | None = None, now: float) -> dict[str, Any]:
     """Add a work item to a workflow; ``project_key`` defaults to the workflow's."""
     wf = _workflow(tx, workflow_id)
+    project_key = projects.fold(project_key)
     quota.charge(tx, actor, now, quota.size_of(title, project_key, description, assigned_to), "work item")
     row: Row = {"id": new_id(), "workflow_id": workflow_id, "project_key": project_key or wf["project_key"],
            "title": title, "description": description, "status": _status(status, WORK_ITEM_STATUSES, "work item"),

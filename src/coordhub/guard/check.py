@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from coordhub.core import projects
 from coordhub.core.paths import ResourceKind, classify, contains, overlaps
 from coordhub.guard import ledger
 from coordhub.hooks import leases as leases_text
@@ -82,6 +83,13 @@ def split(paths: list[str]) -> tuple[dict[str, str], list[str]]:
     return resources, unchecked
 
 
+def _in_project(entry: ledger.Entry, project_key: str) -> bool:
+    """Whether a ledger entry is a lease in ``project_key`` (folded); a ledger written before the hub folded project
+    keys holds the spelling the hub had then (:mod:`coordhub.core.projects`)."""
+    key = entry.get("project_key")
+    return isinstance(key, str) and projects.fold(key) == project_key
+
+
 def evaluate(paths: list[str], me: str | None, project_key: str, held: Held, own: list[dict[str, Any]],
              known: dict[str, ledger.Entry], check: FenceCheck) -> Verdict:
     """Decide on ``paths`` given the leases of others that the hub says overlap each (``held``), the committer's
@@ -111,7 +119,7 @@ def evaluate(paths: list[str], me: str | None, project_key: str, held: Held, own
     live_ids = {str(x.get("id")) for x in own}
     ended_ids = []
     for lease_id, entry in list(known.items()):
-        if lease_id in live_ids or entry.get("session_id") != me or entry.get("project_key") != project_key:
+        if lease_id in live_ids or entry.get("session_id") != me or not _in_project(entry, project_key):
             continue
         touched = [p for p, r in resources.items() if _overlaps(entry.get("resource"), r)]
         if not touched:

@@ -8,7 +8,9 @@ or that directory itself outside git. The **project key** is, first found:
 name of the repository's *main* working tree. The last rule matters for
 fleets that give each agent its own ``git worktree``: every worktree of one
 repository gets the same key (the main tree's directory name), so their
-leases meet. Git is found by looking for ``.git`` upwards (a directory, or a
+leases meet. The key is folded as the hub folds project keys
+(:func:`coordhub.core.projects.fold`: ``GuruRMM`` is ``gururmm``), so what a
+hook shows and compares is what the hub stores. Git is found by looking for ``.git`` upwards (a directory, or a
 file ``gitdir: …`` for worktrees and submodules) rather than by running
 ``git``, because the edit hook must start fast.
 
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from coordhub.client.project import git_dir, git_root
+from coordhub.core import projects
 from coordhub.hooks import settings
 
 
@@ -153,7 +156,7 @@ def resolve(cwd: Path, identity: dict[str, Any] | None = None, *, claude_project
     key = settings.get_str("project") or _identity_project(identity)
     if not key:
         key = (repository_name(tree) if tree else root.name) or "default"
-    return Project(key, root)
+    return Project(projects.fold(key), root)
 
 
 def start_dir(cwd: Path, *, claude_project_dir: bool = True) -> Path:

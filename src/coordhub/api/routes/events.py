@@ -16,7 +16,7 @@ from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, query
 from coordhub.api.schemas import ClientEvent, EventOut, NotificationsAck, NotificationsOut
-from coordhub.core import events, notifications, retention
+from coordhub.core import events, notifications, projects, retention
 from coordhub.core.halt import Exempt
 from coordhub.core.hub import Hub
 from coordhub.errors import Invalid
@@ -313,6 +313,7 @@ async def audit(request: Request, after: int = Query(0, ge=0, le=MAX_EVENT_ID), 
     """
     viewer, admin = _viewer(who)
     prefixes = _kinds(kinds)
+    project_key = projects.fold(project_key)  # as events store it
 
     def page(tx: Any, now: float) -> tuple[list[dict[str, Any]], int | None]:
         out: list[dict[str, Any]] = []
