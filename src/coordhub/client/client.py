@@ -339,8 +339,9 @@ class CoordClient(FleetCalls):
         if left == 0:
             raise httpx2.ConnectTimeout("no time left of the call's timeout")
         timeout = self.settings.timeout if left is None else min(left, self.settings.timeout)
+        deadline = time.monotonic() + timeout  # from the request's start: a late head must not restart the clock
         with self._http.stream(method, path, timeout=timeout, **request) as response:
-            return self._whole(response, time.monotonic() + timeout)
+            return self._whole(response, deadline)
 
     def _left(self) -> float | None:
         """Seconds left of the running call's time budget (0 when spent), or None outside one."""
