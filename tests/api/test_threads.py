@@ -12,7 +12,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from coordhub.client.client import CoordClient
+from coordhub.client.client import CoordClient, HubError
 from coordhub.client.settings import ClientSettings
 from coordhub.core import messages
 from tests.conftest import Api, LiveHub, on_event_loop, scratch_database
@@ -143,3 +143,17 @@ def test_a_thread_is_read_off_the_event_loop(api: Api, monkeypatch: pytest.Monke
     r = api.get(MESSAGES, params={"thread_id": "t"}, headers=me)
     assert r.status_code == 200 and [m["subject"] for m in r.json()] == ["s"], r.text
     assert where == [False]
+
+
+def test_an_empty_thread_id_is_refused_not_answered_with_the_inbox(served: Served, tmp_path: Path) -> None:
+    # The hub reads an empty query value as no filter (issue 7 point 20), so `thread_id=` is the inbox's history,
+    # newest first. Review: `coord msg thread ""` printed the session's whole inbox as if it were a thread.
+    served.send(B, A, "in A's inbox, in no thread")
+    settings = ClientSettings(url=served.hub.url, token=served.tokens[A], session=None, user=None, machine=None,
+                              queue_file=tmp_path / "coord-queue.jsonl", timeout=10.0)
+    with CoordClient(settings) as client, pytest.raises(HubError) as refused:
+        client.thread("")
+    assert refused.value.status == 422 and "thread_id" in refused.value.message
+    coord = Coord(tmp_path, isolated_env(tmp_path), url=served.hub.url, token=served.tokens[A])
+    shown = coord.fails(1, "msg", "thread", "")
+    assert "in A's inbox" not in shown.out and "thread_id" in shown.err

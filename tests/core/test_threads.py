@@ -7,9 +7,11 @@ from typing import Any
 from coordhub.core import messages
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
+from coordhub.store.tx import Tx
 from tests.core.test_messages import send
 
 A, B, C = Actor("A/claude-main"), Actor("B/claude-main"), Actor("C/claude-main")
+HIDDEN = 60_000  # messages of a thread its reader may not see
 
 
 def thread(hub: Hub, who: Actor, thread_id: str, **kw: Any) -> tuple[list[str], int | None]:
@@ -58,3 +60,63 @@ def test_a_message_named_as_a_thread_leads_it_and_paging_past_it_leaves_it_out(h
     assert thread(hub, A, other["id"]) == (["in t1", "names it"], None)
     assert thread(hub, A, other["id"], after_seq=other["seq"]) == (["names it"], None)
     assert thread(hub, A, "t1") == (["in t1"], None)
+
+
+def test_a_thread_read_does_not_pass_over_the_messages_the_session_may_not_see(hub: Hub) -> None:
+    # Review: read along messages_by_thread alone, a page passed over every message of the thread its reader may not
+    # see, so one token's day of messages to others in a thread (100,000) made each page of it scan them all.
+    send(hub, A, None, "to all", thread_id="crowded")
+    send(hub, A, None, "to all", thread_id="quiet")
+
+    def flood(tx: Tx, now: float) -> None:
+        for n in range(HIDDEN):
+            tx.messages.add({"id": f"hidden-{n}", "from_session": B.session_id, "to_session": "X/nobody",
+                             "subject": "s", "body": "b", "thread_id": "crowded", "importance": "normal",
+                             "requires_ack": 0, "created_at": now})
+
+    hub.mutate_sync(B, flood)
+
+    assert thread(hub, C, "crowded") == (["to all"], None)
+    # before, on SQLite: the 60,000 hidden ones (PostgreSQL's planner took the sender and recipient indexes already)
+    assert _rows_passed_over(hub, C, "crowded") < 100
+
+
+def _rows_passed_over(hub: Hub, who: Actor, thread_id: str) -> int:
+    """Rows of ``messages`` the thread read's statement visits: counted, not timed (a benchmark times).
+
+    On PostgreSQL, from ``EXPLAIN ANALYZE``: the rows each scan of the table returned and dropped by its filter.
+    On SQLite, which shows no counts, from its plan: any step on ``messages`` that does not search an index by the
+    thread and the session (``messages_thread_to``, ``messages_thread_from``) or the message's id counts as the
+    thread's every row (:data:`HIDDEN`)."""
+    statements: list[tuple[str, tuple[Any, ...]]] = []
+
+    class Recorder:
+        def all(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+            statements.append((sql, params))
+            return []
+
+    def count(tx: Tx, now: float) -> int:
+        ex = tx.messages.ex
+        tx.messages.ex = Recorder()
+        try:
+            tx.messages.thread(who.session_id, thread_id, 0, 100)
+        finally:
+            tx.messages.ex = ex
+        [(sql, params)] = statements
+        if ex.local:
+            steps = [row["detail"] for row in ex.all("EXPLAIN QUERY PLAN " + sql, params)]
+            passed = [d for d in steps if d.split()[0] in ("SCAN", "SEARCH") and " m " in f" {d} "
+                      and not any(i in d for i in ("messages_thread_to", "messages_thread_from", "(id=?"))]
+            return HIDDEN if passed else 0
+        [[plan]] = ex.all("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)[0].values()
+        return _scanned(plan["Plan"])
+
+    return int(hub.query_sync(count))
+
+
+def _scanned(node: dict[str, Any]) -> int:
+    """Rows the scans of ``messages`` under a PostgreSQL plan node returned or dropped by their filter."""
+    own = 0
+    if node.get("Relation Name") == "messages":
+        own = (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * node.get("Actual Loops", 1)
+    return own + sum(_scanned(child) for child in node.get("Plans", []))

@@ -339,8 +339,9 @@ class CoordClient(FleetCalls):
         if left == 0:
             raise httpx2.ConnectTimeout("no time left of the call's timeout")
         timeout = self.settings.timeout if left is None else min(left, self.settings.timeout)
+        deadline = time.monotonic() + timeout  # from the request's start: a late head must not restart the clock
         with self._http.stream(method, path, timeout=timeout, **request) as response:
-            return self._whole(response, time.monotonic() + timeout)
+            return self._whole(response, deadline)
 
     def _left(self) -> float | None:
         """Seconds left of the running call's time budget (0 when spent), or None outside one."""
@@ -588,8 +589,12 @@ class CoordClient(FleetCalls):
 
         A thread a reply started is named by the id of the message it answered. Empty when the thread holds no
         message this session may read (or does not exist). Raises :class:`HubError` when the hub refuses (422
-        for a ``limit`` out of range), :class:`Unreachable` when it cannot be asked or answers no list.
+        for a ``limit`` out of range), or 422 ``invalid`` here, with nothing sent, for an empty ``thread_id``;
+        :class:`Unreachable` when it cannot be asked or answers no list.
         """
+        if not thread_id:  # the hub reads an empty query value as none given: it would answer the inbox's history
+            raise HubError(422, "invalid", "thread_id must not be empty: name a thread (a message's thread_id, or "
+                                           "the id of the message a reply answered)")
         fields: dict[str, str] = {}
         rows = self.call("GET", "/api/coord/messages", fields=fields, params={
             "thread_id": thread_id, "after_seq": after_seq or None, "limit": limit})

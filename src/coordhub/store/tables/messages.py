@@ -114,17 +114,25 @@ class Messages(Table):
         or that were broadcast, with its receipt fields; empty when there are none.
 
         A thread's messages are those whose ``thread_id`` it is, and the message whose ``id`` it is (the first of
-        a thread a reply started). Read along ``messages_by_thread``: the cost grows with the thread's messages up
-        to the last one answered, those the session may not see included.
+        a thread a reply started). Each part is read in seq order along an index of the thread and the recipient
+        (``messages_thread_to``: broadcasts, messages to the session) or the sender (``messages_thread_from``),
+        at most ``limit`` rows each: the cost grows with what the session may see of the thread above
+        ``after_seq``, not with the thread's other messages.
         """
-        members = _BROADCAST + f"WHERE m.thread_id = ? AND m.seq > ? AND {_SEEN_BY} ORDER BY m.seq LIMIT ?"
+        broadcasts = _BROADCAST + "WHERE m.thread_id = ? AND m.to_session IS NULL AND m.seq > ? ORDER BY m.seq LIMIT ?"
+        received = _BROADCAST + "WHERE m.thread_id = ? AND m.to_session = ? AND m.seq > ? ORDER BY m.seq LIMIT ?"
+        # its broadcasts and messages to itself are in the parts above (NULL <> ? is not true)
+        sent = (_BROADCAST + "WHERE m.thread_id = ? AND m.from_session = ? AND m.to_session <> ? AND m.seq > ? "
+                "ORDER BY m.seq LIMIT ?")
         # the message named as the thread, unless it is a member already (it would be answered twice)
         first = (_BROADCAST + "WHERE m.id = ? AND m.seq > ? AND (m.thread_id IS NULL OR m.thread_id <> ?) "
                  f"AND {_SEEN_BY}")
         return self.ex.all(
-            f"SELECT * FROM (SELECT * FROM ({members}) t UNION ALL SELECT * FROM ({first}) f) u "
-            "ORDER BY seq LIMIT ?",
-            (session_id, thread_id, after_seq, session_id, session_id, limit,
+            f"SELECT * FROM (SELECT * FROM ({broadcasts}) b UNION ALL SELECT * FROM ({received}) r "
+            f"UNION ALL SELECT * FROM ({sent}) s UNION ALL SELECT * FROM ({first}) f) u ORDER BY seq LIMIT ?",
+            (session_id, thread_id, after_seq, limit,
+             session_id, thread_id, session_id, after_seq, limit,
+             session_id, thread_id, session_id, session_id, after_seq, limit,
              session_id, thread_id, after_seq, thread_id, session_id, session_id, limit))
 
     def _upsert(self, session_id: str, seq: int, column: str, now: float) -> None:
