@@ -94,7 +94,7 @@ def test_help_lists_every_command_in_order(tmp_path: Path) -> None:
                      "sync", "serve", "token", "install-hooks", "install-git-hook",
                      "watch", "presence", "bench", "mcp", "mcp-config", "uninstall-hooks", "agent", "web", "init",
                      "assign", "stop", "wait", "retry", "resume-stuck", "log", "reconcile", "unpause", "test", "review",
-                     "fix", "accept", "stages", "done", "merge", "pr", "notify", "plan", "approve", "split", "trust",
+                     "fix", "accept", "stages", "done", "merge", "pr", "notify", "plan", "approve", "split", "version", "trust",
                      "import", "compat", "config", "archive"]
 
 
