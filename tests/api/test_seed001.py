@@ -193,6 +193,10 @@ def test_to_session_names_the_inbox_of_the_count_and_the_wait(api: Api) -> None:
         same = api.get(path, params={**extra, "session_id": "HOWARD-HOME/claude-main",
                                      "to_session": "howard-home/claude-main"}, headers=howard)
         assert same.status_code == 200 and _unread(same.json()) == 1, path
+        # an admin names a session, not the fleet nor a 300-character string (review: 200 with unread 0)
+        for name in ("ALL_SESSIONS", "X/" + "y" * 298):
+            r = api.get(path, params={**extra, "to_session": name}, headers=api.admin)
+            assert r.status_code == 422 and r.json()["error"]["field"] == "to_session", (path, name, r.text)
 
 
 def test_to_session_names_the_reader_on_a_hub_without_tokens(open_api: TestClient) -> None:

@@ -490,7 +490,7 @@ class Caller:
         """The session whose view a read shows (inbox owner), in its stored spelling; None if no-auth names nobody.
 
         In auth mode an admin may read any session's view; anyone else only
-        their own (403 otherwise).
+        their own (403 otherwise). A name that is no session id is ``Invalid`` (422), as for anyone.
         """
         if self.token_actor is None:
             if claimed is not None:
@@ -500,7 +500,8 @@ class Caller:
             return self.token_actor.session_id
         if not self.token_actor.is_admin:
             assert_acting_as(self.token_actor, claimed, field)
-        return await self._spelling(claimed)
+        # an admin reads any session's view, but only a session's: ALL_SESSIONS or 300 characters is no inbox (review)
+        return await self._spelling(validate_session_id(claimed, field))
 
 
 async def caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
