@@ -94,8 +94,8 @@ def test_help_lists_every_command_in_order(tmp_path: Path) -> None:
                      "sync", "serve", "token", "install-hooks", "install-git-hook",
                      "watch", "presence", "bench", "mcp", "mcp-config", "uninstall-hooks", "agent", "web", "init",
                      "assign", "stop", "wait", "retry", "resume-stuck", "log", "reconcile", "unpause", "test", "review",
-                     "fix", "accept", "stages", "done", "merge", "pr", "notify", "plan", "approve", "split", "version", "trust",
-                     "import", "compat", "config", "archive"]
+                     "fix", "accept", "stages", "done", "merge", "pr", "notify", "plan", "approve", "split", "version",
+                     "trust", "import", "compat", "config", "archive"]
 
 
 def _walk(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
