@@ -5,9 +5,9 @@ queue: an MCP tool reports a failure to its agent at once instead of
 promising a later write. Every mutating call carries a fresh
 ``Idempotency-Key``, so a caller that retries after a lost answer never
 applies a write twice. Errors: the hub's 4xx/5xx answers raise
-:class:`~coordhub.client.client.HubError` with the envelope's code and
+:class:`~coordhub.client.outcomes.HubError` with the envelope's code and
 message; network errors and timeouts raise
-:class:`~coordhub.client.client.Unreachable`.
+:class:`~coordhub.client.outcomes.Unreachable`.
 
 Two ways to reach the hub: over HTTP (``httpx2``; ``transport`` may replace
 the network, e.g. ``httpx2.ASGITransport``), or, inside the hub itself,
@@ -37,7 +37,8 @@ import httpx2
 import orjson
 
 from coordhub import __version__, jsonbytes
-from coordhub.client.client import HubError, Unreachable, dropped
+from coordhub.client.outcomes import HubError, Unreachable
+from coordhub.client.transport import dropped
 from coordhub.client.wire import (
     MAX_ANSWER,
     NEXT_AFTER,
