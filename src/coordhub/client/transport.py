@@ -3,8 +3,8 @@
 :class:`Transport` is the base of :class:`coordhub.client.client.CoordClient` that speaks HTTP: its connection
 pool, its identity, one attempt at a request (:meth:`Transport._send`, a retryable :class:`Failure` or the
 answer) and the one wait a 503's ``Retry-After`` earns (:meth:`Transport._attempt`), all within the running
-call's time budget. A connection dropped under a request is one more attempt for the asyncio client
-(:mod:`coordhub.client.aio`) too: :func:`dropped` serves both.
+call's time budget. What the answers of a hub may cost is bounded the same way for the asyncio client
+(:mod:`coordhub.client.aio`): :class:`Body` and :func:`dropped` serve both.
 
 Credentials (issue 7 points 1, 2, 7): before its first request the client
 settles what identifies it, by the rules in :mod:`coordhub.client.credentials`
@@ -68,6 +68,36 @@ def dropped(exc: BaseException) -> bool:
     import httpx2
 
     return isinstance(exc, (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteError))
+
+
+class Body:
+    """An answer's body, taken chunk by chunk within the bounds of both clients on ``httpx2``: only unencoded
+    (``Accept-Encoding: identity`` is asked for: a gzip answer unpacks to a thousand times its size) and at most
+    :data:`~coordhub.client.wire.MAX_ANSWER` bytes (a hostile hub or a man-in-the-middle on plain http must not
+    exhaust memory). Raises ``httpx2.DecodingError`` past either bound."""
+
+    def __init__(self, headers: httpx2.Headers) -> None:
+        """Start the body of an answer with header fields ``headers``; raises for one sent encoded."""
+        coding = headers.get("Content-Encoding", "identity").strip().lower()
+        if coding not in ("", "identity"):
+            import httpx2
+
+            raise httpx2.DecodingError(f"the answer is {coding[:40]!r}-encoded, which this client did not ask for")
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes) -> None:
+        """Take the next ``chunk`` (identity-encoded, checked: the bytes as sent); raises past the size bound."""
+        self._size += len(chunk)
+        if self._size > MAX_ANSWER:
+            import httpx2
+
+            raise httpx2.DecodingError(f"the answer is larger than {MAX_ANSWER} bytes")
+        self._chunks.append(chunk)
+
+    def content(self) -> bytes:
+        """The whole body taken so far."""
+        return b"".join(self._chunks)
 
 
 class Transport:
@@ -241,19 +271,12 @@ class Transport:
         within the bounds of :meth:`_fetch`, which says what it raises."""
         import httpx2
 
-        coding = response.headers.get("Content-Encoding", "identity").strip().lower()
-        if coding not in ("", "identity"):
-            raise httpx2.DecodingError(f"the answer is {coding[:40]!r}-encoded, which this client did not ask for")
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_bytes():  # identity-encoded (checked): the bytes as sent
-            size += len(chunk)
-            if size > MAX_ANSWER:
-                raise httpx2.DecodingError(f"the answer is larger than {MAX_ANSWER} bytes")
+        body = Body(response.headers)
+        for chunk in response.iter_bytes():
+            body.add(chunk)
             if time.monotonic() > deadline:
                 raise httpx2.ReadTimeout(f"the answer took longer than {self.settings.timeout:g} s")
-            chunks.append(chunk)
-        return httpx2.Response(response.status_code, headers=response.headers, content=b"".join(chunks),
+        return httpx2.Response(response.status_code, headers=response.headers, content=body.content(),
                                request=response.request)
 
     def _attempt(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
