@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx2
 
-from coordhub.client.client import _actor
 from coordhub.client.queue import Entry, Signer
+from coordhub.client.softfail import _actor
 from coordhub.client.trust import origin
 from tests.conftest import LiveHub
 from tests.coordcli import Coord, git_init, isolated_env

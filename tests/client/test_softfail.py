@@ -20,8 +20,8 @@ import httpx2
 import pytest
 
 from coordhub.client import ClientSettings, CoordClient, Queued, Unreachable
-from coordhub.client.client import _actor
 from coordhub.client.queue import Entry, Signer
+from coordhub.client.softfail import _actor
 from coordhub.client.trust import origin
 from tests.client.conftest import serving
 from tests.conftest import LiveHub, free_port

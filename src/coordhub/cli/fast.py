@@ -42,7 +42,7 @@ GLOBAL_VALUES = ("--url", "--token", "--session", "--queue-file", "--timeout")
 _COUNT = re.compile(r"[0-9]{1,18}")  # what Typer's own coercion reads as an int, as is (cli/group.py)
 _SECONDS = re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?")
 MAX_LIMIT = 500  # `msg inbox --limit`'s max (cli/messages.py)
-HEARTBEAT_HEADER = "X-Coord-Heartbeat"  # as the full client sends it (coordhub.client.client)
+HEARTBEAT_HEADER = "X-Coord-Heartbeat"  # as the full client sends it (coordhub.client.transport)
 NEXT_AFTER_FENCE = "coord-next-after-fence"  # a cut list of leases carries it (coordhub.client.wire)
 # click strips these from what it echoes to a stream that is not a terminal (click's ``strip_ansi``)
 _ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
@@ -256,7 +256,7 @@ class _Refused(Exception):
 
 
 class _Hub:
-    """GET requests to the hub, with the full client's outcomes (``coordhub.client.client``) or :class:`FallThrough`.
+    """GET requests to the hub, with the full client's outcomes (``coordhub.client.transport``) or :class:`FallThrough`.
 
     httpx2 reports a connection that could not be made as ``ConnectError``
     and any timeout as one; those are the only failures reported here.

@@ -10,7 +10,8 @@ import typer
 from coordhub.cli import views
 from coordhub.cli.common import JSON_OPT, call, show
 from coordhub.cli.output import console
-from coordhub.client.client import MAX_LISTED, Leases
+from coordhub.client.client import MAX_LISTED
+from coordhub.client.outcomes import Leases
 from coordhub.hooks import project as projects
 from coordhub.hooks.untrusted import one_line
 

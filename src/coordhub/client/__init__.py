@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "CoordClient": "coordhub.client.client", "HubError": "coordhub.client.client",
-    "Queued": "coordhub.client.client", "Unreachable": "coordhub.client.client",
+    "CoordClient": "coordhub.client.client", "HubError": "coordhub.client.outcomes",
+    "Queued": "coordhub.client.outcomes", "Unreachable": "coordhub.client.outcomes",
     "ClientSettings": "coordhub.client.settings", "resolve": "coordhub.client.settings",
 }
 

@@ -5,9 +5,9 @@ queue: an MCP tool reports a failure to its agent at once instead of
 promising a later write. Every mutating call carries a fresh
 ``Idempotency-Key``, so a caller that retries after a lost answer never
 applies a write twice. Errors: the hub's 4xx/5xx answers raise
-:class:`~coordhub.client.client.HubError` with the envelope's code and
+:class:`~coordhub.client.outcomes.HubError` with the envelope's code and
 message; network errors and timeouts raise
-:class:`~coordhub.client.client.Unreachable`.
+:class:`~coordhub.client.outcomes.Unreachable`.
 
 Two ways to reach the hub: over HTTP (``httpx2``; ``transport`` may replace
 the network, e.g. ``httpx2.ASGITransport``), or, inside the hub itself,
@@ -37,15 +37,15 @@ import httpx2
 import orjson
 
 from coordhub import __version__, jsonbytes
-from coordhub.client.client import HubError, Unreachable, dropped
+from coordhub.client.outcomes import HubError, Unreachable
+from coordhub.client.transport import Body, dropped
 from coordhub.client.wire import (
-    MAX_ANSWER,
     NEXT_AFTER,
     NEXT_AFTER_FENCE,
     NEXT_AFTER_SEQ,
     NEXT_BEFORE_SEQ,
     NEXT_CURSOR,
-    SESSION_HEADER,
+    credential_headers,
     unsafe_path,
 )
 
@@ -56,14 +56,6 @@ DEFAULT_TIMEOUT = 10.0
 USER_AGENT = f"coordhub/{__version__}"
 NEXT_HEADERS = frozenset({NEXT_CURSOR, NEXT_AFTER_SEQ, NEXT_BEFORE_SEQ, NEXT_AFTER_FENCE, NEXT_AFTER})
 MAX_NEXT_CURSOR = 4096  # characters of such a header taken from a hub (its own cursors are at most 2048)
-
-
-def identity_headers(token: str | None, session: str | None) -> dict[str, str]:
-    """The headers that make a request act as a session: the bearer token, else ``X-Coord-Session``
-    (``--no-auth`` hubs only)."""
-    if token:
-        return {"Authorization": f"Bearer {token}"}
-    return {SESSION_HEADER: session} if session else {}
 
 
 AnswerHeaders = dict[str, str]
@@ -91,7 +83,7 @@ class AsyncCoordClient:
                  app: ASGIApp | None = None, session_id: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._headers = {"User-Agent": USER_AGENT, **identity_headers(token, session)}
+        self._headers = {"User-Agent": USER_AGENT, **credential_headers(token, session)}
         self._app = app
         self._local: ServeInProcess | None = getattr(app, "serve_in_process", None)
         # identity: an answer is read unencoded, so MAX_ANSWER bounds what it unpacks to (see _send)
@@ -213,23 +205,16 @@ class AsyncCoordClient:
         """The status and body of one request, its headers put into ``answer_headers`` once the body is read
         whole; ``httpx2.DecodingError`` for an answer encoded (``Accept-Encoding: identity`` was asked for: a gzip
         answer unpacks to a thousand times its size) or larger than :data:`~coordhub.client.wire.MAX_ANSWER`
-        bytes."""
+        bytes (:class:`~coordhub.client.transport.Body`)."""
         assert self._http is not None
         async with self._http.stream(method, self.base_url + path, params=query or None, content=content,
                                      headers=headers, timeout=timeout) as response:
-            coding = response.headers.get("Content-Encoding", "identity").strip().lower()
-            if coding not in ("", "identity"):
-                raise httpx2.DecodingError(f"the answer is {coding[:40]!r}-encoded, which this client did not ask for")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():  # identity-encoded (checked): as sent
-                size += len(chunk)
-                if size > MAX_ANSWER:
-                    raise httpx2.DecodingError(f"the answer is larger than {MAX_ANSWER} bytes")
-                chunks.append(chunk)
+            body = Body(response.headers)
+            async for chunk in response.aiter_bytes():
+                body.add(chunk)
             if answer_headers is not None:  # httpx2 lower-cases the names and joins a repeated header's values
                 answer_headers.update(response.headers.items())
-            return response.status_code, b"".join(chunks)
+            return response.status_code, body.content()
 
     async def session_id(self) -> str:
         """The session this client acts as (``GET /api/coord/whoami``, asked once).

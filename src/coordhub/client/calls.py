@@ -3,7 +3,7 @@
 :class:`FleetCalls` is a base of :class:`coordhub.client.client.CoordClient`: every method is one request
 through the client's :meth:`~coordhub.client.client.CoordClient.call`, so it shares the client's identity,
 retries and softfail queue; writes whose effect is wanted now, or whose answer is needed, pass ``queue=False``
-(an unreachable hub then raises :class:`~coordhub.client.client.Unreachable`).
+(an unreachable hub then raises :class:`~coordhub.client.outcomes.Unreachable`).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class FleetCalls(ConversationCalls):
         """Claim a lease; ``HubError`` with code ``lease_conflict`` names the holder.
 
         Never queued: a lease that might be granted later is not a lease held
-        now, so an unreachable hub raises :class:`~coordhub.client.client.Unreachable`.
+        now, so an unreachable hub raises :class:`~coordhub.client.outcomes.Unreachable`.
         """
         return self.call("POST", "/api/coord/locks", body={"project_key": project_key, "resource": resource,
                                                            "description": description, "ttl_hours": ttl_hours},
@@ -87,7 +87,7 @@ class FleetCalls(ConversationCalls):
     def halt(self, reason: str, scope: str | None = None, kill: bool = False) -> Any:
         """Halt ``scope`` (``fleet`` by default, ``machine:<m>``, ``project:<p>``); ``kill`` stops its workers.
 
-        Never queued (:class:`~coordhub.client.client.Unreachable` when the hub cannot be reached): a halt is
+        Never queued (:class:`~coordhub.client.outcomes.Unreachable` when the hub cannot be reached): a halt is
         asked for to take effect now, and one queued until the user's next command would have stopped nothing
         meanwhile."""
         body: dict[str, Any] = {"reason": reason, **({"scope": scope} if scope else {})}

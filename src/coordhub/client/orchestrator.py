@@ -2,8 +2,8 @@
 
 Nothing here is softfail-queued (``queue=False``): an assignment queued
 later is not one queued now, and a host's calls are about the present.
-Errors are :class:`~coordhub.client.client.HubError` (the hub refused) and
-:class:`~coordhub.client.client.Unreachable`, as for every client call.
+Errors are :class:`~coordhub.client.outcomes.HubError` (the hub refused) and
+:class:`~coordhub.client.outcomes.Unreachable`, as for every client call.
 """
 
 from __future__ import annotations

@@ -63,7 +63,8 @@ from typing import Any
 
 from coordhub.client import seed002answers as answers
 from coordhub.client.aio import AnswerHeaders, AsyncCoordClient
-from coordhub.client.client import CoordClient, HubError, Unreachable
+from coordhub.client.client import CoordClient
+from coordhub.client.outcomes import HubError, Unreachable
 from coordhub.client.queue import Drained, Entry
 from coordhub.client.seed002answers import iso_time as _time
 from coordhub.client.settings import ClientSettings, resolve

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-BAD_ANSWER = "bad_response"  # the client's code for a hub answer it cannot read (coordhub.client.client._json)
+BAD_ANSWER = "bad_response"  # the client's code for a hub answer it cannot read (coordhub.client.transport.decoded)
 E = TypeVar("E", bound=Exception)
 
 

@@ -64,6 +64,14 @@ def whole_number(value: str | None, digits: int = 19) -> int | None:
     return int(value) if value and len(value) <= digits and value.isascii() and value.isdigit() else None
 
 
+def credential_headers(token: str | None, session: str | None) -> dict[str, str]:
+    """The headers that make a request act as a session: the bearer token, else ``X-Coord-Session``
+    (``--no-auth`` hubs only); none without either."""
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    return {SESSION_HEADER: session} if session else {}
+
+
 def unsafe_path(path: str) -> str | None:
     """Why ``path`` (a request path the client built) must not be sent, or None when it may.
 
@@ -151,11 +159,7 @@ class Hub:
         host = f"[{self._host}]" if ":" in self._host else self._host
         self._headers = {"Host": host if parts.port is None else f"{host}:{parts.port}",
                          "User-Agent": f"{agent}/{__version__}", "Accept": "application/json",
-                         "Connection": "close"}
-        if token:
-            self._headers["Authorization"] = f"Bearer {token}"
-        elif session:
-            self._headers[SESSION_HEADER] = session
+                         "Connection": "close", **credential_headers(token, session)}
 
     def get(self, path: str, **params: Any) -> Any:
         """``GET /api/coord{path}`` with the non-None ``params``; the decoded JSON body."""

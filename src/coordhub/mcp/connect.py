@@ -35,8 +35,8 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from coordhub.client.aio import AsyncCoordClient
-from coordhub.client.client import HubError, Unreachable
 from coordhub.client.credentials import ask_admin, needs_token
+from coordhub.client.outcomes import HubError, Unreachable
 from coordhub.client.wire import NEXT_CURSOR, whole_number
 from coordhub.core.orgturn import CONVERSATION_ID, RESERVED_IDS
 from coordhub.hooks import project as projects
