@@ -11,6 +11,8 @@ import pytest
 
 from coordhub.client import seed002 as api
 from coordhub.client.seed002 import MessageType, get_coordination_client
+from tests.client.conftest import serving
+from tests.client.test_queue_order import FlakyProxy
 from tests.conftest import LiveHub, free_port
 
 pytestmark = pytest.mark.usefixtures("api_isolation")
@@ -165,3 +167,25 @@ def test_check_messages_reads_on_past_a_page_the_hub_ended_at_its_text_bound(liv
         assert [m.id for m in await orch.check_messages(from_instance="backend")] == sent[::-1]
 
     run(go)
+
+
+def test_a_write_after_a_drain_that_stopped_is_queued_behind_the_older_ones(live_hub: LiveHub) -> None:
+    """Review: the seed-002 client sent a new write though the drain before it had stopped at an older queued one
+    (the hub busy), so the newer one reached the hub first; it now waits behind, as CoordClient's writes do."""
+    token, orch_token = live_hub.token("backend"), live_hub.token("orchestrator")
+    with serving(FlakyProxy(live_hub.url)) as proxy:
+
+        async def go() -> None:
+            c = await get_coordination_client("backend", url=proxy.url, token=token)
+            assert await c.check_messages() == []  # the client's identity settled while the hub answers
+            proxy.mode = "down"
+            assert (await c.publish_message(MessageType.GENERAL, "first", "x", "orchestrator")).queued
+            proxy.mode, proxy.busy = "up", 2  # the replay of "first" meets 503 twice (Retry-After waited once)
+            assert (await c.publish_message(MessageType.GENERAL, "second", "x", "orchestrator")).queued
+            drained = await c.sync()
+            assert (drained.applied, drained.rejected) == (2, 0)
+            orch = await get_coordination_client("orchestrator", url=live_hub.url, token=orch_token)
+            # newest first, as seed 002's check_messages lists: "second" reached the hub after "first"
+            assert [m.payload.subject for m in await orch.check_messages()] == ["second", "first"]
+
+        run(go)

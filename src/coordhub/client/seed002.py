@@ -309,20 +309,30 @@ class CoordinationClient:
 
     async def _write(self, method: str, path: str, body: Any, kind: type[CoordinationError],
                      idempotency_key: str | None = None) -> Any:
-        """A write with an idempotency key; queued (softfail) when the hub cannot be reached or answers 5xx."""
+        """A write with an idempotency key; queued (softfail) when the hub cannot be reached or answers 5xx.
+
+        As :meth:`CoordClient.call <coordhub.client.client.CoordClient.call>` does: when the drain before it
+        stopped at one of this session's queued writes, it is queued behind them unsent (sent now, it would
+        reach the hub before them), and a queued entry records whether it may have reached the hub.
+        """
         key = idempotency_key or str(uuid.uuid4())
         http = await self._client()
         await self._drain()
-        try:
-            return await http.call(method, path, body=body, idempotency_key=key)
-        except HubError as err:
-            if err.status < 500:
-                raise _failure(err, kind) from None
-            reason = f"hub answered {err.status}"
-        except Unreachable as err:
-            reason = str(err)
+        held = self._sync.held if len(self._sync.queue) else None
+        reached = False
+        if held is not None:
+            reason = f"{held}; earlier queued writes go first"
+        else:
+            try:
+                return await http.call(method, path, body=body, idempotency_key=key)
+            except HubError as err:
+                if err.status < 500:
+                    raise _failure(err, kind) from None
+                reason, reached = f"hub answered {err.status}", True
+            except Unreachable as err:
+                reason, reached = str(err), err.sent
         entry = Entry(method, path, body, key, None, self.settings.session, actor=self._sync.actor,
-                      hub=origin(self.settings.url))
+                      hub=origin(self.settings.url), reached=reached)
         await asyncio.to_thread(self._sync.queue.append, entry)
         return _QueuedWrite(reason)
 

@@ -67,6 +67,12 @@ class Softfail(Transport):
         self._held: str | None = None  # why the last drain stopped at an entry of ours, if newer writes must wait
         self.stop_reason: str | None = None  # why the last replay failed
 
+    @property
+    def held(self) -> str | None:
+        """Why the last drain stopped at one of this client's queued writes, when a newer write must be queued
+        behind it rather than sent (it would reach the hub first); None when nothing holds newer writes back."""
+        return self._held
+
     def replay(self, entry: Entry) -> str:
         """Send one queued entry with its key and queue time: ``applied``, ``rejected`` (4xx but 423 and 429), or
         ``retry`` (also halted, 423, rate-limited, 429, or answered by no hub: a redirect), ``retry-reached`` or
