@@ -68,6 +68,7 @@ from coordhub.client.outcomes import HubError, Unreachable
 from coordhub.client.queue import Drained, Entry
 from coordhub.client.seed002answers import iso_time as _time
 from coordhub.client.settings import ClientSettings, resolve
+from coordhub.client.transport import UNAVAILABLE
 from coordhub.client.trust import origin
 from coordhub.client.wire import NEXT_BEFORE_SEQ, whole_number
 from coordhub.core.identity import is_broadcast, same_session
@@ -267,12 +268,15 @@ class CoordinationClient:
 
     async def _check_instance(self, http: AsyncCoordClient) -> None:
         """Refuse an ``instance_id`` that is not the credential's session (unchecked while the hub is unreachable:
-        a queued write is then checked by the hub, which acts as the token's session anyway)."""
+        or unavailable, a gateway's 502 or 504 included: a queued write is then checked by the hub, which acts as the
+        token's session anyway)."""
         try:
             me = _whoami_session(await http.call("GET", f"{API}/whoami"))
         except Unreachable:
             return
         except HubError as err:
+            if err.status in UNAVAILABLE:  # a gateway with no hub behind it (502, 504), or one unavailable (503)
+                return
             raise _failure(err, CoordinationError) from None
         if not same_session(str(self.instance_id), me):
             raise CoordinationError(f"instance_id {self.instance_id!r} is not this client's session {me!r}: "
