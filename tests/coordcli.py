@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -103,3 +107,27 @@ class Coord:
         assert r.code == 3, r
         assert "unreachable" in r.err and len(r.err.strip().splitlines()) == 1, r
         return r
+
+
+@contextmanager
+def hung_hub() -> Iterator[tuple[str, list[socket.socket]]]:
+    """A URL whose server accepts every connection and never answers, and the connections it accepted."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:  # closed: the test is over
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
+    finally:
+        listener.close()
+        for c in accepted:
+            c.close()

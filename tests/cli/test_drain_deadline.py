@@ -12,40 +12,13 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from tests.coordcli import isolated_env
+from tests.coordcli import hung_hub, isolated_env
 
 TIMEOUT = 3.0  # seconds: --timeout of every run here (1.8 × of it leaves room for a loaded machine's start-up)
 TODO = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
-
-
-@contextmanager
-def hung_hub() -> Iterator[tuple[str, list[socket.socket]]]:
-    """A URL whose server accepts every connection and never answers, and the connections it accepted."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:  # closed: the test is over
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
-    finally:
-        listener.close()
-        for c in accepted:
-            c.close()
 
 
 def _coord(tmp_path: Path, url: str, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:

@@ -26,7 +26,7 @@ import pytest
 
 from tests.client.conftest import serving
 from tests.conftest import LiveHub, free_port
-from tests.coordcli import git_init, isolated_env
+from tests.coordcli import git_init, hung_hub, isolated_env
 
 S = "FAST-BOX/claude-main"
 B = "HOWARD-HOME/claude-main"
@@ -258,30 +258,9 @@ def test_a_no_auth_hub_prints_the_same(tmp_path: Path, cli: Cli) -> None:
 def test_a_hub_that_never_answers_is_asked_once(tmp_path: Path, args: tuple[str, ...]) -> None:
     """Review: the fast path let an unanswered read fall through to the Typer CLI, which asked again: a hung hub
     took twice --timeout. Now it is reported at once, in the Typer CLI's words."""
-    import socket
-    import threading
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    try:
+    with hung_hub() as (url, accepted):
         p = subprocess.run([sys.executable, "-m", "coordhub", "--timeout", "1", *args], cwd=tmp_path,
                            env=isolated_env(tmp_path, COORD_URL=url, COORD_TOKEN="coord_x"), capture_output=True,
                            text=True, timeout=60, stdin=subprocess.DEVNULL)
-    finally:
-        listener.close()
-        for c in accepted:
-            c.close()
     assert p.returncode == 3 and f"the hub at {url} did not answer in time" in p.stderr, p
     assert len(accepted) == 1, accepted

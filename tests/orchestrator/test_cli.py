@@ -192,13 +192,20 @@ def test_unpause_lifts_a_rate_limit_pause(live_hub: LiveHub, cli: tuple[Coord, C
     assert admin.json("unpause") == {"was": None}
 
 
-def test_watch_with_an_id_follows_the_worker(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+def _dispatched(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> tuple[Coord, dict[str, Any], HttpHost, dict[str, Any]]:
+    """The hub's coordinator.yml applied, api #5 assigned to laptop and dispatched to its host: (the person's CLI,
+    the assignment as assigned, the host, the job it was given)."""
     admin, me = cli
     admin.ok("config", "apply")
     a = me.json("assign", "laptop", "api", "5")
     host = HttpHost(live_hub, "laptop")
     job = host.next()
     assert job is not None
+    return me, a, host, job
+
+
+def test_watch_with_an_id_follows_the_worker(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    me, a, host, job = _dispatched(live_hub, cli)
     host.post(f"/assignments/{job['id']}/log", {"attempt": 1, "offset": 0, "text": "[init] sonnet\n[result] ok\n"})
     host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "done"})
     assert me.ok("watch", a["id"]).out == "[init] sonnet\n[result] ok\n"
@@ -212,12 +219,7 @@ def test_watch_with_an_id_follows_the_worker(live_hub: LiveHub, cli: tuple[Coord
 def test_watch_exits_as_seed_003s_did(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
     # seed 003's `watch ID`: 0 when the run's result succeeded, 1 when it was an error, 3 when --timeout ran out
     # first (review: every end exited 0, and it waited without bound)
-    admin, me = cli
-    admin.ok("config", "apply")
-    a = me.json("assign", "laptop", "api", "5")
-    host = HttpHost(live_hub, "laptop")
-    job = host.next()
-    assert job is not None
+    me, a, host, job = _dispatched(live_hub, cli)
     host.post(f"/assignments/{job['id']}/log", {"attempt": 1, "offset": 0, "text": "[init] sonnet\n"})
     r = me("watch", a["id"], "--timeout", "0.5", "--interval", "0.1")
     assert (r.code, r.out) == (3, "[init] sonnet\n"), r
@@ -229,12 +231,7 @@ def test_watch_exits_as_seed_003s_did(live_hub: LiveHub, cli: tuple[Coord, Coord
 
 def test_an_id_in_upper_case_names_the_assignment(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
     # ids are hex: A1B2C3D4 is a1b2c3d4, as an upper-case UUID names its message (review: watch answered 404)
-    admin, me = cli
-    admin.ok("config", "apply")
-    a = me.json("assign", "laptop", "api", "5")
-    host = HttpHost(live_hub, "laptop")
-    job = host.next()
-    assert job is not None
+    me, a, host, job = _dispatched(live_hub, cli)
     shout = a["id"].upper()
     assert shout != a["id"]  # (8 hex digits: all-digit ids, one in 4 billion, would test nothing)
     host.post(f"/assignments/{shout}/log", {"attempt": 1, "offset": 0, "text": "[init] sonnet\n"})
@@ -245,12 +242,7 @@ def test_an_id_in_upper_case_names_the_assignment(live_hub: LiveHub, cli: tuple[
 
 def test_status_freshness_shows_what_each_machines_check_found(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
     # seed 003's `coord status --freshness` (it exited 2 here): each machine's dependency repos, as last checked
-    admin, me = cli
-    admin.ok("config", "apply")
-    a = me.json("assign", "laptop", "api", "5")
-    host = HttpHost(live_hub, "laptop")
-    job = host.next()
-    assert job is not None
+    me, a, host, job = _dispatched(live_hub, cli)
     stale = "lib: STALE: 2 commit(s) behind origin/main (workers.auto_pull is off)"
     assert host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "running",
                                                        "freshness": [stale]}).status_code == 200
