@@ -84,7 +84,8 @@ class Writer(threading.Thread):
                                                    "description": "crash test", "ttl_hours": 0})
         with self.acked.lock:
             if r.status_code == 201:
-                self.acked.leases[r.json()["id"]] = (r.json()["fence"], project, resource)
+                # the acknowledged answer is the oracle: it names the project as the hub keeps it (folded case)
+                self.acked.leases[r.json()["id"]] = (r.json()["fence"], r.json()["project_key"], resource)
             else:
                 self.acked.errors.append(f"claim: {r.status_code} {r.text}")
 
