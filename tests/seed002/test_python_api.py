@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from coordhub.client.seed002 import MessageType, get_coordination_client
 from tests.client.conftest import serving
 from tests.client.test_queue_order import FlakyProxy
 from tests.conftest import LiveHub, free_port
+from tests.coordcli import hung_hub
 
 pytestmark = pytest.mark.usefixtures("api_isolation")
 
@@ -186,5 +188,50 @@ def test_a_write_after_a_drain_that_stopped_is_queued_behind_the_older_ones(live
             orch = await get_coordination_client("orchestrator", url=live_hub.url, token=orch_token)
             # newest first, as seed 002's check_messages lists: "second" reached the hub after "first"
             assert [m.payload.subject for m in await orch.check_messages()] == ["second", "first"]
+
+        run(go)
+
+
+def test_a_call_behind_a_hung_hub_takes_one_timeout_not_one_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: the seed-002 client gave the identity check, the drain and the call's own request a whole timeout
+    each, so a read behind a hub that accepts and never answers hung for three timeouts; they share one, as a drain
+    and a call of CoordClient do."""
+    monkeypatch.setenv("COORD_TIMEOUT", "0.5")
+    with hung_hub() as (url, _):
+
+        async def go() -> None:
+            c = await get_coordination_client("backend", url=url, token="t0ken")
+            start = time.monotonic()
+            assert (await c.publish_message(MessageType.GENERAL, "first", "x", "orchestrator")).queued
+            assert time.monotonic() - start < 0.9  # whoami and the write shared one 0.5 s (was 1 s)
+            start = time.monotonic()
+            with pytest.raises(api.CoordinationError) as err:
+                await c.check_messages()
+            assert time.monotonic() - start < 0.9  # whoami, the drain of "first" and the read (was 1.5 s)
+            assert err.value.status == 0
+            start = time.monotonic()
+            second = await c.publish_message(MessageType.GENERAL, "second", "x", "orchestrator")
+            assert second.queued and time.monotonic() - start < 0.9
+            assert len(c._sync.queue) == 2
+
+        run(go)
+
+
+def test_a_read_waits_out_no_retry_after_past_its_timeout(live_hub: LiveHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: the drain before a seed-002 read had no time budget, so its replay waited out a 503's Retry-After
+    (up to 60 s) whatever the client's timeout; as in CoordClient, a wait past the call's budget is not made."""
+    token = live_hub.token("backend")
+    monkeypatch.setenv("COORD_TIMEOUT", "0.5")
+    with serving(FlakyProxy(live_hub.url)) as proxy:
+
+        async def go() -> None:
+            proxy.mode = "down"
+            c = await get_coordination_client("backend", url=proxy.url, token=token)
+            assert (await c.publish_message(MessageType.GENERAL, "first", "x", "orchestrator")).queued
+            proxy.mode, proxy.busy = "up", 5  # the replay meets 503 with Retry-After: 1, past the 0.5 s timeout
+            start = time.monotonic()
+            assert await c.check_messages() == []
+            assert time.monotonic() - start < 0.9  # no wait of 1 s
+            assert c.last_drain is not None and c.last_drain.stopped is not None
 
         run(go)

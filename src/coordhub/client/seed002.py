@@ -57,9 +57,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from coordhub.client import seed002answers as answers
 from coordhub.client.aio import AnswerHeaders, AsyncCoordClient
@@ -87,6 +88,8 @@ from coordhub.errors import CoordError
 __all__ = ["AckResult", "AcknowledgeError", "CoordinationClient", "CoordinationError", "CoordinationMessage",
            "MessagePayload", "MessageType", "NotificationEvent", "PresenceError", "PresenceInfo", "PublishError",
            "get_coordination_client", "reset_coordination_client"]
+
+T = TypeVar("T")
 
 API = "/api/coord"
 MESSAGES = f"{API}/messages"
@@ -250,11 +253,13 @@ class CoordinationClient:
 
     # -- plumbing ----------------------------------------------------------------------------------
 
-    async def _client(self) -> AsyncCoordClient:
-        """The HTTP client, once the identity is settled (the CLI's rules: trusted URL, no silent admin)."""
+    async def _client(self, deadline: float | None = None) -> AsyncCoordClient:
+        """The HTTP client, once the identity is settled (the CLI's rules: trusted URL, no silent admin), within
+        the running call's time budget ending at ``deadline`` (``time.monotonic()``; None: a timeout of its own)."""
+        deadline = time.monotonic() + self.settings.timeout if deadline is None else deadline
         if self._http is None:
             try:
-                headers = await asyncio.to_thread(self._sync.identity_headers)
+                headers = await asyncio.to_thread(self._within, deadline, self._sync.identity_headers)
             except CoordError as exc:
                 raise CoordinationError(exc.message, 401, "no_credential") from None
             except Unreachable as exc:
@@ -263,15 +268,23 @@ class CoordinationClient:
             self._http = AsyncCoordClient(self.settings.url, token, self.settings.session,
                                           timeout=self.settings.timeout)
         if self.instance_id and self._me is None:
-            await self._check_instance(self._http)
+            await self._check_instance(self._http, deadline)
         return self._http
 
-    async def _check_instance(self, http: AsyncCoordClient) -> None:
+    def _within(self, deadline: float, work: Callable[[], T]) -> T:
+        """``work()`` (in a thread) with the sync client's requests within the time budget ending at ``deadline``."""
+        with self._sync.within(deadline):
+            return work()
+
+    async def _check_instance(self, http: AsyncCoordClient, deadline: float) -> None:
         """Refuse an ``instance_id`` that is not the credential's session (unchecked while the hub is unreachable:
         or unavailable, a gateway's 502 or 504 included: a queued write is then checked by the hub, which acts as the
         token's session anyway)."""
+        left = deadline - time.monotonic()
+        if left <= 0:  # the call's time is spent: unchecked, as for an unreachable hub
+            return
         try:
-            me = _whoami_session(await http.call("GET", f"{API}/whoami"))
+            me = _whoami_session(await http.call("GET", f"{API}/whoami", timeout=left))
         except Unreachable:
             return
         except HubError as err:
@@ -298,16 +311,28 @@ class CoordinationClient:
                                     "the token, not from arguments", 403, "forbidden")
         return me
 
-    async def _drain(self) -> None:
+    async def _drain(self, deadline: float) -> float:
+        """Drain this session's queue before a call, as :meth:`CoordClient.call
+        <coordhub.client.client.CoordClient.call>` does, within the call's time budget ending at ``deadline``
+        (``time.monotonic()``; the identity check spent part of it): the seconds the call's own request may take,
+        a whole timeout after a drain the hub answered in full, else what is left of the budget (0: none)."""
         if len(self._sync.queue):
-            self.last_drain = await asyncio.to_thread(self._sync.sync)
+            self.last_drain = await asyncio.to_thread(self._within, deadline, self._sync.sync)
+            if self.last_drain.stopped is None:
+                return self.settings.timeout
+        return max(0.0, deadline - time.monotonic())
 
     async def _read(self, method: str, path: str, params: dict[str, Any] | None = None,
                     kind: type[CoordinationError] = CoordinationError, answered: AnswerHeaders | None = None) -> Any:
-        http = await self._client()
-        await self._drain()
+        """One read within one timeout (the identity check, the drain and the read share it, as a drain and a
+        call do in :class:`CoordClient`); ``kind`` with status 0 when the hub did not answer in time."""
+        deadline = time.monotonic() + self.settings.timeout
+        http = await self._client(deadline)
+        left = await self._drain(deadline)
+        if left <= 0:
+            raise kind(_spent(self.settings))
         try:
-            return await http.call(method, path, params=params, answer_headers=answered)
+            return await http.call(method, path, params=params, answer_headers=answered, timeout=left)
         except (HubError, Unreachable) as err:
             raise _failure(err, kind) from None
 
@@ -320,15 +345,18 @@ class CoordinationClient:
         reach the hub before them), and a queued entry records whether it may have reached the hub.
         """
         key = idempotency_key or str(uuid.uuid4())
-        http = await self._client()
-        await self._drain()
+        deadline = time.monotonic() + self.settings.timeout
+        http = await self._client(deadline)
+        left = await self._drain(deadline)
         held = self._sync.held if len(self._sync.queue) else None
         reached = False
         if held is not None:
             reason = f"{held}; earlier queued writes go first"
+        elif left <= 0:  # nothing is sent that could not be answered in time (certainly not applied)
+            reason = _spent(self.settings)
         else:
             try:
-                return await http.call(method, path, body=body, idempotency_key=key)
+                return await http.call(method, path, body=body, idempotency_key=key, timeout=left)
             except HubError as err:
                 if err.status < 500:
                     raise _failure(err, kind) from None
@@ -526,6 +554,12 @@ class CoordinationClient:
         ok = health.get("status") == "ok"
         return {"connected": ok, "status": "healthy" if ok else "unhealthy",
                 "latency_ms": round((time.monotonic() - start) * 1000, 2), "hub": self.settings.url}
+
+
+def _spent(settings: ClientSettings) -> str:
+    """Why a call's own request was not sent: the identity check and the drain before it took its time."""
+    return (f"the hub at {settings.url} did not answer the calls before this one within the timeout "
+            f"({settings.timeout:g} s)")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ says whether the hub needs one (then
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -262,6 +263,18 @@ class Transport:
         deadline = time.monotonic() + timeout  # from the request's start: a late head must not restart the clock
         with self._http.stream(method, path, timeout=timeout, **request) as response:
             return self._whole(response, deadline)
+
+    @contextmanager
+    def within(self, deadline: float) -> Iterator[None]:
+        """Requests made inside share one time budget ending at ``deadline`` (``time.monotonic()``), as the
+        requests of one :meth:`~coordhub.client.client.CoordClient.call` do: each gets what is left of it, none is
+        sent once it is spent, and a ``Retry-After`` is waited out only within it. For a caller that drains this
+        client's queue for requests of its own (the seed-002 client)."""
+        self._deadline = deadline
+        try:
+            yield
+        finally:
+            self._deadline = None
 
     def _left(self) -> float | None:
         """Seconds left of the running call's time budget (0 when spent), or None outside one."""
