@@ -9,10 +9,12 @@ says), so it says so instead.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
+from coordhub.client.aio import AsyncCoordClient
 from coordhub.client.client import HubError, Queued
 from coordhub.client.wire import Hub, HubUnreachable
 from tests.client.conftest import TOKEN, sync_client
@@ -36,3 +38,19 @@ def test_a_redirected_write_is_not_taken_as_done_and_a_queued_one_stays_queued(c
     assert err.value.status == 301 and "redirect" in err.value.message
     with pytest.raises(HubUnreachable, match="301"):
         Hub(canned.url, TOKEN, None, 2.0).post("/messages/unshown", {})
+
+
+def test_the_asyncio_client_takes_no_redirect_for_an_answer(canned: Canned) -> None:
+    """Review: the asyncio client (the MCP tools' and seed 002's) still took a 3xx for a 2xx, answering a write the
+    redirect never let reach the hub with its empty body, as done."""
+    canned.answer = (b"HTTP/1.1 301 Moved Permanently\r\nlocation: https://elsewhere.invalid/\r\n"
+                     b"content-length: 0\r\n\r\n")
+
+    async def go() -> None:
+        async with AsyncCoordClient(canned.url, TOKEN) as c:
+            for method in ("POST", "GET"):
+                with pytest.raises(HubError) as err:
+                    await c.call(method, "/api/coord/todos", body={"title": "x"} if method == "POST" else None)
+                assert (err.value.status, err.value.code) == (301, "not_applied")
+
+    asyncio.run(go())

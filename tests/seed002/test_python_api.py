@@ -14,6 +14,7 @@ from coordhub.client import seed002 as api
 from coordhub.client.seed002 import MessageType, get_coordination_client
 from tests.client.conftest import serving
 from tests.client.test_queue_order import FlakyProxy
+from tests.client.test_wire import Canned
 from tests.conftest import LiveHub, free_port
 from tests.coordcli import hung_hub
 
@@ -235,3 +236,23 @@ def test_a_read_waits_out_no_retry_after_past_its_timeout(live_hub: LiveHub, mon
             assert c.last_drain is not None and c.last_drain.stopped is not None
 
         run(go)
+
+
+def test_a_publish_answered_by_a_redirect_is_not_applied_not_a_bad_answer() -> None:
+    """Review: a write answered 301 (a proxy sending http to https) was read as the hub's answer, so the client
+    called it an unreadable answer of the hub (bad_response, status 0: "may have been applied"); nothing was done."""
+    canned = Canned()
+    canned.answer = (b"HTTP/1.1 301 Moved Permanently\r\nlocation: https://elsewhere.invalid/\r\n"
+                     b"content-length: 0\r\n\r\n")
+
+    async def go() -> None:
+        c = await get_coordination_client(url=canned.url, token="t0ken")
+        with pytest.raises(api.PublishError) as err:
+            await c.publish_message(MessageType.GENERAL, "s", "d", "orchestrator")
+        assert (err.value.status, err.value.code) == (301, "not_applied")
+        assert len(c._sync.queue) == 0
+
+    try:
+        run(go)
+    finally:
+        canned.close()

@@ -122,8 +122,8 @@ class AsyncCoordClient:
         the client's for this call (long polls; in-process calls have none).
         ``answer_headers``, when given, gets the answer's headers (:data:`AnswerHeaders`; as the hub sent them:
         a caller bounds what it keeps, see :meth:`call_page`).
-        Raises ``HubError`` for a 4xx/5xx answer, ``Unreachable`` when no
-        answer came.
+        Raises ``HubError`` for a 4xx/5xx answer, or ``not_applied`` for a status no hub answers (a 3xx
+        redirect: nothing was done), ``Unreachable`` when no answer came.
         """
         bad = unsafe_path(path)
         if bad is not None:
@@ -145,6 +145,12 @@ class AsyncCoordClient:
             status, raw = await asgi_request(self._app, method, path, query, headers, content or b"", answer_headers)
         else:
             status, raw = await self._send(method, path, query, headers, content, timeout, answer_headers)
+        if not 200 <= status < 300 and status < 400:
+            # A redirect (a proxy sending http to https) or another answer that is no hub's: the write was not
+            # applied, and the client follows no redirect (its token would go where the answer says); as
+            # coordhub.client.transport's _send says, and before, a write so answered was taken as done
+            raise HubError(status, "not_applied", f"{self.base_url} answered {status}, not the hub's answer: "
+                           "nothing was done; the client follows no redirect, point it at the hub itself")
         data = _decode(raw)
         if status >= 400:
             error = data.get("error") if isinstance(data, dict) else None
