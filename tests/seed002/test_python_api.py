@@ -256,3 +256,31 @@ def test_a_publish_answered_by_a_redirect_is_not_applied_not_a_bad_answer() -> N
         run(go)
     finally:
         canned.close()
+
+
+def test_a_write_queues_while_a_no_auth_hub_is_down(tmp_path: Path) -> None:
+    """Review: with no token the client settles its identity by asking /health; while the hub was down that raised
+    CoordinationError for a publish, though CoordClient queues such a write (nothing was sent)."""
+    port = free_port()
+    open_hub = LiveHub(tmp_path / "open", port=port, args=("--no-auth",))
+
+    async def offline() -> None:
+        c = await get_coordination_client("backend", url=open_hub.url)
+        assert (await c.publish_message(MessageType.GENERAL, "while down", "queued", "orchestrator")).queued
+        with pytest.raises(api.CoordinationError) as err:
+            await c.check_messages()
+        assert err.value.status == 0
+
+    run(offline)
+    open_hub.start()
+    try:
+
+        async def online() -> None:
+            c = await get_coordination_client("backend", url=open_hub.url)
+            assert (await c.sync()).applied == 1
+            orch = await get_coordination_client("orchestrator", url=open_hub.url)
+            assert [m.payload.subject for m in await orch.check_messages()] == ["while down"]
+
+        run(online)
+    finally:
+        open_hub.stop()

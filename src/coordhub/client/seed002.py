@@ -120,6 +120,10 @@ def _whoami_session(answer: Any) -> str:
     return str(session)
 
 
+class _Unsettled(CoordinationError):
+    """The identity could not be settled because ``/health`` could not be asked (status 0): nothing was sent."""
+
+
 class PublishError(CoordinationError):
     """Publishing failed (the hub refused the message)."""
 
@@ -262,8 +266,8 @@ class CoordinationClient:
                 headers = await asyncio.to_thread(self._within, deadline, self._sync.identity_headers)
             except CoordError as exc:
                 raise CoordinationError(exc.message, 401, "no_credential") from None
-            except Unreachable as exc:
-                raise CoordinationError(str(exc)) from None
+            except Unreachable as exc:  # /health had to be asked (no token, or the hub's admin token) and was not
+                raise _Unsettled(str(exc)) from None
             token = self.settings.token if "Authorization" in headers else None
             self._http = AsyncCoordClient(self.settings.url, token, self.settings.session,
                                           timeout=self.settings.timeout)
@@ -346,7 +350,12 @@ class CoordinationClient:
         """
         key = idempotency_key or str(uuid.uuid4())
         deadline = time.monotonic() + self.settings.timeout
-        http = await self._client(deadline)
+        try:
+            http = await self._client(deadline)
+        except _Unsettled as exc:  # nothing was sent: queued, as CoordClient queues a write its identity check stopped
+            return await self._queue(Entry(method, path, body, key, None, self.settings.session,
+                                           actor=self._sync.actor, hub=origin(self.settings.url), reached=False),
+                                     exc.message)
         left = await self._drain(deadline)
         held = self._sync.held if len(self._sync.queue) else None
         reached = False
@@ -365,6 +374,10 @@ class CoordinationClient:
                 reason, reached = str(err), err.sent
         entry = Entry(method, path, body, key, None, self.settings.session, actor=self._sync.actor,
                       hub=origin(self.settings.url), reached=reached)
+        return await self._queue(entry, reason)
+
+    async def _queue(self, entry: Entry, reason: str) -> _QueuedWrite:
+        """Append ``entry`` (a write not applied for ``reason``) to the softfail queue."""
         await asyncio.to_thread(self._sync.queue.append, entry)
         return _QueuedWrite(reason)
 
