@@ -284,3 +284,21 @@ def test_a_write_queues_while_a_no_auth_hub_is_down(tmp_path: Path) -> None:
         run(online)
     finally:
         open_hub.stop()
+
+
+def test_a_read_behind_a_gateway_with_no_hub_could_not_reach_it(live_hub: LiveHub) -> None:
+    """Review: a read answered 502 by a gateway raised status 502 ``http_502``/``bad_gateway``, where the class
+    promises status 0 for a hub that could not be reached (and CoordClient raises Unreachable)."""
+    token = live_hub.token("backend")
+    with serving(FlakyProxy(live_hub.url)) as proxy:
+
+        async def go() -> None:
+            c = await get_coordination_client("backend", url=proxy.url, token=token)
+            assert await c.check_messages() == []
+            proxy.mode = "down"
+            with pytest.raises(api.CoordinationError) as err:
+                await c.check_messages()
+            assert (err.value.status, err.value.code) == (0, "unreachable"), err.value
+            assert "could not be reached" in err.value.message
+
+        run(go)

@@ -226,6 +226,10 @@ class NotificationEvent:
 
 
 def _failure(err: HubError | Unreachable, kind: type[CoordinationError]) -> CoordinationError:
+    """``err`` as seed 002's error ``kind``. A 502 or 504 is a gateway's with no hub behind it (the hub answers
+    neither): the hub could not be reached, status 0, as :class:`CoordClient` reads it (:class:`Unreachable`)."""
+    if isinstance(err, HubError) and err.status in (502, 504):
+        return kind(f"the hub behind {err.status} could not be reached: {err.message}")
     if isinstance(err, HubError):
         return kind(f"{err.message} [{err.status} {err.code}]", err.status, err.code)
     return kind(str(err))
