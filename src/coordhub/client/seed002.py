@@ -58,8 +58,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from coordhub.client import seed002answers as answers
@@ -68,6 +67,17 @@ from coordhub.client.client import CoordClient
 from coordhub.client.outcomes import HubError, Unreachable
 from coordhub.client.queue import Drained, Entry
 from coordhub.client.seed002answers import iso_time as _time
+from coordhub.client.seed002types import (
+    AcknowledgeError,
+    AckResult,
+    CoordinationError,
+    CoordinationMessage,
+    MessagePayload,
+    NotificationEvent,
+    PresenceError,
+    PresenceInfo,
+    PublishError,
+)
 from coordhub.client.settings import ClientSettings, resolve
 from coordhub.client.transport import UNAVAILABLE
 from coordhub.client.trust import origin
@@ -79,7 +89,6 @@ from coordhub.core.seed002 import (
     MessageType,
     hub_message_id,
     matches,
-    seed_message,
     seed_notification,
     seed_presence,
 )
@@ -95,20 +104,6 @@ API = "/api/coord"
 MESSAGES = f"{API}/messages"
 
 
-class CoordinationError(Exception):
-    """A call failed: the hub refused it (``status``, ``code``), a read could not reach the hub (``status`` 0),
-    the hub answered something no hub answers (``status`` 0, ``code``
-    :data:`~coordhub.client.seed002answers.BAD_ANSWER`), or the credential acts as no session (403
-    ``no_session``: a ``--no-auth`` hub and no session named).
-
-    Seed 002's error names are subclasses, so ``except PublishError`` keeps working.
-    """
-
-    def __init__(self, message: str, status: int = 0, code: str = "unreachable") -> None:
-        super().__init__(message)
-        self.message, self.status, self.code = message, status, code
-
-
 def _whoami_session(answer: Any) -> str:
     """The session of a ``GET /api/coord/whoami`` answer; ``CoordinationError`` ``no_session`` (403) when the hub
     names none (a ``--no-auth`` hub and no session named), ``bad_response`` for an answer no hub sends."""
@@ -122,107 +117,6 @@ def _whoami_session(answer: Any) -> str:
 
 class _Unsettled(CoordinationError):
     """The identity could not be settled because ``/health`` could not be asked (status 0): nothing was sent."""
-
-
-class PublishError(CoordinationError):
-    """Publishing failed (the hub refused the message)."""
-
-
-class AcknowledgeError(CoordinationError):
-    """Acknowledging failed (the hub refused; an unknown message is ``False``, not an error)."""
-
-
-class PresenceError(CoordinationError):
-    """A presence call failed."""
-
-
-@dataclass(frozen=True)
-class MessagePayload:
-    """A message's text (seed 002's only content fields)."""
-
-    subject: str
-    description: str
-
-
-@dataclass(frozen=True)
-class CoordinationMessage:
-    """A message as one session sees it (seed 002's fields; ``ack_by`` is that session when it acked).
-
-    ``id`` is the seed id of an imported message, else the hub id
-    (``hub_id``); both are accepted wherever an id is asked for. A publish
-    queued while the hub was unreachable has ``queued=True`` and no id yet.
-    """
-
-    id: str | None
-    type: str | None
-    from_instance: str
-    to_instance: str
-    timestamp: datetime | None
-    requires_ack: bool
-    acknowledged: bool
-    payload: MessagePayload
-    ack_by: str | None = None
-    ack_timestamp: datetime | None = None
-    hub_id: str | None = None
-    read: bool = False
-    queued: bool = False
-
-    @property
-    def msg_type(self) -> MessageType | None:
-        """The type as :class:`MessageType`, None for a label outside seed 002's set."""
-        return MessageType.__members__.get(self.type) if self.type else None
-
-    @classmethod
-    def from_hub(cls, m: dict[str, Any], viewer: str) -> CoordinationMessage:
-        """From a hub message (``viewer``'s read and ack state)."""
-        s = seed_message(m, viewer)
-        return cls(id=s["id"], type=s["type"], from_instance=s["from"], to_instance=s["to"],
-                   timestamp=_time(s["timestamp"]), requires_ack=s["requires_ack"], acknowledged=s["acknowledged"],
-                   payload=MessagePayload(**s["payload"]), ack_by=s["ack_by"], ack_timestamp=_time(s["ack_timestamp"]),
-                   hub_id=s["hub_id"], read=s["read"])
-
-
-@dataclass(frozen=True)
-class AckResult:
-    """What an ack did: ``comment_message_id`` is the reply that carried the comment; ``queued`` while offline."""
-
-    message_id: str
-    acknowledged_by: str | None
-    comment_message_id: str | None = None
-    queued: bool = False
-
-
-@dataclass(frozen=True)
-class PresenceInfo:
-    """One session's presence (seed 002's fields, plus the hub's ``state``: active, idle, stale or offline)."""
-
-    instance_id: str
-    active: bool
-    last_heartbeat: datetime | None
-    session_id: str | None
-    stale: bool
-    state: str
-    incarnation: int = 0
-    seconds_since_heartbeat: float | None = None
-
-
-@dataclass(frozen=True)
-class NotificationEvent:
-    """A notification: seed 002's ``message_published`` events, or another hub event by its kind.
-
-    ``cursor`` is the hub event id (acknowledge up to it).
-    """
-
-    event: str
-    message_id: str | None
-    msg_type: str | None
-    from_instance: str | None
-    to_instance: str | None
-    requires_ack: bool | None
-    timestamp: datetime | None
-    cursor: int
-    subject: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 def _failure(err: HubError | Unreachable, kind: type[CoordinationError]) -> CoordinationError:

@@ -1,0 +1,129 @@
+"""Seed 002's Python API: its error and value types (:mod:`coordhub.client.seed002` makes and raises them).
+
+The names and fields are seed 002's own (``CoordinationMessage``, ``PresenceInfo`` …), so that code written for
+it keeps working; the hub's additions come after them with defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from coordhub.client.seed002answers import iso_time as _time
+from coordhub.core.seed002 import MessageType, seed_message
+
+
+class CoordinationError(Exception):
+    """A call failed: the hub refused it (``status``, ``code``), a read could not reach the hub (``status`` 0),
+    the hub answered something no hub answers (``status`` 0, ``code``
+    :data:`~coordhub.client.seed002answers.BAD_ANSWER`), or the credential acts as no session (403
+    ``no_session``: a ``--no-auth`` hub and no session named).
+
+    Seed 002's error names are subclasses, so ``except PublishError`` keeps working.
+    """
+
+    def __init__(self, message: str, status: int = 0, code: str = "unreachable") -> None:
+        super().__init__(message)
+        self.message, self.status, self.code = message, status, code
+
+
+class PublishError(CoordinationError):
+    """Publishing failed (the hub refused the message)."""
+
+
+class AcknowledgeError(CoordinationError):
+    """Acknowledging failed (the hub refused; an unknown message is ``False``, not an error)."""
+
+
+class PresenceError(CoordinationError):
+    """A presence call failed."""
+
+
+@dataclass(frozen=True)
+class MessagePayload:
+    """A message's text (seed 002's only content fields)."""
+
+    subject: str
+    description: str
+
+
+@dataclass(frozen=True)
+class CoordinationMessage:
+    """A message as one session sees it (seed 002's fields; ``ack_by`` is that session when it acked).
+
+    ``id`` is the seed id of an imported message, else the hub id
+    (``hub_id``); both are accepted wherever an id is asked for. A publish
+    queued while the hub was unreachable has ``queued=True`` and no id yet.
+    """
+
+    id: str | None
+    type: str | None
+    from_instance: str
+    to_instance: str
+    timestamp: datetime | None
+    requires_ack: bool
+    acknowledged: bool
+    payload: MessagePayload
+    ack_by: str | None = None
+    ack_timestamp: datetime | None = None
+    hub_id: str | None = None
+    read: bool = False
+    queued: bool = False
+
+    @property
+    def msg_type(self) -> MessageType | None:
+        """The type as :class:`MessageType`, None for a label outside seed 002's set."""
+        return MessageType.__members__.get(self.type) if self.type else None
+
+    @classmethod
+    def from_hub(cls, m: dict[str, Any], viewer: str) -> CoordinationMessage:
+        """From a hub message (``viewer``'s read and ack state)."""
+        s = seed_message(m, viewer)
+        return cls(id=s["id"], type=s["type"], from_instance=s["from"], to_instance=s["to"],
+                   timestamp=_time(s["timestamp"]), requires_ack=s["requires_ack"], acknowledged=s["acknowledged"],
+                   payload=MessagePayload(**s["payload"]), ack_by=s["ack_by"], ack_timestamp=_time(s["ack_timestamp"]),
+                   hub_id=s["hub_id"], read=s["read"])
+
+
+@dataclass(frozen=True)
+class AckResult:
+    """What an ack did: ``comment_message_id`` is the reply that carried the comment; ``queued`` while offline."""
+
+    message_id: str
+    acknowledged_by: str | None
+    comment_message_id: str | None = None
+    queued: bool = False
+
+
+@dataclass(frozen=True)
+class PresenceInfo:
+    """One session's presence (seed 002's fields, plus the hub's ``state``: active, idle, stale or offline)."""
+
+    instance_id: str
+    active: bool
+    last_heartbeat: datetime | None
+    session_id: str | None
+    stale: bool
+    state: str
+    incarnation: int = 0
+    seconds_since_heartbeat: float | None = None
+
+
+@dataclass(frozen=True)
+class NotificationEvent:
+    """A notification: seed 002's ``message_published`` events, or another hub event by its kind.
+
+    ``cursor`` is the hub event id (acknowledge up to it).
+    """
+
+    event: str
+    message_id: str | None
+    msg_type: str | None
+    from_instance: str | None
+    to_instance: str | None
+    requires_ack: bool | None
+    timestamp: datetime | None
+    cursor: int
+    subject: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
