@@ -84,6 +84,40 @@ def test_a_project_halt_refuses_the_sessions_that_declared_that_project(api: Api
     assert todo(api, homelab).status_code == 201 and todo(api, none).status_code == 201
 
 
+def test_a_project_halt_stops_work_in_that_project_whoever_does_it(api: Api) -> None:
+    # Most sessions never declare a project (only `coord conv` does): the edit hook and the git guard name the
+    # project by the repository, and a claim by its key. Before, `coord halt --project career` let any such
+    # session claim leases in career and edit there (the conflicts answer carried no halt).
+    plain, elsewhere = api.token("M1/plain"), api.token("M2/elsewhere")
+    declare(api, elsewhere, project="homelab")
+    held = api.post("/api/coord/locks", json={"project_key": "career", "resource": "src/held.py"}, headers=plain)
+    assert held.status_code == 201, held.text
+    assert api.post(HALTS, json={"reason": "schema rewrite", "scope": "project:career"},
+                    headers=api.admin).status_code == 201
+    for headers in (plain, elsewhere):
+        for key in ("career", "Career"):
+            r = api.post("/api/coord/locks", json={"project_key": key, "resource": "src/a.py"}, headers=headers)
+            assert r.status_code == 423, r.text
+            assert r.json()["error"]["code"] == "halted" and r.json()["error"]["halt"]["scope"] == "project:career"
+        seen = api.get("/api/coord/locks/conflicts", params={"project_key": "Career", "resource": "src/a.py"},
+                       headers=headers).json()
+        assert seen["halt"]["scope"] == "project:career" and seen["halt"]["reason"] == "schema rewrite"
+        seen = api.post("/api/coord/locks/conflicts", json={"project_key": "career", "resources": ["src/a.py"]},
+                        headers=headers).json()
+        assert seen["halt"]["scope"] == "project:career"
+        # other projects go on, and the halt is no reason to refuse anything else
+        assert api.get("/api/coord/locks/conflicts", params={"project_key": "homelab", "resource": "src/a.py"},
+                       headers=headers).json()["halt"] is None
+        r = api.post("/api/coord/locks", json={"project_key": "homelab", "resource": "src/a.py"}, headers=headers)
+        assert r.status_code in (201, 409), r.text
+        assert todo(api, headers).status_code == 201
+    # ending a lease is let through
+    assert api.delete(f"/api/coord/locks/{held.json()['id']}", headers=plain).status_code == 200
+    assert api.post("/api/coord/resume", json={"scope": "project:career"}, headers=api.admin).status_code == 200
+    r = api.post("/api/coord/locks", json={"project_key": "career", "resource": "src/a.py"}, headers=plain)
+    assert r.status_code == 201, r.text
+
+
 def test_a_project_scope_is_a_project_a_session_can_declare(api: Api, clock: ManualClock) -> None:
     agent = api.token("M1/agent")
     declare(api, agent, "m1", "coord-hub")  # what the client makes of a repository named coord.hub

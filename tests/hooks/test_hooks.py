@@ -114,6 +114,19 @@ def test_a_machine_halt_and_the_pause_after_it_reach_only_that_machine(fleet: Fl
     a.hook("pre-tool-use", **edit(a.project_dir / "src" / "app.py")).silent()
 
 
+def test_a_project_halt_denies_edits_in_that_project_to_sessions_that_never_declared_it(fleet: Fleet) -> None:
+    # A Claude Code session declares no project (only `coord conv` does); its edit hook names the project by the
+    # repository. Before, `coord halt --project gururmm` let every such session edit on in gururmm.
+    a = fleet.a
+    fleet.admin_api("POST", "/halt", json={"reason": "schema rewrite", "scope": f"project:{PROJECT}"})
+    out = a.hook("pre-tool-use", **edit(a.project_dir / "src" / "app.py")).json()["hookSpecificOutput"]
+    assert out["permissionDecision"] == "deny", out
+    assert out["permissionDecisionReason"].startswith(f"coord: project:{PROJECT} is halted (")
+    assert "schema rewrite" in out["permissionDecisionReason"]
+    fleet.admin_api("POST", "/resume", json={"scope": f"project:{PROJECT}"})
+    a.hook("pre-tool-use", **edit(a.project_dir / "src" / "app.py")).silent()
+
+
 def test_an_edit_under_a_halt_waits_for_the_resume_when_asked_to(fleet: Fleet) -> None:
     """COORD_HOOK_HALT_WAIT (an orchestrator worker's): the edit goes on once the halt lifts, else it is denied."""
     a = fleet.a

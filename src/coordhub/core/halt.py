@@ -124,6 +124,21 @@ def for_session(tx: Tx, session_id: str | None) -> dict[str, Any]:
     return {"halts": halts, "halt": applies[0] if applies else None, "paused": pause.render(me)}
 
 
+def for_work(tx: Tx, session_id: str | None, project_key: str) -> dict[str, Any]:
+    """:func:`for_session`, for work in the project ``project_key`` names (an edit or commit the edit hook or the
+    git guard asks about): when no halt covers the session, ``halt`` is that project's standing halt, if any.
+
+    A project halt stops the work in the project, not only the sessions that declared it: most sessions never
+    declare a project (only ``coord conv`` and the ``cross-agent-*`` commands do), and the edit hook and the git
+    guard name the project by the repository they run in, so without this ``coord halt --project P`` let every
+    such session go on editing and committing in P. (A declared session is covered wherever it works.)
+    """
+    found = for_session(tx, session_id)
+    if found["halt"] is None:
+        found["halt"] = next((h for h in found["halts"] if from_key(h["scope"]).holds_project(project_key)), None)
+    return found
+
+
 def overview(tx: Tx, session_id: str | None) -> dict[str, Any]:
     """``GET /halt``: the fleet halt in its old shape, every standing halt, and the caller's pause."""
     mine = for_session(tx, session_id)
@@ -143,6 +158,14 @@ def refuse_in_scope(halts: list[Row], session_id: str, session: Row) -> None:
     """Raise ``Halted`` if a halt of ``halts`` covers the session (its id and ``sessions`` row)."""
     for row in halts:
         if from_key(row["scope"]).covers(session_id, session):
+            raise _refusal(row)
+
+
+def refuse_work_in(halts: list[Row], project_key: str) -> None:
+    """Raise ``Halted`` if a halt of ``halts`` is that of the project ``project_key`` names (:func:`for_work`'s
+    rule): a lease claimed in a halted project is work started in it, whoever claims it."""
+    for row in halts:
+        if from_key(row["scope"]).holds_project(project_key):
             raise _refusal(row)
 
 

@@ -9,7 +9,8 @@ transaction):
 2. while a halt covers the acting session (the fleet's, or one of its
    machine or project), or the session is paused after a resume, the
    mutation is refused with 423 unless it names its row of
-   :class:`coordhub.core.halt.Exempt` (``during_halt``);
+   :class:`coordhub.core.halt.Exempt` (``during_halt``); a lease claim in a
+   halted project is refused whoever claims it (:func:`coordhub.core.halt.for_work`);
 3. the acting session is recorded as seen (under its first spelling; an
    actor spelled otherwise lost a race to name a new session first: 409, retry);
 4. the operation runs with ``now`` read from the hub's clock *inside* the
@@ -258,6 +259,8 @@ class Hub:
                     return Outcome(*stored, replayed=True)
             halts = halt.standing(tx) if during_halt is None else []
             halt.refuse_fleet(halts)
+            if halts and isinstance(op, Call) and op.name == "leases.claim":
+                halt.refuse_work_in(halts, op.arguments["project_key"])  # whoever claims in a halted project
 
             def check(acting: Row) -> None:
                 _admit(actor, acting, halts, during_halt)

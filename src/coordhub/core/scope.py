@@ -71,6 +71,11 @@ class Scope(NamedTuple):
         project = row.get("project") if row is not None else None
         return isinstance(project, str) and project_of(project) == project_of(self.name or "")
 
+    def holds_project(self, project_key: str) -> bool:
+        """Whether this is the scope of the project that work under ``project_key`` (a lease's key, the edit hook's
+        and the git guard's repository name) is in: a project scope whose name and the key make one project."""
+        return self.kind == "project" and project_of(project_key) == project_of(self.name or "")
+
 
 FLEET = Scope("fleet")
 

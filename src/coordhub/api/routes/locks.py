@@ -105,7 +105,8 @@ async def check(request: Request, fence: int = Query(ge=1, le=2**62), resource: 
 async def conflicts(request: Request, project_key: str, resource: str, session_id: str | None = None,
                     who: Caller = Depends(caller)) -> JSONResponse:
     """What an edit of ``resource`` would collide with: others' overlapping live leases, the caller's own, the
-    halt that covers the caller (``halt``) and its pause (``paused``).
+    halt that covers the caller or else the project's halt (``halt``, :func:`~coordhub.core.halt.for_work`) and
+    the caller's pause (``paused``).
 
     One round trip for the edit hook and the git guard. Each list holds at most 500 leases (the oldest);
     ``leases_more`` / ``own_more`` say one was cut (``GET /locks?resource=`` pages through all). ``leases`` is
@@ -115,7 +116,7 @@ async def conflicts(request: Request, project_key: str, resource: str, session_i
 
     def op(tx: Tx, now: float) -> dict[str, Any]:
         (others, others_after), (own, own_after) = leases.conflicts(tx, now, project_key, resource, me)
-        stop = halt.for_session(tx, me)
+        stop = halt.for_work(tx, me, project_key)
         return {"leases": others, "own": own, "halt": stop["halt"], "paused": stop["paused"],
                 "leases_more": others_after is not None, "own_more": own_after is not None}
 
@@ -154,7 +155,7 @@ async def conflicts_of(body: ConflictsQuery, request: Request, who: Caller = Dep
     def op(tx: Tx, now: float) -> dict[str, Any]:
         (others, others_after), (own, own_after), overlaps = leases.conflicts_of(
             tx, now, body.project_key, body.resources, me)
-        stop = halt.for_session(tx, me)
+        stop = halt.for_work(tx, me, body.project_key)
         return {"leases": others, "own": own, "halt": stop["halt"], "paused": stop["paused"],
                 "leases_more": others_after is not None, "own_more": own_after is not None, "overlaps": overlaps}
 
