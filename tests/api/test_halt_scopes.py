@@ -87,11 +87,12 @@ def test_a_project_halt_refuses_the_sessions_that_declared_that_project(api: Api
 def test_a_project_halt_stops_work_in_that_project_whoever_does_it(api: Api) -> None:
     # Most sessions never declare a project (only `coord conv` does): the edit hook and the git guard name the
     # project by the repository, and a claim by its key. Before, `coord halt --project career` let any such
-    # session claim leases in career and edit there (the conflicts answer carried no halt).
+    # session claim and renew leases in career and edit there (the conflicts answer carried no halt).
     plain, elsewhere = api.token("M1/plain"), api.token("M2/elsewhere")
     declare(api, elsewhere, project="homelab")
     held = api.post("/api/coord/locks", json={"project_key": "career", "resource": "src/held.py"}, headers=plain)
     assert held.status_code == 201, held.text
+    other = api.post("/api/coord/locks", json={"project_key": "homelab", "resource": "x.py"}, headers=plain).json()
     assert api.post(HALTS, json={"reason": "schema rewrite", "scope": "project:career"},
                     headers=api.admin).status_code == 201
     for headers in (plain, elsewhere):
@@ -111,6 +112,9 @@ def test_a_project_halt_stops_work_in_that_project_whoever_does_it(api: Api) -> 
         r = api.post("/api/coord/locks", json={"project_key": "homelab", "resource": "src/a.py"}, headers=headers)
         assert r.status_code in (201, 409), r.text
         assert todo(api, headers).status_code == 201
+    r = api.post(f"/api/coord/locks/{held.json()['id']}/renew", json={"ttl_hours": 5}, headers=plain)
+    assert r.status_code == 423 and r.json()["error"]["halt"]["scope"] == "project:career", r.text
+    assert api.post(f"/api/coord/locks/{other['id']}/renew", json={}, headers=plain).status_code == 200
     # ending a lease is let through
     assert api.delete(f"/api/coord/locks/{held.json()['id']}", headers=plain).status_code == 200
     assert api.post("/api/coord/resume", json={"scope": "project:career"}, headers=api.admin).status_code == 200

@@ -9,8 +9,8 @@ transaction):
 2. while a halt covers the acting session (the fleet's, or one of its
    machine or project), or the session is paused after a resume, the
    mutation is refused with 423 unless it names its row of
-   :class:`coordhub.core.halt.Exempt` (``during_halt``); a lease claim in a
-   halted project is refused whoever claims it (:func:`coordhub.core.halt.for_work`);
+   :class:`coordhub.core.halt.Exempt` (``during_halt``); a lease claim or renewal in
+   a halted project is refused whoever makes it (:func:`coordhub.core.halt.for_work`);
 3. the acting session is recorded as seen (under its first spelling; an
    actor spelled otherwise lost a race to name a new session first: 409, retry);
 4. the operation runs with ``now`` read from the hub's clock *inside* the
@@ -259,8 +259,8 @@ class Hub:
                     return Outcome(*stored, replayed=True)
             halts = halt.standing(tx) if during_halt is None else []
             halt.refuse_fleet(halts)
-            if halts and isinstance(op, Call) and op.name == "leases.claim":
-                halt.refuse_work_in(halts, op.arguments["project_key"])  # whoever claims in a halted project
+            if halts and isinstance(op, Call):
+                _refuse_work_in_halted_project(tx, op, halts)
 
             def check(acting: Row) -> None:
                 _admit(actor, acting, halts, during_halt)
@@ -393,6 +393,18 @@ class Hub:
     def sweep_sync(self) -> dict[str, int]:
         """Blocking form of :meth:`sweep`."""
         return self.store.write_sync(self._sweep_unit)
+
+
+def _refuse_work_in_halted_project(tx: Tx, op: Call, halts: list[Row]) -> None:
+    """Refuse a lease claim or renewal in a project a standing halt names, whoever makes it
+    (:func:`coordhub.core.halt.refuse_work_in`): it starts or extends work there. A renewal's project is its
+    lease's (read only while a halt stands; an unknown lease is left to the renewal's own 404)."""
+    if op.name == "leases.claim":
+        halt.refuse_work_in(halts, op.arguments["project_key"])
+    elif op.name == "leases.renew" and any(r["scope"].startswith("project:") for r in halts):
+        row = tx.leases.get(op.arguments["lease_id"])
+        if row is not None:
+            halt.refuse_work_in(halts, row["project_key"])
 
 
 def _admit(actor: Actor, acting: Row, halts: list[Row], during_halt: halt.Exempt | None) -> None:
