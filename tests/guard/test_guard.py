@@ -245,3 +245,37 @@ def test_a_path_that_is_not_utf8_is_reported_never_a_traceback_and_hides_no_othe
     # a bypass of such a commit is still recorded for the fleet (the name as UTF-8 with the odd byte escaped)
     r = repo.commit(env={"COORD_GUARD_BYPASS": "1"})
     assert r.code == 0 and "bypass recorded on the hub" in r.err, r
+
+
+# ---- halts ----------------------------------------------------------------------------------------
+
+def test_a_halt_of_the_project_refuses_commits_there_and_the_bypass_names_it(fleet: Fleet) -> None:
+    repo = fleet.repo
+    before = repo.head()
+    fleet.api(fleet.admin, "POST", "/halt", json={"scope": f"project:{PROJECT}", "reason": "bad deploy"})
+    repo.change("docs/notes.md")  # no lease anywhere: only the halt stops it
+    r = repo.commit()
+    assert r.code == 1, r
+    assert f"coord guard: commit refused: project:{PROJECT} is halted by " in r.err and "bad deploy" in r.err
+    assert "coord resume" in r.err and repo.head() == before
+    r = repo.commit(env={"COORD_GUARD_BYPASS": "1", "COORD_GUARD_BYPASS_REASON": "hotfix"})
+    assert r.code == 0 and "accepted despite a halt" in r.err and "bad deploy" in r.err, r
+    assert repo.head() != before
+
+
+def test_the_fleet_halt_refuses_commits_and_resuming_lets_them_through(fleet: Fleet) -> None:
+    repo = fleet.repo
+    fleet.api(fleet.admin, "POST", "/halt", json={"scope": "fleet", "reason": "incident"})
+    repo.change("src/app.py")
+    r = repo.commit()
+    assert r.code == 1 and "the fleet is halted by " in r.err and "incident" in r.err, r
+    fleet.api(fleet.admin, "POST", "/resume", json={"scope": "fleet", "engage_all": True})
+    r = repo.commit()
+    assert r.code == 0 and r.err == "", r
+
+
+def test_a_halt_of_another_project_lets_commits_through(fleet: Fleet) -> None:
+    fleet.api(fleet.admin, "POST", "/halt", json={"scope": "project:elsewhere", "reason": "not here"})
+    fleet.repo.change("src/app.py")
+    r = fleet.repo.commit()
+    assert r.code == 0 and r.err == "", r

@@ -100,7 +100,7 @@ def test_a_machine_halt_and_the_pause_after_it_reach_only_that_machine(fleet: Fl
                                   source="startup").context("SessionStart")
     reason = a.hook("pre-tool-use", **edit(a.project_dir / "src" / "app.py")).json()["hookSpecificOutput"][
         "permissionDecisionReason"]
-    assert reason.startswith("coord: machine:desktop-0o8a1rl is halted (it covers you) by admin since ")
+    assert reason.startswith("coord: machine:desktop-0o8a1rl is halted by admin since ")
     b.hook("pre-tool-use", **edit(b.project_dir / "src" / "app.py")).silent()
 
     assert fleet.admin_api("POST", "/resume", json={"scope": "machine:desktop-0o8a1rl"})["paused"] == [A]
@@ -121,7 +121,7 @@ def test_a_project_halt_denies_edits_in_that_project_to_sessions_that_never_decl
     fleet.admin_api("POST", "/halt", json={"reason": "schema rewrite", "scope": f"project:{PROJECT}"})
     out = a.hook("pre-tool-use", **edit(a.project_dir / "src" / "app.py")).json()["hookSpecificOutput"]
     assert out["permissionDecision"] == "deny", out
-    assert out["permissionDecisionReason"].startswith(f"coord: project:{PROJECT} is halted (")
+    assert out["permissionDecisionReason"].startswith(f"coord: project:{PROJECT} is halted by ")
     assert "schema rewrite" in out["permissionDecisionReason"]
     fleet.admin_api("POST", "/resume", json={"scope": f"project:{PROJECT}"})
     a.hook("pre-tool-use", **edit(a.project_dir / "src" / "app.py")).silent()

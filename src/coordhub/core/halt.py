@@ -125,13 +125,14 @@ def for_session(tx: Tx, session_id: str | None) -> dict[str, Any]:
 
 
 def for_work(tx: Tx, session_id: str | None, project_key: str) -> dict[str, Any]:
-    """:func:`for_session`, for work in the project ``project_key`` names (an edit the edit hook asks about, through
-    ``/locks/conflicts``): when no halt covers the session, ``halt`` is that project's standing halt, if any.
+    """:func:`for_session`, for work in the project ``project_key`` names (an edit or a commit the edit hook or the
+    git guard asks about, through ``/locks/conflicts``): when no halt covers the session, ``halt`` is that
+    project's standing halt, if any.
 
     A project halt stops the work in the project, not only the sessions that declared it: most sessions never
     declare a project (only ``coord conv`` and the ``cross-agent-*`` commands do), and the edit hook names the
     project by the repository it runs in, so without this ``coord halt --project P`` let every such session go
-    on editing in P. (A declared session is covered wherever it works.)
+    on editing and committing in P. (A declared session is covered wherever it works.)
     """
     found = for_session(tx, session_id)
     if found["halt"] is None:

@@ -9,6 +9,10 @@ prefixed ``coord guard:``: on refusal one line per problem (path, holder or
 stale lease, lease id, purpose, time left) and what to do.
 
 * Nothing to check (no paths) → 0, no request.
+* A halt covers the committer or the project (or a resume left the
+  committer paused) → 1, naming it, whatever the leases say: the hub's
+  ``/locks/conflicts`` answers say so (``halt``, ``paused``), as they do to
+  the edit hook (DESIGN.md, contract point 8: every hook shows a halt).
 * ``COORD_GUARD_BYPASS=1`` → 0 whatever the check finds, and a
   ``guard.bypassed`` event (``detail``: hook, paths, reason from
   ``COORD_GUARD_BYPASS_REASON``, the problems found, repository, HEAD) is
@@ -56,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from coordhub.guard import check, git, ledger
+from coordhub.hooks import halts
 from coordhub.hooks import settings as hook_settings
 from coordhub.hooks.hub import HubError, HubRefused, RateLimitWait, retry_after
 from coordhub.hooks.invocation import Invocation
@@ -73,6 +78,24 @@ TOKEN_WAYS = ("COORD_TOKEN in git's environment or identity.json \"token\" (the 
               "kept out of git, or ~/.claude/identity.json)")  # where the guard finds its token (hooks.invocation)
 OLD_HUB_PATHS = 200  # paths the guard asks one request each of a hub without POST /locks/conflicts (within
 #                      RATE_LIMIT_WAIT); past it the run cannot be checked
+
+
+class Stop:
+    """The halt and the pause the hub's ``/locks/conflicts`` answers named (the first of each seen), if any."""
+
+    def __init__(self) -> None:
+        self.halt: dict[str, Any] | None = None
+        self.paused: dict[str, Any] | None = None
+
+    def note(self, answer: Any) -> None:
+        """Keep the halt and the pause of ``answer`` unless one was seen already."""
+        halt, paused = halts.stop_of(answer)
+        self.halt, self.paused = self.halt or halt, self.paused or paused
+
+    def line(self) -> str | None:
+        """Why no commit may be made now (:mod:`coordhub.hooks.halts`' words), or None when nothing stops it."""
+        return (halts.halted_line(self.halt) if self.halt else
+                halts.paused_line(self.paused) if self.paused else None)
 
 
 class TooManyLeases(HubError):
@@ -109,14 +132,15 @@ def main(event: str, args: list[str]) -> int:
     inv = Invocation(event, {}, settings, cwd=top, claude_project_dir=False)
     patience = RateLimitWait(RATE_LIMIT_WAIT, lambda wait, exc: say(
         f"the hub is rate-limiting this session ({one_line(exc.message)}); asking again in {wait:g} s"))
+    stop = Stop()
     try:
-        verdict, error = _check(inv, changed, ledger_file, accept_if_clean=not bypass, patience=patience), None
+        verdict, error = _check(inv, changed, ledger_file, stop, accept_if_clean=not bypass, patience=patience), None
     except HubError as exc:
         verdict, error = None, exc
     finally:
         inv.close()
     if bypass:
-        return _bypass(inv, hook, changed, top, verdict, error, ledger_file)
+        return _bypass(inv, hook, changed, top, verdict, error, ledger_file, stop)
     if isinstance(error, HubRefused) and retry_after(error) is not None:
         return _rate_limited(hook, error, patience.waited)
     if isinstance(error, TooManyLeases):
@@ -129,8 +153,13 @@ def main(event: str, args: list[str]) -> int:
     if error is not None:
         return _unchecked(settings.fail_closed, hook, _unasked(inv, error))
     assert verdict is not None
+    if (halted := stop.line()) is not None:
+        say(f"{WHAT.get(hook, hook)} refused: {halted}. No commits or pushes until it is resumed (`coord resume`; "
+            "a paused session: `coord engage`), or, if you must, `COORD_GUARD_BYPASS=1 "
+            f"COORD_GUARD_BYPASS_REASON=\"…\" git {COMMAND.get(hook, hook)} …`.")
     if verdict.problems:
         _refuse(hook, inv.project.key, verdict.problems)
+    if halted is not None or verdict.problems:
         return 1
     if verdict.unchecked:
         for p in verdict.unchecked[:MAX_LINES]:
@@ -141,14 +170,15 @@ def main(event: str, args: list[str]) -> int:
     return 0
 
 
-def _check(inv: Invocation, changed: list[str], ledger_file: Path, accept_if_clean: bool,
+def _check(inv: Invocation, changed: list[str], ledger_file: Path, stop: Stop, accept_if_clean: bool,
            patience: RateLimitWait) -> check.Verdict:
     """Ask the hub (each request through ``patience``) and decide; keep the ledger up to date (raises
-    ``HubError`` when the hub cannot be asked, or still answers 429)."""
+    ``HubError`` when the hub cannot be asked, or still answers 429). The halt or pause the answers name goes
+    into ``stop``; ended leases are settled only when neither leases nor a halt refuse."""
     hub, key, ask = inv.hub, inv.project.key, patience.call
     whoami = ask(partial(hub.get, "/whoami"))
     me = whoami.get("session_id") if isinstance(whoami, dict) else None
-    held = _held(inv, check.split(changed)[0], ask, patience.deadline)
+    held = _held(inv, check.split(changed)[0], ask, patience.deadline, stop)
     own: list[dict[str, Any]] = []
     if isinstance(me, str):  # every page: an own lease left out would look ended, or go unchecked
         listed = ask(partial(hub.pages, "/locks", MAX_OWN, project_key=key, session_id=me))
@@ -164,7 +194,7 @@ def _check(inv: Invocation, changed: list[str], ledger_file: Path, accept_if_cle
 
     verdict = check.evaluate(changed, me, key, held, own, known, fence_check)
     ledger.record(known, own, time.time())
-    if accept_if_clean and not verdict.problems:
+    if accept_if_clean and not verdict.problems and stop.line() is None:
         for lease_id in verdict.ended_ids:
             known.pop(lease_id, None)
     _save(ledger_file, known)
@@ -172,23 +202,24 @@ def _check(inv: Invocation, changed: list[str], ledger_file: Path, accept_if_cle
 
 
 def _held(inv: Invocation, resources: dict[str, str], ask: Callable[[Callable[[], Any]], Any],
-          deadline: float) -> check.Held:
+          deadline: float, stop: Stop) -> check.Held:
     """For each path of ``resources`` (path → resource), the other sessions' live leases overlapping it, as the hub
     answers ``POST /locks/conflicts`` (one request per :data:`check.BATCH` paths, more when the hub finds a batch
     too broad to compare at once: :func:`_overlaps_of`). ``HubError`` when an answer is
     not that endpoint's shape. Each answer lists at most 500 leases (the oldest); a path whose leases were all cut
     out is missing, but the commit is refused for the others that answer showed. A hub without that endpoint
-    (404, 405) is asked per path (:func:`_held_one_by_one`, by ``deadline``, a ``time.monotonic()``)."""
+    (404, 405) is asked per path (:func:`_held_one_by_one`, by ``deadline``, a ``time.monotonic()``). Each answer's
+    halt and pause go into ``stop``."""
     held: check.Held = {}
     items = list(resources.items())
     for start in range(0, len(items), check.BATCH):
         batch = items[start:start + check.BATCH]
         try:
-            rows, overlaps = _overlaps_of(inv, [r for _, r in batch], ask)
+            rows, overlaps = _overlaps_of(inv, [r for _, r in batch], ask, stop)
         except HubRefused as exc:
             if exc.status not in (404, 405):
                 raise
-            held.update(_held_one_by_one(inv, items[start:], ask, deadline))
+            held.update(_held_one_by_one(inv, items[start:], ask, deadline, stop))
             return held
         by_id = {str(r.get("id")): r for r in rows if isinstance(r, dict)}
         for (path, _), ids in zip(batch, overlaps, strict=True):
@@ -199,8 +230,8 @@ def _held(inv: Invocation, resources: dict[str, str], ask: Callable[[Callable[[]
     return held
 
 
-def _overlaps_of(inv: Invocation, resources: list[str],
-                 ask: Callable[[Callable[[], Any]], Any]) -> tuple[list[Any], list[list[Any]]]:
+def _overlaps_of(inv: Invocation, resources: list[str], ask: Callable[[Callable[[], Any]], Any],
+                 stop: Stop) -> tuple[list[Any], list[list[Any]]]:
     """``POST /locks/conflicts`` for ``resources``: the leases it lists and, per resource, the ids overlapping it.
 
     The hub bounds the candidate leases the resources after the first bring (422 with ``limit``): a changed file
@@ -217,8 +248,9 @@ def _overlaps_of(inv: Invocation, resources: list[str],
         if exc.status != 422 or len(resources) < 2 or _limit_of(exc) is None:
             raise
         half = len(resources) // 2
-        first, second = _overlaps_of(inv, resources[:half], ask), _overlaps_of(inv, resources[half:], ask)
+        first, second = _overlaps_of(inv, resources[:half], ask, stop), _overlaps_of(inv, resources[half:], ask, stop)
         return first[0] + second[0], first[1] + second[1]
+    stop.note(answer)
     rows = answer.get("leases") if isinstance(answer, dict) else None
     overlaps = answer.get("overlaps") if isinstance(answer, dict) else None
     if (not isinstance(rows, list) or not isinstance(overlaps, list) or len(overlaps) != len(resources)
@@ -234,7 +266,7 @@ def _limit_of(exc: HubRefused) -> Any:
 
 
 def _held_one_by_one(inv: Invocation, items: list[tuple[str, str]], ask: Callable[[Callable[[], Any]], Any],
-                     deadline: float) -> check.Held:
+                     deadline: float, stop: Stop) -> check.Held:
     """:func:`_held` of a hub from before ``POST /locks/conflicts``: ``GET /locks/conflicts?resource=`` (which
     hubs have answered since the edit hook used it) for each of ``items`` (path, resource), one request each
     through ``ask``. ``OldHub`` for more than :data:`OLD_HUB_PATHS` paths (nothing asked), for paths left when
@@ -255,6 +287,7 @@ def _held_one_by_one(inv: Invocation, items: list[tuple[str, str]], ask: Callabl
             if exc.status in (404, 405):
                 raise OldHub(f"{why}, nor GET /locks/conflicts ({exc.status})") from exc
             raise
+        stop.note(answer)
         rows = answer.get("leases") if isinstance(answer, dict) else None
         if not isinstance(rows, list):
             raise OldHub(f"{why}, and its GET /locks/conflicts answered no lease list")
@@ -333,18 +366,23 @@ def _unchecked(fail_closed: bool, hook: str, why: str) -> int:
 
 
 def _bypass(inv: Invocation, hook: str, changed: list[str], top: Path, verdict: check.Verdict | None,
-            error: HubError | None, ledger_file: Path) -> int:
+            error: HubError | None, ledger_file: Path, stop: Stop) -> int:
     """Accept, record a ``guard.bypassed`` event, and say what was bypassed and whether it was recorded."""
     problems = verdict.problems if verdict else []
+    halted = stop.line()
     reason = hook_settings.get_str("guard_bypass_reason")
     detail: dict[str, Any] = {
         "hook": hook, "paths": [_text(p) for p in changed[:MAX_RECORDED_PATHS]], "path_count": len(changed),
         "reason": _text(reason) if reason else reason, "problems": [_text(p.line()) for p in problems[:MAX_LINES]],
-        "checked": error is None, "repository": _text(str(top)), "head": _head(top)}
-    found = (f"despite {len(problems)} problem(s)" if problems else
+        "checked": error is None, "repository": _text(str(top)), "head": _head(top),
+        "halt": _text(halted) if halted else None}
+    found = (f"despite {len(problems)} problem(s)" + (" and a halt" if halted else "") if problems else
+             "despite a halt" if halted else
              f"unchecked ({error})" if isinstance(error, TooManyLeases | OldHub) else
              "unchecked (the hub could not be asked)" if error else "with no problems found")
     say(f"COORD_GUARD_BYPASS=1: {hook} accepted {found}.")
+    if halted:
+        sys.stderr.write(f"  {halted}\n")
     for problem in problems[:MAX_LINES]:
         sys.stderr.write(f"  {problem.line()}\n")
     try:

@@ -57,8 +57,8 @@ import time
 from functools import partial
 from typing import Any, NamedTuple
 
+from coordhub.hooks import halts, output
 from coordhub.hooks import leases as leases_text
-from coordhub.hooks import output
 from coordhub.hooks.hub import HubError, HubRefused, RateLimitWait, retry_after
 from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.output import Answer
@@ -118,16 +118,11 @@ def pre_tool_use(inv: Invocation) -> Answer | None:
                 break
             time.sleep(min(HALT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
         if halt:
-            scope = str(halt.get("scope") or "fleet")
-            what = "the fleet is halted" if scope == "fleet" else f"{one_line(scope)} is halted (it covers you)"
-            return output.deny(f"coord: {what} by {one_line(halt.get('halted_by'))} since "
-                               f"{leases_text.when(halt.get('halted_at'))}: {one_line(halt.get('reason'))}. "
-                               "No file edits until it is resumed (`coord resume`); tell the user.")
+            return output.deny(f"coord: {halts.halted_line(halt)}. No file edits until it is resumed (`coord "
+                               "resume`); tell the user.")
         if paused:
-            return output.deny(f"coord: your session is paused since {leases_text.when(paused.get('paused_at'))}: "
-                               f"the halt of {one_line(paused.get('scope'))} was lifted, but a resume does not "
-                               "revive sessions that were active under it. No file edits until you re-engage; "
-                               "tell the user, and run `coord engage` only once the user says to go on.")
+            return output.deny(f"coord: {halts.paused_line(paused)}. No file edits until you re-engage; tell the "
+                               "user, and run `coord engage` only once the user says to go on.")
         for lease in leases:
             found.setdefault(str(lease.get("id")), lease)
     if found:
@@ -196,10 +191,7 @@ def _parse(data: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict
         return [x for x in data if isinstance(x, dict)], None, None
     if isinstance(data, dict):
         rows = data.get("leases", data.get("conflicts", []))
-        halt, paused = data.get("halt"), data.get("paused")
-        halted = halt if isinstance(halt, dict) and halt.get("halted", True) else None
-        return ([x for x in rows if isinstance(x, dict)] if isinstance(rows, list) else [], halted,
-                paused if isinstance(paused, dict) else None)
+        return ([x for x in rows if isinstance(x, dict)] if isinstance(rows, list) else [], *halts.stop_of(data))
     return [], None, None
 
 
