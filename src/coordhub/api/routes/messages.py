@@ -13,8 +13,8 @@ from coordhub.api import streams
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import SESSION_HEADER, SIGNED_OUT, Caller, caller
 from coordhub.api.errors import responses
+from coordhub.api.message_schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
 from coordhub.api.routes.common import CALLER_QUERY, READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
-from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
 from coordhub.core import conversations, messages, paging, tokens
 from coordhub.core.bus import EventBus
 from coordhub.core.calls import Call
