@@ -37,6 +37,7 @@ from coordhub.api.schemas import (
 from coordhub.core import fences, halt, leasequeries, leases
 from coordhub.core.calls import Call
 from coordhub.errors import Invalid
+from coordhub.headers import NEXT_AFTER_FENCE_HEADER
 from coordhub.store.base import Ahead
 from coordhub.store.tx import Tx
 
@@ -58,7 +59,6 @@ async def claim(body: LockClaim, request: Request, session_id: str | None = CALL
         charge=who)
 
 
-NEXT_HEADER = "Coord-Next-After-Fence"
 
 
 @router.get("", response_model=list[LeaseOut], responses=responses(*READ_ERRORS))
@@ -75,7 +75,7 @@ async def list_live(request: Request, project_key: str | None = None, resource: 
     out, after = await query_charged(
         request, lambda tx, now: leasequeries.page(tx, now, project_key, resource, holder, after_fence=after_fence,
                                              limit=limit), who)
-    return JSONResponse(out, headers={NEXT_HEADER: str(after)} if after is not None else None)
+    return JSONResponse(out, headers={NEXT_AFTER_FENCE_HEADER: str(after)} if after is not None else None)
 
 
 @router.delete("", response_model=ReleaseAllOut, responses=responses(*WRITE_ERRORS))
