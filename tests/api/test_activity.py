@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordhub.api.activity import HEARTBEAT_HEADER, MIN_INTERVAL
+from coordhub.api.activity import MIN_INTERVAL
 from coordhub.clock import ManualClock
+from coordhub.headers import HEARTBEAT_HEADER
 from tests.conftest import Api
 
 A = "DESKTOP-0O8A1RL/claude-main"

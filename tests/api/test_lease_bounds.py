@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from coordhub.core import leases
+from coordhub.core import leasequeries, leases
 from coordhub.store.postgres import PostgresExecutor
 from coordhub.store.sqlite import SQLiteExecutor
 from tests.conftest import Api
@@ -50,7 +50,7 @@ def test_live_leases_per_session_are_bounded(api: Api, monkeypatch: pytest.Monke
 
 
 def test_lists_of_leases_are_paged(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(leases, "PAGE", 3, raising=False)
+    monkeypatch.setattr(leasequeries, "PAGE", 3)
     me = api.token(A)
     fences = [api.post(LOCKS, json={"project_key": "p", "resource": f"d/f{i}.py", "description": f"d{i}"},
                        headers=me).json()["fence"] for i in range(7)]
@@ -76,7 +76,7 @@ def test_lists_of_leases_are_paged(api: Api, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_lists_of_leases_are_bounded_in_bytes(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(leases, "PAGE_BYTES", 10_000, raising=False)
+    monkeypatch.setattr(leasequeries, "PAGE_BYTES", 10_000)
     me = api.token(A)
     for i in range(6):
         r = api.post(LOCKS, json={"project_key": "p", "resource": f"f{i}.py", "description": "x" * 4000},
@@ -120,7 +120,7 @@ def test_overlap_reads_leave_descriptions_out(api: Api, monkeypatch: pytest.Monk
 def test_conflicts_never_hide_others_leases_behind_own(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     # One list cut at PAGE before it was split: the caller's own older leases filled it, and another
     # session's overlapping lease was left out, so ``leases`` said "free" (the edit hook allows on that).
-    monkeypatch.setattr(leases, "PAGE", 3, raising=False)
+    monkeypatch.setattr(leasequeries, "PAGE", 3)
     a, b = api.token(A), api.token(B)
     for i in range(4):
         assert api.post(LOCKS, json={"project_key": "p", "resource": f"d/f{i}.py"}, headers=a).status_code == 201
@@ -140,7 +140,7 @@ def test_a_many_resource_conflict_query_is_bounded_in_leases_compared(api: Api,
     among them compared every lease beneath it, so 100 of ``lib/`` in a project of 20,000 leases held a reader
     thread 40 s (review). Past the first resource, what they bring to compare is bounded; files, the git guard's
     case, bring only the leases at and above them."""
-    monkeypatch.setattr(leases, "MAX_CONFLICT_CANDIDATES", 20, raising=False)
+    monkeypatch.setattr(leasequeries, "MAX_CONFLICT_CANDIDATES", 20)
     a, b = api.token(A), api.token(B)
     for i in range(12):
         r = api.post(LOCKS, json={"project_key": "p", "resource": f"lib/f{i}.py", "ttl_hours": 0}, headers=b)

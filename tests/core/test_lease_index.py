@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coordhub.core import leases, paths
+from coordhub.core import leasequeries, leases, paths
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.errors import LeaseConflict
@@ -62,7 +62,7 @@ def test_index_finds_exactly_what_a_full_scan_finds(hub: Hub, held: list[tuple[A
             claim(hub, actor, resource, project)
         except LeaseConflict:
             pass
-    found = hub.query_sync(lambda tx, now: {r["id"] for r in leases.overlapping(
+    found = hub.query_sync(lambda tx, now: {r["id"] for r in leasequeries.overlapping(
         tx, project, paths.parse(wanted), now)})
     assert found == hub.query_sync(lambda tx, now: brute_force(tx, project, wanted, now))
 
@@ -80,7 +80,7 @@ def test_a_live_lease_beneath_a_path_makes_it_a_directory(hub: Hub) -> None:
 def test_leases_from_before_the_index_are_candidates_and_get_filed(hub: Hub) -> None:
     claim(hub, A, "src/a.py")
     hub.store.write_sync(lambda tx: tx.leases.ex.execute("UPDATE leases SET scope = NULL, scope_is_dir = NULL"))
-    found = hub.query_sync(lambda tx, now: list(leases.overlapping(tx, "p", paths.parse("src/a.py"), now)))
+    found = hub.query_sync(lambda tx, now: list(leasequeries.overlapping(tx, "p", paths.parse("src/a.py"), now)))
     assert [r["resource"] for r in found] == ["src/a.py"]
     with pytest.raises(LeaseConflict):
         claim(hub, B, "src/a.py")
@@ -105,4 +105,4 @@ def test_too_complex_globs_are_refused_with_the_limit(hub: Hub) -> None:
     with pytest.raises(Invalid, match=f"limit {paths.MAX_EXPANDED}"):
         claim(hub, A, bomb)
     with pytest.raises(Invalid, match="too complex"):
-        hub.query_sync(lambda tx, now: leases.live(tx, now, "p", bomb))
+        hub.query_sync(lambda tx, now: leasequeries.live(tx, now, "p", bomb))

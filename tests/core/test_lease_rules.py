@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from coordhub.clock import ManualClock
-from coordhub.core import components, fences, leases, presence, todos, tokens, workflows
+from coordhub.core import components, fences, leasequeries, leases, presence, todos, tokens, workflows
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.errors import Forbidden, LeaseConflict, StaleFence
@@ -29,7 +29,7 @@ def claim(hub: Hub, actor: Actor, resource: str, ttl: float = 2.0, project: str 
 
 
 def live(hub: Hub, **kw: Any) -> list[dict[str, Any]]:
-    return hub.query_sync(lambda tx, now: leases.live(tx, now, **kw))
+    return hub.query_sync(lambda tx, now: leasequeries.live(tx, now, **kw))
 
 
 def events(hub: Hub, kind: str) -> list[dict[str, Any]]:
@@ -151,18 +151,18 @@ def test_live_holder_is_never_taken_over(hub: Hub, clock: ManualClock) -> None:
     clock.advance(2 * HOUR - 1)
     with pytest.raises(Forbidden):
         release(hub, B, lease["id"])
-    assert hub.query_sync(lambda tx, now: leases.get(tx, lease["id"], now))["state"] == "active"
+    assert hub.query_sync(lambda tx, now: leasequeries.get(tx, lease["id"], now))["state"] == "active"
     clock.advance(1)
     assert release(hub, B, lease["id"])["state"] == "stale_takeover"
 
 
 def test_a_refused_takeover_changes_nothing(hub: Hub, clock: ManualClock) -> None:
     lease = claim(hub, A, "x", ttl=0)
-    before = hub.query_sync(lambda tx, now: (leases.get(tx, lease["id"], now), tx.events.last_id()))
+    before = hub.query_sync(lambda tx, now: (leasequeries.get(tx, lease["id"], now), tx.events.last_id()))
     clock.advance(HOUR)
     with pytest.raises(Forbidden):
         release(hub, B, lease["id"])
-    after = hub.query_sync(lambda tx, now: (leases.get(tx, lease["id"], now), tx.events.last_id()))
+    after = hub.query_sync(lambda tx, now: (leasequeries.get(tx, lease["id"], now), tx.events.last_id()))
     assert after[1] == before[1] and after[0]["state"] == "active" and after[0]["released_by"] is None
 
 
@@ -206,7 +206,7 @@ def test_revoking_a_token_revokes_the_leases_of_its_session(hub: Hub) -> None:
     out = revoke_token(hub, A.session_id)
     assert (out["revoked"], out["released_leases"], set(out["lease_ids"])) == (1, 2, {x["id"] for x in mine})
     for lease in mine:
-        got = hub.query_sync(lambda tx, now, i=lease["id"]: leases.get(tx, i, now))
+        got = hub.query_sync(lambda tx, now, i=lease["id"]: leasequeries.get(tx, i, now))
         assert (got["state"], got["released_by"]) == ("revoked", ADMIN.session_id)
         check = hub.query_sync(lambda tx, now, f=lease["fence"]: fences.check_fence(tx, f, now))
         assert check["current"] is False

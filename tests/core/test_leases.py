@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from coordhub.clock import ManualClock
-from coordhub.core import components, fences, leases, workflows
+from coordhub.core import components, fences, leasequeries, leases, workflows
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.errors import Forbidden, Invalid, LeaseConflict, NotFound, StaleFence
@@ -76,16 +76,16 @@ def test_expiry_on_hub_clock_frees_at_once_and_is_recorded(hub: Hub, clock: Manu
     clock.advance(2)  # now past expires_at; no sweep has run
     new = claim(hub, B, "src/x.py")
     assert new["fence"] > old["fence"]
-    got = hub.query_sync(lambda tx, now: leases.get(tx, old["id"], now))
+    got = hub.query_sync(lambda tx, now: leasequeries.get(tx, old["id"], now))
     assert got["state"] == "expired"
 
 
 def test_sweep_records_expired(hub: Hub, clock: ManualClock) -> None:
     lease = claim(hub, A, "x", ttl=0.5)
     clock.advance(1801)
-    assert hub.query_sync(lambda tx, now: leases.live(tx, now)) == []
+    assert hub.query_sync(lambda tx, now: leasequeries.live(tx, now)) == []
     assert hub.sweep_sync()["expired_leases"] == 1
-    assert hub.query_sync(lambda tx, now: leases.get(tx, lease["id"], now))["state"] == "expired"
+    assert hub.query_sync(lambda tx, now: leasequeries.get(tx, lease["id"], now))["state"] == "expired"
 
 
 def test_ttl_zero_never_expires(hub: Hub, clock: ManualClock) -> None:
@@ -100,7 +100,7 @@ def test_ttl_zero_never_expires(hub: Hub, clock: ManualClock) -> None:
 def test_bad_ttl_is_refused_and_writes_nothing(hub: Hub, ttl: float) -> None:
     with pytest.raises(Invalid):
         claim(hub, A, "x", ttl=ttl)
-    assert hub.query_sync(lambda tx, now: leases.live(tx, now)) == []
+    assert hub.query_sync(lambda tx, now: leasequeries.live(tx, now)) == []
     assert hub.query_sync(lambda tx, now: tx.events.last_id()) == 0
 
 
@@ -148,7 +148,7 @@ def test_release_all(hub: Hub) -> None:
         op(hub, B, lambda tx, now: leases.release_all(tx, B, A.session_id, now))
     out = op(hub, A, lambda tx, now: leases.release_all(tx, A, A.session_id, now))
     assert out["released"] == 3
-    assert [x["resource"] for x in hub.query_sync(lambda tx, now: leases.live(tx, now))] == ["d"]
+    assert [x["resource"] for x in hub.query_sync(lambda tx, now: leasequeries.live(tx, now))] == ["d"]
 
 
 def test_check_fence_current_and_coverage(hub: Hub) -> None:
@@ -187,7 +187,7 @@ def test_unknown_lease_is_not_found(hub: Hub) -> None:
 def test_query_by_resource_overlap(hub: Hub) -> None:
     claim(hub, A, "server/src/")
     claim(hub, B, "docs/")
-    found = hub.query_sync(lambda tx, now: leases.live(tx, now, "p", "server/src/api/x.rs"))
+    found = hub.query_sync(lambda tx, now: leasequeries.live(tx, now, "p", "server/src/api/x.rs"))
     assert [x["resource"] for x in found] == ["server/src/"]
 
 

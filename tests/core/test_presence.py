@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from coordhub.clock import ManualClock
-from coordhub.core import leases, messages, notifications, presence
+from coordhub.core import leasequeries, leases, messages, notifications, presence
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.core.presence import StaleIncarnation
@@ -51,7 +51,7 @@ def test_deregister_goes_offline_and_can_release_leases(hub: Hub) -> None:
                                             ttl_hours=2, now=now))
     out = do(hub, A, lambda tx, now: presence.deregister(tx, A, None, True, now))
     assert out["state"] == "offline" and out["released_leases"] == 1
-    assert hub.query_sync(lambda tx, now: leases.live(tx, now)) == []
+    assert hub.query_sync(lambda tx, now: leasequeries.live(tx, now)) == []
     with pytest.raises(StaleIncarnation):  # the ended incarnation cannot heartbeat on
         do(hub, A, lambda tx, now: presence.heartbeat(tx, A, 1, now))
     again = do(hub, A, lambda tx, now: presence.heartbeat(tx, A, None, now))  # a new process: registers anew

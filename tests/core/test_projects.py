@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from coordhub.core import components, events, fences, leases, messages, projects, todos, workflows
+from coordhub.core import components, events, fences, leasequeries, leases, messages, projects, todos, workflows
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.errors import LeaseConflict
@@ -42,12 +42,12 @@ def test_a_lease_under_one_spelling_holds_under_every_other(hub: Hub) -> None:
         op(hub, B, lambda tx, now: leases.claim(tx, B, project_key="gururmm", resource="server/src/api.rs",
                                                 description=None, ttl_hours=2, now=now))
     # what the edit hook asks (GET /locks/conflicts) and the git guard (POST /locks/conflicts, GET /locks)
-    (others, _), _ = hub.query_sync(lambda tx, now: leases.conflicts(tx, now, "GURURMM", "server/src/a.rs", B_ID))
+    (others, _), _ = hub.query_sync(lambda tx, now: leasequeries.conflicts(tx, now, "GURURMM", "server/src/a.rs", B_ID))
     assert [lease["id"] for lease in others] == [held["id"]]
-    (others, _), _, hits = hub.query_sync(lambda tx, now: leases.conflicts_of(tx, now, "gururmm", ["server/src/a"],
-                                                                               B_ID))
+    (others, _), _, hits = hub.query_sync(lambda tx, now: leasequeries.conflicts_of(
+        tx, now, "gururmm", ["server/src/a"], B_ID))
     assert hits == [[held["id"]]]
-    listed, _ = hub.query_sync(lambda tx, now: leases.page(tx, now, "gUrUrMm"))
+    listed, _ = hub.query_sync(lambda tx, now: leasequeries.page(tx, now, "gUrUrMm"))
     assert [lease["id"] for lease in listed] == [held["id"]]
     check = hub.query_sync(lambda tx, now: fences.check_fence(tx, held["fence"], now, "server/src/x", "gururmm"))
     assert check["current"], check["reason"]

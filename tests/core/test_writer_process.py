@@ -34,7 +34,7 @@ from starlette.testclient import TestClient
 from coordhub import writer_process
 from coordhub.api.app import create_app
 from coordhub.clock import ManualClock
-from coordhub.core import automata, calls, halt, leases, tokens
+from coordhub.core import automata, calls, halt, leasequeries, leases, tokens
 from coordhub.core.calls import Call
 from coordhub.core.hub import Hub, Outcome
 from coordhub.core.idempotency import IdempotentRequest
@@ -338,7 +338,7 @@ def test_calls_of_a_link_that_went_away_do_not_run_later(store_factory: Callable
         await pair.connected(2)
         again = await _claimed(hub, ALICE, "src/after.py")  # the writer has run what it had queued by now
         assert again.status == 201
-        held = {row["resource"] for row in await hub.query(lambda tx, now: leases.live(tx, now, "p"))}
+        held = {row["resource"] for row in await hub.query(lambda tx, now: leasequeries.live(tx, now, "p"))}
         assert held == {"src/after.py"}
 
     _run(store_factory, tmp_path, body)
@@ -383,7 +383,7 @@ def test_a_stop_answers_every_call_the_writer_took_and_runs_none_it_did_not(stor
         await asyncio.sleep(0)  # the calls are on the wire
         await pair.stop_server()
         results = await asyncio.gather(*calls_made, return_exceptions=True)
-        held = {row["resource"] for row in await hub.query(lambda tx, now: leases.live(tx, now, "p"))}
+        held = {row["resource"] for row in await hub.query(lambda tx, now: leasequeries.live(tx, now, "p"))}
         for i, result in enumerate(results):
             if isinstance(result, Unavailable):
                 assert f"src/f{i}.py" not in held, i  # told "unavailable", yet applied
@@ -518,7 +518,7 @@ def test_frames_carry_errors_whole_and_refuse_any_other_global() -> None:
 
 def test_a_call_runs_as_the_closure_it_names(hub: Hub) -> None:
     got = hub.mutate_sync(ALICE, _claim(ALICE), status=201)
-    same = hub.query_sync(lambda tx, now: leases.get(tx, got.body["id"], now))
+    same = hub.query_sync(lambda tx, now: leasequeries.get(tx, got.body["id"], now))
     assert got.status == 201 and same["session_id"] == ALICE.session_id and same["resource"] == "src/a.py"
 
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, rule, run_state_machine_as_test
 
 from coordhub.clock import ManualClock
-from coordhub.core import fences, leases, messages, presence
+from coordhub.core import fences, leasequeries, leases, messages, presence
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.errors import Forbidden, LeaseConflict, NotFound, StaleFence
@@ -161,7 +161,7 @@ class LeaseMachine(RuleBasedStateMachine):
         return m.live(self.now) and m.expires_at is None and self.now - self.last_active[m.session] >= STALE_AFTER
 
     def row(self, lease_id: str) -> dict[str, Any]:
-        return dict(self.hub.query_sync(lambda tx, now: leases.get(tx, lease_id, now)))
+        return dict(self.hub.query_sync(lambda tx, now: leasequeries.get(tx, lease_id, now)))
 
     @property
     def now(self) -> float:
@@ -286,7 +286,7 @@ class LeaseMachine(RuleBasedStateMachine):
 
     @invariant()
     def live_leases_match_the_model(self) -> None:
-        live = self.hub.query_sync(lambda tx, now: leases.live(tx, now))
+        live = self.hub.query_sync(lambda tx, now: leasequeries.live(tx, now))
         assert {x["id"] for x in live} == {i for i, m in self.model.items() if m.live(self.now)}
         for x, y in itertools.combinations(live, 2):  # at most one live holder per overlapping set
             assert not (x["project_key"] == y["project_key"] and x["session_id"] != y["session_id"]
@@ -295,7 +295,8 @@ class LeaseMachine(RuleBasedStateMachine):
     @invariant()
     def every_lease_has_its_state_and_fence(self) -> None:
         def look(tx: Any, now: float) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-            return [(leases.get(tx, m.id, now), fences.check_fence(tx, m.fence, now)) for m in self.model.values()]
+            return [(leasequeries.get(tx, m.id, now), fences.check_fence(tx, m.fence, now))
+                    for m in self.model.values()]
 
         for m, (got, check) in zip(self.model.values(), self.hub.query_sync(look), strict=True):
             assert (got["state"], got["fence"], got["session_id"]) == (m.state(self.now), m.fence, m.session), m
@@ -312,7 +313,7 @@ def test_force_release_of_an_expired_lease_leaves_it_expired(hub: Hub, clock: Ma
     lease = hub.mutate_sync(A, lambda tx, now: leases.claim(tx, A, project_key="p", resource="x", description=None,
                                                             ttl_hours=1, now=now)).body
     clock.advance(3600)
-    assert hub.query_sync(lambda tx, now: leases.get(tx, lease["id"], now))["state"] == "expired"
+    assert hub.query_sync(lambda tx, now: leasequeries.get(tx, lease["id"], now))["state"] == "expired"
     got = hub.mutate_sync(ADMIN, lambda tx, now: leases.revoke(tx, ADMIN, lease["id"], now)).body
     assert got["state"] == "expired"
 

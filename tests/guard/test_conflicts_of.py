@@ -9,7 +9,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from coordhub.core.leases import MAX_CONFLICT_RESOURCES
+from coordhub.core.leasequeries import MAX_CONFLICT_RESOURCES
 from coordhub.guard import check
 from tests.guard.conftest import PROJECT, A, B, Fleet
 

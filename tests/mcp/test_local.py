@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from coordhub.api.door import Door
-from coordhub.client.wire import SESSION_HEADER
+from coordhub.headers import SESSION_HEADER
 from coordhub.mcp.http import PATH
 from tests.mcp.conftest import McpHub, running_hub
 from tests.mcp.test_direct import LEGACY, request

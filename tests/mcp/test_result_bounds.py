@@ -237,7 +237,7 @@ def test_a_list_cut_without_a_seq_to_name_says_to_read_these_and_call_again() ->
 
 
 def test_the_bound_of_read_message_is_the_hubs_bound_of_a_message_body() -> None:
-    from coordhub.api.schemas import MessageSend
+    from coordhub.api.message_schemas import MessageSend
     from coordhub.mcp import bounds as mcp_bounds
 
     bounds = [m.max_length for m in MessageSend.model_fields["body"].metadata if hasattr(m, "max_length")]

@@ -239,9 +239,9 @@ async def test_list_leases_goes_on_past_the_hubs_page(mcp_hub: McpHub, monkeypat
         assert only_b["count"] == 30 and only_b["next_after_fence"] is None
         # a page the hub ends by size, short of 100, says to go on (Coord-Next-After-Fence), and going on
         # reaches the rest; a whole page says nothing more
-        from coordhub.core import leases
+        from coordhub.core import leasequeries
 
-        monkeypatch.setattr(leases, "PAGE_BYTES", 4000)  # about nine leases a hub page
+        monkeypatch.setattr(leasequeries, "PAGE_BYTES", 4000)  # about nine leases a hub page
         seen, after, calls = [], 0, 0
         while True:
             page = ok(await a.call_tool("list_leases", {"session_id": B, "after_fence": after}))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from coordhub.clock import ManualClock
-from coordhub.core import assignments, dispatch, fleet, leases
+from coordhub.core import assignments, dispatch, fleet, leasequeries, leases
 from coordhub.core.identity import Actor
 from coordhub.server import SYSTEM
 from coordhub.store.tx import Tx
@@ -135,7 +135,7 @@ def test_no_number_of_held_or_avoiding_assignments_starves_a_runnable_one(
 
 
 def test_the_issue_lease_rule_is_the_lease_model_s(orch: Api, user: dict[str, str], clock: ManualClock) -> None:
-    """The store decides the issue lease in SQL; it must agree with ``leases.conflicts`` (a NAME overlaps only
+    """The store decides the issue lease in SQL; it must agree with ``leasequeries.conflicts`` (a NAME overlaps only
     the same NAME, of the same project, live, held by someone other than the attempt's worker), and the queue
     stays oldest first among what is runnable."""
     apply_config(orch, config(concurrency={**BASE_CONFIG["concurrency"], "max_workers": 10}))
@@ -165,7 +165,7 @@ def test_the_issue_lease_rule_is_the_lease_model_s(orch: Api, user: dict[str, st
     def held(n: int) -> bool:
         def look(tx: Tx, now: float) -> bool:
             mine = assignments.worker_session("laptop", ids[n])
-            (others, _), _ = leases.conflicts(tx, now, "api", dispatch.issue_resource("api", n), mine)
+            (others, _), _ = leasequeries.conflicts(tx, now, "api", dispatch.issue_resource("api", n), mine)
             return bool(others)
         return bool(orch.hub.query_sync(look))
 

@@ -28,7 +28,6 @@ from coordhub.core.hub import Hub
 from coordhub.core.identity import ADMIN_NAME, Actor
 from coordhub.errors import CoordError
 
-HEARTBEAT_HEADER = "X-Coord-Heartbeat"
 MIN_INTERVAL = 30.0  # seconds; well inside presence's 2-minute "active" window
 MAX_TRACKED = 100_000  # sessions remembered before the memory is cleared (then each may beat once more)
 

@@ -54,7 +54,6 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import Scope
 
-from coordhub.api.activity import HEARTBEAT_HEADER
 from coordhub.api.headers import header
 from coordhub.core import tokens, websessions
 from coordhub.core.automata import Meter
@@ -68,6 +67,7 @@ from coordhub.core.identity import (
     validate_session_id,
 )
 from coordhub.errors import Forbidden, Invalid, RateLimited, Unauthorized
+from coordhub.headers import HEARTBEAT_HEADER, SESSION_HEADER
 from coordhub.jsonlog import SESSION_KEY
 from coordhub.store.base import Row
 
@@ -82,7 +82,6 @@ FAILURES_PER_SECOND = 2.0  # failed authentications per client address, on avera
 FAILURE_BURST = 30
 MISSING_TOKEN = ("missing bearer token: send 'Authorization: Bearer <token>' "
                  "(create one with `coord token create NAME`)")
-SESSION_HEADER = "X-Coord-Session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SIGNED_OUT = "the dashboard's web session ended (signed out, expired or its token revoked): sign in again"
 WRONG_SECRET = (f"missing or wrong {websessions.CSRF_HEADER}: a request made with the dashboard's cookie must carry "

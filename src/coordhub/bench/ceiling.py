@@ -27,7 +27,8 @@ from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from coordhub.api.conversation_schemas import ProfileSet, TurnSend
-from coordhub.api.schemas import LockClaim, MessageSend
+from coordhub.api.message_schemas import MessageSend
+from coordhub.api.schemas import LockClaim
 from coordhub.core import turns
 from coordhub.ids import new_id
 

@@ -16,6 +16,7 @@ import httpx2
 from coordhub.bench import cli_load, dispatch, hook_load, instructions, lease_scale, mcp_load, push_raw, scenarios, wrk
 from coordhub.bench.driver import Tick
 from coordhub.bench.target import Target, mint_tokens, start, start_ceiling, writer_between
+from coordhub.headers import NEXT_AFTER_FENCE_HEADER
 
 TARGETS = {
     "lease": "≥ 2,000 cycles/s, p99 ≤ 25 ms @ 64 clients",
@@ -217,7 +218,7 @@ def _live_leases(target: Target, project_key: str) -> int | None:
         if r.status_code != 200:
             return None
         count += len(r.json())
-        following = r.headers.get("Coord-Next-After-Fence", "")
+        following = r.headers.get(NEXT_AFTER_FENCE_HEADER, "")
         if not following.isdigit():
             return count
         params["after_fence"] = following

@@ -42,8 +42,6 @@ GLOBAL_VALUES = ("--url", "--token", "--session", "--queue-file", "--timeout")
 _COUNT = re.compile(r"[0-9]{1,18}")  # what Typer's own coercion reads as an int, as is (cli/group.py)
 _SECONDS = re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?")
 MAX_LIMIT = 500  # `msg inbox --limit`'s max (cli/messages.py)
-HEARTBEAT_HEADER = "X-Coord-Heartbeat"  # as the full client sends it (coordhub.client.transport)
-NEXT_AFTER_FENCE = "coord-next-after-fence"  # a cut list of leases carries it (coordhub.client.wire)
 # click strips these from what it echoes to a stream that is not a terminal (click's ``strip_ansi``)
 _ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
 
@@ -158,6 +156,7 @@ def _ask(command: Command) -> tuple[list[str], Any, tuple[str, int, Any] | None]
     from coordhub.client.credentials import identity_headers
     from coordhub.client.settings import resolve
     from coordhub.errors import CoordError, Invalid
+    from coordhub.headers import HEARTBEAT_HEADER  # as the full client sends it (coordhub.client.transport)
 
     g = command.globals_
     timeout = float(g["--timeout"]) if "--timeout" in g else None
@@ -272,7 +271,7 @@ class _Hub:
                   timed_out: str, unanswered: str) -> tuple[int, Any]:
         import json
 
-        from coordhub.client.wire import Failed
+        from coordhub.client.wire import NEXT_AFTER_FENCE, Failed
 
         try:
             status, fields, body = self._hub.exchange("GET", path, params=params, headers=headers)

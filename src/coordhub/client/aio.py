@@ -48,6 +48,7 @@ from coordhub.client.wire import (
     credential_headers,
     unsafe_path,
 )
+from coordhub.headers import IDEMPOTENCY_HEADER
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -130,11 +131,11 @@ class AsyncCoordClient:
             raise HubError(400, "invalid_path", bad)
         headers = dict(self._headers)
         if idempotency_key is not None:
-            headers["Idempotency-Key"] = idempotency_key
+            headers[IDEMPOTENCY_HEADER] = idempotency_key
         elif method != "GET" and self._app is None:
             # A fresh key makes a retry over the network safe; a request handed to the app in-process is never
             # retried, so it would only cost the hub an idempotency record per write.
-            headers["Idempotency-Key"] = str(uuid.uuid4())
+            headers[IDEMPOTENCY_HEADER] = str(uuid.uuid4())
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         content = None if body is None else jsonbytes.dumps(body)
         if content is not None:

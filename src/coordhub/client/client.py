@@ -42,7 +42,7 @@ from coordhub.client.softfail import Softfail
 from coordhub.client.transport import Failure
 from coordhub.client.wire import NEXT_AFTER_FENCE, NEXT_AFTER_SEQ, unsafe_path, whole_number
 
-LEASE_PAGE = 500  # leases the hub answers per request at most (coordhub.core.leases.PAGE)
+LEASE_PAGE = 500  # leases the hub answers per request at most (coordhub.core.leasequeries.PAGE)
 MAX_LISTED = 10_000  # leases one locks() call reads at most, by default
 
 

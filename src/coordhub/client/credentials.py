@@ -30,10 +30,10 @@ from typing import Any
 
 from coordhub.client import trust
 from coordhub.client.settings import ClientSettings, NoCredential
-from coordhub.client.wire import SESSION_HEADER
+from coordhub.headers import SESSION_HEADER
 
-__all__ = ["CLI_TOKEN", "SESSION_HEADER", "ask_admin", "check_admin_url", "check_may_ask", "check_url",
-           "identity_headers", "needs_token"]
+__all__ = ["CLI_TOKEN", "ask_admin", "check_admin_url", "check_may_ask", "check_url", "identity_headers",
+           "needs_token"]
 
 CLI_TOKEN = "--token, COORD_TOKEN or identity.json \"token\" (or act as the hub's admin with --admin)"
 """How the CLI is given a token, as :func:`needs_token` says it."""

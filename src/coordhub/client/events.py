@@ -14,6 +14,7 @@ from typing import Any, cast
 from coordhub.client.outcomes import Unreachable
 from coordhub.client.transport import Transport, decoded, refusal
 from coordhub.client.wire import whole_number
+from coordhub.headers import CURSOR_HEADER
 
 
 class EventStream(Transport):
@@ -59,7 +60,7 @@ class EventStream(Transport):
                                               f"answer that could not be read ({exc})") from None
                         raise refusal(refused.status_code, decoded(refused), refused.text)
                     if cursor is None:  # "from now": the hub says which event now is, so a reconnect misses nothing
-                        cursor = whole_number(src.response.headers.get("X-Coord-Cursor"))
+                        cursor = whole_number(src.response.headers.get(CURSOR_HEADER))
                     if on_connect is not None:
                         on_connect()
                     for event in src:

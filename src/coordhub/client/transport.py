@@ -31,13 +31,12 @@ from coordhub.client import credentials
 from coordhub.client.outcomes import HubError, Unreachable
 from coordhub.client.settings import ClientSettings
 from coordhub.client.wire import MAX_ANSWER, whole_number
+from coordhub.headers import HEARTBEAT_HEADER, IDEMPOTENCY_HEADER, QUEUED_AT_HEADER
 
 if TYPE_CHECKING:  # httpx2 is imported on the first request: it costs more start-up than the whole CLI
     import httpx2
 
 MAX_RETRY_WAIT = 60.0
-QUEUED_AT_HEADER = "X-Coord-Queued-At"
-HEARTBEAT_HEADER = "X-Coord-Heartbeat"
 # the hub is down or unavailable, not failing this request: a gateway's 502 (no hub behind it), 503 (none available)
 # or 504 (the hub did not answer in time); replays answered so are never counted toward giving up (MAX_FAILED_REPLAYS)
 UNAVAILABLE = frozenset({502, 503, 504})
@@ -185,7 +184,7 @@ class Transport:
         except Unreachable as exc:
             return Failure(str(exc), reached=False)  # nothing was sent
         if key:
-            headers["Idempotency-Key"] = key
+            headers[IDEMPOTENCY_HEADER] = key
         if queued_at:
             headers[QUEUED_AT_HEADER] = queued_at
         if self._heartbeat:

@@ -38,16 +38,24 @@ from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 from coordhub import __version__
+from coordhub.headers import (
+    NEXT_AFTER_FENCE_HEADER,
+    NEXT_AFTER_HEADER,
+    NEXT_AFTER_SEQ_HEADER,
+    NEXT_BEFORE_SEQ_HEADER,
+    NEXT_CURSOR_HEADER,
+    SESSION_HEADER,
+)
 
 API = "/api/coord"
-SESSION_HEADER = "X-Coord-Session"
 MAX_ANSWER = 16 * 1024 * 1024  # bytes; far above any answer a hook or the CLI's fast path asks for
-# Where a list the hub answered in part goes on, in a header of the answer (names in lower case):
-NEXT_CURSOR = "coord-next-cursor"  # todos, components, work items: cursor= this (hub: api.routes.common)
-NEXT_AFTER_SEQ = "coord-next-after-seq"  # unread messages: after_seq= this (hub: api.routes.messages)
-NEXT_BEFORE_SEQ = "coord-next-before-seq"  # message history: before_seq= this (hub: api.routes.messages)
-NEXT_AFTER_FENCE = "coord-next-after-fence"  # leases: after_fence= this (hub: api.routes.locks)
-NEXT_AFTER = "coord-next-after"  # a conversation's turns, pending turns: after= this (hub: api.routes.conversations)
+# Where a list the hub answered in part goes on (coordhub.headers), as the answer's fields are keyed (Reply.fields;
+# httpx2's headers take them as well): in lower case.
+NEXT_CURSOR = NEXT_CURSOR_HEADER.lower()  # todos, components, work items: cursor= this
+NEXT_AFTER_SEQ = NEXT_AFTER_SEQ_HEADER.lower()  # unread messages: after_seq= this
+NEXT_BEFORE_SEQ = NEXT_BEFORE_SEQ_HEADER.lower()  # message history: before_seq= this
+NEXT_AFTER_FENCE = NEXT_AFTER_FENCE_HEADER.lower()  # leases: after_fence= this
+NEXT_AFTER = NEXT_AFTER_HEADER.lower()  # a conversation's turns, pending turns: after= this
 _FIELD = re.compile(r"[\x20-\x7e\x80-\xff]*")  # what a header value (and our path) may hold: no CR, LF, NUL …
 _UNSAFE_CHARS = frozenset("?#%\\\x7f" + "".join(map(chr, range(0x20))))
 _DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")

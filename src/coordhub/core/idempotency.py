@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordhub.errors import IdempotencyKeyReused, Invalid
+from coordhub.headers import IDEMPOTENCY_HEADER
 from coordhub.store.tx import Tx
 
 MAX_KEY = 200
@@ -63,7 +64,7 @@ class IdempotentRequest:
         catch-up script, another client) is still recognised as the same request.
         """
         if not key or len(key) > MAX_KEY or not key.isprintable():
-            raise Invalid(f"Idempotency-Key must be 1-{MAX_KEY} printable characters", field="Idempotency-Key")
+            raise Invalid(f"{IDEMPOTENCY_HEADER} must be 1-{MAX_KEY} printable characters", field=IDEMPOTENCY_HEADER)
         digest = hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + _canonical(body)).hexdigest()
         return cls(key, digest)
 
@@ -85,7 +86,7 @@ def replay(tx: Tx, scope: str, req: IdempotentRequest) -> tuple[int, Any] | None
         return None
     if row["request_hash"] != req.fingerprint:
         raise IdempotencyKeyReused(
-            f"Idempotency-Key {req.key!r} was already used for a different request; use a new key",
+            f"{IDEMPOTENCY_HEADER} {req.key!r} was already used for a different request; use a new key",
             key=req.key)
     return int(row["status"]), json.loads(row["body"])
 

@@ -28,6 +28,9 @@ A path written without ``/`` is a directory when a live lease shows it
 
 Project keys compare case-insensitively: every function here that takes one
 folds it first (:mod:`coordhub.core.projects`).
+
+This module changes leases; reading them (the live list, conflict queries,
+one lease) is :mod:`coordhub.core.leasequeries`, through the same index.
 """
 
 from __future__ import annotations
@@ -53,10 +56,6 @@ STALE_AFTER_HOURS = 2.0  # seed 001's stale-lock rule: 2 hours without activity
 STALE_TAKEOVER = "stale_takeover"
 MAX_DESCRIPTION = 4096  # characters; seed 001's descriptions are one line ("Adding credential endpoints")
 MAX_LIVE_PER_SESSION = 1000  # live leases one session may hold at once (a claim past it: 409 lease_limit)
-PAGE = 500  # leases a list answers at most (GET /locks, /status, /locks/conflicts) …
-PAGE_BYTES = 4 << 20  # … and about this many bytes of them (at least one lease)
-MAX_CONFLICT_RESOURCES = 100  # resources one conflict query may name (POST /locks/conflicts; one work budget)
-MAX_CONFLICT_CANDIDATES = 10_000  # candidate leases its resources after the first may bring, in all
 
 
 class LeaseLimit(Conflict):
@@ -111,7 +110,7 @@ def _expiry(ttl_hours: float, now: float) -> float | None:
     return None if ttl_hours == 0 else now + ttl_hours * 3600.0
 
 
-def _parse(resource: str) -> paths.Resource:
+def parse_resource(resource: str) -> paths.Resource:
     """The parsed resource; ``Invalid`` (422) naming the rule it breaks (length, control character, size …)."""
     try:
         return paths.parse(resource)
@@ -146,29 +145,18 @@ def claim_scan(project_key: str, resource: str) -> Scan | None:
     """What a claim of ``resource`` in ``project_key`` will read (for reading it ahead:
     :class:`~coordhub.store.base.ReadsAhead`), or None when ``resource`` is refused (the claim fails itself)."""
     try:
-        return _scan(projects.fold(project_key), _parse(resource))
+        return _scan(projects.fold(project_key), parse_resource(resource))
     except Invalid:
         return None
 
 
-def overlapping(tx: Tx, project_key: str, res: paths.Resource, now: float, *, exclude: str | None = None,
-                budget: paths.Budget | None = None, first_only: bool = False) -> Iterator[Row]:
-    """Live leases of ``project_key`` (not held by ``exclude``) that overlap ``res``, through the scope index.
-
-    Reads only candidates (see the module docstring); ``first_only`` stops the
-    scan beneath the scope at one row when every such row must overlap (a
-    literal claim). Leases granted before the index existed are always
-    candidates. Sound: may over-report (an exhausted ``budget`` counts as an
-    overlap), never misses.
-    """
-    seen = _candidates(tx, project_key, res, now, exclude=exclude, first_only=first_only, due=False)
-    return _overlaps(tx, project_key, res, now, seen, exclude=exclude, budget=budget)
-
-
-def _candidates(tx: Tx, project_key: str, res: paths.Resource, now: float, *, exclude: str | None,
+def candidates(tx: Tx, project_key: str, res: paths.Resource, now: float, *, exclude: str | None,
                 first_only: bool, due: bool) -> Candidates:
-    """Every lease row that may overlap ``res`` (see :func:`overlapping`), read in one go; with ``due``, also the
-    leases waiting to be recorded as expired. ``at_scopes`` includes the scope of ``res`` itself, anyone's."""
+    """Every lease row that may overlap ``res`` (see the module docstring), read in one go; with ``due``, also the
+    leases waiting to be recorded as expired. ``at_scopes`` includes the scope of ``res`` itself, anyone's.
+
+    ``first_only`` stops the scan beneath the scope at one row when every such row must overlap (a literal
+    claim). Leases granted before the index existed are always candidates (``unscoped``)."""
     scan = _scan(project_key, res)
     # Every path or glob filed strictly beneath a single literal path overlaps it (it shows the path
     # is a directory), so one such row settles a claim.
@@ -177,9 +165,11 @@ def _candidates(tx: Tx, project_key: str, res: paths.Resource, now: float, *, ex
                                 beneath_limit=1 if first_only and single else None, due=due)
 
 
-def _overlaps(tx: Tx, project_key: str, res: paths.Resource, now: float, seen: Candidates, *,
+def overlaps_in(tx: Tx, project_key: str, res: paths.Resource, now: float, seen: Candidates, *,
               exclude: str | None, budget: paths.Budget | None) -> Iterator[Row]:
-    """The rows of ``seen`` (not held by ``exclude``) that overlap ``res``, in :func:`overlapping`'s order."""
+    """The rows of ``seen`` (not held by ``exclude``) that overlap ``res``: those at its scope and above, then
+    (except for a NAME) the unscoped ones, then those beneath it. Sound: may over-report (an exhausted ``budget``
+    counts as an overlap), never misses."""
     known: dict[str, bool] = {}
 
     def is_dir(key: str) -> bool:
@@ -191,11 +181,12 @@ def _overlaps(tx: Tx, project_key: str, res: paths.Resource, now: float, seen: C
                                                                             seen.beneath)
     for rows in groups:
         for row in rows:
-            if row["session_id"] != exclude and _parse_stored(row).overlaps(res, is_dir, budget):
+            if row["session_id"] != exclude and parse_stored(row).overlaps(res, is_dir, budget):
                 yield row
 
 
-def _parse_stored(row: Row) -> paths.Resource:
+def parse_stored(row: Row) -> paths.Resource:
+    """The parsed resource of a stored lease ``row``; one the rules now refuse parses as the root (covers anything)."""
     try:
         return paths.parse(row["resource"])
     except ValueError:
@@ -216,21 +207,21 @@ def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description:
     claim is idempotent and never leaves the holder two grants to release.
     """
     project_key = projects.fold(project_key)
-    res = _parse(resource)
+    res = parse_resource(resource)
     ttl_hours = check_ttl(ttl_hours)
     description = check_description(description)
     # One read for everything the claim decides on (a round trip on PostgreSQL); when leases are due to be
     # recorded as expired, or wait to be filed under their scope, that is done first and the rows read again.
-    seen = _candidates(tx, project_key, res, now, exclude=actor.session_id, first_only=True, due=True)
+    seen = candidates(tx, project_key, res, now, exclude=actor.session_id, first_only=True, due=True)
     if seen.due or seen.unscoped:
         expire_due(tx, now)
         _file_unscoped(tx, project_key, now)
-        seen = _candidates(tx, project_key, res, now, exclude=actor.session_id, first_only=True, due=False)
+        seen = candidates(tx, project_key, res, now, exclude=actor.session_id, first_only=True, due=False)
     held = _held_by(actor, res, seen.at_scopes)
     if held is not None:
         return {**_extend(tx, actor, _whole(tx, held), ttl_hours, now, reclaimed=True), "renewed": True}
     budget = paths.Budget()
-    for held in _overlaps(tx, project_key, res, now, seen, exclude=actor.session_id, budget=budget):
+    for held in overlaps_in(tx, project_key, res, now, seen, exclude=actor.session_id, budget=budget):
         raise _conflict(_whole(tx, held), resource, now, undecided=budget.exhausted)
     _take_room(tx, actor.session_id)
     row: Row = {
@@ -287,7 +278,7 @@ def _held_by(actor: Actor, res: paths.Resource, at_scopes: list[Row]) -> Row | N
     is filed under the same scope."""
     scope = "" if res.universal else res.scope
     for row in at_scopes:
-        if row["scope"] == scope and row["session_id"] == actor.session_id and _parse_stored(row).key == res.key:
+        if row["scope"] == scope and row["session_id"] == actor.session_id and parse_stored(row).key == res.key:
             return row
     return None
 
@@ -295,7 +286,7 @@ def _held_by(actor: Actor, res: paths.Resource, at_scopes: list[Row]) -> Row | N
 def _file_unscoped(tx: Tx, project_key: str, now: float) -> None:
     """File the project's live leases granted before the scope index existed (once; then there are none)."""
     for row in tx.leases.unscoped(project_key, now, None):
-        res = _parse_stored(row)
+        res = parse_stored(row)
         tx.leases.file_scope(row["id"], "" if res.universal else res.scope, _scope_is_dir(res))
 
 
@@ -313,7 +304,8 @@ def _conflict(held: Row, resource: str, now: float, undecided: bool = False) -> 
     )
 
 
-def _get(tx: Tx, lease_id: str) -> Row:
+def get_row(tx: Tx, lease_id: str) -> Row:
+    """The stored row of lease ``lease_id`` in any state (see :func:`render` for its JSON form); ``NotFound``."""
     row = tx.leases.get(lease_id)
     if row is None:
         raise NotFound(f"no lease {lease_id!r}")
@@ -367,7 +359,7 @@ def release(tx: Tx, actor: Actor, lease_id: str, now: float, *, stale_after_hour
     had ended before it (released, expired, revoked, or taken over by this
     actor), so a front end can say so.
     """
-    row = _get(tx, lease_id)
+    row = get_row(tx, lease_id)
     if row["session_id"] != actor.session_id:
         return _take_over(tx, actor, row, now, stale_after_hours, reason)
     already = row["state"] != "active"
@@ -403,7 +395,7 @@ def _take_over(tx: Tx, actor: Actor, row: Row, now: float, stale_after_hours: fl
     emit_nowait(tx, f"lease.{STALE_TAKEOVER}", now, session_id=actor.session_id, project_key=row["project_key"],
          subject_id=row["id"], target=holder, resource=row["resource"], fence=row["fence"], holder=holder,
          by=actor.session_id, reason=why, inactive_seconds=round(idle, 3))
-    return {**render(_get(tx, row["id"]), now), "already": False}
+    return {**render(get_row(tx, row["id"]), now), "already": False}
 
 
 def revoke(tx: Tx, actor: Actor, lease_id: str, now: float) -> dict[str, Any]:
@@ -412,7 +404,7 @@ def revoke(tx: Tx, actor: Actor, lease_id: str, now: float) -> dict[str, Any]:
     Answers as :func:`release`: the lease plus ``already`` (True when it had ended before this call).
     """
     require_admin(actor, "force-release")
-    row = _get(tx, lease_id)
+    row = get_row(tx, lease_id)
     already = row["state"] != "active"
     if not already:  # one that already ran out is recorded as expired, not revoked
         row = _end(tx, row, "revoked" if is_live(row, now) else "expired", now, actor.session_id)
@@ -434,7 +426,7 @@ def renew(tx: Tx, actor: Actor, lease_id: str, ttl_hours: float | None, now: flo
     the lease already expired, was released or was revoked — the holder must
     claim again and take a new fence.
     """
-    row = _get(tx, lease_id)
+    row = get_row(tx, lease_id)
     if row["session_id"] != actor.session_id:
         raise Forbidden(f"lease {lease_id} is held by {row['session_id']}; only the holder may renew it")
     if not is_live(row, now):
@@ -482,125 +474,3 @@ def expire_due(tx: Tx, now: float) -> int:
     for row in rows:
         _end(tx, row, "expired", now, None)
     return len(rows)
-
-
-def live(tx: Tx, now: float, project_key: str | None = None, resource: str | None = None,
-         session_id: str | None = None) -> list[dict[str, Any]]:
-    """Live leases, filtered by project, holder, and by overlap with ``resource`` (seed 001's query); at most
-    :data:`PAGE` leases and about :data:`PAGE_BYTES` (see :func:`page`)."""
-    return page(tx, now, project_key, resource, session_id)[0]
-
-
-Page = tuple[list[dict[str, Any]], int | None]  # rendered leases, and the fence to page on after (None: last page)
-
-
-def page(tx: Tx, now: float, project_key: str | None = None, resource: str | None = None,
-         session_id: str | None = None, *, after_fence: int = 0, limit: int = PAGE) -> Page:
-    """Live leases as :func:`live` filters them, oldest grant first after ``after_fence``: at most ``limit``
-    (≤ :data:`PAGE`) and about :data:`PAGE_BYTES` of them (at least one), and the fence to page on after
-    (None: this is the last page)."""
-    limit = max(1, min(limit, PAGE))
-    project_key = projects.fold(project_key)
-    if resource is None:
-        rows = tx.leases.live(now, project_key=project_key, session_id=session_id, after_fence=after_fence,
-                              limit=limit + 1)
-        return _cut(rows, limit, now)
-    found = [r for r in _overlapping_any(tx, now, project_key, resource)
-             if (session_id is None or r["session_id"] == session_id) and r["fence"] > after_fence]
-    return _whole_page(tx, found, limit, now)
-
-
-def conflicts(tx: Tx, now: float, project_key: str, resource: str, me: str | None) -> tuple[Page, Page]:
-    """The live leases of ``project_key`` overlapping ``resource``: (others' page, ``me``'s own page), each as
-    :func:`page` answers it (the oldest :data:`PAGE` and the fence to page on after, None when complete).
-
-    Split before the cut, so others' leases are never crowded out of the answer by the caller's own: the first
-    list is empty only when no other session holds an overlapping live lease (the edit hook allows on that).
-    """
-    found = _overlapping_any(tx, now, projects.fold(project_key), resource)
-    return (_whole_page(tx, [r for r in found if r["session_id"] != me], PAGE, now),
-            _whole_page(tx, [r for r in found if r["session_id"] == me], PAGE, now))
-
-
-def conflicts_of(tx: Tx, now: float, project_key: str, resources: list[str],
-                 me: str | None) -> tuple[Page, Page, list[list[str]]]:
-    """:func:`conflicts` for several resources at once: (others' page, ``me``'s own page, and for each resource in
-    order the ids of the leases of others' page that overlap it, oldest grant first).
-
-    A lease overlapping several resources is listed once. The pages are cut as :func:`conflicts` cuts them
-    (others' first list is empty only when no other session's live lease overlaps any resource); a resource's ids
-    name only leases in that page. All checks share one :class:`paths.Budget` (sound: may over-report once it is
-    spent). ``Invalid`` (422, ``field="resources"``) for no resources, more than :data:`MAX_CONFLICT_RESOURCES`,
-    or one that is no valid resource (naming its index).
-
-    The first resource may bring any number of candidate leases to compare, as :func:`conflicts` (one ``GET``)
-    may; the others at most :data:`MAX_CONFLICT_CANDIDATES` in all, else ``Invalid`` (422, ``limit``) before any
-    is compared. A changed file's candidates are the few leases at and above its path (the git guard's case); a
-    directory or glob brings every lease beneath it, and 100 of ``lib/`` in a project of 20,000 leases took one
-    request 40 s of a reader thread (review), a hundred ``GET``'s work for one request of the rate limit.
-    """
-    if not 1 <= len(resources) <= MAX_CONFLICT_RESOURCES:
-        raise Invalid(f"resources must name 1 to {MAX_CONFLICT_RESOURCES} resources, not {len(resources)}",
-                      field="resources")
-    project_key = projects.fold(project_key)
-    parsed = []
-    for i, resource in enumerate(resources):
-        try:
-            parsed.append(paths.parse(resource))
-        except ValueError as exc:
-            raise Invalid(f"resources[{i}] {resource!r}: {exc}", field="resources") from exc
-    budget = paths.Budget()
-    found: dict[str, Row] = {}
-    hits: list[list[str]] = []
-    brought = 0
-    for i, res in enumerate(parsed):
-        seen = _candidates(tx, project_key, res, now, exclude=None, first_only=False, due=False)
-        brought += (len(seen.at_scopes) + len(seen.unscoped) + len(seen.beneath)) if i else 0
-        if brought > MAX_CONFLICT_CANDIDATES:
-            raise Invalid(f"resources[1:] are too broad to check in one query (over {MAX_CONFLICT_CANDIDATES} "
-                          f"leases to compare by resources[{i}] {resources[i]!r}): name files, or ask about a "
-                          "directory or glob alone (GET /locks/conflicts)", field="resources",
-                          limit=MAX_CONFLICT_CANDIDATES)
-        rows = list(_overlaps(tx, project_key, res, now, seen, exclude=None, budget=budget))
-        found.update((r["id"], r) for r in rows)
-        hits.append([r["id"] for r in sorted(rows, key=lambda r: r["fence"]) if r["session_id"] != me])
-    others = _whole_page(tx, [r for r in found.values() if r["session_id"] != me], PAGE, now)
-    own = _whole_page(tx, [r for r in found.values() if r["session_id"] == me], PAGE, now)
-    shown = {lease["id"] for lease in others[0]}
-    return others, own, [[i for i in ids if i in shown] for ids in hits]
-
-
-def _overlapping_any(tx: Tx, now: float, project_key: str | None, resource: str) -> list[Row]:
-    """Live leases overlapping ``resource`` (in ``project_key``, or in every project), in no order; rows may
-    lack their description (see :func:`_whole_page`)."""
-    res, budget = _parse(resource), paths.Budget()
-    if project_key is not None:
-        return list(overlapping(tx, project_key, res, now, budget=budget))
-    # every project: no index to narrow by, the budget still bounds the work
-    return [r for r in tx.leases.live(now, brief=True) if _parse_stored(r).overlaps(res, budget=budget)]
-
-
-def _whole_page(tx: Tx, found: list[Row], limit: int, now: float) -> Page:
-    """The oldest ``limit`` of ``found`` (by fence) as :func:`page` answers them, read whole."""
-    found = sorted(found, key=lambda r: r["fence"])[:limit + 1]
-    whole = tx.leases.full([r["id"] for r in found if "description" not in r])
-    return _cut([whole.get(r["id"], r) for r in found], limit, now)
-
-
-def _cut(rows: list[Row], limit: int, now: float) -> Page:
-    """The first ``limit`` of ``rows`` (fetched one past it) rendered, stopping at about :data:`PAGE_BYTES`;
-    and the fence to page on after, None when nothing was left out."""
-    out: list[dict[str, Any]] = []
-    size = 0
-    for row in rows[:limit]:
-        if out and size >= PAGE_BYTES:
-            break
-        out.append(render(row, now))
-        size += 400 + len(row["resource"]) + len(row.get("description") or "")
-    more = len(out) < len(rows)
-    return out, (out[-1]["fence"] if more else None)
-
-
-def get(tx: Tx, lease_id: str, now: float) -> dict[str, Any]:
-    """One lease in any state; ``NotFound`` if there is none."""
-    return render(_get(tx, lease_id), now)

@@ -5,8 +5,8 @@ workflows, the caller's unread message count, the fleet halt if one stands
 (``halt``, seed 001's field), every standing halt (``halts``, each saying
 whether it covers the caller) and the caller's pause (``paused``).
 
-``active_locks`` holds the oldest :data:`~coordhub.core.leases.PAGE` live
-leases (about :data:`~coordhub.core.leases.PAGE_BYTES` at most); when there
+``active_locks`` holds the oldest :data:`~coordhub.core.leasequeries.PAGE` live
+leases (about :data:`~coordhub.core.leasequeries.PAGE_BYTES` at most); when there
 are more, ``active_locks_more`` is true and ``GET /api/coord/locks`` pages
 through them all (``after_fence=`` ``active_locks_next_after_fence``).
 ``components`` (the :data:`RECENT_COMPONENTS` most recently updated) and
@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import components, halt, leases, messages, paging, workflows
+from coordhub.core import components, halt, leasequeries, messages, paging, workflows
 from coordhub.store.tx import Tx
 
 RECENT_COMPONENTS = 50
@@ -31,7 +31,7 @@ def overview(tx: Tx, session_id: str | None, now: float, project_key: str | None
     """Snapshot of the fleet, optionally narrowed to one project; unread count is the caller's."""
     active, more = workflows.active(tx, project_key, SECTION_BYTES)
     stop = halt.for_session(tx, session_id)
-    locks, after = leases.page(tx, now, project_key=project_key)
+    locks, after = leasequeries.page(tx, now, project_key=project_key)
     return {
         "server_time": isoformat(now),
         "halt": halt.current(tx),

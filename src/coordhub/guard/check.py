@@ -34,7 +34,7 @@ from coordhub.hooks.untrusted import one_line
 
 FenceCheck = Callable[[int, str | None], dict[str, Any]]
 Held = dict[str, list[dict[str, Any]]]  # path → other sessions' live leases overlapping it, as the hub answered
-BATCH = 100  # paths one POST /locks/conflicts may name (the hub's bound: core.leases.MAX_CONFLICT_RESOURCES)
+BATCH = 100  # paths one POST /locks/conflicts may name (the hub's bound: core.leasequeries.MAX_CONFLICT_RESOURCES)
 
 
 class Problem(NamedTuple):

@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from coordhub.client.wire import API, SESSION_HEADER, Hub, HubError, HubRefused, HubUnreachable
+from coordhub.client.wire import API, Hub, HubError, HubRefused, HubUnreachable
 
-__all__ = ["API", "SESSION_HEADER", "Hub", "HubError", "HubRefused", "HubUnreachable", "NotConfigured",
-           "RateLimitWait", "halt_of", "paused_of", "retry_after"]
+__all__ = ["API", "Hub", "HubError", "HubRefused", "HubUnreachable", "NotConfigured", "RateLimitWait", "halt_of",
+           "paused_of", "retry_after"]
 
 T = TypeVar("T")
 

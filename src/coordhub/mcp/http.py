@@ -47,11 +47,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coordhub import heap
-from coordhub.api.auth import SESSION_HEADER, Authenticator, Caller, client_address
+from coordhub.api.auth import Authenticator, Caller, client_address
 from coordhub.api.door import serve_directly
 from coordhub.api.headers import header
 from coordhub.api.limits import replay
 from coordhub.errors import CoordError, Invalid
+from coordhub.headers import IDEMPOTENCY_HEADER, SESSION_HEADER
 from coordhub.mcp import PROFILE_ENV, PROFILE_NAMES
 
 if TYPE_CHECKING:
@@ -61,7 +62,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("coordhub.mcp")
 
 PATH = "/mcp"
-IDEMPOTENCY_HEADER = "idempotency-key"  # on a tools/call: the key of the tool's writes (coordhub.mcp.connect)
 SCOPE_KEY = "coordhub.mcp.caller"
 
 

@@ -17,14 +17,11 @@ from coordhub.core.hub import Hub, Operation
 from coordhub.core.idempotency import IdempotentRequest
 from coordhub.core.identity import Actor
 from coordhub.errors import Invalid
+from coordhub.headers import IDEMPOTENCY_HEADER, NEXT_CURSOR_HEADER, QUEUED_AT_HEADER, REPLAY_HEADER
 from coordhub.store.base import Ahead
 
 T = TypeVar("T")
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-REPLAY_HEADER = "Idempotent-Replayed"
-QUEUED_AT_HEADER = "X-Coord-Queued-At"
-NEXT_CURSOR_HEADER = "Coord-Next-Cursor"  # a list answer left rows out: ask again with cursor= this
 
 # Error codes each kind of route can answer, for the OpenAPI document.
 # Seed 001: "Pass `session_id` in the request body or as a query parameter to identify the calling session". A route

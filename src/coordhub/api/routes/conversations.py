@@ -38,10 +38,10 @@ from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor
 from coordhub.core.turns import Draft, draft
 from coordhub.errors import Invalid
+from coordhub.headers import NEXT_AFTER_HEADER
 from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord/conversations", tags=["conversations"])
-NEXT_AFTER = "Coord-Next-After"  # more turns follow: ask again with after= this (a turn id)
 
 
 async def _actor(who: Caller) -> Actor:
@@ -166,7 +166,7 @@ async def turns(request: Request, to_machine: str | None = None, after: int = Qu
     ``Coord-Next-After`` carries the ``after`` to ask again with."""
     actor = await _actor(who)
     return paged(await hub(request).query_off_loop(
-        lambda tx, now: conversations.for_machine(tx, actor, to_machine, after, limit)), NEXT_AFTER)
+        lambda tx, now: conversations.for_machine(tx, actor, to_machine, after, limit)), NEXT_AFTER_HEADER)
 
 
 @router.get("/turns/{turn_id}", response_model=TurnOut, responses=responses(*READ_ERRORS, 404))
@@ -186,7 +186,7 @@ async def inbox(request: Request, address: str | None = None, after: int = Query
     ``Coord-Next-After`` carries the ``after`` to ask again with."""
     actor = await _actor(who)
     return paged(await hub(request).query_off_loop(
-        lambda tx, now: conversations.inbox(tx, actor, address, limit, after)), NEXT_AFTER)
+        lambda tx, now: conversations.inbox(tx, actor, address, limit, after)), NEXT_AFTER_HEADER)
 
 
 @router.get("/status", response_model=StatusOut, responses=responses(*READ_ERRORS))

@@ -20,12 +20,12 @@ from coordhub.core import events, notifications, projects, retention
 from coordhub.core.halt import Exempt
 from coordhub.core.hub import Hub
 from coordhub.errors import Invalid
+from coordhub.headers import CURSOR_HEADER, GAP_HEADER, NEXT_AFTER_HEADER
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord", tags=["events"])
 PING_SECONDS = 15.0  # SSE keep-alive comment interval
-CURSOR_HEADER = "X-Coord-Cursor"  # a stream's answer: the id of the event it starts after
 PAGE = 1000  # events per catch-up read
 PAGE_BYTES = 1024 * 1024  # payload bytes per catch-up read (at least one event)
 CHUNK_BYTES = 64 * 1024  # SSE frames joined into one write
@@ -348,9 +348,9 @@ async def audit(request: Request, after: int = Query(0, ge=0, le=MAX_EVENT_ID), 
     (out, next_after), gap = await hub(request).query_off_loop(with_gap)
     headers = {}
     if gap is not None:
-        headers["Coord-Gap"] = str(gap["pruned_through"])
+        headers[GAP_HEADER] = str(gap["pruned_through"])
     if next_after is not None:
-        headers["Coord-Next-After"] = str(next_after)
+        headers[NEXT_AFTER_HEADER] = str(next_after)
     return JSONResponse(out, headers=headers)
 
 

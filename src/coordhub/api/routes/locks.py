@@ -34,9 +34,10 @@ from coordhub.api.schemas import (
     Strict,
     Subject,
 )
-from coordhub.core import fences, halt, leases
+from coordhub.core import fences, halt, leasequeries, leases
 from coordhub.core.calls import Call
 from coordhub.errors import Invalid
+from coordhub.headers import NEXT_AFTER_FENCE_HEADER
 from coordhub.store.base import Ahead
 from coordhub.store.tx import Tx
 
@@ -58,13 +59,12 @@ async def claim(body: LockClaim, request: Request, session_id: str | None = CALL
         charge=who)
 
 
-NEXT_HEADER = "Coord-Next-After-Fence"
 
 
 @router.get("", response_model=list[LeaseOut], responses=responses(*READ_ERRORS))
 async def list_live(request: Request, project_key: str | None = None, resource: str | None = None,
                     session_id: str | None = None, after_fence: int = Query(0, ge=0, le=2**62),
-                    limit: int = Query(leases.PAGE, ge=1, le=leases.PAGE),
+                    limit: int = Query(leasequeries.PAGE, ge=1, le=leasequeries.PAGE),
                     who: Caller = Depends(caller)) -> JSONResponse:
     """Live leases, oldest grant first; ``resource`` narrows to leases overlapping it (seed 001's conflict check).
 
@@ -73,9 +73,9 @@ async def list_live(request: Request, project_key: str | None = None, resource: 
     """
     holder = await who.session(session_id)
     out, after = await query_charged(
-        request, lambda tx, now: leases.page(tx, now, project_key, resource, holder, after_fence=after_fence,
+        request, lambda tx, now: leasequeries.page(tx, now, project_key, resource, holder, after_fence=after_fence,
                                              limit=limit), who)
-    return JSONResponse(out, headers={NEXT_HEADER: str(after)} if after is not None else None)
+    return JSONResponse(out, headers={NEXT_AFTER_FENCE_HEADER: str(after)} if after is not None else None)
 
 
 @router.delete("", response_model=ReleaseAllOut, responses=responses(*WRITE_ERRORS))
@@ -115,7 +115,7 @@ async def conflicts(request: Request, project_key: str, resource: str, session_i
     me = await who.viewer(session_id, "session_id")
 
     def op(tx: Tx, now: float) -> dict[str, Any]:
-        (others, others_after), (own, own_after) = leases.conflicts(tx, now, project_key, resource, me)
+        (others, others_after), (own, own_after) = leasequeries.conflicts(tx, now, project_key, resource, me)
         stop = halt.for_work(tx, me, project_key)
         return {"leases": others, "own": own, "halt": stop["halt"], "paused": stop["paused"],
                 "leases_more": others_after is not None, "own_more": own_after is not None}
@@ -128,8 +128,8 @@ class ConflictsQuery(Strict):
 
     project_key: Line
     resources: list[LongLine] = Field(
-        min_length=1, max_length=leases.MAX_CONFLICT_RESOURCES,
-        description=f"1 to {leases.MAX_CONFLICT_RESOURCES} resources (paths, globs or names), each at most 1024 "
+        min_length=1, max_length=leasequeries.MAX_CONFLICT_RESOURCES,
+        description=f"1 to {leasequeries.MAX_CONFLICT_RESOURCES} resources (paths, globs or names), each at most 1024 "
                     "characters.")
     session_id: Line | None = Field(None, description="Whose view (with auth: the caller's own, or any for an "
                                                       "admin).")
@@ -153,7 +153,7 @@ async def conflicts_of(body: ConflictsQuery, request: Request, who: Caller = Dep
     me = await who.viewer(body.session_id, "session_id")
 
     def op(tx: Tx, now: float) -> dict[str, Any]:
-        (others, others_after), (own, own_after), overlaps = leases.conflicts_of(
+        (others, others_after), (own, own_after), overlaps = leasequeries.conflicts_of(
             tx, now, body.project_key, body.resources, me)
         stop = halt.for_work(tx, me, body.project_key)
         return {"leases": others, "own": own, "halt": stop["halt"], "paused": stop["paused"],
@@ -165,7 +165,7 @@ async def conflicts_of(body: ConflictsQuery, request: Request, who: Caller = Dep
 @router.get("/{lease_id}", response_model=LeaseOut, responses=responses(*READ_ERRORS, 404))
 async def get(lease_id: uuid.UUID, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """One lease in any state."""
-    return await query(request, lambda tx, now: leases.get(tx, str(lease_id), now))
+    return await query(request, lambda tx, now: leasequeries.get(tx, str(lease_id), now))
 
 
 @router.delete("/{lease_id}", response_model=ReleaseOut, responses=responses(*WRITE_ERRORS, 404))

@@ -11,24 +11,23 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from coordhub.api import streams
 from coordhub.api.answers import JSONResponse
-from coordhub.api.auth import SESSION_HEADER, SIGNED_OUT, Caller, caller
+from coordhub.api.auth import SIGNED_OUT, Caller, caller
 from coordhub.api.errors import responses
+from coordhub.api.message_schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
 from coordhub.api.routes.common import CALLER_QUERY, READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
-from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
 from coordhub.core import conversations, messages, paging, tokens
 from coordhub.core.bus import EventBus
 from coordhub.core.calls import Call
 from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor, same_session
 from coordhub.errors import Invalid, Unauthorized
+from coordhub.headers import NEXT_AFTER_SEQ_HEADER, NEXT_BEFORE_SEQ_HEADER, SESSION_HEADER
 from coordhub.store.base import Ahead
 from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord/messages", tags=["messages"])
 MAX_WAIT_SECONDS = 60.0
 NEWS = ("message.sent", "message.redelivered")  # event kinds that can bring a session an unread message
-NEXT_AFTER = "Coord-Next-After-Seq"    # more unread messages follow: ask again with after_seq= this
-NEXT_BEFORE = "Coord-Next-Before-Seq"  # more history follows: ask again with before_seq= this
 # Seed 001 names an inbox's owner to_session (GET /messages?to_session=…&unread_only=true), so its users ask the
 # unread count and the wait that way too; ignored, the parameter answered for the caller's own inbox (review).
 OWNER_ALIAS = Query(None, description="The same as session_id, as seed 001's inbox names its owner; given both, "
@@ -93,10 +92,10 @@ async def inbox(request: Request, to_session: str | None = None, unread_only: bo
                           + ("unread_only" if unread_only else "before_seq"),
                           field="unread_only" if unread_only else "before_seq")
         return paged(await h.query_off_loop(lambda tx, now: messages.thread_page(
-            tx, viewer, thread_id, limit=limit, after_seq=after_seq)), NEXT_AFTER)
+            tx, viewer, thread_id, limit=limit, after_seq=after_seq)), NEXT_AFTER_SEQ_HEADER)
     page = await (h.query if unread_only else h.query_off_loop)(lambda tx, now: messages.inbox_page(
         tx, viewer, unread_only=unread_only, limit=limit, before_seq=before_seq, after_seq=after_seq))
-    return paged(page, NEXT_AFTER if unread_only else NEXT_BEFORE)
+    return paged(page, NEXT_AFTER_SEQ_HEADER if unread_only else NEXT_BEFORE_SEQ_HEADER)
 
 
 @router.get("/unread-count", response_model=UnreadCountOut, responses=responses(*READ_ERRORS))
@@ -135,7 +134,7 @@ async def wait(request: Request, timeout: float = Query(30.0, ge=0, le=MAX_WAIT_
             page = await h.query(lambda tx, now: messages.inbox_page(tx, viewer, unread_only=True,
                                                                       after_seq=after_seq))
             if page[0] or not await _message_for(bus, viewer, cursor, deadline):
-                return paged(page, NEXT_AFTER)
+                return paged(page, NEXT_AFTER_SEQ_HEADER)
             waited = True
 
 

@@ -104,7 +104,7 @@ class Assignments(Table):
         (``coordhub.core.assignments.worker_session``). A NAME overlaps only
         the same NAME and is filed under its own text as its scope
         (``coordhub.core.leases``), so that is one probe of the live-lease
-        index ``leases_active_by_scope``, the same rows ``leases.conflicts``
+        index ``leases_active_by_scope``, the same rows ``leasequeries.conflicts``
         reads. None when nothing qualifies (or ``repos`` is empty).
 
         One statement: the queue index is walked oldest first until a row
