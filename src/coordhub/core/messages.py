@@ -348,29 +348,40 @@ def _recipient_of(actor: Actor, row: Row, verb: str) -> None:
 
 
 def mark_read(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, Any]:
-    """Mark a message read for the actor only (seed 001 ``PUT …/read``); idempotent."""
+    """Mark a message read for the actor only (seed 001 ``PUT …/read``); idempotent.
+
+    The message as :func:`render` gives it, with ``already``: True when the actor had read it before (the call
+    changed nothing and emitted no event), read from the receipt the call reads anyway, as a lease release says
+    it (:func:`coordhub.core.leases.release`).
+    """
     row = _visible(tx, actor, message_id)
     _recipient_of(actor, row, "mark read")
-    if row["read_at"] is None:
+    already = row["read_at"] is not None
+    if not already:
         tx.messages.mark_read(actor.session_id, row["seq"], now)
         if row["to_session"] is None:
             _advance_broadcast_cursor(tx, actor.session_id)
         emit_nowait(tx, "message.read", now, session_id=actor.session_id, subject_id=message_id,
              target=row["from_session"])
-    return render(_visible(tx, actor, message_id), actor.session_id)
+    return {**render(_visible(tx, actor, message_id), actor.session_id), "already": already}
 
 
 def ack(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, Any]:
-    """Acknowledge a message for the actor (also marks it read); idempotent."""
+    """Acknowledge a message for the actor (also marks it read); idempotent.
+
+    With ``already`` as :func:`mark_read` has it: True when the actor had acked it before (read alone is not
+    acked: acking a message read but not acked is news, ``already`` False).
+    """
     row = _visible(tx, actor, message_id)
     _recipient_of(actor, row, "ack")
-    if row["acked_at"] is None:
+    already = row["acked_at"] is not None
+    if not already:
         tx.messages.mark_acked(actor.session_id, row["seq"], now)
         if row["to_session"] is None:
             _advance_broadcast_cursor(tx, actor.session_id)
         emit_nowait(tx, "message.acked", now, session_id=actor.session_id, subject_id=message_id,
              target=row["from_session"], from_session=row["from_session"])
-    return render(_visible(tx, actor, message_id), actor.session_id)
+    return {**render(_visible(tx, actor, message_id), actor.session_id), "already": already}
 
 
 def _advance_broadcast_cursor(tx: Tx, session_id: str) -> None:

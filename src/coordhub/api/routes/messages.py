@@ -14,7 +14,7 @@ from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import SESSION_HEADER, SIGNED_OUT, Caller, caller
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import CALLER_QUERY, READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
-from coordhub.api.schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
+from coordhub.api.schemas import MessageMarkedOut, MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
 from coordhub.core import conversations, messages, paging, tokens
 from coordhub.core.bus import EventBus
 from coordhub.core.calls import Call
@@ -197,10 +197,11 @@ async def get(message_id: uuid.UUID, request: Request, session_id: str | None = 
     return await query(request, lambda tx, now: messages.get(tx, actor, str(message_id)))
 
 
-@router.put("/{message_id}/read", response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
+@router.put("/{message_id}/read", response_model=MessageMarkedOut, responses=responses(*WRITE_ERRORS, 404))
 async def mark_read(message_id: uuid.UUID, request: Request, session_id: str | None = None,
                     who: Caller = Depends(caller)) -> JSONResponse:
-    """Mark a message read for the caller only (a broadcast stays unread for everyone else).
+    """Mark a message read for the caller only (a broadcast stays unread for everyone else); ``already: true``
+    when the caller had read it before (nothing changed).
 
     On a ``--no-auth`` hub a request that names no session (seed 001's own
     call) acts as the message's recipient; only a broadcast needs one named.
@@ -210,10 +211,11 @@ async def mark_read(message_id: uuid.UUID, request: Request, session_id: str | N
                         during_halt=Exempt.SEEN)
 
 
-@router.post("/{message_id}/ack", response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
+@router.post("/{message_id}/ack", response_model=MessageMarkedOut, responses=responses(*WRITE_ERRORS, 404))
 async def ack(message_id: uuid.UUID, request: Request, session_id: str | None = None,
               who: Caller = Depends(caller)) -> JSONResponse:
-    """Acknowledge a message (marks it read too); acking twice is harmless. No-auth: as ``PUT …/read``."""
+    """Acknowledge a message (marks it read too); acking twice is harmless, the second answered with ``already:
+    true``. No-auth: as ``PUT …/read``."""
     actor = await _reader(request, who, message_id, session_id)
     return await mutate(request, actor, Call("messages.ack", actor, message_id=str(message_id)),
                         during_halt=Exempt.SEEN)
