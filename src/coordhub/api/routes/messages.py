@@ -179,7 +179,7 @@ async def unshown(request: Request, body: Unshown | None = None, who: Caller = D
 
 async def _reader(request: Request, who: Caller, message_id: uuid.UUID, session_id: str | None) -> Actor:
     """Who marks a message read or acks it: the caller, or on a no-auth hub with no session named, its recipient."""
-    if who.token_actor is not None or session_id is not None or who.header_session is not None:
+    if not who.names_nobody((session_id, "session_id")):
         return await who.act((session_id, "session_id"))
     to = await hub(request).query(lambda tx, now: messages.recipient_of(tx, str(message_id)))
     if to is None:
