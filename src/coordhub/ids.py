@@ -13,9 +13,28 @@ anyway; ids are names, never credentials (a token's secret is separate).
 
 from __future__ import annotations
 
+import uuid
+
 import uuid_utils
 
 
 def new_id() -> str:
     """A new record id: a UUIDv7 in text form, e.g. ``019ad3f0-6c1e-7a4b-8f21-3c9d0e5b7a12``."""
     return str(uuid_utils.uuid7())
+
+
+def canonical(text: str) -> str:
+    """``text`` in the hub's own spelling of an id when it spells a UUID, else ``text`` unchanged.
+
+    A UUID may be written in upper case, in braces, as 32 hex digits or as a
+    ``urn:uuid:`` URN (RFC 9562 §4); the hub stores and answers the lower-case
+    36-character form (:func:`new_id`), and its routes take a record id in any
+    of those spellings. A value that may be a record's id or a free name (a
+    thread is named by a message's id or by any text) goes through here, so it
+    matches the id however it was spelt: ``"019AD3F0-6C1E-…"`` becomes
+    ``"019ad3f0-6c1e-…"``; ``"bd-12"`` stays ``"bd-12"``.
+    """
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return text

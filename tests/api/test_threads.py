@@ -129,6 +129,21 @@ def test_the_client_and_the_cli_read_a_thread(served: Served, tmp_path: Path) ->
     assert "thread_id" in coord.ok("msg", "thread", "--help").out.replace("THREAD_ID", "thread_id")
 
 
+def test_a_thread_named_by_an_upper_case_message_id_is_read_by_http_the_client_and_the_cli(
+        served: Served, tmp_path: Path) -> None:
+    root = served.send(A, B, "upper root")
+    reply = served.send(B, A, "upper reply", reply_to=root["id"].upper())
+    assert reply["reply_to"] == root["id"] and reply["thread_id"] == root["id"]
+    shouted = root["id"].upper()
+    assert subjects(served.thread(A, shouted)) == ["upper root", "upper reply"]  # before: []
+    settings = ClientSettings(url=served.hub.url, token=served.tokens[A], session=None, user=None, machine=None,
+                              queue_file=tmp_path / "coord-queue.jsonl", timeout=10.0)
+    with CoordClient(settings) as client:
+        assert [m["subject"] for m in client.thread(shouted)] == ["upper root", "upper reply"]
+    coord = Coord(tmp_path, isolated_env(tmp_path), url=served.hub.url, token=served.tokens[A])
+    assert [m["subject"] for m in coord.json("msg", "thread", shouted)] == ["upper root", "upper reply"]
+
+
 def test_a_thread_is_read_off_the_event_loop(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     where: list[bool] = []
     real = messages.thread_page

@@ -49,3 +49,28 @@ def test_a_second_todo_done_says_it_was_already_done(live_hub: LiveHub, tmp_path
     assert again.out.startswith(f"already done {todo_id} (by {A} at ") and "nothing changed" in again.out, again
     answer = a.json("todo", "done", todo_id)
     assert (answer["status"], answer["already"], answer["completed_by"]) == ("done", True, A), answer
+
+
+def test_a_second_msg_read_says_it_was_already_read(live_hub: LiveHub, tmp_path: Path) -> None:
+    a = _coord(live_hub, tmp_path)
+    sent = [a.json("msg", "send", A, f"note {n}", "to myself")["id"] for n in range(2)]
+    first = a.ok("msg", "read", sent[0])
+    assert first.out == f"read {sent[0]}\n", first
+    again = a.ok("msg", "read", sent[0], sent[1])  # exit 0: one read before, one now
+    lines = again.out.splitlines()
+    assert lines[0].startswith(f"already read {sent[0]} (at ") and lines[0].endswith("; nothing changed"), again
+    assert lines[1] == f"read {sent[1]}", again
+    answer = a.json("msg", "read", sent[1])
+    assert [(m["id"], m["read"], m["already"]) for m in answer] == [(sent[1], True, True)], answer
+
+
+def test_a_second_msg_ack_says_it_was_already_acked(live_hub: LiveHub, tmp_path: Path) -> None:
+    a = _coord(live_hub, tmp_path)
+    mid = a.json("msg", "send", A, "please ack", "to myself", "--requires-ack")["id"]
+    a.ok("msg", "read", mid)  # read is not acked: the first ack is news
+    first = a.json("msg", "ack", mid)
+    assert (first["already"], first["acked_at"] is not None) == (False, True), first
+    again = a.ok("msg", "ack", mid)  # exit 0, as a second release of a lease
+    assert again.out == f"already acked {mid} (at {first['acked_at']}); nothing changed\n", again
+    answer = a.json("msg", "ack", mid)
+    assert (answer["already"], answer["acked_at"]) == (True, first["acked_at"]), answer

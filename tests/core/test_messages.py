@@ -119,7 +119,22 @@ def test_ack_is_per_recipient_and_idempotent(hub: Hub) -> None:
     first = hub.mutate_sync(B, lambda tx, now: messages.ack(tx, B, m["id"], now)).body
     second = hub.mutate_sync(B, lambda tx, now: messages.ack(tx, B, m["id"], now)).body
     assert first["acked_at"] == second["acked_at"] is not None and first["read"]
+    assert (first["already"], second["already"]) == (False, True)  # the CLI says "already acked" from it
     assert unread(hub, C) == ["ack me"]
+    assert hub.mutate_sync(C, lambda tx, now: messages.ack(tx, C, m["id"], now)).body["already"] is False
+
+
+def test_read_and_ack_say_whether_they_changed_anything_and_only_news_is_an_event(hub: Hub) -> None:
+    m = send(hub, A, B.session_id, "read me", requires_ack=True)
+    events = hub.query_sync(lambda tx, now: tx.events.last_id())
+
+    def by_b(call: Any) -> dict[str, Any]:
+        answer: dict[str, Any] = hub.mutate_sync(B, lambda tx, now: call(tx, B, m["id"], now)).body
+        return answer
+
+    answers = [by_b(call) for call in (messages.mark_read, messages.mark_read, messages.ack, messages.ack)]
+    assert [a["already"] for a in answers] == [False, True, False, True]  # read is not acked: the first ack is news
+    assert hub.query_sync(lambda tx, now: tx.events.last_id()) == events + 2  # one message.read, one message.acked
 
 
 @pytest.mark.parametrize(("field", "value"), [("importance", "critical"), ("to_session", "bad id with spaces")])

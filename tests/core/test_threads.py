@@ -62,6 +62,19 @@ def test_a_message_named_as_a_thread_leads_it_and_paging_past_it_leaves_it_out(h
     assert thread(hub, A, "t1") == (["in t1"], None)
 
 
+def test_a_thread_named_by_a_message_id_in_any_spelling_is_that_messages_thread(hub: Hub) -> None:
+    # The hub takes a message id in any UUID spelling (read, ack, reply); a thread named by one answered [] unless
+    # it was spelt as the hub stores it.
+    root = send(hub, A, B.session_id, "q")
+    send(hub, B, A.session_id, "a", reply_to=root["id"].upper())  # a reply to an upper-case id joins the thread
+    send(hub, B, A.session_id, "named", thread_id="{" + root["id"].upper() + "}")
+    shouted = send(hub, A, B.session_id, "elsewhere", thread_id="BD-12")  # a free name keeps its spelling
+    assert shouted["thread_id"] == "BD-12" and thread(hub, A, "bd-12") == ([], None)
+    for spelling in (root["id"], root["id"].upper(), root["id"].replace("-", ""), f"urn:uuid:{root['id']}"):
+        assert thread(hub, A, spelling) == (["q", "a", "named"], None), spelling
+    assert thread(hub, B, root["id"].upper(), after_seq=root["seq"]) == (["a", "named"], None)
+
+
 def test_a_thread_read_does_not_pass_over_the_messages_the_session_may_not_see(hub: Hub) -> None:
     # Review: read along messages_by_thread alone, a page passed over every message of the thread its reader may not
     # see, so one token's day of messages to others in a thread (100,000) made each page of it scan them all.

@@ -54,7 +54,7 @@ def hub_answers() -> dict[tuple[str, str], Any]:
         ("GET", f"{API}/messages"): [message],
         ("POST", f"{API}/messages"): reply,
         ("GET", f"{API}/messages/{MESSAGE_ID}"): message,
-        ("POST", f"{API}/messages/{MESSAGE_ID}/ack"): message,
+        ("POST", f"{API}/messages/{MESSAGE_ID}/ack"): {**message, "already": False},  # as messages.ack answers
         ("GET", f"{API}/presence"): [mine, presence.render({**PRESENCE_ROW, "session_id": PEER}, NOW)],
         ("POST", f"{API}/presence/register"): mine,
         ("POST", f"{API}/presence/heartbeat"): mine,

@@ -23,6 +23,8 @@ async def test_get_thread_lists_what_you_may_read_oldest_first_and_pages(served_
         whole = ok(await a.call_tool("get_thread", {"thread_id": root["id"]}))
         assert [m["subject"] for m in whole["messages"]] == ["plan?", "Re: plan?", "fyi"]  # not B's aside to C
         assert whole["count"] == 3 and "note" not in whole
+        shouted = ok(await a.call_tool("get_thread", {"thread_id": root["id"].upper()}))  # before: no messages
+        assert [m["id"] for m in shouted["messages"]] == [m["id"] for m in whole["messages"]]
 
         first = ok(await a.call_tool("get_thread", {"thread_id": root["id"], "limit": 1}))
         assert [m["id"] for m in first["messages"]] == [root["id"]]

@@ -485,6 +485,12 @@ class Caller:
                 raise Invalid(f"{other_field} {other!r} and {field} {value!r} name different sessions")
         return Actor(await self._spelling(value), is_admin=True)
 
+    def names_nobody(self, *claims: tuple[str | None, str]) -> bool:
+        """Whether this is a ``--no-auth`` request that names no session: no token, no ``X-Coord-Session`` header
+        and none of the ``(value, field)`` ``claims`` given. :meth:`act` refuses such a request (422); a route
+        whose record says who acts (seed 001's bare calls) asks this first and names that session instead."""
+        return self.token_actor is None and self.header_session is None and all(v is None for v, _ in claims)
+
     async def viewer(self, claimed: str | None, field: str) -> str | None:
         """The session whose view a read shows (inbox owner), in its stored spelling; None if no-auth names nobody.
 

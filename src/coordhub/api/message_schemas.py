@@ -69,6 +69,13 @@ class MessageOut(Out):
                                            "that look like the recipient, best first.")
 
 
+class MessageMarkedOut(MessageOut):
+    """A message marked read (``PUT …/read``) or acked (``POST …/ack``) for the caller."""
+
+    already: bool = Field(description="True when the caller had read it (…/read) or acked it (…/ack) before this "
+                                      "request: the request changed nothing.")
+
+
 class Unshown(Strict):
     """``POST /api/coord/messages/unshown``."""
 

@@ -92,7 +92,10 @@ def read(ctx: typer.Context,
                                                  show_default=False),
          all_: bool = typer.Option(False, "--all", help="Mark every unread message read."),
          as_json: bool = JSON_OPT) -> None:
-    """Mark messages read (for you only): the ids given, or every unread one with --all."""
+    """Mark messages read (for you only): the ids given, or every unread one with --all.
+
+    One you had read already is left as it is and said so ("already read", --json "already": true; exit 0).
+    """
     if not message_ids and not all_:
         fail("give the ids of the messages to mark read (`coord msg inbox` shows them), or --all for every unread "
              "one", EXIT_USAGE)
@@ -120,8 +123,15 @@ def read(ctx: typer.Context,
         return done
 
     msgs = call(ctx, mark)
-    show(msgs, as_json, lambda rows: console.print("\n".join(f"read {m['id']}" for m in rows)
+    show(msgs, as_json, lambda rows: console.print("\n".join(_read_line(m) for m in rows)
                                                    if rows else "no unread messages"))
+
+
+def _read_line(m: dict[str, Any]) -> str:
+    """``read <id>``, or for one read before this call, the line saying nothing changed."""
+    if m.get("already"):
+        return f"already read {m['id']} (at {m['read_at']}); nothing changed"
+    return f"read {m['id']}"
 
 
 # Seed 002's script verbs (publish, check, ack with --comment) live in their own module.

@@ -156,7 +156,10 @@ def ack(
     comment: str | None = typer.Option(None, "--comment", help="Sent to the message's sender as a reply."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Acknowledge a message (also marks it read); --comment replies to its sender (seed 002's ack-message.sh)."""
+    """Acknowledge a message (also marks it read); --comment replies to its sender (seed 002's ack-message.sh).
+
+    One you had acked already is left as it is and said so ("already acked", --json "already": true; exit 0).
+    """
     hub_id = hub_message_id(message_id)
 
     def acknowledge(c: CoordClient) -> Any:
@@ -176,5 +179,13 @@ def ack(
 
     m = call(ctx, acknowledge)
     sent = m.get("comment_message")
-    show(m, as_json, lambda r: console.print(f"acked {display_id(r)}" + (
-        f"; comment sent to {r['from_session']} as {sent['id']}" if isinstance(sent, dict) else "")))
+    show(m, as_json, lambda r: console.print(_acked_line(r, sent if isinstance(sent, dict) else None)))
+
+
+def _acked_line(m: dict[str, Any], comment: dict[str, Any] | None) -> str:
+    """What ``ack`` says of message ``m`` (the hub's answer) and the ``comment`` reply it sent, if any."""
+    said = (f"already acked {display_id(m)} (at {m['acked_at']})" if m.get("already")
+            else f"acked {display_id(m)}")
+    if comment is not None:
+        return f"{said}; comment sent to {m['from_session']} as {comment['id']}"
+    return f"{said}; nothing changed" if m.get("already") else said

@@ -28,7 +28,7 @@ from coordhub.core.identity import (
     validate_session_id,
 )
 from coordhub.errors import Forbidden, Invalid, NotFound
-from coordhub.ids import new_id
+from coordhub.ids import canonical, new_id
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -113,7 +113,12 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     seen (no token, never acted) still gets the message, and the answer says
     so (issue 7): ``recipient_known`` is False and ``did_you_mean`` lists known
     sessions with similar ids; for a broadcast ``recipient_known`` is None.
+
+    ``reply_to`` and a ``thread_id`` that spells a UUID are stored in the hub's spelling of an id
+    (:func:`~coordhub.ids.canonical`), so a thread named by a message id in upper case is that message's thread.
     """
+    reply_to = None if reply_to is None else canonical(reply_to)
+    thread_id = None if thread_id is None else canonical(thread_id)
     if reply_to is not None and to_session is None:
         to_session = _visible(tx, actor, reply_to)["from_session"]  # a reply goes to the parent's sender
     to = recipient(to_session)
@@ -237,9 +242,12 @@ def thread_page(tx: Tx, session_id: str, thread_id: str, *, limit: int = 100,
     each with its own read and ack state (:func:`render`); other sessions' direct messages in the thread are left
     out. An answer holds at most ``limit`` (≤ :data:`MAX_INBOX`) messages and about
     :data:`~coordhub.core.paging.PAGE_BYTES` of their subjects and bodies (at least one message). Empty for a
-    thread with no message it may read, whether or not the thread exists. Reading marks nothing read.
+    thread with no message it may read, whether or not the thread exists. Reading marks nothing read. A
+    ``thread_id`` that spells a message id matches it in any spelling the hub takes an id in (upper case, braces,
+    32 hex digits: :func:`~coordhub.ids.canonical`), as :func:`send` stores it.
     """
     limit = max(1, min(limit, MAX_INBOX))
+    thread_id = canonical(thread_id)
 
     def fetch(k: int, last: Row | None) -> list[Row]:
         return tx.messages.thread(session_id, thread_id, after_seq if last is None else int(last["seq"]), k)
@@ -340,29 +348,40 @@ def _recipient_of(actor: Actor, row: Row, verb: str) -> None:
 
 
 def mark_read(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, Any]:
-    """Mark a message read for the actor only (seed 001 ``PUT …/read``); idempotent."""
+    """Mark a message read for the actor only (seed 001 ``PUT …/read``); idempotent.
+
+    The message as :func:`render` gives it, with ``already``: True when the actor had read it before (the call
+    changed nothing and emitted no event), read from the receipt the call reads anyway, as a lease release says
+    it (:func:`coordhub.core.leases.release`).
+    """
     row = _visible(tx, actor, message_id)
     _recipient_of(actor, row, "mark read")
-    if row["read_at"] is None:
+    already = row["read_at"] is not None
+    if not already:
         tx.messages.mark_read(actor.session_id, row["seq"], now)
         if row["to_session"] is None:
             _advance_broadcast_cursor(tx, actor.session_id)
         emit_nowait(tx, "message.read", now, session_id=actor.session_id, subject_id=message_id,
              target=row["from_session"])
-    return render(_visible(tx, actor, message_id), actor.session_id)
+    return {**render(_visible(tx, actor, message_id), actor.session_id), "already": already}
 
 
 def ack(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, Any]:
-    """Acknowledge a message for the actor (also marks it read); idempotent."""
+    """Acknowledge a message for the actor (also marks it read); idempotent.
+
+    With ``already`` as :func:`mark_read` has it: True when the actor had acked it before (read alone is not
+    acked: acking a message read but not acked is news, ``already`` False).
+    """
     row = _visible(tx, actor, message_id)
     _recipient_of(actor, row, "ack")
-    if row["acked_at"] is None:
+    already = row["acked_at"] is not None
+    if not already:
         tx.messages.mark_acked(actor.session_id, row["seq"], now)
         if row["to_session"] is None:
             _advance_broadcast_cursor(tx, actor.session_id)
         emit_nowait(tx, "message.acked", now, session_id=actor.session_id, subject_id=message_id,
              target=row["from_session"], from_session=row["from_session"])
-    return render(_visible(tx, actor, message_id), actor.session_id)
+    return {**render(_visible(tx, actor, message_id), actor.session_id), "already": already}
 
 
 def _advance_broadcast_cursor(tx: Tx, session_id: str) -> None:

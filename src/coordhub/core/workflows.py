@@ -144,6 +144,23 @@ def add_item(tx: Tx, actor: Actor, *, workflow_id: str, title: str, project_key:
     return render_item(row)
 
 
+def owner(tx: Tx, workflow_id: str) -> str:
+    """The session that created workflow ``workflow_id`` (its ``created_by``); ``NotFound`` if there is none.
+
+    Seed 001 names whoever creates a workflow (``created_by``) and nobody on its work-item calls, so on a
+    ``--no-auth`` hub a work-item write that names nobody acts as this session (api/routes/workflows.py).
+    """
+    return str(_workflow(tx, workflow_id)["created_by"])
+
+
+def item_owner(tx: Tx, item_id: str) -> str:
+    """:func:`owner` of the workflow work item ``item_id`` belongs to; ``NotFound`` if there is no such item."""
+    row = tx.work_items.get(item_id)
+    if row is None:
+        raise NotFound(f"no work item {item_id!r}")
+    return owner(tx, row["workflow_id"])
+
+
 def fence_names(item: Row) -> tuple[str, ...]:
     """The lease resources whose fence may guard an update of work item ``item``.
 

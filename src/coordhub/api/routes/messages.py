@@ -13,7 +13,7 @@ from coordhub.api import streams
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import SIGNED_OUT, Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.message_schemas import MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
+from coordhub.api.message_schemas import MessageMarkedOut, MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
 from coordhub.api.routes.common import CALLER_QUERY, READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
 from coordhub.core import conversations, messages, paging, tokens
 from coordhub.core.bus import EventBus
@@ -178,7 +178,7 @@ async def unshown(request: Request, body: Unshown | None = None, who: Caller = D
 
 async def _reader(request: Request, who: Caller, message_id: uuid.UUID, session_id: str | None) -> Actor:
     """Who marks a message read or acks it: the caller, or on a no-auth hub with no session named, its recipient."""
-    if who.token_actor is not None or session_id is not None or who.header_session is not None:
+    if not who.names_nobody((session_id, "session_id")):
         return await who.act((session_id, "session_id"))
     to = await hub(request).query(lambda tx, now: messages.recipient_of(tx, str(message_id)))
     if to is None:
@@ -196,10 +196,11 @@ async def get(message_id: uuid.UUID, request: Request, session_id: str | None = 
     return await query(request, lambda tx, now: messages.get(tx, actor, str(message_id)))
 
 
-@router.put("/{message_id}/read", response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
+@router.put("/{message_id}/read", response_model=MessageMarkedOut, responses=responses(*WRITE_ERRORS, 404))
 async def mark_read(message_id: uuid.UUID, request: Request, session_id: str | None = None,
                     who: Caller = Depends(caller)) -> JSONResponse:
-    """Mark a message read for the caller only (a broadcast stays unread for everyone else).
+    """Mark a message read for the caller only (a broadcast stays unread for everyone else); ``already: true``
+    when the caller had read it before (nothing changed).
 
     On a ``--no-auth`` hub a request that names no session (seed 001's own
     call) acts as the message's recipient; only a broadcast needs one named.
@@ -209,10 +210,11 @@ async def mark_read(message_id: uuid.UUID, request: Request, session_id: str | N
                         during_halt=Exempt.SEEN)
 
 
-@router.post("/{message_id}/ack", response_model=MessageOut, responses=responses(*WRITE_ERRORS, 404))
+@router.post("/{message_id}/ack", response_model=MessageMarkedOut, responses=responses(*WRITE_ERRORS, 404))
 async def ack(message_id: uuid.UUID, request: Request, session_id: str | None = None,
               who: Caller = Depends(caller)) -> JSONResponse:
-    """Acknowledge a message (marks it read too); acking twice is harmless. No-auth: as ``PUT …/read``."""
+    """Acknowledge a message (marks it read too); acking twice is harmless, the second answered with ``already:
+    true``. No-auth: as ``PUT …/read``."""
     actor = await _reader(request, who, message_id, session_id)
     return await mutate(request, actor, Call("messages.ack", actor, message_id=str(message_id)),
                         during_halt=Exempt.SEEN)

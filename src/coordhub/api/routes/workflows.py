@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -21,6 +22,8 @@ from coordhub.api.schemas import (
     dump,
 )
 from coordhub.core import workflows
+from coordhub.core.identity import Actor
+from coordhub.store.tx import Tx
 
 router = APIRouter(prefix="/api/coord", tags=["workflows"])
 
@@ -73,15 +76,32 @@ async def patch(workflow_id: uuid.UUID, body: WorkflowPatch, request: Request,
         tx, actor, str(workflow_id), body.status, now))
 
 
+async def _item_writer(request: Request, who: Caller, owner: Callable[[Tx], str],
+                       *claims: tuple[str | None, str]) -> Actor:
+    """Who adds or updates a work item: the caller, as :meth:`~coordhub.api.auth.Caller.act` has it from
+    ``claims``; on a ``--no-auth`` hub a request that names nobody acts as ``owner`` (the workflow's creator).
+
+    Seed 001's work-item calls (``POST /work-items``, ``PATCH /work-items/{id}``) carry no session, on a
+    network where the seed's server asked for no token; its workflow names the one session there is,
+    ``created_by``. With tokens nothing changes: the token is the actor. 404 when the workflow or item is unknown.
+    """
+    if not who.names_nobody(*claims):
+        return await who.act(*claims)
+    named = await hub(request).query(lambda tx, now: owner(tx))
+    return await who.act((named, "created_by"))
+
+
 @router.post("/work-items", status_code=201, response_model=WorkItemOut, responses=responses(*WRITE_ERRORS, 404))
 async def add_item(body: WorkItemCreate, request: Request, session_id: str | None = None,
                    who: Caller = Depends(caller)) -> JSONResponse:
     """Add a work item (statuses: pending, in_progress, blocked, completed, cancelled).
 
     The caller is named (without a token) by ``created_by``, ``session_id`` in the body or the query (seed 001's
-    rule for every request), or the ``X-Coord-Session`` header."""
-    actor = await who.act((body.created_by, "created_by"), (body.session_id, "session_id"),
-                          (session_id, "session_id"))
+    rule for every request), or the ``X-Coord-Session`` header; one that names nobody (seed 001's own call) acts
+    as the workflow's creator."""
+    actor = await _item_writer(request, who, lambda tx: workflows.owner(tx, body.workflow_id),
+                               (body.created_by, "created_by"), (body.session_id, "session_id"),
+                               (session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: workflows.add_item(
         tx, actor, workflow_id=body.workflow_id, title=body.title, project_key=body.project_key,
         description=body.description, status=body.status, priority=body.priority, assigned_to=body.assigned_to,
@@ -99,9 +119,11 @@ async def patch_item(item_id: uuid.UUID, body: WorkItemPatch, request: Request, 
                      who: Caller = Depends(caller)) -> JSONResponse:
     """Update a work item; with ``fence`` the update is refused (409) unless that lease is still yours.
 
-    The caller is named (without a token) as for adding one: ``updated_by``, ``session_id`` (body or query)."""
-    actor = await who.act((body.updated_by, "updated_by"), (body.session_id, "session_id"),
-                          (session_id, "session_id"))
+    The caller is named (without a token) as for adding one: ``updated_by``, ``session_id`` (body or query), and
+    naming nobody acts as the creator of the item's workflow."""
+    actor = await _item_writer(request, who, lambda tx: workflows.item_owner(tx, str(item_id)),
+                               (body.updated_by, "updated_by"), (body.session_id, "session_id"),
+                               (session_id, "session_id"))
     changes = dump(body, exclude=("updated_by", "session_id", "fence"))
     return await mutate(request, actor, lambda tx, now: workflows.update_item(
         tx, actor, str(item_id), changes, fence=body.fence, now=now))
