@@ -73,26 +73,24 @@ class CoordClient(Softfail, EventStream, FleetCalls):
         too slow), this request share one deadline, ``timeout`` seconds from
         now; past it nothing more is sent (a read raises ``Unreachable``, a
         write is queued). After a drain the hub answered in full, this request
-        gets a whole ``timeout`` of its own.
+        gets a whole ``timeout`` of its own. The budget, and what the drain left
+        (:attr:`last_drain`, :attr:`held`), are the calling thread's: one client
+        may be shared by threads.
         """
         bad = unsafe_path(path)
         if bad is not None:
             raise HubError(400, "invalid_path", bad)
-        try:
-            return self._call(method, path, params, body, idempotency_key, queue, fields)
-        finally:
-            self._deadline = None
-
-    def _call(self, method: str, path: str, params: dict[str, Any] | None, body: Any, idempotency_key: str | None,
-              queue: bool, fields: dict[str, str] | None) -> Any:
-        """:meth:`call` once its path is checked; it leaves ``_deadline`` set for :meth:`call` to clear."""
-        held = None
         if len(self.queue):
-            self._deadline = time.monotonic() + self.settings.timeout
-            self.last_drain = self.sync()
-            held = self._held
-            if self.last_drain.stopped is None:
-                self._deadline = None
+            with self.within(time.monotonic() + self.settings.timeout):
+                drained = self._calls.last_drain = self.sync()
+                if drained.stopped is not None:  # the hub did not answer it all: this request gets what is left
+                    return self._request(method, path, params, body, idempotency_key, queue, fields, drained.held)
+        return self._request(method, path, params, body, idempotency_key, queue, fields, None)
+
+    def _request(self, method: str, path: str, params: dict[str, Any] | None, body: Any, idempotency_key: str | None,
+                 queue: bool, fields: dict[str, str] | None, held: str | None) -> Any:
+        """:meth:`call`'s own request, once the drain before it is done; ``held`` is why the drain stopped at an
+        entry a newer write must wait behind (None: nothing holds it back)."""
         if method == "GET" or not queue:
             result = self._attempt(method, path, params, body, None if method == "GET" else str(uuid.uuid4()),
                                    fields=fields)

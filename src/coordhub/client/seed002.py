@@ -213,16 +213,19 @@ class CoordinationClient:
                                     "the token, not from arguments", 403, "forbidden")
         return me
 
-    async def _drain(self, deadline: float) -> float:
+    async def _drain(self, deadline: float) -> tuple[float, str | None]:
         """Drain this session's queue before a call, as :meth:`CoordClient.call
         <coordhub.client.client.CoordClient.call>` does, within the call's time budget ending at ``deadline``
         (``time.monotonic()``; the identity check spent part of it): the seconds the call's own request may take,
-        a whole timeout after a drain the hub answered in full, else what is left of the budget (0: none)."""
+        a whole timeout after a drain the hub answered in full, else what is left of the budget (0: none); and why
+        a newer write must wait behind the entry the drain stopped at (None: nothing holds it back), this drain's
+        own (:attr:`Drained.held <coordhub.client.queue.Drained.held>`), never another task's."""
         if len(self._sync.queue):
-            self.last_drain = await asyncio.to_thread(self._within, deadline, self._sync.sync)
-            if self.last_drain.stopped is None:
-                return self.settings.timeout
-        return max(0.0, deadline - time.monotonic())
+            drained = self.last_drain = await asyncio.to_thread(self._within, deadline, self._sync.sync)
+            if drained.stopped is None:
+                return self.settings.timeout, None
+            return max(0.0, deadline - time.monotonic()), drained.held
+        return max(0.0, deadline - time.monotonic()), None
 
     async def _read(self, method: str, path: str, params: dict[str, Any] | None = None,
                     kind: type[CoordinationError] = CoordinationError, answered: AnswerHeaders | None = None) -> Any:
@@ -230,7 +233,7 @@ class CoordinationClient:
         call do in :class:`CoordClient`); ``kind`` with status 0 when the hub did not answer in time."""
         deadline = time.monotonic() + self.settings.timeout
         http = await self._client(deadline)
-        left = await self._drain(deadline)
+        left, _ = await self._drain(deadline)
         if left <= 0:
             raise kind(_spent(self.settings))
         try:
@@ -254,8 +257,7 @@ class CoordinationClient:
             return await self._queue(Entry(method, path, body, key, None, self.settings.session,
                                            actor=self._sync.actor, hub=origin(self.settings.url), reached=False),
                                      exc.message)
-        left = await self._drain(deadline)
-        held = self._sync.held if len(self._sync.queue) else None
+        left, held = await self._drain(deadline)
         reached = False
         if held is not None:
             reason = f"{held}; earlier queued writes go first"

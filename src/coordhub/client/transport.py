@@ -19,6 +19,7 @@ says whether the hub needs one (then
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -106,13 +107,19 @@ class Transport:
 
     ``transport`` replaces the network for the HTTP client; ``sleep`` is how a ``Retry-After`` is waited out;
     ``heartbeat`` sends one in-band heartbeat with the first request.
+
+    One client may be shared by threads: the running call's time budget is the calling thread's own
+    (:meth:`within`), never seen by a call of another thread.
     """
 
     def __init__(self, settings: ClientSettings, *, transport: httpx2.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep, heartbeat: bool = False) -> None:
         self.settings = settings
         self._sleep = sleep
-        self._deadline: float | None = None  # time.monotonic() the running call() must be done by (CoordClient.call)
+        # per thread, the running call's state (its deadline: the time.monotonic() it must be done by); a client
+        # shared by threads would otherwise cut one thread's request short by another's spent budget, or end it
+        self._calls = threading.local()
+        self._opening = threading.Lock()  # two threads' first requests open one connection pool, not two
         self._identity: dict[str, str] | None = None
         self._transport = transport
         # One in-band heartbeat per client (the CLI: per invocation), on its first request; see api/activity.py.
@@ -126,10 +133,13 @@ class Transport:
         if self._client is None:
             import httpx2
 
-            # identity: an answer is read unencoded, so MAX_ANSWER bounds what it unpacks to (see _fetch)
-            headers = {"User-Agent": f"coordhub/{__version__}", "Accept-Encoding": "identity"}
-            self._client = httpx2.Client(base_url=self.settings.url, headers=headers, timeout=self.settings.timeout,
-                                         transport=self._transport, verify=_tls(self.settings.url))
+            with self._opening:
+                if self._client is None:
+                    # identity: an answer is read unencoded, so MAX_ANSWER bounds what it unpacks to (see _fetch)
+                    headers = {"User-Agent": f"coordhub/{__version__}", "Accept-Encoding": "identity"}
+                    self._client = httpx2.Client(base_url=self.settings.url, headers=headers,
+                                                 timeout=self.settings.timeout, transport=self._transport,
+                                                 verify=_tls(self.settings.url))
         return self._client
 
     def close(self) -> None:
@@ -269,16 +279,21 @@ class Transport:
         """Requests made inside share one time budget ending at ``deadline`` (``time.monotonic()``), as the
         requests of one :meth:`~coordhub.client.client.CoordClient.call` do: each gets what is left of it, none is
         sent once it is spent, and a ``Retry-After`` is waited out only within it. For a caller that drains this
-        client's queue for requests of its own (the seed-002 client)."""
-        self._deadline = deadline
+        client's queue for requests of its own (the seed-002 client).
+
+        The budget is the calling thread's: requests other threads make meanwhile are not bound by it. Nested, the
+        inner budget ends at the earlier deadline, and the outer one holds again after it."""
+        outer = getattr(self._calls, "deadline", None)
+        self._calls.deadline = deadline if outer is None else min(outer, deadline)
         try:
             yield
         finally:
-            self._deadline = None
+            self._calls.deadline = outer
 
     def _left(self) -> float | None:
-        """Seconds left of the running call's time budget (0 when spent), or None outside one."""
-        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+        """Seconds left of this thread's running call's time budget (0 when spent), or None outside one."""
+        deadline: float | None = getattr(self._calls, "deadline", None)
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
 
     def _whole(self, response: httpx2.Response, deadline: float) -> httpx2.Response:
         """``response`` (streamed, its head read) with its whole body, read by ``deadline`` (``time.monotonic()``)
