@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from coordhub.client import seed002 as api
+from coordhub.client.outcomes import HubError
 from coordhub.client.seed002 import MessageType, get_coordination_client
 from tests.client.conftest import serving
 from tests.client.test_queue_order import FlakyProxy
@@ -302,3 +303,33 @@ def test_a_read_behind_a_gateway_with_no_hub_could_not_reach_it(live_hub: LiveHu
             assert "could not be reached" in err.value.message
 
         run(go)
+
+
+@pytest.mark.parametrize(("body", "code", "message"), [
+    (b"<html><body>404 Not Found</body></html>", "bad_response", "<html><body>404 Not Found</body></html>"),
+    (b"", "bad_response", "HTTP 404"),
+    (b'{"detail": "Not Found"}', "error", '{"detail": "Not Found"}'),
+    (b'{"error": {"code": "not_found", "message": "no such message"}}', "not_found", "no such message"),
+])
+def test_a_refusal_reads_the_same_in_the_seed_002_and_the_sync_client(tmp_path: Path, body: bytes, code: str,
+                                                                      message: str) -> None:
+    """Review: a proxy's HTML 404 was code ``http_404`` to the seed-002 client (its asyncio client's own reader)
+    and ``bad_response`` to CoordClient and the CLI; seed 002 names no error codes, so both read it one way."""
+    canned = Canned()
+    canned.answer = (b"HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: %d\r\n\r\n%s"
+                     % (len(body), body))
+
+    async def go() -> None:
+        c = await get_coordination_client(url=canned.url, token="t0ken")
+        with pytest.raises(api.CoordinationError) as err:
+            await c.check_messages(to_instance="orchestrator")
+        assert (err.value.status, err.value.code) == (404, code), err.value
+        assert err.value.message == f"{message} [404 {code}]"
+        with pytest.raises(HubError) as refused:
+            c._sync.call("GET", "/api/coord/messages")
+        assert (refused.value.status, refused.value.code, refused.value.message) == (404, code, message)
+
+    try:
+        run(go)
+    finally:
+        canned.close()

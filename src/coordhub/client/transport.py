@@ -19,6 +19,7 @@ says whether the hub needs one (then
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -358,19 +359,28 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def decoded(response: httpx2.Response) -> Any:
-    """The JSON body of ``response``; for one that is no JSON (or nested too deep), an error envelope of code
-    ``bad_response`` holding the start of its text."""
+    """The JSON body of ``response``, as :func:`parsed` reads it."""
+    return parsed(response.content, response.text)
+
+
+def parsed(raw: bytes, text: str | None = None) -> Any:
+    """The JSON of an answer's body ``raw``; for one that is no JSON (or nested too deep), an error envelope of
+    code ``bad_response`` holding the start of its text (``text``, else ``raw`` read as UTF-8)."""
     try:
-        return response.json()
+        return json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: nested too deep (json raises it, not a ValueError)
-        return {"error": {"code": "bad_response", "message": response.text[:200]}}
+        shown = raw.decode("utf-8", "replace") if text is None else text
+        return {"error": {"code": "bad_response", "message": shown[:200]}}
 
 
 def refusal(status: int, data: Any, text: str) -> HubError:
-    """The :class:`HubError` of a refusal (4xx) whose decoded body is ``data`` (the error envelope, docs/api.md) and
-    raw text ``text``; any other shape (a proxy's page, a hostile answer) gives code ``error`` and the text's start."""
+    """The :class:`HubError` of a refusal (4xx; a 5xx for the asyncio client, which queues nothing) whose body,
+    as :func:`parsed` reads it, is ``data`` (the error envelope, docs/api.md) and raw text ``text``. Every client on
+    ``httpx2`` reads a refusal here, so a code is the same whichever client met it: a body that is no JSON (a
+    proxy's HTML page) gives code ``bad_response``, JSON of another shape code ``error``; the message is then the
+    start of the text (``HTTP <status>`` for none)."""
     error = data.get("error") if isinstance(data, dict) else None
     error = error if isinstance(error, dict) else {}
     code, message = error.get("code"), error.get("message")
     return HubError(status, code if isinstance(code, str) and code else "error",
-                    message if isinstance(message, str) and message else text[:200], data)
+                    message if isinstance(message, str) and message else text[:200] or f"HTTP {status}", data)
