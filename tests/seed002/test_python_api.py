@@ -333,3 +333,22 @@ def test_a_refusal_reads_the_same_in_the_seed_002_and_the_sync_client(tmp_path: 
         run(go)
     finally:
         canned.close()
+
+
+def test_a_write_answered_503_with_retry_after_is_sent_again_once_not_queued(live_hub: LiveHub) -> None:
+    """Review: a seed-002 write answered 503 with ``Retry-After: 1`` was queued at once, where CoordClient waits
+    once (within the call's timeout) and sends it again; it now goes through CoordClient's own request."""
+    token, orch_token = live_hub.token("backend"), live_hub.token("orchestrator")
+    with serving(FlakyProxy(live_hub.url)) as proxy:
+
+        async def go() -> None:
+            c = await get_coordination_client("backend", url=proxy.url, token=token)
+            proxy.busy = 1  # the publish meets one 503 with Retry-After: 1, then the hub
+            sent = await c.publish_message(MessageType.GENERAL, "busy once", "x", "orchestrator")
+            assert not sent.queued and sent.id, sent
+            assert len(c._sync.queue) == 0
+            orch = await get_coordination_client("orchestrator", url=live_hub.url, token=orch_token)
+            assert [m.id for m in await orch.check_messages()] == [sent.id]
+
+        run(go)
+    assert [path for _, method, path in proxy.seen if method == "POST"] == ["/api/coord/messages"] * 2

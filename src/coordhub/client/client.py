@@ -84,13 +84,20 @@ class CoordClient(Softfail, EventStream, FleetCalls):
             with self.within(time.monotonic() + self.settings.timeout):
                 drained = self._calls.last_drain = self.sync()
                 if drained.stopped is not None:  # the hub did not answer it all: this request gets what is left
-                    return self._request(method, path, params, body, idempotency_key, queue, fields, drained.held)
-        return self._request(method, path, params, body, idempotency_key, queue, fields, None)
+                    return self.request(method, path, params=params, body=body, idempotency_key=idempotency_key,
+                                        queue=queue, fields=fields, held=drained.held)
+        return self.request(method, path, params=params, body=body, idempotency_key=idempotency_key, queue=queue,
+                            fields=fields)
 
-    def _request(self, method: str, path: str, params: dict[str, Any] | None, body: Any, idempotency_key: str | None,
-                 queue: bool, fields: dict[str, str] | None, held: str | None) -> Any:
-        """:meth:`call`'s own request, once the drain before it is done; ``held`` is why the drain stopped at an
-        entry a newer write must wait behind (None: nothing holds it back)."""
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+                idempotency_key: str | None = None, queue: bool = True, fields: dict[str, str] | None = None,
+                held: str | None = None) -> Any:
+        """:meth:`call`'s own request, without the drain before it: for a caller that drained this client's queue
+        itself (the seed-002 client), within the time budget of :meth:`within` if it gives one. ``held`` is why
+        that drain stopped at an entry a newer write must wait behind (:attr:`Drained.held
+        <coordhub.client.queue.Drained.held>`; None: nothing holds it back): a queueable write is then queued
+        behind it unsent. Answers and raises as :meth:`call` (a 503's ``Retry-After`` waited out once within the
+        budget, a write the hub could not take queued); ``path`` must have been checked (:func:`unsafe_path`)."""
         if method == "GET" or not queue:
             result = self._attempt(method, path, params, body, None if method == "GET" else str(uuid.uuid4()),
                                    fields=fields)

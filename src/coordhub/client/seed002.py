@@ -31,7 +31,9 @@ What the hub changes, on purpose:
   named the acting instance (``from_instance``, ``ack_by``, ``instance_id``
   of presence calls) must name this session.
 * **Writes never block work** (seed 001's softfail). A publish or an ack
-  that cannot reach the hub (network error, timeout, 5xx) is appended to
+  that cannot reach the hub (network error, timeout, 5xx; a 503 with
+  ``Retry-After`` is first waited out once and the write sent again, as
+  :class:`~coordhub.client.client.CoordClient` does) is appended to
   the project's softfail queue with its idempotency key and returns with
   ``queued=True`` (a queued publish has no id yet); the next call that
   reaches the hub, or :meth:`CoordinationClient.sync`, sends it first, and
@@ -55,16 +57,16 @@ What the hub changes, on purpose:
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from coordhub.client import seed002answers as answers
 from coordhub.client.aio import AnswerHeaders, AsyncCoordClient
 from coordhub.client.client import CoordClient
-from coordhub.client.outcomes import HubError, Unreachable
+from coordhub.client.outcomes import HubError, Queued, Unreachable
 from coordhub.client.queue import Drained, Entry
 from coordhub.client.seed002answers import iso_time as _time
 from coordhub.client.seed002types import (
@@ -243,43 +245,33 @@ class CoordinationClient:
 
     async def _write(self, method: str, path: str, body: Any, kind: type[CoordinationError],
                      idempotency_key: str | None = None) -> Any:
-        """A write with an idempotency key; queued (softfail) when the hub cannot be reached or answers 5xx.
+        """A write with an idempotency key; :class:`Queued` (softfail) when the hub cannot be reached or answers 5xx.
 
-        As :meth:`CoordClient.call <coordhub.client.client.CoordClient.call>` does: when the drain before it
-        stopped at one of this session's queued writes, it is queued behind them unsent (sent now, it would
-        reach the hub before them), and a queued entry records whether it may have reached the hub.
+        Sent by :meth:`CoordClient.request <coordhub.client.client.CoordClient.request>`, as a write of
+        :meth:`CoordClient.call <coordhub.client.client.CoordClient.call>` is, within this call's time budget: a
+        503's ``Retry-After`` is waited out once (when the budget outlasts the wait) and the write sent again;
+        when the drain before it stopped at one of this session's queued writes, it is queued behind them unsent
+        (sent now, it would reach the hub before them); a queued entry records whether it may have reached the hub.
         """
         key = idempotency_key or str(uuid.uuid4())
         deadline = time.monotonic() + self.settings.timeout
         try:
-            http = await self._client(deadline)
+            await self._client(deadline)
         except _Unsettled as exc:  # nothing was sent: queued, as CoordClient queues a write its identity check stopped
             return await self._queue(Entry(method, path, body, key, None, self.settings.session,
                                            actor=self._sync.actor, hub=origin(self.settings.url), reached=False),
                                      exc.message)
         left, held = await self._drain(deadline)
-        reached = False
-        if held is not None:
-            reason = f"{held}; earlier queued writes go first"
-        elif left <= 0:  # nothing is sent that could not be answered in time (certainly not applied)
-            reason = _spent(self.settings)
-        else:
-            try:
-                return await http.call(method, path, body=body, idempotency_key=key, timeout=left)
-            except HubError as err:
-                if err.status < 500:
-                    raise _failure(err, kind) from None
-                reason, reached = f"hub answered {err.status}", True
-            except Unreachable as err:
-                reason, reached = str(err), err.sent
-        entry = Entry(method, path, body, key, None, self.settings.session, actor=self._sync.actor,
-                      hub=origin(self.settings.url), reached=reached)
-        return await self._queue(entry, reason)
+        send = functools.partial(self._sync.request, method, path, body=body, idempotency_key=key, held=held)
+        try:
+            return await asyncio.to_thread(self._within, time.monotonic() + left, send)
+        except HubError as err:  # refused (4xx), or answered by no hub (a redirect: not applied)
+            raise _failure(err, kind) from None
 
-    async def _queue(self, entry: Entry, reason: str) -> _QueuedWrite:
+    async def _queue(self, entry: Entry, reason: str) -> Queued:
         """Append ``entry`` (a write not applied for ``reason``) to the softfail queue."""
-        await asyncio.to_thread(self._sync.queue.append, entry)
-        return _QueuedWrite(reason)
+        pending = await asyncio.to_thread(self._sync.queue.append, entry)
+        return Queued(entry.method, entry.path, entry.idempotency_key, pending, reason)
 
     async def sync(self) -> Drained:
         """Send the writes queued while the hub was unreachable, in order (with their keys); what it did."""
@@ -303,7 +295,7 @@ class CoordinationClient:
         body = {"to_session": None if is_broadcast(to_instance) else to_instance, "subject": subject,
                 "body": description, "message_type": kind, "requires_ack": requires_ack}
         m = await self._write("POST", MESSAGES, body, PublishError, idempotency_key)
-        if isinstance(m, _QueuedWrite):
+        if isinstance(m, Queued):
             return CoordinationMessage(id=None, type=kind, from_instance=me or self.settings.session or "",
                                        to_instance=BROADCAST if body["to_session"] is None else to_instance,
                                        timestamp=None, requires_ack=requires_ack, acknowledged=False,
@@ -362,7 +354,7 @@ class CoordinationClient:
         hub_id = hub_message_id(message_id)
         path = f"{MESSAGES}/{hub_id}/ack"
         m = await self._write("POST", path, None, AcknowledgeError)
-        if isinstance(m, _QueuedWrite):
+        if isinstance(m, Queued):
             if comment:
                 note = {"to_session": None, "subject": f"Ack comment on {message_id}"[:500], "body": comment,
                         "reply_to": hub_id}  # the hub sends a reply to the parent's sender
@@ -375,7 +367,7 @@ class CoordinationClient:
             sent = await self._write("POST", MESSAGES, {"to_session": m["from_session"],
                                                         "subject": f"Re: {m['subject']}"[:500], "body": comment,
                                                         "reply_to": m["id"]}, AcknowledgeError)
-            if not isinstance(sent, _QueuedWrite):
+            if not isinstance(sent, Queued):
                 reply = str(answers.record(sent, answers.MESSAGE, f"POST {MESSAGES}", AcknowledgeError)["id"])
         return AckResult(message_id, me, reply)
 
@@ -435,7 +427,7 @@ class CoordinationClient:
         return True
 
     def _presence_or_queued(self, r: Any, path: str) -> PresenceInfo:
-        if isinstance(r, _QueuedWrite):
+        if isinstance(r, Queued):
             return PresenceInfo(self.settings.session or "", False, None, None, False, "unknown")
         return _presence(answers.record(r, answers.PRESENCE, f"POST {path}", PresenceError))
 
@@ -473,11 +465,6 @@ def _spent(settings: ClientSettings) -> str:
     """Why a call's own request was not sent: the identity check and the drain before it took its time."""
     return (f"the hub at {settings.url} did not answer the calls before this one within the timeout "
             f"({settings.timeout:g} s)")
-
-
-@dataclass(frozen=True)
-class _QueuedWrite:
-    reason: str
 
 
 def _presence(r: dict[str, Any]) -> PresenceInfo:
