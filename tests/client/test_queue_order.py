@@ -40,7 +40,7 @@ class _Forward(BaseHTTPRequestHandler):
             return
         if self.server.mode == "down" and self.path.startswith("/api"):
             return self._reply(502, b'{"error":{"code":"bad_gateway","message":"down"}}')
-        if body and b"POISON" in body:  # a request the hub (or a gateway) always fails
+        if body and b"POISON" in body or self.path.partition("?")[0] in self.server.broken:  # the hub fails it
             return self._reply(500, b'{"error":{"code":"internal","message":"bug"}}')
         if self.server.gateway and self.command != "GET":  # a gateway's own page: no envelope
             return self._reply(self.server.gateway.pop(0), b"<html><body>gateway error</body></html>")
@@ -74,7 +74,8 @@ class _Forward(BaseHTTPRequestHandler):
 
 class FlakyProxy(ThreadingHTTPServer):
     """Forwards to ``upstream``; ``mode`` "down" answers 502, ``busy`` > 0 answers that many writes 503; a request
-    whose path starts with ``hang`` is never answered (held until the proxy closes)."""
+    whose path starts with ``hang`` is never answered (held until the proxy closes); one to a path in ``broken``, or
+    whose body holds ``POISON``, is answered 500 (a hub that fails it)."""
 
     daemon_threads = True
 
@@ -86,6 +87,7 @@ class FlakyProxy(ThreadingHTTPServer):
         self.gateway: list[int] = []  # statuses the next writes are answered, one each, without the hub
         self.seen: list[tuple[str, str, str]] = []
         self.hang: str | None = None
+        self.broken: set[str] = set()
         self.closing = threading.Event()
 
     def server_close(self) -> None:

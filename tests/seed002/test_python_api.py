@@ -352,3 +352,22 @@ def test_a_write_answered_503_with_retry_after_is_sent_again_once_not_queued(liv
 
         run(go)
     assert [path for _, method, path in proxy.seen if method == "POST"] == ["/api/coord/messages"] * 2
+
+
+def test_a_write_whose_identity_check_the_hub_fails_500_is_queued_unchecked(live_hub: LiveHub) -> None:
+    """Review: a 500 answered to the instance_id check (whoami) stopped a write with CoordinationError 500, where a
+    gateway's 502 or 504 left it unchecked and queued it: a 500 says the hub is broken, not that the identity is
+    wrong, so the write is queued unchecked too, and sent by the drain once the hub is well."""
+    token, orch_token = live_hub.token("backend"), live_hub.token("orchestrator")
+    with serving(FlakyProxy(live_hub.url)) as proxy:
+
+        async def go() -> None:
+            c = await get_coordination_client("backend", url=proxy.url, token=token)
+            proxy.broken = {"/api/coord/whoami", "/api/coord/messages"}  # the hub fails both
+            assert (await c.publish_message(MessageType.GENERAL, "while broken", "x", "orchestrator")).queued
+            proxy.broken = set()
+            assert (await c.sync()).applied == 1
+            orch = await get_coordination_client("orchestrator", url=live_hub.url, token=orch_token)
+            assert [m.payload.subject for m in await orch.check_messages()] == ["while broken"]
+
+        run(go)

@@ -81,7 +81,6 @@ from coordhub.client.seed002types import (
     PublishError,
 )
 from coordhub.client.settings import ClientSettings, resolve
-from coordhub.client.transport import UNAVAILABLE
 from coordhub.client.trust import origin
 from coordhub.client.wire import NEXT_BEFORE_SEQ, whole_number
 from coordhub.core.identity import is_broadcast, same_session
@@ -181,9 +180,10 @@ class CoordinationClient:
             return work()
 
     async def _check_instance(self, http: AsyncCoordClient, deadline: float) -> None:
-        """Refuse an ``instance_id`` that is not the credential's session (unchecked while the hub is unreachable:
-        or unavailable, a gateway's 502 or 504 included: a queued write is then checked by the hub, which acts as the
-        token's session anyway)."""
+        """Refuse an ``instance_id`` that is not the credential's session (unchecked while the hub is unreachable,
+        unavailable or failing: a gateway's 502 or 504, a 503, or the hub's own 500, which says the hub is broken,
+        not that the identity is wrong; the call goes on as when unreachable, a write queued if the hub fails it too,
+        and the hub acts as the token's session anyway; checked again by the next call)."""
         left = deadline - time.monotonic()
         if left <= 0:  # the call's time is spent: unchecked, as for an unreachable hub
             return
@@ -192,7 +192,7 @@ class CoordinationClient:
         except Unreachable:
             return
         except HubError as err:
-            if err.status in UNAVAILABLE:  # a gateway with no hub behind it (502, 504), or one unavailable (503)
+            if err.status >= 500:  # a 5xx is the hub failing (or a gateway with none behind it), not a refusal
                 return
             raise _failure(err, CoordinationError) from None
         if not same_session(str(self.instance_id), me):
