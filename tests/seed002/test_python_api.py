@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -371,3 +372,42 @@ def test_a_write_whose_identity_check_the_hub_fails_500_is_queued_unchecked(live
             assert [m.payload.subject for m in await orch.check_messages()] == ["while broken"]
 
         run(go)
+
+
+def test_two_tasks_on_one_client_keep_their_own_time_budgets(live_hub: LiveHub,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: the tasks of one seed-002 client shared its CoordClient's call state, so a task's call that ended
+    while another's waited out a Retry-After cleared that other's time budget, and the other's retry was sent
+    past it. Each task's budget is now its own: the waiting task's retry, past its budget, is not sent (queued),
+    and the other task's write, made meanwhile, is sent within its own."""
+    token = live_hub.token("backend")
+    monkeypatch.setenv("COORD_TIMEOUT", "1.5")
+    a_waiting, b_done = threading.Event(), threading.Event()
+    with serving(FlakyProxy(live_hub.url)) as proxy:
+
+        async def go() -> None:
+            c = await get_coordination_client("backend", url=proxy.url, token=token)
+            assert not (await c.publish_message(MessageType.GENERAL, "settled", "x", "orchestrator")).queued
+
+            def wait(seconds: float) -> None:
+                """Task A's Retry-After wait, on its worker thread: task B's whole call runs meanwhile, and the
+                wait lasts until A's budget is spent (as a wait on a loaded machine may)."""
+                a_waiting.set()
+                assert b_done.wait(30)
+                while c._sync._left():
+                    time.sleep(0.05)
+
+            c._sync._sleep = wait
+            proxy.busy = 1  # task A's write meets 503 with Retry-After: 1
+            a = asyncio.create_task(c.publish_message(MessageType.GENERAL, "a", "x", "orchestrator"))
+            assert await asyncio.to_thread(a_waiting.wait, 30)
+            try:
+                b = await c.publish_message(MessageType.GENERAL, "b", "x", "orchestrator")
+            finally:
+                b_done.set()
+            assert not b.queued and b.id
+            assert (await a).queued  # its retry would have been sent past its budget
+            assert len(c._sync.queue) == 1
+
+        run(go)
+    assert [p for _, m, p in proxy.seen if m == "POST"] == ["/api/coord/messages"] * 3  # settled, a once, b

@@ -131,7 +131,13 @@ def _failure(err: HubError | Unreachable, kind: type[CoordinationError]) -> Coor
 
 
 class CoordinationClient:
-    """One session's seed-002 calls to a hub; make it with :func:`get_coordination_client`."""
+    """One session's seed-002 calls to a hub; make it with :func:`get_coordination_client`.
+
+    Concurrent tasks may share one client: each call's time budget and what the drain before it found (whether
+    its write must wait behind older queued ones) are its own (:meth:`CoordClient.within
+    <coordhub.client.transport.Transport.within>` is per thread, :attr:`Drained.held
+    <coordhub.client.queue.Drained.held>` per drain); ``last_drain`` is the last drain of any of them.
+    """
 
     def __init__(self, settings: ClientSettings, instance_id: str | None = None) -> None:
         self.settings = settings
@@ -168,11 +174,13 @@ class CoordinationClient:
             except Unreachable as exc:  # /health had to be asked (no token, or the hub's admin token) and was not
                 raise _Unsettled(str(exc)) from None
             token = self.settings.token if "Authorization" in headers else None
-            self._http = AsyncCoordClient(self.settings.url, token, self.settings.session,
-                                          timeout=self.settings.timeout)
+            if self._http is None:  # another task's first call may have made it while this one waited
+                self._http = AsyncCoordClient(self.settings.url, token, self.settings.session,
+                                              timeout=self.settings.timeout)
+        http = self._http
         if self.instance_id and self._me is None:
-            await self._check_instance(self._http, deadline)
-        return self._http
+            await self._check_instance(http, deadline)
+        return http
 
     def _within(self, deadline: float, work: Callable[[], T]) -> T:
         """``work()`` (in a thread) with the sync client's requests within the time budget ending at ``deadline``."""
