@@ -10,6 +10,7 @@ waiting, 2.0 was sent anyway, and the next drain put 1.0 over 2.0.
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -34,9 +35,12 @@ class _Forward(BaseHTTPRequestHandler):
     def _go(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
         self.server.seen.append((self.server.mode, self.command, self.path))
+        if self.server.hang and self.path.startswith(self.server.hang):  # a hub that never answers this
+            self.server.closing.wait()
+            return
         if self.server.mode == "down" and self.path.startswith("/api"):
             return self._reply(502, b'{"error":{"code":"bad_gateway","message":"down"}}')
-        if body and b"POISON" in body:  # a request the hub (or a gateway) always fails
+        if body and b"POISON" in body or self.path.partition("?")[0] in self.server.broken:  # the hub fails it
             return self._reply(500, b'{"error":{"code":"internal","message":"bug"}}')
         if self.server.gateway and self.command != "GET":  # a gateway's own page: no envelope
             return self._reply(self.server.gateway.pop(0), b"<html><body>gateway error</body></html>")
@@ -69,7 +73,9 @@ class _Forward(BaseHTTPRequestHandler):
 
 
 class FlakyProxy(ThreadingHTTPServer):
-    """Forwards to ``upstream``; ``mode`` "down" answers 502, ``busy`` > 0 answers that many writes 503."""
+    """Forwards to ``upstream``; ``mode`` "down" answers 502, ``busy`` > 0 answers that many writes 503; a request
+    whose path starts with ``hang`` is never answered (held until the proxy closes); one to a path in ``broken``, or
+    whose body holds ``POISON``, is answered 500 (a hub that fails it)."""
 
     daemon_threads = True
 
@@ -80,6 +86,13 @@ class FlakyProxy(ThreadingHTTPServer):
         self.busy = 0
         self.gateway: list[int] = []  # statuses the next writes are answered, one each, without the hub
         self.seen: list[tuple[str, str, str]] = []
+        self.hang: str | None = None
+        self.broken: set[str] = set()
+        self.closing = threading.Event()
+
+    def server_close(self) -> None:
+        self.closing.set()  # the requests held by ``hang`` end, unanswered
+        super().server_close()
 
     @property
     def url(self) -> str:

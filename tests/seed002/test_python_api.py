@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from coordhub.client import seed002 as api
+from coordhub.client.outcomes import HubError
 from coordhub.client.seed002 import MessageType, get_coordination_client
 from tests.client.conftest import serving
 from tests.client.test_queue_order import FlakyProxy
@@ -302,3 +304,110 @@ def test_a_read_behind_a_gateway_with_no_hub_could_not_reach_it(live_hub: LiveHu
             assert "could not be reached" in err.value.message
 
         run(go)
+
+
+@pytest.mark.parametrize(("body", "code", "message"), [
+    (b"<html><body>404 Not Found</body></html>", "bad_response", "<html><body>404 Not Found</body></html>"),
+    (b"", "bad_response", "HTTP 404"),
+    (b'{"detail": "Not Found"}', "error", '{"detail": "Not Found"}'),
+    (b'{"error": {"code": "not_found", "message": "no such message"}}', "not_found", "no such message"),
+])
+def test_a_refusal_reads_the_same_in_the_seed_002_and_the_sync_client(tmp_path: Path, body: bytes, code: str,
+                                                                      message: str) -> None:
+    """Review: a proxy's HTML 404 was code ``http_404`` to the seed-002 client (its asyncio client's own reader)
+    and ``bad_response`` to CoordClient and the CLI; seed 002 names no error codes, so both read it one way."""
+    canned = Canned()
+    canned.answer = (b"HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: %d\r\n\r\n%s"
+                     % (len(body), body))
+
+    async def go() -> None:
+        c = await get_coordination_client(url=canned.url, token="t0ken")
+        with pytest.raises(api.CoordinationError) as err:
+            await c.check_messages(to_instance="orchestrator")
+        assert (err.value.status, err.value.code) == (404, code), err.value
+        assert err.value.message == f"{message} [404 {code}]"
+        with pytest.raises(HubError) as refused:
+            c._sync.call("GET", "/api/coord/messages")
+        assert (refused.value.status, refused.value.code, refused.value.message) == (404, code, message)
+
+    try:
+        run(go)
+    finally:
+        canned.close()
+
+
+def test_a_write_answered_503_with_retry_after_is_sent_again_once_not_queued(live_hub: LiveHub) -> None:
+    """Review: a seed-002 write answered 503 with ``Retry-After: 1`` was queued at once, where CoordClient waits
+    once (within the call's timeout) and sends it again; it now goes through CoordClient's own request."""
+    token, orch_token = live_hub.token("backend"), live_hub.token("orchestrator")
+    with serving(FlakyProxy(live_hub.url)) as proxy:
+
+        async def go() -> None:
+            c = await get_coordination_client("backend", url=proxy.url, token=token)
+            proxy.busy = 1  # the publish meets one 503 with Retry-After: 1, then the hub
+            sent = await c.publish_message(MessageType.GENERAL, "busy once", "x", "orchestrator")
+            assert not sent.queued and sent.id, sent
+            assert len(c._sync.queue) == 0
+            orch = await get_coordination_client("orchestrator", url=live_hub.url, token=orch_token)
+            assert [m.id for m in await orch.check_messages()] == [sent.id]
+
+        run(go)
+    assert [path for _, method, path in proxy.seen if method == "POST"] == ["/api/coord/messages"] * 2
+
+
+def test_a_write_whose_identity_check_the_hub_fails_500_is_queued_unchecked(live_hub: LiveHub) -> None:
+    """Review: a 500 answered to the instance_id check (whoami) stopped a write with CoordinationError 500, where a
+    gateway's 502 or 504 left it unchecked and queued it: a 500 says the hub is broken, not that the identity is
+    wrong, so the write is queued unchecked too, and sent by the drain once the hub is well."""
+    token, orch_token = live_hub.token("backend"), live_hub.token("orchestrator")
+    with serving(FlakyProxy(live_hub.url)) as proxy:
+
+        async def go() -> None:
+            c = await get_coordination_client("backend", url=proxy.url, token=token)
+            proxy.broken = {"/api/coord/whoami", "/api/coord/messages"}  # the hub fails both
+            assert (await c.publish_message(MessageType.GENERAL, "while broken", "x", "orchestrator")).queued
+            proxy.broken = set()
+            assert (await c.sync()).applied == 1
+            orch = await get_coordination_client("orchestrator", url=live_hub.url, token=orch_token)
+            assert [m.payload.subject for m in await orch.check_messages()] == ["while broken"]
+
+        run(go)
+
+
+def test_two_tasks_on_one_client_keep_their_own_time_budgets(live_hub: LiveHub,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: the tasks of one seed-002 client shared its CoordClient's call state, so a task's call that ended
+    while another's waited out a Retry-After cleared that other's time budget, and the other's retry was sent
+    past it. Each task's budget is now its own: the waiting task's retry, past its budget, is not sent (queued),
+    and the other task's write, made meanwhile, is sent within its own."""
+    token = live_hub.token("backend")
+    monkeypatch.setenv("COORD_TIMEOUT", "1.5")
+    a_waiting, b_done = threading.Event(), threading.Event()
+    with serving(FlakyProxy(live_hub.url)) as proxy:
+
+        async def go() -> None:
+            c = await get_coordination_client("backend", url=proxy.url, token=token)
+            assert not (await c.publish_message(MessageType.GENERAL, "settled", "x", "orchestrator")).queued
+
+            def wait(seconds: float) -> None:
+                """Task A's Retry-After wait, on its worker thread: task B's whole call runs meanwhile, and the
+                wait lasts until A's budget is spent (as a wait on a loaded machine may)."""
+                a_waiting.set()
+                assert b_done.wait(30)
+                while c._sync._left():
+                    time.sleep(0.05)
+
+            c._sync._sleep = wait
+            proxy.busy = 1  # task A's write meets 503 with Retry-After: 1
+            a = asyncio.create_task(c.publish_message(MessageType.GENERAL, "a", "x", "orchestrator"))
+            assert await asyncio.to_thread(a_waiting.wait, 30)
+            try:
+                b = await c.publish_message(MessageType.GENERAL, "b", "x", "orchestrator")
+            finally:
+                b_done.set()
+            assert not b.queued and b.id
+            assert (await a).queued  # its retry would have been sent past its budget
+            assert len(c._sync.queue) == 1
+
+        run(go)
+    assert [p for _, m, p in proxy.seen if m == "POST"] == ["/api/coord/messages"] * 3  # settled, a once, b

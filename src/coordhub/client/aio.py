@@ -6,7 +6,8 @@ promising a later write. Every mutating call carries a fresh
 ``Idempotency-Key``, so a caller that retries after a lost answer never
 applies a write twice. Errors: the hub's 4xx/5xx answers raise
 :class:`~coordhub.client.outcomes.HubError` with the envelope's code and
-message; network errors and timeouts raise
+message, read as the synchronous client reads them
+(:func:`coordhub.client.transport.refusal`); network errors and timeouts raise
 :class:`~coordhub.client.outcomes.Unreachable`.
 
 Two ways to reach the hub: over HTTP (``httpx2``; ``transport`` may replace
@@ -38,7 +39,7 @@ import orjson
 
 from coordhub import __version__, jsonbytes
 from coordhub.client.outcomes import HubError, Unreachable
-from coordhub.client.transport import Body, dropped
+from coordhub.client.transport import Body, dropped, parsed, refusal
 from coordhub.client.wire import (
     NEXT_AFTER,
     NEXT_AFTER_FENCE,
@@ -152,14 +153,9 @@ class AsyncCoordClient:
             # coordhub.client.transport's _send says, and before, a write so answered was taken as done
             raise HubError(status, "not_applied", f"{self.base_url} answered {status}, not the hub's answer: "
                            "nothing was done; the client follows no redirect, point it at the hub itself")
-        data = _decode(raw)
-        if status >= 400:
-            error = data.get("error") if isinstance(data, dict) else None
-            error = error if isinstance(error, dict) else {}
-            text = raw.decode("utf-8", "replace")[:200]
-            raise HubError(status, str(error.get("code") or f"http_{status}"),
-                           str(error.get("message") or text or f"HTTP {status}"), data)
-        return data
+        if status >= 400:  # read as the synchronous client reads a refusal: one reader, the same codes
+            raise refusal(status, parsed(raw), raw.decode("utf-8", "replace"))
+        return _decode(raw)
 
     async def call_page(self, method: str, path: str, params: dict[str, Any] | None = None, *,
                         header: str = NEXT_CURSOR, timeout: float | None = None) -> tuple[Any, str | None]:

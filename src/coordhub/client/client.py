@@ -73,26 +73,31 @@ class CoordClient(Softfail, EventStream, FleetCalls):
         too slow), this request share one deadline, ``timeout`` seconds from
         now; past it nothing more is sent (a read raises ``Unreachable``, a
         write is queued). After a drain the hub answered in full, this request
-        gets a whole ``timeout`` of its own.
+        gets a whole ``timeout`` of its own. The budget, and what the drain left
+        (:attr:`last_drain`, :attr:`held`), are the calling thread's: one client
+        may be shared by threads.
         """
         bad = unsafe_path(path)
         if bad is not None:
             raise HubError(400, "invalid_path", bad)
-        try:
-            return self._call(method, path, params, body, idempotency_key, queue, fields)
-        finally:
-            self._deadline = None
-
-    def _call(self, method: str, path: str, params: dict[str, Any] | None, body: Any, idempotency_key: str | None,
-              queue: bool, fields: dict[str, str] | None) -> Any:
-        """:meth:`call` once its path is checked; it leaves ``_deadline`` set for :meth:`call` to clear."""
-        held = None
         if len(self.queue):
-            self._deadline = time.monotonic() + self.settings.timeout
-            self.last_drain = self.sync()
-            held = self._held
-            if self.last_drain.stopped is None:
-                self._deadline = None
+            with self.within(time.monotonic() + self.settings.timeout):
+                drained = self._calls.last_drain = self.sync()
+                if drained.stopped is not None:  # the hub did not answer it all: this request gets what is left
+                    return self.request(method, path, params=params, body=body, idempotency_key=idempotency_key,
+                                        queue=queue, fields=fields, held=drained.held)
+        return self.request(method, path, params=params, body=body, idempotency_key=idempotency_key, queue=queue,
+                            fields=fields)
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+                idempotency_key: str | None = None, queue: bool = True, fields: dict[str, str] | None = None,
+                held: str | None = None) -> Any:
+        """:meth:`call`'s own request, without the drain before it: for a caller that drained this client's queue
+        itself (the seed-002 client), within the time budget of :meth:`within` if it gives one. ``held`` is why
+        that drain stopped at an entry a newer write must wait behind (:attr:`Drained.held
+        <coordhub.client.queue.Drained.held>`; None: nothing holds it back): a queueable write is then queued
+        behind it unsent. Answers and raises as :meth:`call` (a 503's ``Retry-After`` waited out once within the
+        budget, a write the hub could not take queued); ``path`` must have been checked (:func:`unsafe_path`)."""
         if method == "GET" or not queue:
             result = self._attempt(method, path, params, body, None if method == "GET" else str(uuid.uuid4()),
                                    fields=fields)

@@ -287,7 +287,9 @@ class Drained(NamedTuple):
     counts the entries moved to the rejected file after
     :data:`MAX_FAILED_REPLAYS` replays the hub answered 5xx to (not in
     ``rejected``); ``stopped`` is the outcome the drain stopped at
-    (:data:`RETRY`, :data:`RETRY_REACHED` or :data:`FAILED`), None if it did not stop.
+    (:data:`RETRY`, :data:`RETRY_REACHED` or :data:`FAILED`), None if it did not stop. ``held`` is why a newer
+    write must be queued behind the entry it stopped at rather than sent (the hub unreachable, unavailable or
+    rate-limiting: :meth:`coordhub.client.softfail.Softfail.replay` says), None when nothing holds it back.
     """
 
     applied: int
@@ -298,6 +300,7 @@ class Drained(NamedTuple):
     expired: int = 0
     gave_up: int = 0
     stopped: str | None = None
+    held: str | None = None
 
 
 class Foreign(NamedTuple):

@@ -31,7 +31,9 @@ What the hub changes, on purpose:
   named the acting instance (``from_instance``, ``ack_by``, ``instance_id``
   of presence calls) must name this session.
 * **Writes never block work** (seed 001's softfail). A publish or an ack
-  that cannot reach the hub (network error, timeout, 5xx) is appended to
+  that cannot reach the hub (network error, timeout, 5xx; a 503 with
+  ``Retry-After`` is first waited out once and the write sent again, as
+  :class:`~coordhub.client.client.CoordClient` does) is appended to
   the project's softfail queue with its idempotency key and returns with
   ``queued=True`` (a queued publish has no id yet); the next call that
   reaches the hub, or :meth:`CoordinationClient.sync`, sends it first, and
@@ -55,16 +57,16 @@ What the hub changes, on purpose:
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from coordhub.client import seed002answers as answers
 from coordhub.client.aio import AnswerHeaders, AsyncCoordClient
 from coordhub.client.client import CoordClient
-from coordhub.client.outcomes import HubError, Unreachable
+from coordhub.client.outcomes import HubError, Queued, Unreachable
 from coordhub.client.queue import Drained, Entry
 from coordhub.client.seed002answers import iso_time as _time
 from coordhub.client.seed002types import (
@@ -79,7 +81,6 @@ from coordhub.client.seed002types import (
     PublishError,
 )
 from coordhub.client.settings import ClientSettings, resolve
-from coordhub.client.transport import UNAVAILABLE
 from coordhub.client.trust import origin
 from coordhub.client.wire import NEXT_BEFORE_SEQ, whole_number
 from coordhub.core.identity import is_broadcast, same_session
@@ -130,7 +131,13 @@ def _failure(err: HubError | Unreachable, kind: type[CoordinationError]) -> Coor
 
 
 class CoordinationClient:
-    """One session's seed-002 calls to a hub; make it with :func:`get_coordination_client`."""
+    """One session's seed-002 calls to a hub; make it with :func:`get_coordination_client`.
+
+    Concurrent tasks may share one client: each call's time budget and what the drain before it found (whether
+    its write must wait behind older queued ones) are its own (:meth:`CoordClient.within
+    <coordhub.client.transport.Transport.within>` is per thread, :attr:`Drained.held
+    <coordhub.client.queue.Drained.held>` per drain); ``last_drain`` is the last drain of any of them.
+    """
 
     def __init__(self, settings: ClientSettings, instance_id: str | None = None) -> None:
         self.settings = settings
@@ -167,11 +174,13 @@ class CoordinationClient:
             except Unreachable as exc:  # /health had to be asked (no token, or the hub's admin token) and was not
                 raise _Unsettled(str(exc)) from None
             token = self.settings.token if "Authorization" in headers else None
-            self._http = AsyncCoordClient(self.settings.url, token, self.settings.session,
-                                          timeout=self.settings.timeout)
+            if self._http is None:  # another task's first call may have made it while this one waited
+                self._http = AsyncCoordClient(self.settings.url, token, self.settings.session,
+                                              timeout=self.settings.timeout)
+        http = self._http
         if self.instance_id and self._me is None:
-            await self._check_instance(self._http, deadline)
-        return self._http
+            await self._check_instance(http, deadline)
+        return http
 
     def _within(self, deadline: float, work: Callable[[], T]) -> T:
         """``work()`` (in a thread) with the sync client's requests within the time budget ending at ``deadline``."""
@@ -179,9 +188,10 @@ class CoordinationClient:
             return work()
 
     async def _check_instance(self, http: AsyncCoordClient, deadline: float) -> None:
-        """Refuse an ``instance_id`` that is not the credential's session (unchecked while the hub is unreachable:
-        or unavailable, a gateway's 502 or 504 included: a queued write is then checked by the hub, which acts as the
-        token's session anyway)."""
+        """Refuse an ``instance_id`` that is not the credential's session (unchecked while the hub is unreachable,
+        unavailable or failing: a gateway's 502 or 504, a 503, or the hub's own 500, which says the hub is broken,
+        not that the identity is wrong; the call goes on as when unreachable, a write queued if the hub fails it too,
+        and the hub acts as the token's session anyway; checked again by the next call)."""
         left = deadline - time.monotonic()
         if left <= 0:  # the call's time is spent: unchecked, as for an unreachable hub
             return
@@ -190,7 +200,7 @@ class CoordinationClient:
         except Unreachable:
             return
         except HubError as err:
-            if err.status in UNAVAILABLE:  # a gateway with no hub behind it (502, 504), or one unavailable (503)
+            if err.status >= 500:  # a 5xx is the hub failing (or a gateway with none behind it), not a refusal
                 return
             raise _failure(err, CoordinationError) from None
         if not same_session(str(self.instance_id), me):
@@ -213,16 +223,19 @@ class CoordinationClient:
                                     "the token, not from arguments", 403, "forbidden")
         return me
 
-    async def _drain(self, deadline: float) -> float:
+    async def _drain(self, deadline: float) -> tuple[float, str | None]:
         """Drain this session's queue before a call, as :meth:`CoordClient.call
         <coordhub.client.client.CoordClient.call>` does, within the call's time budget ending at ``deadline``
         (``time.monotonic()``; the identity check spent part of it): the seconds the call's own request may take,
-        a whole timeout after a drain the hub answered in full, else what is left of the budget (0: none)."""
+        a whole timeout after a drain the hub answered in full, else what is left of the budget (0: none); and why
+        a newer write must wait behind the entry the drain stopped at (None: nothing holds it back), this drain's
+        own (:attr:`Drained.held <coordhub.client.queue.Drained.held>`), never another task's."""
         if len(self._sync.queue):
-            self.last_drain = await asyncio.to_thread(self._within, deadline, self._sync.sync)
-            if self.last_drain.stopped is None:
-                return self.settings.timeout
-        return max(0.0, deadline - time.monotonic())
+            drained = self.last_drain = await asyncio.to_thread(self._within, deadline, self._sync.sync)
+            if drained.stopped is None:
+                return self.settings.timeout, None
+            return max(0.0, deadline - time.monotonic()), drained.held
+        return max(0.0, deadline - time.monotonic()), None
 
     async def _read(self, method: str, path: str, params: dict[str, Any] | None = None,
                     kind: type[CoordinationError] = CoordinationError, answered: AnswerHeaders | None = None) -> Any:
@@ -230,7 +243,7 @@ class CoordinationClient:
         call do in :class:`CoordClient`); ``kind`` with status 0 when the hub did not answer in time."""
         deadline = time.monotonic() + self.settings.timeout
         http = await self._client(deadline)
-        left = await self._drain(deadline)
+        left, _ = await self._drain(deadline)
         if left <= 0:
             raise kind(_spent(self.settings))
         try:
@@ -240,44 +253,33 @@ class CoordinationClient:
 
     async def _write(self, method: str, path: str, body: Any, kind: type[CoordinationError],
                      idempotency_key: str | None = None) -> Any:
-        """A write with an idempotency key; queued (softfail) when the hub cannot be reached or answers 5xx.
+        """A write with an idempotency key; :class:`Queued` (softfail) when the hub cannot be reached or answers 5xx.
 
-        As :meth:`CoordClient.call <coordhub.client.client.CoordClient.call>` does: when the drain before it
-        stopped at one of this session's queued writes, it is queued behind them unsent (sent now, it would
-        reach the hub before them), and a queued entry records whether it may have reached the hub.
+        Sent by :meth:`CoordClient.request <coordhub.client.client.CoordClient.request>`, as a write of
+        :meth:`CoordClient.call <coordhub.client.client.CoordClient.call>` is, within this call's time budget: a
+        503's ``Retry-After`` is waited out once (when the budget outlasts the wait) and the write sent again;
+        when the drain before it stopped at one of this session's queued writes, it is queued behind them unsent
+        (sent now, it would reach the hub before them); a queued entry records whether it may have reached the hub.
         """
         key = idempotency_key or str(uuid.uuid4())
         deadline = time.monotonic() + self.settings.timeout
         try:
-            http = await self._client(deadline)
+            await self._client(deadline)
         except _Unsettled as exc:  # nothing was sent: queued, as CoordClient queues a write its identity check stopped
             return await self._queue(Entry(method, path, body, key, None, self.settings.session,
                                            actor=self._sync.actor, hub=origin(self.settings.url), reached=False),
                                      exc.message)
-        left = await self._drain(deadline)
-        held = self._sync.held if len(self._sync.queue) else None
-        reached = False
-        if held is not None:
-            reason = f"{held}; earlier queued writes go first"
-        elif left <= 0:  # nothing is sent that could not be answered in time (certainly not applied)
-            reason = _spent(self.settings)
-        else:
-            try:
-                return await http.call(method, path, body=body, idempotency_key=key, timeout=left)
-            except HubError as err:
-                if err.status < 500:
-                    raise _failure(err, kind) from None
-                reason, reached = f"hub answered {err.status}", True
-            except Unreachable as err:
-                reason, reached = str(err), err.sent
-        entry = Entry(method, path, body, key, None, self.settings.session, actor=self._sync.actor,
-                      hub=origin(self.settings.url), reached=reached)
-        return await self._queue(entry, reason)
+        left, held = await self._drain(deadline)
+        send = functools.partial(self._sync.request, method, path, body=body, idempotency_key=key, held=held)
+        try:
+            return await asyncio.to_thread(self._within, time.monotonic() + left, send)
+        except HubError as err:  # refused (4xx), or answered by no hub (a redirect: not applied)
+            raise _failure(err, kind) from None
 
-    async def _queue(self, entry: Entry, reason: str) -> _QueuedWrite:
+    async def _queue(self, entry: Entry, reason: str) -> Queued:
         """Append ``entry`` (a write not applied for ``reason``) to the softfail queue."""
-        await asyncio.to_thread(self._sync.queue.append, entry)
-        return _QueuedWrite(reason)
+        pending = await asyncio.to_thread(self._sync.queue.append, entry)
+        return Queued(entry.method, entry.path, entry.idempotency_key, pending, reason)
 
     async def sync(self) -> Drained:
         """Send the writes queued while the hub was unreachable, in order (with their keys); what it did."""
@@ -301,7 +303,7 @@ class CoordinationClient:
         body = {"to_session": None if is_broadcast(to_instance) else to_instance, "subject": subject,
                 "body": description, "message_type": kind, "requires_ack": requires_ack}
         m = await self._write("POST", MESSAGES, body, PublishError, idempotency_key)
-        if isinstance(m, _QueuedWrite):
+        if isinstance(m, Queued):
             return CoordinationMessage(id=None, type=kind, from_instance=me or self.settings.session or "",
                                        to_instance=BROADCAST if body["to_session"] is None else to_instance,
                                        timestamp=None, requires_ack=requires_ack, acknowledged=False,
@@ -360,7 +362,7 @@ class CoordinationClient:
         hub_id = hub_message_id(message_id)
         path = f"{MESSAGES}/{hub_id}/ack"
         m = await self._write("POST", path, None, AcknowledgeError)
-        if isinstance(m, _QueuedWrite):
+        if isinstance(m, Queued):
             if comment:
                 note = {"to_session": None, "subject": f"Ack comment on {message_id}"[:500], "body": comment,
                         "reply_to": hub_id}  # the hub sends a reply to the parent's sender
@@ -373,7 +375,7 @@ class CoordinationClient:
             sent = await self._write("POST", MESSAGES, {"to_session": m["from_session"],
                                                         "subject": f"Re: {m['subject']}"[:500], "body": comment,
                                                         "reply_to": m["id"]}, AcknowledgeError)
-            if not isinstance(sent, _QueuedWrite):
+            if not isinstance(sent, Queued):
                 reply = str(answers.record(sent, answers.MESSAGE, f"POST {MESSAGES}", AcknowledgeError)["id"])
         return AckResult(message_id, me, reply)
 
@@ -433,7 +435,7 @@ class CoordinationClient:
         return True
 
     def _presence_or_queued(self, r: Any, path: str) -> PresenceInfo:
-        if isinstance(r, _QueuedWrite):
+        if isinstance(r, Queued):
             return PresenceInfo(self.settings.session or "", False, None, None, False, "unknown")
         return _presence(answers.record(r, answers.PRESENCE, f"POST {path}", PresenceError))
 
@@ -471,11 +473,6 @@ def _spent(settings: ClientSettings) -> str:
     """Why a call's own request was not sent: the identity check and the drain before it took its time."""
     return (f"the hub at {settings.url} did not answer the calls before this one within the timeout "
             f"({settings.timeout:g} s)")
-
-
-@dataclass(frozen=True)
-class _QueuedWrite:
-    reason: str
 
 
 def _presence(r: dict[str, Any]) -> PresenceInfo:

@@ -54,7 +54,10 @@ class Softfail(Transport):
     """A client's softfail queue (``queue``, the file its settings name) and the replays of its entries.
 
     ``actor`` is who queues writes (:func:`_actor`); ``last_drain`` what the
-    last drain before a call did, ``stop_reason`` why its last replay failed.
+    last drain before a call did, ``stop_reason`` why its last replay failed,
+    ``held`` why newer writes must wait: each the calling thread's own, so one
+    client may be shared by threads (a drain of one must not make another's
+    write wait, nor let it overtake the entries its own drain stopped at).
     """
 
     def __init__(self, settings: ClientSettings, *, transport: httpx2.BaseTransport | None = None,
@@ -63,15 +66,27 @@ class Softfail(Transport):
         root = settings.project_root
         self.queue = SoftfailQueue(settings.queue_file, git_root=project.git_root(root) if root else None)
         self.actor = _actor(settings.token, settings.session)
-        self.last_drain: Drained | None = None
-        self._held: str | None = None  # why the last drain stopped at an entry of ours, if newer writes must wait
-        self.stop_reason: str | None = None  # why the last replay failed
+
+    @property
+    def last_drain(self) -> Drained | None:
+        """What the last drain before a call of this thread did (:meth:`CoordClient.call
+        <coordhub.client.client.CoordClient.call>`); None before any."""
+        drained: Drained | None = getattr(self._calls, "last_drain", None)
+        return drained
 
     @property
     def held(self) -> str | None:
-        """Why the last drain stopped at one of this client's queued writes, when a newer write must be queued
-        behind it rather than sent (it would reach the hub first); None when nothing holds newer writes back."""
-        return self._held
+        """Why this thread's last drain stopped at one of this client's queued writes, when a newer write must be
+        queued behind it rather than sent (it would reach the hub first); None when nothing holds newer writes back.
+        :attr:`Drained.held <coordhub.client.queue.Drained.held>` of the drain's own answer says the same."""
+        held: str | None = getattr(self._calls, "held", None)
+        return held
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why this thread's last replay failed (None: it did not, or none was made)."""
+        reason: str | None = getattr(self._calls, "stop_reason", None)
+        return reason
 
     def replay(self, entry: Entry) -> str:
         """Send one queued entry with its key and queue time: ``applied``, ``rejected`` (4xx but 423 and 429), or
@@ -91,21 +106,23 @@ class Softfail(Transport):
             # 429 (write_quota, turn_quota: until the next UTC day) holds nothing back: it refuses only writes of
             # its kind, and a message would wait behind a todo for the rest of the day.
             if err.status == 429 and err.code == "rate_limited":
-                self.stop_reason = self._held = f"the hub is rate-limiting this session ({err.message})"
+                self._calls.stop_reason = self._calls.held = f"the hub is rate-limiting this session ({err.message})"
             if err.status < 400:  # not the hub's answer (a redirect): not applied, kept for when the URL is right
-                self.stop_reason = self._held = err.message
+                self._calls.stop_reason = self._calls.held = err.message
             return RETRY if err.status in (423, 429) or err.status < 400 else REJECTED
         if isinstance(result, Failure):
-            self.stop_reason = result.reason
+            self._calls.stop_reason = result.reason
             if result.holds():
-                self._held = result.reason
+                self._calls.held = result.reason
             return outcome(result)
         return APPLIED
 
     def sync(self) -> Drained:
-        """Drain this client's entries of the softfail queue in order (see :meth:`SoftfailQueue.drain`)."""
-        self._held = self.stop_reason = None
-        return self.queue.drain(self.replay, self.settings.url, self.actor, retention_hours=self._retention_hours)
+        """Drain this client's entries of the softfail queue in order (see :meth:`SoftfailQueue.drain`); its
+        ``held`` says whether newer writes must wait behind the entry it stopped at, and why."""
+        self._calls.held = self._calls.stop_reason = None
+        drained = self.queue.drain(self.replay, self.settings.url, self.actor, retention_hours=self._retention_hours)
+        return drained._replace(held=self.held)
 
     def _retention_hours(self) -> float | None:
         """How long the hub keeps idempotency keys, as its ``/health`` says (None: forever).

@@ -19,6 +19,8 @@ says whether the hub needs one (then
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -105,13 +107,19 @@ class Transport:
 
     ``transport`` replaces the network for the HTTP client; ``sleep`` is how a ``Retry-After`` is waited out;
     ``heartbeat`` sends one in-band heartbeat with the first request.
+
+    One client may be shared by threads: the running call's time budget is the calling thread's own
+    (:meth:`within`), never seen by a call of another thread.
     """
 
     def __init__(self, settings: ClientSettings, *, transport: httpx2.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep, heartbeat: bool = False) -> None:
         self.settings = settings
         self._sleep = sleep
-        self._deadline: float | None = None  # time.monotonic() the running call() must be done by (CoordClient.call)
+        # per thread, the running call's state (its deadline: the time.monotonic() it must be done by); a client
+        # shared by threads would otherwise cut one thread's request short by another's spent budget, or end it
+        self._calls = threading.local()
+        self._opening = threading.Lock()  # two threads' first requests open one connection pool, not two
         self._identity: dict[str, str] | None = None
         self._transport = transport
         # One in-band heartbeat per client (the CLI: per invocation), on its first request; see api/activity.py.
@@ -125,10 +133,13 @@ class Transport:
         if self._client is None:
             import httpx2
 
-            # identity: an answer is read unencoded, so MAX_ANSWER bounds what it unpacks to (see _fetch)
-            headers = {"User-Agent": f"coordhub/{__version__}", "Accept-Encoding": "identity"}
-            self._client = httpx2.Client(base_url=self.settings.url, headers=headers, timeout=self.settings.timeout,
-                                         transport=self._transport, verify=_tls(self.settings.url))
+            with self._opening:
+                if self._client is None:
+                    # identity: an answer is read unencoded, so MAX_ANSWER bounds what it unpacks to (see _fetch)
+                    headers = {"User-Agent": f"coordhub/{__version__}", "Accept-Encoding": "identity"}
+                    self._client = httpx2.Client(base_url=self.settings.url, headers=headers,
+                                                 timeout=self.settings.timeout, transport=self._transport,
+                                                 verify=_tls(self.settings.url))
         return self._client
 
     def close(self) -> None:
@@ -268,16 +279,21 @@ class Transport:
         """Requests made inside share one time budget ending at ``deadline`` (``time.monotonic()``), as the
         requests of one :meth:`~coordhub.client.client.CoordClient.call` do: each gets what is left of it, none is
         sent once it is spent, and a ``Retry-After`` is waited out only within it. For a caller that drains this
-        client's queue for requests of its own (the seed-002 client)."""
-        self._deadline = deadline
+        client's queue for requests of its own (the seed-002 client).
+
+        The budget is the calling thread's: requests other threads make meanwhile are not bound by it. Nested, the
+        inner budget ends at the earlier deadline, and the outer one holds again after it."""
+        outer = getattr(self._calls, "deadline", None)
+        self._calls.deadline = deadline if outer is None else min(outer, deadline)
         try:
             yield
         finally:
-            self._deadline = None
+            self._calls.deadline = outer
 
     def _left(self) -> float | None:
-        """Seconds left of the running call's time budget (0 when spent), or None outside one."""
-        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+        """Seconds left of this thread's running call's time budget (0 when spent), or None outside one."""
+        deadline: float | None = getattr(self._calls, "deadline", None)
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
 
     def _whole(self, response: httpx2.Response, deadline: float) -> httpx2.Response:
         """``response`` (streamed, its head read) with its whole body, read by ``deadline`` (``time.monotonic()``)
@@ -342,19 +358,28 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def decoded(response: httpx2.Response) -> Any:
-    """The JSON body of ``response``; for one that is no JSON (or nested too deep), an error envelope of code
-    ``bad_response`` holding the start of its text."""
+    """The JSON body of ``response``, as :func:`parsed` reads it."""
+    return parsed(response.content, response.text)
+
+
+def parsed(raw: bytes, text: str | None = None) -> Any:
+    """The JSON of an answer's body ``raw``; for one that is no JSON (or nested too deep), an error envelope of
+    code ``bad_response`` holding the start of its text (``text``, else ``raw`` read as UTF-8)."""
     try:
-        return response.json()
+        return json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: nested too deep (json raises it, not a ValueError)
-        return {"error": {"code": "bad_response", "message": response.text[:200]}}
+        shown = raw.decode("utf-8", "replace") if text is None else text
+        return {"error": {"code": "bad_response", "message": shown[:200]}}
 
 
 def refusal(status: int, data: Any, text: str) -> HubError:
-    """The :class:`HubError` of a refusal (4xx) whose decoded body is ``data`` (the error envelope, docs/api.md) and
-    raw text ``text``; any other shape (a proxy's page, a hostile answer) gives code ``error`` and the text's start."""
+    """The :class:`HubError` of a refusal (4xx; a 5xx for the asyncio client, which queues nothing) whose body,
+    as :func:`parsed` reads it, is ``data`` (the error envelope, docs/api.md) and raw text ``text``. Every client on
+    ``httpx2`` reads a refusal here, so a code is the same whichever client met it: a body that is no JSON (a
+    proxy's HTML page) gives code ``bad_response``, JSON of another shape code ``error``; the message is then the
+    start of the text (``HTTP <status>`` for none)."""
     error = data.get("error") if isinstance(data, dict) else None
     error = error if isinstance(error, dict) else {}
     code, message = error.get("code"), error.get("message")
     return HubError(status, code if isinstance(code, str) and code else "error",
-                    message if isinstance(message, str) and message else text[:200], data)
+                    message if isinstance(message, str) and message else text[:200] or f"HTTP {status}", data)
