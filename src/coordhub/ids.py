@@ -13,6 +13,7 @@ anyway; ids are names, never credentials (a token's secret is separate).
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import uuid_utils
@@ -21,6 +22,12 @@ import uuid_utils
 def new_id() -> str:
     """A new record id: a UUIDv7 in text form, e.g. ``019ad3f0-6c1e-7a4b-8f21-3c9d0e5b7a12``."""
     return str(uuid_utils.uuid7())
+
+
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+#: A UUID as the hub's routes take a record id: 36 characters, 32 hex digits, or 36 in braces, in any case, or a
+#: ``urn:uuid:`` URN of one (RFC 9562 §4).
+_SPELLED = re.compile(rf"(?:urn:uuid:)?({_UUID}|[0-9a-f]{{32}}|\{{{_UUID}\}})", re.IGNORECASE)
 
 
 def canonical(text: str) -> str:
@@ -33,8 +40,11 @@ def canonical(text: str) -> str:
     thread is named by a message's id or by any text) goes through here, so it
     matches the id however it was spelt: ``"019AD3F0-6C1E-…"`` becomes
     ``"019ad3f0-6c1e-…"``; ``"bd-12"`` stays ``"bd-12"``.
+
+    Only those spellings (:data:`_SPELLED`): :class:`uuid.UUID` also reads ``0x…``, ``_`` and ``+`` in its hex
+    (``int(…, 16)``), hyphens anywhere and ``uuid:``, which no route takes as an id, so through it distinct free
+    names merged (``0x`` and 30 hex digits named the thread of ``00…`` and those digits) and were stored as
+    another name.
     """
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        return text
+    spelled = _SPELLED.fullmatch(text)
+    return text if spelled is None else str(uuid.UUID(spelled[1]))

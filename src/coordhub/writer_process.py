@@ -237,6 +237,21 @@ class WriterLink:
             future.set_exception(RuntimeError(f"the writer process failed this write: {message[2]}"))
 
 
+class _LinkedCall(Call):
+    """A :class:`Call` a serving process shipped over ``link``. It stays a ``Call`` when it runs, so the rules
+    :meth:`Hub.mutate <coordhub.core.hub.Hub.mutate>` keeps for calls by name apply here as in the serving
+    process (a claim or renewal in a halted project is refused, whoever makes it); a closure around it hid its
+    name, and let both through under ``coord serve --workers N``."""
+
+    __slots__ = ("link",)
+    link: _Link
+
+    def __call__(self, tx: Tx, now: float) -> Any:
+        if self.link.gone:  # its caller was answered 503 already: it must not happen later behind its back
+            raise WriterLost()
+        return super().__call__(tx, now)
+
+
 class _Link:
     """The writer process's end of one serving process's connection.
 
@@ -502,7 +517,8 @@ class WriterServer:
             return
         try:
             _, plain, status, idem, during_halt, ahead = message
-            call = Call.from_plain(plain)
+            call = _LinkedCall.from_plain(plain)
+            call.link = link
             exempt = None if during_halt is None else Exempt[during_halt]
             named = None if ahead is None else Ahead(ahead[0], ahead[1], tuple(Scan(*scan) for scan in ahead[2]),
                                                     tuple(ahead[3]))
@@ -511,14 +527,9 @@ class WriterServer:
             link.send(encode(("bug", ident, f"not a call this writer process runs: {exc!r}")))
             return
 
-        def op(tx: Tx, now: float) -> Any:
-            if link.gone:  # its caller was answered 503 already: it must not happen later behind its back
-                raise WriterLost()
-            return call(tx, now)
-
         link.begun()
         meter = Meter()  # its steps go back with the answer: the serving process charges its caller by them
-        future = self.hub.store.submit_write(self.hub.unit_of_work(call.actor, op, status, request, exempt, named,
+        future = self.hub.store.submit_write(self.hub.unit_of_work(call.actor, call, status, request, exempt, named,
                                                                    meter))
 
         def answer(done: Future[Outcome]) -> None:  # on the writer thread as it settles the batch

@@ -441,3 +441,23 @@ def test_scoped_halts_and_pauses_survive_a_restart(api: Api, store_factory: Call
             assert err["code"] == "paused" and err["paused"]["scope"] == "machine:host-a"
         else:
             assert err["code"] == "halted" and err["halt"]["reason"] == "maintenance"
+
+
+def test_a_caller_naming_no_session_is_shown_the_fleet_halt_as_a_projects(open_api: TestClient, hub: Hub) -> None:
+    """``/locks/conflicts`` answers the halt that stops work in the project: on a ``--no-auth`` hub a hook or guard
+    with no identity names no session, and was shown a project's halt there but not the fleet's (none covers
+    nobody), so the edit hook allowed and the guard accepted work the fleet halt stops."""
+    admin = {"X-Coord-Session": "ops/admin"}
+    assert open_api.post(HALTS, json={"reason": "incident", "scope": "project:career"},
+                         headers=admin).status_code == 201
+    assert open_api.post(HALTS, json={"reason": "all stop"}, headers=admin).status_code == 201
+    for key in ("career", "homelab"):
+        got = open_api.get("/api/coord/locks/conflicts", params={"project_key": key, "resource": "a.py"}).json()
+        assert got["halt"]["scope"] == "fleet" and got["halt"]["reason"] == "all stop", got
+        got = open_api.post("/api/coord/locks/conflicts", json={"project_key": key, "resources": ["a.py"]}).json()
+        assert got["halt"]["scope"] == "fleet", got
+    assert open_api.post("/api/coord/resume", json={}, headers=admin).status_code == 200
+    got = open_api.get("/api/coord/locks/conflicts", params={"project_key": "homelab", "resource": "a.py"}).json()
+    assert got["halt"] is None
+    got = open_api.get("/api/coord/locks/conflicts", params={"project_key": "career", "resource": "a.py"}).json()
+    assert got["halt"]["scope"] == "project:career"

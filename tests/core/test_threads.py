@@ -75,6 +75,21 @@ def test_a_thread_named_by_a_message_id_in_any_spelling_is_that_messages_thread(
     assert thread(hub, B, root["id"].upper(), after_seq=root["seq"]) == (["a", "named"], None)
 
 
+def test_a_free_thread_name_that_only_python_reads_as_a_uuid_keeps_its_spelling(hub: Hub) -> None:
+    # uuid.UUID reads "0x", "_" and "+" in its hex digits (int(..., 16)) and hyphens anywhere, spellings no route
+    # takes as an id: through it "0x" + 30 hex digits named the thread "00" + those digits, dashed, and was stored
+    # so, merging two free names and answering the sender another name than it gave.
+    digits = "0123456789abcdef0123456789abcd"
+    odd = ("0x" + digits, digits + "_f", "+" + digits + "e", "0123-4567-89ab-cdef-0123-4567-89ab-cdef")
+    for name in odd:
+        assert send(hub, A, B.session_id, name, thread_id=name)["thread_id"] == name
+    dashed = "00012345-6789-abcd-ef01-23456789abcd"
+    send(hub, A, B.session_id, "dashed", thread_id=dashed)
+    for name in odd:
+        assert thread(hub, B, name) == ([name], None)
+    assert thread(hub, B, dashed.replace("-", "").upper()) == (["dashed"], None)
+
+
 def test_a_thread_read_does_not_pass_over_the_messages_the_session_may_not_see(hub: Hub) -> None:
     # Review: read along messages_by_thread alone, a page passed over every message of the thread its reader may not
     # see, so one token's day of messages to others in a thread (100,000) made each page of it scan them all.

@@ -34,7 +34,7 @@ from starlette.testclient import TestClient
 from coordhub import writer_process
 from coordhub.api.app import create_app
 from coordhub.clock import ManualClock
-from coordhub.core import automata, calls, halt, leasequeries, leases, tokens
+from coordhub.core import automata, calls, halt, leasequeries, leases, scope, tokens
 from coordhub.core.calls import Call
 from coordhub.core.hub import Hub, Outcome
 from coordhub.core.idempotency import IdempotentRequest
@@ -172,6 +172,31 @@ def test_calls_run_in_the_writer_with_every_rule_of_a_write(store_factory: Calla
         released = await hub.mutate(ALICE, Call("leases.release", ALICE, lease_id=granted.body["id"]),
                                     during_halt=halt.Exempt.RELEASE)
         assert released.body["state"] == "released" and link.calls == 6
+
+    _run(store_factory, tmp_path, body)
+
+
+def test_a_project_halt_refuses_claims_and_renewals_there_in_the_writer_process_too(
+        store_factory: Callable[[], Store], tmp_path: Path) -> None:
+    """A project's halt refuses a claim or a renewal in that project whoever makes it (core.hub), also when the
+    call crosses to the writer process (``coord serve --workers N``): there it runs wrapped, and the rule once
+    looked for a bare :class:`Call` and so let both through. A claim elsewhere and a release go on."""
+    async def body(pair: Pair) -> None:
+        hub, link = pair.serving, pair.link
+        held = await _claimed(hub, ALICE)
+        await hub.mutate(ADMIN, lambda tx, now: halt.set_halt(tx, ADMIN, "stop p", now, scope.parse("project:p")))
+        with pytest.raises(Halted) as refused:
+            await _claimed(hub, BOB, "src/b.py")
+        assert refused.value.details["halt"]["scope"] == "project:p"
+        with pytest.raises(Halted):
+            await hub.mutate(ALICE, Call("leases.renew", ALICE, lease_id=held.body["id"], ttl_hours=None))
+        elsewhere = await hub.mutate(BOB, Call("leases.claim", BOB, project_key="q", resource="src/b.py",
+                                               description=None, ttl_hours=1.0), status=201)
+        assert elsewhere.status == 201
+        released = await hub.mutate(ALICE, Call("leases.release", ALICE, lease_id=held.body["id"]),
+                                    during_halt=halt.Exempt.RELEASE)
+        assert released.body["state"] == "released"
+        assert link.calls == 5  # every call ran (or was refused) there; only the halt, no call, ran here
 
     _run(store_factory, tmp_path, body)
 

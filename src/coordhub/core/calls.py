@@ -19,7 +19,7 @@ writer lock (issue 15, "serving processes in front of one writer").
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from coordhub.core import leases, messages, presence
 from coordhub.core.identity import Actor
@@ -66,7 +66,7 @@ class Call:
         return self.name, self.actor.session_id, self.actor.is_admin, self.actor.token_epoch, self.arguments
 
     @classmethod
-    def from_plain(cls, plain: tuple[str, str, bool, int | None, dict[str, Any]]) -> Call:
+    def from_plain(cls, plain: tuple[str, str, bool, int | None, dict[str, Any]]) -> Self:
         """The call :meth:`plain` gave; ``KeyError`` for a name not in :data:`OPERATIONS`."""
         name, session_id, is_admin, token_epoch, arguments = plain
         return cls(name, Actor(session_id, is_admin=is_admin, token_epoch=token_epoch), **arguments)

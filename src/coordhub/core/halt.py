@@ -132,11 +132,15 @@ def for_work(tx: Tx, session_id: str | None, project_key: str) -> dict[str, Any]
     A project halt stops the work in the project, not only the sessions that declared it: most sessions never
     declare a project (only ``coord conv`` and the ``cross-agent-*`` commands do), and the edit hook names the
     project by the repository it runs in, so without this ``coord halt --project P`` let every such session go
-    on editing and committing in P. (A declared session is covered wherever it works.)
+    on editing and committing in P. (A declared session is covered wherever it works.) The fleet's halt stops
+    all work, so it is ``halt`` also when the caller names no session (a ``--no-auth`` hook or guard without an
+    identity), whom :func:`for_session` finds covered by nothing: else such a caller was shown a project's halt
+    but not the fleet's.
     """
     found = for_session(tx, session_id)
     if found["halt"] is None:
-        found["halt"] = next((h for h in found["halts"] if from_key(h["scope"]).holds_project(project_key)), None)
+        found["halt"] = next((h for h in sorted(found["halts"], key=lambda h: h["scope"] != "fleet")
+                              if h["scope"] == "fleet" or from_key(h["scope"]).holds_project(project_key)), None)
     return found
 
 
