@@ -279,3 +279,18 @@ def test_a_halt_of_another_project_lets_commits_through(fleet: Fleet) -> None:
     fleet.repo.change("src/app.py")
     r = fleet.repo.commit()
     assert r.code == 0 and r.err == "", r
+
+
+def test_a_halt_the_hub_named_stands_when_a_later_request_fails(fleet: Fleet) -> None:
+    # /locks/conflicts answers the halt; the committer's own leases (GET /locks) then fail with a 500. Before, that
+    # failure counted as "the hub could not be asked" and COORD_HOOK_FAIL_MODE=open accepted the commit unchecked.
+    from tests.client.conftest import serving
+    from tests.client.test_queue_order import FlakyProxy
+
+    fleet.api(fleet.admin, "POST", "/halt", json={"scope": f"project:{PROJECT}", "reason": "bad deploy"})
+    fleet.repo.change("docs/notes.md")
+    with serving(FlakyProxy(fleet.hub.url)) as proxy:
+        proxy.broken.add("/api/coord/locks")
+        r = fleet.repo.commit(env={"COORD_URL": proxy.url})
+    assert ("GET", "/api/coord/locks") in {(m, p.partition("?")[0]) for _, m, p in proxy.seen}, proxy.seen
+    assert r.code == 1 and f"project:{PROJECT} is halted by " in r.err and "accepted unchecked" not in r.err, r

@@ -141,6 +141,13 @@ def main(event: str, args: list[str]) -> int:
         inv.close()
     if bypass:
         return _bypass(inv, hook, changed, top, verdict, error, ledger_file, stop)
+    if (halted := stop.line()) is not None:  # the hub said so: a request failing after that leaves it standing
+        say(f"{WHAT.get(hook, hook)} refused: {halted}. No commits or pushes until it is resumed (`coord resume`; "
+            "a paused session: `coord engage`), or, if you must, `COORD_GUARD_BYPASS=1 "
+            f"COORD_GUARD_BYPASS_REASON=\"…\" git {COMMAND.get(hook, hook)} …`.")
+        if verdict is not None and verdict.problems:
+            _refuse(hook, inv.project.key, verdict.problems)
+        return 1
     if isinstance(error, HubRefused) and retry_after(error) is not None:
         return _rate_limited(hook, error, patience.waited)
     if isinstance(error, TooManyLeases):
@@ -153,13 +160,8 @@ def main(event: str, args: list[str]) -> int:
     if error is not None:
         return _unchecked(settings.fail_closed, hook, _unasked(inv, error))
     assert verdict is not None
-    if (halted := stop.line()) is not None:
-        say(f"{WHAT.get(hook, hook)} refused: {halted}. No commits or pushes until it is resumed (`coord resume`; "
-            "a paused session: `coord engage`), or, if you must, `COORD_GUARD_BYPASS=1 "
-            f"COORD_GUARD_BYPASS_REASON=\"…\" git {COMMAND.get(hook, hook)} …`.")
     if verdict.problems:
         _refuse(hook, inv.project.key, verdict.problems)
-    if halted is not None or verdict.problems:
         return 1
     if verdict.unchecked:
         for p in verdict.unchecked[:MAX_LINES]:
