@@ -46,7 +46,6 @@ from coordhub.core.redaction import CONTEXT, redact, redact_after, redact_opt
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
-
 HOST_WENT_AWAY = ("host_restarted", "host_stopped")
 """Reasons of a host's ``failed`` report that say its host, not the work, ended the attempt: a restarted host
 found an attempt whose claude never started (``host_restarted``), or the host was stopped (SIGTERM, a service
