@@ -248,6 +248,21 @@ def test_log_and_watch_with_an_id_print_json_lines(live_hub: LiveHub, cli: tuple
     assert me.ok("watch", aid).out == "[init] sonnet\n[tool] Read a.py\n[result] ok\n"  # the text view unchanged
 
 
+def test_status_shows_why_an_assignment_ended(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    # an assignment that failed showed its worker's last STATUS: line as its status, which read as if it still ran
+    me, a, host, job = _dispatched(live_hub, cli)
+
+    def row() -> str:
+        return next(line for line in me.ok("status").out.splitlines() if line.startswith(a["id"]))
+
+    host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "running",
+                                                   "telemetry": {"status_line": "reading the issue and the code"}})
+    assert "running" in row() and "reading the issue and the code" in row()  # a running one: its progress
+    host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "failed",
+                                                   "reason": "wall_clock: ran 10 s, over the 10 s limit"})
+    assert "failed" in row() and "wall_clock: ran 10 s" in row() and "reading the issue" not in row()
+
+
 def test_an_id_in_upper_case_names_the_assignment(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
     # ids are hex: A1B2C3D4 is a1b2c3d4, as an upper-case UUID names its message (review: watch answered 404)
     me, a, host, job = _dispatched(live_hub, cli)
