@@ -266,7 +266,11 @@ def test_stop_cancels_and_the_host_hears_it(orch: Api, laptop: Host, user: dict[
     ("files_busy: src/a.py leased by desk/claude-main", "failed"),
     # a restarted host's report for an attempt whose claude never started: re-queued as the hub's own
     # host_restarted path does, the attempt recorded lost
-    ("host_restarted: the host stopped before claude started", "lost")])
+    ("host_restarted: the host stopped before claude started", "lost"),
+    # a host stopped gracefully (SIGTERM, a service restart) stopped its worker with the work saved: as a host
+    # killed -9 and found stale, never failed for good at once
+    ("host_stopped: the host was stopped", "lost"),
+    ("host_stopped: the host was stopping when it arrived", "lost")])
 def test_a_retryable_failure_requeues_with_backoff_then_fails(orch: Api, clock: ManualClock, laptop: Host,
                                                               user: dict[str, str], reason: str,
                                                               recorded: str) -> None:

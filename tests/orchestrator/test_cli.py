@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 from pathlib import Path
@@ -227,6 +228,39 @@ def test_watch_exits_as_seed_003s_did(live_hub: LiveHub, cli: tuple[Coord, Coord
     host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "failed", "reason": "tests failed"})
     r = me("watch", a["id"])
     assert (r.code, r.out, r.err) == (1, "[init] sonnet\n", ""), r
+
+
+def test_log_and_watch_with_an_id_print_json_lines(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    # `coord watch ID --json` printed the text log (its --json was read only without an ID) and `coord log` had no
+    # --json: a script reading "one JSON object per line" failed on the first line
+    me, a, host, job = _dispatched(live_hub, cli)
+    aid = job["id"]
+    host.post(f"/assignments/{aid}/log", {"attempt": 1, "offset": 0, "text": "[init] sonnet\n[tool] Re"})
+    running = [json.loads(line) for line in me.ok("log", aid, "--json").out.splitlines()]
+    # a line the host has sent only part of is printed whole (not yet ended: no state)
+    assert running == [{"assignment_id": aid, "line": "[init] sonnet"}, {"assignment_id": aid, "line": "[tool] Re"}]
+    host.post(f"/assignments/{aid}/log", {"attempt": 1, "offset": 23, "text": "ad a.py\n[result] ok\n"})
+    host.post(f"/assignments/{aid}/report", {"attempt": 1, "state": "done"})
+    want = [{"assignment_id": aid, "line": "[init] sonnet"}, {"assignment_id": aid, "line": "[tool] Read a.py"},
+            {"assignment_id": aid, "line": "[result] ok"}, {"assignment_id": aid, "state": "done"}]
+    assert [json.loads(line) for line in me.ok("log", aid, "--json").out.splitlines()] == want
+    assert [json.loads(line) for line in me.ok("watch", aid, "--json").out.splitlines()] == want
+    assert me.ok("watch", aid).out == "[init] sonnet\n[tool] Read a.py\n[result] ok\n"  # the text view unchanged
+
+
+def test_status_shows_why_an_assignment_ended(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    # an assignment that failed showed its worker's last STATUS: line as its status, which read as if it still ran
+    me, a, host, job = _dispatched(live_hub, cli)
+
+    def row() -> str:
+        return next(line for line in me.ok("status").out.splitlines() if line.startswith(a["id"]))
+
+    host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "running",
+                                                   "telemetry": {"status_line": "reading the issue and the code"}})
+    assert "running" in row() and "reading the issue and the code" in row()  # a running one: its progress
+    host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "failed",
+                                                   "reason": "wall_clock: ran 10 s, over the 10 s limit"})
+    assert "failed" in row() and "wall_clock: ran 10 s" in row() and "reading the issue" not in row()
 
 
 def test_an_id_in_upper_case_names_the_assignment(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:

@@ -43,6 +43,20 @@ def freshness_rows(assignments: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [newest[k] for k in sorted(newest)]
 
 
+def assignment_note(a: dict[str, Any]) -> str | None:
+    """The status column of an assignment in ``coord status``: for one that ended other than ``done`` (failed,
+    cancelled, stuck, needs input) why it ended (``reason``), the thing to act on; for a done one where its
+    pipeline stands (``stage_reason``); else the worker's last ``STATUS:`` line, the reason, or the last tool.
+
+    Before, an ended assignment showed its worker's last ``STATUS:`` line ("reading the issue and the code" on one
+    that failed ``host_stopped``, or that ``coord stop`` cancelled), and the reason only when there was none."""
+    if a["state"] in ("failed", "cancelled", "stuck", "needs_input") and a["reason"]:
+        return str(a["reason"])
+    first = a.get("stage_reason") if a["state"] == "done" else None
+    note = first or a["status_line"] or a["reason"] or a["last_tool"]
+    return None if note is None else str(note)
+
+
 def show_orchestrator(view: dict[str, Any] | None, freshness: bool = False) -> None:
     """Print the orchestrator's sections (nothing before a coordinator.yml is applied); with ``freshness``, also
     what each machine's freshness checks last found (seed 003's ``status --freshness``)."""
@@ -80,8 +94,7 @@ def show_orchestrator(view: dict[str, Any] | None, freshness: bool = False) -> N
     heading("assignments")
     shown = [{**a, "what": f"{a['repo']} #{a['issue']}", "where": a["ran_on"] or a["machine"] or "any",
               "cost": f"${a['total_cost_usd']:.2f}", "stage": a.get("stage") or "work",
-              "note": (a.get("stage_reason") if a["state"] == "done" else None) or a["status_line"] or a["reason"]
-              or a["last_tool"]}
+              "note": assignment_note(a)}
              for a in view["assignments"]]
     table(shown, [("id", "id"), ("state", "state"), ("stage", "stage"), ("attempt", "try"), ("what", "issue"),
                   ("where", "machine"), ("model", "model"), ("cost", "cost"), ("note", "status")], "  none")

@@ -10,6 +10,7 @@ and ``coord config`` work on the local ``coordinator.yml`` and need no hub;
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -211,23 +212,66 @@ def wait(
     raise typer.Exit(0 if a["state"] == "done" else EXIT_REFUSED)
 
 
+LOG_JSON_HELP = ('One JSON object per line: {"assignment_id", "line"} for each log line, {"assignment_id", '
+                 '"dropped_chars"} where the hub dropped older text, and {"assignment_id", "state"} last when the '
+                 "assignment has ended.")
+
+
 def log(
     ctx: typer.Context,
     assignment_id: str = typer.Argument(..., help="Assignment id."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing as the worker goes, until it ends."),
     interval: float = typer.Option(1.0, "--interval", min=0.1, max=60.0, help="Seconds between checks with -f."),
+    as_json: bool = typer.Option(False, "--json", help=LOG_JSON_HELP),
 ) -> None:
     """The worker's filtered log (\\[init], \\[tool], \\[stuck], \\[result] …) from any machine, through the hub."""
     # \\[: help is Rich markup (cli/output.py help_text), where a bare [init] is a style tag and is dropped
-    follow_log(ctx, assignment_id, follow=follow, interval=interval)
+    follow_log(ctx, assignment_id, follow=follow, interval=interval, as_json=as_json)
+
+
+class _LogPrinter:
+    """Prints the relayed log as it comes: the text as is, or (``as_json``) one JSON object per complete line.
+
+    The hub hands out the log in pieces cut at any character, so a line may arrive in two; with ``as_json`` the
+    unfinished tail waits for the rest (or for :meth:`end`)."""
+
+    def __init__(self, assignment_id: str, as_json: bool) -> None:
+        self.assignment_id, self.as_json, self.tail = assignment_id, as_json, ""
+
+    def _object(self, **fields: Any) -> None:
+        verbatim(json.dumps({"assignment_id": self.assignment_id, **fields}, ensure_ascii=False))
+
+    def dropped(self, chars: int) -> None:
+        if self.as_json:
+            self._object(dropped_chars=chars)
+        else:
+            verbatim(f"[… {chars} older characters dropped by the hub]")
+
+    def text(self, text: str) -> None:
+        if not self.as_json:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        *lines, self.tail = (self.tail + text).split("\n")
+        for line in lines:
+            self._object(line=line)
+
+    def end(self, state: str | None) -> None:
+        """Flush an unfinished last line; with ``state`` (the assignment ended), say so."""
+        if self.as_json and self.tail:
+            self._object(line=self.tail)
+            self.tail = ""
+        if self.as_json and state is not None:
+            self._object(state=state)
 
 
 def follow_log(ctx: typer.Context, assignment_id: str, *, follow: bool, interval: float,
-               deadline: float | None = None) -> str | None:
-    """Print the assignment's filtered log from its start; with ``follow``, until the assignment ends
-    (:data:`ENDED`). Returns its state when it ended, else None: not following, or ``deadline`` (a
-    ``time.monotonic()`` value) passed first."""
+               deadline: float | None = None, as_json: bool = False) -> str | None:
+    """Print the assignment's filtered log from its start (``as_json``: see :class:`_LogPrinter`); with ``follow``,
+    until the assignment ends (:data:`ENDED`). Returns its state when it ended, else None: not following, or
+    ``deadline`` (a ``time.monotonic()`` value) passed first."""
     offset = 0
+    out = _LogPrinter(assignment_id, as_json)
 
     def piece(at: int) -> Any:
         return call(ctx, lambda c: orch(c).log(assignment_id, at))
@@ -235,16 +279,17 @@ def follow_log(ctx: typer.Context, assignment_id: str, *, follow: bool, interval
     while True:
         got = piece(offset)
         if got["truncated"]:
-            verbatim(f"[… {got['offset'] - offset} older characters dropped by the hub]")
+            out.dropped(got["offset"] - offset)
         if got["text"]:
-            sys.stdout.write(got["text"])
-            sys.stdout.flush()
+            out.text(got["text"])
         offset = got["offset"] + len(got["text"])
         if offset < got["size"]:
             continue
         if got["state"] in ENDED:
+            out.end(str(got["state"]))
             return str(got["state"])
         if not follow or (deadline is not None and time.monotonic() >= deadline):
+            out.end(None)
             return None
         time.sleep(interval)
 

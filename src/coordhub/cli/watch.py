@@ -93,7 +93,8 @@ def watch(
     after: int | None = typer.Option(None, "--after", help="Start after this event id (default: from now)."),
     notify: bool = typer.Option(False, "--notify", help="Also raise a desktop notification (notify-send) for "
                                                          "messages and halts."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line: each event; with an ID, each "
+                                                       "line of its log as `coord log ID --json` prints it."),
     interval: float = typer.Option(1.0, "--interval", min=0.1, max=60.0, help="With an ID: seconds between "
                                                                               "checks of its log."),
     timeout: float = typer.Option(1800.0, "--timeout", min=0.0, help="With an ID: give up after this many "
@@ -115,7 +116,7 @@ def watch(
              "watch without --all); the unfiltered stream-json stays on the machine that ran the worker, in "
              "<coord agent --state-dir>/workers/ID/stream.ATTEMPT.jsonl (docs/agent.md)", EXIT_USAGE)
     if assignment_id is not None:
-        _follow_worker(ctx, assignment_id, interval, timeout)
+        _follow_worker(ctx, assignment_id, interval, timeout, as_json)
     if notify and not shutil.which("notify-send"):
         typer.echo("coord: warning: --notify needs notify-send (libnotify), which is not on PATH; "
                    "events are printed without desktop notifications", err=True)
@@ -137,13 +138,14 @@ def watch(
             raise typer.Exit(0) from None
 
 
-def _follow_worker(ctx: typer.Context, assignment_id: str, interval: float, timeout: float) -> None:
-    """Follow an assignment's filtered log until it ends, then exit as seed 003's ``watch`` did: 0 when its
-    worker's run succeeded (``done``), 1 when it did not (failed, cancelled, stuck, needs input), 3 when
-    ``timeout`` seconds passed first."""
+def _follow_worker(ctx: typer.Context, assignment_id: str, interval: float, timeout: float, as_json: bool) -> None:
+    """Follow an assignment's filtered log until it ends (``as_json``: one JSON object per line, as ``coord log
+    --json``), then exit as seed 003's ``watch`` did: 0 when its worker's run succeeded (``done``), 1 when it did
+    not (failed, cancelled, stuck, needs input), 3 when ``timeout`` seconds passed first."""
     from coordhub.cli.orchestrator import follow_log
 
-    state = follow_log(ctx, assignment_id, follow=True, interval=interval, deadline=time.monotonic() + timeout)
+    state = follow_log(ctx, assignment_id, follow=True, interval=interval, deadline=time.monotonic() + timeout,
+                       as_json=as_json)
     if state is None:
         fail(f"timed out after {timeout:g}s waiting for {assignment_id} to end (`coord wait {assignment_id}` waits "
              "on; `coord watch ID --timeout S` waits longer)", EXIT_TIMED_OUT)

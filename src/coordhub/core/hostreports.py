@@ -46,6 +46,13 @@ from coordhub.core.redaction import CONTEXT, redact, redact_after, redact_opt
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
+HOST_WENT_AWAY = ("host_restarted", "host_stopped")
+"""Reasons of a host's ``failed`` report that say its host, not the work, ended the attempt: a restarted host
+found an attempt whose claude never started (``host_restarted``), or the host was stopped (SIGTERM, a service
+restart) and stopped its workers with their work saved (``host_stopped``). The hub takes either as it takes a host
+it lost (stale, or restarted under kill -9): the attempt is ``lost`` and the assignment re-queued with backoff,
+failed after ``max_retries``. Before, a graceful stop failed its assignments for good while kill -9 re-queued them."""
+
 
 def _current_attempt(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float,
                      incarnation: int | None = None) -> Row:
@@ -145,9 +152,11 @@ def report(tx: Tx, actor: Actor, assignment_id: str, attempt: int, now: float, *
     * ``failed`` with a reason starting ``files_busy`` is re-queued (attempt
       counts, backoff, failed after ``max_retries``); one starting
       ``host_restarted`` (a restarted host found an attempt whose claude never
-      started, and the hub adopted it) is lost and re-queued as the hub's own
+      started, and the hub adopted it) or ``host_stopped`` (the host was
+      stopped and stopped its workers) is lost and re-queued as the hub's own
       ``host_restarted`` path does (the same count, backoff and
-      ``max_retries``); any other failure is final unless ``auto_reassign``;
+      ``max_retries``; :data:`HOST_WENT_AWAY`); any other failure is final
+      unless ``auto_reassign``;
     * a ``rate_limited_for`` (seconds from now, from a host's own clock)
       pauses dispatch fleet-wide for that long on the hub's clock; else a
       ``rate_limited_until`` (absolute: the API's reset time, or what hosts
@@ -216,8 +225,8 @@ def _finish(tx: Tx, row: Row, actor: Actor, to: State, reason: str | None, now: 
     by = actor.session_id
     if to is State.FAILED and (reason or "").startswith("files_busy"):
         return requeue(tx, row, config, now, reason=reason or "files_busy", lost=False, by=by)
-    if to is State.FAILED and (reason or "").startswith("host_restarted"):
-        return requeue(tx, row, config, now, reason=reason or "host_restarted", lost=True, by=by)
+    if to is State.FAILED and (reason or "").startswith(HOST_WENT_AWAY):
+        return requeue(tx, row, config, now, reason=reason or HOST_WENT_AWAY[0], lost=True, by=by)
     if to is State.FAILED and config.concurrency.auto_reassign and row["attempt"] <= config.concurrency.max_retries:
         end_attempt(tx, row, to.value, reason, now)
         return transition(tx, row, State.QUEUED, now, by=by, reason=reason, machine=None,

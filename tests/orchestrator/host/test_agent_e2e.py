@@ -241,6 +241,34 @@ def test_kill_9_then_the_hub_gives_the_attempt_up_the_orphan_is_stopped(fleet: F
     assert again.stop() == 0
 
 
+def test_sigterm_of_a_host_mid_run_requeues_and_the_restarted_host_finishes_it(fleet: Fleet) -> None:
+    """A graceful stop (SIGTERM: Ctrl-C, ``systemctl restart`` of the unit ``--install-service`` writes) loses the
+    attempt as kill -9 does: the assignment goes back to the queue, never ``failed`` for good, and the restarted
+    host runs it again on its branch."""
+    fleet.configure(backoff_base=0.5)
+    agent = fleet.start("m1")
+    aid = fleet.assign(1, "fake: slow work=60 beat=0.2", machine="m1")
+    fleet.wait(aid, lambda a: a["state"] == "running")
+    pid = _pid_of_running_claude(fleet, aid)
+    assert agent.stop() == 0
+    assert not _alive(pid)  # the host stopped its worker before it exited
+    after = fleet.get(aid)
+    assert after["state"] in ("queued", "dispatched"), after  # back in the queue (or taken again), not failed
+    assert (after["attempts"][0]["state"], after["attempts"][0]["reason"]) == ("lost", "host_stopped: the host was "
+                                                                                       "stopped")
+    again = fleet.start("m1")
+    second = fleet.wait(aid, lambda a: a["state"] == "running" and a["attempts"][-1]["host_incarnation"] == 2)
+    # the stopping host's long-poll still open may take the re-queued assignment back before it exits; that
+    # attempt is lost too (handed back, or given up when the host registers again), never a failure
+    earlier = second["attempts"][:-1]
+    assert earlier[0]["reason"].startswith("host_stopped"), earlier[0]
+    assert all(x["state"] == "lost" for x in earlier), [(x["state"], x["reason"]) for x in earlier]
+    assert second["branch"] == "issue-1"
+    httpx2.post(fleet.hub.url + f"{API}/assignments/{aid}/stop", headers=fleet.admin)
+    fleet.wait(aid, lambda a: a["state"] == "cancelled")
+    assert again.stop() == 0
+
+
 def test_overlapping_files_never_run_at_once(fleet: Fleet) -> None:
     """Two workers briefed with overlapping files: the second is refused (files_busy), re-queued, and runs after."""
     fleet.configure(backoff_base=0.5, max_retries=20)
