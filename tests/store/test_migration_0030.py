@@ -32,6 +32,13 @@ STORED = {
     "m7": UUID.replace("-", "")[:31],
     "m8": "re: " + UUID.upper(),
     "m9": None,
+    "m10": "URN:UUID:" + UUID.upper(),
+    "m11": "urn:uuid:" + UUID.replace("-", ""),
+    "m12": "urn:uuid:{" + UUID + "}",
+    "m13": "{" + UUID.replace("-", "") + "}",
+    "m14": UUID.replace("-", "", 1),
+    "m15": "0x" + UUID.replace("-", "")[:30],
+    "m16": "{" + UUID,
 }
 
 
@@ -53,8 +60,8 @@ def _threads(store: Store) -> dict[str, Any]:
 
 
 def test_the_migration_spells_threads_as_the_hub_does() -> None:
-    assert EXPECTED == {"m1": UUID, "m2": UUID, "m3": UUID, "m4": UUID, "m5": UUID, "m6": "bd-12",
-                        "m7": STORED["m7"], "m8": STORED["m8"], "m9": None}
+    spelt = {"m1", "m2", "m3", "m4", "m5", "m10", "m11", "m12"}
+    assert EXPECTED == {mid: UUID if mid in spelt else thread for mid, thread in STORED.items()}
 
 
 def test_sqlite(tmp_path: Path) -> None:
