@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 from pathlib import Path
@@ -372,3 +373,21 @@ def test_status_shows_the_merge_queue(live_hub: LiveHub, cli: tuple[Coord, Coord
     human = me.ok("status").out
     assert "merge queue" in human and "api → main" in human and entered[0] in human and "api#51" in human
     assert "merge queue: 2" in human
+
+
+def test_assign_refuses_issue_zero_before_asking_anything(live_hub: LiveHub, cli: tuple[Coord, Coord],
+                                                           tmp_path: Path) -> None:
+    # `coord assign laptop api 0` asked gh for issue 0 (a warning when that failed), then exited 1 with the hub's 422;
+    # GitHub numbers issues from 1, so 0 is a usage error like `abc`, found before gh or the hub is asked
+    from tests.fakes.ghstore import FakeGitHub
+
+    admin, me = cli
+    admin.ok("config", "apply")  # api has github: acme/api, so a valid number would be looked up with gh
+    gh = FakeGitHub(tmp_path)
+    me = me.with_(env={**me.env, **gh.env, "PATH": f"{gh.bin}{os.pathsep}{me.env['PATH']}"})
+    for bad in ("0", "00", "abc", "²"):
+        r = me.fails(2, "assign", "laptop", "api", bad)
+        assert f"ISSUE must be an issue number (a positive integer), not {bad!r}" in r.err, r
+        assert "warning" not in r.err
+    assert me.fails(2, "assign", "laptop", "api", "--", "-3").err.count("positive integer") == 1
+    assert gh.calls() == [] and admin.json("status")["orchestrator"]["queue"] == []
