@@ -391,3 +391,19 @@ def test_assign_refuses_issue_zero_before_asking_anything(live_hub: LiveHub, cli
         assert "warning" not in r.err
     assert me.fails(2, "assign", "laptop", "api", "--", "-3").err.count("positive integer") == 1
     assert gh.calls() == [] and admin.json("status")["orchestrator"]["queue"] == []
+
+
+def test_status_of_a_machine_the_hub_does_not_know_is_refused(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    # `coord status --machine nosuch` showed an empty queue and no assignments, exit 0: a misspelled name read as an
+    # idle machine. Refused as `assign` refuses one (422, exit 1), naming the machines the hub knows
+    admin, me = cli
+    r = me.fails(1, "status", "--machine", "laptop")  # no coordinator.yml applied: the hub knows no machine
+    assert "unknown machine 'laptop': the hub knows none (no coordinator.yml is applied" in r.err, r
+    admin.ok("config", "apply")
+    r = me.fails(1, "status", "--machine", "nosuch")
+    assert r.out == "" and "unknown machine 'nosuch': the hub knows laptop, server [422 invalid]" in r.err, r
+    r = me.fails(1, "status", "--machine", "nosuch", "--json")
+    error = r.json()["error"]
+    assert (error["code"], error["status"], error["field"]) == ("invalid", 422, "machine"), r
+    assert "the hub knows laptop, server" in error["message"]
+    assert [m["machine"] for m in me.json("status", "--machine", "LAPTOP")["orchestrator"]["machines"]] == ["laptop"]

@@ -17,6 +17,7 @@ from typing import Any
 
 from coordhub.clock import isoformat
 from coordhub.core import assignments, coordinator, hosts, mergedrive, stageruns
+from coordhub.errors import Invalid
 from coordhub.store.tx import Tx
 
 COST_DAYS = 30
@@ -26,6 +27,15 @@ QUEUE_SHOWN = 50  # queued assignments shown (the head of the queue); ``totals.q
 
 def _day(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).date().isoformat()
+
+
+def _check_known(machine: str, configured: list[str], registered: list[str]) -> None:
+    """``Invalid`` unless ``machine`` (case-insensitive, as the view filters) is configured or registered."""
+    known = sorted({*configured, *registered}, key=str.lower)
+    if machine.lower() not in {k.lower() for k in known}:
+        raise Invalid(f"unknown machine {machine!r}: the hub knows "
+                      + (", ".join(known) if known else "none (no coordinator.yml is applied: `coord config apply`)"),
+                      field="machine")
 
 
 def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
@@ -47,8 +57,15 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
     the live ones that are not queued plus the :data:`RECENT` most recently
     ended. Before any config is applied, ``configured`` is false and the
     lists are empty.
+
+    Raises ``Invalid`` (422, ``field`` ``machine``) naming the known machines
+    when ``machine`` is neither in the config nor a registered host: an empty
+    view read as "nothing queued there", not as a misspelled name.
     """
     config = coordinator.active(tx)
+    host_rows = {h["machine"]: h for h in tx.hosts.all()}
+    if machine is not None:
+        _check_known(machine, [m.name for m in config.machines] if config else [], list(host_rows))
     version = tx.orchestrator.get()["config_version"]
     empty: dict[str, Any] = {"configured": False, "config_version": version, "machines": [], "queue": [],
                              "assignments": [], "stage_runs": [], "merges": [], "paused": None,
@@ -63,7 +80,6 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
         by_day[day] += a["cost_usd"]
         if day == today:
             by_machine_today[a["machine"]] += a["cost_usd"]
-    host_rows = {h["machine"]: h for h in tx.hosts.all()}
     active = tx.assignments.active()
     machines = []
     for m in config.machines:
