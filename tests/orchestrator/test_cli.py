@@ -407,3 +407,13 @@ def test_status_of_a_machine_the_hub_does_not_know_is_refused(live_hub: LiveHub,
     assert (error["code"], error["status"], error["field"]) == ("invalid", 422, "machine"), r
     assert "the hub knows laptop, server" in error["message"]
     assert [m["machine"] for m in me.json("status", "--machine", "LAPTOP")["orchestrator"]["machines"]] == ["laptop"]
+
+
+def test_agent_host_and_port_say_the_agent_connects_out(tmp_path: Path) -> None:
+    # seed 003's `coord agent --port 7433` was a server the coordinator called; here it exited 2 with "No such
+    # option: --port". Still exit 2, now saying the agent has no port and what to give it instead; nothing is asked
+    coord = Coord(git_init(tmp_path / "w"), isolated_env(tmp_path), url="http://127.0.0.1:9", token="t")
+    for flags in (["--port", "7433"], ["--host", "0.0.0.0"], ["--machine", "laptop", "--host", "x", "--port", "y"]):
+        r = coord.fails(2, "agent", *flags)
+        assert "this agent has no port of its own: it connects out to the hub" in r.err, r
+        assert "`coord --url http://HUB:PORT --token T agent`" in r.err and "unreachable" not in r.err, r
