@@ -417,3 +417,31 @@ def test_agent_host_and_port_say_the_agent_connects_out(tmp_path: Path) -> None:
         r = coord.fails(2, "agent", *flags)
         assert "this agent has no port of its own: it connects out to the hub" in r.err, r
         assert "`coord --url http://HUB:PORT --token T agent`" in r.err and "unreachable" not in r.err, r
+
+
+def test_status_shows_a_queue_waiting_out_the_stagger(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    # with stagger_seconds (coord init writes 30) a second assignment waited with a free slot while `coord status`
+    # left "not before" and "why" blank. 600 s: the stagger still holds whatever this machine's speed
+    admin, me = cli
+    (me.cwd / "coordinator.yml").write_text(yaml.safe_dump(config(concurrency={"stagger_seconds": 600})))
+    admin.ok("config", "apply")
+    me.json("assign", "laptop", "api", "1")
+    second = me.json("assign", "laptop", "api", "2")
+    host = HttpHost(live_hub, "laptop")
+    assert host.next() is not None and host.next() is None  # a slot free, the stagger holds the second back
+    orch = me.json("status")["orchestrator"]
+    assert orch["stagger"]["seconds"] == 600 and orch["queue"][0]["not_before"] is None
+    row = next(line for line in me.ok("status").out.splitlines() if second["id"] in line)
+    assert "stagger: 600 s between dispatches" in row and orch["stagger"]["until"] in row, row
+
+
+def test_queue_wait_names_the_later_of_backoff_and_stagger() -> None:
+    from coordhub.cli.fleet import queue_wait
+
+    stagger = {"until": "2026-01-01T00:00:30Z", "seconds": 30.0}
+    backoff = {"not_before": "2026-01-01T00:01:00Z", "reason": "host_stopped"}
+    assert queue_wait(backoff, stagger) == {"not_before": "2026-01-01T00:01:00Z", "why": "re-queued: host_stopped"}
+    early = {"not_before": "2026-01-01T00:00:10.5Z", "reason": "host_stopped"}
+    assert queue_wait(early, stagger) == {"not_before": "2026-01-01T00:00:30Z", "why": "stagger: 30 s between "
+                                          "dispatches (concurrency.stagger_seconds); re-queued: host_stopped"}
+    assert queue_wait({"not_before": None, "reason": None}, None) == {"not_before": None, "why": None}
