@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 from pathlib import Path
@@ -372,3 +373,75 @@ def test_status_shows_the_merge_queue(live_hub: LiveHub, cli: tuple[Coord, Coord
     human = me.ok("status").out
     assert "merge queue" in human and "api → main" in human and entered[0] in human and "api#51" in human
     assert "merge queue: 2" in human
+
+
+def test_assign_refuses_issue_zero_before_asking_anything(live_hub: LiveHub, cli: tuple[Coord, Coord],
+                                                           tmp_path: Path) -> None:
+    # `coord assign laptop api 0` asked gh for issue 0 (a warning when that failed), then exited 1 with the hub's 422;
+    # GitHub numbers issues from 1, so 0 is a usage error like `abc`, found before gh or the hub is asked
+    from tests.fakes.ghstore import FakeGitHub
+
+    admin, me = cli
+    admin.ok("config", "apply")  # api has github: acme/api, so a valid number would be looked up with gh
+    gh = FakeGitHub(tmp_path)
+    me = me.with_(env={**me.env, **gh.env, "PATH": f"{gh.bin}{os.pathsep}{me.env['PATH']}"})
+    for bad in ("0", "00", "abc", "²"):
+        r = me.fails(2, "assign", "laptop", "api", bad)
+        assert f"ISSUE must be an issue number (a positive integer), not {bad!r}" in r.err, r
+        assert "warning" not in r.err
+    assert me.fails(2, "assign", "laptop", "api", "--", "-3").err.count("positive integer") == 1
+    assert gh.calls() == [] and admin.json("status")["orchestrator"]["queue"] == []
+
+
+def test_status_of_a_machine_the_hub_does_not_know_is_refused(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    # `coord status --machine nosuch` showed an empty queue and no assignments, exit 0: a misspelled name read as an
+    # idle machine. Refused as `assign` refuses one (422, exit 1), naming the machines the hub knows
+    admin, me = cli
+    r = me.fails(1, "status", "--machine", "laptop")  # no coordinator.yml applied: the hub knows no machine
+    assert "unknown machine 'laptop': the hub knows none (no coordinator.yml is applied" in r.err, r
+    admin.ok("config", "apply")
+    r = me.fails(1, "status", "--machine", "nosuch")
+    assert r.out == "" and "unknown machine 'nosuch': the hub knows laptop, server [422 invalid]" in r.err, r
+    r = me.fails(1, "status", "--machine", "nosuch", "--json")
+    error = r.json()["error"]
+    assert (error["code"], error["status"], error["field"]) == ("invalid", 422, "machine"), r
+    assert "the hub knows laptop, server" in error["message"]
+    assert [m["machine"] for m in me.json("status", "--machine", "LAPTOP")["orchestrator"]["machines"]] == ["laptop"]
+
+
+def test_agent_host_and_port_say_the_agent_connects_out(tmp_path: Path) -> None:
+    # seed 003's `coord agent --port 7433` was a server the coordinator called; here it exited 2 with "No such
+    # option: --port". Still exit 2, now saying the agent has no port and what to give it instead; nothing is asked
+    coord = Coord(git_init(tmp_path / "w"), isolated_env(tmp_path), url="http://127.0.0.1:9", token="t")
+    for flags in (["--port", "7433"], ["--host", "0.0.0.0"], ["--machine", "laptop", "--host", "x", "--port", "y"]):
+        r = coord.fails(2, "agent", *flags)
+        assert "this agent has no port of its own: it connects out to the hub" in r.err, r
+        assert "`coord --url http://HUB:PORT --token T agent`" in r.err and "unreachable" not in r.err, r
+
+
+def test_status_shows_a_queue_waiting_out_the_stagger(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
+    # with stagger_seconds (coord init writes 30) a second assignment waited with a free slot while `coord status`
+    # left "not before" and "why" blank. 600 s: the stagger still holds whatever this machine's speed
+    admin, me = cli
+    (me.cwd / "coordinator.yml").write_text(yaml.safe_dump(config(concurrency={"stagger_seconds": 600})))
+    admin.ok("config", "apply")
+    me.json("assign", "laptop", "api", "1")
+    second = me.json("assign", "laptop", "api", "2")
+    host = HttpHost(live_hub, "laptop")
+    assert host.next() is not None and host.next() is None  # a slot free, the stagger holds the second back
+    orch = me.json("status")["orchestrator"]
+    assert orch["stagger"]["seconds"] == 600 and orch["queue"][0]["not_before"] is None
+    row = next(line for line in me.ok("status").out.splitlines() if second["id"] in line)
+    assert "stagger: 600 s between dispatches" in row and orch["stagger"]["until"] in row, row
+
+
+def test_queue_wait_names_the_later_of_backoff_and_stagger() -> None:
+    from coordhub.cli.fleet import queue_wait
+
+    stagger = {"until": "2026-01-01T00:00:30Z", "seconds": 30.0}
+    backoff = {"not_before": "2026-01-01T00:01:00Z", "reason": "host_stopped"}
+    assert queue_wait(backoff, stagger) == {"not_before": "2026-01-01T00:01:00Z", "why": "re-queued: host_stopped"}
+    early = {"not_before": "2026-01-01T00:00:10.5Z", "reason": "host_stopped"}
+    assert queue_wait(early, stagger) == {"not_before": "2026-01-01T00:00:30Z", "why": "stagger: 30 s between "
+                                          "dispatches (concurrency.stagger_seconds); re-queued: host_stopped"}
+    assert queue_wait({"not_before": None, "reason": None}, None) == {"not_before": None, "why": None}

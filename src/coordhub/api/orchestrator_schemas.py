@@ -279,6 +279,8 @@ class FleetOut(Out):
     queue: list[dict[str, Any]]
     assignments: list[dict[str, Any]]
     paused: dict[str, Any] | None
+    stagger: dict[str, Any] | None = Field(None, description="``{until, seconds}`` while concurrency.stagger_seconds "
+                                           "since the last dispatch holds every queued assignment back, else null.")
     totals: dict[str, Any]
 
 

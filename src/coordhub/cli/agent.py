@@ -40,6 +40,13 @@ if TYPE_CHECKING:  # the orchestrator's modules load only when the agent runs (t
 
 log = logging.getLogger("coordhub.agent")
 
+# seed 003's `coord agent [--host] [--port]` was a server (0.0.0.0:7433) the coordinator called; strings, so any value
+# reaches the refusal rather than a type error
+LISTENED_AT = "Seed 003's (where its agent server listened): refused, exit 2; this agent listens on nothing, it " \
+              "connects out to the hub (--url / COORD_URL)."
+HOST_OPT = typer.Option(None, "--host", metavar="HOST", help=LISTENED_AT, show_default=False)
+PORT_OPT = typer.Option(None, "--port", metavar="PORT", help=LISTENED_AT, show_default=False)
+
 
 def agent(
     ctx: typer.Context,
@@ -70,12 +77,21 @@ def agent(
     install_service: bool = typer.Option(False, "--install-service", help="Write a systemd user unit that runs "
                                          "this agent (with these options), then print how to enable it."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at debug level."),
+    host: str | None = HOST_OPT,
+    port: str | None = PORT_OPT,
 ) -> None:
     """Run this machine's worker host: connect out to the hub, take assignments, run `claude -p` workers.
 
     Nothing listens on this machine: the host registers, heartbeats and long-polls the hub with the machine's
-    token (`coord token create MACHINE/agent`), and runs at most --slots workers in git worktrees.
+    token (`coord token create MACHINE/agent`), and runs at most --slots workers in git worktrees. Seed 003's
+    --host/--port (where its agent server listened) exit 2 saying so.
     """
+    if host is not None or port is not None:
+        fail("--host/--port: seed 003's `coord agent` was a server listening there (port 7433) for the coordinator "
+             "to call; this agent has no port of its own: it connects out to the hub with the machine's token. Give "
+             "it the hub's address instead: `coord --url http://HUB:PORT --token T agent` (or COORD_URL, "
+             "COORD_TOKEN); only the hub listens, where `coord serve --host H --port P` says (docs/agent.md)",
+             EXIT_USAGE)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s coord agent: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")
     for noisy in ("httpx2", "httpx", "httpcore", "httpcore2"):  # one line per request would drown the rest

@@ -3,6 +3,7 @@ the freshness of dependency repos."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from coordhub.cli.output import console, heading, table
@@ -57,6 +58,25 @@ def assignment_note(a: dict[str, Any]) -> str | None:
     return None if note is None else str(note)
 
 
+def queue_wait(a: dict[str, Any], stagger: dict[str, Any] | None) -> dict[str, Any]:
+    """The "not before" and "why" columns of a queued assignment in ``coord status``: ``{not_before, why}``.
+
+    ``stagger`` is the hub's ``{until, seconds}`` while ``concurrency.stagger_seconds`` since the last dispatch
+    holds every queued assignment back (``GET …/status``). A backoff ending later (a re-queued one's
+    ``not_before``) is what it waits for, with why it was re-queued; else the stagger, when it holds; else the
+    re-queue reason, if any. Before, a queue waiting out the stagger with a free slot showed both columns blank."""
+    requeued = f"re-queued: {a['reason']}" if a.get("reason") else None
+    backoff = a.get("not_before")
+    if stagger and (backoff is None or _ts(backoff) < _ts(stagger["until"])):
+        why = f"stagger: {stagger['seconds']:g} s between dispatches (concurrency.stagger_seconds)"
+        return {"not_before": stagger["until"], "why": why + (f"; {requeued}" if requeued else "")}
+    return {"not_before": backoff, "why": requeued}
+
+
+def _ts(iso: str) -> datetime:
+    return datetime.fromisoformat(iso)
+
+
 def show_orchestrator(view: dict[str, Any] | None, freshness: bool = False) -> None:
     """Print the orchestrator's sections (nothing before a coordinator.yml is applied); with ``freshness``, also
     what each machine's freshness checks last found (seed 003's ``status --freshness``)."""
@@ -74,9 +94,10 @@ def show_orchestrator(view: dict[str, Any] | None, freshness: bool = False) -> N
         for problem in m.get("problems") or []:
             console.print(one_line(f"  {m['machine']}: {problem}"), style="bold red")
     heading("queue")
-    queue = [{**a, "what": f"{a['repo']} #{a['issue']}", "where": a["machine"] or "any"} for a in view["queue"]]
+    queue = [{**a, "what": f"{a['repo']} #{a['issue']}", "where": a["machine"] or "any",
+              **queue_wait(a, view.get("stagger"))} for a in view["queue"]]
     table(queue, [("position", "#"), ("id", "id"), ("what", "issue"), ("where", "machine"), ("model", "model"),
-                  ("not_before", "not before"), ("reason", "why re-queued")], "  empty")
+                  ("not_before", "not before"), ("why", "why")], "  empty")
     if view.get("stage_runs"):
         heading("smoke tests and reviews")
         runs = [{**r, "where": r["machine"] or "waiting", "needs": ", ".join(r["requires"]) or "-"}

@@ -91,8 +91,9 @@ def assign(
         fail("give MACHINE REPO ISSUE, or --any REPO ISSUE", EXIT_USAGE)
     machine = None if any_machine else target[0]
     repo, issue_text = target[-2], target[-1]
-    if not issue_text.isdigit():
-        fail(f"ISSUE must be an issue number, not {issue_text!r}", EXIT_USAGE)
+    # GitHub numbers issues from 1; refused here, before gh or the hub is asked (the hub's 422 came after a gh lookup)
+    if not (issue_text.isascii() and issue_text.isdigit()) or int(issue_text) < 1:
+        fail(f"ISSUE must be an issue number (a positive integer), not {issue_text!r}", EXIT_USAGE)
     text = "" if briefing is None and briefing_file is None else read_text_arg(briefing, briefing_file, "briefing")
     if not label and not no_github:
         found = _from_github(ctx, repo, int(issue_text))

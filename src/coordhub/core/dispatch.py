@@ -70,10 +70,19 @@ def plan(tx: Tx, config: Config, host: Row, now: float) -> Plan:
     row, wake = _oldest_runnable(tx, config, host, now)
     if row is None:
         return Plan(None, wake, "nothing runnable")
-    last = tx.orchestrator.get()["last_dispatch_at"]
-    if last is not None and now < last + c.stagger_seconds:
-        return Plan(None, last + c.stagger_seconds, "stagger")
+    until = stagger_until(tx, config, now)
+    if until is not None:
+        return Plan(None, until, "stagger")
     return Plan(row, None, "")
+
+
+def stagger_until(tx: Tx, config: Config, now: float) -> float | None:
+    """When the fleet-wide stagger (step 4: ``concurrency.stagger_seconds`` after the previous dispatch, seed 003)
+    lets the next dispatch happen, epoch seconds; None when it does not hold one back at ``now``."""
+    last = tx.orchestrator.get()["last_dispatch_at"]
+    if last is None or now >= last + config.concurrency.stagger_seconds:
+        return None
+    return float(last + config.concurrency.stagger_seconds)
 
 
 def _oldest_runnable(tx: Tx, config: Config, host: Row, now: float) -> tuple[Row | None, float | None]:

@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import assignments, coordinator, hosts, mergedrive, stageruns
+from coordhub.core import assignments, coordinator, dispatch, hosts, mergedrive, stageruns
+from coordhub.errors import Invalid
+from coordhub.orchestrator.config import Config
 from coordhub.store.tx import Tx
 
 COST_DAYS = 30
@@ -28,8 +30,23 @@ def _day(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).date().isoformat()
 
 
+def _check_known(machine: str, configured: list[str], registered: list[str]) -> None:
+    """``Invalid`` unless ``machine`` (case-insensitive, as the view filters) is configured or registered."""
+    known = sorted({*configured, *registered}, key=str.lower)
+    if machine.lower() not in {k.lower() for k in known}:
+        raise Invalid(f"unknown machine {machine!r}: the hub knows "
+                      + (", ".join(known) if known else "none (no coordinator.yml is applied: `coord config apply`)"),
+                      field="machine")
+
+
+def _stagger_view(tx: Tx, config: Config, now: float) -> dict[str, Any] | None:
+    """``{until, seconds}`` while the fleet-wide stagger holds the next dispatch back, else None."""
+    until = dispatch.stagger_until(tx, config, now)
+    return None if until is None else {"until": isoformat(until), "seconds": config.concurrency.stagger_seconds}
+
+
 def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
-    """``{configured, config_version, machines, queue, stage_runs, merges, assignments, paused, totals}``,
+    """``{configured, config_version, machines, queue, stage_runs, merges, assignments, paused, stagger, totals}``,
     optionally for one machine.
 
     ``machines`` lists every machine of the config (``state`` ``online``,
@@ -45,13 +62,21 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
     target, in order with ``position``, then those fixing or waiting for a
     human; with a machine, the running ones only if they run there); ``assignments``
     the live ones that are not queued plus the :data:`RECENT` most recently
-    ended. Before any config is applied, ``configured`` is false and the
-    lists are empty.
+    ended; ``stagger`` ``{until, seconds}`` while ``concurrency.stagger_seconds``
+    since the last dispatch holds every queued one back (else null). Before
+    any config is applied, ``configured`` is false and the lists are empty.
+
+    Raises ``Invalid`` (422, ``field`` ``machine``) naming the known machines
+    when ``machine`` is neither in the config nor a registered host: an empty
+    view read as "nothing queued there", not as a misspelled name.
     """
     config = coordinator.active(tx)
+    host_rows = {h["machine"]: h for h in tx.hosts.all()}
+    if machine is not None:
+        _check_known(machine, [m.name for m in config.machines] if config else [], list(host_rows))
     version = tx.orchestrator.get()["config_version"]
     empty: dict[str, Any] = {"configured": False, "config_version": version, "machines": [], "queue": [],
-                             "assignments": [], "stage_runs": [], "merges": [], "paused": None,
+                             "assignments": [], "stage_runs": [], "merges": [], "paused": None, "stagger": None,
                              "totals": {"cost_usd": 0.0, "by_day": {}, "running": 0, "queued": 0}}
     if config is None:
         return empty
@@ -63,7 +88,6 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
         by_day[day] += a["cost_usd"]
         if day == today:
             by_machine_today[a["machine"]] += a["cost_usd"]
-    host_rows = {h["machine"]: h for h in tx.hosts.all()}
     active = tx.assignments.active()
     machines = []
     for m in config.machines:
@@ -93,6 +117,7 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
               if machine is None or (e["machine"] or "").lower() == machine.lower() or e["state"] != "running"]
     return {"configured": True, "config_version": version, "machines": machines, "queue": queue,
             "assignments": rows, "stage_runs": runs, "merges": merges, "paused": coordinator.pause_view(tx, now),
+            "stagger": _stagger_view(tx, config, now),
             "totals": {"cost_usd": round(tx.attempts.cost_total(), 6),
                        "by_day": {d: round(c, 6) for d, c in sorted(by_day.items())},
                        "running": len(active), "queued": tx.assignments.queued_count(machine)}}

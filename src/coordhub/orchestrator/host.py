@@ -304,9 +304,10 @@ class Host:
             workers = dict(self.workers)
         for aid, w in workers.items():
             if paused_all or aid in ids:
-                if not w.paused:
+                # logged when it took effect: a worker re-attached after a restart has no process until its thread
+                # takes it over, so the first heartbeat's pause does nothing and the next one stops it (logged twice)
+                if w.pause():
                     log.info("assignment %s: halted; pausing its worker (SIGSTOP)", aid)
-                w.pause()
             elif w.paused:
                 log.info("assignment %s: halt lifted; resuming its worker (SIGCONT)", aid)
                 w.unpause()

@@ -4,6 +4,7 @@ what a dead host left (re-attach, orphans killed, worktrees saved and cleaned)."
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import threading
@@ -163,6 +164,28 @@ def test_a_restarted_host_reattaches_to_a_running_worker(make_ctx: Callable[...,
     rec["proc"].wait(5)
     assert not Path(final["worktree"]).exists()
     wait_for(lambda: host.ctx.state.get("0000000a") is None)  # dropped once the hub had the report
+
+
+def test_a_host_restarted_under_a_halt_logs_pausing_its_worker_once(make_ctx: Callable[..., Context],
+                                                                   start_host: Callable[..., Host],
+                                                                   fake_hub: FakeHub, repo: Repo,
+                                                                   host_env: dict[str, str], tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    # the first heartbeat (listing the re-attached worker) came before its process was taken over: that pause did
+    # nothing but was logged, and the next heartbeat's pause logged "halted; pausing its worker" again
+    caplog.set_level(logging.INFO, logger="coordhub.agent")
+    fake_hub.dispatched("0000000e")
+    fake_hub.paused_assignments = {"0000000e"}  # a halt covering it, standing while the host restarts
+    rec = orphan(make_ctx(), repo, host_env, "0000000e", "fake: slow work=60 beat=0.2", tmp_path)
+    host = start_host(ctx=make_ctx())
+    wait_for(lambda: "0000000e" in host.workers and host.workers["0000000e"].paused)
+    seen = len(fake_hub.heartbeats)
+    wait_for(lambda: len(fake_hub.heartbeats) >= seen + 3)  # later heartbeats under the same halt log nothing
+    said = [r.getMessage() for r in caplog.records if "halted; pausing" in r.getMessage()]
+    assert said == ["assignment 0000000e: halted; pausing its worker (SIGSTOP)"], said
+    assert fake_hub.heartbeats[0]["running"] == ["0000000e"]  # (the heartbeat before the take-over: the case)
+    host.shutdown()
+    rec["proc"].wait(30)
 
 
 def test_a_restarted_host_finishes_a_worker_that_ended_while_it_was_down(make_ctx: Callable[..., Context],

@@ -159,9 +159,10 @@ class Worker:
         """Stop the worker because the host is shutting down (reported as failed, work saved)."""
         self.process.kill("host_stopped", why)
 
-    def pause(self) -> None:
-        """Halt: SIGSTOP the worker's process group; its watchdogs stop counting."""
-        self.process.pause()
+    def pause(self) -> bool:
+        """Halt: SIGSTOP the worker's process group; its watchdogs stop counting. Whether this call stopped it
+        (see :meth:`~coordhub.orchestrator.worker.process.ClaudeProcess.pause`)."""
+        return self.process.pause()
 
     def unpause(self) -> None:
         """Resume after a halt: SIGCONT, and the paused time is not counted by the watchdogs."""

@@ -193,13 +193,18 @@ class ClaudeProcess:
             return False
         return True
 
-    def pause(self) -> None:
-        """SIGSTOP the process group (a halt), unless it is not running or being ended; its clock stops."""
+    def pause(self) -> bool:
+        """SIGSTOP the process group (a halt), unless it is not running or being ended; its clock stops.
+
+        Returns whether this call stopped it: False when it was paused already, has no process yet (one being
+        re-attached after a restart, until it is taken over) or is being ended."""
         with self._sig_lock:
             if not self.clock.paused and self.pgid is not None and self.kill_sent is None:
                 if self.signal(signal.SIGSTOP):
                     self.clock.pause(time.time())
                     self.human.write(["[halt] paused (SIGSTOP)"])
+                    return True
+            return False
 
     def unpause(self) -> None:
         """SIGCONT a paused process group; the paused time counts neither as run time nor as silence."""
