@@ -232,8 +232,10 @@ def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description:
         "scope": "" if res.universal else res.scope, "scope_is_dir": int(_scope_is_dir(res)),
     }
     tx.leases.add(row)
+    # The description goes with the event: the dashboard's lease view shows a lease from this event alone
+    # (no read per grant), and an operator reads the description to learn what the holder is doing.
     emit_nowait(tx, "lease.granted", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
-         resource=resource, fence=row["fence"], expires_at=row["expires_at"])
+         resource=resource, fence=row["fence"], expires_at=row["expires_at"], description=description)
     return {**render(row, now), "renewed": False}
 
 

@@ -49,7 +49,7 @@ class LeaseStore {
     const p = e.payload || {};
     if (e.kind === "lease.granted") {
       this.byId.set(e.subject_id, { id: e.subject_id, fence: p.fence, project_key: e.project_key,
-        resource: p.resource, session_id: e.session_id, description: null, acquired_at: e.created_at,
+        resource: p.resource, session_id: e.session_id, description: p.description || null, acquired_at: e.created_at,
         expires_at: p.expires_at || null, state: "active" });
     } else if (e.kind === "lease.renewed") {
       const l = this.byId.get(e.subject_id);
