@@ -1,4 +1,4 @@
-"""The dashboard's layout with text as long as the hub accepts: it wraps or ends in an ellipsis, never widens the page."""
+"""The dashboard with text as long as the hub accepts: it wraps or ends in an ellipsis, never widens the page."""
 
 from __future__ import annotations
 
