@@ -107,20 +107,34 @@ class Assignments(Table):
         index ``leases_active_by_scope``, the same rows ``leasequeries.conflicts``
         reads. None when nothing qualifies (or ``repos`` is empty).
 
-        One statement: the queue index is walked oldest first until a row
-        qualifies, so no number of rows that do not stands in front of one
-        that does; each row costs one lease-index probe.
+        Two statements, each walking an index until a row qualifies, so no
+        number of rows that do not stands in front of one that does, and
+        none still in its backoff is read (migration 0031; with 10,000 of
+        them the one walk of the whole queue read every one): the queued
+        rows with no backoff, oldest first (``assignments_queue_ready``);
+        those whose backoff has ended, by its end (``assignments_queue_by_backoff``),
+        each read to its end as their order is not the queue's. The older of
+        the two answers is the oldest of all. Each row read costs one
+        lease-index probe.
         """
         if not repos:
             return None
         cond, params = self._may_run(machine, repos, capabilities)
-        sql = (f"SELECT * FROM assignments a WHERE {cond} AND (a.not_before IS NULL OR a.not_before <= ?) "
+        sql = (f"SELECT * FROM assignments a WHERE {cond} AND <backoff> "
                "AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.project_key = a.repo AND l.state = 'active' "
                "AND l.scope = 'issue:' || a.repo || '#' || a.issue AND l.kind = 'name' "
                "AND (l.expires_at IS NULL OR l.expires_at > ?) AND l.session_id <> ? || '/worker-' || a.id)")
-        params += [now, now, machine]
         avoided, more = not_left_to(machine, elsewhere)
-        return self.ex.one(sql + avoided + " ORDER BY a.seq LIMIT 1", (*params, *more))
+        sql += avoided
+        ready = self.ex.one(sql.replace("<backoff>", "a.not_before IS NULL") + " ORDER BY a.seq LIMIT 1",
+                            (*params, now, machine, *more))
+        # "+a.seq": sorted after the walk, so the walk is of the backoff index from its start to now, never
+        # of the queue's order through the rows still waiting (a unary plus both backends read as the column)
+        ended = self.ex.one(sql.replace("<backoff>", "a.not_before <= ?") + " ORDER BY +a.seq LIMIT 1",
+                            (*params, now, now, machine, *more))
+        if ready is None or (ended is not None and ended["seq"] < ready["seq"]):
+            return ended
+        return ready
 
     def next_not_before(self, machine: str, repos: list[str], capabilities: list[str], now: float) -> float | None:
         """The earliest backoff end after ``now`` of the queued assignments a host of ``machine`` may run by
@@ -128,8 +142,9 @@ class Assignments(Table):
         if not repos:
             return None
         cond, params = self._may_run(machine, repos, capabilities)
-        row = self.ex.one(f"SELECT MIN(not_before) AS t FROM assignments a WHERE {cond} AND not_before > ?",
-                          (*params, now))
+        # walks the backoff index up from now to the first row of this host's (migration 0031)
+        row = self.ex.one(f"SELECT a.not_before AS t FROM assignments a WHERE {cond} AND a.not_before > ? "
+                          "ORDER BY a.not_before LIMIT 1", (*params, now))
         return float(row["t"]) if row and row["t"] is not None else None
 
     @staticmethod
@@ -144,7 +159,9 @@ class Assignments(Table):
     def active(self, machine: str | None = None) -> list[Row]:
         """Assignments holding a worker slot (dispatched or running), optionally on one machine."""
         if machine is None:
-            return self.ex.all("SELECT * FROM assignments WHERE state IN ('dispatched', 'running') ORDER BY seq")
+            # "+seq": read on the index of the active ones and sorted, not walked in the order of every
+            # assignment ever made (SQLite chose that walk: 10,000 queued ones read at each dispatch)
+            return self.ex.all("SELECT * FROM assignments WHERE state IN ('dispatched', 'running') ORDER BY +seq")
         return self.ex.all("SELECT * FROM assignments WHERE state IN ('dispatched', 'running') AND ran_on = ? "
                            "ORDER BY seq", (machine,))
 
