@@ -419,6 +419,8 @@ def test_every_view_renders_the_fleet_and_is_pictured(browser: Any, fleet: Fleet
         elif view == "conversations":  # one conversation's turns, its org-mode text shown as text
             page.click("text=Hand over the auth work")
             page.wait_for_selector("pre.body >> text=Please take over")
+            meta = page.locator("ol.turns li p.meta").first.inner_text()
+            assert "→ server.api " in meta, meta  # its time apart from the address (it read "server.apinow")
         elif view == "board":  # the relayed log of the running assignment
             page.click("button[aria-label='Log of api#42']")
             page.wait_for_selector("pre.log >> text=Running tests")

@@ -55,8 +55,8 @@ function Turns({ id, now, onClose }) {
           confirmText=${"Release conversation " + (c.title || id) + "? Every earlier turn stops being pending."}
           >Release</${Action}>` : null}</p>
       <ol class="turns">${c.turns.map((t) => html`<li key=${t.id}>
-        <p class="meta"><strong>#${t.sequence ?? "—"} ${t.type}</strong> ${t.from} → ${t.to}
-          <${Time} iso=${t.created_at} now=${now} />
+        <p class="meta"><strong>#${t.sequence ?? "—"} ${t.type}</strong> ${t.from} → ${t.to} <${Time} iso=${t.created_at}
+          now=${now} />
           ${t.pending ? html` <${Badge} kind="high">pending</${Badge}>` : null}
           ${t.verified ? html` <${Badge} kind="ok">signed</${Badge}>` : null}
           ${t.decision === "reject" ? html` <${Badge} kind="danger">refused: ${t.reason}</${Badge}>` : null}</p>
