@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -89,7 +90,7 @@ class StartupError(Exception):
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, minus re-raising the caught signal after a graceful shutdown.
+    """uvicorn's server, minus re-raising the caught signal after a graceful shutdown, ending open streams at once.
 
     uvicorn re-sends SIGTERM/SIGINT to the process once it has stopped, which
     kills it before the store is closed (exit -15) or turns into a
@@ -97,9 +98,14 @@ class _Server(uvicorn.Server):
     store closes and ``coord serve`` exits 0.
     """
 
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         self._captured_signals.clear()
+        self._on_exit()  # open event streams end now, not at the end of the shutdown's grace
 
 
 def prepare_data_dir(path: Path) -> None:
@@ -290,7 +296,7 @@ def run_app(cfg: ServerConfig, store: Any, hub: Any, sock: socket.socket, worker
                             proxy_headers=bool(cfg.trusted_proxies), forwarded_allow_ips=cfg.trusted_proxies or "")
     build_routes(app)
     settle_heap()
-    _Server(config).run(sockets=[sock])
+    _Server(config, on_exit=app.state.streams.stop_streams).run(sockets=[sock])
 
 
 def _redacted(url: str) -> str:

@@ -169,6 +169,28 @@ class StreamSlots:
         self._thread: _SlotThread | None = None  # the database's slots run here: each take is a round trip
         self._database_down = False  # said once in the log, until the database counts again
         self._retry_at = 0.0  # while down, streams are counted here alone until this time (monotonic seconds)
+        self._stopping = False  # the process began to shut down: every LiveStream ends (stop_streams)
+        self._stopped: asyncio.Future[None] | None = None  # one for every stream: no task or waiter per stream
+
+    def stopped(self) -> asyncio.Future[None]:
+        """A future of the running loop, done once :meth:`stop_streams` was called (the same one for every stream;
+        never cancel it)."""
+        if self._stopped is None:
+            self._stopped = asyncio.get_running_loop().create_future()
+            if self._stopping:
+                self._stopped.set_result(None)
+        return self._stopped
+
+    def stop_streams(self) -> None:
+        """End every live stream of this process, now and from now on (:class:`LiveStream`): the server is shutting
+        down. Each ends its response cleanly (a client reconnects with ``Last-Event-ID`` elsewhere or after the
+        restart) instead of holding the shutdown for its whole grace and being cut with an error logged.
+
+        Safe to call from a signal handler on the event loop's thread: the future is completed by the loop."""
+        self._stopping = True
+        stopped = self._stopped
+        if stopped is not None:
+            stopped.get_loop().call_soon_threadsafe(_finish, stopped)
 
     def share(self, data_dir: Path) -> None:
         """Count each key's slots across every serving process that shares ``data_dir`` (:class:`SharedSlots`);
@@ -331,12 +353,16 @@ class LiveStream(Response):
     else None) to others for the life of the stream (the SSE fan-out writes
     through them from its own loop, :mod:`coordhub.api.fanout`). The
     response starts before ``body`` runs; a task per stream (not per write)
-    waits for the client's disconnect and then cancels ``body``.
+    waits for the client's disconnect and then cancels ``body``. When the
+    process shuts down (:meth:`StreamSlots.stop_streams`) ``body`` is
+    cancelled and the response ended after ``farewell`` (bytes), so the client
+    sees a finished stream.
     """
 
     def __init__(self, body: Callable[[Send, wire.Wire | None], Awaitable[None]], release: Callable[[], None], *,
-                 media_type: str, headers: dict[str, str]) -> None:
+                 media_type: str, headers: dict[str, str], farewell: bytes = b"") -> None:
         self._body = body
+        self._farewell = farewell
         self._release = release
         self.status_code = 200
         self.media_type = media_type
@@ -348,16 +374,32 @@ class LiveStream(Response):
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             writing = asyncio.ensure_future(self._body(send, wire.of(scope)))
             listening = asyncio.ensure_future(_disconnected(receive))
+            stopping = _stopped(scope)
+            farewell = False
             try:
-                await asyncio.wait((writing, listening), return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait((writing, listening, stopping), return_when=asyncio.FIRST_COMPLETED)
+                farewell = stopping.done() and not listening.done() and not writing.done()
             finally:
                 for task in (writing, listening):
                     task.cancel()
                 for task in (writing, listening):
                     with contextlib.suppress(asyncio.CancelledError):
                         await task  # a failure of the body is raised here
+            if farewell:  # the process is stopping and the client still listens: end the response, not the connection
+                await send({"type": "http.response.body", "body": self._farewell, "more_body": False})
         finally:
             self._release()
+
+
+def _stopped(scope: Scope) -> asyncio.Future[None]:
+    """:meth:`StreamSlots.stopped` of the app serving ``scope``; a future never done for an app without slots."""
+    slots = getattr(getattr(scope.get("app"), "state", None), "streams", None)
+    return slots.stopped() if isinstance(slots, StreamSlots) else asyncio.get_running_loop().create_future()
+
+
+def _finish(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def _disconnected(receive: Receive) -> None:

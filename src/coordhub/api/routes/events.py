@@ -256,8 +256,8 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_
 
     Each session may hold ``streams_per_token`` streams and long-polls at once (429 ``too_many_streams``).
     The stream ends (cleanly: the chunked body ends after a ``: end: WHY`` comment) when its token is revoked
-    (``revoked``), its web session signed out (``signed_out``), and after ``stream_max_seconds``
-    (``lifetime``): reconnect with ``Last-Event-ID``, which authenticates again. The response's
+    (``revoked``), its web session signed out (``signed_out``), after ``stream_max_seconds``
+    (``lifetime``), and when the hub process shuts down (``shutdown``): reconnect with ``Last-Event-ID``, which authenticates again. The response's
     ``X-Coord-Cursor`` header is the id the stream starts after: a client that has had no event yet resumes
     from it, not from "now" (which would skip what came between).
 
@@ -283,7 +283,7 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_
     body = _stream(h, request.app.state.fanout, cursor, keep, viewer, credential, checkpoints)
     return streams.LiveStream(body, release, media_type="text/event-stream",
                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
-                                       CURSOR_HEADER: str(cursor)})
+                                       CURSOR_HEADER: str(cursor)}, farewell=b": end: shutdown\n\n")
 
 
 def _viewer(who: Caller) -> tuple[str, bool]:
