@@ -22,12 +22,14 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.routing import Mount
 
 from coordhub.api.app import create_app
 from coordhub.api.auth import Caller, caller
-from coordhub.api.hotpath import HOT, HotRoutes, NotLean, plans
+from coordhub.api.hotpath import HOT, HotRoutes, NotLean, _long_number, plans
 from coordhub.clock import ManualClock
 from coordhub.core import tokens
 from coordhub.core.hub import Hub
@@ -447,3 +449,24 @@ def test_the_apps_state_is_read_as_plain_attributes(monkeypatch: pytest.MonkeyPa
     with pytest.raises(AttributeError):
         state.auth  # noqa: B018
     assert fallbacks == ["auth"]
+
+
+_REGEX_LONG_NUMBER = re.compile(rb"\d{19}")  # the rule as a regular expression (a bytes pattern: ASCII digits only)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([b"0", b"1", b"9", b"5" * 18, b"7" * 19, b"a", b"\"", b":", b" ", b"-", b".",
+                                 "\u0663".encode(), b"\xd9\xa3", b"\x00", b"/", b":"]), max_size=40))
+def test_a_long_number_is_found_as_the_regular_expression_finds_it(parts: list[bytes]) -> None:
+    """The fast path hands FastAPI every body with 19 digits in a row (orjson would read such a number as a float):
+    the scan answers as ``\\d{19}`` does, for runs that meet across pieces, non-ASCII digits and zeros."""
+    body = b"".join(parts)
+    assert _long_number(body) is (_REGEX_LONG_NUMBER.search(body) is not None)
+
+
+@pytest.mark.parametrize(("body", "long"), [(b"", False), (b"1" * 18, False), (b"1" * 19, True), (b"0" * 19, True),
+                                            (b"x" + b"9" * 18 + b"x" + b"9", False),
+                                            (b'{"n":1234567890123456789}', True),
+                                            (b'{"n":-123456789012345678.5}', False), ("\u0661".encode() * 19, False)])
+def test_a_long_number_at_its_edges(body: bytes, long: bool) -> None:
+    assert _long_number(body) is long

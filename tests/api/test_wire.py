@@ -369,3 +369,79 @@ def test_pipelined_requests_each_get_their_one_write_answer_in_order(tmp_path: P
     assert [a.split(b" ")[1] for a in answers] == [b"200", b"201", b"200"]
     assert b'"subject":"piped"' in answers[1]
     assert len(writes) - before == 3  # one write each
+
+
+class _Transport:
+    """What a cycle writes, for :func:`_cycle_for` (no socket: :func:`wire.whole` needs only ``write``)."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def _cycle_for(default_headers: list[tuple[bytes, bytes]]) -> tuple[Any, _Transport]:
+    """A real uvicorn httptools request cycle of a GET, on a recording transport (built inside a running loop: its
+    flow control makes an ``asyncio.Event``)."""
+    import asyncio
+    import logging
+
+    from uvicorn.protocols.http.flow_control import FlowControl
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    transport = _Transport()
+    scope: Any = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    cycle = RequestResponseCycle(scope, transport, FlowControl(transport), logging.getLogger("t"),  # type: ignore[arg-type]
+                                 logging.getLogger("t"), False, default_headers, asyncio.Event(), False, True,
+                                 lambda: None)
+    return cycle, transport
+
+
+_HEADER_CASES = [
+    ([], [(b"content-type", b"application/json")]),
+    ([], [(b"Content-Type", b"text/plain; charset=utf-8"), (b"x-a", b"\t tab and space ok")]),
+    ([], [(b"bad name", b"v")]),
+    ([], [(b"bad:name", b"v")]),
+    ([], [(b"x-a", b"ok"), (b"x-b\x7f", b"v")]),
+    ([], [(b"x-a", b"line\r\nbreak")]),
+    ([], [(b"x-a", b"ok"), (b"x-b", b"nul\x00")]),
+    ([], [(b"x-a", b"esc\x1b")]),
+    ([(b"bad(name", b"v")], [(b"x-a", b"ok")]),  # the server's own default headers are checked too
+    ([(b"server", b"bad\nvalue")], [(b"x-a", b"ok")]),
+]
+
+
+@pytest.mark.parametrize(("defaults", "headers"), _HEADER_CASES)
+def test_a_whole_answer_refuses_exactly_the_headers_uvicorns_send_refuses(defaults: list[tuple[bytes, bytes]],
+                                                                          headers: list[tuple[bytes, bytes]]) -> None:
+    """``wire.whole`` declines (writes nothing, so the ASGI way gives uvicorn's own error) exactly when uvicorn's
+    ``send`` refuses a header name or value (RFC 9110 §5.1, §5.5), whichever header it is in the list and whether
+    it is the server's default or the answer's; else it writes the bytes uvicorn's two writes make."""
+    import asyncio
+
+    body = b'{"ok":true}'
+    listed = [*headers, (b"content-length", str(len(body)).encode())]
+
+    async def both() -> tuple[bool, list[bytes], str | None, list[bytes]]:
+        cycle, transport = _cycle_for(list(defaults))
+        wrote = wire.whole(cycle.send, "GET", 200, listed, body)
+        theirs, their_transport = _cycle_for(list(defaults))
+        refused = None
+        try:
+            await theirs.send({"type": "http.response.start", "status": 200, "headers": listed})
+            await theirs.send({"type": "http.response.body", "body": body})
+        except RuntimeError as exc:
+            refused = str(exc)
+        return wrote, transport.writes, refused, their_transport.writes
+
+    wrote, writes, refused, theirs = asyncio.run(both())
+    if refused is not None:
+        assert refused.startswith("Invalid HTTP header")
+        assert (wrote, writes) == (False, [])
+    else:
+        assert wrote is True
+        assert writes == [b"".join(theirs)]

@@ -8,9 +8,12 @@ todos, workflows, components and events split the same way.
 
 from __future__ import annotations
 
+import string
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coordhub.core import components, events, fences, leasequeries, leases, messages, projects, todos, workflows
 from coordhub.core.hub import Hub
@@ -32,6 +35,15 @@ def test_fold_lowers_ascii_letters_only() -> None:
     assert projects.fold("ÉTÉ") == "ÉtÉ"  # as both stores' SQL folds (migration 0028)
     assert projects.fold(projects.fold("GuruRMM")) == "gururmm"
     assert projects.fold(None) is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(["A", "Z", "a", "z", "0", "-", ".", "_", " ", "\x7f", "É", "é", "İ", "ß",
+                                         "K", "Σ", "ǅ", "文"]), max_size=20))
+def test_fold_is_the_ascii_table_on_any_text(key: str) -> None:
+    """Whichever way a key is folded (an ASCII key by ``str.lower``, any other by the table), the result is the
+    table's: ASCII letters lowered, every other character kept (the Kelvin sign, dotted capital I, ß, Σ, ǅ)."""
+    assert projects.fold(key) == key.translate(str.maketrans(string.ascii_uppercase, string.ascii_lowercase))
 
 
 def test_a_lease_under_one_spelling_holds_under_every_other(hub: Hub) -> None:

@@ -88,3 +88,25 @@ def test_every_read_by_project_searches_the_scope_index(read: str, tmp_path: Pat
     for (sql, _), plan in zip(recorder.queries, plans, strict=True):
         details = [str(r["detail"]) for r in plan]
         assert any("USING INDEX leases_active_by_scope (project_key=?" in d for d in details), (sql, details)
+
+
+def test_a_claims_scans_are_the_same_text_objects_claim_after_claim() -> None:
+    """A claim's scans are written once per shape (issue 15): two claims of the same shape hand the store the
+    same text objects (their hash kept, the compound statement's cache found by identity), with the text a scan
+    has always had."""
+    first, second = Recorder(), Recorder()
+    for recorder, path in ((first, "src/1"), (second, "lib/2")):
+        Leases(cast(Executor, recorder)).candidates("p1", 1.0, scopes=["", path.split("/")[0], path], beneath=path,
+                                                    exclude="S1/main", beneath_limit=1, due=True)
+    assert all(a[0] is b[0] for a, b in zip(first.queries, second.queries, strict=True))
+    brief = ("id, fence, project_key, resource, kind, session_id, ttl_hours, acquired_at, renewed_at, expires_at, "
+             "state, released_at, released_by, updated_at, release_reason, scope, scope_is_dir")
+    live = "state = 'active' AND (expires_at IS NULL OR expires_at > ?)"
+    assert first.queries == [
+        (f"SELECT {brief} FROM leases WHERE project_key = ? AND scope IN (?, ?, ?) AND {live} ORDER BY fence",
+         ("p1", "", "src", "src/1", 1.0)),
+        (f"SELECT {brief} FROM leases WHERE project_key = ? AND scope IS NULL AND {live} ORDER BY fence", ("p1", 1.0)),
+        (f"SELECT {brief} FROM leases WHERE project_key = ? AND scope >= ? AND scope < ? AND {live} "
+         "AND kind <> 'name' AND session_id <> ? ORDER BY fence LIMIT 1", ("p1", "src/1/", "src/10", 1.0, "S1/main")),
+        (f"SELECT {brief} FROM leases WHERE state = 'active' AND expires_at IS NOT NULL AND expires_at <= ? "
+         "ORDER BY fence", (1.0,))]

@@ -72,8 +72,16 @@ HOT = (
 )
 _MISSING = object()
 # orjson reads an integer outside [-2**63, 2**64) as a float, FastAPI's json.loads exactly: a body with 19 or more
-# digits in a row (maybe such a number) is FastAPI's to read.
-_LONG_NUMBER = re.compile(rb"\d{19}")
+# digits in a row (maybe such a number) is FastAPI's to read. Found as a run of 19 zeros once every digit is a zero:
+# two C passes, ~3.5k instructions on a 100-byte body where the regular expression `\d{19}` took ~17k (it restarts
+# its match at every byte; issue 15).
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
+
+
+def _long_number(body: bytes) -> bool:
+    """Whether ``body`` has 19 or more ASCII digits in a row."""
+    return body.translate(_DIGITS_AS_ZERO).find(_LONG_RUN) >= 0
 
 
 @dataclass(frozen=True)
@@ -430,7 +438,7 @@ class HotRoutes:
                         kwargs[param.name] = param.adapter.validate_python(value)
             if p.body is not None:
                 content_type = raw_header(request.scope, b"content-type")
-                if not body or content_type is None or not _is_json(content_type) or _LONG_NUMBER.search(body):
+                if not body or content_type is None or not _is_json(content_type) or _long_number(body):
                     return None
                 kwargs[p.body[0]] = p.body[1].validate_python(orjson.loads(body))
         except (ValidationError, orjson.JSONDecodeError):

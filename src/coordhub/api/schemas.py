@@ -17,7 +17,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _line(value: str) -> str:
-    if _CONTROL.search(value):
+    # A printable string has no control character (each is Unicode category Cc, never printable): one C scan
+    # answers for nearly every value, the regular expression only for the rest (issue 15: ~1.6k instructions
+    # less a field, several fields a send or a claim).
+    if not value.isprintable() and _CONTROL.search(value):
         raise ValueError("must be one line without control characters")
     return value
 

@@ -147,14 +147,16 @@ def whole(send: Send, method: str, status: int, headers: Iterable[tuple[bytes, b
     content: list[bytes | memoryview] = [STATUS_LINE[status]]
     length = None
     for name, value in (*cycle.default_headers, *headers):
-        if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
-            return False
         name = name.lower()
         if name == b"content-length":
             length = value
         elif name in (b"transfer-encoding", b"connection"):
             return False
         content += (name, b": ", value, b"\r\n")
+    # Every name and every value checked as uvicorn checks each (a character class found anywhere), in one search
+    # each over them joined: ~8 searches fewer an answer (issue 15). Lower case changes no character of the class.
+    if HEADER_RE.search(b"".join(content[1::4])) or HEADER_VALUE_RE.search(b"".join(content[3::4])):
+        return False
     if length is None or not length.isdigit() or int(length) != len(body):
         return False
     content += (b"\r\n", body)

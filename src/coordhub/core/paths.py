@@ -150,9 +150,12 @@ class Resource:
     __slots__ = ("kind", "key", "alternatives", "universal", "literal", "directory", "scope", "dirs")
 
     def __init__(self, kind: ResourceKind, key: str, alternatives: tuple[str, ...], universal: bool,
-                 literal: bool, directory: bool = False) -> None:
+                 literal: bool, directory: bool = False, *, plain: bool = False) -> None:
         self.kind, self.key, self.alternatives = kind, key, alternatives
         self.universal, self.literal, self.directory = universal, literal, directory
+        if plain:  # one plain path (parse's short cut): no wildcard to look for, its own scope, its proper prefixes
+            self.scope, self.dirs = key, _prefixes(key)
+            return
         self.scope = key if kind is ResourceKind.NAME else "" if universal else _scope(alternatives)
         self.dirs = frozenset() if kind is ResourceKind.NAME or universal else _evident_dirs(alternatives)
 
@@ -241,7 +244,7 @@ def parse(resource: str) -> Resource:
         # and casefold are lower()). Parsing it the long way cost ~13 µs, once per new path (issue 15);
         # tests/core/test_paths.py checks both ways agree.
         key = resource.lower()
-        return Resource(ResourceKind.PATH, key, (key,), False, True)
+        return Resource(ResourceKind.PATH, key, (key,), False, True, plain=True)
     return _parse(resource)
 
 
@@ -341,6 +344,18 @@ def _scope(alternatives: tuple[str, ...]) -> str:
                 n += 1
             common = common[:n]
     return "/".join(common or [])
+
+
+def _prefixes(path: str) -> frozenset[str]:
+    """The proper prefixes of a path of non-empty segments that end before a ``/``: what :func:`_scope` and
+    :func:`_evident_dirs` find for such a path without a wildcard, without their regular-expression search of
+    each segment (issue 15: a claim of a new path parses it; ~6k instructions less for three segments)."""
+    found = []
+    slash = path.find("/")
+    while slash >= 0:
+        found.append(path[:slash])
+        slash = path.find("/", slash + 1)
+    return frozenset(found)
 
 
 def _evident_dirs(alternatives: tuple[str, ...]) -> frozenset[str]:

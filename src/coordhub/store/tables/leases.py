@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 from coordhub.store.base import Row, Scan
@@ -13,6 +14,31 @@ _LIVE = "state = 'active' AND (expires_at IS NULL OR expires_at > ?)"
 #: granted before that bound), which only an answer needs; those read the rows they answer in full (:meth:`full`).
 BRIEF = ("id, fence, project_key, resource, kind, session_id, ttl_hours, acquired_at, renewed_at, expires_at, "
          "state, released_at, released_by, updated_at, release_reason, scope, scope_is_dir")
+
+
+# A claim's scans, their text made once per shape (issue 15): built with every claim, four statements of ~400
+# characters each were formatted, then hashed anew as the key of the claim's compound statement (sqlite._compound).
+# The same text objects each time keep their hash, and the compound's lookup compares them by identity first.
+_UNSCOPED_SQL = f"SELECT {BRIEF} FROM leases WHERE project_key = ? AND scope IS NULL AND {_LIVE}"
+_BENEATH_SQL = (f"SELECT {BRIEF} FROM leases WHERE project_key = ? AND scope >= ? AND scope < ? AND {_LIVE} "
+                "AND kind <> 'name'")
+_BENEATH_ROOT_SQL = f"SELECT {BRIEF} FROM leases WHERE project_key = ? AND scope > '' AND {_LIVE} AND kind <> 'name'"
+_DUE_SQL = (f"SELECT {BRIEF} FROM leases WHERE state = 'active' AND expires_at IS NOT NULL AND expires_at <= ? "
+            "ORDER BY fence")
+
+
+@functools.lru_cache(maxsize=128)
+def _at_scopes_sql(count: int) -> str:
+    """The scan of the leases filed at one of ``count`` scopes."""
+    return f"SELECT {BRIEF} FROM leases WHERE project_key = ? AND scope IN ({', '.join('?' * count)}) AND {_LIVE}"
+
+
+@functools.lru_cache(maxsize=256)
+def _ordered(sql: str, exclude: bool, limit: int | None) -> str:
+    """``sql`` without the leases of one holder (``exclude``: its parameter last), oldest grant first, at most
+    ``limit`` (None: all)."""
+    return (sql + (" AND session_id <> ?" if exclude else "") + " ORDER BY fence"
+            + (f" LIMIT {int(limit)}" if limit is not None else ""))
 
 
 def is_live(row: Row, now: float) -> bool:
@@ -148,32 +174,24 @@ class Leases(Table):
 
     def _at_scopes(self, project_key: str, scopes: list[str], now: float,
                    exclude: str | None) -> tuple[str, tuple[Any, ...]]:
-        marks = ", ".join("?" * len(scopes))
-        sql = f"SELECT {BRIEF} FROM leases WHERE project_key = ? AND scope IN ({marks}) AND {_LIVE}"
-        return self._held_by_others(sql, (project_key, *scopes, now), exclude)
+        return self._held_by_others(_at_scopes_sql(len(scopes)), (project_key, *scopes, now), exclude)
 
     def _beneath_scope(self, project_key: str, scope: str, now: float, exclude: str | None,
                        limit: int | None) -> tuple[str, tuple[Any, ...]]:
         if scope:
-            sql = (f"SELECT {BRIEF} FROM leases WHERE project_key = ? AND scope >= ? AND scope < ? AND {_LIVE} "
-                   "AND kind <> 'name'")
             params: tuple[Any, ...] = (project_key, scope + "/", scope + "0", now)  # "0" follows "/"
-        else:
-            sql = f"SELECT {BRIEF} FROM leases WHERE project_key = ? AND scope > '' AND {_LIVE} AND kind <> 'name'"
-            params = (project_key, now)
-        return self._held_by_others(sql, params, exclude, limit)
+            return self._held_by_others(_BENEATH_SQL, params, exclude, limit)
+        return self._held_by_others(_BENEATH_ROOT_SQL, (project_key, now), exclude, limit)
 
     def _unscoped(self, project_key: str, now: float, exclude: str | None) -> tuple[str, tuple[Any, ...]]:
-        sql = f"SELECT {BRIEF} FROM leases WHERE project_key = ? AND scope IS NULL AND {_LIVE}"
-        return self._held_by_others(sql, (project_key, now), exclude)
+        return self._held_by_others(_UNSCOPED_SQL, (project_key, now), exclude)
 
     @staticmethod
     def _held_by_others(sql: str, params: tuple[Any, ...], exclude: str | None,
                         limit: int | None = None) -> tuple[str, tuple[Any, ...]]:
         if exclude is not None:
-            sql, params = sql + " AND session_id <> ?", (*params, exclude)
-        sql += " ORDER BY fence" + (f" LIMIT {int(limit)}" if limit is not None else "")
-        return sql, params
+            params = (*params, exclude)
+        return _ordered(sql, exclude is not None, limit), params
 
     def shows_directory(self, project_key: str, key: str, now: float) -> bool:
         """Whether a live lease of the project shows ``key`` is a directory: one lies beneath it, or is a
@@ -195,8 +213,7 @@ class Leases(Table):
 
     @staticmethod
     def _due(now: float) -> tuple[str, tuple[Any, ...]]:
-        return (f"SELECT {BRIEF} FROM leases WHERE state = 'active' AND expires_at IS NOT NULL AND expires_at <= ? "
-                "ORDER BY fence", (now,))
+        return _DUE_SQL, (now,)
 
     def end(self, lease_id: str, state: str, now: float, by: str | None, reason: str | None = None) -> None:
         """Move a lease to a final state (released, expired, revoked, stale_takeover), with who and why (deferred)."""
