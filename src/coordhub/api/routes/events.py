@@ -258,8 +258,8 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_
     The stream ends (cleanly: the chunked body ends after a ``: end: WHY`` comment) when its token is revoked
     (``revoked``), its web session signed out (``signed_out``), after ``stream_max_seconds``
     (``lifetime``), and when the hub process shuts down (``shutdown``): reconnect with ``Last-Event-ID``,
-    which authenticates again. The response's ``X-Coord-Cursor`` header is the id the stream starts after: a client that has had no event yet resumes
-    from it, not from "now" (which would skip what came between).
+    which authenticates again. The response's ``X-Coord-Cursor`` header is the id the stream starts after: a
+    client that has had no event yet resumes from it, not from "now" (which would skip what came between).
 
     ``?checkpoints=1`` asks for checkpoint frames: an ``id:`` with no ``data:``
     where the stream passed over ids its filter drops (after such a catch-up
