@@ -257,3 +257,33 @@ def test_a_shutdown_ends_open_event_streams_cleanly_without_waiting_for_them(tmp
     assert received.endswith(b": end: shutdown\n\n"), received[-200:]
     assert code == 0 and "Traceback" not in output and "ERROR" not in output, output
     assert "graceful shutdown exceeded" not in output, output
+
+
+def test_a_shutdown_answers_a_waiting_long_poll_at_once(tmp_path: Path) -> None:
+    # A `GET /messages/wait` (and the orchestrator's long-polls) waiting when the hub is told to stop answers what
+    # it has (nothing: []) at once, as at the end of its wait, instead of holding the shutdown for its grace
+    import threading
+
+    data_dir = tmp_path / "data"
+    answers: list[httpx2.Response | BaseException] = []
+    with serving(tmp_path, "--data-dir", str(data_dir)) as hub:
+        def wait() -> None:
+            try:
+                answers.append(httpx2.get(f"{hub.url}/api/coord/messages/wait", params={"timeout": 60},
+                                          headers=admin(data_dir), timeout=30))
+            except BaseException as exc:  # noqa: BLE001 — the assertion below shows it
+                answers.append(exc)
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        deadline = time.monotonic() + 20
+        while "coord_streams_open 1.0" not in httpx2.get(f"{hub.url}/metrics", headers=admin(data_dir)).text:
+            assert time.monotonic() < deadline, "the long-poll never started waiting"
+            time.sleep(0.05)
+        hub.proc.send_signal(signal.SIGTERM)
+        waiter.join(timeout=30)
+        code = hub.stop()
+        output = hub.text()
+    [answer] = answers
+    assert isinstance(answer, httpx2.Response) and answer.status_code == 200 and answer.json() == [], answer
+    assert code == 0 and "ERROR" not in output and "graceful shutdown exceeded" not in output, output

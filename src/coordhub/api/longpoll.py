@@ -43,7 +43,7 @@ async def wake(request: Request, cursor: int, timeout: float, kinds: tuple[str, 
         return
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
-        if not await bus.wait(cursor, left):
+        if not await streams.until_event(request, bus, cursor, left):
             return
         new = bus.since(cursor)
         if new is None or any(r["kind"].startswith(kinds) or (also is not None and also(r)) for r in new):

@@ -46,6 +46,7 @@ from coordhub.core.identity import fold
 from coordhub.errors import TooManyStreams, Unauthorized, Unavailable
 
 if TYPE_CHECKING:  # psycopg loads only on a PostgreSQL hub
+    from coordhub.core.bus import EventBus
     from coordhub.store.pgslots import AdvisorySlots, Ticket
 
 RETRY_SECONDS = 5
@@ -412,6 +413,25 @@ def slots(request: Request) -> StreamSlots:
     """The app's stream slots."""
     held: StreamSlots = request.app.state.streams
     return held
+
+
+async def until_event(request: Request, bus: EventBus, after_id: int, timeout: float) -> bool:
+    """:meth:`EventBus.wait <coordhub.core.bus.EventBus.wait>` for a long-poll: True once an event newer than
+    ``after_id`` is published; False after ``timeout`` seconds, or at once when this process begins to shut down
+    (:meth:`StreamSlots.stop_streams`), so a waiting request answers what it has instead of holding the shutdown
+    for its grace and being cut."""
+    stopped = slots(request).stopped()
+    if stopped.done():
+        return False
+    waiting = asyncio.ensure_future(bus.wait(after_id, timeout))
+    try:
+        await asyncio.wait((waiting, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not waiting.done():
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+    return waiting.result() if not waiting.cancelled() else False
 
 
 def key(who: Caller, request: Request) -> str:

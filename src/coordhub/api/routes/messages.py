@@ -133,15 +133,16 @@ async def wait(request: Request, timeout: float = Query(30.0, ge=0, le=MAX_WAIT_
                 raise Unauthorized(SIGNED_OUT if credential.web is not None else tokens.REVOKED)
             page = await h.query(lambda tx, now: messages.inbox_page(tx, viewer, unread_only=True,
                                                                       after_seq=after_seq))
-            if page[0] or not await _message_for(bus, viewer, cursor, deadline):
+            if page[0] or not await _message_for(request, bus, viewer, cursor, deadline):
                 return paged(page, NEXT_AFTER_SEQ_HEADER)
             waited = True
 
 
-async def _message_for(bus: EventBus, viewer: str, cursor: int, deadline: float) -> bool:
-    """Wait until an event that may bring ``viewer`` a message is published; False at the deadline."""
+async def _message_for(request: Request, bus: EventBus, viewer: str, cursor: int, deadline: float) -> bool:
+    """Wait until an event that may bring ``viewer`` a message is published; False at the deadline, or when the
+    process begins to shut down (:func:`~coordhub.api.streams.until_event`)."""
     while (left := deadline - time.monotonic()) > 0:
-        if not await bus.wait(cursor, left):
+        if not await streams.until_event(request, bus, cursor, left):
             return False
         new = bus.since(cursor)
         if new is None:
