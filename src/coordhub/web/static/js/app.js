@@ -1,8 +1,9 @@
-// The dashboard's shell: sign-in, navigation, the halt banner on every view, halt/resume, the stream status.
+// The dashboard's shell: sign-in, navigation, every standing halt and the page's pause on every view,
+// halt (fleet, project, machine) and resume of each, the stream status.
 
 import { render } from "../vendor/preact-htm.js";
 import { call, live, me, loadSession, signIn, signOut, actAs, whenSignedOut } from "./api.js";
-import { html, useState, useEffect, useNow, useResource, Time } from "./ui.js";
+import { html, useState, useEffect, useNow, useResource, Time, Badge, Action } from "./ui.js";
 import { FleetView } from "./views/fleet.js";
 import { MessagesView } from "./views/messages.js";
 import { ConversationsView } from "./views/conversations.js";
@@ -60,39 +61,80 @@ function NoAuthBanner() {
     Anyone who can reach it may act as any session and as an admin; nothing here proves who you are.</p>`;
 }
 
-function HaltBanner({ halt, now }) {
-  if (!halt || !halt.halts || !halt.halts.length) return null;
-  return html`<div class="banner halt" role="alert" aria-live="assertive">${halt.halts.map((h) => html`<p key=${h.scope}>
-    <strong>HALTED (${h.scope})</strong> by ${h.halted_by} <${Time} iso=${h.halted_at} now=${now} />: <q>${h.reason}</q></p>`)}
-  </div>`;
+/** What a halt of `scope` (`fleet`, `machine:<m>`, `project:<p>`) stops, for its confirmation. */
+function haltEffect(scope) {
+  if (scope === "fleet") return "Every session's writes are refused until resume.";
+  if (scope.startsWith("project:")) return "The writes of sessions in the project, and new work in it, are refused until resume.";
+  return "The writes of the machine's sessions are refused until resume.";
 }
 
+/** Resume one halt (admin): the same confirmation style as halting, naming who halted it and why. */
+function ResumeHalt({ h }) {
+  const what = h.scope === "fleet" ? "the fleet" : h.scope;
+  // Button text "Resume fleet" / "Resume project:web": one button per standing halt, each naming its scope.
+  return html`<${Action} kind="primary" label=${"Resume " + h.scope}
+      confirmText=${"Resume " + what + "? Halted by " + h.halted_by + ": " + h.reason}
+      run=${() => call("POST", "/resume", { scope: h.scope })}>Resume ${h.scope}</${Action}>`;
+}
+
+/** Every standing halt (the fleet, machines, projects), each with a resume button for an admin; and the page's
+ * own session's pause after a resume, with its re-engage button (the session's own right, as `coord engage`). */
+function HaltBanner({ halt, now }) {
+  if (!halt) return null;
+  const halts = halt.halts || [];
+  return html`${halts.length ? html`<div class="banner halt" role="alert" aria-live="assertive">
+      ${halts.map((h) => html`<p key=${h.scope} class="halt-row" data-scope=${h.scope}>
+        <strong>HALTED (${h.scope})</strong> by ${h.halted_by} <${Time} iso=${h.halted_at} now=${now} />: <q>${h.reason}</q>
+        ${h.applies ? html` <${Badge} kind="paused" title="This halt covers the session the page acts as">covers you</${Badge}>` : null}
+        ${me.admin ? html` <${ResumeHalt} h=${h} />` : null}</p>`)}
+    </div>` : null}
+    ${halt.paused ? html`<div class="banner warn paused" role="status"><p>
+      <strong>PAUSED</strong>: ${me.sessionId} was active under the halt of ${halt.paused.scope || "a scope"},
+      lifted <${Time} iso=${halt.paused.paused_at} now=${now} />; its writes are refused until it re-engages.
+      <${Action} label="Re-engage this session" run=${() => call("POST", "/engage")}>Re-engage</${Action}></p>
+    </div>` : null}`;
+}
+
+const HALT_KINDS = { fleet: "Halt fleet", project: "Halt project", machine: "Halt machine" };
+
+/** The admin's halt form: the fleet, a project or a machine, a reason, then a confirmation. Hidden while the
+ * fleet is halted: the hub refuses a second halt from a session a halt covers, and the fleet's covers everyone. */
 function HaltControl({ halt }) {
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
+  const [kind, setKind] = useState("fleet");
   if (!me.admin) return null;
   const fleet = halt && halt.halts ? halt.halts.find((h) => h.scope === "fleet") : null;
+  if (fleet) return null;  // its resume button is in the banner
   const submit = async (e) => {
     e.preventDefault();
     const form = e.currentTarget;
     const reason = form.elements.reason.value.trim();
     if (!reason) { setError("a reason is required"); return; }
-    if (!window.confirm("Halt the whole fleet? Every session's writes are refused until resume.\nReason: " + reason)) return;
+    let scope = "fleet";
+    if (kind !== "fleet") {
+      const name = form.elements.target.value.trim();
+      if (!name) { setError("name the " + kind + " to halt"); return; }
+      scope = kind + ":" + name;
+    }
+    const what = scope === "fleet" ? "the whole fleet" : kind + " " + scope.slice(kind.length + 1);
+    if (!window.confirm("Halt " + what + "? " + haltEffect(scope) + "\nReason: " + reason)) return;
     setBusy(true); setError(null);
-    try { await call("POST", "/halt", { reason }); form.reset(); }
+    try { await call("POST", "/halt", { reason, scope }); form.reset(); setKind("fleet"); }
     catch (err) { setError(err.message); } finally { setBusy(false); }
   };
-  const resume = async () => {
-    if (!window.confirm("Resume the fleet? Halted by " + fleet.halted_by + ": " + fleet.reason)) return;
-    setBusy(true); setError(null);
-    try { await call("POST", "/resume", { scope: "fleet" }); } catch (err) { setError(err.message); } finally { setBusy(false); }
-  };
   return html`<div class="haltctl">
-    ${fleet ? html`<button type="button" class="primary" disabled=${busy} onClick=${resume}>Resume fleet</button>`
-      : html`<form onSubmit=${submit} class="row" aria-label="Halt the fleet">
-          <label class="sr-only" for="halt-reason">Reason for the halt</label>
-          <input id="halt-reason" name="reason" required maxlength="500" placeholder="reason for a fleet halt" />
-          <button type="submit" class="danger" disabled=${busy}>Halt fleet</button></form>`}
+    <form onSubmit=${submit} class="row" aria-label="Halt the fleet, a project or a machine">
+      <label class="sr-only" for="halt-scope">What to halt</label>
+      <select id="halt-scope" name="kind" value=${kind} onChange=${(e) => { setKind(e.currentTarget.value); setError(null); }}>
+        <option value="fleet">fleet</option><option value="project">project</option><option value="machine">machine</option>
+      </select>
+      ${kind !== "fleet" ? html`<label class="sr-only" for="halt-target">The ${kind}'s name</label>
+        <input id="halt-target" name="target" required maxlength="200" autocomplete="off"
+          placeholder=${kind === "project" ? "project (e.g. coord-hub)" : "machine (e.g. host-a)"} />` : null}
+      <label class="sr-only" for="halt-reason">Reason for the halt</label>
+      <input id="halt-reason" name="reason" required maxlength="500" placeholder=${"reason for a " + kind + " halt"} />
+      <button type="submit" class="danger" disabled=${busy}>${HALT_KINDS[kind]}</button></form>
     ${error ? html`<span class="error" role="alert">${error}</span>` : null}
   </div>`;
 }
