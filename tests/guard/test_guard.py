@@ -138,12 +138,6 @@ def test_a_path_no_lease_can_name_is_refused_fail_closed_and_reported_fail_open(
     assert r.code == 0 and "warning: 1 path(s) cannot be checked" in r.err and "accepted unchecked" in r.err, r
 
 
-def test_nothing_staged_asks_nothing(fleet: Fleet) -> None:
-    r = fleet.repo.git("commit", "-q", "--allow-empty", "-m", "empty",
-                       env={"COORD_URL": f"http://127.0.0.1:{free_port()}", "COORD_HOOK_FAIL_MODE": "closed"})
-    assert r.err == ""
-
-
 def test_a_linked_worktree_uses_the_main_repositorys_project_key(fleet: Fleet, tmp_path: Path) -> None:
     fleet.repo.git("worktree", "add", "-q", "-b", "agent-7", str(tmp_path / "agent-7"))
     tree = Repo(tmp_path / "agent-7", fleet.repo.env)

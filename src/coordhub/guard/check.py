@@ -17,7 +17,8 @@ Requests (made by :mod:`coordhub.guard.run`): ``GET /whoami`` once, one
 ``POST /locks/conflicts`` per :data:`BATCH` paths, ``GET /locks?project_key=&session_id=``
 (the committer's own live leases in the project, 500 a page), plus one
 ``GET /locks/check`` per own lease involved; never one per path, and none
-that grows with the leases other sessions hold.
+that grows with the leases other sessions hold. A run that changes no path is
+not evaluated here: it asks only for the halt (:func:`coordhub.guard.run._stop_only`).
 """
 
 from __future__ import annotations

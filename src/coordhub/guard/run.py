@@ -8,11 +8,17 @@ Exit status is git's: 0 accepts, 1 refuses. Everything is said on stderr,
 prefixed ``coord guard:``: on refusal one line per problem (path, holder or
 stale lease, lease id, purpose, time left) and what to do.
 
-* Nothing to check (no paths) → 0, no request.
 * A halt covers the committer or the project (or a resume left the
   committer paused) → 1, naming it, whatever the leases say: the hub's
   ``/locks/conflicts`` answers say so (``halt``, ``paused``), as they do to
   the edit hook (DESIGN.md, contract point 8: every hook shows a halt).
+* A run that changes no path (a tag push, a branch deletion, a push of
+  commits the remote has, ``git commit --allow-empty``) has no leases to
+  check but is still stopped by a halt or a pause: it asks the hub one
+  request, ``GET /locks/conflicts`` about :data:`NO_PATHS`, for the answer's
+  ``halt`` and ``paused`` alone (:func:`_stop_only`), and then goes on as any
+  other run (refusal, bypass, fail mode, 429). It once asked nothing, so
+  such pushes went through a halt.
 * ``COORD_GUARD_BYPASS=1`` → 0 whatever the check finds, and a
   ``guard.bypassed`` event (``detail``: hook, paths, reason from
   ``COORD_GUARD_BYPASS_REASON``, the problems found, repository, HEAD) is
@@ -78,6 +84,9 @@ TOKEN_WAYS = ("COORD_TOKEN in git's environment or identity.json \"token\" (the 
               "kept out of git, or ~/.claude/identity.json)")  # where the guard finds its token (hooks.invocation)
 OLD_HUB_PATHS = 200  # paths the guard asks one request each of a hub without POST /locks/conflicts (within
 #                      RATE_LIMIT_WAIT); past it the run cannot be checked
+NO_PATHS = "coordhub-guard:no-paths"  # what a run changing no path asks GET /locks/conflicts about, for the halt
+#   and pause the hub answers whatever the resource: a NAME resource (core.paths) overlaps only itself, so the hub
+#   looks up one index key; the leases answered are not read. POST /locks/conflicts refuses an empty list (422).
 
 
 class Stop:
@@ -127,14 +136,13 @@ def main(event: str, args: list[str]) -> int:
         ledger_file = git.git_path("coordhub/leases.json", top)
     except git.GitError as exc:
         return _unchecked(settings.fail_closed, hook, f"cannot read what is being committed: {exc}")
-    if not changed:
-        return 0
     inv = Invocation(event, {}, settings, cwd=top, claude_project_dir=False)
     patience = RateLimitWait(RATE_LIMIT_WAIT, lambda wait, exc: say(
         f"the hub is rate-limiting this session ({one_line(exc.message)}); asking again in {wait:g} s"))
     stop = Stop()
     try:
-        verdict, error = _check(inv, changed, ledger_file, stop, accept_if_clean=not bypass, patience=patience), None
+        verdict, error = (_check(inv, changed, ledger_file, stop, accept_if_clean=not bypass, patience=patience)
+                          if changed else _stop_only(inv, stop, patience)), None
     except HubError as exc:
         verdict, error = None, exc
     finally:
@@ -201,6 +209,17 @@ def _check(inv: Invocation, changed: list[str], ledger_file: Path, stop: Stop, a
             known.pop(lease_id, None)
     _save(ledger_file, known)
     return verdict
+
+
+def _stop_only(inv: Invocation, stop: Stop, patience: RateLimitWait) -> check.Verdict:
+    """The check of a run that changes no path: one ``GET /locks/conflicts?project_key=&resource=NO_PATHS``
+    (through ``patience``), whose ``halt`` and ``paused`` go into ``stop``; the verdict has no problems. Raises
+    what the request raises (``HubError``). That route, not ``GET /halt``, because its ``halt`` is the hub's own
+    choice for work in the project (:func:`coordhub.core.halt.for_work`: the committer's, else the project's),
+    the one the runs that change paths are refused for; a hub old enough to answer a bare list names no halt."""
+    stop.note(patience.call(partial(inv.hub.get, "/locks/conflicts", project_key=inv.project.key,
+                                    resource=NO_PATHS)))
+    return check.Verdict([], [], [])
 
 
 def _held(inv: Invocation, resources: dict[str, str], ask: Callable[[Callable[[], Any]], Any],
