@@ -1,4 +1,5 @@
-"""A dispatch's work does not grow with the queued assignments it cannot run now because of their backoff."""
+"""A dispatch's work does not grow with the queued assignments it cannot run now: in their backoff, their issue
+lease held by another session, or of a repo the host does not serve."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sqlite3
 import pytest
 
 from coordhub.clock import ManualClock
-from coordhub.core import assignments, coordinator, dispatch
+from coordhub.core import assignments, coordinator, dispatch, leases
 from coordhub.core.identity import Actor
 from coordhub.server import SYSTEM
 from coordhub.store.tx import Tx
@@ -22,6 +23,32 @@ def _backed_off(orch: Api, first_issue: int, count: int) -> None:
             row = assignments.create(tx, Actor("flood/claude-main"), now, machine=None, repo="api", issue=n)
             tx.assignments.set(row["id"], {"not_before": now + 3600, "attempt": 1})
     orch.hub.mutate_sync(SYSTEM, run)
+
+
+def _held(orch: Api, first_issue: int, count: int, *, ttl_hours: float = 0) -> list[str]:
+    """Queue ``count`` assignments of issues from ``first_issue``, each issue's lease held by a person (taken
+    first, then the assignment queued, or the other way round, alternately); their ids."""
+    def run(tx: Tx, now: float) -> list[str]:
+        person, out = Actor("desk/claude-main"), []
+        for n in range(first_issue, first_issue + count):
+            lease = {"project_key": "api", "resource": dispatch.issue_resource("api", n), "description": None,
+                     "ttl_hours": ttl_hours, "now": now}
+            if n % 2:
+                leases.claim(tx, person, **lease)
+            row = assignments.create(tx, Actor("flood/claude-main"), now, machine=None, repo="api", issue=n)
+            if not n % 2:
+                leases.claim(tx, person, **lease)
+            out.append(str(row["id"]))
+        return out
+    return list(orch.hub.mutate_sync(SYSTEM, run).body)
+
+
+def _queued(orch: Api, first_issue: int, count: int, repo: str = "api") -> list[str]:
+    """Queue ``count`` assignments of ``repo``'s issues from ``first_issue``; their ids."""
+    def run(tx: Tx, now: float) -> list[str]:
+        return [str(assignments.create(tx, Actor("flood/claude-main"), now, machine=None, repo=repo, issue=n)["id"])
+                for n in range(first_issue, first_issue + count)]
+    return list(orch.hub.mutate_sync(SYSTEM, run).body)
 
 
 def _plan_steps(orch: Api) -> tuple[dispatch.Plan, int]:
@@ -65,6 +92,48 @@ def test_assignments_waiting_out_a_backoff_cost_a_dispatch_nothing(
     assert many_steps <= few_steps + 50, (few_steps, many_steps)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # it counts SQLite's virtual-machine steps: SQLite only, no skip
+def test_assignments_whose_issue_lease_is_held_cost_a_dispatch_nothing(
+        orch: Api, laptop: Host, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With 10,000 queued assignments whose issue leases a person held one dispatch read all 10,000, each probed in
+    the lease index, before the one it could run (380,627 SQLite steps against 627 with 10). Migration 0032 keeps
+    them out of the index the dispatch walks (``held_until``)."""
+    monkeypatch.setattr(assignments, "MAX_LIVE_PER_SESSION", 20_000, raising=False)
+    monkeypatch.setattr(leases, "MAX_LIVE_PER_SESSION", 20_000, raising=False)
+    _held(orch, 1000, 10)
+    few, few_steps = _plan_steps(orch)
+    _held(orch, 10_000, 10_000)
+    many, many_steps = _plan_steps(orch)
+    assert few.row is None and many.row is None and few.wake_at is None and many.wake_at is None
+    [free] = _queued(orch, 30_000, 1)
+    found, found_steps = _plan_steps(orch)
+    assert found.row is not None and found.row["id"] == free
+    print(f"held by an issue lease: {few_steps} steps with 10, {many_steps} with 10,010, {found_steps} to find "
+          "the one behind them")
+    assert many_steps <= few_steps + 50 and found_steps <= few_steps + 400, (few_steps, many_steps, found_steps)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # it counts SQLite's virtual-machine steps: SQLite only, no skip
+def test_assignments_of_repos_the_host_does_not_serve_cost_a_dispatch_nothing(
+        orch: Api, laptop: Host, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With 10,000 queued assignments of a repo laptop does not serve one dispatch of laptop's read all 10,000
+    (60,304 SQLite steps against 304 with 10): the queue was walked in its order and each row's repo tested.
+    Migration 0032 walks an index per repo the host serves."""
+    monkeypatch.setattr(assignments, "MAX_LIVE_PER_SESSION", 20_000, raising=False)
+    laptop.register(repos={"lib": "/src/lib"})
+    _queued(orch, 1000, 10)
+    few, few_steps = _plan_steps(orch)
+    _queued(orch, 10_000, 10_000)
+    many, many_steps = _plan_steps(orch)
+    assert few.row is None and many.row is None
+    [mine] = _queued(orch, 30_000, 1, repo="lib")
+    found, found_steps = _plan_steps(orch)
+    assert found.row is not None and found.row["id"] == mine
+    print(f"of a repo not served: {few_steps} steps with 10, {many_steps} with 10,010, {found_steps} to find "
+          "the one behind them")
+    assert many_steps <= few_steps + 50 and found_steps <= few_steps + 400, (few_steps, many_steps, found_steps)
+
+
 def test_the_oldest_runnable_is_dispatched_whether_its_backoff_ended_or_it_had_none(
         orch: Api, laptop: Host, clock: ManualClock) -> None:
     """The two walks of a dispatch (no backoff; backoff ended) give the oldest of all, and none still waiting."""
@@ -87,3 +156,50 @@ def test_the_oldest_runnable_is_dispatched_whether_its_backoff_ended_or_it_had_n
     clock.advance(50)
     job = laptop.next()
     assert job is not None and job["id"] == ids[2]
+
+
+def test_an_issue_lease_holds_its_assignment_back_until_it_ends_whenever_it_was_taken(
+        orch: Api, laptop: Host, server: Host, clock: ManualClock) -> None:
+    """The dispatch's walks pass by a queued assignment whose issue lease is held (``held_until``), so that mark
+    follows every grant, renewal and end of the lease, and a lease past its end never recorded as expired holds
+    nothing back; a lease of the assignment's own worker holds it back from other machines only."""
+    person = Actor("desk/claude-main")
+    apply_config(orch, config(concurrency={**BASE_CONFIG["concurrency"], "max_workers": 9}))
+    for host in (laptop, server):
+        host.slots = 9
+        host.register()
+
+    def claim(issue: int, ttl_hours: float = 0, holder: Actor = person) -> str:
+        def run(tx: Tx, now: float) -> str:
+            return str(leases.claim(tx, holder, project_key="api", resource=dispatch.issue_resource("api", issue),
+                                    description=None, ttl_hours=ttl_hours, now=now)["id"])
+        return str(orch.hub.mutate_sync(SYSTEM, run).body)
+
+    def end(lease_id: str, holder: Actor = person) -> None:
+        orch.hub.mutate_sync(SYSTEM, lambda tx, now: leases.release(tx, holder, lease_id, now))
+
+    def renew(lease_id: str, ttl_hours: float) -> None:
+        orch.hub.mutate_sync(SYSTEM, lambda tx, now: leases.renew(tx, person, lease_id, ttl_hours, now))
+
+    def nxt(host: Host) -> str | None:
+        job = host.next()
+        return None if job is None else str(job["id"])
+
+    before = claim(1)  # taken before the assignment is queued
+    [one, two, three] = _queued(orch, 1, 3)
+    after = claim(2, ttl_hours=1)  # taken after
+    timed = claim(3, ttl_hours=1)
+    renew(timed, 3)
+    assert nxt(laptop) is None
+    end(after)
+    assert nxt(laptop) == two
+    clock.advance(2 * 3600)  # lease 3 past its first end, not its renewed one; lease 1 never ends
+    assert nxt(laptop) is None
+    clock.advance(3600 + 1)  # lease 3 past its end, still marked active
+    assert nxt(server) == three
+    end(before)
+    [four] = _queued(orch, 4, 1)
+    own = claim(4, holder=Actor(assignments.worker_session("laptop", four)))
+    assert nxt(server) == one and nxt(server) is None
+    assert nxt(laptop) == four
+    end(own, holder=Actor(assignments.worker_session("laptop", four)))

@@ -187,6 +187,7 @@ def import_archive(store: Store, stream: IO[bytes], progress: Callable[[int], No
             tx.archive.put_rows(table, batch, store.identity_clause)
             progress(size)
         tx.archive.raise_counters()
+        tx.assignments.refresh_held()  # the archive's held_until named its own hub's leases
         if sync is not None:
             sync(tx)
         return written

@@ -288,6 +288,8 @@ def transition(tx: Tx, row: Row, to: State, now: float, *, by: str | None, **cha
                                 state=current.value)
     changes = {**changes, "state": to.value, "updated_at": now}
     tx.assignments.set(row["id"], changes)
+    if to is State.QUEUED:  # queued again, maybe from a state no issue lease's change keeps held_until in
+        tx.assignments.refresh_held(row["repo"], row["issue"])
     new = {**row, **changes}
     emit(tx, f"assignment.{to.value}", now, session_id=by, project_key=new["repo"], subject_id=new["id"],
          **_event_payload(new))

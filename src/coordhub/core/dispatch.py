@@ -99,13 +99,15 @@ def _oldest_runnable(tx: Tx, config: Config, host: Row, now: float) -> tuple[Row
     run now stands in front of one it can. The two rules that once were
     checked here, row by row on at most 1,000 rows a call, let 1,000 queued
     assignments whose issues a person held starve every later one for good:
-    each call checked the same oldest 1,000. The work is two walks (the
-    queued ones with no backoff, oldest first; those whose backoff ended)
-    with one probe of the live-lease index per row passed over, in the
-    database, plus one look at the hosts table; no row still in its backoff
-    is read, and none into Python but the one dispatched. The wake time is
-    the earliest end of a backoff of one it could run, or None (the backoff
-    index walked up from ``now``).
+    each call checked the same oldest 1,000. The work is three walks per repo
+    the host may take (the queued ones with no backoff, oldest first; those
+    whose backoff ended; those whose issue lease is past its end) with one
+    probe of the live-lease index per row passed over, in one statement,
+    plus one look at the hosts table; no row of another repo, still in its
+    backoff, or whose issue lease another session holds is read, and none
+    into Python but the one dispatched. The wake time is the earliest end of
+    a backoff of one it could run, or None (the backoff indexes walked up
+    from ``now``).
     """
     machine = host["machine"]
     caps = sorted(set(json.loads(host["capabilities"])))

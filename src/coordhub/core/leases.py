@@ -232,6 +232,7 @@ def claim(tx: Tx, actor: Actor, *, project_key: str, resource: str, description:
         "scope": "" if res.universal else res.scope, "scope_is_dir": int(_scope_is_dir(res)),
     }
     tx.leases.add(row)
+    tx.assignments.lease_changed(row)  # an issue lease holds its queued assignment back (dispatch)
     # The description goes with the event: the dashboard's lease view shows a lease from this event alone
     # (no read per grant), and an operator reads the description to learn what the holder is doing.
     emit_nowait(tx, "lease.granted", now, session_id=actor.session_id, project_key=project_key, subject_id=row["id"],
@@ -393,6 +394,7 @@ def _take_over(tx: Tx, actor: Actor, row: Row, now: float, stale_after_hours: fl
     why = (f"stale takeover by {actor.session_id}: no activity of {holder} for {idle / 3600:.1f} h "
            f"(threshold {stale_after_hours:g} h, seed 001's stale-lock rule)") + (f": {reason}" if reason else "")
     tx.leases.end(row["id"], STALE_TAKEOVER, now, actor.session_id, why)
+    tx.assignments.lease_changed(row)
     # The holder is the target: if it comes back, its notifications say who took the lease and why.
     emit_nowait(tx, f"lease.{STALE_TAKEOVER}", now, session_id=actor.session_id, project_key=row["project_key"],
          subject_id=row["id"], target=holder, resource=row["resource"], fence=row["fence"], holder=holder,
@@ -416,6 +418,7 @@ def revoke(tx: Tx, actor: Actor, lease_id: str, now: float) -> dict[str, Any]:
 def _end(tx: Tx, row: Row, state: str, now: float, by: str | None) -> Row:
     """End the lease ``row`` in ``state``; return the row as it now stands (no read: the UPDATE sets just these)."""
     tx.leases.end(row["id"], state, now, by)
+    tx.assignments.lease_changed(row)
     emit_nowait(tx, f"lease.{state}", now, session_id=row["session_id"], project_key=row["project_key"],
          subject_id=row["id"], resource=row["resource"], fence=row["fence"], by=by)
     return {**row, "state": state, "released_at": now, "released_by": by, "release_reason": None, "updated_at": now}
@@ -442,6 +445,7 @@ def _extend(tx: Tx, actor: Actor, row: Row, ttl: float, now: float, reclaimed: b
     UPDATE leaves it (it sets just these), as :func:`_end` does: no read after the write."""
     expires_at = _expiry(ttl, now)
     tx.leases.extend(row["id"], ttl, expires_at, now)
+    tx.assignments.lease_changed(row)
     emit_nowait(tx, "lease.renewed", now, session_id=actor.session_id, project_key=row["project_key"],
          subject_id=row["id"], fence=row["fence"], ttl_hours=ttl, reclaimed=reclaimed)
     return render({**row, "ttl_hours": ttl, "expires_at": expires_at, "renewed_at": now, "updated_at": now}, now)

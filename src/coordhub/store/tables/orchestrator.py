@@ -8,6 +8,22 @@ from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
 
 ACTIVE = ("dispatched", "running")  # states that hold a worker slot
+# states of the one live assignment an issue may have (index assignments_live_issue), spelled as that index is
+LIVE_SQL = "('queued', 'dispatched', 'running', 'stuck', 'needs_input')"
+#: ``assignments.held_until`` of an issue lease that never expires (one past any time a lease can end)
+HELD_FOREVER = 1e300
+# the latest end of the leases holding the assignment row of an UPDATE back from every host (refresh_held);
+# the same leases, and the same spelling of their scope, as first_runnable's probe; migration 0032 has its copy
+_HELD_UNTIL = ("(SELECT MAX(COALESCE(l.expires_at, ?)) FROM leases l WHERE l.project_key = assignments.repo "
+               "AND l.state = 'active' AND l.kind = 'name' "
+               "AND l.scope = 'issue:' || assignments.repo || '#' || assignments.issue "
+               "AND l.session_id NOT LIKE '%/worker-' || assignments.id)")
+
+
+def _union(parts: list[str]) -> str:
+    """The rows of every query of ``parts`` (each a whole ``SELECT``, its own ``ORDER BY`` and ``LIMIT`` kept), as
+    one table expression for a ``FROM`` (each in a subquery: a compound takes no ``ORDER BY`` of its members)."""
+    return "(" + " UNION ALL ".join(f"SELECT * FROM ({p}) AS w{i}" for i, p in enumerate(parts)) + ") AS u"
 
 
 class OrchestratorState(Table):
@@ -57,8 +73,9 @@ class Assignments(Table):
         return self.ex.next_value("assignment")
 
     def add(self, row: Row) -> None:
-        """Insert a new assignment."""
+        """Insert a new assignment (its ``held_until`` recorded: its issue's lease may be held already)."""
         self.insert("assignments", row)
+        self.refresh_held(row["repo"], row["issue"])
 
     def get(self, assignment_id: str) -> Row | None:
         """The assignment with this id, or None."""
@@ -107,54 +124,99 @@ class Assignments(Table):
         index ``leases_active_by_scope``, the same rows ``leasequeries.conflicts``
         reads. None when nothing qualifies (or ``repos`` is empty).
 
-        Two statements, each walking an index until a row qualifies, so no
-        number of rows that do not stands in front of one that does, and
-        none still in its backoff is read (migration 0031; with 10,000 of
-        them the one walk of the whole queue read every one): the queued
-        rows with no backoff, oldest first (``assignments_queue_ready``);
-        those whose backoff has ended, by its end (``assignments_queue_by_backoff``),
-        each read to its end as their order is not the queue's. The older of
-        the two answers is the oldest of all. Each row read costs one
-        lease-index probe.
+        One statement of three index walks per repo of ``repos`` (migration
+        0032), each until a row qualifies, so no number of rows that do not
+        stands in front of one that does, and none of another repo, still in
+        its backoff, or whose issue lease is held (``held_until``, kept by
+        :meth:`refresh_held`) is read: with 10,000 of either kind one walk of
+        the whole queue read every one. The walks: no backoff and no lease,
+        oldest first (``assignments_ready_by_repo``); backoff ended and no
+        lease, by its end (``assignments_backoff_by_repo``); every lease past
+        its end, by that end (``assignments_held_by_repo``, leases not yet
+        recorded as expired). The last two read each row up to ``now`` as
+        their order is not the queue's. The oldest of their answers is the
+        oldest of all. Each row read costs one lease-index probe, which alone
+        decides (``held_until`` only chooses the index a row is in).
         """
         if not repos:
             return None
-        cond, params = self._may_run(machine, repos, capabilities)
-        sql = (f"SELECT * FROM assignments a WHERE {cond} AND <backoff> "
+        host, params = self._host_may_run(machine, capabilities)
+        sql = (f"SELECT a.* FROM assignments a WHERE a.repo = ? AND a.state = 'queued' AND <walk> AND {host} "
                "AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.project_key = a.repo AND l.state = 'active' "
                "AND l.scope = 'issue:' || a.repo || '#' || a.issue AND l.kind = 'name' "
                "AND (l.expires_at IS NULL OR l.expires_at > ?) AND l.session_id <> ? || '/worker-' || a.id)")
         avoided, more = not_left_to(machine, elsewhere)
         sql += avoided
-        ready = self.ex.one(sql.replace("<backoff>", "a.not_before IS NULL") + " ORDER BY a.seq LIMIT 1",
-                            (*params, now, machine, *more))
-        # "+a.seq": sorted after the walk, so the walk is of the backoff index from its start to now, never
-        # of the queue's order through the rows still waiting (a unary plus both backends read as the column)
-        ended = self.ex.one(sql.replace("<backoff>", "a.not_before <= ?") + " ORDER BY +a.seq LIMIT 1",
-                            (*params, now, now, machine, *more))
-        if ready is None or (ended is not None and ended["seq"] < ready["seq"]):
-            return ended
-        return ready
+        # "+a.seq": sorted after the walk, so the walk is of the index from its start to now, never of the
+        # queue's order through the rows still waiting (a unary plus both backends read as the column)
+        walks = (("a.not_before IS NULL AND a.held_until IS NULL", (), "a.seq"),
+                 ("a.not_before IS NOT NULL AND a.not_before <= ? AND a.held_until IS NULL", (now,), "+a.seq"),
+                 ("a.held_until IS NOT NULL AND a.held_until <= ? AND (a.not_before IS NULL OR a.not_before <= ?)",
+                  (now, now), "+a.seq"))
+        parts, args = [], []
+        for repo in repos:
+            for walk, walk_args, order in walks:
+                parts.append(sql.replace("<walk>", walk) + f" ORDER BY {order} LIMIT 1")
+                args += [repo, *walk_args, *params, now, machine, *more]
+        return self.ex.one(f"SELECT * FROM {_union(parts)} ORDER BY seq LIMIT 1", tuple(args))
 
     def next_not_before(self, machine: str, repos: list[str], capabilities: list[str], now: float) -> float | None:
         """The earliest backoff end after ``now`` of the queued assignments a host of ``machine`` may run by
-        their own columns (see :meth:`first_runnable`) but for their backoff; None when there is none."""
+        their own columns (see :meth:`first_runnable`) but for their backoff; None when there is none.
+
+        Whatever their issue lease: two walks per repo (issue lease held or not, migration 0032), each up
+        from ``now`` to the first row of this host's."""
         if not repos:
             return None
-        cond, params = self._may_run(machine, repos, capabilities)
-        # walks the backoff index up from now to the first row of this host's (migration 0031)
-        row = self.ex.one(f"SELECT a.not_before AS t FROM assignments a WHERE {cond} AND a.not_before > ? "
-                          "ORDER BY a.not_before LIMIT 1", (*params, now))
+        host, params = self._host_may_run(machine, capabilities)
+        parts, args = [], []
+        for repo in repos:
+            for held in ("a.held_until IS NULL", "a.held_until IS NOT NULL"):
+                parts.append(f"SELECT a.not_before AS t FROM assignments a WHERE a.repo = ? AND a.state = 'queued' "
+                             f"AND a.not_before IS NOT NULL AND {held} AND a.not_before > ? AND {host} "
+                             "ORDER BY a.not_before LIMIT 1")
+                args += [repo, now, *params]
+        row = self.ex.one(f"SELECT MIN(t) AS t FROM {_union(parts)}", tuple(args))
         return float(row["t"]) if row and row["t"] is not None else None
 
     @staticmethod
-    def _may_run(machine: str, repos: list[str], capabilities: list[str]) -> tuple[str, list[object]]:
-        """The condition "queued, and a host of ``machine`` serving ``repos`` with ``capabilities`` may run
-        it" on ``assignments a``, with its parameters."""
+    def _host_may_run(machine: str, capabilities: list[str]) -> tuple[str, list[object]]:
+        """The condition "a host of ``machine`` with ``capabilities`` may run it" on ``assignments a`` (pinned to
+        ``machine`` or to any, ``requires`` among ``capabilities``), with its parameters."""
         subset, caps = requires_within(capabilities)
-        cond = (f"a.state = 'queued' AND (a.machine IS NULL OR a.machine = ?) "
-                f"AND a.repo IN ({', '.join('?' * len(repos))}) AND {subset}")
-        return cond, [machine, *repos, *caps]
+        return f"(a.machine IS NULL OR a.machine = ?) AND {subset}", [machine, *caps]
+
+    def refresh_held(self, repo: str | None = None, issue: int | None = None) -> None:
+        """Record in ``held_until`` of the live assignment of issue ``repo#issue`` (both None: of every live
+        assignment) the latest end of the issue's leases that hold it back from every host (deferred).
+
+        Those are the leases :meth:`first_runnable` asks about (still
+        marked active, the NAME ``issue:<repo>#<issue>`` of project
+        ``repo``) but the ones of the assignment's own workers
+        (``*/worker-<id>``), which hold it back from other machines only;
+        :data:`HELD_FOREVER` for one that never expires; NULL for none.
+        So a row whose ``held_until`` lies after ``now`` is held back from
+        every host and the dispatch's walks pass it by. Called in the
+        transaction that grants, renews or ends such a lease
+        (:meth:`lease_changed`), and when an assignment is queued.
+        """
+        sql = f"UPDATE assignments SET held_until = {_HELD_UNTIL} WHERE state IN {LIVE_SQL}"
+        if repo is None or issue is None:
+            self.ex.defer(sql, (HELD_FOREVER,))
+        else:
+            self.ex.defer(sql + " AND repo = ? AND issue = ?", (HELD_FOREVER, repo, issue))
+
+    def lease_changed(self, lease: Row) -> None:
+        """:meth:`refresh_held` for the issue a lease row (granted, renewed or ended in this transaction) names,
+        if it is an issue lease (a NAME ``issue:<project>#<n>``); nothing for any other lease."""
+        if lease["kind"] != "name" or not isinstance(lease["scope"], str):
+            return
+        head = f"issue:{lease['project_key']}#"
+        number = lease["scope"][len(head):] if lease["scope"].startswith(head) else ""
+        # the text SQL makes of the integer column: decimal digits, no sign, no leading zero (or any other row
+        # could never match it)
+        if number.isascii() and number.isdigit() and str(int(number)) == number:
+            self.refresh_held(lease["project_key"], int(number))
 
     def active(self, machine: str | None = None) -> list[Row]:
         """Assignments holding a worker slot (dispatched or running), optionally on one machine."""
