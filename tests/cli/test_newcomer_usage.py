@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.coordcli import Coord, isolated_env
 
 
@@ -28,3 +30,15 @@ def test_install_git_hook_outside_a_repository_says_so_in_its_own_words(tmp_path
     r = Coord(tmp_path / "plain", isolated_env(tmp_path)).fails(1, "install-git-hook")
     assert r.err == (f"coord: {(tmp_path / 'plain').resolve()} is not a git repository (no git working tree "
                      "there): run this inside one, or name one with --repo\n")
+
+
+@pytest.mark.parametrize("args", [("lock", "claim", "gururmm", "server/", "refactor", "--ttl", "nan"),
+                                  ("lock", "claim", "gururmm", "server/", "refactor", "--ttl", "inf", "--json"),
+                                  ("lock", "renew", "01a246b8-7576-7604-ae86-a03baeeeef58", "--ttl", "1e400"),
+                                  ("--timeout", "nan", "status"), ("--timeout", "-inf", "msg", "inbox")])
+def test_a_number_option_that_is_not_finite_is_a_usage_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    # seed 000's `lock claim … --ttl HOURS` with nan or inf ended in a traceback (the JSON body cannot hold it), as
+    # did `--timeout inf` (the socket's timeout); nothing is asked of a hub
+    r = Coord(tmp_path, isolated_env(tmp_path), url="http://127.0.0.1:9").with_(token="coord_x")(*args)
+    assert r.code == 2, r
+    assert "Input should be a finite number, not '" in r.err and r.out == "", r

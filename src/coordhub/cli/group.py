@@ -29,6 +29,7 @@ checks the coercion against Typer's own on the same values.
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from typing import Any
 
 import typer
 import typer.main
-from typer._click.exceptions import NoSuchOption, UsageError
+from typer._click.exceptions import BadParameter, NoSuchOption, UsageError
 from typer._coercion import RuntimeParam, build_runtime_param
 from typer.core import TyperGroup, TyperOption, _TyperParameter
 
@@ -52,14 +53,21 @@ class FastCoercion(RuntimeParam):
     decimal literals) of number parameters within their ``min``/``max`` (and not
     clamped) are returned as Typer would return them; anything else (other
     types, other spellings, out of bounds) goes to Typer's Pydantic adapter,
-    which gives the result or the error message.
+    which gives the result or the error message. One difference from Typer: a
+    ``float`` that is not finite (``nan``, ``inf``, ``1e400``) is a usage error
+    (``BadParameter``, exit 2) instead of a value.
     """
 
     def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
         fast = self._fast(value)
         if fast is not None:
             return fast
-        return build_runtime_param(param.type_descriptor)._coerce_value(value, param=param, ctx=ctx)
+        result = build_runtime_param(param.type_descriptor)._coerce_value(value, param=param, ctx=ctx)
+        if isinstance(result, float) and not math.isfinite(result):
+            # Pydantic's float takes 'nan', 'inf' and '1e400'; no option of coord means anything by them, and they
+            # ended in a traceback (`lock claim --ttl nan`: the JSON body cannot hold it; `--timeout inf`: the socket)
+            raise BadParameter(f"Input should be a finite number, not {value!r}", ctx=ctx, param=param)
+        return result
 
     def _fast(self, value: Any) -> Any:
         info, kind = self.parameter_info, self.annotation
