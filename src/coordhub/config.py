@@ -148,7 +148,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("queue_file", str, None, "Softfail queue of writes that could not reach the hub (seed 001) "
             "(default: .claude/coord-queue.jsonl at the project root: where identity.json is, else the git "
             "root, else $XDG_STATE_HOME/coordhub/coord-queue.jsonl).", "client"),
-    Setting("timeout", float, 10.0, "Seconds the client waits for the hub before it queues a write.", "client"),
+    Setting("timeout", float, 10.0, "Seconds the client waits for the hub before it queues a write "
+            "(above 0, at most 86400).", "client"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

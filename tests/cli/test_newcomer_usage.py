@@ -42,3 +42,18 @@ def test_a_number_option_that_is_not_finite_is_a_usage_error(tmp_path: Path, arg
     r = Coord(tmp_path, isolated_env(tmp_path), url="http://127.0.0.1:9").with_(token="coord_x")(*args)
     assert r.code == 2, r
     assert "Input should be a finite number, not '" in r.err and r.out == "", r
+
+
+@pytest.mark.parametrize(("env", "args", "said"), [
+    ({"COORD_TIMEOUT": "abc"}, ("status",), "COORD_TIMEOUT must be a number of seconds above 0 and at most 86400, "
+                                            "not 'abc'"),
+    ({"COORD_TIMEOUT": "nan"}, ("msg", "inbox"), "COORD_TIMEOUT must be a number of seconds above 0"),
+    ({}, ("--timeout", "0", "todo", "list"), "--timeout must be a number of seconds above 0 and at most 86400, not 0"),
+    ({}, ("--timeout", "99999999999", "lock", "list"), "not 1e+11"),
+])
+def test_a_timeout_that_is_no_number_of_seconds_is_a_usage_error(tmp_path: Path, env: dict[str, str],
+                                                                 args: tuple[str, ...], said: str) -> None:
+    # COORD_TIMEOUT=abc ended in a traceback (float()), as did a timeout the socket cannot take (-1, 1e11), and
+    # --timeout 0 quietly meant the default; the fast path's `msg inbox` and `lock list` say it as the others do
+    r = Coord(tmp_path, isolated_env(tmp_path, **env), url="http://127.0.0.1:9", token="coord_x").fails(2, *args)
+    assert said in r.err and r.out == "", r

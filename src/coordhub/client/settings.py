@@ -49,6 +49,7 @@ that ``cd``s into ``src/deep`` keeps using the project's queue.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -67,6 +68,7 @@ MAX_QUEUE_BYTES = 64 * 1024 * 1024  # bytes: the softfail queue's bound (32 entr
 ADMIN_MODES = ("never", "fallback", "always")
 DEFAULT_URL = f"http://127.0.0.1:{config.DEFAULT_PORT}"  # the hub asked when no setting names one
 IDENTITY_TEXT = ("coord_api", "token", "session", "machine", "user", "project")  # identity.json's text fields
+MAX_TIMEOUT = 86400.0  # seconds (a day): the longest --timeout / COORD_TIMEOUT; sockets overflow near 9.2e9 s
 INSTANCE_ENV = "CLAUDE_INSTANCE_ID"  # seed 002's instance id: the session name where nothing else names one
 
 
@@ -355,10 +357,31 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
     return ClientSettings(
         url=base, token=chosen if isinstance(chosen, str) else None, session=session, user=ident.get("user"),
         machine=machine, queue_file=queue_at,
-        timeout=float(timeout or config.env_value("timeout") or config.setting("timeout").default),
+        timeout=request_timeout(timeout),
         identity_file=ident_path, token_source=source, session_named=bool(named), admin_hub_id=hub_id,
         data_dir=directory, project_root=root, notes=tuple(notes), url_source=url_source, user_url=user_url,
     )
+
+
+def request_timeout(flag: float | None) -> float:
+    """The seconds a request waits for the hub: ``flag`` (``--timeout``), else ``COORD_TIMEOUT``, else the default.
+
+    Raises :class:`Invalid` naming where the value came from unless it is a number of seconds above 0 and at
+    most :data:`MAX_TIMEOUT`: ``COORD_TIMEOUT=abc``, ``nan``, ``-1`` or ``1e12`` ended in a traceback (``float()``,
+    or the socket's timeout), and ``--timeout 0`` quietly meant the default.
+    """
+    source, raw = ("--timeout", flag) if flag is not None else (config.setting("timeout").env,
+                                                               config.env_value("timeout"))
+    if raw is None:
+        return float(config.setting("timeout").default)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT):
+        shown = repr(raw) if isinstance(raw, str) else f"{raw:g}"
+        raise Invalid(f"{source} must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}, not {shown}")
+    return seconds
 
 
 def _home_fields(notes: list[str]) -> dict[str, Any]:
