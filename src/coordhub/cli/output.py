@@ -180,10 +180,11 @@ def heading(text: str) -> None:
     console.print(text, style="bold")
 
 
-def verbatim(text: str) -> None:
-    """Print text exactly as given (no tab expansion, no markup), with a newline."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+def verbatim(text: str, *, err: bool = False) -> None:
+    """Print text exactly as given (no tab expansion, no markup), with a newline; on stderr with ``err``."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
 
 
 def message_banner(msg: dict[str, Any]) -> str:
