@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.coordcli import Coord, isolated_env
+from tests.conftest import free_port
+from tests.coordcli import Coord, git_init, isolated_env
 
 
 def test_msg_read_without_ids_says_where_the_ids_are_and_offers_all(tmp_path: Path) -> None:
@@ -57,3 +58,15 @@ def test_a_timeout_that_is_no_number_of_seconds_is_a_usage_error(tmp_path: Path,
     # --timeout 0 quietly meant the default; the fast path's `msg inbox` and `lock list` say it as the others do
     r = Coord(tmp_path, isolated_env(tmp_path, **env), url="http://127.0.0.1:9", token="coord_x").fails(2, *args)
     assert said in r.err and r.out == "", r
+
+
+@pytest.mark.parametrize("to", ["", " ", "HOWARD-HOME/", "HOWARD HOME", "a/b/c/d"])
+def test_msg_send_to_no_session_is_a_usage_error_and_queues_nothing(tmp_path: Path, to: str) -> None:
+    # the hub answered "to_session '/claude-main' is not a session id" to `coord msg send "" …` (exit 1), and with
+    # the hub down the send was queued (exit 0) only to be refused at its replay; "" is no broadcast either (an
+    # unset "$TARGET" in a script must not message the whole fleet)
+    project = git_init(tmp_path / "gururmm")
+    coord = Coord(project, isolated_env(tmp_path), url=f"http://127.0.0.1:{free_port()}", token="coord_x")
+    r = coord.fails(2, "msg", "send", to, "deploy freeze", "Nobody deploys")
+    assert r.err.startswith(f"coord: {to!r} names no recipient: give ALL, fleet or broadcast"), r
+    assert "/claude-main'" not in r.err and not (project / ".claude").exists()

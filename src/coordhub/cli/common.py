@@ -28,7 +28,7 @@ from coordhub.cli.exits import (
 from coordhub.cli.output import console, print_json
 from coordhub.client import CoordClient, HubError, Queued, Unreachable, resolve
 from coordhub.client.queue import MAX_FAILED_REPLAYS, QueueUnusable
-from coordhub.core.identity import is_broadcast
+from coordhub.core.identity import is_broadcast, validate_session_id
 from coordhub.errors import CoordError, Invalid
 from coordhub.hooks.untrusted import one_line
 
@@ -209,10 +209,22 @@ def show(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
 
 
 def expand_recipient(to: str) -> str | None:
-    """Seed 000 addressing: ALL/fleet/broadcast → None (broadcast); MACHINE → MACHINE/claude-main."""
+    """Seed 000 addressing: ALL/fleet/broadcast → None (broadcast); MACHINE → MACHINE/claude-main.
+
+    A ``to`` that names no session by the hub's rule (:func:`coordhub.core.identity.validate_session_id`: empty,
+    a space, a trailing ``/`` …) is a usage error (exit 2) before anything is sent or queued: the hub answered
+    about ``'/claude-main'``, which the user never typed, and a send queued while the hub was down was refused
+    only at its replay.
+    """
     if is_broadcast(to):
         return None
-    return to if "/" in to else f"{to}/claude-main"
+    session = to if "/" in to else f"{to}/claude-main"
+    try:
+        return validate_session_id(session)
+    except Invalid:
+        fail(f"{to!r} names no recipient: give ALL, fleet or broadcast for the whole fleet, a machine name "
+             "(HOWARD-HOME means HOWARD-HOME/claude-main) or a session id MACHINE/name (letters, digits, _ . @ + -; "
+             "at most 3 parts and 200 characters)", EXIT_USAGE)
 
 
 def read_text_arg(text: str | None, path: Path | None, what: str) -> str:

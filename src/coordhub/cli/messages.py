@@ -40,7 +40,8 @@ def send(
     for key, value in (("project_key", project), ("message_type", message_type), ("reply_to", reply_to)):
         if value is not None:
             extra[key] = value
-    msg = call(ctx, lambda c: c.send_message(expand_recipient(to), subject, text, **extra))
+    recipient = expand_recipient(to)
+    msg = call(ctx, lambda c: c.send_message(recipient, subject, text, **extra))
     if isinstance(msg, dict) and msg.get("recipient_known") is False:  # a typo shows at once (issue 7)
         typer.echo("coord: warning: " + unknown_recipient_warning(msg["to_session"], msg.get("did_you_mean") or []),
                    err=True)
