@@ -61,6 +61,14 @@ class Forbidden(CoordError):
     status, code = 403, "forbidden"
 
 
+class SessionMismatch(Forbidden):
+    """A request's token acts as one session and its ``X-Coord-Session`` header names another (403): refused
+    rather than done as the token's session behind the caller's back (a stale token beside an identity that
+    names someone else). Details: ``session`` (the header's), ``acting_as`` (the token's)."""
+
+    code = "session_mismatch"
+
+
 class NotFound(CoordError):
     """The named object does not exist (404)."""
 

@@ -16,7 +16,8 @@ look one up in such a mapping by ``name.lower()`` (as
 
 # ---- request headers ---------------------------------------------------------------
 
-#: On a ``--no-auth`` hub: the session a request acts as (with a token, the token's own session acts).
+#: On a ``--no-auth`` hub: the session a request acts as. Beside a token it must name the token's own session
+#: (403 ``session_mismatch`` otherwise: :func:`coordhub.api.auth.check_named_session`).
 SESSION_HEADER = "X-Coord-Session"
 #: ``1``: the request is also a heartbeat of its session (:mod:`coordhub.api.activity`).
 HEARTBEAT_HEADER = "X-Coord-Heartbeat"

@@ -124,7 +124,7 @@ def test_reads_print_the_same(live_hub: LiveHub, cli: Cli) -> None:
     r = cli.same("msg", "inbox", **env)
     assert f"MESSAGE FROM {B} — héllo 日本 [bold]x[/] \\u202eevil" in r.out and "2 unread" in r.out
     r = cli.same("--url", live_hub.url, "--token", s, "--session", "SOMEONE/else", "msg", "inbox", "--all")
-    assert "--session SOMEONE/else is not used" in r.err
+    assert r.code == 6 and "session_mismatch" in r.err  # the named session goes beside the token: the hub checks
     cli.same("--timeout", "5", "--url=" + live_hub.url, "lock", "list", COORD_TOKEN=s)
 
 

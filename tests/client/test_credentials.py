@@ -68,12 +68,12 @@ def test_a_named_session_without_its_token_is_refused_on_an_auth_hub(local_hub: 
     env_named.fails(6, "lock", "claim", "p", "x.py", "as A?")
 
 
-def test_a_named_session_next_to_a_token_is_not_used_and_says_so(local_hub: tuple[LiveHub, Coord]) -> None:
+def test_a_named_session_next_to_another_sessions_token_is_refused(local_hub: tuple[LiveHub, Coord]) -> None:
     hub, anon = local_hub
     as_b = anon.as_token(hub.token(B))
-    r = as_b.with_(globals_=("--session", A)).ok("msg", "send", "ALL", "B posing as A", "x", "--json")
-    assert r.json()["from_session"] == B  # identity comes from the token
-    assert f"--session {A} is not used" in r.err, r
+    r = as_b.with_(globals_=("--session", A)).fails(6, "msg", "send", "ALL", "B posing as A", "x")
+    assert "session_mismatch" in r.err and A in r.err and B in r.err, r  # not done as B behind the user's back
+    assert as_b.with_(globals_=("--session", B)).json("msg", "send", "ALL", "B as B", "x")["from_session"] == B
 
 
 def test_no_auth_hub_takes_the_named_session_as_identity(tmp_path: Path) -> None:

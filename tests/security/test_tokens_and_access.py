@@ -171,8 +171,11 @@ def test_every_identity_field_of_every_write_refuses_another_session(api: Api) -
         ("post", "/api/coord/presence/register", "session_id"), ("post", "/api/coord/presence/heartbeat", "session_id"),
         ("post", "/api/coord/presence/deregister", "session_id"),
     }, sorted(found)
-    # with auth on, the no-auth identity header means nothing
+    # with auth on, the no-auth identity header may only name the token's own session (tests/security/
+    # test_session_header.py): naming another is refused, not ignored
     r = api.post("/api/coord/todos", json={"text": "t"}, headers={**me, "X-Coord-Session": OTHER})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "session_mismatch"
+    r = api.post("/api/coord/todos", json={"text": "t"}, headers={**me, "X-Coord-Session": ME})
     assert r.status_code == 201 and r.json()["created_by"] == ME
 
 

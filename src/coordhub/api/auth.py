@@ -3,6 +3,14 @@
 With auth (the default) every route except ``/health`` needs
 ``Authorization: Bearer <token>``; the token's session is the actor, and a
 request field naming another session is refused with 403 (contract §2.2).
+So is an ``X-Coord-Session`` header naming another session than the token's
+(or the dashboard cookie's): 403 ``session_mismatch``, from
+:func:`check_named_session`, which every path that authenticates a token
+applies (:func:`caller`, and with it the hot path, event streams and
+long-polls; the ``/mcp`` gate). The header naming the token's own session
+(in any case) is accepted and changes nothing. No token acts for another
+session, the admin's included (an admin reads others' views through query
+fields, never by this header), so the rule has no exception.
 
 With ``--no-auth`` (seed 001's trusted network) the actor is the session the
 request names (``session_id``, ``from_session``, ``created_by``,
@@ -66,7 +74,7 @@ from coordhub.core.identity import (
     validate_acting_name,
     validate_session_id,
 )
-from coordhub.errors import Forbidden, Invalid, RateLimited, Unauthorized
+from coordhub.errors import Forbidden, Invalid, RateLimited, SessionMismatch, Unauthorized
 from coordhub.headers import HEARTBEAT_HEADER, SESSION_HEADER
 from coordhub.jsonlog import SESSION_KEY
 from coordhub.store.base import Row
@@ -530,11 +538,38 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
         actor, key = await auth.web_actor(cookie, request.method, request.headers, address)
     else:
         actor, key = await auth.authenticate_keyed(authorization, address, inner=inner)
+    check_named_session(request.scope, actor)
     who = Caller(actor, None, auth, key)
     request.scope[SESSION_KEY] = who.logged_session  # JSON log lines name it (coordhub.jsonlog)
     if header(request.scope, HEARTBEAT_HEADER):
         await request.app.state.heartbeats.beat(actor)
     return who
+
+
+def check_named_session(scope: Scope, actor: Actor) -> None:
+    """Refuse a request authenticated as ``actor`` (by a token or the dashboard's cookie) whose
+    ``X-Coord-Session`` header names another session: :class:`~coordhub.errors.SessionMismatch` (403
+    ``session_mismatch``, details ``session`` and ``acting_as``).
+
+    The one rule for every path that authenticates (:func:`caller`, which the
+    hot path, event streams and long-polls use too, and the ``/mcp`` gate).
+    Before it the header was ignored next to a token, so a stale
+    ``COORD_TOKEN`` beside an identity naming another session acted as the
+    token's session without a word. Absent or empty, the header passes; naming
+    the token's own session in any case (ids compare folded,
+    :func:`~coordhub.core.identity.same_session`), it passes and changes
+    nothing. No token kind acts for several sessions (admins included: see
+    :meth:`Caller.act`), so nothing is exempt. Contract §2.2: identity comes
+    from the credential, and a request naming another session is refused.
+    """
+    named = header(scope, SESSION_HEADER)
+    if named and not same_session(named, actor.session_id):
+        raise SessionMismatch(
+            f"{SESSION_HEADER} names session {named!r} but this token acts as {actor.session_id!r}; refused rather "
+            f"than done as {actor.session_id!r}. Use {named!r}'s own token (a stale COORD_TOKEN, --token or "
+            f"identity.json \"token\" of {actor.session_id!r} is likely), or stop naming {named!r} (--session, "
+            "COORD_SESSION, identity.json \"session\")",
+            field=SESSION_HEADER, session=named, acting_as=actor.session_id)
 
 
 def client_address(scope: Scope) -> str:

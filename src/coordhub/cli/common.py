@@ -88,9 +88,8 @@ def client(ctx: typer.Context, admin: bool = False) -> Iterator[CoordClient]:
     except CoordError as exc:
         fail(exc.message, EXIT_AUTH)
     notes = list(settings.notes)
-    if o.session and settings.token:
-        notes.append(f"--session {o.session} is not used: the token's own session acts (identity comes from the "
-                     "token)")
+    if o.session and settings.admin_hub_id:  # a session token is sent with the name, which the hub checks
+        notes.append(f"--session {o.session} is not used: the hub's admin token acts as the admin")
     for note in notes:  # notes name paths of the repository, which may hold terminal escapes
         typer.echo(f"coord: warning: {one_line(note)}", err=True)
     with CoordClient(settings, heartbeat=True) as c:  # the command counts as its session's activity

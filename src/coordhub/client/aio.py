@@ -77,15 +77,16 @@ class AsyncCoordClient:
     own ``/mcp``), through its ``serve_in_process`` when it has one
     (:data:`ServeInProcess`); ``transport`` replaces the network for the HTTP client.
     ``session_id`` may be given when the caller's identity is already known
-    (it saves a ``whoami`` round trip).
+    (it saves a ``whoami`` round trip). ``claimed``: ``session`` was named
+    explicitly, so it goes beside a token too (:func:`~coordhub.client.wire.credential_headers`).
     """
 
     def __init__(self, base_url: str, token: str | None = None, session: str | None = None,
                  transport: httpx2.AsyncBaseTransport | None = None, *, timeout: float = DEFAULT_TIMEOUT,
-                 app: ASGIApp | None = None, session_id: str | None = None) -> None:
+                 app: ASGIApp | None = None, session_id: str | None = None, claimed: bool = False) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._headers = {"User-Agent": USER_AGENT, **credential_headers(token, session)}
+        self._headers = {"User-Agent": USER_AGENT, **credential_headers(token, session, claimed=claimed)}
         self._app = app
         self._local: ServeInProcess | None = getattr(app, "serve_in_process", None)
         # identity: an answer is read unencoded, so MAX_ANSWER bounds what it unpacks to (see _send)

@@ -20,7 +20,12 @@ here, so the rules cannot drift apart:
   public, so any listener can repeat it (:func:`check_admin_url`);
 * with no token, ``/health`` says whether the hub needs one (then
   :class:`~coordhub.client.settings.NoCredential` says how to get one) or is
-  a ``--no-auth`` hub (then the session, if any, is sent as ``X-Coord-Session``).
+  a ``--no-auth`` hub (then the session, if any, is sent as ``X-Coord-Session``);
+* with a session token, a session named explicitly (``--session``,
+  ``COORD_SESSION``, identity.json ``session``) goes beside it as
+  ``X-Coord-Session``, which the hub refuses (403 ``session_mismatch``) when
+  it is not the token's session; never beside the hub's admin token, which
+  the caller chose to act as the admin.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 
 from coordhub.client import trust
 from coordhub.client.settings import ClientSettings, NoCredential
+from coordhub.client.wire import credential_headers
 from coordhub.headers import SESSION_HEADER
 
 __all__ = ["CLI_TOKEN", "ask_admin", "check_admin_url", "check_may_ask", "check_url", "identity_headers",
@@ -137,7 +143,10 @@ def identity_headers(settings: ClientSettings, health: Callable[[], dict[str, An
         return {"Authorization": f"Bearer {s.token}"}
     if s.token:
         check_url(s)
-        return {"Authorization": f"Bearer {s.token}"}
+        if s.session_claimed and s.session and not (s.session.isascii() and s.session.isprintable()):
+            raise NoCredential(f"session {s.session!r} is named but is no session id (those are ASCII), so it cannot "
+                               "be this token's session: fix --session, COORD_SESSION or identity.json \"session\"")
+        return credential_headers(s.token, s.session, claimed=s.session_claimed)
     check_url(s)  # before /health: a hub a repository named gets no request until the user trusts it
     if health().get("auth", True):
         named = f"session {s.session!r} is named but " if s.session else ""

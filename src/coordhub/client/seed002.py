@@ -94,6 +94,7 @@ from coordhub.core.seed002 import (
     seed_presence,
 )
 from coordhub.errors import CoordError
+from coordhub.headers import SESSION_HEADER
 
 __all__ = ["AckResult", "AcknowledgeError", "CoordinationClient", "CoordinationError", "CoordinationMessage",
            "MessagePayload", "MessageType", "NotificationEvent", "PresenceError", "PresenceInfo", "PublishError",
@@ -176,7 +177,8 @@ class CoordinationClient:
             token = self.settings.token if "Authorization" in headers else None
             if self._http is None:  # another task's first call may have made it while this one waited
                 self._http = AsyncCoordClient(self.settings.url, token, self.settings.session,
-                                              timeout=self.settings.timeout)
+                                              timeout=self.settings.timeout,
+                                              claimed=SESSION_HEADER in headers)  # the CLI's rule
         http = self._http
         if self.instance_id and self._me is None:
             await self._check_instance(http, deadline)

@@ -14,7 +14,12 @@ identity.json ``session``, ``<identity.json machine>/claude-main``, and last
 seed 002's ``CLAUDE_INSTANCE_ID`` (``backend``, ``orchestrator``; its
 ``unknown`` placeholder is ignored, as seed 002 ignored it), so a seed-002
 agent keeps its instance id where nothing else names it. A name is a claim,
-not a credential: with a token, the token's session acts.
+not a credential: with a token, the token's session acts, and a name given
+explicitly (the first three: :attr:`ClientSettings.session_claimed`) is sent
+beside a session token as ``X-Coord-Session``, so the hub refuses the request
+(403 ``session_mismatch``) when the token is another session's (a stale
+``COORD_TOKEN`` beside an identity naming someone else) instead of acting as
+the token's session unnoticed.
 
 **Which identity.json is trusted** (issue 7 point 7: a repository's files
 never act with the user's credentials): the nearest
@@ -85,9 +90,13 @@ class ClientSettings(NamedTuple):
     says where it came from (``--token``, ``COORD_TOKEN``, an identity.json
     path, or ``admin.token`` for the hub's admin token, which is then bound to
     ``admin_hub_id``). ``session_named`` is true when the session was named
-    explicitly by ``--session`` or ``COORD_SESSION`` (with a token it is not
-    used: the token decides who acts, contract §2.2). ``notes`` are warnings about
-    identity files passed over.
+    explicitly by ``--session`` or ``COORD_SESSION``; ``session_claimed`` when
+    it was named by those or identity.json ``session`` (not derived from
+    ``machine`` or ``CLAUDE_INSTANCE_ID``): such a name goes beside a session
+    token as ``X-Coord-Session`` (:func:`coordhub.client.wire.credential_headers`),
+    and the hub refuses a token of another session (contract §2.2: the token
+    decides who acts, and a request may not name someone else). ``notes`` are
+    warnings about identity files passed over.
     """
 
     url: str
@@ -100,6 +109,7 @@ class ClientSettings(NamedTuple):
     identity_file: Path | None = None
     token_source: str | None = None
     session_named: bool = False
+    session_claimed: bool = False
     admin_hub_id: str | None = None
     data_dir: Path | None = None
     project_root: Path | None = None  # None: not in a project (the queue is the user's own)
@@ -359,6 +369,7 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
         machine=machine, queue_file=queue_at,
         timeout=request_timeout(timeout),
         identity_file=ident_path, token_source=source, session_named=bool(named), admin_hub_id=hub_id,
+        session_claimed=bool(named or ident.get("session")),
         data_dir=directory, project_root=root, notes=tuple(notes), url_source=url_source, user_url=user_url,
     )
 

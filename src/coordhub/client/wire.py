@@ -72,11 +72,21 @@ def whole_number(value: str | None, digits: int = 19) -> int | None:
     return int(value) if value and len(value) <= digits and value.isascii() and value.isdigit() else None
 
 
-def credential_headers(token: str | None, session: str | None) -> dict[str, str]:
+def credential_headers(token: str | None, session: str | None, *, claimed: bool = False) -> dict[str, str]:
     """The headers that make a request act as a session: the bearer token, else ``X-Coord-Session``
-    (``--no-auth`` hubs only); none without either."""
+    (``--no-auth`` hubs only); none without either.
+
+    With a token, ``session`` goes beside it as ``X-Coord-Session`` only when
+    ``claimed`` (named explicitly: :attr:`~coordhub.client.settings.ClientSettings.session_claimed`) and
+    a header value (printable ASCII, as every session id is): the hub then refuses the request with 403
+    ``session_mismatch`` if the token is another session's, rather than act as it unnoticed. A derived
+    name (``<machine>/claude-main``) is a guess, not a claim, and is not sent beside a token.
+    """
     if token:
-        return {"Authorization": f"Bearer {token}"}
+        bearer = {"Authorization": f"Bearer {token}"}
+        if claimed and session and session.isascii() and session.isprintable():
+            bearer[SESSION_HEADER] = session
+        return bearer
     return {SESSION_HEADER: session} if session else {}
 
 
@@ -148,13 +158,14 @@ class Hub:
 
     ``url`` is the server root (``http://host:8001``, optionally with a path
     prefix). ``agent`` is the ``User-Agent`` product name. With neither
-    ``token`` nor ``session`` no credential is sent. Each request opens its
+    ``token`` nor ``session`` no credential is sent; ``claimed``: the session was named explicitly, so it goes
+    beside the token too (:func:`credential_headers`). Each request opens its
     own connection, so there is nothing to close; :meth:`close` exists for
     symmetry.
     """
 
     def __init__(self, url: str, token: str | None, session: str | None, timeout: float,
-                 *, agent: str = "coordhub-hook") -> None:
+                 *, agent: str = "coordhub-hook", claimed: bool = False) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise HubUnreachable(f"hub URL {url!r} is not an http(s) URL")
@@ -167,7 +178,7 @@ class Hub:
         host = f"[{self._host}]" if ":" in self._host else self._host
         self._headers = {"Host": host if parts.port is None else f"{host}:{parts.port}",
                          "User-Agent": f"{agent}/{__version__}", "Accept": "application/json",
-                         "Connection": "close", **credential_headers(token, session)}
+                         "Connection": "close", **credential_headers(token, session, claimed=claimed)}
 
     def get(self, path: str, **params: Any) -> Any:
         """``GET /api/coord{path}`` with the non-None ``params``; the decoded JSON body."""

@@ -135,7 +135,7 @@ class Invocation:
             check_url(c)
         except CoordError as exc:
             raise NotConfigured(exc.message) from None
-        return Hub(c.url, c.token, c.session, self.settings.timeout)
+        return Hub(c.url, c.token, c.session, self.settings.timeout, claimed=c.session_claimed)
 
     def close(self) -> None:
         """Close the hub connection if one was opened."""

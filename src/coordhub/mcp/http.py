@@ -8,7 +8,9 @@ passes a small gate first:
   token gets the hub's plain 401 envelope (``WWW-Authenticate: Bearer``, no
   OAuth metadata, so MCP clients do not start an OAuth discovery that cannot
   succeed) and no tool runs. ``--no-auth`` hubs pass ``X-Coord-Session``
-  through instead.
+  through instead; with a token, that header naming another session is
+  refused as on every REST route (403 ``session_mismatch``,
+  :func:`~coordhub.api.auth.check_named_session`).
 * **Tools** are those of the ``COORD_MCP_TOOLS`` profile (default
   ``default``); ``/mcp?tools=seed002`` or ``?tools=all`` picks another.
 * **Browsers.** ``/mcp`` is behind the hub's one DNS-rebinding and
@@ -47,7 +49,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coordhub import heap
-from coordhub.api.auth import Authenticator, Caller, client_address
+from coordhub.api.auth import Authenticator, Caller, check_named_session, client_address
 from coordhub.api.door import serve_directly
 from coordhub.api.headers import header
 from coordhub.api.limits import replay
@@ -300,6 +302,7 @@ class Gate:
                               header(scope, IDEMPOTENCY_HEADER))
         authorization = header(scope, "authorization")
         actor, key = await self.auth.authenticate_keyed(authorization, address)
+        check_named_session(scope, actor)  # the REST rule: a header naming another session is refused
         return HttpCaller((authorization or "").partition(" ")[2].strip(), None, actor.session_id,
                           Caller(actor, None, self.auth, key), header(scope, IDEMPOTENCY_HEADER))
 

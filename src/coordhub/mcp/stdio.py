@@ -25,7 +25,8 @@ def main(profile: str = "default", settings: ClientSettings | None = None) -> No
 
     @contextlib.asynccontextmanager
     async def connector() -> AsyncIterator[FixedConnector]:
-        async with AsyncCoordClient(found.url, found.token, found.session, timeout=found.timeout) as client:
+        async with AsyncCoordClient(found.url, found.token, found.session, timeout=found.timeout,
+                                    claimed=found.session_claimed) as client:
             yield FixedConnector(client)
 
     build_server(profile, connector).run()
