@@ -62,6 +62,12 @@ def test_halt_and_resume_of_this_machine(world: World, tmp_path: Path) -> None:
     # seed 004's asymmetry: the session active under the halt stays paused until it re-engages
     paused = career.drop("send", homelab.address, str(msg), "--no-sign")
     assert paused.code == 5 and "paused" in paused.err, paused
+    # review (seed-004 user run): it said "resume with: cross-agent-resume", which does nothing for a pause, and
+    # status showed nothing while every send and receive stopped
+    assert "coord engage" in paused.err and "cross-agent-resume" not in paused.err, paused
+    still = career.drop("status")
+    assert still.code == 0 and still.out.startswith("⚠ paused since ") and "`coord engage`" in still.out, still
+    assert "HALT ACTIVE" not in still.out
     assert career.drop("recv", "--no-verify", str(msg)).code == 5
     assert career.coord("engage").code == 0
     assert career.drop("send", homelab.address, str(msg), "--no-sign").code == 0
