@@ -94,6 +94,11 @@ def test_send_refuses_what_the_seed_refused_with_its_exit_codes(world: World, tm
 
     r = career.drop("send", to.replace("homelab", "garden"), str(good), "--no-sign")
     assert r.code == 2 and to in r.err and world.career.address in r.err, r
+    # review (seed-004 user run): it said "destination not found: destination … not found; known destinations:
+    # …; available: …", the list twice
+    [line] = r.err.splitlines()
+    assert line.startswith(f"destination not found: {to.replace('homelab', 'garden')} (no session declared it); "
+                           "available: ") and line.count(to) == 1, r
     assert career.drop("send", to.replace(".", ""), str(good), "--no-sign").code == 2
 
     v4 = career.drop("send", to, str(write(tmp_path / "v4.org", world.org(version="4"))), "--no-sign")

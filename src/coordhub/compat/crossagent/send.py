@@ -164,7 +164,7 @@ class Sender:
         try:
             answer = self.post(self.text, None, None) if self.args.no_sign else self.signed()
         except HubError as exc:
-            return refused(exc)
+            return refused(exc, self.args.destination)
         decision = answer.get("decision")
         if decision in ("query", "reject"):
             die(f"the hub refused the message: {decision}: {answer.get('reason')}", EXIT_GENERAL)
@@ -176,12 +176,13 @@ class Sender:
         return EXIT_OK
 
 
-def refused(exc: Any) -> int:
-    """The exit code (and the one line) for a request the hub refused."""
+def refused(exc: Any, destination: str) -> int:
+    """The exit code (and the one line) for a request the hub refused; ``destination`` as the user gave it."""
     error = exc.body.get("error", {}) if isinstance(exc.body, dict) else {}
-    if exc.code == "unknown_destination":
+    if exc.code == "unknown_destination":  # the seed's "destination not found in peers.toml; available peers: …"
         known = error.get("known") or []
-        die(f"destination not found: {exc.message}; available: {', '.join(known) or '(none)'}", EXIT_DEST)
+        die(f"destination not found: {destination} (no session declared it); available: "
+            f"{', '.join(known) or '(none)'}", EXIT_DEST)
     if exc.status == 423 and isinstance(error.get("paused"), dict):  # a resume left this session paused
         die(paused_line(error["paused"]), EXIT_HALT)
     if exc.status == 423:
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 die(str(exc), EXIT_DEST)
             return Sender(args, me, text, turn, dest).send()
         except HubError as exc:
-            return refused(exc)
+            return refused(exc, args.destination)
         except Unreachable as exc:
             err(f"hub at {client.settings.url} is unreachable: {exc}")
             err(f"marker written: {mark_failed(args.destination, args.message_file, 'hub unreachable', [str(exc)])}")
