@@ -62,6 +62,12 @@ def test_halt_and_resume_of_this_machine(world: World, tmp_path: Path) -> None:
     # seed 004's asymmetry: the session active under the halt stays paused until it re-engages
     paused = career.drop("send", homelab.address, str(msg), "--no-sign")
     assert paused.code == 5 and "paused" in paused.err, paused
+    # review (seed-004 user run): it said "resume with: cross-agent-resume", which does nothing for a pause, and
+    # status showed nothing while every send and receive stopped
+    assert "coord engage" in paused.err and "cross-agent-resume" not in paused.err, paused
+    still = career.drop("status")
+    assert still.code == 0 and still.out.startswith("⚠ paused since ") and "`coord engage`" in still.out, still
+    assert "HALT ACTIVE" not in still.out
     assert career.drop("recv", "--no-verify", str(msg)).code == 5
     assert career.coord("engage").code == 0
     assert career.drop("send", homelab.address, str(msg), "--no-sign").code == 0
@@ -69,8 +75,18 @@ def test_halt_and_resume_of_this_machine(world: World, tmp_path: Path) -> None:
 
 
 def test_halting_the_fleet_needs_an_admin(world: World) -> None:
-    r = world.career.drop("halt", "everyone stop", "--tailnet")
-    assert r.code == 1 and "admin" in r.err, r
+    # review (seed-004 user run): without an admin token nothing at all was halted, where the seed's --tailnet
+    # always halted this machine first and reported the peers it could not reach (PARTIAL HALT, exit 1)
+    r = world.career.drop("halt", "everyone stop", "--tailnet", "--no-stop-watcher")
+    assert r.code == 1, r
+    out = r.out.splitlines()
+    assert out[0] == f"Halting locally ✓ (halt recorded at the hub for machine:{world.career.machine})", r
+    assert out[1].startswith("Halting fleet    ✗ (") and "admin" in out[1], r
+    assert out[3].startswith("PARTIAL HALT: only this machine is halted."), r
+    msg = write(world.career.cwd / "m.org", world.org())
+    assert world.career.drop("send", world.homelab.address, str(msg), "--no-sign").code == 5
+    assert world.homelab.drop("send", world.career.address, str(msg), "--no-sign").code == 0  # not halted
+    assert world.career.drop("resume").code == 0
     admin = world.career.with_env(COORD_TOKEN=world.hub.admin_token)
     done = admin.drop("halt", "everyone stop", "--tailnet", "--no-stop-watcher")
     assert done.code == 0, done

@@ -286,3 +286,34 @@ def test_signed_history_with_gaps_says_to_import_it_unsigned(world: World, keys:
     assert again.code == 0 and again.json()["counts"]["error"] == 0, again
     shown = homelab.coord("conv", "show", f"{world.conv}-gaps", "--json").json()
     assert shown["state"] == "released" and [t["sequence"] for t in shown["turns"]] == [1, 2, 3]
+
+
+def test_importing_an_inbox_sync_wrote_sends_none_of_its_turns_again(world: World, keys: dict[str, GpgKey],
+                                                                      tmp_path: Path) -> None:
+    """Review (seed-004 user run): the files ``coord conv sync`` writes are turns the hub holds, sent by their
+    author; importing the inbox afterwards sent each one again as the importer's (the hub's dedup is per author),
+    so the conversation held every turn twice and the receiver saw them pending again."""
+    homelab = world.homelab
+    send_signed(world, keys, tmp_path, 2)
+    unsigned = world.career.coord("conv", "send", homelab.address, "--conversation", world.conv, "--type",
+                                  "progress", "--body", "unsigned note", "--json")
+    assert unsigned.code == 0, unsigned
+    assert homelab.coord("conv", "sync").code == 0
+    before = homelab.coord("conv", "status", "--json").json()
+    for flags in ((), ("--unsigned",)):
+        r = homelab.coord("conv", "import", str(homelab.inbox), *flags, "--json")
+        assert r.code == 0, r
+        files = r.json()["files"]
+        assert r.json()["counts"]["dedup"] == 3 == len(files), r
+        assert all(f["reason"].startswith("already at the hub as turn ") and f["sequence"] in (1, 2, 3)
+                   for f in files), files
+    shown = homelab.coord("conv", "show", world.conv, "--json").json()
+    assert [(t["sequence"], t["author"]) for t in shown["turns"]] == [(i, world.career.session) for i in (1, 2, 3)]
+    pending = [(p["name"], p["pending_count"], (p["most_recent"] or {}).get("filename"))
+               for p in homelab.coord("conv", "status", "--json").json()["projects"]]
+    assert pending == [(p["name"], p["pending_count"], (p["most_recent"] or {}).get("filename"))
+                       for p in before["projects"]]
+    # a file of the same conversation the hub does not hold yet is still imported
+    extra = write(homelab.inbox / "20260427T101010Z-from-career-extra.org", world.org(kind="progress", body="new\n"))
+    r = homelab.coord("conv", "import", str(extra), "--json")
+    assert r.code == 0 and r.json()["files"][0]["decision"] == "process", r

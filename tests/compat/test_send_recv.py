@@ -58,6 +58,26 @@ def test_a_signed_message_goes_through_the_hub_and_is_processed_by_the_receiver(
     assert homelab.drop("recv", "--no-dedup", str(twin)).code == 0
 
 
+def test_a_file_opening_with_a_mode_line_is_sent_and_processed_as_the_seed_did(
+        world: World, keys: dict[str, GpgKey], tmp_path: Path) -> None:
+    """Review (seed-004 user run): seed 004's parser skips every line before the first ``#+KEY:`` (an Emacs mode
+    line, a comment); the hub's stopped there, so such a file was "frontmatter missing required fields: TITLE,
+    …" (exit 4) for send and a reject for recv, where the seed sent and processed it."""
+    career, homelab = world.career, world.homelab
+    assert career.coord("conv", "keys", "add", "--gpg", keys["career"].fingerprint).code == 0
+    signed = write(tmp_path / "signed.org", "# -*- mode: org -*-\n# drafted by career\n" + world.org(sequence=4))
+    unsigned = write(tmp_path / "unsigned.org", "# -*- mode: org -*-\n" + world.org(kind="progress", body="b\n"))
+    for msg, flags in ((signed, ()), (unsigned, ("--no-sign",))):
+        sent = career.drop("send", homelab.address, str(msg), *flags)
+        assert sent.code == 0, sent
+    first, second = sync(world)
+    assert first.read_text().startswith("# -*- mode: org -*-\n# drafted by career\n#+TITLE: ")
+    assert "#+SEQUENCE: 1\n" in first.read_text() and "#+SEQUENCE: 2\n" in second.read_text()
+    for got, kind in ((first, "request"), (second, "progress")):
+        r = homelab.drop("recv", *(() if got == first else ("--no-verify",)), str(got))
+        assert r.code == 0 and fields(r)["decision"] == "process" and fields(r)["message_type"] == kind, r
+
+
 def test_send_refuses_what_the_seed_refused_with_its_exit_codes(world: World, tmp_path: Path) -> None:
     to, conv = world.homelab.address, world.conv
     career = world.career
@@ -74,6 +94,11 @@ def test_send_refuses_what_the_seed_refused_with_its_exit_codes(world: World, tm
 
     r = career.drop("send", to.replace("homelab", "garden"), str(good), "--no-sign")
     assert r.code == 2 and to in r.err and world.career.address in r.err, r
+    # review (seed-004 user run): it said "destination not found: destination … not found; known destinations:
+    # …; available: …", the list twice
+    [line] = r.err.splitlines()
+    assert line.startswith(f"destination not found: {to.replace('homelab', 'garden')} (no session declared it); "
+                           "available: ") and line.count(to) == 1, r
     assert career.drop("send", to.replace(".", ""), str(good), "--no-sign").code == 2
 
     v4 = career.drop("send", to, str(write(tmp_path / "v4.org", world.org(version="4"))), "--no-sign")

@@ -24,6 +24,19 @@ def test_leading_blank_lines_are_skipped_and_a_non_keyword_line_ends_the_frontma
     assert keys == {"TITLE": "t", "CONVERSATION_ID": "c"} and body.startswith("plain text")
 
 
+def test_lines_before_the_frontmatter_are_skipped_as_seed_004_does() -> None:
+    """Seed 004's parse_frontmatter ends the frontmatter at a non-keyword line only once a key was read, so a mode
+    line or a comment before it is skipped (review: the hub refused such files, missing every field)."""
+    text = "# -*- mode: org -*-\n# note\n\n" + org(sequence=3)
+    t = orgturn.parse(text)
+    assert (t.conversation_id, t.sequence, t.title) == ("prep-fixup", 3, "Prep fix-up")
+    assert t.body.startswith("Please fix") and t.canonical() == orgturn.parse(org(sequence=9)).canonical()
+    renumbered = orgturn.with_key(text, "SEQUENCE", "7")
+    assert renumbered == text.replace("#+SEQUENCE: 3", "#+SEQUENCE: 7") and orgturn.parse(renumbered).sequence == 7
+    with pytest.raises(Invalid, match="before the frontmatter holds a line separator"):
+        orgturn.split("# x\u2028#+TITLE: hidden\n" + org())
+
+
 @pytest.mark.parametrize(("text", "field"), [
     (org().replace("#+TITLE: Prep fix-up\n", ""), "content"),
     (org(kind="REQUEST"), "MESSAGE_TYPE"),

@@ -34,7 +34,8 @@ ISO_WITH_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-
 
 
 def header(path: Path) -> dict[str, str]:
-    """The ``#+KEY: value`` lines at the top of a file (blank lines before them skipped)."""
+    """The ``#+KEY: value`` lines at the top of a file (any lines before the first one skipped, as seed 004's
+    ``parse_frontmatter`` does)."""
     found: dict[str, str] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
@@ -43,7 +44,9 @@ def header(path: Path) -> dict[str, str]:
             continue
         match = re.match(r"#\+([A-Z_]+):\s*(.*)$", line)
         if not match:
-            break
+            if found:
+                break
+            continue
         found[match.group(1)] = match.group(2).strip()
     return found
 

@@ -461,7 +461,8 @@ def import_(
         return orgimport.import_files(
             paths, lambda dest, text, sig: c.send_turn(dest, text, signature=sig, queue=False, from_machine=machine,
                                                        from_project=project),
-            lambda p: orgimport.destination(p, inboxes, machine, project, to), unsigned)
+            lambda p: orgimport.destination(p, inboxes, machine, project, to), unsigned,
+            orgimport.HubTurns(c.conversation_turns))
 
     outcomes = call(ctx, go)
     counts = {d: sum(o.decision == d for o in outcomes) for d in orgimport.DECISIONS}

@@ -89,6 +89,24 @@ class ConversationCalls:
         """One conversation with its turns (``HubError`` 404 when unknown)."""
         return self.call("GET", f"{CONVERSATIONS}/{conversation_id}")
 
+    def conversation_turns(self, conversation_id: str) -> list[Any]:
+        """Every turn of a conversation this session may read (accepted ones and its own refused ones), oldest
+        first, read page after page (:data:`PAGE` turns and about 4 MiB of text a page, ``next_after`` naming the
+        next page). ``HubError`` 404 when the conversation is unknown or this session takes no part in it."""
+        turns: list[Any] = []
+        after = 0
+        while True:
+            page = self.call("GET", f"{CONVERSATIONS}/{conversation_id}", params={"after": after or None,
+                                                                                 "limit": PAGE})
+            found = page.get("turns") if isinstance(page, dict) else None
+            if not isinstance(found, list):
+                return turns
+            turns += found
+            following = page.get("next_after")  # a JSON number, null on the last page
+            if not found or type(following) is not int or following <= after:
+                return turns
+            after = following
+
     def next_sequence(self, conversation_id: str) -> Any:
         """``{"conversation_id", "next_sequence"}``: the sequence the conversation's next accepted turn gets."""
         return self.call("GET", f"{CONVERSATIONS}/{conversation_id}/next-sequence")

@@ -5,7 +5,9 @@ a file that is not a message gets an ``error`` naming the problem and is never
 sent), then sent as a file-form turn with its ``<file>.asc`` when present, so
 the hub runs its receiver checks and answers a decision: ``process``,
 ``dedup`` (already imported: importing the same files again changes nothing),
-``query`` or ``reject`` with the reason.
+``query`` or ``reject`` with the reason. A file that already is a turn at the
+hub, sent by its author (one ``coord conv sync`` wrote into the inbox), is not
+sent again: it is ``dedup`` naming that turn (:class:`HubTurns`).
 
 **Destination.** A file found in project P's inbox on this machine was sent to
 this machine's P, so that is its ``to``: the project is the one whose inbox
@@ -117,9 +119,65 @@ def destination(path: Path, inboxes: Inboxes, machine: str, own_project: str | N
     return f"{machine}.{project}"
 
 
+class HubTurns:
+    """The accepted turns the hub already holds, by conversation: what an import must not send a second time.
+
+    An inbox that ``coord conv sync`` wrote into (or that a migrated machine
+    rsynced from one) holds files that *are* turns at the hub, sent by their
+    authors. Sent again by the importer they would be new turns (the hub's
+    dedup is per author), so the conversation would hold each one twice and
+    its receiver would see them pending again. A file is such a turn when an
+    accepted turn of its conversation has its canonical SHA-256
+    (:meth:`coordhub.core.orgturn.Turn.sha256`, the hub's ``content_sha256``)
+    and its destination. ``read(conversation_id)`` is the client's
+    :meth:`~coordhub.client.conversations.ConversationCalls.conversation_turns`;
+    each conversation is read once (a conversation the caller takes no part
+    in, 404, has none the caller could be sending again).
+    """
+
+    def __init__(self, read: Callable[[str], list[Any]]) -> None:
+        self._read = read
+        self._known: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+
+    def _of(self, conversation_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+        from coordhub.client import HubError
+
+        known = self._known.get(conversation_id)
+        if known is None:
+            try:
+                turns = self._read(conversation_id)
+            except HubError as exc:
+                if exc.status != 404:
+                    raise
+                turns = []
+            known = {}
+            for t in turns:
+                self.add(t, known)
+            self._known[conversation_id] = known
+        return known
+
+    @staticmethod
+    def add(turn: Any, known: dict[tuple[str, str], dict[str, Any]]) -> None:
+        """Remember ``turn`` (an answer of the hub) in ``known`` when it is accepted (it has a sequence)."""
+        if isinstance(turn, dict) and turn.get("sequence") is not None and isinstance(turn.get("content_sha256"), str):
+            known.setdefault((turn["content_sha256"], str(turn.get("to"))), turn)
+
+    def find(self, conversation_id: str, sha256: str, to: str) -> dict[str, Any] | None:
+        """The accepted turn of ``conversation_id`` with canonical hash ``sha256`` sent to ``to``, else None."""
+        return self._of(conversation_id).get((sha256, to))
+
+    def sent(self, turn: Any) -> None:
+        """Remember a turn this import just sent."""
+        if isinstance(turn, dict) and isinstance(turn.get("conversation_id"), str):
+            self.add(turn, self._of(turn["conversation_id"]))
+
+
 def import_files(paths: list[Path], send: Callable[[str, str, str | None], Any],
-                 where: Callable[[Path], str], unsigned: bool) -> list[Outcome]:
+                 where: Callable[[Path], str], unsigned: bool, held: HubTurns | None = None) -> list[Outcome]:
     """Import each file: ``send(to, text, signature)`` is the client's file-form send (it raises ``HubError``).
+
+    A file that is a turn the hub already holds (``held``, see
+    :class:`HubTurns`) is not sent: it is ``dedup``, naming that turn.
 
     A refusal by the hub (4xx) is that file's ``error``; ``Unreachable`` is
     not caught (nothing more can be imported). A signed file refused for its
@@ -138,6 +196,14 @@ def import_files(paths: list[Path], send: Callable[[str, str, str | None], Any],
         except Invalid as exc:
             out.append(Outcome(str(path), "error", exc.message))
             continue
+        if held is not None:
+            parsed = orgturn.parse(text)
+            there = held.find(parsed.conversation_id, parsed.sha256(), to)
+            if there is not None:
+                out.append(Outcome(str(path), "dedup", f"already at the hub as turn {there.get('id')} from "
+                                   f"{there.get('from')} (not sent again)", to, there.get("id"),
+                                   parsed.conversation_id, there.get("sequence")))
+                continue
         try:
             turn = send(to, text, signature)
         except HubError as exc:
@@ -148,6 +214,8 @@ def import_files(paths: list[Path], send: Callable[[str, str, str | None], Any],
                        "which the hub numbers as it comes")
             out.append(Outcome(str(path), "error", why, to))
             continue
+        if held is not None:
+            held.sent(turn)
         out.append(Outcome(str(path), str(turn.get("decision")), turn.get("reason"), to, turn.get("id"),
                            turn.get("conversation_id"), turn.get("sequence")))
     return out

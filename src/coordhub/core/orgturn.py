@@ -17,8 +17,11 @@ the rest is the body::
 This module parses and checks such files and renders them; it is shared by
 the hub (turns sent as ``content``), the CLI's drop-in ``cross-agent-*``
 commands, sync and import, so every front end applies one set of rules.
-Parsing follows the seed's receiver: keys are ``[A-Z_]+`` and leading blank
-lines are skipped. The seed's receiver let a later key of the same name win;
+Parsing follows the seed's receiver: keys are ``[A-Z_]+``, and every line
+before the first keyword line is skipped, blank or not (an Emacs mode line
+``# -*- mode: org -*-`` or a comment there; seed 004's ``parse_frontmatter``
+ends the frontmatter at a non-keyword line only once a key was read). The
+seed's receiver let a later key of the same name win;
 :func:`parse` refuses a key written twice instead (the hub renumbered the
 first ``#+SEQUENCE`` of such a file while every reader took the last, so one
 file said two things, review); honest files, which the seed's tools write
@@ -116,10 +119,11 @@ def decode(data: bytes, what: str = "message file") -> str:
 
 def split(text: str, *, unique: bool = False) -> tuple[dict[str, str], str]:
     """``(frontmatter, body)`` of a message file's text, parsed the way the seed's receiver does (a later key of
-    the same name wins).
+    the same name wins; lines before the first keyword line are skipped, see the module docstring).
 
-    Raises ``Invalid`` for more than :data:`MAX_KEYS` keyword lines, and with ``unique`` for a key written twice
-    (422 naming it; ``repeated``).
+    Raises ``Invalid`` for more than :data:`MAX_KEYS` keyword lines, for a line before the frontmatter that holds a
+    line separator Python's readers split at (seed 004's would read a key there), and with ``unique`` for a key
+    written twice (422 naming it; ``repeated``).
     """
     keys: dict[str, str] = {}
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -133,8 +137,15 @@ def split(text: str, *, unique: bool = False) -> tuple[dict[str, str], str]:
                 break
             continue
         m = _KEY_LINE.fullmatch(line)
-        if m is None:
+        if m is None and keys:
             break
+        if m is None:  # before the frontmatter: skipped, as seed 004's parser does
+            if len(f"{raw}x".splitlines()) > 1:
+                raise Invalid(f"a line before the frontmatter holds a line separator ({_breaks(raw)}): a reader "
+                              "that splits lines as Python does would read keys in it (seed 004's does)",
+                              field="content")
+            i += 1
+            continue
         # U+2028, U+0085, \v, \f …: one line here, several to Python's readers; tested on the line as written,
         # since rstrip() drops a trailing one (review)
         if len(f"{raw}x".splitlines()) > 1:
@@ -283,8 +294,10 @@ def with_key(text: str, key: str, value: str) -> str:
                 break
             continue
         m = _KEY_LINE.fullmatch(stripped)
-        if m is None:
+        if m is None and last >= 0:
             break
+        if m is None:  # before the frontmatter (as split skips it)
+            continue
         last = i
         if m.group(1) == key:
             lines[i] = f"#+{key}: {value}" + ("\r" if line.endswith("\r") else "")

@@ -138,6 +138,15 @@ def halt_or_unknown(client: CoordClient, machine: str, project: str | None) -> t
         return [], f"the hub refused to say ({exc.status} {exc.code}: {exc.message})"
 
 
+def paused_line(pause: dict[str, Any]) -> str:
+    """What a session paused after a resume is told (it exits 5 where the seed's HALT file stopped it): the halt is
+    gone, so ``cross-agent-resume`` would not help; ``coord engage`` does, once its user says so."""
+    scope = pause.get("scope") or "a halt"
+    since = f" since {pause['paused_at']}" if pause.get("paused_at") else ""
+    return (f"paused{since}: this session was active under the halt of {scope}, which was lifted, and a resume "
+            "does not revive sessions; re-engage with `coord engage` once your user says so")
+
+
 def describe(halt: dict[str, Any]) -> str:
     """One halt in words: ``<reason> (machine:m, by S at T)``."""
     scope = halt.get("scope") or "fleet"

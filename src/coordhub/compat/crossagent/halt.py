@@ -15,7 +15,9 @@ each re-engages (``coord engage``), for the seed's two reasons (an
 intentional kill is not silently undone; the operator may inspect first).
 
 Exit codes: 0 done (a halt already standing counts: its reason is shown), 1
-the hub refused (e.g. the fleet without an admin token) or is unreachable.
+the hub refused or is unreachable. ``--tailnet`` without an admin token halts
+this machine and exits 1 with ``PARTIAL HALT`` (the seed's local halt always
+succeeded whatever its peers did, and a partial halt exited 1).
 """
 
 from __future__ import annotations
@@ -55,6 +57,35 @@ def halt_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _record(client: Any, reason: str, scope: str) -> str:
+    """``POST /halt`` of ``scope``; what to say of it (a halt already standing counts). Raises ``HubError`` for
+    any other refusal, ``Unreachable``."""
+    from coordhub.client import HubError
+
+    try:
+        client.call("POST", "/api/coord/halt", body={"reason": reason, "scope": scope}, queue=False)
+        return f"halt recorded at the hub for {scope}"
+    except HubError as exc:
+        if exc.status not in (409, 423):  # 409: this scope is halted; 423: a halt covers us already
+            raise
+        standing = exc.body.get("error", {}).get("halt") if isinstance(exc.body, dict) else None
+        return f"already halted: {describe(standing)}" if isinstance(standing, dict) else "already halted"
+
+
+def _partial(client: Any, me: Me, reason: str, refusal: Any, stop_watcher: bool) -> int:
+    """``--tailnet`` the hub refused (a session's token may halt only its own machine): halt this machine, as the
+    seed's local halt always succeeded whatever the peers did, and report a partial halt (exit 1, as the seed's)."""
+    detail = _record(client, reason, f"machine:{me.machine}")
+    if stop_watcher:
+        _systemctl("stop")
+    print(f"Halting locally ✓ ({detail})")
+    print(f"Halting fleet    ✗ ({refusal.message} [{refusal.status} {refusal.code}])")
+    print()
+    print("PARTIAL HALT: only this machine is halted. Halting every machine needs an admin token: run "
+          "cross-agent-halt --tailnet (or coord halt) with one.")
+    return 1
+
+
 def main_halt(argv: list[str] | None = None) -> int:
     """``cross-agent-halt`` entry point."""
     args = halt_parser().parse_args(argv)
@@ -66,13 +97,11 @@ def main_halt(argv: list[str] | None = None) -> int:
             scope = "fleet" if args.tailnet else f"machine:{me.machine}"
             reason = args.reason.strip() or f"cross-agent-halt on {me.machine}"
             try:
-                client.call("POST", "/api/coord/halt", body={"reason": reason, "scope": scope}, queue=False)
-                detail = f"halt recorded at the hub for {scope}"
+                detail = _record(client, reason, scope)
             except HubError as exc:
-                if exc.status not in (409, 423):  # 409: this scope is halted; 423: a halt covers us already
+                if not args.tailnet or exc.status != 403:
                     raise
-                standing = exc.body.get("error", {}).get("halt") if isinstance(exc.body, dict) else None
-                detail = f"already halted: {describe(standing)}" if isinstance(standing, dict) else "already halted"
+                return _partial(client, me, reason, exc, not args.no_stop_watcher)
             if not args.no_stop_watcher:
                 _systemctl("stop")
             where = "fleet" if args.tailnet else "locally"

@@ -21,7 +21,8 @@ Exit codes (the seed's): 0 sent (or an identical retry of a turn already
 delivered), 1 general error, a refusal by the hub (decision query or reject,
 with the reason) or a sequence still taken after the retries, 2 unknown
 destination, 3 the hub unreachable after the retries (a marker is written to
-``$XDG_STATE_HOME/coordhub/failed-sends/``), 4 frontmatter invalid, 5 halt.
+``$XDG_STATE_HOME/coordhub/failed-sends/``), 4 frontmatter invalid, 5 halt (or
+this session paused after a resume: it says to ``coord engage``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from coordhub.client import address
-from coordhub.compat.crossagent.common import EXIT_HALT, Me, connect, describe, die, err, halts
+from coordhub.compat.crossagent.common import EXIT_HALT, Me, connect, describe, die, err, halt_state, paused_line
 from coordhub.core import orgturn
 from coordhub.errors import Invalid
 
@@ -84,15 +85,18 @@ def mark_failed(destination: str, message: Path, error: str, log: list[str]) -> 
 
 
 def check_halt(me: Me) -> None:
-    """Exit 5 when a halt stands over this machine or project (seed 004 checked before each step)."""
+    """Exit 5 when a halt stands over this machine or project (seed 004 checked before each step), or this session
+    is paused after a resume (its writes would be 423 ``paused``: re-engaging, not resuming, lets it go on)."""
     from coordhub.client import HubError, Unreachable
 
     try:
-        found = halts(me.client, me.machine, me.project)
+        found, paused = halt_state(me.client, me.machine, [me.project] if me.project else [])
     except (HubError, Unreachable):
         return  # the send itself meets the halt (423) or the outage
     if found:
         die(f"halt active: {describe(found[0])}\nresume with: cross-agent-resume (or coord resume)", EXIT_HALT)
+    if paused:
+        die(paused_line(paused), EXIT_HALT)
 
 
 class Sender:
@@ -160,7 +164,7 @@ class Sender:
         try:
             answer = self.post(self.text, None, None) if self.args.no_sign else self.signed()
         except HubError as exc:
-            return refused(exc)
+            return refused(exc, self.args.destination)
         decision = answer.get("decision")
         if decision in ("query", "reject"):
             die(f"the hub refused the message: {decision}: {answer.get('reason')}", EXIT_GENERAL)
@@ -172,12 +176,15 @@ class Sender:
         return EXIT_OK
 
 
-def refused(exc: Any) -> int:
-    """The exit code (and the one line) for a request the hub refused."""
+def refused(exc: Any, destination: str) -> int:
+    """The exit code (and the one line) for a request the hub refused; ``destination`` as the user gave it."""
     error = exc.body.get("error", {}) if isinstance(exc.body, dict) else {}
-    if exc.code == "unknown_destination":
+    if exc.code == "unknown_destination":  # the seed's "destination not found in peers.toml; available peers: …"
         known = error.get("known") or []
-        die(f"destination not found: {exc.message}; available: {', '.join(known) or '(none)'}", EXIT_DEST)
+        die(f"destination not found: {destination} (no session declared it); available: "
+            f"{', '.join(known) or '(none)'}", EXIT_DEST)
+    if exc.status == 423 and isinstance(error.get("paused"), dict):  # a resume left this session paused
+        die(paused_line(error["paused"]), EXIT_HALT)
     if exc.status == 423:
         die(f"halt active: {exc.message}\nresume with: cross-agent-resume (or coord resume)", EXIT_HALT)
     if exc.status == 422:
@@ -209,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 die(str(exc), EXIT_DEST)
             return Sender(args, me, text, turn, dest).send()
         except HubError as exc:
-            return refused(exc)
+            return refused(exc, args.destination)
         except Unreachable as exc:
             err(f"hub at {client.settings.url} is unreachable: {exc}")
             err(f"marker written: {mark_failed(args.destination, args.message_file, 'hub unreachable', [str(exc)])}")

@@ -4,7 +4,8 @@ The hub answers what the seed computed by parsing every inbox file
 (``GET …/conversations/status``): per project the pending count (turns not yet
 followed by a ``release`` in their conversation) and the most recent pending
 turn with its age, pending-first then by name. The output is the seed's: its
-table (or its JSON object), after the halt banner when a halt stands.
+table (or its JSON object), after the halt banner when a halt stands (or a
+line saying this session is paused after a resume, and how to re-engage).
 
 ``--projects-glob`` keeps the projects whose inbox folder
 (:mod:`coordhub.compat.inboxes`) matches the glob, as the seed scanned only
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from coordhub.compat.crossagent.common import Me, banner, connect, die, halt_state
+from coordhub.compat.crossagent.common import Me, banner, connect, die, halt_state, paused_line
 
 DEFAULT_GLOB = "~/projects/*/inbox/from-agents/"
 
@@ -80,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         except (HubError, Unreachable) as exc:
             die(f"cannot read status from the hub at {client.settings.url}: {exc}", 1)
         rows = list(data.get("projects") or [])
+        paused = None
         try:
-            found, _ = halt_state(client, me.machine, [r["name"] for r in rows])
+            found, paused = halt_state(client, me.machine, [r["name"] for r in rows])
             unknown = None
         except (HubError, Unreachable) as exc:
             found, unknown = [], str(exc)
@@ -96,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             die(str(exc), 1)
         rows = [r for r in rows if glob_match(inboxes.path_for(r["name"]), args.projects_glob)]
     rows.sort(key=lambda r: (-int(r["pending_count"]), r["name"]))
-    for line in banner(found, unknown, clear_hint=True):  # on stderr with --json, so stdout stays one JSON value
+    lines = banner(found, unknown, clear_hint=True)
+    if paused and not lines:  # the halt is gone but this session's sends and receives still stop (exit 5)
+        lines = [f"⚠ {paused_line(paused)}", ""]
+    for line in lines:  # on stderr with --json, so stdout stays one JSON value
         print(line, file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps({"scanned_at": data.get("scanned_at"), "halt_active": bool(found or unknown),
