@@ -203,3 +203,20 @@ def test_an_issue_lease_holds_its_assignment_back_until_it_ends_whenever_it_was_
     assert nxt(server) == one and nxt(server) is None
     assert nxt(laptop) == four
     end(own, holder=Actor(assignments.worker_session("laptop", four)))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's limit of 500 terms in a compound SELECT
+def test_a_host_serving_many_repos_is_dispatched_to(orch: Api, laptop: Host, backend: str) -> None:
+    """A host serving 200 repos (the most it may register) gets the assignment queued in its last one.
+    first_runnable was one UNION ALL of three walks per repo the host serves (next_not_before two), past SQLite's
+    500 terms from 167 repos: every ``next`` of such a host failed (``too many terms in compound SELECT``) and it
+    never got work."""
+    names = [f"r{i:03d}" for i in range(200)]
+    repos = [{"name": n, "github": f"acme/{n}"} for n in names]
+    machines = [{"name": "laptop", "capabilities": ["python"], "repos": names}]
+    apply_config(orch, config(repos=repos, machines=machines))
+    laptop.register(repos={n: f"/src/{n}" for n in names})
+    assert laptop.next() is None  # nothing queued: the wake-time walk, of every repo, answers too
+    [last] = _queued(orch, 1, 1, repo=names[-1])
+    job = laptop.next()
+    assert job is not None and job["id"] == last

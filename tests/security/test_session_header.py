@@ -138,3 +138,35 @@ def test_the_named_session_of_the_token_works_and_a_derived_name_is_not_sent(loc
     (work / ".claude" / "identity.json").write_text(json.dumps({"machine": "ELSEWHERE"}))
     derived = coord.with_(cwd=work, env={**coord.env, "COORD_TOKEN": token})
     assert derived.json("msg", "send", "ALL", "still mine", "x")["from_session"] == B
+
+
+def test_coord_agent_beside_the_users_own_identity_session_uses_its_machine_token(
+        local: tuple[LiveHub, Coord]) -> None:
+    # The documented start (docs/orchestrator.md): COORD_TOKEN=<laptop/agent's token> coord agent --machine laptop,
+    # run by a user whose ~/.claude/identity.json (or COORD_SESSION) names their own Claude session. That name is
+    # the user's interactive identity, not a claim about the machine's token: the agent must not send it beside
+    # the token (it was refused 403 session_mismatch, exit 6, and no host ever started).
+    hub, coord = local
+    (Path(coord.env["HOME"]) / ".claude").mkdir(exist_ok=True)
+    (Path(coord.env["HOME"]) / ".claude" / "identity.json").write_text(json.dumps({"session": A}))
+    for extra in ({}, {"COORD_SESSION": B}):
+        env = {**coord.env, "COORD_TOKEN": hub.token("laptop/agent"), **extra}
+        r = coord.with_(env=env).fails(1, "agent", "--machine", "laptop", "--state-dir", str(coord.cwd / "state"))
+        # it reached the hub as laptop/agent: the hub answered that no coordinator.yml is applied
+        assert "session_mismatch" not in r.err and "coordinator.yml" in r.err, r
+
+
+def test_an_admin_command_with_the_hubs_admin_token_beside_the_users_identity_session_works(
+        local: tuple[LiveHub, Coord]) -> None:
+    # docs/cli.md: an admin command takes an admin token from --token / COORD_TOKEN (a remote hub's admin.token,
+    # or a hub whose data dir is elsewhere). The user's identity.json naming their own session is no claim about
+    # that token (it acts as 'admin'): the command ran before 5b0658b and was then refused, exit 6.
+    hub, coord = local
+    (Path(coord.env["HOME"]) / ".claude").mkdir(exist_ok=True)
+    (Path(coord.env["HOME"]) / ".claude" / "identity.json").write_text(json.dumps({"session": A}))
+    admin = coord.with_(env={**coord.env, "COORD_TOKEN": hub.admin_token})
+    created = admin.ok("token", "create", "laptop/agent")
+    assert "coord_" in created.out, created
+    assert "laptop/agent" in admin.ok("token", "list").out
+    # a session command still checks the name: the admin token is not A's
+    assert "session_mismatch" in admin.fails(6, "msg", "inbox").err

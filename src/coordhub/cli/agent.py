@@ -105,7 +105,10 @@ def agent(
     overrides = _repo_overrides(repo)
     o = options(ctx)
     try:
-        settings = resolve(o.url, o.token, None, o.queue_file, o.timeout)
+        # The machine's token decides who acts (<machine>/agent). A session COORD_SESSION or identity.json names is
+        # the user's own interactive one, no claim about that token: sent beside it, the hub refused every call
+        # (403 session_mismatch, coordhub.api.auth.check_named_session) and no host started.
+        settings = resolve(o.url, o.token, None, o.queue_file, o.timeout)._replace(session_claimed=False)
     except Invalid as exc:
         fail(exc.message, EXIT_USAGE)
     except CoordError as exc:

@@ -92,7 +92,9 @@ class ClientSettings(NamedTuple):
     ``admin_hub_id``). ``session_named`` is true when the session was named
     explicitly by ``--session`` or ``COORD_SESSION``; ``session_claimed`` when
     it was named by those or identity.json ``session`` (not derived from
-    ``machine`` or ``CLAUDE_INSTANCE_ID``): such a name goes beside a session
+    ``machine`` or ``CLAUDE_INSTANCE_ID``) for a session command (``admin``
+    ``never`` in :func:`resolve`; an admin command's token acts as an admin,
+    whatever session the user names): such a name goes beside a session
     token as ``X-Coord-Session`` (:func:`coordhub.client.wire.credential_headers`),
     and the hub refuses a token of another session (contract §2.2: the token
     decides who acts, and a request may not name someone else). ``notes`` are
@@ -369,7 +371,10 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
         machine=machine, queue_file=queue_at,
         timeout=request_timeout(timeout),
         identity_file=ident_path, token_source=source, session_named=bool(named), admin_hub_id=hub_id,
-        session_claimed=bool(named or ident.get("session")),
+        # an admin command acts as whichever admin its token is (the hub's admin.token given with --token or
+        # COORD_TOKEN acts as 'admin'): the user's session name is no claim about that token, and sent beside it
+        # refused every admin command of a user whose identity.json names their session (403 session_mismatch)
+        session_claimed=bool(named or ident.get("session")) and admin == "never",
         data_dir=directory, project_root=root, notes=tuple(notes), url_source=url_source, user_url=user_url,
     )
 

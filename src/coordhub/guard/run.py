@@ -68,7 +68,7 @@ from typing import Any
 from coordhub.guard import check, git, ledger
 from coordhub.hooks import halts
 from coordhub.hooks import settings as hook_settings
-from coordhub.hooks.hub import HubError, HubRefused, RateLimitWait, retry_after
+from coordhub.hooks.hub import HubError, HubRefused, RateLimitWait, misnamed, retry_after
 from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.untrusted import one_line
 
@@ -158,6 +158,10 @@ def main(event: str, args: list[str]) -> int:
         return 1
     if isinstance(error, HubRefused) and retry_after(error) is not None:
         return _rate_limited(hook, error, patience.waited)
+    if error is not None and (words := misnamed(error)) is not None:
+        return _up_but_unchecked(hook, f"the hub refuses this session's name (403 session_mismatch: "
+                                 f"{one_line(words)})", "Make COORD_SESSION (or identity.json \"session\") and the "
+                                 "token name one session")
     if isinstance(error, TooManyLeases):
         return _up_but_unchecked(hook, str(error), "Release the leases of yours that are no longer needed (`coord "
                                  "lock list --project …`, `coord lock release <id>`; a directory or glob lease covers "

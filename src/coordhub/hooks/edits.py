@@ -59,7 +59,7 @@ from typing import Any, NamedTuple
 
 from coordhub.hooks import halts, output
 from coordhub.hooks import leases as leases_text
-from coordhub.hooks.hub import HubError, HubRefused, RateLimitWait, retry_after
+from coordhub.hooks.hub import HubError, HubRefused, RateLimitWait, misnamed, retry_after
 from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.output import Answer
 from coordhub.hooks.project import Project, as_resource, asked_as
@@ -112,6 +112,8 @@ def pre_tool_use(inv: Invocation) -> Answer | None:
             except HubError as exc:
                 if retry_after(exc) is not None:
                     return rate_limited(one_line(names[0]), exc, patience.waited)
+                if (words := misnamed(exc)) is not None:
+                    return refused_name(one_line(names[0]), words)
                 return cannot_check(inv, one_line(names[0]), _why(rel, exc))
             leases, halt, paused = _parse(data)
             if not halt or time.monotonic() >= deadline:
@@ -224,6 +226,15 @@ def rate_limited(rel: str, exc: HubError, waited: float) -> Answer:
                        f"through for: the edit is denied. Retry it in about {wait:g} s; if this repeats, something "
                        "is spending this session's requests (a loop, or another process using its token): tell "
                        "the user.")
+
+
+def refused_name(rel: str, words: str) -> Answer:
+    """The deny when the hub refused the lease check of ``rel`` for the session's name (:func:`misnamed`'s
+    ``words``): in either fail mode, since the hub is up and answering (as for :func:`rate_limited`)."""
+    return output.deny(f"coord: cannot check whether {rel} is leased by another session: the hub refuses this "
+                       f"session's name (403 session_mismatch: {one_line(words)}). The hub is up, so this is not "
+                       "the unreachable hub COORD_HOOK_FAIL_MODE=open lets edits through for: the edit is denied. "
+                       "Tell the user: COORD_SESSION (or identity.json \"session\") and the token name two sessions.")
 
 
 def cannot_check(inv: Invocation, rel: str, why: str) -> Answer | None:

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from coordhub.client.wire import API, Hub, HubError, HubRefused, HubUnreachable
 
 __all__ = ["API", "Hub", "HubError", "HubRefused", "HubUnreachable", "NotConfigured", "RateLimitWait", "halt_of",
-           "paused_of", "retry_after"]
+           "misnamed", "paused_of", "retry_after"]
 
 T = TypeVar("T")
 
@@ -53,6 +53,19 @@ def paused_of(exc: BaseException) -> dict[str, Any] | None:
     error = exc.body.get("error")
     paused = error.get("paused") if isinstance(error, dict) else None
     return paused if isinstance(paused, dict) else {"paused_at": "?", "scope": "?"}
+
+
+def misnamed(exc: BaseException) -> str | None:
+    """The hub's words when it refused the request's session name (403 ``session_mismatch``: ``X-Coord-Session``,
+    from ``COORD_SESSION`` or identity.json ``session``, names another session than the token's), else None.
+
+    The hub is up and answered, so a hook must not take this for a hub it could not ask, which
+    ``COORD_HOOK_FAIL_MODE=open`` lets through unchecked: the same name was ignored before the hub checked it,
+    and the token's session was held to its leases and halts (:func:`coordhub.api.auth.check_named_session`).
+    """
+    if not isinstance(exc, HubRefused) or exc.status != 403 or exc.code != "session_mismatch":
+        return None
+    return exc.message
 
 
 def retry_after(exc: BaseException) -> float | None:

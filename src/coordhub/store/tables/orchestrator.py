@@ -20,6 +20,17 @@ _HELD_UNTIL = ("(SELECT MAX(COALESCE(l.expires_at, ?)) FROM leases l WHERE l.pro
                "AND l.session_id NOT LIKE '%/worker-' || assignments.id)")
 
 
+# repos per statement of first_runnable (three walks each) and next_not_before (two): SQLite refuses a compound
+# SELECT of more than 500 terms (SQLITE_MAX_COMPOUND_SELECT), which a host serving 167 repos passed (it may serve
+# 200), so each of its dispatches failed; more repos take more statements, each still one index walk per term
+REPOS_PER_STATEMENT = 50
+
+
+def _groups(repos: list[str]) -> list[list[str]]:
+    """``repos`` in runs of at most :data:`REPOS_PER_STATEMENT`, in order."""
+    return [repos[i:i + REPOS_PER_STATEMENT] for i in range(0, len(repos), REPOS_PER_STATEMENT)]
+
+
 def _union(parts: list[str]) -> str:
     """The rows of every query of ``parts`` (each a whole ``SELECT``, its own ``ORDER BY`` and ``LIMIT`` kept), as
     one table expression for a ``FROM`` (each in a subquery: a compound takes no ``ORDER BY`` of its members)."""
@@ -125,7 +136,7 @@ class Assignments(Table):
         reads. None when nothing qualifies (or ``repos`` is empty).
 
         One statement of three index walks per repo of ``repos`` (migration
-        0032), each until a row qualifies, so no number of rows that do not
+        0032; one per :data:`REPOS_PER_STATEMENT` repos), each until a row qualifies, so no number of rows that do not
         stands in front of one that does, and none of another repo, still in
         its backoff, or whose issue lease is held (``held_until``, kept by
         :meth:`refresh_held`) is read: with 10,000 of either kind one walk of
@@ -153,31 +164,40 @@ class Assignments(Table):
                  ("a.not_before IS NOT NULL AND a.not_before <= ? AND a.held_until IS NULL", (now,), "+a.seq"),
                  ("a.held_until IS NOT NULL AND a.held_until <= ? AND (a.not_before IS NULL OR a.not_before <= ?)",
                   (now, now), "+a.seq"))
-        parts, args = [], []
-        for repo in repos:
-            for walk, walk_args, order in walks:
-                parts.append(sql.replace("<walk>", walk) + f" ORDER BY {order} LIMIT 1")
-                args += [repo, *walk_args, *params, now, machine, *more]
-        return self.ex.one(f"SELECT * FROM {_union(parts)} ORDER BY seq LIMIT 1", tuple(args))
+        found: Row | None = None
+        for group in _groups(repos):
+            parts, args = [], []
+            for repo in group:
+                for walk, walk_args, order in walks:
+                    parts.append(sql.replace("<walk>", walk) + f" ORDER BY {order} LIMIT 1")
+                    args += [repo, *walk_args, *params, now, machine, *more]
+            row = self.ex.one(f"SELECT * FROM {_union(parts)} ORDER BY seq LIMIT 1", tuple(args))
+            if row is not None and (found is None or row["seq"] < found["seq"]):
+                found = row
+        return found
 
     def next_not_before(self, machine: str, repos: list[str], capabilities: list[str], now: float) -> float | None:
         """The earliest backoff end after ``now`` of the queued assignments a host of ``machine`` may run by
         their own columns (see :meth:`first_runnable`) but for their backoff; None when there is none.
 
         Whatever their issue lease: two walks per repo (issue lease held or not, migration 0032), each up
-        from ``now`` to the first row of this host's."""
+        from ``now`` to the first row of this host's; one statement per :data:`REPOS_PER_STATEMENT` repos."""
         if not repos:
             return None
         host, params = self._host_may_run(machine, capabilities)
-        parts, args = [], []
-        for repo in repos:
-            for held in ("a.held_until IS NULL", "a.held_until IS NOT NULL"):
-                parts.append(f"SELECT a.not_before AS t FROM assignments a WHERE a.repo = ? AND a.state = 'queued' "
-                             f"AND a.not_before IS NOT NULL AND {held} AND a.not_before > ? AND {host} "
-                             "ORDER BY a.not_before LIMIT 1")
-                args += [repo, now, *params]
-        row = self.ex.one(f"SELECT MIN(t) AS t FROM {_union(parts)}", tuple(args))
-        return float(row["t"]) if row and row["t"] is not None else None
+        ends: list[float] = []
+        for group in _groups(repos):
+            parts, args = [], []
+            for repo in group:
+                for held in ("a.held_until IS NULL", "a.held_until IS NOT NULL"):
+                    parts.append(f"SELECT a.not_before AS t FROM assignments a WHERE a.repo = ? "
+                                 f"AND a.state = 'queued' AND a.not_before IS NOT NULL AND {held} "
+                                 f"AND a.not_before > ? AND {host} ORDER BY a.not_before LIMIT 1")
+                    args += [repo, now, *params]
+            row = self.ex.one(f"SELECT MIN(t) AS t FROM {_union(parts)}", tuple(args))
+            if row and row["t"] is not None:
+                ends.append(float(row["t"]))
+        return min(ends, default=None)
 
     @staticmethod
     def _host_may_run(machine: str, capabilities: list[str]) -> tuple[str, list[object]]:
