@@ -519,3 +519,12 @@ def test_installed_console_script_runs(fleet: Fleet) -> None:
     p = subprocess.run([str(script), "pre-tool-use"], input=json.dumps(payload), capture_output=True, text=True,
                        env=fleet.a.env, cwd=fleet.a.project_dir)
     assert p.returncode == 0 and json.loads(p.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+def test_a_hook_timeout_past_a_day_still_checks_edits(fleet: Fleet) -> None:
+    # COORD_HOOK_TIMEOUT above the client's bound on a request's wait (MAX_TIMEOUT, a day) once made the hook's
+    # client settings refuse it: the hook took itself for unconfigured and let the edit through (fail mode open)
+    fleet.b.claim("src/app.py", "refactoring the app")
+    out = fleet.a.hook("pre-tool-use", env={"COORD_HOOK_TIMEOUT": "100000"},
+                       **edit(fleet.a.project_dir / "src" / "app.py")).json()["hookSpecificOutput"]
+    assert out["permissionDecision"] == "deny", out

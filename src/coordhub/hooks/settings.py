@@ -16,6 +16,7 @@ import os
 import sys
 from typing import NamedTuple
 
+from coordhub.client.settings import MAX_TIMEOUT
 from coordhub.config import Setting
 
 FAIL_MODES = ("open", "closed")
@@ -27,7 +28,8 @@ HOOK_SETTINGS: tuple[Setting, ...] = (
     Setting("hook_fail_mode", str, "open", "What the edit hook and the git guard do when the hub cannot be "
             "asked: `open` allows (and says so on stderr), `closed` denies the edit or refuses the commit.",
             "hook"),
-    Setting("hook_timeout", float, 2.0, "Seconds a hook waits for each answer from the hub.", "hook"),
+    Setting("hook_timeout", float, 2.0,
+            "Seconds a hook waits for each answer from the hub (at most 86400: more waits a day).", "hook"),
     Setting("hook_halt_wait", float, 0.0, "Seconds the edit hook waits for a halt to lift before it denies "
             "an edit (at most 50, under Claude Code's hook timeout). `coord agent` sets 50 for its workers: "
             "their host pauses them under a halt, so an edit caught in between waits for the resume instead "
@@ -116,7 +118,9 @@ def load() -> HookSettings:
         mode = "open"
     return HookSettings(
         fail_mode=mode,
-        timeout=get_number("hook_timeout", 0.05),
+        # at most the client's own bound on a request's wait (a day), which refuses more: a longer wait is no
+        # different to a hook, and refusing it left the hook unconfigured (edits let through with fail mode open)
+        timeout=min(get_number("hook_timeout", 0.05), MAX_TIMEOUT),
         halt_wait=min(get_number("hook_halt_wait", 0.0), MAX_HALT_WAIT),
         max_items=int(get_number("hook_max_items", 1)),
         max_chars=int(get_number("hook_max_chars", 200)),
