@@ -12,7 +12,8 @@ dominated it before a single request was sent:
   so any command imported Pydantic and built adapters (about 0.4 s here) even
   for ``--limit 100``. :class:`FastCoercion` returns at once the values whose
   coercion cannot change or reject them (a ``str`` for a ``str``, an integer
-  literal within its bounds for an ``int`` …) and hands every other value to
+  literal within its bounds for an ``int``, a listed value of a ``Literal``
+  choice …) and hands every other value to
   Typer's own coercion, so results and error messages are Typer's. It is
   installed as the way every Typer parameter gets its coercion, since click
   also creates parameters while parsing (``--help``);
@@ -20,7 +21,7 @@ dominated it before a single request was sent:
   flags, which take none: :func:`_display_type` leaves it out, for every flag
   (``--help`` included).
 
-These rely on Typer internals (``typer._coercion``, ``get_runtime_param``,
+These rely on Typer internals (``typer._coercion``, ``typer._typing``, ``get_runtime_param``,
 ``display_type_rich``), so the
 dependency is pinned below the next minor version, and ``tests/cli/test_startup.py``
 checks the coercion against Typer's own on the same values.
@@ -33,12 +34,13 @@ import math
 import re
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import typer
 import typer.main
 from typer._click.exceptions import BadParameter, NoSuchOption, UsageError
 from typer._coercion import RuntimeParam, build_runtime_param
+from typer._typing import is_literal_type
 from typer.core import TyperGroup, TyperOption, _TyperParameter
 
 _INT = re.compile(r"-?[0-9]{1,18}")
@@ -49,7 +51,8 @@ _FLOAT = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,15})?")
 class FastCoercion(RuntimeParam):
     """Typer's coercion of one parameter, without Pydantic for values it would return unchanged.
 
-    ``str`` values of ``str`` parameters, and ``int``/``float`` values (or plain
+    ``str`` values of ``str`` parameters, listed ``str`` values of ``Literal`` parameters (the choices of
+    :mod:`coordhub.core.vocab`), and ``int``/``float`` values (or plain
     decimal literals) of number parameters within their ``min``/``max`` (and not
     clamped) are returned as Typer would return them; anything else (other
     types, other spellings, out of bounds) goes to Typer's Pydantic adapter,
@@ -73,6 +76,8 @@ class FastCoercion(RuntimeParam):
         info, kind = self.parameter_info, self.annotation
         if kind is str:
             return value if type(value) is str and info.parser is None else None
+        if is_literal_type(kind):  # a choice (coordhub.core.vocab): a listed value is returned as typed
+            return value if type(value) is str and value in get_args(kind) and info.case_sensitive else None
         if kind not in (int, float) or info.parser is not None or info.clamp:
             return None
         if type(value) is str:
