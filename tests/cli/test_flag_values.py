@@ -38,3 +38,30 @@ def test_the_listed_values_still_reach_the_hub(live_hub: LiveHub, tmp_path: Path
     sent = coord.json("msg", "send", "HOWARD-HOME", "deploy freeze", "Nobody deploys", "--importance", "urgent")
     assert sent["importance"] == "urgent"
     assert coord.ok("presence", "--state", "active").code == 0
+
+
+@pytest.mark.parametrize("args", [
+    ("lock", "claim", "gururmm", "server/", "refactor", "--ttl", "abc", "--json"),
+    ("lock", "claim", "gururmm", "server/", "refactor", "--json", "--ttl", "nan"),
+    ("todo", "list", "--status", "bogus", "--json"),
+    ("msg", "inbox", "--limit", "0", "--json"),
+    ("--timeout", "abc", "status", "--json"),
+    ("todo", "lst", "--json"),
+])
+def test_a_usage_error_under_json_prints_the_json_error_envelope(tmp_path: Path, args: tuple[str, ...]) -> None:
+    # docs/cli.md: with --json a command prints JSON whatever happens; a bad flag value printed only Typer's error
+    # box on stderr and nothing on stdout, wherever --json stood on the command line
+    coord = Coord(tmp_path, isolated_env(tmp_path), url="http://127.0.0.1:9", token="coord_x")
+    r = coord(*args)
+    assert r.code == 2, r
+    error = r.json()["error"]
+    assert set(error) == {"code", "message"} and error["code"] == "usage", r
+    assert error["message"].split(":")[0].split(".")[0] in r.err, r  # the same error as on stderr
+
+
+def test_a_usage_error_without_json_prints_nothing_on_stdout(tmp_path: Path) -> None:
+    coord = Coord(tmp_path, isolated_env(tmp_path), url="http://127.0.0.1:9", token="coord_x")
+    for args in (("lock", "claim", "gururmm", "server/", "refactor", "--ttl", "abc"),
+                 ("lock", "claim", "gururmm", "server/", "refactor", "--ttl", "abc", "--", "--json")):
+        r = coord(*args)
+        assert r.code == 2 and r.out == "", r

@@ -112,6 +112,27 @@ _TYPER_DISPLAY_TYPE = TyperOption.display_type_rich
 TyperOption.display_type_rich = _display_type  # type: ignore[method-assign,assignment]
 
 
+ARGS_KEY = "coordhub.args"  # ctx.meta: the root group's command line, for json_usage_error
+
+
+def json_usage_error(exc: UsageError, args: list[str]) -> None:
+    """Print usage error ``exc`` as the CLI's JSON error envelope on stdout (``{"error": {"code": "usage",
+    "message": …}}``, as :func:`coordhub.cli.common.fail` prints every other error) when the command line ``args``
+    holds ``--json`` before any ``--``; Typer then prints its own error on stderr and exits 2, as without it.
+
+    docs/cli.md promises JSON with ``--json`` whatever happens; a bad flag value (``lock claim … --ttl abc
+    --json``) is found while the options are parsed, before the command's own ``--json`` is known, so the
+    command line decides, wherever ``--json`` stands in it.
+    """
+    from coordhub.cli import exits
+
+    words = args[:args.index("--")] if "--" in args else args
+    if "--json" in words and exc.exit_code == exits.EXIT_USAGE:
+        from coordhub.cli.output import print_json
+
+        print_json(exits.error_envelope(exits.EXIT_USAGE, exc.format_message()))
+
+
 def load(name: str, target: str, root: typer.Typer) -> Any:
     """The click command of ``target`` (``module:attribute``, a function or a Typer app), named ``name``.
 
@@ -203,17 +224,33 @@ def lazy_group(root: Callable[[], typer.Typer], first: dict[str, str], last: dic
                     exc.message = f"No such command {args[0]!r}. {hints[args[0]]}"
                 raise
 
+        def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+            """Typer's, keeping the command line for :meth:`invoke`; a usage error in the global options (``coord
+            --timeout abc status --json``) is also printed as JSON when asked (:func:`json_usage_error`)."""
+            try:
+                ctx = super().make_context(info_name, args, parent, **extra)
+            except UsageError as exc:
+                json_usage_error(exc, args)
+                raise
+            ctx.meta[ARGS_KEY] = list(args)
+            return ctx
+
         def invoke(self, ctx: Any) -> Any:
             """Run the command; a global option given after it (``coord status --url …``) is a usage error that
-            says where it goes, rather than a bare "No such option"."""
+            says where it goes, rather than a bare "No such option". A usage error on a command line that asks
+            for ``--json`` is also printed as JSON (:func:`json_usage_error`)."""
             try:
-                return super().invoke(ctx)
-            except NoSuchOption as exc:
-                if exc.option_name in {name for param in self.params for name in param.opts}:
-                    where = exc.ctx.command_path.removeprefix(ctx.command_path).strip() if exc.ctx else "COMMAND"
-                    exc.message = (f"{exc.option_name} is a global option: give it before the command "
-                                   f"({ctx.command_path} {exc.option_name} … {where})")
-                    exc.possibilities = None
+                try:
+                    return super().invoke(ctx)
+                except NoSuchOption as exc:
+                    if exc.option_name in {name for param in self.params for name in param.opts}:
+                        where = exc.ctx.command_path.removeprefix(ctx.command_path).strip() if exc.ctx else "COMMAND"
+                        exc.message = (f"{exc.option_name} is a global option: give it before the command "
+                                       f"({ctx.command_path} {exc.option_name} … {where})")
+                        exc.possibilities = None
+                    raise
+            except UsageError as exc:
+                json_usage_error(exc, ctx.meta.get(ARGS_KEY, []))
                 raise
 
     return CoordGroup
