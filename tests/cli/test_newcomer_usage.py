@@ -42,7 +42,8 @@ def test_a_number_option_that_is_not_finite_is_a_usage_error(tmp_path: Path, arg
     # did `--timeout inf` (the socket's timeout); nothing is asked of a hub
     r = Coord(tmp_path, isolated_env(tmp_path), url="http://127.0.0.1:9").with_(token="coord_x")(*args)
     assert r.code == 2, r
-    assert "Input should be a finite number, not '" in r.err and r.out == "", r
+    assert "Input should be a finite number, not '" in r.err, r
+    assert r.out == "" if "--json" not in args else r.json()["error"]["code"] == "usage", r
 
 
 @pytest.mark.parametrize(("env", "args", "said"), [

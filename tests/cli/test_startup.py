@@ -134,11 +134,13 @@ def _typer_param(path: tuple[str, ...], name: str) -> Any:
     return next(p for p in command.params if p.name == name)
 
 
-VALUES = ["5", "500", "501", "0", "-3", "+5", " 7", "7 ", "1_0", "5.0", "abc", "", "0x10", "١٢", 5, 1000, 2.5, None]
+VALUES = ["5", "500", "501", "0", "-3", "+5", " 7", "7 ", "1_0", "5.0", "abc", "", "0x10", "١٢", 5, 1000, 2.5, None,
+          "pending", "all", "Done", "pending ", "urgent"]
 
 
 @pytest.mark.parametrize(("path", "name"), [(("msg", "inbox"), "limit"), (("lock", "claim"), "ttl"),
-                                            (("lock", "list"), "project"), ((), "timeout"), (("bench",), "runs")])
+                                            (("lock", "list"), "project"), ((), "timeout"), (("bench",), "runs"),
+                                            (("todo", "list"), "status"), (("msg", "send"), "importance")])
 def test_fast_coercion_gives_typers_results_and_errors(path: tuple[str, ...], name: str) -> None:
     param = _typer_param(path, name)
     fast = FastCoercion(annotation=param.type_descriptor.annotation,

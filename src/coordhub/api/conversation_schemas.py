@@ -8,13 +8,12 @@ from pydantic import Field
 
 from coordhub.api.schemas import Line, Out, Strict, Text
 from coordhub.core import orgturn
+from coordhub.core.vocab import ConversationState, ReleaseStatus, TurnType
 
 Name = Annotated[str, Field(min_length=1, max_length=64, description="Letters, digits, _ and -; lower-cased.")]
 Address = Annotated[str, Field(min_length=3, max_length=129, description="`<machine>.<project>`; "
                                                                           "`local.<project>` is your machine.")]
 Tool = Annotated[str, Field(min_length=1, max_length=64)]
-TurnType = Literal["request", "progress", "query", "pushback", "complete", "release", "escalate"]
-ReleaseStatus = Literal["complete", "cancelled", "withdrawn-after-pushback", "abandoned-after-escalation"]
 
 
 class ProfileSet(Strict):
@@ -136,7 +135,7 @@ class ConversationOut(Out):
     conversation_id: str
     title: str
     project: str | None
-    state: Literal["open", "released"]
+    state: ConversationState
     participants: list[str]
     last_sequence: int
     pending: int

@@ -8,9 +8,10 @@ from pydantic import Field
 
 from coordhub.api.orchestrator_schemas import AssignmentId, Incarnation, Name
 from coordhub.api.schemas import LongLine, Out, Strict
+from coordhub.core.vocab import MergeMethod
 
 Sha = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^[0-9a-f]+$")]
-Method = Literal["rebase", "squash", "merge"]
+Method = MergeMethod
 
 
 class MergeDrive(Strict):

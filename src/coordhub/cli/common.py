@@ -28,7 +28,7 @@ from coordhub.cli.exits import (
 from coordhub.cli.output import console, print_json
 from coordhub.client import CoordClient, HubError, Queued, Unreachable, resolve
 from coordhub.client.queue import MAX_FAILED_REPLAYS, QueueUnusable
-from coordhub.core.identity import is_broadcast, validate_session_id
+from coordhub.core.identity import is_broadcast, main_session, validate_session_id
 from coordhub.errors import CoordError, Invalid
 from coordhub.hooks.untrusted import one_line
 
@@ -218,7 +218,7 @@ def expand_recipient(to: str) -> str | None:
     """
     if is_broadcast(to):
         return None
-    session = to if "/" in to else f"{to}/claude-main"
+    session = to if "/" in to else main_session(to)
     try:
         return validate_session_id(session)
     except Invalid:

@@ -35,6 +35,7 @@ from coordhub.cli.common import (
 )
 from coordhub.cli.output import console, print_json, table, verbatim
 from coordhub.client import CoordClient, HubError, Unreachable
+from coordhub.core.vocab import ConversationState, ReleaseStatus, TurnType
 from coordhub.hooks.untrusted import one_line
 
 app = typer.Typer(
@@ -95,8 +96,7 @@ def send(
     to: str = typer.Argument(..., help="Destination MACHINE.PROJECT (local.PROJECT: this machine)."),
     file: Path | None = typer.Argument(None, help="A seed-004 message file (org frontmatter + body); or give the "
                                                   "fields below instead.", show_default=False),
-    type_: str | None = typer.Option(None, "--type", help="request, progress, query, pushback, complete, release "
-                                                          "or escalate."),
+    type_: TurnType | None = typer.Option(None, "--type", help="The turn's type."),
     conversation: str | None = typer.Option(None, "--conversation", help="Conversation id, a slug such as "
                                                                          "prep-fixup (new or existing)."),
     title: str | None = typer.Option(None, "--title", help="Title (default: the conversation's)."),
@@ -104,8 +104,8 @@ def send(
     body_file: Path | None = typer.Option(None, "--body-file", help="Read the text from a file ('-' = stdin)."),
     requires_tools: str | None = typer.Option(None, "--requires-tools", help="Comma-separated tools the "
                                                                             "receiver needs."),
-    release_status: str | None = typer.Option(None, "--release-status", help="With --type release: complete, "
-                                              "cancelled, withdrawn-after-pushback, abandoned-after-escalation."),
+    release_status: ReleaseStatus | None = typer.Option(None, "--release-status", help="With --type release: "
+                                                        "how the conversation ended."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Send a turn: a message file as is (the hub numbers it), or built from --conversation, --type and --body.
@@ -143,8 +143,7 @@ def send(
 def release(
     ctx: typer.Context,
     conversation_id: str = typer.Argument(..., help="The conversation to release."),
-    status: str = typer.Option("complete", "--status", help="complete, cancelled, withdrawn-after-pushback or "
-                                                            "abandoned-after-escalation."),
+    status: ReleaseStatus = typer.Option("complete", "--status", help="How the conversation ended."),
     body: str | None = typer.Option(None, "--body", help="A closing note."),
     to: str | None = typer.Option(None, "--to", help="Address to release to (default: the other party of the "
                                                      "last turn)."),
@@ -184,7 +183,8 @@ def show_(ctx: typer.Context, conversation_id: str = typer.Argument(..., help="C
 
 @app.command("list")
 def list_(ctx: typer.Context,
-          state: str | None = typer.Option(None, "--state", help="open or released."),
+          state: ConversationState | None = typer.Option(None, "--state", help="Only conversations in this "
+                                                                                 "state."),
           project: str | None = typer.Option(None, "--project", help="Only this project's."),
           as_json: bool = JSON_OPT) -> None:
     """Conversations you take part in (every one for an admin), most recently updated first."""

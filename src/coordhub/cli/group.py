@@ -12,7 +12,8 @@ dominated it before a single request was sent:
   so any command imported Pydantic and built adapters (about 0.4 s here) even
   for ``--limit 100``. :class:`FastCoercion` returns at once the values whose
   coercion cannot change or reject them (a ``str`` for a ``str``, an integer
-  literal within its bounds for an ``int`` …) and hands every other value to
+  literal within its bounds for an ``int``, a listed value of a ``Literal``
+  choice …) and hands every other value to
   Typer's own coercion, so results and error messages are Typer's. It is
   installed as the way every Typer parameter gets its coercion, since click
   also creates parameters while parsing (``--help``);
@@ -20,7 +21,7 @@ dominated it before a single request was sent:
   flags, which take none: :func:`_display_type` leaves it out, for every flag
   (``--help`` included).
 
-These rely on Typer internals (``typer._coercion``, ``get_runtime_param``,
+These rely on Typer internals (``typer._coercion``, ``typer._typing``, ``get_runtime_param``,
 ``display_type_rich``), so the
 dependency is pinned below the next minor version, and ``tests/cli/test_startup.py``
 checks the coercion against Typer's own on the same values.
@@ -33,12 +34,13 @@ import math
 import re
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import typer
 import typer.main
 from typer._click.exceptions import BadParameter, NoSuchOption, UsageError
 from typer._coercion import RuntimeParam, build_runtime_param
+from typer._typing import is_literal_type
 from typer.core import TyperGroup, TyperOption, _TyperParameter
 
 _INT = re.compile(r"-?[0-9]{1,18}")
@@ -49,7 +51,8 @@ _FLOAT = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,15})?")
 class FastCoercion(RuntimeParam):
     """Typer's coercion of one parameter, without Pydantic for values it would return unchanged.
 
-    ``str`` values of ``str`` parameters, and ``int``/``float`` values (or plain
+    ``str`` values of ``str`` parameters, listed ``str`` values of ``Literal`` parameters (the choices of
+    :mod:`coordhub.core.vocab`), and ``int``/``float`` values (or plain
     decimal literals) of number parameters within their ``min``/``max`` (and not
     clamped) are returned as Typer would return them; anything else (other
     types, other spellings, out of bounds) goes to Typer's Pydantic adapter,
@@ -73,6 +76,8 @@ class FastCoercion(RuntimeParam):
         info, kind = self.parameter_info, self.annotation
         if kind is str:
             return value if type(value) is str and info.parser is None else None
+        if is_literal_type(kind):  # a choice (coordhub.core.vocab): a listed value is returned as typed
+            return value if type(value) is str and value in get_args(kind) and info.case_sensitive else None
         if kind not in (int, float) or info.parser is not None or info.clamp:
             return None
         if type(value) is str:
@@ -105,6 +110,27 @@ def _display_type(option: TyperOption, ctx: Any) -> str | None:
 
 _TYPER_DISPLAY_TYPE = TyperOption.display_type_rich
 TyperOption.display_type_rich = _display_type  # type: ignore[method-assign,assignment]
+
+
+ARGS_KEY = "coordhub.args"  # ctx.meta: the root group's command line, for json_usage_error
+
+
+def json_usage_error(exc: UsageError, args: list[str]) -> None:
+    """Print usage error ``exc`` as the CLI's JSON error envelope on stdout (``{"error": {"code": "usage",
+    "message": …}}``, as :func:`coordhub.cli.common.fail` prints every other error) when the command line ``args``
+    holds ``--json`` before any ``--``; Typer then prints its own error on stderr and exits 2, as without it.
+
+    docs/cli.md promises JSON with ``--json`` whatever happens; a bad flag value (``lock claim … --ttl abc
+    --json``) is found while the options are parsed, before the command's own ``--json`` is known, so the
+    command line decides, wherever ``--json`` stands in it.
+    """
+    from coordhub.cli import exits
+
+    words = args[:args.index("--")] if "--" in args else args
+    if "--json" in words and exc.exit_code == exits.EXIT_USAGE:
+        from coordhub.cli.output import print_json
+
+        print_json(exits.error_envelope(exits.EXIT_USAGE, exc.format_message()))
 
 
 def load(name: str, target: str, root: typer.Typer) -> Any:
@@ -198,17 +224,33 @@ def lazy_group(root: Callable[[], typer.Typer], first: dict[str, str], last: dic
                     exc.message = f"No such command {args[0]!r}. {hints[args[0]]}"
                 raise
 
+        def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+            """Typer's, keeping the command line for :meth:`invoke`; a usage error in the global options (``coord
+            --timeout abc status --json``) is also printed as JSON when asked (:func:`json_usage_error`)."""
+            try:
+                ctx = super().make_context(info_name, args, parent, **extra)
+            except UsageError as exc:
+                json_usage_error(exc, args)
+                raise
+            ctx.meta[ARGS_KEY] = list(args)
+            return ctx
+
         def invoke(self, ctx: Any) -> Any:
             """Run the command; a global option given after it (``coord status --url …``) is a usage error that
-            says where it goes, rather than a bare "No such option"."""
+            says where it goes, rather than a bare "No such option". A usage error on a command line that asks
+            for ``--json`` is also printed as JSON (:func:`json_usage_error`)."""
             try:
-                return super().invoke(ctx)
-            except NoSuchOption as exc:
-                if exc.option_name in {name for param in self.params for name in param.opts}:
-                    where = exc.ctx.command_path.removeprefix(ctx.command_path).strip() if exc.ctx else "COMMAND"
-                    exc.message = (f"{exc.option_name} is a global option: give it before the command "
-                                   f"({ctx.command_path} {exc.option_name} … {where})")
-                    exc.possibilities = None
+                try:
+                    return super().invoke(ctx)
+                except NoSuchOption as exc:
+                    if exc.option_name in {name for param in self.params for name in param.opts}:
+                        where = exc.ctx.command_path.removeprefix(ctx.command_path).strip() if exc.ctx else "COMMAND"
+                        exc.message = (f"{exc.option_name} is a global option: give it before the command "
+                                       f"({ctx.command_path} {exc.option_name} … {where})")
+                        exc.possibilities = None
+                    raise
+            except UsageError as exc:
+                json_usage_error(exc, ctx.meta.get(ARGS_KEY, []))
                 raise
 
     return CoordGroup

@@ -10,6 +10,7 @@ import typer
 from coordhub.cli.common import JSON_OPT, call, show
 from coordhub.cli.orchestrator import orch
 from coordhub.cli.output import console, verbatim
+from coordhub.core.vocab import MergeMethod
 from coordhub.hooks.untrusted import one_line
 
 
@@ -48,8 +49,8 @@ def merge(
     ids: list[str] = typer.Argument(None, metavar="[ID]...", help="Done assignments to enter into their repo's "
                                                                    "queue, or waiting entries to send back."),
     repo: str | None = typer.Option(None, "--repo", help="Show only this repo's queue."),
-    method: str | None = typer.Option(None, "--method", help="rebase, squash or merge for the entries this call "
-                                                             "enters (default: merge.method)."),
+    method: MergeMethod | None = typer.Option(None, "--method", help="How the entries this call enters land "
+                                                                     "(default: merge.method)."),
     order: str | None = typer.Option(None, "--order", help="Comma-separated queued entries (or their assignments) "
                                                            "to put first, in this order."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be entered and run next; write "

@@ -12,6 +12,7 @@ from coordhub.cli.common import EXIT_USAGE, JSON_OPT, call, expand_recipient, fa
 from coordhub.cli.output import console
 from coordhub.client import Queued
 from coordhub.core.identity import unknown_recipient_warning
+from coordhub.core.vocab import Importance
 
 app = typer.Typer(help="Messages: send, read your inbox or a thread, mark read, ack.", no_args_is_help=True)
 
@@ -25,7 +26,7 @@ def send(
     body: str | None = typer.Argument(None, help="Message body (or use --body-file)."),
     body_file: Path | None = typer.Option(None, "--body-file", help="Read the body from a file ('-' = stdin)."),
     project: str | None = typer.Option(None, "--project", help="Project key the message is about."),
-    importance: str = typer.Option("normal", "--importance", help="low, normal, high or urgent."),
+    importance: Importance = typer.Option("normal", "--importance", help="How much it matters."),
     message_type: str | None = typer.Option(None, "--type", help="Label, e.g. READY_FOR_REVIEW (seed 002)."),
     requires_ack: bool = typer.Option(False, "--requires-ack", help="Ask the recipient to acknowledge."),
     reply_to: str | None = typer.Option(None, "--reply-to", help="Id of the message this answers."),

@@ -9,6 +9,7 @@ import typer
 
 from coordhub.cli.common import JSON_OPT, call, read_text_arg, show
 from coordhub.cli.output import console, table
+from coordhub.core.vocab import TodoFilter
 
 app = typer.Typer(help="Fleet todos: durable reminders until marked done.", no_args_is_help=True)
 
@@ -42,7 +43,7 @@ def list_(
     ctx: typer.Context,
     user: str | None = typer.Option(None, "--user", help="Only this user's."),
     project: str | None = typer.Option(None, "--project", help="Only this project's."),
-    status: str = typer.Option("pending", "--status", help="pending, done or all."),
+    status: TodoFilter = typer.Option("pending", "--status", help="Which todos."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """List todos (pending by default)."""

@@ -13,6 +13,7 @@ import typer
 from coordhub.cli.common import EXIT_UNREACHABLE, EXIT_USAGE, JSON_OPT, call, client, fail, hub_envelope, show
 from coordhub.cli.output import console, table, verbatim
 from coordhub.client import HubError, Unreachable
+from coordhub.core.vocab import PresenceState
 from coordhub.hooks.untrusted import one_line
 
 EXIT_TIMED_OUT = 3  # seed 003's `watch ID` when its --timeout ran out before the run's result
@@ -154,7 +155,7 @@ def _follow_worker(ctx: typer.Context, assignment_id: str, interval: float, time
 
 def presence(
     ctx: typer.Context,
-    state: str | None = typer.Option(None, "--state", help="Only this state: active, idle, stale, offline."),
+    state: PresenceState | None = typer.Option(None, "--state", help="Only this state."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Sessions, whether they are online (active, idle, stale, offline) and whether a resume paused them."""

@@ -62,6 +62,7 @@ from urllib.parse import urlsplit
 
 from coordhub import config
 from coordhub.client import project
+from coordhub.core.identity import main_session
 from coordhub.errors import CoordError, Invalid
 
 ADMIN_TOKEN_FILE = "admin.token"
@@ -349,7 +350,7 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
     base = hub_url(named_url)
     user_url = _user_url(home) if url_source == str(ident_path) and ident_path != home_path else None
     named = session or config.env_value("session")
-    session = named or ident.get("session") or (f"{machine}/claude-main" if machine else None) or instance_id()
+    session = named or ident.get("session") or (main_session(machine) if machine else None) or instance_id()
     source, chosen = next(((s, t) for s, t in (("--token", token), ("COORD_TOKEN", config.env_value("token")),
                                                (str(ident_path), ident.get("token")),
                                                (str(home_path), home.get("token"))) if t), (None, None))

@@ -56,6 +56,7 @@ from coordhub.core.events import emit
 from coordhub.core.hub import WithStatus
 from coordhub.core.identity import Actor, orchestrator_role
 from coordhub.core.turns import DEDUP, PROCESS, QUERY, REJECT, Draft
+from coordhub.core.vocab import ConversationState, one_of, values
 from coordhub.errors import Conflict, Forbidden, Invalid, NotFound
 from coordhub.openpgp import Verdict
 from coordhub.store.base import Row
@@ -333,8 +334,8 @@ def _render_conversation(tx: Tx, conv: Row) -> dict[str, Any]:
 def listing(tx: Tx, actor: Actor, *, state: str | None = None, project: str | None = None,
             limit: int = 100) -> list[dict[str, Any]]:
     """Conversations the actor takes part in (all for an admin), most recently updated first."""
-    if state not in (None, "open", "released"):
-        raise Invalid("state must be open or released", field="state")
+    if state is not None and state not in values(ConversationState):
+        raise Invalid(f"state must be {one_of(ConversationState)}", field="state")
     party = None if actor.is_admin else (actor.session_id, addressing.address_of(tx, actor.session_id))
     rows = tx.conversations.listing(min(max(limit, 1), MAX_PAGE), state, project, party)
     return [_render_conversation(tx, conv) for conv in rows]

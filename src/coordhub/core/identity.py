@@ -38,6 +38,7 @@ MAX_SESSION_ID = 200
 # A machine or project as seed 004 addresses it (``<machine>.<project>``): what a session declares
 # (core.addressing), what a project halt names (core.scope), what the client derives (client.address).
 ADDRESS_PART = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+MAIN_SESSION_NAME = "claude-main"   # seed 000: a machine's session is <MACHINE>/claude-main (main_session)
 ADMIN_NAME = "admin"                # the bootstrap admin token's session
 SYSTEM_SENDER = "coordhub"          # the hub's own messages (dead-letter notices)
 SYSTEM_SESSION = "coordhub/system"  # the hub's own start-up bookkeeping
@@ -190,6 +191,13 @@ def address_part(value: str) -> str:
     if not ADDRESS_PART.fullmatch(text):
         raise ValueError(f"{value[:80]!r} has no letters or digits to make a machine or project name of")
     return text
+
+
+def main_session(machine: str) -> str:
+    """Seed 000's session of ``machine``: ``<MACHINE>/claude-main`` (what a bare machine name stands for, as a
+    message's recipient, a client's default session, or the creator a ``--no-auth`` todo names by its
+    ``created_by_machine``). Not validated: callers check the result as the session id they use it as."""
+    return f"{machine}/{MAIN_SESSION_NAME}"
 
 
 def machine_of(session_id: str) -> str | None:

@@ -27,12 +27,13 @@ from coordhub.core.identity import (
     recipient,
     validate_session_id,
 )
+from coordhub.core.vocab import Importance, values
 from coordhub.errors import Forbidden, Invalid, NotFound
 from coordhub.ids import canonical, new_id
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
-IMPORTANCE = ("low", "normal", "high", "urgent")
+IMPORTANCE = values(Importance)
 KNOWN_TYPES = ("READY_FOR_REVIEW", "REVIEW_COMPLETE", "REVIEW_FAILED", "CONTRACT_CHANGE_PROPOSED",
                "CONTRACT_APPROVED", "META_CHANGE_REQUEST", "GENERAL", "NOTIFICATION")  # seed 002
 BROADCAST = "ALL_SESSIONS"

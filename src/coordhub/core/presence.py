@@ -23,6 +23,7 @@ from coordhub.clock import isoformat
 from coordhub.core import leases
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
+from coordhub.core.vocab import PresenceState, values
 from coordhub.errors import Conflict
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
@@ -30,7 +31,7 @@ from coordhub.store.tx import Tx
 ACTIVE_SECONDS = 120.0
 IDLE_SECONDS = 300.0
 STALE_SECONDS = 900.0
-STATES = ("active", "idle", "stale", "offline")
+STATES = values(PresenceState)
 
 
 class StaleIncarnation(Conflict):

@@ -14,12 +14,13 @@ from coordhub.clock import isoformat
 from coordhub.core import paging, projects, quota
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, attributed_machine
+from coordhub.core.vocab import TodoFilter, TodoStatus, one_of, values
 from coordhub.errors import Invalid, NotFound
 from coordhub.ids import new_id
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
-STATUSES = ("pending", "done")
+STATUSES = values(TodoStatus)
 PAGE = 500  # todos one answer holds at most (and about paging.PAGE_BYTES of their text)
 TEXT = ("text", "source")  # what paging.size counts of a todo
 LONG = ("source",)  # what a brief list leaves out (paging.page's blank)
@@ -79,8 +80,8 @@ def page(tx: Tx, *, user: str | None = None, project_key: str | None = None, sta
     ``brief``: each ``source`` is null (:data:`LONG`). Raises ``Invalid`` for another status or a cursor not
     from this list.
     """
-    if status not in (*STATUSES, "all"):
-        raise Invalid(f"status must be pending, done or all, not {status!r}", field="status")
+    if status not in values(TodoFilter):
+        raise Invalid(f"status must be {one_of(TodoFilter)}, not {status!r}", field="status")
     wanted = None if status == "all" else status
     project_key = projects.fold(project_key)
     rows, more = paging.page(lambda k, a: tx.todos.find(k, a, user_name=user, project_key=project_key, status=wanted),

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from coordhub.client.wire import NEXT_AFTER, NEXT_AFTER_FENCE, NEXT_AFTER_SEQ, NEXT_BEFORE_SEQ
 from coordhub.core.identity import is_broadcast
+from coordhub.core.vocab import Importance, PresenceState, ReleaseStatus, TodoFilter, TurnType
 from coordhub.mcp.bounds import LISTED_BODY, RESULT_CHARS, bounded, cut, left_out, listed, size, within
 from coordhub.mcp.connect import (
     call_list,
@@ -38,7 +39,6 @@ from coordhub.mcp.connect import (
 from coordhub.mcp.pages import COMPONENTS, TODOS, WORK_ITEMS, Cursor, paged_answer, read_cursor
 
 API = "/api/coord"
-Importance = Literal["low", "normal", "high", "urgent"]
 ItemStatus = Literal["pending", "in_progress", "blocked", "completed", "cancelled"]
 Project = Annotated[str | None, Field(description="Project key; omit for all.")]
 Fence = Annotated[int | None, Field(description="Fence of your lease naming what you write (component:<name>, "
@@ -248,7 +248,7 @@ async def add_todo(ctx: Context, text: str, project_key: str | None = None, pare
 
 
 async def list_todos(ctx: Context, project_key: Project = None,
-                     status: Literal["pending", "done", "all"] = "pending",
+                     status: TodoFilter = "pending",
                      user: str | None = None, cursor: Cursor = None) -> dict[str, Any]:
     """Todos, oldest first, text and source cut (about 50,000 characters a call); next_cursor reads on."""
     # a todo's source may hold 512 KiB and its text 64 KiB: the hub's answer of 10 made one result of 3,923,659
@@ -334,7 +334,6 @@ async def list_components(ctx: Context, project_key: Project = None, cursor: Cur
 
 # ---- conversations (seed 004) --------------------------------------------------------
 
-TurnType = Literal["request", "progress", "query", "pushback", "complete", "release", "escalate"]
 TURN_TEXTS = ("body", "content")  # a turn's long texts: its body, and its seed-004 file (frontmatter and body)
 TURN_TEXT = 20_000  # characters conv_show keeps of a turn's body and of its content when the turn alone is too large
 
@@ -422,8 +421,7 @@ def shown_turns(found: dict[str, Any], turns: list[Any], slug: str) -> dict[str,
 async def conv_release(
     ctx: Context,
     conversation_id: str,
-    release_status: Literal["complete", "cancelled", "withdrawn-after-pushback",
-                            "abandoned-after-escalation"] = "complete",
+    release_status: ReleaseStatus = "complete",
     body: str | None = None,
     idempotency_key: RetryKeyArg = None,
 ) -> dict[str, Any]:
@@ -436,7 +434,7 @@ async def conv_release(
 # ---- presence and status -------------------------------------------------------------
 
 async def presence(ctx: Context,
-                   state: Literal["active", "idle", "stale", "offline"] | None = None) -> dict[str, Any]:
+                   state: PresenceState | None = None) -> dict[str, Any]:
     """Sessions and their presence."""
     found = await call_list(ctx, "GET", f"{API}/presence", params={"state": state})
     return {"sessions": found, "count": len(found)}

@@ -12,6 +12,7 @@ from coordhub.api.errors import responses
 from coordhub.api.routes.common import CALLER_QUERY, READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
 from coordhub.api.schemas import TodoAdd, TodoDone, TodoDoneOut, TodoOut
 from coordhub.core import todos
+from coordhub.core.identity import main_session
 from coordhub.errors import Invalid
 
 router = APIRouter(prefix="/api/coord/todos", tags=["todos"])
@@ -26,8 +27,16 @@ def _one(a: str | None, b: str | None, names: str) -> str | None:
 @router.post("", status_code=201, response_model=TodoOut, responses=responses(*WRITE_ERRORS, 404))
 async def add(body: TodoAdd, request: Request, session_id: str | None = CALLER_QUERY,
               who: Caller = Depends(caller)) -> JSONResponse:
-    """Create a pending todo (``created_by`` is the caller; ``created_by_machine`` defaults to its machine)."""
-    actor = await who.act((body.created_by, "created_by"), (session_id, "session_id"))
+    """Create a pending todo (``created_by`` is the caller; ``created_by_machine`` defaults to its machine).
+
+    On a ``--no-auth`` hub a request that names no session (no ``created_by``, ``session_id`` or
+    ``X-Coord-Session``) but a ``created_by_machine`` M acts as seed 000's session of M, ``M/claude-main``: the
+    seed's script sends only ``created_by_user`` and ``created_by_machine``. With a token nothing changes.
+    """
+    claims: tuple[tuple[str | None, str], ...] = ((body.created_by, "created_by"), (session_id, "session_id"))
+    if body.created_by_machine is not None and who.names_nobody(*claims):
+        claims = ((main_session(body.created_by_machine), "created_by_machine"),)
+    actor = await who.act(*claims)
     project = _one(body.project_key, body.project, "project_key and project")
     parent = _one(body.parent_id, body.parent, "parent_id and parent")
     first_tried = queued_at(request)
