@@ -103,6 +103,7 @@ def test_send_refuses_what_the_seed_refused_with_its_exit_codes(world: World, tm
 
     v4 = career.drop("send", to, str(write(tmp_path / "v4.org", world.org(version="4"))), "--no-sign")
     assert v4.code == 1 and "query" in v4.err and "PROTOCOL_VERSION mismatch: expected 5, got 4" in v4.err
+    assert world.homelab.coord("conv", "tools", "set", "rg").code == 0  # the hub checks declared tools only
     tools = career.drop("send", to, str(write(tmp_path / "t.org", world.org(tools="jq"))), "--no-sign")
     assert tools.code == 1 and "required tools unavailable: jq" in tools.err
 
@@ -263,3 +264,37 @@ def test_a_negative_retries_is_a_usage_error_not_a_traceback(world: World, tmp_p
         assert p.stderr.splitlines()[-1] == ("cross-agent-send: error: argument --retries: must be a whole number "
                                              "0 or more; got '-1'"), p
     assert world.homelab.coord("conv", "list", "--json").json() == []
+
+
+def test_required_tools_nobody_declared_are_delivered_for_the_receiver_to_decide(
+        world: World, tmp_path: Path) -> None:
+    """Review (seed-004 user run): ``#+REQUIRES_TOOLS: git`` to an address whose machine has git but whose
+    session never ran ``coord conv tools set`` was refused at send ("query: required tools unavailable: git",
+    exit 1), and ``coord conv import`` dropped such turns the same way. Seed 004 delivered the file and its
+    receiver decided: ``cross-agent-recv`` answers ``process`` when the tool is installed, ``query`` (exit 2)
+    when it is not. The hub now decides only against tools a session at the destination declared."""
+    career, homelab = world.career, world.homelab
+    bin_dir = tmp_path / "bin"  # a tool installed on the receiving machine only
+    write(bin_dir / "seed-tool-x", "#!/bin/sh\n").chmod(0o755)
+    has = {"PATH": f"{bin_dir}{os.pathsep}{homelab.env.get('PATH', os.defpath)}"}
+    for name, tools in (("present.org", "seed-tool-x"), ("absent.org", "no-such-tool-x")):
+        msg = write(tmp_path / name, world.org(conversation=f"{world.conv}-{name[:-4]}", tools=tools))
+        sent = career.drop("send", homelab.address, str(msg), "--no-sign")
+        assert sent.code == 0 and sent.out.startswith(f"sent: {homelab.address}/"), sent
+    got = {p.read_text().split("#+CONVERSATION_ID: ")[1].split("\n")[0]: p for p in sync(world)}
+    present = homelab.drop("recv", "--no-verify", str(got[f"{world.conv}-present"]), env=has)
+    assert (present.code, fields(present)["decision"]) == (0, "process"), present
+    absent = homelab.drop("recv", "--no-verify", str(got[f"{world.conv}-absent"]), env=has)
+    assert (absent.code, fields(absent)["reason"]) == (2, "required tools unavailable: no-such-tool-x"), absent
+
+    # import: the importer's own address declared no tools either
+    history = tmp_path / "history"
+    write(history / "old.org", world.org(conversation=f"{world.conv}-old", tools="git"))
+    imported = homelab.coord("conv", "import", str(history), "--json")
+    assert imported.code == 0 and imported.json()["files"][0]["decision"] == "process", imported
+
+    # once the destination declares its tools, the hub checks against them (coordhub's tools feature)
+    assert homelab.coord("conv", "tools", "set", "rg").code == 0
+    refused = career.drop("send", homelab.address, str(write(tmp_path / "d.org", world.org(
+        conversation=f"{world.conv}-declared", tools="rg, git"))), "--no-sign")
+    assert refused.code == 1 and "required tools unavailable: git" in refused.err, refused

@@ -273,7 +273,10 @@ def profile(ctx: typer.Context,
 def tools_set(ctx: typer.Context,
               names: list[str] = typer.Argument(None, help="Tool names (none: declare no tools).", show_default=False),
               as_json: bool = JSON_OPT) -> None:
-    """Declare the tools you have (replacing the list); REQUIRES_TOOLS is checked against them at send time."""
+    """Declare the tools you have (replacing the list); REQUIRES_TOOLS is checked against them at send time.
+
+    Until a session at an address declares, the hub checks no REQUIRES_TOOLS there: cross-agent-recv decides.
+    """
     def go(c: CoordClient) -> Any:
         machine, project = me(c)
         return c.set_profile(machine=machine, project=project, tools=list(dict.fromkeys(names or [])))
