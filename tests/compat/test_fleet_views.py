@@ -148,3 +148,25 @@ def test_watch_logs_and_notifies_each_turn_for_this_machines_projects(world: Wor
         code, err = w.stop()
     assert code == 0 and "Traceback" not in err, err
     assert len(log.read_text().splitlines()) == 1
+
+
+def test_watch_exits_1_as_the_seed_did_for_a_glob_matching_nothing_and_an_unknown_flag(
+        world: World, tmp_path: Path) -> None:
+    """Review (seed-004 user run): ``--projects-glob '/nonexistent/*/'`` ran forever, watching nothing, where the
+    seed's script said "glob resolved 0 directories" and exited 1; an unknown flag exited 2 (argparse), the seed's
+    script 1. A glob naming a declared project's inbox folder not made yet is still watched."""
+    homelab = world.homelab
+    log = str(tmp_path / "watch.log")
+    r = homelab.drop("watch", "--log", log, "--no-notify", "--projects-glob", str(tmp_path / "nonexistent/*/"),
+                     timeout=60)
+    assert (r.code, r.err.strip()) == (1, f"cross-agent-watch: glob resolved 0 directories: "
+                                          f"{tmp_path / 'nonexistent/*/'}"), r
+    for args in (("--bogus",), ("extra",)):
+        r = homelab.drop("watch", "--log", log, *args, timeout=60)
+        assert (r.code, r.err.strip()) == (1, f"unknown flag: {args[0]}"), r
+    r = homelab.drop("watch", "--projects-glob", timeout=60)
+    assert r.code == 1 and "expected one argument" in r.err, r
+    assert not homelab.inbox.exists()  # no sync ran: the folder is not there, the project is declared
+    w = Watch(homelab, ["--log", log, "--no-notify", "--projects-glob", "~/projects/*/inbox/from-agents/"], {})
+    code, err = w.stop()
+    assert code == 0 and "Traceback" not in err, err
