@@ -83,6 +83,17 @@ def test_discover_lists_this_machine_and_its_peers_with_presence(world: World, t
     line = homelab.drop("discover", "--peer", quiet.machine).out.splitlines()[-1]
     assert line.endswith("✗ UNREACHABLE (no session present (freshest: offline))")
 
+    # review (seed-004 user run): an unknown --peer said "(no other machines)"; exit 0 and no peer, as the seed
+    nosuch = homelab.drop("discover", "--peer", "nosuch")
+    assert nosuch.code == 0 and nosuch.out.splitlines()[-1].startswith("  (no peer named nosuch at the hub; peers: "), \
+        nosuch
+    assert career.machine in nosuch.out.splitlines()[-1] and quiet.machine in nosuch.out.splitlines()[-1]
+    own = homelab.drop("discover", "--peer", homelab.machine.upper())
+    assert own.out.splitlines()[-1] == f"  ({homelab.machine.upper()} is this machine: see Local)", own
+    as_json = homelab.drop("discover", "--peer", "nosuch", "--json")
+    assert as_json.code == 0 and json.loads(as_json.out)["peers"] == [], as_json
+    assert as_json.err.startswith("no peer named nosuch at the hub; peers: "), as_json
+
 
 def fake_notify(tmp_path: Path) -> tuple[dict[str, str], Path]:
     """A ``notify-send`` that records its arguments (one JSON list per line); the PATH that finds it first."""
