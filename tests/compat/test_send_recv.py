@@ -298,3 +298,29 @@ def test_required_tools_nobody_declared_are_delivered_for_the_receiver_to_decide
     refused = career.drop("send", homelab.address, str(write(tmp_path / "d.org", world.org(
         conversation=f"{world.conv}-declared", tools="rg, git"))), "--no-sign")
     assert refused.code == 1 and "required tools unavailable: git" in refused.err, refused
+
+
+def test_a_file_opening_with_a_byte_order_mark_is_read_whole(world: World, keys: dict[str, GpgKey],
+                                                              tmp_path: Path) -> None:
+    """Review (seed-004 user run): a file saved with a UTF-8 byte-order mark (some Windows editors write one) was
+    refused for missing fields; seed 004's parser lost its first line (TITLE). The mark is skipped: the file is
+    sent, kept as written when signed, and processed by the receiver, TITLE included."""
+    career, homelab = world.career, world.homelab
+    assert career.coord("conv", "keys", "add", "--gpg", keys["career"].fingerprint).code == 0
+    bom = "\ufeff"
+    signed = write(tmp_path / "signed.org", bom + world.org(sequence=1))
+    unsigned = write(tmp_path / "unsigned.org", bom + world.org(kind="progress", body="b\n", title="Second"))
+    for msg, flags in ((signed, ()), (unsigned, ("--no-sign",))):
+        sent = career.drop("send", homelab.address, str(msg), *flags)
+        assert sent.code == 0, sent
+    plain = career.coord("conv", "send", homelab.address, str(write(tmp_path / "plain.org", bom + world.org(
+        conversation=world.conv + "-plain", title="Third"))), "--json")
+    assert plain.code == 0 and plain.json()["title"] == "Third", plain
+    first, second = [p for p in sync(world) if "-plain-" not in p.name]
+    assert first.read_bytes().startswith(bom.encode("utf-8") + b"#+TITLE: Prep fix-up\n")  # signed: byte for byte
+    assert "#+SEQUENCE: 2\n" in second.read_text(encoding="utf-8")
+    for got, kind in ((first, "request"), (second, "progress")):
+        r = homelab.drop("recv", *(() if got == first else ("--no-verify",)), str(got))
+        assert r.code == 0 and fields(r)["decision"] == "process" and fields(r)["message_type"] == kind, r
+    titles = [t["title"] for t in homelab.coord("conv", "show", world.conv, "--json").json()["turns"]]
+    assert titles == ["Prep fix-up", "Second"]

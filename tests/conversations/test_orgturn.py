@@ -117,3 +117,13 @@ def test_a_conversation_may_not_take_the_name_of_a_hub_route(name: str) -> None:
         orgturn.parse(org(conversation=name))
     assert err.value.details.get("field") == "CONVERSATION_ID" and "hub route" in str(err.value)
     assert orgturn.parse(org(conversation=name + "-1")).conversation_id == name + "-1"
+
+
+def test_a_leading_byte_order_mark_is_skipped_and_kept() -> None:
+    """Review (seed-004 user run): ``\\ufeff#+TITLE: …`` was no keyword line, so TITLE was missing."""
+    text = "\ufeff" + org(sequence=7)
+    t = orgturn.parse(text)
+    assert (t.title, t.sequence) == ("Prep fix-up", 7) and t.sha256() == orgturn.parse(org(sequence=7)).sha256()
+    renumbered = orgturn.with_key(text, "TITLE", "New")
+    assert renumbered.startswith("\ufeff#+TITLE: New\n") and orgturn.parse(renumbered).title == "New"
+    assert "\ufeff" not in orgturn.parse("\ufeff" + org(sequence=1)).body

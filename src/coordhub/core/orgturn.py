@@ -25,7 +25,10 @@ seed's receiver let a later key of the same name win;
 :func:`parse` refuses a key written twice instead (the hub renumbered the
 first ``#+SEQUENCE`` of such a file while every reader took the last, so one
 file said two things, review); honest files, which the seed's tools write
-with each key once, are unaffected.
+with each key once, are unaffected. A leading UTF-8 byte-order mark (some
+editors write one) is skipped: the seed's parser lost the first line to it
+(``\ufeff#+TITLE:`` is no keyword line), so such a file was refused for a
+missing ``TITLE`` (review, seed-004 user run). It stays in the stored text.
 
 The **canonical form** of a turn (what its ``content_sha256`` covers, and so
 what an identical retry is recognised by) is the frontmatter without
@@ -58,6 +61,7 @@ CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 RESERVED_IDS = frozenset({"addresses", "inbox", "keys", "profile", "status", "turns"})
 TOOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+@/-]{0,63}")
 _KEY_LINE = re.compile(r"#\+([A-Z_]+):[ \t]*(.*)")
+BOM = "\ufeff"  # a UTF-8 byte-order mark, skipped before the first line (see the module docstring)
 _SIGNATURE = ("-----BEGIN PGP SIGNATURE-----", "-----END PGP SIGNATURE-----")
 
 
@@ -126,7 +130,7 @@ def split(text: str, *, unique: bool = False) -> tuple[dict[str, str], str]:
     written twice (422 naming it; ``repeated``).
     """
     keys: dict[str, str] = {}
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = text.removeprefix(BOM).replace("\r\n", "\n").replace("\r", "\n").split("\n")
     i = 0
     while i < len(lines):
         raw = lines[i]
@@ -283,8 +287,11 @@ def with_key(text: str, key: str, value: str) -> str:
     """``text`` with frontmatter ``key`` set to ``value`` (replaced in place, else appended to the frontmatter).
 
     Only the keyword line changes, so a sender can renumber ``SEQUENCE``
-    before signing without touching anything else it wrote.
+    before signing without touching anything else it wrote. A leading
+    byte-order mark is kept (and not taken for part of the first line).
     """
+    if text.startswith(BOM):
+        return BOM + with_key(text.removeprefix(BOM), key, value)
     lines = text.split("\n")
     last = -1
     for i, line in enumerate(lines):
