@@ -200,7 +200,8 @@ def test_import_of_junk_reports_each_file_and_sends_nothing(world: World, tmp_pa
     assert r.code == 1, r
     reasons = dict(line.split(": error — ", 1) for line in r.out.splitlines()[:-1])
     assert reasons == {
-        str(junk / "bad-seq.org"): "SEQUENCE must be an integer; got 'two'",
+        str(junk / "bad-seq.org"): "SEQUENCE must be an integer from -2147483647 to 2147483647 (digits, an "
+                                   "optional sign; the hub numbers turns 1, 2, 3… itself); got 'two'",
         str(junk / "bad-sig.org"): "bad-sig.org.asc: signature must be one ASCII-armored detached OpenPGP "
                                    "signature (-----BEGIN PGP SIGNATURE----- … -----END PGP SIGNATURE-----, at most "
                                    "16384 bytes), as `gpg --detach-sign --armor` writes",

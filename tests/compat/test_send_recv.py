@@ -324,3 +324,18 @@ def test_a_file_opening_with_a_byte_order_mark_is_read_whole(world: World, keys:
         assert r.code == 0 and fields(r)["decision"] == "process" and fields(r)["message_type"] == kind, r
     titles = [t["title"] for t in homelab.coord("conv", "show", world.conv, "--json").json()["turns"]]
     assert titles == ["Prep fix-up", "Second"]
+
+
+def test_a_negative_sequence_is_sent_as_the_seed_sent_it(world: World, tmp_path: Path) -> None:
+    """Review (seed-004 user run): ``#+SEQUENCE: -3`` was refused (exit 4, "must be an integer"); the seed's
+    int() took it. The hub numbers the turn and keeps -3 as the stated sequence; the receiver processes it."""
+    career, homelab = world.career, world.homelab
+    sent = career.drop("send", homelab.address, str(write(tmp_path / "m.org", world.org(sequence=-3))), "--no-sign")
+    assert sent.code == 0 and "the hub numbered this turn 1 (the file said -3)" in sent.err, sent
+    [turn] = homelab.coord("conv", "show", world.conv, "--json").json()["turns"]
+    assert (turn["sequence"], turn["stated_sequence"]) == (1, -3)
+    [got] = sync(world)
+    r = homelab.drop("recv", "--no-verify", str(got))
+    assert r.code == 0 and fields(r)["sequence"] == "1", r
+    big = career.drop("send", homelab.address, str(write(tmp_path / "b.org", world.org(sequence=2**31))), "--no-sign")
+    assert big.code == 4 and big.err.startswith("SEQUENCE must be an integer from -2147483647 to 2147483647"), big

@@ -54,6 +54,7 @@ MAX_CONTENT_BYTES = 256 * 1024   # one turn's org text; a conversation turn is p
 MAX_SIGNATURE_BYTES = 16 * 1024  # an armored detached signature is well under 2 KiB
 MAX_TITLE = 200
 MAX_TOOLS = 32
+MAX_SEQUENCE = 2**31 - 1         # a stated #+SEQUENCE, either sign (stored as a 32-bit INTEGER)
 MAX_KEYS = 64                    # frontmatter lines; the seed's files carry about eight
 CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # The one-segment routes beside /api/coord/conversations/{id}: a conversation of such a name could never be read
@@ -197,8 +198,11 @@ def build(keys: dict[str, str], body: str) -> Turn:
     sequence = None
     if "SEQUENCE" in keys:
         raw = keys["SEQUENCE"]
-        if not re.fullmatch(r"[0-9]{1,18}", raw):
-            raise Invalid(f"SEQUENCE must be an integer; got {raw!r}", field="SEQUENCE")
+        # the seed read it with int(): a sign is allowed, -3 too (the hub numbers turns itself, so a stated number
+        # is advisory); bounded by the stored column (a 32-bit INTEGER in PostgreSQL)
+        if not re.fullmatch(r"[+-]?[0-9]{1,10}", raw) or abs(int(raw)) > MAX_SEQUENCE:
+            raise Invalid(f"SEQUENCE must be an integer from {-MAX_SEQUENCE} to {MAX_SEQUENCE} (digits, an optional "
+                          f"sign; the hub numbers turns 1, 2, 3… itself); got {raw[:40]!r}", field="SEQUENCE")
         sequence = int(raw)
     parse_timestamp(keys.get("TIMESTAMP", ""))
     title = keys.get("TITLE", "")
