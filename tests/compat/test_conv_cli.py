@@ -56,6 +56,7 @@ def test_send_usage_and_refusals_have_the_documented_exit_codes(world: World, tm
     assert (ok["sequence"], ok["stated_sequence"]) == (1, 9) and "#+SEQUENCE: 1\n" in ok["content"]
     again = career.coord("conv", "send", to, str(msg))
     assert again.code == 0 and again.out.startswith("identical retry: already delivered as turn")
+    assert world.homelab.coord("conv", "tools", "set", "git").code == 0  # the hub checks declared tools only
     needs = career.coord("conv", "send", to, "--conversation", conv, "--type", "request", "--body", "b",
                          "--requires-tools", "jq,rg", "--json")
     assert needs.code == 1 and needs.json()["error"]["code"] == "query", needs

@@ -83,6 +83,17 @@ def test_discover_lists_this_machine_and_its_peers_with_presence(world: World, t
     line = homelab.drop("discover", "--peer", quiet.machine).out.splitlines()[-1]
     assert line.endswith("✗ UNREACHABLE (no session present (freshest: offline))")
 
+    # review (seed-004 user run): an unknown --peer said "(no other machines)"; exit 0 and no peer, as the seed
+    nosuch = homelab.drop("discover", "--peer", "nosuch")
+    assert nosuch.code == 0 and nosuch.out.splitlines()[-1].startswith("  (no peer named nosuch at the hub; peers: "), \
+        nosuch
+    assert career.machine in nosuch.out.splitlines()[-1] and quiet.machine in nosuch.out.splitlines()[-1]
+    own = homelab.drop("discover", "--peer", homelab.machine.upper())
+    assert own.out.splitlines()[-1] == f"  ({homelab.machine.upper()} is this machine: see Local)", own
+    as_json = homelab.drop("discover", "--peer", "nosuch", "--json")
+    assert as_json.code == 0 and json.loads(as_json.out)["peers"] == [], as_json
+    assert as_json.err.startswith("no peer named nosuch at the hub; peers: "), as_json
+
 
 def fake_notify(tmp_path: Path) -> tuple[dict[str, str], Path]:
     """A ``notify-send`` that records its arguments (one JSON list per line); the PATH that finds it first."""
@@ -148,3 +159,25 @@ def test_watch_logs_and_notifies_each_turn_for_this_machines_projects(world: Wor
         code, err = w.stop()
     assert code == 0 and "Traceback" not in err, err
     assert len(log.read_text().splitlines()) == 1
+
+
+def test_watch_exits_1_as_the_seed_did_for_a_glob_matching_nothing_and_an_unknown_flag(
+        world: World, tmp_path: Path) -> None:
+    """Review (seed-004 user run): ``--projects-glob '/nonexistent/*/'`` ran forever, watching nothing, where the
+    seed's script said "glob resolved 0 directories" and exited 1; an unknown flag exited 2 (argparse), the seed's
+    script 1. A glob naming a declared project's inbox folder not made yet is still watched."""
+    homelab = world.homelab
+    log = str(tmp_path / "watch.log")
+    r = homelab.drop("watch", "--log", log, "--no-notify", "--projects-glob", str(tmp_path / "nonexistent/*/"),
+                     timeout=60)
+    assert (r.code, r.err.strip()) == (1, f"cross-agent-watch: glob resolved 0 directories: "
+                                          f"{tmp_path / 'nonexistent/*/'}"), r
+    for args in (("--bogus",), ("extra",)):
+        r = homelab.drop("watch", "--log", log, *args, timeout=60)
+        assert (r.code, r.err.strip()) == (1, f"unknown flag: {args[0]}"), r
+    r = homelab.drop("watch", "--projects-glob", timeout=60)
+    assert r.code == 1 and "expected one argument" in r.err, r
+    assert not homelab.inbox.exists()  # no sync ran: the folder is not there, the project is declared
+    w = Watch(homelab, ["--log", log, "--no-notify", "--projects-glob", "~/projects/*/inbox/from-agents/"], {})
+    code, err = w.stop()
+    assert code == 0 and "Traceback" not in err, err

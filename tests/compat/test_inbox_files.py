@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,6 +58,7 @@ def test_sync_writes_seed_files_a_seed_receiver_accepts_and_a_second_sync_writes
                                   "request", "--body", "unsigned", "--json").json()
     first = homelab.coord("conv", "sync")
     assert first.code == 0 and first.out.strip() == "4 turns written", first
+    assert "turns written" not in first.err, first  # review (seed-004 user run): said on stderr too
     inbox = homelab.inbox
     assert sorted(p.name for p in inbox.glob("*.org")) == sorted([*names, unsigned["file_name"]])
     assert sorted(p.name for p in inbox.glob("*.asc")) == sorted(n + ".asc" for n in names)
@@ -134,7 +136,8 @@ def test_sync_follow_writes_turns_as_they_arrive(world: World) -> None:
                 t = world.career.coord("conv", "send", homelab.address, "--conversation", world.conv, "--type",
                                        "progress", "--body", f"step {i}", "--json").json()
                 deadline = time.monotonic() + 60
-                while not ((homelab.inbox / t["file_name"]).exists() and f"{i} turns written\n" in lines):
+                said = f"{i} turn{'s' if i > 1 else ''} written\n"
+                while not ((homelab.inbox / t["file_name"]).exists() and said in lines):
                     assert proc.poll() is None, (lines, stderr.read())
                     assert time.monotonic() < deadline, f"sync --follow did not write turn {i}: {lines}"
                     time.sleep(0.1)
@@ -144,7 +147,7 @@ def test_sync_follow_writes_turns_as_they_arrive(world: World) -> None:
             reader.join(timeout=30)
         err = stderr.read()
     assert "Traceback" not in err, err
-    assert lines == ["1 turns written\n", "2 turns written\n"]
+    assert lines == ["1 turn written\n", "2 turns written\n"]  # review: it said "1 turns"
 
 
 def seed_inbox(agent: Agent, key: GpgKey, conv: str) -> Path:
@@ -200,7 +203,8 @@ def test_import_of_junk_reports_each_file_and_sends_nothing(world: World, tmp_pa
     assert r.code == 1, r
     reasons = dict(line.split(": error — ", 1) for line in r.out.splitlines()[:-1])
     assert reasons == {
-        str(junk / "bad-seq.org"): "SEQUENCE must be an integer; got 'two'",
+        str(junk / "bad-seq.org"): "SEQUENCE must be an integer from -2147483647 to 2147483647 (digits, an "
+                                   "optional sign; the hub numbers turns 1, 2, 3… itself); got 'two'",
         str(junk / "bad-sig.org"): "bad-sig.org.asc: signature must be one ASCII-armored detached OpenPGP "
                                    "signature (-----BEGIN PGP SIGNATURE----- … -----END PGP SIGNATURE-----, at most "
                                    "16384 bytes), as `gpg --detach-sign --armor` writes",
@@ -226,6 +230,11 @@ def test_import_destination_and_decisions(world: World, tmp_path: Path) -> None:
     by = {Path(f["file"]).name: f for f in out.json()["files"]}
     assert by["a.org"]["decision"] == "process" and by["a.org"]["to"] == homelab.address  # the caller's own project
     assert by["v4.org"]["decision"] == "query" and "PROTOCOL_VERSION" in by["v4.org"]["reason"]
+    # review (seed-004 user run): a turn that took no sequence was "… #None → …"
+    plain = homelab.coord("conv", "import", str(write(tmp_path / "v4b" / "c.org", world.org(
+        conversation=conv + "-v4b", version="4"))))
+    assert plain.code == 0 and re.search(rf": query \(turn \d+: {re.escape(conv)}-v4b #- → "
+                                         rf"{re.escape(homelab.address)}\) — PROTOCOL_VERSION", plain.out), plain
     to = homelab.coord("conv", "import", str(write(tmp_path / "b.org", world.org(body="b\n"))), "--to",
                        world.career.address, "--json").json()
     assert to["files"][0]["to"] == world.career.address and to["files"][0]["decision"] == "process"

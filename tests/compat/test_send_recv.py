@@ -103,6 +103,7 @@ def test_send_refuses_what_the_seed_refused_with_its_exit_codes(world: World, tm
 
     v4 = career.drop("send", to, str(write(tmp_path / "v4.org", world.org(version="4"))), "--no-sign")
     assert v4.code == 1 and "query" in v4.err and "PROTOCOL_VERSION mismatch: expected 5, got 4" in v4.err
+    assert world.homelab.coord("conv", "tools", "set", "rg").code == 0  # the hub checks declared tools only
     tools = career.drop("send", to, str(write(tmp_path / "t.org", world.org(tools="jq"))), "--no-sign")
     assert tools.code == 1 and "required tools unavailable: jq" in tools.err
 
@@ -263,3 +264,78 @@ def test_a_negative_retries_is_a_usage_error_not_a_traceback(world: World, tmp_p
         assert p.stderr.splitlines()[-1] == ("cross-agent-send: error: argument --retries: must be a whole number "
                                              "0 or more; got '-1'"), p
     assert world.homelab.coord("conv", "list", "--json").json() == []
+
+
+def test_required_tools_nobody_declared_are_delivered_for_the_receiver_to_decide(
+        world: World, tmp_path: Path) -> None:
+    """Review (seed-004 user run): ``#+REQUIRES_TOOLS: git`` to an address whose machine has git but whose
+    session never ran ``coord conv tools set`` was refused at send ("query: required tools unavailable: git",
+    exit 1), and ``coord conv import`` dropped such turns the same way. Seed 004 delivered the file and its
+    receiver decided: ``cross-agent-recv`` answers ``process`` when the tool is installed, ``query`` (exit 2)
+    when it is not. The hub now decides only against tools a session at the destination declared."""
+    career, homelab = world.career, world.homelab
+    bin_dir = tmp_path / "bin"  # a tool installed on the receiving machine only
+    write(bin_dir / "seed-tool-x", "#!/bin/sh\n").chmod(0o755)
+    has = {"PATH": f"{bin_dir}{os.pathsep}{homelab.env.get('PATH', os.defpath)}"}
+    for name, tools in (("present.org", "seed-tool-x"), ("absent.org", "no-such-tool-x")):
+        msg = write(tmp_path / name, world.org(conversation=f"{world.conv}-{name[:-4]}", tools=tools))
+        sent = career.drop("send", homelab.address, str(msg), "--no-sign")
+        assert sent.code == 0 and sent.out.startswith(f"sent: {homelab.address}/"), sent
+    got = {p.read_text().split("#+CONVERSATION_ID: ")[1].split("\n")[0]: p for p in sync(world)}
+    present = homelab.drop("recv", "--no-verify", str(got[f"{world.conv}-present"]), env=has)
+    assert (present.code, fields(present)["decision"]) == (0, "process"), present
+    absent = homelab.drop("recv", "--no-verify", str(got[f"{world.conv}-absent"]), env=has)
+    assert (absent.code, fields(absent)["reason"]) == (2, "required tools unavailable: no-such-tool-x"), absent
+
+    # import: the importer's own address declared no tools either
+    history = tmp_path / "history"
+    write(history / "old.org", world.org(conversation=f"{world.conv}-old", tools="git"))
+    imported = homelab.coord("conv", "import", str(history), "--json")
+    assert imported.code == 0 and imported.json()["files"][0]["decision"] == "process", imported
+
+    # once the destination declares its tools, the hub checks against them (coordhub's tools feature)
+    assert homelab.coord("conv", "tools", "set", "rg").code == 0
+    refused = career.drop("send", homelab.address, str(write(tmp_path / "d.org", world.org(
+        conversation=f"{world.conv}-declared", tools="rg, git"))), "--no-sign")
+    assert refused.code == 1 and "required tools unavailable: git" in refused.err, refused
+
+
+def test_a_file_opening_with_a_byte_order_mark_is_read_whole(world: World, keys: dict[str, GpgKey],
+                                                              tmp_path: Path) -> None:
+    """Review (seed-004 user run): a file saved with a UTF-8 byte-order mark (some Windows editors write one) was
+    refused for missing fields; seed 004's parser lost its first line (TITLE). The mark is skipped: the file is
+    sent, kept as written when signed, and processed by the receiver, TITLE included."""
+    career, homelab = world.career, world.homelab
+    assert career.coord("conv", "keys", "add", "--gpg", keys["career"].fingerprint).code == 0
+    bom = "\ufeff"
+    signed = write(tmp_path / "signed.org", bom + world.org(sequence=1))
+    unsigned = write(tmp_path / "unsigned.org", bom + world.org(kind="progress", body="b\n", title="Second"))
+    for msg, flags in ((signed, ()), (unsigned, ("--no-sign",))):
+        sent = career.drop("send", homelab.address, str(msg), *flags)
+        assert sent.code == 0, sent
+    plain = career.coord("conv", "send", homelab.address, str(write(tmp_path / "plain.org", bom + world.org(
+        conversation=world.conv + "-plain", title="Third"))), "--json")
+    assert plain.code == 0 and plain.json()["title"] == "Third", plain
+    first, second = [p for p in sync(world) if "-plain-" not in p.name]
+    assert first.read_bytes().startswith(bom.encode("utf-8") + b"#+TITLE: Prep fix-up\n")  # signed: byte for byte
+    assert "#+SEQUENCE: 2\n" in second.read_text(encoding="utf-8")
+    for got, kind in ((first, "request"), (second, "progress")):
+        r = homelab.drop("recv", *(() if got == first else ("--no-verify",)), str(got))
+        assert r.code == 0 and fields(r)["decision"] == "process" and fields(r)["message_type"] == kind, r
+    titles = [t["title"] for t in homelab.coord("conv", "show", world.conv, "--json").json()["turns"]]
+    assert titles == ["Prep fix-up", "Second"]
+
+
+def test_a_negative_sequence_is_sent_as_the_seed_sent_it(world: World, tmp_path: Path) -> None:
+    """Review (seed-004 user run): ``#+SEQUENCE: -3`` was refused (exit 4, "must be an integer"); the seed's
+    int() took it. The hub numbers the turn and keeps -3 as the stated sequence; the receiver processes it."""
+    career, homelab = world.career, world.homelab
+    sent = career.drop("send", homelab.address, str(write(tmp_path / "m.org", world.org(sequence=-3))), "--no-sign")
+    assert sent.code == 0 and "the hub numbered this turn 1 (the file said -3)" in sent.err, sent
+    [turn] = homelab.coord("conv", "show", world.conv, "--json").json()["turns"]
+    assert (turn["sequence"], turn["stated_sequence"]) == (1, -3)
+    [got] = sync(world)
+    r = homelab.drop("recv", "--no-verify", str(got))
+    assert r.code == 0 and fields(r)["sequence"] == "1", r
+    big = career.drop("send", homelab.address, str(write(tmp_path / "b.org", world.org(sequence=2**31))), "--no-sign")
+    assert big.code == 4 and big.err.startswith("SEQUENCE must be an integer from -2147483647 to 2147483647"), big

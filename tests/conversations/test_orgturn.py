@@ -40,7 +40,8 @@ def test_lines_before_the_frontmatter_are_skipped_as_seed_004_does() -> None:
 @pytest.mark.parametrize(("text", "field"), [
     (org().replace("#+TITLE: Prep fix-up\n", ""), "content"),
     (org(kind="REQUEST"), "MESSAGE_TYPE"),
-    (org().replace("#+SEQUENCE: 1", "#+SEQUENCE: -1"), "SEQUENCE"),
+    (org().replace("#+SEQUENCE: 1", "#+SEQUENCE: --1"), "SEQUENCE"),
+    (org().replace("#+SEQUENCE: 1", "#+SEQUENCE: 2147483648"), "SEQUENCE"),  # over the stored column's bound
     (org().replace("#+SEQUENCE: 1", "#+SEQUENCE: 1.5"), "SEQUENCE"),
     (org(timestamp="2026-04-27T04:11:42"), "TIMESTAMP"),  # no offset: ambiguous
     (org(timestamp="0001-01-01T00:00:00+01:00"), "TIMESTAMP"),  # before year 1 in UTC (review: a 500)
@@ -117,3 +118,23 @@ def test_a_conversation_may_not_take_the_name_of_a_hub_route(name: str) -> None:
         orgturn.parse(org(conversation=name))
     assert err.value.details.get("field") == "CONVERSATION_ID" and "hub route" in str(err.value)
     assert orgturn.parse(org(conversation=name + "-1")).conversation_id == name + "-1"
+
+
+def test_a_leading_byte_order_mark_is_skipped_and_kept() -> None:
+    """Review (seed-004 user run): ``\\ufeff#+TITLE: …`` was no keyword line, so TITLE was missing."""
+    text = "\ufeff" + org(sequence=7)
+    t = orgturn.parse(text)
+    assert (t.title, t.sequence) == ("Prep fix-up", 7) and t.sha256() == orgturn.parse(org(sequence=7)).sha256()
+    renumbered = orgturn.with_key(text, "TITLE", "New")
+    assert renumbered.startswith("\ufeff#+TITLE: New\n") and orgturn.parse(renumbered).title == "New"
+    assert "\ufeff" not in orgturn.parse("\ufeff" + org(sequence=1)).body
+
+
+def test_a_signed_sequence_is_read_as_the_seed_read_it() -> None:
+    """Review (seed-004 user run): ``#+SEQUENCE: -3`` was refused as "must be an integer", which it is; the seed
+    read it with int(). The refusal of what is not says what is allowed."""
+    assert [orgturn.parse(org(sequence=s)).sequence for s in ("-3", "+3", "0", "2147483647")] == [-3, 3, 0, 2**31 - 1]
+    with pytest.raises(Invalid) as e:
+        orgturn.parse(org(sequence="seven"))
+    assert e.value.message == ("SEQUENCE must be an integer from -2147483647 to 2147483647 (digits, an optional "
+                               "sign; the hub numbers turns 1, 2, 3… itself); got 'seven'")

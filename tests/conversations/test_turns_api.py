@@ -117,6 +117,18 @@ def test_required_tools_must_be_declared_by_the_destination(api: Api) -> None:
     assert ok["decision"] == "process" and ok["requires_tools"] == ["rg"]
 
 
+def test_required_tools_of_a_destination_that_declared_none_are_left_to_its_receiver(api: Api) -> None:
+    """Review (seed-004 user run): the hub cannot know what an undeclared machine has installed; seed 004
+    delivered the file and its receiver decided, so the turn is accepted. An empty declaration is one."""
+    career = agent(api, "ratio/career", "ratio", "career")
+    homelab = agent(api, "velox/homelab", "velox", "homelab")
+    t = send(api, career, "velox.homelab", org(tools="git")).json()
+    assert (t["decision"], t["sequence"], t["requires_tools"]) == ("process", 1, ["git"])
+    assert api.put(f"{URL}/profile", json={"tools": []}, headers=homelab).status_code == 200
+    t = send(api, career, "velox.homelab", org(conversation="other", tools="git")).json()
+    assert (t["decision"], t["reason"]) == ("query", "required tools unavailable: git")
+
+
 def test_identical_retry_is_deduplicated_even_renumbered(api: Api, pair: Any) -> None:
     career, homelab = pair
     first = send(api, career, "velox.homelab", org(sequence=1))

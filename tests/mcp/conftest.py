@@ -70,10 +70,13 @@ class McpHub:
             self.tokens[session] = made["token"]
         return self.tokens[session]
 
-    async def declare(self, session: str, machine: str, project: str) -> None:
-        """Declare ``session``'s conversation address (what the CLI and hooks do from the git root)."""
-        await self.rest("PUT", "/api/coord/conversations/profile", await self.token(session),
-                        json={"machine": machine, "project": project})
+    async def declare(self, session: str, machine: str, project: str, tools: list[str] | None = None) -> None:
+        """Declare ``session``'s conversation address (what the CLI and hooks do from the git root), and its
+        tools when given (``coord conv tools set``)."""
+        body: dict[str, Any] = {"machine": machine, "project": project}
+        if tools is not None:
+            body["tools"] = tools
+        await self.rest("PUT", "/api/coord/conversations/profile", await self.token(session), json=body)
 
     @asynccontextmanager
     async def client(self, session: str | None, mode: str = "legacy", tools: str | None = None,

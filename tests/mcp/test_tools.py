@@ -192,7 +192,7 @@ async def test_conversation_turns_through_mcp(mcp_hub: McpHub, mode: str) -> Non
     """Issue 9 point 5: send, inbox, show and release a seed-004 conversation with the default tools."""
     async with mcp_hub.client(A, mode) as a, mcp_hub.client(B, mode) as b:
         await mcp_hub.declare(A, "host-a", "career")
-        await mcp_hub.declare(B, "host-b", "homelab")
+        await mcp_hub.declare(B, "host-b", "homelab", tools=["rg"])  # the hub checks declared tools only
         sent = ok(await a.call_tool("conv_send", {"to": "host-b.homelab", "conversation_id": "prep-fixup",
                                                   "type": "request", "body": "fix prep", "title": "Prep"}))
         assert (sent["decision"], sent["sequence"], sent["author"]) == ("process", 1, A)

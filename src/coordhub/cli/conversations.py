@@ -82,9 +82,19 @@ def _refusal(turn: dict[str, Any]) -> None:
              EXIT_REFUSED, {"error": {"code": turn["decision"], "message": turn.get("reason"), "turn": turn}})
 
 
+def seq_text(sequence: Any) -> str:
+    """A turn's sequence as shown: ``#3``, or ``#-`` for a turn that took none (``query``, ``reject``)."""
+    return f"#{sequence}" if sequence is not None else "#-"
+
+
+def written_text(written: int) -> str:
+    """``1 turn written``, ``N turns written``: what ``coord conv sync`` says it wrote."""
+    return f"{written} turn{'' if written == 1 else 's'} written"
+
+
 def turn_line(t: dict[str, Any]) -> str:
     """One turn in a line: id, conversation #sequence, type, from → to, decision when not process, title."""
-    seq = f"#{t['sequence']}" if t.get("sequence") is not None else "#-"
+    seq = seq_text(t.get("sequence"))
     decision = "" if t.get("decision") in (None, "process") else f" [{t['decision']}: {t.get('reason')}]"
     return one_line(f"{t['id']}  {t['conversation_id']} {seq}  {t['type']:<8} {t['from']} → {t['to']}  "
                     f"{t.get('title') or ''}{decision}")
@@ -273,7 +283,10 @@ def profile(ctx: typer.Context,
 def tools_set(ctx: typer.Context,
               names: list[str] = typer.Argument(None, help="Tool names (none: declare no tools).", show_default=False),
               as_json: bool = JSON_OPT) -> None:
-    """Declare the tools you have (replacing the list); REQUIRES_TOOLS is checked against them at send time."""
+    """Declare the tools you have (replacing the list); REQUIRES_TOOLS is checked against them at send time.
+
+    Until a session at an address declares, the hub checks no REQUIRES_TOOLS there: cross-agent-recv decides.
+    """
     def go(c: CoordClient) -> Any:
         machine, project = me(c)
         return c.set_profile(machine=machine, project=project, tools=list(dict.fromkeys(names or [])))
@@ -387,9 +400,10 @@ def sync(
             after = 0 if from_start else orgsync.load_cursor(path)
 
             def progress(t: orgsync.Tally) -> None:
-                if follow or not as_json:
-                    typer.echo(f"{t.written} turns written" + (f" ({t.present} already there)" if t.present else ""),
-                               err=not follow)
+                # following, each page is said as it is written; once, the summary below says it (it was said
+                # twice in a terminal, on stderr and stdout: review, seed-004 user run)
+                if follow:
+                    typer.echo(written_text(t.written) + (f" ({t.present} already there)" if t.present else ""))
 
             syncer = orgsync.Syncer(lambda a, n: c.turns(machine, a, n), machine, inboxes, path, c.settings.url,
                                     after, progress)
@@ -403,7 +417,7 @@ def sync(
         except OSError as err:
             fail(f"cannot write the inbox: {err}", EXIT_REFUSED)
     show(tally.as_json(), as_json, lambda t: console.print(
-        f"{t['written']} turns written" + (f", {t['present']} already there" if t["present"] else "") +
+        written_text(t["written"]) + (f", {t['present']} already there" if t["present"] else "") +
         (f", {t['renamed']} under another name (the usual one held a different file)" if t["renamed"] else "")))
 
 
@@ -470,7 +484,7 @@ def import_(
         print_json({"files": [o.as_json() for o in outcomes], "counts": counts})
     else:
         for o in outcomes:
-            where = f" (turn {o.turn_id}: {o.conversation_id} #{o.sequence} → {o.to})" if o.turn_id else ""
+            where = f" (turn {o.turn_id}: {o.conversation_id} {seq_text(o.sequence)} → {o.to})" if o.turn_id else ""
             console.print(one_line(f"{o.file}: {o.decision}{where}" + (f" — {o.reason}" if o.reason else "")))
         console.print(f"{len(outcomes)} file(s): " + ", ".join(f"{n} {d}" for d, n in counts.items() if n))
     if counts["error"]:

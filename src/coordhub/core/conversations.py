@@ -12,7 +12,7 @@ frontmatter missing or malformed, unknown type         refused (422, nothing rec
 ``PROTOCOL_VERSION`` other than :data:`~coordhub.core.orgturn.PROTOCOL_VERSION`   ``query``
 a signature that does not verify against the author's registered keys   ``reject``
 an identical retry (same conversation, author, content hash, destination)   ``dedup`` (the first turn's answer)
-``REQUIRES_TOOLS`` the destination has not declared    ``query``
+``REQUIRES_TOOLS`` the destination has not declared    ``query`` (only when it declared its tools)
 otherwise                                              ``process``
 ====================================================  ===========
 
@@ -117,11 +117,13 @@ def _decide(tx: Tx, d: Draft, author: str, verdict: Verdict | None, to: tuple[st
         if own is not None:
             rows = [r for r in rows if r["session_id"] != author]
             rows += [own] if (own.get("machine"), own.get("project")) == to else []
-        declared: set[str] = set()
-        for row in rows:
-            declared.update(addressing.tools_of(row))
+        # Only a declaration says what a machine lacks: where no session declared its tools (`coord conv tools
+        # set`) the hub cannot tell, and the turn is delivered for the receiver's `cross-agent-recv` to decide, as
+        # seed 004's receiver did (review, seed-004 user run: git installed but never declared was refused at send).
+        lists = [addressing.tools_of(row) for row in rows if row.get("tools") is not None]
+        declared = {t for tools in lists for t in tools}
         missing = [t for t in turn.requires_tools if t not in declared]
-        if missing:
+        if lists and missing:
             return QUERY, f"required tools unavailable: {', '.join(missing)}"
     return PROCESS, None
 

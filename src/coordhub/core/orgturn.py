@@ -25,7 +25,10 @@ seed's receiver let a later key of the same name win;
 :func:`parse` refuses a key written twice instead (the hub renumbered the
 first ``#+SEQUENCE`` of such a file while every reader took the last, so one
 file said two things, review); honest files, which the seed's tools write
-with each key once, are unaffected.
+with each key once, are unaffected. A leading UTF-8 byte-order mark (some
+editors write one) is skipped: the seed's parser lost the first line to it
+(``\ufeff#+TITLE:`` is no keyword line), so such a file was refused for a
+missing ``TITLE`` (review, seed-004 user run). It stays in the stored text.
 
 The **canonical form** of a turn (what its ``content_sha256`` covers, and so
 what an identical retry is recognised by) is the frontmatter without
@@ -51,6 +54,7 @@ MAX_CONTENT_BYTES = 256 * 1024   # one turn's org text; a conversation turn is p
 MAX_SIGNATURE_BYTES = 16 * 1024  # an armored detached signature is well under 2 KiB
 MAX_TITLE = 200
 MAX_TOOLS = 32
+MAX_SEQUENCE = 2**31 - 1         # a stated #+SEQUENCE, either sign (stored as a 32-bit INTEGER)
 MAX_KEYS = 64                    # frontmatter lines; the seed's files carry about eight
 CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # The one-segment routes beside /api/coord/conversations/{id}: a conversation of such a name could never be read
@@ -58,6 +62,7 @@ CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 RESERVED_IDS = frozenset({"addresses", "inbox", "keys", "profile", "status", "turns"})
 TOOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+@/-]{0,63}")
 _KEY_LINE = re.compile(r"#\+([A-Z_]+):[ \t]*(.*)")
+BOM = "\ufeff"  # a UTF-8 byte-order mark, skipped before the first line (see the module docstring)
 _SIGNATURE = ("-----BEGIN PGP SIGNATURE-----", "-----END PGP SIGNATURE-----")
 
 
@@ -126,7 +131,7 @@ def split(text: str, *, unique: bool = False) -> tuple[dict[str, str], str]:
     written twice (422 naming it; ``repeated``).
     """
     keys: dict[str, str] = {}
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = text.removeprefix(BOM).replace("\r\n", "\n").replace("\r", "\n").split("\n")
     i = 0
     while i < len(lines):
         raw = lines[i]
@@ -193,8 +198,11 @@ def build(keys: dict[str, str], body: str) -> Turn:
     sequence = None
     if "SEQUENCE" in keys:
         raw = keys["SEQUENCE"]
-        if not re.fullmatch(r"[0-9]{1,18}", raw):
-            raise Invalid(f"SEQUENCE must be an integer; got {raw!r}", field="SEQUENCE")
+        # the seed read it with int(): a sign is allowed, -3 too (the hub numbers turns itself, so a stated number
+        # is advisory); bounded by the stored column (a 32-bit INTEGER in PostgreSQL)
+        if not re.fullmatch(r"[+-]?[0-9]{1,10}", raw) or abs(int(raw)) > MAX_SEQUENCE:
+            raise Invalid(f"SEQUENCE must be an integer from {-MAX_SEQUENCE} to {MAX_SEQUENCE} (digits, an optional "
+                          f"sign; the hub numbers turns 1, 2, 3… itself); got {raw[:40]!r}", field="SEQUENCE")
         sequence = int(raw)
     parse_timestamp(keys.get("TIMESTAMP", ""))
     title = keys.get("TITLE", "")
@@ -283,8 +291,11 @@ def with_key(text: str, key: str, value: str) -> str:
     """``text`` with frontmatter ``key`` set to ``value`` (replaced in place, else appended to the frontmatter).
 
     Only the keyword line changes, so a sender can renumber ``SEQUENCE``
-    before signing without touching anything else it wrote.
+    before signing without touching anything else it wrote. A leading
+    byte-order mark is kept (and not taken for part of the first line).
     """
+    if text.startswith(BOM):
+        return BOM + with_key(text.removeprefix(BOM), key, value)
     lines = text.split("\n")
     last = -1
     for i, line in enumerate(lines):

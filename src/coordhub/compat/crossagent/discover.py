@@ -10,6 +10,11 @@ is still a valid destination. ``--enumerate-remote`` adds each peer's projects
 (and sessions) to the table; the JSON always carries them. ``--no-cache`` is
 accepted and changes nothing: the hub answers in milliseconds, so nothing is
 cached. A halt is shown as a banner; discover is read-only and always runs.
+
+``--peer`` naming no other machine at the hub lists no peer and exits 0, as
+the seed did for a name not in ``peers.toml``, but says why (it said "no other
+machines", as if the hub knew none): ``(no peer named X at the hub; peers:
+…)``, or that X is this machine; with ``--json`` on stderr.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import json
 import sys
 from typing import Any
 
-from coordhub.compat.crossagent.common import Me, banner, connect, die, halt_or_unknown
+from coordhub.compat.crossagent.common import Me, banner, connect, die, err, halt_or_unknown
 
 PRESENT = ("active", "idle")
 FRESHNESS = ("active", "idle", "stale", "offline")
@@ -64,8 +69,16 @@ def peer(name: str, entry: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def render(payload: dict[str, Any], enumerate_remote: bool, url: str) -> list[str]:
-    """The seed's layout: ``Local (<machine>):`` with its projects, then one line per peer."""
+def no_such_peer(name: str, mine: str, known: list[str]) -> str:
+    """Why ``--peer name`` lists no peer: it is this machine ``mine``, or none of the ``known`` peer machines."""
+    if name.lower() == mine:
+        return f"{name} is this machine: see Local"
+    return f"no peer named {name} at the hub; peers: {', '.join(known) or '(none)'}"
+
+
+def render(payload: dict[str, Any], enumerate_remote: bool, url: str, unknown_peer: str | None = None) -> list[str]:
+    """The seed's layout: ``Local (<machine>):`` with its projects, then one line per peer; ``unknown_peer``: why
+    ``--peer`` matched none (:func:`no_such_peer`)."""
     local = payload["local"]
     lines = [f"Local ({payload['machine']}):"]
     if local:
@@ -75,7 +88,7 @@ def render(payload: dict[str, Any], enumerate_remote: bool, url: str) -> list[st
     lines.append("")
     lines.append(f"Peers (from the hub at {url}):")
     if not payload["peers"]:
-        lines.append("  (no other machines)")
+        lines.append(f"  ({unknown_peer or 'no other machines'})")
     for p in payload["peers"]:
         count = len(p.get("sessions", []))
         marker = "✓ reachable" if p["reachable"] else f"✗ UNREACHABLE ({p.get('error', 'unknown')})"
@@ -106,12 +119,15 @@ def main(argv: list[str] | None = None) -> int:
              if not args.peer or name == args.peer.lower()]
     payload = {"scanned_at": dt.datetime.now(dt.UTC).isoformat(), "halt_active": bool(found or unknown),
                "machine": mine, "local": local["projects"], "local_sessions": local["sessions"], "peers": peers}
+    missing = no_such_peer(args.peer, mine, list(grouped)) if args.peer and not peers else None
     for line in banner(found, unknown, clear_hint=False):
         print(line, file=sys.stderr if args.json else sys.stdout)
     if args.json:
+        if missing:
+            err(missing)
         print(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
-        print("\n".join(render(payload, args.enumerate_remote, url)))
+        print("\n".join(render(payload, args.enumerate_remote, url, missing)))
     return 0
 
 

@@ -11,25 +11,41 @@ desktop notification with ``notify-send`` where it exists (unless
 ``--no-notify``). During a halt over this machine or the project (or when
 the hub cannot say) the line ends ``\\t(suppressed by HALT)`` and nothing is
 notified. Projects declared after start-up are picked up at once.
+
+Exits 1, as the seed's script did, for an unknown flag or argument
+(``unknown flag: X``; argparse's 2 was not the seed's) and when
+``--projects-glob`` matches nothing at start-up: no existing folder and no
+inbox folder of a project of this machine's addresses at the hub (``glob
+resolved 0 directories: G``; it waited forever for turns it could never see).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import glob
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from coordhub.compat.crossagent.common import Me, connect, die, halt_or_unknown
 
 DEFAULT_LOG = "~/.local/state/cross-agent-comms/watch.log"  # the seed's, so existing log readers keep working
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 1, as the seed's bash script's did (argparse's own exit is 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        die(f"cross-agent-watch: {message}", 1)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cross-agent-watch",
+    p = _Parser(prog="cross-agent-watch",
                                 description="Log and notify new cross-agent messages for this machine's projects.")
     p.add_argument("--projects-glob", default=None, help="Only projects whose inbox folder matches this glob")
     p.add_argument("--log", default=DEFAULT_LOG, help=f"Log file (default: {DEFAULT_LOG}; /dev/null for none)")
@@ -95,9 +111,25 @@ class Watcher:
                 pass
 
 
+def resolves(pattern: str, watcher: Watcher) -> bool:
+    """Whether ``--projects-glob`` ``pattern`` matches an existing folder, or the inbox folder of a project at one of
+    this machine's addresses at the hub (whose folder ``coord conv sync`` has not made yet).
+
+    Raises what the client raises (``HubError``, ``Unreachable``)."""
+    if any(os.path.isdir(d) for d in glob.glob(os.path.expanduser(pattern))):
+        return True
+    from coordhub.compat.crossagent.status import glob_match
+
+    return any(a.get("machine") == watcher.me.machine and
+               glob_match(watcher.inboxes.path_for(str(a.get("project"))), pattern)
+               for a in watcher.me.client.addresses() if isinstance(a, dict))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point (runs until interrupted)."""
-    args = parser().parse_args(argv)
+    args, extra = parser().parse_known_args(argv)
+    if extra:  # the seed's words for anything it did not know, flag or not
+        die(f"unknown flag: {extra[0]}", 1)
     log = Path(args.log).expanduser()
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             watcher = Watcher(args, me, log)
             me.machine  # noqa: B018 - settle the address now (it may ask the hub), not at the first event
+            if args.projects_glob and not resolves(args.projects_glob, watcher):
+                die(f"cross-agent-watch: glob resolved 0 directories: {args.projects_glob}", 1)
         except ValueError as exc:
             die(str(exc), 1)
         except (HubError, Unreachable) as exc:
