@@ -11,6 +11,7 @@ from coordhub.clock import ManualClock
 from coordhub.core import assignments, coordinator, dispatch, leases
 from coordhub.core.identity import Actor
 from coordhub.server import SYSTEM
+from coordhub.store.tables.orchestrator import issue_lease_name, issue_lease_number
 from coordhub.store.tx import Tx
 from tests.conftest import Api
 from tests.orchestrator.conftest import BASE_CONFIG, Host, apply_config, config
@@ -31,7 +32,7 @@ def _held(orch: Api, first_issue: int, count: int, *, ttl_hours: float = 0) -> l
     def run(tx: Tx, now: float) -> list[str]:
         person, out = Actor("desk/claude-main"), []
         for n in range(first_issue, first_issue + count):
-            lease = {"project_key": "api", "resource": dispatch.issue_resource("api", n), "description": None,
+            lease = {"project_key": "api", "resource": issue_lease_name("api", n), "description": None,
                      "ttl_hours": ttl_hours, "now": now}
             if n % 2:
                 leases.claim(tx, person, **lease)
@@ -171,7 +172,7 @@ def test_an_issue_lease_holds_its_assignment_back_until_it_ends_whenever_it_was_
 
     def claim(issue: int, ttl_hours: float = 0, holder: Actor = person) -> str:
         def run(tx: Tx, now: float) -> str:
-            return str(leases.claim(tx, holder, project_key="api", resource=dispatch.issue_resource("api", issue),
+            return str(leases.claim(tx, holder, project_key="api", resource=issue_lease_name("api", issue),
                                     description=None, ttl_hours=ttl_hours, now=now)["id"])
         return str(orch.hub.mutate_sync(SYSTEM, run).body)
 
@@ -220,3 +221,15 @@ def test_a_host_serving_many_repos_is_dispatched_to(orch: Api, laptop: Host, bac
     [last] = _queued(orch, 1, 1, repo=names[-1])
     job = laptop.next()
     assert job is not None and job["id"] == last
+
+
+@pytest.mark.parametrize("repo", ["api", "org/web", "a#b"])
+def test_issue_lease_number_reads_back_the_name_dispatch_takes(repo: str) -> None:
+    """The marker's parse (store) and the dispatch's lease (core) share one spelling: what one writes the other
+    reads, and nothing else is read as an issue lease."""
+    assert issue_lease_number(repo, issue_lease_name(repo, 42)) == 42
+    assert issue_lease_number(repo, issue_lease_name(repo, 0)) == 0
+    for other in (f"issue:{repo}#042", f"issue:{repo}#-1", f"issue:{repo}#+1", f"issue:{repo}#", f"issue:{repo}#٣",
+                  f"issue:{repo}x#1", f"lease:{repo}#1"):
+        assert issue_lease_number(repo, other) is None, other
+    assert issue_lease_number("other", issue_lease_name(repo, 1)) is None

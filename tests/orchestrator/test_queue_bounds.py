@@ -11,6 +11,7 @@ from coordhub.clock import ManualClock
 from coordhub.core import assignments, dispatch, fleet, leasequeries, leases
 from coordhub.core.identity import Actor
 from coordhub.server import SYSTEM
+from coordhub.store.tables.orchestrator import issue_lease_name
 from coordhub.store.tx import Tx
 from tests.conftest import Api
 from tests.orchestrator.conftest import BASE_CONFIG, ORCH, Host, apply_config, assign, config, get
@@ -98,7 +99,7 @@ def _flood(orch: Api, first_issue: int, count: int, *, held_by: str | None = Non
         for n in range(first_issue, first_issue + count):
             row = assignments.create(tx, Actor("flood/claude-main"), now, machine=None, repo="api", issue=n)
             if held_by is not None:
-                leases.claim(tx, Actor(held_by), project_key="api", resource=dispatch.issue_resource("api", n),
+                leases.claim(tx, Actor(held_by), project_key="api", resource=issue_lease_name("api", n),
                              description=None, ttl_hours=2.0, now=now)
             if avoid is not None:
                 tx.assignments.set(row["id"], {"avoid_machine": avoid})
@@ -165,7 +166,7 @@ def test_the_issue_lease_rule_is_the_lease_model_s(orch: Api, user: dict[str, st
     def held(n: int) -> bool:
         def look(tx: Tx, now: float) -> bool:
             mine = assignments.worker_session("laptop", ids[n])
-            (others, _), _ = leasequeries.conflicts(tx, now, "api", dispatch.issue_resource("api", n), mine)
+            (others, _), _ = leasequeries.conflicts(tx, now, "api", issue_lease_name("api", n), mine)
             return bool(others)
         return bool(orch.hub.query_sync(look))
 

@@ -51,6 +51,7 @@ from coordhub.core.identity import Actor, fold, orchestrator_role
 from coordhub.errors import Conflict, Forbidden, Invalid, NotFound
 from coordhub.orchestrator.config import Config, model_for, next_model
 from coordhub.store.base import Row
+from coordhub.store.tables.orchestrator import WORKER_INFIX
 from coordhub.store.tx import Tx
 
 MAX_BRIEFING_BYTES = 65_536
@@ -146,7 +147,7 @@ def check_id(assignment_id: str) -> str:
 
 def worker_session(machine: str, assignment_id: str) -> str:
     """The hub session a worker acts as: ``<machine>/worker-<id>``."""
-    return f"{machine}/worker-{assignment_id}"
+    return f"{machine}{WORKER_INFIX}{assignment_id}"
 
 
 def host_session(machine: str) -> str:

@@ -37,6 +37,7 @@ from coordhub.core.scope import project_of
 from coordhub.errors import LeaseConflict
 from coordhub.orchestrator.config import Config
 from coordhub.store.base import Row
+from coordhub.store.tables.orchestrator import issue_lease_name
 from coordhub.store.tx import Tx
 
 
@@ -46,11 +47,6 @@ class Plan(NamedTuple):
     row: Row | None
     wake_at: float | None
     why: str
-
-
-def issue_resource(repo: str, issue: int) -> str:
-    """The lease a dispatch takes on an issue: ``issue:<repo>#<n>`` (project: the repo)."""
-    return f"issue:{repo}#{issue}"
 
 
 def plan(tx: Tx, config: Config, host: Row, now: float) -> Plan:
@@ -157,7 +153,7 @@ def _dispatch(tx: Tx, actor: Actor, config: Config, host: Row, row: Row, now: fl
     session = assignments.worker_session(machine, row["id"])
     window = hosts.stale_after(config)
     lease = leases.claim(tx, Actor(session), project_key=row["repo"],
-                         resource=issue_resource(row["repo"], row["issue"]),
+                         resource=issue_lease_name(row["repo"], row["issue"]),
                          description=f"assignment {row['id']} attempt {row['attempt'] + 1} on {machine}",
                          ttl_hours=2 * window / 3600.0, now=now)
     token = tokens.mint(tx, session, now, purpose=f"orchestrator worker of assignment {row['id']}")

@@ -53,7 +53,7 @@ LEASE_ENDS = frozenset(("lease.released", "lease.expired", "lease.revoked", f"le
 
 def wakes_next(row: Row) -> bool:
     """Whether the event ``row`` is an issue lease's end, which can make an assignment a host waits for runnable
-    (dispatch step 3, :func:`coordhub.core.dispatch.issue_resource`); ``next`` then looks again.
+    (dispatch step 3, :func:`coordhub.store.tables.orchestrator.issue_lease_name`); ``next`` then looks again.
 
     A file lease's end never can, and lease events come by the thousand a second under load: each waking every
     waiting host for a look was a wake storm. A grant or a renewal only holds work back. An event whose payload

@@ -8,6 +8,32 @@ from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
 
 ACTIVE = ("dispatched", "running")  # states that hold a worker slot
+#: the two spellings the store's SQL shares with the core, kept here once (the store cannot import the core):
+#: the lease a dispatch takes on issue ``<n>`` of ``<repo>`` is the NAME ``issue:<repo>#<n>`` of project ``<repo>``
+#: (:func:`issue_lease_name`), and assignment ``<id>``'s worker acts as ``<machine>/worker-<id>``
+ISSUE_LEASE_HEAD, ISSUE_LEASE_SEP = "issue:", "#"
+WORKER_INFIX = "/worker-"
+
+
+def issue_lease_name(repo: str, issue: int) -> str:
+    """The NAME of issue ``issue`` of ``repo``'s lease (project ``repo``): ``issue:<repo>#<issue>``."""
+    return f"{ISSUE_LEASE_HEAD}{repo}{ISSUE_LEASE_SEP}{issue}"
+
+
+def issue_lease_number(project: str, name: str) -> int | None:
+    """The issue number of NAME ``name`` of project ``project`` if it is that project's issue lease
+    (:func:`issue_lease_name`), spelled as SQL spells the integer column (decimal digits, no sign, no leading
+    zero: any other spelling matches no assignment row); None otherwise."""
+    head = f"{ISSUE_LEASE_HEAD}{project}{ISSUE_LEASE_SEP}"
+    number = name[len(head):] if name.startswith(head) else ""
+    return int(number) if number.isascii() and number.isdigit() and str(int(number)) == number else None
+
+
+def _issue_scope_sql(table: str) -> str:
+    """SQL for the scope of the issue lease of ``table``'s assignment row (:func:`issue_lease_name`)."""
+    return f"'{ISSUE_LEASE_HEAD}' || {table}.repo || '{ISSUE_LEASE_SEP}' || {table}.issue"
+
+
 # states of the one live assignment an issue may have (index assignments_live_issue), spelled as that index is
 LIVE_SQL = "('queued', 'dispatched', 'running', 'stuck', 'needs_input')"
 #: ``assignments.held_until`` of an issue lease that never expires (one past any time a lease can end)
@@ -16,8 +42,8 @@ HELD_FOREVER = 1e300
 # the same leases, and the same spelling of their scope, as first_runnable's probe; migration 0032 has its copy
 _HELD_UNTIL = ("(SELECT MAX(COALESCE(l.expires_at, ?)) FROM leases l WHERE l.project_key = assignments.repo "
                "AND l.state = 'active' AND l.kind = 'name' "
-               "AND l.scope = 'issue:' || assignments.repo || '#' || assignments.issue "
-               "AND l.session_id NOT LIKE '%/worker-' || assignments.id)")
+               f"AND l.scope = {_issue_scope_sql('assignments')} "
+               f"AND l.session_id NOT LIKE '%{WORKER_INFIX}' || assignments.id)")
 
 
 # repos per statement of first_runnable (three walks each) and next_not_before (two): SQLite refuses a compound
@@ -127,7 +153,7 @@ class Assignments(Table):
         capabilities, the caller's list of the other online hosts); never one
         whose issue lease another session holds: a live lease of the
         assignment's repo on the NAME ``issue:<repo>#<issue>``
-        (``coordhub.core.dispatch.issue_resource``), held by a session other
+        (:func:`issue_lease_name`), held by a session other
         than the attempt's worker ``<machine>/worker-<id>``
         (``coordhub.core.assignments.worker_session``). A NAME overlaps only
         the same NAME and is filed under its own text as its scope
@@ -154,8 +180,8 @@ class Assignments(Table):
         host, params = self._host_may_run(machine, capabilities)
         sql = (f"SELECT a.* FROM assignments a WHERE a.repo = ? AND a.state = 'queued' AND <walk> AND {host} "
                "AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.project_key = a.repo AND l.state = 'active' "
-               "AND l.scope = 'issue:' || a.repo || '#' || a.issue AND l.kind = 'name' "
-               "AND (l.expires_at IS NULL OR l.expires_at > ?) AND l.session_id <> ? || '/worker-' || a.id)")
+               f"AND l.scope = {_issue_scope_sql('a')} AND l.kind = 'name' "
+               f"AND (l.expires_at IS NULL OR l.expires_at > ?) AND l.session_id <> ? || '{WORKER_INFIX}' || a.id)")
         avoided, more = not_left_to(machine, elsewhere)
         sql += avoided
         # "+a.seq": sorted after the walk, so the walk is of the index from its start to now, never of the
@@ -231,12 +257,9 @@ class Assignments(Table):
         if it is an issue lease (a NAME ``issue:<project>#<n>``); nothing for any other lease."""
         if lease["kind"] != "name" or not isinstance(lease["scope"], str):
             return
-        head = f"issue:{lease['project_key']}#"
-        number = lease["scope"][len(head):] if lease["scope"].startswith(head) else ""
-        # the text SQL makes of the integer column: decimal digits, no sign, no leading zero (or any other row
-        # could never match it)
-        if number.isascii() and number.isdigit() and str(int(number)) == number:
-            self.refresh_held(lease["project_key"], int(number))
+        number = issue_lease_number(lease["project_key"], lease["scope"])
+        if number is not None:
+            self.refresh_held(lease["project_key"], number)
 
     def active(self, machine: str | None = None) -> list[Row]:
         """Assignments holding a worker slot (dispatched or running), optionally on one machine."""
