@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from coordhub.orchestrator import config as cfg
+from coordhub.core import orchestrator_config as cfg
 
 GOOD = """
 repos:

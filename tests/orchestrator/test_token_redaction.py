@@ -199,7 +199,7 @@ def test_a_marker_planted_in_a_stuck_reason_cannot_stand_for_a_later_post(orch: 
     planted there made the host's poster find "its" completion among its own comments and never post it (review
     of the orchestrator, fault r6). The hub makes HTML comments in such text inert; the poster matches a marker
     only where it ends a post (tests/orchestrator/merge/test_ghposter.py)."""
-    from coordhub.orchestrator.github import marker
+    from coordhub.core.ghtrail import marker
 
     a = assign(orch, user, issue=77, machine="laptop")
     job = laptop.next()

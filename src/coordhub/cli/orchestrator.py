@@ -302,7 +302,7 @@ config_app = typer.Typer(help="coordinator.yml: show it parsed (`coord config`),
 
 
 def _load(path: Path) -> Any:
-    from coordhub.orchestrator.config import ConfigError, load
+    from coordhub.core.orchestrator_config import ConfigError, load
 
     try:
         return load(path)

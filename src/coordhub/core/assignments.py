@@ -48,8 +48,8 @@ from coordhub.clock import isoformat
 from coordhub.core import coordinator, repodeps, tokens
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, fold, orchestrator_role
+from coordhub.core.orchestrator_config import Config, model_for, next_model
 from coordhub.errors import Conflict, Forbidden, Invalid, NotFound
-from coordhub.orchestrator.config import Config, model_for, next_model
 from coordhub.store.base import Row
 from coordhub.store.tables.orchestrator import WORKER_INFIX
 from coordhub.store.tx import Tx

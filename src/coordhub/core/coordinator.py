@@ -4,7 +4,7 @@ The hub holds one active configuration (``coord config apply``), versioned,
 so every host and the scheduler read the same one: a host learns of a new
 version from its heartbeat answer. The stored form is the parsed config as
 JSON with every default filled in; it is validated again on the way in by
-the same model the CLI uses (:mod:`coordhub.orchestrator.config`), and every
+the same model the CLI uses (:mod:`coordhub.core.orchestrator_config`), and every
 problem is answered with its key path.
 
 A rate-limit storm reported by a host pauses dispatch fleet-wide until its
@@ -20,8 +20,8 @@ from typing import Any
 from coordhub.clock import isoformat
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, require_admin
+from coordhub.core.orchestrator_config import Config, ConfigError, validate
 from coordhub.errors import Conflict, Invalid
-from coordhub.orchestrator.config import Config, ConfigError, validate
 from coordhub.store.tx import Tx
 
 MAX_PAUSE_SECONDS = 6 * 3600.0  # a reported reset time further out than this is capped (a bad clock, a bad value)

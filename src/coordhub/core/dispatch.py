@@ -33,9 +33,9 @@ from typing import Any, NamedTuple
 from coordhub.core import assignments, coordinator, hosts, leases, repodeps, tokens
 from coordhub.core.assignments import State
 from coordhub.core.identity import Actor
+from coordhub.core.orchestrator_config import Config
 from coordhub.core.scope import project_of
 from coordhub.errors import LeaseConflict
-from coordhub.orchestrator.config import Config
 from coordhub.store.base import Row
 from coordhub.store.tables.orchestrator import issue_lease_name
 from coordhub.store.tx import Tx

@@ -17,8 +17,8 @@ from typing import Any
 
 from coordhub.clock import isoformat
 from coordhub.core import assignments, coordinator, dispatch, hosts, mergedrive, stageruns
+from coordhub.core.orchestrator_config import Config
 from coordhub.errors import Invalid
-from coordhub.orchestrator.config import Config
 from coordhub.store.tx import Tx
 
 COST_DAYS = 30

@@ -30,10 +30,9 @@ from coordhub.clock import isoformat
 from coordhub.core import assignments, coordinator, hosts
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
+from coordhub.core.orchestrator_config import Config
 from coordhub.core.redaction import redact
 from coordhub.errors import Conflict, Invalid
-from coordhub.orchestrator.config import Config
-from coordhub.orchestrator.github import marker
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -42,12 +41,20 @@ EVENTS = {"assignment.dispatched": "briefing", "assignment.done": "completion", 
 SCAN = 2000  # events one pass reads
 CLAIM_AGAIN_SECONDS = 120.0  # a post claimed this long ago by a host that never reported is offered again
 MAX_TRIES = 5
+MARKER = "<!-- coord:post key={key} -->"
 
 
 class NotOnGitHub(Conflict):
     """The assignment's repo has no ``github:`` (409): its trail stays on the hub."""
 
     code = "not_on_github"
+
+
+def marker(key: str) -> str:
+    """The machine-readable marker an audit-trail post carries, and is found by (``<assignment>:<attempt>:<event>``).
+
+    The hub writes it at the post's end (:func:`add`); the host's poster finds a post it made before by it."""
+    return MARKER.format(key=key)
 
 
 def render(row: Row) -> dict[str, Any]:

@@ -25,11 +25,11 @@ from coordhub.clock import isoformat
 from coordhub.core import assignments, coordinator, halt, leases, presence
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, fold
+from coordhub.core.orchestrator_config import Config, Machine
 from coordhub.core.presence import StaleIncarnation
 from coordhub.core.redaction import redact
 from coordhub.core.scope import from_key, project_of
 from coordhub.errors import Conflict, Forbidden, Invalid, StaleFence
-from coordhub.orchestrator.config import Config, Machine
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 

@@ -64,9 +64,9 @@ from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.core.mergeentries import State, transition
 from coordhub.core.mergereports import refuse_moved
+from coordhub.core.orchestrator_config import MERGE_METHODS, Config
 from coordhub.core.scope import project_of
 from coordhub.errors import Conflict, Invalid
-from coordhub.orchestrator.config import MERGE_METHODS, Config
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 

@@ -18,9 +18,9 @@ from coordhub.core import assignments, coordinator, hosts, stages
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.core.mergeentries import State, render, transition
+from coordhub.core.orchestrator_config import Config, next_model
 from coordhub.core.redaction import redact, redact_opt
 from coordhub.errors import Conflict, Invalid
-from coordhub.orchestrator.config import Config, next_model
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 

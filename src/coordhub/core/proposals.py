@@ -34,8 +34,8 @@ from coordhub.clock import isoformat
 from coordhub.core import assignments, coordinator, repodeps
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
+from coordhub.core.orchestrator_config import Config
 from coordhub.errors import Conflict, Invalid, NotFound
-from coordhub.orchestrator.config import Config
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 

@@ -12,8 +12,8 @@ not yet in flight.
 
 from __future__ import annotations
 
+from coordhub.core.orchestrator_config import Config
 from coordhub.errors import Conflict
-from coordhub.orchestrator.config import Config
 from coordhub.store.tx import Tx
 
 ACTIVE_ASSIGNMENT = ("dispatched", "running")

@@ -5,7 +5,7 @@ A review is a fresh Claude session on the branch under review (the host's
 issue (number, title, the worker's briefing) and the checklist:
 ``reviews.checklist`` plus ``reviews.repo_overrides[<repo>]``; the host adds
 the diff against the base and the repo's CLAUDE.md, which live in the
-repository. The verdict's shape is :mod:`coordhub.orchestrator.verdict`'s,
+repository. The verdict's shape is :mod:`coordhub.core.verdict`'s,
 checked again here: the hub never trusts a host's reading of it.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordhub.orchestrator import verdict as review_verdict
-from coordhub.orchestrator.config import Config
+from coordhub.core import verdict as review_verdict
+from coordhub.core.orchestrator_config import Config
 from coordhub.store.base import Row
 
 READ_ONLY_TOOLS = ("Read", "Grep", "Glob", "Bash(git diff *)", "Bash(git log *)", "Bash(git show *)",
@@ -45,5 +45,5 @@ def payload(config: Config, row: Row) -> dict[str, Any]:
 
 
 def check_verdict(verdict: Any, summary: Any, findings: Any) -> dict[str, Any] | None:
-    """A host-reported verdict checked and bounded (:func:`coordhub.orchestrator.verdict.normalize`), or None."""
+    """A host-reported verdict checked and bounded (:func:`coordhub.core.verdict.normalize`), or None."""
     return review_verdict.normalize(verdict, summary, findings)

@@ -34,11 +34,11 @@ from coordhub.clock import isoformat
 from coordhub.core import assignments, coordinator, hosts, paths, reviews
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
+from coordhub.core.orchestrator_config import Config, Repo
 from coordhub.core.presence import StaleIncarnation
 from coordhub.core.redaction import redact, redact_opt
 from coordhub.core.scope import project_of
 from coordhub.errors import Conflict, NotFound
-from coordhub.orchestrator.config import Config, Repo
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 

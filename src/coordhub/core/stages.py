@@ -44,9 +44,9 @@ from coordhub.core import assignments, coordinator, messages, session_close, sta
 from coordhub.core.assignments import State
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
+from coordhub.core.orchestrator_config import Config, next_model
 from coordhub.core.stageruns import smoke_command
 from coordhub.errors import Invalid
-from coordhub.orchestrator.config import Config, next_model
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 

@@ -29,8 +29,8 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from coordhub.core import verdict as blocks
 from coordhub.orchestrator import environment
-from coordhub.orchestrator import verdict as blocks
 
 MAX_ISSUES = 100           # per repo, as seed 003's `gh issue list --limit 100`
 MAX_BODY_CHARS = 2000      # of each issue body in the prompt

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from coordhub.client import Unreachable
-from coordhub.orchestrator.github import GitHub, GitHubError, marker
+from coordhub.core.ghtrail import marker
+from coordhub.orchestrator.github import GitHub, GitHubError
 from coordhub.orchestrator.link import HubLink, Refused
 
 log = logging.getLogger("coordhub.agent.github")

@@ -27,14 +27,6 @@ _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "GH_TOKEN", "GITHUB_TOKEN", "GH_H
              "XDG_CONFIG_HOME", "FAKE_GH_STATE", "FAKE_GH_USER", "SSL_CERT_FILE", "HTTPS_PROXY", "NO_PROXY")
 
 
-MARKER = "<!-- coord:post key={key} -->"
-
-
-def marker(key: str) -> str:
-    """The machine-readable marker an audit-trail post carries, and is found by (``<assignment>:<attempt>:<event>``)."""
-    return MARKER.format(key=key)
-
-
 class GitHubError(Exception):
     """``gh`` failed: ``code`` is its exit code, ``message`` its stderr (first 500 characters)."""
 

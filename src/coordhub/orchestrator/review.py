@@ -15,7 +15,7 @@ nothing) and was told in prose what not to do. Here:
   anything not allowed is denied); no hub token in its environment;
 * the verdict is the JSON the CLI validated against ``--json-schema``
   (``structured_output``), else the final ```json block
-  (:mod:`coordhub.orchestrator.verdict`); none is an error, never an approval.
+  (:mod:`coordhub.core.verdict`); none is an error, never an approval.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coordhub.core import verdict as review_verdict
 from coordhub.orchestrator import smoke, worktree
-from coordhub.orchestrator import verdict as review_verdict
 
 MAX_DIFF_CHARS = 100_000
 MAX_CLAUDE_MD_CHARS = 20_000

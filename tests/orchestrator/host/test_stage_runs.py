@@ -7,8 +7,8 @@ import json
 import threading
 from pathlib import Path
 
+from coordhub.core.verdict import from_result, normalize
 from coordhub.orchestrator import review, smoke, worktree
-from coordhub.orchestrator.verdict import from_result, normalize
 from tests.orchestrator.host.conftest import Repo, run
 
 

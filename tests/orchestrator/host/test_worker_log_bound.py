@@ -208,7 +208,7 @@ def test_the_bounds_come_from_coordinator_yml(tmp_path: Path) -> None:
     """``workers.stdout_log_mib`` / ``stderr_log_mib`` (whole MiB, at least 1) set the host's bounds; a value the
     config refuses names its key path, and without them the defaults hold."""
     from coordhub.cli.agent import _host_config
-    from coordhub.orchestrator import config as cfg
+    from coordhub.core import orchestrator_config as cfg
 
     text = ("repos:\n  - name: app\nmachines:\n  - name: m1\n    repos: [app]\n"
             "workers:\n  stdout_log_mib: 2\n  stderr_log_mib: 1\n")

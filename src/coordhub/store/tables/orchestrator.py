@@ -443,7 +443,7 @@ def requires_within(capabilities: list[str], column: str = "a.requires") -> tupl
 
     ``requires`` holds the text ``json.dumps`` wrote of a list
     (``["a", "b"]``) of capability names, which have no quote, comma or
-    space (``coordhub.orchestrator.config``, checked at assign; hosts
+    space (``coordhub.core.orchestrator_config``, checked at assign; hosts
     register such names too). So it is a subset of ``capabilities``
     exactly when deleting each capability's JSON string, then the
     ``", "`` separators, leaves ``[]`` — said with ``REPLACE``, which
