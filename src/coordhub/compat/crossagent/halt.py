@@ -14,6 +14,10 @@ the halt stay paused (the hub answers their writes with 423 ``paused``) until
 each re-engages (``coord engage``), for the seed's two reasons (an
 intentional kill is not silently undone; the operator may inspect first).
 
+Halting again while halted gives the standing halt the new reason (the
+seed rewrote the HALT file), keeping when it fell; a halt this session may not
+lift (an admin's, or the fleet's) keeps its reason and is shown.
+
 Exit codes: 0 done (a halt already standing counts: its reason is shown), 1
 the hub refused or is unreachable. ``--tailnet`` without an admin token halts
 this machine and exits 1 with ``PARTIAL HALT`` (the seed's local halt always
@@ -58,12 +62,16 @@ def halt_parser() -> argparse.ArgumentParser:
 
 
 def _record(client: Any, reason: str, scope: str) -> str:
-    """``POST /halt`` of ``scope``; what to say of it (a halt already standing counts). Raises ``HubError`` for
-    any other refusal, ``Unreachable``."""
+    """``POST /halt`` of ``scope`` with ``refresh``; what to say of it. A halt standing there gets the new reason,
+    as the seed's second halt rewrote the HALT file; one we may not refresh (an admin's, or a wider halt
+    covering us) counts as done and is shown. Raises ``HubError`` for any other refusal, ``Unreachable``."""
     from coordhub.client import HubError
 
     try:
-        client.call("POST", "/api/coord/halt", body={"reason": reason, "scope": scope}, queue=False)
+        answer = client.call("POST", "/api/coord/halt", body={"reason": reason, "scope": scope, "refresh": True},
+                             queue=False)
+        if isinstance(answer, dict) and answer.get("refreshed"):
+            return f"halt at the hub for {scope} already stood; its reason is now: {answer.get('reason')}"
         return f"halt recorded at the hub for {scope}"
     except HubError as exc:
         if exc.status not in (409, 423):  # 409: this scope is halted; 423: a halt covers us already
