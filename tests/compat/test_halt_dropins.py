@@ -90,6 +90,15 @@ def test_halting_the_fleet_needs_an_admin(world: World) -> None:
     msg = write(world.career.cwd / "m.org", world.org())
     assert world.career.drop("send", world.homelab.address, str(msg), "--no-sign").code == 5
     assert world.homelab.drop("send", world.career.address, str(msg), "--no-sign").code == 0  # not halted
+    # review (seed-004 user run): resuming as it halted, with --tailnet, refused everything (exit 1) and left this
+    # machine halted; the seed cleared its own HALT file first and reported the peers it could not (PARTIAL RESUME)
+    back = world.career.drop("resume", "--tailnet")
+    assert back.code == 1, back
+    out = back.out.splitlines()
+    assert out[0] == "Resuming locally ✓ (HALT cleared)", back
+    assert out[1].startswith("Resuming fleet   ✗ (") and "admin" in out[1], back
+    assert any(line.startswith("PARTIAL RESUME: only this machine's halt is lifted.") for line in out), back
+    assert world.career.drop("send", world.homelab.address, str(msg), "--no-sign").code == 0
     assert world.career.drop("resume").code == 0
     admin = world.career.with_env(COORD_TOKEN=world.hub.admin_token)
     done = admin.drop("halt", "everyone stop", "--tailnet", "--no-stop-watcher")
@@ -103,4 +112,5 @@ def test_halting_the_fleet_needs_an_admin(world: World) -> None:
     assert admin.drop("halt", "everyone stop, still", "--tailnet", "--no-stop-watcher").out.splitlines()[0] == \
         "Halting fleet ✓ (halt at the hub for fleet already stood; its reason is now: everyone stop, still)"
     back = admin.drop("resume", "--tailnet")
-    assert back.code == 0 and back.out.splitlines()[0] == "Resuming fleet ✓ (HALT cleared)", back
+    assert back.code == 0 and back.out.splitlines()[1] == "Resuming fleet   ✓ (HALT cleared)", back
+    assert any(re.fullmatch(r"Resume complete across \d+ machine\(s\)\.", line) for line in back.out.splitlines())
