@@ -304,6 +304,44 @@ def test_an_admin_takes_over_a_halt_a_session_set_on_its_machine(api: Api, clock
     assert api.post("/api/coord/resume", json={"scope": "machine:host-a"}, headers=api.admin).status_code == 200
 
 
+def test_halting_again_with_refresh_gives_the_standing_halt_the_new_reason(api: Api, clock: ManualClock) -> None:
+    # Seed 004: running its halt again while halted rewrote the HALT file with the new reason. Here the halt that
+    # covers the session refused the second one (423), so the reason stayed the first whatever the user said.
+    a, a2, b = api.token(A), api.token(A2), api.token(B)
+    r = api.post(HALTS, json={"reason": "runaway poll loop", "scope": "machine:host-a"}, headers=a)
+    fell = r.json()["halted_at"]
+    clock.advance(60)
+    assert api.post(HALTS, json={"reason": "plain", "scope": "machine:host-a"}, headers=a).status_code == 423
+    r = api.post(HALTS, json={"reason": "it was the watcher", "scope": "machine:host-a", "refresh": True},
+                 headers=a2)  # a peer on that machine may lift it, so it may say why anew
+    assert r.status_code == 200, r.text
+    assert (r.json()["reason"], r.json()["halted_by"], r.json()["halted_at"], r.json()["refreshed"]) == \
+        ("it was the watcher", A2, fell, True)
+    assert api.get(HALTS, headers=a).json()["halts"][0]["reason"] == "it was the watcher"
+    refused = todo(api, a)
+    assert refused.status_code == 423 and refused.json()["error"]["halt"]["reason"] == "it was the watcher"
+    assert [(e["payload"]["reason"], e["payload"].get("previous_reason")) for e in events(api, "halt.set")] == \
+        [("runaway poll loop", None), ("it was the watcher", "runaway poll loop")]
+    # who may not lift it may not rewrite it: another machine, and a session under an admin's halt
+    assert api.post(HALTS, json={"reason": "x", "scope": "machine:host-a", "refresh": True},
+                    headers=b).status_code == 403
+    r = api.post(HALTS, json={"reason": "ops: stop", "scope": "machine:host-a", "refresh": True}, headers=api.admin)
+    assert r.status_code == 200 and r.json()["halted_by"] == "admin"  # an admin's refresh takes it over
+    r = api.post(HALTS, json={"reason": "mine again", "scope": "machine:host-a", "refresh": True}, headers=a)
+    assert r.status_code == 423 and r.json()["error"]["halt"]["reason"] == "ops: stop"
+    assert api.post("/api/coord/resume", json={"scope": "machine:host-a"}, headers=api.admin).status_code == 200
+    # with nothing standing, refresh sets a new halt (201), and is refused as any write of a halted session
+    r = api.post(HALTS, json={"reason": "new", "scope": "machine:host-a", "refresh": True},
+                 headers=api.token("host-a/fresh"))
+    assert r.status_code == 201 and "refreshed" not in r.json(), r.text
+    api.post(HALTS, json={"reason": "everyone", "scope": "fleet"}, headers=api.admin)
+    r = api.post(HALTS, json={"reason": "mine", "scope": "machine:host-b", "refresh": True}, headers=b)
+    assert r.status_code == 423 and r.json()["error"]["halt"]["scope"] == "fleet"
+    r = api.post(HALTS, json={"reason": "everyone, still", "refresh": True}, headers=api.admin)
+    assert r.status_code == 200 and r.json()["reason"] == "everyone, still", r.text
+    assert sorted(halt_rows(api)) == ["*", "machine:host-a"]
+
+
 # ---- the pause after a resume -----------------------------------------------------------------
 
 def test_resume_pauses_the_sessions_active_under_the_halt_until_each_engages(api: Api, clock: ManualClock) -> None:

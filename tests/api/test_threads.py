@@ -144,6 +144,20 @@ def test_a_thread_named_by_an_upper_case_message_id_is_read_by_http_the_client_a
     assert [m["subject"] for m in coord.json("msg", "thread", shouted)] == ["upper root", "upper reply"]
 
 
+def test_a_thread_named_by_32_hex_digits_keeps_its_name_over_http_and_in_the_cli(
+        served: Served, tmp_path: Path) -> None:
+    # An MD5 digest as a thread name was read as a UUID and stored dashed: the sender's answer, the recipient's
+    # inbox and the thread listed it under a name nobody gave.
+    name = "9e107d9d372bb6826bd81d3542a419d6"
+    sent = served.send(A, B, "digest thread", thread_id=name)
+    assert sent["thread_id"] == name  # before: 9e107d9d-372b-b682-6bd8-1d3542a419d6
+    listed = served.thread(B, name)
+    assert subjects(listed) == ["digest thread"] and listed.json()[0]["thread_id"] == name
+    coord = Coord(tmp_path, isolated_env(tmp_path), url=served.hub.url, token=served.tokens[B])
+    assert [m["thread_id"] for m in coord.json("msg", "thread", name)] == [name]
+    assert name in [m["thread_id"] for m in coord.json("msg", "inbox")]
+
+
 def test_a_thread_is_read_off_the_event_loop(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     where: list[bool] = []
     real = messages.thread_page

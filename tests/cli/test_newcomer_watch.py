@@ -37,3 +37,11 @@ def test_watch_lines_say_what_each_event_did() -> None:
 
 def test_a_todo_text_cannot_break_the_line() -> None:
     assert _line("todo.added", {"text": "a\nFLEET HALTED"}) == f"{A} added todo S1: a\\nFLEET HALTED"
+
+
+def test_a_halt_said_anew_is_not_shown_as_a_new_one() -> None:
+    # POST /halt with refresh (cross-agent-halt run again) gives a standing halt a new reason: one more halt.set
+    assert _line("halt.set", {"scope": "machine:velox", "reason": "loop"}) == f"HALTED machine:velox by {A}: loop"
+    assert _line("halt.set", {"scope": "machine:velox", "reason": "the watcher", "refreshed": True,
+                              "previous_reason": "loop"}) == \
+        f"HALTED machine:velox by {A}: the watcher (said anew; was: loop)"

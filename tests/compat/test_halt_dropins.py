@@ -37,14 +37,18 @@ def test_halt_and_resume_of_this_machine(world: World, tmp_path: Path) -> None:
                                   "Halt active. Run cross-agent-resume to clear.",
                                   "Every write by a session in scope is refused by the hub (423) until then; "
                                   "cross-agent-send and cross-agent-recv exit 5."]
-    again = career.drop("halt", "second reason")
-    assert again.code == 0 and "already halted: runaway poll loop" in again.out
+    # seed 004: halting again rewrote the HALT file, so the new reason is the one every view shows (before: the
+    # hub refused the second halt and the first reason stayed)
+    again = career.drop("halt", "second reason", "--no-stop-watcher")
+    assert again.code == 0, again
+    assert again.out.splitlines()[0] == (f"Halting locally ✓ (halt at the hub for machine:{career.machine} already "
+                                         "stood; its reason is now: second reason)"), again
     sent = career.drop("send", homelab.address, str(msg), "--no-sign")
-    assert sent.code == 5 and "runaway poll loop" in sent.err, sent
+    assert sent.code == 5 and "second reason" in sent.err and "runaway" not in sent.err, sent
     assert career.drop("recv", "--no-verify", str(msg)).code == 5
     status = career.drop("status")
     assert status.out.splitlines()[:2] == ["⚠ HALT ACTIVE — cross-agent comms paused",
-                                           f"  reason: runaway poll loop (machine:{career.machine}, by "
+                                           f"  reason: second reason (machine:{career.machine}, by "
                                            f"{career.session} at " + status.out.splitlines()[1].split(" at ")[-1]]
     assert json.loads(career.drop("status", "--json").out)["halt_active"] is True
     # another machine is not halted: it sends, and its own views show no halt
@@ -86,6 +90,15 @@ def test_halting_the_fleet_needs_an_admin(world: World) -> None:
     msg = write(world.career.cwd / "m.org", world.org())
     assert world.career.drop("send", world.homelab.address, str(msg), "--no-sign").code == 5
     assert world.homelab.drop("send", world.career.address, str(msg), "--no-sign").code == 0  # not halted
+    # review (seed-004 user run): resuming as it halted, with --tailnet, refused everything (exit 1) and left this
+    # machine halted; the seed cleared its own HALT file first and reported the peers it could not (PARTIAL RESUME)
+    back = world.career.drop("resume", "--tailnet")
+    assert back.code == 1, back
+    out = back.out.splitlines()
+    assert out[0] == "Resuming locally ✓ (HALT cleared)", back
+    assert out[1].startswith("Resuming fleet   ✗ (") and "admin" in out[1], back
+    assert any(line.startswith("PARTIAL RESUME: only this machine's halt is lifted.") for line in out), back
+    assert world.career.drop("send", world.homelab.address, str(msg), "--no-sign").code == 0
     assert world.career.drop("resume").code == 0
     admin = world.career.with_env(COORD_TOKEN=world.hub.admin_token)
     done = admin.drop("halt", "everyone stop", "--tailnet", "--no-stop-watcher")
@@ -93,5 +106,11 @@ def test_halting_the_fleet_needs_an_admin(world: World) -> None:
     assert done.out.splitlines()[0] == "Halting fleet ✓ (halt recorded at the hub for fleet)"
     assert re.fullmatch(r"Halt active across \d+ machine\(s\)\.", done.out.splitlines()[2])
     assert world.homelab.drop("recv", "--no-verify", str(write(world.homelab.cwd / "x.org", world.org()))).code == 5
+    # a halt this session may not lift keeps the operator's reason: shown, not rewritten
+    mine = world.homelab.drop("halt", "my own reason", "--no-stop-watcher")
+    assert mine.code == 0 and mine.out.startswith("Halting locally ✓ (already halted: everyone stop (fleet"), mine
+    assert admin.drop("halt", "everyone stop, still", "--tailnet", "--no-stop-watcher").out.splitlines()[0] == \
+        "Halting fleet ✓ (halt at the hub for fleet already stood; its reason is now: everyone stop, still)"
     back = admin.drop("resume", "--tailnet")
-    assert back.code == 0 and back.out.splitlines()[0] == "Resuming fleet ✓ (HALT cleared)", back
+    assert back.code == 0 and back.out.splitlines()[1] == "Resuming fleet   ✓ (HALT cleared)", back
+    assert any(re.fullmatch(r"Resume complete across \d+ machine\(s\)\.", line) for line in back.out.splitlines())

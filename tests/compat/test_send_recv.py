@@ -176,8 +176,17 @@ def test_an_unreachable_hub_is_a_failed_delivery_with_a_marker(world: World, tmp
     assert down.coord("trust", down.env["COORD_URL"]).code == 0
     r = down.drop("send", to, str(write(tmp_path / "m.org", world.org())), "--no-sign", "--retries", "0")
     assert r.code == 3, r
-    [marker] = (Path(down.env["XDG_STATE_HOME"]) / "coordhub" / "failed-sends").glob("*.json")
+    # where the seed wrote it (its runbook: cat ~/.local/state/cross-agent-comms/failed-sends/*.json); it went to
+    # $XDG_STATE_HOME/coordhub/failed-sends/, where a seed user does not look (seed-004 user run)
+    [marker] = (Path(down.env["HOME"]) / ".local" / "state" / "cross-agent-comms" / "failed-sends").glob("*.json")
+    assert f"marker written: {marker}" in r.err, r
     assert json.loads(marker.read_text())["destination"] == to
+    # a marker that cannot be written is said so; the send still failed (exit 3), with no traceback
+    marker.unlink()
+    marker.parent.rmdir()
+    marker.parent.write_text("not a folder")
+    r = down.drop("send", to, str(write(tmp_path / "m.org", world.org())), "--no-sign", "--retries", "0")
+    assert r.code == 3 and "marker not written: " in r.err, r
 
 
 def test_recv_decides_each_branch_of_the_seed_algorithm(world: World, keys: dict[str, GpgKey], tmp_path: Path) -> None:

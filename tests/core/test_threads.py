@@ -90,6 +90,43 @@ def test_a_free_thread_name_that_only_python_reads_as_a_uuid_keeps_its_spelling(
     assert thread(hub, B, dashed.replace("-", "").upper()) == (["dashed"], None)
 
 
+def test_a_free_thread_name_of_32_hex_digits_is_stored_and_listed_as_given(hub: Hub) -> None:
+    # A free name that spells a UUID in another spelling than the hub's (an MD5 digest: 32 hex digits) was read as
+    # an id and stored dashed, so the thread a sender named came back and was listed under another name.
+    md5 = "5f4dcc3b5aa765d61d8327deb882cf99"
+    assert send(hub, A, B.session_id, "named", thread_id=md5)["thread_id"] == md5  # before: 5f4dcc3b-5aa7-…
+    assert send(hub, B, A.session_id, "shouted", thread_id=md5.upper())["thread_id"] == md5.upper()
+    rows, _ = hub.query_sync(lambda tx, now: messages.thread_page(tx, B.session_id, md5))
+    assert [(m["subject"], m["thread_id"]) for m in rows] == [("named", md5)]
+    inbox = hub.query_sync(lambda tx, now: messages.inbox(tx, B.session_id, unread_only=True))
+    assert [m["thread_id"] for m in inbox] == [md5]
+    # a free name is matched as spelt (as "BD-12" is not "bd-12"); its dashed spelling names no thread of its own
+    assert thread(hub, A, md5.upper()) == (["shouted"], None)
+    assert thread(hub, A, "5f4dcc3b-5aa7-65d6-1d83-27deb882cf99") == ([], None)
+    # a message's id in 32 hex digits still names that message's thread, stored as the hub spells the id
+    root = send(hub, A, B.session_id, "root")
+    joined = send(hub, B, A.session_id, "joined", thread_id=root["id"].replace("-", ""))
+    assert joined["thread_id"] == root["id"]
+    assert thread(hub, A, root["id"]) == (["root", "joined"], None)
+
+
+def test_a_thread_stored_dashed_by_an_earlier_hub_is_still_read_by_its_given_name(hub: Hub) -> None:
+    md5 = "0cc175b9c0f1b6a831c399e269772661"
+    dashed = "0cc175b9-c0f1-b6a8-31c3-99e269772661"
+
+    def legacy(tx: Tx, now: float) -> None:  # as the hub stored such a name before it kept names as given
+        tx.messages.add({"id": "legacy-1", "from_session": A.session_id, "to_session": None, "subject": "old",
+                         "body": "b", "thread_id": dashed, "importance": "normal", "requires_ack": 0,
+                         "created_at": now})
+
+    hub.mutate_sync(A, legacy)
+    send(hub, A, None, "new", thread_id=md5)
+    assert thread(hub, B, md5) == (["old", "new"], None)
+    assert thread(hub, B, md5, limit=1)[0] == ["old"]
+    _, after = thread(hub, B, md5, limit=1)
+    assert after is not None and thread(hub, B, md5, after_seq=after) == (["new"], None)
+
+
 def test_a_thread_read_does_not_pass_over_the_messages_the_session_may_not_see(hub: Hub) -> None:
     # Review: read along messages_by_thread alone, a page passed over every message of the thread its reader may not
     # see, so one token's day of messages to others in a thread (100,000) made each page of it scan them all.

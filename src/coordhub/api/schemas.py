@@ -440,6 +440,9 @@ class HaltSet(Strict):
     scope: ScopeText | None = None
     kill: bool = Field(False, description="Also stop the orchestrator's running workers in the scope (their "
                        "assignments go back to the queue, work saved on their branches); without it they pause.")
+    refresh: bool = Field(False, description="When the scope is halted already, replace that halt's `reason` "
+                          "(200, `refreshed: true`; `halted_at` stays) instead of answering 409, if you may lift "
+                          "it; allowed while that halt covers you. Seed 004's second halt rewrote its reason.")
 
 
 class HaltOut(Out):
@@ -452,6 +455,8 @@ class HaltOut(Out):
     halted_at: str | None = None
     killed: list[str] | None = Field(None, description="With `kill`: the assignments whose workers are stopped "
                                      "and re-queued.")
+    refreshed: bool | None = Field(None, description="True when `refresh` replaced the reason of the halt that "
+                                   "stood (200); absent for a new halt (201).")
 
 
 class ListedHaltOut(HaltOut):

@@ -46,7 +46,8 @@ def describe(event: dict[str, Any]) -> str:
         "lease.released": lambda: f"{who} released {p.get('resource')}",
         "lease.expired": lambda: f"lease of {who} on {p.get('resource')} expired",
         "lease.revoked": lambda: f"lease of {who} on {p.get('resource')} force-released by {p.get('by')}",
-        "halt.set": lambda: f"{_halted(p.get('scope'))} by {who}: {p.get('reason')}",
+        "halt.set": lambda: f"{_halted(p.get('scope'))} by {who}: {p.get('reason')}"
+                            + (f" (said anew; was: {p.get('previous_reason')})" if p.get("refreshed") else ""),
         "halt.lifted": lambda: f"{p.get('scope') or 'fleet'} resumed by {who}",
         "session.paused": lambda: f"{p.get('paused_session')} paused (active under the halt of {p.get('scope')}); "
                                   "it writes again after `coord engage`",

@@ -71,6 +71,9 @@ class Exempt(enum.Enum):
                    "an admin must be able to reach the resume button; it changes no shared work")
     BOOTSTRAP = ("the hub's own start-up bookkeeping (minting the first admin token)",
                  "a halted hub must still be administrable after a restart")
+    REFRESH = ("saying anew why a standing halt stands (`POST /halt` with `refresh: true`, by who may lift it; a "
+               "new halt this way is refused as any other write)",
+               "the halt stays as it fell and starts no work; seed 004's second halt rewrote its HALT file's reason")
 
     def __init__(self, writes: str, why: str) -> None:
         self.writes = writes
@@ -206,7 +209,8 @@ def _refusal(row: Row) -> Halted:
                   f"({who} lifts it with {lift})", halt=halt)
 
 
-def set_halt(tx: Tx, actor: Actor, reason: str, now: float, scope: Scope | None = None) -> dict[str, Any]:
+def set_halt(tx: Tx, actor: Actor, reason: str, now: float, scope: Scope | None = None,
+             refresh: bool = False) -> dict[str, Any]:
     """Halt ``scope`` (default: the fleet); see the module docstring for who may.
 
     An admin's halt of a scope a session halted takes that halt over: it
@@ -216,15 +220,32 @@ def set_halt(tx: Tx, actor: Actor, reason: str, now: float, scope: Scope | None 
     ``took_over_from``. Otherwise the session that squatted its machine's
     halt could keep the admin from setting one there and lift it at will.
 
-    Raises ``Forbidden`` (403) for a scope the actor may not halt,
-    ``Invalid`` for a blank reason, ``Conflict`` if the scope already is halted
-    (by an admin, or the actor is none).
+    ``refresh`` (seed 004: running its halt again rewrote the HALT file with
+    the new reason): when the scope is halted already, whoever may lift that
+    halt (:func:`resume`'s rule) replaces its ``reason`` and ``halted_by``;
+    ``halted_at`` stays, as for a takeover, and the answer carries
+    ``refreshed: true``, its one ``halt.set`` event ``refreshed`` and
+    ``previous_reason``. The caller runs it as :attr:`Exempt.REFRESH` (the
+    halt being refreshed covers it), so a refresh that finds no halt to
+    refresh is refused here as the hub refuses any write of a halted or
+    paused session, before it sets a new one.
+
+    Raises ``Forbidden`` (403) for a scope the actor may not halt (or, with
+    ``refresh``, lift when it stands), ``Invalid`` for a blank reason,
+    ``Conflict`` if the scope already is halted (by an admin, or the actor is
+    none; with ``refresh``: by an admin and the actor is none), ``Halted`` or
+    ``Paused`` (423) for a ``refresh`` that would set a new halt while the
+    actor may not write.
     """
     scope = scope or FLEET
     may_act_on(actor, scope, "halt")
     if not reason.strip():
         raise Invalid("a halt needs a reason")
     standing_one = tx.halts.get(scope.key)
+    if refresh and standing_one is not None and (actor.is_admin or not standing_one["by_admin"]):
+        return _refresh(tx, actor, scope, standing_one, reason, now)
+    if refresh:  # a new halt: the write the exemption let past the hub's own checks
+        _refuse_as_the_hub_would(tx, actor)
     if standing_one is not None and (standing_one["by_admin"] or not actor.is_admin):
         raise Conflict(f"{scope.words} is already halted", halt=render(standing_one))
     row: Row = {"scope": scope.key, "halted_by": actor.session_id, "reason": reason,
@@ -236,6 +257,32 @@ def set_halt(tx: Tx, actor: Actor, reason: str, now: float, scope: Scope | None 
     halt = render(row)
     assert halt is not None
     return halt
+
+
+def _refresh(tx: Tx, actor: Actor, scope: Scope, standing_one: Row, reason: str, now: float) -> dict[str, Any]:
+    """Replace the reason (and who gave it) of the standing halt ``standing_one`` of ``scope``: :func:`set_halt`."""
+    may_act_on(actor, scope, "resume")  # an orchestrator worker may pull the brake, not rewrite why it stands
+    row: Row = {**standing_one, "halted_by": actor.session_id, "reason": reason,
+                "by_admin": int(actor.is_admin or bool(standing_one["by_admin"]))}
+    tx.halts.put(row)
+    took_over = {"took_over_from": standing_one["halted_by"]} \
+        if actor.is_admin and not standing_one["by_admin"] else {}
+    emit(tx, "halt.set", now, session_id=actor.session_id, reason=reason, scope=scope.label, refreshed=True,
+         previous_reason=standing_one["reason"], **took_over)
+    halt = render(row)
+    assert halt is not None
+    return {**halt, "refreshed": True}
+
+
+def _refuse_as_the_hub_would(tx: Tx, actor: Actor) -> None:
+    """Raise ``Halted`` or ``Paused`` (423) as :meth:`coordhub.core.hub.Hub.mutate` refuses a write that is not
+    exempt: a standing fleet halt, one that covers the actor, or the actor's pause."""
+    halts = standing(tx)
+    refuse_fleet(halts)
+    me = tx.sessions.get(actor.session_id)
+    if me is not None:
+        refuse_in_scope(halts, actor.session_id, me)
+        pause.refuse_if_paused(actor.session_id, me)
 
 
 def resume(tx: Tx, actor: Actor, now: float, scope: Scope | None = None, engage_all: bool = False) -> dict[str, Any]:

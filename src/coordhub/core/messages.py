@@ -115,11 +115,12 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     so (issue 7): ``recipient_known`` is False and ``did_you_mean`` lists known
     sessions with similar ids; for a broadcast ``recipient_known`` is None.
 
-    ``reply_to`` and a ``thread_id`` that spells a UUID are stored in the hub's spelling of an id
-    (:func:`~coordhub.ids.canonical`), so a thread named by a message id in upper case is that message's thread.
+    ``reply_to`` is stored in the hub's spelling of an id (:func:`~coordhub.ids.canonical`). A ``thread_id`` is
+    stored as given (:func:`thread_name`) unless it spells the id of a message in another spelling: then it is that
+    message's thread, stored as the hub spells the id.
     """
     reply_to = None if reply_to is None else canonical(reply_to)
-    thread_id = None if thread_id is None else canonical(thread_id)
+    thread_id = None if thread_id is None else thread_name(tx, thread_id)
     if reply_to is not None and to_session is None:
         to_session = _visible(tx, actor, reply_to)["from_session"]  # a reply goes to the parent's sender
     to = recipient(to_session)
@@ -161,6 +162,22 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     if known is False and to is not None:
         out["did_you_mean"] = close_matches(tx, to, actor.session_id)
     return out
+
+
+def thread_name(tx: Tx, given: str) -> str:
+    """The ``thread_id`` a message sent with ``given`` is stored under: ``given`` itself, as the sender spelt it,
+    unless it spells the id of a stored message in another of the hub's id spellings (upper case, braces, 32 hex
+    digits, ``urn:uuid:``; :func:`~coordhub.ids.canonical`), which names that message's thread and is stored as the
+    hub spells the id.
+
+    A free name may look like a UUID (an MD5 digest is 32 hex digits): read as one, it was stored dashed, so
+    the sender's own thread came back and was listed under a name it never gave. Looks one message up, and only
+    for a name in an id spelling other than the hub's own.
+    """
+    as_id = canonical(given)
+    if as_id == given or tx.messages.get(as_id, "") is None:
+        return given
+    return as_id
 
 
 def _ack_policy(wait: float | None, tries: int | None) -> tuple[float, int]:
@@ -244,14 +261,19 @@ def thread_page(tx: Tx, session_id: str, thread_id: str, *, limit: int = 100,
     out. An answer holds at most ``limit`` (≤ :data:`MAX_INBOX`) messages and about
     :data:`~coordhub.core.paging.PAGE_BYTES` of their subjects and bodies (at least one message). Empty for a
     thread with no message it may read, whether or not the thread exists. Reading marks nothing read. A
-    ``thread_id`` that spells a message id matches it in any spelling the hub takes an id in (upper case, braces,
-    32 hex digits: :func:`~coordhub.ids.canonical`), as :func:`send` stores it.
+    ``thread_id`` names the thread stored under it as given (:func:`thread_name`) and, when it spells a UUID in any
+    spelling the hub takes an id in (upper case, braces, 32 hex digits: :func:`~coordhub.ids.canonical`), the
+    thread stored under the hub's spelling of that id too: a message's thread, or a name an earlier hub stored
+    dashed. Two names cost two reads of the store, each at most ``limit`` rows.
     """
     limit = max(1, min(limit, MAX_INBOX))
-    thread_id = canonical(thread_id)
+    names = dict.fromkeys((thread_id, canonical(thread_id)))  # one name, or the given one and the id's spelling
 
     def fetch(k: int, last: Row | None) -> list[Row]:
-        return tx.messages.thread(session_id, thread_id, after_seq if last is None else int(last["seq"]), k)
+        above = after_seq if last is None else int(last["seq"])
+        # a row is stored under one name, but the message whose id names the thread is read by id as well
+        found = {int(r["seq"]): r for name in names for r in tx.messages.thread(session_id, name, above, k)}
+        return [found[seq] for seq in sorted(found)[:k]]
 
     rows, more = paging.take(fetch, limit, TEXT)
     return [render(r, session_id) for r in rows], (int(rows[-1]["seq"]) if more and rows else None)

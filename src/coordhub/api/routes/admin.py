@@ -20,6 +20,7 @@ from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, q
 from coordhub.api.schemas import HaltOut, HaltSet, HaltsOut, Line, ResumeIn, ResumeOut, StatusOut
 from coordhub.clock import isoformat
 from coordhub.core import halt, killswitch, pause, scope, status, tokens
+from coordhub.core.hub import WithStatus
 from coordhub.core.identity import require_admin
 from coordhub.errors import Unavailable
 from coordhub.store.tx import Tx
@@ -100,23 +101,27 @@ async def get_halt(request: Request, who: Caller = Depends(caller)) -> JSONRespo
     return await query(request, lambda tx, now: halt.overview(tx, me))
 
 
-@router.post("/api/coord/halt", status_code=201, response_model=HaltOut, responses=responses(*WRITE_ERRORS, 409))
+@router.post("/api/coord/halt", status_code=201, response_model=HaltOut, responses=responses(*WRITE_ERRORS, 409),
+             openapi_extra={"responses": {"200": {"description": "With `refresh`: the halt that stood, with the "
+                                                                 "new reason (`refreshed: true`)."}}})
 async def set_halt(body: HaltSet, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Halt a scope: the fleet (admin), a project (admin) or a machine (admin, or a session of that machine).
 
     Until resumed, every mutating call of a session in the scope answers 423, except the exempt ones.
     The orchestrator's workers in the scope pause; with ``kill`` they stop and their assignments re-queue.
+    With ``refresh``, a halt standing in the scope gets the new reason (200) instead of a 409.
     """
     actor = await who.act()
     where = scope.parse(body.scope)
 
-    def run(tx: Tx, now: float) -> dict[str, Any]:
-        standing = halt.set_halt(tx, actor, body.reason, now, where)
-        if not body.kill:
-            return standing
-        return {**standing, "killed": killswitch.kill(tx, where, now, actor=actor, reason=body.reason)}
+    def run(tx: Tx, now: float) -> Any:
+        standing = halt.set_halt(tx, actor, body.reason, now, where, refresh=body.refresh)
+        if body.kill:
+            standing = {**standing, "killed": killswitch.kill(tx, where, now, actor=actor, reason=body.reason)}
+        return WithStatus(200, standing) if standing.get("refreshed") else standing
 
-    return await mutate(request, actor, run, status=201)
+    return await mutate(request, actor, run, status=201,
+                        during_halt=halt.Exempt.REFRESH if body.refresh else None)
 
 
 @router.post("/api/coord/resume", response_model=ResumeOut, responses=responses(400, 401, 403, 413, 422, 429, 503))

@@ -14,10 +14,16 @@ the halt stay paused (the hub answers their writes with 423 ``paused``) until
 each re-engages (``coord engage``), for the seed's two reasons (an
 intentional kill is not silently undone; the operator may inspect first).
 
+Halting again while halted gives the standing halt the new reason (the
+seed rewrote the HALT file), keeping when it fell; a halt this session may not
+lift (an admin's, or the fleet's) keeps its reason and is shown.
+
 Exit codes: 0 done (a halt already standing counts: its reason is shown), 1
 the hub refused or is unreachable. ``--tailnet`` without an admin token halts
 this machine and exits 1 with ``PARTIAL HALT`` (the seed's local halt always
-succeeded whatever its peers did, and a partial halt exited 1).
+succeeded whatever its peers did, and a partial halt exited 1); likewise
+``cross-agent-resume --tailnet`` lifts this machine's halt, then the fleet's,
+and without an admin token exits 1 with ``PARTIAL RESUME``.
 """
 
 from __future__ import annotations
@@ -58,12 +64,16 @@ def halt_parser() -> argparse.ArgumentParser:
 
 
 def _record(client: Any, reason: str, scope: str) -> str:
-    """``POST /halt`` of ``scope``; what to say of it (a halt already standing counts). Raises ``HubError`` for
-    any other refusal, ``Unreachable``."""
+    """``POST /halt`` of ``scope`` with ``refresh``; what to say of it. A halt standing there gets the new reason,
+    as the seed's second halt rewrote the HALT file; one we may not refresh (an admin's, or a wider halt
+    covering us) counts as done and is shown. Raises ``HubError`` for any other refusal, ``Unreachable``."""
     from coordhub.client import HubError
 
     try:
-        client.call("POST", "/api/coord/halt", body={"reason": reason, "scope": scope}, queue=False)
+        answer = client.call("POST", "/api/coord/halt", body={"reason": reason, "scope": scope, "refresh": True},
+                             queue=False)
+        if isinstance(answer, dict) and answer.get("refreshed"):
+            return f"halt at the hub for {scope} already stood; its reason is now: {answer.get('reason')}"
         return f"halt recorded at the hub for {scope}"
     except HubError as exc:
         if exc.status not in (409, 423):  # 409: this scope is halted; 423: a halt covers us already
@@ -137,30 +147,56 @@ and tell the agent to resume polling for its conversation (it runs
 `coord engage`). `coord resume --engage-all` re-engages every session at once."""
 
 
+def _lift(client: Any, scope: str) -> tuple[str, list[str]]:
+    """``POST /resume`` of ``scope``: what to say of it and who stays paused. Raises ``HubError``, ``Unreachable``."""
+    answer = client.call("POST", "/api/coord/resume", body={"scope": scope}, queue=False)
+    answer = answer if isinstance(answer, dict) else {}
+    paused = [str(p) for p in answer.get("paused") or []]
+    return ("HALT cleared" if answer.get("was") else "no HALT was active"), paused
+
+
 def main_resume(argv: list[str] | None = None) -> int:
-    """``cross-agent-resume`` entry point."""
+    """``cross-agent-resume`` entry point.
+
+    ``--tailnet`` lifts this machine's halt first and then the fleet's, as the seed cleared the local HALT file
+    before its peers'; when the fleet's cannot be lifted (it needs an admin token) this machine's still is, and it
+    reports ``PARTIAL RESUME`` and exits 1, as the seed did when a peer failed."""
     args = resume_parser().parse_args(argv)
     with connect() as client:
         from coordhub.client import HubError, Unreachable
 
         me = Me(client)
         try:
-            scope = "fleet" if args.tailnet else f"machine:{me.machine}"
-            answer = client.call("POST", "/api/coord/resume", body={"scope": scope}, queue=False)
+            detail, paused = _lift(client, f"machine:{me.machine}")
         except HubError as exc:
             die(f"resume refused by the hub: {exc.message} [{exc.status} {exc.code}]", 1)
         except Unreachable as exc:
             die(f"cannot resume: hub at {client.settings.url} unreachable ({exc})", 1)
         _systemctl("start")
-        was = answer.get("was") if isinstance(answer, dict) else None
-        where = "fleet" if args.tailnet else "locally"
-        print(f"Resuming {where} ✓ " + ("(HALT cleared)" if was else "(no HALT was active)"))
-        paused = answer.get("paused") if isinstance(answer, dict) else None
+        print(f"Resuming locally ✓ ({detail})")
+        failed = None
+        if args.tailnet:
+            try:
+                detail, more = _lift(client, "fleet")
+                paused += [p for p in more if p not in paused]
+                print(f"Resuming fleet   ✓ ({detail})")
+            except HubError as exc:
+                failed = exc
+                print(f"Resuming fleet   ✗ ({exc.message} [{exc.status} {exc.code}])")
+            except Unreachable as exc:
+                die(f"cannot resume the fleet: hub at {client.settings.url} unreachable ({exc})", 1)
         if paused:
-            print(f"Paused until each re-engages: {', '.join(str(p) for p in paused)}")
+            print(f"Paused until each re-engages: {', '.join(paused)}")
+        if args.tailnet:
+            print()
+            if failed is not None:
+                print("PARTIAL RESUME: only this machine's halt is lifted. Lifting the fleet's needs an admin token: "
+                      "run cross-agent-resume --tailnet (or coord resume) with one.")
+            else:
+                print(f"Resume complete across {_machines(client)} machine(s).")
         print(RE_ENGAGE)
         still_halted(client, me)
-    return 0
+    return 1 if failed is not None else 0
 
 
 def still_halted(client: Any, me: Me) -> None:

@@ -21,7 +21,7 @@ Exit codes (the seed's): 0 sent (or an identical retry of a turn already
 delivered), 1 general error, a refusal by the hub (decision query or reject,
 with the reason) or a sequence still taken after the retries, 2 unknown
 destination, 3 the hub unreachable after the retries (a marker is written to
-``$XDG_STATE_HOME/coordhub/failed-sends/``), 4 frontmatter invalid, 5 halt (or
+the seed's ``~/.local/state/cross-agent-comms/failed-sends/``), 4 frontmatter invalid, 5 halt (or
 this session paused after a resume: it says to ``coord engage``).
 """
 
@@ -43,6 +43,7 @@ from coordhub.errors import Invalid
 
 EXIT_OK, EXIT_GENERAL, EXIT_DEST, EXIT_DELIVERY, EXIT_FRONTMATTER = 0, 1, 2, 3, 4
 BACKOFF = (5.0, 30.0, 120.0)  # seconds between attempts when the hub is unreachable (the seed's rsync backoff)
+MARKERS = "~/.local/state/cross-agent-comms/failed-sends"  # the seed's, so `cat …/failed-sends/*.json` still finds them
 
 
 def retries(text: str) -> int:
@@ -73,15 +74,24 @@ def next_sequence(client: Any, conversation_id: str) -> int:
 
 
 def mark_failed(destination: str, message: Path, error: str, log: list[str]) -> Path:
-    """Write seed 004's failed-send marker (for visibility; it does not retry) and return its path."""
+    """Write seed 004's failed-send marker (for visibility; it does not retry) in the seed's folder
+    (:data:`MARKERS`, where its runbook looks) and return its path. Raises ``OSError`` when it cannot."""
     from coordhub.client import project as places
 
-    folder = places.private_dir(places.state_dir() / "failed-sends")
+    folder = places.private_dir(Path(MARKERS).expanduser())
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     marker = folder / f"{stamp}-{destination.replace('.', '-')}-{re.sub(r'[^A-Za-z0-9._-]', '_', message.name)}.json"
     marker.write_text(json.dumps({"timestamp": stamp, "destination": destination, "message_path": str(message),
                                   "error": error, "retry_log": log}, indent=2) + "\n", encoding="utf-8")
     return marker
+
+
+def report_marker(destination: str, message: Path, log: list[str]) -> None:
+    """Write the failed-send marker of an unreachable hub and say where on stderr (or why it could not be)."""
+    try:
+        err(f"marker written: {mark_failed(destination, message, 'hub unreachable', log)}")
+    except OSError as exc:  # the send failed either way (exit 3); a marker is for visibility only
+        err(f"marker not written: {exc}")
 
 
 def check_halt(me: Me) -> None:
@@ -128,7 +138,7 @@ class Sender:
             except Unreachable as exc:
                 self.log.append(str(exc))
         err(f"delivery failed after {self.args.retries + 1} attempts: {self.log[-1]}")
-        err(f"marker written: {mark_failed(self.dest, self.args.message_file, 'hub unreachable', self.log)}")
+        report_marker(self.dest, self.args.message_file, self.log)
         raise SystemExit(EXIT_DELIVERY)
 
     def signed(self) -> Any:
@@ -219,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             return refused(exc, args.destination)
         except Unreachable as exc:
             err(f"hub at {client.settings.url} is unreachable: {exc}")
-            err(f"marker written: {mark_failed(args.destination, args.message_file, 'hub unreachable', [str(exc)])}")
+            report_marker(args.destination, args.message_file, [str(exc)])
             return EXIT_DELIVERY
 
 
