@@ -91,7 +91,7 @@ def client(ctx: typer.Context, admin: bool = False) -> Iterator[CoordClient]:
     notes = list(settings.notes)
     if o.session and settings.token and not settings.session_claimed:  # else sent with the token: the hub checks it
         notes.append(f"--session {o.session} is not used: " + ("the hub's admin token acts as the admin"
-                     if settings.admin_hub_id else "an admin command acts as its token's session"))
+                     if settings.token_is_admin else "an admin command acts as its token's session"))
     for note in notes:  # notes name paths of the repository, which may hold terminal escapes
         typer.echo(f"coord: warning: {one_line(note)}", err=True)
     with CoordClient(settings, heartbeat=True) as c:  # the command counts as its session's activity
