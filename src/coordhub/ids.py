@@ -30,6 +30,20 @@ _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _SPELLED = re.compile(rf"(?:urn:uuid:)?({_UUID}|[0-9a-f]{{32}}|\{{{_UUID}\}})", re.IGNORECASE)
 
 
+EXAMPLE = "019ad3f0-6c1e-7a4b-8f21-3c9d0e5b7a12"  # an id, for messages that say what one looks like
+
+
+def spells_id(text: str) -> bool:
+    """Whether ``text`` spells a record id in one of the ways :func:`canonical` reads (36 characters, 32 hex digits,
+    36 in braces, any case, or a ``urn:uuid:`` URN of one).
+
+    A superset of what the hub's routes take as a record id (their ``uuid.UUID`` path parameters refuse
+    ``URN:UUID:`` in upper case and a URN of 32 digits or braces), so a client that refuses what fails here
+    refuses nothing the hub would take.
+    """
+    return _SPELLED.fullmatch(text) is not None
+
+
 def canonical(text: str) -> str:
     """``text`` in the hub's own spelling of an id when it spells a UUID, else ``text`` unchanged.
 

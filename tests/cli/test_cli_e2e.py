@@ -343,7 +343,7 @@ def test_claiming_what_you_hold_renews_it_and_says_so(fleet: Fleet) -> None:
 def test_unknown_lease_id_is_one_line_exit_1(fleet: Fleet) -> None:
     r = fleet.a.fails(1, "lock", "release", UNKNOWN_UUID)
     assert UNKNOWN_UUID in r.err and "404" in r.err
-    fleet.a.fails(1, "lock", "release", "not-a-lease-id")
+    fleet.a.fails(2, "lock", "release", "not-a-lease-id")  # no id at all: a usage error, nothing asked
     assert r.out == ""
 
 

@@ -65,3 +65,33 @@ def test_a_usage_error_without_json_prints_nothing_on_stdout(tmp_path: Path) -> 
                  ("lock", "claim", "gururmm", "server/", "refactor", "--ttl", "abc", "--", "--json")):
         r = coord(*args)
         assert r.code == 2 and r.out == "", r
+
+
+@pytest.mark.parametrize("args", [
+    ("msg", "send", "ALL", "subject", "body", "--type", "--json", "--importance", "huge"),  # --json: --type's value
+    ("todo", "add", "ship it", "--source=--json", "--parent"),  # a value given as --opt=value
+    ("install-hooks", "--scope", "bogus", "--json"),  # a command without --json
+    ("serve", "--port", "abc", "--json"),
+    ("--json", "todo", "list", "--status", "bogus"),  # before the command: no option of todo list
+    ("--session", "--json", "todo", "list", "--status", "bogus"),  # the value of a global option
+    ("msg", "send", "ALL", "subject", "--importance", "huge", "--", "--json"),  # a body after --
+])
+def test_json_is_asked_for_only_by_the_commands_own_json_option(tmp_path: Path, args: tuple[str, ...]) -> None:
+    # the raw word --json anywhere on the line (before a --) printed the JSON envelope, also as an option's value
+    # or for a command that has no --json: a script reading stdout got JSON it had not asked for
+    coord = Coord(tmp_path, isolated_env(tmp_path), url="http://127.0.0.1:9", token="coord_x")
+    r = coord(*args)
+    assert r.code == 2 and r.out == "", r
+
+
+@pytest.mark.parametrize("args", [
+    ("msg", "send", "ALL", "subject", "body", "--type", "X", "--json", "--importance", "huge"),
+    ("todo", "add", "ship it", "--json", "--source=x", "--parent"),
+    ("--session", "a/b", "todo", "list", "--json", "--status", "bogus"),
+    ("conv", "tools", "show", "--json", "--bogus"),  # a group's subcommand
+    ("lock", "claim", "gururmm", "server/", "--json", "refactor", "--ttl", "abc"),  # between arguments
+])
+def test_the_commands_own_json_option_still_asks_for_it(tmp_path: Path, args: tuple[str, ...]) -> None:
+    coord = Coord(tmp_path, isolated_env(tmp_path), url="http://127.0.0.1:9", token="coord_x")
+    r = coord(*args)
+    assert r.code == 2 and r.json()["error"]["code"] == "usage", r

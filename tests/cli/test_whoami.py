@@ -67,3 +67,24 @@ def test_whoami_exits_as_the_other_reads(live_hub: LiveHub, tmp_path: Path) -> N
     assert "needs a token" in r.err and "COORD_TOKEN" in r.err
     refused = coord.with_(url=live_hub.url, token="not-a-token")("whoami", "--json")
     assert refused.code == 6 and refused.json()["error"]["code"] == "unauthorized"
+
+
+def test_the_hubs_admin_token_in_coord_token_is_not_refused_for_the_identitys_session_name(
+        live_hub: LiveHub, tmp_path: Path) -> None:
+    # `COORD_TOKEN=<admin token> coord whoami` in a project whose identity.json names the user's session exited 6
+    # (403 session_mismatch): the client sent the name beside the admin token, which acts as 'admin' whatever the
+    # name. Admin commands already left it out; a session command could not tell the token was the admin's.
+    repo = _repo(tmp_path, {"session": A, "project": "shop"})
+    env = isolated_env(tmp_path, COORD_URL=live_hub.url, COORD_TOKEN=live_hub.admin_token,
+                       COORD_DATA_DIR=str(live_hub.data_dir))
+    me = Coord(repo, env).json("whoami")
+    assert (me["session_id"], me["admin"]) == ("admin", True), me
+    for args in (("lock", "list"), ("msg", "inbox"), ("todo", "list")):  # the fast path's two reads as well
+        Coord(repo, env).ok(*args)
+    named = Coord(repo, env).ok("--session", A, "whoami")
+    assert f"coord: warning: --session {A} is not used: the hub's admin token acts as the admin" in named.err, named
+    fast = Coord(repo, env).ok("--session", A, "lock", "list")  # served by the fast path: the same warning
+    assert fast.err == f"coord: warning: --session {A} is not used: the hub's admin token acts as the admin\n", fast
+    # a session token beside a name that is not its session is still refused: the check is kept for those
+    other = Coord(repo, {**env, "COORD_TOKEN": live_hub.token("desk/claude-main")})("whoami", "--json")
+    assert other.code == 6 and other.json()["error"]["code"] == "session_mismatch", other

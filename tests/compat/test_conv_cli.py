@@ -106,3 +106,21 @@ def test_the_inbox_shows_every_pending_turn_past_the_hubs_page(world: World, tmp
         assert r.code == 0, r
     pending = homelab.coord("conv", "inbox", "--json").json()
     assert [t["sequence"] for t in pending] == list(range(1, 19))
+
+
+def test_tools_show_tells_never_declared_from_declared_none(world: World) -> None:
+    # both printed "(none)" and --json "tools": [], though only a declaration (an empty one included) makes the hub
+    # check a turn's REQUIRES_TOOLS at the address: a user could not tell which of the two held
+    homelab = world.homelab
+    never = homelab.coord("conv", "tools", "show")
+    assert never.code == 0 and never.out == f"tools of {homelab.session}: (never declared)\n", never
+    shown = homelab.coord("conv", "tools", "show", "--json").json()
+    assert (shown["tools"], shown["tools_declared"]) == ([], False), shown
+    assert "tools: (never declared)" in homelab.coord("conv", "profile").out
+    declared = homelab.coord("conv", "tools", "set")
+    assert declared.code == 0 and declared.out == f"tools of {homelab.session}: (declared none)\n", declared
+    assert homelab.coord("conv", "tools", "show").out == f"tools of {homelab.session}: (declared none)\n"
+    shown = homelab.coord("conv", "tools", "show", "--json").json()
+    assert (shown["tools"], shown["tools_declared"]) == ([], True), shown
+    assert homelab.coord("conv", "tools", "set", "jq").out == f"tools of {homelab.session}: jq\n"
+    assert homelab.coord("conv", "tools", "show", "--json").json()["tools_declared"] is True

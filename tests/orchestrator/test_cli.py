@@ -13,7 +13,7 @@ import httpx2
 import pytest
 import yaml
 
-from tests.conftest import LiveHub
+from tests.conftest import LiveHub, free_port
 from tests.coordcli import Coord, git_init, isolated_env
 from tests.orchestrator.conftest import ORCH, config
 
@@ -218,17 +218,21 @@ def test_watch_with_an_id_follows_the_worker(live_hub: LiveHub, cli: tuple[Coord
     assert "`coord watch ID` prints all of that log" in r.err and "workers/ID/stream.ATTEMPT.jsonl" in r.err
 
 
-def test_watch_exits_as_seed_003s_did(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
-    # seed 003's `watch ID`: 0 when the run's result succeeded, 1 when it was an error, 3 when --timeout ran out
-    # first (review: every end exited 0, and it waited without bound)
+def test_watch_exits_as_wait_does(live_hub: LiveHub, cli: tuple[Coord, Coord], tmp_path: Path) -> None:
+    # `watch ID`: 0 when the run's result succeeded, 1 when it was an error (review: every end exited 0, and it
+    # waited without bound), 124 when --timeout ran out first, as `coord wait`: it exited 3, which is also what an
+    # unreachable hub exits, so a script could not tell "still running" from "could not ask"
     me, a, host, job = _dispatched(live_hub, cli)
     host.post(f"/assignments/{job['id']}/log", {"attempt": 1, "offset": 0, "text": "[init] sonnet\n"})
     r = me("watch", a["id"], "--timeout", "0.5", "--interval", "0.1")
-    assert (r.code, r.out) == (3, "[init] sonnet\n"), r
+    assert (r.code, r.out) == (124, "[init] sonnet\n"), r
     assert "timed out after 0.5s waiting for" in r.err and f"coord wait {a['id']}" in r.err
     host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "failed", "reason": "tests failed"})
     r = me("watch", a["id"])
     assert (r.code, r.out, r.err) == (1, "[init] sonnet\n", ""), r
+    down = Coord(tmp_path, isolated_env(tmp_path / "down"), url=f"http://127.0.0.1:{free_port()}", token="coord_x")
+    r = down.unreachable("watch", a["id"], "--timeout", "0.5")
+    assert "timed out" not in r.err, r
 
 
 def test_log_and_watch_with_an_id_print_json_lines(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:

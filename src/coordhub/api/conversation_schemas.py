@@ -32,6 +32,8 @@ class ProfileOut(Out):
     project: str | None
     address: str | None
     tools: list[str]
+    tools_declared: bool = Field(description="Whether the session declared a list of tools (an empty one "
+                                             "included); until it does, REQUIRES_TOOLS is not checked for it")
 
 
 class AddressSession(Out):

@@ -27,6 +27,7 @@ from coordhub.cli.exits import (
 )
 from coordhub.cli.output import console, print_json
 from coordhub.client import CoordClient, HubError, Queued, Unreachable, resolve
+from coordhub.client.outcomes import BadArgument
 from coordhub.client.queue import MAX_FAILED_REPLAYS, QueueUnusable
 from coordhub.core.identity import is_broadcast, main_session, validate_session_id
 from coordhub.errors import CoordError, Invalid
@@ -90,7 +91,7 @@ def client(ctx: typer.Context, admin: bool = False) -> Iterator[CoordClient]:
     notes = list(settings.notes)
     if o.session and settings.token and not settings.session_claimed:  # else sent with the token: the hub checks it
         notes.append(f"--session {o.session} is not used: " + ("the hub's admin token acts as the admin"
-                     if settings.admin_hub_id else "an admin command acts as its token's session"))
+                     if settings.token_is_admin else "an admin command acts as its token's session"))
     for note in notes:  # notes name paths of the repository, which may hold terminal escapes
         typer.echo(f"coord: warning: {one_line(note)}", err=True)
     with CoordClient(settings, heartbeat=True) as c:  # the command counts as its session's activity
@@ -131,6 +132,8 @@ def hub_envelope(err: HubError) -> dict[str, Any]:
 def call(ctx: typer.Context, fn: Callable[[CoordClient], Any], admin: bool = False) -> Any:
     """Run ``fn`` with a client (``admin``: see :func:`client`); turn hub errors into one line and an exit code.
 
+    A :class:`~coordhub.client.outcomes.BadArgument` (an argument the client refused before sending or queueing
+    anything, e.g. a lease id that is no id: :func:`coordhub.client.calls.record_id`) is a usage error, exit 2.
     A :class:`Queued` result is reported and the command exits 0 (seed 001
     softfail: coordination must never block work); with ``--json`` the report
     goes to stderr and stdout gets ``{"queued": true, …}`` (a script reads JSON
@@ -139,6 +142,8 @@ def call(ctx: typer.Context, fn: Callable[[CoordClient], Any], admin: bool = Fal
     with client(ctx, admin) as c:
         try:
             result = fn(c)
+        except BadArgument as err:  # an id that is no id, found before anything was sent or queued: a usage error
+            fail(err.message, EXIT_USAGE)
         except HubError as err:
             hint = (" (to act as the hub's admin on its machine, add --admin)"
                     if admin and err.status == 403 and not c.settings.admin_hub_id

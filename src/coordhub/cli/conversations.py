@@ -275,8 +275,7 @@ def profile(ctx: typer.Context,
 
     data = call(ctx, go)
     show(data, as_json, lambda d: console.print(one_line(
-        f"{d['session_id']}: address {d.get('address') or '(none declared)'}, tools: "
-        f"{', '.join(d.get('tools') or []) or '(none)'}")))
+        f"{d['session_id']}: address {d.get('address') or '(none declared)'}, tools: {tools_text(d)}")))
 
 
 @tools_app.command("set")
@@ -292,15 +291,29 @@ def tools_set(ctx: typer.Context,
         return c.set_profile(machine=machine, project=project, tools=list(dict.fromkeys(names or [])))
 
     data = call(ctx, go)
-    show(data, as_json, lambda d: console.print(f"tools of {d['session_id']}: {', '.join(d['tools']) or '(none)'}"))
+    show(data, as_json, lambda d: console.print(one_line(f"tools of {d['session_id']}: {tools_text(d)}")))
 
 
 @tools_app.command("show")
 def tools_show(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     """The tools you declared."""
     data = call(ctx, lambda c: c.profile())
-    show(data, as_json, lambda d: console.print(f"tools of {d['session_id']}: "
-                                                f"{', '.join(d.get('tools') or []) or '(none)'}"))
+    show(data, as_json, lambda d: console.print(one_line(f"tools of {d['session_id']}: {tools_text(d)}")))
+
+
+def tools_text(profile: dict[str, Any]) -> str:
+    """The tools of a profile the hub answered, for a line: the names, else whether an empty list was declared.
+
+    ``(declared none)``: the hub checks a turn's REQUIRES_TOOLS at the address and finds nothing; ``(never
+    declared)``: it checks nothing there (the receiver's cross-agent-recv decides). Both were ``(none)``, and
+    ``--json`` said ``"tools": []`` for both; the hub now answers ``tools_declared``. ``(none)`` is left for a hub
+    that does not say.
+    """
+    names = ", ".join(profile.get("tools") or [])
+    if names:
+        return names
+    declared = profile.get("tools_declared")
+    return "(none)" if not isinstance(declared, bool) else "(declared none)" if declared else "(never declared)"
 
 
 @keys_app.command("add")

@@ -12,6 +12,7 @@ path served the command. Exit codes (also in ``docs/cli.md``):
 4     conflict: a lease is held by another session, or a stale fence
 5     halted or paused: a halt covers you (fleet, machine, project), or a resume paused you (`coord engage`)
 6     authentication or permission: missing/unknown token, not yours
+124   a wait ran out: ``coord wait --timeout``, ``coord watch ID --timeout`` (as timeout(1) exits)
 ====  ==========================================================
 """
 
@@ -20,6 +21,9 @@ from __future__ import annotations
 from typing import Any
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_CONFLICT, EXIT_HALTED, EXIT_AUTH = range(7)
+# A wait for an assignment to end ran out before it did (`coord wait`, `coord watch ID`): not 3, which says the hub
+# could not be asked, so a script can tell "still running" from "cannot tell"; 124 as timeout(1) exits.
+EXIT_TIMEOUT = 124
 
 ERROR_CODES = {EXIT_REFUSED: "refused", EXIT_USAGE: "usage", EXIT_UNREACHABLE: "unreachable",
                EXIT_CONFLICT: "conflict", EXIT_HALTED: "halted", EXIT_AUTH: "auth"}

@@ -170,7 +170,7 @@ def _ask(command: Command) -> tuple[list[str], Any, tuple[str, int, Any] | None]
     from coordhub.hooks.untrusted import one_line  # notes name the repository's paths: escaped
 
     notes = [f"coord: warning: {one_line(note)}" for note in settings.notes]
-    if g.get("--session") and settings.admin_hub_id:  # a session token is sent with the name, which the hub checks
+    if g.get("--session") and settings.token_is_admin:  # a session token is sent with the name, which the hub checks
         notes.append(f"coord: warning: --session {g['--session']} is not used: the hub's admin token acts as the "
                      "admin")
     if (not settings.url.lower().startswith("http://") or "@" in settings.url.partition("//")[2].partition("/")[0]

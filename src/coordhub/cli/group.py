@@ -32,7 +32,7 @@ from __future__ import annotations
 import importlib
 import math
 import re
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, get_args
 
@@ -115,22 +115,81 @@ TyperOption.display_type_rich = _display_type  # type: ignore[method-assign,assi
 ARGS_KEY = "coordhub.args"  # ctx.meta: the root group's command line, for json_usage_error
 
 
-def json_usage_error(exc: UsageError, args: list[str]) -> None:
+def json_usage_error(exc: UsageError, args: list[str], root: Any) -> None:
     """Print usage error ``exc`` as the CLI's JSON error envelope on stdout (``{"error": {"code": "usage",
     "message": …}}``, as :func:`coordhub.cli.common.fail` prints every other error) when the command line ``args``
-    holds ``--json`` before any ``--``; Typer then prints its own error on stderr and exits 2, as without it.
+    of the ``root`` group asks for JSON (:func:`asks_json`); Typer then prints its own error on stderr and exits 2,
+    as without it.
 
     docs/cli.md promises JSON with ``--json`` whatever happens; a bad flag value (``lock claim … --ttl abc
     --json``) is found while the options are parsed, before the command's own ``--json`` is known, so the
-    command line decides, wherever ``--json`` stands in it.
+    command line decides, wherever ``--json`` stands in it as that command's option.
     """
     from coordhub.cli import exits
 
-    words = args[:args.index("--")] if "--" in args else args
-    if "--json" in words and exc.exit_code == exits.EXIT_USAGE:
+    if exc.exit_code == exits.EXIT_USAGE and asks_json(root, args):
         from coordhub.cli.output import print_json
 
         print_json(exits.error_envelope(exits.EXIT_USAGE, exc.format_message()))
+
+
+def asks_json(root: Any, args: list[str]) -> bool:
+    """Whether ``--json`` stands in ``args`` (the ``root`` group's command line) as an option of the command it
+    runs, read the way click reads the line, so even past the option that is in error.
+
+    Each level (the root group, a subcommand group, the command) is read with its own options: one that takes a
+    value takes the next word (``--type --json``: ``--json`` is the value) unless given as ``--opt=value``; the
+    first other word of a group names its subcommand; ``--`` ends the options. An option click does not know is
+    taken for a flag. ``--json`` counts only where the command being run (the last level reached) has it as a
+    flag: ``msg send X -- --json`` (a body), ``msg send X S --type --json`` (a value) or ``--json`` given to a
+    command without it is no request for JSON. A line whose subcommand names no command (``coord todo lst
+    --json``) is read as before this rule: ``--json`` anywhere before a ``--``.
+    """
+    command, i, wants = root, 0, False
+    while True:
+        takes_value = _option_table(command)
+        is_group = isinstance(getattr(command, "commands", None), Mapping)
+        name: str | None = None
+        wants = False
+        while i < len(args):
+            word = args[i]
+            i += 1
+            if word == "--":
+                if not is_group:
+                    return wants  # the rest are arguments
+                name, i = (args[i], i + 1) if i < len(args) else (None, i)
+                break
+            if word.startswith("--"):
+                option, eq, _ = word.partition("=")
+                if option == "--json" and not eq and takes_value.get(option) is False:
+                    wants = True
+                if takes_value.get(option) and not eq:
+                    i += 1
+            elif word.startswith("-") and len(word) > 1:
+                if takes_value.get(word[:2]) and len(word) == 2:  # -f VALUE; -fVALUE and flags take no word
+                    i += 1
+            elif is_group:
+                name = word
+                break
+        if name is None:  # the line ends here: this level is the command being run
+            return wants
+        found = command.commands.get(name)
+        if found is None:
+            words = args[:args.index("--")] if "--" in args else args
+            return "--json" in words
+        command = found
+
+
+def _option_table(command: Any) -> dict[str, bool]:
+    """Every option name of click ``command`` (``--x``, ``-x``, ``--no-x``) → whether it takes a value."""
+    table: dict[str, bool] = {}
+    for param in getattr(command, "params", ()):
+        if getattr(param, "param_type_name", None) != "option":
+            continue
+        flag = bool(getattr(param, "is_flag", False) or getattr(param, "count", False))
+        for opt in (*param.opts, *getattr(param, "secondary_opts", ())):
+            table[opt] = not flag
+    return table
 
 
 def load(name: str, target: str, root: typer.Typer) -> Any:
@@ -230,7 +289,7 @@ def lazy_group(root: Callable[[], typer.Typer], first: dict[str, str], last: dic
             try:
                 ctx = super().make_context(info_name, args, parent, **extra)
             except UsageError as exc:
-                json_usage_error(exc, args)
+                json_usage_error(exc, args, self)
                 raise
             ctx.meta[ARGS_KEY] = list(args)
             return ctx
@@ -250,7 +309,7 @@ def lazy_group(root: Callable[[], typer.Typer], first: dict[str, str], last: dic
                         exc.possibilities = None
                     raise
             except UsageError as exc:
-                json_usage_error(exc, ctx.meta.get(ARGS_KEY, []))
+                json_usage_error(exc, ctx.meta.get(ARGS_KEY, []), self)
                 raise
 
     return CoordGroup

@@ -11,6 +11,8 @@ from coordhub.cli import seed002, views
 from coordhub.cli.common import EXIT_USAGE, JSON_OPT, call, expand_recipient, fail, read_text_arg, show
 from coordhub.cli.output import console
 from coordhub.client import Queued
+from coordhub.client.calls import record_id
+from coordhub.client.outcomes import BadArgument
 from coordhub.core.identity import unknown_recipient_warning
 from coordhub.core.vocab import Importance
 
@@ -103,6 +105,11 @@ def read(ctx: typer.Context,
              "one", EXIT_USAGE)
     if message_ids and all_:
         fail("give message ids or --all, not both", EXIT_USAGE)
+    for given in message_ids or []:  # every id checked before the first is marked: none marked when one is bad
+        try:
+            record_id(given, "message id")
+        except BadArgument as err:
+            fail(err.message, EXIT_USAGE)
 
     def mark(c: Any) -> Any:
         if not all_:

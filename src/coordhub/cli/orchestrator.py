@@ -28,12 +28,12 @@ from coordhub.cli.common import (
     read_text_arg,
     show,
 )
+from coordhub.cli.exits import EXIT_TIMEOUT
 from coordhub.cli.output import console, print_json, verbatim
 from coordhub.client import CoordClient, project
 from coordhub.client.orchestrator import OrchestratorClient
 from coordhub.hooks.untrusted import one_line
 
-EXIT_TIMEOUT = 124  # `coord wait --timeout` ran out (as timeout(1) exits)
 ENDED = ("done", "failed", "cancelled", "stuck", "needs_input")
 FILE_OPT = typer.Option(Path("coordinator.yml"), "--file", "-f", help="The coordinator.yml to read.")
 

@@ -11,12 +11,11 @@ from typing import Any
 import typer
 
 from coordhub.cli.common import EXIT_UNREACHABLE, EXIT_USAGE, JSON_OPT, call, client, fail, hub_envelope, show
+from coordhub.cli.exits import EXIT_TIMEOUT
 from coordhub.cli.output import console, table, verbatim
 from coordhub.client import HubError, Unreachable
 from coordhub.core.vocab import PresenceState
 from coordhub.hooks.untrusted import one_line
-
-EXIT_TIMED_OUT = 3  # seed 003's `watch ID` when its --timeout ran out before the run's result
 
 NOTIFY_KINDS = ("message.sent", "message.redelivered", "message.dead_lettered", "halt.set")
 
@@ -100,7 +99,8 @@ def watch(
     interval: float = typer.Option(1.0, "--interval", min=0.1, max=60.0, help="With an ID: seconds between "
                                                                               "checks of its log."),
     timeout: float = typer.Option(1800.0, "--timeout", min=0.0, help="With an ID: give up after this many "
-                                                                     "seconds (exit 3), as seed 003's watch did."),
+                                                                     "seconds (exit 124, as `coord wait`; exit 3 "
+                                                                     "is an unreachable hub)."),
     every_event: bool = typer.Option(False, "--all", help="Seed 003's flag (every stream-json event, the "
                                                           "worker's prose included): refused, exit 2, naming what "
                                                           "shows it here (docs/cli.md)."),
@@ -142,15 +142,19 @@ def watch(
 
 def _follow_worker(ctx: typer.Context, assignment_id: str, interval: float, timeout: float, as_json: bool) -> None:
     """Follow an assignment's filtered log until it ends (``as_json``: one JSON object per line, as ``coord log
-    --json``), then exit as seed 003's ``watch`` did: 0 when its worker's run succeeded (``done``), 1 when it did
-    not (failed, cancelled, stuck, needs input), 3 when ``timeout`` seconds passed first."""
+    --json``), then exit as ``coord wait`` does: 0 when its worker's run succeeded (``done``), 1 when it did not
+    (failed, cancelled, stuck, needs input), :data:`~coordhub.cli.exits.EXIT_TIMEOUT` (124) when ``timeout``
+    seconds passed first; a hub that cannot be asked is 3 (:func:`~coordhub.cli.common.call`), as for every read.
+
+    Seed 003 names no exit code for its ``watch``; 3 for both a timeout and an unreachable hub left a script unable
+    to tell "still running" from "could not ask"."""
     from coordhub.cli.orchestrator import follow_log
 
     state = follow_log(ctx, assignment_id, follow=True, interval=interval, deadline=time.monotonic() + timeout,
                        as_json=as_json)
     if state is None:
         fail(f"timed out after {timeout:g}s waiting for {assignment_id} to end (`coord wait {assignment_id}` waits "
-             "on; `coord watch ID --timeout S` waits longer)", EXIT_TIMED_OUT)
+             "on; `coord watch ID --timeout S` waits longer)", EXIT_TIMEOUT)
     raise typer.Exit(0 if state == "done" else 1)
 
 

@@ -10,7 +10,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from coordhub import ids
 from coordhub.client.conversations import ConversationCalls
+from coordhub.client.outcomes import BadArgument
+
+
+def record_id(value: str, name: str) -> str:
+    """``value`` as the hub spells a record id (:func:`coordhub.ids.canonical`) when it spells one; else
+    :class:`~coordhub.client.outcomes.BadArgument` naming ``name`` and the value, before anything is sent.
+
+    Messages, todos and leases are named by UUIDs and their routes take nothing else (422). Checked here, where
+    every call that puts one in a path passes, because such a write is queued when the hub cannot be reached: a
+    malformed id (``coord todo done 12``) was reported as queued (exit 0) and refused only at its replay, when
+    nobody was watching.
+    """
+    if not ids.spells_id(value):
+        raise BadArgument(f"{name} {value[:80]!r} is not an id: ids are UUIDs such as {ids.EXAMPLE}; nothing was "
+                          "sent or queued")
+    return ids.canonical(value)
 
 
 class FleetCalls(ConversationCalls):
@@ -35,12 +52,14 @@ class FleetCalls(ConversationCalls):
                          params={"unread_only": str(unread_only).lower(), "limit": limit})
 
     def mark_read(self, message_id: str) -> Any:
-        """Mark a message read for this session."""
-        return self.call("PUT", f"/api/coord/messages/{message_id}/read")
+        """Mark a message read for this session; :class:`~coordhub.client.outcomes.BadArgument` for an id that is no
+        id (:func:`record_id`), before anything is sent or queued. So do :meth:`ack`, :meth:`todo_done`,
+        :meth:`release` and :meth:`renew`."""
+        return self.call("PUT", f"/api/coord/messages/{record_id(message_id, 'message id')}/read")
 
     def ack(self, message_id: str) -> Any:
         """Acknowledge a message."""
-        return self.call("POST", f"/api/coord/messages/{message_id}/ack")
+        return self.call("POST", f"/api/coord/messages/{record_id(message_id, 'message id')}/ack")
 
     def add_todo(self, text: str, **fields: Any) -> Any:
         """Create a todo (seed 000 fields)."""
@@ -53,7 +72,7 @@ class FleetCalls(ConversationCalls):
 
     def todo_done(self, todo_id: str) -> Any:
         """Mark a todo done."""
-        return self.call("POST", f"/api/coord/todos/{todo_id}/done")
+        return self.call("POST", f"/api/coord/todos/{record_id(todo_id, 'todo id')}/done")
 
     def claim(self, project_key: str, resource: str, description: str | None, ttl_hours: float = 2.0) -> Any:
         """Claim a lease; ``HubError`` with code ``lease_conflict`` names the holder.
@@ -67,12 +86,13 @@ class FleetCalls(ConversationCalls):
 
     def release(self, lease_id: str, force: bool = False, reason: str | None = None) -> Any:
         """Release a lease (``force`` for an admin's force-release); another's stale one is taken over (``reason``)."""
-        return self.call("DELETE", f"/api/coord/locks/{lease_id}",
+        return self.call("DELETE", f"/api/coord/locks/{record_id(lease_id, 'lease id')}",
                          params={"force": "true" if force else None, "reason": reason})
 
     def renew(self, lease_id: str, ttl_hours: float | None = None) -> Any:
         """Renew a lease."""
-        return self.call("POST", f"/api/coord/locks/{lease_id}/renew", body={"ttl_hours": ttl_hours})
+        return self.call("POST", f"/api/coord/locks/{record_id(lease_id, 'lease id')}/renew",
+                         body={"ttl_hours": ttl_hours})
 
     def check_fence(self, fence: int, resource: str | None = None, project_key: str | None = None) -> Any:
         """Whether a fence is still current."""

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from coordhub.client.outcomes import BadArgument
 from coordhub.client.wire import NEXT_AFTER, whole_number
+from coordhub.core.orgturn import check_conversation_id
+from coordhub.errors import Invalid
 
 CONVERSATIONS = "/api/coord/conversations"
 PAGE = 1000  # turns the hub answers per page at most (coordhub.core.conversations.MAX_PAGE)
@@ -113,7 +116,15 @@ class ConversationCalls:
 
     def release_conversation(self, conversation_id: str, to: str | None = None, release_status: str | None = None,
                              body: str | None = None) -> Any:
-        """Send the ``release`` turn that ends the pending state of a conversation's turns (seed 004)."""
+        """Send the ``release`` turn that ends the pending state of a conversation's turns (seed 004).
+
+        :class:`~coordhub.client.outcomes.BadArgument`, before anything is sent or queued, for a
+        ``conversation_id`` the hub refuses whatever the conversation (not a slug, or a route's name:
+        :func:`coordhub.core.orgturn.check_conversation_id`): this write is queued when the hub is unreachable."""
+        try:
+            check_conversation_id(conversation_id)
+        except Invalid as exc:
+            raise BadArgument(exc.message + "; nothing was sent or queued") from None
         fields = {k: v for k, v in (("to", to), ("release_status", release_status), ("body", body)) if v is not None}
         return self.call("POST", f"{CONVERSATIONS}/{conversation_id}/release", body=fields)
 

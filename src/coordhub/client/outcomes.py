@@ -23,6 +23,15 @@ class HubError(Exception):
         self.body = body
 
 
+class BadArgument(HubError):
+    """An argument of a call the hub would surely refuse (a record id that is no id), found by the client before
+    anything was sent or queued: 422 ``invalid``, as the hub would answer. A front end reports it as the caller's
+    mistake (the CLI: a usage error, exit 2)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(422, "invalid", message)
+
+
 class Unreachable(Exception):
     """The hub could not be reached (network error, timeout, or 5xx) and the call could not be queued.
 

@@ -19,7 +19,10 @@ explicitly (the first three: :attr:`ClientSettings.session_claimed`) is sent
 beside a session token as ``X-Coord-Session``, so the hub refuses the request
 (403 ``session_mismatch``) when the token is another session's (a stale
 ``COORD_TOKEN`` beside an identity naming someone else) instead of acting as
-the token's session unnoticed.
+the token's session unnoticed. Not beside the hub's admin token, for any
+command: it is no session's token, and acts as ``admin`` whatever the name; a
+token given with ``--token``, ``COORD_TOKEN`` or identity.json is known for it
+when it equals the ``admin.token`` of the data dir (:func:`is_local_admin_token`).
 
 **Which identity.json is trusted** (issue 7 point 7: a repository's files
 never act with the user's credentials): the nearest
@@ -69,6 +72,7 @@ ADMIN_TOKEN_FILE = "admin.token"
 HUB_ID_FILE = "hub.id"
 QUEUE_NAME = "coord-queue.jsonl"
 MAX_IDENTITY_BYTES = 1024 * 1024  # an identity.json larger than this is refused, not read
+MAX_ADMIN_TOKEN_BYTES = 4096  # bytes of admin.token read to compare a given token with it (one is ~90)
 MAX_QUEUE_BYTES = 64 * 1024 * 1024  # bytes: the softfail queue's bound (32 entries of the longest line, thousands
 # of ordinary ones); defined here, where the hooks find it without importing coordhub.client.queue
 ADMIN_MODES = ("never", "fallback", "always")
@@ -95,7 +99,9 @@ class ClientSettings(NamedTuple):
     it was named by those or identity.json ``session`` (not derived from
     ``machine`` or ``CLAUDE_INSTANCE_ID``) for a session command (``admin``
     ``never`` in :func:`resolve`; an admin command's token acts as an admin,
-    whatever session the user names): such a name goes beside a session
+    whatever session the user names) with a token that is not the hub's
+    admin token (``token_is_admin``: that one acts as ``admin`` whatever the
+    name, as a session command's token too): such a name goes beside a session
     token as ``X-Coord-Session`` (:func:`coordhub.client.wire.credential_headers`),
     and the hub refuses a token of another session (contract §2.2: the token
     decides who acts, and a request may not name someone else). ``notes`` are
@@ -119,6 +125,9 @@ class ClientSettings(NamedTuple):
     notes: tuple[str, ...] = ()
     url_source: str | None = None  # --url, COORD_URL, an identity.json path; None: the default URL
     user_url: str | None = None  # the hub the user's own settings name (~/.claude/identity.json, else the default)
+    # the token is the hub's admin.token: read from the data dir (admin_hub_id is then set), or given with --token,
+    # COORD_TOKEN or identity.json "token" and equal to the data dir's (is_local_admin_token)
+    token_is_admin: bool = False
 
     def url_from_project(self) -> bool:
         """Whether the URL was named by a project's identity.json and is not the user's own hub.
@@ -278,6 +287,22 @@ def local_admin(directory: Path) -> tuple[str, str]:
     return token, hub_id
 
 
+def is_local_admin_token(token: str, directory: Path) -> bool:
+    """Whether ``token`` is the admin token the hub whose data dir is ``directory`` wrote (``admin.token``).
+
+    False when that file cannot be read (another user's hub, no hub on this machine): the token is then taken for
+    a session's. Compared in constant time; at most :data:`MAX_ADMIN_TOKEN_BYTES` of the file are read.
+    """
+    import hmac
+
+    try:
+        with open(directory / ADMIN_TOKEN_FILE, "rb") as f:
+            written = f.read(MAX_ADMIN_TOKEN_BYTES).strip()
+    except OSError:
+        return False
+    return bool(written) and hmac.compare_digest(written, token.encode("ascii", "replace"))
+
+
 def instance_id() -> str | None:
     """Seed 002's ``CLAUDE_INSTANCE_ID``, or None when unset, empty or its placeholder ``unknown``."""
     value = os.environ.get(INSTANCE_ENV, "").strip()
@@ -364,6 +389,12 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
     if admin == "always" or (admin == "fallback" and chosen is None):
         chosen, hub_id = local_admin(directory)
         source = str(directory / ADMIN_TOKEN_FILE)
+    claimed = bool(named or ident.get("session")) and admin == "never"
+    # Only a session token has a session a name could claim. The hub's admin.token acts as 'admin' whatever the
+    # identity names, so the name beside it was refused (403 session_mismatch, exit 6: `COORD_TOKEN=<admin token>
+    # coord whoami` in a project whose identity.json names the user's session); an admin command already left it
+    # out, a session command could not tell the token was the admin's. Asked only when a name would be sent.
+    is_admin = hub_id is not None or (claimed and isinstance(chosen, str) and is_local_admin_token(chosen, directory))
     root = project_root(ident_path, start)
     queue = queue_file or config.env_value("queue_file")
     queue_at = Path(queue) if queue else queue_path(root, notes)
@@ -375,8 +406,9 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
         # an admin command acts as whichever admin its token is (the hub's admin.token given with --token or
         # COORD_TOKEN acts as 'admin'): the user's session name is no claim about that token, and sent beside it
         # refused every admin command of a user whose identity.json names their session (403 session_mismatch)
-        session_claimed=bool(named or ident.get("session")) and admin == "never",
+        session_claimed=claimed and not is_admin,
         data_dir=directory, project_root=root, notes=tuple(notes), url_source=url_source, user_url=user_url,
+        token_is_admin=is_admin,
     )
 
 

@@ -56,11 +56,17 @@ def tools_of(row: Row | None) -> list[str]:
 
 
 def render_profile(row: Row | None, session_id: str) -> dict[str, Any]:
-    """A session's conversation profile: its address and declared tools."""
+    """A session's conversation profile: its address and declared tools.
+
+    ``tools_declared`` says whether the session ever declared a list (``[]`` included): ``tools`` is ``[]`` both
+    for a session that declared none and for one that never declared, and only a declaration makes the hub check
+    a turn's ``REQUIRES_TOOLS`` at the address (:mod:`coordhub.core.conversations`).
+    """
     machine = row.get("machine") if row else None
     project = row.get("project") if row else None
     return {"session_id": session_id, "machine": machine, "project": project,
-            "address": f"{machine}.{project}" if machine and project else None, "tools": tools_of(row)}
+            "address": f"{machine}.{project}" if machine and project else None, "tools": tools_of(row),
+            "tools_declared": row is not None and row.get("tools") is not None}
 
 
 def profile(tx: Tx, actor: Actor) -> dict[str, Any]:
