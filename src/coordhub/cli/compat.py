@@ -13,8 +13,6 @@ from coordhub.client import project
 
 app = typer.Typer(help="Drop-in files for teams moving from the seed systems.", no_args_is_help=True)
 
-# Each wrapper keeps its seed-002 script's name and argument order, and hands the positional arguments
-# to coord after "--" so a subject or description that starts with "-" is never taken for an option.
 _HEADER = """#!/usr/bin/env bash
 # Seed 002's {name}, backed by coordhub: written by `coord compat seed002-scripts`.
 # Usage: {usage}
@@ -25,35 +23,75 @@ _HEADER = """#!/usr/bin/env bash
 set -euo pipefail
 """
 
+# Each wrapper reads its arguments as seed 002's script did: its options anywhere among the positional arguments
+# (`--to X` first or last), -h/--help teaching (exit 0), anything else positional, so a subject that starts with
+# "-" stays a subject; it hands the positional ones to coord after "--". --json and --seed-output are coord's:
+# the seed's own lines ("  ID: msg-…") unless --json is asked for. `${a[@]+"${a[@]}"}` keeps an empty array
+# from tripping `set -u` in bash before 4.4 (macOS's).
 SCRIPTS = {
     "publish-message.sh": ("publish", "publish-message.sh <type> <subject> <description> [--to <instance>] [--no-ack]",
-                           """if [ "$#" -lt 3 ]; then
-    echo "usage: $(basename "$0") <type> <subject> <description> [--to <instance>] [--no-ack]" >&2
+                           """usage() {
+    echo "usage: $(basename "$0") <type> <subject> <description> [--to <instance>] [--no-ack] [--json]" >&2
+    echo "  (\\`$(basename "$0") --help\\` lists the types and options)" >&2
     exit 2
-fi
-type="$1" subject="$2" description="$3"
-shift 3
-if [ "$#" -gt 0 ] && [ "${!#}" = "--to" ]; then  # else it would take the -- below as the instance
-    echo "$(basename "$0"): --to needs an <instance>" >&2
-    exit 2
-fi
-exec "${COORD_BIN:-coord}" msg publish "$@" -- "$type" "$subject" "$description"
+}
+args=() opts=()
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        -h|--help) exec "${COORD_BIN:-coord}" msg publish --help ;;
+        --to)
+            if [ "$#" -lt 2 ]; then
+                echo "$(basename "$0"): --to needs an <instance>" >&2
+                exit 2
+            fi
+            opts+=(--to "$2")
+            shift 2 ;;
+        --no-ack|--json) opts+=("$1"); shift ;;
+        *) args+=("$1"); shift ;;
+    esac
+done
+[ "${#args[@]}" -eq 3 ] || usage
+exec "${COORD_BIN:-coord}" msg publish --seed-output ${opts[@]+"${opts[@]}"} -- "${args[@]}"
 """),
     "check-messages.sh": ("check", "check-messages.sh [--pending] [--all] [--from <instance>] [--type <type>]",
-                          """exec "${COORD_BIN:-coord}" msg check "$@"
+                          """skip=""
+for arg in "$@"; do  # the seed's -h (coord knows --help only); not the value of --from/--type
+    if [ -n "$skip" ]; then skip=""; continue; fi
+    case "$arg" in
+        -h) exec "${COORD_BIN:-coord}" msg check --help ;;
+        --from|--type|--limit) skip=1 ;;
+    esac
+done
+exec "${COORD_BIN:-coord}" msg check --seed-output "$@"
 """),
     "ack-message.sh": ("ack", "ack-message.sh <message-id> [--comment <comment>]",
-                       """if [ "$#" -lt 1 ]; then
-    echo "usage: $(basename "$0") <message-id> [--comment <comment>]" >&2
+                       """usage() {
+    echo "usage: $(basename "$0") <message-id> [--comment <comment>] [--json]" >&2
     exit 2
-fi
-id="$1"
-shift
-if [ "$#" -gt 0 ] && [ "${!#}" = "--comment" ]; then  # else it would take the -- below as the comment
-    echo "$(basename "$0"): --comment needs a <comment>" >&2
-    exit 2
-fi
-exec "${COORD_BIN:-coord}" msg ack "$@" -- "$id"
+}
+id="" have_id="" opts=()
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        -h|--help) exec "${COORD_BIN:-coord}" msg ack --help ;;
+        --comment)
+            if [ "$#" -lt 2 ]; then
+                echo "$(basename "$0"): --comment needs a <comment>" >&2
+                exit 2
+            fi
+            opts+=(--comment "$2")
+            shift 2 ;;
+        --json) opts+=("$1"); shift ;;
+        *)
+            if [ -n "$have_id" ]; then
+                echo "$(basename "$0"): unexpected argument '$1' (one <message-id>)" >&2
+                usage
+            fi
+            id="$1" have_id=1
+            shift ;;
+    esac
+done
+[ -n "$id" ] || usage
+exec "${COORD_BIN:-coord}" msg ack --seed-output ${opts[@]+"${opts[@]}"} -- "$id"
 """),
 }
 
