@@ -119,6 +119,40 @@ def test_imported_history_reads_back_through_api_verbs_and_python(seed: SeedRedi
     asyncio.run(python())
 
 
+def test_seed_code_queries_imported_history_with_its_message_query(seed: SeedRedis, live_hub: LiveHub,
+                                                                    cli: Coord) -> None:
+    """Seed 002's code built a MessageQuery for get_messages (its scripts and services did), ``since`` included
+    (seed-002 user run: `from coordhub.client.seed002 import MessageQuery` was an ImportError, and since was
+    not taken)."""
+    from datetime import datetime
+
+    from coordhub.client.seed002 import MessageQuery
+
+    populate(seed)
+    run_import(admin_cli(cli, live_hub), seed)
+
+    async def python() -> None:
+        c = await api.get_coordination_client("backend", url=live_hub.url, token=live_hub.token("backend"))
+        try:
+            every = await c.get_messages(MessageQuery())
+            assert [m.id for m in every] == ["msg-0000000c", "msg-0000000b"]
+            later = await c.get_messages(MessageQuery(since="2026-05-28T20:28:40Z"))  # T0 + 120: the broadcast only
+            assert [m.id for m in later] == ["msg-0000000c"]
+            assert [m.id for m in await c.get_messages(MessageQuery(since=datetime(2026, 5, 28, 20, 27, 40)))] == [
+                "msg-0000000c", "msg-0000000b"]  # no offset: UTC; T0 + 60 itself is kept
+            assert [m.id for m in await c.get_messages(since="2026-05-28T20:27:41+00:00")] == ["msg-0000000c"]
+            typed = await c.get_messages(MessageQuery(msg_type="review_complete", from_instance="orchestrator"))
+            assert [m.id for m in typed] == ["msg-0000000b"]
+            assert [m.id for m in await c.get_messages(MessageQuery(limit=1))] == ["msg-0000000c"]
+        finally:
+            await api.reset_coordination_client()
+
+    asyncio.run(python())
+    for bad in ({"limit": 0}, {"limit": 1001}, {"since": "yesterday"}, {"msg_type": "BUILD_BROKEN"}):
+        with pytest.raises(ValueError):
+            MessageQuery(**bad)  # type: ignore[arg-type]
+
+
 def test_second_import_writes_nothing_and_a_later_one_only_what_is_new(seed: SeedRedis, live_hub: LiveHub,
                                                                         cli: Coord) -> None:
     populate(seed)

@@ -7,7 +7,7 @@ it keeps working; the hub's additions come after them with defaults.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from coordhub.client.seed002answers import iso_time as _time
@@ -84,6 +84,46 @@ class CoordinationMessage:
                    timestamp=_time(s["timestamp"]), requires_ack=s["requires_ack"], acknowledged=s["acknowledged"],
                    payload=MessagePayload(**s["payload"]), ack_by=s["ack_by"], ack_timestamp=_time(s["ack_timestamp"]),
                    hub_id=s["hub_id"], read=s["read"])
+
+
+def since_time(value: datetime | str | None) -> datetime | None:
+    """A ``since`` as a UTC-aware time: a datetime, or ISO 8601 text (``Z`` allowed); one without an offset is UTC.
+
+    Raises ``ValueError`` for text that is no time or a value of another type.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if not isinstance(value, datetime):
+        raise ValueError(f"since: a datetime or ISO 8601 text, not {type(value).__name__}")
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@dataclass
+class MessageQuery:
+    """Seed 002's query object for :meth:`~coordhub.client.seed002.CoordinationClient.get_messages`: its six
+    fields and defaults, checked when made as seed 002's model checked them.
+
+    ``msg_type`` becomes a :class:`MessageType` (its name in any case is taken too); ``since`` (a datetime or
+    ISO 8601 text, UTC when it names no offset) keeps the messages sent at or after it; ``limit`` is 1 to 1000.
+    Raises ``ValueError`` for an unknown type, a ``since`` that is no time, or a limit out of range (seed 002's
+    pydantic model raised its ``ValidationError``, a ``ValueError`` too).
+    """
+
+    to_instance: str | None = None
+    from_instance: str | None = None
+    msg_type: MessageType | str | None = None
+    pending_only: bool = False
+    since: datetime | str | None = None
+    limit: int = 100
+
+    def __post_init__(self) -> None:
+        if self.msg_type is not None:
+            self.msg_type = MessageType(str(self.msg_type).strip().upper())
+        self.since = since_time(self.since)
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or not 1 <= self.limit <= 1000:
+            raise ValueError(f"limit: a whole number from 1 to 1000, not {self.limit!r}")
 
 
 @dataclass(frozen=True)
