@@ -194,6 +194,19 @@ def test_wrappers_read_arguments_as_the_seeds_scripts_did(live_hub: LiveHub, tmp
     assert four.returncode == 2 and "usage: publish-message.sh" in four.stderr and "--help" in four.stderr
 
 
+def test_wrapper_scripts_say_what_replaces_the_seeds_redis_only_scripts(tmp_path: Path) -> None:
+    """watch-notifications.sh and mcp-server.sh stay and still speak to Redis: the user is told what replaces
+    them (seed-002 user run: nothing said so, and they failed once Redis was switched off)."""
+    repo = git_init(tmp_path / "repo")
+    scripts = repo / "scripts" / "coordination"
+    scripts.mkdir(parents=True)
+    (scripts / "watch-notifications.sh").write_text("#!/bin/sh\nredis-cli SUBSCRIBE coord:notify:pm\n")
+    done = Coord(repo, isolated_env(tmp_path / "env")).ok("compat", "seed002-scripts", str(scripts))
+    assert "watch-notifications.sh as it is" in done.err and "coord watch" in done.err, done.err
+    assert "mcp-server.sh" not in done.err  # only what is there
+    assert (scripts / "watch-notifications.sh").read_text().endswith("coord:notify:pm\n")  # left as it was
+
+
 def test_claude_instance_id_names_the_session_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     work = git_init(tmp_path / "w")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

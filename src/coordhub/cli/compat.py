@@ -96,6 +96,15 @@ exec "${COORD_BIN:-coord}" msg ack --seed-output ${opts[@]+"${opts[@]}"} -- "$id
 }
 
 
+# The seed's other files in its scripts/coordination/, which still speak to Redis: what takes their place.
+LEFT_ALONE = {
+    "watch-notifications.sh": "it still subscribes to Redis; `coord watch` shows the hub's messages live "
+                              "(--notify: desktop notifications)",
+    "mcp-server.sh": "it still serves the Redis tools; `coord mcp-config --tools seed002` prints the line that "
+                     "serves the same coord_* tools from the hub",
+}
+
+
 def script(name: str) -> str:
     """The text of one wrapper script (a key of :data:`SCRIPTS`)."""
     verb, usage, body = SCRIPTS[name]
@@ -131,7 +140,8 @@ def seed002_scripts(
 
     A repository's existing ./scripts/coordination/*.sh calls keep working, with the hub's guarantees.
     Each is written to a new temp file and renamed into place; a script name that is a symlink, or a directory
-    on the way below the current one that is, is refused.
+    on the way below the current one that is, is refused. The seed's watch-notifications.sh and mcp-server.sh
+    are left as they are, with a note on what replaces them.
     """
     hop = _linked_dir(directory)
     if hop is not None:  # even with --force: it takes the scripts out of the project (scripts -> ~/.bashrc.d)
@@ -157,3 +167,6 @@ def seed002_scripts(
         fail(f"cannot write the scripts in {directory}: {exc}", EXIT_REFUSED)
     for name in SCRIPTS:
         console.print(f"wrote {directory / name}")
+    for name, instead in LEFT_ALONE.items():  # a user who stops Redis next would find them failing
+        if os.path.lexists(directory / name):
+            typer.echo(f"coord: note: left {directory / name} as it is: {instead}", err=True)
