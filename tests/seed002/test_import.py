@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -297,6 +298,30 @@ def test_redis_down_or_hub_down_or_not_admin_write_nothing(seed: SeedRedis, live
     blocked = admin.with_(env={**admin.env, "PYTHONPATH": f"{fake.parent}:{admin.env.get('PYTHONPATH', '')}"})
     r = blocked.fails(1, "import", "redis", "--url", seed.url, "--prefix", seed.prefix)
     assert "pip install 'coordhub[redis]'" in r.err
+
+
+def test_the_summary_says_where_else_the_history_may_be(seed: SeedRedis, live_hub: LiveHub, cli: Coord) -> None:
+    """Nothing under the prefix, or a database other than 0 (where seed 002's bash scripts never wrote: they
+    ignored REDIS_DB), is said in the summary (seed-002 user run: 'no keys', exit 0, and nothing more)."""
+    admin = admin_cli(cli, live_hub)
+    base = re.sub(r"/\d*$", "", seed.url.split("?")[0])  # redis://HOST:PORT, without the fixture's database
+    empty = admin.json("import", "redis", "--url", f"{base}/0", "--prefix", seed.prefix, "--dry-run")
+    assert empty["keys"] == {} and len(empty["hints"]) == 1, empty
+    assert f"nothing under {seed.prefix}:*" in empty["hints"][0] and "--prefix" in empty["hints"][0]
+    populate(seed)
+    other = admin.ok("import", "redis", "--url", f"{base}/7", "--prefix", seed.prefix, "--dry-run")
+    shown = base.split("@")[-1].split("//")[-1]
+    assert f"note: nothing under {seed.prefix}:* at redis://{shown}/7" in other.out, other.out
+    assert "note: seed 002's bash scripts wrote to database 0 whatever REDIS_DB said" in other.out
+    assert f"--url redis://{shown}/0" in other.out and "REDIS_DB=7" in other.out
+    from coordhub.importers.redis import db_number
+
+    ok = run_import(admin, seed, "--dry-run")  # the fixture's own database: its keys, no 'nothing under'
+    assert ok["counts"]["message"] == {"to import": 5}
+    assert [h.split(" (")[0] for h in ok["hints"]] == (
+        ["seed 002's bash scripts wrote to database 0 whatever REDIS_DB said"] if db_number(seed.url) else [])
+    assert db_number("redis://h:1/3") == 3 and db_number("redis://h:1?db=4") == 4 and db_number("redis://h") == 0
+    assert db_number("unix:///tmp/r.sock") is None
 
 
 def test_dry_run_reads_everything_and_writes_nothing(seed: SeedRedis, live_hub: LiveHub, cli: Coord) -> None:

@@ -69,6 +69,7 @@ def redis_(
         origin = f"{source.shown_url(redis_url)} {key_prefix}:*"
         tally, reports = (_tally(snap), []) if dry_run else _write(c, origin, snap.items, batch)
     summary = _summary(snap, tally, reports, source.shown_url(redis_url), key_prefix, dry_run)
+    summary["hints"] = source.hints(redis_url, key_prefix, sum(snap.keys.values()))
     if as_json:
         print_json(summary)
     else:
@@ -268,5 +269,7 @@ def _print(s: dict[str, Any]) -> None:
             say(f"  … and {len(s['skipped']) - SHOWN} more (all of them with --json)")
     if s["notes"]:
         say(f"{len(s['notes'])} record(s) mapped with a change (see --json for each)")
+    for hint in s.get("hints", []):
+        say(f"note: {hint}")
     if s["counts"].get("message"):
         say(RETENTION)

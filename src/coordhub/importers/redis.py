@@ -89,6 +89,43 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme.lower()}://{netloc}{path}"
 
 
+def db_number(url: str) -> int | None:
+    """The database ``url`` names (``/N``, or redis-py's ``?db=N``); 0 for a ``redis://`` URL naming none
+    (redis-py's default); None for a URL that cannot be read or names no Redis database (``unix://``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("redis", "rediss"):
+        return None
+    if re.fullmatch(r"/\d+", parts.path):
+        return int(parts.path[1:])
+    db = parse_qs(parts.query).get("db", [""])[-1]
+    return int(db) if db.isdigit() else 0
+
+
+def hints(url: str, prefix: str, keys_found: int) -> list[str]:
+    """What the user may have missed where the data was looked for (``url``, ``prefix``), one sentence each.
+
+    * Nothing under the prefix: the database or the prefix is likely not the one the team used.
+    * A database other than 0: seed 002's bash scripts (publish-message.sh, ack-message.sh) connected to
+      ``redis://HOST:PORT`` whatever ``REDIS_DB`` said, so what they wrote is in database 0, while its
+      Python client and MCP server used ``REDIS_DB``; both databases may hold part of the history.
+    """
+    out = []
+    shown = shown_url(url)
+    if keys_found == 0:
+        out.append(f"nothing under {prefix}:* at {shown}: check the database (--url redis://HOST:PORT/DB, else "
+                   "REDIS_DB) and the prefix (--prefix, else COORD_KEY_PREFIX) the team's scripts used")
+    db = db_number(url)
+    if db:
+        zero = re.sub(r"/\d+$", "/0", shown) if re.search(r"/\d+$", shown) else shown + "/0"
+        out.append(f"seed 002's bash scripts wrote to database 0 whatever REDIS_DB said (its Python client and "
+                   f"MCP tools used REDIS_DB={db}): if the team used them, import {zero} too (--url {zero}): "
+                   "both databases can be imported into the hub")
+    return out
+
+
 def scrubbed(text: str, url: str) -> str:
     """``text`` (an error's message) with ``url`` as :func:`shown_url` shows it, and any user name, password or
     query value of ``url`` (of three characters or more) replaced by ``***``; for a URL :func:`shown_url`
