@@ -14,6 +14,7 @@ import pytest
 from coordhub.client import seed002 as api
 from coordhub.client.outcomes import HubError
 from coordhub.client.seed002 import MessageType, get_coordination_client
+from coordhub.core.seed002 import hub_message_id
 from tests.client.conftest import serving
 from tests.client.test_queue_order import FlakyProxy
 from tests.client.test_wire import Canned
@@ -57,6 +58,11 @@ def test_the_seeds_example_then_check_ack_presence_notifications(live_hub: LiveH
         result = await orch.ack_message(str(msg.id), comment="merged")
         assert result.acknowledged_by == "orchestrator" and result.comment_message_id
         assert await orch.acknowledge_message("00000000-0000-0000-0000-000000000000") is False
+        assert await orch.acknowledge_message("msg-nope0000") is False
+        with pytest.raises(api.AcknowledgeError) as unknown:  # named as given, not by the UUID it maps to
+            await orch.ack_message("msg-nope0000")
+        assert unknown.value.status == 404 and "no message 'msg-nope0000'" in unknown.value.message
+        assert hub_message_id("msg-nope0000") not in unknown.value.message
         done = await orch.get_message(str(msg.id))
         assert done is not None and done.acknowledged and done.ack_by == "orchestrator"
         (reply,) = [m for m in await be.check_messages() if m.from_instance == "orchestrator"]

@@ -25,7 +25,6 @@ line breaks and control characters escaped, so each stays one line).
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 import typer
@@ -44,6 +43,7 @@ from coordhub.core.seed002 import (
     matches,
     message_type,
     seed_message,
+    unknown_message,
 )
 from coordhub.errors import Invalid
 
@@ -175,16 +175,10 @@ def _listing(rows: list[dict[str, Any]]) -> None:
 
 def _named(err: HubError, ref: str) -> HubError:
     """``err`` as it should read for ``ref``, the id as typed: a 404 for a reference that is no UUID names ``ref``
-    (the hub saw only the name-based UUID of a seed id, :func:`~coordhub.core.seed002.hub_message_id`, which the
-    user never typed), saying what it was looked for as."""
-    try:
-        uuid.UUID(ref.strip())
-        return err  # the hub's own words name the id as given
-    except ValueError:
-        if err.status != 404:
-            return err
-    text = (f"no message {ref!r}: neither a hub id (a UUID, as `coord msg inbox` shows it) nor the seed id of an "
-            "imported message of yours")
+    (:func:`~coordhub.core.seed002.unknown_message`)."""
+    text = unknown_message(ref) if err.status == 404 else None
+    if text is None:
+        return err
     body: dict[str, Any] = err.body if isinstance(err.body, dict) else {}
     error = body.get("error")
     return HubError(err.status, err.code, text,

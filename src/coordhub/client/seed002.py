@@ -95,6 +95,7 @@ from coordhub.core.seed002 import (
     matches,
     seed_notification,
     seed_presence,
+    unknown_message,
 )
 from coordhub.errors import CoordError
 from coordhub.headers import SESSION_HEADER
@@ -369,7 +370,13 @@ class CoordinationClient:
         """
         hub_id = hub_message_id(message_id)
         path = f"{MESSAGES}/{hub_id}/ack"
-        m = await self._write("POST", path, None, AcknowledgeError)
+        try:
+            m = await self._write("POST", path, None, AcknowledgeError)
+        except AcknowledgeError as err:  # a seed id's 404 named the UUID it maps to, which the caller never gave
+            text = unknown_message(message_id, "check_messages") if err.status == 404 else None
+            if text is None:
+                raise
+            raise AcknowledgeError(text, err.status, err.code) from None
         if isinstance(m, Queued):
             if comment:
                 note = {"to_session": None, "subject": f"Ack comment on {message_id}"[:500], "body": comment,

@@ -98,6 +98,21 @@ def hub_message_id(ref: str) -> str:
         return str(uuid.uuid5(ORIGIN_NAMESPACE, text))
 
 
+def unknown_message(ref: str, shown_by: str = "`coord msg inbox`") -> str | None:
+    """What to say when the hub answers 404 for the message named ``ref`` as the user typed it; None for a UUID.
+
+    For a seed id the hub saw only its name-based UUID (:func:`hub_message_id`), which the user never typed,
+    so its own words would name that; for a UUID they name the id as given. ``shown_by`` names where the
+    caller sees message ids (the CLI's inbox, the MCP tool, the Python call).
+    """
+    try:
+        uuid.UUID(ref.strip())
+        return None
+    except ValueError:
+        return (f"no message {ref!r}: neither a hub id (a UUID, as {shown_by} shows it) nor the seed id of an "
+                "imported message of yours")
+
+
 def content_digest(sender: str, created: float, subject: str, body: str) -> str:
     """What tells apart two imported messages that share a seed id: a digest of sender (any case), time and text.
 
