@@ -192,6 +192,15 @@ def test_wrappers_read_arguments_as_the_seeds_scripts_did(live_hub: LiveHub, tmp
     assert two.returncode == 2 and "unexpected argument" in two.stderr and "usage: ack-message.sh" in two.stderr
     four = run("backend", "publish-message.sh", "GENERAL", "a", "b", "c")
     assert four.returncode == 2 and "usage: publish-message.sh" in four.stderr and "--help" in four.stderr
+    # under --json a usage error of the wrapper's own is coord's envelope on stdout, as coord's own are
+    for script, args in (("publish-message.sh", ("GENERAL", "a", "--json")), ("publish-message.sh", (
+            "GENERAL", "a", "b", "--json", "--to")), ("ack-message.sh", ("--json", "x", "y")),
+            ("ack-message.sh", ("--json",)), ("ack-message.sh", ("x", "--json", "--comment"))):
+        bad = run("backend", script, *args)
+        assert bad.returncode == 2, (args, bad)
+        error = json.loads(bad.stdout)["error"]
+        assert error["code"] == "usage" and error["message"].startswith(f"{script}: "), (args, bad.stdout)
+    assert run("backend", "publish-message.sh", "GENERAL", "a").stdout == ""  # without --json: stderr only
 
 
 def test_wrapper_scripts_say_what_replaces_the_seeds_redis_only_scripts(tmp_path: Path) -> None:

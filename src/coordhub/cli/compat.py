@@ -26,31 +26,36 @@ set -euo pipefail
 # Each wrapper reads its arguments as seed 002's script did: its options anywhere among the positional arguments
 # (`--to X` first or last), -h/--help teaching (exit 0), anything else positional, so a subject that starts with
 # "-" stays a subject; it hands the positional ones to coord after "--". --json and --seed-output are coord's:
-# the seed's own lines ("  ID: msg-…") unless --json is asked for. `${a[@]+"${a[@]}"}` keeps an empty array
-# from tripping `set -u` in bash before 4.4 (macOS's).
+# the seed's own lines ("  ID: msg-…") unless --json is asked for. A usage error of the wrapper's own is exit 2
+# with, under --json, coord's error envelope on stdout (its text fixed here: nothing in it needs escaping).
+# `${a[@]+"${a[@]}"}` keeps an empty array from tripping `set -u` in bash before 4.4 (macOS's).
+_USAGE_ERROR = """json=""
+for arg in "$@"; do if [ "$arg" = --json ]; then json=1; fi; done
+usage_error() {{  # $1: what is wrong (fixed text)
+    echo "{name}: $1" >&2
+    echo "usage: {usage} [--json]  ({name} --help: every option)" >&2
+    if [ -n "$json" ]; then
+        printf '{{"error": {{"code": "usage", "message": "%s"}}}}\\n' "{name}: $1"
+    fi
+    exit 2
+}}
+"""
+
 SCRIPTS = {
     "publish-message.sh": ("publish", "publish-message.sh <type> <subject> <description> [--to <instance>] [--no-ack]",
-                           """usage() {
-    echo "usage: $(basename "$0") <type> <subject> <description> [--to <instance>] [--no-ack] [--json]" >&2
-    echo "  (\\`$(basename "$0") --help\\` lists the types and options)" >&2
-    exit 2
-}
-args=() opts=()
+                           """args=() opts=()
 while [ "$#" -gt 0 ]; do
     case "$1" in
         -h|--help) exec "${COORD_BIN:-coord}" msg publish --help ;;
         --to)
-            if [ "$#" -lt 2 ]; then
-                echo "$(basename "$0"): --to needs an <instance>" >&2
-                exit 2
-            fi
+            [ "$#" -ge 2 ] || usage_error "--to needs an <instance>"
             opts+=(--to "$2")
             shift 2 ;;
         --no-ack|--json) opts+=("$1"); shift ;;
         *) args+=("$1"); shift ;;
     esac
 done
-[ "${#args[@]}" -eq 3 ] || usage
+[ "${#args[@]}" -eq 3 ] || usage_error "<type> <subject> <description> expected, ${#args[@]} given"
 exec "${COORD_BIN:-coord}" msg publish --seed-output ${opts[@]+"${opts[@]}"} -- "${args[@]}"
 """),
     "check-messages.sh": ("check", "check-messages.sh [--pending] [--all] [--from <instance>] [--type <type>]",
@@ -65,32 +70,25 @@ done
 exec "${COORD_BIN:-coord}" msg check --seed-output "$@"
 """),
     "ack-message.sh": ("ack", "ack-message.sh <message-id> [--comment <comment>]",
-                       """usage() {
-    echo "usage: $(basename "$0") <message-id> [--comment <comment>] [--json]" >&2
-    exit 2
-}
-id="" have_id="" opts=()
+                       """id="" have_id="" opts=()
 while [ "$#" -gt 0 ]; do
     case "$1" in
         -h|--help) exec "${COORD_BIN:-coord}" msg ack --help ;;
         --comment)
-            if [ "$#" -lt 2 ]; then
-                echo "$(basename "$0"): --comment needs a <comment>" >&2
-                exit 2
-            fi
+            [ "$#" -ge 2 ] || usage_error "--comment needs a <comment>"
             opts+=(--comment "$2")
             shift 2 ;;
         --json) opts+=("$1"); shift ;;
         *)
             if [ -n "$have_id" ]; then
-                echo "$(basename "$0"): unexpected argument '$1' (one <message-id>)" >&2
-                usage
+                echo "ack-message.sh: unexpected argument: $1" >&2
+                usage_error "one <message-id> only"
             fi
             id="$1" have_id=1
             shift ;;
     esac
 done
-[ -n "$id" ] || usage
+[ -n "$id" ] || usage_error "<message-id> expected"
 exec "${COORD_BIN:-coord}" msg ack --seed-output ${opts[@]+"${opts[@]}"} -- "$id"
 """),
 }
@@ -108,7 +106,8 @@ LEFT_ALONE = {
 def script(name: str) -> str:
     """The text of one wrapper script (a key of :data:`SCRIPTS`)."""
     verb, usage, body = SCRIPTS[name]
-    return _HEADER.format(name=name, usage=usage, verb=verb) + body
+    own_usage = _USAGE_ERROR.format(name=name, usage=usage) if "usage_error" in body else ""
+    return _HEADER.format(name=name, usage=usage, verb=verb) + own_usage + body
 
 
 def _linked_dir(directory: Path) -> Path | None:
