@@ -216,6 +216,18 @@ def test_wrapper_scripts_say_what_replaces_the_seeds_redis_only_scripts(tmp_path
     assert (scripts / "watch-notifications.sh").read_text().endswith("coord:notify:pm\n")  # left as it was
 
 
+def test_the_seed_002_commands_help_reads_whole_in_80_columns(tmp_path: Path) -> None:
+    """Each seed-002 command's --help in a terminal 80 columns wide cuts no word (seed-002 user run: `coord import
+    redis --help` showed the default --url as 'redis://$REDIS_HOST:$REDIS_PORT/…', REDIS_DB cut off)."""
+    cli = Coord(git_init(tmp_path / "w"), isolated_env(tmp_path / "env", COLUMNS="80"))
+    for command in (("import", "redis"), ("msg", "publish"), ("msg", "check"), ("msg", "ack"),
+                    ("compat", "seed002-scripts")):
+        shown = cli.ok(*command, "--help").out
+        assert not re.search(r"\w…", shown), (command, shown)  # rich marks a word cut at the edge with "…"
+        assert "--help" in shown
+    assert "REDIS_DB" in cli.ok("import", "redis", "--help").out
+
+
 def test_claude_instance_id_names_the_session_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     work = git_init(tmp_path / "w")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

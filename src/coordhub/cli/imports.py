@@ -39,9 +39,9 @@ RETENTION = ("imported messages count as new for the hub's retention: read and a
 @app.command("redis")
 def redis_(
     ctx: typer.Context,
-    url: str | None = typer.Option(None, "--url", help="Redis to read, e.g. redis://host:6379/0 (default: "
-                                   "redis://$REDIS_HOST:$REDIS_PORT/$REDIS_DB, seed 002's variables; localhost, "
-                                   "6379, 0)."),
+    url: str | None = typer.Option(None, "--url", help="Redis to read, e.g. redis://host:6379/0 (default: from "
+                                   "REDIS_HOST, REDIS_PORT and REDIS_DB, as seed 002 read them: localhost, 6379, "
+                                   "0)."),
     prefix: str | None = typer.Option(None, "--prefix", help="Key prefix (default: $COORD_KEY_PREFIX, else coord)."),
     rename: list[str] = typer.Option([], "--rename", help="OLD=NEW: import instance OLD as session NEW "
                                      "(for names the hub cannot take, e.g. 'qa team=qa-team'); repeatable."),

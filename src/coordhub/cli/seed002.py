@@ -47,8 +47,8 @@ from coordhub.core.seed002 import (
 )
 from coordhub.errors import Invalid
 
-SEED_OUTPUT = typer.Option(False, "--seed-output", help="Print seed 002's script's lines ('  ID: msg-…', "
-                           "'  From: A -> To: B' …) for scripts that parse them; --json wins.")
+SEED_OUTPUT = typer.Option(False, "--seed-output", help="Print the lines seed 002's script printed (ID: …, "
+                           "From: A -> To: B …), for scripts that parse them; --json wins.")
 
 
 def _seconds(stamp: str) -> str:
