@@ -419,3 +419,20 @@ def test_two_tasks_on_one_client_keep_their_own_time_budgets(live_hub: LiveHub,
 
         run(go)
     assert [p for _, m, p in proxy.seen if m == "POST"] == ["/api/coord/messages"] * 3  # settled, a once, b
+
+
+def test_a_notification_about_a_message_carries_its_message_id() -> None:
+    """Seed 002's every notification had a message_id, and its users' code reads it (get_message(n.message_id));
+    a redelivery or a dead letter is about a message too (seed-002 user run: message_id None for
+    message.redelivered, so that code asked for message None). Other events have none."""
+    from coordhub.client.seed002 import _notification
+    from coordhub.core.seed002 import seed_notification
+
+    mid = "01a24f4b-41c0-72e3-9998-742852eb8cc4"
+    redelivered = {"id": 26, "kind": "message.redelivered", "session_id": None, "subject_id": mid,
+                   "created_at": "2026-12-07T07:02:45.974933Z", "payload": {"seq": 11, "deliveries": 2}}
+    n = _notification(redelivered)
+    assert (n.event, n.message_id, n.cursor, n.detail["deliveries"]) == ("message.redelivered", mid, 26, 2)
+    assert seed_notification({**redelivered, "kind": "message.dead_lettered"})["message_id"] == mid
+    other = seed_notification({**redelivered, "kind": "lease.expired", "subject_id": "lease-1"})
+    assert "message_id" not in other and other["subject_id"] == "lease-1"

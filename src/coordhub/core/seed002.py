@@ -191,7 +191,10 @@ def seed_notification(e: dict[str, Any]) -> dict[str, Any]:
     (``event: message_published``), any other event by its kind with its payload as ``detail``.
 
     A notification imported from seed 002's offline queue carries the
-    message's seed id and original time (``origin_id``, ``sent_at``).
+    message's seed id and original time (``origin_id``, ``sent_at``). Another
+    event about a message (``message.redelivered``, ``message.dead_lettered`` …)
+    carries its ``message_id`` too: seed 002's every notification had one, and
+    code written for it reads it (``get_message(n.message_id)``).
     """
     p = e.get("payload") or {}
     if e["kind"] == "message.sent":
@@ -200,8 +203,9 @@ def seed_notification(e: dict[str, Any]) -> dict[str, Any]:
                 "type": p.get("message_type"), "from": e["session_id"], "to": BROADCAST if to == HUB_BROADCAST else to,
                 "requires_ack": p.get("requires_ack"), "subject": p.get("subject"),
                 "timestamp": p.get("sent_at") or e["created_at"]}
-    return {"id": e["id"], "event": e["kind"], "from": e["session_id"], "subject_id": e["subject_id"],
-            "timestamp": e["created_at"], "detail": p}
+    out = {"id": e["id"], "event": e["kind"], "from": e["session_id"], "subject_id": e["subject_id"],
+           "timestamp": e["created_at"], "detail": p}
+    return {**out, "message_id": e["subject_id"]} if e["kind"].startswith("message.") and e["subject_id"] else out
 
 
 def matches(m: dict[str, Any], sender: str | None, msg_type: str | None, pending_only: bool) -> bool:
