@@ -324,6 +324,29 @@ def test_the_summary_says_where_else_the_history_may_be(seed: SeedRedis, live_hu
     assert db_number("unix:///tmp/r.sock") is None
 
 
+def test_seed_variables_that_name_no_port_or_database_are_refused_by_name(seed: SeedRedis, live_hub: LiveHub,
+                                                                            cli: Coord) -> None:
+    """REDIS_PORT and REDIS_DB are read as seed 002 read them, and one that is no number is refused naming it
+    (seed-002 user run: REDIS_PORT=abc said 'not a Redis URL: (an unparsable Redis URL)', a URL the user never
+    gave, and REDIS_DB=x read database 0 without a word)."""
+    from coordhub.importers.redis import redis_url
+
+    populate(seed)
+    admin = admin_cli(cli, live_hub)
+    db = re.search(r"/(\d+)$", seed.url.split("?")[0])
+    host_port = re.sub(r"^redis://|/\d*$", "", seed.url.split("?")[0])
+    host, port = host_port.rsplit(":", 1) if ":" in host_port else (host_port, "6379")
+    env = {**admin.env, "REDIS_HOST": host, "REDIS_PORT": port, "REDIS_DB": db.group(1) if db else "0",
+           "COORD_KEY_PREFIX": seed.prefix}
+    assert admin.with_(env=env).json("import", "redis", "--dry-run")["counts"]["message"] == {"to import": 5}
+    for name, value in (("REDIS_PORT", "abc"), ("REDIS_PORT", "70000"), ("REDIS_DB", "x"), ("REDIS_DB", "-1")):
+        bad = admin.with_(env={**env, name: value}).fails(2, "import", "redis", "--dry-run")
+        assert f"{name} {value!r} is not a" in bad.err and "--url" in bad.err, bad
+    assert redis_url(env={"REDIS_HOST": "::1", "REDIS_DB": "3"}) == "redis://[::1]:6379/3"
+    assert redis_url(env={}) == "redis://localhost:6379/0"
+    assert redis_url("redis://given:1/2", env={"REDIS_PORT": "abc"}) == "redis://given:1/2"  # --url wins
+
+
 def test_dry_run_reads_everything_and_writes_nothing(seed: SeedRedis, live_hub: LiveHub, cli: Coord) -> None:
     populate(seed)
     s = run_import(admin_cli(cli, live_hub), seed, "--dry-run")

@@ -59,9 +59,10 @@ def redis_(
 
     try:
         renames = source.parse_renames(rename)
+        redis_url = source.redis_url(url)
     except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
-    redis_url, key_prefix = source.redis_url(url), source.key_prefix(prefix)
+        fail(one_line(exc), EXIT_USAGE)
+    key_prefix = source.key_prefix(prefix)
     with client(ctx, admin=True) as c:
         if not dry_run:
             _check_admin(c)

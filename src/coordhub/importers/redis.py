@@ -49,11 +49,26 @@ class RedisUnavailable(Exception):
 
 
 def redis_url(url: str | None = None, env: dict[str, str] | None = None) -> str:
-    """The Redis URL: ``url``, else seed 002's ``REDIS_HOST`` (localhost), ``REDIS_PORT`` (6379), ``REDIS_DB`` (0)."""
+    """The Redis URL: ``url``, else seed 002's ``REDIS_HOST`` (localhost), ``REDIS_PORT`` (6379), ``REDIS_DB`` (0).
+
+    Raises ``ValueError`` naming the variable when ``REDIS_PORT`` is no port (1 to 65535) or ``REDIS_DB`` no
+    database number, as seed 002's ``int()`` of them failed: a URL built from them would read another port or
+    database 0 (redis-py ignores a path it cannot read). An IPv6 ``REDIS_HOST`` is put in brackets.
+    """
     if url:
         return url
     e = os.environ if env is None else env
-    return f"redis://{e.get('REDIS_HOST') or 'localhost'}:{e.get('REDIS_PORT') or '6379'}/{e.get('REDIS_DB') or '0'}"
+    host, port, db = (e.get("REDIS_HOST") or "localhost").strip(), (e.get("REDIS_PORT") or "6379").strip(), \
+        (e.get("REDIS_DB") or "0").strip()
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"REDIS_PORT {port[:80]!r} is not a port (1 to 65535): fix it, or give --url "
+                         "redis://HOST:PORT/DB")
+    if not db.isascii() or not db.isdigit():
+        raise ValueError(f"REDIS_DB {db[:80]!r} is not a database number (0, 1, …): fix it, or give --url "
+                         "redis://HOST:PORT/DB")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"redis://{host}:{int(port)}/{int(db)}"
 
 
 def key_prefix(prefix: str | None = None, env: dict[str, str] | None = None) -> str:
