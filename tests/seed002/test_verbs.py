@@ -228,6 +228,22 @@ def test_the_seed_002_commands_help_reads_whole_in_80_columns(tmp_path: Path) ->
     assert "REDIS_DB" in cli.ok("import", "redis", "--help").out
 
 
+def test_wrappers_say_so_when_coord_cannot_be_found(tmp_path: Path) -> None:
+    """A wrapper run where coord is not installed (a hook's shell without the venv) says what is missing and how
+    to point at it (seed-002 user run: 'line 17: exec: coord: not found')."""
+    repo = git_init(tmp_path / "repo")
+    scripts = repo / "scripts" / "coordination"
+    Coord(repo, isolated_env(tmp_path / "env")).ok("compat", "seed002-scripts", str(scripts))
+    missing = str(tmp_path / "nowhere" / "coord")
+    env = isolated_env(tmp_path / "env", COORD_BIN=missing)
+    for script, args in (("publish-message.sh", ("GENERAL", "s", "d")), ("check-messages.sh", ()),
+                         ("ack-message.sh", ("msg-1a2b3c4d",)), ("publish-message.sh", ("--help",))):
+        p = subprocess.run([str(scripts / script), *args], cwd=repo, env=env, capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 127 and p.stdout == "", (script, p)
+        assert f"{script}: {missing} (coordhub's CLI) not found" in p.stderr and "COORD_BIN" in p.stderr, p.stderr
+
+
 def test_claude_instance_id_names_the_session_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     work = git_init(tmp_path / "w")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

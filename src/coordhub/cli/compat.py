@@ -19,8 +19,14 @@ _HEADER = """#!/usr/bin/env bash
 # Runs `coord msg {verb}` ($COORD_BIN, default: coord on PATH). The sender is this session: its token
 # (COORD_TOKEN or identity.json), named by COORD_SESSION or CLAUDE_INSTANCE_ID where nothing else names it.
 # Exit codes are coord's (docs/cli.md): 0 ok or queued while the hub is unreachable, 1 refused, 2 usage,
-# 3 hub unreachable, 6 no credential.
+# 3 hub unreachable, 6 no credential; 127 when coord cannot be found.
 set -euo pipefail
+coord_bin="${{COORD_BIN:-coord}}"
+if ! command -v "$coord_bin" >/dev/null 2>&1; then
+    echo "{name}: $coord_bin (coordhub's CLI) not found: install coordhub where this runs, so that" \
+         "coord is on PATH, or set COORD_BIN to its coord" >&2
+    exit 127
+fi
 """
 
 # Each wrapper reads its arguments as seed 002's script did: its options anywhere among the positional arguments
@@ -46,7 +52,7 @@ SCRIPTS = {
                            """args=() opts=()
 while [ "$#" -gt 0 ]; do
     case "$1" in
-        -h|--help) exec "${COORD_BIN:-coord}" msg publish --help ;;
+        -h|--help) exec "$coord_bin" msg publish --help ;;
         --to)
             [ "$#" -ge 2 ] || usage_error "--to needs an <instance>"
             opts+=(--to "$2")
@@ -56,24 +62,24 @@ while [ "$#" -gt 0 ]; do
     esac
 done
 [ "${#args[@]}" -eq 3 ] || usage_error "<type> <subject> <description> expected, ${#args[@]} given"
-exec "${COORD_BIN:-coord}" msg publish --seed-output ${opts[@]+"${opts[@]}"} -- "${args[@]}"
+exec "$coord_bin" msg publish --seed-output ${opts[@]+"${opts[@]}"} -- "${args[@]}"
 """),
     "check-messages.sh": ("check", "check-messages.sh [--pending] [--all] [--from <instance>] [--type <type>]",
                           """skip=""
 for arg in "$@"; do  # the seed's -h (coord knows --help only); not the value of --from/--type
     if [ -n "$skip" ]; then skip=""; continue; fi
     case "$arg" in
-        -h) exec "${COORD_BIN:-coord}" msg check --help ;;
+        -h) exec "$coord_bin" msg check --help ;;
         --from|--type|--limit) skip=1 ;;
     esac
 done
-exec "${COORD_BIN:-coord}" msg check --seed-output "$@"
+exec "$coord_bin" msg check --seed-output "$@"
 """),
     "ack-message.sh": ("ack", "ack-message.sh <message-id> [--comment <comment>]",
                        """id="" have_id="" opts=()
 while [ "$#" -gt 0 ]; do
     case "$1" in
-        -h|--help) exec "${COORD_BIN:-coord}" msg ack --help ;;
+        -h|--help) exec "$coord_bin" msg ack --help ;;
         --comment)
             [ "$#" -ge 2 ] || usage_error "--comment needs a <comment>"
             opts+=(--comment "$2")
@@ -89,7 +95,7 @@ while [ "$#" -gt 0 ]; do
     esac
 done
 [ -n "$id" ] || usage_error "<message-id> expected"
-exec "${COORD_BIN:-coord}" msg ack --seed-output ${opts[@]+"${opts[@]}"} -- "$id"
+exec "$coord_bin" msg ack --seed-output ${opts[@]+"${opts[@]}"} -- "$id"
 """),
 }
 
