@@ -145,6 +145,29 @@ def test_seed_code_queries_imported_history_with_its_message_query(seed: SeedRed
             typed = await c.get_messages(MessageQuery(msg_type="review_complete", from_instance="orchestrator"))
             assert [m.id for m in typed] == ["msg-0000000b"]
             assert [m.id for m in await c.get_messages(MessageQuery(limit=1))] == ["msg-0000000c"]
+            # seed 002's code printed what it read with to_dict()/to_json() and read a type's .value
+            done = every[1]
+            assert isinstance(done.type, api.MessageType) and done.type.value == "REVIEW_COMPLETE"
+            assert {k: v for k, v in done.to_dict().items() if k != "hub_id"} == {
+                "id": "msg-0000000b", "type": "REVIEW_COMPLETE", "from": "orchestrator", "to": "backend",
+                "timestamp": "2026-05-28T20:27:40Z", "requires_ack": True, "acknowledged": True,
+                "payload": {"subject": "feature-x", "description": "merged"}, "ack_by": "backend",
+                "ack_timestamp": "2026-05-28T20:28:40Z", "read": True}
+            assert json.loads(done.to_json()) == done.to_dict()
+            seen = (await c.get_presence())["backend"].to_dict()
+            assert (seen["instance_id"], seen["last_heartbeat"], seen["session_id"], seen["active"]) == (
+                "backend", "2026-05-28T20:31:40Z", "claude-abc", False)
+        finally:
+            await api.reset_coordination_client()
+        fe = await api.get_coordination_client("frontend", url=live_hub.url, token=live_hub.token("frontend"))
+        try:
+            (note,) = await fe.get_notifications()
+            assert isinstance(note.msg_type, api.MessageType) and note.msg_type.value == "REVIEW_FAILED"
+            shown = json.loads(note.to_json())
+            seed_keys = ("event", "message_id", "type", "from", "to", "requires_ack", "timestamp")
+            assert {k: shown[k] for k in seed_keys} == {
+                "event": "message_published", "message_id": "msg-0000000d", "type": "REVIEW_FAILED",
+                "from": "orchestrator", "to": "frontend", "requires_ack": True, "timestamp": "2026-05-28T20:30:40Z"}
         finally:
             await api.reset_coordination_client()
 

@@ -81,6 +81,7 @@ from coordhub.client.seed002types import (
     PresenceError,
     PresenceInfo,
     PublishError,
+    known_type,
     since_time,
 )
 from coordhub.client.settings import ClientSettings, resolve
@@ -504,7 +505,7 @@ def _presence(r: dict[str, Any]) -> PresenceInfo:
 
 def _notification(e: dict[str, Any]) -> NotificationEvent:
     n = seed_notification(e)
-    return NotificationEvent(event=n["event"], message_id=n.get("message_id"), msg_type=n.get("type"),
+    return NotificationEvent(event=n["event"], message_id=n.get("message_id"), msg_type=known_type(n.get("type")),
                              from_instance=n.get("from"), to_instance=n.get("to"),
                              requires_ack=n.get("requires_ack"), timestamp=_time(n.get("timestamp")), cursor=n["id"],
                              subject=n.get("subject"), detail=n.get("detail") or {})
