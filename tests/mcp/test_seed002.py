@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from coordhub.core import messages
-from coordhub.core.seed002 import INBOX_PAGE
+from coordhub.core.seed002 import INBOX_PAGE, hub_message_id
 from coordhub.mcp.connect import drop_none
 from tests.mcp.conftest import MODES, McpHub, error, ok
 
@@ -100,6 +100,25 @@ async def test_broadcast_and_bad_arguments(mcp_hub: McpHub) -> None:
         assert "limit" in text
         text = error(await orch.call_tool("coord_ack_message", {"message_id": str(uuid.uuid4())}))
         assert "not_found" in text
+
+
+async def test_ack_names_a_seed_id_as_the_agent_gave_it(mcp_hub: McpHub) -> None:
+    """An imported message acked by its seed id answers with that id, and an unknown seed id is named in the error
+    (seed-002 user run: 'no message 'fed64557-…' for frontend', the UUID the seed id maps to, and the answer's
+    message_id was that UUID too)."""
+    await mcp_hub.token("orchestrator")
+    item = {"kind": "message", "id": "msg-a810fae1", "from_session": "backend", "to_session": "orchestrator",
+            "subject": "feature-auth", "body": "ready", "message_type": "READY_FOR_REVIEW", "requires_ack": True,
+            "created_at": "2026-01-23T10:00:00Z"}
+    done = await mcp_hub.rest("POST", "/api/coord/imports/seed002", json={"source": "test", "items": [item]})
+    assert [r["outcome"] for r in done["results"]] == ["imported"], done
+    async with mcp_hub.client("orchestrator", tools="seed002") as orch:
+        acked = ok(await orch.call_tool("coord_ack_message", {"message_id": "msg-a810fae1"}))
+        assert acked["message_id"] == "msg-a810fae1" and acked["acknowledged_by"] == "orchestrator"
+        text = error(await orch.call_tool("coord_ack_message", {"message_id": "msg-nope0000"}))
+        assert "not_found: no message 'msg-nope0000': neither a hub id (a UUID, as coord_check_messages shows it) " \
+            "nor the seed id" in text, text
+        assert hub_message_id("msg-nope0000") not in text
 
 
 async def test_a_senders_own_ack_required_broadcast_is_not_pending_for_it(mcp_hub: McpHub) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -117,6 +118,63 @@ def test_imported_history_reads_back_through_api_verbs_and_python(seed: SeedRedi
             await api.reset_coordination_client()
 
     asyncio.run(python())
+
+
+def test_seed_code_queries_imported_history_with_its_message_query(seed: SeedRedis, live_hub: LiveHub,
+                                                                    cli: Coord) -> None:
+    """Seed 002's code built a MessageQuery for get_messages (its scripts and services did), ``since`` included
+    (seed-002 user run: `from coordhub.client.seed002 import MessageQuery` was an ImportError, and since was
+    not taken)."""
+    from datetime import datetime
+
+    from coordhub.client.seed002 import MessageQuery
+
+    populate(seed)
+    run_import(admin_cli(cli, live_hub), seed)
+
+    async def python() -> None:
+        c = await api.get_coordination_client("backend", url=live_hub.url, token=live_hub.token("backend"))
+        try:
+            every = await c.get_messages(MessageQuery())
+            assert [m.id for m in every] == ["msg-0000000c", "msg-0000000b"]
+            later = await c.get_messages(MessageQuery(since="2026-05-28T20:28:40Z"))  # T0 + 120: the broadcast only
+            assert [m.id for m in later] == ["msg-0000000c"]
+            assert [m.id for m in await c.get_messages(MessageQuery(since=datetime(2026, 5, 28, 20, 27, 40)))] == [
+                "msg-0000000c", "msg-0000000b"]  # no offset: UTC; T0 + 60 itself is kept
+            assert [m.id for m in await c.get_messages(since="2026-05-28T20:27:41+00:00")] == ["msg-0000000c"]
+            typed = await c.get_messages(MessageQuery(msg_type="review_complete", from_instance="orchestrator"))
+            assert [m.id for m in typed] == ["msg-0000000b"]
+            assert [m.id for m in await c.get_messages(MessageQuery(limit=1))] == ["msg-0000000c"]
+            # seed 002's code printed what it read with to_dict()/to_json() and read a type's .value
+            done = every[1]
+            assert isinstance(done.type, api.MessageType) and done.type.value == "REVIEW_COMPLETE"
+            assert {k: v for k, v in done.to_dict().items() if k != "hub_id"} == {
+                "id": "msg-0000000b", "type": "REVIEW_COMPLETE", "from": "orchestrator", "to": "backend",
+                "timestamp": "2026-05-28T20:27:40Z", "requires_ack": True, "acknowledged": True,
+                "payload": {"subject": "feature-x", "description": "merged"}, "ack_by": "backend",
+                "ack_timestamp": "2026-05-28T20:28:40Z", "read": True}
+            assert json.loads(done.to_json()) == done.to_dict()
+            seen = (await c.get_presence())["backend"].to_dict()
+            assert (seen["instance_id"], seen["last_heartbeat"], seen["session_id"], seen["active"]) == (
+                "backend", "2026-05-28T20:31:40Z", "claude-abc", False)
+        finally:
+            await api.reset_coordination_client()
+        fe = await api.get_coordination_client("frontend", url=live_hub.url, token=live_hub.token("frontend"))
+        try:
+            (note,) = await fe.get_notifications()
+            assert isinstance(note.msg_type, api.MessageType) and note.msg_type.value == "REVIEW_FAILED"
+            shown = json.loads(note.to_json())
+            seed_keys = ("event", "message_id", "type", "from", "to", "requires_ack", "timestamp")
+            assert {k: shown[k] for k in seed_keys} == {
+                "event": "message_published", "message_id": "msg-0000000d", "type": "REVIEW_FAILED",
+                "from": "orchestrator", "to": "frontend", "requires_ack": True, "timestamp": "2026-05-28T20:30:40Z"}
+        finally:
+            await api.reset_coordination_client()
+
+    asyncio.run(python())
+    for bad in ({"limit": 0}, {"limit": 1001}, {"since": "yesterday"}, {"msg_type": "BUILD_BROKEN"}):
+        with pytest.raises(ValueError):
+            MessageQuery(**bad)  # type: ignore[arg-type]
 
 
 def test_second_import_writes_nothing_and_a_later_one_only_what_is_new(seed: SeedRedis, live_hub: LiveHub,
@@ -263,6 +321,53 @@ def test_redis_down_or_hub_down_or_not_admin_write_nothing(seed: SeedRedis, live
     blocked = admin.with_(env={**admin.env, "PYTHONPATH": f"{fake.parent}:{admin.env.get('PYTHONPATH', '')}"})
     r = blocked.fails(1, "import", "redis", "--url", seed.url, "--prefix", seed.prefix)
     assert "pip install 'coordhub[redis]'" in r.err
+
+
+def test_the_summary_says_where_else_the_history_may_be(seed: SeedRedis, live_hub: LiveHub, cli: Coord) -> None:
+    """Nothing under the prefix, or a database other than 0 (where seed 002's bash scripts never wrote: they
+    ignored REDIS_DB), is said in the summary (seed-002 user run: 'no keys', exit 0, and nothing more)."""
+    admin = admin_cli(cli, live_hub)
+    base = re.sub(r"/\d*$", "", seed.url.split("?")[0])  # redis://HOST:PORT, without the fixture's database
+    empty = admin.json("import", "redis", "--url", f"{base}/0", "--prefix", seed.prefix, "--dry-run")
+    assert empty["keys"] == {} and len(empty["hints"]) == 1, empty
+    assert f"nothing under {seed.prefix}:*" in empty["hints"][0] and "--prefix" in empty["hints"][0]
+    populate(seed)
+    other = admin.ok("import", "redis", "--url", f"{base}/7", "--prefix", seed.prefix, "--dry-run")
+    shown = base.split("@")[-1].split("//")[-1]
+    assert f"note: nothing under {seed.prefix}:* at redis://{shown}/7" in other.out, other.out
+    assert "note: seed 002's bash scripts wrote to database 0 whatever REDIS_DB said" in other.out
+    assert f"--url redis://{shown}/0" in other.out and "REDIS_DB=7" in other.out
+    from coordhub.importers.redis import db_number
+
+    ok = run_import(admin, seed, "--dry-run")  # the fixture's own database: its keys, no 'nothing under'
+    assert ok["counts"]["message"] == {"to import": 5}
+    assert [h.split(" (")[0] for h in ok["hints"]] == (
+        ["seed 002's bash scripts wrote to database 0 whatever REDIS_DB said"] if db_number(seed.url) else [])
+    assert db_number("redis://h:1/3") == 3 and db_number("redis://h:1?db=4") == 4 and db_number("redis://h") == 0
+    assert db_number("unix:///tmp/r.sock") is None
+
+
+def test_seed_variables_that_name_no_port_or_database_are_refused_by_name(seed: SeedRedis, live_hub: LiveHub,
+                                                                            cli: Coord) -> None:
+    """REDIS_PORT and REDIS_DB are read as seed 002 read them, and one that is no number is refused naming it
+    (seed-002 user run: REDIS_PORT=abc said 'not a Redis URL: (an unparsable Redis URL)', a URL the user never
+    gave, and REDIS_DB=x read database 0 without a word)."""
+    from coordhub.importers.redis import redis_url
+
+    populate(seed)
+    admin = admin_cli(cli, live_hub)
+    db = re.search(r"/(\d+)$", seed.url.split("?")[0])
+    host_port = re.sub(r"^redis://|/\d*$", "", seed.url.split("?")[0])
+    host, port = host_port.rsplit(":", 1) if ":" in host_port else (host_port, "6379")
+    env = {**admin.env, "REDIS_HOST": host, "REDIS_PORT": port, "REDIS_DB": db.group(1) if db else "0",
+           "COORD_KEY_PREFIX": seed.prefix}
+    assert admin.with_(env=env).json("import", "redis", "--dry-run")["counts"]["message"] == {"to import": 5}
+    for name, value in (("REDIS_PORT", "abc"), ("REDIS_PORT", "70000"), ("REDIS_DB", "x"), ("REDIS_DB", "-1")):
+        bad = admin.with_(env={**env, name: value}).fails(2, "import", "redis", "--dry-run")
+        assert f"{name} {value!r} is not a" in bad.err and "--url" in bad.err, bad
+    assert redis_url(env={"REDIS_HOST": "::1", "REDIS_DB": "3"}) == "redis://[::1]:6379/3"
+    assert redis_url(env={}) == "redis://localhost:6379/0"
+    assert redis_url("redis://given:1/2", env={"REDIS_PORT": "abc"}) == "redis://given:1/2"  # --url wins
 
 
 def test_dry_run_reads_everything_and_writes_nothing(seed: SeedRedis, live_hub: LiveHub, cli: Coord) -> None:

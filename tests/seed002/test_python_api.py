@@ -14,6 +14,7 @@ import pytest
 from coordhub.client import seed002 as api
 from coordhub.client.outcomes import HubError
 from coordhub.client.seed002 import MessageType, get_coordination_client
+from coordhub.core.seed002 import hub_message_id
 from tests.client.conftest import serving
 from tests.client.test_queue_order import FlakyProxy
 from tests.client.test_wire import Canned
@@ -57,6 +58,11 @@ def test_the_seeds_example_then_check_ack_presence_notifications(live_hub: LiveH
         result = await orch.ack_message(str(msg.id), comment="merged")
         assert result.acknowledged_by == "orchestrator" and result.comment_message_id
         assert await orch.acknowledge_message("00000000-0000-0000-0000-000000000000") is False
+        assert await orch.acknowledge_message("msg-nope0000") is False
+        with pytest.raises(api.AcknowledgeError) as unknown:  # named as given, not by the UUID it maps to
+            await orch.ack_message("msg-nope0000")
+        assert unknown.value.status == 404 and "no message 'msg-nope0000'" in unknown.value.message
+        assert hub_message_id("msg-nope0000") not in unknown.value.message
         done = await orch.get_message(str(msg.id))
         assert done is not None and done.acknowledged and done.ack_by == "orchestrator"
         (reply,) = [m for m in await be.check_messages() if m.from_instance == "orchestrator"]
@@ -413,3 +419,20 @@ def test_two_tasks_on_one_client_keep_their_own_time_budgets(live_hub: LiveHub,
 
         run(go)
     assert [p for _, m, p in proxy.seen if m == "POST"] == ["/api/coord/messages"] * 3  # settled, a once, b
+
+
+def test_a_notification_about_a_message_carries_its_message_id() -> None:
+    """Seed 002's every notification had a message_id, and its users' code reads it (get_message(n.message_id));
+    a redelivery or a dead letter is about a message too (seed-002 user run: message_id None for
+    message.redelivered, so that code asked for message None). Other events have none."""
+    from coordhub.client.seed002 import _notification
+    from coordhub.core.seed002 import seed_notification
+
+    mid = "01a24f4b-41c0-72e3-9998-742852eb8cc4"
+    redelivered = {"id": 26, "kind": "message.redelivered", "session_id": None, "subject_id": mid,
+                   "created_at": "2026-12-07T07:02:45.974933Z", "payload": {"seq": 11, "deliveries": 2}}
+    n = _notification(redelivered)
+    assert (n.event, n.message_id, n.cursor, n.detail["deliveries"]) == ("message.redelivered", mid, 26, 2)
+    assert seed_notification({**redelivered, "kind": "message.dead_lettered"})["message_id"] == mid
+    other = seed_notification({**redelivered, "kind": "lease.expired", "subject_id": "lease-1"})
+    assert "message_id" not in other and other["subject_id"] == "lease-1"

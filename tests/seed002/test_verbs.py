@@ -3,7 +3,9 @@ seed's argument order, and ``CLAUDE_INSTANCE_ID`` as the session name."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -92,13 +94,13 @@ def test_wrapper_scripts_run_with_the_seeds_arguments(live_hub: LiveHub, tmp_pat
     p = run("backend", "publish-message.sh", "READY_FOR_REVIEW", "-feature-x", "--starts with dashes", "--to",
             "orchestrator")
     assert p.returncode == 0, p.stderr
-    assert "READY_FOR_REVIEW backend → orchestrator: -feature-x" in p.stdout
+    assert "  Type: READY_FOR_REVIEW\n  From: backend -> To: orchestrator\n  Subject: -feature-x\n" in p.stdout
     p = run("orchestrator", "check-messages.sh", "--pending", "--from", "backend")
     assert p.returncode == 0 and "[PENDING]" in p.stdout and "--starts with dashes" in p.stdout, p.stdout + p.stderr
-    msg_id = p.stdout.split()[1]
+    msg_id = seed_ids(p.stdout)[0]
     p = run("orchestrator", "ack-message.sh", msg_id, "--comment", "merged")
-    assert p.returncode == 0 and f"acked {msg_id}" in p.stdout, p.stderr
-    assert "no messages" in run("orchestrator", "check-messages.sh", "--pending").stdout
+    assert p.returncode == 0 and f"  ID: {msg_id}\n" in p.stdout, p.stderr
+    assert "No pending messages." in run("orchestrator", "check-messages.sh", "--pending").stdout
     usage = run("backend", "publish-message.sh", "GENERAL", "only-two")
     assert usage.returncode == 2 and "usage: publish-message.sh" in usage.stderr
     bad = run("backend", "publish-message.sh", "NOPE", "s", "d")
@@ -108,6 +110,138 @@ def test_wrapper_scripts_run_with_the_seeds_arguments(live_hub: LiveHub, tmp_pat
     assert dangling.returncode == 2 and "--to needs an <instance>" in dangling.stderr, dangling
     dangling = run("orchestrator", "ack-message.sh", msg_id, "--comment")
     assert dangling.returncode == 2 and "--comment needs a <comment>" in dangling.stderr, dangling
+
+
+def seed_ids(out: str) -> list[str]:
+    """The ids a seed-002 user's script takes from its scripts' output: the value of each ``  ID:`` line."""
+    return [line.split()[1] for line in out.splitlines() if line.startswith("  ID: ")]
+
+
+def test_wrappers_print_the_seeds_lines_for_scripts_that_parse_them(live_hub: LiveHub, tmp_path: Path) -> None:
+    """publish-message.sh | awk '/ID:/{print $2}' gives an id that ack-message.sh takes; check and ack print the
+    seed's fields one per line (seed-002 user run: the wrappers printed coord's own one-line layout, no ID: line)."""
+    repo = git_init(tmp_path / "repo")
+    env = isolated_env(tmp_path / "env", COORD_URL=live_hub.url, COORD_BIN=str(coord_shim(tmp_path)))
+    scripts = repo / "scripts" / "coordination"
+    Coord(repo, env).ok("compat", "seed002-scripts", str(scripts))
+
+    def run(who: str, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+        agent = {**env, "CLAUDE_INSTANCE_ID": who, "COORD_TOKEN": live_hub.token(who)}
+        return subprocess.run([str(scripts / script), *args], cwd=repo, env=agent, capture_output=True, text=True,
+                              timeout=60)
+
+    run("backend", "check-messages.sh")  # the hub knows backend: no unknown-recipient warning below
+    p = run("orchestrator", "publish-message.sh", "REVIEW_FAILED", "feat-z", "lint:\nthree errors", "--to", "backend")
+    assert p.returncode == 0, p.stderr
+    (sent,) = seed_ids(p.stdout)
+    assert p.stdout == (f"Message published:\n  ID: {sent}\n  Type: REVIEW_FAILED\n  From: orchestrator -> To: "
+                        "backend\n  Subject: feat-z\n  Requires acknowledgment: Yes\n")
+    assert "Requires acknowledgment" not in run("orchestrator", "publish-message.sh", "GENERAL", "fyi", "x",
+                                                "--no-ack", "--to", "backend").stdout
+    p = run("backend", "check-messages.sh", "--pending")
+    assert p.returncode == 0 and seed_ids(p.stdout) == [sent], p.stdout
+    lines = p.stdout.splitlines()
+    assert lines[0] == "[PENDING] REVIEW_FAILED" and lines[2] == "  From: orchestrator -> To: backend"
+    assert re.fullmatch(r"  Time: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lines[3]), lines[3]  # the seed's seconds
+    assert lines[4:7] == ["  Subject: feat-z", "  Description: lint:\\nthree errors", ""]  # one line each
+    assert lines[-2:] == ["---", "Displayed 1 message(s)"]
+    assert len(seed_ids(run("backend", "check-messages.sh").stdout)) == 2
+    p = run("backend", "ack-message.sh", sent, "--comment", "fixing")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[:3] == ["Message acknowledged:", f"  ID: {sent}", "  Acknowledged by: backend"]
+    assert p.stdout.splitlines()[-1] == "  Comment: fixing"
+    again = run("backend", "ack-message.sh", sent)
+    assert again.returncode == 0 and f"  ID: {sent}" in again.stdout and "acked already" in again.stderr
+    empty = run("backend", "check-messages.sh", "--pending")
+    assert empty.returncode == 0 and empty.stdout == "  No pending messages.\n"
+    assert run("backend", "check-messages.sh", "--from", "nobody").stdout == "No messages match the filter.\n"
+    data = json.loads(run("backend", "check-messages.sh", "--json").stdout)  # --json wins over the seed's lines
+    assert data["count"] == 2 and {m["id"] for m in data["messages"]} >= {sent}
+
+
+def test_wrappers_read_arguments_as_the_seeds_scripts_did(live_hub: LiveHub, tmp_path: Path) -> None:
+    """Options before or between the positional arguments, -h/--help teaching with exit 0, a second id refused
+    (seed-002 user run: `publish-message.sh --to X TYPE S D` was a usage error, and `ack-message.sh --help`
+    acked a message named --help: 404, exit 1)."""
+    repo = git_init(tmp_path / "repo")
+    env = isolated_env(tmp_path / "env", COORD_URL=live_hub.url, COORD_BIN=str(coord_shim(tmp_path)))
+    scripts = repo / "scripts" / "coordination"
+    Coord(repo, env).ok("compat", "seed002-scripts", str(scripts))
+
+    def run(who: str, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+        agent = {**env, "CLAUDE_INSTANCE_ID": who, "COORD_TOKEN": live_hub.token(who)}
+        return subprocess.run([str(scripts / script), *args], cwd=repo, env=agent, capture_output=True, text=True,
+                              timeout=60)
+
+    run("orchestrator", "check-messages.sh")
+    p = run("backend", "publish-message.sh", "--to", "orchestrator", "GENERAL", "first", "options first")
+    assert p.returncode == 0 and "  From: backend -> To: orchestrator" in p.stdout, p.stdout + p.stderr
+    p = run("backend", "publish-message.sh", "GENERAL", "--no-ack", "second", "--to", "orchestrator", "between")
+    assert p.returncode == 0 and "Requires acknowledgment" not in p.stdout, p.stdout + p.stderr
+    got = run("orchestrator", "check-messages.sh", "--from", "backend")
+    ids = seed_ids(got.stdout)
+    assert len(ids) == 2 and "  Subject: second" in got.stdout and "  Subject: first" in got.stdout, got.stdout
+    p = run("orchestrator", "ack-message.sh", "--comment", "thanks", ids[1])
+    assert p.returncode == 0 and f"  ID: {ids[1]}" in p.stdout and "  Comment: thanks" in p.stdout, p.stderr
+    for script in ("publish-message.sh", "check-messages.sh", "ack-message.sh"):
+        for flag in ("-h", "--help"):
+            helped = run("backend", script, flag)
+            assert helped.returncode == 0 and "Usage:" in helped.stdout, (script, flag, helped)
+    assert "READY_FOR_REVIEW" in run("backend", "publish-message.sh", "--help").stdout  # the types are taught
+    two = run("orchestrator", "ack-message.sh", ids[0], ids[1])
+    assert two.returncode == 2 and "unexpected argument" in two.stderr and "usage: ack-message.sh" in two.stderr
+    four = run("backend", "publish-message.sh", "GENERAL", "a", "b", "c")
+    assert four.returncode == 2 and "usage: publish-message.sh" in four.stderr and "--help" in four.stderr
+    # under --json a usage error of the wrapper's own is coord's envelope on stdout, as coord's own are
+    for script, args in (("publish-message.sh", ("GENERAL", "a", "--json")), ("publish-message.sh", (
+            "GENERAL", "a", "b", "--json", "--to")), ("ack-message.sh", ("--json", "x", "y")),
+            ("ack-message.sh", ("--json",)), ("ack-message.sh", ("x", "--json", "--comment"))):
+        bad = run("backend", script, *args)
+        assert bad.returncode == 2, (args, bad)
+        error = json.loads(bad.stdout)["error"]
+        assert error["code"] == "usage" and error["message"].startswith(f"{script}: "), (args, bad.stdout)
+    assert run("backend", "publish-message.sh", "GENERAL", "a").stdout == ""  # without --json: stderr only
+
+
+def test_wrapper_scripts_say_what_replaces_the_seeds_redis_only_scripts(tmp_path: Path) -> None:
+    """watch-notifications.sh and mcp-server.sh stay and still speak to Redis: the user is told what replaces
+    them (seed-002 user run: nothing said so, and they failed once Redis was switched off)."""
+    repo = git_init(tmp_path / "repo")
+    scripts = repo / "scripts" / "coordination"
+    scripts.mkdir(parents=True)
+    (scripts / "watch-notifications.sh").write_text("#!/bin/sh\nredis-cli SUBSCRIBE coord:notify:pm\n")
+    done = Coord(repo, isolated_env(tmp_path / "env")).ok("compat", "seed002-scripts", str(scripts))
+    assert "watch-notifications.sh as it is" in done.err and "coord watch" in done.err, done.err
+    assert "mcp-server.sh" not in done.err  # only what is there
+    assert (scripts / "watch-notifications.sh").read_text().endswith("coord:notify:pm\n")  # left as it was
+
+
+def test_the_seed_002_commands_help_reads_whole_in_80_columns(tmp_path: Path) -> None:
+    """Each seed-002 command's --help in a terminal 80 columns wide cuts no word (seed-002 user run: `coord import
+    redis --help` showed the default --url as 'redis://$REDIS_HOST:$REDIS_PORT/…', REDIS_DB cut off)."""
+    cli = Coord(git_init(tmp_path / "w"), isolated_env(tmp_path / "env", COLUMNS="80"))
+    for command in (("import", "redis"), ("msg", "publish"), ("msg", "check"), ("msg", "ack"),
+                    ("compat", "seed002-scripts")):
+        shown = cli.ok(*command, "--help").out
+        assert not re.search(r"\w…", shown), (command, shown)  # rich marks a word cut at the edge with "…"
+        assert "--help" in shown
+    assert "REDIS_DB" in cli.ok("import", "redis", "--help").out
+
+
+def test_wrappers_say_so_when_coord_cannot_be_found(tmp_path: Path) -> None:
+    """A wrapper run where coord is not installed (a hook's shell without the venv) says what is missing and how
+    to point at it (seed-002 user run: 'line 17: exec: coord: not found')."""
+    repo = git_init(tmp_path / "repo")
+    scripts = repo / "scripts" / "coordination"
+    Coord(repo, isolated_env(tmp_path / "env")).ok("compat", "seed002-scripts", str(scripts))
+    missing = str(tmp_path / "nowhere" / "coord")
+    env = isolated_env(tmp_path / "env", COORD_BIN=missing)
+    for script, args in (("publish-message.sh", ("GENERAL", "s", "d")), ("check-messages.sh", ()),
+                         ("ack-message.sh", ("msg-1a2b3c4d",)), ("publish-message.sh", ("--help",))):
+        p = subprocess.run([str(scripts / script), *args], cwd=repo, env=env, capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 127 and p.stdout == "", (script, p)
+        assert f"{script}: {missing} (coordhub's CLI) not found" in p.stderr and "COORD_BIN" in p.stderr, p.stderr
 
 
 def test_claude_instance_id_names_the_session_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,55 +13,107 @@ from coordhub.client import project
 
 app = typer.Typer(help="Drop-in files for teams moving from the seed systems.", no_args_is_help=True)
 
-# Each wrapper keeps its seed-002 script's name and argument order, and hands the positional arguments
-# to coord after "--" so a subject or description that starts with "-" is never taken for an option.
 _HEADER = """#!/usr/bin/env bash
 # Seed 002's {name}, backed by coordhub: written by `coord compat seed002-scripts`.
 # Usage: {usage}
 # Runs `coord msg {verb}` ($COORD_BIN, default: coord on PATH). The sender is this session: its token
 # (COORD_TOKEN or identity.json), named by COORD_SESSION or CLAUDE_INSTANCE_ID where nothing else names it.
 # Exit codes are coord's (docs/cli.md): 0 ok or queued while the hub is unreachable, 1 refused, 2 usage,
-# 3 hub unreachable, 6 no credential.
+# 3 hub unreachable, 6 no credential; 127 when coord cannot be found.
 set -euo pipefail
+coord_bin="${{COORD_BIN:-coord}}"
+if ! command -v "$coord_bin" >/dev/null 2>&1; then
+    echo "{name}: $coord_bin (coordhub's CLI) not found: install coordhub where this runs, so that" \
+         "coord is on PATH, or set COORD_BIN to its coord" >&2
+    exit 127
+fi
+"""
+
+# Each wrapper reads its arguments as seed 002's script did: its options anywhere among the positional arguments
+# (`--to X` first or last), -h/--help teaching (exit 0), anything else positional, so a subject that starts with
+# "-" stays a subject; it hands the positional ones to coord after "--". --json and --seed-output are coord's:
+# the seed's own lines ("  ID: msg-…") unless --json is asked for. A usage error of the wrapper's own is exit 2
+# with, under --json, coord's error envelope on stdout (its text fixed here: nothing in it needs escaping).
+# `${a[@]+"${a[@]}"}` keeps an empty array from tripping `set -u` in bash before 4.4 (macOS's).
+_USAGE_ERROR = """json=""
+for arg in "$@"; do if [ "$arg" = --json ]; then json=1; fi; done
+usage_error() {{  # $1: what is wrong (fixed text)
+    echo "{name}: $1" >&2
+    echo "usage: {usage} [--json]  ({name} --help: every option)" >&2
+    if [ -n "$json" ]; then
+        printf '{{"error": {{"code": "usage", "message": "%s"}}}}\\n' "{name}: $1"
+    fi
+    exit 2
+}}
 """
 
 SCRIPTS = {
     "publish-message.sh": ("publish", "publish-message.sh <type> <subject> <description> [--to <instance>] [--no-ack]",
-                           """if [ "$#" -lt 3 ]; then
-    echo "usage: $(basename "$0") <type> <subject> <description> [--to <instance>] [--no-ack]" >&2
-    exit 2
-fi
-type="$1" subject="$2" description="$3"
-shift 3
-if [ "$#" -gt 0 ] && [ "${!#}" = "--to" ]; then  # else it would take the -- below as the instance
-    echo "$(basename "$0"): --to needs an <instance>" >&2
-    exit 2
-fi
-exec "${COORD_BIN:-coord}" msg publish "$@" -- "$type" "$subject" "$description"
+                           """args=() opts=()
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        -h|--help) exec "$coord_bin" msg publish --help ;;
+        --to)
+            [ "$#" -ge 2 ] || usage_error "--to needs an <instance>"
+            opts+=(--to "$2")
+            shift 2 ;;
+        --no-ack|--json) opts+=("$1"); shift ;;
+        *) args+=("$1"); shift ;;
+    esac
+done
+[ "${#args[@]}" -eq 3 ] || usage_error "<type> <subject> <description> expected, ${#args[@]} given"
+exec "$coord_bin" msg publish --seed-output ${opts[@]+"${opts[@]}"} -- "${args[@]}"
 """),
     "check-messages.sh": ("check", "check-messages.sh [--pending] [--all] [--from <instance>] [--type <type>]",
-                          """exec "${COORD_BIN:-coord}" msg check "$@"
+                          """skip=""
+for arg in "$@"; do  # the seed's -h (coord knows --help only); not the value of --from/--type
+    if [ -n "$skip" ]; then skip=""; continue; fi
+    case "$arg" in
+        -h) exec "$coord_bin" msg check --help ;;
+        --from|--type|--limit) skip=1 ;;
+    esac
+done
+exec "$coord_bin" msg check --seed-output "$@"
 """),
     "ack-message.sh": ("ack", "ack-message.sh <message-id> [--comment <comment>]",
-                       """if [ "$#" -lt 1 ]; then
-    echo "usage: $(basename "$0") <message-id> [--comment <comment>]" >&2
-    exit 2
-fi
-id="$1"
-shift
-if [ "$#" -gt 0 ] && [ "${!#}" = "--comment" ]; then  # else it would take the -- below as the comment
-    echo "$(basename "$0"): --comment needs a <comment>" >&2
-    exit 2
-fi
-exec "${COORD_BIN:-coord}" msg ack "$@" -- "$id"
+                       """id="" have_id="" opts=()
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        -h|--help) exec "$coord_bin" msg ack --help ;;
+        --comment)
+            [ "$#" -ge 2 ] || usage_error "--comment needs a <comment>"
+            opts+=(--comment "$2")
+            shift 2 ;;
+        --json) opts+=("$1"); shift ;;
+        *)
+            if [ -n "$have_id" ]; then
+                echo "ack-message.sh: unexpected argument: $1" >&2
+                usage_error "one <message-id> only"
+            fi
+            id="$1" have_id=1
+            shift ;;
+    esac
+done
+[ -n "$id" ] || usage_error "<message-id> expected"
+exec "$coord_bin" msg ack --seed-output ${opts[@]+"${opts[@]}"} -- "$id"
 """),
+}
+
+
+# The seed's other files in its scripts/coordination/, which still speak to Redis: what takes their place.
+LEFT_ALONE = {
+    "watch-notifications.sh": "it still subscribes to Redis; `coord watch` shows the hub's messages live "
+                              "(--notify: desktop notifications)",
+    "mcp-server.sh": "it still serves the Redis tools; `coord mcp-config --tools seed002` prints the line that "
+                     "serves the same coord_* tools from the hub",
 }
 
 
 def script(name: str) -> str:
     """The text of one wrapper script (a key of :data:`SCRIPTS`)."""
     verb, usage, body = SCRIPTS[name]
-    return _HEADER.format(name=name, usage=usage, verb=verb) + body
+    own_usage = _USAGE_ERROR.format(name=name, usage=usage) if "usage_error" in body else ""
+    return _HEADER.format(name=name, usage=usage, verb=verb) + own_usage + body
 
 
 def _linked_dir(directory: Path) -> Path | None:
@@ -93,7 +145,8 @@ def seed002_scripts(
 
     A repository's existing ./scripts/coordination/*.sh calls keep working, with the hub's guarantees.
     Each is written to a new temp file and renamed into place; a script name that is a symlink, or a directory
-    on the way below the current one that is, is refused.
+    on the way below the current one that is, is refused. The seed's watch-notifications.sh and mcp-server.sh
+    are left as they are, with a note on what replaces them.
     """
     hop = _linked_dir(directory)
     if hop is not None:  # even with --force: it takes the scripts out of the project (scripts -> ~/.bashrc.d)
@@ -119,3 +172,6 @@ def seed002_scripts(
         fail(f"cannot write the scripts in {directory}: {exc}", EXIT_REFUSED)
     for name in SCRIPTS:
         console.print(f"wrote {directory / name}")
+    for name, instead in LEFT_ALONE.items():  # a user who stops Redis next would find them failing
+        if os.path.lexists(directory / name):
+            typer.echo(f"coord: note: left {directory / name} as it is: {instead}", err=True)

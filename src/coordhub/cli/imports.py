@@ -39,9 +39,9 @@ RETENTION = ("imported messages count as new for the hub's retention: read and a
 @app.command("redis")
 def redis_(
     ctx: typer.Context,
-    url: str | None = typer.Option(None, "--url", help="Redis to read, e.g. redis://host:6379/0 (default: "
-                                   "redis://$REDIS_HOST:$REDIS_PORT/$REDIS_DB, seed 002's variables; localhost, "
-                                   "6379, 0)."),
+    url: str | None = typer.Option(None, "--url", help="Redis to read, e.g. redis://host:6379/0 (default: from "
+                                   "REDIS_HOST, REDIS_PORT and REDIS_DB, as seed 002 read them: localhost, 6379, "
+                                   "0)."),
     prefix: str | None = typer.Option(None, "--prefix", help="Key prefix (default: $COORD_KEY_PREFIX, else coord)."),
     rename: list[str] = typer.Option([], "--rename", help="OLD=NEW: import instance OLD as session NEW "
                                      "(for names the hub cannot take, e.g. 'qa team=qa-team'); repeatable."),
@@ -59,9 +59,10 @@ def redis_(
 
     try:
         renames = source.parse_renames(rename)
+        redis_url = source.redis_url(url)
     except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
-    redis_url, key_prefix = source.redis_url(url), source.key_prefix(prefix)
+        fail(one_line(exc), EXIT_USAGE)
+    key_prefix = source.key_prefix(prefix)
     with client(ctx, admin=True) as c:
         if not dry_run:
             _check_admin(c)
@@ -69,6 +70,7 @@ def redis_(
         origin = f"{source.shown_url(redis_url)} {key_prefix}:*"
         tally, reports = (_tally(snap), []) if dry_run else _write(c, origin, snap.items, batch)
     summary = _summary(snap, tally, reports, source.shown_url(redis_url), key_prefix, dry_run)
+    summary["hints"] = source.hints(redis_url, key_prefix, sum(snap.keys.values()))
     if as_json:
         print_json(summary)
     else:
@@ -268,5 +270,7 @@ def _print(s: dict[str, Any]) -> None:
             say(f"  … and {len(s['skipped']) - SHOWN} more (all of them with --json)")
     if s["notes"]:
         say(f"{len(s['notes'])} record(s) mapped with a change (see --json for each)")
+    for hint in s.get("hints", []):
+        say(f"note: {hint}")
     if s["counts"].get("message"):
         say(RETENTION)

@@ -15,11 +15,16 @@ writes those three as wrappers over these verbs). What changed, on purpose:
   the hub shows a session never, so ``--all`` is accepted and says so.
 * Message ids: seed ids (``msg-1a2b3c4d``) of imported messages and hub ids
   are both accepted; an imported message is shown by its seed id.
+
+``--seed-output`` (which the wrapper scripts pass) prints what seed 002's
+scripts printed, line for line, for the scripts that parse it: ``  ID: …``,
+``  From: A -> To: B``, ``Displayed N message(s)`` … (no colours; a field's
+line breaks and control characters escaped, so each stays one line).
 """
 
 from __future__ import annotations
 
-import uuid
+import re
 from typing import Any
 
 import typer
@@ -38,8 +43,17 @@ from coordhub.core.seed002 import (
     matches,
     message_type,
     seed_message,
+    unknown_message,
 )
 from coordhub.errors import Invalid
+
+SEED_OUTPUT = typer.Option(False, "--seed-output", help="Print the lines seed 002's script printed (ID: …, "
+                           "From: A -> To: B …), for scripts that parse them; --json wins.")
+
+
+def _seconds(stamp: str) -> str:
+    """A hub time (``2026-01-23T10:00:00.123456Z``) at seed 002's second precision (``2026-01-23T10:00:00Z``)."""
+    return re.sub(r"\.\d+(?=Z$)", "", stamp)
 
 
 def _type(text: str) -> str:
@@ -70,6 +84,7 @@ def publish(
                                   "backend and frontend each other; else all."),
     no_ack: bool = typer.Option(False, "--no-ack", help="Do not ask for an acknowledgement."),
     as_json: bool = JSON_OPT,
+    seed_output: bool = SEED_OUTPUT,
 ) -> None:
     """Publish a typed message (seed 002's publish-message.sh): TYPE SUBJECT DESCRIPTION [--to INSTANCE]."""
     kind = _type(msg_type)
@@ -84,8 +99,17 @@ def publish(
         typer.echo("coord: warning: " + unknown_recipient_warning(m["to_session"], m.get("did_you_mean") or []),
                    err=True)
     out = {**seed_message(m, m["from_session"]), "recipient_known": m.get("recipient_known")}
-    show(out, as_json, lambda s: console.print(f"published {s['id']} {s['type']} {s['from']} → {s['to']}: "
-                                               f"{m['subject']}"))
+    show(out, as_json, _published_seed if seed_output else
+         lambda s: console.print(f"published {s['id']} {s['type']} {s['from']} → {s['to']}: {m['subject']}"))
+
+
+def _published_seed(s: dict[str, Any]) -> None:
+    """What seed 002's publish-message.sh printed for a published message ``s`` (seed 002's message shape)."""
+    from coordhub.hooks.untrusted import one_line
+
+    lines = ["Message published:", f"  ID: {s['id']}", f"  Type: {s['type']}", f"  From: {s['from']} -> To: {s['to']}",
+             f"  Subject: {one_line(s['payload']['subject'])}"]
+    verbatim("\n".join(lines + (["  Requires acknowledgment: Yes"] if s["requires_ack"] else [])))
 
 
 def check(
@@ -97,6 +121,7 @@ def check(
     msg_type: str | None = typer.Option(None, "--type", help="Only messages of this type."),
     limit: int = typer.Option(100, "--limit", min=1, max=1000, help="At most this many, newest first."),
     as_json: bool = JSON_OPT,
+    seed_output: bool = SEED_OUTPUT,
 ) -> None:
     """Your messages, newest first, read or not (seed 002's check-messages.sh): [--pending] [--from I] [--type T]."""
     kind = _type(msg_type) if msg_type else None
@@ -115,7 +140,24 @@ def check(
 
     me, msgs = call(ctx, scan)
     rows = [seed_message(m, me) for m in msgs]
-    show({"count": len(rows), "messages": rows}, as_json, lambda d: _listing(d["messages"]))
+    show({"count": len(rows), "messages": rows}, as_json,
+         lambda d: _listing_seed(d["messages"], pending) if seed_output else _listing(d["messages"]))
+
+
+def _listing_seed(rows: list[dict[str, Any]], pending: bool) -> None:
+    """What seed 002's check-messages.sh printed for ``rows`` (seed 002's message shape), colours left out."""
+    from coordhub.hooks.untrusted import one_line
+
+    if not rows:
+        verbatim("  No pending messages." if pending else "No messages match the filter.")
+        return
+    lines: list[str] = []
+    for s in rows:
+        mark = "ACK" if s["acknowledged"] else "PENDING" if s["requires_ack"] else "INFO"
+        lines += [f"[{mark}] {s['type'] or '-'}", f"  ID: {s['id']}", f"  From: {s['from']} -> To: {s['to']}",
+                  f"  Time: {_seconds(s['timestamp'])}", f"  Subject: {one_line(s['payload']['subject'])}",
+                  f"  Description: {one_line(s['payload']['description'])}", ""]
+    verbatim("\n".join([*lines, "---", f"Displayed {len(rows)} message(s)"]))
 
 
 def _listing(rows: list[dict[str, Any]]) -> None:
@@ -133,16 +175,10 @@ def _listing(rows: list[dict[str, Any]]) -> None:
 
 def _named(err: HubError, ref: str) -> HubError:
     """``err`` as it should read for ``ref``, the id as typed: a 404 for a reference that is no UUID names ``ref``
-    (the hub saw only the name-based UUID of a seed id, :func:`~coordhub.core.seed002.hub_message_id`, which the
-    user never typed), saying what it was looked for as."""
-    try:
-        uuid.UUID(ref.strip())
-        return err  # the hub's own words name the id as given
-    except ValueError:
-        if err.status != 404:
-            return err
-    text = (f"no message {ref!r}: neither a hub id (a UUID, as `coord msg inbox` shows it) nor the seed id of an "
-            "imported message of yours")
+    (:func:`~coordhub.core.seed002.unknown_message`)."""
+    text = unknown_message(ref) if err.status == 404 else None
+    if text is None:
+        return err
     body: dict[str, Any] = err.body if isinstance(err.body, dict) else {}
     error = body.get("error")
     return HubError(err.status, err.code, text,
@@ -155,18 +191,22 @@ def ack(
                                                "imported message's seed id msg-…)."),
     comment: str | None = typer.Option(None, "--comment", help="Sent to the message's sender as a reply."),
     as_json: bool = JSON_OPT,
+    seed_output: bool = SEED_OUTPUT,
 ) -> None:
     """Acknowledge a message (also marks it read); --comment replies to its sender (seed 002's ack-message.sh).
 
     One you had acked already is left as it is and said so ("already acked", --json "already": true; exit 0).
     """
     hub_id = hub_message_id(message_id)
+    acker: list[str | None] = []  # who acked, for --seed-output's "Acknowledged by"
 
     def acknowledge(c: CoordClient) -> Any:
         try:
             m = c.ack(hub_id)
         except HubError as err:
             raise _named(err, message_id) from None
+        if seed_output and not isinstance(m, Queued):
+            acker.append(_me(c))
         if not comment:
             return m
         if isinstance(m, Queued):  # the hub is unreachable: the comment waits in the queue behind the ack
@@ -179,7 +219,25 @@ def ack(
 
     m = call(ctx, acknowledge)
     sent = m.get("comment_message")
+    if seed_output and not as_json:
+        _acked_seed(m, acker[0] if acker else None, comment)
+        return
     show(m, as_json, lambda r: console.print(_acked_line(r, sent if isinstance(sent, dict) else None)))
+
+
+def _acked_seed(m: dict[str, Any], acker: str | None, comment: str | None) -> None:
+    """What seed 002's ack-message.sh printed for message ``m`` (the hub's answer), acked by ``acker``.
+
+    An ack that changed nothing (acked before) prints the same lines, as the
+    seed's did, and says so on stderr.
+    """
+    from coordhub.hooks.untrusted import one_line
+
+    lines = ["Message acknowledged:", f"  ID: {display_id(m)}", f"  Acknowledged by: {acker or '-'}",
+             f"  Time: {_seconds(str(m.get('acked_at') or '-'))}"]
+    verbatim("\n".join(lines + ([f"  Comment: {one_line(comment)}"] if comment else [])))
+    if m.get("already"):
+        typer.echo(f"coord: note: {display_id(m)} was acked already (at {m['acked_at']}); nothing changed", err=True)
 
 
 def _acked_line(m: dict[str, Any], comment: dict[str, Any] | None) -> str:

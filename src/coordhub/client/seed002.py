@@ -3,8 +3,8 @@
 A codebase written against seed 002's ``src.infrastructure.coordination``
 changes one import::
 
-    # before: from src.infrastructure.coordination import get_coordination_client, MessageType
-    from coordhub.client.seed002 import get_coordination_client, MessageType
+    # before: from src.infrastructure.coordination import get_coordination_client, MessageType, MessageQuery
+    from coordhub.client.seed002 import get_coordination_client, MessageType, MessageQuery
 
     client = await get_coordination_client(instance_id="backend")
     await client.publish_message(msg_type=MessageType.READY_FOR_REVIEW, subject="feature-branch",
@@ -61,6 +61,7 @@ import functools
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from coordhub.client import seed002answers as answers
@@ -75,10 +76,13 @@ from coordhub.client.seed002types import (
     CoordinationError,
     CoordinationMessage,
     MessagePayload,
+    MessageQuery,
     NotificationEvent,
     PresenceError,
     PresenceInfo,
     PublishError,
+    known_type,
+    since_time,
 )
 from coordhub.client.settings import ClientSettings, resolve
 from coordhub.client.trust import origin
@@ -92,13 +96,14 @@ from coordhub.core.seed002 import (
     matches,
     seed_notification,
     seed_presence,
+    unknown_message,
 )
 from coordhub.errors import CoordError
 from coordhub.headers import SESSION_HEADER
 
 __all__ = ["AckResult", "AcknowledgeError", "CoordinationClient", "CoordinationError", "CoordinationMessage",
-           "MessagePayload", "MessageType", "NotificationEvent", "PresenceError", "PresenceInfo", "PublishError",
-           "get_coordination_client", "reset_coordination_client"]
+           "MessagePayload", "MessageQuery", "MessageType", "NotificationEvent", "PresenceError", "PresenceInfo",
+           "PublishError", "get_coordination_client", "reset_coordination_client"]
 
 T = TypeVar("T")
 
@@ -315,19 +320,22 @@ class CoordinationClient:
 
     async def check_messages(self, to_instance: str | None = None, from_instance: str | None = None,
                              msg_type: MessageType | str | None = None, pending_only: bool = False,
-                             limit: int = 100) -> list[CoordinationMessage]:
+                             limit: int = 100, since: datetime | str | None = None) -> list[CoordinationMessage]:
         """Messages of an inbox (yours by default; another's needs an admin token), newest first.
 
-        Broadcasts are included; ``to_instance="all"`` keeps only them. The
+        Broadcasts are included; ``to_instance="all"`` keeps only them. ``since`` (a datetime or ISO 8601
+        text, UTC when it names no offset; ``ValueError`` for no time) keeps those sent at or after it, as seed
+        002's query did; an imported message counts from its original time. The
         filters look through the newest :data:`~coordhub.core.seed002.SCAN_LIMIT` messages, in at most ten of the
         hub's pages (a page holds 500 messages or about 4 MiB of them; :class:`~coordhub.core.seed002.InboxScan`).
         """
         kind = MessageType(msg_type).value if msg_type else None
+        start = since_time(since)
         broadcasts = to_instance is not None and is_broadcast(to_instance)
         owner = None if broadcasts else to_instance
         viewer = owner or await self.session_id()
-        walk = InboxScan(lambda m: matches(m, from_instance, kind, pending_only) and (m["broadcast"] or not broadcasts),
-                         max(1, min(limit, 1000)))
+        walk = InboxScan(lambda m: matches(m, from_instance, kind, pending_only) and (m["broadcast"] or not broadcasts)
+                         and (start is None or _sent_at(m) >= start), max(1, min(limit, 1000)))
         while True:
             answered: AnswerHeaders = {}
             answer = await self._read("GET", MESSAGES, {"to_session": owner, **walk.params()}, answered=answered)
@@ -337,9 +345,9 @@ class CoordinationClient:
         return [CoordinationMessage.from_hub(m, viewer) for m in walk.found]
 
     async def get_messages(self, query: Any = None, **filters: Any) -> list[CoordinationMessage]:
-        """Seed 002's name: ``query`` may be an object with ``to_instance``/``from_instance``/``msg_type``/
-        ``pending_only``/``limit`` attributes (its ``MessageQuery``), or give them as keywords."""
-        names = ("to_instance", "from_instance", "msg_type", "pending_only", "limit")
+        """Seed 002's name: ``query`` is a :class:`MessageQuery` (or any object with its ``to_instance``/
+        ``from_instance``/``msg_type``/``pending_only``/``since``/``limit`` attributes), or give them as keywords."""
+        names = ("to_instance", "from_instance", "msg_type", "pending_only", "since", "limit")
         given = {n: getattr(query, n) for n in names if query is not None and getattr(query, n, None) is not None}
         return await self.check_messages(**{**given, **filters})
 
@@ -363,7 +371,13 @@ class CoordinationClient:
         """
         hub_id = hub_message_id(message_id)
         path = f"{MESSAGES}/{hub_id}/ack"
-        m = await self._write("POST", path, None, AcknowledgeError)
+        try:
+            m = await self._write("POST", path, None, AcknowledgeError)
+        except AcknowledgeError as err:  # a seed id's 404 named the UUID it maps to, which the caller never gave
+            text = unknown_message(message_id, "check_messages") if err.status == 404 else None
+            if text is None:
+                raise
+            raise AcknowledgeError(text, err.status, err.code) from None
         if isinstance(m, Queued):
             if comment:
                 note = {"to_session": None, "subject": f"Ack comment on {message_id}"[:500], "body": comment,
@@ -477,6 +491,12 @@ def _spent(settings: ClientSettings) -> str:
             f"({settings.timeout:g} s)")
 
 
+def _sent_at(m: dict[str, Any]) -> datetime:
+    """When hub message ``m`` was sent (an imported one: its original time); the answer's shape was checked
+    (seed002answers.MESSAGE), so it has one."""
+    return _time(m["created_at"]) or datetime.min.replace(tzinfo=UTC)
+
+
 def _presence(r: dict[str, Any]) -> PresenceInfo:
     s = seed_presence(r)
     return PresenceInfo(s["instance_id"], s["active"], _time(s["last_heartbeat"]), s["session_id"], s["stale"],
@@ -485,7 +505,7 @@ def _presence(r: dict[str, Any]) -> PresenceInfo:
 
 def _notification(e: dict[str, Any]) -> NotificationEvent:
     n = seed_notification(e)
-    return NotificationEvent(event=n["event"], message_id=n.get("message_id"), msg_type=n.get("type"),
+    return NotificationEvent(event=n["event"], message_id=n.get("message_id"), msg_type=known_type(n.get("type")),
                              from_instance=n.get("from"), to_instance=n.get("to"),
                              requires_ack=n.get("requires_ack"), timestamp=_time(n.get("timestamp")), cursor=n["id"],
                              subject=n.get("subject"), detail=n.get("detail") or {})

@@ -6,8 +6,9 @@ it keeps working; the hub's additions come after them with defaults.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from coordhub.client.seed002answers import iso_time as _time
@@ -47,6 +48,10 @@ class MessagePayload:
     subject: str
     description: str
 
+    def to_dict(self) -> dict[str, str]:
+        """Seed 002's JSON shape: ``{"subject", "description"}``."""
+        return {"subject": self.subject, "description": self.description}
+
 
 @dataclass(frozen=True)
 class CoordinationMessage:
@@ -58,7 +63,7 @@ class CoordinationMessage:
     """
 
     id: str | None
-    type: str | None
+    type: MessageType | str | None
     from_instance: str
     to_instance: str
     timestamp: datetime | None
@@ -76,14 +81,70 @@ class CoordinationMessage:
         """The type as :class:`MessageType`, None for a label outside seed 002's set."""
         return MessageType.__members__.get(self.type) if self.type else None
 
+    def to_dict(self) -> dict[str, Any]:
+        """Seed 002's JSON shape (``id type from to timestamp requires_ack acknowledged payload``, ``ack_by`` and
+        ``ack_timestamp`` when acked; times to the second, ``Z``), then the hub's ``hub_id`` and ``read``."""
+        out: dict[str, Any] = {"id": self.id, "type": self.type, "from": self.from_instance, "to": self.to_instance,
+                               "timestamp": _stamp(self.timestamp), "requires_ack": self.requires_ack,
+                               "acknowledged": self.acknowledged, "payload": self.payload.to_dict()}
+        if self.ack_by:
+            out["ack_by"] = self.ack_by
+        if self.ack_timestamp:
+            out["ack_timestamp"] = _stamp(self.ack_timestamp)
+        return {**out, "hub_id": self.hub_id, "read": self.read}
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text (indented, as seed 002's was)."""
+        return json.dumps(self.to_dict(), indent=2)
+
     @classmethod
     def from_hub(cls, m: dict[str, Any], viewer: str) -> CoordinationMessage:
         """From a hub message (``viewer``'s read and ack state)."""
         s = seed_message(m, viewer)
-        return cls(id=s["id"], type=s["type"], from_instance=s["from"], to_instance=s["to"],
+        return cls(id=s["id"], type=known_type(s["type"]), from_instance=s["from"], to_instance=s["to"],
                    timestamp=_time(s["timestamp"]), requires_ack=s["requires_ack"], acknowledged=s["acknowledged"],
                    payload=MessagePayload(**s["payload"]), ack_by=s["ack_by"], ack_timestamp=_time(s["ack_timestamp"]),
                    hub_id=s["hub_id"], read=s["read"])
+
+
+def since_time(value: datetime | str | None) -> datetime | None:
+    """A ``since`` as a UTC-aware time: a datetime, or ISO 8601 text (``Z`` allowed); one without an offset is UTC.
+
+    Raises ``ValueError`` for text that is no time or a value of another type.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if not isinstance(value, datetime):
+        raise ValueError(f"since: a datetime or ISO 8601 text, not {type(value).__name__}")
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@dataclass
+class MessageQuery:
+    """Seed 002's query object for :meth:`~coordhub.client.seed002.CoordinationClient.get_messages`: its six
+    fields and defaults, checked when made as seed 002's model checked them.
+
+    ``msg_type`` becomes a :class:`MessageType` (its name in any case is taken too); ``since`` (a datetime or
+    ISO 8601 text, UTC when it names no offset) keeps the messages sent at or after it; ``limit`` is 1 to 1000.
+    Raises ``ValueError`` for an unknown type, a ``since`` that is no time, or a limit out of range (seed 002's
+    pydantic model raised its ``ValidationError``, a ``ValueError`` too).
+    """
+
+    to_instance: str | None = None
+    from_instance: str | None = None
+    msg_type: MessageType | str | None = None
+    pending_only: bool = False
+    since: datetime | str | None = None
+    limit: int = 100
+
+    def __post_init__(self) -> None:
+        if self.msg_type is not None:
+            self.msg_type = MessageType(str(self.msg_type).strip().upper())
+        self.since = since_time(self.since)
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or not 1 <= self.limit <= 1000:
+            raise ValueError(f"limit: a whole number from 1 to 1000, not {self.limit!r}")
 
 
 @dataclass(frozen=True)
@@ -109,6 +170,12 @@ class PresenceInfo:
     incarnation: int = 0
     seconds_since_heartbeat: float | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """Seed 002's JSON shape (``instance_id active last_heartbeat session_id``), then the hub's ``stale``
+        and ``state``."""
+        return {"instance_id": self.instance_id, "active": self.active, "last_heartbeat": _stamp(self.last_heartbeat),
+                "session_id": self.session_id, "stale": self.stale, "state": self.state}
+
 
 @dataclass(frozen=True)
 class NotificationEvent:
@@ -119,7 +186,7 @@ class NotificationEvent:
 
     event: str
     message_id: str | None
-    msg_type: str | None
+    msg_type: MessageType | str | None
     from_instance: str | None
     to_instance: str | None
     requires_ack: bool | None
@@ -127,3 +194,25 @@ class NotificationEvent:
     cursor: int
     subject: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Seed 002's JSON shape (``event message_id type from to requires_ack timestamp``), then the hub's
+        ``cursor`` (and ``detail`` for an event other than a sent message)."""
+        out = {"event": self.event, "message_id": self.message_id, "type": self.msg_type, "from": self.from_instance,
+               "to": self.to_instance, "requires_ack": self.requires_ack, "timestamp": _stamp(self.timestamp),
+               "cursor": self.cursor}
+        return {**out, "detail": self.detail} if self.detail else out
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text."""
+        return json.dumps(self.to_dict())
+
+
+def known_type(label: str | None) -> MessageType | str | None:
+    """A type label as :class:`MessageType` when it is one of seed 002's (its code reads ``.value``), else as is."""
+    return MessageType.__members__.get(label, label) if label else label
+
+
+def _stamp(when: datetime | None) -> str | None:
+    """A time as seed 002 wrote it: UTC, to the second, with ``Z``."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None

@@ -98,6 +98,21 @@ def hub_message_id(ref: str) -> str:
         return str(uuid.uuid5(ORIGIN_NAMESPACE, text))
 
 
+def unknown_message(ref: str, shown_by: str = "`coord msg inbox`") -> str | None:
+    """What to say when the hub answers 404 for the message named ``ref`` as the user typed it; None for a UUID.
+
+    For a seed id the hub saw only its name-based UUID (:func:`hub_message_id`), which the user never typed,
+    so its own words would name that; for a UUID they name the id as given. ``shown_by`` names where the
+    caller sees message ids (the CLI's inbox, the MCP tool, the Python call).
+    """
+    try:
+        uuid.UUID(ref.strip())
+        return None
+    except ValueError:
+        return (f"no message {ref!r}: neither a hub id (a UUID, as {shown_by} shows it) nor the seed id of an "
+                "imported message of yours")
+
+
 def content_digest(sender: str, created: float, subject: str, body: str) -> str:
     """What tells apart two imported messages that share a seed id: a digest of sender (any case), time and text.
 
@@ -176,7 +191,10 @@ def seed_notification(e: dict[str, Any]) -> dict[str, Any]:
     (``event: message_published``), any other event by its kind with its payload as ``detail``.
 
     A notification imported from seed 002's offline queue carries the
-    message's seed id and original time (``origin_id``, ``sent_at``).
+    message's seed id and original time (``origin_id``, ``sent_at``). Another
+    event about a message (``message.redelivered``, ``message.dead_lettered`` …)
+    carries its ``message_id`` too: seed 002's every notification had one, and
+    code written for it reads it (``get_message(n.message_id)``).
     """
     p = e.get("payload") or {}
     if e["kind"] == "message.sent":
@@ -185,8 +203,9 @@ def seed_notification(e: dict[str, Any]) -> dict[str, Any]:
                 "type": p.get("message_type"), "from": e["session_id"], "to": BROADCAST if to == HUB_BROADCAST else to,
                 "requires_ack": p.get("requires_ack"), "subject": p.get("subject"),
                 "timestamp": p.get("sent_at") or e["created_at"]}
-    return {"id": e["id"], "event": e["kind"], "from": e["session_id"], "subject_id": e["subject_id"],
-            "timestamp": e["created_at"], "detail": p}
+    out = {"id": e["id"], "event": e["kind"], "from": e["session_id"], "subject_id": e["subject_id"],
+           "timestamp": e["created_at"], "detail": p}
+    return {**out, "message_id": e["subject_id"]} if e["kind"].startswith("message.") and e["subject_id"] else out
 
 
 def matches(m: dict[str, Any], sender: str | None, msg_type: str | None, pending_only: bool) -> bool:

@@ -49,11 +49,26 @@ class RedisUnavailable(Exception):
 
 
 def redis_url(url: str | None = None, env: dict[str, str] | None = None) -> str:
-    """The Redis URL: ``url``, else seed 002's ``REDIS_HOST`` (localhost), ``REDIS_PORT`` (6379), ``REDIS_DB`` (0)."""
+    """The Redis URL: ``url``, else seed 002's ``REDIS_HOST`` (localhost), ``REDIS_PORT`` (6379), ``REDIS_DB`` (0).
+
+    Raises ``ValueError`` naming the variable when ``REDIS_PORT`` is no port (1 to 65535) or ``REDIS_DB`` no
+    database number, as seed 002's ``int()`` of them failed: a URL built from them would read another port or
+    database 0 (redis-py ignores a path it cannot read). An IPv6 ``REDIS_HOST`` is put in brackets.
+    """
     if url:
         return url
     e = os.environ if env is None else env
-    return f"redis://{e.get('REDIS_HOST') or 'localhost'}:{e.get('REDIS_PORT') or '6379'}/{e.get('REDIS_DB') or '0'}"
+    host, port, db = (e.get("REDIS_HOST") or "localhost").strip(), (e.get("REDIS_PORT") or "6379").strip(), \
+        (e.get("REDIS_DB") or "0").strip()
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"REDIS_PORT {port[:80]!r} is not a port (1 to 65535): fix it, or give --url "
+                         "redis://HOST:PORT/DB")
+    if not db.isascii() or not db.isdigit():
+        raise ValueError(f"REDIS_DB {db[:80]!r} is not a database number (0, 1, …): fix it, or give --url "
+                         "redis://HOST:PORT/DB")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"redis://{host}:{int(port)}/{int(db)}"
 
 
 def key_prefix(prefix: str | None = None, env: dict[str, str] | None = None) -> str:
@@ -87,6 +102,43 @@ def shown_url(url: str) -> str:
     else:
         path = parts.path if re.fullmatch(r"/\d+", parts.path) else (f"/{db}" if db.isdigit() else "")
     return f"{parts.scheme.lower()}://{netloc}{path}"
+
+
+def db_number(url: str) -> int | None:
+    """The database ``url`` names (``/N``, or redis-py's ``?db=N``); 0 for a ``redis://`` URL naming none
+    (redis-py's default); None for a URL that cannot be read or names no Redis database (``unix://``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("redis", "rediss"):
+        return None
+    if re.fullmatch(r"/\d+", parts.path):
+        return int(parts.path[1:])
+    db = parse_qs(parts.query).get("db", [""])[-1]
+    return int(db) if db.isdigit() else 0
+
+
+def hints(url: str, prefix: str, keys_found: int) -> list[str]:
+    """What the user may have missed where the data was looked for (``url``, ``prefix``), one sentence each.
+
+    * Nothing under the prefix: the database or the prefix is likely not the one the team used.
+    * A database other than 0: seed 002's bash scripts (publish-message.sh, ack-message.sh) connected to
+      ``redis://HOST:PORT`` whatever ``REDIS_DB`` said, so what they wrote is in database 0, while its
+      Python client and MCP server used ``REDIS_DB``; both databases may hold part of the history.
+    """
+    out = []
+    shown = shown_url(url)
+    if keys_found == 0:
+        out.append(f"nothing under {prefix}:* at {shown}: check the database (--url redis://HOST:PORT/DB, else "
+                   "REDIS_DB) and the prefix (--prefix, else COORD_KEY_PREFIX) the team's scripts used")
+    db = db_number(url)
+    if db:
+        zero = re.sub(r"/\d+$", "/0", shown) if re.search(r"/\d+$", shown) else shown + "/0"
+        out.append(f"seed 002's bash scripts wrote to database 0 whatever REDIS_DB said (its Python client and "
+                   f"MCP tools used REDIS_DB={db}): if the team used them, import {zero} too (--url {zero}): "
+                   "both databases can be imported into the hub")
+    return out
 
 
 def scrubbed(text: str, url: str) -> str:

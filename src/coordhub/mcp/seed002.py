@@ -44,11 +44,13 @@ from coordhub.core.identity import same_session, unknown_recipient_warning
 from coordhub.core.seed002 import (
     BROADCAST,
     INBOX_PAGE,
+    display_id,
     hub_message_id,
     matches,
     seed_message,
     seed_notification,
     seed_presence,
+    unknown_message,
 )
 from coordhub.mcp.connect import call_list, call_numbered_page, call_object, drop_none, me, retry_key
 from coordhub.mcp.tools import API, RetryKeyArg, recipient
@@ -144,9 +146,16 @@ async def coord_ack_message(ctx: Context,
                             = None, idempotency_key: RetryKeyArg = None) -> dict[str, Any]:
     """Acknowledge a message."""
     key = retry_key(ctx, "coord_ack_message", idempotency_key) if comment else None  # an ack alone is idempotent
-    m = await call_object(ctx, "POST", f"{API}/messages/{hub_message_id(message_id)}/ack")
+    try:
+        m = await call_object(ctx, "POST", f"{API}/messages/{hub_message_id(message_id)}/ack")
+    except ToolError as err:  # a seed id's 404 named the UUID it maps to, which the agent never gave
+        text = unknown_message(message_id, "coord_check_messages") if str(err).startswith("not_found:") \
+            else None
+        if text is None:
+            raise
+        raise ToolError(f"not_found: {text}") from None
     session = await me(ctx)
-    out: dict[str, Any] = {"success": True, "message_id": m["id"], "acknowledged_by": session}
+    out: dict[str, Any] = {"success": True, "message_id": display_id(m), "acknowledged_by": session}
     if comment and m["from_session"] != session:
         sent = await call_object(ctx, "POST", f"{API}/messages", body=drop_none({
             "to_session": m["from_session"], "subject": f"Re: {m['subject']}"[:500], "body": comment,
