@@ -342,6 +342,19 @@ def test_halting_again_with_refresh_gives_the_standing_halt_the_new_reason(api: 
     assert sorted(halt_rows(api)) == ["*", "machine:host-a"]
 
 
+def test_an_orchestrator_worker_refreshing_its_machines_halt_is_refused_as_before(api: Api) -> None:
+    # cross-agent-halt sends refresh. A worker may pull the brake but not lift it, so it may not say anew why the
+    # halt stands either; without refresh its second halt was refused as any write of a halted session (423,
+    # which cross-agent-halt reports as "already halted", exit 0): with refresh it was a 403 (exit 1).
+    a, worker = api.token(A), api.token("host-a/worker-0123abcd")
+    register(api, worker)
+    assert api.post(HALTS, json={"reason": "runaway", "scope": "machine:host-a"}, headers=a).status_code == 201
+    for refresh in (False, True):
+        r = api.post(HALTS, json={"reason": "mine", "scope": "machine:host-a", "refresh": refresh}, headers=worker)
+        assert r.status_code == 423 and r.json()["error"]["halt"]["reason"] == "runaway", (refresh, r.text)
+    assert [e["payload"]["reason"] for e in events(api, "halt.set")] == ["runaway"]
+
+
 # ---- the pause after a resume -----------------------------------------------------------------
 
 def test_resume_pauses_the_sessions_active_under_the_halt_until_each_engages(api: Api, clock: ManualClock) -> None:

@@ -73,3 +73,18 @@ def test_review_foreign_counts_what_it_sent_and_keeps_json_on_stdout(victim: Vic
     assert r.code == 0, r
     assert "sent 0 queued write(s)\nsent 1 entry not queued by you, as confirmed\n" in r.out, r
     assert [m["subject"] for m in victim.inbox_b()] == ["declined"]
+
+
+def test_review_foreign_says_an_entry_goes_as_the_admin_when_the_token_is_the_hubs_admin_token(
+        victim: Victim) -> None:
+    # The question named the session the identity derives (DESKTOP-…/claude-main) for the hub's admin token given
+    # in COORD_TOKEN, which acts as 'admin': the user was asked to send a repository's write as their session and a
+    # yes sent it with the admin's rights (force-releases, tokens, any scope's halt).
+    clone = cloned(victim.tmp, {".claude/coord-queue.jsonl": json.dumps(
+        {"ts": "2026-01-01T00:00:00Z", "method": "POST", "path": "/api/coord/messages",
+         "body": {"to_session": B, "subject": "planted", "body": "x"}}) + "\n"})
+    env = {"COORD_TOKEN": victim.hub.admin_token, "COORD_DATA_DIR": str(victim.hub.data_dir)}
+    r = victim.coord(clone, **env)("sync", "--review-foreign", stdin="n\n")
+    assert r.code == 0, r
+    assert f"send this POST to {victim.hub.url} as the admin?" in r.out, r
+    assert victim.inbox_b() == []

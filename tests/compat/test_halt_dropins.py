@@ -6,6 +6,9 @@ import json
 import re
 from pathlib import Path
 
+import httpx2
+import pytest
+
 from tests.compat.conftest import World, write
 from tests.compat.test_fleet_views import Watch, fake_notify, send, wait_for
 
@@ -114,3 +117,39 @@ def test_halting_the_fleet_needs_an_admin(world: World) -> None:
     back = admin.drop("resume", "--tailnet")
     assert back.code == 0 and back.out.splitlines()[1] == "Resuming fleet   ✓ (HALT cleared)", back
     assert any(re.fullmatch(r"Resume complete across \d+ machine\(s\)\.", line) for line in back.out.splitlines())
+
+
+def test_a_halt_reason_reaches_the_terminal_escaped(world: World, tmp_path: Path) -> None:
+    # A halt's reason and who set it are anyone's text: an orchestrator worker of this machine (Claude with Bash
+    # in a repository anyone wrote to) may halt it with a reason of its choosing, which every drop-in printed raw,
+    # terminal escapes included (an OSC 52 clipboard write, a screen clear); `coord status` escapes them.
+    career = world.career
+    worker = world.hub.token(f"{career.machine}/worker-0123abcd")
+    reason = "stop\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07\x1b[2J\nforged: line"
+    r = httpx2.post(f"{world.hub.url}/api/coord/halt", json={"reason": reason, "scope": f"machine:{career.machine}"},
+                    headers={"Authorization": f"Bearer {worker}"})
+    assert r.status_code == 201, r.text
+    try:
+        msg = write(tmp_path / "m.org", world.org())
+        shown = [career.drop("status"), career.drop("status", "--json"), career.drop("send", world.homelab.address,
+                 str(msg), "--no-sign"), career.drop("recv", "--no-verify", str(msg)), career.drop("discover")]
+        for result in shown:
+            text = result.out + result.err
+            assert "\x1b" not in text and "\x07" not in text and "\nforged" not in text, result
+        assert "stop\\x1b]52;c;" in shown[0].out, shown[0]
+    finally:
+        assert career.drop("resume").code == 0
+
+
+def test_a_halt_the_hub_answers_a_send_with_is_said_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    # a halt that fell between cross-agent-send's own check and its send: the hub's 423 words carry the reason
+    from coordhub.client import HubError
+    from coordhub.compat.crossagent.send import refused
+
+    words = "machine:velox is halted by velox/worker-0123abcd since …: stop\x1b]52;c;eA==\x07\nforged (…)"
+    with pytest.raises(SystemExit) as exited:
+        refused(HubError(423, "halted", words, {"error": {"code": "halted", "message": words}}), "velox.career")
+    assert exited.value.code == 5
+    said = capsys.readouterr().err
+    assert said.startswith("halt active: ") and "\\x1b]52" in said, said
+    assert "\x1b" not in said and "\x07" not in said and "\nforged" not in said, said

@@ -35,7 +35,7 @@ from coordhub.cli.group import lazy_group
 from coordhub.cli.output import console, heading, message_banner, table, verbatim
 from coordhub.client import CoordClient, HubError, Unreachable
 from coordhub.client.queue import FAILED, MAX_FAILED_REPLAYS, Entry, safe_target
-from coordhub.client.settings import resolve
+from coordhub.client.settings import is_local_admin_token, resolve
 from coordhub.config import setting
 from coordhub.errors import CoordError, Invalid
 from coordhub.hooks.untrusted import one_line
@@ -482,6 +482,12 @@ def _review_foreign(c: CoordClient, *, to_stderr: bool = False) -> tuple[int, in
         verbatim(text, err=to_stderr)
 
     sent = refused = 0
+    s = c.settings
+    # The hub's admin token given with --token or COORD_TOKEN acts as the admin whatever session the identity names:
+    # the question must say so (settings know it only when a name would have been sent beside it).
+    admin = bool(s.admin_hub_id or s.token_is_admin
+                 or (s.token and s.data_dir is not None and is_local_admin_token(s.token, s.data_dir)))
+    who = "the admin" if admin else (s.session or "this token's session")
     for item in c.queue.foreign(c.settings.url, c.actor):
         entry = item.entry
         say(f"{one_line(c.queue.path)}: {one_line(item.reason)}:")
@@ -490,7 +496,6 @@ def _review_foreign(c: CoordClient, *, to_stderr: bool = False) -> tuple[int, in
         if why or entry is None:
             say(f"  never sent: {one_line(why)}; left in the queue")
             continue
-        who = "the admin" if c.settings.admin_hub_id else (c.settings.session or "this token's session")
         say("  it would send:")
         for line in _described(entry):
             say(line)

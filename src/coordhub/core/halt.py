@@ -230,21 +230,21 @@ def set_halt(tx: Tx, actor: Actor, reason: str, now: float, scope: Scope | None 
     refresh is refused here as the hub refuses any write of a halted or
     paused session, before it sets a new one.
 
-    Raises ``Forbidden`` (403) for a scope the actor may not halt (or, with
-    ``refresh``, lift when it stands), ``Invalid`` for a blank reason,
-    ``Conflict`` if the scope already is halted (by an admin, or the actor is
-    none; with ``refresh``: by an admin and the actor is none), ``Halted`` or
-    ``Paused`` (423) for a ``refresh`` that would set a new halt while the
-    actor may not write.
+    Raises ``Forbidden`` (403) for a scope the actor may not halt,
+    ``Invalid`` for a blank reason, ``Conflict`` if the scope already is
+    halted (by an admin, or the actor is none; with ``refresh``: by a halt
+    the actor may not lift, :func:`_may_lift`), ``Halted`` or ``Paused``
+    (423) for a ``refresh`` that would set a new halt, or finds one it may
+    not lift, while the actor may not write (as its second halt was).
     """
     scope = scope or FLEET
     may_act_on(actor, scope, "halt")
     if not reason.strip():
         raise Invalid("a halt needs a reason")
     standing_one = tx.halts.get(scope.key)
-    if refresh and standing_one is not None and (actor.is_admin or not standing_one["by_admin"]):
+    if refresh and standing_one is not None and _may_lift(actor, scope, standing_one):
         return _refresh(tx, actor, scope, standing_one, reason, now)
-    if refresh:  # a new halt: the write the exemption let past the hub's own checks
+    if refresh:  # a new halt, or a halt it may not lift: the write the exemption let past the hub's own checks
         _refuse_as_the_hub_would(tx, actor)
     if standing_one is not None and (standing_one["by_admin"] or not actor.is_admin):
         raise Conflict(f"{scope.words} is already halted", halt=render(standing_one))
@@ -259,9 +259,22 @@ def set_halt(tx: Tx, actor: Actor, reason: str, now: float, scope: Scope | None 
     return halt
 
 
+def _may_lift(actor: Actor, scope: Scope, standing_one: Row) -> bool:
+    """Whether ``actor`` may lift ``standing_one``, the halt of ``scope`` (:func:`resume`'s rule), so refresh it.
+
+    An orchestrator worker or host may pull the brake, not lift it nor rewrite why it stands: its refresh is
+    then refused as its second halt was before ``refresh`` (423 while the halt covers it, else 409), not with
+    :func:`~coordhub.core.scope.may_act_on`'s 403, which ``cross-agent-halt`` reports as a failed halt."""
+    try:
+        may_act_on(actor, scope, "resume")
+    except Forbidden:
+        return False
+    return actor.is_admin or not standing_one["by_admin"]
+
+
 def _refresh(tx: Tx, actor: Actor, scope: Scope, standing_one: Row, reason: str, now: float) -> dict[str, Any]:
-    """Replace the reason (and who gave it) of the standing halt ``standing_one`` of ``scope``: :func:`set_halt`."""
-    may_act_on(actor, scope, "resume")  # an orchestrator worker may pull the brake, not rewrite why it stands
+    """Replace the reason (and who gave it) of the standing halt ``standing_one`` of ``scope``: :func:`set_halt`;
+    the caller checked :func:`_may_lift`."""
     row: Row = {**standing_one, "halted_by": actor.session_id, "reason": reason,
                 "by_admin": int(actor.is_admin or bool(standing_one["by_admin"]))}
     tx.halts.put(row)

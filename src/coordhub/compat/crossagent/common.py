@@ -148,11 +148,16 @@ def paused_line(pause: dict[str, Any]) -> str:
 
 
 def describe(halt: dict[str, Any]) -> str:
-    """One halt in words: ``<reason> (machine:m, by S at T)``."""
+    """One halt in words: ``<reason> (machine:m, by S at T)``, on one line with every control character escaped
+    (:func:`~coordhub.hooks.untrusted.one_line`): whoever may halt chose the reason, an orchestrator worker too,
+    and it goes to a person's terminal, as ``coord status`` shows it."""
+    from coordhub.hooks.untrusted import one_line
+
     scope = halt.get("scope") or "fleet"
     by = halt.get("halted_by")
     when = halt.get("halted_at")
-    return f"{halt.get('reason') or ''} ({scope}" + (f", by {by}" if by else "") + (f" at {when}" if when else "") + ")"
+    return one_line(f"{halt.get('reason') or ''} ({scope}" + (f", by {by}" if by else "")
+                    + (f" at {when}" if when else "") + ")")
 
 
 def banner(found: list[dict[str, Any]], unknown: str | None, clear_hint: bool) -> list[str]:

@@ -40,6 +40,7 @@ from coordhub.client import address
 from coordhub.compat.crossagent.common import EXIT_HALT, Me, connect, describe, die, err, halt_state, paused_line
 from coordhub.core import orgturn
 from coordhub.errors import Invalid
+from coordhub.hooks.untrusted import one_line
 
 EXIT_OK, EXIT_GENERAL, EXIT_DEST, EXIT_DELIVERY, EXIT_FRONTMATTER = 0, 1, 2, 3, 4
 BACKOFF = (5.0, 30.0, 120.0)  # seconds between attempts when the hub is unreachable (the seed's rsync backoff)
@@ -196,7 +197,8 @@ def refused(exc: Any, destination: str) -> int:
     if exc.status == 423 and isinstance(error.get("paused"), dict):  # a resume left this session paused
         die(paused_line(error["paused"]), EXIT_HALT)
     if exc.status == 423:
-        die(f"halt active: {exc.message}\nresume with: cross-agent-resume (or coord resume)", EXIT_HALT)
+        # the hub's words carry the halt's reason, anyone's text (common.describe): escaped, on one line
+        die(f"halt active: {one_line(exc.message)}\nresume with: cross-agent-resume (or coord resume)", EXIT_HALT)
     if exc.status == 422:
         die(f"message refused by the hub: {exc.message}", EXIT_FRONTMATTER)
     die(f"send failed: {exc.message} [{exc.status} {exc.code}]", EXIT_GENERAL)
