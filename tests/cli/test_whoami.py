@@ -79,8 +79,12 @@ def test_the_hubs_admin_token_in_coord_token_is_not_refused_for_the_identitys_se
                        COORD_DATA_DIR=str(live_hub.data_dir))
     me = Coord(repo, env).json("whoami")
     assert (me["session_id"], me["admin"]) == ("admin", True), me
-    for args in (("lock", "list"), ("msg", "inbox"), ("todo", "list")):  # the fast path's two reads as well
-        Coord(repo, env).ok(*args)
+    # ... but it is said on each command: the admin's leases and messages are nobody's session's, and two agents
+    # sharing the token never conflict (the slow path and the fast path's two reads)
+    for args in (("whoami",), ("lock", "list"), ("msg", "inbox"), ("todo", "list")):
+        done = Coord(repo, env).ok(*args)
+        assert (f"coord: warning: the token from COORD_TOKEN is the hub's admin token: this acts as the admin, not as "
+                f"{A} (a session's own token: coord token create {A})") in done.err, (args, done)
     named = Coord(repo, env).ok("--session", A, "whoami")
     assert f"coord: warning: --session {A} is not used: the hub's admin token acts as the admin" in named.err, named
     fast = Coord(repo, env).ok("--session", A, "lock", "list")  # served by the fast path: the same warning

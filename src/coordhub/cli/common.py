@@ -29,6 +29,7 @@ from coordhub.cli.output import console, print_json
 from coordhub.client import CoordClient, HubError, Queued, Unreachable, resolve
 from coordhub.client.outcomes import BadArgument
 from coordhub.client.queue import MAX_FAILED_REPLAYS, QueueUnusable
+from coordhub.client.settings import admin_token_note
 from coordhub.core.identity import is_broadcast, main_session, validate_session_id
 from coordhub.errors import CoordError, Invalid
 from coordhub.hooks.untrusted import one_line
@@ -92,6 +93,8 @@ def client(ctx: typer.Context, admin: bool = False) -> Iterator[CoordClient]:
     if o.session and settings.token and not settings.session_claimed:  # else sent with the token: the hub checks it
         notes.append(f"--session {o.session} is not used: " + ("the hub's admin token acts as the admin"
                      if settings.token_is_admin else "an admin command acts as its token's session"))
+    elif settings.token_is_admin and settings.admin_hub_id is None:
+        notes.append(admin_token_note(settings))
     for note in notes:  # notes name paths of the repository, which may hold terminal escapes
         typer.echo(f"coord: warning: {one_line(note)}", err=True)
     with CoordClient(settings, heartbeat=True) as c:  # the command counts as its session's activity

@@ -154,7 +154,7 @@ def _ask(command: Command) -> tuple[list[str], Any, tuple[str, int, Any] | None]
     """
     from coordhub.cli import exits
     from coordhub.client.credentials import identity_headers
-    from coordhub.client.settings import resolve
+    from coordhub.client.settings import admin_token_note, resolve
     from coordhub.errors import CoordError, Invalid
     from coordhub.headers import HEARTBEAT_HEADER  # as the full client sends it (coordhub.client.transport)
 
@@ -173,6 +173,8 @@ def _ask(command: Command) -> tuple[list[str], Any, tuple[str, int, Any] | None]
     if g.get("--session") and settings.token_is_admin:  # a session token is sent with the name, which the hub checks
         notes.append(f"coord: warning: --session {g['--session']} is not used: the hub's admin token acts as the "
                      "admin")
+    elif settings.token_is_admin and settings.admin_hub_id is None:
+        notes.append(f"coord: warning: {one_line(admin_token_note(settings))}")
     if (not settings.url.lower().startswith("http://") or "@" in settings.url.partition("//")[2].partition("/")[0]
             or os.path.lexists(settings.queue_file)):
         raise FallThrough  # https (httpx2's trust store), credentials in the URL (httpx2 sends them), a queue

@@ -412,6 +412,14 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
     )
 
 
+def admin_token_note(settings: ClientSettings) -> str:
+    """The warning for a session command given the hub's admin token (``settings.token_is_admin``) while a session
+    is named (identity.json, ``COORD_SESSION``): it acts as the admin, so its leases and messages are the admin's,
+    and two agents sharing that token never conflict; said on every such command, since nothing else shows it."""
+    return (f"the token from {settings.token_source} is the hub's admin token: this acts as the admin, not as "
+            f"{settings.session} (a session's own token: coord token create {settings.session})")
+
+
 def request_timeout(flag: float | None) -> float:
     """The seconds a request waits for the hub: ``flag`` (``--timeout``), else ``COORD_TIMEOUT``, else the default.
 
