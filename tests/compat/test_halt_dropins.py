@@ -114,3 +114,18 @@ def test_halting_the_fleet_needs_an_admin(world: World) -> None:
     back = admin.drop("resume", "--tailnet")
     assert back.code == 0 and back.out.splitlines()[1] == "Resuming fleet   ✓ (HALT cleared)", back
     assert any(re.fullmatch(r"Resume complete across \d+ machine\(s\)\.", line) for line in back.out.splitlines())
+
+
+def test_a_blank_reason_says_where_the_halt_came_from(world: World) -> None:
+    """The seed wrote a blank reason as an empty HALT file, so a second halt without one erased the reason; the
+    hub keeps no halt without a reason (422), so a blank one, first or again, reads cross-agent-halt on <machine>."""
+    career = world.career
+    assert career.drop("halt", "runaway poll loop", "--no-stop-watcher").code == 0
+    again = career.drop("halt", "  ", "--no-stop-watcher")
+    assert again.code == 0 and again.out.splitlines()[0].endswith(
+        f"its reason is now: cross-agent-halt on {career.machine})"), again
+    assert career.drop("resume").code == 0
+    assert career.drop("halt", "--no-stop-watcher").code == 0
+    [standing] = career.coord("status", "--json").json()["halts"]
+    assert standing["reason"] == f"cross-agent-halt on {career.machine}"
+    assert career.drop("resume").code == 0
