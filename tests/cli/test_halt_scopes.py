@@ -151,3 +151,27 @@ def test_resume_lifts_a_project_halt_stored_under_another_spelling(fleet: Fleet,
     assert fleet.admin.json("halt", "and again", "--project", "api")["scope"] == "project:api"
     assert fleet.admin.json("resume", "--project", "api_", "--engage-all")["was"]["scope"] == "project:api"
     assert fleet.b.json("status")["halts"] == []
+
+
+def test_halt_refresh_says_a_standing_halts_reason_anew(fleet: Fleet) -> None:
+    """POST /halt takes ``refresh`` (cross-agent-halt uses it); `coord halt` had no way to ask for it."""
+    first = fleet.a.json("halt", "poll loop runs away", "--machine", "DESKTOP-0O8A1RL")
+    again = fleet.a.fails(5, "halt", "found the loop", "--machine", "DESKTOP-0O8A1RL")  # the halt covers A
+    assert "poll loop runs away" in again.err and "--refresh" in again.err  # the refusal names the way
+    r = fleet.a.ok("halt", "found the loop: cron", "--machine", "DESKTOP-0O8A1RL", "--refresh")
+    assert r.out == (f"machine desktop-0o8a1rl was halted already (since {first['halted_at']}); its reason is "
+                     f"now: found the loop: cron (by {A})\n"), r
+    [standing] = fleet.b.json("status")["halts"]
+    assert (standing["reason"], standing["halted_at"]) == ("found the loop: cron", first["halted_at"])
+    data = fleet.a.json("halt", "still cron", "--machine", "DESKTOP-0O8A1RL", "--refresh")
+    assert (data["refreshed"], data["reason"]) == (True, "still cron")
+    # nothing standing: --refresh halts as usual; a scope the session may not lift stays refused
+    fresh = fleet.b.json("halt", "disk full", "--machine", "HOWARD-HOME", "--refresh")
+    assert fresh["reason"] == "disk full" and not fresh.get("refreshed")
+    fleet.a.fails(6, "halt", "mine now", "--machine", "HOWARD-HOME", "--refresh")
+    # an admin's halt of a scope an admin halted: 409, naming --refresh
+    fleet.admin.ok("halt", "schema change", "--project", "career")
+    taken = fleet.admin.fails(4, "halt", "schema change, part 2", "--project", "career")
+    assert "already halted" in taken.err and "--refresh" in taken.err, taken
+    assert fleet.admin.json("halt", "schema change, part 2", "--project", "career", "--refresh")["refreshed"]
+    assert "--refresh" in fleet.a.ok("halt", "--help").out

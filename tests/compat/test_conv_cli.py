@@ -124,3 +124,64 @@ def test_tools_show_tells_never_declared_from_declared_none(world: World) -> Non
     assert (shown["tools"], shown["tools_declared"]) == ([], True), shown
     assert homelab.coord("conv", "tools", "set", "jq").out == f"tools of {homelab.session}: jq\n"
     assert homelab.coord("conv", "tools", "show", "--json").json()["tools_declared"] is True
+
+
+def _recv(world: World, conversation: str) -> list[tuple[str, int, str]]:
+    """Sync homelab's inbox and run cross-agent-recv (signatures verified, its default) on each file of
+    ``conversation``: ``(MESSAGE_TYPE, exit code, reason)`` per file in order."""
+    assert world.homelab.coord("conv", "sync").code == 0
+    got = []
+    for path in sorted(world.homelab.inbox.glob(f"*-{conversation}-*.org")):
+        r = world.homelab.drop("recv", "--json", str(path))
+        kind = next(line.split(": ", 1)[1] for line in path.read_text().splitlines()
+                    if line.startswith("#+MESSAGE_TYPE: "))
+        got.append((kind, r.code, r.json()["reason"] or ""))
+    return got
+
+
+def test_signed_send_and_release_are_accepted_by_a_verifying_receiver(world: World, keys: dict[str, GpgKey],
+                                                                      tmp_path: Path) -> None:
+    """Review (seed-004 user): `coord conv send`/`release` could not sign, so a receiver running cross-agent-recv
+    with verification refused their turns ("signature file missing"); --sign signs as cross-agent-send does."""
+    career, homelab, conv = world.career, world.homelab, world.conv
+    assert career.coord("conv", "keys", "add", "--gpg", keys["career"].fingerprint).code == 0
+    signed, unsigned = f"{conv}-s", f"{conv}-u"
+    for c in (signed, unsigned):
+        sent = career.coord("conv", "send", homelab.address, "--conversation", c, "--type", "request", "--body",
+                            "fix it", *(["--sign"] if c == signed else []))
+        assert sent.code == 0, sent
+    # a file, signed with the key named by --key: its #+SEQUENCE 9 is renumbered to the hub's 2 before signing
+    msg = write(tmp_path / "p.org", world.org(conversation=signed, kind="progress", sequence=9))
+    progress = career.coord("conv", "send", homelab.address, str(msg), "--key", keys["career"].fingerprint, "--json")
+    assert progress.code == 0 and progress.json()["sequence"] == 2, progress
+    done = career.coord("conv", "release", signed, "--sign", "--json")
+    assert done.code == 0, done
+    turn = done.json()
+    assert (turn["type"], turn["to"], turn["sequence"], turn["decision"]) == ("release", homelab.address, 3,
+                                                                              "process")
+    assert career.coord("conv", "release", unsigned).code == 0
+    assert _recv(world, signed) == [("request", 0, ""), ("progress", 0, ""), ("release", 0, "")]
+    assert [(k, code) for k, code, _ in _recv(world, unsigned)] == [("request", 3), ("release", 3)]
+    assert all(why.startswith("signature file missing") for _, _, why in _recv(world, unsigned))
+    # released already: the hub's answer, nothing signed or sent
+    again = career.coord("conv", "release", signed, "--sign", "--json")
+    assert again.code == 0 and again.json()["decision"] == "dedup", again
+    # GPG_USER is the key --sign uses when --key is not given (as for cross-agent-send)
+    bad = career.with_env(GPG_USER="nobody-such@example.org").coord(
+        "conv", "send", homelab.address, "--conversation", f"{conv}-k", "--type", "request", "--body", "b", "--sign")
+    assert bad.code == 1 and "signing failed" in bad.err, bad
+
+
+def test_the_inbox_hint_names_the_signed_release_to_a_user_who_signs(world: World, keys: dict[str, GpgKey]) -> None:
+    career, homelab, conv = world.career, world.homelab, world.conv
+    for sender, to in ((career, homelab), (homelab, career)):
+        assert sender.coord("conv", "send", to.address, "--conversation", f"{conv}-{to.project}", "--type",
+                            "request", "--body", "b").code == 0
+    plain = "end a conversation with `coord conv release <conversation>`."
+    assert homelab.coord("conv", "inbox").out.rstrip().endswith(plain)
+    assert career.coord("conv", "inbox").out.rstrip().endswith(plain)  # no key named or registered yet
+    assert homelab.with_env(GPG_USER="someone@example.org").coord("conv", "inbox").out.rstrip().endswith(
+        "end a conversation with `coord conv release <conversation> --sign`.")
+    assert career.coord("conv", "keys", "add", "--gpg", keys["career"].fingerprint).code == 0
+    assert career.coord("conv", "inbox").out.rstrip().endswith(
+        "end a conversation with `coord conv release <conversation> --sign`.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import signal
@@ -45,6 +46,9 @@ def test_status_shows_the_seed_table_and_json_per_project_of_this_machine(world:
     assert second == "kit      0        —"
     data = json.loads(homelab.drop("status", "--json").out)
     assert set(data) == {"scanned_at", "halt_active", "projects"} and data["halt_active"] is False
+    # the seed's (and cross-agent-discover's) datetime.isoformat() in UTC: +00:00, not the hub's Z
+    assert data["scanned_at"].endswith("+00:00") and dt.datetime.fromisoformat(data["scanned_at"]).utcoffset() == \
+        dt.timedelta(0), data
     assert [(p["name"], p["pending_count"]) for p in data["projects"]] == [("homelab", 2), ("kit", 0)]
     assert data["projects"][0]["most_recent"]["filename"] == newest["file_name"]
     only = json.loads(homelab.drop("status", "--json", "--projects-glob", "~/projects/k*/inbox/from-agents/").out)

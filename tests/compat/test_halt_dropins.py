@@ -153,3 +153,18 @@ def test_a_halt_the_hub_answers_a_send_with_is_said_escaped(capsys: pytest.Captu
     said = capsys.readouterr().err
     assert said.startswith("halt active: ") and "\\x1b]52" in said, said
     assert "\x1b" not in said and "\x07" not in said and "\nforged" not in said, said
+
+
+def test_a_blank_reason_says_where_the_halt_came_from(world: World) -> None:
+    """The seed wrote a blank reason as an empty HALT file, so a second halt without one erased the reason; the
+    hub keeps no halt without a reason (422), so a blank one, first or again, reads cross-agent-halt on <machine>."""
+    career = world.career
+    assert career.drop("halt", "runaway poll loop", "--no-stop-watcher").code == 0
+    again = career.drop("halt", "  ", "--no-stop-watcher")
+    assert again.code == 0 and again.out.splitlines()[0].endswith(
+        f"its reason is now: cross-agent-halt on {career.machine})"), again
+    assert career.drop("resume").code == 0
+    assert career.drop("halt", "--no-stop-watcher").code == 0
+    [standing] = career.coord("status", "--json").json()["halts"]
+    assert standing["reason"] == f"cross-agent-halt on {career.machine}"
+    assert career.drop("resume").code == 0

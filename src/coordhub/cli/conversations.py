@@ -100,6 +100,101 @@ def turn_line(t: dict[str, Any]) -> str:
                     f"{t.get('title') or ''}{decision}")
 
 
+SIGN_HELP = ("Sign the turn as cross-agent-send does (gpg --detach-sign --armor), so a receiver that verifies "
+             "signatures (cross-agent-recv) accepts it; the hub checks it against your keys (`coord conv keys "
+             "add`). Key: --key, else GPG_USER, else git config user.signingkey, else gpg's default key. A signed "
+             "turn is never queued: the hub must be reachable.")
+KEY_HELP = "Sign with this GPG key id (implies --sign)."
+SIGN_ATTEMPTS = 4  # tries while another sender takes the sequence being signed (cross-agent-send's default)
+
+
+def send_signed(c: CoordClient, to: str, text: str, key: str | None) -> Any:
+    """Send ``text`` (a seed-004 file's text) to ``to`` signed as cross-agent-send signs it
+    (:func:`coordhub.compat.signedturn.send_signed`, the key by :func:`coordhub.compat.gpg.signing_key`); exit 1
+    with gpg's reason when it cannot sign, or when the sequence stayed taken."""
+    from coordhub.compat import gpg, signedturn
+
+    machine, project = me(c)
+
+    def post(content: str, signature: str, expect: int) -> Any:
+        # never queued: a signed turn carries the sequence the hub gives it now
+        return c.send_turn(to, content, signature=signature, expect_sequence=expect, queue=False,
+                           from_machine=machine, from_project=project)
+
+    try:
+        return signedturn.send_signed(c, text, gpg.signing_key(key), SIGN_ATTEMPTS, post)
+    except (gpg.GpgError, signedturn.SequenceStillTaken) as exc:
+        fail(str(exc), EXIT_REFUSED)
+
+
+def field_text(conversation_id: str, type_: str, body: str, title: str | None = None,
+               requires_tools: list[str] | None = None, release_status: str | None = None) -> str:
+    """The seed-004 file the hub would render from a field-form send (:func:`coordhub.core.turns.draft`), stamped
+    with this machine's clock: the text a signature covers. A usage error for a value the hub would refuse."""
+    import time
+
+    from coordhub.core import turns
+    from coordhub.errors import Invalid
+
+    try:
+        return turns.draft(to="", conversation_id=conversation_id, type=type_, title=title, body=body,
+                           requires_tools=requires_tools, release_status=release_status, now=time.time()).content
+    except Invalid as exc:
+        fail(exc.message, EXIT_USAGE)
+
+
+def other_party(turns: list[dict[str, Any]], mine: str | None) -> str | None:
+    """The address a release goes to by default, as the hub picks it: the other party of the newest accepted turn
+    that has one besides ``mine`` (its sender, else its destination); None when there is none."""
+    own = mine or ""
+    accepted = [t for t in turns if t.get("decision") == "process" and t.get("sequence") is not None]
+    for t in sorted(accepted, key=lambda t: int(t["sequence"]), reverse=True):
+        if t.get("from") != own:
+            return str(t["from"])
+        if t.get("to") != own:
+            return str(t["to"])
+    return None
+
+
+def signed_release(c: CoordClient, conversation_id: str, to: str | None, status: str, body: str | None,
+                   key: str | None) -> Any:
+    """``coord conv release --sign``: the release turn the hub would send, built and signed here.
+
+    A conversation released already is answered by the hub's release route (``dedup``, nothing sent), as unsigned.
+    """
+    from coordhub.core import orgturn, turns
+    from coordhub.errors import Invalid
+
+    try:
+        orgturn.check_conversation_id(conversation_id)
+    except Invalid as exc:
+        fail(exc.message, EXIT_USAGE)
+    conv = c.conversation(conversation_id)  # 404 for a conversation you take no part in
+    if conv.get("state") == "released":
+        return c.release_conversation(conversation_id, to, status, body)
+    machine, project = me(c)
+    if to is None:
+        to = other_party(c.conversation_turns(conversation_id), f"{machine}.{project}" if project else None)
+        if to is None:
+            fail("no other party wrote in this conversation or was written to: give --to", EXIT_USAGE)
+    text = field_text(conversation_id, "release", body or turns.RELEASE_BODY, title=conv.get("title"),
+                      release_status=status)
+    return send_signed(c, to, text, key)
+
+
+def signing_configured(c: CoordClient) -> bool:
+    """Whether this user signs: a key named for signing (GPG_USER, git config user.signingkey) or one registered
+    at the hub for this session. For the inbox's hint only: a hub that cannot say counts as no."""
+    from coordhub.compat import gpg
+
+    if gpg.signing_key(None):
+        return True
+    try:
+        return bool(c.keys(None))
+    except (HubError, Unreachable):
+        return False
+
+
 @app.command()
 def send(
     ctx: typer.Context,
@@ -116,12 +211,14 @@ def send(
                                                                             "receiver needs."),
     release_status: ReleaseStatus | None = typer.Option(None, "--release-status", help="With --type release: "
                                                         "how the conversation ended."),
+    sign: bool = typer.Option(False, "--sign", help=SIGN_HELP),
+    key: str | None = typer.Option(None, "--key", help=KEY_HELP),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Send a turn: a message file as is (the hub numbers it), or built from --conversation, --type and --body.
 
     Exit 1 when the hub answers query or reject (the reason is shown; the turn is visible to you only).
-    For a signed file use `cross-agent-send`.
+    --sign (or --key KEYID) signs it as cross-agent-send does, with the hub's sequence in the signed text.
     """
     fields = (type_, conversation, title, body, body_file, requires_tools, release_status)
     if file is not None and any(f is not None for f in fields):
@@ -139,6 +236,11 @@ def send(
                  if requires_tools else None}
 
     def go(c: CoordClient) -> Any:
+        if sign or key:
+            text = content if content is not None else field_text(
+                extra["conversation_id"], extra["type"], extra["body"], extra["title"], extra["requires_tools"],
+                extra["release_status"])
+            return send_signed(c, destination(c, to), text, key)
         machine, project = me(c)
         return c.send_turn(destination(c, to), content, from_machine=machine, from_project=project, **extra)
 
@@ -157,15 +259,22 @@ def release(
     body: str | None = typer.Option(None, "--body", help="A closing note."),
     to: str | None = typer.Option(None, "--to", help="Address to release to (default: the other party of the "
                                                      "last turn)."),
+    sign: bool = typer.Option(False, "--sign", help=SIGN_HELP),
+    key: str | None = typer.Option(None, "--key", help=KEY_HELP),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Send the release turn: the conversation's turns stop being pending (seed 004).
 
     A conversation released already is left as it is and said so ("already released", --json "decision":
-    "dedup"; exit 0).
+    "dedup"; exit 0). A receiver that verifies signatures (cross-agent-recv) needs --sign (or --key KEYID).
     """
-    turn = call(ctx, lambda c: c.release_conversation(conversation_id, destination(c, to) if to else None, status,
-                                                      body))
+    def go(c: CoordClient) -> Any:
+        dest = destination(c, to) if to else None
+        if sign or key:
+            return signed_release(c, conversation_id, dest, status, body, key)
+        return c.release_conversation(conversation_id, dest, status, body)
+
+    turn = call(ctx, go)
     _refusal(turn)
     show(turn, as_json, lambda t: console.print(
         f"already released {t['conversation_id']} by turn {t['id']} #{t['sequence']} → {t['to']}; nothing sent"
@@ -216,7 +325,17 @@ def inbox(ctx: typer.Context,
         machine, project = me(c)
         return c.conversation_inbox(f"{machine}.{project}" if project else None)
 
-    rows = call(ctx, read)
+    signs = False
+
+    def read_inbox(c: CoordClient) -> Any:
+        nonlocal signs
+        rows = read(c)
+        # the hint names the signed release to a user who signs: an unsigned one is refused by a receiver that
+        # verifies signatures ("signature file missing")
+        signs = bool(rows) and not as_json and signing_configured(c)
+        return rows
+
+    rows = call(ctx, read_inbox)
 
     def human(r: list[dict[str, Any]]) -> None:
         if not r:
@@ -224,8 +343,9 @@ def inbox(ctx: typer.Context,
             return
         for t in r:
             console.print(turn_line(t))
+        release = "coord conv release <conversation>" + (" --sign" if signs else "")
         console.print(f"{len(r)} pending. Read one with `coord conv show <conversation>`; end a conversation "
-                      "with `coord conv release <conversation>`.")
+                      f"with `{release}`.")
 
     show(rows, as_json, human)
 

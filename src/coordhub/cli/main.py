@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from coordhub.cli import views
+from coordhub.cli import exits, views
 from coordhub.cli.common import (
     EXIT_AUTH,
     EXIT_UNREACHABLE,
@@ -27,6 +27,7 @@ from coordhub.cli.common import (
     fail,
     foreign_note,
     gave_up_note,
+    hub_envelope,
     options,
     show,
     url_hint,
@@ -288,6 +289,9 @@ def halt(ctx: typer.Context, reason: str = typer.Argument(..., help="Why; every 
          kill: bool = typer.Option(False, "--kill", help="Stop the orchestrator's running workers in the scope "
                                    "instead of pausing them; their assignments go back to the queue (work saved "
                                    "on their branches) and run again after the resume."),
+         refresh: bool = typer.Option(False, "--refresh", help="When the scope is halted already, give that halt "
+                                      "this reason (it still dates from when it fell) instead of refusing; "
+                                      "needs the right to resume it. Without a standing halt, halts as usual."),
          as_json: bool = JSON_OPT) -> None:
     """Halt the fleet, one machine or one project: the hub refuses their writes (exit 5) until `coord resume`.
 
@@ -295,11 +299,29 @@ def halt(ctx: typer.Context, reason: str = typer.Argument(..., help="Why; every 
     leases still work. The fleet and a project need an admin token; any session may halt its own machine
     (the M of its id M/name), e.g. `coord halt "runaway loop" --machine $(hostname)`. Workers that
     `coord agent` runs in the scope are paused (SIGSTOP) until the resume, or stopped with --kill.
+
+    A scope halted already is refused (exit 4, or 5 when that halt covers you); `coord halt "new reason"
+    --refresh` (same scope options) says the standing halt's reason anew, as running cross-agent-halt again does.
     """
-    data = call(ctx, lambda c: c.halt(reason, _scope(machine, project), kill), admin=True)
+    where = _scope(machine, project)
+
+    def go(c: CoordClient) -> Any:
+        try:
+            return c.halt(reason, where, kill, refresh)
+        except HubError as err:
+            if not refresh and _stands(err, where):  # tell the way to say a standing halt's reason anew
+                fail(exits.refusal(err.message, err.status, err.code) + " (to give it this reason instead, add "
+                     "--refresh)", exits.exit_code(err.status), hub_envelope(err))
+            raise
+
+    data = call(ctx, go, admin=True)
 
     def human(h: dict[str, Any]) -> None:
-        console.print(one_line(f"{_words(h.get('scope'))} halted by {h['halted_by']}: {h['reason']}"))
+        if h.get("refreshed"):
+            console.print(one_line(f"{_words(h.get('scope'))} was halted already (since {h.get('halted_at')}); "
+                                   f"its reason is now: {h['reason']} (by {h['halted_by']})"))
+        else:
+            console.print(one_line(f"{_words(h.get('scope'))} halted by {h['halted_by']}: {h['reason']}"))
         if h.get("killed") is not None:
             killed = h["killed"]
             console.print(one_line(f"stopping {len(killed)} worker(s), re-queued: {', '.join(killed)}"
@@ -370,6 +392,17 @@ def engage(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     show(data, as_json, lambda r: console.print(one_line(
         f"{r['session_id']} engaged: its writes go through again" if r["was"] else
         f"{r['session_id']} was not paused")))
+
+
+def _stands(err: HubError, scope: str | None) -> bool:
+    """Whether the hub refused a halt of ``scope`` (None: the fleet) because that very scope is halted already:
+    409 (another's halt there), or 423 ``halted`` by it (the halt covers the caller, whose writes it refuses)."""
+    if err.status == 409:
+        return True
+    error = err.body.get("error", {}) if isinstance(err.body, dict) else {}
+    halt = error.get("halt") if isinstance(error, dict) else None
+    return err.code == "halted" and isinstance(halt, dict) and \
+        str(halt.get("scope") or "").lower() == (scope or "fleet").lower()
 
 
 def _words(scope: str | None) -> str:

@@ -104,8 +104,9 @@ class FleetCalls(ConversationCalls):
         return self.call("PUT", "/api/coord/components",
                          body={"project_key": project_key, "component": component, "state": state, **fields})
 
-    def halt(self, reason: str, scope: str | None = None, kill: bool = False) -> Any:
-        """Halt ``scope`` (``fleet`` by default, ``machine:<m>``, ``project:<p>``); ``kill`` stops its workers.
+    def halt(self, reason: str, scope: str | None = None, kill: bool = False, refresh: bool = False) -> Any:
+        """Halt ``scope`` (``fleet`` by default, ``machine:<m>``, ``project:<p>``); ``kill`` stops its workers;
+        ``refresh``: a halt standing there gets ``reason`` (answered with ``refreshed: true``) instead of a 409.
 
         Never queued (:class:`~coordhub.client.outcomes.Unreachable` when the hub cannot be reached): a halt is
         asked for to take effect now, and one queued until the user's next command would have stopped nothing
@@ -113,6 +114,8 @@ class FleetCalls(ConversationCalls):
         body: dict[str, Any] = {"reason": reason, **({"scope": scope} if scope else {})}
         if kill:
             body["kill"] = True
+        if refresh:
+            body["refresh"] = True
         return self.call("POST", "/api/coord/halt", body=body, queue=False)
 
     def resume(self, scope: str | None = None, engage_all: bool = False) -> Any:

@@ -538,5 +538,5 @@ def release_draft(tx: Tx, actor: Actor, conversation_id: str, *, to: str | None,
             raise Invalid("no other party wrote in this conversation or was written to: name the destination "
                           "(`to`)", field="to")
     d = turns.draft(to=to, conversation_id=conversation_id, type="release", title=conv["title"],
-                    body=body or "Released.", release_status=release_status or "complete", now=now)
+                    body=body or turns.RELEASE_BODY, release_status=release_status or "complete", now=now)
     return dataclasses.replace(d, release_once=True)

@@ -22,6 +22,7 @@ from coordhub.errors import Invalid
 from coordhub.store.base import Row
 
 PROCESS, DEDUP, QUERY, REJECT = "process", "dedup", "query", "reject"
+RELEASE_BODY = "Released."  # a release turn's text when its sender gave none (hub and `coord conv release --sign`)
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,9 @@ def main_halt(argv: list[str] | None = None) -> int:
         me = Me(client)
         try:
             scope = "fleet" if args.tailnet else f"machine:{me.machine}"
+            # The seed wrote a blank reason as an empty HALT file (a re-halt erased the reason, and its banners left
+            # the reason line out). The hub keeps no halt without a reason (POST /halt: reason of 1 character or
+            # more, and core.halt.set_halt refuses a blank one), so a blank one says where the halt came from.
             reason = args.reason.strip() or f"cross-agent-halt on {me.machine}"
             try:
                 detail = _record(client, reason, scope)

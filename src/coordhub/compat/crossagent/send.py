@@ -69,11 +69,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def next_sequence(client: Any, conversation_id: str) -> int:
-    """The sequence the hub would give the conversation's next turn (1 for a new conversation)."""
-    return int(client.next_sequence(conversation_id)["next_sequence"])
-
-
 def mark_failed(destination: str, message: Path, error: str, log: list[str]) -> Path:
     """Write seed 004's failed-send marker (for visibility; it does not retry) in the seed's folder
     (:data:`MARKERS`, where its runbook looks) and return its path. Raises ``OSError`` when it cannot."""
@@ -143,31 +138,21 @@ class Sender:
         raise SystemExit(EXIT_DELIVERY)
 
     def signed(self) -> Any:
-        """Renumber to the hub's next sequence, sign, send; on ``sequence_taken`` renumber and retry."""
-        from coordhub.client import HubError
-        from coordhub.compat import gpg
+        """Renumber to the hub's next sequence, sign, send; on ``sequence_taken`` renumber and retry
+        (:func:`coordhub.compat.signedturn.send_signed`)."""
+        from coordhub.compat import gpg, signedturn
 
-        key = gpg.signing_key(self.args.key)
-        expect = next_sequence(self.client, self.turn.conversation_id)
-        for _ in range(self.args.retries + 1):
-            content = self.text
-            if self.turn.sequence != expect:
-                content = orgturn.with_key(self.text, "SEQUENCE", str(expect))
-                err(f"note: #+SEQUENCE {self.turn.sequence} -> {expect}: the hub numbers turns, so the signed copy "
-                    f"carries {expect} (your file is unchanged)")
-            try:
-                signature = gpg.sign(content.encode("utf-8"), key)
-            except gpg.GpgError as exc:
-                die(str(exc), EXIT_GENERAL)
-            try:
-                return self.post(content, signature, expect)
-            except HubError as exc:
-                if exc.code != "sequence_taken":
-                    raise
-                taken = exc.body.get("error", {}).get("next_sequence") if isinstance(exc.body, dict) else None
-                expect = int(taken) if isinstance(taken, int) else next_sequence(self.client, self.turn.conversation_id)
-        die(f"sequence still taken after {self.args.retries + 1} attempts (other senders keep writing to "
-            f"{self.turn.conversation_id}); try again", EXIT_GENERAL)
+        def renumbered(was: int | None, now: int) -> None:
+            err(f"note: #+SEQUENCE {was} -> {now}: the hub numbers turns, so the signed copy carries {now} (your "
+                "file is unchanged)")
+
+        try:
+            return signedturn.send_signed(self.client, self.text, gpg.signing_key(self.args.key),
+                                          self.args.retries + 1, self.post, renumbered)
+        except gpg.GpgError as exc:
+            die(str(exc), EXIT_GENERAL)
+        except signedturn.SequenceStillTaken as exc:
+            die(str(exc), EXIT_GENERAL)
 
     def send(self) -> int:
         from coordhub.client import HubError

@@ -17,6 +17,7 @@ except 1 when the hub cannot be asked.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import fnmatch
 import json
 import os
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in lines:  # on stderr with --json, so stdout stays one JSON value
         print(line, file=sys.stderr if args.json else sys.stdout)
     if args.json:
-        print(json.dumps({"scanned_at": data.get("scanned_at"), "halt_active": bool(found or unknown),
+        print(json.dumps({"scanned_at": seed_time(data.get("scanned_at")), "halt_active": bool(found or unknown),
                           "projects": rows}, indent=2, ensure_ascii=False))
         return 0
     if not rows:
@@ -112,6 +113,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print("\n".join(table_lines(rows)))
     return 0
+
+
+def seed_time(text: Any) -> str:
+    """The hub's ``scanned_at`` (RFC 3339, ``Z``) as seed 004 wrote it: ``datetime.isoformat()`` in UTC, which ends
+    ``+00:00`` (so does ``cross-agent-discover``'s); this machine's clock when the hub said none or nothing
+    readable."""
+    try:
+        when = dt.datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        when = dt.datetime.now(dt.UTC)
+    return when.astimezone(dt.UTC).isoformat()
 
 
 if __name__ == "__main__":
