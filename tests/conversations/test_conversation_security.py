@@ -109,6 +109,9 @@ def test_a_conversations_turns_come_in_bounded_pages(api: Api, trio: Any, monkey
         got += [t["body"] for t in page["turns"]]
         after, pages = page["next_after"], pages + 1
     assert got == [f"turn {i}" for i in range(5)] and pages == 3
+    # each party's default release destination is the other's address (a client that signs its release uses it)
+    assert [api.get(f"{URL}/prep-fixup", headers=who).json()["release_to"] for who in (alice, bob)] == [
+        "ratio.web", "velox.career"]
     assert api.get(f"{URL}/prep-fixup", params={"limit": 1001}, headers=bob).status_code == 422
     # a page is also cut by size: about SHOW_BYTES of text, at least one turn
     monkeypatch.setattr(conversations, "SHOW_BYTES", 150_000)

@@ -151,6 +151,8 @@ class ConversationDetailOut(ConversationOut):
 
     turns: list[TurnOut]
     next_after: int | None = Field(None, description="`after` for the next page of turns; null on the last page.")
+    release_to: str | None = Field(None, description="Where your release goes when it names no `to`: the other "
+                                   "party of the newest accepted turn that has one; null when there is none.")
 
 
 class StatusProject(Out):

@@ -143,19 +143,6 @@ def field_text(conversation_id: str, type_: str, body: str, title: str | None = 
         fail(exc.message, EXIT_USAGE)
 
 
-def other_party(turns: list[dict[str, Any]], mine: str | None) -> str | None:
-    """The address a release goes to by default, as the hub picks it: the other party of the newest accepted turn
-    that has one besides ``mine`` (its sender, else its destination); None when there is none."""
-    own = mine or ""
-    accepted = [t for t in turns if t.get("decision") == "process" and t.get("sequence") is not None]
-    for t in sorted(accepted, key=lambda t: int(t["sequence"]), reverse=True):
-        if t.get("from") != own:
-            return str(t["from"])
-        if t.get("to") != own:
-            return str(t["to"])
-    return None
-
-
 def signed_release(c: CoordClient, conversation_id: str, to: str | None, status: str, body: str | None,
                    key: str | None) -> Any:
     """``coord conv release --sign``: the release turn the hub would send, built and signed here.
@@ -172,10 +159,9 @@ def signed_release(c: CoordClient, conversation_id: str, to: str | None, status:
     conv = c.conversation(conversation_id)  # 404 for a conversation you take no part in
     if conv.get("state") == "released":
         return c.release_conversation(conversation_id, to, status, body)
-    machine, project = me(c)
     if to is None:
-        to = other_party(c.conversation_turns(conversation_id), f"{machine}.{project}" if project else None)
-        if to is None:
+        to = conv.get("release_to")  # the hub's default, the one its unsigned release takes
+        if not isinstance(to, str):
             fail("no other party wrote in this conversation or was written to: give --to", EXIT_USAGE)
     text = field_text(conversation_id, "release", body or turns.RELEASE_BODY, title=conv.get("title"),
                       release_status=status)

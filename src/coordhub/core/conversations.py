@@ -348,7 +348,9 @@ def show(tx: Tx, actor: Actor, conversation_id: str, *, after: int = 0, limit: i
     the hub recorded them, which is sequence order for accepted turns), those with id above ``after``.
 
     At most ``limit`` turns and about :data:`SHOW_BYTES` of text per page (at least one turn);
-    ``next_after`` is the cursor of the next page (the last id answered), None on the last page. 404 when
+    ``next_after`` is the cursor of the next page (the last id answered), None on the last page;
+    ``release_to`` the address the actor's release goes to by default (:func:`release_draft`; a client that
+    signs its release turn sends it there), None when there is none. 404 when
     the conversation does not exist or the actor is no party to it, unless it wrote refused turns under that
     id before anyone opened it (it sees those).
     """
@@ -364,11 +366,13 @@ def show(tx: Tx, actor: Actor, conversation_id: str, *, after: int = 0, limit: i
                 "project": None, "state": "open", "participants": [], "last_sequence": 0, "pending": 0,
                 "created_by": actor.session_id, "created_at": isoformat(first[0]["created_at"]) if first else None,
                 "updated_at": isoformat(rows[-1]["created_at"]) if rows else None,
-                "turns": [turns.render(r) for r in rows], "next_after": rows[-1]["id"] if more and rows else None}
-    if not _takes_part(tx, actor, conv, addressing.address_of(tx, actor.session_id)):
+                "turns": [turns.render(r) for r in rows], "next_after": rows[-1]["id"] if more and rows else None,
+                "release_to": None}
+    mine = addressing.address_of(tx, actor.session_id)
+    if not _takes_part(tx, actor, conv, mine):
         raise NotFound(_unseen(conversation_id, actor))
     rows, more = tx.conversations.page(conversation_id, actor.session_id, after, limit, SHOW_BYTES)
-    return {**_render_conversation(tx, conv),
+    return {**_render_conversation(tx, conv), "release_to": tx.conversations.last_other_party(conversation_id, mine),
             "turns": [turns.render(r, pending=r["decision"] == PROCESS and r["type"] != "release"
                                    and r["sequence"] > conv["last_release"]) for r in rows],
             "next_after": rows[-1]["id"] if more and rows else None}
