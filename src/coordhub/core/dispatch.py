@@ -56,6 +56,8 @@ def issue_resource(repo: str, issue: int) -> str:
 def plan(tx: Tx, config: Config, host: Row, now: float) -> Plan:
     """Decide, without writing, whether ``host`` gets an assignment now (see the module docstring)."""
     machine = host["machine"]
+    if hosts.stopping(host):  # it shuts down: what its workers hand back must wait for another host
+        return Plan(None, None, "stopping")
     if hosts.halt_over_machine(tx, machine) is not None:
         return Plan(None, None, "halted")
     paused = coordinator.paused_until(tx, now)
