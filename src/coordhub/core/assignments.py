@@ -229,6 +229,8 @@ def render(row: Row, *, briefing: bool = True) -> dict[str, Any]:
     }
     if briefing:
         out["briefing"] = row["briefing"]
+    elif "briefing_bytes" in row:  # kept when the assignment was made: a list never reads the briefing
+        out["briefing_bytes"] = row["briefing_bytes"]
     else:
         out["briefing_bytes"] = len(row["briefing"].encode("utf-8"))
     return out
@@ -402,7 +404,8 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
         "id": _new_id(tx), "seq": 0, "state": State.QUEUED.value, "attempt": 0, "repo": repo, "issue": issue,
         "title": title, "labels": json.dumps(labels), "machine": spelled, "avoid_machine": None, "ran_on": None,
         "requires": json.dumps(requires), "model": chosen, "model_source": source, "briefing": briefing,
-        "files_likely": json.dumps(files_likely or []), "branch": branch_for(issue, title),
+        "briefing_bytes": len(briefing.encode("utf-8")), "files_likely": json.dumps(files_likely or []),
+        "branch": branch_for(issue, title),
         "budget_usd": budget_usd if budget_usd is not None else config.workers.max_budget_usd,
         "wall_clock_seconds": wall_clock_seconds or config.workers.wall_clock_seconds,
         "created_by": actor.session_id, "created_at": now, "queued_at": now, "updated_at": now,
