@@ -41,6 +41,14 @@ def _piped(tx: Tx, row: Row) -> bool:
     return a is not None and a["stage"] == stages.Stage.MERGE.value
 
 
+def _passed(tx: Tx, row: Row) -> bool:
+    """Whether the entry's assignment is in stage ``passed``: it passed a pipeline without ``merge`` and came in by
+    hand (`coord merge ID`, seed 003's way). Merged, it is ``merged`` too: left ``passed``, `coord status` showed
+    a landed branch as waiting and `coord done` counted no merge."""
+    a = tx.assignments.get(row["assignment_id"])
+    return a is not None and a["stage"] == stages.Stage.PASSED.value
+
+
 def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, batch_id: str, outcome: str,
            tip: str | None = None, sha: str | None = None, culprit: str | None = None, reason: str | None = None,
            evidence: dict[str, Any] | None = None, pr_number: int | None = None,
@@ -85,7 +93,7 @@ def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, 
         out = [transition(tx, r, State.MERGED, now, by=by, merged_sha=sha, ended_at=now, reason=reason,
                           evidence=ev, **pr) for r in rows]
         for r in rows:
-            if _piped(tx, r):
+            if _piped(tx, r) or _passed(tx, r):
                 stages.merged(tx, r["assignment_id"], now, by=by, commit=sha)
     elif outcome == "conflict":
         out = _conflict(tx, config, rows, culprit, reason, ev, now, by, pr)

@@ -77,7 +77,7 @@ TRANSITIONS: dict[Stage, frozenset[Stage]] = {
     G.APPROVAL: _GATES | {G.FIX, G.NEEDS_INPUT},
     G.FIX: _GATES | {G.NEEDS_INPUT},
     G.MERGE: frozenset({G.MERGED, G.FIX, G.NEEDS_INPUT, G.TEST, G.REVIEW}),
-    G.PASSED: _GATES | {G.FIX},
+    G.PASSED: _GATES | {G.FIX, G.MERGED},  # merged: entered the queue by hand (`coord merge ID`) and landed
     G.NEEDS_INPUT: _GATES | {G.FIX},
     G.MERGED: frozenset(),
 }
