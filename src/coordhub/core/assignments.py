@@ -49,7 +49,7 @@ from coordhub.core import coordinator, repodeps, tokens
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, fold, orchestrator_role
 from coordhub.errors import Conflict, Forbidden, Invalid, NotFound
-from coordhub.orchestrator.config import Config, model_for, next_model
+from coordhub.orchestrator.config import Config, model_for, next_model, unknown_model
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -385,6 +385,7 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
     if freshness not in FRESHNESS:
         raise Invalid(f"freshness must be one of {', '.join(str(f) for f in FRESHNESS)}", field="freshness")
     config = coordinator.require(tx)
+    _check_model(config, model)
     requires = requires or []
     spelled = check_target(config, machine, repo, requires)
     _check_size(briefing, MAX_BRIEFING_BYTES, "briefing")
@@ -432,6 +433,15 @@ def check_room(tx: Tx, actor: Actor, created_by: str) -> None:
         raise AssignmentLimit(f"{created_by} has {MAX_LIVE_PER_SESSION} assignments queued, dispatched or running, "
                               "the most one session may have at once; let some run, or stop some, first",
                               limit=MAX_LIVE_PER_SESSION, session_id=created_by)
+
+
+def _check_model(config: Config, model: str | None) -> None:
+    """Refuse (``Invalid``, 422 on ``model``) a given model no worker could run (:func:`unknown_model`)."""
+    if model is None:
+        return
+    why = unknown_model(config, model)
+    if why is not None:
+        raise Invalid(why, field="model")
 
 
 def _blank() -> Row:
@@ -535,6 +545,7 @@ def retry(tx: Tx, actor: Actor, assignment_id: str, now: float, model: str | Non
     _reopen(tx, row, "retry")
     check_room(tx, actor, row["created_by"])
     config = coordinator.require(tx)
+    _check_model(config, model)
     changes: Row = {"model": model or next_model(config.models, row["model"]),
                     "model_source": "flag" if model else "escalation", "reason": None, "not_before": None,
                     "resume_session": None, "guidance": None, "worktree": None, "ended_at": None,
