@@ -49,7 +49,8 @@ def _where(a: dict[str, Any]) -> str:
 
 def _model(a: dict[str, Any]) -> str:
     source = a.get("model_source") or ""
-    why = {"flag": "--model", "default": "models.default", "escalation": "escalated"}.get(
+    why = {"flag": "--model", "default": "models.default", "escalation": "escalated",
+           "kept": "no step above it in models.escalation"}.get(
         source, source.replace("label:", "label ") or "?")
     return f"{a['model']} ({why})"
 

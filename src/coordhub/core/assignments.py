@@ -49,7 +49,7 @@ from coordhub.core import coordinator, repodeps, tokens
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, fold, orchestrator_role
 from coordhub.errors import Conflict, Forbidden, Invalid, NotFound
-from coordhub.orchestrator.config import Config, model_for, next_model, unknown_model
+from coordhub.orchestrator.config import Config, escalate, model_for, unknown_model
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -546,8 +546,8 @@ def retry(tx: Tx, actor: Actor, assignment_id: str, now: float, model: str | Non
     check_room(tx, actor, row["created_by"])
     config = coordinator.require(tx)
     _check_model(config, model)
-    changes: Row = {"model": model or next_model(config.models, row["model"]),
-                    "model_source": "flag" if model else "escalation", "reason": None, "not_before": None,
+    model, source = (model, "flag") if model else escalate(config.models, row["model"])
+    changes: Row = {"model": model, "model_source": source, "reason": None, "not_before": None,
                     "resume_session": None, "guidance": None, "worktree": None, "ended_at": None,
                     "queued_at": now, "result": None}
     if row["ran_on"] and _other_machine(config, row):
@@ -576,7 +576,8 @@ def resume_stuck(tx: Tx, actor: Actor, assignment_id: str, guidance: str, now: f
                                 f"resumed; use `coord retry {row['id']}`", state=row["state"])
     check_room(tx, actor, row["created_by"])
     config = coordinator.require(tx)
+    model, source = escalate(config.models, row["model"])
     return render(transition(tx, row, State.QUEUED, now, by=actor.session_id, machine=row["ran_on"],
                              avoid_machine=None, resume_session=row["claude_session"], guidance=guidance,
-                             model=next_model(config.models, row["model"]), model_source="escalation",
+                             model=model, model_source=source,
                              reason=None, not_before=None, ended_at=None, queued_at=now))

@@ -20,7 +20,7 @@ from coordhub.core.identity import Actor
 from coordhub.core.mergeentries import State, render, transition
 from coordhub.core.redaction import redact, redact_opt
 from coordhub.errors import Conflict, Invalid
-from coordhub.orchestrator.config import Config, next_model
+from coordhub.orchestrator.config import Config, escalate
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -207,8 +207,9 @@ def fix(tx: Tx, config: Config, row: Row, kind: str, detail: str, ev: str | None
     if stop is not None or a is None:
         return transition(tx, row, State.NEEDS_INPUT, now, by=by, batch_id=None, evidence=ev, reason=stop, **pr)
     instructions = fix_instructions(kind, row, detail, ev)
+    model, source = escalate(config.models, a["model"])
     assignments.transition(tx, a, assignments.State.QUEUED, now, by=by, guidance=instructions,
-                           model=next_model(config.models, a["model"]), model_source="escalation",
+                           model=model, model_source=source,
                            reason=f"merge queue: {kind}", not_before=None, ended_at=None, queued_at=now,
                            resume_session=None, worktree=None, result=None)
     return transition(tx, row, State.FIXING, now, by=by, batch_id=None, fix_attempt=a["attempt"], evidence=ev,

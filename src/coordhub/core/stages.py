@@ -46,7 +46,7 @@ from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.core.stageruns import smoke_command
 from coordhub.errors import Invalid
-from coordhub.orchestrator.config import Config, next_model
+from coordhub.orchestrator.config import Config, escalate
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -283,8 +283,8 @@ def dispatch_fix(tx: Tx, config: Config, row: Row, stage: Stage, findings: str, 
             stageruns.cancel(tx, live, now, reason="a fix worker was dispatched", by=by)
     text = fix_briefing(row, stage, findings, guidance)
     assignments.check_guidance(text)
-    model = next_model(config.models, row["model"])
-    row = assignments.transition(tx, row, State.QUEUED, now, by=by, model=model, model_source="escalation",
+    model, source = escalate(config.models, row["model"])
+    row = assignments.transition(tx, row, State.QUEUED, now, by=by, model=model, model_source=source,
                                  guidance=text, resume_session=None, reason=None, not_before=None, ended_at=None,
                                  queued_at=now, result=None, worktree=None)
     return move(tx, row, G.FIX, now, by=by, reason=f"{stage.value} failed; fix round {row['fix_round'] + 1} with "

@@ -520,6 +520,14 @@ def unknown_model(config: Config, model: str) -> str | None:
             f"model id (claude-…), or a model coordinator.yml names ({', '.join(sorted(named))})")
 
 
+def escalate(models: Models, current: str) -> tuple[str, str]:
+    """:func:`next_model` and the ``model_source`` to record: ``escalation`` when the model went up a step,
+    ``kept`` when it could not (already the top of the ladder, or a model the ladder does not know). A retry at
+    the top said ``opus (escalated)`` when nothing changed."""
+    model = next_model(models, current)
+    return model, "escalation" if model != current else "kept"
+
+
 def model_for(models: Models, flag: str | None, labels: list[str]) -> tuple[str, str]:
     """The model an assignment runs with and why: ``--model`` > ``models.labels`` > ``models.default``.
 
