@@ -421,6 +421,15 @@ def test_status_of_a_machine_the_hub_does_not_know_is_refused(live_hub: LiveHub,
     assert [m["machine"] for m in me.json("status", "--machine", "LAPTOP")["orchestrator"]["machines"]] == ["laptop"]
 
 
+def test_resume_help_says_it_is_not_seed_003s_board_recovery(tmp_path: Path) -> None:
+    # a seed-003 user runs `coord resume` after a crash to recover the board; here it lifts a halt (seed 004), which
+    # --help did not say was a different command from the seed's (seed-003 user run)
+    coord = Coord(git_init(tmp_path / "w"), isolated_env(tmp_path), url="http://127.0.0.1:9", token="t")
+    text = " ".join(coord.ok("resume", "--help").out.replace("│", " ").split())
+    assert "Not seed 003's `coord resume` (the board's recovery after a crash)" in text, text
+    assert "`coord reconcile` runs a pass now" in text, text
+
+
 def test_agent_host_and_port_say_the_agent_connects_out(tmp_path: Path) -> None:
     # seed 003's `coord agent --port 7433` was a server the coordinator called; here it exited 2 with "No such
     # option: --port". Still exit 2, now saying the agent has no port and what to give it instead; nothing is asked
