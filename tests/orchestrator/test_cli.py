@@ -329,6 +329,9 @@ def test_assignment_events_read_as_lines() -> None:
              "payload": {"assignment_id": "25a03ecb", "repo": "api", "issue": 42, "model": "haiku",
                          "machine": "laptop", "attempt": 2}}
     assert describe(event).endswith("[api] 25a03ecb api #42 [haiku] dispatched to laptop (attempt 2)")
+    stopping = {"id": 10, "kind": "host.stopping", "session_id": "laptop/agent", "project_key": None,
+                "created_at": "2026-11-29T10:00:01Z", "payload": {"machine": "laptop", "incarnation": 3}}
+    assert describe(stopping).endswith("  host laptop stopping: it takes no more work")
 
 
 def test_pipeline_verbs_test_fix_stages_done(live_hub: LiveHub, cli: tuple[Coord, Coord], tmp_path: Path) -> None:
