@@ -424,6 +424,20 @@ def test_status_of_a_machine_the_hub_does_not_know_is_refused(live_hub: LiveHub,
     assert [m["machine"] for m in me.json("status", "--machine", "LAPTOP")["orchestrator"]["machines"]] == ["laptop"]
 
 
+def test_log_machine_and_local_say_why_they_are_not_needed(tmp_path: Path) -> None:
+    # seed 003's `coord log ID --machine NAME` / `--local` answered "No such option" (seed-003 user run); now, as
+    # `watch --all` and `agent --port`, exit 2 saying why and where the machine's own files are; nothing is asked
+    coord = Coord(git_init(tmp_path / "w"), isolated_env(tmp_path), url="http://127.0.0.1:9", token="t")
+    for flags, named in ((["--machine", "laptop"], "--machine"), (["--local"], "--local"),
+                         (["-f", "--machine", "laptop"], "--machine")):
+        r = coord("log", "25a03ecb", *flags)
+        text = " ".join(r.err.split())
+        assert r.code == 2 and r.out == "", r
+        assert text.startswith(f"coord: {named} (seed 003: read the log from a machine's agent or from this "
+                               "machine's files) is not needed"), text
+        assert "`coord log ID` shows it from any machine" in text and "stream.ATTEMPT.jsonl" in text, text
+
+
 def test_resume_help_says_it_is_not_seed_003s_board_recovery(tmp_path: Path) -> None:
     # a seed-003 user runs `coord resume` after a crash to recover the board; here it lifts a halt (seed 004), which
     # --help did not say was a different command from the seed's (seed-003 user run)
