@@ -74,6 +74,29 @@ def test_assign_resolves_the_model_and_the_queue(orch: Api, user: dict[str, str]
     assert "briefing_bytes" in listed[0]
 
 
+def test_a_model_no_worker_could_run_is_refused_at_assign_and_retry(orch: Api, laptop: Host,
+                                                                    user: dict[str, str]) -> None:
+    """`coord assign --model sonet` (or gpt-4) was queued and dispatched, and failed only when the worker's CLI
+    refused the model (seed-003 user run): it is refused at once, naming what is taken, and nothing is queued."""
+    apply_config(orch, config(models={"labels": {"gateway": "corp-gateway-large"}}))
+    for bad in ("sonet", "gpt-4", "o3[1m]"):
+        r = orch.post(f"{ORCH}/assignments", headers=user, json={"repo": "api", "issue": 1, "any": True,
+                                                                 "model": bad})
+        assert r.status_code == 422, r.text
+        err = r.json()["error"]
+        assert err["field"] == "model" and f"unknown model {bad!r}" in err["message"], err
+        assert "haiku, opus, opusplan, sonnet" in err["message"] and "corp-gateway-large" in err["message"]
+    assert orch.get(f"{ORCH}/assignments", headers=user).json() == []
+    taken = ["haiku", "opusplan", "sonnet[1m]", "claude-opus-4-1[1m]", "us.anthropic.claude-sonnet-4-5-v1:0",
+             "corp-gateway-large"]
+    ids = [assign(orch, user, issue=n, model=m)["id"] for n, m in enumerate(taken, start=1)]
+    assert [get(orch, a)["model"] for a in ids] == taken
+    orch.post(f"{ORCH}/assignments/{ids[0]}/stop", headers=user)
+    r = orch.post(f"{ORCH}/assignments/{ids[0]}/retry", headers=user, json={"model": "sonet"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "model", r.text
+    assert get(orch, ids[0])["state"] == "cancelled"
+
+
 def test_one_issue_one_live_assignment(orch: Api, user: dict[str, str]) -> None:
     first = assign(orch, user, issue=7)
     r = orch.post(f"{ORCH}/assignments", headers=user, json={"repo": "api", "issue": 7, "machine": "server"})

@@ -173,6 +173,11 @@ def test_log_wait_stop_retry(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> Non
     assert r.code == 1 and "cancelled" in r.out
     again = me.json("retry", queued)
     assert again["state"] == "queued" and again["model"] == "opus"
+    # opus is the top of models.escalation: the retry keeps it and says so (it said "opus (escalated)")
+    assert again["model_source"] == "kept"
+    me.ok("stop", queued)
+    assert me.ok("retry", queued).out == ("queued " + queued + " again on server, model opus (no step above it "
+                                           "in models.escalation)\n")
     assert me("wait", queued, "--timeout", "0.3", "--interval", "0.1").code == 124
     assert "re-queued: none; failed: none" in me.ok("reconcile").out  # (laptop may be stale by now: no beats)
     assert "only a stuck or needs_input one is resumed" in me.fails(4, "resume-stuck", queued, "--guidance", "x").err
@@ -328,6 +333,9 @@ def test_assignment_events_read_as_lines() -> None:
              "payload": {"assignment_id": "25a03ecb", "repo": "api", "issue": 42, "model": "haiku",
                          "machine": "laptop", "attempt": 2}}
     assert describe(event).endswith("[api] 25a03ecb api #42 [haiku] dispatched to laptop (attempt 2)")
+    stopping = {"id": 10, "kind": "host.stopping", "session_id": "laptop/agent", "project_key": None,
+                "created_at": "2026-11-29T10:00:01Z", "payload": {"machine": "laptop", "incarnation": 3}}
+    assert describe(stopping).endswith("  host laptop stopping: it takes no more work")
 
 
 def test_pipeline_verbs_test_fix_stages_done(live_hub: LiveHub, cli: tuple[Coord, Coord], tmp_path: Path) -> None:
@@ -418,6 +426,29 @@ def test_status_of_a_machine_the_hub_does_not_know_is_refused(live_hub: LiveHub,
     assert (error["code"], error["status"], error["field"]) == ("invalid", 422, "machine"), r
     assert "the hub knows laptop, server" in error["message"]
     assert [m["machine"] for m in me.json("status", "--machine", "LAPTOP")["orchestrator"]["machines"]] == ["laptop"]
+
+
+def test_log_machine_and_local_say_why_they_are_not_needed(tmp_path: Path) -> None:
+    # seed 003's `coord log ID --machine NAME` / `--local` answered "No such option" (seed-003 user run); now, as
+    # `watch --all` and `agent --port`, exit 2 saying why and where the machine's own files are; nothing is asked
+    coord = Coord(git_init(tmp_path / "w"), isolated_env(tmp_path), url="http://127.0.0.1:9", token="t")
+    for flags, named in ((["--machine", "laptop"], "--machine"), (["--local"], "--local"),
+                         (["-f", "--machine", "laptop"], "--machine")):
+        r = coord("log", "25a03ecb", *flags)
+        text = " ".join(r.err.split())
+        assert r.code == 2 and r.out == "", r
+        assert text.startswith(f"coord: {named} (seed 003: read the log from a machine's agent or from this "
+                               "machine's files) is not needed"), text
+        assert "`coord log ID` shows it from any machine" in text and "stream.ATTEMPT.jsonl" in text, text
+
+
+def test_resume_help_says_it_is_not_seed_003s_board_recovery(tmp_path: Path) -> None:
+    # a seed-003 user runs `coord resume` after a crash to recover the board; here it lifts a halt (seed 004), which
+    # --help did not say was a different command from the seed's (seed-003 user run)
+    coord = Coord(git_init(tmp_path / "w"), isolated_env(tmp_path), url="http://127.0.0.1:9", token="t")
+    text = " ".join(coord.ok("resume", "--help").out.replace("│", " ").split())
+    assert "Not seed 003's `coord resume` (the board's recovery after a crash)" in text, text
+    assert "`coord reconcile` runs a pass now" in text, text
 
 
 def test_agent_host_and_port_say_the_agent_connects_out(tmp_path: Path) -> None:

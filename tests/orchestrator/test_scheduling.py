@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from coordhub.clock import ManualClock
 from tests.conftest import Api
 from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config, get
@@ -168,3 +170,63 @@ def test_a_resume_does_not_pause_the_orchestrator_s_sessions(orch: Api, laptop: 
     assert laptop.beat()["paused"] is False  # … and continues them (SIGCONT); the worker may write again
     claim = orch.post("/api/coord/locks", headers=worker, json={"project_key": "api", "resource": "src/x.py"})
     assert claim.status_code == 201, claim.text
+
+
+def test_a_stopping_host_gets_no_more_work_until_it_registers_again(orch: Api, user: dict[str, str]) -> None:
+    """A host shutting down says so (a heartbeat with ``stopping``); from then on no dispatch gives it anything,
+    not even the assignment its stopped worker just handed back with no backoff (which its long-poll, still
+    open, took again before), nor a stage run or a merge run. Another host takes what it may; the machine's
+    next registration (the restarted agent) runs the handed-back assignment."""
+    from tests.orchestrator.test_pipeline import next_run, report_run
+
+    apply_config(orch, config(repos=[{"name": "api", "build_command": "make"}, {"name": "lib"}],
+                              concurrency={"backoff_base": 0}, smoke_tests={"auto_queue": True},
+                              pipeline={"stages": ["test", "merge"]}))
+    laptop = Host(orch, "laptop", orch.token("laptop/agent"))
+    server = Host(orch, "server", orch.token("server/agent"))
+    laptop.register()
+    server.register()
+    a = assign(orch, user, issue=1, machine="laptop")
+    job = laptop.next()
+    assert job is not None and job["id"] == a["id"]
+    laptop.report(job, "running")
+    r = orch.post(f"{ORCH}/hosts/heartbeat", headers=laptop.headers, json={
+        "machine": "laptop", "host_incarnation": laptop.incarnation, "free_slots": 0, "running": [a["id"]],
+        "stopping": True})
+    assert r.status_code == 200, r.text
+    machines = {m["machine"]: m for m in orch.get(f"{ORCH}/status", headers=user).json()["machines"]}
+    assert (machines["laptop"]["state"], machines["laptop"]["slots"]) == ("stopping", 0)
+    assert machines["server"]["state"] == "online"
+    laptop.report(job, "failed", reason="host_stopped: the host was stopped")
+    assert get(orch, a["id"])["state"] == "queued"  # handed back, runnable at once (backoff_base 0)
+    assert laptop.next() is None
+    # another assignment: the stopping host takes none of it, at any stage
+    b = assign(orch, user, issue=2)
+    assert laptop.next() is None
+    done = server.next()
+    assert done is not None and done["id"] == b["id"]
+    server.report(done, "done", pushed=True, changed_files=["src/a.py"])
+    assert next_run(laptop) is None
+    run = next_run(server)
+    assert run is not None and run["assignment_id"] == b["id"]
+    report_run(server, run, state="done", exit_code=0, output_tail="ok", commit="a" * 40)
+    assert get(orch, b["id"])["stage"] == "merge"
+
+    def merge_next(host: Host) -> Any:
+        r = orch.post(f"{ORCH}/merges/next", headers=host.headers,
+                      json={"machine": host.machine, "host_incarnation": host.incarnation, "wait": 0})
+        assert r.status_code == 200, r.text
+        return r.json()["run"]
+
+    assert merge_next(laptop) is None
+    merging = merge_next(server)
+    assert merging is not None and [e["assignment_id"] for e in merging["entries"]] == [b["id"]]
+    kinds = [e["kind"] for e in orch.get("/api/coord/audit", headers=orch.admin,
+                                         params={"limit": 500, "kinds": "host."}).json()]
+    assert kinds.count("host.stopping") == 1
+    # the restarted agent registers: its slots are back, and it runs the assignment its worker handed back
+    laptop.register()
+    machines = {m["machine"]: m for m in orch.get(f"{ORCH}/status", headers=user).json()["machines"]}
+    assert (machines["laptop"]["state"], machines["laptop"]["slots"]) == ("online", 2)
+    again = laptop.next()
+    assert again is not None and again["id"] == a["id"] and again["attempt"] == 2

@@ -69,6 +69,9 @@ class HostHeartbeat(Strict):
         default_factory=list, max_length=256,
         description="Ids of the assignments it runs: from the moment `next` handed one over until its final report "
                     "was accepted.")
+    stopping: bool = Field(False, description="The host is shutting down: from this heartbeat on it takes no new "
+                                              "assignment, stage run or merge run (its slots become 0), so the "
+                                              "work its stopping workers hand back waits for another host.")
 
 
 class HostNext(Strict):

@@ -340,6 +340,9 @@ def resume(ctx: typer.Context, machine: str | None = MACHINE_OPT, project: str |
     Resuming does not revive sessions: each one that was active under the halt stays paused (its writes
     exit 5) until it runs `coord engage` — tell each agent when it may go on. That way a session stopped on
     purpose does not come back unnoticed, and you can look around first. --engage-all lets them all go on.
+
+    Not seed 003's `coord resume` (the board's recovery after a crash): that is automatic here, the
+    reconciler of `coord serve`; `coord reconcile` runs a pass now.
     """
     data = call(ctx, lambda c: _resume(c, _scope(machine, project), project, engage_all), admin=True)
 

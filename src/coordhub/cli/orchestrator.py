@@ -49,7 +49,8 @@ def _where(a: dict[str, Any]) -> str:
 
 def _model(a: dict[str, Any]) -> str:
     source = a.get("model_source") or ""
-    why = {"flag": "--model", "default": "models.default", "escalation": "escalated"}.get(
+    why = {"flag": "--model", "default": "models.default", "escalation": "escalated",
+           "kept": "no step above it in models.escalation"}.get(
         source, source.replace("label:", "label ") or "?")
     return f"{a['model']} ({why})"
 
@@ -224,9 +225,21 @@ def log(
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing as the worker goes, until it ends."),
     interval: float = typer.Option(1.0, "--interval", min=0.1, max=60.0, help="Seconds between checks with -f."),
     as_json: bool = typer.Option(False, "--json", help=LOG_JSON_HELP),
+    machine: str | None = typer.Option(None, "--machine", help="Seed 003's flag (read the log from that machine's "
+                                                               "agent): refused, exit 2, saying why it is not "
+                                                               "needed."),
+    local: bool = typer.Option(False, "--local", help="Seed 003's flag (read this machine's own log files): "
+                                                      "refused, exit 2, saying where they are."),
 ) -> None:
     """The worker's filtered log (\\[init], \\[tool], \\[stuck], \\[result] …) from any machine, through the hub."""
     # \\[: help is Rich markup (cli/output.py help_text), where a bare [init] is a style tag and is dropped
+    if machine is not None or local:
+        # Seed 003's log asked the agent of --machine (or read the files here with --local); a seed-003 user got
+        # "No such option". Say why neither is needed, and where the machine's own files are.
+        fail(f"{'--machine' if machine is not None else '--local'} (seed 003: read the log from a machine's agent "
+             "or from this machine's files) is not needed: every coord agent relays its worker's log to the hub, "
+             "so `coord log ID` shows it from any machine. The unfiltered stream-json stays on the machine that ran "
+             "the worker, in <coord agent --state-dir>/workers/ID/stream.ATTEMPT.jsonl (docs/agent.md)", EXIT_USAGE)
     follow_log(ctx, assignment_id, follow=follow, interval=interval, as_json=as_json)
 
 

@@ -48,7 +48,7 @@ from coordhub.clock import isoformat
 from coordhub.core import coordinator, repodeps, tokens
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, fold, orchestrator_role
-from coordhub.core.orchestrator_config import Config, model_for, next_model
+from coordhub.core.orchestrator_config import Config, escalate, model_for, unknown_model
 from coordhub.errors import Conflict, Forbidden, Invalid, NotFound
 from coordhub.store.base import Row
 from coordhub.store.tables.orchestrator import WORKER_INFIX
@@ -230,6 +230,8 @@ def render(row: Row, *, briefing: bool = True) -> dict[str, Any]:
     }
     if briefing:
         out["briefing"] = row["briefing"]
+    elif "briefing_bytes" in row:  # kept when the assignment was made: a list never reads the briefing
+        out["briefing_bytes"] = row["briefing_bytes"]
     else:
         out["briefing_bytes"] = len(row["briefing"].encode("utf-8"))
     return out
@@ -384,6 +386,7 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
     if freshness not in FRESHNESS:
         raise Invalid(f"freshness must be one of {', '.join(str(f) for f in FRESHNESS)}", field="freshness")
     config = coordinator.require(tx)
+    _check_model(config, model)
     requires = requires or []
     spelled = check_target(config, machine, repo, requires)
     _check_size(briefing, MAX_BRIEFING_BYTES, "briefing")
@@ -403,7 +406,8 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
         "id": _new_id(tx), "seq": 0, "state": State.QUEUED.value, "attempt": 0, "repo": repo, "issue": issue,
         "title": title, "labels": json.dumps(labels), "machine": spelled, "avoid_machine": None, "ran_on": None,
         "requires": json.dumps(requires), "model": chosen, "model_source": source, "briefing": briefing,
-        "files_likely": json.dumps(files_likely or []), "branch": branch_for(issue, title),
+        "briefing_bytes": len(briefing.encode("utf-8")), "files_likely": json.dumps(files_likely or []),
+        "branch": branch_for(issue, title),
         "budget_usd": budget_usd if budget_usd is not None else config.workers.max_budget_usd,
         "wall_clock_seconds": wall_clock_seconds or config.workers.wall_clock_seconds,
         "created_by": actor.session_id, "created_at": now, "queued_at": now, "updated_at": now,
@@ -430,6 +434,15 @@ def check_room(tx: Tx, actor: Actor, created_by: str) -> None:
         raise AssignmentLimit(f"{created_by} has {MAX_LIVE_PER_SESSION} assignments queued, dispatched or running, "
                               "the most one session may have at once; let some run, or stop some, first",
                               limit=MAX_LIVE_PER_SESSION, session_id=created_by)
+
+
+def _check_model(config: Config, model: str | None) -> None:
+    """Refuse (``Invalid``, 422 on ``model``) a given model no worker could run (:func:`unknown_model`)."""
+    if model is None:
+        return
+    why = unknown_model(config, model)
+    if why is not None:
+        raise Invalid(why, field="model")
 
 
 def _blank() -> Row:
@@ -533,8 +546,9 @@ def retry(tx: Tx, actor: Actor, assignment_id: str, now: float, model: str | Non
     _reopen(tx, row, "retry")
     check_room(tx, actor, row["created_by"])
     config = coordinator.require(tx)
-    changes: Row = {"model": model or next_model(config.models, row["model"]),
-                    "model_source": "flag" if model else "escalation", "reason": None, "not_before": None,
+    _check_model(config, model)
+    model, source = (model, "flag") if model else escalate(config.models, row["model"])
+    changes: Row = {"model": model, "model_source": source, "reason": None, "not_before": None,
                     "resume_session": None, "guidance": None, "worktree": None, "ended_at": None,
                     "queued_at": now, "result": None}
     if row["ran_on"] and _other_machine(config, row):
@@ -563,7 +577,8 @@ def resume_stuck(tx: Tx, actor: Actor, assignment_id: str, guidance: str, now: f
                                 f"resumed; use `coord retry {row['id']}`", state=row["state"])
     check_room(tx, actor, row["created_by"])
     config = coordinator.require(tx)
+    model, source = escalate(config.models, row["model"])
     return render(transition(tx, row, State.QUEUED, now, by=actor.session_id, machine=row["ran_on"],
                              avoid_machine=None, resume_session=row["claude_session"], guidance=guidance,
-                             model=next_model(config.models, row["model"]), model_source="escalation",
+                             model=model, model_source=source,
                              reason=None, not_before=None, ended_at=None, queued_at=now))

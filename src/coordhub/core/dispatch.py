@@ -52,6 +52,8 @@ class Plan(NamedTuple):
 def plan(tx: Tx, config: Config, host: Row, now: float) -> Plan:
     """Decide, without writing, whether ``host`` gets an assignment now (see the module docstring)."""
     machine = host["machine"]
+    if hosts.stopping(host):  # it shuts down: what its workers hand back must wait for another host
+        return Plan(None, None, "stopping")
     if hosts.halt_over_machine(tx, machine) is not None:
         return Plan(None, None, "halted")
     paused = coordinator.paused_until(tx, now)
@@ -117,7 +119,7 @@ def _oldest_runnable(tx: Tx, config: Config, host: Row, now: float) -> tuple[Row
 def _open_repos(tx: Tx, config: Config, served: list[str]) -> list[str]:
     """The repos of ``served`` that may be dispatched now: their project not halted, and no repo they
     ``depends_on`` (transitively) with work running or in the merge queue (seed 003)."""
-    busy = {a["repo"] for a in tx.assignments.active()} | repodeps.merging_repos(tx)
+    busy = tx.assignments.active_repos() | repodeps.merging_repos(tx)
     halted = hosts.halted_projects(tx)
     out = []
     for name in sorted(set(served)):

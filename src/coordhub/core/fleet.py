@@ -88,13 +88,13 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
         by_day[day] += a["cost_usd"]
         if day == today:
             by_machine_today[a["machine"]] += a["cost_usd"]
-    active = tx.assignments.active()
+    active = tx.assignments.active_by_machine()
     machines = []
     for m in config.machines:
         if machine is not None and m.name.lower() != machine.lower():
             continue
         h = host_rows.get(m.name)
-        running = sum(1 for a in active if a["ran_on"] == m.name)
+        running = active.get(m.name, 0)
         machines.append({
             "machine": m.name, "state": hosts.state_of(h, config, now) if h else "never",
             "slots": h["slots"] if h else 0, "free_slots": h["free_slots"] if h else 0, "running": running,
@@ -120,4 +120,4 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
             "stagger": _stagger_view(tx, config, now),
             "totals": {"cost_usd": round(tx.attempts.cost_total(), 6),
                        "by_day": {d: round(c, 6) for d, c in sorted(by_day.items())},
-                       "running": len(active), "queued": tx.assignments.queued_count(machine)}}
+                       "running": sum(active.values()), "queued": tx.assignments.queued_count(machine)}}

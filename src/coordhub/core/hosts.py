@@ -14,6 +14,15 @@ The heartbeat is also where a host and the hub reconcile what runs
 answers which of them to ``cancel`` (stopped, re-queued, ended), adopts those
 a restarted host re-attached, gives up as lost those it did not, renews the
 issue leases of the ones that live, and says whether a halt pauses them.
+
+A host that shuts down says so in a last heartbeat (``stopping``): its row's
+``slots`` become 0 (a registration asks for at least 1, so 0 means only
+this) and it is ``stopping`` rather than ``online``. Every dispatch (``next``,
+``next-run``, ``merges/next``) gives a host with no slots nothing, so the work
+its stopping workers hand back is not taken again by the long-poll it still
+has open: with a short ``backoff_base`` that poll took the work back before
+the host exited, and lost a second attempt with it. The next registration
+gives the machine its slots again.
 """
 
 from __future__ import annotations
@@ -56,8 +65,17 @@ def stale_after(config: Config) -> float:
 
 
 def state_of(row: Row, config: Config, now: float) -> str:
-    """``online`` while heartbeats arrive in time, else ``stale``."""
-    return "online" if now - row["last_heartbeat"] <= stale_after(config) else "stale"
+    """``online`` while heartbeats arrive in time, else ``stale``; ``stopping`` in time but shutting down (it said
+    so in a heartbeat, and takes no more work: :func:`stopping`)."""
+    if now - row["last_heartbeat"] > stale_after(config):
+        return "stale"
+    return "stopping" if stopping(row) else "online"
+
+
+def stopping(row: Row) -> bool:
+    """Whether the host of ``row`` said it is shutting down (its ``slots`` set to 0 by :func:`heartbeat`): no
+    dispatch gives it anything."""
+    return int(row["slots"]) <= 0
 
 
 def elsewhere(tx: Tx, config: Config, machine: str, now: float) -> list[tuple[list[str], list[str]]]:
@@ -189,8 +207,11 @@ def current(tx: Tx, actor: Actor, config: Config, machine: str, incarnation: int
 
 
 def heartbeat(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, free_slots: int,
-              running: list[str]) -> dict[str, Any]:
+              running: list[str], stopping: bool = False) -> dict[str, Any]:
     """Keep a host alive and reconcile what it runs (see the module docstring); answer what it must do.
+
+    ``stopping``: the host shuts down; from now on it gets no work (its ``slots`` become 0, event
+    ``host.stopping`` the first time), until it registers again.
 
     Answer: ``{ok, config_version, heartbeat_seconds, stale_after_seconds,
     paused, halt, paused_assignments, cancel, rate_limited_until}``.
@@ -205,6 +226,12 @@ def heartbeat(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: in
              incarnation=incarnation, stale_since=row["stale_since"])
     tx.hosts.set(name, {"last_heartbeat": now, "free_slots": free_slots, "running": json.dumps(sorted(listed)),
                         "beats": int(row["beats"]) + 1, "stale_since": None})
+    if stopping and int(row["slots"]) > 0:
+        tx.hosts.set(name, {"slots": 0, "free_slots": 0})
+        emit(tx, "host.stopping", now, session_id=actor.session_id, subject_id=name, machine=name,
+             incarnation=incarnation, running=sorted(listed))
+    elif stopping:
+        tx.hosts.set(name, {"free_slots": 0})
     kept = _settle(tx, config, name, incarnation, listed, first, now)
     if not actor.is_admin and fold(actor.session_id) == fold(assignments.host_session(name)):
         presence.heartbeat(tx, actor, None, now)

@@ -214,6 +214,8 @@ def _serves(host: Row, config: Config, repo: str) -> bool:
 
 def plan(tx: Tx, config: Config, host: Row | None, now: float) -> tuple[list[Row], float | None, str]:
     """The entries the next run takes (for ``host``; None: any host), when to look again, and why not now."""
+    if host is not None and hosts.stopping(host):  # it shuts down: it starts no run it could not finish
+        return [], None, "this host is stopping"
     m = config.merge
     rows = tx.merge_entries.in_states(("queued", "running", "fixing"))
     running = [r for r in rows if r["state"] == "running"]

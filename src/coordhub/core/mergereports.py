@@ -18,7 +18,7 @@ from coordhub.core import assignments, coordinator, hosts, stages
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.core.mergeentries import State, render, transition
-from coordhub.core.orchestrator_config import Config, next_model
+from coordhub.core.orchestrator_config import Config, escalate
 from coordhub.core.redaction import redact, redact_opt
 from coordhub.errors import Conflict, Invalid
 from coordhub.store.base import Row
@@ -39,6 +39,14 @@ def _piped(tx: Tx, row: Row) -> bool:
     """Whether the entry's assignment is in the pipeline's ``merge`` stage (its failures go to the pipeline)."""
     a = tx.assignments.get(row["assignment_id"])
     return a is not None and a["stage"] == stages.Stage.MERGE.value
+
+
+def _passed(tx: Tx, row: Row) -> bool:
+    """Whether the entry's assignment is in stage ``passed``: it passed a pipeline without ``merge`` and came in by
+    hand (`coord merge ID`, seed 003's way). Merged, it is ``merged`` too: left ``passed``, `coord status` showed
+    a landed branch as waiting and `coord done` counted no merge."""
+    a = tx.assignments.get(row["assignment_id"])
+    return a is not None and a["stage"] == stages.Stage.PASSED.value
 
 
 def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, batch_id: str, outcome: str,
@@ -85,7 +93,7 @@ def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, 
         out = [transition(tx, r, State.MERGED, now, by=by, merged_sha=sha, ended_at=now, reason=reason,
                           evidence=ev, **pr) for r in rows]
         for r in rows:
-            if _piped(tx, r):
+            if _piped(tx, r) or _passed(tx, r):
                 stages.merged(tx, r["assignment_id"], now, by=by, commit=sha)
     elif outcome == "conflict":
         out = _conflict(tx, config, rows, culprit, reason, ev, now, by, pr)
@@ -199,8 +207,9 @@ def fix(tx: Tx, config: Config, row: Row, kind: str, detail: str, ev: str | None
     if stop is not None or a is None:
         return transition(tx, row, State.NEEDS_INPUT, now, by=by, batch_id=None, evidence=ev, reason=stop, **pr)
     instructions = fix_instructions(kind, row, detail, ev)
+    model, source = escalate(config.models, a["model"])
     assignments.transition(tx, a, assignments.State.QUEUED, now, by=by, guidance=instructions,
-                           model=next_model(config.models, a["model"]), model_source="escalation",
+                           model=model, model_source=source,
                            reason=f"merge queue: {kind}", not_before=None, ended_at=None, queued_at=now,
                            resume_session=None, worktree=None, result=None)
     return transition(tx, row, State.FIXING, now, by=by, batch_id=None, fix_attempt=a["attempt"], evidence=ev,

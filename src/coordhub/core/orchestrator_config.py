@@ -497,6 +497,37 @@ def next_model(models: Models, current: str) -> str:
     return ladder[min(index + 1, len(ladder) - 1)]
 
 
+CLAUDE_ALIASES = frozenset({"default", "haiku", "sonnet", "opus", "opusplan"})
+"""The model aliases Claude Code's ``--model`` takes (research orchestrator.md §1: ``sonnet``, ``opus``,
+``haiku``; ``default`` and ``opusplan`` too), each also with a context suffix such as ``[1m]``."""
+
+
+def unknown_model(config: Config, model: str) -> str | None:
+    """Why ``--model`` ``model`` would not run (a sentence naming what would), or None when it may.
+
+    A model is taken when ``coordinator.yml`` names it (``models.default``, ``models.escalation``,
+    ``models.labels``, ``reviews.model``), when it is one of Claude Code's aliases
+    (:data:`CLAUDE_ALIASES`, with or without a ``[…]`` suffix), or when it is a full model id (it contains
+    ``claude``: ``claude-sonnet-4-5-20250929``, a Bedrock or Vertex id). Anything else (``sonet``, ``gpt-4``)
+    was queued, dispatched, and failed only when the worker's CLI refused it.
+    """
+    m = config.models
+    named = {m.default, *m.escalation, *m.labels.values(), *([config.reviews.model] if config.reviews.model else [])}
+    base = model.split("[", 1)[0]
+    if model in named or base.lower() in CLAUDE_ALIASES or "claude" in model.lower():
+        return None
+    return (f"unknown model {model!r}: give an alias ({', '.join(sorted(CLAUDE_ALIASES - {'default'}))}), a full "
+            f"model id (claude-…), or a model coordinator.yml names ({', '.join(sorted(named))})")
+
+
+def escalate(models: Models, current: str) -> tuple[str, str]:
+    """:func:`next_model` and the ``model_source`` to record: ``escalation`` when the model went up a step,
+    ``kept`` when it could not (already the top of the ladder, or a model the ladder does not know). A retry at
+    the top said ``opus (escalated)`` when nothing changed."""
+    model = next_model(models, current)
+    return model, "escalation" if model != current else "kept"
+
+
 def model_for(models: Models, flag: str | None, labels: list[str]) -> tuple[str, str]:
     """The model an assignment runs with and why: ``--model`` > ``models.labels`` > ``models.default``.
 

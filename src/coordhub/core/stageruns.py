@@ -208,6 +208,7 @@ def plan(tx: Tx, config: Config, host: Row, now: float) -> Row | None:
     taken.
     """
     machine = host["machine"]
+    # a stopping host has 0 slots (hosts.stopping): it takes no run, as no assignment
     if hosts.halt_over_machine(tx, machine) is not None or _busy(tx, machine) >= host["slots"]:
         return None
     halted = hosts.halted_projects(tx)

@@ -44,7 +44,7 @@ from coordhub.core import assignments, coordinator, messages, session_close, sta
 from coordhub.core.assignments import State
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
-from coordhub.core.orchestrator_config import Config, next_model
+from coordhub.core.orchestrator_config import Config, escalate
 from coordhub.core.stageruns import smoke_command
 from coordhub.errors import Invalid
 from coordhub.store.base import Row
@@ -77,7 +77,7 @@ TRANSITIONS: dict[Stage, frozenset[Stage]] = {
     G.APPROVAL: _GATES | {G.FIX, G.NEEDS_INPUT},
     G.FIX: _GATES | {G.NEEDS_INPUT},
     G.MERGE: frozenset({G.MERGED, G.FIX, G.NEEDS_INPUT, G.TEST, G.REVIEW}),
-    G.PASSED: _GATES | {G.FIX},
+    G.PASSED: _GATES | {G.FIX, G.MERGED},  # merged: entered the queue by hand (`coord merge ID`) and landed
     G.NEEDS_INPUT: _GATES | {G.FIX},
     G.MERGED: frozenset(),
 }
@@ -283,8 +283,8 @@ def dispatch_fix(tx: Tx, config: Config, row: Row, stage: Stage, findings: str, 
             stageruns.cancel(tx, live, now, reason="a fix worker was dispatched", by=by)
     text = fix_briefing(row, stage, findings, guidance)
     assignments.check_guidance(text)
-    model = next_model(config.models, row["model"])
-    row = assignments.transition(tx, row, State.QUEUED, now, by=by, model=model, model_source="escalation",
+    model, source = escalate(config.models, row["model"])
+    row = assignments.transition(tx, row, State.QUEUED, now, by=by, model=model, model_source=source,
                                  guidance=text, resume_session=None, reason=None, not_before=None, ended_at=None,
                                  queued_at=now, result=None, worktree=None)
     return move(tx, row, G.FIX, now, by=by, reason=f"{stage.value} failed; fix round {row['fix_round'] + 1} with "

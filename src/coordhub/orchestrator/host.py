@@ -28,7 +28,9 @@ has no counterpart. Its life:
    (:class:`~coordhub.orchestrator.runs.RunPoller`), which share the slots; a third long-poll takes
    merge-queue runs (:class:`~coordhub.orchestrator.merging.MergeRunner`); with capability ``github``, a
    poster makes the audit trail's comments (:class:`~coordhub.orchestrator.ghposter.GitHubPoster`).
-5. On SIGTERM/SIGINT: stop polling, stop every worker (work saved, reported
+5. On SIGTERM/SIGINT: stop polling, tell the hub this host takes no more
+   work (a ``stopping`` heartbeat: a long-poll still open would otherwise take
+   back what the workers hand back), stop every worker (work saved, reported
    ``failed: host_stopped``, so the hub re-queues it), wait for their reports.
 
 A second host for the same machine on one box refuses to start (the state
@@ -135,6 +137,7 @@ class Host:
             threading.Thread(target=poster.loop, name="github", daemon=True).start()
             while not self.stopping.wait(1.0):
                 pass
+            self._say_stopping()
             self._stop_workers()
         finally:
             self.ctx.link.close()
@@ -423,6 +426,25 @@ class Host:
             self.ctx.link.report(aid, body)
         except (Unreachable, Refused) as exc:
             log.warning("assignment %s: report not delivered: %s", aid, exc)
+
+    def _say_stopping(self) -> None:
+        """Tell the hub this host takes no more work, before its workers hand theirs back.
+
+        The long-polls for work are still open when the host stops (they
+        return only when their wait ends), and the hub re-queues what a
+        stopped worker hands back; with a short ``backoff_base`` one of them
+        took it again at once, so the stopping host lost a second attempt of
+        it (or left it dispatched to a host that had exited). After this
+        heartbeat the hub gives this incarnation nothing. A hub that cannot
+        be reached or refuses it changes nothing: the workers are stopped
+        anyway, and what the poll might still bring is refused in :meth:`take`.
+        """
+        if self.incarnation is None or self.superseded is not None:
+            return
+        try:
+            self.ctx.link.heartbeat(self.incarnation, 0, self.held(), stopping=True, role="stopping")
+        except (Unreachable, Refused) as exc:
+            log.warning("could not tell the hub this host is stopping (%s); stopping its workers anyway", exc)
 
     def _stop_workers(self) -> None:
         with self.mutex:

@@ -133,11 +133,16 @@ class HubLink:
             self.incarnation = answer["host_incarnation"]
         return answer
 
-    def heartbeat(self, incarnation: int, free_slots: int, running: list[str]) -> dict[str, Any]:
-        """One heartbeat; ``{ok, config_version, paused, cancel: [ids]}``."""
-        body = {"machine": self.machine, "host_incarnation": incarnation, "free_slots": free_slots,
-                "running": running}
-        return dict(_call(self._client("heartbeat"), "POST", f"{BASE}/hosts/heartbeat", body))
+    def heartbeat(self, incarnation: int, free_slots: int, running: list[str], stopping: bool = False,
+                  role: str = "heartbeat") -> dict[str, Any]:
+        """One heartbeat; ``{ok, config_version, paused, cancel: [ids]}``. ``stopping``: the host shuts down and
+        takes no more work (sent only then, so a hub from before it still takes every other heartbeat); ``role``
+        names the connection pool (a thread's own)."""
+        body: dict[str, Any] = {"machine": self.machine, "host_incarnation": incarnation, "free_slots": free_slots,
+                                "running": running}
+        if stopping:
+            body["stopping"] = True
+        return dict(_call(self._client(role), "POST", f"{BASE}/hosts/heartbeat", body))
 
     def next(self, incarnation: int, wait: float) -> dict[str, Any] | None:
         """Long-poll for an assignment for at most ``wait`` seconds; its dispatch payload, or None."""

@@ -273,6 +273,12 @@ def changed_files(wt: Worktree, default_branch: str, limit: int = 2000) -> list[
     return [line for line in out.splitlines() if line][:limit]
 
 
+def ahead_of(wt: Worktree, default_branch: str) -> int | None:
+    """Commits the worktree's HEAD has that ``origin/<default_branch>`` has not (None when git cannot say)."""
+    out = git(wt.path, "rev-list", "--count", f"origin/{default_branch}..HEAD", check=False)
+    return int(out) if out.isdigit() else None
+
+
 def new_commits(wt: Worktree) -> int:
     """Commits on the worktree's HEAD since its run started (``base``)."""
     return int(git(wt.path, "rev-list", "--count", f"{wt.base}..HEAD") or 0)

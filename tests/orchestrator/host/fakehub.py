@@ -112,10 +112,12 @@ class FakeHub:
             return {"machine": self.machine, "host_incarnation": self.incarnation, "heartbeat_seconds": 0.3,
                     "config": self.cfg}
 
-    def heartbeat(self, incarnation: int, free_slots: int, running: list[str]) -> dict[str, Any]:
+    def heartbeat(self, incarnation: int, free_slots: int, running: list[str], stopping: bool = False,
+                  role: str = "heartbeat") -> dict[str, Any]:
         self._check()
         with self.lock:
-            self.heartbeats.append({"incarnation": incarnation, "free_slots": free_slots, "running": list(running)})
+            self.heartbeats.append({"incarnation": incarnation, "free_slots": free_slots, "running": list(running),
+                                    **({"stopping": True} if stopping else {})})
             if incarnation != self.incarnation:
                 raise Stale(409, "stale_incarnation", "not the current incarnation")
             cancel = sorted(self.cancel & set(running))

@@ -253,20 +253,42 @@ def test_sigterm_of_a_host_mid_run_requeues_and_the_restarted_host_finishes_it(f
     assert agent.stop() == 0
     assert not _alive(pid)  # the host stopped its worker before it exited
     after = fleet.get(aid)
-    assert after["state"] in ("queued", "dispatched"), after  # back in the queue (or taken again), not failed
+    assert after["state"] == "queued", after  # back in the queue, not failed (nor taken again by the stopping host)
     assert (after["attempts"][0]["state"], after["attempts"][0]["reason"]) == ("lost", "host_stopped: the host was "
                                                                                        "stopped")
     again = fleet.start("m1")
     second = fleet.wait(aid, lambda a: a["state"] == "running" and a["attempts"][-1]["host_incarnation"] == 2)
-    # the stopping host's long-poll still open may take the re-queued assignment back before it exits; that
-    # attempt is lost too (handed back, or given up when the host registers again), never a failure
     earlier = second["attempts"][:-1]
-    assert earlier[0]["reason"].startswith("host_stopped"), earlier[0]
-    assert all(x["state"] == "lost" for x in earlier), [(x["state"], x["reason"]) for x in earlier]
+    assert [(x["state"], x["reason"]) for x in earlier] == [("lost", "host_stopped: the host was stopped")], earlier
     assert second["branch"] == "issue-1"
     httpx2.post(fleet.hub.url + f"{API}/assignments/{aid}/stop", headers=fleet.admin)
     fleet.wait(aid, lambda a: a["state"] == "cancelled")
     assert again.stop() == 0
+
+
+def test_a_stopping_host_never_takes_back_the_work_it_hands_back(fleet: Fleet) -> None:
+    """With no backoff the assignment a stopping host hands back is runnable at once, and that host's long-poll
+    was still open: it took the assignment again before it exited (a second attempt ``host_stopped: the host was
+    stopping when it arrived``, or one left dispatched to a dead host until the hub gave it up). A stopping host
+    first tells the hub it takes nothing more; then it stops its workers, and the work waits for another host."""
+    fleet.configure(backoff_base=0)
+    agent = fleet.start("m1", "--poll-wait", "25")  # the long-poll stays open across the whole stop
+    aid = fleet.assign(1, "fake: slow work=60 beat=0.2", machine="m1")
+    fleet.wait(aid, lambda a: a["state"] == "running")
+    assert agent.stop() == 0
+    # a new incarnation of m1 (as a restarted agent registers): whatever the old one had not taken by now it can
+    # never take, so what follows is what the stopping host did
+    r = httpx2.post(fleet.hub.url + f"{API}/hosts/register", headers={"Authorization": f"Bearer {fleet.tokens['m1']}"},
+                    json={"machine": "m1", "repos": {"app": str(fleet.clones["m1"])}, "slots": 1})
+    assert r.status_code == 200, r.text
+    after = fleet.get(aid)
+    assert [(x["attempt"], x["state"], x["reason"]) for x in after["attempts"]] == [
+        (1, "lost", "host_stopped: the host was stopped")], after["attempts"]
+    assert after["state"] == "queued", after
+    log = agent.log.read_text()
+    assert "stopping when it arrived" not in log and "Traceback" not in log, log[-3000:]
+    status = httpx2.get(fleet.hub.url + f"{API}/status", headers=fleet.admin).json()
+    assert [m["state"] for m in status["machines"] if m["machine"] == "m1"] == ["online"]  # registered again
 
 
 def test_overlapping_files_never_run_at_once(fleet: Fleet) -> None:

@@ -310,3 +310,32 @@ def test_the_files_named_in_the_system_prompt_stay_under_one_argument_s_limit() 
     small = Dispatch(id="a1", attempt=1, repo="api", issue=1, branch="issue-1", briefing="", worker_session="m/w",
                      files_likely=("a.py", "b.py"))
     assert "Files leased for you: a.py, b.py." in system_prompt(small)
+
+
+def test_a_first_attempt_on_a_branch_origin_already_has_says_it_continues_it(run_worker: Callable[..., Worker],
+                                                                             fake_hub: FakeHub, repo: Repo) -> None:
+    """A team moving from seed 003 has its ``issue-N-*`` branches on origin. Seed 003 refused to dispatch such an
+    issue (a pushed branch claimed it for good); here the first attempt continues the branch, never losing it,
+    but the log said only "on issue-7-fix-it", as for a new branch (seed-003 user run): now it says so."""
+    from tests.orchestrator.host.conftest import run
+
+    run(repo.path, "git", "checkout", "-q", "-b", "issue-7-fix-it")
+    (repo.path / "old.txt").write_text("seed-era work\n")
+    run(repo.path, "git", "add", "old.txt")
+    run(repo.path, "git", "commit", "-q", "-m", "seed-era work")
+    run(repo.path, "git", "push", "-q", "origin", "issue-7-fix-it")
+    run(repo.path, "git", "checkout", "-q", "main")
+    run(repo.path, "git", "branch", "-q", "-D", "issue-7-fix-it")
+    run_worker(briefing="Fix it.")
+    final = fake_hub.final("a1b2c3d4")
+    assert final["state"] == "done" and repo.log("issue-7-fix-it")[1] == "seed-era work", final
+    start = [line for line in fake_hub.assignments["a1b2c3d4"].log.splitlines() if "[start]" in line]
+    assert len(start) == 1 and start[0].endswith(
+        "on issue-7-fix-it (continuing the branch as origin has it: 1 commit(s) not on origin/main)"), start
+
+
+def test_a_first_attempt_on_a_new_branch_says_nothing_more(run_worker: Callable[..., Worker],
+                                                          fake_hub: FakeHub) -> None:
+    run_worker(briefing="Fix it.")
+    start = [line for line in fake_hub.assignments["a1b2c3d4"].log.splitlines() if "[start]" in line]
+    assert len(start) == 1 and start[0].endswith(" on issue-7-fix-it"), start

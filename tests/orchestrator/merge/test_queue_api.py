@@ -471,3 +471,21 @@ def test_only_the_machine_that_claimed_a_post_reports_it(mq: Api, laptop: Host, 
     r = mq.post(f"{ORCH}/github/report", headers=gh_host.headers, json={**theirs, "key": key, "ok": True,
                                                                          "url": "https://github.com/acme/api/1"})
     assert r.status_code == 200 and r.json()["state"] == "posted" and r.json()["url"].startswith("https://github")
+
+
+def test_a_passed_branch_entered_by_hand_is_merged_in_its_stage_and_the_summary(mq: Api, laptop: Host,
+                                                                                  user: dict[str, str]) -> None:
+    """Merge is opt-in (the default stages stop at ``passed``), so seed 003's way — `coord merge ID` once a branch
+    passed — is the common one. Its merge left the assignment in stage ``passed``: `coord status` showed it
+    unmerged, and `coord done` said ``merged: none`` after the queue had landed it (seed-003 user run)."""
+    aid = finish(mq, laptop, user, "lib", 1)
+    assert mq.get(f"{ORCH}/assignments/{aid}", headers=user).json()["stage"] == "passed"
+    entered = enter(mq, [aid])["entered"]
+    run = next_run(laptop)
+    assert run is not None and [e["id"] for e in run["entries"]] == entered
+    report(laptop, run, "landing", tip="cd" * 20)
+    report(laptop, run, "merged", sha="cd" * 20)
+    a = mq.get(f"{ORCH}/assignments/{aid}", headers=user).json()
+    assert (a["stage"], a["stage_reason"]) == ("merged", f"merged as {'cd' * 20}")
+    summary = mq.get(f"{ORCH}/summary", headers=user).json()
+    assert [m["id"] for m in summary["merged"]] == [aid]

@@ -101,7 +101,7 @@ async def heartbeat(body: HostHeartbeat, request: Request, who: Caller = Depends
     actor = await who.act()
     response = await mutate(request, actor, lambda tx, now: hosts.heartbeat(
         tx, actor, now, machine=body.machine, incarnation=body.host_incarnation, free_slots=body.free_slots,
-        running=body.running), during_halt=Exempt.ORCHESTRATOR)
+        running=body.running, stopping=body.stopping), during_halt=Exempt.ORCHESTRATOR)
     return _forget_tokens(request, response)
 
 

@@ -262,10 +262,21 @@ class Worker:
                                     stdin_text=process.stdin_prompt(self.d))
         self.clock.start(time.time())
         self.human.write([f"[start] claude pid {proc.pid} in {self.wt.path} on {self.wt.branch}"
-                          + (f" (resuming session {self.session_id[:8]})" if self.d.resume else "")])
+                          + (f" (resuming session {self.session_id[:8]})" if self.d.resume else self._inherited())])
         self.record.put(phase="running", pid=proc.pid, pgid=proc.pgid, start_ticks=proc.ticks,
                         session_id=self.session_id, raw_log=str(sup.raw_path), raw_offset=sup.raw_offset,
                         started_at=self.clock.started_at)
+
+    def _inherited(self) -> str:
+        """For a first attempt whose branch origin already had (a team's branch from before the hub, seed 003's
+        ``issue-N-*``): what the worker continues, as the human log's ``[start]`` line says it; else nothing.
+        Later attempts continue their own branch, as everyone expects."""
+        assert self.wt is not None
+        if self.d.attempt != 1 or self.wt.remote is None:
+            return ""
+        ahead = worktree.ahead_of(self.wt, self.d.default_branch)
+        count = f": {ahead} commit(s) not on origin/{self.d.default_branch}" if ahead is not None else ""
+        return f" (continuing the branch as origin has it{count})"
 
     # -- 4. finish (3, supervise, is Supervisor.supervise) --------------------------------
 

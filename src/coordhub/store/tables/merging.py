@@ -7,6 +7,13 @@ from coordhub.store.tables.base import Table
 
 IN_QUEUE = ("queued", "running")
 LIVE = ("queued", "running", "fixing", "needs_input")
+#: the entry columns every query reads: all but ``briefing``, the assignment's briefing (up to 64 KiB) copied when
+#: the branch entered, which nothing reads back (a fix worker is briefed from its assignment's row), so the queue's
+#: lists and each merge dispatch's look at the live entries never load it. Kept equal to the table's columns less
+#: the briefing by tests/orchestrator/test_list_columns.py.
+COLUMNS = ("id, seq, assignment_id, repo, target, branch, issue, title, method, state, attempt, machine, "
+           "host_incarnation, batch_id, batch_cap, tip, merged_sha, pr_number, pr_url, conflict_fixes, red_fixes, "
+           "fix_attempt, reason, evidence, created_by, created_at, started_at, ended_at, updated_at, gated_sha")
 
 
 class MergeEntries(Table):
@@ -22,7 +29,7 @@ class MergeEntries(Table):
 
     def get(self, entry_id: str) -> Row | None:
         """The entry with this id, or None."""
-        return self.ex.one("SELECT * FROM merge_entries WHERE id = ?", (entry_id,))
+        return self.ex.one(f"SELECT {COLUMNS} FROM merge_entries WHERE id = ?", (entry_id,))
 
     def set(self, entry_id: str, changes: Row) -> None:
         """Update columns of an entry."""
@@ -30,26 +37,26 @@ class MergeEntries(Table):
 
     def live_for(self, assignment_id: str) -> Row | None:
         """The live (queued, running, fixing, needs_input) entry of an assignment, or None."""
-        return self.ex.one("SELECT * FROM merge_entries WHERE assignment_id = ? AND state IN "
+        return self.ex.one(f"SELECT {COLUMNS} FROM merge_entries WHERE assignment_id = ? AND state IN "
                            "('queued', 'running', 'fixing', 'needs_input')", (assignment_id,))
 
     def of_assignment(self, assignment_id: str) -> list[Row]:
         """Every entry an assignment ever had, oldest first."""
-        return self.ex.all("SELECT * FROM merge_entries WHERE assignment_id = ? ORDER BY created_at",
+        return self.ex.all(f"SELECT {COLUMNS} FROM merge_entries WHERE assignment_id = ? ORDER BY created_at",
                            (assignment_id,))
 
     def in_states(self, states: tuple[str, ...], repo: str | None = None, limit: int = 1000) -> list[Row]:
         """Entries in ``states`` (optionally of one repo), queue order."""
         marks = ", ".join("?" * len(states))
         if repo is None:
-            return self.ex.all(f"SELECT * FROM merge_entries WHERE state IN ({marks}) ORDER BY seq LIMIT ?",
+            return self.ex.all(f"SELECT {COLUMNS} FROM merge_entries WHERE state IN ({marks}) ORDER BY seq LIMIT ?",
                                (*states, limit))
-        return self.ex.all(f"SELECT * FROM merge_entries WHERE state IN ({marks}) AND repo = ? ORDER BY seq LIMIT ?",
-                           (*states, repo, limit))
+        return self.ex.all(f"SELECT {COLUMNS} FROM merge_entries WHERE state IN ({marks}) AND repo = ? "
+                           "ORDER BY seq LIMIT ?", (*states, repo, limit))
 
     def recent(self, limit: int = 50, repo: str | None = None) -> list[Row]:
         """Entries that ended (merged, cancelled), most recent first."""
-        sql = "SELECT * FROM merge_entries WHERE state IN ('merged', 'cancelled')"
+        sql = f"SELECT {COLUMNS} FROM merge_entries WHERE state IN ('merged', 'cancelled')"
         params: tuple[object, ...] = ()
         if repo is not None:
             sql += " AND repo = ?"
@@ -58,7 +65,7 @@ class MergeEntries(Table):
 
     def batch(self, batch_id: str) -> list[Row]:
         """The entries of one run, queue order."""
-        return self.ex.all("SELECT * FROM merge_entries WHERE batch_id = ? ORDER BY seq", (batch_id,))
+        return self.ex.all(f"SELECT {COLUMNS} FROM merge_entries WHERE batch_id = ? ORDER BY seq", (batch_id,))
 
     def landed_since(self, since: float) -> int:
         """Entries merged at or after ``since``."""

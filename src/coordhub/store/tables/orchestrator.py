@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 
 from coordhub.store.base import Row
@@ -44,6 +45,23 @@ _HELD_UNTIL = ("(SELECT MAX(COALESCE(l.expires_at, ?)) FROM leases l WHERE l.pro
                "AND l.state = 'active' AND l.kind = 'name' "
                f"AND l.scope = {_issue_scope_sql('assignments')} "
                f"AND l.session_id NOT LIKE '%{WORKER_INFIX}' || assignments.id)")
+
+
+#: the assignment columns a list reads: every one but ``briefing`` (up to 64 KiB), whose size in UTF-8 bytes, all a
+#: list shows of it, is the column ``briefing_bytes`` (migration 0033); a whole row is read by ``get`` and the
+#: queries that dispatch, change or review an assignment. Kept equal to the table's columns less the briefing by
+#: tests/orchestrator/test_list_columns.py.
+LISTED = ("id, seq, state, attempt, repo, issue, title, labels, machine, avoid_machine, ran_on, requires, model, "
+          "model_source, briefing_bytes, files_likely, branch, worktree, claude_session, resume_session, guidance, "
+          "reason, cost_usd, total_cost_usd, turns, last_tool, last_file, progress, status_line, result, pushed, "
+          "wip_commit, worker_session, lease_id, fence, host_incarnation, budget_usd, wall_clock_seconds, not_before, "
+          "created_by, created_at, queued_at, dispatched_at, started_at, ended_at, updated_at, stage, stage_at, "
+          "stage_reason, fix_round, fix_stage, changed_files, freshness, freshness_notes, held_until")
+
+
+def _listed(alias: str) -> str:
+    """:data:`LISTED` with each column qualified by the table's ``alias``."""
+    return ", ".join(f"{alias}.{c.strip()}" for c in LISTED.split(","))
 
 
 # repos per statement of first_runnable (three walks each) and next_not_before (two): SQLite refuses a compound
@@ -128,7 +146,8 @@ class Assignments(Table):
                            "('queued', 'dispatched', 'running', 'stuck', 'needs_input')", (repo, issue))
 
     def queue_head(self, limit: int, machine: str | None = None) -> list[Row]:
-        """The first ``limit`` queued assignments (with ``machine``: those pinned to it or to any), oldest first.
+        """The first ``limit`` queued assignments (with ``machine``: those pinned to it or to any), oldest first,
+        as lists read them (:data:`LISTED`: no briefing).
 
         Each row carries ``position``, its place in the whole queue from 1
         (counted on the queue's index, not by reading the rows). Empty when
@@ -136,9 +155,10 @@ class Assignments(Table):
         """
         rank = "(SELECT COUNT(*) FROM assignments q WHERE q.state = 'queued' AND q.seq <= a.seq) AS position"
         if machine is None:
-            rows = self.ex.all("SELECT * FROM assignments WHERE state = 'queued' ORDER BY seq LIMIT ?", (limit,))
+            rows = self.ex.all(f"SELECT {LISTED} FROM assignments WHERE state = 'queued' ORDER BY seq LIMIT ?",
+                               (limit,))
             return [{**r, "position": i + 1} for i, r in enumerate(rows)]
-        return self.ex.all(f"SELECT a.*, {rank} FROM assignments a WHERE a.state = 'queued' "
+        return self.ex.all(f"SELECT {_listed('a')}, {rank} FROM assignments a WHERE a.state = 'queued' "
                            "AND (a.machine IS NULL OR a.machine = ?) ORDER BY a.seq LIMIT ?", (machine, limit))
 
     def first_runnable(self, machine: str, repos: list[str], capabilities: list[str], now: float,
@@ -270,6 +290,18 @@ class Assignments(Table):
         return self.ex.all("SELECT * FROM assignments WHERE state IN ('dispatched', 'running') AND ran_on = ? "
                            "ORDER BY seq", (machine,))
 
+    def active_repos(self) -> builtins.set[str]:
+        """The repos of the assignments holding a worker slot (read on the index of the active ones; no row's
+        briefing is read: a dispatch asks it at every look)."""
+        return {r["repo"] for r in self.ex.all("SELECT DISTINCT repo FROM assignments "
+                                               "WHERE state IN ('dispatched', 'running')")}
+
+    def active_by_machine(self) -> dict[str, int]:
+        """How many assignments hold a worker slot on each machine that has any (its name → the count)."""
+        rows = self.ex.all("SELECT ran_on, COUNT(*) AS n FROM assignments WHERE state IN ('dispatched', 'running') "
+                           "GROUP BY ran_on")
+        return {r["ran_on"]: int(r["n"]) for r in rows if r["ran_on"] is not None}
+
     def active_count(self, machine: str | None = None) -> int:
         """How many assignments hold a worker slot, fleet-wide or on one machine."""
         if machine is None:
@@ -304,8 +336,9 @@ class Assignments(Table):
 
     def find(self, states: tuple[str, ...] | None = None, machine: str | None = None, repo: str | None = None,
              limit: int = 200) -> list[Row]:
-        """Assignments filtered by state, machine (asked for or ran on) and repo; queue order, newest first."""
-        sql, params = "SELECT * FROM assignments WHERE 1 = 1", []
+        """Assignments filtered by state, machine (asked for or ran on) and repo; queue order, newest first; as
+        lists read them (:data:`LISTED`: no briefing)."""
+        sql, params = f"SELECT {LISTED} FROM assignments WHERE 1 = 1", []
         if states:
             sql += f" AND state IN ({', '.join('?' * len(states))})"
             params += list(states)
@@ -336,8 +369,9 @@ class Assignments(Table):
         return self.ex.all(sql + " ORDER BY stage_at, seq", tuple(params))
 
     def updated_since(self, since: float) -> list[Row]:
-        """Assignments changed at or after ``since``, in queue order."""
-        return self.ex.all("SELECT * FROM assignments WHERE updated_at >= ? ORDER BY seq", (since,))
+        """Assignments changed at or after ``since``, in queue order, as lists read them (:data:`LISTED`: no
+        briefing)."""
+        return self.ex.all(f"SELECT {LISTED} FROM assignments WHERE updated_at >= ? ORDER BY seq", (since,))
 
 
 class Attempts(Table):
