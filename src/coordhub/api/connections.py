@@ -11,6 +11,13 @@ offline). :func:`guarded_protocol` wraps uvicorn's HTTP protocol class with:
   time a response completes, the next request's headers must arrive within
   ``header_timeout`` seconds, or the connection is closed (trickling bytes
   does not extend it);
+* a **header size bound**: a request line and headers larger than
+  ``max_header_bytes`` are answered 431 and the connection closed. uvicorn's
+  httptools parser (the one ``coord serve`` runs) has no bound of its own and
+  joins a header value or URL that arrives in pieces by copying all of it
+  for each piece, on the event loop: one connection trickling a 100 MB
+  header within the header deadline froze every request for seconds
+  (h11 bounds its heads itself, to 16 KiB);
 * a **connection cap** below the descriptor limit: when a new connection
   would pass ``max_connections``, the connection that has waited longest for
   its headers (half-open, or idle between requests) is closed to make room,
@@ -25,12 +32,16 @@ start, and :func:`connection_budget` derives the caps from it.
 from __future__ import annotations
 
 import asyncio
+import json
 import resource
 import time
 from typing import Any
 
 FD_RESERVE = 128  # descriptors kept for the database, its reader threads, logs and the listening socket
 STREAM_HEADROOM = 8  # 1/8 of the connections (at least 16) stay free of streams and long-polls
+MAX_HEADER_BYTES = 64 * 1024  # a request line and headers past this answer 431 (h11's own bound is 16 KiB; nginx's
+# default buffers hold 32 KiB): a token, a cookie and the ordinary headers take well under 2 KiB
+_TOO_LARGE = "the request line and headers exceed {} bytes"  # the 431's message; its envelope is the API's own
 
 
 def raise_fd_limit() -> int:
@@ -59,16 +70,20 @@ def connection_budget(fd_limit: int, max_connections: int = 0) -> tuple[int, int
     return connections, streams
 
 
-def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float,
-                     max_connections: int) -> type[asyncio.Protocol]:
-    """A subclass of uvicorn's HTTP protocol ``base`` (httptools or h11) with the module's two guards.
+def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float, max_connections: int,
+                     max_header_bytes: int = MAX_HEADER_BYTES) -> type[asyncio.Protocol]:
+    """A subclass of uvicorn's HTTP protocol ``base`` (httptools or h11) with the module's guards.
 
     Relies on what both uvicorn protocols share: ``connections`` (the
     server's set of open protocols), ``cycle`` (the current request, replaced
     when a new request's headers are complete), ``loop``, ``transport``,
-    ``on_response_complete``.
+    ``on_response_complete``; and, for the header size bound, on the
+    httptools protocol's ``on_message_begin`` and ``on_headers_complete``
+    (h11's protocol calls neither, and bounds a head itself).
     """
     proto: Any = base
+    message = _TOO_LARGE.format(max_header_bytes)
+    too_large = json.dumps({"error": {"code": "header_too_large", "message": message}, "detail": message}).encode()
 
     class Guarded(proto):  # type: ignore[misc]
         # One timer per connection, re-armed lazily: a request on a kept-alive connection only moves
@@ -78,6 +93,8 @@ def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float,
         _armed_cycle: Any = None
         _waiting = False
         _waiting_since = 0.0
+        _in_head = False  # httptools: between a request's first byte and the end of its headers
+        _head_bytes = 0  # bytes of the current head counted so far (see data_received)
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
@@ -86,9 +103,36 @@ def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float,
                 self._shed()
 
         def data_received(self, data: bytes) -> None:
+            if self.transport.is_closing():
+                return  # refused (431) or shed: nothing more is parsed
+            within = self._in_head
             super().data_received(data)
             if self._waiting and self.cycle is not self._armed_cycle:
                 self._waiting = False  # a new request's headers are complete
+            if within and self._in_head:
+                # The whole piece belongs to a head that began before it and is still not complete. A head that
+                # began inside this piece is not counted: at most one read (256 KiB) more is parsed before the
+                # refusal, and a request body's bytes ahead of it are never taken for a head.
+                self._head_bytes += len(data)
+                if self._head_bytes > max_header_bytes:
+                    self._refuse_head()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._in_head, self._head_bytes = True, 0
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            super().on_headers_complete()
+
+        def _refuse_head(self) -> None:
+            """Answer 431 and close, unless an earlier (pipelined) request's answer is still being written."""
+            self._disarm()
+            if self.cycle is None or self.cycle.response_complete:
+                self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                                     b"content-type: application/json\r\nconnection: close\r\n"
+                                     b"content-length: " + str(len(too_large)).encode() + b"\r\n\r\n" + too_large)
+            self.transport.close()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
