@@ -18,6 +18,13 @@ offline). :func:`guarded_protocol` wraps uvicorn's HTTP protocol class with:
   for each piece, on the event loop: one connection trickling a 100 MB
   header within the header deadline froze every request for seconds
   (h11 bounds its heads itself, to 16 KiB);
+* a **pipelining bound**: a connection that sends more than
+  ``max_pipelined`` requests ahead of the answers it has been given is
+  closed. httptools parses every request in what one read brings (up to
+  256 KiB) and queues each, so one unauthenticated connection pipelining
+  ``GET /health`` and reading nothing held ~5 MiB until it let go (60 such
+  connections: +315 MiB), and a few thousand would exhaust the machine's
+  memory (h11 reads one request at a time);
 * a **connection cap** below the descriptor limit: when a new connection
   would pass ``max_connections``, the connection that has waited longest for
   its headers (half-open, or idle between requests) is closed to make room,
@@ -41,6 +48,7 @@ FD_RESERVE = 128  # descriptors kept for the database, its reader threads, logs 
 STREAM_HEADROOM = 8  # 1/8 of the connections (at least 16) stay free of streams and long-polls
 MAX_HEADER_BYTES = 64 * 1024  # a request line and headers past this answer 431 (h11's own bound is 16 KiB; nginx's
 # default buffers hold 32 KiB): a token, a cookie and the ordinary headers take well under 2 KiB
+MAX_PIPELINED = 32  # requests a connection may send ahead of its answers (clients rarely pipeline at all)
 _TOO_LARGE = "the request line and headers exceed {} bytes"  # the 431's message; its envelope is the API's own
 
 
@@ -71,15 +79,17 @@ def connection_budget(fd_limit: int, max_connections: int = 0) -> tuple[int, int
 
 
 def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float, max_connections: int,
-                     max_header_bytes: int = MAX_HEADER_BYTES) -> type[asyncio.Protocol]:
+                     max_header_bytes: int = MAX_HEADER_BYTES,
+                     max_pipelined: int = MAX_PIPELINED) -> type[asyncio.Protocol]:
     """A subclass of uvicorn's HTTP protocol ``base`` (httptools or h11) with the module's guards.
 
     Relies on what both uvicorn protocols share: ``connections`` (the
     server's set of open protocols), ``cycle`` (the current request, replaced
     when a new request's headers are complete), ``loop``, ``transport``,
-    ``on_response_complete``; and, for the header size bound, on the
-    httptools protocol's ``on_message_begin`` and ``on_headers_complete``
-    (h11's protocol calls neither, and bounds a head itself).
+    ``on_response_complete``; and, for the header size and pipelining bounds,
+    on the httptools protocol's ``on_message_begin``, ``on_headers_complete``,
+    ``on_body`` and ``pipeline`` (h11's protocol has none of them, bounds a
+    head itself and reads no request ahead).
     """
     proto: Any = base
     message = _TOO_LARGE.format(max_header_bytes)
@@ -95,6 +105,7 @@ def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float, max
         _waiting_since = 0.0
         _in_head = False  # httptools: between a request's first byte and the end of its headers
         _head_bytes = 0  # bytes of the current head counted so far (see data_received)
+        _done = False  # refused (431, pipelining): no request more is read; closed once the current answer is
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
@@ -103,8 +114,8 @@ def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float, max
                 self._shed()
 
         def data_received(self, data: bytes) -> None:
-            if self.transport.is_closing():
-                return  # refused (431) or shed: nothing more is parsed
+            if self._done or self.transport.is_closing():
+                return  # refused (431, pipelining) or shed: nothing more is parsed
             within = self._in_head
             super().data_received(data)
             if self._waiting and self.cycle is not self._armed_cycle:
@@ -114,7 +125,7 @@ def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float, max
                 # began inside this piece is not counted: at most one read (256 KiB) more is parsed before the
                 # refusal, and a request body's bytes ahead of it are never taken for a head.
                 self._head_bytes += len(data)
-                if self._head_bytes > max_header_bytes:
+                if self._head_bytes > max_header_bytes and not self._done:
                     self._refuse_head()
 
         def on_message_begin(self) -> None:
@@ -123,18 +134,46 @@ def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float, max
 
         def on_headers_complete(self) -> None:
             self._in_head = False
+            if self._done or self.transport.is_closing():
+                return  # the rest of the read starts and queues no request
             super().on_headers_complete()
+            pipeline = getattr(self, "pipeline", None)
+            if pipeline is not None and len(pipeline) > max_pipelined:
+                pipeline.clear()  # never started
+                self._finish()
+
+        def on_body(self, body: bytes) -> None:
+            if not (self._done or self.transport.is_closing()):  # a request not started feeds no other's body
+                super().on_body(body)
+
+        def _busy(self) -> bool:
+            """Whether a request's answer is being made (a pipelined request is queued only behind one)."""
+            return bool(getattr(self, "pipeline", None)) or not (self.cycle is None or self.cycle.response_complete)
+
+        def _finish(self) -> None:
+            """Read and start no request more, and close the connection: now, or once the answer being made is
+            complete (closing under it would fail its writes: uvloop raises on a closed transport)."""
+            self._done = True
+            self._disarm()
+            if not self._busy():
+                self.transport.close()
 
         def _refuse_head(self) -> None:
-            """Answer 431 and close, unless an earlier (pipelined) request's answer is still being written."""
-            self._disarm()
-            if self.cycle is None or self.cycle.response_complete:
+            """Answer 431 and close; with an earlier (pipelined) request's answer still being made, close after it
+            without a 431."""
+            if not self._busy():
                 self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
                                      b"content-type: application/json\r\nconnection: close\r\n"
                                      b"content-length: " + str(len(too_large)).encode() + b"\r\n\r\n" + too_large)
-            self.transport.close()
+            self._finish()
 
         def on_response_complete(self) -> None:
+            if self._done:
+                getattr(self, "pipeline", []).clear()
+                super().on_response_complete()
+                self._disarm()
+                self.transport.close()
+                return
             super().on_response_complete()
             if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
                 self._arm()  # idle until the next request: its headers have a deadline too
