@@ -89,7 +89,8 @@ class Strict(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _few_unknown(cls, data: Any) -> Any:
-        if type(data) is dict and len(data) > MAX_UNKNOWN_FIELDS:  # a small object costs this test alone
+        if (type(data) is dict and len(data) > MAX_UNKNOWN_FIELDS  # a small object costs this test alone
+                and cls.model_config.get("extra") == "forbid"):  # a subclass taking unknown fields takes them all
             known = _field_names(cls)
             unknown = [k for k in data if k not in known]
             if len(unknown) > MAX_UNKNOWN_FIELDS:
