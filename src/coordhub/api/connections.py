@@ -25,6 +25,12 @@ offline). :func:`guarded_protocol` wraps uvicorn's HTTP protocol class with:
   ``GET /health`` and reading nothing held ~5 MiB until it let go (60 such
   connections: +315 MiB), and a few thousand would exhaust the machine's
   memory (h11 reads one request at a time);
+* a **body pieces bound**: a request body that arrives in more than
+  ``max_body_pieces`` pieces (chunks of a chunked body, or separate reads)
+  is answered 400 and the connection closed. httptools hands each piece to
+  uvicorn, which appends it to the body read so far (a copy of all of it) on
+  the event loop: 1 MiB sent in one-byte chunks took ~0.4 s of the loop, and
+  eight such unauthenticated connections held ``/health`` up 1.6 s;
 * a **connection cap** below the descriptor limit: when a new connection
   would pass ``max_connections``, the connection that has waited longest for
   its headers (half-open, or idle between requests) is closed to make room,
@@ -48,8 +54,11 @@ FD_RESERVE = 128  # descriptors kept for the database, its reader threads, logs 
 STREAM_HEADROOM = 8  # 1/8 of the connections (at least 16) stay free of streams and long-polls
 MAX_HEADER_BYTES = 64 * 1024  # a request line and headers past this answer 431 (h11's own bound is 16 KiB; nginx's
 # default buffers hold 32 KiB): a token, a cookie and the ordinary headers take well under 2 KiB
+MAX_BODY_PIECES = 16_384  # pieces a request body may arrive in: 1 MiB (the default body limit) in 64-byte pieces
 MAX_PIPELINED = 32  # requests a connection may send ahead of its answers (clients rarely pipeline at all)
-_TOO_LARGE = "the request line and headers exceed {} bytes"  # the 431's message; its envelope is the API's own
+_TOO_LARGE = "the request line and headers exceed {} bytes"
+_PIECES = ("the request body arrived in more than {} pieces (chunks of a chunked body, or reads); send it in larger "
+           "chunks")  # the 431's message; its envelope is the API's own
 
 
 def raise_fd_limit() -> int:
@@ -80,7 +89,8 @@ def connection_budget(fd_limit: int, max_connections: int = 0) -> tuple[int, int
 
 def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float, max_connections: int,
                      max_header_bytes: int = MAX_HEADER_BYTES,
-                     max_pipelined: int = MAX_PIPELINED) -> type[asyncio.Protocol]:
+                     max_pipelined: int = MAX_PIPELINED,
+                     max_body_pieces: int = MAX_BODY_PIECES) -> type[asyncio.Protocol]:
     """A subclass of uvicorn's HTTP protocol ``base`` (httptools or h11) with the module's guards.
 
     Relies on what both uvicorn protocols share: ``connections`` (the
@@ -94,6 +104,8 @@ def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float, max
     proto: Any = base
     message = _TOO_LARGE.format(max_header_bytes)
     too_large = json.dumps({"error": {"code": "header_too_large", "message": message}, "detail": message}).encode()
+    message = _PIECES.format(max_body_pieces)
+    in_pieces = json.dumps({"error": {"code": "bad_request", "message": message}, "detail": message}).encode()
 
     class Guarded(proto):  # type: ignore[misc]
         # One timer per connection, re-armed lazily: a request on a kept-alive connection only moves
@@ -106,6 +118,7 @@ def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float, max
         _in_head = False  # httptools: between a request's first byte and the end of its headers
         _head_bytes = 0  # bytes of the current head counted so far (see data_received)
         _done = False  # refused (431, pipelining): no request more is read; closed once the current answer is
+        _pieces = 0  # pieces of the current request's body so far
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
@@ -130,7 +143,7 @@ def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float, max
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._in_head, self._head_bytes = True, 0
+            self._in_head, self._head_bytes, self._pieces = True, 0, 0
 
         def on_headers_complete(self) -> None:
             self._in_head = False
@@ -143,8 +156,34 @@ def guarded_protocol(base: type[asyncio.Protocol], *, header_timeout: float, max
                 self._finish()
 
         def on_body(self, body: bytes) -> None:
-            if not (self._done or self.transport.is_closing()):  # a request not started feeds no other's body
+            if self._done or self.transport.is_closing():
+                return  # a request not started feeds no other's body
+            self._pieces += 1
+            if self._pieces > max_body_pieces:
+                self._refuse_body()
+            else:
                 super().on_body(body)
+
+        def _refuse_body(self) -> None:
+            """Answer 400 to a request whose body came in too many pieces and close; its app sees the client gone.
+            Queued behind another answer (pipelined), it is never started and the connection closes after that
+            answer."""
+            pipeline = getattr(self, "pipeline", None)
+            if pipeline:
+                pipeline.clear()
+                self._finish()
+                return
+            cycle = self.cycle
+            self._done = True
+            self._disarm()
+            if cycle is not None and not cycle.response_started:
+                self.transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+                                     b"connection: close\r\ncontent-length: " + str(len(in_pieces)).encode()
+                                     + b"\r\n\r\n" + in_pieces)
+            if cycle is not None:  # its app's reads end (http.disconnect) and its writes are dropped by uvicorn
+                cycle.disconnected = True
+                cycle.message_event.set()
+            self.transport.close()
 
         def _busy(self) -> bool:
             """Whether a request's answer is being made (a pipelined request is queued only behind one)."""
