@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Callable
 
+import httpx2
 import pytest
 
 from tests.abuse.conftest import HealthWatch, Hub
@@ -122,3 +123,109 @@ def test_streams_full_size(start_hub: Callable[..., Hub]) -> None:
 @pytest.mark.timeout(600)
 def test_half_open_full_size(start_hub: Callable[..., Hub]) -> None:
     _half_open(start_hub, nofile=1024, connections=1000)
+
+
+def _head_in_pieces(hub: Hub, piece: bytes, pieces: int) -> socket.socket:
+    """A connection that sent a request line, then one header ``piece * pieces`` long, unfinished, in pieces."""
+    s = _open(hub, b"GET /health HTTP/1.1\r\nHost: hub\r\nX-Pad: ")
+    assert s is not None
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # many small reads: the copying the bound stops
+    try:
+        for _ in range(pieces):
+            s.sendall(piece)
+    except OSError:
+        pass  # the hub refused the head and closed the connection part-way: what it should do
+    return s
+
+
+def test_an_oversized_head_is_431_and_closed(start_hub: Callable[..., Hub]) -> None:
+    """A request line plus headers over 64 KiB is refused with 431 as it arrives, not read to the header deadline.
+
+    Before the fix uvicorn's httptools parser took a head of any size, joining a header that arrived in pieces by
+    copying all of it for each piece on the event loop: one connection sending 100 MB in 1 KiB pieces within the
+    10 s header deadline held every other request up for ~7 s, and a few connections froze the hub. Without the
+    fix the 4 MiB head here gets no answer: the hub closes it only at the deadline (60 s here), past the socket's
+    wait, so ``_status`` is None.
+    """
+    hub = start_hub(args=("--header-timeout", "60"))
+    with HealthWatch(hub) as watch:
+        s = _head_in_pieces(hub, b"a" * 1024, 4096)
+        with s:
+            s.settimeout(20)
+            status = _status(s)
+    watch.assert_answered()
+    assert status == 431
+    ok = httpx2.get(hub.url + "/health", headers={"X-Pad": "a" * 30_000}, timeout=10)  # a large head under the bound
+    assert ok.status_code == 200
+
+
+def test_a_connection_pipelining_past_the_bound_is_closed(start_hub: Callable[..., Hub]) -> None:
+    """Counted, not timed: 1,000 pipelined ``GET /health`` in one write get at most the bound's answers, then the
+    connection is closed; fewer are all answered on one connection.
+
+    Before the fix uvicorn's httptools protocol parsed and queued every request of a read (256 KiB: ~8,000 such
+    requests), ~5 MiB a connection held as long as the client read nothing (60 connections: +315 MiB, none
+    authenticated), and answered all 1,000 here.
+    """
+    hub = start_hub()
+
+    def answers(count: int) -> tuple[int, bool]:
+        s = _open(hub, b"GET /health HTTP/1.1\r\nHost: hub\r\n\r\n" * count)
+        assert s is not None
+        got, closed = b"", False
+        with s:
+            s.settimeout(20)
+            while got.count(b"HTTP/1.1 200") < count:
+                try:
+                    chunk = s.recv(65536)
+                except OSError:
+                    break
+                if not chunk:
+                    closed = True
+                    break
+                got += chunk
+        return got.count(b"HTTP/1.1 200"), closed
+
+    with HealthWatch(hub) as watch:
+        flood, closed = answers(1000)
+        few, _ = answers(20)
+    watch.assert_answered()
+    assert closed and flood <= 34, (flood, closed)
+    assert few == 20
+
+
+def test_a_body_in_too_many_pieces_is_400_and_closed(start_hub: Callable[..., Hub]) -> None:
+    """Counted, not timed: a JSON body sent in 17,000 one-byte chunks is refused with 400 naming the pieces, and the
+    hub logs no error; the same body in one chunk is read (401 here: no token).
+
+    Before the fix every chunk was appended to the body read so far by copying all of it, on the event loop: 1 MiB
+    in one-byte chunks took ~0.4 s of it, and eight such connections (no token needed: a body is read before the
+    token is checked) held /health up 1.6 s. Without the fix the 17,000 chunks are read and the answer is 401.
+    """
+    hub = start_hub()
+    text = b'{"text": "' + b"a" * 16_990 + b'"}'
+    head = (b"POST /api/coord/todos HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+
+    def status(body: bytes) -> tuple[int | None, bytes]:
+        s = _open(hub, head + body + b"0\r\n\r\n")
+        assert s is not None
+        with s:
+            s.settimeout(20)
+            got = b""
+            try:
+                while chunk := s.recv(65536):
+                    got += chunk
+                    if b"\r\n\r\n" in got and got.rstrip().endswith(b"}"):
+                        break
+            except OSError:
+                pass
+        return (int(got.split()[1]) if got.startswith(b"HTTP/1.1 ") else None), got
+
+    with HealthWatch(hub) as watch:
+        pieces, answer = status(b"".join(b"1\r\n" + text[i:i + 1] + b"\r\n" for i in range(len(text))))
+        whole, _ = status(f"{len(text):x}\r\n".encode() + text + b"\r\n")
+    watch.assert_answered()
+    assert pieces == 400 and b"pieces" in answer, answer[:400]
+    assert whole == 401
+    assert "Traceback" not in hub.log.read_text()

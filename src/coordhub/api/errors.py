@@ -25,6 +25,7 @@ from coordhub.api.answers import JSONResponse
 from coordhub.errors import CoordError, RateLimited, Unavailable, WriterLost, describe_problem
 
 log = logging.getLogger("coordhub.api")
+MAX_PROBLEMS = 100  # problems one 422 names (errors past them are counted in its message)
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
@@ -107,16 +108,21 @@ def _undecodable(raw: bytes) -> str | None:
 
 
 def _validation_message(exc: RequestValidationError, raw: bytes) -> tuple[int, str, list[dict[str, Any]]]:
+    """``(status, message, problems)`` of a request that did not validate: at most :data:`MAX_PROBLEMS` problems
+    (the message then says how many more), so no request makes the answer larger than the problems it names."""
     problems = []
     status = 422
-    for err in exc.errors():
+    errors = exc.errors()
+    if any(err.get("type") == "json_invalid" for err in errors):
+        why = _undecodable(raw) or "body is not valid JSON"
+        return 400, why, [{"field": "body", "problem": why}]
+    for err in errors[:MAX_PROBLEMS]:
         kind = err.get("type", "")
-        if kind == "json_invalid":
-            why = _undecodable(raw) or "body is not valid JSON"
-            return 400, why, [{"field": "body", "problem": why}]
         text = describe_problem(kind, _location(err.get("loc", ())), err.get("msg", "invalid"), err.get("input"))
         problems.append({"field": _location(err.get("loc", ())), "problem": text})
     message = "; ".join(p["problem"] for p in problems) or "invalid request"
+    if len(errors) > MAX_PROBLEMS:
+        message += f"; and {len(errors) - MAX_PROBLEMS} more problems"
     return status, message, problems
 
 
