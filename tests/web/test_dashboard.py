@@ -63,6 +63,13 @@ def test_sign_in_and_a_message_appears_live_without_reload(browser: Any, fleet: 
     reply = [m for m in fleet.call("GET", "/api/coord/messages", AGENT, 200, params={"to_session": AGENT}).json()
              if m["reply_to"] == asks["id"]]
     assert len(reply) == 1 and reply[0]["thread_id"] == asks["id"] and reply[0]["to_session"] == AGENT
+    # the open message's thread shows the reply just sent, live: the page's own side of the exchange, which its
+    # inbox never holds (the thread was built from the inbox and showed the asking message alone)
+    thread = page.locator("ol.thread li")
+    thread.filter(has_text="Re: please ack").wait_for(timeout=10_000)
+    assert thread.count() == 2 and f"{OVERSEER} → {AGENT}" in thread.nth(1).inner_text()
+    thread.nth(1).locator("summary").click()
+    assert thread.nth(1).locator("pre.body").inner_text() == "on it"
 
     # sign out: back to the form, and the cookie the browser had is dead on the hub
     cookie = cookies[0]["value"]

@@ -6,6 +6,7 @@ import { html, useState, useNow, useResource, Loaded, Time, VirtualTable, Badge,
 
 const IMPORTANCE = ["low", "normal", "high", "urgent"];
 const PAGE = 200;
+const THREAD_PAGES = 5;  // a thread shows at most this many answers of PAGE messages (about 4 MiB each)
 
 export function MessagesView() {
   const [older, setOlder] = useState([]);
@@ -29,8 +30,6 @@ export function MessagesView() {
     setMore(page.more);
   };
   const selected = open && all.find((m) => m.id === open);
-  const thread = selected ? all.filter((m) => (m.thread_id || m.id) === (selected.thread_id || selected.id))
-    .sort((a, b) => a.seq - b.seq) : [];
   const unread = all.filter((m) => !m.read).length;
   return html`<section aria-labelledby="messages-h" class="split">
     <div>
@@ -47,7 +46,7 @@ export function MessagesView() {
             <td>${m.requires_ack ? (m.acked_at ? html`<${Badge} kind="ok">acked</${Badge}>`
               : html`<${Badge} kind="high">ack required</${Badge}>`) : null}</td>`} />
         ${(more === null ? res.data && res.data.more : more) ? html`<button type="button" onClick=${loadOlder}>Load older</button>` : null}`}</${Loaded}>
-      ${selected ? html`<${MessageDetail} m=${selected} thread=${thread} now=${now}
+      ${selected ? html`<${MessageDetail} key=${selected.id} m=${selected} now=${now}
           onReply=${() => setReply(selected)} onClose=${() => setOpen(null)} />` : null}
     </div>
     <${Compose} key=${reply ? reply.id : "new"} reply=${reply} sent=${sent} onSent=${setSent}
@@ -55,10 +54,10 @@ export function MessagesView() {
   </section>`;
 }
 
-function MessageDetail({ m, thread, now, onReply, onClose }) {
+function MessageDetail({ m, now, onReply, onClose }) {
   return html`<article class="card" aria-label="Message">
     <header><h3>${m.subject}</h3><button type="button" class="link" onClick=${onClose} aria-label="Close message">×</button></header>
-    <p class="meta">From <strong>${m.from_session}</strong> to ${m.broadcast ? "everyone" : m.to_session},
+    <p class="meta">From <strong>${m.from_session}</strong> to ${m.broadcast ? "everyone" : m.to_session},${" "}
       <${Time} iso=${m.created_at} now=${now} />${m.project_key ? " · " + m.project_key : ""}
       ${m.message_type ? html` · <${Badge}>${m.message_type}</${Badge}>` : null}</p>
     <pre class="body">${m.body}</pre>
@@ -67,10 +66,28 @@ function MessageDetail({ m, thread, now, onReply, onClose }) {
       ${m.requires_ack && !m.acked_at ? html`<${Action} run=${() => call("POST", `/messages/${m.id}/ack`)}>Ack</${Action}>` : null}
       <button type="button" onClick=${onReply}>Reply in thread</button>
     </p>
-    ${thread.length > 1 ? html`<h4>Thread (${thread.length})</h4><ol class="thread">
-      ${thread.map((t) => html`<li key=${t.id} class=${t.id === m.id ? "current" : ""}>
-        <strong>${t.from_session}</strong> <${Time} iso=${t.created_at} now=${now} />: ${t.subject}</li>`)}</ol>` : null}
+    <${Thread} m=${m} now=${now} />
   </article>`;
+}
+
+/** The open message's thread as the hub keeps it (`GET /messages?thread_id=`): what this session sent in it too,
+ * which its inbox never holds, so a thread built from the inbox showed one side of the exchange. Read again on
+ * every message event while the message is open; at most THREAD_PAGES answers of PAGE messages. */
+function Thread({ m, now }) {
+  const id = m.thread_id || m.id;
+  const res = useResource(() => pages("/messages?limit=" + PAGE + "&to_session=" + encodeURIComponent(me.sessionId) +
+                                      "&thread_id=" + encodeURIComponent(id),
+                                      { header: "Coord-Next-After-Seq", param: "after_seq", maxPages: THREAD_PAGES }),
+                          ["message."], [id]);
+  if (!res.data) return res.error ? html`<p class="error" role="alert">Could not read the thread: ${res.error.message}</p>` : null;
+  const thread = res.data.rows;
+  if (thread.length < 2) return null;
+  return html`<h4>Thread (${thread.length}${res.data.more ? "+" : ""})</h4><ol class="thread">
+    ${thread.map((t) => html`<li key=${t.id} class=${t.id === m.id ? "current" : ""}>
+      <strong>${t.from_session}</strong> → ${t.broadcast ? "everyone" : t.to_session}${" "}
+      <${Time} iso=${t.created_at} now=${now} />: ${t.subject}
+      ${t.id === m.id ? null : html`<details><summary>Body</summary><pre class="body">${t.body}</pre></details>`}</li>`)}</ol>
+    ${res.data.more ? html`<p class="meta">Later messages of the thread follow: coord msg thread ${id}</p>` : null}`;
 }
 
 function Compose({ reply, sent, onSent, onDone }) {
