@@ -1,0 +1,42 @@
+"""Views kept current while the page stays open: a lease granted shows in full, a session that went quiet turns idle."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from tests.web.conftest import AGENT, OVERSEER, Fleet, open_page
+
+
+def test_a_lease_granted_while_the_page_is_open_shows_its_description(browser: Any, fleet: Fleet) -> None:
+    # the view builds the row from the lease.granted event; the event carried no description, so a live
+    # grant showed an empty Description cell until a reload
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "leases")
+    page.wait_for_selector("text=No live leases.")
+    fleet.call("POST", "/api/coord/locks", AGENT, expect=201,
+               json={"project_key": "web", "resource": "src/live.py", "description": "<b>migrating</b> the schema"})
+    row = page.locator("tr", has_text="src/live.py")
+    row.wait_for(timeout=10_000)
+    page.wait_for_selector("td:text-is('<b>migrating</b> the schema')", timeout=10_000)  # as text, not markup
+    assert page.errors == []
+
+
+def test_a_session_that_stops_heartbeating_turns_idle_on_the_open_fleet_view(browser: Any, fleet: Fleet) -> None:
+    # a state follows from the time since the last heartbeat, and heartbeats are no events: the view read the
+    # list on events only, so a session that went quiet showed "active" (with "3 min ago" beside it) for good
+    quiet, other = "m7/quiet", "m7/other"
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "fleet")
+    fleet.call("POST", "/api/coord/presence/register", quiet, expect=200, json={"client": "claude-code"})
+    page.locator("tr", has_text=quiet).wait_for(timeout=10_000)
+    # its last heartbeat 110 s back (the hub's idle tier starts past 120 s), then an event that makes the view read
+    db = sqlite3.connect(fleet.hub.data_dir / "coord.db", timeout=30, isolation_level=None)
+    try:
+        db.execute("UPDATE sessions SET last_heartbeat = last_heartbeat - 110 WHERE session_id = ?", (quiet,))
+    finally:
+        db.close()
+    fleet.call("POST", "/api/coord/presence/register", other, expect=200, json={"client": "claude-code"})
+    page.locator("tr", has_text=other).wait_for(timeout=10_000)
+    row = page.locator("tr", has_text=quiet)
+    assert row.locator(".badge.active").count() == 1
+    row.locator(".badge.idle").wait_for(timeout=30_000)  # no event: the view read again as the tier passed
+    assert page.errors == []
