@@ -40,3 +40,29 @@ def test_a_session_that_stops_heartbeating_turns_idle_on_the_open_fleet_view(bro
     assert row.locator(".badge.active").count() == 1
     row.locator(".badge.idle").wait_for(timeout=30_000)  # no event: the view read again as the tier passed
     assert page.errors == []
+
+
+def test_the_next_session_signed_in_on_the_page_sees_neither_the_last_ones_events_nor_its_stale_leases(
+        browser: Any, fleet: Fleet) -> None:
+    # sign-out kept the stream's recent events and the lease list in the page: a non-admin signing in next, without
+    # a reload, found the admin's events in the events view (a direct message's subject between two others among
+    # them), and a lease granted while nobody was signed in never showed
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "leases")
+    page.wait_for_selector("text=live leases")
+    fleet.call("POST", "/api/coord/messages", AGENT, expect=201,
+               json={"to_session": "m2/agent", "subject": "between two others", "body": "b"})
+    page.click("nav a[href='#/events']")
+    page.wait_for_selector("text=subject: between two others")  # the admin sees it
+    page.click("button:has-text('Sign out')")
+    page.wait_for_selector("input[name=secret]")
+    fleet.call("POST", "/api/coord/locks", AGENT, expect=201,
+               json={"project_key": "web", "resource": "src/while_out.py", "description": "granted while signed out"})
+    page.fill("input[name=secret]", fleet.token("m3/agent"))
+    page.click("button[type=submit]")
+    page.wait_for_selector(".stream.live", timeout=10_000)
+    page.wait_for_selector("td[data-event-id]")
+    page.wait_for_selector("text=web.signed_in")
+    assert page.locator("text=between two others").count() == 0
+    page.click("nav a[href='#/leases']")
+    page.wait_for_selector("td:text-is('src/while_out.py')", timeout=10_000)
+    assert page.errors == []
