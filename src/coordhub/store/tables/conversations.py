@@ -65,6 +65,37 @@ class Conversations(Table):
                            (conversation_id, conversation_id))
         return sorted(str(r["a"]) for r in rows)
 
+    def participants_of(self, conversation_ids: list[str]) -> dict[str, list[str]]:
+        """:meth:`participants` of each of ``conversation_ids`` in one read (a listing renders up to a page of
+        them): ``{conversation_id: sorted addresses}``, ``[]`` for one without an accepted turn."""
+        found: dict[str, set[str]] = {c: set() for c in conversation_ids}
+        if not conversation_ids:
+            return {}
+        marks = ", ".join("?" * len(conversation_ids))
+        rows = self.ex.all(
+            f"SELECT conversation_id, from_address AS a FROM turns WHERE conversation_id IN ({marks}) "
+            "AND decision = 'process' "
+            f"UNION SELECT conversation_id, to_address FROM turns WHERE conversation_id IN ({marks}) "
+            "AND decision = 'process'", (*conversation_ids, *conversation_ids))
+        for r in rows:
+            found[str(r["conversation_id"])].add(str(r["a"]))
+        return {c: sorted(a) for c, a in found.items()}
+
+    def pending_of(self, conversation_ids: list[str]) -> dict[str, int]:
+        """:meth:`pending_in` of each of ``conversation_ids`` (after its own last release) in one read:
+        ``{conversation_id: count}``, 0 for one with nothing pending."""
+        if not conversation_ids:
+            return {}
+        marks = ", ".join("?" * len(conversation_ids))
+        rows = self.ex.all(
+            "SELECT t.conversation_id, COUNT(*) AS n FROM turns t "
+            "JOIN conversations c ON c.conversation_id = t.conversation_id "
+            f"WHERE t.conversation_id IN ({marks}) AND t.decision = 'process' AND t.type <> 'release' "
+            "AND t.sequence > c.last_release GROUP BY t.conversation_id", tuple(conversation_ids))
+        counts = dict.fromkeys(conversation_ids, 0)
+        counts.update({str(r["conversation_id"]): int(r["n"]) for r in rows})
+        return counts
+
     def takes_part(self, conversation_id: str, address: str) -> bool:
         """Whether ``address`` sent or received an accepted turn of the conversation."""
         return self.ex.one("SELECT 1 AS x FROM turns WHERE conversation_id = ? AND decision = 'process' "
