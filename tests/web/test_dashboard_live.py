@@ -66,3 +66,29 @@ def test_the_next_session_signed_in_on_the_page_sees_neither_the_last_ones_event
     page.click("nav a[href='#/leases']")
     page.wait_for_selector("td:text-is('src/while_out.py')", timeout=10_000)
     assert page.errors == []
+
+
+def test_an_admins_inbox_is_not_read_again_for_other_sessions_messages(browser: Any, fleet: Fleet) -> None:
+    # an admin's stream carries every session's message events, and each one read the whole inbox again (200
+    # messages, up to about 4 MiB), though a message between two other sessions cannot change it
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "messages")
+    page.wait_for_selector("h2#messages-h")
+    page.wait_for_selector(".state.loading", state="detached")
+    reads: list[str] = []
+    page.on("request", lambda req: reads.append(req.url) if "/api/coord/messages?" in req.url else None)
+    for i in range(5):
+        fleet.call("POST", "/api/coord/messages", AGENT, expect=201,
+                   json={"to_session": "m2/agent", "subject": f"not for the overseer {i}", "body": "b"})
+    # a barrier: the stream keeps the log's order, and a view reads as an event arrives, so once the halt banner
+    # shows a halt set after those messages, any read their events caused has been asked for
+    scope = "project:barrier"
+    fleet.call("POST", "/api/coord/halt", OVERSEER, expect=201, json={"reason": "barrier", "scope": scope})
+    try:
+        page.locator(".banner.halt p", has_text=f"HALTED ({scope})").wait_for(timeout=10_000)
+    finally:
+        fleet.call("POST", "/api/coord/resume", OVERSEER, expect=200, json={"scope": scope})
+    assert reads == []
+    fleet.call("POST", "/api/coord/messages", AGENT, expect=201,
+               json={"to_session": OVERSEER, "subject": "for the overseer", "body": "b"})
+    page.wait_for_selector("text=for the overseer", timeout=10_000)  # its own messages still arrive live
+    assert page.errors == []

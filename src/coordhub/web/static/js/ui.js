@@ -53,10 +53,11 @@ const GAP_MS = 200;
 
 /**
  * Load `path` (or run `load()`), and again whenever an event whose kind starts with one of `prefixes` arrives
- * (coalesced: at most one read in flight, one more queued) and after the stream reconnects.
+ * and `accept(event)` (when given) says it concerns what was read (coalesced: at most one read in flight, one more
+ * queued) and after the stream reconnects.
  * Returns {data, error, loading, reload, setData}.
  */
-export function useResource(load, prefixes, deps = []) {
+export function useResource(load, prefixes, deps = [], accept = null) {
   const [state, setState] = useState({ data: null, error: null, loading: true });
   const busy = useRef(false);
   const again = useRef(false);
@@ -81,7 +82,7 @@ export function useResource(load, prefixes, deps = []) {
     alive.current = true;
     setState((s) => ({ ...s, loading: true }));
     reload();
-    const offEvents = prefixes ? live.on(prefixes, () => reload()) : () => {};
+    const offEvents = prefixes ? live.on(prefixes, (e) => { if (!accept || accept(e)) reload(); }) : () => {};
     let was = live.status;
     const offStatus = live.onStatus((status) => { if (status === "live" && was === "reconnecting") reload(); was = status; });
     return () => { alive.current = false; offEvents(); offStatus(); };

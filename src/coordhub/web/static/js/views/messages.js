@@ -6,6 +6,14 @@ import { html, useState, useNow, useResource, Loaded, Time, VirtualTable, Badge,
 
 const IMPORTANCE = ["low", "normal", "high", "urgent"];
 const PAGE = 200;
+/** Whether a message event concerns the page's own session: sent to it, by it (its reads and acks too) or to
+ * everyone. An admin's stream carries every session's message events; each one re-read the whole inbox (200
+ * messages, up to about 4 MiB) though none of them could change it. */
+function mine(e) {
+  const self = String(me.sessionId || "").toLowerCase();
+  return e.target === "*" || String(e.target || "").toLowerCase() === self ||
+    String(e.session_id || "").toLowerCase() === self;
+}
 const THREAD_PAGES = 5;  // a thread shows at most this many answers of PAGE messages (about 4 MiB each)
 
 export function MessagesView() {
@@ -18,7 +26,7 @@ export function MessagesView() {
   const inbox = (before) => pages("/messages?limit=" + PAGE + "&to_session=" + encodeURIComponent(me.sessionId) +
                                   (before ? "&before_seq=" + before : ""),
                                   { header: "Coord-Next-Before-Seq", maxPages: 1 });
-  const res = useResource(async () => inbox(0), ["message."]);
+  const res = useResource(async () => inbox(0), ["message."], [], mine);
   const now = useNow();
   const first = res.data ? res.data.rows : [];
   const seen = new Set(first.map((m) => m.id));
@@ -78,7 +86,7 @@ function Thread({ m, now }) {
   const res = useResource(() => pages("/messages?limit=" + PAGE + "&to_session=" + encodeURIComponent(me.sessionId) +
                                       "&thread_id=" + encodeURIComponent(id),
                                       { header: "Coord-Next-After-Seq", param: "after_seq", maxPages: THREAD_PAGES }),
-                          ["message."], [id]);
+                          ["message."], [id], mine);
   if (!res.data) return res.error ? html`<p class="error" role="alert">Could not read the thread: ${res.error.message}</p>` : null;
   const thread = res.data.rows;
   if (thread.length < 2) return null;
