@@ -39,6 +39,9 @@ def test_sign_in_and_a_message_appears_live_without_reload(browser: Any, fleet: 
     page.wait_for_selector(f"text={subject}", timeout=1000)  # the bound: within a second
     assert time.monotonic() - sent < 1.0
     assert navigations == []  # no reload
+    # the unread dot and its column have names a screen reader says (an aria-label on a plain span is ignored)
+    assert page.locator("tr", has_text=subject).get_by_role("img", name="unread").count() == 1
+    assert page.get_by_role("columnheader", name="Unread").count() == 1
     # the token is nowhere the page can reach: not in the DOM, URL, storage, or a script-readable cookie
     token = fleet.token(OVERSEER)
     assert token not in page.content() and token not in page.url

@@ -44,8 +44,9 @@ export function MessagesView() {
       <h2 id="messages-h">Inbox of ${me.sessionId} ${unread ? html`<${Badge} kind="unread">${unread} unread</${Badge}>` : null}</h2>
       <${Loaded} res=${res} isEmpty=${(d) => !d.rows.length} empty="No messages yet.">${() => html`
         <${VirtualTable} label="Inbox" items=${all} keyOf=${(m) => m.id} rowHeight=${38} cols=${["1.6rem", "22%", "", "7rem", "7rem", "8rem"]}
-          head=${["", "From", "Subject", "Importance", "Sent", ""]}
-          row=${(m) => html`<td>${m.read ? "" : html`<span class="dot" title="unread" aria-label="unread"></span>`}</td>
+          head=${[html`<span class="sr-only">Unread</span>`, "From", "Subject", "Importance", "Sent",
+                  html`<span class="sr-only">Acknowledgement</span>`]}
+          row=${(m) => html`<td>${m.read ? "" : html`<span class="dot" role="img" title="unread" aria-label="unread"></span>`}</td>
             <td title=${m.from_session}>${m.from_session}${m.broadcast ? html` <${Badge} kind="bc">all</${Badge}>` : null}</td>
             <td><button type="button" class="link msg-subject" onClick=${() => setOpen(m.id)}
               aria-label=${"Open message " + m.subject}>${m.subject}</button></td>
