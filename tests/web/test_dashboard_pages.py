@@ -48,3 +48,20 @@ def test_a_components_history_shows_its_newest_changes(browser: Any, fleet: Flee
     page.wait_for_selector("ol.history li:has-text('2.0.0')", timeout=20_000)
     assert page.locator("ol.history li").count() == 999  # of the newest 1,000 changes, all but late's are busy's
     assert page.errors == []
+
+
+def test_the_todo_list_reads_one_page_and_says_more_follow(browser: Any, fleet: Fleet) -> None:
+    # it read every page (up to 25 of 500 todos) on each todo event, to show the first 500 and count the rest
+    with httpx2.Client(base_url=fleet.hub.url, headers=fleet.headers(AGENT), timeout=30) as http:
+        for i in range(501):
+            r = http.post("/api/coord/todos", json={"text": f"chore {i:03d}", "project_key": "web"})
+            assert r.status_code == 201, r.text
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "fleet")
+    reads: list[str] = []
+    page.on("request", lambda req: reads.append(req.url) if "/api/coord/todos" in req.url else None)
+    page.click("nav a[href='#/work']")
+    page.wait_for_selector("text=The oldest 500 shown; more follow (coord todo list --status pending).",
+                           timeout=20_000)
+    assert page.locator("li", has_text="chore 499").count() == 1 and page.locator("text=chore 500").count() == 0
+    assert len(reads) == 1, reads
+    assert page.errors == []

@@ -23,14 +23,17 @@ export function WorkView() {
 
 function Todos({ now }) {
   const [status, setStatus] = useState("pending");
-  const res = useResource(async () => (await pages("/todos?brief=true&status=" + status)).rows, ["todo."], [status]);
+  // one answer (the hub's page: 500 todos, oldest first), read again on every todo event: it read up to 25 pages
+  // (12,500 todos) each time to show the first 500 and count the rest
+  const res = useResource(async () => pages("/todos?brief=true&status=" + status, { maxPages: 1 }), ["todo."],
+                          [status]);
   return html`<div class="card"><h3>Todos</h3>
     <label>Status <select onChange=${(e) => setStatus(e.currentTarget.value)}>
       ${["pending", "done", "all"].map((s) => html`<option value=${s} selected=${s === status}>${s}</option>`)}</select></label>
-    <${Loaded} res=${res} empty="No todos.">${(rows) => html`<ul class="list">${rows.slice(0, 500).map((t) => html`
+    <${Loaded} res=${res} isEmpty=${(d) => !d.rows.length} empty="No todos.">${(d) => html`<ul class="list">${d.rows.map((t) => html`
       <li key=${t.id}><${Badge} kind=${t.status === "done" ? "ok" : ""}>${t.status}</${Badge}> ${t.text}${" "}
         <span class="meta">${t.project_key || ""} · ${t.created_by} · <${Time} iso=${t.created_at} now=${now} /></span></li>`)}</ul>
-      ${rows.length > 500 ? html`<p class="meta">and ${rows.length - 500} more (coord todo list)</p>` : null}`}</${Loaded}>
+      ${d.more ? html`<p class="meta">The oldest ${d.rows.length} shown; more follow (coord todo list --status ${status}).</p>` : null}`}</${Loaded}>
   </div>`;
 }
 
