@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from tests.web.conftest import AGENT, OVERSEER, Fleet, open_page
+from tests.web.conftest import AGENT, OVERSEER, Fleet, event_barrier, open_page
 
 
 def test_a_lease_granted_while_the_page_is_open_shows_its_description(browser: Any, fleet: Fleet) -> None:
@@ -79,14 +79,7 @@ def test_an_admins_inbox_is_not_read_again_for_other_sessions_messages(browser: 
     for i in range(5):
         fleet.call("POST", "/api/coord/messages", AGENT, expect=201,
                    json={"to_session": "m2/agent", "subject": f"not for the overseer {i}", "body": "b"})
-    # a barrier: the stream keeps the log's order, and a view reads as an event arrives, so once the halt banner
-    # shows a halt set after those messages, any read their events caused has been asked for
-    scope = "project:barrier"
-    fleet.call("POST", "/api/coord/halt", OVERSEER, expect=201, json={"reason": "barrier", "scope": scope})
-    try:
-        page.locator(".banner.halt p", has_text=f"HALTED ({scope})").wait_for(timeout=10_000)
-    finally:
-        fleet.call("POST", "/api/coord/resume", OVERSEER, expect=200, json={"scope": scope})
+    event_barrier(page, fleet, "inbox-barrier")
     assert reads == []
     fleet.call("POST", "/api/coord/messages", AGENT, expect=201,
                json={"to_session": OVERSEER, "subject": "for the overseer", "body": "b"})

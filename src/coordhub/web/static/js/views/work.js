@@ -39,7 +39,8 @@ function Todos({ now }) {
 
 function Workflows({ now }) {
   const [open, setOpen] = useState(null);
-  const res = useResource(async () => (await pages("/workflows?brief=true")).rows, ["workflow.", "work_item."]);
+  // workflow events only: a work item's change leaves its workflow's row as it was (the open one's items read it)
+  const res = useResource(async () => (await pages("/workflows?brief=true")).rows, ["workflow."]);
   return html`<div class="card"><h3>Workflows</h3>
     <${Loaded} res=${res} empty="No workflows.">${(rows) => html`<ul class="list">${rows.map((w) => html`
       <li key=${w.id}><button type="button" class="link" aria-expanded=${open === w.id}
@@ -50,10 +51,13 @@ function Workflows({ now }) {
 }
 
 function Items({ id }) {
+  const shown = useRef(new Set());  // the ids of the items read last
   const res = useResource(async () => {
     const got = await pages("/workflows/" + encodeURIComponent(id) + "?brief=true", { merge: (w) => w.work_items });
+    shown.current = new Set(got.rows.map((i) => i.id));
     return { ...got.first, work_items: got.rows };
-  }, ["work_item.", "workflow."], [id]);
+  }, ["work_item.", "workflow."], [id], (e) => e.subject_id === id || shown.current.has(e.subject_id) ||
+     (e.kind === "work_item.created" && (e.payload || {}).workflow_id === id));  // this workflow's, not every one's
   return html`<${Loaded} res=${res} isEmpty=${(w) => !w.work_items.length} empty="No work items.">${(w) => html`
     <div class="scroll"><table class="grid"><thead><tr><th scope="col">Item</th><th scope="col">Status</th><th scope="col">Priority</th>
       <th scope="col">Assigned to</th></tr></thead>
