@@ -85,3 +85,27 @@ def test_an_admins_inbox_is_not_read_again_for_other_sessions_messages(browser: 
                json={"to_session": OVERSEER, "subject": "for the overseer", "body": "b"})
     page.wait_for_selector("text=for the overseer", timeout=10_000)  # its own messages still arrive live
     assert page.errors == []
+
+
+def test_an_open_conversation_is_read_again_only_for_its_own_turns(browser: Any, fleet: Fleet) -> None:
+    # every conversation event (any conversation's turn, anyone's profile) read the open conversation's page of turns
+    # (up to about 4 MiB) and the list again
+    for session, machine, project in ((AGENT, "m1", "web"), ("m2/agent", "m2", "api")):
+        fleet.call("PUT", "/api/coord/conversations/profile", session, expect=200,
+                   json={"machine": machine, "project": project})
+    for cid in ("watched", "elsewhere"):
+        fleet.call("POST", "/api/coord/conversations/turns", AGENT, expect=201,
+                   json={"to": "m2.api", "conversation_id": cid, "type": "request", "title": cid, "body": "b"})
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "conversations")
+    page.click("button:has-text('watched')")
+    page.wait_for_selector("pre.body >> text=b")
+    reads: list[str] = []
+    page.on("request", lambda req: reads.append(req.url) if "/api/coord/conversations/watched" in req.url else None)
+    fleet.call("POST", "/api/coord/conversations/turns", "m2/agent", expect=201,
+               json={"to": "m1.web", "conversation_id": "elsewhere", "type": "progress", "body": "later"})
+    event_barrier(page, fleet, "conversation-barrier")
+    assert reads == []
+    fleet.call("POST", "/api/coord/conversations/turns", "m2/agent", expect=201,
+               json={"to": "m1.web", "conversation_id": "watched", "type": "progress", "body": "on it"})
+    page.wait_for_selector("pre.body >> text=on it", timeout=10_000)  # its own turns still arrive live
+    assert page.errors == []
