@@ -47,7 +47,7 @@ export function MessagesView() {
           head=${[html`<span class="sr-only">Unread</span>`, "From", "Subject", "Importance", "Sent",
                   html`<span class="sr-only">Acknowledgement</span>`]}
           row=${(m) => html`<td>${m.read ? "" : html`<span class="dot" role="img" title="unread" aria-label="unread"></span>`}</td>
-            <td title=${m.from_session}>${m.from_session}${m.broadcast ? html` <${Badge} kind="bc">all</${Badge}>` : null}</td>
+            <td title=${m.from_session}>${m.broadcast ? html`<${Badge} kind="bc" title="Broadcast to every session">all</${Badge}> ` : null}${m.from_session}</td>
             <td><button type="button" class="link msg-subject" onClick=${() => setOpen(m.id)}
               aria-label=${"Open message " + m.subject}>${m.subject}</button></td>
             <td><${Badge} kind=${m.importance}>${m.importance}</${Badge}></td>
