@@ -442,7 +442,7 @@ def test_every_view_renders_the_fleet_and_is_pictured(browser: Any, fleet: Fleet
         page.screenshot(path=str(out / f"{view}.png"))
     # the feed filters by kind prefix, session and project
     page.fill("input[name=kind]", "lease.")
-    page.fill("input[name=session]", "server/")
+    page.fill("input[name=session]", "SERVER/")  # ignoring case, as the hub folds machine names
     kinds = page.locator("td:nth-child(2)").all_inner_texts()
     sessions = page.locator("td:nth-child(3)").all_inner_texts()
     assert kinds and all(k.startswith("lease.") for k in kinds) and all(x.startswith("server/") for x in sessions)
@@ -462,4 +462,14 @@ def test_every_view_renders_the_fleet_and_is_pictured(browser: Any, fleet: Fleet
     phone.wait_for_selector("text=deploy:staging")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 400  # no sideways scrolling on a phone
     phone.screenshot(path=str(out / "phone-leases.png"))
+    page.click("nav a[href='#/leases']")
+    page.fill("input[name=project]", "API")  # … and project keys
+    page.fill("input[name=holder]", "Laptop/")
+    page.wait_for_selector("td:text-is('src/auth/')")
+    holders = page.locator("td:nth-child(3)").all_inner_texts()
+    assert holders and all(h.startswith("laptop/") for h in holders), holders
+    page.click("nav a[href='#/fleet']")
+    page.fill("input[name=filter]", "LAPTOP")
+    page.wait_for_selector("td:text-is('laptop/claude-main')")
+    assert page.locator("td:text-is('server/codex')").count() == 0
     assert page.errors == []

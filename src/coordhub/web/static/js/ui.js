@@ -150,6 +150,12 @@ export function Action({ run, children, kind, label, confirmText }) {
       onClick=${click}>${children}</button>${error ? html`<span class="error" role="alert">${error}</span>` : null}</span>`;
 }
 
+/** Whether `value` contains the filter text `query`, ignoring case, as the hub folds machine names and project
+ * keys (machine:hosta halts hostA/…; a lease claimed in "Shop" is in "shop"). */
+export function contains(value, query) {
+  return String(value || "").toLowerCase().includes(String(query).toLowerCase());
+}
+
 export function machineOf(sessionId) {
   const parts = String(sessionId || "").split("/");
   return parts.length > 1 ? parts[0] : "";

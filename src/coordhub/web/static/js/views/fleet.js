@@ -1,7 +1,7 @@
 // Fleet: every session with its presence, incarnation, machine, project, last heartbeat and what it holds.
 
 import { call } from "../api.js";
-import { html, useState, useEffect, useMemo, useNow, useResource, Loaded, Time, VirtualTable, Badge, machineOf } from "../ui.js";
+import { html, useState, useEffect, useMemo, useNow, useResource, Loaded, Time, VirtualTable, Badge, machineOf, contains } from "../ui.js";
 import { useLeases } from "./leases.js";
 
 const ORDER = { active: 0, idle: 1, stale: 2, offline: 3 };
@@ -63,7 +63,7 @@ export function FleetView() {
         onInput=${(e) => setFilter(e.currentTarget.value)} /></label>
     </form>
     <${Loaded} res=${res} empty="No session has registered its presence yet.">${(rows) => {
-      const shown = filter ? rows.filter((s) => [s.session_id, s.machine, s.project].some((v) => v.includes(filter))) : rows;
+      const shown = filter ? rows.filter((s) => [s.session_id, s.machine, s.project].some((v) => contains(v, filter))) : rows;
       const counts = {};
       for (const s of rows) counts[s.state] = (counts[s.state] || 0) + 1;
       return html`<p class="count">${rows.length} sessions:

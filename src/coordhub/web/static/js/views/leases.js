@@ -3,7 +3,7 @@
 // without re-reading it, so 10,000 leases and a stream of events cost one read and a Map update per event.
 
 import { call, live, me } from "../api.js";
-import { html, useState, useEffect, useMemo, useNow, Countdown, VirtualTable, Action, Loaded } from "../ui.js";
+import { html, useState, useEffect, useMemo, useNow, Countdown, VirtualTable, Action, Loaded, contains } from "../ui.js";
 
 const ENDED = ["lease.released", "lease.expired", "lease.revoked", "lease.stale_takeover"];
 
@@ -108,8 +108,8 @@ export function LeasesView() {
   const [project, setProject] = useState("");
   const [holder, setHolder] = useState("");
   const [text, setText] = useState("");
-  const rows = useMemo(() => store.list().filter((l) => (!project || (l.project_key || "").includes(project)) &&
-      (!holder || (l.session_id || "").includes(holder)) && (!text || (l.resource || "").includes(text)))
+  const rows = useMemo(() => store.list().filter((l) => (!project || contains(l.project_key, project)) &&
+      (!holder || contains(l.session_id, holder)) && (!text || contains(l.resource, text)))
     .sort((a, b) => (a.project_key || "").localeCompare(b.project_key || "") || a.fence - b.fence),
     [store.version, project, holder, text]);
   const res = { data: store.state.loading ? null : rows, error: store.state.error,
