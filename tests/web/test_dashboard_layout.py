@@ -20,7 +20,8 @@ def test_one_long_word_in_a_subject_or_todo_never_widens_the_page(browser: Any, 
     box, cell = subject.bounding_box(), subject.locator("xpath=..").bounding_box()
     assert box is not None and cell is not None and box["width"] <= cell["width"] + 1
     # a broadcast says so however long its sender's name: the badge comes first (after the name, the cell cut it off)
-    fleet.call("POST", "/api/coord/messages", "m1/" + "x" * 60, expect=201, json={"subject": "to everyone", "body": "b"})
+    fleet.call("POST", "/api/coord/messages", "m1/" + "x" * 60, expect=201,
+               json={"subject": "to everyone", "body": "b"})
     row = page.locator("tr", has_text="to everyone")
     badge = row.locator(".badge.bc")
     badge.wait_for(timeout=10_000)
