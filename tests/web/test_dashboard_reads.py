@@ -82,7 +82,10 @@ def test_the_conversations_views_list_reads_its_page_at_once_not_per_conversatio
         api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     # the list read two more queries per conversation (participants, pending): 400 for the view's page of 200,
     # again on every conversation event in every open Conversations view
+    from coordhub.store.tables import conversations as table
     from coordhub.store.tables.conversations import Conversations
+
+    monkeypatch.setattr(table, "_IDS_PER_READ", 2)  # three conversations: two reads of each kind, merged
 
     a, b = api.token("m1/agent"), api.token("m2/agent")
     for headers, machine, project in ((a, "m1", "web"), (b, "m2", "api")):
