@@ -118,6 +118,21 @@ def open_page(browser: Any, url: str, token: str, view: str = "fleet", **context
     return page
 
 
+def event_barrier(page: Any, fleet: Fleet, name: str) -> None:
+    """Return once ``page`` has had every event written before this call: an admin's project halt on
+    ``project:<name>`` (a project nothing else uses) shows in the halt banner, then is lifted.
+
+    The stream keeps the log's order and a view asks for its read as an event arrives, so after this, any read the
+    earlier events caused has been requested: a test can then say that none was.
+    """
+    scope = f"project:{name}"
+    fleet.call("POST", "/api/coord/halt", OVERSEER, expect=201, json={"reason": "barrier", "scope": scope})
+    try:
+        page.locator(".banner.halt p", has_text=f"HALTED ({scope})").wait_for(timeout=10_000)
+    finally:
+        fleet.call("POST", "/api/coord/resume", OVERSEER, expect=200, json={"scope": scope})
+
+
 def screenshot_dir(tmp_path: Path) -> Path:
     """docs/dashboard/ when COORD_WEB_SCREENSHOTS=1 (to refresh the docs' pictures), else a temp dir."""
     if os.environ.get("COORD_WEB_SCREENSHOTS") == "1":

@@ -39,6 +39,9 @@ def test_sign_in_and_a_message_appears_live_without_reload(browser: Any, fleet: 
     page.wait_for_selector(f"text={subject}", timeout=1000)  # the bound: within a second
     assert time.monotonic() - sent < 1.0
     assert navigations == []  # no reload
+    # the unread dot and its column have names a screen reader says (an aria-label on a plain span is ignored)
+    assert page.locator("tr", has_text=subject).get_by_role("img", name="unread").count() == 1
+    assert page.get_by_role("columnheader", name="Unread").count() == 1
     # the token is nowhere the page can reach: not in the DOM, URL, storage, or a script-readable cookie
     token = fleet.token(OVERSEER)
     assert token not in page.content() and token not in page.url
@@ -63,6 +66,13 @@ def test_sign_in_and_a_message_appears_live_without_reload(browser: Any, fleet: 
     reply = [m for m in fleet.call("GET", "/api/coord/messages", AGENT, 200, params={"to_session": AGENT}).json()
              if m["reply_to"] == asks["id"]]
     assert len(reply) == 1 and reply[0]["thread_id"] == asks["id"] and reply[0]["to_session"] == AGENT
+    # the open message's thread shows the reply just sent, live: the page's own side of the exchange, which its
+    # inbox never holds (the thread was built from the inbox and showed the asking message alone)
+    thread = page.locator("ol.thread li")
+    thread.filter(has_text="Re: please ack").wait_for(timeout=10_000)
+    assert thread.count() == 2 and f"{OVERSEER} → {AGENT}" in thread.nth(1).inner_text()
+    thread.nth(1).locator("summary").click()
+    assert thread.nth(1).locator("pre.body").inner_text() == "on it"
 
     # sign out: back to the form, and the cookie the browser had is dead on the hub
     cookie = cookies[0]["value"]
@@ -432,7 +442,7 @@ def test_every_view_renders_the_fleet_and_is_pictured(browser: Any, fleet: Fleet
         page.screenshot(path=str(out / f"{view}.png"))
     # the feed filters by kind prefix, session and project
     page.fill("input[name=kind]", "lease.")
-    page.fill("input[name=session]", "server/")
+    page.fill("input[name=session]", "SERVER/")  # ignoring case, as the hub folds machine names
     kinds = page.locator("td:nth-child(2)").all_inner_texts()
     sessions = page.locator("td:nth-child(3)").all_inner_texts()
     assert kinds and all(k.startswith("lease.") for k in kinds) and all(x.startswith("server/") for x in sessions)
@@ -452,4 +462,14 @@ def test_every_view_renders_the_fleet_and_is_pictured(browser: Any, fleet: Fleet
     phone.wait_for_selector("text=deploy:staging")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 400  # no sideways scrolling on a phone
     phone.screenshot(path=str(out / "phone-leases.png"))
+    page.click("nav a[href='#/leases']")
+    page.fill("input[name=project]", "API")  # … and project keys
+    page.fill("input[name=holder]", "Laptop/")
+    page.wait_for_selector("td:text-is('src/auth/')")
+    holders = page.locator("td:nth-child(3)").all_inner_texts()
+    assert holders and all(h.startswith("laptop/") for h in holders), holders
+    page.click("nav a[href='#/fleet']")
+    page.fill("input[name=filter]", "LAPTOP")
+    page.wait_for_selector("td:text-is('laptop/claude-main')")
+    assert page.locator("td:text-is('server/codex')").count() == 0
     assert page.errors == []

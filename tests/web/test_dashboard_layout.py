@@ -19,6 +19,14 @@ def test_one_long_word_in_a_subject_or_todo_never_widens_the_page(browser: Any, 
     # the subject's button is as wide as its cell, so its start shows (a button centres what overflows it)
     box, cell = subject.bounding_box(), subject.locator("xpath=..").bounding_box()
     assert box is not None and cell is not None and box["width"] <= cell["width"] + 1
+    # a broadcast says so however long its sender's name: the badge comes first (after the name, the cell cut it off)
+    fleet.call("POST", "/api/coord/messages", "m1/" + "x" * 60, expect=201,
+               json={"subject": "to everyone", "body": "b"})
+    row = page.locator("tr", has_text="to everyone")
+    badge = row.locator(".badge.bc")
+    badge.wait_for(timeout=10_000)
+    box, cell = badge.bounding_box(), badge.locator("xpath=..").bounding_box()
+    assert box is not None and cell is not None and box["x"] + box["width"] <= cell["x"] + cell["width"]
     subject.click()
     page.wait_for_selector("article h3")
     width = page.evaluate("document.documentElement.clientWidth")

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx2
 
-from tests.web.conftest import AGENT, OVERSEER, Fleet, open_page
+from tests.web.conftest import AGENT, OVERSEER, Fleet, event_barrier, open_page
 
 
 def test_the_leases_view_lists_every_page(browser: Any, fleet: Fleet) -> None:
@@ -47,4 +47,46 @@ def test_a_components_history_shows_its_newest_changes(browser: Any, fleet: Flee
         assert r.status_code == 200, r.text
     page.wait_for_selector("ol.history li:has-text('2.0.0')", timeout=20_000)
     assert page.locator("ol.history li").count() == 999  # of the newest 1,000 changes, all but late's are busy's
+    assert page.errors == []
+
+
+def test_the_todo_list_reads_one_page_and_says_more_follow(browser: Any, fleet: Fleet) -> None:
+    # it read every page (up to 25 of 500 todos) on each todo event, to show the first 500 and count the rest
+    with httpx2.Client(base_url=fleet.hub.url, headers=fleet.headers(AGENT), timeout=30) as http:
+        for i in range(501):
+            r = http.post("/api/coord/todos", json={"text": f"chore {i:03d}", "project_key": "web"})
+            assert r.status_code == 201, r.text
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "fleet")
+    reads: list[str] = []
+    page.on("request", lambda req: reads.append(req.url) if "/api/coord/todos" in req.url else None)
+    page.click("nav a[href='#/work']")
+    page.wait_for_selector("text=The oldest 500 shown; more follow (coord todo list --status pending).",
+                           timeout=20_000)
+    assert page.locator("li", has_text="chore 499").count() == 1 and page.locator("text=chore 500").count() == 0
+    assert len(reads) == 1, reads
+    assert page.errors == []
+
+
+def test_the_work_view_reads_a_workflow_again_only_for_its_own_items(browser: Any, fleet: Fleet) -> None:
+    # every work item event, of any workflow, read the whole workflow list (up to 25 pages) and the open workflow's
+    # items again, though an item's change leaves the workflow rows as they were
+    ids = [fleet.call("POST", "/api/coord/workflows", AGENT, expect=201,
+                      json={"project_key": "web", "name": f"plan {n}"}).json()["id"] for n in ("open", "other")]
+    item = fleet.call("POST", "/api/coord/work-items", AGENT, expect=201,
+                      json={"workflow_id": ids[0], "title": "first step"}).json()
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "work")
+    page.click("button:has-text('plan open')")
+    page.wait_for_selector("td:text-is('first step')")
+    reads: list[str] = []
+    page.on("request", lambda req: reads.append(req.url) if "/api/coord/workflows" in req.url else None)
+    other = fleet.call("POST", "/api/coord/work-items", AGENT, expect=201,
+                       json={"workflow_id": ids[1], "title": "elsewhere"}).json()
+    fleet.call("PATCH", f"/api/coord/work-items/{other['id']}", AGENT, expect=200, json={"status": "in_progress"})
+    event_barrier(page, fleet, "work-barrier")
+    assert reads == []
+    fleet.call("PATCH", f"/api/coord/work-items/{item['id']}", AGENT, expect=200, json={"status": "completed"})
+    page.locator("tr", has_text="first step").locator(".badge.completed").wait_for(timeout=10_000)
+    fleet.call("POST", "/api/coord/work-items", AGENT, expect=201, json={"workflow_id": ids[0], "title": "second step"})
+    page.wait_for_selector("td:text-is('second step')", timeout=10_000)
+    assert all(f"/workflows/{ids[0]}?" in url for url in reads), reads  # its items, not the list
     assert page.errors == []

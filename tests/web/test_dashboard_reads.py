@@ -13,6 +13,7 @@ admin's token list, with revoked tokens, is every token ever minted (each orches
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -75,3 +76,45 @@ def test_the_token_list_is_read_off_the_event_loop(api: Api, monkeypatch: pytest
     r = api.get("/api/coord/tokens", params={"include_revoked": "true"}, headers=api.admin)
     assert r.status_code == 200, r.text
     assert seen == {"find": False}
+
+
+def test_the_conversations_views_list_reads_its_page_at_once_not_per_conversation(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the list read two more queries per conversation (participants, pending): 400 for the view's page of 200,
+    # again on every conversation event in every open Conversations view
+    from coordhub.store.tables import conversations as table
+    from coordhub.store.tables.conversations import Conversations
+
+    monkeypatch.setattr(table, "_IDS_PER_READ", 2)  # three conversations: two reads of each kind, merged
+
+    a, b = api.token("m1/agent"), api.token("m2/agent")
+    for headers, machine, project in ((a, "m1", "web"), (b, "m2", "api")):
+        r = api.put("/api/coord/conversations/profile", json={"machine": machine, "project": project}, headers=headers)
+        assert r.status_code == 200, r.text
+
+    def turn(headers: dict[str, str], to: str, cid: str, kind: str, **extra: Any) -> None:
+        r = api.post("/api/coord/conversations/turns", headers=headers, json={
+            "to": to, "conversation_id": cid, "type": kind, "title": cid, "body": f"{kind} {next(sent)}", **extra})
+        assert r.status_code == 201, r.text
+
+    sent = itertools.count()  # each body its own: the same text again is a duplicate
+    turn(a, "m2.api", "c1", "request")
+    turn(b, "m1.web", "c1", "progress")
+    turn(a, "m2.api", "c2", "request")
+    turn(a, "m2.api", "c2", "release", release_status="complete")
+    turn(a, "m2.api", "c2", "request")  # pending again after its release
+    turn(a, "m1.web", "c3", "request")  # to itself: one participant
+    calls: dict[str, int] = {}
+    for name in ("participants", "pending_in"):
+        real: Callable[..., Any] = getattr(Conversations, name)
+
+        def counting(self: Conversations, *args: Any, _real: Callable[..., Any] = real, _name: str = name) -> Any:
+            calls[_name] = calls.get(_name, 0) + 1
+            return _real(self, *args)
+        monkeypatch.setattr(Conversations, name, counting)
+    for headers in (api.admin, a):
+        r = api.get("/api/coord/conversations", params={"limit": 200}, headers=headers)
+        assert r.status_code == 200, r.text
+        got = {c["conversation_id"]: (c["participants"], c["pending"]) for c in r.json()}
+        assert got == {"c1": (["m1.web", "m2.api"], 2), "c2": (["m1.web", "m2.api"], 1), "c3": (["m1.web"], 1)}, got
+    assert calls == {}, calls

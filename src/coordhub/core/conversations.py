@@ -320,15 +320,18 @@ def turn(tx: Tx, actor: Actor, turn_id: int) -> dict[str, Any]:
     return turns.render(row, pending=_pending(tx, row))
 
 
-def _render_conversation(tx: Tx, conv: Row) -> dict[str, Any]:
+def _render_conversation(tx: Tx, conv: Row, participants: list[str] | None = None,
+                         pending: int | None = None) -> dict[str, Any]:
     """A conversation's summary: its row, its participants and its pending count, all without reading a turn's
-    text (a listing renders many)."""
+    text. A listing passes ``participants`` and ``pending`` read for the whole page at once (two reads, not two per
+    conversation: the dashboard reads the list again on every conversation event)."""
     released = conv["last_release"] == conv["last_sequence"]
-    return {"conversation_id": conv["conversation_id"], "title": conv["title"], "project": conv["project"],
+    cid = conv["conversation_id"]
+    return {"conversation_id": cid, "title": conv["title"], "project": conv["project"],
             "state": "released" if released else "open",
-            "participants": tx.conversations.participants(conv["conversation_id"]),
+            "participants": tx.conversations.participants(cid) if participants is None else participants,
             "last_sequence": conv["last_sequence"],
-            "pending": tx.conversations.pending_in(conv["conversation_id"], int(conv["last_release"])),
+            "pending": tx.conversations.pending_in(cid, int(conv["last_release"])) if pending is None else pending,
             "created_by": conv["created_by"],
             "created_at": isoformat(conv["created_at"]), "updated_at": isoformat(conv["updated_at"])}
 
@@ -340,7 +343,10 @@ def listing(tx: Tx, actor: Actor, *, state: str | None = None, project: str | No
         raise Invalid(f"state must be {one_of(ConversationState)}", field="state")
     party = None if actor.is_admin else (actor.session_id, addressing.address_of(tx, actor.session_id))
     rows = tx.conversations.listing(min(max(limit, 1), MAX_PAGE), state, project, party)
-    return [_render_conversation(tx, conv) for conv in rows]
+    ids = [str(conv["conversation_id"]) for conv in rows]
+    participants, pending = tx.conversations.participants_of(ids), tx.conversations.pending_of(ids)
+    return [_render_conversation(tx, conv, participants[cid], pending[cid])
+            for conv, cid in zip(rows, ids, strict=True)]
 
 
 def show(tx: Tx, actor: Actor, conversation_id: str, *, after: int = 0, limit: int = SHOW_PAGE) -> dict[str, Any]:

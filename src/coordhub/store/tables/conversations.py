@@ -13,6 +13,12 @@ from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
 
 _TURN = "SELECT t.* FROM turns t "
+_IDS_PER_READ = 400  # ids in one IN list (twice in participants_of): within SQLite's oldest limit of 999 parameters
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    """``ids`` in lists of at most :data:`_IDS_PER_READ`."""
+    return [ids[i:i + _IDS_PER_READ] for i in range(0, len(ids), _IDS_PER_READ)]
 
 
 class Conversations(Table):
@@ -64,6 +70,35 @@ class Conversations(Table):
                            "UNION SELECT to_address FROM turns WHERE conversation_id = ? AND decision = 'process'",
                            (conversation_id, conversation_id))
         return sorted(str(r["a"]) for r in rows)
+
+    def participants_of(self, conversation_ids: list[str]) -> dict[str, list[str]]:
+        """:meth:`participants` of each of ``conversation_ids`` in one read (a listing renders up to a page of
+        them): ``{conversation_id: sorted addresses}``, ``[]`` for one without an accepted turn."""
+        found: dict[str, set[str]] = {c: set() for c in conversation_ids}
+        for ids in _chunks(conversation_ids):
+            marks = ", ".join("?" * len(ids))
+            rows = self.ex.all(
+                f"SELECT conversation_id, from_address AS a FROM turns WHERE conversation_id IN ({marks}) "
+                "AND decision = 'process' "
+                f"UNION SELECT conversation_id, to_address FROM turns WHERE conversation_id IN ({marks}) "
+                "AND decision = 'process'", (*ids, *ids))
+            for r in rows:
+                found[str(r["conversation_id"])].add(str(r["a"]))
+        return {c: sorted(a) for c, a in found.items()}
+
+    def pending_of(self, conversation_ids: list[str]) -> dict[str, int]:
+        """:meth:`pending_in` of each of ``conversation_ids`` (after its own last release) in one read:
+        ``{conversation_id: count}``, 0 for one with nothing pending."""
+        counts = dict.fromkeys(conversation_ids, 0)
+        for ids in _chunks(conversation_ids):
+            marks = ", ".join("?" * len(ids))
+            rows = self.ex.all(
+                "SELECT t.conversation_id, COUNT(*) AS n FROM turns t "
+                "JOIN conversations c ON c.conversation_id = t.conversation_id "
+                f"WHERE t.conversation_id IN ({marks}) AND t.decision = 'process' AND t.type <> 'release' "
+                "AND t.sequence > c.last_release GROUP BY t.conversation_id", tuple(ids))
+            counts.update({str(r["conversation_id"]): int(r["n"]) for r in rows})
+        return counts
 
     def takes_part(self, conversation_id: str, address: str) -> bool:
         """Whether ``address`` sent or received an accepted turn of the conversation."""

@@ -250,6 +250,10 @@ class Live {
 
   stop() { this.close(); this.setStatus("idle"); }
 
+  /** Drop what the stream delivered (sign-out): the next session to sign in on this page may see less, and must
+   * not find the previous one's events in the events view. */
+  forget() { this.recent = []; this.lastId = 0; this.failures = 0; }
+
   deliver(e) {
     let event;
     try { event = JSON.parse(e.data); } catch { return; }

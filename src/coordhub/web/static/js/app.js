@@ -7,7 +7,7 @@ import { html, useState, useEffect, useNow, useResource, Time, Badge, Action } f
 import { FleetView } from "./views/fleet.js";
 import { MessagesView } from "./views/messages.js";
 import { ConversationsView } from "./views/conversations.js";
-import { LeasesView } from "./views/leases.js";
+import { LeasesView, leaseStore } from "./views/leases.js";
 import { WorkView } from "./views/work.js";
 import { BoardView } from "./views/board.js";
 import { EventsView } from "./views/events.js";
@@ -184,7 +184,9 @@ function App() {
       if (me.signedIn) live.start(me.lastEventId);
     } catch (err) { setError(err.message); setPhase("error"); }
   };
-  useEffect(() => { whenSignedOut(() => { live.stop(); setPhase("out"); }); start(); }, []);
+  // Signed out (or switched, on a --no-auth hub): what the page kept of the last session goes with it, or the next
+  // one to sign in here would see its events (direct messages' subjects among them) and a lease list gone stale.
+  useEffect(() => { whenSignedOut(() => { live.stop(); live.forget(); leaseStore.reset(); setPhase("out"); }); start(); }, []);
   if (phase === "loading") return html`<p class="state loading" role="status">Loading the dashboard…</p>`;
   if (phase === "error") return html`<p class="state error" role="alert">The hub did not answer: ${error}
     <button type="button" onClick=${() => { setPhase("loading"); start(); }}>Retry</button></p>`;

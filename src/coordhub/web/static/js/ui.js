@@ -53,10 +53,11 @@ const GAP_MS = 200;
 
 /**
  * Load `path` (or run `load()`), and again whenever an event whose kind starts with one of `prefixes` arrives
- * (coalesced: at most one read in flight, one more queued) and after the stream reconnects.
+ * and `accept(event)` (when given) says it concerns what was read (coalesced: at most one read in flight, one more
+ * queued) and after the stream reconnects.
  * Returns {data, error, loading, reload, setData}.
  */
-export function useResource(load, prefixes, deps = []) {
+export function useResource(load, prefixes, deps = [], accept = null) {
   const [state, setState] = useState({ data: null, error: null, loading: true });
   const busy = useRef(false);
   const again = useRef(false);
@@ -81,7 +82,7 @@ export function useResource(load, prefixes, deps = []) {
     alive.current = true;
     setState((s) => ({ ...s, loading: true }));
     reload();
-    const offEvents = prefixes ? live.on(prefixes, () => reload()) : () => {};
+    const offEvents = prefixes ? live.on(prefixes, (e) => { if (!accept || accept(e)) reload(); }) : () => {};
     let was = live.status;
     const offStatus = live.onStatus((status) => { if (status === "live" && was === "reconnecting") reload(); was = status; });
     return () => { alive.current = false; offEvents(); offStatus(); };
@@ -147,6 +148,12 @@ export function Action({ run, children, kind, label, confirmText }) {
   };
   return html`<span class="action"><button type="button" class=${kind || ""} aria-label=${label} disabled=${busy}
       onClick=${click}>${children}</button>${error ? html`<span class="error" role="alert">${error}</span>` : null}</span>`;
+}
+
+/** Whether `value` contains the filter text `query`, ignoring case, as the hub folds machine names and project
+ * keys (machine:hosta halts hostA/…; a lease claimed in "Shop" is in "shop"). */
+export function contains(value, query) {
+  return String(value || "").toLowerCase().includes(String(query).toLowerCase());
 }
 
 export function machineOf(sessionId) {

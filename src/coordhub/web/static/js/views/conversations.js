@@ -8,9 +8,12 @@ export function ConversationsView() {
   const [state, setState] = useState("open");
   const [open, setOpen] = useState(null);
   const now = useNow();
+  // each read on the events that change it: a turn or a release changes the list and the pending counts, a profile
+  // the addresses; signing keys neither
   const list = useResource(() => call("GET", "/conversations?limit=200" + (state ? "&state=" + state : "")),
-                           ["conversation."], [state]);
-  const addresses = useResource("/conversations/addresses", ["conversation."]);
+                           ["conversation.turn", "conversation.released"], [state]);
+  const addresses = useResource("/conversations/addresses",
+                                ["conversation.turn", "conversation.released", "conversation.profile"]);
   return html`<section aria-labelledby="conv-h" class="split">
     <div>
       <h2 id="conv-h">Conversations</h2>
@@ -44,8 +47,10 @@ export function ConversationsView() {
 function Turns({ id, now, onClose }) {
   // one page of turns at a time (the hub answers at most 100 and about 4 MiB): `after` is the page's cursor
   const [after, setAfter] = useState(0);
+  // this conversation's events only: an admin's stream carries every conversation's turns, and each read this page
+  // of turns (up to about 4 MiB) again
   const res = useResource(() => call("GET", "/conversations/" + encodeURIComponent(id) + "?after=" + after),
-                          ["conversation."], [id, after]);
+                          ["conversation."], [id, after], (e) => e.subject_id === id);
   return html`<article class="card" aria-label="Conversation">
     <header><h3>${res.data ? res.data.title || id : id}</h3>
       <button type="button" class="link" onClick=${onClose} aria-label="Close conversation">×</button></header>

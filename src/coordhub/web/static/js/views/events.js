@@ -1,7 +1,7 @@
 // Events: the audit feed, newest first, live, filterable by kind (prefix), session and project.
 
 import { call, live, me } from "../api.js";
-import { html, useState, useEffect, useMemo, useNow, Time, VirtualTable, Badge } from "../ui.js";
+import { html, useState, useEffect, useMemo, useNow, Time, VirtualTable, Badge, contains } from "../ui.js";
 
 const BACKLOG = 500;  // events read from the audit log when the view opens
 const KEEP = 5000;    // events the view holds (older ones scroll away)
@@ -47,8 +47,8 @@ export function EventsView() {
     }, (err) => setState({ loading: false, error: err }));
     return () => { off(); if (frame) cancelAnimationFrame(frame); };
   }, []);
-  const shown = useMemo(() => rows.filter((e) => (!kind || e.kind.startsWith(kind)) &&
-    (!session || (e.session_id || "").includes(session)) && (!project || (e.project_key || "").includes(project))),
+  const shown = useMemo(() => rows.filter((e) => (!kind || e.kind.startsWith(kind.toLowerCase())) &&
+    (!session || contains(e.session_id, session)) && (!project || contains(e.project_key, project))),
     [rows, kind, session, project]);
   return html`<section aria-labelledby="events-h">
     <h2 id="events-h">Events</h2>

@@ -1,10 +1,29 @@
 // Fleet: every session with its presence, incarnation, machine, project, last heartbeat and what it holds.
 
 import { call } from "../api.js";
-import { html, useState, useMemo, useNow, useResource, Loaded, Time, VirtualTable, Badge, machineOf } from "../ui.js";
+import { html, useState, useEffect, useMemo, useNow, useResource, Loaded, Time, VirtualTable, Badge, machineOf, contains } from "../ui.js";
 import { useLeases } from "./leases.js";
 
 const ORDER = { active: 0, idle: 1, stale: 2, offline: 3 };
+// A session's state follows from the time since its last heartbeat on the hub's clock (coordhub.core.presence:
+// ACTIVE_SECONDS, IDLE_SECONDS, STALE_SECONDS), and a heartbeat is no event (an agent beats on every tool call): read
+// only on events, a session that went quiet stayed "active" here for good. So the view reads again when the soonest
+// row's state is due to change, timed from the answer's own seconds_since_heartbeat (no clock skew), at most once
+// per TIER_READ_FLOOR_MS: one read per tier passed, not a polling loop.
+const TIERS = [120, 300, 900];
+const TIER_READ_FLOOR_MS = 5000;
+
+/** Milliseconds until the soonest state change among `rows` (a presence answer), or null when none is due. */
+function nextTier(rows) {
+  let soonest = Infinity;
+  for (const s of rows) {
+    const age = s.seconds_since_heartbeat;
+    if (s.state === "offline" || typeof age !== "number") continue;
+    const tier = TIERS.find((t) => t >= age);
+    if (tier !== undefined) soonest = Math.min(soonest, tier - age);
+  }
+  return soonest === Infinity ? null : Math.max(soonest * 1000 + 500, TIER_READ_FLOOR_MS);
+}
 
 async function loadFleet() {
   const [sessions, addresses] = await Promise.all([
@@ -22,6 +41,12 @@ export function FleetView() {
   const leases = useLeases();
   const now = useNow();
   const [filter, setFilter] = useState("");
+  useEffect(() => {
+    const wait = res.data ? nextTier(res.data) : null;
+    if (wait === null) return undefined;
+    const timer = setTimeout(() => res.reload(), wait);
+    return () => clearTimeout(timer);
+  }, [res.data]);
   const held = useMemo(() => {
     const by = new Map();
     for (const l of leases.byId.values()) {
@@ -38,7 +63,7 @@ export function FleetView() {
         onInput=${(e) => setFilter(e.currentTarget.value)} /></label>
     </form>
     <${Loaded} res=${res} empty="No session has registered its presence yet.">${(rows) => {
-      const shown = filter ? rows.filter((s) => [s.session_id, s.machine, s.project].some((v) => v.includes(filter))) : rows;
+      const shown = filter ? rows.filter((s) => [s.session_id, s.machine, s.project].some((v) => contains(v, filter))) : rows;
       const counts = {};
       for (const s of rows) counts[s.state] = (counts[s.state] || 0) + 1;
       return html`<p class="count">${rows.length} sessions:

@@ -3,7 +3,7 @@
 // without re-reading it, so 10,000 leases and a stream of events cost one read and a Map update per event.
 
 import { call, live, me } from "../api.js";
-import { html, useState, useEffect, useMemo, useNow, Countdown, VirtualTable, Action, Loaded } from "../ui.js";
+import { html, useState, useEffect, useMemo, useNow, Countdown, VirtualTable, Action, Loaded, contains } from "../ui.js";
 
 const ENDED = ["lease.released", "lease.expired", "lease.revoked", "lease.stale_takeover"];
 
@@ -13,18 +13,35 @@ class LeaseStore {
     this.state = { loading: true, error: null };
     this.listeners = new Set();
     this.started = false;
+    this.loaded = false;  // a read was begun since the last sign-in
+    this.generation = 0;  // bumped by reset(): a read begun before it is dropped
     this.version = 0;
   }
 
   start() {
-    if (this.started) return;
-    this.started = true;
-    live.on(["lease."], (e) => this.apply(e));
-    live.onStatus((s) => { if (s === "live" && this.was === "reconnecting") this.load(); this.was = s; });
-    this.load();
+    if (!this.started) {
+      this.started = true;
+      live.on(["lease."], (e) => this.apply(e));
+      live.onStatus((s) => { if (s === "live" && this.was === "reconnecting") this.load(); this.was = s; });
+    }
+    if (!this.loaded) {
+      this.loaded = true;
+      this.load();
+    }
+  }
+
+  /** Forget every lease (sign-out): the stream stops while signed out, so what the store holds goes stale, and the
+   * next sign-in on this page reads the list again when a view first asks for it. */
+  reset() {
+    this.generation += 1;
+    this.byId = new Map();
+    this.state = { loading: true, error: null };
+    this.loaded = false;
+    this.changed();
   }
 
   async load() {
+    const generation = this.generation;
     try {
       // The hub answers 500 leases a request, oldest grant first: read on from the last fence until a page
       // comes back empty (the fence strictly grows, so this ends; the Coord-Next-After-Fence header says the
@@ -37,9 +54,11 @@ class LeaseStore {
         if (!page.length || !(last > after)) break;
         after = last;
       }
+      if (generation !== this.generation) return;
       this.byId = new Map(rows.map((l) => [l.id, l]));
       this.state = { loading: false, error: null };
     } catch (err) {
+      if (generation !== this.generation) return;
       this.state = { loading: false, error: err };
     }
     this.changed();
@@ -89,8 +108,8 @@ export function LeasesView() {
   const [project, setProject] = useState("");
   const [holder, setHolder] = useState("");
   const [text, setText] = useState("");
-  const rows = useMemo(() => store.list().filter((l) => (!project || (l.project_key || "").includes(project)) &&
-      (!holder || (l.session_id || "").includes(holder)) && (!text || (l.resource || "").includes(text)))
+  const rows = useMemo(() => store.list().filter((l) => (!project || contains(l.project_key, project)) &&
+      (!holder || contains(l.session_id, holder)) && (!text || contains(l.resource, text)))
     .sort((a, b) => (a.project_key || "").localeCompare(b.project_key || "") || a.fence - b.fence),
     [store.version, project, holder, text]);
   const res = { data: store.state.loading ? null : rows, error: store.state.error,

@@ -6,6 +6,15 @@ import { html, useState, useNow, useResource, Loaded, Time, VirtualTable, Badge,
 
 const IMPORTANCE = ["low", "normal", "high", "urgent"];
 const PAGE = 200;
+/** Whether a message event concerns the page's own session: sent to it, by it (its reads and acks too) or to
+ * everyone. An admin's stream carries every session's message events; each one re-read the whole inbox (200
+ * messages, up to about 4 MiB) though none of them could change it. */
+function mine(e) {
+  const self = String(me.sessionId || "").toLowerCase();
+  return e.target === "*" || String(e.target || "").toLowerCase() === self ||
+    String(e.session_id || "").toLowerCase() === self;
+}
+const THREAD_PAGES = 5;  // a thread shows at most this many answers of PAGE messages (about 4 MiB each)
 
 export function MessagesView() {
   const [older, setOlder] = useState([]);
@@ -17,7 +26,7 @@ export function MessagesView() {
   const inbox = (before) => pages("/messages?limit=" + PAGE + "&to_session=" + encodeURIComponent(me.sessionId) +
                                   (before ? "&before_seq=" + before : ""),
                                   { header: "Coord-Next-Before-Seq", maxPages: 1 });
-  const res = useResource(async () => inbox(0), ["message."]);
+  const res = useResource(async () => inbox(0), ["message."], [], mine);
   const now = useNow();
   const first = res.data ? res.data.rows : [];
   const seen = new Set(first.map((m) => m.id));
@@ -29,17 +38,16 @@ export function MessagesView() {
     setMore(page.more);
   };
   const selected = open && all.find((m) => m.id === open);
-  const thread = selected ? all.filter((m) => (m.thread_id || m.id) === (selected.thread_id || selected.id))
-    .sort((a, b) => a.seq - b.seq) : [];
   const unread = all.filter((m) => !m.read).length;
   return html`<section aria-labelledby="messages-h" class="split">
     <div>
       <h2 id="messages-h">Inbox of ${me.sessionId} ${unread ? html`<${Badge} kind="unread">${unread} unread</${Badge}>` : null}</h2>
       <${Loaded} res=${res} isEmpty=${(d) => !d.rows.length} empty="No messages yet.">${() => html`
         <${VirtualTable} label="Inbox" items=${all} keyOf=${(m) => m.id} rowHeight=${38} cols=${["1.6rem", "22%", "", "7rem", "7rem", "8rem"]}
-          head=${["", "From", "Subject", "Importance", "Sent", ""]}
-          row=${(m) => html`<td>${m.read ? "" : html`<span class="dot" title="unread" aria-label="unread"></span>`}</td>
-            <td title=${m.from_session}>${m.from_session}${m.broadcast ? html` <${Badge} kind="bc">all</${Badge}>` : null}</td>
+          head=${[html`<span class="sr-only">Unread</span>`, "From", "Subject", "Importance", "Sent",
+                  html`<span class="sr-only">Acknowledgement</span>`]}
+          row=${(m) => html`<td>${m.read ? "" : html`<span class="dot" role="img" title="unread" aria-label="unread"></span>`}</td>
+            <td title=${m.from_session}>${m.broadcast ? html`<${Badge} kind="bc" title="Broadcast to every session">all</${Badge}> ` : null}${m.from_session}</td>
             <td><button type="button" class="link msg-subject" onClick=${() => setOpen(m.id)}
               aria-label=${"Open message " + m.subject}>${m.subject}</button></td>
             <td><${Badge} kind=${m.importance}>${m.importance}</${Badge}></td>
@@ -47,7 +55,7 @@ export function MessagesView() {
             <td>${m.requires_ack ? (m.acked_at ? html`<${Badge} kind="ok">acked</${Badge}>`
               : html`<${Badge} kind="high">ack required</${Badge}>`) : null}</td>`} />
         ${(more === null ? res.data && res.data.more : more) ? html`<button type="button" onClick=${loadOlder}>Load older</button>` : null}`}</${Loaded}>
-      ${selected ? html`<${MessageDetail} m=${selected} thread=${thread} now=${now}
+      ${selected ? html`<${MessageDetail} key=${selected.id} m=${selected} now=${now}
           onReply=${() => setReply(selected)} onClose=${() => setOpen(null)} />` : null}
     </div>
     <${Compose} key=${reply ? reply.id : "new"} reply=${reply} sent=${sent} onSent=${setSent}
@@ -55,10 +63,10 @@ export function MessagesView() {
   </section>`;
 }
 
-function MessageDetail({ m, thread, now, onReply, onClose }) {
+function MessageDetail({ m, now, onReply, onClose }) {
   return html`<article class="card" aria-label="Message">
     <header><h3>${m.subject}</h3><button type="button" class="link" onClick=${onClose} aria-label="Close message">×</button></header>
-    <p class="meta">From <strong>${m.from_session}</strong> to ${m.broadcast ? "everyone" : m.to_session},
+    <p class="meta">From <strong>${m.from_session}</strong> to ${m.broadcast ? "everyone" : m.to_session},${" "}
       <${Time} iso=${m.created_at} now=${now} />${m.project_key ? " · " + m.project_key : ""}
       ${m.message_type ? html` · <${Badge}>${m.message_type}</${Badge}>` : null}</p>
     <pre class="body">${m.body}</pre>
@@ -67,10 +75,28 @@ function MessageDetail({ m, thread, now, onReply, onClose }) {
       ${m.requires_ack && !m.acked_at ? html`<${Action} run=${() => call("POST", `/messages/${m.id}/ack`)}>Ack</${Action}>` : null}
       <button type="button" onClick=${onReply}>Reply in thread</button>
     </p>
-    ${thread.length > 1 ? html`<h4>Thread (${thread.length})</h4><ol class="thread">
-      ${thread.map((t) => html`<li key=${t.id} class=${t.id === m.id ? "current" : ""}>
-        <strong>${t.from_session}</strong> <${Time} iso=${t.created_at} now=${now} />: ${t.subject}</li>`)}</ol>` : null}
+    <${Thread} m=${m} now=${now} />
   </article>`;
+}
+
+/** The open message's thread as the hub keeps it (`GET /messages?thread_id=`): what this session sent in it too,
+ * which its inbox never holds, so a thread built from the inbox showed one side of the exchange. Read again on
+ * every message event while the message is open; at most THREAD_PAGES answers of PAGE messages. */
+function Thread({ m, now }) {
+  const id = m.thread_id || m.id;
+  const res = useResource(() => pages("/messages?limit=" + PAGE + "&to_session=" + encodeURIComponent(me.sessionId) +
+                                      "&thread_id=" + encodeURIComponent(id),
+                                      { header: "Coord-Next-After-Seq", param: "after_seq", maxPages: THREAD_PAGES }),
+                          ["message."], [id], mine);
+  if (!res.data) return res.error ? html`<p class="error" role="alert">Could not read the thread: ${res.error.message}</p>` : null;
+  const thread = res.data.rows;
+  if (thread.length < 2) return null;
+  return html`<h4>Thread (${thread.length}${res.data.more ? "+" : ""})</h4><ol class="thread">
+    ${thread.map((t) => html`<li key=${t.id} class=${t.id === m.id ? "current" : ""}>
+      <strong>${t.from_session}</strong> → ${t.broadcast ? "everyone" : t.to_session}${" "}
+      <${Time} iso=${t.created_at} now=${now} />: ${t.subject}
+      ${t.id === m.id ? null : html`<details><summary>Body</summary><pre class="body">${t.body}</pre></details>`}</li>`)}</ol>
+    ${res.data.more ? html`<p class="meta">Later messages of the thread follow: coord msg thread ${id}</p>` : null}`;
 }
 
 function Compose({ reply, sent, onSent, onDone }) {

@@ -23,20 +23,24 @@ export function WorkView() {
 
 function Todos({ now }) {
   const [status, setStatus] = useState("pending");
-  const res = useResource(async () => (await pages("/todos?brief=true&status=" + status)).rows, ["todo."], [status]);
+  // one answer (the hub's page: 500 todos, oldest first), read again on every todo event: it read up to 25 pages
+  // (12,500 todos) each time to show the first 500 and count the rest
+  const res = useResource(async () => pages("/todos?brief=true&status=" + status, { maxPages: 1 }), ["todo."],
+                          [status]);
   return html`<div class="card"><h3>Todos</h3>
     <label>Status <select onChange=${(e) => setStatus(e.currentTarget.value)}>
       ${["pending", "done", "all"].map((s) => html`<option value=${s} selected=${s === status}>${s}</option>`)}</select></label>
-    <${Loaded} res=${res} empty="No todos.">${(rows) => html`<ul class="list">${rows.slice(0, 500).map((t) => html`
+    <${Loaded} res=${res} isEmpty=${(d) => !d.rows.length} empty="No todos.">${(d) => html`<ul class="list">${d.rows.map((t) => html`
       <li key=${t.id}><${Badge} kind=${t.status === "done" ? "ok" : ""}>${t.status}</${Badge}> ${t.text}${" "}
         <span class="meta">${t.project_key || ""} · ${t.created_by} · <${Time} iso=${t.created_at} now=${now} /></span></li>`)}</ul>
-      ${rows.length > 500 ? html`<p class="meta">and ${rows.length - 500} more (coord todo list)</p>` : null}`}</${Loaded}>
+      ${d.more ? html`<p class="meta">The oldest ${d.rows.length} shown; more follow (coord todo list --status ${status}).</p>` : null}`}</${Loaded}>
   </div>`;
 }
 
 function Workflows({ now }) {
   const [open, setOpen] = useState(null);
-  const res = useResource(async () => (await pages("/workflows?brief=true")).rows, ["workflow.", "work_item."]);
+  // workflow events only: a work item's change leaves its workflow's row as it was (the open one's items read it)
+  const res = useResource(async () => (await pages("/workflows?brief=true")).rows, ["workflow."]);
   return html`<div class="card"><h3>Workflows</h3>
     <${Loaded} res=${res} empty="No workflows.">${(rows) => html`<ul class="list">${rows.map((w) => html`
       <li key=${w.id}><button type="button" class="link" aria-expanded=${open === w.id}
@@ -47,10 +51,13 @@ function Workflows({ now }) {
 }
 
 function Items({ id }) {
+  const shown = useRef(new Set());  // the ids of the items read last
   const res = useResource(async () => {
     const got = await pages("/workflows/" + encodeURIComponent(id) + "?brief=true", { merge: (w) => w.work_items });
+    shown.current = new Set(got.rows.map((i) => i.id));
     return { ...got.first, work_items: got.rows };
-  }, ["work_item.", "workflow."], [id]);
+  }, ["work_item.", "workflow."], [id], (e) => e.subject_id === id || shown.current.has(e.subject_id) ||
+     (e.kind === "work_item.created" && (e.payload || {}).workflow_id === id));  // this workflow's, not every one's
   return html`<${Loaded} res=${res} isEmpty=${(w) => !w.work_items.length} empty="No work items.">${(w) => html`
     <div class="scroll"><table class="grid"><thead><tr><th scope="col">Item</th><th scope="col">Status</th><th scope="col">Priority</th>
       <th scope="col">Assigned to</th></tr></thead>
