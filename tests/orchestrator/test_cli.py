@@ -172,12 +172,10 @@ def test_log_wait_stop_retry(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> Non
     r = me("wait", queued, "--interval", "0.2")
     assert r.code == 1 and "cancelled" in r.out
     again = me.json("retry", queued)
-    assert again["state"] == "queued" and again["model"] == "opus"
-    # opus is the top of models.escalation: the retry keeps it and says so (it said "opus (escalated)")
-    assert again["model_source"] == "kept"
+    # stopped before it ran: the retry keeps the model and where it came from (no escalation without a run)
+    assert again["state"] == "queued" and (again["model"], again["model_source"]) == ("opus", "flag")
     me.ok("stop", queued)
-    assert me.ok("retry", queued).out == ("queued " + queued + " again on server, model opus (no step above it "
-                                           "in models.escalation)\n")
+    assert me.ok("retry", queued).out == "queued " + queued + " again on server, model opus (--model)\n"
     assert me("wait", queued, "--timeout", "0.3", "--interval", "0.1").code == 124
     assert "re-queued: none; failed: none" in me.ok("reconcile").out  # (laptop may be stale by now: no beats)
     assert "only a stuck or needs_input one is resumed" in me.fails(4, "resume-stuck", queued, "--guidance", "x").err
