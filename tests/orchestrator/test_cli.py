@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import threading
 from pathlib import Path
@@ -13,6 +14,7 @@ import httpx2
 import pytest
 import yaml
 
+from coordhub.hooks.leases import when
 from tests.conftest import LiveHub, free_port
 from tests.coordcli import Coord, git_init, isolated_env
 from tests.orchestrator.conftest import ORCH, config
@@ -172,12 +174,10 @@ def test_log_wait_stop_retry(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> Non
     r = me("wait", queued, "--interval", "0.2")
     assert r.code == 1 and "cancelled" in r.out
     again = me.json("retry", queued)
-    assert again["state"] == "queued" and again["model"] == "opus"
-    # opus is the top of models.escalation: the retry keeps it and says so (it said "opus (escalated)")
-    assert again["model_source"] == "kept"
+    # stopped before it ran: the retry keeps the model and where it came from (no escalation without a run)
+    assert again["state"] == "queued" and (again["model"], again["model_source"]) == ("opus", "flag")
     me.ok("stop", queued)
-    assert me.ok("retry", queued).out == ("queued " + queued + " again on server, model opus (no step above it "
-                                           "in models.escalation)\n")
+    assert me.ok("retry", queued).out == "queued " + queued + " again on server, model opus (--model)\n"
     assert me("wait", queued, "--timeout", "0.3", "--interval", "0.1").code == 124
     assert "re-queued: none; failed: none" in me.ok("reconcile").out  # (laptop may be stale by now: no beats)
     assert "only a stuck or needs_input one is resumed" in me.fails(4, "resume-stuck", queued, "--guidance", "x").err
@@ -192,9 +192,11 @@ def test_unpause_lifts_a_rate_limit_pause(live_hub: LiveHub, cli: tuple[Coord, C
     assert job is not None
     assert host.post(f"/assignments/{job['id']}/report", {"attempt": 1, "state": "running",
                                                        "telemetry": {"rate_limited_for": 3600}}).status_code == 200
-    assert "DISPATCH PAUSED" in me.ok("status").out
+    paused = next(line for line in me.ok("status").out.splitlines() if "DISPATCH PAUSED" in line)
+    assert re.match(r"DISPATCH PAUSED until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: ", paused), paused  # to the second
     lifted = admin.ok("unpause").out
     assert lifted.startswith("dispatch resumed (was paused until ") and "rate limit reported by laptop" in lifted
+    assert re.match(r"dispatch resumed \(was paused until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: ", lifted), lifted
     assert "DISPATCH PAUSED" not in me.ok("status").out
     assert admin.json("unpause") == {"was": None}
 
@@ -325,6 +327,31 @@ def test_freshness_rows_keep_the_newest_note_per_machine_and_repo() -> None:
         ("m2", "-", "skipped (coord approve --skip-freshness)", "cccccccc")]
 
 
+def test_status_prints_times_to_the_second(capsys: pytest.CaptureFixture[str]) -> None:
+    """`coord status` printed the hub's timestamps with their microseconds (seed-003 user run); the CLI prints
+    times to the second (coordhub.cli.views.shown_time)."""
+    from coordhub.cli.fleet import show_orchestrator
+    from coordhub.cli.main import halt_line, pause_line
+    from coordhub.cli.views import lease_rows
+
+    t = "2026-01-01T00:00:10.123456Z"
+    a = {"id": "aaaaaaaa", "repo": "api", "issue": 1, "machine": None, "ran_on": "m1", "model": "haiku",
+         "state": "running", "attempt": 1, "total_cost_usd": 0.0, "stage": None, "reason": None, "status_line": None,
+         "last_tool": None, "started_at": t, "freshness": {"mode": "config", "notes": ["lib: fresh"]}}
+    view = {"configured": True, "paused": {"paused_until": t, "reason": "rate limit"}, "machines": [],
+            "queue": [{**a, "id": "bbbbbbbb", "state": "queued", "position": 1, "not_before": t,
+                       "reason": "host_stopped"}],
+            "stagger": None, "assignments": [a], "totals": {"running": 1, "queued": 1, "cost_usd": 0.0, "by_day": {}}}
+    show_orchestrator(view, freshness=True)
+    out = capsys.readouterr().out
+    assert ".123456" not in out and out.count("2026-01-01T00:00:10Z") == 3, out  # paused, not before, checked
+    halt = {"scope": "fleet", "halted_by": "x", "halted_at": t, "reason": "r"}
+    assert halt_line(halt) == "HALTED by x at 2026-01-01T00:00:10Z: r"
+    assert "since 2026-01-01T00:00:10Z " in pause_line({"paused_at": t, "scope": "fleet"})
+    assert lease_rows([{"expires_at": t}, {"expires_at": None}]) == [{"expires_at": "2026-01-01T00:00:10Z"},
+                                                                      {"expires_at": "never"}]
+
+
 def test_assignment_events_read_as_lines() -> None:
     from coordhub.cli.watch import describe
 
@@ -368,6 +395,8 @@ def test_pipeline_verbs_test_fix_stages_done(live_hub: LiveHub, cli: tuple[Coord
     assert "1 assignment(s), 2 attempt(s), 1 fix round(s)" in done and "hook summary_report: ran" in done
     # the fix's automatic rerun was still queued when the human's verdict came: cancelled by it
     assert "by stage: merge 1" in done and "test runs: cancelled 1, failed 1, passed 1" in done
+    # since the last `coord done`, printed to the second as the CLI prints times (it showed microseconds)
+    assert re.match(r"since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: 0 assignment", me.ok("done").out)
 
 
 def test_status_shows_the_merge_queue(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
@@ -474,7 +503,7 @@ def test_status_shows_a_queue_waiting_out_the_stagger(live_hub: LiveHub, cli: tu
     orch = me.json("status")["orchestrator"]
     assert orch["stagger"]["seconds"] == 600 and orch["queue"][0]["not_before"] is None
     row = next(line for line in me.ok("status").out.splitlines() if second["id"] in line)
-    assert "stagger: 600 s between dispatches" in row and orch["stagger"]["until"] in row, row
+    assert "stagger: 600 s between dispatches" in row and when(orch["stagger"]["until"]) in row, row  # to the second
 
 
 def test_queue_wait_names_the_later_of_backoff_and_stagger() -> None:

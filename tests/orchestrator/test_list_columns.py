@@ -22,7 +22,7 @@ from coordhub.store import migrate
 from coordhub.store.postgres import PostgresExecutor
 from coordhub.store.sqlite import SQLiteExecutor, SQLiteStore
 from coordhub.store.tables import merging, orchestrator
-from tests.conftest import Api, pg_database_before
+from tests.conftest import Api, pg_database_before, sqlite_database_before
 from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config, get
 
 BIG = "é" * 30_000 + "the end"  # 60,007 bytes of UTF-8 (30,007 characters): a large briefing, within 64 KiB
@@ -110,6 +110,55 @@ def test_lists_show_the_briefing_size_and_read_no_briefing(orch: Api, user: dict
     # and no briefing came out of the store to make them: three of 60 KB were there to read
     assert not [v for v in returned if isinstance(v, str) and MARK in v]
     assert _bytes(returned) < 60_000, _bytes(returned)
+
+
+def _entry_briefings(api: Api) -> list[str]:
+    return [r["briefing"] for r in api.hub.store.read_sync(lambda tx: tx.ex.all("SELECT briefing FROM merge_entries"))]
+
+
+def test_a_merge_entry_stores_no_copy_of_the_briefing(orch: Api, user: dict[str, str]) -> None:
+    """A merge entry stored its assignment's briefing (up to 64 KiB) that nothing read back (seed-003 user run)."""
+    apply_config(orch, config(pipeline={"stages": ["merge"]}))
+    laptop = Host(orch, "laptop", orch.token("laptop/agent"))
+    laptop.register()
+    aid = assign(orch, user, issue=1, briefing=BIG)["id"]
+    job = laptop.next()
+    assert job is not None and job["id"] == aid and job["briefing"] == BIG
+    laptop.report(job, "done", pushed=True)  # stage merge: its branch enters the merge queue
+    assert [e["assignment_id"] for e in orch.get(f"{ORCH}/merges", headers=user).json()["queue"]] == [aid]
+    assert _entry_briefings(orch) == [""]
+    assert get(orch, aid)["briefing"] == BIG  # the assignment keeps it: a fix worker is briefed from there
+
+
+def _old_entry() -> tuple[str, tuple[Any, ...]]:
+    """A merge entry a hub before migration 0034 made: its copy of the briefing."""
+    return ("INSERT INTO merge_entries (id, seq, assignment_id, repo, target, branch, issue, method, state, attempt, "
+            "conflict_fixes, red_fixes, briefing, created_by, created_at, updated_at) VALUES ('m0000001', 1, "
+            "'0000000a', 'api', 'main', 'issue-1', 1, 'squash', 'merged', 1, 0, 0, ?, 'hub', 0, 0)", (BIG,))
+
+
+def test_migration_0034_clears_the_briefing_copies_of_merge_entries(tmp_path: Path) -> None:
+    store = SQLiteStore(sqlite_database_before(tmp_path / "coord.db", "0034", [_old_row(), _old_entry()]))
+    store.open()
+    try:
+        rows = store.read_sync(lambda tx: tx.ex.all("SELECT id, briefing FROM merge_entries"))
+    finally:
+        store.close()
+    assert [(r["id"], r["briefing"]) for r in rows] == [("m0000001", "")]
+
+
+@pytest.mark.postgres
+def test_migration_0034_clears_the_briefing_copies_of_merge_entries_on_postgres() -> None:
+    from coordhub.store.postgres import PostgresStore
+
+    with pg_database_before("0034", [_old_row(), _old_entry()]) as url:
+        store = PostgresStore(url)
+        store.open()
+        try:
+            rows = store.read_sync(lambda tx: tx.ex.all("SELECT id, briefing FROM merge_entries"))
+        finally:
+            store.close()
+    assert [(r["id"], r["briefing"]) for r in rows] == [("m0000001", "")]
 
 
 def test_migration_0033_counts_the_bytes_of_existing_briefings(tmp_path: Path) -> None:

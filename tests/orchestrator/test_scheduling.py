@@ -230,3 +230,27 @@ def test_a_stopping_host_gets_no_more_work_until_it_registers_again(orch: Api, u
     assert (machines["laptop"]["state"], machines["laptop"]["slots"]) == ("online", 2)
     again = laptop.next()
     assert again is not None and again["id"] == a["id"] and again["attempt"] == 2
+
+
+def test_a_host_that_said_it_stops_is_stopped_not_stale(orch: Api, clock: ManualClock, user: dict[str, str]) -> None:
+    """After a clean stop (``coord agent`` got SIGTERM and said ``stopping``) the machine showed ``stopping`` for
+    a stale window and then ``stale``, as a crashed one does (seed-003 user run): it is ``stopped`` now; a host
+    silent without saying so stays ``stale``, and one that registers again is ``online``."""
+    apply_config(orch, config())  # stale after 3 × 5 s
+    laptop = Host(orch, "laptop", orch.token("laptop/agent"))
+    server = Host(orch, "server", orch.token("server/agent"))
+    laptop.register()
+    server.register()
+    r = orch.post(f"{ORCH}/hosts/heartbeat", headers=laptop.headers, json={
+        "machine": "laptop", "host_incarnation": laptop.incarnation, "free_slots": 0, "running": [],
+        "stopping": True})
+    assert r.status_code == 200, r.text
+
+    def states() -> dict[str, str]:
+        return {m["machine"]: m["state"] for m in orch.get(f"{ORCH}/status", headers=user).json()["machines"]}
+
+    assert states() == {"laptop": "stopping", "server": "online"}
+    clock.advance(16)
+    assert states() == {"laptop": "stopped", "server": "stale"}
+    laptop.register()
+    assert states()["laptop"] == "online"

@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from coordhub.cli.output import console, heading, table
+from coordhub.cli.views import shown_time
 from coordhub.client import CoordClient, HubError
 from coordhub.client.orchestrator import OrchestratorClient
+from coordhub.hooks.leases import when
 from coordhub.hooks.untrusted import one_line
 
 
@@ -84,7 +86,7 @@ def show_orchestrator(view: dict[str, Any] | None, freshness: bool = False) -> N
         return
     if view.get("paused"):
         p = view["paused"]
-        console.print(one_line(f"DISPATCH PAUSED until {p['paused_until']}: {p['reason']}"), style="bold yellow")
+        console.print(one_line(f"DISPATCH PAUSED until {when(p['paused_until'])}: {p['reason']}"), style="bold yellow")
     heading("machines")
     rows = [{**m, "slots": f"{m['running']}/{m['slots']}", "heartbeat": _age(m["seconds_since_heartbeat"]),
              "cost": f"${m['cost_today_usd']:.2f}"} for m in view["machines"]]
@@ -94,8 +96,9 @@ def show_orchestrator(view: dict[str, Any] | None, freshness: bool = False) -> N
         for problem in m.get("problems") or []:
             console.print(one_line(f"  {m['machine']}: {problem}"), style="bold red")
     heading("queue")
-    queue = [{**a, "what": f"{a['repo']} #{a['issue']}", "where": a["machine"] or "any",
-              **queue_wait(a, view.get("stagger"))} for a in view["queue"]]
+    waits = [queue_wait(a, view.get("stagger")) for a in view["queue"]]
+    queue = [{**a, "what": f"{a['repo']} #{a['issue']}", "where": a["machine"] or "any", **wait,
+              "not_before": shown_time(wait["not_before"])} for a, wait in zip(view["queue"], waits, strict=True)]
     table(queue, [("position", "#"), ("id", "id"), ("what", "issue"), ("where", "machine"), ("model", "model"),
                   ("not_before", "not before"), ("why", "why")], "  empty")
     if view.get("stage_runs"):
@@ -123,8 +126,9 @@ def show_orchestrator(view: dict[str, Any] | None, freshness: bool = False) -> N
         # seed 003 asked each agent and GitHub when asked; here a machine's host checks the repos a worker depends
         # on just before it starts (the hub never reaches into a machine), so this is the newest such check
         heading("freshness of dependency repos (each machine's last check, made as a worker started)")
-        table(freshness_rows(view["assignments"]), [("machine", "machine"), ("repo", "repo"), ("note", "freshness"),
-                                                    ("assignment", "checked for"), ("checked", "at")],
+        checks = [{**r, "checked": shown_time(r["checked"])} for r in freshness_rows(view["assignments"])]
+        table(checks, [("machine", "machine"), ("repo", "repo"), ("note", "freshness"),
+                       ("assignment", "checked for"), ("checked", "at")],
               "  no check yet: a repo's depends_on are checked on its machine when a worker starts")
     t = view["totals"]
     today = list(t["by_day"].items())[-1:] if t["by_day"] else []

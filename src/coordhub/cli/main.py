@@ -39,6 +39,7 @@ from coordhub.client.queue import FAILED, MAX_FAILED_REPLAYS, Entry, safe_target
 from coordhub.client.settings import is_local_admin_token, resolve
 from coordhub.config import setting
 from coordhub.errors import CoordError, Invalid
+from coordhub.hooks.leases import when
 from coordhub.hooks.untrusted import one_line
 
 # name → "module:attribute": a function (one command) or a Typer app (a group). The order is --help's.
@@ -167,8 +168,9 @@ def status(ctx: typer.Context, project: str | None = typer.Option(None, "--proje
         if s.get("active_locks_more"):
             console.print(f"  … more live leases than these {len(s['active_locks'])}: `coord lock list` lists all")
         heading("components")
-        table(s["components"], [("project_key", "project"), ("component", "component"), ("state", "state"),
-                                ("version", "version"), ("updated_at", "updated")], "  none")
+        components = [{**c, "updated_at": views.shown_time(c.get("updated_at"))} for c in s["components"]]
+        table(components, [("project_key", "project"), ("component", "component"), ("state", "state"),
+                           ("version", "version"), ("updated_at", "updated")], "  none")
         heading("active workflows")
         table(s["active_workflows"], [("id", "id"), ("project_key", "project"), ("name", "name"),
                                       ("status", "status")], "  none")
@@ -246,13 +248,13 @@ def halt_line(h: dict[str, Any]) -> str:
     """One standing halt in a line: ``HALTED (machine:m) by … at …: reason``, marked when it covers you."""
     scope = h.get("scope") or "fleet"
     mine = " — covers you" if h.get("applies") and scope != "fleet" else ""
-    return one_line(f"HALTED{'' if scope == 'fleet' else f' ({scope})'} by {h['halted_by']} at {h['halted_at']}: "
+    return one_line(f"HALTED{'' if scope == 'fleet' else f' ({scope})'} by {h['halted_by']} at {when(h['halted_at'])}: "
                     f"{h['reason']}{mine}")
 
 
 def pause_line(p: dict[str, Any]) -> str:
     """The caller's pause in a line, saying how to end it."""
-    return one_line(f"PAUSED since {p['paused_at']} (the halt of {p.get('scope')} was lifted): your writes are "
+    return one_line(f"PAUSED since {when(p['paused_at'])} (the halt of {p.get('scope')} was lifted): your writes are "
                     "refused until you run `coord engage`")
 
 

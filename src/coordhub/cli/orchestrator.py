@@ -32,6 +32,7 @@ from coordhub.cli.exits import EXIT_TIMEOUT
 from coordhub.cli.output import console, print_json, verbatim
 from coordhub.client import CoordClient, project
 from coordhub.client.orchestrator import OrchestratorClient
+from coordhub.hooks.leases import when
 from coordhub.hooks.untrusted import one_line
 
 ENDED = ("done", "failed", "cancelled", "stuck", "needs_input")
@@ -178,7 +179,7 @@ def unpause(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     """
     done = call(ctx, lambda c: orch(c).unpause(), admin=True)
     show(done, as_json, lambda d: console.print(
-        one_line(f"dispatch resumed (was paused until {d['was']['paused_until']}: {d['was']['reason']})")
+        one_line(f"dispatch resumed (was paused until {when(d['was']['paused_until'])}: {d['was']['reason']})")
         if d["was"] else "dispatch was not paused"))
 
 

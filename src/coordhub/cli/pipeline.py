@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from coordhub.cli import views
 from coordhub.cli.common import EXIT_USAGE, JSON_OPT, call, fail, read_text_arg, show
 from coordhub.cli.orchestrator import orch
 from coordhub.cli.output import console, verbatim
@@ -106,8 +107,8 @@ def done(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     def human(x: dict[str, Any]) -> None:
         s = x["summary"]
         a = s["assignments"]
-        console.print(f"since {s['since'] or 'the start'}: {a['total']} assignment(s), {a['attempts']} attempt(s), "
-                      f"{a['fix_rounds']} fix round(s)")
+        console.print(f"since {views.shown_time(s['since']) or 'the start'}: {a['total']} assignment(s), "
+                      f"{a['attempts']} attempt(s), {a['fix_rounds']} fix round(s)")
         console.print("  by state: " + (", ".join(f"{k} {v}" for k, v in sorted(a["by_state"].items())) or "-"))
         console.print("  by stage: " + (", ".join(f"{k} {v}" for k, v in sorted(a["by_stage"].items())) or "-"))
         for stage, counts in s["runs"].items():

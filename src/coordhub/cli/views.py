@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordhub.cli.output import console, message_banner, table, verbatim
+from coordhub.hooks.leases import when
 
 LEASE_COLUMNS = [("id", "id"), ("fence", "fence"), ("project_key", "project"), ("resource", "resource"),
                  ("session_id", "holder"), ("expires_at", "expires"), ("description", "description")]
@@ -48,5 +49,13 @@ def leases(rows: list[dict[str, Any]]) -> None:
 
 
 def lease_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Leases as their tables show them: one that never expires (TTL 0) says ``never`` (review: a blank cell)."""
-    return [{**r, "expires_at": r.get("expires_at") or "never"} for r in rows]
+    """Leases as their tables show them: the expiry to the second (:func:`shown_time`); one that never expires
+    (TTL 0) says ``never`` (review: a blank cell)."""
+    return [{**r, "expires_at": shown_time(r.get("expires_at")) or "never"} for r in rows]
+
+
+def shown_time(timestamp: Any) -> str | None:
+    """A hub timestamp as the CLI prints times to people: to the second (``2026-11-20T14:05:00Z``, as the hooks'
+    banners print them: :func:`coordhub.hooks.leases.when`); None stays None (a blank cell). ``--json`` keeps the
+    hub's microseconds."""
+    return None if timestamp is None else when(timestamp)

@@ -530,13 +530,29 @@ def _reopen(tx: Tx, row: Row, what: str) -> None:
                               state=other["state"])
 
 
+def _model_ran(row: Row) -> bool:
+    """Whether the ended assignment's model had a go, so a retry steps it up the ladder.
+
+    A failed, stuck or needs-input assignment: yes, its host reported that
+    outcome of an attempt. A cancelled one: only when an attempt started
+    running since it was last queued by a retry, resume or fix (those clear
+    ``started_at``; a dispatch clears it too, and the host's first report
+    sets it), so a stop while queued or dispatched keeps the model.
+    """
+    return row["state"] != State.CANCELLED.value or row["started_at"] is not None
+
+
 def retry(tx: Tx, actor: Actor, assignment_id: str, now: float, model: str | None = None) -> dict[str, Any]:
     """Queue a failed, cancelled, stuck or needs-input assignment again as a fresh attempt (seed 003 ``retry``).
 
     On another machine when one could run it (seed 003), with the model one
-    step up ``models.escalation`` unless ``model`` is given. 409 for a live
-    or done assignment, when the issue was assigned again meanwhile, or
-    when its creator's live assignments are at the bound (:func:`check_room`).
+    step up ``models.escalation`` unless ``model`` is given, and only when
+    the model had its go (:func:`_model_ran`): a cancel before the worker
+    started says nothing of the model, so that retry keeps the model and
+    where it came from (seed 003 escalates on failure, ``coord fix``). 409
+    for a live or done assignment, when the issue was assigned again
+    meanwhile, or when its creator's live assignments are at the bound
+    (:func:`check_room`).
     """
     may_direct(actor)
     row = get_row(tx, assignment_id)
@@ -547,10 +563,16 @@ def retry(tx: Tx, actor: Actor, assignment_id: str, now: float, model: str | Non
     check_room(tx, actor, row["created_by"])
     config = coordinator.require(tx)
     _check_model(config, model)
-    model, source = (model, "flag") if model else escalate(config.models, row["model"])
+    if model:
+        model, source = model, "flag"
+    elif _model_ran(row):
+        model, source = escalate(config.models, row["model"])
+    else:
+        model, source = row["model"], row["model_source"]
+    # started_at cleared: a cancel before this retry's attempt starts must not escalate again for the old run
     changes: Row = {"model": model, "model_source": source, "reason": None, "not_before": None,
                     "resume_session": None, "guidance": None, "worktree": None, "ended_at": None,
-                    "queued_at": now, "result": None}
+                    "queued_at": now, "result": None, "started_at": None}
     if row["ran_on"] and _other_machine(config, row):
         changes.update(machine=None, avoid_machine=row["ran_on"])
     return render(transition(tx, row, State.QUEUED, now, by=actor.session_id, **changes))
@@ -580,5 +602,5 @@ def resume_stuck(tx: Tx, actor: Actor, assignment_id: str, guidance: str, now: f
     model, source = escalate(config.models, row["model"])
     return render(transition(tx, row, State.QUEUED, now, by=actor.session_id, machine=row["ran_on"],
                              avoid_machine=None, resume_session=row["claude_session"], guidance=guidance,
-                             model=model, model_source=source,
+                             model=model, model_source=source, started_at=None,
                              reason=None, not_before=None, ended_at=None, queued_at=now))

@@ -17,7 +17,8 @@ issue leases of the ones that live, and says whether a halt pauses them.
 
 A host that shuts down says so in a last heartbeat (``stopping``): its row's
 ``slots`` become 0 (a registration asks for at least 1, so 0 means only
-this) and it is ``stopping`` rather than ``online``. Every dispatch (``next``,
+this) and it is ``stopping`` rather than ``online``, then ``stopped`` (not
+``stale``) once its heartbeats have stopped for a stale window. Every dispatch (``next``,
 ``next-run``, ``merges/next``) gives a host with no slots nothing, so the work
 its stopping workers hand back is not taken again by the long-poll it still
 has open: with a short ``backoff_base`` that poll took the work back before
@@ -65,10 +66,13 @@ def stale_after(config: Config) -> float:
 
 
 def state_of(row: Row, config: Config, now: float) -> str:
-    """``online`` while heartbeats arrive in time, else ``stale``; ``stopping`` in time but shutting down (it said
-    so in a heartbeat, and takes no more work: :func:`stopping`)."""
+    """``online`` while heartbeats arrive in time; ``stopping`` in time but shutting down (it said so in a
+    heartbeat, and takes no more work: :func:`stopping`); past the stale window, ``stopped`` when its last word
+    was that it is stopping (a clean stop: ``coord agent`` got SIGTERM) and ``stale`` when it went silent without
+    saying so (a crash, a lost network): an operator tells the two apart. Both are silent hosts to the reconciler
+    (:mod:`coordhub.core.reconcile`), which re-queues what either left running."""
     if now - row["last_heartbeat"] > stale_after(config):
-        return "stale"
+        return "stopped" if stopping(row) else "stale"
     return "stopping" if stopping(row) else "online"
 
 

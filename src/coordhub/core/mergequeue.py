@@ -117,8 +117,9 @@ def enqueue(tx: Tx, assignment_id: str, now: float, *, by: str | None, method: s
                 "host_incarnation": None, "batch_id": None, "batch_cap": None, "gated_sha": None, "tip": None,
                 "merged_sha": None,
                 "pr_number": None, "pr_url": None, "conflict_fixes": 0, "red_fixes": 0, "fix_attempt": None,
-                "briefing": a["briefing"], "reason": None, "evidence": None, "created_by": by or "hub",
+                "briefing": "", "reason": None, "evidence": None, "created_by": by or "hub",
                 "created_at": now, "started_at": None, "ended_at": None, "updated_at": now}
+    # briefing "": the column is a relic (migration 0034); nothing reads an entry's copy of the assignment's text
     tx.merge_entries.add(row)
     emit(tx, "merge.queued", now, session_id=by, project_key=row["repo"], subject_id=row["id"], entry_id=row["id"],
          assignment_id=a["id"], repo=row["repo"], target=row["target"], branch=row["branch"], issue=row["issue"],

@@ -211,7 +211,7 @@ def fix(tx: Tx, config: Config, row: Row, kind: str, detail: str, ev: str | None
     assignments.transition(tx, a, assignments.State.QUEUED, now, by=by, guidance=instructions,
                            model=model, model_source=source,
                            reason=f"merge queue: {kind}", not_before=None, ended_at=None, queued_at=now,
-                           resume_session=None, worktree=None, result=None)
+                           resume_session=None, worktree=None, result=None, started_at=None)
     return transition(tx, row, State.FIXING, now, by=by, batch_id=None, fix_attempt=a["attempt"], evidence=ev,
                       reason=f"{kind}: {detail}; fix worker queued", **{count_col: row[count_col] + 1}, **pr)
 

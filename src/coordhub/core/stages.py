@@ -286,7 +286,7 @@ def dispatch_fix(tx: Tx, config: Config, row: Row, stage: Stage, findings: str, 
     model, source = escalate(config.models, row["model"])
     row = assignments.transition(tx, row, State.QUEUED, now, by=by, model=model, model_source=source,
                                  guidance=text, resume_session=None, reason=None, not_before=None, ended_at=None,
-                                 queued_at=now, result=None, worktree=None)
+                                 queued_at=now, result=None, worktree=None, started_at=None)
     return move(tx, row, G.FIX, now, by=by, reason=f"{stage.value} failed; fix round {row['fix_round'] + 1} with "
                 f"{model}", fix_round=row["fix_round"] + 1, fix_stage=stage.value)
 

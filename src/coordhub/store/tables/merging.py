@@ -7,10 +7,10 @@ from coordhub.store.tables.base import Table
 
 IN_QUEUE = ("queued", "running")
 LIVE = ("queued", "running", "fixing", "needs_input")
-#: the entry columns every query reads: all but ``briefing``, the assignment's briefing (up to 64 KiB) copied when
-#: the branch entered, which nothing reads back (a fix worker is briefed from its assignment's row), so the queue's
-#: lists and each merge dispatch's look at the live entries never load it. Kept equal to the table's columns less
-#: the briefing by tests/orchestrator/test_list_columns.py.
+#: the entry columns every query reads: all but ``briefing``, a relic: entries once kept a copy of the assignment's
+#: briefing (up to 64 KiB) that nothing read back (a fix worker is briefed from its assignment's row); they store ''
+#: now and migration 0034 cleared the old copies (the column stays for hubs of before it, which still insert it).
+#: Kept equal to the table's columns less the briefing by tests/orchestrator/test_list_columns.py.
 COLUMNS = ("id, seq, assignment_id, repo, target, branch, issue, title, method, state, attempt, machine, "
            "host_incarnation, batch_id, batch_cap, tip, merged_sha, pr_number, pr_url, conflict_fixes, red_fixes, "
            "fix_attempt, reason, evidence, created_by, created_at, started_at, ended_at, updated_at, gated_sha")
