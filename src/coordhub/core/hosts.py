@@ -101,18 +101,6 @@ def elsewhere(tx: Tx, config: Config, machine: str, now: float) -> list[tuple[li
     return [(list(r), list(c)) for r, c in sorted(out)]
 
 
-def render(row: Row, config: Config, now: float) -> dict[str, Any]:
-    """The JSON form of a host."""
-    return {"machine": row["machine"], "state": state_of(row, config, now), "incarnation": row["incarnation"],
-            "session_id": row["session_id"], "capabilities": json.loads(row["capabilities"]),
-            "repos": json.loads(row["repos"]), "slots": row["slots"], "free_slots": row["free_slots"],
-            "running": json.loads(row["running"]), "agent_version": row["agent_version"],
-            "registered_at": isoformat(row["registered_at"]), "last_heartbeat": isoformat(row["last_heartbeat"]),
-            "seconds_since_heartbeat": round(now - row["last_heartbeat"], 3),
-            "stale_since": isoformat(row["stale_since"]), "problems": json.loads(row["problems"]),
-            "recovered": json.loads(row["recovered"])}
-
-
 def halt_over_machine(tx: Tx, machine: str) -> dict[str, Any] | None:
     """The standing halt that covers a machine's host (the fleet's first, else the machine's), or None."""
     for row in sorted(halt.standing(tx), key=lambda r: from_key(r["scope"]).kind != "fleet"):
