@@ -71,7 +71,8 @@ def test_sign_in_and_a_message_appears_live_without_reload(browser: Any, fleet: 
     thread = page.locator("ol.thread li")
     thread.filter(has_text="Re: please ack").wait_for(timeout=10_000)
     assert thread.count() == 2 and f"{OVERSEER} → {AGENT}" in thread.nth(1).inner_text()
-    thread.nth(1).locator("summary").click()
+    # each entry's toggle names what it opens (every one read just "Body" to a screen reader)
+    page.get_by_label(f"Body of {OVERSEER}’s Re: {asks['subject']}", exact=True).click()
     assert thread.nth(1).locator("pre.body").inner_text() == "on it"
 
     # sign out: back to the form, and the cookie the browser had is dead on the hub
@@ -86,13 +87,21 @@ def test_sign_in_and_a_message_appears_live_without_reload(browser: Any, fleet: 
 def test_compose_a_broadcast_from_the_page_and_two_sessions_read_it(browser: Any, fleet: Fleet) -> None:
     page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "messages")
     subject = f"fleet notice {time.time()}"
+    recipient = page.get_by_label("Session", exact=True)
+    assert recipient.is_enabled()
     page.check("input[name=mode][value=broadcast]")
+    assert recipient.is_disabled()  # a broadcast has no recipient: the field is off, its label stays
+    page.check("input[name=mode][value=direct]")
+    assert recipient.is_enabled()
+    page.check("input[name=mode][value=broadcast]")
+    assert recipient.is_disabled()
     page.fill("input[name=subject]", subject)
     page.fill("textarea[name=body]", "stop pushing to main for ten minutes")
     page.select_option("select[name=importance]", "high")
     page.check("input[name=ack]")
     page.click("form.compose button[type=submit]")
     page.wait_for_selector(f"text=Sent “{subject}”")
+    assert recipient.is_enabled()  # the form is reset to a direct message
     for reader in ("m2/agent", "m3/agent"):
         inbox = fleet.call("GET", "/api/coord/messages", reader, 200,
                            params={"to_session": reader, "unread_only": "true"}).json()

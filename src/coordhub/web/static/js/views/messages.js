@@ -95,13 +95,17 @@ function Thread({ m, now }) {
     ${thread.map((t) => html`<li key=${t.id} class=${t.id === m.id ? "current" : ""}>
       <strong>${t.from_session}</strong> → ${t.broadcast ? "everyone" : t.to_session}${" "}
       <${Time} iso=${t.created_at} now=${now} />: ${t.subject}
-      ${t.id === m.id ? null : html`<details><summary>Body</summary><pre class="body">${t.body}</pre></details>`}</li>`)}</ol>
+      ${t.id === m.id ? null : html`<details><summary aria-label=${"Body of " + t.from_session + "’s " + t.subject}>Body</summary>
+        <pre class="body">${t.body}</pre></details>`}</li>`)}</ol>
     ${res.data.more ? html`<p class="meta">Later messages of the thread follow: coord msg thread ${id}</p>` : null}`;
 }
 
 function Compose({ reply, sent, onSent, onDone }) {
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
+  // A broadcast has no recipient: the Session field is disabled (its label stays, a screen reader says "dimmed")
+  // rather than left to be filled in and silently ignored.
+  const [broadcast, setBroadcast] = useState(false);
   const submit = async (e) => {
     e.preventDefault();
     const f = e.currentTarget;
@@ -114,16 +118,17 @@ function Compose({ reply, sent, onSent, onDone }) {
     setBusy(true); setError(null); onSent(null);
     try {
       const out = await call("POST", "/messages", body);
-      onSent(out); f.reset(); onDone();
+      onSent(out); f.reset(); setBroadcast(false); onDone();
     } catch (err) { setError(err.message); } finally { setBusy(false); }
   };
   return html`<form class="card compose" onSubmit=${submit} aria-labelledby="compose-h">
     <h3 id="compose-h">${reply ? "Reply in thread: " + reply.subject : "Compose as " + me.sessionId}</h3>
-    <fieldset><legend>To</legend>
+    <fieldset onChange=${(e) => { if (e.target.name === "mode") setBroadcast(e.target.value === "broadcast"); }}><legend>To</legend>
       <label><input type="radio" name="mode" value="direct" defaultChecked=${true} /> One session</label>
       <label><input type="radio" name="mode" value="broadcast" /> Broadcast to all</label>
     </fieldset>
-    <label>Session <input name="to" defaultValue=${reply ? reply.from_session : ""} placeholder="MACHINE/name" autocomplete="off" /></label>
+    <label>Session <input name="to" defaultValue=${reply ? reply.from_session : ""} placeholder="MACHINE/name"
+      autocomplete="off" disabled=${broadcast} /></label>
     <label>Subject <input name="subject" required maxlength="500" defaultValue=${reply ? "Re: " + reply.subject : ""} /></label>
     <label>Body <textarea name="body" rows="5" maxlength="524288"></textarea></label>
     <label>Project <input name="project" placeholder="optional" /></label>
