@@ -69,6 +69,26 @@ def test_per_machine_slots_and_pinned_machines(orch: Api, user: dict[str, str]) 
     assert job is not None and job["id"] == c["id"]
 
 
+def test_status_counts_free_slots_as_dispatch_does_not_as_the_host_last_said(orch: Api, user: dict[str, str]) -> None:
+    laptop = Host(orch, "laptop", orch.token("laptop/agent"), slots=2)
+    laptop.register()  # the host says 2 free, and says nothing more until its next heartbeat
+    assign(orch, user, issue=1)
+    job = laptop.next()
+    assert job is not None
+    laptop.report(job, "running")
+
+    def machine() -> dict[str, Any]:
+        return dict(next(m for m in orch.get(f"{ORCH}/status", headers=user).json()["machines"]
+                         if m["machine"] == "laptop"))
+
+    m = machine()  # the board read "2 free of 2" next to "1 running"
+    assert (m["slots"], m["running"], m["busy_slots"], m["free_slots"], m["reported_free_slots"]) == (2, 1, 1, 1, 2)
+    laptop.beat()
+    assert (machine()["free_slots"], machine()["reported_free_slots"]) == (1, 1)
+    laptop.report(job, "done")
+    assert (machine()["free_slots"], machine()["reported_free_slots"]) == (2, 1)  # free again before the host says so
+
+
 def test_capabilities_and_repos_of_the_host(orch: Api, user: dict[str, str]) -> None:
     server = Host(orch, "server", orch.token("server/agent"))
     server.register(repos={"lib": "/src/lib"}, capabilities=["python"])

@@ -50,7 +50,11 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
     optionally for one machine.
 
     ``machines`` lists every machine of the config (``state`` ``online``,
-    ``stale`` or ``never`` when its agent never registered); ``queue`` the
+    ``stale`` or ``never`` when its agent never registered; ``running`` its
+    assignments holding a slot, ``busy_slots`` those and its stage runs holding
+    one, ``free_slots`` its ``slots`` less ``busy_slots``, never below 0: the
+    hub's count, the one dispatch goes by; ``reported_free_slots`` what its
+    host said at its last heartbeat or registration); ``queue`` the
     first :data:`QUEUE_SHOWN` queued assignments in dispatch order (``position``
     in the whole queue, from 1; the list form, ``briefing_bytes`` instead of
     the briefing) and ``totals.queued`` how many are queued in all (with a
@@ -89,15 +93,21 @@ def overview(tx: Tx, now: float, machine: str | None = None) -> dict[str, Any]:
         if day == today:
             by_machine_today[a["machine"]] += a["cost_usd"]
     active = tx.assignments.active_by_machine()
+    stage_active = tx.stage_runs.active_by_machine()
     machines = []
     for m in config.machines:
         if machine is not None and m.name.lower() != machine.lower():
             continue
         h = host_rows.get(m.name)
         running = active.get(m.name, 0)
+        # free slots as dispatch counts them (coordhub.core.dispatch.plan: the host's slots less the assignments
+        # and stage runs holding one), not as the host last reported them: that report lags every dispatch and
+        # ending by up to a heartbeat, and the board said "2 free of 2" next to "1 running"
+        busy = running + stage_active.get(m.name, 0)
         machines.append({
             "machine": m.name, "state": hosts.state_of(h, config, now) if h else "never",
-            "slots": h["slots"] if h else 0, "free_slots": h["free_slots"] if h else 0, "running": running,
+            "slots": h["slots"] if h else 0, "free_slots": max(0, int(h["slots"]) - busy) if h else 0,
+            "reported_free_slots": h["free_slots"] if h else 0, "busy_slots": busy, "running": running,
             "incarnation": h["incarnation"] if h else 0, "repos": m.repos, "capabilities": m.capabilities,
             "last_heartbeat": isoformat(h["last_heartbeat"]) if h else None,
             "seconds_since_heartbeat": round(now - h["last_heartbeat"], 3) if h else None,

@@ -81,6 +81,12 @@ class StageRuns(Table):
         return self.ex.all("SELECT * FROM stage_runs WHERE state IN ('dispatched', 'running') AND machine = ? "
                            "ORDER BY seq", (machine,))
 
+    def active_by_machine(self) -> dict[str, int]:
+        """How many runs hold a slot (dispatched or running) on each machine that has any (its name → the count)."""
+        rows = self.ex.all("SELECT machine, COUNT(*) AS n FROM stage_runs WHERE state IN ('dispatched', 'running') "
+                           "GROUP BY machine")
+        return {r["machine"]: int(r["n"]) for r in rows if r["machine"] is not None}
+
     def active_count(self, machine: str | None = None, stage: str | None = None) -> int:
         """How many runs hold a slot (dispatched or running), fleet-wide or on one machine, of one stage or all."""
         sql, params = "SELECT COUNT(*) AS n FROM stage_runs WHERE state IN ('dispatched', 'running')", []
