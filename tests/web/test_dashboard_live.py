@@ -39,6 +39,22 @@ def test_a_session_that_stops_heartbeating_turns_idle_on_the_open_fleet_view(bro
     row = page.locator("tr", has_text=quiet)
     assert row.locator(".badge.active").count() == 1
     row.locator(".badge.idle").wait_for(timeout=30_000)  # no event: the view read again as the tier passed
+    # the view times that read by the tiers the hub tells with the web session, not a copy of them: a hub with other
+    # tiers (its answer rewritten here, as a hub with changed ones would answer) changes when the view reads again
+    due = ("async () => (await import('/static/js/views/fleet.js'))"
+           ".nextTier([{state: 'active', seconds_since_heartbeat: 30}])")
+    assert page.evaluate(due) == (120 - 30) * 1000 + 500
+
+    def other_tiers(route: Any) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        assert body["presence_seconds"] == {"active": 120, "idle": 300, "stale": 900}
+        route.fulfill(response=answer, json={**body, "presence_seconds": {"active": 60, "idle": 90, "stale": 120}})
+
+    page.route("**/api/coord/web/session", other_tiers)
+    page.reload()
+    page.wait_for_selector(".stream.live", timeout=10_000)
+    assert page.evaluate(due) == (60 - 30) * 1000 + 500
     assert page.errors == []
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
-from coordhub.core import websessions
+from coordhub.core import presence, websessions
 from tests.conftest import Api
 
 ORIGIN = "http://testserver"
@@ -42,6 +43,15 @@ def test_sign_in_sets_an_httponly_strict_cookie_and_never_echoes_the_token(api: 
     assert me["signed_in"] is True and me["session_id"] == AGENT and "csrf_token" not in me  # given out once
     assert isinstance(me["last_event_id"], int)
     assert api.get("/api/coord/whoami", headers=secret).json()["session_id"] == AGENT  # cookie + secret: reads
+
+
+def test_the_web_session_tells_the_hubs_own_presence_tiers(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the Fleet view times its re-reads by these; it kept a copy of them (120/300/900) that a change here missed
+    monkeypatch.setattr(presence, "ACTIVE_SECONDS", 7.0)
+    monkeypatch.setattr(presence, "IDLE_SECONDS", 8.0)
+    monkeypatch.setattr(presence, "STALE_SECONDS", 9.0)
+    me = api.get("/api/coord/web/session", headers=sign_in(api.client, bearer_value(api.token(AGENT)))).json()
+    assert me["signed_in"] is True and me["presence_seconds"] == {"active": 7.0, "idle": 8.0, "stale": 9.0}
 
 
 def test_cookie_over_tls_is_secure(api: Api) -> None:

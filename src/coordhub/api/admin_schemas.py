@@ -122,3 +122,6 @@ class WebSessionOut(Out):
     expires_at: str | None = None
     last_event_id: int | None = Field(None, description="The newest event id now (GET only): follow the stream "
                                       "from here after the first reads.")
+    presence_seconds: dict[str, float] | None = Field(None, description="GET, signed in only: the presence tiers, "
+                                                      "`{active, idle, stale}` seconds since the last heartbeat "
+                                                      "(past `stale`: offline), as the hub derives states.")

@@ -34,6 +34,16 @@ STALE_SECONDS = 900.0
 STATES = values(PresenceState)
 
 
+def tiers() -> dict[str, float]:
+    """The state tiers in seconds since the last heartbeat, ``{active, idle, stale}`` (past ``stale``: offline).
+
+    Read at call time, so the dashboard (which times its re-reads of the Fleet
+    view by them, from ``GET /api/coord/web/session``) follows whatever
+    :func:`state_of` goes by: one definition for both.
+    """
+    return {"active": ACTIVE_SECONDS, "idle": IDLE_SECONDS, "stale": STALE_SECONDS}
+
+
 class StaleIncarnation(Conflict):
     """A heartbeat or deregistration names an incarnation that is no longer the current one (409)."""
 

@@ -17,7 +17,7 @@ from coordhub.api.auth import Authenticator, Caller, caller, client_address
 from coordhub.api.errors import responses
 from coordhub.api.headers import header
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub
-from coordhub.core import tokens, websessions
+from coordhub.core import presence, tokens, websessions
 from coordhub.core.halt import Exempt
 from coordhub.errors import Invalid, Unauthorized
 from coordhub.store.tx import Tx
@@ -71,7 +71,8 @@ async def sign_in(body: WebSignIn, request: Request) -> JSONResponse:
 
 @router.get("/session", response_model=WebSessionOut, responses=responses(*READ_ERRORS))
 async def current(request: Request) -> JSONResponse:
-    """The browser's web session: ``{signed_in, session_id, admin, expires_at, no_auth, last_event_id}``.
+    """The browser's web session: ``{signed_in, session_id, admin, expires_at, no_auth, last_event_id,
+    presence_seconds}``.
 
     Needs the cookie and the secret of the sign-in answer in ``X-CSRF-Token``;
     never answers the secret. ``{signed_in: false, no_auth: false}`` when
@@ -80,7 +81,8 @@ async def current(request: Request) -> JSONResponse:
     secret counts as a failed authentication of the client address. Only a
     signed-in answer, or a ``--no-auth`` hub's, carries ``last_event_id``: it
     moves with everything the fleet does, which the hub tells token holders
-    alone.
+    alone; and ``presence_seconds`` (:func:`coordhub.core.presence.tiers`):
+    the Fleet view times its re-reads by the hub's own tiers, not a copy.
     """
     auth = _auth(request)
     cookie = request.cookies.get(websessions.COOKIE_NAME)
@@ -93,6 +95,7 @@ async def current(request: Request) -> JSONResponse:
     if found is not None or auth.no_auth:
         bus = hub(request).bus
         body["last_event_id"] = bus.last_id if bus is not None else 0  # the page streams from here after its reads
+        body["presence_seconds"] = presence.tiers()
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 

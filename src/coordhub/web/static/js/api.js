@@ -11,7 +11,7 @@
 export const API = "/api/coord";
 const SECRET_KEY = "coord.web.secret";
 
-export const me = { signedIn: false, sessionId: null, admin: false, noAuth: false, lastEventId: 0 };
+export const me = { signedIn: false, sessionId: null, admin: false, noAuth: false, lastEventId: 0, presenceSeconds: null };
 
 function secret() {
   try { return localStorage.getItem(SECRET_KEY); } catch { return null; }
@@ -114,7 +114,7 @@ addEventListener("storage", (e) => {
 export async function loadSession() {
   const s = await call("GET", "/web/session");
   Object.assign(me, { signedIn: !!s.signed_in, sessionId: s.session_id || me.sessionId, admin: !!s.admin,
-                      noAuth: !!s.no_auth, lastEventId: s.last_event_id || 0 });
+                      noAuth: !!s.no_auth, lastEventId: s.last_event_id || 0, presenceSeconds: s.presence_seconds || null });
   if (me.noAuth) { me.admin = true; me.sessionId = sessionStorage.getItem("coord.noauth.session"); me.signedIn = !!me.sessionId; }
   else if (!me.signedIn) keepSecret(null);
   return me;

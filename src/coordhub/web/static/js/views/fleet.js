@@ -1,25 +1,28 @@
 // Fleet: every session with its presence, incarnation, machine, project, last heartbeat and what it holds.
 
-import { call } from "../api.js";
+import { call, me } from "../api.js";
 import { html, useState, useEffect, useMemo, useNow, useResource, Loaded, Time, VirtualTable, Badge, machineOf, contains } from "../ui.js";
 import { useLeases } from "./leases.js";
 
 const ORDER = { active: 0, idle: 1, stale: 2, offline: 3 };
-// A session's state follows from the time since its last heartbeat on the hub's clock (coordhub.core.presence:
-// ACTIVE_SECONDS, IDLE_SECONDS, STALE_SECONDS), and a heartbeat is no event (an agent beats on every tool call): read
-// only on events, a session that went quiet stayed "active" here for good. So the view reads again when the soonest
-// row's state is due to change, timed from the answer's own seconds_since_heartbeat (no clock skew), at most once
-// per TIER_READ_FLOOR_MS: one read per tier passed, not a polling loop.
-const TIERS = [120, 300, 900];
+// A session's state follows from the time since its last heartbeat on the hub's clock (coordhub.core.presence.tiers),
+// and a heartbeat is no event (an agent beats on every tool call): read only on events, a session that went quiet
+// stayed "active" here for good. So the view reads again when the soonest row's state is due to change, timed from
+// the answer's own seconds_since_heartbeat (no clock skew), at most once per TIER_READ_FLOOR_MS: one read per tier
+// passed, not a polling loop. The tiers are the hub's, read with the web session (me.presenceSeconds), never a copy.
 const TIER_READ_FLOOR_MS = 5000;
 
-/** Milliseconds until the soonest state change among `rows` (a presence answer), or null when none is due. */
-function nextTier(rows) {
+/** Milliseconds until the soonest state change among `rows` (a presence answer), or null when none is due (or the
+ * hub told no tiers). Exported for its browser test. */
+export function nextTier(rows) {
+  const t = me.presenceSeconds;
+  if (!t) return null;
+  const tiers = [t.active, t.idle, t.stale];
   let soonest = Infinity;
   for (const s of rows) {
     const age = s.seconds_since_heartbeat;
     if (s.state === "offline" || typeof age !== "number") continue;
-    const tier = TIERS.find((t) => t >= age);
+    const tier = tiers.find((x) => x >= age);
     if (tier !== undefined) soonest = Math.min(soonest, tier - age);
   }
   return soonest === Infinity ? null : Math.max(soonest * 1000 + 500, TIER_READ_FLOOR_MS);
