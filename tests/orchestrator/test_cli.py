@@ -363,6 +363,9 @@ def test_assignment_events_read_as_lines() -> None:
     stopping = {"id": 10, "kind": "host.stopping", "session_id": "laptop/agent", "project_key": None,
                 "created_at": "2026-11-29T10:00:01Z", "payload": {"machine": "laptop", "incarnation": 3}}
     assert describe(stopping).endswith("  host laptop stopping: it takes no more work")
+    stopped = {**stopping, "id": 11, "kind": "host.stopped", "session_id": None}
+    assert describe(stopped).endswith("  host laptop stopped (it said so, then went silent): what it still ran is "
+                                      "re-queued")
 
 
 def test_pipeline_verbs_test_fix_stages_done(live_hub: LiveHub, cli: tuple[Coord, Coord], tmp_path: Path) -> None:

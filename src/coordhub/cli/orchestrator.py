@@ -187,7 +187,9 @@ def reconcile(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     """Run the hub's reconciliation pass now (it also runs by itself in `coord serve`)."""
     done = call(ctx, lambda c: orch(c).reconcile())
     show(done, as_json, lambda d: console.print(
-        f"stale hosts: {', '.join(d['stale_hosts']) or 'none'}; re-queued: {', '.join(d['requeued']) or 'none'}; "
+        f"stale hosts: {', '.join(d['stale_hosts']) or 'none'}; "
+        f"stopped hosts: {', '.join(d.get('stopped_hosts') or []) or 'none'}; "
+        f"re-queued: {', '.join(d['requeued']) or 'none'}; "
         f"failed: {', '.join(d['failed']) or 'none'}"))
 
 

@@ -61,6 +61,8 @@ def describe(event: dict[str, Any]) -> str:
         "assignment.needs_input": lambda: _assignment(p, f"needs input: {p.get('reason')}"),
         "assignment.cancelled": lambda: _assignment(p, f"cancelled: {p.get('reason')}"),
         "host.stale": lambda: f"host {p.get('machine')} stale (no heartbeat): its work is re-queued",
+        "host.stopped": lambda: f"host {p.get('machine')} stopped (it said so, then went silent): "
+                                "what it still ran is re-queued",
         "host.stopping": lambda: f"host {p.get('machine')} stopping: it takes no more work",
         "host.registered": lambda: f"host {p.get('machine')} registered (incarnation {p.get('incarnation')}, "
                                    f"{p.get('slots')} slots)",
