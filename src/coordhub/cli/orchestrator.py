@@ -30,6 +30,7 @@ from coordhub.cli.common import (
 )
 from coordhub.cli.exits import EXIT_TIMEOUT
 from coordhub.cli.output import console, print_json, verbatim
+from coordhub.cli.views import shown_time
 from coordhub.client import CoordClient, project
 from coordhub.client.orchestrator import OrchestratorClient
 from coordhub.hooks.leases import when
@@ -342,7 +343,7 @@ def config_show(ctx: typer.Context, file: Path = FILE_OPT,
             console.print("the hub has no coordinator.yml applied (`coord config apply`)")
             return
         console.print(f"the hub's coordinator.yml, version {data['version']}, applied by {data['applied_by']} at "
-                      f"{data['applied_at']}:")
+                      f"{shown_time(data['applied_at'])}:")
         _print_yaml(data["config"])
         return
     parsed = _load(file).as_json()

@@ -13,6 +13,7 @@ import typer
 from coordhub.cli.common import EXIT_UNREACHABLE, EXIT_USAGE, JSON_OPT, call, client, fail, hub_envelope, show
 from coordhub.cli.exits import EXIT_TIMEOUT
 from coordhub.cli.output import console, table, verbatim
+from coordhub.cli.views import shown_time
 from coordhub.client import HubError, Unreachable
 from coordhub.core.vocab import PresenceState
 from coordhub.hooks.untrusted import one_line
@@ -68,7 +69,7 @@ def describe(event: dict[str, Any]) -> str:
                                    f"{p.get('slots')} slots)",
     }.get(event["kind"], lambda: f"{who} {event.get('subject_id') or ''}".rstrip())()
     project = f"[{event['project_key']}] " if event.get("project_key") else ""
-    return one_line(f"{event['created_at']}  #{event['id']}  {event['kind']:<22} {project}{detail}")
+    return one_line(f"{shown_time(event['created_at'])}  #{event['id']}  {event['kind']:<22} {project}{detail}")
 
 
 def _assignment(p: dict[str, Any], what: str) -> str:
