@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from coordhub.cli.views import shown_time
 from tests.conftest import LiveHub
 from tests.coordcli import Coord, isolated_env
 
@@ -71,6 +72,6 @@ def test_a_second_msg_ack_says_it_was_already_acked(live_hub: LiveHub, tmp_path:
     first = a.json("msg", "ack", mid)
     assert (first["already"], first["acked_at"] is not None) == (False, True), first
     again = a.ok("msg", "ack", mid)  # exit 0, as a second release of a lease
-    assert again.out == f"already acked {mid} (at {first['acked_at']}); nothing changed\n", again
+    assert again.out == f"already acked {mid} (at {shown_time(first['acked_at'])}); nothing changed\n", again
     answer = a.json("msg", "ack", mid)
     assert (answer["already"], answer["acked_at"]) == (True, first["acked_at"]), answer

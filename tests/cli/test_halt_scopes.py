@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from coordhub.cli.views import shown_time
 from tests.conftest import LiveHub
 from tests.coordcli import Coord, git_init, isolated_env
 
@@ -159,8 +160,8 @@ def test_halt_refresh_says_a_standing_halts_reason_anew(fleet: Fleet) -> None:
     again = fleet.a.fails(5, "halt", "found the loop", "--machine", "DESKTOP-0O8A1RL")  # the halt covers A
     assert "poll loop runs away" in again.err and "--refresh" in again.err  # the refusal names the way
     r = fleet.a.ok("halt", "found the loop: cron", "--machine", "DESKTOP-0O8A1RL", "--refresh")
-    assert r.out == (f"machine desktop-0o8a1rl was halted already (since {first['halted_at']}); its reason is "
-                     f"now: found the loop: cron (by {A})\n"), r
+    assert r.out == (f"machine desktop-0o8a1rl was halted already (since {shown_time(first['halted_at'])}); "
+                     f"its reason is now: found the loop: cron (by {A})\n"), r  # to the second: --json has more
     [standing] = fleet.b.json("status")["halts"]
     assert (standing["reason"], standing["halted_at"]) == ("found the loop: cron", first["halted_at"])
     data = fleet.a.json("halt", "still cron", "--machine", "DESKTOP-0O8A1RL", "--refresh")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from coordhub.cli.views import shown_time
 from tests.compat.conftest import GpgKey, World, write
 
 
@@ -31,6 +32,8 @@ def test_a_conversation_from_first_turn_to_release(world: World) -> None:
 
     shown = homelab.coord("conv", "show", conv)
     assert shown.code == 0 and "    | Please fix the prep script." in shown.out and "    | Thanks." in shown.out
+    turns = homelab.coord("conv", "show", conv, "--json").json()["turns"]
+    assert f"  ({shown_time(turns[0]['created_at'])}, by " in shown.out, shown  # to the second, as --json is not
     assert [c["conversation_id"] for c in homelab.coord("conv", "list", "--json").json()] == [conv]
 
     done = homelab.coord("conv", "release", conv, "--body", "fixed")

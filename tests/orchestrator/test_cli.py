@@ -14,6 +14,7 @@ import httpx2
 import pytest
 import yaml
 
+from coordhub.cli.views import shown_time
 from coordhub.hooks.leases import when
 from tests.conftest import LiveHub, free_port
 from tests.coordcli import Coord, git_init, isolated_env
@@ -118,7 +119,10 @@ def test_assign_and_status(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> None:
     me.fails(4, "assign", "laptop", "api", "1")  # 409 not_configured: nothing applied yet
     applied = admin.ok("config", "apply")
     assert "as version 1: 2 repo(s), 2 machine(s)" in applied.out
-    assert admin.json("config", "--hub")["version"] == 1
+    hub = admin.json("config", "--hub")
+    assert hub["version"] == 1
+    shown = admin.ok("config", "--hub").out.splitlines()[0]  # to the second; --json keeps the microseconds
+    assert shown.endswith(f" at {shown_time(hub['applied_at'])}:") and "." not in shown.split(" at ")[-1], shown
     out = me.ok("assign", "laptop", "api", "42", "--label", "documentation", "--title", "Fix auth",
                 "--briefing", "Fix the auth bug").out
     assert "laptop → api #42: Fix auth" in out and "model: haiku (label documentation)" in out
@@ -363,6 +367,9 @@ def test_assignment_events_read_as_lines() -> None:
     stopping = {"id": 10, "kind": "host.stopping", "session_id": "laptop/agent", "project_key": None,
                 "created_at": "2026-11-29T10:00:01Z", "payload": {"machine": "laptop", "incarnation": 3}}
     assert describe(stopping).endswith("  host laptop stopping: it takes no more work")
+    stopped = {**stopping, "id": 11, "kind": "host.stopped", "session_id": None}
+    assert describe(stopped).endswith("  host laptop stopped (it said so, then went silent): what it still ran is "
+                                      "re-queued")
 
 
 def test_pipeline_verbs_test_fix_stages_done(live_hub: LiveHub, cli: tuple[Coord, Coord], tmp_path: Path) -> None:

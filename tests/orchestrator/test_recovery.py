@@ -24,11 +24,13 @@ def test_stale_host_requeues_and_the_late_report_is_ignored(orch: Api, clock: Ma
     worker = {"Authorization": f"Bearer {old['worker_token']}"}
     clock.advance(10)
     server.beat()
-    assert reconcile_now(orch) == {"stale_hosts": [], "requeued": [], "failed": []}  # 10 s < 3 × 5 s
+    nothing = {"stale_hosts": [], "stopped_hosts": [], "requeued": [], "failed": []}
+    assert reconcile_now(orch) == nothing  # 10 s < 3 × 5 s
     clock.advance(6)
     server.beat()
-    assert reconcile_now(orch) == {"stale_hosts": ["laptop"], "requeued": [a["id"]], "failed": []}
-    assert reconcile_now(orch) == {"stale_hosts": [], "requeued": [], "failed": []}  # idempotent
+    assert reconcile_now(orch) == {"stale_hosts": ["laptop"], "stopped_hosts": [], "requeued": [a["id"]],
+                                   "failed": []}
+    assert reconcile_now(orch) == {"stale_hosts": [], "stopped_hosts": [], "requeued": [], "failed": []}  # idempotent
     got = get(orch, a["id"])
     assert got["state"] == "queued" and got["attempt"] == 1 and got["reason"].startswith("host_stale")
     assert [x["state"] for x in got["attempts"]] == ["lost"]
@@ -51,6 +53,30 @@ def test_stale_host_requeues_and_the_late_report_is_ignored(orch: Api, clock: Ma
     got = get(orch, a["id"])
     assert (got["state"], got["total_cost_usd"]) == ("done", 0.5)
     assert [x["state"] for x in got["attempts"]] == ["lost", "done"]
+
+
+def test_a_host_that_stopped_cleanly_is_stopped_not_stale(orch: Api, clock: ManualClock, laptop: Host,
+                                                          server: Host, user: dict[str, str]) -> None:
+    """A host whose last heartbeat said it stops (``coord agent`` got SIGTERM) and then went silent is reported
+    as stopped (event ``host.stopped``, reason ``host_stopped``), not as stale like one that vanished: the
+    operator tells a clean stop from a crash. What it did not hand back is re-queued all the same."""
+    a = assign(orch, user, issue=1, machine="laptop")
+    b = assign(orch, user, issue=2, machine="server")
+    assert laptop.next() is not None and server.next() is not None
+    r = orch.post(f"{ORCH}/hosts/heartbeat", headers=laptop.headers, json={
+        "machine": "laptop", "host_incarnation": laptop.incarnation, "free_slots": 0,
+        "running": laptop.running, "stopping": True})  # its worker's final report never arrives
+    assert r.status_code == 200, r.text
+    clock.advance(16)  # both silent past 3 × 5 s: the laptop said it stops, the server did not
+    done = reconcile_now(orch)
+    assert (done["stale_hosts"], done["stopped_hosts"], done["failed"]) == (["server"], ["laptop"], [])
+    assert sorted(done["requeued"]) == sorted([a["id"], b["id"]])
+    assert reconcile_now(orch) == {"stale_hosts": [], "stopped_hosts": [], "requeued": [], "failed": []}
+    assert get(orch, a["id"])["reason"].startswith("host_stopped: laptop stopped")
+    assert get(orch, b["id"])["reason"].startswith("host_stale: no heartbeat from server")
+    events = orch.get("/api/coord/audit", headers=orch.admin, params={"limit": 500, "kinds": "host."}).json()
+    gone = {e["kind"]: e["subject_id"] for e in events if e["kind"] in ("host.stale", "host.stopped")}
+    assert gone == {"host.stopped": "laptop", "host.stale": "server"}
 
 
 def test_max_retries_then_failed(orch: Api, clock: ManualClock, laptop: Host, user: dict[str, str]) -> None:

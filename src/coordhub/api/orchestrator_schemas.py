@@ -296,7 +296,10 @@ class UnpauseOut(Out):
 class ReconcileOut(Out):
     """What one reconciliation pass did."""
 
-    stale_hosts: list[str]
+    stale_hosts: list[str] = Field(description="Hosts found silent without having said they stop (event "
+                                   "``host.stale``).")
+    stopped_hosts: list[str] = Field(default_factory=list, description="Hosts found silent after a last heartbeat "
+                                     "that said they stop (event ``host.stopped``).")
     requeued: list[str]
     failed: list[str]
     merge: dict[str, list[str]] = Field(default_factory=dict, description="What the merge queue's pass did.")

@@ -34,6 +34,7 @@ from coordhub.cli.common import (
     show,
 )
 from coordhub.cli.output import console, print_json, table, verbatim
+from coordhub.cli.views import shown_time
 from coordhub.client import CoordClient, HubError, Unreachable
 from coordhub.core.vocab import ConversationState, ReleaseStatus, TurnType
 from coordhub.hooks.untrusted import one_line
@@ -279,7 +280,7 @@ def show_(ctx: typer.Context, conversation_id: str = typer.Argument(..., help="C
                                f"{v['pending']} pending, participants {', '.join(v['participants'])}"))
         for t in v.get("turns", []):
             console.print("")
-            console.print(turn_line(t) + one_line(f"  ({t['created_at']}, by {t['author']})"))
+            console.print(turn_line(t) + one_line(f"  ({shown_time(t['created_at'])}, by {t['author']})"))
             for line in (t.get("body") or "").rstrip("\n").split("\n"):
                 verbatim("    | " + one_line(line))
 

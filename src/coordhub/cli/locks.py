@@ -106,7 +106,7 @@ def claim(
         typer.echo(f"coord: warning: {one_line(note)}", err=True)
     show(lease, as_json, lambda x: console.print(
         f"{'renewed your lease' if x.get('renewed') else 'claimed'} {x['id']} fence {x['fence']} on {x['resource']} "
-        f"({'no expiry' if x['expires_at'] is None else 'expires ' + x['expires_at']})"))
+        f"({'no expiry' if x['expires_at'] is None else 'expires ' + str(views.shown_time(x['expires_at']))})"))
 
 
 @app.command()
@@ -132,7 +132,8 @@ def renew(ctx: typer.Context, lease_id: str = typer.Argument(..., help=LEASE_HEL
           as_json: bool = JSON_OPT) -> None:
     """Extend a live lease you hold."""
     lease = call(ctx, lambda c: c.renew(lease_id, ttl))
-    show(lease, as_json, lambda x: console.print(f"renewed {x['id']} until {x['expires_at'] or 'forever'}"))
+    show(lease, as_json, lambda x: console.print(
+        f"renewed {x['id']} until {views.shown_time(x['expires_at']) or 'forever'}"))
 
 
 @app.command("list")

@@ -320,7 +320,8 @@ def halt(ctx: typer.Context, reason: str = typer.Argument(..., help="Why; every 
 
     def human(h: dict[str, Any]) -> None:
         if h.get("refreshed"):
-            console.print(one_line(f"{_words(h.get('scope'))} was halted already (since {h.get('halted_at')}); "
+            console.print(one_line(f"{_words(h.get('scope'))} was halted already "
+                                   f"(since {views.shown_time(h.get('halted_at'))}); "
                                    f"its reason is now: {h['reason']} (by {h['halted_by']})"))
         else:
             console.print(one_line(f"{_words(h.get('scope'))} halted by {h['halted_by']}: {h['reason']}"))

@@ -139,7 +139,7 @@ def read(ctx: typer.Context,
 def _read_line(m: dict[str, Any]) -> str:
     """``read <id>``, or for one read before this call, the line saying nothing changed."""
     if m.get("already"):
-        return f"already read {m['id']} (at {m['read_at']}); nothing changed"
+        return f"already read {m['id']} (at {views.shown_time(m['read_at'])}); nothing changed"
     return f"read {m['id']}"
 
 

@@ -30,6 +30,7 @@ from coordhub.cli.common import (
 )
 from coordhub.cli.exits import EXIT_TIMEOUT
 from coordhub.cli.output import console, print_json, verbatim
+from coordhub.cli.views import shown_time
 from coordhub.client import CoordClient, project
 from coordhub.client.orchestrator import OrchestratorClient
 from coordhub.hooks.leases import when
@@ -187,7 +188,9 @@ def reconcile(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     """Run the hub's reconciliation pass now (it also runs by itself in `coord serve`)."""
     done = call(ctx, lambda c: orch(c).reconcile())
     show(done, as_json, lambda d: console.print(
-        f"stale hosts: {', '.join(d['stale_hosts']) or 'none'}; re-queued: {', '.join(d['requeued']) or 'none'}; "
+        f"stale hosts: {', '.join(d['stale_hosts']) or 'none'}; "
+        f"stopped hosts: {', '.join(d.get('stopped_hosts') or []) or 'none'}; "
+        f"re-queued: {', '.join(d['requeued']) or 'none'}; "
         f"failed: {', '.join(d['failed']) or 'none'}"))
 
 
@@ -340,7 +343,7 @@ def config_show(ctx: typer.Context, file: Path = FILE_OPT,
             console.print("the hub has no coordinator.yml applied (`coord config apply`)")
             return
         console.print(f"the hub's coordinator.yml, version {data['version']}, applied by {data['applied_by']} at "
-                      f"{data['applied_at']}:")
+                      f"{shown_time(data['applied_at'])}:")
         _print_yaml(data["config"])
         return
     parsed = _load(file).as_json()

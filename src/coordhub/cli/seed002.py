@@ -31,6 +31,7 @@ import typer
 
 from coordhub.cli.common import EXIT_USAGE, JSON_OPT, call, fail, show
 from coordhub.cli.output import console, verbatim
+from coordhub.cli.views import shown_time
 from coordhub.client import CoordClient, HubError, Queued, Unreachable
 from coordhub.client.wire import NEXT_BEFORE_SEQ, whole_number
 from coordhub.core.identity import is_broadcast, unknown_recipient_warning
@@ -237,12 +238,13 @@ def _acked_seed(m: dict[str, Any], acker: str | None, comment: str | None) -> No
              f"  Time: {_seconds(str(m.get('acked_at') or '-'))}"]
     verbatim("\n".join(lines + ([f"  Comment: {one_line(comment)}"] if comment else [])))
     if m.get("already"):
-        typer.echo(f"coord: note: {display_id(m)} was acked already (at {m['acked_at']}); nothing changed", err=True)
+        typer.echo(f"coord: note: {display_id(m)} was acked already (at {shown_time(m['acked_at'])}); "
+                   "nothing changed", err=True)
 
 
 def _acked_line(m: dict[str, Any], comment: dict[str, Any] | None) -> str:
     """What ``ack`` says of message ``m`` (the hub's answer) and the ``comment`` reply it sent, if any."""
-    said = (f"already acked {display_id(m)} (at {m['acked_at']})" if m.get("already")
+    said = (f"already acked {display_id(m)} (at {shown_time(m['acked_at'])})" if m.get("already")
             else f"acked {display_id(m)}")
     if comment is not None:
         return f"{said}; comment sent to {m['from_session']} as {comment['id']}"

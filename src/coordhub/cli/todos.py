@@ -9,6 +9,7 @@ import typer
 
 from coordhub.cli.common import JSON_OPT, call, read_text_arg, show
 from coordhub.cli.output import console, table
+from coordhub.cli.views import shown_time
 from coordhub.core.vocab import TodoFilter
 
 app = typer.Typer(help="Fleet todos: durable reminders until marked done.", no_args_is_help=True)
@@ -62,5 +63,5 @@ def done(ctx: typer.Context, todo_id: str = typer.Argument(..., help="Todo id, a
     """
     todo = call(ctx, lambda c: c.todo_done(todo_id))
     show(todo, as_json, lambda t: console.print(
-        f"already done {t['id']} (by {t['completed_by']} at {t['completed_at']}); nothing changed"
+        f"already done {t['id']} (by {t['completed_by']} at {shown_time(t['completed_at'])}); nothing changed"
         if t.get("already") else f"done {t['id']}"))

@@ -13,6 +13,7 @@ import typer
 from coordhub.cli.common import EXIT_UNREACHABLE, EXIT_USAGE, JSON_OPT, call, client, fail, hub_envelope, show
 from coordhub.cli.exits import EXIT_TIMEOUT
 from coordhub.cli.output import console, table, verbatim
+from coordhub.cli.views import shown_time
 from coordhub.client import HubError, Unreachable
 from coordhub.core.vocab import PresenceState
 from coordhub.hooks.untrusted import one_line
@@ -61,12 +62,14 @@ def describe(event: dict[str, Any]) -> str:
         "assignment.needs_input": lambda: _assignment(p, f"needs input: {p.get('reason')}"),
         "assignment.cancelled": lambda: _assignment(p, f"cancelled: {p.get('reason')}"),
         "host.stale": lambda: f"host {p.get('machine')} stale (no heartbeat): its work is re-queued",
+        "host.stopped": lambda: f"host {p.get('machine')} stopped (it said so, then went silent): "
+                                "what it still ran is re-queued",
         "host.stopping": lambda: f"host {p.get('machine')} stopping: it takes no more work",
         "host.registered": lambda: f"host {p.get('machine')} registered (incarnation {p.get('incarnation')}, "
                                    f"{p.get('slots')} slots)",
     }.get(event["kind"], lambda: f"{who} {event.get('subject_id') or ''}".rstrip())()
     project = f"[{event['project_key']}] " if event.get("project_key") else ""
-    return one_line(f"{event['created_at']}  #{event['id']}  {event['kind']:<22} {project}{detail}")
+    return one_line(f"{shown_time(event['created_at'])}  #{event['id']}  {event['kind']:<22} {project}{detail}")
 
 
 def _assignment(p: dict[str, Any], what: str) -> str:

@@ -13,7 +13,7 @@ no duplicates (push and audit build on this). Kinds are ``noun.verb``:
 ``presence.registered``, ``presence.deregistered``, the orchestrator's
 ``assignment.<state>`` (``queued``, ``dispatched``, ``running``, ``done``,
 ``failed``, ``stuck``, ``needs_input``, ``cancelled``), ``assignment.telemetry``,
-``assignment.adopted``, ``host.registered``, ``host.stale``, ``host.back``, ``host.stopping``,
+``assignment.adopted``, ``host.registered``, ``host.stale``, ``host.stopped``, ``host.back``, ``host.stopping``,
 ``orchestrator.config_applied`` and ``orchestrator.paused``, the dashboard's
 ``web.signed_in`` and ``web.signed_out``, and the
 client-reported ``guard.*`` and ``hook.*``. An event's ``project_key`` (a

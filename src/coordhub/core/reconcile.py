@@ -4,8 +4,11 @@ Seed 003 moved its board only when a human ran ``coord resume``; here the
 hub runs a pass every ``--sweep-seconds`` in ``coord serve`` (and on demand,
 ``coord reconcile``). One pass, one transaction:
 
-* a host silent for ``stale_threshold`` heartbeats is marked stale (once,
-  event ``host.stale``), and every assignment it was running (dispatched or
+* a host silent for ``stale_threshold`` heartbeats is marked gone (once):
+  **stopped** (event ``host.stopped``, reason ``host_stopped: …``) when its
+  last heartbeat said it is stopping (a clean stop, :func:`coordhub.core.hosts.stopping`),
+  **stale** (event ``host.stale``, reason ``host_stale: …``) when it vanished
+  without saying so; every assignment it was still running (dispatched or
   running) is given up as **lost**: its worker's token and leases end, and it
   is re-queued with backoff ``backoff_base × 2^(attempt-1)``, or failed
   after ``max_retries`` (:func:`coordhub.core.assignments.requeue`); with
@@ -43,12 +46,13 @@ from coordhub.store.tx import Tx
 
 
 def run(tx: Tx, now: float, up_since: float | None = None) -> dict[str, Any]:
-    """One reconciliation pass at ``now``; return ``{stale_hosts, requeued, failed}`` (machine names and ids), plus
-    ``pipeline`` and ``merge`` when the pipeline's sweep or the merge queue's pass did something.
+    """One reconciliation pass at ``now``; return ``{stale_hosts, stopped_hosts, requeued, failed}`` (machine names
+    and ids; a host is listed in the pass that first finds it gone), plus ``pipeline`` and ``merge`` when the
+    pipeline's sweep or the merge queue's pass did something.
 
     ``up_since``: when this hub process started serving (see the module docstring); None counts no grace.
     """
-    done: dict[str, Any] = {"stale_hosts": [], "requeued": [], "failed": []}
+    done: dict[str, Any] = {"stale_hosts": [], "stopped_hosts": [], "requeued": [], "failed": []}
     config = coordinator.active(tx)
     if config is None:
         return done
@@ -57,14 +61,20 @@ def run(tx: Tx, now: float, up_since: float | None = None) -> dict[str, Any]:
         if now - max(host["last_heartbeat"], up_since or 0.0) <= window:
             continue
         name = host["machine"]
+        # A host whose last word was that it stops (SIGTERM) is not a crash: an operator reading the event, the
+        # pass's answer or an assignment's reason must tell it from one that vanished (seed-003 user run).
+        # ``stale_since`` marks both as handled: the column means "gone", whatever the cause.
+        clean = hosts.stopping(host)
         if host["stale_since"] is None:
             tx.hosts.set(name, {"stale_since": now})
-            emit(tx, "host.stale", now, session_id=None, subject_id=name, machine=name,
-                 incarnation=host["incarnation"], last_heartbeat=host["last_heartbeat"])
-            done["stale_hosts"].append(name)
+            emit(tx, "host.stopped" if clean else "host.stale", now, session_id=None, subject_id=name,
+                 machine=name, incarnation=host["incarnation"], last_heartbeat=host["last_heartbeat"])
+            done["stopped_hosts" if clean else "stale_hosts"].append(name)
         silent = round(now - host["last_heartbeat"], 1)
+        why = (f"host_stopped: {name} stopped (its last heartbeat said so) and has been silent for {silent:g} s"
+               if clean else f"host_stale: no heartbeat from {name} for {silent:g} s")
         for row in tx.assignments.on_machine(name, assignments.ACTIVE):
-            new = assignments.lose(tx, row, config, now, f"host_stale: no heartbeat from {name} for {silent:g} s")
+            new = assignments.lose(tx, row, config, now, why)
             done["requeued" if new["state"] == "queued" else "failed"].append(row["id"])
     swept = stages.sweep(tx, now)  # after the hosts: a stale host's stage runs are handled in the same pass
     if any(swept.values()):
