@@ -54,3 +54,17 @@ def test_human_output_shows_times_to_the_second(live_hub: LiveHub, tmp_path: Pat
 
     shown = [line for out in outs for line in out.splitlines() if FRACTION.search(line)]
     assert shown == [], shown
+
+
+def test_tables_show_their_time_columns_to_the_second(live_hub: LiveHub, tmp_path: Path) -> None:
+    # `coord presence`, `coord token list`, `coord component list`, `coord msg inbox --all` printed the hub's raw
+    # timestamps in their time columns: every table now shows a `*_at` or `last_heartbeat` column to the second
+    work = tmp_path / "work"
+    work.mkdir()
+    a = Coord(work, isolated_env(tmp_path), url=live_hub.url, token=live_hub.token(A))
+    a.ok("msg", "send", A, "hello", "to myself")  # each command heartbeats: its session is present
+    a.ok("component", "set", "shop", "api", "ready")
+    tables = {args: a.ok(*args).out for args in (("presence",), ("msg", "inbox", "--all"), ("component", "list"))}
+    for args, out in tables.items():
+        assert re.search(r"T\d\d:\d\d:\d\d", out), (args, out)  # the table has a time column, shown
+        assert not FRACTION.search(out), (args, out)

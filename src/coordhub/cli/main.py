@@ -168,8 +168,7 @@ def status(ctx: typer.Context, project: str | None = typer.Option(None, "--proje
         if s.get("active_locks_more"):
             console.print(f"  … more live leases than these {len(s['active_locks'])}: `coord lock list` lists all")
         heading("components")
-        components = [{**c, "updated_at": views.shown_time(c.get("updated_at"))} for c in s["components"]]
-        table(components, [("project_key", "project"), ("component", "component"), ("state", "state"),
+        table(s["components"], [("project_key", "project"), ("component", "component"), ("state", "state"),
                            ("version", "version"), ("updated_at", "updated")], "  none")
         heading("active workflows")
         table(s["active_workflows"], [("id", "id"), ("project_key", "project"), ("name", "name"),

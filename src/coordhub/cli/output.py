@@ -137,14 +137,21 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], em
 
     Cells are shown with :func:`~coordhub.hooks.untrusted.one_line`: a subject
     or description cannot break the table or send escape sequences to the
-    terminal. The ``id`` column is never folded.
+    terminal; a time column (a key ending ``_at``, ``last_heartbeat``) to the
+    second (:func:`~coordhub.hooks.leases.when`). The ``id`` column is never
+    folded.
     """
     if not rows:
         console.print(empty)
         return
+    from coordhub.hooks.leases import when
     from coordhub.hooks.untrusted import one_line
 
-    cells = [["" if row.get(k) is None else one_line(row.get(k)) for k, _ in columns] for row in rows]
+    # a time column (``*_at``, ``last_heartbeat``) to the second, as the CLI prints times to people; --json keeps
+    # the hub's microseconds
+    timed = [k.endswith("_at") or k == "last_heartbeat" for k, _ in columns]
+    cells = [["" if row.get(k) is None else when(row[k]) if t and isinstance(row[k], str) else one_line(row.get(k))
+              for (k, _), t in zip(columns, timed, strict=True)] for row in rows]
     console.table([h for _, h in columns], cells, [k == "id" for k, _ in columns])
 
 
