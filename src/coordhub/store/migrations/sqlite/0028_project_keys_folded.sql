@@ -8,7 +8,7 @@ UPDATE workflows SET project_key = lower(project_key) WHERE project_key <> lower
 UPDATE work_items SET project_key = lower(project_key) WHERE project_key <> lower(project_key);
 UPDATE events SET project_key = lower(project_key) WHERE project_key <> lower(project_key);
 -- Live leases granted under two spellings of one project stay until they end; where they overlap, each now
--- shows as the other's conflict (reported, never missed: contract §2.4).
+-- shows as the other's conflict (reported, never missed: contract section 2.4).
 -- A component is keyed by (project_key, component): of the rows that fold into one, the last updated stays (the
 -- state the fleet last set, as if the rule had always held; ties: the greater spelling, so the result is fixed).
 DELETE FROM components WHERE EXISTS (
