@@ -266,10 +266,19 @@ def _may_lift(actor: Actor, scope: Scope, standing_one: Row) -> bool:
     then refused as its second halt was before ``refresh`` (423 while the halt covers it, else 409), not with
     :func:`~coordhub.core.scope.may_act_on`'s 403, which ``cross-agent-halt`` reports as a failed halt."""
     try:
-        may_act_on(actor, scope, "resume")
+        _check_may_lift(actor, scope, standing_one)
     except Forbidden:
         return False
-    return actor.is_admin or not standing_one["by_admin"]
+    return True
+
+
+def _check_may_lift(actor: Actor, scope: Scope, row: Row | None) -> None:
+    """Raise ``Forbidden`` unless ``actor`` may lift ``row``, the halt of ``scope`` (None: none stands): a scope
+    it may resume (:func:`~coordhub.core.scope.may_act_on`), and an admin's halt only if it is an admin."""
+    may_act_on(actor, scope, "resume")
+    if row is not None and row["by_admin"] and not actor.is_admin:
+        raise Forbidden(f"the halt of {scope.words} was set by {row['halted_by']}, an admin: an admin lifts it",
+                        scope=scope.label)
 
 
 def _refresh(tx: Tx, actor: Actor, scope: Scope, standing_one: Row, reason: str, now: float) -> dict[str, Any]:
@@ -309,11 +318,8 @@ def resume(tx: Tx, actor: Actor, now: float, scope: Scope | None = None, engage_
     the actor may not resume, or a session's own machine halted by an admin.
     """
     scope = scope or FLEET
-    may_act_on(actor, scope, "resume")
     row = tx.halts.get(scope.key)
-    if row is not None and row["by_admin"] and not actor.is_admin:
-        raise Forbidden(f"the halt of {scope.words} was set by {row['halted_by']}, an admin: an admin lifts it",
-                        scope=scope.label)
+    _check_may_lift(actor, scope, row)
     paused: list[str] = []
     if row is not None:
         tx.halts.clear(scope.key)
