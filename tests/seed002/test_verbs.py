@@ -38,15 +38,15 @@ def test_publish_check_ack_with_seed_types_and_recipients(team: dict[str, Coord]
     assert "unknown message type 'BUILD_BROKEN'" in bad.err and "READY_FOR_REVIEW" in bad.err \
         and "SWARM_FAILED" in bad.err
 
-    got = orch.json("msg", "check")
+    got = orch.json("msg", "check")  # seed 002's check: the instance's own inbox, which held no broadcast
     assert [(m["type"], m["from"], m["to"]) for m in got["messages"]] == [
-        ("GENERAL", "frontend", "orchestrator"), ("CONTRACT_APPROVED", "orchestrator", "all"),
-        ("READY_FOR_REVIEW", "backend", "orchestrator")]
+        ("GENERAL", "frontend", "orchestrator"), ("READY_FOR_REVIEW", "backend", "orchestrator")]
     assert [m["type"] for m in orch.json("msg", "check", "--pending")["messages"]] == ["GENERAL", "READY_FOR_REVIEW"]
     assert orch.json("msg", "check", "--from", "BACKEND")["count"] == 1
-    assert orch.json("msg", "check", "--type", "contract_approved")["count"] == 1
+    assert orch.json("msg", "check", "--type", "contract_approved")["count"] == 0
+    assert orch.json("msg", "check", "--all", "--type", "contract_approved")["count"] == 1
     listing = orch.ok("msg", "check", "--all")
-    assert "[PENDING]" in listing.out and "[INFO]" in listing.out and "--all" in listing.err
+    assert "[PENDING]" in listing.out and "[INFO]" in listing.out and "broadcasts" in listing.err
 
     acked = orch.ok("msg", "ack", sent["id"], "--comment", "merged, thanks")
     assert f"acked {sent['id']}" in acked.out and "comment sent to backend" in acked.out
@@ -101,15 +101,19 @@ def test_wrapper_scripts_run_with_the_seeds_arguments(live_hub: LiveHub, tmp_pat
     p = run("orchestrator", "ack-message.sh", msg_id, "--comment", "merged")
     assert p.returncode == 0 and f"  ID: {msg_id}\n" in p.stdout, p.stderr
     assert "No pending messages." in run("orchestrator", "check-messages.sh", "--pending").stdout
+    # a usage error exits 1, as the seed's scripts did (seed-002 user run: 2, coord's)
     usage = run("backend", "publish-message.sh", "GENERAL", "only-two")
-    assert usage.returncode == 2 and "usage: publish-message.sh" in usage.stderr
+    assert usage.returncode == 1 and "usage: publish-message.sh" in usage.stderr
     bad = run("backend", "publish-message.sh", "NOPE", "s", "d")
-    assert bad.returncode == 2 and "unknown message type" in bad.stderr
+    assert bad.returncode == 1 and "unknown message type" in bad.stderr
     # review: a dangling option took the wrapper's own -- as its value (a message to a session named "--")
     dangling = run("backend", "publish-message.sh", "GENERAL", "s", "d", "--to")
-    assert dangling.returncode == 2 and "--to needs an <instance>" in dangling.stderr, dangling
+    assert dangling.returncode == 1 and "--to needs an <instance>" in dangling.stderr, dangling
     dangling = run("orchestrator", "ack-message.sh", msg_id, "--comment")
-    assert dangling.returncode == 2 and "--comment needs a <comment>" in dangling.stderr, dangling
+    assert dangling.returncode == 1 and "--comment needs a <comment>" in dangling.stderr, dangling
+    for args in (("--bogus",), ("stray",), ("--type", "NOPE")):  # the seed's "Unknown option", a bad type
+        unknown = run("orchestrator", "check-messages.sh", *args)
+        assert unknown.returncode == 1, (args, unknown)
 
 
 def seed_ids(out: str) -> list[str]:
@@ -138,23 +142,31 @@ def test_wrappers_print_the_seeds_lines_for_scripts_that_parse_them(live_hub: Li
                         "backend\n  Subject: feat-z\n  Requires acknowledgment: Yes\n")
     assert "Requires acknowledgment" not in run("orchestrator", "publish-message.sh", "GENERAL", "fyi", "x",
                                                 "--no-ack", "--to", "backend").stdout
+    run("orchestrator", "publish-message.sh", "CONTRACT_APPROVED", "v2", "to everyone", "--to", "all")
     p = run("backend", "check-messages.sh", "--pending")
-    assert p.returncode == 0 and seed_ids(p.stdout) == [sent], p.stdout
+    assert p.returncode == 0 and seed_ids(p.stdout) == [sent], p.stdout  # the broadcast is not in the inbox
     lines = p.stdout.splitlines()
-    assert lines[0] == "[PENDING] REVIEW_FAILED" and lines[2] == "  From: orchestrator -> To: backend"
-    assert re.fullmatch(r"  Time: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lines[3]), lines[3]  # the seed's seconds
-    assert lines[4:7] == ["  Subject: feat-z", "  Description: lint:\\nthree errors", ""]  # one line each
-    assert lines[-2:] == ["---", "Displayed 1 message(s)"]
-    assert len(seed_ids(run("backend", "check-messages.sh").stdout)) == 2
+    assert lines[:7] == ["", "=== Coordination Messages ===", "Instance: backend", "",  # the seed's heading
+                         "Messages Pending Acknowledgment:", "", "[PENDING] REVIEW_FAILED"], lines
+    assert lines[8] == "  From: orchestrator -> To: backend"
+    assert re.fullmatch(r"  Time: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lines[9]), lines[9]  # the seed's seconds
+    assert lines[10:13] == ["  Subject: feat-z", "  Description: lint:\\nthree errors", ""]  # one line each
+    assert lines[-4:] == ["---", "Displayed 1 message(s)", "",
+                          "To acknowledge: ./scripts/coordination/ack-message.sh <message-id>"]
+    plain = run("backend", "check-messages.sh").stdout
+    assert len(seed_ids(plain)) == 2 and "Messages Pending" not in plain and "v2" not in plain, plain
+    assert "  Subject: v2" in run("backend", "check-messages.sh", "--all").stdout  # --all: the broadcasts too
     p = run("backend", "ack-message.sh", sent, "--comment", "fixing")
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[:3] == ["Message acknowledged:", f"  ID: {sent}", "  Acknowledged by: backend"]
     assert p.stdout.splitlines()[-1] == "  Comment: fixing"
     again = run("backend", "ack-message.sh", sent)
     assert again.returncode == 0 and f"  ID: {sent}" in again.stdout and "acked already" in again.stderr
+    heading = "\n=== Coordination Messages ===\nInstance: backend\n\n"
     empty = run("backend", "check-messages.sh", "--pending")
-    assert empty.returncode == 0 and empty.stdout == "  No pending messages.\n"
-    assert run("backend", "check-messages.sh", "--from", "nobody").stdout == "No messages match the filter.\n"
+    assert empty.returncode == 0 and empty.stdout == heading + "Messages Pending Acknowledgment:\n\n" \
+        "  No pending messages.\n", empty.stdout
+    assert run("backend", "check-messages.sh", "--from", "nobody").stdout == heading + "No messages match the filter.\n"
     data = json.loads(run("backend", "check-messages.sh", "--json").stdout)  # --json wins over the seed's lines
     assert data["count"] == 2 and {m["id"] for m in data["messages"]} >= {sent}
 
@@ -189,15 +201,15 @@ def test_wrappers_read_arguments_as_the_seeds_scripts_did(live_hub: LiveHub, tmp
             assert helped.returncode == 0 and "Usage:" in helped.stdout, (script, flag, helped)
     assert "READY_FOR_REVIEW" in run("backend", "publish-message.sh", "--help").stdout  # the types are taught
     two = run("orchestrator", "ack-message.sh", ids[0], ids[1])
-    assert two.returncode == 2 and "unexpected argument" in two.stderr and "usage: ack-message.sh" in two.stderr
+    assert two.returncode == 1 and "unexpected argument" in two.stderr and "usage: ack-message.sh" in two.stderr
     four = run("backend", "publish-message.sh", "GENERAL", "a", "b", "c")
-    assert four.returncode == 2 and "usage: publish-message.sh" in four.stderr and "--help" in four.stderr
+    assert four.returncode == 1 and "usage: publish-message.sh" in four.stderr and "--help" in four.stderr
     # under --json a usage error of the wrapper's own is coord's envelope on stdout, as coord's own are
     for script, args in (("publish-message.sh", ("GENERAL", "a", "--json")), ("publish-message.sh", (
             "GENERAL", "a", "b", "--json", "--to")), ("ack-message.sh", ("--json", "x", "y")),
             ("ack-message.sh", ("--json",)), ("ack-message.sh", ("x", "--json", "--comment"))):
         bad = run("backend", script, *args)
-        assert bad.returncode == 2, (args, bad)
+        assert bad.returncode == 1, (args, bad)
         error = json.loads(bad.stdout)["error"]
         assert error["code"] == "usage" and error["message"].startswith(f"{script}: "), (args, bad.stdout)
     assert run("backend", "publish-message.sh", "GENERAL", "a").stdout == ""  # without --json: stderr only

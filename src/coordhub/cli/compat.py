@@ -18,8 +18,9 @@ _HEADER = """#!/usr/bin/env bash
 # Usage: {usage}
 # Runs `coord msg {verb}` ($COORD_BIN, default: coord on PATH). The sender is this session: its token
 # (COORD_TOKEN or identity.json), named by COORD_SESSION or CLAUDE_INSTANCE_ID where nothing else names it.
-# Exit codes are coord's (docs/cli.md): 0 ok or queued while the hub is unreachable, 1 refused, 2 usage,
-# 3 hub unreachable, 6 no credential; 127 when coord cannot be found.
+# Exit codes: 0 ok (or queued while the hub is unreachable), 1 refused or a usage error (seed 002's scripts
+# exited 1 for both; coord's own usage exit 2 becomes 1 here), 3 hub unreachable, 6 no credential; 127 when
+# coord cannot be found.
 set -euo pipefail
 coord_bin="${{COORD_BIN:-coord}}"
 if ! command -v "$coord_bin" >/dev/null 2>&1; then
@@ -27,13 +28,20 @@ if ! command -v "$coord_bin" >/dev/null 2>&1; then
          "coord is on PATH, or set COORD_BIN to its coord" >&2
     exit 127
 fi
+run_coord() {{  # coord's usage error (exit 2) is the seed's exit 1
+    rc=0
+    "$coord_bin" "$@" || rc=$?
+    if [ "$rc" -eq 2 ]; then rc=1; fi
+    exit "$rc"
+}}
 """
 
 # Each wrapper reads its arguments as seed 002's script did: its options anywhere among the positional arguments
 # (`--to X` first or last), -h/--help teaching (exit 0), anything else positional, so a subject that starts with
 # "-" stays a subject; it hands the positional ones to coord after "--". --json and --seed-output are coord's:
-# the seed's own lines ("  ID: msg-…") unless --json is asked for. A usage error of the wrapper's own is exit 2
-# with, under --json, coord's error envelope on stdout (its text fixed here: nothing in it needs escaping).
+# the seed's own lines ("  ID: msg-…") unless --json is asked for. A usage error of the wrapper's own is exit 1,
+# as the seed's scripts said, with, under --json, coord's error envelope on stdout (its text fixed here: nothing
+# in it needs escaping).
 # `${a[@]+"${a[@]}"}` keeps an empty array from tripping `set -u` in bash before 4.4 (macOS's).
 _USAGE_ERROR = """json=""
 for arg in "$@"; do if [ "$arg" = --json ]; then json=1; fi; done
@@ -43,7 +51,7 @@ usage_error() {{  # $1: what is wrong (fixed text)
     if [ -n "$json" ]; then
         printf '{{"error": {{"code": "usage", "message": "%s"}}}}\\n' "{name}: $1"
     fi
-    exit 2
+    exit 1
 }}
 """
 
@@ -62,7 +70,7 @@ while [ "$#" -gt 0 ]; do
     esac
 done
 [ "${#args[@]}" -eq 3 ] || usage_error "<type> <subject> <description> expected, ${#args[@]} given"
-exec "$coord_bin" msg publish --seed-output ${opts[@]+"${opts[@]}"} -- "${args[@]}"
+run_coord msg publish --seed-output ${opts[@]+"${opts[@]}"} -- "${args[@]}"
 """),
     "check-messages.sh": ("check", "check-messages.sh [--pending] [--all] [--from <instance>] [--type <type>]",
                           """skip=""
@@ -73,7 +81,7 @@ for arg in "$@"; do  # the seed's -h (coord knows --help only); not the value of
         --from|--type|--limit) skip=1 ;;
     esac
 done
-exec "$coord_bin" msg check --seed-output "$@"
+run_coord msg check --seed-output "$@"
 """),
     "ack-message.sh": ("ack", "ack-message.sh <message-id> [--comment <comment>]",
                        """id="" have_id="" opts=()
@@ -95,7 +103,7 @@ while [ "$#" -gt 0 ]; do
     esac
 done
 [ -n "$id" ] || usage_error "<message-id> expected"
-exec "$coord_bin" msg ack --seed-output ${opts[@]+"${opts[@]}"} -- "$id"
+run_coord msg ack --seed-output ${opts[@]+"${opts[@]}"} -- "$id"
 """),
 }
 

@@ -10,9 +10,12 @@ writes those three as wrappers over these verbs). What changed, on purpose:
 * The sender is the caller's session (its token), never the environment;
   ``CLAUDE_INSTANCE_ID`` names the session only where nothing else does
   (docs/configuration.md).
-* ``check`` lists the caller's own inbox (direct messages and broadcasts),
-  newest first; seed 002's ``--all`` showed every instance's traffic, which
-  the hub shows a session never, so ``--all`` is accepted and says so.
+* ``check`` lists, as seed 002's did, the messages addressed to the caller
+  (its ``inbox:{instance}`` set held no broadcast: those went to
+  ``inbox:all``), newest first, read or not. Seed 002's ``--all`` dropped the
+  recipient filter and showed every instance's traffic, which the hub shows a
+  session never: here ``--all`` shows all the hub lets the caller see, its
+  direct messages and the broadcasts, and says so on stderr.
 * Message ids: seed ids (``msg-1a2b3c4d``) of imported messages and hub ids
   are both accepted; an imported message is shown by its seed id.
 
@@ -116,23 +119,26 @@ def _published_seed(s: dict[str, Any]) -> None:
 def check(
     ctx: typer.Context,
     pending: bool = typer.Option(False, "--pending", help="Only messages that need your ack and have none."),
-    all_: bool = typer.Option(False, "--all", help="Accepted for seed 002's scripts: the hub shows a session its "
-                              "own inbox only."),
+    all_: bool = typer.Option(False, "--all", help="Broadcasts too (seed 002's showed every instance's "
+                              "messages; the hub shows a session its own and the broadcasts only)."),
     sender: str | None = typer.Option(None, "--from", help="Only messages from this instance."),
     msg_type: str | None = typer.Option(None, "--type", help="Only messages of this type."),
     limit: int = typer.Option(100, "--limit", min=1, max=1000, help="At most this many, newest first."),
     as_json: bool = JSON_OPT,
     seed_output: bool = SEED_OUTPUT,
 ) -> None:
-    """Your messages, newest first, read or not (seed 002's check-messages.sh): [--pending] [--from I] [--type T]."""
+    """Messages to you, newest first, read or not (seed 002's check-messages.sh): [--pending] [--all] [--from I] [--type T].
+
+    Broadcasts only with --all: seed 002's check listed the instance's own inbox, which held none.
+    """
     kind = _type(msg_type) if msg_type else None
     if all_:
-        typer.echo("coord: note: --all: the hub shows each session only its own inbox (direct messages and "
-                   "broadcasts), not every instance's", err=True)
+        typer.echo("coord: note: --all: your messages and the broadcasts; the hub shows no session another's "
+                   "messages (seed 002's --all showed every instance's)", err=True)
 
     def scan(c: CoordClient) -> tuple[str, list[dict[str, Any]]]:
         me = str(c.call("GET", "/api/coord/whoami")["session_id"])
-        walk = InboxScan(lambda m: matches(m, sender, kind, pending), limit)
+        walk = InboxScan(lambda m: (all_ or not m.get("broadcast")) and matches(m, sender, kind, pending), limit)
         fields: dict[str, str] = {}
         while walk.take(c.call("GET", "/api/coord/messages", params=walk.params(), fields=fields),
                         whole_number(fields.get(NEXT_BEFORE_SEQ))):
@@ -142,23 +148,30 @@ def check(
     me, msgs = call(ctx, scan)
     rows = [seed_message(m, me) for m in msgs]
     show({"count": len(rows), "messages": rows}, as_json,
-         lambda d: _listing_seed(d["messages"], pending) if seed_output else _listing(d["messages"]))
+         lambda d: _listing_seed(d["messages"], me, pending) if seed_output else _listing(d["messages"]))
 
 
-def _listing_seed(rows: list[dict[str, Any]], pending: bool) -> None:
-    """What seed 002's check-messages.sh printed for ``rows`` (seed 002's message shape), colours left out."""
+def _listing_seed(rows: list[dict[str, Any]], me: str, pending: bool) -> None:
+    """What seed 002's check-messages.sh printed for ``rows`` (seed 002's message shape) checked by session ``me``,
+    colours left out: its heading (``=== Coordination Messages ===``, ``Instance: …``; with ``--pending`` the
+    ``Messages Pending Acknowledgment:`` line), a block per message, then its count and how to ack. The hub always
+    knows who asks, so the seed's line for an unset instance id never shows."""
     from coordhub.hooks.untrusted import one_line
 
+    lines = ["", "=== Coordination Messages ===", f"Instance: {one_line(me)}", ""]
+    if pending:
+        lines += ["Messages Pending Acknowledgment:", ""]
     if not rows:
-        verbatim("  No pending messages." if pending else "No messages match the filter.")
+        verbatim("\n".join([*lines, "  No pending messages." if pending else "No messages match the filter."]))
         return
-    lines: list[str] = []
     for s in rows:
         mark = "ACK" if s["acknowledged"] else "PENDING" if s["requires_ack"] else "INFO"
         lines += [f"[{mark}] {s['type'] or '-'}", f"  ID: {s['id']}", f"  From: {s['from']} -> To: {s['to']}",
                   f"  Time: {_seconds(s['timestamp'])}", f"  Subject: {one_line(s['payload']['subject'])}",
                   f"  Description: {one_line(s['payload']['description'])}", ""]
-    verbatim("\n".join([*lines, "---", f"Displayed {len(rows)} message(s)"]))
+    # the seed's last line names its script where the seed kept it, whatever directory the wrappers are in
+    verbatim("\n".join([*lines, "---", f"Displayed {len(rows)} message(s)", "",
+                         "To acknowledge: ./scripts/coordination/ack-message.sh <message-id>"]))
 
 
 def _listing(rows: list[dict[str, Any]]) -> None:
