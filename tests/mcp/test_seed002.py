@@ -93,6 +93,9 @@ async def test_broadcast_and_bad_arguments(mcp_hub: McpHub) -> None:
         assert len(ok(await be.call_tool("coord_check_messages", {}))["messages"]) == 2
         only = ok(await be.call_tool("coord_check_messages", {"to_instance": "all"}))["messages"]
         assert [m["id"] for m in only] == [sent["message_id"]] and direct["to"] == "backend"
+        # naming the instance is its inbox, which in seed 002 held no broadcast (seed-002 user run: it held them)
+        mine = ok(await be.call_tool("coord_check_messages", {"to_instance": "backend"}))["messages"]
+        assert [m["id"] for m in mine] == [direct["message_id"]]
         text = error(await orch.call_tool("coord_publish_message", {
             "msg_type": "NOT_A_TYPE", "subject": "s", "description": "d"}))
         assert "msg_type" in text

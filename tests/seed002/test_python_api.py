@@ -436,3 +436,51 @@ def test_a_notification_about_a_message_carries_its_message_id() -> None:
     assert seed_notification({**redelivered, "kind": "message.dead_lettered"})["message_id"] == mid
     other = seed_notification({**redelivered, "kind": "lease.expired", "subject_id": "lease-1"})
     assert "message_id" not in other and other["subject_id"] == "lease-1"
+
+
+def test_seed_code_calling_the_seeds_client_api_works(live_hub: LiveHub) -> None:
+    """What seed 002's package exported and its client offered, called as seed code calls it (seed-002 user run:
+    get_stats, CoordinationStats, generate_message_id and get_coordination_client_context were missing;
+    get_presence(timeout_minutes=…) and message_id= were a TypeError; publish_message(t, s, d, "backend",
+    "orchestrator"), the client's positional order, sent to backend; and naming an instance's inbox gave the
+    broadcasts too, which seed 002's instance inbox never held)."""
+    tokens = {s: live_hub.token(s) for s in ("backend", "orchestrator")}
+
+    async def go() -> None:
+        be = await api.get_coordination_client_context("backend", url=live_hub.url, token=tokens["backend"])
+        orch = await get_coordination_client("orchestrator", url=live_hub.url, token=tokens["orchestrator"])
+        assert be.is_connected
+        first = await be.publish_message(MessageType.READY_FOR_REVIEW, "feat", "ready", "backend", "orchestrator")
+        assert (first.from_instance, first.to_instance, first.requires_ack) == ("backend", "orchestrator", True)
+        mid = api.generate_message_id()
+        assert mid.startswith("msg-") and len(mid) == 12
+        once = await be.publish_message(MessageType.GENERAL, "fyi", "x", "backend", "orchestrator", False, mid)
+        assert (await be.publish_message(msg_type=MessageType.GENERAL, subject="fyi", description="x",
+                                         from_instance="backend", to_instance="orchestrator", requires_ack=False,
+                                         message_id=mid)).hub_id == once.hub_id  # sent once
+        with pytest.raises(TypeError):
+            await be.publish_message(MessageType.GENERAL, "s", "d", "orchestrator", to_instance="orchestrator")
+        await orch.publish_message(MessageType.CONTRACT_APPROVED, "v2", "go", to_instance="all", requires_ack=False)
+
+        mine = await orch.get_messages(api.MessageQuery(to_instance="orchestrator"))
+        assert [m.payload.subject for m in mine] == ["fyi", "feat"]  # no broadcast in an instance's inbox
+        assert [m.payload.subject for m in await orch.check_messages()] == ["v2", "fyi", "feat"]
+
+        await be.register_instance("backend")
+        await orch.register_instance("orchestrator")
+        assert (await orch.get_presence(timeout_minutes=5))["backend"].active
+        stats = await orch.get_stats()
+        assert isinstance(stats, api.CoordinationStats)
+        assert stats.to_dict() == {"total_messages": 3, "pending_messages": 1,
+                                   "messages_by_type": {"READY_FOR_REVIEW": 1, "GENERAL": 1, "CONTRACT_APPROVED": 1},
+                                   "active_instances": 2, "instance_names": ["backend", "orchestrator"]}
+        be.set_correlation_id("req-1")
+        assert be.correlation_id == "req-1"
+        be.clear_correlation_id()
+        assert be.correlation_id is None
+
+        with pytest.raises(api.CoordinationError):
+            await api.get_coordination_client_context("backend", url=f"http://127.0.0.1:{free_port()}",
+                                                      token=tokens["backend"])
+
+    run(go)

@@ -41,6 +41,7 @@ from coordhub.core.identity import is_broadcast, unknown_recipient_warning
 from coordhub.core.seed002 import (
     TO_ORCHESTRATOR,
     InboxScan,
+    addressed,
     default_recipient,
     display_id,
     hub_message_id,
@@ -127,7 +128,7 @@ def check(
     as_json: bool = JSON_OPT,
     seed_output: bool = SEED_OUTPUT,
 ) -> None:
-    """Messages to you, newest first, read or not (seed 002's check-messages.sh): [--pending] [--all] [--from I] [--type T].
+    """Messages to you, newest first, read or not (seed 002's check-messages.sh): [--pending] [--all] [--from I] …
 
     Broadcasts only with --all: seed 002's check listed the instance's own inbox, which held none.
     """
@@ -138,7 +139,7 @@ def check(
 
     def scan(c: CoordClient) -> tuple[str, list[dict[str, Any]]]:
         me = str(c.call("GET", "/api/coord/whoami")["session_id"])
-        walk = InboxScan(lambda m: (all_ or not m.get("broadcast")) and matches(m, sender, kind, pending), limit)
+        walk = InboxScan(lambda m: addressed(m, None if all_ else me) and matches(m, sender, kind, pending), limit)
         fields: dict[str, str] = {}
         while walk.take(c.call("GET", "/api/coord/messages", params=walk.params(), fields=fields),
                         whole_number(fields.get(NEXT_BEFORE_SEQ))):

@@ -17,7 +17,13 @@ The client is async and a thin typed layer over
 ``register_presence``, ``deregister_presence``, ``heartbeat``) and, for code
 that used the seed's client, its method names (``get_messages``,
 ``get_message``, ``acknowledge_message``, ``register_instance``,
-``unregister_instance``, ``pop_notifications``, ``health_check``).
+``unregister_instance``, ``pop_notifications``, ``health_check``,
+``get_stats``, ``set_correlation_id`` …) and its package's other names
+(``CoordinationStats``, ``generate_message_id``,
+``get_coordination_client_context``). Not kept, having no equivalent on the
+hub: ``subscribe_notifications`` (Redis pub/sub: ``coord watch``, or poll
+``get_notifications``), ``queue_notification`` (the hub queues them),
+``CoordinationConfig`` (Redis settings) and the ``redis`` property.
 
 What the hub changes, on purpose:
 
@@ -57,6 +63,7 @@ What the hub changes, on purpose:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 import uuid
@@ -70,6 +77,7 @@ from coordhub.client.client import CoordClient
 from coordhub.client.outcomes import HubError, Queued, Unreachable
 from coordhub.client.queue import Drained, Entry
 from coordhub.client.seed002answers import iso_time as _time
+from coordhub.client.seed002stats import CoordinationStats, generate_message_id, stats
 from coordhub.client.seed002types import (
     AcknowledgeError,
     AckResult,
@@ -82,6 +90,7 @@ from coordhub.client.seed002types import (
     PresenceInfo,
     PublishError,
     known_type,
+    publish_arguments,
     since_time,
 )
 from coordhub.client.settings import ClientSettings, resolve
@@ -92,6 +101,7 @@ from coordhub.core.seed002 import (
     BROADCAST,
     InboxScan,
     MessageType,
+    addressed,
     hub_message_id,
     matches,
     seed_notification,
@@ -102,8 +112,9 @@ from coordhub.errors import CoordError
 from coordhub.headers import SESSION_HEADER
 
 __all__ = ["AckResult", "AcknowledgeError", "CoordinationClient", "CoordinationError", "CoordinationMessage",
-           "MessagePayload", "MessageQuery", "MessageType", "NotificationEvent", "PresenceError", "PresenceInfo",
-           "PublishError", "get_coordination_client", "reset_coordination_client"]
+           "CoordinationStats", "MessagePayload", "MessageQuery", "MessageType", "NotificationEvent", "PresenceError",
+           "PresenceInfo", "PublishError", "generate_message_id", "get_coordination_client",
+           "get_coordination_client_context", "reset_coordination_client"]
 
 T = TypeVar("T")
 
@@ -152,6 +163,8 @@ class CoordinationClient:
         self._http: AsyncCoordClient | None = None
         self._me: str | None = None
         self.last_drain: Drained | None = None
+        self.is_connected = False  # seed 002's: whether the last health_check reached the hub
+        self.correlation_id: str | None = None
 
     async def __aenter__(self) -> CoordinationClient:
         return self
@@ -296,15 +309,21 @@ class CoordinationClient:
     # -- messages ----------------------------------------------------------------------------------
 
     async def publish_message(self, msg_type: MessageType | str, subject: str, description: str,
-                              to_instance: str = "orchestrator", requires_ack: bool = True, *,
-                              from_instance: str | None = None,
-                              idempotency_key: str | None = None) -> CoordinationMessage:
-        """Publish a message from this session; ``to_instance="all"`` to every session.
+                              *positional: str | bool | None, to_instance: str | None = None,
+                              requires_ack: bool | None = None, from_instance: str | None = None,
+                              message_id: str | None = None, idempotency_key: str | None = None) -> CoordinationMessage:
+        """Publish a message from this session to ``to_instance`` (default ``orchestrator``; ``"all"``: every session).
 
-        ``from_instance``, if given, must name this session. A retry with the
-        same ``idempotency_key`` returns the first result and sends nothing
-        twice. Raises :class:`PublishError` when the hub refuses it.
+        After the first three, arguments come in seed 002's client's order (``from_instance, to_instance,
+        requires_ack, message_id``) when the fifth is text, else in its README's (``to_instance, requires_ack``).
+        ``from_instance``, if given, must name this session. A retry with the same ``idempotency_key`` (else
+        ``message_id``, seed 002's own id for the message: the hub's id is a UUID of its own) returns the first
+        result and sends nothing twice. Raises :class:`PublishError` when the hub refuses it, ``TypeError`` for an
+        argument given twice or too many.
         """
+        to_instance, requires_ack, from_instance, message_id = publish_arguments(
+            positional, to_instance, requires_ack, from_instance, message_id)
+        idempotency_key = idempotency_key or message_id
         kind = MessageType(msg_type).value
         me = await self._own(from_instance, "from_instance") if from_instance else None
         body = {"to_session": None if is_broadcast(to_instance) else to_instance, "subject": subject,
@@ -321,9 +340,12 @@ class CoordinationClient:
     async def check_messages(self, to_instance: str | None = None, from_instance: str | None = None,
                              msg_type: MessageType | str | None = None, pending_only: bool = False,
                              limit: int = 100, since: datetime | str | None = None) -> list[CoordinationMessage]:
-        """Messages of an inbox (yours by default; another's needs an admin token), newest first.
+        """Messages you can see (by default), or those addressed to ``to_instance`` (yours; another's needs an admin
+        token), newest first.
 
-        Broadcasts are included; ``to_instance="all"`` keeps only them. ``since`` (a datetime or ISO 8601
+        As in seed 002, whose instance inboxes held no broadcast, naming an instance leaves the broadcasts out;
+        ``to_instance="all"`` keeps only them, and naming none gives your direct messages and the broadcasts (seed
+        002 gave every instance's, which the hub shows nobody). ``since`` (a datetime or ISO 8601
         text, UTC when it names no offset; ``ValueError`` for no time) keeps those sent at or after it, as seed
         002's query did; an imported message counts from its original time. The
         filters look through the newest :data:`~coordhub.core.seed002.SCAN_LIMIT` messages, in at most ten of the
@@ -334,7 +356,7 @@ class CoordinationClient:
         broadcasts = to_instance is not None and is_broadcast(to_instance)
         owner = None if broadcasts else to_instance
         viewer = owner or await self.session_id()
-        walk = InboxScan(lambda m: matches(m, from_instance, kind, pending_only) and (m["broadcast"] or not broadcasts)
+        walk = InboxScan(lambda m: matches(m, from_instance, kind, pending_only) and addressed(m, to_instance)
                          and (start is None or _sent_at(m) >= start), max(1, min(limit, 1000)))
         while True:
             answered: AnswerHeaders = {}
@@ -410,11 +432,23 @@ class CoordinationClient:
 
     # -- presence ----------------------------------------------------------------------------------
 
-    async def get_presence(self) -> dict[str, PresenceInfo]:
-        """Every session that ever registered, by id, with its presence."""
+    async def get_presence(self, timeout_minutes: float | None = None) -> dict[str, PresenceInfo]:
+        """Every session that ever registered, by id, with its presence.
+
+        ``timeout_minutes`` (seed 002's; None or 0: the hub's own thresholds) also marks inactive and stale a
+        session whose last heartbeat is older, as seed 002's read did.
+        """
         rows = answers.records(await self._read("GET", f"{API}/presence", kind=PresenceError), answers.PRESENCE,
                         f"GET {API}/presence", PresenceError)
-        return {r["session_id"]: _presence(r) for r in rows}
+        found = {r["session_id"]: _presence(r) for r in rows}
+        if not timeout_minutes:
+            return found
+        return {k: p if (p.seconds_since_heartbeat or 0) <= timeout_minutes * 60 else
+                dataclasses.replace(p, active=False, stale=p.stale or p.active) for k, p in found.items()}
+
+    async def get_stats(self) -> CoordinationStats:
+        """Seed 002's statistics, the caller's (:func:`~coordhub.client.seed002stats.stats` says what each counts)."""
+        return await stats(self)
 
     async def register_presence(self, session_id: str | None = None, worktree_path: str | None = None,
                                 client: str = "coordhub-seed002") -> PresenceInfo:
@@ -480,9 +514,17 @@ class CoordinationClient:
             return {"connected": False, "status": "unhealthy", "error": str(exc)}
         except CoordError as exc:  # a hub this client may not ask (a repository's identity.json chose it)
             return {"connected": False, "status": "unhealthy", "error": exc.message}
-        ok = health.get("status") == "ok"
+        ok = self.is_connected = health.get("status") == "ok"
         return {"connected": ok, "status": "healthy" if ok else "unhealthy",
                 "latency_ms": round((time.monotonic() - start) * 1000, 2), "hub": self.settings.url}
+
+    def set_correlation_id(self, correlation_id: str) -> None:
+        """Keep ``correlation_id`` as :attr:`correlation_id` (seed 002 only wrote it in its own log lines)."""
+        self.correlation_id = correlation_id
+
+    def clear_correlation_id(self) -> None:
+        """Forget the correlation id."""
+        self.correlation_id = None
 
 
 def _spent(settings: ClientSettings) -> str:
@@ -535,6 +577,17 @@ async def get_coordination_client(instance_id: str | None = None, *, url: str | 
                 raise CoordinationError(exc.message, 400, exc.code) from None
             _clients[key] = CoordinationClient(settings, instance_id)
         return _clients[key]
+
+
+async def get_coordination_client_context(instance_id: str | None = None, *, url: str | None = None,
+                                          token: str | None = None) -> CoordinationClient:
+    """Seed 002's: :func:`get_coordination_client`, once :meth:`~CoordinationClient.health_check` found the hub
+    answering; :class:`CoordinationError` (status 0) with its ``error`` when it does not."""
+    client = await get_coordination_client(instance_id, url=url, token=token)
+    health = await client.health_check()
+    if not health["connected"]:
+        raise CoordinationError(f"coordination client not connected: {health.get('error', health['status'])}")
+    return client
 
 
 async def reset_coordination_client() -> None:

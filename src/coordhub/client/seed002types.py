@@ -208,6 +208,27 @@ class NotificationEvent:
         return json.dumps(self.to_dict())
 
 
+def publish_arguments(positional: tuple[str | bool | None, ...], to: str | None, ack: bool | None,
+                      sender: str | None, message_id: str | None) -> tuple[str, bool, str | None, str | None]:
+    """``publish_message``'s arguments after the first three: ``(to_instance, requires_ack, from_instance,
+    message_id)``, from ``positional`` in seed 002's client's order when its second is text (``from_instance,
+    to_instance, requires_ack, message_id``), else in its README's (``to_instance, requires_ack``), and the keywords;
+    ``TypeError`` for an argument given both ways or too many, as Python says for a call that does not fit."""
+    names: tuple[str, ...] = ("from_instance", "to_instance", "requires_ack", "message_id")
+    if len(positional) < 2 or not isinstance(positional[1], str):
+        names = ("to_instance", "requires_ack")
+    if len(positional) > len(names):
+        raise TypeError(f"publish_message() takes at most {3 + len(names)} positional arguments after self")
+    given = {"to_instance": to, "requires_ack": ack, "from_instance": sender, "message_id": message_id}
+    for name, value in zip(names, positional, strict=False):
+        if given[name] is not None:
+            raise TypeError(f"publish_message() got multiple values for argument {name!r}")
+        given[name] = value
+    return (str(given["to_instance"] or "orchestrator"), given["requires_ack"] is not False,
+            None if given["from_instance"] is None else str(given["from_instance"]),
+            None if given["message_id"] is None else str(given["message_id"]))
+
+
 def known_type(label: str | None) -> MessageType | str | None:
     """A type label as :class:`MessageType` when it is one of seed 002's (its code reads ``.value``), else as is."""
     return MessageType.__members__.get(label, label) if label else label

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from coordhub.core.identity import validate_acting_name
+from coordhub.core.identity import is_broadcast, validate_acting_name
 from coordhub.errors import Invalid
 
 
@@ -213,6 +213,20 @@ def matches(m: dict[str, Any], sender: str | None, msg_type: str | None, pending
     return ((sender is None or m["from_session"].lower() == sender.lower())
             and (msg_type is None or m["message_type"] == msg_type)
             and (not pending_only or (m["requires_ack"] and m.get("acked_at") is None)))
+
+
+def addressed(m: dict[str, Any], to_instance: str | None) -> bool:
+    """Whether hub message ``m`` passes seed 002's recipient filter ``to_instance``, as its query read one.
+
+    Seed 002 kept a set of ids per recipient and put broadcasts in the set of
+    ``all``: naming an instance gave its direct messages and no broadcast,
+    naming ``all`` (any of the hub's broadcast words here) the broadcasts
+    alone. Naming none gave every instance's messages; the hub shows a session
+    only its own and the broadcasts, so None passes every message it answered.
+    """
+    if to_instance is None:
+        return True
+    return bool(m.get("broadcast")) == is_broadcast(to_instance)
 
 
 INBOX_PAGE = 500  # the hub's largest inbox page (GET /messages ``limit``)

@@ -8,8 +8,11 @@ What changed from seed 002, on purpose:
 * Failures are MCP errors (``is_error``) with ``<code>: <message>``, not
   ``{"success": false}`` results; successes still carry ``success: true``.
 * ``coord_check_messages`` reads an inbox (the caller's by default; another's
-  only with an admin token, else the hub's 403). Broadcasts are included;
-  ``to_instance="all"`` keeps only them.
+  only with an admin token, else the hub's 403): with no ``to_instance``, the
+  caller's direct messages and the broadcasts (seed 002 gave every
+  instance's); naming an instance, its direct messages only, as seed 002's
+  per-instance inbox held no broadcast; ``to_instance="all"``, the broadcasts
+  only.
   ``from_instance``, ``msg_type`` and ``pending_only`` filter at most
   :data:`~coordhub.core.seed002.INBOX_PAGE` messages of that inbox per call, one hub page (the hub has no
   such filters, and a call that looked through many pages cost the hub many
@@ -44,6 +47,7 @@ from coordhub.core.identity import same_session, unknown_recipient_warning
 from coordhub.core.seed002 import (
     BROADCAST,
     INBOX_PAGE,
+    addressed,
     display_id,
     hub_message_id,
     matches,
@@ -98,7 +102,8 @@ async def coord_publish_message(
 
 async def coord_check_messages(
     ctx: Context,
-    to_instance: Annotated[str | None, Field(description="Whose inbox (default yours); 'all': broadcasts.")]
+    to_instance: Annotated[str | None, Field(description="Whose inbox, broadcasts left out (default: yours with "
+                                                     "the broadcasts); 'all': broadcasts only.")]
     = None,
     from_instance: str | None = None,
     msg_type: MessageType | None = None,
@@ -111,12 +116,12 @@ async def coord_check_messages(
     broadcasts = to_instance is not None and recipient(to_instance) is None
     owner = None if broadcasts else to_instance
     viewer = owner or await me(ctx)
-    filtered = broadcasts or from_instance is not None or msg_type is not None or pending_only
+    filtered = to_instance is not None or from_instance is not None or msg_type is not None or pending_only
     asked = INBOX_PAGE if filtered else min(limit, INBOX_PAGE)
     page, following = await call_numbered_page(ctx, f"{API}/messages", {
         "to_session": owner, "limit": asked, "before_seq": before_seq}, NEXT_BEFORE_SEQ)
     found, last = _matching(page, limit, lambda m: matches(m, from_instance, msg_type, pending_only)
-                            and (m["broadcast"] or not broadcasts))
+                            and addressed(m, to_instance))
     more = last < len(page) or following is not None
     after = page[last - 1]["seq"] if more and last else None
     out: dict[str, Any] = {"success": True, "count": len(found), "messages": [seed_message(m, viewer) for m in found],
