@@ -11,9 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx2
 import pytest
 
 from coordhub.client.settings import resolve
+from coordhub.core.seed002 import hub_message_id
 from tests.conftest import LiveHub, free_port
 from tests.coordcli import Coord, git_init, isolated_env
 
@@ -353,3 +355,28 @@ def test_check_reads_on_past_a_page_the_hub_ended_at_its_text_bound(live_hub: Li
             assert r.status_code == 201, r.text
     got = team["orchestrator"].json("msg", "check", "--from", "backend")
     assert [m["payload"]["subject"] for m in got["messages"]] == [f"m{n}" for n in range(9, -1, -1)]
+
+
+def test_an_imported_messages_seed_id_works_where_a_user_pastes_it(live_hub: LiveHub, team: dict[str, Coord]) -> None:
+    """`coord msg read`, `coord msg send --reply-to` and `coord msg thread` take the seed id of an imported message
+    as `coord msg check` shows it (seed-002 user run: read said it was no id, exit 2; --reply-to and the REST API's
+    reply_to said no message; the thread was empty)."""
+    item = {"kind": "message", "id": "msg-a810fae1", "from_session": "backend", "to_session": "orchestrator",
+            "subject": "feature-auth", "body": "ready", "message_type": "READY_FOR_REVIEW", "requires_ack": True,
+            "created_at": "2026-01-23T10:00:00Z"}
+    r = httpx2.post(live_hub.url + "/api/coord/imports/seed002", json={"source": "t", "items": [item]},
+                    headers={"Authorization": f"Bearer {live_hub.admin_token}"})
+    assert r.status_code == 200 and r.json()["counts"]["imported"] == 1, r.text
+    orch, be = team["orchestrator"], team["backend"]
+    assert [m["id"] for m in orch.json("msg", "check")["messages"]] == ["msg-a810fae1"]
+    assert orch.ok("msg", "read", "msg-a810fae1").out.strip() == f"read {hub_message_id('msg-a810fae1')}"
+    reply = orch.json("msg", "send", "frontend/claude-main", "Re: feature-auth", "looking", "--reply-to",
+                      "msg-a810fae1")
+    assert reply["reply_to"] == hub_message_id("msg-a810fae1")
+    assert [m["subject"] for m in orch.json("msg", "thread", "msg-a810fae1")] == ["feature-auth", "Re: feature-auth"]
+    assert [m["subject"] for m in be.json("msg", "thread", "msg-a810fae1")] == ["feature-auth"]  # not frontend's
+    gone = orch.fails(1, "msg", "read", "msg-nope0000")  # named as typed, not by the UUID it maps to
+    assert "no message 'msg-nope0000'" in gone.err and hub_message_id("msg-nope0000") not in gone.err, gone.err
+    assert "no message 'msg-nope0000'" in orch.fails(1, "msg", "send", "backend", "s", "b", "--reply-to",
+                                                     "msg-nope0000").err
+    orch.fails(2, "msg", "read", "12")  # what is neither a UUID nor a seed id is still no id

@@ -10,10 +10,11 @@ import typer
 from coordhub.cli import seed002, views
 from coordhub.cli.common import EXIT_USAGE, JSON_OPT, call, expand_recipient, fail, read_text_arg, show
 from coordhub.cli.output import console
-from coordhub.client import Queued
+from coordhub.client import HubError, Queued
 from coordhub.client.calls import record_id
 from coordhub.client.outcomes import BadArgument
 from coordhub.core.identity import unknown_recipient_warning
+from coordhub.core.seed002 import message_ref
 from coordhub.core.vocab import Importance
 
 app = typer.Typer(help="Messages: send, read your inbox or a thread, mark read, ack.", no_args_is_help=True)
@@ -31,7 +32,8 @@ def send(
     importance: Importance = typer.Option("normal", "--importance", help="How much it matters."),
     message_type: str | None = typer.Option(None, "--type", help="Label, e.g. READY_FOR_REVIEW (seed 002)."),
     requires_ack: bool = typer.Option(False, "--requires-ack", help="Ask the recipient to acknowledge."),
-    reply_to: str | None = typer.Option(None, "--reply-to", help="Id of the message this answers."),
+    reply_to: str | None = typer.Option(None, "--reply-to", help="Id of the message this answers (a hub id, or "
+                                        "an imported message's seed id msg-…)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Send a message to a session, a machine, or the whole fleet.
@@ -68,7 +70,7 @@ def thread(
     ctx: typer.Context,
     thread_id: str = typer.Argument(..., help="The thread_id messages carry (`coord msg inbox --json` shows it); "
                                               "a thread a reply started is named by the id of the message it "
-                                              "answered."),
+                                              "answered (an imported message's seed id msg-… names it too)."),
     after_seq: int = typer.Option(0, "--after-seq", min=0, help="Only messages with a higher seq (the next page: "
                                                                 "what the last answer said to use)."),
     limit: int = typer.Option(100, "--limit", min=1, max=500, help="At most this many."),
@@ -92,8 +94,8 @@ MAX_READ_ALL = 10_000  # --all marks at most this many (pages of 500), so a floo
 
 @app.command()
 def read(ctx: typer.Context,
-         message_ids: list[str] = typer.Argument(None, help="Message ids, as `coord msg inbox` shows them.",
-                                                 show_default=False),
+         message_ids: list[str] = typer.Argument(None, help="Message ids, as `coord msg inbox` shows them (or an "
+                                                 "imported message's seed id, msg-…).", show_default=False),
          all_: bool = typer.Option(False, "--all", help="Mark every unread message read."),
          as_json: bool = JSON_OPT) -> None:
     """Mark messages read (for you only): the ids given, or every unread one with --all.
@@ -107,13 +109,19 @@ def read(ctx: typer.Context,
         fail("give message ids or --all, not both", EXIT_USAGE)
     for given in message_ids or []:  # every id checked before the first is marked: none marked when one is bad
         try:
-            record_id(given, "message id")
+            record_id(message_ref(given), "message id")
         except BadArgument as err:
             fail(err.message, EXIT_USAGE)
 
+    def mark_one(c: Any, given: str) -> Any:
+        try:
+            return c.mark_read(message_ref(given))
+        except HubError as err:  # a seed id's 404 would name the UUID it maps to, which the user never typed
+            raise seed002.named(err, given) from None
+
     def mark(c: Any) -> Any:
         if not all_:
-            done = [c.mark_read(i) for i in message_ids]
+            done = [mark_one(c, i) for i in message_ids]
             queued = [r for r in done if isinstance(r, Queued)]  # hub unreachable: the rest were queued too
             return queued[-1] if queued else done
         done = []

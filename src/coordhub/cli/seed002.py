@@ -188,7 +188,7 @@ def _listing(rows: list[dict[str, Any]]) -> None:
             verbatim(f"    {one_line(s['payload']['description'])}")
 
 
-def _named(err: HubError, ref: str) -> HubError:
+def named(err: HubError, ref: str) -> HubError:
     """``err`` as it should read for ``ref``, the id as typed: a 404 for a reference that is no UUID names ``ref``
     (:func:`~coordhub.core.seed002.unknown_message`)."""
     text = unknown_message(ref) if err.status == 404 else None
@@ -219,7 +219,7 @@ def ack(
         try:
             m = c.ack(hub_id)
         except HubError as err:
-            raise _named(err, message_id) from None
+            raise named(err, message_id) from None
         if seed_output and not isinstance(m, Queued):
             acker.append(_me(c))
         if not comment:

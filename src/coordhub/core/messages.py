@@ -27,9 +27,10 @@ from coordhub.core.identity import (
     recipient,
     validate_session_id,
 )
+from coordhub.core.seed002 import message_ref
 from coordhub.core.vocab import Importance, values
 from coordhub.errors import Forbidden, Invalid, NotFound
-from coordhub.ids import canonical, new_id
+from coordhub.ids import new_id
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
 
@@ -115,14 +116,16 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     so (issue 7): ``recipient_known`` is False and ``did_you_mean`` lists known
     sessions with similar ids; for a broadcast ``recipient_known`` is None.
 
-    ``reply_to`` is stored in the hub's spelling of an id (:func:`~coordhub.ids.canonical`). A ``thread_id`` is
+    ``reply_to`` is stored in the hub's spelling of an id (:func:`~coordhub.ids.canonical`); an imported message's
+    seed-002 id (``msg-1a2b3c4d``) names it too (:func:`~coordhub.core.seed002.message_ref`). A ``thread_id`` is
     stored as given (:func:`thread_name`) unless it spells the id of a message in another spelling: then it is that
     message's thread, stored as the hub spells the id.
     """
-    reply_to = None if reply_to is None else canonical(reply_to)
+    parent_ref = reply_to  # as the sender wrote it, for the 404
+    reply_to = None if reply_to is None else message_ref(reply_to)
     thread_id = None if thread_id is None else thread_name(tx, thread_id)
     if reply_to is not None and to_session is None:
-        to_session = _visible(tx, actor, reply_to)["from_session"]  # a reply goes to the parent's sender
+        to_session = _visible(tx, actor, reply_to, parent_ref)["from_session"]  # a reply goes to the parent's sender
     to = recipient(to_session)
     _worker_may_send(actor, to)
     if escalate_to is not None:  # a dead letter is told to escalate_to, from the hub itself (review)
@@ -137,7 +140,7 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     if escalate_to is not None:
         escalate_to, _ = address(tx, validate_session_id(escalate_to, "escalate_to"), now)
     if reply_to is not None:
-        parent = _visible(tx, actor, reply_to)
+        parent = _visible(tx, actor, reply_to, parent_ref)
         thread_id = thread_id or parent["thread_id"] or parent["id"]
     if to is not None and to_incarnation is None:
         to_incarnation = presence.live_incarnation(row_to, now)
@@ -167,14 +170,15 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
 def thread_name(tx: Tx, given: str) -> str:
     """The ``thread_id`` a message sent with ``given`` is stored under: ``given`` itself, as the sender spelt it,
     unless it spells the id of a stored message in another of the hub's id spellings (upper case, braces, 32 hex
-    digits, ``urn:uuid:``; :func:`~coordhub.ids.canonical`), which names that message's thread and is stored as the
-    hub spells the id.
+    digits, ``urn:uuid:``; :func:`~coordhub.ids.canonical`) or is the seed-002 id of an imported one
+    (``msg-1a2b3c4d``; :func:`~coordhub.core.seed002.message_ref`), which names that message's thread and is stored
+    as the hub spells the id.
 
     A free name may look like a UUID (an MD5 digest is 32 hex digits): read as one, it was stored dashed, so
     the sender's own thread came back and was listed under a name it never gave. Looks one message up, and only
     for a name in an id spelling other than the hub's own.
     """
-    as_id = canonical(given)
+    as_id = message_ref(given)
     if as_id == given or tx.messages.get(as_id, "") is None:
         return given
     return as_id
@@ -190,12 +194,13 @@ def _ack_policy(wait: float | None, tries: int | None) -> tuple[float, int]:
     return wait, tries
 
 
-def _visible(tx: Tx, actor: Actor, message_id: str) -> Row:
-    """The message as the actor sees it; 404 if it does not exist or is someone else's direct message."""
+def _visible(tx: Tx, actor: Actor, message_id: str, shown: str | None = None) -> Row:
+    """The message as the actor sees it; 404 if it does not exist or is someone else's direct message, naming it
+    as ``shown`` (the reference the caller gave, when it is not the id itself)."""
     row = tx.messages.get(message_id, actor.session_id)
     if row is None or not (row["to_session"] in (None, actor.session_id)
                            or row["from_session"] == actor.session_id or actor.is_admin):
-        raise NotFound(f"no message {message_id!r} for {actor.session_id}")
+        raise NotFound(f"no message {shown or message_id!r} for {actor.session_id}")
     return row
 
 
@@ -262,12 +267,13 @@ def thread_page(tx: Tx, session_id: str, thread_id: str, *, limit: int = 100,
     :data:`~coordhub.core.paging.PAGE_BYTES` of their subjects and bodies (at least one message). Empty for a
     thread with no message it may read, whether or not the thread exists. Reading marks nothing read. A
     ``thread_id`` names the thread stored under it as given (:func:`thread_name`) and, when it spells a UUID in any
-    spelling the hub takes an id in (upper case, braces, 32 hex digits: :func:`~coordhub.ids.canonical`), the
-    thread stored under the hub's spelling of that id too: a message's thread, or a name an earlier hub stored
-    dashed. Two names cost two reads of the store, each at most ``limit`` rows.
+    spelling the hub takes an id in (upper case, braces, 32 hex digits: :func:`~coordhub.ids.canonical`) or is an
+    imported message's seed-002 id (``msg-…``: :func:`~coordhub.core.seed002.message_ref`), the thread stored
+    under the hub's spelling of that id too: a message's thread, or a name an earlier hub stored dashed. Two names
+    cost two reads of the store, each at most ``limit`` rows.
     """
     limit = max(1, min(limit, MAX_INBOX))
-    names = dict.fromkeys((thread_id, canonical(thread_id)))  # one name, or the given one and the id's spelling
+    names = dict.fromkeys((thread_id, message_ref(thread_id)))  # one name, or the given one and the id's spelling
 
     def fetch(k: int, last: Row | None) -> list[Row]:
         above = after_seq if last is None else int(last["seq"])

@@ -71,6 +71,7 @@ README_TYPES = ("READY_FOR_REVIEW", "REVIEW_COMPLETE", "REVIEW_FAILED", "CONTRAC
 TO_ORCHESTRATOR = frozenset({"READY_FOR_REVIEW", "CONTRACT_CHANGE_PROPOSED", "META_CHANGE_REQUEST"})
 BROADCAST = "all"  # seed 002's recipient for every instance
 HUB_BROADCAST = "ALL_SESSIONS"  # how the hub's JSON names a broadcast's recipient
+SEED_ID_PREFIX = "msg-"  # how every seed-002 message id began (its client's msg-1a2b3c4d, its hooks' msg-<time>-<pid>)
 # Namespace of the hub ids of imported seed-002 messages (fixed forever: changing it orphans every import).
 ORIGIN_NAMESPACE = uuid.UUID("5eed0002-c0de-4b1d-9a7e-0000000000a2")
 
@@ -96,6 +97,21 @@ def hub_message_id(ref: str) -> str:
         return str(uuid.UUID(text))
     except ValueError:
         return str(uuid.uuid5(ORIGIN_NAMESPACE, text))
+
+
+def message_ref(text: str) -> str:
+    """The hub id ``text`` names when it is a seed-002 message id (``msg-`` …; :func:`hub_message_id`), else
+    ``text`` in the hub's spelling of an id (:func:`~coordhub.ids.canonical`: unchanged when it spells none).
+
+    For the places outside seed 002's own verbs where a user pastes a message id (``coord msg read``, a reply's
+    ``reply_to``, a thread's name): only the ``msg-`` form is read as a seed id, so any other text that is no UUID
+    is still refused or taken as a free name, as before.
+    """
+    if text.strip().startswith(SEED_ID_PREFIX):
+        return hub_message_id(text)
+    from coordhub.ids import canonical  # not at the top: this module stays standard library only on import
+
+    return canonical(text)
 
 
 def unknown_message(ref: str, shown_by: str = "`coord msg inbox`") -> str | None:
