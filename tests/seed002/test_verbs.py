@@ -164,6 +164,11 @@ def test_wrappers_print_the_seeds_lines_for_scripts_that_parse_them(live_hub: Li
     assert p.stdout.splitlines()[-1] == "  Comment: fixing"
     again = run("backend", "ack-message.sh", sent)
     assert again.returncode == 0 and f"  ID: {sent}" in again.stdout and "acked already" in again.stderr
+    unknown = run("backend", "ack-message.sh", "msg-deadbeef")  # the seed's lines, on stdout (were on stderr only)
+    assert unknown.returncode == 1 and unknown.stdout == ("Error: Message 'msg-deadbeef' not found\n\nUse "
+                                                          "'./scripts/coordination/check-messages.sh --pending' to "
+                                                          "see pending messages\n"), unknown
+    assert "no message 'msg-deadbeef'" in unknown.stderr
     heading = "\n=== Coordination Messages ===\nInstance: backend\n\n"
     empty = run("backend", "check-messages.sh", "--pending")
     assert empty.returncode == 0 and empty.stdout == heading + "Messages Pending Acknowledgment:\n\n" \

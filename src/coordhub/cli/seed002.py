@@ -219,6 +219,11 @@ def ack(
         try:
             m = c.ack(hub_id)
         except HubError as err:
+            if seed_output and not as_json and err.status == 404:  # the lines seed 002's script printed, on stdout
+                from coordhub.hooks.untrusted import one_line
+
+                verbatim(f"Error: Message '{one_line(message_id)}' not found\n\nUse "
+                         "'./scripts/coordination/check-messages.sh --pending' to see pending messages")
             raise named(err, message_id) from None
         if seed_output and not isinstance(m, Queued):
             acker.append(_me(c))
