@@ -385,3 +385,14 @@ def test_an_imported_messages_seed_id_works_where_a_user_pastes_it(live_hub: Liv
     assert "no message 'msg-nope0000'" in orch.fails(1, "msg", "send", "backend", "s", "b", "--reply-to",
                                                      "msg-nope0000").err
     orch.fails(2, "msg", "read", "12")  # what is neither a UUID nor a seed id is still no id
+
+
+def test_msg_send_to_a_bare_instance_name_says_how_to_reach_that_session(team: dict[str, Coord]) -> None:
+    """Seed 000's rule reads `coord msg send backend` as machine backend, session backend/claude-main; a seed-002
+    team's session is `backend` alone, so the sender is told how to reach it (seed-002 user run: only 'the hub has
+    never seen backend/claude-main', no way named)."""
+    team["backend"].ok("msg", "check")  # the hub knows backend
+    sent = team["orchestrator"].ok("msg", "send", "backend", "hi", "direct")
+    assert "never seen backend/claude-main" in sent.err
+    assert "`coord msg publish TYPE SUBJECT TEXT --to backend`" in sent.err, sent.err
+    assert "read as a machine" not in team["orchestrator"].ok("msg", "send", "backend/claude-main", "hi", "x").err

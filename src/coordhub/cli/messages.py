@@ -50,6 +50,9 @@ def send(
     if isinstance(msg, dict) and msg.get("recipient_known") is False:  # a typo shows at once (issue 7)
         typer.echo("coord: warning: " + unknown_recipient_warning(msg["to_session"], msg.get("did_you_mean") or []),
                    err=True)
+        if recipient is not None and recipient != to:  # a bare name became MACHINE/claude-main (seed 000's rule)
+            typer.echo(f"coord: note: {to} was read as a machine, {recipient}; a session named {to} alone (seed "
+                       f"002's instances) is addressed by `coord msg publish TYPE SUBJECT TEXT --to {to}`", err=True)
     show(msg, as_json, lambda m: console.print(f"sent {m['id']} to {m['to_session']}"))
 
 
