@@ -8,6 +8,23 @@ const WAITING = ["stuck", "needs_input"];
 const STATE_ORDER = ["stuck", "needs_input", "running", "dispatched", "done", "failed", "cancelled"];
 const LOG_CAP = 200_000;  // characters of log the view keeps
 
+/** What runs on machine `m` (every machine when none): its workers (the hub's `running`: assignments holding a
+ * slot), its smoke tests and reviews (`busy_slots` less those: the stage runs holding one, as dispatch counts them)
+ * and the merges the merge queue runs there. The column counted the workers alone, so a machine busy with a test
+ * or a merge said "0 running" next to "0 free". → `{total, workers, stages, merges}`. */
+function running(s, m = null) {
+  const of = m ? [m] : s.machines;
+  const workers = m ? m.running : s.totals.running;
+  const stages = of.reduce((n, x) => n + Math.max(0, (x.busy_slots ?? x.running) - x.running), 0);
+  const merges = (s.merges || []).filter((e) => e.state === "running" && (!m || e.machine === m.machine)).length;
+  return { total: workers + stages + merges, workers, stages, merges };
+}
+
+function detail(r) {
+  return r.workers + " worker" + (r.workers === 1 ? "" : "s") + ", " + r.stages + " test/review run" +
+    (r.stages === 1 ? "" : "s") + ", " + r.merges + " merge" + (r.merges === 1 ? "" : "s");
+}
+
 export function BoardView() {
   const res = useResource("/orchestrator/status", ["assignment.", "host.", "orchestrator."]);
   const [logOf, setLogOf] = useState(null);
@@ -16,7 +33,7 @@ export function BoardView() {
     <h2 id="board-h">Orchestrator</h2>
     <${Loaded} res=${res} isEmpty=${(s) => !s.configured} empty="No orchestrator config applied (coord config apply).">${(s) => html`
       ${s.paused ? html`<p class="banner warn" role="status">Dispatch paused: ${s.paused.reason || ""}</p>` : null}
-      <p class="count">${s.totals.running} running · ${s.totals.queued} queued · $${s.totals.cost_usd.toFixed(2)} spent</p>
+      <p class="count">${running(s).total} running (${detail(running(s))}) · ${s.totals.queued} queued · $${s.totals.cost_usd.toFixed(2)} spent</p>
       ${s.assignments.filter((a) => WAITING.includes(a.state)).map((a) => html`<div class="banner warn" key=${"w" + a.id}>
         <strong>${a.state === "stuck" ? "Stuck" : "Needs input"}: ${a.repo}#${a.issue}</strong> ${a.title || ""}${" "}
         <q>${a.reason || a.status_line || "no question recorded"}</q>${" "}
@@ -26,7 +43,7 @@ export function BoardView() {
         <th scope="col">Running</th><th scope="col">Heartbeat</th><th scope="col">Cost today</th></tr></thead>
       <tbody>${s.machines.map((m) => html`<tr key=${m.machine}><td>${m.machine}</td>
         <td><${Badge} kind=${m.state}>${m.state}</${Badge}></td><td class="num">${m.free_slots} free of ${m.slots}</td>
-        <td class="num">${m.running}</td><td><${Time} iso=${m.last_heartbeat} now=${now} /></td>
+        <td class="num" title=${detail(running(s, m))}>${running(s, m).total}</td><td><${Time} iso=${m.last_heartbeat} now=${now} /></td>
         <td class="num">$${m.cost_today_usd.toFixed(2)}</td></tr>`)}</tbody></table></div>
       <h3>Queue (${s.queue.length})</h3>
       ${s.queue.length ? html`<ol class="list">${s.queue.map((a) => html`<li key=${a.id}>${a.repo}#${a.issue} ${a.title || ""}
