@@ -50,8 +50,9 @@ def test_a_components_history_shows_its_newest_changes(browser: Any, fleet: Flee
     assert page.errors == []
 
 
-def test_the_todo_list_reads_one_page_and_says_more_follow(browser: Any, fleet: Fleet) -> None:
-    # it read every page (up to 25 of 500 todos) on each todo event, to show the first 500 and count the rest
+def test_the_todo_list_shows_the_newest_page_and_pages_to_older_ones(browser: Any, fleet: Fleet) -> None:
+    # it read every page (up to 25 of 500 todos) on each todo event, to show the first 500 and count the rest; then
+    # it read one page, but the hub's first: the oldest 500, so every todo added after the 500th was out of sight
     with httpx2.Client(base_url=fleet.hub.url, headers=fleet.headers(AGENT), timeout=30) as http:
         for i in range(501):
             r = http.post("/api/coord/todos", json={"text": f"chore {i:03d}", "project_key": "web"})
@@ -60,10 +61,17 @@ def test_the_todo_list_reads_one_page_and_says_more_follow(browser: Any, fleet: 
     reads: list[str] = []
     page.on("request", lambda req: reads.append(req.url) if "/api/coord/todos" in req.url else None)
     page.click("nav a[href='#/work']")
-    page.wait_for_selector("text=The oldest 500 shown; more follow (coord todo list --status pending).",
-                           timeout=20_000)
-    assert page.locator("li", has_text="chore 499").count() == 1 and page.locator("text=chore 500").count() == 0
+    page.wait_for_selector("text=The newest 500 shown; older ones follow.", timeout=20_000)
+    assert page.locator("li", has_text="chore 500").count() == 1 and page.locator("text=chore 000").count() == 0
+    assert page.locator("ul.list li").first.inner_text().find("chore 500") >= 0  # newest first
     assert len(reads) == 1, reads
+    page.click("button:has-text('Show older')")
+    page.wait_for_selector("li:has-text('chore 000')", timeout=20_000)
+    assert page.locator("text=older ones follow").count() == 0
+    # a new todo shows at the top at once, the older page still shown
+    fleet.call("POST", "/api/coord/todos", AGENT, expect=201, json={"text": "chore new", "project_key": "web"})
+    page.wait_for_selector("li:has-text('chore new')", timeout=10_000)
+    assert page.locator("li", has_text="chore 000").count() == 1
     assert page.errors == []
 
 
