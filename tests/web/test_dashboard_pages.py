@@ -98,3 +98,31 @@ def test_the_work_view_reads_a_workflow_again_only_for_its_own_items(browser: An
     page.wait_for_selector("td:text-is('second step')", timeout=10_000)
     assert all(f"/workflows/{ids[0]}?" in url for url in reads), reads  # its items, not the list
     assert page.errors == []
+
+
+def test_the_events_filters_ask_the_hub_past_the_loaded_page(browser: Any, fleet: Fleet) -> None:
+    # the filters searched the events the page had loaded (the newest 500 at opening, and what the stream brought):
+    # an older match showed "No event matches the filters"
+    fleet.call("POST", "/api/coord/todos", "m9/old", expect=201, json={"text": "long ago", "project_key": "attic"})
+    with httpx2.Client(base_url=fleet.hub.url, headers=fleet.headers(AGENT), timeout=30) as http:
+        for i in range(600):
+            r = http.post("/api/coord/locks", json={"project_key": "web", "resource": f"evt/f{i}.py"})
+            assert r.status_code == 201, r.text
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "events")
+    page.wait_for_selector("td[data-event-id]")
+    assert page.locator("td", has_text="m9/old").count() == 0  # not among the newest 500
+    reads: list[str] = []
+    page.on("request", lambda req: reads.append(req.url) if "/api/coord/audit" in req.url else None)
+    page.fill("input[name=session]", "M9/")  # a machine's sessions, ignoring case
+    page.locator("tr", has_text="todo.added").locator("td:text-is('m9/old')").wait_for(timeout=10_000)
+    assert page.locator("td[data-event-id]").count() == 1
+    page.wait_for_selector("text=1 matching events: the whole log searched.")
+    assert reads and all("session_prefix=M9%2F" in url for url in reads), reads
+    page.fill("input[name=session]", "")
+    page.fill("input[name=project]", "ATTIC")
+    page.locator("td:text-is('attic')").wait_for(timeout=10_000)
+    # a live event that matches joins the answer
+    fleet.call("POST", "/api/coord/todos", "m9/new", expect=201, json={"text": "just now", "project_key": "attic"})
+    page.locator("td:text-is('m9/new')").wait_for(timeout=10_000)
+    assert page.locator("td[data-event-id]").count() == 2
+    assert page.errors == []
