@@ -26,7 +26,10 @@ function detail(r) {
 }
 
 export function BoardView() {
-  const res = useResource("/orchestrator/status", ["assignment.", "host.", "orchestrator."]);
+  // stage runs and merges too: they hold slots (Running, free) and fill the pipeline list; the board read nothing on
+  // stage_run.dispatched, so a machine that took a test showed its slot free until some assignment moved
+  const res = useResource("/orchestrator/status", ["assignment.", "host.", "orchestrator.", "stage_run.", "stage.",
+                                                   "merge."]);
   const [logOf, setLogOf] = useState(null);
   const now = useNow();
   return html`<section aria-labelledby="board-h">
@@ -49,10 +52,30 @@ export function BoardView() {
       ${s.queue.length ? html`<ol class="list">${s.queue.map((a) => html`<li key=${a.id}>${a.repo}#${a.issue} ${a.title || ""}
         <span class="meta">${a.model} · ${a.machine || "any machine"} · queued <${Time} iso=${a.queued_at} now=${now} /></span></li>`)}</ol>`
         : html`<p class="state empty">Nothing queued.</p>`}
+      <h3>Tests, reviews and merges (${(s.stage_runs || []).length + (s.merges || []).length})</h3>
+      <${Pipeline} s=${s} now=${now} />
       <h3>Assignments</h3>
       <${Assignments} rows=${s.assignments} now=${now} onLog=${setLogOf} />
       ${logOf ? html`<${Log} id=${logOf} onClose=${() => setLogOf(null)} />` : null}`}</${Loaded}>
   </section>`;
+}
+
+/** The smoke tests and reviews queued or running, and the merge queue's live entries: a done assignment waits in
+ * them, and the board showed neither (a lead saw "api#1 done" and nothing of the test it waited on). */
+function Pipeline({ s, now }) {
+  const runs = s.stage_runs || [];
+  const merges = s.merges || [];
+  if (!runs.length && !merges.length) return html`<p class="state empty">Nothing being tested, reviewed or merged.</p>`;
+  const issue = new Map(s.assignments.map((a) => [a.id, a.repo + "#" + a.issue]));
+  return html`<div class="scroll"><table class="grid"><thead><tr><th scope="col">Issue</th><th scope="col">Stage</th>
+    <th scope="col">State</th><th scope="col">Machine</th><th scope="col">Why</th><th scope="col">Since</th></tr></thead>
+  <tbody>${runs.map((r) => html`<tr key=${"r" + r.id}><td>${issue.get(r.assignment_id) || r.assignment_id}</td>
+      <td>${r.stage}</td><td><${Badge} kind=${r.state}>${r.state}</${Badge}></td><td>${r.machine || ""}</td>
+      <td>${r.reason || ""}</td><td><${Time} iso=${r.state === "queued" ? r.created_at : r.started_at || r.dispatched_at} now=${now} /></td></tr>`)}
+    ${merges.map((e) => html`<tr key=${"m" + e.id}><td>${e.repo}#${e.issue} <span class="meta">${e.title || ""}</span></td>
+      <td>merge into ${e.target}${e.position ? " (#" + e.position + " in line)" : ""}</td>
+      <td><${Badge} kind=${e.state}>${e.state}</${Badge}></td><td>${e.machine || ""}</td><td>${e.reason || ""}</td>
+      <td><${Time} iso=${e.started_at || e.created_at} now=${now} /></td></tr>`)}</tbody></table></div>`;
 }
 
 function Assignments({ rows, now, onLog }) {
@@ -63,7 +86,8 @@ function Assignments({ rows, now, onLog }) {
     <th scope="col">Updated</th><th scope="col">Log</th></tr></thead>
   <tbody>${sorted.map((a) => html`<tr key=${a.id} class=${WAITING.includes(a.state) ? "attention" : ""}>
     <td>${a.repo}#${a.issue} <span class="meta">${a.title || ""}</span></td>
-    <td><${Badge} kind=${a.state}>${a.state}</${Badge}></td><td>${a.ran_on || a.machine || ""}</td>
+    <td><${Badge} kind=${a.state}>${a.state}</${Badge}>${a.stage && a.stage !== "work" && a.stage !== a.state
+      ? html` <span class="meta" title="its pipeline stage">→ ${a.stage}</span>` : null}</td><td>${a.ran_on || a.machine || ""}</td>
     <td>${a.model}</td><td class="num">$${Number(a.total_cost_usd || 0).toFixed(2)}</td>
     <td class="mono">${a.last_tool || ""}${a.last_file ? " " + a.last_file : ""}</td>
     <td>${a.progress || a.status_line || ""}</td><td><${Time} iso=${a.updated_at} now=${now} /></td>
