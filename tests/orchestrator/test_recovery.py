@@ -48,6 +48,8 @@ def test_stale_host_requeues_and_the_late_report_is_ignored(orch: Api, clock: Ma
     assert (got["state"], got["attempt"], got["ran_on"], got["cost_usd"]) == ("dispatched", 2, "server", 0.0)
     # the laptop comes back: it is told to cancel what it still runs
     beat = laptop.beat()
+    (back,) = orch.get("/api/coord/audit", headers=orch.admin, params={"kinds": "host.back"}).json()
+    assert isinstance(back["payload"]["stale_since"], str) and back["payload"]["stale_since"].endswith("Z"), back
     assert beat["cancel"] == [a["id"]]
     server.report(new, "done", telemetry={"cost_usd": 0.3})
     got = get(orch, a["id"])
