@@ -37,3 +37,17 @@ def test_the_fleet_view_reads_the_online_sessions_and_only_on_events_that_change
     page.locator("tr", has_text="m1/gone").locator(".badge.offline").wait_for(timeout=10_000)
     assert reads[-1] == "/presence"
     assert page.errors == []
+
+
+def test_the_fleet_view_names_the_lease_holders_it_does_not_list(browser: Any, fleet: Fleet) -> None:
+    # with only online sessions listed, a session that went offline holding a lease (which blocks whoever needs it)
+    # was nowhere on the view
+    fleet.call("POST", "/api/coord/presence/register", "m2/crashed", expect=200, json={"client": "claude-code"})
+    fleet.call("POST", "/api/coord/locks", "m2/crashed", expect=201, json={"project_key": "web", "resource": "src/x.py"})
+    fleet.call("POST", "/api/coord/presence/deregister", "m2/crashed", expect=200, json={})
+    page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "fleet")
+    page.locator(".banner.unlisted", has_text="m2/crashed (1)").wait_for(timeout=10_000)
+    page.check("input[name=offline]")
+    page.locator("tr", has_text="m2/crashed").locator("td", has_text="1: src/x.py").wait_for(timeout=10_000)
+    assert page.locator(".banner.unlisted").count() == 0
+    assert page.errors == []

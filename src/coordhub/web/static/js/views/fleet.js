@@ -78,8 +78,17 @@ export function FleetView() {
     }
     return by;
   }, [leases.version]);
+  // a session that went offline still holding leases blocks whoever needs them: say so, though it is not listed
+  const unlisted = useMemo(() => {
+    if (offline || !sessions || res.data.more) return [];
+    const listed = new Set(sessions.map((s) => s.session_id));
+    return [...held.keys()].filter((id) => !listed.has(id)).sort();
+  }, [sessions, held, offline]);
   return html`<section aria-labelledby="fleet-h">
     <h2 id="fleet-h">Fleet</h2>
+    ${unlisted.length ? html`<p class="banner warn unlisted" role="status">Holding leases but not online (offline, or
+      never registered presence): ${unlisted.map((id, i) => html`${i ? ", " : ""}<strong>${id}</strong>${" "}(${
+        held.get(id).length})`)}</p>` : null}
     <form class="filters" role="search" onSubmit=${(e) => e.preventDefault()}>
       <label>Session, machine or project <input name="filter" value=${filter}
         onInput=${(e) => setFilter(e.currentTarget.value)} /></label>
