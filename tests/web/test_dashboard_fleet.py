@@ -43,7 +43,8 @@ def test_the_fleet_view_names_the_lease_holders_it_does_not_list(browser: Any, f
     # with only online sessions listed, a session that went offline holding a lease (which blocks whoever needs it)
     # was nowhere on the view
     fleet.call("POST", "/api/coord/presence/register", "m2/crashed", expect=200, json={"client": "claude-code"})
-    fleet.call("POST", "/api/coord/locks", "m2/crashed", expect=201, json={"project_key": "web", "resource": "src/x.py"})
+    fleet.call("POST", "/api/coord/locks", "m2/crashed", expect=201,
+               json={"project_key": "web", "resource": "src/x.py"})
     fleet.call("POST", "/api/coord/presence/deregister", "m2/crashed", expect=200, json={})
     page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "fleet")
     page.locator(".banner.unlisted", has_text="m2/crashed (1)").wait_for(timeout=10_000)
