@@ -151,3 +151,18 @@ def test_an_unfiltered_answer_is_empty_only_at_the_end_of_the_log(api: Api, monk
     assert after == seen[0] and pages == 2
     end = api.get(AUDIT, params={"after": seen[0]}, headers=outsider)
     assert end.json() == [] and "Coord-Next-After" not in end.headers
+
+
+def test_a_session_prefix_keeps_what_those_sessions_did_in_a_bounded_window(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the dashboard's Events view filtered by session only the page it had loaded: the hub could not ask
+    monkeypatch.setattr(audit_route, "AUDIT_SCAN_IDS", 50)
+    me, a = api.token(B, admin=True), api.token(A)
+    mine = [api.post("/api/coord/todos", json={"text": f"t{i}"}, headers=a).json()["id"] for i in range(2)]
+    _emit(api, 120, "presence.seen", project_key="p")
+    api.post("/api/coord/todos", json={"text": "late"}, headers=a)
+    got, answers = _follow(api, me, session_prefix="a/", kinds="todo.")  # a machine's sessions, ignoring case
+    r = api.get(AUDIT, params={"session_prefix": A, "kinds": "todo.", "limit": 10}, headers=me)
+    assert [e["subject_id"] for e in r.json()] == mine and all(e["session_id"] == A for e in r.json())
+    assert len(got) == 3 and answers >= 3  # each answer looked through one window of ids
+    assert _follow(api, me, session_prefix=C)[0] == [] and _follow(api, me, session_prefix="a_")[0] == []

@@ -399,6 +399,22 @@ def test_resume_pauses_the_sessions_active_under_the_halt_until_each_engages(api
     assert [e["payload"]["engaged_session"] for e in events(api, "session.engaged")] == [A]
 
 
+def test_who_is_paused_follows_presences_own_active_threshold(api: Api, clock: ManualClock,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # core/pause.py kept a copy of presence's "active" threshold, taken when it was imported: a change of the one
+    # definition (here 30 s) left the pause going by the old 120 s
+    from coordhub.core import presence
+
+    monkeypatch.setattr(presence, "ACTIVE_SECONDS", 30.0)
+    a, b = api.token(A), api.token(B)
+    register(api, a)
+    clock.advance(60)  # A: idle by the threshold in force when the halt falls, B: active
+    register(api, b)
+    api.post(HALTS, json={"reason": "incident"}, headers=api.admin)
+    r = api.post("/api/coord/resume", headers=api.admin)
+    assert r.status_code == 200 and r.json()["paused"] == [B], r.text
+
+
 def test_only_sessions_in_the_lifted_scope_are_paused(api: Api) -> None:
     a, b = api.token(A), api.token(B)
     register(api, a)

@@ -369,6 +369,8 @@ def test_rate_limit_pauses_dispatch_fleet_wide(orch: Api, clock: ManualClock, la
     status = orch.get(f"{ORCH}/status", headers=user).json()
     assert status["paused"]["reason"].startswith("rate limit reported by laptop")
     assert laptop.beat()["rate_limited_until"] is not None
+    (paused,) = orch.get("/api/coord/audit", headers=orch.admin, params={"kinds": "orchestrator.paused"}).json()
+    assert isinstance(paused["payload"]["paused_until"], str), paused  # ISO 8601, as every time answered
     clock.advance(121)
     assert server.next() is not None
 

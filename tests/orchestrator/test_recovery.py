@@ -48,6 +48,8 @@ def test_stale_host_requeues_and_the_late_report_is_ignored(orch: Api, clock: Ma
     assert (got["state"], got["attempt"], got["ran_on"], got["cost_usd"]) == ("dispatched", 2, "server", 0.0)
     # the laptop comes back: it is told to cancel what it still runs
     beat = laptop.beat()
+    (back,) = orch.get("/api/coord/audit", headers=orch.admin, params={"kinds": "host.back"}).json()
+    assert isinstance(back["payload"]["stale_since"], str) and back["payload"]["stale_since"].endswith("Z"), back
     assert beat["cancel"] == [a["id"]]
     server.report(new, "done", telemetry={"cost_usd": 0.3})
     got = get(orch, a["id"])
@@ -77,6 +79,10 @@ def test_a_host_that_stopped_cleanly_is_stopped_not_stale(orch: Api, clock: Manu
     events = orch.get("/api/coord/audit", headers=orch.admin, params={"limit": 500, "kinds": "host."}).json()
     gone = {e["kind"]: e["subject_id"] for e in events if e["kind"] in ("host.stale", "host.stopped")}
     assert gone == {"host.stopped": "laptop", "host.stale": "server"}
+    # its last heartbeat as every time the hub answers is (ISO 8601): it was epoch seconds, which the dashboard's
+    # event feed showed as "last_heartbeat":1796638053.15
+    beats = [e["payload"]["last_heartbeat"] for e in events if e["kind"] in ("host.stale", "host.stopped")]
+    assert beats and all(isinstance(b, str) and b.endswith("Z") for b in beats), beats
 
 
 def test_max_retries_then_failed(orch: Api, clock: ManualClock, laptop: Host, user: dict[str, str]) -> None:

@@ -452,6 +452,7 @@ def test_every_view_renders_the_fleet_and_is_pictured(browser: Any, fleet: Fleet
     # the feed filters by kind prefix, session and project
     page.fill("input[name=kind]", "lease.")
     page.fill("input[name=session]", "SERVER/")  # ignoring case, as the hub folds machine names
+    page.wait_for_selector("text=matching events: the whole log searched.")  # the hub answers the filter
     kinds = page.locator("td:nth-child(2)").all_inner_texts()
     sessions = page.locator("td:nth-child(3)").all_inner_texts()
     assert kinds and all(k.startswith("lease.") for k in kinds) and all(x.startswith("server/") for x in sessions)

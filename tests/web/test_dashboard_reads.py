@@ -61,10 +61,10 @@ def test_the_fleet_views_session_list_is_read_off_the_event_loop(api: Api, monke
     r = api.post("/api/coord/presence/register", json={"client": "claude-code"}, headers=writes)
     assert r.status_code == 200, r.text
     seen: dict[str, bool] = {}
-    _spy(monkeypatch, presence, "find", seen)
+    _spy(monkeypatch, presence, "page", seen)
     r = api.get("/api/coord/presence", headers=writes)
     assert r.status_code == 200 and [s["session_id"] for s in r.json()] == [AGENT], r.text
-    assert seen == {"find": False}, seen
+    assert seen == {"page": False}, seen
 
 
 def test_the_token_list_is_read_off_the_event_loop(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -106,7 +106,7 @@ def pause(tx: Tx, until: float, reason: str, now: float, *, by: str | None) -> f
     if current is not None and current >= until:
         return current
     tx.orchestrator.set({"paused_until": until, "pause_reason": reason})
-    emit(tx, "orchestrator.paused", now, session_id=by, paused_until=until, reason=reason)
+    emit(tx, "orchestrator.paused", now, session_id=by, paused_until=isoformat(until), reason=reason)
     return until
 
 

@@ -215,7 +215,7 @@ def heartbeat(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: in
     first = int(row["beats"]) == 0
     if row["stale_since"] is not None:
         emit(tx, "host.back", now, session_id=actor.session_id, subject_id=name, machine=name,
-             incarnation=incarnation, stale_since=row["stale_since"])
+             incarnation=incarnation, stale_since=isoformat(row["stale_since"]))
     tx.hosts.set(name, {"last_heartbeat": now, "free_slots": free_slots, "running": json.dumps(sorted(listed)),
                         "beats": int(row["beats"]) + 1, "stale_since": None})
     if stopping and int(row["slots"]) > 0:

@@ -9,9 +9,10 @@ sessions come back. Here the hub enforces it.
 
 **Who is paused.** When the halt of a scope, set at time ``T``, is lifted,
 every session in that scope whose last presence heartbeat is at
-``T - ACTIVE_BEFORE`` or later — active, by presence's own 2-minute
-measure, when the halt fell, or showing life while it stood — is paused. A
-registration counts as a heartbeat, and so do the in-band heartbeats of the
+``T - presence.ACTIVE_SECONDS`` or later — active, by presence's own
+2-minute measure (read from :func:`coordhub.core.presence.tiers` at each
+resume, never a copy), when the halt fell, or showing life while it stood —
+is paused. A registration counts as a heartbeat, and so do the in-band heartbeats of the
 ``coord`` CLI and the hooks, so every agent working through them counts.
 Not paused: the session that lifts the halt (resuming is its explicit act),
 the hub's own names, the orchestrator's hosts and workers (``<m>/agent``,
@@ -32,15 +33,13 @@ from __future__ import annotations
 from typing import Any
 
 from coordhub.clock import isoformat
+from coordhub.core import presence
 from coordhub.core.events import emit
 from coordhub.core.identity import HUB_NAMES, Actor, fold, is_orchestrated, same_session
-from coordhub.core.presence import ACTIVE_SECONDS
 from coordhub.core.scope import Scope
 from coordhub.errors import Paused
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
-
-ACTIVE_BEFORE = ACTIVE_SECONDS  # seconds before the halt a heartbeat still counts as "active under it"
 
 
 def render(row: Row | None) -> dict[str, Any] | None:
@@ -67,7 +66,7 @@ def pause_after(tx: Tx, scope: Scope, halted_at: float, resumer: Actor, now: flo
     returned. Costs one scan of the sessions that heartbeat since the halt.
     """
     paused = []
-    for row in tx.sessions.heartbeating_since(halted_at - ACTIVE_BEFORE):
+    for row in tx.sessions.heartbeating_since(halted_at - presence.tiers()["active"]):
         sid = str(row["session_id"])
         if (row["paused_at"] is not None or same_session(sid, resumer.session_id) or fold(sid) in HUB_NAMES
                 or is_orchestrated(sid) or not scope.covers(sid, row)):

@@ -20,18 +20,22 @@ from __future__ import annotations
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import leases
+from coordhub.core import leases, paging
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.core.vocab import PresenceState, values
-from coordhub.errors import Conflict
+from coordhub.errors import Conflict, Invalid
 from coordhub.store.base import Row
+from coordhub.store.tables.records import Key
 from coordhub.store.tx import Tx
 
 ACTIVE_SECONDS = 120.0
 IDLE_SECONDS = 300.0
 STALE_SECONDS = 900.0
 STATES = values(PresenceState)
+LIVE = "live"  # a state filter: every state but offline
+LIMIT = 1000  # sessions one GET /presence answer holds, by default and at most
+KEY: Key = (("session_id", str, False),)  # the order of its pages
 
 
 def tiers() -> dict[str, float]:
@@ -129,10 +133,36 @@ def deregister(tx: Tx, actor: Actor, incarnation: int | None, release_leases: bo
     return {**render(current or {"session_id": actor.session_id}, now), "released_leases": released}
 
 
-def find(tx: Tx, now: float, state: str | None = None) -> list[dict[str, Any]]:
-    """Every session that ever registered, with its state; ``state`` filters."""
-    rows = [render(r, now) for r in tx.sessions.registered()]
-    return rows if state is None else [r for r in rows if r["state"] == state]
+def page(tx: Tx, now: float, state: str | None = None, limit: int = LIMIT,
+         cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Sessions that registered presence, by id, with their state: at most ``limit`` after ``cursor`` (None: from
+    the first), and the cursor after the last one when more may follow (None: none do).
+
+    ``state`` is one of :data:`STATES`, or ``live`` (every state but
+    offline), or None (all); the database skips the others, by the heartbeat
+    windows :func:`state_of` goes by. Raises ``Invalid`` for another state or
+    a cursor not from this list. Bounded because every orchestrator worker
+    is a session of its own: the sessions that ever registered grow without
+    end, and the dashboard's Fleet view reads the live ones on every presence
+    event (it read them all: about 90 ms at 10,000 sessions).
+    """
+    if state is not None and state not in (*STATES, LIVE):
+        raise Invalid(f"state must be one of {', '.join((*STATES, LIVE))}, not {state[:40]!r}", field="state")
+    bounds = _windows(now)[state] if state is not None else {}
+    rows, more = paging.page(lambda k, after: tx.sessions.registered_page(k, after, **bounds), limit,
+                             ("cwd", "client", "client_session"), KEY, cursor)
+    # the window in SQL and state_of's age could part by a rounding at the very edge: state_of has the last word
+    shown = [render(r, now) for r in rows]
+    wanted = STATES if state is None else (tuple(s for s in STATES if s != "offline") if state == LIVE else (state,))
+    return [r for r in shown if r["state"] in wanted], more
+
+
+def _windows(now: float) -> dict[str, dict[str, float]]:
+    """The store's bounds on the last heartbeat for each ``state`` filter (the module docstring's tiers)."""
+    active, idle, stale = now - ACTIVE_SECONDS, now - IDLE_SECONDS, now - STALE_SECONDS
+    return {"active": {"beat_from": active}, "idle": {"beat_from": idle, "beat_before": active},
+            "stale": {"beat_from": stale, "beat_before": idle}, LIVE: {"beat_from": stale},
+            "offline": {"offline_before": stale}}
 
 
 def of(tx: Tx, session_id: str, now: float) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from coordhub.clock import isoformat
 from coordhub.core import assignments, coordinator, ghtrail, hosts, mergequeue, stages
 from coordhub.core.events import emit
 from coordhub.store.tx import Tx
@@ -68,7 +69,7 @@ def run(tx: Tx, now: float, up_since: float | None = None) -> dict[str, Any]:
         if host["stale_since"] is None:
             tx.hosts.set(name, {"stale_since": now})
             emit(tx, "host.stopped" if clean else "host.stale", now, session_id=None, subject_id=name,
-                 machine=name, incarnation=host["incarnation"], last_heartbeat=host["last_heartbeat"])
+                 machine=name, incarnation=host["incarnation"], last_heartbeat=isoformat(host["last_heartbeat"]))
             done["stopped_hosts" if clean else "stale_hosts"].append(name)
         silent = round(now - host["last_heartbeat"], 1)
         why = (f"host_stopped: {name} stopped (its last heartbeat said so) and has been silent for {silent:g} s"

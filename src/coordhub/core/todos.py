@@ -24,6 +24,7 @@ STATUSES = values(TodoStatus)
 PAGE = 500  # todos one answer holds at most (and about paging.PAGE_BYTES of their text)
 TEXT = ("text", "source")  # what paging.size counts of a todo
 LONG = ("source",)  # what a brief list leaves out (paging.page's blank)
+ORDERS = ("oldest", "newest")  # a list's orders by created_at
 
 
 def render(row: Row) -> dict[str, Any]:
@@ -72,20 +73,25 @@ def add(tx: Tx, actor: Actor, *, text: str, user: str | None = None, project_key
 
 
 def page(tx: Tx, *, user: str | None = None, project_key: str | None = None, status: str = "pending",
-         cursor: str | None = None, brief: bool = False) -> tuple[list[dict[str, Any]], str | None]:
+         cursor: str | None = None, brief: bool = False,
+         order: str = "oldest") -> tuple[list[dict[str, Any]], str | None]:
     """Todos filtered by user, project and status (``pending``, ``done`` or ``all``), oldest first after
-    ``cursor``, and the cursor of the ones that follow (None: none follow).
+    ``cursor`` (``order`` ``newest``: newest first), and the cursor of the ones that follow (None: none follow).
 
     At most :data:`PAGE` and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text (at least one).
-    ``brief``: each ``source`` is null (:data:`LONG`). Raises ``Invalid`` for another status or a cursor not
-    from this list.
+    ``brief``: each ``source`` is null (:data:`LONG`). Raises ``Invalid`` for another status or order, or a cursor
+    not from this list. Seed 000 lists oldest first (the default); ``newest`` is the dashboard's, where the oldest
+    500 hid every todo added since.
     """
     if status not in values(TodoFilter):
         raise Invalid(f"status must be {one_of(TodoFilter)}, not {status!r}", field="status")
+    if order not in ORDERS:
+        raise Invalid(f"order must be oldest or newest, not {order[:40]!r}", field="order")
     wanted = None if status == "all" else status
     project_key = projects.fold(project_key)
-    rows, more = paging.page(lambda k, a: tx.todos.find(k, a, user_name=user, project_key=project_key, status=wanted),
-                             PAGE, TEXT, tx.todos.key, cursor, LONG if brief else ())
+    find, key = (tx.todos.find_newest, tx.todos.newest_key) if order == "newest" else (tx.todos.find, tx.todos.key)
+    rows, more = paging.page(lambda k, a: find(k, a, user_name=user, project_key=project_key, status=wanted),
+                             PAGE, TEXT, key, cursor, LONG if brief else ())
     return [render(r) for r in rows], more
 
 

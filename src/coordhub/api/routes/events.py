@@ -295,12 +295,15 @@ def _viewer(who: Caller) -> tuple[str, bool]:
 @router.get("/audit", response_model=list[EventOut], responses=responses(*READ_ERRORS))
 async def audit(request: Request, after: int = Query(0, ge=0, le=MAX_EVENT_ID), limit: int = Query(100, ge=1, le=PAGE),
                 kinds: str | None = None, project_key: str | None = None,
+                session_prefix: str | None = Query(None, max_length=200),
                 who: Caller = Depends(caller)) -> JSONResponse:
     """The event log as JSON, oldest first after ``after`` (what the caller may see).
 
     At most ``limit`` events and about 4 MiB of payload per answer (at least
     one event), reading at most :data:`AUDIT_SCAN_ROWS` rows (the caller's
-    own visibility filter runs on those). With a ``kinds``/``project_key``
+    own visibility filter runs on those). ``session_prefix`` keeps the events
+    done by a session whose id starts with it, ignoring case (``host-a/``: a
+    machine's sessions). With a ``kinds``/``project_key``/``session_prefix``
     filter, one answer also looks at most :data:`AUDIT_SCAN_IDS` ids, from the
     first event after ``after`` (so ids pruned away cost nothing), so a filter
     that matches little costs a bounded scan, not the whole log; without a
@@ -319,14 +322,15 @@ async def audit(request: Request, after: int = Query(0, ge=0, le=MAX_EVENT_ID), 
         out: list[dict[str, Any]] = []
         cursor, size, scanned = after, 0, 0
         through: int | None = None  # unfiltered: no id window (every row read is a candidate)
-        if prefixes or project_key is not None:
+        if prefixes or project_key is not None or session_prefix is not None:
             first = tx.events.first_after(after)
             if first is None:
                 return out, None  # no event after ``after``
             through = min(first - 1 + AUDIT_SCAN_IDS, MAX_EVENT_ID)  # a pruned gap costs no window
         while len(out) < limit and size < AUDIT_BYTES and scanned < AUDIT_SCAN_ROWS:
             rows = tx.events.page(cursor, min(PAGE, AUDIT_SCAN_ROWS - scanned), AUDIT_BYTES - size,
-                                  kinds=prefixes, project_key=project_key, through_id=through)
+                                  kinds=prefixes, project_key=project_key, through_id=through,
+                                  session_prefix=session_prefix)
             if not rows:
                 if through is None:
                     return out, None  # the log ends here

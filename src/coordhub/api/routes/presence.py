@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query
 from coordhub.api.schemas import PresenceBeat, PresenceEnd, PresenceOut, PresenceRegister, WhoamiOut
 from coordhub.core import presence
 from coordhub.core.calls import Call
 from coordhub.core.halt import Exempt
-from coordhub.errors import Invalid
 
 router = APIRouter(prefix="/api/coord", tags=["presence"])
 
@@ -52,10 +51,15 @@ async def deregister(body: PresenceEnd, request: Request, who: Caller = Depends(
 
 
 @router.get("/presence", response_model=list[PresenceOut], responses=responses(*READ_ERRORS))
-async def find(request: Request, state: str | None = None, who: Caller = Depends(caller)) -> JSONResponse:
-    """Sessions that registered presence, with their state (active, idle, stale, offline)."""
-    if state is not None and state not in presence.STATES:
-        raise Invalid(f"state must be one of {', '.join(presence.STATES)}", field="state")
-    # off the loop: every session that ever registered (a worker is a session of its own), read again by the
-    # dashboard's Fleet view on every presence, session and token event
-    return await query(request, lambda tx, now: presence.find(tx, now, state), off_loop=True)
+async def find(request: Request, state: str | None = Query(None, max_length=16),
+               limit: int = Query(presence.LIMIT, ge=1, le=presence.LIMIT),
+               cursor: str | None = Query(None, max_length=2048), who: Caller = Depends(caller)) -> JSONResponse:
+    """Sessions that registered presence, by id, with their state (active, idle, stale, offline); ``state`` filters
+    (``live``: every state but offline).
+
+    At most ``limit`` (default and most 1,000) per answer; when more may follow, the ``Coord-Next-Cursor`` header
+    carries the ``cursor=`` to ask again with.
+    """
+    # off the loop: the database may walk every session that ever registered (a worker is a session of its own)
+    return paged(await hub(request).query_off_loop(
+        lambda tx, now: presence.page(tx, now, state, limit, cursor)))

@@ -51,14 +51,15 @@ async def find(request: Request, user: str | None = None, project_key: str | Non
                status: str = Query("pending", description="pending, done or all"),
                cursor: str | None = Query(None, max_length=2048),
                brief: bool = Query(False, description="Leave out long text: each source is null."),
+               order: str = Query("oldest", max_length=16, description="oldest (first) or newest (first)"),
                who: Caller = Depends(caller)) -> JSONResponse:
-    """Todos by user, project and status (default: pending), oldest first.
+    """Todos by user, project and status (default: pending), oldest first (``order=newest``: newest first).
 
     At most 500 and about 4 MiB of their text per answer (at least one); when more follow, the
     ``Coord-Next-Cursor`` header carries the ``cursor=`` to ask again with. ``brief``: each ``source`` is null.
     """
     return paged(await hub(request).query_off_loop(lambda tx, now: todos.page(
-        tx, user=user, project_key=project_key, status=status, cursor=cursor, brief=brief)))
+        tx, user=user, project_key=project_key, status=status, cursor=cursor, brief=brief, order=order)))
 
 
 @router.get("/{todo_id}", response_model=TodoOut, responses=responses(*READ_ERRORS, 404))

@@ -70,9 +70,14 @@ class Records(Table):
 
 
 class Todos(Records):
-    """The ``todos`` table."""
+    """The ``todos`` table; its lists are oldest first (``key``) or newest first (:attr:`newest_key`)."""
 
     name = "todos"
+    newest_key: Key = (("created_at", float, True), ("id", str, True))
+
+    def find_newest(self, limit: int = 1000, after: tuple[Any, ...] | None = None, **filters: Any) -> list[Row]:
+        """As :meth:`Records.find`, newest first (the order :attr:`newest_key`); [] when none."""
+        return self.ex.all(*_find(self.name, self.newest_key, limit, after, filters))
 
 
 class Workflows(Records):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from typing import Any
 
 from coordhub.store.base import Row, returning
 from coordhub.store.tables.base import Table
@@ -193,9 +194,36 @@ class Sessions(Table):
         """Mark the current incarnation ended."""
         self.ex.execute("UPDATE sessions SET deregistered_at = ? WHERE session_id = ?", (now, session_id))
 
-    def registered(self) -> list[Row]:
-        """Every session that ever registered presence, by id."""
-        return self.ex.all("SELECT * FROM sessions WHERE incarnation > 0 ORDER BY session_id")
+    def registered_page(self, limit: int, after: tuple[Any, ...] | None = None, *, beat_from: float | None = None,
+                        beat_before: float | None = None, offline_before: float | None = None) -> list[Row]:
+        """At most ``limit`` sessions that ever registered presence, by id, after the id ``after[0]`` (None: from
+        the first); [] when none.
+
+        ``beat_from``/``beat_before`` keep the sessions not deregistered whose
+        last heartbeat is at ``beat_from`` or later / before ``beat_before``
+        (a presence state's window); ``offline_before`` keeps instead those
+        deregistered, or whose last heartbeat is before it (offline). The
+        database skips the others. Walks the primary key in order: no index
+        on ``last_heartbeat``, which would cost every heartbeat a write.
+        """
+        where: list[str] = ["incarnation > 0"]
+        args: list[Any] = []
+        if after is not None:
+            where.append("session_id > ?")
+            args.append(after[0])
+        if offline_before is not None:
+            where.append("(deregistered_at IS NOT NULL OR last_heartbeat IS NULL OR last_heartbeat < ?)")
+            args.append(offline_before)
+        if beat_from is not None or beat_before is not None:
+            where.append("deregistered_at IS NULL")
+        if beat_from is not None:
+            where.append("last_heartbeat >= ?")
+            args.append(beat_from)
+        if beat_before is not None:
+            where.append("last_heartbeat < ?")
+            args.append(beat_before)
+        return self.ex.all(f"SELECT * FROM sessions WHERE {' AND '.join(where)} ORDER BY session_id LIMIT ?",
+                           (*args, limit))
 
     def heartbeating_since(self, since: float) -> list[Row]:
         """Sessions whose last heartbeat (or registration) is at ``since`` or later, by id; [] when none.

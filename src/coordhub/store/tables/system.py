@@ -111,11 +111,13 @@ class Events(Table):
         self.ex.expect(_AFTER, (after_id, limit), then)
 
     def page(self, after_id: int, limit: int, max_bytes: int, *, kinds: tuple[str, ...] = (),
-             project_key: str | None = None, through_id: int | None = None) -> list[Row]:
+             project_key: str | None = None, through_id: int | None = None,
+             session_prefix: str | None = None) -> list[Row]:
         """Events after ``after_id``, oldest first: at most ``limit`` of them and about ``max_bytes`` of payload.
 
         Only events whose kind starts with one of ``kinds`` (all when empty),
-        of ``project_key`` (all when None) and with id at most ``through_id``
+        of ``project_key`` (all when None), done by a session whose id starts
+        with ``session_prefix`` ignoring case (all when None; ids are ASCII) and with id at most ``through_id``
         (no bound when None): the database skips the others, so rows that do
         not match are never turned into Python objects.
 
@@ -133,6 +135,9 @@ class Events(Table):
         if project_key is not None:
             where.append("project_key = ?")
             args.append(project_key)
+        if session_prefix is not None:  # substr for the same reason as kinds: "_" and "%" are literal text
+            where.append("substr(lower(session_id), 1, CAST(? AS INTEGER)) = ?")
+            args += [len(session_prefix), session_prefix.lower()]
         if kinds:  # substr, not LIKE: a kind prefix is literal text ("_" and "%" included)
             where.append("(" + " OR ".join("substr(kind, 1, CAST(? AS INTEGER)) = ?" for _ in kinds) + ")")
             for k in kinds:

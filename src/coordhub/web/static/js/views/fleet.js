@@ -1,6 +1,6 @@
 // Fleet: every session with its presence, incarnation, machine, project, last heartbeat and what it holds.
 
-import { call, me } from "../api.js";
+import { call, me, pages } from "../api.js";
 import { html, useState, useEffect, useMemo, useNow, useResource, Loaded, Time, VirtualTable, Badge, machineOf, contains } from "../ui.js";
 import { useLeases } from "./leases.js";
 
@@ -28,28 +28,47 @@ export function nextTier(rows) {
   return soonest === Infinity ? null : Math.max(soonest * 1000 + 500, TIER_READ_FLOOR_MS);
 }
 
-async function loadFleet() {
-  const [sessions, addresses] = await Promise.all([
-    call("GET", "/presence"),
-    call("GET", "/conversations/addresses").catch(() => []),  // projects are declared there; optional
-  ]);
+const PAGES = 5;  // presence answers (1,000 sessions each) one read follows at most
+
+/** The sessions the view shows: those not offline, or every one with `offline` (the hub filters: every orchestrator
+ * worker is a session of its own, so the sessions that ever registered grow without end, and the view read them all
+ * on every presence event). → `{rows, more}` (more: pages were left unread). */
+async function loadSessions(offline) {
+  const got = await pages("/presence" + (offline ? "" : "?state=live"), { maxPages: PAGES });
+  return { rows: got.rows, more: got.more };
+}
+
+/** session id → the project it declared (its conversation address), from `/conversations/addresses`. */
+async function loadProjects() {
   const project = new Map();
-  for (const a of addresses) for (const s of a.sessions || []) project.set(s.session_id, a.project);
-  return sessions.map((s) => ({ ...s, machine: machineOf(s.session_id), project: project.get(s.session_id) || "" }))
-    .sort((a, b) => (ORDER[a.state] ?? 9) - (ORDER[b.state] ?? 9) || a.session_id.localeCompare(b.session_id));
+  try {
+    for (const a of await call("GET", "/conversations/addresses")) {
+      for (const s of a.sessions || []) project.set(s.session_id, a.project);
+    }
+  } catch { /* optional: projects are declared there */ }
+  return project;
 }
 
 export function FleetView() {
-  const res = useResource(loadFleet, ["presence.", "session.", "conversation.profile", "token."]);
+  const [offline, setOffline] = useState(false);
+  // presence and pauses change the rows; a token minted or revoked changes neither (each worker attempt mints one)
+  const res = useResource(() => loadSessions(offline), ["presence.", "session."], [offline]);
+  const projects = useResource(loadProjects, ["conversation.profile"]);  // declared projects: only when one changes
   const leases = useLeases();
   const now = useNow();
   const [filter, setFilter] = useState("");
   useEffect(() => {
-    const wait = res.data ? nextTier(res.data) : null;
+    const wait = res.data ? nextTier(res.data.rows) : null;
     if (wait === null) return undefined;
     const timer = setTimeout(() => res.reload(), wait);
     return () => clearTimeout(timer);
   }, [res.data]);
+  const sessions = useMemo(() => {
+    if (!res.data) return null;
+    const project = projects.data || new Map();
+    return res.data.rows.map((s) => ({ ...s, machine: machineOf(s.session_id), project: project.get(s.session_id) || "" }))
+      .sort((a, b) => (ORDER[a.state] ?? 9) - (ORDER[b.state] ?? 9) || a.session_id.localeCompare(b.session_id));
+  }, [res.data, projects.data]);
   const held = useMemo(() => {
     const by = new Map();
     for (const l of leases.byId.values()) {
@@ -59,18 +78,31 @@ export function FleetView() {
     }
     return by;
   }, [leases.version]);
+  // a session that went offline still holding leases blocks whoever needs them: say so, though it is not listed
+  const unlisted = useMemo(() => {
+    if (offline || !sessions || res.data.more) return [];
+    const listed = new Set(sessions.map((s) => s.session_id));
+    return [...held.keys()].filter((id) => !listed.has(id)).sort();
+  }, [sessions, held, offline]);
   return html`<section aria-labelledby="fleet-h">
     <h2 id="fleet-h">Fleet</h2>
+    ${unlisted.length ? html`<p class="banner warn unlisted" role="status">Holding leases but not online (offline, or
+      never registered presence): ${unlisted.map((id, i) => html`${i ? ", " : ""}<strong>${id}</strong>${" "}(${
+        held.get(id).length})`)}</p>` : null}
     <form class="filters" role="search" onSubmit=${(e) => e.preventDefault()}>
       <label>Session, machine or project <input name="filter" value=${filter}
         onInput=${(e) => setFilter(e.currentTarget.value)} /></label>
+      <label><input type="checkbox" name="offline" checked=${offline}
+        onChange=${(e) => setOffline(e.currentTarget.checked)} /> Include offline sessions</label>
     </form>
-    <${Loaded} res=${res} empty="No session has registered its presence yet.">${(rows) => {
+    <${Loaded} res=${{ ...res, data: sessions }} empty=${offline ? "No session has registered its presence yet."
+      : "No session is online (active, idle or stale). Include offline sessions to see the others."}>${(rows) => {
       const shown = filter ? rows.filter((s) => [s.session_id, s.machine, s.project].some((v) => contains(v, filter))) : rows;
       const counts = {};
       for (const s of rows) counts[s.state] = (counts[s.state] || 0) + 1;
-      return html`<p class="count">${rows.length} sessions:
-          ${Object.entries(counts).map(([k, n]) => html` <${Badge} kind=${k}>${n} ${k}</${Badge}>`)}</p>
+      return html`<p class="count">${rows.length}${res.data.more ? "+" : ""} ${offline ? "" : "online "}sessions:
+          ${Object.entries(counts).map(([k, n]) => html` <${Badge} kind=${k}>${n} ${k}</${Badge}>`)}
+          ${res.data.more ? html` <span class="meta">(the first ${rows.length} by id)</span>` : null}</p>
         <${VirtualTable} label="Sessions" items=${shown} keyOf=${(s) => s.session_id}
           head=${["Session", "State", "Incarnation", "Machine", "Project", "Last heartbeat", "Holds"]}
           row=${(s) => {

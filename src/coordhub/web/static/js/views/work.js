@@ -23,17 +23,20 @@ export function WorkView() {
 
 function Todos({ now }) {
   const [status, setStatus] = useState("pending");
-  // one answer (the hub's page: 500 todos, oldest first), read again on every todo event: it read up to 25 pages
-  // (12,500 todos) each time to show the first 500 and count the rest
-  const res = useResource(async () => pages("/todos?brief=true&status=" + status, { maxPages: 1 }), ["todo."],
-                          [status]);
+  const [shownPages, setShownPages] = useState(1);
+  // newest first (the hub's oldest-first page of 500 hid every todo added after the 500th), one page of 500 more per
+  // "Show older"; a todo event reads again the pages shown, no more (it read up to 25 pages each time)
+  const res = useResource(async () => pages("/todos?brief=true&order=newest&status=" + status,
+                                            { maxPages: shownPages }), ["todo."], [status, shownPages]);
   return html`<div class="card"><h3>Todos</h3>
-    <label>Status <select onChange=${(e) => setStatus(e.currentTarget.value)}>
+    <label>Status <select onChange=${(e) => { setStatus(e.currentTarget.value); setShownPages(1); }}>
       ${["pending", "done", "all"].map((s) => html`<option value=${s} selected=${s === status}>${s}</option>`)}</select></label>
-    <${Loaded} res=${res} isEmpty=${(d) => !d.rows.length} empty="No todos.">${(d) => html`<ul class="list">${d.rows.map((t) => html`
+    <${Loaded} res=${res} isEmpty=${(d) => !d.rows.length} empty="No todos.">${(d) => html`<p class="meta">Newest first.</p>
+      <ul class="list">${d.rows.map((t) => html`
       <li key=${t.id}><${Badge} kind=${t.status === "done" ? "ok" : ""}>${t.status}</${Badge}> ${t.text}${" "}
         <span class="meta">${t.project_key || ""} · ${t.created_by} · <${Time} iso=${t.created_at} now=${now} /></span></li>`)}</ul>
-      ${d.more ? html`<p class="meta">The oldest ${d.rows.length} shown; more follow (coord todo list --status ${status}).</p>` : null}`}</${Loaded}>
+      ${d.more ? html`<p class="meta">The newest ${d.rows.length} shown; older ones follow.
+        <button type="button" onClick=${() => setShownPages(shownPages + 1)} disabled=${res.loading}>Show older</button></p>` : null}`}</${Loaded}>
   </div>`;
 }
 
