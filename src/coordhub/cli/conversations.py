@@ -154,8 +154,17 @@ def send(
     turn = call(ctx, go)
     _refusal(turn)
     show(turn, as_json, lambda t: console.print(
+        _already_released(t) if t["decision"] == "dedup" and t["type"] == "release" else
         ("identical retry: already delivered as " if t["decision"] == "dedup" else "sent ") +
         f"turn {t['id']}: {t['conversation_id']} #{t['sequence']} {t['type']} → {t['to']} ({t['file_name']})"))
+
+
+def _already_released(t: dict[str, Any]) -> str:
+    """The line for a release the hub did not record: the conversation was released already (by ``t``, which may
+    be another party's release, not a retry of this one)."""
+    by = f" (released by {t['author']})" if t.get("author") else ""
+    return one_line(f"already released {t['conversation_id']} by turn {t['id']} #{t['sequence']} → {t['to']}{by}; "
+                    "nothing sent")
 
 
 @app.command()
@@ -184,8 +193,7 @@ def release(
     turn = call(ctx, go)
     _refusal(turn)
     show(turn, as_json, lambda t: console.print(
-        f"already released {t['conversation_id']} by turn {t['id']} #{t['sequence']} → {t['to']}; nothing sent"
-        if t["decision"] == "dedup" else
+        _already_released(t) if t["decision"] == "dedup" else
         f"released {t['conversation_id']} ({status}) with turn {t['id']} #{t['sequence']} → {t['to']}"))
 
 

@@ -40,7 +40,6 @@ class Draft:
     expect_sequence: int | None
     from_machine: str | None
     from_project: str | None
-    release_once: bool = False  # POST …/release: a conversation already released answers its release (200)
 
 
 def draft(*, to: str, content: str | None = None, signature: str | None = None,
