@@ -19,8 +19,8 @@ user.signingkey``, else gpg's default key.
 
 Exit codes (the seed's): 0 sent (or an identical retry of a turn already
 delivered, or a release of a conversation released already: the hub keeps
-the release that did it, and a note on stderr names it), 1 general error, a refusal by the hub (decision query or reject,
-with the reason) or a sequence still taken after the retries, 2 unknown
+the release that did it, and a note on stderr names it), 1 general error,
+a refusal by the hub (decision query or reject, with the reason) or a sequence still taken after the retries, 2 unknown
 destination, 3 the hub unreachable after the retries (a marker is written to
 the seed's ``~/.local/state/cross-agent-comms/failed-sends/``), 4 frontmatter invalid, 5 halt (or
 this session paused after a resume: it says to ``coord engage``).
