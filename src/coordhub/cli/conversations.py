@@ -208,11 +208,29 @@ def show_(ctx: typer.Context, conversation_id: str = typer.Argument(..., help="C
                                f"{v['pending']} pending, participants {', '.join(v['participants'])}"))
         for t in v.get("turns", []):
             console.print("")
-            console.print(turn_line(t) + one_line(f"  ({shown_time(t['created_at'])}, by {t['author']})"))
+            console.print(turn_line(t) + one_line(f"  ({shown_time(t['created_at'])}, by {t['author']}"
+                                                  f"{_stated_time(t)})"))
             for line in (t.get("body") or "").rstrip("\n").split("\n"):
                 verbatim("    | " + one_line(line))
 
     show(conv, as_json, human)
+
+
+def _stated_time(t: dict[str, Any]) -> str:
+    """``; its TIMESTAMP says T`` when the author's stated time is further from the hub's (``created_at``) than it
+    lets a time run ahead (:data:`~coordhub.core.turns.MAX_AHEAD`), else nothing: the time shown is the hub's, and a
+    sender whose clock is behind (or a file written long before it was sent, or imported) would otherwise go unseen."""
+    import datetime as dt
+
+    from coordhub.core.turns import MAX_AHEAD
+
+    try:
+        stated = dt.datetime.fromisoformat(str(t["stated_timestamp"]))
+        hub = dt.datetime.fromisoformat(str(t["created_at"]))
+        apart = abs((stated - hub).total_seconds())
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return f"; its TIMESTAMP says {t['stated_timestamp']}" if apart > MAX_AHEAD else ""
 
 
 @app.command("list")

@@ -155,6 +155,7 @@ def _check(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float, 
     Raises what :func:`send` raises. Without ``declare`` it writes nothing (the send's declaration of its
     address is assumed, not written)."""
     _worker_may_not_send(actor)
+    turns.check_clock(d.turn, now)
     machine, project = _own_address(tx, actor, d, now, declare=declare)
     own = None if declare else {**(tx.sessions.get(actor.session_id) or {}), "machine": machine, "project": project}
     turn = d.turn
