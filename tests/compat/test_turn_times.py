@@ -37,3 +37,4 @@ def test_a_past_file_is_taken_and_show_gives_its_time_beside_the_hubs(world: Wor
     lines = [line for line in shown.out.splitlines() if f"{world.conv} #" in line]
     assert len(lines) == 2 and lines[0].endswith(f"; its TIMESTAMP says {old})"), shown
     assert "its TIMESTAMP says" not in lines[1], shown
+

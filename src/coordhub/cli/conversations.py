@@ -37,6 +37,7 @@ from coordhub.cli.output import console, print_json, table, verbatim
 from coordhub.cli.signedturns import (
     KEY_HELP,
     SIGN_HELP,
+    conversation_title,
     field_text,
     me,
     send_signed,
@@ -145,7 +146,8 @@ def send(
     def go(c: CoordClient) -> Any:
         if sign or key:
             text = content if content is not None else field_text(
-                extra["conversation_id"], extra["type"], extra["body"], extra["title"], extra["requires_tools"],
+                extra["conversation_id"], extra["type"], extra["body"],
+                extra["title"] or conversation_title(c, extra["conversation_id"]), extra["requires_tools"],
                 extra["release_status"])
             return send_signed(c, destination(c, to), text, key)
         machine, project = me(c)

@@ -391,6 +391,15 @@ def show(tx: Tx, actor: Actor, conversation_id: str, *, after: int = 0, limit: i
             "next_after": rows[-1]["id"] if more and rows else None}
 
 
+def title(tx: Tx, actor: Actor, conversation_id: str) -> str | None:
+    """The conversation's title (its first turn's ``#+TITLE``) for a party to it, else None, as for an unused id: the
+    title a field-form turn that names none takes (seed 004's agents repeat a conversation's title in each file)."""
+    conv = tx.conversations.get(conversation_id)
+    if conv is None or not _takes_part(tx, actor, conv, addressing.address_of(tx, actor.session_id)):
+        return None
+    return str(conv["title"])
+
+
 def next_sequence(tx: Tx, actor: Actor, conversation_id: str) -> int:
     """The sequence the next accepted turn of a conversation will get: 1 for a new one, and 1 for a conversation
     the actor is no party to, exactly as for an id nobody used.
