@@ -86,3 +86,18 @@ def test_two_signed_releases_racing_leave_one_release(world: World, keys: dict[s
         for who, key in signers:
             httpx2.delete(f"{world.hub.url}/api/coord/conversations/keys/{key.fingerprint}",
                           headers={"Authorization": f"Bearer {who.env['COORD_TOKEN']}"}, timeout=30)
+
+
+def test_cross_agent_send_of_a_release_to_a_released_conversation_says_so(world: World, tmp_path: Path) -> None:
+    career, homelab, conv = world.career, world.homelab, world.conv
+    assert career.coord("conv", "send", homelab.address, "--conversation", conv, "--type", "request", "--title",
+                        "Prep fix-up", "--body", "Please fix it.").code == 0
+    first = career.coord("conv", "release", conv, "--json").json()
+    late = tmp_path / "late.org"
+    late.write_text(world.org(kind="release", sequence=3, body="Closing too.\n", RELEASE_STATUS="cancelled"),
+                    encoding="utf-8")
+    r = homelab.drop("send", career.address, str(late), "--no-sign")
+    assert r.code == 0, r
+    assert r.out.strip() == f"already released: {first['to']}/{first['file_name']}", r  # not "sent:" (review)
+    assert f"was released already, by turn {first['id']} #2 (released by {career.session})" in r.err, r
+    assert "numbered" not in r.err, r
