@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from coordhub.cli.entry import quiet_on_closed_stdout
 from coordhub.client import address
 from coordhub.compat.crossagent.common import EXIT_HALT, Me, connect, describe, die, err, halt_state, paused_line
 from coordhub.core import orgturn
@@ -198,6 +199,7 @@ def refused(exc: Any, destination: str) -> int:
     die(f"send failed: {exc.message} [{exc.status} {exc.code}]", EXIT_GENERAL)
 
 
+@quiet_on_closed_stdout
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     args = parser().parse_args(argv)
