@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx2
 
-from tests.compat.conftest import GpgKey, World, agent
+from tests.compat.conftest import GpgKey, World, agent, write
 
 BARRIER_GPG = """#!/bin/sh
 # the first signature of each process waits (up to 30 s) until two processes are signing; then the real gpg
@@ -101,3 +101,19 @@ def test_cross_agent_send_of_a_release_to_a_released_conversation_says_so(world:
     assert r.out.strip() == f"already released: {first['to']}/{first['file_name']}", r  # not "sent:" (review)
     assert f"was released already, by turn {first['id']} #2 (released by {career.session})" in r.err, r
     assert "numbered" not in r.err, r
+
+
+def test_importing_history_with_the_seeds_two_releases_keeps_one_and_says_why(world: World) -> None:
+    """Seed 004 let both parties release (its own race): the second release file imports as dedup, with a reason."""
+    homelab, conv = world.homelab, f"{world.conv}-old"
+    for n, (kind, status) in enumerate((("request", None), ("release", "complete"), ("release", "cancelled"))):
+        extra = {"RELEASE_STATUS": status} if status else {}
+        write(homelab.inbox / f"2026042{n}T101142Z-from-career-{conv}.org",
+              world.org(conversation=conv, kind=kind, sequence=n + 1, timestamp=f"2026-04-2{n}T10:11:42Z",
+                        body=f"turn {n}\n", **extra))
+    r = homelab.coord("conv", "import", str(homelab.inbox), "--unsigned", "--json")
+    assert r.code == 0, r
+    files = sorted(r.json()["files"], key=lambda f: f["file"])
+    assert [f["decision"] for f in files] == ["process", "process", "dedup"], files
+    assert files[2]["reason"] == (f"released already by turn {files[1]['turn_id']} (released by {homelab.session}); "
+                                  "this release was not recorded"), files
