@@ -37,6 +37,7 @@ from coordhub.cli.output import console, print_json, table, verbatim
 from coordhub.cli.signedturns import (
     KEY_HELP,
     SIGN_HELP,
+    conversation_title,
     field_text,
     me,
     send_signed,
@@ -145,7 +146,8 @@ def send(
     def go(c: CoordClient) -> Any:
         if sign or key:
             text = content if content is not None else field_text(
-                extra["conversation_id"], extra["type"], extra["body"], extra["title"], extra["requires_tools"],
+                extra["conversation_id"], extra["type"], extra["body"],
+                extra["title"] or conversation_title(c, extra["conversation_id"]), extra["requires_tools"],
                 extra["release_status"])
             return send_signed(c, destination(c, to), text, key)
         machine, project = me(c)
@@ -154,8 +156,17 @@ def send(
     turn = call(ctx, go)
     _refusal(turn)
     show(turn, as_json, lambda t: console.print(
+        _already_released(t) if t["decision"] == "dedup" and t["type"] == "release" else
         ("identical retry: already delivered as " if t["decision"] == "dedup" else "sent ") +
         f"turn {t['id']}: {t['conversation_id']} #{t['sequence']} {t['type']} → {t['to']} ({t['file_name']})"))
+
+
+def _already_released(t: dict[str, Any]) -> str:
+    """The line for a release the hub did not record: the conversation was released already (by ``t``, which may
+    be another party's release, not a retry of this one)."""
+    by = f" (released by {t['author']})" if t.get("author") else ""
+    return one_line(f"already released {t['conversation_id']} by turn {t['id']} #{t['sequence']} → {t['to']}{by}; "
+                    "nothing sent")
 
 
 @app.command()
@@ -184,8 +195,7 @@ def release(
     turn = call(ctx, go)
     _refusal(turn)
     show(turn, as_json, lambda t: console.print(
-        f"already released {t['conversation_id']} by turn {t['id']} #{t['sequence']} → {t['to']}; nothing sent"
-        if t["decision"] == "dedup" else
+        _already_released(t) if t["decision"] == "dedup" else
         f"released {t['conversation_id']} ({status}) with turn {t['id']} #{t['sequence']} → {t['to']}"))
 
 
@@ -200,11 +210,29 @@ def show_(ctx: typer.Context, conversation_id: str = typer.Argument(..., help="C
                                f"{v['pending']} pending, participants {', '.join(v['participants'])}"))
         for t in v.get("turns", []):
             console.print("")
-            console.print(turn_line(t) + one_line(f"  ({shown_time(t['created_at'])}, by {t['author']})"))
+            console.print(turn_line(t) + one_line(f"  ({shown_time(t['created_at'])}, by {t['author']}"
+                                                  f"{_stated_time(t)})"))
             for line in (t.get("body") or "").rstrip("\n").split("\n"):
                 verbatim("    | " + one_line(line))
 
     show(conv, as_json, human)
+
+
+def _stated_time(t: dict[str, Any]) -> str:
+    """``; its TIMESTAMP says T`` when the author's stated time is further from the hub's (``created_at``) than it
+    lets a time run ahead (:data:`~coordhub.core.turns.MAX_AHEAD`), else nothing: the time shown is the hub's, and a
+    sender whose clock is behind (or a file written long before it was sent, or imported) would otherwise go unseen."""
+    import datetime as dt
+
+    from coordhub.core.turns import MAX_AHEAD
+
+    try:
+        stated = dt.datetime.fromisoformat(str(t["stated_timestamp"]))
+        hub = dt.datetime.fromisoformat(str(t["created_at"]))
+        apart = abs((stated - hub).total_seconds())
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return f"; its TIMESTAMP says {t['stated_timestamp']}" if apart > MAX_AHEAD else ""
 
 
 @app.command("list")

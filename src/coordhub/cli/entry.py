@@ -18,12 +18,16 @@ with its own Rich console, ends with 1 there.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from collections.abc import Callable
+from typing import NoReturn, ParamSpec
 
 from coordhub import __version__
 
 EXIT_BROKEN_PIPE = 141
+P = ParamSpec("P")
 
 
 def version_line() -> str:
@@ -83,8 +87,28 @@ def _stdout_closed() -> bool:
     return False
 
 
-def _quiet_exit() -> None:
+def _quiet_exit() -> NoReturn:
     """Point stdout at /dev/null (so the interpreter's final flush cannot fail) and exit."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ is not None else 1)
     raise SystemExit(EXIT_BROKEN_PIPE)
+
+
+def quiet_on_closed_stdout(main: Callable[P, int]) -> Callable[P, int]:
+    """``main`` (a console script's entry point answering its exit code) ending as ``coord`` does when its stdout's
+    reader has gone: quietly, exit :data:`EXIT_BROKEN_PIPE`. The seed-004 drop-ins (``cross-agent-recv FILE | head
+    -2``) printed a ``BrokenPipeError`` traceback (review, seed-004 user run)."""
+    @functools.wraps(main)
+    def run(*args: P.args, **kwargs: P.kwargs) -> int:
+        try:
+            code = main(*args, **kwargs)
+            sys.stdout.flush()  # here, not at the interpreter's exit, where the error could only be printed
+            return code
+        except BrokenPipeError:
+            _quiet_exit()
+        except SystemExit:
+            if _stdout_closed():
+                _quiet_exit()
+            raise
+
+    return run

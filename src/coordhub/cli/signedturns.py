@@ -64,6 +64,18 @@ def field_text(conversation_id: str, type_: str, body: str, title: str | None = 
         fail(exc.message, EXIT_USAGE)
 
 
+def conversation_title(c: CoordClient, conversation_id: str) -> str | None:
+    """The title of a conversation this session takes part in, None for a new one (or one it cannot read): what a
+    turn built here names when given no ``--title``, as the hub does for one it builds."""
+    try:
+        title = c.conversation(conversation_id, limit=1).get("title")
+    except HubError as exc:
+        if exc.status != 404:
+            raise
+        return None
+    return title if isinstance(title, str) else None
+
+
 def signed_release(c: CoordClient, conversation_id: str, to: str | None, status: str, body: str | None,
                    key: str | None) -> Any:
     """``coord conv release --sign``: the release turn the hub would send, built and signed here.
@@ -77,7 +89,7 @@ def signed_release(c: CoordClient, conversation_id: str, to: str | None, status:
         orgturn.check_conversation_id(conversation_id)
     except Invalid as exc:
         fail(exc.message, EXIT_USAGE)
-    conv = c.conversation(conversation_id)  # 404 for a conversation you take no part in
+    conv = c.conversation(conversation_id, limit=1)  # 404 for a conversation you take no part in
     if conv.get("state") == "released":
         return c.release_conversation(conversation_id, to, status, body)
     if to is None:

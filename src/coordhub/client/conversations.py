@@ -88,9 +88,10 @@ class ConversationCalls:
         """Conversations, optionally only ``open``/``released`` ones or one project's."""
         return self.call("GET", CONVERSATIONS, params={"state": state, "project": project})
 
-    def conversation(self, conversation_id: str) -> Any:
-        """One conversation with its turns (``HubError`` 404 when unknown)."""
-        return self.call("GET", f"{CONVERSATIONS}/{conversation_id}")
+    def conversation(self, conversation_id: str, limit: int | None = None) -> Any:
+        """One conversation with its first page of turns, at most ``limit`` of them (``HubError`` 404 when unknown
+        or this session takes no part in it)."""
+        return self.call("GET", f"{CONVERSATIONS}/{conversation_id}", params={"limit": limit})
 
     def conversation_turns(self, conversation_id: str) -> list[Any]:
         """Every turn of a conversation this session may read (accepted ones and its own refused ones), oldest

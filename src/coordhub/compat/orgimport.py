@@ -216,6 +216,11 @@ def import_files(paths: list[Path], send: Callable[[str, str, str | None], Any],
             continue
         if held is not None:
             held.sent(turn)
-        out.append(Outcome(str(path), str(turn.get("decision")), turn.get("reason"), to, turn.get("id"),
+        reason = turn.get("reason")
+        if turn.get("decision") == "dedup" and turn.get("type") == "release" and reason is None:
+            # a conversation is released once: the seed let both parties release (and a race left two releases)
+            reason = (f"released already by turn {turn.get('id')} (released by {turn.get('author')}); this release "
+                      "was not recorded")
+        out.append(Outcome(str(path), str(turn.get("decision")), reason, to, turn.get("id"),
                            turn.get("conversation_id"), turn.get("sequence")))
     return out

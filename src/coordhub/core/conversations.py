@@ -9,6 +9,7 @@ send time, and the outcome is recorded with the turn (issue 9):
 check (seed 004's receiver order)                      decision
 ====================================================  ===========
 frontmatter missing or malformed, unknown type         refused (422, nothing recorded)
+a ``release`` when the newest turn is one (hub's rule)  ``dedup`` (the standing release: released once)
 ``PROTOCOL_VERSION`` other than :data:`~coordhub.core.orgturn.PROTOCOL_VERSION`   ``query``
 a signature that does not verify against the author's registered keys   ``reject``
 an identical retry (same conversation, author, content hash, destination)   ``dedup`` (the first turn's answer)
@@ -154,15 +155,21 @@ def _check(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float, 
     Raises what :func:`send` raises. Without ``declare`` it writes nothing (the send's declaration of its
     address is assumed, not written)."""
     _worker_may_not_send(actor)
+    turns.check_clock(d.turn, now)
     machine, project = _own_address(tx, actor, d, now, declare=declare)
     own = None if declare else {**(tx.sessions.get(actor.session_id) or {}), "machine": machine, "project": project}
     turn = d.turn
     conv = tx.conversations.get(turn.conversation_id)
     if conv is not None and not _takes_part(tx, actor, conv, f"{machine}.{project}"):
         raise NotFound(_unseen(turn.conversation_id, actor))
-    if d.release_once and conv is not None and 0 < conv["last_sequence"] == conv["last_release"]:
+    if turn.type == "release" and conv is not None and 0 < conv["last_sequence"] == conv["last_release"]:
+        # Released already: the release that did it, not a second one, whatever form this one came in and whoever
+        # sent it. Checked here, in the write's transaction (one writer at a time, on PostgreSQL across hubs), so
+        # two releases racing end as they would one after the other: `coord conv release --sign` read the
+        # conversation open, signed sequence N, met 409 sequence_taken from the other release, re-signed N+1 and
+        # recorded a second release (review, seed-004 user run).
         done = tx.conversations.at_sequence(turn.conversation_id, conv["last_release"])
-        if done is not None:  # already released: the release that did it, not a second one
+        if done is not None:
             return WithStatus(200, turns.render(done, pending=False, decision=DEDUP))
     to_machine, to_project = addressing.split_address(d.to)
     if to_machine == addressing.LOCAL:
@@ -384,6 +391,15 @@ def show(tx: Tx, actor: Actor, conversation_id: str, *, after: int = 0, limit: i
             "next_after": rows[-1]["id"] if more and rows else None}
 
 
+def title(tx: Tx, actor: Actor, conversation_id: str) -> str | None:
+    """The conversation's title (its first turn's ``#+TITLE``) for a party to it, else None, as for an unused id: the
+    title a field-form turn that names none takes (seed 004's agents repeat a conversation's title in each file)."""
+    conv = tx.conversations.get(conversation_id)
+    if conv is None or not _takes_part(tx, actor, conv, addressing.address_of(tx, actor.session_id)):
+        return None
+    return str(conv["title"])
+
+
 def next_sequence(tx: Tx, actor: Actor, conversation_id: str) -> int:
     """The sequence the next accepted turn of a conversation will get: 1 for a new one, and 1 for a conversation
     the actor is no party to, exactly as for an id nobody used.
@@ -547,6 +563,5 @@ def release_draft(tx: Tx, actor: Actor, conversation_id: str, *, to: str | None,
         if to is None:
             raise Invalid("no other party wrote in this conversation or was written to: name the destination "
                           "(`to`)", field="to")
-    d = turns.draft(to=to, conversation_id=conversation_id, type="release", title=conv["title"],
-                    body=body or turns.RELEASE_BODY, release_status=release_status or "complete", now=now)
-    return dataclasses.replace(d, release_once=True)
+    return turns.draft(to=to, conversation_id=conversation_id, type="release", title=conv["title"],
+                       body=body or turns.RELEASE_BODY, release_status=release_status or "complete", now=now)

@@ -22,6 +22,7 @@ from coordhub.errors import Invalid
 from coordhub.store.base import Row
 
 PROCESS, DEDUP, QUERY, REJECT = "process", "dedup", "query", "reject"
+MAX_AHEAD = 300  # seconds a turn's stated TIMESTAMP may be after the hub's clock (:func:`check_clock`)
 RELEASE_BODY = "Released."  # a release turn's text when its sender gave none (hub and `coord conv release --sign`)
 
 
@@ -40,7 +41,6 @@ class Draft:
     expect_sequence: int | None
     from_machine: str | None
     from_project: str | None
-    release_once: bool = False  # POST …/release: a conversation already released answers its release (200)
 
 
 def draft(*, to: str, content: str | None = None, signature: str | None = None,
@@ -86,6 +86,35 @@ def draft(*, to: str, content: str | None = None, signature: str | None = None,
                           limit=orgturn.MAX_CONTENT_BYTES)
     return Draft(to=to, turn=turn, content=content, signature=signature, expect_sequence=expect_sequence,
                  from_machine=from_machine, from_project=from_project)
+
+
+def check_clock(turn: orgturn.Turn, now: float) -> None:
+    """Refuse (422 on ``TIMESTAMP``) a turn whose stated time is more than :data:`MAX_AHEAD` seconds after ``now``,
+    the hub's clock; any earlier time is taken.
+
+    Seed 004's ``#+TIMESTAMP`` is the author's clock, written by the author; no script of the seed checked it, and
+    its ``cross-agent-status`` compared it as text to decide what was pending: a release stamped ahead of the other
+    machine's clock hid every turn sent after it until that time came. The hub orders turns by its own sequence and
+    dates them by its own clock (``created_at``, the file name, a synced file's mtime), keeping the author's time
+    beside as ``stated_timestamp``. A time still to come is never true, and the signed bytes carry it to every
+    receiver, which cannot tell; so it is refused, naming both clocks, and the sender sets its clock (or the file's
+    ``TIMESTAMP``) and sends again. A time past is taken at any age: a file written a while before it was sent, a
+    turn queued while the hub was unreachable, history brought in by ``coord conv import``.
+    """
+    stated = orgturn.parse_timestamp(turn.timestamp).astimezone(dt.UTC)
+    ahead = stated.timestamp() - now
+    if ahead > MAX_AHEAD:
+        hub_time = orgturn.utc_text(dt.datetime.fromtimestamp(now, dt.UTC))
+        raise Invalid(f"TIMESTAMP {turn.timestamp} is {_span(ahead)} ahead of the hub's clock ({hub_time}; at most "
+                      f"{MAX_AHEAD // 60} minutes are allowed): the sender's clock is wrong; set it (or the file's "
+                      "TIMESTAMP) and send again", field="TIMESTAMP", ahead_seconds=int(ahead), hub_time=hub_time,
+                      limit=MAX_AHEAD)
+
+
+def _span(seconds: float) -> str:
+    """``seconds`` as people read a clock's error: ``2h03m``, ``7m12s``."""
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def file_name(row: Row) -> str:

@@ -148,10 +148,15 @@ async def send(body: TurnSend, request: Request, who: Caller = Depends(caller)) 
     part in; 409 ``conversation_full`` and 429 ``turn_quota`` name the bound a turn would pass.
     """
     actor = await _actor(who)
+    title = body.title
+    if body.content is None and title is None and body.conversation_id is not None:
+        # a field-form turn naming no title takes its conversation's (it took the id: review, seed-004 user run)
+        cid = body.conversation_id
+        title = await hub(request).query(lambda tx, now: conversations.title(tx, actor, cid))
     d = draft(
         to=body.to, content=body.content, signature=body.signature, expect_sequence=body.expect_sequence,
         from_machine=body.from_machine, from_project=body.from_project, conversation_id=body.conversation_id,
-        type=body.type, title=body.title, body=body.body, requires_tools=body.requires_tools,
+        type=body.type, title=title, body=body.body, requires_tools=body.requires_tools,
         release_status=body.release_status, protocol_version=body.protocol_version, now=hub(request).clock.now())
     return await _send(request, actor, d)
 

@@ -25,6 +25,7 @@ import json
 import sys
 from typing import Any
 
+from coordhub.cli.entry import quiet_on_closed_stdout
 from coordhub.compat.crossagent.common import Me, banner, connect, die, err, halt_or_unknown
 
 PRESENT = ("active", "idle")
@@ -100,6 +101,7 @@ def render(payload: dict[str, Any], enumerate_remote: bool, url: str, unknown_pe
     return lines
 
 
+@quiet_on_closed_stdout
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     args = parser().parse_args(argv)

@@ -33,6 +33,7 @@ import subprocess
 import sys
 from typing import Any
 
+from coordhub.cli.entry import quiet_on_closed_stdout
 from coordhub.compat.crossagent.common import Me, connect, describe, die, err
 
 WATCH_UNIT = "cross-agent-watch.path"
@@ -96,6 +97,7 @@ def _partial(client: Any, me: Me, reason: str, refusal: Any, stop_watcher: bool)
     return 1
 
 
+@quiet_on_closed_stdout
 def main_halt(argv: list[str] | None = None) -> int:
     """``cross-agent-halt`` entry point."""
     args = halt_parser().parse_args(argv)
@@ -158,6 +160,7 @@ def _lift(client: Any, scope: str) -> tuple[str, list[str]]:
     return ("HALT cleared" if answer.get("was") else "no HALT was active"), paused
 
 
+@quiet_on_closed_stdout
 def main_resume(argv: list[str] | None = None) -> int:
     """``cross-agent-resume`` entry point.
 

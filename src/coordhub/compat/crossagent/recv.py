@@ -35,6 +35,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from coordhub.cli.entry import quiet_on_closed_stdout
 from coordhub.compat.crossagent.common import EXIT_HALT, Me, connect, describe, err, halt_state
 from coordhub.compat.orgfiles import read_capped
 from coordhub.core import orgturn
@@ -178,6 +179,7 @@ class Receiver:
         return [t for t in missing if t not in declared]
 
 
+@quiet_on_closed_stdout
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     args = parser().parse_args(argv)

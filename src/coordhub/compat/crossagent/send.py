@@ -18,8 +18,10 @@ Key (seed 004's order): ``--key``, ``GPG_USER``, ``git config
 user.signingkey``, else gpg's default key.
 
 Exit codes (the seed's): 0 sent (or an identical retry of a turn already
-delivered), 1 general error, a refusal by the hub (decision query or reject,
-with the reason) or a sequence still taken after the retries, 2 unknown
+delivered; or a release of a conversation released already, which prints
+``already released: <dest>/<file>`` of the release that did it, not
+``sent:``), 1 general error,
+a refusal by the hub (decision query or reject, with the reason) or a sequence still taken after the retries, 2 unknown
 destination, 3 the hub unreachable after the retries (a marker is written to
 the seed's ``~/.local/state/cross-agent-comms/failed-sends/``), 4 frontmatter invalid, 5 halt (or
 this session paused after a resume: it says to ``coord engage``).
@@ -36,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from coordhub.cli.entry import quiet_on_closed_stdout
 from coordhub.client import address
 from coordhub.compat.crossagent.common import EXIT_HALT, Me, connect, describe, die, err, halt_state, paused_line
 from coordhub.core import orgturn
@@ -164,11 +167,18 @@ class Sender:
         decision = answer.get("decision")
         if decision in ("query", "reject"):
             die(f"the hub refused the message: {decision}: {answer.get('reason')}", EXIT_GENERAL)
+        where = f"{answer.get('to', self.dest)}/{answer.get('file_name')}"
+        if decision == "dedup" and answer.get("type") == "release":  # maybe another party's release, not a retry
+            err(one_line(f"note: {answer.get('conversation_id')} was released already, by turn {answer.get('id')} "
+                         f"#{answer.get('sequence')} (released by {answer.get('author')}): this release was not "
+                         "recorded"))
+            print(f"already released: {where}")  # not "sent:": nothing of this file was (the standing release's)
+            return EXIT_OK
         if self.args.no_sign and answer.get("sequence") not in (None, self.turn.sequence):
             err(f"note: the hub numbered this turn {answer['sequence']} (the file said {self.turn.sequence})")
         if decision == "dedup":
             err(f"note: identical retry of turn {answer.get('id')}: delivered once")
-        print(f"sent: {answer.get('to', self.dest)}/{answer.get('file_name')}")
+        print(f"sent: {where}")
         return EXIT_OK
 
 
@@ -189,6 +199,7 @@ def refused(exc: Any, destination: str) -> int:
     die(f"send failed: {exc.message} [{exc.status} {exc.code}]", EXIT_GENERAL)
 
 
+@quiet_on_closed_stdout
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     args = parser().parse_args(argv)

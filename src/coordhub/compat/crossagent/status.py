@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from coordhub.cli.entry import quiet_on_closed_stdout
 from coordhub.compat.crossagent.common import Me, banner, connect, die, halt_state, paused_line
 
 DEFAULT_GLOB = "~/projects/*/inbox/from-agents/"
@@ -70,6 +71,7 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+@quiet_on_closed_stdout
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     args = parser().parse_args(argv)

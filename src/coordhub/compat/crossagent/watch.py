@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from coordhub.cli.entry import quiet_on_closed_stdout
 from coordhub.compat.crossagent.common import Me, connect, die, halt_or_unknown
 
 DEFAULT_LOG = "~/.local/state/cross-agent-comms/watch.log"  # the seed's, so existing log readers keep working
@@ -125,6 +126,7 @@ def resolves(pattern: str, watcher: Watcher) -> bool:
                for a in watcher.me.client.addresses() if isinstance(a, dict))
 
 
+@quiet_on_closed_stdout
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point (runs until interrupted)."""
     args, extra = parser().parse_known_args(argv)

@@ -1,0 +1,119 @@
+"""Two ``coord conv release --sign`` racing, as real ``coord`` processes against a real hub, on both backends.
+
+Review, seed-004 user run: two sessions of one project released a conversation at once. Each read it open, asked
+the next sequence (N) and signed it; the first took N, the second met 409 ``sequence_taken``, signed N+1 and
+recorded a second release turn. The hub now answers a release to a released conversation with the release that
+did it, in the write's transaction, so the race ends as the two releases one after the other would: one release
+turn, the loser told ``already released … nothing sent`` (exit 0).
+
+The race is forced, not hoped for: both processes find a ``gpg`` on ``PATH`` that waits, on its first
+``--detach-sign``, until the other process reached its own (so both signed the same sequence), then runs the real
+one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx2
+
+from tests.compat.conftest import GpgKey, World, agent, write
+
+BARRIER_GPG = """#!/bin/sh
+# the first signature of each process waits (up to 30 s) until two processes are signing; then the real gpg
+case " $* " in
+  *" --detach-sign "*)
+    touch "{barrier}/$PPID"
+    i=0
+    while [ "$(ls "{barrier}" | wc -l)" -lt 2 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done ;;
+esac
+exec {gpg} "$@"
+"""
+
+
+def barrier_path(tmp_path: Path) -> str:
+    """A ``PATH`` whose ``gpg`` is :data:`BARRIER_GPG`."""
+    real = shutil.which("gpg")
+    assert real is not None
+    (tmp_path / "barrier").mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gpg = bin_dir / "gpg"
+    gpg.write_text(BARRIER_GPG.format(barrier=tmp_path / "barrier", gpg=real), encoding="utf-8")
+    gpg.chmod(0o755)
+    return f"{bin_dir}:{Path(real).parent}:/usr/bin:/bin"
+
+
+def test_two_signed_releases_racing_leave_one_release(world: World, keys: dict[str, GpgKey], tmp_path: Path) -> None:
+    career, homelab, conv = world.career, world.homelab, world.conv
+    # a second session at the same address (another agent of the project), signing with a key of its own
+    second = agent(world.hub, tmp_path / "second", career.session.replace("/career", "/career2"), "career",
+                   keys["stranger"].home)
+    assert second.coord("conv", "profile").code == 0
+    signers = ((career, keys["career"]), (second, keys["stranger"]))
+    try:
+        for who, key in signers:
+            assert who.coord("conv", "keys", "add", "--gpg", key.fingerprint).code == 0
+        assert career.coord("conv", "send", homelab.address, "--conversation", conv, "--type", "request",
+                            "--title", "Prep fix-up", "--body", "Please fix the prep script.", "--sign").code == 0
+        assert homelab.coord("conv", "send", career.address, "--conversation", conv, "--type", "complete",
+                             "--body", "Fixed.").code == 0
+
+        path = barrier_path(tmp_path)
+        procs = [subprocess.Popen([sys.executable, "-m", "coordhub", "conv", "release", conv, "--key",
+                                   key.fingerprint], cwd=who.cwd, env={**who.env, "PATH": path},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+                 for who, key in signers]
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        assert len(list((tmp_path / "barrier").iterdir())) >= 2  # both reached gpg: the race took place
+
+        turns = career.coord("conv", "show", conv, "--json").json()["turns"]
+        releases = [t for t in turns if t["type"] == "release"]
+        assert len(releases) == 1, turns
+        assert (releases[0]["sequence"], releases[0]["verified"]) == (3, True)
+        lines = sorted(out.strip() for out, _ in outs)
+        assert lines[0].startswith(f"already released {conv} by turn {releases[0]['id']} #3 → {homelab.address} "
+                                   f"(released by {releases[0]['author']}); nothing sent"), outs
+        assert lines[1].startswith(f"released {conv} (complete) with turn {releases[0]['id']} #3"), outs
+        synced = homelab.coord("conv", "sync")
+        assert synced.code == 0, synced
+        assert len(list(homelab.inbox.glob("*-3.org"))) == 1 and not list(homelab.inbox.glob("*-4.org"))
+    finally:
+        for who, key in signers:
+            httpx2.delete(f"{world.hub.url}/api/coord/conversations/keys/{key.fingerprint}",
+                          headers={"Authorization": f"Bearer {who.env['COORD_TOKEN']}"}, timeout=30)
+
+
+def test_cross_agent_send_of_a_release_to_a_released_conversation_says_so(world: World, tmp_path: Path) -> None:
+    career, homelab, conv = world.career, world.homelab, world.conv
+    assert career.coord("conv", "send", homelab.address, "--conversation", conv, "--type", "request", "--title",
+                        "Prep fix-up", "--body", "Please fix it.").code == 0
+    first = career.coord("conv", "release", conv, "--json").json()
+    late = tmp_path / "late.org"
+    late.write_text(world.org(kind="release", sequence=3, body="Closing too.\n", RELEASE_STATUS="cancelled"),
+                    encoding="utf-8")
+    r = homelab.drop("send", career.address, str(late), "--no-sign")
+    assert r.code == 0, r
+    assert r.out.strip() == f"already released: {first['to']}/{first['file_name']}", r  # not "sent:" (review)
+    assert f"was released already, by turn {first['id']} #2 (released by {career.session})" in r.err, r
+    assert "numbered" not in r.err, r
+
+
+def test_importing_history_with_the_seeds_two_releases_keeps_one_and_says_why(world: World) -> None:
+    """Seed 004 let both parties release (its own race): the second release file imports as dedup, with a reason."""
+    homelab, conv = world.homelab, f"{world.conv}-old"
+    for n, (kind, status) in enumerate((("request", None), ("release", "complete"), ("release", "cancelled"))):
+        extra = {"RELEASE_STATUS": status} if status else {}
+        write(homelab.inbox / f"2026042{n}T101142Z-from-career-{conv}.org",
+              world.org(conversation=conv, kind=kind, sequence=n + 1, timestamp=f"2026-04-2{n}T10:11:42Z",
+                        body=f"turn {n}\n", **extra))
+    r = homelab.coord("conv", "import", str(homelab.inbox), "--unsigned", "--json")
+    assert r.code == 0, r
+    files = sorted(r.json()["files"], key=lambda f: f["file"])
+    assert [f["decision"] for f in files] == ["process", "process", "dedup"], files
+    assert files[2]["reason"] == (f"released already by turn {files[1]['turn_id']} (released by {homelab.session}); "
+                                  "this release was not recorded"), files
