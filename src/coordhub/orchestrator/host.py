@@ -31,7 +31,8 @@ has no counterpart. Its life:
 5. On SIGTERM/SIGINT: stop polling, tell the hub this host takes no more
    work (a ``stopping`` heartbeat: a long-poll still open would otherwise take
    back what the workers hand back), stop every worker (work saved, reported
-   ``failed: host_stopped``, so the hub re-queues it), wait for their reports.
+   ``failed: host_stopped``, so the hub re-queues it), wait for their reports; stage runs and a merge run's
+   gate in progress end too and are reported ``host_stopped``, so the hub queues them again.
 
 A second host for the same machine on one box refuses to start (the state
 directory is locked).
@@ -454,6 +455,9 @@ class Host:
         deadline = time.time() + self.ctx.limits.stop_grace + 30
         for w in workers:
             w.finished.wait(max(0.0, deadline - time.time()))
+        # its smoke tests and reviews end at once (the stop reaches their process groups) and say so: the hub
+        # queues them again as stopped by the host, not as lost when this machine's next agent registers
+        self.runs.drain(max(5.0, deadline - time.time()))
 
     # -- recovery -----------------------------------------------------------------------
 

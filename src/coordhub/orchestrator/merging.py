@@ -76,6 +76,11 @@ class Abandoned(Exception):
     """The hub gave the run up (409): stop, push nothing."""
 
 
+class HostStopped(Exception):
+    """The host stops (SIGTERM) during the run: push nothing, and report ``retry`` saying so (``host_stopped``),
+    which queues the entries again at once, rather than leave the hub to find the run lost."""
+
+
 @dataclass
 class Outcome:
     """How a run (or part of it) ended: a report body without the host's fields."""
@@ -163,6 +168,9 @@ class MergeRunner:
                 self._github(run, inc, batch, path)
             else:
                 self._local(run, inc, batch, path)
+        except HostStopped as exc:
+            self._report(inc, batch, Outcome("retry", {"reason": f"host_stopped: {self.machine} was stopped during "
+                                                                  f"the merge run ({exc}); queued again"}))
         finally:
             try:
                 worktree.remove(repo, path)
@@ -280,7 +288,7 @@ class MergeRunner:
         finally:
             out_path.unlink(missing_ok=True)
         if ended.killed == "stopped":
-            raise Abandoned("stopping: the gate was stopped with the host")
+            raise HostStopped("the gate was stopped with the host")
         code = ended.exit_code
         tail = ended.tail[-OUTPUT_TAIL:]
         after = git(wt, "rev-parse", "HEAD", check=False)

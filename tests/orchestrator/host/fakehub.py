@@ -50,6 +50,7 @@ class FakeHub:
         self.down = False
         self.refuse_telemetry = False  # answer 422 to any report carrying telemetry (a hub that cannot take it)
         self.running_log: list[tuple[float, str, str]] = []  # (time, id, "start"|"end")
+        self.run_reports: list[tuple[str, dict[str, Any]]] = []  # (stage run id, body), as sent
         self.arrived = threading.Condition(self.lock)
 
     # -- what tests do --------------------------------------------------------------
@@ -148,6 +149,13 @@ class FakeHub:
             if time.time() >= deadline:
                 return None
             time.sleep(0.02)
+
+    def report_run(self, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Record a stage run's report (a host runs one only when a test calls ``runs.execute`` itself)."""
+        self._check()
+        with self.lock:
+            self.run_reports.append((run_id, dict(body)))
+        return {"id": run_id, **body}
 
     def merge_next(self, incarnation: int, wait: float) -> dict[str, Any] | None:
         """No merge runs here (the merge queue is tested against the real hub); waits like a long-poll."""
