@@ -381,12 +381,16 @@ def test_pipeline_verbs_test_fix_stages_done(live_hub: LiveHub, cli: tuple[Coord
     aid = me.ok("assign", "laptop", "api", "7", "--json").json()["id"]
     job = host.next()
     assert job is not None
-    assert host.post(f"/assignments/{aid}/report", {"attempt": 1, "state": "done"}).status_code == 200
+    assert host.post(f"/assignments/{aid}/report", {"attempt": 1, "state": "done",
+                                                    "telemetry": {"cost_usd": 0.25}}).status_code == 200
     me.fails(2, "test", "--passed", "--fail", aid)  # one verdict
     r = me.ok("test", aid)
     assert "test run" in r.out and "queued" in r.out
     run = httpx2.post(host.url + "/hosts/next-run", headers=host.headers,
                       json={"machine": "laptop", "host_incarnation": host.incarnation}).json()["run"]
+    # the test holds one of laptop's slots (runs share them with workers): the board says so (it said 0/2)
+    (laptop,) = [line for line in me.ok("status").out.splitlines() if line.startswith("laptop ")]
+    assert " 1/2 " in laptop, laptop
     assert host.post(f"/stage-runs/{run['id']}/report", {"attempt": 1, "state": "done", "exit_code": 1,
                                                         "output_tail": "E   assert 1 == 2"}).status_code == 200
     shown = me.ok("stages", aid).out
@@ -394,7 +398,10 @@ def test_pipeline_verbs_test_fix_stages_done(live_hub: LiveHub, cli: tuple[Coord
     assert me("fix", aid).code == 4  # a fix is already queued: refused (409)
     job = host.next()
     assert job is not None and job["model"] == "opus"
-    assert host.post(f"/assignments/{aid}/report", {"attempt": 2, "state": "done"}).status_code == 200
+    assert host.post(f"/assignments/{aid}/report", {"attempt": 2, "state": "done",
+                                                    "telemetry": {"cost_usd": 0.5}}).status_code == 200
+    # the total is not the last attempt's (it read "attempt 2 on laptop, $0.75")
+    assert "(attempt 2 on laptop, $0.75 over 2 attempts, $0.50 this one)" in me.ok("wait", aid).out
     r = me.ok("test", "--passed", aid, "--reason", "checked by hand")
     assert "passed" in r.out
     assert "stage merge" in me.ok("stages", aid).out
