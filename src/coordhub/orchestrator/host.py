@@ -65,6 +65,7 @@ log = logging.getLogger("coordhub.agent")
 HEARTBEAT_SECONDS = 5.0  # until the hub's answer says otherwise (contract: every ≤ 5 s)
 POLL_WAIT = 25.0  # seconds a `next` long-poll may wait (the contract allows ≤ 30)
 PARKED_CHECK_SECONDS = 60.0
+MERGE_STOP_SECONDS = 30.0  # how long a stopping host waits for its merge run to end and report
 
 
 class Superseded(AlreadyRunning):
@@ -132,7 +133,8 @@ class Host:
             poll = threading.Thread(target=self._poll_loop, name="poll", daemon=True)
             poll.start()
             threading.Thread(target=self.runs.loop, name="poll-runs", daemon=True).start()
-            threading.Thread(target=self._merge_runner().loop, name="merge", daemon=True).start()
+            merging = self._merge_runner()
+            threading.Thread(target=merging.loop, name="merge", daemon=True).start()
             poster = GitHubPoster(self.ctx.link, dict(self.ctx.host_env), self.stopping, lambda: self.incarnation,
                                   lambda: "github" in self.cfg.capabilities)
             threading.Thread(target=poster.loop, name="github", daemon=True).start()
@@ -140,6 +142,10 @@ class Host:
                 pass
             self._say_stopping()
             self._stop_workers()
+            # A merge gate in progress is stopped with the host and reported `retry: host_stopped`; exiting before
+            # that left the gate's process group running and the hub to call the run's host lost (restarted).
+            # A run past its gate (waiting for GitHub's checks, pushing) gets the same bound, then is the hub's.
+            merging.idle.wait(MERGE_STOP_SECONDS)
         finally:
             self.ctx.link.close()
             self.ctx.state.unlock()

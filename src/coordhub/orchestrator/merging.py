@@ -109,6 +109,8 @@ class MergeRunner:
         self.current = incarnation
         self.poll_wait = poll_wait
         self.checks_poll = checks_poll
+        self.idle = threading.Event()  # no run in progress: a stopping host waits for it, not for a long-poll
+        self.idle.set()
 
     def loop(self) -> None:
         """Poll and run until stopped (the thread's target)."""
@@ -127,12 +129,15 @@ class MergeRunner:
                 continue
             delay = 1.0
             if run is not None:
+                self.idle.clear()
                 try:
                     self.execute(run, inc)
                 except Abandoned as exc:
                     log.warning("merge run %s abandoned: %s", run.get("batch_id"), exc)
                 except Exception:  # a bug must not kill the thread; the hub requeues the run when we re-register
                     log.exception("merge run %s failed", run.get("batch_id"))
+                finally:
+                    self.idle.set()
 
     # -- one run -------------------------------------------------------------------------------
 

@@ -51,6 +51,9 @@ class FakeHub:
         self.refuse_telemetry = False  # answer 422 to any report carrying telemetry (a hub that cannot take it)
         self.running_log: list[tuple[float, str, str]] = []  # (time, id, "start"|"end")
         self.run_reports: list[tuple[str, dict[str, Any]]] = []  # (stage run id, body), as sent
+        self.stage_runs: list[dict[str, Any]] = []  # runs `next_run` hands out, once each (a test adds them)
+        self.merge_runs: list[dict[str, Any]] = []  # the same for `merge_next`
+        self.merge_reports: list[dict[str, Any]] = []
         self.arrived = threading.Condition(self.lock)
 
     # -- what tests do --------------------------------------------------------------
@@ -127,8 +130,12 @@ class FakeHub:
                     "heartbeat_seconds": 0.3}
 
     def next_run(self, incarnation: int, wait: float) -> dict[str, Any] | None:
-        """No stage runs here (the pipeline's host side is tested against the real hub)."""
+        """A run a test put in :attr:`stage_runs`, else none after a short wait (the pipeline's rules are tested
+        against the real hub)."""
         self._check()
+        with self.lock:
+            if self.stage_runs:
+                return self.stage_runs.pop(0)
         time.sleep(min(wait, 0.3))
         return None
 
@@ -158,8 +165,12 @@ class FakeHub:
         return {"id": run_id, **body}
 
     def merge_next(self, incarnation: int, wait: float) -> dict[str, Any] | None:
-        """No merge runs here (the merge queue is tested against the real hub); waits like a long-poll."""
+        """A run a test put in :attr:`merge_runs`, else none after a short wait, as a long-poll (the merge queue's
+        rules are tested against the real hub)."""
         self._check()
+        with self.lock:
+            if self.merge_runs:
+                return self.merge_runs.pop(0)
         time.sleep(min(wait, 0.3))
         return None
 
@@ -170,7 +181,11 @@ class FakeHub:
         raise Stale(409, "not_found", "the fake hub queues no posts")
 
     def merge_report(self, incarnation: int, body: dict[str, Any]) -> dict[str, Any]:
-        raise Stale(409, "stale_run", "the fake hub starts no merge runs")
+        """Record the report of a run from :attr:`merge_runs`."""
+        self._check()
+        with self.lock:
+            self.merge_reports.append(dict(body))
+        return {"outcome": body["outcome"], "entries": []}
 
     def report(self, assignment: str, body: dict[str, Any]) -> dict[str, Any]:
         self._check()

@@ -119,6 +119,54 @@ def test_sigterm_to_the_host_stops_workers_with_their_work_saved(start_host: Cal
     assert final["wip_commit"] and not Path(final["worktree"]).exists()
 
 
+def _ps() -> str:
+    return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+
+
+def _stop_when_running(make_ctx: Callable[..., Context], repo: Repo, command: str) -> Host:
+    """Run a host until ``command`` runs, then stop it as SIGTERM does; return it once :meth:`Host.run` returned."""
+    host = Host(HostConfig(machine="m1", slots=2, repos={"app": repo.path}, poll_wait=0.3), make_ctx())
+    t = threading.Thread(target=host.run, kwargs={"install_signals": False}, daemon=True)
+    t.start()
+    wait_for(lambda: command in _ps())
+    host.shutdown()
+    t.join(60)
+    assert not t.is_alive()
+    return host
+
+
+def test_a_stopping_host_reports_its_merge_gate_host_stopped_before_it_exits(
+        make_ctx: Callable[..., Context], fake_hub: FakeHub, repo: Repo) -> None:
+    """A merge run's gate that a stop ends is reported ``retry: host_stopped …`` before ``coord agent`` exits,
+    and its process group ends with it. The agent exited without waiting for its merge run: the gate's
+    process outlived it, and the hub, seeing the next agent register, called the run's host restarted (found
+    running the orchestrator end to end)."""
+    run(repo.path, "git", "checkout", "-q", "-b", "issue-1-x")
+    (repo.path / "x.txt").write_text("x\n")
+    run(repo.path, "git", "add", "x.txt")
+    run(repo.path, "git", "commit", "-q", "-m", "x")
+    run(repo.path, "git", "push", "-q", "origin", "issue-1-x")
+    run(repo.path, "git", "checkout", "-q", "main")
+    fake_hub.merge_runs.append({"batch_id": "f1f2f3f4", "repo": "app", "target": "main", "method": "rebase",
+                                "gate_command": "sleep 32.5", "gate_timeout_seconds": 60,
+                                "entries": [{"id": "e1e2e3e4", "branch": "issue-1-x", "issue": 1, "title": "x"}]})
+    _stop_when_running(make_ctx, repo, "sleep 32.5")
+    assert [r["outcome"] for r in fake_hub.merge_reports] == ["retry"], fake_hub.merge_reports
+    assert fake_hub.merge_reports[0]["reason"].startswith("host_stopped: m1 was stopped during the merge run")
+    assert "sleep 32.5" not in _ps()
+
+
+def test_a_stopping_host_reports_its_smoke_test_host_stopped_before_it_exits(
+        make_ctx: Callable[..., Context], fake_hub: FakeHub, repo: Repo) -> None:
+    """The same for a smoke test (a stage run): reported ``error: host_stopped …``, which the hub queues again."""
+    fake_hub.stage_runs.append({"id": "d1d2d3d4", "attempt": 1, "stage": "test", "repo": "app", "branch": "main",
+                                "command": "sleep 31.5", "timeout_seconds": 60})
+    _stop_when_running(make_ctx, repo, "sleep 31.5")
+    assert [(b["state"], b.get("reason")) for _, b in fake_hub.run_reports] == [
+        ("running", None), ("error", "host_stopped: the host was stopped while it ran")]
+    assert "sleep 31.5" not in _ps()
+
+
 # ---- recovery: what a host that died (kill -9) leaves ------------------------------------------------------
 
 def orphan(ctx: Context, repo: Repo, host_env: dict[str, str], aid: str, briefing: str,
