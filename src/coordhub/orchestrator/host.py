@@ -266,9 +266,13 @@ class Host:
         for aid in answer.get("cancel") or []:
             with self.mutex:
                 w = self.workers.get(str(aid))
-            if w is not None:
-                log.info("assignment %s: cancelled by the hub; stopping its worker", aid)
-                w.cancel()
+            if w is None:
+                continue
+            if w.verdict is not None:  # judged and reported: the hub's record ended with that report, not a stop
+                log.debug("assignment %s: the hub has its final report; the worker is cleaning up", aid)
+                continue
+            log.info("assignment %s: cancelled by the hub; stopping its worker", aid)
+            w.cancel()
         self._deliver_pending()
         if time.time() - self._last_parked_check > PARKED_CHECK_SECONDS:
             self._last_parked_check = time.time()

@@ -167,6 +167,30 @@ def test_a_stopping_host_reports_its_smoke_test_host_stopped_before_it_exits(
     assert "sleep 31.5" not in _ps()
 
 
+def test_a_cancel_of_a_worker_that_already_reported_is_not_a_stop(make_ctx: Callable[..., Context],
+                                                                    fake_hub: FakeHub, repo: Repo,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A worker that delivered its final report is still listed while it cleans up; the hub, its record ended,
+    answers ``cancel``. That is no stop: the agent logged "cancelled by the hub; stopping its worker" right
+    before "done: completed", which read as a done assignment being cancelled (an end-to-end run)."""
+    host = Host(HostConfig(machine="m1", slots=2, repos={"app": repo.path}), make_ctx())
+    host.incarnation = fake_hub.register([], {}, 2, "x", [], [])["host_incarnation"]
+
+    class Finishing:  # what the heartbeat reads of a worker whose final report went out
+        verdict = object()
+        cancelled = paused = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    finishing = Finishing()
+    host.workers["a1b2c3d4"] = finishing  # type: ignore[assignment]
+    fake_hub.cancel = {"a1b2c3d4"}
+    with caplog.at_level(logging.INFO, logger="coordhub.agent"):
+        assert host.heartbeat() is not None
+    assert not finishing.cancelled and "cancelled by the hub" not in caplog.text
+
+
 # ---- recovery: what a host that died (kill -9) leaves ------------------------------------------------------
 
 def orphan(ctx: Context, repo: Repo, host_env: dict[str, str], aid: str, briefing: str,
