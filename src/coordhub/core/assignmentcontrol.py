@@ -79,8 +79,7 @@ def retry(tx: Tx, actor: Actor, assignment_id: str, now: float, model: str | Non
     assignments.may_direct(actor)
     row = assignments.get_row(tx, assignment_id)
     if row["state"] not in ("failed", "cancelled", "stuck", "needs_input"):
-        raise InvalidTransition(f"assignment {row['id']} is {row['state']}; only a failed, cancelled, stuck or "
-                                "needs_input one is retried", state=row["state"])
+        raise InvalidTransition(_not_retried(row), state=row["state"], stage=row.get("stage", "work"))
     _reopen(tx, row, "retry")
     assignments.check_room(tx, actor, row["created_by"])
     config = coordinator.require(tx)
@@ -98,6 +97,20 @@ def retry(tx: Tx, actor: Actor, assignment_id: str, now: float, model: str | Non
     if row["ran_on"] and _other_machine(config, row):
         changes.update(machine=None, avoid_machine=row["ran_on"])
     return assignments.render(assignments.transition(tx, row, State.QUEUED, now, by=actor.session_id, **changes))
+
+
+def _not_retried(row: Row) -> str:
+    """Why ``retry`` refuses ``row``, and what to run instead when its pipeline stopped for a person.
+
+    A done assignment whose gates stopped shows ``needs_input`` as its stage (``coord status``), the word of the
+    state ``retry`` takes: the refusal must tell the two apart, or it reads as a contradiction.
+    """
+    text = f"assignment {row['id']} is {row['state']}; only a failed, cancelled, stuck or needs_input one is retried"
+    if row["state"] == State.DONE.value and row.get("stage") == "needs_input":
+        text += (f" (its work is done; its pipeline stopped for a person: {row.get('stage_reason') or 'needs input'}). "
+                 f"Run `coord fix {row['id']} --guidance \"…\"` for a fix worker on its branch, or record a "
+                 f"person's verdict (`coord stages {row['id']}` shows the gates)")
+    return text
 
 
 def resume_stuck(tx: Tx, actor: Actor, assignment_id: str, guidance: str, now: float) -> dict[str, Any]:
