@@ -530,3 +530,18 @@ def test_queue_wait_names_the_later_of_backoff_and_stagger() -> None:
     assert queue_wait(early, stagger) == {"not_before": "2026-01-01T00:00:30Z", "why": "stagger: 30 s between "
                                           "dispatches (concurrency.stagger_seconds); re-queued: host_stopped"}
     assert queue_wait({"not_before": None, "reason": None}, None) == {"not_before": None, "why": None}
+
+
+def test_a_run_again_says_its_reason_is_an_earlier_attempt_s() -> None:
+    """`coord stages` showed a re-dispatched run as "running on laptop: host_restarted: …", which read as trouble
+    of the run in progress; the reason is why the attempt before it ended (an end-to-end run)."""
+    from coordhub.cli.pipeline import _run_line
+
+    run = {"stage": "test", "id": "ba9758ec", "assignment_id": "8e32812a", "state": "running", "exit_code": None,
+           "verdict": None, "findings": [], "machine": "laptop", "attempt": 2,
+           "reason": "host_restarted: laptop came back as incarnation 8 without it (it ran attempt 1)"}
+    assert _run_line(run) == ("test run ba9758ec of 8e32812a: running on laptop, attempt 2 (before it: host_restarted: "
+                              "laptop came back as incarnation 8 without it (it ran attempt 1))")
+    queued = {**run, "state": "queued", "machine": None}
+    assert _run_line(queued).endswith("queued: host_restarted: laptop came back as incarnation 8 without it (it ran "
+                                      "attempt 1)")
