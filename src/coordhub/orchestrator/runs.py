@@ -128,7 +128,9 @@ def deliver(ctx: Context, run_id: str, body: dict[str, Any]) -> None:
     while True:
         try:
             _report(ctx, run_id, body)
-            log.info("stage run %s: reported %s", run_id, body.get("state"))
+            # an error's reason is the news (host_stopped: queued again; git: …): "reported error" said none of it
+            why = f": {body['reason']}" if body.get("state") == "error" and body.get("reason") else ""
+            log.info("stage run %s: reported %s%s", run_id, body.get("state"), why)
             return
         except Refused as exc:
             log.warning("stage run %s: final report refused: %s", run_id, exc)

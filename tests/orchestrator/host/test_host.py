@@ -295,7 +295,8 @@ def test_an_orphan_the_hub_gave_away_is_killed_and_its_work_saved(make_ctx: Call
 def test_strays_no_record_names_are_killed_saved_and_removed(make_ctx: Callable[..., Context],
                                                              start_host: Callable[..., Host], fake_hub: FakeHub,
                                                              repo: Repo, host_env: dict[str, str],
-                                                             tmp_path: Path) -> None:
+                                                             tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="coordhub.agent")
     ctx = make_ctx()
     fake_hub.dispatched("0000000d")
     rec = orphan(ctx, repo, host_env, "0000000d", "fake: slow work=60 beat=0.2", tmp_path)
@@ -314,6 +315,8 @@ def test_strays_no_record_names_are_killed_saved_and_removed(make_ctx: Callable[
     assert run(repo.path, "git", "log", "-1", "--format=%s", "issue-7-fix-it").startswith("wip: saved by coordhub")
     moved = list((host.ctx.state.dir / "lost+found").iterdir())
     assert len(moved) == 1 and (moved[0] / "notes.txt").read_text() == "keep me"
+    # the log names no assignment for what no record names (it said "recovery: assignment -: moved (…)")
+    assert "recovery: moved (" in caplog.text and "assignment -" not in caplog.text
 
 
 def test_a_second_host_for_the_same_machine_refuses(make_ctx: Callable[..., Context], tmp_path: Path) -> None:
