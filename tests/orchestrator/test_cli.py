@@ -370,6 +370,21 @@ def test_assignment_events_read_as_lines() -> None:
     stopped = {**stopping, "id": 11, "kind": "host.stopped", "session_id": None}
     assert describe(stopped).endswith("  host laptop stopped (it said so, then went silent): what it still ran is "
                                       "re-queued")
+    # what was queued again, and why (these showed only an id: a restart's host_stopped was invisible in watch)
+    again = {**event, "id": 12, "kind": "assignment.queued",
+             "payload": {**event["payload"], "reason": "host_stopped: the host was stopped"}}
+    assert describe(again).endswith("25a03ecb api #42 [haiku] queued: host_stopped: the host was stopped")
+    run = {**event, "id": 13, "kind": "stage_run.queued", "session_id": None,
+           "payload": {"run_id": "c50fbb67", "assignment_id": "25a03ecb", "stage": "test", "state": "queued",
+                       "machine": None, "reason": "host_stopped: the host was stopped while it ran (it ran attempt 1)"}}
+    assert describe(run).endswith("[api] test run c50fbb67 of 25a03ecb queued: host_stopped: the host was stopped "
+                                  "while it ran (it ran attempt 1)")
+    entry = {**event, "id": 14, "kind": "merge.queued", "session_id": None,
+             "payload": {"entry_id": "6ea01fcd", "assignment_id": "25a03ecb", "repo": "api", "issue": 42,
+                         "branch": "issue-42-x", "target": "main", "state": "queued", "merged_sha": None,
+                         "machine": "laptop", "reason": "host_stopped: laptop was stopped during the merge run"}}
+    assert describe(entry).endswith("merge entry 6ea01fcd api #42 issue-42-x → main queued: host_stopped: "
+                                    "laptop was stopped during the merge run")
 
 
 def test_pipeline_verbs_test_fix_stages_done(live_hub: LiveHub, cli: tuple[Coord, Coord], tmp_path: Path) -> None:
