@@ -370,6 +370,21 @@ def test_assignment_events_read_as_lines() -> None:
     stopped = {**stopping, "id": 11, "kind": "host.stopped", "session_id": None}
     assert describe(stopped).endswith("  host laptop stopped (it said so, then went silent): what it still ran is "
                                       "re-queued")
+    # what was queued again, and why (these showed only an id: a restart's host_stopped was invisible in watch)
+    again = {**event, "id": 12, "kind": "assignment.queued",
+             "payload": {**event["payload"], "reason": "host_stopped: the host was stopped"}}
+    assert describe(again).endswith("25a03ecb api #42 [haiku] queued: host_stopped: the host was stopped")
+    run = {**event, "id": 13, "kind": "stage_run.queued", "session_id": None,
+           "payload": {"run_id": "c50fbb67", "assignment_id": "25a03ecb", "stage": "test", "state": "queued",
+                       "machine": None, "reason": "host_stopped: the host was stopped while it ran (it ran attempt 1)"}}
+    assert describe(run).endswith("[api] test run c50fbb67 of 25a03ecb queued: host_stopped: the host was stopped "
+                                  "while it ran (it ran attempt 1)")
+    entry = {**event, "id": 14, "kind": "merge.queued", "session_id": None,
+             "payload": {"entry_id": "6ea01fcd", "assignment_id": "25a03ecb", "repo": "api", "issue": 42,
+                         "branch": "issue-42-x", "target": "main", "state": "queued", "merged_sha": None,
+                         "machine": "laptop", "reason": "host_stopped: laptop was stopped during the merge run"}}
+    assert describe(entry).endswith("merge entry 6ea01fcd api #42 issue-42-x → main queued: host_stopped: "
+                                    "laptop was stopped during the merge run")
 
 
 def test_pipeline_verbs_test_fix_stages_done(live_hub: LiveHub, cli: tuple[Coord, Coord], tmp_path: Path) -> None:
@@ -381,12 +396,16 @@ def test_pipeline_verbs_test_fix_stages_done(live_hub: LiveHub, cli: tuple[Coord
     aid = me.ok("assign", "laptop", "api", "7", "--json").json()["id"]
     job = host.next()
     assert job is not None
-    assert host.post(f"/assignments/{aid}/report", {"attempt": 1, "state": "done"}).status_code == 200
+    assert host.post(f"/assignments/{aid}/report", {"attempt": 1, "state": "done",
+                                                    "telemetry": {"cost_usd": 0.25}}).status_code == 200
     me.fails(2, "test", "--passed", "--fail", aid)  # one verdict
     r = me.ok("test", aid)
     assert "test run" in r.out and "queued" in r.out
     run = httpx2.post(host.url + "/hosts/next-run", headers=host.headers,
                       json={"machine": "laptop", "host_incarnation": host.incarnation}).json()["run"]
+    # the test holds one of laptop's slots (runs share them with workers): the board says so (it said 0/2)
+    (laptop,) = [line for line in me.ok("status").out.splitlines() if line.startswith("laptop ")]
+    assert " 1/2 " in laptop, laptop
     assert host.post(f"/stage-runs/{run['id']}/report", {"attempt": 1, "state": "done", "exit_code": 1,
                                                         "output_tail": "E   assert 1 == 2"}).status_code == 200
     shown = me.ok("stages", aid).out
@@ -394,7 +413,10 @@ def test_pipeline_verbs_test_fix_stages_done(live_hub: LiveHub, cli: tuple[Coord
     assert me("fix", aid).code == 4  # a fix is already queued: refused (409)
     job = host.next()
     assert job is not None and job["model"] == "opus"
-    assert host.post(f"/assignments/{aid}/report", {"attempt": 2, "state": "done"}).status_code == 200
+    assert host.post(f"/assignments/{aid}/report", {"attempt": 2, "state": "done",
+                                                    "telemetry": {"cost_usd": 0.5}}).status_code == 200
+    # the total is not the last attempt's (it read "attempt 2 on laptop, $0.75")
+    assert "(attempt 2 on laptop, $0.75 over 2 attempts, $0.50 this one)" in me.ok("wait", aid).out
     r = me.ok("test", "--passed", aid, "--reason", "checked by hand")
     assert "passed" in r.out
     assert "stage merge" in me.ok("stages", aid).out
@@ -523,3 +545,18 @@ def test_queue_wait_names_the_later_of_backoff_and_stagger() -> None:
     assert queue_wait(early, stagger) == {"not_before": "2026-01-01T00:00:30Z", "why": "stagger: 30 s between "
                                           "dispatches (concurrency.stagger_seconds); re-queued: host_stopped"}
     assert queue_wait({"not_before": None, "reason": None}, None) == {"not_before": None, "why": None}
+
+
+def test_a_run_again_says_its_reason_is_an_earlier_attempt_s() -> None:
+    """`coord stages` showed a re-dispatched run as "running on laptop: host_restarted: …", which read as trouble
+    of the run in progress; the reason is why the attempt before it ended (an end-to-end run)."""
+    from coordhub.cli.pipeline import _run_line
+
+    run = {"stage": "test", "id": "ba9758ec", "assignment_id": "8e32812a", "state": "running", "exit_code": None,
+           "verdict": None, "findings": [], "machine": "laptop", "attempt": 2,
+           "reason": "host_restarted: laptop came back as incarnation 8 without it (it ran attempt 1)"}
+    assert _run_line(run) == ("test run ba9758ec of 8e32812a: running on laptop, attempt 2 (before it: host_restarted: "
+                              "laptop came back as incarnation 8 without it (it ran attempt 1))")
+    queued = {**run, "state": "queued", "machine": None}
+    assert _run_line(queued).endswith("queued: host_restarted: laptop came back as incarnation 8 without it (it ran "
+                                      "attempt 1)")

@@ -53,3 +53,14 @@ def test_only_an_issue_lease_s_end_wakes_next() -> None:
     assert not any(kind.startswith(routes.WAKE_KINDS) for kind in (*ends, "lease.granted", "lease.renewed"))
     unreadable = {**_event("lease.released", "x"), "payload": "{"}
     assert routes.wakes_next(unreadable)  # a wasted look, never a missed wake
+
+
+def test_a_long_poll_answers_at_once_when_the_hub_shuts_down(orch: Api, laptop: Host) -> None:
+    """A hub told to stop (SIGTERM: ``stop_streams``) answers a waiting ``next`` at once, with nothing. The wait
+    saw "shutting down" and returned without suspending, so the poll looked again at once, for its whole
+    ``wait``, never yielding the event loop: a hub SIGTERMed with ``coord agent`` polling it answered nothing
+    and never exited (found restarting the hub under a running agent)."""
+    orch.client.app.state.streams.stop_streams()
+    started = time.monotonic()
+    assert laptop.next(wait=3.0) is None
+    assert time.monotonic() - started < 1.0

@@ -90,6 +90,11 @@ def test_after_max_fix_rounds_it_stops_and_tells_the_escalation_session(orch: Ap
     msgs = orch.get("/api/coord/messages", headers=user).json()
     assert any("needs input" in m["subject"] and a["id"] in m["subject"] for m in msgs)
     assert laptop.next() is None and next_run(laptop) is None  # nothing runs by itself any more
+    # `coord retry` is for an assignment that failed, not a pipeline that stopped: the refusal says what to run
+    # instead (it said "only a failed, cancelled, stuck or needs_input one is retried" beside stage needs_input)
+    r = orch.post(f"{ORCH}/assignments/{a['id']}/retry", headers=user)
+    assert r.status_code == 409 and r.json()["error"]["stage"] == "needs_input", r.text
+    assert f"`coord fix {a['id']} --guidance" in r.json()["error"]["message"], r.text
     # a human decides: a fix by hand (no round limit) with guidance
     r = orch.post(f"{ORCH}/assignments/{a['id']}/fix", headers=user, json={"guidance": "use the new clock"})
     assert r.status_code == 200, r.text

@@ -56,7 +56,8 @@ async def poll(request: Request, who: Caller, actor: Actor, wait: float, field: 
     """Answer ``{field: <what was taken>}`` as soon as ``look`` finds something ``take`` gets, else
     ``{field: null}`` after ``wait`` seconds. ``take`` runs as ``actor`` and is allowed while halted (the
     look decides whether a halt stops new work). It looks again after each event of ``kinds`` or ``also``
-    (see :func:`wake`)."""
+    (see :func:`wake`). Once the process shuts down (:meth:`~coordhub.api.streams.StreamSlots.stop_streams`)
+    it answers after its next look, so the host asks the next hub."""
     h = hub(request)
     deadline = time.monotonic() + wait
     hold = streams.slots(request).hold(streams.key(who, request)) if wait > 0 else contextlib.nullcontext()
@@ -69,7 +70,9 @@ async def poll(request: Request, who: Caller, actor: Actor, wait: float, field: 
                 if out.body is not None:
                     return JSONResponse({field: out.body})
             left = deadline - time.monotonic()
-            if left <= 0:
+            # Shutting down, the wait below returns at once without suspending: looking again until the deadline
+            # spun the event loop, so the hub answered nothing and never exited while hosts polled it.
+            if left <= 0 or streams.slots(request).stopped().done():
                 return JSONResponse({field: None})
             sleep = left if wake_at is None else max(0.01, min(left, wake_at - h.clock.now()))
             await wake(request, cursor, sleep, kinds, also)

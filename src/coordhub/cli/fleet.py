@@ -88,7 +88,10 @@ def show_orchestrator(view: dict[str, Any] | None, freshness: bool = False) -> N
         p = view["paused"]
         console.print(one_line(f"DISPATCH PAUSED until {when(p['paused_until'])}: {p['reason']}"), style="bold yellow")
     heading("machines")
-    rows = [{**m, "slots": f"{m['running']}/{m['slots']}", "heartbeat": _age(m["seconds_since_heartbeat"]),
+    # busy_slots: workers and the smoke tests and reviews that share their slots (a machine running a test showed
+    # 0/2 beside the test's row in "smoke tests and reviews"); a hub from before it sent only workers
+    rows = [{**m, "slots": f"{m.get('busy_slots', m['running'])}/{m['slots']}",
+             "heartbeat": _age(m["seconds_since_heartbeat"]),
              "cost": f"${m['cost_today_usd']:.2f}"} for m in view["machines"]]
     table(rows, [("machine", "machine"), ("state", "state"), ("slots", "running/slots"), ("heartbeat", "heartbeat"),
                  ("cost", "cost today")], "  none")

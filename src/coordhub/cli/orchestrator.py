@@ -214,8 +214,15 @@ def wait(
         time.sleep(interval)
     show(a, as_json, lambda x: console.print(one_line(
         f"{x['id']} {x['state']}" + (f": {x['reason']}" if x["reason"] else "")
-        + f" (attempt {x['attempt']} on {_where(x)}, ${x['total_cost_usd']:.2f})")))
+        + f" (attempt {x['attempt']} on {_where(x)}, {_spent(x)})")))
     raise typer.Exit(0 if a["state"] == "done" else EXIT_REFUSED)
+
+
+def _spent(a: dict[str, Any]) -> str:
+    """What an assignment cost, said so that a retried one's total is not read as its last attempt's."""
+    if a["attempt"] <= 1:
+        return f"${a['total_cost_usd']:.2f}"
+    return f"${a['total_cost_usd']:.2f} over {a['attempt']} attempts, ${a['cost_usd']:.2f} this one"
 
 
 LOG_JSON_HELP = ('One JSON object per line: {"assignment_id", "line"} for each log line, {"assignment_id", '

@@ -28,7 +28,11 @@ def _run_line(r: dict[str, Any]) -> str:
         what += f" ({r['verdict']}, {len(r['findings'])} finding(s))"
     if r["machine"]:
         what += f" on {r['machine']}"
-    if r["reason"]:
+    if r["reason"] and r["state"] in ("dispatched", "running"):
+        # the reason is why an earlier attempt ended (its host went away): "running on laptop: host_restarted: …"
+        # read as this attempt's trouble
+        what += f", attempt {r['attempt']} (before it: {r['reason']})"
+    elif r["reason"]:
         what += f": {r['reason']}"
     return one_line(what)
 

@@ -52,7 +52,7 @@ def describe(event: dict[str, Any]) -> str:
         "session.paused": lambda: f"{p.get('paused_session')} paused (active under the halt of {p.get('scope')}); "
                                   "it writes again after `coord engage`",
         "session.engaged": lambda: f"{p.get('engaged_session')} engaged by {who}",
-        "assignment.queued": lambda: _assignment(p, "queued"),
+        "assignment.queued": lambda: _assignment(p, f"queued: {p['reason']}" if p.get("reason") else "queued"),
         "assignment.dispatched": lambda: _assignment(p, f"dispatched to {p.get('machine')} "
                                                         f"(attempt {p.get('attempt')})"),
         "assignment.running": lambda: _assignment(p, f"running on {p.get('machine')}"),
@@ -67,13 +67,28 @@ def describe(event: dict[str, Any]) -> str:
         "host.stopping": lambda: f"host {p.get('machine')} stopping: it takes no more work",
         "host.registered": lambda: f"host {p.get('machine')} registered (incarnation {p.get('incarnation')}, "
                                    f"{p.get('slots')} slots)",
-    }.get(event["kind"], lambda: f"{who} {event.get('subject_id') or ''}".rstrip())()
+    }.get(event["kind"], lambda: _pipeline(event["kind"], p) or f"{who} {event.get('subject_id') or ''}".rstrip())()
     project = f"[{event['project_key']}] " if event.get("project_key") else ""
     return one_line(f"{shown_time(event['created_at'])}  #{event['id']}  {event['kind']:<22} {project}{detail}")
 
 
 def _assignment(p: dict[str, Any], what: str) -> str:
     return f"{p.get('assignment_id')} {p.get('repo')} #{p.get('issue')} [{p.get('model')}] {what}"
+
+
+def _pipeline(kind: str, p: dict[str, Any]) -> str | None:
+    """A stage run's or merge entry's event (``stage_run.<state>``, ``merge.<state>``) with its reason, or None for
+    another kind. They showed only the subject's id, so a run or entry queued again after its host stopped, or
+    one that failed, said nothing of why in ``coord watch``."""
+    why = f": {p['reason']}" if p.get("reason") else ""
+    where = f" on {p['machine']}" if p.get("machine") else ""
+    if kind.startswith("stage_run."):
+        return f"{p.get('stage')} run {p.get('run_id')} of {p.get('assignment_id')} {p.get('state')}{where}{why}"
+    if kind.startswith("merge.") and p.get("entry_id"):
+        merged = f" as {str(p['merged_sha'])[:12]}" if p.get("merged_sha") else ""
+        return (f"merge entry {p['entry_id']} {p.get('repo')} #{p.get('issue')} {p.get('branch')} → "
+                f"{p.get('target')} {p.get('state')}{merged}{why}")
+    return None
 
 
 def _halted(scope: Any) -> str:

@@ -21,7 +21,8 @@ Who may: any session may queue, stop, retry and resume (the briefing is all
 it chooses: repos, paths, tools and budgets come from the admin's
 ``coordinator.yml``, never from the request — seed 003's agent ran whatever
 ``repo_path`` and ``system_prompt`` a caller sent), except the orchestrator's
-own sessions: a worker or a host may not direct work (:func:`may_direct`). Only the host running an attempt
+own sessions: a worker or a host may not direct work (:func:`may_direct`). Stopping, retrying and
+resuming live in :mod:`coordhub.core.assignmentcontrol`. Only the host running an attempt
 (``<machine>/agent``) or an admin reports on it.
 
 How many: the assignments a session queued that are queued, dispatched or
@@ -48,7 +49,7 @@ from coordhub.clock import isoformat
 from coordhub.core import coordinator, repodeps, tokens
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor, fold, orchestrator_role
-from coordhub.core.orchestrator_config import Config, escalate, model_for, unknown_model
+from coordhub.core.orchestrator_config import Config, model_for, unknown_model
 from coordhub.errors import Conflict, Forbidden, Invalid, NotFound
 from coordhub.store.base import Row
 from coordhub.store.tables.orchestrator import WORKER_INFIX
@@ -386,7 +387,7 @@ def create(tx: Tx, actor: Actor, now: float, *, machine: str | None, repo: str, 
     if freshness not in FRESHNESS:
         raise Invalid(f"freshness must be one of {', '.join(str(f) for f in FRESHNESS)}", field="freshness")
     config = coordinator.require(tx)
-    _check_model(config, model)
+    check_model(config, model)
     requires = requires or []
     spelled = check_target(config, machine, repo, requires)
     _check_size(briefing, MAX_BRIEFING_BYTES, "briefing")
@@ -436,7 +437,7 @@ def check_room(tx: Tx, actor: Actor, created_by: str) -> None:
                               limit=MAX_LIVE_PER_SESSION, session_id=created_by)
 
 
-def _check_model(config: Config, model: str | None) -> None:
+def check_model(config: Config, model: str | None) -> None:
     """Refuse (``Invalid``, 422 on ``model``) a given model no worker could run (:func:`unknown_model`)."""
     if model is None:
         return
@@ -495,112 +496,3 @@ def requeue(tx: Tx, row: Row, config: Config, now: float, *, reason: str, lost: 
 def lose(tx: Tx, row: Row, config: Config, now: float, reason: str) -> Row:
     """The attempt's host went away (stale, restarted, or never got it): re-queue or fail (see :func:`requeue`)."""
     return requeue(tx, row, config, now, reason=reason, lost=True, by=None)
-
-
-# ---- what users do --------------------------------------------------------------------
-
-def stop(tx: Tx, actor: Actor, assignment_id: str, now: float) -> dict[str, Any]:
-    """Cancel a live assignment; a running worker is told to stop in its host's next heartbeat answer.
-
-    ``InvalidTransition`` (409) when it already ended.
-    """
-    may_direct(actor)
-    row = get_row(tx, assignment_id)
-    if row["state"] not in LIVE:
-        raise InvalidTransition(f"assignment {row['id']} already ended ({row['state']})", state=row["state"])
-    if row["state"] in ACTIVE:
-        end_attempt(tx, row, State.CANCELLED.value, f"stopped by {actor.session_id}", now)
-    return render(transition(tx, row, State.CANCELLED, now, by=actor.session_id, ended_at=now,
-                             reason=f"stopped by {actor.session_id}"))
-
-
-def _other_machine(config: Config, row: Row) -> bool:
-    """Whether a machine other than the last one could run the assignment."""
-    needs = set(_loads(row["requires"], []))
-    return any(m.name != row["ran_on"] and row["repo"] in m.repos and needs <= set(m.capabilities)
-               for m in config.machines)
-
-
-def _reopen(tx: Tx, row: Row, what: str) -> None:
-    """Refuse a retry or resume when another assignment took the issue meanwhile."""
-    other = tx.assignments.live_for_issue(row["repo"], row["issue"])
-    if other is not None and other["id"] != row["id"]:
-        raise AlreadyAssigned(f"cannot {what} {row['id']}: {row['repo']}#{row['issue']} has assignment "
-                              f"{other['id']} ({other['state']}) now", assignment_id=other["id"],
-                              state=other["state"])
-
-
-def _model_ran(row: Row) -> bool:
-    """Whether the ended assignment's model had a go, so a retry steps it up the ladder.
-
-    A failed, stuck or needs-input assignment: yes, its host reported that
-    outcome of an attempt. A cancelled one: only when an attempt started
-    running since it was last queued by a retry, resume or fix (those clear
-    ``started_at``; a dispatch clears it too, and the host's first report
-    sets it), so a stop while queued or dispatched keeps the model.
-    """
-    return row["state"] != State.CANCELLED.value or row["started_at"] is not None
-
-
-def retry(tx: Tx, actor: Actor, assignment_id: str, now: float, model: str | None = None) -> dict[str, Any]:
-    """Queue a failed, cancelled, stuck or needs-input assignment again as a fresh attempt (seed 003 ``retry``).
-
-    On another machine when one could run it (seed 003), with the model one
-    step up ``models.escalation`` unless ``model`` is given, and only when
-    the model had its go (:func:`_model_ran`): a cancel before the worker
-    started says nothing of the model, so that retry keeps the model and
-    where it came from (seed 003 escalates on failure, ``coord fix``). 409
-    for a live or done assignment, when the issue was assigned again
-    meanwhile, or when its creator's live assignments are at the bound
-    (:func:`check_room`).
-    """
-    may_direct(actor)
-    row = get_row(tx, assignment_id)
-    if row["state"] not in ("failed", "cancelled", "stuck", "needs_input"):
-        raise InvalidTransition(f"assignment {row['id']} is {row['state']}; only a failed, cancelled, stuck or "
-                                "needs_input one is retried", state=row["state"])
-    _reopen(tx, row, "retry")
-    check_room(tx, actor, row["created_by"])
-    config = coordinator.require(tx)
-    _check_model(config, model)
-    if model:
-        model, source = model, "flag"
-    elif _model_ran(row):
-        model, source = escalate(config.models, row["model"])
-    else:
-        model, source = row["model"], row["model_source"]
-    # started_at cleared: a cancel before this retry's attempt starts must not escalate again for the old run
-    changes: Row = {"model": model, "model_source": source, "reason": None, "not_before": None,
-                    "resume_session": None, "guidance": None, "worktree": None, "ended_at": None,
-                    "queued_at": now, "result": None, "started_at": None}
-    if row["ran_on"] and _other_machine(config, row):
-        changes.update(machine=None, avoid_machine=row["ran_on"])
-    return render(transition(tx, row, State.QUEUED, now, by=actor.session_id, **changes))
-
-
-def resume_stuck(tx: Tx, actor: Actor, assignment_id: str, guidance: str, now: float) -> dict[str, Any]:
-    """Queue a stuck or needs-input assignment to resume its Claude session with ``guidance``.
-
-    Same machine and worktree (a session resumes only from where it ran),
-    the model one step up the ladder; the host runs ``claude -p --resume
-    <session> "<guidance>"``. One resume at a time per session: the
-    assignment is live until it reports again. 409 when it is not stuck or
-    needs input, or no Claude session id was reported (then ``retry``), or
-    when its creator's live assignments are at the bound (:func:`check_room`).
-    """
-    may_direct(actor)
-    _check_size(guidance, MAX_GUIDANCE_BYTES, "guidance")
-    row = get_row(tx, assignment_id)
-    if row["state"] not in WAITING:
-        raise InvalidTransition(f"assignment {row['id']} is {row['state']}; only a stuck or needs_input one is "
-                                "resumed", state=row["state"])
-    if not row["claude_session"]:
-        raise InvalidTransition(f"assignment {row['id']} never reported its Claude session id, so it cannot be "
-                                f"resumed; use `coord retry {row['id']}`", state=row["state"])
-    check_room(tx, actor, row["created_by"])
-    config = coordinator.require(tx)
-    model, source = escalate(config.models, row["model"])
-    return render(transition(tx, row, State.QUEUED, now, by=actor.session_id, machine=row["ran_on"],
-                             avoid_machine=None, resume_session=row["claude_session"], guidance=guidance,
-                             model=model, model_source=source, started_at=None,
-                             reason=None, not_before=None, ended_at=None, queued_at=now))

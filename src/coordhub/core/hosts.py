@@ -82,6 +82,31 @@ def stopping(row: Row) -> bool:
     return int(row["slots"]) <= 0
 
 
+def silence(row: Row, now: float) -> str:
+    """Why a silent host's work is lost, as the reason's prefix says it (the reconciler found it past the stale
+    window): ``host_stopped: …`` when its last heartbeat said it stops (:func:`stopping`, a clean stop of
+    ``coord agent``), ``host_stale: …`` when it went silent without saying so (a crash, a lost network). Seed 003
+    had only "the agent is gone"; an operator reading a reason must tell a service restart from a crash."""
+    name, silent = row["machine"], round(now - row["last_heartbeat"], 1)
+    if stopping(row):
+        return f"host_stopped: {name} stopped (its last heartbeat said so) and has been silent for {silent:g} s"
+    return f"host_stale: no heartbeat from {name} for {silent:g} s"
+
+
+def departure(row: Row | None, machine: str, incarnation: int | None, now: float) -> str:
+    """Why work given to incarnation ``incarnation`` of ``machine``'s host is lost, once the caller found that
+    host gone: ``host_restarted: …`` when another incarnation registered since (the work was not re-attached),
+    else :func:`silence`; ``host_lost: …`` only when the machine has no host row at all.
+
+    Stage runs and merge runs say this as assignments do (:mod:`coordhub.core.reconcile`,
+    :func:`_settle`), so all three tell a clean stop from a vanished host."""
+    if row is None:
+        return f"host_lost: {machine} has no registered host"
+    if row["incarnation"] != incarnation:
+        return f"host_restarted: {machine} came back as incarnation {row['incarnation']} without it"
+    return silence(row, now)
+
+
 def elsewhere(tx: Tx, config: Config, machine: str, now: float) -> list[tuple[list[str], list[str]]]:
     """The repos and capabilities of each online host other than ``machine`` (each distinct pair once): where an
     assignment that avoids ``machine`` could run instead ("another machine when possible", seed 003).

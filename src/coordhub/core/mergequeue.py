@@ -170,9 +170,10 @@ def advance(tx: Tx, config: Config, now: float, up_since: float | None = None) -
             done["requeued"].append(row["id"])
             continue
         if gone:
+            why = hosts.departure(host, row["machine"], row["host_incarnation"], now)
             transition(tx, row, State.QUEUED, now, by=None, batch_id=None,
-                       reason=f"merge host lost: {row['machine']} went away during the run (tip "
-                              f"{(row['tip'] or 'none')[:12]} is checked before anything lands again)")
+                       reason=f"{why}, during the merge run (tip {(row['tip'] or 'none')[:12]} is checked before "
+                              "anything lands again)")
             done["requeued"].append(row["id"])
     for row in tx.merge_entries.in_states(("fixing",)):
         a = tx.assignments.get(row["assignment_id"])

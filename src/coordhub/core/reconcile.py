@@ -71,9 +71,7 @@ def run(tx: Tx, now: float, up_since: float | None = None) -> dict[str, Any]:
             emit(tx, "host.stopped" if clean else "host.stale", now, session_id=None, subject_id=name,
                  machine=name, incarnation=host["incarnation"], last_heartbeat=isoformat(host["last_heartbeat"]))
             done["stopped_hosts" if clean else "stale_hosts"].append(name)
-        silent = round(now - host["last_heartbeat"], 1)
-        why = (f"host_stopped: {name} stopped (its last heartbeat said so) and has been silent for {silent:g} s"
-               if clean else f"host_stale: no heartbeat from {name} for {silent:g} s")
+        why = hosts.silence(host, now)
         for row in tx.assignments.on_machine(name, assignments.ACTIVE):
             new = assignments.lose(tx, row, config, now, why)
             done["requeued" if new["state"] == "queued" else "failed"].append(row["id"])

@@ -6,8 +6,10 @@ summary and the findings. States::
 
     queued -> dispatched -> running -> passed | failed | error
        ^           |            |
-       +-----------+------------+   its host went away: dispatched again (``attempt`` + 1, at most
-                                    MAX_RUN_ATTEMPTS), then ``error``
+       +-----------+------------+   its host went away or was stopped: dispatched again (``attempt`` + 1,
+                                    at most MAX_RUN_ATTEMPTS), then ``error``; the reason says which
+                                    (``host_stopped``, ``host_stale``, ``host_restarted``), as an
+                                    assignment's does
     queued | dispatched | running -> cancelled   (a human's verdict or a fix replaced it)
 
 **The verdict is the hub's, from the evidence**: a test passed iff the
@@ -46,6 +48,11 @@ ENDED = ("passed", "failed", "error", "cancelled")
 ACTIVE = ("dispatched", "running")
 MAX_RUN_ATTEMPTS = 3
 MAX_TAIL_CHARS = 8000
+HOST_STOPPED = "host_stopped"
+"""The prefix of an ``error`` report's reason that says the host, not the branch, ended the run: ``coord agent``
+was stopped (SIGTERM) while it ran. The hub queues the run again (:func:`_lose`) as it does a run whose host went
+away, with the host's reason, so a clean stop reads as one (as an assignment's ``host_stopped`` does,
+:data:`coordhub.core.hostreports.HOST_WENT_AWAY`) and not as ``host_restarted`` once the agent is back."""
 
 
 class StaleRun(Conflict):
@@ -291,7 +298,8 @@ def report(tx: Tx, actor: Actor, run_id: str, attempt: int, now: float, *, incar
     ``state``: ``running`` (started), ``done`` (ran to the end: the hub
     decides passed or failed from ``exit_code`` or ``verdict``), ``error``
     (could not run: a git failure, no ``claude``, a review without a valid
-    verdict). ``StaleRun`` (409) for another attempt or an ended run;
+    verdict; with a reason starting :data:`HOST_STOPPED`, the host was stopped
+    while it ran: the run is queued again, no verdict). ``StaleRun`` (409) for another attempt or an ended run;
     ``StaleIncarnation`` (409) from an incarnation that is not the machine's
     current one or not the run's (:func:`_current`); ``incarnation`` None (deprecated, an agent from before
     reports named one): the machine's current one. The
@@ -300,6 +308,8 @@ def report(tx: Tx, actor: Actor, run_id: str, attempt: int, now: float, *, incar
     """
     run = _current(tx, actor, run_id, attempt, incarnation)
     reason, summary = redact_opt(reason), redact_opt(summary)  # every session reads them: no tokens
+    if state == "error" and reason and reason.startswith(HOST_STOPPED):  # no verdict: the host stopped it
+        return _lose(tx, run, f"{reason[:1000]} (it ran attempt {run['attempt']})", now, actor.session_id)
     changes: Row = {}
     if commit is not None:
         changes["commit_sha"] = commit
@@ -335,8 +345,9 @@ def report(tx: Tx, actor: Actor, run_id: str, attempt: int, now: float, *, incar
 
 
 def reap(tx: Tx, now: float) -> dict[str, list[str]]:
-    """Runs whose host the reconciler marked stale, or that restarted (another incarnation): queued again, or
-    ``error`` after :data:`MAX_RUN_ATTEMPTS`. Returns ``{requeued, failed}`` (run ids).
+    """Runs whose host the reconciler marked gone (stopped or stale), or that restarted (another incarnation):
+    queued again, or ``error`` after :data:`MAX_RUN_ATTEMPTS`, the reason from
+    :func:`coordhub.core.hosts.departure`. Returns ``{requeued, failed}`` (run ids).
 
     Staleness is the reconciler's (``hosts.stale_since``), which gives hosts a
     full window after a hub restart: a run survives a kill -9 of the hub.
@@ -347,14 +358,21 @@ def reap(tx: Tx, now: float) -> dict[str, list[str]]:
         h = host_rows.get(run["machine"])
         if h is not None and h["incarnation"] == run["host_incarnation"] and h["stale_since"] is None:
             continue
-        why = f"host_lost: {run['machine']} went away while it ran attempt {run['attempt']}"
-        if run["attempt"] >= MAX_RUN_ATTEMPTS:
-            tx.stage_runs.set(run["id"], {"state": "error", "reason": f"{why}; gave up after {run['attempt']} "
-                                                                      "attempts", "ended_at": now})
-            _event(tx, {**run, "state": "error", "reason": why}, "error", now, None)
-            out["failed"].append(run["id"])
-        else:
-            tx.stage_runs.set(run["id"], {"state": "queued", "reason": why, "machine": None})
-            _event(tx, {**run, "state": "queued", "reason": why}, "queued", now, None)
-            out["requeued"].append(run["id"])
+        why = f"{hosts.departure(h, run['machine'], run['host_incarnation'], now)} (it ran attempt {run['attempt']})"
+        new = _lose(tx, run, why, now, None)
+        out["requeued" if new["state"] == "queued" else "failed"].append(run["id"])
     return out
+
+
+def _lose(tx: Tx, run: Row, why: str, now: float, by: str | None) -> Row:
+    """Queue a run its host gave up (``why``: the reason, from :func:`coordhub.core.hosts.departure` or a
+    stopping host's own report) again for any host, or end it ``error`` after :data:`MAX_RUN_ATTEMPTS`; the
+    new row."""
+    if run["attempt"] >= MAX_RUN_ATTEMPTS:
+        changes: Row = {"state": "error", "reason": f"{why}; gave up after {run['attempt']} attempts", "ended_at": now}
+    else:
+        changes = {"state": "queued", "reason": why, "machine": None}
+    tx.stage_runs.set(run["id"], changes)
+    new = {**run, **changes}
+    _event(tx, new, new["state"], now, by)
+    return new

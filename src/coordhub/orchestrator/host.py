@@ -31,7 +31,8 @@ has no counterpart. Its life:
 5. On SIGTERM/SIGINT: stop polling, tell the hub this host takes no more
    work (a ``stopping`` heartbeat: a long-poll still open would otherwise take
    back what the workers hand back), stop every worker (work saved, reported
-   ``failed: host_stopped``, so the hub re-queues it), wait for their reports.
+   ``failed: host_stopped``, so the hub re-queues it), wait for their reports; stage runs and a merge run's
+   gate in progress end too and are reported ``host_stopped``, so the hub queues them again.
 
 A second host for the same machine on one box refuses to start (the state
 directory is locked).
@@ -64,6 +65,7 @@ log = logging.getLogger("coordhub.agent")
 HEARTBEAT_SECONDS = 5.0  # until the hub's answer says otherwise (contract: every ≤ 5 s)
 POLL_WAIT = 25.0  # seconds a `next` long-poll may wait (the contract allows ≤ 30)
 PARKED_CHECK_SECONDS = 60.0
+MERGE_STOP_SECONDS = 30.0  # how long a stopping host waits for its merge run to end and report
 
 
 class Superseded(AlreadyRunning):
@@ -131,7 +133,8 @@ class Host:
             poll = threading.Thread(target=self._poll_loop, name="poll", daemon=True)
             poll.start()
             threading.Thread(target=self.runs.loop, name="poll-runs", daemon=True).start()
-            threading.Thread(target=self._merge_runner().loop, name="merge", daemon=True).start()
+            merging = self._merge_runner()
+            threading.Thread(target=merging.loop, name="merge", daemon=True).start()
             poster = GitHubPoster(self.ctx.link, dict(self.ctx.host_env), self.stopping, lambda: self.incarnation,
                                   lambda: "github" in self.cfg.capabilities)
             threading.Thread(target=poster.loop, name="github", daemon=True).start()
@@ -139,6 +142,10 @@ class Host:
                 pass
             self._say_stopping()
             self._stop_workers()
+            # A merge gate in progress is stopped with the host and reported `retry: host_stopped`; exiting before
+            # that left the gate's process group running and the hub to call the run's host lost (restarted).
+            # A run past its gate (waiting for GitHub's checks, pushing) gets the same bound, then is the hub's.
+            merging.idle.wait(MERGE_STOP_SECONDS)
         finally:
             self.ctx.link.close()
             self.ctx.state.unlock()
@@ -259,9 +266,13 @@ class Host:
         for aid in answer.get("cancel") or []:
             with self.mutex:
                 w = self.workers.get(str(aid))
-            if w is not None:
-                log.info("assignment %s: cancelled by the hub; stopping its worker", aid)
-                w.cancel()
+            if w is None:
+                continue
+            if w.verdict is not None:  # judged and reported: the hub's record ended with that report, not a stop
+                log.debug("assignment %s: the hub has its final report; the worker is cleaning up", aid)
+                continue
+            log.info("assignment %s: cancelled by the hub; stopping its worker", aid)
+            w.cancel()
         self._deliver_pending()
         if time.time() - self._last_parked_check > PARKED_CHECK_SECONDS:
             self._last_parked_check = time.time()
@@ -454,6 +465,9 @@ class Host:
         deadline = time.time() + self.ctx.limits.stop_grace + 30
         for w in workers:
             w.finished.wait(max(0.0, deadline - time.time()))
+        # its smoke tests and reviews end at once (the stop reaches their process groups) and say so: the hub
+        # queues them again as stopped by the host, not as lost when this machine's next agent registers
+        self.runs.drain(max(5.0, deadline - time.time()))
 
     # -- recovery -----------------------------------------------------------------------
 

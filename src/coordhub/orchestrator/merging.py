@@ -76,6 +76,11 @@ class Abandoned(Exception):
     """The hub gave the run up (409): stop, push nothing."""
 
 
+class HostStopped(Exception):
+    """The host stops (SIGTERM) during the run: push nothing, and report ``retry`` saying so (``host_stopped``),
+    which queues the entries again at once, rather than leave the hub to find the run lost."""
+
+
 @dataclass
 class Outcome:
     """How a run (or part of it) ended: a report body without the host's fields."""
@@ -104,6 +109,8 @@ class MergeRunner:
         self.current = incarnation
         self.poll_wait = poll_wait
         self.checks_poll = checks_poll
+        self.idle = threading.Event()  # no run in progress: a stopping host waits for it, not for a long-poll
+        self.idle.set()
 
     def loop(self) -> None:
         """Poll and run until stopped (the thread's target)."""
@@ -122,12 +129,15 @@ class MergeRunner:
                 continue
             delay = 1.0
             if run is not None:
+                self.idle.clear()
                 try:
                     self.execute(run, inc)
                 except Abandoned as exc:
                     log.warning("merge run %s abandoned: %s", run.get("batch_id"), exc)
                 except Exception:  # a bug must not kill the thread; the hub requeues the run when we re-register
                     log.exception("merge run %s failed", run.get("batch_id"))
+                finally:
+                    self.idle.set()
 
     # -- one run -------------------------------------------------------------------------------
 
@@ -163,6 +173,9 @@ class MergeRunner:
                 self._github(run, inc, batch, path)
             else:
                 self._local(run, inc, batch, path)
+        except HostStopped as exc:
+            self._report(inc, batch, Outcome("retry", {"reason": f"host_stopped: {self.machine} was stopped during "
+                                                                  f"the merge run ({exc}); queued again"}))
         finally:
             try:
                 worktree.remove(repo, path)
@@ -280,7 +293,7 @@ class MergeRunner:
         finally:
             out_path.unlink(missing_ok=True)
         if ended.killed == "stopped":
-            raise Abandoned("stopping: the gate was stopped with the host")
+            raise HostStopped("the gate was stopped with the host")
         code = ended.exit_code
         tail = ended.tail[-OUTPUT_TAIL:]
         after = git(wt, "rev-parse", "HEAD", check=False)

@@ -80,9 +80,9 @@ class Recovery:
         self._kill_strays(known_pids)
         self._prune_logs(set(records))
         self._clean_strays({Path(r["worktree"]).resolve() for r in records.values() if r.get("worktree")})
-        for entry in self.notes:
-            log.info("recovery: assignment %s: %s (%s)", entry.get("assignment") or "-", entry["action"],
-                     entry["detail"])
+        for entry in self.notes:  # a stray process or worktree concerns no assignment: "assignment -" said nothing
+            whose = f"assignment {entry['assignment']}: " if entry.get("assignment") else ""
+            log.info("recovery: %s%s (%s)", whose, entry["action"], entry["detail"])
         return reattach
 
     def note(self, aid: str | None, action: str, detail: str, **extra: Any) -> None:

@@ -10,8 +10,10 @@ is removed, and its final report is sent until the hub takes it — so a run
 finishing while the hub is down (kill -9) is reported when it is back. A 409
 means the hub gave the run up (its host was thought lost, or a human
 decided meanwhile): the result is dropped. Runs are short and cheap to
-repeat, so a host that stops does not re-attach them: the hub re-queues
-the runs of a stale or restarted host.
+repeat, so a host that stops does not re-attach them: it ends each and
+reports it ``error`` with a reason starting ``host_stopped``, which the hub
+takes as no verdict and queues again (:data:`coordhub.core.stageruns.HOST_STOPPED`);
+the hub re-queues the runs of a stale or restarted host that said nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from typing import Any
 
 from coordhub.client import Unreachable
+from coordhub.core.stageruns import HOST_STOPPED
 from coordhub.orchestrator import review, smoke, worktree
 from coordhub.orchestrator.dispatch import check_id
 from coordhub.orchestrator.environment import worker_env
@@ -30,6 +33,8 @@ from coordhub.orchestrator.link import Refused, Stale
 from coordhub.orchestrator.worker import Context
 
 log = logging.getLogger("coordhub.agent")
+
+STOPPED = f"{HOST_STOPPED}: the host was stopped while it ran"
 
 
 class RunPoller:
@@ -81,6 +86,14 @@ class RunPoller:
             self.running[run_id] = t
         t.start()
 
+    def drain(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for the runs in progress to end and deliver their reports (the host stops)."""
+        deadline = time.monotonic() + seconds
+        with self.mutex:
+            threads = list(self.running.values())
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
     def _run(self, p: dict[str, Any]) -> None:
         run_id = str(p["id"])
         body: dict[str, Any] | None
@@ -90,12 +103,13 @@ class RunPoller:
             log.exception("stage run %s: unexpected error", run_id)
             body = {"attempt": p.get("attempt"), "state": "error", "reason": f"host_error: {type(exc).__name__}: "
                                                                              f"{exc}"[:4000]}
+        try:
+            if body is not None:
+                deliver(self.ctx, run_id, body)
         finally:
-            with self.mutex:
+            with self.mutex:  # after the report: a stopping host's drain waits for it
                 self.running.pop(run_id, None)
             self.wake.set()
-        if body is not None:
-            deliver(self.ctx, run_id, body)
 
 
 def _report(ctx: Context, run_id: str, body: dict[str, Any]) -> bool:
@@ -114,7 +128,9 @@ def deliver(ctx: Context, run_id: str, body: dict[str, Any]) -> None:
     while True:
         try:
             _report(ctx, run_id, body)
-            log.info("stage run %s: reported %s", run_id, body.get("state"))
+            # an error's reason is the news (host_stopped: queued again; git: …): "reported error" said none of it
+            why = f": {body['reason']}" if body.get("state") == "error" and body.get("reason") else ""
+            log.info("stage run %s: reported %s%s", run_id, body.get("state"), why)
             return
         except Refused as exc:
             log.warning("stage run %s: final report refused: %s", run_id, exc)
@@ -131,8 +147,9 @@ def deliver(ctx: Context, run_id: str, body: dict[str, Any]) -> None:
 def execute(ctx: Context, p: dict[str, Any]) -> dict[str, Any] | None:
     """Run a smoke test or review in a fresh detached worktree; the final report's body.
 
-    None when the host stopped it: that is no verdict on the branch, and the hub runs it again once it
-    sees this host restarted or gone (an ``error`` would stop the pipeline for a human).
+    When the host stopped it: ``error`` with reason :data:`STOPPED`, which the hub takes as no verdict on the
+    branch and queues the run again, saying the host stopped (any other ``error`` stops the pipeline for a
+    human).
     """
     run_id, attempt, stage = str(p["id"]), int(p["attempt"]), str(p.get("stage"))
     try:
@@ -160,7 +177,7 @@ def execute(ctx: Context, p: dict[str, Any]) -> dict[str, Any] | None:
             ended = smoke.run_command(str(p["command"]), path, env, float(p.get("timeout_seconds") or 600),
                                       out_dir / f"output.{attempt}.log", ctx.stopping)
             if ended.killed == "stopped":
-                return None
+                return {"attempt": attempt, "state": "error", "reason": STOPPED, "commit": sha}
             return {"attempt": attempt, "state": "done", "exit_code": ended.exit_code, "output_tail": ended.tail,
                     "commit": sha, "reason": f"timeout after {p.get('timeout_seconds')} s" if ended.killed else None}
         claude = shutil.which(ctx.claude, path=env.get("PATH"))
@@ -169,7 +186,7 @@ def execute(ctx: Context, p: dict[str, Any]) -> dict[str, Any] | None:
                     "reason": f"claude_missing: {ctx.claude!r} is not on the reviewer's PATH on {ctx.machine}"}
         got = review.run(claude, p, path, env, out_dir, ctx.stopping)
         if ctx.stopping.is_set() and got.verdict is None:
-            return None
+            return {"attempt": attempt, "state": "error", "reason": STOPPED, "commit": sha, "cost_usd": got.cost_usd}
         body: dict[str, Any] = {"attempt": attempt, "commit": sha, "cost_usd": got.cost_usd}
         if got.verdict is None:
             return {**body, "state": "error", "reason": got.error[:4000], "output_tail": got.output_tail}

@@ -50,6 +50,10 @@ class FakeHub:
         self.down = False
         self.refuse_telemetry = False  # answer 422 to any report carrying telemetry (a hub that cannot take it)
         self.running_log: list[tuple[float, str, str]] = []  # (time, id, "start"|"end")
+        self.run_reports: list[tuple[str, dict[str, Any]]] = []  # (stage run id, body), as sent
+        self.stage_runs: list[dict[str, Any]] = []  # runs `next_run` hands out, once each (a test adds them)
+        self.merge_runs: list[dict[str, Any]] = []  # the same for `merge_next`
+        self.merge_reports: list[dict[str, Any]] = []
         self.arrived = threading.Condition(self.lock)
 
     # -- what tests do --------------------------------------------------------------
@@ -126,8 +130,12 @@ class FakeHub:
                     "heartbeat_seconds": 0.3}
 
     def next_run(self, incarnation: int, wait: float) -> dict[str, Any] | None:
-        """No stage runs here (the pipeline's host side is tested against the real hub)."""
+        """A run a test put in :attr:`stage_runs`, else none after a short wait (the pipeline's rules are tested
+        against the real hub)."""
         self._check()
+        with self.lock:
+            if self.stage_runs:
+                return self.stage_runs.pop(0)
         time.sleep(min(wait, 0.3))
         return None
 
@@ -149,9 +157,20 @@ class FakeHub:
                 return None
             time.sleep(0.02)
 
-    def merge_next(self, incarnation: int, wait: float) -> dict[str, Any] | None:
-        """No merge runs here (the merge queue is tested against the real hub); waits like a long-poll."""
+    def report_run(self, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Record a stage run's report (a host runs one only when a test calls ``runs.execute`` itself)."""
         self._check()
+        with self.lock:
+            self.run_reports.append((run_id, dict(body)))
+        return {"id": run_id, **body}
+
+    def merge_next(self, incarnation: int, wait: float) -> dict[str, Any] | None:
+        """A run a test put in :attr:`merge_runs`, else none after a short wait, as a long-poll (the merge queue's
+        rules are tested against the real hub)."""
+        self._check()
+        with self.lock:
+            if self.merge_runs:
+                return self.merge_runs.pop(0)
         time.sleep(min(wait, 0.3))
         return None
 
@@ -162,7 +181,11 @@ class FakeHub:
         raise Stale(409, "not_found", "the fake hub queues no posts")
 
     def merge_report(self, incarnation: int, body: dict[str, Any]) -> dict[str, Any]:
-        raise Stale(409, "stale_run", "the fake hub starts no merge runs")
+        """Record the report of a run from :attr:`merge_runs`."""
+        self._check()
+        with self.lock:
+            self.merge_reports.append(dict(body))
+        return {"outcome": body["outcome"], "entries": []}
 
     def report(self, assignment: str, body: dict[str, Any]) -> dict[str, Any]:
         self._check()

@@ -119,6 +119,78 @@ def test_sigterm_to_the_host_stops_workers_with_their_work_saved(start_host: Cal
     assert final["wip_commit"] and not Path(final["worktree"]).exists()
 
 
+def _ps() -> str:
+    return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+
+
+def _stop_when_running(make_ctx: Callable[..., Context], repo: Repo, command: str) -> Host:
+    """Run a host until ``command`` runs, then stop it as SIGTERM does; return it once :meth:`Host.run` returned."""
+    host = Host(HostConfig(machine="m1", slots=2, repos={"app": repo.path}, poll_wait=0.3), make_ctx())
+    t = threading.Thread(target=host.run, kwargs={"install_signals": False}, daemon=True)
+    t.start()
+    wait_for(lambda: command in _ps())
+    host.shutdown()
+    t.join(60)
+    assert not t.is_alive()
+    return host
+
+
+def test_a_stopping_host_reports_its_merge_gate_host_stopped_before_it_exits(
+        make_ctx: Callable[..., Context], fake_hub: FakeHub, repo: Repo) -> None:
+    """A merge run's gate that a stop ends is reported ``retry: host_stopped …`` before ``coord agent`` exits,
+    and its process group ends with it. The agent exited without waiting for its merge run: the gate's
+    process outlived it, and the hub, seeing the next agent register, called the run's host restarted (found
+    running the orchestrator end to end)."""
+    run(repo.path, "git", "checkout", "-q", "-b", "issue-1-x")
+    (repo.path / "x.txt").write_text("x\n")
+    run(repo.path, "git", "add", "x.txt")
+    run(repo.path, "git", "commit", "-q", "-m", "x")
+    run(repo.path, "git", "push", "-q", "origin", "issue-1-x")
+    run(repo.path, "git", "checkout", "-q", "main")
+    fake_hub.merge_runs.append({"batch_id": "f1f2f3f4", "repo": "app", "target": "main", "method": "rebase",
+                                "gate_command": "sleep 32.5", "gate_timeout_seconds": 60,
+                                "entries": [{"id": "e1e2e3e4", "branch": "issue-1-x", "issue": 1, "title": "x"}]})
+    _stop_when_running(make_ctx, repo, "sleep 32.5")
+    assert [r["outcome"] for r in fake_hub.merge_reports] == ["retry"], fake_hub.merge_reports
+    assert fake_hub.merge_reports[0]["reason"].startswith("host_stopped: m1 was stopped during the merge run")
+    assert "sleep 32.5" not in _ps()
+
+
+def test_a_stopping_host_reports_its_smoke_test_host_stopped_before_it_exits(
+        make_ctx: Callable[..., Context], fake_hub: FakeHub, repo: Repo) -> None:
+    """The same for a smoke test (a stage run): reported ``error: host_stopped …``, which the hub queues again."""
+    fake_hub.stage_runs.append({"id": "d1d2d3d4", "attempt": 1, "stage": "test", "repo": "app", "branch": "main",
+                                "command": "sleep 31.5", "timeout_seconds": 60})
+    _stop_when_running(make_ctx, repo, "sleep 31.5")
+    assert [(b["state"], b.get("reason")) for _, b in fake_hub.run_reports] == [
+        ("running", None), ("error", "host_stopped: the host was stopped while it ran")]
+    assert "sleep 31.5" not in _ps()
+
+
+def test_a_cancel_of_a_worker_that_already_reported_is_not_a_stop(make_ctx: Callable[..., Context],
+                                                                    fake_hub: FakeHub, repo: Repo,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A worker that delivered its final report is still listed while it cleans up; the hub, its record ended,
+    answers ``cancel``. That is no stop: the agent logged "cancelled by the hub; stopping its worker" right
+    before "done: completed", which read as a done assignment being cancelled (an end-to-end run)."""
+    host = Host(HostConfig(machine="m1", slots=2, repos={"app": repo.path}), make_ctx())
+    host.incarnation = fake_hub.register([], {}, 2, "x", [], [])["host_incarnation"]
+
+    class Finishing:  # what the heartbeat reads of a worker whose final report went out
+        verdict = object()
+        cancelled = paused = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    finishing = Finishing()
+    host.workers["a1b2c3d4"] = finishing  # type: ignore[assignment]
+    fake_hub.cancel = {"a1b2c3d4"}
+    with caplog.at_level(logging.INFO, logger="coordhub.agent"):
+        assert host.heartbeat() is not None
+    assert not finishing.cancelled and "cancelled by the hub" not in caplog.text
+
+
 # ---- recovery: what a host that died (kill -9) leaves ------------------------------------------------------
 
 def orphan(ctx: Context, repo: Repo, host_env: dict[str, str], aid: str, briefing: str,
@@ -223,7 +295,8 @@ def test_an_orphan_the_hub_gave_away_is_killed_and_its_work_saved(make_ctx: Call
 def test_strays_no_record_names_are_killed_saved_and_removed(make_ctx: Callable[..., Context],
                                                              start_host: Callable[..., Host], fake_hub: FakeHub,
                                                              repo: Repo, host_env: dict[str, str],
-                                                             tmp_path: Path) -> None:
+                                                             tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="coordhub.agent")
     ctx = make_ctx()
     fake_hub.dispatched("0000000d")
     rec = orphan(ctx, repo, host_env, "0000000d", "fake: slow work=60 beat=0.2", tmp_path)
@@ -242,6 +315,8 @@ def test_strays_no_record_names_are_killed_saved_and_removed(make_ctx: Callable[
     assert run(repo.path, "git", "log", "-1", "--format=%s", "issue-7-fix-it").startswith("wip: saved by coordhub")
     moved = list((host.ctx.state.dir / "lost+found").iterdir())
     assert len(moved) == 1 and (moved[0] / "notes.txt").read_text() == "keep me"
+    # the log names no assignment for what no record names (it said "recovery: assignment -: moved (…)")
+    assert "recovery: moved (" in caplog.text and "assignment -" not in caplog.text
 
 
 def test_a_second_host_for_the_same_machine_refuses(make_ctx: Callable[..., Context], tmp_path: Path) -> None:

@@ -4,12 +4,18 @@ exit codes and timeout, the detached checkout of the branch under test."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from coordhub.core.verdict import from_result, normalize
 from coordhub.orchestrator import review, smoke, worktree
+from coordhub.orchestrator.worker import Context
 from tests.orchestrator.host.conftest import Repo, run
+from tests.orchestrator.host.fakehub import FakeHub
 
 
 def result(text: str | None = None, **extra: object) -> dict[str, object]:
@@ -127,3 +133,32 @@ def test_a_reply_nested_too_deep_is_no_verdict_not_a_crash(tmp_path: Path) -> No
     stream.write_text('{"type": "result", ' + '"a": [' * 100_000 + "\n" + json.dumps(result("ok")) + "\n")
     found = review.final_result(stream)
     assert found is not None and found["result"] == "ok"
+
+
+def test_a_smoke_test_the_host_stops_is_reported_host_stopped(make_ctx: Callable[..., Context],
+                                                              fake_hub: FakeHub) -> None:
+    """``coord agent`` stopping ends a smoke test and reports ``error: host_stopped …``, which the hub queues
+    again (tests/orchestrator/test_host_departures.py); it reported nothing before, and the hub, finding the
+    run when the next agent registered, called it ``host_lost``."""
+    from coordhub.orchestrator import runs
+
+    ctx = make_ctx()
+    threading.Timer(0.5, ctx.stopping.set).start()
+    body = runs.execute(ctx, {"id": "b1b2c3d4", "attempt": 2, "repo": "app", "stage": "test", "branch": "main",
+                              "command": "sleep 30", "timeout_seconds": 60})
+    assert body is not None and body["state"] == "error" and body["attempt"] == 2
+    assert body["reason"] == "host_stopped: the host was stopped while it ran"
+    assert [b["state"] for _, b in fake_hub.run_reports] == ["running"]  # the final one is the poller's to send
+
+
+def test_the_agent_log_says_why_a_run_reported_error(make_ctx: Callable[..., Context],
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """The agent's log said "stage run …: reported error" for a run its stop ended, which the hub queues again:
+    the reason is the news (an end-to-end run)."""
+    from coordhub.orchestrator import runs
+
+    with caplog.at_level(logging.INFO, logger="coordhub.agent"):
+        runs.deliver(make_ctx(), "b1b2c3d4", {"attempt": 1, "state": "error", "reason": runs.STOPPED})
+        runs.deliver(make_ctx(), "b1b2c3d5", {"attempt": 1, "state": "done", "exit_code": 0, "reason": None})
+    assert "stage run b1b2c3d4: reported error: host_stopped: the host was stopped while it ran" in caplog.text
+    assert "stage run b1b2c3d5: reported done\n" in caplog.text + "\n"

@@ -39,7 +39,18 @@ from coordhub.api.orchestrator_schemas import (
 )
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
 from coordhub.clock import parse_iso
-from coordhub.core import assignments, coordinator, dispatch, fleet, hostreports, hosts, leases, reconcile, stages
+from coordhub.core import (
+    assignmentcontrol,
+    assignments,
+    coordinator,
+    dispatch,
+    fleet,
+    hostreports,
+    hosts,
+    leases,
+    reconcile,
+    stages,
+)
 from coordhub.core.halt import Exempt
 from coordhub.errors import Invalid
 from coordhub.store.base import Row
@@ -201,7 +212,7 @@ async def get(assignment_id: str, request: Request, who: Caller = Depends(caller
 async def stop(assignment_id: str, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
     """Cancel a live assignment (its host stops the worker on its next heartbeat). Allowed while halted."""
     actor = await who.act()
-    response = await mutate(request, actor, lambda tx, now: assignments.stop(tx, actor, assignment_id, now),
+    response = await mutate(request, actor, lambda tx, now: assignmentcontrol.stop(tx, actor, assignment_id, now),
                             during_halt=Exempt.ORCHESTRATOR)
     return _forget_tokens(request, response)
 
@@ -214,7 +225,7 @@ async def retry(assignment_id: str, request: Request, body: AssignRetry | None =
     one step up ``models.escalation`` unless ``model`` is given."""
     actor = await who.act()
     model = body.model if body else None
-    return await mutate(request, actor, lambda tx, now: assignments.retry(tx, actor, assignment_id, now, model))
+    return await mutate(request, actor, lambda tx, now: assignmentcontrol.retry(tx, actor, assignment_id, now, model))
 
 
 @router.post("/assignments/{assignment_id}/resume-stuck", response_model=AssignmentOut,
@@ -223,7 +234,7 @@ async def resume_stuck(assignment_id: str, body: AssignResume, request: Request,
                        who: Caller = Depends(caller)) -> JSONResponse:
     """Resume a stuck or needs-input worker's Claude session with guidance, on the same machine and worktree."""
     actor = await who.act()
-    return await mutate(request, actor, lambda tx, now: assignments.resume_stuck(
+    return await mutate(request, actor, lambda tx, now: assignmentcontrol.resume_stuck(
         tx, actor, assignment_id, body.guidance, now))
 
 
