@@ -321,7 +321,7 @@ def halt(ctx: typer.Context, reason: str = typer.Argument(..., help="Why; every 
         if h.get("refreshed"):
             console.print(one_line(f"{_words(h.get('scope'))} was halted already "
                                    f"(since {views.shown_time(h.get('halted_at'))}); "
-                                   f"its reason is now: {h['reason']} (by {h['halted_by']})"))
+                                   f"its reason is now: {h['reason']} (by {h.get('refreshed_by') or h['halted_by']})"))
         else:
             console.print(one_line(f"{_words(h.get('scope'))} halted by {h['halted_by']}: {h['reason']}"))
         if h.get("killed") is not None:
