@@ -315,8 +315,10 @@ def test_halting_again_with_refresh_gives_the_standing_halt_the_new_reason(api: 
     r = api.post(HALTS, json={"reason": "it was the watcher", "scope": "machine:host-a", "refresh": True},
                  headers=a2)  # a peer on that machine may lift it, so it may say why anew
     assert r.status_code == 200, r.text
-    assert (r.json()["reason"], r.json()["halted_by"], r.json()["halted_at"], r.json()["refreshed"]) == \
-        ("it was the watcher", A2, fell, True)
+    # ... and stays A's halt: who halted the machine is still A, who said why anew is refreshed_by
+    assert (r.json()["reason"], r.json()["halted_by"], r.json()["halted_at"], r.json()["refreshed"],
+            r.json()["refreshed_by"]) == ("it was the watcher", A, fell, True, A2)
+    assert api.get(HALTS, headers=a).json()["halts"][0]["halted_by"] == A
     assert api.get(HALTS, headers=a).json()["halts"][0]["reason"] == "it was the watcher"
     refused = todo(api, a)
     assert refused.status_code == 423 and refused.json()["error"]["halt"]["reason"] == "it was the watcher"

@@ -35,7 +35,9 @@ def test_whoami_names_the_session_the_hub_the_sources_the_identity_file_and_the_
         f"session {A} (token from {identity}) on {live_hub.url} (from {identity})",  # as `coord status` says it
         "admin: no",
         f"identity.json: {identity}",
-        f"lease project: shop (checked by the hooks and the git guard in {repo})",
+        # the key a project's identity.json names is checked beside the repository's name (tests/hooks/
+        # test_planted_identity.py): the file may have come with the repository
+        f"lease project: shop and shop-repo, the repository's name (checked by the hooks and the git guard in {repo})",
     ]
     assert a.ok("status").out.splitlines()[0] == a.ok("whoami").out.splitlines()[0]
     me = a.json("whoami")
@@ -43,7 +45,7 @@ def test_whoami_names_the_session_the_hub_the_sources_the_identity_file_and_the_
                                "project")} == {
         "session_id": A, "admin": False, "url": live_hub.url, "url_source": str(identity),
         "token_source": str(identity),
-        "identity_file": str(identity), "project": {"key": "shop", "root": str(repo)}}
+        "identity_file": str(identity), "project": {"key": "shop", "also": ["shop-repo"], "root": str(repo)}}
     assert me["presence"]["session_id"] == A
 
 
@@ -56,7 +58,7 @@ def test_whoami_says_an_admin_token_and_the_repository_name_as_the_project(live_
                                             f"{repo})"]
     by_env = Coord(repo, {**env, "COORD_PROJECT": "billing"}).json("whoami")
     assert by_env["admin"] is True and by_env["identity_file"] is None
-    assert by_env["project"] == {"key": "billing", "root": str(repo)}
+    assert by_env["project"] == {"key": "billing", "also": [], "root": str(repo)}
 
 
 def test_whoami_exits_as_the_other_reads(live_hub: LiveHub, tmp_path: Path) -> None:

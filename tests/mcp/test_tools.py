@@ -183,6 +183,12 @@ async def test_argument_errors_are_mcp_errors(mcp_hub: McpHub) -> None:
         assert "invalid" in error(await a.call_tool("ack_message", {"message_id": "nope"}))
         assert "not_found" in error(await a.call_tool("reply", {"message_id": unknown, "body": "x"}))
         assert "not_found" in error(await a.call_tool("complete_todo", {"todo_id": unknown}))
+        # an argument the tool does not take is refused, as REST refuses an unknown field: it was dropped, so
+        # naming another session answered the caller's own inbox, and a send said nothing of its from_session
+        text = error(await a.call_tool("inbox", {"session_id": B}))
+        assert text == "Error executing tool inbox: invalid: unknown field 'session_id'", text
+        text = error(await a.call_tool("send_message", {"to": B, "subject": "x", "from_session": B, "as": B}))
+        assert text == "Error executing tool send_message: invalid: unknown field 'as'; unknown field 'from_session'"
         # the session is still usable after every error
         assert ok(await a.call_tool("status", {}))["session_id"] == A
 

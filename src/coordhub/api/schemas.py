@@ -478,7 +478,8 @@ class HaltSet(Strict):
     kill: bool = Field(False, description="Also stop the orchestrator's running workers in the scope (their "
                        "assignments go back to the queue, work saved on their branches); without it they pause.")
     refresh: bool = Field(False, description="When the scope is halted already, replace that halt's `reason` "
-                          "(200, `refreshed: true`; `halted_at` stays) instead of answering 409, if you may lift "
+                          "(200, `refreshed: true`; `halted_by` and `halted_at` stay) instead of answering 409, if "
+                          "you may lift "
                           "it; allowed while that halt covers you. Seed 004's second halt rewrote its reason.")
 
 
@@ -494,6 +495,8 @@ class HaltOut(Out):
                                      "and re-queued.")
     refreshed: bool | None = Field(None, description="True when `refresh` replaced the reason of the halt that "
                                    "stood (200); absent for a new halt (201).")
+    refreshed_by: str | None = Field(None, description="With `refreshed`: who gave the new reason (`halted_by` stays "
+                                     "who halted, unless an admin took over a session's halt).")
 
 
 class ListedHaltOut(HaltOut):

@@ -58,7 +58,7 @@ def unguarded(project: str, resource: str) -> str | None:
         here = hooks_project(cwd)
     except CoordError:  # an unreadable identity.json: the command itself reports it
         return None
-    if here.key == project_keys.fold(project):  # the hub's comparison: GuruRMM is gururmm
+    if project_keys.fold(project) in here.keys:  # the hub's comparison: GuruRMM is gururmm
         return None
     return (f"the hooks and the git guard in {here.root} check leases of project {here.key!r} (COORD_PROJECT, "
             f"else identity.json \"project\", else the repository's name), not {project!r}: this lease stops no "
@@ -70,10 +70,10 @@ def hooks_project(cwd: Path) -> projects.Project:
     (``COORD_PROJECT``, else the trusted identity.json's ``project``, else the repository's name) and root, as
     :func:`coordhub.hooks.project.resolve` computes them with the identity.json found where the hooks look
     (:func:`coordhub.hooks.project.start_dir`). Raises ``CoordError`` for an identity.json that cannot be read."""
-    from coordhub.client.settings import find_identity, load_identity
+    from coordhub.client.settings import find_identity, home_identity, load_identity
 
     found = find_identity(projects.start_dir(cwd))
-    return projects.resolve(cwd, load_identity(found) if found else {})
+    return projects.resolve(cwd, load_identity(found) if found else {}, own_identity=found == home_identity())
 
 
 LEASE_HELP = "Lease id, as `coord lock claim` printed it (`coord lock list` shows every live one's)."

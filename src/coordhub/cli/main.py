@@ -203,7 +203,8 @@ def whoami(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
         console.print(f"admin: {'yes' if me.get('admin') else 'no'}")
         console.print(one_line(f"identity.json: {me['identity_file'] or 'none'}"))
         project = me["project"]
-        console.print(one_line(f"lease project: {project['key']} (checked by the hooks and the git guard in "
+        also = "".join(f" and {k}, the repository's name" for k in project["also"]) if project else ""
+        console.print(one_line(f"lease project: {project['key']}{also} (checked by the hooks and the git guard in "
                                f"{project['root']})" if project else
                                "lease project: unknown (the identity.json the hooks read cannot be read)"))
 
@@ -221,9 +222,10 @@ def _whoami_answer(me: Any) -> dict[str, Any]:
                       "admin (true or false)")
 
 
-def _hooks_project() -> dict[str, str] | None:
-    """``{key, root}`` of :func:`coordhub.cli.locks.hooks_project` for the working directory; None when the
-    identity.json the hooks read cannot be read."""
+def _hooks_project() -> dict[str, Any] | None:
+    """``{key, also, root}`` of :func:`coordhub.cli.locks.hooks_project` for the working directory (``also``: the
+    keys checked beside ``key``, :attr:`coordhub.hooks.project.Project.also`); None when the identity.json the hooks
+    read cannot be read."""
     from pathlib import Path
 
     from coordhub.cli.locks import hooks_project
@@ -232,7 +234,7 @@ def _hooks_project() -> dict[str, str] | None:
         here = hooks_project(Path.cwd())
     except CoordError:
         return None
-    return {"key": here.key, "root": str(here.root)}
+    return {"key": here.key, "also": list(here.also), "root": str(here.root)}
 
 
 def _you(c: CoordClient, session: str | None) -> str:
@@ -321,7 +323,7 @@ def halt(ctx: typer.Context, reason: str = typer.Argument(..., help="Why; every 
         if h.get("refreshed"):
             console.print(one_line(f"{_words(h.get('scope'))} was halted already "
                                    f"(since {views.shown_time(h.get('halted_at'))}); "
-                                   f"its reason is now: {h['reason']} (by {h['halted_by']})"))
+                                   f"its reason is now: {h['reason']} (by {h.get('refreshed_by') or h['halted_by']})"))
         else:
             console.print(one_line(f"{_words(h.get('scope'))} halted by {h['halted_by']}: {h['reason']}"))
         if h.get("killed") is not None:

@@ -71,9 +71,12 @@ class Exempt(enum.Enum):
                    "an admin must be able to reach the resume button; it changes no shared work")
     BOOTSTRAP = ("the hub's own start-up bookkeeping (minting the first admin token)",
                  "a halted hub must still be administrable after a restart")
-    REFRESH = ("saying anew why a standing halt stands (`POST /halt` with `refresh: true`, by who may lift it; a "
-               "new halt this way is refused as any other write)",
-               "the halt stays as it fell and starts no work; seed 004's second halt rewrote its HALT file's reason")
+    REFRESH = ("saying anew why a standing halt stands (`POST /halt` with `refresh: true`, by who may lift it; "
+               "`halted_by` stays who halted, an admin's refresh of a session's halt takes it over; with `kill`, "
+               "also stopping the scope's workers, by who may kill there; a new halt this way is refused as any "
+               "other write)",
+               "the halt stays as it fell and starts no work; seed 004's second halt rewrote its HALT file's reason. "
+               "A kill ends running attempts and re-queues them, work saved: it only reduces work, as `coord stop`")
 
     def __init__(self, writes: str, why: str) -> None:
         self.writes = writes
@@ -222,12 +225,14 @@ def set_halt(tx: Tx, actor: Actor, reason: str, now: float, scope: Scope | None 
 
     ``refresh`` (seed 004: running its halt again rewrote the HALT file with
     the new reason): when the scope is halted already, whoever may lift that
-    halt (:func:`resume`'s rule) replaces its ``reason`` and ``halted_by``;
-    ``halted_at`` stays, as for a takeover, and the answer carries
-    ``refreshed: true``, its one ``halt.set`` event ``refreshed`` and
-    ``previous_reason``. The caller runs it as :attr:`Exempt.REFRESH` (the
-    halt being refreshed covers it), so a refresh that finds no halt to
-    refresh is refused here as the hub refuses any write of a halted or
+    halt (:func:`resume`'s rule) replaces its ``reason``; who halted it
+    (``halted_by``) and ``halted_at`` stay, except that an admin's refresh of a
+    session's halt takes it over as above. The answer carries
+    ``refreshed: true`` and ``refreshed_by``, its one ``halt.set`` event
+    ``refreshed`` and ``previous_reason`` (its ``session_id`` is who
+    refreshed). The caller runs it as :attr:`Exempt.REFRESH` (the halt being
+    refreshed covers it), so a refresh that finds no halt to refresh is
+    refused here as the hub refuses any write of a halted or
     paused session, before it sets a new one.
 
     Raises ``Forbidden`` (403) for a scope the actor may not halt,
@@ -282,18 +287,23 @@ def _check_may_lift(actor: Actor, scope: Scope, row: Row | None) -> None:
 
 
 def _refresh(tx: Tx, actor: Actor, scope: Scope, standing_one: Row, reason: str, now: float) -> dict[str, Any]:
-    """Replace the reason (and who gave it) of the standing halt ``standing_one`` of ``scope``: :func:`set_halt`;
-    the caller checked :func:`_may_lift`."""
-    row: Row = {**standing_one, "halted_by": actor.session_id, "reason": reason,
-                "by_admin": int(actor.is_admin or bool(standing_one["by_admin"]))}
+    """Replace the reason of the standing halt ``standing_one`` of ``scope``: :func:`set_halt`; the caller checked
+    :func:`_may_lift`.
+
+    Who halted stays its author: a peer of the machine that may lift a session's halt only says anew why it
+    stands (it was shown as the halt's author, as if it had stopped the machine). An admin refreshing a session's
+    halt takes it over (``halted_by`` the admin, ``by_admin``), as an admin's halt of that scope does: else the
+    session could lift what the admin asserted. Who refreshed is in the answer (``refreshed_by``) and the event.
+    """
+    took_over = actor.is_admin and not standing_one["by_admin"]
+    row: Row = {**standing_one, "reason": reason, "by_admin": int(actor.is_admin or bool(standing_one["by_admin"])),
+                "halted_by": actor.session_id if took_over else standing_one["halted_by"]}
     tx.halts.put(row)
-    took_over = {"took_over_from": standing_one["halted_by"]} \
-        if actor.is_admin and not standing_one["by_admin"] else {}
     emit(tx, "halt.set", now, session_id=actor.session_id, reason=reason, scope=scope.label, refreshed=True,
-         previous_reason=standing_one["reason"], **took_over)
+         previous_reason=standing_one["reason"], **({"took_over_from": standing_one["halted_by"]} if took_over else {}))
     halt = render(row)
     assert halt is not None
-    return {**halt, "refreshed": True}
+    return {**halt, "refreshed": True, "refreshed_by": actor.session_id}
 
 
 def _refuse_as_the_hub_would(tx: Tx, actor: Actor) -> None:

@@ -29,11 +29,24 @@ Entry = dict[str, Any]
 
 
 def load(path: Path) -> dict[str, Entry]:
-    """The recorded leases by id (``{}`` when there is no readable ledger)."""
+    """The recorded leases by id (``{}`` when there is no readable ledger); entries not of the shape :func:`record`
+    writes are left out (:func:`_well_formed`)."""
     leases = read_json_object(path).get("leases")
     if not isinstance(leases, dict):
         return {}
-    return {k: v for k, v in leases.items() if isinstance(v, dict) and isinstance(v.get("fence"), int)}
+    return {k: v for k, v in leases.items() if _well_formed(v)}
+
+
+def _well_formed(entry: Any) -> bool:
+    """Whether ``entry`` has the fields :func:`record` writes, of their types: the file may have come with the
+    repository (an archive brings its own ``.git``), and ``"seen": "x"`` ended the guard in a traceback, refusing
+    every commit. A bool is no fence or time, though Python counts it as an int."""
+    if not isinstance(entry, dict):
+        return False
+    fence, seen = entry.get("fence"), entry.get("seen") or 0
+    return (isinstance(fence, int) and not isinstance(fence, bool) and isinstance(seen, int | float)
+            and not isinstance(seen, bool)
+            and all(isinstance(entry.get(k), str) for k in ("resource", "project_key", "session_id")))
 
 
 def save(path: Path, leases: dict[str, Entry]) -> None:

@@ -19,6 +19,9 @@ stale lease, lease id, purpose, time left) and what to do.
   ``halt`` and ``paused`` alone (:func:`_stop_only`), and then goes on as any
   other run (refusal, bypass, fail mode, 429). It once asked nothing, so
   such pushes went through a halt.
+* A project key a project's identity.json names is checked together with the repository's name
+  (:attr:`coordhub.hooks.project.Project.also`): leases and halts of either refuse, so an identity.json that
+  came with an archive cannot take the repository's own leases out of the check.
 * ``COORD_GUARD_BYPASS=1`` → 0 whatever the check finds, and a
   ``guard.bypassed`` event (``detail``: hook, paths, reason from
   ``COORD_GUARD_BYPASS_REASON``, the problems found, repository, HEAD) is
@@ -147,6 +150,8 @@ def main(event: str, args: list[str]) -> int:
         verdict, error = None, exc
     finally:
         inv.close()
+    if (note := inv.admin_note()) is not None:  # the hub's admin token acts as the admin: said as the hooks say it
+        say(note.removeprefix("coord: "))
     if bypass:
         return _bypass(inv, hook, changed, top, verdict, error, ledger_file, stop)
     if (halted := stop.line()) is not None:  # the hub said so: a request failing after that leaves it standing
@@ -192,7 +197,11 @@ def _check(inv: Invocation, changed: list[str], ledger_file: Path, stop: Stop, a
     hub, key, ask = inv.hub, inv.project.key, patience.call
     whoami = ask(partial(hub.get, "/whoami"))
     me = whoami.get("session_id") if isinstance(whoami, dict) else None
-    held = _held(inv, check.split(changed)[0], ask, patience.deadline, stop)
+    held: check.Held = {}
+    for other in inv.project.keys:  # a key a project's identity.json named, and the repository's own beside it
+        for path, leases in _held(inv, other, check.split(changed)[0], ask, patience.deadline, stop).items():
+            seen = {str(x.get("id")) for x in held.get(path, [])}
+            held.setdefault(path, []).extend(x for x in leases if str(x.get("id")) not in seen)
     own: list[dict[str, Any]] = []
     if isinstance(me, str):  # every page: an own lease left out would look ended, or go unchecked
         listed = ask(partial(hub.pages, "/locks", MAX_OWN, project_key=key, session_id=me))
@@ -221,14 +230,15 @@ def _stop_only(inv: Invocation, stop: Stop, patience: RateLimitWait) -> check.Ve
     what the request raises (``HubError``). That route, not ``GET /halt``, because its ``halt`` is the hub's own
     choice for work in the project (:func:`coordhub.core.halt.for_work`: the committer's, else the project's),
     the one the runs that change paths are refused for; a hub old enough to answer a bare list names no halt."""
-    stop.note(patience.call(partial(inv.hub.get, "/locks/conflicts", project_key=inv.project.key,
-                                    resource=NO_PATHS)))
+    for key in inv.project.keys:
+        stop.note(patience.call(partial(inv.hub.get, "/locks/conflicts", project_key=key, resource=NO_PATHS)))
     return check.Verdict([], [], [])
 
 
-def _held(inv: Invocation, resources: dict[str, str], ask: Callable[[Callable[[], Any]], Any],
+def _held(inv: Invocation, key: str, resources: dict[str, str], ask: Callable[[Callable[[], Any]], Any],
           deadline: float, stop: Stop) -> check.Held:
-    """For each path of ``resources`` (path → resource), the other sessions' live leases overlapping it, as the hub
+    """For each path of ``resources`` (path → resource), the other sessions' live leases in project ``key``
+    overlapping it, as the hub
     answers ``POST /locks/conflicts`` (one request per :data:`check.BATCH` paths, more when the hub finds a batch
     too broad to compare at once: :func:`_overlaps_of`). ``HubError`` when an answer is
     not that endpoint's shape. Each answer lists at most 500 leases (the oldest); a path whose leases were all cut
@@ -240,24 +250,25 @@ def _held(inv: Invocation, resources: dict[str, str], ask: Callable[[Callable[[]
     for start in range(0, len(items), check.BATCH):
         batch = items[start:start + check.BATCH]
         try:
-            rows, overlaps = _overlaps_of(inv, [r for _, r in batch], ask, stop)
+            rows, overlaps = _overlaps_of(inv, key, [r for _, r in batch], ask, stop)
         except HubRefused as exc:
             if exc.status not in (404, 405):
                 raise
-            held.update(_held_one_by_one(inv, items[start:], ask, deadline, stop))
+            held.update(_held_one_by_one(inv, key, items[start:], ask, deadline, stop))
             return held
         by_id = {str(r.get("id")): r for r in rows if isinstance(r, dict)}
         for (path, _), ids in zip(batch, overlaps, strict=True):
             # an id the answer does not list stands for a lease all the same: never drop a conflict
-            found = [by_id.get(str(i), {"id": i, "session_id": "?"}) for i in ids]
+            found = [{"project_key": key, **by_id.get(str(i), {"id": i, "session_id": "?"})} for i in ids]
             if found:
                 held[path] = found
     return held
 
 
-def _overlaps_of(inv: Invocation, resources: list[str], ask: Callable[[Callable[[], Any]], Any],
+def _overlaps_of(inv: Invocation, key: str, resources: list[str], ask: Callable[[Callable[[], Any]], Any],
                  stop: Stop) -> tuple[list[Any], list[list[Any]]]:
-    """``POST /locks/conflicts`` for ``resources``: the leases it lists and, per resource, the ids overlapping it.
+    """``POST /locks/conflicts`` in project ``key`` for ``resources``: the leases it lists and, per resource, the
+    ids overlapping it.
 
     The hub bounds the candidate leases the resources after the first bring (422 with ``limit``): a changed file
     brings every lease filed at an ancestor of its path, so a project with a hundred globs such as ``*.gen`` (no
@@ -267,13 +278,13 @@ def _overlaps_of(inv: Invocation, resources: list[str], ask: Callable[[Callable[
     when an answer is not that endpoint's shape; ``HubRefused`` otherwise as the hub refused.
     """
     try:
-        answer = ask(partial(inv.hub.post, "/locks/conflicts", {"project_key": inv.project.key,
-                                                                 "resources": resources}))
+        answer = ask(partial(inv.hub.post, "/locks/conflicts", {"project_key": key, "resources": resources}))
     except HubRefused as exc:
         if exc.status != 422 or len(resources) < 2 or _limit_of(exc) is None:
             raise
         half = len(resources) // 2
-        first, second = _overlaps_of(inv, resources[:half], ask, stop), _overlaps_of(inv, resources[half:], ask, stop)
+        first = _overlaps_of(inv, key, resources[:half], ask, stop)
+        second = _overlaps_of(inv, key, resources[half:], ask, stop)
         return first[0] + second[0], first[1] + second[1]
     stop.note(answer)
     rows = answer.get("leases") if isinstance(answer, dict) else None
@@ -290,8 +301,8 @@ def _limit_of(exc: HubRefused) -> Any:
     return error.get("limit") if isinstance(error, dict) else None
 
 
-def _held_one_by_one(inv: Invocation, items: list[tuple[str, str]], ask: Callable[[Callable[[], Any]], Any],
-                     deadline: float, stop: Stop) -> check.Held:
+def _held_one_by_one(inv: Invocation, key: str, items: list[tuple[str, str]],
+                     ask: Callable[[Callable[[], Any]], Any], deadline: float, stop: Stop) -> check.Held:
     """:func:`_held` of a hub from before ``POST /locks/conflicts``: ``GET /locks/conflicts?resource=`` (which
     hubs have answered since the edit hook used it) for each of ``items`` (path, resource), one request each
     through ``ask``. ``OldHub`` for more than :data:`OLD_HUB_PATHS` paths (nothing asked), for paths left when
@@ -307,7 +318,7 @@ def _held_one_by_one(inv: Invocation, items: list[tuple[str, str]], ask: Callabl
             raise OldHub(f"{why}, and asking it about each path one at a time took longer than {RATE_LIMIT_WAIT:g} s "
                          f"({len(items) - done} of {len(items)} paths not asked)")
         try:
-            answer = ask(partial(inv.hub.get, "/locks/conflicts", project_key=inv.project.key, resource=resource))
+            answer = ask(partial(inv.hub.get, "/locks/conflicts", project_key=key, resource=resource))
         except HubRefused as exc:
             if exc.status in (404, 405):
                 raise OldHub(f"{why}, nor GET /locks/conflicts ({exc.status})") from exc
@@ -316,7 +327,7 @@ def _held_one_by_one(inv: Invocation, items: list[tuple[str, str]], ask: Callabl
         rows = answer.get("leases") if isinstance(answer, dict) else None
         if not isinstance(rows, list):
             raise OldHub(f"{why}, and its GET /locks/conflicts answered no lease list")
-        found = [r if isinstance(r, dict) else {"id": r, "session_id": "?"} for r in rows]
+        found = [{"project_key": key, **r} if isinstance(r, dict) else {"id": r, "session_id": "?"} for r in rows]
         if found:
             held[path] = found
     return held
@@ -331,7 +342,7 @@ def _save(path: Path, known: dict[str, ledger.Entry]) -> None:
 
 def _refuse(hook: str, project_key: str, problems: list[check.Problem]) -> None:
     what = WHAT.get(hook, hook)
-    say(f"{what} refused: it touches paths leased in project {project_key} by other sessions, or under a "
+    say(f"{what} refused: it touches paths leased in project {one_line(project_key)} by other sessions, or under a "
         "lease of yours that is no longer current:")
     for problem in problems[:MAX_LINES]:
         sys.stderr.write(f"  {problem.line()}\n")

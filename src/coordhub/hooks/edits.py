@@ -22,6 +22,10 @@ of ending the worker as stuck on a permission denial. The hook learns of both on
 (``{"leases": […], "halt": {…}, "paused": {…}}``); when the hub answers a
 bare list of leases, neither is checked (no second request).
 
+Project keys: a key a project's identity.json names is asked about and so is
+the repository's name beside it (:attr:`Project.also`, one more request per
+name only then): a planted identity.json adds a key, never removes one.
+
 Symlinks: a path is asked about under its lexical name and, when they
 differ, under the name with symlinks resolved (both inside the project), so
 ``alias/a.py`` or ``link.py`` pointing at a leased ``src/a.py`` is denied.
@@ -104,29 +108,29 @@ def pre_tool_use(inv: Invocation) -> Answer | None:
             continue
         if resource != as_resource(rel):
             stand_ins[rel] = resource
-        deadline = time.monotonic() + inv.settings.halt_wait
-        while True:
-            try:
-                data = patience.call(partial(inv.hub.get, "/locks/conflicts", project_key=proj.key,
-                                             resource=resource))
-            except HubError as exc:
-                if retry_after(exc) is not None:
-                    return rate_limited(one_line(names[0]), exc, patience.waited)
-                if (words := misnamed(exc)) is not None:
-                    return refused_name(one_line(names[0]), words)
-                return cannot_check(inv, one_line(names[0]), _why(rel, exc))
-            leases, halt, paused = _parse(data)
-            if not halt or time.monotonic() >= deadline:
-                break
-            time.sleep(min(HALT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
-        if halt:
-            return output.deny(f"coord: {halts.halted_line(halt)}. No file edits until it is resumed (`coord "
-                               "resume`); tell the user.")
-        if paused:
-            return output.deny(f"coord: {halts.paused_line(paused)}. No file edits until you re-engage; tell the "
-                               "user, and run `coord engage` only once the user says to go on.")
-        for lease in leases:
-            found.setdefault(str(lease.get("id")), lease)
+        for key in proj.keys:  # a key a project's identity.json named, and the repository's own beside it
+            deadline = time.monotonic() + inv.settings.halt_wait
+            while True:
+                try:
+                    data = patience.call(partial(inv.hub.get, "/locks/conflicts", project_key=key, resource=resource))
+                except HubError as exc:
+                    if retry_after(exc) is not None:
+                        return rate_limited(one_line(names[0]), exc, patience.waited)
+                    if (words := misnamed(exc)) is not None:
+                        return refused_name(one_line(names[0]), words)
+                    return cannot_check(inv, one_line(names[0]), _why(rel, exc))
+                leases, halt, paused = _parse(data)
+                if not halt or time.monotonic() >= deadline:
+                    break
+                time.sleep(min(HALT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            if halt:
+                return output.deny(f"coord: {halts.halted_line(halt)}. No file edits until it is resumed (`coord "
+                                   "resume`); tell the user.")
+            if paused:
+                return output.deny(f"coord: {halts.paused_line(paused)}. No file edits until you re-engage; tell "
+                                   "the user, and run `coord engage` only once the user says to go on.")
+            for lease in leases:
+                found.setdefault(str(lease.get("id")), {"project_key": key, **lease})
     if found:
         shown = names[-1] + (f" (edited as {names[0]})" if len(names) > 1 else "")
         return output.deny(deny_reason(one_line(shown), proj.key, list(found.values())) + _asked_in_place(stand_ins))
@@ -199,7 +203,7 @@ def _parse(data: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict
 
 def deny_reason(rel: str, project_key: str, leases: list[dict[str, Any]]) -> str:
     """Why the edit is denied: who holds ``rel``, doing what, until when, and what to do instead."""
-    rows = [{"project_key": project_key, **lease} for lease in leases]
+    rows = [{"project_key": project_key, **lease} for lease in leases]  # a lease's own key (Project.also) stays
     holders = sorted({str(lease.get("session_id")) for lease in rows})
     head = f"coord: {rel} is leased by " + (leases_text.held(rows[0]) if len(rows) == 1 else "other sessions:\n"
                                              + "\n".join(f"- {leases_text.held(x)}" for x in rows))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from coordhub.client.credentials import check_url
-from coordhub.client.settings import ClientSettings, find_identity, load_identity
+from coordhub.client.settings import ClientSettings, admin_token_note, find_identity, home_identity, load_identity
 from coordhub.client.settings import resolve as resolve_client
 from coordhub.errors import CoordError
 from coordhub.hooks import output, project
@@ -88,7 +88,8 @@ class Invocation:
             identity = self.identity
         except NotConfigured:
             identity = {}
-        return project.resolve(self.cwd, identity, claude_project_dir=self.claude_project_dir)
+        return project.resolve(self.cwd, identity, claude_project_dir=self.claude_project_dir,
+                               own_identity=self.identity_file == home_identity())
 
     def project_of(self, path: str) -> tuple[Project, list[str]] | None:
         """The project an edited file is checked in, and its names there (see :meth:`Project.names`); None if none.
@@ -111,16 +112,31 @@ class Invocation:
         if tree is None:
             return None
         if project.same_repository(tree, self.project.root):
-            other = Project(self.project.key, tree)
+            other = Project(self.project.key, tree, self.project.also)
         else:
             found = self._identity_file(tree)
             try:
                 identity = load_identity(found) if found else {}
             except CoordError as exc:
                 raise NotConfigured(exc.message) from None
-            other = project.resolve(tree, identity, claude_project_dir=False)
+            other = project.resolve(tree, identity, claude_project_dir=False, own_identity=found == home_identity())
         names = [n for n in other.names(path, self.cwd) if n != "."]
         return (other, names) if names else None
+
+    def admin_note(self) -> str | None:
+        """What the agent is told when this run acted as the hub's admin, or None (also when the run never resolved
+        its client settings, so nothing was asked of the hub).
+
+        The hub's ``admin.token`` given as the session's token (``COORD_TOKEN``, identity.json ``token``) beside a
+        session's name acts as ``admin`` whatever the name (:func:`coordhub.client.settings.resolve`), as it does
+        for the CLI, which says so on every command (:func:`~coordhub.client.settings.admin_token_note`): its
+        leases and messages are the admin's, and another agent sharing the token is never kept off its files.
+        """
+        c = self.__dict__.get("client")
+        if not isinstance(c, ClientSettings) or not c.token_is_admin:
+            return None
+        return (f"coord: WARNING: {one_line(admin_token_note(c))}. The leases and messages of this session are the "
+                "admin's, and an agent sharing this token is never kept off the files you lease; tell the user.")
 
     @cached_property
     def hub(self) -> Hub:

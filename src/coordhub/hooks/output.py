@@ -36,6 +36,23 @@ def block(reason: str) -> Answer:
     return {"decision": "block", "reason": reason}
 
 
+def with_note(answer: Answer | None, note: str) -> Answer | None:
+    """``answer`` with ``note`` added to what of it reaches the model (a context first, a deny or block reason
+    last); None stays None, so a hook that had nothing to say still prints nothing."""
+    if answer is None:
+        return None
+    specific = answer.get("hookSpecificOutput")
+    if isinstance(specific, dict) and "additionalContext" in specific:
+        return {**answer, "hookSpecificOutput": {**specific,
+                                                 "additionalContext": f"{note}\n\n{specific['additionalContext']}"}}
+    if isinstance(specific, dict) and "permissionDecisionReason" in specific:
+        return {**answer, "hookSpecificOutput": {
+            **specific, "permissionDecisionReason": f"{specific['permissionDecisionReason']}\n{note}"}}
+    if "reason" in answer:
+        return {**answer, "reason": f"{answer['reason']}\n{note}"}
+    return answer
+
+
 def log(event: str, text: str) -> None:
     """One line on stderr (Claude Code shows it in verbose mode; git shows it to the committer)."""
     sys.stderr.write(f"coord-hook {event}: {text}\n")

@@ -24,6 +24,7 @@ from coordhub.hooks import leases as leases_text
 from coordhub.hooks.hub import HubError, HubRefused, halt_of
 from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.output import Answer
+from coordhub.hooks.untrusted import one_line
 
 CLIENT = "claude-code"
 SAME_PROCESS_STARTS = ("clear", "compact", "resume")
@@ -133,7 +134,11 @@ def session_start(inv: Invocation) -> Answer:
         parts.append(_leases(inv, me["session_id"]))
     except HubError as exc:
         parts.append(f"coord: the hub stopped answering during the check ({exc}); run `coord status` later.")
-    parts.append(f"coord: you are {me['session_id']} {who} on {inv.client.url}; project {inv.project.key}.")
+    # the key may come from a project's identity.json or a .git file an archive brought: any text, never a line
+    also = "".join(f" (edits are also checked against the leases of {one_line(k)}, the repository's name: the "
+                   "project's identity.json names the other)" for k in inv.project.also)
+    parts.append(f"coord: you are {one_line(me['session_id'])} {who} on {one_line(inv.client.url)}; project "
+                 f"{one_line(inv.project.key)}{also}.")
     return output.context("SessionStart", "\n\n".join(p for p in parts if p))
 
 

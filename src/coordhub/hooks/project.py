@@ -8,7 +8,9 @@ or that directory itself outside git. The **project key** is, first found:
 name of the repository's *main* working tree. The last rule matters for
 fleets that give each agent its own ``git worktree``: every worktree of one
 repository gets the same key (the main tree's directory name), so their
-leases meet. The key is folded as the hub folds project keys
+leases meet. A key from a project's own identity.json (not ``~/.claude``'s) does not
+replace the repository's name but is checked beside it (:attr:`Project.also`; see
+:func:`resolve` for why). The key is folded as the hub folds project keys
 (:func:`coordhub.core.projects.fold`: ``GuruRMM`` is ``gururmm``), so what a
 hook shows and compares is what the hub stores. Git is found by looking for ``.git`` upwards (a directory, or a
 file ``gitdir: …`` for worktrees and submodules) rather than by running
@@ -38,15 +40,24 @@ from coordhub.hooks import settings
 
 
 class Project:
-    """A project: its lease key and the directory its resources are relative to."""
+    """A project: its lease key, the directory its resources are relative to, and the keys checked beside it.
 
-    __slots__ = ("key", "root")
+    ``also`` holds the keys whose leases and halts the hooks and the guard check besides ``key`` (empty but for a
+    key a project's identity.json named: :func:`resolve`); :attr:`keys` is all of them, ``key`` first.
+    """
 
-    def __init__(self, key: str, root: Path) -> None:
-        self.key, self.root = key, root
+    __slots__ = ("also", "key", "root")
+
+    def __init__(self, key: str, root: Path, also: tuple[str, ...] = ()) -> None:
+        self.key, self.root, self.also = key, root, tuple(k for k in also if k != key)
 
     def __repr__(self) -> str:
-        return f"Project({self.key!r}, {str(self.root)!r})"
+        return f"Project({self.key!r}, {str(self.root)!r}, also={self.also!r})"
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every key an edit or commit in this project is checked under: ``key``, then :attr:`also`."""
+        return (self.key, *self.also)
 
     def relative(self, file_path: str, cwd: Path | None = None) -> str | None:
         """``file_path`` relative to the root with ``/`` separators; None when it lies outside the root.
@@ -143,20 +154,32 @@ def repository_name(worktree: Path) -> str:
     return main.parent.name if main.name == ".git" else main.name.removesuffix(".git")
 
 
-def resolve(cwd: Path, identity: dict[str, Any] | None = None, *, claude_project_dir: bool = True) -> Project:
+def resolve(cwd: Path, identity: dict[str, Any] | None = None, *, claude_project_dir: bool = True,
+            own_identity: bool = False) -> Project:
     """The project of a hook running for ``cwd`` (see the module docstring for the rules).
 
     ``claude_project_dir=False`` ignores ``$CLAUDE_PROJECT_DIR``: the git
     guard works on the repository git runs it in, even when an agent's Bash
     tool (which inherits that variable) commits in another one.
+
+    ``own_identity`` says ``identity`` is the user's own (``~/.claude/identity.json``). A project's identity.json
+    (untracked in the repository) may have come with it: an archive brings its own ``.git``, so "untracked"
+    proves nothing (:meth:`coordhub.client.settings.ClientSettings.url_from_project`). The key such a file names
+    is checked, and so is the one the hooks would check without it (the repository's name), in :attr:`Project.also`:
+    a file planted with ``"project": "elsewhere"`` then adds a key and never takes the repository's own leases
+    and project halt out of the check, while the leases a user's own file names are still found. ``COORD_PROJECT``
+    and the user's own file name the one key.
     """
     start = start_dir(cwd, claude_project_dir=claude_project_dir)
     tree = git_root(start)
     root = tree or Path(os.path.abspath(start))
-    key = settings.get_str("project") or _identity_project(identity)
-    if not key:
-        key = (repository_name(tree) if tree else root.name) or "default"
-    return Project(projects.fold(key), root)
+    fallback = (repository_name(tree) if tree else root.name) or "default"
+    if (key := settings.get_str("project")) is not None:
+        return Project(projects.fold(key), root)
+    named = _identity_project(identity)
+    if named is None:
+        return Project(projects.fold(fallback), root)
+    return Project(projects.fold(named), root, () if own_identity else (projects.fold(fallback),))
 
 
 def start_dir(cwd: Path, *, claude_project_dir: bool = True) -> Path:

@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from coordhub.hooks import settings
+from coordhub.hooks import output, settings
 from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.output import Answer
 
@@ -91,12 +91,18 @@ def run_claude_event(event: str, raw: bytes) -> Answer | None:
         return None
     inv = Invocation(event, payload, settings.load())
     try:
-        return handler(event)(inv)
+        answer = handler(event)(inv)
     except Exception as exc:  # a bug must not block the agent: report it and do nothing
         sys.stderr.write(f"coord-hook {event}: internal error, nothing done: {type(exc).__name__}: {exc}\n")
         return None
     finally:
         inv.close()
+    if (note := inv.admin_note()) is None:
+        return answer
+    # acting as the hub's admin is said wherever this run speaks to the agent, and on stderr every run, as the
+    # CLI says it on every command (coordhub.client.settings.admin_token_note)
+    output.log(event, note)
+    return output.with_note(answer, note)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,8 @@ flags). The hub URL, token and session come from
 :mod:`coordhub.client.settings` like every other client's, under the same
 rules (issue 7 point 7): identity.json only inside the working directory's
 git root and untracked, a token only to a URL trusted for it
-(:mod:`coordhub.client.trust`), never the hub's admin token. A value that does
+(:mod:`coordhub.client.trust`), never the hub's admin token from the data dir (given as the session's token it
+acts as the admin, and every run says so: :meth:`coordhub.hooks.invocation.Invocation.admin_note`). A value that does
 not parse is reported on stderr and the default is used: a typo in a setting
 must never block an agent.
 """

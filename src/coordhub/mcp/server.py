@@ -108,7 +108,18 @@ class CoordTool(Tool):
             raise UnexpectedToolError(f"Error executing tool {self.name}") from exc
 
     async def answer(self, arguments: dict[str, Any], context: Any) -> Any:
-        """The tool function's own return value (:meth:`run` unconverted), with the ``invalid:`` wording."""
+        """The tool function's own return value (:meth:`run` unconverted), with the ``invalid:`` wording.
+
+        An argument the tool does not take is refused as the REST API refuses an unknown field (docs/mcp.md: the
+        validation rules are the REST ones), not dropped: the SDK dropped it, so ``inbox`` with
+        ``{"session_id": "<another session>"}`` answered the caller's own inbox as if it were the other's, and
+        ``send_message`` with ``from_session`` went out from the caller unsaid (contract §2.2: a field naming
+        another session is refused).
+        """
+        unknown = [name for name in arguments if name not in self._declared]
+        if unknown:
+            problems = "; ".join(describe_problem("extra_forbidden", name, "") for name in sorted(unknown))
+            raise ToolError(f"Error executing tool {self.name}: invalid: {problems}")
         try:
             return await super().run(arguments, context, convert_result=False)
         except UnexpectedToolError:  # a crash, whatever its cause: the SDK's generic text
@@ -124,6 +135,11 @@ class CoordTool(Tool):
         """Whether ``result`` is a plain answer: a dict with string keys from a tool whose output is
         ``dict[str, Any]``, so its converted result is :meth:`text` of it and the dict as structured content."""
         return type(result) is dict and self._dict_output and all(type(key) is str for key in result)
+
+    @functools.cached_property
+    def _declared(self) -> frozenset[str]:
+        """The names of the arguments the tool takes (its input schema's properties)."""
+        return frozenset(self.parameters.get("properties") or ())
 
     @functools.cached_property
     def _dict_output(self) -> bool:
