@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from coordhub.api.schemas import Line, Out, Strict, Subject, Text
+from coordhub.api.schemas import CallerName, Line, Out, Strict, Subject, Text
 
 
 class MessageSend(Strict):
@@ -17,6 +17,7 @@ class MessageSend(Strict):
     body: Text = ""
     to_session: Line | None = None
     from_session: Line | None = Field(None, description="Must be the caller's own session (with auth).")
+    session_id: CallerName = None
     project_key: Line | None = None
     thread_id: Line | None = None
     reply_to: Line | None = Field(None, description="Id of the message this answers; joins its thread.")
