@@ -46,10 +46,11 @@ class FleetCalls(ConversationCalls):
         return self.call("POST", "/api/coord/messages",
                          body={"to_session": to_session, "subject": subject, "body": body, **extra})
 
-    def inbox(self, unread_only: bool = True, limit: int = 100) -> Any:
-        """This session's messages (unread only by default)."""
+    def inbox(self, unread_only: bool = True, limit: int = 100, fields: dict[str, str] | None = None) -> Any:
+        """This session's messages (unread only by default); ``fields`` receives the answer's header fields (the
+        next page's ``coord-next-after-seq`` or ``coord-next-before-seq``)."""
         return self.call("GET", "/api/coord/messages",
-                         params={"unread_only": str(unread_only).lower(), "limit": limit})
+                         params={"unread_only": str(unread_only).lower(), "limit": limit}, fields=fields)
 
     def mark_read(self, message_id: str) -> Any:
         """Mark a message read for this session; :class:`~coordhub.client.outcomes.BadArgument` for an id that is no
