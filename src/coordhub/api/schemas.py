@@ -150,6 +150,8 @@ class LeaseOut(Out):
     released_by: str | None
     release_reason: str | None = Field(None, description="Why it ended, when a rule or a person said so "
                                                          "(a stale takeover records the holder's inactivity).")
+    created_at: str = Field(description="Seed 001's field: the grant, as acquired_at.")
+    updated_at: str = Field(description="Seed 001's field: the last change (grant, renewal, end).")
 
 
 class ClaimOut(LeaseOut):
