@@ -61,6 +61,8 @@ class MessageOut(Out):
     deliveries: int
     ack_deadline: str | None
     dead_lettered_at: str | None
+    updated_at: str = Field(description="Seed 001's field: the latest of its times as this session sees them "
+                                        "(sent, read, acked, delivered again, dead-lettered).")
     origin_id: str | None = Field(None, description="The id it had in the system it was imported from (seed "
                                   "002's msg-…), which front ends accept for it; null for messages sent here.")
     recipient_known: bool | None = Field(None, description="In the answer to a send only: false when the hub has "
