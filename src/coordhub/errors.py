@@ -198,4 +198,13 @@ def describe_problem(kind: str, where: str, message: str, value: object = None) 
         return f"{where.split('.')[-1]} {value!r} is not a valid id (a UUID)"
     if kind == "missing":
         return f"missing field {where!r}"
+    if kind in _JSON_TYPES and isinstance(value, str):
+        # seed 001's server (FastAPI, pydantic's lax mode) read "ttl_hours": "2" as 2; request bodies here convert
+        # no types, and "Input should be a valid number" for "2" read as nonsense to a script that sent it so
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        return f"{where}: send {_JSON_TYPES[kind]}, not a string ({shown!r}): the hub converts no types"
     return f"{where}: {message}"
+
+
+_JSON_TYPES = {"float_type": "a JSON number (2, 0.5)", "int_type": "a JSON integer (10)",
+               "bool_type": "JSON true or false"}  # pydantic's strict-mode error types: what the field takes

@@ -277,8 +277,8 @@ def test_every_hot_route_is_planned_from_its_own_declaration() -> None:
     found = plans(app)
     assert [(p.method, p.route.path) for p in found] == list(HOT)
     inbox = next(p for p in found if p.method == "GET" and p.route.path.endswith("/messages"))
-    assert [q.name for q in inbox.query] == ["to_session", "unread_only", "thread_id", "limit", "before_seq",
-                                             "after_seq"]
+    assert [q.name for q in inbox.query] == ["to_session", "unread_only", "session_id", "thread_id", "limit",
+                                             "before_seq", "after_seq"]
     assert inbox.body is None and inbox.caller_name == "who"
 
 

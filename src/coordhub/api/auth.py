@@ -482,7 +482,7 @@ class Caller:
             return self.token_actor
         named = [(v, f) for v, f in claims if v is not None]
         if not named and self.header_session is None:
-            fields = ", ".join(f for _, f in claims) or "session_id"
+            fields = ", ".join(dict.fromkeys(f for _, f in claims)) or "session_id"  # session_id: body and query
             raise Invalid(f"this hub runs with --no-auth: name your session in {fields} "
                           f"or the {SESSION_HEADER} header")
         value, field = named[0] if named else (self.header_session, SESSION_HEADER)

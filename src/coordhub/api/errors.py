@@ -132,12 +132,27 @@ def is_json_type(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
+# Where FastAPI serves its stock pages, and where seed 001's API served its own (/api/docs): none is served here
+# (their scripts come from a CDN, docs/api.md), and a bare 404 there left a newcomer without the document.
+DOC_PAGES = frozenset({"/docs", "/redoc", "/api/docs", "/api/redoc", "/api/openapi.json"})
+
+
 def no_route(method: str, path: str) -> str:
-    """The 404 message for a path no endpoint serves; names an empty id segment (seed 001's ``/locks/``)."""
+    """The 404 message for a path no endpoint serves; names an empty id segment (seed 001's ``/locks/``), and
+    points a docs page's path at ``/openapi.json``."""
     if path.endswith("/") or "//" in path:
         return (f"no endpoint for {method} {path}: a path segment is empty (an id missing between the "
                 "slashes or before the trailing '/'?)")
+    if path in DOC_PAGES:
+        return (f"no endpoint for {method} {path}: the hub serves no docs page; its OpenAPI document is "
+                "/openapi.json (load it into any OpenAPI viewer)")
     return f"no endpoint for {method} {path}"
+
+
+def wrong_method(method: str, path: str, allowed: str) -> str:
+    """The 405 message: which methods ``path`` takes (Starlette's ``Allow`` header), not just 'Method Not
+    Allowed' (seed 001's users list work items with ``GET /work-items``, which only takes POST here)."""
+    return f"{method} is not served at {path}: it takes {allowed or 'another method'}"
 
 
 def install(app: FastAPI) -> None:
@@ -187,6 +202,9 @@ def install(app: FastAPI) -> None:
         message = str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":  # no route matched (slashes are never redirected)
             message = no_route(request.method, request.url.path)
+        if exc.status_code == 405 and message == "Method Not Allowed":
+            allowed = next((v for k, v in (exc.headers or {}).items() if k.lower() == "allow"), "")
+            message = wrong_method(request.method, request.url.path, allowed)
         if exc.status_code == 400:  # Starlette could not parse the body; say why
             message = _undecodable(await request.body()) or message
         return envelope(exc.status_code, code, message, getattr(exc, "headers", None))

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from coordhub.api.schemas import Line, Out, Strict, Subject, Text
+from coordhub.api.schemas import CallerName, Line, Out, Strict, Subject, Text
 
 
 class MessageSend(Strict):
@@ -17,6 +17,7 @@ class MessageSend(Strict):
     body: Text = ""
     to_session: Line | None = None
     from_session: Line | None = Field(None, description="Must be the caller's own session (with auth).")
+    session_id: CallerName = None
     project_key: Line | None = None
     thread_id: Line | None = None
     reply_to: Line | None = Field(None, description="Id of the message this answers; joins its thread.")
@@ -60,6 +61,8 @@ class MessageOut(Out):
     deliveries: int
     ack_deadline: str | None
     dead_lettered_at: str | None
+    updated_at: str = Field(description="Seed 001's field: the latest of its times as this session sees them "
+                                        "(sent, read, acked, delivered again, dead-lettered).")
     origin_id: str | None = Field(None, description="The id it had in the system it was imported from (seed "
                                   "002's msg-…), which front ends accept for it; null for messages sent here.")
     recipient_known: bool | None = Field(None, description="In the answer to a send only: false when the hub has "

@@ -58,6 +58,10 @@ Subject = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_li
 Text = Annotated[str, Field(max_length=524_288), AfterValidator(_text)]
 LeaseText = Annotated[str, Field(max_length=4096), AfterValidator(_text)]  # core.leases.MAX_DESCRIPTION
 Fence = Annotated[int, Field(ge=1, le=2**62)]
+# Seed 001 lets any call name its session with session_id, in the body or in the query; write bodies other than a
+# lease claim's and a work item's refused the field as unknown (422), and a no-auth hub's answer pointed at it.
+CallerName = Annotated[Line | None, Field(description=(
+    "The calling session, as seed 001 names it in any body: with auth it must be the token's own (else 403)."))]
 
 
 MAX_UNKNOWN_FIELDS = 16  # unknown fields of one object refused one by one; more are refused as one problem
@@ -146,6 +150,8 @@ class LeaseOut(Out):
     released_by: str | None
     release_reason: str | None = Field(None, description="Why it ended, when a rule or a person said so "
                                                          "(a stale takeover records the holder's inactivity).")
+    created_at: str = Field(description="Seed 001's field: the grant, as acquired_at.")
+    updated_at: str = Field(description="Seed 001's field: the last change (grant, renewal, end).")
 
 
 class ClaimOut(LeaseOut):
@@ -308,12 +314,14 @@ class TodoAdd(Strict):
     created_by_user: Line | None = None
     created_by_machine: Line | None = Field(None, description="Must be the MACHINE part of the caller's session "
                                                              "(403 otherwise); default: that machine.")
+    session_id: CallerName = None
 
 
 class TodoDone(Strict):
     """``POST /api/coord/todos/{id}/done``."""
 
     completed_by: Line | None = Field(None, description="Must be the caller's own session (with auth).")
+    session_id: CallerName = None
 
 
 class TodoOut(Out):
@@ -355,6 +363,7 @@ class WorkflowCreate(Strict):
     description: Text | None = None
     status: str = "planning"
     created_by: Line | None = None
+    session_id: CallerName = None
 
 
 class WorkflowPatch(Strict):
@@ -362,6 +371,7 @@ class WorkflowPatch(Strict):
 
     status: str
     updated_by: Line | None = None
+    session_id: CallerName = None
 
 
 class WorkflowOut(Out):
@@ -440,6 +450,7 @@ class ComponentState(Strict):
     version: Line | None = None
     notes: Text | None = None
     updated_by: Line | None = Field(None, description="Must be the caller's own session (with auth).")
+    session_id: CallerName = None
     fence: Fence | None = None
 
 

@@ -33,7 +33,9 @@ def set_(
 def list_(ctx: typer.Context, project: str | None = typer.Option(None, "--project", help="Only this project."),
           as_json: bool = JSON_OPT) -> None:
     """List component states."""
-    rows = call(ctx, lambda c: c.call("GET", "/api/coord/components", params={"project_key": project}))
+    rows = call(ctx, lambda c: c.components(project))
+    if rows.more:
+        typer.echo(f"coord: more components follow these {len(rows)}: narrow the list with --project", err=True)
     show(rows, as_json, lambda r: table(r, [("project_key", "project"), ("component", "component"),
                                             ("state", "state"), ("version", "version"),
                                             ("updated_by", "by"), ("updated_at", "updated")], "no components"))

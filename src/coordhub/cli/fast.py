@@ -273,7 +273,7 @@ class _Hub:
                   timed_out: str, unanswered: str) -> tuple[int, Any]:
         import json
 
-        from coordhub.client.wire import NEXT_AFTER_FENCE, Failed
+        from coordhub.client.wire import NEXT_AFTER_FENCE, NEXT_AFTER_SEQ, Failed
 
         try:
             status, fields, body = self._hub.exchange("GET", path, params=params, headers=headers)
@@ -286,8 +286,9 @@ class _Hub:
                 raise FallThrough from None
             raise _Unreachable(timed_out if isinstance(exc.error, TimeoutError)
                                else f"cannot reach {self.url} (ConnectError)") from None
-        if fields.get("content-encoding", "identity").lower() != "identity" or NEXT_AFTER_FENCE in fields:
-            raise FallThrough  # more than one page of leases: the Typer CLI reads every page
+        if (fields.get("content-encoding", "identity").lower() != "identity" or NEXT_AFTER_FENCE in fields
+                or NEXT_AFTER_SEQ in fields):
+            raise FallThrough  # more than one page of leases, or unread messages left out: the Typer CLI says so
         try:
             data = json.loads(body)
             # a lone surrogate (a "\\ud800" escape) cannot be printed in UTF-8: the Typer CLI fails its own way

@@ -162,7 +162,9 @@ def status(ctx: typer.Context, project: str | None = typer.Option(None, "--proje
             console.print(halt_line(h), style="bold red")
         if s.get("paused"):
             console.print(pause_line(s["paused"]), style="bold yellow")
-        console.print(f"unread messages: {s['unread_messages']}")
+        # a --no-auth hub asked by no session counts no inbox: its 0 said "nothing waits" (seed 001's hub-wide count)
+        console.print(f"unread messages: {s['unread_messages']}" if s.get("session_id") else
+                      "unread messages: not counted (no session is named: --session or COORD_SESSION)")
         heading("leases")
         table(views.lease_rows(s["active_locks"]), views.LEASE_COLUMNS, "  none")
         if s.get("active_locks_more"):

@@ -13,6 +13,7 @@ from coordhub.cli.output import console
 from coordhub.client import HubError, Queued
 from coordhub.client.calls import record_id
 from coordhub.client.outcomes import BadArgument
+from coordhub.client.wire import NEXT_AFTER_SEQ
 from coordhub.core.identity import unknown_recipient_warning
 from coordhub.core.seed002 import message_ref
 from coordhub.core.vocab import Importance
@@ -64,8 +65,13 @@ def inbox(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Your unread messages (direct and broadcast), shown prominently; --all for history."""
-    msgs = call(ctx, lambda c: c.inbox(unread_only=not all_, limit=limit))
-    show(msgs, as_json, lambda rows: views.inbox(rows, history=all_))
+    fields: dict[str, str] = {}
+    msgs = call(ctx, lambda c: c.inbox(unread_only=not all_, limit=limit, fields=fields))
+    more = not all_ and NEXT_AFTER_SEQ in fields  # unread messages the hub left out of this answer
+    if more and as_json:
+        typer.echo(f"coord: more unread messages wait behind these {len(msgs)} (a higher --limit, at most 500, "
+                   "or this command again once these are read)", err=True)
+    show(msgs, as_json, lambda rows: views.inbox(rows, history=all_, more=more))
 
 
 @app.command()

@@ -49,6 +49,9 @@ def list_(
 ) -> None:
     """List todos (pending by default)."""
     rows = call(ctx, lambda c: c.todos(user=user, project_key=project, status=status))
+    if rows.more:
+        typer.echo(f"coord: more todos follow these {len(rows)}: narrow the list with --user, --project or "
+                   "--status", err=True)
     show(rows, as_json, lambda r: table(r, [("id", "id"), ("status", "status"), ("project_key", "project"),
                                             ("user", "user"), ("text", "text"), ("created_by", "by")],
                                         "no todos"))

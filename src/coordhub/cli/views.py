@@ -19,8 +19,11 @@ HISTORY_COLUMNS = [("id", "id"), ("created_at", "sent"), ("from_session", "from"
                    ("subject", "subject"), ("read", "read")]
 
 
-def inbox(rows: list[dict[str, Any]], history: bool) -> None:
-    """``coord msg inbox``: unread messages as seed 000's banners and a count; ``history`` (``--all``): a table."""
+def inbox(rows: list[dict[str, Any]], history: bool, more: bool = False) -> None:
+    """``coord msg inbox``: unread messages as seed 000's banners and a count; ``history`` (``--all``): a table.
+
+    ``more``: the hub left unread messages out of this answer (``Coord-Next-After-Seq``): the count says these are
+    the oldest and more wait, where it said "100 unread" of 105 (the inbox's default --limit)."""
     if history:
         table(rows, HISTORY_COLUMNS, "no messages")
         return
@@ -31,7 +34,9 @@ def inbox(rows: list[dict[str, Any]], history: bool) -> None:
     if rows:
         ack = any(m.get("requires_ack") and not m.get("acked_at") for m in rows)
         # read alone, an ACK REQUIRED message is redelivered and finally dead-lettered (review)
-        console.print(f"{len(rows)} unread. Mark each read with `coord msg read <id>`"
+        count = (f"The oldest {len(rows)} unread shown; more are waiting (a higher --limit, at most 500, or this "
+                 "command again once these are read)." if more else f"{len(rows)} unread.")
+        console.print(f"{count} Mark each read with `coord msg read <id>`"
                       + (", and acknowledge the ACK REQUIRED ones with `coord msg ack <id>`." if ack else "."))
 
 

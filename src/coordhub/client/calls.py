@@ -12,7 +12,10 @@ from typing import Any
 
 from coordhub import ids
 from coordhub.client.conversations import ConversationCalls
-from coordhub.client.outcomes import BadArgument
+from coordhub.client.outcomes import BadArgument, Listed, Unreachable
+from coordhub.client.wire import NEXT_CURSOR
+
+MAX_ROWS = 10_000  # todos or components one listing reads at most (20 pages of todos, 10 of components)
 
 
 def record_id(value: str, name: str) -> str:
@@ -46,10 +49,11 @@ class FleetCalls(ConversationCalls):
         return self.call("POST", "/api/coord/messages",
                          body={"to_session": to_session, "subject": subject, "body": body, **extra})
 
-    def inbox(self, unread_only: bool = True, limit: int = 100) -> Any:
-        """This session's messages (unread only by default)."""
+    def inbox(self, unread_only: bool = True, limit: int = 100, fields: dict[str, str] | None = None) -> Any:
+        """This session's messages (unread only by default); ``fields`` receives the answer's header fields (the
+        next page's ``coord-next-after-seq`` or ``coord-next-before-seq``)."""
         return self.call("GET", "/api/coord/messages",
-                         params={"unread_only": str(unread_only).lower(), "limit": limit})
+                         params={"unread_only": str(unread_only).lower(), "limit": limit}, fields=fields)
 
     def mark_read(self, message_id: str) -> Any:
         """Mark a message read for this session; :class:`~coordhub.client.outcomes.BadArgument` for an id that is no
@@ -65,10 +69,38 @@ class FleetCalls(ConversationCalls):
         """Create a todo (seed 000 fields)."""
         return self.call("POST", "/api/coord/todos", body={"text": text, **fields})
 
-    def todos(self, user: str | None = None, project_key: str | None = None, status: str = "pending") -> Any:
-        """List todos."""
-        return self.call("GET", "/api/coord/todos", params={"user": user, "project_key": project_key,
-                                                            "status": status})
+    def todos(self, user: str | None = None, project_key: str | None = None, status: str = "pending",
+              most: int = MAX_ROWS) -> Listed:
+        """Todos, oldest first: every page of them up to ``most`` (:meth:`pages`)."""
+        return self.pages("/api/coord/todos", most, user=user, project_key=project_key, status=status)
+
+    def components(self, project_key: str | None = None, most: int = MAX_ROWS) -> Listed:
+        """Component states, most recently updated first: every page of them up to ``most`` (:meth:`pages`)."""
+        return self.pages("/api/coord/components", most, project_key=project_key)
+
+    def pages(self, path: str, most: int, **params: Any) -> Listed:
+        """``GET path`` and the pages after it, one request each, while the hub names a next one
+        (``Coord-Next-Cursor``, asked for with ``cursor=``) and fewer than ``most`` rows were read.
+
+        The hub answers 500 todos or 1,000 components (and about 4 MiB) a page; one page was all a listing read,
+        so ``coord todo list`` showed the first 500 and said nothing of the rest. ``Listed.more``: stopped with
+        pages left. Pages are read one after another, not as one snapshot. Raises as :meth:`call` does, and
+        ``Unreachable`` for an answer that is not a list.
+        """
+        out, cursor = Listed(), None
+        while True:
+            fields: dict[str, str] = {}
+            rows = self.call("GET", path, params={**params, "cursor": cursor}, fields=fields)
+            if not isinstance(rows, list):
+                raise Unreachable(f"the hub answered {path} with {type(rows).__name__}, not a list")
+            out.extend(rows)
+            following = fields.get(NEXT_CURSOR)
+            if not rows or not following or following == cursor:  # a hub's pages are never empty
+                return out
+            if len(out) >= most:
+                out.more = True
+                return out
+            cursor = following
 
     def todo_done(self, todo_id: str) -> Any:
         """Mark a todo done."""

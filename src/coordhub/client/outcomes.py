@@ -66,6 +66,13 @@ class Leases(list[dict[str, Any]]):
     next_after_fence: int | None = None
 
 
+class Listed(list[dict[str, Any]]):
+    """A list the hub answers in pages named by ``Coord-Next-Cursor`` (todos, components), as
+    :meth:`coordhub.client.calls.FleetCalls.todos` read it: ``more`` is True when it stopped with pages left."""
+
+    more: bool = False
+
+
 class Thread(list[dict[str, Any]]):
     """One page of a thread's messages as :meth:`coordhub.client.client.CoordClient.thread` read it, oldest first.
 

@@ -211,6 +211,19 @@ def _above_root(root: Path, notes: list[str] | None) -> None:
             return
 
 
+def _seed000_identity(notes: list[str]) -> None:
+    """Note seed 000's identity.json, ``$CLAUDETOOLS_ROOT/.claude/identity.json``, when it exists: asked only when
+    no identity.json was read and no hub URL named. The seed's script read that file from wherever it ran; this
+    client reads it only inside its repository (or ~/.claude), so a seed user's first command elsewhere asked the
+    default hub with no token, with nothing said of the file they had pointed at the hub."""
+    root = os.environ.get("CLAUDETOOLS_ROOT")
+    seed = Path(root).expanduser() / ".claude" / "identity.json" if root else None
+    if seed is not None and seed.is_file():
+        _note(notes, f"not reading {seed} (seed 000's identity.json, under CLAUDETOOLS_ROOT): an identity.json is "
+                     "read only inside its own git repository or from ~/.claude; to use it from every repository, "
+                     "copy it there: mkdir -p ~/.claude && cp \"$CLAUDETOOLS_ROOT/.claude/identity.json\" ~/.claude/")
+
+
 def _note(notes: list[str] | None, text: str) -> None:
     if notes is not None:
         notes.append(text)
@@ -372,6 +385,8 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
                                                       (str(ident_path), ident.get("coord_api")),
                                                       (str(home_path), home.get("coord_api"))) if u),
                                  (None, DEFAULT_URL))
+    if ident_path is None and url_source is None:
+        _seed000_identity(notes)
     base = hub_url(named_url)
     user_url = _user_url(home) if url_source == str(ident_path) and ident_path != home_path else None
     named = session or config.env_value("session")

@@ -73,9 +73,20 @@ def check_description(description: str | None) -> str | None:
 
 
 def render(row: Row, now: float) -> dict[str, Any]:
-    """The JSON form of a lease (seed 001 fields plus fence, state and time left)."""
+    """The JSON form of a lease (seed 001 fields plus fence, state and time left).
+
+    Seed 001's lock carried ``created_at`` and ``updated_at``, as every record of its schema did; they were missing
+    here: ``created_at`` is the grant (``acquired_at``), ``updated_at`` the last change (grant, renewal or end),
+    the text of whichever of those it is, so a lease list renders no more timestamps than before (issue 15).
+    """
     expires_at = row["expires_at"]
     live = row["state"] == "active" and (expires_at is None or expires_at > now)
+    acquired, renewed, released = (isoformat(row["acquired_at"]), isoformat(row["renewed_at"]),
+                                   isoformat(row["released_at"]))
+    changed = row.get("updated_at")
+    updated = (released if changed is not None and changed == row["released_at"] else
+               renewed if changed is not None and changed == row["renewed_at"] else
+               acquired if changed is None or changed == row["acquired_at"] else isoformat(changed))
     return {
         "id": row["id"],
         "fence": row["fence"],
@@ -85,14 +96,16 @@ def render(row: Row, now: float) -> dict[str, Any]:
         "session_id": row["session_id"],
         "description": row["description"],
         "ttl_hours": row["ttl_hours"],
-        "acquired_at": isoformat(row["acquired_at"]),
-        "renewed_at": isoformat(row["renewed_at"]),
+        "acquired_at": acquired,
+        "renewed_at": renewed,
         "expires_at": isoformat(expires_at),
         "expires_in_seconds": None if expires_at is None else max(0.0, round(expires_at - now, 3)),
         "state": row["state"] if not (row["state"] == "active" and not live) else "expired",
-        "released_at": isoformat(row["released_at"]),
+        "released_at": released,
         "released_by": row["released_by"],
         "release_reason": row.get("release_reason"),
+        "created_at": acquired,
+        "updated_at": updated,
     }
 
 

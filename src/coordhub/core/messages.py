@@ -54,12 +54,23 @@ def render(row: Row, viewer: str) -> dict[str, Any]:
     (``acked_at`` its receipt's or else the time it was sent): a sender owes
     no ack to itself, so nothing that lists what awaits an ack (seed 002's
     ``pending_only``, the dashboard's Ack button) lists it.
+
+    ``updated_at`` (seed 001's message record had it; missing here before) is the
+    latest of its times as ``viewer`` sees them: sent, read, acked, delivered
+    again, dead-lettered; the text of that one, so no timestamp more is rendered.
     """
     own = row["to_session"] is None and row["from_session"] == viewer
     read_at, acked_at = row.get("read_at"), row.get("acked_at")
     if own:
         read_at = row["created_at"] if read_at is None else read_at
         acked_at = row["created_at"] if acked_at is None and row["requires_ack"] else acked_at
+    delivered_at, dead_at = row.get("delivered_at"), row.get("dead_at")
+    created, read, acked = isoformat(row["created_at"]), isoformat(read_at), isoformat(acked_at)
+    delivered, dead = isoformat(delivered_at), isoformat(dead_at)
+    latest, updated = row["created_at"], created
+    for at, text in ((read_at, read), (acked_at, acked), (delivered_at, delivered), (dead_at, dead)):
+        if at is not None and at > latest:
+            latest, updated = at, text
     return {
         "id": row["id"],
         "seq": row["seq"],
@@ -74,17 +85,18 @@ def render(row: Row, viewer: str) -> dict[str, Any]:
         "importance": row["importance"],
         "message_type": row["message_type"],
         "requires_ack": bool(row["requires_ack"]),
-        "created_at": isoformat(row["created_at"]),
+        "created_at": created,
         "queued_at": isoformat(row.get("queued_at")),
         "read": read_at is not None,
-        "read_at": isoformat(read_at),
-        "acked_at": isoformat(acked_at),
+        "read_at": read,
+        "acked_at": acked,
         "to_incarnation": row.get("to_incarnation"),
-        "delivered_at": isoformat(row.get("delivered_at")),
+        "delivered_at": delivered,
         "deliveries": row.get("deliveries") or 1,
         "ack_deadline": isoformat(row.get("ack_deadline")),
-        "dead_lettered_at": isoformat(row.get("dead_at")),
+        "dead_lettered_at": dead,
         "origin_id": row.get("origin_id"),
+        "updated_at": updated,
     }
 
 

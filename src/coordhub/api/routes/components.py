@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/coord/components", tags=["components"])
 
 async def _set(request: Request, who: Caller, project_key: str, component: str, body: ComponentState,
                session_id: str | None) -> JSONResponse:
-    actor = await who.act((body.updated_by, "updated_by"), (session_id, "session_id"))
+    actor = await who.act((body.updated_by, "updated_by"), (body.session_id, "session_id"), (session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: components.set_state(
         tx, actor, project_key=project_key, component=component, state=body.state,
         version=body.version if "version" in body.model_fields_set else components.KEEP,

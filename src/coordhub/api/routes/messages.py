@@ -38,7 +38,8 @@ OWNER_ALIAS = Query(None, description="The same as session_id, as seed 001's inb
 async def send(body: MessageSend, request: Request, session_id: str | None = CALLER_QUERY,
                who: Caller = Depends(caller)) -> JSONResponse:
     """Send a message; ``to_session`` omitted, null or ``ALL_SESSIONS`` broadcasts to the fleet."""
-    actor = await who.act((body.from_session, "from_session"), (session_id, "session_id"))
+    actor = await who.act((body.from_session, "from_session"), (body.session_id, "session_id"),
+                          (session_id, "session_id"))
     first_tried = queued_at(request)
     return await mutate(request, actor, Call(
         "messages.send", actor, to_session=body.to_session, subject=body.subject, body=body.body,
@@ -68,6 +69,9 @@ async def _viewer(who: Caller, *claims: tuple[str | None, str]) -> str:
 
 @router.get("", response_model=list[MessageOut], responses=responses(*READ_ERRORS))
 async def inbox(request: Request, to_session: str | None = None, unread_only: bool = False,
+                session_id: str | None = Query(None, description=(
+                    "The same as to_session: seed 001 names the calling session so on every call; given both, "
+                    "they must name one session (else 422).")),
                 thread_id: str | None = Query(None, min_length=1, max_length=200, description=(
                     "List this thread instead of the inbox: its messages the session sent, was sent or that were "
                     "broadcast, oldest first (page with after_seq; not with unread_only or before_seq).")),
@@ -77,6 +81,9 @@ async def inbox(request: Request, to_session: str | None = None, unread_only: bo
                 who: Caller = Depends(caller)) -> JSONResponse:
     """A session's inbox (seed 001): ``unread_only=true`` gives unread direct messages and broadcasts.
 
+    The session is named by ``to_session`` or ``session_id`` (seed 001's name for the caller on every call; it was
+    ignored here, so a token read its own inbox under another's name, and a --no-auth hub refused it).
+
     Unread ones come oldest first (``seq`` above ``after_seq``), all of them newest first (``seq`` below
     ``before_seq``). ``thread_id`` lists that thread as the session may read it, oldest first (``seq`` above
     ``after_seq``); an unknown thread is ``[]``. At most ``limit`` messages and about 4 MiB of their text per
@@ -84,7 +91,7 @@ async def inbox(request: Request, to_session: str | None = None, unread_only: bo
     ``Coord-Next-Before-Seq`` (all) carries the seq to ask again with. Reading marks nothing read. 422 for
     ``thread_id`` with ``unread_only=true`` or ``before_seq``.
     """
-    viewer = await _viewer(who, (to_session, "to_session"))
+    viewer = await _viewer(who, (to_session, "to_session"), (session_id, "session_id"))
     h = hub(request)  # history may read up to 500 long rows: off the loop; the seed's unread check stays on it
     if thread_id is not None:
         if unread_only or before_seq is not None:

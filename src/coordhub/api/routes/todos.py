@@ -33,7 +33,8 @@ async def add(body: TodoAdd, request: Request, session_id: str | None = CALLER_Q
     ``X-Coord-Session``) but a ``created_by_machine`` M acts as seed 000's session of M, ``M/claude-main``: the
     seed's script sends only ``created_by_user`` and ``created_by_machine``. With a token nothing changes.
     """
-    claims: tuple[tuple[str | None, str], ...] = ((body.created_by, "created_by"), (session_id, "session_id"))
+    claims: tuple[tuple[str | None, str], ...] = ((body.created_by, "created_by"), (body.session_id, "session_id"),
+                                                  (session_id, "session_id"))
     if body.created_by_machine is not None and who.names_nobody(*claims):
         claims = ((main_session(body.created_by_machine), "created_by_machine"),)
     actor = await who.act(*claims)
@@ -73,5 +74,6 @@ async def done(todo_id: uuid.UUID, request: Request, body: TodoDone | None = Non
                session_id: str | None = CALLER_QUERY, who: Caller = Depends(caller)) -> JSONResponse:
     """Mark a todo done (sets ``completed_by`` to the caller); one already done answers 200 unchanged with
     ``already: true``."""
-    actor = await who.act((body.completed_by if body else None, "completed_by"), (session_id, "session_id"))
+    actor = await who.act((body.completed_by if body else None, "completed_by"),
+                          (body.session_id if body else None, "session_id"), (session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: todos.done(tx, actor, str(todo_id), now))

@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api/coord", tags=["workflows"])
 async def create(body: WorkflowCreate, request: Request, session_id: str | None = CALLER_QUERY,
                  who: Caller = Depends(caller)) -> JSONResponse:
     """Create a workflow (statuses: planning, active, blocked, completed, cancelled)."""
-    actor = await who.act((body.created_by, "created_by"), (session_id, "session_id"))
+    actor = await who.act((body.created_by, "created_by"), (body.session_id, "session_id"), (session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: workflows.create(
         tx, actor, project_key=body.project_key, name=body.name, description=body.description,
         status=body.status, now=now), status=201)
@@ -71,7 +71,7 @@ async def get(workflow_id: uuid.UUID, request: Request, cursor: str | None = Que
 async def patch(workflow_id: uuid.UUID, body: WorkflowPatch, request: Request,
                 session_id: str | None = CALLER_QUERY, who: Caller = Depends(caller)) -> JSONResponse:
     """Change a workflow's status."""
-    actor = await who.act((body.updated_by, "updated_by"), (session_id, "session_id"))
+    actor = await who.act((body.updated_by, "updated_by"), (body.session_id, "session_id"), (session_id, "session_id"))
     return await mutate(request, actor, lambda tx, now: workflows.set_workflow_status(
         tx, actor, str(workflow_id), body.status, now))
 
