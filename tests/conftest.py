@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -26,7 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from coordhub.api.app import create_app
-from coordhub.bench.target import wait_healthy
+from coordhub.bench.target import NotReady, free_port, wait_healthy
 from coordhub.clock import ManualClock
 from coordhub.core import tokens
 from coordhub.core.hub import Hub
@@ -291,11 +290,6 @@ def open_api(hub: Hub) -> Iterator[TestClient]:
 
 # ---- a real `coord serve` subprocess ---------------------------------------------------------
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LiveHub:
@@ -304,6 +298,7 @@ class LiveHub:
     def __init__(self, data_dir: Path, port: int | None = None, args: tuple[str, ...] = (),
                  env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        self.chosen = port is None  # a port of our choosing, which another test's server may take first
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = args
@@ -314,17 +309,29 @@ class LiveHub:
     def start(self, wait: bool = True) -> LiveHub:
         """Start the process and wait until /health answers."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "coordhub", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
-               "--sweep-seconds", "0.5", "--retry-after", "1", "--rate-limit", "0", *self.args]
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        if wait:
+        for attempt in range(3):
+            cmd = [sys.executable, "-m", "coordhub", "serve", "--port", str(self.port), "--data-dir",
+                   str(self.data_dir), "--sweep-seconds", "0.5", "--retry-after", "1", "--rate-limit", "0",
+                   *self.args]
+            with open(self.log, "ab") as log:
+                self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+            if not wait:
+                return self
             try:
                 self.wait_ready()
+                self.chosen = False  # a restart comes back on this port
+                return self
+            except NotReady as exc:
+                if self.chosen and attempt < 2 and self.proc.poll() is not None and "already in use" in str(exc):
+                    self.port = free_port()  # another test's server took it before this hub bound it
+                    self.url = f"http://127.0.0.1:{self.port}"
+                    continue
+                self.stop(9)
+                raise
             except BaseException:  # the caller never gets the hub to stop: do not leave the process running
                 self.stop(9)
                 raise
-        return self
+        raise AssertionError("unreachable")
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         """Block until /health answers 200; fail with the log if the process dies or times out."""

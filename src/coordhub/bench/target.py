@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 from prometheus_client.parser import text_string_to_metric_families
@@ -233,16 +236,25 @@ class NotReady(Exception):
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float, output: Callable[[], str]) -> None:
-    """Block until ``GET url/health`` answers 200; raise ``NotReady`` (with ``output()``) if not in ``timeout`` s.
+    """Block until ``GET url/health`` answers 200 from ``proc``; raise ``NotReady`` (with ``output()``) if not in
+    ``timeout`` s.
 
+    A port found free a moment ago (:func:`free_port`) can be taken by another
+    server before ``proc`` binds it (a hub under valgrind takes ~20 s to
+    start; the test suite starts hubs in parallel). An answer counts only once
+    the port's listening socket is held by ``proc`` or one of its children
+    (:func:`listens`), so a caller never measures or tests another server;
+    ``proc`` then fails to bind and exits, and this raises with its output.
     Shared by ``coord bench`` and the tests that start real hubs.
     """
     deadline = time.monotonic() + timeout
+    port = urlsplit(url).port
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise NotReady(f"the server exited {proc.returncode}:\n{output()}")
         try:
-            if httpx2.get(url + "/health", timeout=1.0).status_code == 200:
+            if httpx2.get(url + "/health", timeout=1.0).status_code == 200 and (
+                    port is None or listens(proc.pid, port) is not False):
                 return
         except httpx2.TransportError:
             pass
@@ -250,18 +262,72 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float, output
     raise NotReady(f"the server did not answer /health within {timeout:g} s:\n{output()}")
 
 
-def _wait_ready(target: Target, log: Path, timeout: float = 60.0) -> None:
-    """Wait for the server's ``/health``; stop it (and remove its folder) if it never answers or the wait ends
-    otherwise (Ctrl-C: a server under valgrind takes ~20 s to start, a window not to leave it running from)."""
-    assert target.proc is not None
-    try:
-        wait_healthy(target.url, target.proc, timeout, log.read_text)
-    except NotReady as exc:
-        target.stop()
-        raise SystemExit(f"bench: {exc}") from None
-    except BaseException:
-        target.stop()
-        raise
+def listens(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` or a descendant holds a TCP socket listening on ``port`` (IPv4 or IPv6).
+
+    Read from Linux's ``/proc`` (``net/tcp``, ``net/tcp6``: state ``0A`` is
+    LISTEN; each process's ``fd`` links name ``socket:[inode]``). None when
+    ``/proc`` cannot tell (another system, or nothing listening found in the
+    tables at all), so a caller treats the answer as unknown, not as no.
+    """
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cells = row.split()
+            if len(cells) > 9 and cells[3] == "0A" and int(cells[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(cells[9])
+    if not inodes:
+        return None
+    pending, seen = [pid], set()
+    while pending:
+        p = pending.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            with os.scandir(f"/proc/{p}/fd") as fds:
+                for fd in fds:
+                    with contextlib.suppress(OSError):
+                        link = os.readlink(fd.path)
+                        if link.startswith("socket:[") and link[8:-1] in inodes:
+                            return True
+            with os.scandir(f"/proc/{p}/task") as tasks:
+                for task in tasks:
+                    with contextlib.suppress(OSError):
+                        pending.extend(int(c) for c in Path(task.path, "children").read_text().split())
+        except OSError:  # the process ended meanwhile
+            continue
+    return False
+
+
+def _launch(target: Target, command: Callable[[int], list[str]], timeout: float, tries: int = 3) -> None:
+    """Start ``command(port)`` on a free port as ``target``'s process (output to its log) and wait for its
+    ``/health``; on a port another server took first, again on another (up to ``tries`` ports). On failure
+    stop it (and remove its folder) and exit with the reason; also on Ctrl-C (a server under valgrind takes
+    ~20 s to start, a window not to leave it running from)."""
+    log = target.log
+    assert log is not None
+    for attempt in range(tries):
+        port = free_port()
+        target.url = f"http://127.0.0.1:{port}"
+        with open(log, "ab") as out:
+            target.proc = subprocess.Popen(command(port), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_healthy(target.url, target.proc, timeout, log.read_text)
+            return
+        except NotReady as exc:
+            if target.proc.poll() is not None and "already in use" in str(exc) and (
+                    attempt + 1 < tries):
+                continue  # it exited, leaving its folder for the next try
+            target.stop()
+            raise SystemExit(f"bench: {exc}") from None
+        except BaseException:
+            target.stop()
+            raise
 
 
 def start(args: list[str], data_dir: Path | None = None, *, prefix: list[str] | None = None,
@@ -275,16 +341,11 @@ def start(args: list[str], data_dir: Path | None = None, *, prefix: list[str] | 
     """
     workdir = None if data_dir is not None else tempfile.TemporaryDirectory(prefix="coord-bench-")
     folder = data_dir or Path(workdir.name)  # type: ignore[union-attr]
-    port = free_port()
-    log = folder / "hub.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "coordhub", "serve", "--log-level",
-                                 "warning", "--port", str(port), "--data-dir", str(folder), *args], stdout=out,
-                                stderr=subprocess.STDOUT)
-    target = Target(f"http://127.0.0.1:{port}", "", proc, workdir, log,
+    target = Target("", "", None, workdir, folder / "hub.log",
                     serving=int(args[args.index("--workers") + 1]) if "--workers" in args else 1,
                     writer_process="--writer-process" in args)
-    _wait_ready(target, log, timeout)
+    _launch(target, lambda port: [*(prefix or []), sys.executable, "-m", "coordhub", "serve", "--log-level",
+                                  "warning", "--port", str(port), "--data-dir", str(folder), *args], timeout)
     target.admin_token = (folder / "admin.token").read_text().strip()
     return target
 
@@ -293,13 +354,9 @@ def start_ceiling(prefix: list[str] | None = None, timeout: float = 60.0) -> Tar
     """Start the in-memory ceiling server (``coordhub.bench.ceiling``) on a free port (``prefix`` and
     ``timeout`` as for :func:`start`)."""
     workdir = tempfile.TemporaryDirectory(prefix="coord-ceiling-")
-    port = free_port()
-    log = Path(workdir.name) / "ceiling.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "coordhub.bench.ceiling", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT)
-    target = Target(f"http://127.0.0.1:{port}", "ceiling", proc, workdir, log)
-    _wait_ready(target, log, timeout)
+    target = Target("", "ceiling", None, workdir, Path(workdir.name) / "ceiling.log")
+    _launch(target, lambda port: [*(prefix or []), sys.executable, "-m", "coordhub.bench.ceiling", str(port)],
+            timeout)
     return target
 
 
