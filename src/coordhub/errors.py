@@ -185,6 +185,18 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+MAX_UNKNOWN_FIELDS = 16  # unknown fields of one object refused one by one; more are refused as one problem
+NAMED_UNKNOWN = 5  # the unknown fields such a refusal names
+
+
+def too_many_unknown(names: list[str]) -> str:
+    """One problem for more than :data:`MAX_UNKNOWN_FIELDS` unknown fields (REST bodies, MCP arguments): their
+    count and the first :data:`NAMED_UNKNOWN`, each cut to 40 characters, so the refusal stays small whatever
+    was sent (a 1 MiB object of 130,000 unknown keys made an 11 MiB refusal, review of issue 8)."""
+    named = ", ".join(repr(str(k)[:40]) for k in names[:NAMED_UNKNOWN])
+    return f"{len(names)} unknown fields ({named}, …); none is taken"
+
+
 def describe_problem(kind: str, where: str, message: str, value: object = None) -> str:
     """One invalid value in words, the same from every front end (REST 422 bodies, MCP argument errors).
 

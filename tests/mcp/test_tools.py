@@ -189,6 +189,12 @@ async def test_argument_errors_are_mcp_errors(mcp_hub: McpHub) -> None:
         assert text == "Error executing tool inbox: invalid: unknown field 'session_id'", text
         text = error(await a.call_tool("send_message", {"to": B, "subject": "x", "from_session": B, "as": B}))
         assert text == "Error executing tool send_message: invalid: unknown field 'as'; unknown field 'from_session'"
+        # a flood of unknown arguments is one short problem, as a REST body's is: it named every key, whole
+        flood = {f"{'k' * 60}{i}": 1 for i in range(2000)}
+        text = error(await a.call_tool("status", flood))
+        assert text.startswith("Error executing tool status: invalid: 2000 unknown fields ('kkk") and len(text) < 400
+        text = error(await a.call_tool("status", {"x" * 10_000: 1}))
+        assert text == f"Error executing tool status: invalid: unknown field '{'x' * 40}'", text[:200]
         # the session is still usable after every error
         assert ok(await a.call_tool("status", {}))["session_id"] == A
 
@@ -231,16 +237,18 @@ async def test_list_leases_goes_on_past_the_hubs_page(mcp_hub: McpHub, monkeypat
                 claimed.append((r.json()["resource"], r.json()["fence"]))
     async with mcp_hub.client(A) as a:
         seen: list[tuple[str, int]] = []
-        after, calls = 0, 0
+        after, counts = 0, []
         while True:
             page = ok(await a.call_tool("list_leases", {"project_key": "p", "after_fence": after}))
             assert page["count"] == len(page["leases"]) <= 100
             seen += [(x["resource"], x["fence"]) for x in page["leases"]]
-            calls += 1
+            counts.append(page["count"])
             if page["next_after_fence"] is None:
                 break
             after = page["next_after_fence"]
-        assert seen == claimed and calls == 6
+        # 100 a call, or fewer when they pass about 50,000 characters (a lease's answer grew with created_at and
+        # updated_at, ab7d369: 8 calls, not 6); never a short call before the last but for that bound
+        assert seen == claimed and len(counts) <= 8 and min(counts[:-1]) >= 80, counts
         only_b = ok(await a.call_tool("list_leases", {"session_id": B}))
         assert only_b["count"] == 30 and only_b["next_after_fence"] is None
         # a page the hub ends by size, short of 100, says to go on (Coord-Next-After-Fence), and going on

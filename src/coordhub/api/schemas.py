@@ -15,6 +15,8 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from coordhub.errors import MAX_UNKNOWN_FIELDS, too_many_unknown
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -64,8 +66,6 @@ CallerName = Annotated[Line | None, Field(description=(
     "The calling session, as seed 001 names it in any body: with auth it must be the token's own (else 403)."))]
 
 
-MAX_UNKNOWN_FIELDS = 16  # unknown fields of one object refused one by one; more are refused as one problem
-NAMED_UNKNOWN = 5  # the unknown fields such a refusal names
 
 
 @cache
@@ -82,7 +82,7 @@ class Strict(BaseModel):
 
     An object with more than :data:`MAX_UNKNOWN_FIELDS` unknown fields is
     refused as one problem (type ``too_many_unknown_fields``, naming the first
-    :data:`NAMED_UNKNOWN` and the count), not one per field: a 1 MiB body of
+    :data:`~coordhub.errors.NAMED_UNKNOWN` and the count), not one per field: a 1 MiB body of
     130,000 unknown keys made pydantic, FastAPI and the error handler build
     130,000 problems and an 11 MiB 422, holding the event loop ~1.3 s a
     request, within a token's rate limit many times a second.
@@ -98,10 +98,8 @@ class Strict(BaseModel):
             known = _field_names(cls)
             unknown = [k for k in data if k not in known]
             if len(unknown) > MAX_UNKNOWN_FIELDS:
-                named = ", ".join(repr(str(k)[:40]) for k in unknown[:NAMED_UNKNOWN])
-                raise PydanticCustomError("too_many_unknown_fields",
-                                          "{count} unknown fields ({named}, …); none is taken",
-                                          {"count": len(unknown), "named": named})
+                raise PydanticCustomError("too_many_unknown_fields", "{text}",
+                                          {"text": too_many_unknown([str(k) for k in unknown])})
         return data
 
 

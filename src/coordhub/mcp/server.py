@@ -32,7 +32,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
 from coordhub import __version__
-from coordhub.errors import describe_problem
+from coordhub.errors import MAX_UNKNOWN_FIELDS, describe_problem, too_many_unknown
 from coordhub.hooks.untrusted import HIDDEN
 from coordhub.mcp import PROFILE_ENV, PROFILE_NAMES, seed002, tools
 from coordhub.mcp.connect import Connector
@@ -117,8 +117,10 @@ class CoordTool(Tool):
         another session is refused).
         """
         unknown = [name for name in arguments if name not in self._declared]
+        if len(unknown) > MAX_UNKNOWN_FIELDS:  # bounded as REST bodies are: not one problem per key of a flood
+            raise ToolError(f"Error executing tool {self.name}: invalid: {too_many_unknown(unknown)}")
         if unknown:
-            problems = "; ".join(describe_problem("extra_forbidden", name, "") for name in sorted(unknown))
+            problems = "; ".join(describe_problem("extra_forbidden", name[:40], "") for name in sorted(unknown))
             raise ToolError(f"Error executing tool {self.name}: invalid: {problems}")
         try:
             return await super().run(arguments, context, convert_result=False)
