@@ -9,10 +9,13 @@ says more follow).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx2
 
 from coordhub.client import CoordClient, resolve
+from coordhub.client.calls import FleetCalls
+from coordhub.client.wire import NEXT_CURSOR
 from tests.conftest import LiveHub
 from tests.coordcli import Coord, git_init, isolated_env
 
@@ -39,3 +42,30 @@ def test_todo_and_component_lists_read_every_page(live_hub: LiveHub, tmp_path: P
         first = c.todos(project_key="fleet", most=1)
         assert len(first) == 500 and first.more
         assert not c.todos(project_key="fleet").more
+
+
+class _PresencePages(FleetCalls):
+    """Answers GET /presence as the hub does past 1,000 sessions: pages by id, each naming the next."""
+
+    def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
+        self.pages_left, self.asked = pages, []
+
+    def call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+             idempotency_key: str | None = None, queue: bool = True, fields: dict[str, str] | None = None) -> Any:
+        assert (method, path) == ("GET", "/api/coord/presence")
+        self.asked.append(dict(params or {}))
+        n = int((params or {}).get("cursor") or 0)
+        if fields is not None and n + 1 < len(self.pages_left):
+            fields[NEXT_CURSOR] = str(n + 1)
+        return self.pages_left[n]
+
+
+def test_presence_reads_every_page() -> None:
+    """GET /presence answers 1,000 sessions a page (6793056); ``coord presence`` read the first page alone, so the
+    sessions after the 1,000th by id were missing and nothing said so."""
+    pages = [[{"session_id": f"h{p}/s{i}"} for i in range(3)] for p in range(3)]
+    c = _PresencePages(pages)
+    rows = c.presence("live")
+    assert [r["session_id"] for r in rows] == [s["session_id"] for p in pages for s in p] and not rows.more
+    assert [a.get("state") for a in c.asked] == ["live"] * 3
+    assert _PresencePages(pages).presence(most=4).more

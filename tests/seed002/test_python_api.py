@@ -425,7 +425,7 @@ def test_a_notification_about_a_message_carries_its_message_id() -> None:
     """Seed 002's every notification had a message_id, and its users' code reads it (get_message(n.message_id));
     a redelivery or a dead letter is about a message too (seed-002 user run: message_id None for
     message.redelivered, so that code asked for message None). Other events have none."""
-    from coordhub.client.seed002 import _notification
+    from coordhub.client.seed002types import notification_event as _notification
     from coordhub.core.seed002 import seed_notification
 
     mid = "01a24f4b-41c0-72e3-9998-742852eb8cc4"
@@ -484,3 +484,23 @@ def test_seed_code_calling_the_seeds_client_api_works(live_hub: LiveHub) -> None
                                                       token=tokens["backend"])
 
     run(go)
+
+
+def test_get_presence_reads_every_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GET /presence answers 1,000 sessions a page (6793056): get_presence read the first alone, so an instance
+    after the 1,000th by id was missing from it (and from get_stats' active instances); it reads on, 10 pages at
+    most."""
+    asked: list[Any] = []
+
+    async def pages(self: Any, method: str, path: str, params: dict[str, Any] | None = None, kind: Any = None,
+                    answered: dict[str, str] | None = None) -> Any:
+        n = int((params or {}).get("cursor") or 0)
+        asked.append(n)
+        if answered is not None and n < 11:
+            answered["coord-next-cursor"] = str(n + 1)
+        return [{"session_id": f"h/s{n}", "state": "active"}]
+
+    monkeypatch.setattr(api.CoordinationClient, "_read", pages)
+    client = api.CoordinationClient(api.resolve("http://127.0.0.1:9", "t", "h/me"))
+    found = run(lambda: client.get_presence())
+    assert list(found) == [f"h/s{n}" for n in range(10)] and asked == list(range(10))

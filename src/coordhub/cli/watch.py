@@ -184,6 +184,8 @@ def presence(
 ) -> None:
     """Sessions, whether they are online (active, idle, stale, offline) and whether a resume paused them."""
     rows = call(ctx, lambda c: c.presence(state))
+    if rows.more:
+        typer.echo(f"coord: more sessions follow these {len(rows)}: narrow the list with --state", err=True)
     show(rows, as_json, lambda r: table(r, [("session_id", "session"), ("state", "state"), ("paused", "paused"),
                                             ("incarnation", "inc"), ("last_heartbeat", "last heartbeat"),
                                             ("client", "client"), ("cwd", "cwd")], "no sessions"))

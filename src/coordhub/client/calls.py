@@ -15,7 +15,7 @@ from coordhub.client.conversations import ConversationCalls
 from coordhub.client.outcomes import BadArgument, Listed, Unreachable
 from coordhub.client.wire import NEXT_CURSOR
 
-MAX_ROWS = 10_000  # todos or components one listing reads at most (20 pages of todos, 10 of components)
+MAX_ROWS = 10_000  # todos, components or sessions one listing reads at most (20 pages of todos, 10 of the others)
 
 
 def record_id(value: str, name: str) -> str:
@@ -36,9 +36,11 @@ def record_id(value: str, name: str) -> str:
 class FleetCalls(ConversationCalls):
     """Presence, status, messages, todos, leases, components, halts and tokens, one request each."""
 
-    def presence(self, state: str | None = None) -> Any:
-        """Sessions and their presence states."""
-        return self.call("GET", "/api/coord/presence", params={"state": state})
+    def presence(self, state: str | None = None, most: int = MAX_ROWS) -> Listed:
+        """Sessions and their presence states, by id: every page of them up to ``most`` (:meth:`pages`). The hub
+        answers 1,000 a page since 6793056; one page was all this read, so ``coord presence`` left out, without a
+        word, every session after the 1,000th by id (an orchestrator worker is a session of its own)."""
+        return self.pages("/api/coord/presence", most, state=state)
 
     def status(self, project_key: str | None = None) -> Any:
         """The status overview."""

@@ -89,13 +89,14 @@ from coordhub.client.seed002types import (
     PresenceError,
     PresenceInfo,
     PublishError,
-    known_type,
+    notification_event,
+    presence_info,
     publish_arguments,
     since_time,
 )
 from coordhub.client.settings import ClientSettings, resolve
 from coordhub.client.trust import origin
-from coordhub.client.wire import NEXT_BEFORE_SEQ, whole_number
+from coordhub.client.wire import NEXT_BEFORE_SEQ, NEXT_CURSOR, whole_number
 from coordhub.core.identity import is_broadcast, same_session
 from coordhub.core.seed002 import (
     BROADCAST,
@@ -104,8 +105,6 @@ from coordhub.core.seed002 import (
     addressed,
     hub_message_id,
     matches,
-    seed_notification,
-    seed_presence,
     unknown_message,
 )
 from coordhub.errors import CoordError
@@ -120,6 +119,7 @@ T = TypeVar("T")
 
 API = "/api/coord"
 MESSAGES = f"{API}/messages"
+PRESENCE_PAGES = 10  # pages of 1,000 sessions get_presence reads at most
 
 
 def _whoami_session(answer: Any) -> str:
@@ -433,14 +433,24 @@ class CoordinationClient:
     # -- presence ----------------------------------------------------------------------------------
 
     async def get_presence(self, timeout_minutes: float | None = None) -> dict[str, PresenceInfo]:
-        """Every session that ever registered, by id, with its presence.
+        """Every session that ever registered, by id, with its presence (up to :data:`PRESENCE_PAGES` of the hub's
+        pages).
+
 
         ``timeout_minutes`` (seed 002's; None or 0: the hub's own thresholds) also marks inactive and stale a
         session whose last heartbeat is older, as seed 002's read did.
         """
-        rows = answers.records(await self._read("GET", f"{API}/presence", kind=PresenceError), answers.PRESENCE,
-                        f"GET {API}/presence", PresenceError)
-        found = {r["session_id"]: _presence(r) for r in rows}
+        rows: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(PRESENCE_PAGES):  # the hub answers 1,000 a page (6793056): one page left out the rest
+            answered: AnswerHeaders = {}
+            page = answers.records(await self._read("GET", f"{API}/presence", {"cursor": cursor}, PresenceError,
+                                                    answered), answers.PRESENCE, f"GET {API}/presence", PresenceError)
+            rows += page
+            if not page or answered.get(NEXT_CURSOR) in (None, cursor):
+                break
+            cursor = answered[NEXT_CURSOR]
+        found = {r["session_id"]: presence_info(r) for r in rows}
         if not timeout_minutes:
             return found
         return {k: p if (p.seconds_since_heartbeat or 0) <= timeout_minutes * 60 else
@@ -487,7 +497,7 @@ class CoordinationClient:
     def _presence_or_queued(self, r: Any, path: str) -> PresenceInfo:
         if isinstance(r, Queued):
             return PresenceInfo(self.settings.session or "", False, None, None, False, "unknown")
-        return _presence(answers.record(r, answers.PRESENCE, f"POST {path}", PresenceError))
+        return presence_info(answers.record(r, answers.PRESENCE, f"POST {path}", PresenceError))
 
     # -- notifications -----------------------------------------------------------------------------
 
@@ -497,7 +507,7 @@ class CoordinationClient:
         events = answers.events(page, f"GET {API}/notifications", CoordinationError)[:limit]
         if ack and events:
             await self._write("POST", f"{API}/notifications/ack", {"up_to": events[-1]["id"]}, CoordinationError)
-        return [_notification(e) for e in events]
+        return [notification_event(e) for e in events]
 
     async def pop_notifications(self, instance_id: str | None = None, limit: int = 100) -> list[NotificationEvent]:
         """Seed 002's name: the notifications, acknowledged (what lies beyond ``limit`` stays for the next call)."""
@@ -537,20 +547,6 @@ def _sent_at(m: dict[str, Any]) -> datetime:
     """When hub message ``m`` was sent (an imported one: its original time); the answer's shape was checked
     (seed002answers.MESSAGE), so it has one."""
     return _time(m["created_at"]) or datetime.min.replace(tzinfo=UTC)
-
-
-def _presence(r: dict[str, Any]) -> PresenceInfo:
-    s = seed_presence(r)
-    return PresenceInfo(s["instance_id"], s["active"], _time(s["last_heartbeat"]), s["session_id"], s["stale"],
-                        s["state"], s["incarnation"] or 0, s["seconds_since_heartbeat"])
-
-
-def _notification(e: dict[str, Any]) -> NotificationEvent:
-    n = seed_notification(e)
-    return NotificationEvent(event=n["event"], message_id=n.get("message_id"), msg_type=known_type(n.get("type")),
-                             from_instance=n.get("from"), to_instance=n.get("to"),
-                             requires_ack=n.get("requires_ack"), timestamp=_time(n.get("timestamp")), cursor=n["id"],
-                             subject=n.get("subject"), detail=n.get("detail") or {})
 
 
 _clients: dict[tuple[str | None, str | None, str | None], CoordinationClient] = {}

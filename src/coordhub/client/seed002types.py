@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coordhub.client.seed002answers import iso_time as _time
-from coordhub.core.seed002 import MessageType, seed_message
+from coordhub.core.seed002 import MessageType, seed_message, seed_notification, seed_presence
 
 
 class CoordinationError(Exception):
@@ -237,3 +237,19 @@ def known_type(label: str | None) -> MessageType | str | None:
 def _stamp(when: datetime | None) -> str | None:
     """A time as seed 002 wrote it: UTC, to the second, with ``Z``."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+
+
+def presence_info(r: dict[str, Any]) -> PresenceInfo:
+    """Seed 002's :class:`PresenceInfo` of the hub's presence record ``r`` (its shape checked by the caller)."""
+    s = seed_presence(r)
+    return PresenceInfo(s["instance_id"], s["active"], _time(s["last_heartbeat"]), s["session_id"], s["stale"],
+                        s["state"], s["incarnation"] or 0, s["seconds_since_heartbeat"])
+
+
+def notification_event(e: dict[str, Any]) -> NotificationEvent:
+    """Seed 002's :class:`NotificationEvent` of the hub's event ``e`` (its shape checked by the caller)."""
+    n = seed_notification(e)
+    return NotificationEvent(event=n["event"], message_id=n.get("message_id"), msg_type=known_type(n.get("type")),
+                             from_instance=n.get("from"), to_instance=n.get("to"),
+                             requires_ack=n.get("requires_ack"), timestamp=_time(n.get("timestamp")), cursor=n["id"],
+                             subject=n.get("subject"), detail=n.get("detail") or {})
