@@ -8,7 +8,8 @@ import uuid
 import anyio
 import pytest
 
-from tests.mcp.conftest import MODES, McpHub, error, ok
+from coordhub.mcp.bounds import RESULT_CHARS
+from tests.mcp.conftest import MODES, McpHub, error, ok, text
 
 pytestmark = pytest.mark.anyio
 
@@ -352,3 +353,38 @@ async def test_numeric_bounds_are_the_tools_own(mcp_hub: McpHub) -> None:
                                  ("list_leases", {"after_fence": 2**80}, "after_fence")):
             text = error(await a.call_tool(tool, args))
             assert f"invalid: {name}" in text and "query." not in text, (tool, text)
+
+
+async def test_presence_reads_on_past_one_result_and_the_hubs_page(mcp_hub: McpHub) -> None:
+    """1,010 registered sessions: the hub answers 1,000 a page and a result holds about 50,000 characters. The tool
+    answered the hub's first page whole (about 300,000 characters) and nothing of the rest; it now answers a
+    result's worth at a time with a next_cursor, through the hub's second page, each session once, by id."""
+    names = [f"HOST/s{i:04d}" for i in range(1010)]
+    async with mcp_hub.http() as h:
+        for name in names:
+            made = await h.post("/api/coord/tokens", json={"name": name},
+                                headers={"Authorization": f"Bearer {mcp_hub.admin_token}"})
+            r = await h.post("/api/coord/presence/register", json={},
+                             headers={"Authorization": f"Bearer {made.json()['token']}"})
+            assert r.status_code == 200, r.text
+    async with mcp_hub.client(A) as a:
+        seen: list[str] = []
+        cursor: str | None = None
+        calls = 0
+        while True:
+            result = await a.call_tool("presence", {} if cursor is None else {"cursor": cursor})
+            page = ok(result)
+            calls += 1
+            assert page["count"] == len(page["sessions"]) and len(text(result)) <= RESULT_CHARS + 2_000
+            seen += [s["session_id"] for s in page["sessions"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+            assert cursor in page["note"]
+        assert seen == sorted(names) and calls > 2
+        assert "invalid: cursor" in error(await a.call_tool("presence", {"cursor": "not-a-cursor"}))
+    async with mcp_hub.client("backend", tools="seed002") as be:
+        result = await be.call_tool("coord_get_presence", {})
+        seed = ok(result)
+        assert 0 < len(seed["instances"]) < 1010 and "more follow" in seed["note"]
+        assert len(text(result)) <= RESULT_CHARS + 2_000

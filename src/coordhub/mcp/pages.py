@@ -43,6 +43,7 @@ class HubList:
 TODOS = HubList("todos", "list_todos", ("id",), ("text", "source"))
 COMPONENTS = HubList("components", "list_components", ("project_key", "component"), ("notes",))
 WORK_ITEMS = HubList("work_items", "get_workflow", ("id",), ("description",))
+PRESENCE = HubList("sessions", "presence", ("session_id",), ())
 # A tool's cursor holds the hub's (at most 4,096 characters: client.aio.MAX_NEXT_CURSOR) and an item's identity (a
 # component's is two names of up to 200 characters), base64-encoded
 Cursor = Annotated[str | None, Field(max_length=8192, description="A previous answer's next_cursor, to read on.")]

@@ -56,7 +56,8 @@ from coordhub.core.seed002 import (
     seed_presence,
     unknown_message,
 )
-from coordhub.mcp.connect import call_list, call_numbered_page, call_object, drop_none, me, retry_key
+from coordhub.mcp.bounds import RESULT_CHARS, size
+from coordhub.mcp.connect import call_numbered_page, call_object, call_page, drop_none, me, retry_key
 from coordhub.mcp.tools import API, RetryKeyArg, recipient
 
 # Seed 002's MessageType enum at its last commit (26 values; the README lists the first 8 kinds).
@@ -170,10 +171,23 @@ async def coord_ack_message(ctx: Context,
 
 
 async def coord_get_presence(ctx: Context) -> dict[str, Any]:
-    """Check instance presence."""
-    rows = await call_list(ctx, "GET", f"{API}/presence")
-    instances = {r["session_id"]: seed_presence(r) for r in rows}
-    return {"success": True, "instances": instances}
+    """Check instance presence (sessions by id, as many as about 50,000 characters hold)."""
+    # the seed's instances were a handful of roles; a hub's sessions may be thousands (every orchestrator worker
+    # is one), so this answers as many as one result holds and says when more follow
+    rows, after = await call_page(ctx, f"{API}/presence", {}, list)
+    instances: dict[str, Any] = {}
+    total = 0
+    for row in rows:
+        p = seed_presence(row)
+        total += size(p) + len(p["instance_id"]) + 8  # the record as a value under its id's key
+        if total > RESULT_CHARS and instances:
+            break
+        instances[p["instance_id"]] = p
+    answer: dict[str, Any] = {"success": True, "instances": instances}
+    if after is not None or len(instances) < len(rows):
+        answer["note"] = (f"{len(instances)} instances shown, and more follow: the presence tool lists every "
+                          "session (its next_cursor reads on)")
+    return answer
 
 
 async def coord_get_notifications(

@@ -24,7 +24,6 @@ from coordhub.core.identity import is_broadcast
 from coordhub.core.vocab import Importance, PresenceState, ReleaseStatus, TodoFilter, TurnType
 from coordhub.mcp.bounds import LISTED_BODY, RESULT_CHARS, bounded, cut, left_out, listed, size, within
 from coordhub.mcp.connect import (
-    call_list,
     call_numbered_page,
     call_object,
     call_page,
@@ -36,7 +35,7 @@ from coordhub.mcp.connect import (
     retry_key,
     unexpected,
 )
-from coordhub.mcp.pages import COMPONENTS, TODOS, WORK_ITEMS, Cursor, paged_answer, read_cursor
+from coordhub.mcp.pages import COMPONENTS, PRESENCE, TODOS, WORK_ITEMS, Cursor, paged_answer, read_cursor
 
 API = "/api/coord"
 ItemStatus = Literal["pending", "in_progress", "blocked", "completed", "cancelled"]
@@ -433,11 +432,13 @@ async def conv_release(
 
 # ---- presence and status -------------------------------------------------------------
 
-async def presence(ctx: Context,
-                   state: PresenceState | None = None) -> dict[str, Any]:
-    """Sessions and their presence."""
-    found = await call_list(ctx, "GET", f"{API}/presence", params={"state": state})
-    return {"sessions": found, "count": len(found)}
+async def presence(ctx: Context, state: PresenceState | None = None, cursor: Cursor = None) -> dict[str, Any]:
+    """Sessions and their presence, by id (about 50,000 characters a call); next_cursor reads on."""
+    # the hub answers 1,000 sessions a page (every orchestrator worker is a session): this read the first page
+    # alone, whole, and said nothing of the rest
+    place = read_cursor(PRESENCE, cursor)
+    found, after = await call_page(ctx, f"{API}/presence", {"state": state, "cursor": place.cursor}, list)
+    return paged_answer(PRESENCE, place, found, after)
 
 
 async def status(ctx: Context, project_key: Project = None) -> dict[str, Any]:
