@@ -144,7 +144,11 @@ class Hub:
         def announced(origin: str | None, high_water: int | None) -> None:  # on the listening thread
             if origin is not None and origin == self.store.origin:
                 return  # our own commit: the feed above has it already
-            loop.call_soon_threadsafe(self._announced, high_water)
+            try:
+                loop.call_soon_threadsafe(self._announced, high_water)
+            except RuntimeError:  # the serving loop closed before the listener stopped: nobody is left to tell
+                if not loop.is_closed():
+                    raise
 
         self.bus = bus
         self.listener = self.store.listen(announced)

@@ -143,18 +143,25 @@ class Listener:
                 continue
             self._conn = conn
             backoff = BACKOFF_FIRST
-            self._up(first)
-            first = False
             try:
+                # in the try: a failing on_announce is a lost connection, retried, never the thread's end with
+                # the connection left open
+                up, first = first, False
+                self._up(up)
                 self._listen(conn)
             except Exception as exc:
                 self._lost(exc, False)
+                lost = True
+            else:
+                lost = False
             finally:
                 self._conn = None
                 try:
                     conn.close()
                 except Exception:
                     pass
+            if lost:
+                self._stop.wait(BACKOFF_FIRST)  # not a tight loop of connections while something keeps failing
 
     def _listen(self, conn: Any) -> None:
         while not self._stop.is_set():
