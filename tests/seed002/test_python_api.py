@@ -438,6 +438,32 @@ def test_a_notification_about_a_message_carries_its_message_id() -> None:
     assert "message_id" not in other and other["subject_id"] == "lease-1"
 
 
+def test_a_notification_about_an_imported_message_names_it_by_its_seed_id(live_hub: LiveHub) -> None:
+    """The sender's notification that an imported message was acked (or read) names it by its seed id, as its
+    imported ``message_published`` notification does (seed-002 user run: the hub's UUID for it, which
+    ``get_message`` of seed 002's code never saw)."""
+    import httpx2
+
+    item = {"kind": "message", "id": "msg-a810fae1", "from_session": "backend", "to_session": "orchestrator",
+            "subject": "feature-auth", "body": "ready", "message_type": "READY_FOR_REVIEW", "requires_ack": True,
+            "created_at": "2026-01-23T10:00:00Z"}
+    r = httpx2.post(live_hub.url + "/api/coord/imports/seed002", json={"source": "t", "items": [item]},
+                    headers={"Authorization": f"Bearer {live_hub.admin_token}"})
+    assert r.status_code == 200 and r.json()["counts"]["imported"] == 1, r.text
+    tokens = {s: live_hub.token(s) for s in ("backend", "orchestrator")}
+
+    async def go() -> None:
+        be = await get_coordination_client(instance_id="backend", url=live_hub.url, token=tokens["backend"])
+        orch = await get_coordination_client(instance_id="orchestrator", url=live_hub.url,
+                                             token=tokens["orchestrator"])
+        await be.get_notifications(ack=True)  # past anything before the ack
+        assert (await orch.ack_message("msg-a810fae1")).acknowledged_by == "orchestrator"
+        notes = [n for n in await be.get_notifications() if n.event.startswith("message.")]
+        assert [(n.event, n.message_id) for n in notes][-1:] == [("message.acked", "msg-a810fae1")], notes
+
+    run(go)
+
+
 def test_seed_code_calling_the_seeds_client_api_works(live_hub: LiveHub) -> None:
     """What seed 002's package exported and its client offered, called as seed code calls it (seed-002 user run:
     get_stats, CoordinationStats, generate_message_id and get_coordination_client_context were missing;

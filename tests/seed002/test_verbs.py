@@ -365,7 +365,8 @@ def test_check_reads_on_past_a_page_the_hub_ended_at_its_text_bound(live_hub: Li
 def test_an_imported_messages_seed_id_works_where_a_user_pastes_it(live_hub: LiveHub, team: dict[str, Coord]) -> None:
     """`coord msg read`, `coord msg send --reply-to` and `coord msg thread` take the seed id of an imported message
     as `coord msg check` shows it (seed-002 user run: read said it was no id, exit 2; --reply-to and the REST API's
-    reply_to said no message; the thread was empty)."""
+    reply_to said no message; the thread was empty), and `coord msg read` names it so in its confirmation (it
+    printed the hub's UUID)."""
     item = {"kind": "message", "id": "msg-a810fae1", "from_session": "backend", "to_session": "orchestrator",
             "subject": "feature-auth", "body": "ready", "message_type": "READY_FOR_REVIEW", "requires_ack": True,
             "created_at": "2026-01-23T10:00:00Z"}
@@ -374,7 +375,10 @@ def test_an_imported_messages_seed_id_works_where_a_user_pastes_it(live_hub: Liv
     assert r.status_code == 200 and r.json()["counts"]["imported"] == 1, r.text
     orch, be = team["orchestrator"], team["backend"]
     assert [m["id"] for m in orch.json("msg", "check")["messages"]] == ["msg-a810fae1"]
-    assert orch.ok("msg", "read", "msg-a810fae1").out.strip() == f"read {hub_message_id('msg-a810fae1')}"
+    # named as typed (was the hub's UUID for it, which the user never saw), as `coord msg ack` names it
+    assert orch.ok("msg", "read", "msg-a810fae1").out == "read msg-a810fae1\n"
+    again = orch.ok("msg", "read", "msg-a810fae1").out
+    assert again.startswith("already read msg-a810fae1 (at ") and hub_message_id("msg-a810fae1") not in again, again
     reply = orch.json("msg", "send", "frontend/claude-main", "Re: feature-auth", "looking", "--reply-to",
                       "msg-a810fae1")
     assert reply["reply_to"] == hub_message_id("msg-a810fae1")

@@ -15,7 +15,7 @@ from coordhub.client.calls import record_id
 from coordhub.client.outcomes import BadArgument
 from coordhub.client.wire import NEXT_AFTER_SEQ
 from coordhub.core.identity import unknown_recipient_warning
-from coordhub.core.seed002 import message_ref
+from coordhub.core.seed002 import display_id, message_ref
 from coordhub.core.vocab import Importance
 
 app = typer.Typer(help="Messages: send, read your inbox or a thread, mark read, ack.", no_args_is_help=True)
@@ -154,10 +154,14 @@ def read(ctx: typer.Context,
 
 
 def _read_line(m: dict[str, Any]) -> str:
-    """``read <id>``, or for one read before this call, the line saying nothing changed."""
+    """``read <id>``, or for one read before this call, the line saying nothing changed.
+
+    An imported message is named by its seed-002 id (:func:`~coordhub.core.seed002.display_id`), as ``coord msg
+    check`` shows it and ``coord msg ack`` names it: the hub's UUID for it is one the user never typed.
+    """
     if m.get("already"):
-        return f"already read {m['id']} (at {views.shown_time(m['read_at'])}); nothing changed"
-    return f"read {m['id']}"
+        return f"already read {display_id(m)} (at {views.shown_time(m['read_at'])}); nothing changed"
+    return f"read {display_id(m)}"
 
 
 # Seed 002's script verbs (publish, check, ack with --comment) live in their own module.

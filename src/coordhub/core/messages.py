@@ -27,7 +27,7 @@ from coordhub.core.identity import (
     recipient,
     validate_session_id,
 )
-from coordhub.core.seed002 import message_ref
+from coordhub.core.seed002 import display_id, message_ref
 from coordhub.core.vocab import Importance, values
 from coordhub.errors import Forbidden, Invalid, NotFound
 from coordhub.ids import new_id
@@ -403,7 +403,7 @@ def mark_read(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, An
         if row["to_session"] is None:
             _advance_broadcast_cursor(tx, actor.session_id)
         emit_nowait(tx, "message.read", now, session_id=actor.session_id, subject_id=message_id,
-             target=row["from_session"])
+             target=row["from_session"], **seed_id(row))
     return {**render(_visible(tx, actor, message_id), actor.session_id), "already": already}
 
 
@@ -421,8 +421,17 @@ def ack(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, Any]:
         if row["to_session"] is None:
             _advance_broadcast_cursor(tx, actor.session_id)
         emit_nowait(tx, "message.acked", now, session_id=actor.session_id, subject_id=message_id,
-             target=row["from_session"], from_session=row["from_session"])
+             target=row["from_session"], from_session=row["from_session"], **seed_id(row))
     return {**render(_visible(tx, actor, message_id), actor.session_id), "already": already}
+
+
+def seed_id(row: Row) -> dict[str, str]:
+    """``{"origin_id": …}`` for an event about message ``row`` when it was imported from seed 002 and its seed id
+    leads back to it (:func:`~coordhub.core.seed002.display_id`), else ``{}``: a notification about it then names
+    it as seed 002's code knew it (``get_message(n.message_id)``), as the imported notification of its sending
+    does (:mod:`coordhub.core.imports`)."""
+    shown = display_id(row)
+    return {"origin_id": shown} if shown != row["id"] else {}
 
 
 def _advance_broadcast_cursor(tx: Tx, session_id: str) -> None:
@@ -449,12 +458,12 @@ def process_ack_deadlines(tx: Tx, now: float, escalation_session: str | None = N
             wait = r["ack_wait_seconds"] or DEFAULT_ACK_WAIT_SECONDS
             tx.messages.redeliver(r["recipient"], r["seq"], now + wait)
             emit_nowait(tx, "message.redelivered", now, session_id=None, subject_id=r["id"], target=r["recipient"],
-                 seq=r["seq"], deliveries=r["deliveries"] + 1, subject=r["subject"])
+                 seq=r["seq"], deliveries=r["deliveries"] + 1, subject=r["subject"], **seed_id(r))
             redelivered += 1
             continue
         tx.messages.dead_letter(r["recipient"], r["seq"], now)
         emit_nowait(tx, "message.dead_lettered", now, session_id=None, subject_id=r["id"], target=r["from_session"],
-             recipient=r["recipient"], deliveries=r["deliveries"], subject=r["subject"])
+             recipient=r["recipient"], deliveries=r["deliveries"], subject=r["subject"], **seed_id(r))
         _tell_dead_letter(tx, r, escalation_session, now)
         dead += 1
     return {"redelivered": redelivered, "dead_lettered": dead}

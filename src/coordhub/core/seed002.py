@@ -210,7 +210,9 @@ def seed_notification(e: dict[str, Any]) -> dict[str, Any]:
     message's seed id and original time (``origin_id``, ``sent_at``). Another
     event about a message (``message.redelivered``, ``message.dead_lettered`` …)
     carries its ``message_id`` too: seed 002's every notification had one, and
-    code written for it reads it (``get_message(n.message_id)``).
+    code written for it reads it (``get_message(n.message_id)``); for an
+    imported message that is its seed id too, which such an event's payload
+    carries (``origin_id``, :func:`coordhub.core.messages.seed_id`).
     """
     p = e.get("payload") or {}
     if e["kind"] == "message.sent":
@@ -221,7 +223,9 @@ def seed_notification(e: dict[str, Any]) -> dict[str, Any]:
                 "timestamp": p.get("sent_at") or e["created_at"]}
     out = {"id": e["id"], "event": e["kind"], "from": e["session_id"], "subject_id": e["subject_id"],
            "timestamp": e["created_at"], "detail": p}
-    return {**out, "message_id": e["subject_id"]} if e["kind"].startswith("message.") and e["subject_id"] else out
+    if not (e["kind"].startswith("message.") and e["subject_id"]):
+        return out
+    return {**out, "message_id": p.get("origin_id") or e["subject_id"]}  # an imported message: its seed id
 
 
 def matches(m: dict[str, Any], sender: str | None, msg_type: str | None, pending_only: bool) -> bool:

@@ -341,9 +341,11 @@ class Host:
                 self.ctx.link.report(aid, body)
             except Unreachable:
                 return
-            except (Stale, Refused) as exc:
-                log.info("assignment %s: final report not taken: %s", aid, exc)
-            log.info("assignment %s: delivered the final report kept from earlier", aid)
+            except (Stale, Refused) as exc:  # the attempt is over on the hub: kept no longer, and said so alone
+                how = "refused as stale" if isinstance(exc, Stale) else "refused"
+                log.info("assignment %s: the final report kept from earlier was %s: %s", aid, how, exc)
+            else:
+                log.info("assignment %s: delivered the final report kept from earlier", aid)
             if rec.get("phase") == "parked":
                 self.ctx.state.put(aid, pending=None)
             else:

@@ -113,11 +113,13 @@ class RunPoller:
 
 
 def _report(ctx: Context, run_id: str, body: dict[str, Any]) -> bool:
-    """Send a report once; False when the hub refused it as stale (the run is over on the hub)."""
+    """Send a report once; False when the hub refused it as stale (the run is over on the hub), logged with the
+    hub's why (a 409 ``stale_attempt``: another attempt is current, or the run ended there)."""
     try:
         ctx.link.report_run(run_id, body)
     except Stale as exc:
-        log.info("stage run %s: report not taken: %s", run_id, exc)
+        log.info("stage run %s: %s report refused as stale (the run is over on the hub): %s", run_id,
+                 body.get("state"), exc)
         return False
     return True
 
@@ -127,7 +129,8 @@ def deliver(ctx: Context, run_id: str, body: dict[str, Any]) -> None:
     delay = 0.5
     while True:
         try:
-            _report(ctx, run_id, body)
+            if not _report(ctx, run_id, body):  # refused as stale, and logged so: nothing was reported
+                return
             # an error's reason is the news (host_stopped: queued again; git: …): "reported error" said none of it
             why = f": {body['reason']}" if body.get("state") == "error" and body.get("reason") else ""
             log.info("stage run %s: reported %s%s", run_id, body.get("state"), why)

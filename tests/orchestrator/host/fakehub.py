@@ -51,6 +51,7 @@ class FakeHub:
         self.refuse_telemetry = False  # answer 422 to any report carrying telemetry (a hub that cannot take it)
         self.running_log: list[tuple[float, str, str]] = []  # (time, id, "start"|"end")
         self.run_reports: list[tuple[str, dict[str, Any]]] = []  # (stage run id, body), as sent
+        self.stale_runs: set[str] = set()  # stage runs over on the hub: their reports are refused as stale
         self.stage_runs: list[dict[str, Any]] = []  # runs `next_run` hands out, once each (a test adds them)
         self.merge_runs: list[dict[str, Any]] = []  # the same for `merge_next`
         self.merge_reports: list[dict[str, Any]] = []
@@ -161,6 +162,8 @@ class FakeHub:
         """Record a stage run's report (a host runs one only when a test calls ``runs.execute`` itself)."""
         self._check()
         with self.lock:
+            if run_id in self.stale_runs:  # as the hub's StaleRun (core.stageruns) answers
+                raise Stale(409, "stale_attempt", f"stage run {run_id} attempt {body.get('attempt')} is over")
             self.run_reports.append((run_id, dict(body)))
         return {"id": run_id, **body}
 

@@ -353,3 +353,19 @@ def test_old_logs_of_finished_assignments_are_pruned_at_start(make_ctx: Callable
     start_host(ctx=ctx)
     wait_for(lambda: fake_hub.registrations)
     assert not old.exists() and recent.exists() and kept.exists()
+
+
+def test_a_kept_final_report_the_hub_refuses_as_stale_is_logged_refused_not_delivered(
+        make_ctx: Callable[..., Context], fake_hub: FakeHub, repo: Repo, caplog: pytest.LogCaptureFixture) -> None:
+    """A final report kept from before a restart that the hub refused as stale was logged "not taken" and then
+    "delivered the final report kept from earlier"; the log says it was refused as stale, and the hub's why."""
+    ctx = make_ctx()
+    fake_hub.dispatched("0000000d", attempt=2)  # the hub moved on to attempt 2
+    ctx.state.put("0000000d", phase="finished", attempt=1, pending={"attempt": 1, "state": "done"})
+    host = Host(HostConfig(machine="m1", slots=1, repos={"app": repo.path}, poll_wait=0.3), ctx)
+    with caplog.at_level(logging.INFO, logger="coordhub.agent"):
+        host._deliver_pending()
+    assert "delivered" not in caplog.text, caplog.text
+    assert ("assignment 0000000d: the final report kept from earlier was refused as stale: attempt 1 is not 2"
+            in caplog.text), caplog.text
+    assert "0000000d" not in ctx.state.workers()

@@ -162,3 +162,19 @@ def test_the_agent_log_says_why_a_run_reported_error(make_ctx: Callable[..., Con
         runs.deliver(make_ctx(), "b1b2c3d5", {"attempt": 1, "state": "done", "exit_code": 0, "reason": None})
     assert "stage run b1b2c3d4: reported error: host_stopped: the host was stopped while it ran" in caplog.text
     assert "stage run b1b2c3d5: reported done\n" in caplog.text + "\n"
+
+
+def test_the_agent_log_says_a_report_the_hub_refused_as_stale_was_refused(make_ctx: Callable[..., Context],
+                                                                          fake_hub: FakeHub,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """A final report the hub refused as stale (the run is over there) was logged "stage run …: reported done"
+    as if taken; the log says it was refused as stale, and the hub's why."""
+    from coordhub.orchestrator import runs
+
+    fake_hub.stale_runs.add("b1b2c3d6")
+    with caplog.at_level(logging.INFO, logger="coordhub.agent"):
+        runs.deliver(make_ctx(), "b1b2c3d6", {"attempt": 3, "state": "done", "exit_code": 0, "reason": None})
+    assert "reported" not in caplog.text, caplog.text
+    assert ("stage run b1b2c3d6: done report refused as stale (the run is over on the hub): stage run b1b2c3d6 "
+            "attempt 3 is over" in caplog.text), caplog.text
+    assert fake_hub.run_reports == []
