@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx2
+import pytest
 
 from tests.compat.conftest import GpgKey, World, agent, write
 
@@ -132,11 +133,13 @@ exec {gpg} "$@"
 """
 
 
+@pytest.mark.parametrize("how", ["release", "send"])
 def test_a_turn_arriving_while_a_release_is_signed_stops_it(world: World, keys: dict[str, GpgKey],
-                                                            tmp_path: Path) -> None:
+                                                            tmp_path: Path, how: str) -> None:
     """Review, seed-004 typed conversations: the other party's ordinary turn took the sequence a signed release
     signed; the client signed the next number and closed the conversation over a turn its author never saw. Now
-    it sends nothing, names the turn and exits 4 (conflict); released again, after reading it, it goes."""
+    it sends nothing, names the turn and exits 4 (conflict); released again, after reading it, it goes. The same
+    for ``coord conv send --type release --sign``."""
     career, homelab, conv = world.career, world.homelab, world.conv
     key = keys["career"]
     assert career.coord("conv", "keys", "add", "--gpg", key.fingerprint).code == 0
@@ -153,7 +156,10 @@ def test_a_turn_arriving_while_a_release_is_signed_stops_it(world: World, keys: 
         (bin_dir / "gpg").write_text(PAUSING_GPG.format(flags=flags, gpg=real), encoding="utf-8")
         (bin_dir / "gpg").chmod(0o755)
         path = f"{bin_dir}:{Path(real).parent}:/usr/bin:/bin"
-        proc = subprocess.Popen([sys.executable, "-m", "coordhub", "conv", "release", conv, "--sign"],
+        args = ["release", conv] if how == "release" else [
+            "send", homelab.address, "--conversation", conv, "--type", "release", "--release-status", "complete",
+            "--body", "Done."]
+        proc = subprocess.Popen([sys.executable, "-m", "coordhub", "conv", *args, "--sign"],
                                 cwd=career.cwd, env={**career.env, "PATH": path, "GPG_USER": key.fingerprint},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         try:

@@ -34,8 +34,14 @@ def send_signed(c: CoordClient, to: str, text: str, key: str | None,
                 taken: Callable[[int, int], None] | None = None) -> Any:
     """Send ``text`` (a seed-004 file's text) to ``to`` signed as cross-agent-send signs it
     (:func:`coordhub.compat.signedturn.send_signed`, the key by :func:`coordhub.compat.gpg.signing_key`, ``taken``
-    as there); exit 1 with gpg's reason when it cannot sign, or when the sequence stayed taken."""
+    as there, for a release :func:`stop_for_arrived_turns` unless given); exit 1 with gpg's reason when it cannot
+    sign, or when the sequence stayed taken."""
     from coordhub.compat import gpg, signedturn
+    from coordhub.core import orgturn
+
+    turn = orgturn.parse(text)  # Invalid as signedturn.send_signed would raise it
+    if taken is None and turn.type == "release":  # `conv send --type release --sign` too, not `conv release` only
+        taken = stop_for_arrived_turns(c, turn.conversation_id)
 
     machine, project = me(c)
 
@@ -83,7 +89,8 @@ def signed_release(c: CoordClient, conversation_id: str, to: str | None, status:
     """``coord conv release --sign``: the release turn the hub would send, built and signed here.
 
     A conversation released already is answered by the hub's release route (``dedup``, nothing sent), as unsigned.
-    When a turn other than a release took the sequence signed, nothing is sent (:func:`stop_for_arrived_turns`).
+    When a turn other than a release took the sequence signed, nothing is sent (:func:`stop_for_arrived_turns`, by
+    :func:`send_signed`).
     """
     from coordhub.core import orgturn, turns
     from coordhub.errors import Invalid
@@ -101,7 +108,7 @@ def signed_release(c: CoordClient, conversation_id: str, to: str | None, status:
             fail("no other party wrote in this conversation or was written to: give --to", EXIT_USAGE)
     text = field_text(conversation_id, "release", body or turns.RELEASE_BODY, title=conv.get("title"),
                       release_status=status)
-    return send_signed(c, to, text, key, taken=stop_for_arrived_turns(c, conversation_id))
+    return send_signed(c, to, text, key)
 
 
 def stop_for_arrived_turns(c: CoordClient, conversation_id: str) -> Callable[[int, int], None]:
