@@ -16,9 +16,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx2
+import pytest
 
 from tests.compat.conftest import GpgKey, World, agent, write
 
@@ -117,3 +119,72 @@ def test_importing_history_with_the_seeds_two_releases_keeps_one_and_says_why(wo
     assert [f["decision"] for f in files] == ["process", "process", "dedup"], files
     assert files[2]["reason"] == (f"released already by turn {files[1]['turn_id']} (released by {homelab.session}); "
                                   "this release was not recorded"), files
+
+
+PAUSING_GPG = """#!/bin/sh
+# a signature waits (up to 30 s) for the test to let it go, once it says it is signing; then the real gpg
+case " $* " in
+  *" --detach-sign "*)
+    touch "{flags}/signing"
+    i=0
+    while [ ! -e "{flags}/go" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done ;;
+esac
+exec {gpg} "$@"
+"""
+
+
+@pytest.mark.parametrize("how", ["release", "send"])
+def test_a_turn_arriving_while_a_release_is_signed_stops_it(world: World, keys: dict[str, GpgKey],
+                                                            tmp_path: Path, how: str) -> None:
+    """Review, seed-004 typed conversations: the other party's ordinary turn took the sequence a signed release
+    signed; the client signed the next number and closed the conversation over a turn its author never saw. Now
+    it sends nothing, names the turn and exits 4 (conflict); released again, after reading it, it goes. The same
+    for ``coord conv send --type release --sign``."""
+    career, homelab, conv = world.career, world.homelab, world.conv
+    key = keys["career"]
+    assert career.coord("conv", "keys", "add", "--gpg", key.fingerprint).code == 0
+    try:
+        assert career.coord("conv", "send", homelab.address, "--conversation", conv, "--type", "request",
+                            "--title", "Prep fix-up", "--body", "Please fix the prep script.", "--sign").code == 0
+        assert homelab.coord("conv", "send", career.address, "--conversation", conv, "--type", "complete",
+                             "--body", "Fixed.").code == 0
+        real = shutil.which("gpg")
+        assert real is not None
+        flags, bin_dir = tmp_path / "flags", tmp_path / "bin"
+        flags.mkdir()
+        bin_dir.mkdir()
+        (bin_dir / "gpg").write_text(PAUSING_GPG.format(flags=flags, gpg=real), encoding="utf-8")
+        (bin_dir / "gpg").chmod(0o755)
+        path = f"{bin_dir}:{Path(real).parent}:/usr/bin:/bin"
+        args = ["release", conv] if how == "release" else [
+            "send", homelab.address, "--conversation", conv, "--type", "release", "--release-status", "complete",
+            "--body", "Done."]
+        proc = subprocess.Popen([sys.executable, "-m", "coordhub", "conv", *args, "--sign"],
+                                cwd=career.cwd, env={**career.env, "PATH": path, "GPG_USER": key.fingerprint},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        try:
+            for _ in range(600):  # the release signs sequence 3 now
+                if (flags / "signing").exists() or proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+            assert (flags / "signing").exists(), proc.communicate(timeout=30)
+            assert homelab.coord("conv", "send", career.address, "--conversation", conv, "--type", "pushback",
+                                 "--title", "Not done yet", "--body", "The CI still fails.").code == 0
+        finally:
+            (flags / "go").touch()
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 4, (out, err)
+        assert f"turn #3 pushback by {homelab.session} ({homelab.address}): Not done yet arrived; nothing sent" \
+            in err, err
+        assert f"coord conv show {conv}" in err and "Traceback" not in err, err
+        shown = career.coord("conv", "show", conv, "--json").json()
+        assert shown["state"] != "released" and [t["type"] for t in shown["turns"]] == [
+            "request", "complete", "pushback"], shown
+
+        again = career.coord("conv", "release", conv, "--key", key.fingerprint)  # read it; release again
+        assert again.code == 0 and again.out.startswith(f"released {conv} (complete) with turn "), again
+        assert [t["type"] for t in career.coord("conv", "show", conv, "--json").json()["turns"]] == [
+            "request", "complete", "pushback", "release"]
+    finally:
+        httpx2.delete(f"{world.hub.url}/api/coord/conversations/keys/{key.fingerprint}",
+                      headers={"Authorization": f"Bearer {career.env['COORD_TOKEN']}"}, timeout=30)

@@ -184,7 +184,8 @@ def release(
     """Send the release turn: the conversation's turns stop being pending (seed 004).
 
     A conversation released already is left as it is and said so ("already released", --json "decision":
-    "dedup"; exit 0). A receiver that verifies signatures (cross-agent-recv) needs --sign (or --key KEYID).
+    "dedup"; exit 0). A receiver that verifies signatures (cross-agent-recv) needs --sign (or --key KEYID). A
+    turn (no release) that arrives while --sign signs stops it: nothing sent, exit 4; read it, release again.
     """
     def go(c: CoordClient) -> Any:
         dest = destination(c, to) if to else None

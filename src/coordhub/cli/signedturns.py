@@ -7,9 +7,10 @@ here, since the signature covers the file's text, with the sequence the hub give
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from coordhub.cli.common import EXIT_REFUSED, EXIT_USAGE, fail
+from coordhub.cli.common import EXIT_CONFLICT, EXIT_REFUSED, EXIT_USAGE, fail
 from coordhub.client import CoordClient, HubError, Unreachable
 
 
@@ -29,11 +30,18 @@ KEY_HELP = "Sign with this GPG key id (implies --sign)."
 SIGN_ATTEMPTS = 4  # tries while another sender takes the sequence being signed (cross-agent-send's default)
 
 
-def send_signed(c: CoordClient, to: str, text: str, key: str | None) -> Any:
+def send_signed(c: CoordClient, to: str, text: str, key: str | None,
+                taken: Callable[[int, int], None] | None = None) -> Any:
     """Send ``text`` (a seed-004 file's text) to ``to`` signed as cross-agent-send signs it
-    (:func:`coordhub.compat.signedturn.send_signed`, the key by :func:`coordhub.compat.gpg.signing_key`); exit 1
-    with gpg's reason when it cannot sign, or when the sequence stayed taken."""
+    (:func:`coordhub.compat.signedturn.send_signed`, the key by :func:`coordhub.compat.gpg.signing_key`, ``taken``
+    as there, for a release :func:`stop_for_arrived_turns` unless given); exit 1 with gpg's reason when it cannot
+    sign, or when the sequence stayed taken."""
     from coordhub.compat import gpg, signedturn
+    from coordhub.core import orgturn
+
+    turn = orgturn.parse(text)  # Invalid as signedturn.send_signed would raise it
+    if taken is None and turn.type == "release":  # `conv send --type release --sign` too, not `conv release` only
+        taken = stop_for_arrived_turns(c, turn.conversation_id)
 
     machine, project = me(c)
 
@@ -43,7 +51,7 @@ def send_signed(c: CoordClient, to: str, text: str, key: str | None) -> Any:
                            from_machine=machine, from_project=project)
 
     try:
-        return signedturn.send_signed(c, text, gpg.signing_key(key), SIGN_ATTEMPTS, post)
+        return signedturn.send_signed(c, text, gpg.signing_key(key), SIGN_ATTEMPTS, post, taken=taken)
     except (gpg.GpgError, signedturn.SequenceStillTaken) as exc:
         fail(str(exc), EXIT_REFUSED)
 
@@ -81,6 +89,8 @@ def signed_release(c: CoordClient, conversation_id: str, to: str | None, status:
     """``coord conv release --sign``: the release turn the hub would send, built and signed here.
 
     A conversation released already is answered by the hub's release route (``dedup``, nothing sent), as unsigned.
+    When a turn other than a release took the sequence signed, nothing is sent (:func:`stop_for_arrived_turns`, by
+    :func:`send_signed`).
     """
     from coordhub.core import orgturn, turns
     from coordhub.errors import Invalid
@@ -99,6 +109,30 @@ def signed_release(c: CoordClient, conversation_id: str, to: str | None, status:
     text = field_text(conversation_id, "release", body or turns.RELEASE_BODY, title=conv.get("title"),
                       release_status=status)
     return send_signed(c, to, text, key)
+
+
+def stop_for_arrived_turns(c: CoordClient, conversation_id: str) -> Callable[[int, int], None]:
+    """``taken`` of :func:`send_signed` for a release: exit 4 (conflict: the conversation changed, look first) when
+    a turn that is no release took a sequence from ``signed`` to ``next_sequence - 1``, naming each (number, type,
+    author, title) and ``coord conv show``; nothing is sent. Signing the release at the next number would close the
+    conversation over a turn its author never saw (review, seed-004 typed conversations). A release that took it
+    (another party's, or this user's own earlier one) goes on: the hub answers ``dedup`` (already released)."""
+
+    def taken(signed: int, following: int) -> None:
+        arrived = [t for t in c.conversation_turns(conversation_id)
+                   if isinstance(t, dict) and type(t.get("sequence")) is int and signed <= t["sequence"] < following
+                   and t.get("type") != "release"]
+        if not arrived:
+            return
+        from coordhub.hooks.untrusted import one_line
+
+        named = "; ".join(one_line(f"#{t['sequence']} {t.get('type')} by {t.get('author')} ({t.get('from')}): "
+                                   f"{t.get('title') or '(no title)'}") for t in arrived[:5])
+        more = f" and {len(arrived) - 5} more" if len(arrived) > 5 else ""
+        fail(f"{conversation_id} changed while the release was signed: turn {named}{more} arrived; nothing sent. "
+             f"Read it (coord conv show {conversation_id}) and release again", EXIT_CONFLICT)
+
+    return taken
 
 
 def signing_configured(c: CoordClient) -> bool:

@@ -36,11 +36,14 @@ def next_sequence(client: Any, conversation_id: str) -> int:
 
 
 def send_signed(client: Any, text: str, key: str | None, attempts: int, post: Post,
-                renumbered: Callable[[int | None, int], None] | None = None) -> Any:
+                renumbered: Callable[[int | None, int], None] | None = None,
+                taken: Callable[[int, int], None] | None = None) -> Any:
     """Send ``text`` (a seed-004 file's text) signed by ``key`` (None: gpg's default key) through ``post``.
 
     ``attempts`` (1 or more) bounds the tries while the sequence is taken; ``renumbered(file_sequence, sequence)``
-    is told each time the signed text carries another sequence than ``text`` did. Answers what ``post`` answered.
+    is told each time the signed text carries another sequence than ``text`` did; ``taken(signed, next_sequence)``
+    each time another turn took the sequence signed, before signing again, and may raise to send nothing more (a
+    release must not close a conversation over a turn its author never saw). Answers what ``post`` answered.
     Raises :class:`~coordhub.compat.gpg.GpgError` when gpg cannot sign, :class:`SequenceStillTaken` after
     ``attempts`` answers of 409 ``sequence_taken``, any other ``HubError`` or ``Unreachable`` as ``post`` and the
     client raise them, and :class:`~coordhub.errors.Invalid` for a text that is not a turn (:func:`orgturn.parse`).
@@ -61,6 +64,9 @@ def send_signed(client: Any, text: str, key: str | None, attempts: int, post: Po
         except HubError as exc:
             if exc.code != "sequence_taken":
                 raise
-            taken = exc.body.get("error", {}).get("next_sequence") if isinstance(exc.body, dict) else None
-            expect = int(taken) if isinstance(taken, int) else next_sequence(client, turn.conversation_id)
+            hint = exc.body.get("error", {}).get("next_sequence") if isinstance(exc.body, dict) else None
+            signed = expect
+            expect = int(hint) if isinstance(hint, int) else next_sequence(client, turn.conversation_id)
+            if taken is not None:
+                taken(signed, expect)
     raise SequenceStillTaken(turn.conversation_id, max(attempts, 1))
