@@ -37,26 +37,9 @@ def version_line() -> str:
 
 def main(fast: bool = True) -> None:
     """Console-script entry point; ``fast=False`` leaves every command line to the Typer CLI (tests compare)."""
-    try:
-        argv = sys.argv[1:]
-        if argv == ["--version"]:
-            sys.stdout.write(version_line() + "\n")
-        else:
-            code = _fast(argv) if fast else None
-            if code is None:
-                from coordhub.cli.main import app
-
-                app()
-            elif code:
-                sys.stdout.flush()
-                raise SystemExit(code)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        _quiet_exit()
-    except SystemExit:
-        if _stdout_closed():
-            _quiet_exit()
-        raise
+    code = _run(fast)
+    if code:
+        raise SystemExit(code)
 
 
 def _fast(argv: list[str]) -> int | None:
@@ -112,3 +95,19 @@ def quiet_on_closed_stdout(main: Callable[P, int]) -> Callable[P, int]:
             raise
 
     return run
+
+
+@quiet_on_closed_stdout
+def _run(fast: bool) -> int:
+    """One command line's exit code: ``--version``, the fast path's run, or the Typer CLI's (which exits itself)."""
+    argv = sys.argv[1:]
+    if argv == ["--version"]:
+        sys.stdout.write(version_line() + "\n")
+        return 0
+    code = _fast(argv) if fast else None
+    if code is None:
+        from coordhub.cli.main import app
+
+        app()
+        return 0
+    return code
