@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from coordhub.clock import ManualClock
 from tests.conftest import Api
 
 
@@ -209,3 +210,28 @@ def test_to_session_names_the_reader_on_a_hub_without_tokens(open_api: TestClien
         assert _unread(open_api.get(path, params={**extra, "to_session": "DESKTOP-0O8A1RL/claude-main"}).json()) == 0
         nobody = open_api.get(path, params=extra)
         assert nobody.status_code == 422 and "session_id=MACHINE/name or to_session=MACHINE/name" in nobody.text
+
+
+def test_a_lock_that_ended_is_no_ones_to_release(open_api: TestClient, clock: ManualClock) -> None:
+    """Seed 001's stale-lock rule: a lock acquired more than 2 hours ago is released by whoever finds it, who then
+    proceeds. With the seed's TTL of 2 hours that lock has expired by then, and the release answered 403 (only the
+    holder may release), which a seed client reads as a failure to free what was already free. A lease that ended is
+    no one's: anyone's release answers it unchanged with ``already: true``; a live one stays the holder's."""
+    desktop, howard = {"session_id": "DESKTOP-0O8A1RL/claude-main"}, {"session_id": "HOWARD-HOME/claude-main"}
+    lock = open_api.post("/api/coord/locks", json={"project_key": "gururmm", "resource": "server/src/",
+                                                   "ttl_hours": 2, **desktop}).json()
+    assert open_api.delete(f"/api/coord/locks/{lock['id']}", params=howard).status_code == 403  # live: not Howard's
+    clock.advance(2 * 3600 + 1)
+    r = open_api.delete(f"/api/coord/locks/{lock['id']}", params=howard)
+    assert r.status_code == 200, r.text
+    assert (r.json()["state"], r.json()["already"], r.json()["released_by"]) == ("expired", True, None)
+    assert open_api.get(f"/api/coord/locks/{lock['id']}").json()["released_at"] is None  # nothing changed
+    mine = open_api.post("/api/coord/locks", json={"project_key": "gururmm", "resource": "server/src/",
+                                                   "ttl_hours": 2, **howard})
+    assert mine.status_code == 201, mine.text  # and Howard proceeds
+    # one its holder released is no one's either
+    done = open_api.post("/api/coord/locks", json={"project_key": "gururmm", "resource": "docs/", **desktop}).json()
+    open_api.delete(f"/api/coord/locks/{done['id']}", params=desktop)
+    r = open_api.delete(f"/api/coord/locks/{done['id']}", params=howard)
+    assert (r.status_code, r.json()["state"], r.json()["already"]) == (200, "released", True)
+    assert r.json()["released_by"] == "DESKTOP-0O8A1RL/claude-main"

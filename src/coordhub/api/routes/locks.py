@@ -173,8 +173,8 @@ async def release(lease_id: uuid.UUID, request: Request, session_id: str | None 
                   reason: Subject | None = None, who: Caller = Depends(caller)) -> JSONResponse:
     """Release a lease (holder; anyone for a stale no-expiry lease, seed 001); ``force=true``: admin force-release.
 
-    A non-holder's release of a lease that is not stale answers 403 with ``stale_in_seconds``. A lease that had
-    already ended answers 200 unchanged with ``already: true``.
+    A non-holder's release of a live lease that is not stale answers 403 with ``stale_in_seconds``. A lease that
+    had already ended answers 200 unchanged with ``already: true``, whoever asks (an ended lease is no one's).
     """
     actor = await who.act((session_id, "session_id"))
     ahead = Ahead(leases=(str(lease_id),))
