@@ -235,3 +235,22 @@ def test_a_lock_that_ended_is_no_ones_to_release(open_api: TestClient, clock: Ma
     r = open_api.delete(f"/api/coord/locks/{done['id']}", params=howard)
     assert (r.status_code, r.json()["state"], r.json()["already"]) == (200, "released", True)
     assert r.json()["released_by"] == "DESKTOP-0O8A1RL/claude-main"
+
+
+def test_a_renewal_without_a_body_renews_by_the_leases_own_ttl(open_api: TestClient, clock: ManualClock) -> None:
+    """A seed 001 client calls ``POST /locks/{id}/renew`` as it calls ``DELETE /locks/{id}``: no body, the session in
+    the query. That answered 422 (a body was required); no body now means the lease's own TTL, as ``{}`` does."""
+    desktop = {"session_id": "DESKTOP-0O8A1RL/claude-main"}
+    lock = open_api.post("/api/coord/locks", json={"project_key": "gururmm", "resource": "server/src/",
+                                                   "ttl_hours": 2, **desktop}).json()
+    clock.advance(3600)
+    r = open_api.post(f"/api/coord/locks/{lock['id']}/renew", params=desktop)
+    assert r.status_code == 200, r.text
+    assert (r.json()["id"], r.json()["fence"], r.json()["expires_in_seconds"]) == (lock["id"], lock["fence"], 7200)
+    # naming nobody is still refused; a body's ttl_hours with the session in the query is that session's renewal
+    assert open_api.post(f"/api/coord/locks/{lock['id']}/renew").status_code == 422
+    r = open_api.post(f"/api/coord/locks/{lock['id']}/renew", params={"session_id": "HOWARD-HOME/claude-main"},
+                      json={"ttl_hours": 1})
+    assert r.status_code == 403, r.text  # not Howard's to renew
+    r = open_api.post(f"/api/coord/locks/{lock['id']}/renew", params=desktop, json={"ttl_hours": 1})
+    assert (r.status_code, r.json()["expires_in_seconds"]) == (200, 3600)
