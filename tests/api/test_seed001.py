@@ -254,3 +254,18 @@ def test_a_renewal_without_a_body_renews_by_the_leases_own_ttl(open_api: TestCli
     assert r.status_code == 403, r.text  # not Howard's to renew
     r = open_api.post(f"/api/coord/locks/{lock['id']}/renew", params=desktop, json={"ttl_hours": 1})
     assert (r.status_code, r.json()["expires_in_seconds"]) == (200, 3600)
+
+
+def test_the_status_counts_the_named_sessions_unread_and_none_for_nobody(open_api: TestClient) -> None:
+    """``GET /status`` on a hub without tokens, asked by no session, answered ``unread_messages: 0`` while a message
+    waited: it counted no inbox. It now answers null beside ``session_id: null``; naming a session counts its."""
+    open_api.post("/api/coord/messages", json={"from_session": "DESKTOP-0O8A1RL/claude-main",
+                                               "to_session": "HOWARD-HOME/claude-main", "subject": "deploy freeze"})
+    nobody = open_api.get("/api/coord/status").json()
+    assert (nobody["session_id"], nobody["unread_messages"]) == (None, None)
+    for named in ({"params": {"session_id": "howard-home/claude-main"}},
+                  {"headers": {"X-Coord-Session": "HOWARD-HOME/claude-main"}}):
+        s = open_api.get("/api/coord/status", **named).json()
+        assert (s["session_id"], s["unread_messages"]) == ("HOWARD-HOME/claude-main", 1), named
+    assert open_api.get("/api/coord/status", params={"session_id": "DESKTOP-0O8A1RL/claude-main"}).json()[
+        "unread_messages"] == 0
