@@ -472,7 +472,9 @@ def test_every_view_renders_the_fleet_and_is_pictured(browser: Any, fleet: Fleet
             page.wait_for_selector("pre.body >> text=Please take over")
             meta = page.locator("ol.turns li p.meta").first.inner_text()
             assert "→ server.api " in meta, meta  # its time apart from the address (it read "server.apinow")
-        elif view == "board":  # the relayed log of the running assignment
+        elif view == "board":  # a smoke test names its work as a merge does (issue and title); the relayed log
+            run = page.locator("h3:has-text('Tests, reviews and merges') + div.scroll tr", has_text="api#41")
+            assert run.locator("td").first.inner_text() == "api#41 Rate-limit the login endpoint"
             page.click("button[aria-label='Log of api#42']")
             page.wait_for_selector("pre.log >> text=Running tests")
         elif view == "work":
