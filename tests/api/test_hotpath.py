@@ -182,6 +182,10 @@ SCRIPT: list[tuple[str, str, str | None, dict[str, Any]]] = [
     ("GET", MSG + "?limit=2&limit=0", "M/b", {}),
     ("POST", LOCKS + "/{lease}/renew", "M/a", {"body": {"ttl_hours": 3}}),
     ("POST", LOCKS + "/{lease}/renew", "M/b", {"body": {}}),
+    ("POST", LOCKS + "/{lease}/renew", "M/a", {}),  # no body (seed 001's clients send none): the lease's own TTL
+    ("POST", LOCKS + "/{lease}/renew", "M/a", {"raw": b"", "content_type": "text/plain"}),
+    ("POST", LOCKS + "/{lease}/renew", "M/a", {"raw": b"null"}),
+    ("POST", LOCKS + "/{lease}/renew", "M/a", {"params": {"session_id": "M/b"}}),
     ("POST", LOCKS + "/{lease}/renew", "M/a", {"body": {"ttl_hours": "3"}}),
     ("POST", LOCKS + "/00000000-0000-4000-8000-000000000000/renew", "M/a", {"body": {}}),
     ("POST", LOCKS + "/not-a-uuid/renew", "M/a", {"body": {}}),
@@ -227,7 +231,7 @@ MORE: list[tuple[str, str, str | None, dict[str, Any]]] = [
     ("GET", TODOS + "/{todo}", "M/b", {}),
     ("GET", TODOS + "/not-a-uuid", "M/b", {}),
     ("GET", TODOS + "/" + NIL, "M/b", {}),
-    ("POST", TODOS + "/{todo}/done", "M/b", {}),  # an optional body: FastAPI's route
+    ("POST", TODOS + "/{todo}/done", "M/b", {}),  # an optional body, sent empty: None, as FastAPI reads it
     ("POST", TODOS + "/{todo}/done", "M/b", {"body": {"completed_by": "M/a"}}),
     ("PUT", COMPONENTS, "M/a", {"body": {"project_key": "p", "component": "api", "state": "built"}}),
     ("PUT", COMPONENTS + "/p/web", "M/a", {"body": {"state": "deploying", "version": "1.2"}}),

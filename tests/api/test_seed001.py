@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from coordhub.clock import ManualClock
 from tests.conftest import Api
 
 
@@ -209,3 +210,62 @@ def test_to_session_names_the_reader_on_a_hub_without_tokens(open_api: TestClien
         assert _unread(open_api.get(path, params={**extra, "to_session": "DESKTOP-0O8A1RL/claude-main"}).json()) == 0
         nobody = open_api.get(path, params=extra)
         assert nobody.status_code == 422 and "session_id=MACHINE/name or to_session=MACHINE/name" in nobody.text
+
+
+def test_a_lock_that_ended_is_no_ones_to_release(open_api: TestClient, clock: ManualClock) -> None:
+    """Seed 001's stale-lock rule: a lock acquired more than 2 hours ago is released by whoever finds it, who then
+    proceeds. With the seed's TTL of 2 hours that lock has expired by then, and the release answered 403 (only the
+    holder may release), which a seed client reads as a failure to free what was already free. A lease that ended is
+    no one's: anyone's release answers it unchanged with ``already: true``; a live one stays the holder's."""
+    desktop, howard = {"session_id": "DESKTOP-0O8A1RL/claude-main"}, {"session_id": "HOWARD-HOME/claude-main"}
+    lock = open_api.post("/api/coord/locks", json={"project_key": "gururmm", "resource": "server/src/",
+                                                   "ttl_hours": 2, **desktop}).json()
+    assert open_api.delete(f"/api/coord/locks/{lock['id']}", params=howard).status_code == 403  # live: not Howard's
+    clock.advance(2 * 3600 + 1)
+    r = open_api.delete(f"/api/coord/locks/{lock['id']}", params=howard)
+    assert r.status_code == 200, r.text
+    assert (r.json()["state"], r.json()["already"], r.json()["released_by"]) == ("expired", True, None)
+    assert open_api.get(f"/api/coord/locks/{lock['id']}").json()["released_at"] is None  # nothing changed
+    mine = open_api.post("/api/coord/locks", json={"project_key": "gururmm", "resource": "server/src/",
+                                                   "ttl_hours": 2, **howard})
+    assert mine.status_code == 201, mine.text  # and Howard proceeds
+    # one its holder released is no one's either
+    done = open_api.post("/api/coord/locks", json={"project_key": "gururmm", "resource": "docs/", **desktop}).json()
+    open_api.delete(f"/api/coord/locks/{done['id']}", params=desktop)
+    r = open_api.delete(f"/api/coord/locks/{done['id']}", params=howard)
+    assert (r.status_code, r.json()["state"], r.json()["already"]) == (200, "released", True)
+    assert r.json()["released_by"] == "DESKTOP-0O8A1RL/claude-main"
+
+
+def test_a_renewal_without_a_body_renews_by_the_leases_own_ttl(open_api: TestClient, clock: ManualClock) -> None:
+    """A seed 001 client calls ``POST /locks/{id}/renew`` as it calls ``DELETE /locks/{id}``: no body, the session in
+    the query. That answered 422 (a body was required); no body now means the lease's own TTL, as ``{}`` does."""
+    desktop = {"session_id": "DESKTOP-0O8A1RL/claude-main"}
+    lock = open_api.post("/api/coord/locks", json={"project_key": "gururmm", "resource": "server/src/",
+                                                   "ttl_hours": 2, **desktop}).json()
+    clock.advance(3600)
+    r = open_api.post(f"/api/coord/locks/{lock['id']}/renew", params=desktop)
+    assert r.status_code == 200, r.text
+    assert (r.json()["id"], r.json()["fence"], r.json()["expires_in_seconds"]) == (lock["id"], lock["fence"], 7200)
+    # naming nobody is still refused; a body's ttl_hours with the session in the query is that session's renewal
+    assert open_api.post(f"/api/coord/locks/{lock['id']}/renew").status_code == 422
+    r = open_api.post(f"/api/coord/locks/{lock['id']}/renew", params={"session_id": "HOWARD-HOME/claude-main"},
+                      json={"ttl_hours": 1})
+    assert r.status_code == 403, r.text  # not Howard's to renew
+    r = open_api.post(f"/api/coord/locks/{lock['id']}/renew", params=desktop, json={"ttl_hours": 1})
+    assert (r.status_code, r.json()["expires_in_seconds"]) == (200, 3600)
+
+
+def test_the_status_counts_the_named_sessions_unread_and_none_for_nobody(open_api: TestClient) -> None:
+    """``GET /status`` on a hub without tokens, asked by no session, answered ``unread_messages: 0`` while a message
+    waited: it counted no inbox. It now answers null beside ``session_id: null``; naming a session counts its."""
+    open_api.post("/api/coord/messages", json={"from_session": "DESKTOP-0O8A1RL/claude-main",
+                                               "to_session": "HOWARD-HOME/claude-main", "subject": "deploy freeze"})
+    nobody = open_api.get("/api/coord/status").json()
+    assert (nobody["session_id"], nobody["unread_messages"]) == (None, None)
+    for named in ({"params": {"session_id": "howard-home/claude-main"}},
+                  {"headers": {"X-Coord-Session": "HOWARD-HOME/claude-main"}}):
+        s = open_api.get("/api/coord/status", **named).json()
+        assert (s["session_id"], s["unread_messages"]) == ("HOWARD-HOME/claude-main", 1), named
+    assert open_api.get("/api/coord/status", params={"session_id": "DESKTOP-0O8A1RL/claude-main"}).json()[
+        "unread_messages"] == 0

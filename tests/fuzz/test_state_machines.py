@@ -219,16 +219,19 @@ class LeaseMachine(RuleBasedStateMachine):
         m = self.model[lease_id]
         before = self.row(lease_id)
         if who.session_id != m.session:
-            retry, stale = m.ended == "stale_takeover" and m.taker == who.session_id, self.stale(m)
+            ended, stale = not m.live(self.now), self.stale(m)
             try:
                 got = self.op(who, lambda tx, now: leases.release(tx, who, lease_id, now))
             except Forbidden:
-                assert not (retry or stale), f"{who.session_id} refused a stale takeover of {m}"
+                assert not (ended or stale), f"{who.session_id} refused a stale takeover, or an ended lease: {m}"
                 assert self.row(lease_id) == before, "a refused release changed the lease"
                 return
-            assert retry or stale, f"{who.session_id} released a lease of {m.session} that is not stale: {m}"
-            if stale:
-                m.ended, m.taker = "stale_takeover", who.session_id
+            if ended:  # no one's: answered as it stands, changed in nothing
+                assert got["already"] is True and got["state"] == m.state(self.now), got
+                assert self.row(lease_id) == before, "a release of an ended lease changed it"
+                return
+            assert stale, f"{who.session_id} released a lease of {m.session} that is not stale: {m}"
+            m.ended, m.taker = "stale_takeover", who.session_id
             assert (got["state"], got["released_by"]) == ("stale_takeover", m.taker), got
             return
         got = self.op(who, lambda tx, now: leases.release(tx, who, lease_id, now))

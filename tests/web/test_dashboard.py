@@ -364,7 +364,7 @@ def test_the_stream_reconnects_after_a_hub_restart_and_shows_what_it_missed(brow
 
 def _populate(fleet: Fleet) -> None:
     """A small fleet doing things: presence, leases, messages in a thread, work, a conversation, an orchestrator."""
-    from tests.orchestrator.conftest import BASE_CONFIG
+    from tests.orchestrator.conftest import config
 
     for name in ("laptop/claude-main", "server/claude-main", "server/codex"):
         fleet.call("POST", "/api/coord/presence/register", name, 200, json={"client": "claude-code"})
@@ -392,12 +392,15 @@ def _populate(fleet: Fleet) -> None:
     fleet.call("POST", "/api/coord/conversations/turns", "laptop/claude-main", 201, json={
         "to": "server.api", "conversation_id": "auth-handoff", "type": "request", "title": "Hand over the auth work",
         "body": "* Request\nPlease take over =src/auth/= after 17:00."})
-    fleet.call("PUT", "/api/coord/orchestrator/config", OVERSEER, 200, json=BASE_CONFIG)
+    fleet.call("PUT", "/api/coord/orchestrator/config", OVERSEER, 200, json=config(
+        smoke_tests={"auto_queue": True, "timeout_seconds": 600}, reviews={"enabled": True},
+        merge={"auto_queue": True}, concurrency={"max_workers": 3}))
     host = fleet.headers("laptop/agent")
     reg = httpx2.post(fleet.hub.url + "/api/coord/orchestrator/hosts/register", headers=host, json={
-        "machine": "laptop", "capabilities": ["python"], "repos": {"api": "/src/api", "lib": "/src/lib"}, "slots": 2})
+        "machine": "laptop", "capabilities": ["python"], "repos": {"api": "/src/api", "lib": "/src/lib"}, "slots": 3})
     assert reg.status_code == 200, reg.text
     incarnation = reg.json()["host_incarnation"]
+    _pipeline(fleet, host, incarnation)
     for issue, title in ((42, "Fix token refresh"), (43, "Flaky login test"), (44, "Docs for scopes")):
         fleet.call("POST", "/api/coord/orchestrator/assignments", OVERSEER, 201,
                    json={"any": True, "repo": "api", "issue": issue, "title": title})
@@ -416,6 +419,35 @@ def _populate(fleet: Fleet) -> None:
     httpx2.post(fleet.hub.url + f"/api/coord/orchestrator/assignments/{jobs[0]['id']}/log", headers=host,
                 json={"attempt": jobs[0]["attempt"], "offset": 0,
                       "text": "Reading src/auth/refresh.py\nRunning tests\n"})
+
+
+def _pipeline(fleet: Fleet, host: dict[str, str], incarnation: int) -> None:
+    """Two finished assignments in the pipeline (the Orchestrator view's 'Tests, reviews and merges'): api#40 passed
+    its smoke test and review and waits in the merge queue; api#41's smoke test runs on the laptop."""
+    orch = fleet.hub.url + "/api/coord/orchestrator"
+    where = {"machine": "laptop", "host_incarnation": incarnation, "wait": 0}
+
+    def finish(issue: int, title: str) -> None:
+        fleet.call("POST", "/api/coord/orchestrator/assignments", OVERSEER, 201,
+                   json={"any": True, "repo": "api", "issue": issue, "title": title})
+        job = httpx2.post(orch + "/hosts/next", headers=host, json=where).json()["assignment"]
+        r = httpx2.post(f"{orch}/assignments/{job['id']}/report", headers=host, json={
+            "attempt": job["attempt"], "host_incarnation": incarnation, "state": "done", "pushed": True,
+            "changed_files": ["src/auth/limits.py"], "telemetry": {"cost_usd": 0.18, "turns": 6}})
+        assert r.status_code == 200, r.text
+
+    def run_next(stage: str, **report: Any) -> None:
+        run = httpx2.post(orch + "/hosts/next-run", headers=host, json=where).json()["run"]
+        assert run["stage"] == stage, run
+        r = httpx2.post(f"{orch}/stage-runs/{run['id']}/report", headers=host,
+                        json={"attempt": run["attempt"], "host_incarnation": incarnation, **report})
+        assert r.status_code == 200, r.text
+
+    finish(40, "Pin the httpx version")
+    run_next("test", state="done", exit_code=0, output_tail="41 passed in 3.2s")
+    run_next("review", state="done", verdict="approve", summary="Pinned, with a comment saying why.", findings=[])
+    finish(41, "Rate-limit the login endpoint")
+    run_next("test", state="running", commit="9f3c2a1")
 
 
 VIEWS = {"fleet": "laptop/claude-main", "messages": "Ready for review", "conversations": "Hand over the auth work",
@@ -440,7 +472,9 @@ def test_every_view_renders_the_fleet_and_is_pictured(browser: Any, fleet: Fleet
             page.wait_for_selector("pre.body >> text=Please take over")
             meta = page.locator("ol.turns li p.meta").first.inner_text()
             assert "→ server.api " in meta, meta  # its time apart from the address (it read "server.apinow")
-        elif view == "board":  # the relayed log of the running assignment
+        elif view == "board":  # a smoke test names its work as a merge does (issue and title); the relayed log
+            run = page.locator("h3:has-text('Tests, reviews and merges') + div.scroll tr", has_text="api#41")
+            assert run.locator("td").first.inner_text() == "api#41 Rate-limit the login endpoint"
             page.click("button[aria-label='Log of api#42']")
             page.wait_for_selector("pre.log >> text=Running tests")
         elif view == "work":

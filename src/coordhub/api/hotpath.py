@@ -5,7 +5,8 @@ profiling put at ~15 % of the hub's CPU per send and ~85 % of a lease list
 (docs/benchmarks.md). :class:`HotRoutes` serves every route whose declaration
 it can resolve exactly as FastAPI does (a *lean* route, :func:`plan`): a
 ``request``, the :func:`~coordhub.api.auth.caller` dependency, single-valued
-path and query parameters and at most one required JSON body, on an ``async``
+path and query parameters and at most one JSON body (required, or optional
+with the default None: an empty body is then None, as FastAPI reads it), on an ``async``
 endpoint that returns a ``Response``. It matches the method and path against
 the app's routes in the app's own order (:class:`_Table`), validates the
 parameters and the body with pydantic adapters built once from the route's
@@ -102,7 +103,7 @@ class _Plan:
     route: APIRoute
     query: tuple[_Param, ...]
     path: tuple[_Param, ...]
-    body: tuple[str, TypeAdapter[Any]] | None
+    body: tuple[str, TypeAdapter[Any], bool] | None  # name, validation, optional (an empty body is None)
     request_name: str
     caller_name: str
 
@@ -161,11 +162,12 @@ def plan(method: str, route: APIRoute) -> _Plan:
     body = None
     if dep.body_params:
         field = dep.body_params[0]
-        if field.field_info.default is not PydanticUndefined:
-            raise NotLean(f"{route.path}: an optional body is not served here")
+        default = field.field_info.default
+        if default is not PydanticUndefined and default is not None:
+            raise NotLean(f"{route.path}: a body whose default is not None is not served here")
         if field.field_info.annotation is None:
             raise NotLean(f"{route.path}: the body has no declared type")
-        body = (field.name, TypeAdapter(field.field_info.annotation))
+        body = (field.name, TypeAdapter(field.field_info.annotation), default is None)
     return _Plan(method, route, tuple(_param(f) for f in dep.query_params), tuple(_param(f) for f in dep.path_params),
                  body, dep.request_param_name, callers[0].name)
 
@@ -437,10 +439,14 @@ class HotRoutes:
                     else:
                         kwargs[param.name] = param.adapter.validate_python(value)
             if p.body is not None:
+                name, adapter, optional = p.body
                 content_type = raw_header(request.scope, b"content-type")
-                if not body or content_type is None or not _is_json(content_type) or _long_number(body):
+                if not body and optional:  # FastAPI reads no body as none, whatever the Content-Type says
+                    kwargs[name] = None
+                elif not body or content_type is None or not _is_json(content_type) or _long_number(body):
                     return None
-                kwargs[p.body[0]] = p.body[1].validate_python(orjson.loads(body))
+                else:
+                    kwargs[name] = adapter.validate_python(orjson.loads(body))
         except (ValidationError, orjson.JSONDecodeError):
             return None
         return kwargs

@@ -565,7 +565,8 @@ class StatusOut(Out):
     active_workflows: list[WorkflowOut] = Field(description="Oldest first, about 1 MiB at most.")
     active_workflows_more: bool = Field(False, description="True when ``active_workflows`` left some out "
                                         "(GET /api/coord/workflows lists them all).")
-    unread_messages: int
+    unread_messages: int | None = Field(description="The unread messages of ``session_id``; null when the request "
+                                        "named no session (a --no-auth hub: ?session_id= or X-Coord-Session).")
 
 
 ConflictsOut.model_rebuild()

@@ -1,7 +1,7 @@
 """The status overview (seed 001 ``GET /api/coord/status``).
 
 One consistent snapshot: live leases, recent component states, active
-workflows, the caller's unread message count, the fleet halt if one stands
+workflows, the caller's unread message count (null for no caller), the fleet halt if one stands
 (``halt``, seed 001's field), every standing halt (``halts``, each saying
 whether it covers the caller) and the caller's pause (``paused``).
 
@@ -28,7 +28,8 @@ SECTION_BYTES = paging.PAGE_BYTES // 4  # text of the components, and of the act
 
 
 def overview(tx: Tx, session_id: str | None, now: float, project_key: str | None = None) -> dict[str, Any]:
-    """Snapshot of the fleet, optionally narrowed to one project; unread count is the caller's."""
+    """Snapshot of the fleet, optionally narrowed to one project; unread count is the caller's (``session_id``),
+    None when no session is named (``session_id`` None: a ``--no-auth`` request that names none)."""
     active, more = workflows.active(tx, project_key, SECTION_BYTES)
     stop = halt.for_session(tx, session_id)
     locks, after = leasequeries.page(tx, now, project_key=project_key)
@@ -44,5 +45,6 @@ def overview(tx: Tx, session_id: str | None, now: float, project_key: str | None
         "components": components.find(tx, project_key, RECENT_COMPONENTS, SECTION_BYTES),
         "active_workflows": active,
         "active_workflows_more": more,
-        "unread_messages": messages.unread_count(tx, session_id) if session_id else 0,
+        # no session named (a --no-auth request naming none): no inbox was counted, and 0 said "nothing waits"
+        "unread_messages": messages.unread_count(tx, session_id) if session_id else None,
     }

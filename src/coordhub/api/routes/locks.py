@@ -173,8 +173,8 @@ async def release(lease_id: uuid.UUID, request: Request, session_id: str | None 
                   reason: Subject | None = None, who: Caller = Depends(caller)) -> JSONResponse:
     """Release a lease (holder; anyone for a stale no-expiry lease, seed 001); ``force=true``: admin force-release.
 
-    A non-holder's release of a lease that is not stale answers 403 with ``stale_in_seconds``. A lease that had
-    already ended answers 200 unchanged with ``already: true``.
+    A non-holder's release of a live lease that is not stale answers 403 with ``stale_in_seconds``. A lease that
+    had already ended answers 200 unchanged with ``already: true``, whoever asks (an ended lease is no one's).
     """
     actor = await who.act((session_id, "session_id"))
     ahead = Ahead(leases=(str(lease_id),))
@@ -188,9 +188,14 @@ async def release(lease_id: uuid.UUID, request: Request, session_id: str | None 
 
 
 @router.post("/{lease_id}/renew", response_model=LeaseOut, responses=responses(*WRITE_ERRORS, 404, 409))
-async def renew(lease_id: uuid.UUID, body: LockRenew, request: Request,
-                who: Caller = Depends(caller)) -> JSONResponse:
-    """Extend a live lease (holder only); 409 ``stale_fence`` when it already ended."""
-    actor = await who.act((body.session_id, "session_id"))
+async def renew(lease_id: uuid.UUID, request: Request, body: LockRenew | None = None,
+                session_id: str | None = CALLER_QUERY, who: Caller = Depends(caller)) -> JSONResponse:
+    """Extend a live lease (holder only); 409 ``stale_fence`` when it already ended.
+
+    No body (as seed 001's clients send a call that carries nothing) renews by the lease's own TTL, as
+    ``{}`` does; the caller may be named in the query, as on every seed 001 write.
+    """
+    actor = await who.act((body.session_id if body else None, "session_id"), (session_id, "session_id"))
     return await mutate(request, actor, Call("leases.renew", actor, lease_id=str(lease_id),
-                                             ttl_hours=body.ttl_hours), ahead=Ahead(leases=(str(lease_id),)))
+                                             ttl_hours=body.ttl_hours if body else None),
+                        ahead=Ahead(leases=(str(lease_id),)))

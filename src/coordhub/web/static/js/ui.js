@@ -156,6 +156,13 @@ export function contains(value, query) {
   return String(value || "").toLowerCase().includes(String(query).toLowerCase());
 }
 
+/** "host" for a machine's orchestrator host (`<m>/agent`), "worker" for one of its workers (`<m>/worker-<8 hex>`),
+ * null for anyone else: the hub's own rule (coordhub.core.identity.orchestrator_role), which reserves these ids. */
+export function roleOf(sessionId) {
+  const m = /^[^/]+\/(?:(agent)|worker-[0-9a-f]{8})$/i.exec(String(sessionId || ""));
+  return m === null ? null : m[1] ? "host" : "worker";
+}
+
 export function machineOf(sessionId) {
   const parts = String(sessionId || "").split("/");
   return parts.length > 1 ? parts[0] : "";

@@ -66,10 +66,11 @@ function Pipeline({ s, now }) {
   const runs = s.stage_runs || [];
   const merges = s.merges || [];
   if (!runs.length && !merges.length) return html`<p class="state empty">Nothing being tested, reviewed or merged.</p>`;
-  const issue = new Map(s.assignments.map((a) => [a.id, a.repo + "#" + a.issue]));
+  const work = new Map(s.assignments.map((a) => [a.id, a]));  // a run names its assignment: shown as a merge is
   return html`<div class="scroll"><table class="grid"><thead><tr><th scope="col">Issue</th><th scope="col">Stage</th>
     <th scope="col">State</th><th scope="col">Machine</th><th scope="col">Why</th><th scope="col">Since</th></tr></thead>
-  <tbody>${runs.map((r) => html`<tr key=${"r" + r.id}><td>${issue.get(r.assignment_id) || r.assignment_id}</td>
+  <tbody>${runs.map((r) => html`<tr key=${"r" + r.id}><td>${work.has(r.assignment_id) ? html`${work.get(r.assignment_id).repo}#${
+      work.get(r.assignment_id).issue} <span class="meta">${work.get(r.assignment_id).title || ""}</span>` : r.assignment_id}</td>
       <td>${r.stage}</td><td><${Badge} kind=${r.state}>${r.state}</${Badge}></td><td>${r.machine || ""}</td>
       <td>${r.reason || ""}</td><td><${Time} iso=${r.state === "queued" ? r.created_at : r.started_at || r.dispatched_at} now=${now} /></td></tr>`)}
     ${merges.map((e) => html`<tr key=${"m" + e.id}><td>${e.repo}#${e.issue} <span class="meta">${e.title || ""}</span></td>

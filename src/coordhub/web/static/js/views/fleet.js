@@ -1,7 +1,7 @@
 // Fleet: every session with its presence, incarnation, machine, project, last heartbeat and what it holds.
 
 import { call, me, pages } from "../api.js";
-import { html, useState, useEffect, useMemo, useNow, useResource, Loaded, Time, VirtualTable, Badge, machineOf, contains } from "../ui.js";
+import { html, useState, useEffect, useMemo, useNow, useResource, Loaded, Time, VirtualTable, Badge, machineOf, contains, roleOf } from "../ui.js";
 import { useLeases } from "./leases.js";
 
 const ORDER = { active: 0, idle: 1, stale: 2, offline: 3 };
@@ -78,17 +78,25 @@ export function FleetView() {
     }
     return by;
   }, [leases.version]);
-  // a session that went offline still holding leases blocks whoever needs them: say so, though it is not listed
+  // A session that went offline still holding leases blocks whoever needs them: say so, though it is not listed.
+  // An orchestrator worker registers no presence: its machine's agent keeps its lease while it runs (and the hub
+  // ends it with the attempt), so it is named apart, as what it is, not as a session gone missing. With offline
+  // sessions included, a holder still not listed never registered presence (a REST script, seed 001's clients).
   const unlisted = useMemo(() => {
-    if (offline || !sessions || res.data.more) return [];
+    if (!sessions || res.data.more) return { missing: [], workers: [] };
     const listed = new Set(sessions.map((s) => s.session_id));
-    return [...held.keys()].filter((id) => !listed.has(id)).sort();
+    const ids = [...held.keys()].filter((id) => !listed.has(id)).sort();
+    return { missing: ids.filter((id) => roleOf(id) !== "worker"), workers: ids.filter((id) => roleOf(id) === "worker") };
   }, [sessions, held, offline]);
+  const named = (ids) => ids.map((id, i) => html`${i ? ", " : ""}<strong>${id}</strong>${" "}(${held.get(id).length})`);
   return html`<section aria-labelledby="fleet-h">
     <h2 id="fleet-h">Fleet</h2>
-    ${unlisted.length ? html`<p class="banner warn unlisted" role="status">Holding leases but not online (offline, or
-      never registered presence): ${unlisted.map((id, i) => html`${i ? ", " : ""}<strong>${id}</strong>${" "}(${
-        held.get(id).length})`)}</p>` : null}
+    ${unlisted.missing.length ? html`<p class="banner warn unlisted" role="status">${offline
+      ? "Holding leases, never registered presence: " : "Holding leases but not online (offline, or never registered presence): "
+      }${named(unlisted.missing)}</p>` : null}
+    ${unlisted.workers.length ? html`<p class="meta workers" role="status">Orchestrator workers holding leases (a worker
+      registers no presence: its machine's agent keeps the lease while it runs; see Orchestrator): ${
+      named(unlisted.workers)}</p>` : null}
     <form class="filters" role="search" onSubmit=${(e) => e.preventDefault()}>
       <label>Session, machine or project <input name="filter" value=${filter}
         onInput=${(e) => setFilter(e.currentTarget.value)} /></label>
