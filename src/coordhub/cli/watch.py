@@ -25,10 +25,11 @@ def describe(event: dict[str, Any]) -> str:
     """One readable line for an event (sender-written fields escaped: :func:`coordhub.hooks.untrusted.one_line`)."""
     p = event.get("payload", {})
     who = event.get("session_id") or "hub"
+    message = p.get("origin_id") or event.get("subject_id")  # an imported seed-002 message: the id its users know
     detail = {
         "message.sent": lambda: f"{who} → {p.get('to_session')}: {p.get('subject')}",
-        "message.read": lambda: f"{who} read {event.get('subject_id')}",
-        "message.acked": lambda: f"{who} acked {event.get('subject_id')} from {p.get('from_session')}",
+        "message.read": lambda: f"{who} read {message}",
+        "message.acked": lambda: f"{who} acked {message} from {p.get('from_session')}",
         "message.redelivered": lambda: f"{event.get('target')} redelivered: {p.get('subject')} "
                                        f"(delivery {p.get('deliveries')}, not acked)",
         "message.dead_lettered": lambda: f"to {p.get('recipient')} never acked: {p.get('subject')}",
