@@ -13,7 +13,15 @@ from coordhub.api import streams
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import SIGNED_OUT, Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.message_schemas import MessageMarkedOut, MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
+from coordhub.api.message_schemas import (
+    MessageMarkedOut,
+    MessageOut,
+    MessageRef,
+    MessageSend,
+    UnreadCountOut,
+    Unshown,
+    UnshownOut,
+)
 from coordhub.api.routes.common import CALLER_QUERY, READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
 from coordhub.core import conversations, messages, paging, tokens
 from coordhub.core.bus import EventBus
@@ -196,7 +204,7 @@ async def _reader(request: Request, who: Caller, message_id: uuid.UUID, session_
 
 
 @router.get("/{message_id}", response_model=MessageOut, responses=responses(*READ_ERRORS, 404))
-async def get(message_id: uuid.UUID, request: Request, session_id: str | None = None,
+async def get(message_id: MessageRef, request: Request, session_id: str | None = None,
               who: Caller = Depends(caller)) -> JSONResponse:
     """One message the caller sent, received, or that was broadcast."""
     viewer = await _viewer(who, (session_id, "session_id"))
@@ -205,7 +213,7 @@ async def get(message_id: uuid.UUID, request: Request, session_id: str | None = 
 
 
 @router.put("/{message_id}/read", response_model=MessageMarkedOut, responses=responses(*WRITE_ERRORS, 404))
-async def mark_read(message_id: uuid.UUID, request: Request, session_id: str | None = None,
+async def mark_read(message_id: MessageRef, request: Request, session_id: str | None = None,
                     who: Caller = Depends(caller)) -> JSONResponse:
     """Mark a message read for the caller only (a broadcast stays unread for everyone else); ``already: true``
     when the caller had read it before (nothing changed).
@@ -219,7 +227,7 @@ async def mark_read(message_id: uuid.UUID, request: Request, session_id: str | N
 
 
 @router.post("/{message_id}/ack", response_model=MessageMarkedOut, responses=responses(*WRITE_ERRORS, 404))
-async def ack(message_id: uuid.UUID, request: Request, session_id: str | None = None,
+async def ack(message_id: MessageRef, request: Request, session_id: str | None = None,
               who: Caller = Depends(caller)) -> JSONResponse:
     """Acknowledge a message (marks it read too); acking twice is harmless, the second answered with ``already:
     true``. No-auth: as ``PUT …/read``."""
