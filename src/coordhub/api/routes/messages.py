@@ -28,6 +28,7 @@ from coordhub.core.bus import EventBus
 from coordhub.core.calls import Call
 from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor, same_session
+from coordhub.core.seed002 import SEED_ID_PREFIX
 from coordhub.errors import Invalid, Unauthorized
 from coordhub.headers import NEXT_AFTER_SEQ_HEADER, NEXT_BEFORE_SEQ_HEADER, SESSION_HEADER
 from coordhub.store.base import Ahead
@@ -192,11 +193,18 @@ async def unshown(request: Request, body: Unshown | None = None, who: Caller = D
     return await mutate(request, actor, op, during_halt=Exempt.SEEN)
 
 
+def _typed(request: Request) -> dict[str, str]:
+    """``{"shown": …}``: the seed-002 id the path named the message by (:data:`MessageRef`), for a 404 to name it as
+    the caller wrote it, not by the hub id it maps to; ``{}`` for a hub id."""
+    typed = str(request.path_params.get("message_id", ""))
+    return {"shown": typed} if typed.startswith(SEED_ID_PREFIX) else {}
+
+
 async def _reader(request: Request, who: Caller, message_id: uuid.UUID, session_id: str | None) -> Actor:
     """Who marks a message read or acks it: the caller, or on a no-auth hub with no session named, its recipient."""
     if not who.names_nobody((session_id, "session_id")):
         return await who.act((session_id, "session_id"))
-    to = await hub(request).query(lambda tx, now: messages.recipient_of(tx, str(message_id)))
+    to = await hub(request).query(lambda tx, now: messages.recipient_of(tx, str(message_id), **_typed(request)))
     if to is None:
         raise Invalid("this message is a broadcast: name the session that read it with session_id=MACHINE/name "
                       f"or the {SESSION_HEADER} header", field="session_id")
@@ -209,7 +217,7 @@ async def get(message_id: MessageRef, request: Request, session_id: str | None =
     """One message the caller sent, received, or that was broadcast."""
     viewer = await _viewer(who, (session_id, "session_id"))
     actor = who.token_actor or Actor(viewer, is_admin=True)
-    return await query(request, lambda tx, now: messages.get(tx, actor, str(message_id)))
+    return await query(request, lambda tx, now: messages.get(tx, actor, str(message_id), **_typed(request)))
 
 
 @router.put("/{message_id}/read", response_model=MessageMarkedOut, responses=responses(*WRITE_ERRORS, 404))
@@ -222,7 +230,8 @@ async def mark_read(message_id: MessageRef, request: Request, session_id: str | 
     call) acts as the message's recipient; only a broadcast needs one named.
     """
     actor = await _reader(request, who, message_id, session_id)
-    return await mutate(request, actor, Call("messages.mark_read", actor, message_id=str(message_id)),
+    return await mutate(request, actor, Call("messages.mark_read", actor, message_id=str(message_id),
+                                             **_typed(request)),
                         during_halt=Exempt.SEEN)
 
 
@@ -232,5 +241,5 @@ async def ack(message_id: MessageRef, request: Request, session_id: str | None =
     """Acknowledge a message (marks it read too); acking twice is harmless, the second answered with ``already:
     true``. No-auth: as ``PUT …/read``."""
     actor = await _reader(request, who, message_id, session_id)
-    return await mutate(request, actor, Call("messages.ack", actor, message_id=str(message_id)),
+    return await mutate(request, actor, Call("messages.ack", actor, message_id=str(message_id), **_typed(request)),
                         during_halt=Exempt.SEEN)
