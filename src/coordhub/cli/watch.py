@@ -62,6 +62,8 @@ def describe(event: dict[str, Any]) -> str:
         "assignment.stuck": lambda: _assignment(p, f"stuck: {p.get('reason')}"),
         "assignment.needs_input": lambda: _assignment(p, f"needs input: {p.get('reason')}"),
         "assignment.cancelled": lambda: _assignment(p, f"cancelled: {p.get('reason')}"),
+        "import.applied": lambda: f"{who} imported from {p.get('source')}: {p.get('imported')} imported, "
+                                  f"{p.get('already')} there already, {p.get('skipped')} left out",
         "host.stale": lambda: f"host {p.get('machine')} stale (no heartbeat): its work is re-queued",
         "host.stopped": lambda: f"host {p.get('machine')} stopped (it said so, then went silent): "
                                 "what it still ran is re-queued",
