@@ -33,6 +33,9 @@ def test_watch_lines_say_what_each_event_did() -> None:
     assert _line("token.created", {"name": "B/x", "admin": False}) == f"{A} created a token for B/x"
     assert _line("token.revoked", {"name": "B/x", "count": 1}) == f"{A} revoked 1 token(s) of B/x"
     assert _line("lease.renewed", {"fence": 4}) == f"{A} renewed lease S1 (fence 4)"
+    # a seed-002 import: where from and how much (the line was only the admin's name)
+    assert _line("import.applied", {"source": "redis://h:6379/0 coord:*", "imported": 3, "already": 1, "skipped": 2},
+                 None) == f"{A} imported from redis://h:6379/0 coord:*: 3 imported, 1 there already, 2 left out"
 
 
 def test_a_todo_text_cannot_break_the_line() -> None:

@@ -128,3 +128,32 @@ def test_an_item_refused_records_none_of_its_sessions(api: Api) -> None:
                            acked_by="NEW-RECIPIENT", acked_at="2026-01-24T00:00:00Z"))
     assert [r["outcome"] for r in ok["results"]] == ["imported"], ok  # an ack by the recipient in another case
     assert {"new-sender", "new-recipient"} <= sessions()
+
+
+def test_message_paths_take_an_imported_messages_seed_id_as_its_hub_id(api: Api) -> None:
+    """`GET /messages/msg-…`, `PUT …/read` and `POST …/ack` take the seed id of an imported message (they answered
+    422, not a UUID, while `reply_to` and `thread_id` took it), with the hub id's authorization: another session's
+    message answers 404 exactly as a seed id no message has (no oracle); a seed id too long for any import is no id."""
+    send(api, message("msg-a810fae1"), message("msg-b0000002", to_session="frontend"))
+    orch, fe = api.token("orchestrator"), api.token("frontend")
+    got = api.get("/api/coord/messages/msg-a810fae1", headers=orch)
+    assert got.status_code == 200 and got.json()["id"] == hub_message_id("msg-a810fae1"), got.text
+    read = api.put("/api/coord/messages/msg-a810fae1/read", headers=orch)
+    assert read.status_code == 200 and read.json()["read"] and not read.json()["already"], read.text
+    acked = api.post("/api/coord/messages/msg-a810fae1/ack", headers=orch)
+    assert acked.status_code == 200 and acked.json()["acked_at"] is not None, acked.text
+    theirs = [api.get("/api/coord/messages/msg-b0000002", headers=orch),
+              api.put("/api/coord/messages/msg-b0000002/read", headers=orch),
+              api.post("/api/coord/messages/msg-b0000002/ack", headers=orch)]
+    missing = [api.get("/api/coord/messages/msg-ffff0000", headers=orch),
+               api.put("/api/coord/messages/msg-ffff0000/read", headers=orch),
+               api.post("/api/coord/messages/msg-ffff0000/ack", headers=orch)]
+    for mine, none in zip(theirs, missing, strict=True):
+        assert mine.status_code == none.status_code == 404, (mine.text, none.text)
+        assert mine.json()["error"]["code"] == none.json()["error"]["code"], (mine.text, none.text)
+        # each named as typed, not by the hub id it maps to, and alike but for it
+        assert mine.json()["error"]["message"] == "no message 'msg-b0000002' for orchestrator", mine.text
+        assert none.json()["error"]["message"] == "no message 'msg-ffff0000' for orchestrator", none.text
+    assert api.get("/api/coord/messages/msg-b0000002", headers=fe).status_code == 200  # its recipient's
+    assert api.get("/api/coord/messages/msg-" + "a" * 200, headers=orch).status_code == 422
+    assert api.get("/api/coord/messages/nope", headers=orch).status_code == 422

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -530,3 +531,92 @@ def test_get_presence_reads_every_page(monkeypatch: pytest.MonkeyPatch) -> None:
     client = api.CoordinationClient(api.resolve("http://127.0.0.1:9", "t", "h/me"))
     found = run(lambda: client.get_presence())
     assert list(found) == [f"h/s{n}" for n in range(10)] and asked == list(range(10))
+
+
+def test_the_seeds_constructor_and_config_forms_work(live_hub: LiveHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`CoordinationClient(redis_client, config, instance_id)` and its keyword and `async with` forms, as seed 002's
+    code makes its client, reach the hub COORD_URL/COORD_TOKEN name (seed-002 user run: TypeError on
+    redis_client=; CoordinationConfig and get_coordination_config missing); the config's presence timeout is
+    get_presence's default, as it was the seed's; what the hub cannot take says what to pass instead."""
+    monkeypatch.setenv("COORD_URL", live_hub.url)
+    monkeypatch.setenv("COORD_TOKEN", live_hub.token("backend"))
+    monkeypatch.setenv("COORD_PRESENCE_TIMEOUT_MINUTES", "7")
+    api.reset_coordination_config()
+    redis_client = object()  # what seed code passes (a redis.asyncio.Redis): the hub does not use it
+
+    async def go() -> None:
+        config = api.get_coordination_config()
+        assert (config.presence_timeout_minutes, config.redis_port, config.key_prefix) == (7, 6379, "coord")
+        async with api.CoordinationClient(redis_client, config) as client:
+            sent = await client.publish_message(MessageType.GENERAL, "s", "d", "backend", "orchestrator")
+            assert sent.id and not sent.queued and client.config is config
+        keyed = api.CoordinationClient(redis_client=redis_client, config=api.CoordinationConfig(
+            presence_timeout_minutes=1), instance_id="backend")
+        try:
+            assert [m.payload.subject for m in await keyed.get_messages(api.MessageQuery(from_instance="backend"))] \
+                == [] and keyed.instance_id == "backend"
+            await keyed.register_instance("backend")
+            assert keyed.config.presence_timeout_minutes == 1
+            with pytest.raises(AttributeError, match="no Redis connection"):
+                _ = keyed.redis
+        finally:
+            await keyed.aclose()
+        with pytest.raises(api.CoordinationError, match="not a CoordinationConfig") as bad:
+            api.CoordinationClient(redis_client, {"key_prefix": "coord"})  # type: ignore[arg-type]
+        assert bad.value.code == "invalid"
+
+    run(go)
+    with pytest.raises(api.CoordinationError, match="REDIS_PORT 'sixty' is not a whole number"):
+        api.CoordinationConfig.from_env({"REDIS_PORT": "sixty"})
+    api.reset_coordination_config()
+
+
+def test_subscribe_notifications_calls_back_for_each_message_sent_to_the_session(live_hub: LiveHub) -> None:
+    """Seed 002's `subscribe_notifications(instance, callback, include_broadcast)` (seed-002 user run: missing):
+    the callback gets each message sent to the session from then on, and broadcasts only when asked; a callback
+    that raises does not end it; cancelling the task stops it; another instance's id is refused."""
+    tokens = {s: live_hub.token(s) for s in ("backend", "orchestrator")}
+
+    async def go() -> None:
+        be = await get_coordination_client("backend", url=live_hub.url, token=tokens["backend"])
+        orch = await get_coordination_client("orchestrator", url=live_hub.url, token=tokens["orchestrator"])
+        seen: dict[str, list[api.NotificationEvent]] = {"all": [], "direct": []}
+        arrived = asyncio.Event()
+
+        def collect(into: str) -> Callable[[api.NotificationEvent], Awaitable[None]]:
+            async def callback(event: api.NotificationEvent) -> None:
+                seen[into].append(event)
+                arrived.set()
+                if event.subject == "boom":
+                    raise RuntimeError("a callback's own bug")
+            return callback
+
+        everything = await orch.subscribe_notifications("orchestrator", collect("all"))
+        direct = await orch.subscribe_notifications(None, collect("direct"), include_broadcast=False)
+        await be.publish_message(MessageType.GENERAL, "boom", "first", to_instance="orchestrator")
+        await be.publish_message(MessageType.CONTRACT_APPROVED, "v2", "all of you", to_instance="all")
+        last = await be.publish_message(MessageType.READY_FOR_REVIEW, "feat", "ready", to_instance="orchestrator")
+        deadline = time.monotonic() + 20
+        while (len(seen["all"]) < 3 or len(seen["direct"]) < 2) and time.monotonic() < deadline:
+            arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), 1)
+        assert [(n.event, n.subject, n.from_instance, n.to_instance) for n in seen["all"]] == [
+            ("message_published", "boom", "backend", "orchestrator"), ("message_published", "v2", "backend", "all"),
+            ("message_published", "feat", "backend", "orchestrator")], seen["all"]
+        assert [n.subject for n in seen["direct"]] == ["boom", "feat"]
+        assert seen["direct"][-1].message_id == last.id and seen["direct"][-1].msg_type == MessageType.READY_FOR_REVIEW
+        for task in (everything, direct):
+            assert not task.done()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        with pytest.raises(api.CoordinationError) as other:
+            await orch.subscribe_notifications("backend", collect("all"))
+        assert other.value.code == "forbidden"
+
+    run(go)
+    deadline = time.monotonic() + 10  # the readers end once their stream is closed, not at the next keep-alive
+    while any(t.name.startswith("coord-notify-") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("coord-notify-")]

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx2
@@ -389,6 +391,34 @@ def test_an_imported_messages_seed_id_works_where_a_user_pastes_it(live_hub: Liv
     assert "no message 'msg-nope0000'" in orch.fails(1, "msg", "send", "backend", "s", "b", "--reply-to",
                                                      "msg-nope0000").err
     orch.fails(2, "msg", "read", "12")  # what is neither a UUID nor a seed id is still no id
+    orch.ok("msg", "ack", "msg-a810fae1")
+    # the sender's `coord watch` names it by its seed id too (it printed the hub's UUID for the read and the ack)
+    lines = _watched(be, "orchestrator acked")
+    assert any(line.endswith("orchestrator read msg-a810fae1") for line in lines), lines
+    assert any(line.endswith("orchestrator acked msg-a810fae1 from backend") for line in lines), lines
+    assert hub_message_id("msg-a810fae1") not in "".join(lines), lines
+
+
+def _watched(cli: Coord, until: str) -> list[str]:
+    """The lines `coord watch --after 0 --kinds message.` prints, as ``cli``, up to the first containing ``until``
+    (at most 30 s)."""
+    cmd = [sys.executable, "-m", "coordhub", "--url", str(cli.url), "--token", str(cli.token), "watch", "--after",
+           "0", "--kinds", "message."]
+    proc = subprocess.Popen(cmd, cwd=cli.cwd, env={**cli.env, "COLUMNS": "300"}, stdout=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and select.select([proc.stdout], [], [], deadline - time.monotonic())[0]:
+            lines.append(proc.stdout.readline().rstrip("\n"))
+            if until in lines[-1] or not lines[-1]:
+                break
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
+    return lines
 
 
 def test_msg_send_to_a_bare_instance_name_says_how_to_reach_that_session(team: dict[str, Coord]) -> None:

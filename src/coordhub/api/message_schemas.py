@@ -3,11 +3,32 @@ session sees it, the unshown feed and the unread count."""
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Annotated, Any
 
-from pydantic import Field
+from fastapi import Path
+from pydantic import BeforeValidator, Field
 
 from coordhub.api.schemas import CallerName, Line, Out, Strict, Subject, Text
+from coordhub.core.seed002 import SEED_ID_PREFIX, hub_message_id
+
+SEED_ID_MAX = 200  # the longest source id an import takes (ImportedMessage.id, a Line)
+
+
+def _seed_ref(value: object) -> object:
+    """A seed-002 message id (``msg-1a2b3c4d``, at most :data:`SEED_ID_MAX` characters) as the hub id an import
+    gave that message (:func:`~coordhub.core.seed002.hub_message_id`); anything else as given, for the UUID check.
+
+    The hub id is derived from the seed id alone, so the lookup, and who may see the message, are the hub id's:
+    a seed id of a message the caller may not see answers 404 as one no message has.
+    """
+    if isinstance(value, str) and value.startswith(SEED_ID_PREFIX) and len(value) <= SEED_ID_MAX:
+        return hub_message_id(value)
+    return value
+
+
+MessageRef = Annotated[uuid.UUID, BeforeValidator(_seed_ref), Path(
+    description="The message's hub id (a UUID) or, for a message imported from seed 002, its seed id (msg-…).")]
 
 
 class MessageSend(Strict):

@@ -25,10 +25,11 @@ def describe(event: dict[str, Any]) -> str:
     """One readable line for an event (sender-written fields escaped: :func:`coordhub.hooks.untrusted.one_line`)."""
     p = event.get("payload", {})
     who = event.get("session_id") or "hub"
+    message = p.get("origin_id") or event.get("subject_id")  # an imported seed-002 message: the id its users know
     detail = {
         "message.sent": lambda: f"{who} → {p.get('to_session')}: {p.get('subject')}",
-        "message.read": lambda: f"{who} read {event.get('subject_id')}",
-        "message.acked": lambda: f"{who} acked {event.get('subject_id')} from {p.get('from_session')}",
+        "message.read": lambda: f"{who} read {message}",
+        "message.acked": lambda: f"{who} acked {message} from {p.get('from_session')}",
         "message.redelivered": lambda: f"{event.get('target')} redelivered: {p.get('subject')} "
                                        f"(delivery {p.get('deliveries')}, not acked)",
         "message.dead_lettered": lambda: f"to {p.get('recipient')} never acked: {p.get('subject')}",
@@ -61,6 +62,8 @@ def describe(event: dict[str, Any]) -> str:
         "assignment.stuck": lambda: _assignment(p, f"stuck: {p.get('reason')}"),
         "assignment.needs_input": lambda: _assignment(p, f"needs input: {p.get('reason')}"),
         "assignment.cancelled": lambda: _assignment(p, f"cancelled: {p.get('reason')}"),
+        "import.applied": lambda: f"{who} imported from {p.get('source')}: {p.get('imported')} imported, "
+                                  f"{p.get('already')} there already, {p.get('skipped')} left out",
         "host.stale": lambda: f"host {p.get('machine')} stale (no heartbeat): its work is re-queued",
         "host.stopped": lambda: f"host {p.get('machine')} stopped (it said so, then went silent): "
                                 "what it still ran is re-queued",

@@ -6,7 +6,9 @@ client's identity and its refusal read within the bounds of any answer (:mod:`co
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -19,6 +21,9 @@ from coordhub.headers import CURSOR_HEADER
 
 class EventStream(Transport):
     """The event stream of the hub, as one session sees it."""
+
+    _aborted = False  # set by abort(): events() ends instead of reconnecting
+    _streaming: Any = None  # the response events() reads, for abort() to reach its socket
 
     def events(self, after: int | None = None, kinds: str | None = None, project_key: str | None = None,
                to_session: str | None = None, reconnect: bool = True,
@@ -39,7 +44,7 @@ class EventStream(Transport):
 
         cursor = after
         params = {"kinds": kinds, "project_key": project_key, "to_session": to_session, "checkpoints": "1"}
-        while True:
+        while not self._aborted:
             try:
                 headers = dict(self.identity_headers())
             except Unreachable:
@@ -52,6 +57,9 @@ class EventStream(Transport):
             try:
                 with self._http.sse("/api/coord/events", params={k: v for k, v in params.items() if v},
                                     headers=headers, timeout=httpx2.Timeout(self.settings.timeout, read=60.0)) as src:
+                    self._streaming = src.response
+                    if self._aborted:  # abort() came before the response it would have ended
+                        return
                     if src.response.status_code >= 400:  # its body read within bounds, as any answer's (_fetch)
                         try:
                             refused = self._whole(src.response, time.monotonic() + self.settings.timeout)
@@ -71,9 +79,25 @@ class EventStream(Transport):
                                 continue
                             yield _event(event.data, cursor, self.settings.url)
             except httpx2.TransportError as exc:
+                if self._aborted:
+                    return
                 if not reconnect:
                     raise Unreachable(f"event stream from {self.settings.url} lost ({type(exc).__name__})") from exc
                 self._sleep(1.0)
+
+
+    def abort(self) -> None:
+        """End :meth:`events` now, from another thread: the iterator stops (no reconnect) instead of waiting for the
+        hub's next event. The socket of the stream being read is shut down: closing the client would not wake a
+        read blocked in another thread (POSIX ``close`` does not; ``shutdown`` does). Harmless when nothing streams.
+        """
+        self._aborted = True
+        response = self._streaming
+        network = response.extensions.get("network_stream") if response is not None else None
+        sock = network.get_extra_info("socket") if network is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed by the hub or the reader
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def _checkpoint(cursor: int | None, url: str) -> None:

@@ -20,10 +20,12 @@ that used the seed's client, its method names (``get_messages``,
 ``unregister_instance``, ``pop_notifications``, ``health_check``,
 ``get_stats``, ``set_correlation_id`` …) and its package's other names
 (``CoordinationStats``, ``generate_message_id``,
-``get_coordination_client_context``). Not kept, having no equivalent on the
-hub: ``subscribe_notifications`` (Redis pub/sub: ``coord watch``, or poll
-``get_notifications``), ``queue_notification`` (the hub queues them),
-``CoordinationConfig`` (Redis settings) and the ``redis`` property.
+``get_coordination_client_context``, ``CoordinationConfig`` and
+``get_coordination_config``), ``subscribe_notifications`` (on the hub's event
+stream) and the client's constructor (``CoordinationClient(redis_client,
+config, instance_id)``: the Redis client is not used). Not kept, having no
+equivalent on the hub: ``queue_notification`` (the hub queues them) and the
+``redis`` property (it says so).
 
 What the hub changes, on purpose:
 
@@ -69,7 +71,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from coordhub.client import seed002answers as answers
 from coordhub.client.aio import AnswerHeaders, AsyncCoordClient
@@ -77,7 +79,9 @@ from coordhub.client.client import CoordClient
 from coordhub.client.outcomes import HubError, Queued, Unreachable
 from coordhub.client.queue import Drained, Entry
 from coordhub.client.seed002answers import iso_time as _time
+from coordhub.client.seed002config import CoordinationConfig, get_coordination_config, reset_coordination_config
 from coordhub.client.seed002stats import CoordinationStats, generate_message_id, stats
+from coordhub.client.seed002subscribe import Callback, subscribe
 from coordhub.client.seed002types import (
     AcknowledgeError,
     AckResult,
@@ -110,10 +114,11 @@ from coordhub.core.seed002 import (
 from coordhub.errors import CoordError
 from coordhub.headers import SESSION_HEADER
 
-__all__ = ["AckResult", "AcknowledgeError", "CoordinationClient", "CoordinationError", "CoordinationMessage",
-           "CoordinationStats", "MessagePayload", "MessageQuery", "MessageType", "NotificationEvent", "PresenceError",
-           "PresenceInfo", "PublishError", "generate_message_id", "get_coordination_client",
-           "get_coordination_client_context", "reset_coordination_client"]
+__all__ = ["AckResult", "AcknowledgeError", "CoordinationClient", "CoordinationConfig", "CoordinationError",
+           "CoordinationMessage", "CoordinationStats", "MessagePayload", "MessageQuery", "MessageType",
+           "NotificationEvent", "PresenceError", "PresenceInfo", "PublishError", "generate_message_id",
+           "get_coordination_client", "get_coordination_client_context", "get_coordination_config",
+           "reset_coordination_client", "reset_coordination_config"]
 
 T = TypeVar("T")
 
@@ -156,15 +161,48 @@ class CoordinationClient:
     <coordhub.client.queue.Drained.held>` per drain); ``last_drain`` is the last drain of any of them.
     """
 
-    def __init__(self, settings: ClientSettings, instance_id: str | None = None) -> None:
+    def __init__(self, redis_client: object = None, config: CoordinationConfig | None = None,
+                 instance_id: str | None = None, *, settings: ClientSettings | None = None) -> None:
+        """A client of the hub ``settings`` names (else the hub, token and session resolved as
+        :func:`get_coordination_client` resolves them, ``instance_id`` naming the session).
+
+        Seed 002's forms work (``CoordinationClient(redis_client, config, instance_id)``, ``async with
+        CoordinationClient(redis_client) as client``): the Redis client is not used (the hub is the store now,
+        reached as ``COORD_URL``/``COORD_TOKEN`` say) and ``config`` is kept as :attr:`config`. This package's
+        ``CoordinationClient(settings)`` works too. ``CoordinationError`` (400) for a ``config`` that is no
+        :class:`CoordinationConfig`, or settings that cannot be resolved.
+        """
+        if isinstance(redis_client, ClientSettings):
+            settings, redis_client = redis_client, None
+        if config is not None and not isinstance(config, CoordinationConfig):
+            raise CoordinationError(f"config is {type(config).__name__}, not a CoordinationConfig: pass "
+                                    "CoordinationConfig(...) or CoordinationConfig.from_env() (from "
+                                    "coordhub.client.seed002), or leave it out", 400, "invalid")
+        if settings is None:
+            try:
+                settings = resolve(None, None, instance_id)
+            except CoordError as exc:
+                raise CoordinationError(exc.message, 400, exc.code) from None
         self.settings = settings
         self.instance_id = instance_id
+        self._config = config
         self._sync = CoordClient(settings)  # its identity rules, softfail queue and drain, used in a thread
         self._http: AsyncCoordClient | None = None
         self._me: str | None = None
         self.last_drain: Drained | None = None
         self.is_connected = False  # seed 002's: whether the last health_check reached the hub
         self.correlation_id: str | None = None
+
+    @property
+    def config(self) -> CoordinationConfig:
+        """Seed 002's settings: the ``config`` given, else :func:`get_coordination_config` (the environment's)."""
+        return self._config or get_coordination_config()
+
+    @property
+    def redis(self) -> NoReturn:
+        """Seed 002's Redis client, which the hub has no use for: ``AttributeError`` saying what to use."""
+        raise AttributeError("this client has no Redis connection: the hub is the store now; use this client's "
+                             "calls (publish_message, get_messages …), or `coord import redis` for the old data")
 
     async def __aenter__(self) -> CoordinationClient:
         return self
@@ -437,9 +475,11 @@ class CoordinationClient:
         pages).
 
 
-        ``timeout_minutes`` (seed 002's; None or 0: the hub's own thresholds) also marks inactive and stale a
-        session whose last heartbeat is older, as seed 002's read did.
+        ``timeout_minutes`` (seed 002's; None or 0: the ``presence_timeout_minutes`` of the ``config`` this client
+        was made with, else the hub's own thresholds) also marks inactive and stale a session whose last heartbeat
+        is older, as seed 002's read did.
         """
+        timeout_minutes = timeout_minutes or (self._config.presence_timeout_minutes if self._config else None)
         rows: list[dict[str, Any]] = []
         cursor: str | None = None
         for _ in range(PRESENCE_PAGES):  # the hub answers 1,000 a page (6793056): one page left out the rest
@@ -515,6 +555,15 @@ class CoordinationClient:
             await self._own(instance_id, "instance_id")
         return await self.get_notifications(limit, ack=True)
 
+    async def subscribe_notifications(self, instance_id: str | None, callback: Callback,
+                                      include_broadcast: bool = True) -> asyncio.Task[None]:
+        """Seed 002's: a task awaiting ``callback(NotificationEvent)`` for each message sent to this session from now
+        on (broadcasts too with ``include_broadcast``); cancel it to stop. ``instance_id``, if given, must be this
+        session. Unlike seed 002's it resumes after a lost connection without a gap
+        (:func:`coordhub.client.seed002subscribe.subscribe` says what it returns after and how it ends)."""
+        me = await self._own(instance_id, "instance_id")
+        return await subscribe(self.settings, me, callback, include_broadcast)
+
     async def health_check(self) -> dict[str, Any]:
         """Whether the hub answers (seed 002's shape: ``connected``, ``status``, ``latency_ms``), never raising."""
         start = time.monotonic()
@@ -571,7 +620,7 @@ async def get_coordination_client(instance_id: str | None = None, *, url: str | 
                 settings = resolve(url, token, instance_id)
             except CoordError as exc:
                 raise CoordinationError(exc.message, 400, exc.code) from None
-            _clients[key] = CoordinationClient(settings, instance_id)
+            _clients[key] = CoordinationClient(instance_id=instance_id, settings=settings)
         return _clients[key]
 
 

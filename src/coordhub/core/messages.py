@@ -216,17 +216,19 @@ def _visible(tx: Tx, actor: Actor, message_id: str, shown: str | None = None) ->
     return row
 
 
-def recipient_of(tx: Tx, message_id: str) -> str | None:
-    """The one recipient of a direct message, None for a broadcast; ``NotFound`` if there is no such message."""
+def recipient_of(tx: Tx, message_id: str, shown: str | None = None) -> str | None:
+    """The one recipient of a direct message, None for a broadcast; ``NotFound`` if there is no such message
+    (naming it as ``shown``, when given)."""
     row = tx.messages.get(message_id, "")
     if row is None:
-        raise NotFound(f"no message {message_id!r}")
+        raise NotFound(f"no message {shown or message_id!r}")
     return str(row["to_session"]) if row["to_session"] is not None else None
 
 
-def get(tx: Tx, actor: Actor, message_id: str) -> dict[str, Any]:
-    """One message the actor sent, received, or that was broadcast; 404 otherwise."""
-    return render(_visible(tx, actor, message_id), actor.session_id)
+def get(tx: Tx, actor: Actor, message_id: str, shown: str | None = None) -> dict[str, Any]:
+    """One message the actor sent, received, or that was broadcast; 404 otherwise, naming it as ``shown`` (the
+    seed-002 id the caller gave for it, when not the id itself)."""
+    return render(_visible(tx, actor, message_id, shown), actor.session_id)
 
 
 def inbox(tx: Tx, session_id: str, *, unread_only: bool, limit: int = 100,
@@ -388,14 +390,14 @@ def _recipient_of(actor: Actor, row: Row, verb: str) -> None:
         raise Forbidden(f"message {row['id']} is addressed to {row['to_session']}; only it may {verb} it")
 
 
-def mark_read(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, Any]:
+def mark_read(tx: Tx, actor: Actor, message_id: str, now: float, shown: str | None = None) -> dict[str, Any]:
     """Mark a message read for the actor only (seed 001 ``PUT …/read``); idempotent.
 
     The message as :func:`render` gives it, with ``already``: True when the actor had read it before (the call
     changed nothing and emitted no event), read from the receipt the call reads anyway, as a lease release says
     it (:func:`coordhub.core.leases.release`).
     """
-    row = _visible(tx, actor, message_id)
+    row = _visible(tx, actor, message_id, shown)
     _recipient_of(actor, row, "mark read")
     already = row["read_at"] is not None
     if not already:
@@ -407,13 +409,13 @@ def mark_read(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, An
     return {**render(_visible(tx, actor, message_id), actor.session_id), "already": already}
 
 
-def ack(tx: Tx, actor: Actor, message_id: str, now: float) -> dict[str, Any]:
+def ack(tx: Tx, actor: Actor, message_id: str, now: float, shown: str | None = None) -> dict[str, Any]:
     """Acknowledge a message for the actor (also marks it read); idempotent.
 
     With ``already`` as :func:`mark_read` has it: True when the actor had acked it before (read alone is not
     acked: acking a message read but not acked is news, ``already`` False).
     """
-    row = _visible(tx, actor, message_id)
+    row = _visible(tx, actor, message_id, shown)
     _recipient_of(actor, row, "ack")
     already = row["acked_at"] is not None
     if not already:

@@ -13,13 +13,22 @@ from coordhub.api import streams
 from coordhub.api.answers import JSONResponse
 from coordhub.api.auth import SIGNED_OUT, Caller, caller
 from coordhub.api.errors import responses
-from coordhub.api.message_schemas import MessageMarkedOut, MessageOut, MessageSend, UnreadCountOut, Unshown, UnshownOut
+from coordhub.api.message_schemas import (
+    MessageMarkedOut,
+    MessageOut,
+    MessageRef,
+    MessageSend,
+    UnreadCountOut,
+    Unshown,
+    UnshownOut,
+)
 from coordhub.api.routes.common import CALLER_QUERY, READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query, queued_at
 from coordhub.core import conversations, messages, paging, tokens
 from coordhub.core.bus import EventBus
 from coordhub.core.calls import Call
 from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor, same_session
+from coordhub.core.seed002 import SEED_ID_PREFIX
 from coordhub.errors import Invalid, Unauthorized
 from coordhub.headers import NEXT_AFTER_SEQ_HEADER, NEXT_BEFORE_SEQ_HEADER, SESSION_HEADER
 from coordhub.store.base import Ahead
@@ -184,11 +193,18 @@ async def unshown(request: Request, body: Unshown | None = None, who: Caller = D
     return await mutate(request, actor, op, during_halt=Exempt.SEEN)
 
 
+def _typed(request: Request) -> dict[str, str]:
+    """``{"shown": …}``: the seed-002 id the path named the message by (:data:`MessageRef`), for a 404 to name it as
+    the caller wrote it, not by the hub id it maps to; ``{}`` for a hub id."""
+    typed = str(request.path_params.get("message_id", ""))
+    return {"shown": typed} if typed.startswith(SEED_ID_PREFIX) else {}
+
+
 async def _reader(request: Request, who: Caller, message_id: uuid.UUID, session_id: str | None) -> Actor:
     """Who marks a message read or acks it: the caller, or on a no-auth hub with no session named, its recipient."""
     if not who.names_nobody((session_id, "session_id")):
         return await who.act((session_id, "session_id"))
-    to = await hub(request).query(lambda tx, now: messages.recipient_of(tx, str(message_id)))
+    to = await hub(request).query(lambda tx, now: messages.recipient_of(tx, str(message_id), **_typed(request)))
     if to is None:
         raise Invalid("this message is a broadcast: name the session that read it with session_id=MACHINE/name "
                       f"or the {SESSION_HEADER} header", field="session_id")
@@ -196,16 +212,16 @@ async def _reader(request: Request, who: Caller, message_id: uuid.UUID, session_
 
 
 @router.get("/{message_id}", response_model=MessageOut, responses=responses(*READ_ERRORS, 404))
-async def get(message_id: uuid.UUID, request: Request, session_id: str | None = None,
+async def get(message_id: MessageRef, request: Request, session_id: str | None = None,
               who: Caller = Depends(caller)) -> JSONResponse:
     """One message the caller sent, received, or that was broadcast."""
     viewer = await _viewer(who, (session_id, "session_id"))
     actor = who.token_actor or Actor(viewer, is_admin=True)
-    return await query(request, lambda tx, now: messages.get(tx, actor, str(message_id)))
+    return await query(request, lambda tx, now: messages.get(tx, actor, str(message_id), **_typed(request)))
 
 
 @router.put("/{message_id}/read", response_model=MessageMarkedOut, responses=responses(*WRITE_ERRORS, 404))
-async def mark_read(message_id: uuid.UUID, request: Request, session_id: str | None = None,
+async def mark_read(message_id: MessageRef, request: Request, session_id: str | None = None,
                     who: Caller = Depends(caller)) -> JSONResponse:
     """Mark a message read for the caller only (a broadcast stays unread for everyone else); ``already: true``
     when the caller had read it before (nothing changed).
@@ -214,15 +230,16 @@ async def mark_read(message_id: uuid.UUID, request: Request, session_id: str | N
     call) acts as the message's recipient; only a broadcast needs one named.
     """
     actor = await _reader(request, who, message_id, session_id)
-    return await mutate(request, actor, Call("messages.mark_read", actor, message_id=str(message_id)),
+    return await mutate(request, actor, Call("messages.mark_read", actor, message_id=str(message_id),
+                                             **_typed(request)),
                         during_halt=Exempt.SEEN)
 
 
 @router.post("/{message_id}/ack", response_model=MessageMarkedOut, responses=responses(*WRITE_ERRORS, 404))
-async def ack(message_id: uuid.UUID, request: Request, session_id: str | None = None,
+async def ack(message_id: MessageRef, request: Request, session_id: str | None = None,
               who: Caller = Depends(caller)) -> JSONResponse:
     """Acknowledge a message (marks it read too); acking twice is harmless, the second answered with ``already:
     true``. No-auth: as ``PUT …/read``."""
     actor = await _reader(request, who, message_id, session_id)
-    return await mutate(request, actor, Call("messages.ack", actor, message_id=str(message_id)),
+    return await mutate(request, actor, Call("messages.ack", actor, message_id=str(message_id), **_typed(request)),
                         during_halt=Exempt.SEEN)
