@@ -21,7 +21,8 @@ Exit codes (the seed's): 0 sent (or an identical retry of a turn already
 delivered; or a release of a conversation released already, which prints
 ``already released: <dest>/<file>`` of the release that did it, not
 ``sent:``), 1 general error,
-a refusal by the hub (decision query or reject, with the reason) or a sequence still taken after the retries, 2 unknown
+a refusal by the hub (decision query or reject, with the reason), a sequence still taken after the retries,
+or a signed release whose sequence another party's turn took (nothing sent; it names the turn), 2 unknown
 destination, 3 the hub unreachable after the retries (a marker is written to
 the seed's ``~/.local/state/cross-agent-comms/failed-sends/``), 4 frontmatter invalid, 5 halt (or
 this session paused after a resume: it says to ``coord engage``).
@@ -155,6 +156,8 @@ class Sender:
         except gpg.GpgError as exc:
             die(str(exc), EXIT_GENERAL)
         except signedturn.SequenceStillTaken as exc:
+            die(str(exc), EXIT_GENERAL)
+        except signedturn.ConversationChanged as exc:  # a release signed while the other party's turn arrived
             die(str(exc), EXIT_GENERAL)
 
     def send(self) -> int:
