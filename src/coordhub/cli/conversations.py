@@ -309,7 +309,8 @@ def profile(ctx: typer.Context,
             machine: str | None = typer.Option(None, "--machine", help="Declare this machine (default: worked out "
                                                                       "as `coord conv --help` says)."),
             project: str | None = typer.Option(None, "--project", help="Declare this project (default: COORD_PROJECT, "
-                                                                      "identity.json project, the git root's name)."),
+                                                                      "identity.json project (a project's file only "
+                                                                      "beside its own token), the git root's name)."),
             show_only: bool = typer.Option(False, "--show", help="Only show what the hub has; declare nothing."),
             as_json: bool = JSON_OPT) -> None:
     """Declare your address MACHINE.PROJECT at the hub (so others can send to it) and show it."""
