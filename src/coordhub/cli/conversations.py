@@ -295,7 +295,8 @@ def inbox(ctx: typer.Context,
 
 @app.command()
 def status(ctx: typer.Context,
-           machine: str | None = typer.Option(None, "--machine", help="Another machine (default: this one)."),
+           machine: str | None = typer.Option(None, "--machine", help="Another machine (an admin token only; "
+                                                                      "default: this one)."),
            as_json: bool = JSON_OPT) -> None:
     """Per project on this machine: pending turns and the most recent one (seed 004's cross-agent-status)."""
     from coordhub.compat.crossagent.status import table_lines
