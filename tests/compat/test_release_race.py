@@ -103,6 +103,13 @@ def test_cross_agent_send_of_a_release_to_a_released_conversation_says_so(world:
     assert r.out.strip() == f"already released: {first['to']}/{first['file_name']}", r  # not "sent:" (review)
     assert f"was released already, by turn {first['id']} #2 (released by {career.session})" in r.err, r
     assert "numbered" not in r.err, r
+    # signed: the copy was renumbered from 7 to 3 and signed, but nothing was recorded: no "carries 3" note
+    stale = tmp_path / "stale.org"
+    stale.write_text(world.org(kind="release", sequence=7, body="Closing too.\n", RELEASE_STATUS="cancelled"),
+                     encoding="utf-8")
+    signed = career.drop("send", homelab.address, str(stale))
+    assert signed.code == 0 and signed.out.strip() == r.out.strip(), signed
+    assert "was released already" in signed.err and "SEQUENCE" not in signed.err, signed
 
 
 def test_importing_history_with_the_seeds_two_releases_keeps_one_and_says_why(world: World) -> None:

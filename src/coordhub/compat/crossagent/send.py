@@ -120,6 +120,7 @@ class Sender:
         self.turn = turn
         self.dest = dest
         self.log: list[str] = []
+        self.renumbered: tuple[int | None, int] | None = None  # (the file's sequence, the signed copy's)
 
     def post(self, content: str, signature: str | None, expect: int | None) -> Any:
         """One request, retried while the hub is unreachable (halt re-checked before each retry)."""
@@ -147,8 +148,7 @@ class Sender:
         from coordhub.compat import gpg, signedturn
 
         def renumbered(was: int | None, now: int) -> None:
-            err(f"note: #+SEQUENCE {was} -> {now}: the hub numbers turns, so the signed copy carries {now} (your "
-                "file is unchanged)")
+            self.renumbered = (was, now)  # said once the hub recorded it (send): a dedup recorded nothing
 
         try:
             return signedturn.send_signed(self.client, self.text, gpg.signing_key(self.args.key),
@@ -177,6 +177,10 @@ class Sender:
                          "recorded"))
             print(f"already released: {where}")  # not "sent:": nothing of this file was (the standing release's)
             return EXIT_OK
+        if self.renumbered is not None and decision != "dedup":
+            was, now = self.renumbered
+            err(f"note: #+SEQUENCE {was} -> {now}: the hub numbers turns, so the signed copy carries {now} (your "
+                "file is unchanged)")
         if self.args.no_sign and answer.get("sequence") not in (None, self.turn.sequence):
             err(f"note: the hub numbered this turn {answer['sequence']} (the file said {self.turn.sequence})")
         if decision == "dedup":
