@@ -79,6 +79,8 @@ def test_a_folder_removed_since_the_last_sync_makes_the_cursor_count_as_lost(tmp
     assert (again.written, again.present) == (1, 4), again
     assert (tmp_path / "projects" / "homelab" / "inbox" / "from-agents" / turn(3)["file_name"]).is_file()
     assert orgsync.load_cursor(cursor) == 5
+    cursor.write_text('{"url": "http://hub", "machine": "velox", "after": 5}\n')  # saved before folders were kept
+    assert orgsync.load_cursor(cursor) == 0
 
 
 def test_without_the_cursor_existing_identical_files_are_not_rewritten(tmp_path: Path) -> None:

@@ -64,10 +64,10 @@ def load_cursor(path: Path) -> int:
     A folder removed or moved away (an inbox cleaned by hand, a project folder recreated) lost the files the
     cursor says are written: a sync past it wrote nothing there, ever again, and said ``0 turns written`` (review,
     seed-004 user run). It counts as a lost cursor: every turn is looked at again, and identical files elsewhere are
-    left alone."""
+    left alone. A cursor saved before the folders were kept with it cannot say, and counts as lost once."""
     saved = places.read_json_object(path)
     value = saved.get("after", 0)
-    if any(not Path(folder).is_dir() for folder in _folders(saved)):
+    if "folders" not in saved or any(not Path(folder).is_dir() for folder in _folders(saved)):
         return 0
     return value if isinstance(value, int) and value >= 0 else 0
 
