@@ -58,8 +58,9 @@ def test_halt_and_resume_of_this_machine(world: World, tmp_path: Path) -> None:
     assert homelab.drop("send", career.address, str(msg), "--no-sign").code == 0
     assert "HALT" not in homelab.drop("status").out
 
-    # the operator resumes career's machine from that machine (identity.json names it; the admin token does not)
-    write(career.cwd / ".claude" / "identity.json", json.dumps({"machine": career.machine.upper()}))
+    # the operator resumes career's machine from that machine (the user's own identity.json names it; the admin
+    # token does not; a repository's identity.json would not count beside a token that is not its own)
+    write(career.home / ".claude" / "identity.json", json.dumps({"machine": career.machine.upper()}))
     operator = career.with_env(COORD_TOKEN=world.hub.admin_token)
     back = operator.drop("resume")
     assert back.code == 0, back

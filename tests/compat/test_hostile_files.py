@@ -337,3 +337,31 @@ def test_a_staging_file_swapped_for_a_symlink_is_never_linked_into_place(tmp_pat
         assert linked == [], f"the user's secret is in the inbox as {linked}"
         assert not os.path.lexists(inbox / turn["file_name"])
     assert secret.read_text() == "PRIVATE KEY\n"
+
+
+def test_a_planted_identity_file_does_not_choose_the_conversation_address(world: World, tmp_path: Path) -> None:
+    """Review, seed-004 user: a repository's untracked ``.claude/identity.json`` (an archive brings its own
+    ``.git``) saying ``"project": "career"`` made a session of this machine, working in that clone with the user's
+    own token, declare ``<machine>.career``: it read career's pending turns (and its agent would have sent as
+    career). Beside a token that is not the file's own, its ``project`` and ``machine`` are passed over, with a note."""
+    from tests.compat.conftest import agent
+
+    career, homelab = world.career, world.homelab
+    assert homelab.coord("conv", "send", career.address, "--conversation", world.conv, "--type", "request",
+                         "--title", "Private", "--body", "career's own business").code == 0
+    clone = agent(world.hub, tmp_path / "clone", career.session.replace("/career", "/clone"), "clone",
+                  tmp_path)
+    del clone.env["COORD_PROJECT"]  # the user's token (COORD_TOKEN); the project is the repository's
+    write(clone.cwd / ".claude" / "identity.json", json.dumps({"project": "career"}))
+    r = clone.coord("conv", "profile", "--json")
+    assert (r.code, r.json()["address"]) == (0, f"{career.machine}.clone"), r  # not career's
+    write(clone.cwd / ".claude" / "identity.json", json.dumps({"project": "career", "machine": "elsewhere"}))
+    r = clone.coord("conv", "profile", "--json")
+    assert r.code == 0, r
+    assert r.json()["address"] == f"{career.machine}.clone", r
+    assert "ignoring machine 'elsewhere' and project 'career' of" in r.err, r
+    inbox = clone.coord("conv", "inbox", "--json")
+    assert inbox.code == 0 and inbox.json() == [], inbox
+    status = clone.drop("status", "--json")
+    assert status.code == 0 and "ignoring machine 'elsewhere' and project 'career'" in status.err, status
+    assert career.coord("conv", "inbox", "--json").json()[0]["title"] == "Private"  # career's own still sees it

@@ -63,6 +63,26 @@ def test_a_second_sync_asks_only_for_newer_turns_and_writes_nothing(tmp_path: Pa
     assert (again.written, again.present) == (0, 0) and fetch.calls == [(3, orgsync.PAGE)]
 
 
+def test_a_folder_removed_since_the_last_sync_makes_the_cursor_count_as_lost(tmp_path: Path) -> None:
+    """Review, seed-004 user run: an inbox folder removed by hand after a sync was never written again; the next
+    sync said 0 turns written, as the cursor was past its turns. Now that sync looks at every turn again and
+    writes the removed folder's files, leaving the other folder's identical files alone."""
+    import shutil
+
+    fetch = Turns(many(5))
+    syncer(tmp_path, fetch).run_once()
+    cursor = tmp_path / "state" / "cursor.json"
+    assert orgsync.load_cursor(cursor) == 5
+    shutil.rmtree(tmp_path / "projects" / "homelab" / "inbox")
+    assert orgsync.load_cursor(cursor) == 0
+    again = syncer(tmp_path, fetch, orgsync.load_cursor(cursor)).run_once()
+    assert (again.written, again.present) == (1, 4), again
+    assert (tmp_path / "projects" / "homelab" / "inbox" / "from-agents" / turn(3)["file_name"]).is_file()
+    assert orgsync.load_cursor(cursor) == 5
+    cursor.write_text('{"url": "http://hub", "machine": "velox", "after": 5}\n')  # saved before folders were kept
+    assert orgsync.load_cursor(cursor) == 0
+
+
 def test_without_the_cursor_existing_identical_files_are_not_rewritten(tmp_path: Path) -> None:
     fetch = Turns(many(4))
     syncer(tmp_path, fetch).run_once()

@@ -103,6 +103,13 @@ def test_cross_agent_send_of_a_release_to_a_released_conversation_says_so(world:
     assert r.out.strip() == f"already released: {first['to']}/{first['file_name']}", r  # not "sent:" (review)
     assert f"was released already, by turn {first['id']} #2 (released by {career.session})" in r.err, r
     assert "numbered" not in r.err, r
+    # signed: the copy was renumbered from 7 to 3 and signed, but nothing was recorded: no "carries 3" note
+    stale = tmp_path / "stale.org"
+    stale.write_text(world.org(kind="release", sequence=7, body="Closing too.\n", RELEASE_STATUS="cancelled"),
+                     encoding="utf-8")
+    signed = career.drop("send", homelab.address, str(stale))
+    assert signed.code == 0 and signed.out.strip() == r.out.strip(), signed
+    assert "was released already" in signed.err and "SEQUENCE" not in signed.err, signed
 
 
 def test_importing_history_with_the_seeds_two_releases_keeps_one_and_says_why(world: World) -> None:
@@ -133,13 +140,14 @@ exec {gpg} "$@"
 """
 
 
-@pytest.mark.parametrize("how", ["release", "send"])
+@pytest.mark.parametrize("how", ["release", "send", "cross-agent-send"])
 def test_a_turn_arriving_while_a_release_is_signed_stops_it(world: World, keys: dict[str, GpgKey],
                                                             tmp_path: Path, how: str) -> None:
     """Review, seed-004 typed conversations: the other party's ordinary turn took the sequence a signed release
     signed; the client signed the next number and closed the conversation over a turn its author never saw. Now
     it sends nothing, names the turn and exits 4 (conflict); released again, after reading it, it goes. The same
-    for ``coord conv send --type release --sign``."""
+    for ``coord conv send --type release --sign``, and for ``cross-agent-send`` of a release file (exit 1, the
+    seed's general error: its 4 means a bad frontmatter)."""
     career, homelab, conv = world.career, world.homelab, world.conv
     key = keys["career"]
     assert career.coord("conv", "keys", "add", "--gpg", key.fingerprint).code == 0
@@ -156,10 +164,14 @@ def test_a_turn_arriving_while_a_release_is_signed_stops_it(world: World, keys: 
         (bin_dir / "gpg").write_text(PAUSING_GPG.format(flags=flags, gpg=real), encoding="utf-8")
         (bin_dir / "gpg").chmod(0o755)
         path = f"{bin_dir}:{Path(real).parent}:/usr/bin:/bin"
-        args = ["release", conv] if how == "release" else [
-            "send", homelab.address, "--conversation", conv, "--type", "release", "--release-status", "complete",
-            "--body", "Done."]
-        proc = subprocess.Popen([sys.executable, "-m", "coordhub", "conv", *args, "--sign"],
+        release = tmp_path / "release.org"
+        release.write_text(world.org(kind="release", sequence=3, title="Prep fix-up", body="Done.\n",
+                                     RELEASE_STATUS="complete"), encoding="utf-8")
+        command = {"release": ["coordhub", "conv", "release", conv, "--sign"],
+                   "send": ["coordhub", "conv", "send", homelab.address, "--conversation", conv, "--type", "release",
+                            "--release-status", "complete", "--body", "Done.", "--sign"],
+                   "cross-agent-send": ["coordhub.compat.crossagent", "send", homelab.address, str(release)]}[how]
+        proc = subprocess.Popen([sys.executable, "-m", *command],
                                 cwd=career.cwd, env={**career.env, "PATH": path, "GPG_USER": key.fingerprint},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         try:
@@ -173,7 +185,7 @@ def test_a_turn_arriving_while_a_release_is_signed_stops_it(world: World, keys: 
         finally:
             (flags / "go").touch()
         out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 4, (out, err)
+        assert proc.returncode == (1 if how == "cross-agent-send" else 4), (out, err)
         assert f"turn #3 pushback by {homelab.session} ({homelab.address}): Not done yet arrived; nothing sent" \
             in err, err
         assert f"coord conv show {conv}" in err and "Traceback" not in err, err

@@ -35,6 +35,8 @@ def test_a_past_file_is_taken_and_show_gives_its_time_beside_the_hubs(world: Wor
     shown = world.homelab.coord("conv", "show", world.conv)
     assert shown.code == 0, shown
     lines = [line for line in shown.out.splitlines() if f"{world.conv} #" in line]
-    assert len(lines) == 2 and lines[0].endswith(f"; its TIMESTAMP says {old})"), shown
+    utc = dt.datetime.fromisoformat(old).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # the author's -05:00 also in UTC, the form of the hub's time beside it (review, seed-004 typed conversations)
+    assert len(lines) == 2 and lines[0].endswith(f"; its TIMESTAMP says {old} = {utc})"), shown
     assert "its TIMESTAMP says" not in lines[1], shown
 

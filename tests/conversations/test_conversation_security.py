@@ -332,21 +332,29 @@ def test_an_unanswered_request_is_released_to_its_destination_and_a_second_relea
     assert api.get(f"{URL}/inbox", headers=bob).json() == []
 
 
-def test_another_machines_status_gives_counts_but_no_conversation_ids(api: Api, trio: Any) -> None:
+def test_another_machines_pending_turns_are_seen_by_its_sessions_and_admins_only(api: Api, trio: Any) -> None:
     """``status`` of another machine showed the newest pending turn's file name, which holds the conversation's
-    id (found by a review): a non-party now gets the counts and ages only; the machine's own sessions and
-    admins get the name."""
+    id (found by a review), and then still its counts and ages; ``/addresses`` gave every token every address's
+    pending count. A count moves with every turn sent there, which only that machine's sessions (and the turn's
+    author, and admins) see as events, and whose text only that machine reads (``/turns`` of another is 403): a
+    non-admin of another machine gets its addresses and sessions, ``pending`` null, and ``status`` 403 (review,
+    seed-004 typed conversations). The machine's own sessions, a session of it that declared nothing yet, and
+    admins see them, with the file name."""
     alice, bob, mallory = trio
     assert field_turn(api, alice, "ratio.web", conversation="acquire-initech-secret").status_code == 201
     theirs = api.get(f"{URL}/status", params={"machine": "ratio"}, headers=mallory)
-    assert theirs.status_code == 200, theirs.text
-    [web] = [p for p in theirs.json()["projects"] if p["name"] == "web"]
-    assert web["pending_count"] == 1 and web["most_recent"]["filename"] is None
-    assert "acquire-initech-secret" not in theirs.text
-    for who in (bob, api.admin):
+    assert (theirs.status_code, theirs.json()["error"]["code"]) == (403, "forbidden"), theirs.text
+    assert "acquire-initech-secret" not in theirs.text and "ratio" in theirs.json()["error"]["message"]
+    listed = {a["address"]: a["pending"] for a in api.get(f"{URL}/addresses", headers=mallory).json()}
+    assert listed == {"ostra.evil": 0, "ratio.web": None, "velox.career": None}, listed
+    for who in (bob, api.admin, api.token("ratio/fresh")):  # fresh: of ratio by its id, nothing declared yet
         own = api.get(f"{URL}/status", params={"machine": "ratio"}, headers=who).json()
         [web] = [p for p in own["projects"] if p["name"] == "web"]
-        assert "acquire-initech-secret" in web["most_recent"]["filename"]
+        assert web["pending_count"] == 1 and "acquire-initech-secret" in web["most_recent"]["filename"]
+    assert {a["address"]: a["pending"] for a in api.get(f"{URL}/addresses", headers=bob).json()} == {
+        "ostra.evil": None, "ratio.web": 1, "velox.career": None}
+    assert {a["address"]: a["pending"] for a in api.get(f"{URL}/addresses", headers=api.admin).json()} == {
+        "ostra.evil": 0, "ratio.web": 1, "velox.career": 0}
 
 
 def test_the_author_of_only_refused_turns_sees_them(api: Api, trio: Any) -> None:

@@ -45,13 +45,13 @@ class AddressSession(Out):
 
 
 class AddressOut(Out):
-    """A declared address, its sessions and how many turns wait for it."""
+    """A declared address, its sessions and how many turns wait for it (null: another machine's, to a non-admin)."""
 
     address: str
     machine: str
     project: str
     sessions: list[AddressSession]
-    pending: int
+    pending: int | None
 
 
 class KeyAdd(Strict):

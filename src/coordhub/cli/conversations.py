@@ -222,9 +222,13 @@ def show_(ctx: typer.Context, conversation_id: str = typer.Argument(..., help="C
 def _stated_time(t: dict[str, Any]) -> str:
     """``; its TIMESTAMP says T`` when the author's stated time is further from the hub's (``created_at``) than it
     lets a time run ahead (:data:`~coordhub.core.turns.MAX_AHEAD`), else nothing: the time shown is the hub's, and a
-    sender whose clock is behind (or a file written long before it was sent, or imported) would otherwise go unseen."""
+    sender whose clock is behind (or a file written long before it was sent, or imported) would otherwise go unseen.
+    A time at another offset than UTC is also given in UTC (``… says 2026-04-24T22:08:58+09:00 = 13:08:58Z``), the
+    form of the hub's time beside it: the two are compared at a glance, not across a time zone (seed-004 files keep
+    their author's offset)."""
     import datetime as dt
 
+    from coordhub.core.orgturn import utc_text
     from coordhub.core.turns import MAX_AHEAD
 
     try:
@@ -233,7 +237,10 @@ def _stated_time(t: dict[str, Any]) -> str:
         apart = abs((stated - hub).total_seconds())
     except (KeyError, TypeError, ValueError):
         return ""
-    return f"; its TIMESTAMP says {t['stated_timestamp']}" if apart > MAX_AHEAD else ""
+    if apart <= MAX_AHEAD:
+        return ""
+    utc = "" if stated.utcoffset() == dt.timedelta(0) else f" = {utc_text(stated)}"
+    return f"; its TIMESTAMP says {t['stated_timestamp']}{utc}"
 
 
 @app.command("list")
@@ -288,7 +295,8 @@ def inbox(ctx: typer.Context,
 
 @app.command()
 def status(ctx: typer.Context,
-           machine: str | None = typer.Option(None, "--machine", help="Another machine (default: this one)."),
+           machine: str | None = typer.Option(None, "--machine", help="Another machine (an admin token only; "
+                                                                      "default: this one)."),
            as_json: bool = JSON_OPT) -> None:
     """Per project on this machine: pending turns and the most recent one (seed 004's cross-agent-status)."""
     from coordhub.compat.crossagent.status import table_lines
@@ -309,7 +317,8 @@ def profile(ctx: typer.Context,
             machine: str | None = typer.Option(None, "--machine", help="Declare this machine (default: worked out "
                                                                       "as `coord conv --help` says)."),
             project: str | None = typer.Option(None, "--project", help="Declare this project (default: COORD_PROJECT, "
-                                                                      "identity.json project, the git root's name)."),
+                                                                      "identity.json project (a project's file only "
+                                                                      "beside its own token), the git root's name)."),
             show_only: bool = typer.Option(False, "--show", help="Only show what the hub has; declare nothing."),
             as_json: bool = JSON_OPT) -> None:
     """Declare your address MACHINE.PROJECT at the hub (so others can send to it) and show it."""

@@ -34,14 +34,10 @@ def send_signed(c: CoordClient, to: str, text: str, key: str | None,
                 taken: Callable[[int, int], None] | None = None) -> Any:
     """Send ``text`` (a seed-004 file's text) to ``to`` signed as cross-agent-send signs it
     (:func:`coordhub.compat.signedturn.send_signed`, the key by :func:`coordhub.compat.gpg.signing_key`, ``taken``
-    as there, for a release :func:`stop_for_arrived_turns` unless given); exit 1 with gpg's reason when it cannot
-    sign, or when the sequence stayed taken."""
+    as there); exit 1 with gpg's reason when it cannot sign, or when the sequence stayed taken; exit 4 (conflict:
+    the conversation changed, look first) when a turn other than a release took a signed release's sequence,
+    naming it (:class:`coordhub.compat.signedturn.ConversationChanged`): nothing is sent."""
     from coordhub.compat import gpg, signedturn
-    from coordhub.core import orgturn
-
-    turn = orgturn.parse(text)  # Invalid as signedturn.send_signed would raise it
-    if taken is None and turn.type == "release":  # `conv send --type release --sign` too, not `conv release` only
-        taken = stop_for_arrived_turns(c, turn.conversation_id)
 
     machine, project = me(c)
 
@@ -54,6 +50,8 @@ def send_signed(c: CoordClient, to: str, text: str, key: str | None,
         return signedturn.send_signed(c, text, gpg.signing_key(key), SIGN_ATTEMPTS, post, taken=taken)
     except (gpg.GpgError, signedturn.SequenceStillTaken) as exc:
         fail(str(exc), EXIT_REFUSED)
+    except signedturn.ConversationChanged as exc:
+        fail(str(exc), EXIT_CONFLICT)
 
 
 def field_text(conversation_id: str, type_: str, body: str, title: str | None = None,
@@ -89,8 +87,7 @@ def signed_release(c: CoordClient, conversation_id: str, to: str | None, status:
     """``coord conv release --sign``: the release turn the hub would send, built and signed here.
 
     A conversation released already is answered by the hub's release route (``dedup``, nothing sent), as unsigned.
-    When a turn other than a release took the sequence signed, nothing is sent (:func:`stop_for_arrived_turns`, by
-    :func:`send_signed`).
+    When a turn other than a release took the sequence signed, nothing is sent (exit 4, by :func:`send_signed`).
     """
     from coordhub.core import orgturn, turns
     from coordhub.errors import Invalid
@@ -109,30 +106,6 @@ def signed_release(c: CoordClient, conversation_id: str, to: str | None, status:
     text = field_text(conversation_id, "release", body or turns.RELEASE_BODY, title=conv.get("title"),
                       release_status=status)
     return send_signed(c, to, text, key)
-
-
-def stop_for_arrived_turns(c: CoordClient, conversation_id: str) -> Callable[[int, int], None]:
-    """``taken`` of :func:`send_signed` for a release: exit 4 (conflict: the conversation changed, look first) when
-    a turn that is no release took a sequence from ``signed`` to ``next_sequence - 1``, naming each (number, type,
-    author, title) and ``coord conv show``; nothing is sent. Signing the release at the next number would close the
-    conversation over a turn its author never saw (review, seed-004 typed conversations). A release that took it
-    (another party's, or this user's own earlier one) goes on: the hub answers ``dedup`` (already released)."""
-
-    def taken(signed: int, following: int) -> None:
-        arrived = [t for t in c.conversation_turns(conversation_id)
-                   if isinstance(t, dict) and type(t.get("sequence")) is int and signed <= t["sequence"] < following
-                   and t.get("type") != "release"]
-        if not arrived:
-            return
-        from coordhub.hooks.untrusted import one_line
-
-        named = "; ".join(one_line(f"#{t['sequence']} {t.get('type')} by {t.get('author')} ({t.get('from')}): "
-                                   f"{t.get('title') or '(no title)'}") for t in arrived[:5])
-        more = f" and {len(arrived) - 5} more" if len(arrived) > 5 else ""
-        fail(f"{conversation_id} changed while the release was signed: turn {named}{more} arrived; nothing sent. "
-             f"Read it (coord conv show {conversation_id}) and release again", EXIT_CONFLICT)
-
-    return taken
 
 
 def signing_configured(c: CoordClient) -> bool:

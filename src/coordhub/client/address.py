@@ -16,6 +16,19 @@ sent); this module decides what a client declares:
   which is the same directory for its users); every linked worktree of a
   repository counts as its main working tree, as the hooks' project key does.
 
+A project's ``.claude/identity.json`` (not ``~/.claude``'s) names the
+machine and project only when that file also chose the hub or the credential
+the client uses (:meth:`~coordhub.client.settings.ClientSettings.chosen_by_project`,
+which the user must trust first): the session is then the file's anyway. A file
+beside the user's own token (``COORD_TOKEN``, ``~/.claude/identity.json``) may
+have come with a cloned repository or an archive (untracked proves nothing),
+and must not choose the address the user's session sends from and reads the
+turns of: ``"project": "career"`` planted in any repository would have read
+career's inbox into an agent working there and sent as career. Its fields are
+then passed over (with a note), as the hooks never let such a file take the
+repository's own key out of a check (:attr:`coordhub.hooks.project.Project.also`);
+``COORD_PROJECT`` names the project for the user.
+
 Both are lower-cased, and any character the hub does not take in an address
 part (it takes ``[a-z0-9_-]``, at most 64, starting with a letter or digit) is
 replaced by ``-``, and ``-`` and ``_`` are stripped from the ends: ``My.Project``
@@ -99,14 +112,41 @@ def parse(text: str, local_machine: str) -> Address:
     return Address(m.lower(), tail.lower())
 
 
-def of(settings: Any, session_id: str | None = None, start: Path | None = None) -> tuple[str, str | None]:
+def of(settings: Any, session_id: str | None = None, start: Path | None = None,
+       notes: list[str] | None = None) -> tuple[str, str | None]:
     """``(machine, project)`` of a client with these :class:`~coordhub.client.settings.ClientSettings`.
 
     ``session_id`` is the acting session when known (the hub's answer for a
     token); else the session the settings name. ``project`` is None outside
     any project (no ``COORD_PROJECT``, identity.json ``project`` or git root).
+    A project's identity.json ``machine`` and ``project`` count only when that
+    file chose the hub or the credential (see the module docstring); else the
+    user's own ``~/.claude/identity.json`` gives them, and ``notes`` (when
+    given) says which of the project file's were passed over and why.
     """
-    from coordhub.client.settings import load_identity
+    from coordhub.client.settings import home_identity, load_identity
 
-    ident = load_identity(settings.identity_file) if settings.identity_file is not None else {}
+    path = settings.identity_file
+    ident = load_identity(path) if path is not None else {}
+    if path is not None and path != home_identity() and not settings.chosen_by_project():
+        home = home_identity()
+        own = load_identity(home) if home.is_file() else {}
+        found = machine(own, session_id or settings.session), project_name(own, start)
+        named = [f"{key} {value!r}" for key, value, used in (("machine", ident.get("machine"), found[0]),
+                                                             ("project", ident.get("project"), found[1]))
+                 if isinstance(value, str) and value.strip() and _folded(value) != used]
+        if named and notes is not None:
+            notes.append(f"ignoring {' and '.join(named)} of {path}: a repository's identity.json does not choose "
+                         f"your conversation address unless its own token (or hub) is the one used; this "
+                         f"session is {found[0]}.{found[1] or '(no project)'} (set {PROJECT_ENV} to name the "
+                         "project)")
+        return found
     return machine(ident, session_id or settings.session), project_name(ident, start)
+
+
+def _folded(value: str) -> str | None:
+    """``value`` as an address part, None when it has no letter or digit."""
+    try:
+        return part(value)
+    except ValueError:
+        return None

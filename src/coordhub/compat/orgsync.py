@@ -59,15 +59,30 @@ def cursor_file(url: str, machine: str, inboxes: Inboxes) -> Path:
 
 
 def load_cursor(path: Path) -> int:
-    """The saved cursor (0 when none)."""
-    value = places.read_json_object(path).get("after", 0)
+    """The saved cursor (0 when none, or when a folder it wrote into is gone).
+
+    A folder removed or moved away (an inbox cleaned by hand, a project folder recreated) lost the files the
+    cursor says are written: a sync past it wrote nothing there, ever again, and said ``0 turns written`` (review,
+    seed-004 user run). It counts as a lost cursor: every turn is looked at again, and identical files elsewhere are
+    left alone. A cursor saved before the folders were kept with it cannot say, and counts as lost once."""
+    saved = places.read_json_object(path)
+    value = saved.get("after", 0)
+    if "folders" not in saved or any(not Path(folder).is_dir() for folder in _folders(saved)):
+        return 0
     return value if isinstance(value, int) and value >= 0 else 0
 
 
-def save_cursor(path: Path, url: str, machine: str, after: int) -> None:
-    """Save the cursor atomically (the state dir is created 0700)."""
+def _folders(saved: dict[str, Any]) -> list[str]:
+    """The folders a saved cursor's syncs wrote into (none in a cursor saved before they were kept)."""
+    folders = saved.get("folders")
+    return [f for f in folders if isinstance(f, str)] if isinstance(folders, list) else []
+
+
+def save_cursor(path: Path, url: str, machine: str, after: int, folders: list[str] | None = None) -> None:
+    """Save the cursor atomically (the state dir is created 0700), with the ``folders`` written into so far."""
     places.private_dir(path.parent)
-    places.write_private(path, json.dumps({"url": url, "machine": machine, "after": after}) + "\n")
+    places.write_private(path, json.dumps({"url": url, "machine": machine, "after": after,
+                                           "folders": sorted(folders or [])}) + "\n")
 
 
 class Syncer:
@@ -87,6 +102,9 @@ class Syncer:
         self.url = url
         self.tally = Tally(cursor=after)
         self.progress = progress
+        # the folders written into, kept with the cursor so that one gone makes it count as lost (load_cursor):
+        # at most one per project of this machine
+        self.folders = set(_folders(places.read_json_object(cursor_path))) if cursor_path is not None else set()
 
     def run_once(self) -> Tally:
         """Page until the hub has nothing newer (an empty page); returns the running tally.
@@ -109,6 +127,7 @@ class Syncer:
                 if machine == self.machine and project and turn.get("content") is not None:
                     mine.append((self.inboxes.path_for(project), turn))
             for (folder, _), placed in zip(mine, place_all(mine), strict=True):
+                self.folders.add(str(folder))
                 if placed.written:
                     self.tally.written += 1
                     self.tally.files.append(str(folder / placed.name))
@@ -117,7 +136,7 @@ class Syncer:
                 self.tally.renamed += placed.renamed
             self.tally.cursor = max(self.tally.cursor, *(int(t["id"]) for t in page))
             if self.cursor_path is not None:
-                save_cursor(self.cursor_path, self.url, self.machine, self.tally.cursor)
+                save_cursor(self.cursor_path, self.url, self.machine, self.tally.cursor, list(self.folders))
             if self.progress is not None:
                 self.progress(self.tally)
 

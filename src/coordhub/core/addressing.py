@@ -125,8 +125,25 @@ def declared(tx: Tx, actor: Actor, *, machine: str | None = None, project: str |
     return row, new_machine, new_project
 
 
-def addresses(tx: Tx, now: float) -> list[dict[str, Any]]:
-    """Every declared address with its sessions (and their presence) and pending count, sorted by address."""
+def sees_pending(tx: Tx, actor: Actor, machine: str | None) -> bool:
+    """Whether ``actor`` may see how many turns wait for ``machine``'s addresses: an admin, or a session of that
+    machine (its declared one, or ``MACHINE`` of its id ``MACHINE/name``, which is all it may declare on a hub with
+    tokens: a session that has not declared yet sees its own machine's status). A pending count moves with every
+    turn sent there, which only the sessions of the machine it is addressed to (and its author, and admins) see as
+    events, and whose text only that machine reads (``GET …/turns`` of another machine is 403): the trust boundary
+    is the machine (docs/conversations.md)."""
+    if actor.is_admin:
+        return True
+    own = (tx.sessions.get(actor.session_id) or {}).get("machine")
+    named = machine_of(actor.session_id)
+    return machine is not None and machine in (own, named.lower() if named else None)
+
+
+def addresses(tx: Tx, actor: Actor, now: float) -> list[dict[str, Any]]:
+    """Every declared address with its sessions (and their presence) and pending count, sorted by address.
+
+    Every session sees every address and who is behind it (``cross-agent-discover``, the dashboard's fleet);
+    ``pending`` is null for an address whose pending turns ``actor`` may not see (:func:`sees_pending`)."""
     by: dict[str, dict[str, Any]] = {}
     for row in tx.conversations.addresses():
         addr = f"{row['machine']}.{row['project']}"
@@ -134,7 +151,11 @@ def addresses(tx: Tx, now: float) -> list[dict[str, Any]]:
                                      "sessions": [], "pending": 0})
         entry["sessions"].append({"session_id": row["session_id"], "state": presence.state_of(row, now),
                                   "tools": tools_of(row)})
-    for row in tx.conversations.pending_counts(list(by)):
+    shown = {m: sees_pending(tx, actor, m) for m in {e["machine"] for e in by.values()}}
+    for entry in by.values():
+        if not shown[entry["machine"]]:
+            entry["pending"] = None
+    for row in tx.conversations.pending_counts([k for k, e in by.items() if e["pending"] is not None]):
         by[row["to_address"]]["pending"] = int(row["pending"])
     return [by[k] for k in sorted(by)]
 

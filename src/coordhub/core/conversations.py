@@ -528,13 +528,16 @@ def for_machine(tx: Tx, actor: Actor, machine: str | None, after: int,
 def status(tx: Tx, actor: Actor, machine: str | None, now: float, halt_active: bool) -> dict[str, Any]:
     """Seed 004's ``cross-agent-status --json``: per project on ``machine`` (default: the actor's), pending first.
 
-    ``most_recent`` is the newest pending turn's file name and age in seconds. The file name holds its
-    conversation's id, which only the parties see: of another machine than its own, a non-admin gets the
-    counts and ages, and ``filename`` null.
+    ``most_recent`` is the newest pending turn's file name and age in seconds. A non-admin asks of its own
+    declared machine only (403 for another, as ``GET …/turns``: :func:`addressing.sees_pending`); a session with
+    none declared gets the empty answer of no machine.
     """
     own = (tx.sessions.get(actor.session_id) or {}).get("machine")
     want = own if machine is None or machine == addressing.LOCAL else addressing.name(machine, "machine")
-    reveal = actor.is_admin or want == own
+    if want is not None and not addressing.sees_pending(tx, actor, want):
+        mine = f"whose machine is {own!r}" if own else "which declared no machine"
+        raise Forbidden(f"the pending turns of machine {want!r} are seen only by its own sessions and admins; this "
+                        f"token acts as {actor.session_id!r}, {mine}", field="machine")
     projects = sorted({r["project"] for r in tx.conversations.addresses() if r["machine"] == want})
     counts = {r["to_address"]: r for r in tx.conversations.pending_counts([f"{want}.{p}" for p in projects])}
     rows = []
@@ -542,7 +545,7 @@ def status(tx: Tx, actor: Actor, machine: str | None, now: float, halt_active: b
         c = counts.get(f"{want}.{p}")
         newest = tx.conversations.turn(int(c["newest"])) if c else None
         rows.append({"name": p, "pending_count": int(c["pending"]) if c else 0,
-                     "most_recent": {"filename": turns.file_name(newest) if reveal else None,
+                     "most_recent": {"filename": turns.file_name(newest),
                                      "age_seconds": int(now - newest["created_at"])}
                      if newest else None})
     rows.sort(key=lambda r: (-r["pending_count"], r["name"]))

@@ -66,11 +66,12 @@ async def set_profile(body: ProfileSet, request: Request, who: Caller = Depends(
 
 @router.get("/addresses", response_model=list[AddressOut], responses=responses(*READ_ERRORS))
 async def addresses(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-    """Every declared address with its sessions (and their presence) and pending count."""
-    await _actor(who)
+    """Every declared address with its sessions (and their presence) and pending count (null for another
+    machine's address unless admin)."""
+    actor = await _actor(who)
     # off the loop: the pending counts walk every accepted turn ever sent to a declared address, and the
     # dashboard's Fleet and Conversations views read this again on every presence and conversation event
-    return await query(request, lambda tx, now: addressing.addresses(tx, now), off_loop=True)
+    return await query(request, lambda tx, now: addressing.addresses(tx, actor, now), off_loop=True)
 
 
 @router.post("/keys", status_code=201, response_model=KeyOut, responses=responses(*WRITE_ERRORS, 409))
@@ -203,7 +204,8 @@ async def status(request: Request, machine: str | None = None, who: Caller = Dep
     actor = await _actor(who)
     # off the loop, as /addresses: its pending counts walk every accepted turn ever sent to the machine's
     # addresses (turns are never pruned, and any session may send 20,000 a day to any address) and it reads every
-    # session that declared an address; any session may ask it of any machine, as often as its rate allows
+    # session that declared an address; a session may ask it of its own machine (an admin of any) as often as its
+    # rate allows
     return await query(request, lambda tx, now: conversations.status(
         tx, actor, machine, now, halt_active=halt.for_session(tx, actor.session_id)["halt"] is not None),
         off_loop=True)

@@ -81,7 +81,12 @@ class Me:
         session = None
         if s.token and not s.session_named:  # the token decides who acts; its id names the machine
             session = self.profile().get("session_id")
-        self._machine, self._project = address.of(s, session)
+        from coordhub.hooks.untrusted import one_line
+
+        notes: list[str] = []
+        self._machine, self._project = address.of(s, session, notes=notes)
+        for note in notes:  # a repository's identity.json that wanted another address: say it was not taken
+            err(f"note: {one_line(note)}")
         self._resolved = True
 
     @property

@@ -21,7 +21,8 @@ Exit codes (the seed's): 0 sent (or an identical retry of a turn already
 delivered; or a release of a conversation released already, which prints
 ``already released: <dest>/<file>`` of the release that did it, not
 ``sent:``), 1 general error,
-a refusal by the hub (decision query or reject, with the reason) or a sequence still taken after the retries, 2 unknown
+a refusal by the hub (decision query or reject, with the reason), a sequence still taken after the retries,
+or a signed release whose sequence another party's turn took (nothing sent; it names the turn), 2 unknown
 destination, 3 the hub unreachable after the retries (a marker is written to
 the seed's ``~/.local/state/cross-agent-comms/failed-sends/``), 4 frontmatter invalid, 5 halt (or
 this session paused after a resume: it says to ``coord engage``).
@@ -119,6 +120,7 @@ class Sender:
         self.turn = turn
         self.dest = dest
         self.log: list[str] = []
+        self.renumbered: tuple[int | None, int] | None = None  # (the file's sequence, the signed copy's)
 
     def post(self, content: str, signature: str | None, expect: int | None) -> Any:
         """One request, retried while the hub is unreachable (halt re-checked before each retry)."""
@@ -146,8 +148,7 @@ class Sender:
         from coordhub.compat import gpg, signedturn
 
         def renumbered(was: int | None, now: int) -> None:
-            err(f"note: #+SEQUENCE {was} -> {now}: the hub numbers turns, so the signed copy carries {now} (your "
-                "file is unchanged)")
+            self.renumbered = (was, now)  # said once the hub recorded it (send): a dedup recorded nothing
 
         try:
             return signedturn.send_signed(self.client, self.text, gpg.signing_key(self.args.key),
@@ -155,6 +156,8 @@ class Sender:
         except gpg.GpgError as exc:
             die(str(exc), EXIT_GENERAL)
         except signedturn.SequenceStillTaken as exc:
+            die(str(exc), EXIT_GENERAL)
+        except signedturn.ConversationChanged as exc:  # a release signed while the other party's turn arrived
             die(str(exc), EXIT_GENERAL)
 
     def send(self) -> int:
@@ -174,6 +177,10 @@ class Sender:
                          "recorded"))
             print(f"already released: {where}")  # not "sent:": nothing of this file was (the standing release's)
             return EXIT_OK
+        if self.renumbered is not None and decision != "dedup":
+            was, now = self.renumbered
+            err(f"note: #+SEQUENCE {was} -> {now}: the hub numbers turns, so the signed copy carries {now} (your "
+                "file is unchanged)")
         if self.args.no_sign and answer.get("sequence") not in (None, self.turn.sequence):
             err(f"note: the hub numbered this turn {answer['sequence']} (the file said {self.turn.sequence})")
         if decision == "dedup":

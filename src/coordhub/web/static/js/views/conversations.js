@@ -39,7 +39,8 @@ export function ConversationsView() {
         <thead><tr><th scope="col">Address</th><th scope="col">Sessions</th><th scope="col">Pending</th></tr></thead>
         <tbody>${rows.map((a) => html`<tr key=${a.address}><td>${a.address}</td>
           <td>${(a.sessions || []).map((s) => s.session_id).join(", ")}</td>
-          <td>${a.pending ? html`<${Badge} kind="high">${a.pending}</${Badge}>` : "0"}</td></tr>`)}</tbody></table></div>`}</${Loaded}>
+          <td>${a.pending === null ? html`<span title="another machine's: seen by its sessions and admins">—</span>`
+            : a.pending ? html`<${Badge} kind="high">${a.pending}</${Badge}>` : "0"}</td></tr>`)}</tbody></table></div>`}</${Loaded}>
     </div>
   </section>`;
 }
