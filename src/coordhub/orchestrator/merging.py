@@ -17,7 +17,8 @@ host's clone, detached at ``origin/<target>``:
 3. **Stack** each entry's commit (never the branch name: a push during the
    run changes nothing) on the current tip: rebase (``git rebase --onto``),
    squash (``git merge --squash``, one commit ``title (#N)``) or merge
-   (``--no-ff``). A conflict names its files and the culprit entry.
+   (``--no-ff``), the host's ``wip:`` saves folded into the worker's own
+   commits (:func:`fold_wip`). A conflict names its files and the culprit entry.
 4. **Gate** at the tip: the configured command (``sh -c``, its own process
    group, a timeout), run as a smoke test is (:func:`~.smoke.run_command`: it
    ends when its main process exits, what it left in its group is killed, and
@@ -245,15 +246,22 @@ class MergeRunner:
         stack = git(wt, "rev-parse", "HEAD")
         branch = str(e["source"])
         method = run["method"]
+        title = f"{e.get('title') or e['branch']} (#{e['issue']})"
         if method == "rebase":
             fork = git(wt, "merge-base", f"origin/{run['target']}", branch)
             git(wt, "checkout", "--quiet", "--detach", branch)
             p = worktree.run_git(wt, *ident, "rebase", "--quiet", "--onto", stack, fork)
             undo: tuple[str, ...] = ("rebase", "--abort")
+            if p.returncode == 0:
+                fold_wip(wt, stack, ident, title)
         elif method == "squash":
             p = worktree.run_git(wt, "merge", "--squash", branch)
             undo = ("reset", "--hard", "--quiet", stack)
         else:
+            git(wt, "checkout", "--quiet", "--detach", branch)  # the branch's side of the merge, wip saves folded
+            fold_wip(wt, git(wt, "merge-base", f"origin/{run['target']}", branch), ident, title)
+            branch = git(wt, "rev-parse", "HEAD")
+            git(wt, "checkout", "--quiet", "--detach", stack)
             p = worktree.run_git(wt, *ident, "merge", "--no-ff", "--no-edit", "-m",
                                  f"Merge branch '{e['branch']}' (#{e['issue']})", branch)
             undo = ("merge", "--abort")
@@ -265,8 +273,7 @@ class MergeRunner:
                               f"{', '.join(files) or 'the tree'}"[:1000],
                     "evidence": {"files": files, "output": (p.stdout + p.stderr)[-OUTPUT_TAIL:]}}
         if method == "squash":
-            title = e.get("title") or e["branch"]
-            git(wt, *ident, "commit", "--quiet", "--no-verify", "-m", f"{title} (#{e['issue']})")
+            git(wt, *ident, "commit", "--quiet", "--no-verify", "-m", title)
         return None
 
     def _gate(self, run: dict[str, Any], wt: Path) -> dict[str, Any] | None:
@@ -459,6 +466,39 @@ class MergeRunner:
                             out.outcome, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+
+def fold_wip(wt: Path, base: str, ident: list[str], title: str) -> None:
+    """Rewrite the commits ``base..HEAD`` of the (clean, detached) worktree ``wt`` without the host's ``wip:``
+    saves (:data:`~coordhub.orchestrator.worktree.WIP_SUBJECT`), leaving HEAD at the result; nothing when there
+    is none, or when the range holds a merge commit (its history is the branch's to keep).
+
+    A save is a stopped run's uncommitted work, which the next attempt continued from: it is part of the
+    worker's next commit, so it folds into that one (its tree is a snapshot that already holds the save);
+    a trailing save folds into the commit before it; a range of saves alone becomes one commit ``title``.
+    Each kept commit keeps its message and author (``git commit -C``); the final tree is HEAD's, so what the
+    gate runs on is what it was. ``ident`` is :func:`~coordhub.orchestrator.worktree.commit_identity`'s.
+    """
+    listed = git(wt, "log", "--reverse", "--format=%H %P%x09%s", f"{base}..HEAD").splitlines()
+    rows = [(head.split(), subject) for head, _, subject in (line.partition("\t") for line in listed)]
+    if not any(s.startswith(worktree.WIP_SUBJECT) for _, s in rows) or any(len(ids) > 2 for ids, _ in rows):
+        return
+    kept: list[list[str | None]] = []  # [commit whose message and author to reuse (None: title), commit of its tree]
+    trailing = False
+    for (sha, *_), subject in rows:
+        trailing = subject.startswith(worktree.WIP_SUBJECT)
+        if not trailing:
+            kept.append([sha, sha])
+    if trailing:
+        if kept:
+            kept[-1][1] = rows[-1][0][0]
+        else:
+            kept.append([None, rows[-1][0][0]])
+    git(wt, "checkout", "--quiet", "--detach", base)
+    for meta, tree in kept:
+        git(wt, "read-tree", "--reset", "-u", str(tree))
+        how = ("-C", meta) if meta else ("-m", title)
+        git(wt, *ident, "commit", "--quiet", "--no-verify", "--allow-empty", *how)
 
 
 def _ancestor(wt: Path, commit: str, of: str) -> bool:
