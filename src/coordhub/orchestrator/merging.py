@@ -407,7 +407,12 @@ class MergeRunner:
             pr = {"number": int(url.rstrip("/").rsplit("/", 1)[-1]), "url": url}
         number = int(pr["number"])
         info = {"pr_number": number, "pr_url": pr.get("url"), "only": only}
-        red = self._checks(gh, number, run)
+        try:
+            red = self._checks(gh, number, run)
+        except HostStopped as exc:  # queued again with the PR and this push: the next run goes on from them
+            self._report(inc, batch, Outcome("retry", {**info, "tip": tip, "reason": f"host_stopped: {self.machine} "
+                                                       f"was stopped during the merge run ({exc}); queued again"}))
+            return False
         if red is not None:
             self._report(inc, batch, Outcome("red", {**red, **info}))
             return False
@@ -430,7 +435,9 @@ class MergeRunner:
         return True
 
     def _checks(self, gh: GitHub, number: int, run: dict[str, Any]) -> dict[str, Any] | None:
-        """Wait for the PR's checks; None when they passed (or none are required), else ``{reason, evidence}``."""
+        """Wait for the PR's checks; None when they passed (or none are required), else ``{reason, evidence}``.
+        ``HostStopped`` when the host stops meanwhile: checks still running are no verdict (they read as a red
+        gate before, which queued a fix worker for checks that had not failed)."""
         if not run.get("require_checks", True):
             return None
         deadline = time.monotonic() + float(run.get("checks_timeout_seconds") or 3600)
@@ -440,7 +447,9 @@ class MergeRunner:
                 return {"reason": f"CI checks failed: {', '.join(checks.failed)}", "evidence": {"checks": checks.rows}}
             if not checks.pending:
                 return None
-            if time.monotonic() > deadline or self.stopping.is_set():
+            if self.stopping.is_set():
+                raise HostStopped(f"PR #{number}'s CI checks were still running")
+            if time.monotonic() > deadline:
                 return {"reason": "CI checks still pending at checks_timeout_seconds", "evidence": {"checks":
                                                                                                       checks.rows}}
             self.stopping.wait(self.checks_poll)
