@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -70,6 +70,7 @@ log = logging.getLogger("coordhub.agent.merge")
 POLL_WAIT = 20.0
 OUTPUT_TAIL = 6000  # characters of the gate's output kept as evidence
 CHECKS_POLL = 1.0  # seconds between two reads of a PR's checks
+GATE_LOG = "gate.log"  # the gate's output file in <logs>/gate-<batch>/, there only while the gate runs
 _SCRUB = ("COORD_TOKEN",)
 
 
@@ -100,8 +101,9 @@ class MergeRunner:
 
     def __init__(self, link: HubLink, machine: str, repos: Callable[[], dict[str, Path]], scratch: Path,
                  env: dict[str, str], stopping: threading.Event, incarnation: Any, poll_wait: float = POLL_WAIT,
-                 checks_poll: float = CHECKS_POLL, pass_env: Iterable[str] = ()) -> None:
+                 checks_poll: float = CHECKS_POLL, pass_env: Iterable[str] = (), logs: Path | None = None) -> None:
         self.link, self.machine, self.repos, self.scratch = link, machine, repos, scratch
+        self.logs = logs or scratch  # where a gate's output file goes while it runs (the host's workers directory)
         self.env = {k: v for k, v in env.items() if k not in _SCRUB}  # git and gh (GH_TOKEN on a github host)
         # The gate runs the branch's own code: a worker's allowlisted environment, as smoke tests get (no GitHub
         # or hub credential, nothing else of the host's), never the host's.
@@ -292,13 +294,17 @@ class MergeRunner:
         # (smoke.OUTPUT_LIMIT), only its tail read back; ended when its main process exits (the group then
         # killed, its pipe read for smoke.DRAIN_SECONDS at most), or at the timeout. Captured whole, as
         # subprocess.run does, the host held all the gate printed and waited on any process left holding the pipe.
-        fd, name = tempfile.mkstemp(prefix="gate-", suffix=".log", dir=self.scratch)
-        os.close(fd)
-        out_path = Path(name)
+        # The file is <logs>/gate-<batch>/gate.log, beside the workers' logs, not in the worktrees directory: a
+        # host killed mid-gate left it there, and the next one moved it to lost+found as a stray; now recovery
+        # reports it (recovery.Recovery: interrupted_gates). A gate that ends, however, leaves nothing.
+        out_dir = self.logs / f"gate-{run['batch_id']}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        out_path = out_dir / GATE_LOG
+        os.close(os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # the branch's output: private
         try:
             ended = smoke.run_command(cmd, wt, self.gate_env, timeout, out_path, self.stopping)
         finally:
-            out_path.unlink(missing_ok=True)
+            shutil.rmtree(out_dir, ignore_errors=True)
         if ended.killed == "stopped":
             raise HostStopped("the gate was stopped with the host")
         code = ended.exit_code
