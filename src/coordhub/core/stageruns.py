@@ -341,8 +341,9 @@ def report(tx: Tx, actor: Actor, run_id: str, attempt: int, now: float, *, incar
             changes.update(state="error", ended_at=now, reason=f"review_verdict_invalid: {verdict!r} is not "
                            "approve or request_changes")
         else:
+            # reason None: an earlier attempt's (host_stopped, host_stale) is no part of this verdict
             changes.update(state="passed" if checked["verdict"] == "approve" else "failed", ended_at=now,
-                           verdict=checked["verdict"], summary=checked["summary"],
+                           reason=None, verdict=checked["verdict"], summary=checked["summary"],
                            findings=redact(json.dumps(checked["findings"])))
     tx.stage_runs.set(run["id"], changes)
     run = {**run, **changes}
