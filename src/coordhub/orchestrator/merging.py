@@ -404,7 +404,14 @@ class MergeRunner:
                                                        "the code differs from what the gate passed"}))
             return False
         tip = git(wt, "rev-parse", "HEAD")
+        if tip != old and old == e.get("prior_tip") and _ancestor(wt, f"origin/{target}", old) \
+                and git(wt, "rev-parse", f"{old}^{{tree}}") == gated_tree:
+            tip = old  # this queue's own earlier push of this very code onto this target: pushed again, CI reran
         if tip != old:
+            # write-ahead, as before a push to the target: the hub records this head as the queue's own (the next
+            # run's prior_tip), so after a kill -9 from here on it is not taken for a push after the gates (moved)
+            self._report(inc, batch, Outcome("landing", {"tip": tip, "only": only, "pr_number": (pr or {}).get(
+                "number"), "pr_url": (pr or {}).get("url")}))
             worktree.with_origin(wt, "push", "--quiet", f"--force-with-lease=refs/heads/{e['branch']}:{old}",
                                  "origin", f"{tip}:refs/heads/{e['branch']}")
         if not pr or pr.get("state") != "OPEN":
