@@ -520,7 +520,7 @@ def fold_wip(wt: Path, base: str, ident: list[str], title: str) -> None:
     for meta, tree in kept:
         git(wt, "read-tree", "--reset", "-u", str(tree))
         how = ("-C", meta) if meta else ("-m", title)
-        git(wt, *ident, "commit", "--quiet", "--no-verify", "--allow-empty", *how)
+        git(wt, *ident, "commit", "--quiet", "--no-verify", "--allow-empty", "--allow-empty-message", *how)
 
 
 def _ancestor(wt: Path, commit: str, of: str) -> bool:
