@@ -176,6 +176,8 @@ class MergeRunner:
                 self._github(run, inc, batch, path)
             else:
                 self._local(run, inc, batch, path)
+        except GitError as exc:  # _github reports its own; here it left the run unreported until the hub's deadline
+            self._report(inc, batch, Outcome("error", {"reason": f"git: {exc}"[:1000]}))
         except HostStopped as exc:
             self._report(inc, batch, Outcome("retry", {"reason": f"host_stopped: {self.machine} was stopped during "
                                                                   f"the merge run ({exc}); queued again"}))
