@@ -9,7 +9,7 @@ from typing import Any
 
 from coordhub.clock import ManualClock
 from tests.conftest import Api
-from tests.orchestrator.conftest import ORCH, Host, apply_config
+from tests.orchestrator.conftest import ORCH, Host, apply_config, config
 from tests.orchestrator.merge.test_queue_api import enter, finish, merge_config
 from tests.orchestrator.merge.test_queue_api import next_run as next_merge
 from tests.orchestrator.test_pipeline import PIPE, next_run, report_run, stages_of, work_done
@@ -80,6 +80,26 @@ def test_a_stopping_host_s_own_report_queues_the_run_again(orch: Api, laptop: Ho
     assert again is not None and again["id"] == run["id"] and again["attempt"] == 2
     report_run(server, again, state="done", exit_code=0)
     assert stages_of(orch, a["id"])["stage"] == "merge"
+
+
+def test_a_review_a_stopping_host_ends_keeps_its_cost(orch: Api, laptop: Host, server: Host,
+                                                     user: dict[str, str]) -> None:
+    """The reviewer's ``claude -p`` a stopping host ends has spent money: its ``host_stopped`` report carries the
+    cost, and the run keeps it beside the next attempt's (it was dropped: the run read only the last attempt's)."""
+    apply_config(orch, config(reviews={"enabled": True}, pipeline={"stages": ["review", "merge"]}))
+    a = work_done(laptop, orch, user)
+    run = next_run(server)
+    assert run is not None and run["stage"] == "review"
+    say_stopping(server)
+    got = report_run(server, run, state="error", reason="host_stopped: the host was stopped while it ran",
+                     cost_usd=0.25)
+    assert (got["state"], got["cost_usd"]) == ("queued", 0.25)
+    again = next_run(laptop)
+    assert again is not None and again["id"] == run["id"] and again["attempt"] == 2
+    report_run(laptop, again, state="done", verdict="approve", summary="fine", findings=[], cost_usd=0.5)
+    ended = run_of(orch, a["id"])
+    # the stopped attempt's reason is not the verdict's: `coord stages` read "passed (approve) …: host_stopped: …"
+    assert (ended["state"], ended["cost_usd"], ended["reason"]) == ("passed", 0.75, None)
 
 
 def test_a_merge_run_says_whether_its_host_stopped_or_vanished(orch: Api, clock: ManualClock, laptop: Host,

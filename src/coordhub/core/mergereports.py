@@ -56,8 +56,8 @@ def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, 
     """Apply a host's report on run ``batch_id``; return ``{outcome, entries}`` (rendered, queue order).
 
     ``outcome`` is one of :data:`OUTCOMES` (see :mod:`coordhub.core.mergequeue`);
-    ``landing`` needs ``tip``, ``merged`` needs ``sha``, ``conflict`` names
-    the ``culprit`` entry, ``moved`` sends the entries back to their gates
+    ``landing`` needs ``tip`` (``retry`` may name one: the host's push to a PR's head), ``merged`` needs ``sha``,
+    ``conflict`` names the ``culprit`` entry, ``moved`` sends the entries back to their gates
     (:func:`refuse_moved`, ``reason`` saying where the branch is); ``only`` limits the outcome to some of the run's
     entries (a host found some already merged). ``StaleRun`` (409, nothing changes) when the run
     is not current (its host was given up, or it ended); ``Invalid`` for a bad
@@ -100,7 +100,10 @@ def report(tx: Tx, actor: Actor, now: float, *, machine: str, incarnation: int, 
     elif outcome == "red":
         out = _red(tx, config, rows, reason, ev, now, by, pr)
     elif outcome == "retry":
-        out = [transition(tx, r, State.QUEUED, now, by=by, batch_id=None, reason=reason, **pr) for r in rows]
+        # a tip here is the host's push of the gated commit to the PR's head (it stopped while the checks ran):
+        # the next run takes that head as this queue's own (prior_tip), not as a push after the gates
+        kept = {"tip": tip} if tip else {}
+        out = [transition(tx, r, State.QUEUED, now, by=by, batch_id=None, reason=reason, **pr, **kept) for r in rows]
     elif outcome == "moved":
         detail = reason or "the branch is not at the commit its gates passed on"
         out = [refuse_moved(tx, r, detail, now, by=by, pr=pr) for r in rows]

@@ -299,7 +299,9 @@ def report(tx: Tx, actor: Actor, run_id: str, attempt: int, now: float, *, incar
     decides passed or failed from ``exit_code`` or ``verdict``), ``error``
     (could not run: a git failure, no ``claude``, a review without a valid
     verdict; with a reason starting :data:`HOST_STOPPED`, the host was stopped
-    while it ran: the run is queued again, no verdict). ``StaleRun`` (409) for another attempt or an ended run;
+    while it ran: the run is queued again, no verdict). ``cost_usd`` (USD, the attempt's, read from the report
+    that ends it) adds to the run's cost, a ``host_stopped`` attempt's too. ``StaleRun`` (409) for another
+    attempt or an ended run;
     ``StaleIncarnation`` (409) from an incarnation that is not the machine's
     current one or not the run's (:func:`_current`); ``incarnation`` None (deprecated, an agent from before
     reports named one): the machine's current one. The
@@ -308,13 +310,18 @@ def report(tx: Tx, actor: Actor, run_id: str, attempt: int, now: float, *, incar
     """
     run = _current(tx, actor, run_id, attempt, incarnation)
     reason, summary = redact_opt(reason), redact_opt(summary)  # every session reads them: no tokens
-    if state == "error" and reason and reason.startswith(HOST_STOPPED):  # no verdict: the host stopped it
-        return _lose(tx, run, f"{reason[:1000]} (it ran attempt {run['attempt']})", now, actor.session_id)
     changes: Row = {}
+    if cost_usd is not None and state != "running":
+        # an attempt's cost adds to the run's: a reviewer a stopping host ended had spent money too, and the
+        # attempt after it must not hide it (only the report that ends an attempt counts its cost, once)
+        changes["cost_usd"] = float(run["cost_usd"] or 0.0) + float(cost_usd)
+    if state == "error" and reason and reason.startswith(HOST_STOPPED):  # no verdict: the host stopped it
+        if changes:
+            tx.stage_runs.set(run["id"], changes)
+        return _lose(tx, {**run, **changes}, f"{reason[:1000]} (it ran attempt {run['attempt']})", now,
+                     actor.session_id)
     if commit is not None:
         changes["commit_sha"] = commit
-    if cost_usd is not None:
-        changes["cost_usd"] = float(cost_usd)
     if output_tail is not None:
         changes["output_tail"] = redact(output_tail)[-MAX_TAIL_CHARS:]
     if state == "running":
@@ -334,8 +341,9 @@ def report(tx: Tx, actor: Actor, run_id: str, attempt: int, now: float, *, incar
             changes.update(state="error", ended_at=now, reason=f"review_verdict_invalid: {verdict!r} is not "
                            "approve or request_changes")
         else:
+            # reason None: an earlier attempt's (host_stopped, host_stale) is no part of this verdict
             changes.update(state="passed" if checked["verdict"] == "approve" else "failed", ended_at=now,
-                           verdict=checked["verdict"], summary=checked["summary"],
+                           reason=None, verdict=checked["verdict"], summary=checked["summary"],
                            findings=redact(json.dumps(checked["findings"])))
     tx.stage_runs.set(run["id"], changes)
     run = {**run, **changes}

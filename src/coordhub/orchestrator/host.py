@@ -156,7 +156,7 @@ class Host:
         """The merge queue's runner (:mod:`coordhub.orchestrator.merging`): this host's repos as configured now."""
         return MergeRunner(self.ctx.link, self.cfg.machine, lambda: self.cfg.repos, self.ctx.worktrees,
                            dict(self.ctx.host_env), self.stopping, lambda: self.incarnation,
-                           poll_wait=self.cfg.poll_wait, pass_env=self.ctx.pass_env)
+                           poll_wait=self.cfg.poll_wait, pass_env=self.ctx.pass_env, logs=self.ctx.workers_dir)
 
     def shutdown(self) -> None:
         """Ask the host to stop (from a signal handler or another thread)."""

@@ -17,7 +17,8 @@ host's clone, detached at ``origin/<target>``:
 3. **Stack** each entry's commit (never the branch name: a push during the
    run changes nothing) on the current tip: rebase (``git rebase --onto``),
    squash (``git merge --squash``, one commit ``title (#N)``) or merge
-   (``--no-ff``). A conflict names its files and the culprit entry.
+   (``--no-ff``), the host's ``wip:`` saves folded into the worker's own
+   commits (:func:`fold_wip`). A conflict names its files and the culprit entry.
 4. **Gate** at the tip: the configured command (``sh -c``, its own process
    group, a timeout), run as a smoke test is (:func:`~.smoke.run_command`: it
    ends when its main process exits, what it left in its group is killed, and
@@ -48,7 +49,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -69,6 +70,7 @@ log = logging.getLogger("coordhub.agent.merge")
 POLL_WAIT = 20.0
 OUTPUT_TAIL = 6000  # characters of the gate's output kept as evidence
 CHECKS_POLL = 1.0  # seconds between two reads of a PR's checks
+GATE_LOG = "gate.log"  # the gate's output file in <logs>/gate-<batch>/, there only while the gate runs
 _SCRUB = ("COORD_TOKEN",)
 
 
@@ -99,8 +101,9 @@ class MergeRunner:
 
     def __init__(self, link: HubLink, machine: str, repos: Callable[[], dict[str, Path]], scratch: Path,
                  env: dict[str, str], stopping: threading.Event, incarnation: Any, poll_wait: float = POLL_WAIT,
-                 checks_poll: float = CHECKS_POLL, pass_env: Iterable[str] = ()) -> None:
+                 checks_poll: float = CHECKS_POLL, pass_env: Iterable[str] = (), logs: Path | None = None) -> None:
         self.link, self.machine, self.repos, self.scratch = link, machine, repos, scratch
+        self.logs = logs or scratch  # where a gate's output file goes while it runs (the host's workers directory)
         self.env = {k: v for k, v in env.items() if k not in _SCRUB}  # git and gh (GH_TOKEN on a github host)
         # The gate runs the branch's own code: a worker's allowlisted environment, as smoke tests get (no GitHub
         # or hub credential, nothing else of the host's), never the host's.
@@ -173,6 +176,8 @@ class MergeRunner:
                 self._github(run, inc, batch, path)
             else:
                 self._local(run, inc, batch, path)
+        except GitError as exc:  # _github reports its own; here it left the run unreported until the hub's deadline
+            self._report(inc, batch, Outcome("error", {"reason": f"git: {exc}"[:1000]}))
         except HostStopped as exc:
             self._report(inc, batch, Outcome("retry", {"reason": f"host_stopped: {self.machine} was stopped during "
                                                                   f"the merge run ({exc}); queued again"}))
@@ -245,15 +250,22 @@ class MergeRunner:
         stack = git(wt, "rev-parse", "HEAD")
         branch = str(e["source"])
         method = run["method"]
+        title = f"{e.get('title') or e['branch']} (#{e['issue']})"
         if method == "rebase":
             fork = git(wt, "merge-base", f"origin/{run['target']}", branch)
             git(wt, "checkout", "--quiet", "--detach", branch)
             p = worktree.run_git(wt, *ident, "rebase", "--quiet", "--onto", stack, fork)
             undo: tuple[str, ...] = ("rebase", "--abort")
+            if p.returncode == 0:
+                fold_wip(wt, stack, ident, title)
         elif method == "squash":
             p = worktree.run_git(wt, "merge", "--squash", branch)
             undo = ("reset", "--hard", "--quiet", stack)
         else:
+            git(wt, "checkout", "--quiet", "--detach", branch)  # the branch's side of the merge, wip saves folded
+            fold_wip(wt, git(wt, "merge-base", f"origin/{run['target']}", branch), ident, title)
+            branch = git(wt, "rev-parse", "HEAD")
+            git(wt, "checkout", "--quiet", "--detach", stack)
             p = worktree.run_git(wt, *ident, "merge", "--no-ff", "--no-edit", "-m",
                                  f"Merge branch '{e['branch']}' (#{e['issue']})", branch)
             undo = ("merge", "--abort")
@@ -265,8 +277,7 @@ class MergeRunner:
                               f"{', '.join(files) or 'the tree'}"[:1000],
                     "evidence": {"files": files, "output": (p.stdout + p.stderr)[-OUTPUT_TAIL:]}}
         if method == "squash":
-            title = e.get("title") or e["branch"]
-            git(wt, *ident, "commit", "--quiet", "--no-verify", "-m", f"{title} (#{e['issue']})")
+            git(wt, *ident, "commit", "--quiet", "--no-verify", "-m", title)
         return None
 
     def _gate(self, run: dict[str, Any], wt: Path) -> dict[str, Any] | None:
@@ -285,13 +296,17 @@ class MergeRunner:
         # (smoke.OUTPUT_LIMIT), only its tail read back; ended when its main process exits (the group then
         # killed, its pipe read for smoke.DRAIN_SECONDS at most), or at the timeout. Captured whole, as
         # subprocess.run does, the host held all the gate printed and waited on any process left holding the pipe.
-        fd, name = tempfile.mkstemp(prefix="gate-", suffix=".log", dir=self.scratch)
-        os.close(fd)
-        out_path = Path(name)
+        # The file is <logs>/gate-<batch>/gate.log, beside the workers' logs, not in the worktrees directory: a
+        # host killed mid-gate left it there, and the next one moved it to lost+found as a stray; now recovery
+        # reports it (recovery.Recovery: interrupted_gates). A gate that ends, however, leaves nothing.
+        out_dir = self.logs / f"gate-{run['batch_id']}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        out_path = out_dir / GATE_LOG
+        os.close(os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # the branch's output: private
         try:
             ended = smoke.run_command(cmd, wt, self.gate_env, timeout, out_path, self.stopping)
         finally:
-            out_path.unlink(missing_ok=True)
+            shutil.rmtree(out_dir, ignore_errors=True)
         if ended.killed == "stopped":
             raise HostStopped("the gate was stopped with the host")
         code = ended.exit_code
@@ -391,7 +406,14 @@ class MergeRunner:
                                                        "the code differs from what the gate passed"}))
             return False
         tip = git(wt, "rev-parse", "HEAD")
+        if tip != old and old == e.get("prior_tip") and _ancestor(wt, f"origin/{target}", old) \
+                and git(wt, "rev-parse", f"{old}^{{tree}}") == gated_tree:
+            tip = old  # this queue's own earlier push of this very code onto this target: pushed again, CI reran
         if tip != old:
+            # write-ahead, as before a push to the target: the hub records this head as the queue's own (the next
+            # run's prior_tip), so after a kill -9 from here on it is not taken for a push after the gates (moved)
+            self._report(inc, batch, Outcome("landing", {"tip": tip, "only": only, "pr_number": (pr or {}).get(
+                "number"), "pr_url": (pr or {}).get("url")}))
             worktree.with_origin(wt, "push", "--quiet", f"--force-with-lease=refs/heads/{e['branch']}:{old}",
                                  "origin", f"{tip}:refs/heads/{e['branch']}")
         if not pr or pr.get("state") != "OPEN":
@@ -400,7 +422,12 @@ class MergeRunner:
             pr = {"number": int(url.rstrip("/").rsplit("/", 1)[-1]), "url": url}
         number = int(pr["number"])
         info = {"pr_number": number, "pr_url": pr.get("url"), "only": only}
-        red = self._checks(gh, number, run)
+        try:
+            red = self._checks(gh, number, run)
+        except HostStopped as exc:  # queued again with the PR and this push: the next run goes on from them
+            self._report(inc, batch, Outcome("retry", {**info, "tip": tip, "reason": f"host_stopped: {self.machine} "
+                                                       f"was stopped during the merge run ({exc}); queued again"}))
+            return False
         if red is not None:
             self._report(inc, batch, Outcome("red", {**red, **info}))
             return False
@@ -423,7 +450,9 @@ class MergeRunner:
         return True
 
     def _checks(self, gh: GitHub, number: int, run: dict[str, Any]) -> dict[str, Any] | None:
-        """Wait for the PR's checks; None when they passed (or none are required), else ``{reason, evidence}``."""
+        """Wait for the PR's checks; None when they passed (or none are required), else ``{reason, evidence}``.
+        ``HostStopped`` when the host stops meanwhile: checks still running are no verdict (they read as a red
+        gate before, which queued a fix worker for checks that had not failed)."""
         if not run.get("require_checks", True):
             return None
         deadline = time.monotonic() + float(run.get("checks_timeout_seconds") or 3600)
@@ -433,7 +462,9 @@ class MergeRunner:
                 return {"reason": f"CI checks failed: {', '.join(checks.failed)}", "evidence": {"checks": checks.rows}}
             if not checks.pending:
                 return None
-            if time.monotonic() > deadline or self.stopping.is_set():
+            if self.stopping.is_set():
+                raise HostStopped(f"PR #{number}'s CI checks were still running")
+            if time.monotonic() > deadline:
                 return {"reason": "CI checks still pending at checks_timeout_seconds", "evidence": {"checks":
                                                                                                       checks.rows}}
             self.stopping.wait(self.checks_poll)
@@ -459,6 +490,39 @@ class MergeRunner:
                             out.outcome, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+
+def fold_wip(wt: Path, base: str, ident: list[str], title: str) -> None:
+    """Rewrite the commits ``base..HEAD`` of the (clean, detached) worktree ``wt`` without the host's ``wip:``
+    saves (:data:`~coordhub.orchestrator.worktree.WIP_SUBJECT`), leaving HEAD at the result; nothing when there
+    is none, or when the range holds a merge commit (its history is the branch's to keep).
+
+    A save is a stopped run's uncommitted work, which the next attempt continued from: it is part of the
+    worker's next commit, so it folds into that one (its tree is a snapshot that already holds the save);
+    a trailing save folds into the commit before it; a range of saves alone becomes one commit ``title``.
+    Each kept commit keeps its message and author (``git commit -C``); the final tree is HEAD's, so what the
+    gate runs on is what it was. ``ident`` is :func:`~coordhub.orchestrator.worktree.commit_identity`'s.
+    """
+    listed = git(wt, "log", "--reverse", "--format=%H %P%x09%s", f"{base}..HEAD").splitlines()
+    rows = [(head.split(), subject) for head, _, subject in (line.partition("\t") for line in listed)]
+    if not any(s.startswith(worktree.WIP_SUBJECT) for _, s in rows) or any(len(ids) > 2 for ids, _ in rows):
+        return
+    kept: list[list[str | None]] = []  # [commit whose message and author to reuse (None: title), commit of its tree]
+    trailing = False
+    for (sha, *_), subject in rows:
+        trailing = subject.startswith(worktree.WIP_SUBJECT)
+        if not trailing:
+            kept.append([sha, sha])
+    if trailing:
+        if kept:
+            kept[-1][1] = rows[-1][0][0]
+        else:
+            kept.append([None, rows[-1][0][0]])
+    git(wt, "checkout", "--quiet", "--detach", base)
+    for meta, tree in kept:
+        git(wt, "read-tree", "--reset", "-u", str(tree))
+        how = ("-C", meta) if meta else ("-m", title)
+        git(wt, *ident, "commit", "--quiet", "--no-verify", "--allow-empty", "--allow-empty-message", *how)
 
 
 def _ancestor(wt: Path, commit: str, of: str) -> bool:

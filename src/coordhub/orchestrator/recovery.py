@@ -8,7 +8,8 @@ nobody watched); processes whose working directory is one of this host's
 worktrees but that no record names are killed (process group); worktrees no
 record names are saved (a ``wip`` commit) and removed, so none blocks its
 branch; directories that are not worktrees any more are moved to
-``lost+found``; logs no record names go after ``keep_logs_days``. Each action
+``lost+found``; the output of a merge gate the host was killed during is kept
+and noted; logs no record names go after ``keep_logs_days``. Each action
 is a note the host sends with its registration.
 
 Later, on heartbeats (:func:`clean_parked`): parked worktrees (stuck /
@@ -27,15 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from coordhub.client import Unreachable
-from coordhub.orchestrator import worktree
+from coordhub.orchestrator import smoke, worktree
 from coordhub.orchestrator.dispatch import Dispatch
 from coordhub.orchestrator.hoststate import group_alive, process_alive
 from coordhub.orchestrator.link import Refused
+from coordhub.orchestrator.merging import GATE_LOG
 from coordhub.orchestrator.worker import Context
 
 log = logging.getLogger("coordhub.agent")
 
 LIVE_ON_HUB = ("queued", "dispatched", "running", "stuck", "needs_input")
+INTERRUPTED_GATE_LOG = "gate.interrupted.log"  # a merge gate's output a killed host left (kept, noted once)
 
 
 class Recovery:
@@ -78,6 +81,7 @@ class Recovery:
                 self.note(aid, "finish", "its claude ended while no host watched")
             reattach.append((d, rec))
         self._kill_strays(known_pids)
+        self._interrupted_gates()
         self._prune_logs(set(records))
         self._clean_strays({Path(r["worktree"]).resolve() for r in records.values() if r.get("worktree")})
         for entry in self.notes:  # a stray process or worktree concerns no assignment: "assignment -" said nothing
@@ -88,6 +92,27 @@ class Recovery:
     def note(self, aid: str | None, action: str, detail: str, **extra: Any) -> None:
         """Record one action (``aid``: the assignment it concerns, None for none)."""
         self.notes.append({"assignment": aid, "action": action, "detail": detail, **extra})
+
+    def _interrupted_gates(self) -> None:
+        """Note each merge gate a previous host process was killed in the middle of: its output file
+        (:data:`~coordhub.orchestrator.merging.GATE_LOG`, there only while a gate runs) is kept, renamed
+        :data:`INTERRUPTED_GATE_LOG` so it is noted once, beside the workers' logs (pruned with them after
+        ``keep_logs_days``); the note names it and its last line. The hub runs the merge again (its host was
+        lost): this is only the evidence of what the gate was doing."""
+        folder = self.ctx.workers_dir
+        if not folder.is_dir():
+            return
+        for found in sorted(folder.glob(f"gate-*/{GATE_LOG}")):
+            kept = found.with_name(INTERRUPTED_GATE_LOG)
+            try:
+                found.replace(kept)
+            except OSError as exc:
+                log.warning("recovery: cannot keep %s: %s", found, exc)
+                continue
+            last = (smoke.tail(kept, 1000).strip().splitlines() or [""])[-1][-200:]
+            batch = found.parent.name.removeprefix("gate-")
+            self.note(None, "gate_interrupted", f"merge run {batch}: the host ended during its gate (the hub runs "
+                      f"it again); the gate's output is kept at {kept}" + (f", ending: {last}" if last else ""))
 
     def _prune_logs(self, recorded: set[str]) -> None:
         """Delete the logs of assignments no record names, untouched for ``keep_logs_days`` (raw logs are the

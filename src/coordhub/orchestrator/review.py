@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from coordhub.core import verdict as review_verdict
-from coordhub.orchestrator import smoke, worktree
+from coordhub.orchestrator import smoke, streamjson, worktree
 
 MAX_DIFF_CHARS = 100_000
 MAX_CLAUDE_MD_CHARS = 20_000
@@ -165,6 +165,8 @@ def run(claude: str, p: dict[str, Any], wt: Path, env: dict[str, str], out_dir: 
     cost = float(result.get("total_cost_usd") or 0.0) if result else 0.0
     denials = len(result.get("permission_denials") or []) if result else 0
     if ended.killed:
+        if not found:  # stopped before its result: what its messages so far cost (else lost with the stop)
+            cost = streamjson.spent(stream)
         return Review(None, f"review_{ended.killed}: the reviewer was stopped ({ended.killed})", cost, denials, "")
     # Only a reviewer that ended on its own, with one result, gave a verdict: a process left behind by the branch's
     # test on this machine can kill it and write a result of its own into its output (found by a review).

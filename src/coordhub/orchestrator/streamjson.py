@@ -46,6 +46,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from coordhub.core.redaction import redact
@@ -419,6 +420,22 @@ class Parser:
         self._usage_out += n("output_tokens")
         price_in, price_out = price(model)
         self.telemetry.cost_usd = (self._usage_in * price_in + self._usage_out * price_out) / 1e6
+
+
+def spent(stream: Path, chunk: int = 1 << 20) -> float:
+    """USD a ``claude -p`` run spent, read from its stream-json output file: the ``result``'s ``total_cost_usd``,
+    else (a run stopped before its result) the estimate from the token usage of its messages so far, as a
+    worker's telemetry has it. 0.0 when the file is missing. The file is read in ``chunk``-byte pieces (the
+    caller bounds its size: smoke.OUTPUT_LIMIT)."""
+    parser = Parser()
+    try:
+        with stream.open("rb") as f:
+            while piece := f.read(chunk):
+                parser.feed(piece)
+    except FileNotFoundError:
+        return 0.0
+    parser.close()
+    return parser.telemetry.cost_usd
 
 
 def price(model: str | None) -> tuple[float, float]:

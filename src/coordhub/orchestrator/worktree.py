@@ -49,6 +49,7 @@ from coordhub.client import project
 
 GIT_TIMEOUT = 120.0  # seconds; a fetch or push over a slow link
 WIP_REF = "refs/coordhub/wip"
+WIP_SUBJECT = "wip: "  # how every commit of :func:`save_work` begins (its callers' messages); the merge folds them
 AGENT_NAME = "coordhub agent"
 
 
@@ -304,8 +305,11 @@ def save_work(path: Path, message: str, *, on_branch: bool, ref_name: str | None
     host's own safety commit must not be refused by a pre-commit guard). Else
     record them as a commit under ``refs/coordhub/wip/<ref_name>`` without
     moving the branch (``git stash create`` makes the commit without touching
-    the shared stash list).
+    the shared stash list). ``message`` starts with :data:`WIP_SUBJECT` (``ValueError`` else): the merge queue
+    folds such commits into the worker's own (:func:`coordhub.orchestrator.merging.fold_wip`).
     """
+    if not message.startswith(WIP_SUBJECT):
+        raise ValueError(f"a wip save's message must start {WIP_SUBJECT!r} (the merge queue folds them): {message!r}")
     if not dirty(path):
         return None
     ident = commit_identity(path, machine)

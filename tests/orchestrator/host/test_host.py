@@ -319,6 +319,33 @@ def test_strays_no_record_names_are_killed_saved_and_removed(make_ctx: Callable[
     assert "recovery: moved (" in caplog.text and "assignment -" not in caplog.text
 
 
+def test_a_merge_gate_the_host_was_killed_during_keeps_its_output_and_is_noted(
+        make_ctx: Callable[..., Context], start_host: Callable[..., Host], fake_hub: FakeHub, repo: Repo) -> None:
+    """A gate's output was a temporary file in the worktrees directory: a host killed mid-gate (kill -9) left it,
+    and the next one moved it to lost+found as a stray that was "not a worktree". It goes beside the workers'
+    logs now, only while the gate runs, and a restarted host keeps it and names it, with its last line."""
+    from coordhub.orchestrator.merging import MergeRunner
+    from tests.orchestrator.merge.test_run_ids import Link
+
+    ctx = make_ctx()
+    gate_log = ctx.workers_dir / "gate-c1c2c3c4" / "gate.log"
+    runner = MergeRunner(Link(), "m1", lambda: {"app": repo.path}, ctx.worktrees,  # type: ignore[arg-type]
+                         {"PATH": "/usr/bin:/bin"}, threading.Event(), lambda: 1, logs=ctx.workers_dir)
+    # the gate itself checks where its output goes; after it, nothing is left
+    assert runner._gate({"batch_id": "c1c2c3c4", "gate_command": f"echo building; test -f {gate_log}"},
+                        repo.path) is None
+    assert not gate_log.parent.exists()
+    gate_log.parent.mkdir(parents=True)  # what a host killed mid-gate leaves
+    gate_log.write_text("building\nstep 3 of 9\n")
+    start_host(ctx=ctx)
+    wait_for(lambda: fake_hub.registrations)
+    notes = [n for n in fake_hub.registrations[0]["recovered"] if n["action"] == "gate_interrupted"]
+    kept = gate_log.with_name("gate.interrupted.log")
+    assert len(notes) == 1 and "merge run c1c2c3c4: the host ended during its gate" in notes[0]["detail"], notes
+    assert str(kept) in notes[0]["detail"] and notes[0]["detail"].endswith("ending: step 3 of 9")
+    assert kept.read_text() == "building\nstep 3 of 9\n" and not (ctx.state.dir / "lost+found").exists()
+
+
 def test_a_second_host_for_the_same_machine_refuses(make_ctx: Callable[..., Context], tmp_path: Path) -> None:
     from coordhub.orchestrator.hoststate import AlreadyRunning
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -149,6 +150,27 @@ def test_a_smoke_test_the_host_stops_is_reported_host_stopped(make_ctx: Callable
     assert body is not None and body["state"] == "error" and body["attempt"] == 2
     assert body["reason"] == "host_stopped: the host was stopped while it ran"
     assert [b["state"] for _, b in fake_hub.run_reports] == ["running"]  # the final one is the poller's to send
+
+
+def test_a_review_the_host_stops_reports_what_its_reviewer_spent(make_ctx: Callable[..., Context]) -> None:
+    """A reviewer stopped with the host has no ``result`` line, so no ``total_cost_usd``: its cost is estimated from
+    the token usage its stream gave so far, as a worker's is (it was reported 0.0, and lost)."""
+    from coordhub.orchestrator import runs
+
+    ctx = make_ctx()
+    stream = ctx.workers_dir / "run-b1b2c3d5" / "review.1.jsonl"
+
+    def stop_after_the_tools() -> None:
+        while '"name": "Bash"' not in (stream.read_text() if stream.exists() else ""):
+            time.sleep(0.05)
+        ctx.stopping.set()
+    threading.Thread(target=stop_after_the_tools, daemon=True).start()
+    body = runs.execute(ctx, {"id": "b1b2c3d5", "attempt": 1, "repo": "app", "stage": "review", "branch": "main",
+                              "base": "main", "issue": 7, "model": "sonnet", "timeout_seconds": 60,
+                              "review": {"briefing": "fake-review: approve step=3"}})
+    assert body is not None and body["reason"] == runs.STOPPED
+    # two assistant messages (Read, Bash) of 1200 input and 300 output tokens at sonnet's $3 / $15 per million
+    assert body["cost_usd"] == pytest.approx(2 * (1200 * 3 + 300 * 15) / 1e6)
 
 
 def test_the_agent_log_says_why_a_run_reported_error(make_ctx: Callable[..., Context],

@@ -98,7 +98,9 @@ def test_a_branch_checked_out_by_the_user_is_never_touched(repo: Repo, tmp_path:
 def test_save_work_on_the_branch_or_beside_it(repo: Repo, tmp_path: Path) -> None:
     owned = tmp_path / "wts"
     wt = worktree.create(repo.path, owned / "a", "issue-1", "main", owned)
-    assert worktree.save_work(wt.path, "nothing", on_branch=True) is None
+    assert worktree.save_work(wt.path, "wip: nothing", on_branch=True) is None
+    with pytest.raises(ValueError, match="must start 'wip: '"):  # the merge queue folds saves by that prefix
+        worktree.save_work(wt.path, "Fix it", on_branch=True)
     (wt.path / "new.txt").write_text("untracked work")
     (wt.path / "README.md").write_text("changed\n")
     sha = worktree.save_work(wt.path, "wip: beside", on_branch=False, ref_name="a-1")
@@ -119,7 +121,7 @@ def test_wip_commit_without_a_git_identity(tmp_path: Path, monkeypatch: pytest.M
     owned = tmp_path / "wts"
     wt = worktree.create(repo.path, owned / "a", "issue-2", "main", owned)
     (wt.path / "x").write_text("x")
-    sha = worktree.save_work(wt.path, "wip", on_branch=True, machine="m1")
+    sha = worktree.save_work(wt.path, "wip: no identity", on_branch=True, machine="m1")
     assert sha and run(wt.path, "git", "log", "-1", "--format=%ae") == "agent@m1.coordhub"
 
 

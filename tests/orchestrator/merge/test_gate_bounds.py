@@ -38,7 +38,8 @@ def test_a_gate_that_prints_without_end_is_held_to_its_tail(tmp_path: Path) -> N
     size = 200 * 1024 * 1024  # what it prints: 200 MiB of 'x' in lines, then fails
     tracemalloc.start()
     try:
-        got = runner._gate({"gate_command": f"head -c {size} /dev/zero | tr '\\0' x | fold -w 1000; exit 3",
+        got = runner._gate({"batch_id": "c1c2c3c4",
+                            "gate_command": f"head -c {size} /dev/zero | tr '\\0' x | fold -w 1000; exit 3",
                             "gate_timeout_seconds": 600}, tmp_path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -58,7 +59,8 @@ def _gate_in_thread(runner: MergeRunner, run: dict[str, Any], wt: Path) -> tuple
 def test_a_gate_that_passed_but_left_a_process_behind_is_green(tmp_path: Path) -> None:
     pidfile = tmp_path / "bg.pid"
     # the leftover holds the gate's output open far longer than the gate's timeout
-    run = {"gate_command": f"sleep 3600 & echo $! > {pidfile}; echo tests passed; exit 0", "gate_timeout_seconds": 5}
+    run = {"batch_id": "c1c2c3c4",
+           "gate_command": f"sleep 3600 & echo $! > {pidfile}; echo tests passed; exit 0", "gate_timeout_seconds": 5}
     try:
         t, box = _gate_in_thread(_runner(tmp_path), run, tmp_path)
         t.join(120)
@@ -70,7 +72,8 @@ def test_a_gate_that_passed_but_left_a_process_behind_is_green(tmp_path: Path) -
 
 def test_a_gate_that_left_a_process_in_its_own_session_does_not_hang_the_runner(tmp_path: Path) -> None:
     pidfile = tmp_path / "bg.pid"
-    run = {"gate_command": f"setsid sleep 3600 & echo $! > {pidfile}; exit 1", "gate_timeout_seconds": 2}
+    run = {"batch_id": "c1c2c3c4",
+           "gate_command": f"setsid sleep 3600 & echo $! > {pidfile}; exit 1", "gate_timeout_seconds": 2}
     try:
         t, box = _gate_in_thread(_runner(tmp_path), run, tmp_path)
         t.join(120)  # the old runner waited for the pipe to close: an hour here, for ever for a daemon

@@ -24,7 +24,7 @@ def test_the_gate_sees_no_github_or_hub_credential(tmp_path: Path) -> None:
     runner = MergeRunner(None, "laptop", lambda: {}, tmp_path, host_env, threading.Event(),  # type: ignore[arg-type]
                          lambda: 1)
     seen = tmp_path / "seen.env"
-    assert runner._gate({"gate_command": f"env > {seen}"}, tmp_path) is None
+    assert runner._gate({"batch_id": "c1c2c3c4", "gate_command": f"env > {seen}"}, tmp_path) is None
     env = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
     assert "GH_TOKEN" not in env and "GITHUB_TOKEN" not in env and "COORD_TOKEN" not in env
     assert "AWS_SECRET_ACCESS_KEY" not in env and env["HOME"] == str(tmp_path)

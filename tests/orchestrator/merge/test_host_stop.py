@@ -31,3 +31,22 @@ def test_a_gate_the_host_stops_reports_retry_host_stopped(tmp_path: Path) -> Non
     assert [r["outcome"] for r in link.reports] == ["retry"], link.reports
     assert link.reports[0]["reason"].startswith("host_stopped: m1 was stopped during the merge run")
     assert run(repo.origin, "git", "rev-parse", "main") == main_before  # nothing landed
+
+
+def test_a_git_failure_in_a_local_run_is_reported_not_left_running(tmp_path: Path) -> None:
+    """A branch git cannot stack (no history in common with the target: ``git merge-base`` fails) raised out of the
+    run with nothing reported: the hub held the entry ``running`` until its deadline, then ran it again, and again.
+    It is an ``error`` now, which stops at ``needs_input`` for a human with git's words."""
+    repo = make_repo(tmp_path)
+    run(repo.path, "git", "checkout", "-q", "--orphan", "issue-1-x")
+    (repo.path / "x.txt").write_text("x\n")
+    run(repo.path, "git", "add", "x.txt")
+    run(repo.path, "git", "commit", "-q", "-m", "x")
+    run(repo.path, "git", "push", "-q", "origin", "issue-1-x")
+    link = Link()
+    runner = MergeRunner(link, "m1", lambda: {"app": repo.path}, tmp_path / "scratch",  # type: ignore[arg-type]
+                         {"PATH": "/usr/bin:/bin"}, threading.Event(), lambda: 1)
+    runner.execute({"batch_id": "c1c2c3c4", "repo": "app", "target": "main", "method": "rebase",
+                    "entries": [{"id": "e1e2e3e4", "branch": "issue-1-x", "issue": 1, "title": "x"}]}, 1)
+    assert [r["outcome"] for r in link.reports] == ["error"], link.reports
+    assert link.reports[0]["reason"].startswith("git: git merge-base origin/main")

@@ -134,6 +134,21 @@ def test_a_red_batch_is_bisected_and_the_tick_limit_holds(mq: Api, laptop: Host,
     assert next_run(laptop) is None  # one running (1) + two landed (2) = max_per_tick
 
 
+def test_a_retry_naming_a_tip_hands_it_to_the_next_run(mq: Api, laptop: Host, gh_host: Host,
+                                                      user: dict[str, str]) -> None:
+    """A host stopped while a PR's checks ran reports ``retry`` with the tip it pushed to the PR's head: the next
+    run (another host) gets it as ``prior_tip`` with the PR, so it takes that head as the queue's own push."""
+    aid = finish(mq, laptop, user, "api", 21)
+    (entry,) = enter(mq, [aid])["entered"]
+    run = next_run(gh_host)
+    assert run is not None
+    out = report(gh_host, run, "retry", tip="ab" * 20, pr_number=7, reason="host_stopped: server was stopped")
+    assert out["entries"][0]["state"] == "queued"
+    again = next_run(gh_host)
+    assert again is not None and again["entries"][0]["id"] == entry
+    assert (again["entries"][0]["prior_tip"], again["entries"][0]["pr_number"]) == ("ab" * 20, 7)
+
+
 def test_a_lost_host_run_is_requeued_with_its_tip(mq: Api, laptop: Host, user: dict[str, str]) -> None:
     aid = finish(mq, laptop, user, "lib", 20)
     (entry,) = enter(mq, [aid])["entered"]
