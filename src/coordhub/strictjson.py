@@ -1,7 +1,10 @@
 """Strict JSON for request bodies: the rules, shared by the input guard and the error handlers.
 
 Python's ``json`` module accepts more than JSON: ``NaN`` and ``Infinity``
-(not JSON, RFC 8259 §6), strings with lone surrogates (not Unicode text, RFC
+(not JSON, RFC 8259 §6), an object naming one key twice (RFC 8259 §4 says
+names SHOULD be unique; parsers then disagree: Python keeps the last value,
+some proxies and WAFs read the first, so a body could be judged on one and
+acted on with the other), strings with lone surrogates (not Unicode text, RFC
 8259 §8.2, and impossible to encode back to UTF-8 in an answer), nesting
 until the interpreter's recursion limit, and integers it then refuses to
 convert past 4,300 digits with a bare ``ValueError``. :func:`loads` refuses all
@@ -18,6 +21,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from itertools import chain, compress, repeat
 from typing import Any
+
+from coordhub.jsonkeys import DuplicateKey, unique_keys
 
 MAX_DEPTH = 32  # nesting of arrays/objects in a JSON body; the API's own bodies need 3
 MAX_INT_DIGITS = 4300  # Python's own limit on converting a decimal string to an int
@@ -54,7 +59,7 @@ LOCATE_NODES = 20_000  # values visited to name where a fault is (past that, it 
 def loads(raw: bytes | str, *, nul_ok: bool = False) -> Any:
     """Parse a request body strictly; raise :class:`BadJSON` (why) or :class:`NulInput` (where).
 
-    Refuses non-UTF-8 bytes, syntax errors, NaN/Infinity, integers over
+    Refuses non-UTF-8 bytes, syntax errors, an object naming a key twice, NaN/Infinity, integers over
     :data:`MAX_INT_DIGITS` digits, nesting over :data:`MAX_DEPTH`, lone
     surrogates and (unless ``nul_ok``) NUL in any string. Never raises
     anything else. Its cost stays within a few times the plain parse's, for
@@ -78,7 +83,15 @@ def loads(raw: bytes | str, *, nul_ok: bool = False) -> Any:
     except ValueError as exc:  # BadJSON from a hook, or the interpreter's own limit on an integer's digits
         raise exc if isinstance(exc, BadJSON) else BadJSON(
             f"body is not valid JSON (an integer longer than {MAX_INT_DIGITS} digits)") from None
-    check(value, nul_ok=nul_ok)
+    # A key named twice leaves one entry: the objects parsed hold fewer keys than the text names. Counted, not
+    # hooked (a hook call per object costs the parse several times over); only a body found so is parsed again,
+    # with the hook, to name the key.
+    if _sweep(value, "body", nul_ok) != len(_keys(raw if isinstance(raw, bytes)
+                                                  else raw.encode("utf-8", "surrogatepass"))):
+        try:
+            json.loads(text, object_pairs_hook=unique_keys)
+        except DuplicateKey as exc:
+            raise BadJSON(f"body is not valid JSON ({exc})") from None
     return value
 
 
@@ -92,7 +105,12 @@ def check(value: Any, where: str = "body", *, nul_ok: bool = False) -> None:
     not hundreds); only when a fault is found is the value walked again, at
     most :data:`LOCATE_NODES` values, to say where.
     """
-    level, depth = [value], 0
+    _sweep(value, where, nul_ok)
+
+
+def _sweep(value: Any, where: str, nul_ok: bool) -> int:
+    """:func:`check`; returns how many keys the value's objects hold in all."""
+    level, depth, keys = [value], 0, 0
     strings: list[str] = []
     floats: list[float] = []
     while level:
@@ -105,6 +123,7 @@ def check(value: Any, where: str = "body", *, nul_ok: bool = False) -> None:
         strings.extend(_of(str, level, kinds, present))
         floats.extend(_of(float, level, kinds, present))
         strings.extend(chain.from_iterable(dicts))  # the keys
+        keys += sum(map(len, dicts))
         level = list(chain(chain.from_iterable(map(dict.values, dicts)), chain.from_iterable(lists)))
     joined = "\x01".join(strings)
     if not all(map(math.isfinite, floats)):
@@ -113,6 +132,7 @@ def check(value: Any, where: str = "body", *, nul_ok: bool = False) -> None:
         _locate(value, where, nul_ok, NulInput(where))
     if _SURROGATE.search(joined):
         _locate(value, where, nul_ok, BadJSON(f"{where}: a lone surrogate is not Unicode text (RFC 8259 §8.2)"))
+    return keys
 
 
 def _of(kind: type, level: list[Any], kinds: list[type], present: set[type]) -> Iterable[Any]:
@@ -160,10 +180,35 @@ def suspect(body: bytes) -> bool:
     """Whether a body needs the strict parse: cheap scans, false for nearly every real request.
 
     Deep nesting needs more brackets than :data:`MAX_DEPTH`; NaN/Infinity,
-    surrogate and NUL escapes need their literal bytes. Huge integers are not
-    scanned for: Python's parser refuses them itself, and the error handler
-    reports that (through :func:`loads`). A few ms per MiB.
+    surrogate and NUL escapes need their literal bytes; a key named twice needs
+    two keys spelt alike, or one with an escape (a body whose list holds objects
+    of one shape is parsed strictly: the scan cannot tell objects apart). Huge
+    integers are not scanned for: Python's parser refuses them itself, and the
+    error handler reports that (through :func:`loads`). A few ms per MiB.
     """
     # find, not `in`: see coordhub.api.inputs.query_nul
     return (body.count(b"[") + body.count(b"{") > MAX_DEPTH or body.find(b"NaN") >= 0 or body.find(b"Infinity") >= 0
-            or (body.find(b"\\u") >= 0 and _ESCAPES.search(body) is not None))
+            or (body.find(b"\\u") >= 0 and _ESCAPES.search(body) is not None) or _keys_repeat(body))
+
+
+def _keys_repeat(body: bytes) -> bool:
+    """Whether two of the body's object keys may be one key: keys spelt alike (in one object or not: telling costs
+    the parse) or any key with an escape (``"a"`` and ``"\\u0061"`` are one key)."""
+    keys = _keys(body)
+    return len(set(keys)) < len(keys) or b"".join(keys).find(b"\\") >= 0
+
+
+def _keys(body: bytes) -> list[bytes]:
+    """The object keys a JSON text names, in order, as spelt between their quotes (escaped backslashes and quotes
+    left out). Only C-level sweeps: no Python code runs per key.
+
+    Split at its quotes, a JSON text alternates outside and inside strings (outside strings JSON has no quote);
+    a string is a key when what follows it starts with a colon. Escaped backslashes, then escaped quotes, are
+    dropped first, left to right as a parser pairs them, so no quote inside a string splits it (two keys may then
+    read alike, which only makes the body parsed strictly). For an invalid text the list means nothing: its
+    parse refuses it anyway.
+    """
+    if body.find(b"\\") >= 0:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    parts = body.split(b'"')
+    return list(compress(parts[1::2], map(bytes.startswith, map(bytes.lstrip, parts[2::2]), repeat(b":"))))

@@ -159,3 +159,57 @@ def test_a_large_body_is_judged_off_the_event_loop_and_a_small_one_on_it(
     small = json.dumps({"subject": "s", "body": "b", "to_session": "B/y", "x": [{}] * 40}).encode()
     r = api.post("/api/coord/messages", content=small, headers={"content-type": "application/json"})
     assert r.status_code == 401 and not seen[-1].startswith("coord-input-rules"), (r.text, seen)
+
+
+_key = st.text(alphabet=st.sampled_from(["a", "b", '"', "\\", ":", " ", "é", "\n"]), max_size=3)
+_flat = st.one_of(st.none(), st.integers(-5, 5), _key)
+_docs = st.recursive(_flat, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                     st.dictionaries(_key, inner, max_size=3)), max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(doc=st.dictionaries(_key, _docs, min_size=1, max_size=4), again=_docs, spaced=st.booleans(),
+       escaped=st.booleans())
+def test_a_key_named_twice_is_always_found_and_a_body_without_one_passes(doc: dict[str, Any], again: Any,
+                                                                        spaced: bool, escaped: bool) -> None:
+    # The scan that flags bodies for the strict parse must never miss a repeated key, whatever the keys and
+    # values hold (quotes, backslashes, colons, spaces); the strict parse refuses exactly those bodies.
+    separators = (" , ", " : ") if spaced else (",", ":")
+    clean = json.dumps(doc, separators=separators, ensure_ascii=escaped).encode()
+    assert strictjson.loads(clean) == doc
+    key = next(iter(doc))
+    twice = clean[:-1] + f"{separators[0]}{json.dumps(key, ensure_ascii=escaped)}{separators[1]}".encode() \
+        + json.dumps(again, separators=separators).encode() + b"}"
+    assert json.loads(twice)[key] == again  # what Python's parser made of it: the last one, silently
+    assert strictjson.suspect(twice)
+    with pytest.raises(BadJSON, match="more than once"):
+        strictjson.loads(twice)
+    wrapped = b'{"x":[' + twice + b"]}"
+    assert strictjson.suspect(wrapped)
+    with pytest.raises(BadJSON, match="more than once"):
+        strictjson.loads(wrapped)
+
+
+def test_a_key_spelt_with_an_escape_is_the_same_key_and_objects_of_one_shape_pass() -> None:
+    aliased = b'{"subject": "s", "\\u0073ubject": "t"}'
+    assert strictjson.suspect(aliased)
+    with pytest.raises(BadJSON, match="'subject' more than once"):
+        strictjson.loads(aliased)
+    assert not strictjson.suspect(b'{"subject": "a \\"quoted\\": b", "body": "x\\\\"}')
+    same_shape = json.dumps({"items": [{"path": "a"}, {"path": "b"}]}).encode()
+    assert strictjson.suspect(same_shape)  # the scan cannot tell the objects apart: the strict parse decides
+    assert strictjson.loads(same_shape) == {"items": [{"path": "a"}, {"path": "b"}]}
+    # counted, not hooked: parsing a MiB of one-key objects strictly makes no Python call per object
+    many = json.dumps([{"a": 1}] * 100_000).encode()
+    calls = [0]
+
+    def count(frame: Any, event: str, arg: Any) -> None:  # the rules' own calls (not a GC callback of a plugin)
+        if event == "call" and frame.f_code.co_filename.endswith(("strictjson.py", "jsonkeys.py")):
+            calls[0] += 1
+
+    sys.setprofile(count)
+    try:
+        strictjson.loads(many)
+    finally:
+        sys.setprofile(None)
+    assert calls[0] < 50, calls[0]

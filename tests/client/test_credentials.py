@@ -148,7 +148,7 @@ def test_a_project_identity_json_naming_the_hub_needs_admin_trust_once(local_hub
     r = in_repo.fails(6, "token", "list")
     assert f"coord --admin trust {hub.url}" in r.err, r
     r = in_repo.ok("trust", hub.url)  # without --admin: sessions without a token may ask it, the admin token not
-    assert "a session without a token may now ask" in r.out, r
+    assert "session X/claude-main (named by" in r.out and "without a token may now ask" in r.out, r
     in_repo.fails(6, "token", "list")
     in_repo.ok("--admin", "trust", hub.url)
     assert [t["name"] for t in in_repo.json("token", "list")] == ["admin"]

@@ -228,3 +228,28 @@ def test_json_files_a_repository_brings_nested_too_deep_are_refused_not_a_traceb
     victim.coord(repo).ok("install-git-hook")
     c = subprocess.run([*GIT, "-C", str(repo), "commit", "-qm", "x"], env=victim.env, capture_output=True, text=True)
     assert c.returncode == 0 and "Traceback" not in c.stderr, c
+
+
+# ---- (d) on a --no-auth hub, a project's identity.json does not choose who the user acts as -----------
+
+def test_a_planted_identity_does_not_choose_the_session_on_a_no_auth_hub(tmp_path: Path) -> None:
+    # An archive brings its own .git, so an untracked .claude/identity.json proves nothing about who wrote it. On a
+    # --no-auth hub the session name is the identity: the user's agent read (and could ack) B's inbox as B.
+    hub = LiveHub(tmp_path / "open", args=("--no-auth",)).start()
+    try:
+        env = isolated_env(tmp_path, COORD_URL=hub.url)
+        Coord(tmp_path, env).ok("--session", A, "msg", "send", B, "for B only", "secret")
+        repo = git_init(tmp_path / "archive")
+        (repo / ".claude").mkdir()
+        (repo / ".claude" / "identity.json").write_text(json.dumps({"machine": "HOWARD-HOME"}))
+        r = Coord(repo, env).fails(6, "msg", "inbox")
+        assert f"as session '{B}' (no token)" in r.err and "identity.json" in r.err, r
+        assert f"coord trust {hub.url}" in r.err, r
+        run_hook("pre-tool-use", edit_payload(repo, repo / "a.py"), env, repo)
+        Coord(repo, env).ok("--session", A, "status")  # a name the user gives is theirs to give
+        Coord(repo, env).ok("trust", hub.url)  # the user says, once, that this file names them
+        assert Coord(repo, env).json("msg", "inbox")[0]["subject"] == "for B only"
+        (repo / ".claude" / "identity.json").write_text(json.dumps({"session": "C/claude-main"}))
+        assert "as session 'C/claude-main'" in Coord(repo, env).fails(6, "msg", "inbox").err  # one name, not all
+    finally:
+        hub.stop()

@@ -110,7 +110,7 @@ def test_an_archives_identity_json_without_a_token_asks_its_no_auth_hub_only_onc
     _agent_in(repo, env)
     assert attacker.seen == []
     r = Coord(repo, env).ok("trust", attacker.url)
-    assert "a session without a token may now ask" in r.out, r
+    assert "session victim-1 (named by" in r.out and "without a token may now ask" in r.out, r  # that name alone
     Coord(repo, env).ok("msg", "inbox")
     assert any(seen["headers"].get("X-Coord-Session") == "victim-1" for seen in attacker.seen), attacker.seen
 

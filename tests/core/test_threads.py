@@ -185,3 +185,16 @@ def _scanned(node: dict[str, Any]) -> int:
     if node.get("Relation Name") == "messages":
         own = (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * node.get("Actual Loops", 1)
     return own + sum(_scanned(child) for child in node.get("Plans", []))
+
+
+def test_a_thread_named_by_a_message_the_sender_may_not_see_is_kept_as_a_free_name(hub: Hub) -> None:
+    # A thread named by another spelling of a message's id was stored as that message's thread whether or not the
+    # sender could see it, so the answer's thread_id told a third session whether someone's direct message existed.
+    private = send(hub, A, B.session_id, "A to B")
+    missing = "{" + "0" * 8 + private["id"][8:].upper() + "}"  # the same spelling of an id no message has
+    for given in ("{" + private["id"].upper() + "}", missing):
+        assert send(hub, C, B.session_id, "probe", thread_id=given)["thread_id"] == given  # unseen reads as missing
+    assert thread(hub, C, private["id"]) == ([], None)
+    assert thread(hub, B, private["id"]) == (["A to B"], None)  # C's probe did not join A's thread
+    # whoever may see it still names its thread by any spelling
+    assert send(hub, B, A.session_id, "joins", thread_id=private["id"].upper())["thread_id"] == private["id"]

@@ -477,6 +477,7 @@ MALFORMED = [
     (b"[1, 2]", "not an object"),
     (b'{"hook_event_name": "Notification", "session_id": "s"}', "hook_event_name 'Notification'"),
     (b'{"session_id": "s"}', "hook_event_name None"),
+    (b'{"session_id": "s", "session_id": "t"}', "names the key 'session_id' more than once"),  # as the hub refuses
 ]
 
 

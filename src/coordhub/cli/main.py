@@ -580,8 +580,10 @@ def trust_url(ctx: typer.Context,
         fail(exc.message, EXIT_USAGE)
     except CoordError as exc:
         fail(exc.message, EXIT_AUTH)
-    added = trust.trust(settings.token or "", settings.url)
-    who = f"the token from {settings.token_source}" if settings.token else "a session without a token"
+    added = trust.trust(settings.trust_key(), settings.url)
+    who = (f"the token from {settings.token_source}" if settings.token
+           else f"session {settings.session} (named by {settings.session_source}) without a token"
+           if settings.session_from_project() else "a session without a token")
     console.print(f"{who} may {'now' if added else 'already'} ask {trust.origin(settings.url)}")
 
 

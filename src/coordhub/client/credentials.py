@@ -92,8 +92,10 @@ def check_may_ask(settings: ClientSettings) -> None:
 def _check_project_choice(s: ClientSettings) -> None:
     url, token = s.url_from_project(), s.token_from_project()
     chosen = (f"that URL and the token come from {s.url_source}" if url and token
-              else f"that URL comes from {s.url_source}" if url else f"the token comes from {s.token_source}")
-    trust.check(s.token or "", s.url, s.token_source, record=False, chosen=chosen, token_chosen=token)
+              else f"that URL comes from {s.url_source}" if url
+              else f"the token comes from {s.token_source}" if token
+              else f"the session name comes from {s.session_source}")
+    trust.check(s.trust_key(), s.url, s.token_source, record=False, chosen=chosen, token_chosen=token)
 
 
 def check_admin_url(settings: ClientSettings) -> None:

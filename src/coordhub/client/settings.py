@@ -128,6 +128,7 @@ class ClientSettings(NamedTuple):
     # the token is the hub's admin.token: read from the data dir (admin_hub_id is then set), or given with --token,
     # COORD_TOKEN or identity.json "token" and equal to the data dir's (is_local_admin_token)
     token_is_admin: bool = False
+    session_source: str | None = None  # --session, COORD_SESSION, an identity.json path, CLAUDE_INSTANCE_ID; None: none
 
     def url_from_project(self) -> bool:
         """Whether the URL was named by a project's identity.json and is not the user's own hub.
@@ -154,11 +155,30 @@ class ClientSettings(NamedTuple):
         return (self.identity_file is not None and self.identity_file != home_identity()
                 and self.token_source == str(self.identity_file))
 
+    def session_from_project(self) -> bool:
+        """Whether a project's identity.json named the session (its ``session``, or ``machine`` for
+        ``<machine>/claude-main``) of a client without a token: on a ``--no-auth`` hub that name is who the client
+        acts as, so a file that came with a repository would make the user's agent act as any session it chose
+        (read and ack that session's messages, release its leases). It too is used only once the user trusts
+        it for the URL (:meth:`trust_key`). Beside a token the name is only a claim the hub checks."""
+        return (self.token is None and self.identity_file is not None and self.identity_file != home_identity()
+                and self.session_source == str(self.identity_file))
+
     def chosen_by_project(self) -> bool:
-        """Whether a project's identity.json chose the hub or the credential (:meth:`url_from_project`,
-        :meth:`token_from_project`): such a client asks nothing of the hub, ``/health`` included, until the user
-        trusted the URL for it (``coord trust URL``; :func:`coordhub.client.credentials.check_may_ask`)."""
-        return self.url_from_project() or self.token_from_project()
+        """Whether a project's identity.json chose the hub, the credential or the tokenless session
+        (:meth:`url_from_project`, :meth:`token_from_project`, :meth:`session_from_project`): such a client asks
+        nothing of the hub, ``/health`` included, until the user trusted the URL for it (``coord trust URL``;
+        :func:`coordhub.client.credentials.check_may_ask`)."""
+        return self.url_from_project() or self.token_from_project() or self.session_from_project()
+
+    def trust_key(self) -> str:
+        """What a trusted URL is recorded under (:mod:`coordhub.client.trust`): the token; without one, the session
+        a project's identity.json named (:func:`coordhub.client.trust.session_key`), else ``""``."""
+        from coordhub.client.trust import session_key
+
+        if self.token:
+            return self.token
+        return session_key(self.session or "") if self.session_from_project() else ""
 
 
 def home_identity() -> Path:
@@ -390,7 +410,10 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
     base = hub_url(named_url)
     user_url = _user_url(home) if url_source == str(ident_path) and ident_path != home_path else None
     named = session or config.env_value("session")
-    session = named or ident.get("session") or (main_session(machine) if machine else None) or instance_id()
+    session_source, session = next(((w, n) for w, n in (
+        ("--session" if session else "COORD_SESSION", named), (str(ident_path), ident.get("session")),
+        (str(ident_path), main_session(machine) if machine else None), (INSTANCE_ENV, instance_id())) if n),
+        (None, None))
     source, chosen = next(((s, t) for s, t in (("--token", token), ("COORD_TOKEN", config.env_value("token")),
                                                (str(ident_path), ident.get("token")),
                                                (str(home_path), home.get("token"))) if t), (None, None))
@@ -423,7 +446,7 @@ def resolve(url: str | None = None, token: str | None = None, session: str | Non
         # refused every admin command of a user whose identity.json names their session (403 session_mismatch)
         session_claimed=claimed and not is_admin,
         data_dir=directory, project_root=root, notes=tuple(notes), url_source=url_source, user_url=user_url,
-        token_is_admin=is_admin,
+        token_is_admin=is_admin, session_source=session_source,
     )
 
 

@@ -51,6 +51,13 @@ def origin(url: str) -> str:
     return f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
 
 
+def session_key(session: str) -> str:
+    """What a session without a token that a project's identity.json named is recorded under, in place of a token
+    (:meth:`coordhub.client.settings.ClientSettings.session_from_project`): trusting a URL for one such name trusts
+    no other. A NUL starts it: no token holds one (tokens are printable ASCII)."""
+    return f"\0session {session}"
+
+
 def _path() -> Path:
     return project.config_dir() / TRUST_FILE
 
@@ -77,7 +84,9 @@ def check(token: str, url: str, source: str | None = None, *, record: bool = Tru
         return  # the common case, without taking the lock
     if not record:
         raise Untrusted(
-            f"not asking {here} " + (f"with the token{f' from {source}' if source else ''}" if token else
+            f"not asking {here} " + (f"as session {token.removeprefix(session_key(''))!r} (no token)"
+                                     if token.startswith(session_key("")) else
+                                     f"with the token{f' from {source}' if source else ''}" if token else
                                      "(no token)") +
             f": {chosen or 'that URL comes from a file you may not have written'}, and a repository's files never "
             f"choose your hub or who you act as (it would see your session's edits and messages). If {here} is "

@@ -135,7 +135,7 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     """
     parent_ref = reply_to  # as the sender wrote it, for the 404
     reply_to = None if reply_to is None else message_ref(reply_to)
-    thread_id = None if thread_id is None else thread_name(tx, thread_id)
+    thread_id = None if thread_id is None else thread_name(tx, actor, thread_id)
     if reply_to is not None and to_session is None:
         to_session = _visible(tx, actor, reply_to, parent_ref)["from_session"]  # a reply goes to the parent's sender
     to = recipient(to_session)
@@ -179,19 +179,26 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     return out
 
 
-def thread_name(tx: Tx, given: str) -> str:
+def thread_name(tx: Tx, actor: Actor, given: str) -> str:
     """The ``thread_id`` a message sent with ``given`` is stored under: ``given`` itself, as the sender spelt it,
-    unless it spells the id of a stored message in another of the hub's id spellings (upper case, braces, 32 hex
-    digits, ``urn:uuid:``; :func:`~coordhub.ids.canonical`) or is the seed-002 id of an imported one
-    (``msg-1a2b3c4d``; :func:`~coordhub.core.seed002.message_ref`), which names that message's thread and is stored
-    as the hub spells the id.
+    unless it spells the id of a stored message ``actor`` may see (:func:`_visible`) in another of the hub's id
+    spellings (upper case, braces, 32 hex digits, ``urn:uuid:``; :func:`~coordhub.ids.canonical`) or is the
+    seed-002 id of an imported one (``msg-1a2b3c4d``; :func:`~coordhub.core.seed002.message_ref`), which names that
+    message's thread and is stored as the hub spells the id.
+
+    A message the actor may not see is treated as a missing one (the name is kept as given): otherwise the answer's
+    ``thread_id`` would tell whether someone else's direct message exists (an existence oracle).
 
     A free name may look like a UUID (an MD5 digest is 32 hex digits): read as one, it was stored dashed, so
     the sender's own thread came back and was listed under a name it never gave. Looks one message up, and only
     for a name in an id spelling other than the hub's own.
     """
     as_id = message_ref(given)
-    if as_id == given or tx.messages.get(as_id, "") is None:
+    if as_id == given:
+        return given
+    try:
+        _visible(tx, actor, as_id)
+    except NotFound:
         return given
     return as_id
 

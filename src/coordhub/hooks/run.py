@@ -35,6 +35,7 @@ from typing import Any
 from coordhub.hooks import output, settings
 from coordhub.hooks.invocation import Invocation
 from coordhub.hooks.output import Answer
+from coordhub.jsonkeys import unique_keys
 
 CLAUDE_EVENTS = {"session-start": "SessionStart", "prompt": "UserPromptSubmit", "pre-tool-use": "PreToolUse",
                  "post-tool-use": "PostToolUse", "stop": "Stop", "session-end": "SessionEnd"}
@@ -64,7 +65,8 @@ def read_payload(event: str, raw: bytes) -> dict[str, Any] | None:
     """The hook payload, or None after one line on stderr saying what is wrong with it."""
     expected = CLAUDE_EVENTS[event]
     try:
-        payload = json.loads(raw.decode("utf-8"))
+        # a key named twice is refused, as the hub refuses it (coordhub.jsonkeys): no reader may take another value
+        payload = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep for json
         problem = f"stdin is not JSON ({exc})" if raw.strip() else "stdin is empty"
         _malformed(event, f"{problem}; expected the {expected} hook payload from Claude Code")
