@@ -178,10 +178,11 @@ def test_log_wait_stop_retry(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> Non
     r = me("wait", queued, "--interval", "0.2")
     assert r.code == 1 and "cancelled" in r.out
     again = me.json("retry", queued)
-    # stopped before it ran: the retry keeps the model and where it came from (no escalation without a run)
+    # stopped: the retry keeps the model and where it came from (a stop is not a failure), and says so
     assert again["state"] == "queued" and (again["model"], again["model_source"]) == ("opus", "flag")
     me.ok("stop", queued)
-    assert me.ok("retry", queued).out == "queued " + queued + " again on server, model opus (--model)\n"
+    assert me.ok("retry", queued).out == "queued " + queued + " again on server, model opus (kept: a stop is not a " \
+                                         "failure)\n"
     assert me("wait", queued, "--timeout", "0.3", "--interval", "0.1").code == 124
     assert "re-queued: none; failed: none" in me.ok("reconcile").out  # (laptop may be stale by now: no beats)
     assert "only a stuck or needs_input one is resumed" in me.fails(4, "resume-stuck", queued, "--guidance", "x").err
