@@ -207,6 +207,20 @@ def test_cancel_stops_with_sigterm_and_reports_no_state(run_worker: Callable[...
     assert final["pushed"] is True and run(repo.origin, "git", "rev-parse", "issue-7-fix-it") == final["wip_commit"]
 
 
+def test_a_stop_that_races_the_end_of_the_run_is_said_in_the_log(run_worker: Callable[..., Worker],
+                                                                   fake_hub: FakeHub) -> None:
+    """``coord stop`` as the worker finished: the hub takes the done report and keeps the cancel, but the log ended
+    "[end] done: … branch pushed" beside a cancelled assignment (seed-003 user run); it now says which stands."""
+    w = run_worker(wait=False, briefing="fake: slow work=0.5 beat=0.1")
+    _wait_for(lambda: w.telemetry.tool_progress > 0)
+    fake_hub.assignments["a1b2c3d4"].state = "cancelled"  # stopped on the hub; the host has not heard yet
+    assert w.finished.wait(30)
+    assert fake_hub.final("a1b2c3d4")["state"] == "done" and fake_hub.assignments["a1b2c3d4"].state == "cancelled"
+    log = fake_hub.assignments["a1b2c3d4"].log
+    assert log.index("[end] done: completed") < log.index(
+        "[end] reported done after the stop; the assignment stays cancelled"), log
+
+
 def test_a_saved_run_is_never_pushed_over_a_branch_that_moved(make_ctx: Callable[..., Context], repo: Repo,
                                                               tmp_path: Path) -> None:
     """The save of a run that is not done goes to origin fast-forward only: when someone pushed to the branch
