@@ -408,9 +408,13 @@ def test_pipeline_verbs_test_fix_stages_done(live_hub: LiveHub, cli: tuple[Coord
     (laptop,) = [line for line in me.ok("status").out.splitlines() if line.startswith("laptop ")]
     assert " 1/2 " in laptop, laptop
     assert host.post(f"/stage-runs/{run['id']}/report", {"attempt": 1, "state": "done", "exit_code": 1,
-                                                        "output_tail": "E   assert 1 == 2"}).status_code == 200
+                                                        "output_tail": "E   assert 1 == 2",
+                                                        "cost_usd": 0.04}).status_code == 200
     shown = me.ok("stages", aid).out
     assert "stage fix" in shown and "(exit 1)" in shown and "E   assert 1 == 2" in shown
+    # the run's cost (the sum over its attempts) is shown, and is in --json
+    assert f"test run {run['id']} of {aid}: failed (exit 1) on laptop, $0.04" in shown, shown
+    assert [(r["id"], r["cost_usd"]) for r in me.json("stages", aid)["runs"]] == [(run["id"], 0.04)]
     assert me("fix", aid).code == 4  # a fix is already queued: refused (409)
     job = host.next()
     assert job is not None and job["model"] == "opus"
