@@ -244,9 +244,10 @@ def test_retry_escalates_and_prefers_another_machine(orch: Api, laptop: Host, se
     assert orch.post(f"{ORCH}/assignments/{a['id']}/retry", headers=user).status_code == 409  # it is live
 
 
-def test_retry_escalates_only_after_the_model_ran(orch: Api, laptop: Host, user: dict[str, str]) -> None:
-    """A retry of an assignment stopped before its worker started moved it up the ladder anyway (seed-003 user
-    run); seed 003 escalates on failure: a cancel before any run keeps the model and its source."""
+def test_retry_escalates_only_after_a_failure(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    """A retry of a stopped assignment moved it up the ladder (seed-003 user runs: stopped while queued, then while
+    running: "model opus (escalated)"); seed 003 escalates on failure, and a person's stop is none: it keeps the
+    model and its source, at any point of the run. A failure steps up."""
     a = assign(orch, user, issue=6, machine="laptop", labels=["documentation"])  # haiku, label:documentation
 
     def stop_and_retry() -> dict[str, Any]:
@@ -264,16 +265,15 @@ def test_retry_escalates_only_after_the_model_ran(orch: Api, laptop: Host, user:
     job = laptop.next()
     assert job is not None
     laptop.report(job, "running")
-    up = stop_and_retry()  # stopped while running: the model had its go
-    assert (up["model"], up["model_source"], up["started_at"]) == ("sonnet", "escalation", None)
-    again = stop_and_retry()  # stopped again before the retry ran: no second step for the same run
-    assert (again["model"], again["model_source"]) == ("sonnet", "escalation")
-    for model, source in (("opus", "escalation"), ("opus", "kept")):  # kept: the top of models.escalation
+    kept = stop_and_retry()  # stopped while running: still a person's stop, not a failure
+    assert (kept["model"], kept["model_source"], kept["started_at"]) == ("haiku", "label:documentation", None)
+    for model, source in (("sonnet", "escalation"), ("opus", "escalation"), ("opus", "kept")):  # kept: the top
         job = laptop.next()
         assert job is not None
-        laptop.report(job, "running")
-        up = stop_and_retry()
-        assert (up["model"], up["model_source"]) == (model, source)
+        laptop.report(job, "failed", reason="tests failed")
+        r = orch.post(f"{ORCH}/assignments/{a['id']}/retry", headers=user)
+        assert r.status_code == 200, r.text
+        assert (r.json()["model"], r.json()["model_source"]) == (model, source)
 
 
 def test_a_retry_runs_on_the_avoided_machine_while_the_other_one_is_halted(orch: Api, laptop: Host, server: Host,

@@ -178,10 +178,11 @@ def test_log_wait_stop_retry(live_hub: LiveHub, cli: tuple[Coord, Coord]) -> Non
     r = me("wait", queued, "--interval", "0.2")
     assert r.code == 1 and "cancelled" in r.out
     again = me.json("retry", queued)
-    # stopped before it ran: the retry keeps the model and where it came from (no escalation without a run)
+    # stopped: the retry keeps the model and where it came from (a stop is not a failure), and says so
     assert again["state"] == "queued" and (again["model"], again["model_source"]) == ("opus", "flag")
     me.ok("stop", queued)
-    assert me.ok("retry", queued).out == "queued " + queued + " again on server, model opus (--model)\n"
+    assert me.ok("retry", queued).out == "queued " + queued + " again on server, model opus (kept: a stop is not a " \
+                                         "failure)\n"
     assert me("wait", queued, "--timeout", "0.3", "--interval", "0.1").code == 124
     assert "re-queued: none; failed: none" in me.ok("reconcile").out  # (laptop may be stale by now: no beats)
     assert "only a stuck or needs_input one is resumed" in me.fails(4, "resume-stuck", queued, "--guidance", "x").err
@@ -407,9 +408,13 @@ def test_pipeline_verbs_test_fix_stages_done(live_hub: LiveHub, cli: tuple[Coord
     (laptop,) = [line for line in me.ok("status").out.splitlines() if line.startswith("laptop ")]
     assert " 1/2 " in laptop, laptop
     assert host.post(f"/stage-runs/{run['id']}/report", {"attempt": 1, "state": "done", "exit_code": 1,
-                                                        "output_tail": "E   assert 1 == 2"}).status_code == 200
+                                                        "output_tail": "E   assert 1 == 2",
+                                                        "cost_usd": 0.04}).status_code == 200
     shown = me.ok("stages", aid).out
     assert "stage fix" in shown and "(exit 1)" in shown and "E   assert 1 == 2" in shown
+    # the run's cost (the sum over its attempts) is shown, and is in --json
+    assert f"test run {run['id']} of {aid}: failed (exit 1) on laptop, $0.04" in shown, shown
+    assert [(r["id"], r["cost_usd"]) for r in me.json("stages", aid)["runs"]] == [(run["id"], 0.04)]
     assert me("fix", aid).code == 4  # a fix is already queued: refused (409)
     job = host.next()
     assert job is not None and job["model"] == "opus"

@@ -175,7 +175,8 @@ class AssignCreate(Strict):
 class AssignRetry(Strict):
     """``POST …/assignments/{id}/retry``."""
 
-    model: ModelName | None = Field(None, description="Default: one step up models.escalation.")
+    model: ModelName | None = Field(None, description="Default: one step up models.escalation after a "
+                                                       "failure; a stopped one keeps its model.")
 
 
 class AssignResume(Strict):

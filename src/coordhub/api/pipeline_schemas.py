@@ -74,6 +74,7 @@ class StageRunOut(Out):
     state: str
     verdict: str | None
     attempt: int
+    cost_usd: float | None = Field(None, description="USD, the sum over the run's attempts (a review's claude).")
 
 
 class NextRunOut(Out):

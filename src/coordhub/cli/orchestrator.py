@@ -150,12 +150,22 @@ def stop(ctx: typer.Context, assignment_id: str = typer.Argument(..., help="Assi
 
 
 def retry(ctx: typer.Context, assignment_id: str = typer.Argument(..., help="Assignment id."),
-          model: str | None = typer.Option(None, "--model", help="Default: one step up models.escalation."),
+          model: str | None = typer.Option(None, "--model", help="Default: one step up models.escalation after a "
+                                                                 "failure; a stopped one keeps its model."),
           as_json: bool = JSON_OPT) -> None:
-    """Queue a failed, cancelled or stuck assignment again: another machine when possible, the model escalated."""
-    a = call(ctx, lambda c: orch(c).retry(assignment_id, model))
-    show(a, as_json, lambda x: console.print(f"queued {x['id']} again on {_where(x)}, model {_model(x)}"
-                                             + (f" (avoiding {x['avoid_machine']})" if x["avoid_machine"] else "")))
+    """Queue a failed, cancelled or stuck assignment again: another machine when possible, the model escalated
+    after a failure (a stopped one keeps its model)."""
+    def go(c: CoordClient) -> tuple[bool, Any]:
+        # read first: the answer's model_source is where the model came from (an earlier escalation reads
+        # "escalated"), and after a stop this retry kept it
+        stopped = model is None and orch(c).assignment(assignment_id).get("state") == "cancelled"
+        return stopped, orch(c).retry(assignment_id, model)
+
+    stopped, a = call(ctx, go)
+    show(a, as_json, lambda x: console.print(
+        f"queued {x['id']} again on {_where(x)}, model "
+        + (f"{x['model']} (kept: a stop is not a failure)" if stopped else _model(x))
+        + (f" (avoiding {x['avoid_machine']})" if x["avoid_machine"] else "")))
 
 
 def resume_stuck(

@@ -28,6 +28,8 @@ def _run_line(r: dict[str, Any]) -> str:
         what += f" ({r['verdict']}, {len(r['findings'])} finding(s))"
     if r["machine"]:
         what += f" on {r['machine']}"
+    if r.get("cost_usd"):  # a review's claude, every attempt of the run (a host stopped mid-review spent too)
+        what += f", ${r['cost_usd']:.2f}"
     if r["reason"] and r["state"] in ("dispatched", "running"):
         # the reason is why an earlier attempt ended (its host went away): "running on laptop: host_restarted: …"
         # read as this attempt's trouble

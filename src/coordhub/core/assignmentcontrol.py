@@ -52,26 +52,26 @@ def _reopen(tx: Tx, row: Row, what: str) -> None:
                               state=other["state"])
 
 
-def _model_ran(row: Row) -> bool:
-    """Whether the ended assignment's model had a go, so a retry steps it up the ladder.
+def _failed(row: Row) -> bool:
+    """Whether the ended assignment's model failed at it, so a retry steps it up the ladder (seed 003 escalates on
+    failure: ``coord fix``, "auto-escalation on failure").
 
-    A failed, stuck or needs-input assignment: yes, its host reported that
-    outcome of an attempt. A cancelled one: only when an attempt started
-    running since it was last queued by a retry, resume or fix (those clear
-    ``started_at``; a dispatch clears it too, and the host's first report
-    sets it), so a stop while queued or dispatched keeps the model.
+    A failed, stuck or needs-input assignment: its host reported that outcome
+    of an attempt. A cancelled one: no — a person's stop (``coord stop``,
+    whether it was queued, dispatched or running) says nothing of the model;
+    a retry of it keeps the model and where it came from (``--model`` steps up
+    by hand).
     """
-    return row["state"] != State.CANCELLED.value or row["started_at"] is not None
+    return bool(row["state"] != State.CANCELLED.value)
 
 
 def retry(tx: Tx, actor: Actor, assignment_id: str, now: float, model: str | None = None) -> dict[str, Any]:
     """Queue a failed, cancelled, stuck or needs-input assignment again as a fresh attempt (seed 003 ``retry``).
 
     On another machine when one could run it (seed 003), with the model one
-    step up ``models.escalation`` unless ``model`` is given, and only when
-    the model had its go (:func:`_model_ran`): a cancel before the worker
-    started says nothing of the model, so that retry keeps the model and
-    where it came from (seed 003 escalates on failure, ``coord fix``). 409
+    step up ``models.escalation`` unless ``model`` is given, and only after
+    a failure (:func:`_failed`): a person's stop says nothing of the model,
+    so that retry keeps the model and where it came from. 409
     for a live or done assignment, when the issue was assigned again
     meanwhile, or when its creator's live assignments are at the bound
     (:func:`~coordhub.core.assignments.check_room`).
@@ -86,11 +86,10 @@ def retry(tx: Tx, actor: Actor, assignment_id: str, now: float, model: str | Non
     assignments.check_model(config, model)
     if model:
         model, source = model, "flag"
-    elif _model_ran(row):
+    elif _failed(row):
         model, source = escalate(config.models, row["model"])
     else:
         model, source = row["model"], row["model_source"]
-    # started_at cleared: a cancel before this retry's attempt starts must not escalate again for the old run
     changes: Row = {"model": model, "model_source": source, "reason": None, "not_before": None,
                     "resume_session": None, "guidance": None, "worktree": None, "ended_at": None,
                     "queued_at": now, "result": None, "started_at": None}

@@ -204,6 +204,8 @@ class FakeHub:
             state = body.get("state")
             if state == "running" and a.state == "dispatched":
                 a.state = "running"
+            elif a.state == "cancelled":
+                pass  # as the hub: a report after a stop keeps the cancel
             elif state in ("done", "failed", "stuck", "needs_input"):
                 if a.state in ("dispatched", "running"):
                     self.running_log.append((time.time(), assignment, "end"))

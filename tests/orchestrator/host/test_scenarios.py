@@ -14,8 +14,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from coordhub.orchestrator.worker import Context, Limits, Worker
-from tests.orchestrator.host.conftest import FAST, Repo
+from coordhub.orchestrator.dispatch import Dispatch
+from coordhub.orchestrator.outcome import Verdict
+from coordhub.orchestrator.worker import Context, Limits, Worker, work
+from tests.orchestrator.host.conftest import FAST, Repo, payload, run
 from tests.orchestrator.host.fakehub import FakeHub
 
 
@@ -47,7 +49,8 @@ def test_stuck_line_in_a_text_block_is_stuck_with_work_kept(run_worker: Callable
     final = fake_hub.final("a1b2c3d4")
     assert final["state"] == "stuck"
     assert final["reason"] == "STUCK: the config loader this issue names does not exist"
-    assert final["wip_commit"] and final["pushed"] is False  # the uncommitted edit became a wip commit
+    assert final["wip_commit"] and final["pushed"] is True  # the uncommitted edit became a wip commit, on origin
+    assert repo.log("issue-7-fix-it")[0].startswith("wip: assignment a1b2c3d4 attempt 1 (STUCK)")
     wt = Path(final["worktree"])
     assert wt.is_dir()  # parked for resume-stuck
     rec = w.ctx.state.get("a1b2c3d4")
@@ -69,7 +72,6 @@ def test_no_commit_is_not_done_and_the_work_is_saved(run_worker: Callable[..., W
     sha = final["wip_commit"]
     assert sha
     files = (repo.path / ".git").parent
-    from tests.orchestrator.host.conftest import run
     assert "fake/issue-7.txt" in run(files, "git", "show", "--name-only", "--format=", sha)
 
 
@@ -191,7 +193,8 @@ def test_a_huge_line_is_skipped_and_bounded(run_worker: Callable[..., Worker], f
     assert "[skip] a line over 1048576 bytes" in fake_hub.assignments["a1b2c3d4"].log
 
 
-def test_cancel_stops_with_sigterm_and_reports_no_state(run_worker: Callable[..., Worker], fake_hub: FakeHub) -> None:
+def test_cancel_stops_with_sigterm_and_reports_no_state(run_worker: Callable[..., Worker], fake_hub: FakeHub,
+                                                        repo: Repo) -> None:
     w = run_worker(wait=False, briefing="fake: slow work=30 beat=0.2")
     _wait_for(lambda: w.telemetry.tool_progress > 0)
     w.cancel()
@@ -200,6 +203,42 @@ def test_cancel_stops_with_sigterm_and_reports_no_state(run_worker: Callable[...
     assert "state" not in final and final["reason"] == "cancelled: stopped on the hub's request"
     assert w.exit_code == 143
     assert final["wip_commit"] and not Path(final["worktree"]).exists()
+    # the save is on origin's branch, where a retry on another machine starts (it stayed in this clone only)
+    assert final["pushed"] is True and run(repo.origin, "git", "rev-parse", "issue-7-fix-it") == final["wip_commit"]
+
+
+def test_a_stop_that_races_the_end_of_the_run_is_said_in_the_log(run_worker: Callable[..., Worker],
+                                                                   fake_hub: FakeHub) -> None:
+    """``coord stop`` as the worker finished: the hub takes the done report and keeps the cancel, but the log ended
+    "[end] done: … branch pushed" beside a cancelled assignment (seed-003 user run); it now says which stands."""
+    w = run_worker(wait=False, briefing="fake: slow work=0.5 beat=0.1")
+    _wait_for(lambda: w.telemetry.tool_progress > 0)
+    fake_hub.assignments["a1b2c3d4"].state = "cancelled"  # stopped on the hub; the host has not heard yet
+    assert w.finished.wait(30)
+    assert fake_hub.final("a1b2c3d4")["state"] == "done" and fake_hub.assignments["a1b2c3d4"].state == "cancelled"
+    log = fake_hub.assignments["a1b2c3d4"].log
+    assert log.index("[end] done: completed") < log.index(
+        "[end] reported done after the stop; the assignment stays cancelled"), log
+
+
+def test_a_saved_run_is_never_pushed_over_a_branch_that_moved(make_ctx: Callable[..., Context], repo: Repo,
+                                                              tmp_path: Path) -> None:
+    """The save of a run that is not done goes to origin fast-forward only: when someone pushed to the branch
+    meanwhile, their commit stays and the save stays on this machine, as the reason says."""
+    ctx = make_ctx()
+    d = Dispatch.parse(payload())
+    wt = work.open_worktree(ctx, d, repo.path)
+    (wt.path / "half.txt").write_text("half done")
+    other = tmp_path / "other"
+    run(tmp_path, "git", "clone", "-q", str(repo.origin), str(other))
+    run(other, "git", "checkout", "-q", "-b", d.branch)
+    run(other, "git", "-c", "user.email=o@o", "-c", "user.name=o", "commit", "-q", "--allow-empty", "-m", "theirs")
+    run(other, "git", "push", "-q", "origin", d.branch)
+    saved = work.save(wt, d, Verdict("failed", "wall_clock: 60 s"), False, "m1")
+    assert saved.wip and not saved.pushed and not wt.path.exists()
+    assert saved.verdict.reason.startswith("wall_clock: 60 s (its work is saved on m1's branch only, not pushed: ")
+    assert repo.log(d.branch) == ["theirs", "init"]
+    assert run(repo.path, "git", "rev-parse", d.branch) == saved.wip
 
 
 def test_halt_pauses_with_sigstop_and_the_watchdogs_wait(make_ctx: Callable[..., Context],
@@ -317,8 +356,6 @@ def test_a_first_attempt_on_a_branch_origin_already_has_says_it_continues_it(run
     """A team moving from seed 003 has its ``issue-N-*`` branches on origin. Seed 003 refused to dispatch such an
     issue (a pushed branch claimed it for good); here the first attempt continues the branch, never losing it,
     but the log said only "on issue-7-fix-it", as for a new branch (seed-003 user run): now it says so."""
-    from tests.orchestrator.host.conftest import run
-
     run(repo.path, "git", "checkout", "-q", "-b", "issue-7-fix-it")
     (repo.path / "old.txt").write_text("seed-era work\n")
     run(repo.path, "git", "add", "old.txt")

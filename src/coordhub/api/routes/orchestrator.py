@@ -222,7 +222,7 @@ async def stop(assignment_id: str, request: Request, who: Caller = Depends(calle
 async def retry(assignment_id: str, request: Request, body: AssignRetry | None = None,
                 who: Caller = Depends(caller)) -> JSONResponse:
     """Queue a failed, cancelled, stuck or needs-input assignment again: another machine when possible, the model
-    one step up ``models.escalation`` unless ``model`` is given."""
+    one step up ``models.escalation`` after a failure (a stopped one keeps its model) unless ``model`` is given."""
     actor = await who.act()
     model = body.model if body else None
     return await mutate(request, actor, lambda tx, now: assignmentcontrol.retry(tx, actor, assignment_id, now, model))

@@ -30,8 +30,9 @@ The life of a worker (issue 11 points 4–6), each step owned by the host:
    (``output_limit: output over N bytes …``), a re-attached run as well.
 4. **Finish.** :func:`~coordhub.orchestrator.outcome.decide` gives the state;
    work is saved before anything is removed (a ``wip`` commit on the branch, or
-   a ``refs/coordhub/wip/…`` commit beside a finished branch); a done branch is
-   pushed; a stuck or needs-input worktree is kept (``parked``) for
+   a ``refs/coordhub/wip/…`` commit beside a finished branch); the branch is
+   pushed (any other than a done one fast-forward only, so a retry elsewhere
+   continues it); a stuck or needs-input worktree is kept (``parked``) for
    ``resume-stuck``, any other is removed; the file leases are released; the
    final report is delivered — kept in the host's state file and sent again
    until the hub has it.

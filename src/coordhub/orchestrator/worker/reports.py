@@ -184,7 +184,7 @@ class Reports:
         delay = 0.5
         while not self.stale:
             try:
-                self.send(body)
+                self._after_a_stop(body, self.send(body))
                 break
             except Refused as exc:
                 smaller = _smaller(body)
@@ -208,6 +208,15 @@ class Reports:
             self.record.put(phase="orphaned", pending=None, pid=None, pgid=None)
         else:
             self.record.drop()
+
+    def _after_a_stop(self, body: dict[str, Any], answer: dict[str, Any]) -> None:
+        """Say in the human log when the hub kept the assignment cancelled under the state just reported: a stop
+        that raced the end of the run (the hub takes the report's record but keeps the person's cancel), so the
+        log's ``[end] done …`` is not read as the assignment's state."""
+        state = body.get("state")
+        if state is not None and state != "cancelled" and answer.get("state") == "cancelled":
+            log.info("worker %s: reported %s after the stop; the assignment stays cancelled", self.d.id, state)
+            self.human.write([f"[end] reported {state} after the stop; the assignment stays cancelled"])
 
     def restore(self, rec: dict[str, Any]) -> None:
         """Go on from what a previous host process recorded: the log relay's offsets; its running report was sent."""

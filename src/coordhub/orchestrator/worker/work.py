@@ -6,7 +6,9 @@ that is still there; any other gets a new one
 depends on are checked for freshness (seed 003). At the end, work is saved
 before anything is removed: a ``wip`` commit on the branch, or a
 ``refs/coordhub/wip/…`` commit beside a finished branch; a done branch is
-pushed; a stuck or needs-input worktree is kept (``parked``) for
+pushed, and so is the branch of any other run the hub still counts (its
+commits and its ``wip`` save, fast-forward only: :func:`share`), so the next
+attempt continues from it on any machine; a stuck or needs-input worktree is kept (``parked``) for
 ``resume-stuck``, any other is removed — and never one whose work could not be
 saved.
 """
@@ -127,10 +129,12 @@ def save(wt: worktree.Worktree, d: Dispatch, verdict: Verdict, stale: bool, mach
     A worktree that is already gone (see :func:`new_commits`) has nothing left
     to save: a done branch is pushed from the repository.
 
-    The verdict turns ``failed`` (``push_failed``) when the push fails; its
-    reason says so when the work could not be saved (the worktree is then
-    kept). A ``stale`` attempt (given up by the hub) is never pushed or parked:
-    its work stays on the branch.
+    The verdict turns ``failed`` (``push_failed``) when the push of a done
+    branch fails; the branch of a run that is not done is pushed too
+    (:func:`share`: a refusal only adds to the reason); the reason says so
+    when the work could not be saved (the worktree is then kept). A ``stale``
+    attempt (given up by the hub) is never pushed or parked: its work stays on
+    the branch.
     """
     state, reason = verdict.state, verdict.reason
     pushed, wip, keep = False, None, False
@@ -143,6 +147,8 @@ def save(wt: worktree.Worktree, d: Dispatch, verdict: Verdict, stale: bool, mach
                 pushed = True
             except worktree.GitError as exc:
                 state, reason = "failed", f"push_failed: {exc}"
+        elif not stale:
+            pushed, reason = share(wt, d, machine, reason)
         saved = Saved(Verdict(state, reason), pushed)
         if before_remove is not None:
             before_remove(saved)
@@ -163,6 +169,9 @@ def save(wt: worktree.Worktree, d: Dispatch, verdict: Verdict, stale: bool, mach
     except worktree.GitError as exc:
         keep = True  # never remove a worktree whose work could not be saved
         reason += f" (work NOT saved: {exc}; worktree kept at {wt.path})"
+    else:
+        if state != "done" and not stale:
+            pushed, reason = share(wt, d, machine, reason)
     saved = Saved(Verdict(state, reason), pushed, wip, keep)
     if before_remove is not None:
         before_remove(saved)
@@ -172,6 +181,25 @@ def save(wt: worktree.Worktree, d: Dispatch, verdict: Verdict, stale: bool, mach
         except worktree.GitError as exc:
             log.warning("worker %s: cannot remove %s: %s", d.id, wt.path, exc)
     return saved
+
+
+def share(wt: worktree.Worktree, d: Dispatch, machine: str, reason: str) -> tuple[bool, str]:
+    """Push the branch of a run that is not done (its commits and its ``wip`` save) to ``origin``, so the next
+    attempt continues from it on whichever machine runs it; ``(pushed, reason)``.
+
+    Fast-forward only, never forced: when ``origin``'s branch moved on (another attempt, a person) git refuses,
+    the work stays on this machine's branch and ``reason`` says so. Nothing is pushed when the branch has no
+    commit since the run started (no branch of ``origin/<default>``'s commit appears on ``origin``).
+    """
+    ref = f"refs/heads/{wt.branch}"
+    try:
+        if not int(worktree.git(wt.repo, "rev-list", "--count", f"{wt.base}..{ref}") or 0):
+            return False, reason
+        worktree.with_origin(wt.repo, "push", "--quiet", "origin", f"{ref}:{ref}")
+    except (worktree.GitError, ValueError) as exc:
+        log.warning("worker %s: the saved work of %s is not pushed: %s", d.id, wt.branch, exc)
+        return False, f"{reason} (its work is saved on {machine or 'this machine'}'s branch only, not pushed: {exc})"
+    return True, reason
 
 
 def discard(wt: worktree.Worktree, d: Dispatch, machine: str) -> None:
