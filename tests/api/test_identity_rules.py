@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from coordhub.core.hub import Hub
 from tests.conftest import Api
 
 ME = "HOWARD-HOME/claude-main"
@@ -215,3 +216,29 @@ def test_acting_makes_a_no_auth_session_known(open_api: TestClient) -> None:
     open_api.post("/api/coord/presence/register", json={"session_id": "FRONTEND"})
     again = open_api.post("/api/coord/messages", json={"from_session": ME, "to_session": "frontend", "subject": "s"})
     assert again.json()["recipient_known"] is True
+
+
+def test_a_machine_name_reaches_the_bare_session_the_hub_knows_instead(api: Api, hub: Hub) -> None:
+    """``to_machine`` (``coord msg send backend``): seed 000 reads a bare name as the machine's session,
+    ``backend/claude-main``; when the hub has never seen that one but knows a session named ``backend`` (seed
+    002's instances), the message goes there, and nothing is stored for ``backend/claude-main``."""
+    me, backend = api.token(ME), api.token("Backend")
+
+    def send(**to: str) -> Any:
+        return api.post("/api/coord/messages", json={"subject": "s", **to}, headers=me)
+
+    sent = send(to_machine="backend").json()
+    assert (sent["to_session"], sent["recipient_known"]) == ("Backend", True)
+    assert hub.query_sync(lambda tx, now: tx.sessions.by_key("backend/claude-main")) is None
+    unread = api.get("/api/coord/messages", params={"unread_only": "true"}, headers=backend).json()
+    assert [m["id"] for m in unread] == [sent["id"]]
+    ghost = send(to_machine="ghost").json()  # neither known: seed 000's rule, and the send says it is unknown
+    assert (ghost["to_session"], ghost["recipient_known"]) == ("ghost/claude-main", False)
+    assert send(to_machine="howard-home").json()["to_session"] == ME  # the machine's session known: seed 000's rule
+    api.token("backend/claude-main")  # both known: seed 000's rule
+    both = send(to_machine="BACKEND").json()
+    assert (both["to_session"], both["recipient_known"]) == ("backend/claude-main", True)
+    for bad, why in (({"to_machine": "a/b"}, "without '/'"), ({"to_machine": "all"}, "broadcast"),
+                     ({"to_machine": "backend", "to_session": "backend"}, "not both")):
+        refused = send(**bad)
+        assert refused.status_code == 422 and why in refused.json()["error"]["message"], refused.text

@@ -133,7 +133,9 @@ def test_writes_queue_while_down_and_sync_applies_each_once_in_order(outage: Out
         assert isinstance(e["idempotency_key"], str) and e["idempotency_key"], e
         assert e["ts"].endswith("Z"), e
     assert len({e["idempotency_key"] for e in entries}) == 6
-    assert entries[0]["body"]["to_session"] == B and entries[0]["body"]["subject"] == "queued direct"
+    # a machine name is the hub's to resolve when the send is replayed (core.identity.machine_recipient)
+    assert (entries[0]["body"]["to_machine"], entries[0]["body"]["to_session"]) == ("HOWARD-HOME", None)
+    assert entries[0]["body"]["subject"] == "queued direct"
     assert entries[0]["body"]["body"] == "body 1"
     assert entries[1]["body"]["text"] == "queued todo" and entries[1]["body"]["project_key"] == "gururmm"
     assert entries[2]["body"]["state"] == "building" and entries[3]["body"]["state"] == "deployed"

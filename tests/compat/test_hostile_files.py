@@ -365,3 +365,28 @@ def test_a_planted_identity_file_does_not_choose_the_conversation_address(world:
     status = clone.drop("status", "--json")
     assert status.code == 0 and "ignoring machine 'elsewhere' and project 'career'" in status.err, status
     assert career.coord("conv", "inbox", "--json").json()[0]["title"] == "Private"  # career's own still sees it
+
+
+def test_an_inbox_in_a_folder_whose_identity_file_is_passed_over_shows_the_declared_address(
+        world: World, tmp_path: Path) -> None:
+    """Seed-004 user: a session that declared ``<machine>.career`` works in a folder ``career-wt`` whose untracked
+    ``.claude/identity.json`` says ``"project": "career"``, with the user's own token (``COORD_TOKEN``): the file is
+    passed over, this folder's address is ``<machine>.career-wt``, and ``coord conv inbox`` was refused (exit 6)
+    naming neither the declared address nor a way to it. It shows the declared address's turns, and says so."""
+    from tests.compat.conftest import agent
+    from tests.coordcli import git_init
+
+    career = world.career
+    assert world.homelab.coord("conv", "send", career.address, "--conversation", world.conv, "--type", "request",
+                               "--title", "For career", "--body", "b").code == 0
+    env = {k: v for k, v in career.env.items() if k != "COORD_PROJECT"}
+    worktree = git_init(tmp_path / "career-wt")
+    write(worktree / ".claude" / "identity.json", json.dumps({"project": "career"}))
+    r = type(career)(career.session, career.machine, career.project, career.home, worktree, env).coord(
+        "conv", "inbox", "--json")
+    assert r.code == 0 and [t["title"] for t in r.json()] == ["For career"], r
+    assert (f"{career.machine}.career-wt (this folder's address) is not this session's: showing the turns of the "
+            f"address it declared, {career.address} (name this folder's project with COORD_PROJECT=…") in r.err, r
+    fresh = agent(world.hub, tmp_path / "fresh", career.session.replace("/career", "/fresh"), "fresh", tmp_path)
+    r = fresh.coord("conv", "inbox")  # a session that declared nothing is told how to
+    assert r.code == 6 and f"declared no address: `coord conv profile` declares {fresh.address}" in r.err, r

@@ -421,12 +421,19 @@ def _watched(cli: Coord, until: str) -> list[str]:
     return lines
 
 
-def test_msg_send_to_a_bare_instance_name_says_how_to_reach_that_session(team: dict[str, Coord]) -> None:
+def test_msg_send_to_a_bare_instance_name_reaches_that_session(team: dict[str, Coord]) -> None:
     """Seed 000's rule reads `coord msg send backend` as machine backend, session backend/claude-main; a seed-002
-    team's session is `backend` alone, so the sender is told how to reach it (seed-002 user run: only 'the hub has
-    never seen backend/claude-main', no way named)."""
+    team's session is `backend` alone, so while the hub knows only that one the message goes to it, said in one
+    line (seed-002 user run: it waited for backend/claude-main, never seen, and only then came a warning). A name
+    the hub knows neither way keeps seed 000's reading, the warning and the way to reach a bare session."""
     team["backend"].ok("msg", "check")  # the hub knows backend
     sent = team["orchestrator"].ok("msg", "send", "backend", "hi", "direct")
-    assert "never seen backend/claude-main" in sent.err
-    assert "`coord msg publish TYPE SUBJECT TEXT --to backend`" in sent.err, sent.err
+    assert sent.err.splitlines() == ["coord: sent to the session backend: the hub has never seen "
+                                     "backend/claude-main, the machine backend's session"], sent.err
+    assert sent.out.rstrip().endswith(" to backend"), sent.out
+    assert [(m["from"], m["to"]) for m in team["backend"].json("msg", "check")["messages"]] == [
+        ("orchestrator", "backend")]
+    ghost = team["orchestrator"].ok("msg", "send", "ghost", "hi", "direct")
+    assert "never seen ghost/claude-main" in ghost.err and "sent to the session" not in ghost.err
+    assert "`coord msg publish TYPE SUBJECT TEXT --to ghost`" in ghost.err, ghost.err
     assert "read as a machine" not in team["orchestrator"].ok("msg", "send", "backend/claude-main", "hi", "x").err

@@ -32,11 +32,16 @@ MessageRef = Annotated[uuid.UUID, BeforeValidator(_seed_ref), Path(
 
 
 class MessageSend(Strict):
-    """``POST /api/coord/messages``. ``to_session`` omitted, null or ``ALL_SESSIONS``: broadcast."""
+    """``POST /api/coord/messages``. ``to_session`` (and ``to_machine``) omitted, null or ``ALL_SESSIONS``:
+    broadcast."""
 
     subject: Subject
     body: Text = ""
     to_session: Line | None = None
+    to_machine: Line | None = Field(None, description="Instead of to_session: a machine name, as seed 000's CLI "
+                                    "takes a bare name: its session MACHINE/claude-main, or, when the hub has never "
+                                    "seen that one but knows a session named exactly MACHINE (seed 002's "
+                                    "instances), that session. The answer's to_session says which.")
     from_session: Line | None = Field(None, description="Must be the caller's own session (with auth).")
     session_id: CallerName = None
     project_key: Line | None = None

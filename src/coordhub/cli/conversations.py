@@ -46,6 +46,7 @@ from coordhub.cli.signedturns import (
 )
 from coordhub.cli.views import shown_time
 from coordhub.client import CoordClient, HubError, Unreachable
+from coordhub.client.address import PROJECT_ENV
 from coordhub.core.vocab import ConversationState, ReleaseStatus, TurnType
 from coordhub.hooks.untrusted import one_line
 
@@ -257,6 +258,40 @@ def list_(ctx: typer.Context,
                                         "no conversations"))
 
 
+def own_inbox(c: CoordClient) -> Any:
+    """Pending turns of this session's address: this folder's (:func:`coordhub.client.address.of`), else, when the
+    hub refuses that one (403) as not the session's, the address the session declared, said so on stderr.
+
+    A project's identity.json beside the user's own token does not name the project (the file may have come with
+    a cloned repository), so in a folder ``career-wt`` this folder's address is ``<machine>.career-wt`` while the
+    session declared ``<machine>.career`` (seed-004 user: the inbox was refused, exit 6, naming neither the
+    declared address nor a way to it). The declared address is the session's own whatever the folder: the hooks
+    inject its turns and ``conv_inbox`` (MCP) reads it. Its profile is asked only on that refusal; a session that
+    declared none is told how to declare this folder's.
+    """
+    from coordhub.compat.crossagent.common import Me
+
+    who = Me(c)
+    if who.project is None:  # no project here: the hub answers for the declared address, or says there is none
+        return c.conversation_inbox(None)
+    here = f"{who.machine}.{who.project}"
+    try:
+        return c.conversation_inbox(here)
+    except HubError as err:
+        if err.status != 403:
+            raise
+        declared = who.profile().get("address")
+        if not isinstance(declared, str):
+            raise HubError(err.status, err.code, f"{err.message}; this session has declared no address: `coord "
+                           f"conv profile` declares {here}", err.body) from None
+        if declared == here:
+            raise
+    typer.echo(f"coord: note: {here} (this folder's address) is not this session's: showing the turns of the "
+               f"address it declared, {declared} (name this folder's project with {PROJECT_ENV}=…, or declare "
+               "it with `coord conv profile`)", err=True)
+    return c.conversation_inbox(declared)
+
+
 @app.command()
 def inbox(ctx: typer.Context,
           address: str | None = typer.Option(None, "--address", help="Another address (default: yours)."),
@@ -265,8 +300,7 @@ def inbox(ctx: typer.Context,
     def read(c: CoordClient) -> Any:
         if address:
             return c.conversation_inbox(destination(c, address))
-        machine, project = me(c)
-        return c.conversation_inbox(f"{machine}.{project}" if project else None)
+        return own_inbox(c)
 
     signs = False
 

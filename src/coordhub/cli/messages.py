@@ -25,7 +25,8 @@ app = typer.Typer(help="Messages: send, read your inbox or a thread, mark read, 
 def send(
     ctx: typer.Context,
     to: str = typer.Argument(..., help="ALL / fleet / broadcast for the whole fleet; a machine name "
-                                       "(HOWARD-HOME → HOWARD-HOME/claude-main); or a full session id."),
+                                       "(HOWARD-HOME → HOWARD-HOME/claude-main, or the session named HOWARD-HOME "
+                                       "when the hub knows only that one); or a full session id."),
     subject: str = typer.Argument(..., help="One-line subject."),
     body: str | None = typer.Argument(None, help="Message body (or use --body-file)."),
     body_file: Path | None = typer.Option(None, "--body-file", help="Read the body from a file ('-' = stdin)."),
@@ -47,11 +48,17 @@ def send(
         if value is not None:
             extra[key] = value
     recipient = expand_recipient(to)
-    msg = call(ctx, lambda c: c.send_message(recipient, subject, text, **extra))
+    bare = recipient is not None and "/" not in to
+    if bare:  # a machine name: the hub decides in the send which session it is (core.identity.machine_recipient)
+        extra["to_machine"] = to
+    msg = call(ctx, lambda c: c.send_message(None if bare else recipient, subject, text, **extra))
+    if bare and isinstance(msg, dict) and "/" not in msg["to_session"]:  # the hub knew only the session `to`
+        typer.echo(f"coord: sent to the session {msg['to_session']}: the hub has never seen {recipient}, the "
+                   f"machine {to}'s session", err=True)
     if isinstance(msg, dict) and msg.get("recipient_known") is False:  # a typo shows at once (issue 7)
         typer.echo("coord: warning: " + unknown_recipient_warning(msg["to_session"], msg.get("did_you_mean") or []),
                    err=True)
-        if recipient is not None and recipient != to:  # a bare name became MACHINE/claude-main (seed 000's rule)
+        if bare:  # a bare name became MACHINE/claude-main (seed 000's rule)
             typer.echo(f"coord: note: {to} was read as a machine, {recipient}; a session named {to} alone (seed "
                        f"002's instances) is addressed by `coord msg publish TYPE SUBJECT TEXT --to {to}`", err=True)
     show(msg, as_json, lambda m: console.print(f"sent {m['id']} to {m['to_session']}"))

@@ -47,7 +47,8 @@ class FleetCalls(ConversationCalls):
         return self.call("GET", "/api/coord/status", params={"project_key": project_key})
 
     def send_message(self, to_session: str | None, subject: str, body: str, **extra: Any) -> Any:
-        """Send a message; ``to_session=None`` broadcasts."""
+        """Send a message; ``to_session=None`` broadcasts, unless ``extra`` names ``to_machine`` (a machine name:
+        the hub sends to its session, see :func:`coordhub.core.identity.machine_recipient`)."""
         return self.call("POST", "/api/coord/messages",
                          body={"to_session": to_session, "subject": subject, "body": body, **extra})
 

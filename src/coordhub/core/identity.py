@@ -200,6 +200,26 @@ def main_session(machine: str) -> str:
     return f"{machine}/{MAIN_SESSION_NAME}"
 
 
+def machine_recipient(tx: Tx, machine: str) -> str:
+    """The session a bare name given as a machine addresses (``coord msg send NAME``, sent as ``to_machine``):
+    seed 000's ``NAME/claude-main`` (:func:`main_session`), unless the hub has never seen that session but knows
+    one named exactly ``NAME`` (seed 002's instances register bare names, e.g. ``backend``): then that one.
+
+    When both or neither are known, seed 000's rule stands (and a send warns of the unknown recipient). Decided
+    in the send's own transaction, before the recipient's row is written (:func:`addressed` records a new
+    spelling), so nothing is stored for a session the sender did not mean. At most two reads of one row by key
+    (both read ahead on PostgreSQL: ``api/routes/messages.py``), and only for a send naming a machine. Raises
+    ``Invalid`` (field ``to_machine``) for a name with a ``/``, a broadcast word, or one that makes no session id.
+    """
+    if "/" in machine:
+        raise Invalid(f"to_machine {machine!r} is a machine name, without '/': give a session id as to_session",
+                      field="to_machine")
+    main = validate_session_id(main_session(validate_session_id(machine, "to_machine")), "to_machine")
+    if tx.sessions.is_known(main) or not tx.sessions.is_known(machine):
+        return main
+    return machine
+
+
 def machine_of(session_id: str) -> str | None:
     """The machine part of a ``MACHINE/name`` session id (seed 000), or None for a bare id (seed 002)."""
     return session_id.split("/", 1)[0] if "/" in session_id else None

@@ -23,6 +23,7 @@ from coordhub.core.identity import (
     addressed,
     close_matches,
     is_orchestrated,
+    machine_recipient,
     orchestrator_role,
     recipient,
     validate_session_id,
@@ -100,7 +101,7 @@ def render(row: Row, viewer: str) -> dict[str, Any]:
     }
 
 
-def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: str,
+def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: str, to_machine: str | None = None,
          project_key: str | None = None, thread_id: str | None = None, reply_to: str | None = None,
          importance: str = "normal", message_type: str | None = None, requires_ack: bool = False,
          ack_wait_seconds: float | None = None, max_deliveries: int | None = None,
@@ -128,11 +129,19 @@ def send(tx: Tx, actor: Actor, *, to_session: str | None, subject: str, body: st
     so (issue 7): ``recipient_known`` is False and ``did_you_mean`` lists known
     sessions with similar ids; for a broadcast ``recipient_known`` is None.
 
+    ``to_machine`` (instead of ``to_session``; ``Invalid`` with both) names the recipient by a bare name as seed
+    000's CLI takes it, a machine: :func:`~coordhub.core.identity.machine_recipient` decides which session that is
+    (``NAME/claude-main``, or a known session named ``NAME`` when the hub has never seen that one).
+
     ``reply_to`` is stored in the hub's spelling of an id (:func:`~coordhub.ids.canonical`); an imported message's
     seed-002 id (``msg-1a2b3c4d``) names it too (:func:`~coordhub.core.seed002.message_ref`). A ``thread_id`` is
     stored as given (:func:`thread_name`) unless it spells the id of a message in another spelling: then it is that
     message's thread, stored as the hub spells the id.
     """
+    if to_machine is not None:  # only a send naming a machine pays for the look-up
+        if to_session is not None:
+            raise Invalid("give the recipient as to_session or as to_machine, not both", field="to_machine")
+        to_session = machine_recipient(tx, to_machine)
     parent_ref = reply_to  # as the sender wrote it, for the 404
     reply_to = None if reply_to is None else message_ref(reply_to)
     thread_id = None if thread_id is None else thread_name(tx, actor, thread_id)

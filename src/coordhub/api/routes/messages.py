@@ -27,7 +27,7 @@ from coordhub.core import conversations, messages, paging, tokens
 from coordhub.core.bus import EventBus
 from coordhub.core.calls import Call
 from coordhub.core.halt import Exempt
-from coordhub.core.identity import Actor, same_session
+from coordhub.core.identity import Actor, main_session, same_session
 from coordhub.core.seed002 import SEED_ID_PREFIX
 from coordhub.errors import Invalid, Unauthorized
 from coordhub.headers import NEXT_AFTER_SEQ_HEADER, NEXT_BEFORE_SEQ_HEADER, SESSION_HEADER
@@ -51,12 +51,19 @@ async def send(body: MessageSend, request: Request, session_id: str | None = CAL
                           (session_id, "session_id"))
     first_tried = queued_at(request)
     return await mutate(request, actor, Call(
-        "messages.send", actor, to_session=body.to_session, subject=body.subject, body=body.body,
-        project_key=body.project_key, thread_id=body.thread_id, reply_to=body.reply_to,
+        "messages.send", actor, to_session=body.to_session, to_machine=body.to_machine, subject=body.subject,
+        body=body.body, project_key=body.project_key, thread_id=body.thread_id, reply_to=body.reply_to,
         importance=body.importance, message_type=body.message_type, requires_ack=body.requires_ack,
         ack_wait_seconds=body.ack_wait_seconds, max_deliveries=body.max_deliveries, escalate_to=body.escalate_to,
         to_incarnation=body.to_incarnation, queued_at=first_tried), status=201,
-        ahead=Ahead.of(sessions=(body.to_session, body.escalate_to), quotas=(actor.session_id,)))
+        ahead=Ahead.of(sessions=(body.to_session, body.escalate_to, *_machine_keys(body.to_machine)),
+                       quotas=(actor.session_id,)))
+
+
+def _machine_keys(machine: str | None) -> tuple[str, ...]:
+    """The sessions a send to ``machine`` looks up (:func:`~coordhub.core.identity.machine_recipient`), to read
+    ahead with the batch; none for a send without one."""
+    return () if machine is None else (main_session(machine), machine)
 
 
 async def _viewer(who: Caller, *claims: tuple[str | None, str]) -> str:

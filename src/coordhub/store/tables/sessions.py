@@ -146,6 +146,12 @@ class Sessions(Table):
         assert row is not None
         return row
 
+    def is_known(self, spelling: str) -> bool:
+        """Whether the hub knows the session under any spelling of its id (a token was minted for it, or it
+        acted), not merely addressed; from the row read ahead when the unit named it."""
+        row = self.one_ahead("sessions", spelling, _ADDRESS)
+        return row is not None and row["known_since"] is not None
+
     def known_ids(self, acting: str | None = None) -> list[str]:
         """Ids of sessions the hub knows (not merely addressed), most recently seen first, at most MAX_CANDIDATES.
 
