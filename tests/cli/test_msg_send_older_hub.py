@@ -1,0 +1,74 @@
+"""``coord msg send MACHINE`` against a hub from before ``to_machine``: asked again with seed 000's session.
+
+A newer CLI sends a bare name as ``to_machine`` so the hub picks the session
+(``core.identity.machine_recipient``); a hub that does not know the field
+refuses it (422, unknown field), and every ``coord msg send HOWARD-HOME`` —
+seed 000's everyday form — failed until the hub was upgraded. The stand-in
+below answers as such a hub does (its envelope copied from one).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.client.conftest import serving
+from tests.coordcli import Coord, isolated_env
+
+UNKNOWN = {"error": {"code": "invalid", "message": "unknown field 'to_machine'",
+                     "problems": [{"field": "to_machine", "problem": "unknown field 'to_machine'"}]},
+           "detail": "unknown field 'to_machine'"}
+
+
+class _OlderHub(BaseHTTPRequestHandler):
+    """POST /api/coord/messages as a hub from before ``to_machine`` answers it; every body is kept."""
+
+    server: _Hub
+
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.bodies.append(body)
+        status, answer = (422, UNKNOWN) if "to_machine" in body else (201, {
+            "id": "7a0c1f52-3b7e-4d55-9a55-0b6f7d1e2c11", "to_session": body["to_session"], "recipient_known": True,
+            "subject": body["subject"], "body": body["body"]})
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Hub(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.bodies: list[dict[str, Any]] = []
+
+
+@pytest.fixture
+def older_hub() -> Iterator[_Hub]:
+    with serving(_Hub(("127.0.0.1", 0), _OlderHub)) as srv:
+        yield srv
+
+
+def test_a_machine_name_reaches_an_older_hub_as_the_machines_session(older_hub: _Hub, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{older_hub.server_address[1]}"
+    coord = Coord(tmp_path, isolated_env(tmp_path, COORD_URL=url, COORD_TOKEN="token-for-the-older-hub"))
+    r = coord.ok("msg", "send", "HOWARD-HOME", "review please", "PR 12 is ready")
+    assert r.out == "sent 7a0c1f52-3b7e-4d55-9a55-0b6f7d1e2c11 to HOWARD-HOME/claude-main\n"
+    first, second = older_hub.bodies
+    assert first["to_machine"] == "HOWARD-HOME" and first["to_session"] is None
+    assert second["to_session"] == "HOWARD-HOME/claude-main" and "to_machine" not in second
+    assert {k: v for k, v in second.items() if k != "to_session"} == {
+        k: v for k, v in first.items() if k not in ("to_session", "to_machine")}
+
