@@ -620,3 +620,30 @@ def test_subscribe_notifications_calls_back_for_each_message_sent_to_the_session
     while any(t.name.startswith("coord-notify-") for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("coord-notify-")]
+
+
+def test_a_subscription_cancelled_while_it_connects_leaves_no_task_or_reader(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller that gives up on subscribe_notifications before the hub accepted the stream (asyncio.wait_for, a
+    cancelled task) holds no task to cancel: nothing may go on calling back or reconnecting behind it."""
+    from coordhub.client.seed002subscribe import subscribe
+    from coordhub.client.settings import resolve
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings = resolve(url=f"http://127.0.0.1:{free_port()}", token="coord_" + "a" * 40, session="orchestrator",
+                       timeout=30, start=tmp_path)
+
+    async def nothing(event: api.NotificationEvent) -> None:
+        raise AssertionError(event)
+
+    async def go() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(subscribe(settings, "orchestrator", nothing), 0.5)
+        await asyncio.sleep(0)
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+    asyncio.run(go())
+    deadline = time.monotonic() + 5  # a reader between two attempts ends after its pause
+    while any(t.name.startswith("coord-notify-") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("coord-notify-")]
