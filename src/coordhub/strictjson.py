@@ -65,6 +65,10 @@ def loads(raw: bytes | str, *, nul_ok: bool = False) -> Any:
     anything else. Its cost stays within a few times the plain parse's, for
     any body (it runs before a request is authenticated).
     """
+    # A NUL byte is never in UTF-8 JSON (not whitespace, not allowed raw in a string) and always in UTF-16/32 JSON,
+    # which FastAPI's json.loads would read (it guesses the encoding) where every scan of suspect() reads no key.
+    if isinstance(raw, bytes) and raw.find(b"\x00") >= 0:
+        raise BadJSON("body is not UTF-8 text (it holds a NUL byte: UTF-16 or UTF-32? RFC 8259 §8.1 says UTF-8)")
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError:
@@ -184,10 +188,13 @@ def suspect(body: bytes) -> bool:
     two keys spelt alike, or one with an escape (a body whose list holds objects
     of one shape is parsed strictly: the scan cannot tell objects apart). Huge
     integers are not scanned for: Python's parser refuses them itself, and the
-    error handler reports that (through :func:`loads`). A few ms per MiB.
+    error handler reports that (through :func:`loads`). A NUL byte marks a body
+    in UTF-16 or UTF-32, which FastAPI would parse (``json.loads`` guesses the
+    encoding of bytes) while every scan here reads nothing in it. A few ms per MiB.
     """
     # find, not `in`: see coordhub.api.inputs.query_nul
-    return (body.count(b"[") + body.count(b"{") > MAX_DEPTH or body.find(b"NaN") >= 0 or body.find(b"Infinity") >= 0
+    return (body.find(b"\x00") >= 0 or body.count(b"[") + body.count(b"{") > MAX_DEPTH or body.find(b"NaN") >= 0
+            or body.find(b"Infinity") >= 0
             or (body.find(b"\\u") >= 0 and _ESCAPES.search(body) is not None) or _keys_repeat(body))
 
 

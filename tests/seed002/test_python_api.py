@@ -568,6 +568,8 @@ def test_the_seeds_constructor_and_config_forms_work(live_hub: LiveHub, monkeypa
     run(go)
     with pytest.raises(api.CoordinationError, match="REDIS_PORT 'sixty' is not a whole number"):
         api.CoordinationConfig.from_env({"REDIS_PORT": "sixty"})
+    with pytest.raises(api.CoordinationError, match="COORD_TIMELINE_MAX_SIZE '9999.* is not a whole number"):
+        api.CoordinationConfig.from_env({"COORD_TIMELINE_MAX_SIZE": "9" * 5000})  # past int()'s own digit limit
     api.reset_coordination_config()
 
 
@@ -617,6 +619,33 @@ def test_subscribe_notifications_calls_back_for_each_message_sent_to_the_session
 
     run(go)
     deadline = time.monotonic() + 10  # the readers end once their stream is closed, not at the next keep-alive
+    while any(t.name.startswith("coord-notify-") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("coord-notify-")]
+
+
+def test_a_subscription_cancelled_while_it_connects_leaves_no_task_or_reader(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller that gives up on subscribe_notifications before the hub accepted the stream (asyncio.wait_for, a
+    cancelled task) holds no task to cancel: nothing may go on calling back or reconnecting behind it."""
+    from coordhub.client.seed002subscribe import subscribe
+    from coordhub.client.settings import resolve
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings = resolve(url=f"http://127.0.0.1:{free_port()}", token="coord_" + "a" * 40, session="orchestrator",
+                       timeout=30, start=tmp_path)
+
+    async def nothing(event: api.NotificationEvent) -> None:
+        raise AssertionError(event)
+
+    async def go() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(subscribe(settings, "orchestrator", nothing), 0.5)
+        await asyncio.sleep(0)
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+    asyncio.run(go())
+    deadline = time.monotonic() + 5  # a reader between two attempts ends after its pause
     while any(t.name.startswith("coord-notify-") for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("coord-notify-")]

@@ -55,7 +55,8 @@ class CoordinationConfig:
             text = (e.get(name) or "").strip()
             if not text:
                 continue
-            if not text.isascii() or not text.isdigit() or int(text) > MAX_SETTING:
+            # the length first: int() of a string past 4,300 digits raises a bare ValueError
+            if not text.isascii() or not text.isdigit() or len(text) > len(str(MAX_SETTING)) or int(text) > MAX_SETTING:
                 raise CoordinationError(f"{name} {text[:40]!r} is not a whole number from 0 to {MAX_SETTING}: fix it "
                                         "or unset it (the default is seed 002's)", 400, "invalid")
             numbers[attr] = int(text)

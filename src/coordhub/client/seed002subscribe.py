@@ -85,29 +85,36 @@ async def subscribe(settings: ClientSettings, session: str, callback: Callback,
             stream.close()
 
     async def deliver() -> None:
-        try:
-            while True:
-                item = await inbox.get()
-                if isinstance(item, CoordinationError):
-                    raise item
-                event = _checked(item)
-                to = (event.get("payload") or {}).get("to_session")
-                if to == HUB_BROADCAST and not include_broadcast:
-                    continue
-                try:
-                    await callback(notification_event(event))
-                except Exception:
-                    log.exception("a notification callback of %s failed on event %s", session, event["id"])
-        finally:
-            stop.set()
-            stream.abort()  # ends a read in progress now, not at the hub's next event
+        while True:
+            item = await inbox.get()
+            if isinstance(item, CoordinationError):
+                raise item
+            event = _checked(item)
+            to = (event.get("payload") or {}).get("to_session")
+            if to == HUB_BROADCAST and not include_broadcast:
+                continue
+            try:
+                await callback(notification_event(event))
+            except Exception:
+                log.exception("a notification callback of %s failed on event %s", session, event["id"])
+
+    def end(_: object) -> None:
+        """The task ended (its error, a cancel, even one before it first ran): the reader stops."""
+        stop.set()
+        stream.abort()  # ends a read in progress now, not at the hub's next event
 
     reader = threading.Thread(target=follow, name=f"coord-notify-{session}", daemon=True)
     reader.start()
     task = asyncio.create_task(deliver())
+    task.add_done_callback(end)
     waiter = asyncio.create_task(connected.wait())
-    await asyncio.wait({task, waiter}, timeout=settings.timeout, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
+    try:
+        await asyncio.wait({task, waiter}, timeout=settings.timeout, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # the caller gave up while the stream connected (wait_for, a cancel): it holds no task
+        task.cancel()
+        raise
+    finally:
+        waiter.cancel()
     return task
 
 

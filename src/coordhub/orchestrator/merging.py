@@ -494,8 +494,8 @@ class MergeRunner:
 
 def fold_wip(wt: Path, base: str, ident: list[str], title: str) -> None:
     """Rewrite the commits ``base..HEAD`` of the (clean, detached) worktree ``wt`` without the host's ``wip:``
-    saves (:data:`~coordhub.orchestrator.worktree.WIP_SUBJECT`), leaving HEAD at the result; nothing when there
-    is none, or when the range holds a merge commit (its history is the branch's to keep).
+    saves (those with the :data:`~coordhub.orchestrator.worktree.SAVE_TRAILER` trailer), leaving HEAD at the
+    result; nothing when there is none, or when the range holds a merge commit (its history is the branch's to keep).
 
     A save is a stopped run's uncommitted work, which the next attempt continued from: it is part of the
     worker's next commit, so it folds into that one (its tree is a snapshot that already holds the save);
@@ -503,14 +503,18 @@ def fold_wip(wt: Path, base: str, ident: list[str], title: str) -> None:
     Each kept commit keeps its message and author (``git commit -C``); the final tree is HEAD's, so what the
     gate runs on is what it was. ``ident`` is :func:`~coordhub.orchestrator.worktree.commit_identity`'s.
     """
-    listed = git(wt, "log", "--reverse", "--format=%H %P%x09%s", f"{base}..HEAD").splitlines()
-    rows = [(head.split(), subject) for head, _, subject in (line.partition("\t") for line in listed)]
-    if not any(s.startswith(worktree.WIP_SUBJECT) for _, s in rows) or any(len(ids) > 2 for ids, _ in rows):
+    # a save is told by its trailer (worktree.SAVE_TRAILER), not its subject: a worker's or a person's own commit
+    # may start 'wip: ' too, and folding it would drop its message and give its change to another commit's author
+    listed = git(wt, "log", "--reverse", f"--format=%H %P%x09%(trailers:key={worktree.SAVE_TRAILER},valueonly)%x00",
+                 f"{base}..HEAD").split("\x00")
+    rows = [(head.split(), bool(saved.strip())) for head, _, saved in
+            (line.strip("\n").partition("\t") for line in listed) if head.strip()]
+    if not any(saved for _, saved in rows) or any(len(ids) > 2 for ids, _ in rows):
         return
     kept: list[list[str | None]] = []  # [commit whose message and author to reuse (None: title), commit of its tree]
     trailing = False
-    for (sha, *_), subject in rows:
-        trailing = subject.startswith(worktree.WIP_SUBJECT)
+    for (sha, *_), saved in rows:
+        trailing = saved
         if not trailing:
             kept.append([sha, sha])
     if trailing:

@@ -49,7 +49,10 @@ from coordhub.client import project
 
 GIT_TIMEOUT = 120.0  # seconds; a fetch or push over a slow link
 WIP_REF = "refs/coordhub/wip"
-WIP_SUBJECT = "wip: "  # how every commit of :func:`save_work` begins (its callers' messages); the merge folds them
+WIP_SUBJECT = "wip: "  # how every commit of :func:`save_work` begins (its callers' messages)
+# The trailer :func:`save_work` ends its commits with: what marks a commit as the host's save, which the merge folds
+# (the subject alone does not: a worker or a person may start their own commit 'wip: ', whose message stays).
+SAVE_TRAILER = "Coordhub-Save"
 AGENT_NAME = "coordhub agent"
 
 
@@ -305,8 +308,9 @@ def save_work(path: Path, message: str, *, on_branch: bool, ref_name: str | None
     host's own safety commit must not be refused by a pre-commit guard). Else
     record them as a commit under ``refs/coordhub/wip/<ref_name>`` without
     moving the branch (``git stash create`` makes the commit without touching
-    the shared stash list). ``message`` starts with :data:`WIP_SUBJECT` (``ValueError`` else): the merge queue
-    folds such commits into the worker's own (:func:`coordhub.orchestrator.merging.fold_wip`).
+    the shared stash list). ``message`` starts with :data:`WIP_SUBJECT` (``ValueError`` else); a commit on the
+    branch ends with the :data:`SAVE_TRAILER` trailer (naming ``machine``), by which the merge queue folds it into
+    the worker's own commits (:func:`coordhub.orchestrator.merging.fold_wip`).
     """
     if not message.startswith(WIP_SUBJECT):
         raise ValueError(f"a wip save's message must start {WIP_SUBJECT!r} (the merge queue folds them): {message!r}")
@@ -315,7 +319,8 @@ def save_work(path: Path, message: str, *, on_branch: bool, ref_name: str | None
     ident = commit_identity(path, machine)
     git(path, "add", "-A")
     if on_branch:
-        git(path, *ident, "commit", "--quiet", "--no-verify", "-m", message)
+        git(path, *ident, "commit", "--quiet", "--no-verify", "-m", message,
+            "-m", f"{SAVE_TRAILER}: {machine or 'this host'}")
         return git(path, "rev-parse", "HEAD")
     sha = git(path, *ident, "stash", "create", message)
     if not sha:
