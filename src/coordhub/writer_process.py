@@ -331,7 +331,11 @@ class _Link:
         data = memoryview(self._take())
         deadline = time.monotonic() + SEND_SECONDS
         poller = select.poll()
-        poller.register(self.sock, select.POLLOUT)
+        try:
+            poller.register(self.sock, select.POLLOUT)
+        except (ValueError, OSError):  # the socket was closed under the link (its fd is -1): the link is over
+            self.close()
+            return False
         while data:
             left = deadline - time.monotonic()
             if left <= 0 or not poller.poll(left * 1000):
@@ -356,7 +360,9 @@ class _Link:
                 if self._closed:
                     return
             with self._sending:
-                if not self._send_all():
+                # closed while this thread waited for the lock (finish sent the rest, and the socket's owner may
+                # have closed it since): nothing is left to send
+                if self._closed or not self._send_all():
                     return
 
     def begun(self) -> None:

@@ -833,3 +833,26 @@ def test_a_link_accepted_as_the_writer_process_stops_is_not_greeted_nor_waited_f
         assert not serving.is_alive()
         assert peer.recv(64) == b""  # the link closed without a word
         assert not server.links
+
+
+def test_a_link_closed_while_its_thread_waits_to_send_ends_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The link's thread, woken by a frame, waits for the send lock while the link is finished and its socket
+    closed by its owner (socketserver, after the handler): it ends without sending. It raised ``ValueError``
+    (``poll`` of fd -1) in the thread, once in a full run."""
+    raised: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: raised.append(args.exc_value))
+    ours, theirs = socket.socketpair()
+    link = writer_process._Link(ours)
+    with link._sending:  # as finish() holds it while it sends the rest
+        link.send(b"frame")  # wakes the link's thread, which then waits for the lock
+        for _ in range(500):
+            if not link._outbox:  # it took nothing yet: the frame is queued until it holds the lock
+                break
+            time.sleep(0.002)
+        time.sleep(0.05)
+        link.close()
+        ours.close()
+    link._sender.join(5)
+    assert not link._sender.is_alive()
+    assert raised == []
+    theirs.close()
