@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
-import select
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -401,22 +402,30 @@ def test_an_imported_messages_seed_id_works_where_a_user_pastes_it(live_hub: Liv
 
 def _watched(cli: Coord, until: str) -> list[str]:
     """The lines `coord watch --after 0 --kinds message.` prints, as ``cli``, up to the first containing ``until``
-    (at most 30 s)."""
+    (at most 30 s). A thread reads the lines: ``select`` on the pipe misses a line already in the reader's buffer
+    (the two lines came in one chunk, and the wait for a second ran out with one line read)."""
     cmd = [sys.executable, "-m", "coordhub", "--url", str(cli.url), "--token", str(cli.token), "watch", "--after",
            "0", "--kinds", "message."]
     proc = subprocess.Popen(cmd, cwd=cli.cwd, env={**cli.env, "COLUMNS": "300"}, stdout=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
+    got: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [got.put(line) for line in proc.stdout or ()], daemon=True)
+    reader.start()
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and select.select([proc.stdout], [], [], deadline - time.monotonic())[0]:
-            lines.append(proc.stdout.readline().rstrip("\n"))
-            if until in lines[-1] or not lines[-1]:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                lines.append(got.get(timeout=left).rstrip("\n"))
+            except queue.Empty:
+                break
+            if until in lines[-1]:
                 break
     finally:
         proc.terminate()
         proc.wait(10)
+        reader.join(10)  # the pipe ends with the process
         proc.stdout.close()
     return lines
 
