@@ -10,11 +10,13 @@ walk only to name where a fault is, bounded), and a body over
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -91,30 +93,33 @@ def test_the_check_refuses_what_a_plain_walk_refuses_and_names_the_same_place(va
     assert _outcome(strictjson.check, value, nul_ok) == _outcome(_reference, value, nul_ok)
 
 
-def test_the_check_runs_no_python_code_per_value() -> None:
-    """Counted, not timed: the Python calls made while checking 200,000 values (a MiB of ``{}``, nested and
-    mixed) stay a few per level of nesting, and a fault deep in such a body is named within a bounded walk."""
-    wide = [{}, [1, 2.5, "x", None, True], {"a": {"b": [3]}}] * 40_000
+@contextlib.contextmanager
+def python_calls(files: tuple[str, ...] = ()) -> Iterator[list[int]]:
+    """The Python function calls made inside the block, in the one item of the list it gives (counted by
+    ``sys.setprofile``, not timed); with ``files``, only calls of functions in files whose names end so."""
     calls = [0]
 
     def count(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
+        if event == "call" and (not files or frame.f_code.co_filename.endswith(files)):
             calls[0] += 1
 
     sys.setprofile(count)
     try:
-        strictjson.check(wide)
+        yield calls
     finally:
         sys.setprofile(None)
+
+
+def test_the_check_runs_no_python_code_per_value() -> None:
+    """Counted, not timed: the Python calls made while checking 200,000 values (a MiB of ``{}``, nested and
+    mixed) stay a few per level of nesting, and a fault deep in such a body is named within a bounded walk."""
+    wide = [{}, [1, 2.5, "x", None, True], {"a": {"b": [3]}}] * 40_000
+    with python_calls() as calls:
+        strictjson.check(wide)
     assert calls[0] < 50, calls[0]
     late = wide + [{"late": "a\x00"}]
-    calls[0] = 0
-    sys.setprofile(count)
-    try:
-        with pytest.raises(NulInput) as refused:
-            strictjson.check(late)
-    finally:
-        sys.setprofile(None)
+    with python_calls() as calls, pytest.raises(NulInput) as refused:
+        strictjson.check(late)
     assert refused.value.field == "body"  # past the walk's bound: named at the top, still refused
     assert calls[0] < strictjson.LOCATE_NODES * 2, calls[0]
     with pytest.raises(NulInput) as near:
@@ -201,15 +206,6 @@ def test_a_key_spelt_with_an_escape_is_the_same_key_and_objects_of_one_shape_pas
     assert strictjson.loads(same_shape) == {"items": [{"path": "a"}, {"path": "b"}]}
     # counted, not hooked: parsing a MiB of one-key objects strictly makes no Python call per object
     many = json.dumps([{"a": 1}] * 100_000).encode()
-    calls = [0]
-
-    def count(frame: Any, event: str, arg: Any) -> None:  # the rules' own calls (not a GC callback of a plugin)
-        if event == "call" and frame.f_code.co_filename.endswith(("strictjson.py", "jsonkeys.py")):
-            calls[0] += 1
-
-    sys.setprofile(count)
-    try:
+    with python_calls(("strictjson.py", "jsonkeys.py")) as calls:  # the rules' own (not a GC callback of a plugin)
         strictjson.loads(many)
-    finally:
-        sys.setprofile(None)
     assert calls[0] < 50, calls[0]

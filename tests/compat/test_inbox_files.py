@@ -243,7 +243,7 @@ def test_import_destination_and_decisions(world: World, tmp_path: Path) -> None:
 def test_sync_follow_reads_again_once_the_event_stream_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     """A turn sent while the follower's event stream is still opening raises no event for it, and the first sync
     may have read before it: the sync run when the hub accepts the stream reads it (else it waits for --poll)."""
-    from coordhub.cli import conversations
+    from coordhub.cli import orginbox
     from coordhub.compat.orgsync import Syncer
 
     runs: list[float] = []
@@ -263,10 +263,10 @@ def test_sync_follow_reads_again_once_the_event_stream_is_accepted(monkeypatch: 
             release.wait(30)
             yield from ()
 
-    monkeypatch.setattr(conversations, "client", lambda ctx: Stream())
+    monkeypatch.setattr(orginbox, "client", lambda ctx: Stream())
     syncer = types.SimpleNamespace(run_once=lambda: runs.append(time.monotonic()))
     syncer.follow = functools.partial(Syncer.follow, syncer)
-    threading.Thread(target=conversations._follow, args=(None, syncer, 3600.0), daemon=True).start()
+    threading.Thread(target=orginbox._follow, args=(None, syncer, 3600.0), daemon=True).start()
     try:
         deadline = time.monotonic() + 10
         while len(runs) < 2 and time.monotonic() < deadline:

@@ -1,4 +1,4 @@
-"""What the read commands agents run most print for people: the inbox, a thread and the lease table.
+"""What the read commands agents run most print for people: the inbox, a thread, the lease table, a turn's number.
 
 Standard library only (Rich is loaded by :func:`coordhub.cli.output.table`
 only for what it must draw itself): the Typer commands and the fast path of
@@ -64,3 +64,8 @@ def shown_time(timestamp: Any) -> str | None:
     banners print them: :func:`coordhub.hooks.leases.when`); None stays None (a blank cell). ``--json`` keeps the
     hub's microseconds."""
     return None if timestamp is None else when(timestamp)
+
+
+def seq_text(sequence: Any) -> str:
+    """A turn's sequence as shown: ``#3``, or ``#-`` for a turn that took none (``query``, ``reject``)."""
+    return f"#{sequence}" if sequence is not None else "#-"

@@ -128,10 +128,10 @@ def declared(tx: Tx, actor: Actor, *, machine: str | None = None, project: str |
 def sees_pending(tx: Tx, actor: Actor, machine: str | None) -> bool:
     """Whether ``actor`` may see how many turns wait for ``machine``'s addresses: an admin, or a session of that
     machine (its declared one, or ``MACHINE`` of its id ``MACHINE/name``, which is all it may declare on a hub with
-    tokens: a session that has not declared yet may ask for its own machine's status by name, ``?machine=``). A pending count moves with every
-    turn sent there, which only the sessions of the machine it is addressed to (and its author, and admins) see as
-    events, and whose text only that machine reads (``GET …/turns`` of another machine is 403): the trust boundary
-    is the machine (docs/conversations.md)."""
+    tokens: a session that has not declared yet may ask for its own machine's status by name, ``?machine=``). A
+    pending count moves with every turn sent there, which only the sessions of the machine it is addressed to (and
+    its author, and admins) see as events, and whose text only that machine reads (``GET …/turns`` of another
+    machine is 403): the trust boundary is the machine (docs/conversations.md)."""
     if actor.is_admin:
         return True
     own = (tx.sessions.get(actor.session_id) or {}).get("machine")

@@ -8,6 +8,7 @@ import shlex
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,29 @@ def make_repo(root: Path, name: str = "app") -> Repo:
 @pytest.fixture
 def repo(tmp_path: Path) -> Repo:
     return make_repo(tmp_path)
+
+
+def push_file(repo: Repo, branch: str, subject: str = "x", name: str = "x.txt", new: str | None = "-b") -> str:
+    """Commit a file ``name`` holding its stem and a newline (``x.txt``: ``x``) with ``subject`` on ``branch`` of
+    ``repo``'s clone and push the branch to origin; the commit's sha. ``new`` is how ``git checkout`` makes the
+    branch (``-b``; ``--orphan``: with no history in common with ``main``; None: the branch exists). The clone
+    stays on ``branch``."""
+    run(repo.path, "git", "checkout", "-q", *([new] if new else []), branch)
+    (repo.path / name).write_text(f"{Path(name).stem}\n")
+    run(repo.path, "git", "add", name)
+    run(repo.path, "git", "commit", "-q", "-m", subject)
+    run(repo.path, "git", "push", "-q", "origin", branch)
+    return run(repo.path, "git", "rev-parse", "HEAD")
+
+
+def stop_when(seen: Callable[[], bool], stopping: threading.Event) -> None:
+    """Set ``stopping`` (the host's stop) from a daemon thread once ``seen()`` is true, asked every 0.05 s: a stop
+    timed by what the run under test has done, not by the clock."""
+    def wait() -> None:
+        while not seen():
+            time.sleep(0.05)
+        stopping.set()
+    threading.Thread(target=wait, daemon=True).start()
 
 
 def review_branch(tmp_path: Path, repo: Repo, branch: str, issue: int, commit: Callable[[Path], None],

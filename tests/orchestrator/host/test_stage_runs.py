@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from coordhub.core.verdict import from_result, normalize
 from coordhub.orchestrator import review, smoke, worktree
 from coordhub.orchestrator.worker import Context
-from tests.orchestrator.host.conftest import Repo, run
+from tests.orchestrator.host.conftest import Repo, push_file, run, stop_when
 from tests.orchestrator.host.fakehub import FakeHub
 
 
@@ -65,12 +64,7 @@ def test_the_smoke_runner_reports_the_command_s_own_exit_code_and_times_out(tmp_
 
 
 def test_a_run_checks_out_the_branch_tip_detached_and_the_reviewer_is_read_only(tmp_path: Path, repo: Repo) -> None:
-    run(repo.path, "git", "checkout", "-q", "-b", "issue-1")
-    (repo.path / "x.txt").write_text("x\n")
-    run(repo.path, "git", "add", "x.txt")
-    run(repo.path, "git", "commit", "-q", "-m", "work")
-    run(repo.path, "git", "push", "-q", "origin", "issue-1")
-    tip = run(repo.path, "git", "rev-parse", "HEAD")
+    tip = push_file(repo, "issue-1", "work")
     owned = tmp_path / "wts"
     sha = worktree.checkout_detached(repo.path, owned / "run-1", "issue-1", owned)
     assert sha == tip and (owned / "run-1" / "x.txt").exists()
@@ -160,11 +154,7 @@ def test_a_review_the_host_stops_reports_what_its_reviewer_spent(make_ctx: Calla
     ctx = make_ctx()
     stream = ctx.workers_dir / "run-b1b2c3d5" / "review.1.jsonl"
 
-    def stop_after_the_tools() -> None:
-        while '"name": "Bash"' not in (stream.read_text() if stream.exists() else ""):
-            time.sleep(0.05)
-        ctx.stopping.set()
-    threading.Thread(target=stop_after_the_tools, daemon=True).start()
+    stop_when(lambda: '"name": "Bash"' in (stream.read_text() if stream.exists() else ""), ctx.stopping)
     body = runs.execute(ctx, {"id": "b1b2c3d5", "attempt": 1, "repo": "app", "stage": "review", "branch": "main",
                               "base": "main", "issue": 7, "model": "sonnet", "timeout_seconds": 60,
                               "review": {"briefing": "fake-review: approve step=3"}})

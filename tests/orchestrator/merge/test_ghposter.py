@@ -11,7 +11,7 @@ from typing import Any
 
 from coordhub.orchestrator.ghposter import GitHubPoster
 from tests.fakes.ghstore import FakeGitHub
-from tests.orchestrator.host.conftest import Repo, make_repo, run
+from tests.orchestrator.host.conftest import Repo, make_repo, push_file
 
 
 class Recorder:
@@ -25,13 +25,19 @@ class Recorder:
         return body
 
 
-def _posting(tmp_path: Path) -> tuple[Repo, FakeGitHub, int, Recorder, GitHubPoster]:
-    """A repository on the fake GitHub (``acme/app``) with one issue, and a poster recording its reports."""
+def _on_github(tmp_path: Path) -> tuple[Repo, FakeGitHub, int, dict[str, str]]:
+    """A repository on the fake GitHub (``acme/app``) with one issue, and the environment that runs the fake ``gh``
+    on it."""
     repo = make_repo(tmp_path, "app")
     fake = FakeGitHub(tmp_path)
     fake.setup_repo("acme/app", repo.origin)
     issue = fake.add_issue("acme/app", "A bug")
-    env = {**os.environ, **fake.env, "PATH": f"{fake.bin}{os.pathsep}{os.environ['PATH']}"}
+    return repo, fake, issue, {**os.environ, **fake.env, "PATH": f"{fake.bin}{os.pathsep}{os.environ['PATH']}"}
+
+
+def _posting(tmp_path: Path) -> tuple[Repo, FakeGitHub, int, Recorder, GitHubPoster]:
+    """:func:`_on_github`'s repository and issue, and a poster recording its reports."""
+    repo, fake, issue, env = _on_github(tmp_path)
     link = Recorder()
     return repo, fake, issue, link, GitHubPoster(link, env, threading.Event(), lambda: 1,  # type: ignore[arg-type]
                                                  lambda: True)
@@ -47,11 +53,7 @@ def test_a_post_offered_twice_is_made_once(tmp_path: Path) -> None:
     assert len(comments) == 1
     assert [r["ok"] for r in link.reports] == [True, True] and link.reports[0]["url"] == link.reports[1]["url"]
     # a PR: opened once, found by head and base the second time
-    run(repo.path, "git", "checkout", "-q", "-b", "issue-1")
-    (repo.path / "x.txt").write_text("x\n")
-    run(repo.path, "git", "add", "x.txt")
-    run(repo.path, "git", "commit", "-q", "-m", "x")
-    run(repo.path, "git", "push", "-q", "origin", "issue-1")
+    push_file(repo, "issue-1")
     pr = {"key": "a1b2c3d4:1:pr", "github": "acme/app", "issue": issue, "kind": "pr", "branch": "issue-1",
           "base": "main", "body": "A bug\n\nCloses #1"}
     poster.make(pr, 1)
@@ -68,11 +70,7 @@ def test_a_post_offered_twice_is_made_once(tmp_path: Path) -> None:
 def test_a_marker_in_someone_elses_comment_does_not_stand_for_the_post(tmp_path: Path) -> None:
     # Anyone who can comment on a public issue can copy a post's marker (the assignment id is in the briefing
     # comment): were that taken as "already posted", an outsider could suppress the failure, stuck or merged notice.
-    repo = make_repo(tmp_path, "app")
-    fake = FakeGitHub(tmp_path)
-    fake.setup_repo("acme/app", repo.origin)
-    issue = fake.add_issue("acme/app", "A bug")
-    env = {**os.environ, **fake.env, "PATH": f"{fake.bin}{os.pathsep}{os.environ['PATH']}"}
+    _, fake, issue, env = _on_github(tmp_path)
     forged = subprocess.run(["gh", "issue", "comment", str(issue), "-R", "acme/app", "--body",
                              "nothing to see <!-- coord:post key=a1b2c3d4:1:failure -->"],
                             env={**env, "FAKE_GH_USER": "mallory"}, check=True, capture_output=True, text=True).stdout
@@ -92,11 +90,7 @@ def test_a_pr_from_a_fork_with_the_same_branch_name_is_not_taken_for_ours(tmp_pa
     from coordhub.orchestrator.github import GitHub
     from tests.fakes.ghstore import module
 
-    repo = make_repo(tmp_path, "app")
-    fake = FakeGitHub(tmp_path)
-    fake.setup_repo("acme/app", repo.origin)
-    issue = fake.add_issue("acme/app", "A bug")
-    env = {**os.environ, **fake.env, "PATH": f"{fake.bin}{os.pathsep}{os.environ['PATH']}"}
+    repo, fake, issue, env = _on_github(tmp_path)
     with module().store(fake.root) as st:  # mallory's PR from mallory/app:issue-1
         r = st["repos"]["acme/app"]
         n = r["next_number"]
@@ -110,11 +104,7 @@ def test_a_pr_from_a_fork_with_the_same_branch_name_is_not_taken_for_ours(tmp_pa
                               "headRefOid": "0" * 40}
     gh = GitHub("acme/app", env=env)
     assert gh.pr_for("issue-1", "main") is None
-    run(repo.path, "git", "checkout", "-q", "-b", "issue-1")
-    (repo.path / "x.txt").write_text("x\n")
-    run(repo.path, "git", "add", "x.txt")
-    run(repo.path, "git", "commit", "-q", "-m", "x")
-    run(repo.path, "git", "push", "-q", "origin", "issue-1")
+    push_file(repo, "issue-1")
     link = Recorder()
     poster = GitHubPoster(link, env, threading.Event(), lambda: 1, lambda: True)  # type: ignore[arg-type]
     poster.make({"key": "a1b2c3d4:1:pr", "github": "acme/app", "issue": issue, "kind": "pr", "branch": "issue-1",

@@ -9,17 +9,13 @@ import threading
 from pathlib import Path
 
 from coordhub.orchestrator.merging import MergeRunner
-from tests.orchestrator.host.conftest import make_repo, run
+from tests.orchestrator.host.conftest import make_repo, push_file, run
 from tests.orchestrator.merge.test_run_ids import Link
 
 
 def test_a_gate_the_host_stops_reports_retry_host_stopped(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
-    run(repo.path, "git", "checkout", "-q", "-b", "issue-1-x")
-    (repo.path / "x.txt").write_text("x\n")
-    run(repo.path, "git", "add", "x.txt")
-    run(repo.path, "git", "commit", "-q", "-m", "x")
-    run(repo.path, "git", "push", "-q", "origin", "issue-1-x")
+    push_file(repo, "issue-1-x")
     main_before = run(repo.origin, "git", "rev-parse", "main")
     link, stopping = Link(), threading.Event()
     runner = MergeRunner(link, "m1", lambda: {"app": repo.path}, tmp_path / "scratch",  # type: ignore[arg-type]
@@ -38,11 +34,7 @@ def test_a_git_failure_in_a_local_run_is_reported_not_left_running(tmp_path: Pat
     run with nothing reported: the hub held the entry ``running`` until its deadline, then ran it again, and again.
     It is an ``error`` now, which stops at ``needs_input`` for a human with git's words."""
     repo = make_repo(tmp_path)
-    run(repo.path, "git", "checkout", "-q", "--orphan", "issue-1-x")
-    (repo.path / "x.txt").write_text("x\n")
-    run(repo.path, "git", "add", "x.txt")
-    run(repo.path, "git", "commit", "-q", "-m", "x")
-    run(repo.path, "git", "push", "-q", "origin", "issue-1-x")
+    push_file(repo, "issue-1-x", new="--orphan")
     link = Link()
     runner = MergeRunner(link, "m1", lambda: {"app": repo.path}, tmp_path / "scratch",  # type: ignore[arg-type]
                          {"PATH": "/usr/bin:/bin"}, threading.Event(), lambda: 1)

@@ -16,23 +16,14 @@ from typing import Any
 
 from coordhub.orchestrator.merging import MergeRunner
 from tests.fakes.ghstore import FakeGitHub
-from tests.orchestrator.host.conftest import make_repo, run
+from tests.orchestrator.host.conftest import make_repo, push_file, run, stop_when
 from tests.orchestrator.merge.test_run_ids import Link
 
 
 def test_a_stop_while_checks_run_requeues_the_pr_and_the_next_run_lands_it_once(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
-    run(repo.path, "git", "checkout", "-q", "-b", "issue-1-x")
-    (repo.path / "x.txt").write_text("x\n")
-    run(repo.path, "git", "add", "x.txt")
-    run(repo.path, "git", "commit", "-q", "-m", "Add x")
-    run(repo.path, "git", "push", "-q", "origin", "issue-1-x")
-    pin = run(repo.path, "git", "rev-parse", "HEAD")
-    run(repo.path, "git", "checkout", "-q", "main")  # the target moves: the PR's head is a rebase of the pin
-    (repo.path / "y.txt").write_text("y\n")
-    run(repo.path, "git", "add", "y.txt")
-    run(repo.path, "git", "commit", "-q", "-m", "Add y")
-    run(repo.path, "git", "push", "-q", "origin", "main")
+    pin = push_file(repo, "issue-1-x", "Add x")
+    push_file(repo, "main", "Add y", "y.txt", new=None)  # the target moves: the PR's head is a rebase of the pin
     fake = FakeGitHub(tmp_path)
     fake.setup_repo("acme/app", repo.origin, checks=[{"name": "ci", "conclusion": "success", "polls": 3}])
     env = {"PATH": f"{fake.bin}:/usr/bin:/bin", **fake.env}
@@ -47,11 +38,7 @@ def test_a_stop_while_checks_run_requeues_the_pr_and_the_next_run_lands_it_once(
         return report(incarnation, body)
     link.merge_report = seen  # type: ignore[method-assign]
 
-    def stop_at_the_checks() -> None:
-        while not any(c[:2] == ["pr", "checks"] for c in fake.calls()):
-            time.sleep(0.05)
-        stopping.set()
-    threading.Thread(target=stop_at_the_checks, daemon=True).start()
+    stop_when(lambda: any(c[:2] == ["pr", "checks"] for c in fake.calls()), stopping)
     runner = MergeRunner(link, "m1", lambda: {"app": repo.path}, tmp_path / "scratch",  # type: ignore[arg-type]
                          env, stopping, lambda: 1, checks_poll=30)
     started = time.monotonic()
