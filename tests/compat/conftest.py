@@ -31,6 +31,25 @@ from tests.conversations.conftest import GpgKey, make_key
 from tests.coordcli import Coord, Result, git_init, isolated_env
 
 
+# The drop-ins and `coord conv` reach the hub over HTTP only, so what differs between the backends (sequence
+# allocation under concurrent writers, a transaction's isolation) is tested below them, on both backends, in
+# tests/conversations and tests/api. Here PostgreSQL runs by default only for what races or walks the whole
+# flow; the rest of this directory's PostgreSQL runs are `-m slow` (each is a few CLI subprocesses over a hub of
+# its own: ~6 min of a suite run on a 2-core machine).
+POSTGRES_BY_DEFAULT = ("test_release_race.py", "test_conv_cli.py::test_a_conversation_from_first_turn_to_release[")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m 'not slow' deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark this directory's PostgreSQL runs slow but those :data:`POSTGRES_BY_DEFAULT` names."""
+    here = Path(__file__).parent
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if (callspec is not None and callspec.params.get("shared_hub") == "postgres" and item.path.parent == here
+                and not any(name in item.nodeid for name in POSTGRES_BY_DEFAULT)):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, GpgKey]]:
     """Real ed25519 keys without passphrase, one GnuPG home each: the career agent's and a stranger's."""
