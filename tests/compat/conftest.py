@@ -30,7 +30,6 @@ from tests.conftest import PG_BASE, LiveHub, _pg_admin_conn
 from tests.conversations.conftest import GpgKey, make_key
 from tests.coordcli import Coord, Result, git_init, isolated_env
 
-
 # The drop-ins and `coord conv` reach the hub over HTTP only, so what differs between the backends (sequence
 # allocation under concurrent writers, a transaction's isolation) is tested below them, on both backends, in
 # tests/conversations and tests/api. Here PostgreSQL runs by default only for what races or walks the whole
