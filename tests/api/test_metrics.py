@@ -220,7 +220,7 @@ def test_a_serving_hub_reports_its_gc_pauses(live_hub: LiveHub) -> None:
     """``coord serve`` installs the probe once start-up is settled: a scrape shows the collections since."""
     admin = {"Authorization": f"Bearer {live_hub.admin_token}"}
     headers = {"Authorization": f"Bearer {live_hub.token(A)}"}
-    with httpx2.Client(base_url=live_hub.url, headers=headers) as c:
+    with httpx2.Client(base_url=live_hub.url, headers=headers, timeout=60) as c:  # a loaded machine: seconds
         # The OpenAPI document, built at its first request and kept, is tens of thousands of new objects: young
         # collections at the hub's thresholds (the routes' own state was built, and frozen, at start-up).
         assert c.get("/openapi.json").status_code == 200

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from prometheus_client import start_http_server
 from starlette.datastructures import State
+from starlette.requests import Request
+from starlette.responses import Response
 
 from coordhub import __version__
 from coordhub.api import door, errors, hotpath, metrics
@@ -222,7 +227,8 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     # FastAPI's OpenTelemetry hooks off: the hub's own metrics are Prometheus (/metrics), and the hooks' per-request
     # check of the global providers costs ~2 % of a send's CPU (issue 15's profile).
     app = FastAPI(title="coordhub", version=__version__, lifespan=lifespan, redirect_slashes=False,
-                  docs_url=None, redoc_url=None, telemetry={"tracing": False, "metrics": False, "logs": False},
+                  docs_url=None, redoc_url=None, openapi_url=None,  # the document: _serve_document
+                  telemetry={"tracing": False, "metrics": False, "logs": False},
                   description="Coordination hub for fleets of AI coding-agent sessions: messages, fenced leases, "
                               "todos, workflows, components, halt. The seed-001 protocol under /api/coord/.")
     app.dependency_overrides = NoOverrides()
@@ -240,6 +246,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     app.state.fanout = events.make_fanout()
     app.state.event_quota = RateLimiter(limits.event_quota / 60.0, limits.event_quota)
     errors.install(app)
+    _serve_document(app)
     app.state.hot_routes = hotpath.Counts()
     measured = metrics.install(app)
     # The route modules' routes join the app's as they are, not through `include_router`: FastAPI (0.16x) builds
@@ -331,3 +338,27 @@ def build_routes(app: FastAPI) -> int:
     if isinstance(app.middleware_stack, door.Door) and app.middleware_stack.hot is not None:
         return app.middleware_stack.hot.load().planned
     return 0
+
+
+def _serve_document(app: FastAPI) -> None:
+    """Serve the app's OpenAPI document at ``/openapi.json``, built and encoded once, on a worker thread.
+
+    FastAPI's own route builds the document on the event loop at its first
+    request: ~1.1 s of CPU for this app's 110-odd operations (2026-12-07),
+    seconds on a loaded machine, while every other request and stream of the
+    hub waited. Later requests answer the kept bytes.
+    """
+    built: list[bytes] = []
+    lock = threading.Lock()
+
+    def encoded() -> bytes:
+        with lock:  # two first requests build it once
+            if not built:
+                built.append(json.dumps(app.openapi(), ensure_ascii=False, separators=(",", ":")).encode())
+        return built[0]
+
+    async def document(request: Request) -> Response:
+        body = built[0] if built else await run_in_threadpool(encoded)
+        return Response(body, media_type="application/json")
+
+    app.add_route("/openapi.json", document, include_in_schema=False)
