@@ -447,6 +447,7 @@ class HotRoutes:
                 elif not body or content_type is None or not _is_json(content_type) or _long_number(body):
                     return None
                 else:
+                    # the value the door's input rules read (orjson, as here), not a second parse
                     kwargs[name] = adapter.validate_python(body_value(request.scope, body))
         except (ValidationError, orjson.JSONDecodeError):
             return None

@@ -132,7 +132,7 @@ def render(row: Row) -> dict[str, Any]:
 
 
 def _payload(text: str) -> Any:
-    try:  # written by the hub from a dict, so no key is named twice: only the other rules are checked
+    try:  # the hub wrote it from a dict (no key named twice): only the other rules are checked
         return strictjson.loads(text, keys_unique=True)
     except ValueError as exc:
         return {"unreadable": str(exc).replace("body", "stored payload", 1)}
