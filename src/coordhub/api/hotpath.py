@@ -58,6 +58,7 @@ from starlette.types import Receive, Scope, Send
 from coordhub.api import wire
 from coordhub.api.auth import Caller, caller
 from coordhub.api.headers import raw_header
+from coordhub.api.inputs import body_value
 from coordhub.api.limits import replay
 from coordhub.jsonlog import SESSION_KEY
 
@@ -446,7 +447,8 @@ class HotRoutes:
                 elif not body or content_type is None or not _is_json(content_type) or _long_number(body):
                     return None
                 else:
-                    kwargs[name] = adapter.validate_python(orjson.loads(body))
+                    # the value the door's input rules read (orjson, as here), not a second parse
+                    kwargs[name] = adapter.validate_python(body_value(request.scope, body))
         except (ValidationError, orjson.JSONDecodeError):
             return None
         return kwargs

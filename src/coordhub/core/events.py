@@ -132,8 +132,8 @@ def render(row: Row) -> dict[str, Any]:
 
 
 def _payload(text: str) -> Any:
-    try:
-        return strictjson.loads(text)
+    try:  # the hub wrote it from a dict (no key named twice): only the other rules are checked
+        return strictjson.loads(text, keys_unique=True)
     except ValueError as exc:
         return {"unreadable": str(exc).replace("body", "stored payload", 1)}
 
