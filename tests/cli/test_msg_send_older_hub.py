@@ -4,7 +4,9 @@ A newer CLI sends a bare name as ``to_machine`` so the hub picks the session
 (``core.identity.machine_recipient``); a hub that does not know the field
 refuses it (422, unknown field), and every ``coord msg send HOWARD-HOME`` —
 seed 000's everyday form — failed until the hub was upgraded. The stand-in
-below answers as such a hub does (its envelope copied from one).
+below answers as such a hub does (its envelope copied from one). A send queued
+while the hub was down is replayed the same way (client.downgrade): it was
+refused at its replay and moved to the queue's rejected file.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 
 import pytest
 
+from coordhub.headers import IDEMPOTENCY_HEADER
 from tests.client.conftest import serving
+from tests.conftest import free_port
 from tests.coordcli import Coord, isolated_env
 
 UNKNOWN = {"error": {"code": "invalid", "message": "unknown field 'to_machine'",
@@ -26,16 +30,26 @@ UNKNOWN = {"error": {"code": "invalid", "message": "unknown field 'to_machine'",
 
 
 class _OlderHub(BaseHTTPRequestHandler):
-    """POST /api/coord/messages as a hub from before ``to_machine`` answers it; every body is kept."""
+    """POST /api/coord/messages as a hub from before ``to_machine`` answers it; every body and idempotency key is
+    kept."""
 
     server: _Hub
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        """``/health`` (what ``coord sync`` asks first) as a healthy hub that names no key retention."""
+        status, answer = (200, {"status": "ok"}) if self.path == "/health" else (404, {})
+        self._answer(status, answer)
 
     def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.bodies.append(body)
+        self.server.keys.append(self.headers.get(IDEMPOTENCY_HEADER))
         status, answer = (422, UNKNOWN) if "to_machine" in body else (201, {
             "id": "7a0c1f52-3b7e-4d55-9a55-0b6f7d1e2c11", "to_session": body["to_session"], "recipient_known": True,
             "subject": body["subject"], "body": body["body"]})
+        self._answer(status, answer)
+
+    def _answer(self, status: int, answer: dict[str, Any]) -> None:
         data = json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -53,6 +67,7 @@ class _Hub(ThreadingHTTPServer):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.bodies: list[dict[str, Any]] = []
+        self.keys: list[str | None] = []
 
 
 @pytest.fixture
@@ -72,3 +87,20 @@ def test_a_machine_name_reaches_an_older_hub_as_the_machines_session(older_hub: 
     assert {k: v for k, v in second.items() if k != "to_session"} == {
         k: v for k, v in first.items() if k not in ("to_session", "to_machine")}
 
+
+
+def test_a_send_queued_while_the_hub_was_down_reaches_an_older_hub_once(tmp_path: Path) -> None:
+    port = free_port()
+    coord = Coord(tmp_path, isolated_env(tmp_path, COORD_URL=f"http://127.0.0.1:{port}",
+                                         COORD_TOKEN="token-for-the-older-hub"))
+    coord.queued("msg", "send", "HOWARD-HOME", "review please", "PR 12 is ready")
+    with serving(_Hub(("127.0.0.1", port), _OlderHub)) as hub:
+        first = coord.json("sync")
+        again = coord.json("sync")
+    assert (first["applied"], first["rejected"], first["pending"]) == (1, 0, 0)
+    assert (again["applied"], again["rejected"]) == (0, 0)  # nothing left to send twice
+    refused, sent = hub.bodies
+    assert refused["to_machine"] == "HOWARD-HOME" and refused["to_session"] is None
+    assert sent["to_session"] == "HOWARD-HOME/claude-main" and "to_machine" not in sent
+    assert hub.keys[0] and hub.keys == [hub.keys[0]] * 2  # one idempotency key: the hub applies it once
+    assert not list(tmp_path.rglob("*.rejected.jsonl"))

@@ -143,6 +143,34 @@ def test_follow_syncs_again_when_woken(tmp_path: Path) -> None:
     assert not runner.is_alive() and s.tally.written == 4
 
 
+def test_follow_starts_over_when_a_folder_it_wrote_into_is_removed(tmp_path: Path) -> None:
+    """A folder removed while ``follow`` runs was noticed only by the next start (load_cursor): the follower's
+    cursor was past its turns, and the folder stayed empty for as long as it ran. Each round now notices it."""
+    import shutil
+
+    fetch = Turns(many(5))
+    s = syncer(tmp_path, fetch)
+    synced: queue.Queue[int] = queue.Queue()
+    s.progress = lambda t: synced.put(t.written)
+    wake: queue.Queue[object] = queue.Queue()
+    stop = threading.Event()
+    runner = threading.Thread(target=s.follow, args=(wake, 3600.0, stop))
+    runner.start()
+    try:
+        assert synced.get(timeout=60) == 5
+        shutil.rmtree(tmp_path / "projects" / "homelab" / "inbox")
+        fetch.calls.clear()
+        wake.put(None)
+        assert synced.get(timeout=60) == 6  # the removed folder's one turn, written again
+    finally:
+        stop.set()
+        wake.put(None)
+        runner.join(timeout=60)
+    assert not runner.is_alive() and fetch.calls[0] == (0, orgsync.PAGE)
+    assert (tmp_path / "projects" / "homelab" / "inbox" / "from-agents" / turn(3)["file_name"]).is_file()
+    assert (s.tally.present, orgsync.load_cursor(tmp_path / "state" / "cursor.json")) == (4, 5)
+
+
 def test_config_gives_a_project_its_own_folder_and_the_seed_peers_file_is_honoured(tmp_path: Path) -> None:
     ours, seed = tmp_path / "conversations.toml", tmp_path / "peers.toml"
     ours.write_text('projects_root = "~/elsewhere"\n[projects.career]\ninbox_path = "/srv/career-in"\n')

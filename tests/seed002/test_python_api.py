@@ -566,7 +566,7 @@ def test_the_seeds_constructor_and_config_forms_work(live_hub: LiveHub, monkeypa
         assert bad.value.code == "invalid"
 
     run(go)
-    with pytest.raises(api.CoordinationError, match="REDIS_PORT 'sixty' is not a whole number"):
+    with pytest.raises(api.CoordinationError, match="REDIS_PORT 'sixty' is not a port"):
         api.CoordinationConfig.from_env({"REDIS_PORT": "sixty"})
     with pytest.raises(api.CoordinationError, match="COORD_TIMELINE_MAX_SIZE '9999.* is not a whole number"):
         api.CoordinationConfig.from_env({"COORD_TIMELINE_MAX_SIZE": "9" * 5000})  # past int()'s own digit limit

@@ -10,7 +10,7 @@ import typer
 from coordhub.cli import seed002, views
 from coordhub.cli.common import EXIT_USAGE, JSON_OPT, call, expand_recipient, fail, read_text_arg, show
 from coordhub.cli.output import console
-from coordhub.client import CoordClient, HubError, Queued
+from coordhub.client import HubError, Queued
 from coordhub.client.calls import record_id
 from coordhub.client.outcomes import BadArgument
 from coordhub.client.wire import NEXT_AFTER_SEQ
@@ -49,9 +49,10 @@ def send(
             extra[key] = value
     recipient = expand_recipient(to)
     bare = recipient is not None and "/" not in to
-    if bare:  # a machine name: the hub decides in the send which session it is (core.identity.machine_recipient)
+    if bare:  # a machine name: the hub decides in the send which session it is (core.identity.machine_recipient);
+        # a hub from before to_machine gets `recipient` (client.downgrade)
         extra["to_machine"] = to
-    msg = call(ctx, lambda c: _send(c, None if bare else recipient, subject, text, extra, recipient))
+    msg = call(ctx, lambda c: c.send_message(None if bare else recipient, subject, text, **extra))
     if bare and isinstance(msg, dict) and "/" not in msg["to_session"]:  # the hub knew only the session `to`
         typer.echo(f"coord: sent to the session {msg['to_session']}: the hub has never seen {recipient}, the "
                    f"machine {to}'s session", err=True)
@@ -62,25 +63,6 @@ def send(
             typer.echo(f"coord: note: {to} was read as a machine, {recipient}; a session named {to} alone (seed "
                        f"002's instances) is addressed by `coord msg publish TYPE SUBJECT TEXT --to {to}`", err=True)
     show(msg, as_json, lambda m: console.print(f"sent {m['id']} to {m['to_session']}"))
-
-
-def _send(c: CoordClient, to_session: str | None, subject: str, text: str, extra: dict[str, Any],
-          machine_session: str | None) -> Any:
-    """Send; a hub from before ``to_machine`` (422 naming it an unknown field) is asked again with the machine's
-    session, ``machine_session`` (seed 000's rule), so a newer CLI still reaches an older hub."""
-    try:
-        return c.send_message(to_session, subject, text, **extra)
-    except HubError as err:
-        if "to_machine" not in extra or err.status != 422 or not _unknown_field(err, "to_machine"):
-            raise
-        return c.send_message(machine_session, subject, text, **{k: v for k, v in extra.items() if k != "to_machine"})
-
-
-def _unknown_field(err: HubError, field: str) -> bool:
-    """Whether the hub's 422 refused ``field`` as a field it does not know (an older hub)."""
-    problems = (err.body.get("error") or {}).get("problems") if isinstance(err.body, dict) else None
-    return any(isinstance(p, dict) and p.get("field") == field and "unknown field" in str(p.get("problem"))
-               for p in problems or [])
 
 
 @app.command()

@@ -12,7 +12,8 @@ from typing import Any
 
 from coordhub import ids
 from coordhub.client.conversations import ConversationCalls
-from coordhub.client.outcomes import BadArgument, Listed, Unreachable
+from coordhub.client.downgrade import MESSAGES, downgraded
+from coordhub.client.outcomes import BadArgument, HubError, Listed, Unreachable
 from coordhub.client.wire import NEXT_CURSOR
 
 MAX_ROWS = 10_000  # todos, components or sessions one listing reads at most (20 pages of todos, 10 of the others)
@@ -48,9 +49,17 @@ class FleetCalls(ConversationCalls):
 
     def send_message(self, to_session: str | None, subject: str, body: str, **extra: Any) -> Any:
         """Send a message; ``to_session=None`` broadcasts, unless ``extra`` names ``to_machine`` (a machine name:
-        the hub sends to its session, see :func:`coordhub.core.identity.machine_recipient`)."""
-        return self.call("POST", "/api/coord/messages",
-                         body={"to_session": to_session, "subject": subject, "body": body, **extra})
+        the hub sends to its session, see :func:`coordhub.core.identity.machine_recipient`). A hub from before
+        ``to_machine`` is asked again with seed 000's session of the machine
+        (:func:`~coordhub.client.downgrade.downgraded`), so a newer client still reaches an older hub."""
+        request = {"to_session": to_session, "subject": subject, "body": body, **extra}
+        try:
+            return self.call("POST", MESSAGES, body=request)
+        except HubError as err:
+            again = downgraded("POST", MESSAGES, request, err)
+            if again is None:
+                raise
+            return self.call("POST", MESSAGES, body=again)
 
     def inbox(self, unread_only: bool = True, limit: int = 100, fields: dict[str, str] | None = None) -> Any:
         """This session's messages (unread only by default); ``fields`` receives the answer's header fields (the

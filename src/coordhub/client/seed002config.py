@@ -18,12 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from coordhub.client.seed002types import CoordinationError
+from coordhub.core import seed002env
 
 __all__ = ["CoordinationConfig", "get_coordination_config", "reset_coordination_config"]
 
-# Seed 002's variables, with the fields they set and their defaults (its README's configuration table and more).
-INTEGERS = {"REDIS_PORT": "redis_port", "REDIS_DB": "redis_db", "COORD_MESSAGE_TTL_DAYS": "message_ttl_days",
-            "COORD_PRESENCE_TIMEOUT_MINUTES": "presence_timeout_minutes",
+# Seed 002's variables other than where its Redis data is (coordhub.core.seed002env reads those, for `coord import
+# redis` too), with the fields they set (its README's configuration table and more).
+INTEGERS = {"COORD_MESSAGE_TTL_DAYS": "message_ttl_days", "COORD_PRESENCE_TIMEOUT_MINUTES": "presence_timeout_minutes",
             "COORD_TIMELINE_MAX_SIZE": "timeline_max_size"}
 MAX_SETTING = 10**9  # no setting of the seed's is larger; a bigger number is a typo, not a setting
 
@@ -44,24 +45,23 @@ class CoordinationConfig:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CoordinationConfig:
         """The settings from ``environ`` (default ``os.environ``): ``REDIS_HOST``, ``REDIS_PORT``, ``REDIS_DB``,
         ``COORD_KEY_PREFIX``, ``COORD_MESSAGE_TTL_DAYS``, ``COORD_PRESENCE_TIMEOUT_MINUTES``,
-        ``COORD_TIMELINE_MAX_SIZE``, each unset or empty taking its default.
+        ``COORD_TIMELINE_MAX_SIZE``, each unset or empty taking its default. The Redis settings and the key prefix
+        are read as ``coord import redis`` reads them (:mod:`coordhub.core.seed002env`: ``REDIS_PORT`` 1 to 65535,
+        a trailing ``:`` of the prefix dropped).
 
         Raises :class:`CoordinationError` (code ``invalid``) naming the variable when a number is none (or is
-        negative, or over :data:`MAX_SETTING`); seed 002 raised a bare ``ValueError``.
+        negative, or over :data:`MAX_SETTING`, or no port or database number); seed 002 raised a bare
+        ``ValueError``.
         """
         e = os.environ if environ is None else environ
-        numbers: dict[str, int] = {}
-        for name, attr in INTEGERS.items():
-            text = (e.get(name) or "").strip()
-            if not text:
-                continue
-            # the length first: int() of a string past 4,300 digits raises a bare ValueError
-            if not text.isascii() or not text.isdigit() or len(text) > len(str(MAX_SETTING)) or int(text) > MAX_SETTING:
-                raise CoordinationError(f"{name} {text[:40]!r} is not a whole number from 0 to {MAX_SETTING}: fix it "
-                                        "or unset it (the default is seed 002's)", 400, "invalid")
-            numbers[attr] = int(text)
-        return cls(redis_host=(e.get("REDIS_HOST") or "").strip() or cls.redis_host,
-                   key_prefix=(e.get("COORD_KEY_PREFIX") or "").strip() or cls.key_prefix, **numbers)
+        try:
+            numbers = {attr: seed002env.whole_number(e, name, getattr(cls, attr), 0, MAX_SETTING,
+                                                     f"a whole number from 0 to {MAX_SETTING}")
+                       for name, attr in INTEGERS.items()}
+            numbers.update(redis_port=seed002env.redis_port(e), redis_db=seed002env.redis_db(e))
+        except ValueError as exc:
+            raise CoordinationError(f"{exc}: fix it or unset it (the default is seed 002's)", 400, "invalid") from None
+        return cls(redis_host=seed002env.redis_host(e), key_prefix=seed002env.key_prefix(e), **numbers)
 
     @property
     def message_ttl_seconds(self) -> int:

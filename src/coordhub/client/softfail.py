@@ -26,9 +26,10 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from coordhub.client import project
+from coordhub.client.downgrade import downgraded
 from coordhub.client.outcomes import HubError, Unreachable
 from coordhub.client.queue import (
     APPLIED,
@@ -97,8 +98,7 @@ class Softfail(Transport):
         ``stop_reason`` then says why it failed.
         """
         try:
-            result = self._attempt(entry.method, entry.path, entry.params, entry.body, entry.idempotency_key,
-                                   entry.ts or None)
+            result = self._replayed(entry)
         except HubError as err:
             # A halt (keep the write for after `coord resume`) or a rate limit is temporary: a 429 refused the
             # request before it was looked at, and moving it to the rejected file would drop a write for good.
@@ -116,6 +116,21 @@ class Softfail(Transport):
                 self._calls.held = result.reason
             return outcome(result)
         return APPLIED
+
+    def _replayed(self, entry: Entry) -> Any:
+        """``entry`` sent with its key and queue time (:meth:`_attempt`), and once more as a hub from before one of
+        its fields takes it (:func:`~coordhub.client.downgrade.downgraded`), with the same key: the refused first
+        request left no record under it, and a later replay of the entry is answered the message already sent.
+        Raises the last ``HubError``."""
+        try:
+            return self._attempt(entry.method, entry.path, entry.params, entry.body, entry.idempotency_key,
+                                 entry.ts or None)
+        except HubError as err:
+            again = downgraded(entry.method, entry.path, entry.body, err)
+            if again is None:
+                raise
+            return self._attempt(entry.method, entry.path, entry.params, again, entry.idempotency_key,
+                                 entry.ts or None)
 
     def sync(self) -> Drained:
         """Drain this client's entries of the softfail queue in order (see :meth:`SoftfailQueue.drain`); its

@@ -14,7 +14,8 @@ a second sync asks only for newer turns; without it (or with ``--from-start``)
 every file is looked at again and an identical one is left alone. ``follow``
 keeps going: the hub's event stream (kind ``conversation.turn``) wakes it, and
 it also reads a page every ``poll`` seconds, so a turn recorded while the
-stream was reconnecting is not left waiting.
+stream was reconnecting is not left waiting. A folder it wrote into that is
+removed meanwhile makes its next round start over, as a new sync would.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import hashlib
 import json
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,12 +65,19 @@ def load_cursor(path: Path) -> int:
     A folder removed or moved away (an inbox cleaned by hand, a project folder recreated) lost the files the
     cursor says are written: a sync past it wrote nothing there, ever again, and said ``0 turns written`` (review,
     seed-004 user run). It counts as a lost cursor: every turn is looked at again, and identical files elsewhere are
-    left alone. A cursor saved before the folders were kept with it cannot say, and counts as lost once."""
+    left alone (:func:`gone` is the rule; :meth:`Syncer.run_once` applies it again each round of ``follow``). A
+    cursor saved before the folders were kept with it cannot say, and counts as lost once."""
     saved = places.read_json_object(path)
     value = saved.get("after", 0)
-    if "folders" not in saved or any(not Path(folder).is_dir() for folder in _folders(saved)):
+    if "folders" not in saved or gone(_folders(saved)):
         return 0
     return value if isinstance(value, int) and value >= 0 else 0
+
+
+def gone(folders: Iterable[str]) -> set[str]:
+    """The ``folders`` (inbox folders a sync wrote into) that are no longer directories: removed or moved away,
+    with the files written there. Empty when every one is still there; any makes the cursor count as lost."""
+    return {folder for folder in folders if not Path(folder).is_dir()}
 
 
 def _folders(saved: dict[str, Any]) -> list[str]:
@@ -116,7 +124,17 @@ class Syncer:
         Each page is written with :func:`~coordhub.compat.orgfiles.place_all`
         and the cursor saved after it. ``OSError`` when a folder is unwritable:
         the cursor then stays before that page (a rerun finds what was written).
+
+        A folder written into that is :func:`gone` since (as :func:`load_cursor`
+        finds at the start) makes this run start over from the first turn, so a
+        ``follow`` notices it at its next round; the gone folders are forgotten
+        until written into again, so the next round does not start over again
+        for a folder no turn names any more.
         """
+        lost = gone(self.folders)
+        if lost:
+            self.tally.cursor = 0
+            self.folders -= lost
         while True:
             page = self.fetch(self.tally.cursor, PAGE)
             if not page:

@@ -30,10 +30,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from coordhub.core import seed002env
 from coordhub.importers.seed002map import Snapshot, decode_json, map_snapshot
 
 INSTALL_HINT = "pip install 'coordhub[redis]'"
@@ -48,33 +49,32 @@ class RedisUnavailable(Exception):
     """Redis could not be reached or refused the connection; the message is one line."""
 
 
-def redis_url(url: str | None = None, env: dict[str, str] | None = None) -> str:
-    """The Redis URL: ``url``, else seed 002's ``REDIS_HOST`` (localhost), ``REDIS_PORT`` (6379), ``REDIS_DB`` (0).
+def redis_url(url: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The Redis URL: ``url``, else seed 002's ``REDIS_HOST``, ``REDIS_PORT`` and ``REDIS_DB`` read by
+    :mod:`coordhub.core.seed002env`'s rules (the Python API's ``CoordinationConfig.from_env`` reads them too).
 
-    Raises ``ValueError`` naming the variable when ``REDIS_PORT`` is no port (1 to 65535) or ``REDIS_DB`` no
-    database number, as seed 002's ``int()`` of them failed: a URL built from them would read another port or
-    database 0 (redis-py ignores a path it cannot read). An IPv6 ``REDIS_HOST`` is put in brackets.
+    Raises ``ValueError`` naming the variable when ``REDIS_PORT`` is no port or ``REDIS_DB`` no database number
+    (:func:`~coordhub.core.seed002env.redis_port`, :func:`~coordhub.core.seed002env.redis_db`): a URL built from
+    them would read another port or database 0. An IPv6 ``REDIS_HOST`` is put in brackets.
     """
     if url:
         return url
     e = os.environ if env is None else env
-    host, port, db = (e.get("REDIS_HOST") or "localhost").strip(), (e.get("REDIS_PORT") or "6379").strip(), \
-        (e.get("REDIS_DB") or "0").strip()
-    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"REDIS_PORT {port[:80]!r} is not a port (1 to 65535): fix it, or give --url "
-                         "redis://HOST:PORT/DB")
-    if not db.isascii() or not db.isdigit():
-        raise ValueError(f"REDIS_DB {db[:80]!r} is not a database number (0, 1, …): fix it, or give --url "
-                         "redis://HOST:PORT/DB")
+    host = seed002env.redis_host(e)
+    try:
+        port, db = seed002env.redis_port(e), seed002env.redis_db(e)
+    except ValueError as exc:
+        raise ValueError(f"{exc}: fix it, or give --url redis://HOST:PORT/DB") from None
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"redis://{host}:{int(port)}/{int(db)}"
+    return f"redis://{host}:{port}/{db}"
 
 
-def key_prefix(prefix: str | None = None, env: dict[str, str] | None = None) -> str:
-    """The key prefix: ``prefix``, else seed 002's ``COORD_KEY_PREFIX``, else ``coord`` (a trailing ``:`` dropped)."""
+def key_prefix(prefix: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The key prefix: ``prefix``, else seed 002's ``COORD_KEY_PREFIX``, else ``coord``; blanks and a trailing ``:``
+    dropped from either (:func:`coordhub.core.seed002env.key_prefix`)."""
     e = os.environ if env is None else env
-    return (prefix or e.get("COORD_KEY_PREFIX") or "coord").rstrip(":")
+    return seed002env.key_prefix({"COORD_KEY_PREFIX": prefix} if prefix else e)
 
 
 def shown_url(url: str) -> str:
