@@ -3,6 +3,7 @@ would render it, and no route carries a validator per error code (a quarter of a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from coordhub.api.app import create_app
 from coordhub.api.errors import ENVELOPE_REF, ErrorEnvelope, responses
 from coordhub.core.hub import Hub
 from coordhub.store.sqlite import SQLiteStore
+from tests.conftest import Api
 
 
 def _document(tmp_path: Path) -> tuple[FastAPI, dict[str, Any]]:
@@ -80,3 +82,37 @@ def test_no_route_builds_a_validator_for_its_error_responses(tmp_path: Path) -> 
             continue  # its 503 is a HealthOut, declared as a model
         assert not route.response_fields, route.path  # FastAPI builds one per response declared with a "model"
     assert responses(404)[404]["content"]["application/json"]["schema"] == ENVELOPE_REF
+
+
+def test_the_document_is_built_off_the_event_loop(api: Api) -> None:
+    """Building the document takes ~1 s of CPU (seconds on a loaded machine): a request for it must not hold up
+    the hub's other requests meanwhile (FastAPI's own route built it on the event loop). The build here waits
+    until the test has seen another request answered."""
+    app = api.client.app
+    entered, release = threading.Event(), threading.Event()
+    build = app.openapi
+
+    def slow_build() -> dict[str, Any]:
+        entered.set()
+        release.wait(30)
+        return build()
+
+    app.openapi = slow_build
+    answers: dict[str, int] = {}
+
+    def get(path: str) -> None:
+        answers[path] = api.get(path).status_code
+
+    document = threading.Thread(target=get, args=("/openapi.json",))
+    document.start()
+    try:
+        assert entered.wait(30)
+        health = threading.Thread(target=get, args=("/health",))
+        health.start()
+        health.join(10)
+        assert answers.get("/health") == 200, "the hub stopped answering while the document was built"
+    finally:
+        release.set()
+        document.join(30)
+    assert answers["/openapi.json"] == 200
+    assert api.get("/openapi.json").json()["info"]["title"] == "coordhub"  # kept, served again
