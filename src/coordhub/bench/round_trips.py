@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -136,7 +137,12 @@ async def _drive(url: str, batch: int, rounds: int) -> dict[str, Any]:
         blocked = writer.submit_async(block)
         await asyncio.to_thread(running.wait)
         queued = [asyncio.ensure_future(one(op)) for _ in range(batch)]
-        await asyncio.sleep(0.05)  # every unit is in the writer's queue
+        # Every unit in the writer's queue before the gate opens. A fixed pause (50 ms) was too short on a loaded
+        # machine: a refused claim queued late ran in a batch of its own, rolled back uncommitted, so its round
+        # trips were counted with the next committed batch (CI saw 2.9 a unit for 20 refused claims).
+        deadline = time.monotonic() + 60
+        while writer._queue.qsize() < batch and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
         gate.set()
         await blocked
         await asyncio.gather(*queued)
