@@ -173,6 +173,35 @@ async def test_each_request_is_authenticated_once_whichever_path_answers_it(mcp_
         assert seen == [f"Bearer {token}"], body
 
 
+async def test_a_direct_calls_body_is_read_once(mcp_hub: McpHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The door reads the body's JSON once and the direct call takes that value (issue 15: ``/mcp`` bodies were
+    parsed twice); a body the door's fast check does not clear is still read and answered."""
+    import orjson
+
+    from coordhub.api import inputs
+
+    token = await mcp_hub.token(A)
+    headers, body = request("presence", {}, LEGACY)
+    reads: list[bytes] = []
+    loads = orjson.loads
+
+    def counted(data: Any) -> Any:
+        if data == body:
+            reads.append(data)
+        return loads(data)
+
+    monkeypatch.setattr(inputs.orjson, "loads", counted)
+    before = direct(mcp_hub).answered
+    answer = await post(mcp_hub, token, headers, body)
+    assert answer.status_code == 200, answer.text
+    assert direct(mcp_hub).answered == before + 1
+    assert len(reads) == 1
+    spaced = json.dumps(json.loads(body), indent=1).encode()  # not cleared by the fast check: read again, answered
+    answer = await post(mcp_hub, token, headers, spaced)
+    assert answer.status_code == 200, answer.text
+    assert direct(mcp_hub).answered == before + 2
+
+
 def test_the_version_cache_keeps_no_long_header_values() -> None:
     """The served-version verdict is cached by the headers' values only when they are short: a token holder
     sending long, ever-different ``Accept`` headers must not make the hub keep them (64 × 4 MB did, before)."""

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import orjson
@@ -86,19 +86,22 @@ class DirectCalls:
         self.server_info = {"name": server.name, "version": server.version}
         self.answered = 0  # requests answered here (tests and profiles read it)
 
-    async def answer(self, raw: list[tuple[bytes, bytes]], body: bytes, caller: object) -> Response | None:
+    async def answer(self, raw: list[tuple[bytes, bytes]], read: Callable[[], Any], caller: object) -> Response | None:
         """The answer, not yet sent, if the request is a plain ``tools/call``; None if the SDK must answer it.
 
         ``raw`` are the request's headers as the server gives them (the
-        scope's, lower-case names), ``body`` its whole body; ``caller`` is who
-        the ``/mcp`` request acts as (already authenticated), handed to the
-        connector through the tool's context.
+        scope's, lower-case names); ``read()`` gives its whole body's JSON
+        value (raising ``orjson.JSONDecodeError``: the SDK answers such a
+        body), called only once the headers ask for JSON, so the door's read of
+        the body is reused (:func:`coordhub.api.inputs.body_value`); ``caller``
+        is who the ``/mcp`` request acts as (already authenticated), handed to
+        the connector through the tool's context.
         """
         version = self._version(raw)
         if version is None:
             return None
         try:
-            message = orjson.loads(body)
+            message = read()
         except orjson.JSONDecodeError:
             return None
         tool, request_id, arguments = self._plain_call(message)

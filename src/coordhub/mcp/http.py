@@ -52,6 +52,7 @@ from coordhub import heap
 from coordhub.api.auth import Authenticator, Caller, check_named_session, client_address
 from coordhub.api.door import serve_directly
 from coordhub.api.headers import header
+from coordhub.api.inputs import body_value
 from coordhub.api.limits import replay
 from coordhub.errors import CoordError, Invalid
 from coordhub.headers import IDEMPOTENCY_HEADER, SESSION_HEADER
@@ -259,7 +260,7 @@ class Gate:
         direct = self.direct.get(profile)
         if direct is None:
             return None
-        return await direct.answer(scope["headers"], body, caller)
+        return await direct.answer(scope["headers"], lambda: body_value(scope, body), caller)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if SCOPE_KEY not in scope:  # not admitted by respond() first (a request under a root path takes the route)
