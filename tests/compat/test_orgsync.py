@@ -7,9 +7,11 @@ runs the same code against a real hub.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,25 +124,35 @@ def test_an_unwritable_folder_stops_the_sync_with_the_cursor_before_that_page(tm
     assert orgsync.load_cursor(tmp_path / "state" / "cursor.json") == 0  # the page is read again next time
 
 
-def test_follow_syncs_again_when_woken(tmp_path: Path) -> None:
-    fetch = Turns(many(2))
-    s = syncer(tmp_path, fetch)
-    synced: queue.Queue[int] = queue.Queue()
-    s.progress = lambda t: synced.put(t.cursor)
+@contextlib.contextmanager
+def following(s: orgsync.Syncer, seen: Callable[[orgsync.Tally], int]) -> Iterator[tuple[queue.Queue[int],
+                                                                                         queue.Queue[object]]]:
+    """``s.follow`` on a thread, polling once an hour, for the block: yields (each round's ``seen(tally)``, the
+    queue that wakes it as an event does); stops it after and checks that it stopped."""
+    rounds: queue.Queue[int] = queue.Queue()
+    s.progress = lambda t: rounds.put(seen(t))
     wake: queue.Queue[object] = queue.Queue()
     stop = threading.Event()
     runner = threading.Thread(target=s.follow, args=(wake, 3600.0, stop))
     runner.start()
     try:
-        assert synced.get(timeout=60) == 2
-        fetch.turns = many(4)
-        wake.put(None)  # what an event does; the poll interval (an hour) cannot be what syncs
-        assert synced.get(timeout=60) == 4
+        yield rounds, wake
     finally:
         stop.set()
         wake.put(None)
         runner.join(timeout=60)
-    assert not runner.is_alive() and s.tally.written == 4
+    assert not runner.is_alive()
+
+
+def test_follow_syncs_again_when_woken(tmp_path: Path) -> None:
+    fetch = Turns(many(2))
+    s = syncer(tmp_path, fetch)
+    with following(s, lambda t: t.cursor) as (synced, wake):
+        assert synced.get(timeout=60) == 2
+        fetch.turns = many(4)
+        wake.put(None)  # what an event does; the poll interval (an hour) cannot be what syncs
+        assert synced.get(timeout=60) == 4
+    assert s.tally.written == 4
 
 
 def test_follow_starts_over_when_a_folder_it_wrote_into_is_removed(tmp_path: Path) -> None:
@@ -150,23 +162,13 @@ def test_follow_starts_over_when_a_folder_it_wrote_into_is_removed(tmp_path: Pat
 
     fetch = Turns(many(5))
     s = syncer(tmp_path, fetch)
-    synced: queue.Queue[int] = queue.Queue()
-    s.progress = lambda t: synced.put(t.written)
-    wake: queue.Queue[object] = queue.Queue()
-    stop = threading.Event()
-    runner = threading.Thread(target=s.follow, args=(wake, 3600.0, stop))
-    runner.start()
-    try:
+    with following(s, lambda t: t.written) as (synced, wake):
         assert synced.get(timeout=60) == 5
         shutil.rmtree(tmp_path / "projects" / "homelab" / "inbox")
         fetch.calls.clear()
         wake.put(None)
         assert synced.get(timeout=60) == 6  # the removed folder's one turn, written again
-    finally:
-        stop.set()
-        wake.put(None)
-        runner.join(timeout=60)
-    assert not runner.is_alive() and fetch.calls[0] == (0, orgsync.PAGE)
+    assert fetch.calls[0] == (0, orgsync.PAGE)
     assert (tmp_path / "projects" / "homelab" / "inbox" / "from-agents" / turn(3)["file_name"]).is_file()
     assert (s.tally.present, orgsync.load_cursor(tmp_path / "state" / "cursor.json")) == (4, 5)
 

@@ -11,7 +11,8 @@ sees it, each defined in its own module:
    408 too slow), which buffers the body;
 3. the hostile-input rules (:mod:`coordhub.api.inputs`: NUL, JSON that is not
    interoperable), on that buffered body;
-4. empty query values dropped (:mod:`coordhub.api.query`).
+4. empty query values dropped, a parameter given twice refused with 422
+   (:mod:`coordhub.api.query`).
 
 Then the request is counted and timed (:meth:`HubMetrics.observe_answer`; not
 a request the hub makes to itself, an ``/mcp`` tool's, whose ``/mcp`` request
@@ -45,11 +46,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordhub.api import hosts, inputs, wire
 from coordhub.api.auth import INNER_REQUEST, Caller
+from coordhub.api.errors import envelope
 from coordhub.api.headers import raw_header
 from coordhub.api.hotpath import HotRoutes, error_answer
 from coordhub.api.limits import BodyRefused, Disconnected, read_body, replay
 from coordhub.api.metrics import HubMetrics
-from coordhub.api.query import pairs_without_empty_values, without_empty_values
+from coordhub.api.query import pairs_without_empty_values, repeated, without_empty_values
 from coordhub.api.wire import SERVER_SEND
 from coordhub.jsonlog import CURRENT_SCOPE
 
@@ -189,7 +191,10 @@ class Door:
             return refused
         query = scope.get("query_string", b"")  # an ASGI server always sends it; a bare test caller may not
         if query:
-            scope["query_string"] = without_empty_values(query)
+            scope["query_string"] = query = without_empty_values(query)
+            name = repeated(query)
+            if name is not None:
+                return envelope(422, "invalid", f"query parameter {name!r} is given more than once", field=name)
         return None
 
     async def _ruled(self, scope: Scope, body: bytes, content_type: bytes | None, receive: Receive,
