@@ -11,6 +11,7 @@ and 000 disagree; both are accepted). ``message_type`` is a free label; seed
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from coordhub.clock import isoformat
@@ -488,10 +489,19 @@ def process_ack_deadlines(tx: Tx, now: float, escalation_session: str | None = N
 
 
 def _tell_dead_letter(tx: Tx, r: Row, escalation_session: str | None, now: float) -> None:
+    """The hub's own notice of a dead letter, to its sender and its escalation session.
+
+    The notice is the hub's (from ``coordhub``, high importance), but the sender chose the subject and the
+    escalation session: the subject is quoted in the body as the sender's, JSON-escaped, never in the notice's
+    own subject, so a sender cannot make text arrive in another agent's context as the hub's words.
+    """
     system = Actor(SYSTEM_SENDER, is_admin=True)
-    text = (f"Message {r['id']} to {r['recipient']} (\"{r['subject']}\") was not acknowledged after "
-            f"{r['deliveries']} deliveries and is dead-lettered.")
-    for to in dict.fromkeys(x for x in (r["from_session"], r["escalate_to"] or escalation_session) if x):
-        send(tx, system, to_session=to, subject=f"Not acknowledged: {r['subject']}"[:500], body=text,
+    sender, recipient = r["from_session"], r["recipient"]
+    text = (f"Message {r['id']} from {sender} to {recipient} was not acknowledged after {r['deliveries']} "
+            f"deliveries and is dead-lettered. Its subject, as {sender} wrote it: "
+            f"{json.dumps(r['subject'], ensure_ascii=False)}")
+    for to in dict.fromkeys(x for x in (sender, r["escalate_to"] or escalation_session) if x):
+        whose = "your message" if to == sender else f"a message from {sender}"
+        send(tx, system, to_session=to, subject=f"Not acknowledged: {whose} to {recipient}"[:500], body=text,
              project_key=r["project_key"], importance="high", message_type="DEAD_LETTER", reply_to=None,
              thread_id=r["thread_id"] or r["id"], now=now)
