@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from coordhub.cli.exits import EXIT_UNREACHABLE
 from coordhub.headers import IDEMPOTENCY_HEADER
 from tests.client.conftest import serving
 from tests.conftest import free_port
@@ -44,6 +45,10 @@ class _OlderHub(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.bodies.append(body)
         self.server.keys.append(self.headers.get(IDEMPOTENCY_HEADER))
+        if "to_machine" not in body and self.server.unanswered > 0:  # taken, its answer lost on the way back
+            self.server.unanswered -= 1
+            self.close_connection = True
+            return
         status, answer = (422, UNKNOWN) if "to_machine" in body else (201, {
             "id": "7a0c1f52-3b7e-4d55-9a55-0b6f7d1e2c11", "to_session": body["to_session"], "recipient_known": True,
             "subject": body["subject"], "body": body["body"]})
@@ -68,6 +73,7 @@ class _Hub(ThreadingHTTPServer):
         super().__init__(*args)
         self.bodies: list[dict[str, Any]] = []
         self.keys: list[str | None] = []
+        self.unanswered = 0  # sends (to_session) to close the connection on without an answer
 
 
 @pytest.fixture
@@ -103,4 +109,29 @@ def test_a_send_queued_while_the_hub_was_down_reaches_an_older_hub_once(tmp_path
     assert refused["to_machine"] == "HOWARD-HOME" and refused["to_session"] is None
     assert sent["to_session"] == "HOWARD-HOME/claude-main" and "to_machine" not in sent
     assert hub.keys[0] and hub.keys == [hub.keys[0]] * 2  # one idempotency key: the hub applies it once
+    assert not list(tmp_path.rglob("*.rejected.jsonl"))
+
+
+def test_a_replayed_send_whose_answers_are_lost_is_sent_again_under_its_key(tmp_path: Path) -> None:
+    """The replay's second request (as MACHINE/claude-main) reaches the hub and its answer is lost, again at each
+    retry: the send stays queued and the next sync asks both ways again, every request under the one idempotency
+    key, so a hub that took one of them applies it once; nothing is moved to the rejected file."""
+    port = free_port()
+    coord = Coord(tmp_path, isolated_env(tmp_path, COORD_URL=f"http://127.0.0.1:{port}",
+                                         COORD_TOKEN="token-for-the-older-hub"))
+    coord.queued("msg", "send", "HOWARD-HOME", "review please", "PR 12 is ready")
+    with serving(_Hub(("127.0.0.1", port), _OlderHub)) as hub:
+        hub.unanswered = 1_000  # every answer to the downgraded send lost during the first sync
+        stopped = coord("sync", "--json")
+        tried = len(hub.bodies)
+        hub.unanswered = 0
+        applied = coord.json("sync")
+    lost = stopped.json()
+    assert stopped.code == EXIT_UNREACHABLE and "RemoteProtocolError" in lost["stopped"]
+    assert (lost["applied"], lost["rejected"], lost["pending"]) == (0, 0, 1)
+    assert (applied["applied"], applied["rejected"], applied["pending"]) == (1, 0, 0)
+    downgraded = [("to_machine" in b, b["to_session"]) for b in hub.bodies]
+    assert downgraded[0] == downgraded[tried] == (True, None)  # each sync asks with to_machine first
+    assert set(downgraded[1:tried]) == set(downgraded[tried + 1:]) == {(False, "HOWARD-HOME/claude-main")}
+    assert hub.keys[0] and hub.keys == [hub.keys[0]] * len(hub.keys)
     assert not list(tmp_path.rglob("*.rejected.jsonl"))
