@@ -1,4 +1,4 @@
-"""A real cluster for tests: N ``coord serve`` processes on one PostgreSQL database behind HAProxy.
+"""A real cluster for tests: N ``coord serve`` processes on one PostgreSQL database behind HAProxy or nginx.
 
 The database is a private one on the test server (created and dropped here),
 the hubs are :class:`~tests.conftest.LiveHub` processes with their own data
@@ -11,10 +11,15 @@ when replaying it is safe: a read (GET, HEAD, OPTIONS) or a write carrying an
 ``Idempotency-Key`` (the hub answers its replay with the first response and no
 second effect); any other write answers 502, which callers treat as "outcome
 unknown", like a broken connection. docs/scaling.md gives the same config.
+
+With ``balancer="nginx"`` the balancer is Debian's ``nginx`` running the server
+block docs/scaling.md gives, as written there but for its ``listen``, TLS and
+``server`` lines (:func:`nginx_config`).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -69,11 +74,55 @@ def haproxy_binary() -> str:
     return found
 
 
-class Cluster:
-    """``hubs`` hub processes on one private database behind one HAProxy; :meth:`stop` removes it all."""
+SCALING_DOC = Path(__file__).resolve().parents[2] / "docs" / "scaling.md"
 
-    def __init__(self, root: Path, hubs: int = 3, hub_args: tuple[str, ...] = ()) -> None:
+
+def documented_nginx_block() -> str:
+    """The nginx config docs/scaling.md gives: its indented block from ``upstream hubs {`` to the last ``}``."""
+    lines = SCALING_DOC.read_text().splitlines()
+    start = lines.index("    upstream hubs {")
+    end = start
+    while end + 1 < len(lines) and (lines[end + 1].startswith("    ") or not lines[end + 1].strip()):
+        end += 1
+    return "\n".join(line[4:] for line in lines[start:end + 1]).rstrip() + "\n"
+
+
+def nginx_config(root: Path, port: int, upstreams: list[int], block: str | None = None) -> str:
+    """A whole nginx.conf around ``block`` (the documented one by default) for a test: it listens on
+    127.0.0.1:``port`` over plain HTTP, balances the hubs on ``upstreams`` (loopback ports), and keeps its pid,
+    logs and temporary files under ``root``; everything else is the block as given."""
+    block = documented_nginx_block() if block is None else block
+    servers = "".join(f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;\n" for p in upstreams)
+    block, n = re.subn(r"(?m)^    server 10\.0\.0\.\d+:8001 [^\n]*\n", "", block)
+    assert n, "docs/scaling.md's nginx block names no server lines to replace"
+    block = block.replace("    least_conn;\n", "    least_conn;\n" + servers, 1)
+    block, n = re.subn(r"(?m)^    listen 443 ssl;\n", f"    listen 127.0.0.1:{port};\n", block)
+    assert n == 1, "docs/scaling.md's nginx block has no `listen 443 ssl;` line"
+    block = re.sub(r"(?m)^    ssl_certificate(_key)? [^\n]*\n", "", block)
+    temp = "".join(f"    {kind}_temp_path {root / ('nginx-' + kind)};\n"
+                   for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    indented = "".join(f"    {line}\n" if line else "\n" for line in block.splitlines())
+    return (f"pid {root / 'nginx.pid'};\nerror_log {root / 'nginx-error.log'} info;\nevents {{}}\nhttp {{\n"
+            f"    access_log off;\n{temp}{indented}}}\n")
+
+
+def nginx_binary() -> str:
+    """The nginx binary, or the test fails (``.ci/run`` installs Debian's package)."""
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if found is None:
+        pytest.fail("nginx is missing: apt-get install nginx (.ci/run installs it)")
+    return found
+
+
+class Cluster:
+    """``hubs`` hub processes on one private database behind one balancer (``"haproxy"`` or ``"nginx"``, given
+    ``nginx_block`` or the documented one); :meth:`stop` removes it all."""
+
+    def __init__(self, root: Path, hubs: int = 3, hub_args: tuple[str, ...] = (), balancer: str = "haproxy",
+                 nginx_block: str | None = None) -> None:
         self.root = root
+        self.balancer = balancer
+        self.nginx_block = nginx_block
         self.database_name = f"coord_cluster_{uuid.uuid4().hex[:10]}"
         self.database = f"{PG_BASE}/{self.database_name}"
         self.hubs = [LiveHub(root / f"hub{i}", args=("--database-url", self.database, "--trusted-proxies",
@@ -82,7 +131,7 @@ class Cluster:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proxy: subprocess.Popen[bytes] | None = None
-        self.proxy_log = root / "haproxy.log"
+        self.proxy_log = root / f"{balancer}.log"
 
     def start(self) -> Cluster:
         """Create the database, start every hub, then HAProxy; wait until the balancer answers /health."""
@@ -111,12 +160,18 @@ class Cluster:
         return self
 
     def _start_proxy(self) -> None:
-        servers = "\n".join(f"    server hub{i} 127.0.0.1:{h.port} check" for i, h in enumerate(self.hubs))
-        config = self.root / "haproxy.cfg"
-        config.write_text(HAPROXY_CONFIG.format(port=self.port, servers=servers))
+        if self.balancer == "nginx":
+            config = self.root / "nginx.conf"
+            config.write_text(nginx_config(self.root, self.port, [h.port for h in self.hubs], self.nginx_block))
+            # one process, in the foreground, as the user running the tests (no workers switching to nobody)
+            cmd = [nginx_binary(), "-c", str(config), "-p", str(self.root), "-g", "daemon off; master_process off;"]
+        else:
+            servers = "\n".join(f"    server hub{i} 127.0.0.1:{h.port} check" for i, h in enumerate(self.hubs))
+            config = self.root / "haproxy.cfg"
+            config.write_text(HAPROXY_CONFIG.format(port=self.port, servers=servers))
+            cmd = [haproxy_binary(), "-db", "-f", str(config)]
         with open(self.proxy_log, "ab") as log:
-            self.proxy = subprocess.Popen([haproxy_binary(), "-db", "-f", str(config)], stdout=log,
-                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proxy = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -125,7 +180,7 @@ class Cluster:
             except httpx2.TransportError:
                 pass
             if self.proxy.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"haproxy did not come up:\n{self.proxy_log.read_text(errors='replace')}")
+                raise AssertionError(f"{self.balancer} did not come up:\n{self.proxy_log.read_text(errors='replace')}")
             time.sleep(0.05)
 
     @property
@@ -157,7 +212,7 @@ class Cluster:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        """Stop HAProxy and every hub, and drop the database."""
+        """Stop the balancer and every hub, and drop the database."""
         if self.proxy is not None and self.proxy.poll() is None:
             self.proxy.terminate()
             self.proxy.wait(10)
