@@ -345,9 +345,13 @@ def test_failed_sign_ins_count_per_client_behind_the_balancer(tmp_path: Path) ->
             return httpx2.Client(base_url=c.url, timeout=10, transport=httpx2.HTTPTransport(local_address=address))
 
         with client("127.0.0.3") as attacker:
-            codes = [attacker.get("/api/coord/status", headers={"Authorization": f"Bearer coord_guess{i}"}).status_code
+            codes = [attacker.get("/api/coord/status", headers={"Authorization": f"Bearer coord_guess{i}",
+                                                                 "X-Forwarded-For": "127.0.0.5"}).status_code
                      for i in range(100)]
-        assert set(codes) == {401, 429}, codes
+            assert set(codes) == {401, 429}, codes
+            # its own X-Forwarded-For named the user's address; HAProxy's header, added after it, names its own
+            again = attacker.get("/api/coord/status", headers={"Authorization": "Bearer coord_guess-again"})
+            assert again.status_code == 429, again.text
         # Straight to a hub, the header names nobody: the flood's address is the connection's. Asked at once (the
         # address earns back 2 failures a second, FAILURES_PER_SECOND) and up to ten times: the address the header
         # names would have 30 (FAILURE_BURST) before its first 429, the flood's spent one has at most a few.
