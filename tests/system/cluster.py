@@ -228,3 +228,36 @@ class Cluster:
                 admin.execute(f"DROP DATABASE IF EXISTS {self.database_name} WITH (FORCE)")
         except Exception:  # the server went away; nothing left to drop
             pass
+
+
+ATTACKER, USER = "127.0.0.3", "127.0.0.5"  # the two clients' own loopback addresses in the sign-in checks
+
+
+def client_at(c: Cluster, address: str) -> httpx2.Client:
+    """A client of the balancer whose connections come from ``address`` (a loopback address of its own)."""
+    return httpx2.Client(base_url=c.url, timeout=10, transport=httpx2.HTTPTransport(local_address=address))
+
+
+def flood_bad_tokens(c: Cluster) -> None:
+    """From :data:`ATTACKER`, 100 bad tokens through the balancer, each request's own ``X-Forwarded-For`` naming
+    :data:`USER`: answered 401 then 429, and the flood spent the attacker's own address, not the one its header
+    named (asked again at once without the header: 429). A balancer passing the client's header on unchanged would
+    have counted that last request as the balancer's own address (401), and the flood as the user's."""
+    with client_at(c, ATTACKER) as attacker:
+        codes = [attacker.get("/api/coord/status", headers={"Authorization": f"Bearer coord_guess{i}",
+                                                             "X-Forwarded-For": USER}).status_code
+                 for i in range(100)]
+        assert set(codes) == {401, 429}, codes
+        again = attacker.get("/api/coord/status", headers={"Authorization": "Bearer coord_guess-again"})
+        assert again.status_code == 429, again.text
+
+
+def user_unharmed(c: Cluster, session_id: str) -> None:
+    """After :func:`flood_bad_tokens`: :data:`USER`'s own token works through the balancer, and a mistyped one is
+    answered 401, not 429 (its address's budget is whole)."""
+    fresh = c.token(session_id)  # minted through the balancer from 127.0.0.1
+    with client_at(c, USER) as user:
+        rs = [user.get("/api/coord/whoami", headers={"Authorization": f"Bearer {fresh}"}) for _ in range(4)]
+        wrong = user.get("/api/coord/status", headers={"Authorization": "Bearer coord_typo"})
+    assert [r.status_code for r in rs] == [200] * 4, [r.text for r in rs]
+    assert wrong.status_code == 401, wrong.text

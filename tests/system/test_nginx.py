@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx2
 
-from tests.system.cluster import Cluster, documented_nginx_block
+from tests.system.cluster import Cluster, documented_nginx_block, flood_bad_tokens, user_unharmed
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -98,24 +98,7 @@ def test_failed_sign_ins_count_per_client_behind_nginx(tmp_path: Path) -> None:
     names another's address in its own ``X-Forwarded-For`` still counts as itself."""
     c = Cluster(tmp_path / "cluster", hubs=1, balancer="nginx").start()
     try:
-        def client(address: str) -> httpx2.Client:
-            return httpx2.Client(base_url=c.url, timeout=10, transport=httpx2.HTTPTransport(local_address=address))
-
-        with client("127.0.0.3") as attacker:
-            codes = [attacker.get("/api/coord/status", headers={"Authorization": f"Bearer coord_guess{i}",
-                                                                 "X-Forwarded-For": "127.0.0.5"}).status_code
-                     for i in range(100)]
-            assert set(codes) == {401, 429}, codes
-            # the flood spent the attacker's own address, not the one its header named: asked again at once
-            # without the header, it is refused (an nginx passing the client's header on unchanged would have
-            # counted this request as nginx's own address, and the flood as the user's)
-            again = attacker.get("/api/coord/status", headers=_auth("coord_guess-again"))
-            assert again.status_code == 429, again.text
-        fresh = c.token(f"NGF-{uuid.uuid4().hex[:6]}/claude-main")
-        with client("127.0.0.5") as user:
-            rs = [user.get("/api/coord/whoami", headers=_auth(fresh)) for _ in range(4)]
-            wrong = user.get("/api/coord/status", headers=_auth("coord_typo"))
-        assert [r.status_code for r in rs] == [200] * 4, [r.text for r in rs]
-        assert wrong.status_code == 401, wrong.text  # a mistyped token of the user's: its budget is intact
+        flood_bad_tokens(c)
+        user_unharmed(c, f"NGF-{uuid.uuid4().hex[:6]}/claude-main")
     finally:
         c.stop()
