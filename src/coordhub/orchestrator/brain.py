@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,9 +157,14 @@ def prompt(s: Situation) -> str:
 
 def argv(claude: str, model: str | None) -> list[str]:
     """The planner's command line: print mode, JSON output validated against :data:`SCHEMA`, no tools, no
-    session kept. The prompt goes on stdin (no argument-length limit, and the variadic options cannot take it)."""
+    session kept. The prompt goes on stdin (no argument-length limit, and the variadic options cannot take it).
+
+    Only the user's own settings (``--setting-sources user``) and no MCP server (``--strict-mcp-config`` with
+    none given): print mode skips the workspace-trust dialog, so a project's ``.claude/settings.json`` hooks
+    and ``.mcp.json`` servers would run with the user's whole environment (see :func:`ask`)."""
     cmd = [claude, "-p", "--output-format", "json", "--json-schema", json.dumps(SCHEMA, separators=(",", ":")),
            "--no-session-persistence", "--permission-mode", "default", "--tools", "",
+           "--setting-sources", "user", "--strict-mcp-config",
            "--append-system-prompt", "You plan work for coordhub. Do not use tools; answer with the JSON object."]
     if model:
         cmd += ["--model", model]
@@ -169,12 +175,20 @@ def ask(claude: str, text: str, model: str | None, timeout: float = TIMEOUT_SECO
         env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run the planner on ``text``; the ``{proposals: [...]}`` object it answered. :class:`BrainError` when claude
     cannot run, times out, fails (``is_error``: an auth failure looks like success, research §1) or answers no
-    valid JSON object."""
+    valid JSON object.
+
+    It runs in an empty directory of its own, not where ``coord plan`` was typed: that is often a clone of
+    someone else's repository, whose ``.claude/`` settings, ``.mcp.json`` and ``CLAUDE.md`` print mode would
+    load without asking (hooks and servers running with the user's hub and GitHub tokens, text steering the
+    plan). The planner needs no file of it."""
     base = dict(os.environ if env is None else env)
     clean = {k: v for k, v in base.items() if not environment.forbidden(k)}  # not a nested Claude Code session
+    if os.sep in claude:  # a path given relative to where coord plan was typed still names the same file
+        claude = os.path.abspath(claude)
     try:
-        p = subprocess.run(argv(claude, model), input=text, capture_output=True, text=True, timeout=timeout,
-                           env=clean)
+        with tempfile.TemporaryDirectory(prefix="coord-plan-") as cwd:
+            p = subprocess.run(argv(claude, model), input=text, capture_output=True, text=True, timeout=timeout,
+                               env=clean, cwd=cwd)
     except FileNotFoundError:
         raise BrainError(f"cannot run {claude!r}: not found (install Claude Code, or give --claude PATH)") from None
     except subprocess.TimeoutExpired:

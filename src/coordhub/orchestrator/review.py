@@ -77,9 +77,10 @@ def argv(claude: str, p: dict[str, Any], session_id: str) -> list[str]:
     """The reviewer's ``claude`` command line; the prompt goes on its stdin (:func:`~.smoke.stdin_of`)."""
     r = p.get("review") or {}
     # --setting-sources user: the branch's own .claude/settings.json hooks and .mcp.json servers would run in print
-    # mode, with the host's credentials, as the branch chose
+    # mode, with the host's credentials, as the branch chose. --strict-mcp-config (and no --mcp-config): no MCP
+    # server at all, whether or not the CLI counts a project's .mcp.json among the setting sources (undocumented)
     cmd = [claude, "-p", "--output-format", "stream-json", "--verbose", "--session-id", session_id,
-           "--setting-sources", "user", "--permission-mode", "default", "--tools", TOOLS,
+           "--setting-sources", "user", "--strict-mcp-config", "--permission-mode", "default", "--tools", TOOLS,
            "--allowedTools", ",".join(r.get("allowed_tools") or ["Read", "Grep", "Glob"]),
            "--disallowedTools", ",".join(r.get("disallowed_tools") or ["Edit", "Write"]),
            "--json-schema", json.dumps(r.get("schema") or review_verdict.SCHEMA, separators=(",", ":")),

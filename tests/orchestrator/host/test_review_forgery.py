@@ -61,3 +61,5 @@ def test_the_reviewer_reads_no_settings_the_branch_ships() -> None:
     told not to: the branch under review would choose them (docs: research, ``--setting-sources``)."""
     cmd = review.argv("claude", {"review": {}}, "sid")
     assert cmd[cmd.index("--setting-sources") + 1] == "user"
+    # and no MCP server at all: whether --setting-sources also covers a project's .mcp.json is not documented
+    assert "--strict-mcp-config" in cmd and "--mcp-config" not in cmd
