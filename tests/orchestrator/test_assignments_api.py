@@ -97,6 +97,28 @@ def test_a_model_no_worker_could_run_is_refused_at_assign_and_retry(orch: Api, l
     assert get(orch, ids[0])["state"] == "cancelled"
 
 
+def test_a_model_name_never_starts_like_an_option(orch: Api, laptop: Host, user: dict[str, str]) -> None:
+    """A model goes to the worker's, reviewer's and planner's ``claude --model`` as the next argument; one such
+    as ``--claude-x`` (it names claude, so it passed as a full id) would read as an option where the parser does
+    not take the next argument whatever it is. Refused at assign, at retry and in coordinator.yml."""
+    apply_config(orch, config())
+    for bad in ("--claude-x", "-claude", ".claude-x"):
+        r = orch.post(f"{ORCH}/assignments", headers=user, json={"repo": "api", "issue": 1, "any": True,
+                                                                 "model": bad})
+        assert r.status_code == 422 and _fields(r) == {"model"}, r.text
+    assert orch.get(f"{ORCH}/assignments", headers=user).json() == []
+    a = assign(orch, user, issue=2, model="claude-x")
+    orch.post(f"{ORCH}/assignments/{a['id']}/stop", headers=user)
+    r = orch.post(f"{ORCH}/assignments/{a['id']}/retry", headers=user, json={"model": "--claude-x"})
+    assert r.status_code == 422 and _fields(r) == {"model"}, r.text
+
+
+def _fields(r: Any) -> set[str]:
+    """The fields a 422 names: its one ``field``, or each of its ``problems``."""
+    err = r.json()["error"]
+    return {p["field"] for p in err.get("problems", [])} | ({err["field"]} if "field" in err else set())
+
+
 def test_one_issue_one_live_assignment(orch: Api, user: dict[str, str]) -> None:
     first = assign(orch, user, issue=7)
     r = orch.post(f"{ORCH}/assignments", headers=user, json={"repo": "api", "issue": 7, "machine": "server"})

@@ -172,6 +172,12 @@ reviews: {enabled: true, model: "opus; rm -rf /"}
 """)
     assert set(found) == {"reviews.model"} and "not a model name" in found["reviews.model"]
     assert cfg.Reviews().model is None and cfg.Reviews(model="claude-opus-4-5").model == "claude-opus-4-5"
+    found = problems("""
+repos: [{name: api}]
+machines: [{name: laptop, repos: [api]}]
+reviews: {enabled: true, model: "--claude-opus"}
+""")
+    assert set(found) == {"reviews.model"} and "not a model name" in found["reviews.model"]  # read as an option
 
 
 def test_yaml_nested_too_deep_is_a_problem_not_a_recursion_error(tmp_path: Path) -> None:

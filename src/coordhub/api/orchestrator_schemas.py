@@ -15,13 +15,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from coordhub.api.schemas import Line, LongLine, Out, Strict, Subject, Text
+from coordhub.core.orchestrator_config import MODEL_NAME
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@+-]+$")]
 AssignmentId = Annotated[str, Field(min_length=8, max_length=8, pattern=r"^[0-9a-f]{8}$")]
 Issue = Annotated[int, Field(ge=1, le=2**31 - 1)]
 Attempt = Annotated[int, Field(ge=1, le=1_000_000)]
 Incarnation = Annotated[int, Field(ge=1, le=2**62)]
-ModelName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:\[\]-]+$")]
+ModelName = Annotated[str, Field(min_length=1, max_length=100, pattern=f"^{MODEL_NAME}$")]
 Path = Annotated[str, Field(min_length=1, max_length=4096)]
 
 

@@ -35,8 +35,11 @@ FILE_NAME = "coordinator.yml"
 MAX_FILE_BYTES = 1_048_576
 # A repo or machine name: it becomes part of a branch, a lease (`issue:<repo>#<n>`) and a session id.
 _NAME = re.compile(r"[A-Za-z0-9_.@+-]{1,64}")
-# A model: an alias (sonnet) or a full id (claude-sonnet-4-6); it is passed to `claude --model` as one argument.
-_MODEL = re.compile(r"[A-Za-z0-9._:\[\]-]{1,100}")
+MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9._:\[\]-]{0,99}"
+"""A model's name, wherever one is taken (coordinator.yml, assign and retry, a planner's proposal): an alias
+(``sonnet``, ``sonnet[1m]``) or a full id (``claude-sonnet-4-6``, ``us.anthropic.claude-sonnet-4-5-v1:0``). It is
+passed to ``claude --model`` as the next argument, so it starts with a letter or digit: never read as an option."""
+_MODEL = re.compile(MODEL_NAME)
 # A tool rule as `--allowedTools` takes it: `Read`, `Bash(git diff *)`, `mcp__coord__*`.
 _TOOL = re.compile(r"[A-Za-z0-9_*-]{1,100}(\([^()\x00-\x1f]{0,200}\))?")
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "auto", "dontAsk", "bypassPermissions")

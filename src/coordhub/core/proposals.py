@@ -34,7 +34,7 @@ from coordhub.clock import isoformat
 from coordhub.core import assignments, coordinator, repodeps
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
-from coordhub.core.orchestrator_config import Config
+from coordhub.core.orchestrator_config import MODEL_NAME, Config
 from coordhub.errors import Conflict, Invalid, NotFound
 from coordhub.store.base import Row
 from coordhub.store.tx import Tx
@@ -45,7 +45,7 @@ MAX_TITLE = 256          # characters: GitHub's issue title limit (counted in ch
 MAX_BODY_BYTES = 65_536  # a sub-issue's body, as a briefing
 MAX_RATIONALE = 2000
 MAX_FILES = 200
-_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-\[\]]{0,99}")
+_MODEL = re.compile(MODEL_NAME)
 
 
 class State(enum.StrEnum):
