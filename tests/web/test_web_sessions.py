@@ -202,6 +202,10 @@ def test_the_page_and_its_assets_carry_a_strict_csp(api: Api) -> None:
         asset = page_client.get(src)
         assert asset.status_code == 200, src
         assert asset.headers["content-security-policy"] == csp
+        # revalidated on every use (test_dashboard_cache.py): a 304 while unchanged
+        assert asset.headers["cache-control"] == "no-cache", src
+        same = page_client.get(src, headers={"If-None-Match": asset.headers["etag"]})
+        assert same.status_code == 304 and same.headers["cache-control"] == "no-cache", src
     js = page_client.get("/static/js/app.js")
     assert js.headers["content-type"].startswith("text/javascript")
     assert page_client.get("/static/vendor/LICENSE.preact").status_code == 200
