@@ -67,6 +67,12 @@ class RawStream:
         self.s.close()
 
 
+def _cookie(url: str, signed: httpx2.Response) -> str:
+    """The ``Cookie`` header of the web session a sign-in at ``url`` answered (its cookie is named by port)."""
+    name = websessions.cookie_name(url.split("//", 1)[1])
+    return f"{name}={signed.cookies[name]}"
+
+
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -90,7 +96,7 @@ def test_sign_out_and_revocation_end_the_streams_they_authenticated(hub: LiveHub
     token = hub.token(name)
     signed = httpx2.post(hub.url + "/api/coord/web/session", json={"token": token})
     assert signed.status_code == 201, signed.text
-    cookie = f"{websessions.COOKIE_NAME}={signed.cookies[websessions.COOKIE_NAME]}"
+    cookie = _cookie(hub.url, signed)
     secret = signed.json()["csrf_token"]
     by_cookie = RawStream(hub.port, {"Cookie": cookie, websessions.CSRF_HEADER: secret})
     by_token = RawStream(hub.port, _bearer(token))
@@ -134,7 +140,7 @@ def test_a_web_session_pushed_out_by_newer_sign_ins_ends_its_streams(hub: LiveHu
     token = hub.token(f"m1/many-{uuid.uuid4().hex[:6]}")
     first = httpx2.post(hub.url + "/api/coord/web/session", json={"token": token})
     assert first.status_code == 201, first.text
-    cookie = f"{websessions.COOKIE_NAME}={first.cookies[websessions.COOKIE_NAME]}"
+    cookie = _cookie(hub.url, first)
     secret = first.json()["csrf_token"]
     oldest = RawStream(hub.port, {"Cookie": cookie, websessions.CSRF_HEADER: secret})
     try:
@@ -258,7 +264,7 @@ def test_a_cookie_stream_ends_when_its_web_session_expires(tmp_path: Path) -> No
         assert signed.status_code == 201, signed.text
         with sqlite3.connect(h.data_dir / "coord.db") as db:  # as if signed in 12 hours less 2 seconds ago
             db.execute("UPDATE web_sessions SET expires_at = ?", (time.time() + 2,))
-        cookie = f"{websessions.COOKIE_NAME}={signed.cookies[websessions.COOKIE_NAME]}"
+        cookie = _cookie(h.url, signed)
         raw = RawStream(h.port, {"Cookie": cookie, websessions.CSRF_HEADER: signed.json()["csrf_token"]})
         try:
             raw.wait_for(b": connected")

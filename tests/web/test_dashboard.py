@@ -16,7 +16,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from coordhub.core import messages
+from coordhub.core import messages, websessions
 from coordhub.core.hub import Hub
 from coordhub.core.identity import Actor
 from coordhub.store.sqlite import SQLiteStore
@@ -48,7 +48,8 @@ def test_sign_in_and_a_message_appears_live_without_reload(browser: Any, fleet: 
     assert page.evaluate("document.cookie") == ""
     assert token not in page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage)")
     cookies = page.context.cookies()
-    assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("coord_web", True, "Strict")]
+    named = websessions.cookie_name(f"127.0.0.1:{fleet.hub.port}")  # coord_web_PORT: one name per hub of a host
+    assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [(named, True, "Strict")]
 
     # read, ack and reply in its thread from the page
     asks = fleet.call("POST", "/api/coord/messages", AGENT, 201, json={
@@ -79,7 +80,7 @@ def test_sign_in_and_a_message_appears_live_without_reload(browser: Any, fleet: 
     cookie = cookies[0]["value"]
     page.click("button:has-text('Sign out')")
     page.wait_for_selector("input[name=secret]")
-    r = httpx2.get(fleet.hub.url + "/api/coord/whoami", cookies={"coord_web": cookie})
+    r = httpx2.get(fleet.hub.url + "/api/coord/whoami", cookies={named: cookie})
     assert r.status_code == 401
     assert page.errors == []
 
@@ -261,7 +262,7 @@ class _DevServer(http.server.BaseHTTPRequestHandler):
 
 
 def test_a_server_on_another_port_gets_the_cookie_but_cannot_use_it(browser: Any, fleet: Fleet) -> None:
-    """Review (HIGH): cookies ignore ports, so a dev server on the hub's host receives ``coord_web``.
+    """Review (HIGH): cookies ignore ports, so a dev server on the hub's host receives ``coord_web_PORT``.
 
     The cookie alone must be worth nothing: the web session's secret lives in the hub origin's localStorage,
     which that server cannot read. A reload keeps the page signed in and streaming; sign-out clears the secret.
@@ -273,7 +274,8 @@ def test_a_server_on_another_port_gets_the_cookie_but_cannot_use_it(browser: Any
         page = open_page(browser, fleet.hub.url, fleet.token(OVERSEER), "events")
         dev = page.context.new_page()  # the user visits the dev server in the same browser
         dev.goto(f"http://127.0.0.1:{server.server_address[1]}/")
-        assert handler.seen and "coord_web=" in handler.seen[0]  # the browser did send it the cookie
+        named = websessions.cookie_name(f"127.0.0.1:{fleet.hub.port}")
+        assert handler.seen and f"{named}=" in handler.seen[0]  # the browser did send it the cookie
         stolen = {"Cookie": handler.seen[0]}
         url = fleet.hub.url + "/api/coord"
         me = httpx2.get(url + "/web/session", headers=stolen).json()

@@ -533,7 +533,7 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials | N
         return who
     authorization = header(request.scope, "authorization")
     # the cookie is parsed only when there is no Authorization header: the only case it is used
-    cookie = request.cookies.get(websessions.COOKIE_NAME) if authorization is None and not inner else None
+    cookie = web_cookie(request) if authorization is None and not inner else None
     if cookie is not None:
         actor, key = await auth.web_actor(cookie, request.method, request.headers, address)
     else:
@@ -570,6 +570,16 @@ def check_named_session(scope: Scope, actor: Actor) -> None:
             f"identity.json \"token\" of {actor.session_id!r} is likely), or stop naming {named!r} (--session, "
             "COORD_SESSION, identity.json \"session\")",
             field=SESSION_HEADER, session=named, acting_as=actor.session_id)
+
+
+def web_cookie_name(request: Request) -> str:
+    """The web-session cookie's name on the ``Host`` this request reached (:func:`websessions.cookie_name`)."""
+    return websessions.cookie_name(request.headers.get("host"))
+
+
+def web_cookie(request: Request) -> str | None:
+    """The request's web-session cookie (named by :func:`web_cookie_name`), or None."""
+    return request.cookies.get(web_cookie_name(request))
 
 
 def client_address(scope: Scope) -> str:

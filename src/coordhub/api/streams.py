@@ -39,7 +39,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from coordhub.api import wire
-from coordhub.api.auth import Authenticator, Caller
+from coordhub.api.auth import Authenticator, Caller, web_cookie
 from coordhub.api.headers import header
 from coordhub.core import websessions
 from coordhub.core.identity import fold
@@ -462,7 +462,7 @@ async def credential(request: Request, who: Caller) -> Credential:
     auth: Authenticator = request.app.state.auth
     session = fold(who.token_actor.session_id)
     authorization = header(request.scope, "authorization")
-    cookie = request.cookies.get(websessions.COOKIE_NAME) if authorization is None else None
+    cookie = web_cookie(request) if authorization is None else None
     if cookie is not None:  # as :func:`coordhub.api.auth.caller` decided: the cookie authenticated it
         async def web_live() -> bool:
             return await auth.web_session(cookie) is not None

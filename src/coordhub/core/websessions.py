@@ -28,9 +28,25 @@ from coordhub.store.tx import Tx
 
 LIFETIME_SECONDS = 12 * 3600
 PER_TOKEN = 16
-COOKIE_NAME = "coord_web"
+COOKIE_NAME = "coord_web"  # the cookie's name on a hub reached without a port in its Host (see cookie_name)
 CSRF_HEADER = "X-CSRF-Token"
 MAX_COOKIE_CHARS = 128  # a cookie value longer than ours is refused unhashed
+
+
+def cookie_name(host: str | None) -> str:
+    """The web-session cookie's name on a hub reached at ``host`` (the request's ``Host`` header):
+    ``coord_web_PORT`` when it names a port (``127.0.0.1:8001``, ``[::1]:8001``), else :data:`COOKIE_NAME`.
+
+    Browsers keep cookies by host name, not port (RFC 6265 §8.5), so under one name two hubs on one host (a
+    second hub for a test fleet, a tunnel's) replaced each other's cookie: signing in to one signed the browser
+    out of the other. The name follows the address the browser used, so every request of one page (the same
+    origin) finds its own.
+    """
+    if host:
+        _, colon, port = host.rpartition(":")
+        if colon and port.isascii() and port.isdigit() and len(port) <= 5:
+            return f"{COOKIE_NAME}_{int(port)}"
+    return COOKIE_NAME
 
 
 @dataclass(frozen=True)

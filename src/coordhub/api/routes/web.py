@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 
 from coordhub.api.admin_schemas import WebSessionOut, WebSignIn
 from coordhub.api.answers import JSONResponse
-from coordhub.api.auth import Authenticator, Caller, caller, client_address
+from coordhub.api.auth import Authenticator, Caller, caller, client_address, web_cookie, web_cookie_name
 from coordhub.api.errors import responses
 from coordhub.api.headers import header
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub
@@ -64,7 +64,7 @@ async def sign_in(body: WebSignIn, request: Request) -> JSONResponse:
 
     out = await hub(request).mutate(actor, op, status=201, during_halt=Exempt.WEB_SESSION)
     response = JSONResponse(out.body, status_code=out.status, headers={"Cache-Control": "no-store"})
-    response.set_cookie(websessions.COOKIE_NAME, made[0], max_age=websessions.LIFETIME_SECONDS, path="/",
+    response.set_cookie(web_cookie_name(request), made[0], max_age=websessions.LIFETIME_SECONDS, path="/",
                         httponly=True, samesite="strict", secure=request.url.scheme == "https")
     return response
 
@@ -85,7 +85,7 @@ async def current(request: Request) -> JSONResponse:
     the Fleet view times its re-reads by the hub's own tiers, not a copy.
     """
     auth = _auth(request)
-    cookie = request.cookies.get(websessions.COOKIE_NAME)
+    cookie = web_cookie(request)
     secret = request.headers.get(websessions.CSRF_HEADER)
     found = None
     if not auth.no_auth and cookie and secret:
@@ -110,7 +110,7 @@ async def sign_out(request: Request, who: Caller = Depends(caller)) -> JSONRespo
     server on another port of the host received, would then be ended: found
     by a review).
     """
-    cookie = request.cookies.get(websessions.COOKIE_NAME)
+    cookie = web_cookie(request)
     if not cookie or who.token_actor is None:
         raise Invalid("signing out ends a dashboard web session: send its cookie", field="cookie")
     if header(request.scope, "authorization") is not None:
@@ -121,6 +121,6 @@ async def sign_out(request: Request, who: Caller = Depends(caller)) -> JSONRespo
                               during_halt=Exempt.WEB_SESSION)
     _auth(request).forget_web(cookie)
     response = JSONResponse(_signed_out(False), headers={"Cache-Control": "no-store"})
-    response.delete_cookie(websessions.COOKIE_NAME, path="/", httponly=True, samesite="strict",
+    response.delete_cookie(web_cookie_name(request), path="/", httponly=True, samesite="strict",
                            secure=request.url.scheme == "https")
     return response
