@@ -77,9 +77,9 @@ def test_rounds_need_the_wrk_driver(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(180)
-def test_wrk_drives_lease_and_message_with_each_holder_releasing(tmp_path: Path) -> None:
-    report = _bench(tmp_path, "lease", "message", "--driver", "wrk", "--duration", "1", "--clients", "4")
-    assert list(report) == ["lease", "message"]
+def test_wrk_drives_lease_message_and_turn_with_each_holder_releasing(tmp_path: Path) -> None:
+    report = _bench(tmp_path, "lease", "message", "turn", "--driver", "wrk", "--duration", "1", "--clients", "4")
+    assert list(report) == ["lease", "message", "turn"]
     for result in report.values():
         _check(result)
         assert result["driver"] == "wrk" and result["wrk"]["requests"] > 0
@@ -96,7 +96,8 @@ def test_wrk_drives_lease_and_message_with_each_holder_releasing(tmp_path: Path)
         own = result["writer"]["own"]
         assert set(result["writer"]) == {"own"} and result["ceiling"]["writer"] is None
         # each durable request was one unit of a batch (a claim, a release, a send; wrk counts requests), and
-        # nothing from before the run is counted (the agents' 8 tokens were minted then); the slack: the 4
+        # nothing from before the run is counted (the agents' 8 tokens were minted then, and for turns their
+        # addresses declared); every turn was recorded (a refused send is a non-2xx); the slack: the 4
         # requests in flight when wrk stopped, and a hub's own housekeeping write or two
         requests = result["wrk"]["requests"]
         assert requests <= own["units"] <= requests + 4 + 2, (own, result["wrk"])

@@ -182,7 +182,20 @@ def _push_across_hubs(o: Options, clients: int, duration: float, run_id: str,
 
 def _wrk_once(target: Target, name: str, clients: int, duration: float, run_id: str) -> dict[str, Any]:
     agents = asyncio.run(mint_tokens(target, f"wrk-{run_id}", max(clients, 8)))
+    if name == "turn":
+        _declare_addresses(target, agents)
     return _wrk_pass(target, name, agents, clients, duration)
+
+
+def _declare_addresses(target: Target, agents: list[tuple[str, str]]) -> None:
+    """Each agent declares its conversation address (:func:`wrk.profile`) before wrk sends turns to them."""
+    with httpx2.Client(base_url=target.url, timeout=30) as client:
+        for k, (session_id, token) in enumerate(agents):
+            machine, project = wrk.profile(session_id, k)
+            r = client.put("/api/coord/conversations/profile", json={"machine": machine, "project": project},
+                           headers={"Authorization": f"Bearer {token}"})
+            if r.status_code != 200:
+                raise SystemExit(f"bench: cannot declare {session_id}'s address: {r.status_code} {r.text[:300]}")
 
 
 def _wrk_pass(target: Target, name: str, agents: list[tuple[str, str]], clients: int,

@@ -16,6 +16,12 @@ Scenarios (``SCENARIOS``):
   with the holder's token: each thread keeps a FIFO of granted leases and its
   next request releases the oldest one before it claims again (every claim
   is of a new file, so none conflicts); one op = one claim + release cycle.
+* ``turn``: ``POST /api/coord/conversations/turns``, a ``progress`` turn in
+  field form with a 200-byte body from the next token to the next agent's
+  conversation address (each agent declares ``<machine>.p<k>`` first,
+  :func:`profile`), in a conversation of the sender's own (a new one every
+  2,000 turns a thread sends on one token, well within a conversation's
+  10,000); one op = one turn, decided, numbered and stored with its event.
 
 For the ``mcp`` scenario (``MCP_KINDS``), each request is one operation made
 either as an MCP ``tools/call`` on ``/mcp`` (a stateless, handshake-era call,
@@ -38,7 +44,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-SCENARIOS = ("message", "lease")
+SCENARIOS = ("message", "lease", "turn")
 MCP_KINDS = ("mcp-list", "rest-list", "mcp-send", "rest-send")
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
 PROJECT = "bench-wrk"
@@ -46,6 +52,8 @@ PROJECT = "bench-wrk"
 _LUA = r"""
 local tokens = %(tokens)s
 local sessions = %(sessions)s
+local addresses = %(addresses)s
+local filler = string.rep("x", 200)
 local kind = "%(kind)s"
 local project = "%(project)s"
 local mcp_headers = %(mcp_headers)s
@@ -81,6 +89,12 @@ function request()
     local body = '{"project_key":"' .. project .. '","resource":"src/t' .. (tid or 0) .. '/f' .. i .. '.py",' ..
                  '"description":"wrk","ttl_hours":1}'
     return wrk.format("POST", "/api/coord/locks", headers, body)
+  end
+  if kind == "turn" then
+    local conversation = "wrk-" .. (tid or 0) .. "-" .. k .. "-" .. math.floor(i / (n * 2000))
+    local body = '{"to":"' .. addresses[((i + 1) %% n) + 1] .. '","conversation_id":"' .. conversation ..
+                 '","type":"progress","title":"wrk","body":"turn ' .. i .. ' ' .. filler .. '"}'
+    return wrk.format("POST", "/api/coord/conversations/turns", headers, body)
   end
   local to = sessions[((i + 1) %% n) + 1]
   if kind == "rest-list" then
@@ -136,8 +150,15 @@ def script(kind: str, agents: list[tuple[str, str]]) -> str:
         return "{" + ",".join(json.dumps(x) for x in items) + "}"
 
     return _LUA % {"tokens": table([t for _, t in agents]), "sessions": table([s for s, _ in agents]),
+                   "addresses": table([".".join(profile(s, k)) for k, (s, _) in enumerate(agents)]),
                    "kind": kind, "project": PROJECT,
                    "mcp_headers": "{" + ",".join(f'["{k}"]={json.dumps(v)}' for k, v in MCP_HEADERS.items()) + "}"}
+
+
+def profile(session_id: str, k: int) -> tuple[str, str]:
+    """The conversation address ``(machine, project)`` the ``k``-th agent declares for ``turn``: its session's
+    machine and ``p<k>``, as the Python driver's turn scenario declares them."""
+    return session_id.split("/", 1)[0].lower(), f"p{k}"
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}

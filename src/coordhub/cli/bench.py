@@ -29,7 +29,8 @@ def bench(
     database_url: str | None = typer.Option(None, "--database-url", help="Start hubs on this database."),
     sqlite_synchronous: str | None = typer.Option(None, "--sqlite-synchronous", help="FULL or NORMAL."),
     ceiling: bool = typer.Option(True, "--ceiling/--no-ceiling", help="Also measure the in-memory ceiling "
-                                                                      "(lease, message, mcp) and report the ratio."),
+                                                                      "(lease, message, turn, mcp) and report the "
+                                                                      "ratio."),
     messages: int = typer.Option(1_000_000, "--messages", min=1000, help="Stored messages for the inbox scenario."),
     subscribers: int = typer.Option(1000, "--subscribers", min=1, help="SSE subscribers for the push scenario."),
     hubs: int = typer.Option(1, "--hubs", min=1, max=16, help="push: start this many hubs on --database-url "
@@ -41,9 +42,9 @@ def bench(
     writer_process: bool = typer.Option(False, "--writer-process", help="With --workers: each hub also runs its "
                                                                         "writer process (coord serve "
                                                                         "--writer-process)."),
-    rounds: int = typer.Option(1, "--rounds", min=1, max=15, help="With --driver wrk, run lease and message this "
-                                                                  "many times, each on a fresh hub and ceiling; "
-                                                                  "report the round with the median ratio and "
+    rounds: int = typer.Option(1, "--rounds", min=1, max=15, help="With --driver wrk, run lease, message and "
+                                                                  "turn this many times, each on a fresh hub and "
+                                                                  "ceiling; report the round with the median ratio and "
                                                                   "every round's figures (the ratio of one round "
                                                                   "moves with whatever shares the cores)."),
     sessions: int = typer.Option(10_000, "--sessions", min=2, help="Registered sessions for the broadcast scenario."),
@@ -51,7 +52,8 @@ def bench(
                                                        "requests per size of lease-scale, and operations "
                                                        "counted per case with --driver callgrind."),
     driver: str = typer.Option("python", "--driver", help="python (every scenario) or wrk: the C load driver "
-                                                         "(Debian's wrk) for lease, message and mcp (each tool "
+                                                         "(Debian's wrk) for lease, message, turn and mcp "
+                                                         "(each tool "
                                                          "as MCP and as REST: the CPU ratio), and a raw-socket "
                                                          "SSE receiver in its own process for push; both cost the "
                                                          "shared cores far less than the Python driver. Or "
@@ -82,7 +84,7 @@ def bench(
         except WrkMissing as exc:
             raise typer.BadParameter(str(exc)) from None
     if rounds > 1 and driver != "wrk":
-        raise typer.BadParameter("--rounds repeats the wrk-driven lease and message scenarios: add --driver wrk")
+        raise typer.BadParameter("--rounds repeats the wrk-driven lease, message and turn scenarios: add --driver wrk")
     if bool(url) != bool(token):
         raise typer.BadParameter("--url and --token go together")
     opts = Options(clients, duration, url, token, database_url, sqlite_synchronous, ceiling and not url,
