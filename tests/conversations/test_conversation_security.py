@@ -357,6 +357,21 @@ def test_another_machines_pending_turns_are_seen_by_its_sessions_and_admins_only
         "ostra.evil": 0, "ratio.web": 1, "velox.career": 0}
 
 
+def test_refused_turns_of_an_open_conversation_count_toward_its_bound(api: Api, trio: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused turn (here a protocol mismatch: a ``query``, no sequence) is stored in the conversation it names
+    when that conversation exists, so it counts toward the conversation's bound like an accepted one: otherwise
+    refused turns could fill a conversation without limit."""
+    alice, _, _ = trio
+    monkeypatch.setattr(turnbounds, "MAX_TURNS_PER_CONVERSATION", 3)
+    assert field_turn(api, alice, "ratio.web", "progress", "first", "counted").status_code == 201
+    for i in range(2):
+        r = field_turn(api, alice, "ratio.web", "progress", f"refused {i}", "counted", protocol_version="9")
+        assert r.status_code == 201 and r.json()["decision"] == "query", r.text
+    full = field_turn(api, alice, "ratio.web", "progress", "fourth", "counted")
+    assert full.status_code == 409 and full.json()["error"]["code"] == "conversation_full", full.text
+
+
 def test_the_author_of_only_refused_turns_sees_them(api: Api, trio: Any) -> None:
     """A conversation whose every turn was refused (so none opened it) shows its author those turns; the
     paging change had made the page empty (found by a review)."""

@@ -176,7 +176,7 @@ def _check(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float, 
         to_machine = machine
     to = f"{to_machine}.{to_project}"
     # the author's own address is always declared once the send wrote it; a screen has not written it yet
-    if (to_machine, to_project) != (machine, project) and not tx.conversations.at_address(to_machine, to_project):
+    if (to_machine, to_project) != (machine, project) and not tx.conversations.declared(to_machine, to_project):
         known = addressing.known(tx)
         raise addressing.UnknownDestination(f"destination {to} not found; known destinations: "
                                             f"{', '.join(known) or '(none)'}", field="to", known=known)
@@ -262,7 +262,7 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
             tx.conversations.create({"conversation_id": turn.conversation_id, "title": turn.title,
                                      "project": project, "created_by": actor.session_id, "created_at": now,
                                      "updated_at": now, "last_sequence": 0, "last_release": 0})
-        tx.conversations.advance(turn.conversation_id, sequence, turn.type == "release", now)
+        tx.conversations.advance(turn.conversation_id, sequence, turn.type == "release", now, c.size)
         pending = turn.type != "release"  # nothing released it yet: it is the newest turn
     row: Row = {"conversation_id": turn.conversation_id, "sequence": sequence, "type": turn.type,
                 "author": actor.session_id, "from_address": f"{machine}.{project}", "to_address": to,
@@ -273,7 +273,7 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
                 "signer": verdict.fingerprint if verdict is not None and verdict.valid else None,
                 "decision": decision, "reason": reason, "size": c.size, "body_in_content": c.body_in_content}
     row["id"] = tx.conversations.add_turn(row)
-    if c.conv is not None or decision == PROCESS:
+    if c.conv is not None and sequence is None:  # a refused turn of an existing conversation (advance counts the rest)
         tx.conversations.count_turn(turn.conversation_id, c.size)
     tx.turn_quota.charge(actor.session_id, int(now // turnbounds.DAY), c.size)
     # seen by the parties only: the author, and the sessions of the machine it is addressed to (which read that

@@ -32,12 +32,13 @@ class Conversations(Table):
         """Insert a new conversation."""
         self.insert("conversations", row)
 
-    def advance(self, conversation_id: str, sequence: int, release: bool, now: float) -> None:
-        """Record an accepted turn of ``sequence`` (and, for a release, that it releases everything before)."""
+    def advance(self, conversation_id: str, sequence: int, release: bool, now: float, size: int) -> None:
+        """Record an accepted turn of ``sequence`` and ``size`` bytes: the conversation's newest sequence (and, for a
+        release, that it releases everything before) and its counters (as :meth:`count_turn`), in one statement."""
         self.ex.execute(
-            "UPDATE conversations SET last_sequence = ?, updated_at = ?"
+            "UPDATE conversations SET last_sequence = ?, updated_at = ?, turns = turns + 1, bytes = bytes + ?"
             + (", last_release = ?" if release else "") + " WHERE conversation_id = ?",
-            (sequence, now, sequence, conversation_id) if release else (sequence, now, conversation_id))
+            (sequence, now, size, sequence, conversation_id) if release else (sequence, now, size, conversation_id))
 
     def listing(self, limit: int, state: str | None, project: str | None,
                 party: tuple[str, str | None] | None = None) -> list[Row]:
@@ -235,6 +236,11 @@ class Conversations(Table):
     def at_address(self, machine: str, project: str) -> list[Row]:
         """The sessions that declared ``machine.project``."""
         return self.ex.all("SELECT * FROM sessions WHERE machine = ? AND project = ?", (machine, project))
+
+    def declared(self, machine: str, project: str) -> bool:
+        """Whether any session declared ``machine.project`` (one index probe; no row is read)."""
+        return self.ex.one("SELECT 1 AS x FROM sessions WHERE machine = ? AND project = ? LIMIT 1",
+                           (machine, project)) is not None
 
     def set_turns_shown(self, session_id: str, turn_id: int) -> None:
         """Move the session's shown-turns cursor."""
