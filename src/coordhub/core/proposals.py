@@ -31,7 +31,7 @@ import secrets
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import assignments, coordinator, repodeps
+from coordhub.core import assignments, coordinator, paging, repodeps
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.core.orchestrator_config import Config
@@ -93,11 +93,24 @@ def get_row(tx: Tx, proposal_id: int) -> Row:
     return row
 
 
-def find(tx: Tx, state: str | None = None, repo: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    """Proposals, newest first; ``state`` one of :class:`State`."""
+PAGE = 1000  # proposals one list answer carries at most (``limit``'s bound)
+TEXT = ("title", "labels", "briefing", "files_likely", "rationale", "children", "created")  # what paging counts
+
+
+def find(tx: Tx, state: str | None = None, repo: str | None = None, limit: int = 200,
+         cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Proposals, newest first after ``cursor``, and the cursor of the ones that follow (None: none follow);
+    ``state`` one of :class:`State`.
+
+    At most ``limit`` (:data:`PAGE` at most) and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text
+    (at least one): a split proposal holds up to 20 sub-issue bodies of 64 KiB, so 1,000 of them made one
+    answer of about a gigabyte (review DoS). ``Invalid`` for another state or a cursor not from this list.
+    """
     if state is not None and state not in {s.value for s in State}:
         raise Invalid(f"state must be one of {', '.join(s.value for s in State)}", field="state")
-    return [render(r) for r in tx.proposals.find(state, repo, limit)]
+    rows, more = paging.page(lambda k, after: tx.proposals.find(state, repo, k, after),
+                             max(1, min(limit, PAGE)), TEXT, tx.proposals.key, cursor)
+    return [render(r) for r in rows], more
 
 
 def _move(tx: Tx, row: Row, to: State, now: float, by: str | None, **changes: Any) -> Row:
