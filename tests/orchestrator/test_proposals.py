@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from coordhub.core import quota
 from tests.conftest import Api
 from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config, get
 
@@ -168,3 +171,22 @@ def test_a_list_of_large_proposals_is_paged_by_size_and_its_cursor_reads_each_on
             break
     assert seen == sorted(stored, reverse=True) and pages > 1
     assert orch.get(P, headers=user, params={"cursor": "nonsense"}).status_code == 422
+
+
+def test_stored_proposals_count_against_the_daily_write_quota(orch: Api, user: dict[str, str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proposals are never pruned and a split holds ~1.3 MB: without a bound one session could store about 1 MiB a
+    request within its rate limit until the disk filled (review DoS). They count as todos do; a refused plan stores
+    none of its proposals, a dry run counts nothing, an admin is not counted."""
+    monkeypatch.setattr(quota, "MAX_BYTES_PER_DAY", 300_000)
+    body = "x" * 60_000
+    big = {**_split(0), "children": [{"title": f"part {i}", "body": body} for i in range(2)]}  # ~120 KB
+    _store(orch, user, [{**big, "issue": 1}, {**big, "issue": 2}], expect=200, dry_run=True)
+    _store(orch, user, [{**big, "issue": 1}, {**big, "issue": 2}])
+    err = _store(orch, user, [{**_split(3)}, {**big, "issue": 4}], expect=429)["error"]
+    assert (err["code"], err["bound"]) == ("write_quota", "bytes_per_day"), err
+    assert sorted(p["issue"] for p in orch.get(P, headers=user).json()) == [1, 2]  # the refused plan left nothing
+    _store(orch, orch.admin, [{**big, "issue": 4}])
+    monkeypatch.setattr(quota, "MAX_WRITES_PER_DAY", 3)
+    _store(orch, user, [_split(5)])
+    assert _store(orch, user, [_split(6)], expect=429)["error"]["bound"] == "writes_per_day"
