@@ -175,9 +175,9 @@ def test_a_list_of_large_proposals_is_paged_by_size_and_its_cursor_reads_each_on
 
 def test_stored_proposals_count_against_the_daily_write_quota(orch: Api, user: dict[str, str],
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """Proposals are never pruned and a split holds ~1.3 MB: without a bound one session could store about 1 MiB a
-    request within its rate limit until the disk filled (review DoS). They count as todos do; a refused plan stores
-    none of its proposals, a dry run counts nothing, an admin is not counted."""
+    """Proposals are never pruned and one request may store ~1 MiB of them: without a bound one session could store
+    that much a request within its rate limit until the disk filled (review DoS). They count as todos do; a refused
+    plan stores none of its proposals, a dry run counts nothing, an admin is not counted."""
     monkeypatch.setattr(quota, "MAX_BYTES_PER_DAY", 300_000)
     body = "x" * 60_000
     big = {**_split(0), "children": [{"title": f"part {i}", "body": body} for i in range(2)]}  # ~120 KB

@@ -224,7 +224,7 @@ def store(tx: Tx, actor: Actor, now: float, proposals: list[Any], *, dry_run: bo
     All or nothing: one bad proposal (``Invalid``, naming it) stores none.
     A pending proposal of the same kind for the same issue is superseded
     (its id in ``superseded``). ``dry_run`` checks and writes nothing (the
-    proposals carry ``id: null``). ``Forbidden`` for a worker or host
+    proposals carry ``id: null``). ``Forbidden`` for a worker or host.
     Each proposal stored counts against its session's daily write quota
     (:func:`coordhub.core.quota.charge`, 429 ``write_quota``): proposals are never pruned.
     """
@@ -252,7 +252,7 @@ def store(tx: Tx, actor: Actor, now: float, proposals: list[Any], *, dry_run: bo
         for old in tx.proposals.pending_for(r["repo"], r["issue"], r["kind"]):
             _move(tx, old, State.SUPERSEDED, now, actor.session_id, decided_by=actor.session_id, decided_at=now)
             superseded.append(old["id"])
-        # never pruned, and a split's sub-issue bodies make a row of up to ~1.3 MB: counted as todos are
+        # never pruned, and a split's sub-issue bodies make a row of up to ~1 MiB (the body limit): counted as todos
         quota.charge(tx, actor, now, quota.size_of(*(r[f] for f in TEXT if isinstance(r.get(f), str))), "proposal")
         row = {**base, **r, "id": tx.proposals.next_id()}
         tx.proposals.add(row)
