@@ -11,7 +11,7 @@ import pytest
 
 from coordhub.core import paging
 from coordhub.store.tables.messages import Messages
-from tests.conftest import Api
+from tests.conftest import Api, on_event_loop
 
 A, B = "A/claude-main", "B/claude-main"
 BIG = 500 * 1024
@@ -61,6 +61,30 @@ def test_reads_of_long_messages_hold_about_one_answer(api: Api, fetched: dict[st
     out = r.json()
     assert len(out["messages"]) < 30 and out["more"] == 30 - len(out["messages"]), out["more"]
     assert fetched["unshown_direct"] <= most, fetched
+
+
+def test_unread_reads_of_long_messages_run_off_the_event_loop(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unread page holds up to 4 MiB of bodies (eight of 512 KiB), and any session may send them to itself:
+    read on the event loop, each such read held it ~8 ms, so one token within its rate limit (90 reads a second)
+    kept /health waiting 65-80 ms at the median (review DoS, real hub). The inbox's unread read and the long-poll
+    (``/messages/wait``) read on a reader thread, as history and threads do."""
+    from coordhub.core import messages
+
+    where: list[bool] = []
+    real = messages.inbox_page
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        where.append(on_event_loop())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(messages, "inbox_page", spy)
+    a = api.token(A)
+    _send(api, 2, a, A, BIG)
+    r = api.get("/api/coord/messages", params={"unread_only": "true", "limit": 500}, headers=a)
+    assert r.status_code == 200 and len(r.json()) == 2, r.text
+    r = api.get("/api/coord/messages/wait", params={"timeout": 0}, headers=a)
+    assert r.status_code == 200 and len(r.json()) == 2, r.text
+    assert where == [False, False], where
 
 
 def test_reads_of_short_messages_still_take_whole_pages(api: Api, fetched: dict[str, int]) -> None:

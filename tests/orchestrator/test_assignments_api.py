@@ -455,6 +455,38 @@ def test_a_reported_branch_must_be_a_plain_name(orch: Api, laptop: Host, user: d
     assert laptop.report(job, "running", branch="issue-1-fix_it/v2.1+b")["branch"] == "issue-1-fix_it/v2.1+b"
 
 
+def test_the_session_summary_is_read_off_the_event_loop_without_the_lists_long_columns(
+        orch: Api, user: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review DoS: ``GET …/summary`` read every assignment changed since the last ``coord done`` on the event loop,
+    with the lists' columns (``files_likely`` and ``labels``, up to 26 KB a row): 500 such assignments of one
+    session cost ~28 ms of the loop a request, and ended ones are kept for 30 days, so their number has no bound
+    but the time they took to make."""
+    from coordhub.core import session_close
+    from coordhub.store.tables import orchestrator
+
+    files = [f"src/{i:03d}/" + "y" * 70 for i in range(200)]
+    assign(orch, user, issue=1, files_likely=files, labels=["l" * 190])
+    seen: list[bool] = []
+    returned: list[set[str]] = []
+    real, read = session_close.summary, orchestrator.Assignments.updated_since
+
+    def spying(*args: Any, **kwargs: Any) -> Any:
+        seen.append(on_event_loop())
+        return real(*args, **kwargs)
+
+    def reading(self: Any, since: float) -> Any:
+        rows = read(self, since)
+        returned.extend(set(r) for r in rows)
+        return rows
+
+    monkeypatch.setattr(session_close, "summary", spying)
+    monkeypatch.setattr(orchestrator.Assignments, "updated_since", reading)
+    r = orch.get(f"{ORCH}/summary", headers=user)
+    assert r.status_code == 200 and r.json()["assignments"]["total"] == 1, r.text
+    assert seen == [False]
+    assert returned and not any({"files_likely", "labels", "title"} & cols for cols in returned), returned
+
+
 def test_log_relay_is_resumable_and_bounded(orch: Api, laptop: Host, user: dict[str, str]) -> None:
     from coordhub.core import assignments
 

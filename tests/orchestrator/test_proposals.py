@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from coordhub.core import quota
 from tests.conftest import Api
 from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config, get
 
@@ -142,3 +145,48 @@ def test_workers_and_hosts_may_not_plan_or_approve(orch: Api, user: dict[str, st
         assert _store(orch, who, [_assign(8)], expect=403)["error"]["code"] == "forbidden"
         assert _approve(orch, who, [pid], expect=403)["error"]["code"] == "forbidden"
     assert orch.get(f"{P}/{pid}", headers=user).json()["state"] == "pending"
+
+
+def test_a_list_of_large_proposals_is_paged_by_size_and_its_cursor_reads_each_once(
+        orch: Api, user: dict[str, str]) -> None:
+    """A split proposal holds up to 20 sub-issue bodies of 64 KiB: ``?limit=1000`` of them answered about a gigabyte
+    in one answer, built on the event loop (review DoS: 300 such answered 270 MB in 4.3 s, /health stalled
+    3.5 s). An answer holds about 4 MiB of their text (at least one) and names the cursor of the rest."""
+    body = "x" * 60_000
+    big = {**_split(0), "children": [{"title": f"part {i}", "body": body} for i in range(15)]}  # ~0.9 MB a row
+    stored = [_store(orch, user, [{**big, "issue": 100 + i}])["proposals"][0]["id"] for i in range(8)]
+    seen: list[int] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        r = orch.get(P, headers=user, params={"limit": 1000, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        assert len(r.content) < 6 * 2**20, len(r.content)  # about 4 MiB and one row at most
+        page = r.json()
+        assert page, "a page is never empty"
+        seen += [p["id"] for p in page]
+        pages += 1
+        cursor = r.headers.get("Coord-Next-Cursor")
+        if cursor is None:
+            break
+    assert seen == sorted(stored, reverse=True) and pages > 1
+    assert orch.get(P, headers=user, params={"cursor": "nonsense"}).status_code == 422
+
+
+def test_stored_proposals_count_against_the_daily_write_quota(orch: Api, user: dict[str, str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proposals are never pruned and one request may store ~1 MiB of them: without a bound one session could store
+    that much a request within its rate limit until the disk filled (review DoS). They count as todos do; a refused
+    plan stores none of its proposals, a dry run counts nothing, an admin is not counted."""
+    monkeypatch.setattr(quota, "MAX_BYTES_PER_DAY", 300_000)
+    body = "x" * 60_000
+    big = {**_split(0), "children": [{"title": f"part {i}", "body": body} for i in range(2)]}  # ~120 KB
+    _store(orch, user, [{**big, "issue": 1}, {**big, "issue": 2}], expect=200, dry_run=True)
+    _store(orch, user, [{**big, "issue": 1}, {**big, "issue": 2}])
+    err = _store(orch, user, [{**_split(3)}, {**big, "issue": 4}], expect=429)["error"]
+    assert (err["code"], err["bound"]) == ("write_quota", "bytes_per_day"), err
+    assert sorted(p["issue"] for p in orch.get(P, headers=user).json()) == [1, 2]  # the refused plan left nothing
+    _store(orch, orch.admin, [{**big, "issue": 4}])
+    monkeypatch.setattr(quota, "MAX_WRITES_PER_DAY", 3)
+    _store(orch, user, [_split(5)])
+    assert _store(orch, user, [_split(6)], expect=429)["error"]["bound"] == "writes_per_day"

@@ -43,7 +43,7 @@ from coordhub.api.routes import (
     workflows,
 )
 from coordhub.api.routes import retention as retention_routes  # `retention` is create_app's policy
-from coordhub.api.streams import StreamSlots
+from coordhub.api.streams import ReadTurns, StreamSlots
 from coordhub.core.hub import Hub
 from coordhub.core.retention import Policy, Pruner
 from coordhub.errors import Unavailable, first_line
@@ -244,6 +244,7 @@ def create_app(hub: Hub, *, no_auth: bool = False, max_body_bytes: int = 1_048_5
     app.state.max_connections = None  # set by `coord serve`, which owns the connections
     app.state.streams = StreamSlots(limits.streams_per_token, limits.max_streams)
     app.state.fanout = events.make_fanout()
+    app.state.catch_up_turns = ReadTurns()
     app.state.event_quota = RateLimiter(limits.event_quota / 60.0, limits.event_quota)
     errors.install(app)
     _serve_document(app)

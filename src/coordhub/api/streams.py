@@ -409,6 +409,52 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
+CATCH_UP_READS_PER_KEY = 1
+"""Store reads of the event log one session's streams make at once while they catch up (:class:`ReadTurns`)."""
+
+
+class ReadTurns:
+    """Turns per key (a session) at a costly read: at most ``per_key`` run at once, the rest wait their turn.
+
+    A stream catching up from the store reads and renders up to 1,000 events a page on a reader thread: pure
+    Python, holding the GIL. One token's 32 streams resumed from ``Last-Event-ID: 0`` kept every reader thread
+    busy, so the event loop got the GIL about one sample in ten and ``/health`` waited up to 1.8-3.6 s (review
+    DoS, 30,000 events, real hub). Taking turns, a session's streams still catch up (one page after another,
+    each paced by its client's reading), while other requests and other sessions' reads go on. A key's entry
+    lives while a read holds or waits for its turn. Use from the event loop's thread only.
+    """
+
+    def __init__(self, per_key: int = CATCH_UP_READS_PER_KEY) -> None:
+        self.per_key = per_key
+        self._by_key: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str) -> AsyncIterator[None]:
+        """Hold one of ``key``'s turns for the body (waiting for one first)."""
+        entry = self._by_key.get(key)
+        if entry is None:
+            entry = self._by_key[key] = (asyncio.Semaphore(self.per_key), [0])
+        gate, users = entry
+        users[0] += 1
+        try:
+            async with gate:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._by_key[key]
+
+    def keys(self) -> int:
+        """How many keys hold or wait for a turn now."""
+        return len(self._by_key)
+
+
+def catch_up_turns(request: Request) -> ReadTurns:
+    """The app's turns at store reads of streams catching up."""
+    turns: ReadTurns = request.app.state.catch_up_turns
+    return turns
+
+
 def slots(request: Request) -> StreamSlots:
     """The app's stream slots."""
     held: StreamSlots = request.app.state.streams

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from coordhub.client.calls import MAX_ROWS
 from coordhub.client.client import CoordClient
 
 BASE = "/api/coord/orchestrator"
@@ -141,9 +142,9 @@ class OrchestratorClient:
         """Store a plan's proposals (``dry_run``: only check them); ``{plan_id, proposals, superseded}``."""
         return self._post("/proposals", {"proposals": proposals, "dry_run": dry_run})
 
-    def proposals(self, state: str | None = None, repo: str | None = None) -> Any:
-        """Proposals, newest first."""
-        return self.client.call("GET", BASE + "/proposals", params={"state": state, "repo": repo})
+    def proposals(self, state: str | None = None, repo: str | None = None, most: int = MAX_ROWS) -> Any:
+        """Proposals, newest first: every page of them up to ``most`` (the hub answers about 4 MiB a page)."""
+        return self.client.pages(BASE + "/proposals", most, state=state, repo=repo)
 
     def proposal(self, proposal_id: int) -> Any:
         """One proposal."""

@@ -31,7 +31,7 @@ import secrets
 from typing import Any
 
 from coordhub.clock import isoformat
-from coordhub.core import assignments, coordinator, repodeps
+from coordhub.core import assignments, coordinator, paging, quota, repodeps
 from coordhub.core.events import emit
 from coordhub.core.identity import Actor
 from coordhub.core.orchestrator_config import MODEL_NAME, Config
@@ -93,11 +93,24 @@ def get_row(tx: Tx, proposal_id: int) -> Row:
     return row
 
 
-def find(tx: Tx, state: str | None = None, repo: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    """Proposals, newest first; ``state`` one of :class:`State`."""
+PAGE = 1000  # proposals one list answer carries at most (``limit``'s bound)
+TEXT = ("title", "labels", "briefing", "files_likely", "rationale", "children", "created")  # what paging counts
+
+
+def find(tx: Tx, state: str | None = None, repo: str | None = None, limit: int = 200,
+         cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Proposals, newest first after ``cursor``, and the cursor of the ones that follow (None: none follow);
+    ``state`` one of :class:`State`.
+
+    At most ``limit`` (:data:`PAGE` at most) and about :data:`~coordhub.core.paging.PAGE_BYTES` of their text
+    (at least one): a split proposal holds up to 20 sub-issue bodies of 64 KiB, so 1,000 of them made one
+    answer of about a gigabyte (review DoS). ``Invalid`` for another state or a cursor not from this list.
+    """
     if state is not None and state not in {s.value for s in State}:
         raise Invalid(f"state must be one of {', '.join(s.value for s in State)}", field="state")
-    return [render(r) for r in tx.proposals.find(state, repo, limit)]
+    rows, more = paging.page(lambda k, after: tx.proposals.find(state, repo, k, after),
+                             max(1, min(limit, PAGE)), TEXT, tx.proposals.key, cursor)
+    return [render(r) for r in rows], more
 
 
 def _move(tx: Tx, row: Row, to: State, now: float, by: str | None, **changes: Any) -> Row:
@@ -212,6 +225,8 @@ def store(tx: Tx, actor: Actor, now: float, proposals: list[Any], *, dry_run: bo
     A pending proposal of the same kind for the same issue is superseded
     (its id in ``superseded``). ``dry_run`` checks and writes nothing (the
     proposals carry ``id: null``). ``Forbidden`` for a worker or host.
+    Each proposal stored counts against its session's daily write quota
+    (:func:`coordhub.core.quota.charge`, 429 ``write_quota``): proposals are never pruned.
     """
     assignments.may_direct(actor)
     config = coordinator.require(tx)
@@ -237,6 +252,8 @@ def store(tx: Tx, actor: Actor, now: float, proposals: list[Any], *, dry_run: bo
         for old in tx.proposals.pending_for(r["repo"], r["issue"], r["kind"]):
             _move(tx, old, State.SUPERSEDED, now, actor.session_id, decided_by=actor.session_id, decided_at=now)
             superseded.append(old["id"])
+        # never pruned, and a split's sub-issue bodies make a row of up to ~1 MiB (the body limit): counted as todos
+        quota.charge(tx, actor, now, quota.size_of(*(r[f] for f in TEXT if isinstance(r.get(f), str))), "proposal")
         row = {**base, **r, "id": tx.proposals.next_id()}
         tx.proposals.add(row)
         emit(tx, "proposal.pending", now, session_id=actor.session_id, project_key=row["repo"],

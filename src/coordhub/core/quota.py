@@ -1,8 +1,8 @@
 """Storage quota: what a session may write per UTC day into records retention never prunes.
 
-Todos, workflows, work items and component states stay until someone
-deletes them, so without a bound one token could fill the hub's disk within
-its rate limit (a review measured about 46 MB/s). Each write of such a
+Todos, workflows, work items, component states and the planning brain's
+proposals stay until someone deletes them (proposals: never), so without a
+bound one token could fill the hub's disk within its rate limit (a review measured about 46 MB/s). Each write of such a
 record counts against its session's UTC day: at most :data:`MAX_WRITES_PER_DAY`
 writes and :data:`MAX_BYTES_PER_DAY` bytes (its text, UTF-8, plus
 :data:`ROW_OVERHEAD` for the row itself). Past either, the write is refused
@@ -70,13 +70,13 @@ def charge(tx: Tx, actor: Actor, now: float, size: int, what: str) -> None:
     wait = max(1, int((day + 1) * DAY - now))
     if writes + 1 > MAX_WRITES_PER_DAY:
         raise WriteQuotaExceeded(
-            f"{actor.session_id} made {writes} writes of todos, workflows, work items and components today, the "
-            f"bound of a session per UTC day ({MAX_WRITES_PER_DAY}); this {what} was not written",
+            f"{actor.session_id} made {writes} writes of todos, workflows, work items, components and proposals "
+            f"today, the bound of a session per UTC day ({MAX_WRITES_PER_DAY}); this {what} was not written",
             wait, bound="writes_per_day", limit=MAX_WRITES_PER_DAY)
     if stored + size > MAX_BYTES_PER_DAY:
         raise WriteQuotaExceeded(
-            f"{actor.session_id} would store over {MAX_BYTES_PER_DAY} bytes of todos, workflows, work items and "
-            f"components today, the bound of a session per UTC day; this {what} was not written",
+            f"{actor.session_id} would store over {MAX_BYTES_PER_DAY} bytes of todos, workflows, work items, "
+            f"components and proposals today, the bound of a session per UTC day; this {what} was not written",
             wait, bound="bytes_per_day", limit=MAX_BYTES_PER_DAY)
     tx.write_quota.charge(actor.session_id, day, size)
 

@@ -103,7 +103,7 @@ def round_complete(tx: Tx, now: float) -> list[dict[str, Any]] | None:
             or tx.assignments.find(("queued", "dispatched", "running"), limit=1):
         return None
     last = tx.orchestrator.get()["round_completed_at"]
-    if not tx.assignments.updated_since((last or 0.0) + 1e-6):  # nothing happened since the last drain
+    if not tx.assignments.any_updated_since((last or 0.0) + 1e-6):  # nothing happened since the last drain
         return None
     tx.orchestrator.set({"round_completed_at": now})
     return run_hooks(tx, config.hooks.on_round_complete, now, last, event="orchestrator.round_complete", by=None)

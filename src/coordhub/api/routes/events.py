@@ -150,7 +150,8 @@ def make_fanout() -> fanout.Fanout:
 
 def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: events.Filter, viewer: str,
             credential: streams.Credential | None = None,
-            checkpoints: bool = False) -> Callable[[Send, wire.Wire | None], Awaitable[None]]:
+            checkpoints: bool = False, turns: tuple[streams.ReadTurns, str] | None = None,
+            ) -> Callable[[Send, wire.Wire | None], Awaitable[None]]:
     """The SSE body: catch up in pages of bounded bytes (from the ring, else the store), then follow live.
 
     Live, the fan-out (:mod:`coordhub.api.fanout`) writes the frames itself
@@ -171,7 +172,12 @@ def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: events.Filter, viewer
     also sends checkpoint frames (:func:`_checkpoint`): after a catch-up read
     whose last ids it filtered out, and with each keep-alive while live
     (:meth:`coordhub.api.fanout.Subscriber.keepalive`).
+
+    ``turns``: the app's :class:`~coordhub.api.streams.ReadTurns` and this stream's key (its session): its store
+    reads take turns with the other streams of that session (one page at a time per session).
     """
+    gate, gate_key = turns if turns is not None else (streams.ReadTurns(), "")
+
     async def body(send: Send, through: wire.Wire | None) -> None:
         bus = h.bus
         assert bus is not None
@@ -196,7 +202,8 @@ def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: events.Filter, viewer
                 if sub.behind:
                     rows = bus.since(sub.sent)
                     if rows is None:  # fell behind the in-memory ring: catch up from the store
-                        sub.sent, chunks = await h.query_off_loop(_catch_up(sub.sent, keep, checkpoints))
+                        async with gate.turn(gate_key):  # one store read at a time per session
+                            sub.sent, chunks = await h.query_off_loop(_catch_up(sub.sent, keep, checkpoints))
                         for chunk in chunks:
                             if sub.dead:  # ended meanwhile: what the store read past that is not sent
                                 break
@@ -280,7 +287,8 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=MAX_
     keep = events.Filter(viewer, admin, prefixes, project_key, to_session, session_id)
     credential = await streams.credential(request, who)  # before the slot: nothing may fail between it and its owner
     release = await streams.slots(request).acquire(streams.key(who, request))
-    body = _stream(h, request.app.state.fanout, cursor, keep, viewer, credential, checkpoints)
+    body = _stream(h, request.app.state.fanout, cursor, keep, viewer, credential, checkpoints,
+                   (streams.catch_up_turns(request), streams.key(who, request)))
     return streams.LiveStream(body, release, media_type="text/event-stream",
                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
                                        CURSOR_HEADER: str(cursor)}, farewell=b": end: shutdown\n\n")

@@ -108,7 +108,7 @@ async def inbox(request: Request, to_session: str | None = None, unread_only: bo
     ``thread_id`` with ``unread_only=true`` or ``before_seq``.
     """
     viewer = await _viewer(who, (to_session, "to_session"), (session_id, "session_id"))
-    h = hub(request)  # history may read up to 500 long rows: off the loop; the seed's unread check stays on it
+    h = hub(request)  # up to 500 rows and 4 MiB of their text, unread or not: off the loop (bodies of 512 KiB)
     if thread_id is not None:
         if unread_only or before_seq is not None:
             raise Invalid("thread_id lists a thread oldest first: page it with after_seq, without "
@@ -116,7 +116,7 @@ async def inbox(request: Request, to_session: str | None = None, unread_only: bo
                           field="unread_only" if unread_only else "before_seq")
         return paged(await h.query_off_loop(lambda tx, now: messages.thread_page(
             tx, viewer, thread_id, limit=limit, after_seq=after_seq)), NEXT_AFTER_SEQ_HEADER)
-    page = await (h.query if unread_only else h.query_off_loop)(lambda tx, now: messages.inbox_page(
+    page = await h.query_off_loop(lambda tx, now: messages.inbox_page(
         tx, viewer, unread_only=unread_only, limit=limit, before_seq=before_seq, after_seq=after_seq))
     return paged(page, NEXT_AFTER_SEQ_HEADER if unread_only else NEXT_BEFORE_SEQ_HEADER)
 
@@ -154,8 +154,8 @@ async def wait(request: Request, timeout: float = Query(30.0, ge=0, le=MAX_WAIT_
             cursor = bus.last_id  # before the query: nothing committed after it can be missed
             if waited and credential is not None and credential.still is not None and not await credential.still():
                 raise Unauthorized(SIGNED_OUT if credential.web is not None else tokens.REVOKED)
-            page = await h.query(lambda tx, now: messages.inbox_page(tx, viewer, unread_only=True,
-                                                                      after_seq=after_seq))
+            page = await h.query_off_loop(lambda tx, now: messages.inbox_page(tx, viewer, unread_only=True,
+                                                                               after_seq=after_seq))
             if page[0] or not await _message_for(request, bus, viewer, cursor, deadline):
                 return paged(page, NEXT_AFTER_SEQ_HEADER)
             waited = True

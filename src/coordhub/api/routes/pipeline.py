@@ -115,9 +115,12 @@ async def accept(assignment_id: str, request: Request, who: Caller = Depends(cal
 
 @router.get("/summary", response_model=SummaryOut, responses=responses(*READ_ERRORS))
 async def summary(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-    """What ran, passed and merged since the last ``coord done``, and the cost per model and machine."""
+    """What ran, passed and merged since the last ``coord done``, and the cost per model and machine.
+
+    Read on a reader thread: it counts every assignment, attempt and stage run since then (ended ones are kept
+    for ``retain_assignments_hours``), however many that is."""
     return await query(request, lambda tx, now: session_close.summary(
-        tx, tx.orchestrator.get()["session_since"], now))
+        tx, tx.orchestrator.get()["session_since"], now), off_loop=True)
 
 
 @router.post("/done", response_model=DoneOut, responses=responses(*WRITE_ERRORS, 409))

@@ -19,7 +19,7 @@ from coordhub.api.proposal_schemas import (
     ProposalsCreate,
     SplitRecord,
 )
-from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, mutate, query
+from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, mutate, paged, query
 from coordhub.core import proposals
 from coordhub.store.tx import Tx
 
@@ -44,10 +44,16 @@ async def create(body: ProposalsCreate, request: Request, who: Caller = Depends(
 
 @router.get("", response_model=list[ProposalOut], responses=responses(*READ_ERRORS))
 async def find(request: Request, state: str | None = Query(None, max_length=20),
-               repo: str | None = Query(None, max_length=64), limit: int = Query(200, ge=1, le=1000),
+               repo: str | None = Query(None, max_length=64),
+               limit: int = Query(200, ge=1, le=proposals.PAGE), cursor: str | None = Query(None, max_length=2048),
                who: Caller = Depends(caller)) -> JSONResponse:
-    """Proposals, newest first; ``?state=`` pending, approved, split or superseded; ``?repo=``."""
-    return await query(request, lambda tx, now: proposals.find(tx, state, repo, limit))
+    """Proposals, newest first; ``?state=`` pending, approved, split or superseded; ``?repo=``.
+
+    At most ``limit`` and about 4 MiB of their text per answer (at least one), read on a reader thread; when
+    more follow, the ``Coord-Next-Cursor`` header carries the ``cursor=`` to ask again with.
+    """
+    return paged(await hub(request).query_off_loop(
+        lambda tx, now: proposals.find(tx, state, repo, limit, cursor)))
 
 
 @router.get("/{proposal_id}", response_model=ProposalOut, responses=responses(*READ_ERRORS, 404))

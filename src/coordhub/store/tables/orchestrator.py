@@ -369,9 +369,15 @@ class Assignments(Table):
         return self.ex.all(sql + " ORDER BY stage_at, seq", tuple(params))
 
     def updated_since(self, since: float) -> list[Row]:
-        """Assignments changed at or after ``since``, in queue order, as lists read them (:data:`LISTED`: no
-        briefing)."""
-        return self.ex.all(f"SELECT {LISTED} FROM assignments WHERE updated_at >= ? ORDER BY seq", (since,))
+        """Assignments changed at or after ``since``, in queue order, with the columns a session summary counts
+        (``id, repo, issue, branch, state, stage, fix_round``): not the lists' long ones (``files_likely`` and
+        ``labels`` alone hold up to 26 KB a row)."""
+        return self.ex.all("SELECT id, repo, issue, branch, state, stage, fix_round FROM assignments "
+                           "WHERE updated_at >= ? ORDER BY seq", (since,))
+
+    def any_updated_since(self, since: float) -> bool:
+        """Whether any assignment changed at or after ``since`` (one index probe)."""
+        return self.ex.one("SELECT 1 AS x FROM assignments WHERE updated_at >= ? LIMIT 1", (since,)) is not None
 
 
 class Attempts(Table):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from coordhub.store.base import Row
 from coordhub.store.tables.base import Table
+from coordhub.store.tables.records import Key
 
 
 class Proposals(Table):
@@ -25,8 +28,13 @@ class Proposals(Table):
         """Update columns of a proposal."""
         self.update("proposals", "id", proposal_id, changes)
 
-    def find(self, state: str | None = None, repo: str | None = None, limit: int = 200) -> list[Row]:
-        """Proposals, newest first, optionally in one state and of one repo."""
+    key: Key = (("id", int, True),)
+    """The order of a list of proposals: newest (highest id) first."""
+
+    def find(self, state: str | None = None, repo: str | None = None, limit: int = 200,
+             after: tuple[Any, ...] | None = None) -> list[Row]:
+        """At most ``limit`` proposals, newest first, optionally in one state and of one repo, after the one whose
+        ``key`` columns hold ``after`` (None: from the newest)."""
         sql, params = "SELECT * FROM proposals WHERE 1 = 1", []
         if state is not None:
             sql += " AND state = ?"
@@ -34,6 +42,9 @@ class Proposals(Table):
         if repo is not None:
             sql += " AND repo = ?"
             params.append(repo)
+        if after is not None:
+            sql += " AND id < ?"
+            params.append(after[0])
         return self.ex.all(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
 
     def pending_for(self, repo: str, issue: int, kind: str) -> list[Row]:
