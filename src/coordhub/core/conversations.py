@@ -146,6 +146,7 @@ class _Checked:
     body: str
     body_in_content: int
     size: int
+    first_today: bool  # the author's first turn stored this UTC day (turnbounds.check)
 
 
 def _check(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float, *,
@@ -207,9 +208,9 @@ def _check(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float, 
                                        "TIMESTAMP", turn.timestamp_utc)
     body, body_in_content = turns.body_storage(content, turn.body)
     size = len(content.encode("utf-8")) + len(body.encode("utf-8"))
-    turnbounds.check(tx, actor, conv, size, now, release=decision == PROCESS and turn.type == "release")
+    first_today = turnbounds.check(tx, actor, conv, size, now, release=decision == PROCESS and turn.type == "release")
     return _Checked(machine, project, conv, to_machine, to_project, sha, decision, reason, sequence, content, body,
-                    body_in_content, size)
+                    body_in_content, size, first_today)
 
 
 def _worker_may_not_send(actor: Actor) -> None:
@@ -275,7 +276,7 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
     row["id"] = tx.conversations.add_turn(row)
     if c.conv is not None and sequence is None:  # a refused turn of an existing conversation (advance counts the rest)
         tx.conversations.count_turn(turn.conversation_id, c.size)
-    tx.turn_quota.charge(actor.session_id, int(now // turnbounds.DAY), c.size)
+    tx.turn_quota.charge(actor.session_id, int(now // turnbounds.DAY), c.size, first=c.first_today)
     # seen by the parties only: the author, and the sessions of the machine it is addressed to (which read that
     # machine's turns anyway: GET …/turns), not by every session (ids and titles are the parties' business)
     parties = events.MACHINE_TARGET + to_machine

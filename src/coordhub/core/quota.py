@@ -78,7 +78,7 @@ def charge(tx: Tx, actor: Actor, now: float, size: int, what: str) -> None:
             f"{actor.session_id} would store over {MAX_BYTES_PER_DAY} bytes of todos, workflows, work items, "
             f"components and proposals today, the bound of a session per UTC day; this {what} was not written",
             wait, bound="bytes_per_day", limit=MAX_BYTES_PER_DAY)
-    tx.write_quota.charge(actor.session_id, day, size)
+    tx.write_quota.charge(actor.session_id, day, size, first=used is None)
 
 
 def charge_message(tx: Tx, actor: Actor, now: float, size: int) -> None:

@@ -54,8 +54,10 @@ class TurnQuota(RateLimited):
         self.details.update(details)
 
 
-def check(tx: Tx, actor: Actor, conv: Row | None, size: int, now: float, *, release: bool = False) -> None:
-    """Refuse a turn that would take its conversation or its author's day past a bound (409, 429).
+def check(tx: Tx, actor: Actor, conv: Row | None, size: int, now: float, *, release: bool = False) -> bool:
+    """Refuse a turn that would take its conversation or its author's day past a bound (409, 429); return whether
+    it is the author's first turn stored this UTC day (its charge then forgets the days before:
+    :meth:`~coordhub.store.tables.quota.DailyQuota.charge`).
 
     ``release``: the turn is an accepted ``release``; one of at most :data:`MAX_RELEASE_BYTES` is held to the
     conversation's bounds plus the release headroom (see the module docstring)."""
@@ -85,3 +87,4 @@ def check(tx: Tx, actor: Actor, conv: Row | None, size: int, now: float, *, rele
     if stored + size > MAX_SESSION_BYTES_PER_DAY:
         raise TurnQuota(f"{actor.session_id} would store over {MAX_SESSION_BYTES_PER_DAY} bytes of turns today, the "
                         "bound of a session per UTC day", wait, bound="bytes_per_day", limit=MAX_SESSION_BYTES_PER_DAY)
+    return used is None

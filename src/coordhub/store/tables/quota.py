@@ -26,9 +26,13 @@ class DailyQuota(Table):
         """What the session charged on ``day`` (the count column and ``bytes``), or None when it charged nothing."""
         return self.ex.one(self._used, (session_id, day))
 
-    def charge(self, session_id: str, day: int, size: int) -> None:
-        """Count one write of ``size`` bytes against the session's ``day``; forget its earlier days."""
-        self.ex.execute(self._forget, (session_id, day))
+    def charge(self, session_id: str, day: int, size: int, *, first: bool = True) -> None:
+        """Count one write of ``size`` bytes against the session's ``day``; with ``first`` (the session had charged
+        nothing on ``day``: :meth:`used` was None), forget its earlier days. Its later charges that day leave them:
+        they were forgotten by its first (one statement less a write; a clock set back leaves a day behind until
+        the next day's first charge)."""
+        if first:
+            self.ex.execute(self._forget, (session_id, day))
         self.ex.execute(self._charge, (session_id, day, size))
 
 
