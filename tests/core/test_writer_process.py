@@ -34,7 +34,8 @@ from starlette.testclient import TestClient
 from coordhub import writer_process
 from coordhub.api.app import create_app
 from coordhub.clock import ManualClock
-from coordhub.core import automata, calls, halt, leasequeries, leases, scope, tokens
+from coordhub.core import addressing, automata, calls, halt, leasequeries, leases, scope, tokens, turns
+from coordhub.core.addressing import UnknownDestination
 from coordhub.core.calls import Call
 from coordhub.core.hub import Hub, Outcome
 from coordhub.core.idempotency import IdempotentRequest
@@ -265,7 +266,19 @@ def test_an_agents_routine_writes_cross_too(store_factory: Callable[[], Store], 
         assert (await call(ALICE, "messages.ack", message_id=sent["id"]))["acked_at"] is not None
         ended = await call(ALICE, "presence.deregister", incarnation=2, release_leases=True)
         assert ended["state"] == "offline"
-        assert pair.units["serving"] == 0  # none of them ran on the serving hub's own writer
+        for actor, project in ((ALICE, "pa"), (BOB, "pb")):
+            await hub.mutate(actor, lambda tx, now, a=actor, p=project: addressing.set_profile(
+                tx, a, machine="m", project=p, now=now))
+        declared = pair.units["serving"]  # a declaration is no call: it ran here
+        d = turns.draft(to="m.pa", conversation_id="c-1", type="request", body="please", now=0.0)
+        turn = (await hub.mutate(BOB, Call("conversations.send", BOB, draft=d.plain()))).body
+        assert (turn["sequence"], turn["decision"], turn["from"]) == (1, "process", "m.pb")
+        again = await hub.mutate(BOB, Call("conversations.send", BOB, draft=d.plain()))  # the same file: a dedup
+        assert (again.status, again.body["id"], again.body["decision"]) == (200, turn["id"], "dedup")
+        with pytest.raises(UnknownDestination):  # its checks run there and come back whole
+            await hub.mutate(BOB, Call("conversations.send", BOB, draft=turns.draft(
+                to="nowhere.p", conversation_id="c-2", type="request", body="x", now=0.0).plain()))
+        assert pair.units["serving"] == declared  # none of the calls ran on the serving hub's own writer
 
     _run(store_factory, tmp_path, body)
 
@@ -607,9 +620,13 @@ def test_the_routes_hand_an_agents_writes_over_as_calls(hub: Hub) -> None:
         ok("DELETE", f"/locks/{lease['id']}", alice)
         ok("GET", "/locks", {**alice, "X-Coord-Heartbeat": "1"})  # the CLI's in-band heartbeat
         ok("POST", "/presence/deregister", alice, {"incarnation": inc})
+        for who, project in ((alice, "pa"), (bob, "pb")):  # declaring an address is no call
+            ok("PUT", "/conversations/profile", who, {"machine": "m", "project": project})
+        ok("POST", "/conversations/turns", bob, {"to": "m.pa", "conversation_id": "c-1", "type": "request",
+                                                 "body": "please"})
     assert recorder.names == ["presence.register", "presence.heartbeat", "messages.send", "messages.mark_read",
                               "messages.ack", "leases.claim", "leases.renew", "leases.release", "presence.heartbeat",
-                              "presence.deregister"]
+                              "presence.deregister", "conversations.send"]
     assert set(recorder.names) | {"leases.revoke"} == set(calls.OPERATIONS)
 
 

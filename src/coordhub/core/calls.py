@@ -1,8 +1,9 @@
 """Operations named, with plain-data arguments: what another process can run for a front end.
 
 A front end usually hands :meth:`coordhub.core.hub.Hub.mutate` a closure. The
-hottest writes (a send, a claim, a release, a renewal) and the routine ones
-every agent makes (presence, marking read, acks) are instead a :class:`Call`:
+hottest writes (a send, a claim, a release, a renewal, an unverified
+conversation turn) and the routine ones every agent makes (presence,
+marking read, acks) are instead a :class:`Call`:
 a name from :data:`OPERATIONS` and the keyword arguments of that core function,
 all plain data (strings, numbers, :class:`Actor`). A write whose answer
 carries state it also changes, so that a lost answer loses that state, stays a
@@ -25,8 +26,18 @@ from coordhub.core import leases, messages, presence
 from coordhub.core.identity import Actor
 from coordhub.store.tx import Tx
 
+
+def _send_turn(tx: Tx, actor: Actor, *, now: float, draft: dict[str, Any]) -> Any:
+    """:func:`coordhub.core.conversations.send_unverified` (imported here: conversations imports the hub, which
+    imports this module)."""
+    from coordhub.core import conversations
+
+    return conversations.send_unverified(tx, actor, now=now, draft=draft)
+
+
 #: Every operation a :class:`Call` may name: ``name -> fn(tx, actor, *, now, **arguments)``.
 OPERATIONS: dict[str, Callable[..., Any]] = {
+    "conversations.send": _send_turn,
     "messages.send": messages.send,
     "messages.mark_read": messages.mark_read,
     "messages.ack": messages.ack,
@@ -43,8 +54,8 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
 class Call:
     """``OPERATIONS[name](tx, actor, now=now, **arguments)`` as an operation ``op(tx, now)``.
 
-    ``arguments`` must be plain data: strings, numbers, None, booleans (they
-    cross to the writer process as :meth:`plain`). Raises ``KeyError`` at
+    ``arguments`` must be plain data: strings, numbers, None, booleans, and
+    lists and dicts of them (they cross to the writer process as :meth:`plain`). Raises ``KeyError`` at
     construction for a name not in :data:`OPERATIONS`: only those may run in
     another process.
     """

@@ -296,6 +296,13 @@ def send(tx: Tx, actor: Actor, d: Draft, verdict: Verdict | None, now: float) ->
     return WithStatus(201, turns.render(row, pending=pending))
 
 
+def send_unverified(tx: Tx, actor: Actor, *, now: float, draft: dict[str, Any]) -> WithStatus:
+    """:func:`send` of a turn with no signature verdict (unsigned, or its author registered no key), from the draft
+    as plain data (:meth:`Draft.plain`): the form a :class:`~coordhub.core.calls.Call` carries to the writer
+    process (issue 15). A verdict is an object the link does not carry, so a verified turn stays a closure."""
+    return send(tx, actor, Draft.from_plain(draft), None, now)
+
+
 # ---- parties and reads ------------------------------------------------------------------------
 
 def _takes_part(tx: Tx, actor: Actor, conv: Row, address: str | None) -> bool:

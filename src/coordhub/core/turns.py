@@ -42,6 +42,26 @@ class Draft:
     from_machine: str | None
     from_project: str | None
 
+    def plain(self) -> dict[str, Any]:
+        """The draft as plain data (strings, numbers, None, lists and dicts of them), as a
+        :class:`~coordhub.core.calls.Call` carries it to the writer process; :meth:`from_plain` inverts."""
+        t = self.turn
+        return {"to": self.to, "content": self.content, "signature": self.signature,
+                "expect_sequence": self.expect_sequence, "from_machine": self.from_machine,
+                "from_project": self.from_project,
+                "turn": {"conversation_id": t.conversation_id, "type": t.type, "title": t.title,
+                         "sequence": t.sequence, "timestamp": t.timestamp, "protocol_version": t.protocol_version,
+                         "requires_tools": list(t.requires_tools), "body": t.body, "keys": dict(t.keys)}}
+
+    @classmethod
+    def from_plain(cls, plain: dict[str, Any]) -> Draft:
+        """The draft :meth:`plain` gave (nothing parsed again: the serving process checked its form)."""
+        turn = dict(plain["turn"])
+        turn["requires_tools"] = tuple(turn["requires_tools"])
+        return cls(to=plain["to"], turn=orgturn.Turn(**turn), content=plain["content"],
+                   signature=plain["signature"], expect_sequence=plain["expect_sequence"],
+                   from_machine=plain["from_machine"], from_project=plain["from_project"])
+
 
 def draft(*, to: str, content: str | None = None, signature: str | None = None,
           expect_sequence: int | None = None, from_machine: str | None = None, from_project: str | None = None,

@@ -34,6 +34,7 @@ from coordhub.api.conversation_schemas import (
 from coordhub.api.errors import responses
 from coordhub.api.routes.common import READ_ERRORS, WRITE_ERRORS, hub, idempotent, mutate, paged, query
 from coordhub.core import addressing, conversations, halt, signingkeys
+from coordhub.core.calls import Call
 from coordhub.core.halt import Exempt
 from coordhub.core.identity import Actor
 from coordhub.core.turns import Draft, draft
@@ -134,6 +135,8 @@ async def _send(request: Request, actor: Actor, d: Draft) -> JSONResponse:
         found = await h.query(keys_unless_refused)
         if found:
             verdict = await asyncio.to_thread(openpgp.verify, d.content.encode("utf-8"), signature, found)
+    if verdict is None:  # plain data: under --writer-process it runs there, as a send does
+        return await mutate(request, actor, Call("conversations.send", actor, draft=d.plain()))
     return await mutate(request, actor, lambda tx, now: conversations.send(tx, actor, d, verdict, now))
 
 
