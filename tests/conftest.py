@@ -378,3 +378,17 @@ def on_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def where_run(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[bool]:
+    """Spy on ``owner.name`` for the test: the list returned gets, for each call, whether it ran on an event loop's
+    thread (:func:`on_event_loop`); the call itself runs as before."""
+    where: list[bool] = []
+    real = getattr(owner, name)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        where.append(on_event_loop())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, spy)
+    return where

@@ -11,7 +11,7 @@ import pytest
 
 from coordhub.core import paging
 from coordhub.store.tables.messages import Messages
-from tests.conftest import Api, on_event_loop
+from tests.conftest import Api, where_run
 
 A, B = "A/claude-main", "B/claude-main"
 BIG = 500 * 1024
@@ -70,14 +70,7 @@ def test_unread_reads_of_long_messages_run_off_the_event_loop(api: Api, monkeypa
     (``/messages/wait``) read on a reader thread, as history and threads do."""
     from coordhub.core import messages
 
-    where: list[bool] = []
-    real = messages.inbox_page
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        where.append(on_event_loop())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(messages, "inbox_page", spy)
+    where = where_run(monkeypatch, messages, "inbox_page")
     a = api.token(A)
     _send(api, 2, a, A, BIG)
     r = api.get("/api/coord/messages", params={"unread_only": "true", "limit": 500}, headers=a)

@@ -9,26 +9,21 @@ import pytest
 
 from coordhub import jsonbytes
 from coordhub.core import status
-from tests.conftest import Api, on_event_loop
+from tests.conftest import Api, on_event_loop, where_run
 
 A = "A/claude-main"
 
 
 def test_the_overview_is_read_and_encoded_off_the_event_loop(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    read: list[bool] = []
     encoded: list[bool] = []
-    real_overview, real_dumps = status.overview, jsonbytes.dumps
-
-    def overview(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        read.append(on_event_loop())
-        return real_overview(*args, **kwargs)
+    real_dumps = jsonbytes.dumps
+    read = where_run(monkeypatch, status, "overview")
 
     def dumps(value: Any, **kwargs: Any) -> bytes:
         if isinstance(value, dict) and "active_locks" in value:
             encoded.append(on_event_loop())
         return real_dumps(value, **kwargs)
 
-    monkeypatch.setattr(status, "overview", overview)
     monkeypatch.setattr(jsonbytes, "dumps", dumps)
     me = api.token(A)
     assert api.post("/api/coord/locks", json={"project_key": "p", "resource": "src/a.py"},

@@ -15,7 +15,7 @@ import pytest
 from coordhub.client.client import CoordClient, HubError
 from coordhub.client.settings import ClientSettings
 from coordhub.core import messages
-from tests.conftest import Api, LiveHub, on_event_loop, scratch_database
+from tests.conftest import Api, LiveHub, scratch_database, where_run
 from tests.coordcli import Coord, isolated_env
 
 A, B, C = "HOST-A/claude-main", "HOST-B/claude-main", "HOST-C/claude-main"
@@ -159,14 +159,7 @@ def test_a_thread_named_by_32_hex_digits_keeps_its_name_over_http_and_in_the_cli
 
 
 def test_a_thread_is_read_off_the_event_loop(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    where: list[bool] = []
-    real = messages.thread_page
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        where.append(on_event_loop())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(messages, "thread_page", spy)
+    where = where_run(monkeypatch, messages, "thread_page")
     me = api.token(A)
     assert api.post(MESSAGES, json={"to_session": B, "subject": "s", "thread_id": "t"}, headers=me).status_code == 201
     r = api.get(MESSAGES, params={"thread_id": "t"}, headers=me)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from coordhub.clock import ManualClock
-from tests.conftest import Api, on_event_loop
+from tests.conftest import Api, on_event_loop, where_run
 from tests.orchestrator.conftest import ORCH, Host, apply_config, assign, config, get
 
 
@@ -466,20 +466,15 @@ def test_the_session_summary_is_read_off_the_event_loop_without_the_lists_long_c
 
     files = [f"src/{i:03d}/" + "y" * 70 for i in range(200)]
     assign(orch, user, issue=1, files_likely=files, labels=["l" * 190])
-    seen: list[bool] = []
     returned: list[set[str]] = []
-    real, read = session_close.summary, orchestrator.Assignments.updated_since
-
-    def spying(*args: Any, **kwargs: Any) -> Any:
-        seen.append(on_event_loop())
-        return real(*args, **kwargs)
+    read = orchestrator.Assignments.updated_since
 
     def reading(self: Any, since: float) -> Any:
         rows = read(self, since)
         returned.extend(set(r) for r in rows)
         return rows
 
-    monkeypatch.setattr(session_close, "summary", spying)
+    seen = where_run(monkeypatch, session_close, "summary")
     monkeypatch.setattr(orchestrator.Assignments, "updated_since", reading)
     r = orch.get(f"{ORCH}/summary", headers=user)
     assert r.status_code == 200 and r.json()["assignments"]["total"] == 1, r.text
