@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx2
 
+from coordhub.bench import wrk
 from coordhub.bench.driver import Agent, Op, Tick, close, make_agents, phase, run_for, timed
 from coordhub.bench.stats import Series, percentile
 from coordhub.bench.target import Target, mint_tokens
@@ -122,9 +123,8 @@ async def message(ctx: Context) -> dict[str, Any]:
 async def _declare(agent: Agent, out: dict[str, Series]) -> None:
     if agent.state.get("declared"):
         return
-    machine = agent.session.split("/", 1)[0].lower()
-    r = await agent.client.put("/api/coord/conversations/profile", json={"machine": machine,
-                                                                         "project": f"p{agent.index}"})
+    machine, project = wrk.profile(agent.session, agent.index)
+    r = await agent.client.put("/api/coord/conversations/profile", json={"machine": machine, "project": project})
     if r.status_code != 200:
         raise SystemExit(f"bench: cannot declare {agent.session}'s address: {r.status_code} {r.text}")
     agent.state["declared"] = machine
@@ -135,7 +135,7 @@ async def _turn(agent: Agent, out: dict[str, Series]) -> None:
     agent.n += 1
     peer = (agent.index + 1) % agent.state.setdefault("agents", 1)
     await timed(out["turn"], agent.client.post("/api/coord/conversations/turns", json={
-        "to": f"{agent.state['declared']}.p{peer}",
+        "to": ".".join(wrk.profile(agent.session, peer)),  # every agent's session has the one machine
         # a new conversation every 5,000 turns: one holds at most MAX_TURNS_PER_CONVERSATION (10,000)
         "conversation_id": f"bench-{agent.index}-{agent.n // 5000}",
         "type": "progress", "title": "bench", "body": f"turn {agent.n} " + "x" * 200}), 201)

@@ -149,9 +149,8 @@ def make_fanout() -> fanout.Fanout:
 
 
 def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: events.Filter, viewer: str,
-            credential: streams.Credential | None = None,
-            checkpoints: bool = False, turns: tuple[streams.ReadTurns, str] | None = None,
-            ) -> Callable[[Send, wire.Wire | None], Awaitable[None]]:
+            credential: streams.Credential | None, checkpoints: bool,
+            turns: tuple[streams.ReadTurns, str]) -> Callable[[Send, wire.Wire | None], Awaitable[None]]:
     """The SSE body: catch up in pages of bounded bytes (from the ring, else the store), then follow live.
 
     Live, the fan-out (:mod:`coordhub.api.fanout`) writes the frames itself
@@ -176,7 +175,7 @@ def _stream(h: Hub, fan: fanout.Fanout, cursor: int, keep: events.Filter, viewer
     ``turns``: the app's :class:`~coordhub.api.streams.ReadTurns` and this stream's key (its session): its store
     reads take turns with the other streams of that session (one page at a time per session).
     """
-    gate, gate_key = turns if turns is not None else (streams.ReadTurns(), "")
+    gate, gate_key = turns
 
     async def body(send: Send, through: wire.Wire | None) -> None:
         bus = h.bus
